@@ -1,0 +1,3 @@
+from mediaforge.cli import main
+
+main()

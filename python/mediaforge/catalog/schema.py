@@ -1,0 +1,85 @@
+"""The catalog's schema: a public interface, documented column by column in
+docs/catalog.md. Each change is a numbered migration; a catalog records the version it
+is at in `meta`, and a catalog newer than this code is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+APPLICATION = "mediaforge"
+
+# MIGRATIONS[n] brings a catalog from version n-1 to n. Never edit a published entry:
+# add a new one.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """
+        CREATE TABLE IF NOT EXISTS meta (
+            key   VARCHAR PRIMARY KEY,
+            value VARCHAR NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE files (
+            media_id      UUID      NOT NULL,
+            path          VARCHAR   NOT NULL,
+            path_bytes    BLOB      NOT NULL,
+            dir           VARCHAR   NOT NULL,
+            name          VARCHAR   NOT NULL,
+            ext           VARCHAR   NOT NULL,
+            size          UBIGINT   NOT NULL,
+            mtime_ns      BIGINT    NOT NULL,
+            ctime_ns      BIGINT    NOT NULL,
+            dev           UBIGINT   NOT NULL,
+            inode         UBIGINT   NOT NULL,
+            nlink         UBIGINT   NOT NULL,
+            kind          VARCHAR   NOT NULL,
+            mime          VARCHAR   NOT NULL,
+            blake3        VARCHAR,
+            status        VARCHAR   NOT NULL,
+            first_seen    TIMESTAMP NOT NULL,
+            last_seen     TIMESTAMP NOT NULL,
+            missing_since TIMESTAMP,
+            first_scan_id BIGINT    NOT NULL,
+            last_scan_id  BIGINT    NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE scans (
+            scan_id         BIGINT    NOT NULL,
+            started_at      TIMESTAMP NOT NULL,
+            finished_at     TIMESTAMP,
+            status          VARCHAR   NOT NULL,
+            roots           VARCHAR[] NOT NULL,
+            hashed          BOOLEAN   NOT NULL,
+            files_seen      BIGINT,
+            bytes_seen      UBIGINT,
+            new_files       BIGINT,
+            changed_files   BIGINT,
+            moved_files     BIGINT,
+            missing_files   BIGINT,
+            revived_files   BIGINT,
+            unchanged_files BIGINT,
+            hashed_files    BIGINT,
+            hashed_bytes    UBIGINT,
+            pruned_files    BIGINT,
+            errors          BIGINT,
+            seconds         DOUBLE
+        )
+        """,
+        """
+        CREATE TABLE scan_errors (
+            scan_id    BIGINT    NOT NULL,
+            logged_at  TIMESTAMP NOT NULL,
+            path       VARCHAR   NOT NULL,
+            path_bytes BLOB      NOT NULL,
+            stage      VARCHAR   NOT NULL,
+            message    VARCHAR   NOT NULL,
+            errno      INTEGER
+        )
+        """,
+    ],
+}
+
+# Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
+# DuckDB file.
+CORE_TABLES = ("meta", "files", "scans", "scan_errors")

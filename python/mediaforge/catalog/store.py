@@ -1,0 +1,184 @@
+"""Opening the catalog safely, and the bulk writes a scan makes.
+
+A catalog is one DuckDB file. DuckDB takes an exclusive file lock for a writer, which
+is what turns a second writer into a clean "catalog is busy" error here. Every write is
+a transaction over an Arrow batch, so `kill -9` at any moment leaves the last committed
+batch in place and the next scan picks up the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ..errors import (
+    CatalogBusyError,
+    CatalogInvalidError,
+    CatalogMissingError,
+    CatalogVersionError,
+    MediaForgeError,
+)
+from .schema import APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VERSION
+
+_LOCK = re.compile(r"Could not set lock on file|Conflicting lock", re.I)
+_NOT_DB = re.compile(r"not a valid DuckDB database|Corrupt database file|database file.*corrupt|"
+                     r"invalid (storage|block|database)|checksum", re.I)
+_HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
+
+
+def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
+    text = str(err)
+    if _LOCK.search(text):
+        holder = _HOLDER.search(text)
+        who = f" (held by PID {holder.group(2)})" if holder else ""
+        return CatalogBusyError(f"catalog is busy: another MediaForge process is using {path}{who}")
+    if _NOT_DB.search(text):
+        return CatalogInvalidError(f"{path} is not a readable DuckDB catalog: {text.splitlines()[0]}")
+    if isinstance(err, (duckdb.IOException, OSError)):
+        return CatalogInvalidError(f"cannot open catalog {path}: {text.splitlines()[0]}")
+    return CatalogInvalidError(f"cannot open catalog {path}: {text.splitlines()[0]}")
+
+
+class Catalog:
+    """An open MediaForge catalog. Use `open_catalog` to get one."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+        self.path = path
+        self.con = con
+        self.read_only = read_only
+
+    # -- opening -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | str, *, read_only: bool = False, threads: int | None = None) -> Catalog:
+        """Open (and, for writers, create or migrate) the catalog at `path`."""
+        path = Path(path)
+        if read_only and not path.exists():
+            raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
+        if path.exists() and path.is_dir():
+            raise CatalogInvalidError(f"{path} is a folder, not a catalog file")
+        if not read_only:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise CatalogInvalidError(f"cannot create the catalog's folder {path.parent}: {e.strerror}") from None
+        config: dict[str, Any] = {}
+        if threads:
+            config["threads"] = threads
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.Error as e:
+            raise _classify_open_error(path, e) from None
+        cat = cls(path, con, read_only)
+        try:
+            cat._check_schema()
+        except BaseException:
+            con.close()
+            raise
+        return cat
+
+    def _tables(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _check_schema(self) -> None:
+        try:
+            tables = self._tables()
+        except duckdb.Error as e:
+            raise _classify_open_error(self.path, e) from None
+        if not tables:
+            if self.read_only:
+                raise CatalogInvalidError(f"{self.path} is an empty database, not a MediaForge catalog")
+            self._migrate(0)
+            return
+        if "meta" not in tables:
+            raise CatalogInvalidError(f"{self.path} is a DuckDB database but not a MediaForge catalog")
+        meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("application") != APPLICATION or "schema_version" not in meta:
+            raise CatalogInvalidError(f"{self.path} is a DuckDB database but not a MediaForge catalog")
+        version = int(meta["schema_version"])
+        if version > SCHEMA_VERSION:
+            raise CatalogVersionError(
+                f"catalog {self.path} has schema version {version}, newer than this MediaForge "
+                f"understands ({SCHEMA_VERSION}); upgrade MediaForge"
+            )
+        missing = [t for t in CORE_TABLES if t not in tables]
+        if missing:
+            raise CatalogInvalidError(f"catalog {self.path} is damaged: table(s) {', '.join(missing)} missing")
+        if version < SCHEMA_VERSION:
+            if self.read_only:
+                raise CatalogVersionError(
+                    f"catalog {self.path} is at schema version {version}; run any writing command "
+                    f"(such as `mediaforge scan`) once to upgrade it"
+                )
+            self._migrate(version)
+        if not self.read_only:
+            # A writer holds the lock, so a scan still marked running died with its process.
+            self.con.execute("UPDATE scans SET status = 'interrupted' WHERE status = 'running'")
+
+    def _migrate(self, current: int) -> None:
+        with self.transaction():
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[version]:
+                    self.con.execute(stmt)
+                self.con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('application', ?), ('schema_version', ?)",
+                    [APPLICATION, str(version)],
+                )
+
+    def close(self) -> None:
+        """Checkpoint and close. Safe to call twice."""
+        try:
+            self.con.close()
+        except duckdb.Error:
+            pass
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+
+    # -- transactions and bulk writes --------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One atomic unit of work: committed on success, rolled back on any exception."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            try:
+                self.con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        self.con.execute("COMMIT")
+
+    @contextmanager
+    def registered(self, name: str, data: pa.RecordBatch | pa.Table) -> Iterator[str]:
+        """Expose an Arrow batch to SQL as `name` for the duration of the block."""
+        self.con.register(name, data)
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
+
+
+def open_catalog(path: Path | str | None = None, *, read_only: bool = False, threads: int | None = None) -> Catalog:
+    """Open the catalog at `path` (default: `config.default_catalog_path()`)."""
+    from ..config import default_catalog_path
+
+    return Catalog.open(path if path is not None else default_catalog_path(), read_only=read_only, threads=threads)

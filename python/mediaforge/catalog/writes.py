@@ -1,0 +1,208 @@
+"""The scan's writes to the catalog, each one transaction over an Arrow batch.
+
+Order of a scan: `begin_scan` (a `scans` row marked running), any number of
+`write_files` / `write_errors`, then `finish_scan`, which settles moves, marks what
+vanished as missing, stamps `last_seen` on everything still present and closes the
+`scans` row, all in one transaction. A scan that dies before `finish_scan` leaves only
+whole batches behind; the next scan completes the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from .store import Catalog
+
+_FILE_COLS = (
+    "path, path_bytes, dir, name, ext, size, mtime_ns, ctime_ns, dev, inode, nlink, kind, mime, blake3"
+)
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp, as the catalog stores them."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def previous_state(cat: Catalog) -> pa.Table:
+    """The rows the scan compares the disk against (missing ones too, so they can revive)."""
+    return cat.con.sql(
+        "SELECT path_bytes, dev, inode, size, mtime_ns, blake3, media_id::VARCHAR AS media_id, "
+        "status = 'present' AS present FROM files"
+    ).to_arrow_table()
+
+
+def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool) -> int:
+    """Record a new scan as running and return its id."""
+    with cat.transaction() as con:
+        (scan_id,) = con.execute("SELECT coalesce(max(scan_id), 0) + 1 FROM scans").fetchone()
+        con.execute(
+            "INSERT INTO scans (scan_id, started_at, status, roots, hashed) VALUES (?, ?, 'running', ?, ?)",
+            [scan_id, utcnow(), list(roots), hashed],
+        )
+    return int(scan_id)
+
+
+def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> None:
+    """Insert new rows and update known ones (matched by `prev_media_id`), atomically."""
+    now = utcnow()
+    with cat.registered("mf_batch", batch), cat.transaction() as con:
+        con.execute(
+            f"""
+            UPDATE files SET
+                path = b.path, path_bytes = b.path_bytes, dir = b.dir, name = b.name, ext = b.ext,
+                size = b.size, mtime_ns = b.mtime_ns, ctime_ns = b.ctime_ns, dev = b.dev,
+                inode = b.inode, nlink = b.nlink, kind = b.kind, mime = b.mime, blake3 = b.blake3,
+                status = 'present', missing_since = NULL, last_seen = $now, last_scan_id = $sid
+            FROM (SELECT * FROM mf_batch WHERE prev_media_id IS NOT NULL) AS b
+            WHERE files.media_id = b.prev_media_id::UUID
+            """,
+            {"now": now, "sid": scan_id},
+        )
+        con.execute(
+            f"""
+            INSERT INTO files
+            SELECT gen_random_uuid(), {_FILE_COLS}, 'present', $now, $now, NULL, $sid, $sid
+            FROM mf_batch WHERE prev_media_id IS NULL
+            """,
+            {"now": now, "sid": scan_id},
+        )
+
+
+def write_errors(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> None:
+    """Append per-path errors."""
+    with cat.registered("mf_errors", batch), cat.transaction() as con:
+        con.execute(
+            "INSERT INTO scan_errors SELECT $sid, $now, path, path_bytes, stage, message, errno FROM mf_errors",
+            {"sid": scan_id, "now": utcnow()},
+        )
+
+
+@dataclass(frozen=True)
+class FinishCounts:
+    moved: int
+    missing: int
+    pruned: int
+
+
+def _under_roots_sql(roots: Sequence[str]) -> tuple[str, list[str]]:
+    parts, params = [], []
+    for r in roots:
+        if r == "/":
+            parts.append("starts_with(path, '/')")
+        else:
+            parts.append("(path = ? OR starts_with(path, ?))")
+            params += [r, r.rstrip("/") + "/"]
+    return "(" + " OR ".join(parts or ["FALSE"]) + ")", params
+
+
+def finish_scan(
+    cat: Catalog,
+    scan_id: int,
+    roots: Sequence[str],
+    vanished: pa.Table | None,
+    totals: dict[str, int],
+    seconds: float,
+    prune: bool,
+) -> FinishCounts:
+    """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row."""
+    now = utcnow()
+    ids = vanished if vanished is not None else pa.table({"media_id": pa.array([], pa.string())})
+    under, params = _under_roots_sql(roots)
+    with cat.registered("mf_vanished", ids), cat.transaction() as con:
+        con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
+        # A vanished row and a row that appeared since it was last seen, with the same
+        # identity (dev, inode, size, mtime) or the same content (BLAKE3, size), are one
+        # file that moved: the new row takes over the old media_id (and so its tags).
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE mf_moves AS
+            WITH cand AS (
+                SELECT o.media_id AS old_id, n.media_id AS new_id,
+                       o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
+                       CASE WHEN n.dev = o.dev AND n.inode = o.inode THEN 0 ELSE 1 END AS how,
+                       n.path AS new_path, o.path AS old_path
+                FROM files o
+                JOIN mf_gone g ON g.media_id = o.media_id
+                JOIN files n ON n.status = 'present'
+                            AND n.first_scan_id > o.last_scan_id
+                            AND n.size = o.size
+                            AND ((n.dev = o.dev AND n.inode = o.inode AND n.mtime_ns = o.mtime_ns)
+                                 OR (o.blake3 IS NOT NULL AND n.blake3 = o.blake3))
+                WHERE n.media_id NOT IN (SELECT media_id FROM mf_gone)
+            ),
+            best_new AS (
+                SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY how, new_path) AS r1 FROM cand
+            ),
+            one_each AS (
+                SELECT *, row_number() OVER (PARTITION BY new_id ORDER BY how, old_path) AS r2
+                FROM best_new WHERE r1 = 1
+            )
+            SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
+            """
+        )
+        (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
+        if moved:
+            con.execute("DELETE FROM files WHERE media_id IN (SELECT old_id FROM mf_moves)")
+            con.execute(
+                """
+                UPDATE files SET media_id = m.old_id, first_seen = m.old_first_seen,
+                                 first_scan_id = m.old_first_scan
+                FROM mf_moves m WHERE files.media_id = m.new_id
+                """
+            )
+        con.execute(
+            """
+            UPDATE files SET status = 'missing', missing_since = ?
+            WHERE media_id IN (SELECT media_id FROM mf_gone)
+              AND media_id NOT IN (SELECT old_id FROM mf_moves)
+            """,
+            [now],
+        )
+        (missing,) = con.execute(
+            "SELECT count(*) FROM mf_gone WHERE media_id NOT IN (SELECT old_id FROM mf_moves)"
+        ).fetchone()
+        con.execute(
+            f"UPDATE files SET last_seen = ?, last_scan_id = ? "
+            f"WHERE status = 'present' AND last_scan_id <> ? AND {under}",
+            [now, scan_id, scan_id, *params],
+        )
+        pruned = 0
+        if prune:
+            (pruned,) = con.execute(
+                f"SELECT count(*) FROM files WHERE status = 'missing' AND {under}", params
+            ).fetchone()
+            con.execute(f"DELETE FROM files WHERE status = 'missing' AND {under}", params)
+        con.execute(
+            """
+            UPDATE scans SET finished_at = ?, status = 'completed', files_seen = ?, bytes_seen = ?,
+                new_files = ?, changed_files = ?, moved_files = ?, missing_files = ?,
+                revived_files = ?, unchanged_files = ?, hashed_files = ?, hashed_bytes = ?,
+                pruned_files = ?, errors = ?, seconds = ?
+            WHERE scan_id = ?
+            """,
+            [
+                now, totals["files_seen"], totals["bytes_seen"], totals["new"] - moved,
+                totals["changed"], moved, missing, totals["revived"],
+                totals["unchanged"], totals["hashed_files"], totals["hashed_bytes"], pruned,
+                totals["errors"], seconds, scan_id,
+            ],
+        )
+        con.execute("DROP TABLE IF EXISTS mf_moves")
+        con.execute("DROP TABLE IF EXISTS mf_gone")
+    return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned))
+
+
+def end_scan(cat: Catalog, scan_id: int, status: str, seconds: float, errors: int) -> None:
+    """Close a scan that did not complete (interrupted or failed)."""
+    try:
+        with cat.transaction() as con:
+            con.execute(
+                "UPDATE scans SET finished_at = ?, status = ?, seconds = ?, errors = ? WHERE scan_id = ?",
+                [utcnow(), status, seconds, errors, scan_id],
+            )
+    except Exception:  # noqa: BLE001 - best effort while already failing
+        pass

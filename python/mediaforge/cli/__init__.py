@@ -1,0 +1,44 @@
+"""The `mediaforge` command. Thin: options, a frozen config, one library call, output.
+
+Errors from the library become one line on stderr and a documented exit code
+(`mediaforge.errors.ExitCode`); set MEDIAFORGE_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import ExitCode, MediaForgeError
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    from .app import app
+
+    debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
+    try:
+        app(args=argv, prog_name="mediaforge")
+    except MediaForgeError as e:
+        if debug:
+            raise
+        _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # `mediaforge query ... | head`: the reader left; not an error worth a message.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        sys.exit(ExitCode.OK)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        _fail(f"internal error: {type(e).__name__}: {e} (set MEDIAFORGE_DEBUG=1 for details)", ExitCode.INTERNAL)
+
+
+INTERRUPTED = "interrupted: work already committed to the catalog is kept; run the command again to finish"
+
+
+def _fail(message: str, code: int) -> None:
+    first = message.strip().splitlines()[0] if message.strip() else "error"
+    print(f"mediaforge: error: {first}", file=sys.stderr)
+    sys.exit(code)

@@ -1,0 +1,206 @@
+"""Commands of the `mediaforge` CLI."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ..catalog import export_parquet, open_catalog, run_query, stats
+from ..config import default_catalog_path
+from ..errors import Interrupted, InvalidInputError, MediaForgeError
+from ..scan import ScanConfig, scan
+from . import render
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Catalog, analyse and deduplicate huge media libraries. Docs: docs/cli.md",
+)
+
+
+def command(name: str):  # noqa: ANN201
+    """Register a command whose Ctrl-C ends in our exit code 130, not click's "Aborted!"."""
+
+    def deco(fn):  # noqa: ANN001, ANN202
+        @functools.wraps(fn)
+        def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                from . import INTERRUPTED
+
+                raise Interrupted(INTERRUPTED) from None
+
+        return app.command(name)(run)
+
+    return deco
+
+
+@dataclass(frozen=True)
+class Globals:
+    catalog: Path
+    quiet: bool
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mediaforge {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    catalog: Annotated[Optional[Path], typer.Option(
+        "--catalog", "-c", envvar="MEDIAFORGE_CATALOG",
+        help="Catalog file [default: $XDG_DATA_HOME/mediaforge/catalog.duckdb].")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    ctx.obj = Globals(catalog=catalog or default_catalog_path(), quiet=quiet)
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    return ctx.obj if isinstance(ctx.obj, Globals) else Globals(default_catalog_path(), False)
+
+
+@command("scan")
+def scan_cmd(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to scan.", show_default=False)],
+    no_hash: Annotated[bool, typer.Option("--no-hash", help="Walk and stat only; no BLAKE3.")] = False,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", help="Worker threads [default: all cores].")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option(
+        "--exclude", "-e", help="Gitignore-style pattern to skip; repeatable.")] = None,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", "-L",
+                                                  help="Follow symbolic links (loops are detected).")] = False,
+    one_file_system: Annotated[bool, typer.Option("--one-file-system", "-x",
+                                                  help="Stay on each root's file system.")] = False,
+    no_ignore: Annotated[bool, typer.Option("--no-ignore", help="Do not read .mediaforgeignore files.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Delete catalog rows of files now missing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Scan folders into the catalog: new, changed, moved and missing files."""
+    g = _globals(ctx)
+    if threads is not None and threads < 1:
+        raise InvalidInputError(f"--threads must be at least 1, got {threads}")
+    config = ScanConfig(
+        roots=tuple(paths), hash=not no_hash, threads=threads, excludes=tuple(exclude or ()),
+        ignore_files=not no_ignore, follow_symlinks=follow_symlinks,
+        one_file_system=one_file_system, prune=prune,
+    )
+    show = not g.quiet and not as_json and sys.stderr.isatty()
+    with open_catalog(g.catalog, threads=threads) as cat, render.ScanProgressBar(show) as bar:
+        summary = scan(cat, config, on_progress=bar.update)
+    if as_json:
+        render.dump_json(summary.as_dict())
+        return
+    s = summary
+    rate = s.files_seen / s.seconds if s.seconds else 0.0
+    print(f"scanned {s.files_seen:,} files ({render.human_bytes(s.bytes_seen)}) in {s.seconds:.2f} s "
+          f"({rate:,.0f} files/s) into {s.catalog}")
+    print(f"  new {s.new:,}  changed {s.changed:,}  moved {s.moved:,}  missing {s.missing:,}  "
+          f"revived {s.revived:,}  unchanged {s.unchanged:,}")
+    print(f"  hashed {s.hashed_files:,} files ({render.human_bytes(s.hashed_bytes)})  "
+          f"errors {s.errors:,}  unstable {s.unstable:,}" + (f"  pruned {s.pruned:,}" if prune else ""))
+    if s.errors:
+        print(f"  see errors: mediaforge query \"SELECT * FROM scan_errors WHERE scan_id = {s.scan_id}\"")
+
+
+@command("stats")
+def stats_cmd(
+    ctx: typer.Context,
+    top: Annotated[int, typer.Option("--top", help="How many folders to list.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Counts and bytes by kind, the largest folders and the last scans."""
+    with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
+        st = stats(cat, top=top)
+    if as_json:
+        render.dump_json(st.__dict__)
+        return
+    t = st.totals
+    print(f"{t['files']:,} files, {render.human_bytes(t['bytes'])}; {t['missing']:,} missing; "
+          f"{t['unhashed']:,} not hashed; {t['distinct_contents']:,} distinct contents")
+    render.print_records(st.by_kind, "By kind")
+    render.print_records(st.largest_dirs, "Largest folders")
+    render.print_records(st.last_scans, "Last scans", byte_cols=())
+    render.print_records(st.error_stages, "Errors by stage", byte_cols=())
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+@command("query")
+def query_cmd(
+    ctx: typer.Context,
+    sql: Annotated[str, typer.Argument(help="One SQL statement over the catalog (read-only).")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Run SQL over the catalog (tables: files, scans, scan_errors, meta)."""
+    with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
+        table = run_query(cat, sql)
+    if fmt is Format.parquet:
+        if output is None:
+            raise InvalidInputError("--format parquet needs --output FILE")
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, output, compression="zstd")
+        return
+    if fmt is Format.table and output is None:
+        render.print_table(table)
+        return
+    try:
+        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+    except OSError as e:
+        raise MediaForgeError(f"cannot write {output}: {e.strerror}") from None
+    try:
+        if fmt is Format.json:
+            render.write_json(table, out)
+        else:
+            render.write_csv(table, out)
+    finally:
+        if output:
+            out.close()
+
+
+@command("export")
+def export_cmd(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write <table>.parquet files into.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the written files as JSON.")] = False,
+) -> None:
+    """Export every catalog table as Parquet (zstd)."""
+    with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
+        written = export_parquet(cat, out_dir)
+    if as_json:
+        render.dump_json([str(p) for p in written])
+    else:
+        for p in written:
+            print(p)
+
+
+@command("sample")
+def sample_cmd(
+    dest: Annotated[Path, typer.Argument(help="Folder to create the sample library in.")],
+) -> None:
+    """Make a small sample library with real encoders (photos, a video, songs)."""
+    from ..sample import make_sample_library
+
+    for p in make_sample_library(dest):
+        print(p)

@@ -1,0 +1,152 @@
+"""Terminal output: the scan progress bar, tables, and machine formats."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import decimal
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+
+import pyarrow as pa
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from ..scan import ScanProgress
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+class _Rates(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        f = task.fields
+        secs = max(f.get("elapsed", 0.0), 1e-6)
+        return Text(f"{f.get('files', 0):>10,} files  {f.get('files', 0) / secs:>9,.0f} files/s  "
+                    f"{f.get('bytes', 0) / secs / 1e6:>8,.1f} MB/s", style="progress.data.speed")
+
+
+class ScanProgressBar:
+    """A rich progress bar fed by `ScanProgress` snapshots (drawn on stderr)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            _Rates(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task("walk", total=None, files=0, bytes=0, elapsed=0.0)
+
+    def __enter__(self) -> ScanProgressBar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def update(self, p: ScanProgress) -> None:
+        if p.phase in ("hash", "write", "done") and p.hash_bytes_total:
+            # During hashing the bar is bytes hashed of bytes to hash, so the ETA is real.
+            self.progress.update(self.task, description=p.phase, total=p.hash_bytes_total,
+                                 completed=p.hash_bytes_done, files=p.hash_files_done,
+                                 bytes=p.hash_bytes_done, elapsed=p.elapsed)
+        else:
+            self.progress.update(self.task, description=p.phase, total=None, completed=0,
+                                 files=p.files, bytes=p.bytes, elapsed=p.elapsed)
+
+
+def plain(v: Any) -> Any:
+    """A JSON-friendly form of a value from the catalog. BLOBs become base64 text."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(v)).decode("ascii")
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    return v
+
+
+def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
+    for batch in table.to_batches(max_chunksize=10_000):
+        yield from batch.to_pylist()
+
+
+def write_json(table: pa.Table, out: IO[str]) -> None:
+    """A JSON array of row objects, streamed batch by batch."""
+    out.write("[")
+    first = True
+    for row in _rows(table):
+        out.write("\n  " if first else ",\n  ")
+        out.write(json.dumps({k: plain(v) for k, v in row.items()}, ensure_ascii=False))
+        first = False
+    out.write("\n]\n" if not first else "]\n")
+
+
+def write_csv(table: pa.Table, out: IO[str]) -> None:
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(table.column_names)
+    for row in _rows(table):
+        w.writerow(["" if v is None else plain(v) for v in row.values()])
+
+
+def print_table(table: pa.Table, title: str | None = None, limit: int = 1000) -> None:
+    """A rich table on stdout; long results are cut with a note on stderr."""
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for name in table.column_names:
+        t.add_column(name, overflow="fold")
+    shown = 0
+    for row in _rows(table):
+        if shown >= limit:
+            break
+        t.add_row(*["" if v is None else str(plain(v)) for v in row.values()])
+        shown += 1
+    out_console.print(t)
+    if table.num_rows > shown:
+        err_console.print(f"[dim]{table.num_rows - shown:,} more rows not shown; use --format csv or --output[/]")
+
+
+def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, ...] = ("bytes",)) -> None:
+    """A small list of dicts as a table, with byte counts humanised."""
+    if not rows:
+        return
+    t = Table(title=title, header_style="bold", title_justify="left")
+    cols = list(rows[0].keys())
+    for c in cols:
+        t.add_column(c, justify="right" if isinstance(rows[0][c], (int, float)) else "left")
+    for r in rows:
+        t.add_row(*[human_bytes(r[c]) if c in byte_cols and r[c] is not None else
+                    ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) else str(plain(r[c])))
+                    for c in cols])
+    out_console.print(t)
+
+
+def dump_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(plain(obj), indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,92 @@
+"""MediaForge's exceptions, and the exit code each one maps to on the command line.
+
+The Rust core raises these through the binding (its one error enum maps one-to-one
+onto the classes marked "core" below), so callers catch one hierarchy.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    """Documented process exit codes (see docs/cli.md)."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    PATH = 3
+    CATALOG_BUSY = 4
+    CATALOG_INVALID = 5
+    SQL = 6
+    INTERRUPTED = 130
+
+
+class MediaForgeError(Exception):
+    """Base class: every error MediaForge raises on purpose."""
+
+    exit_code = ExitCode.INTERNAL
+
+
+class PathNotFoundError(MediaForgeError, FileNotFoundError):
+    """A path given by the user does not exist (core)."""
+
+    exit_code = ExitCode.PATH
+
+
+class PathPermissionError(MediaForgeError, PermissionError):
+    """A path given by the user cannot be read (core)."""
+
+    exit_code = ExitCode.PATH
+
+
+class PathIOError(MediaForgeError, OSError):
+    """Another I/O failure on a path given by the user (core)."""
+
+    exit_code = ExitCode.PATH
+
+
+class InvalidInputError(MediaForgeError, ValueError):
+    """Malformed input: a bad exclude pattern, a bad option value (core)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InternalError(MediaForgeError):
+    """A bug: an invariant of MediaForge itself did not hold (core)."""
+
+
+class CatalogError(MediaForgeError):
+    """Something is wrong with the catalog file."""
+
+    exit_code = ExitCode.CATALOG_INVALID
+
+
+class CatalogBusyError(CatalogError):
+    """Another process has the catalog open for writing."""
+
+    exit_code = ExitCode.CATALOG_BUSY
+
+
+class CatalogInvalidError(CatalogError):
+    """The file is not a DuckDB database, is damaged, or is not a MediaForge catalog."""
+
+
+class CatalogVersionError(CatalogError):
+    """The catalog was written by a newer MediaForge."""
+
+
+class CatalogMissingError(CatalogError):
+    """No catalog exists yet at the path (read-only commands do not create one)."""
+
+    exit_code = ExitCode.PATH
+
+
+class QueryError(MediaForgeError):
+    """A user's SQL statement failed."""
+
+    exit_code = ExitCode.SQL
+
+
+class Interrupted(MediaForgeError):
+    """The user pressed Ctrl-C; committed work is kept."""
+
+    exit_code = ExitCode.INTERRUPTED

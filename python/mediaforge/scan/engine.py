@@ -1,0 +1,210 @@
+"""Run a scan: the Rust core walks and hashes, this module feeds its Arrow batches into
+the catalog one transaction at a time and reports progress through a callback."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from .. import _core
+from ..catalog import Catalog
+from ..catalog.writes import begin_scan, end_scan, finish_scan, previous_state, write_errors, write_files
+from ..config import thread_count
+from ..errors import PathNotFoundError, PathPermissionError
+
+PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What to scan and how. Build one from CLI options, then call `scan`."""
+
+    roots: tuple[PathLike, ...]
+    hash: bool = True
+    threads: int | None = None
+    excludes: tuple[str, ...] = ()
+    ignore_files: bool = True
+    include_hidden: bool = True
+    follow_symlinks: bool = False
+    one_file_system: bool = False
+    prune: bool = False
+    batch_rows: int = 100_000
+    flush_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class ScanProgress:
+    """A snapshot for progress displays. `phase` is walk, plan, hash, write or done."""
+
+    phase: str
+    files: int
+    bytes: int
+    errors: int
+    hash_files_done: int
+    hash_files_total: int
+    hash_bytes_done: int
+    hash_bytes_total: int
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class ScanSummary:
+    """The outcome of one completed scan."""
+
+    scan_id: int
+    roots: tuple[str, ...]
+    files_seen: int
+    bytes_seen: int
+    new: int
+    changed: int
+    moved: int
+    missing: int
+    revived: int
+    unchanged: int
+    hashed_files: int
+    hashed_bytes: int
+    unstable: int
+    errors: int
+    pruned: int
+    seconds: float
+    catalog: str = field(default="")
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def resolve_root(p: PathLike) -> bytes:
+    """An absolute, symlink-free path in raw bytes; raises if it does not exist."""
+    raw = os.fsencode(p)
+    real = os.path.realpath(raw)
+    try:
+        os.stat(real)
+    except FileNotFoundError:
+        raise PathNotFoundError(f"no such file or directory: {os.fsdecode(raw)}") from None
+    except PermissionError:
+        raise PathPermissionError(f"permission denied: {os.fsdecode(raw)}") from None
+    return real
+
+
+def display(p: bytes) -> str:
+    """The catalog's display form of a raw path (undecodable bytes become U+FFFD)."""
+    return p.decode("utf-8", "replace")
+
+
+ProgressFn = Callable[[ScanProgress], None]
+
+
+def _snapshot(scanner: _core.Scanner, started: float, phase: str | None = None) -> ScanProgress:
+    p = scanner.progress()
+    return ScanProgress(
+        phase=phase or p.get("phase", "done"),
+        files=p.get("files", 0),
+        bytes=p.get("bytes", 0),
+        errors=p.get("errors", 0),
+        hash_files_done=p.get("hash_files_done", 0),
+        hash_files_total=p.get("hash_files_total", 0),
+        hash_bytes_done=p.get("hash_bytes_done", 0),
+        hash_bytes_total=p.get("hash_bytes_total", 0),
+        elapsed=time.monotonic() - started,
+    )
+
+
+def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None) -> ScanSummary:
+    """Scan `config.roots` into the catalog and return what changed.
+
+    Raises `PathNotFoundError` for a missing root before anything is written.
+    Ctrl-C stops the workers within a second, keeps every batch already committed,
+    marks the scan interrupted and re-raises `KeyboardInterrupt`.
+    """
+    started = time.monotonic()
+    roots_b: Sequence[bytes] = [resolve_root(r) for r in config.roots]
+    roots = tuple(display(r) for r in roots_b)
+    threads = thread_count(config.threads)
+    prev = previous_state(cat)
+    scanner = _core.Scanner(
+        list(roots_b),
+        prev,
+        hash=config.hash,
+        threads=threads,
+        excludes=list(config.excludes),
+        ignore_files=config.ignore_files,
+        include_hidden=config.include_hidden,
+        follow_symlinks=config.follow_symlinks,
+        one_file_system=config.one_file_system,
+        batch_rows=config.batch_rows,
+        flush_seconds=config.flush_seconds,
+    )
+    del prev
+    scan_id = begin_scan(cat, roots, config.hash)
+    vanished: list[pa.RecordBatch] = []
+    totals: dict[str, int] | None = None
+    last_report = 0.0
+    try:
+        while totals is None:
+            try:
+                ev = scanner.poll(0.1)
+            except StopIteration:
+                break
+            now = time.monotonic()
+            if on_progress is not None and now - last_report >= 0.1:
+                on_progress(_snapshot(scanner, started))
+                last_report = now
+            if ev is None:
+                continue
+            kind, payload = ev
+            if kind == "files":
+                write_files(cat, pa.record_batch(payload), scan_id)
+            elif kind == "errors":
+                write_errors(cat, pa.record_batch(payload), scan_id)
+            elif kind == "vanished":
+                vanished.append(pa.record_batch(payload))
+            elif kind == "done":
+                totals = payload
+        if totals is None:
+            raise RuntimeError("the scan ended without reporting its totals")
+        if on_progress is not None:
+            on_progress(_snapshot(scanner, started, phase="write"))
+        gone = pa.Table.from_batches(vanished) if vanished else None
+        counts = finish_scan(cat, scan_id, roots, gone, totals, time.monotonic() - started, config.prune)
+    except KeyboardInterrupt:
+        scanner.close()
+        end_scan(cat, scan_id, "interrupted", time.monotonic() - started, 0)
+        raise
+    except BaseException:
+        scanner.close()
+        end_scan(cat, scan_id, "failed", time.monotonic() - started, 0)
+        raise
+    scanner.close()
+    if on_progress is not None:
+        on_progress(_snapshot(scanner, started, phase="done"))
+    return ScanSummary(
+        scan_id=scan_id,
+        roots=roots,
+        files_seen=totals["files_seen"],
+        bytes_seen=totals["bytes_seen"],
+        new=totals["new"] - counts.moved,
+        changed=totals["changed"],
+        moved=counts.moved,
+        missing=counts.missing,
+        revived=totals["revived"],
+        unchanged=totals["unchanged"] + totals["hashed"],
+        hashed_files=totals["hashed_files"],
+        hashed_bytes=totals["hashed_bytes"],
+        unstable=totals["unstable"],
+        errors=totals["errors"],
+        pruned=counts.pruned,
+        seconds=time.monotonic() - started,
+        catalog=str(cat.path),
+    )
+
+
+def scan_paths(cat: Catalog, roots: Sequence[PathLike], **options: object) -> ScanSummary:
+    """Shorthand: `scan(cat, ScanConfig(tuple(roots), **options))`."""
+    return scan(cat, ScanConfig(tuple(roots), **options))  # type: ignore[arg-type]
+
+
+__all__ = ["ScanConfig", "ScanProgress", "ScanSummary", "scan", "scan_paths"]

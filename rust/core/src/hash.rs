@@ -1,0 +1,189 @@
+//! BLAKE3 of one file, stability-checked.
+//!
+//! Small files are read into a reused buffer (one `read` is cheaper than setting up a
+//! mapping); files of 16 KiB and more are memory-mapped; large ones are hashed with
+//! BLAKE3's rayon parallelism in 64 MiB windows, checking for Ctrl-C between windows.
+//! The file's size and mtime are read again after hashing: if either moved, the file was
+//! being written while we read it and the digest is thrown away.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use rustix::fs::{Mode, OFlags, CWD};
+use rustix::io::Errno;
+
+use crate::types::{Digest, FileStat};
+
+/// Files at least this long are memory-mapped.
+pub const MMAP_MIN: u64 = 16 * 1024;
+/// Files at least this long are hashed with several threads.
+pub const PARALLEL_MIN: u64 = 4 * 1024 * 1024;
+/// Cancellation is checked between windows of this size.
+const WINDOW: usize = 64 * 1024 * 1024;
+/// Bytes kept from the file's start for magic-number sniffing.
+pub const HEAD_LEN: usize = 512;
+
+/// The result of hashing one file.
+#[derive(Debug)]
+pub enum Hashed {
+    /// A digest of content that did not change while it was read.
+    Stable { digest: Digest, head: Box<[u8]> },
+    /// The size or mtime changed while the file was read: no digest.
+    Unstable { now: FileStat },
+}
+
+/// Why a file could not be hashed.
+#[derive(Debug)]
+pub enum HashError {
+    Io(Errno),
+    Cancelled,
+}
+
+impl From<Errno> for HashError {
+    fn from(e: Errno) -> Self {
+        HashError::Io(e)
+    }
+}
+
+/// The digest of empty content, without opening anything.
+pub fn empty_digest() -> Digest {
+    Digest(*blake3::hash(b"").as_bytes())
+}
+
+fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -> Result<File, Errno> {
+    let base = OFlags::RDONLY | OFlags::CLOEXEC;
+    let open = |flags| match dir {
+        Some(d) => rustix::fs::openat(d, name, flags, Mode::empty()),
+        None => rustix::fs::openat(CWD, name, flags, Mode::empty()),
+    };
+    // O_NOATIME keeps an archivist's access times as they were; only the owner (or root)
+    // may ask for it, so fall back quietly.
+    let fd = match open(base | OFlags::NOATIME) {
+        Err(Errno::PERM) => open(base)?,
+        r => r?,
+    };
+    Ok(File::from(fd))
+}
+
+/// Hash the file `name` (relative to `dir`, or a path when `dir` is `None`), expected to
+/// match `expected` as seen by the walk.
+pub fn hash_file_at(
+    dir: Option<BorrowedFd<'_>>,
+    name: &std::ffi::CStr,
+    expected: &FileStat,
+    buf: &mut Vec<u8>,
+    cancel: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<Hashed, HashError> {
+    let len = expected.len.0;
+    if len == 0 {
+        return Ok(Hashed::Stable { digest: empty_digest(), head: Box::new([]) });
+    }
+    let file = open_noatime(dir, name)?;
+    let mut hasher = blake3::Hasher::new();
+    let head: Box<[u8]>;
+    if len < MMAP_MIN {
+        buf.clear();
+        buf.resize(len as usize, 0);
+        let mut got = 0usize;
+        while got < buf.len() {
+            match rustix::io::read(&file, &mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        hasher.update(&buf[..got]);
+        head = buf[..got.min(HEAD_LEN)].into();
+        progress.fetch_add(got as u64, Relaxed);
+    } else {
+        // SAFETY: the mapping is read-only and private to this call. A file truncated by
+        // another process while mapped would fault; the windowed loop re-checks the size
+        // between windows to keep that window short.
+        let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }
+            .map_err(|e| HashError::Io(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        let _ = map.advise(memmap2::Advice::Sequential);
+        head = map[..HEAD_LEN.min(map.len())].into();
+        let parallel = len >= PARALLEL_MIN;
+        let mut off = 0usize;
+        while off < map.len() {
+            if cancel.load(Relaxed) {
+                return Err(HashError::Cancelled);
+            }
+            if off > 0 {
+                let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
+                if now.len != expected.len || now.mtime_ns != expected.mtime_ns {
+                    return Ok(Hashed::Unstable { now });
+                }
+            }
+            let end = (off + WINDOW).min(map.len());
+            if parallel {
+                hasher.update_rayon(&map[off..end]);
+            } else {
+                hasher.update(&map[off..end]);
+            }
+            progress.fetch_add((end - off) as u64, Relaxed);
+            off = end;
+        }
+    }
+    let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
+    if now.len != expected.len || now.mtime_ns != expected.mtime_ns {
+        return Ok(Hashed::Unstable { now });
+    }
+    Ok(Hashed::Stable { digest: Digest(*hasher.finalize().as_bytes()), head })
+}
+
+/// Hash one file by path on the current rayon pool: the single-file entry point.
+pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Digest> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    let c = std::ffi::CString::new(path).map_err(|_| crate::error::Error::InvalidInput("path holds a NUL byte".into()))?;
+    let st = rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty())
+        .map_err(|e| crate::error::Error::from_io(p, e.into()))?;
+    let expected = FileStat::from_stat(&st);
+    let progress = AtomicU64::new(0);
+    let mut buf = Vec::new();
+    match hash_file_at(None, c.as_c_str(), &expected, &mut buf, cancel, &progress) {
+        Ok(Hashed::Stable { digest, .. }) => Ok(digest),
+        Ok(Hashed::Unstable { .. }) => Err(crate::error::Error::Io {
+            path: p.into(),
+            source: std::io::Error::other("file changed while it was being hashed"),
+        }),
+        Err(HashError::Cancelled) => Err(crate::error::Error::Cancelled),
+        Err(HashError::Io(e)) => Err(crate::error::Error::from_io(p, e.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn digest_of(bytes: &[u8]) -> Digest {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();
+        use std::os::unix::ffi::OsStrExt;
+        hash_path(p.as_os_str().as_bytes(), &AtomicBool::new(false)).unwrap()
+    }
+
+    #[test]
+    fn matches_reference_across_size_classes() {
+        for len in [0usize, 1, 1000, MMAP_MIN as usize - 1, MMAP_MIN as usize, 300_000, PARALLEL_MIN as usize + 12345] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            assert_eq!(digest_of(&data).0, *blake3::hash(&data).as_bytes(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn cancelled_big_file_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::write(&p, vec![7u8; WINDOW + 10]).unwrap();
+        use std::os::unix::ffi::OsStrExt;
+        let r = hash_path(p.as_os_str().as_bytes(), &AtomicBool::new(true));
+        assert!(matches!(r, Err(crate::error::Error::Cancelled)));
+    }
+}

@@ -1,0 +1,326 @@
+//! Kind and MIME classification from the extension and, where bytes are at hand, the
+//! file's magic numbers. Extension lookup is free; magic needs the first bytes, which the
+//! hasher reads anyway, so a hashing scan sniffs every file and a `--no-hash` scan sniffs
+//! only files whose extension says nothing.
+
+/// The catalog's coarse media kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Image,
+    Raw,
+    Video,
+    Audio,
+    Sidecar,
+    Other,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Image => "image",
+            Kind::Raw => "raw",
+            Kind::Video => "video",
+            Kind::Audio => "audio",
+            Kind::Sidecar => "sidecar",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// A kind with its MIME type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class {
+    pub kind: Kind,
+    pub mime: &'static str,
+}
+
+const OCTET: Class = Class { kind: Kind::Other, mime: "application/octet-stream" };
+
+const fn c(kind: Kind, mime: &'static str) -> Class {
+    Class { kind, mime }
+}
+
+/// Classify by a lowercase extension (without the dot). `None` when the extension is
+/// unknown, so the caller can decide whether sniffing is worth an open.
+pub fn from_extension(ext: &[u8]) -> Option<Class> {
+    use Kind::*;
+    let mut buf = [0u8; 8];
+    if ext.is_empty() || ext.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(ext) {
+        *d = s.to_ascii_lowercase();
+    }
+    let e = &buf[..ext.len()];
+    Some(match e {
+        b"jpg" | b"jpeg" | b"jpe" | b"jfif" => c(Image, "image/jpeg"),
+        b"png" => c(Image, "image/png"),
+        b"gif" => c(Image, "image/gif"),
+        b"webp" => c(Image, "image/webp"),
+        b"heic" => c(Image, "image/heic"),
+        b"heif" | b"hif" => c(Image, "image/heif"),
+        b"avif" => c(Image, "image/avif"),
+        b"tif" | b"tiff" => c(Image, "image/tiff"),
+        b"bmp" => c(Image, "image/bmp"),
+        b"jxl" => c(Image, "image/jxl"),
+        b"svg" => c(Image, "image/svg+xml"),
+        b"ico" => c(Image, "image/vnd.microsoft.icon"),
+        b"psd" => c(Image, "image/vnd.adobe.photoshop"),
+        b"cr2" => c(Raw, "image/x-canon-cr2"),
+        b"cr3" => c(Raw, "image/x-canon-cr3"),
+        b"crw" => c(Raw, "image/x-canon-crw"),
+        b"nef" | b"nrw" => c(Raw, "image/x-nikon-nef"),
+        b"arw" | b"srf" | b"sr2" => c(Raw, "image/x-sony-arw"),
+        b"dng" => c(Raw, "image/x-adobe-dng"),
+        b"orf" => c(Raw, "image/x-olympus-orf"),
+        b"rw2" => c(Raw, "image/x-panasonic-rw2"),
+        b"raf" => c(Raw, "image/x-fuji-raf"),
+        b"pef" => c(Raw, "image/x-pentax-pef"),
+        b"srw" => c(Raw, "image/x-samsung-srw"),
+        b"x3f" => c(Raw, "image/x-sigma-x3f"),
+        b"3fr" => c(Raw, "image/x-hasselblad-3fr"),
+        b"iiq" => c(Raw, "image/x-phaseone-iiq"),
+        b"mp4" | b"m4v" => c(Video, "video/mp4"),
+        b"mov" | b"qt" => c(Video, "video/quicktime"),
+        b"mkv" => c(Video, "video/x-matroska"),
+        b"webm" => c(Video, "video/webm"),
+        b"avi" => c(Video, "video/x-msvideo"),
+        b"wmv" | b"asf" => c(Video, "video/x-ms-wmv"),
+        b"mpg" | b"mpeg" | b"vob" => c(Video, "video/mpeg"),
+        b"ts" | b"m2ts" | b"mts" => c(Video, "video/mp2t"),
+        b"3gp" => c(Video, "video/3gpp"),
+        b"3g2" => c(Video, "video/3gpp2"),
+        b"flv" => c(Video, "video/x-flv"),
+        b"ogv" => c(Video, "video/ogg"),
+        b"mxf" => c(Video, "application/mxf"),
+        b"mp3" => c(Audio, "audio/mpeg"),
+        b"flac" => c(Audio, "audio/flac"),
+        b"ogg" | b"oga" => c(Audio, "audio/ogg"),
+        b"opus" => c(Audio, "audio/opus"),
+        b"m4a" | b"m4b" | b"alac" => c(Audio, "audio/mp4"),
+        b"aac" => c(Audio, "audio/aac"),
+        b"wav" => c(Audio, "audio/wav"),
+        b"aif" | b"aiff" | b"aifc" => c(Audio, "audio/aiff"),
+        b"wma" => c(Audio, "audio/x-ms-wma"),
+        b"ape" => c(Audio, "audio/x-ape"),
+        b"wv" => c(Audio, "audio/x-wavpack"),
+        b"mka" => c(Audio, "audio/x-matroska"),
+        b"dsf" | b"dff" => c(Audio, "audio/x-dsd"),
+        b"mid" | b"midi" => c(Audio, "audio/midi"),
+        b"xmp" => c(Sidecar, "application/rdf+xml"),
+        b"json" => c(Sidecar, "application/json"),
+        b"srt" => c(Sidecar, "application/x-subrip"),
+        b"vtt" => c(Sidecar, "text/vtt"),
+        b"ass" | b"ssa" => c(Sidecar, "text/x-ssa"),
+        b"sub" | b"idx" => c(Sidecar, "text/plain"),
+        b"cue" => c(Sidecar, "application/x-cue"),
+        b"lrc" => c(Sidecar, "text/plain"),
+        b"nfo" => c(Sidecar, "text/x-nfo"),
+        b"aae" => c(Sidecar, "application/xml"),
+        b"thm" => c(Sidecar, "image/jpeg"),
+        b"pp3" | b"dop" | b"xmpx" => c(Sidecar, "text/plain"),
+        _ => return None,
+    })
+}
+
+fn is_raw_tiff_ext(ext: &[u8]) -> bool {
+    matches!(from_extension(ext), Some(Class { kind: Kind::Raw, .. }))
+}
+
+/// Classify by magic bytes (the first few hundred bytes of the file). `None` when the
+/// bytes match no format we know.
+pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
+    use Kind::*;
+    let h = head;
+    let at = |off: usize, sig: &[u8]| h.len() >= off + sig.len() && &h[off..off + sig.len()] == sig;
+    if at(0, b"\xFF\xD8\xFF") {
+        return Some(c(Image, "image/jpeg"));
+    }
+    if at(0, b"\x89PNG\r\n\x1a\n") {
+        return Some(c(Image, "image/png"));
+    }
+    if at(0, b"GIF87a") || at(0, b"GIF89a") {
+        return Some(c(Image, "image/gif"));
+    }
+    if at(0, b"RIFF") {
+        if at(8, b"WEBP") {
+            return Some(c(Image, "image/webp"));
+        }
+        if at(8, b"WAVE") {
+            return Some(c(Audio, "audio/wav"));
+        }
+        if at(8, b"AVI ") {
+            return Some(c(Video, "video/x-msvideo"));
+        }
+    }
+    if at(4, b"ftyp") && h.len() >= 12 {
+        let brand = &h[8..12];
+        return Some(match brand {
+            b"heic" | b"heix" | b"hevc" | b"heim" | b"heis" => c(Image, "image/heic"),
+            b"mif1" | b"msf1" => c(Image, "image/heif"),
+            b"avif" | b"avis" => c(Image, "image/avif"),
+            b"crx " => c(Raw, "image/x-canon-cr3"),
+            b"qt  " => c(Video, "video/quicktime"),
+            b"M4A " | b"M4B " | b"M4P " => c(Audio, "audio/mp4"),
+            b"3gp4" | b"3gp5" | b"3gp6" | b"3ge6" | b"3gs7" => c(Video, "video/3gpp"),
+            b"3g2a" => c(Video, "video/3gpp2"),
+            _ => c(Video, "video/mp4"),
+        });
+    }
+    if at(0, b"\x1A\x45\xDF\xA3") {
+        let webm = h.windows(4).take(64).any(|w| w == b"webm");
+        return Some(if webm { c(Video, "video/webm") } else { c(Video, "video/x-matroska") });
+    }
+    if at(0, b"fLaC") {
+        return Some(c(Audio, "audio/flac"));
+    }
+    if at(0, b"OggS") {
+        if at(28, b"OpusHead") {
+            return Some(c(Audio, "audio/opus"));
+        }
+        if at(28, b"\x80theora") {
+            return Some(c(Video, "video/ogg"));
+        }
+        return Some(c(Audio, "audio/ogg"));
+    }
+    if at(0, b"ID3") {
+        return Some(c(Audio, "audio/mpeg"));
+    }
+    if at(0, b"FORM") && (at(8, b"AIFF") || at(8, b"AIFC")) {
+        return Some(c(Audio, "audio/aiff"));
+    }
+    if at(0, b"II*\0") || at(0, b"MM\0*") {
+        // Most RAW formats are TIFF containers: trust a RAW extension over plain TIFF.
+        if is_raw_tiff_ext(ext) {
+            return from_extension(ext);
+        }
+        return Some(c(Image, "image/tiff"));
+    }
+    if at(0, b"FUJIFILMCCD-RAW") {
+        return Some(c(Raw, "image/x-fuji-raf"));
+    }
+    if at(0, b"IIU\0") {
+        return Some(c(Raw, "image/x-panasonic-rw2"));
+    }
+    if at(0, b"\xFF\x0A") || at(0, b"\0\0\0\x0CJXL \r\n\x87\n") {
+        return Some(c(Image, "image/jxl"));
+    }
+    if at(0, b"BM") && h.len() >= 14 && ext.eq_ignore_ascii_case(b"bmp") {
+        return Some(c(Image, "image/bmp"));
+    }
+    if at(0, b"\x30\x26\xB2\x75\x8E\x66\xCF\x11") {
+        return Some(c(Video, "video/x-ms-wmv"));
+    }
+    if at(0, b"FLV\x01") {
+        return Some(c(Video, "video/x-flv"));
+    }
+    if at(0, b"\0\0\x01\xBA") {
+        return Some(c(Video, "video/mpeg"));
+    }
+    if h.len() > 376 && h[0] == 0x47 && h[188] == 0x47 && h[376] == 0x47 {
+        return Some(c(Video, "video/mp2t"));
+    }
+    if h.len() >= 2 && h[0] == 0xFF && (h[1] & 0xE0) == 0xE0 && (h[1] & 0x06) != 0 {
+        // An MPEG audio frame sync; ADTS AAC has layer bits 00.
+        return Some(c(Audio, "audio/mpeg"));
+    }
+    if h.len() >= 2 && h[0] == 0xFF && (h[1] & 0xF6) == 0xF0 {
+        return Some(c(Audio, "audio/aac"));
+    }
+    let text = trim_bom(h);
+    if text.starts_with(b"<?xpacket") || text.starts_with(b"<x:xmpmeta") {
+        return Some(c(Sidecar, "application/rdf+xml"));
+    }
+    None
+}
+
+fn trim_bom(h: &[u8]) -> &[u8] {
+    let h = h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h);
+    let start = h.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(h.len());
+    &h[start..]
+}
+
+/// Final classification: magic wins when it knows the format (a JPEG named `.png` is a
+/// JPEG); a sidecar extension wins over text-like content; else the extension; else other.
+pub fn classify(ext: &[u8], head: Option<&[u8]>) -> Class {
+    let by_ext = from_extension(ext);
+    if let Some(h) = head {
+        if h.is_empty() {
+            return by_ext.unwrap_or(OCTET);
+        }
+        if let Some(m) = from_magic(h, ext) {
+            return m;
+        }
+    }
+    by_ext.unwrap_or(OCTET)
+}
+
+/// The lowercase-insensitive extension of a file name: bytes after the last dot, unless
+/// the dot starts the name (`.bashrc` has none).
+pub fn extension(name: &[u8]) -> &[u8] {
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(0) | None => b"",
+        Some(i) => &name[i + 1..],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_table() {
+        let cases: &[(&[u8], &str, &str)] = &[
+            (b"JPG", "image", "image/jpeg"),
+            (b"cr2", "raw", "image/x-canon-cr2"),
+            (b"MP4", "video", "video/mp4"),
+            (b"flac", "audio", "audio/flac"),
+            (b"xmp", "sidecar", "application/rdf+xml"),
+            (b"srt", "sidecar", "application/x-subrip"),
+        ];
+        for (ext, kind, mime) in cases {
+            let cl = classify(ext, None);
+            assert_eq!(cl.kind.as_str(), *kind, "{:?}", ext);
+            assert_eq!(cl.mime, *mime);
+        }
+        assert_eq!(classify(b"exe", None).kind, Kind::Other);
+        assert_eq!(classify(b"", None).mime, "application/octet-stream");
+    }
+
+    #[test]
+    fn magic_beats_a_wrong_extension() {
+        let jpeg = b"\xFF\xD8\xFF\xE0\x00\x10JFIF";
+        assert_eq!(classify(b"png", Some(jpeg)).mime, "image/jpeg");
+        let mp4 = b"\0\0\0\x18ftypisom\0\0\0\0";
+        assert_eq!(classify(b"", Some(mp4)).kind, Kind::Video);
+        let m4a = b"\0\0\0\x18ftypM4A \0\0\0\0";
+        assert_eq!(classify(b"mp4", Some(m4a)).mime, "audio/mp4");
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0";
+        assert_eq!(classify(b"", Some(heic)).mime, "image/heic");
+    }
+
+    #[test]
+    fn tiff_raw_keeps_raw_extension() {
+        let tiff = b"II*\0\x08\0\0\0";
+        assert_eq!(classify(b"nef", Some(tiff)).kind, Kind::Raw);
+        assert_eq!(classify(b"tif", Some(tiff)).mime, "image/tiff");
+    }
+
+    #[test]
+    fn ogg_variants_and_text() {
+        let mut opus = b"OggS".to_vec();
+        opus.resize(28, 0);
+        opus.extend_from_slice(b"OpusHead");
+        assert_eq!(classify(b"ogg", Some(&opus)).mime, "audio/opus");
+        assert_eq!(classify(b"xmp", Some(b"  <x:xmpmeta xmlns:x=")).kind, Kind::Sidecar);
+        assert_eq!(classify(b"json", Some(b"{\"title\": 1}")).kind, Kind::Sidecar);
+    }
+
+    #[test]
+    fn extension_rules() {
+        assert_eq!(extension(b"a.b.JPG"), b"JPG");
+        assert_eq!(extension(b".bashrc"), b"");
+        assert_eq!(extension(b"noext"), b"");
+        assert_eq!(extension(b"trailing."), b"");
+    }
+}

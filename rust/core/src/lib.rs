@@ -1,0 +1,12 @@
+//! MediaForge's core: pure Rust, no Python. The `mediaforge-py` crate binds it.
+
+pub mod batch;
+pub mod error;
+pub mod hash;
+pub mod kind;
+pub mod prev;
+pub mod scan;
+pub mod types;
+pub mod walk;
+
+pub use error::{Error, Result};

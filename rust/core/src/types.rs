@@ -1,0 +1,79 @@
+//! Small newtypes passed between stages, so a size is never mistaken for an inode.
+
+use std::fmt;
+
+/// A file's length in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FileLen(pub u64);
+
+/// A file's identity on this machine: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A BLAKE3-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// Lowercase hex, the catalog's text form.
+    pub fn to_hex(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for b in self.0 {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+/// What the walker learned of one regular file from a single `fstatat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    pub len: FileLen,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub id: FileId,
+    pub nlink: u64,
+}
+
+impl FileStat {
+    /// Build from a raw `stat` result.
+    pub fn from_stat(st: &rustix::fs::Stat) -> Self {
+        FileStat {
+            len: FileLen(st.st_size as u64),
+            mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
+            ctime_ns: st.st_ctime as i64 * 1_000_000_000 + st.st_ctime_nsec as i64,
+            id: FileId { dev: st.st_dev as u64, ino: st.st_ino as u64 },
+            nlink: st.st_nlink as u64,
+        }
+    }
+
+    /// True when content may differ: the catalog's "changed" test (size and mtime), plus
+    /// the identity, so a replaced file is caught even with the same size and mtime.
+    pub fn same_content_signature(&self, other: &FileStat) -> bool {
+        self.len == other.len && self.mtime_ns == other.mtime_ns && self.id == other.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_64_chars() {
+        let d = Digest([0xAB; 32]);
+        assert_eq!(d.to_hex(), "ab".repeat(32));
+        let z = Digest([0; 32]);
+        assert_eq!(z.to_hex().len(), 64);
+    }
+}

@@ -1,0 +1,560 @@
+//! The parallel directory walker.
+//!
+//! One rayon task per directory: open it once, read all entries with `getdents64`, then
+//! `fstatat` each regular file relative to the directory's descriptor (no path resolution
+//! per file, which is where `find` and full-path walkers spend their time). Subdirectories
+//! become new tasks, so both cores stay busy on wide and deep trees alike.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::Match;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+use crate::types::{FileLen, FileStat};
+
+/// The name of the per-directory ignore file (gitignore syntax).
+pub const IGNORE_FILE: &str = ".mediaforgeignore";
+
+/// How to walk.
+#[derive(Debug, Clone)]
+pub struct WalkOptions {
+    /// Gitignore-style patterns applied under every root, as if in a root ignore file.
+    pub excludes: Vec<String>,
+    /// Read `.mediaforgeignore` files found in the tree.
+    pub use_ignore_files: bool,
+    /// Include names starting with a dot.
+    pub include_hidden: bool,
+    /// Follow symbolic links (to files and folders), with loop detection.
+    pub follow_symlinks: bool,
+    /// Do not descend into folders on another device than their root.
+    pub one_file_system: bool,
+}
+
+impl Default for WalkOptions {
+    fn default() -> Self {
+        WalkOptions {
+            excludes: Vec::new(),
+            use_ignore_files: true,
+            include_hidden: true,
+            follow_symlinks: false,
+            one_file_system: false,
+        }
+    }
+}
+
+/// One regular file found by the walk.
+#[derive(Debug, Clone)]
+pub struct WalkedFile {
+    /// Full path, raw bytes as the OS gave them.
+    pub path: Box<[u8]>,
+    /// Where the file name starts in `path`.
+    pub name_start: u32,
+    pub stat: FileStat,
+}
+
+impl WalkedFile {
+    pub fn name(&self) -> &[u8] {
+        &self.path[self.name_start as usize..]
+    }
+}
+
+/// The files of one directory, kept together so the hasher can open the directory once.
+#[derive(Debug)]
+pub struct DirFiles {
+    pub dir: Box<[u8]>,
+    pub files: Vec<WalkedFile>,
+}
+
+/// A problem with one path; the walk goes on.
+#[derive(Debug, Clone)]
+pub struct PathError {
+    pub path: Box<[u8]>,
+    pub stage: &'static str,
+    pub message: String,
+    pub errno: Option<i32>,
+}
+
+impl PathError {
+    pub fn from_errno(path: &[u8], stage: &'static str, e: Errno) -> Self {
+        let io = std::io::Error::from(e);
+        PathError { path: path.into(), stage, message: describe_io(&io), errno: Some(e.raw_os_error()) }
+    }
+}
+
+/// A short, human message for an I/O error, without Rust's "(os error N)" suffix.
+pub fn describe_io(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Live counters, read by the progress display while the walk runs.
+#[derive(Debug, Default)]
+pub struct WalkCounters {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    pub dirs: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// Everything the walk found.
+#[derive(Debug, Default)]
+pub struct WalkOutput {
+    pub dirs: Vec<DirFiles>,
+    pub errors: Vec<PathError>,
+    /// Folders that could not be read (or whose reading failed part-way): what the catalog
+    /// knows below them must not be taken as gone.
+    pub unreadable_dirs: Vec<Box<[u8]>>,
+}
+
+impl WalkOutput {
+    pub fn file_count(&self) -> usize {
+        self.dirs.iter().map(|d| d.files.len()).sum()
+    }
+}
+
+/// A chain of ignore matchers from the root down to the current folder.
+struct IgnoreNode {
+    matcher: Gitignore,
+    parent: Option<Arc<IgnoreNode>>,
+}
+
+impl IgnoreNode {
+    fn is_ignored(node: &Option<Arc<IgnoreNode>>, path: &Path, is_dir: bool) -> bool {
+        let mut cur = node.as_deref();
+        while let Some(n) = cur {
+            match n.matcher.matched(path, is_dir) {
+                Match::Ignore(_) => return true,
+                Match::Whitelist(_) => return false,
+                Match::None => cur = n.parent.as_deref(),
+            }
+        }
+        false
+    }
+}
+
+/// The folders above the current one, for symlink loop detection.
+struct Ancestor {
+    dev: u64,
+    ino: u64,
+    parent: Option<Arc<Ancestor>>,
+}
+
+impl Ancestor {
+    fn contains(node: &Option<Arc<Ancestor>>, dev: u64, ino: u64) -> bool {
+        let mut cur = node.as_deref();
+        while let Some(a) = cur {
+            if a.dev == dev && a.ino == ino {
+                return true;
+            }
+            cur = a.parent.as_deref();
+        }
+        false
+    }
+}
+
+struct Ctx<'a> {
+    opts: &'a WalkOptions,
+    cancel: &'a AtomicBool,
+    counters: &'a WalkCounters,
+    sink: Mutex<WalkOutput>,
+}
+
+impl Ctx<'_> {
+    fn error(&self, err: PathError) {
+        self.counters.errors.fetch_add(1, Relaxed);
+        self.sink.lock().unwrap().errors.push(err);
+    }
+
+    fn unreadable(&self, dir: &[u8], err: PathError) {
+        let mut out = self.sink.lock().unwrap();
+        out.unreadable_dirs.push(dir.into());
+        out.errors.push(err);
+        self.counters.errors.fetch_add(1, Relaxed);
+    }
+}
+
+/// Per-folder state handed to its task.
+struct DirTask {
+    path: Vec<u8>,
+    ignores: Option<Arc<IgnoreNode>>,
+    ancestors: Option<Arc<Ancestor>>,
+    root_dev: u64,
+    via_symlink: bool,
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
+    if !dir.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+fn os(path: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(path))
+}
+
+fn build_excludes(root: &[u8], patterns: &[String]) -> Result<Option<Arc<IgnoreNode>>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GitignoreBuilder::new(os(root));
+    for p in patterns {
+        b.add_line(None, p).map_err(|e| Error::InvalidInput(format!("bad exclude pattern {p:?}: {e}")))?;
+    }
+    let matcher = b.build().map_err(|e| Error::InvalidInput(format!("bad exclude patterns: {e}")))?;
+    Ok(Some(Arc::new(IgnoreNode { matcher, parent: None })))
+}
+
+/// Walk the roots in parallel on the current rayon pool.
+///
+/// A root may be a folder or a single file. Roots must exist: a missing root is an error
+/// of the whole call, since silently finding nothing there would make every file the
+/// catalog knows below it look deleted.
+pub fn walk(roots: &[Vec<u8>], opts: &WalkOptions, cancel: &AtomicBool, counters: &WalkCounters) -> Result<WalkOutput> {
+    let ctx = Ctx { opts, cancel, counters, sink: Mutex::new(WalkOutput::default()) };
+    let mut tasks = Vec::new();
+    for root in roots {
+        let root = trim_trailing_slashes(root);
+        let flags = if opts.follow_symlinks { AtFlags::empty() } else { AtFlags::SYMLINK_NOFOLLOW };
+        // The root itself is always followed if it is a link: the user named it.
+        let st = rustix::fs::statat(CWD, os(root), AtFlags::empty())
+            .or_else(|_| rustix::fs::statat(CWD, os(root), flags))
+            .map_err(|e| Error::from_io(os(root), e.into()))?;
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if ft == FileType::Directory {
+            tasks.push(DirTask {
+                ignores: build_excludes(root, &opts.excludes)?,
+                path: root.to_vec(),
+                ancestors: None,
+                root_dev: st.st_dev as u64,
+                via_symlink: true,
+            });
+        } else if ft == FileType::RegularFile {
+            let name_start = root.iter().rposition(|&b| b == b'/').map(|i| i + 1).unwrap_or(0);
+            let dir: &[u8] = if name_start == 0 { b"." } else { &root[..name_start.max(1) - 1] };
+            let stat = FileStat::from_stat(&st);
+            counters.files.fetch_add(1, Relaxed);
+            counters.bytes.fetch_add(stat.len.0, Relaxed);
+            ctx.sink.lock().unwrap().dirs.push(DirFiles {
+                dir: if dir.is_empty() { b"/".to_vec().into() } else { dir.into() },
+                files: vec![WalkedFile { path: root.into(), name_start: name_start as u32, stat }],
+            });
+        } else {
+            return Err(Error::InvalidInput(format!(
+                "{} is neither a folder nor a regular file",
+                os(root).display()
+            )));
+        }
+    }
+    rayon::scope(|s| {
+        for t in tasks {
+            let ctx = &ctx;
+            s.spawn(move |s| visit_dir(s, ctx, t));
+        }
+    });
+    if cancel.load(Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    Ok(ctx.sink.into_inner().unwrap())
+}
+
+fn trim_trailing_slashes(p: &[u8]) -> &[u8] {
+    let mut end = p.len();
+    while end > 1 && p[end - 1] == b'/' {
+        end -= 1;
+    }
+    &p[..end]
+}
+
+fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
+    if ctx.cancel.load(Relaxed) {
+        return;
+    }
+    let opts = ctx.opts;
+    let mut oflags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if !task.via_symlink {
+        oflags |= OFlags::NOFOLLOW;
+    }
+    let fd = match rustix::fs::openat(CWD, os(&task.path), oflags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let stage = if e == Errno::NOENT { "vanished" } else { "walk" };
+            ctx.unreadable(&task.path, PathError::from_errno(&task.path, stage, e));
+            return;
+        }
+    };
+    ctx.counters.dirs.fetch_add(1, Relaxed);
+
+    // Identity of this folder: needed for loop detection and --one-file-system only.
+    let mut ancestors = task.ancestors.clone();
+    if opts.follow_symlinks || opts.one_file_system {
+        match rustix::fs::fstat(&fd) {
+            Ok(st) => {
+                let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
+                if opts.one_file_system && dev != task.root_dev {
+                    return;
+                }
+                if opts.follow_symlinks {
+                    if Ancestor::contains(&ancestors, dev, ino) {
+                        ctx.error(PathError {
+                            path: task.path.clone().into(),
+                            stage: "walk",
+                            message: "symbolic link loop: folder already visited above".into(),
+                            errno: Some(Errno::LOOP.raw_os_error()),
+                        });
+                        return;
+                    }
+                    ancestors = Some(Arc::new(Ancestor { dev, ino, parent: ancestors }));
+                }
+            }
+            Err(e) => {
+                ctx.unreadable(&task.path, PathError::from_errno(&task.path, "walk", e));
+                return;
+            }
+        }
+    }
+
+    let mut dir = match rustix::fs::Dir::new(fd) {
+        Ok(d) => d,
+        Err(e) => {
+            ctx.unreadable(&task.path, PathError::from_errno(&task.path, "walk", e));
+            return;
+        }
+    };
+
+    // Read every name first: a .mediaforgeignore must be known before any sibling is judged.
+    let mut entries: Vec<(Box<[u8]>, FileType)> = Vec::new();
+    let mut has_ignore_file = false;
+    while let Some(item) = dir.read() {
+        match item {
+            Ok(ent) => {
+                let name = ent.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                if name == IGNORE_FILE.as_bytes() {
+                    has_ignore_file = true;
+                }
+                entries.push((name.into(), ent.file_type()));
+            }
+            Err(e) => {
+                ctx.unreadable(&task.path, PathError::from_errno(&task.path, "walk", e));
+                break;
+            }
+        }
+    }
+    let fd = match dir.fd() {
+        Ok(fd) => fd,
+        Err(e) => {
+            ctx.unreadable(&task.path, PathError::from_errno(&task.path, "walk", e));
+            return;
+        }
+    };
+
+    let mut ignores = task.ignores.clone();
+    if has_ignore_file && opts.use_ignore_files {
+        let file = join(&task.path, IGNORE_FILE.as_bytes());
+        let mut b = GitignoreBuilder::new(os(&task.path));
+        if let Some(err) = b.add(os(&file)) {
+            ctx.error(PathError { path: file.into(), stage: "ignore-file", message: err.to_string(), errno: None });
+        }
+        match b.build() {
+            Ok(m) => ignores = Some(Arc::new(IgnoreNode { matcher: m, parent: ignores })),
+            Err(e) => ctx.error(PathError {
+                path: join(&task.path, IGNORE_FILE.as_bytes()).into(),
+                stage: "ignore-file",
+                message: e.to_string(),
+                errno: None,
+            }),
+        }
+    }
+
+    let mut files = Vec::new();
+    let mut bytes = 0u64;
+    for (name, mut ft) in entries {
+        if ctx.cancel.load(Relaxed) {
+            return;
+        }
+        if !opts.include_hidden && name.first() == Some(&b'.') {
+            continue;
+        }
+        let mut pre_stat = None;
+        if ft == FileType::Unknown {
+            // Some file systems do not fill d_type: one lstat tells.
+            match rustix::fs::statat(&fd, cstr(&name).as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => {
+                    ft = FileType::from_raw_mode(st.st_mode);
+                    pre_stat = Some(st);
+                }
+                Err(e) => {
+                    ctx.error(PathError::from_errno(&join(&task.path, &name), stage_for(e), e));
+                    continue;
+                }
+            }
+        }
+        let mut via_symlink = false;
+        if ft == FileType::Symlink {
+            if !opts.follow_symlinks {
+                continue;
+            }
+            match rustix::fs::statat(&fd, cstr(&name).as_c_str(), AtFlags::empty()) {
+                Ok(st) => {
+                    ft = FileType::from_raw_mode(st.st_mode);
+                    pre_stat = Some(st);
+                    via_symlink = true;
+                }
+                Err(e) => {
+                    let msg = if e == Errno::NOENT { "broken symbolic link".to_string() } else { describe_io(&e.into()) };
+                    ctx.error(PathError { path: join(&task.path, &name).into(), stage: "walk", message: msg, errno: Some(e.raw_os_error()) });
+                    continue;
+                }
+            }
+        }
+        match ft {
+            FileType::Directory => {
+                let child = join(&task.path, &name);
+                if ignores.is_some() && IgnoreNode::is_ignored(&ignores, os(&child), true) {
+                    continue;
+                }
+                let t = DirTask {
+                    path: child,
+                    ignores: ignores.clone(),
+                    ancestors: ancestors.clone(),
+                    root_dev: task.root_dev,
+                    via_symlink,
+                };
+                scope.spawn(move |s| visit_dir(s, ctx, t));
+            }
+            FileType::RegularFile => {
+                let child = join(&task.path, &name);
+                if ignores.is_some() && IgnoreNode::is_ignored(&ignores, os(&child), false) {
+                    continue;
+                }
+                let st = match pre_stat {
+                    Some(st) => st,
+                    None => match rustix::fs::statat(&fd, cstr(&name).as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => st,
+                        Err(e) => {
+                            ctx.error(PathError::from_errno(&child, stage_for(e), e));
+                            continue;
+                        }
+                    },
+                };
+                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                    continue; // replaced by something else since readdir
+                }
+                let stat = FileStat::from_stat(&st);
+                if opts.one_file_system && stat.id.dev != task.root_dev {
+                    continue;
+                }
+                bytes += stat.len.0;
+                let name_start = (child.len() - name.len()) as u32;
+                files.push(WalkedFile { path: child.into(), name_start, stat });
+            }
+            _ => {} // sockets, pipes, devices: not media
+        }
+    }
+    if !files.is_empty() {
+        ctx.counters.files.fetch_add(files.len() as u64, Relaxed);
+        ctx.counters.bytes.fetch_add(bytes, Relaxed);
+        ctx.sink.lock().unwrap().dirs.push(DirFiles { dir: task.path.into(), files });
+    }
+}
+
+fn stage_for(e: Errno) -> &'static str {
+    if e == Errno::NOENT {
+        "vanished"
+    } else {
+        "stat"
+    }
+}
+
+fn cstr(name: &[u8]) -> std::ffi::CString {
+    // Names from getdents never hold a NUL byte.
+    std::ffi::CString::new(name).expect("file name without NUL")
+}
+
+/// Sum of file lengths, for tests and summaries.
+pub fn total_len(out: &WalkOutput) -> FileLen {
+    FileLen(out.dirs.iter().flat_map(|d| d.files.iter()).map(|f| f.stat.len.0).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    fn run(root: &Path, opts: &WalkOptions) -> WalkOutput {
+        let cancel = AtomicBool::new(false);
+        let counters = WalkCounters::default();
+        walk(&[root.as_os_str().as_bytes().to_vec()], opts, &cancel, &counters).unwrap()
+    }
+
+    fn names(out: &WalkOutput, root: &Path) -> Vec<String> {
+        let mut v: Vec<String> = out
+            .dirs
+            .iter()
+            .flat_map(|d| d.files.iter())
+            .map(|f| {
+                let p = Path::new(OsStr::from_bytes(&f.path));
+                p.strip_prefix(root).unwrap().to_string_lossy().into_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn finds_files_hidden_included_and_honours_ignore_file() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("a/b")).unwrap();
+        fs::create_dir_all(r.join("skipme")).unwrap();
+        fs::write(r.join("a/one.jpg"), b"1").unwrap();
+        fs::write(r.join("a/b/.hidden.png"), b"22").unwrap();
+        fs::write(r.join("a/b/tmp.part"), b"x").unwrap();
+        fs::write(r.join("skipme/x.mp4"), b"x").unwrap();
+        fs::write(r.join(".mediaforgeignore"), b"skipme/\n*.part\n").unwrap();
+        let out = run(r, &WalkOptions::default());
+        assert_eq!(names(&out, r), vec![".mediaforgeignore", "a/b/.hidden.png", "a/one.jpg"]);
+        assert_eq!(total_len(&out).0, 1 + 2 + 15);
+    }
+
+    #[test]
+    fn excludes_and_symlink_loops() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("d/e")).unwrap();
+        fs::write(r.join("d/e/f.mp3"), b"abc").unwrap();
+        fs::write(r.join("d/cache.db"), b"abc").unwrap();
+        symlink(r.join("d"), r.join("d/e/loop")).unwrap();
+        let opts = WalkOptions { excludes: vec!["*.db".into()], ..Default::default() };
+        assert_eq!(names(&run(r, &opts), r), vec!["d/e/f.mp3"]);
+        let follow = WalkOptions { follow_symlinks: true, ..Default::default() };
+        let out = run(r, &follow);
+        assert!(names(&out, r).contains(&"d/e/f.mp3".to_string()));
+        assert!(out.errors.iter().any(|e| e.message.contains("loop")), "{:?}", out.errors);
+    }
+
+    #[test]
+    fn missing_root_is_an_error() {
+        let cancel = AtomicBool::new(false);
+        let c = WalkCounters::default();
+        let err = walk(&[b"/no/such/place".to_vec()], &WalkOptions::default(), &cancel, &c).unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)));
+    }
+}

@@ -1,0 +1,318 @@
+//! `mediaforge._core`: the thin PyO3 layer over `mediaforge-core`.
+//!
+//! Inputs are copied into owned Rust values, the work runs with the GIL released, and
+//! results come back as Arrow batches through the Arrow PyCapsule interface. Every call
+//! goes through `detached`, which waits for the work while checking for Ctrl-C, and
+//! every error through `to_py_err`, which maps the core's one error enum onto
+//! `mediaforge.errors`.
+
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_array::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
+use arrow_array::{Array, RecordBatch, RecordBatchReader, StructArray};
+use pyo3::exceptions::PyStopIteration;
+use pyo3::prelude::*;
+use pyo3::types::{PyCapsule, PyDict};
+
+use mediaforge_core::prev::PrevState;
+use mediaforge_core::scan::{self, Event, ScanHandle, ScanOptions};
+use mediaforge_core::walk::WalkOptions;
+use mediaforge_core::Error;
+
+/// Map the core's error onto the Python hierarchy in `mediaforge.errors`.
+fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
+    let class = match &e {
+        Error::NotFound(_) => "PathNotFoundError",
+        Error::PermissionDenied(_) => "PathPermissionError",
+        Error::Io { .. } => "PathIOError",
+        Error::InvalidInput(_) => "InvalidInputError",
+        Error::Cancelled => return pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
+        Error::Arrow(_) => "InternalError",
+    };
+    let msg = e.to_string();
+    match py.import("mediaforge.errors").and_then(|m| m.getattr(class)) {
+        Ok(cls) => match cls.call1((msg.clone(),)) {
+            Ok(inst) => PyErr::from_value(inst),
+            Err(err) => err,
+        },
+        Err(err) => err,
+    }
+}
+
+/// Run `work` on its own thread with the GIL released; poll for Ctrl-C every 50 ms and
+/// raise it flag-first, so the work stops at its next check.
+fn detached<T: Send + 'static>(
+    py: Python<'_>,
+    cancel: Arc<AtomicBool>,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> PyResult<T> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let t = std::thread::spawn(move || {
+        let _ = tx.send(work());
+    });
+    loop {
+        let got = py.allow_threads(|| rx.recv_timeout(Duration::from_millis(50)));
+        match got {
+            Ok(r) => {
+                let _ = t.join();
+                return r.map_err(|e| to_py_err(py, e));
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                let _ = t.join();
+                return Err(to_py_err(py, Error::InvalidInput("internal error: worker ended without a result".into())));
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if let Err(sig) = py.check_signals() {
+                    cancel.store(true, Relaxed);
+                    py.allow_threads(|| {
+                        let _ = rx.recv();
+                    });
+                    let _ = t.join();
+                    return Err(sig);
+                }
+            }
+        }
+    }
+}
+
+/// An Arrow record batch, handed to Python through `__arrow_c_array__`
+/// (`pyarrow.record_batch(obj)` takes it without a copy).
+#[pyclass(frozen, module = "mediaforge._core")]
+struct ArrowBatch {
+    batch: RecordBatch,
+}
+
+#[pymethods]
+impl ArrowBatch {
+    #[getter]
+    fn num_rows(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>, requested_schema: Option<PyObject>) -> PyResult<Bound<'py, PyCapsule>> {
+        let _ = requested_schema;
+        let schema = FFI_ArrowSchema::try_from(self.batch.schema().as_ref())
+            .map_err(|e| to_py_err(py, Error::Arrow(e)))?;
+        PyCapsule::new(py, schema, Some(CString::new("arrow_schema").unwrap()))
+    }
+
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<PyObject>,
+    ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
+        let _ = requested_schema;
+        let data = StructArray::from(self.batch.clone()).into_data();
+        let schema = FFI_ArrowSchema::try_from(data.data_type()).map_err(|e| to_py_err(py, Error::Arrow(e)))?;
+        let array = FFI_ArrowArray::new(&data);
+        let s = PyCapsule::new(py, schema, Some(CString::new("arrow_schema").unwrap()))?;
+        let a = PyCapsule::new(py, array, Some(CString::new("arrow_array").unwrap()))?;
+        Ok((s, a))
+    }
+}
+
+fn wrap(py: Python<'_>, batch: RecordBatch) -> PyResult<PyObject> {
+    Ok(Py::new(py, ArrowBatch { batch })?.into_any())
+}
+
+/// Read every batch of an object with `__arrow_c_stream__` (a pyarrow Table, say).
+fn read_stream(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
+    let capsule = obj.call_method0("__arrow_c_stream__")?;
+    let capsule = capsule.downcast::<PyCapsule>()?;
+    let ptr = capsule.pointer() as *mut FFI_ArrowArrayStream;
+    if ptr.is_null() {
+        return Err(to_py_err(py, Error::InvalidInput("empty Arrow stream capsule".into())));
+    }
+    // SAFETY: the capsule holds an ArrowArrayStream by the PyCapsule interface's contract;
+    // from_raw moves it out and leaves a released stream behind.
+    let reader = unsafe { ArrowArrayStreamReader::from_raw(ptr) }.map_err(|e| to_py_err(py, Error::Arrow(e)))?;
+    let _schema = reader.schema();
+    let mut out = Vec::new();
+    for b in reader {
+        out.push(b.map_err(|e| to_py_err(py, Error::Arrow(e)))?);
+    }
+    Ok(out)
+}
+
+/// A running scan; iterate it for `(kind, payload)` events.
+///
+/// Kinds: `"files"` and `"errors"` (Arrow batches), `"vanished"` (an Arrow batch of the
+/// catalog's media ids not seen under the roots), then `"done"` (a dict of totals).
+#[pyclass(module = "mediaforge._core")]
+struct Scanner {
+    handle: Option<ScanHandle>,
+}
+
+#[pymethods]
+impl Scanner {
+    #[new]
+    #[pyo3(signature = (roots, previous=None, *, hash=true, threads=0, excludes=vec![], ignore_files=true,
+                        include_hidden=true, follow_symlinks=false, one_file_system=false,
+                        batch_rows=100_000, flush_seconds=2.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        roots: Vec<Vec<u8>>,
+        previous: Option<Bound<'_, PyAny>>,
+        hash: bool,
+        threads: usize,
+        excludes: Vec<String>,
+        ignore_files: bool,
+        include_hidden: bool,
+        follow_symlinks: bool,
+        one_file_system: bool,
+        batch_rows: usize,
+        flush_seconds: f64,
+    ) -> PyResult<Self> {
+        let batches = match &previous {
+            Some(obj) => read_stream(py, obj)?,
+            None => Vec::new(),
+        };
+        let prev = py.allow_threads(|| PrevState::from_batches(&batches)).map_err(|e| to_py_err(py, e))?;
+        drop(batches);
+        let opts = ScanOptions {
+            roots,
+            walk: WalkOptions { excludes, use_ignore_files: ignore_files, include_hidden, follow_symlinks, one_file_system },
+            hash,
+            threads,
+            batch_rows,
+            flush_after: Duration::from_secs_f64(flush_seconds.max(0.05)),
+        };
+        let handle = scan::start(opts, prev).map_err(|e| to_py_err(py, e))?;
+        Ok(Scanner { handle: Some(handle) })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<(String, PyObject)> {
+        loop {
+            if let Some(ev) = self.poll(py, 0.1)? {
+                return Ok(ev);
+            }
+        }
+    }
+
+    /// The next event, or `None` if none came within `timeout` seconds (so the caller
+    /// can redraw progress). Raises `StopIteration` once the scan is over.
+    fn poll(&mut self, py: Python<'_>, timeout: f64) -> PyResult<Option<(String, PyObject)>> {
+        let Some(h) = self.handle.as_ref() else {
+            return Err(PyStopIteration::new_err(()));
+        };
+        let wait = Duration::from_secs_f64(timeout.clamp(0.0, 1.0));
+        let got = py.allow_threads(|| h.next_timeout(wait));
+        match got {
+            Ok(Some(ev)) => Ok(Some(match ev {
+                Event::Files(b) => ("files".into(), wrap(py, b)?),
+                Event::Errors(b) => ("errors".into(), wrap(py, b)?),
+                Event::Vanished(b) => ("vanished".into(), wrap(py, b)?),
+                Event::Done(t) => {
+                    let d = PyDict::new(py);
+                    d.set_item("files_seen", t.files_seen)?;
+                    d.set_item("bytes_seen", t.bytes_seen)?;
+                    d.set_item("dirs", t.dirs)?;
+                    d.set_item("new", t.new)?;
+                    d.set_item("changed", t.changed)?;
+                    d.set_item("hashed", t.hashed)?;
+                    d.set_item("revived", t.revived)?;
+                    d.set_item("unchanged", t.unchanged)?;
+                    d.set_item("vanished", t.vanished)?;
+                    d.set_item("hashed_files", t.hashed_files)?;
+                    d.set_item("hashed_bytes", t.hashed_bytes)?;
+                    d.set_item("unstable", t.unstable)?;
+                    d.set_item("errors", t.errors)?;
+                    ("done".into(), d.into_any().unbind())
+                }
+                Event::Failed(e) => {
+                    self.close(py);
+                    return Err(to_py_err(py, e));
+                }
+            })),
+            Ok(None) => {
+                if let Err(sig) = py.check_signals() {
+                    self.close(py);
+                    return Err(sig);
+                }
+                Ok(None)
+            }
+            Err(()) => {
+                self.close(py);
+                Err(PyStopIteration::new_err(()))
+            }
+        }
+    }
+
+    /// Live counters: phase, files and bytes walked, files and bytes hashed of the total.
+    fn progress<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        if let Some(h) = &self.handle {
+            let p = &h.progress;
+            let phase = match p.phase.load(Relaxed) {
+                scan::phase::WALK => "walk",
+                scan::phase::PLAN => "plan",
+                scan::phase::HASH => "hash",
+                _ => "done",
+            };
+            d.set_item("phase", phase)?;
+            d.set_item("files", p.walk.files.load(Relaxed))?;
+            d.set_item("bytes", p.walk.bytes.load(Relaxed))?;
+            d.set_item("dirs", p.walk.dirs.load(Relaxed))?;
+            d.set_item("errors", p.walk.errors.load(Relaxed))?;
+            d.set_item("hash_files_total", p.hash_files_total.load(Relaxed))?;
+            d.set_item("hash_bytes_total", p.hash_bytes_total.load(Relaxed))?;
+            d.set_item("hash_files_done", p.hash_files_done.load(Relaxed))?;
+            d.set_item("hash_bytes_done", p.hash_bytes_done.load(Relaxed))?;
+        }
+        Ok(d)
+    }
+
+    /// Stop the scan (if running) and wait for its threads; safe to call twice.
+    fn close(&mut self, py: Python<'_>) {
+        if let Some(mut h) = self.handle.take() {
+            h.cancel();
+            py.allow_threads(move || h.close());
+        }
+    }
+}
+
+/// BLAKE3 of one file, hex: the same code path as the scan (mmap, rayon for big files).
+#[pyfunction]
+#[pyo3(signature = (path, threads=0))]
+fn hash_file(py: Python<'_>, path: Vec<u8>, threads: usize) -> PyResult<String> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c2 = cancel.clone();
+    detached(py, cancel, move || {
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if threads > 0 {
+            b = b.num_threads(threads);
+        }
+        let pool = b.build().map_err(|e| Error::InvalidInput(e.to_string()))?;
+        pool.install(|| mediaforge_core::hash::hash_path(&path, &c2)).map(|d| d.to_hex())
+    })
+}
+
+/// Kind and MIME of a file name and (optionally) its first bytes.
+#[pyfunction]
+#[pyo3(signature = (name, head=None))]
+fn classify(name: Vec<u8>, head: Option<Vec<u8>>) -> (String, String) {
+    let ext = mediaforge_core::kind::extension(&name);
+    let c = mediaforge_core::kind::classify(ext, head.as_deref());
+    (c.kind.as_str().to_string(), c.mime.to_string())
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Scanner>()?;
+    m.add_class::<ArrowBatch>()?;
+    m.add_function(wrap_pyfunction!(hash_file, m)?)?;
+    m.add_function(wrap_pyfunction!(classify, m)?)?;
+    Ok(())
+}

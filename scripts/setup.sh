@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for MediaForge: a virtualenv in .venv, the Python dependencies,
+# and the Rust extension built in release mode. Safe to run again: each step is skipped
+# when its inputs have not changed. Sourced by scripts/run.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PY=${PYTHON:-python3}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating virtualenv in .venv" >&2
+    "$PY" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+
+# Python dependencies, re-installed only when pyproject.toml changes.
+stamp="$VENV/.deps-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "setup: installing Python dependencies" >&2
+    python -m pip install -q --upgrade pip
+    python -m pip install -q "maturin>=1.5,<2" \
+        "duckdb>=1.1" "pyarrow>=16" "typer>=0.12" "rich>=13" \
+        "av>=12" "pillow>=10" "mutagen>=1.47" \
+        "pytest>=8" "hypothesis>=6.100" "blake3>=0.4"
+    rm -f "$VENV"/.deps-*
+    touch "$stamp"
+fi
+
+# The Rust extension, release profile; cargo's own cache in target/ makes a rebuild cheap.
+ext_stamp="$VENV/.ext-stamp"
+newest=$(find rust Cargo.toml Cargo.lock pyproject.toml -newer "$ext_stamp" -print -quit 2>/dev/null || true)
+if [ ! -f "$ext_stamp" ] || [ -n "$newest" ] || ! python -c "import mediaforge._core" 2>/dev/null; then
+    echo "setup: building the Rust extension (release)" >&2
+    maturin develop --release --quiet 2>&1 | grep -vE '^(📦|🔗|🐍|📡|✏️|🛠|📖|⚠️  Warning: .*PATH)' >&2 || true
+    python -c "import mediaforge._core" || { echo "setup: the extension failed to build" >&2; exit 1; }
+    touch "$ext_stamp"
+fi
