@@ -49,24 +49,31 @@ def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool) -> int:
 def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> None:
     """Insert new rows and update known ones (matched by `prev_media_id`), atomically."""
     now = utcnow()
+    known = batch.num_rows - batch.column("prev_media_id").null_count
     with cat.registered("mf_batch", batch), cat.transaction() as con:
-        con.execute(
-            f"""
-            UPDATE files SET
+        if known:
+            _update_known(con, now, scan_id)
+        if known < batch.num_rows:
+            con.execute(
+                f"""
+                INSERT INTO files
+                SELECT gen_random_uuid(), {_FILE_COLS}, 'present', $now, $now, NULL, $sid, $sid
+                FROM mf_batch WHERE prev_media_id IS NULL
+                """,
+                {"now": now, "sid": scan_id},
+            )
+
+
+def _update_known(con, now: datetime, scan_id: int) -> None:  # noqa: ANN001
+    con.execute(
+        """
+        UPDATE files SET
                 path = b.path, path_bytes = b.path_bytes, dir = b.dir, name = b.name, ext = b.ext,
                 size = b.size, mtime_ns = b.mtime_ns, ctime_ns = b.ctime_ns, dev = b.dev,
                 inode = b.inode, nlink = b.nlink, kind = b.kind, mime = b.mime, blake3 = b.blake3,
                 status = 'present', missing_since = NULL, last_seen = $now, last_scan_id = $sid
             FROM (SELECT * FROM mf_batch WHERE prev_media_id IS NOT NULL) AS b
             WHERE files.media_id = b.prev_media_id::UUID
-            """,
-            {"now": now, "sid": scan_id},
-        )
-        con.execute(
-            f"""
-            INSERT INTO files
-            SELECT gen_random_uuid(), {_FILE_COLS}, 'present', $now, $now, NULL, $sid, $sid
-            FROM mf_batch WHERE prev_media_id IS NULL
             """,
             {"now": now, "sid": scan_id},
         )

@@ -32,7 +32,7 @@ class ScanConfig:
     follow_symlinks: bool = False
     one_file_system: bool = False
     prune: bool = False
-    batch_rows: int = 100_000
+    batch_rows: int = 245_760
     flush_seconds: float = 2.0
 
 

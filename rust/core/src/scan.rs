@@ -13,7 +13,7 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ impl Default for ScanOptions {
             walk: WalkOptions::default(),
             hash: true,
             threads: 0,
-            batch_rows: 100_000,
+            batch_rows: 245_760,
             flush_after: Duration::from_secs(2),
         }
     }
@@ -267,177 +267,188 @@ struct Batcher<'a> {
     rows: Vec<FileRow>,
     errors: Vec<PathError>,
     batch_rows: usize,
-    flush_after: Duration,
-    last: Instant,
 }
 
 impl Batcher<'_> {
-    fn push(&mut self, row: FileRow) -> Result<()> {
-        self.rows.push(row);
-        self.maybe_flush()
-    }
-
-    fn error(&mut self, e: PathError) -> Result<()> {
-        self.errors.push(e);
-        self.maybe_flush()
-    }
-
-    fn maybe_flush(&mut self) -> Result<()> {
-        if self.rows.len() >= self.batch_rows || self.errors.len() >= self.batch_rows || self.last.elapsed() >= self.flush_after {
-            self.flush()?;
-        }
-        Ok(())
+    fn full(&self) -> bool {
+        self.rows.len() >= self.batch_rows || self.errors.len() >= self.batch_rows
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.last = Instant::now();
         if !self.errors.is_empty() {
             let b = errors_batch(&self.errors)?;
             self.errors.clear();
             self.tx.send(Event::Errors(b)).map_err(|_| Error::Cancelled)?;
         }
-        if !self.rows.is_empty() {
+        while !self.rows.is_empty() {
+            // Exactly batch_rows per batch: DuckDB writes whole row groups straight to the
+            // file, and only a partial tail through its write-ahead log.
+            let n = self.rows.len().min(self.batch_rows);
+            let rest = self.rows.split_off(n);
             let b = files_batch(&self.rows)?;
-            self.rows.clear();
+            self.rows = rest;
             self.tx.send(Event::Files(b)).map_err(|_| Error::Cancelled)?;
+            if self.rows.len() < self.batch_rows {
+                break;
+            }
         }
         Ok(())
     }
 }
 
-/// A unit of hashing work: some files of one folder.
-struct HashJob<'a> {
-    dir: &'a [u8],
-    files: Vec<(&'a WalkedFile, Option<MediaId>, Change)>,
+/// Rows and errors on their way to the batcher, a folder's worth at a time.
+enum Msg {
+    Rows(Vec<FileRow>),
+    Errors(Vec<PathError>),
 }
 
-enum Msg {
-    Row(FileRow),
-    Error(PathError),
+/// Gathers messages into batches; flushes when a batch is full, and on a timer so a long
+/// hash run commits its progress.
+fn collect(mrx: Receiver<Msg>, mut b: Batcher<'_>, flush_after: Duration, cancel: &AtomicBool) -> Result<()> {
+    let mut last = Instant::now();
+    let res = (|| {
+        loop {
+            match mrx.recv_timeout(flush_after) {
+                Ok(Msg::Rows(r)) => b.rows.extend(r),
+                Ok(Msg::Errors(e)) => b.errors.extend(e),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            if b.full() {
+                // Send only whole batches here; the remainder waits for more rows.
+                let keep = b.rows.len() % b.batch_rows;
+                let tail = b.rows.split_off(b.rows.len() - keep);
+                b.flush()?;
+                b.rows = tail;
+                last = Instant::now();
+            } else if last.elapsed() >= flush_after && (!b.rows.is_empty() || !b.errors.is_empty()) {
+                b.flush()?;
+                last = Instant::now();
+            }
+        }
+        b.flush()
+    })();
+    if res.is_err() {
+        // Python stopped listening: stop the workers too.
+        cancel.store(true, Relaxed);
+    }
+    res
+}
+
+/// A unit of hashing work: some files of one folder.
+struct HashJob {
+    dir: Arc<[u8]>,
+    files: Vec<(WalkedFile, Option<MediaId>, Change)>,
+}
+
+#[derive(Default)]
+struct Counts {
+    new: AtomicU64,
+    changed: AtomicU64,
+    hashed: AtomicU64,
+    revived: AtomicU64,
+    unchanged: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, c: Change) {
+        match c {
+            Change::New => &self.new,
+            Change::Changed => &self.changed,
+            Change::Hashed => &self.hashed,
+            Change::Revived => &self.revived,
+        }
+        .fetch_add(1, Relaxed);
+    }
+}
+
+/// Plan one folder's files as soon as the walker lists them: rows that need no reading go
+/// straight to the batcher (so the catalog writes overlap the walk), the rest become jobs.
+fn plan_dir(d: DirFiles, prev: &PrevState, want_hash: bool, counts: &Counts, mtx: &Sender<Msg>, jobs: &Mutex<Vec<HashJob>>) {
+    let dir: Arc<[u8]> = d.dir.into();
+    let mut rows = Vec::new();
+    let mut job = HashJob { dir: dir.clone(), files: Vec::new() };
+    let mut job_bytes = 0u64;
+    let mut new_jobs = Vec::new();
+    for f in d.files {
+        match plan_file(&f, prev, want_hash) {
+            Plan::Skip => {
+                counts.unchanged.fetch_add(1, Relaxed);
+            }
+            Plan::Row { prev: id, change, digest, hash } => {
+                counts.add(change);
+                if hash {
+                    job_bytes += f.stat.len.0;
+                    job.files.push((f, id, change));
+                    // Keep jobs small enough to spread over the threads.
+                    if job.files.len() >= 256 || job_bytes >= 256 << 20 {
+                        new_jobs.push(std::mem::replace(&mut job, HashJob { dir: dir.clone(), files: Vec::new() }));
+                        job_bytes = 0;
+                    }
+                } else {
+                    let class = classify_unread(&f);
+                    rows.push(FileRow {
+                        path: f.path,
+                        name_start: f.name_start,
+                        stat: f.stat,
+                        class,
+                        digest,
+                        prev: id,
+                        change,
+                    });
+                }
+            }
+        }
+    }
+    if !job.files.is_empty() {
+        new_jobs.push(job);
+    }
+    if !new_jobs.is_empty() {
+        jobs.lock().unwrap().extend(new_jobs);
+    }
+    if !rows.is_empty() {
+        let _ = mtx.send(Msg::Rows(rows));
+    }
 }
 
 fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Progress, tx: &Sender<Event>) -> Result<ScanTotals> {
-    let mut totals = ScanTotals::default();
+    let counts = Counts::default();
+    let jobs: Mutex<Vec<HashJob>> = Mutex::new(Vec::new());
+    let unstable = AtomicU64::new(0);
+    let hash_errors = AtomicU64::new(0);
+    let batcher = Batcher { tx, rows: Vec::new(), errors: Vec::new(), batch_rows: opts.batch_rows.max(1) };
+    let (mtx, mrx) = bounded::<Msg>(1024);
     progress.phase.store(phase::WALK, Relaxed);
-    let walked = walk(&opts.roots, &opts.walk, cancel, &progress.walk)?;
-    totals.files_seen = walked.file_count() as u64;
-    totals.bytes_seen = crate::walk::total_len(&walked).0;
-    totals.dirs = progress.walk.dirs.load(Relaxed);
 
-    progress.phase.store(phase::PLAN, Relaxed);
-    let plans: Vec<Vec<Plan>> = walked
-        .dirs
-        .par_iter()
-        .map(|d| d.files.iter().map(|f| plan_file(f, prev, opts.hash)).collect())
-        .collect();
+    let (walk_res, collect_res) = std::thread::scope(|s| {
+        let collector = s.spawn(|| collect(mrx, batcher, opts.flush_after, cancel));
+        let walk_res = (|| -> Result<crate::walk::WalkOutput> {
+            let sink = |d: DirFiles| plan_dir(d, prev, opts.hash, &counts, &mtx, &jobs);
+            let walked = walk(&opts.roots, &opts.walk, cancel, &progress.walk, &sink)?;
+            if !walked.errors.is_empty() {
+                let _ = mtx.send(Msg::Errors(walked.errors.clone()));
+            }
+            let jobs = std::mem::take(&mut *jobs.lock().unwrap());
+            let (files, bytes) = jobs.iter().flat_map(|j| j.files.iter()).fold((0, 0), |(n, b), (f, _, _)| (n + 1, b + f.stat.len.0));
+            progress.hash_files_total.store(files, Relaxed);
+            progress.hash_bytes_total.store(bytes, Relaxed);
+            progress.phase.store(phase::HASH, Relaxed);
+            jobs.par_iter().for_each_with(mtx.clone(), |mtx, job| {
+                if !cancel.load(Relaxed) {
+                    hash_job(job, cancel, progress, &unstable, &hash_errors, mtx);
+                }
+            });
+            Ok(walked)
+        })();
+        drop(mtx);
+        let collect_res = collector.join().unwrap_or_else(|_| Err(Error::InvalidInput("internal error: collector panicked".into())));
+        (walk_res, collect_res)
+    });
+    let walked = walk_res?;
+    collect_res?;
     if cancel.load(Relaxed) {
         return Err(Error::Cancelled);
     }
-
-    let mut batcher = Batcher {
-        tx,
-        rows: Vec::new(),
-        errors: walked.errors.clone(),
-        batch_rows: opts.batch_rows.max(1),
-        flush_after: opts.flush_after,
-        last: Instant::now(),
-    };
-    totals.errors += walked.errors.len() as u64;
-
-    // Rows that need no reading go out first; the rest become hash jobs.
-    let mut jobs: Vec<HashJob> = Vec::new();
-    let mut hash_bytes = 0u64;
-    let mut hash_files = 0u64;
-    let mut direct: Vec<(&WalkedFile, Option<MediaId>, Change, Option<Digest>)> = Vec::new();
-    for (d, ps) in walked.dirs.iter().zip(&plans) {
-        let mut job = HashJob { dir: &d.dir, files: Vec::new() };
-        let mut job_bytes = 0u64;
-        for (f, p) in d.files.iter().zip(ps) {
-            match p {
-                Plan::Skip => totals.unchanged += 1,
-                Plan::Row { prev: id, change, digest, hash } => {
-                    count_change(&mut totals, *change);
-                    if *hash {
-                        job.files.push((f, *id, *change));
-                        job_bytes += f.stat.len.0;
-                        hash_bytes += f.stat.len.0;
-                        hash_files += 1;
-                        // Keep jobs small enough to spread over the threads.
-                        if job.files.len() >= 256 || job_bytes >= 256 << 20 {
-                            jobs.push(std::mem::replace(&mut job, HashJob { dir: &d.dir, files: Vec::new() }));
-                            job_bytes = 0;
-                        }
-                    } else {
-                        direct.push((f, *id, *change, *digest));
-                    }
-                }
-            }
-        }
-        if !job.files.is_empty() {
-            jobs.push(job);
-        }
-    }
-    drop(plans);
-
-    let direct_rows: Vec<FileRow> = direct
-        .par_iter()
-        .map(|(f, id, change, digest)| FileRow {
-            path: f.path.clone(),
-            name_start: f.name_start,
-            stat: f.stat,
-            class: classify_unread(f),
-            digest: *digest,
-            prev: *id,
-            change: *change,
-        })
-        .collect();
-    drop(direct);
-    for row in direct_rows {
-        batcher.push(row)?;
-    }
-
-    progress.hash_files_total.store(hash_files, Relaxed);
-    progress.hash_bytes_total.store(hash_bytes, Relaxed);
-    progress.phase.store(phase::HASH, Relaxed);
-    if !jobs.is_empty() {
-        let (mtx, mrx) = bounded::<Msg>(16_384);
-        let unstable = AtomicU64::new(0);
-        let mut collect_err: Result<()> = Ok(());
-        std::thread::scope(|s| {
-            let collector = s.spawn(|| -> Result<u64> {
-                let mut errors = 0u64;
-                for m in mrx.iter() {
-                    match m {
-                        Msg::Row(r) => batcher.push(r)?,
-                        Msg::Error(e) => {
-                            errors += 1;
-                            batcher.error(e)?
-                        }
-                    }
-                }
-                Ok(errors)
-            });
-            jobs.par_iter().for_each_with(mtx, |mtx, job| {
-                if cancel.load(Relaxed) {
-                    return;
-                }
-                hash_job(job, cancel, progress, &unstable, mtx);
-            });
-            match collector.join() {
-                Ok(Ok(n)) => totals.errors += n,
-                Ok(Err(e)) => collect_err = Err(e),
-                Err(_) => collect_err = Err(Error::InvalidInput("internal error: collector panicked".into())),
-            }
-        });
-        collect_err?;
-        totals.unstable = unstable.load(Relaxed);
-    }
-    if cancel.load(Relaxed) {
-        return Err(Error::Cancelled);
-    }
-    totals.hashed_files = progress.hash_files_done.load(Relaxed);
-    totals.hashed_bytes = progress.hash_bytes_done.load(Relaxed);
-    batcher.flush()?;
 
     // Vanished rows: never below a folder we could not read, never after a cut-short walk.
     let mut unreadable = walked.unreadable_dirs.clone();
@@ -451,37 +462,44 @@ fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Pro
         })
         .map(|i| prev.media_id[i])
         .collect();
-    totals.vanished = vanished.len() as u64;
     if !vanished.is_empty() {
         tx.send(Event::Vanished(ids_batch(&vanished)?)).map_err(|_| Error::Cancelled)?;
     }
     progress.phase.store(phase::DONE, Relaxed);
-    Ok(totals)
+    Ok(ScanTotals {
+        files_seen: progress.walk.files.load(Relaxed),
+        bytes_seen: progress.walk.bytes.load(Relaxed),
+        dirs: progress.walk.dirs.load(Relaxed),
+        new: counts.new.load(Relaxed),
+        changed: counts.changed.load(Relaxed),
+        hashed: counts.hashed.load(Relaxed),
+        revived: counts.revived.load(Relaxed),
+        unchanged: counts.unchanged.load(Relaxed),
+        vanished: vanished.len() as u64,
+        hashed_files: progress.hash_files_done.load(Relaxed),
+        hashed_bytes: progress.hash_bytes_done.load(Relaxed),
+        unstable: unstable.load(Relaxed),
+        errors: walked.errors.len() as u64 + hash_errors.load(Relaxed),
+    })
 }
 
-fn count_change(t: &mut ScanTotals, c: Change) {
-    match c {
-        Change::New => t.new += 1,
-        Change::Changed => t.changed += 1,
-        Change::Hashed => t.hashed += 1,
-        Change::Revived => t.revived += 1,
-    }
-}
-
-fn hash_job(job: &HashJob, cancel: &AtomicBool, progress: &Progress, unstable: &AtomicU64, tx: &Sender<Msg>) {
-    let send_err = |tx: &Sender<Msg>, path: &[u8], stage: &'static str, msg: String, errno: Option<i32>| {
-        let _ = tx.send(Msg::Error(PathError { path: path.into(), stage, message: msg, errno }));
+fn hash_job(job: &HashJob, cancel: &AtomicBool, progress: &Progress, unstable: &AtomicU64, errors: &AtomicU64, tx: &Sender<Msg>) {
+    let mut rows = Vec::with_capacity(job.files.len());
+    let mut errs = Vec::new();
+    let fail = |errs: &mut Vec<PathError>, path: &[u8], stage: &'static str, message: String, errno: Option<i32>| {
+        errors.fetch_add(1, Relaxed);
+        errs.push(PathError { path: path.into(), stage, message, errno });
     };
-    let dirc = match CString::new(job.dir) {
-        Ok(c) => c,
-        Err(_) => return,
-    };
-    let dirfd = match rustix::fs::openat(CWD, dirc.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+    let dirfd = CString::new(&*job.dir).map_err(|_| rustix::io::Errno::INVAL).and_then(|c| {
+        rustix::fs::openat(CWD, c.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+    });
+    let dirfd = match dirfd {
         Ok(fd) => fd,
         Err(e) => {
             for (f, _, _) in &job.files {
-                send_err(tx, &f.path, "hash", describe_io(&e.into()), Some(e.raw_os_error()));
+                fail(&mut errs, &f.path, "hash", describe_io(&e.into()), Some(e.raw_os_error()));
             }
+            let _ = tx.send(Msg::Errors(errs));
             return;
         }
     };
@@ -490,10 +508,7 @@ fn hash_job(job: &HashJob, cancel: &AtomicBool, progress: &Progress, unstable: &
         if cancel.load(Relaxed) {
             return;
         }
-        let name = match CString::new(f.name()) {
-            Ok(c) => c,
-            Err(_) => continue,
-        };
+        let Ok(name) = CString::new(f.name()) else { continue };
         let ext = kind::extension(f.name());
         let row = |digest: Option<Digest>, class: Class| FileRow {
             path: f.path.clone(),
@@ -505,30 +520,29 @@ fn hash_job(job: &HashJob, cancel: &AtomicBool, progress: &Progress, unstable: &
             change: *change,
         };
         match hash_file_at(Some(dirfd.as_fd()), name.as_c_str(), &f.stat, &mut buf, cancel, &progress.hash_bytes_done) {
-            Ok(Hashed::Stable { digest, head }) => {
-                let _ = tx.send(Msg::Row(row(Some(digest), kind::classify(ext, Some(&head)))));
-            }
+            Ok(Hashed::Stable { digest, head }) => rows.push(row(Some(digest), kind::classify(ext, Some(&head)))),
             Ok(Hashed::Unstable { .. }) => {
                 unstable.fetch_add(1, Relaxed);
-                send_err(tx, &f.path, "unstable", "file changed while it was being hashed; stored without a digest".into(), None);
-                let _ = tx.send(Msg::Row(row(None, kind::classify(ext, None))));
+                fail(&mut errs, &f.path, "unstable", "file changed while it was being hashed; stored without a digest".into(), None);
+                rows.push(row(None, kind::classify(ext, None)));
             }
             Err(HashError::Cancelled) => return,
             Err(HashError::Io(e)) => {
-                let stage = if e == rustix::io::Errno::NOENT { "vanished" } else { "hash" };
-                send_err(tx, &f.path, stage, describe_io(&e.into()), Some(e.raw_os_error()));
-                if e != rustix::io::Errno::NOENT {
-                    // Unreadable but present: keep its row (without a digest).
-                    let _ = tx.send(Msg::Row(row(None, kind::classify(ext, None))));
+                let gone = e == rustix::io::Errno::NOENT;
+                fail(&mut errs, &f.path, if gone { "vanished" } else { "hash" }, describe_io(&e.into()), Some(e.raw_os_error()));
+                if !gone {
+                    // Present but unreadable: keep its row, without a digest.
+                    rows.push(row(None, kind::classify(ext, None)));
                 }
             }
         }
         progress.hash_files_done.fetch_add(1, Relaxed);
     }
+    if !errs.is_empty() {
+        let _ = tx.send(Msg::Errors(errs));
+    }
+    let _ = tx.send(Msg::Rows(rows));
 }
-
-#[allow(dead_code)]
-fn _dirs_type_check(_: &DirFiles) {}
 
 #[cfg(test)]
 mod tests {

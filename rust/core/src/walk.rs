@@ -17,7 +17,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
-use crate::types::{FileLen, FileStat};
+use crate::types::FileStat;
 
 /// The name of the per-directory ignore file (gitignore syntax).
 pub const IGNORE_FILE: &str = ".mediaforgeignore";
@@ -106,20 +106,13 @@ pub struct WalkCounters {
     pub errors: AtomicU64,
 }
 
-/// Everything the walk found.
+/// What the walk learned besides the files (which go to the sink as they are found).
 #[derive(Debug, Default)]
 pub struct WalkOutput {
-    pub dirs: Vec<DirFiles>,
     pub errors: Vec<PathError>,
     /// Folders that could not be read (or whose reading failed part-way): what the catalog
     /// knows below them must not be taken as gone.
     pub unreadable_dirs: Vec<Box<[u8]>>,
-}
-
-impl WalkOutput {
-    pub fn file_count(&self) -> usize {
-        self.dirs.iter().map(|d| d.files.len()).sum()
-    }
 }
 
 /// A chain of ignore matchers from the root down to the current folder.
@@ -162,7 +155,11 @@ impl Ancestor {
     }
 }
 
+/// Receives each folder's files as soon as they are listed, on a worker thread.
+pub type DirSink<'a> = dyn Fn(DirFiles) + Sync + 'a;
+
 struct Ctx<'a> {
+    sink_files: &'a DirSink<'a>,
     opts: &'a WalkOptions,
     cancel: &'a AtomicBool,
     counters: &'a WalkCounters,
@@ -223,8 +220,14 @@ fn build_excludes(root: &[u8], patterns: &[String]) -> Result<Option<Arc<IgnoreN
 /// A root may be a folder or a single file. Roots must exist: a missing root is an error
 /// of the whole call, since silently finding nothing there would make every file the
 /// catalog knows below it look deleted.
-pub fn walk(roots: &[Vec<u8>], opts: &WalkOptions, cancel: &AtomicBool, counters: &WalkCounters) -> Result<WalkOutput> {
-    let ctx = Ctx { opts, cancel, counters, sink: Mutex::new(WalkOutput::default()) };
+pub fn walk(
+    roots: &[Vec<u8>],
+    opts: &WalkOptions,
+    cancel: &AtomicBool,
+    counters: &WalkCounters,
+    sink_files: &DirSink<'_>,
+) -> Result<WalkOutput> {
+    let ctx = Ctx { sink_files, opts, cancel, counters, sink: Mutex::new(WalkOutput::default()) };
     let mut tasks = Vec::new();
     for root in roots {
         let root = trim_trailing_slashes(root);
@@ -248,7 +251,7 @@ pub fn walk(roots: &[Vec<u8>], opts: &WalkOptions, cancel: &AtomicBool, counters
             let stat = FileStat::from_stat(&st);
             counters.files.fetch_add(1, Relaxed);
             counters.bytes.fetch_add(stat.len.0, Relaxed);
-            ctx.sink.lock().unwrap().dirs.push(DirFiles {
+            (ctx.sink_files)(DirFiles {
                 dir: if dir.is_empty() { b"/".to_vec().into() } else { dir.into() },
                 files: vec![WalkedFile { path: root.into(), name_start: name_start as u32, stat }],
             });
@@ -470,7 +473,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     if !files.is_empty() {
         ctx.counters.files.fetch_add(files.len() as u64, Relaxed);
         ctx.counters.bytes.fetch_add(bytes, Relaxed);
-        ctx.sink.lock().unwrap().dirs.push(DirFiles { dir: task.path.into(), files });
+        (ctx.sink_files)(DirFiles { dir: task.path.into(), files });
     }
 }
 
@@ -487,24 +490,26 @@ fn cstr(name: &[u8]) -> std::ffi::CString {
     std::ffi::CString::new(name).expect("file name without NUL")
 }
 
-/// Sum of file lengths, for tests and summaries.
-pub fn total_len(out: &WalkOutput) -> FileLen {
-    FileLen(out.dirs.iter().flat_map(|d| d.files.iter()).map(|f| f.stat.len.0).sum())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs;
     use std::os::unix::fs::symlink;
 
-    fn run(root: &Path, opts: &WalkOptions) -> WalkOutput {
-        let cancel = AtomicBool::new(false);
-        let counters = WalkCounters::default();
-        walk(&[root.as_os_str().as_bytes().to_vec()], opts, &cancel, &counters).unwrap()
+    struct Run {
+        dirs: Vec<DirFiles>,
+        out: WalkOutput,
     }
 
-    fn names(out: &WalkOutput, root: &Path) -> Vec<String> {
+    fn run(root: &Path, opts: &WalkOptions) -> Run {
+        let cancel = AtomicBool::new(false);
+        let counters = WalkCounters::default();
+        let dirs = Mutex::new(Vec::new());
+        let out = walk(&[root.as_os_str().as_bytes().to_vec()], opts, &cancel, &counters, &|d| dirs.lock().unwrap().push(d)).unwrap();
+        Run { dirs: dirs.into_inner().unwrap(), out }
+    }
+
+    fn names(out: &Run, root: &Path) -> Vec<String> {
         let mut v: Vec<String> = out
             .dirs
             .iter()
@@ -531,7 +536,8 @@ mod tests {
         fs::write(r.join(".mediaforgeignore"), b"skipme/\n*.part\n").unwrap();
         let out = run(r, &WalkOptions::default());
         assert_eq!(names(&out, r), vec![".mediaforgeignore", "a/b/.hidden.png", "a/one.jpg"]);
-        assert_eq!(total_len(&out).0, 1 + 2 + 15);
+        let total: u64 = out.dirs.iter().flat_map(|d| d.files.iter()).map(|f| f.stat.len.0).sum();
+        assert_eq!(total, 1 + 2 + 15);
     }
 
     #[test]
@@ -547,14 +553,14 @@ mod tests {
         let follow = WalkOptions { follow_symlinks: true, ..Default::default() };
         let out = run(r, &follow);
         assert!(names(&out, r).contains(&"d/e/f.mp3".to_string()));
-        assert!(out.errors.iter().any(|e| e.message.contains("loop")), "{:?}", out.errors);
+        assert!(out.out.errors.iter().any(|e| e.message.contains("loop")), "{:?}", out.out.errors);
     }
 
     #[test]
     fn missing_root_is_an_error() {
         let cancel = AtomicBool::new(false);
         let c = WalkCounters::default();
-        let err = walk(&[b"/no/such/place".to_vec()], &WalkOptions::default(), &cancel, &c).unwrap_err();
+        let err = walk(&[b"/no/such/place".to_vec()], &WalkOptions::default(), &cancel, &c, &|_| {}).unwrap_err();
         assert!(matches!(err, Error::NotFound(_)));
     }
 }

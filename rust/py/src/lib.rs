@@ -154,7 +154,7 @@ impl Scanner {
     #[new]
     #[pyo3(signature = (roots, previous=None, *, hash=true, threads=0, excludes=vec![], ignore_files=true,
                         include_hidden=true, follow_symlinks=false, one_file_system=false,
-                        batch_rows=100_000, flush_seconds=2.0))]
+                        batch_rows=245_760, flush_seconds=2.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,

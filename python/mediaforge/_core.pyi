@@ -1,0 +1,40 @@
+"""Type stubs for the private Rust extension `mediaforge._core`."""
+
+from typing import Any, Iterator
+
+__version__: str
+
+class ArrowBatch:
+    """An Arrow record batch; pass it to `pyarrow.record_batch()`."""
+
+    @property
+    def num_rows(self) -> int: ...
+    def __arrow_c_schema__(self, requested_schema: object | None = None) -> object: ...
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]: ...
+
+class Scanner:
+    """A running scan; iterate or `poll` for `(kind, payload)` events."""
+
+    def __init__(
+        self,
+        roots: list[bytes],
+        previous: object | None = None,
+        *,
+        hash: bool = True,
+        threads: int = 0,
+        excludes: list[str] = ...,
+        ignore_files: bool = True,
+        include_hidden: bool = True,
+        follow_symlinks: bool = False,
+        one_file_system: bool = False,
+        batch_rows: int = 245_760,
+        flush_seconds: float = 2.0,
+    ) -> None: ...
+    def __iter__(self) -> Iterator[tuple[str, Any]]: ...
+    def __next__(self) -> tuple[str, Any]: ...
+    def poll(self, timeout: float) -> tuple[str, Any] | None: ...
+    def progress(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+def hash_file(path: bytes, threads: int = 0) -> str: ...
+def classify(name: bytes, head: bytes | None = None) -> tuple[str, str]: ...
