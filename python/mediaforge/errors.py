@@ -17,6 +17,7 @@ class ExitCode:
     CATALOG_BUSY = 4
     CATALOG_INVALID = 5
     SQL = 6
+    CATALOG_WRITE = 7
     INTERRUPTED = 130
 
 
@@ -78,6 +79,12 @@ class CatalogMissingError(CatalogError):
     """No catalog exists yet at the path (read-only commands do not create one)."""
 
     exit_code = ExitCode.PATH
+
+
+class CatalogWriteError(CatalogError):
+    """A write to the catalog failed (disk full, I/O error); committed work is kept."""
+
+    exit_code = ExitCode.CATALOG_WRITE
 
 
 class QueryError(MediaForgeError):

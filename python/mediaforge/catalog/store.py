@@ -21,6 +21,7 @@ from ..errors import (
     CatalogBusyError,
     CatalogInvalidError,
     CatalogMissingError,
+    CatalogWriteError,
     CatalogVersionError,
     MediaForgeError,
 )
@@ -122,7 +123,8 @@ class Catalog:
             self._migrate(version)
         if not self.read_only:
             # A writer holds the lock, so a scan still marked running died with its process.
-            self.con.execute("UPDATE scans SET status = 'interrupted' WHERE status = 'running'")
+            with self.transaction() as con:
+                con.execute("UPDATE scans SET status = 'interrupted' WHERE status = 'running'")
 
     def _migrate(self, current: int) -> None:
         with self.transaction():
@@ -156,16 +158,22 @@ class Catalog:
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One atomic unit of work: committed on success, rolled back on any exception."""
-        self.con.execute("BEGIN TRANSACTION")
         try:
-            yield self.con
-        except BaseException:
+            self.con.execute("BEGIN TRANSACTION")
             try:
-                self.con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        self.con.execute("COMMIT")
+                yield self.con
+            except BaseException:
+                try:
+                    self.con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                raise
+            self.con.execute("COMMIT")
+        except duckdb.Error as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CatalogWriteError(
+                f"writing the catalog {self.path} failed: {first}; everything committed before is kept"
+            ) from None
 
     @contextmanager
     def registered(self, name: str, data: pa.RecordBatch | pa.Table) -> Iterator[str]:
@@ -174,7 +182,10 @@ class Catalog:
         try:
             yield name
         finally:
-            self.con.unregister(name)
+            try:
+                self.con.unregister(name)
+            except duckdb.Error:
+                pass  # the connection is already broken; keep the original error
 
 
 def open_catalog(path: Path | str | None = None, *, read_only: bool = False, threads: int | None = None) -> Catalog:
