@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import MediaForgeError, QueryError
+from ..errors import PathIOError, QueryError
 from .schema import CORE_TABLES
 from .store import Catalog
 
@@ -33,7 +33,7 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = CORE_T
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise MediaForgeError(f"cannot create {out_dir}: {e.strerror}") from None
+        raise PathIOError(f"cannot create {out_dir}: {e.strerror}") from None
     written = []
     for t in tables:
         target = out_dir / f"{t}.parquet"
@@ -43,7 +43,7 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = CORE_T
                 f"COPY (SELECT * FROM {t}) TO '{_sql_str(tmp)}' (FORMAT parquet, COMPRESSION zstd)"
             )
         except duckdb.Error as e:
-            raise MediaForgeError(f"export of {t} to {target} failed: {str(e).splitlines()[0]}") from None
+            raise PathIOError(f"export of {t} to {target} failed: {str(e).splitlines()[0]}") from None
         tmp.replace(target)  # never leave a half-written file under the final name
         written.append(target)
     return written

@@ -46,6 +46,14 @@ def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
     return CatalogInvalidError(f"cannot open catalog {path}: {text.splitlines()[0]}")
 
 
+def is_interrupt(e: BaseException) -> bool:
+    """DuckDB turns a Ctrl-C during a query into its own errors; recognise them."""
+    if isinstance(e, duckdb.InterruptException):
+        return True
+    text = str(e)
+    return "Query interrupted" in text or "KeyboardInterrupt" in text or "INTERRUPT Error" in text
+
+
 class Catalog:
     """An open MediaForge catalog. Use `open_catalog` to get one."""
 
@@ -75,6 +83,8 @@ class Catalog:
         try:
             con = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.Error as e:
+            if is_interrupt(e):
+                raise KeyboardInterrupt from None
             raise _classify_open_error(path, e) from None
         cat = cls(path, con, read_only)
         try:
@@ -93,11 +103,16 @@ class Catalog:
     def _check_schema(self) -> None:
         try:
             tables = self._tables()
-        except duckdb.Error as e:
+        except (duckdb.Error, RuntimeError) as e:
+            if is_interrupt(e):
+                raise KeyboardInterrupt from None
+            if not isinstance(e, duckdb.Error):
+                raise
             raise _classify_open_error(self.path, e) from None
         if not tables:
             if self.read_only:
-                raise CatalogInvalidError(f"{self.path} is an empty database, not a MediaForge catalog")
+                # A first scan cut short before it wrote anything leaves an empty database.
+                raise CatalogMissingError(f"the catalog at {self.path} is empty: run `mediaforge scan PATH` first")
             self._migrate(0)
             return
         if "meta" not in tables:
@@ -169,7 +184,11 @@ class Catalog:
                     pass
                 raise
             self.con.execute("COMMIT")
-        except duckdb.Error as e:
+        except (duckdb.Error, RuntimeError) as e:
+            if is_interrupt(e):
+                raise KeyboardInterrupt from None
+            if not isinstance(e, duckdb.Error):
+                raise
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CatalogWriteError(
                 f"writing the catalog {self.path} failed: {first}; everything committed before is kept"

@@ -95,21 +95,23 @@ class FinishCounts:
     pruned: int
 
 
-def _under_roots_sql(roots: Sequence[str]) -> tuple[str, list[str]]:
-    parts, params = [], []
+def _under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes]]:
+    """A predicate for "path_bytes is a root or below one", comparing raw bytes, so two
+    folders whose names differ only in undecodable bytes are never confused."""
+    parts: list[str] = []
+    params: list[bytes] = []
     for r in roots:
-        if r == "/":
-            parts.append("starts_with(path, '/')")
-        else:
-            parts.append("(path = ? OR starts_with(path, ?))")
-            params += [r, r.rstrip("/") + "/"]
+        base = r.rstrip(b"/")
+        # Below `base`: path_bytes in [base + '/', base + '0'), since '0' follows '/'.
+        parts.append("(path_bytes = ? OR (path_bytes >= ? AND path_bytes < ?))")
+        params += [base or b"/", base + b"/", base + b"0"]
     return "(" + " OR ".join(parts or ["FALSE"]) + ")", params
 
 
 def finish_scan(
     cat: Catalog,
     scan_id: int,
-    roots: Sequence[str],
+    roots: Sequence[bytes],
     vanished: pa.Table | None,
     totals: dict[str, int],
     seconds: float,
@@ -193,7 +195,7 @@ def finish_scan(
             """,
             [
                 now, totals["files_seen"], totals["bytes_seen"], totals["new"] - moved,
-                totals["changed"], moved, missing, totals["revived"],
+                totals["changed"], moved + totals["moved"], missing, totals["revived"],
                 totals["unchanged"], totals["hashed_files"], totals["hashed_bytes"], pruned,
                 totals["errors"], seconds, scan_id,
             ],
@@ -203,13 +205,16 @@ def finish_scan(
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned))
 
 
-def end_scan(cat: Catalog, scan_id: int, status: str, seconds: float, errors: int) -> None:
-    """Close a scan that did not complete (interrupted or failed)."""
+def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float, errors: int) -> None:
+    """Close a scan that did not complete (interrupted or failed). With no id (cut short
+    while its row was being written), close any row still marked running: this process
+    holds the write lock, so such a row is ours or belongs to a dead process."""
+    where, params = ("scan_id = ?", [scan_id]) if scan_id is not None else ("status = 'running'", [])
     try:
         with cat.transaction() as con:
             con.execute(
-                "UPDATE scans SET finished_at = ?, status = ?, seconds = ?, errors = ? WHERE scan_id = ?",
-                [utcnow(), status, seconds, errors, scan_id],
+                f"UPDATE scans SET finished_at = ?, status = ?, seconds = ?, errors = ? WHERE {where}",
+                [utcnow(), status, seconds, errors, *params],
             )
     except Exception:  # noqa: BLE001 - best effort while already failing
         pass

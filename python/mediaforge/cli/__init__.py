@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
+import typer
+
+from ..catalog.store import is_interrupt
 from ..errors import ExitCode, MediaForgeError
 
 
@@ -18,7 +21,16 @@ def main(argv: list[str] | None = None) -> None:
 
     debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
     try:
-        app(args=argv, prog_name="mediaforge")
+        rv = app(args=argv, prog_name="mediaforge", standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+    except typer.TyperException as e:
+        # Usage errors (unknown option, bad value): one line, with a pointer to --help.
+        fmt = getattr(e, "format_message", None)
+        text = fmt() if callable(fmt) else str(e)
+        _fail(f"{text} (see mediaforge --help)", ExitCode.USAGE)
     except MediaForgeError as e:
         if debug:
             raise
@@ -30,9 +42,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         sys.exit(ExitCode.OK)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if is_interrupt(e):
+            _fail(INTERRUPTED, ExitCode.INTERRUPTED)
         if debug:
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set MEDIAFORGE_DEBUG=1 for details)", ExitCode.INTERNAL)
+    sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 
 INTERRUPTED = "interrupted: work already committed to the catalog is kept; run the command again to finish"

@@ -14,7 +14,7 @@ import typer
 from .. import __version__
 from ..catalog import export_parquet, open_catalog, run_query, stats
 from ..config import default_catalog_path
-from ..errors import Interrupted, InvalidInputError, MediaForgeError
+from ..errors import Interrupted, InvalidInputError, PathIOError
 from ..scan import ScanConfig, scan
 from . import render
 
@@ -76,7 +76,8 @@ def _globals(ctx: typer.Context) -> Globals:
 @command("scan")
 def scan_cmd(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Folders (or files) to scan.", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Folders (or files) to scan.", show_default=False, readable=False, resolve_path=False)],
     no_hash: Annotated[bool, typer.Option("--no-hash", help="Walk and stat only; no BLAKE3.")] = False,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", help="Worker threads [default: all cores].")] = None,
@@ -160,7 +161,10 @@ def query_cmd(
             raise InvalidInputError("--format parquet needs --output FILE")
         import pyarrow.parquet as pq
 
-        pq.write_table(table, output, compression="zstd")
+        try:
+            pq.write_table(table, output, compression="zstd")
+        except OSError as e:
+            raise PathIOError(f"cannot write {output}: {e.strerror or e}") from None
         return
     if fmt is Format.table and output is None:
         render.print_table(table)
@@ -168,7 +172,7 @@ def query_cmd(
     try:
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     except OSError as e:
-        raise MediaForgeError(f"cannot write {output}: {e.strerror}") from None
+        raise PathIOError(f"cannot write {output}: {e.strerror}") from None
     try:
         if fmt is Format.json:
             render.write_json(table, out)

@@ -4,6 +4,7 @@ the catalog one transaction at a time and reports progress through a callback.""
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from .. import _core
 from ..catalog import Catalog
 from ..catalog.writes import begin_scan, end_scan, finish_scan, previous_state, write_errors, write_files
 from ..config import thread_count
-from ..errors import PathNotFoundError, PathPermissionError
+from ..catalog.store import is_interrupt
+from ..errors import PathIOError, PathNotFoundError, PathPermissionError
 
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -82,11 +84,18 @@ def resolve_root(p: PathLike) -> bytes:
     raw = os.fsencode(p)
     real = os.path.realpath(raw)
     try:
-        os.stat(real)
+        st = os.stat(real)
+        # Opening proves we may read it (a folder also needs search rights to list files).
+        fd = os.open(real, os.O_RDONLY | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode) and not os.access(real, os.X_OK, effective_ids=True):
+            raise PermissionError
     except FileNotFoundError:
         raise PathNotFoundError(f"no such file or directory: {os.fsdecode(raw)}") from None
     except PermissionError:
         raise PathPermissionError(f"permission denied: {os.fsdecode(raw)}") from None
+    except OSError as e:
+        raise PathIOError(f"cannot read {os.fsdecode(raw)}: {e.strerror}") from None
     return real
 
 
@@ -139,11 +148,12 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         flush_seconds=config.flush_seconds,
     )
     del prev
-    scan_id = begin_scan(cat, roots, config.hash)
+    scan_id: int | None = None
     vanished: list[pa.RecordBatch] = []
     totals: dict[str, int] | None = None
     last_report = 0.0
     try:
+        scan_id = begin_scan(cat, roots, config.hash)
         while totals is None:
             try:
                 ev = scanner.poll(0.1)
@@ -169,13 +179,16 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         if on_progress is not None:
             on_progress(_snapshot(scanner, started, phase="write"))
         gone = pa.Table.from_batches(vanished) if vanished else None
-        counts = finish_scan(cat, scan_id, roots, gone, totals, time.monotonic() - started, config.prune)
+        counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started, config.prune)
     except KeyboardInterrupt:
         scanner.close()
         end_scan(cat, scan_id, "interrupted", time.monotonic() - started, 0)
         raise
-    except BaseException:
+    except BaseException as e:
         scanner.close()
+        if is_interrupt(e):
+            end_scan(cat, scan_id, "interrupted", time.monotonic() - started, 0)
+            raise KeyboardInterrupt from None
         end_scan(cat, scan_id, "failed", time.monotonic() - started, 0)
         raise
     scanner.close()
@@ -188,7 +201,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         bytes_seen=totals["bytes_seen"],
         new=totals["new"] - counts.moved,
         changed=totals["changed"],
-        moved=counts.moved,
+        moved=counts.moved + totals["moved"],
         missing=counts.missing,
         revived=totals["revived"],
         unchanged=totals["unchanged"] + totals["hashed"],

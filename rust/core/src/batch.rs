@@ -23,6 +23,8 @@ pub enum Change {
     Hashed,
     /// A known path that was missing and is back.
     Revived,
+    /// A known file (same device, inode, size, mtime) under a new path: it keeps its id.
+    Moved,
 }
 
 impl Change {
@@ -32,6 +34,7 @@ impl Change {
             Change::Changed => "changed",
             Change::Hashed => "hashed",
             Change::Revived => "revived",
+            Change::Moved => "moved",
         }
     }
 }

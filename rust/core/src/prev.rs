@@ -179,13 +179,14 @@ impl PrevState {
         self.by_path.find(h, |&j| self.path(j as usize) == path).copied()
     }
 
-    /// A hashed row with this identity, size and mtime: the same content, seen under
-    /// another name (a move or a hard link), so its digest can be reused without reading.
+    /// A row with this identity, size and mtime: the same file, seen under another name
+    /// (a move or a hard link), so its id and digest can be reused without reading.
     pub fn find_same_inode(&self, st: &FileStat) -> Option<u32> {
         let idx = self.by_id.get_or_init(|| {
             let mut m = HashMap::with_capacity(self.len());
             for (i, s) in self.stat.iter().enumerate() {
-                if self.digest[i].is_some() {
+                // Prefer a present row when several share an identity.
+                if self.present[i] || !m.contains_key(&s.id) {
                     m.insert(s.id, i as u32);
                 }
             }

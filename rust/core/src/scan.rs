@@ -87,6 +87,7 @@ pub struct ScanTotals {
     pub changed: u64,
     pub hashed: u64,
     pub revived: u64,
+    pub moved: u64,
     pub unchanged: u64,
     pub vanished: u64,
     pub hashed_files: u64,
@@ -217,6 +218,16 @@ pub fn start(mut opts: ScanOptions, prev: PrevState) -> Result<ScanHandle> {
 enum Plan {
     Skip,
     Row { prev: Option<MediaId>, change: Change, digest: Option<Digest>, hash: bool },
+    /// Decided once the whole walk is known: a new path with the identity of a known row
+    /// (a move, or a hard link), or a known path now holding another inode (a file moved
+    /// away and a new one saved under its name).
+    Defer(Deferred),
+}
+
+#[derive(Clone, Copy)]
+enum Deferred {
+    SameInodeAs(u32),
+    PathReused(u32),
 }
 
 fn plan_file(f: &WalkedFile, prev: &PrevState, want_hash: bool) -> Plan {
@@ -225,6 +236,9 @@ fn plan_file(f: &WalkedFile, prev: &PrevState, want_hash: bool) -> Plan {
             prev.mark_seen(i);
             let iu = i as usize;
             let old = &prev.stat[iu];
+            if old.id != f.stat.id && prev.present[iu] && prev.find_same_inode(old) == Some(i) {
+                return Plan::Defer(Deferred::PathReused(i));
+            }
             let id = Some(prev.media_id[iu]);
             let same = old.same_content_signature(&f.stat);
             let digest = if same { prev.digest[iu] } else { None };
@@ -234,14 +248,57 @@ fn plan_file(f: &WalkedFile, prev: &PrevState, want_hash: bool) -> Plan {
                 }
                 return Plan::Row { prev: id, change: Change::Hashed, digest: None, hash: true };
             }
-            let change = if same { Change::Revived } else { Change::Changed };
+            let change = if !prev.present[iu] { Change::Revived } else { Change::Changed };
             Plan::Row { prev: id, change, digest, hash: want_hash && digest.is_none() }
         }
-        None => {
-            let digest = prev.find_same_inode(&f.stat).and_then(|j| prev.digest[j as usize]);
-            Plan::Row { prev: None, change: Change::New, digest, hash: want_hash && digest.is_none() }
+        None => match prev.find_same_inode(&f.stat) {
+            Some(j) => Plan::Defer(Deferred::SameInodeAs(j)),
+            None => Plan::Row { prev: None, change: Change::New, digest: None, hash: want_hash },
+        },
+    }
+}
+
+/// Settle the deferred files once every path is known. A new path takes over the id of
+/// the row with its identity unless that row's own path still holds the same file (a
+/// hard link); a reused path whose old file moved elsewhere becomes a new row.
+fn resolve_deferred(deferred: Vec<(WalkedFile, Deferred)>, prev: &PrevState, want_hash: bool) -> Vec<(WalkedFile, Plan)> {
+    let reused: hashbrown::HashSet<u32> = deferred
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Deferred::PathReused(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    let mut taken: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+    let mut out = Vec::with_capacity(deferred.len());
+    let mut later = Vec::new();
+    for (f, d) in deferred {
+        match d {
+            Deferred::SameInodeAs(j) => {
+                let ju = j as usize;
+                let digest = prev.digest[ju];
+                let still_there = prev.seen[ju].load(Relaxed) && !reused.contains(&j);
+                let plan = if !still_there && taken.insert(j) {
+                    prev.mark_seen(j);
+                    Plan::Row { prev: Some(prev.media_id[ju]), change: Change::Moved, digest, hash: want_hash && digest.is_none() }
+                } else {
+                    Plan::Row { prev: None, change: Change::New, digest, hash: want_hash && digest.is_none() }
+                };
+                out.push((f, plan));
+            }
+            Deferred::PathReused(i) => later.push((f, i)),
         }
     }
+    for (f, i) in later {
+        let iu = i as usize;
+        let plan = if taken.contains(&i) {
+            Plan::Row { prev: None, change: Change::New, digest: None, hash: want_hash }
+        } else {
+            Plan::Row { prev: Some(prev.media_id[iu]), change: Change::Changed, digest: None, hash: want_hash }
+        };
+        out.push((f, plan));
+    }
+    out
 }
 
 /// Read the first bytes of a file whose extension says nothing (only in `--no-hash` scans).
@@ -347,6 +404,7 @@ struct Counts {
     changed: AtomicU64,
     hashed: AtomicU64,
     revived: AtomicU64,
+    moved: AtomicU64,
     unchanged: AtomicU64,
 }
 
@@ -357,6 +415,7 @@ impl Counts {
             Change::Changed => &self.changed,
             Change::Hashed => &self.hashed,
             Change::Revived => &self.revived,
+            Change::Moved => &self.moved,
         }
         .fetch_add(1, Relaxed);
     }
@@ -364,14 +423,32 @@ impl Counts {
 
 /// Plan one folder's files as soon as the walker lists them: rows that need no reading go
 /// straight to the batcher (so the catalog writes overlap the walk), the rest become jobs.
-fn plan_dir(d: DirFiles, prev: &PrevState, want_hash: bool, counts: &Counts, mtx: &Sender<Msg>, jobs: &Mutex<Vec<HashJob>>) {
-    let dir: Arc<[u8]> = d.dir.into();
+fn plan_dir(d: DirFiles, prev: &PrevState, want_hash: bool, counts: &Counts, mtx: &Sender<Msg>, jobs: &Mutex<Vec<HashJob>>, deferred: &Mutex<Vec<(WalkedFile, Deferred)>>) {
+    let planned = d.files.into_iter().map(|f| {
+        let p = plan_file(&f, prev, want_hash);
+        (f, p)
+    });
+    dispatch(&d.dir, planned, counts, mtx, jobs, Some(deferred));
+}
+
+/// Send planned files on: rows that need no reading to the batcher, the rest to hash jobs.
+fn dispatch(
+    dir: &[u8],
+    planned: impl Iterator<Item = (WalkedFile, Plan)>,
+    counts: &Counts,
+    mtx: &Sender<Msg>,
+    jobs: &Mutex<Vec<HashJob>>,
+    deferred: Option<&Mutex<Vec<(WalkedFile, Deferred)>>>,
+) {
+    let dir: Arc<[u8]> = dir.into();
     let mut rows = Vec::new();
     let mut job = HashJob { dir: dir.clone(), files: Vec::new() };
     let mut job_bytes = 0u64;
     let mut new_jobs = Vec::new();
-    for f in d.files {
-        match plan_file(&f, prev, want_hash) {
+    let mut defer = Vec::new();
+    for (f, plan) in planned {
+        match plan {
+            Plan::Defer(d) => defer.push((f, d)),
             Plan::Skip => {
                 counts.unchanged.fetch_add(1, Relaxed);
             }
@@ -403,6 +480,11 @@ fn plan_dir(d: DirFiles, prev: &PrevState, want_hash: bool, counts: &Counts, mtx
     if !job.files.is_empty() {
         new_jobs.push(job);
     }
+    if !defer.is_empty() {
+        if let Some(d) = deferred {
+            d.lock().unwrap().extend(defer);
+        }
+    }
     if !new_jobs.is_empty() {
         jobs.lock().unwrap().extend(new_jobs);
     }
@@ -414,6 +496,7 @@ fn plan_dir(d: DirFiles, prev: &PrevState, want_hash: bool, counts: &Counts, mtx
 fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Progress, tx: &Sender<Event>) -> Result<ScanTotals> {
     let counts = Counts::default();
     let jobs: Mutex<Vec<HashJob>> = Mutex::new(Vec::new());
+    let deferred: Mutex<Vec<(WalkedFile, Deferred)>> = Mutex::new(Vec::new());
     let unstable = AtomicU64::new(0);
     let hash_errors = AtomicU64::new(0);
     let batcher = Batcher { tx, rows: Vec::new(), errors: Vec::new(), batch_rows: opts.batch_rows.max(1) };
@@ -423,8 +506,13 @@ fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Pro
     let (walk_res, collect_res) = std::thread::scope(|s| {
         let collector = s.spawn(|| collect(mrx, batcher, opts.flush_after, cancel));
         let walk_res = (|| -> Result<crate::walk::WalkOutput> {
-            let sink = |d: DirFiles| plan_dir(d, prev, opts.hash, &counts, &mtx, &jobs);
+            let sink = |d: DirFiles| plan_dir(d, prev, opts.hash, &counts, &mtx, &jobs, &deferred);
             let walked = walk(&opts.roots, &opts.walk, cancel, &progress.walk, &sink)?;
+            let settled = resolve_deferred(std::mem::take(&mut *deferred.lock().unwrap()), prev, opts.hash);
+            for (f, plan) in settled {
+                let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
+                dispatch(&dir, std::iter::once((f, plan)), &counts, &mtx, &jobs, None);
+            }
             if !walked.errors.is_empty() {
                 let _ = mtx.send(Msg::Errors(walked.errors.clone()));
             }
@@ -474,6 +562,7 @@ fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Pro
         changed: counts.changed.load(Relaxed),
         hashed: counts.hashed.load(Relaxed),
         revived: counts.revived.load(Relaxed),
+        moved: counts.moved.load(Relaxed),
         unchanged: counts.unchanged.load(Relaxed),
         vanished: vanished.len() as u64,
         hashed_files: progress.hash_files_done.load(Relaxed),

@@ -172,6 +172,17 @@ impl Ctx<'_> {
         self.sink.lock().unwrap().errors.push(err);
     }
 
+    /// A file that could not be stat-ed: gone (ENOENT) is an ordinary error; anything else
+    /// (EACCES in a folder we may list but not enter) means we do not know, so the
+    /// catalog's row for it must not be taken as deleted.
+    fn stat_failed(&self, path: &[u8], e: Errno) {
+        if e == Errno::NOENT {
+            self.error(PathError::from_errno(path, "vanished", e));
+        } else {
+            self.unreadable(path, PathError::from_errno(path, "stat", e));
+        }
+    }
+
     fn unreadable(&self, dir: &[u8], err: PathError) {
         let mut out = self.sink.lock().unwrap();
         out.unreadable_dirs.push(dir.into());
@@ -403,7 +414,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     pre_stat = Some(st);
                 }
                 Err(e) => {
-                    ctx.error(PathError::from_errno(&join(&task.path, &name), stage_for(e), e));
+                    ctx.stat_failed(&join(&task.path, &name), e);
                     continue;
                 }
             }
@@ -451,7 +462,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     None => match rustix::fs::statat(&fd, cstr(&name).as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
                         Ok(st) => st,
                         Err(e) => {
-                            ctx.error(PathError::from_errno(&child, stage_for(e), e));
+                            ctx.stat_failed(&child, e);
                             continue;
                         }
                     },
@@ -474,14 +485,6 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         ctx.counters.files.fetch_add(files.len() as u64, Relaxed);
         ctx.counters.bytes.fetch_add(bytes, Relaxed);
         (ctx.sink_files)(DirFiles { dir: task.path.into(), files });
-    }
-}
-
-fn stage_for(e: Errno) -> &'static str {
-    if e == Errno::NOENT {
-        "vanished"
-    } else {
-        "stat"
     }
 }
 

@@ -222,6 +222,7 @@ impl Scanner {
                     d.set_item("changed", t.changed)?;
                     d.set_item("hashed", t.hashed)?;
                     d.set_item("revived", t.revived)?;
+                    d.set_item("moved", t.moved)?;
                     d.set_item("unchanged", t.unchanged)?;
                     d.set_item("vanished", t.vanished)?;
                     d.set_item("hashed_files", t.hashed_files)?;

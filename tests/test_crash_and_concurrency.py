@@ -1,0 +1,397 @@
+"""A scan killed with SIGKILL, stopped with Ctrl-C, or racing another writer leaves a
+catalog that opens, holds no duplicates, and is completed by the next scan."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import blake3
+import pytest
+
+from conftest import (
+    MediaTree,
+    assert_one_line_error,
+    cli_cmd,
+    cli_env,
+    do_scan,
+    files_by_path,
+    rows,
+    run_cli,
+    write_bytes_path,
+)
+from mediaforge import open_catalog
+from mediaforge.errors import CatalogBusyError, ExitCode
+
+MIB = 1024 * 1024
+
+# A library scan driven through the public API in its own process, so the test can kill
+# it. "report" prints progress lines; "hold" stops in its first progress callback (with
+# the scan begun and the catalog open for writing) until a file appears; "hold-at-write"
+# stops in the callback that comes after the last batch is written and before the scan
+# settles moves and missing files.
+DRIVER = r"""
+import os, sys, time
+from mediaforge import ScanConfig, open_catalog, scan
+
+catalog, root, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+cat = open_catalog(catalog)
+if mode == "hold-at-write":
+    def on_progress(p):
+        if p.phase == "write":
+            print("holding", flush=True)
+            time.sleep(3600)
+    config = ScanConfig(roots=(root,), threads=2)
+elif mode == "hold":
+    go = sys.argv[4]
+    def on_progress(p):
+        if not os.path.exists(go):
+            print("holding", flush=True)
+            while not os.path.exists(go):
+                time.sleep(0.01)
+    config = ScanConfig(roots=(root,), threads=2)
+else:
+    def on_progress(p):
+        print(p.phase, p.hash_files_done, p.hash_files_total, flush=True)
+    config = ScanConfig(roots=(root,), threads=1, batch_rows=200, flush_seconds=0.05)
+s = scan(cat, config, on_progress=on_progress)
+cat.close()
+print("done", s.new, flush=True)
+"""
+
+
+def start_driver(catalog: Path, root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", DRIVER, str(catalog), str(root), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+
+
+def stop(p: subprocess.Popen) -> None:
+    if p.poll() is None:
+        p.kill()
+    p.wait(timeout=30)
+    for f in (p.stdout, p.stderr):
+        if f is not None:
+            f.close()
+
+
+def sparse(path: bytes, size: int, tail: bytes = b"tail") -> None:
+    """A file of `size` bytes that costs no disk: zeros, then `tail` at the end. Reading
+    it the first time still takes real time (the page cache is filled with zeros)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.ftruncate(fd, size)
+        os.pwrite(fd, tail, size - len(tail))
+    finally:
+        os.close(fd)
+
+
+def sparse_digest(size: int, tail: bytes = b"tail") -> str:
+    h = blake3.blake3()
+    zeros = bytes(MIB)
+    left = size - len(tail)
+    while left:
+        n = min(left, MIB)
+        h.update(zeros[:n])
+        left -= n
+    h.update(tail)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# kill -9 in the middle of a scan.
+# --------------------------------------------------------------------------------------
+
+DIRS, SMALL_PER_DIR, BIG = 40, 75, 96 * MIB
+
+
+@pytest.fixture
+def big_tree(tmp_path: Path) -> tuple[Path, dict[bytes, str]]:
+    """40 folders of 75 small files and one sparse 96 MiB file each: about 3000 files
+    whose hashing takes seconds on one thread. Returns the root and every file's digest."""
+    root = tmp_path / "big"
+    expected: dict[bytes, str] = {}
+    big_digest = sparse_digest(BIG)
+    for d in range(DIRS):
+        folder = os.fsencode(root / f"roll-{d:02d}")
+        os.makedirs(folder)
+        for i in range(SMALL_PER_DIR):
+            data = f"{d}/{i} ".encode() * (10 + (i * 37) % 300)
+            p = os.path.join(folder, b"IMG_%04d.jpg" % i)
+            write_bytes_path(p, data)
+            expected[p] = blake3.blake3(data).hexdigest()
+        p = os.path.join(folder, b"clip.mp4")
+        sparse(p, BIG)
+        expected[p] = big_digest
+    return root, expected
+
+
+def test_kill_9_mid_scan_leaves_a_catalog_the_next_scan_completes(
+    big_tree: tuple[Path, dict[bytes, str]], catalog_path: Path,
+) -> None:
+    root, expected = big_tree
+    p = start_driver(catalog_path, root, "report")
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:
+            phase, done = line.split()[:2]
+            if phase == b"done":
+                pytest.fail("the scan ended before it could be killed: make the tree heavier")
+            if phase == b"hash" and int(done) >= 300:
+                break
+        else:
+            pytest.fail(f"the scan died: {p.stderr.read().decode()}")  # type: ignore[union-attr]
+        time.sleep(0.1)  # a few more batches get committed
+        os.kill(p.pid, signal.SIGKILL)
+        assert p.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        stop(p)
+
+    # The catalog opens (read-only too) and shows a scan that never finished.
+    scans = rows(catalog_path, "SELECT scan_id, status, finished_at FROM scans")
+    assert [(s["scan_id"], s["status"], s["finished_at"]) for s in scans] == [(1, "running", None)]
+    dup = rows(catalog_path, "SELECT path_bytes, count(*) AS n FROM files GROUP BY path_bytes HAVING n > 1")
+    assert dup == []
+    committed = files_by_path(catalog_path)
+    assert 0 < len(committed) < len(expected)
+    for path, r in committed.items():
+        assert r["blake3"] == expected[path], path
+
+    # A writer marks the dead scan interrupted; the next scan completes the work.
+    with open_catalog(catalog_path):
+        pass
+    assert rows(catalog_path, "SELECT status FROM scans")[0]["status"] == "interrupted"
+    s = do_scan(catalog_path, root)
+    assert s.files_seen == len(expected)
+    assert s.new == len(expected) - len(committed)
+    assert s.unchanged == len(committed)
+    assert (s.changed, s.moved, s.missing, s.errors) == (0, 0, 0, 0)
+    done = files_by_path(catalog_path)
+    assert {p: r["blake3"] for p, r in done.items()} == expected
+    assert all(r["status"] == "present" for r in done.values())
+    assert rows(catalog_path, "SELECT count(*) AS n, count(DISTINCT path_bytes) AS d FROM files") == [
+        {"n": len(expected), "d": len(expected)}]
+    for path, r in committed.items():
+        assert done[path]["media_id"] == r["media_id"]
+    statuses = [r["status"] for r in rows(catalog_path, "SELECT status FROM scans ORDER BY scan_id")]
+    assert statuses == ["interrupted", "completed"]
+
+
+def test_kill_9_before_moves_are_settled_keeps_the_media_id(media_tree: MediaTree, catalog_path: Path) -> None:
+    """The moved file's new row is committed, the old row is not yet settled: a crash
+    here must not cost the file its identity (docs/architecture.md, Safety)."""
+    do_scan(catalog_path, media_tree.root)
+    before = files_by_path(catalog_path)
+    src = media_tree.files["mp4"]
+    dst = os.path.join(media_tree.root_b, b"Archive", b"clip.mp4")
+    os.makedirs(os.path.dirname(dst))
+    os.rename(src, dst)
+    gone = media_tree.files["srt"]
+    os.unlink(gone)
+
+    p = start_driver(catalog_path, media_tree.root, "hold-at-write")
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline() == b"holding\n", p.stderr.read().decode()  # type: ignore[union-attr]
+        os.kill(p.pid, signal.SIGKILL)
+        assert p.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        stop(p)
+    mid = files_by_path(catalog_path)
+    assert mid[dst]["status"] == "present"  # the batch was committed
+    # Moves by identity are written with the batch itself: the crash cannot split them.
+    assert mid[dst]["media_id"] == before[src]["media_id"]
+    assert src not in mid
+
+    s = do_scan(catalog_path, media_tree.root)
+    assert (s.moved, s.missing) == (0, 1)
+    after = files_by_path(catalog_path)
+    assert src not in after
+    assert after[dst]["media_id"] == before[src]["media_id"]
+    assert after[dst]["first_seen"] == before[src]["first_seen"]
+    assert after[gone]["status"] == "missing"
+    assert len(after) == len(before)
+    statuses = [r["status"] for r in rows(catalog_path, "SELECT status FROM scans ORDER BY scan_id")]
+    assert statuses == ["completed", "interrupted", "completed"]
+
+
+# --------------------------------------------------------------------------------------
+# Two writers.
+# --------------------------------------------------------------------------------------
+
+
+def test_second_writer_gets_catalog_busy_and_the_first_completes(
+    media_tree: MediaTree, catalog_path: Path, tmp_path: Path,
+) -> None:
+    go = tmp_path / "go"
+    p = start_driver(catalog_path, media_tree.root, "hold", str(go))
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline() == b"holding\n", p.stderr.read().decode()  # type: ignore[union-attr]
+
+        res = run_cli("scan", media_tree.root, catalog=catalog_path)
+        assert res.rc == ExitCode.CATALOG_BUSY == 4
+        assert_one_line_error(res.err, "catalog is busy")
+        assert f"PID {p.pid}" in res.err  # who holds it
+        assert res.out == ""
+        # Readers are turned away the same way while a scan writes.
+        res = run_cli("query", "SELECT count(*) FROM files", catalog=catalog_path)
+        assert res.rc == 4
+        assert_one_line_error(res.err, "catalog is busy")
+        with pytest.raises(CatalogBusyError):
+            open_catalog(catalog_path)
+
+        go.touch()
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+        assert out.decode().splitlines()[-1] == f"done {len(media_tree.files)}"
+    finally:
+        stop(p)
+    scans = rows(catalog_path, "SELECT status, new_files FROM scans")
+    assert scans == [{"status": "completed", "new_files": len(media_tree.files)}]
+    assert set(files_by_path(catalog_path)) == set(media_tree.content)
+
+
+# --------------------------------------------------------------------------------------
+# Ctrl-C.
+# --------------------------------------------------------------------------------------
+
+
+def _has_open_file_under(pid: int, root: bytes) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(os.fsencode(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue
+        if target.startswith(root + b"/"):
+            return True
+    return False
+
+
+def test_ctrl_c_stops_the_scan_with_exit_130(tmp_path: Path, catalog_path: Path) -> None:
+    root = tmp_path / "videos"
+    root.mkdir()
+    for i in range(16):
+        sparse(os.fsencode(root / f"take-{i:02d}.mov"), 128 * MIB)
+    (root / "notes.srt").write_bytes(b"1\n00:00:00,000 --> 00:00:01,000\nhi\n")
+    p = subprocess.Popen(cli_cmd("scan", root, "--threads", "1"), env=cli_env(catalog_path),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not _has_open_file_under(p.pid, os.fsencode(root)):
+            assert p.poll() is None, "the scan ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the scan never started hashing"
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert p.poll() is None, "the scan ended before it could be interrupted"
+        p.send_signal(signal.SIGINT)
+        try:
+            out, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the scan did not stop after Ctrl-C")
+    finally:
+        stop(p)
+    assert p.returncode == ExitCode.INTERRUPTED == 130
+    assert_one_line_error(err.decode(), "interrupted")
+    assert out == b""
+
+    scans = rows(catalog_path, "SELECT status, finished_at FROM scans")
+    assert len(scans) == 1
+    assert scans[0]["status"] == "interrupted" and scans[0]["finished_at"] is not None
+    want = sparse_digest(128 * MIB)
+    for path, r in files_by_path(catalog_path).items():
+        if path.endswith(b".mov"):
+            assert r["blake3"] == want
+
+    res = run_cli("scan", root, "--json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    got = files_by_path(catalog_path)
+    assert len(got) == 17
+    assert all(r["status"] == "present" and r["blake3"] is not None for r in got.values())
+    assert [r["status"] for r in rows(catalog_path, "SELECT status FROM scans ORDER BY scan_id")] == [
+        "interrupted", "completed"]
+
+
+def _wait_until_open(p: subprocess.Popen, path: Path) -> bool:
+    """Wait until process `p` has `path` open; False if it ended first."""
+    target = os.fsencode(path)
+    deadline = time.monotonic() + 60
+    while p.poll() is None:
+        try:
+            fds = os.listdir(f"/proc/{p.pid}/fd")
+        except FileNotFoundError:
+            return False
+        for fd in fds:
+            try:
+                if os.readlink(os.fsencode(f"/proc/{p.pid}/fd/{fd}")) == target:
+                    return True
+            except OSError:
+                continue
+        assert time.monotonic() < deadline, f"{path} was never opened"
+        time.sleep(0.002)
+    return False
+
+
+def test_ctrl_c_at_any_moment_of_a_scan_ends_in_130_or_a_completed_scan(tmp_path: Path) -> None:
+    """Ctrl-C while walking, while a batch is written to the catalog, while moves are
+    settled: always exit 130 with one line and the scan marked interrupted (or, when it
+    came too late to stop anything, a completed scan), never an internal error."""
+    root = tmp_path / "many"
+    for d in range(12):
+        folder = root / f"d{d:02d}"
+        folder.mkdir(parents=True)
+        for i in range(1000):
+            os.mknod(folder / f"IMG_{i:04d}.jpg")
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    def start(catalog: Path) -> subprocess.Popen:
+        do_scan(catalog, empty)  # an existing catalog, so the Ctrl-C is about the scan
+        p = subprocess.Popen(cli_cmd("scan", root, "--no-hash"), env=cli_env(catalog),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert _wait_until_open(p, catalog), p.communicate()[1].decode()
+        return p
+
+    # How long a scan runs once it has the catalog open, to spread the Ctrl-Cs over it.
+    p = start(tmp_path / "timing.duckdb")
+    started = time.monotonic()
+    try:
+        p.wait(timeout=120)
+    finally:
+        stop(p)
+    took = time.monotonic() - started
+    assert p.returncode == 0
+
+    outcomes = []
+    for k in range(12):
+        catalog = tmp_path / f"c{k}.duckdb"
+        p = start(catalog)
+        try:
+            time.sleep(took * k / 12)
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+            _out, err = p.communicate(timeout=60)
+        finally:
+            stop(p)
+        status = [r["status"] for r in rows(catalog, "SELECT status FROM scans WHERE scan_id > 1")]
+        outcomes.append((k, p.returncode, status, err.decode().strip()))
+    ok = {
+        (130, ()),  # stopped before the scan began: nothing written
+        (130, ("interrupted",)),
+        # Too late to stop anything: the scan completed (the signal may even land while
+        # the interpreter shuts down).
+        (130, ("completed",)), (0, ("completed",)), (-signal.SIGINT, ("completed",)),
+    }
+    bad = [o for o in outcomes if (o[1], tuple(o[2])) not in ok]
+    assert bad == [], "\n".join(map(str, bad))
+    for _k, rc, _status, err in outcomes:
+        if rc == 130:
+            assert_one_line_error(err, "interrupted")

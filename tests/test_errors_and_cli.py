@@ -1,0 +1,382 @@
+"""The command line end to end: per-path problems become scan_errors rows (never an
+abort), bad input becomes one line on stderr with a documented exit code, and the
+query/export/stats outputs are what other tools can read."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import errno
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import (
+    MediaTree,
+    Unprivileged,
+    assert_one_line_error,
+    cli_cmd,
+    cli_env,
+    do_scan,
+    files_by_path,
+    rows,
+    run_cli,
+)
+from mediaforge.errors import ExitCode
+
+# --------------------------------------------------------------------------------------
+# Folders that cannot be read.
+# --------------------------------------------------------------------------------------
+
+
+def _scan_unprivileged(unprivileged: Unprivileged, catalog: Path, root: Path) -> subprocess.CompletedProcess:
+    unprivileged.share(catalog.parent)
+    return subprocess.run(cli_cmd("scan", root, "--json"), env=cli_env(catalog), capture_output=True,
+                          timeout=120, **unprivileged.popen)
+
+
+@pytest.fixture
+def locked_library(catalog_path: Path, media_tree: MediaTree):  # noqa: ANN201
+    """The media tree, cataloged once with full rights, plus a `Private` folder of photos."""
+    private = media_tree.root / "Private"
+    (private / "Album").mkdir(parents=True)
+    (private / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    (private / "Album" / "b.jpg").write_bytes(b"\xff\xd8\xff" + b"b" * 100)
+    do_scan(catalog_path, media_tree.root)
+    yield media_tree, private
+    for d in (private, private / "Album"):
+        if d.exists():
+            os.chmod(d, 0o755)
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [0o000, 0o300, 0o644],
+    ids=["no-access", "cannot-list", "can-list-cannot-enter"],
+)
+def test_unreadable_folder_is_an_error_row_and_its_files_stay_present(
+    locked_library, catalog_path: Path, unprivileged: Unprivileged, mode: int,
+) -> None:
+    media_tree, private = locked_library
+    private_files = {os.fsencode(private / "a.jpg"), os.fsencode(private / "Album" / "b.jpg")}
+    os.chmod(private, mode)
+    p = _scan_unprivileged(unprivileged, catalog_path, media_tree.root)
+    os.chmod(private, 0o755)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.decode().strip() == ""
+    summary = json.loads(p.stdout)
+    assert summary["errors"] >= 1
+    assert summary["missing"] == 0, "files below an unreadable folder were marked missing"
+
+    got = files_by_path(catalog_path)
+    for f in private_files:
+        assert got[f]["status"] == "present" and got[f]["missing_since"] is None, f
+    others = set(got) - private_files
+    assert all(got[f]["status"] == "present" for f in others)
+
+    errs = rows(catalog_path, "SELECT * FROM scan_errors WHERE scan_id = 2")
+    assert errs, "no scan_errors row for the unreadable folder"
+    assert all(e["errno"] == errno.EACCES and "ermission denied" in e["message"] for e in errs)
+    under = [bytes(e["path_bytes"]) for e in errs]
+    assert all(b == os.fsencode(private) or b.startswith(os.fsencode(private) + b"/") for b in under)
+    scan = rows(catalog_path, "SELECT status, errors FROM scans WHERE scan_id = 2")[0]
+    assert scan == {"status": "completed", "errors": len(errs)}
+
+
+def test_unreadable_file_keeps_its_row_without_a_digest(tmp_path: Path, catalog_path: Path,
+                                                        unprivileged: Unprivileged) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "ok.jpg").write_bytes(b"\xff\xd8\xff ok")
+    secret = lib / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8\xff secret")
+    os.chmod(secret, 0o000)
+    p = _scan_unprivileged(unprivileged, catalog_path, lib)
+    assert p.returncode == 0, p.stderr
+    row = files_by_path(catalog_path)[os.fsencode(secret)]
+    assert row["status"] == "present" and row["blake3"] is None
+    errs = rows(catalog_path, "SELECT stage, errno, path FROM scan_errors")
+    assert errs == [{"stage": "hash", "errno": errno.EACCES, "path": str(secret)}]
+
+
+# --------------------------------------------------------------------------------------
+# Exit codes and one-line errors.
+# --------------------------------------------------------------------------------------
+
+
+def test_missing_path_exits_3_with_one_line(tmp_path: Path, catalog_path: Path) -> None:
+    res = run_cli("scan", tmp_path / "no such folder", catalog=catalog_path)
+    assert res.rc == ExitCode.PATH == 3
+    assert_one_line_error(res.err, "no such folder")
+    assert res.out == ""
+
+
+def test_missing_path_writes_nothing_even_beside_a_good_one(media_tree: MediaTree, catalog_path: Path,
+                                                            tmp_path: Path) -> None:
+    assert run_cli("scan", media_tree.root, catalog=catalog_path).rc == 0
+    res = run_cli("scan", media_tree.root, tmp_path / "gone", catalog=catalog_path)
+    assert res.rc == 3
+    assert_one_line_error(res.err, "gone")
+    assert len(rows(catalog_path, "SELECT * FROM scans")) == 1
+    assert all(r["status"] == "present" for r in files_by_path(catalog_path).values())
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_unreadable_root_exits_3_with_one_line(tmp_path: Path, catalog_path: Path, unprivileged: Unprivileged,
+                                               what: str) -> None:
+    """docs/cli.md: exit 3 when "a path given does not exist or cannot be read"."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff")
+    do_scan(catalog_path, lib)
+    root = lib if what == "folder" else lib / "a.jpg"
+    os.chmod(root, 0o000)
+    try:
+        p = _scan_unprivileged(unprivileged, catalog_path, root)
+    finally:
+        os.chmod(root, 0o755 if what == "folder" else 0o644)
+    assert p.returncode == ExitCode.PATH == 3, p.stderr.decode()
+    assert_one_line_error(p.stderr.decode(), str(root))
+    assert files_by_path(catalog_path)[os.fsencode(lib / "a.jpg")]["status"] == "present"
+
+
+def test_read_command_without_a_catalog_exits_3(tmp_path: Path) -> None:
+    cat = tmp_path / "never-made.duckdb"
+    for args in (["stats"], ["query", "SELECT 1"], ["export", str(tmp_path / "out")]):
+        res = run_cli(*args, catalog=cat)
+        assert res.rc == 3, (args, res.err)
+        assert_one_line_error(res.err, "no catalog")
+    assert not cat.exists()
+
+
+def test_file_that_is_not_duckdb_exits_5_and_is_left_untouched(media_tree: MediaTree, tmp_path: Path) -> None:
+    cat = tmp_path / "notes.txt"
+    original = b"my precious notes, definitely not a database\n" * 200
+    cat.write_bytes(original)
+    for args in (["scan", str(media_tree.root)], ["stats"], ["query", "SELECT 1"]):
+        res = run_cli(*args, catalog=cat)
+        assert res.rc == ExitCode.CATALOG_INVALID == 5, (args, res.err)
+        assert_one_line_error(res.err)
+    assert cat.read_bytes() == original
+
+
+def test_duckdb_file_that_is_not_a_catalog_exits_5_and_is_left_untouched(media_tree: MediaTree,
+                                                                         tmp_path: Path) -> None:
+    cat = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(cat))
+    con.execute("CREATE TABLE invoices (id INTEGER, amount DOUBLE)")
+    con.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    con.close()
+    for args in (["scan", str(media_tree.root)], ["stats"]):
+        res = run_cli(*args, catalog=cat)
+        assert res.rc == 5, (args, res.err)
+        assert_one_line_error(res.err, "not a MediaForge catalog")
+    con = duckdb.connect(str(cat), read_only=True)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert tables == {"invoices"}
+    assert con.execute("SELECT * FROM invoices").fetchall() == [(1, 9.5)]
+    con.close()
+
+
+def test_catalog_from_a_newer_version_exits_5(media_tree: MediaTree, catalog_path: Path) -> None:
+    assert run_cli("scan", media_tree.root, catalog=catalog_path).rc == 0
+    con = duckdb.connect(str(catalog_path))
+    con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
+    for args in (["scan", str(media_tree.root)], ["stats"], ["query", "SELECT 1"]):
+        res = run_cli(*args, catalog=catalog_path)
+        assert res.rc == 5, (args, res.err)
+        assert_one_line_error(res.err, "999", "upgrade")
+    con = duckdb.connect(str(catalog_path), read_only=True)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("999",)
+    assert con.execute("SELECT count(*) FROM scans").fetchone() == (1,)
+    con.close()
+
+
+def test_catalog_path_that_is_a_folder_exits_5(media_tree: MediaTree, tmp_path: Path) -> None:
+    res = run_cli("scan", media_tree.root, catalog=tmp_path)
+    assert res.rc == 5
+    assert_one_line_error(res.err, "folder")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELEC * FROM files", "SELECT no_such_column FROM files", "SELECT * FROM no_such_table",
+     "DELETE FROM files", "DROP TABLE files", ""],
+)
+def test_bad_sql_exits_6(media_tree: MediaTree, catalog_path: Path, sql: str) -> None:
+    do_scan(catalog_path, media_tree.root)
+    res = run_cli("query", sql, catalog=catalog_path)
+    assert res.rc == ExitCode.SQL == 6
+    assert_one_line_error(res.err)
+    assert res.out == ""
+    assert len(files_by_path(catalog_path)) == len(media_tree.files)  # the read-only catalog is intact
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["scan", "--threads", "0", "{root}"], ["query", "SELECT 1", "--format", "parquet"],
+     ["query", "SELECT 1", "--format", "xml"], ["scan", "--no-such-option", "{root}"], ["no-such-command"]],
+    ids=["zero-threads", "parquet-without-output", "unknown-format", "unknown-option", "unknown-command"],
+)
+def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: Path, args: list[str]) -> None:
+    do_scan(catalog_path, media_tree.root)
+    res = run_cli(*[a.format(root=media_tree.root) for a in args], catalog=catalog_path)
+    assert res.rc == ExitCode.USAGE == 2
+    assert_one_line_error(res.err)
+
+
+# --------------------------------------------------------------------------------------
+# Outputs.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cataloged(media_tree: MediaTree, catalog_path: Path) -> MediaTree:
+    res = run_cli("scan", media_tree.root, catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert res.err == ""
+    return media_tree
+
+
+def test_scan_json_summary(media_tree: MediaTree, catalog_path: Path) -> None:
+    res = run_cli("scan", media_tree.root, "--json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    s = json.loads(res.out)
+    n = len(media_tree.files)
+    assert (s["files_seen"], s["new"], s["hashed_files"], s["errors"]) == (n, n, n, 0)
+    assert s["roots"] == [str(media_tree.root)]
+    assert s["catalog"] == str(catalog_path)
+
+
+def test_scan_text_summary_and_catalog_from_the_environment(media_tree: MediaTree, catalog_path: Path) -> None:
+    res = run_cli("scan", media_tree.root, catalog=catalog_path)  # MEDIAFORGE_CATALOG, no --catalog
+    assert res.rc == 0
+    n = len(media_tree.files)
+    assert f"scanned {n} files" in res.out
+    assert f"new {n}" in res.out
+    assert catalog_path.exists()
+    # --catalog wins over the environment.
+    other = catalog_path.with_name("other.duckdb")
+    res = run_cli("--catalog", other, "query", "SELECT count(*) AS n FROM files", "--format", "json",
+                  catalog=catalog_path)
+    assert res.rc == 3  # no catalog there yet: the flag was used
+    res = run_cli("--catalog", catalog_path, "query", "SELECT count(*) AS n FROM files", "--format", "json",
+                  env=cli_env(other))
+    assert json.loads(res.out) == [{"n": n}]
+
+
+def test_query_json_is_an_array_of_objects(cataloged: MediaTree, catalog_path: Path) -> None:
+    res = run_cli("query", "SELECT path, path_bytes, size, blake3, media_id, first_seen FROM files ORDER BY path",
+                  "--format", "json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    data = json.loads(res.out)
+    assert isinstance(data, list) and len(data) == len(cataloged.files)
+    assert all(set(r) == {"path", "path_bytes", "size", "blake3", "media_id", "first_seen"} for r in data)
+    raw = {base64.b64decode(r["path_bytes"]): r for r in data}
+    assert set(raw) == set(cataloged.content)
+    for p, data_ in cataloged.content.items():
+        assert raw[p]["size"] == len(data_)
+        assert raw[p]["path"] == p.decode("utf-8", "replace")
+
+
+def test_query_json_of_no_rows_is_an_empty_array(cataloged: MediaTree, catalog_path: Path) -> None:
+    res = run_cli("query", "SELECT * FROM files WHERE size > 1e15", "--format", "json", catalog=catalog_path)
+    assert res.rc == 0
+    assert json.loads(res.out) == []
+
+
+def test_query_csv_round_trips_hostile_names(cataloged: MediaTree, catalog_path: Path, tmp_path: Path) -> None:
+    res = run_cli("query", "SELECT name, path_bytes, size, kind FROM files", "--format", "csv", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    table = list(csv.reader(io.StringIO(res.out, newline="")))
+    assert table[0] == ["name", "path_bytes", "size", "kind"]
+    body = table[1:]
+    assert len(body) == len(cataloged.files)
+    by_path = {base64.b64decode(r[1]): r for r in body}
+    assert set(by_path) == set(cataloged.content)
+    assert by_path[cataloged.files["newline"]][0] == "line\nbreak.png"
+    assert by_path[cataloged.files["spaces"]][0] == "  spaced   out  .mp3"
+    # The same through --output.
+    out = tmp_path / "files.csv"
+    res = run_cli("query", "SELECT name, path_bytes, size, kind FROM files", "--format", "csv", "--output", out,
+                  catalog=catalog_path)
+    assert res.rc == 0 and res.out == ""
+    with open(out, newline="", encoding="utf-8") as f:
+        written = list(csv.reader(f))
+    assert written[0] == table[0]
+    assert sorted(written[1:]) == sorted(body)
+
+
+def test_query_parquet_output(cataloged: MediaTree, catalog_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.parquet"
+    res = run_cli("query", "SELECT path_bytes, size, blake3, kind FROM files", "--format", "parquet",
+                  "--output", out, catalog=catalog_path)
+    assert res.rc == 0, res.err
+    t = pq.read_table(out)
+    assert t.column_names == ["path_bytes", "size", "blake3", "kind"]
+    assert {bytes(b): s for b, s in zip(t["path_bytes"].to_pylist(), t["size"].to_pylist())} == {
+        p: len(d) for p, d in cataloged.content.items()}
+
+
+def test_query_table_output_survives_hostile_names(cataloged: MediaTree, catalog_path: Path) -> None:
+    res = run_cli("query", "SELECT name, path FROM files WHERE name LIKE 'caf%' OR name LIKE 'line%'",
+                  catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert "caf" in res.out and "break.png" in res.out
+
+
+def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, catalog_path: Path,
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    res = run_cli("export", out, catalog=catalog_path)
+    assert res.rc == 0, res.err
+    names = sorted(os.listdir(out))
+    assert names == ["files.parquet", "meta.parquet", "scan_errors.parquet", "scans.parquet"]
+    files = pq.read_table(out / "files.parquet")
+    assert files.num_rows == len(cataloged.files)
+    assert {bytes(b) for b in files["path_bytes"].to_pylist()} == set(cataloged.content)
+    expected_cols = {"media_id", "path", "path_bytes", "dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev",
+                     "inode", "nlink", "kind", "mime", "blake3", "status", "first_seen", "last_seen", "missing_since",
+                     "first_scan_id", "last_scan_id"}
+    assert set(files.column_names) == expected_cols
+    scans = pq.read_table(out / "scans.parquet").to_pylist()
+    assert [(s["scan_id"], s["status"]) for s in scans] == [(1, "completed")]
+    meta = dict((r["key"], r["value"]) for r in pq.read_table(out / "meta.parquet").to_pylist())
+    assert meta["schema_version"] == "1" and meta["application"] == "mediaforge"
+    assert pq.read_table(out / "scan_errors.parquet").num_rows == 0
+    # Exporting again over the same folder replaces the files.
+    assert run_cli("export", out, "--json", catalog=catalog_path).rc == 0
+    assert sorted(os.listdir(out)) == names
+
+
+def test_stats_json(cataloged: MediaTree, catalog_path: Path) -> None:
+    os.unlink(cataloged.files["flac"])
+    assert run_cli("scan", cataloged.root, catalog=catalog_path).rc == 0
+    res = run_cli("stats", "--json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    st = json.loads(res.out)
+    present = {p: d for p, d in cataloged.content.items() if p != cataloged.files["flac"]}
+    t = st["totals"]
+    assert t["files"] == len(present)
+    assert t["bytes"] == sum(len(d) for d in present.values())
+    assert t["missing"] == 1 and t["unhashed"] == 0
+    assert t["distinct_contents"] == len(set(present.values()))
+    kinds = {k["kind"]: k["files"] for k in st["by_kind"]}
+    assert kinds["audio"] == 3 and kinds["video"] == 2 and kinds["sidecar"] == 3
+    assert sum(kinds.values()) == len(present)
+    assert [s["status"] for s in st["last_scans"]] == ["completed", "completed"]
+    assert st["last_scans"][0]["missing_files"] == 1
+
+
+def test_stats_table(cataloged: MediaTree, catalog_path: Path) -> None:
+    res = run_cli("stats", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert res.out.startswith(f"{len(cataloged.files)} files")
+    assert "image" in res.out and "audio" in res.out

@@ -1,0 +1,345 @@
+"""Rescans: what changed on disk is what changes in the catalog, identities survive
+renames and moves, nothing is deleted without --prune, and an unchanged library is not
+read again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import blake3
+
+from conftest import (
+    MediaTree,
+    do_scan,
+    files_by_path,
+    reference_walk,
+    rows,
+    run_cli,
+    write_bytes_path,
+)
+
+
+def digest(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def test_first_scan_catalogs_every_file_with_its_digest(media_tree: MediaTree, catalog_path: Path) -> None:
+    s = do_scan(catalog_path, media_tree.root)
+    n = len(media_tree.files)
+    assert (s.files_seen, s.new, s.changed, s.moved, s.missing, s.errors) == (n, n, 0, 0, 0, 0)
+    assert s.bytes_seen == sum(len(d) for d in media_tree.content.values())
+    got = files_by_path(catalog_path)
+    assert set(got) == set(media_tree.content) == set(reference_walk(media_tree.root_b))
+    for p, data in media_tree.content.items():
+        r = got[p]
+        assert r["blake3"] == digest(data), p
+        assert r["size"] == len(data)
+        assert r["status"] == "present" and r["missing_since"] is None
+        st = os.lstat(p)
+        assert (r["inode"], r["dev"], r["mtime_ns"]) == (st.st_ino, st.st_dev, st.st_mtime_ns)
+        assert r["path"] == p.decode("utf-8", "replace")
+    assert len({r["media_id"] for r in got.values()}) == n
+
+
+def test_unchanged_rescan_reads_nothing_and_changes_nothing(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    before = files_by_path(catalog_path)
+    s = do_scan(catalog_path, media_tree.root)
+    n = len(media_tree.files)
+    assert s.unchanged == n
+    assert (s.new, s.changed, s.moved, s.missing, s.revived, s.errors) == (0, 0, 0, 0, 0, 0)
+    assert (s.hashed_files, s.hashed_bytes) == (0, 0)
+    after = files_by_path(catalog_path)
+    assert set(after) == set(before)
+    stable = ("media_id", "blake3", "size", "mtime_ns", "inode", "kind", "mime", "status", "first_seen",
+              "first_scan_id")
+    for p in before:
+        assert {k: after[p][k] for k in stable} == {k: before[p][k] for k in stable}
+        assert after[p]["last_scan_id"] == s.scan_id  # it was seen by this scan
+    assert rows(catalog_path, "SELECT count(*) AS n FROM scan_errors")[0]["n"] == 0
+    scan_rows = rows(catalog_path, "SELECT scan_id, status, unchanged_files, hashed_files FROM scans ORDER BY scan_id")
+    assert [(r["status"], r["unchanged_files"], r["hashed_files"]) for r in scan_rows] == [
+        ("completed", 0, n), ("completed", n, 0)]
+
+
+def test_modified_file_is_rehashed_and_keeps_its_id(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    p = media_tree.files["mp3"]
+    old = files_by_path(catalog_path)[p]
+    new_data = media_tree.content[p] + b"appended tag bytes"
+    write_bytes_path(p, new_data)
+    s = do_scan(catalog_path, media_tree.root)
+    assert (s.changed, s.new, s.missing, s.hashed_files) == (1, 0, 0, 1)
+    r = files_by_path(catalog_path)[p]
+    assert r["blake3"] == digest(new_data) != old["blake3"]
+    assert r["size"] == len(new_data)
+    assert r["media_id"] == old["media_id"]
+    assert r["first_seen"] == old["first_seen"]
+
+
+def test_replaced_file_with_same_size_and_mtime_is_caught(tmp_path: Path, catalog_path: Path) -> None:
+    """Editors save by writing a temporary file and renaming it over the original: a new
+    inode, even when size and mtime happen to be identical."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    f = lib / "photo.jpg"
+    f.write_bytes(b"A" * 5000)
+    do_scan(catalog_path, lib)
+    st = f.stat()
+    tmp = lib / ".photo.jpg.tmp"
+    tmp.write_bytes(b"B" * 5000)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp, f)
+    s = do_scan(catalog_path, lib)
+    assert s.changed == 1
+    assert files_by_path(catalog_path)[os.fsencode(f)]["blake3"] == digest(b"B" * 5000)
+
+
+def test_deleted_file_is_marked_missing_not_deleted(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    gone = media_tree.files["flac"]
+    before = files_by_path(catalog_path)[gone]
+    os.unlink(gone)
+    s = do_scan(catalog_path, media_tree.root)
+    assert (s.missing, s.new, s.changed, s.pruned) == (1, 0, 0, 0)
+    r = files_by_path(catalog_path)[gone]
+    assert r["status"] == "missing"
+    assert r["missing_since"] is not None and r["missing_since"] >= before["last_seen"]
+    assert (r["media_id"], r["blake3"]) == (before["media_id"], before["blake3"])
+    # Still missing (not re-counted) on the next scan.
+    s = do_scan(catalog_path, media_tree.root)
+    assert s.missing == 0
+    assert files_by_path(catalog_path)[gone]["missing_since"] == r["missing_since"]
+    st = rows(catalog_path, "SELECT missing_files FROM scans ORDER BY scan_id")
+    assert [x["missing_files"] for x in st] == [0, 1, 0]
+
+
+def test_prune_deletes_missing_rows(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    gone = [media_tree.files["flac"], media_tree.files["non_utf8"]]
+    for p in gone:
+        os.unlink(p)
+    do_scan(catalog_path, media_tree.root)
+    assert len(files_by_path(catalog_path)) == len(media_tree.files)
+    s = do_scan(catalog_path, media_tree.root, prune=True)
+    assert s.pruned == 2
+    left = files_by_path(catalog_path)
+    assert set(left) == set(media_tree.content) - set(gone)
+    assert all(r["status"] == "present" for r in left.values())
+
+
+def test_prune_from_the_cli(media_tree: MediaTree, catalog_path: Path) -> None:
+    assert run_cli("scan", media_tree.root, catalog=catalog_path).rc == 0
+    os.unlink(media_tree.files["png"])
+    res = run_cli("scan", media_tree.root, "--prune", "--json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    summary = json.loads(res.out)
+    assert (summary["missing"], summary["pruned"]) == (1, 1)
+    assert media_tree.files["png"] not in files_by_path(catalog_path)
+
+
+def test_prune_only_touches_the_scanned_root(tmp_path: Path, catalog_path: Path) -> None:
+    lib = tmp_path / "lib"
+    for d in ("a", "b"):
+        (lib / d).mkdir(parents=True)
+        (lib / d / "x.jpg").write_bytes(d.encode() * 10)
+    do_scan(catalog_path, lib / "a")
+    do_scan(catalog_path, lib / "b")
+    (lib / "b" / "x.jpg").unlink()
+    do_scan(catalog_path, lib / "b")  # marks b/x.jpg missing
+    s = do_scan(catalog_path, lib / "a", prune=True)
+    assert s.pruned == 0
+    assert files_by_path(catalog_path)[os.fsencode(lib / "b" / "x.jpg")]["status"] == "missing"
+
+
+def test_prune_only_touches_the_scanned_root_with_undecodable_names(tmp_path: Path, catalog_path: Path) -> None:
+    """Two folders whose names differ only in bytes that are not UTF-8 look alike in the
+    display form (both `caf\ufffd`); pruning one must not delete rows of the other."""
+    lib = os.fsencode(tmp_path / "lib")
+    a, b = os.path.join(lib, b"caf\xe9"), os.path.join(lib, b"caf\xe8")
+    for d in (a, b):
+        os.makedirs(d)
+        write_bytes_path(os.path.join(d, b"song.flac"), d)
+    do_scan(catalog_path, a)
+    do_scan(catalog_path, b)
+    os.unlink(os.path.join(b, b"song.flac"))
+    assert do_scan(catalog_path, b).missing == 1
+    s = do_scan(catalog_path, a, prune=True)
+    assert s.pruned == 0
+    kept = files_by_path(catalog_path)
+    assert kept[os.path.join(b, b"song.flac")]["status"] == "missing"
+    assert kept[os.path.join(a, b"song.flac")]["status"] == "present"
+
+
+def test_scanning_another_folder_leaves_the_first_alone(tmp_path: Path, catalog_path: Path) -> None:
+    for d in ("photos", "music"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "f.bin").write_bytes(d.encode())
+    do_scan(catalog_path, tmp_path / "photos")
+    s = do_scan(catalog_path, tmp_path / "music")
+    assert (s.new, s.missing) == (1, 0)
+    st = {os.path.basename(os.path.dirname(p)): r["status"] for p, r in files_by_path(catalog_path).items()}
+    assert st == {b"photos": "present", b"music": "present"}
+
+
+def test_rename_in_place_keeps_media_id(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    old = media_tree.files["jpeg"]
+    before = files_by_path(catalog_path)[old]
+    new = os.path.join(os.path.dirname(old), b"Eiffel Tower \xe2\x80\x94 sunset.jpg")
+    os.rename(old, new)
+    s = do_scan(catalog_path, media_tree.root)
+    assert (s.moved, s.new, s.missing, s.hashed_files) == (1, 0, 0, 0)
+    after = files_by_path(catalog_path)
+    assert old not in after  # one row per file: the old path is taken over, not left missing
+    r = after[new]
+    assert (r["media_id"], r["blake3"], r["first_seen"], r["first_scan_id"]) == (
+        before["media_id"], before["blake3"], before["first_seen"], before["first_scan_id"])
+    assert r["status"] == "present" and r["name"] == "Eiffel Tower \u2014 sunset.jpg"
+
+
+def test_move_across_folders_keeps_media_id(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    ids = {p: r["media_id"] for p, r in files_by_path(catalog_path).items()}
+    dest = os.path.join(media_tree.root_b, b"Archive", b"2024")
+    os.makedirs(dest)
+    moves = {}
+    for label in ("mp4", "non_utf8", "newline"):
+        src = media_tree.files[label]
+        moves[src] = os.path.join(dest, os.path.basename(src))
+        os.rename(src, moves[src])
+    s = do_scan(catalog_path, media_tree.root)
+    assert (s.moved, s.new, s.missing) == (3, 0, 0)
+    after = files_by_path(catalog_path)
+    for src, dst in moves.items():
+        assert src not in after
+        assert after[dst]["media_id"] == ids[src]
+        assert after[dst]["blake3"] == digest(media_tree.content[src])
+    assert len(after) == len(media_tree.files)
+
+
+def test_moved_file_keeps_its_id_when_a_new_file_takes_its_old_name(tmp_path: Path, catalog_path: Path) -> None:
+    """Sorting an import into a dated folder, then importing a new card whose counter
+    restarted: the old photo (same inode) keeps its id and first_seen; the new file at
+    the old name is a new file. Otherwise tags follow the name onto an unrelated photo."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff old photo")
+    do_scan(catalog_path, lib)
+    old = files_by_path(catalog_path)[os.fsencode(lib / "IMG_0001.jpg")]
+    (lib / "2019").mkdir()
+    os.rename(lib / "IMG_0001.jpg", lib / "2019" / "IMG_0001.jpg")
+    (lib / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff a brand new photo")
+    do_scan(catalog_path, lib)
+    got = files_by_path(catalog_path)
+    moved, fresh = got[os.fsencode(lib / "2019" / "IMG_0001.jpg")], got[os.fsencode(lib / "IMG_0001.jpg")]
+    assert moved["blake3"] == old["blake3"]
+    assert fresh["blake3"] == digest(b"\xff\xd8\xff a brand new photo")
+    assert moved["media_id"] == old["media_id"], "the moved photo lost its media_id"
+    assert fresh["media_id"] != old["media_id"], "the new photo took over the old photo's media_id"
+    assert moved["first_seen"] == old["first_seen"]
+
+
+def test_copied_then_deleted_file_counts_as_a_move(tmp_path: Path, catalog_path: Path) -> None:
+    """A move across file systems is a copy plus a delete: matched by content."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    src = tmp_path / "a" / "clip.mp4"
+    src.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 20)
+    do_scan(catalog_path, tmp_path / "a", tmp_path / "b")
+    mid = files_by_path(catalog_path)[os.fsencode(src)]["media_id"]
+    shutil.copyfile(src, tmp_path / "b" / "clip.mp4")
+    src.unlink()
+    s = do_scan(catalog_path, tmp_path / "a", tmp_path / "b")
+    assert (s.moved, s.new, s.missing) == (1, 0, 0)
+    assert files_by_path(catalog_path)[os.fsencode(tmp_path / "b" / "clip.mp4")]["media_id"] == mid
+
+
+def test_touch_rehashes_with_the_same_digest_and_id(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    p = media_tree.files["flac"]
+    before = files_by_path(catalog_path)[p]
+    st = os.stat(p)
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    s = do_scan(catalog_path, media_tree.root)
+    assert (s.changed, s.hashed_files, s.new, s.moved, s.missing) == (1, 1, 0, 0, 0)
+    r = files_by_path(catalog_path)[p]
+    assert r["blake3"] == before["blake3"] == digest(media_tree.content[p])
+    assert r["media_id"] == before["media_id"]
+    assert r["mtime_ns"] == st.st_mtime_ns + 5_000_000_000
+
+
+def test_file_moved_away_and_back_is_revived(media_tree: MediaTree, catalog_path: Path, tmp_path: Path) -> None:
+    """Like a file sent to the trash and restored: same inode, same mtime."""
+    do_scan(catalog_path, media_tree.root)
+    p = media_tree.files["emoji"]
+    before = files_by_path(catalog_path)[p]
+    aside = tmp_path / "trash.bin"
+    os.rename(p, aside)
+    assert do_scan(catalog_path, media_tree.root).missing == 1
+    os.rename(aside, p)
+    s = do_scan(catalog_path, media_tree.root)
+    assert (s.revived, s.new, s.missing, s.hashed_files) == (1, 0, 0, 0)
+    r = files_by_path(catalog_path)[p]
+    assert r["status"] == "present" and r["missing_since"] is None
+    assert (r["media_id"], r["blake3"]) == (before["media_id"], before["blake3"])
+
+
+def test_file_restored_from_a_copy_is_revived(media_tree: MediaTree, catalog_path: Path) -> None:
+    """Restoring a deleted file from a backup puts it back at the same path (new inode):
+    docs/catalog.md counts that as revived ("missing and back at the same path")."""
+    do_scan(catalog_path, media_tree.root)
+    p = media_tree.files["png"]
+    before = files_by_path(catalog_path)[p]
+    os.unlink(p)
+    assert do_scan(catalog_path, media_tree.root).missing == 1
+    write_bytes_path(p, media_tree.content[p])
+    s = do_scan(catalog_path, media_tree.root)
+    r = files_by_path(catalog_path)[p]
+    assert r["status"] == "present" and r["missing_since"] is None
+    assert (r["media_id"], r["blake3"]) == (before["media_id"], before["blake3"])
+    assert (s.new, s.missing) == (0, 0)
+    assert s.revived == 1, f"restored file counted as revived={s.revived}, changed={s.changed}"
+
+
+def test_no_hash_then_hash_fills_digests(media_tree: MediaTree, catalog_path: Path) -> None:
+    s = do_scan(catalog_path, media_tree.root, hash=False)
+    n = len(media_tree.files)
+    assert (s.new, s.hashed_files) == (n, 0)
+    assert all(r["blake3"] is None for r in files_by_path(catalog_path).values())
+    ids = {p: r["media_id"] for p, r in files_by_path(catalog_path).items()}
+    s = do_scan(catalog_path, media_tree.root)
+    assert s.hashed_files == n
+    assert (s.new, s.changed, s.missing) == (0, 0, 0)
+    got = files_by_path(catalog_path)
+    for p, data in media_tree.content.items():
+        assert got[p]["blake3"] == digest(data)
+        assert got[p]["media_id"] == ids[p]
+    # And once filled, nothing is read again.
+    assert do_scan(catalog_path, media_tree.root).hashed_files == 0
+    hashed = [r["hashed"] for r in rows(catalog_path, "SELECT hashed FROM scans ORDER BY scan_id")]
+    assert hashed == [False, True, True]
+
+
+def test_no_hash_scan_of_a_changed_file_leaves_no_stale_digest(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    p = media_tree.files["m4a"]
+    write_bytes_path(p, media_tree.content[p][:-100])
+    s = do_scan(catalog_path, media_tree.root, hash=False)
+    assert s.changed == 1
+    r = files_by_path(catalog_path)[p]
+    assert r["blake3"] is None
+    assert r["size"] == len(media_tree.content[p]) - 100
+
+
+def test_rescan_through_a_symlinked_root_is_the_same_library(media_tree: MediaTree, catalog_path: Path,
+                                                            tmp_path: Path) -> None:
+    link = tmp_path / "lib-link"
+    link.symlink_to(media_tree.root, target_is_directory=True)
+    do_scan(catalog_path, media_tree.root)
+    s = do_scan(catalog_path, link)
+    assert (s.unchanged, s.new, s.missing) == (len(media_tree.files), 0, 0)
+    assert s.roots == (str(media_tree.root),)

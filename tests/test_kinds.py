@@ -1,0 +1,130 @@
+"""Kind and MIME of real media as the catalog records them: by magic bytes when the file
+was read (a JPEG named .png is a JPEG), else by extension; sidecars are sidecars."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import JSON_SIDECAR, SRT, XMP, MediaBlobs, MediaTree, do_scan, files_by_path, write_bytes_path
+from mediaforge import _core
+
+EXPECTED = {
+    "jpeg": ("image", "image/jpeg", "jpg"),
+    "jpeg_upper": ("image", "image/jpeg", "jpg"),
+    "png": ("image", "image/png", "png"),
+    "mp4": ("video", "video/mp4", "mp4"),
+    "m4a": ("audio", "audio/mp4", "m4a"),
+    "mp3": ("audio", "audio/mpeg", "mp3"),
+    "flac": ("audio", "audio/flac", "flac"),
+    "xmp": ("sidecar", "application/rdf+xml", "xmp"),
+    "json": ("sidecar", "application/json", "json"),
+    "srt": ("sidecar", "application/x-subrip", "srt"),
+    "truncated": ("image", "image/jpeg", "jpg"),
+    "empty": ("image", "image/jpeg", "jpg"),
+    "jpeg_as_png": ("image", "image/jpeg", "png"),
+    "non_utf8": ("image", "image/jpeg", "jpg"),
+    "newline": ("image", "image/png", "png"),
+    "emoji": ("image", "image/jpeg", "jpg"),
+    "long_name": ("image", "image/jpeg", "jpg"),
+    "deep": ("image", "image/png", "png"),
+    "spaces": ("audio", "audio/mpeg", "mp3"),
+}
+
+
+@pytest.fixture
+def scanned(media_tree: MediaTree, catalog_path: Path) -> dict[bytes, dict]:
+    do_scan(catalog_path, media_tree.root)
+    return files_by_path(catalog_path)
+
+
+@pytest.mark.parametrize("label", sorted(EXPECTED))
+def test_kind_mime_and_ext_of_real_media(media_tree: MediaTree, scanned: dict[bytes, dict], label: str) -> None:
+    r = scanned[media_tree.files[label]]
+    assert (r["kind"], r["mime"], r["ext"]) == EXPECTED[label]
+
+
+def test_name_dir_and_display_path_of_hostile_names(media_tree: MediaTree, scanned: dict[bytes, dict]) -> None:
+    for label in ("non_utf8", "newline", "spaces", "emoji", "long_name", "deep"):
+        raw = media_tree.files[label]
+        r = scanned[raw]
+        assert bytes(r["path_bytes"]) == raw
+        assert r["path"] == raw.decode("utf-8", "replace")
+        assert r["name"] == os.path.basename(raw).decode("utf-8", "replace")
+        assert r["dir"] == os.path.dirname(raw).decode("utf-8", "replace")
+    assert scanned[media_tree.files["non_utf8"]]["name"] == "caf\ufffd \ufffd\ufffd.jpg"
+    assert scanned[media_tree.files["newline"]]["name"] == "line\nbreak.png"
+    assert len(media_tree.files["deep"]) == 4000
+
+
+def test_corrupt_file_keeps_its_extension_kind(media_tree: MediaTree, scanned: dict[bytes, dict]) -> None:
+    """Bytes that match no format: the extension decides, the file is still cataloged."""
+    r = scanned[media_tree.files["corrupt"]]
+    assert (r["kind"], r["mime"], r["size"]) == ("video", "video/mp4", 3000)
+    assert r["blake3"] is not None
+
+
+def test_wrong_extension_is_fixed_once_the_file_is_read(media_tree: MediaTree, catalog_path: Path) -> None:
+    """A --no-hash scan does not open a file whose extension it knows; the next hashing
+    scan reads it and corrects the MIME type from the magic bytes."""
+    p = media_tree.files["jpeg_as_png"]
+    do_scan(catalog_path, media_tree.root, hash=False)
+    assert files_by_path(catalog_path)[p]["mime"] == "image/png"
+    do_scan(catalog_path, media_tree.root)
+    assert files_by_path(catalog_path)[p]["mime"] == "image/jpeg"
+
+
+def test_files_without_a_known_extension_are_sniffed(tmp_path: Path, catalog_path: Path,
+                                                     media_blobs: MediaBlobs) -> None:
+    lib = os.fsencode(tmp_path / "lib")
+    os.makedirs(lib)
+    cases = {
+        b"IMG_0001": (media_blobs.jpeg, "image", "image/jpeg"),
+        b"DSC.data": (media_blobs.png, "image", "image/png"),
+        b"track": (media_blobs.flac, "audio", "audio/flac"),
+        b"song.bak": (media_blobs.mp3, "audio", "audio/mpeg"),
+        b"voice.mp4": (media_blobs.m4a, "audio", "audio/mp4"),  # an M4A in an .mp4 name
+        b"movie.dat": (media_blobs.mp4, "video", "video/mp4"),
+        b"notes.txt": (b"just some text\n", "other", "application/octet-stream"),
+        b".bashrc": (b"export A=1\n", "other", "application/octet-stream"),
+        b"meta.xml.xmp": (XMP, "sidecar", "application/rdf+xml"),
+    }
+    for name, (data, _, _) in cases.items():
+        write_bytes_path(os.path.join(lib, name), data)
+    for hashed in (False, True):
+        cat = catalog_path.with_name(f"cat-{hashed}.duckdb")
+        do_scan(cat, lib, hash=hashed)
+        got = files_by_path(cat)
+        for name, (_, kind, mime) in cases.items():
+            if not hashed and name == b"voice.mp4":
+                continue  # its extension is known, so a --no-hash scan does not open it
+            r = got[os.path.join(lib, name)]
+            assert (r["kind"], r["mime"]) == (kind, mime), (name, hashed)
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "expected"),
+    [
+        (b"a.png", "jpeg", ("image", "image/jpeg")),
+        (b"a.JPG", None, ("image", "image/jpeg")),
+        (b"clip.MOV", None, ("video", "video/quicktime")),
+        (b"x.mp4", "m4a", ("audio", "audio/mp4")),
+        (b"x", "flac", ("audio", "audio/flac")),
+        (b"x", "mp4", ("video", "video/mp4")),
+        (b"x.srt", "srt", ("sidecar", "application/x-subrip")),
+        (b"x.json", "json", ("sidecar", "application/json")),
+        (b"x.xmp", "xmp", ("sidecar", "application/rdf+xml")),
+        (b"IMG_1234.CR2", None, ("raw", "image/x-canon-cr2")),
+        (b"x.jpg", "", ("image", "image/jpeg")),
+        (b"\xff\xfe.bin", None, ("other", "application/octet-stream")),
+        (b".jpg", None, ("other", "application/octet-stream")),
+    ],
+)
+def test_classify_binding(media_blobs: MediaBlobs, name: bytes, head: str | None,
+                          expected: tuple[str, str]) -> None:
+    heads = {"jpeg": media_blobs.jpeg, "m4a": media_blobs.m4a, "flac": media_blobs.flac,
+             "mp4": media_blobs.mp4, "srt": SRT, "json": JSON_SIDECAR, "xmp": XMP, "": b""}
+    data = None if head is None else heads[head][:512]
+    assert _core.classify(name, data) == expected

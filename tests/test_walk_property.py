@@ -1,0 +1,306 @@
+"""The walker against a reference walk, on trees Hypothesis makes up: odd names (bytes
+that are not UTF-8, newlines, 255-byte names), empty and sparse files, deep folders,
+pipes, and symbolic links (loops, dangling, to files)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+import blake3
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from conftest import do_scan, files_by_path, reference_walk, rows, run_cli, write_bytes_path
+
+INTERESTING_NAMES = [
+    b".hidden",
+    b"..dots",
+    b"caf\xe9",
+    b"\xff\xfe\xfd",
+    b"\xc3",  # a truncated UTF-8 sequence
+    b"line\nbreak",
+    b"tab\there",
+    b" lead and trail ",
+    b"\xf0\x9f\x8e\x89.jpg",
+    b"IMG_0001.JPG",
+    b"*",
+    b"[abc]",
+    b"#not a comment",
+    b"!negated",
+    b"-rf",
+    b"back\\slash",
+    b"x" * 255,
+    b"\x01\x7f",
+]
+
+name_st = st.one_of(
+    st.sampled_from(INTERESTING_NAMES),
+    st.binary(min_size=1, max_size=24).map(lambda b: b.replace(b"/", b"_").replace(b"\x00", b"0")),
+).filter(lambda n: n not in (b".", b"..", b".mediaforgeignore"))
+
+
+def tree_strategy(huge_files: bool) -> st.SearchStrategy[dict]:
+    """Folders of files, sparse files, pipes, empty folders and symbolic links. With
+    `huge_files`, some sparse files are over 4 GiB (up to 1 TiB): only for walks that do
+    not hash."""
+    sparse_sizes = [16 * 1024, 4 * 1024 * 1024 + 3, 6 * 1024 * 1024]
+    if huge_files:
+        sparse_sizes += [2**32 + 7, 2**40 + 1]
+    leaf = st.one_of(
+        st.tuples(st.just("file"), st.integers(0, 20_000)),
+        st.tuples(st.just("sparse"), st.sampled_from(sparse_sizes)),
+        st.tuples(st.just("loop"), st.integers(0, 4)),  # a link to an ancestor folder
+        st.tuples(st.just("dangling"), st.none()),
+        st.tuples(st.just("filelink"), st.none()),
+        st.tuples(st.just("fifo"), st.none()),
+        st.tuples(st.just("emptydir"), st.none()),
+    )
+    node = st.recursive(
+        leaf,
+        lambda kids: st.tuples(st.just("dir"), st.dictionaries(name_st, kids, max_size=4)),
+        max_leaves=14,
+    )
+    return st.dictionaries(name_st, node, min_size=1, max_size=6)
+
+
+def _content(path: bytes, size: int) -> bytes:
+    seed = blake3.blake3(path).digest()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+def build(root: bytes, tree: dict) -> None:
+    """Make the tree on disk. Links to files point at a regular file made for them."""
+    def go(d: bytes, entries: dict, depth: int) -> None:
+        for name, (kind, arg) in entries.items():
+            p = os.path.join(d, name)
+            if os.path.lexists(p):  # taken by a link target made for a sibling
+                continue
+            if kind == "file":
+                write_bytes_path(p, _content(p, arg))
+            elif kind == "sparse":
+                fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+                os.ftruncate(fd, arg)
+                os.pwrite(fd, b"tail", arg - 4)
+                os.close(fd)
+            elif kind == "loop":
+                os.symlink(b"/".join([b".."] * min(arg, depth)) or b".", p)
+            elif kind == "dangling":
+                os.symlink(b"no such target", p)
+            elif kind == "filelink":
+                target = p + b".target"
+                if os.path.lexists(target) or len(name) > 248:
+                    continue
+                write_bytes_path(target, b"link target " + p)
+                os.symlink(os.path.basename(target), p)
+            elif kind == "fifo":
+                os.mkfifo(p)
+            elif kind == "emptydir":
+                os.mkdir(p)
+            else:
+                os.mkdir(p)
+                go(p, arg, depth + 1)
+
+    go(root, tree, 0)
+    kinds = set()
+
+    def kinds_of(entries: dict) -> None:
+        for kind, arg in entries.values():
+            kinds.add(kind)
+            if kind == "sparse" and arg > 2**32:
+                kinds.add("sparse over 4 GiB")
+            if kind == "dir":
+                kinds_of(arg)
+
+    kinds_of(tree)
+    for k in sorted(kinds):
+        event(f"tree has {k}")
+
+
+def reference_follow(root: bytes) -> tuple[dict[bytes, int], set[bytes], set[bytes]]:
+    """Follow every link; a folder already on its own ancestor chain is a loop, not
+    entered. Returns (files and sizes, loop paths, broken link paths)."""
+    files: dict[bytes, int] = {}
+    loops: set[bytes] = set()
+    broken: set[bytes] = set()
+
+    def visit(d: bytes, ancestors: frozenset) -> None:
+        s = os.stat(d)
+        key = (s.st_dev, s.st_ino)
+        if key in ancestors:
+            loops.add(d)
+            return
+        for e in os.scandir(d):
+            p = e.path
+            try:
+                s2 = os.stat(p)
+            except FileNotFoundError:
+                broken.add(p)
+                continue
+            if stat.S_ISDIR(s2.st_mode):
+                visit(p, ancestors | {key})
+            elif stat.S_ISREG(s2.st_mode):
+                files[p] = s2.st_size
+
+    visit(root, frozenset())
+    return files, loops, broken
+
+
+COMMON = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@COMMON
+@given(tree=tree_strategy(huge_files=False))
+def test_scan_finds_exactly_the_regular_files(tree: dict) -> None:
+    with tempfile.TemporaryDirectory(prefix="mf-walk-") as tmp:
+        root = os.path.join(os.fsencode(os.path.realpath(tmp)), b"lib")
+        os.mkdir(root)
+        build(root, tree)
+        catalog = Path(tmp) / "catalog.duckdb"
+        ref = reference_walk(root)
+
+        s = do_scan(catalog, root)
+        got = files_by_path(catalog)
+        assert set(got) == set(ref)
+        assert {p: r["size"] for p, r in got.items()} == ref
+        assert (s.files_seen, s.bytes_seen, s.new, s.errors) == (len(ref), sum(ref.values()), len(ref), 0)
+        for p, r in got.items():
+            with open(p, "rb") as f:
+                assert r["blake3"] == blake3.blake3(f.read()).hexdigest(), p
+            assert r["path"] == p.decode("utf-8", "replace")
+        assert rows(catalog, "SELECT count(*) AS n FROM scan_errors")[0]["n"] == 0
+
+        # Scanning again changes nothing.
+        s2 = do_scan(catalog, root)
+        assert (s2.unchanged, s2.new, s2.changed, s2.moved, s2.missing, s2.hashed_files) == (len(ref), 0, 0, 0, 0, 0)
+
+
+@COMMON
+@given(tree=tree_strategy(huge_files=True))
+def test_following_links_terminates_and_records_loops(tree: dict) -> None:
+    with tempfile.TemporaryDirectory(prefix="mf-walk-") as tmp:
+        root = os.path.join(os.fsencode(os.path.realpath(tmp)), b"lib")
+        os.mkdir(root)
+        build(root, tree)
+        catalog = Path(tmp) / "catalog.duckdb"
+        ref, loops, broken = reference_follow(root)
+
+        s = do_scan(catalog, root, follow_symlinks=True, hash=False)
+        got = files_by_path(catalog)
+        assert {p: r["size"] for p, r in got.items()} == ref
+        assert s.bytes_seen == sum(ref.values())
+        errors = rows(catalog, "SELECT path_bytes, message, errno FROM scan_errors")
+        loop_rows = {bytes(e["path_bytes"]) for e in errors if "loop" in e["message"]}
+        broken_rows = {bytes(e["path_bytes"]) for e in errors if "broken" in e["message"]}
+        assert loop_rows == loops
+        assert broken_rows == broken
+        assert s.errors == len(errors) == len(loops) + len(broken)
+
+
+# --------------------------------------------------------------------------------------
+# Walk options, by example.
+# --------------------------------------------------------------------------------------
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def _names(catalog: Path, root: Path) -> set[str]:
+    return {os.fsdecode(os.path.relpath(p, os.fsencode(root))) for p in files_by_path(catalog)}
+
+
+def test_ignore_files_and_excludes(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    _tree(root, {
+        ".mediaforgeignore": b"*.part\ncache/\n",
+        "a/keep.jpg": b"1", "a/skip.part": b"2", "cache/thumb.jpg": b"3",
+        "a/cache/thumb.jpg": b"4",
+        "b/.mediaforgeignore": b"*.tmp\n!important.tmp\n",
+        "b/x.tmp": b"5", "b/important.tmp": b"6", "b/y.jpg": b"7",
+        "c/x.tmp": b"8",  # the ignore file in b/ does not reach c/
+        ".trash/old.jpg": b"9",
+        "raw/IMG.CR2": b"10",
+    })
+    cat = tmp_path / "c1.duckdb"
+    do_scan(cat, root)
+    assert _names(cat, root) == {".mediaforgeignore", "a/keep.jpg", "b/.mediaforgeignore", "b/important.tmp",
+                                 "b/y.jpg", "c/x.tmp", ".trash/old.jpg", "raw/IMG.CR2"}
+    cat = tmp_path / "c2.duckdb"
+    do_scan(cat, root, excludes=(".trash/", "*.CR2", "/c"))
+    assert _names(cat, root) == {".mediaforgeignore", "a/keep.jpg", "b/.mediaforgeignore", "b/important.tmp",
+                                 "b/y.jpg"}
+    cat = tmp_path / "c3.duckdb"
+    do_scan(cat, root, ignore_files=False)
+    everything = {os.fsdecode(os.path.relpath(p, os.fsencode(root))) for p in reference_walk(os.fsencode(root))}
+    assert len(everything) == 12
+    assert _names(cat, root) == everything
+
+
+def test_cli_walk_flags(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    _tree(root, {".mediaforgeignore": b"*.part\n", "a.jpg": b"1", "b.part": b"2", "c.tmp": b"3",
+                 "sub/d.jpg": b"4"})
+    (root / "link-to-sub").symlink_to("sub")
+    (root / "link-to-a.jpg").symlink_to("a.jpg")
+
+    def names(*flags: str) -> set[str]:
+        cat = tmp_path / f"cat{len(list(tmp_path.glob('cat*')))}.duckdb"
+        res = run_cli("scan", root, *flags, catalog=cat)
+        assert res.rc == 0, res.err
+        return _names(cat, root)
+
+    assert names() == {".mediaforgeignore", "a.jpg", "c.tmp", "sub/d.jpg"}
+    assert names("--no-ignore", "--exclude", "*.tmp") == {".mediaforgeignore", "a.jpg", "b.part", "sub/d.jpg"}
+    assert names("-e", "*.tmp", "-e", "sub/") == {".mediaforgeignore", "a.jpg"}
+    assert names("--follow-symlinks") == {".mediaforgeignore", "a.jpg", "c.tmp", "sub/d.jpg",
+                                          "link-to-sub/d.jpg", "link-to-a.jpg"}
+
+
+def test_single_file_root(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    _tree(root, {"one.jpg": b"one", "two.jpg": b"two"})
+    cat = tmp_path / "c.duckdb"
+    s = do_scan(cat, root / "one.jpg")
+    assert s.files_seen == 1
+    assert _names(cat, root) == {"one.jpg"}
+    r = files_by_path(cat)[os.fsencode(root / "one.jpg")]
+    assert (r["dir"], r["name"], r["blake3"]) == (str(root), "one.jpg", blake3.blake3(b"one").hexdigest())
+    do_scan(cat, root)  # the folder above: one more file, nothing missing
+    assert _names(cat, root) == {"one.jpg", "two.jpg"}
+
+
+def test_overlapping_roots_are_walked_once(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    _tree(root, {"a/x.jpg": b"x", "b/y.jpg": b"y"})
+    cat = tmp_path / "c.duckdb"
+    s = do_scan(cat, root, root / "a", str(root) + "/")
+    assert (s.files_seen, s.new) == (2, 2)
+    assert len(files_by_path(cat)) == 2
+
+
+def test_one_file_system_stays_on_the_root_device(tmp_path: Path) -> None:
+    other = Path("/dev/shm")
+    if not other.is_dir() or os.stat(other).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second file system to link to")
+    with tempfile.TemporaryDirectory(dir=other) as elsewhere:
+        Path(elsewhere, "far.jpg").write_bytes(b"far")
+        root = tmp_path / "lib"
+        _tree(root, {"near.jpg": b"near"})
+        (root / "mnt").symlink_to(elsewhere)
+        cat = tmp_path / "c1.duckdb"
+        do_scan(cat, root, follow_symlinks=True)
+        assert _names(cat, root) == {"near.jpg", "mnt/far.jpg"}
+        cat = tmp_path / "c2.duckdb"
+        do_scan(cat, root, follow_symlinks=True, one_file_system=True)
+        assert _names(cat, root) == {"near.jpg"}
