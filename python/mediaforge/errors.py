@@ -7,6 +7,15 @@ onto the classes marked "core" below), so callers catch one hierarchy.
 from __future__ import annotations
 
 
+def first_line(e: BaseException | str) -> str:
+    """The first non-empty line of an error's text (DuckDB's run to several lines), or
+    its class name when it has none: what a one-line message can hold."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__ if isinstance(e, BaseException) else "error"
+    return text.splitlines()[0]
+
+
 class ExitCode:
     """Documented process exit codes (see docs/cli.md)."""
 

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import PathIOError, QueryError
+from ..errors import PathIOError, QueryError, first_line
 from .schema import CORE_TABLES
 from .store import Catalog
 
@@ -24,8 +24,7 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
             return pa.table({})
         return rel.to_arrow_table()
     except duckdb.Error as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise QueryError(f"SQL error: {first}") from None
+        raise QueryError(f"SQL error: {first_line(e)}") from None
 
 
 def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = CORE_TABLES) -> list[Path]:
@@ -43,7 +42,7 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = CORE_T
                 f"COPY (SELECT * FROM {t}) TO '{_sql_str(tmp)}' (FORMAT parquet, COMPRESSION zstd)"
             )
         except duckdb.Error as e:
-            raise PathIOError(f"export of {t} to {target} failed: {str(e).splitlines()[0]}") from None
+            raise PathIOError(f"export of {t} to {target} failed: {first_line(e)}") from None
         tmp.replace(target)  # never leave a half-written file under the final name
         written.append(target)
     return written

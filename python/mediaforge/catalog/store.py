@@ -24,6 +24,7 @@ from ..errors import (
     CatalogWriteError,
     CatalogVersionError,
     MediaForgeError,
+    first_line,
 )
 from .schema import APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VERSION
 
@@ -40,10 +41,8 @@ def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
         who = f" (held by PID {holder.group(2)})" if holder else ""
         return CatalogBusyError(f"catalog is busy: another MediaForge process is using {path}{who}")
     if _NOT_DB.search(text):
-        return CatalogInvalidError(f"{path} is not a readable DuckDB catalog: {text.splitlines()[0]}")
-    if isinstance(err, (duckdb.IOException, OSError)):
-        return CatalogInvalidError(f"cannot open catalog {path}: {text.splitlines()[0]}")
-    return CatalogInvalidError(f"cannot open catalog {path}: {text.splitlines()[0]}")
+        return CatalogInvalidError(f"{path} is not a readable DuckDB catalog: {first_line(err)}")
+    return CatalogInvalidError(f"cannot open catalog {path}: {first_line(err)}")
 
 
 def is_interrupt(e: BaseException) -> bool:
@@ -189,9 +188,8 @@ class Catalog:
                 raise KeyboardInterrupt from None
             if not isinstance(e, duckdb.Error):
                 raise
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CatalogWriteError(
-                f"writing the catalog {self.path} failed: {first}; everything committed before is kept"
+                f"writing the catalog {self.path} failed: {first_line(e)}; everything committed before is kept"
             ) from None
 
     @contextmanager

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..catalog.store import is_interrupt
-from ..errors import ExitCode, MediaForgeError
+from ..errors import ExitCode, MediaForgeError, first_line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,6 +54,5 @@ INTERRUPTED = "interrupted: work already committed to the catalog is kept; run t
 
 
 def _fail(message: str, code: int) -> None:
-    first = message.strip().splitlines()[0] if message.strip() else "error"
-    print(f"mediaforge: error: {first}", file=sys.stderr)
+    print(f"mediaforge: error: {first_line(message)}", file=sys.stderr)
     sys.exit(code)
