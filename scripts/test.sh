@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 echo "== cargo test (rust/core)" >&2
-cargo test -p mediaforge-core --quiet
+cargo test -p mediaforge-core --lib --quiet
 echo "== pytest" >&2
 python -m pytest "$@"

@@ -36,8 +36,8 @@ class _Rates(ProgressColumn):
     def render(self, task: Task) -> Text:
         f = task.fields
         secs = max(f.get("elapsed", 0.0), 1e-6)
-        return Text(f"{f.get('files', 0):>10,} files  {f.get('files', 0) / secs:>9,.0f} files/s  "
-                    f"{f.get('bytes', 0) / secs / 1e6:>8,.1f} MB/s", style="progress.data.speed")
+        return Text(f"{f.get('files', 0):,} files  {f.get('files', 0) / secs:,.0f} files/s  "
+                    f"{f.get('bytes', 0) / secs / 1e6:,.1f} MB/s", style="progress.data.speed")
 
 
 class ScanProgressBar:
@@ -48,7 +48,7 @@ class ScanProgressBar:
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description:<8}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             _Rates(),
             TimeRemainingColumn(),
             console=err_console,
@@ -56,6 +56,7 @@ class ScanProgressBar:
             disable=not enabled,
         )
         self.task = self.progress.add_task("walk", total=None, files=0, bytes=0, elapsed=0.0)
+        self.hash_started: float | None = None
 
     def __enter__(self) -> ScanProgressBar:
         self.progress.__enter__()
@@ -66,10 +67,13 @@ class ScanProgressBar:
 
     def update(self, p: ScanProgress) -> None:
         if p.phase in ("hash", "write", "done") and p.hash_bytes_total:
-            # During hashing the bar is bytes hashed of bytes to hash, so the ETA is real.
+            # During hashing the bar is bytes hashed of bytes to hash, so the ETA is real;
+            # rates count from the start of hashing.
+            if self.hash_started is None:
+                self.hash_started = p.elapsed
             self.progress.update(self.task, description=p.phase, total=p.hash_bytes_total,
                                  completed=p.hash_bytes_done, files=p.hash_files_done,
-                                 bytes=p.hash_bytes_done, elapsed=p.elapsed)
+                                 bytes=p.hash_bytes_done, elapsed=p.elapsed - self.hash_started)
         else:
             self.progress.update(self.task, description=p.phase, total=None, completed=0,
                                  files=p.files, bytes=p.bytes, elapsed=p.elapsed)

@@ -180,20 +180,17 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             on_progress(_snapshot(scanner, started, phase="write"))
         gone = pa.Table.from_batches(vanished) if vanished else None
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started, config.prune)
-    except KeyboardInterrupt:
-        scanner.close()
-        end_scan(cat, scan_id, "interrupted", time.monotonic() - started, 0)
-        raise
     except BaseException as e:
         scanner.close()
-        if is_interrupt(e):
-            end_scan(cat, scan_id, "interrupted", time.monotonic() - started, 0)
+        # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.
+        interrupted = isinstance(e, KeyboardInterrupt) or is_interrupt(e)
+        end_scan(cat, scan_id, "interrupted" if interrupted else "failed", time.monotonic() - started, 0)
+        if interrupted and not isinstance(e, KeyboardInterrupt):
             raise KeyboardInterrupt from None
-        end_scan(cat, scan_id, "failed", time.monotonic() - started, 0)
         raise
-    scanner.close()
     if on_progress is not None:
         on_progress(_snapshot(scanner, started, phase="done"))
+    scanner.close()
     return ScanSummary(
         scan_id=scan_id,
         roots=roots,
