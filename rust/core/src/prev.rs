@@ -12,6 +12,7 @@ use arrow_array::types::{Int64Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::types::{Digest, FileId, FileLen, FileStat};
@@ -22,11 +23,16 @@ pub struct MediaId(pub u128);
 
 impl MediaId {
     pub fn parse(s: &str) -> Option<MediaId> {
-        let hex: String = s.chars().filter(|&c| c != '-').collect();
-        if hex.len() != 32 {
-            return None;
+        let mut v: u128 = 0;
+        let mut digits = 0;
+        for b in s.bytes() {
+            if b == b'-' {
+                continue;
+            }
+            v = (v << 4) | (b as char).to_digit(16)? as u128;
+            digits += 1;
         }
-        u128::from_str_radix(&hex, 16).ok().map(MediaId)
+        (digits == 32).then_some(MediaId(v))
     }
 
     pub fn to_uuid_string(self) -> String {
@@ -129,6 +135,17 @@ impl PrevState {
                 let p = bytes_at(path, i).ok_or_else(|| Error::InvalidInput("null path_bytes".into()))?;
                 s.path_bytes.extend_from_slice(p);
                 s.path_ends.push(s.path_bytes.len());
+            }
+            // Parsing digests and ids is most of the cost: spread it over the cores.
+            let parsed: Vec<(Option<Digest>, Option<MediaId>)> = (0..b.num_rows())
+                .into_par_iter()
+                .map(|i| {
+                    let d = bytes_at(digest, i).and_then(parse_digest);
+                    let m = bytes_at(mid, i).and_then(|m| std::str::from_utf8(m).ok()).and_then(MediaId::parse);
+                    (d, m)
+                })
+                .collect();
+            for (i, (d, m)) in parsed.into_iter().enumerate() {
                 s.stat.push(FileStat {
                     len: FileLen(size.value(i)),
                     mtime_ns: mtime.value(i),
@@ -136,25 +153,15 @@ impl PrevState {
                     id: FileId { dev: dev.value(i), ino: ino.value(i) },
                     nlink: 0,
                 });
-                s.digest.push(bytes_at(digest, i).and_then(parse_digest));
-                let m = bytes_at(mid, i)
-                    .and_then(|m| std::str::from_utf8(m).ok())
-                    .and_then(MediaId::parse)
-                    .ok_or_else(|| Error::InvalidInput("media_id is not a UUID".into()))?;
-                s.media_id.push(m);
+                s.digest.push(d);
+                s.media_id.push(m.ok_or_else(|| Error::InvalidInput("media_id is not a UUID".into()))?);
                 s.present.push(present.value(i));
                 s.seen.push(AtomicBool::new(false));
             }
         }
-        for i in 0..s.path_ends.len() {
-            let h = s.hasher.hash_one(s.path(i));
-            let (paths, ends) = (&s.path_bytes, &s.path_ends);
-            let key = |j: &u32| {
-                let j = *j as usize;
-                let start = if j == 0 { 0 } else { ends[j - 1] };
-                s.hasher.hash_one(&paths[start..ends[j]])
-            };
-            s.by_path.insert_unique(h, i as u32, key);
+        let hashes: Vec<u64> = (0..s.path_ends.len()).into_par_iter().map(|i| s.hasher.hash_one(s.path(i))).collect();
+        for (i, &h) in hashes.iter().enumerate() {
+            s.by_path.insert_unique(h, i as u32, |&j| hashes[j as usize]);
         }
         Ok(s)
     }
