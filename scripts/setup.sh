@@ -33,7 +33,9 @@ ext_stamp="$VENV/.ext-stamp"
 newest=$(find rust Cargo.toml Cargo.lock pyproject.toml -newer "$ext_stamp" -print -quit 2>/dev/null || true)
 if [ ! -f "$ext_stamp" ] || [ -n "$newest" ] || ! python -c "import mediaforge._core" 2>/dev/null; then
     echo "setup: building the Rust extension (release)" >&2
-    maturin develop --release --quiet 2>&1 | grep -vE '^(📦|🔗|🐍|📡|✏️|🛠|📖|⚠️  Warning: .*PATH)' >&2 || true
+    # maturin also re-checks the Python dependencies through pip: keep only what matters.
+    maturin develop --release --quiet 2>&1 \
+        | grep -vE '^(Requirement already satisfied|Ignoring |📦|🔗|🐍|📡|✏️|🛠|📖|⚠️  Warning: .*PATH)' >&2 || true
     python -c "import mediaforge._core" || { echo "setup: the extension failed to build" >&2; exit 1; }
     touch "$ext_stamp"
 fi

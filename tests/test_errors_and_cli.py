@@ -372,7 +372,7 @@ def test_stats_json(cataloged: MediaTree, catalog_path: Path) -> None:
     assert kinds["audio"] == 3 and kinds["video"] == 2 and kinds["sidecar"] == 3
     assert sum(kinds.values()) == len(present)
     assert [s["status"] for s in st["last_scans"]] == ["completed", "completed"]
-    assert st["last_scans"][0]["missing_files"] == 1
+    assert st["last_scans"][0]["missing"] == 1
 
 
 def test_stats_table(cataloged: MediaTree, catalog_path: Path) -> None:

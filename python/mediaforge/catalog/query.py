@@ -100,8 +100,9 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
     scans = _rows(
         cat,
         """
-        SELECT scan_id, started_at, status, files_seen, new_files, changed_files, moved_files,
-               missing_files, errors, seconds
+        SELECT scan_id AS id, strftime(started_at, '%Y-%m-%d %H:%M') AS started, status,
+               files_seen AS files, new_files AS new, changed_files AS changed,
+               moved_files AS moved, missing_files AS missing, errors, round(seconds, 2) AS secs
         FROM scans ORDER BY scan_id DESC LIMIT 5
         """,
     )
