@@ -4,9 +4,11 @@ pipes, and symbolic links (loops, dangling, to files)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import blake3
@@ -156,14 +158,20 @@ COMMON = settings(
 )
 
 
-@COMMON
-@given(tree=tree_strategy(huge_files=False))
-def test_scan_finds_exactly_the_regular_files(tree: dict) -> None:
+@contextlib.contextmanager
+def built_tree(tree: dict) -> Iterator[tuple[bytes, Path]]:
+    """A temporary folder holding `tree` under `lib/`, and a catalog path beside it."""
     with tempfile.TemporaryDirectory(prefix="mf-walk-") as tmp:
         root = os.path.join(os.fsencode(os.path.realpath(tmp)), b"lib")
         os.mkdir(root)
         build(root, tree)
-        catalog = Path(tmp) / "catalog.duckdb"
+        yield root, Path(tmp) / "catalog.duckdb"
+
+
+@COMMON
+@given(tree=tree_strategy(huge_files=False))
+def test_scan_finds_exactly_the_regular_files(tree: dict) -> None:
+    with built_tree(tree) as (root, catalog):
         ref = reference_walk(root)
 
         s = do_scan(catalog, root)
@@ -185,11 +193,7 @@ def test_scan_finds_exactly_the_regular_files(tree: dict) -> None:
 @COMMON
 @given(tree=tree_strategy(huge_files=True))
 def test_following_links_terminates_and_records_loops(tree: dict) -> None:
-    with tempfile.TemporaryDirectory(prefix="mf-walk-") as tmp:
-        root = os.path.join(os.fsencode(os.path.realpath(tmp)), b"lib")
-        os.mkdir(root)
-        build(root, tree)
-        catalog = Path(tmp) / "catalog.duckdb"
+    with built_tree(tree) as (root, catalog):
         ref, loops, broken = reference_follow(root)
 
         s = do_scan(catalog, root, follow_symlinks=True, hash=False)
