@@ -16,8 +16,16 @@ fn main() {
     let counters = WalkCounters::default();
     let t = Instant::now();
     let dirs = std::sync::Mutex::new(Vec::new());
-    pool.install(|| walk(&[root.into_bytes()], &WalkOptions::default(), &cancel, &counters, &|d| dirs.lock().unwrap().push(d)))
-        .expect("walk");
+    pool.install(|| {
+        walk(
+            &[root.into_bytes()],
+            &WalkOptions::default(),
+            &cancel,
+            &counters,
+            &|d| dirs.lock().unwrap().push(d),
+        )
+    })
+    .expect("walk");
     let dirs = dirs.into_inner().unwrap();
     let walked = t.elapsed();
     let t = Instant::now();
@@ -36,5 +44,9 @@ fn main() {
         .collect();
     let n = rows.len();
     let batches: usize = rows.chunks(245_760).map(|c| files_batch(c).unwrap().num_rows()).sum();
-    println!("files {n} walk {:.3}s rows+arrow {:.3}s ({batches} rows)", walked.as_secs_f64(), t.elapsed().as_secs_f64());
+    println!(
+        "files {n} walk {:.3}s rows+arrow {:.3}s ({batches} rows)",
+        walked.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
 }

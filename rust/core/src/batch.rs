@@ -114,7 +114,13 @@ pub fn files_batch(rows: &[FileRow]) -> Result<RecordBatch> {
         path.append_value(lossy(&r.path));
         path_bytes.append_value(&r.path);
         let ns = r.name_start as usize;
-        let d = if ns == 0 { &b""[..] } else if ns == 1 { &r.path[..1] } else { &r.path[..ns - 1] };
+        let d = if ns == 0 {
+            &b""[..]
+        } else if ns == 1 {
+            &r.path[..1]
+        } else {
+            &r.path[..ns - 1]
+        };
         dir.append_value(lossy(d));
         let nm = &r.path[ns..];
         name.append_value(lossy(nm));

@@ -78,7 +78,10 @@ pub fn hash_file_at(
 ) -> Result<Hashed, HashError> {
     let len = expected.len.0;
     if len == 0 {
-        return Ok(Hashed::Stable { digest: empty_digest(), head: Box::new([]) });
+        return Ok(Hashed::Stable {
+            digest: empty_digest(),
+            head: Box::new([]),
+        });
     }
     let file = open_noatime(dir, name)?;
     let mut hasher = blake3::Hasher::new();
@@ -132,14 +135,18 @@ pub fn hash_file_at(
     if now.len != expected.len || now.mtime_ns != expected.mtime_ns {
         return Ok(Hashed::Unstable { now });
     }
-    Ok(Hashed::Stable { digest: Digest(*hasher.finalize().as_bytes()), head })
+    Ok(Hashed::Stable {
+        digest: Digest(*hasher.finalize().as_bytes()),
+        head,
+    })
 }
 
 /// Hash one file by path on the current rayon pool: the single-file entry point.
 pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Digest> {
     use std::os::unix::ffi::OsStrExt;
     let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-    let c = std::ffi::CString::new(path).map_err(|_| crate::error::Error::InvalidInput("path holds a NUL byte".into()))?;
+    let c =
+        std::ffi::CString::new(path).map_err(|_| crate::error::Error::InvalidInput("path holds a NUL byte".into()))?;
     let st = rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty())
         .map_err(|e| crate::error::Error::from_io(p, e.into()))?;
     let expected = FileStat::from_stat(&st);
@@ -171,7 +178,15 @@ mod tests {
 
     #[test]
     fn matches_reference_across_size_classes() {
-        for len in [0usize, 1, 1000, MMAP_MIN as usize - 1, MMAP_MIN as usize, 300_000, PARALLEL_MIN as usize + 12345] {
+        for len in [
+            0usize,
+            1,
+            1000,
+            MMAP_MIN as usize - 1,
+            MMAP_MIN as usize,
+            300_000,
+            PARALLEL_MIN as usize + 12345,
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             assert_eq!(digest_of(&data).0, *blake3::hash(&data).as_bytes(), "len {len}");
         }

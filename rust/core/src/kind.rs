@@ -34,7 +34,10 @@ pub struct Class {
     pub mime: &'static str,
 }
 
-const OCTET: Class = Class { kind: Kind::Other, mime: "application/octet-stream" };
+const OCTET: Class = Class {
+    kind: Kind::Other,
+    mime: "application/octet-stream",
+};
 
 const fn c(kind: Kind, mime: &'static str) -> Class {
     Class { kind, mime }
@@ -169,7 +172,11 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
     }
     if at(0, b"\x1A\x45\xDF\xA3") {
         let webm = h.windows(4).take(64).any(|w| w == b"webm");
-        return Some(if webm { c(Video, "video/webm") } else { c(Video, "video/x-matroska") });
+        return Some(if webm {
+            c(Video, "video/webm")
+        } else {
+            c(Video, "video/x-matroska")
+        });
     }
     if at(0, b"fLaC") {
         return Some(c(Audio, "audio/flac"));

@@ -37,7 +37,14 @@ impl MediaId {
 
     pub fn to_uuid_string(self) -> String {
         let h = format!("{:032x}", self.0);
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 }
 
@@ -141,7 +148,9 @@ impl PrevState {
                 .into_par_iter()
                 .map(|i| {
                     let d = bytes_at(digest, i).and_then(parse_digest);
-                    let m = bytes_at(mid, i).and_then(|m| std::str::from_utf8(m).ok()).and_then(MediaId::parse);
+                    let m = bytes_at(mid, i)
+                        .and_then(|m| std::str::from_utf8(m).ok())
+                        .and_then(MediaId::parse);
                     (d, m)
                 })
                 .collect();
@@ -150,16 +159,23 @@ impl PrevState {
                     len: FileLen(size.value(i)),
                     mtime_ns: mtime.value(i),
                     ctime_ns: 0,
-                    id: FileId { dev: dev.value(i), ino: ino.value(i) },
+                    id: FileId {
+                        dev: dev.value(i),
+                        ino: ino.value(i),
+                    },
                     nlink: 0,
                 });
                 s.digest.push(d);
-                s.media_id.push(m.ok_or_else(|| Error::InvalidInput("media_id is not a UUID".into()))?);
+                s.media_id
+                    .push(m.ok_or_else(|| Error::InvalidInput("media_id is not a UUID".into()))?);
                 s.present.push(present.value(i));
                 s.seen.push(AtomicBool::new(false));
             }
         }
-        let hashes: Vec<u64> = (0..s.path_ends.len()).into_par_iter().map(|i| s.hasher.hash_one(s.path(i))).collect();
+        let hashes: Vec<u64> = (0..s.path_ends.len())
+            .into_par_iter()
+            .map(|i| s.hasher.hash_one(s.path(i)))
+            .collect();
         for (i, &h) in hashes.iter().enumerate() {
             s.by_path.insert_unique(h, i as u32, |&j| hashes[j as usize]);
         }

@@ -2,11 +2,16 @@
 //! it, and stream Arrow batches out as they fill.
 //!
 //! Stages:
-//! 1. walk: every regular file with one `fstatat` (see `walk`);
+//! 1. walk: every regular file with one `fstatat` (see `walk`); each folder's files are
+//!    planned as soon as they are listed, so rows that need no reading reach the catalog
+//!    while the walk goes on;
 //! 2. plan: each file is unchanged (same path, dev, inode, size, mtime: nothing to do),
-//!    or needs a row (new, changed, revived), and maybe a digest; a new path with the
-//!    identity, size and mtime of a hashed catalog row reuses that digest unread;
-//! 3. hash: the planned files, grouped by folder so each folder is opened once;
+//!    or needs a row (new, changed, revived, moved), and maybe a digest. Identity
+//!    questions (a new path holding a known inode: a move or a hard link? a known path
+//!    holding a new inode: was its file moved away?) wait until the walk has seen
+//!    every path;
+//! 3. hash: the planned files, grouped by folder so each folder is opened once, with the
+//!    total known up front so progress has a real ETA;
 //! 4. vanished: catalog rows under the roots that the walk did not see, except below
 //!    folders that could not be read. Only reported when the whole scan completed.
 
@@ -186,7 +191,11 @@ pub fn is_under(path: &[u8], root: &[u8]) -> bool {
 /// Start a scan in the background.
 pub fn start(mut opts: ScanOptions, prev: PrevState) -> Result<ScanHandle> {
     opts.roots = normalize_roots(&opts.roots);
-    let threads = if opts.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        opts.threads
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("mediaforge-scan-{i}"))
@@ -211,13 +220,23 @@ pub fn start(mut opts: ScanOptions, prev: PrevState) -> Result<ScanHandle> {
             let _ = tx2.send(ev);
         })
         .map_err(|e| Error::InvalidInput(format!("cannot start the scan thread: {e}")))?;
-    Ok(ScanHandle { rx: Some(rx), cancel, progress, thread: Some(thread) })
+    Ok(ScanHandle {
+        rx: Some(rx),
+        cancel,
+        progress,
+        thread: Some(thread),
+    })
 }
 
 /// What to do with one walked file.
 enum Plan {
     Skip,
-    Row { prev: Option<MediaId>, change: Change, digest: Option<Digest>, hash: bool },
+    Row {
+        prev: Option<MediaId>,
+        change: Change,
+        digest: Option<Digest>,
+        hash: bool,
+    },
     /// Decided once the whole walk is known: a new path with the identity of a known row
     /// (a move, or a hard link), or a known path now holding another inode (a file moved
     /// away and a new one saved under its name).
@@ -246,14 +265,33 @@ fn plan_file(f: &WalkedFile, prev: &PrevState, want_hash: bool) -> Plan {
                 if !want_hash || digest.is_some() {
                     return Plan::Skip;
                 }
-                return Plan::Row { prev: id, change: Change::Hashed, digest: None, hash: true };
+                return Plan::Row {
+                    prev: id,
+                    change: Change::Hashed,
+                    digest: None,
+                    hash: true,
+                };
             }
-            let change = if !prev.present[iu] { Change::Revived } else { Change::Changed };
-            Plan::Row { prev: id, change, digest, hash: want_hash && digest.is_none() }
+            let change = if !prev.present[iu] {
+                Change::Revived
+            } else {
+                Change::Changed
+            };
+            Plan::Row {
+                prev: id,
+                change,
+                digest,
+                hash: want_hash && digest.is_none(),
+            }
         }
         None => match prev.find_same_inode(&f.stat) {
             Some(j) => Plan::Defer(Deferred::SameInodeAs(j)),
-            None => Plan::Row { prev: None, change: Change::New, digest: None, hash: want_hash },
+            None => Plan::Row {
+                prev: None,
+                change: Change::New,
+                digest: None,
+                hash: want_hash,
+            },
         },
     }
 }
@@ -261,7 +299,11 @@ fn plan_file(f: &WalkedFile, prev: &PrevState, want_hash: bool) -> Plan {
 /// Settle the deferred files once every path is known. A new path takes over the id of
 /// the row with its identity unless that row's own path still holds the same file (a
 /// hard link); a reused path whose old file moved elsewhere becomes a new row.
-fn resolve_deferred(deferred: Vec<(WalkedFile, Deferred)>, prev: &PrevState, want_hash: bool) -> Vec<(WalkedFile, Plan)> {
+fn resolve_deferred(
+    deferred: Vec<(WalkedFile, Deferred)>,
+    prev: &PrevState,
+    want_hash: bool,
+) -> Vec<(WalkedFile, Plan)> {
     let reused: hashbrown::HashSet<u32> = deferred
         .iter()
         .filter_map(|(_, d)| match d {
@@ -280,9 +322,19 @@ fn resolve_deferred(deferred: Vec<(WalkedFile, Deferred)>, prev: &PrevState, wan
                 let still_there = prev.seen[ju].load(Relaxed) && !reused.contains(&j);
                 let plan = if !still_there && taken.insert(j) {
                     prev.mark_seen(j);
-                    Plan::Row { prev: Some(prev.media_id[ju]), change: Change::Moved, digest, hash: want_hash && digest.is_none() }
+                    Plan::Row {
+                        prev: Some(prev.media_id[ju]),
+                        change: Change::Moved,
+                        digest,
+                        hash: want_hash && digest.is_none(),
+                    }
                 } else {
-                    Plan::Row { prev: None, change: Change::New, digest, hash: want_hash && digest.is_none() }
+                    Plan::Row {
+                        prev: None,
+                        change: Change::New,
+                        digest,
+                        hash: want_hash && digest.is_none(),
+                    }
                 };
                 out.push((f, plan));
             }
@@ -292,9 +344,19 @@ fn resolve_deferred(deferred: Vec<(WalkedFile, Deferred)>, prev: &PrevState, wan
     for (f, i) in later {
         let iu = i as usize;
         let plan = if taken.contains(&i) {
-            Plan::Row { prev: None, change: Change::New, digest: None, hash: want_hash }
+            Plan::Row {
+                prev: None,
+                change: Change::New,
+                digest: None,
+                hash: want_hash,
+            }
         } else {
-            Plan::Row { prev: Some(prev.media_id[iu]), change: Change::Changed, digest: None, hash: want_hash }
+            Plan::Row {
+                prev: Some(prev.media_id[iu]),
+                change: Change::Changed,
+                digest: None,
+                hash: want_hash,
+            }
         };
         out.push((f, plan));
     }
@@ -304,7 +366,13 @@ fn resolve_deferred(deferred: Vec<(WalkedFile, Deferred)>, prev: &PrevState, wan
 /// Read the first bytes of a file whose extension says nothing (only in `--no-hash` scans).
 fn sniff(path: &[u8]) -> Option<Vec<u8>> {
     let c = CString::new(path).ok()?;
-    let fd = rustix::fs::openat(CWD, c.as_c_str(), OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK, Mode::empty()).ok()?;
+    let fd = rustix::fs::openat(
+        CWD,
+        c.as_c_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )
+    .ok()?;
     let mut buf = vec![0u8; HEAD_LEN];
     let n = rustix::io::read(&fd, &mut buf).ok()?;
     buf.truncate(n);
@@ -423,7 +491,15 @@ impl Counts {
 
 /// Plan one folder's files as soon as the walker lists them: rows that need no reading go
 /// straight to the batcher (so the catalog writes overlap the walk), the rest become jobs.
-fn plan_dir(d: DirFiles, prev: &PrevState, want_hash: bool, counts: &Counts, mtx: &Sender<Msg>, jobs: &Mutex<Vec<HashJob>>, deferred: &Mutex<Vec<(WalkedFile, Deferred)>>) {
+fn plan_dir(
+    d: DirFiles,
+    prev: &PrevState,
+    want_hash: bool,
+    counts: &Counts,
+    mtx: &Sender<Msg>,
+    jobs: &Mutex<Vec<HashJob>>,
+    deferred: &Mutex<Vec<(WalkedFile, Deferred)>>,
+) {
     let planned = d.files.into_iter().map(|f| {
         let p = plan_file(&f, prev, want_hash);
         (f, p)
@@ -442,7 +518,10 @@ fn dispatch(
 ) {
     let dir: Arc<[u8]> = dir.into();
     let mut rows = Vec::new();
-    let mut job = HashJob { dir: dir.clone(), files: Vec::new() };
+    let mut job = HashJob {
+        dir: dir.clone(),
+        files: Vec::new(),
+    };
     let mut job_bytes = 0u64;
     let mut new_jobs = Vec::new();
     let mut defer = Vec::new();
@@ -452,14 +531,25 @@ fn dispatch(
             Plan::Skip => {
                 counts.unchanged.fetch_add(1, Relaxed);
             }
-            Plan::Row { prev: id, change, digest, hash } => {
+            Plan::Row {
+                prev: id,
+                change,
+                digest,
+                hash,
+            } => {
                 counts.add(change);
                 if hash {
                     job_bytes += f.stat.len.0;
                     job.files.push((f, id, change));
                     // Keep jobs small enough to spread over the threads.
                     if job.files.len() >= 256 || job_bytes >= 256 << 20 {
-                        new_jobs.push(std::mem::replace(&mut job, HashJob { dir: dir.clone(), files: Vec::new() }));
+                        new_jobs.push(std::mem::replace(
+                            &mut job,
+                            HashJob {
+                                dir: dir.clone(),
+                                files: Vec::new(),
+                            },
+                        ));
                         job_bytes = 0;
                     }
                 } else {
@@ -493,13 +583,24 @@ fn dispatch(
     }
 }
 
-fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Progress, tx: &Sender<Event>) -> Result<ScanTotals> {
+fn run(
+    opts: &ScanOptions,
+    prev: &PrevState,
+    cancel: &AtomicBool,
+    progress: &Progress,
+    tx: &Sender<Event>,
+) -> Result<ScanTotals> {
     let counts = Counts::default();
     let jobs: Mutex<Vec<HashJob>> = Mutex::new(Vec::new());
     let deferred: Mutex<Vec<(WalkedFile, Deferred)>> = Mutex::new(Vec::new());
     let unstable = AtomicU64::new(0);
     let hash_errors = AtomicU64::new(0);
-    let batcher = Batcher { tx, rows: Vec::new(), errors: Vec::new(), batch_rows: opts.batch_rows.max(1) };
+    let batcher = Batcher {
+        tx,
+        rows: Vec::new(),
+        errors: Vec::new(),
+        batch_rows: opts.batch_rows.max(1),
+    };
     let (mtx, mrx) = bounded::<Msg>(1024);
     progress.phase.store(phase::WALK, Relaxed);
 
@@ -517,7 +618,10 @@ fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Pro
                 let _ = mtx.send(Msg::Errors(walked.errors.clone()));
             }
             let jobs = std::mem::take(&mut *jobs.lock().unwrap());
-            let (files, bytes) = jobs.iter().flat_map(|j| j.files.iter()).fold((0, 0), |(n, b), (f, _, _)| (n + 1, b + f.stat.len.0));
+            let (files, bytes) = jobs
+                .iter()
+                .flat_map(|j| j.files.iter())
+                .fold((0, 0), |(n, b), (f, _, _)| (n + 1, b + f.stat.len.0));
             progress.hash_files_total.store(files, Relaxed);
             progress.hash_bytes_total.store(bytes, Relaxed);
             progress.phase.store(phase::HASH, Relaxed);
@@ -529,7 +633,9 @@ fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Pro
             Ok(walked)
         })();
         drop(mtx);
-        let collect_res = collector.join().unwrap_or_else(|_| Err(Error::InvalidInput("internal error: collector panicked".into())));
+        let collect_res = collector
+            .join()
+            .unwrap_or_else(|_| Err(Error::InvalidInput("internal error: collector panicked".into())));
         (walk_res, collect_res)
     });
     let walked = walk_res?;
@@ -551,7 +657,8 @@ fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Pro
         .map(|i| prev.media_id[i])
         .collect();
     if !vanished.is_empty() {
-        tx.send(Event::Vanished(ids_batch(&vanished)?)).map_err(|_| Error::Cancelled)?;
+        tx.send(Event::Vanished(ids_batch(&vanished)?))
+            .map_err(|_| Error::Cancelled)?;
     }
     progress.phase.store(phase::DONE, Relaxed);
     Ok(ScanTotals {
@@ -572,21 +679,46 @@ fn run(opts: &ScanOptions, prev: &PrevState, cancel: &AtomicBool, progress: &Pro
     })
 }
 
-fn hash_job(job: &HashJob, cancel: &AtomicBool, progress: &Progress, unstable: &AtomicU64, errors: &AtomicU64, tx: &Sender<Msg>) {
+fn hash_job(
+    job: &HashJob,
+    cancel: &AtomicBool,
+    progress: &Progress,
+    unstable: &AtomicU64,
+    errors: &AtomicU64,
+    tx: &Sender<Msg>,
+) {
     let mut rows = Vec::with_capacity(job.files.len());
     let mut errs = Vec::new();
     let fail = |errs: &mut Vec<PathError>, path: &[u8], stage: &'static str, message: String, errno: Option<i32>| {
         errors.fetch_add(1, Relaxed);
-        errs.push(PathError { path: path.into(), stage, message, errno });
+        errs.push(PathError {
+            path: path.into(),
+            stage,
+            message,
+            errno,
+        });
     };
-    let dirfd = CString::new(&*job.dir).map_err(|_| rustix::io::Errno::INVAL).and_then(|c| {
-        rustix::fs::openat(CWD, c.as_c_str(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-    });
+    let dirfd = CString::new(&*job.dir)
+        .map_err(|_| rustix::io::Errno::INVAL)
+        .and_then(|c| {
+            rustix::fs::openat(
+                CWD,
+                c.as_c_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        });
     let dirfd = match dirfd {
         Ok(fd) => fd,
         Err(e) => {
             for (f, _, _) in &job.files {
-                fail(&mut errs, &f.path, "hash", describe_io(&e.into()), Some(e.raw_os_error()));
+                fail(
+                    &mut errs,
+                    &f.path,
+                    "hash",
+                    describe_io(&e.into()),
+                    Some(e.raw_os_error()),
+                );
             }
             let _ = tx.send(Msg::Errors(errs));
             return;
@@ -608,17 +740,36 @@ fn hash_job(job: &HashJob, cancel: &AtomicBool, progress: &Progress, unstable: &
             prev: *id,
             change: *change,
         };
-        match hash_file_at(Some(dirfd.as_fd()), name.as_c_str(), &f.stat, &mut buf, cancel, &progress.hash_bytes_done) {
+        match hash_file_at(
+            Some(dirfd.as_fd()),
+            name.as_c_str(),
+            &f.stat,
+            &mut buf,
+            cancel,
+            &progress.hash_bytes_done,
+        ) {
             Ok(Hashed::Stable { digest, head }) => rows.push(row(Some(digest), kind::classify(ext, Some(&head)))),
             Ok(Hashed::Unstable { .. }) => {
                 unstable.fetch_add(1, Relaxed);
-                fail(&mut errs, &f.path, "unstable", "file changed while it was being hashed; stored without a digest".into(), None);
+                fail(
+                    &mut errs,
+                    &f.path,
+                    "unstable",
+                    "file changed while it was being hashed; stored without a digest".into(),
+                    None,
+                );
                 rows.push(row(None, kind::classify(ext, None)));
             }
             Err(HashError::Cancelled) => return,
             Err(HashError::Io(e)) => {
                 let gone = e == rustix::io::Errno::NOENT;
-                fail(&mut errs, &f.path, if gone { "vanished" } else { "hash" }, describe_io(&e.into()), Some(e.raw_os_error()));
+                fail(
+                    &mut errs,
+                    &f.path,
+                    if gone { "vanished" } else { "hash" },
+                    describe_io(&e.into()),
+                    Some(e.raw_os_error()),
+                );
                 if !gone {
                     // Present but unreadable: keep its row, without a digest.
                     rows.push(row(None, kind::classify(ext, None)));

@@ -53,7 +53,10 @@ impl FileStat {
             len: FileLen(st.st_size as u64),
             mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
             ctime_ns: st.st_ctime as i64 * 1_000_000_000 + st.st_ctime_nsec as i64,
-            id: FileId { dev: st.st_dev as u64, ino: st.st_ino as u64 },
+            id: FileId {
+                dev: st.st_dev as u64,
+                ino: st.st_ino as u64,
+            },
             nlink: st.st_nlink as u64,
         }
     }

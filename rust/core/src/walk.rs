@@ -84,7 +84,12 @@ pub struct PathError {
 impl PathError {
     pub fn from_errno(path: &[u8], stage: &'static str, e: Errno) -> Self {
         let io = std::io::Error::from(e);
-        PathError { path: path.into(), stage, message: describe_io(&io), errno: Some(e.raw_os_error()) }
+        PathError {
+            path: path.into(),
+            stage,
+            message: describe_io(&io),
+            errno: Some(e.raw_os_error()),
+        }
     }
 }
 
@@ -220,9 +225,12 @@ fn build_excludes(root: &[u8], patterns: &[String]) -> Result<Option<Arc<IgnoreN
     }
     let mut b = GitignoreBuilder::new(os(root));
     for p in patterns {
-        b.add_line(None, p).map_err(|e| Error::InvalidInput(format!("bad exclude pattern {p:?}: {e}")))?;
+        b.add_line(None, p)
+            .map_err(|e| Error::InvalidInput(format!("bad exclude pattern {p:?}: {e}")))?;
     }
-    let matcher = b.build().map_err(|e| Error::InvalidInput(format!("bad exclude patterns: {e}")))?;
+    let matcher = b
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("bad exclude patterns: {e}")))?;
     Ok(Some(Arc::new(IgnoreNode { matcher, parent: None })))
 }
 
@@ -238,11 +246,21 @@ pub fn walk(
     counters: &WalkCounters,
     sink_files: &DirSink<'_>,
 ) -> Result<WalkOutput> {
-    let ctx = Ctx { sink_files, opts, cancel, counters, sink: Mutex::new(WalkOutput::default()) };
+    let ctx = Ctx {
+        sink_files,
+        opts,
+        cancel,
+        counters,
+        sink: Mutex::new(WalkOutput::default()),
+    };
     let mut tasks = Vec::new();
     for root in roots {
         let root = trim_trailing_slashes(root);
-        let flags = if opts.follow_symlinks { AtFlags::empty() } else { AtFlags::SYMLINK_NOFOLLOW };
+        let flags = if opts.follow_symlinks {
+            AtFlags::empty()
+        } else {
+            AtFlags::SYMLINK_NOFOLLOW
+        };
         // The root itself is always followed if it is a link: the user named it.
         let st = rustix::fs::statat(CWD, os(root), AtFlags::empty())
             .or_else(|_| rustix::fs::statat(CWD, os(root), flags))
@@ -258,13 +276,25 @@ pub fn walk(
             });
         } else if ft == FileType::RegularFile {
             let name_start = root.iter().rposition(|&b| b == b'/').map(|i| i + 1).unwrap_or(0);
-            let dir: &[u8] = if name_start == 0 { b"." } else { &root[..name_start.max(1) - 1] };
+            let dir: &[u8] = if name_start == 0 {
+                b"."
+            } else {
+                &root[..name_start.max(1) - 1]
+            };
             let stat = FileStat::from_stat(&st);
             counters.files.fetch_add(1, Relaxed);
             counters.bytes.fetch_add(stat.len.0, Relaxed);
             (ctx.sink_files)(DirFiles {
-                dir: if dir.is_empty() { b"/".to_vec().into() } else { dir.into() },
-                files: vec![WalkedFile { path: root.into(), name_start: name_start as u32, stat }],
+                dir: if dir.is_empty() {
+                    b"/".to_vec().into()
+                } else {
+                    dir.into()
+                },
+                files: vec![WalkedFile {
+                    path: root.into(),
+                    name_start: name_start as u32,
+                    stat,
+                }],
             });
         } else {
             return Err(Error::InvalidInput(format!(
@@ -331,7 +361,11 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                         });
                         return;
                     }
-                    ancestors = Some(Arc::new(Ancestor { dev, ino, parent: ancestors }));
+                    ancestors = Some(Arc::new(Ancestor {
+                        dev,
+                        ino,
+                        parent: ancestors,
+                    }));
                 }
             }
             Err(e) => {
@@ -383,10 +417,20 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let file = join(&task.path, IGNORE_FILE.as_bytes());
         let mut b = GitignoreBuilder::new(os(&task.path));
         if let Some(err) = b.add(os(&file)) {
-            ctx.error(PathError { path: file.into(), stage: "ignore-file", message: err.to_string(), errno: None });
+            ctx.error(PathError {
+                path: file.into(),
+                stage: "ignore-file",
+                message: err.to_string(),
+                errno: None,
+            });
         }
         match b.build() {
-            Ok(m) => ignores = Some(Arc::new(IgnoreNode { matcher: m, parent: ignores })),
+            Ok(m) => {
+                ignores = Some(Arc::new(IgnoreNode {
+                    matcher: m,
+                    parent: ignores,
+                }))
+            }
             Err(e) => ctx.error(PathError {
                 path: join(&task.path, IGNORE_FILE.as_bytes()).into(),
                 stage: "ignore-file",
@@ -431,8 +475,17 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     via_symlink = true;
                 }
                 Err(e) => {
-                    let msg = if e == Errno::NOENT { "broken symbolic link".to_string() } else { describe_io(&e.into()) };
-                    ctx.error(PathError { path: join(&task.path, &name).into(), stage: "walk", message: msg, errno: Some(e.raw_os_error()) });
+                    let msg = if e == Errno::NOENT {
+                        "broken symbolic link".to_string()
+                    } else {
+                        describe_io(&e.into())
+                    };
+                    ctx.error(PathError {
+                        path: join(&task.path, &name).into(),
+                        stage: "walk",
+                        message: msg,
+                        errno: Some(e.raw_os_error()),
+                    });
                     continue;
                 }
             }
@@ -476,7 +529,11 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 }
                 bytes += stat.len.0;
                 let name_start = (child.len() - name.len()) as u32;
-                files.push(WalkedFile { path: child.into(), name_start, stat });
+                files.push(WalkedFile {
+                    path: child.into(),
+                    name_start,
+                    stat,
+                });
             }
             _ => {} // sockets, pipes, devices: not media
         }
@@ -484,7 +541,10 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     if !files.is_empty() {
         ctx.counters.files.fetch_add(files.len() as u64, Relaxed);
         ctx.counters.bytes.fetch_add(bytes, Relaxed);
-        (ctx.sink_files)(DirFiles { dir: task.path.into(), files });
+        (ctx.sink_files)(DirFiles {
+            dir: task.path.into(),
+            files,
+        });
     }
 }
 
@@ -508,8 +568,18 @@ mod tests {
         let cancel = AtomicBool::new(false);
         let counters = WalkCounters::default();
         let dirs = Mutex::new(Vec::new());
-        let out = walk(&[root.as_os_str().as_bytes().to_vec()], opts, &cancel, &counters, &|d| dirs.lock().unwrap().push(d)).unwrap();
-        Run { dirs: dirs.into_inner().unwrap(), out }
+        let out = walk(
+            &[root.as_os_str().as_bytes().to_vec()],
+            opts,
+            &cancel,
+            &counters,
+            &|d| dirs.lock().unwrap().push(d),
+        )
+        .unwrap();
+        Run {
+            dirs: dirs.into_inner().unwrap(),
+            out,
+        }
     }
 
     fn names(out: &Run, root: &Path) -> Vec<String> {
@@ -538,7 +608,10 @@ mod tests {
         fs::write(r.join("skipme/x.mp4"), b"x").unwrap();
         fs::write(r.join(".mediaforgeignore"), b"skipme/\n*.part\n").unwrap();
         let out = run(r, &WalkOptions::default());
-        assert_eq!(names(&out, r), vec![".mediaforgeignore", "a/b/.hidden.png", "a/one.jpg"]);
+        assert_eq!(
+            names(&out, r),
+            vec![".mediaforgeignore", "a/b/.hidden.png", "a/one.jpg"]
+        );
         let total: u64 = out.dirs.iter().flat_map(|d| d.files.iter()).map(|f| f.stat.len.0).sum();
         assert_eq!(total, 1 + 2 + 15);
     }
@@ -551,19 +624,36 @@ mod tests {
         fs::write(r.join("d/e/f.mp3"), b"abc").unwrap();
         fs::write(r.join("d/cache.db"), b"abc").unwrap();
         symlink(r.join("d"), r.join("d/e/loop")).unwrap();
-        let opts = WalkOptions { excludes: vec!["*.db".into()], ..Default::default() };
+        let opts = WalkOptions {
+            excludes: vec!["*.db".into()],
+            ..Default::default()
+        };
         assert_eq!(names(&run(r, &opts), r), vec!["d/e/f.mp3"]);
-        let follow = WalkOptions { follow_symlinks: true, ..Default::default() };
+        let follow = WalkOptions {
+            follow_symlinks: true,
+            ..Default::default()
+        };
         let out = run(r, &follow);
         assert!(names(&out, r).contains(&"d/e/f.mp3".to_string()));
-        assert!(out.out.errors.iter().any(|e| e.message.contains("loop")), "{:?}", out.out.errors);
+        assert!(
+            out.out.errors.iter().any(|e| e.message.contains("loop")),
+            "{:?}",
+            out.out.errors
+        );
     }
 
     #[test]
     fn missing_root_is_an_error() {
         let cancel = AtomicBool::new(false);
         let c = WalkCounters::default();
-        let err = walk(&[b"/no/such/place".to_vec()], &WalkOptions::default(), &cancel, &c, &|_| {}).unwrap_err();
+        let err = walk(
+            &[b"/no/such/place".to_vec()],
+            &WalkOptions::default(),
+            &cancel,
+            &c,
+            &|_| {},
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::NotFound(_)));
     }
 }

@@ -63,7 +63,10 @@ fn detached<T: Send + 'static>(
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 let _ = t.join();
-                return Err(to_py_err(py, Error::InvalidInput("internal error: worker ended without a result".into())));
+                return Err(to_py_err(
+                    py,
+                    Error::InvalidInput("internal error: worker ended without a result".into()),
+                ));
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 if let Err(sig) = py.check_signals() {
@@ -94,10 +97,14 @@ impl ArrowBatch {
     }
 
     #[pyo3(signature = (requested_schema=None))]
-    fn __arrow_c_schema__<'py>(&self, py: Python<'py>, requested_schema: Option<PyObject>) -> PyResult<Bound<'py, PyCapsule>> {
+    fn __arrow_c_schema__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<PyObject>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        let schema = FFI_ArrowSchema::try_from(self.batch.schema().as_ref())
-            .map_err(|e| to_py_err(py, Error::Arrow(e)))?;
+        let schema =
+            FFI_ArrowSchema::try_from(self.batch.schema().as_ref()).map_err(|e| to_py_err(py, Error::Arrow(e)))?;
         PyCapsule::new(py, schema, Some(CString::new("arrow_schema").unwrap()))
     }
 
@@ -174,11 +181,19 @@ impl Scanner {
             Some(obj) => read_stream(py, obj)?,
             None => Vec::new(),
         };
-        let prev = py.allow_threads(|| PrevState::from_batches(&batches)).map_err(|e| to_py_err(py, e))?;
+        let prev = py
+            .allow_threads(|| PrevState::from_batches(&batches))
+            .map_err(|e| to_py_err(py, e))?;
         drop(batches);
         let opts = ScanOptions {
             roots,
-            walk: WalkOptions { excludes, use_ignore_files: ignore_files, include_hidden, follow_symlinks, one_file_system },
+            walk: WalkOptions {
+                excludes,
+                use_ignore_files: ignore_files,
+                include_hidden,
+                follow_symlinks,
+                one_file_system,
+            },
             hash,
             threads,
             batch_rows,
@@ -295,7 +310,8 @@ fn hash_file(py: Python<'_>, path: Vec<u8>, threads: usize) -> PyResult<String> 
             b = b.num_threads(threads);
         }
         let pool = b.build().map_err(|e| Error::InvalidInput(e.to_string()))?;
-        pool.install(|| mediaforge_core::hash::hash_path(&path, &c2)).map(|d| d.to_hex())
+        pool.install(|| mediaforge_core::hash::hash_path(&path, &c2))
+            .map(|d| d.to_hex())
     })
 }
 
