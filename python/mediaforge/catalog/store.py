@@ -53,6 +53,11 @@ def is_interrupt(e: BaseException) -> bool:
     return "Query interrupted" in text or "KeyboardInterrupt" in text or "INTERRUPT Error" in text
 
 
+def is_corruption(e: BaseException) -> bool:
+    """A damaged catalog file shows up at the first read of a bad block, not at open."""
+    return isinstance(e, (duckdb.Error, RuntimeError)) and bool(_NOT_DB.search(str(e)))
+
+
 class Catalog:
     """An open MediaForge catalog. Use `open_catalog` to get one."""
 

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ..catalog.store import is_interrupt
+from ..catalog.store import is_corruption, is_interrupt
 from ..errors import ExitCode, MediaForgeError, first_line
 
 
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if is_interrupt(e):
             _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        if is_corruption(e):
+            _fail(f"the catalog file is damaged ({first_line(e)}); restore it from a backup, "
+                  f"or move it aside and scan again", ExitCode.CATALOG_INVALID)
         if debug:
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set MEDIAFORGE_DEBUG=1 for details)", ExitCode.INTERNAL)
