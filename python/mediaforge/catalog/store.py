@@ -58,6 +58,15 @@ def is_corruption(e: BaseException) -> bool:
     return isinstance(e, (duckdb.Error, RuntimeError)) and bool(_NOT_DB.search(str(e)))
 
 
+def _reraise_unless_duckdb(e: BaseException) -> None:
+    """Inside an `except (duckdb.Error, RuntimeError)`: a Ctrl-C becomes KeyboardInterrupt,
+    and anything that is not a DuckDB error goes on unchanged."""
+    if is_interrupt(e):
+        raise KeyboardInterrupt from None
+    if not isinstance(e, duckdb.Error):
+        raise e
+
+
 class Catalog:
     """An open MediaForge catalog. Use `open_catalog` to get one."""
 
@@ -108,10 +117,7 @@ class Catalog:
         try:
             tables = self._tables()
         except (duckdb.Error, RuntimeError) as e:
-            if is_interrupt(e):
-                raise KeyboardInterrupt from None
-            if not isinstance(e, duckdb.Error):
-                raise
+            _reraise_unless_duckdb(e)
             raise _classify_open_error(self.path, e) from None
         if not tables:
             if self.read_only:
@@ -189,10 +195,7 @@ class Catalog:
                 raise
             self.con.execute("COMMIT")
         except (duckdb.Error, RuntimeError) as e:
-            if is_interrupt(e):
-                raise KeyboardInterrupt from None
-            if not isinstance(e, duckdb.Error):
-                raise
+            _reraise_unless_duckdb(e)
             raise CatalogWriteError(
                 f"writing the catalog {self.path} failed: {first_line(e)}; everything committed before is kept"
             ) from None

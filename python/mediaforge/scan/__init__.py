@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .engine import ScanConfig, ScanProgress, ScanSummary, scan, scan_paths
+from .engine import ScanConfig, ScanProgress, ScanSummary, scan
 
-__all__ = ["ScanConfig", "ScanProgress", "ScanSummary", "scan", "scan_paths"]
+__all__ = ["ScanConfig", "ScanProgress", "ScanSummary", "scan"]

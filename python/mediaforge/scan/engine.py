@@ -212,9 +212,4 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     )
 
 
-def scan_paths(cat: Catalog, roots: Sequence[PathLike], **options: object) -> ScanSummary:
-    """Shorthand: `scan(cat, ScanConfig(tuple(roots), **options))`."""
-    return scan(cat, ScanConfig(tuple(roots), **options))  # type: ignore[arg-type]
-
-
-__all__ = ["ScanConfig", "ScanProgress", "ScanSummary", "scan", "scan_paths"]
+__all__ = ["ScanConfig", "ScanProgress", "ScanSummary", "scan"]
