@@ -15,15 +15,19 @@ fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 
-# Python dependencies, re-installed only when pyproject.toml changes.
-stamp="$VENV/.deps-$(sha256sum pyproject.toml | cut -c1-16)"
+# Python dependencies, re-installed only when pyproject.toml or this script changes.
+stamp="$VENV/.deps-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "setup: installing Python dependencies" >&2
     python -m pip install -q --upgrade pip
     python -m pip install -q "maturin>=1.5,<2" \
         "duckdb>=1.1" "pyarrow>=16" "typer>=0.12" "rich>=13" \
-        "av>=12" "pillow>=10" "mutagen>=1.47" \
+        "av>=12" "pillow>=10" "mutagen>=1.47" "rawpy>=0.19" \
         "pytest>=8" "hypothesis>=6.100" "blake3>=0.4"
+    # pillow-heif declares a dependency on Pillow; --no-deps keeps pip from putting
+    # Pillow back over pillow-simd below.
+    python -m pip install -q --no-deps "pillow-heif>=0.18"
+    bash scripts/pillow_simd.sh || echo "setup: pillow-simd did not build; keeping Pillow (thumbnails still work, slower)" >&2
     rm -f "$VENV"/.deps-*
     touch "$stamp"
 fi

@@ -338,7 +338,8 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     res = run_cli("export", out, catalog=catalog_path)
     assert res.rc == 0, res.err
     names = sorted(os.listdir(out))
-    assert names == ["files.parquet", "meta.parquet", "scan_errors.parquet", "scans.parquet"]
+    assert names == sorted(f"{t}.parquet" for t in ("files", "meta", "scan_errors", "scans", "media", "streams",
+                                                     "tags_audio", "exif", "sidecars", "meta_errors"))
     files = pq.read_table(out / "files.parquet")
     assert files.num_rows == len(cataloged.files)
     assert {bytes(b) for b in files["path_bytes"].to_pylist()} == set(cataloged.content)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .query import export_parquet, run_query, stats
+from .query import export_parquet, file_info, run_query, stats
 from .schema import SCHEMA_VERSION
 from .store import Catalog, open_catalog
 
-__all__ = ["SCHEMA_VERSION", "Catalog", "export_parquet", "open_catalog", "run_query", "stats"]
+__all__ = ["SCHEMA_VERSION", "Catalog", "export_parquet", "file_info", "open_catalog", "run_query", "stats"]

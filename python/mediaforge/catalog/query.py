@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import PathIOError, QueryError, first_line
-from .schema import CORE_TABLES
+from .schema import ALL_TABLES
 from .store import Catalog
 
 
@@ -27,7 +27,7 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
         raise QueryError(f"SQL error: {first_line(e)}") from None
 
 
-def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = CORE_TABLES) -> list[Path]:
+def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TABLES) -> list[Path]:
     """Write each catalog table as `<table>.parquet` (zstd) into `out_dir`."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +61,11 @@ class Stats:
     largest_dirs: list[dict[str, Any]]
     last_scans: list[dict[str, Any]]
     error_stages: list[dict[str, Any]]
+    by_codec: list[dict[str, Any]]
+    by_resolution: list[dict[str, Any]]
+    by_camera: list[dict[str, Any]]
+    by_year: list[dict[str, Any]]
+    extraction: list[dict[str, Any]]
 
 
 def _rows(cat: Catalog, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
@@ -108,6 +113,83 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
     )
     stages = _rows(
         cat,
-        "SELECT stage, count(*) AS errors FROM scan_errors GROUP BY stage ORDER BY errors DESC, stage",
+        """
+        SELECT 'scan' AS step, stage, count(*) AS errors FROM scan_errors GROUP BY stage
+        UNION ALL
+        SELECT 'extract', stage, count(*) FROM meta_errors GROUP BY stage
+        ORDER BY errors DESC, step, stage
+        """,
     )
-    return Stats(totals=totals, by_kind=by_kind, largest_dirs=largest, last_scans=scans, error_stages=stages)
+    return Stats(totals=totals, by_kind=by_kind, largest_dirs=largest, last_scans=scans, error_stages=stages,
+                 **_media_breakdowns(cat, top))
+
+
+# Present files joined to their content's metadata; each breakdown counts files (copies
+# included, since each takes space) and their bytes.
+_PRESENT_MEDIA = "files f JOIN media m ON m.blake3 = f.blake3 WHERE f.status = 'present'"
+
+
+def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "by_codec": _rows(cat, f"""
+            SELECT m.kind, coalesce(m.video_codec, m.audio_codec) AS codec, count(*) AS files, sum(f.size) AS bytes
+            FROM {_PRESENT_MEDIA} AND coalesce(m.video_codec, m.audio_codec) IS NOT NULL
+            GROUP BY ALL ORDER BY bytes DESC, codec LIMIT ?""", [top]),
+        "by_resolution": _rows(cat, f"""
+            SELECT m.kind, CASE
+                WHEN m.kind = 'video' THEN CASE
+                    WHEN greatest(m.width, m.height) >= 7680 THEN '8K'
+                    WHEN greatest(m.width, m.height) >= 3840 THEN '4K'
+                    WHEN greatest(m.width, m.height) >= 2560 THEN '1440p'
+                    WHEN greatest(m.width, m.height) >= 1920 THEN '1080p'
+                    WHEN greatest(m.width, m.height) >= 1280 THEN '720p'
+                    ELSE 'SD' END
+                ELSE CASE
+                    WHEN m.width * m.height >= 32e6 THEN '32+ MP'
+                    WHEN m.width * m.height >= 16e6 THEN '16-32 MP'
+                    WHEN m.width * m.height >= 8e6 THEN '8-16 MP'
+                    WHEN m.width * m.height >= 2e6 THEN '2-8 MP'
+                    ELSE 'under 2 MP' END
+                END AS resolution, count(*) AS files, sum(f.size) AS bytes
+            FROM {_PRESENT_MEDIA} AND m.width IS NOT NULL AND m.kind IN ('video', 'image', 'raw')
+            GROUP BY ALL ORDER BY m.kind, bytes DESC"""),
+        "by_camera": _rows(cat, f"""
+            SELECT CASE WHEN e.make IS NULL OR starts_with(lower(e.model), lower(e.make)) THEN e.model
+                        ELSE e.make || ' ' || e.model END AS camera,
+                   count(*) AS files, sum(f.size) AS bytes
+            FROM files f JOIN exif e ON e.blake3 = f.blake3
+            WHERE f.status = 'present' AND e.model IS NOT NULL
+            GROUP BY ALL ORDER BY files DESC, camera LIMIT ?""", [top]),
+        "by_year": _rows(cat, f"""
+            SELECT year(m.taken_at) AS year, count(*) AS files, sum(f.size) AS bytes
+            FROM {_PRESENT_MEDIA} AND m.taken_at IS NOT NULL GROUP BY ALL ORDER BY year"""),
+        "extraction": _rows(cat, """
+            SELECT kind, status, count(*) AS contents FROM media GROUP BY ALL ORDER BY kind, status"""),
+    }
+
+
+def file_info(cat: Catalog, path_bytes: bytes) -> dict[str, Any] | None:
+    """Everything the catalog knows about the file at `path_bytes`, or None."""
+    found = _rows(cat, "SELECT * FROM files WHERE path_bytes = ?", [path_bytes])
+    if not found:
+        return None
+    info: dict[str, Any] = {"file": found[0]}
+    h = found[0]["blake3"]
+    info["copies"] = [r["path"] for r in _rows(
+        cat, "SELECT path FROM files WHERE blake3 = ? AND path_bytes <> ? AND status = 'present' ORDER BY path",
+        [h, path_bytes])] if h else []
+    for key, table in (("media", "media"), ("audio_tags", "tags_audio"), ("exif", "exif")):
+        rows = _rows(cat, f"SELECT * EXCLUDE (blake3) FROM {table} WHERE blake3 = ?", [h]) if h else []
+        info[key] = rows[0] if rows else None
+    info["streams"] = _rows(cat, "SELECT * EXCLUDE (blake3) FROM streams WHERE blake3 = ? ORDER BY stream_index",
+                            [h]) if h else []
+    info["sidecars"] = _rows(cat, """
+        SELECT l.sidecar_path AS path, s.* EXCLUDE (blake3) FROM sidecar_links l
+        LEFT JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE l.media_id = ? ORDER BY l.sidecar_path""",
+        [found[0]["media_id"]])
+    info["errors"] = _rows(cat, """
+        SELECT 'extract' AS step, stage, message, logged_at FROM meta_errors WHERE blake3 = ?
+        UNION ALL
+        SELECT 'scan', stage, message, logged_at FROM scan_errors WHERE path_bytes = ?
+        ORDER BY logged_at""", [h or "", path_bytes])
+    return info

@@ -5,7 +5,9 @@ is at in `meta`, and a catalog newer than this code is refused rather than guess
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+from .media_tables import MIGRATION_2, TABLES
+
+SCHEMA_VERSION = 2
 APPLICATION = "mediaforge"
 
 # MIGRATIONS[n] brings a catalog from version n-1 to n. Never edit a published entry:
@@ -80,6 +82,10 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 
+MIGRATIONS[2] = MIGRATION_2
+
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.
 CORE_TABLES = ("meta", "files", "scans", "scan_errors")
+# Tables a catalog at the current version has (and `export` writes).
+ALL_TABLES = CORE_TABLES + tuple(TABLES)

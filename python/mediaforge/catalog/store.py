@@ -26,7 +26,7 @@ from ..errors import (
     MediaForgeError,
     first_line,
 )
-from .schema import APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VERSION
+from .schema import ALL_TABLES, APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VERSION
 
 _LOCK = re.compile(r"Could not set lock on file|Conflicting lock", re.I)
 _NOT_DB = re.compile(r"not a valid DuckDB database|Corrupt database file|database file.*corrupt|"
@@ -136,7 +136,7 @@ class Catalog:
                 f"catalog {self.path} has schema version {version}, newer than this MediaForge "
                 f"understands ({SCHEMA_VERSION}); upgrade MediaForge"
             )
-        missing = [t for t in CORE_TABLES if t not in tables]
+        missing = [t for t in (ALL_TABLES if version == SCHEMA_VERSION else CORE_TABLES) if t not in tables]
         if missing:
             raise CatalogInvalidError(f"catalog {self.path} is damaged: table(s) {', '.join(missing)} missing")
         if version < SCHEMA_VERSION:

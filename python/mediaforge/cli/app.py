@@ -12,9 +12,10 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
-from ..catalog import export_parquet, open_catalog, run_query, stats
+from ..catalog import export_parquet, file_info, open_catalog, run_query, stats
 from ..config import default_catalog_path
-from ..errors import Interrupted, InvalidInputError, PathIOError
+from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError
+from ..meta import ExtractConfig, ExtractSummary, extract, make_thumbs
 from ..scan import ScanConfig, scan
 from . import render
 
@@ -89,9 +90,16 @@ def scan_cmd(
                                                   help="Stay on each root's file system.")] = False,
     no_ignore: Annotated[bool, typer.Option("--no-ignore", help="Do not read .mediaforgeignore files.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Delete catalog rows of files now missing.")] = False,
+    no_meta: Annotated[bool, typer.Option("--no-meta", help="Skip metadata extraction (and thumbnails).")] = False,
+    no_thumbs: Annotated[bool, typer.Option("--no-thumbs", help="Extract metadata but make no thumbnails.")] = False,
+    thumb_size: Annotated[int, typer.Option("--thumb-size", help="Thumbnail long side in px.")] = 256,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file for extraction.")] = 30.0,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed",
+                                               help="Extract again files that failed or timed out before.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Scan folders into the catalog: new, changed, moved and missing files."""
+    """Scan folders into the catalog: new, changed, moved and missing files, then their
+    metadata and thumbnails."""
     g = _globals(ctx)
     if threads is not None and threads < 1:
         raise InvalidInputError(f"--threads must be at least 1, got {threads}")
@@ -100,11 +108,19 @@ def scan_cmd(
         ignore_files=not no_ignore, follow_symlinks=follow_symlinks,
         one_file_system=one_file_system, prune=prune,
     )
+    # Metadata is keyed by content hash: a --no-hash scan has nothing to key it by yet.
+    xconfig = None if no_meta or no_hash else ExtractConfig(
+        thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout, retry_failed=retry_failed)
     show = not g.quiet and not as_json and sys.stderr.isatty()
-    with open_catalog(g.catalog, threads=threads) as cat, render.ScanProgressBar(show) as bar:
-        summary = scan(cat, config, on_progress=bar.update)
+    xsummary = None
+    with open_catalog(g.catalog, threads=threads) as cat:
+        with render.ScanProgressBar(show) as bar:
+            summary = scan(cat, config, on_progress=bar.update)
+        if xconfig is not None:
+            with render.ExtractProgressBar(show, "extract") as xbar:
+                xsummary = extract(cat, xconfig, on_progress=xbar.update)
     if as_json:
-        render.dump_json(summary.as_dict())
+        render.dump_json(dict(summary.as_dict(), extract=xsummary.as_dict() if xsummary else None))
         return
     s = summary
     rate = s.files_seen / s.seconds if s.seconds else 0.0
@@ -116,6 +132,63 @@ def scan_cmd(
           f"errors {s.errors:,}  unstable {s.unstable:,}" + (f"  pruned {s.pruned:,}" if prune else ""))
     if s.errors:
         print(f"  see errors: mediaforge query \"SELECT * FROM scan_errors WHERE scan_id = {s.scan_id}\"")
+    if xsummary is not None:
+        _print_extract(xsummary, "metadata")
+
+
+def _print_extract(x: ExtractSummary, what: str) -> None:
+    print(f"  {what}: {x.files:,} files in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
+          f"unsupported {x.unsupported:,}  failed {x.failed:,}  thumbnails {x.thumbs:,}")
+    if x.errors:
+        print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")
+
+
+@command("thumbs")
+def thumbs_cmd(
+    ctx: typer.Context,
+    missing_only: Annotated[bool, typer.Option("--missing-only",
+                                               help="Only contents with no thumbnail file yet.")] = False,
+    size: Annotated[int, typer.Option("--size", help="Thumbnail long side in px.")] = 256,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", help="Worker processes [default: all cores].")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Make thumbnails again (all of them, or only the missing ones)."""
+    g = _globals(ctx)
+    config = ExtractConfig(thumb_size=size, workers=threads, timeout=timeout)
+    show = not g.quiet and not as_json and sys.stderr.isatty()
+    with open_catalog(g.catalog, threads=threads) as cat, render.ExtractProgressBar(show, "thumbs") as bar:
+        summary = make_thumbs(cat, config, missing_only=missing_only, on_progress=bar.update)
+    if as_json:
+        render.dump_json(summary.as_dict())
+    else:
+        _print_extract(summary, "thumbnails")
+
+
+@command("info")
+def info_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A file in the catalog.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Everything the catalog knows about one file."""
+    import os
+
+    raw = os.path.realpath(os.fsencode(path))
+    g = _globals(ctx)
+    with open_catalog(g.catalog, read_only=True) as cat:
+        info = file_info(cat, raw)
+    if info is None:
+        raise PathNotFoundError(f"not in the catalog: {os.fsdecode(raw)} (scan its folder first)")
+    if info["media"] and info["media"].get("thumb"):
+        from ..meta.thumbs import thumbs_root
+
+        info["thumbnail_file"] = str(thumbs_root(g.catalog) / info["media"]["thumb"])
+    if as_json:
+        render.dump_json(info)
+    else:
+        render.print_info(info)
 
 
 @command("stats")
@@ -136,6 +209,11 @@ def stats_cmd(
     render.print_records(st.by_kind, "By kind")
     render.print_records(st.largest_dirs, "Largest folders")
     render.print_records(st.last_scans, "Last scans", byte_cols=())
+    render.print_records(st.by_codec, "By codec")
+    render.print_records(st.by_resolution, "By resolution")
+    render.print_records(st.by_camera, "By camera")
+    render.print_records(st.by_year, "By year taken")
+    render.print_records(st.extraction, "Metadata extraction", byte_cols=())
     render.print_records(st.error_stages, "Errors by stage", byte_cols=())
 
 

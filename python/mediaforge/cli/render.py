@@ -79,6 +79,62 @@ class ScanProgressBar:
                                  files=p.files, bytes=p.bytes, elapsed=p.elapsed)
 
 
+class ExtractProgressBar:
+    """Files done of files to extract, with files/s and an ETA (drawn on stderr)."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn(f"{label:<8}"), BarColumn(bar_width=24),
+            TextColumn("{task.completed:,}/{task.total:,} files  {task.fields[rate]:,.0f} files/s  "
+                       "{task.fields[errors]:,} errors", style="progress.data.speed"),
+            TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled,
+        )
+        self.task = self.progress.add_task(label, total=None, rate=0.0, errors=0)
+
+    def __enter__(self) -> ExtractProgressBar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def update(self, p: Any) -> None:
+        self.progress.update(self.task, total=p.total, completed=p.done, errors=p.errors,
+                             rate=p.done / p.elapsed if p.elapsed > 0 else 0.0)
+
+
+def print_info(info: dict[str, Any]) -> None:
+    """`mediaforge info`: one section per table, empty fields left out."""
+    def section(title: str, row: dict[str, Any] | None) -> None:
+        if not row:
+            return
+        t = Table(title=title, show_header=False, title_justify="left", box=None, padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column(overflow="fold")
+        for k, v in row.items():
+            if v is None or v == [] or k == "path_bytes":
+                continue
+            shown = human_bytes(v) if k == "size" else plain(v)
+            t.add_row(k, str(shown))
+        out_console.print(t)
+        out_console.print()
+
+    section("File", info["file"])
+    section("Media", info["media"])
+    for s in info["streams"]:
+        section(f"Stream {s['stream_index']} ({s['type']})", s)
+    section("Audio tags", info["audio_tags"])
+    section("EXIF", info["exif"])
+    for s in info["sidecars"]:
+        section("Sidecar", s)
+    if info.get("thumbnail_file"):
+        section("Thumbnail", {"file": info["thumbnail_file"]})
+    if info["copies"]:
+        section("Other copies", {str(i + 1): p for i, p in enumerate(info["copies"])})
+    for e in info["errors"]:
+        section("Error", e)
+
+
 def plain(v: Any) -> Any:
     """A JSON-friendly form of a value from the catalog. BLOBs become base64 text."""
     if isinstance(v, (bytes, bytearray, memoryview)):
@@ -137,6 +193,9 @@ def print_table(table: pa.Table, title: str | None = None, limit: int = 1000) ->
         err_console.print(f"[dim]{table.num_rows - shown:,} more rows not shown; use --format csv or --output[/]")
 
 
+_NO_COMMAS = ("year", "id")
+
+
 def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, ...] = ("bytes",)) -> None:
     """A small list of dicts as a table, with byte counts humanised."""
     if not rows:
@@ -147,7 +206,8 @@ def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, 
         t.add_column(c, justify="right" if isinstance(rows[0][c], (int, float)) else "left")
     for r in rows:
         t.add_row(*[human_bytes(r[c]) if c in byte_cols and r[c] is not None else
-                    ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) else str(plain(r[c])))
+                    ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
+                     else str(plain(r[c])))
                     for c in cols])
     out_console.print(t)
 

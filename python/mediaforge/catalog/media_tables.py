@@ -1,0 +1,97 @@
+"""The metadata tables (schema version 2): one spec per table gives both the DuckDB
+DDL of the migration and the Arrow schema the writers build batches with, so the two
+never drift apart. Documented column by column in docs/catalog.md.
+
+Every table is keyed by the content's BLAKE3, so a copy or a moved file shares its
+row and is never extracted twice. This spec is frozen as version 2; a later version
+changes tables through new migrations, never by editing it.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+_ARROW = {
+    "VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"), "VARCHAR[]": pa.list_(pa.string()), "BLOB": pa.binary(),
+}
+
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "media": [
+        ("blake3", "VARCHAR NOT NULL"), ("kind", "VARCHAR NOT NULL"), ("status", "VARCHAR NOT NULL"),
+        ("format", "VARCHAR"), ("width", "INTEGER"), ("height", "INTEGER"), ("duration", "DOUBLE"),
+        ("bitrate", "BIGINT"), ("video_codec", "VARCHAR"), ("audio_codec", "VARCHAR"), ("fps", "DOUBLE"),
+        ("rotation", "INTEGER"), ("hdr", "BOOLEAN"), ("bit_depth", "INTEGER"), ("channels", "INTEGER"),
+        ("sample_rate", "INTEGER"), ("stream_count", "INTEGER"), ("chapters", "INTEGER"), ("mode", "VARCHAR"),
+        ("frames", "INTEGER"), ("created_at", "TIMESTAMP"), ("taken_at", "TIMESTAMP"), ("thumb", "VARCHAR"),
+        ("thumb_width", "INTEGER"), ("thumb_height", "INTEGER"), ("extracted_at", "TIMESTAMP NOT NULL"),
+    ],
+    "streams": [
+        ("blake3", "VARCHAR NOT NULL"), ("stream_index", "INTEGER NOT NULL"), ("type", "VARCHAR NOT NULL"),
+        ("codec", "VARCHAR"), ("profile", "VARCHAR"), ("bitrate", "BIGINT"), ("duration", "DOUBLE"),
+        ("language", "VARCHAR"), ("width", "INTEGER"), ("height", "INTEGER"), ("display_aspect", "VARCHAR"),
+        ("rotation", "INTEGER"), ("fps", "DOUBLE"), ("pix_fmt", "VARCHAR"), ("bit_depth", "INTEGER"),
+        ("color_transfer", "VARCHAR"), ("color_primaries", "VARCHAR"), ("hdr", "BOOLEAN"), ("is_cover", "BOOLEAN"),
+        ("channels", "INTEGER"), ("channel_layout", "VARCHAR"), ("sample_rate", "INTEGER"),
+    ],
+    "tags_audio": [
+        ("blake3", "VARCHAR NOT NULL"), ("title", "VARCHAR"), ("artist", "VARCHAR"), ("album", "VARCHAR"),
+        ("album_artist", "VARCHAR"), ("track", "INTEGER"), ("track_total", "INTEGER"), ("disc", "INTEGER"),
+        ("disc_total", "INTEGER"), ("date", "VARCHAR"), ("year", "INTEGER"), ("genre", "VARCHAR"),
+        ("composer", "VARCHAR"), ("mb_track_id", "VARCHAR"), ("mb_album_id", "VARCHAR"), ("mb_artist_id", "VARCHAR"),
+        ("mb_recording_id", "VARCHAR"), ("rg_track_gain", "DOUBLE"), ("rg_album_gain", "DOUBLE"),
+        ("rg_track_peak", "DOUBLE"), ("rg_album_peak", "DOUBLE"), ("has_cover", "BOOLEAN"), ("lossless", "BOOLEAN"),
+    ],
+    "exif": [
+        ("blake3", "VARCHAR NOT NULL"), ("make", "VARCHAR"), ("model", "VARCHAR"), ("lens", "VARCHAR"),
+        ("software", "VARCHAR"), ("taken_at", "TIMESTAMP"), ("taken_offset", "VARCHAR"),
+        ("exposure_time", "DOUBLE"), ("f_number", "DOUBLE"), ("iso", "INTEGER"), ("focal_length", "DOUBLE"),
+        ("focal_length_35mm", "INTEGER"), ("orientation", "INTEGER"), ("gps_lat", "DOUBLE"), ("gps_lon", "DOUBLE"),
+        ("gps_alt", "DOUBLE"),
+    ],
+    "sidecars": [
+        ("blake3", "VARCHAR NOT NULL"), ("format", "VARCHAR NOT NULL"), ("taken_at", "TIMESTAMP"),
+        ("taken_offset", "VARCHAR"), ("rating", "INTEGER"), ("title", "VARCHAR"), ("description", "VARCHAR"),
+        ("keywords", "VARCHAR[]"), ("hierarchical_keywords", "VARCHAR[]"), ("gps_lat", "DOUBLE"),
+        ("gps_lon", "DOUBLE"),
+    ],
+    "meta_errors": [
+        ("blake3", "VARCHAR NOT NULL"), ("path", "VARCHAR NOT NULL"), ("path_bytes", "BLOB NOT NULL"),
+        ("stage", "VARCHAR NOT NULL"), ("message", "VARCHAR NOT NULL"), ("logged_at", "TIMESTAMP NOT NULL"),
+    ],
+}
+
+# A sidecar describes the media file in its folder whose name it extends
+# (IMG_1.JPG.xmp, IMG_1.JPG.json, IMG_1.JPG.supplemental-metadata.json) or whose stem
+# it shares (IMG_1.xmp next to IMG_1.CR2). Computed from names, so it follows renames.
+SIDECAR_LINKS_VIEW = """
+CREATE VIEW sidecar_links AS
+SELECT s.media_id AS sidecar_id, s.path AS sidecar_path, s.blake3 AS sidecar_blake3,
+       m.media_id, m.path, m.blake3
+FROM files s
+JOIN files m
+  ON m.dir = s.dir AND m.media_id <> s.media_id AND m.status = 'present'
+ AND m.kind IN ('image', 'raw', 'video', 'audio')
+ AND (lower(m.name) = lower(regexp_replace(s.name, '(\\.supplemental-metadata)?\\.[^.]*$', ''))
+      OR lower(regexp_replace(m.name, '\\.[^.]*$', '')) = lower(regexp_replace(s.name, '\\.[^.]*$', '')))
+WHERE s.kind = 'sidecar' AND s.status = 'present'
+"""
+
+
+def ddl(table: str) -> str:
+    cols = ",\n    ".join(f"{name} {typ}" for name, typ in TABLES[table])
+    return f"CREATE TABLE {table} (\n    {cols}\n)"
+
+
+def arrow_schema(table: str) -> pa.Schema:
+    return pa.schema(
+        [pa.field(name, _ARROW[typ.replace(" NOT NULL", "")], nullable="NOT NULL" not in typ)
+         for name, typ in TABLES[table]]
+    )
+
+
+def columns(table: str) -> list[str]:
+    return [name for name, _ in TABLES[table]]
+
+
+MIGRATION_2 = [ddl(t) for t in TABLES] + [SIDECAR_LINKS_VIEW]

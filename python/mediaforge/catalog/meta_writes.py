@@ -1,0 +1,108 @@
+"""Metadata reads and writes: which contents still need extracting, and the Arrow batch
+writes of extraction results (one transaction per flush, keyed by BLAKE3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from .media_tables import arrow_schema, columns
+from .store import Catalog
+from .writes import utcnow
+
+EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
+_FAILED = ("error", "timeout", "crashed")
+
+
+def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
+    """One row per present content with no `media` row yet: blake3, a path that has it
+    (the smallest, so runs are repeatable), and its kind."""
+    retry = "OR m.status IN ('error', 'timeout', 'crashed')" if retry_failed else ""
+    return cat.con.sql(
+        f"""
+        SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind
+        FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
+        WHERE f.status = 'present' AND f.blake3 IS NOT NULL
+          AND f.kind IN {EXTRACTABLE} AND (m.blake3 IS NULL {retry})
+        GROUP BY f.blake3 ORDER BY path_bytes
+        """
+    ).to_arrow_table()
+
+
+def thumb_candidates(cat: Catalog) -> pa.Table:
+    """Every extracted content that can have a thumbnail, with a present path and its
+    current thumbnail (NULL when none was made)."""
+    return cat.con.sql(
+        """
+        SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind, any_value(m.thumb) AS thumb
+        FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
+        WHERE m.status NOT IN ('timeout', 'crashed')
+          AND (m.kind IN ('image', 'raw', 'video')
+               OR m.kind = 'audio' AND m.blake3 IN (SELECT blake3 FROM tags_audio WHERE has_cover))
+        GROUP BY m.blake3 ORDER BY path_bytes
+        """
+    ).to_arrow_table()
+
+
+def _batch(table: str, rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=arrow_schema(table))
+
+
+def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
+    """Replace the metadata of these contents with `results`, in one transaction."""
+    if not results:
+        return
+    now = utcnow()
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in ("media", "streams", "tags_audio", "exif", "sidecars")}
+    errors: list[dict[str, Any]] = []
+    for r in results:
+        h = r["blake3"]
+        rows["media"].append(r["media"])
+        rows["streams"] += [dict(s, blake3=h) for s in r["streams"]]
+        for table, key in (("tags_audio", "audio"), ("exif", "exif"), ("sidecars", "sidecar")):
+            if r[key] is not None:
+                rows[table].append(dict(r[key], blake3=h))
+        raw = paths[h]
+        errors += [{"blake3": h, "path": raw.decode("utf-8", "replace"), "path_bytes": raw, "stage": stage,
+                    "message": message, "logged_at": now} for stage, message in r["errors"]]
+    keys = pa.table({"blake3": pa.array([r["blake3"] for r in results], pa.string())})
+    batches = {t: _batch(t, v) for t, v in rows.items()}
+    batches["meta_errors"] = _batch("meta_errors", errors)
+    with cat.registered("mf_keys", keys), cat.transaction() as con:
+        for table, data in batches.items():
+            con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM mf_keys)")
+            if data.num_rows:
+                con.register("mf_rows", data)
+                try:
+                    con.execute(f"INSERT INTO {table} SELECT {', '.join(columns(table))} FROM mf_rows")
+                finally:
+                    con.unregister("mf_rows")
+
+
+def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
+    """Record regenerated thumbnails (and their errors) on existing `media` rows."""
+    if not results:
+        return
+    now = utcnow()
+    thumbs = pa.table({
+        "blake3": pa.array([r["blake3"] for r in results], pa.string()),
+        "thumb": pa.array([r["thumb"] for r in results], pa.string()),
+        "w": pa.array([r["thumb_wh"][0] if r["thumb_wh"] else None for r in results], pa.int32()),
+        "h": pa.array([r["thumb_wh"][1] if r["thumb_wh"] else None for r in results], pa.int32()),
+    })
+    errors = _batch("meta_errors", [
+        {"blake3": r["blake3"], "path": paths[r["blake3"]].decode("utf-8", "replace"), "path_bytes": paths[r["blake3"]],
+         "stage": stage, "message": message, "logged_at": now}
+        for r in results for stage, message in r["errors"]
+    ])
+    with cat.registered("mf_thumbs", thumbs), cat.registered("mf_thumb_errors", errors), cat.transaction() as con:
+        con.execute(
+            "UPDATE media SET thumb = t.thumb, thumb_width = t.w, thumb_height = t.h "
+            "FROM mf_thumbs t WHERE media.blake3 = t.blake3"
+        )
+        con.execute(
+            "DELETE FROM meta_errors WHERE stage IN ('thumb', 'decode', 'timeout', 'crash') "
+            "AND blake3 IN (SELECT blake3 FROM mf_thumbs)"
+        )
+        con.execute(f"INSERT INTO meta_errors SELECT {', '.join(columns('meta_errors'))} FROM mf_thumb_errors")

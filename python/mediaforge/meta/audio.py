@@ -1,0 +1,156 @@
+"""Audio tags with mutagen, normalised across ID3 (MP3, WAV, AIFF), Vorbis comments
+(FLAC, Ogg Vorbis/Opus) and MP4 atoms (M4A), plus the embedded cover art."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import mutagen
+
+# Our column -> the key in each tag family. ID3 uses frame ids (TXXX:desc for user
+# text), Vorbis comments are case-insensitive names, MP4 uses atom names.
+_ID3 = {
+    "title": "TIT2", "artist": "TPE1", "album": "TALB", "album_artist": "TPE2", "track": "TRCK",
+    "disc": "TPOS", "date": "TDRC", "genre": "TCON", "composer": "TCOM",
+    "mb_track_id": "TXXX:MusicBrainz Release Track Id", "mb_album_id": "TXXX:MusicBrainz Album Id",
+    "mb_artist_id": "TXXX:MusicBrainz Artist Id", "mb_recording_id": "UFID:http://musicbrainz.org",
+    "rg_track_gain": "TXXX:REPLAYGAIN_TRACK_GAIN", "rg_album_gain": "TXXX:REPLAYGAIN_ALBUM_GAIN",
+    "rg_track_peak": "TXXX:REPLAYGAIN_TRACK_PEAK", "rg_album_peak": "TXXX:REPLAYGAIN_ALBUM_PEAK",
+}
+_VORBIS = {
+    "title": "title", "artist": "artist", "album": "album", "album_artist": "albumartist", "track": "tracknumber",
+    "track_total": "tracktotal", "disc": "discnumber", "disc_total": "disctotal", "date": "date", "genre": "genre",
+    "composer": "composer", "mb_track_id": "musicbrainz_releasetrackid", "mb_album_id": "musicbrainz_albumid",
+    "mb_artist_id": "musicbrainz_artistid", "mb_recording_id": "musicbrainz_trackid",
+    "rg_track_gain": "replaygain_track_gain", "rg_album_gain": "replaygain_album_gain",
+    "rg_track_peak": "replaygain_track_peak", "rg_album_peak": "replaygain_album_peak",
+}
+_MP4 = {
+    "title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "album_artist": "aART", "date": "\xa9day",
+    "genre": "\xa9gen", "composer": "\xa9wrt",
+    "mb_track_id": "----:com.apple.iTunes:MusicBrainz Release Track Id",
+    "mb_album_id": "----:com.apple.iTunes:MusicBrainz Album Id",
+    "mb_artist_id": "----:com.apple.iTunes:MusicBrainz Artist Id",
+    "mb_recording_id": "----:com.apple.iTunes:MusicBrainz Track Id",
+    "rg_track_gain": "----:com.apple.iTunes:replaygain_track_gain",
+    "rg_album_gain": "----:com.apple.iTunes:replaygain_album_gain",
+    "rg_track_peak": "----:com.apple.iTunes:replaygain_track_peak",
+    "rg_album_peak": "----:com.apple.iTunes:replaygain_album_peak",
+}
+_NUM = re.compile(r"^\s*(\d{1,6})(?:\s*/\s*(\d{1,6}))?")
+_FLOAT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)")
+_YEAR = re.compile(r"(\d{4})")
+
+
+def _first(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, list):
+        v = v[0] if v else None
+    if hasattr(v, "text") and not isinstance(v, (str, bytes)):  # an ID3 text frame
+        v = v.text[0] if v.text else None
+    elif hasattr(v, "data") and not isinstance(v, (str, bytes)):  # UFID, MP4 freeform
+        v = v.data
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if v is None:
+        return None
+    s = str(v).replace("\x00", "").strip()
+    return s[:512] or None
+
+
+def _pair(v: str | None) -> tuple[int | None, int | None]:
+    m = _NUM.match(v or "")
+    if not m:
+        return None, None
+    return int(m.group(1)), int(m.group(2)) if m.group(2) else None
+
+
+def _float(v: str | None) -> float | None:
+    m = _FLOAT.match(v or "")
+    return float(m.group(1)) if m else None
+
+
+def _raw(tags: Any, family: dict[str, str], key: str) -> Any:
+    name = family.get(key)
+    if name is None:
+        return None
+    try:
+        return tags.get(name) if not hasattr(tags, "getall") else (tags.getall(name) or None)
+    except (KeyError, ValueError):
+        return None
+
+
+def read_tags(path: str | bytes) -> tuple[dict[str, Any] | None, bytes | None]:
+    """The `tags_audio` row and the cover art bytes (or None for each)."""
+    f = mutagen.File(path)
+    if f is None or f.tags is None:
+        return None, _cover(f) if f is not None else None
+    tags = f.tags
+    family = _family(tags)
+    row: dict[str, Any] = {}
+    for key in ("title", "artist", "album", "album_artist", "date", "genre", "composer",
+                "mb_track_id", "mb_album_id", "mb_artist_id", "mb_recording_id"):
+        row[key] = _first(_raw(tags, family, key))
+    if family is _MP4:
+        trkn, disk = tags.get("trkn"), tags.get("disk")
+        row["track"], row["track_total"] = (trkn[0] if trkn else (None, None))
+        row["disc"], row["disc_total"] = (disk[0] if disk else (None, None))
+        row["track"], row["track_total"] = row["track"] or None, row["track_total"] or None
+        row["disc"], row["disc_total"] = row["disc"] or None, row["disc_total"] or None
+    else:
+        row["track"], row["track_total"] = _pair(_first(_raw(tags, family, "track")))
+        row["disc"], row["disc_total"] = _pair(_first(_raw(tags, family, "disc")))
+        if family is _VORBIS:
+            row["track_total"] = row["track_total"] or _pair(_first(_raw(tags, family, "track_total")))[0]
+            row["disc_total"] = row["disc_total"] or _pair(_first(_raw(tags, family, "disc_total")))[0]
+    for key in ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak"):
+        row[key] = _float(_first(_raw(tags, family, key)))
+    year = _YEAR.search(row["date"] or "")
+    row["year"] = int(year.group(1)) if year else None
+    cover = _cover(f)
+    row["has_cover"] = cover is not None
+    return row, cover
+
+
+def _family(tags: Any) -> dict[str, str]:
+    kind = type(tags).__name__
+    if kind in ("ID3", "_WaveID3", "_IFFID3", "EasyID3"):
+        return _ID3
+    if kind in ("MP4Tags",):
+        return _MP4
+    return _VORBIS
+
+
+def _cover(f: Any) -> bytes | None:
+    """Front cover (or any picture) from APIC frames, FLAC pictures, MP4 covr, or Ogg's
+    METADATA_BLOCK_PICTURE."""
+    if f is None:
+        return None
+    pics = getattr(f, "pictures", None)
+    if pics:
+        return bytes(pics[0].data)
+    tags = getattr(f, "tags", None)
+    if tags is None:
+        return None
+    if hasattr(tags, "getall"):
+        apic = tags.getall("APIC")
+        if apic:
+            front = [p for p in apic if getattr(p, "type", None) == 3]
+            return bytes((front or apic)[0].data)
+        return None
+    covr = tags.get("covr") if hasattr(tags, "get") else None
+    if covr:
+        return bytes(covr[0])
+    block = tags.get("metadata_block_picture") if hasattr(tags, "get") else None
+    if block:
+        import base64
+
+        from mutagen.flac import Picture
+
+        try:
+            return bytes(Picture(base64.b64decode(block[0])).data)
+        except Exception:  # noqa: BLE001 - a malformed block is "no cover"
+            return None
+    return None

@@ -1,0 +1,136 @@
+"""Run metadata extraction and thumbnailing over the catalog: pick the contents that
+need it, feed them to the worker pool, and write the results back in batches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from ..catalog import Catalog
+from ..catalog.meta_writes import pending_extraction, thumb_candidates, write_results, write_thumbs
+from ..config import thread_count
+from ..errors import InvalidInputError
+from .extract import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
+from .pool import WorkerPool
+from .thumbs import DEFAULT_SIZE, thumbs_root
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """What to extract and how. `workers` defaults to all cores; `timeout` is per file."""
+
+    meta: bool = True
+    thumbs: bool = True
+    thumb_size: int = DEFAULT_SIZE
+    workers: int | None = None
+    timeout: float = 30.0
+    retry_failed: bool = False
+    flush_rows: int = 2000
+    flush_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.thumb_size <= 2048:
+            raise InvalidInputError(f"thumbnail size must be 16 to 2048 px, got {self.thumb_size}")
+        if self.timeout <= 0:
+            raise InvalidInputError(f"timeout must be positive, got {self.timeout}")
+
+
+@dataclass(frozen=True)
+class ExtractProgress:
+    done: int
+    total: int
+    errors: int
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    """The outcome of one extraction (or thumbnail) run."""
+
+    files: int
+    ok: int
+    partial: int
+    unsupported: int
+    failed: int
+    thumbs: int
+    errors: int
+    workers_replaced: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+ProgressFn = Callable[[ExtractProgress], None]
+_Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], None]
+
+
+def _tasks(rows: pa.Table, config: ExtractConfig, root: str, meta: bool) -> Iterator[Task]:
+    for batch in rows.to_batches(max_chunksize=10_000):
+        hashes, paths, kinds = (batch.column(i).to_pylist() for i in range(3))
+        for h, p, k in zip(hashes, paths, kinds):
+            yield Task(h, p, k, meta=meta, thumbs=config.thumbs, thumb_size=config.thumb_size, thumbs_root=root)
+
+
+def _run(cat: Catalog, rows: pa.Table, config: ExtractConfig, meta: bool, write: _Writer,
+         on_progress: ProgressFn | None) -> ExtractSummary:
+    started = time.monotonic()
+    total = rows.num_rows
+    paths = dict(zip(rows.column("blake3").to_pylist(), rows.column("path_bytes").to_pylist()))
+    counts = {OK: 0, PARTIAL: 0, UNSUPPORTED: 0, ERROR: 0, TIMEOUT: 0, CRASHED: 0}
+    done = thumbs = errors = 0
+    pending: list[dict[str, Any]] = []
+    last_flush = last_report = time.monotonic()
+    workers = min(thread_count(config.workers), max(total, 1))
+    pool = WorkerPool(workers, config.timeout)
+    try:
+        with pool:
+            for result in pool.map(_tasks(rows, config, str(thumbs_root(cat.path)), meta)):
+                pending.append(result)
+                done += 1
+                errors += len(result["errors"])
+                thumbs += result["thumb"] is not None
+                status = (result["media"] or {}).get("status", OK if not result["errors"] else ERROR)
+                counts[status] = counts.get(status, 0) + 1
+                now = time.monotonic()
+                if len(pending) >= config.flush_rows or now - last_flush >= config.flush_seconds:
+                    write(cat, pending, paths)
+                    pending, last_flush = [], now
+                if on_progress is not None and now - last_report >= 0.1:
+                    on_progress(ExtractProgress(done, total, errors, now - started))
+                    last_report = now
+    finally:
+        # Whatever stopped the run (Ctrl-C, a full disk), keep every finished result.
+        if pending:
+            write(cat, pending, paths)
+    if on_progress is not None:
+        on_progress(ExtractProgress(done, total, errors, time.monotonic() - started))
+    return ExtractSummary(
+        files=done, ok=counts[OK], partial=counts[PARTIAL], unsupported=counts[UNSUPPORTED],
+        failed=counts[ERROR] + counts[TIMEOUT] + counts[CRASHED], thumbs=thumbs, errors=errors,
+        workers_replaced=pool.replaced, seconds=time.monotonic() - started,
+    )
+
+
+def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None = None) -> ExtractSummary:
+    """Extract metadata (and thumbnails) for every present content the catalog has no
+    `media` row for yet. A rescan of an unchanged library extracts nothing."""
+    return _run(cat, pending_extraction(cat, config.retry_failed), config, True, write_results, on_progress)
+
+
+def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
+                on_progress: ProgressFn | None = None) -> ExtractSummary:
+    """(Re)make thumbnails of extracted contents; with `missing_only`, only those with no
+    thumbnail recorded or whose file is gone from the thumbnail folder."""
+    rows = thumb_candidates(cat)
+    if missing_only:
+        root = thumbs_root(cat.path)
+        keep = [t is None or not (root / t).is_file() for t in rows.column("thumb").to_pylist()]
+        rows = rows.filter(pa.array(keep, pa.bool_()))
+    config = ExtractConfig(meta=False, thumbs=True, thumb_size=config.thumb_size, workers=config.workers,
+                           timeout=config.timeout, flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
+    return _run(cat, rows, config, False, write_thumbs, on_progress)

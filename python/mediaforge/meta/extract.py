@@ -1,0 +1,246 @@
+"""What a worker does with one file: read its metadata and make its thumbnail, from one
+open and one decode. Runs in the worker processes of `pool.py`; every failure becomes
+an error entry in the result, never an exception out of `extract_one`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import first_line
+
+# Extraction statuses, as stored in media.status.
+OK, PARTIAL, UNSUPPORTED, ERROR, TIMEOUT, CRASHED = "ok", "partial", "unsupported", "error", "timeout", "crashed"
+_HEIF_EXT = (".heic", ".heif", ".hif", ".avif")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One content to extract: its hash, a path that has it, and what to make."""
+
+    blake3: str
+    path: bytes
+    kind: str
+    meta: bool = True
+    thumbs: bool = True
+    thumb_size: int = 256
+    thumbs_root: str = ""
+
+
+def _msg(e: BaseException) -> str:
+    return f"{type(e).__name__}: {first_line(e)}"[:500]
+
+
+class _Result:
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.media: dict[str, Any] = {"kind": task.kind}
+        self.streams: list[dict[str, Any]] = []
+        self.audio: dict[str, Any] | None = None
+        self.exif: dict[str, Any] | None = None
+        self.sidecar: dict[str, Any] | None = None
+        self.errors: list[tuple[str, str]] = []
+        self.status = OK
+        self.thumb: str | None = None
+        self.thumb_wh: tuple[int, int] | None = None
+
+    def fail(self, stage: str, e: BaseException | str, status: str = PARTIAL) -> None:
+        self.errors.append((stage, e if isinstance(e, str) else _msg(e)))
+        rank = [OK, PARTIAL, UNSUPPORTED, ERROR]
+        if rank.index(status) > rank.index(self.status):
+            self.status = status
+
+    def save_thumb(self, picture: Any) -> None:
+        from .thumbs import save_thumb, thumb_relpath
+
+        rel = thumb_relpath(self.task.blake3, self.task.thumb_size)
+        try:
+            self.thumb_wh = save_thumb(picture, Path(self.task.thumbs_root), rel)
+            self.thumb = rel
+        except Exception as e:  # noqa: BLE001 - a full disk here is a thumbnail error
+            self.fail("thumb", e)
+
+    def as_dict(self) -> dict[str, Any]:
+        media = dict(self.media)
+        media.update(blake3=self.task.blake3, status=self.status, thumb=self.thumb,
+                     thumb_width=self.thumb_wh[0] if self.thumb_wh else None,
+                     thumb_height=self.thumb_wh[1] if self.thumb_wh else None,
+                     extracted_at=datetime.now(timezone.utc).replace(tzinfo=None))
+        return {"blake3": self.task.blake3, "media": media if self.task.meta else None,
+                "streams": self.streams, "audio": self.audio, "exif": self.exif, "sidecar": self.sidecar,
+                "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh}
+
+
+def extract_one(task: Task) -> dict[str, Any]:
+    """Metadata and thumbnail for one file; errors are recorded in the result."""
+    r = _Result(task)
+    path = task.path
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            r.fail("open", "empty file (0 bytes)", ERROR)
+            return r.as_dict()
+    except OSError as e:
+        r.fail("open", f"cannot read: {e.strerror}", ERROR)
+        return r.as_dict()
+    # A file with the wrong extension gets a second chance with the other reader.
+    if task.kind in ("image", "raw"):
+        _image(r) or _av(r, fallback=True)
+    elif task.kind in ("video", "audio"):
+        _av(r) or _image(r, fallback=True)
+        if task.kind == "audio" or r.media.get("audio_codec") and not r.media.get("video_codec"):
+            _tags(r)
+    elif task.kind == "sidecar":
+        _sidecar(r)
+    return r.as_dict()
+
+
+def _image(r: _Result, fallback: bool = False) -> bool:
+    """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .image import PLUGINS, TooLarge, image_info, open_image, read_exif
+    from .thumbs import reduce_image
+
+    t = r.task
+    try:
+        im = open_image(t.path)
+    except TooLarge as e:
+        r.fail("image", f"refused: {e}", ERROR)
+        return True  # read enough to know not to decode it
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        if fallback:
+            return False
+        if t.kind == "raw" and _raw(r):
+            return True
+        lower = t.path.lower()
+        if lower.endswith(tuple(x.encode() for x in _HEIF_EXT)) and "heif" not in PLUGINS:
+            r.fail("image", f"unsupported format ({Path(os.fsdecode(t.path)).suffix}): install pillow-heif",
+                   UNSUPPORTED)
+        elif t.kind == "raw":
+            r.fail("image", "unsupported RAW format: install rawpy", UNSUPPORTED)
+        else:
+            r.fail("image", e, ERROR)
+        return False
+    with im:
+        if fallback:
+            r.errors.clear()
+            r.status = OK
+        if t.meta:
+            r.media.update(image_info(im))
+            r.exif = read_exif(im)
+            if r.exif and r.exif.get("taken_at"):
+                r.media["taken_at"] = r.exif["taken_at"]
+        if t.thumbs:
+            try:
+                r.save_thumb(reduce_image(im, t.thumb_size))
+            except Image.DecompressionBombError as e:
+                r.fail("thumb", e)
+            except (OSError, ValueError, SyntaxError, MemoryError) as e:
+                # A truncated or corrupt image: its header fields are known, its pixels are not.
+                r.fail("decode", e, ERROR if not t.meta else PARTIAL)
+    return True
+
+
+def _raw(r: _Result) -> bool:
+    """RAW files through rawpy: the sensor size and the embedded preview for the thumbnail."""
+    try:
+        import rawpy
+    except ImportError:
+        return False
+    t = r.task
+    try:
+        with rawpy.imread(os.fsdecode(t.path)) as raw:
+            r.media.update(format="raw", width=int(raw.sizes.width), height=int(raw.sizes.height))
+            if t.thumbs:
+                thumb = raw.extract_thumb()
+                if thumb.format == rawpy.ThumbFormat.JPEG:
+                    from .thumbs import cover_image
+
+                    r.save_thumb(cover_image(bytes(thumb.data), t.thumb_size))
+    except Exception as e:  # noqa: BLE001 - rawpy raises its own hierarchy (LibRawError ...)
+        r.fail("raw", e, ERROR)
+    return True
+
+
+def _av(r: _Result, fallback: bool = False) -> bool:
+    import av
+
+    from .probe import probe
+    from .thumbs import fit
+
+    t = r.task
+    try:
+        media, streams, picture = probe(t.path, t.thumbs and t.kind != "audio", t.thumb_size)
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError, IndexError, ZeroDivisionError) as e:
+        if not fallback:
+            r.fail("probe", e, ERROR)
+        return False
+    if fallback:
+        r.errors.clear()
+        r.status = OK
+    r.media.update(media)
+    r.streams = streams
+    if media["created_at"] is not None:
+        r.media["taken_at"] = media["created_at"]
+    if not media.get("video_codec") and not media.get("audio_codec"):
+        r.fail("probe", "no audio or video stream", ERROR)
+    if picture is not None:
+        try:
+            r.save_thumb(fit(picture, t.thumb_size))
+        except Exception as e:  # noqa: BLE001
+            r.fail("thumb", e)
+    elif t.thumbs and media.get("video_codec") and t.kind != "audio":
+        r.fail("thumb", "no frame could be decoded")
+    return True
+
+
+def _tags(r: _Result) -> None:
+    from .audio import read_tags
+    from .probe import LOSSLESS_AUDIO
+
+    t = r.task
+    try:
+        row, cover = read_tags(t.path)
+    except Exception as e:  # noqa: BLE001 - mutagen raises MutagenError and plain errors alike
+        r.fail("tags", e)
+        return
+    codec = r.media.get("audio_codec") or ""
+    lossless = codec in LOSSLESS_AUDIO or codec.startswith("pcm_")
+    r.audio = dict(row or {}, lossless=lossless) if row is not None else {"lossless": lossless, "has_cover": cover is not None}
+    if cover is not None and t.thumbs:
+        from .thumbs import cover_image
+
+        try:
+            r.save_thumb(cover_image(cover, t.thumb_size))
+        except Exception as e:  # noqa: BLE001 - broken cover art is a thumbnail error
+            r.fail("thumb", e)
+
+
+def _sidecar(r: _Result) -> None:
+    from .sidecar import SidecarError, parse_sidecar
+
+    name = os.fsdecode(os.path.basename(r.task.path))
+    try:
+        r.sidecar = parse_sidecar(r.task.path, name)
+    except (SidecarError, OSError) as e:
+        r.fail("sidecar", e, ERROR)
+        return
+    if r.sidecar is None:
+        r.status = UNSUPPORTED
+        return
+    r.media["format"] = r.sidecar["format"]
+    r.media["taken_at"] = r.sidecar["taken_at"]
+
+
+def failed(task: Task, status: str, stage: str, message: str) -> dict[str, Any]:
+    """The result recorded for a file its worker could not finish."""
+    media = {"blake3": task.blake3, "kind": task.kind, "status": status,
+             "extracted_at": datetime.now(timezone.utc).replace(tzinfo=None)}
+    return {"blake3": task.blake3, "media": media if task.meta else None, "streams": [], "audio": None,
+            "exif": None, "sidecar": None, "errors": [(stage, message)], "thumb": None, "thumb_wh": None}

@@ -1,0 +1,178 @@
+"""Still images with Pillow: size, mode, format, frame count and EXIF, from one open.
+
+Pillow reads only the header on `Image.open`; pixels are decoded later, and only when a
+thumbnail is wanted (see `thumbs.py`), so the same open image feeds both.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from datetime import datetime
+from typing import Any
+
+from PIL import Image, ImageFile
+
+# Pillow refuses images over twice this many pixels (a decompression bomb) and warns
+# above it; the warning is an error under our test settings, so the guard is explicit.
+MAX_PIXELS = 120_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# A truncated JPEG still yields its header fields; decoding it then fails loudly.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
+
+
+class TooLarge(Exception):
+    """The image claims more pixels than MAX_PIXELS: never decoded."""
+
+
+PLUGINS: set[str] = set()
+
+
+def register_plugins() -> set[str]:
+    """Teach Pillow HEIC/HEIF through pillow-heif when it is installed; returns the
+    optional formats now readable."""
+    try:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        PLUGINS.add("heif")
+    except Exception:  # noqa: BLE001 - optional; a broken install means "unsupported"
+        pass
+    return PLUGINS
+
+
+def open_image(path: str | bytes) -> Image.Image:
+    """Open an image (header only). Raises TooLarge before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise TooLarge(str(e)) from None
+    w, h = im.size
+    if w * h > MAX_PIXELS:
+        im.close()
+        raise TooLarge(f"{w}x{h} pixels is over the {MAX_PIXELS:,}-pixel guard (decompression bomb)")
+    return im
+
+
+def image_info(im: Image.Image) -> dict[str, Any]:
+    """The `media` columns an image fills."""
+    frames = getattr(im, "n_frames", 1) or 1
+    return {
+        "format": (im.format or "").lower() or None,
+        "width": im.size[0],
+        "height": im.size[1],
+        "mode": im.mode,
+        "frames": int(frames),
+        "bit_depth": _bit_depth(im.mode),
+    }
+
+
+def _bit_depth(mode: str) -> int | None:
+    if mode in ("1",):
+        return 1
+    if mode.startswith("I;16") or mode == "I":
+        return 16 if mode.startswith("I;16") else 32
+    if mode == "F":
+        return 32
+    return 8 if mode in ("L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "La", "RGBa") else None
+
+
+def _num(v: Any) -> float | None:
+    """EXIF rationals, ints and (numerator, denominator) pairs as a finite float."""
+    try:
+        if isinstance(v, tuple) and len(v) == 2:
+            f = float(v[0]) / float(v[1]) if float(v[1]) else math.nan
+        else:
+            f = float(v)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _text(v: Any, limit: int = 256) -> str | None:
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if not isinstance(v, str):
+        return None
+    v = v.replace("\x00", "").strip()
+    return v[:limit] or None
+
+
+def exif_datetime(v: Any) -> datetime | None:
+    """'YYYY:MM:DD HH:MM:SS' (EXIF's form, also seen with '-' or 'T') as a naive local time."""
+    s = _text(v, 64)
+    if not s:
+        return None
+    m = re.match(r"^(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})", s)
+    if not m:
+        return None
+    try:
+        return datetime(*(int(x) for x in m.groups()))
+    except ValueError:
+        return None  # 0000:00:00 00:00:00 and other placeholders
+
+
+def _gps_coord(value: Any, ref: Any) -> float | None:
+    if not isinstance(value, tuple) or len(value) != 3:
+        return _num(value)
+    parts = [_num(x) for x in value]
+    if any(p is None for p in parts):
+        return None
+    deg = parts[0] + parts[1] / 60 + parts[2] / 3600  # type: ignore[operator]
+    if _text(ref) in ("S", "W"):
+        deg = -deg
+    return round(deg, 7)
+
+
+def read_exif(im: Image.Image) -> dict[str, Any] | None:
+    """The `exif` row of an image, or None when it has no EXIF."""
+    try:
+        ex = im.getexif()
+    except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken image
+        return None
+    if not ex:
+        return None
+    sub = _ifd(ex, _EXIF_IFD)
+    gps = _ifd(ex, _GPS_IFD)
+    offset = _text(sub.get(0x9011)) or _text(sub.get(0x9010))
+    lat = _gps_coord(gps.get(2), gps.get(1))
+    lon = _gps_coord(gps.get(4), gps.get(3))
+    if lat is not None and not -90 <= lat <= 90 or lon is not None and not -180 <= lon <= 180:
+        lat = lon = None
+    alt = _num(gps.get(6))
+    if alt is not None and gps.get(5) in (1, b"\x01"):
+        alt = -alt
+    orientation = ex.get(0x0112)
+    iso = sub.get(0x8827)
+    if isinstance(iso, tuple):
+        iso = iso[0] if iso else None
+    return {
+        "make": _text(ex.get(0x010F)),
+        "model": _text(ex.get(0x0110)),
+        "lens": _text(sub.get(0xA434)),
+        "software": _text(ex.get(0x0131)),
+        "taken_at": exif_datetime(sub.get(0x9003)) or exif_datetime(ex.get(0x0132)),
+        "taken_offset": offset if offset and _OFFSET.match(offset) else None,
+        "exposure_time": _num(sub.get(0x829A)),
+        "f_number": _num(sub.get(0x829D)),
+        "iso": int(iso) if isinstance(iso, int) and 0 <= iso < 2**31 else None,
+        "focal_length": _num(sub.get(0x920A)),
+        "focal_length_35mm": int(sub[0xA405]) if isinstance(sub.get(0xA405), int) and sub[0xA405] < 2**31 else None,
+        "orientation": int(orientation) if isinstance(orientation, int) and 1 <= orientation <= 8 else None,
+        "gps_lat": lat if lon is not None else None,
+        "gps_lon": lon if lat is not None else None,
+        "gps_alt": alt,
+    }
+
+
+def _ifd(ex: Image.Exif, tag: int) -> dict[int, Any]:
+    try:
+        return dict(ex.get_ifd(tag))
+    except Exception:  # noqa: BLE001
+        return {}

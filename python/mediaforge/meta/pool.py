@@ -1,0 +1,141 @@
+"""A pool of worker processes for extraction, with a per-file timeout.
+
+Decoders are C code fed hostile input: one can hang, crash or eat memory. Each worker
+is a separate process that handles a few files at a time and answers file by file, so
+the parent always knows which file a worker is on. A worker that runs past the timeout
+is killed, one that dies is noticed through its sentinel; either way its file is
+recorded as `timeout` or `crashed`, the rest of its share goes back in the queue, and a
+fresh worker takes its place. Workers ignore Ctrl-C: the parent stops them.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from multiprocessing.connection import Connection, wait
+
+from ..errors import InternalError
+from .extract import CRASHED, TIMEOUT, Task, failed
+
+CHUNK = 4
+
+
+@dataclass
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    conn: Connection
+    inflight: deque[Task] = field(default_factory=deque)
+    deadline: float = 0.0
+    ready: bool = False
+    dead: bool = False
+
+
+class WorkerPool:
+    """Run `extract_one` over tasks in `workers` processes; see the module docstring."""
+
+    def __init__(self, workers: int, timeout: float) -> None:
+        self.size = max(1, workers)
+        self.timeout = timeout
+        self.workers: list[_Worker] = []
+        self.replaced = 0
+        self.failed_starts = 0
+
+    def _start(self) -> _Worker:
+        # A fresh interpreter rather than multiprocessing's spawn: it does not re-run the
+        # caller's __main__ (a notebook, a script on stdin) and inherits nothing but a socket.
+        parent, child = socket.socketpair()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno())],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        child.close()
+        return _Worker(proc, Connection(parent.detach()))
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(force=exc[0] is not None)
+
+    def close(self, force: bool = False) -> None:
+        for w in self.workers:
+            try:
+                if force:
+                    w.proc.kill()
+                else:
+                    w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        for w in self.workers:
+            try:
+                w.proc.wait(timeout=2 if not force else 1)
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait()
+            w.conn.close()
+        self.workers = []
+
+    def map(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        """Results in completion order, one per task, whatever happens to the workers."""
+        queue: deque[Task] = deque(tasks)
+        if not queue:
+            return
+        while len(self.workers) < min(self.size, len(queue)):
+            self.workers.append(self._start())
+        while queue or any(w.inflight for w in self.workers):
+            for w in self.workers:
+                if w.ready and not w.inflight and queue:
+                    share = [queue.popleft() for _ in range(min(CHUNK, len(queue)))]
+                    w.inflight.extend(share)
+                    w.deadline = time.monotonic() + self.timeout
+                    w.conn.send(share)
+            busy = {w.conn: w for w in self.workers if not w.dead}
+            now = time.monotonic()
+            next_deadline = min((w.deadline for w in self.workers if w.inflight), default=now + 1.0)
+            for obj in wait(list(busy), timeout=max(0.0, min(next_deadline - now, 1.0))):
+                w = busy[obj]  # type: ignore[index]
+                while not w.dead and w.conn.poll():
+                    try:
+                        msg, payload = w.conn.recv()
+                    except (EOFError, OSError):
+                        w.dead = True  # the worker is gone; handled below
+                        break
+                    if msg == "ready":
+                        w.ready = True
+                    else:
+                        w.inflight.popleft()
+                        w.deadline = time.monotonic() + self.timeout
+                        yield payload
+            now = time.monotonic()
+            for i, w in enumerate(list(self.workers)):
+                late = bool(w.inflight) and now > w.deadline
+                if not (w.dead or late):
+                    continue
+                w.proc.kill()
+                code = w.proc.wait()
+                if w.dead and not w.ready:
+                    self.failed_starts += 1
+                    if self.failed_starts >= 3:
+                        raise InternalError(
+                            f"extraction workers die as they start (exit code {code}); "
+                            "check that av, pillow and mutagen import: python -c 'import av, PIL, mutagen'")
+                if w.inflight:
+                    task = w.inflight.popleft()
+                    queue.extendleft(reversed(w.inflight))
+                    if late and not w.dead:
+                        yield failed(task, TIMEOUT, "timeout",
+                                     f"gave up after {self.timeout:g} s; the worker was stopped")
+                    else:
+                        why = f"signal {-code}" if code < 0 else f"exit code {code}"
+                        yield failed(task, CRASHED, "crash", f"the extraction worker died ({why})")
+                w.conn.close()
+                self.replaced += 1
+                self.workers[i] = self._start()
+
+

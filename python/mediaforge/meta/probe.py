@@ -1,0 +1,195 @@
+"""Video and audio containers with PyAV, in process: the container, every stream, and a
+frame for the thumbnail from one open file.
+
+Probing stays cheap: a small probe size and analyse duration, and MP4/MOV answer from
+their moov box without reading media data. A keyframe seek to about 10% of the duration
+gives the thumbnail frame, past black intros and title cards.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from fractions import Fraction
+from typing import Any
+
+import av
+
+# libav's enums (AVColorTransferCharacteristic, AVColorPrimaries), the values seen in the field.
+_TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 13: "iec61966-2-1",
+        14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 18: "arib-std-b67"}
+_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020",
+              11: "smpte431", 12: "smpte432"}
+_HDR_TRC = {16, 18}  # PQ and HLG
+LOSSLESS_AUDIO = {"flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd", "shorten", "tak"}
+OPEN_OPTIONS = {"probesize": "2000000", "analyzeduration": "2000000"}
+
+
+def _rate(r: Fraction | None) -> float | None:
+    if not r:
+        return None
+    v = float(r)
+    return round(v, 3) if 0 < v < 10_000 else None
+
+
+def _creation_time(meta: dict[str, str]) -> datetime | None:
+    s = meta.get("creation_time") or meta.get("date")
+    if not s:
+        return None
+    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})", s)
+    if not m:
+        return None
+    try:
+        t = datetime(*(int(x) for x in m.groups()))
+    except ValueError:
+        return None
+    # 1904-01-01 and 1970-01-01 are "not set" in MP4 and in many muxers.
+    return None if t.year < 1971 else t
+
+
+def _bit_depth(cc: Any) -> int | None:
+    fmt = getattr(cc, "format", None)
+    comps = getattr(fmt, "components", None) if fmt is not None else None
+    return int(comps[0].bits) if comps else None
+
+
+def _duration(container: Any, stream: Any = None) -> float | None:
+    if stream is not None and stream.duration and stream.time_base:
+        d = float(stream.duration * stream.time_base)
+    elif container.duration:
+        d = container.duration / av.time_base
+    else:
+        return None
+    return round(d, 3) if d >= 0 else None
+
+
+def _codec_name(cc: Any) -> str | None:
+    """The codec's canonical name (mp3, not the decoder's mp3float)."""
+    codec = getattr(cc, "codec", None)
+    return getattr(codec, "canonical_name", None) or getattr(cc, "name", None)
+
+
+def _format_name(c: Any, path: str) -> str | None:
+    """libavformat names a family ('mov,mp4,m4a,3gp,3g2,mj2'): pick the member the file's
+    extension names, else the first."""
+    if not c.format:
+        return None
+    names = c.format.name.split(",")
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path[-6:] else ""
+    return ext if ext in names else names[0]
+
+
+def _stream_row(container: Any, s: Any) -> dict[str, Any]:
+    cc = s.codec_context
+    meta = dict(s.metadata or {})
+    row: dict[str, Any] = {
+        "stream_index": s.index,
+        "type": s.type,
+        "codec": _codec_name(cc),
+        "profile": s.profile,
+        "bitrate": int(cc.bit_rate) if getattr(cc, "bit_rate", 0) else None,
+        "duration": _duration(container, s),
+        "language": meta.get("language") if meta.get("language") not in (None, "und") else None,
+    }
+    if s.type == "video":
+        w, h = cc.width or None, cc.height or None
+        dar = s.display_aspect_ratio
+        trc, prim = cc.color_trc, cc.color_primaries
+        rot = meta.get("rotate")
+        row.update(
+            width=w, height=h,
+            display_aspect=f"{dar.numerator}:{dar.denominator}" if dar else None,
+            rotation=int(rot) % 360 if rot and rot.lstrip("-").isdigit() else None,
+            fps=_rate(s.average_rate) or _rate(s.guessed_rate),
+            pix_fmt=cc.format.name if cc.format is not None else None,
+            bit_depth=_bit_depth(cc),
+            color_transfer=_TRC.get(trc), color_primaries=_PRIMARIES.get(prim),
+            hdr=trc in _HDR_TRC,
+            is_cover=_is_cover(s),
+        )
+    elif s.type == "audio":
+        layout = getattr(cc, "layout", None)
+        row.update(
+            channels=getattr(cc, "channels", None) or (len(layout.channels) if layout is not None else None),
+            channel_layout=layout.name if layout is not None else None,
+            sample_rate=getattr(cc, "sample_rate", None) or None,
+        )
+    return row
+
+
+def _is_cover(s: Any) -> bool:
+    """An MP3/M4A/FLAC cover picture shows up as a one-frame video stream."""
+    try:
+        return bool(s.disposition & av.stream.Disposition.attached_pic)
+    except (AttributeError, TypeError):
+        return False
+
+
+def probe(path: str | bytes, want_frame: bool, thumb_size: int) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
+    """Open a container and return (media columns, stream rows, thumbnail picture or None)."""
+    name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
+    with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
+        streams = [_stream_row(c, s) for s in c.streams if s.type in ("video", "audio", "subtitle", "data")]
+        video = [r for r in streams if r["type"] == "video" and not r.get("is_cover")]
+        audio = [r for r in streams if r["type"] == "audio"]
+        v, a = (video[0] if video else None), (audio[0] if audio else None)
+        try:
+            chapters = len(c.chapters())
+        except Exception:  # noqa: BLE001 - older builds have no chapter API
+            chapters = None
+        media: dict[str, Any] = {
+            "format": _format_name(c, name),
+            "duration": _duration(c),
+            "bitrate": int(c.bit_rate) if c.bit_rate else None,
+            "created_at": _creation_time(dict(c.metadata or {})),
+            "stream_count": len(streams),
+            "chapters": chapters,
+            "video_codec": v["codec"] if v else None,
+            "width": v["width"] if v else None,
+            "height": v["height"] if v else None,
+            "fps": v["fps"] if v else None,
+            "rotation": v["rotation"] if v else None,
+            "hdr": v["hdr"] if v else None,
+            "bit_depth": v["bit_depth"] if v else None,
+            "audio_codec": a["codec"] if a else None,
+            "channels": a["channels"] if a else None,
+            "sample_rate": a["sample_rate"] if a else None,
+        }
+        picture = None
+        if want_frame and video:
+            picture = _frame_at(c, c.streams[video[0]["stream_index"]], media["duration"], media, thumb_size)
+    return media, streams, picture
+
+
+def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any], size: int) -> Any:
+    """A picture about 10% into the video, via a keyframe seek; None if nothing decodes."""
+    stream.thread_type = "AUTO"
+    if duration and duration > 1 and stream.time_base:
+        target = int(duration * 0.1 / stream.time_base) + (stream.start_time or 0)
+        try:
+            c.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            c.seek(0)
+    for frame in c.decode(stream):
+        rot = int(getattr(frame, "rotation", 0) or 0) % 360
+        if rot and media.get("rotation") is None:
+            media["rotation"] = rot
+        w, h = _scaled(frame.width, frame.height, size)
+        img = frame.to_image(width=w, height=h)
+        # The display matrix turns the picture counter-clockwise by `rot` degrees.
+        return img.rotate(rot, expand=True) if rot else img
+    return None
+
+
+def _scaled(w: int, h: int, size: int) -> tuple[int, int]:
+    """The frame scaled in libswscale, straight to the thumbnail's size."""
+    if max(w, h) <= size:
+        return w, h
+    k = size / max(w, h)
+    return max(1, round(w * k)), max(1, round(h * k))
+
+
+def utc_naive(t: datetime | None) -> datetime | None:
+    if t is None or t.tzinfo is None:
+        return t
+    return t.astimezone(timezone.utc).replace(tzinfo=None)

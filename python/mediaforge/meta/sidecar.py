@@ -1,0 +1,150 @@
+"""Sidecars: XMP files (darktable, Lightroom, digiKam) and Google Takeout JSON.
+
+Each is parsed on its own into a `sidecars` row keyed by its content hash; which media
+file it describes is worked out from names in SQL (the `sidecar_links` view), so the
+link follows renames without re-reading anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from .image import exif_datetime
+
+MAX_SIDECAR_BYTES = 8 * 1024 * 1024
+_NS = {
+    "x": "adobe:ns:meta/",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "xmp": "http://ns.adobe.com/xap/1.0/",
+    "exif": "http://ns.adobe.com/exif/1.0/",
+    "photoshop": "http://ns.adobe.com/photoshop/1.0/",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "lr": "http://ns.adobe.com/lightroom/1.0/",
+    "digiKam": "http://www.digikam.org/ns/1.0/",
+}
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
+
+
+class SidecarError(ValueError):
+    """The sidecar is not well-formed XMP or Takeout JSON."""
+
+
+def _iso_local(s: str | None) -> datetime | None:
+    """XMP dates ('2019-07-14T10:00:00+02:00') as the local wall time they name."""
+    m = _ISO.match(s or "")
+    if not m:
+        return None
+    parts = [int(x) if x else 0 for x in m.groups()]
+    try:
+        return datetime(*parts)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def _offset(s: str | None) -> str | None:
+    m = re.search(r"([+-]\d{2}:\d{2}|Z)$", s or "")
+    return None if not m else ("+00:00" if m.group(1) == "Z" else m.group(1))
+
+
+def parse_xmp(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise SidecarError(f"XMP sidecar over {MAX_SIDECAR_BYTES // 1_048_576} MiB")
+    if b"<!ENTITY" in data:
+        raise SidecarError("XMP with entity declarations is refused")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as e:
+        raise SidecarError(f"not well-formed XMP: {e}") from None
+
+    def prop(name: str) -> str | None:
+        prefix, local = name.split(":")
+        ns = "{" + _NS[prefix] + "}" + local
+        for el in root.iter("{" + _NS["rdf"] + "}Description"):
+            if ns in el.attrib:
+                return el.attrib[ns]
+            child = el.find(ns)
+            if child is not None:
+                if child.text and child.text.strip():
+                    return child.text.strip()
+                li = child.find(".//rdf:li", _NS)
+                if li is not None and li.text:
+                    return li.text.strip()
+        return None
+
+    def bag(name: str) -> list[str]:
+        prefix, local = name.split(":")
+        out: list[str] = []
+        for el in root.iter("{" + _NS[prefix] + "}" + local):
+            out += [li.text.strip() for li in el.iterfind(".//rdf:li", _NS) if li.text and li.text.strip()]
+        return out
+
+    date_s = prop("exif:DateTimeOriginal") or prop("photoshop:DateCreated") or prop("xmp:CreateDate")
+    rating = prop("xmp:Rating")
+    try:
+        rating_v = int(float(rating)) if rating is not None else None
+    except ValueError:
+        rating_v = None
+    keywords = bag("dc:subject")
+    hierarchical = bag("lr:hierarchicalSubject") or bag("digiKam:TagsList")
+    return {
+        "format": "xmp",
+        "taken_at": _iso_local(date_s) or exif_datetime(date_s),
+        "taken_offset": _offset(date_s),
+        "rating": rating_v if rating_v is None or -1 <= rating_v <= 5 else None,
+        "title": prop("dc:title"),
+        "description": prop("dc:description"),
+        "keywords": keywords or None,
+        "hierarchical_keywords": [k.replace("|", "/") for k in hierarchical] or None,
+        "gps_lat": None,
+        "gps_lon": None,
+    }
+
+
+def parse_takeout(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise SidecarError(f"JSON sidecar over {MAX_SIDECAR_BYTES // 1_048_576} MiB")
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SidecarError(f"not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or not ({"photoTakenTime", "creationTime", "geoData"} & doc.keys()):
+        raise SidecarError("JSON without Google Takeout fields (photoTakenTime, creationTime, geoData)")
+    taken = None
+    for key in ("photoTakenTime", "creationTime"):
+        ts = doc.get(key, {}).get("timestamp") if isinstance(doc.get(key), dict) else None
+        try:
+            taken = datetime.fromtimestamp(int(ts), timezone.utc).replace(tzinfo=None) if ts else None
+        except (ValueError, OverflowError, OSError):
+            taken = None
+        if taken:
+            break
+    geo = doc.get("geoData") if isinstance(doc.get("geoData"), dict) else {}
+    lat, lon = geo.get("latitude"), geo.get("longitude")
+    has_geo = isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and (lat or lon)
+    people = [p.get("name") for p in doc.get("people", []) if isinstance(p, dict) and isinstance(p.get("name"), str)]
+    return {
+        "format": "takeout",
+        "taken_at": taken,
+        "taken_offset": "+00:00" if taken else None,
+        "rating": 5 if doc.get("favorited") is True else None,
+        "title": doc.get("title") if isinstance(doc.get("title"), str) else None,
+        "description": doc.get("description") or None if isinstance(doc.get("description"), str) else None,
+        "keywords": people or None,
+        "hierarchical_keywords": None,
+        "gps_lat": float(lat) if has_geo else None,
+        "gps_lon": float(lon) if has_geo else None,
+    }
+
+
+def parse_sidecar(path: str | bytes, name: str) -> dict[str, Any] | None:
+    """The sidecar row, or None for a sidecar kind we do not read (.srt, .cue ...)."""
+    lower = name.lower()
+    if not (lower.endswith(".xmp") or lower.endswith(".json")):
+        return None
+    with open(path, "rb") as f:
+        data = f.read(MAX_SIDECAR_BYTES + 1)
+    return parse_xmp(data) if lower.endswith(".xmp") else parse_takeout(data)

@@ -1,0 +1,112 @@
+"""Thumbnails: WebP, long side `size` px, stored content-addressed by BLAKE3.
+
+Layout beside the catalog: `thumbs/<size>/<first two hex digits>/<blake3>.webp`, so a
+copy or a moved file shares one thumbnail and a folder never holds more than 1/256 of
+them. Only Pillow is imported here (the benchmark loads this file on its own).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+DEFAULT_SIZE = 256
+WEBP_QUALITY = 80
+
+
+def thumb_relpath(blake3: str, size: int) -> str:
+    """Where the thumbnail of content `blake3` lives, relative to the thumbnail root."""
+    return f"{size}/{blake3[:2]}/{blake3}.webp"
+
+
+def thumbs_root(catalog_path: os.PathLike[str] | str) -> Path:
+    """The thumbnail folder of a catalog: `thumbs/` beside the catalog file."""
+    return Path(catalog_path).resolve().parent / "thumbs"
+
+
+def reduce_image(im: Image.Image, size: int) -> Image.Image:
+    """Decode `im` as cheaply as possible and return it upright, long side at most `size`.
+
+    JPEGs are decoded at a reduced DCT scale (1/2 to 1/8) chosen so the result is still
+    at least `size` px, which skips most of the decoding work; EXIF orientation is then
+    applied to the small image rather than the big one.
+    """
+    if im.format == "JPEG":
+        im.draft("RGB", (size, size))
+    orientation = _orientation(im)
+    im.load()
+    if im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+    im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+    if orientation and orientation != 1:
+        im = _apply_orientation(im, orientation)
+    return im
+
+
+def _orientation(im: Image.Image) -> int | None:
+    try:
+        o = im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001
+        return None
+    return o if isinstance(o, int) and 1 <= o <= 8 else None
+
+
+_TRANSPOSE = {
+    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
+    3: (Image.Transpose.ROTATE_180,),
+    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
+    5: (Image.Transpose.TRANSPOSE,),
+    6: (Image.Transpose.ROTATE_270,),
+    7: (Image.Transpose.TRANSVERSE,),
+    8: (Image.Transpose.ROTATE_90,),
+}
+
+
+def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
+    for op in _TRANSPOSE.get(orientation, ()):
+        im = im.transpose(op)
+    return im
+
+
+def fit(im: Image.Image, size: int) -> Image.Image:
+    """An already decoded picture (a video frame, cover art) scaled to the long side `size`."""
+    if im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGB")
+    im.thumbnail((size, size), Image.Resampling.BICUBIC)
+    return im
+
+
+def cover_image(data: bytes, size: int) -> Image.Image:
+    """Embedded cover art (JPEG or PNG bytes) as a thumbnail-sized picture."""
+    from .image import open_image
+
+    return reduce_image(open_image(io.BytesIO(data)), size)  # type: ignore[arg-type]
+
+
+def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int]:
+    """Write atomically (temporary name, then rename): a crash never leaves half a file
+    under the final name. Returns the thumbnail's width and height."""
+    target = root / relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return im.size
+
+
+def plain_pillow_thumb(path: str, size: int, out: str) -> None:
+    """The baseline the benchmark compares against: what a plain Pillow script does
+    (full decode, then orientation, then resize; no draft)."""
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        im = im.convert("RGB")
+        im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+        im.save(out, "WEBP", quality=WEBP_QUALITY, method=4)

@@ -1,0 +1,51 @@
+"""The extraction worker process: `python -m mediaforge.meta.worker FD`.
+
+It reads lists of tasks from the socket FD and answers one result per file, so the
+parent always knows which file it is on. It ignores Ctrl-C (the parent stops it) and
+exits when the socket closes, so a parent killed with -9 leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from multiprocessing.connection import Connection
+
+from .extract import ERROR, extract_one, failed
+from .image import register_plugins
+
+# Address space per worker: generous for 100-megapixel photos and 8K video, small enough
+# that a hostile file ends in MemoryError in its worker rather than swapping the machine.
+WORKER_MEMORY = int(os.environ.get("MEDIAFORGE_WORKER_MEMORY", str(8 << 30)))
+
+
+def _worker_main(fd: int) -> None:
+    """Serve tasks over the socket `fd` until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
+    except (ImportError, ValueError, OSError):
+        pass
+    register_plugins()
+    conn = Connection(fd)
+    conn.send(("ready", None))
+    while True:
+        try:
+            tasks = conn.recv()
+        except (EOFError, OSError):
+            return
+        if tasks is None:
+            return
+        for task in tasks:
+            try:
+                result = extract_one(task)
+            except MemoryError:
+                result = failed(task, ERROR, "decode", "out of memory (worker memory limit)")
+            conn.send(("done", result))
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]))

@@ -1,0 +1,254 @@
+"""A corpus for the metadata tests, made with real encoders: PyAV for H.264/HEVC/AV1
+video and AAC/Opus/FLAC/MP3/PCM audio in several containers, Pillow for JPEG (EXIF with
+GPS and orientation), PNG, animated GIF and WebP, mutagen for tags and cover art; plus
+corrupt, truncated, empty, mislabelled, oversized and very long files.
+
+`EXPECTED` records what was written, so tests compare each field with its source.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+COVER_SIZE = (300, 200)
+
+
+def picture(w: int, h: int, seed: int) -> Image.Image:
+    img = Image.new("RGB", (w, h), ((seed * 40) % 256, 90, 160))
+    d = ImageDraw.Draw(img)
+    for k in range(4):
+        x, y = (seed * 17 + k * 23) % max(w - 20, 1), (seed * 11 + k * 13) % max(h - 20, 1)
+        d.ellipse((x, y, x + 20 + k * 6, y + 20 + k * 6), fill=(250 - k * 60, 200, (seed * 90) % 256))
+    return img
+
+
+def _dms(v: float) -> tuple[float, float, float]:
+    v = abs(v)
+    d = int(v)
+    m = int((v - d) * 60)
+    return (float(d), float(m), round(((v - d) * 60 - m) * 60, 4))
+
+
+def jpeg_with_exif(path: Path, *, size: tuple[int, int], orientation: int, gps: tuple[float, float, float]) -> None:
+    ex = Image.Exif()
+    ex[0x010F] = "Canon"
+    ex[0x0110] = "Canon EOS R5"
+    ex[0x0112] = orientation
+    ex[0x0131] = "MediaForge tests"
+    sub = ex.get_ifd(0x8769)
+    sub[0x9003] = "2019:07:14 10:30:05"
+    sub[0x9011] = "+02:00"
+    sub[0x829A] = 1 / 250
+    sub[0x829D] = 2.8
+    sub[0x8827] = 400
+    sub[0x920A] = 35.0
+    sub[0xA434] = "RF24-105mm F4 L IS USM"
+    g = ex.get_ifd(0x8825)
+    g[1], g[2] = ("N" if gps[0] >= 0 else "S"), _dms(gps[0])
+    g[3], g[4] = ("E" if gps[1] >= 0 else "W"), _dms(gps[1])
+    g[5], g[6] = 0, gps[2]
+    picture(*size, 3).save(path, "JPEG", quality=90, exif=ex)
+
+
+def _video(path: Path, codec: str, fmt: str | None, size: tuple[int, int], frames: int, rate: int = 24,
+           options: dict[str, str] | None = None, metadata: dict[str, str] | None = None) -> None:
+    import av
+
+    with av.open(str(path), "w", format=fmt) as out:
+        if metadata:
+            out.metadata.update(metadata)
+        st = out.add_stream(codec, rate=rate)
+        st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
+        st.options = options or {}
+        for i in range(frames):
+            for p in st.encode(av.VideoFrame.from_image(picture(*size, i))):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+def _audio(path: Path, codec: str, fmt: str, seconds: float, rate: int = 44100, layout: str = "stereo") -> None:
+    import array
+
+    import av
+
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream(codec, rate=rate)
+        st.layout = layout
+        sample_fmt = st.format.name
+        channels = len(st.layout.channels)
+        n = st.codec_context.frame_size or 1024
+        pts, total = 0, int(seconds * rate)
+        while pts < total:
+            vals = [math.sin(2 * math.pi * 440 * (pts + i) / rate) * 0.3 for i in range(n)]
+            if sample_fmt.startswith("s16"):
+                one = array.array("h", (int(v * 32767) for v in vals))
+            elif sample_fmt.startswith("s32"):
+                one = array.array("i", (int(v * 2_000_000_000) for v in vals))
+            else:
+                one = array.array("f", vals)
+            frame = av.AudioFrame(format=sample_fmt, layout=layout, samples=n)
+            if sample_fmt.endswith("p"):
+                for c in range(channels):
+                    frame.planes[c].update(one.tobytes())
+            else:
+                inter = array.array(one.typecode, [x for x in one for _ in range(channels)])
+                frame.planes[0].update(inter.tobytes())
+            frame.sample_rate, frame.pts, frame.time_base = rate, pts, Fraction(1, rate)
+            for p in st.encode(frame):
+                out.mux(p)
+            pts += n
+        for p in st.encode():
+            out.mux(p)
+
+
+def cover_jpeg() -> bytes:
+    buf = io.BytesIO()
+    picture(*COVER_SIZE, 9).save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+MB_ALBUM = "5b11f4ce-a62d-471e-81fc-a69a8278c7da"
+MB_TRACK = "1c5f4c6e-6b1a-4c5e-9a0c-3f2d5b9e8a71"
+
+
+def _tag_mp3(path: Path) -> None:
+    from mutagen import id3
+
+    t = id3.ID3()
+    t.add(id3.TIT2(encoding=3, text="Mp3 Title"))
+    t.add(id3.TPE1(encoding=3, text="Mp3 Artist"))
+    t.add(id3.TALB(encoding=3, text="Mp3 Album"))
+    t.add(id3.TPE2(encoding=3, text="Album Artist"))
+    t.add(id3.TRCK(encoding=3, text="3/12"))
+    t.add(id3.TPOS(encoding=3, text="1/2"))
+    t.add(id3.TDRC(encoding=3, text="2017-05-01"))
+    t.add(id3.TCON(encoding=3, text="Jazz"))
+    t.add(id3.TCOM(encoding=3, text="A Composer"))
+    t.add(id3.TXXX(encoding=3, desc="MusicBrainz Album Id", text=MB_ALBUM))
+    t.add(id3.TXXX(encoding=3, desc="REPLAYGAIN_TRACK_GAIN", text="-6.50 dB"))
+    t.add(id3.APIC(encoding=3, mime="image/jpeg", type=3, desc="Cover", data=cover_jpeg()))
+    t.save(str(path))
+
+
+def _tag_flac(path: Path) -> None:
+    from mutagen.flac import FLAC, Picture
+
+    f = FLAC(str(path))
+    f["title"], f["artist"], f["album"], f["albumartist"] = "Flac Title", "Flac Artist", "Flac Album", "Various"
+    f["tracknumber"], f["tracktotal"], f["discnumber"], f["date"] = "7", "9", "2", "1999"
+    f["genre"], f["musicbrainz_trackid"], f["replaygain_album_gain"] = "Classical", MB_TRACK, "+1.25 dB"
+    pic = Picture()
+    pic.type, pic.mime, pic.data = 3, "image/jpeg", cover_jpeg()
+    f.add_picture(pic)
+    f.save()
+
+
+def _tag_m4a(path: Path) -> None:
+    from mutagen.mp4 import MP4
+
+    f = MP4(str(path))
+    f["\xa9nam"], f["\xa9ART"], f["\xa9alb"], f["\xa9day"] = "M4a Title", "M4a Artist", "M4a Album", "2021"
+    f["trkn"], f["disk"], f["\xa9gen"] = [(4, 10)], [(1, 1)], "Pop"
+    f.save()
+
+
+def _tag_opus(path: Path) -> None:
+    from mutagen.oggopus import OggOpus
+
+    f = OggOpus(str(path))
+    f["title"], f["artist"], f["album"], f["tracknumber"], f["date"] = "Opus Title", "Opus Artist", "Opus Album", "5", "2020"
+    f.save()
+
+
+def silent_wav(path: Path, hours: float, rate: int = 8000) -> None:
+    """A valid 16-bit mono WAV of `hours` of silence, written sparse (no disk used)."""
+    data = int(hours * 3600 * rate) * 2
+    header = b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE" + b"fmt " + struct.pack(
+        "<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data)
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(len(header) + data)
+
+
+XMP_SIDECAR = b"""<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"
+  xmlns:lr="http://ns.adobe.com/lightroom/1.0/" xmlns:exif="http://ns.adobe.com/exif/1.0/"
+  xmp:Rating="4" exif:DateTimeOriginal="2019-07-14T10:30:05+02:00">
+ <dc:subject><rdf:Bag><rdf:li>paris</rdf:li><rdf:li>family</rdf:li></rdf:Bag></dc:subject>
+ <lr:hierarchicalSubject><rdf:Bag><rdf:li>places|france|paris</rdf:li></rdf:Bag></lr:hierarchicalSubject>
+ <dc:title><rdf:Alt><rdf:li xml:lang="x-default">Eiffel tower</rdf:li></rdf:Alt></dc:title>
+</rdf:Description></rdf:RDF></x:xmpmeta>
+<?xpacket end="w"?>
+"""
+TAKEOUT = (b'{"title": "beach.jpg", "description": "", "photoTakenTime": {"timestamp": "1563098400"},'
+           b' "geoData": {"latitude": 43.2965, "longitude": 5.3698, "altitude": 12.0}, "favorited": true}')
+
+GPS = (48.8583701, 2.2944813, 35.0)
+
+
+def build(root: Path) -> dict[str, Path]:
+    """Write the corpus under `root`; returns label -> path."""
+    root.mkdir(parents=True, exist_ok=True)
+    p = {k: root / v for k, v in {
+        "jpeg": "photos/IMG_0001.JPG", "jpeg_rot": "photos/IMG_0002.jpg", "png": "photos/map.png",
+        "gif": "photos/anim.gif", "webp": "photos/pic.webp", "xmp": "photos/IMG_0001.JPG.xmp",
+        "takeout_img": "photos/beach.jpg", "takeout": "photos/beach.jpg.json",
+        "h264": "video/h264.mp4", "hevc": "video/hevc.mkv", "av1": "video/av1.webm",
+        "mp3": "music/song.mp3", "flac": "music/song.flac", "m4a": "music/song.m4a", "opus": "music/song.opus",
+        "wav_long": "music/ten hours of silence.wav",
+        "truncated_mp4": "broken/truncated.mp4", "corrupt_jpeg": "broken/corrupt.jpg", "empty": "broken/empty.mp3",
+        "wrong_ext": "broken/photo.mp4", "bomb": "broken/bomb.png", "bad_heic": "broken/bad.heic", "heic": "photos/phone.heic",
+        "odd": "odd/caf\udce9 \n line.png",
+    }.items()}
+    for f in p.values():
+        f.parent.mkdir(parents=True, exist_ok=True)
+    jpeg_with_exif(p["jpeg"], size=(640, 480), orientation=1, gps=GPS)
+    jpeg_with_exif(p["jpeg_rot"], size=(640, 480), orientation=6, gps=(-33.8568, 151.2153, 5.0))
+    picture(120, 80, 4).save(p["png"], "PNG")
+    frames = [picture(60, 40, i) for i in range(3)]
+    frames[0].save(p["gif"], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    picture(100, 50, 6).save(p["webp"], "WEBP", quality=80)
+    p["xmp"].write_bytes(XMP_SIDECAR)
+    picture(200, 100, 8).save(p["takeout_img"], "JPEG")
+    p["takeout"].write_bytes(TAKEOUT)
+    _video(p["h264"], "libx264", None, (320, 240), 48, options={"preset": "ultrafast"},
+           metadata={"creation_time": "2019-07-14T08:30:05.000000Z"})
+    _video(p["hevc"], "libx265", "matroska", (256, 144), 24, options={"preset": "ultrafast", "x265-params": "log-level=0"})
+    _video(p["av1"], "libsvtav1", "webm", (192, 128), 12, options={"preset": "12"})
+    _audio(p["mp3"], "libmp3lame", "mp3", 1.0)
+    _tag_mp3(p["mp3"])
+    _audio(p["flac"], "flac", "flac", 1.0)
+    _tag_flac(p["flac"])
+    _audio(p["m4a"], "aac", "ipod", 1.0)
+    _tag_m4a(p["m4a"])
+    _audio(p["opus"], "libopus", "ogg", 1.0, rate=48000)
+    _tag_opus(p["opus"])
+    silent_wav(p["wav_long"], 10)
+    data = p["h264"].read_bytes()
+    p["truncated_mp4"].write_bytes(data[: len(data) // 2])  # the moov box is at the end: cut off
+    p["corrupt_jpeg"].write_bytes(b"\xff\xd8\xff\xe0" + bytes((i * 31 + 7) % 256 for i in range(5000)))
+    p["empty"].write_bytes(b"")
+    p["wrong_ext"].write_bytes(p["jpeg"].read_bytes())
+    Image.new("1", (12000, 12000)).save(p["bomb"], "PNG")
+    p["bad_heic"].write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+    picture(90, 70, 12).save(p["odd"], "PNG")
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        p.pop("heic")
+    else:
+        register_heif_opener()
+        ex = Image.Exif()
+        ex[0x010F], ex[0x0110] = "Apple", "iPhone 15 Pro"
+        picture(128, 96, 5).save(p["heic"], "HEIF", exif=ex.tobytes(), quality=60)
+    return p
+

@@ -1,0 +1,329 @@
+"""Metadata extraction and thumbnails on real media: each field compared with what the
+encoders wrote, broken files recorded as errors, and the worker pool surviving hangs
+and crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import media_corpus
+from conftest import rows, run_cli
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Path, dict]:
+    """The corpus, scanned once through the CLI; returns (paths, catalog, scan JSON)."""
+    base = tmp_path_factory.mktemp("meta")
+    paths = media_corpus.build(base / "lib")
+    catalog = base / "state" / "catalog.duckdb"
+    res = run_cli("scan", base / "lib", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    return paths, catalog, json.loads(res.out)
+
+
+def _media(catalog: Path, path: Path) -> dict:
+    found = rows(catalog, "SELECT m.* FROM files f JOIN media m USING (blake3) WHERE f.path_bytes = ?",
+                 [os.fsencode(path)])
+    assert len(found) == 1, path
+    return found[0]
+
+
+def _one(catalog: Path, table: str, path: Path) -> dict:
+    found = rows(catalog, f"SELECT t.* FROM files f JOIN {table} t USING (blake3) WHERE f.path_bytes = ?",
+                 [os.fsencode(path)])
+    assert len(found) == 1, (table, path)
+    return found[0]
+
+
+def _errors(catalog: Path, path: Path) -> list[tuple[str, str]]:
+    return [(r["stage"], r["message"]) for r in rows(
+        catalog, "SELECT e.stage, e.message FROM files f JOIN meta_errors e USING (blake3) WHERE f.path_bytes = ?",
+        [os.fsencode(path)])]
+
+
+def test_scan_summary_counts_every_extractable_file(corpus) -> None:
+    paths, _catalog, out = corpus
+    x = out["extract"]
+    # wrong_ext shares its bytes with the first JPEG: one content, extracted once.
+    assert x["files"] == len(paths) - 1
+    assert x["failed"] + x["ok"] + x["partial"] + x["unsupported"] == x["files"]
+    assert x["workers_replaced"] == 0
+
+
+def test_jpeg_exif_fields_match_what_was_written(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["jpeg"])
+    assert (m["status"], m["format"], m["width"], m["height"], m["mode"], m["frames"]) == ("ok", "jpeg", 640, 480,
+                                                                                          "RGB", 1)
+    e = _one(catalog, "exif", paths["jpeg"])
+    assert (e["make"], e["model"], e["lens"], e["software"]) == ("Canon", "Canon EOS R5", "RF24-105mm F4 L IS USM",
+                                                                  "MediaForge tests")
+    assert str(e["taken_at"]) == "2019-07-14 10:30:05" and e["taken_offset"] == "+02:00"
+    assert e["exposure_time"] == pytest.approx(1 / 250) and e["f_number"] == pytest.approx(2.8)
+    assert (e["iso"], e["focal_length"], e["orientation"]) == (400, 35.0, 1)
+    lat, lon, alt = media_corpus.GPS
+    assert e["gps_lat"] == pytest.approx(lat, abs=1e-5) and e["gps_lon"] == pytest.approx(lon, abs=1e-5)
+    assert e["gps_alt"] == pytest.approx(alt)
+    assert str(m["taken_at"]) == "2019-07-14 10:30:05"
+
+
+def test_southern_and_eastern_gps_signs_and_orientation_applied_to_thumbnail(corpus) -> None:
+    paths, catalog, _ = corpus
+    e = _one(catalog, "exif", paths["jpeg_rot"])
+    assert e["gps_lat"] == pytest.approx(-33.8568, abs=1e-5) and e["gps_lon"] == pytest.approx(151.2153, abs=1e-5)
+    assert e["orientation"] == 6
+    m = _media(catalog, paths["jpeg_rot"])
+    # Stored 640x480 with orientation 6 (rotate 90 CW to view): the thumbnail is upright.
+    assert (m["thumb_width"], m["thumb_height"]) == (192, 256)
+    thumb = catalog.parent / "thumbs" / m["thumb"]
+    with Image.open(thumb) as im:
+        assert im.format == "WEBP" and im.size == (192, 256)
+
+
+def test_other_image_formats(corpus) -> None:
+    paths, catalog, _ = corpus
+    gif = _media(catalog, paths["gif"])
+    assert (gif["format"], gif["width"], gif["height"], gif["frames"]) == ("gif", 60, 40, 3)
+    png = _media(catalog, paths["png"])
+    assert (png["format"], png["width"], png["height"], png["thumb_width"]) == ("png", 120, 80, 120)
+    webp = _media(catalog, paths["webp"])
+    assert (webp["format"], webp["width"], webp["height"]) == ("webp", 100, 50)
+    odd = _media(catalog, paths["odd"])
+    assert (odd["status"], odd["width"], odd["height"]) == ("ok", 90, 70)
+    if "heic" in paths:
+        heic = _media(catalog, paths["heic"])
+        assert (heic["status"], heic["format"], heic["width"], heic["height"]) == ("ok", "heif", 128, 96)
+        assert _one(catalog, "exif", paths["heic"])["model"] == "iPhone 15 Pro"
+
+
+@pytest.mark.parametrize(("label", "codec", "fmt", "size", "duration"), [
+    ("h264", "h264", "mp4", (320, 240), 2.0),
+    ("hevc", "hevc", "matroska", (256, 144), 1.0),
+    ("av1", "av1", "webm", (192, 128), 0.5),
+])
+def test_video_streams(corpus, label: str, codec: str, fmt: str, size: tuple[int, int], duration: float) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths[label])
+    assert (m["status"], m["video_codec"], m["format"], (m["width"], m["height"])) == ("ok", codec, fmt, size)
+    assert m["duration"] == pytest.approx(duration, abs=0.1)
+    assert m["fps"] == pytest.approx(24.0) and m["hdr"] is False and m["bit_depth"] == 8
+    assert m["thumb"] is not None and max(m["thumb_width"], m["thumb_height"]) == min(max(size), 256)
+    s = rows(catalog, "SELECT s.* FROM files f JOIN streams s USING (blake3) WHERE f.path_bytes = ?",
+             [os.fsencode(paths[label])])
+    assert [(x["type"], x["codec"], x["width"], x["height"], x["pix_fmt"]) for x in s] == [
+        ("video", codec, *size, "yuv420p")]
+
+
+def test_video_creation_time_becomes_taken_at(corpus) -> None:
+    paths, catalog, _ = corpus
+    assert str(_media(catalog, paths["h264"])["created_at"]) == "2019-07-14 08:30:05"
+
+
+def test_audio_tags_mp3_with_cover(corpus) -> None:
+    paths, catalog, _ = corpus
+    t = _one(catalog, "tags_audio", paths["mp3"])
+    assert (t["title"], t["artist"], t["album"], t["album_artist"]) == ("Mp3 Title", "Mp3 Artist", "Mp3 Album",
+                                                                          "Album Artist")
+    assert (t["track"], t["track_total"], t["disc"], t["disc_total"]) == (3, 12, 1, 2)
+    assert (t["year"], t["genre"], t["composer"]) == (2017, "Jazz", "A Composer")
+    assert t["mb_album_id"] == media_corpus.MB_ALBUM and t["rg_track_gain"] == pytest.approx(-6.5)
+    assert t["has_cover"] is True and t["lossless"] is False
+    m = _media(catalog, paths["mp3"])
+    assert (m["audio_codec"], m["channels"], m["sample_rate"]) == ("mp3", 2, 44100)
+    # The thumbnail is the cover art (300x200), scaled to 256 on the long side.
+    assert (m["thumb_width"], m["thumb_height"]) == (256, 171)
+
+
+def test_audio_tags_flac_m4a_opus(corpus) -> None:
+    paths, catalog, _ = corpus
+    f = _one(catalog, "tags_audio", paths["flac"])
+    assert (f["title"], f["album_artist"], f["track"], f["track_total"], f["disc"], f["year"]) == (
+        "Flac Title", "Various", 7, 9, 2, 1999)
+    assert f["mb_recording_id"] == media_corpus.MB_TRACK and f["rg_album_gain"] == pytest.approx(1.25)
+    assert f["has_cover"] is True and f["lossless"] is True
+    m4a = _one(catalog, "tags_audio", paths["m4a"])
+    assert (m4a["title"], m4a["artist"], m4a["track"], m4a["track_total"], m4a["year"], m4a["genre"]) == (
+        "M4a Title", "M4a Artist", 4, 10, 2021, "Pop")
+    assert m4a["has_cover"] is False and m4a["lossless"] is False
+    opus = _one(catalog, "tags_audio", paths["opus"])
+    assert (opus["title"], opus["album"], opus["track"], opus["year"]) == ("Opus Title", "Opus Album", 5, 2020)
+    assert _media(catalog, paths["opus"])["audio_codec"] == "opus"
+    assert _media(catalog, paths["m4a"])["audio_codec"] == "aac"
+
+
+def test_ten_hour_silent_wav_is_probed_not_decoded(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["wav_long"])
+    assert (m["status"], m["audio_codec"], m["sample_rate"], m["channels"]) == ("ok", "pcm_s16le", 8000, 1)
+    assert m["duration"] == pytest.approx(36000, abs=1)
+    assert _one(catalog, "tags_audio", paths["wav_long"])["lossless"] is True
+
+
+def test_sidecars_parsed_and_linked(corpus) -> None:
+    paths, catalog, _ = corpus
+    x = _one(catalog, "sidecars", paths["xmp"])
+    assert (x["format"], x["rating"], x["title"]) == ("xmp", 4, "Eiffel tower")
+    assert x["keywords"] == ["paris", "family"] and x["hierarchical_keywords"] == ["places/france/paris"]
+    assert str(x["taken_at"]) == "2019-07-14 10:30:05" and x["taken_offset"] == "+02:00"
+    t = _one(catalog, "sidecars", paths["takeout"])
+    assert (t["format"], t["rating"], str(t["taken_at"])) == ("takeout", 5, "2019-07-14 10:00:00")
+    assert (t["gps_lat"], t["gps_lon"]) == (43.2965, 5.3698)
+    links = {(r["sidecar_path"], r["path"]) for r in rows(catalog, "SELECT sidecar_path, path FROM sidecar_links")}
+    assert links == {(str(paths["xmp"]), str(paths["jpeg"])), (str(paths["takeout"]), str(paths["takeout_img"]))}
+
+
+@pytest.mark.parametrize(("label", "stage", "needle"), [
+    ("truncated_mp4", "probe", "Invalid data"),
+    ("corrupt_jpeg", "image", "cannot identify"),
+    ("empty", "open", "empty file"),
+    ("bomb", "image", "decompression bomb"),
+    ("bad_heic", "image", ""),
+])
+def test_broken_files_are_recorded_errors(corpus, label: str, stage: str, needle: str) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths[label])
+    assert m["status"] in ("error", "unsupported") and m["thumb"] is None
+    errs = _errors(catalog, paths[label])
+    assert len(errs) == 1 and errs[0][0] == stage and needle in errs[0][1]
+    assert "\n" not in errs[0][1]
+
+
+def test_wrong_extension_is_read_by_content(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["wrong_ext"])
+    assert (m["status"], m["format"], m["width"]) == ("ok", "jpeg", 640)
+
+
+def test_errors_show_in_stats_and_info(corpus) -> None:
+    paths, catalog, _ = corpus
+    res = run_cli("stats", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    st = json.loads(res.out)
+    stages = {(e["step"], e["stage"]): e["errors"] for e in st["error_stages"]}
+    assert stages[("extract", "image")] >= 2 and stages[("extract", "probe")] == 1
+    assert {"kind": "video", "codec": "h264", "files": 1, "bytes": paths["h264"].stat().st_size} in st["by_codec"]
+    assert {r["camera"]: r["files"] for r in st["by_camera"]}["Canon EOS R5"] == 3  # two JPEGs + the mislabelled copy
+    assert any(r["year"] == 2019 for r in st["by_year"])
+    assert any(r["kind"] == "video" and r["resolution"] == "SD" for r in st["by_resolution"])
+    res = run_cli("info", paths["truncated_mp4"], "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    info = json.loads(res.out)
+    assert info["media"]["status"] == "error" and info["errors"][0]["stage"] == "probe"
+
+
+def test_info_shows_everything_for_one_file(corpus) -> None:
+    paths, catalog, _ = corpus
+    res = run_cli("info", paths["jpeg"], "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    info = json.loads(res.out)
+    assert info["file"]["path"] == str(paths["jpeg"]) and info["exif"]["model"] == "Canon EOS R5"
+    assert info["copies"] == [str(paths["wrong_ext"])]
+    assert [s["path"] for s in info["sidecars"]] == [str(paths["xmp"])] and info["sidecars"][0]["rating"] == 4
+    assert Path(info["thumbnail_file"]).is_file()
+    pretty = run_cli("info", paths["jpeg"], catalog=catalog)
+    assert pretty.rc == 0 and "Canon EOS R5" in pretty.out and "Eiffel tower" in pretty.out
+    missing = run_cli("info", paths["jpeg"].parent / "nope.jpg", catalog=catalog)
+    assert missing.rc == 3 and missing.err.count("\n") == 1 and "not in the catalog" in missing.err
+
+
+def test_rescan_extracts_nothing_and_copies_share_metadata(tmp_path: Path, media_blobs) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.jpeg_with_exif(lib / "a.jpg", size=(200, 100), orientation=1, gps=media_corpus.GPS)
+    catalog = tmp_path / "cat.duckdb"
+    first = json.loads(run_cli("scan", lib, "--json", catalog=catalog).out)
+    assert first["extract"]["files"] == 1
+    again = json.loads(run_cli("scan", lib, "--json", catalog=catalog).out)
+    assert again["extract"]["files"] == 0
+    (lib / "sub").mkdir()
+    shutil.copy2(lib / "a.jpg", lib / "sub" / "copy.jpg")
+    os.rename(lib / "a.jpg", lib / "sub" / "moved.jpg")
+    third = json.loads(run_cli("scan", lib, "--json", catalog=catalog).out)
+    assert third["extract"]["files"] == 0 and third["moved"] == 1
+    assert rows(catalog, "SELECT count(*) AS n FROM media") == [{"n": 1}]
+    got = rows(catalog, "SELECT f.name, e.model FROM files f JOIN exif e USING (blake3) WHERE f.status = 'present' "
+                        "ORDER BY f.name")
+    assert got == [{"name": "copy.jpg", "model": "Canon EOS R5"}, {"name": "moved.jpg", "model": "Canon EOS R5"}]
+
+
+def test_no_meta_and_no_thumbs_options(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(64, 64, 1).save(lib / "a.png")
+    catalog = tmp_path / "cat.duckdb"
+    out = json.loads(run_cli("scan", lib, "--json", "--no-meta", catalog=catalog).out)
+    assert out["extract"] is None and rows(catalog, "SELECT count(*) AS n FROM media") == [{"n": 0}]
+    out = json.loads(run_cli("scan", lib, "--json", "--no-thumbs", catalog=catalog).out)
+    assert out["extract"]["files"] == 1 and out["extract"]["thumbs"] == 0
+    assert rows(catalog, "SELECT width, thumb FROM media") == [{"width": 64, "thumb": None}]
+    res = run_cli("thumbs", "--missing-only", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["thumbs"] == 1
+    (thumb,) = rows(catalog, "SELECT thumb FROM media")
+    assert (tmp_path / "thumbs" / thumb["thumb"]).is_file()
+    (tmp_path / "thumbs" / thumb["thumb"]).unlink()
+    res = run_cli("thumbs", "--missing-only", "--json", catalog=catalog)
+    assert json.loads(res.out)["files"] == 1 and (tmp_path / "thumbs" / thumb["thumb"]).is_file()
+    assert json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)["files"] == 0
+
+
+# -- the worker pool ---------------------------------------------------------------------
+
+
+def _task(path: Path | bytes, kind: str = "image", h: str | None = None):  # noqa: ANN202
+    from mediaforge.meta.extract import Task
+
+    raw = os.fsencode(path)
+    return Task(h or raw.hex()[-64:].rjust(64, "0"), raw, kind, thumbs=False)
+
+
+def test_a_file_that_hangs_times_out_and_the_pool_goes_on(tmp_path: Path) -> None:
+    """Opening a FIFO with no writer blocks the decoder forever: a real hang."""
+    from mediaforge.meta.pool import WorkerPool
+
+    fifo = tmp_path / "stuck.mp4"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.png"
+    media_corpus.picture(40, 30, 2).save(good)
+    started = time.monotonic()
+    with WorkerPool(1, timeout=2.0) as pool:
+        results = list(pool.map([_task(fifo, "video", "a" * 64), _task(good, "image", "b" * 64)]))
+        assert pool.replaced == 1
+    assert time.monotonic() - started < 15
+    by = {r["blake3"]: r for r in results}
+    assert by["a" * 64]["media"]["status"] == "timeout" and by["a" * 64]["errors"][0][0] == "timeout"
+    assert by["b" * 64]["media"]["status"] == "ok" and by["b" * 64]["media"]["width"] == 40
+
+
+def test_a_worker_that_dies_is_replaced_and_its_file_recorded(tmp_path: Path) -> None:
+    from mediaforge.meta.pool import WorkerPool
+
+    fifo = tmp_path / "stuck.mp4"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.png"
+    media_corpus.picture(40, 30, 2).save(good)
+    with WorkerPool(1, timeout=60.0) as pool:
+        def kill_when_busy() -> None:
+            for _ in range(200):
+                busy = [w for w in pool.workers if w.inflight and w.ready]
+                if busy:
+                    time.sleep(0.3)
+                    os.kill(busy[0].proc.pid, signal.SIGKILL)
+                    return
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        results = list(pool.map([_task(fifo, "video", "a" * 64), _task(good, "image", "b" * 64)]))
+        killer.join()
+    by = {r["blake3"]: r for r in results}
+    assert by["a" * 64]["media"]["status"] == "crashed" and "signal 9" in by["a" * 64]["errors"][0][1]
+    assert by["b" * 64]["media"]["status"] == "ok"
