@@ -382,7 +382,10 @@ def main() -> int:
         return go
 
     def mf_scan(cat: Path, target: str, *extra: str) -> list[str]:
-        return [mf, "-q", "--catalog", str(cat), "scan", target, "--threads", str(NPROC), "--json", *extra]
+        # --no-meta: this bench measures the walk, hashing and catalog; metadata
+        # extraction has its own bench (bench_meta.py).
+        return [mf, "-q", "--catalog", str(cat), "scan", target, "--threads", str(NPROC), "--json", "--no-meta",
+                *extra]
 
     def expect(**want: int) -> Callable[[dict], None]:
         def check(s: dict) -> None:

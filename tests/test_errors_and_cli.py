@@ -350,7 +350,7 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     scans = pq.read_table(out / "scans.parquet").to_pylist()
     assert [(s["scan_id"], s["status"]) for s in scans] == [(1, "completed")]
     meta = dict((r["key"], r["value"]) for r in pq.read_table(out / "meta.parquet").to_pylist())
-    assert meta["schema_version"] == "1" and meta["application"] == "mediaforge"
+    assert meta["schema_version"] == "2" and meta["application"] == "mediaforge"
     assert pq.read_table(out / "scan_errors.parquet").num_rows == 0
     # Exporting again over the same folder replaces the files.
     assert run_cli("export", out, "--json", catalog=catalog_path).rc == 0

@@ -279,7 +279,7 @@ def test_no_meta_and_no_thumbs_options(tmp_path: Path) -> None:
 
 
 def _task(path: Path | bytes, kind: str = "image", h: str | None = None):  # noqa: ANN202
-    from mediaforge.meta.extract import Task
+    from mediaforge.meta.readers import Task
 
     raw = os.fsencode(path)
     return Task(h or raw.hex()[-64:].rjust(64, "0"), raw, kind, thumbs=False)
@@ -327,3 +327,26 @@ def test_a_worker_that_dies_is_replaced_and_its_file_recorded(tmp_path: Path) ->
     by = {r["blake3"]: r for r in results}
     assert by["a" * 64]["media"]["status"] == "crashed" and "signal 9" in by["a" * 64]["errors"][0][1]
     assert by["b" * 64]["media"]["status"] == "ok"
+
+
+def test_a_version_1_catalog_is_upgraded_by_a_writer_and_keeps_its_files(tmp_path: Path) -> None:
+    import duckdb
+
+    from mediaforge.catalog.schema import MIGRATIONS
+
+    catalog = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(catalog))
+    for stmt in MIGRATIONS[1]:
+        con.execute(stmt)
+    con.execute("INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '1')")
+    con.close()
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(32, 32, 3).save(lib / "a.png")
+    ro = run_cli("stats", catalog=catalog)
+    assert ro.rc == 5 and "schema version 1" in ro.err and ro.err.count("\n") == 1
+    res = run_cli("scan", lib, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["extract"]["ok"] == 1
+    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "2"}]
+    assert rows(catalog, "SELECT m.width FROM files f JOIN media m USING (blake3)") == [{"width": 32}]

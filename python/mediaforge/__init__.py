@@ -1,16 +1,30 @@
 """MediaForge: catalog, analyse and deduplicate huge personal media libraries.
 
 The public entry points are `open_catalog`, `scan` and the `Catalog` class; the Rust
-engine in `mediaforge._core` is private.
+engine in `mediaforge._core` is private. They are imported on first use, so a process
+that needs only part of the package (an extraction worker) does not load DuckDB.
 """
 
 from __future__ import annotations
 
-from .catalog import Catalog, open_catalog
-from .errors import MediaForgeError
-from .scan import ScanConfig, ScanProgress, ScanSummary, scan
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Catalog": "catalog", "open_catalog": "catalog", "MediaForgeError": "errors",
+    "ScanConfig": "scan", "ScanProgress": "scan", "ScanSummary": "scan", "scan": "scan",
+}
+
+if TYPE_CHECKING:
+    from .catalog import Catalog, open_catalog
+    from .errors import MediaForgeError
+    from .scan import ScanConfig, ScanProgress, ScanSummary, scan
+
+
+__getattr__ = lazy_exports(__name__, globals(), _LAZY)
 
 __all__ = [
     "Catalog",

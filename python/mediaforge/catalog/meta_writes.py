@@ -12,13 +12,12 @@ from .store import Catalog
 from .writes import utcnow
 
 EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
-_FAILED = ("error", "timeout", "crashed")
 
 
 def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
     """One row per present content with no `media` row yet: blake3, a path that has it
     (the smallest, so runs are repeatable), and its kind."""
-    retry = "OR m.status IN ('error', 'timeout', 'crashed')" if retry_failed else ""
+    retry = "OR m.status IN ('error', 'timeout', 'crashed', 'unsupported')" if retry_failed else ""
     return cat.con.sql(
         f"""
         SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind

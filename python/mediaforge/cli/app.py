@@ -143,6 +143,32 @@ def _print_extract(x: ExtractSummary, what: str) -> None:
         print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")
 
 
+@command("meta")
+def meta_cmd(
+    ctx: typer.Context,
+    no_thumbs: Annotated[bool, typer.Option("--no-thumbs", help="Extract metadata but make no thumbnails.")] = False,
+    thumb_size: Annotated[int, typer.Option("--thumb-size", help="Thumbnail long side in px.")] = 256,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", help="Worker processes [default: all cores].")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed",
+                                               help="Extract again files that failed or timed out before.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Extract metadata for catalogued files that have none yet (what `scan` does after
+    walking; useful after `scan --no-meta` or installing pillow-heif or rawpy)."""
+    g = _globals(ctx)
+    config = ExtractConfig(thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout,
+                           retry_failed=retry_failed)
+    show = not g.quiet and not as_json and sys.stderr.isatty()
+    with open_catalog(g.catalog, threads=threads) as cat, render.ExtractProgressBar(show, "extract") as bar:
+        summary = extract(cat, config, on_progress=bar.update)
+    if as_json:
+        render.dump_json(summary.as_dict())
+    else:
+        _print_extract(summary, "metadata")
+
+
 @command("thumbs")
 def thumbs_cmd(
     ctx: typer.Context,

@@ -14,7 +14,7 @@ from ..catalog import Catalog
 from ..catalog.meta_writes import pending_extraction, thumb_candidates, write_results, write_thumbs
 from ..config import thread_count
 from ..errors import InvalidInputError
-from .extract import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
+from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
 from .thumbs import DEFAULT_SIZE, thumbs_root
 
@@ -76,19 +76,22 @@ def _tasks(rows: pa.Table, config: ExtractConfig, root: str, meta: bool) -> Iter
             yield Task(h, p, k, meta=meta, thumbs=config.thumbs, thumb_size=config.thumb_size, thumbs_root=root)
 
 
-def _run(cat: Catalog, rows: pa.Table, config: ExtractConfig, meta: bool, write: _Writer,
+def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, meta: bool, write: _Writer,
          on_progress: ProgressFn | None) -> ExtractSummary:
     started = time.monotonic()
-    total = rows.num_rows
-    paths = dict(zip(rows.column("blake3").to_pylist(), rows.column("path_bytes").to_pylist()))
     counts = {OK: 0, PARTIAL: 0, UNSUPPORTED: 0, ERROR: 0, TIMEOUT: 0, CRASHED: 0}
-    done = thumbs = errors = 0
+    done = thumbs = errors = total = 0
     pending: list[dict[str, Any]] = []
+    paths: dict[str, bytes] = {}
     last_flush = last_report = time.monotonic()
-    workers = min(thread_count(config.workers), max(total, 1))
-    pool = WorkerPool(workers, config.timeout)
+    pool = WorkerPool(thread_count(config.workers), config.timeout)
     try:
         with pool:
+            # The workers start (a fresh interpreter each) while the catalog is queried.
+            pool.start()
+            rows = select()
+            total = rows.num_rows
+            paths = dict(zip(rows.column("blake3").to_pylist(), rows.column("path_bytes").to_pylist()))
             for result in pool.map(_tasks(rows, config, str(thumbs_root(cat.path)), meta)):
                 pending.append(result)
                 done += 1
@@ -119,18 +122,22 @@ def _run(cat: Catalog, rows: pa.Table, config: ExtractConfig, meta: bool, write:
 def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None = None) -> ExtractSummary:
     """Extract metadata (and thumbnails) for every present content the catalog has no
     `media` row for yet. A rescan of an unchanged library extracts nothing."""
-    return _run(cat, pending_extraction(cat, config.retry_failed), config, True, write_results, on_progress)
+    return _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, True, write_results,
+                on_progress)
 
 
 def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
                 on_progress: ProgressFn | None = None) -> ExtractSummary:
     """(Re)make thumbnails of extracted contents; with `missing_only`, only those with no
     thumbnail recorded or whose file is gone from the thumbnail folder."""
-    rows = thumb_candidates(cat)
-    if missing_only:
+    def select() -> pa.Table:
+        rows = thumb_candidates(cat)
+        if not missing_only:
+            return rows
         root = thumbs_root(cat.path)
         keep = [t is None or not (root / t).is_file() for t in rows.column("thumb").to_pylist()]
-        rows = rows.filter(pa.array(keep, pa.bool_()))
+        return rows.filter(pa.array(keep, pa.bool_()))
+
     config = ExtractConfig(meta=False, thumbs=True, thumb_size=config.thumb_size, workers=config.workers,
                            timeout=config.timeout, flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
-    return _run(cat, rows, config, False, write_thumbs, on_progress)
+    return _run(cat, select, config, False, write_thumbs, on_progress)

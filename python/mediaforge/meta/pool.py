@@ -21,7 +21,7 @@ from typing import Any
 from multiprocessing.connection import Connection, wait
 
 from ..errors import InternalError
-from .extract import CRASHED, TIMEOUT, Task, failed
+from .readers import CRASHED, TIMEOUT, Task, failed
 
 CHUNK = 4
 
@@ -66,7 +66,10 @@ class WorkerPool:
     def close(self, force: bool = False) -> None:
         for w in self.workers:
             try:
-                if force:
+                # An idle worker holds nothing half-done (thumbnails are renamed into place
+                # before the result is sent), so it is stopped without waiting for its
+                # interpreter to tear down.
+                if force or not w.inflight:
                     w.proc.kill()
                 else:
                     w.conn.send(None)
@@ -80,6 +83,11 @@ class WorkerPool:
                 w.proc.wait()
             w.conn.close()
         self.workers = []
+
+    def start(self) -> None:
+        """Start every worker now, so they boot while the caller does other work."""
+        while len(self.workers) < self.size:
+            self.workers.append(self._start())
 
     def map(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         """Results in completion order, one per task, whatever happens to the workers."""

@@ -12,7 +12,7 @@ import signal
 import sys
 from multiprocessing.connection import Connection
 
-from .extract import ERROR, extract_one, failed
+from .readers import ERROR, extract_one, failed
 from .image import register_plugins
 
 # Address space per worker: generous for 100-megapixel photos and 8K video, small enough
@@ -30,6 +30,10 @@ def _worker_main(fd: int) -> None:
     except (ImportError, ValueError, OSError):
         pass
     register_plugins()
+    # Load the decoders now, not inside the first file's timeout.
+    import av  # noqa: F401
+    import mutagen  # noqa: F401
+
     conn = Connection(fd)
     conn.send(("ready", None))
     while True:
