@@ -101,6 +101,7 @@ class Cmd:
     rss_kib: int = 0
     engine_s: float | None = None
     shown: str = ""
+    walls: list[float] = field(default_factory=list)  # every round, in order
 
 
 @dataclass
@@ -138,6 +139,7 @@ def run_case(case: Case, rounds: int, log: Callable[[str], None]) -> None:
             log(f"  [{case.key} {r + 1}/{rounds}] {c.label}: {res.wall:.3f} s, "
                 f"{res.rss_kib / 1024:.0f} MiB" + (f" (engine {engine:.3f} s)" if engine is not None else ""))
             c.rss_kib = max(c.rss_kib, res.rss_kib)
+            c.walls.append(res.wall)
             if res.wall < c.best:
                 c.best, c.engine_s = res.wall, engine
 

@@ -58,7 +58,8 @@ def jpeg_with_exif(path: Path, *, size: tuple[int, int], orientation: int, gps: 
 
 
 def _video(path: Path, codec: str, fmt: str | None, size: tuple[int, int], frames: int, rate: int = 24,
-           options: dict[str, str] | None = None, metadata: dict[str, str] | None = None) -> None:
+           options: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
+           rotation: int = 0) -> None:
     import av
 
     with av.open(str(path), "w", format=fmt) as out:
@@ -66,6 +67,8 @@ def _video(path: Path, codec: str, fmt: str | None, size: tuple[int, int], frame
             out.metadata.update(metadata)
         st = out.add_stream(codec, rate=rate)
         st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
+        if rotation:
+            st.set_display_rotation(rotation)  # a phone held upright
         st.options = options or {}
         for i in range(frames):
             for p in st.encode(av.VideoFrame.from_image(picture(*size, i))):
@@ -202,11 +205,11 @@ def build(root: Path) -> dict[str, Path]:
         "jpeg": "photos/IMG_0001.JPG", "jpeg_rot": "photos/IMG_0002.jpg", "png": "photos/map.png",
         "gif": "photos/anim.gif", "webp": "photos/pic.webp", "xmp": "photos/IMG_0001.JPG.xmp",
         "takeout_img": "photos/beach.jpg", "takeout": "photos/beach.jpg.json",
-        "h264": "video/h264.mp4", "hevc": "video/hevc.mkv", "av1": "video/av1.webm",
+        "h264": "video/h264.mp4", "portrait": "video/portrait.mp4", "hevc": "video/hevc.mkv", "av1": "video/av1.webm",
         "mp3": "music/song.mp3", "flac": "music/song.flac", "m4a": "music/song.m4a", "opus": "music/song.opus",
         "wav_long": "music/ten hours of silence.wav",
         "truncated_mp4": "broken/truncated.mp4", "corrupt_jpeg": "broken/corrupt.jpg", "empty": "broken/empty.mp3",
-        "wrong_ext": "broken/photo.mp4", "bomb": "broken/bomb.png", "bad_heic": "broken/bad.heic", "heic": "photos/phone.heic",
+        "wrong_ext": "broken/photo.mp4", "bomb": "broken/bomb.png", "bad_heic": "broken/bad.heic", "fake_raw": "broken/IMG_9999.CR2", "heic": "photos/phone.heic", "avif": "photos/still.avif",
         "odd": "odd/caf\udce9 \n line.png",
     }.items()}
     for f in p.values():
@@ -222,6 +225,10 @@ def build(root: Path) -> dict[str, Path]:
     p["takeout"].write_bytes(TAKEOUT)
     _video(p["h264"], "libx264", None, (320, 240), 48, options={"preset": "ultrafast"},
            metadata={"creation_time": "2019-07-14T08:30:05.000000Z"})
+    # An AVIF still from PyAV's AV1 encoder (Pillow here may have no AVIF plugin: then
+    # MediaForge reads it with PyAV).
+    _video(p["avif"], "libsvtav1", "avif", (128, 96), 1, rate=1, options={"preset": "12"})
+    _video(p["portrait"], "libx264", None, (320, 180), 24, options={"preset": "ultrafast"}, rotation=90)
     _video(p["hevc"], "libx265", "matroska", (256, 144), 24, options={"preset": "ultrafast", "x265-params": "log-level=0"})
     _video(p["av1"], "libsvtav1", "webm", (192, 128), 12, options={"preset": "12"})
     _audio(p["mp3"], "libmp3lame", "mp3", 1.0)
@@ -241,6 +248,8 @@ def build(root: Path) -> dict[str, Path]:
     Image.new("1", (12000, 12000)).save(p["bomb"], "PNG")
     p["bad_heic"].write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
     picture(90, 70, 12).save(p["odd"], "PNG")
+    # A RAW name over bytes no RAW decoder accepts (TIFF magic, then garbage).
+    p["fake_raw"].write_bytes(b"II*\x00\x08\x00\x00\x00" + bytes((i * 13 + 5) % 256 for i in range(4000)))
     try:
         from pillow_heif import register_heif_opener
     except ImportError:

@@ -97,6 +97,9 @@ def test_other_image_formats(corpus) -> None:
     assert (png["format"], png["width"], png["height"], png["thumb_width"]) == ("png", 120, 80, 120)
     webp = _media(catalog, paths["webp"])
     assert (webp["format"], webp["width"], webp["height"]) == ("webp", 100, 50)
+    avif = _media(catalog, paths["avif"])
+    assert (avif["status"], avif["format"], avif["width"], avif["height"], avif["thumb_width"]) == (
+        "ok", "avif", 128, 96, 128)
     odd = _media(catalog, paths["odd"])
     assert (odd["status"], odd["width"], odd["height"]) == ("ok", 90, 70)
     if "heic" in paths:
@@ -121,6 +124,13 @@ def test_video_streams(corpus, label: str, codec: str, fmt: str, size: tuple[int
              [os.fsencode(paths[label])])
     assert [(x["type"], x["codec"], x["width"], x["height"], x["pix_fmt"]) for x in s] == [
         ("video", codec, *size, "yuv420p")]
+
+
+def test_rotated_video_thumbnail_is_upright(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["portrait"])
+    assert (m["width"], m["height"], m["rotation"]) == (320, 180, 90)
+    assert (m["thumb_width"], m["thumb_height"]) == (144, 256)
 
 
 def test_video_creation_time_becomes_taken_at(corpus) -> None:
@@ -187,6 +197,7 @@ def test_sidecars_parsed_and_linked(corpus) -> None:
     ("empty", "open", "empty file"),
     ("bomb", "image", "decompression bomb"),
     ("bad_heic", "image", ""),
+    ("fake_raw", "raw", ""),
 ])
 def test_broken_files_are_recorded_errors(corpus, label: str, stage: str, needle: str) -> None:
     paths, catalog, _ = corpus
@@ -210,7 +221,8 @@ def test_errors_show_in_stats_and_info(corpus) -> None:
     st = json.loads(res.out)
     stages = {(e["step"], e["stage"]): e["errors"] for e in st["error_stages"]}
     assert stages[("extract", "image")] >= 2 and stages[("extract", "probe")] == 1
-    assert {"kind": "video", "codec": "h264", "files": 1, "bytes": paths["h264"].stat().st_size} in st["by_codec"]
+    h264 = [paths["h264"], paths["portrait"]]
+    assert {"kind": "video", "codec": "h264", "files": 2, "bytes": sum(p.stat().st_size for p in h264)} in st["by_codec"]
     assert {r["camera"]: r["files"] for r in st["by_camera"]}["Canon EOS R5"] == 3  # two JPEGs + the mislabelled copy
     assert any(r["year"] == 2019 for r in st["by_year"])
     assert any(r["kind"] == "video" and r["resolution"] == "SD" for r in st["by_resolution"])
@@ -276,6 +288,23 @@ def test_no_meta_and_no_thumbs_options(tmp_path: Path) -> None:
 
 
 # -- the worker pool ---------------------------------------------------------------------
+
+
+def _live_workers() -> list[int]:
+    """Extraction workers that are children of this process and not yet reaped or dead."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"mediaforge.meta.worker" in cmd:
+            found.append(int(d.name))
+    return found
 
 
 def _task(path: Path | bytes, kind: str = "image", h: str | None = None):  # noqa: ANN202
@@ -350,3 +379,36 @@ def test_a_version_1_catalog_is_upgraded_by_a_writer_and_keeps_its_files(tmp_pat
     assert json.loads(res.out)["extract"]["ok"] == 1
     assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "2"}]
     assert rows(catalog, "SELECT m.width FROM files f JOIN media m USING (blake3)") == [{"width": 32}]
+
+
+def test_ctrl_c_during_extraction_keeps_finished_results_and_leaves_no_worker(tmp_path: Path) -> None:
+    """A file swapped for a FIFO after the walk hangs its worker; Ctrl-C arrives while the
+    other files are done: they are kept, no worker survives, and the next run finishes."""
+    from mediaforge import ScanConfig, open_catalog, scan
+    from mediaforge.meta import ExtractConfig, extract
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(6):
+        media_corpus.picture(48, 32, i).save(lib / f"p{i}.png")
+    (lib / "zz_stuck.mp4").write_bytes(b"\x00" * 64)
+    catalog = tmp_path / "cat.duckdb"
+    with open_catalog(catalog) as cat:
+        scan(cat, ScanConfig(roots=(lib,), threads=2))
+    os.unlink(lib / "zz_stuck.mp4")
+    os.mkfifo(lib / "zz_stuck.mp4")
+
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with open_catalog(catalog) as cat, pytest.raises(KeyboardInterrupt):
+            extract(cat, ExtractConfig(workers=1, timeout=60, flush_rows=1))
+    finally:
+        timer.cancel()
+    assert rows(catalog, "SELECT count(*) AS n FROM media") == [{"n": 6}]
+    assert _live_workers() == []
+    os.unlink(lib / "zz_stuck.mp4")
+    (lib / "zz_stuck.mp4").write_bytes(b"\x00" * 64)
+    with open_catalog(catalog) as cat:
+        again = extract(cat, ExtractConfig(workers=1, timeout=10))
+    assert again.files == 1 and again.failed == 1

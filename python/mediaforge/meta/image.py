@@ -42,7 +42,31 @@ def register_plugins() -> set[str]:
         PLUGINS.add("heif")
     except Exception:  # noqa: BLE001 - optional; a broken install means "unsupported"
         pass
+    try:
+        from PIL import features
+
+        if features.check("avif"):
+            PLUGINS.add("avif")
+    except Exception:  # noqa: BLE001
+        pass
     return PLUGINS
+
+
+# Formats that need an optional plugin: extension -> (plugin, what to tell the user).
+OPTIONAL_FORMATS = {
+    ".heic": ("heif", "HEIC/HEIF needs pillow-heif (pip install pillow-heif)"),
+    ".heif": ("heif", "HEIC/HEIF needs pillow-heif (pip install pillow-heif)"),
+    ".hif": ("heif", "HEIC/HEIF needs pillow-heif (pip install pillow-heif)"),
+    ".avif": ("avif", "AVIF needs a Pillow built with libavif 1.0 or newer; this one (pillow-simd) is not"),
+}
+
+
+def unsupported_reason(name: bytes) -> str | None:
+    """Why an image with this name cannot be read here, when it is a missing plugin."""
+    dot = name.rfind(b".")
+    ext = name[dot:].decode("ascii", "replace").lower() if dot >= 0 else ""
+    need = OPTIONAL_FORMATS.get(ext)
+    return need[1] if need and need[0] not in PLUGINS else None
 
 
 def open_image(path: str | bytes) -> Image.Image:

@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 from ..errors import InternalError
 from .readers import CRASHED, TIMEOUT, Task, failed
 
-CHUNK = 4
+CHUNK = 8
 
 
 @dataclass
@@ -98,10 +98,12 @@ class WorkerPool:
             self.workers.append(self._start())
         while queue or any(w.inflight for w in self.workers):
             for w in self.workers:
-                if w.ready and not w.inflight and queue:
+                # Top a worker up before it runs dry, so it never waits on this process.
+                if w.ready and len(w.inflight) <= CHUNK // 2 and queue:
                     share = [queue.popleft() for _ in range(min(CHUNK, len(queue)))]
+                    if not w.inflight:
+                        w.deadline = time.monotonic() + self.timeout
                     w.inflight.extend(share)
-                    w.deadline = time.monotonic() + self.timeout
                     w.conn.send(share)
             busy = {w.conn: w for w in self.workers if not w.dead}
             now = time.monotonic()

@@ -76,7 +76,10 @@ def _format_name(c: Any, path: str) -> str | None:
         return None
     names = c.format.name.split(",")
     ext = path.rsplit(".", 1)[-1].lower() if "." in path[-6:] else ""
-    return ext if ext in names else names[0]
+    if ext in names:
+        return ext
+    # HEIF-family stills (AVIF, HEIC) are read by the MOV demuxer.
+    return ext if names[0] == "mov" and ext in ("avif", "heic", "heif") else names[0]
 
 
 def _stream_row(container: Any, s: Any) -> dict[str, Any]:
@@ -158,6 +161,8 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int) -> tuple[dict[st
         picture = None
         if want_frame and video:
             picture = _frame_at(c, c.streams[video[0]["stream_index"]], media["duration"], media, thumb_size)
+            if video[0]["rotation"] is None:
+                video[0]["rotation"] = media["rotation"]
     return media, streams, picture
 
 

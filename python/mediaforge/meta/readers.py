@@ -16,7 +16,6 @@ from ..errors import first_line
 
 # Extraction statuses, as stored in media.status.
 OK, PARTIAL, UNSUPPORTED, ERROR, TIMEOUT, CRASHED = "ok", "partial", "unsupported", "error", "timeout", "crashed"
-_HEIF_EXT = (".heic", ".heif", ".hif", ".avif")
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import PLUGINS, TooLarge, image_info, open_image, read_exif
+    from .image import TooLarge, image_info, open_image, read_exif, unsupported_reason
     from .thumbs import reduce_image
 
     t = r.task
@@ -118,10 +117,9 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             return False
         if t.kind == "raw" and _raw(r):
             return True
-        lower = t.path.lower()
-        if lower.endswith(tuple(x.encode() for x in _HEIF_EXT)) and "heif" not in PLUGINS:
-            r.fail("image", f"unsupported format ({Path(os.fsdecode(t.path)).suffix}): install pillow-heif",
-                   UNSUPPORTED)
+        reason = unsupported_reason(os.path.basename(t.path))
+        if reason:
+            r.fail("image", f"unsupported: {reason}", UNSUPPORTED)
         elif t.kind == "raw":
             r.fail("image", "unsupported RAW format: install rawpy", UNSUPPORTED)
         else:

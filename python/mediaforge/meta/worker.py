@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 from multiprocessing.connection import Connection
 
 from .readers import ERROR, extract_one, failed
@@ -23,6 +24,9 @@ WORKER_MEMORY = int(os.environ.get("MEDIAFORGE_WORKER_MEMORY", str(8 << 30)))
 def _worker_main(fd: int) -> None:
     """Serve tasks over the socket `fd` until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Decoders warn about what they meet (odd EXIF, unknown formats); what matters is
+    # recorded in meta_errors, and the user's terminal stays clean.
+    warnings.simplefilter("ignore")
     try:
         import resource
 
@@ -33,6 +37,9 @@ def _worker_main(fd: int) -> None:
     # Load the decoders now, not inside the first file's timeout.
     import av  # noqa: F401
     import mutagen  # noqa: F401
+    from PIL import Image
+
+    Image.init()  # every image plugin, rather than on the first file Pillow cannot guess
 
     conn = Connection(fd)
     conn.send(("ready", None))
