@@ -89,6 +89,15 @@ class WorkerPool:
         while len(self.workers) < self.size:
             self.workers.append(self._start())
 
+    def _feed(self, w: _Worker, queue: deque[Task]) -> None:
+        """Top a worker up before it runs dry, so it never waits on this process."""
+        if w.ready and not w.dead and len(w.inflight) <= CHUNK // 2 and queue:
+            share = [queue.popleft() for _ in range(min(CHUNK, len(queue)))]
+            if not w.inflight:
+                w.deadline = time.monotonic() + self.timeout
+            w.inflight.extend(share)
+            w.conn.send(share)
+
     def map(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         """Results in completion order, one per task, whatever happens to the workers."""
         queue: deque[Task] = deque(tasks)
@@ -98,13 +107,7 @@ class WorkerPool:
             self.workers.append(self._start())
         while queue or any(w.inflight for w in self.workers):
             for w in self.workers:
-                # Top a worker up before it runs dry, so it never waits on this process.
-                if w.ready and len(w.inflight) <= CHUNK // 2 and queue:
-                    share = [queue.popleft() for _ in range(min(CHUNK, len(queue)))]
-                    if not w.inflight:
-                        w.deadline = time.monotonic() + self.timeout
-                    w.inflight.extend(share)
-                    w.conn.send(share)
+                self._feed(w, queue)
             busy = {w.conn: w for w in self.workers if not w.dead}
             now = time.monotonic()
             next_deadline = min((w.deadline for w in self.workers if w.inflight), default=now + 1.0)
@@ -121,6 +124,7 @@ class WorkerPool:
                     else:
                         w.inflight.popleft()
                         w.deadline = time.monotonic() + self.timeout
+                        self._feed(w, queue)
                         yield payload
             now = time.monotonic()
             for i, w in enumerate(list(self.workers)):

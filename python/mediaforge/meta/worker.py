@@ -39,7 +39,8 @@ def _worker_main(fd: int) -> None:
     import mutagen  # noqa: F401
     from PIL import Image
 
-    Image.init()  # every image plugin, rather than on the first file Pillow cannot guess
+    Image.preinit()  # the common formats first, so they are tried first
+    Image.init()  # then every other plugin, rather than on the first file Pillow cannot guess
 
     conn = Connection(fd)
     conn.send(("ready", None))
