@@ -412,3 +412,30 @@ def test_ctrl_c_during_extraction_keeps_finished_results_and_leaves_no_worker(tm
     with open_catalog(catalog) as cat:
         again = extract(cat, ExtractConfig(workers=1, timeout=10))
     assert again.files == 1 and again.failed == 1
+
+
+def _all_workers() -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if b"mediaforge.meta.worker" in (d / "cmdline").read_bytes():
+                    found.append(int(d.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_workers_started_early_by_the_cli_never_outlive_it(tmp_path: Path) -> None:
+    before = set(_all_workers())
+    res = run_cli("scan", tmp_path / "no such folder", catalog=tmp_path / "cat.duckdb")
+    assert res.rc == 3 and res.err.count("\n") == 1
+    busy = tmp_path / "busy.duckdb"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(16, 16, 1).save(lib / "a.png")
+    assert run_cli("scan", lib, catalog=busy).rc == 0
+    deadline = time.monotonic() + 5
+    while set(_all_workers()) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert set(_all_workers()) - before == set()

@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
-
-from ..catalog.store import is_corruption, is_interrupt
 from ..errors import ExitCode, MediaForgeError, first_line
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    _prestart_workers(sys.argv[1:] if argv is None else argv)
+    # The heavy imports (typer, rich, DuckDB, pyarrow) come after the workers are started.
+    import typer
+
+    from ..catalog.store import is_corruption, is_interrupt
     from .app import app
 
     debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
@@ -51,6 +53,22 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set MEDIAFORGE_DEBUG=1 for details)", ExitCode.INTERNAL)
     sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
+
+
+def _prestart_workers(args: list[str]) -> None:
+    """Commands that extract metadata start their worker processes before anything else,
+    so the workers' interpreter start-up overlaps this one's imports."""
+    words = [a for a in args if not a.startswith("-")]
+    command = next((w for w in words if w in ("scan", "meta", "thumbs")), None)
+    if command is None or "--help" in args or (command == "scan" and ({"--no-meta", "--no-hash"} & set(args))):
+        return
+    try:
+        from ..config import thread_count
+        from ..meta.pool import prestart
+
+        prestart(thread_count(None))
+    except Exception:  # noqa: BLE001 - an optimisation only; the pool starts its own workers
+        pass
 
 
 INTERRUPTED = "interrupted: work already committed to the catalog is kept; run the command again to finish"

@@ -26,6 +26,40 @@ from .readers import CRASHED, TIMEOUT, Task, failed
 CHUNK = 8
 
 
+def _spawn() -> _Worker:
+    # A fresh interpreter rather than multiprocessing's spawn: it does not re-run the
+    # caller's __main__ (a notebook, a script on stdin) and inherits nothing but a socket.
+    parent, child = socket.socketpair()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno())],
+        pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    child.close()
+    return _Worker(proc, Connection(parent.detach()))
+
+
+_PRESTARTED: list[_Worker] = []
+
+
+def prestart(count: int) -> None:
+    """Start `count` workers now, for a pool made later in this process to take over: the
+    CLI calls this first thing, so workers boot while it imports DuckDB and opens the
+    catalog. Workers nobody takes are killed when the process exits."""
+    import atexit
+
+    if not _PRESTARTED:
+        atexit.register(_discard_prestarted)
+    _PRESTARTED.extend(_spawn() for _ in range(max(0, count - len(_PRESTARTED))))
+
+
+def _discard_prestarted() -> None:
+    while _PRESTARTED:
+        w = _PRESTARTED.pop()
+        w.proc.kill()
+        w.proc.wait()
+        w.conn.close()
+
+
 @dataclass
 class _Worker:
     proc: subprocess.Popen[bytes]
@@ -47,15 +81,7 @@ class WorkerPool:
         self.failed_starts = 0
 
     def _start(self) -> _Worker:
-        # A fresh interpreter rather than multiprocessing's spawn: it does not re-run the
-        # caller's __main__ (a notebook, a script on stdin) and inherits nothing but a socket.
-        parent, child = socket.socketpair()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno())],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        child.close()
-        return _Worker(proc, Connection(parent.detach()))
+        return _PRESTARTED.pop() if _PRESTARTED else _spawn()
 
     def __enter__(self) -> WorkerPool:
         return self
