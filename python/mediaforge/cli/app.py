@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,10 +13,10 @@ from typing import Annotated, Optional
 import typer
 
 from .. import __version__
-from ..catalog import export_parquet, file_info, open_catalog, run_query, stats
+from ..catalog import Catalog, export_parquet, file_info, open_catalog, run_query, stats
 from ..config import default_catalog_path
 from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError
-from ..meta import ExtractConfig, ExtractSummary, extract, make_thumbs
+from ..meta import ExtractConfig, ExtractProgress, ExtractSummary, extract, make_thumbs
 from ..scan import ScanConfig, scan
 from . import render
 
@@ -157,16 +158,24 @@ def meta_cmd(
 ) -> None:
     """Extract metadata for catalogued files that have none yet (what `scan` does after
     walking; useful after `scan --no-meta` or installing pillow-heif or rawpy)."""
-    g = _globals(ctx)
     config = ExtractConfig(thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout,
                            retry_failed=retry_failed)
+    _run_extraction(ctx, "extract", "metadata", lambda cat, progress: extract(cat, config, on_progress=progress),
+                    threads, as_json)
+
+
+def _run_extraction(ctx: typer.Context, label: str, what: str,
+                    run: Callable[[Catalog, Callable[[ExtractProgress], None]], ExtractSummary],
+                    threads: int | None, as_json: bool) -> None:
+    """Open the catalog for writing, run one extraction with a progress bar, print its summary."""
+    g = _globals(ctx)
     show = not g.quiet and not as_json and sys.stderr.isatty()
-    with open_catalog(g.catalog, threads=threads) as cat, render.ExtractProgressBar(show, "extract") as bar:
-        summary = extract(cat, config, on_progress=bar.update)
+    with open_catalog(g.catalog, threads=threads) as cat, render.ExtractProgressBar(show, label) as bar:
+        summary = run(cat, bar.update)
     if as_json:
         render.dump_json(summary.as_dict())
     else:
-        _print_extract(summary, "metadata")
+        _print_extract(summary, what)
 
 
 @command("thumbs")
@@ -181,15 +190,10 @@ def thumbs_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Make thumbnails again (all of them, or only the missing ones)."""
-    g = _globals(ctx)
     config = ExtractConfig(thumb_size=size, workers=threads, timeout=timeout)
-    show = not g.quiet and not as_json and sys.stderr.isatty()
-    with open_catalog(g.catalog, threads=threads) as cat, render.ExtractProgressBar(show, "thumbs") as bar:
-        summary = make_thumbs(cat, config, missing_only=missing_only, on_progress=bar.update)
-    if as_json:
-        render.dump_json(summary.as_dict())
-    else:
-        _print_extract(summary, "thumbnails")
+    _run_extraction(ctx, "thumbs", "thumbnails",
+                    lambda cat, progress: make_thumbs(cat, config, missing_only=missing_only, on_progress=progress),
+                    threads, as_json)
 
 
 @command("info")
