@@ -4,6 +4,8 @@ pub mod batch;
 pub mod error;
 pub mod hash;
 pub mod kind;
+pub mod near;
+pub mod phash;
 pub mod prev;
 pub mod scan;
 pub mod types;

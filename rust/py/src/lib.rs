@@ -13,11 +13,14 @@ use std::time::Duration;
 
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
-use arrow_array::{Array, RecordBatch, RecordBatchReader, StructArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, StructArray, UInt32Array, UInt8Array};
+use arrow_schema::{DataType, Field, Schema};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
+use mediaforge_core::near::{self, Pair};
+use mediaforge_core::phash::{self, Gray};
 use mediaforge_core::prev::PrevState;
 use mediaforge_core::scan::{self, Event, ScanHandle, ScanOptions};
 use mediaforge_core::walk::WalkOptions;
@@ -324,6 +327,82 @@ fn classify(name: Vec<u8>, head: Option<Vec<u8>>) -> (String, String) {
     (c.kind.as_str().to_string(), c.mime.to_string())
 }
 
+/// pHash and dHash (64 bits each) of a grey image of `width` x `height` bytes.
+#[pyfunction]
+fn image_hashes(gray: &[u8], width: usize, height: usize) -> PyResult<(u64, u64)> {
+    let g = Gray::new(width, height, gray).map_err(|e| Python::with_gil(|py| to_py_err(py, e)))?;
+    Ok((phash::phash(&g).0, phash::dhash(&g).0))
+}
+
+/// Little-endian u64 values from a bytes-like buffer.
+fn u64s(raw: &[u8]) -> Result<Vec<u64>, Error> {
+    if raw.len() % 8 != 0 {
+        return Err(Error::InvalidInput(format!("{} bytes is not a whole number of 64-bit hashes", raw.len())));
+    }
+    Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+fn pairs_batch(pairs: &[Pair]) -> Result<RecordBatch, Error> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::UInt32, false),
+        Field::new("b", DataType::UInt32, false),
+        Field::new("distance", DataType::UInt8, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from_iter_values(pairs.iter().map(|p| p.a))),
+        Arc::new(UInt32Array::from_iter_values(pairs.iter().map(|p| p.b))),
+        Arc::new(UInt8Array::from_iter_values(pairs.iter().map(|p| p.distance as u8))),
+    ];
+    RecordBatch::try_new(schema, cols).map_err(Error::Arrow)
+}
+
+/// Every pair of hashes (little-endian u64s in `hashes`) within `radius` bits, as an
+/// Arrow batch (a, b, distance) with a < b. `brute=True` compares every pair (the reference).
+#[pyfunction]
+#[pyo3(signature = (hashes, radius, brute=false))]
+fn near_pairs(py: Python<'_>, hashes: &[u8], radius: u32, brute: bool) -> PyResult<PyObject> {
+    let values = u64s(hashes).map_err(|e| to_py_err(py, e))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c2 = cancel.clone();
+    let batch = detached(py, cancel, move || {
+        let pairs = if brute { near::brute_pairs(&values, radius) } else { near::near_pairs(&values, radius, &c2)? };
+        pairs_batch(&pairs)
+    })?;
+    wrap(py, batch)
+}
+
+/// Near-duplicate groups: the pairs within `radius`, then groups in which every member is
+/// within `radius` of its group's leader (no chaining). Returns an Arrow batch of members
+/// (index, group, leader index, distance to the leader) and the number of pairs found.
+#[pyfunction]
+fn similar_groups(py: Python<'_>, hashes: &[u8], radius: u32) -> PyResult<(PyObject, usize)> {
+    let values = u64s(hashes).map_err(|e| to_py_err(py, e))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c2 = cancel.clone();
+    let (batch, npairs) = detached(py, cancel, move || {
+        let pairs = near::near_pairs(&values, radius, &c2)?;
+        let (gid, leaders) = near::group(values.len(), &pairs);
+        let members: Vec<u32> = (0..values.len() as u32).filter(|&i| gid[i as usize] != u32::MAX).collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("index", DataType::UInt32, false),
+            Field::new("group", DataType::UInt32, false),
+            Field::new("leader", DataType::UInt32, false),
+            Field::new("distance", DataType::UInt8, false),
+        ]));
+        let lead = |i: u32| leaders[gid[i as usize] as usize];
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(members.iter().copied())),
+            Arc::new(UInt32Array::from_iter_values(members.iter().map(|&i| gid[i as usize]))),
+            Arc::new(UInt32Array::from_iter_values(members.iter().map(|&i| lead(i)))),
+            Arc::new(UInt8Array::from_iter_values(
+                members.iter().map(|&i| phash::hamming(values[i as usize], values[lead(i) as usize]) as u8),
+            )),
+        ];
+        Ok((RecordBatch::try_new(schema, cols).map_err(Error::Arrow)?, pairs.len()))
+    })?;
+    Ok((wrap(py, batch)?, npairs))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -331,5 +410,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ArrowBatch>()?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(classify, m)?)?;
+    m.add_function(wrap_pyfunction!(image_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(near_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(similar_groups, m)?)?;
     Ok(())
 }
