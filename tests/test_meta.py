@@ -377,7 +377,9 @@ def test_a_version_1_catalog_is_upgraded_by_a_writer_and_keeps_its_files(tmp_pat
     res = run_cli("scan", lib, "--json", catalog=catalog)
     assert res.rc == 0, res.err
     assert json.loads(res.out)["extract"]["ok"] == 1
-    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "2"}]
+    from mediaforge.catalog.schema import SCHEMA_VERSION
+
+    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": str(SCHEMA_VERSION)}]
     assert rows(catalog, "SELECT m.width FROM files f JOIN media m USING (blake3)") == [{"width": 32}]
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 _ARROW = {
     "VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
     "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"), "VARCHAR[]": pa.list_(pa.string()), "BLOB": pa.binary(),
+    "UBIGINT": pa.uint64(), "UINTEGER": pa.uint32(), "UTINYINT": pa.uint8(),
 }
 
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -78,20 +79,34 @@ WHERE s.kind = 'sidecar' AND s.status = 'present'
 """
 
 
+# Version 3: perceptual hashes, and the near-duplicate groups `mediaforge dupes --similar`
+# writes (replaced by each run).
+TABLES_V3: dict[str, list[tuple[str, str]]] = {
+    "image_hashes": [("blake3", "VARCHAR NOT NULL"), ("phash", "UBIGINT NOT NULL"), ("dhash", "UBIGINT NOT NULL")],
+    "similar_groups": [
+        ("group_id", "UINTEGER NOT NULL"), ("blake3", "VARCHAR NOT NULL"), ("leader", "VARCHAR NOT NULL"),
+        ("distance", "UTINYINT NOT NULL"), ("method", "VARCHAR NOT NULL"), ("radius", "UTINYINT NOT NULL"),
+        ("created_at", "TIMESTAMP NOT NULL"),
+    ],
+}
+_ALL = {**TABLES, **TABLES_V3}
+
+
 def ddl(table: str) -> str:
-    cols = ",\n    ".join(f"{name} {typ}" for name, typ in TABLES[table])
+    cols = ",\n    ".join(f"{name} {typ}" for name, typ in _ALL[table])
     return f"CREATE TABLE {table} (\n    {cols}\n)"
 
 
 def arrow_schema(table: str) -> pa.Schema:
     return pa.schema(
         [pa.field(name, _ARROW[typ.replace(" NOT NULL", "")], nullable="NOT NULL" not in typ)
-         for name, typ in TABLES[table]]
+         for name, typ in _ALL[table]]
     )
 
 
 def columns(table: str) -> list[str]:
-    return [name for name, _ in TABLES[table]]
+    return [name for name, _ in _ALL[table]]
 
 
 MIGRATION_2 = [ddl(t) for t in TABLES] + [SIDECAR_LINKS_VIEW]
+MIGRATION_3 = [ddl(t) for t in TABLES_V3]

@@ -264,6 +264,14 @@ def query_cmd(
     """Run SQL over the catalog (tables: files, scans, scan_errors, meta)."""
     with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
         table = run_query(cat, sql)
+    if fmt is Format.table and output is None:
+        render.print_table(table)
+        return
+    _write_table(table, fmt, output)
+
+
+def _write_table(table, fmt: Format, output: Optional[Path]) -> None:  # noqa: ANN001
+    """A result table as csv or json (stdout or a file), or parquet into a file."""
     if fmt is Format.parquet:
         if output is None:
             raise InvalidInputError("--format parquet needs --output FILE")
@@ -273,9 +281,6 @@ def query_cmd(
             pq.write_table(table, output, compression="zstd")
         except OSError as e:
             raise PathIOError(f"cannot write {output}: {e.strerror or e}") from None
-        return
-    if fmt is Format.table and output is None:
-        render.print_table(table)
         return
     try:
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
@@ -305,6 +310,39 @@ def export_cmd(
     else:
         for p in written:
             print(p)
+
+
+@command("dupes")
+def dupes_cmd(
+    ctx: typer.Context,
+    similar: Annotated[bool, typer.Option("--similar/--exact",
+                                          help="Near-duplicate pictures (pHash) instead of exact copies.")] = False,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind (exact copies).")] = None,
+    threshold: Annotated[int, typer.Option("--threshold", help="Most differing pHash bits for --similar.")] = 8,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Duplicate groups: exact copies by BLAKE3, or with --similar near-duplicate pictures."""
+    from ..dupes import exact_groups, similar_groups
+
+    g = _globals(ctx)
+    if similar:
+        if kind not in (None, "image"):
+            raise InvalidInputError("--similar compares pictures for now: use --kind image or leave it out")
+        # Writes the groups to the catalog's similar_groups table, so it needs the write lock.
+        with open_catalog(g.catalog) as cat:
+            table = similar_groups(cat, threshold)
+    else:
+        with open_catalog(g.catalog, read_only=True) as cat:
+            table = exact_groups(cat, kind)
+    if fmt is Format.table and output is None:
+        groups = len(set(table.column("group").to_pylist()))
+        render.print_table(table.drop_columns([c for c in ("dev", "inode", "blake3") if c in table.column_names]))
+        saved = sum({r["group"]: r["reclaimable"] for r in table.select(["group", "reclaimable"]).to_pylist()}.values()) \
+            if "reclaimable" in table.column_names else None
+        print(f"{groups:,} groups" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))
+        return
+    _write_table(table, fmt, output)
 
 
 @command("sample")

@@ -43,6 +43,7 @@ class _Result:
         self.audio: dict[str, Any] | None = None
         self.exif: dict[str, Any] | None = None
         self.sidecar: dict[str, Any] | None = None
+        self.hashes: dict[str, int] | None = None
         self.errors: list[tuple[str, str]] = []
         self.status = OK
         self.thumb: str | None = None
@@ -64,6 +65,15 @@ class _Result:
         except Exception as e:  # noqa: BLE001 - a full disk here is a thumbnail error
             self.fail("thumb", e)
 
+    def image_hashes(self, picture: Any) -> None:
+        """pHash and dHash (in the Rust core) of the decoded, upright picture: the decode
+        that made the thumbnail, not a second one."""
+        from .. import _core
+
+        grey = picture.convert("L")
+        p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
+        self.hashes = {"phash": p, "dhash": d}
+
     def as_dict(self) -> dict[str, Any]:
         media = dict(self.media)
         media.update(blake3=self.task.blake3, status=self.status, thumb=self.thumb,
@@ -72,6 +82,7 @@ class _Result:
                      extracted_at=datetime.now(timezone.utc).replace(tzinfo=None))
         return {"blake3": self.task.blake3, "media": media if self.task.meta else None,
                 "streams": self.streams, "audio": self.audio, "exif": self.exif, "sidecar": self.sidecar,
+                "hashes": self.hashes,
                 "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh}
 
 
@@ -136,7 +147,9 @@ def _image(r: _Result, fallback: bool = False) -> bool:
                 r.media["taken_at"] = r.exif["taken_at"]
         if t.thumbs:
             try:
-                r.save_thumb(reduce_image(im, t.thumb_size))
+                small = reduce_image(im, t.thumb_size)
+                r.image_hashes(small)
+                r.save_thumb(small)
             except Image.DecompressionBombError as e:
                 r.fail("thumb", e)
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
@@ -241,4 +254,5 @@ def failed(task: Task, status: str, stage: str, message: str) -> dict[str, Any]:
     media = {"blake3": task.blake3, "kind": task.kind, "status": status,
              "extracted_at": datetime.now(timezone.utc).replace(tzinfo=None)}
     return {"blake3": task.blake3, "media": media if task.meta else None, "streams": [], "audio": None,
-            "exif": None, "sidecar": None, "errors": [(stage, message)], "thumb": None, "thumb_wh": None}
+            "exif": None, "sidecar": None, "hashes": None, "errors": [(stage, message)], "thumb": None,
+            "thumb_wh": None}

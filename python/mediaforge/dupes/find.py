@@ -1,0 +1,100 @@
+"""Finding duplicate groups in the catalog.
+
+Exact: present files sharing a BLAKE3 digest, from the catalog alone (nothing is read
+again). Hard links to one inode are one copy on disk, so they count once towards the
+bytes a dedupe could reclaim.
+
+Similar: one pHash per image content (`image_hashes`, made by the decode that makes the
+thumbnail); the Rust core finds every pair within the radius without comparing all pairs
+and forms groups in which every member is within the radius of its group's leader. The
+groups are written to `similar_groups` (replacing the previous run's) so they can be
+queried with SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import _core
+from ..catalog import Catalog
+from ..catalog.media_tables import arrow_schema, columns
+from ..catalog.writes import utcnow
+from ..errors import InvalidInputError
+
+DEFAULT_RADIUS = 8
+KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
+
+
+def _kind_filter(kind: str | None) -> tuple[str, list[Any]]:
+    if kind is None:
+        return "", []
+    if kind not in KINDS:
+        raise InvalidInputError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+    return "AND kind = ?", [kind]
+
+
+def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
+    """One row per copy of every content present more than once, biggest savings first:
+    group, blake3, kind, size, copies, reclaimable, path, dev, inode."""
+    where, params = _kind_filter(kind)
+    return cat.con.sql(
+        f"""
+        WITH dup AS (
+            SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, count(*) AS copies,
+                   ((count(DISTINCT (dev, inode)) - 1) * any_value(size))::UBIGINT AS reclaimable
+            FROM files WHERE status = 'present' AND blake3 IS NOT NULL {where}
+            GROUP BY blake3 HAVING count(*) > 1
+        ), numbered AS (
+            SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM dup
+        )
+        SELECT n.grp AS "group", n.blake3, n.kind, n.size, n.copies, n.reclaimable, f.path, f.dev, f.inode
+        FROM numbered n JOIN files f ON f.blake3 = n.blake3 AND f.status = 'present'
+        ORDER BY n.grp, f.path
+        """,
+        params=params,
+    ).to_arrow_table()
+
+
+def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
+    """Near-duplicate image groups within `radius` bits of pHash; writes them to
+    `similar_groups` and returns one row per present file of each group: group, blake3,
+    distance (to the group's leader), leader, width, height, size, path."""
+    if not 0 <= radius <= 32:
+        raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {radius}")
+    hashes = cat.con.sql(
+        """
+        SELECT h.blake3, h.phash FROM image_hashes h
+        WHERE EXISTS (SELECT 1 FROM files f WHERE f.blake3 = h.blake3 AND f.status = 'present')
+        ORDER BY h.blake3
+        """
+    ).to_arrow_table()
+    buf = hashes.column("phash").to_numpy().astype("<u8").tobytes()
+    members, _pairs = _core.similar_groups(buf, radius)
+    m = pa.record_batch(members)
+    ids = hashes.column("blake3")
+    rows = pa.table({
+        "group_id": pc.add(m.column("group"), 1).cast(pa.uint32()),
+        "blake3": ids.take(m.column("index")),
+        "leader": ids.take(m.column("leader")),
+        "distance": m.column("distance"),
+        "method": pa.array(["phash"] * m.num_rows, pa.string()),
+        "radius": pa.array([radius] * m.num_rows, pa.uint8()),
+        "created_at": pa.array([utcnow()] * m.num_rows, pa.timestamp("us")),
+    }).cast(arrow_schema("similar_groups"))
+    with cat.registered("mf_similar", rows), cat.transaction() as con:
+        con.execute("DELETE FROM similar_groups WHERE method = 'phash'")
+        con.execute(f"INSERT INTO similar_groups SELECT {', '.join(columns('similar_groups'))} FROM mf_similar")
+    return cat.con.sql(
+        """
+        SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
+               m.width, m.height, f.size, f.path
+        FROM similar_groups g
+        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
+        LEFT JOIN media m ON m.blake3 = g.blake3
+        WHERE g.method = 'phash'
+        ORDER BY g.group_id, g.distance, f.path
+        """
+    ).to_arrow_table()

@@ -1,0 +1,129 @@
+"""Duplicate groups on real files: exact copies from the catalog (hard links reclaim
+nothing), near-duplicate pictures from pHash (resized, recompressed, brightened, EXIF
+rotated and PNG variants group with their original; distinct pictures do not), and the
+Rust search against brute force."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from PIL import Image, ImageEnhance
+
+import media_corpus
+from conftest import rows, run_cli
+
+
+def _photo(seed: int) -> Image.Image:
+    """Photo-like: gradients and several shapes, different layout per seed."""
+    rnd = random.Random(seed)
+    img = Image.linear_gradient("L").resize((640, 480)).rotate(rnd.randrange(360)).convert("RGB")
+    from PIL import ImageDraw
+
+    d = ImageDraw.Draw(img)
+    for _ in range(8):
+        x, y, r = rnd.randrange(640), rnd.randrange(480), rnd.randrange(20, 120)
+        d.ellipse((x - r, y - r, x + r, y + r), fill=tuple(rnd.randrange(256) for _ in range(3)))
+    return img
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("dupes")
+    lib = base / "lib"
+    lib.mkdir()
+    for i in range(8):
+        img = _photo(i)
+        img.save(lib / f"p{i}.jpg", quality=92)
+        img.resize((320, 240), Image.Resampling.LANCZOS).save(lib / f"p{i}_half.jpg", quality=60)
+        ImageEnhance.Brightness(img).enhance(1.1).save(lib / f"p{i}_bright.jpg", quality=85)
+        img.save(lib / f"p{i}.png")
+        # Stored rotated, with EXIF saying how to turn it upright.
+        ex = Image.Exif()
+        ex[0x0112] = 6
+        img.transpose(Image.Transpose.ROTATE_90).save(lib / f"p{i}_exifrot.jpg", quality=90, exif=ex)
+    shutil.copy2(lib / "p0.jpg", lib / "p0_copy.jpg")
+    os.link(lib / "p1.jpg", lib / "p1_hardlink.jpg")
+    catalog = base / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    return lib, catalog
+
+
+def test_exact_groups_count_hard_links_once(library) -> None:
+    lib, catalog = library
+    res = run_cli("dupes", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    data = json.loads(res.out)
+    groups: dict[int, list[dict]] = {}
+    for r in data:
+        groups.setdefault(r["group"], []).append(r)
+    by_paths = {frozenset(Path(r["path"]).name for r in g): g for g in groups.values()}
+    assert set(by_paths) == {frozenset({"p0.jpg", "p0_copy.jpg"}), frozenset({"p1.jpg", "p1_hardlink.jpg"})}
+    copy = by_paths[frozenset({"p0.jpg", "p0_copy.jpg"})][0]
+    link = by_paths[frozenset({"p1.jpg", "p1_hardlink.jpg"})][0]
+    assert copy["reclaimable"] == (lib / "p0.jpg").stat().st_size
+    assert link["reclaimable"] == 0
+
+
+def test_similar_groups_gather_every_variant_and_nothing_else(library) -> None:
+    lib, catalog = library
+    res = run_cli("dupes", "--similar", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    groups: dict[int, set[str]] = {}
+    for r in json.loads(res.out):
+        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    expected = []
+    for i in range(8):
+        names = {f"p{i}.jpg", f"p{i}_half.jpg", f"p{i}_bright.jpg", f"p{i}.png", f"p{i}_exifrot.jpg"}
+        names |= {"p0_copy.jpg"} if i == 0 else {"p1_hardlink.jpg"} if i == 1 else set()
+        expected.append(frozenset(names))
+    assert sorted(map(sorted, groups.values())) == sorted(map(sorted, expected))
+    # The groups are in the catalog too, for SQL.
+    n = rows(catalog, "SELECT count(DISTINCT group_id) AS g, max(distance) AS d FROM similar_groups")[0]
+    assert n["g"] == 8 and n["d"] <= 8
+
+
+def test_similar_threshold_zero_and_bad_values(library) -> None:
+    _lib, catalog = library
+    assert run_cli("dupes", "--similar", "--threshold", "40", catalog=catalog).rc == 2
+    res = run_cli("dupes", "--kind", "spreadsheet", catalog=catalog)
+    assert res.rc == 2 and "unknown kind" in res.err
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=0, max_size=300), st.integers(0, 16),
+       st.lists(st.tuples(st.integers(0, 299), st.integers(0, 63)), max_size=200))
+def test_search_finds_exactly_the_brute_force_pairs(base: list[int], radius: int, flips: list) -> None:
+    from mediaforge import _core
+    import pyarrow as pa
+    import numpy as np
+
+    hashes = list(base)
+    # Near copies: the same hash with a few bits flipped.
+    for idx, bit in flips:
+        if idx < len(base):
+            hashes.append(base[idx] ^ (1 << bit))
+    buf = np.array(hashes, dtype="<u8").tobytes()
+    fast = pa.record_batch(_core.near_pairs(buf, radius)).to_pylist()
+    brute = pa.record_batch(_core.near_pairs(buf, radius, brute=True)).to_pylist()
+    assert fast == brute
+    for p in fast:
+        assert p["distance"] == bin(hashes[p["a"]] ^ hashes[p["b"]]).count("1") <= radius
+
+
+def test_identical_images_hash_equal(tmp_path: Path) -> None:
+    from mediaforge import _core
+
+    img = _photo(3).convert("L")
+    a = _core.image_hashes(img.tobytes(), img.width, img.height)
+    b = _core.image_hashes(img.copy().tobytes(), img.width, img.height)
+    assert a == b
+    from mediaforge.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="needs"):
+        _core.image_hashes(b"\x00" * 10, 4, 4)
