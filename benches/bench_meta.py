@@ -42,12 +42,11 @@ CAMERAS = [("Canon", "Canon EOS 5D Mark IV"), ("NIKON CORPORATION", "NIKON D750"
 
 # ---------------------------------------------------------------- the corpus
 
-def _photo(job: tuple[str, int, int, int]) -> None:
-    """A photo-like JPEG: smooth gradients and shapes, upscaled, with mild sensor noise
-    (pure noise would measure only the entropy decoder) and camera EXIF."""
+def scene(seed: int, w: int, h: int):  # noqa: ANN201
+    """A photo-like picture: smooth gradients and shapes, upscaled, with mild sensor noise
+    (pure noise would measure only the entropy decoder)."""
     from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-    path, seed, w, h = job
     rnd = random.Random(seed)
     small = (w // 8, h // 8)
     grad = Image.linear_gradient("L").resize(small)
@@ -59,7 +58,15 @@ def _photo(job: tuple[str, int, int, int]) -> None:
         d.ellipse((x - r, y - r, x + r, y + r), fill=tuple(rnd.randrange(256) for _ in range(3)))
     img = base.filter(ImageFilter.GaussianBlur(2)).resize((w, h), Image.Resampling.BICUBIC)
     noise = Image.effect_noise((w, h), 6)
-    img = ImageChops.add(img, Image.merge("RGB", (noise, noise, noise)), scale=1.0, offset=-128)
+    return ImageChops.add(img, Image.merge("RGB", (noise, noise, noise)), scale=1.0, offset=-128)
+
+
+def _photo(job: tuple[str, int, int, int]) -> None:
+    """A photo-like JPEG with camera EXIF (every 5th turned by EXIF orientation)."""
+    from PIL import Image
+
+    path, seed, w, h = job
+    img = scene(seed, w, h)
     make, model = CAMERAS[seed % len(CAMERAS)]
     ex = Image.Exif()
     ex[0x010F], ex[0x0110], ex[0x0112] = make, model, 6 if seed % 5 == 0 else 1

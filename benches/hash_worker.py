@@ -1,0 +1,65 @@
+"""Perceptual hashes of a list of images, for bench_dupes.py, in one Python environment.
+
+    python hash_worker.py --mode mediaforge|imagehash --list FILES.txt --procs 2 [--out HASHES.json]
+
+`mediaforge`: MediaForge's path (reduced-scale JPEG decode, EXIF orientation, pHash in the
+Rust core); runs in the project's venv. `imagehash`: `imagehash.phash` and `imagehash.dhash`
+on the image Pillow opens, as its README shows; runs in the bench venv. Prints the
+seconds from pool start to the last hash; `--out` writes {path: [phash, dhash]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+_mode = ""
+
+
+def _init(mode: str) -> None:
+    global _mode
+    _mode = mode
+
+
+def _one(path: str) -> tuple[str, int, int]:
+    from PIL import Image
+
+    if _mode == "imagehash":
+        import imagehash
+
+        with Image.open(path) as im:
+            return path, int(str(imagehash.phash(im)), 16), int(str(imagehash.dhash(im)), 16)
+    from mediaforge import _core
+    from mediaforge.meta.thumbs import reduce_image
+
+    with Image.open(path) as im:
+        grey = reduce_image(im, 256).convert("L")
+    p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
+    return path, p, d
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=("mediaforge", "imagehash"), required=True)
+    ap.add_argument("--list", required=True)
+    ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    files = Path(args.list).read_text().splitlines()
+    t0 = time.perf_counter()
+    with Pool(args.procs, initializer=_init, initargs=(args.mode,)) as pool:
+        got = list(pool.imap_unordered(_one, files, chunksize=4))
+    seconds = time.perf_counter() - t0
+    if args.out:
+        Path(args.out).write_text(json.dumps({p: [a, b] for p, a, b in got}))
+    print(f"{seconds:.6f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
