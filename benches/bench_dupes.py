@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_meta import build_corpus, scene  # noqa: E402
+from bench_meta import build_corpus, scene, write_doc  # noqa: E402
 from bench_scan import NPROC, CpuWatch, git_state, hardware, load, sh  # noqa: E402
 
 START, END = "<!-- bench:dupes:start -->", "<!-- bench:dupes:end -->"
@@ -311,14 +311,7 @@ def main() -> int:
     body = "\n".join(lines) + "\n"
     print(body)
     if not args.no_doc:
-        text = args.doc.read_text() if args.doc.exists() else "# Benchmarks\n"
-        section = f"{START}\n{body.rstrip()}\n{END}"
-        if START in text and END in text:
-            head, rest = text.split(START, 1)
-            text = head + section + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        args.doc.write_text(text)
+        write_doc(args.doc, body, START, END)
         log(f"bench: wrote {args.doc}")
     return 0
 
