@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,8 +204,6 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Everything the catalog knows about one file."""
-    import os
-
     raw = os.path.realpath(os.fsencode(path))
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
@@ -343,6 +342,60 @@ def dupes_cmd(
         print(f"{groups:,} groups" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))
         return
     _write_table(table, fmt, output)
+
+
+@command("dedupe")
+def dedupe_cmd(
+    ctx: typer.Context,
+    keep: Annotated[str, typer.Option("--keep", help="Which copy stays: oldest, newest, shortest-path, "
+                                                      "longest-path or prefix:PATH.")] = "oldest",
+    action: Annotated[str, typer.Option("--action", help="hardlink, symlink, move-to (with --to) or trash.")]
+    = "hardlink",
+    to: Annotated[Optional[Path], typer.Option("--to", help="Folder for --action move-to.")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind.")] = None,
+    do_apply: Annotated[bool, typer.Option("--apply", help="Do it (the default only shows the plan).")] = False,
+    undo_journal: Annotated[Optional[Path], typer.Option("--undo", help="Reverse the actions of this journal.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Remove exact duplicates: a dry run by default; --apply verifies every byte first,
+    never touches the kept copy, and writes a journal that --undo reverses."""
+    from ..dupes.dedupe import apply, plan_exact, undo
+
+    g = _globals(ctx)
+    if undo_journal is not None:
+        out = undo(undo_journal)
+        _print_outcome(out, "restored", as_json)
+        return
+    with open_catalog(g.catalog, read_only=True) as cat:
+        plan = plan_exact(cat, keep, action, to.resolve() if to else None, kind)
+    if not do_apply:
+        steps = [{"group": s.group, "keep": os.fsdecode(s.keep), action: os.fsdecode(s.victim), "size": s.size}
+                 for s in plan.steps]
+        if as_json:
+            render.dump_json({"dry_run": True, "action": action, "reclaimable": plan.reclaimable, "steps": steps})
+            return
+        for s in steps:
+            print(f"[{s['group']}] keep {s['keep']}\n      {action} {s[action]}")
+        print(f"dry run: {len(steps):,} files would be {action}ed, {render.human_bytes(plan.reclaimable)} "
+              f"reclaimed; add --apply to do it")
+        return
+    root = Path(g.catalog).resolve().parent
+    out = apply(plan, root / "journal", root / "trash")
+    _print_outcome(out, f"{action}ed", as_json)
+
+
+def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
+    if as_json:
+        render.dump_json({"done": out.done, "bytes": out.bytes_freed, "journal": str(out.journal),
+                          "skipped": [{"path": p, "why": w} for p, w in out.skipped]})
+        return
+    for p, why in out.skipped:
+        print(f"skipped {p}: {why}")
+    print(f"{out.done:,} files {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
+          + f"; journal {out.journal}")
+    if verb != "restored":
+        print(f"undo with: mediaforge dedupe --undo {out.journal}; rescan to update the catalog")
 
 
 @command("sample")

@@ -1,0 +1,289 @@
+"""Acting on exact duplicate groups, safely: plan, verify, act, journal, undo.
+
+A plan keeps one file of each group (by a keep rule) and names an action for the others.
+Nothing happens without `apply`. When applying, each file is checked again right before
+its action: it must still be the file the catalog knows (same size, mtime and inode), and
+its bytes must equal the kept file's, read in full; otherwise it is skipped. The kept file
+is never touched, so the last copy of anything always remains. Every action is written to
+a journal (one JSON line, flushed to disk, before and after it), and `undo` reverses a
+journal's completed actions, newest first.
+
+Actions: `hardlink` and `symlink` replace the copy with a link to the kept file (through a
+temporary name and an atomic rename); `move-to DIR` and `trash` move the copy away (to DIR,
+or to `trash/<journal id>/` beside the catalog), keeping its path below the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Catalog
+from ..errors import InvalidInputError, PathIOError
+
+ACTIONS = ("hardlink", "symlink", "move-to", "trash")
+RULES = ("oldest", "newest", "shortest-path", "longest-path")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned action: `victim` gets `action`, `keep` stays."""
+
+    group: int
+    keep: bytes
+    victim: bytes
+    size: int
+    mtime_ns: int
+    dev: int
+    inode: int
+
+
+@dataclass
+class Plan:
+    action: str
+    target: Path | None
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def reclaimable(self) -> int:
+        seen: set[tuple[int, int]] = set()
+        total = 0
+        for s in self.steps:
+            if self.action == "hardlink" and (s.dev, s.inode) in seen:
+                continue
+            seen.add((s.dev, s.inode))
+            total += s.size
+        return total
+
+
+def _order(rule: str) -> str:
+    if rule.startswith("prefix:"):
+        return "CASE WHEN starts_with(f.path, $prefix) THEN 0 ELSE 1 END, f.mtime_ns, f.path"
+    orders = {
+        "oldest": "f.mtime_ns, f.path",
+        "newest": "f.mtime_ns DESC, f.path",
+        "shortest-path": "length(f.path), f.path",
+        "longest-path": "length(f.path) DESC, f.path",
+    }
+    if rule not in orders:
+        raise InvalidInputError(f"unknown keep rule {rule!r}: one of {', '.join(RULES)} or prefix:PATH")
+    return orders[rule]
+
+
+def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None, kind: str | None = None) -> Plan:
+    """The plan for every exact duplicate group: keep one file by `keep`, act on the rest."""
+    if action not in ACTIONS:
+        raise InvalidInputError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
+    if action == "move-to" and target is None:
+        raise InvalidInputError("--action move-to needs a folder: --to DIR")
+    params: dict[str, Any] = {}
+    if keep.startswith("prefix:"):
+        params["prefix"] = keep.split(":", 1)[1]
+    where = ""
+    if kind is not None:
+        where, params["kind"] = "AND f.kind = $kind", kind
+    rows = cat.con.sql(
+        f"""
+        WITH ranked AS (
+            SELECT f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode,
+                   row_number() OVER (PARTITION BY f.blake3 ORDER BY {_order(keep)}) AS rank,
+                   dense_rank() OVER (ORDER BY f.blake3) AS grp
+            FROM files f
+            WHERE f.status = 'present' AND f.blake3 IS NOT NULL {where}
+              AND f.blake3 IN (SELECT blake3 FROM files WHERE status = 'present' AND blake3 IS NOT NULL
+                               GROUP BY blake3 HAVING count(*) > 1)
+        )
+        SELECT v.grp, k.path_bytes AS keep, v.path_bytes AS victim, v.size, v.mtime_ns, v.dev, v.inode,
+               k.dev AS kdev, k.inode AS kinode
+        FROM ranked v JOIN ranked k ON k.blake3 = v.blake3 AND k.rank = 1
+        WHERE v.rank > 1 ORDER BY v.grp, v.path_bytes
+        """,
+        params=params,
+    ).fetchall()
+    steps = [
+        Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino))
+        for g, kp, vp, size, mt, dev, ino, kdev, kino in rows
+        # Already a hard link to the kept file: nothing to do for `hardlink`.
+        if not (action == "hardlink" and (dev, ino) == (kdev, kino))
+    ]
+    return Plan(action, target, steps)
+
+
+def same_bytes(a: bytes, b: bytes) -> bool:
+    """Byte-for-byte equality, read in full (never trust a hash alone before deleting)."""
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        if os.fstat(fa.fileno()).st_size != os.fstat(fb.fileno()).st_size:
+            return False
+        while True:
+            x, y = fa.read(CHUNK), fb.read(CHUNK)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+class Journal:
+    """Append-only JSON lines, each flushed and fsynced before the next step."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def write(self, **entry: Any) -> None:
+        self.f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _b64(p: bytes) -> str:
+    import base64
+
+    return base64.b64encode(p).decode("ascii")
+
+
+def _unb64(s: str) -> bytes:
+    import base64
+
+    return base64.b64decode(s)
+
+
+@dataclass
+class Outcome:
+    done: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    bytes_freed: int = 0
+    journal: Path | None = None
+
+
+def _moved_path(victim: bytes, dest_root: Path) -> bytes:
+    return os.path.join(os.fsencode(dest_root), victim.lstrip(b"/"))
+
+
+def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
+    """Carry out the plan, checking each file first; see the module docstring."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl")
+    dest = plan.target if plan.action == "move-to" else trash_root / stamp
+    out = Outcome(journal=journal.path)
+    journal.write(kind="start", action=plan.action, dest=str(dest) if plan.action in ("move-to", "trash") else None)
+    try:
+        for s in plan.steps:
+            why = _check(s)
+            if why:
+                out.skipped.append((s.victim.decode("utf-8", "replace"), why))
+                continue
+            st = os.lstat(s.victim)
+            entry = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode, "mtime_ns": st.st_mtime_ns,
+                     "atime_ns": st.st_atime_ns}
+            journal.write(kind="intent", **entry)
+            if plan.action in ("hardlink", "symlink"):
+                tmp = s.victim + b".mediaforge-tmp"
+                if plan.action == "hardlink":
+                    os.link(s.keep, tmp)
+                else:
+                    os.symlink(os.path.abspath(s.keep), tmp)
+                os.replace(tmp, s.victim)  # atomic: the path always holds the bytes
+            else:
+                assert dest is not None
+                target = _moved_path(s.victim, dest)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                if os.path.lexists(target):
+                    out.skipped.append((s.victim.decode("utf-8", "replace"), "already present at the destination"))
+                    continue
+                _move(s.victim, target)
+                entry["moved_to"] = _b64(target)
+            journal.write(kind="done", **entry)
+            out.done += 1
+            out.bytes_freed += s.size
+    finally:
+        journal.write(kind="end")
+        journal.close()
+    return out
+
+
+def _check(s: Step) -> str | None:
+    """Why this step must not run, or None."""
+    try:
+        kst, vst = os.lstat(s.keep), os.lstat(s.victim)
+    except FileNotFoundError as e:
+        return f"gone since the scan: {os.fsdecode(e.filename or b'')}"
+    if not stat.S_ISREG(kst.st_mode) or not stat.S_ISREG(vst.st_mode):
+        return "not a regular file any more"
+    if (vst.st_size, vst.st_mtime_ns, vst.st_ino) != (s.size, s.mtime_ns, s.inode):
+        return "changed since the scan (rescan first)"
+    if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
+        return "already the same file as the kept one"
+    if not same_bytes(s.keep, s.victim):
+        return "contents differ from the kept file"
+    return None
+
+
+def _move(src: bytes, dst: bytes) -> None:
+    try:
+        os.rename(src, dst)
+    except OSError as e:
+        if e.errno != 18:  # EXDEV: another file system
+            raise
+        shutil.copy2(src, dst)
+        with open(dst, "rb") as f:
+            os.fsync(f.fileno())
+        if not same_bytes(src, dst):
+            os.unlink(dst)
+            raise PathIOError(f"copy to {os.fsdecode(dst)} did not verify; the original is kept") from None
+        os.unlink(src)
+
+
+def _entries(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise PathIOError(f"cannot read journal {path}: {e.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        try:
+            yield json.loads(line)
+        except ValueError:
+            if n == len(lines):
+                return  # a last line cut short by a crash
+            raise InvalidInputError(f"journal {path} line {n} is not valid JSON") from None
+
+
+def undo(path: Path) -> Outcome:
+    """Reverse every completed action of a journal, newest first."""
+    entries = list(_entries(path))
+    if not entries or entries[0].get("kind") != "start":
+        raise InvalidInputError(f"{path} is not a MediaForge dedupe journal")
+    action = entries[0]["action"]
+    out = Outcome(journal=path)
+    for e in reversed([e for e in entries if e.get("kind") == "done"]):
+        victim, keep = _unb64(e["victim"]), _unb64(e["keep"])
+        try:
+            if action in ("hardlink", "symlink"):
+                # Give the path its own copy of the bytes again.
+                tmp = victim + b".mediaforge-tmp"
+                shutil.copyfile(keep, tmp)
+                os.chmod(tmp, stat.S_IMODE(e["mode"]))
+                os.utime(tmp, ns=(e["atime_ns"], e["mtime_ns"]))
+                os.replace(tmp, victim)
+            else:
+                moved = _unb64(e["moved_to"])
+                if os.path.lexists(victim):
+                    out.skipped.append((victim.decode("utf-8", "replace"), "a file is back at the original path"))
+                    continue
+                os.makedirs(os.path.dirname(victim), exist_ok=True)
+                _move(moved, victim)
+            out.done += 1
+        except OSError as err:
+            out.skipped.append((victim.decode("utf-8", "replace"), err.strerror or str(err)))
+    return out
