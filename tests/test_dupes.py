@@ -127,3 +127,40 @@ def test_identical_images_hash_equal(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidInputError, match="needs"):
         _core.image_hashes(b"\x00" * 10, 4, 4)
+
+
+def _clip(path: Path, seeds: list[int], size: tuple[int, int], crf: str, fps: int = 12) -> None:
+    """A clip showing picture `seeds[i]` during its i-th half second."""
+    import av
+
+    frames = {s: media_corpus.picture(160, 120, s).resize(size) for s in set(seeds)}
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx264", rate=fps)
+        st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
+        st.options = {"preset": "ultrafast", "crf": crf}
+        for s in seeds:
+            for _ in range(fps // 2):
+                for p in st.encode(av.VideoFrame.from_image(frames[s])):
+                    out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+def test_similar_videos_group_reencodes_but_not_shared_intros(tmp_path: Path) -> None:
+    lib = tmp_path / "videos"
+    lib.mkdir()
+    a = [100 + i for i in range(24)]  # 12 s, a new picture every half second
+    _clip(lib / "a.mp4", a, (160, 120), "20")
+    _clip(lib / "a_reencoded_small.mp4", a, (96, 72), "32")
+    _clip(lib / "b_same_intro.mp4", a[:6] + [300 + i for i in range(18)], (160, 120), "20")  # shares 3 s
+    _clip(lib / "c_other.mp4", [500 + i for i in range(24)], (160, 120), "20")
+    _clip(lib / "d_first_half.mp4", a[:12], (160, 120), "20")  # same start, half as long
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(DISTINCT blake3) AS n FROM video_hashes") == [{"n": 5}]
+    res = run_cli("dupes", "--similar", "--kind", "video", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    groups: dict[int, set[str]] = {}
+    for r in json.loads(res.out):
+        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    assert list(groups.values()) == [{"a.mp4", "a_reencoded_small.mp4"}]

@@ -340,7 +340,7 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     names = sorted(os.listdir(out))
     assert names == sorted(f"{t}.parquet" for t in ("files", "meta", "scan_errors", "scans", "media", "streams",
                                                      "tags_audio", "exif", "sidecars", "meta_errors",
-                                                     "image_hashes", "similar_groups"))
+                                                     "image_hashes", "video_hashes", "similar_groups"))
     files = pq.read_table(out / "files.parquet")
     assert files.num_rows == len(cataloged.files)
     assert {bytes(b) for b in files["path_bytes"].to_pylist()} == set(cataloged.content)

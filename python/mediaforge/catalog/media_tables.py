@@ -83,6 +83,8 @@ WHERE s.kind = 'sidecar' AND s.status = 'present'
 # writes (replaced by each run).
 TABLES_V3: dict[str, list[tuple[str, str]]] = {
     "image_hashes": [("blake3", "VARCHAR NOT NULL"), ("phash", "UBIGINT NOT NULL"), ("dhash", "UBIGINT NOT NULL")],
+    "video_hashes": [("blake3", "VARCHAR NOT NULL"), ("k", "UTINYINT NOT NULL"), ("position", "DOUBLE NOT NULL"),
+                     ("phash", "UBIGINT NOT NULL")],
     "similar_groups": [
         ("group_id", "UINTEGER NOT NULL"), ("blake3", "VARCHAR NOT NULL"), ("leader", "VARCHAR NOT NULL"),
         ("distance", "UTINYINT NOT NULL"), ("method", "VARCHAR NOT NULL"), ("radius", "UTINYINT NOT NULL"),

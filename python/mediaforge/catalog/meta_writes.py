@@ -54,12 +54,13 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
         return
     now = utcnow()
     rows: dict[str, list[dict[str, Any]]] = {
-        t: [] for t in ("media", "streams", "tags_audio", "exif", "sidecars", "image_hashes")}
+        t: [] for t in ("media", "streams", "tags_audio", "exif", "sidecars", "image_hashes", "video_hashes")}
     errors: list[dict[str, Any]] = []
     for r in results:
         h = r["blake3"]
         rows["media"].append(r["media"])
         rows["streams"] += [dict(s, blake3=h) for s in r["streams"]]
+        rows["video_hashes"] += [dict(v, blake3=h) for v in r["video_hashes"]]
         for table, key in (("tags_audio", "audio"), ("exif", "exif"), ("sidecars", "sidecar"), ("image_hashes", "hashes")):
             if r[key] is not None:
                 rows[table].append(dict(r[key], blake3=h))
@@ -97,10 +98,13 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
         for r in results for stage, message in r["errors"]
     ])
     hashes = _batch("image_hashes", [dict(r["hashes"], blake3=r["blake3"]) for r in results if r["hashes"]])
+    vhashes = _batch("video_hashes", [dict(v, blake3=r["blake3"]) for r in results for v in r["video_hashes"]])
     with cat.registered("mf_thumbs", thumbs), cat.registered("mf_thumb_errors", errors), \
-            cat.registered("mf_hashes", hashes), cat.transaction() as con:
-        con.execute("DELETE FROM image_hashes WHERE blake3 IN (SELECT blake3 FROM mf_hashes)")
+            cat.registered("mf_hashes", hashes), cat.registered("mf_vhashes", vhashes), cat.transaction() as con:
+        con.execute("DELETE FROM image_hashes WHERE blake3 IN (SELECT blake3 FROM mf_thumbs)")
         con.execute("INSERT INTO image_hashes SELECT blake3, phash, dhash FROM mf_hashes")
+        con.execute("DELETE FROM video_hashes WHERE blake3 IN (SELECT blake3 FROM mf_thumbs)")
+        con.execute(f"INSERT INTO video_hashes SELECT {', '.join(columns('video_hashes'))} FROM mf_vhashes")
         con.execute(
             "UPDATE media SET thumb = t.thumb, thumb_width = t.w, thumb_height = t.h "
             "FROM mf_thumbs t WHERE media.blake3 = t.blake3"

@@ -322,15 +322,15 @@ def dupes_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Duplicate groups: exact copies by BLAKE3, or with --similar near-duplicate pictures."""
-    from ..dupes import exact_groups, similar_groups
+    from ..dupes import exact_groups, similar_groups, similar_videos
 
     g = _globals(ctx)
     if similar:
-        if kind not in (None, "image"):
-            raise InvalidInputError("--similar compares pictures for now: use --kind image or leave it out")
+        if kind not in (None, "image", "video"):
+            raise InvalidInputError("--similar compares pictures (--kind image, the default) or videos (--kind video)")
         # Writes the groups to the catalog's similar_groups table, so it needs the write lock.
         with open_catalog(g.catalog) as cat:
-            table = similar_groups(cat, threshold)
+            table = similar_videos(cat, threshold) if kind == "video" else similar_groups(cat, threshold)
     else:
         with open_catalog(g.catalog, read_only=True) as cat:
             table = exact_groups(cat, kind)

@@ -3,6 +3,6 @@ perceptual hashes searched in the Rust core."""
 
 from __future__ import annotations
 
-from .find import DEFAULT_RADIUS, exact_groups, similar_groups
+from .find import DEFAULT_RADIUS, exact_groups, similar_groups, similar_videos
 
-__all__ = ["DEFAULT_RADIUS", "exact_groups", "similar_groups"]
+__all__ = ["DEFAULT_RADIUS", "exact_groups", "similar_groups", "similar_videos"]

@@ -58,6 +58,78 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
     ).to_arrow_table()
 
 
+# Two videos are near-duplicates when their durations agree (within 2%, at least 1 s)
+# and most fingerprint frames at the same fractions are within the radius.
+VIDEO_MIN_MATCH = 0.7
+
+
+def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
+    """Near-duplicate video groups (re-encodes, resized copies); clips that share only an
+    intro are not grouped, since fingerprints skip the first seconds and durations must
+    agree. Writes `similar_groups` rows with method 'video' (distance: the median frame
+    distance to the leader) and returns one row per present file of each group."""
+    if not 0 <= radius <= 32:
+        raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {radius}")
+    pairs = cat.con.sql(
+        """
+        WITH v AS (
+            SELECT h.blake3, h.k, h.phash, m.duration FROM video_hashes h JOIN media m USING (blake3)
+            WHERE EXISTS (SELECT 1 FROM files f WHERE f.blake3 = h.blake3 AND f.status = 'present')
+        )
+        SELECT a.blake3 AS a, b.blake3 AS b,
+               count(*) FILTER (WHERE bit_count(xor(a.phash, b.phash)) <= $r) AS close,
+               count(*) AS compared,
+               median(bit_count(xor(a.phash, b.phash)))::INTEGER AS distance
+        FROM v a JOIN v b ON a.k = b.k AND a.blake3 < b.blake3
+             AND abs(a.duration - b.duration) <= greatest(1.0, 0.02 * greatest(a.duration, b.duration))
+        GROUP BY ALL
+        HAVING count(*) >= 3 AND close >= $min_match * count(*)
+        """,
+        params={"r": radius, "min_match": VIDEO_MIN_MATCH},
+    ).fetchall()
+    # Leader grouping, as for pictures: every member matches its group's leader.
+    neighbours: dict[str, dict[str, int]] = {}
+    for a, b, _close, _n, d in pairs:
+        neighbours.setdefault(a, {})[b] = d
+        neighbours.setdefault(b, {})[a] = d
+    group_of: dict[str, tuple[int, str, int]] = {}
+    for lead in sorted(neighbours, key=lambda x: (-len(neighbours[x]), x)):
+        if lead in group_of:
+            continue
+        free = {m: d for m, d in neighbours[lead].items() if m not in group_of}
+        if not free:
+            continue
+        g = len({v[0] for v in group_of.values()}) + 1
+        group_of[lead] = (g, lead, 0)
+        for m, d in free.items():
+            group_of[m] = (g, lead, d)
+    now = utcnow()
+    rows = pa.Table.from_pylist(
+        [{"group_id": g, "blake3": h, "leader": lead, "distance": d, "method": "video", "radius": radius,
+          "created_at": now} for h, (g, lead, d) in group_of.items()],
+        schema=arrow_schema("similar_groups"),
+    )
+    return _store_and_show(cat, rows, "video")
+
+
+def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
+    with cat.registered("mf_similar", rows), cat.transaction() as con:
+        con.execute("DELETE FROM similar_groups WHERE method = ?", [method])
+        con.execute(f"INSERT INTO similar_groups SELECT {', '.join(columns('similar_groups'))} FROM mf_similar")
+    return cat.con.sql(
+        """
+        SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
+               m.width, m.height, m.duration, f.size, f.path
+        FROM similar_groups g
+        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
+        LEFT JOIN media m ON m.blake3 = g.blake3
+        WHERE g.method = $method
+        ORDER BY g.group_id, g.distance, f.path
+        """,
+        params={"method": method},
+    ).to_arrow_table()
+
+
 def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
     """Near-duplicate image groups within `radius` bits of pHash; writes them to
     `similar_groups` and returns one row per present file of each group: group, blake3,
@@ -84,17 +156,4 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         "radius": pa.array([radius] * m.num_rows, pa.uint8()),
         "created_at": pa.array([utcnow()] * m.num_rows, pa.timestamp("us")),
     }).cast(arrow_schema("similar_groups"))
-    with cat.registered("mf_similar", rows), cat.transaction() as con:
-        con.execute("DELETE FROM similar_groups WHERE method = 'phash'")
-        con.execute(f"INSERT INTO similar_groups SELECT {', '.join(columns('similar_groups'))} FROM mf_similar")
-    return cat.con.sql(
-        """
-        SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
-               m.width, m.height, f.size, f.path
-        FROM similar_groups g
-        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
-        LEFT JOIN media m ON m.blake3 = g.blake3
-        WHERE g.method = 'phash'
-        ORDER BY g.group_id, g.distance, f.path
-        """
-    ).to_arrow_table()
+    return _store_and_show(cat, rows, "phash")

@@ -186,6 +186,61 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
     return None
 
 
+# Video fingerprints: a frame at each of these fractions of the duration, never in the
+# first seconds (intros and title cards shared by unrelated clips), skipping frames that
+# are black or flat. Indexed by fraction, so two videos compare position by position.
+FP_FRACTIONS = tuple(k / 10 for k in range(1, 10))
+FP_SKIP_START = 3.0
+FP_FLAT_STDDEV = 6.0
+FP_MAX_DECODE = 240  # frames decoded after a keyframe seek to reach the wanted time
+
+
+def video_fingerprint(path: str | bytes, duration: float | None) -> list[dict[str, Any]]:
+    """(k, position, pHash) of frames at fixed fractions of the duration, via keyframe
+    seeks; the pHash is computed in the Rust core from a small grey frame."""
+    import numpy as np
+
+    from .. import _core
+
+    if not duration or duration <= 0:
+        return []
+    name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
+    out: list[dict[str, Any]] = []
+    with av.open(name, options=OPEN_OPTIONS) as c:
+        vs = next((s for s in c.streams.video if not _is_cover(s)), None)
+        if vs is None or not vs.time_base:
+            return []
+        vs.thread_type = "AUTO"
+        start = FP_SKIP_START if duration > 2 * FP_SKIP_START else 0.0
+        for k, f in enumerate(FP_FRACTIONS):
+            t = max(start, f * duration)
+            frame = _frame_after(c, vs, t)
+            if frame is None:
+                continue
+            w = 64
+            h = max(8, round(64 * frame.height / max(frame.width, 1)))
+            grey = frame.reformat(width=w, height=h, format="gray").to_ndarray()
+            if float(np.std(grey)) < FP_FLAT_STDDEV:
+                continue  # black or flat: says nothing about the content
+            phash, _ = _core.image_hashes(np.ascontiguousarray(grey).tobytes(), w, h)
+            out.append({"k": k, "position": round(float(frame.time or t), 3), "phash": phash})
+    return out
+
+
+def _frame_after(c: Any, stream: Any, t: float) -> Any:
+    """The first decoded frame at or after `t` seconds (keyframe seek, then decode on)."""
+    try:
+        c.seek(int(t / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        return None
+    last = None
+    for n, frame in enumerate(c.decode(stream)):
+        last = frame
+        if frame.time is None or frame.time >= t - 0.02 or n >= FP_MAX_DECODE:
+            return frame
+    return last
+
+
 def _scaled(w: int, h: int, size: int) -> tuple[int, int]:
     """The frame scaled in libswscale, straight to the thumbnail's size."""
     if max(w, h) <= size:

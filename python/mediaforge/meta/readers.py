@@ -44,6 +44,7 @@ class _Result:
         self.exif: dict[str, Any] | None = None
         self.sidecar: dict[str, Any] | None = None
         self.hashes: dict[str, int] | None = None
+        self.video_hashes: list[dict[str, Any]] = []
         self.errors: list[tuple[str, str]] = []
         self.status = OK
         self.thumb: str | None = None
@@ -82,7 +83,7 @@ class _Result:
                      extracted_at=datetime.now(timezone.utc).replace(tzinfo=None))
         return {"blake3": self.task.blake3, "media": media if self.task.meta else None,
                 "streams": self.streams, "audio": self.audio, "exif": self.exif, "sidecar": self.sidecar,
-                "hashes": self.hashes,
+                "hashes": self.hashes, "video_hashes": self.video_hashes,
                 "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh}
 
 
@@ -182,7 +183,7 @@ def _raw(r: _Result) -> bool:
 def _av(r: _Result, fallback: bool = False) -> bool:
     import av
 
-    from .probe import probe
+    from .probe import probe, video_fingerprint
     from .thumbs import fit
 
     t = r.task
@@ -206,6 +207,12 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.save_thumb(fit(picture, t.thumb_size))
         except Exception as e:  # noqa: BLE001
             r.fail("thumb", e)
+        # The pixel pass also fingerprints the video for near-duplicate search.
+        if t.kind == "video":
+            try:
+                r.video_hashes = video_fingerprint(t.path, media.get("duration"))
+            except (av.error.FFmpegError, OSError, ValueError) as e:
+                r.fail("fingerprint", e)
     elif t.thumbs and media.get("video_codec") and t.kind != "audio":
         r.fail("thumb", "no frame could be decoded")
     return True
@@ -254,5 +261,6 @@ def failed(task: Task, status: str, stage: str, message: str) -> dict[str, Any]:
     media = {"blake3": task.blake3, "kind": task.kind, "status": status,
              "extracted_at": datetime.now(timezone.utc).replace(tzinfo=None)}
     return {"blake3": task.blake3, "media": media if task.meta else None, "streams": [], "audio": None,
-            "exif": None, "sidecar": None, "hashes": None, "errors": [(stage, message)], "thumb": None,
+            "exif": None, "sidecar": None, "hashes": None, "video_hashes": [], "errors": [(stage, message)],
+            "thumb": None,
             "thumb_wh": None}
