@@ -34,7 +34,7 @@ fi
 
 # The Rust extension, release profile; cargo's own cache in target/ makes a rebuild cheap.
 ext_stamp="$VENV/.ext-stamp"
-newest=$(find rust Cargo.toml Cargo.lock pyproject.toml -newer "$ext_stamp" -print -quit 2>/dev/null || true)
+newest=$(find rust Cargo.toml Cargo.lock pyproject.toml .cargo -newer "$ext_stamp" -print -quit 2>/dev/null || true)
 if [ ! -f "$ext_stamp" ] || [ -n "$newest" ] || ! python -c "import mediaforge._core" 2>/dev/null; then
     echo "setup: building the Rust extension (release)" >&2
     # maturin also re-checks the Python dependencies through pip: keep only what matters.
