@@ -38,3 +38,11 @@ class Scanner:
 
 def hash_file(path: bytes, threads: int = 0) -> str: ...
 def classify(name: bytes, head: bytes | None = None) -> tuple[str, str]: ...
+def image_hashes(gray: bytes, width: int, height: int) -> tuple[int, int]:
+    """(pHash, dHash) of a grey image of width x height bytes."""
+
+def near_pairs(hashes: bytes, radius: int, brute: bool = False) -> ArrowBatch:
+    """Pairs (a, b, distance), a < b, of little-endian u64 hashes within `radius` bits."""
+
+def similar_groups(hashes: bytes, radius: int) -> tuple[ArrowBatch, int]:
+    """Members (index, group, leader, distance) of near-duplicate groups, and the pair count."""
