@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bench_meta import build_corpus, scene, write_doc  # noqa: E402
+from bench_meta import bench_venv, build_corpus, scene, write_doc  # noqa: E402
 from bench_scan import NPROC, CpuWatch, git_state, hardware, load, sh  # noqa: E402
 
 START, END = "<!-- bench:dupes:start -->", "<!-- bench:dupes:end -->"
@@ -125,15 +125,6 @@ def build_video_set(root: Path, count: int) -> Path:
     return root
 
 
-def bench_venv() -> Path:
-    py = REPO / ".cache" / "bench-pillow" / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(py.parent.parent)], check=True)
-    if subprocess.run([str(py), "-c", "import imagehash"], capture_output=True).returncode:
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "pillow", "imagehash"], check=True)
-    return py
-
-
 def precision_recall(paths: list[str], hashes: list[int], radius: int) -> tuple[float, float, int]:
     """Pairs within `radius` against pairs of the same family (file name prefix)."""
     import numpy as np
@@ -173,7 +164,7 @@ def main() -> int:
     from mediaforge import _core
 
     data = args.data_dir.resolve()
-    py_ih = bench_venv()
+    py_ih = bench_venv("imagehash")
     watch, load_start, t_start = CpuWatch(), load(), time.monotonic()
     mf = str(Path(sys.executable).parent / "mediaforge")
     work = data / "dupes-work"

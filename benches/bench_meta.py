@@ -18,7 +18,6 @@ Writes its section of docs/benchmarks.md between `<!-- bench:meta:start -->` and
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -114,15 +113,27 @@ def build_corpus(root: Path, photos: int, videos: int, songs: int, megapixels: f
 
 # ---------------------------------------------------------------- peers
 
-def ensure_peers(bench_venv: Path) -> Path:
-    """exiftool and ffprobe from Debian; a venv with stock Pillow for the baseline."""
+BENCH_VENV = REPO / ".cache" / "bench-pillow"
+
+
+def bench_venv(*modules: str) -> Path:
+    """A virtualenv with stock Pillow (and `modules`, e.g. imagehash) for the baselines;
+    returns its python. Packages are installed only when an import fails."""
+    py = BENCH_VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+    needed = ("PIL", *modules)
+    if subprocess.run([str(py), "-c", "import " + ", ".join(needed)], capture_output=True).returncode:
+        packages = ["pillow" if m == "PIL" else m for m in needed]
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True)
+    return py
+
+
+def ensure_peers() -> Path:
+    """exiftool and ffprobe from Debian; the stock-Pillow venv for the baseline."""
     if not (shutil.which("exiftool") and shutil.which("ffprobe")):
         subprocess.run(["bash", str(HERE / "install_peers.sh"), "meta"], check=True)
-    py = bench_venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(bench_venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "pillow"], check=True)
-    return py
+    return bench_venv()
 
 
 # ---------------------------------------------------------------- report
@@ -154,7 +165,7 @@ def main() -> int:
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
 
     data = args.data_dir.resolve()
-    bench_py = ensure_peers(REPO / ".cache" / "bench-pillow")
+    bench_py = ensure_peers()
     corpus = build_corpus(data / f"meta-{args.photos}-{args.videos}-{args.songs}-{args.megapixels:g}mp",
                           args.photos, args.videos, args.songs, args.megapixels)
     files = sorted(str(p) for p in corpus.rglob("*") if p.is_file() and not p.name.startswith("."))

@@ -290,8 +290,8 @@ def test_no_meta_and_no_thumbs_options(tmp_path: Path) -> None:
 # -- the worker pool ---------------------------------------------------------------------
 
 
-def _live_workers() -> list[int]:
-    """Extraction workers that are children of this process and not yet reaped or dead."""
+def _workers(children_only: bool = False) -> list[int]:
+    """Live extraction worker processes (of this process only, with `children_only`)."""
     found = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -301,8 +301,8 @@ def _live_workers() -> list[int]:
             cmd = (d / "cmdline").read_bytes()
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"mediaforge.meta.worker" in cmd:
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if b"mediaforge.meta.worker" in cmd and state != "Z" and (not children_only or int(ppid) == os.getpid()):
             found.append(int(d.name))
     return found
 
@@ -408,7 +408,7 @@ def test_ctrl_c_during_extraction_keeps_finished_results_and_leaves_no_worker(tm
     finally:
         timer.cancel()
     assert rows(catalog, "SELECT count(*) AS n FROM media") == [{"n": 6}]
-    assert _live_workers() == []
+    assert _workers(children_only=True) == []
     os.unlink(lib / "zz_stuck.mp4")
     (lib / "zz_stuck.mp4").write_bytes(b"\x00" * 64)
     with open_catalog(catalog) as cat:
@@ -416,20 +416,8 @@ def test_ctrl_c_during_extraction_keeps_finished_results_and_leaves_no_worker(tm
     assert again.files == 1 and again.failed == 1
 
 
-def _all_workers() -> list[int]:
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if b"mediaforge.meta.worker" in (d / "cmdline").read_bytes():
-                    found.append(int(d.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_workers_started_early_by_the_cli_never_outlive_it(tmp_path: Path) -> None:
-    before = set(_all_workers())
+    before = set(_workers())
     res = run_cli("scan", tmp_path / "no such folder", catalog=tmp_path / "cat.duckdb")
     assert res.rc == 3 and res.err.count("\n") == 1
     busy = tmp_path / "busy.duckdb"
@@ -438,6 +426,6 @@ def test_workers_started_early_by_the_cli_never_outlive_it(tmp_path: Path) -> No
     media_corpus.picture(16, 16, 1).save(lib / "a.png")
     assert run_cli("scan", lib, catalog=busy).rc == 0
     deadline = time.monotonic() + 5
-    while set(_all_workers()) - before and time.monotonic() < deadline:
+    while set(_workers()) - before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert set(_all_workers()) - before == set()
+    assert set(_workers()) - before == set()

@@ -153,7 +153,7 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
                 END AS resolution, count(*) AS files, sum(f.size) AS bytes
             FROM {_PRESENT_MEDIA} AND m.width IS NOT NULL AND m.kind IN ('video', 'image', 'raw')
             GROUP BY ALL ORDER BY m.kind, bytes DESC"""),
-        "by_camera": _rows(cat, f"""
+        "by_camera": _rows(cat, """
             SELECT CASE WHEN e.make IS NULL OR starts_with(lower(e.model), lower(e.make)) THEN e.model
                         ELSE e.make || ' ' || e.model END AS camera,
                    count(*) AS files, sum(f.size) AS bytes

@@ -9,7 +9,7 @@ gives the thumbnail frame, past black intros and title cards.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
@@ -247,9 +247,3 @@ def _scaled(w: int, h: int, size: int) -> tuple[int, int]:
         return w, h
     k = size / max(w, h)
     return max(1, round(w * k)), max(1, round(h * k))
-
-
-def utc_naive(t: datetime | None) -> datetime | None:
-    if t is None or t.tzinfo is None:
-        return t
-    return t.astimezone(timezone.utc).replace(tzinfo=None)
