@@ -2,6 +2,7 @@
 against imagehash, and its near-duplicate search against a brute-force numpy scan.
 
     python benches/bench_dupes.py [--families 200] [--singles 200] [--photos 500]
+                                  [--videos 20] [--songs 24] [--tracks 10000]
                                   [--megapixels 12] [--hashes 1000000] [--planted 10000]
                                   [--radius 8] [--data-dir bench-data] [--doc docs/benchmarks.md]
 
@@ -11,8 +12,12 @@ against imagehash, and its near-duplicate search against a brute-force numpy sca
    scan` (the catalog's `image_hashes`); imagehash's from `imagehash.phash`/`dhash` on the
    same files. Precision and recall of "within the radius" against "same picture", for
    several radii.
+   Audio: `--songs` synthesised songs in four encodings (FLAC, MP3, AAC, Opus) plus cut
+   versions, grouped by a real `mediaforge dupes --similar --kind audio`; and the audio
+   search timed over `--tracks` random fingerprints with planted re-encodes.
 2. Hashing speed: `--photos` photo-like JPEGs of `--megapixels`, 2 processes each:
-   MediaForge's path (reduced DCT decode + Rust pHash) vs `imagehash.phash` on stock Pillow.
+   MediaForge's hash-only path (grey reduced DCT decode + Rust pHash, as `scan --no-thumbs`)
+   and its thumbnail-decode path vs `imagehash.phash` on stock Pillow.
 3. Search speed: `--hashes` random 64-bit hashes with `--planted` near copies (1 to
    radius bits apart): MediaForge's index search, every planted pair checked; a numpy
    popcount scan over all pairs of a 20,000-hash subset (the same pairs, compared), and
@@ -125,6 +130,38 @@ def build_video_set(root: Path, count: int) -> Path:
     return root
 
 
+AUDIO_VERSIONS = (("flac", "flac", "flac", None, None), ("mp3", "libmp3lame", "mp3", 128_000, None),
+                  ("m4a", "aac", "ipod", 96_000, None), ("opus", "libopus", "ogg", 64_000, 48_000))
+
+
+def _song(job: tuple[str, int, float, bool]) -> None:
+    from mediaforge.synth import song_pcm, write_audio
+
+    folder, seed, seconds, cut = job
+    pcm = song_pcm(seed, seconds)
+    if cut:  # the same recording cut short: a different track, the duration guard's case
+        write_audio(Path(folder) / f"s{seed:03d}_cut.flac", pcm[: int(len(pcm) * 0.65)], 44100, "flac", "flac")
+        return
+    for ext, codec, fmt, rate, out_rate in AUDIO_VERSIONS:
+        write_audio(Path(folder) / f"s{seed:03d}_{ext}.{ext}", pcm, 44100, codec, fmt, rate, out_rate)
+
+
+def build_audio_set(root: Path, count: int) -> Path:
+    """`count` songs (45 to 90 s; songs 2k and 2k+1 last exactly as long) in four
+    versions each (FLAC, MP3 128k, AAC 96k, Opus 64k), plus a 65% cut of every fourth."""
+    done = root / ".complete"
+    if done.exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(root), s, 45.0 + (s // 2 * 7) % 46, False) for s in range(count)]
+    jobs += [(str(root), s, 45.0 + (s // 2 * 7) % 46, True) for s in range(0, count, 4)]
+    with Pool(NPROC) as pool:
+        for _ in pool.imap_unordered(_song, jobs):
+            pass
+    done.touch()
+    return root
+
+
 def precision_recall(paths: list[str], hashes: list[int], radius: int) -> tuple[float, float, int]:
     """Pairs within `radius` against pairs of the same family (file name prefix)."""
     import numpy as np
@@ -149,6 +186,8 @@ def main() -> int:
     ap.add_argument("--singles", type=int, default=200)
     ap.add_argument("--photos", type=int, default=500)
     ap.add_argument("--videos", type=int, default=20, help="clips in the video accuracy set")
+    ap.add_argument("--songs", type=int, default=24, help="songs in the audio accuracy set")
+    ap.add_argument("--tracks", type=int, default=10_000, help="fingerprints in the audio search timing")
     ap.add_argument("--megapixels", type=float, default=12.0)
     ap.add_argument("--hashes", type=int, default=1_000_000)
     ap.add_argument("--planted", type=int, default=10_000)
@@ -181,6 +220,15 @@ def main() -> int:
     con = duckdb.connect(str(cat), read_only=True)
     mf_hash = dict(con.execute("SELECT f.path, h.phash FROM files f JOIN image_hashes h USING (blake3)").fetchall())
     con.close()
+    # The hash-only path (no thumbnails: grey decode) must agree with it.
+    cat2 = work / "accuracy-nothumbs.duckdb"
+    cat2.unlink(missing_ok=True)
+    subprocess.run([mf, "-q", "-c", str(cat2), "scan", str(acc), "--no-thumbs", "--json"], check=True,
+                   stdout=subprocess.DEVNULL)
+    con = duckdb.connect(str(cat2), read_only=True)
+    mf_grey = dict(con.execute("SELECT f.path, h.phash FROM files f JOIN image_hashes h USING (blake3)").fetchall())
+    con.close()
+    path_bits = sorted(bin(mf_hash[f] ^ mf_grey[f]).count("1") for f in files if f in mf_grey)
     lst = work / "accuracy.txt"
     lst.write_text("\n".join(files) + "\n")
     ih_json = work / "imagehash.json"
@@ -193,6 +241,7 @@ def main() -> int:
     radii = sorted({4, 6, args.radius, 10, 12})
     acc_rows = []
     for name, hs in (("MediaForge pHash", [mf_hash[f] for f in files]),
+                     ("MediaForge pHash, hash only", [mf_grey[f] for f in files]),
                      ("imagehash phash", [ih[f][0] for f in files]),
                      ("imagehash dhash", [ih[f][1] for f in files])):
         for r in radii:
@@ -215,6 +264,7 @@ def main() -> int:
 
     variant = {
         "MediaForge pHash": per_variant(mf_hash),
+        "MediaForge pHash, hash only": per_variant(mf_grey),
         "imagehash phash": per_variant({f: ih[f][0] for f in files}),
         "imagehash dhash": per_variant({f: ih[f][1] for f in files}),
     }
@@ -237,6 +287,67 @@ def main() -> int:
     v_rec = v_tp / len(v_truth)
     log(f"  videos: {len(v_pairs)} pairs reported, {v_tp} true, {v_intro} intro-only")
 
+    # 1c. Audio accuracy: four encodings of one song group; other songs and cut versions do not.
+    songs = build_audio_set(data / f"dupes-audio-{args.songs}", args.songs)
+    acat = work / "audio.duckdb"
+    acat.unlink(missing_ok=True)
+    t = time.perf_counter()
+    subprocess.run([mf, "-q", "-c", str(acat), "scan", str(songs), "--no-thumbs", "--json"], check=True,
+                   stdout=subprocess.DEVNULL)
+    t_ascan = time.perf_counter() - t
+    t = time.perf_counter()
+    res = subprocess.run([mf, "-q", "-c", str(acat), "dupes", "--similar", "--kind", "audio", "--format", "json"],
+                         check=True, capture_output=True, text=True)
+    t_adupes = time.perf_counter() - t
+    agroups: dict[int, set[str]] = {}
+    for r in json.loads(res.stdout):
+        agroups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    a_pairs = {frozenset(p) for g in agroups.values() for p in combinations(sorted(g), 2)}
+    a_files = sorted(p.name for p in songs.iterdir() if not p.name.startswith("."))
+    a_truth = {frozenset(p) for p in combinations(a_files, 2)
+               if p[0][:4] == p[1][:4] and "_cut" not in p[0] + p[1]}
+    a_tp = len(a_pairs & a_truth)
+    a_cut = sum(any("_cut" in n for n in p) for p in a_pairs)
+    a_prec = a_tp / len(a_pairs) if a_pairs else 1.0
+    a_rec = a_tp / len(a_truth)
+    con = duckdb.connect(str(acat), read_only=True)
+    fps = con.execute("SELECT f.name, a.fingerprint, m.duration FROM files f JOIN audio_hashes a USING (blake3) "
+                      "JOIN media m USING (blake3) ORDER BY f.name").fetchall()
+    con.close()
+    every = pa.record_batch(_core.audio_matches([f for _, f, _ in fps], [d for _, _, d in fps], 0.5))
+    same_ber, diff_ber = [], []
+    for a, b, e in zip(every.column("a").to_pylist(), every.column("b").to_pylist(), every.column("ber").to_pylist(),
+                       strict=True):
+        na, nb = fps[a][0], fps[b][0]
+        if "_cut" in na + nb:
+            continue
+        (same_ber if na[:4] == nb[:4] else diff_ber).append(e)
+    log(f"  audio: {len(a_pairs)} pairs, {a_tp}/{len(a_truth)} true, {a_cut} with a cut version; "
+        f"BER same <= {max(same_ber):.3f}, other songs >= {min(diff_ber, default=float('nan')):.3f}")
+    # Search timing: random fingerprints of two minutes, durations of real songs, with planted
+    # re-encodes (10% of bits flipped, shifted by up to 5 frames).
+    rng = np.random.default_rng(7)
+    words = 1290
+    nt = args.tracks
+    fp_arr = rng.integers(0, 2**32, size=(nt, words), dtype=np.uint32)
+    durs = rng.uniform(120, 420, nt)
+    planted_a = []
+    for k in range(nt // 100):
+        src, dst = k, nt - 1 - k
+        flips = (rng.random((words, 32)) < 0.10) @ (1 << np.arange(32, dtype=np.uint64))
+        shift = int(rng.integers(0, 6))
+        fp_arr[dst] = np.roll(fp_arr[src] ^ flips.astype(np.uint32), shift)
+        durs[dst] = durs[src] * (1 + rng.uniform(-0.01, 0.01))
+        planted_a.append((src, dst))
+    blobs = [fp_arr[i].astype("<u4").tobytes() for i in range(nt)]
+    t = time.perf_counter()
+    found_a = pa.record_batch(_core.audio_matches(blobs, durs.tolist(), 0.25))
+    t_asearch = time.perf_counter() - t
+    got_a = set(zip(found_a.column("a").to_pylist(), found_a.column("b").to_pylist()))
+    all_found_a = all(p in got_a for p in planted_a)
+    log(f"  audio search: {t_asearch:.2f} s for {nt:,} tracks, planted found: {all_found_a}, "
+        f"{found_a.num_rows - len(planted_a)} others")
+
     # 2. Hashing speed.
     corpus = build_corpus(data / f"meta-{args.photos}-0-0-{args.megapixels:g}mp", args.photos, 0, 0, args.megapixels)
     photos = sorted(str(p) for p in (corpus / "photos").iterdir())
@@ -245,8 +356,11 @@ def main() -> int:
     subprocess.run(f"cat {corpus}/photos/* > /dev/null", shell=True, check=True)
     speed = {}
     for _round in range(2):
-        for name, py, mode in (("MediaForge (pillow-simd, draft decode, Rust pHash)", sys.executable, "mediaforge"),
-                               ("imagehash.phash (stock Pillow)", str(py_ih), "imagehash")):
+        for name, py, mode in (("MediaForge, hash only (scan --no-thumbs: grey draft decode, Rust pHash)",
+                                sys.executable, "mediaforge"),
+                               ("imagehash.phash (stock Pillow)", str(py_ih), "imagehash"),
+                               ("MediaForge, from the thumbnail's colour decode (plain scan)", sys.executable,
+                                "mediaforge-thumb")):
             out = subprocess.run([py, str(HERE / "hash_worker.py"), "--mode", mode, "--list", str(plist),
                                   "--procs", str(NPROC)], check=True, capture_output=True, text=True).stdout
             secs = float(out.strip().splitlines()[-1])
@@ -254,6 +368,7 @@ def main() -> int:
             log(f"  hashing {name}: {secs:.2f} s")
     names = list(speed)
     hash_ratio = speed[names[1]] / speed[names[0]]
+    thumb_ratio = speed[names[1]] / speed[names[2]]
 
     # 3. Search speed.
     rng = np.random.default_rng(42)
@@ -300,7 +415,7 @@ def main() -> int:
         "## Duplicates: perceptual hashing and near-duplicate search",
         "",
         f"Generated by `python benches/bench_dupes.py --families {args.families} --singles {args.singles} "
-        f"--videos {args.videos} --photos {args.photos} --megapixels {args.megapixels:g} --hashes {args.hashes} --planted {args.planted} "
+        f"--videos {args.videos} --songs {args.songs} --tracks {args.tracks} --photos {args.photos} --megapixels {args.megapixels:g} --hashes {args.hashes} --planted {args.planted} "
         f"--radius {args.radius}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
         f"- **Hardware**: {hw['cpu']}, {hw['nproc']} CPUs, {hw['mem']} RAM; kernel {hw['kernel']}; {hw['os']}",
@@ -313,7 +428,10 @@ def main() -> int:
         f"({len(files)} files, 640x480 photo-like)",
         "",
         "Versions: " + ", ".join(VARIANTS) + ". A pair counts as a true duplicate when both files come from the same "
-        "picture. MediaForge's hashes are the ones a real `mediaforge scan` stored.",
+        "picture. MediaForge's hashes are the ones a real `mediaforge scan` stored (from the thumbnail's decode), "
+        "and, for \"hash only\", a real `mediaforge scan --no-thumbs` (grey decode). The two paths differ by "
+        f"{path_bits[len(path_bits) // 2]} bits at the median, {path_bits[int(len(path_bits) * 0.99)]} at the 99th "
+        f"percentile, {path_bits[-1]} at most.",
         "",
         "| method | radius | precision | recall | pairs reported |",
         "|---|---:|---:|---:|---:|",
@@ -331,6 +449,26 @@ def main() -> int:
         f"`mediaforge dupes --similar --kind video --threshold {args.radius}` after a real scan: "
         f"{len(v_pairs)} pairs reported, {v_tp} of the {len(v_truth)} re-encode pairs, {v_intro} intro-only pairs; "
         f"precision {v_prec:.4f}, recall {v_rec:.4f}.",
+        "",
+    ]
+    lines += [
+        f"### Audio accuracy: {args.songs} songs of 45 to 90 s in 4 versions (FLAC, MP3 128k, AAC 96k, Opus 64k), "
+        f"plus a 65% cut of every fourth song ({len(a_files)} files)",
+        "",
+        "Songs are synthesised (chords, melody with harmonics, kick, hats; each seed its own tempo and key) and "
+        "encoded with PyAV's real encoders; pairs of songs share exactly the same duration, so the fingerprint, "
+        "not the duration guard, must tell them apart.",
+        "",
+        f"`mediaforge dupes --similar --kind audio` (default threshold, 25% of bits) after a real `scan --no-thumbs` "
+        f"({t_ascan:.1f} s for the scan with extraction and fingerprints, {t_adupes:.2f} s for `dupes`): "
+        f"{len(a_pairs)} pairs reported, {a_tp} of the {len(a_truth)} same-song pairs, {a_cut} pairs with a cut "
+        f"version; precision {a_prec:.4f}, recall {a_rec:.4f}. Bit error rate at the best alignment: same song in "
+        f"another encoding at most {max(same_ber):.3f} (mean {sum(same_ber) / len(same_ber):.3f}); different songs "
+        f"of agreeing duration at least {min(diff_ber, default=float('nan')):.3f}.",
+        "",
+        f"Audio search: {nt:,} random two-minute fingerprints with durations of 2 to 7 minutes and {len(planted_a)} "
+        f"planted re-encodes (10% of bits flipped, shifted up to 5 frames): {t_asearch:.2f} s, every planted pair "
+        f"found: {all_found_a}, {found_a.num_rows - len(planted_a)} other pairs.",
         "",
     ]
     lines += [
@@ -358,8 +496,12 @@ def main() -> int:
         f"{'pass' if mf_p >= 0.99 else '**MISSED**'} |",
         f"| image recall, MediaForge, radius {args.radius} | {mf_r:.4f} | >= 0.95 | "
         f"{'pass' if mf_r >= 0.95 else '**MISSED**'} |",
-        f"| hashing photos/s, MediaForge / imagehash | {hash_ratio:.2f} | >= 6 | "
+        f"| hashing photos/s, MediaForge hash only / imagehash | {hash_ratio:.2f} | >= 6 | "
         f"{'pass' if hash_ratio >= 6 else '**MISSED**'} |",
+        f"| hashing photos/s, MediaForge via thumbnail decode / imagehash | {thumb_ratio:.2f} | — | info |",
+        f"| audio precision / recall (default threshold) | {a_prec:.4f} / {a_rec:.4f} | — | info |",
+        f"| audio pairs with a cut version (duration guard) | {a_cut} | 0 | {'pass' if a_cut == 0 else '**MISSED**'} |",
+        f"| audio search, every planted pair found | {all_found_a} | True | {'pass' if all_found_a else '**MISSED**'} |",
         f"| search time at {n:,}, s | {t_mf:.2f} | < 5 | {'pass' if t_mf < 5 else '**MISSED**'} |",
         f"| intro-only video pairs reported | {v_intro} | 0 | {'pass' if v_intro == 0 else '**MISSED**'} |",
         f"| video re-encodes found (recall) | {v_rec:.4f} | — | info |",

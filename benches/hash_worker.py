@@ -1,9 +1,11 @@
 """Perceptual hashes of a list of images, for bench_dupes.py, in one Python environment.
 
-    python hash_worker.py --mode mediaforge|imagehash --list FILES.txt --procs 2 [--out HASHES.json]
+    python hash_worker.py --mode mediaforge|mediaforge-thumb|imagehash --list FILES.txt --procs 2 [--out H.json]
 
-`mediaforge`: MediaForge's path (reduced-scale JPEG decode, EXIF orientation, pHash in the
-Rust core); runs in the project's venv. `imagehash`: `imagehash.phash` and `imagehash.dhash`
+`mediaforge`: MediaForge's hash-only path, as `scan --no-thumbs` runs it (grey, reduced-scale
+JPEG decode, EXIF orientation, pHash in the Rust core); `mediaforge-thumb`: the same hash
+from the colour decode that also feeds the thumbnail (a plain scan). Both run in the
+project's venv. `imagehash`: `imagehash.phash` and `imagehash.dhash`
 on the image Pillow opens, as its README shows; runs in the bench venv. Prints the
 seconds from pool start to the last hash; `--out` writes {path: [phash, dhash]}.
 """
@@ -35,17 +37,17 @@ def _one(path: str) -> tuple[str, int, int]:
         with Image.open(path) as im:
             return path, int(str(imagehash.phash(im)), 16), int(str(imagehash.dhash(im)), 16)
     from mediaforge import _core
-    from mediaforge.meta.thumbs import reduce_image
+    from mediaforge.meta.thumbs import reduce_grey, reduce_image
 
     with Image.open(path) as im:
-        grey = reduce_image(im, 256).convert("L")
+        grey = reduce_grey(im, 256) if _mode == "mediaforge" else reduce_image(im, 256).convert("L")
     p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
     return path, p, d
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=("mediaforge", "imagehash"), required=True)
+    ap.add_argument("--mode", choices=("mediaforge", "mediaforge-thumb", "imagehash"), required=True)
     ap.add_argument("--list", required=True)
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out")

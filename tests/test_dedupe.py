@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import rows, run_cli
 
 
 def _state(root: Path) -> dict[str, tuple[int, bytes, int]]:
@@ -113,4 +113,99 @@ def test_trash_and_bad_options(lib) -> None:
     bad = run_cli("dedupe", "--action", "shred", catalog=catalog)
     assert bad.rc == 2 and bad.err.count("\n") == 1
     assert run_cli("dedupe", "--action", "move-to", catalog=catalog).rc == 2
-    assert run_cli("dedupe", "--keep", "biggest", catalog=catalog).rc == 2
+    assert run_cli("dedupe", "--keep", "tallest", catalog=catalog).rc == 2
+
+
+def test_keep_rules_in_sql_are_checked(lib) -> None:
+    root, catalog = lib
+    res = run_cli("dedupe", "--json", "--keep", "sql:length(f.name) DESC", catalog=catalog)
+    assert res.rc == 0, res.err
+    keeps = {s["keep"] for s in json.loads(res.out)["steps"]}
+    assert str(root / "b" / "photo copy.jpg") in keeps  # the longest name of its group
+    for bad in ("sql:no_such_column", "sql:f.size; DROP TABLE files", "sql:"):
+        res = run_cli("dedupe", "--keep", bad, catalog=catalog)
+        assert res.rc == 2 and res.err.count("\n") == 1 and "--keep" in res.err, res.err
+    assert rows(catalog, "SELECT count(*) AS n FROM files")[0]["n"] == 6
+
+
+def test_reflink_clones_or_says_why_not(lib) -> None:
+    root, catalog = lib
+    before = _state(root)
+    res = run_cli("dedupe", "--action", "reflink", "--apply", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    after = _state(root)
+    if out["done"] == 0:  # ext4, tmpfs...: nothing may change, and each file says why
+        assert after == before
+        assert len(out["skipped"]) == 3 and all("reflink not supported" in s["why"] for s in out["skipped"])
+        assert not list(root.rglob("*.mediaforge-tmp"))
+    else:  # Btrfs, XFS: same bytes and times, own inode
+        assert out["done"] == 3
+        for name, (ino, data, mtime) in before.items():
+            assert after[name][1:] == (data, mtime)
+
+
+def test_unhashed_files_go_through_the_funnel(tmp_path: Path) -> None:
+    import blake3
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    same = os.urandom(300_000)
+    (root / "one.mov").write_bytes(same)
+    (root / "two.mov").write_bytes(same)
+    ends = bytearray(same)
+    ends[150_000] ^= 0xFF  # same size and ends, other middle: only a full hash tells
+    (root / "three.mov").write_bytes(bytes(ends))
+    (root / "lonely.mov").write_bytes(os.urandom(1234))
+    (root / "changed.mov").write_bytes(same)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", root, "--no-hash", catalog=catalog).rc == 0
+    (root / "changed.mov").write_bytes(same[::-1])  # rewritten after the scan
+    os.utime(root / "changed.mov", ns=(1, 1))
+    res = run_cli("dupes", "--exact", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert "1 changed since the scan" in res.err
+    res = run_cli("dupes", "--exact", "--format", "json", catalog=catalog)
+    groups = json.loads(res.out)
+    assert sorted(os.path.basename(r["path"]) for r in groups) == ["one.mov", "two.mov"]
+    got = {os.path.basename(r["path"]): r["blake3"] for r in rows(catalog, "SELECT path, blake3 FROM files")}
+    want = blake3.blake3(same).hexdigest()
+    assert got["one.mov"] == got["two.mov"] == want
+    assert got["three.mov"] == blake3.blake3(bytes(ends)).hexdigest()
+    assert got["lonely.mov"] is None and got["changed.mov"] is None  # never read / not trusted
+
+
+def test_similar_pictures_keep_the_largest(tmp_path: Path) -> None:
+    from media_corpus import picture
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    big = picture(1200, 800, 7)
+    big.save(root / "full.jpg", quality=92)
+    big.resize((600, 400)).save(root / "small.jpg", quality=70)
+    picture(1200, 800, 99).save(root / "other.jpg", quality=92)
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert run_cli("dupes", "--similar", "--format", "json", catalog=catalog).rc == 0
+    assert run_cli("dedupe", "--similar", "--action", "hardlink", catalog=catalog).rc == 2  # never link other bytes
+    plan = json.loads(run_cli("dedupe", "--similar", "--keep", "largest-resolution", "--action", "trash", "--json",
+                              catalog=catalog).out)
+    assert [(os.path.basename(s["keep"]), os.path.basename(s["trash"])) for s in plan["steps"]] == \
+        [("full.jpg", "small.jpg")]
+    res = run_cli("dedupe", "--similar", "--keep", "largest-resolution", "--action", "trash", "--apply", "--json",
+                  catalog=catalog)
+    out = json.loads(res.out)
+    assert out["done"] == 1 and not (root / "small.jpg").exists() and (root / "full.jpg").exists()
+    assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
+    assert (root / "small.jpg").exists()
+    # Changed in place after the comparison, size and times kept: the hash check catches it.
+    st = (root / "small.jpg").stat()
+    with open(root / "small.jpg", "r+b") as f:
+        f.seek(st.st_size // 2)
+        f.write(b"\x00\x01\x02")
+    os.utime(root / "small.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = run_cli("dedupe", "--similar", "--keep", "largest-resolution", "--action", "trash", "--apply", "--json",
+                  catalog=catalog)
+    out = json.loads(res.out)
+    assert out["done"] == 0 and (root / "small.jpg").exists()
+    assert [s["why"] for s in out["skipped"]] == ["contents changed since they were compared (rescan first)"]

@@ -46,3 +46,13 @@ def near_pairs(hashes: bytes, radius: int, brute: bool = False) -> ArrowBatch:
 
 def similar_groups(hashes: bytes, radius: int) -> tuple[ArrowBatch, int]:
     """Members (index, group, leader, distance) of near-duplicate groups, and the pair count."""
+
+def exact_funnel(files: Any, threads: int = 0) -> tuple[ArrowBatch, dict[str, int]]:
+    """Verdicts (index, blake3, verdict, error) for an Arrow stream of files (path_bytes, size,
+    mtime_ns, dev, inode, blake3), reading by size, 4 KiB ends, then whole files; and counts."""
+
+def audio_fingerprint(pcm: bytes) -> bytes:
+    """Little-endian u32 words for mono float32 PCM at 11,025 Hz; empty if short or silent."""
+
+def audio_matches(fingerprints: list[bytes], durations: list[float], max_ber: float) -> ArrowBatch:
+    """Pairs (a, b, ber), a < b, of tracks within the duration guard and `max_ber` bit errors."""

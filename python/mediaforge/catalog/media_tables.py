@@ -91,7 +91,13 @@ TABLES_V3: dict[str, list[tuple[str, str]]] = {
         ("created_at", "TIMESTAMP NOT NULL"),
     ],
 }
-_ALL = {**TABLES, **TABLES_V3}
+# Version 4: audio fingerprints (32-bit words, little-endian, one per 93 ms frame of the
+# first two minutes; empty when the audio is too short or mostly silent).
+TABLES_V4: dict[str, list[tuple[str, str]]] = {
+    "audio_hashes": [("blake3", "VARCHAR NOT NULL"), ("fingerprint", "BLOB NOT NULL"), ("frames", "UINTEGER NOT NULL"),
+                     ("seconds", "DOUBLE NOT NULL")],
+}
+_ALL = {**TABLES, **TABLES_V3, **TABLES_V4}
 
 
 def ddl(table: str) -> str:
@@ -112,3 +118,4 @@ def columns(table: str) -> list[str]:
 
 MIGRATION_2 = [ddl(t) for t in TABLES] + [SIDECAR_LINKS_VIEW]
 MIGRATION_3 = [ddl(t) for t in TABLES_V3]
+MIGRATION_4 = [ddl(t) for t in TABLES_V4]

@@ -15,15 +15,20 @@ EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
 
 
 def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
-    """One row per present content with no `media` row yet: blake3, a path that has it
-    (the smallest, so runs are repeatable), and its kind."""
+    """One row per present content with no `media` row yet (or sound extracted before
+    audio fingerprints existed): blake3, a path that has it (the smallest, so runs are
+    repeatable), and its kind."""
     retry = "OR m.status IN ('error', 'timeout', 'crashed', 'unsupported')" if retry_failed else ""
     return cat.con.sql(
         f"""
         SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind
         FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
         WHERE f.status = 'present' AND f.blake3 IS NOT NULL
-          AND f.kind IN {EXTRACTABLE} AND (m.blake3 IS NULL {retry})
+          AND f.kind IN {EXTRACTABLE}
+          AND (m.blake3 IS NULL {retry}
+               OR m.status IN ('ok', 'partial') AND m.audio_codec IS NOT NULL AND m.video_codec IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM audio_hashes a WHERE a.blake3 = m.blake3)
+                  AND NOT EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 AND e.stage = 'fingerprint'))
         GROUP BY f.blake3 ORDER BY path_bytes
         """
     ).to_arrow_table()
@@ -54,14 +59,16 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
         return
     now = utcnow()
     rows: dict[str, list[dict[str, Any]]] = {
-        t: [] for t in ("media", "streams", "tags_audio", "exif", "sidecars", "image_hashes", "video_hashes")}
+        t: [] for t in ("media", "streams", "tags_audio", "exif", "sidecars", "image_hashes", "video_hashes",
+                        "audio_hashes")}
     errors: list[dict[str, Any]] = []
     for r in results:
         h = r["blake3"]
         rows["media"].append(r["media"])
         rows["streams"] += [dict(s, blake3=h) for s in r["streams"]]
         rows["video_hashes"] += [dict(v, blake3=h) for v in r["video_hashes"]]
-        for table, key in (("tags_audio", "audio"), ("exif", "exif"), ("sidecars", "sidecar"), ("image_hashes", "hashes")):
+        for table, key in (("tags_audio", "audio"), ("exif", "exif"), ("sidecars", "sidecar"), ("image_hashes", "hashes"),
+                           ("audio_hashes", "audio_hash")):
             if r[key] is not None:
                 rows[table].append(dict(r[key], blake3=h))
         raw = paths[h]

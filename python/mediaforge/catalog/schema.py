@@ -5,9 +5,9 @@ is at in `meta`, and a catalog newer than this code is refused rather than guess
 
 from __future__ import annotations
 
-from .media_tables import MIGRATION_2, MIGRATION_3, TABLES, TABLES_V3
+from .media_tables import MIGRATION_2, MIGRATION_3, MIGRATION_4, TABLES, TABLES_V3, TABLES_V4
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION = "mediaforge"
 
 # MIGRATIONS[n] brings a catalog from version n-1 to n. Never edit a published entry:
@@ -84,9 +84,10 @@ MIGRATIONS: dict[int, list[str]] = {
 
 MIGRATIONS[2] = MIGRATION_2
 MIGRATIONS[3] = MIGRATION_3
+MIGRATIONS[4] = MIGRATION_4
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.
 CORE_TABLES = ("meta", "files", "scans", "scan_errors")
 # Tables a catalog at the current version has (and `export` writes).
-ALL_TABLES = CORE_TABLES + tuple(TABLES) + tuple(TABLES_V3)
+ALL_TABLES = CORE_TABLES + tuple(TABLES) + tuple(TABLES_V3) + tuple(TABLES_V4)

@@ -210,11 +210,18 @@ def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float, err
     while its row was being written), close any row still marked running: this process
     holds the write lock, so such a row is ours or belongs to a dead process."""
     where, params = ("scan_id = ?", [scan_id]) if scan_id is not None else ("status = 'running'", [])
-    try:
-        with cat.transaction() as con:
-            con.execute(
-                f"UPDATE scans SET finished_at = ?, status = ?, seconds = ?, errors = ? WHERE {where}",
-                [utcnow(), status, seconds, errors, *params],
-            )
-    except Exception:  # noqa: BLE001 - best effort while already failing
-        pass
+    # A Ctrl-C can land between BEGIN and the `try` that would roll it back, leaving a
+    # transaction open: roll it back and try once more.
+    for _attempt in range(2):
+        try:
+            with cat.transaction() as con:
+                con.execute(
+                    f"UPDATE scans SET finished_at = ?, status = ?, seconds = ?, errors = ? WHERE {where}",
+                    [utcnow(), status, seconds, errors, *params],
+                )
+            return
+        except Exception:  # noqa: BLE001 - best effort while already failing
+            try:
+                cat.con.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001
+                pass

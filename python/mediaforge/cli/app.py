@@ -311,27 +311,60 @@ def export_cmd(
             print(p)
 
 
+SIMILAR_KINDS = {"image": "phash", "video": "video", "audio": "audio"}
+DONE = {"hardlink": "hard-linked", "symlink": "symlinked", "reflink": "reflinked", "move-to": "moved",
+        "trash": "trashed"}
+
+
+def _hash_candidates(catalog: Path, kind: str | None, quiet: bool) -> None:
+    """Run the exact-duplicate funnel over files a `scan --no-hash` left unhashed."""
+    from ..dupes import hash_candidates, unhashed
+
+    with open_catalog(catalog, read_only=True) as cat:
+        todo = unhashed(cat, kind)
+    if not todo:
+        return
+    with open_catalog(catalog) as cat:
+        got = hash_candidates(cat, kind)
+    if not quiet:
+        print(f"{todo:,} unhashed files share a size with another: {got['hashed_in_full']:,} hashed in full, "
+              f"{render.human_bytes(got['bytes_read'])} read" + (
+                  f"; {got['changed']:,} changed since the scan (rescan)" if got["changed"] else "") + (
+                  f"; {got['failed']:,} unreadable" if got["failed"] else ""), file=sys.stderr)
+
+
 @command("dupes")
 def dupes_cmd(
     ctx: typer.Context,
     similar: Annotated[bool, typer.Option("--similar/--exact",
-                                          help="Near-duplicate pictures (pHash) instead of exact copies.")] = False,
-    kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind (exact copies).")] = None,
-    threshold: Annotated[int, typer.Option("--threshold", help="Most differing pHash bits for --similar.")] = 8,
+                                          help="Near-duplicates (pictures, videos or sound) instead of exact copies.")]
+    = False,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind (image, video, audio, ...).")] = None,
+    threshold: Annotated[Optional[int], typer.Option(
+        "--threshold", help="For --similar: most differing hash bits (pictures, videos; default 8) or percent of "
+                            "differing fingerprint bits (audio; default 25).")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
-    """Duplicate groups: exact copies by BLAKE3, or with --similar near-duplicate pictures."""
-    from ..dupes import exact_groups, similar_groups, similar_videos
+    """Duplicate groups: exact copies by BLAKE3, or with --similar near-duplicates."""
+    from ..dupes import DEFAULT_RADIUS, exact_groups, similar_audio, similar_groups, similar_videos
+    from ..dupes.find import AUDIO_MAX_BER
 
     g = _globals(ctx)
     if similar:
-        if kind not in (None, "image", "video"):
-            raise InvalidInputError("--similar compares pictures (--kind image, the default) or videos (--kind video)")
+        kind = kind or "image"
+        if kind not in SIMILAR_KINDS:
+            raise InvalidInputError("--similar compares pictures (--kind image, the default), videos (--kind video) "
+                                    "or sound (--kind audio)")
         # Writes the groups to the catalog's similar_groups table, so it needs the write lock.
         with open_catalog(g.catalog) as cat:
-            table = similar_videos(cat, threshold) if kind == "video" else similar_groups(cat, threshold)
+            if kind == "audio":
+                table = similar_audio(cat, AUDIO_MAX_BER if threshold is None else threshold)
+            else:
+                find = similar_videos if kind == "video" else similar_groups
+                table = find(cat, DEFAULT_RADIUS if threshold is None else threshold)
     else:
+        _hash_candidates(g.catalog, kind, g.quiet or fmt is not Format.table)
         with open_catalog(g.catalog, read_only=True) as cat:
             table = exact_groups(cat, kind)
     if fmt is Format.table and output is None:
@@ -347,28 +380,41 @@ def dupes_cmd(
 @command("dedupe")
 def dedupe_cmd(
     ctx: typer.Context,
-    keep: Annotated[str, typer.Option("--keep", help="Which copy stays: oldest, newest, shortest-path, "
-                                                      "longest-path or prefix:PATH.")] = "oldest",
-    action: Annotated[str, typer.Option("--action", help="hardlink, symlink, move-to (with --to) or trash.")]
-    = "hardlink",
+    keep: Annotated[str, typer.Option("--keep", help="Which file stays: oldest, newest, shortest-path, longest-path, "
+                                                      "largest-resolution, highest-bitrate, oldest-taken, biggest, "
+                                                      "prefix:PATH or sql:ORDER BY over f.* and m.*.")] = "oldest",
+    action: Annotated[str, typer.Option("--action", help="hardlink, symlink, reflink, move-to (with --to) or trash; "
+                                                         "near-duplicates: move-to or trash.")] = "hardlink",
     to: Annotated[Optional[Path], typer.Option("--to", help="Folder for --action move-to.")] = None,
-    kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind.")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind; with --similar: image, video or "
+                                                               "audio.")] = None,
+    similar: Annotated[bool, typer.Option("--similar", help="Act on the groups of the last `dupes --similar` of "
+                                                            "this kind instead of exact copies.")] = False,
     do_apply: Annotated[bool, typer.Option("--apply", help="Do it (the default only shows the plan).")] = False,
     undo_journal: Annotated[Optional[Path], typer.Option("--undo", help="Reverse the actions of this journal.")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Remove exact duplicates: a dry run by default; --apply verifies every byte first,
-    never touches the kept copy, and writes a journal that --undo reverses."""
-    from ..dupes.dedupe import apply, plan_exact, undo
+    """Remove duplicates: a dry run by default; --apply verifies every file first (bytes
+    for exact copies, content hash for near-duplicates), never touches the kept file, and
+    writes a journal that --undo reverses."""
+    from ..dupes.dedupe import apply, plan_exact, plan_similar, undo
 
     g = _globals(ctx)
     if undo_journal is not None:
         out = undo(undo_journal)
         _print_outcome(out, "restored", as_json)
         return
-    with open_catalog(g.catalog, read_only=True) as cat:
-        plan = plan_exact(cat, keep, action, to.resolve() if to else None, kind)
+    if similar:
+        method = SIMILAR_KINDS.get(kind or "image")
+        if method is None:
+            raise InvalidInputError("--similar acts on pictures (--kind image, the default), videos or audio")
+        with open_catalog(g.catalog, read_only=True) as cat:
+            plan = plan_similar(cat, keep, action, to.resolve() if to else None, method)
+    else:
+        _hash_candidates(g.catalog, kind, g.quiet or as_json)
+        with open_catalog(g.catalog, read_only=True) as cat:
+            plan = plan_exact(cat, keep, action, to.resolve() if to else None, kind)
     if not do_apply:
         steps = [{"group": s.group, "keep": os.fsdecode(s.keep), action: os.fsdecode(s.victim), "size": s.size}
                  for s in plan.steps]
@@ -377,12 +423,12 @@ def dedupe_cmd(
             return
         for s in steps:
             print(f"[{s['group']}] keep {s['keep']}\n      {action} {s[action]}")
-        print(f"dry run: {len(steps):,} files would be {action}ed, {render.human_bytes(plan.reclaimable)} "
-              f"reclaimed; add --apply to do it")
+        print(f"dry run: {len(steps):,} files would be {DONE.get(action, action)}, "
+              f"{render.human_bytes(plan.reclaimable)} reclaimed; add --apply to do it")
         return
     root = Path(g.catalog).resolve().parent
     out = apply(plan, root / "journal", root / "trash")
-    _print_outcome(out, f"{action}ed", as_json)
+    _print_outcome(out, DONE[action], as_json)
 
 
 def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001

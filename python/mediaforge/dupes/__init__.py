@@ -1,8 +1,11 @@
-"""Duplicates: exact copies from the catalog's BLAKE3, and near-duplicate pictures from
-perceptual hashes searched in the Rust core."""
+"""Duplicates: exact copies from the catalog's BLAKE3 (or the Rust core's funnel for
+files not hashed yet), and near-duplicate pictures, videos and sound from perceptual
+hashes and audio fingerprints searched in the Rust core."""
 
 from __future__ import annotations
 
-from .find import DEFAULT_RADIUS, exact_groups, similar_groups, similar_videos
+from .find import (DEFAULT_RADIUS, exact_groups, hash_candidates, similar_audio, similar_groups, similar_videos,
+                   unhashed)
 
-__all__ = ["DEFAULT_RADIUS", "exact_groups", "similar_groups", "similar_videos"]
+__all__ = ["DEFAULT_RADIUS", "exact_groups", "hash_candidates", "similar_audio", "similar_groups", "similar_videos",
+           "unhashed"]

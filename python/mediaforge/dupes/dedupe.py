@@ -8,13 +8,22 @@ is never touched, so the last copy of anything always remains. Every action is w
 a journal (one JSON line, flushed to disk, before and after it), and `undo` reverses a
 journal's completed actions, newest first.
 
-Actions: `hardlink` and `symlink` replace the copy with a link to the kept file (through a
-temporary name and an atomic rename); `move-to DIR` and `trash` move the copy away (to DIR,
-or to `trash/<journal id>/` beside the catalog), keeping its path below the folder.
+Actions: `hardlink` and `symlink` replace the copy with a link to the kept file, and
+`reflink` with a copy-on-write clone of it (Btrfs, XFS, bcachefs; other file systems
+refuse and the file is skipped), each through a temporary name and an atomic rename;
+`move-to DIR` and `trash` move the copy away (to DIR, or to `trash/<journal id>/` beside
+the catalog), keeping its path below the folder.
+
+Near-duplicates (`plan_similar`: the groups of the last `dupes --similar` run) differ in
+their bytes by definition, so only `move-to` and `trash` apply to them, and instead of
+comparing bytes each file is hashed again and must still have the content that was
+compared.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -25,11 +34,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..catalog import Catalog
-from ..errors import InvalidInputError, PathIOError
+import duckdb
 
-ACTIONS = ("hardlink", "symlink", "move-to", "trash")
-RULES = ("oldest", "newest", "shortest-path", "longest-path")
+from ..catalog import Catalog
+from ..errors import InvalidInputError, PathIOError, first_line
+
+ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
+SIMILAR_ACTIONS = ("move-to", "trash")
+# Keep rules: the ORDER BY that puts the file to keep first, over `files f` and
+# `media m`; ties go to the shortest path, then the path's bytes.
+RULE_ORDERS = {
+    "oldest": "f.mtime_ns",
+    "newest": "f.mtime_ns DESC",
+    "shortest-path": "length(f.path)",
+    "longest-path": "length(f.path) DESC",
+    "largest-resolution": "m.width::BIGINT * m.height DESC NULLS LAST, f.size DESC",
+    "highest-bitrate": "m.bitrate DESC NULLS LAST, f.size DESC",
+    "oldest-taken": "coalesce(m.taken_at, m.created_at) NULLS LAST, f.mtime_ns",
+    "biggest": "f.size DESC",
+}
+RULES = tuple(RULE_ORDERS)
+FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 CHUNK = 1 << 20
 
 
@@ -44,6 +69,8 @@ class Step:
     mtime_ns: int
     dev: int
     inode: int
+    # For near-duplicates: the content the victim must still have (checked by hashing).
+    blake3: str | None = None
 
 
 @dataclass
@@ -51,13 +78,14 @@ class Plan:
     action: str
     target: Path | None
     steps: list[Step] = field(default_factory=list)
+    similar: bool = False
 
     @property
     def reclaimable(self) -> int:
         seen: set[tuple[int, int]] = set()
         total = 0
         for s in self.steps:
-            if self.action == "hardlink" and (s.dev, s.inode) in seen:
+            if self.action in ("hardlink", "reflink") and (s.dev, s.inode) in seen:
                 continue
             seen.add((s.dev, s.inode))
             total += s.size
@@ -65,56 +93,85 @@ class Plan:
 
 
 def _order(rule: str) -> str:
+    """The ORDER BY of a keep rule; `sql:EXPR` is the user's own, over f.* and m.*."""
     if rule.startswith("prefix:"):
-        return "CASE WHEN starts_with(f.path, $prefix) THEN 0 ELSE 1 END, f.mtime_ns, f.path"
-    orders = {
-        "oldest": "f.mtime_ns, f.path",
-        "newest": "f.mtime_ns DESC, f.path",
-        "shortest-path": "length(f.path), f.path",
-        "longest-path": "length(f.path) DESC, f.path",
-    }
-    if rule not in orders:
-        raise InvalidInputError(f"unknown keep rule {rule!r}: one of {', '.join(RULES)} or prefix:PATH")
-    return orders[rule]
+        order = "CASE WHEN starts_with(f.path, $prefix) THEN 0 ELSE 1 END, f.mtime_ns"
+    elif rule.startswith("sql:"):
+        order = rule[4:].strip()
+        if not order or ";" in order:
+            raise InvalidInputError(f"--keep {rule!r}: give one ORDER BY expression list, e.g. sql:m.bitrate DESC")
+    elif rule in RULE_ORDERS:
+        order = RULE_ORDERS[rule]
+    else:
+        raise InvalidInputError(f"unknown keep rule {rule!r}: one of {', '.join(RULES)}, prefix:PATH or sql:ORDER BY")
+    return f"{order}, length(f.path), f.path_bytes"
+
+
+def _check_action(action: str, target: Path | None, allowed: tuple[str, ...]) -> None:
+    if action not in allowed:
+        raise InvalidInputError(f"action {action!r} does not apply here: one of {', '.join(allowed)}")
+    if action == "move-to" and target is None:
+        raise InvalidInputError("--action move-to needs a folder: --to DIR")
+
+
+def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
+    victim blake3) for `source`, a query of (grp, f.*) rows, ranked by the keep rule."""
+    if keep.startswith("prefix:"):
+        params["prefix"] = keep.split(":", 1)[1]
+    sql = f"""
+        WITH src AS ({source}), ranked AS (
+            SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode,
+                   row_number() OVER (PARTITION BY s.grp ORDER BY {_order(keep)}) AS rank
+            FROM src s JOIN files f ON f.path_bytes = s.path_bytes AND f.status = 'present'
+            LEFT JOIN media m ON m.blake3 = f.blake3
+        )
+        SELECT v.grp, k.path_bytes, v.path_bytes, v.size, v.mtime_ns, v.dev, v.inode, k.dev, k.inode, v.blake3
+        FROM ranked v JOIN ranked k ON k.grp = v.grp AND k.rank = 1
+        WHERE v.rank > 1 ORDER BY v.grp, v.path_bytes
+        """
+    try:
+        return cat.con.sql(sql, params=params).fetchall()
+    except duckdb.Error as e:
+        if keep.startswith("sql:"):
+            raise InvalidInputError(f"--keep {keep!r} is not a valid ORDER BY over files f and media m: "
+                                    f"{first_line(e)}") from None
+        raise
 
 
 def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None, kind: str | None = None) -> Plan:
     """The plan for every exact duplicate group: keep one file by `keep`, act on the rest."""
-    if action not in ACTIONS:
-        raise InvalidInputError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
-    if action == "move-to" and target is None:
-        raise InvalidInputError("--action move-to needs a folder: --to DIR")
+    _check_action(action, target, ACTIONS)
     params: dict[str, Any] = {}
-    if keep.startswith("prefix:"):
-        params["prefix"] = keep.split(":", 1)[1]
     where = ""
     if kind is not None:
-        where, params["kind"] = "AND f.kind = $kind", kind
-    rows = cat.con.sql(
-        f"""
-        WITH ranked AS (
-            SELECT f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode,
-                   row_number() OVER (PARTITION BY f.blake3 ORDER BY {_order(keep)}) AS rank,
-                   dense_rank() OVER (ORDER BY f.blake3) AS grp
-            FROM files f
-            WHERE f.status = 'present' AND f.blake3 IS NOT NULL {where}
-              AND f.blake3 IN (SELECT blake3 FROM files WHERE status = 'present' AND blake3 IS NOT NULL
-                               GROUP BY blake3 HAVING count(*) > 1)
-        )
-        SELECT v.grp, k.path_bytes AS keep, v.path_bytes AS victim, v.size, v.mtime_ns, v.dev, v.inode,
-               k.dev AS kdev, k.inode AS kinode
-        FROM ranked v JOIN ranked k ON k.blake3 = v.blake3 AND k.rank = 1
-        WHERE v.rank > 1 ORDER BY v.grp, v.path_bytes
-        """,
-        params=params,
-    ).fetchall()
+        where, params["kind"] = "AND kind = $kind", kind
+    rows = _ranked(cat, keep, f"""
+        SELECT dense_rank() OVER (ORDER BY blake3) AS grp, path_bytes FROM files
+        WHERE status = 'present' AND blake3 IS NOT NULL {where}
+          AND blake3 IN (SELECT blake3 FROM files WHERE status = 'present' AND blake3 IS NOT NULL
+                         GROUP BY blake3 HAVING count(*) > 1)""", params)
     steps = [
         Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino))
-        for g, kp, vp, size, mt, dev, ino, kdev, kino in rows
-        # Already a hard link to the kept file: nothing to do for `hardlink`.
-        if not (action == "hardlink" and (dev, ino) == (kdev, kino))
+        for g, kp, vp, size, mt, dev, ino, kdev, kino, _h in rows
+        # Already a hard link to the kept file: nothing to link or clone.
+        if not (action in ("hardlink", "reflink") and (dev, ino) == (kdev, kino))
     ]
     return Plan(action, target, steps)
+
+
+def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = None, method: str = "phash") -> Plan:
+    """The plan for the near-duplicate groups of the last `dupes --similar` run of this
+    method ('phash' pictures, 'video', 'audio'): keep one file of each group by `keep`
+    (say largest-resolution or highest-bitrate), move the others away."""
+    _check_action(action, target, SIMILAR_ACTIONS)
+    rows = _ranked(cat, keep, """
+        SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
+        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
+        WHERE g.method = $method""", {"method": method})
+    steps = [Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), blake3=h)
+             for g, kp, vp, size, mt, dev, ino, _kd, _ki, h in rows]
+    return Plan(action, target, steps, similar=True)
 
 
 def same_bytes(a: bytes, b: bytes) -> bool:
@@ -180,7 +237,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
     journal.write(kind="start", action=plan.action, dest=str(dest) if plan.action in ("move-to", "trash") else None)
     try:
         for s in plan.steps:
-            why = _check(s)
+            why = _check(s, plan.similar)
             if why:
                 out.skipped.append((s.victim.decode("utf-8", "replace"), why))
                 continue
@@ -188,12 +245,18 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
             entry = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode, "mtime_ns": st.st_mtime_ns,
                      "atime_ns": st.st_atime_ns}
             journal.write(kind="intent", **entry)
-            if plan.action in ("hardlink", "symlink"):
+            if plan.action in ("hardlink", "symlink", "reflink"):
                 tmp = s.victim + b".mediaforge-tmp"
                 if plan.action == "hardlink":
                     os.link(s.keep, tmp)
-                else:
+                elif plan.action == "symlink":
                     os.symlink(os.path.abspath(s.keep), tmp)
+                else:
+                    why = _reflink(s.keep, tmp, st)
+                    if why:
+                        journal.write(kind="skipped", victim=entry["victim"], why=why)
+                        out.skipped.append((s.victim.decode("utf-8", "replace"), why))
+                        continue
                 os.replace(tmp, s.victim)  # atomic: the path always holds the bytes
             else:
                 assert dest is not None
@@ -213,7 +276,26 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
     return out
 
 
-def _check(s: Step) -> str | None:
+def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> str | None:
+    """Clone `keep` to `tmp` sharing its blocks, with the victim's mode and times; the
+    reason when the file system cannot."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(victim.st_mode))
+    try:
+        with open(keep, "rb") as src:
+            fcntl.ioctl(fd, FICLONE, src.fileno())
+        os.fsync(fd)
+    except OSError as e:
+        os.close(fd)
+        os.unlink(tmp)
+        if e.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EXDEV, errno.ENOSYS):
+            return "reflink not supported here (needs Btrfs, XFS or bcachefs, both files on one file system)"
+        return f"reflink failed: {e.strerror}"
+    os.close(fd)
+    os.utime(tmp, ns=(victim.st_atime_ns, victim.st_mtime_ns))
+    return None
+
+
+def _check(s: Step, similar: bool = False) -> str | None:
     """Why this step must not run, or None."""
     try:
         kst, vst = os.lstat(s.keep), os.lstat(s.victim)
@@ -225,6 +307,12 @@ def _check(s: Step) -> str | None:
         return "changed since the scan (rescan first)"
     if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
         return "already the same file as the kept one"
+    if similar:
+        from .. import _core
+
+        if _core.hash_file(s.victim) != s.blake3:
+            return "contents changed since they were compared (rescan first)"
+        return None
     if not same_bytes(s.keep, s.victim):
         return "contents differ from the kept file"
     return None
@@ -269,7 +357,7 @@ def undo(path: Path) -> Outcome:
     for e in reversed([e for e in entries if e.get("kind") == "done"]):
         victim, keep = _unb64(e["victim"]), _unb64(e["keep"])
         try:
-            if action in ("hardlink", "symlink"):
+            if action in ("hardlink", "symlink", "reflink"):
                 # Give the path its own copy of the bytes again.
                 tmp = victim + b".mediaforge-tmp"
                 shutil.copyfile(keep, tmp)

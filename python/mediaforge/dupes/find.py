@@ -36,6 +36,60 @@ def _kind_filter(kind: str | None) -> tuple[str, list[Any]]:
     return "AND kind = ?", [kind]
 
 
+def unhashed(cat: Catalog, kind: str | None = None) -> int:
+    """Present files without a digest (a `scan --no-hash`) that share a size with
+    another present file: the ones `hash_candidates` would look at."""
+    where, params = _kind_filter(kind)
+    return cat.con.sql(
+        f"""
+        SELECT count(*) FILTER (WHERE blake3 IS NULL) FROM files
+        WHERE status = 'present' {where} AND size IN (
+            SELECT size FROM files WHERE status = 'present' {where} GROUP BY size
+            HAVING count(*) > 1 AND count(*) FILTER (WHERE blake3 IS NULL) > 0)
+        """,
+        params=params + params,
+    ).fetchall()[0][0]
+
+
+def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
+    """Give a digest to every unhashed file that may have a copy, reading as little as
+    possible (the Rust core's size, prefix, suffix, full-hash funnel) and store it in
+    `files.blake3`; files proven unique stay unhashed. Returns the funnel's counts plus
+    `stored` (digests written) and `changed`/`failed` (files to rescan or that could not
+    be read)."""
+    where, params = _kind_filter(kind)
+    files = cat.con.sql(
+        f"""
+        SELECT path_bytes, size, mtime_ns, dev, inode, blake3 FROM files
+        WHERE status = 'present' {where} AND size IN (
+            SELECT size FROM files WHERE status = 'present' {where} GROUP BY size
+            HAVING count(*) > 1 AND count(*) FILTER (WHERE blake3 IS NULL) > 0)
+        ORDER BY path_bytes
+        """,
+        params=params + params,
+    ).to_arrow_table()
+    out, counts = _core.exact_funnel(files)
+    verdicts = pa.record_batch(out)
+    fresh = pc.and_(pc.equal(verdicts.column("verdict"), "digest"), files.column("blake3").is_null())
+    found = pa.table({
+        "path_bytes": files.column("path_bytes").filter(fresh),
+        "size": files.column("size").filter(fresh),
+        "mtime_ns": files.column("mtime_ns").filter(fresh),
+        "blake3": verdicts.column("blake3").filter(fresh),
+    })
+    if found.num_rows:
+        with cat.registered("mf_funnel", found), cat.transaction() as con:
+            con.execute(
+                "UPDATE files SET blake3 = d.blake3 FROM mf_funnel d "
+                "WHERE files.path_bytes = d.path_bytes AND files.status = 'present' AND files.blake3 IS NULL "
+                "AND files.size = d.size AND files.mtime_ns = d.mtime_ns"
+            )
+    tally = pc.value_counts(verdicts.column("verdict")).to_pylist()
+    by = {t["values"]: t["counts"] for t in tally}
+    return dict(counts, candidates=files.num_rows, stored=found.num_rows, changed=by.get("changed", 0),
+                failed=by.get("failed", 0))
+
+
 def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
     """One row per copy of every content present more than once, biggest savings first:
     group, blake3, kind, size, copies, reclaimable, path, dev, inode."""
@@ -87,29 +141,63 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         """,
         params={"r": radius, "min_match": VIDEO_MIN_MATCH},
     ).fetchall()
-    # Leader grouping, as for pictures: every member matches its group's leader.
+    return _store_and_show(cat, _leader_rows([(a, b, d) for a, b, _close, _n, d in pairs], "video", radius), "video")
+
+
+def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int) -> pa.Table:
+    """Leader grouping, as for pictures: every member matches its group's leader (no
+    chaining); the busiest content leads first. `similar_groups` rows."""
     neighbours: dict[str, dict[str, int]] = {}
-    for a, b, _close, _n, d in pairs:
+    for a, b, d in pairs:
         neighbours.setdefault(a, {})[b] = d
         neighbours.setdefault(b, {})[a] = d
     group_of: dict[str, tuple[int, str, int]] = {}
+    groups = 0
     for lead in sorted(neighbours, key=lambda x: (-len(neighbours[x]), x)):
         if lead in group_of:
             continue
         free = {m: d for m, d in neighbours[lead].items() if m not in group_of}
         if not free:
             continue
-        g = len({v[0] for v in group_of.values()}) + 1
-        group_of[lead] = (g, lead, 0)
+        groups += 1
+        group_of[lead] = (groups, lead, 0)
         for m, d in free.items():
-            group_of[m] = (g, lead, d)
+            group_of[m] = (groups, lead, d)
     now = utcnow()
-    rows = pa.Table.from_pylist(
-        [{"group_id": g, "blake3": h, "leader": lead, "distance": d, "method": "video", "radius": radius,
+    return pa.Table.from_pylist(
+        [{"group_id": g, "blake3": h, "leader": lead, "distance": d, "method": method, "radius": radius,
           "created_at": now} for h, (g, lead, d) in group_of.items()],
         schema=arrow_schema("similar_groups"),
     )
-    return _store_and_show(cat, rows, "video")
+
+
+# Two recordings are the same when their durations agree and at most this share of
+# fingerprint bits differ at the best alignment: re-encodes measure 0.08-0.14, unrelated
+# music 0.48-0.50 (see docs/benchmarks.md).
+AUDIO_MAX_BER = 25
+
+
+def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Table:
+    """Near-duplicate sound (re-encodes, other bitrates or formats of one recording):
+    audio fingerprints compared in the Rust core within the duration guard. Writes
+    `similar_groups` rows with method 'audio' (distance: percent of bits differing from
+    the leader) and returns one row per present file of each group."""
+    if not 0 <= max_ber_percent <= 50:
+        raise InvalidInputError(f"--threshold for audio is a percentage of differing bits, 0 to 50; got {max_ber_percent}")
+    fps = cat.con.sql(
+        """
+        SELECT a.blake3, a.fingerprint, m.duration FROM audio_hashes a JOIN media m USING (blake3)
+        WHERE a.frames > 0 AND m.duration > 0
+          AND EXISTS (SELECT 1 FROM files f WHERE f.blake3 = a.blake3 AND f.status = 'present')
+        ORDER BY a.blake3
+        """
+    ).fetchall()
+    found = pa.record_batch(_core.audio_matches([f for _, f, _ in fps], [d for _, _, d in fps],
+                                                max_ber_percent / 100))
+    ids = [h for h, _, _ in fps]
+    pairs = [(ids[a], ids[b], round(ber * 100)) for a, b, ber in zip(
+        found.column("a").to_pylist(), found.column("b").to_pylist(), found.column("ber").to_pylist(), strict=True)]
+    return _store_and_show(cat, _leader_rows(pairs, "audio", max_ber_percent), "audio")
 
 
 def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:

@@ -227,6 +227,39 @@ def video_fingerprint(path: str | bytes, duration: float | None) -> list[dict[st
     return out
 
 
+AFP_RATE = 11025  # what the Rust fingerprint expects
+AFP_SECONDS = 120  # the fingerprint covers the first two minutes
+
+
+def audio_fingerprint(path: str | bytes) -> dict[str, Any]:
+    """The audio fingerprint (Rust core) of the first two minutes, decoded with PyAV and
+    resampled to mono float at 11,025 Hz: fingerprint bytes, frames, seconds covered."""
+    from .. import _core
+
+    name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
+    chunks: list[bytes] = []
+    need = AFP_SECONDS * AFP_RATE * 4
+    got = 0
+    with av.open(name, options=OPEN_OPTIONS) as c:
+        if not c.streams.audio:
+            raise ValueError("no audio stream")
+        stream = c.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=AFP_RATE)
+        for frame in c.decode(stream):
+            for out in resampler.resample(frame):
+                b = bytes(out.planes[0])[: out.samples * 4]
+                chunks.append(b)
+                got += len(b)
+            if got >= need:
+                break
+        else:
+            for out in resampler.resample(None):
+                chunks.append(bytes(out.planes[0])[: out.samples * 4])
+    pcm = b"".join(chunks)[:need]
+    fp = _core.audio_fingerprint(pcm)
+    return {"fingerprint": fp, "frames": len(fp) // 4, "seconds": round(len(pcm) / 4 / AFP_RATE, 3)}
+
+
 def _frame_after(c: Any, stream: Any, t: float) -> Any:
     """The first decoded frame at or after `t` seconds (keyframe seek, then decode on)."""
     try:

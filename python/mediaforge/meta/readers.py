@@ -45,6 +45,7 @@ class _Result:
         self.sidecar: dict[str, Any] | None = None
         self.hashes: dict[str, int] | None = None
         self.video_hashes: list[dict[str, Any]] = []
+        self.audio_hash: dict[str, Any] | None = None
         self.errors: list[tuple[str, str]] = []
         self.status = OK
         self.thumb: str | None = None
@@ -84,7 +85,7 @@ class _Result:
         return {"blake3": self.task.blake3, "media": media if self.task.meta else None,
                 "streams": self.streams, "audio": self.audio, "exif": self.exif, "sidecar": self.sidecar,
                 "hashes": self.hashes, "video_hashes": self.video_hashes,
-                "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh}
+                "audio_hash": self.audio_hash, "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh}
 
 
 def extract_one(task: Task) -> dict[str, Any]:
@@ -116,7 +117,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     from PIL import Image, UnidentifiedImageError
 
     from .image import TooLarge, image_info, open_image, read_exif, unsupported_reason
-    from .thumbs import reduce_image
+    from .thumbs import reduce_grey, reduce_image
 
     t = r.task
     try:
@@ -156,6 +157,14 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
                 # A truncated or corrupt image: its header fields are known, its pixels are not.
                 r.fail("decode", e, ERROR if not t.meta else PARTIAL)
+        elif t.meta:
+            # No thumbnail wanted: the hash alone, from a grey decode (JPEG: luma only).
+            try:
+                r.image_hashes(reduce_grey(im, t.thumb_size))
+            except Image.DecompressionBombError as e:
+                r.fail("decode", e)
+            except (OSError, ValueError, SyntaxError, MemoryError) as e:
+                r.fail("decode", e, PARTIAL)
     return True
 
 
@@ -183,7 +192,7 @@ def _raw(r: _Result) -> bool:
 def _av(r: _Result, fallback: bool = False) -> bool:
     import av
 
-    from .probe import probe, video_fingerprint
+    from .probe import audio_fingerprint, probe, video_fingerprint
     from .thumbs import fit
 
     t = r.task
@@ -215,6 +224,12 @@ def _av(r: _Result, fallback: bool = False) -> bool:
                 r.fail("fingerprint", e)
     elif t.thumbs and media.get("video_codec") and t.kind != "audio":
         r.fail("thumb", "no frame could be decoded")
+    # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
+    if t.meta and media.get("audio_codec") and not media.get("video_codec"):
+        try:
+            r.audio_hash = audio_fingerprint(t.path)
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            r.fail("fingerprint", e)
     return True
 
 
@@ -261,6 +276,7 @@ def failed(task: Task, status: str, stage: str, message: str) -> dict[str, Any]:
     media = {"blake3": task.blake3, "kind": task.kind, "status": status,
              "extracted_at": datetime.now(timezone.utc).replace(tzinfo=None)}
     return {"blake3": task.blake3, "media": media if task.meta else None, "streams": [], "audio": None,
-            "exif": None, "sidecar": None, "hashes": None, "video_hashes": [], "errors": [(stage, message)],
+            "exif": None, "sidecar": None, "hashes": None, "video_hashes": [], "audio_hash": None,
+            "errors": [(stage, message)],
             "thumb": None,
             "thumb_wh": None}

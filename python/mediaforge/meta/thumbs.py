@@ -46,6 +46,21 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
     return im
 
 
+def reduce_grey(im: Image.Image, size: int = 256) -> Image.Image:
+    """Like `reduce_image` but grey, for the perceptual hash when no thumbnail is made:
+    JPEGs decode only their luma plane (no chroma upsampling, no colour conversion)."""
+    if im.format == "JPEG":
+        im.draft("L", (size, size))
+    orientation = _orientation(im)
+    im.load()
+    if im.mode != "L":
+        im = im.convert("L")
+    im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+    if orientation and orientation != 1:
+        im = _apply_orientation(im, orientation)
+    return im
+
+
 def _orientation(im: Image.Image) -> int | None:
     try:
         o = im.getexif().get(0x0112)

@@ -51,7 +51,7 @@ pub fn empty_digest() -> Digest {
     Digest(*blake3::hash(b"").as_bytes())
 }
 
-fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -> Result<File, Errno> {
+pub(crate) fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -> Result<File, Errno> {
     let base = OFlags::RDONLY | OFlags::CLOEXEC;
     let open = |flags| match dir {
         Some(d) => rustix::fs::openat(d, name, flags, Mode::empty()),

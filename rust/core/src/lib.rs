@@ -1,7 +1,9 @@
 //! MediaForge's core: pure Rust, no Python. The `mediaforge-py` crate binds it.
 
+pub mod afp;
 pub mod batch;
 pub mod error;
+pub mod funnel;
 pub mod hash;
 pub mod kind;
 pub mod near;

@@ -153,7 +153,11 @@ pub fn brute_pairs(hashes: &[u64], radius: u32) -> Vec<Pair> {
         .flat_map_iter(|i| {
             ((i + 1)..hashes.len()).filter_map(move |j| {
                 let d = hamming(hashes[i], hashes[j]);
-                (d <= radius).then_some(Pair { a: i as u32, b: j as u32, distance: d })
+                (d <= radius).then_some(Pair {
+                    a: i as u32,
+                    b: j as u32,
+                    distance: d,
+                })
             })
         })
         .collect();
@@ -168,7 +172,9 @@ pub fn near_pairs(hashes: &[u64], radius: u32, cancel: &AtomicBool) -> Result<Ve
         return Err(Error::InvalidInput("more than 4 billion hashes".into()));
     }
     if radius > 32 {
-        return Err(Error::InvalidInput(format!("radius {radius} is over 32 bits: nothing would be similar")));
+        return Err(Error::InvalidInput(format!(
+            "radius {radius} is over 32 bits: nothing would be similar"
+        )));
     }
     match plan(hashes.len(), radius) {
         Some(m) => search(hashes, radius, m, cancel),
@@ -211,12 +217,15 @@ pub fn search(hashes: &[u64], radius: u32, m: usize, cancel: &AtomicBool) -> Res
                                     continue;
                                 }
                                 // Report from the first block where the pair qualifies only.
-                                let first = bl
-                                    .iter()
-                                    .zip(&t)
-                                    .position(|(&bb, &tk)| hamming(block_of(h, bb) as u64, block_of(other, bb) as u64) <= tk);
+                                let first = bl.iter().zip(&t).position(|(&bb, &tk)| {
+                                    hamming(block_of(h, bb) as u64, block_of(other, bb) as u64) <= tk
+                                });
                                 if first == Some(k) {
-                                    out.push(Pair { a: i, b: j, distance: d });
+                                    out.push(Pair {
+                                        a: i,
+                                        b: j,
+                                        distance: d,
+                                    });
                                 }
                             }
                         }
@@ -267,8 +276,11 @@ pub fn group(n: usize, pairs: &[Pair]) -> (Vec<u32>, Vec<u32>) {
             continue;
         }
         let g = leaders.len() as u32;
-        let members: Vec<u32> =
-            adj[offsets[lead as usize]..offsets[lead as usize + 1]].iter().copied().filter(|&j| gid[j as usize] == u32::MAX).collect();
+        let members: Vec<u32> = adj[offsets[lead as usize]..offsets[lead as usize + 1]]
+            .iter()
+            .copied()
+            .filter(|&j| gid[j as usize] == u32::MAX)
+            .collect();
         if members.is_empty() {
             continue; // all its neighbours joined other groups: it stays alone
         }
@@ -323,10 +335,18 @@ mod tests {
             }
             let cancel = AtomicBool::new(false);
             let reference = brute_pairs(&hashes, radius);
-            assert_eq!(near_pairs(&hashes, radius, &cancel).unwrap(), reference, "n={n} radius={radius}");
+            assert_eq!(
+                near_pairs(&hashes, radius, &cancel).unwrap(),
+                reference,
+                "n={n} radius={radius}"
+            );
             // Every block count the planner may pick (block widths up to 22 bits here).
             for m in 3..=9 {
-                assert_eq!(search(&hashes, radius, m, &cancel).unwrap(), reference, "n={n} radius={radius} m={m}");
+                assert_eq!(
+                    search(&hashes, radius, m, &cancel).unwrap(),
+                    reference,
+                    "n={n} radius={radius} m={m}"
+                );
             }
         }
     }

@@ -34,7 +34,11 @@ pub struct Gray<'a> {
 impl<'a> Gray<'a> {
     pub fn new(w: usize, h: usize, px: &'a [u8]) -> Result<Self> {
         if w == 0 || h == 0 || px.len() != w * h {
-            return Err(Error::InvalidInput(format!("grey image of {w}x{h} needs {} bytes, got {}", w * h, px.len())));
+            return Err(Error::InvalidInput(format!(
+                "grey image of {w}x{h} needs {} bytes, got {}",
+                w * h,
+                px.len()
+            )));
         }
         Ok(Gray { w, h, px })
     }
@@ -119,7 +123,11 @@ pub fn phash(g: &Gray<'_>) -> PerceptualHash {
 /// one is brighter.
 pub fn dhash(g: &Gray<'_>) -> PerceptualHash {
     let small = resize_area(g, 9, 8);
-    PerceptualHash(bits((0..8).flat_map(|y| (0..8).map(move |x| (y, x))).map(|(y, x)| small[y * 9 + x + 1] > small[y * 9 + x])))
+    PerceptualHash(bits(
+        (0..8)
+            .flat_map(|y| (0..8).map(move |x| (y, x)))
+            .map(|(y, x)| small[y * 9 + x + 1] > small[y * 9 + x]),
+    ))
 }
 
 fn bits(it: impl Iterator<Item = bool>) -> u64 {

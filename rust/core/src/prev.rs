@@ -77,7 +77,7 @@ pub struct PrevState {
 }
 
 /// One of the byte-string column types DuckDB may hand over.
-fn bytes_at(col: &dyn Array, i: usize) -> Option<&[u8]> {
+pub(crate) fn bytes_at(col: &dyn Array, i: usize) -> Option<&[u8]> {
     if col.is_null(i) {
         return None;
     }
@@ -92,13 +92,13 @@ fn bytes_at(col: &dyn Array, i: usize) -> Option<&[u8]> {
     })
 }
 
-fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
+pub(crate) fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
     b.column_by_name(name)
         .map(|c| c.as_ref())
         .ok_or_else(|| Error::InvalidInput(format!("previous state lacks column {name:?}")))
 }
 
-fn u64_col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a arrow_array::PrimitiveArray<UInt64Type>> {
+pub(crate) fn u64_col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a arrow_array::PrimitiveArray<UInt64Type>> {
     column(b, name)?
         .as_primitive_opt::<UInt64Type>()
         .ok_or_else(|| Error::InvalidInput(format!("previous state column {name:?} must be UInt64")))

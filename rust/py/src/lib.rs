@@ -337,9 +337,15 @@ fn image_hashes(gray: &[u8], width: usize, height: usize) -> PyResult<(u64, u64)
 /// Little-endian u64 values from a bytes-like buffer.
 fn u64s(raw: &[u8]) -> Result<Vec<u64>, Error> {
     if raw.len() % 8 != 0 {
-        return Err(Error::InvalidInput(format!("{} bytes is not a whole number of 64-bit hashes", raw.len())));
+        return Err(Error::InvalidInput(format!(
+            "{} bytes is not a whole number of 64-bit hashes",
+            raw.len()
+        )));
     }
-    Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect())
 }
 
 fn pairs_batch(pairs: &[Pair]) -> Result<RecordBatch, Error> {
@@ -365,7 +371,11 @@ fn near_pairs(py: Python<'_>, hashes: &[u8], radius: u32, brute: bool) -> PyResu
     let cancel = Arc::new(AtomicBool::new(false));
     let c2 = cancel.clone();
     let batch = detached(py, cancel, move || {
-        let pairs = if brute { near::brute_pairs(&values, radius) } else { near::near_pairs(&values, radius, &c2)? };
+        let pairs = if brute {
+            near::brute_pairs(&values, radius)
+        } else {
+            near::near_pairs(&values, radius, &c2)?
+        };
         pairs_batch(&pairs)
     })?;
     wrap(py, batch)
@@ -382,7 +392,9 @@ fn similar_groups(py: Python<'_>, hashes: &[u8], radius: u32) -> PyResult<(PyObj
     let (batch, npairs) = detached(py, cancel, move || {
         let pairs = near::near_pairs(&values, radius, &c2)?;
         let (gid, leaders) = near::group(values.len(), &pairs);
-        let members: Vec<u32> = (0..values.len() as u32).filter(|&i| gid[i as usize] != u32::MAX).collect();
+        let members: Vec<u32> = (0..values.len() as u32)
+            .filter(|&i| gid[i as usize] != u32::MAX)
+            .collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("index", DataType::UInt32, false),
             Field::new("group", DataType::UInt32, false),
@@ -394,13 +406,123 @@ fn similar_groups(py: Python<'_>, hashes: &[u8], radius: u32) -> PyResult<(PyObj
             Arc::new(UInt32Array::from_iter_values(members.iter().copied())),
             Arc::new(UInt32Array::from_iter_values(members.iter().map(|&i| gid[i as usize]))),
             Arc::new(UInt32Array::from_iter_values(members.iter().map(|&i| lead(i)))),
-            Arc::new(UInt8Array::from_iter_values(
-                members.iter().map(|&i| phash::hamming(values[i as usize], values[lead(i) as usize]) as u8),
-            )),
+            Arc::new(UInt8Array::from_iter_values(members.iter().map(|&i| {
+                phash::hamming(values[i as usize], values[lead(i) as usize]) as u8
+            }))),
         ];
         Ok((RecordBatch::try_new(schema, cols).map_err(Error::Arrow)?, pairs.len()))
     })?;
     Ok((wrap(py, batch)?, npairs))
+}
+
+/// Exact duplicates among files without a digest yet, reading as little as possible
+/// (size, then 4 KiB at each end, then the whole file). `files` is an Arrow stream with
+/// path_bytes, size, mtime_ns, dev, inode and blake3 (hex or null). Returns an Arrow batch
+/// (index, blake3, verdict, error) with verdict one of "digest", "unique", "changed",
+/// "failed", and a dict of stage counts.
+#[pyfunction]
+#[pyo3(signature = (files, threads=0))]
+fn exact_funnel<'py>(
+    py: Python<'py>,
+    files: &Bound<'py, PyAny>,
+    threads: usize,
+) -> PyResult<(PyObject, Bound<'py, PyDict>)> {
+    use arrow_array::StringArray;
+    use mediaforge_core::funnel::{self, Verdict};
+    let batches = read_stream(py, files)?;
+    let cands = funnel::candidates(&batches).map_err(|e| to_py_err(py, e))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c2 = cancel.clone();
+    let (batch, stats) = detached(py, cancel, move || {
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if threads > 0 {
+            b = b.num_threads(threads);
+        }
+        let pool = b.build().map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let (verdicts, stats) = pool.install(|| funnel::run(&cands, &c2))?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("index", DataType::UInt32, false),
+            Field::new("blake3", DataType::Utf8, true),
+            Field::new("verdict", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, true),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(0..verdicts.len() as u32)),
+            Arc::new(StringArray::from_iter(verdicts.iter().map(|v| match v {
+                Verdict::Digest(d) => Some(d.to_hex()),
+                _ => None,
+            }))),
+            Arc::new(StringArray::from_iter_values(verdicts.iter().map(|v| match v {
+                Verdict::Digest(_) => "digest",
+                Verdict::Unique => "unique",
+                Verdict::Changed => "changed",
+                Verdict::Failed(_) => "failed",
+            }))),
+            Arc::new(StringArray::from_iter(verdicts.iter().map(|v| match v {
+                Verdict::Failed(m) => Some(m.clone()),
+                _ => None,
+            }))),
+        ];
+        Ok((RecordBatch::try_new(schema, cols).map_err(Error::Arrow)?, stats))
+    })?;
+    let d = PyDict::new(py);
+    d.set_item("same_size", stats.by_size)?;
+    d.set_item("same_prefix", stats.by_prefix)?;
+    d.set_item("same_suffix", stats.by_suffix)?;
+    d.set_item("hashed_in_full", stats.hashed_in_full)?;
+    d.set_item("bytes_read", stats.bytes_read)?;
+    Ok((wrap(py, batch)?, d))
+}
+
+/// The audio fingerprint of mono float32 PCM at 11,025 Hz (little-endian bytes), as
+/// little-endian 32-bit words: empty when the audio is too short or mostly silent.
+#[pyfunction]
+fn audio_fingerprint(py: Python<'_>, pcm: &[u8]) -> PyResult<Vec<u8>> {
+    if pcm.len() % 4 != 0 {
+        return Err(to_py_err(
+            py,
+            Error::InvalidInput("PCM must be whole float32 samples".into()),
+        ));
+    }
+    let samples: Vec<f32> = pcm
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let words = py.allow_threads(|| mediaforge_core::afp::fingerprint(&samples));
+    Ok(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+}
+
+/// Pairs of tracks that sound the same: durations within the guard and at most `max_ber`
+/// of fingerprint bits differing at the best alignment. `fingerprints` are little-endian
+/// 32-bit words (as `audio_fingerprint` returns). An Arrow batch (a, b, ber), a < b.
+#[pyfunction]
+fn audio_matches(py: Python<'_>, fingerprints: Vec<Vec<u8>>, durations: Vec<f64>, max_ber: f32) -> PyResult<PyObject> {
+    use arrow_array::Float32Array;
+    let fps: Vec<Vec<u32>> = fingerprints
+        .iter()
+        .map(|f| {
+            f.chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        })
+        .collect();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let c2 = cancel.clone();
+    let batch = detached(py, cancel, move || {
+        let found = mediaforge_core::afp::matches(&fps, &durations, max_ber, &c2)?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::UInt32, false),
+            Field::new("b", DataType::UInt32, false),
+            Field::new("ber", DataType::Float32, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(found.iter().map(|m| m.a))),
+            Arc::new(UInt32Array::from_iter_values(found.iter().map(|m| m.b))),
+            Arc::new(Float32Array::from_iter_values(found.iter().map(|m| m.ber))),
+        ];
+        RecordBatch::try_new(schema, cols).map_err(Error::Arrow)
+    })?;
+    wrap(py, batch)
 }
 
 #[pymodule]
@@ -413,5 +535,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(image_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(near_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(similar_groups, m)?)?;
+    m.add_function(wrap_pyfunction!(exact_funnel, m)?)?;
+    m.add_function(wrap_pyfunction!(audio_fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(audio_matches, m)?)?;
     Ok(())
 }

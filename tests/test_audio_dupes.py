@@ -1,0 +1,87 @@
+"""Near-duplicate sound: songs made at test time and encoded with real encoders (FLAC,
+MP3, AAC, Opus); re-encodes of one recording group together, a different song, a cut
+version (duration guard) and silence do not."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import rows, run_cli
+from mediaforge.synth import song_pcm, write_audio
+
+RATE = 44100
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("music")
+    song = song_pcm(1, 20.0, RATE)
+    write_audio(root / "song.flac", song, RATE, "flac", "flac")
+    write_audio(root / "song.mp3", song, RATE, "libmp3lame", "mp3", 96_000)
+    write_audio(root / "song.m4a", song, RATE, "aac", "ipod", 64_000)
+    write_audio(root / "song.opus", song, RATE, "libopus", "ogg", 48_000, out_rate=48_000)
+    write_audio(root / "other.flac", song_pcm(2, 20.0, RATE), RATE, "flac", "flac")
+    write_audio(root / "song cut.flac", song[: int(14 * RATE)], RATE, "flac", "flac")
+    write_audio(root / "silence.flac", np.zeros(20 * RATE, np.float32), RATE, "flac", "flac")
+    catalog = tmp_path_factory.mktemp("state") / "cat.duckdb"
+    res = run_cli("scan", root, "--no-thumbs", catalog=catalog)
+    assert res.rc == 0, res.err
+    return root, catalog
+
+
+def test_reencodes_group_and_nothing_else(music) -> None:
+    _root, catalog = music
+    res = run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    found = json.loads(res.out)
+    assert {r["group"] for r in found} == {1}
+    assert sorted(os.path.basename(r["path"]) for r in found) == ["song.flac", "song.m4a", "song.mp3", "song.opus"]
+    assert all(r["distance"] <= 20 for r in found)
+    assert rows(catalog, "SELECT count(*) AS n FROM similar_groups WHERE method = 'audio'")[0]["n"] == 4
+
+
+def test_fingerprints_stored_and_silence_has_none(music) -> None:
+    _root, catalog = music
+    got = {os.path.basename(r["path"]): r for r in rows(catalog, """
+        SELECT f.path, a.frames, a.seconds, octet_length(a.fingerprint) AS nbytes
+        FROM files f JOIN audio_hashes a USING (blake3)""")}
+    assert len(got) == 7
+    assert got["silence.flac"]["frames"] == 0
+    assert 200 <= got["song.flac"]["frames"] <= 215 and got["song.flac"]["nbytes"] == 4 * got["song.flac"]["frames"]
+    assert abs(got["song cut.flac"]["seconds"] - 14.0) < 0.2
+
+
+def test_strict_threshold_and_keep_highest_bitrate(music) -> None:
+    root, catalog = music
+    assert json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--threshold", "1", "--format", "json",
+                              catalog=catalog).out) == []
+    assert run_cli("dupes", "--similar", "--kind", "audio", "--threshold", "60", catalog=catalog).rc == 2
+    assert run_cli("dupes", "--similar", "--kind", "audio", catalog=catalog).rc == 0
+    plan = json.loads(run_cli("dedupe", "--similar", "--kind", "audio", "--keep", "highest-bitrate", "--action",
+                              "trash", "--json", catalog=catalog).out)
+    assert {os.path.basename(s["keep"]) for s in plan["steps"]} == {"song.flac"}
+    assert sorted(os.path.basename(s["trash"]) for s in plan["steps"]) == ["song.m4a", "song.mp3", "song.opus"]
+    assert all(os.path.exists(s["trash"]) for s in plan["steps"])  # a dry run
+
+
+def test_catalogs_from_before_fingerprints_catch_up(music, tmp_path: Path) -> None:
+    import shutil
+
+    _root, catalog = music
+    old = tmp_path / "old.duckdb"
+    shutil.copy(catalog, old)
+    import duckdb
+
+    with duckdb.connect(str(old)) as con:
+        con.execute("DELETE FROM audio_hashes")
+    res = run_cli("meta", "--json", catalog=old)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["files"] == 7
+    assert rows(old, "SELECT count(*) AS n FROM audio_hashes")[0]["n"] == 7
+    assert json.loads(run_cli("meta", "--json", catalog=old).out)["files"] == 0
