@@ -384,10 +384,10 @@ def main() -> int:
         return go
 
     def mf_scan(cat: Path, target: str, *extra: str) -> list[str]:
-        # --no-meta: this bench measures the walk, hashing and catalog; metadata
-        # extraction has its own bench (bench_meta.py).
+        # --no-meta --no-index: this bench measures the walk, hashing and catalog; metadata
+        # extraction and the search index have their own benches.
         return [mf, "-q", "--catalog", str(cat), "scan", target, "--threads", str(NPROC), "--json", "--no-meta",
-                *extra]
+                "--no-index", *extra]
 
     def expect(**want: int) -> Callable[[dict], None]:
         def check(s: dict) -> None:

@@ -1,5 +1,6 @@
 """Type stubs for the private Rust extension `mediaforge._core`."""
 
+import os
 from typing import Any, Iterator
 
 __version__: str
@@ -56,3 +57,17 @@ def audio_fingerprint(pcm: bytes) -> bytes:
 
 def audio_matches(fingerprints: list[bytes], durations: list[float], max_ber: float) -> ArrowBatch:
     """Pairs (a, b, ber), a < b, of tracks within the duration guard and `max_ber` bit errors."""
+
+
+class SearchIndex:
+    """A full-text search index in a folder (created when missing)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None: ...
+    def upsert(self, docs: Any, deletes: list[str] = ...) -> int:
+        """Replace the docs of `docs` (an object with `__arrow_c_stream__`: utf8 media_id, name,
+        path, tags and collections joined by "\\n", meta, kind, ext; int32 or int64 year, nullable)
+        and delete `deletes`, in one commit. Returns the number of docs added."""
+    def clear(self) -> None: ...
+    def search(self, query: str, limit: int = 20, restrict: list[str] | None = None) -> ArrowBatch:
+        """Hits best first: an Arrow batch (media_id utf8, score float32)."""
+    def num_docs(self) -> int: ...

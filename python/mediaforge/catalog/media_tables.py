@@ -14,7 +14,7 @@ import pyarrow as pa
 _ARROW = {
     "VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
     "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"), "VARCHAR[]": pa.list_(pa.string()), "BLOB": pa.binary(),
-    "UBIGINT": pa.uint64(), "UINTEGER": pa.uint32(), "UTINYINT": pa.uint8(),
+    "UBIGINT": pa.uint64(), "UINTEGER": pa.uint32(), "UTINYINT": pa.uint8(), "UUID": pa.string(),
 }
 
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -97,7 +97,42 @@ TABLES_V4: dict[str, list[tuple[str, str]]] = {
     "audio_hashes": [("blake3", "VARCHAR NOT NULL"), ("fingerprint", "BLOB NOT NULL"), ("frames", "UINTEGER NOT NULL"),
                      ("seconds", "DOUBLE NOT NULL")],
 }
-_ALL = {**TABLES, **TABLES_V3, **TABLES_V4}
+# Version 5: tags and collections on the stable media_id (so they survive renames, moves
+# and rescans), and the search index's record of what it holds.
+TABLES_V5: dict[str, list[tuple[str, str]]] = {
+    "tags": [("media_id", "UUID NOT NULL"), ("tag", "VARCHAR NOT NULL"), ("source", "VARCHAR NOT NULL"),
+             ("added_by", "VARCHAR NOT NULL"), ("added_at", "TIMESTAMP NOT NULL")],
+    "collections": [("collection_id", "BIGINT NOT NULL"), ("name", "VARCHAR NOT NULL"), ("kind", "VARCHAR NOT NULL"),
+                    ("predicate", "VARCHAR"), ("created_by", "VARCHAR NOT NULL"),
+                    ("created_at", "TIMESTAMP NOT NULL")],
+    "collection_items": [("collection_id", "BIGINT NOT NULL"), ("media_id", "UUID NOT NULL"),
+                         ("position", "BIGINT NOT NULL"), ("added_by", "VARCHAR NOT NULL"),
+                         ("added_at", "TIMESTAMP NOT NULL")],
+    "search_docs": [("media_id", "UUID NOT NULL"), ("digest", "UBIGINT NOT NULL")],
+}
+
+# One row per present file with the columns people filter on: what smart collections,
+# `--where` and the search index read. A public interface like the tables.
+LIBRARY_VIEW = """
+CREATE VIEW library AS
+SELECT f.media_id, f.path, f.dir, f.name, f.ext, f.size, f.mtime_ns, f.kind, f.mime, f.blake3,
+       f.first_seen, f.last_seen,
+       m.format, m.width, m.height, m.duration, m.bitrate, m.video_codec, m.audio_codec,
+       coalesce(m.video_codec, m.audio_codec) AS codec, m.fps, m.rotation, m.hdr, m.bit_depth,
+       m.channels, m.sample_rate, m.frames,
+       coalesce(m.taken_at, m.created_at) AS taken_at,
+       year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000))) AS year,
+       e.make AS camera_make, e.model AS camera_model, e.lens, e.iso, e.f_number, e.exposure_time,
+       e.focal_length, e.gps_lat, e.gps_lon,
+       a.title, a.artist, a.album, a.album_artist, a.genre, a.track, a.has_cover, a.lossless,
+       coalesce((SELECT list(t.tag ORDER BY t.tag) FROM tags t WHERE t.media_id = f.media_id), []) AS tags
+FROM files f
+LEFT JOIN media m ON m.blake3 = f.blake3
+LEFT JOIN exif e ON e.blake3 = f.blake3
+LEFT JOIN tags_audio a ON a.blake3 = f.blake3
+WHERE f.status = 'present'
+"""
+_ALL = {**TABLES, **TABLES_V3, **TABLES_V4, **TABLES_V5}
 
 
 def ddl(table: str) -> str:
@@ -119,3 +154,4 @@ def columns(table: str) -> list[str]:
 MIGRATION_2 = [ddl(t) for t in TABLES] + [SIDECAR_LINKS_VIEW]
 MIGRATION_3 = [ddl(t) for t in TABLES_V3]
 MIGRATION_4 = [ddl(t) for t in TABLES_V4]
+MIGRATION_5 = [ddl(t) for t in TABLES_V5] + [LIBRARY_VIEW]

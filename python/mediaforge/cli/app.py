@@ -98,10 +98,11 @@ def scan_cmd(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file for extraction.")] = 30.0,
     retry_failed: Annotated[bool, typer.Option("--retry-failed",
                                                help="Extract again files that failed or timed out before.")] = False,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Leave the search index as it is.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Scan folders into the catalog: new, changed, moved and missing files, then their
-    metadata and thumbnails."""
+    metadata and thumbnails, XMP keywords as tags, and the search index."""
     g = _globals(ctx)
     if threads is not None and threads < 1:
         raise InvalidInputError(f"--threads must be at least 1, got {threads}")
@@ -121,8 +122,10 @@ def scan_cmd(
         if xconfig is not None:
             with render.ExtractProgressBar(show, "extract") as xbar:
                 xsummary = extract(cat, xconfig, on_progress=xbar.update)
+        indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index)
     if as_json:
-        render.dump_json(dict(summary.as_dict(), extract=xsummary.as_dict() if xsummary else None))
+        render.dump_json(dict(summary.as_dict(), extract=xsummary.as_dict() if xsummary else None,
+                              index=indexed.__dict__ if indexed else None))
         return
     s = summary
     rate = s.files_seen / s.seconds if s.seconds else 0.0
@@ -136,6 +139,22 @@ def scan_cmd(
         print(f"  see errors: mediaforge query \"SELECT * FROM scan_errors WHERE scan_id = {s.scan_id}\"")
     if xsummary is not None:
         _print_extract(xsummary, "metadata")
+    if indexed is not None:
+        print(f"  search index: {indexed.indexed:,} files indexed, {indexed.removed:,} removed in "
+              f"{indexed.seconds:.2f} s ({indexed.total:,} in the index)")
+
+
+def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, index: bool):  # noqa: ANN202
+    """After new metadata: XMP keywords become tags; then the search index catches up."""
+    if extracted:
+        from ..organise.xmp import import_xmp
+
+        import_xmp(cat)
+    if not index:
+        return None
+    from ..organise.search import refresh
+
+    return refresh(cat, catalog_path)
 
 
 def _print_extract(x: ExtractSummary, what: str) -> None:
@@ -171,8 +190,15 @@ def _run_extraction(ctx: typer.Context, label: str, what: str,
     """Open the catalog for writing, run one extraction with a progress bar, print its summary."""
     g = _globals(ctx)
     show = not g.quiet and not as_json and sys.stderr.isatty()
-    with open_catalog(g.catalog, threads=threads) as cat, render.ExtractProgressBar(show, label) as bar:
-        summary = run(cat, bar.update)
+    with open_catalog(g.catalog, threads=threads) as cat:
+        with render.ExtractProgressBar(show, label) as bar:
+            summary = run(cat, bar.update)
+        if label == "extract":
+            from .organise import after_change
+            from ..organise.xmp import import_xmp
+
+            import_xmp(cat)
+            after_change(cat, g.catalog)
     if as_json:
         render.dump_json(summary.as_dict())
     else:
@@ -398,11 +424,16 @@ def dedupe_cmd(
     """Remove duplicates: a dry run by default; --apply verifies every file first (bytes
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
-    from ..dupes.dedupe import apply, plan_exact, plan_similar, undo
+    from ..dupes.dedupe import apply, carry_over, plan_exact, plan_similar, uncarry, undo
 
     g = _globals(ctx)
     if undo_journal is not None:
         out = undo(undo_journal)
+        with open_catalog(g.catalog) as cat:
+            if uncarry(cat, undo_journal):
+                from .organise import after_change
+
+                after_change(cat, g.catalog)
         _print_outcome(out, "restored", as_json)
         return
     if similar:
@@ -427,13 +458,21 @@ def dedupe_cmd(
               f"{render.human_bytes(plan.reclaimable)} reclaimed; add --apply to do it")
         return
     root = Path(g.catalog).resolve().parent
-    out = apply(plan, root / "journal", root / "trash")
+    # Hold the catalog's write lock while acting, so the tags can follow at once.
+    with open_catalog(g.catalog) as cat:
+        out = apply(plan, root / "journal", root / "trash")
+        carry_over(cat, out)
+        if out.tags_carried:
+            from .organise import after_change
+
+            after_change(cat, g.catalog, [s.keep_id for s in out.done_steps if s.keep_id])
     _print_outcome(out, DONE[action], as_json)
 
 
 def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
     if as_json:
         render.dump_json({"done": out.done, "bytes": out.bytes_freed, "journal": str(out.journal),
+                          "tags_carried": out.tags_carried,
                           "skipped": [{"path": p, "why": w} for p, w in out.skipped]})
         return
     for p, why in out.skipped:
@@ -453,3 +492,6 @@ def sample_cmd(
 
     for p in make_sample_library(dest):
         print(p)
+
+
+from . import organise  # noqa: E402,F401 - registers tag, collection, xmp and search

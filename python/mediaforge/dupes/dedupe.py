@@ -71,6 +71,9 @@ class Step:
     inode: int
     # For near-duplicates: the content the victim must still have (checked by hashing).
     blake3: str | None = None
+    # Stable ids of both files, so tags and collections can follow the kept one.
+    keep_id: str | None = None
+    victim_id: str | None = None
 
 
 @dataclass
@@ -121,12 +124,13 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
         params["prefix"] = keep.split(":", 1)[1]
     sql = f"""
         WITH src AS ({source}), ranked AS (
-            SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode,
+            SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode, f.media_id::VARCHAR AS mid,
                    row_number() OVER (PARTITION BY s.grp ORDER BY {_order(keep)}) AS rank
             FROM src s JOIN files f ON f.path_bytes = s.path_bytes AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = f.blake3
         )
-        SELECT v.grp, k.path_bytes, v.path_bytes, v.size, v.mtime_ns, v.dev, v.inode, k.dev, k.inode, v.blake3
+        SELECT v.grp, k.path_bytes, v.path_bytes, v.size, v.mtime_ns, v.dev, v.inode, k.dev, k.inode, v.blake3,
+               k.mid, v.mid
         FROM ranked v JOIN ranked k ON k.grp = v.grp AND k.rank = 1
         WHERE v.rank > 1 ORDER BY v.grp, v.path_bytes
         """
@@ -152,8 +156,8 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
           AND blake3 IN (SELECT blake3 FROM files WHERE status = 'present' AND blake3 IS NOT NULL
                          GROUP BY blake3 HAVING count(*) > 1)""", params)
     steps = [
-        Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino))
-        for g, kp, vp, size, mt, dev, ino, kdev, kino, _h in rows
+        Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), keep_id=kid, victim_id=vid)
+        for g, kp, vp, size, mt, dev, ino, kdev, kino, _h, kid, vid in rows
         # Already a hard link to the kept file: nothing to link or clone.
         if not (action in ("hardlink", "reflink") and (dev, ino) == (kdev, kino))
     ]
@@ -169,8 +173,9 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
         WHERE g.method = $method""", {"method": method})
-    steps = [Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), blake3=h)
-             for g, kp, vp, size, mt, dev, ino, _kd, _ki, h in rows]
+    steps = [Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), blake3=h, keep_id=kid,
+                  victim_id=vid)
+             for g, kp, vp, size, mt, dev, ino, _kd, _ki, h, kid, vid in rows]
     return Plan(action, target, steps, similar=True)
 
 
@@ -222,6 +227,8 @@ class Outcome:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     bytes_freed: int = 0
     journal: Path | None = None
+    done_steps: list[Step] = field(default_factory=list)
+    tags_carried: int = 0
 
 
 def _moved_path(victim: bytes, dest_root: Path) -> bytes:
@@ -268,6 +275,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
                 _move(s.victim, target)
                 entry["moved_to"] = _b64(target)
             journal.write(kind="done", **entry)
+            out.done_steps.append(s)
             out.done += 1
             out.bytes_freed += s.size
     finally:
@@ -293,6 +301,58 @@ def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> str | None:
     os.close(fd)
     os.utime(tmp, ns=(victim.st_atime_ns, victim.st_mtime_ns))
     return None
+
+
+def carry_over(cat: Catalog, out: Outcome) -> None:
+    """Give each kept file the tags and collection places of the files acted on (tags
+    added this way have source 'dedupe'), and journal what was added so `undo` can take
+    it back."""
+    pairs = [(s.victim_id, s.keep_id) for s in out.done_steps if s.victim_id and s.keep_id]
+    if not pairs or out.journal is None:
+        return
+    import pyarrow as pa
+
+    from ..organise.tags import who
+
+    moves = pa.table({"victim": pa.array([v for v, _ in pairs], pa.string()),
+                      "keep": pa.array([k for _, k in pairs], pa.string())})
+    with cat.registered("mf_moves", moves), cat.transaction() as con:
+        tags = con.execute("""
+            SELECT DISTINCT m.keep, t.tag FROM mf_moves m JOIN tags t ON t.media_id = m.victim::UUID
+            WHERE NOT EXISTS (SELECT 1 FROM tags k WHERE k.media_id = m.keep::UUID AND k.tag = t.tag)""").fetchall()
+        if tags:
+            con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, now()::TIMESTAMP FROM "
+                        "(SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS t)",
+                        [who(), [k for k, _ in tags], [t for _, t in tags]])
+        items = con.execute("""
+            SELECT DISTINCT m.keep, i.collection_id FROM mf_moves m JOIN collection_items i ON i.media_id = m.victim::UUID
+            WHERE NOT EXISTS (SELECT 1 FROM collection_items k WHERE k.media_id = m.keep::UUID
+                              AND k.collection_id = i.collection_id)""").fetchall()
+        for keep, cid in items:
+            con.execute("""INSERT INTO collection_items SELECT ?, ?::UUID,
+                           (SELECT coalesce(max(position), 0) + 1 FROM collection_items WHERE collection_id = ?),
+                           ?, now()::TIMESTAMP""", [cid, keep, cid, who()])
+    journal = Journal(out.journal)
+    try:
+        journal.write(kind="carried", tags=[[k, t] for k, t in tags], collections=[[k, int(c)] for k, c in items])
+    finally:
+        journal.close()
+    out.tags_carried = len(tags)
+
+
+def uncarry(cat: Catalog, path: Path) -> int:
+    """Take back the tags and collection places a journal's dedupe carried over."""
+    removed = 0
+    with cat.transaction() as con:
+        for e in _entries(path):
+            if e.get("kind") != "carried":
+                continue
+            for keep, tag in e.get("tags", []):
+                removed += con.execute("DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
+                                       [keep, tag]).fetchall()[0][0]
+            for keep, cid in e.get("collections", []):
+                con.execute("DELETE FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?", [keep, cid])
+    return int(removed)
 
 
 def _check(s: Step, similar: bool = False) -> str | None:

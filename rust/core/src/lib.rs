@@ -10,6 +10,7 @@ pub mod near;
 pub mod phash;
 pub mod prev;
 pub mod scan;
+pub mod search;
 pub mod types;
 pub mod walk;
 

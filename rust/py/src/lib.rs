@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
@@ -23,6 +23,7 @@ use mediaforge_core::near::{self, Pair};
 use mediaforge_core::phash::{self, Gray};
 use mediaforge_core::prev::PrevState;
 use mediaforge_core::scan::{self, Event, ScanHandle, ScanOptions};
+use mediaforge_core::search;
 use mediaforge_core::walk::WalkOptions;
 use mediaforge_core::Error;
 
@@ -336,7 +337,7 @@ fn image_hashes(gray: &[u8], width: usize, height: usize) -> PyResult<(u64, u64)
 
 /// Little-endian u64 values from a bytes-like buffer.
 fn u64s(raw: &[u8]) -> Result<Vec<u64>, Error> {
-    if raw.len() % 8 != 0 {
+    if !raw.len().is_multiple_of(8) {
         return Err(Error::InvalidInput(format!(
             "{} bytes is not a whole number of 64-bit hashes",
             raw.len()
@@ -478,7 +479,7 @@ fn exact_funnel<'py>(
 /// little-endian 32-bit words: empty when the audio is too short or mostly silent.
 #[pyfunction]
 fn audio_fingerprint(py: Python<'_>, pcm: &[u8]) -> PyResult<Vec<u8>> {
-    if pcm.len() % 4 != 0 {
+    if !pcm.len().is_multiple_of(4) {
         return Err(to_py_err(
             py,
             Error::InvalidInput("PCM must be whole float32 samples".into()),
@@ -525,11 +526,79 @@ fn audio_matches(py: Python<'_>, fingerprints: Vec<Vec<u8>>, durations: Vec<f64>
     wrap(py, batch)
 }
 
+/// A full-text search index in a folder (created when missing). Searches from several
+/// threads run side by side; a write waits for them and they for it.
+#[pyclass(frozen, module = "mediaforge._core")]
+struct SearchIndex {
+    inner: Arc<RwLock<search::SearchIndex>>,
+}
+
+// A panic inside the index has already surfaced as an error of its own call; the index's
+// files only ever change by whole commits, so the handle stays usable after one.
+fn read_lock(inner: &RwLock<search::SearchIndex>) -> RwLockReadGuard<'_, search::SearchIndex> {
+    inner.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock(inner: &RwLock<search::SearchIndex>) -> RwLockWriteGuard<'_, search::SearchIndex> {
+    inner.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[pymethods]
+impl SearchIndex {
+    #[new]
+    fn new(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let index = py
+            .allow_threads(|| search::SearchIndex::open_or_create(&path))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(SearchIndex {
+            inner: Arc::new(RwLock::new(index)),
+        })
+    }
+
+    /// Replace the docs of `docs` (an Arrow stream: utf8 media_id, name, path, tags and
+    /// collections joined by "\n", meta, kind, ext; int32 year) and drop `deletes`, in one
+    /// commit. Returns the number of docs added.
+    #[pyo3(signature = (docs, deletes=vec![]))]
+    fn upsert(&self, py: Python<'_>, docs: &Bound<'_, PyAny>, deletes: Vec<String>) -> PyResult<usize> {
+        let batches = read_stream(py, docs)?;
+        let inner = self.inner.clone();
+        detached(py, Arc::new(AtomicBool::new(false)), move || {
+            let docs = search::docs_from_batches(&batches)?;
+            drop(batches);
+            write_lock(&inner).upsert(&docs, &deletes)
+        })
+    }
+
+    /// Remove every document.
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        detached(py, Arc::new(AtomicBool::new(false)), move || write_lock(&inner).clear())
+    }
+
+    /// Ranked hits, best first, as an Arrow batch (media_id, score). `restrict` keeps only
+    /// these media ids.
+    #[pyo3(signature = (query, limit=20, restrict=None))]
+    fn search(&self, py: Python<'_>, query: &str, limit: usize, restrict: Option<Vec<String>>) -> PyResult<PyObject> {
+        let batch = py
+            .allow_threads(|| {
+                let hits = read_lock(&self.inner).search(query, limit, restrict.as_deref())?;
+                search::hits_batch(&hits)
+            })
+            .map_err(|e| to_py_err(py, e))?;
+        wrap(py, batch)
+    }
+
+    fn num_docs(&self) -> u64 {
+        read_lock(&self.inner).num_docs()
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Scanner>()?;
     m.add_class::<ArrowBatch>()?;
+    m.add_class::<SearchIndex>()?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(classify, m)?)?;
     m.add_function(wrap_pyfunction!(image_hashes, m)?)?;

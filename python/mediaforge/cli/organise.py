@@ -1,0 +1,298 @@
+"""Commands to organise and find: `tag`, `collection`, `xmp` and `search`."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..catalog import Catalog, open_catalog
+from ..errors import Interrupted
+from . import render
+from .app import Format, _globals, _write_table, app, command
+
+tag_app = typer.Typer(no_args_is_help=True, help="Hierarchical tags on files (they follow moves and renames).")
+coll_app = typer.Typer(no_args_is_help=True, help="Collections: ordered sets of files, or smart ones (saved SQL).")
+xmp_app = typer.Typer(no_args_is_help=True, help="Tags and collections to and from XMP sidecars.")
+app.add_typer(tag_app, name="tag")
+app.add_typer(coll_app, name="collection")
+app.add_typer(xmp_app, name="xmp")
+
+
+def sub(group: typer.Typer, name: str):  # noqa: ANN201
+    """Register a subcommand whose Ctrl-C ends in exit code 130 (as `command` does)."""
+
+    def deco(fn):  # noqa: ANN001, ANN202
+        @functools.wraps(fn)
+        def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                from . import INTERRUPTED
+
+                raise Interrupted(INTERRUPTED) from None
+
+        return group.command(name)(run)
+
+    return deco
+
+
+PathsArg = Annotated[Optional[list[str]], typer.Argument(help="Files, folders or globs (quoted) from the catalog.",
+                                                         show_default=False)]
+WhereOpt = Annotated[Optional[str], typer.Option("--where", help="A SQL condition over the `library` view.")]
+CollOpt = Annotated[Optional[str], typer.Option("--collection", help="The members of this collection.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
+
+
+def after_change(cat: Catalog, catalog_path: Path, ids: list[str] | None = None) -> None:
+    """Keep the search index in step after tags or collections changed (when there is
+    one): only the documents of `ids` when the command knows them, else by digest."""
+    from ..organise.search import index_dir, refresh
+
+    if index_dir(catalog_path).exists():
+        refresh(cat, catalog_path, only=ids)
+
+
+def _report(as_json: bool, text: str, **data: object) -> None:
+    if as_json:
+        render.dump_json(data)
+    else:
+        print(text)
+
+
+@sub(tag_app, "add")
+def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; '/' nests: places/france/paris.")],
+            paths: PathsArg = None, where: WhereOpt = None, collection: CollOpt = None, as_json: JsonOpt = False) -> None:
+    """Tag files: PATH..., every result of --where, or a collection's members."""
+    from ..organise.tags import add_tags
+    from ..organise.targets import resolve_targets
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog) as cat:
+        ids = resolve_targets(cat, paths or [], where, collection)
+        n = add_tags(cat, ids, [tag])
+        after_change(cat, g.catalog, ids)
+    _report(as_json, f"tagged {n:,} files with {tag} ({len(ids) - n:,} had it already)", tag=tag, added=n,
+            files=len(ids))
+
+
+@sub(tag_app, "remove")
+def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag (its subtree goes too).")],
+               paths: PathsArg = None, where: WhereOpt = None, collection: CollOpt = None,
+               as_json: JsonOpt = False) -> None:
+    """Remove a tag (and the tags below it) from files."""
+    from ..organise.tags import remove_tags
+    from ..organise.targets import resolve_targets
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog) as cat:
+        ids = resolve_targets(cat, paths or [], where, collection)
+        n = remove_tags(cat, ids, [tag])
+        after_change(cat, g.catalog, ids)
+    _report(as_json, f"removed {n:,} tags", tag=tag, removed=n)
+
+
+@sub(tag_app, "rename")
+def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag to rename, with its subtree.")],
+               new: Annotated[str, typer.Argument(help="Its new name.")], as_json: JsonOpt = False) -> None:
+    """Rename a tag and everything below it, on every file."""
+    from ..organise.tags import rename_tag
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog) as cat:
+        n = rename_tag(cat, old, new)
+        after_change(cat, g.catalog)
+    _report(as_json, f"renamed {n:,} tags", renamed=n)
+
+
+@sub(tag_app, "list")
+def tag_list(ctx: typer.Context, paths: PathsArg = None,
+             fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table) -> None:
+    """Every tag with its file counts, or the tags of the files given."""
+    from ..organise.tags import tag_counts, tags_of
+    from ..organise.targets import resolve_targets
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog, read_only=True) as cat:
+        table = tags_of(cat, resolve_targets(cat, paths)) if paths else tag_counts(cat)
+    if fmt is Format.table:
+        render.print_table(table)
+    else:
+        _write_table(table, fmt, None)
+
+
+@sub(coll_app, "create")
+def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The collection's name.")],
+                smart: Annotated[Optional[str], typer.Option(
+                    "--smart", help="Make it smart: a SQL condition over the `library` view, evaluated live.")] = None,
+                as_json: JsonOpt = False) -> None:
+    """Create a collection (manual, or --smart with a checked SQL condition)."""
+    from ..organise import collection
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog) as cat:
+        collection.create(cat, name, smart)
+        count = len(collection.members(cat, name))
+    _report(as_json, f"created {'smart ' if smart else ''}collection {name!r}" + (f": {count:,} files now" if smart else ""),
+            name=name, kind="smart" if smart else "manual", files=count)
+
+
+@sub(coll_app, "add")
+def coll_add(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A manual collection.")],
+             paths: PathsArg = None, where: WhereOpt = None, collection_: CollOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Append files to a manual collection: PATH..., --where results or another collection."""
+    from ..organise import collection
+    from ..organise.targets import resolve_targets
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog) as cat:
+        ids = resolve_targets(cat, paths or [], where, collection_)
+        n = collection.add(cat, name, ids)
+        after_change(cat, g.catalog, ids)
+    _report(as_json, f"added {n:,} files to {name!r}", name=name, added=n)
+
+
+@sub(coll_app, "remove")
+def coll_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A manual collection.")],
+                paths: PathsArg = None, where: WhereOpt = None, collection_: CollOpt = None,
+                as_json: JsonOpt = False) -> None:
+    """Take files out of a manual collection."""
+    from ..organise import collection
+    from ..organise.targets import resolve_targets
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog) as cat:
+        ids = resolve_targets(cat, paths or [], where, collection_)
+        n = collection.remove(cat, name, ids)
+        after_change(cat, g.catalog, ids)
+    _report(as_json, f"removed {n:,} files from {name!r}", name=name, removed=n)
+
+
+@sub(coll_app, "list")
+def coll_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Every collection with its kind, condition and current size."""
+    import pyarrow as pa
+
+    from ..organise import collection
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog, read_only=True) as cat:
+        rows = collection.listing(cat)
+    if as_json:
+        render.dump_json(rows)
+    elif rows:
+        render.print_table(pa.Table.from_pylist(rows).drop_columns(["id"]))
+    else:
+        print("no collections yet: mediaforge collection create NAME [--smart CONDITION]")
+
+
+@sub(coll_app, "show")
+def coll_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A collection.")],
+              fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+              output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+              ) -> None:
+    """The files of a collection, in order (smart ones: evaluated now)."""
+    from ..organise import collection
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog, read_only=True) as cat:
+        table = collection.show(cat, name)
+    if fmt is Format.table and output is None:
+        render.print_table(table.drop_columns(["media_id"]))
+        print(f"{table.num_rows:,} files")
+    else:
+        _write_table(table, fmt, output)
+
+
+@sub(coll_app, "delete")
+def coll_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A collection.")],
+                as_json: JsonOpt = False) -> None:
+    """Delete a collection (its files are not touched)."""
+    from ..organise import collection
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog) as cat:
+        ids = collection.members(cat, name)
+        collection.delete(cat, name)
+        after_change(cat, g.catalog, ids)
+    _report(as_json, f"deleted collection {name!r}", name=name, deleted=True)
+
+
+@sub(xmp_app, "import")
+def xmp_import(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Tags and collections from the keywords of the XMP sidecars the scan has read
+    (scans do this on their own; run it after editing sidecars and rescanning)."""
+    from ..organise.xmp import import_xmp
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog) as cat:
+        n = import_xmp(cat)
+        after_change(cat, g.catalog)
+    _report(as_json, f"imported {n:,} tags from XMP sidecars", added=n)
+
+
+@sub(xmp_app, "export")
+def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = None, collection: CollOpt = None,
+               all_: Annotated[bool, typer.Option("--all", help="Every tagged file.")] = False,
+               as_json: JsonOpt = False) -> None:
+    """Write tags and collections into XMP sidecars (dc:subject, lr:hierarchicalSubject,
+    digiKam:TagsList): added to the sidecar a file has, or to a new FILE.xmp beside it.
+    Keywords are only ever added; every other part of a sidecar is kept."""
+    from ..organise.targets import resolve_targets
+    from ..organise.xmp import export_xmp
+
+    g = _globals(ctx)
+    with open_catalog(g.catalog, read_only=True) as cat:
+        if all_:
+            ids = [str(r[0]) for r in cat.con.sql(
+                "SELECT DISTINCT media_id FROM tags UNION SELECT DISTINCT media_id FROM collection_items").fetchall()]
+        else:
+            ids = resolve_targets(cat, paths or [], where, collection)
+        out = export_xmp(cat, ids)
+    if as_json:
+        render.dump_json({"written": out.written, "unchanged": out.unchanged,
+                          "failed": [{"path": p, "why": w} for p, w in out.failed]})
+        return
+    for p, why in out.failed:
+        print(f"failed {p}: {why}")
+    print(f"{len(out.written):,} sidecars written, {out.unchanged:,} already up to date; rescan to catalog them")
+
+
+@command("search")
+def search_cmd(
+    ctx: typer.Context,
+    query: Annotated[Optional[str], typer.Argument(
+        help="Words and filters: kind:video ext:jpg year:2019 year:2018..2020 tag:family collection:NAME.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Most results.")] = 20,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the index from the catalog first.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Full-text search over names, folders, tags, collections and metadata, ranked."""
+    from ..organise.search import index_dir, refresh, search
+
+    g = _globals(ctx)
+    if reindex or not index_dir(g.catalog).exists():
+        with open_catalog(g.catalog) as cat:
+            r = refresh(cat, g.catalog, rebuild=reindex)
+        if query is None or fmt is Format.table:
+            import sys
+
+            print(f"indexed {r.indexed:,} files in {r.seconds:.1f} s ({r.total:,} in the index)", file=sys.stderr)
+    if query is None:
+        if not reindex:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("give a search, e.g. mediaforge search \"paris 2019 kind:image\"")
+        return
+    with open_catalog(g.catalog, read_only=True) as cat:
+        table = search(cat, g.catalog, query, limit)
+    if fmt is Format.table and output is None:
+        if table.num_rows:
+            render.print_table(table.drop_columns(["media_id"]))
+        print(f"{table.num_rows:,} results")
+    else:
+        _write_table(table, fmt, output)

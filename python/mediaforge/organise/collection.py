@@ -1,0 +1,114 @@
+"""Collections: named, ordered sets of media (manual), or saved SQL conditions over the
+`library` view evaluated live (smart). Both are keyed by media_id, so members survive
+renames and moves; a smart collection is checked when saved and again when run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from ..catalog import Catalog
+from ..catalog.media_tables import arrow_schema, columns
+from ..catalog.writes import utcnow
+from ..errors import InvalidInputError
+from .predicate import WRAP, check_predicate
+from .tags import who
+
+MAX_NAME = 200
+
+
+def _check_name(name: str) -> str:
+    n = (name or "").strip()
+    if not n or len(n) > MAX_NAME or any(ord(c) < 32 for c in n):
+        raise InvalidInputError(f"bad collection name {name!r}: 1 to {MAX_NAME} printable characters")
+    return n
+
+
+def _get(cat: Catalog, name: str) -> tuple[int, str, str | None]:
+    rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections WHERE name = $n",
+                       params={"n": _check_name(name)}).fetchall()
+    if not rows:
+        raise InvalidInputError(f"no collection named {name!r} (see `mediaforge collection list`)")
+    cid, kind, pred = rows[0]
+    return int(cid), kind, pred
+
+
+def create(cat: Catalog, name: str, smart: str | None = None) -> int:
+    name = _check_name(name)
+    pred = check_predicate(cat, smart) if smart is not None else None
+    with cat.transaction() as con:
+        if con.execute("SELECT 1 FROM collections WHERE name = ?", [name]).fetchall():
+            raise InvalidInputError(f"a collection named {name!r} already exists")
+        (cid,) = con.execute("SELECT coalesce(max(collection_id), 0) + 1 FROM collections").fetchall()[0]
+        con.execute(f"INSERT INTO collections ({', '.join(columns('collections'))}) VALUES (?, ?, ?, ?, ?, ?)",
+                    [cid, name, "smart" if pred else "manual", pred, who(), utcnow()])
+    return int(cid)
+
+
+def delete(cat: Catalog, name: str) -> None:
+    cid, _kind, _pred = _get(cat, name)
+    with cat.transaction() as con:
+        con.execute("DELETE FROM collection_items WHERE collection_id = ?", [cid])
+        con.execute("DELETE FROM collections WHERE collection_id = ?", [cid])
+
+
+def add(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
+    """Append media to a manual collection, in the given order, skipping members."""
+    cid, kind, _pred = _get(cat, name)
+    if kind == "smart":
+        raise InvalidInputError(f"{name!r} is a smart collection: its members are whatever its condition matches")
+    now, by = utcnow(), who()
+    rows = pa.Table.from_pylist([{"collection_id": cid, "media_id": m, "position": i, "added_by": by, "added_at": now}
+                                 for i, m in enumerate(media_ids)], schema=arrow_schema("collection_items"))
+    with cat.registered("mf_items", rows), cat.transaction() as con:
+        (base,) = con.execute("SELECT coalesce(max(position), 0) FROM collection_items WHERE collection_id = ?",
+                              [cid]).fetchall()[0]
+        n = con.execute(f"""
+            INSERT INTO collection_items SELECT collection_id, media_id::UUID, position + 1 + $base, added_by, added_at
+            FROM mf_items n WHERE NOT EXISTS (SELECT 1 FROM collection_items c WHERE c.collection_id = $cid
+                                              AND c.media_id = n.media_id::UUID)""",
+                        {"base": base, "cid": cid}).fetchall()[0][0]
+    return int(n)
+
+
+def remove(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
+    cid, kind, _pred = _get(cat, name)
+    if kind == "smart":
+        raise InvalidInputError(f"{name!r} is a smart collection: change its condition instead")
+    ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
+    with cat.registered("mf_ids", ids), cat.transaction() as con:
+        n = con.execute("DELETE FROM collection_items WHERE collection_id = ? AND media_id IN "
+                        "(SELECT media_id::UUID FROM mf_ids)", [cid]).fetchall()[0][0]
+    return int(n)
+
+
+def members(cat: Catalog, name: str) -> list[str]:
+    """Media ids of the present members, in the collection's order (smart: path order)."""
+    cid, kind, pred = _get(cat, name)
+    if kind == "smart":
+        sql = WRAP.format(predicate=check_predicate(cat, pred or "")) + " ORDER BY path"
+        return [str(r[0]) for r in cat.con.sql(sql).fetchall()]
+    return [str(r[0]) for r in cat.con.sql(
+        """SELECT c.media_id FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
+           WHERE c.collection_id = $cid ORDER BY c.position""", params={"cid": cid}).fetchall()]
+
+
+def show(cat: Catalog, name: str) -> pa.Table:
+    """One row per present member: position, path, kind, size, year, tags."""
+    ids = members(cat, name)
+    order = pa.table({"media_id": pa.array(ids, pa.string()), "position": pa.array(range(1, len(ids) + 1), pa.int64())})
+    with cat.registered("mf_members", order):
+        return cat.con.sql("""
+            SELECT o.position, l.path, l.kind, l.size, l.year, l.tags, l.media_id::VARCHAR AS media_id
+            FROM mf_members o JOIN library l ON l.media_id = o.media_id::UUID ORDER BY o.position""").to_arrow_table()
+
+
+def listing(cat: Catalog) -> list[dict]:
+    out = []
+    for cid, name, kind, pred, by, at in cat.con.sql(
+            "SELECT collection_id, name, kind, predicate, created_by, created_at FROM collections ORDER BY name"
+    ).fetchall():
+        out.append({"name": name, "kind": kind, "condition": pred, "files": len(members(cat, name)),
+                    "created_by": by, "created_at": at.isoformat(sep=" ", timespec="seconds"), "id": int(cid)})
+    return out

@@ -1,0 +1,73 @@
+"""User SQL predicates (smart collections, `--where`), checked before they run.
+
+A predicate is accepted only when DuckDB's own parser reads `SELECT media_id FROM library
+WHERE (<predicate>)` as exactly one plain SELECT over `library` (no second statement, no
+UNION, ORDER BY, LIMIT or GROUP BY smuggled after it, no subquery anywhere in it) and the
+binder finds every column it names. Predicates are only ever run inside that same SELECT,
+so nothing can write or drop through one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from ..catalog import Catalog
+from ..errors import InvalidInputError, first_line
+
+# The documented columns of the `library` view are what a predicate may name.
+WRAP = "SELECT media_id FROM library WHERE ({predicate}\n)"
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def check_predicate(cat: Catalog, predicate: str) -> str:
+    """The predicate, stripped, once it is known to be a safe, valid filter over
+    `library`; otherwise `InvalidInputError` with one line saying why."""
+    pred = (predicate or "").strip()
+    if not pred:
+        raise InvalidInputError("empty predicate: give a SQL condition such as \"kind = 'video' AND duration > 600\"")
+    sql = WRAP.format(predicate=pred)
+    (raw,) = cat.con.sql("SELECT json_serialize_sql($q)", params={"q": sql}).fetchall()[0]
+    tree = json.loads(raw)
+    if tree.get("error"):
+        raise InvalidInputError(f"not a SQL condition: {pred!r} ({first_line(tree.get('error_message', ''))})")
+    statements = tree.get("statements") or []
+    node = statements[0].get("node", {}) if len(statements) == 1 else {}
+    plain = (
+        node.get("type") == "SELECT_NODE"
+        and not node.get("modifiers")
+        and not node.get("group_expressions")
+        and node.get("having") is None
+        and node.get("qualify") is None
+        and not (node.get("cte_map") or {}).get("map")
+        and (node.get("from_table") or {}).get("table_name") == "library"
+        and len(node.get("select_list") or []) == 1
+    )
+    if not plain:
+        raise InvalidInputError(f"not a single condition: {pred!r} (one WHERE condition over the library's columns, "
+                                "no ';', UNION, ORDER BY or LIMIT)")
+    if any(n.get("class") == "SUBQUERY" or n.get("type") == "SUBQUERY" for n in _walk(node.get("where_clause"))):
+        raise InvalidInputError(f"subqueries are not allowed in a condition: {pred!r}")
+    try:
+        cat.con.sql(f"SELECT count(*) FROM ({sql} LIMIT 0)").fetchall()
+    except duckdb.Error as e:
+        raise InvalidInputError(f"bad condition {pred!r}: {first_line(e)} (columns: see the `library` view in "
+                                "docs/catalog.md)") from None
+    return pred
+
+
+def matching(cat: Catalog, predicate: str) -> list[str]:
+    """The media_ids of present files matching a checked predicate, in path order."""
+    pred = check_predicate(cat, predicate)
+    return [str(r[0]) for r in cat.con.sql(WRAP.format(predicate=pred) + " ORDER BY path").fetchall()]

@@ -1,0 +1,146 @@
+"""Full-text search: a tantivy index in the Rust core, stored beside the catalog
+(`<catalog>.search/`), kept in step with the catalog by content digests.
+
+Each present file is one document: its name, the folders of its path, its tags, its
+manual collections, and its metadata text (title, artist, album, camera, lens, codec,
+format, year). `search_docs` records the digest of what the index holds for each
+media_id; `refresh` indexes only documents whose digest changed (or are new) and removes
+those whose file is gone, then records the new digests, after the index committed: a
+crash in between only means the next refresh redoes those documents.
+
+Queries: words (every one must match, by exact word, prefix, or one or two typos), and
+filters `kind:`, `ext:`, `year:2019` or `year:2018..2020`, `tag:` (a whole subtree) and
+`collection:` (manual or smart), ranked by BM25 with exact file-name matches first.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from .. import _core
+from ..catalog import Catalog
+from ..errors import InvalidInputError
+
+DOCS = """
+WITH tg AS (SELECT media_id, string_agg(DISTINCT tag, '\n' ORDER BY tag) AS tags FROM tags GROUP BY media_id),
+co AS (SELECT i.media_id, string_agg(DISTINCT c.name, '\n' ORDER BY c.name) AS collections
+       FROM collection_items i JOIN collections c USING (collection_id) GROUP BY i.media_id),
+d AS (
+    SELECT f.media_id, f.name, f.dir AS path, tg.tags, co.collections,
+           concat_ws(' ', a.title, a.artist, a.album, a.album_artist, a.genre, a.composer, e.make, e.model, e.lens,
+                     m.video_codec, m.audio_codec, m.format,
+                     year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::VARCHAR) AS meta,
+           f.kind, lower(f.ext) AS ext,
+           year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER AS year
+    FROM files f
+    LEFT JOIN media m ON m.blake3 = f.blake3
+    LEFT JOIN exif e ON e.blake3 = f.blake3
+    LEFT JOIN tags_audio a ON a.blake3 = f.blake3
+    LEFT JOIN tg ON tg.media_id = f.media_id
+    LEFT JOIN co ON co.media_id = f.media_id
+    WHERE f.status = 'present' {only}
+)
+SELECT media_id::VARCHAR AS media_id, name, path, tags, collections, meta, kind, ext, year,
+       hash(name, path, tags, collections, meta, kind, ext, year) AS digest
+FROM d
+"""
+
+
+def index_dir(catalog_path: Path) -> Path:
+    """Where the index of a catalog lives: beside it, `<name>.search/`."""
+    p = Path(catalog_path)
+    return p.with_name(p.stem + ".search")
+
+
+@dataclass
+class RefreshResult:
+    indexed: int
+    removed: int
+    total: int
+    seconds: float
+
+
+def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
+            only: Sequence[str] | None = None) -> RefreshResult:
+    """Bring the index in step with the catalog: only changed documents (all of them,
+    from an empty index, with `rebuild`). `only`: the media ids a command just changed
+    (tags, collections), so the others need not be compared at all."""
+    import time
+
+    t0 = time.perf_counter()
+    folder = index_dir(catalog_path)
+    if rebuild:
+        shutil.rmtree(folder, ignore_errors=True)
+        with cat.transaction() as con:
+            con.execute("DELETE FROM search_docs")
+    elif not folder.exists():
+        with cat.transaction() as con:  # a deleted index folder: start again from nothing
+            con.execute("DELETE FROM search_docs")
+    else:
+        only = None if only is None else list(only)
+    index = _core.SearchIndex(folder)
+    scope = pa.table({"media_id": pa.array(list(only) if only is not None else [], pa.string())})
+    within = "AND f.media_id IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
+    with cat.registered("mf_only", scope):
+        cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {DOCS.format(only=within)}")
+        try:
+            changed = cat.con.sql("""
+                SELECT d.* FROM mf_docs d
+                WHERE NOT EXISTS (SELECT 1 FROM search_docs s WHERE s.media_id = d.media_id::UUID
+                                  AND s.digest = d.digest)
+            """).to_arrow_table()
+            gone = [str(r[0]) for r in cat.con.sql(f"""
+                SELECT s.media_id FROM search_docs s
+                WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.media_id = s.media_id AND f.status = 'present')
+                {"AND s.media_id IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""}
+            """).fetchall()]
+        finally:
+            cat.con.execute("DROP VIEW IF EXISTS mf_docs")
+    if changed.num_rows or gone:
+        index.upsert(changed.drop_columns(["digest"]), gone)
+        state = changed.select(["media_id", "digest"])
+        gone_t = pa.table({"media_id": pa.array(gone, pa.string())})
+        with cat.registered("mf_state", state), cat.registered("mf_gone", gone_t), cat.transaction() as con:
+            con.execute("DELETE FROM search_docs WHERE media_id IN (SELECT media_id::UUID FROM mf_state) "
+                        "OR media_id IN (SELECT media_id::UUID FROM mf_gone)")
+            con.execute("INSERT INTO search_docs SELECT media_id::UUID, digest FROM mf_state")
+    return RefreshResult(changed.num_rows, len(gone), int(index.num_docs()), time.perf_counter() - t0)
+
+
+_COLLECTION = re.compile(r'(?:^|\s)collection:(?:"([^"]+)"|(\S+))')
+
+
+def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.Table:
+    """Ranked results: score, path, kind, year, tags, media_id."""
+    from .collection import members
+
+    if not (query or "").strip():
+        raise InvalidInputError("empty search: give words and/or filters, e.g. \"paris 2019 kind:image\"")
+    if limit < 1:
+        raise InvalidInputError("--limit must be at least 1")
+    folder = index_dir(catalog_path)
+    if not folder.exists():
+        raise InvalidInputError(f"no search index at {folder}: run `mediaforge search --reindex` (or a scan) first")
+    restrict: list[str] | None = None
+    for m in _COLLECTION.finditer(query):
+        ids = members(cat, m.group(1) or m.group(2))
+        restrict = ids if restrict is None else [i for i in restrict if i in set(ids)]
+    text = _COLLECTION.sub(" ", query).strip()
+    if not text:  # a collection alone: its members, in its order
+        ids = (restrict or [])[:limit]
+        hits = pa.record_batch({"media_id": pa.array(ids, pa.string()), "score": pa.array([1.0] * len(ids),
+                                                                                            pa.float32())})
+    else:
+        hits = pa.record_batch(_core.SearchIndex(folder).search(text, limit, restrict))
+    ranked = pa.table({"rank": pa.array(range(1, hits.num_rows + 1), pa.int32()),
+                       "media_id": hits.column("media_id"), "score": hits.column("score")})
+    with cat.registered("mf_hits", ranked):
+        return cat.con.sql("""
+            SELECT h.score, l.path, l.kind, l.year, l.tags, l.media_id::VARCHAR AS media_id
+            FROM mf_hits h JOIN library l ON l.media_id = h.media_id::UUID ORDER BY h.rank""").to_arrow_table()

@@ -1,0 +1,110 @@
+"""Hierarchical tags (`places/france/paris`) on the stable media_id, so they survive
+renames, moves and rescans. Each row says where it came from (`user`, `xmp`, `dedupe`),
+who added it and when. A tag names its whole subtree when filtering: `places/france`
+covers `places/france/paris`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+
+from ..catalog import Catalog
+from ..catalog.media_tables import arrow_schema, columns
+from ..catalog.writes import utcnow
+from ..errors import InvalidInputError
+
+MAX_TAG = 512
+_BAD = re.compile(r"[\x00-\x1f\x7f|]")
+
+
+def normalize_tag(tag: str) -> str:
+    """`places / France/ Paris` -> `places/France/Paris`: segments trimmed, empty ones
+    dropped; control characters and `|` (XMP's separator) refused."""
+    parts = [p.strip() for p in (tag or "").split("/")]
+    parts = [p for p in parts if p]
+    out = "/".join(parts)
+    if not out:
+        raise InvalidInputError(f"empty tag {tag!r}")
+    if _BAD.search(out) or len(out) > MAX_TAG:
+        raise InvalidInputError(f"bad tag {tag!r}: no control characters or '|', at most {MAX_TAG} characters")
+    return out
+
+
+def who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def add_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str], source: str = "user",
+             by: str | None = None) -> int:
+    """Attach every tag to every media id (once: existing pairs are kept as they were).
+    Returns the rows added."""
+    names = [normalize_tag(t) for t in tags]
+    if not media_ids or not names:
+        return 0
+    now, by = utcnow(), by or who()
+    rows = pa.Table.from_pylist(
+        [{"media_id": m, "tag": t, "source": source, "added_by": by, "added_at": now} for m in media_ids for t in names],
+        schema=arrow_schema("tags"),
+    )
+    with cat.registered("mf_tags", rows), cat.transaction() as con:
+        before = con.execute("SELECT count(*) FROM tags").fetchall()[0][0]
+        con.execute(f"""
+            INSERT INTO tags SELECT DISTINCT {', '.join(f'n.{c}' for c in columns('tags'))} FROM mf_tags n
+            WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.media_id = n.media_id::UUID AND t.tag = n.tag)""")
+        after = con.execute("SELECT count(*) FROM tags").fetchall()[0][0]
+    return int(after - before)
+
+
+def remove_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str]) -> int:
+    """Detach the tags (and their subtrees) from the media ids; returns rows removed."""
+    names = [normalize_tag(t) for t in tags]
+    ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
+    removed = 0
+    with cat.registered("mf_ids", ids), cat.transaction() as con:
+        for t in names:
+            removed += con.execute(
+                "DELETE FROM tags WHERE media_id IN (SELECT media_id::UUID FROM mf_ids) "
+                "AND (tag = $t OR starts_with(tag, $t || '/'))", {"t": t}).fetchall()[0][0]
+    return int(removed)
+
+
+def rename_tag(cat: Catalog, old: str, new: str) -> int:
+    """Rename a tag and its subtree (`places/paris` -> `places/france/paris`)."""
+    old, new = normalize_tag(old), normalize_tag(new)
+    with cat.transaction() as con:
+        # Where the new name is already there, drop the old row instead of doubling it.
+        con.execute("""
+            DELETE FROM tags o WHERE (o.tag = $old OR starts_with(o.tag, $old || '/'))
+              AND EXISTS (SELECT 1 FROM tags n WHERE n.media_id = o.media_id
+                          AND n.tag = $new || substr(o.tag, length($old) + 1))""", {"old": old, "new": new})
+        n = con.execute("""
+            UPDATE tags SET tag = $new || substr(tag, length($old) + 1)
+            WHERE tag = $old OR starts_with(tag, $old || '/')""", {"old": old, "new": new}).fetchall()[0][0]
+    return int(n)
+
+
+def tag_counts(cat: Catalog) -> pa.Table:
+    """Every tag with the present files carrying it (directly) and its whole subtree."""
+    return cat.con.sql("""
+        WITH t AS (SELECT DISTINCT t.tag, t.media_id FROM tags t JOIN files f ON f.media_id = t.media_id
+                   AND f.status = 'present')
+        SELECT a.tag, count(DISTINCT a.media_id) AS files,
+               (SELECT count(DISTINCT b.media_id) FROM t b WHERE b.tag = a.tag OR starts_with(b.tag, a.tag || '/'))
+                   AS with_subtree
+        FROM t a GROUP BY a.tag ORDER BY a.tag""").to_arrow_table()
+
+
+def tags_of(cat: Catalog, media_ids: Sequence[str]) -> pa.Table:
+    ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
+    with cat.registered("mf_ids", ids):
+        return cat.con.sql("""
+            SELECT f.path, t.tag, t.source, t.added_by, t.added_at FROM tags t
+            JOIN files f ON f.media_id = t.media_id AND f.status = 'present'
+            WHERE t.media_id IN (SELECT media_id::UUID FROM mf_ids) ORDER BY f.path, t.tag""").to_arrow_table()

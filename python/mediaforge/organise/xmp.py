@@ -1,0 +1,183 @@
+"""Tags and collections to and from XMP sidecars, the way digiKam, Lightroom and
+darktable keep keywords: `dc:subject` (flat leaf names), `lr:hierarchicalSubject`
+(`places|france|paris`) and `digiKam:TagsList` (`places/france/paris`). Collections
+travel as hierarchical keywords under `MediaForge Collections|<name>`.
+
+Import reads what the scan already parsed (the `sidecars` table through the
+`sidecar_links` view), so it costs no file reads; it runs after every scan. Export writes
+`<file>.xmp` beside each file, or merges into the sidecar the file already has: keywords
+are only ever added, every other element is kept, and the file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from xml.etree import ElementTree as ET
+
+import pyarrow as pa
+
+from ..catalog import Catalog
+from ..errors import InvalidInputError
+from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS
+from .tags import add_tags, normalize_tag
+
+COLLECTIONS_ROOT = "MediaForge Collections"
+RDF = "{" + _NS["rdf"] + "}"
+
+for _prefix, _uri in _NS.items():
+    ET.register_namespace(_prefix, _uri)
+
+EMPTY = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""/>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+"""
+
+
+def import_xmp(cat: Catalog) -> int:
+    """Tags (source 'xmp') and manual collection memberships from the keywords of every
+    linked XMP sidecar; returns the tags added. Safe to run again: nothing doubles."""
+    rows = cat.con.sql("""
+        SELECT l.media_id::VARCHAR, s.keywords, s.hierarchical_keywords
+        FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+        WHERE s.format = 'xmp' AND (s.keywords IS NOT NULL OR s.hierarchical_keywords IS NOT NULL)""").fetchall()
+    by_tag: dict[str, list[str]] = {}
+    by_coll: dict[str, list[str]] = {}
+    for media_id, flat, tree in rows:
+        tree = tree or []
+        leaves = {t.rsplit("/", 1)[-1] for t in tree}
+        for t in tree + [k for k in (flat or []) if k not in leaves]:
+            parts = [p.strip() for p in t.split("/") if p.strip()]
+            if parts[:1] == [COLLECTIONS_ROOT]:
+                if len(parts) > 1:
+                    by_coll.setdefault("/".join(parts[1:]), []).append(media_id)
+                continue
+            try:
+                by_tag.setdefault(normalize_tag(t), []).append(media_id)
+            except InvalidInputError:
+                continue  # a keyword we cannot store as a tag (control characters): left alone
+    added = sum(add_tags(cat, ids, [tag], source="xmp") for tag, ids in by_tag.items())
+    if by_coll:
+        from . import collection
+
+        for name, ids in by_coll.items():
+            try:
+                collection.create(cat, name)
+            except InvalidInputError:
+                pass  # already there (or a name we refuse)
+            try:
+                collection.add(cat, name, ids)
+            except InvalidInputError:
+                continue
+    return added
+
+
+@dataclass
+class ExportResult:
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, bytes | None, list[str]]]:
+    """media_id -> (path_bytes, linked sidecar path_bytes or None, hierarchical keywords)."""
+    ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
+    with cat.registered("mf_ids", ids):
+        rows = cat.con.sql(f"""
+            WITH want AS (SELECT media_id::UUID AS media_id FROM mf_ids),
+            kw AS (
+                SELECT t.media_id, t.tag AS kw FROM tags t JOIN want USING (media_id)
+                UNION
+                SELECT i.media_id, '{COLLECTIONS_ROOT}/' || c.name FROM collection_items i
+                JOIN collections c USING (collection_id) JOIN want USING (media_id)
+            )
+            SELECT f.media_id::VARCHAR, any_value(f.path_bytes),
+                   (SELECT min(s.path_bytes) FROM sidecar_links l JOIN files s ON s.media_id = l.sidecar_id
+                    WHERE l.media_id = f.media_id AND lower(s.ext) = 'xmp'),
+                   list(DISTINCT kw.kw ORDER BY kw.kw)
+            FROM files f JOIN kw ON kw.media_id = f.media_id
+            WHERE f.status = 'present' GROUP BY f.media_id""").fetchall()
+    return {m: (bytes(p), bytes(s) if s else None, list(k)) for m, p, s, k in rows}
+
+
+def _bag(desc: ET.Element, prop: str, container: str) -> ET.Element:
+    prefix, local = prop.split(":")
+    el = desc.find(f"{{{_NS[prefix]}}}{local}")
+    if el is None:
+        el = ET.SubElement(desc, f"{{{_NS[prefix]}}}{local}")
+    inner = el.find(f"{RDF}{container}")
+    if inner is None:
+        inner = ET.SubElement(el, f"{RDF}{container}")
+    return inner
+
+
+def merge_keywords(data: bytes | None, keywords: Sequence[str]) -> bytes | None:
+    """XMP bytes with `keywords` (hierarchical, `/`-separated) added to dc:subject,
+    lr:hierarchicalSubject and digiKam:TagsList; None when nothing would change."""
+    if data is not None and (len(data) > MAX_SIDECAR_BYTES or b"<!ENTITY" in data):
+        raise InvalidInputError("sidecar too large or with entity declarations: left alone")
+    text = data.decode("utf-8") if data else EMPTY
+    for open_tag, close_tag in (("<x:xmpmeta", "</x:xmpmeta>"), ("<rdf:RDF", "</rdf:RDF>")):
+        a, b = text.find(open_tag), text.rfind(close_tag)
+        if a >= 0 and b > a:
+            head, body, tail = text[:a], text[a:b + len(close_tag)], text[b + len(close_tag):]
+            break
+    else:
+        raise InvalidInputError("not an XMP packet (no x:xmpmeta or rdf:RDF)")
+    root = ET.fromstring(body)
+    rdf = root if root.tag == f"{RDF}RDF" else root.find(f"{RDF}RDF")
+    if rdf is None:
+        raise InvalidInputError("XMP without rdf:RDF")
+    desc = rdf.find(f"{RDF}Description")
+    if desc is None:
+        desc = ET.SubElement(rdf, f"{RDF}Description", {f"{RDF}about": ""})
+    changed = False
+    targets = (("dc:subject", "Bag", lambda k: k.rsplit("/", 1)[-1]),
+               ("lr:hierarchicalSubject", "Bag", lambda k: k.replace("/", "|")),
+               ("digiKam:TagsList", "Seq", lambda k: k))
+    for prop, container, form in targets:
+        bag = _bag(desc, prop, container)
+        have = {li.text for li in bag.findall(f"{RDF}li")}
+        for k in keywords:
+            v = form(k)
+            if v not in have:
+                ET.SubElement(bag, f"{RDF}li").text = v
+                have.add(v)
+                changed = True
+    if not changed:
+        return None
+    ET.indent(root, space=" ")
+    return (head + ET.tostring(root, encoding="unicode") + tail).encode("utf-8")
+
+
+def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
+    """Write each file's tags and collections into its XMP sidecar (see the module doc)."""
+    out = ExportResult()
+    for _m, (path, sidecar, keywords) in _keywords_for(cat, media_ids).items():
+        target = sidecar or path + b".xmp"
+        shown = os.fsdecode(target)
+        try:
+            try:
+                with open(target, "rb") as f:
+                    data: bytes | None = f.read(MAX_SIDECAR_BYTES + 1)
+            except FileNotFoundError:
+                data = None
+            merged = merge_keywords(data, keywords)
+            if merged is None:
+                out.unchanged += 1
+                continue
+            tmp = target + b".mediaforge-tmp"
+            with open(tmp, "wb") as f:
+                f.write(merged)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            out.written.append(shown)
+        except (OSError, ET.ParseError, UnicodeDecodeError, InvalidInputError) as e:
+            out.failed.append((shown, getattr(e, "strerror", None) or str(e).splitlines()[0]))
+    return out

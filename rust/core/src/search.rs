@@ -1,0 +1,1034 @@
+//! Full-text search over the catalog: a tantivy index of file names, folders, tags,
+//! collections and metadata, queried with free words and `key:value` filters.
+//!
+//! The index lives in its own folder beside the catalog and is derived data: the catalog is
+//! the truth, and `mediaforge search --reindex` rebuilds the index from it whenever it is
+//! damaged or was written by another version.
+//!
+//! Query language: whitespace-separated words, double quotes group words with spaces
+//! (`collection:"summer 2019"`). `kind:`, `ext:`, `year:` (`2019`, `2018..2020`, `2018..`,
+//! `..2020`), `tag:` (a tag and everything below it) and `collection:` filter; several values
+//! of one key are OR-ed, different keys AND-ed. Every free word must match somewhere, exactly,
+//! as a prefix or within a typo or two; an exact file name ranks first.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int16Type, Int32Type, Int64Type};
+use arrow_array::{Array, ArrayRef, Float32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema};
+use tantivy::collector::TopDocs;
+use tantivy::directory::error::{OpenDirectoryError, OpenReadError, OpenWriteError};
+use tantivy::directory::MmapDirectory;
+use tantivy::indexer::IndexWriterOptions;
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
+};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term};
+
+use crate::error::{Error, Result};
+use crate::prev::bytes_at;
+
+/// One catalog entry as the index sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Doc {
+    pub media_id: String,
+    /// The file name, extension included (`IMG_1234.JPG`).
+    pub name: String,
+    /// The file's path or its folder's; only the folder names are indexed.
+    pub path: String,
+    /// Slash-separated tag paths (`places/france/paris`).
+    pub tags: Vec<String>,
+    pub collections: Vec<String>,
+    /// Title, artist, album, camera, lens, codec, year... as one string.
+    pub meta: String,
+    pub kind: String,
+    pub ext: String,
+    pub year: Option<i32>,
+}
+
+/// The analyzer of every text field and of the free words of a query.
+const TOKENIZER: &str = "mf";
+/// Longer tokens are hashes or base64, never words anyone types.
+const MAX_TOKEN_LEN: usize = 40;
+const WRITER_MEMORY: usize = 200 << 20;
+const MAX_THREADS: usize = 4;
+
+// Per-field boosts of a free word: a hit in the name says most about the file, the folder
+// names least (a whole shoot shares them).
+const BOOST_NAME: f32 = 3.0;
+const BOOST_TAGS: f32 = 2.5;
+const BOOST_META: f32 = 1.5;
+const BOOST_COLLECTIONS: f32 = 1.5;
+const BOOST_PATH: f32 = 1.0;
+const BOOST_PREFIX: f32 = 0.5;
+const BOOST_TYPO: f32 = 0.3;
+const BOOST_EXACT_NAME: f32 = 10.0;
+
+/// Threads for indexing and for searching the segments of one query.
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+}
+
+fn mf_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_LEN))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    media_id: Field,
+    name: Field,
+    path: Field,
+    tags: Field,
+    tag_paths: Field,
+    collections: Field,
+    collection_keys: Field,
+    meta: Field,
+    kind: Field,
+    ext: Field,
+    year: Field,
+    name_key: Field,
+}
+
+impl Fields {
+    /// The text fields a free word is looked up in, with their boosts.
+    fn text(&self) -> [(Field, f32); 5] {
+        [
+            (self.name, BOOST_NAME),
+            (self.tags, BOOST_TAGS),
+            (self.meta, BOOST_META),
+            (self.collections, BOOST_COLLECTIONS),
+            (self.path, BOOST_PATH),
+        ]
+    }
+}
+
+fn schema() -> (Schema, Fields) {
+    // Positions are left out: the query language has no phrases, and they would double
+    // the postings.
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let mut b = Schema::builder();
+    let fields = Fields {
+        media_id: b.add_text_field("media_id", STRING | STORED),
+        name: b.add_text_field("name", text.clone()),
+        path: b.add_text_field("path", text.clone()),
+        tags: b.add_text_field("tags", text.clone()),
+        tag_paths: b.add_text_field("tag_paths", STRING),
+        collections: b.add_text_field("collections", text.clone()),
+        collection_keys: b.add_text_field("collection_keys", STRING),
+        meta: b.add_text_field("meta", text),
+        kind: b.add_text_field("kind", STRING),
+        ext: b.add_text_field("ext", STRING),
+        year: b.add_i64_field("year", INDEXED | FAST),
+        name_key: b.add_text_field("name_key", STRING),
+    };
+    (b.build(), fields)
+}
+
+/// The io::ErrorKind behind a tantivy error, where one is.
+fn io_kind(e: &TantivyError) -> Option<std::io::ErrorKind> {
+    match e {
+        TantivyError::IoError(io) => Some(io.kind()),
+        TantivyError::OpenReadError(OpenReadError::IoError { io_error, .. })
+        | TantivyError::OpenWriteError(OpenWriteError::IoError { io_error, .. })
+        | TantivyError::OpenDirectoryError(OpenDirectoryError::IoError { io_error, .. }) => Some(io_error.kind()),
+        _ => None,
+    }
+}
+
+fn damaged(dir: &Path) -> Error {
+    Error::InvalidInput(format!(
+        "search index {} is damaged or from another version; run `mediaforge search --reindex`",
+        dir.display()
+    ))
+}
+
+/// Map a tantivy error met while reading or writing an index that opened fine.
+fn index_err(dir: &Path, e: TantivyError) -> Error {
+    if let Some(kind) = io_kind(&e) {
+        return Error::from_io(dir, std::io::Error::new(kind, e.to_string()));
+    }
+    match e {
+        TantivyError::LockFailure(..) => Error::InvalidInput(format!(
+            "search index {} is being written by another process",
+            dir.display()
+        )),
+        TantivyError::DataCorruption(_) | TantivyError::IncompatibleIndex(_) => damaged(dir),
+        e => Error::InvalidInput(format!("search index {}: {e}", dir.display())),
+    }
+}
+
+/// A full-text index in a folder of its own. Searches read a snapshot taken after the last
+/// commit of this handle; writes take the folder's writer lock only while they run.
+pub struct SearchIndex {
+    dir: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    searcher: Searcher,
+    fields: Fields,
+    analyzer: TextAnalyzer,
+}
+
+impl SearchIndex {
+    /// Open the index in `dir`, creating it (and the folder) when missing. A damaged index
+    /// or one with another schema is an `Error::InvalidInput` that says to reindex.
+    pub fn open_or_create(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::from_io(dir, e))?;
+        let (schema, fields) = schema();
+        let directory = MmapDirectory::open(dir).map_err(|e| match e {
+            OpenDirectoryError::IoError { io_error, .. } => {
+                Error::from_io(dir, std::io::Error::new(io_error.kind(), io_error.to_string()))
+            }
+            e => Error::InvalidInput(format!("search index {}: {e}", dir.display())),
+        })?;
+        let exists = Index::exists(&directory).map_err(|e| index_err(dir, e.into()))?;
+        // Anything that goes wrong opening an existing index, short of a permission, means its
+        // files are not what this version writes: the fix is the same either way.
+        let opened = |e: TantivyError| match io_kind(&e) {
+            Some(std::io::ErrorKind::PermissionDenied) => index_err(dir, e),
+            _ => damaged(dir),
+        };
+        let mut index = if exists {
+            let index = Index::open(directory).map_err(opened)?;
+            if index.schema() != schema {
+                return Err(damaged(dir));
+            }
+            index
+        } else {
+            Index::create(directory, schema, Default::default()).map_err(|e| index_err(dir, e))?
+        };
+        index.tokenizers().register(TOKENIZER, mf_analyzer());
+        // A query runs over the segments in parallel: a word in every path (the user's
+        // name, "Pictures") matches all docs, and two cores halve that worst case.
+        let threads = threads();
+        if threads > 1 {
+            index.set_multithread_executor(threads).map_err(|e| index_err(dir, e))?;
+        }
+        let reader: IndexReader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(opened)?;
+        let searcher = reader.searcher();
+        Ok(SearchIndex {
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+            searcher,
+            fields,
+            analyzer: mf_analyzer(),
+        })
+    }
+
+    /// The folder the index lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Documents in the index, as of this handle's last commit.
+    pub fn num_docs(&self) -> u64 {
+        self.searcher.num_docs()
+    }
+
+    fn err(&self, e: TantivyError) -> Error {
+        index_err(&self.dir, e)
+    }
+
+    fn writer(&self) -> Result<IndexWriter> {
+        let threads = threads();
+        let options = IndexWriterOptions::builder()
+            .num_worker_threads(threads)
+            .num_merge_threads(threads)
+            .memory_budget_per_thread(WRITER_MEMORY / threads)
+            .build();
+        self.index.writer_with_options(options).map_err(|e| self.err(e))
+    }
+
+    /// Commit, let the merges it started finish (fewer segments, faster searches), and move
+    /// this handle's searcher to the new state.
+    fn commit(&mut self, mut writer: IndexWriter) -> Result<()> {
+        writer.commit().map_err(|e| self.err(e))?;
+        writer.wait_merging_threads().map_err(|e| self.err(e))?;
+        self.reader.reload().map_err(|e| self.err(e))?;
+        self.searcher = self.reader.searcher();
+        Ok(())
+    }
+
+    /// Delete every doc whose media_id is in `deletes` or in `docs`, then add `docs`, in one
+    /// commit: a reader sees all of it or none. When `docs` holds a media_id twice, the last
+    /// one wins. Returns the number of docs added.
+    pub fn upsert(&mut self, docs: &[Doc], deletes: &[String]) -> Result<usize> {
+        if docs.is_empty() && deletes.is_empty() {
+            return Ok(0);
+        }
+        let mut seen = HashSet::with_capacity(docs.len());
+        let mut kept: Vec<&Doc> = docs.iter().rev().filter(|d| seen.insert(d.media_id.as_str())).collect();
+        kept.reverse();
+        let writer = self.writer()?;
+        // tantivy replays every delete against every segment it writes, so a delete of an id
+        // the index never had costs as much as a real one, and a first build would pay one
+        // per doc per new segment. Only ids the committed index holds are deleted.
+        let mut ids = seen;
+        ids.extend(deletes.iter().map(String::as_str));
+        for id in ids {
+            let term = Term::from_field_text(self.fields.media_id, id);
+            if self.searcher.doc_freq(&term).map_err(|e| self.err(e))? > 0 {
+                writer.delete_term(term);
+            }
+        }
+        for d in &kept {
+            writer.add_document(self.to_tantivy(d)).map_err(|e| self.err(e))?;
+        }
+        self.commit(writer)?;
+        Ok(kept.len())
+    }
+
+    /// Remove every document, in one commit.
+    pub fn clear(&mut self) -> Result<()> {
+        let writer = self.writer()?;
+        writer.delete_all_documents().map_err(|e| self.err(e))?;
+        self.commit(writer)
+    }
+
+    fn to_tantivy(&self, d: &Doc) -> TantivyDocument {
+        let f = &self.fields;
+        let mut t = TantivyDocument::new();
+        t.add_text(f.media_id, &d.media_id);
+        t.add_text(f.name, &d.name);
+        t.add_text(f.path, folders(&d.path, &d.name));
+        let mut prefixes = HashSet::new();
+        for tag in &d.tags {
+            t.add_text(f.tags, tag);
+            prefixes.extend(tag_prefixes(tag));
+        }
+        for p in prefixes {
+            t.add_text(f.tag_paths, p);
+        }
+        for c in &d.collections {
+            t.add_text(f.collections, c);
+            t.add_text(f.collection_keys, c.trim().to_lowercase());
+        }
+        t.add_text(f.meta, &d.meta);
+        let kind = d.kind.trim().to_lowercase();
+        if !kind.is_empty() {
+            t.add_text(f.kind, kind);
+        }
+        let ext = ext_key(&d.ext);
+        if !ext.is_empty() {
+            t.add_text(f.ext, ext);
+        }
+        if let Some(y) = d.year {
+            t.add_i64(f.year, y.into());
+        }
+        let name = d.name.trim().to_lowercase();
+        if !name.is_empty() {
+            if let Some((stem, _)) = name.rsplit_once('.').filter(|(s, _)| !s.is_empty()) {
+                t.add_text(f.name_key, stem);
+            }
+            t.add_text(f.name_key, name);
+        }
+        t
+    }
+
+    /// Ranked media_ids with their scores, best first. `restrict` keeps only these media_ids.
+    pub fn search(&self, query: &str, limit: usize, restrict: Option<&[String]>) -> Result<Vec<(String, f32)>> {
+        let parsed = parse(query)?;
+        let Some(q) = self.build(&parsed, restrict) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let top = self
+            .searcher
+            .search(&q, &TopDocs::with_limit(limit).order_by_score())
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let doc: TantivyDocument = self.searcher.doc(addr).map_err(|e| self.err(e))?;
+            let id = doc
+                .get_first(self.fields.media_id)
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| damaged(&self.dir))?;
+            out.push((id.to_string(), score));
+        }
+        Ok(out)
+    }
+
+    /// The free words' tokens as the text fields hold them.
+    fn tokens(&self, words: &[String]) -> Vec<String> {
+        let mut analyzer = self.analyzer.clone();
+        let mut out: Vec<String> = Vec::new();
+        for w in words {
+            let mut stream = analyzer.token_stream(w);
+            while let Some(tok) = stream.next() {
+                if !out.contains(&tok.text) {
+                    out.push(tok.text.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// One free token: BM25 over the text fields, then a prefix match and a typo-tolerant
+    /// match that score flat and low, so exact words outrank guesses.
+    fn token_query(&self, token: &str) -> Box<dyn Query> {
+        let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let chars = token.chars().count();
+        // A number is not misspelt: 2019 within one edit of 2018 would match every year.
+        let typo = match chars {
+            _ if token.bytes().any(|b| b.is_ascii_digit()) => 0,
+            0..=3 => 0,
+            4..=7 => 1,
+            _ => 2,
+        };
+        for (field, boost) in self.fields.text() {
+            let term = Term::from_field_text(field, token);
+            should.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(
+                    Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                    boost,
+                )),
+            ));
+            if chars >= 2 {
+                should.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(
+                        Box::new(FuzzyTermQuery::new_prefix(term.clone(), 0, true)),
+                        BOOST_PREFIX,
+                    )),
+                ));
+            }
+            if typo > 0 {
+                should.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(
+                        Box::new(FuzzyTermQuery::new(term, typo, true)),
+                        BOOST_TYPO,
+                    )),
+                ));
+            }
+        }
+        Box::new(BooleanQuery::new(should))
+    }
+
+    fn build(&self, p: &Parsed, restrict: Option<&[String]>) -> Option<Box<dyn Query>> {
+        let f = &self.fields;
+        let tokens = self.tokens(&p.words);
+        if tokens.is_empty() && !p.has_filters() {
+            // Only punctuation: nothing can match.
+            return None;
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for t in &tokens {
+            clauses.push((Occur::Must, self.token_query(t)));
+        }
+        if !tokens.is_empty() {
+            let whole = p.words.join(" ").to_lowercase();
+            let exact = TermQuery::new(Term::from_field_text(f.name_key, &whole), IndexRecordOption::Basic);
+            clauses.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(exact), BOOST_EXACT_NAME)),
+            ));
+        }
+        let terms = |field: Field, values: &[String]| -> Vec<Box<dyn Query>> {
+            values
+                .iter()
+                .map(|v| {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, v),
+                        IndexRecordOption::Basic,
+                    )) as _
+                })
+                .collect()
+        };
+        let years = p
+            .years
+            .iter()
+            .map(|&(lo, hi)| {
+                let bound = |y: Option<i32>| {
+                    y.map_or(Bound::Unbounded, |y| {
+                        Bound::Included(Term::from_field_i64(f.year, y.into()))
+                    })
+                };
+                Box::new(RangeQuery::new(bound(lo), bound(hi))) as Box<dyn Query>
+            })
+            .collect();
+        let filters = [
+            terms(f.kind, &p.kinds),
+            terms(f.ext, &p.exts),
+            years,
+            terms(f.tag_paths, &p.tags),
+            terms(f.collection_keys, &p.collections),
+        ];
+        for mut any in filters.into_iter().filter(|g| !g.is_empty()) {
+            let q = if any.len() == 1 {
+                any.pop().unwrap()
+            } else {
+                Box::new(BooleanQuery::new(any.into_iter().map(|q| (Occur::Should, q)).collect()))
+            };
+            // Filters decide what matches, never the order.
+            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0))));
+        }
+        if let Some(ids) = restrict {
+            let set = TermSetQuery::new(ids.iter().map(|id| Term::from_field_text(f.media_id, id)));
+            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(Box::new(set), 0.0))));
+        }
+        let q = Box::new(BooleanQuery::new(clauses));
+        Some(if tokens.is_empty() {
+            Box::new(ConstScoreQuery::new(q, 1.0))
+        } else {
+            q
+        })
+    }
+}
+
+/// The folder part of `path`: the last component goes when it is the file's own name.
+fn folders<'a>(path: &'a str, name: &str) -> &'a str {
+    let p = path.trim_end_matches(['/', '\\']);
+    match p.strip_suffix(name) {
+        Some(rest) if !name.is_empty() && (rest.is_empty() || rest.ends_with(['/', '\\'])) => rest,
+        _ => p,
+    }
+}
+
+/// `Places/France/Paris` gives `places`, `places/france`, `places/france/paris`.
+fn tag_prefixes(tag: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut acc = String::new();
+    for part in tag.split('/').map(str::trim).filter(|p| !p.is_empty()) {
+        if !acc.is_empty() {
+            acc.push('/');
+        }
+        acc.push_str(&part.to_lowercase());
+        out.push(acc.clone());
+    }
+    out
+}
+
+fn ext_key(ext: &str) -> String {
+    ext.trim().trim_start_matches('.').to_lowercase()
+}
+
+/// A query split into its free words and its filters (values normalised as indexed).
+#[derive(Debug, Default, PartialEq)]
+struct Parsed {
+    words: Vec<String>,
+    kinds: Vec<String>,
+    exts: Vec<String>,
+    /// Inclusive bounds; `None` is open.
+    years: Vec<(Option<i32>, Option<i32>)>,
+    tags: Vec<String>,
+    collections: Vec<String>,
+}
+
+impl Parsed {
+    fn has_filters(&self) -> bool {
+        !(self.kinds.is_empty()
+            && self.exts.is_empty()
+            && self.years.is_empty()
+            && self.tags.is_empty()
+            && self.collections.is_empty())
+    }
+}
+
+/// Split on whitespace outside double quotes; quotes go. Each word comes with the byte
+/// offset of its first colon outside quotes, which makes it a `key:value` filter.
+fn lex(query: &str) -> Vec<(String, Option<usize>)> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut colon = None;
+    let mut quoted = false;
+    let mut started = false;
+    for c in query.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    out.push((std::mem::take(&mut word), colon.take()));
+                    started = false;
+                }
+            }
+            c => {
+                if c == ':' && !quoted && colon.is_none() {
+                    colon = Some(word.len());
+                }
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        out.push((word, colon));
+    }
+    out
+}
+
+fn parse_year(v: &str) -> Result<(Option<i32>, Option<i32>)> {
+    let bad = || Error::InvalidInput(format!("bad year {v:?}: use year:2019 or year:2018..2020"));
+    let one = |s: &str| -> Result<Option<i32>> {
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse::<i32>().map(Some).map_err(|_| bad())
+    };
+    let (lo, hi) = match v.split_once("..") {
+        Some((a, b)) => (one(a)?, one(b)?),
+        None => {
+            let y = one(v)?;
+            (y, y)
+        }
+    };
+    match (lo, hi) {
+        (None, None) => Err(bad()),
+        (Some(a), Some(b)) if a > b => Err(bad()),
+        _ => Ok((lo, hi)),
+    }
+}
+
+fn parse(query: &str) -> Result<Parsed> {
+    let words = lex(query);
+    if words.iter().all(|(w, _)| w.trim().is_empty()) {
+        return Err(Error::InvalidInput("empty search query".into()));
+    }
+    let mut p = Parsed::default();
+    for (word, colon) in words {
+        let filter = colon
+            .map(|i| (&word[..i], word[i + 1..].trim()))
+            .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphabetic()));
+        let Some((key, value)) = filter else {
+            if !word.trim().is_empty() {
+                p.words.push(word.trim().to_string());
+            }
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        if !matches!(key.as_str(), "kind" | "ext" | "year" | "tag" | "collection") {
+            return Err(Error::InvalidInput(format!(
+                "unknown filter {key}: use kind, ext, year, tag or collection"
+            )));
+        }
+        if value.is_empty() {
+            return Err(Error::InvalidInput(format!("filter {key}: needs a value")));
+        }
+        match key.as_str() {
+            "kind" => p.kinds.push(value.to_lowercase()),
+            "ext" => p.exts.push(ext_key(value)),
+            "year" => p.years.push(parse_year(value)?),
+            "tag" => p.tags.push(tag_prefixes(value).pop().unwrap_or_default()),
+            _ => p.collections.push(value.to_lowercase()),
+        }
+    }
+    Ok(p)
+}
+
+/// One of the string column types pyarrow or DuckDB may hand over, or an all-null column.
+fn text_column<'a>(b: &'a RecordBatch, name: &str, required: bool) -> Result<Option<&'a dyn Array>> {
+    let Some(col) = b.column_by_name(name) else {
+        return if required {
+            Err(Error::InvalidInput(format!("search docs lack column {name:?}")))
+        } else {
+            Ok(None)
+        };
+    };
+    match col.data_type() {
+        DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View
+        | DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::Null => Ok(Some(col.as_ref())),
+        t => Err(Error::InvalidInput(format!(
+            "search docs column {name:?} must be utf8, not {t}"
+        ))),
+    }
+}
+
+fn text_at(col: Option<&dyn Array>, i: usize) -> String {
+    col.and_then(|c| bytes_at(c, i))
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+/// The lines of a "\n"-joined list, blanks dropped.
+fn lines_at(col: Option<&dyn Array>, i: usize) -> Vec<String> {
+    let Some(b) = col.and_then(|c| bytes_at(c, i)) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(b)
+        .split('\n')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn year_at(col: Option<&ArrayRef>, i: usize) -> Option<i32> {
+    let c = col?;
+    if c.is_null(i) {
+        return None;
+    }
+    match c.data_type() {
+        DataType::Int16 => Some(c.as_primitive::<Int16Type>().value(i).into()),
+        DataType::Int32 => Some(c.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => i32::try_from(c.as_primitive::<Int64Type>().value(i)).ok(),
+        _ => None,
+    }
+}
+
+/// Docs from Arrow batches with utf8 columns media_id, name, path, tags and collections
+/// ("\n"-joined, may be null), meta (may be null), kind, ext, and an integer column year
+/// (may be null). Only media_id is required to be non-null; missing optional columns are empty.
+pub fn docs_from_batches(batches: &[RecordBatch]) -> Result<Vec<Doc>> {
+    let mut out = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for b in batches {
+        let id = text_column(b, "media_id", true)?;
+        let name = text_column(b, "name", true)?;
+        let path = text_column(b, "path", false)?;
+        let tags = text_column(b, "tags", false)?;
+        let collections = text_column(b, "collections", false)?;
+        let meta = text_column(b, "meta", false)?;
+        let kind = text_column(b, "kind", false)?;
+        let ext = text_column(b, "ext", false)?;
+        let year = b.column_by_name("year");
+        if let Some(t) = year.map(|c| c.data_type()) {
+            if !matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Null) {
+                return Err(Error::InvalidInput(format!(
+                    "search docs column \"year\" must be int32 or int64, not {t}"
+                )));
+            }
+        }
+        for i in 0..b.num_rows() {
+            let media_id = id
+                .and_then(|c| bytes_at(c, i))
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .ok_or_else(|| Error::InvalidInput("search docs: null media_id".into()))?;
+            out.push(Doc {
+                media_id,
+                name: text_at(name, i),
+                path: text_at(path, i),
+                tags: lines_at(tags, i),
+                collections: lines_at(collections, i),
+                meta: text_at(meta, i),
+                kind: text_at(kind, i),
+                ext: text_at(ext, i),
+                year: year_at(year, i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Search hits as an Arrow batch: media_id (utf8), score (float32), best first.
+pub fn hits_batch(hits: &[(String, f32)]) -> Result<RecordBatch> {
+    let schema = Arc::new(ArrowSchema::new(vec![
+        ArrowField::new("media_id", DataType::Utf8, false),
+        ArrowField::new("score", DataType::Float32, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(hits.iter().map(|h| h.0.as_str()))),
+        Arc::new(Float32Array::from_iter_values(hits.iter().map(|h| h.1))),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str, name: &str) -> Doc {
+        Doc {
+            media_id: id.into(),
+            name: name.into(),
+            path: format!("/home/me/library/{name}"),
+            kind: "image".into(),
+            ext: name.rsplit_once('.').map_or("", |(_, e)| e).into(),
+            ..Doc::default()
+        }
+    }
+
+    fn ids(index: &SearchIndex, q: &str) -> Vec<String> {
+        index
+            .search(q, 50, None)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    fn library() -> (tempfile::TempDir, SearchIndex) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = SearchIndex::open_or_create(&dir.path().join("search")).unwrap();
+        let docs = vec![
+            Doc {
+                tags: vec!["Places/France/Paris".into(), "people/anna".into()],
+                year: Some(2019),
+                meta: "Canon EOS 5D Mark IV".into(),
+                collections: vec!["Summer Trip".into()],
+                ..doc("trip", "IMG_1234.JPG")
+            },
+            Doc {
+                tags: vec!["places/france/lyon".into()],
+                year: Some(2018),
+                meta: "Apple iPhone 12".into(),
+                ..doc("lyon", "IMG_2000.HEIC")
+            },
+            Doc {
+                tags: vec!["places/spain".into(), "holiday".into()],
+                year: Some(2020),
+                kind: "video".into(),
+                meta: "Sony a7 III".into(),
+                ..doc("beach", "beach day.mp4")
+            },
+            Doc {
+                meta: "Café de Flore".into(),
+                year: None,
+                kind: "audio".into(),
+                collections: vec!["Favourites".into()],
+                ..doc("cafe", "song.flac")
+            },
+        ];
+        assert_eq!(index.upsert(&docs, &[]).unwrap(), 4);
+        (dir, index)
+    }
+
+    #[test]
+    fn exact_file_name_ranks_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
+        let docs = vec![
+            doc("notes", "paris trip notes.txt"),
+            Doc {
+                tags: vec!["places/paris".into()],
+                ..doc("tagged", "IMG_0001.JPG")
+            },
+            // Says "paris" in more places than the file named so.
+            Doc {
+                tags: vec!["places/paris".into()],
+                meta: "Paris".into(),
+                collections: vec!["Paris".into()],
+                ..doc("everywhere", "paris-2.jpg")
+            },
+            doc("exact", "paris.jpg"),
+        ];
+        index.upsert(&docs, &[]).unwrap();
+        let got = ids(&index, "paris");
+        assert_eq!(got[0], "exact");
+        assert_eq!(sorted(got), ["everywhere", "exact", "notes", "tagged"]);
+        assert_eq!(ids(&index, "Paris.JPG")[0], "exact");
+        assert_eq!(ids(&index, "paris trip notes")[0], "notes");
+    }
+
+    #[test]
+    fn prefix_typo_and_accents_match() {
+        let (_dir, index) = library();
+        assert_eq!(ids(&index, "ipho"), ["lyon"]);
+        assert_eq!(ids(&index, "holday"), ["beach"]);
+        assert_eq!(ids(&index, "cafe"), ["cafe"]);
+        assert_eq!(ids(&index, "CAFÉ flore"), ["cafe"]);
+        // A number is never a typo of another: 2019 does not find 2018 or 2020.
+        assert_eq!(ids(&index, "2019"), Vec::<String>::new());
+        // Every free word must match.
+        assert_eq!(ids(&index, "canon france"), ["trip"]);
+        assert_eq!(ids(&index, "canon spain"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn words_in_folders_tags_and_collections_match() {
+        let (_dir, index) = library();
+        assert_eq!(ids(&index, "library").len(), 4);
+        assert_eq!(ids(&index, "anna"), ["trip"]);
+        assert_eq!(ids(&index, "favourites"), ["cafe"]);
+    }
+
+    #[test]
+    fn filters_narrow_and_combine() {
+        let (_dir, index) = library();
+        assert_eq!(ids(&index, "kind:video"), ["beach"]);
+        assert_eq!(sorted(ids(&index, "kind:video kind:AUDIO")), ["beach", "cafe"]);
+        assert_eq!(ids(&index, "ext:heic"), ["lyon"]);
+        assert_eq!(ids(&index, "ext:.JPG"), ["trip"]);
+        assert_eq!(ids(&index, "year:2019"), ["trip"]);
+        assert_eq!(sorted(ids(&index, "year:2018..2019")), ["lyon", "trip"]);
+        assert_eq!(sorted(ids(&index, "year:2019..")), ["beach", "trip"]);
+        assert_eq!(sorted(ids(&index, "tag:places/france")), ["lyon", "trip"]);
+        assert_eq!(sorted(ids(&index, "tag:Places")), ["beach", "lyon", "trip"]);
+        assert_eq!(ids(&index, "tag:places/fr"), Vec::<String>::new());
+        assert_eq!(ids(&index, "collection:\"summer trip\""), ["trip"]);
+        assert_eq!(ids(&index, "tag:places year:2020"), ["beach"]);
+        assert_eq!(ids(&index, "kind:image canon"), ["trip"]);
+        assert_eq!(ids(&index, "kind:video canon"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_queries_are_invalid_input() {
+        let (_dir, index) = library();
+        let msg = |q: &str| match index.search(q, 10, None) {
+            Err(Error::InvalidInput(m)) => m,
+            other => panic!("{q:?} gave {other:?}"),
+        };
+        assert_eq!(
+            msg("foo:bar"),
+            "unknown filter foo: use kind, ext, year, tag or collection"
+        );
+        assert!(msg("year:twenty").contains("bad year"));
+        assert!(msg("year:2020..2018").contains("bad year"));
+        assert!(msg("year:..").contains("bad year"));
+        assert!(msg("kind:").contains("needs a value"));
+        assert_eq!(msg("   "), "empty search query");
+        // A colon after a number or inside quotes is not a filter.
+        assert!(index.search("12:30", 10, None).unwrap().is_empty());
+        assert!(index.search("\"foo:bar\"", 10, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn upsert_replaces_and_deletes() {
+        let (_dir, mut index) = library();
+        let renamed = Doc {
+            meta: "Nikon Z6".into(),
+            ..doc("lyon", "IMG_2000.HEIC")
+        };
+        assert_eq!(index.upsert(&[renamed], &["cafe".into()]).unwrap(), 1);
+        assert_eq!(index.num_docs(), 3);
+        assert_eq!(ids(&index, "iphone"), Vec::<String>::new());
+        assert_eq!(ids(&index, "nikon"), ["lyon"]);
+        assert_eq!(ids(&index, "flore"), Vec::<String>::new());
+        // The last of two docs with one media_id wins.
+        let twice = [doc("x", "first.jpg"), doc("x", "second.jpg")];
+        assert_eq!(index.upsert(&twice, &[]).unwrap(), 1);
+        assert_eq!(ids(&index, "second"), ["x"]);
+        assert_eq!(ids(&index, "first"), Vec::<String>::new());
+        index.clear().unwrap();
+        assert_eq!(index.num_docs(), 0);
+        assert_eq!(ids(&index, "library"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn restrict_keeps_only_those_ids() {
+        let (_dir, index) = library();
+        let only = ["lyon".to_string(), "cafe".to_string()];
+        let got: Vec<String> = index
+            .search("library", 10, Some(&only))
+            .unwrap()
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        assert_eq!(sorted(got), ["cafe", "lyon"]);
+        assert!(index.search("library", 10, Some(&[])).unwrap().is_empty());
+        assert_eq!(index.search("library", 2, None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn reopened_index_keeps_its_docs() {
+        let (dir, index) = library();
+        drop(index);
+        let index = SearchIndex::open_or_create(&dir.path().join("search")).unwrap();
+        assert_eq!(index.num_docs(), 4);
+        assert_eq!(ids(&index, "holiday"), ["beach"]);
+    }
+
+    #[test]
+    fn damaged_index_says_to_reindex() {
+        let (dir, index) = library();
+        drop(index);
+        let at = dir.path().join("search");
+        std::fs::write(at.join("meta.json"), b"{ not json").unwrap();
+        match SearchIndex::open_or_create(&at) {
+            Err(Error::InvalidInput(m)) => assert_eq!(
+                m,
+                format!(
+                    "search index {} is damaged or from another version; run `mediaforge search --reindex`",
+                    at.display()
+                )
+            ),
+            Err(e) => panic!("wrong error {e:?}"),
+            Ok(_) => panic!("opened a damaged index"),
+        }
+    }
+
+    #[test]
+    fn index_of_another_schema_says_to_reindex() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = Schema::builder();
+        b.add_text_field("title", STRING);
+        Index::create_in_dir(dir.path(), b.build()).unwrap();
+        match SearchIndex::open_or_create(dir.path()) {
+            Err(Error::InvalidInput(m)) => assert!(m.contains("damaged or from another version"), "{m}"),
+            Err(e) => panic!("wrong error {e:?}"),
+            Ok(_) => panic!("opened an index of another schema"),
+        }
+    }
+
+    #[test]
+    fn parse_splits_words_and_filters() {
+        let p = parse("Paris  kind:Video year:2018..2020 tag:/Places/France/ \"new york\" ext:MP4").unwrap();
+        assert_eq!(p.words, ["Paris", "new york"]);
+        assert_eq!(p.kinds, ["video"]);
+        assert_eq!(p.years, [(Some(2018), Some(2020))]);
+        assert_eq!(p.tags, ["places/france"]);
+        assert_eq!(p.exts, ["mp4"]);
+    }
+
+    #[test]
+    fn tag_prefixes_and_folders() {
+        assert_eq!(tag_prefixes("A/B/C"), ["a", "a/b", "a/b/c"]);
+        assert_eq!(folders("/x/y/IMG.JPG", "IMG.JPG"), "/x/y/");
+        assert_eq!(folders("/x/y", "IMG.JPG"), "/x/y");
+        assert_eq!(folders("/x/AIMG.JPG", "IMG.JPG"), "/x/AIMG.JPG");
+    }
+
+    #[test]
+    fn docs_from_arrow_columns() {
+        use arrow_array::Int64Array;
+        let schema = Arc::new(ArrowSchema::new(vec![
+            ArrowField::new("media_id", DataType::Utf8, false),
+            ArrowField::new("name", DataType::Utf8, false),
+            ArrowField::new("tags", DataType::Utf8, true),
+            ArrowField::new("year", DataType::Int64, true),
+        ]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(StringArray::from(vec!["x.jpg", "y.jpg"])),
+                Arc::new(StringArray::from(vec![Some("t/u\n\nv"), None])),
+                Arc::new(Int64Array::from(vec![Some(2019), None])),
+            ],
+        )
+        .unwrap();
+        let docs = docs_from_batches(&[b]).unwrap();
+        assert_eq!(docs[0].tags, ["t/u", "v"]);
+        assert_eq!(docs[0].year, Some(2019));
+        assert!(docs[1].tags.is_empty());
+        assert_eq!(docs[1].year, None);
+        let hits = hits_batch(&[("a".into(), 1.5)]).unwrap();
+        assert_eq!(hits.num_rows(), 1);
+    }
+}

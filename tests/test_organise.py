@@ -1,0 +1,240 @@
+"""Tags, collections, smart collections, XMP sidecars and full-text search, on real
+files made at test time and a real catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import assert_one_line_error, rows, run_cli
+from media_corpus import _video, picture
+
+DIGIKAM_XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:digiKam="http://www.digikam.org/ns/1.0/"
+    xmlns:lr="http://ns.adobe.com/lightroom/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmp:Rating="4">
+   <digiKam:TagsList><rdf:Seq><rdf:li>Places/France/Paris</rdf:li><rdf:li>Events/Holiday</rdf:li></rdf:Seq></digiKam:TagsList>
+   <lr:hierarchicalSubject><rdf:Bag><rdf:li>Places|France|Paris</rdf:li><rdf:li>Events|Holiday</rdf:li></rdf:Bag></lr:hierarchicalSubject>
+   <dc:subject><rdf:Bag><rdf:li>Paris</rdf:li><rdf:li>Holiday</rdf:li><rdf:li>sunset</rdf:li></rdf:Bag></dc:subject>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end="w"?>
+"""
+
+
+def _ids(table_json: str) -> list[str]:
+    return [r["media_id"] for r in json.loads(table_json)]
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "lib"
+    for d in ("2019 Paris", "2020 Beach", "Videos", "odd"):
+        (root / d).mkdir(parents=True)
+    picture(640, 480, 1).save(root / "2019 Paris" / "paris.jpg", quality=90)
+    picture(640, 480, 2).save(root / "2019 Paris" / "eiffel tower.jpg", quality=90)
+    picture(640, 480, 3).save(root / "2020 Beach" / "sunset.png")
+    picture(320, 240, 4).save(root / "2020 Beach" / "paris hotel receipt.jpg", quality=80)
+    _video(root / "Videos" / "surf.mp4", "libx264", None, (320, 240), 72)
+    _video(root / "Videos" / "short.mp4", "libx264", None, (320, 240), 12)
+    picture(100, 100, 5).save(os.path.join(os.fsencode(root / "odd"), b"caf\xe9 \xff.jpg"), format="JPEG")
+    (root / "2019 Paris" / "paris.jpg.xmp").write_text(DIGIKAM_XMP, encoding="utf-8")
+    catalog = tmp_path / "state" / "cat.duckdb"
+    res = run_cli("scan", root, catalog=catalog)
+    assert res.rc == 0, res.err
+    return root, catalog
+
+
+def test_tags_survive_rename_move_and_rescan(lib) -> None:
+    root, catalog = lib
+    odd = os.path.join(os.fsencode(root / "odd"), b"caf\xe9 \xff.jpg")
+    assert run_cli("tag", "add", "people/alice", root / "2020 Beach" / "sunset.png", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "weird", odd, catalog=catalog).rc == 0
+    (root / "Moved").mkdir()
+    os.rename(root / "2020 Beach" / "sunset.png", root / "Moved" / "evening.png")
+    os.rename(odd, os.path.join(os.fsencode(root / "Moved"), b"caf\xe9 \xfe.jpg"))
+    for _ in range(2):
+        assert run_cli("scan", root, catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT f.name, t.tag FROM tags t JOIN files f USING (media_id) "
+                        "WHERE f.status = 'present' AND t.source = 'user' ORDER BY t.tag")
+    assert [r["tag"] for r in got] == ["people/alice", "weird"]
+    assert got[0]["name"] == "evening.png"
+    res = run_cli("tag", "list", root / "Moved" / "evening.png", "--format", "json", catalog=catalog)
+    assert [r["tag"] for r in json.loads(res.out)] == ["people/alice"]
+
+
+def test_bulk_tagging_and_the_tag_tree(lib) -> None:
+    _root, catalog = lib
+    res = run_cli("tag", "add", "places/france/paris", "--where", "kind = 'image' AND name ILIKE '%paris%'", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    want = rows(catalog, "SELECT count(*) AS n FROM library WHERE kind = 'image' AND name ILIKE '%paris%'")[0]["n"]
+    assert json.loads(res.out)["added"] == want == 2
+    assert run_cli("tag", "add", "places/france", "--where", "kind = 'video'", catalog=catalog).rc == 0
+    counts = {r["tag"]: r for r in json.loads(run_cli("tag", "list", "--format", "json", catalog=catalog).out)}
+    assert counts["places/france"]["files"] == 2 and counts["places/france"]["with_subtree"] == 4
+    assert run_cli("tag", "rename", "places/france", "travel/fr", catalog=catalog).rc == 0
+    tags = {r["tag"] for r in rows(catalog, "SELECT DISTINCT tag FROM tags WHERE source = 'user'")}
+    assert tags == {"travel/fr", "travel/fr/paris"}
+    assert run_cli("tag", "remove", "travel", "--where", "true", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE source = 'user'")[0]["n"] == 0
+    res = run_cli("tag", "add", "x", "/no/such/file.jpg", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "not in the catalog")
+    assert run_cli("tag", "add", "a|b", "--where", "true", catalog=catalog).rc == 2
+
+
+def test_smart_collections_match_their_sql(lib) -> None:
+    _root, catalog = lib
+    cond = "kind = 'video' AND duration > 1 AND codec = 'h264'"
+    res = run_cli("collection", "create", "Long videos", "--smart", cond, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    shown = _ids(run_cli("collection", "show", "Long videos", "--format", "json", catalog=catalog).out)
+    want = [r["media_id"] for r in rows(catalog, f"SELECT media_id::VARCHAR AS media_id FROM library WHERE {cond} "
+                                                 "ORDER BY path")]
+    assert shown == want and len(want) == 1
+    # A smart collection works wherever a collection does: as a target, and in search.
+    assert run_cli("tag", "add", "long", "--collection", "Long videos", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE tag = 'long'")[0]["n"] == 1
+    found = json.loads(run_cli("search", "collection:\"Long videos\" surf", "--format", "json", catalog=catalog).out)
+    assert [r["media_id"] for r in found] == want
+    assert run_cli("collection", "add", "Long videos", "--where", "true", catalog=catalog).rc == 2
+
+
+@pytest.mark.parametrize("hostile", [
+    "1=1; DROP TABLE files",
+    "1=1) UNION SELECT media_id FROM files WHERE (1=1",
+    "media_id IN (SELECT media_id FROM files)",
+    "EXISTS (SELECT 1 FROM tags)",
+    "no_such_column = 1",
+    "kind = 'video' ORDER BY path",
+    "true LIMIT 1",
+    "",
+    "1=1 --",
+])
+def test_hostile_or_bad_conditions_are_refused(lib, hostile: str) -> None:
+    _root, catalog = lib
+    before = rows(catalog, "SELECT count(*) AS n FROM files")[0]["n"]
+    res = run_cli("collection", "create", "evil", "--smart", hostile, catalog=catalog)
+    if hostile == "1=1 --":  # a trailing comment is harmless: the condition is 1=1
+        assert res.rc == 0, res.err
+        return
+    assert res.rc == 2, res.out
+    assert_one_line_error(res.err)
+    assert rows(catalog, "SELECT count(*) AS n FROM files")[0]["n"] == before
+    assert rows(catalog, "SELECT count(*) AS n FROM collections")[0]["n"] == 0
+    assert run_cli("tag", "add", "t", "--where", hostile or " ", catalog=catalog).rc == 2
+
+
+def test_manual_collections_keep_order_and_follow_moves(lib) -> None:
+    root, catalog = lib
+    assert run_cli("collection", "create", "Best", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Best", root / "Videos" / "surf.mp4", str(root / "2019 Paris" / "*.jpg"),
+                   catalog=catalog).rc == 0
+    names = [os.path.basename(r["path"]) for r in json.loads(
+        run_cli("collection", "show", "Best", "--format", "json", catalog=catalog).out)]
+    assert names == ["surf.mp4", "eiffel tower.jpg", "paris.jpg"]
+    os.rename(root / "Videos" / "surf.mp4", root / "surfing.mp4")
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert run_cli("collection", "remove", "Best", root / "2019 Paris" / "paris.jpg", catalog=catalog).rc == 0
+    listing = json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)
+    assert [(c["name"], c["kind"], c["files"]) for c in listing] == [("Best", "manual", 2)]
+    names = [os.path.basename(r["path"]) for r in json.loads(
+        run_cli("collection", "show", "Best", "--format", "json", catalog=catalog).out)]
+    assert names == ["surfing.mp4", "eiffel tower.jpg"]
+    assert run_cli("collection", "delete", "Best", catalog=catalog).rc == 0
+    assert run_cli("collection", "show", "Best", catalog=catalog).rc == 2
+
+
+def test_xmp_round_trip_with_digikam_keywords(lib, tmp_path: Path) -> None:
+    root, catalog = lib
+    got = rows(catalog, "SELECT f.name, t.tag, t.source FROM tags t JOIN files f USING (media_id) ORDER BY t.tag")
+    assert [(r["name"], r["tag"], r["source"]) for r in got] == [
+        ("paris.jpg", "Events/Holiday", "xmp"), ("paris.jpg", "Places/France/Paris", "xmp"),
+        ("paris.jpg", "sunset", "xmp")]
+    assert run_cli("tag", "add", "People/Alice", root / "2019 Paris" / "paris.jpg", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "People/Bob", root / "2020 Beach" / "sunset.png", catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Album 2019", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Album 2019", root / "2019 Paris" / "paris.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", "--all", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    written = sorted(os.path.basename(p) for p in json.loads(res.out)["written"])
+    assert written == ["paris.jpg.xmp", "sunset.png.xmp"]
+    text = (root / "2019 Paris" / "paris.jpg.xmp").read_text(encoding="utf-8")
+    assert 'Rating="4"' in text  # the rest of digiKam's sidecar is kept
+    for kw in ("Places|France|Paris", "People|Alice", "MediaForge Collections|Album 2019", "Places/France/Paris",
+               "<rdf:li>Alice</rdf:li>", "<rdf:li>sunset</rdf:li>"):
+        assert kw in text, kw
+    assert json.loads(run_cli("xmp", "export", "--all", "--json", catalog=catalog).out)["written"] == []
+    # A fresh catalog of the same files gets the same tags and collection back from the sidecars.
+    fresh = tmp_path / "fresh" / "cat.duckdb"
+    assert run_cli("scan", root, catalog=fresh).rc == 0
+    tags = {(r["name"], r["tag"]) for r in rows(fresh, "SELECT f.name, t.tag FROM tags t JOIN files f USING (media_id)")}
+    assert {("paris.jpg", "People/Alice"), ("paris.jpg", "Places/France/Paris"), ("sunset.png", "People/Bob"),
+            ("paris.jpg", "Events/Holiday")} <= tags
+    members = json.loads(run_cli("collection", "show", "Album 2019", "--format", "json", catalog=fresh).out)
+    assert [os.path.basename(r["path"]) for r in members] == ["paris.jpg"]
+
+
+def test_search_ranks_filters_and_stays_in_step(lib) -> None:
+    root, catalog = lib
+
+    def search(q: str) -> list[str]:
+        res = run_cli("search", q, "--format", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return [os.path.basename(r["path"]) for r in json.loads(res.out)]
+
+    hits = search("paris")
+    assert hits[0] == "paris.jpg"  # the exact name first
+    assert set(hits) >= {"paris.jpg", "eiffel tower.jpg", "paris hotel receipt.jpg"}  # folder and name words
+    assert search("eifel") == ["eiffel tower.jpg"]  # a typo
+    assert search("eiff") == ["eiffel tower.jpg"]  # a prefix
+    assert set(search("kind:video")) == {"surf.mp4", "short.mp4"}
+    assert search("paris kind:image ext:png") == []
+    assert search("tag:places holiday") == ["paris.jpg"]  # XMP keywords are tags, and searchable
+    assert run_cli("tag", "add", "trips/surfing", root / "Videos" / "surf.mp4", catalog=catalog).rc == 0
+    assert search("tag:trips") == ["surf.mp4"]  # a tag change reaches the index at once
+    os.unlink(root / "2019 Paris" / "eiffel tower.jpg")
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert "eiffel tower.jpg" not in search("eiffel")
+    res = run_cli("search", "foo:bar", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "unknown filter")
+    # Rebuilt from nothing, the index answers the same.
+    before = search("paris")
+    shutil.rmtree(catalog.parent / "cat.search")
+    assert run_cli("search", "--reindex", catalog=catalog).rc == 0
+    assert search("paris") == before
+
+
+def test_dedupe_carries_tags_to_the_kept_copy(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    picture(320, 240, 9).save(root / "a" / "keep.jpg", quality=90)
+    shutil.copy2(root / "a" / "keep.jpg", root / "b" / "copy.jpg")
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "family", root / "b" / "copy.jpg", catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Fav", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Fav", root / "b" / "copy.jpg", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--keep", "prefix:" + str(root / "a"), "--action", "trash", "--apply", "--json",
+                  catalog=catalog)
+    out = json.loads(res.out)
+    assert out["done"] == 1 and out["tags_carried"] == 1
+    kept = rows(catalog, "SELECT t.tag, t.source FROM tags t JOIN files f USING (media_id) WHERE f.name = 'keep.jpg'")
+    assert kept == [{"tag": "family", "source": "dedupe"}]
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert [os.path.basename(r["path"]) for r in json.loads(
+        run_cli("collection", "show", "Fav", "--format", "json", catalog=catalog).out)] == ["keep.jpg"]
+    assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE source = 'dedupe'")[0]["n"] == 0
