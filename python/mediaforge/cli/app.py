@@ -29,8 +29,9 @@ app = typer.Typer(
 )
 
 
-def command(name: str):  # noqa: ANN201
-    """Register a command whose Ctrl-C ends in our exit code 130, not click's "Aborted!"."""
+def command(name: str, group: typer.Typer | None = None):  # noqa: ANN201
+    """Register a command (on `group`, else the app) whose Ctrl-C ends in our exit code
+    130, not click's "Aborted!"."""
 
     def deco(fn):  # noqa: ANN001, ANN202
         @functools.wraps(fn)
@@ -42,7 +43,7 @@ def command(name: str):  # noqa: ANN201
 
                 raise Interrupted(INTERRUPTED) from None
 
-        return app.command(name)(run)
+        return (group or app).command(name)(run)
 
     return deco
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..catalog import Catalog, open_catalog
-from ..errors import Interrupted
 from . import render
 from .app import Format, _globals, _write_table, app, command
 
@@ -22,21 +20,7 @@ app.add_typer(xmp_app, name="xmp")
 
 
 def sub(group: typer.Typer, name: str):  # noqa: ANN201
-    """Register a subcommand whose Ctrl-C ends in exit code 130 (as `command` does)."""
-
-    def deco(fn):  # noqa: ANN001, ANN202
-        @functools.wraps(fn)
-        def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            try:
-                return fn(*args, **kwargs)
-            except KeyboardInterrupt:
-                from . import INTERRUPTED
-
-                raise Interrupted(INTERRUPTED) from None
-
-        return group.command(name)(run)
-
-    return deco
+    return command(name, group)
 
 
 PathsArg = Annotated[Optional[list[str]], typer.Argument(help="Files, folders or globs (quoted) from the catalog.",
@@ -139,20 +123,26 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
             name=name, kind="smart" if smart else "manual", files=count)
 
 
-@sub(coll_app, "add")
-def coll_add(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A manual collection.")],
-             paths: PathsArg = None, where: WhereOpt = None, collection_: CollOpt = None,
-             as_json: JsonOpt = False) -> None:
-    """Append files to a manual collection: PATH..., --where results or another collection."""
+def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, where: str | None,
+                    other: str | None, as_json: bool, adding: bool) -> None:
     from ..organise import collection
     from ..organise.targets import resolve_targets
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        ids = resolve_targets(cat, paths or [], where, collection_)
-        n = collection.add(cat, name, ids)
+        ids = resolve_targets(cat, paths or [], where, other)
+        n = (collection.add if adding else collection.remove)(cat, name, ids)
         after_change(cat, g.catalog, ids)
-    _report(as_json, f"added {n:,} files to {name!r}", name=name, added=n)
+    verb = "added" if adding else "removed"
+    _report(as_json, f"{verb} {n:,} files {'to' if adding else 'from'} {name!r}", name=name, **{verb: n})
+
+
+@sub(coll_app, "add")
+def coll_add(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A manual collection.")],
+             paths: PathsArg = None, where: WhereOpt = None, collection_: CollOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Append files to a manual collection: PATH..., --where results or another collection."""
+    _change_members(ctx, name, paths, where, collection_, as_json, adding=True)
 
 
 @sub(coll_app, "remove")
@@ -160,15 +150,7 @@ def coll_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A 
                 paths: PathsArg = None, where: WhereOpt = None, collection_: CollOpt = None,
                 as_json: JsonOpt = False) -> None:
     """Take files out of a manual collection."""
-    from ..organise import collection
-    from ..organise.targets import resolve_targets
-
-    g = _globals(ctx)
-    with open_catalog(g.catalog) as cat:
-        ids = resolve_targets(cat, paths or [], where, collection_)
-        n = collection.remove(cat, name, ids)
-        after_change(cat, g.catalog, ids)
-    _report(as_json, f"removed {n:,} files from {name!r}", name=name, removed=n)
+    _change_members(ctx, name, paths, where, collection_, as_json, adding=False)
 
 
 @sub(coll_app, "list")
