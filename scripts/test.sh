@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
+# The reflink tests clone files on a small XFS image: they need mkfs.xfs (xfsprogs).
+if ! command -v mkfs.xfs >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing xfsprogs (for the reflink tests)" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xfsprogs >/dev/null \
+        || echo "xfsprogs could not be installed; the reflink-on-XFS test will say so" >&2
+fi
 echo "== cargo test (rust/core)" >&2
 cargo test -p mediaforge-core --lib --quiet
 echo "== pytest" >&2

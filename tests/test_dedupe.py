@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,47 @@ def test_similar_pictures_keep_the_largest(tmp_path: Path) -> None:
     out = json.loads(res.out)
     assert out["done"] == 0 and (root / "small.jpg").exists()
     assert [s["why"] for s in out["skipped"]] == ["contents changed since they were compared (rescan first)"]
+
+
+@pytest.fixture
+def xfs(tmp_path: Path):  # noqa: ANN201
+    """A small XFS file system (reflink on) mounted from a loop image."""
+    if shutil.which("mkfs.xfs") is None or os.geteuid() != 0:
+        pytest.skip("needs root and mkfs.xfs (scripts/test.sh installs xfsprogs)")
+    img, mnt = tmp_path / "xfs.img", tmp_path / "xfs"
+    with open(img, "wb") as f:
+        f.truncate(320 * 2**20)
+    mnt.mkdir()
+    subprocess.run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(img)], check=True)
+    r = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a loop device here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_reflink_on_xfs_clones_and_undo_restores(xfs: Path) -> None:
+    root = xfs / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    data = os.urandom(3_000_000)
+    (root / "a" / "clip.mov").write_bytes(data)
+    shutil.copy2(root / "a" / "clip.mov", root / "b" / "clip copy.mov")
+    os.chmod(root / "b" / "clip copy.mov", 0o640)
+    catalog = xfs / "state" / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    before = _state(root)
+    used = shutil.disk_usage(xfs).used
+    res = run_cli("dedupe", "--action", "reflink", "--apply", "--json", catalog=catalog)
+    out = json.loads(res.out)
+    assert out["done"] == 1 and out["skipped"] == [], res.out
+    after = _state(root)
+    copy = root / "b" / "clip copy.mov"
+    assert after["b/clip copy.mov"][1:] == before["b/clip copy.mov"][1:]  # same bytes, same mtime
+    assert after["b/clip copy.mov"][0] != after["a/clip.mov"][0]  # its own inode, unlike a hard link
+    assert oct(copy.stat().st_mode & 0o777) == "0o640"
+    assert shutil.disk_usage(xfs).used < used - 2_000_000  # the copy's blocks are shared now
+    assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
+    assert copy.read_bytes() == data
