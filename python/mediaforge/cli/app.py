@@ -182,24 +182,24 @@ def meta_cmd(
     config = ExtractConfig(thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout,
                            retry_failed=retry_failed)
     _run_extraction(ctx, "extract", "metadata", lambda cat, progress: extract(cat, config, on_progress=progress),
-                    threads, as_json)
+                    threads, as_json, metadata=True)
 
 
 def _run_extraction(ctx: typer.Context, label: str, what: str,
                     run: Callable[[Catalog, Callable[[ExtractProgress], None]], ExtractSummary],
-                    threads: int | None, as_json: bool) -> None:
-    """Open the catalog for writing, run one extraction with a progress bar, print its summary."""
+                    threads: int | None, as_json: bool, metadata: bool = False) -> None:
+    """Open the catalog for writing, run one extraction with a progress bar, print its
+    summary. After new `metadata`, XMP keywords become tags and an existing search index
+    catches up, as after a scan."""
     g = _globals(ctx)
     show = not g.quiet and not as_json and sys.stderr.isatty()
     with open_catalog(g.catalog, threads=threads) as cat:
         with render.ExtractProgressBar(show, label) as bar:
             summary = run(cat, bar.update)
-        if label == "extract":
-            from .organise import after_change
-            from ..organise.xmp import import_xmp
+        if metadata:
+            from ..organise.search import index_dir
 
-            import_xmp(cat)
-            after_change(cat, g.catalog)
+            _organise_after_scan(cat, g.catalog, True, index_dir(g.catalog).exists())
     if as_json:
         render.dump_json(summary.as_dict())
     else:

@@ -328,10 +328,15 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
             SELECT DISTINCT m.keep, i.collection_id FROM mf_moves m JOIN collection_items i ON i.media_id = m.victim::UUID
             WHERE NOT EXISTS (SELECT 1 FROM collection_items k WHERE k.media_id = m.keep::UUID
                               AND k.collection_id = i.collection_id)""").fetchall()
-        for keep, cid in items:
-            con.execute("""INSERT INTO collection_items SELECT ?, ?::UUID,
-                           (SELECT coalesce(max(position), 0) + 1 FROM collection_items WHERE collection_id = ?),
-                           ?, now()::TIMESTAMP""", [cid, keep, cid, who()])
+        if items:  # one insert: each collection's new members go after its current last one
+            con.execute("""
+                WITH x AS (SELECT unnest(?::VARCHAR[]) AS keep, unnest(?::BIGINT[]) AS cid)
+                INSERT INTO collection_items
+                SELECT x.cid, x.keep::UUID,
+                       (SELECT coalesce(max(position), 0) FROM collection_items c WHERE c.collection_id = x.cid)
+                           + row_number() OVER (PARTITION BY x.cid ORDER BY x.keep),
+                       ?, now()::TIMESTAMP
+                FROM x""", [[k for k, _ in items], [int(c) for _, c in items], who()])
     journal = Journal(out.journal)
     try:
         journal.write(kind="carried", tags=[[k, t] for k, t in tags], collections=[[k, int(c)] for k, c in items])

@@ -36,19 +36,23 @@ def _kind_filter(kind: str | None) -> tuple[str, list[Any]]:
     return "AND kind = ?", [kind]
 
 
-def unhashed(cat: Catalog, kind: str | None = None) -> int:
-    """Present files without a digest (a `scan --no-hash`) that share a size with
-    another present file: the ones `hash_candidates` would look at."""
+def _funnel_candidates(columns: str, kind: str | None) -> tuple[str, list[Any]]:
+    """SQL over present files sharing a size with another present file, where at least
+    one of that size has no digest yet: what the exact funnel looks at."""
     where, params = _kind_filter(kind)
-    return cat.con.sql(
-        f"""
-        SELECT count(*) FILTER (WHERE blake3 IS NULL) FROM files
+    return f"""
+        SELECT {columns} FROM files
         WHERE status = 'present' {where} AND size IN (
             SELECT size FROM files WHERE status = 'present' {where} GROUP BY size
             HAVING count(*) > 1 AND count(*) FILTER (WHERE blake3 IS NULL) > 0)
-        """,
-        params=params + params,
-    ).fetchall()[0][0]
+        """, params + params
+
+
+def unhashed(cat: Catalog, kind: str | None = None) -> int:
+    """Present files without a digest (a `scan --no-hash`) that share a size with
+    another present file: the ones `hash_candidates` would hash."""
+    sql, params = _funnel_candidates("count(*) FILTER (WHERE blake3 IS NULL)", kind)
+    return cat.con.sql(sql, params=params).fetchall()[0][0]
 
 
 def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
@@ -57,17 +61,8 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
     `files.blake3`; files proven unique stay unhashed. Returns the funnel's counts plus
     `stored` (digests written) and `changed`/`failed` (files to rescan or that could not
     be read)."""
-    where, params = _kind_filter(kind)
-    files = cat.con.sql(
-        f"""
-        SELECT path_bytes, size, mtime_ns, dev, inode, blake3 FROM files
-        WHERE status = 'present' {where} AND size IN (
-            SELECT size FROM files WHERE status = 'present' {where} GROUP BY size
-            HAVING count(*) > 1 AND count(*) FILTER (WHERE blake3 IS NULL) > 0)
-        ORDER BY path_bytes
-        """,
-        params=params + params,
-    ).to_arrow_table()
+    sql, params = _funnel_candidates("path_bytes, size, mtime_ns, dev, inode, blake3", kind)
+    files = cat.con.sql(sql + " ORDER BY path_bytes", params=params).to_arrow_table()
     out, counts = _core.exact_funnel(files)
     verdicts = pa.record_batch(out)
     fresh = pc.and_(pc.equal(verdicts.column("verdict"), "digest"), files.column("blake3").is_null())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,10 @@ co AS (SELECT i.media_id, string_agg(DISTINCT c.name, '\n' ORDER BY c.name) AS c
        FROM collection_items i JOIN collections c USING (collection_id) GROUP BY i.media_id),
 d AS (
     SELECT f.media_id, f.name, f.dir AS path, tg.tags, co.collections,
+           year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER AS year,
            concat_ws(' ', a.title, a.artist, a.album, a.album_artist, a.genre, a.composer, e.make, e.model, e.lens,
-                     m.video_codec, m.audio_codec, m.format,
-                     year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::VARCHAR) AS meta,
-           f.kind, lower(f.ext) AS ext,
-           year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER AS year
+                     m.video_codec, m.audio_codec, m.format, year::VARCHAR) AS meta,
+           f.kind, lower(f.ext) AS ext
     FROM files f
     LEFT JOIN media m ON m.blake3 = f.blake3
     LEFT JOIN exif e ON e.blake3 = f.blake3
@@ -71,24 +71,18 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     """Bring the index in step with the catalog: only changed documents (all of them,
     from an empty index, with `rebuild`). `only`: the media ids a command just changed
     (tags, collections), so the others need not be compared at all."""
-    import time
-
     t0 = time.perf_counter()
     folder = index_dir(catalog_path)
-    if rebuild:
+    if rebuild or not folder.exists():  # rebuilt, or the folder was deleted: start from nothing
         shutil.rmtree(folder, ignore_errors=True)
         with cat.transaction() as con:
             con.execute("DELETE FROM search_docs")
-    elif not folder.exists():
-        with cat.transaction() as con:  # a deleted index folder: start again from nothing
-            con.execute("DELETE FROM search_docs")
-    else:
-        only = None if only is None else list(only)
+        only = None
     index = _core.SearchIndex(folder)
-    scope = pa.table({"media_id": pa.array(list(only) if only is not None else [], pa.string())})
-    within = "AND f.media_id IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
+    scope = pa.table({"media_id": pa.array(list(only or []), pa.string())})
+    within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
-        cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {DOCS.format(only=within)}")
+        cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {DOCS.format(only=within.format(col='f.media_id'))}")
         try:
             changed = cat.con.sql("""
                 SELECT d.* FROM mf_docs d
@@ -98,7 +92,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             gone = [str(r[0]) for r in cat.con.sql(f"""
                 SELECT s.media_id FROM search_docs s
                 WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.media_id = s.media_id AND f.status = 'present')
-                {"AND s.media_id IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""}
+                {within.format(col='s.media_id')}
             """).fetchall()]
         finally:
             cat.con.execute("DROP VIEW IF EXISTS mf_docs")

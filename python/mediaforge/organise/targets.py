@@ -13,11 +13,12 @@ from .predicate import matching
 GLOB_CHARS = set("*?[")
 
 
-def _absolute(arg: str | bytes) -> bytes:
+def _absolute(arg: str | bytes) -> tuple[bytes, bool]:
+    """The absolute path (symlinks resolved when it exists) and whether it is a glob."""
     raw = os.fsencode(arg)
     if any(c in os.fsdecode(raw) for c in GLOB_CHARS):
-        return os.path.abspath(raw)
-    return os.path.realpath(raw) if os.path.lexists(raw) else os.path.abspath(raw)
+        return os.path.abspath(raw), True
+    return (os.path.realpath(raw) if os.path.lexists(raw) else os.path.abspath(raw)), False
 
 
 def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str | None = None,
@@ -30,9 +31,9 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
         raise InvalidInputError("say what to act on: PATH..., --where CONDITION or --collection NAME")
     ids: dict[str, None] = {}
     for arg in paths:
-        p = _absolute(arg)
+        p, glob = _absolute(arg)
         text = os.fsdecode(p)
-        if any(c in text for c in GLOB_CHARS):
+        if glob:
             rows = cat.con.sql("SELECT media_id FROM files WHERE status = 'present' AND path GLOB $g ORDER BY path",
                                params={"g": text}).fetchall()
         else:
