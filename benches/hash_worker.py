@@ -6,7 +6,8 @@
 JPEG decode, EXIF orientation, pHash in the Rust core); `mediaforge-thumb`: the same hash
 from the colour decode that also feeds the thumbnail (a plain scan). Both run in the
 project's venv. `imagehash`: `imagehash.phash` and `imagehash.dhash`
-on the image Pillow opens, as its README shows; runs in the bench venv. Prints the
+on the image Pillow opens, as its README shows (MediaForge makes both hashes too);
+`imagehash-phash`: `imagehash.phash` alone; both run in the bench venv. Prints the
 seconds from pool start to the last hash; `--out` writes {path: [phash, dhash]}.
 """
 
@@ -31,11 +32,12 @@ def _init(mode: str) -> None:
 def _one(path: str) -> tuple[str, int, int]:
     from PIL import Image
 
-    if _mode == "imagehash":
+    if _mode.startswith("imagehash"):
         import imagehash
 
         with Image.open(path) as im:
-            return path, int(str(imagehash.phash(im)), 16), int(str(imagehash.dhash(im)), 16)
+            p = int(str(imagehash.phash(im)), 16)
+            return path, p, (int(str(imagehash.dhash(im)), 16) if _mode == "imagehash" else 0)
     from mediaforge import _core
     from mediaforge.meta.thumbs import reduce_grey, reduce_image
 
@@ -47,7 +49,8 @@ def _one(path: str) -> tuple[str, int, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=("mediaforge", "mediaforge-thumb", "imagehash"), required=True)
+    ap.add_argument("--mode", choices=("mediaforge", "mediaforge-thumb", "imagehash", "imagehash-phash"),
+                    required=True)
     ap.add_argument("--list", required=True)
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out")

@@ -11,6 +11,8 @@ if ! command -v mkfs.xfs >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-ge
         || echo "xfsprogs could not be installed; the reflink-on-XFS test will say so" >&2
 fi
 echo "== cargo test (rust/core)" >&2
-cargo test -p mediaforge-core --lib --quiet
+# --release shares the dependencies the extension build just compiled (a debug build would
+# compile tantivy and the rest a second time).
+cargo test --release -p mediaforge-core --lib --quiet
 echo "== pytest" >&2
 python -m pytest "$@"

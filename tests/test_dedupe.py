@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,42 @@ def test_hardlink_apply_then_undo(lib) -> None:
     restored = _state(root)
     assert len({v[0] for v in restored.values()}) == len(restored)  # independent files again
     assert {k: (v[1], v[2]) for k, v in restored.items()} == {k: (v[1], v[2]) for k, v in before.items()}
+
+
+def test_hardlinks_across_file_systems_are_skipped_not_fatal(lib, tmp_path: Path) -> None:
+    # The kept copy on a tmpfs, its copy on the disk: a hard link cannot cross, so that step
+    # is skipped with its reason and the rest of the run goes on.
+    root, catalog = lib
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.fail("this test needs /dev/shm on another file system than the temporary folder")
+    other = Path(tempfile.mkdtemp(dir=shm, prefix="mf-dedupe-"))
+    try:
+        (other / "clip.mov").write_bytes(os.urandom(30_000))
+        shutil.copy2(other / "clip.mov", root / "b" / "clip.mov")
+        assert run_cli("scan", root, other, "--no-meta", catalog=catalog).rc == 0
+        before = (root / "b" / "clip.mov").read_bytes()
+        res = run_cli("dedupe", "--keep", f"prefix:{other}", "--apply", "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        out = json.loads(res.out)
+        skipped = {os.path.basename(s["path"]): s["why"] for s in out["skipped"]}
+        assert "another file system" in skipped["clip.mov"]
+        assert (root / "b" / "clip.mov").read_bytes() == before
+        assert not (root / "b" / "clip.mov.mediaforge-tmp").exists()
+        assert (other / "clip.mov").stat().st_nlink == 1
+    finally:
+        shutil.rmtree(other)
+
+
+def test_prefix_rule_matches_a_whole_folder(lib) -> None:
+    root, catalog = lib
+    (root / "bb").mkdir()
+    shutil.copy2(root / "a" / "photo.jpg", root / "bb" / "photo.jpg")  # shorter path, same mtime
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--keep", f"prefix:{root / 'b'}/", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    keeps = {Path(s["keep"]).parent.name for s in json.loads(res.out)["steps"]}
+    assert keeps == {"b"}
 
 
 def test_files_changed_since_the_scan_are_never_touched(lib) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_one_line_error, rows, run_cli
-from media_corpus import _video, picture
+from media_corpus import _video, jpeg_with_exif, picture
 
 DIGIKAM_XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
@@ -185,6 +185,30 @@ def test_xmp_round_trip_with_digikam_keywords(lib, tmp_path: Path) -> None:
     assert [os.path.basename(r["path"]) for r in members] == ["paris.jpg"]
 
 
+def test_removed_xmp_tags_stay_removed_until_the_sidecar_changes(lib) -> None:
+    root, catalog = lib
+    photo, sidecar = root / "2019 Paris" / "paris.jpg", root / "2019 Paris" / "paris.jpg.xmp"
+
+    def tags() -> list[str]:
+        return [r["tag"] for r in rows(catalog, "SELECT t.tag FROM tags t JOIN files f USING (media_id) "
+                                                "WHERE f.name = 'paris.jpg' ORDER BY t.tag")]
+
+    assert run_cli("tag", "remove", "sunset", photo, catalog=catalog).rc == 0
+    assert run_cli("tag", "rename", "Events/Holiday", "Events/Summer 2019", catalog=catalog).rc == 0
+    for _ in range(2):  # an unchanged sidecar brings nothing back
+        assert run_cli("scan", root, catalog=catalog).rc == 0
+        assert tags() == ["Events/Summer 2019", "Places/France/Paris"]
+    # Edited in digiKam: the new contents are imported, whole.
+    sidecar.write_text(DIGIKAM_XMP.replace("<rdf:li>sunset</rdf:li>", "<rdf:li>sunset</rdf:li><rdf:li>night</rdf:li>"),
+                       encoding="utf-8")
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert tags() == ["Events/Holiday", "Events/Summer 2019", "Places/France/Paris", "night", "sunset"]
+    assert run_cli("tag", "remove", "night", photo, catalog=catalog).rc == 0
+    res = run_cli("xmp", "import", "--all", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["added"] == 1 and "night" in tags()
+
+
 def test_search_ranks_filters_and_stays_in_step(lib) -> None:
     root, catalog = lib
 
@@ -216,6 +240,28 @@ def test_search_ranks_filters_and_stays_in_step(lib) -> None:
     assert search("paris") == before
 
 
+def test_search_finds_the_year_and_camera_in_free_words(tmp_path: Path) -> None:
+    # The README's example query: the year (from EXIF, not from any folder name) and the
+    # camera are plain words, ranked like the rest; year: filters the same way.
+    root = tmp_path / "lib"
+    (root / "misc").mkdir(parents=True)
+    jpeg_with_exif(root / "misc" / "IMG_0001.jpg", size=(320, 240), orientation=1, gps=(48.85, 2.35, 35.0))
+    picture(320, 240, 7).save(root / "misc" / "IMG_0002.jpg", quality=90)
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+
+    def search(q: str) -> list[str]:
+        res = run_cli("search", q, "--format", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return [os.path.basename(r["path"]) for r in json.loads(res.out)]
+
+    assert search("canon 2019") == ["IMG_0001.jpg"]
+    assert search("2019") == ["IMG_0001.jpg"]
+    assert search("year:2019") == ["IMG_0001.jpg"]
+    assert search("year:2018..2020 kind:image") == ["IMG_0001.jpg"]
+    assert search("img year:2019") == ["IMG_0001.jpg"]
+
+
 def test_dedupe_carries_tags_to_the_kept_copy(tmp_path: Path) -> None:
     root = tmp_path / "lib"
     (root / "a").mkdir(parents=True)
@@ -230,7 +276,7 @@ def test_dedupe_carries_tags_to_the_kept_copy(tmp_path: Path) -> None:
     res = run_cli("dedupe", "--keep", "prefix:" + str(root / "a"), "--action", "trash", "--apply", "--json",
                   catalog=catalog)
     out = json.loads(res.out)
-    assert out["done"] == 1 and out["tags_carried"] == 1
+    assert out["done"] == 1 and out["tags_carried"] == 1 and out["collections_carried"] == 1
     kept = rows(catalog, "SELECT t.tag, t.source FROM tags t JOIN files f USING (media_id) WHERE f.name = 'keep.jpg'")
     assert kept == [{"tag": "family", "source": "dedupe"}]
     assert run_cli("scan", root, catalog=catalog).rc == 0

@@ -111,6 +111,14 @@ TABLES_V5: dict[str, list[tuple[str, str]]] = {
     "search_docs": [("media_id", "UUID NOT NULL"), ("digest", "UBIGINT NOT NULL")],
 }
 
+# Version 6: which XMP sidecar contents have become tags and collection places, per file.
+# A scan imports only pairs not recorded here, so a tag the user removed is not brought
+# back by an unchanged sidecar; an edited sidecar (new digest) is imported again.
+TABLES_V6: dict[str, list[tuple[str, str]]] = {
+    "xmp_imports": [("media_id", "UUID NOT NULL"), ("sidecar_blake3", "VARCHAR NOT NULL"),
+                    ("imported_at", "TIMESTAMP NOT NULL")],
+}
+
 # One row per present file with the columns people filter on: what smart collections,
 # `--where` and the search index read. A public interface like the tables.
 LIBRARY_VIEW = """
@@ -132,7 +140,7 @@ LEFT JOIN exif e ON e.blake3 = f.blake3
 LEFT JOIN tags_audio a ON a.blake3 = f.blake3
 WHERE f.status = 'present'
 """
-_ALL = {**TABLES, **TABLES_V3, **TABLES_V4, **TABLES_V5}
+_ALL = {**TABLES, **TABLES_V3, **TABLES_V4, **TABLES_V5, **TABLES_V6}
 
 
 def ddl(table: str) -> str:
@@ -155,3 +163,10 @@ MIGRATION_2 = [ddl(t) for t in TABLES] + [SIDECAR_LINKS_VIEW]
 MIGRATION_3 = [ddl(t) for t in TABLES_V3]
 MIGRATION_4 = [ddl(t) for t in TABLES_V4]
 MIGRATION_5 = [ddl(t) for t in TABLES_V5] + [LIBRARY_VIEW]
+# Catalogs from version 5 imported every linked sidecar on each scan: record them all as
+# imported, so upgrading brings back nothing a user has since removed.
+MIGRATION_6 = [ddl(t) for t in TABLES_V6] + ["""
+    INSERT INTO xmp_imports
+    SELECT DISTINCT l.media_id, l.sidecar_blake3, now()::TIMESTAMP
+    FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE s.format = 'xmp'
+    """]

@@ -5,10 +5,10 @@ is at in `meta`, and a catalog newer than this code is refused rather than guess
 
 from __future__ import annotations
 
-from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, TABLES, TABLES_V3, TABLES_V4,
-                           TABLES_V5)
+from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, TABLES, TABLES_V3,
+                           TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 APPLICATION = "mediaforge"
 
 # MIGRATIONS[n] brings a catalog from version n-1 to n. Never edit a published entry:
@@ -87,9 +87,11 @@ MIGRATIONS[2] = MIGRATION_2
 MIGRATIONS[3] = MIGRATION_3
 MIGRATIONS[4] = MIGRATION_4
 MIGRATIONS[5] = MIGRATION_5
+MIGRATIONS[6] = MIGRATION_6
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.
 CORE_TABLES = ("meta", "files", "scans", "scan_errors")
 # Tables a catalog at the current version has (and `export` writes).
-ALL_TABLES = CORE_TABLES + tuple(TABLES) + tuple(TABLES_V3) + tuple(TABLES_V4) + tuple(TABLES_V5)
+ALL_TABLES = (CORE_TABLES + tuple(TABLES) + tuple(TABLES_V3) + tuple(TABLES_V4) + tuple(TABLES_V5)
+              + tuple(TABLES_V6))

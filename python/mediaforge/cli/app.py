@@ -463,7 +463,7 @@ def dedupe_cmd(
     with open_catalog(g.catalog) as cat:
         out = apply(plan, root / "journal", root / "trash")
         carry_over(cat, out)
-        if out.tags_carried:
+        if out.tags_carried or out.collections_carried:
             from .organise import after_change
 
             after_change(cat, g.catalog, [s.keep_id for s in out.done_steps if s.keep_id])
@@ -474,6 +474,7 @@ def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
     if as_json:
         render.dump_json({"done": out.done, "bytes": out.bytes_freed, "journal": str(out.journal),
                           "tags_carried": out.tags_carried,
+                          "collections_carried": out.collections_carried,
                           "skipped": [{"path": p, "why": w} for p, w in out.skipped]})
         return
     for p, why in out.skipped:

@@ -204,14 +204,17 @@ def coll_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A 
 
 
 @sub(xmp_app, "import")
-def xmp_import(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Tags and collections from the keywords of the XMP sidecars the scan has read
-    (scans do this on their own; run it after editing sidecars and rescanning)."""
+def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
+               all_: Annotated[bool, typer.Option(
+                   "--all", help="Every linked sidecar again, also those imported before "
+                                 "(brings back tags removed since).")] = False) -> None:
+    """Tags and collections from the keywords of the XMP sidecars the scan has read.
+    Scans do this on their own for new and edited sidecars; `--all` imports every one again."""
     from ..organise.xmp import import_xmp
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        n = import_xmp(cat)
+        n = import_xmp(cat, everything=all_)
         after_change(cat, g.catalog)
     _report(as_json, f"imported {n:,} tags from XMP sidecars", added=n)
 

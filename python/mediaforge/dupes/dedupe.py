@@ -22,6 +22,7 @@ compared.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -121,7 +122,8 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
     """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
     victim blake3) for `source`, a query of (grp, f.*) rows, ranked by the keep rule."""
     if keep.startswith("prefix:"):
-        params["prefix"] = keep.split(":", 1)[1]
+        # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
+        params["prefix"] = os.path.abspath(keep.split(":", 1)[1]).rstrip("/") + "/"
     sql = f"""
         WITH src AS ({source}), ranked AS (
             SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode, f.media_id::VARCHAR AS mid,
@@ -229,6 +231,7 @@ class Outcome:
     journal: Path | None = None
     done_steps: list[Step] = field(default_factory=list)
     tags_carried: int = 0
+    collections_carried: int = 0
 
 
 def _moved_path(victim: bytes, dest_root: Path) -> bytes:
@@ -244,7 +247,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
     journal.write(kind="start", action=plan.action, dest=str(dest) if plan.action in ("move-to", "trash") else None)
     try:
         for s in plan.steps:
-            why = _check(s, plan.similar)
+            why = _check(s, plan.similar, plan.action)
             if why:
                 out.skipped.append((s.victim.decode("utf-8", "replace"), why))
                 continue
@@ -253,18 +256,11 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
                      "atime_ns": st.st_atime_ns}
             journal.write(kind="intent", **entry)
             if plan.action in ("hardlink", "symlink", "reflink"):
-                tmp = s.victim + b".mediaforge-tmp"
-                if plan.action == "hardlink":
-                    os.link(s.keep, tmp)
-                elif plan.action == "symlink":
-                    os.symlink(os.path.abspath(s.keep), tmp)
-                else:
-                    why = _reflink(s.keep, tmp, st)
-                    if why:
-                        journal.write(kind="skipped", victim=entry["victim"], why=why)
-                        out.skipped.append((s.victim.decode("utf-8", "replace"), why))
-                        continue
-                os.replace(tmp, s.victim)  # atomic: the path always holds the bytes
+                why = _link(plan.action, s, st)
+                if why:
+                    journal.write(kind="skipped", victim=entry["victim"], why=why)
+                    out.skipped.append((s.victim.decode("utf-8", "replace"), why))
+                    continue
             else:
                 assert dest is not None
                 target = _moved_path(s.victim, dest)
@@ -282,6 +278,28 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
         journal.write(kind="end")
         journal.close()
     return out
+
+
+def _link(action: str, s: Step, st: os.stat_result) -> str | None:
+    """Replace the victim by a link to (or clone of) the kept file through a temporary name
+    and an atomic rename, so its path always holds the bytes; the reason when the file
+    system refuses (the victim is then left exactly as it was)."""
+    tmp = s.victim + b".mediaforge-tmp"
+    try:
+        if action == "hardlink":
+            os.link(s.keep, tmp)
+        elif action == "symlink":
+            os.symlink(os.path.abspath(s.keep), tmp)
+        else:
+            why = _reflink(s.keep, tmp, st)
+            if why:
+                return why
+        os.replace(tmp, s.victim)
+    except OSError as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        return f"{action} failed: {e.strerror}"
+    return None
 
 
 def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> str | None:
@@ -343,6 +361,7 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
     finally:
         journal.close()
     out.tags_carried = len(tags)
+    out.collections_carried = len(items)
 
 
 def uncarry(cat: Catalog, path: Path) -> int:
@@ -360,7 +379,7 @@ def uncarry(cat: Catalog, path: Path) -> int:
     return int(removed)
 
 
-def _check(s: Step, similar: bool = False) -> str | None:
+def _check(s: Step, similar: bool = False, action: str = "") -> str | None:
     """Why this step must not run, or None."""
     try:
         kst, vst = os.lstat(s.keep), os.lstat(s.victim)
@@ -372,6 +391,8 @@ def _check(s: Step, similar: bool = False) -> str | None:
         return "changed since the scan (rescan first)"
     if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
         return "already the same file as the kept one"
+    if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
+        return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
     if similar:
         from .. import _core
 

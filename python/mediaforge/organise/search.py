@@ -36,7 +36,7 @@ d AS (
     SELECT f.media_id, f.name, f.dir AS path, tg.tags, co.collections,
            year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER AS year,
            concat_ws(' ', a.title, a.artist, a.album, a.album_artist, a.genre, a.composer, e.make, e.model, e.lens,
-                     m.video_codec, m.audio_codec, m.format, year::VARCHAR) AS meta,
+                     m.video_codec, m.audio_codec, m.format) AS meta_text,
            f.kind, lower(f.ext) AS ext
     FROM files f
     LEFT JOIN media m ON m.blake3 = f.blake3
@@ -45,10 +45,13 @@ d AS (
     LEFT JOIN tg ON tg.media_id = f.media_id
     LEFT JOIN co ON co.media_id = f.media_id
     WHERE f.status = 'present' {only}
-)
+),
+-- The year joins the metadata text a level up: inside `d` a bare `year` would bind to
+-- tags_audio.year rather than to the computed column.
+docs AS (SELECT *, concat_ws(' ', meta_text, year::VARCHAR) AS meta FROM d)
 SELECT media_id::VARCHAR AS media_id, name, path, tags, collections, meta, kind, ext, year,
        hash(name, path, tags, collections, meta, kind, ext, year) AS digest
-FROM d
+FROM docs
 """
 
 

@@ -4,7 +4,8 @@ darktable keep keywords: `dc:subject` (flat leaf names), `lr:hierarchicalSubject
 travel as hierarchical keywords under `MediaForge Collections|<name>`.
 
 Import reads what the scan already parsed (the `sidecars` table through the
-`sidecar_links` view), so it costs no file reads; it runs after every scan. Export writes
+`sidecar_links` view), so it costs no file reads; it runs after every scan, for the
+sidecar contents it has not imported before (`xmp_imports`). Export writes
 `<file>.xmp` beside each file, or merges into the sidecar the file already has: keywords
 are only ever added, every other element is kept, and the file is replaced atomically.
 """
@@ -39,15 +40,23 @@ EMPTY = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 """
 
 
-def import_xmp(cat: Catalog) -> int:
-    """Tags (source 'xmp') and manual collection memberships from the keywords of every
-    linked XMP sidecar; returns the tags added. Safe to run again: nothing doubles."""
-    rows = cat.con.sql("""
-        SELECT l.media_id::VARCHAR, s.keywords, s.hierarchical_keywords
+def import_xmp(cat: Catalog, everything: bool = False) -> int:
+    """Tags (source 'xmp') and manual collection memberships from the keywords of linked
+    XMP sidecars; returns the tags added. Only sidecar contents not imported before for
+    that file (`xmp_imports`), so a tag the user removed stays removed until the sidecar
+    itself changes; `everything` imports every linked sidecar again. Nothing doubles."""
+    pending = "" if everything else """
+        AND NOT EXISTS (SELECT 1 FROM xmp_imports x
+                        WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)"""
+    pairs = cat.con.sql(f"""
+        SELECT DISTINCT l.media_id::VARCHAR AS media_id, l.sidecar_blake3, s.keywords, s.hierarchical_keywords
         FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
-        WHERE s.format = 'xmp' AND (s.keywords IS NOT NULL OR s.hierarchical_keywords IS NOT NULL)""").fetchall()
+        WHERE s.format = 'xmp' {pending}""").to_arrow_table()
+    if not pairs.num_rows:
+        return 0
     by_tag: dict[str, list[str]] = {}
     by_coll: dict[str, list[str]] = {}
+    rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "keywords", "hierarchical_keywords")))
     for media_id, flat, tree in rows:
         tree = tree or []
         leaves = {t.rsplit("/", 1)[-1] for t in tree}
@@ -74,6 +83,13 @@ def import_xmp(cat: Catalog) -> int:
                 collection.add(cat, name, ids)
             except InvalidInputError:
                 continue
+    done = pairs.select(["media_id", "sidecar_blake3"])
+    with cat.registered("mf_xmp_done", done), cat.transaction() as con:
+        con.execute("""
+            INSERT INTO xmp_imports
+            SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, now()::TIMESTAMP FROM mf_xmp_done d
+            WHERE NOT EXISTS (SELECT 1 FROM xmp_imports x
+                              WHERE x.media_id = d.media_id::UUID AND x.sidecar_blake3 = d.sidecar_blake3)""")
     return added
 
 
