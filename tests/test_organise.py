@@ -240,6 +240,21 @@ def test_search_ranks_filters_and_stays_in_step(lib) -> None:
     assert search("paris") == before
 
 
+def test_index_updates_touch_only_the_changed_documents(lib) -> None:
+    from mediaforge import open_catalog
+    from mediaforge.organise.search import refresh
+    from mediaforge.organise.tags import add_tags
+
+    _root, catalog = lib
+    with open_catalog(catalog) as cat:
+        assert refresh(cat, catalog).indexed == 0  # the scan left it in step
+        ids = [r[0] for r in cat.con.sql("SELECT media_id::VARCHAR FROM files WHERE name = 'surf.mp4'").fetchall()]
+        add_tags(cat, ids, ["trips/surfing"])
+        got = refresh(cat, catalog, only=ids)
+        assert (got.indexed, got.removed, got.total) == (1, 0, 8)
+        assert refresh(cat, catalog).indexed == 0
+
+
 def test_search_finds_the_year_and_camera_in_free_words(tmp_path: Path) -> None:
     # The README's example query: the year (from EXIF, not from any folder name) and the
     # camera are plain words, ranked like the rest; year: filters the same way.

@@ -69,5 +69,5 @@ class SearchIndex:
         and delete `deletes`, in one commit. Returns the number of docs added."""
     def clear(self) -> None: ...
     def search(self, query: str, limit: int = 20, restrict: list[str] | None = None) -> ArrowBatch:
-        """Hits best first: an Arrow batch (media_id utf8, score float32)."""
+        """Hits best first: an Arrow batch (media_id utf8, score float32, year int32 nullable)."""
     def num_docs(self) -> int: ...

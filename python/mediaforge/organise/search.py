@@ -28,13 +28,20 @@ from .. import _core
 from ..catalog import Catalog
 from ..errors import InvalidInputError
 
+# A file's year, as the `library` view has it: date taken, else creation time, else mtime.
+YEAR = "year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER"
+
+# {only} narrows the documents to some media ids (a SQL condition on `{col}`, or nothing);
+# the tag and collection aggregates are narrowed the same way, so updating a thousand
+# documents never aggregates a million files' tags.
 DOCS = """
-WITH tg AS (SELECT media_id, string_agg(DISTINCT tag, '\n' ORDER BY tag) AS tags FROM tags GROUP BY media_id),
+WITH tg AS (SELECT media_id, string_agg(DISTINCT tag, '\n' ORDER BY tag) AS tags FROM tags
+            WHERE TRUE {only_tg} GROUP BY media_id),
 co AS (SELECT i.media_id, string_agg(DISTINCT c.name, '\n' ORDER BY c.name) AS collections
-       FROM collection_items i JOIN collections c USING (collection_id) GROUP BY i.media_id),
+       FROM collection_items i JOIN collections c USING (collection_id) WHERE TRUE {only_co} GROUP BY i.media_id),
 d AS (
     SELECT f.media_id, f.name, f.dir AS path, tg.tags, co.collections,
-           year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER AS year,
+           """ + YEAR + """ AS year,
            concat_ws(' ', a.title, a.artist, a.album, a.album_artist, a.genre, a.composer, e.make, e.model, e.lens,
                      m.video_codec, m.audio_codec, m.format) AS meta_text,
            f.kind, lower(f.ext) AS ext
@@ -53,6 +60,12 @@ SELECT media_id::VARCHAR AS media_id, name, path, tags, collections, meta, kind,
        hash(name, path, tags, collections, meta, kind, ext, year) AS digest
 FROM docs
 """
+
+
+def docs_sql(within: str = "") -> str:
+    """The documents query; `within` is a condition on `{col}` (empty: every file)."""
+    return DOCS.format(only=within.format(col="f.media_id"), only_tg=within.format(col="media_id"),
+                       only_co=within.format(col="i.media_id"))
 
 
 def index_dir(catalog_path: Path) -> Path:
@@ -85,7 +98,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     scope = pa.table({"media_id": pa.array(list(only or []), pa.string())})
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
-        cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {DOCS.format(only=within.format(col='f.media_id'))}")
+        cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within)}")
         try:
             changed = cat.con.sql("""
                 SELECT d.* FROM mf_docs d
@@ -129,15 +142,27 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         ids = members(cat, m.group(1) or m.group(2))
         restrict = ids if restrict is None else [i for i in restrict if i in set(ids)]
     text = _COLLECTION.sub(" ", query).strip()
-    if not text:  # a collection alone: its members, in its order
+    if not text:  # a collection alone: its members, in its order, with their years from the catalog
         ids = (restrict or [])[:limit]
-        hits = pa.record_batch({"media_id": pa.array(ids, pa.string()), "score": pa.array([1.0] * len(ids),
-                                                                                            pa.float32())})
+        hits = pa.record_batch({"media_id": pa.array(ids, pa.string()),
+                                "score": pa.array([1.0] * len(ids), pa.float32()),
+                                "year": pa.array([None] * len(ids), pa.int32())})
     else:
         hits = pa.record_batch(_core.SearchIndex(folder).search(text, limit, restrict))
     ranked = pa.table({"rank": pa.array(range(1, hits.num_rows + 1), pa.int32()),
-                       "media_id": hits.column("media_id"), "score": hits.column("score")})
+                       "media_id": hits.column("media_id"), "score": hits.column("score"),
+                       "year": hits.column("year")})
+    # Only the hits' rows: joining the whole `library` view would aggregate every file's
+    # tags and metadata to keep twenty of them. The index knows each hit's year, so the
+    # metadata tables are read only for a collection listed without words.
+    year, media = ("h.year", "") if text else (YEAR, "LEFT JOIN media m ON m.blake3 = f.blake3")
     with cat.registered("mf_hits", ranked):
-        return cat.con.sql("""
-            SELECT h.score, l.path, l.kind, l.year, l.tags, l.media_id::VARCHAR AS media_id
-            FROM mf_hits h JOIN library l ON l.media_id = h.media_id::UUID ORDER BY h.rank""").to_arrow_table()
+        return cat.con.sql(f"""
+            WITH h AS (SELECT rank, score, year, media_id::UUID AS media_id FROM mf_hits),
+            f AS (SELECT * FROM files WHERE status = 'present' AND media_id IN (SELECT media_id FROM h)),
+            tg AS (SELECT media_id, list(tag ORDER BY tag) AS tags FROM tags
+                   WHERE media_id IN (SELECT media_id FROM h) GROUP BY media_id)
+            SELECT h.score, f.path, f.kind, {year} AS year, coalesce(tg.tags, []) AS tags,
+                   f.media_id::VARCHAR AS media_id
+            FROM h JOIN f USING (media_id) LEFT JOIN tg USING (media_id) {media}
+            ORDER BY h.rank""").to_arrow_table()

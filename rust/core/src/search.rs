@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef, Float32Array, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema};
 use tantivy::collector::TopDocs;
 use tantivy::directory::error::{OpenDirectoryError, OpenReadError, OpenWriteError};
@@ -348,7 +348,9 @@ impl SearchIndex {
     }
 
     /// Ranked media_ids with their scores, best first. `restrict` keeps only these media_ids.
-    pub fn search(&self, query: &str, limit: usize, restrict: Option<&[String]>) -> Result<Vec<(String, f32)>> {
+    /// The best `limit` documents: (media_id, score, year), best first. The year comes
+    /// from the index's fast column, so callers need not look it up in the catalog.
+    pub fn search(&self, query: &str, limit: usize, restrict: Option<&[String]>) -> Result<Vec<Hit>> {
         let parsed = parse(query)?;
         let Some(q) = self.build(&parsed, restrict) else {
             return Ok(Vec::new());
@@ -367,7 +369,18 @@ impl SearchIndex {
                 .get_first(self.fields.media_id)
                 .and_then(|v| v.as_str())
                 .ok_or_else(|| damaged(&self.dir))?;
-            out.push((id.to_string(), score));
+            let years = self
+                .searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .i64("year")
+                .map_err(|e| self.err(e))?;
+            let year = years.first(addr.doc_id).and_then(|y| i32::try_from(y).ok());
+            out.push(Hit {
+                media_id: id.to_string(),
+                score,
+                year,
+            });
         }
         Ok(out)
     }
@@ -741,15 +754,26 @@ pub fn docs_from_batches(batches: &[RecordBatch]) -> Result<Vec<Doc>> {
     Ok(out)
 }
 
-/// Search hits as an Arrow batch: media_id (utf8), score (float32), best first.
-pub fn hits_batch(hits: &[(String, f32)]) -> Result<RecordBatch> {
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub media_id: String,
+    pub score: f32,
+    pub year: Option<i32>,
+}
+
+/// Search hits as an Arrow batch: media_id (utf8), score (float32), year (int32, null
+/// when unknown), best first.
+pub fn hits_batch(hits: &[Hit]) -> Result<RecordBatch> {
     let schema = Arc::new(ArrowSchema::new(vec![
         ArrowField::new("media_id", DataType::Utf8, false),
         ArrowField::new("score", DataType::Float32, false),
+        ArrowField::new("year", DataType::Int32, true),
     ]));
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(hits.iter().map(|h| h.0.as_str()))),
-        Arc::new(Float32Array::from_iter_values(hits.iter().map(|h| h.1))),
+        Arc::new(StringArray::from_iter_values(hits.iter().map(|h| h.media_id.as_str()))),
+        Arc::new(Float32Array::from_iter_values(hits.iter().map(|h| h.score))),
+        Arc::new(Int32Array::from_iter(hits.iter().map(|h| h.year))),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
 }
@@ -774,7 +798,7 @@ mod tests {
             .search(q, 50, None)
             .unwrap()
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|h| h.media_id)
             .collect()
     }
 
@@ -876,6 +900,8 @@ mod tests {
         assert_eq!(ids(&index, "ext:heic"), ["lyon"]);
         assert_eq!(ids(&index, "ext:.JPG"), ["trip"]);
         assert_eq!(ids(&index, "year:2019"), ["trip"]);
+        let hit = &index.search("year:2019", 5, None).unwrap()[0];
+        assert_eq!(hit.year, Some(2019));
         assert_eq!(sorted(ids(&index, "year:2018..2019")), ["lyon", "trip"]);
         assert_eq!(sorted(ids(&index, "year:2019..")), ["beach", "trip"]);
         assert_eq!(sorted(ids(&index, "tag:places/france")), ["lyon", "trip"]);
@@ -938,7 +964,7 @@ mod tests {
             .search("library", 10, Some(&only))
             .unwrap()
             .into_iter()
-            .map(|h| h.0)
+            .map(|h| h.media_id)
             .collect();
         assert_eq!(sorted(got), ["cafe", "lyon"]);
         assert!(index.search("library", 10, Some(&[])).unwrap().is_empty());
