@@ -68,6 +68,7 @@ def test_exact_groups_count_hard_links_once(library) -> None:
     link = by_paths[frozenset({"p1.jpg", "p1_hardlink.jpg"})][0]
     assert copy["reclaimable"] == (lib / "p0.jpg").stat().st_size
     assert link["reclaimable"] == 0
+    assert copy["width"] > 0 and copy["height"] > 0  # the resolution of pictures
 
 
 def test_similar_groups_gather_every_variant_and_nothing_else(library) -> None:
@@ -75,8 +76,13 @@ def test_similar_groups_gather_every_variant_and_nothing_else(library) -> None:
     res = run_cli("dupes", "--similar", "--format", "json", catalog=catalog)
     assert res.rc == 0, res.err
     groups: dict[int, set[str]] = {}
+    sizes: dict[int, list[int]] = {}
     for r in json.loads(res.out):
         groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+        sizes.setdefault(r["group"], []).append(r["size"])
+        assert r["width"] and r["height"]
+    for r in json.loads(res.out):  # keeping the largest file frees the rest
+        assert r["reclaimable"] == sum(sizes[r["group"]]) - max(sizes[r["group"]])
     expected = []
     for i in range(8):
         names = {f"p{i}.jpg", f"p{i}_half.jpg", f"p{i}_bright.jpg", f"p{i}.png", f"p{i}_exifrot.jpg"}

@@ -151,6 +151,11 @@ def test_manual_collections_keep_order_and_follow_moves(lib) -> None:
     names = [os.path.basename(r["path"]) for r in json.loads(
         run_cli("collection", "show", "Best", "--format", "json", catalog=catalog).out)]
     assert names == ["surfing.mp4", "eiffel tower.jpg"]
+    # --where adds what a condition over the library view matches, after the current members.
+    assert run_cli("collection", "add", "Best", "--where", "kind = 'video'", catalog=catalog).rc == 0
+    names = [os.path.basename(r["path"]) for r in json.loads(
+        run_cli("collection", "show", "Best", "--format", "json", catalog=catalog).out)]
+    assert names == ["surfing.mp4", "eiffel tower.jpg", "short.mp4"]
     assert run_cli("collection", "delete", "Best", catalog=catalog).rc == 0
     assert run_cli("collection", "show", "Best", catalog=catalog).rc == 2
 

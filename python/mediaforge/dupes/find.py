@@ -87,7 +87,7 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
 
 def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
     """One row per copy of every content present more than once, biggest savings first:
-    group, blake3, kind, size, copies, reclaimable, path, dev, inode."""
+    group, blake3, kind, size, copies, reclaimable, width, height, path, dev, inode."""
     where, params = _kind_filter(kind)
     return cat.con.sql(
         f"""
@@ -99,8 +99,10 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
         ), numbered AS (
             SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM dup
         )
-        SELECT n.grp AS "group", n.blake3, n.kind, n.size, n.copies, n.reclaimable, f.path, f.dev, f.inode
+        SELECT n.grp AS "group", n.blake3, n.kind, n.size, n.copies, n.reclaimable, m.width, m.height,
+               f.path, f.dev, f.inode
         FROM numbered n JOIN files f ON f.blake3 = n.blake3 AND f.status = 'present'
+        LEFT JOIN media m ON m.blake3 = n.blake3
         ORDER BY n.grp, f.path
         """,
         params=params,
@@ -201,13 +203,18 @@ def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
         con.execute(f"INSERT INTO similar_groups SELECT {', '.join(columns('similar_groups'))} FROM mf_similar")
     return cat.con.sql(
         """
-        SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
-               m.width, m.height, m.duration, f.size, f.path
-        FROM similar_groups g
-        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
-        LEFT JOIN media m ON m.blake3 = g.blake3
-        WHERE g.method = $method
-        ORDER BY g.group_id, g.distance, f.path
+        SELECT *, (sum(size) OVER w - max(size) OVER w)::UBIGINT AS reclaimable
+        FROM (
+            SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
+                   m.width, m.height, m.duration, f.size, f.path
+            FROM similar_groups g
+            JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
+            LEFT JOIN media m ON m.blake3 = g.blake3
+            WHERE g.method = $method
+        )
+        -- What keeping only the largest file of the group would free.
+        WINDOW w AS (PARTITION BY "group")
+        ORDER BY "group", distance, path
         """,
         params={"method": method},
     ).to_arrow_table()
