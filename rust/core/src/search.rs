@@ -1054,7 +1054,21 @@ mod tests {
         assert_eq!(docs[0].year, Some(2019));
         assert!(docs[1].tags.is_empty());
         assert_eq!(docs[1].year, None);
-        let hits = hits_batch(&[("a".into(), 1.5)]).unwrap();
-        assert_eq!(hits.num_rows(), 1);
+        let hits = hits_batch(&[
+            Hit {
+                media_id: "a".into(),
+                score: 1.5,
+                year: Some(2019),
+            },
+            Hit {
+                media_id: "b".into(),
+                score: 0.5,
+                year: None,
+            },
+        ])
+        .unwrap();
+        assert_eq!(hits.num_rows(), 2);
+        let years = hits.column_by_name("year").unwrap().as_primitive::<Int32Type>();
+        assert_eq!((years.value(0), years.is_null(1)), (2019, true));
     }
 }
