@@ -260,6 +260,36 @@ def test_index_updates_touch_only_the_changed_documents(lib) -> None:
         assert refresh(cat, catalog).indexed == 0
 
 
+def test_scans_update_only_the_documents_they_changed(lib) -> None:
+    root, catalog = lib
+
+    def scan(*extra: str) -> dict:
+        res = run_cli("scan", root, "--json", *extra, catalog=catalog)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)["index"]
+
+    def search(q: str) -> list[str]:
+        return [os.path.basename(r["path"]) for r in json.loads(
+            run_cli("search", q, "--format", "json", catalog=catalog).out)]
+
+    assert scan()["indexed"] == 0  # nothing changed, nothing indexed
+    (root / "Moved").mkdir()
+    os.rename(root / "2020 Beach" / "sunset.png", root / "Moved" / "evening.png")
+    os.unlink(root / "2019 Paris" / "eiffel tower.jpg")
+    picture(320, 240, 11).save(root / "2020 Beach" / "lighthouse.jpg", quality=85)
+    got = scan()
+    assert (got["indexed"], got["removed"], got["total"]) == (2, 1, 8)  # the move and the new file
+    assert search("evening") == ["evening.png"] and "evening.png" not in search("beach")
+    assert search("sunset") == ["paris.jpg"]  # its XMP keyword; the old name is gone
+    assert search("lighthouse") == ["lighthouse.jpg"] and search("eiffel") == []
+    # A scan that left the index alone breaks the chain: the next one compares everything.
+    picture(320, 240, 12).save(root / "2020 Beach" / "harbour.jpg", quality=85)
+    assert scan("--no-index") is None
+    got = scan()
+    assert got["indexed"] == 1 and search("harbour") == ["harbour.jpg"]
+    assert scan()["indexed"] == 0
+
+
 def test_search_finds_the_year_and_camera_in_free_words(tmp_path: Path) -> None:
     # The README's example query: the year (from EXIF, not from any folder name) and the
     # camera are plain words, ranked like the rest; year: filters the same way.

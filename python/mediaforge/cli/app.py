@@ -18,7 +18,7 @@ from ..catalog import Catalog, export_parquet, file_info, open_catalog, run_quer
 from ..config import default_catalog_path
 from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError
 from ..meta import ExtractConfig, ExtractProgress, ExtractSummary, extract, make_thumbs
-from ..scan import ScanConfig, scan
+from ..scan import ScanConfig, ScanSummary, scan
 from . import render
 
 app = typer.Typer(
@@ -123,7 +123,7 @@ def scan_cmd(
         if xconfig is not None:
             with render.ExtractProgressBar(show, "extract") as xbar:
                 xsummary = extract(cat, xconfig, on_progress=xbar.update)
-        indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index)
+        indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary)
     if as_json:
         render.dump_json(dict(summary.as_dict(), extract=xsummary.as_dict() if xsummary else None,
                               index=indexed.__dict__ if indexed else None))
@@ -145,17 +145,22 @@ def scan_cmd(
               f"{indexed.seconds:.2f} s ({indexed.total:,} in the index)")
 
 
-def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, index: bool):  # noqa: ANN202
-    """After new metadata: XMP keywords become tags; then the search index catches up."""
+def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, index: bool,  # noqa: ANN202
+                         summary: ScanSummary | None = None):
+    """After new metadata: XMP keywords become tags; then the search index catches up
+    (after a scan, on just the files it can have changed)."""
+    tagged: list[str] = []
     if extracted:
         from ..organise.xmp import import_xmp
 
-        import_xmp(cat)
+        tagged = import_xmp(cat).media_ids
     if not index:
         return None
-    from ..organise.search import refresh
+    from ..organise.search import refresh, refresh_after_scan
 
-    return refresh(cat, catalog_path)
+    if summary is None:
+        return refresh(cat, catalog_path)
+    return refresh_after_scan(cat, catalog_path, summary.scan_id, summary.touched, tagged)
 
 
 def _print_extract(x: ExtractSummary, what: str) -> None:

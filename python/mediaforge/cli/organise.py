@@ -214,7 +214,7 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        n = import_xmp(cat, everything=all_)
+        n = import_xmp(cat, everything=all_).tags
         after_change(cat, g.catalog)
     _report(as_json, f"imported {n:,} tags from XMP sidecars", added=n)
 

@@ -82,8 +82,12 @@ class RefreshResult:
     seconds: float
 
 
+# `meta` key: the last scan after which the index was brought in step with the catalog.
+SYNCED = "search_synced_scan"
+
+
 def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
-            only: Sequence[str] | None = None) -> RefreshResult:
+            only: Sequence[str] | pa.Array | pa.ChunkedArray | None = None) -> RefreshResult:
     """Bring the index in step with the catalog: only changed documents (all of them,
     from an empty index, with `rebuild`). `only`: the media ids a command just changed
     (tags, collections), so the others need not be compared at all."""
@@ -95,7 +99,8 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             con.execute("DELETE FROM search_docs")
         only = None
     index = _core.SearchIndex(folder)
-    scope = pa.table({"media_id": pa.array(list(only or []), pa.string())})
+    ids = only if isinstance(only, (pa.Array, pa.ChunkedArray)) else pa.array(list(only or []), pa.string())
+    scope = pa.table({"media_id": ids})
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
         cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within)}")
@@ -120,7 +125,39 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             con.execute("DELETE FROM search_docs WHERE media_id IN (SELECT media_id::UUID FROM mf_state) "
                         "OR media_id IN (SELECT media_id::UUID FROM mf_gone)")
             con.execute("INSERT INTO search_docs SELECT media_id::UUID, digest FROM mf_state")
+    if only is None:  # every document compared: in step as of the latest scan
+        _mark_synced(cat, cat.con.execute("SELECT max(scan_id) FROM scans").fetchall()[0][0])
     return RefreshResult(changed.num_rows, len(gone), int(index.num_docs()), time.perf_counter() - t0)
+
+
+def _mark_synced(cat: Catalog, scan_id: int | None) -> None:
+    if scan_id is not None:
+        with cat.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [SYNCED, str(scan_id)])
+
+
+def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: Sequence[pa.Array] = (),
+                       more: Sequence[str] = ()) -> RefreshResult:
+    """After scan `scan_id`. When the index was in step right before it (no scan since its
+    last update: none ran with --no-index or was cut short), only the documents the scan
+    can have changed: files it added, rewrote or found gone (`touched`), files whose
+    metadata was extracted since it started, and `more` (files whose tags an XMP import
+    changed). Otherwise every document, by digest."""
+    synced = cat.con.execute("SELECT value FROM meta WHERE key = ?", [SYNCED]).fetchall()
+    ((before,),) = cat.con.execute("SELECT max(scan_id) FROM scans WHERE scan_id < ?", [scan_id]).fetchall()
+    if not index_dir(catalog_path).exists() or not synced or before is None or synced[0][0] != str(before):
+        return refresh(cat, catalog_path)
+    given = pa.table({"media_id": pa.chunked_array([*touched, pa.array(list(more), pa.string())], pa.string())})
+    with cat.registered("mf_touched", given):
+        ids = cat.con.sql("""
+            SELECT media_id FROM mf_touched
+            UNION SELECT media_id::VARCHAR FROM files WHERE first_scan_id = $sid
+            UNION SELECT f.media_id::VARCHAR FROM files f JOIN media m ON m.blake3 = f.blake3
+                  WHERE m.extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid)
+            """, params={"sid": scan_id}).to_arrow_table().column(0)
+    result = refresh(cat, catalog_path, only=ids)
+    _mark_synced(cat, scan_id)
+    return result
 
 
 _COLLECTION = re.compile(r'(?:^|\s)collection:(?:"([^"]+)"|(\S+))')

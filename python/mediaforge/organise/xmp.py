@@ -40,11 +40,19 @@ EMPTY = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 """
 
 
-def import_xmp(cat: Catalog, everything: bool = False) -> int:
+@dataclass(frozen=True)
+class Imported:
+    """What an XMP import did: tags added, and the files whose sidecars it read."""
+
+    tags: int
+    media_ids: list[str]
+
+
+def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
     """Tags (source 'xmp') and manual collection memberships from the keywords of linked
-    XMP sidecars; returns the tags added. Only sidecar contents not imported before for
-    that file (`xmp_imports`), so a tag the user removed stays removed until the sidecar
-    itself changes; `everything` imports every linked sidecar again. Nothing doubles."""
+    XMP sidecars: only sidecar contents not imported before for that file (`xmp_imports`),
+    so a tag the user removed stays removed until the sidecar itself changes; `everything`
+    imports every linked sidecar again. Nothing doubles."""
     pending = "" if everything else """
         AND NOT EXISTS (SELECT 1 FROM xmp_imports x
                         WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)"""
@@ -53,7 +61,7 @@ def import_xmp(cat: Catalog, everything: bool = False) -> int:
         FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
         WHERE s.format = 'xmp' {pending}""").to_arrow_table()
     if not pairs.num_rows:
-        return 0
+        return Imported(0, [])
     by_tag: dict[str, list[str]] = {}
     by_coll: dict[str, list[str]] = {}
     rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "keywords", "hierarchical_keywords")))
@@ -90,7 +98,7 @@ def import_xmp(cat: Catalog, everything: bool = False) -> int:
             SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, now()::TIMESTAMP FROM mf_xmp_done d
             WHERE NOT EXISTS (SELECT 1 FROM xmp_imports x
                               WHERE x.media_id = d.media_id::UUID AND x.sidecar_blake3 = d.sidecar_blake3)""")
-    return added
+    return Imported(added, sorted(set(pairs.column("media_id").to_pylist())))
 
 
 @dataclass

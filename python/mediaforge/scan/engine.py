@@ -74,9 +74,12 @@ class ScanSummary:
     pruned: int
     seconds: float
     catalog: str = field(default="")
+    # The media ids of catalog rows this scan rewrote or found gone (string arrays), for the
+    # search index to update just those; rows it added have first_scan_id = scan_id.
+    touched: tuple[pa.Array, ...] = field(default=(), repr=False, compare=False)
 
     def as_dict(self) -> dict[str, object]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "touched"}
 
 
 def resolve_root(p: PathLike) -> bytes:
@@ -150,6 +153,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     del prev
     scan_id: int | None = None
     vanished: list[pa.RecordBatch] = []
+    touched: list[pa.Array] = []
     totals: dict[str, int] | None = None
     last_report = 0.0
     try:
@@ -167,7 +171,11 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 continue
             kind, payload = ev
             if kind == "files":
-                write_files(cat, pa.record_batch(payload), scan_id)
+                batch = pa.record_batch(payload)
+                write_files(cat, batch, scan_id)
+                known = batch.column("prev_media_id")
+                if known.null_count < len(known):
+                    touched.append(known.drop_null())
             elif kind == "errors":
                 write_errors(cat, pa.record_batch(payload), scan_id)
             elif kind == "vanished":
@@ -209,6 +217,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         pruned=counts.pruned,
         seconds=time.monotonic() - started,
         catalog=str(cat.path),
+        touched=tuple(touched) + tuple(b.column("media_id") for b in vanished),
     )
 
 
