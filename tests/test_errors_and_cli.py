@@ -341,7 +341,7 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     assert names == sorted(f"{t}.parquet" for t in ("files", "meta", "scan_errors", "scans", "media", "streams",
                                                      "tags_audio", "exif", "sidecars", "meta_errors",
                                                      "image_hashes", "video_hashes", "similar_groups", "audio_hashes", "tags",
-                                                     "collections", "collection_items", "search_docs"))
+                                                     "collections", "collection_items", "search_docs", "xmp_imports"))
     files = pq.read_table(out / "files.parquet")
     assert files.num_rows == len(cataloged.files)
     assert {bytes(b) for b in files["path_bytes"].to_pylist()} == set(cataloged.content)
@@ -352,7 +352,7 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     scans = pq.read_table(out / "scans.parquet").to_pylist()
     assert [(s["scan_id"], s["status"]) for s in scans] == [(1, "completed")]
     meta = dict((r["key"], r["value"]) for r in pq.read_table(out / "meta.parquet").to_pylist())
-    assert meta["schema_version"] == "5" and meta["application"] == "mediaforge"
+    assert meta["schema_version"] == "6" and meta["application"] == "mediaforge"
     assert pq.read_table(out / "scan_errors.parquet").num_rows == 0
     # Exporting again over the same folder replaces the files.
     assert run_cli("export", out, "--json", catalog=catalog_path).rc == 0
