@@ -109,6 +109,18 @@ def test_smart_collections_match_their_sql(lib) -> None:
     assert [r["media_id"] for r in found] == want
     assert run_cli("collection", "add", "Long videos", "--where", "true", catalog=catalog).rc == 2
 
+    # Its name is a search word for the files it matches, like a manual collection's, and
+    # stops being one when it is deleted.
+    def words(q: str) -> list[str]:
+        return _ids(run_cli("search", q, "--format", "json", catalog=catalog).out)
+
+    assert run_cli("collection", "create", "Wide shots", "--smart", "width >= 600", catalog=catalog).rc == 0
+    wide = {r["media_id"] for r in rows(catalog, "SELECT media_id::VARCHAR AS media_id FROM library "
+                                                 "WHERE width >= 600")}
+    assert set(words("wide shots")) == wide and len(wide) == 3
+    assert run_cli("collection", "delete", "Wide shots", catalog=catalog).rc == 0
+    assert words("wide shots") == []
+
 
 @pytest.mark.parametrize("hostile", [
     "1=1; DROP TABLE files",

@@ -118,7 +118,10 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         collection.create(cat, name, smart)
-        count = len(collection.members(cat, name))
+        ids = collection.members(cat, name)
+        count = len(ids)
+        if smart:  # its name is a search word for the files it matches
+            after_change(cat, g.catalog, ids)
     _report(as_json, f"created {'smart ' if smart else ''}collection {name!r}" + (f": {count:,} files now" if smart else ""),
             name=name, kind="smart" if smart else "manual", files=count)
 

@@ -1,9 +1,9 @@
 """Full-text search: a tantivy index in the Rust core, stored beside the catalog
 (`<catalog>.search/`), kept in step with the catalog by content digests.
 
-Each present file is one document: its name, the folders of its path, its tags, its
-manual collections, and its metadata text (title, artist, album, camera, lens, codec,
-format, year). `search_docs` records the digest of what the index holds for each
+Each present file is one document: its name, the folders of its path, its tags, the
+names of its collections (manual, and smart ones it matches), and its metadata text
+(title, artist, album, camera, lens, codec, format, year). `search_docs` records the digest of what the index holds for each
 media_id; `refresh` indexes only documents whose digest changed (or are new) and removes
 those whose file is gone, then records the new digests, after the index committed: a
 crash in between only means the next refresh redoes those documents.
@@ -37,8 +37,10 @@ YEAR = "year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 100
 DOCS = """
 WITH tg AS (SELECT media_id, string_agg(DISTINCT tag, '\n' ORDER BY tag) AS tags FROM tags
             WHERE TRUE {only_tg} GROUP BY media_id),
-co AS (SELECT i.media_id, string_agg(DISTINCT c.name, '\n' ORDER BY c.name) AS collections
-       FROM collection_items i JOIN collections c USING (collection_id) WHERE TRUE {only_co} GROUP BY i.media_id),
+co AS (SELECT media_id, string_agg(DISTINCT name, '\n' ORDER BY name) AS collections FROM (
+           SELECT i.media_id, c.name FROM collection_items i JOIN collections c USING (collection_id)
+           WHERE TRUE {only_co}{smart}
+       ) GROUP BY media_id),
 d AS (
     SELECT f.media_id, f.name, f.dir AS path, tg.tags, co.collections,
            """ + YEAR + """ AS year,
@@ -62,10 +64,23 @@ FROM docs
 """
 
 
-def docs_sql(within: str = "") -> str:
-    """The documents query; `within` is a condition on `{col}` (empty: every file)."""
+def docs_sql(within: str = "", smart: Sequence[tuple[str, str]] = ()) -> str:
+    """The documents query; `within` is a condition on `{col}` (empty: every file).
+    `smart`: (name, checked predicate) of smart collections, whose names join the
+    collection names of the files they match, evaluated now."""
+    members = "".join(
+        "\n           UNION ALL SELECT media_id, '" + name.replace("'", "''") + "' FROM library WHERE ("
+        + pred + "\n) " + within.format(col="media_id") for name, pred in smart)
     return DOCS.format(only=within.format(col="f.media_id"), only_tg=within.format(col="media_id"),
-                       only_co=within.format(col="i.media_id"))
+                       only_co=within.format(col="i.media_id"), smart=members)
+
+
+def smart_collections(cat: Catalog) -> list[tuple[str, str]]:
+    """(name, predicate) of every smart collection, each predicate checked again."""
+    from .predicate import check_predicate
+
+    return [(name, check_predicate(cat, pred)) for name, pred in cat.con.sql(
+        "SELECT name, predicate FROM collections WHERE kind = 'smart' ORDER BY name").fetchall()]
 
 
 def index_dir(catalog_path: Path) -> Path:
@@ -103,7 +118,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     scope = pa.table({"media_id": ids})
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
-        cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within)}")
+        cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart_collections(cat))}")
         try:
             changed = cat.con.sql("""
                 SELECT d.* FROM mf_docs d
