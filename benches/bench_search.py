@@ -15,7 +15,8 @@ vocabularies, then:
    p50 and p99 latency of each side;
 3. incremental update: `--changed` files get a new tag, then the index catches up on
    exactly those (what `mediaforge tag add` does), timed; and a full digest comparison
-   of the whole catalog (what a scan does), timed.
+   of the whole catalog (what `mediaforge meta` does, and a scan after one that left the
+   index behind; other scans compare only the files they changed), timed.
 Writes its section of docs/benchmarks.md between `<!-- bench:search:start -->` and
 `<!-- bench:search:end -->`.
 """
@@ -333,7 +334,8 @@ def main() -> int:
         f"{'pass' if t_upd < 1 else '**MISSED**'} |",
         f"| changed files found by `tag:bench/changed` after the update | {found:,} | {args.changed:,} | "
         f"{'pass' if found == args.changed else '**MISSED**'} |",
-        f"| full digest comparison of {args.rows:,} files (after a scan), s | {t_full:.2f} | — | info |",
+        f"| full digest comparison of {args.rows:,} files (`meta`, or a scan after a `--no-index` one), s | "
+        f"{t_full:.2f} | — | info |",
         "",
         f"Whole run: {time.monotonic() - t_start:.0f} s.",
     ]
