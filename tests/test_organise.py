@@ -107,6 +107,8 @@ def test_smart_collections_match_their_sql(lib) -> None:
     assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE tag = 'long'")[0]["n"] == 1
     found = json.loads(run_cli("search", "collection:\"Long videos\" surf", "--format", "json", catalog=catalog).out)
     assert [r["media_id"] for r in found] == want
+    alone = json.loads(run_cli("search", "collection:\"Long videos\"", "--format", "json", catalog=catalog).out)
+    assert [r["media_id"] for r in alone] == want and alone[0]["year"] >= 2000  # members with their year
     assert run_cli("collection", "add", "Long videos", "--where", "true", catalog=catalog).rc == 2
 
     # Its name is a search word for the files it matches, like a manual collection's, and
