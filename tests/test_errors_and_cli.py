@@ -347,12 +347,19 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     assert {bytes(b) for b in files["path_bytes"].to_pylist()} == set(cataloged.content)
     expected_cols = {"media_id", "path", "path_bytes", "dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev",
                      "inode", "nlink", "kind", "mime", "blake3", "status", "first_seen", "last_seen", "missing_since",
-                     "first_scan_id", "last_scan_id"}
+                     "first_scan_id", "last_scan_id", "path_raw"}
     assert set(files.column_names) == expected_cols
+    # path_raw holds the bytes of exactly the paths that are not valid UTF-8.
+    for raw, exact in zip(files["path_raw"].to_pylist(), files["path_bytes"].to_pylist()):
+        try:
+            exact.decode("utf-8")
+            assert raw is None
+        except UnicodeDecodeError:
+            assert raw == exact
     scans = pq.read_table(out / "scans.parquet").to_pylist()
     assert [(s["scan_id"], s["status"]) for s in scans] == [(1, "completed")]
     meta = dict((r["key"], r["value"]) for r in pq.read_table(out / "meta.parquet").to_pylist())
-    assert meta["schema_version"] == "6" and meta["application"] == "mediaforge"
+    assert meta["schema_version"] == "7" and meta["application"] == "mediaforge"
     assert pq.read_table(out / "scan_errors.parquet").num_rows == 0
     # Exporting again over the same folder replaces the files.
     assert run_cli("export", out, "--json", catalog=catalog_path).rc == 0

@@ -343,3 +343,48 @@ def test_rescan_through_a_symlinked_root_is_the_same_library(media_tree: MediaTr
     s = do_scan(catalog_path, link)
     assert (s.unchanged, s.new, s.missing) == (len(media_tree.files), 0, 0)
     assert s.roots == (str(media_tree.root),)
+
+
+def test_a_version_6_catalog_upgrades_in_place_keeping_ids_tags_and_exact_paths(media_tree: MediaTree,
+                                                                                 catalog_path: Path) -> None:
+    """Version 7 rebuilt `files` (raw bytes kept only where a path is not UTF-8): a catalog
+    written by version 6 keeps every row, id, tag and exact path, and its next scan finds
+    nothing changed."""
+    import uuid
+
+    import duckdb
+
+    from mediaforge.catalog.schema import MIGRATIONS
+
+    catalog_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(catalog_path))
+    for v in range(1, 7):
+        for stmt in MIGRATIONS[v]:
+            con.execute(stmt)
+    con.execute("INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '6')")
+    ids = {}
+    for p, data in media_tree.content.items():
+        st = os.lstat(p)
+        ids[p] = str(uuid.uuid4())
+        d, n = os.path.split(p)
+        ext = n.rsplit(b".", 1)[1].decode("utf-8", "replace").lower() if b"." in n[1:] else ""
+        con.execute(
+            "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'other', 'application/octet-stream', ?, "
+            "'present', now()::TIMESTAMP, now()::TIMESTAMP, NULL, 1, 1)",
+            [ids[p], p.decode("utf-8", "replace"), p, d.decode("utf-8", "replace"), n.decode("utf-8", "replace"), ext,
+             st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino, st.st_nlink, digest(data)])
+    odd = media_tree.files["non_utf8"]
+    con.execute("INSERT INTO tags VALUES (?, 'keep me', 'user', 'test', now()::TIMESTAMP)", [ids[odd]])
+    con.close()
+
+    s = do_scan(catalog_path, media_tree.root)
+    n = len(media_tree.content)
+    assert (s.new, s.changed, s.moved, s.missing, s.unchanged, s.hashed_files) == (0, 0, 0, 0, n, 0)
+    got = files_by_path(catalog_path)
+    assert set(got) == set(media_tree.content)
+    assert {p: str(r["media_id"]) for p, r in got.items()} == ids
+    for p, r in got.items():
+        assert r["path_raw"] == (None if p.decode("utf-8", "ignore").encode() == p else p), p
+    assert rows(catalog_path, "SELECT tag FROM tags t JOIN files f USING (media_id) WHERE f.path_bytes = ?",
+                [odd]) == [{"tag": "keep me"}]
+    assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "7"}]

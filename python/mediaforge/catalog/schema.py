@@ -8,7 +8,7 @@ from __future__ import annotations
 from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, TABLES, TABLES_V3,
                            TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 APPLICATION = "mediaforge"
 
 # MIGRATIONS[n] brings a catalog from version n-1 to n. Never edit a published entry:
@@ -88,6 +88,50 @@ MIGRATIONS[3] = MIGRATION_3
 MIGRATIONS[4] = MIGRATION_4
 MIGRATIONS[5] = MIGRATION_5
 MIGRATIONS[6] = MIGRATION_6
+
+# Version 7 stores a path's raw bytes only where they differ from its UTF-8 display form
+# (`path_raw`, NULL otherwise) and computes `path_bytes` from the two on read: the same
+# column, same values and same place for readers, and the scan no longer writes every path
+# twice. DuckDB cannot turn a column into a computed one, so the table is rebuilt.
+FILES_V7 = """
+CREATE TABLE files_v7 (
+    media_id      UUID      NOT NULL,
+    path          VARCHAR   NOT NULL,
+    path_bytes    BLOB      GENERATED ALWAYS AS (coalesce(path_raw, encode(path))) VIRTUAL,
+    dir           VARCHAR   NOT NULL,
+    name          VARCHAR   NOT NULL,
+    ext           VARCHAR   NOT NULL,
+    size          UBIGINT   NOT NULL,
+    mtime_ns      BIGINT    NOT NULL,
+    ctime_ns      BIGINT    NOT NULL,
+    dev           UBIGINT   NOT NULL,
+    inode         UBIGINT   NOT NULL,
+    nlink         UBIGINT   NOT NULL,
+    kind          VARCHAR   NOT NULL,
+    mime          VARCHAR   NOT NULL,
+    blake3        VARCHAR,
+    status        VARCHAR   NOT NULL,
+    first_seen    TIMESTAMP NOT NULL,
+    last_seen     TIMESTAMP NOT NULL,
+    missing_since TIMESTAMP,
+    first_scan_id BIGINT    NOT NULL,
+    last_scan_id  BIGINT    NOT NULL,
+    path_raw      BLOB
+)
+"""
+# The stored columns of `files`, in table order (what an INSERT lists).
+FILES_STORED = ("media_id, path, dir, name, ext, size, mtime_ns, ctime_ns, dev, inode, nlink, kind, mime, blake3, "
+                "status, first_seen, last_seen, missing_since, first_scan_id, last_scan_id, path_raw")
+MIGRATIONS[7] = [
+    FILES_V7,
+    f"""
+    INSERT INTO files_v7 ({FILES_STORED})
+    SELECT {FILES_STORED.replace("path_raw", "CASE WHEN path_bytes IS DISTINCT FROM encode(path) THEN path_bytes END")}
+    FROM files
+    """,
+    "DROP TABLE files",
+    "ALTER TABLE files_v7 RENAME TO files",
+]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

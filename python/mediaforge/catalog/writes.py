@@ -15,11 +15,15 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
+from .schema import FILES_STORED
 from .store import Catalog
 
-_FILE_COLS = (
-    "path, path_bytes, dir, name, ext, size, mtime_ns, ctime_ns, dev, inode, nlink, kind, mime, blake3"
-)
+# What a scan batch carries, by catalog column (`path_raw`: the raw bytes of a path that is
+# not valid UTF-8; `path_bytes` is computed from it and `path`).
+_BATCH_COLS = ("path", "dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev", "inode", "nlink", "kind", "mime",
+               "blake3", "path_raw")
+# A new row's values after its media_id, in `FILES_STORED` order.
+_INSERT_VALUES = (", ".join(_BATCH_COLS[:-1]) + ", 'present', $now, $now, NULL, $sid, $sid, path_raw")
 
 
 def utcnow() -> datetime:
@@ -28,11 +32,15 @@ def utcnow() -> datetime:
 
 
 def previous_state(cat: Catalog) -> pa.Table:
-    """The rows the scan compares the disk against (missing ones too, so they can revive)."""
-    return cat.con.sql(
-        "SELECT path_bytes, dev, inode, size, mtime_ns, blake3, media_id::VARCHAR AS media_id, "
-        "status = 'present' AS present FROM files"
-    ).to_arrow_table()
+    """The rows the scan compares the disk against (missing ones too, so they can revive).
+    Media ids come as 16-byte UUIDs (DuckDB's lossless Arrow mode), not as text to parse."""
+    cat.con.execute("SET arrow_lossless_conversion = true")
+    try:
+        return cat.con.sql(
+            "SELECT path_bytes, dev, inode, size, mtime_ns, blake3, media_id, status = 'present' AS present FROM files"
+        ).to_arrow_table()
+    finally:
+        cat.con.execute("RESET arrow_lossless_conversion")
 
 
 def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool) -> int:
@@ -56,8 +64,8 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> None:
         if known < batch.num_rows:
             con.execute(
                 f"""
-                INSERT INTO files
-                SELECT gen_random_uuid(), {_FILE_COLS}, 'present', $now, $now, NULL, $sid, $sid
+                INSERT INTO files ({FILES_STORED})
+                SELECT gen_random_uuid(), {_INSERT_VALUES}
                 FROM mf_batch WHERE prev_media_id IS NULL
                 """,
                 {"now": now, "sid": scan_id},
@@ -65,12 +73,10 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> None:
 
 
 def _update_known(con, now: datetime, scan_id: int) -> None:  # noqa: ANN001
+    sets = ", ".join(f"{c} = b.{c}" for c in _BATCH_COLS)
     con.execute(
-        """
-        UPDATE files SET
-                path = b.path, path_bytes = b.path_bytes, dir = b.dir, name = b.name, ext = b.ext,
-                size = b.size, mtime_ns = b.mtime_ns, ctime_ns = b.ctime_ns, dev = b.dev,
-                inode = b.inode, nlink = b.nlink, kind = b.kind, mime = b.mime, blake3 = b.blake3,
+        f"""
+        UPDATE files SET {sets},
                 status = 'present', missing_since = NULL, last_seen = $now, last_scan_id = $sid
             FROM (SELECT * FROM mf_batch WHERE prev_media_id IS NOT NULL) AS b
             WHERE files.media_id = b.prev_media_id::UUID

@@ -55,7 +55,9 @@ pub struct FileRow {
 pub fn files_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("path", DataType::Utf8, false),
-        Field::new("path_bytes", DataType::Binary, false),
+        // The raw bytes only where they are not valid UTF-8 (else `path` is exact): the
+        // catalog's `path_bytes` is computed from the two.
+        Field::new("path_raw", DataType::Binary, true),
         Field::new("dir", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, false),
         Field::new("ext", DataType::Utf8, false),
@@ -90,12 +92,27 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
+/// `path` as the catalog stores it: the display string, plus the raw bytes only when the
+/// display string is not exact (undecodable bytes).
+fn append_path(path: &mut StringBuilder, raw: &mut BinaryBuilder, p: &[u8]) {
+    match std::str::from_utf8(p) {
+        Ok(s) => {
+            path.append_value(s);
+            raw.append_null();
+        }
+        Err(_) => {
+            path.append_value(String::from_utf8_lossy(p));
+            raw.append_value(p);
+        }
+    }
+}
+
 /// Build a file batch.
 pub fn files_batch(rows: &[FileRow]) -> Result<RecordBatch> {
     let n = rows.len();
     let bytes: usize = rows.iter().map(|r| r.path.len()).sum();
     let mut path = StringBuilder::with_capacity(n, bytes);
-    let mut path_bytes = BinaryBuilder::with_capacity(n, bytes);
+    let mut path_raw = BinaryBuilder::with_capacity(n, 0);
     let mut dir = StringBuilder::with_capacity(n, bytes);
     let mut name = StringBuilder::with_capacity(n, bytes / 2);
     let mut ext = StringBuilder::with_capacity(n, n * 4);
@@ -111,8 +128,7 @@ pub fn files_batch(rows: &[FileRow]) -> Result<RecordBatch> {
     let mut prev = StringBuilder::with_capacity(n, n * 36);
     let mut change = StringBuilder::with_capacity(n, n * 7);
     for r in rows {
-        path.append_value(lossy(&r.path));
-        path_bytes.append_value(&r.path);
+        append_path(&mut path, &mut path_raw, &r.path);
         let ns = r.name_start as usize;
         let d = if ns == 0 {
             &b""[..]
@@ -145,7 +161,7 @@ pub fn files_batch(rows: &[FileRow]) -> Result<RecordBatch> {
     }
     let cols: Vec<ArrayRef> = vec![
         Arc::new(path.finish()),
-        Arc::new(path_bytes.finish()),
+        Arc::new(path_raw.finish()),
         Arc::new(dir.finish()),
         Arc::new(name.finish()),
         Arc::new(ext.finish()),
