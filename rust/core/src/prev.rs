@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt64Type};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use rayon::prelude::*;
@@ -62,17 +62,28 @@ pub fn parse_digest(s: &[u8]) -> Option<Digest> {
     Some(Digest(out))
 }
 
-/// The catalog's rows, compact and indexed.
+/// The catalog's rows, compact and indexed. Digests and ids stay in their Arrow columns
+/// and are decoded only for the rows a scan writes: a rescan that finds nothing changed
+/// decodes none of them.
 pub struct PrevState {
     path_bytes: Vec<u8>,
     path_ends: Vec<usize>,
     pub stat: Vec<FileStat>,
-    pub digest: Vec<Option<Digest>>,
-    pub media_id: Vec<MediaId>,
     pub present: Vec<bool>,
     pub seen: Vec<AtomicBool>,
+    /// Per row: its batch and its index there.
+    loc: Vec<(u32, u32)>,
+    digests: Vec<ArrayRef>,
+    ids: Vec<ArrayRef>,
+    /// Where each row's file name starts in its path.
+    name_start: Vec<u32>,
+    /// The rows of each folder (`folder_rows[folder_starts[g]..folder_starts[g + 1]]`), in
+    /// catalog order, and the folders by the path up to and including the last '/'.
+    folder_starts: Vec<u32>,
+    folder_rows: Vec<u32>,
+    folders: HashTable<u32>,
+    folder_first: Vec<u32>,
     hasher: DefaultHashBuilder,
-    by_path: HashTable<u32>,
     by_id: std::sync::OnceLock<HashMap<FileId, u32>>,
 }
 
@@ -89,6 +100,59 @@ pub(crate) fn bytes_at(col: &dyn Array, i: usize) -> Option<&[u8]> {
         DataType::LargeUtf8 => col.as_string::<i64>().value(i).as_bytes(),
         DataType::Utf8View => col.as_string_view().value(i).as_bytes(),
         _ => return None,
+    })
+}
+
+fn missing(name: &str) -> Error {
+    Error::InvalidInput(format!("previous state lacks column {name:?}"))
+}
+
+/// A media id from a UUID column: 16 bytes (Arrow's `arrow.uuid`, as DuckDB hands over
+/// UUIDs in lossless mode) or the usual text form.
+fn media_id_at(col: &dyn Array, i: usize) -> Option<MediaId> {
+    if col.is_null(i) {
+        return None;
+    }
+    match col.data_type() {
+        DataType::FixedSizeBinary(16) => {
+            let b: [u8; 16] = col.as_fixed_size_binary().value(i).try_into().ok()?;
+            Some(MediaId(u128::from_be_bytes(b)))
+        }
+        _ => std::str::from_utf8(bytes_at(col, i)?).ok().and_then(MediaId::parse),
+    }
+}
+
+/// Every row of a media id column must hold one: 16-byte values are, text ones are parsed
+/// once here (in parallel) so later lookups cannot fail.
+fn check_ids(col: &dyn Array) -> Result<()> {
+    let bad = || Error::InvalidInput("media_id is not a UUID".into());
+    match col.data_type() {
+        DataType::FixedSizeBinary(16) if col.null_count() == 0 => Ok(()),
+        DataType::FixedSizeBinary(_) => Err(bad()),
+        _ => {
+            let ok = (0..col.len()).into_par_iter().all(|i| media_id_at(col, i).is_some());
+            ok.then_some(()).ok_or_else(bad)
+        }
+    }
+}
+
+/// A flag column: Boolean, or one byte per row (Arrow's `arrow.bool8`, DuckDB's lossless
+/// form of BOOLEAN). Nulls read as false.
+fn flags(col: &dyn Array) -> Result<impl Fn(usize) -> bool + '_> {
+    let bools = col.as_boolean_opt();
+    let bytes = col.as_primitive_opt::<arrow_array::types::Int8Type>();
+    if bools.is_none() && bytes.is_none() {
+        return Err(Error::InvalidInput(
+            "previous state column \"present\" must be Boolean".into(),
+        ));
+    }
+    Ok(move |i: usize| {
+        col.is_valid(i)
+            && match (bools, bytes) {
+                (Some(b), _) => b.value(i),
+                (_, Some(b)) => b.value(i) != 0,
+                _ => false,
+            }
     })
 }
 
@@ -113,19 +177,27 @@ impl PrevState {
     /// Build from the catalog's batches.
     pub fn from_batches(batches: &[RecordBatch]) -> Result<Self> {
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows > u32::MAX as usize {
+            return Err(Error::InvalidInput("more than 4 billion catalog rows".into()));
+        }
         let mut s = PrevState {
             path_bytes: Vec::new(),
             path_ends: Vec::with_capacity(rows),
             stat: Vec::with_capacity(rows),
-            digest: Vec::with_capacity(rows),
-            media_id: Vec::with_capacity(rows),
             present: Vec::with_capacity(rows),
             seen: Vec::with_capacity(rows),
+            loc: Vec::with_capacity(rows),
+            digests: Vec::with_capacity(batches.len()),
+            ids: Vec::with_capacity(batches.len()),
+            name_start: Vec::with_capacity(rows),
+            folder_starts: Vec::new(),
+            folder_rows: Vec::new(),
+            folders: HashTable::new(),
+            folder_first: Vec::new(),
             hasher: DefaultHashBuilder::default(),
-            by_path: HashTable::with_capacity(rows),
             by_id: std::sync::OnceLock::new(),
         };
-        for b in batches {
+        for (bi, b) in batches.iter().enumerate() {
             let path = column(b, "path_bytes")?;
             let dev = u64_col(b, "dev")?;
             let ino = u64_col(b, "inode")?;
@@ -133,28 +205,16 @@ impl PrevState {
             let mtime = column(b, "mtime_ns")?
                 .as_primitive_opt::<Int64Type>()
                 .ok_or_else(|| Error::InvalidInput("previous state column \"mtime_ns\" must be Int64".into()))?;
-            let digest = column(b, "blake3")?;
-            let mid = column(b, "media_id")?;
-            let present = column(b, "present")?
-                .as_boolean_opt()
-                .ok_or_else(|| Error::InvalidInput("previous state column \"present\" must be Boolean".into()))?;
+            let digest = b.column_by_name("blake3").ok_or_else(|| missing("blake3"))?;
+            let mid = b.column_by_name("media_id").ok_or_else(|| missing("media_id"))?;
+            check_ids(mid.as_ref())?;
+            let present = flags(column(b, "present")?)?;
             for i in 0..b.num_rows() {
                 let p = bytes_at(path, i).ok_or_else(|| Error::InvalidInput("null path_bytes".into()))?;
                 s.path_bytes.extend_from_slice(p);
                 s.path_ends.push(s.path_bytes.len());
-            }
-            // Parsing digests and ids is most of the cost: spread it over the cores.
-            let parsed: Vec<(Option<Digest>, Option<MediaId>)> = (0..b.num_rows())
-                .into_par_iter()
-                .map(|i| {
-                    let d = bytes_at(digest, i).and_then(parse_digest);
-                    let m = bytes_at(mid, i)
-                        .and_then(|m| std::str::from_utf8(m).ok())
-                        .and_then(MediaId::parse);
-                    (d, m)
-                })
-                .collect();
-            for (i, (d, m)) in parsed.into_iter().enumerate() {
+                s.name_start
+                    .push(p.iter().rposition(|&c| c == b'/').map_or(0, |k| k + 1) as u32);
                 s.stat.push(FileStat {
                     len: FileLen(size.value(i)),
                     mtime_ns: mtime.value(i),
@@ -165,21 +225,104 @@ impl PrevState {
                     },
                     nlink: 0,
                 });
-                s.digest.push(d);
-                s.media_id
-                    .push(m.ok_or_else(|| Error::InvalidInput("media_id is not a UUID".into()))?);
-                s.present.push(present.value(i));
+                s.present.push(present(i));
                 s.seen.push(AtomicBool::new(false));
+                s.loc.push((bi as u32, i as u32));
             }
+            s.digests.push(digest.clone());
+            s.ids.push(mid.clone());
         }
-        let hashes: Vec<u64> = (0..s.path_ends.len())
-            .into_par_iter()
-            .map(|i| s.hasher.hash_one(s.path(i)))
-            .collect();
-        for (i, &h) in hashes.iter().enumerate() {
-            s.by_path.insert_unique(h, i as u32, |&j| hashes[j as usize]);
-        }
+        s.index_folders();
         Ok(s)
+    }
+
+    /// Group the rows by folder. Rows come mostly in walk order, a folder's files
+    /// together, so most rows only compare their folder with the row before.
+    fn index_folders(&mut self) {
+        let n = self.len();
+        let mut group = Vec::with_capacity(n);
+        let mut first_row: Vec<u32> = Vec::new();
+        let mut folders: HashTable<u32> = HashTable::new();
+        for i in 0..n {
+            let dir = self.folder_of(i);
+            if i > 0 && self.folder_of(i - 1) == dir {
+                group.push(group[i - 1]);
+                continue;
+            }
+            let h = self.hasher.hash_one(dir);
+            let g = match folders.find(h, |&g| self.folder_of(first_row[g as usize] as usize) == dir) {
+                Some(&g) => g,
+                None => {
+                    let g = first_row.len() as u32;
+                    first_row.push(i as u32);
+                    folders.insert_unique(h, g, |&g| {
+                        self.hasher.hash_one(self.folder_of(first_row[g as usize] as usize))
+                    });
+                    g
+                }
+            };
+            group.push(g);
+        }
+        // Counting sort of the rows by folder, keeping catalog order within each.
+        let mut starts = vec![0u32; first_row.len() + 1];
+        for &g in &group {
+            starts[g as usize + 1] += 1;
+        }
+        for g in 0..first_row.len() {
+            starts[g + 1] += starts[g];
+        }
+        let mut next = starts.clone();
+        let mut rows = vec![0u32; n];
+        for (i, &g) in group.iter().enumerate() {
+            rows[next[g as usize] as usize] = i as u32;
+            next[g as usize] += 1;
+        }
+        self.folder_starts = starts;
+        self.folder_rows = rows;
+        self.folders = folders;
+        self.folder_first = first_row;
+    }
+
+    /// Row `i`'s folder: its path up to and including the last '/'.
+    fn folder_of(&self, i: usize) -> &[u8] {
+        &self.path(i)[..self.name_start[i] as usize]
+    }
+
+    /// Row `i`'s file name.
+    pub fn name(&self, i: usize) -> &[u8] {
+        &self.path(i)[self.name_start[i] as usize..]
+    }
+
+    /// The rows of a folder, given as its path up to and including the last '/'.
+    pub fn folder_rows(&self, folder: &[u8]) -> &[u32] {
+        let h = self.hasher.hash_one(folder);
+        match self
+            .folders
+            .find(h, |&g| self.folder_of(self.folder_first[g as usize] as usize) == folder)
+        {
+            Some(&g) => {
+                &self.folder_rows[self.folder_starts[g as usize] as usize..self.folder_starts[g as usize + 1] as usize]
+            }
+            None => &[],
+        }
+    }
+
+    /// Whether row `i` has a digest (without decoding it).
+    pub fn has_digest(&self, i: usize) -> bool {
+        let (b, r) = self.loc[i];
+        !self.digests[b as usize].is_null(r as usize)
+    }
+
+    /// The digest of row `i`, if it has a well-formed one.
+    pub fn digest(&self, i: usize) -> Option<Digest> {
+        let (b, r) = self.loc[i];
+        bytes_at(self.digests[b as usize].as_ref(), r as usize).and_then(parse_digest)
+    }
+
+    /// The media id of row `i` (its column was checked when the state was built).
+    pub fn media_id(&self, i: usize) -> MediaId {
+        let (b, r) = self.loc[i];
+        media_id_at(self.ids[b as usize].as_ref(), r as usize).expect("media ids were checked on load")
     }
 
     pub fn len(&self) -> usize {
@@ -198,8 +341,12 @@ impl PrevState {
 
     /// The row holding this exact path.
     pub fn find_path(&self, path: &[u8]) -> Option<u32> {
-        let h = self.hasher.hash_one(path);
-        self.by_path.find(h, |&j| self.path(j as usize) == path).copied()
+        let k = path.iter().rposition(|&c| c == b'/').map_or(0, |k| k + 1);
+        let name = &path[k..];
+        self.folder_rows(&path[..k])
+            .iter()
+            .copied()
+            .find(|&j| self.name(j as usize) == name)
     }
 
     /// A row with this identity, size and mtime: the same file, seen under another name
@@ -225,9 +372,133 @@ impl PrevState {
     }
 }
 
+/// Finds the catalog rows of the files of one folder listing. The listing usually comes in
+/// the order the catalog stored the folder's files (the order of the walk that found
+/// them), so a cursor answers most lookups with one comparison; the rest go through a
+/// small map of the folder's names, built on the first miss.
+pub struct FolderMatcher<'a> {
+    prev: &'a PrevState,
+    folder: Option<Vec<u8>>,
+    rows: &'a [u32],
+    cursor: usize,
+    /// Name -> position in `rows`.
+    by_name: Option<HashMap<&'a [u8], usize>>,
+}
+
+impl<'a> FolderMatcher<'a> {
+    pub fn new(prev: &'a PrevState) -> Self {
+        FolderMatcher {
+            prev,
+            folder: None,
+            rows: &[],
+            cursor: 0,
+            by_name: None,
+        }
+    }
+
+    /// The row holding `path`, whose file name starts at `name_start`.
+    pub fn find(&mut self, path: &[u8], name_start: usize) -> Option<u32> {
+        let (folder, name) = path.split_at(name_start);
+        if self.folder.as_deref() != Some(folder) {
+            self.folder = Some(folder.to_vec());
+            self.rows = self.prev.folder_rows(folder);
+            self.cursor = 0;
+            self.by_name = None;
+        }
+        let (prev, rows) = (self.prev, self.rows);
+        if let Some(&j) = rows.get(self.cursor) {
+            if prev.name(j as usize) == name {
+                self.cursor += 1;
+                return Some(j);
+            }
+        }
+        if rows.is_empty() {
+            return None;
+        }
+        let map = self.by_name.get_or_insert_with(|| {
+            rows.iter()
+                .enumerate()
+                .map(|(k, &j)| (prev.name(j as usize), k))
+                .collect()
+        });
+        let k = *map.get(name)?;
+        // Go on from there: a listing that skipped or added names still matches the rest
+        // in order.
+        self.cursor = k + 1;
+        Some(rows[k])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(paths: &[&[u8]]) -> PrevState {
+        use arrow_array::{BinaryArray, BooleanArray, Int64Array, StringArray, UInt64Array};
+        use std::sync::Arc;
+        let n = paths.len();
+        let ids: Vec<String> = (0..n).map(|i| MediaId(i as u128 + 1).to_uuid_string()).collect();
+        let u = |f: fn(usize) -> u64| Arc::new(UInt64Array::from_iter_values((0..n).map(f))) as ArrayRef;
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "path_bytes",
+                Arc::new(BinaryArray::from_iter_values(paths.iter().copied())) as ArrayRef,
+            ),
+            ("dev", u(|_| 1)),
+            ("inode", u(|i| i as u64 + 10)),
+            ("size", u(|i| i as u64)),
+            (
+                "mtime_ns",
+                Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+            ),
+            ("blake3", Arc::new(StringArray::from(vec![None::<&str>; n])) as ArrayRef),
+            (
+                "media_id",
+                Arc::new(StringArray::from_iter_values(ids.iter())) as ArrayRef,
+            ),
+            ("present", Arc::new(BooleanArray::from(vec![true; n])) as ArrayRef),
+        ])
+        .unwrap();
+        PrevState::from_batches(&[batch]).unwrap()
+    }
+
+    #[test]
+    fn folders_find_every_path_in_any_listing_order() {
+        // A folder's rows split apart (files added by a later scan), the root folder,
+        // names that are prefixes of each other and bytes that are not UTF-8.
+        let paths: Vec<&[u8]> = vec![
+            b"/lib/a/1.jpg",
+            b"/lib/a/2.jpg",
+            b"/lib/b/1.jpg",
+            b"/top.jpg",
+            b"/lib/a/10.jpg",
+            b"/lib/caf\xe9/x",
+            b"/lib/a/1.jpg.xmp",
+            b"/lib/b/sub/1.jpg",
+        ];
+        let s = state(&paths);
+        for (i, p) in paths.iter().enumerate() {
+            assert_eq!(s.find_path(p), Some(i as u32), "{:?}", p);
+            assert_eq!(s.media_id(i), MediaId(i as u128 + 1));
+        }
+        assert_eq!(s.find_path(b"/lib/a/3.jpg"), None);
+        assert_eq!(s.find_path(b"/lib/c/1.jpg"), None);
+        assert_eq!(s.find_path(b"/lib/a"), None);
+        // One listing of /lib/a in reverse order with a new name in the middle.
+        let mut m = FolderMatcher::new(&s);
+        let listing: [&[u8]; 5] = [
+            b"/lib/a/1.jpg.xmp",
+            b"/lib/a/10.jpg",
+            b"/lib/a/new.jpg",
+            b"/lib/a/2.jpg",
+            b"/lib/a/1.jpg",
+        ];
+        let found: Vec<Option<u32>> = listing.iter().map(|p| m.find(p, 7)).collect();
+        assert_eq!(found, vec![Some(6), Some(4), None, Some(1), Some(0)]);
+        // The matcher follows a change of folder.
+        assert_eq!(m.find(b"/lib/b/1.jpg", 7), Some(2));
+        assert_eq!(m.find(b"/top.jpg", 1), Some(3));
+    }
 
     #[test]
     fn uuid_round_trip() {

@@ -31,7 +31,7 @@ use crate::batch::{errors_batch, files_batch, ids_batch, Change, FileRow};
 use crate::error::{Error, Result};
 use crate::hash::{hash_file_at, HashError, Hashed, HEAD_LEN};
 use crate::kind::{self, Class};
-use crate::prev::{MediaId, PrevState};
+use crate::prev::{FolderMatcher, MediaId, PrevState};
 use crate::types::Digest;
 use crate::walk::{describe_io, walk, DirFiles, PathError, WalkCounters, WalkOptions, WalkedFile};
 
@@ -249,8 +249,8 @@ enum Deferred {
     PathReused(u32),
 }
 
-fn plan_file(f: &WalkedFile, prev: &PrevState, want_hash: bool) -> Plan {
-    match prev.find_path(&f.path) {
+fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bool) -> Plan {
+    match found {
         Some(i) => {
             prev.mark_seen(i);
             let iu = i as usize;
@@ -258,13 +258,12 @@ fn plan_file(f: &WalkedFile, prev: &PrevState, want_hash: bool) -> Plan {
             if old.id != f.stat.id && prev.present[iu] && prev.find_same_inode(old) == Some(i) {
                 return Plan::Defer(Deferred::PathReused(i));
             }
-            let id = Some(prev.media_id[iu]);
             let same = old.same_content_signature(&f.stat);
-            let digest = if same { prev.digest[iu] } else { None };
             if same && prev.present[iu] {
-                if !want_hash || digest.is_some() {
+                if !want_hash || prev.has_digest(iu) {
                     return Plan::Skip;
                 }
+                let id = Some(prev.media_id(iu));
                 return Plan::Row {
                     prev: id,
                     change: Change::Hashed,
@@ -272,6 +271,8 @@ fn plan_file(f: &WalkedFile, prev: &PrevState, want_hash: bool) -> Plan {
                     hash: true,
                 };
             }
+            let id = Some(prev.media_id(iu));
+            let digest = if same { prev.digest(iu) } else { None };
             let change = if !prev.present[iu] {
                 Change::Revived
             } else {
@@ -318,12 +319,12 @@ fn resolve_deferred(
         match d {
             Deferred::SameInodeAs(j) => {
                 let ju = j as usize;
-                let digest = prev.digest[ju];
+                let digest = prev.digest(ju);
                 let still_there = prev.seen[ju].load(Relaxed) && !reused.contains(&j);
                 let plan = if !still_there && taken.insert(j) {
                     prev.mark_seen(j);
                     Plan::Row {
-                        prev: Some(prev.media_id[ju]),
+                        prev: Some(prev.media_id(ju)),
                         change: Change::Moved,
                         digest,
                         hash: want_hash && digest.is_none(),
@@ -352,7 +353,7 @@ fn resolve_deferred(
             }
         } else {
             Plan::Row {
-                prev: Some(prev.media_id[iu]),
+                prev: Some(prev.media_id(iu)),
                 change: Change::Changed,
                 digest: None,
                 hash: want_hash,
@@ -500,8 +501,10 @@ fn plan_dir(
     jobs: &Mutex<Vec<HashJob>>,
     deferred: &Mutex<Vec<(WalkedFile, Deferred)>>,
 ) {
+    let mut matcher = FolderMatcher::new(prev);
     let planned = d.files.into_iter().map(|f| {
-        let p = plan_file(&f, prev, want_hash);
+        let found = matcher.find(&f.path, f.name_start as usize);
+        let p = plan_file(&f, found, prev, want_hash);
         (f, p)
     });
     dispatch(&d.dir, planned, counts, mtx, jobs, Some(deferred));
@@ -654,7 +657,7 @@ fn run(
             let p = prev.path(i);
             opts.roots.iter().any(|r| is_under(p, r)) && !unreadable.iter().any(|u| is_under(p, u))
         })
-        .map(|i| prev.media_id[i])
+        .map(|i| prev.media_id(i))
         .collect();
     if !vanished.is_empty() {
         tx.send(Event::Vanished(ids_batch(&vanished)?))
