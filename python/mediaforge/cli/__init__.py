@@ -14,6 +14,10 @@ from ..errors import ExitCode, MediaForgeError, first_line
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    # pyarrow loads numpy, whose OpenBLAS starts a thread per core that spins for a while
+    # after start-up; the CLI does no linear algebra, so those threads only take CPU from
+    # the scan.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _prestart_workers(sys.argv[1:] if argv is None else argv)
     # The heavy imports (typer, rich, DuckDB, pyarrow) come after the workers are started.
     import typer
