@@ -82,6 +82,7 @@ pub struct PrevState {
     folder_starts: Vec<u32>,
     folder_rows: Vec<u32>,
     folders: HashTable<u32>,
+    /// The first row of each folder: the table compares folder paths through it.
     folder_first: Vec<u32>,
     hasher: DefaultHashBuilder,
     by_id: std::sync::OnceLock<HashMap<FileId, u32>>,
@@ -157,9 +158,7 @@ fn flags(col: &dyn Array) -> Result<impl Fn(usize) -> bool + '_> {
 }
 
 pub(crate) fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array> {
-    b.column_by_name(name)
-        .map(|c| c.as_ref())
-        .ok_or_else(|| Error::InvalidInput(format!("previous state lacks column {name:?}")))
+    b.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| missing(name))
 }
 
 pub(crate) fn u64_col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a arrow_array::PrimitiveArray<UInt64Type>> {
