@@ -208,7 +208,8 @@ def build(root: Path) -> dict[str, Path]:
         "mp3": "music/song.mp3", "flac": "music/song.flac", "m4a": "music/song.m4a", "opus": "music/song.opus",
         "wav_long": "music/ten hours of silence.wav",
         "truncated_mp4": "broken/truncated.mp4", "corrupt_jpeg": "broken/corrupt.jpg", "empty": "broken/empty.mp3",
-        "wrong_ext": "broken/photo.mp4", "bomb": "broken/bomb.png", "bad_heic": "broken/bad.heic", "fake_raw": "broken/IMG_9999.CR2", "heic": "photos/phone.heic", "avif": "photos/still.avif",
+        "wrong_ext": "broken/photo.mp4", "bomb": "broken/bomb.png", "bad_heic": "broken/bad.heic", "fake_raw": "broken/IMG_9999.CR2",
+        "unknown_codec": "broken/unknown codec.mkv", "unknown_codec_jpg": "broken/IMG_5000.JPG", "heic": "photos/phone.heic", "avif": "photos/still.avif",
         "odd": "odd/caf\udce9 \n line.png",
     }.items()}
     for f in p.values():
@@ -249,6 +250,13 @@ def build(root: Path) -> dict[str, Path]:
     picture(90, 70, 12).save(p["odd"], "PNG")
     # A RAW name over bytes no RAW decoder accepts (TIFF magic, then garbage).
     p["fake_raw"].write_bytes(b"II*\x00\x08\x00\x00\x00" + bytes((i * 13 + 5) % 256 for i in range(4000)))
+    # A Matroska video whose codec id libav does not know: its stream has no codec context.
+    # Once as .mkv, once under a photo's name (read by PyAV after Pillow gives up).
+    _video(p["unknown_codec"], "mpeg4", "matroska", (64, 48), 5)
+    data = p["unknown_codec"].read_bytes()
+    assert data.count(b"V_MPEG4/ISO/ASP") == 1
+    p["unknown_codec"].write_bytes(data.replace(b"V_MPEG4/ISO/ASP", b"V_ZZZZZ/ZZZ/ZZZ"))
+    p["unknown_codec_jpg"].write_bytes(p["unknown_codec"].read_bytes() + b"\x00" * 16)  # other content
     try:
         from pillow_heif import register_heif_opener
     except ImportError:

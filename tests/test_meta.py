@@ -27,6 +27,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], P
     catalog = base / "state" / "catalog.duckdb"
     res = run_cli("scan", base / "lib", "--json", catalog=catalog)
     assert res.rc == 0, res.err
+    assert "Traceback" not in res.err, res.err  # a reader's failure is a meta_errors row
     return paths, catalog, json.loads(res.out)
 
 
@@ -198,6 +199,8 @@ def test_sidecars_parsed_and_linked(corpus) -> None:
     ("bomb", "image", "decompression bomb"),
     ("bad_heic", "image", ""),
     ("fake_raw", "raw", ""),
+    ("unknown_codec", "probe", "no audio or video stream libav can decode"),
+    ("unknown_codec_jpg", "probe", "no audio or video stream libav can decode"),
 ])
 def test_broken_files_are_recorded_errors(corpus, label: str, stage: str, needle: str) -> None:
     paths, catalog, _ = corpus
@@ -220,7 +223,7 @@ def test_errors_show_in_stats_and_info(corpus) -> None:
     assert res.rc == 0, res.err
     st = json.loads(res.out)
     stages = {(e["step"], e["stage"]): e["errors"] for e in st["error_stages"]}
-    assert stages[("extract", "image")] >= 2 and stages[("extract", "probe")] == 1
+    assert stages[("extract", "image")] >= 2 and stages[("extract", "probe")] == 3  # truncated, unknown codec x2
     h264 = [paths["h264"], paths["portrait"]]
     assert {"kind": "video", "codec": "h264", "files": 2, "bytes": sum(p.stat().st_size for p in h264)} in st["by_codec"]
     assert {r["camera"]: r["files"] for r in st["by_camera"]}["Canon EOS R5"] == 3  # two JPEGs + the mislabelled copy

@@ -83,6 +83,8 @@ def _format_name(c: Any, path: str) -> str | None:
 
 
 def _stream_row(container: Any, s: Any) -> dict[str, Any]:
+    # A stream whose codec libav does not know has no codec context (None): the row keeps
+    # what the container says and leaves the codec's fields empty.
     cc = s.codec_context
     meta = dict(s.metadata or {})
     row: dict[str, Any] = {
@@ -95,19 +97,20 @@ def _stream_row(container: Any, s: Any) -> dict[str, Any]:
         "language": meta.get("language") if meta.get("language") not in (None, "und") else None,
     }
     if s.type == "video":
-        w, h = cc.width or None, cc.height or None
-        dar = s.display_aspect_ratio
-        trc, prim = cc.color_trc, cc.color_primaries
+        w, h = getattr(cc, "width", None) or None, getattr(cc, "height", None) or None
+        dar = s.display_aspect_ratio if cc is not None else None
+        trc, prim = getattr(cc, "color_trc", None), getattr(cc, "color_primaries", None)
+        fmt = getattr(cc, "format", None)
         rot = meta.get("rotate")
         row.update(
             width=w, height=h,
             display_aspect=f"{dar.numerator}:{dar.denominator}" if dar else None,
             rotation=int(rot) % 360 if rot and rot.lstrip("-").isdigit() else None,
             fps=_rate(s.average_rate) or _rate(s.guessed_rate),
-            pix_fmt=cc.format.name if cc.format is not None else None,
+            pix_fmt=fmt.name if fmt is not None else None,
             bit_depth=_bit_depth(cc),
             color_transfer=_TRC.get(trc), color_primaries=_PRIMARIES.get(prim),
-            hdr=trc in _HDR_TRC,
+            hdr=trc in _HDR_TRC if cc is not None else None,
             is_cover=_is_cover(s),
         )
     elif s.type == "audio":
@@ -159,7 +162,7 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int) -> tuple[dict[st
             "sample_rate": a["sample_rate"] if a else None,
         }
         picture = None
-        if want_frame and video:
+        if want_frame and video and video[0]["codec"] is not None:
             picture = _frame_at(c, c.streams[video[0]["stream_index"]], media["duration"], media, thumb_size)
             if video[0]["rotation"] is None:
                 video[0]["rotation"] = media["rotation"]

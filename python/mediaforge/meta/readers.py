@@ -210,7 +210,8 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     if media["created_at"] is not None:
         r.media["taken_at"] = media["created_at"]
     if not media.get("video_codec") and not media.get("audio_codec"):
-        r.fail("probe", "no audio or video stream", ERROR)
+        unknown = any(s["type"] in ("video", "audio") for s in streams)
+        r.fail("probe", "no audio or video stream libav can decode" if unknown else "no audio or video stream", ERROR)
     if picture is not None:
         try:
             r.save_thumb(fit(picture, t.thumb_size))

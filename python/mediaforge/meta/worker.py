@@ -56,6 +56,10 @@ def _worker_main(fd: int) -> None:
                 result = extract_one(task)
             except MemoryError:
                 result = failed(task, ERROR, "decode", "out of memory (worker memory limit)")
+            except Exception as e:  # noqa: BLE001 - a reader's bug on one hostile file
+                # must cost that file, not the worker and the rest of its share; and the
+                # user sees a meta_errors row, not a traceback.
+                result = failed(task, ERROR, "decode", f"{type(e).__name__}: {e}")
             conn.send(("done", result))
 
 
