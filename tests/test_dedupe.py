@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import rows, run_cli
+from conftest import Unprivileged, rows, run_cli
 
 
 def _state(root: Path) -> dict[str, tuple[int, bytes, int]]:
@@ -65,6 +65,127 @@ def test_hardlink_apply_then_undo(lib) -> None:
     restored = _state(root)
     assert len({v[0] for v in restored.values()}) == len(restored)  # independent files again
     assert {k: (v[1], v[2]) for k, v in restored.items()} == {k: (v[1], v[2]) for k, v in before.items()}
+
+
+def _apply(catalog: Path, *args: str) -> dict:
+    res = run_cli("dedupe", "--apply", "--json", *args, catalog=catalog)
+    assert res.rc == 0, res.err
+    return json.loads(res.out)
+
+
+def _undo(catalog: Path, journal: str) -> dict:
+    res = run_cli("dedupe", "--undo", journal, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    return json.loads(res.out)
+
+
+@pytest.mark.parametrize("action", ["hardlink", "symlink"])
+def test_undo_leaves_alone_a_file_saved_at_the_path_since(lib, action: str) -> None:
+    root, catalog = lib
+    out = _apply(catalog, "--action", action)
+    assert out["done"] == 3
+    replaced = root / "b" / "photo copy.jpg"
+    replaced.unlink()
+    replaced.write_bytes(b"a new file the user saved here")
+    undone = _undo(catalog, out["journal"])
+    assert replaced.read_bytes() == b"a new file the user saved here"
+    assert undone["done"] == 2 and [Path(s["path"]).name for s in undone["skipped"]] == ["photo copy.jpg"]
+    assert "another file" in undone["skipped"][0]["why"]
+    # Undoing again changes nothing that is not the dedupe's.
+    again = _undo(catalog, out["journal"])
+    assert again["done"] == 0 and replaced.read_bytes() == b"a new file the user saved here"
+
+
+def test_undo_after_the_kept_file_was_replaced_restores_the_original_bytes(lib) -> None:
+    root, catalog = lib
+    original = (root / "a" / "photo.jpg").read_bytes()
+    out = _apply(catalog)  # hard links: the bytes live on in the copies' shared inode
+    kept = root / "a" / "photo.jpg"
+    kept.unlink()
+    kept.write_bytes(b"edited, saved by rename")
+    undone = _undo(catalog, out["journal"])
+    assert undone["done"] == 3 and undone["skipped"] == []
+    assert (root / "b" / "photo copy.jpg").read_bytes() == original
+    assert (root / "b" / "photo (2).jpg").read_bytes() == original
+    assert kept.read_bytes() == b"edited, saved by rename"
+
+
+def test_undo_of_a_symlink_whose_kept_file_changed_keeps_the_link_and_says_so(lib) -> None:
+    root, catalog = lib
+    out = _apply(catalog, "--action", "symlink")
+    kept = root / "a" / "song.mp3"
+    kept.unlink()
+    kept.write_bytes(b"another song")
+    undone = _undo(catalog, out["journal"])
+    assert undone["done"] == 2
+    assert [(Path(s["path"]).name, "original bytes are gone" in s["why"]) for s in undone["skipped"]] == \
+        [("song.mp3", True)]
+    assert (root / "b" / "song.mp3").is_symlink()
+    assert not list(root.rglob(".mediaforge-*.tmp"))
+
+
+def test_names_like_temporaries_and_very_long_names_are_safe(lib) -> None:
+    root, catalog = lib
+    mine = root / "b" / "photo copy.jpg.mediaforge-tmp"
+    mine.write_bytes(b"my own file, not a temporary")
+    long_name = root / "b" / ("x" * 251 + ".jpg")  # 255 bytes: no room for a suffix
+    shutil.copy2(root / "a" / "photo.jpg", long_name)
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    out = _apply(catalog)
+    assert out["done"] == 4 and out["skipped"] == []
+    assert mine.read_bytes() == b"my own file, not a temporary"
+    assert long_name.stat().st_ino == (root / "a" / "photo.jpg").stat().st_ino
+    assert _undo(catalog, out["journal"])["done"] == 4
+    assert mine.read_bytes() == b"my own file, not a temporary"
+    assert not list(root.rglob(".mediaforge-*.tmp"))
+
+
+def test_refused_destinations_and_journals_change_nothing(lib, tmp_path: Path, unprivileged: Unprivileged) -> None:
+    root, catalog = lib
+    before = _state(root)
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_bytes(b"x")
+    res = run_cli("dedupe", "--action", "move-to", "--to", a_file, "--apply", catalog=catalog)
+    assert res.rc == 2 and "not a folder" in res.err and res.err.count("\n") == 1
+    res = run_cli("dedupe", "--to", tmp_path / "d", catalog=catalog)  # --to without move-to
+    assert res.rc == 2 and "--to" in res.err
+    # A catalog folder where the journal cannot be written: nothing is done.
+    unprivileged.share(catalog.parent, root)
+    os.chmod(catalog.parent, 0o555)
+    try:
+        from conftest import cli_env
+
+        p = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--apply"], capture_output=True,
+                           text=True, env=cli_env(catalog), timeout=120, **unprivileged.popen)
+    finally:
+        os.chmod(catalog.parent, 0o755)
+    assert p.returncode in (3, 7), p.stderr
+    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    assert _state(root) == before
+
+
+def test_a_malformed_journal_is_refused_in_one_line(lib, tmp_path: Path) -> None:
+    _root, catalog = lib
+    bad = tmp_path / "bad.jsonl"
+    for text in ('{"kind":"start","action":"hardlink","dest":null}\n{"kind":"done","victim":"!!!","keep":null}\n',
+                 "[1]\n", '{"kind":"start","action":"nuke"}\n', "\xff\xfe not text"):
+        bad.write_bytes(text.encode("latin-1"))
+        res = run_cli("dedupe", "--undo", bad, catalog=catalog)
+        assert res.rc in (2, 3) and res.err.count("\n") == 1 and "journal" in res.err, (text, res.err)
+
+
+def test_a_journal_cut_short_after_an_act_is_still_undone(lib) -> None:
+    root, catalog = lib
+    out = _apply(catalog)
+    journal = Path(out["journal"])
+    lines = journal.read_text().splitlines()
+    last_done = max(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "done")
+    # A crash right after the last link: its "done" line and the end never reached the disk.
+    journal.write_text("\n".join(lines[:last_done]) + "\n" + lines[last_done][:20])
+    undone = _undo(catalog, str(journal))
+    assert undone["done"] == 3 and undone["skipped"] == []
+    inodes = [p.stat().st_ino for p in root.rglob("*") if p.is_file()]
+    assert len(set(inodes)) == len(inodes)
 
 
 def test_hardlinks_across_file_systems_are_skipped_not_fatal(lib, tmp_path: Path) -> None:
@@ -176,7 +297,7 @@ def test_reflink_clones_or_says_why_not(lib) -> None:
     if out["done"] == 0:  # ext4, tmpfs...: nothing may change, and each file says why
         assert after == before
         assert len(out["skipped"]) == 3 and all("reflink not supported" in s["why"] for s in out["skipped"])
-        assert not list(root.rglob("*.mediaforge-tmp"))
+        assert not list(root.rglob(".mediaforge-*.tmp"))
     else:  # Btrfs, XFS: same bytes and times, own inode
         assert out["done"] == 3
         for name, (ino, data, mtime) in before.items():
@@ -247,6 +368,18 @@ def test_similar_pictures_keep_the_largest(tmp_path: Path) -> None:
     out = json.loads(res.out)
     assert out["done"] == 0 and (root / "small.jpg").exists()
     assert [s["why"] for s in out["skipped"]] == ["contents changed since they were compared (rescan first)"]
+    # The kept picture replaced by another one (no rescan): the copy may now be the last of
+    # its picture, and stays.
+    big.resize((600, 400)).save(root / "small.jpg", quality=70)
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert run_cli("dupes", "--similar", "--format", "json", catalog=catalog).rc == 0
+    st = (root / "full.jpg").stat()
+    picture(1200, 800, 55).save(root / "full.jpg", quality=92)
+    os.utime(root / "full.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = run_cli("dedupe", "--similar", "--keep", "largest-resolution", "--apply", "--json", catalog=catalog)
+    out = json.loads(res.out)
+    assert out["done"] == 0 and (root / "small.jpg").exists()
+    assert [("kept file" in s["why"] and "changed" in s["why"]) for s in out["skipped"]] == [True]
 
 
 @pytest.fixture

@@ -415,8 +415,9 @@ def dedupe_cmd(
     keep: Annotated[str, typer.Option("--keep", help="Which file stays: oldest, newest, shortest-path, longest-path, "
                                                       "largest-resolution, highest-bitrate, oldest-taken, biggest, "
                                                       "prefix:PATH or sql:ORDER BY over f.* and m.*.")] = "oldest",
-    action: Annotated[str, typer.Option("--action", help="hardlink, symlink, reflink, move-to (with --to) or trash; "
-                                                         "near-duplicates: move-to or trash.")] = "hardlink",
+    action: Annotated[Optional[str], typer.Option("--action", help="hardlink (default), symlink, reflink, move-to "
+                                                                   "(with --to) or trash; near-duplicates: move-to or "
+                                                                   "trash (default).")] = None,
     to: Annotated[Optional[Path], typer.Option("--to", help="Folder for --action move-to.")] = None,
     kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind; with --similar: image, video or "
                                                                "audio.")] = None,
@@ -433,6 +434,9 @@ def dedupe_cmd(
     from ..dupes.dedupe import apply, carry_over, plan_exact, plan_similar, uncarry, undo
 
     g = _globals(ctx)
+    action = action or ("trash" if similar else "hardlink")
+    if to is not None and action != "move-to":
+        raise InvalidInputError(f"--to is for --action move-to, not {action}")
     if undo_journal is not None:
         out = undo(undo_journal)
         with open_catalog(g.catalog) as cat:
@@ -442,16 +446,17 @@ def dedupe_cmd(
                 after_change(cat, g.catalog)
         _print_outcome(out, "restored", as_json)
         return
+    target = to.resolve() if to is not None else None
     if similar:
         method = SIMILAR_KINDS.get(kind or "image")
         if method is None:
             raise InvalidInputError("--similar acts on pictures (--kind image, the default), videos or audio")
         with open_catalog(g.catalog, read_only=True) as cat:
-            plan = plan_similar(cat, keep, action, to.resolve() if to else None, method)
+            plan = plan_similar(cat, keep, action, target, method)
     else:
         _hash_candidates(g.catalog, kind, g.quiet or as_json)
         with open_catalog(g.catalog, read_only=True) as cat:
-            plan = plan_exact(cat, keep, action, to.resolve() if to else None, kind)
+            plan = plan_exact(cat, keep, action, target, kind)
     if not do_apply:
         steps = [{"group": s.group, "keep": os.fsdecode(s.keep), action: os.fsdecode(s.victim), "size": s.size}
                  for s in plan.steps]
@@ -488,6 +493,8 @@ def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
           + f"; journal {out.journal}")
     if verb != "restored":
         print(f"undo with: mediaforge dedupe --undo {out.journal}; rescan to update the catalog")
+    if out.interrupted:
+        raise KeyboardInterrupt
 
 
 @command("sample")

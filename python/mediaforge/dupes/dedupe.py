@@ -6,7 +6,10 @@ its action: it must still be the file the catalog knows (same size, mtime and in
 its bytes must equal the kept file's, read in full; otherwise it is skipped. The kept file
 is never touched, so the last copy of anything always remains. Every action is written to
 a journal (one JSON line, flushed to disk, before and after it), and `undo` reverses a
-journal's completed actions, newest first.
+journal's completed actions, newest first, on each path that still holds what the dedupe
+left there (same inode, same link target, same content hash); anything saved there since
+is left alone. Temporary names are fresh and created exclusively, so no file of the user's
+is ever overwritten or removed by one.
 
 Actions: `hardlink` and `symlink` replace the copy with a link to the kept file, and
 `reflink` with a copy-on-write clone of it (Btrfs, XFS, bcachefs; other file systems
@@ -22,14 +25,18 @@ compared.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import errno
 import fcntl
 import json
 import os
+import secrets
 import shutil
+import signal
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,11 +77,18 @@ class Step:
     mtime_ns: int
     dev: int
     inode: int
-    # For near-duplicates: the content the victim must still have (checked by hashing).
+    # The content the victim must still have: checked by hashing for near-duplicates,
+    # journaled for every action so `undo` can tell the bytes are still the same.
     blake3: str | None = None
     # Stable ids of both files, so tags and collections can follow the kept one.
     keep_id: str | None = None
     victim_id: str | None = None
+    # The kept file as the catalog knows it (size, mtime, inode, content): near-duplicates
+    # check it before acting, since no byte comparison with the victim can vouch for it.
+    keep_size: int = -1
+    keep_mtime_ns: int = -1
+    keep_inode: int = -1
+    keep_blake3: str | None = None
 
 
 @dataclass
@@ -120,7 +134,8 @@ def _check_action(action: str, target: Path | None, allowed: tuple[str, ...]) ->
 
 def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
-    victim blake3) for `source`, a query of (grp, f.*) rows, ranked by the keep rule."""
+    victim blake3, keep id, victim id, keep size, keep mtime, keep blake3) for `source`, a
+    query of (grp, f.*) rows, ranked by the keep rule."""
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
         params["prefix"] = os.path.abspath(keep.split(":", 1)[1]).rstrip("/") + "/"
@@ -132,7 +147,7 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
             LEFT JOIN media m ON m.blake3 = f.blake3
         )
         SELECT v.grp, k.path_bytes, v.path_bytes, v.size, v.mtime_ns, v.dev, v.inode, k.dev, k.inode, v.blake3,
-               k.mid, v.mid
+               k.mid, v.mid, k.size, k.mtime_ns, k.blake3
         FROM ranked v JOIN ranked k ON k.grp = v.grp AND k.rank = 1
         WHERE v.rank > 1 ORDER BY v.grp, v.path_bytes
         """
@@ -158,12 +173,17 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
           AND blake3 IN (SELECT blake3 FROM files WHERE status = 'present' AND blake3 IS NOT NULL
                          GROUP BY blake3 HAVING count(*) > 1)""", params)
     steps = [
-        Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), keep_id=kid, victim_id=vid)
-        for g, kp, vp, size, mt, dev, ino, kdev, kino, _h, kid, vid in rows
+        _step(row) for row in rows
         # Already a hard link to the kept file: nothing to link or clone.
-        if not (action in ("hardlink", "reflink") and (dev, ino) == (kdev, kino))
+        if not (action in ("hardlink", "reflink") and (row[5], row[6]) == (row[7], row[8]))
     ]
     return Plan(action, target, steps)
+
+
+def _step(row: tuple[Any, ...]) -> Step:
+    g, kp, vp, size, mt, dev, ino, _kdev, kino, h, kid, vid, ksize, kmt, kh = row
+    return Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), blake3=h, keep_id=kid,
+                victim_id=vid, keep_size=int(ksize), keep_mtime_ns=int(kmt), keep_inode=int(kino), keep_blake3=kh)
 
 
 def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = None, method: str = "phash") -> Plan:
@@ -175,18 +195,18 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
         WHERE g.method = $method""", {"method": method})
-    steps = [Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), blake3=h, keep_id=kid,
-                  victim_id=vid)
-             for g, kp, vp, size, mt, dev, ino, _kd, _ki, h, kid, vid in rows]
-    return Plan(action, target, steps, similar=True)
+    return Plan(action, target, [_step(row) for row in rows], similar=True)
 
 
-def same_bytes(a: bytes, b: bytes) -> bool:
-    """Byte-for-byte equality, read in full (never trust a hash alone before deleting)."""
+def same_bytes(a: bytes, b: bytes, stop: Stop | None = None) -> bool:
+    """Byte-for-byte equality, read in full (never trust a hash alone before deleting).
+    False as well when `stop` is requested part-way: nothing may act on half a comparison."""
     with open(a, "rb") as fa, open(b, "rb") as fb:
         if os.fstat(fa.fileno()).st_size != os.fstat(fb.fileno()).st_size:
             return False
         while True:
+            if stop is not None and stop.requested:
+                return False
             x, y = fa.read(CHUNK), fb.read(CHUNK)
             if x != y:
                 return False
@@ -194,13 +214,38 @@ def same_bytes(a: bytes, b: bytes) -> bool:
                 return True
 
 
+class Stop:
+    """Ctrl-C while files are being changed: the file at hand is finished (and journaled),
+    then the run stops; no file is ever left half-done."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def __enter__(self) -> Stop:
+        with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours to take
+            self._old = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, _signum: int, _frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
 class Journal:
     """Append-only JSON lines, each flushed and fsynced before the next step."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as e:
+            raise PathIOError(f"cannot write the dedupe journal in {path.parent}: {e.strerror}; "
+                              "nothing was changed") from None
 
     def write(self, **entry: Any) -> None:
         self.f.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -212,15 +257,17 @@ class Journal:
 
 
 def _b64(p: bytes) -> str:
-    import base64
-
     return base64.b64encode(p).decode("ascii")
 
 
-def _unb64(s: str) -> bytes:
-    import base64
+def _unb64(s: Any) -> bytes:
+    if not isinstance(s, str):
+        raise TypeError("a path is not a string")
+    return base64.b64decode(s, validate=True)
 
-    return base64.b64decode(s)
+
+def _shown(p: bytes) -> str:
+    return p.decode("utf-8", "replace")
 
 
 @dataclass
@@ -232,79 +279,142 @@ class Outcome:
     done_steps: list[Step] = field(default_factory=list)
     tags_carried: int = 0
     collections_carried: int = 0
+    interrupted: bool = False
 
 
 def _moved_path(victim: bytes, dest_root: Path) -> bytes:
     return os.path.join(os.fsencode(dest_root), victim.lstrip(b"/"))
 
 
+def _destination(plan: Plan, trash_root: Path, stamp: str) -> Path | None:
+    """Where moved files go, created up front: a bad --to fails before anything moves."""
+    if plan.action not in ("move-to", "trash"):
+        return None
+    dest = plan.target if plan.action == "move-to" else trash_root / stamp
+    assert dest is not None
+    if os.path.lexists(dest) and not os.path.isdir(dest):
+        raise InvalidInputError(f"--to {dest}: not a folder")
+    if plan.steps:
+        try:
+            os.makedirs(dest, exist_ok=True)
+        except OSError as e:
+            raise PathIOError(f"cannot create {dest}: {e.strerror}; nothing was changed") from None
+    return dest
+
+
 def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
     """Carry out the plan, checking each file first; see the module docstring."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    dest = _destination(plan, trash_root, stamp)
     journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl")
-    dest = plan.target if plan.action == "move-to" else trash_root / stamp
     out = Outcome(journal=journal.path)
-    journal.write(kind="start", action=plan.action, dest=str(dest) if plan.action in ("move-to", "trash") else None)
+    journal.write(kind="start", action=plan.action, dest=str(dest) if dest is not None else None)
     try:
-        for s in plan.steps:
-            why = _check(s, plan.similar, plan.action)
-            if why:
-                out.skipped.append((s.victim.decode("utf-8", "replace"), why))
-                continue
-            st = os.lstat(s.victim)
-            entry = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode, "mtime_ns": st.st_mtime_ns,
-                     "atime_ns": st.st_atime_ns}
-            journal.write(kind="intent", **entry)
-            if plan.action in ("hardlink", "symlink", "reflink"):
-                why = _link(plan.action, s, st)
+        with Stop() as stop:
+            for s in plan.steps:
+                if stop.requested:
+                    break
+                why = _check(s, plan.similar, plan.action, stop)
+                if stop.requested:
+                    break
+                if why is None:
+                    why = _act(plan.action, s, dest, journal, out)
                 if why:
-                    journal.write(kind="skipped", victim=entry["victim"], why=why)
-                    out.skipped.append((s.victim.decode("utf-8", "replace"), why))
-                    continue
-            else:
-                assert dest is not None
-                target = _moved_path(s.victim, dest)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                if os.path.lexists(target):
-                    out.skipped.append((s.victim.decode("utf-8", "replace"), "already present at the destination"))
-                    continue
-                _move(s.victim, target)
-                entry["moved_to"] = _b64(target)
-            journal.write(kind="done", **entry)
-            out.done_steps.append(s)
-            out.done += 1
-            out.bytes_freed += s.size
+                    out.skipped.append((_shown(s.victim), why))
+            out.interrupted = stop.requested
     finally:
         journal.write(kind="end")
         journal.close()
     return out
 
 
+def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome) -> str | None:
+    """Do one checked step, journaled before and after; the reason when it could not be done."""
+    try:
+        st = os.lstat(s.victim)
+        entry: dict[str, Any] = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode,
+                                 "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "blake3": s.blake3}
+        if action == "symlink":
+            entry["target"] = _b64(os.fsencode(os.path.abspath(s.keep)))
+        elif action in ("move-to", "trash"):
+            assert dest is not None
+            entry["moved_to"] = _b64(_moved_path(s.victim, dest))
+        journal.write(kind="intent", **entry)
+        if action in ("hardlink", "symlink", "reflink"):
+            why = _link(action, s, st)
+            if why:
+                journal.write(kind="skipped", victim=entry["victim"], why=why)
+                return why
+            now = os.lstat(s.victim)
+            entry["dev"], entry["ino"] = now.st_dev, now.st_ino  # what undo must find there
+        else:
+            target = _unb64(entry["moved_to"])
+            if os.path.lexists(target):
+                journal.write(kind="skipped", victim=entry["victim"], why="already present at the destination")
+                return "already present at the destination"
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                _move(s.victim, target)
+            except OSError as e:
+                why = f"could not move it: {e.strerror or first_line(e)}"
+                journal.write(kind="skipped", victim=entry["victim"], why=why)
+                return why
+    except OSError as e:
+        return f"cannot act on it: {e.strerror or first_line(e)}"
+    journal.write(kind="done", **entry)
+    out.done_steps.append(s)
+    out.done += 1
+    out.bytes_freed += s.size
+    return None
+
+
+def _new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
+    """Create a fresh temporary name in `beside`'s folder with `create`, which must fail
+    with FileExistsError on a taken name (link, symlink, O_EXCL): a user's file is never
+    overwritten or removed, and the short name fits where a 255-byte name sits."""
+    folder = os.path.dirname(beside)
+    for _ in range(16):
+        tmp = os.path.join(folder, b".mediaforge-" + secrets.token_hex(8).encode() + b".tmp")
+        try:
+            create(tmp)
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(folder))
+
+
+class _Refused(Exception):
+    """The file system cannot do what was asked (a reflink on ext4)."""
+
+
 def _link(action: str, s: Step, st: os.stat_result) -> str | None:
     """Replace the victim by a link to (or clone of) the kept file through a temporary name
     and an atomic rename, so its path always holds the bytes; the reason when the file
     system refuses (the victim is then left exactly as it was)."""
-    tmp = s.victim + b".mediaforge-tmp"
     try:
         if action == "hardlink":
-            os.link(s.keep, tmp)
+            tmp = _new_tmp(s.victim, lambda t: os.link(s.keep, t))
         elif action == "symlink":
-            os.symlink(os.path.abspath(s.keep), tmp)
+            target = os.path.abspath(s.keep)
+            tmp = _new_tmp(s.victim, lambda t: os.symlink(target, t))
         else:
-            why = _reflink(s.keep, tmp, st)
-            if why:
-                return why
+            tmp = _new_tmp(s.victim, lambda t: _reflink(s.keep, t, st))
+    except _Refused as e:
+        return str(e)
+    except OSError as e:
+        return f"{action} failed: {e.strerror or first_line(e)}"
+    try:
         os.replace(tmp, s.victim)
     except OSError as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # made above by this run
         return f"{action} failed: {e.strerror}"
     return None
 
 
-def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> str | None:
-    """Clone `keep` to `tmp` sharing its blocks, with the victim's mode and times; the
-    reason when the file system cannot."""
+def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> None:
+    """Clone `keep` to the new name `tmp` sharing its blocks, with the victim's mode and
+    times; _Refused when the file system cannot."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(victim.st_mode))
     try:
         with open(keep, "rb") as src:
@@ -314,11 +424,11 @@ def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> str | None:
         os.close(fd)
         os.unlink(tmp)
         if e.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EXDEV, errno.ENOSYS):
-            return "reflink not supported here (needs Btrfs, XFS or bcachefs, both files on one file system)"
-        return f"reflink failed: {e.strerror}"
+            raise _Refused("reflink not supported here (needs Btrfs, XFS or bcachefs, both files on one file "
+                           "system)") from None
+        raise _Refused(f"reflink failed: {e.strerror}") from None
     os.close(fd)
     os.utime(tmp, ns=(victim.st_atime_ns, victim.st_mtime_ns))
-    return None
 
 
 def carry_over(cat: Catalog, out: Outcome) -> None:
@@ -379,28 +489,46 @@ def uncarry(cat: Catalog, path: Path) -> int:
     return int(removed)
 
 
-def _check(s: Step, similar: bool = False, action: str = "") -> str | None:
-    """Why this step must not run, or None."""
-    try:
-        kst, vst = os.lstat(s.keep), os.lstat(s.victim)
-    except FileNotFoundError as e:
-        return f"gone since the scan: {os.fsdecode(e.filename or b'')}"
-    if not stat.S_ISREG(kst.st_mode) or not stat.S_ISREG(vst.st_mode):
-        return "not a regular file any more"
-    if (vst.st_size, vst.st_mtime_ns, vst.st_ino) != (s.size, s.mtime_ns, s.inode):
-        return "changed since the scan (rescan first)"
-    if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
-        return "already the same file as the kept one"
-    if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
-        return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
-    if similar:
-        from .. import _core
 
-        if _core.hash_file(s.victim) != s.blake3:
-            return "contents changed since they were compared (rescan first)"
-        return None
-    if not same_bytes(s.keep, s.victim):
-        return "contents differ from the kept file"
+
+def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
+    """Why this step must not run, or None."""
+    kept = _shown(s.keep)
+    try:
+        try:
+            kst = os.lstat(s.keep)
+        except FileNotFoundError:
+            return f"the kept file {kept} is gone since the scan"
+        try:
+            vst = os.lstat(s.victim)
+        except FileNotFoundError:
+            return "gone since the scan"
+        if not stat.S_ISREG(kst.st_mode):
+            return f"the kept file {kept} is not a regular file"
+        if not stat.S_ISREG(vst.st_mode):
+            return "not a regular file any more"
+        if (vst.st_size, vst.st_mtime_ns, vst.st_ino) != (s.size, s.mtime_ns, s.inode):
+            return "changed since the scan (rescan first)"
+        if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
+            return "already the same file as the kept one"
+        if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
+            return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
+        if similar:
+            from .. import _core
+
+            # Nothing compares these bytes with the kept file's, so the kept file must be
+            # exactly the one that was compared, or the victim could be the last copy.
+            if (kst.st_size, kst.st_mtime_ns, kst.st_ino) != (s.keep_size, s.keep_mtime_ns, s.keep_inode):
+                return f"the kept file {kept} changed since the scan (rescan first)"
+            if _core.hash_file(s.victim) != s.blake3:
+                return "contents changed since they were compared (rescan first)"
+            if s.keep_blake3 is None or _core.hash_file(s.keep) != s.keep_blake3:
+                return f"the kept file {kept} changed since it was compared (rescan first)"
+            return None
+        if not same_bytes(s.keep, s.victim, stop):
+            return "contents differ from the kept file"
+    except OSError as e:
+        return f"cannot check it: {e.strerror or first_line(e)}"
     return None
 
 
@@ -408,7 +536,7 @@ def _move(src: bytes, dst: bytes) -> None:
     try:
         os.rename(src, dst)
     except OSError as e:
-        if e.errno != 18:  # EXDEV: another file system
+        if e.errno != errno.EXDEV:  # another file system: copy, verify, then remove
             raise
         shutil.copy2(src, dst)
         with open(dst, "rb") as f:
@@ -422,42 +550,153 @@ def _move(src: bytes, dst: bytes) -> None:
 def _entries(path: Path) -> Iterator[dict[str, Any]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise PathIOError(f"cannot read journal {path}: {e.strerror}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise PathIOError(f"cannot read journal {path}: {why}") from None
     for n, line in enumerate(lines, 1):
         try:
-            yield json.loads(line)
+            e = json.loads(line)
         except ValueError:
             if n == len(lines):
                 return  # a last line cut short by a crash
             raise InvalidInputError(f"journal {path} line {n} is not valid JSON") from None
+        if not isinstance(e, dict) or not isinstance(e.get("kind"), str):
+            raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (line {n})")
+        yield e
+
+
+@dataclass
+class _Record:
+    """One file a journal says was acted on (`certain`), or was about to be when the
+    journal stops (a crash between the act and its 'done' line)."""
+
+    victim: bytes
+    keep: bytes
+    mode: int
+    atime_ns: int
+    mtime_ns: int
+    blake3: str | None
+    moved_to: bytes | None
+    target: bytes | None
+    dev: int | None
+    ino: int | None
+    certain: bool
+
+
+def _records(path: Path) -> tuple[str, list[_Record]]:
+    """The journal's action and files, checked whole before anything is touched."""
+    entries = list(_entries(path))
+    if not entries or entries[0]["kind"] != "start" or entries[0].get("action") not in ACTIONS:
+        raise InvalidInputError(f"{path} is not a MediaForge dedupe journal")
+    action = entries[0]["action"]
+    records: dict[str, _Record] = {}
+    try:
+        for e in entries[1:]:
+            kind = e["kind"]
+            if kind in ("intent", "done"):
+                opt = lambda k: _unb64(e[k]) if e.get(k) is not None else None  # noqa: E731
+                num = lambda k: int(e[k]) if e.get(k) is not None else None  # noqa: E731
+                blake3 = e.get("blake3")
+                if blake3 is not None and not isinstance(blake3, str):
+                    raise TypeError("blake3 is not a string")
+                records[e["victim"]] = _Record(
+                    _unb64(e["victim"]), _unb64(e["keep"]), int(e["mode"]), int(e["atime_ns"]), int(e["mtime_ns"]),
+                    blake3, opt("moved_to"), opt("target"), num("dev"), num("ino"), kind == "done")
+            elif kind == "skipped":
+                records.pop(e["victim"], None)
+            elif kind == "carried":
+                for pair in [*e.get("tags", []), *e.get("collections", [])]:
+                    if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
+                        raise TypeError("a carried tag or collection is not a pair")
+    except (KeyError, TypeError, ValueError, binascii.Error) as err:
+        raise InvalidInputError(f"{path} is not a valid MediaForge dedupe journal: {first_line(err)}") from None
+    return action, list(records.values())
+
+
+def _copy_new(src: bytes, dst: bytes) -> None:
+    """Copy `src` to the new name `dst` (never an existing file), synced to disk."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as out, open(src, "rb") as f:
+        shutil.copyfileobj(f, out, CHUNK)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _unlink(r: _Record, action: str) -> str | None:
+    """Give a linked, symlinked or cloned path its own copy of the bytes again, if the path
+    still holds what the dedupe put there. None when done; else the reason it was left
+    alone, or "" for a file the journal only meant to act on and that was never touched."""
+    from .. import _core
+
+    lst = os.lstat(r.victim)
+    if action == "symlink":
+        target = r.target or os.fsencode(os.path.abspath(r.keep))
+        if not stat.S_ISLNK(lst.st_mode) or os.readlink(r.victim) != target:
+            return "holds another file since the dedupe; left as it is" if r.certain else ""
+        source = r.keep  # the link's bytes live in the kept file
+    else:
+        if r.dev is not None and r.ino is not None:
+            ours = stat.S_ISREG(lst.st_mode) and (lst.st_dev, lst.st_ino) == (r.dev, r.ino)
+        elif action == "hardlink":  # an older journal, or one cut short: the kept file's inode
+            ours = stat.S_ISREG(lst.st_mode) and os.path.exists(r.keep) and os.path.samefile(r.victim, r.keep)
+        else:  # a clone not known by inode: its bytes must be the kept file's
+            ours = stat.S_ISREG(lst.st_mode) and os.path.exists(r.keep) and same_bytes(r.victim, r.keep)
+        if not ours:
+            return "holds another file since the dedupe; left as it is" if r.certain else ""
+        source = r.victim  # its own inode holds the bytes, whatever became of the kept path
+    tmp = _new_tmp(r.victim, lambda t: _copy_new(source, t))
+    try:
+        if r.blake3 is not None and _core.hash_file(tmp) != r.blake3:
+            why = ("the kept file changed since the dedupe, so the original bytes are gone; the link is left"
+                   if action == "symlink" else "its bytes were edited since the dedupe (the shared file); left as it is")
+            os.unlink(tmp)
+            return why
+        os.chmod(tmp, stat.S_IMODE(r.mode))
+        os.utime(tmp, ns=(r.atime_ns, r.mtime_ns))
+        now = os.lstat(r.victim)
+        if (now.st_dev, now.st_ino, now.st_mode) != (lst.st_dev, lst.st_ino, lst.st_mode):
+            os.unlink(tmp)
+            return "changed while it was being restored; left as it is"
+        os.replace(tmp, r.victim)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return None
+
+
+def _unmove(r: _Record) -> str | None:
+    """Move a file back from the trash or the --to folder (None, a reason or "", as for
+    `_unlink`)."""
+    if r.moved_to is None:
+        return "the journal does not say where it went" if r.certain else ""
+    if os.path.lexists(r.victim):
+        return "a file is back at the original path" if r.certain else ""
+    if not os.path.lexists(r.moved_to):
+        return f"not found at {_shown(r.moved_to)} any more" if r.certain else ""
+    os.makedirs(os.path.dirname(r.victim), exist_ok=True)
+    _move(r.moved_to, r.victim)
+    return None
 
 
 def undo(path: Path) -> Outcome:
-    """Reverse every completed action of a journal, newest first."""
-    entries = list(_entries(path))
-    if not entries or entries[0].get("kind") != "start":
-        raise InvalidInputError(f"{path} is not a MediaForge dedupe journal")
-    action = entries[0]["action"]
+    """Reverse every completed action of a journal, newest first; each path must still
+    hold what the dedupe left there, or it is left alone with the reason."""
+    action, records = _records(path)
     out = Outcome(journal=path)
-    for e in reversed([e for e in entries if e.get("kind") == "done"]):
-        victim, keep = _unb64(e["victim"]), _unb64(e["keep"])
-        try:
-            if action in ("hardlink", "symlink", "reflink"):
-                # Give the path its own copy of the bytes again.
-                tmp = victim + b".mediaforge-tmp"
-                shutil.copyfile(keep, tmp)
-                os.chmod(tmp, stat.S_IMODE(e["mode"]))
-                os.utime(tmp, ns=(e["atime_ns"], e["mtime_ns"]))
-                os.replace(tmp, victim)
-            else:
-                moved = _unb64(e["moved_to"])
-                if os.path.lexists(victim):
-                    out.skipped.append((victim.decode("utf-8", "replace"), "a file is back at the original path"))
-                    continue
-                os.makedirs(os.path.dirname(victim), exist_ok=True)
-                _move(moved, victim)
-            out.done += 1
-        except OSError as err:
-            out.skipped.append((victim.decode("utf-8", "replace"), err.strerror or str(err)))
+    with Stop() as stop:
+        for r in reversed(records):
+            if stop.requested:
+                out.interrupted = True
+                break
+            try:
+                why = _unmove(r) if action in ("move-to", "trash") else _unlink(r, action)
+            except FileNotFoundError:
+                why = "gone since the dedupe" if r.certain else ""
+            except OSError as err:
+                why = err.strerror or first_line(err)
+            if why is None:
+                out.done += 1
+            elif why:  # "": a file the journal only meant to act on, untouched
+                out.skipped.append((_shown(r.victim), why))
     return out
