@@ -208,15 +208,24 @@ def test_catalog_path_that_is_a_folder_exits_5(media_tree: MediaTree, tmp_path: 
 @pytest.mark.parametrize(
     "sql",
     ["SELEC * FROM files", "SELECT no_such_column FROM files", "SELECT * FROM no_such_table",
-     "DELETE FROM files", "DROP TABLE files", ""],
+     "DELETE FROM files", "DROP TABLE files", "",
+     # The catalog opened again for writing behind the read-only connection's back.
+     "ATTACH ':memory:' AS m (READ_WRITE); USE m; DETACH cat; ATTACH '{catalog}' AS w (READ_WRITE); "
+     "DROP TABLE w.tags; SELECT 'dropped'",
+     "ATTACH '{catalog}' AS w (READ_WRITE)", "COPY (SELECT 1) TO '{victim}'", "EXPORT DATABASE '{victim}'",
+     "SELECT 1; SELECT 2"],
 )
-def test_bad_sql_exits_6(media_tree: MediaTree, catalog_path: Path, sql: str) -> None:
+def test_bad_sql_exits_6(media_tree: MediaTree, catalog_path: Path, sql: str, tmp_path: Path) -> None:
     do_scan(catalog_path, media_tree.root)
+    victim = tmp_path / "a user's file.csv"
+    victim.write_bytes(b"keep me")
+    sql = sql.replace("{catalog}", str(catalog_path)).replace("{victim}", str(victim))
     res = run_cli("query", sql, catalog=catalog_path)
     assert res.rc == ExitCode.SQL == 6
     assert_one_line_error(res.err)
     assert res.out == ""
     assert len(files_by_path(catalog_path)) == len(media_tree.files)  # the read-only catalog is intact
+    assert run_cli("stats", catalog=catalog_path).rc == 0 and victim.read_bytes() == b"keep me"
 
 
 @pytest.mark.parametrize(

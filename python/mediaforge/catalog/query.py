@@ -14,10 +14,25 @@ from .schema import ALL_TABLES
 from .store import Catalog
 
 
+READ_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.PRAGMA)
+
+
 def run_query(cat: Catalog, sql: str) -> pa.Table:
     """Run one SQL statement and return its rows as an Arrow table."""
     if not sql.strip():
         raise QueryError("empty SQL statement")
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(f"SQL error: {first_line(e)}") from None
+    if len(statements) != 1:
+        raise QueryError(f"give one SQL statement, not {len(statements)}")
+    kind = statements[0].type
+    if kind not in READ_STATEMENTS:
+        # The catalog is opened read-only, but ATTACH could open it again for writing,
+        # and COPY or EXPORT write files anywhere: only reading statements run here.
+        raise QueryError(f"query runs one reading statement (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, "
+                         f"SUMMARIZE, EXPLAIN or PRAGMA), not {kind.name}")
     try:
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)

@@ -486,6 +486,8 @@ def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
                           "tags_carried": out.tags_carried,
                           "collections_carried": out.collections_carried,
                           "skipped": [{"path": p, "why": w} for p, w in out.skipped]})
+        if out.interrupted:
+            raise KeyboardInterrupt
         return
     for p, why in out.skipped:
         print(f"skipped {p}: {why}")
