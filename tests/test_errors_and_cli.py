@@ -231,14 +231,29 @@ def test_bad_sql_exits_6(media_tree: MediaTree, catalog_path: Path, sql: str, tm
 @pytest.mark.parametrize(
     "args",
     [["scan", "--threads", "0", "{root}"], ["query", "SELECT 1", "--format", "parquet"],
-     ["query", "SELECT 1", "--format", "xml"], ["scan", "--no-such-option", "{root}"], ["no-such-command"]],
-    ids=["zero-threads", "parquet-without-output", "unknown-format", "unknown-option", "unknown-command"],
+     ["query", "SELECT 1", "--format", "xml"], ["scan", "--no-such-option", "{root}"], ["no-such-command"],
+     ["scan", "--threads", "100000", "{root}"], ["scan", "{fifo}"], ["scan", ""], ["export", ""], ["info", ""],
+     ["stats", "--top", "-1"], ["search", "--limit", "99999999999999999999", "song"],
+     ["tag", "add", "caf\udce9", "{root}"], ["collection", "create", "caf\udce9"], ["search", "caf\udce9"],
+     ["scan", "--exclude", "caf\udce9", "{root}"],
+     ["--catalog", "{tmp}/caf\udce9.duckdb", "stats"]],
+    ids=["zero-threads", "parquet-without-output", "unknown-format", "unknown-option", "unknown-command",
+         "absurd-threads", "fifo", "empty-scan-path", "empty-export-dir", "empty-info-path", "negative-top",
+         "huge-limit", "non-utf8-tag", "non-utf8-collection", "non-utf8-search", "non-utf8-exclude",
+         "non-utf8-catalog"],
 )
-def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: Path, args: list[str]) -> None:
+def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: Path, args: list[str],
+                                           tmp_path: Path) -> None:
     do_scan(catalog_path, media_tree.root)
-    res = run_cli(*[a.format(root=media_tree.root) for a in args], catalog=catalog_path)
-    assert res.rc == ExitCode.USAGE == 2
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    fifo = scratch / "a fifo"
+    os.mkfifo(fifo)
+    res = run_cli(*[a.format(root=media_tree.root, fifo=fifo, tmp=scratch) for a in args], catalog=catalog_path,
+                  timeout=60)
+    assert res.rc == ExitCode.USAGE == 2, res.err
     assert_one_line_error(res.err)
+    assert sorted(p.name for p in scratch.iterdir()) == ["a fifo"]  # nothing written on the way
 
 
 # --------------------------------------------------------------------------------------

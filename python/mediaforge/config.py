@@ -21,6 +21,9 @@ def default_catalog_path() -> Path:
     return Path(data) / "mediaforge" / "catalog.duckdb"
 
 
+MAX_THREADS = 1024  # threads, or worker processes for extraction: more is a typo, not a machine
+
+
 def thread_count(option: int | None) -> int:
     """Threads for parallel work: the option, else `$MEDIAFORGE_THREADS`, else all cores."""
     if option is not None:
@@ -33,6 +36,6 @@ def thread_count(option: int | None) -> int:
             raise InvalidInputError(f"{THREADS_ENV}={raw!r} is not a whole number") from None
     else:
         return os.cpu_count() or 1
-    if value < 1:
-        raise InvalidInputError(f"thread count must be at least 1, got {value}")
+    if not 1 <= value <= MAX_THREADS:
+        raise InvalidInputError(f"thread count must be 1 to {MAX_THREADS}, got {value}")
     return value

@@ -23,6 +23,7 @@ from ..errors import (
     CatalogMissingError,
     CatalogWriteError,
     CatalogVersionError,
+    InvalidInputError,
     MediaForgeError,
     first_line,
 )
@@ -30,7 +31,7 @@ from .schema import ALL_TABLES, APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VER
 
 _LOCK = re.compile(r"Could not set lock on file|Conflicting lock", re.I)
 _NOT_DB = re.compile(r"not a valid DuckDB database|Corrupt database file|database file.*corrupt|"
-                     r"invalid (storage|block|database)|checksum", re.I)
+                     r"invalid (storage|block|database)|checksum|Could not read enough bytes", re.I)
 _HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
 
 
@@ -81,6 +82,11 @@ class Catalog:
     def open(cls, path: Path | str, *, read_only: bool = False, threads: int | None = None) -> Catalog:
         """Open (and, for writers, create or migrate) the catalog at `path`."""
         path = Path(path)
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"the catalog path {str(path)!r} is not valid UTF-8: DuckDB cannot open it; "
+                                    "choose a catalog path of UTF-8 text") from None
         if read_only and not path.exists():
             raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
         if path.exists() and path.is_dir():
@@ -130,7 +136,11 @@ class Catalog:
         meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("application") != APPLICATION or "schema_version" not in meta:
             raise CatalogInvalidError(f"{self.path} is a DuckDB database but not a MediaForge catalog")
-        version = int(meta["schema_version"])
+        try:
+            version = int(meta["schema_version"])
+        except (TypeError, ValueError):
+            raise CatalogInvalidError(f"catalog {self.path} is damaged: its schema_version "
+                                      f"{meta['schema_version']!r} is not a number") from None
         if version > SCHEMA_VERSION:
             raise CatalogVersionError(
                 f"catalog {self.path} has schema version {version}, newer than this MediaForge "

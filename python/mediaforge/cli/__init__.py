@@ -18,12 +18,19 @@ def main(argv: list[str] | None = None) -> None:
     # after start-up; the CLI does no linear algebra, so those threads only take CPU from
     # the scan.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    _prestart_workers(sys.argv[1:] if argv is None else argv)
-    # The heavy imports (typer, rich, DuckDB, pyarrow) come after the workers are started.
-    import typer
+    args = sys.argv[1:] if argv is None else argv
+    empty = _empty_argument(args)
+    if empty:
+        _fail(empty, ExitCode.USAGE)
+    try:
+        _prestart_workers(args)
+        # The heavy imports (typer, rich, DuckDB, pyarrow) come after the workers are started.
+        import typer
 
-    from ..catalog.store import is_corruption, is_interrupt
-    from .app import app
+        from ..catalog.store import is_corruption, is_interrupt
+        from .app import app
+    except KeyboardInterrupt:  # Ctrl-C while starting: nothing was done yet
+        _fail(INTERRUPTED, ExitCode.INTERRUPTED)
 
     debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
     try:
@@ -50,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if is_interrupt(e):
             _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        if isinstance(e, UnicodeEncodeError) and "surrogate" in str(e):
+            # An argument holding bytes that are not UTF-8 (paths may; names, tags, SQL and
+            # the catalog's own path may not), met where text was needed.
+            _fail("an argument holds bytes that are not valid UTF-8; only the paths of files to scan or act on "
+                  "may", ExitCode.USAGE)
         if is_corruption(e):
             _fail(f"the catalog file is damaged ({first_line(e)}); restore it from a backup, "
                   f"or move it aside and scan again", ExitCode.CATALOG_INVALID)
@@ -57,6 +69,16 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set MEDIAFORGE_DEBUG=1 for details)", ExitCode.INTERNAL)
     sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
+
+
+def _empty_argument(args: list[str]) -> str | None:
+    """An empty argument ("") names no path, tag or value: a mistake (an unset shell
+    variable, most often), never the current folder. `query ""` has its own message."""
+    if "" not in args:
+        return None
+    if "query" in args and args.index("query") < args.index(""):
+        return None
+    return 'an empty argument ("") was given: name a path or value (an unset shell variable?)'
 
 
 def _prestart_workers(args: list[str]) -> None:

@@ -15,7 +15,7 @@ import typer
 
 from .. import __version__
 from ..catalog import Catalog, export_parquet, file_info, open_catalog, run_query, stats
-from ..config import default_catalog_path
+from ..config import MAX_THREADS, default_catalog_path
 from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError
 from ..meta import ExtractConfig, ExtractProgress, ExtractSummary, extract, make_thumbs
 from ..scan import ScanConfig, ScanSummary, scan
@@ -84,7 +84,7 @@ def scan_cmd(
         help="Folders (or files) to scan.", show_default=False, readable=False, resolve_path=False)],
     no_hash: Annotated[bool, typer.Option("--no-hash", help="Walk and stat only; no BLAKE3.")] = False,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", "-j", envvar="MEDIAFORGE_THREADS", help="Worker threads [default: all cores].")] = None,
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker threads [default: all cores].")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(
         "--exclude", "-e", help="Gitignore-style pattern to skip; repeatable.")] = None,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", "-L",
@@ -105,8 +105,6 @@ def scan_cmd(
     """Scan folders into the catalog: new, changed, moved and missing files, then their
     metadata and thumbnails, XMP keywords as tags, and the search index."""
     g = _globals(ctx)
-    if threads is not None and threads < 1:
-        raise InvalidInputError(f"--threads must be at least 1, got {threads}")
     config = ScanConfig(
         roots=tuple(paths), hash=not no_hash, threads=threads, excludes=tuple(exclude or ()),
         ignore_files=not no_ignore, follow_symlinks=follow_symlinks,
@@ -176,7 +174,7 @@ def meta_cmd(
     no_thumbs: Annotated[bool, typer.Option("--no-thumbs", help="Extract metadata but make no thumbnails.")] = False,
     thumb_size: Annotated[int, typer.Option("--thumb-size", help="Thumbnail long side in px.")] = 256,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", "-j", envvar="MEDIAFORGE_THREADS", help="Worker processes [default: all cores].")] = None,
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
     retry_failed: Annotated[bool, typer.Option("--retry-failed",
                                                help="Extract again files that failed or timed out before.")] = False,
@@ -218,7 +216,7 @@ def thumbs_cmd(
                                                help="Only contents with no thumbnail file yet.")] = False,
     size: Annotated[int, typer.Option("--size", help="Thumbnail long side in px.")] = 256,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", "-j", envvar="MEDIAFORGE_THREADS", help="Worker processes [default: all cores].")] = None,
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -255,7 +253,7 @@ def info_cmd(
 @command("stats")
 def stats_cmd(
     ctx: typer.Context,
-    top: Annotated[int, typer.Option("--top", help="How many folders to list.")] = 10,
+    top: Annotated[int, typer.Option("--top", min=1, max=100_000, help="How many folders to list.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Counts and bytes by kind, the largest folders and the last scans."""

@@ -254,7 +254,7 @@ def search_cmd(
     ctx: typer.Context,
     query: Annotated[Optional[str], typer.Argument(
         help="Words and filters: kind:video ext:jpg year:2019 year:2018..2020 tag:family collection:NAME.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Most results.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="Most results.")] = 20,
     reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the index from the catalog first.")] = False,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
@@ -262,7 +262,11 @@ def search_cmd(
     """Full-text search over names, folders, tags, collections and metadata, ranked."""
     from ..organise.search import index_dir, refresh, search
 
+    from ..errors import InvalidInputError
+
     g = _globals(ctx)
+    if query is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in query):  # checked before any indexing
+        raise InvalidInputError("the search holds bytes that are not valid UTF-8")
     if reindex or not index_dir(g.catalog).exists():
         with open_catalog(g.catalog) as cat:
             r = refresh(cat, g.catalog, rebuild=reindex)
@@ -272,8 +276,6 @@ def search_cmd(
             print(f"indexed {r.indexed:,} files in {r.seconds:.1f} s ({r.total:,} in the index)", file=sys.stderr)
     if query is None:
         if not reindex:
-            from ..errors import InvalidInputError
-
             raise InvalidInputError("give a search, e.g. mediaforge search \"paris 2019 kind:image\"")
         return
     with open_catalog(g.catalog, read_only=True) as cat:

@@ -10,6 +10,7 @@ fresh worker takes its place. Workers ignore Ctrl-C: the parent stops them.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -111,8 +112,10 @@ class WorkerPool:
         self.workers = []
 
     def start(self) -> None:
-        """Start every worker now, so they boot while the caller does other work."""
-        while len(self.workers) < self.size:
+        """Start workers now, so they boot while the caller does other work: as many as
+        there are cores at most, since the task count is not known yet (`map` starts the
+        rest, if the tasks need them)."""
+        while len(self.workers) < min(self.size, os.cpu_count() or 1):
             self.workers.append(self._start())
 
     def _feed(self, w: _Worker, queue: deque[Task]) -> None:

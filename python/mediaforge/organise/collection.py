@@ -20,8 +20,9 @@ MAX_NAME = 200
 
 def _check_name(name: str) -> str:
     n = (name or "").strip()
-    if not n or len(n) > MAX_NAME or any(ord(c) < 32 for c in n):
-        raise InvalidInputError(f"bad collection name {name!r}: 1 to {MAX_NAME} printable characters")
+    # Bytes that are not UTF-8 reach here as lone surrogates (U+DC80...): not storable text.
+    if not n or len(n) > MAX_NAME or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in n):
+        raise InvalidInputError(f"bad collection name {name!r}: 1 to {MAX_NAME} printable characters of UTF-8 text")
     return n
 
 

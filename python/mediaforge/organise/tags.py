@@ -18,7 +18,7 @@ from ..catalog.writes import utcnow
 from ..errors import InvalidInputError
 
 MAX_TAG = 512
-_BAD = re.compile(r"[\x00-\x1f\x7f|]")
+_BAD = re.compile("[\x00-\x1f\x7f|\ud800-\udfff]")  # surrogates: bytes that are not UTF-8
 
 
 def normalize_tag(tag: str) -> str:
@@ -30,7 +30,7 @@ def normalize_tag(tag: str) -> str:
     if not out:
         raise InvalidInputError(f"empty tag {tag!r}")
     if _BAD.search(out) or len(out) > MAX_TAG:
-        raise InvalidInputError(f"bad tag {tag!r}: no control characters or '|', at most {MAX_TAG} characters")
+        raise InvalidInputError(f"bad tag {tag!r}: UTF-8 text without control characters or '|', at most {MAX_TAG} characters")
     return out
 
 

@@ -16,7 +16,7 @@ from ..catalog import Catalog
 from ..catalog.writes import begin_scan, end_scan, finish_scan, previous_state, write_errors, write_files
 from ..config import thread_count
 from ..catalog.store import is_interrupt
-from ..errors import PathIOError, PathNotFoundError, PathPermissionError
+from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError
 
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -88,8 +88,11 @@ def resolve_root(p: PathLike) -> bytes:
     real = os.path.realpath(raw)
     try:
         st = os.stat(real)
+        if not stat.S_ISDIR(st.st_mode) and not stat.S_ISREG(st.st_mode):
+            # A FIFO would block the open below for ever; a device is no media file.
+            raise InvalidInputError(f"{os.fsdecode(raw)} is neither a folder nor a regular file")
         # Opening proves we may read it (a folder also needs search rights to list files).
-        fd = os.open(real, os.O_RDONLY | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
         os.close(fd)
         if stat.S_ISDIR(st.st_mode) and not os.access(real, os.X_OK, effective_ids=True):
             raise PermissionError
