@@ -424,3 +424,21 @@ def test_reflink_on_xfs_clones_and_undo_restores(xfs: Path) -> None:
     assert shutil.disk_usage(xfs).used < used - 2_000_000  # the copy's blocks are shared now
     assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
     assert copy.read_bytes() == data
+
+
+def test_dry_run_names_stay_distinct_and_one_line_each(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    data = os.urandom(5000)
+    names = [b"a.bin", b"bad\xff.bin", b"bad\xfe.bin", b"two\nlines.bin"]
+    for i, n in enumerate(names):
+        p = os.path.join(os.fsencode(root), n)
+        with open(p, "wb") as f:
+            f.write(data)
+        os.utime(p, ns=(10**18 + i, 10**18 + i))  # a.bin is the oldest: kept
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("dedupe", catalog=catalog)
+    assert res.rc == 0, res.err
+    acted = [line.split(" ", 1)[1] for line in res.out.splitlines() if line.startswith("      hardlink ")]
+    assert sorted(os.path.basename(a) for a in acted) == ["bad\\xfe.bin", "bad\\xff.bin", "two\\nlines.bin"]

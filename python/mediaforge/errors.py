@@ -16,6 +16,14 @@ def first_line(e: BaseException | str) -> str:
     return text.splitlines()[0]
 
 
+def path_text(raw: bytes) -> str:
+    """A raw path for one line of text: bytes that are not UTF-8 shown as \\xNN and control
+    characters (a newline in a name) escaped, so two names never look alike and one path
+    is always one line."""
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class ExitCode:
     """Documented process exit codes (see docs/cli.md)."""
 

@@ -16,7 +16,7 @@ import typer
 from .. import __version__
 from ..catalog import Catalog, export_parquet, file_info, open_catalog, run_query, stats
 from ..config import MAX_THREADS, default_catalog_path
-from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError
+from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError, path_text
 from ..meta import ExtractConfig, ExtractProgress, ExtractSummary, extract, make_thumbs
 from ..scan import ScanConfig, ScanSummary, scan
 from . import render
@@ -464,8 +464,8 @@ def dedupe_cmd(
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": plan.reclaimable, "steps": steps})
             return
-        for s in steps:
-            print(f"[{s['group']}] keep {s['keep']}\n      {action} {s[action]}")
+        for s in plan.steps:
+            print(f"[{s.group}] keep {path_text(s.keep)}\n      {action} {path_text(s.victim)}")
         print(f"dry run: {len(steps):,} files would be {DONE.get(action, action)}, "
               f"{render.human_bytes(plan.reclaimable)} reclaimed; add --apply to do it")
         return

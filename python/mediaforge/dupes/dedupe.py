@@ -45,7 +45,7 @@ from typing import Any
 import duckdb
 
 from ..catalog import Catalog
-from ..errors import InvalidInputError, PathIOError, first_line
+from ..errors import InvalidInputError, PathIOError, first_line, path_text
 
 ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
 SIMILAR_ACTIONS = ("move-to", "trash")
@@ -266,8 +266,7 @@ def _unb64(s: Any) -> bytes:
     return base64.b64decode(s, validate=True)
 
 
-def _shown(p: bytes) -> str:
-    return p.decode("utf-8", "replace")
+_shown = path_text
 
 
 @dataclass
