@@ -290,6 +290,22 @@ def test_no_meta_and_no_thumbs_options(tmp_path: Path) -> None:
     assert json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)["files"] == 0
 
 
+def test_a_thumbnail_that_failed_then_succeeds_leaves_no_error_behind(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(64, 64, 2).save(lib / "a.png")
+    catalog = tmp_path / "cat.duckdb"
+    (tmp_path / "thumbs").write_bytes(b"a file where the thumbnail folder goes")
+    assert run_cli("scan", lib, "--json", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT status FROM media") == [{"status": "partial"}]
+    assert [r["stage"] for r in rows(catalog, "SELECT stage FROM meta_errors")] == ["thumb"]
+    (tmp_path / "thumbs").unlink()
+    res = run_cli("thumbs", "--missing-only", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["thumbs"] == 1
+    assert rows(catalog, "SELECT status FROM media") == [{"status": "ok"}]
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+
+
 # -- the worker pool ---------------------------------------------------------------------
 
 

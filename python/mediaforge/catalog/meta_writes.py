@@ -121,3 +121,10 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
             "AND blake3 IN (SELECT blake3 FROM mf_thumbs)"
         )
         con.execute(f"INSERT INTO meta_errors SELECT {', '.join(columns('meta_errors'))} FROM mf_thumb_errors")
+        # 'partial' means some step failed; when the thumbnail was what failed and now
+        # succeeded, no error is left and the content is whole again.
+        con.execute(
+            "UPDATE media SET status = 'ok' WHERE status = 'partial' "
+            "AND blake3 IN (SELECT blake3 FROM mf_thumbs WHERE thumb IS NOT NULL) "
+            "AND blake3 NOT IN (SELECT blake3 FROM meta_errors)"
+        )
