@@ -252,6 +252,10 @@ def test_search_ranks_filters_and_stays_in_step(lib) -> None:
     res = run_cli("search", "foo:bar", catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "unknown filter")
+    res = run_cli("search", "paris kind:photo", catalog=catalog)  # not a kind: never "0 results"
+    assert res.rc == 2
+    assert_one_line_error(res.err, "unknown kind")
+    assert search("kind:VIDEO") == search("kind:video")
     # Rebuilt from nothing, the index answers the same.
     before = search("paris")
     shutil.rmtree(catalog.parent / "cat.search")

@@ -10,6 +10,8 @@ from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, M
 
 SCHEMA_VERSION = 7
 APPLICATION = "mediaforge"
+# The values of files.kind.
+KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
 
 # MIGRATIONS[n] brings a catalog from version n-1 to n. Never edit a published entry:
 # add a new one.

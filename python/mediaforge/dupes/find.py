@@ -21,11 +21,11 @@ import pyarrow.compute as pc
 from .. import _core
 from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
+from ..catalog.schema import KINDS
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError
 
 DEFAULT_RADIUS = 8
-KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
 
 
 def _kind_filter(kind: str | None) -> tuple[str, list[Any]]:

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
+from ..catalog.schema import KINDS
 from ..errors import InvalidInputError
 
 # A file's year, as the `library` view has it: date taken, else creation time, else mtime.
@@ -178,6 +179,9 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
 _COLLECTION = re.compile(r'(?:^|\s)collection:(?:"([^"]+)"|(\S+))')
 
 
+_KIND = re.compile(r"(?:^|\s)kind:(\S+)", re.I)
+
+
 def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.Table:
     """Ranked results: score, path, kind, year, tags, media_id."""
     from .collection import members
@@ -186,6 +190,9 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError("empty search: give words and/or filters, e.g. \"paris 2019 kind:image\"")
     if limit < 1:
         raise InvalidInputError("--limit must be at least 1")
+    for m in _KIND.finditer(query):
+        if m.group(1).lower() not in KINDS:
+            raise InvalidInputError(f"unknown kind {m.group(1)!r} in the search: one of {', '.join(KINDS)}")
     folder = index_dir(catalog_path)
     if not folder.exists():
         raise InvalidInputError(f"no search index at {folder}: run `mediaforge search --reindex` (or a scan) first")
