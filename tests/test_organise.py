@@ -93,6 +93,32 @@ def test_bulk_tagging_and_the_tag_tree(lib) -> None:
     assert run_cli("tag", "add", "a|b", "--where", "true", catalog=catalog).rc == 2
 
 
+def test_tag_renames_onto_themselves_or_into_their_subtree_lose_nothing(lib) -> None:
+    _root, catalog = lib
+
+    def tags() -> list[tuple[str, str]]:
+        return sorted((r["path"].rsplit("/", 1)[1], r["tag"]) for r in rows(
+            catalog, "SELECT f.path, t.tag FROM tags t JOIN files f USING (media_id) WHERE t.source = 'user'"))
+
+    images = "kind = 'image' AND name ILIKE '%paris%'"
+    assert run_cli("tag", "add", "a", "--where", images, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "a/b", "--where", images, catalog=catalog).rc == 0
+    before = tags()
+    assert len(before) == 4
+    for same in ("a", "a/", "/a", " a "):  # the same tag once normalised: nothing changes
+        res = run_cli("tag", "rename", "a", same, "--json", catalog=catalog)
+        assert res.rc == 0 and json.loads(res.out)["renamed"] == 0 and tags() == before
+    # Into its own subtree, where one of the new names exists already: a -> a/b keeps
+    # every file's two tags, as a/b and a/b/b.
+    res = run_cli("tag", "rename", "a", "a/b", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["renamed"] == 4
+    assert tags() == sorted((name, t) for name, _ in before[::2] for t in ("a/b", "a/b/b"))
+    # Onto an existing tag: the two merge into one row per file.
+    assert run_cli("tag", "add", "c", "--where", images, catalog=catalog).rc == 0
+    assert run_cli("tag", "rename", "c", "a/b", catalog=catalog).rc == 0
+    assert tags() == sorted((name, t) for name, _ in before[::2] for t in ("a/b", "a/b/b"))
+
+
 def test_smart_collections_match_their_sql(lib) -> None:
     _root, catalog = lib
     cond = "kind = 'video' AND duration > 1 AND codec = 'h264'"

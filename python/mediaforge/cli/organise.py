@@ -50,10 +50,11 @@ def _report(as_json: bool, text: str, **data: object) -> None:
 def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; '/' nests: places/france/paris.")],
             paths: PathsArg = None, where: WhereOpt = None, collection: CollOpt = None, as_json: JsonOpt = False) -> None:
     """Tag files: PATH..., every result of --where, or a collection's members."""
-    from ..organise.tags import add_tags
+    from ..organise.tags import add_tags, normalize_tag
     from ..organise.targets import resolve_targets
 
     g = _globals(ctx)
+    tag = normalize_tag(tag)  # as stored: `/places/ paris` is places/paris
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, collection)
         n = add_tags(cat, ids, [tag])

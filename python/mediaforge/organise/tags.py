@@ -76,18 +76,33 @@ def remove_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str]) -> 
 
 
 def rename_tag(cat: Catalog, old: str, new: str) -> int:
-    """Rename a tag and its subtree (`places/paris` -> `places/france/paris`)."""
+    """Rename a tag and its subtree (`places/paris` -> `places/france/paris`) on every file;
+    where a file already has a new name, the two become one row. Returns the tag rows
+    renamed (merged ones included)."""
     old, new = normalize_tag(old), normalize_tag(new)
+    if old == new:
+        return 0
+    subtree = "(tag = $old OR starts_with(tag, $old || '/'))"
+    cols = ", ".join(columns("tags"))
     with cat.transaction() as con:
-        # Where the new name is already there, drop the old row instead of doubling it.
-        con.execute("""
-            DELETE FROM tags o WHERE (o.tag = $old OR starts_with(o.tag, $old || '/'))
-              AND EXISTS (SELECT 1 FROM tags n WHERE n.media_id = o.media_id
-                          AND n.tag = $new || substr(o.tag, length($old) + 1))""", {"old": old, "new": new})
-        n = con.execute("""
-            UPDATE tags SET tag = $new || substr(tag, length($old) + 1)
-            WHERE tag = $old OR starts_with(tag, $old || '/')""", {"old": old, "new": new}).fetchall()[0][0]
-    return int(n)
+        # Every row of the subtree is taken out first and put back under its new name, so a
+        # new name inside the old subtree (a -> a/b) or already present never costs a row.
+        moved = con.execute(f"""
+            SELECT media_id, $new || substr(tag, length($old) + 1) AS tag, source, added_by, added_at
+            FROM tags WHERE {subtree}""", {"old": old, "new": new}).to_arrow_table()
+        if moved.num_rows == 0:
+            return 0
+        con.execute(f"DELETE FROM tags WHERE {subtree}", {"old": old}).fetchall()
+        con.register("mf_renamed", moved)
+        try:
+            con.execute(f"""
+                INSERT INTO tags SELECT {cols} FROM (
+                    SELECT *, row_number() OVER (PARTITION BY media_id, tag ORDER BY added_at) AS k FROM mf_renamed) m
+                WHERE k = 1 AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.media_id = m.media_id AND t.tag = m.tag)
+                """).fetchall()
+        finally:
+            con.unregister("mf_renamed")
+    return moved.num_rows
 
 
 def tag_counts(cat: Catalog) -> pa.Table:
