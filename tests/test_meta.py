@@ -290,6 +290,26 @@ def test_no_meta_and_no_thumbs_options(tmp_path: Path) -> None:
     assert json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)["files"] == 0
 
 
+def test_garbage_numbers_in_tags_and_exif_are_null_not_cut_short(tmp_path: Path) -> None:
+    from mutagen.flac import FLAC
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "song.flac", "flac", "flac", 0.5)
+    f = FLAC(str(lib / "song.flac"))
+    f["tracknumber"], f["discnumber"], f["date"] = "1234567/7654321", "99999999999999999999", "0000"
+    f.save()
+    ex = Image.Exif()
+    ex.get_ifd(0x8769)[0x9011] = "+99:99"
+    media_corpus.picture(64, 48, 1).save(lib / "photo.jpg", "JPEG", exif=ex)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT track, track_total, disc, year FROM tags_audio") == [
+        {"track": None, "track_total": None, "disc": None, "year": None}]
+    assert rows(catalog, "SELECT taken_offset FROM exif") == [{"taken_offset": None}]
+
+
 def test_a_thumbnail_that_failed_then_succeeds_leaves_no_error_behind(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -38,7 +38,8 @@ _MP4 = {
     "rg_track_peak": "----:com.apple.iTunes:replaygain_track_peak",
     "rg_album_peak": "----:com.apple.iTunes:replaygain_album_peak",
 }
-_NUM = re.compile(r"^\s*(\d{1,6})(?:\s*/\s*(\d{1,6}))?")
+# "7" or "7/12"; a number longer than 6 digits is garbage, not a track number to cut short.
+_NUM = re.compile(r"^\s*(\d{1,6})(?!\d)(?:\s*/\s*(\d{1,6})(?!\d))?")
 _FLOAT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)")
 _YEAR = re.compile(r"(\d{4})")
 
@@ -108,7 +109,7 @@ def read_tags(path: str | bytes) -> tuple[dict[str, Any] | None, bytes | None]:
     for key in ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak"):
         row[key] = _float(_first(_raw(tags, family, key)))
     year = _YEAR.search(row["date"] or "")
-    row["year"] = int(year.group(1)) if year else None
+    row["year"] = int(year.group(1)) if year and int(year.group(1)) > 0 else None
     cover = _cover(f)
     row["has_cover"] = cover is not None
     return row, cover

@@ -22,7 +22,17 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-_OFFSET = re.compile(r"^[+-]\d{2}:\d{2}$")
+_OFFSET = re.compile(r"^([+-])(\d{2}):([0-5]\d)$")
+
+
+def _utc_offset(s: str | None) -> str | None:
+    """A UTC offset as EXIF writes it (+02:00), kept only within the range real time zones
+    use, -12:00 to +14:00."""
+    m = _OFFSET.match(s or "")
+    if not m:
+        return None
+    minutes = (int(m.group(2)) * 60 + int(m.group(3))) * (-1 if m.group(1) == "-" else 1)
+    return s if -12 * 60 <= minutes <= 14 * 60 else None
 
 
 class TooLarge(Exception):
@@ -182,7 +192,7 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         "lens": _text(sub.get(0xA434)),
         "software": _text(ex.get(0x0131)),
         "taken_at": exif_datetime(sub.get(0x9003)) or exif_datetime(ex.get(0x0132)),
-        "taken_offset": offset if offset and _OFFSET.match(offset) else None,
+        "taken_offset": _utc_offset(offset),
         "exposure_time": _num(sub.get(0x829A)),
         "f_number": _num(sub.get(0x829D)),
         "iso": int(iso) if isinstance(iso, int) and 0 <= iso < 2**31 else None,

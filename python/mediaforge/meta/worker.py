@@ -43,7 +43,10 @@ def _worker_main(fd: int) -> None:
     Image.init()  # then every other plugin, rather than on the first file Pillow cannot guess
 
     conn = Connection(fd)
-    conn.send(("ready", None))
+    try:
+        conn.send(("ready", None))
+    except OSError:
+        return
     while True:
         try:
             tasks = conn.recv()
@@ -60,7 +63,10 @@ def _worker_main(fd: int) -> None:
                 # must cost that file, not the worker and the rest of its share; and the
                 # user sees a meta_errors row, not a traceback.
                 result = failed(task, ERROR, "decode", f"{type(e).__name__}: {e}")
-            conn.send(("done", result))
+            try:
+                conn.send(("done", result))
+            except OSError:  # the parent is gone (killed): nobody to answer, nothing to say
+                return
 
 
 if __name__ == "__main__":
