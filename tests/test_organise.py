@@ -287,6 +287,18 @@ def test_search_ranks_filters_and_stays_in_step(lib) -> None:
     shutil.rmtree(catalog.parent / "cat.search")
     assert run_cli("search", "--reindex", catalog=catalog).rc == 0
     assert search("paris") == before
+    # A rebuild killed part-way (kill -9) leaves an index folder with few documents and the
+    # catalog's marker gone: the next search (or scan) indexes everything again.
+    import duckdb
+
+    from mediaforge import _core
+
+    shutil.rmtree(catalog.parent / "cat.search")
+    _core.SearchIndex(catalog.parent / "cat.search")  # an empty index, as the kill left it
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("DELETE FROM search_docs").fetchall()
+        con.execute("DELETE FROM meta WHERE key = 'search_synced_scan'").fetchall()
+    assert search("paris") == before
 
 
 def test_index_updates_touch_only_the_changed_documents(lib) -> None:

@@ -261,14 +261,17 @@ def search_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Full-text search over names, folders, tags, collections and metadata, ranked."""
-    from ..organise.search import index_dir, refresh, search
+    from ..organise.search import in_step, refresh, search
 
     from ..errors import InvalidInputError
 
     g = _globals(ctx)
     if query is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in query):  # checked before any indexing
         raise InvalidInputError("the search holds bytes that are not valid UTF-8")
-    if reindex or not index_dir(g.catalog).exists():
+    if not reindex:
+        with open_catalog(g.catalog, read_only=True) as cat:
+            stale = not in_step(cat, g.catalog)
+    if reindex or stale:
         with open_catalog(g.catalog) as cat:
             r = refresh(cat, g.catalog, rebuild=reindex)
         if query is None or fmt is Format.table:

@@ -112,6 +112,9 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     if rebuild or not folder.exists():  # rebuilt, or the folder was deleted: start from nothing
         shutil.rmtree(folder, ignore_errors=True)
         with cat.transaction() as con:
+            # Not in step until this rebuild ends: if it is cut short (kill -9), the next
+            # scan or search sees that and indexes every document again.
+            con.execute("DELETE FROM meta WHERE key = ?", [SYNCED])
             con.execute("DELETE FROM search_docs")
         only = None
     index = _core.SearchIndex(folder)
@@ -144,6 +147,16 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     if only is None:  # every document compared: in step as of the latest scan
         _mark_synced(cat, cat.con.execute("SELECT max(scan_id) FROM scans").fetchall()[0][0])
     return RefreshResult(changed.num_rows, len(gone), int(index.num_docs()), time.perf_counter() - t0)
+
+
+def in_step(cat: Catalog, catalog_path: Path) -> bool:
+    """False when the index is missing, or its last full update did not finish (so
+    documents may be absent from it) while the catalog has scans."""
+    if not index_dir(catalog_path).exists():
+        return False
+    if not cat.con.execute("SELECT count(*) FROM scans").fetchall()[0][0]:
+        return True
+    return bool(cat.con.execute("SELECT 1 FROM meta WHERE key = ?", [SYNCED]).fetchall())
 
 
 def _mark_synced(cat: Catalog, scan_id: int | None) -> None:
