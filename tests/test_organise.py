@@ -275,6 +275,9 @@ def test_search_ranks_filters_and_stays_in_step(lib) -> None:
     os.unlink(root / "2019 Paris" / "eiffel tower.jpg")
     assert run_cli("scan", root, catalog=catalog).rc == 0
     assert "eiffel tower.jpg" not in search("eiffel")
+    res = run_cli("tag", "add", "x", root / "2019 Paris" / "eiffel tower.jpg", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "missing since the last scan")
     res = run_cli("search", "foo:bar", catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "unknown filter")

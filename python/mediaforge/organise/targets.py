@@ -39,6 +39,10 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
         else:
             rows = _under(cat, p)
         if not rows:
+            missing = not glob and cat.con.execute(
+                "SELECT 1 FROM files WHERE path_bytes = ? AND status = 'missing'", [p]).fetchall()
+            if missing:
+                raise InvalidInputError(f"{text} is missing since the last scan: the catalog has it, but not on disk")
             raise InvalidInputError(f"not in the catalog: {text} (scan it first)")
         ids.update((str(r[0]), None) for r in rows)
     if where is not None:
