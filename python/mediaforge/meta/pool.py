@@ -10,6 +10,7 @@ fresh worker takes its place. Workers ignore Ctrl-C: the parent stops them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -71,6 +72,18 @@ class _Worker:
     dead: bool = False
 
 
+def _sweep(w: _Worker) -> None:
+    """Remove the temporary thumbnail files a stopped worker may have been writing for the
+    tasks it held (named by its pid): a Ctrl-C or a time-out leaves nothing behind."""
+    from .thumbs import thumb_relpath, tmp_name
+
+    for t in w.inflight:
+        if t.thumbs and t.thumbs_root:
+            target = os.path.join(t.thumbs_root, thumb_relpath(t.blake3, t.thumb_size))
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name(target, w.proc.pid))
+
+
 class WorkerPool:
     """Run `extract_one` over tasks in `workers` processes; see the module docstring."""
 
@@ -108,6 +121,7 @@ class WorkerPool:
             except subprocess.TimeoutExpired:
                 w.proc.kill()
                 w.proc.wait()
+            _sweep(w)
             w.conn.close()
         self.workers = []
 
@@ -162,6 +176,7 @@ class WorkerPool:
                     continue
                 w.proc.kill()
                 code = w.proc.wait()
+                _sweep(w)
                 if w.dead and not w.ready:
                     self.failed_starts += 1
                     if self.failed_starts >= 3:

@@ -101,12 +101,18 @@ def cover_image(data: bytes, size: int) -> Image.Image:
     return reduce_image(open_image(io.BytesIO(data)), size)  # type: ignore[arg-type]
 
 
+def tmp_name(target: os.PathLike[str] | str, pid: int) -> str:
+    """The temporary name process `pid` writes the thumbnail `target` under."""
+    folder, name = os.path.split(os.fspath(target))
+    return os.path.join(folder, f".{name}.{pid}.tmp")
+
+
 def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int]:
     """Write atomically (temporary name, then rename): a crash never leaves half a file
     under the final name. Returns the thumbnail's width and height."""
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = Path(tmp_name(target, os.getpid()))
     try:
         im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4)
         os.replace(tmp, target)
