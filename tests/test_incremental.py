@@ -258,6 +258,26 @@ def test_copied_then_deleted_file_counts_as_a_move(tmp_path: Path, catalog_path:
     assert files_by_path(catalog_path)[os.fsencode(tmp_path / "b" / "clip.mp4")]["media_id"] == mid
 
 
+def test_identical_copies_moved_together_each_keep_their_own_id(tmp_path: Path, catalog_path: Path) -> None:
+    """Two copies of one content, copied elsewhere and deleted (a move across file
+    systems): each pairs with the new file of its own name, none is left missing."""
+    lib = tmp_path / "lib"
+    (lib / "d").mkdir(parents=True)
+    data = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 30
+    for name in ("a.jpg", "b.jpg"):
+        (lib / "d" / name).write_bytes(data)
+    do_scan(catalog_path, lib)
+    before = files_by_path(catalog_path)
+    shutil.copytree(lib / "d", lib / "e")
+    shutil.rmtree(lib / "d")
+    s = do_scan(catalog_path, lib)
+    assert (s.moved, s.new, s.missing) == (2, 0, 0)
+    after = files_by_path(catalog_path)
+    for name in ("a.jpg", "b.jpg"):
+        old, new = os.fsencode(lib / "d" / name), os.fsencode(lib / "e" / name)
+        assert after[new]["media_id"] == before[old]["media_id"] and old not in after
+
+
 def test_touch_rehashes_with_the_same_digest_and_id(media_tree: MediaTree, catalog_path: Path) -> None:
     do_scan(catalog_path, media_tree.root)
     p = media_tree.files["flac"]

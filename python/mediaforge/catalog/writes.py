@@ -139,6 +139,9 @@ def finish_scan(
                 SELECT o.media_id AS old_id, n.media_id AS new_id,
                        o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
                        CASE WHEN n.dev = o.dev AND n.inode = o.inode THEN 0 ELSE 1 END AS how,
+                       -- Copies (or hard links) of one content moved together: each old
+                       -- row pairs with the new file of its own name first.
+                       CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed,
                        n.path AS new_path, o.path AS old_path
                 FROM files o
                 JOIN mf_gone g ON g.media_id = o.media_id
@@ -150,10 +153,10 @@ def finish_scan(
                 WHERE n.media_id NOT IN (SELECT media_id FROM mf_gone)
             ),
             best_new AS (
-                SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY how, new_path) AS r1 FROM cand
+                SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY how, renamed, new_path) AS r1 FROM cand
             ),
             one_each AS (
-                SELECT *, row_number() OVER (PARTITION BY new_id ORDER BY how, old_path) AS r2
+                SELECT *, row_number() OVER (PARTITION BY new_id ORDER BY how, renamed, old_path) AS r2
                 FROM best_new WHERE r1 = 1
             )
             SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
