@@ -278,6 +278,33 @@ def test_identical_copies_moved_together_each_keep_their_own_id(tmp_path: Path, 
         assert after[new]["media_id"] == before[old]["media_id"] and old not in after
 
 
+def test_hard_links_moved_together_each_keep_their_own_id(tmp_path: Path, catalog_path: Path) -> None:
+    """Three names of one inode, their folder renamed: three moves, each name keeping the
+    id (and so the tags) it had; then one link deleted and another moved: the moved one
+    keeps its own id, the deleted one is missing."""
+    lib = tmp_path / "lib"
+    (lib / "d").mkdir(parents=True)
+    (lib / "d" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 30)
+    for name in ("b.jpg", "c.jpg"):
+        os.link(lib / "d" / "a.jpg", lib / "d" / name)
+    do_scan(catalog_path, lib)
+    ids = {os.fsdecode(os.path.basename(p)): r["media_id"] for p, r in files_by_path(catalog_path).items()}
+    assert len(set(ids.values())) == 3
+    os.rename(lib / "d", lib / "e")
+    s = do_scan(catalog_path, lib)
+    assert (s.moved, s.new, s.missing) == (3, 0, 0)
+    after = files_by_path(catalog_path)
+    assert {n: after[os.fsencode(lib / "e" / n)]["media_id"] for n in ids} == ids
+    os.unlink(lib / "e" / "a.jpg")
+    (lib / "sub").mkdir()
+    os.rename(lib / "e" / "b.jpg", lib / "sub" / "b.jpg")
+    s = do_scan(catalog_path, lib)
+    assert (s.moved, s.new, s.missing) == (1, 0, 1)
+    after = files_by_path(catalog_path)
+    assert after[os.fsencode(lib / "sub" / "b.jpg")]["media_id"] == ids["b.jpg"]
+    assert after[os.fsencode(lib / "e" / "a.jpg")]["status"] == "missing"
+
+
 def test_touch_rehashes_with_the_same_digest_and_id(media_tree: MediaTree, catalog_path: Path) -> None:
     do_scan(catalog_path, media_tree.root)
     p = media_tree.files["flac"]

@@ -85,7 +85,14 @@ pub struct PrevState {
     /// The first row of each folder: the table compares folder paths through it.
     folder_first: Vec<u32>,
     hasher: DefaultHashBuilder,
-    by_id: std::sync::OnceLock<HashMap<FileId, u32>>,
+    by_id: std::sync::OnceLock<IdIndex>,
+}
+
+/// Rows by identity (device, inode): the preferred row of each, and the others that share
+/// it (hard links, or rows left from before), which are few.
+struct IdIndex {
+    first: HashMap<FileId, u32>,
+    more: HashMap<FileId, Vec<u32>>,
 }
 
 /// One of the byte-string column types DuckDB may hand over.
@@ -351,19 +358,48 @@ impl PrevState {
     /// A row with this identity, size and mtime: the same file, seen under another name
     /// (a move or a hard link), so its id and digest can be reused without reading.
     pub fn find_same_inode(&self, st: &FileStat) -> Option<u32> {
-        let idx = self.by_id.get_or_init(|| {
-            let mut m = HashMap::with_capacity(self.len());
-            for (i, s) in self.stat.iter().enumerate() {
-                // Prefer a present row when several share an identity.
-                if self.present[i] || !m.contains_key(&s.id) {
-                    m.insert(s.id, i as u32);
-                }
-            }
-            m
-        });
-        let j = *idx.get(&st.id)?;
+        let j = *self.id_index().first.get(&st.id)?;
         let p = &self.stat[j as usize];
         (p.len == st.len && p.mtime_ns == st.mtime_ns).then_some(j)
+    }
+
+    /// Every row with row `j`'s identity, size and mtime, `j` first (several hard links of
+    /// one file, each with its own row).
+    pub fn same_identity(&self, j: u32) -> Vec<u32> {
+        let s = &self.stat[j as usize];
+        let idx = self.id_index();
+        let mut out = vec![j];
+        let all = idx.first.get(&s.id).into_iter().chain(idx.more.get(&s.id).into_iter().flatten());
+        for &k in all {
+            let o = &self.stat[k as usize];
+            if k != j && o.len == s.len && o.mtime_ns == s.mtime_ns {
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    fn id_index(&self) -> &IdIndex {
+        self.by_id.get_or_init(|| {
+            let mut first: HashMap<FileId, u32> = HashMap::with_capacity(self.len());
+            let mut more: HashMap<FileId, Vec<u32>> = HashMap::new();
+            for (i, s) in self.stat.iter().enumerate() {
+                let i = i as u32;
+                match first.get_mut(&s.id) {
+                    None => {
+                        first.insert(s.id, i);
+                    }
+                    Some(f) => {
+                        // Prefer a present row when several share an identity.
+                        let keep_new = self.present[i as usize] && !self.present[*f as usize];
+                        let other = if keep_new { std::mem::replace(f, i) } else { i };
+                        let list = more.entry(s.id).or_default();
+                        list.push(other);
+                    }
+                }
+            }
+            IdIndex { first, more }
+        })
     }
 
     pub fn mark_seen(&self, i: u32) {

@@ -318,13 +318,25 @@ fn resolve_deferred(
     for (f, d) in deferred {
         match d {
             Deferred::SameInodeAs(j) => {
-                let ju = j as usize;
-                let digest = prev.digest(ju);
-                let still_there = prev.seen[ju].load(Relaxed) && !reused.contains(&j);
-                let plan = if !still_there && taken.insert(j) {
-                    prev.mark_seen(j);
+                let digest = prev.digest(j as usize);
+                // Of the rows with this identity (hard links have one each), one whose path
+                // no longer holds it and no other file took: the one with this file's
+                // name first, so links moved together each keep their own id.
+                let free = |k: &u32| {
+                    let ku = *k as usize;
+                    !(prev.seen[ku].load(Relaxed) && !reused.contains(k)) && !taken.contains(k)
+                };
+                let candidates = prev.same_identity(j);
+                let pick = candidates
+                    .iter()
+                    .find(|k| free(k) && prev.name(**k as usize) == f.name())
+                    .or_else(|| candidates.iter().find(|k| free(k)))
+                    .copied();
+                let plan = if let Some(k) = pick {
+                    taken.insert(k);
+                    prev.mark_seen(k);
                     Plan::Row {
-                        prev: Some(prev.media_id(ju)),
+                        prev: Some(prev.media_id(k as usize)),
                         change: Change::Moved,
                         digest,
                         hash: want_hash && digest.is_none(),
