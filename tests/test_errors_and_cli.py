@@ -210,16 +210,17 @@ def test_catalog_path_that_is_a_folder_exits_5(media_tree: MediaTree, tmp_path: 
     ["SELEC * FROM files", "SELECT no_such_column FROM files", "SELECT * FROM no_such_table",
      "DELETE FROM files", "DROP TABLE files", "",
      # The catalog opened again for writing behind the read-only connection's back.
-     "ATTACH ':memory:' AS m (READ_WRITE); USE m; DETACH cat; ATTACH '{catalog}' AS w (READ_WRITE); "
+     "ATTACH ':memory:' AS m (READ_WRITE); USE m; DETACH {alias}; ATTACH '{catalog}' AS w (READ_WRITE); "
      "DROP TABLE w.tags; SELECT 'dropped'",
      "ATTACH '{catalog}' AS w (READ_WRITE)", "COPY (SELECT 1) TO '{victim}'", "EXPORT DATABASE '{victim}'",
      "SELECT 1; SELECT 2"],
 )
 def test_bad_sql_exits_6(media_tree: MediaTree, catalog_path: Path, sql: str, tmp_path: Path) -> None:
     do_scan(catalog_path, media_tree.root)
-    victim = tmp_path / "a user's file.csv"
+    victim = tmp_path / "a users file.csv"
     victim.write_bytes(b"keep me")
     sql = sql.replace("{catalog}", str(catalog_path)).replace("{victim}", str(victim))
+    sql = sql.replace("{alias}", catalog_path.stem)
     res = run_cli("query", sql, catalog=catalog_path)
     assert res.rc == ExitCode.SQL == 6
     assert_one_line_error(res.err)
