@@ -24,6 +24,16 @@ def path_text(raw: bytes) -> str:
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def is_text(s: str) -> bool:
+    """False when `s` holds bytes that are not UTF-8 (Python carries them from arguments as
+    lone surrogates, U+DC80...): fine in a file path, not storable as text."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class ExitCode:
     """Documented process exit codes (see docs/cli.md)."""
 

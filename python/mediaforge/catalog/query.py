@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import InvalidInputError, PathIOError, QueryError, first_line
+from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_text
 from .schema import ALL_TABLES
 from .store import Catalog
 
@@ -44,10 +44,8 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
 
 def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TABLES) -> list[Path]:
     """Write each catalog table as `<table>.parquet` (zstd) into `out_dir`."""
-    try:
-        str(out_dir).encode("utf-8")
-    except UnicodeEncodeError:  # DuckDB's COPY takes text paths only: refuse before making the folder
-        raise InvalidInputError(f"cannot export into {str(out_dir)!r}: the path is not valid UTF-8") from None
+    if not is_text(str(out_dir)):  # DuckDB's COPY takes text paths only: refuse before making the folder
+        raise InvalidInputError(f"cannot export into {str(out_dir)!r}: the path is not valid UTF-8")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

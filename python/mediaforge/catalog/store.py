@@ -26,6 +26,7 @@ from ..errors import (
     InvalidInputError,
     MediaForgeError,
     first_line,
+    is_text,
 )
 from .schema import ALL_TABLES, APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VERSION
 
@@ -82,11 +83,9 @@ class Catalog:
     def open(cls, path: Path | str, *, read_only: bool = False, threads: int | None = None) -> Catalog:
         """Open (and, for writers, create or migrate) the catalog at `path`."""
         path = Path(path)
-        try:
-            str(path).encode("utf-8")
-        except UnicodeEncodeError:
+        if not is_text(str(path)):
             raise InvalidInputError(f"the catalog path {str(path)!r} is not valid UTF-8: DuckDB cannot open it; "
-                                    "choose a catalog path of UTF-8 text") from None
+                                    "choose a catalog path of UTF-8 text")
         if read_only and not path.exists():
             raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
         if path.exists() and path.is_dir():

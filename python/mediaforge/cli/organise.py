@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..catalog import Catalog, open_catalog
+from ..errors import InvalidInputError, is_text
 from . import render
 from .app import Format, _globals, _write_table, app, command
 
@@ -263,10 +264,8 @@ def search_cmd(
     """Full-text search over names, folders, tags, collections and metadata, ranked."""
     from ..organise.search import in_step, refresh, search
 
-    from ..errors import InvalidInputError
-
     g = _globals(ctx)
-    if query is not None and any(0xD800 <= ord(c) <= 0xDFFF for c in query):  # checked before any indexing
+    if query is not None and not is_text(query):  # checked before any indexing
         raise InvalidInputError("the search holds bytes that are not valid UTF-8")
     if not reindex:
         with open_catalog(g.catalog, read_only=True) as cat:

@@ -266,7 +266,6 @@ def _unb64(s: Any) -> bytes:
     return base64.b64decode(s, validate=True)
 
 
-_shown = path_text
 
 
 @dataclass
@@ -319,7 +318,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
                 if why is None:
                     why = _act(plan.action, s, dest, journal, out)
                 if why:
-                    out.skipped.append((_shown(s.victim), why))
+                    out.skipped.append((path_text(s.victim), why))
             out.interrupted = stop.requested
     finally:
         journal.write(kind="end")
@@ -492,7 +491,7 @@ def uncarry(cat: Catalog, path: Path) -> int:
 
 def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
     """Why this step must not run, or None."""
-    kept = _shown(s.keep)
+    kept = path_text(s.keep)
     try:
         try:
             kst = os.lstat(s.keep)
@@ -672,7 +671,7 @@ def _unmove(r: _Record) -> str | None:
     if os.path.lexists(r.victim):
         return "a file is back at the original path" if r.certain else ""
     if not os.path.lexists(r.moved_to):
-        return f"not found at {_shown(r.moved_to)} any more" if r.certain else ""
+        return f"not found at {path_text(r.moved_to)} any more" if r.certain else ""
     os.makedirs(os.path.dirname(r.victim), exist_ok=True)
     _move(r.moved_to, r.victim)
     return None
@@ -697,5 +696,5 @@ def undo(path: Path) -> Outcome:
             if why is None:
                 out.done += 1
             elif why:  # "": a file the journal only meant to act on, untouched
-                out.skipped.append((_shown(r.victim), why))
+                out.skipped.append((path_text(r.victim), why))
     return out

@@ -11,7 +11,7 @@ import pyarrow as pa
 from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, is_text
 from .predicate import WRAP, check_predicate
 from .tags import who
 
@@ -20,8 +20,7 @@ MAX_NAME = 200
 
 def _check_name(name: str) -> str:
     n = (name or "").strip()
-    # Bytes that are not UTF-8 reach here as lone surrogates (U+DC80...): not storable text.
-    if not n or len(n) > MAX_NAME or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in n):
+    if not n or len(n) > MAX_NAME or not is_text(n) or any(ord(c) < 32 for c in n):
         raise InvalidInputError(f"bad collection name {name!r}: 1 to {MAX_NAME} printable characters of UTF-8 text")
     return n
 

@@ -93,15 +93,12 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
         if moved.num_rows == 0:
             return 0
         con.execute(f"DELETE FROM tags WHERE {subtree}", {"old": old}).fetchall()
-        con.register("mf_renamed", moved)
-        try:
+        with cat.registered("mf_renamed", moved):
             con.execute(f"""
                 INSERT INTO tags SELECT {cols} FROM (
                     SELECT *, row_number() OVER (PARTITION BY media_id, tag ORDER BY added_at) AS k FROM mf_renamed) m
                 WHERE k = 1 AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.media_id = m.media_id AND t.tag = m.tag)
                 """).fetchall()
-        finally:
-            con.unregister("mf_renamed")
     return moved.num_rows
 
 
