@@ -243,6 +243,69 @@ def test_moved_file_keeps_its_id_when_a_new_file_takes_its_old_name(tmp_path: Pa
     assert moved["first_seen"] == old["first_seen"]
 
 
+def test_file_moved_onto_another_files_name_takes_its_id_and_tags_along(tmp_path: Path, catalog_path: Path) -> None:
+    """`mv b.jpg a.jpg` over an older a.jpg: the photo now at a.jpg is b's, so it keeps b's
+    id and tags; a's old photo is gone, so its row is missing (with its own tags), and a
+    rescan of the unchanged library changes nothing."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    a, b = lib / "a.jpg", lib / "b.jpg"
+    a.write_bytes(b"\xff\xd8\xff old photo a")
+    b.write_bytes(b"\xff\xd8\xff photo b, the keeper")
+    do_scan(catalog_path, lib)
+    before = files_by_path(catalog_path)
+    assert run_cli("tag", "add", "keep", b, catalog=catalog_path).rc == 0
+    assert run_cli("tag", "add", "old", a, catalog=catalog_path).rc == 0
+    os.rename(b, a)
+    s = do_scan(catalog_path, lib)
+    assert (s.moved, s.new, s.changed, s.missing) == (1, 0, 0, 1)
+    at_a = rows(catalog_path, "SELECT media_id, status, blake3 FROM files WHERE path_bytes = ? ORDER BY status DESC",
+                [os.fsencode(a)])
+    assert [r["status"] for r in at_a] == ["present", "missing"]
+    assert at_a[0]["media_id"] == before[os.fsencode(b)]["media_id"]
+    assert at_a[0]["blake3"] == digest(b"\xff\xd8\xff photo b, the keeper")
+    assert at_a[1]["media_id"] == before[os.fsencode(a)]["media_id"]
+    assert os.fsencode(b) not in files_by_path(catalog_path)
+    tags = rows(catalog_path, "SELECT t.tag, f.status FROM tags t JOIN files f USING (media_id) ORDER BY t.tag")
+    assert [(r["tag"], r["status"]) for r in tags] == [("keep", "present"), ("old", "missing")]
+    info = json.loads(run_cli("info", a, "--json", catalog=catalog_path).out)
+    assert info["file"]["status"] == "present" and info["file"]["media_id"] == str(at_a[0]["media_id"])
+    s = do_scan(catalog_path, lib)
+    assert (s.moved, s.new, s.changed, s.missing, s.unchanged) == (0, 0, 0, 0, 1)
+    # A new file saved over it later replaces the present row's content, not the missing one's.
+    a.write_bytes(b"\xff\xd8\xff edited again, longer")
+    s = do_scan(catalog_path, lib)
+    assert (s.changed, s.new, s.missing) == (1, 0, 0)
+    at_a2 = rows(catalog_path, "SELECT media_id, status FROM files WHERE path_bytes = ? ORDER BY status DESC",
+                 [os.fsencode(a)])
+    assert [(r["media_id"], r["status"]) for r in at_a2] == [(at_a[0]["media_id"], "present"),
+                                                             (at_a[1]["media_id"], "missing")]
+
+
+def test_two_files_swapping_names_each_keep_their_own_id(tmp_path: Path, catalog_path: Path) -> None:
+    """a.jpg and b.jpg swap names (through a temporary name): each photo keeps its id, so
+    tags follow the pictures, not the names; nothing is new or missing."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    a, b = lib / "a.jpg", lib / "b.jpg"
+    a.write_bytes(b"\xff\xd8\xff picture one")
+    b.write_bytes(b"\xff\xd8\xff picture two!")
+    do_scan(catalog_path, lib, hash=False)
+    before = files_by_path(catalog_path)
+    os.rename(a, lib / "tmp")
+    os.rename(b, a)
+    os.rename(lib / "tmp", b)
+    for hashed in (False, True):
+        s = do_scan(catalog_path, lib, hash=hashed)
+        after = files_by_path(catalog_path)
+        if not hashed:
+            assert (s.moved, s.new, s.changed, s.missing) == (2, 0, 0, 0)
+        assert after[os.fsencode(a)]["media_id"] == before[os.fsencode(b)]["media_id"]
+        assert after[os.fsencode(b)]["media_id"] == before[os.fsencode(a)]["media_id"]
+        assert len(after) == 2 and {r["status"] for r in after.values()} == {"present"}
+    assert after[os.fsencode(a)]["blake3"] == digest(b"\xff\xd8\xff picture two!")
+
+
 def test_copied_then_deleted_file_counts_as_a_move(tmp_path: Path, catalog_path: Path) -> None:
     """A move across file systems is a copy plus a delete: matched by content."""
     (tmp_path / "a").mkdir()
@@ -303,6 +366,33 @@ def test_hard_links_moved_together_each_keep_their_own_id(tmp_path: Path, catalo
     after = files_by_path(catalog_path)
     assert after[os.fsencode(lib / "sub" / "b.jpg")]["media_id"] == ids["b.jpg"]
     assert after[os.fsencode(lib / "e" / "a.jpg")]["status"] == "missing"
+
+
+def test_link_count_and_change_time_are_refreshed_without_rereading(tmp_path: Path, catalog_path: Path) -> None:
+    """A hard link added and a chmod change no content: the rescan reads nothing, but the
+    rows' nlink and ctime_ns follow the disk, and what the first scan learned from the
+    bytes (a JPEG named .png is image/jpeg; the digest) stands."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo, song = lib / "misnamed.png", lib / "song.flac"
+    photo.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8)
+    song.write_bytes(b"fLaC" + bytes(300))
+    do_scan(catalog_path, lib)
+    before = files_by_path(catalog_path)
+    assert before[os.fsencode(photo)]["mime"] == "image/jpeg"
+    os.link(photo, tmp_path / "outside.png")
+    os.chmod(song, 0o600)
+    s = do_scan(catalog_path, lib)
+    assert (s.new, s.changed, s.moved, s.unchanged, s.hashed_files) == (0, 0, 0, 2, 0)
+    after = files_by_path(catalog_path)
+    for p in (photo, song):
+        st, old, new = p.stat(), before[os.fsencode(p)], after[os.fsencode(p)]
+        assert (new["nlink"], new["ctime_ns"]) == (st.st_nlink, st.st_ctime_ns)
+        changed = {k for k in old if old[k] != new[k]}
+        assert changed <= {"nlink", "ctime_ns", "last_seen", "last_scan_id"}, changed
+    assert after[os.fsencode(photo)]["nlink"] == 2
+    s = do_scan(catalog_path, lib)
+    assert s.unchanged == 2 and rows(catalog_path, "SELECT count(*) AS n FROM files")[0]["n"] == 2
 
 
 def test_touch_rehashes_with_the_same_digest_and_id(media_tree: MediaTree, catalog_path: Path) -> None:

@@ -186,8 +186,10 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
 
 
 def file_info(cat: Catalog, path_bytes: bytes) -> dict[str, Any] | None:
-    """Everything the catalog knows about the file at `path_bytes`, or None."""
-    found = _rows(cat, "SELECT * FROM files WHERE path_bytes = ?", [path_bytes])
+    """Everything the catalog knows about the file at `path_bytes`, or None. Where a file
+    was moved onto the name of one that is gone, the present row is the one shown."""
+    found = _rows(cat, "SELECT * FROM files WHERE path_bytes = ? ORDER BY status = 'present' DESC, last_seen DESC",
+                  [path_bytes])
     if not found:
         return None
     info: dict[str, Any] = {"file": found[0]}

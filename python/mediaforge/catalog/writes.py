@@ -37,7 +37,8 @@ def previous_state(cat: Catalog) -> pa.Table:
     cat.con.execute("SET arrow_lossless_conversion = true")
     try:
         return cat.con.sql(
-            "SELECT path_bytes, dev, inode, size, mtime_ns, blake3, media_id, status = 'present' AS present FROM files"
+            "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id,"
+            " status = 'present' AS present FROM files"
         ).to_arrow_table()
     finally:
         cat.con.execute("RESET arrow_lossless_conversion")
@@ -74,11 +75,14 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> None:
 
 def _update_known(con, now: datetime, scan_id: int) -> None:  # noqa: ANN001
     sets = ", ".join(f"{c} = b.{c}" for c in _BATCH_COLS)
-    con.execute(
-        f"""
-        UPDATE files SET {sets},
+    # 'touched': an unchanged file whose link count or change time moved; the rest of its
+    # row (kind from magic bytes, digest) stands.
+    for cols, which in ((sets, "<>"), ("ctime_ns = b.ctime_ns, nlink = b.nlink", "=")):
+        con.execute(
+            f"""
+            UPDATE files SET {cols},
                 status = 'present', missing_since = NULL, last_seen = $now, last_scan_id = $sid
-            FROM (SELECT * FROM mf_batch WHERE prev_media_id IS NOT NULL) AS b
+            FROM (SELECT * FROM mf_batch WHERE prev_media_id IS NOT NULL AND change {which} 'touched') AS b
             WHERE files.media_id = b.prev_media_id::UUID
             """,
             {"now": now, "sid": scan_id},

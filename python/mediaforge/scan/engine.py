@@ -178,7 +178,11 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 write_files(cat, batch, scan_id)
                 known = batch.column("prev_media_id")
                 if known.null_count < len(known):
-                    touched.append(known.drop_null())
+                    # Rows whose link count or change time alone moved need no reindexing.
+                    import pyarrow.compute as pc  # noqa: PLC0415 - 0.05 s, only for rescans that write
+
+                    rewritten = pc.not_equal(batch.column("change"), "touched")
+                    touched.append(known.filter(rewritten).drop_null())
             elif kind == "errors":
                 write_errors(cat, pa.record_batch(payload), scan_id)
             elif kind == "vanished":

@@ -25,6 +25,9 @@ pub enum Change {
     Revived,
     /// A known file (same device, inode, size, mtime) under a new path: it keeps its id.
     Moved,
+    /// A known, unchanged file whose link count or inode change time moved (a hard link
+    /// added or removed, a chmod): only those two columns are refreshed.
+    Touched,
 }
 
 impl Change {
@@ -35,6 +38,7 @@ impl Change {
             Change::Hashed => "hashed",
             Change::Revived => "revived",
             Change::Moved => "moved",
+            Change::Touched => "touched",
         }
     }
 }

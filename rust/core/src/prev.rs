@@ -62,6 +62,10 @@ pub fn parse_digest(s: &[u8]) -> Option<Digest> {
     Some(Digest(out))
 }
 
+/// The `ctime_ns` of a row whose catalog gave no change time: its link count and change
+/// time are then not compared.
+pub const UNKNOWN_CTIME: i64 = i64::MIN;
+
 /// The catalog's rows, compact and indexed. Digests and ids stay in their Arrow columns
 /// and are decoded only for the rows a scan writes: a rescan that finds nothing changed
 /// decodes none of them.
@@ -211,6 +215,9 @@ impl PrevState {
             let mtime = column(b, "mtime_ns")?
                 .as_primitive_opt::<Int64Type>()
                 .ok_or_else(|| Error::InvalidInput("previous state column \"mtime_ns\" must be Int64".into()))?;
+            // Optional: without them, link counts and change times are not compared.
+            let ctime = b.column_by_name("ctime_ns").and_then(|c| c.as_primitive_opt::<Int64Type>());
+            let nlink = b.column_by_name("nlink").and_then(|c| c.as_primitive_opt::<UInt64Type>());
             let digest = b.column_by_name("blake3").ok_or_else(|| missing("blake3"))?;
             let mid = b.column_by_name("media_id").ok_or_else(|| missing("media_id"))?;
             check_ids(mid.as_ref())?;
@@ -224,12 +231,12 @@ impl PrevState {
                 s.stat.push(FileStat {
                     len: FileLen(size.value(i)),
                     mtime_ns: mtime.value(i),
-                    ctime_ns: 0,
+                    ctime_ns: ctime.map_or(UNKNOWN_CTIME, |c| c.value(i)),
                     id: FileId {
                         dev: dev.value(i),
                         ino: ino.value(i),
                     },
-                    nlink: 0,
+                    nlink: nlink.map_or(0, |c| c.value(i)),
                 });
                 s.present.push(present(i));
                 s.seen.push(AtomicBool::new(false));
@@ -345,14 +352,17 @@ impl PrevState {
         &self.path_bytes[start..self.path_ends[i]]
     }
 
-    /// The row holding this exact path.
+    /// The row holding this exact path: the present one where a missing row shares it
+    /// (a file moved onto the name of one that is gone).
     pub fn find_path(&self, path: &[u8]) -> Option<u32> {
         let k = path.iter().rposition(|&c| c == b'/').map_or(0, |k| k + 1);
         let name = &path[k..];
-        self.folder_rows(&path[..k])
-            .iter()
-            .copied()
-            .find(|&j| self.name(j as usize) == name)
+        let mut rows = self.folder_rows(&path[..k]).iter().copied().filter(|&j| self.name(j as usize) == name);
+        let first = rows.next()?;
+        if self.present[first as usize] {
+            return Some(first);
+        }
+        Some(rows.find(|&j| self.present[j as usize]).unwrap_or(first))
     }
 
     /// A row with this identity, size and mtime: the same file, seen under another name
@@ -361,6 +371,13 @@ impl PrevState {
         let j = *self.id_index().first.get(&st.id)?;
         let p = &self.stat[j as usize];
         (p.len == st.len && p.mtime_ns == st.mtime_ns).then_some(j)
+    }
+
+    /// Whether a file found unchanged (same identity, size and mtime) has another link
+    /// count or inode change time than row `i` records.
+    pub fn attrs_moved(&self, i: usize, st: &FileStat) -> bool {
+        let old = &self.stat[i];
+        old.ctime_ns != UNKNOWN_CTIME && (old.ctime_ns != st.ctime_ns || old.nlink != st.nlink)
     }
 
     /// Every row with row `j`'s identity, size and mtime, `j` first (several hard links of
@@ -405,6 +422,10 @@ impl PrevState {
     pub fn mark_seen(&self, i: u32) {
         self.seen[i as usize].store(true, Relaxed);
     }
+
+    pub fn unmark_seen(&self, i: u32) {
+        self.seen[i as usize].store(false, Relaxed);
+    }
 }
 
 /// Finds the catalog rows of the files of one folder listing. The listing usually comes in
@@ -442,7 +463,8 @@ impl<'a> FolderMatcher<'a> {
         }
         let (prev, rows) = (self.prev, self.rows);
         if let Some(&j) = rows.get(self.cursor) {
-            if prev.name(j as usize) == name {
+            // A missing row may share its path with a present one: let the map choose.
+            if prev.present[j as usize] && prev.name(j as usize) == name {
                 self.cursor += 1;
                 return Some(j);
             }
@@ -451,10 +473,14 @@ impl<'a> FolderMatcher<'a> {
             return None;
         }
         let map = self.by_name.get_or_insert_with(|| {
-            rows.iter()
-                .enumerate()
-                .map(|(k, &j)| (prev.name(j as usize), k))
-                .collect()
+            let mut m: HashMap<&[u8], usize> = HashMap::with_capacity(rows.len());
+            for (k, &j) in rows.iter().enumerate() {
+                let slot = m.entry(prev.name(j as usize)).or_insert(k);
+                if !prev.present[rows[*slot] as usize] {
+                    *slot = k;
+                }
+            }
+            m
         });
         let k = *map.get(name)?;
         // Go on from there: a listing that skipped or added names still matches the rest
@@ -469,6 +495,10 @@ mod tests {
     use super::*;
 
     fn state(paths: &[&[u8]]) -> PrevState {
+        state_with(paths, &vec![true; paths.len()])
+    }
+
+    fn state_with(paths: &[&[u8]], present: &[bool]) -> PrevState {
         use arrow_array::{BinaryArray, BooleanArray, Int64Array, StringArray, UInt64Array};
         use std::sync::Arc;
         let n = paths.len();
@@ -491,7 +521,7 @@ mod tests {
                 "media_id",
                 Arc::new(StringArray::from_iter_values(ids.iter())) as ArrayRef,
             ),
-            ("present", Arc::new(BooleanArray::from(vec![true; n])) as ArrayRef),
+            ("present", Arc::new(BooleanArray::from(present.to_vec())) as ArrayRef),
         ])
         .unwrap();
         PrevState::from_batches(&[batch]).unwrap()
@@ -533,6 +563,28 @@ mod tests {
         // The matcher follows a change of folder.
         assert_eq!(m.find(b"/lib/b/1.jpg", 7), Some(2));
         assert_eq!(m.find(b"/top.jpg", 1), Some(3));
+    }
+
+    #[test]
+    fn a_path_with_a_missing_and_a_present_row_finds_the_present_one() {
+        // A file moved onto the name of one that is gone: the gone one's row stays there,
+        // missing, before or after the present row in catalog order.
+        let paths: Vec<&[u8]> = vec![b"/l/a.jpg", b"/l/b.jpg", b"/l/a.jpg", b"/l/c.jpg", b"/l/c.jpg"];
+        let s = state_with(&paths, &[false, true, true, true, false]);
+        assert_eq!(s.find_path(b"/l/a.jpg"), Some(2));
+        assert_eq!(s.find_path(b"/l/c.jpg"), Some(3));
+        for listing in [
+            vec![&b"/l/a.jpg"[..], b"/l/b.jpg", b"/l/c.jpg"],
+            vec![&b"/l/c.jpg"[..], b"/l/b.jpg", b"/l/a.jpg"],
+        ] {
+            let mut m = FolderMatcher::new(&s);
+            let found: Vec<Option<u32>> = listing.iter().map(|p| m.find(p, 3)).collect();
+            let want: Vec<Option<u32>> = listing.iter().map(|p| s.find_path(p)).collect();
+            assert_eq!(found, want, "{listing:?}");
+        }
+        // Only missing rows: one of them, so a new file there revives it.
+        let s = state_with(&[b"/l/a.jpg", b"/l/a.jpg"], &[false, false]);
+        assert!(FolderMatcher::new(&s).find(b"/l/a.jpg", 3).is_some());
     }
 
     #[test]

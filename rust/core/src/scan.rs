@@ -261,7 +261,15 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
             let same = old.same_content_signature(&f.stat);
             if same && prev.present[iu] {
                 if !want_hash || prev.has_digest(iu) {
-                    return Plan::Skip;
+                    if !prev.attrs_moved(iu, &f.stat) {
+                        return Plan::Skip;
+                    }
+                    return Plan::Row {
+                        prev: Some(prev.media_id(iu)),
+                        change: Change::Touched,
+                        digest: None,
+                        hash: false,
+                    };
                 }
                 let id = Some(prev.media_id(iu));
                 return Plan::Row {
@@ -297,9 +305,11 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
     }
 }
 
-/// Settle the deferred files once every path is known. A new path takes over the id of
-/// the row with its identity unless that row's own path still holds the same file (a
-/// hard link); a reused path whose old file moved elsewhere becomes a new row.
+/// Settle the deferred files once every path is known. A file carrying a known row's
+/// identity (a new path, or a known path it was moved onto) takes over that row's id unless
+/// the row's own path still holds the same file (a hard link). A reused path keeps its
+/// row's id when nothing moved in and its old file went nowhere; its old row is left to
+/// vanish when a moved file took the path over.
 fn resolve_deferred(
     deferred: Vec<(WalkedFile, Deferred)>,
     prev: &PrevState,
@@ -313,45 +323,57 @@ fn resolve_deferred(
         })
         .collect();
     let mut taken: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+    let mut displaced = Vec::new();
     let mut out = Vec::with_capacity(deferred.len());
     let mut later = Vec::new();
     for (f, d) in deferred {
-        match d {
-            Deferred::SameInodeAs(j) => {
-                let digest = prev.digest(j as usize);
-                // Of the rows with this identity (hard links have one each), one whose path
-                // no longer holds it and no other file took: the one with this file's
-                // name first, so links moved together each keep their own id.
-                let free = |k: &u32| {
-                    let ku = *k as usize;
-                    !(prev.seen[ku].load(Relaxed) && !reused.contains(k)) && !taken.contains(k)
-                };
-                let candidates = prev.same_identity(j);
-                let pick = candidates
-                    .iter()
-                    .find(|k| free(k) && prev.name(**k as usize) == f.name())
-                    .or_else(|| candidates.iter().find(|k| free(k)))
-                    .copied();
-                let plan = if let Some(k) = pick {
-                    taken.insert(k);
-                    prev.mark_seen(k);
+        let (same, reused_row) = match d {
+            Deferred::SameInodeAs(j) => (Some(j), None),
+            Deferred::PathReused(i) => (prev.find_same_inode(&f.stat), Some(i)),
+        };
+        // Of the rows with this identity (hard links have one each), one whose path no
+        // longer holds it and no other file took: the one with this file's name first, so
+        // links moved together each keep their own id.
+        let free = |k: &u32| {
+            let ku = *k as usize;
+            !(prev.seen[ku].load(Relaxed) && !reused.contains(k)) && !taken.contains(k)
+        };
+        let pick = same.and_then(|j| {
+            let candidates = prev.same_identity(j);
+            candidates
+                .iter()
+                .find(|k| free(k) && prev.name(**k as usize) == f.name())
+                .or_else(|| candidates.iter().find(|k| free(k)))
+                .copied()
+        });
+        let digest = pick
+            .and_then(|k| prev.digest(k as usize))
+            .or_else(|| same.and_then(|j| prev.digest(j as usize)));
+        match (pick, reused_row) {
+            (Some(k), _) => {
+                taken.insert(k);
+                prev.mark_seen(k);
+                displaced.extend(reused_row);
+                out.push((
+                    f,
                     Plan::Row {
                         prev: Some(prev.media_id(k as usize)),
                         change: Change::Moved,
                         digest,
                         hash: want_hash && digest.is_none(),
-                    }
-                } else {
-                    Plan::Row {
-                        prev: None,
-                        change: Change::New,
-                        digest,
-                        hash: want_hash && digest.is_none(),
-                    }
-                };
-                out.push((f, plan));
+                    },
+                ));
             }
-            Deferred::PathReused(i) => later.push((f, i)),
+            (None, None) => out.push((
+                f,
+                Plan::Row {
+                    prev: None,
+                    change: Change::New,
+                    digest,
+                    hash: want_hash && digest.is_none(),
+                },
+            )),
+            (None, Some(i)) => later.push((f, i)),
         }
     }
     for (f, i) in later {
@@ -372,6 +394,12 @@ fn resolve_deferred(
             }
         };
         out.push((f, plan));
+    }
+    // A path another known file was moved onto: its old file, found nowhere else, is gone.
+    for i in displaced {
+        if !taken.contains(&i) {
+            prev.unmark_seen(i);
+        }
     }
     out
 }
@@ -497,6 +525,7 @@ impl Counts {
             Change::Hashed => &self.hashed,
             Change::Revived => &self.revived,
             Change::Moved => &self.moved,
+            Change::Touched => &self.unchanged,
         }
         .fetch_add(1, Relaxed);
     }
