@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image, ImageEnhance
 
 import media_corpus
-from conftest import rows, run_cli
+from conftest import rows, run_cli, write_bytes_path
 
 
 def _photo(seed: int) -> Image.Image:
@@ -69,6 +69,33 @@ def test_exact_groups_count_hard_links_once(library) -> None:
     assert copy["reclaimable"] == (lib / "p0.jpg").stat().st_size
     assert link["reclaimable"] == 0
     assert copy["width"] > 0 and copy["height"] > 0  # the resolution of pictures
+
+
+def test_dupes_json_and_csv_give_the_exact_bytes_of_undecodable_names(tmp_path: Path) -> None:
+    """A script acting on `dupes --format json` needs the real name of a copy whose name
+    is not UTF-8 (`path` shows U+FFFD): `path_raw` carries its bytes, null otherwise."""
+    import base64
+    import csv
+    import io
+
+    lib, catalog = tmp_path / "lib", tmp_path / "cat.duckdb"
+    lib.mkdir()
+    data = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 16
+    odd = os.fsencode(lib) + b"/caf\xe9 \x80.jpg"
+    write_bytes_path(odd, data)
+    (lib / "plain.jpg").write_bytes(data)
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    got = {r["path"]: r["path_raw"] for r in json.loads(res.out)}
+    assert got.pop(str(lib / "plain.jpg")) is None
+    ((shown, raw),) = got.items()
+    assert "\ufffd" in shown and base64.b64decode(raw) == odd
+    res = run_cli("dupes", "--format", "csv", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert {base64.b64decode(r["path_raw"]) for r in csv.DictReader(io.StringIO(res.out)) if r["path_raw"]} == {odd}
+    table = run_cli("dupes", catalog=catalog)
+    assert table.rc == 0 and "path_raw" not in table.out
 
 
 def test_similar_groups_gather_every_variant_and_nothing_else(library) -> None:

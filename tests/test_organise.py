@@ -230,6 +230,39 @@ def test_xmp_round_trip_with_digikam_keywords(lib, tmp_path: Path) -> None:
     assert [os.path.basename(r["path"]) for r in members] == ["paris.jpg"]
 
 
+def test_xmp_export_skips_tagged_sidecars_reports_failures_and_leaves_other_files_alone(lib) -> None:
+    """A folder tag lands on the sidecars in it too: they get no sidecar of their own. A
+    sidecar that is not XMP is listed as failed (exit 8) while the others are written,
+    with their permissions kept; a user's file with the old temporary name is untouched;
+    a name that is not UTF-8 gets its sidecar."""
+    root, catalog = lib
+    paris = root / "2019 Paris"
+    broken = paris / "eiffel tower.jpg.xmp"
+    broken.write_text("not xmp at all", encoding="utf-8")
+    os.chmod(paris / "paris.jpg.xmp", 0o640)
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "Trips/Paris", paris, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "Odd", root / "odd", catalog=catalog).rc == 0
+    bystander = paris / "paris.jpg.xmp.mediaforge-tmp"
+    bystander.write_bytes(b"a user's own file")
+    res = run_cli("xmp", "export", "--all", "--json", catalog=catalog)
+    assert res.rc == 8, res.err
+    out = json.loads(res.out)
+    assert [(os.path.basename(f["path"]), f["why"]) for f in out["failed"]] == [
+        ("eiffel tower.jpg.xmp", "not an XMP packet (no x:xmpmeta or rdf:RDF)")]
+    assert out["sidecars_skipped"] == 2  # paris.jpg.xmp, and the broken one
+    assert sorted(os.path.basename(p) for p in out["written"]) == ["caf\\xe9 \\xff.jpg.xmp", "paris.jpg.xmp"]
+    assert os.path.exists(os.fsencode(root / "odd") + b"/caf\xe9 \xff.jpg.xmp")
+    assert "Trips|Paris" in (paris / "paris.jpg.xmp").read_text(encoding="utf-8")
+    assert (paris / "paris.jpg.xmp").stat().st_mode & 0o777 == 0o640
+    assert broken.read_text(encoding="utf-8") == "not xmp at all"
+    assert bystander.read_bytes() == b"a user's own file"
+    assert not [n for n in os.listdir(paris) if n.endswith(".xmp.xmp") or n.startswith(".mediaforge-")]
+    res = run_cli("xmp", "export", "--all", catalog=catalog)
+    assert res.rc == 8 and "failed" in res.err and "eiffel tower.jpg.xmp" in res.err
+    assert "2 tagged sidecars skipped" in res.out
+
+
 def test_removed_xmp_tags_stay_removed_until_the_sidecar_changes(lib) -> None:
     root, catalog = lib
     photo, sidecar = root / "2019 Paris" / "paris.jpg", root / "2019 Paris" / "paris.jpg.xmp"

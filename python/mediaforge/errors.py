@@ -45,6 +45,7 @@ class ExitCode:
     CATALOG_INVALID = 5
     SQL = 6
     CATALOG_WRITE = 7
+    PARTIAL = 8
     INTERRUPTED = 130
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..catalog import Catalog, open_catalog
-from ..errors import InvalidInputError, is_text
+from ..errors import ExitCode, InvalidInputError, is_text
 from . import render
 from .app import Format, _globals, _write_table, app, command
 
@@ -243,12 +244,16 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
             ids = resolve_targets(cat, paths or [], where, collection)
         out = export_xmp(cat, ids)
     if as_json:
-        render.dump_json({"written": out.written, "unchanged": out.unchanged,
+        render.dump_json({"written": out.written, "unchanged": out.unchanged, "sidecars_skipped": out.sidecars_skipped,
                           "failed": [{"path": p, "why": w} for p, w in out.failed]})
-        return
-    for p, why in out.failed:
-        print(f"failed {p}: {why}")
-    print(f"{len(out.written):,} sidecars written, {out.unchanged:,} already up to date; rescan to catalog them")
+    else:
+        for p, why in out.failed:
+            print(f"failed {p}: {why}", file=sys.stderr)
+        skipped = f", {out.sidecars_skipped:,} tagged sidecars skipped" if out.sidecars_skipped else ""
+        print(f"{len(out.written):,} sidecars written, {out.unchanged:,} already up to date{skipped}; "
+              "rescan to catalog them")
+    if out.failed:
+        raise typer.Exit(ExitCode.PARTIAL)
 
 
 @command("search")

@@ -32,7 +32,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import signal
 import stat
@@ -46,6 +45,7 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, first_line, path_text
+from ..fsops import new_tmp
 
 ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
 SIMILAR_ACTIONS = ("move-to", "trash")
@@ -366,21 +366,6 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
     return None
 
 
-def _new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
-    """Create a fresh temporary name in `beside`'s folder with `create`, which must fail
-    with FileExistsError on a taken name (link, symlink, O_EXCL): a user's file is never
-    overwritten or removed, and the short name fits where a 255-byte name sits."""
-    folder = os.path.dirname(beside)
-    for _ in range(16):
-        tmp = os.path.join(folder, b".mediaforge-" + secrets.token_hex(8).encode() + b".tmp")
-        try:
-            create(tmp)
-        except FileExistsError:
-            continue
-        return tmp
-    raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(folder))
-
-
 class _Refused(Exception):
     """The file system cannot do what was asked (a reflink on ext4)."""
 
@@ -391,12 +376,12 @@ def _link(action: str, s: Step, st: os.stat_result) -> str | None:
     system refuses (the victim is then left exactly as it was)."""
     try:
         if action == "hardlink":
-            tmp = _new_tmp(s.victim, lambda t: os.link(s.keep, t))
+            tmp = new_tmp(s.victim, lambda t: os.link(s.keep, t))
         elif action == "symlink":
             target = os.path.abspath(s.keep)
-            tmp = _new_tmp(s.victim, lambda t: os.symlink(target, t))
+            tmp = new_tmp(s.victim, lambda t: os.symlink(target, t))
         else:
-            tmp = _new_tmp(s.victim, lambda t: _reflink(s.keep, t, st))
+            tmp = new_tmp(s.victim, lambda t: _reflink(s.keep, t, st))
     except _Refused as e:
         return str(e)
     except OSError as e:
@@ -642,7 +627,7 @@ def _unlink(r: _Record, action: str) -> str | None:
         if not ours:
             return "holds another file since the dedupe; left as it is" if r.certain else ""
         source = r.victim  # its own inode holds the bytes, whatever became of the kept path
-    tmp = _new_tmp(r.victim, lambda t: _copy_new(source, t))
+    tmp = new_tmp(r.victim, lambda t: _copy_new(source, t))
     try:
         if r.blake3 is not None and _core.hash_file(tmp) != r.blake3:
             why = ("the kept file changed since the dedupe, so the original bytes are gone; the link is left"

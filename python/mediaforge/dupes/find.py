@@ -87,7 +87,8 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
 
 def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
     """One row per copy of every content present more than once, biggest savings first:
-    group, blake3, kind, size, copies, reclaimable, width, height, path, dev, inode."""
+    group, blake3, kind, size, copies, reclaimable, width, height, path, path_raw (the exact
+    bytes of a path that is not valid UTF-8, else null), dev, inode."""
     where, params = _kind_filter(kind)
     return cat.con.sql(
         f"""
@@ -100,7 +101,7 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
             SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM dup
         )
         SELECT n.grp AS "group", n.blake3, n.kind, n.size, n.copies, n.reclaimable, m.width, m.height,
-               f.path, f.dev, f.inode
+               f.path, f.path_raw, f.dev, f.inode
         FROM numbered n JOIN files f ON f.blake3 = n.blake3 AND f.status = 'present'
         LEFT JOIN media m ON m.blake3 = n.blake3
         ORDER BY n.grp, f.path
@@ -206,7 +207,7 @@ def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
         SELECT *, (sum(size) OVER w - max(size) OVER w)::UBIGINT AS reclaimable
         FROM (
             SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
-                   m.width, m.height, m.duration, f.size, f.path
+                   m.width, m.height, m.duration, f.size, f.path, f.path_raw
             FROM similar_groups g
             JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = g.blake3
@@ -223,7 +224,7 @@ def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
 def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
     """Near-duplicate image groups within `radius` bits of pHash; writes them to
     `similar_groups` and returns one row per present file of each group: group, blake3,
-    distance (to the group's leader), leader, width, height, size, path."""
+    distance (to the group's leader), leader, width, height, size, path, path_raw."""
     if not 0 <= radius <= 32:
         raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {radius}")
     hashes = cat.con.sql(

@@ -20,7 +20,8 @@ from xml.etree import ElementTree as ET
 import pyarrow as pa
 
 from ..catalog import Catalog
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, first_line, path_text
+from ..fsops import replace_atomically
 from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS
 from .tags import add_tags, normalize_tag
 
@@ -106,10 +107,14 @@ class ExportResult:
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # Tagged files that are sidecars themselves: the keywords of a sidecar's photo go in
+    # that sidecar, a sidecar gets no sidecar of its own.
+    sidecars_skipped: int = 0
 
 
-def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, bytes | None, list[str]]]:
-    """media_id -> (path_bytes, linked sidecar path_bytes or None, hierarchical keywords)."""
+def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, bytes | None, list[str], str]]:
+    """media_id -> (path_bytes, linked sidecar path_bytes or None, hierarchical keywords,
+    kind)."""
     ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
     with cat.registered("mf_ids", ids):
         rows = cat.con.sql(f"""
@@ -123,10 +128,10 @@ def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[byt
             SELECT f.media_id::VARCHAR, any_value(f.path_bytes),
                    (SELECT min(s.path_bytes) FROM sidecar_links l JOIN files s ON s.media_id = l.sidecar_id
                     WHERE l.media_id = f.media_id AND lower(s.ext) = 'xmp'),
-                   list(DISTINCT kw.kw ORDER BY kw.kw)
+                   list(DISTINCT kw.kw ORDER BY kw.kw), any_value(f.kind)
             FROM files f JOIN kw ON kw.media_id = f.media_id
             WHERE f.status = 'present' GROUP BY f.media_id""").fetchall()
-    return {m: (bytes(p), bytes(s) if s else None, list(k)) for m, p, s, k in rows}
+    return {m: (bytes(p), bytes(s) if s else None, list(k), kind) for m, p, s, k, kind in rows}
 
 
 def _bag(desc: ET.Element, prop: str, container: str) -> ET.Element:
@@ -182,9 +187,12 @@ def merge_keywords(data: bytes | None, keywords: Sequence[str]) -> bytes | None:
 def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
     """Write each file's tags and collections into its XMP sidecar (see the module doc)."""
     out = ExportResult()
-    for _m, (path, sidecar, keywords) in _keywords_for(cat, media_ids).items():
+    for _m, (path, sidecar, keywords, kind) in _keywords_for(cat, media_ids).items():
+        if kind == "sidecar":
+            out.sidecars_skipped += 1
+            continue
         target = sidecar or path + b".xmp"
-        shown = os.fsdecode(target)
+        shown = path_text(target)
         try:
             try:
                 with open(target, "rb") as f:
@@ -195,13 +203,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
             if merged is None:
                 out.unchanged += 1
                 continue
-            tmp = target + b".mediaforge-tmp"
-            with open(tmp, "wb") as f:
-                f.write(merged)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            replace_atomically(target, merged)
             out.written.append(shown)
         except (OSError, ET.ParseError, UnicodeDecodeError, InvalidInputError) as e:
-            out.failed.append((shown, getattr(e, "strerror", None) or str(e).splitlines()[0]))
+            out.failed.append((shown, getattr(e, "strerror", None) or first_line(e)))
     return out

@@ -1,0 +1,48 @@
+"""File-system steps shared by the commands that change users' files: fresh temporary
+names that never take over an existing file, and atomic replacement."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Callable
+
+
+def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
+    """Create a fresh temporary name in `beside`'s folder with `create`, which must fail
+    with FileExistsError on a taken name (link, symlink, O_EXCL): a user's file is never
+    overwritten or removed, and the short name fits where a 255-byte name sits."""
+    folder = os.path.dirname(beside)
+    for _ in range(16):
+        tmp = os.path.join(folder, b".mediaforge-" + secrets.token_hex(8).encode() + b".tmp")
+        try:
+            create(tmp)
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(folder))
+
+
+def replace_atomically(target: bytes, data: bytes) -> None:
+    """Write `data` to `target` through a fresh temporary file, synced, then renamed over
+    it: readers see the old bytes or the new ones, never a part. An existing target's
+    permission bits are kept."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o666  # less the umask, as for any new file
+    fds: list[int] = []
+    tmp = new_tmp(target, lambda t: fds.append(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)))
+    try:
+        with open(fds[0], "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # made above by this call
+        raise
