@@ -306,6 +306,50 @@ def test_two_files_swapping_names_each_keep_their_own_id(tmp_path: Path, catalog
     assert after[os.fsencode(a)]["blake3"] == digest(b"\xff\xd8\xff picture two!")
 
 
+def test_a_scan_killed_half_way_through_a_swap_is_settled_by_the_next(tmp_path: Path, catalog_path: Path) -> None:
+    """The rows of a swap (or of a file moved onto another's name) are written in separate
+    batches: a kill -9 between them leaves two present rows on one path. The next scan
+    settles it, whichever of the two rows it meets first."""
+    from mediaforge import open_catalog
+
+    for swapped in (True, False):
+        for first in ("moved", "stale"):
+            lib = tmp_path / f"lib-{swapped}-{first}"
+            lib.mkdir()
+            cat = tmp_path / f"cat-{swapped}-{first}.duckdb"
+            a, b = lib / "a.jpg", lib / "b.jpg"
+            a.write_bytes(b"\xff\xd8\xff picture A")
+            b.write_bytes(b"\xff\xd8\xff picture B, longer")
+            do_scan(cat, lib)
+            ids = {p.name: r["media_id"] for p, r in ((Path(os.fsdecode(k)), v) for k, v in files_by_path(cat).items())}
+            if swapped:
+                os.rename(a, lib / "tmp")
+                os.rename(b, a)
+                os.rename(lib / "tmp", b)
+            else:
+                os.rename(b, a)
+            # What the killed scan committed: only b's row, now at a.jpg. Row order decides
+            # which of the two the next scan meets first.
+            with open_catalog(cat) as c:
+                c.con.execute("UPDATE files SET path = ?, name = 'a.jpg' WHERE media_id = ?", [str(a), ids["b.jpg"]])
+                if first == "moved":
+                    c.con.execute("CREATE OR REPLACE TABLE files_tmp AS SELECT * EXCLUDE (path_bytes) FROM files "
+                                  "ORDER BY media_id = ? DESC", [ids["b.jpg"]])
+                    c.con.execute("DELETE FROM files")
+                    c.con.execute("INSERT INTO files BY NAME SELECT * FROM files_tmp")
+                    c.con.execute("DROP TABLE files_tmp")
+            do_scan(cat, lib)
+            got = rows(cat, "SELECT name, media_id, status FROM files ORDER BY status DESC, name")
+            if swapped:
+                assert [(r["name"], r["media_id"], r["status"]) for r in got] == [
+                    ("a.jpg", ids["b.jpg"], "present"), ("b.jpg", ids["a.jpg"], "present")], (swapped, first)
+            else:
+                assert [(r["name"], r["media_id"], r["status"]) for r in got] == [
+                    ("a.jpg", ids["b.jpg"], "present"), ("a.jpg", ids["a.jpg"], "missing")], (swapped, first)
+            s = do_scan(cat, lib)
+            assert (s.new, s.changed, s.moved, s.missing) == (0, 0, 0, 0)
+
+
 def test_copied_then_deleted_file_counts_as_a_move(tmp_path: Path, catalog_path: Path) -> None:
     """A move across file systems is a copy plus a delete: matched by content."""
     (tmp_path / "a").mkdir()
