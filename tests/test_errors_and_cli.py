@@ -213,7 +213,12 @@ def test_catalog_path_that_is_a_folder_exits_5(media_tree: MediaTree, tmp_path: 
      "ATTACH ':memory:' AS m (READ_WRITE); USE m; DETACH {alias}; ATTACH '{catalog}' AS w (READ_WRITE); "
      "DROP TABLE w.tags; SELECT 'dropped'",
      "ATTACH '{catalog}' AS w (READ_WRITE)", "COPY (SELECT 1) TO '{victim}'", "EXPORT DATABASE '{victim}'",
-     "SELECT 1; SELECT 2"],
+     "SELECT 1; SELECT 2",
+     # Reading statements that run a writer: EXPLAIN ANALYZE runs what it explains,
+     # IMPORT DATABASE (a PRAGMA to the parser) runs the folder's schema.sql.
+     "EXPLAIN ANALYZE COPY (SELECT 'gone' AS x) TO '{victim}' (FORMAT csv, HEADER false)",
+     "/* hi */ explain analyze DELETE FROM files", "IMPORT DATABASE '{importdir}'",
+     "PRAGMA import_database('{importdir}')", "PRAGMA threads = 1"],
 )
 def test_bad_sql_exits_6(media_tree: MediaTree, catalog_path: Path, sql: str, tmp_path: Path) -> None:
     do_scan(catalog_path, media_tree.root)
@@ -221,12 +226,29 @@ def test_bad_sql_exits_6(media_tree: MediaTree, catalog_path: Path, sql: str, tm
     victim.write_bytes(b"keep me")
     sql = sql.replace("{catalog}", str(catalog_path)).replace("{victim}", str(victim))
     sql = sql.replace("{alias}", catalog_path.stem)
+    importdir = tmp_path / "import"
+    importdir.mkdir()
+    (importdir / "schema.sql").write_text(f"COPY (SELECT 'pwned') TO '{victim}';\n", encoding="utf-8")
+    (importdir / "load.sql").write_text("", encoding="utf-8")
+    sql = sql.replace("{importdir}", str(importdir))
     res = run_cli("query", sql, catalog=catalog_path)
     assert res.rc == ExitCode.SQL == 6
     assert_one_line_error(res.err)
     assert res.out == ""
     assert len(files_by_path(catalog_path)) == len(media_tree.files)  # the read-only catalog is intact
     assert run_cli("stats", catalog=catalog_path).rc == 0 and victim.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("sql", ["EXPLAIN ANALYZE SELECT count(*) FROM files", "/* plan */ EXPLAIN SELECT 1",
+                                 "EXPLAIN (FORMAT json) SELECT 1", "PRAGMA table_info('files')", "pragma show_tables",
+                                 "SUMMARIZE files", "SELECT count(*) AS n FROM read_csv('{mine}')"])
+def test_reading_statements_run(media_tree: MediaTree, catalog_path: Path, sql: str, tmp_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    mine = tmp_path / "mine.csv"
+    mine.write_text("a,b\n1,2\n", encoding="utf-8")
+    res = run_cli("query", sql.replace("{mine}", str(mine)), "--format", "json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)
 
 
 @pytest.mark.parametrize(

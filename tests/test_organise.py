@@ -160,6 +160,8 @@ def test_smart_collections_match_their_sql(lib) -> None:
     "true LIMIT 1",
     "",
     "1=1 --",
+    "CAST(name AS INTEGER) > 0",  # binds, but fails on the first name that is not a number
+    "error('boom')",
 ])
 def test_hostile_or_bad_conditions_are_refused(lib, hostile: str) -> None:
     _root, catalog = lib
@@ -173,6 +175,33 @@ def test_hostile_or_bad_conditions_are_refused(lib, hostile: str) -> None:
     assert rows(catalog, "SELECT count(*) AS n FROM files")[0]["n"] == before
     assert rows(catalog, "SELECT count(*) AS n FROM collections")[0]["n"] == 0
     assert run_cli("tag", "add", "t", "--where", hostile or " ", catalog=catalog).rc == 2
+
+
+def test_a_smart_collection_that_starts_failing_on_new_files_blocks_nothing(tmp_path: Path) -> None:
+    """A condition that worked when saved can fail on files added later (a CAST of an
+    extension that is not a number): that one collection says so (exit 2, one line),
+    every other command, the search index and the other collections go on."""
+    lib, catalog = tmp_path / "lib", tmp_path / "cat.duckdb"
+    lib.mkdir()
+    (lib / "a.1").write_bytes(b"one")
+    (lib / "b.2").write_bytes(b"two")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "numbered", "--smart", "CAST(ext AS INTEGER) > 1", catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "all", "--smart", "size > 0", catalog=catalog).rc == 0
+    picture(64, 48, 1).save(lib / "c.jpg")
+    res = run_cli("scan", lib, catalog=catalog)
+    assert res.rc == 0, res.err
+    listed = {c["name"]: c["files"] for c in json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)}
+    assert listed == {"numbered": None, "all": 3}
+    res = run_cli("collection", "show", "numbered", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "numbered", "fails on this catalog", "c.jpg".split(".")[1])
+    assert run_cli("tag", "add", "new", lib / "c.jpg", catalog=catalog).rc == 0
+    found = json.loads(run_cli("search", "collection:all", "--format", "json", catalog=catalog).out)
+    assert sorted(os.path.basename(r["path"]) for r in found) == ["a.1", "b.2", "c.jpg"]
+    res = run_cli("collection", "delete", "numbered", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert [c["name"] for c in json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)] == ["all"]
 
 
 def test_manual_collections_keep_order_and_follow_moves(lib) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,43 @@ from .store import Catalog
 
 
 READ_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.PRAGMA)
+# Leading blanks and comments, then a keyword.
+_LEAD = r"^(?:\s|/\*.*?\*/|--[^\n]*(?:\n|$))*"
+# EXPLAIN [ANALYZE | (options)] <statement>: ANALYZE runs the statement, so it must read.
+_EXPLAIN = re.compile(_LEAD + r"EXPLAIN\s+(?:ANALY[SZ]E\b|\([^)]*\))?", re.IGNORECASE | re.DOTALL)
+_PRAGMA = re.compile(_LEAD + r"PRAGMA\s+([A-Za-z_]+)", re.IGNORECASE | re.DOTALL)
+# PRAGMAs that only describe the catalog. Others change settings or run scripts
+# (IMPORT DATABASE is parsed as PRAGMA import_database).
+READ_PRAGMAS = frozenset({
+    "table_info", "show", "show_tables", "show_tables_expanded", "show_databases", "database_list",
+    "database_size", "storage_info", "version", "platform", "functions", "metadata_info", "collations",
+    "user_agent", "table_storage_info",
+})
+
+
+def _reading(sql: str, kind: duckdb.StatementType) -> bool:
+    """Whether one parsed statement only reads: a SELECT, an EXPLAIN of one, or a PRAGMA
+    that describes the catalog."""
+    if kind == duckdb.StatementType.SELECT:
+        return True
+    if kind == duckdb.StatementType.EXPLAIN:
+        m = _EXPLAIN.match(sql)
+        if not m:
+            return False
+        try:
+            inner = duckdb.extract_statements(sql[m.end():])
+        except duckdb.Error:
+            return False
+        return len(inner) == 1 and inner[0].type == duckdb.StatementType.SELECT
+    if kind == duckdb.StatementType.PRAGMA:
+        m = _PRAGMA.match(sql)
+        return bool(m) and m.group(1).lower() in READ_PRAGMAS
+    return False
 
 
 def run_query(cat: Catalog, sql: str) -> pa.Table:
-    """Run one SQL statement and return its rows as an Arrow table."""
+    """Run one reading SQL statement and return its rows as an Arrow table. The
+    connection's settings are locked afterwards: use it for this one statement."""
     if not sql.strip():
         raise QueryError("empty SQL statement")
     try:
@@ -28,12 +62,15 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
     if len(statements) != 1:
         raise QueryError(f"give one SQL statement, not {len(statements)}")
     kind = statements[0].type
-    if kind not in READ_STATEMENTS:
+    if kind not in READ_STATEMENTS or not _reading(sql, kind):
         # The catalog is opened read-only, but ATTACH could open it again for writing,
-        # and COPY or EXPORT write files anywhere: only reading statements run here.
+        # COPY or EXPORT write files anywhere, EXPLAIN ANALYZE runs what it explains and
+        # IMPORT DATABASE runs a script: only reading statements run here.
         raise QueryError(f"query runs one reading statement (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, "
-                         f"SUMMARIZE, EXPLAIN or PRAGMA), not {kind.name}")
+                         f"SUMMARIZE, EXPLAIN of one of those, or a PRAGMA that describes the catalog), "
+                         f"refused: {' '.join(sql.split())[:60]!r}")
     try:
+        cat.con.execute("SET lock_configuration = true")  # no setting changes through a PRAGMA either
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
             return pa.table({})

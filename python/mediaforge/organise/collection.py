@@ -12,7 +12,7 @@ from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError, is_text
-from .predicate import WRAP, check_predicate
+from .predicate import check_predicate, run_predicate
 from .tags import who
 
 MAX_NAME = 200
@@ -37,6 +37,8 @@ def _get(cat: Catalog, name: str) -> tuple[int, str, str | None]:
 def create(cat: Catalog, name: str, smart: str | None = None) -> int:
     name = _check_name(name)
     pred = check_predicate(cat, smart) if smart is not None else None
+    if pred is not None:  # run once over today's files: one that fails on them is refused
+        run_predicate(cat, pred, "the condition")
     with cat.transaction() as con:
         if con.execute("SELECT 1 FROM collections WHERE name = ?", [name]).fetchall():
             raise InvalidInputError(f"a collection named {name!r} already exists")
@@ -87,8 +89,7 @@ def members(cat: Catalog, name: str) -> list[str]:
     """Media ids of the present members, in the collection's order (smart: path order)."""
     cid, kind, pred = _get(cat, name)
     if kind == "smart":
-        sql = WRAP.format(predicate=check_predicate(cat, pred or "")) + " ORDER BY path"
-        return [str(r[0]) for r in cat.con.sql(sql).fetchall()]
+        return run_predicate(cat, check_predicate(cat, pred or ""), f"smart collection {name!r}: its condition")
     return [str(r[0]) for r in cat.con.sql(
         """SELECT c.media_id FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
            WHERE c.collection_id = $cid ORDER BY c.position""", params={"cid": cid}).fetchall()]
@@ -109,6 +110,10 @@ def listing(cat: Catalog) -> list[dict]:
     for cid, name, kind, pred, by, at in cat.con.sql(
             "SELECT collection_id, name, kind, predicate, created_by, created_at FROM collections ORDER BY name"
     ).fetchall():
-        out.append({"name": name, "kind": kind, "condition": pred, "files": len(members(cat, name)),
+        try:
+            files: int | None = len(members(cat, name))
+        except InvalidInputError:  # a smart condition the current files make fail: listed, not fatal
+            files = None
+        out.append({"name": name, "kind": kind, "condition": pred, "files": files,
                     "created_by": by, "created_at": at.isoformat(sep=" ", timespec="seconds"), "id": int(cid)})
     return out

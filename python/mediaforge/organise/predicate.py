@@ -67,7 +67,16 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     return pred
 
 
+def run_predicate(cat: Catalog, pred: str, what: str = "the condition") -> list[str]:
+    """The media_ids of present files matching a checked predicate, in path order. A
+    condition can still fail on the data (a CAST of a name that is not a number):
+    `InvalidInputError` naming `what` then, never an internal error."""
+    try:
+        return [str(r[0]) for r in cat.con.sql(WRAP.format(predicate=pred) + " ORDER BY path").fetchall()]
+    except duckdb.Error as e:
+        raise InvalidInputError(f"{what} {pred!r} fails on this catalog: {first_line(e)}") from None
+
+
 def matching(cat: Catalog, predicate: str) -> list[str]:
-    """The media_ids of present files matching a checked predicate, in path order."""
-    pred = check_predicate(cat, predicate)
-    return [str(r[0]) for r in cat.con.sql(WRAP.format(predicate=pred) + " ORDER BY path").fetchall()]
+    """The media_ids of present files matching a predicate, in path order."""
+    return run_predicate(cat, check_predicate(cat, predicate))

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from .. import _core
@@ -77,11 +78,41 @@ def docs_sql(within: str = "", smart: Sequence[tuple[str, str]] = ()) -> str:
 
 
 def smart_collections(cat: Catalog) -> list[tuple[str, str]]:
-    """(name, predicate) of every smart collection, each predicate checked again."""
+    """(name, predicate) of every smart collection whose predicate still passes its checks."""
     from .predicate import check_predicate
 
-    return [(name, check_predicate(cat, pred)) for name, pred in cat.con.sql(
-        "SELECT name, predicate FROM collections WHERE kind = 'smart' ORDER BY name").fetchall()]
+    out = []
+    for name, pred in cat.con.sql("SELECT name, predicate FROM collections WHERE kind = 'smart' ORDER BY name").fetchall():
+        try:
+            out.append((name, check_predicate(cat, pred)))
+        except InvalidInputError:
+            continue  # `collection show` says what is wrong with it; the index goes on without it
+    return out
+
+
+def _working(cat: Catalog, smart: list[tuple[str, str]], within: str) -> list[tuple[str, str]]:
+    """The smart collections whose condition runs on the documents in scope: one that
+    fails on the data (a CAST of a name that is not a number) leaves the others indexed."""
+    ok = []
+    for name, pred in smart:
+        try:
+            cat.con.sql(f"SELECT count(*) FROM library WHERE ({pred}\n) {within.format(col='media_id')}").fetchall()
+        except duckdb.Error:
+            continue
+        ok.append((name, pred))
+    return ok
+
+
+def _changed_docs(cat: Catalog, within: str, smart: list[tuple[str, str]]) -> pa.Table:
+    cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart)}")
+    try:
+        return cat.con.sql("""
+            SELECT d.* FROM mf_docs d
+            WHERE NOT EXISTS (SELECT 1 FROM search_docs s WHERE s.media_id = d.media_id::UUID
+                              AND s.digest = d.digest)
+        """).to_arrow_table()
+    finally:
+        cat.con.execute("DROP VIEW IF EXISTS mf_docs")
 
 
 def index_dir(catalog_path: Path) -> Path:
@@ -122,20 +153,18 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     scope = pa.table({"media_id": ids})
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
-        cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart_collections(cat))}")
+        smart = smart_collections(cat)
         try:
-            changed = cat.con.sql("""
-                SELECT d.* FROM mf_docs d
-                WHERE NOT EXISTS (SELECT 1 FROM search_docs s WHERE s.media_id = d.media_id::UUID
-                                  AND s.digest = d.digest)
-            """).to_arrow_table()
-            gone = [str(r[0]) for r in cat.con.sql(f"""
-                SELECT s.media_id FROM search_docs s
-                WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.media_id = s.media_id AND f.status = 'present')
-                {within.format(col='s.media_id')}
-            """).fetchall()]
-        finally:
-            cat.con.execute("DROP VIEW IF EXISTS mf_docs")
+            changed = _changed_docs(cat, within, smart)
+        except duckdb.Error:
+            if not smart:
+                raise
+            changed = _changed_docs(cat, within, _working(cat, smart, within))
+        gone = [str(r[0]) for r in cat.con.sql(f"""
+            SELECT s.media_id FROM search_docs s
+            WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.media_id = s.media_id AND f.status = 'present')
+            {within.format(col='s.media_id')}
+        """).fetchall()]
     if changed.num_rows or gone:
         index.upsert(changed.drop_columns(["digest"]), gone)
         state = changed.select(["media_id", "digest"])
