@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error, rows, run_cli
+from conftest import assert_one_line_error, cli_env, rows, run_cli
 from media_corpus import _video, jpeg_with_exif, picture
 
 DIGIKAM_XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
@@ -71,6 +71,59 @@ def test_tags_survive_rename_move_and_rescan(lib) -> None:
     assert got[0]["name"] == "evening.png"
     res = run_cli("tag", "list", root / "Moved" / "evening.png", "--format", "json", catalog=catalog)
     assert [r["tag"] for r in json.loads(res.out)] == ["people/alice"]
+
+
+def test_paths_are_literal_when_they_exist_and_globs_stay_in_their_folder(tmp_path: Path) -> None:
+    """`a[1].jpg` and `Photos [2019]` name those files, not patterns; `*` does not cross
+    folders (`**` does); `~` is the home folder; a folder whose name is not UTF-8 is
+    matched on its exact bytes, never together with a look-alike."""
+    lib, catalog = tmp_path / "lib", tmp_path / "cat.duckdb"
+    (lib / "Photos [2019]" / "sub").mkdir(parents=True)
+    for i, rel in enumerate(("a[1].jpg", "a1.jpg", "Photos [2019]/p.jpg", "Photos [2019]/sub/q.jpg")):
+        picture(32, 24, i).save(lib / rel)
+    look_alikes = [os.fsencode(lib) + b"/s\xffd", os.fsencode(lib) + b"/s\xfed"]
+    for i, d in enumerate(look_alikes):
+        os.mkdir(d)
+        picture(32, 24, 10 + i).save(d + b"/f.jpg", format="JPEG")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+
+    def tagged(tag: str) -> list[str]:
+        return sorted(os.path.relpath(r["path"], lib) for r in rows(
+            catalog, "SELECT f.path FROM tags t JOIN files f USING (media_id) WHERE t.tag = ?", [tag]))
+
+    assert run_cli("tag", "add", "literal", lib / "a[1].jpg", catalog=catalog).rc == 0
+    assert tagged("literal") == ["a[1].jpg"]
+    assert run_cli("tag", "add", "folder", lib / "Photos [2019]", catalog=catalog).rc == 0
+    assert tagged("folder") == ["Photos [2019]/p.jpg", "Photos [2019]/sub/q.jpg"]
+    assert run_cli("tag", "add", "top", f"{lib}/*.jpg", catalog=catalog).rc == 0
+    assert tagged("top") == ["a1.jpg", "a[1].jpg"]
+    assert run_cli("tag", "add", "class", f"{lib}/a[0-9].jpg", catalog=catalog).rc == 0
+    assert tagged("class") == ["a1.jpg"]
+    assert run_cli("tag", "add", "deep", f"{lib}/**/q.jpg", catalog=catalog).rc == 0
+    assert tagged("deep") == ["Photos [2019]/sub/q.jpg"]
+    env = {**cli_env(catalog), "HOME": str(lib)}
+    assert run_cli("tag", "add", "home", "~/a1.jpg", "~/Photos*/p.jpg", env=env).rc == 0
+    assert tagged("home") == ["Photos [2019]/p.jpg", "a1.jpg"]
+    assert run_cli("tag", "add", "exact", look_alikes[0], catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT f.path_bytes FROM tags t JOIN files f USING (media_id) WHERE t.tag = 'exact'")
+    assert [bytes(r["path_bytes"]) for r in got] == [look_alikes[0] + b"/f.jpg"]
+
+
+def test_output_never_overwrites_the_catalog_or_its_files(lib) -> None:
+    root, catalog = lib
+    assert run_cli("tag", "add", "keep", root / "2019 Paris" / "paris.jpg", catalog=catalog).rc == 0
+    assert run_cli("search", "paris", catalog=catalog).rc == 0  # builds the index beside the catalog
+    before = catalog.read_bytes()
+    for args in (["query", "SELECT 1 AS x", "-f", "csv", "-o", catalog],
+                 ["query", "SELECT 1 AS x", "-f", "parquet", "-o", f"{catalog}.wal"],
+                 ["search", "paris", "-f", "json", "-o", catalog.with_name("cat.search") / "meta.json"],
+                 ["dupes", "-f", "csv", "-o", catalog]):
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == 2, (args, res.out, res.err)
+        assert_one_line_error(res.err, "would overwrite the catalog")
+    assert catalog.read_bytes() == before
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE source = 'user'")] == ["keep"]
+    assert run_cli("search", "paris", catalog=catalog).rc == 0
 
 
 def test_bulk_tagging_and_the_tag_tree(lib) -> None:

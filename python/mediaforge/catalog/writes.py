@@ -105,7 +105,7 @@ class FinishCounts:
     pruned: int
 
 
-def _under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes]]:
+def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes]]:
     """A predicate for "path_bytes is a root or below one", comparing raw bytes, so two
     folders whose names differ only in undecodable bytes are never confused."""
     parts: list[str] = []
@@ -130,7 +130,7 @@ def finish_scan(
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row."""
     now = utcnow()
     ids = vanished if vanished is not None else pa.table({"media_id": pa.array([], pa.string())})
-    under, params = _under_roots_sql(roots)
+    under, params = under_roots_sql(roots)
     with cat.registered("mf_vanished", ids), cat.transaction() as con:
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
         # A vanished row and a row that appeared since it was last seen, with the same

@@ -294,16 +294,31 @@ def query_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Run SQL over the catalog (tables: files, scans, scan_errors, meta)."""
-    with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
+    g = _globals(ctx)
+    with open_catalog(g.catalog, read_only=True) as cat:
         table = run_query(cat, sql)
     if fmt is Format.table and output is None:
         render.print_table(table)
         return
-    _write_table(table, fmt, output)
+    _write_table(table, fmt, output, g.catalog)
 
 
-def _write_table(table, fmt: Format, output: Optional[Path]) -> None:  # noqa: ANN001
+def _check_output(output: Path, catalog: Path) -> None:
+    """Refuse an --output that would overwrite the catalog, its write-ahead log, its search
+    index or its thumbnails: a typo there must not destroy the user's tags."""
+    from ..meta.thumbs import thumbs_root
+    from ..organise.search import index_dir
+
+    out, cat = os.path.realpath(output), os.path.realpath(catalog)
+    folders = [os.path.realpath(index_dir(Path(cat))), os.path.realpath(thumbs_root(cat))]
+    if out in (cat, cat + ".wal") or any(out == d or out.startswith(d + os.sep) for d in folders):
+        raise InvalidInputError(f"--output {output} would overwrite the catalog or its files: choose another path")
+
+
+def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
     """A result table as csv or json (stdout or a file), or parquet into a file."""
+    if output is not None:
+        _check_output(output, catalog)
     if fmt is Format.parquet:
         if output is None:
             raise InvalidInputError("--format parquet needs --output FILE")
@@ -407,7 +422,7 @@ def dupes_cmd(
             if "reclaimable" in table.column_names else None
         print(f"{groups:,} groups" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))
         return
-    _write_table(table, fmt, output)
+    _write_table(table, fmt, output, g.catalog)
 
 
 @command("dedupe")

@@ -107,7 +107,7 @@ def tag_list(ctx: typer.Context, paths: PathsArg = None,
     if fmt is Format.table:
         render.print_table(table)
     else:
-        _write_table(table, fmt, None)
+        _write_table(table, fmt, None, g.catalog)
 
 
 @sub(coll_app, "create")
@@ -192,7 +192,7 @@ def coll_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A co
         render.print_table(table.drop_columns(["media_id"]))
         print(f"{table.num_rows:,} files")
     else:
-        _write_table(table, fmt, output)
+        _write_table(table, fmt, output, g.catalog)
 
 
 @sub(coll_app, "delete")
@@ -296,4 +296,4 @@ def search_cmd(
             render.print_table(table.drop_columns(["media_id"]))
         print(f"{table.num_rows:,} results")
     else:
-        _write_table(table, fmt, output)
+        _write_table(table, fmt, output, g.catalog)

@@ -4,21 +4,67 @@ condition, or the members of a collection; always resolved to stable media_ids."
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 
 from ..catalog import Catalog
-from ..errors import InvalidInputError
+from ..catalog.writes import under_roots_sql
+from ..errors import InvalidInputError, is_text, path_text
 from .predicate import matching
 
 GLOB_CHARS = set("*?[")
 
 
 def _absolute(arg: str | bytes) -> tuple[bytes, bool]:
-    """The absolute path (symlinks resolved when it exists) and whether it is a glob."""
-    raw = os.fsencode(arg)
+    """The absolute path (`~` expanded, symlinks resolved when it exists) and whether it
+    is a glob. A path that exists is taken as it is, so a folder named `Photos [2019]` is
+    that folder, not a pattern."""
+    raw = os.path.expanduser(os.fsencode(arg))
+    if os.path.lexists(raw):
+        return os.path.realpath(raw), False
     if any(c in os.fsdecode(raw) for c in GLOB_CHARS):
         return os.path.abspath(raw), True
-    return (os.path.realpath(raw) if os.path.lexists(raw) else os.path.abspath(raw)), False
+    return os.path.abspath(raw), False
+
+
+def glob_regex(pattern: str) -> str:
+    """A shell glob as a regular expression over whole paths: `*` and `?` stay within one
+    folder, `[...]` is a character class (`[!...]` negated), `**` spans folders."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i + 1
+            if j < n and pattern[j] in "!^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:  # no closing bracket: a literal '['
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1:j]
+                negated = body[:1] in ("!", "^")
+                body = (body[1:] if negated else body).replace("\\", "\\\\")
+                out.append(("[^/" if negated else "[") + body + "]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
 
 
 def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str | None = None,
@@ -32,10 +78,13 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
     ids: dict[str, None] = {}
     for arg in paths:
         p, glob = _absolute(arg)
-        text = os.fsdecode(p)
+        text = path_text(p)
         if glob:
-            rows = cat.con.sql("SELECT media_id FROM files WHERE status = 'present' AND path GLOB $g ORDER BY path",
-                               params={"g": text}).fetchall()
+            if not is_text(os.fsdecode(p)):
+                raise InvalidInputError(f"a pattern must be UTF-8 text: {text} (give the file or folder itself)")
+            rows = cat.con.sql(
+                "SELECT media_id FROM files WHERE status = 'present' AND regexp_full_match(path, $re) ORDER BY path",
+                params={"re": glob_regex(os.fsdecode(p))}).fetchall()
         else:
             rows = _under(cat, p)
         if not rows:
@@ -55,11 +104,8 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
 
 
 def _under(cat: Catalog, p: bytes) -> list[tuple[str]]:
-    """The file at `p` (matched on its exact bytes, so names that are not UTF-8 work), or
-    every present file below the folder `p`."""
-    prefix = p.rstrip(b"/").decode("utf-8", "replace") + "/"
-    return cat.con.sql(
-        """SELECT media_id FROM files WHERE status = 'present'
-           AND (path_bytes = $p OR starts_with(path, $prefix)) ORDER BY path""",
-        params={"p": p, "prefix": prefix},
-    ).fetchall()
+    """The file at `p`, or every present file below the folder `p`, matched on exact bytes
+    (so two folders whose names differ only in bytes that are not UTF-8 stay apart)."""
+    under, params = under_roots_sql([p])
+    return cat.con.execute(f"SELECT media_id FROM files WHERE status = 'present' AND {under} ORDER BY path",
+                           params).fetchall()
