@@ -239,6 +239,30 @@ def test_bad_sql_exits_6(media_tree: MediaTree, catalog_path: Path, sql: str, tm
     assert run_cli("stats", catalog=catalog_path).rc == 0 and victim.read_bytes() == b"keep me"
 
 
+def test_query_json_and_csv_are_valid_and_exact_for_odd_values(media_tree: MediaTree, catalog_path: Path) -> None:
+    """Values JSON has no literal for (NaN, infinite dates), numbers past a float's
+    precision (HUGEINT, DECIMAL) and intervals come out valid and exact, never exit 1."""
+    import csv
+    import io
+
+    do_scan(catalog_path, media_tree.root)
+    sql = ("SELECT 'nan'::DOUBLE AS a, '-inf'::DOUBLE AS b, 'infinity'::TIMESTAMP AS t, '-infinity'::DATE AS d, "
+           "'294247-01-01'::TIMESTAMP AS far, 170141183460469231731687303715884105727::HUGEINT AS h, "
+           "123456789012345678.123::DECIMAL(38,3) AS dd, 1.5::DECIMAL(4,1) AS small, "
+           "INTERVAL 3 DAY + INTERVAL 1500 MILLISECOND AS i, ['x,y', 'z'] AS l, NULL::TIMESTAMP AS nt")
+    want = {"a": "NaN", "b": "-Infinity", "t": "infinity", "d": "-infinity", "far": "294247-01-01T00:00:00.000000",
+            "h": 170141183460469231731687303715884105727, "dd": "123456789012345678.123", "small": 1.5,
+            "i": "P0M3DT1.5S", "l": ["x,y", "z"], "nt": None}
+    res = run_cli("query", sql, "--format", "json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}")) == [want]
+    res = run_cli("query", sql, "--format", "csv", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    (row,) = csv.DictReader(io.StringIO(res.out))
+    assert json.loads(row["l"]) == ["x,y", "z"] and row["h"] == str(want["h"]) and row["t"] == "infinity"
+    assert run_cli("query", sql, catalog=catalog_path).rc == 0
+
+
 @pytest.mark.parametrize("sql", ["EXPLAIN ANALYZE SELECT count(*) FROM files", "/* plan */ EXPLAIN SELECT 1",
                                  "EXPLAIN (FORMAT json) SELECT 1", "PRAGMA table_info('files')", "pragma show_tables",
                                  "SUMMARIZE files", "SELECT count(*) AS n FROM read_csv('{mine}')"])

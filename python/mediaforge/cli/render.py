@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import math
 import sys
 import uuid
 from collections.abc import Iterator
@@ -144,7 +145,12 @@ def plain(v: Any) -> Any:
     if isinstance(v, dt.timedelta):
         return v.total_seconds()
     if isinstance(v, decimal.Decimal):
-        return float(v)
+        return _decimal(v)
+    if isinstance(v, pa.MonthDayNano):  # an INTERVAL, as ISO 8601: P1M3DT0.5S
+        secs = (decimal.Decimal(v.nanoseconds) / 10**9).normalize()
+        return f"P{v.months}M{v.days}DT{secs:f}S"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity"
     if isinstance(v, uuid.UUID):
         return str(v)
     if isinstance(v, dict):
@@ -154,9 +160,48 @@ def plain(v: Any) -> Any:
     return v
 
 
+def _decimal(v: decimal.Decimal) -> int | float | str:
+    """A DECIMAL or HUGEINT exactly: an int when whole, a float when that is exact, else text."""
+    if not v.is_finite():
+        return str(v)
+    if v == v.to_integral_value():
+        return int(v)
+    f = float(v)
+    return f if decimal.Decimal(repr(f)) == v else str(v)
+
+
+def _values(col: pa.Array) -> list[Any]:
+    """A column's Python values. DuckDB's infinite dates and timestamps (and others past
+    year 9999) have no Python form: they become text, `infinity` or the ISO value."""
+    try:
+        return col.to_pylist()
+    except (OverflowError, ValueError):
+        if not (pa.types.is_timestamp(col.type) or pa.types.is_date(col.type)):
+            raise
+    ints = col.cast(pa.int32() if pa.types.is_date32(col.type) else pa.int64()).to_pylist()
+    top = 2**31 - 1 if pa.types.is_date32(col.type) else 2**63 - 1
+    out: list[Any] = []
+    for k, n in enumerate(ints):
+        try:
+            out.append(col[k].as_py())
+        except (OverflowError, ValueError):
+            out.append("infinity" if n >= top else "-infinity" if n <= -top else _far_iso(n, col.type))
+    return out
+
+
+def _far_iso(n: int, typ: pa.DataType) -> str:
+    """ISO 8601 text of a date or timestamp past Python's year 9999 (numpy reaches further)."""
+    import numpy as np  # noqa: PLC0415 - loaded by pyarrow already; only for such values
+
+    unit = "D" if pa.types.is_date32(typ) else "ms" if pa.types.is_date64(typ) else typ.unit
+    return str(np.datetime64(n, unit))
+
+
 def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
     for batch in table.to_batches(max_chunksize=10_000):
-        yield from batch.to_pylist()
+        cols = [_values(c) for c in batch.columns]
+        for i in range(batch.num_rows):
+            yield {name: cols[j][i] for j, name in enumerate(batch.schema.names)}
 
 
 def write_json(table: pa.Table, out: IO[str]) -> None:
@@ -165,16 +210,21 @@ def write_json(table: pa.Table, out: IO[str]) -> None:
     first = True
     for row in _rows(table):
         out.write("\n  " if first else ",\n  ")
-        out.write(json.dumps({k: plain(v) for k, v in row.items()}, ensure_ascii=False))
+        out.write(json.dumps({k: plain(v) for k, v in row.items()}, ensure_ascii=False, allow_nan=False))
         first = False
     out.write("\n]\n" if not first else "]\n")
+
+
+def _cell(v: Any) -> Any:
+    """A CSV cell: lists and structs as JSON text, everything else as it is."""
+    return json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
 
 
 def write_csv(table: pa.Table, out: IO[str]) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(table.column_names)
     for row in _rows(table):
-        w.writerow(["" if v is None else plain(v) for v in row.values()])
+        w.writerow(["" if v is None else _cell(plain(v)) for v in row.values()])
 
 
 def print_table(table: pa.Table, title: str | None = None, limit: int = 1000) -> None:
