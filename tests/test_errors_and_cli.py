@@ -437,6 +437,26 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     assert sorted(os.listdir(out)) == names
 
 
+def test_a_failed_export_leaves_the_earlier_one_whole_and_no_litter(cataloged: MediaTree, catalog_path: Path,
+                                                                     tmp_path: Path) -> None:
+    """Tables are written under fresh hidden names and renamed into place only when all
+    are complete: a failure part-way (here a folder named like a later table) is one line,
+    exit 3, the earlier export is untouched, nothing temporary stays, and a user's own
+    file named like the old temporary names is never touched."""
+    out = tmp_path / "export"
+    assert run_cli("export", out, catalog=catalog_path).rc == 0
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    do_scan(catalog_path, cataloged.root, prune=True)  # a second scans row: the new export would differ
+    (out / ".files.parquet.partial").write_bytes(b"mine")
+    (out / "tags.parquet").unlink()
+    (out / "tags.parquet").mkdir()
+    res = run_cli("export", out, catalog=catalog_path)
+    assert res.rc == 3, res.err
+    assert_one_line_error(res.err, "tags.parquet", "folder")
+    after = {n: (out / n).read_bytes() for n in os.listdir(out) if (out / n).is_file()}
+    assert after == {**{n: b for n, b in before.items() if n != "tags.parquet"}, ".files.parquet.partial": b"mine"}
+
+
 def test_stats_json(cataloged: MediaTree, catalog_path: Path) -> None:
     os.unlink(cataloged.files["flac"])
     assert run_cli("scan", cataloged.root, catalog=catalog_path).rc == 0

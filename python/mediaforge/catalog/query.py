@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_text
+from ..fsops import new_tmp
 from .schema import ALL_TABLES
 from .store import Catalog
 
@@ -80,26 +83,46 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
 
 
 def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TABLES) -> list[Path]:
-    """Write each catalog table as `<table>.parquet` (zstd) into `out_dir`."""
+    """Write each catalog table as `<table>.parquet` (zstd) into `out_dir`. Every table is
+    written under a fresh hidden name first and the files are renamed into place only once
+    all are complete, so a failed or interrupted export leaves an earlier one whole and no
+    temporary file behind."""
     if not is_text(str(out_dir)):  # DuckDB's COPY takes text paths only: refuse before making the folder
         raise InvalidInputError(f"cannot export into {str(out_dir)!r}: the path is not valid UTF-8")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PathIOError(f"cannot create {out_dir}: {e.strerror}") from None
-    written = []
-    for t in tables:
-        target = out_dir / f"{t}.parquet"
-        tmp = out_dir / f".{t}.parquet.partial"
-        try:
-            cat.con.execute(
-                f"COPY (SELECT * FROM {t}) TO '{_sql_str(tmp)}' (FORMAT parquet, COMPRESSION zstd)"
-            )
-        except duckdb.Error as e:
-            raise PathIOError(f"export of {t} to {target} failed: {first_line(e)}") from None
-        tmp.replace(target)  # never leave a half-written file under the final name
-        written.append(target)
-    return written
+    done: list[tuple[Path, Path]] = []
+    try:
+        for t in tables:
+            target = out_dir / f"{t}.parquet"
+            if target.is_dir():
+                raise PathIOError(f"cannot export {t}: {target} is a folder")
+            try:
+                tmp = Path(os.fsdecode(new_tmp(os.fsencode(target), _create_empty)))
+            except OSError as e:
+                raise PathIOError(f"cannot write into {out_dir}: {e.strerror or first_line(e)}") from None
+            done.append((tmp, target))
+            try:
+                cat.con.execute(f"COPY (SELECT * FROM {t}) TO '{_sql_str(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+            except duckdb.Error as e:
+                raise PathIOError(f"export of {t} to {target} failed: {first_line(e)}") from None
+        for tmp, target in done:
+            try:
+                tmp.replace(target)
+            except OSError as e:
+                raise PathIOError(f"cannot write {target}: {e.strerror or first_line(e)}") from None
+    except BaseException:
+        for tmp, _target in done:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # made by this export (the renamed ones are gone already)
+        raise
+    return [target for _tmp, target in done]
+
+
+def _create_empty(path: bytes) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
 
 
 def _sql_str(p: Path) -> str:

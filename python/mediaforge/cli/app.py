@@ -356,7 +356,7 @@ def export_cmd(
         render.dump_json([str(p) for p in written])
     else:
         for p in written:
-            print(p)
+            print(path_text(os.fsencode(p)))
 
 
 SIMILAR_KINDS = {"image": "phash", "video": "video", "audio": "audio"}
