@@ -283,11 +283,12 @@ def test_reading_statements_run(media_tree: MediaTree, catalog_path: Path, sql: 
      ["stats", "--top", "-1"], ["search", "--limit", "99999999999999999999", "song"],
      ["tag", "add", "caf\udce9", "{root}"], ["collection", "create", "caf\udce9"], ["search", "caf\udce9"],
      ["scan", "--exclude", "caf\udce9", "{root}"],
-     ["--catalog", "{tmp}/caf\udce9.duckdb", "stats"], ["export", "{tmp}/caf\udce9"], ["info", "{root}"]],
+     ["--catalog", "{tmp}/caf\udce9.duckdb", "stats"], ["export", "{tmp}/caf\udce9"], ["info", "{root}"],
+     ["collection", "create", "trips|2019"]],
     ids=["zero-threads", "parquet-without-output", "unknown-format", "unknown-option", "unknown-command",
          "absurd-threads", "fifo", "empty-scan-path", "empty-export-dir", "empty-info-path", "negative-top",
          "huge-limit", "non-utf8-tag", "non-utf8-collection", "non-utf8-search", "non-utf8-exclude",
-         "non-utf8-catalog", "non-utf8-export-dir", "info-of-a-folder"],
+         "non-utf8-catalog", "non-utf8-export-dir", "info-of-a-folder", "collection-name-with-xmp-separator"],
 )
 def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: Path, args: list[str],
                                            tmp_path: Path) -> None:

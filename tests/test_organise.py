@@ -165,6 +165,7 @@ def test_tag_renames_onto_themselves_or_into_their_subtree_lose_nothing(lib) -> 
     # every file's two tags, as a/b and a/b/b.
     res = run_cli("tag", "rename", "a", "a/b", "--json", catalog=catalog)
     assert res.rc == 0 and json.loads(res.out)["renamed"] == 4
+    assert res.err == ""  # no library warning on the user's terminal
     assert tags() == sorted((name, t) for name, _ in before[::2] for t in ("a/b", "a/b/b"))
     # Onto an existing tag: the two merge into one row per file.
     assert run_cli("tag", "add", "c", "--where", images, catalog=catalog).rc == 0

@@ -22,6 +22,8 @@ def _check_name(name: str) -> str:
     n = (name or "").strip()
     if not n or len(n) > MAX_NAME or not is_text(n) or any(ord(c) < 32 for c in n):
         raise InvalidInputError(f"bad collection name {name!r}: 1 to {MAX_NAME} printable characters of UTF-8 text")
+    if "|" in n:  # XMP keeps collections as "MediaForge Collections|NAME": the name would split there
+        raise InvalidInputError(f"bad collection name {name!r}: '|' separates keyword levels in XMP sidecars")
     return n
 
 

@@ -87,9 +87,9 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
     with cat.transaction() as con:
         # Every row of the subtree is taken out first and put back under its new name, so a
         # new name inside the old subtree (a -> a/b) or already present never costs a row.
-        moved = con.execute(f"""
+        moved = con.sql(f"""
             SELECT media_id, $new || substr(tag, length($old) + 1) AS tag, source, added_by, added_at
-            FROM tags WHERE {subtree}""", {"old": old, "new": new}).to_arrow_table()
+            FROM tags WHERE {subtree}""", params={"old": old, "new": new}).to_arrow_table()
         if moved.num_rows == 0:
             return 0
         con.execute(f"DELETE FROM tags WHERE {subtree}", {"old": old}).fetchall()
