@@ -107,6 +107,18 @@ def test_paths_are_literal_when_they_exist_and_globs_stay_in_their_folder(tmp_pa
     assert run_cli("tag", "add", "exact", look_alikes[0], catalog=catalog).rc == 0
     got = rows(catalog, "SELECT f.path_bytes FROM tags t JOIN files f USING (media_id) WHERE t.tag = 'exact'")
     assert [bytes(r["path_bytes"]) for r in got] == [look_alikes[0] + b"/f.jpg"]
+    # Scripts tell the look-alikes apart by path_raw, in every listing of paths.
+    import base64
+
+    exact = {d + b"/f.jpg" for d in look_alikes}
+    listed = json.loads(run_cli("tag", "list", look_alikes[0], "--format", "json", catalog=catalog).out)
+    assert [base64.b64decode(r["path_raw"]) for r in listed] == [look_alikes[0] + b"/f.jpg"]
+    found = json.loads(run_cli("search", "f.jpg", "--format", "json", catalog=catalog).out)
+    assert {base64.b64decode(r["path_raw"]) for r in found if r["path_raw"]} == exact
+    assert run_cli("collection", "create", "odd", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "odd", *look_alikes, catalog=catalog).rc == 0
+    shown = json.loads(run_cli("collection", "show", "odd", "--format", "json", catalog=catalog).out)
+    assert {base64.b64decode(r["path_raw"]) for r in shown} == exact
 
 
 def test_output_never_overwrites_the_catalog_or_its_files(lib) -> None:

@@ -98,12 +98,14 @@ def members(cat: Catalog, name: str) -> list[str]:
 
 
 def show(cat: Catalog, name: str) -> pa.Table:
-    """One row per present member: position, path, kind, size, year, tags."""
+    """One row per present member: position, path, kind, size, year, tags, media_id,
+    path_raw (the exact bytes of a path that is not valid UTF-8, else null)."""
     ids = members(cat, name)
     order = pa.table({"media_id": pa.array(ids, pa.string()), "position": pa.array(range(1, len(ids) + 1), pa.int64())})
     with cat.registered("mf_members", order):
         return cat.con.sql("""
-            SELECT o.position, l.path, l.kind, l.size, l.year, l.tags, l.media_id::VARCHAR AS media_id
+            SELECT o.position, l.path, l.kind, l.size, l.year, l.tags, l.media_id::VARCHAR AS media_id,
+                   (SELECT f.path_raw FROM files f WHERE f.media_id = l.media_id AND f.status = 'present') AS path_raw
             FROM mf_members o JOIN library l ON l.media_id = o.media_id::UUID ORDER BY o.position""").to_arrow_table()
 
 

@@ -225,7 +225,8 @@ _KIND = re.compile(r"(?:^|\s)kind:(\S+)", re.I)
 
 
 def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.Table:
-    """Ranked results: score, path, kind, year, tags, media_id."""
+    """Ranked results: score, path, kind, year, tags, media_id, path_raw (the exact bytes
+    of a path that is not valid UTF-8, else null)."""
     from .collection import members
 
     if not (query or "").strip():
@@ -264,6 +265,6 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
             tg AS (SELECT media_id, list(tag ORDER BY tag) AS tags FROM tags
                    WHERE media_id IN (SELECT media_id FROM h) GROUP BY media_id)
             SELECT h.score, f.path, f.kind, {year} AS year, coalesce(tg.tags, []) AS tags,
-                   f.media_id::VARCHAR AS media_id
+                   f.media_id::VARCHAR AS media_id, f.path_raw
             FROM h JOIN f USING (media_id) LEFT JOIN tg USING (media_id) {media}
             ORDER BY h.rank""").to_arrow_table()

@@ -117,6 +117,6 @@ def tags_of(cat: Catalog, media_ids: Sequence[str]) -> pa.Table:
     ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
     with cat.registered("mf_ids", ids):
         return cat.con.sql("""
-            SELECT f.path, t.tag, t.source, t.added_by, t.added_at FROM tags t
+            SELECT f.path, t.tag, t.source, t.added_by, t.added_at, f.path_raw FROM tags t
             JOIN files f ON f.media_id = t.media_id AND f.status = 'present'
             WHERE t.media_id IN (SELECT media_id::UUID FROM mf_ids) ORDER BY f.path, t.tag""").to_arrow_table()
