@@ -21,7 +21,7 @@ use arrow_array::types::{Int16Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema};
 use tantivy::collector::TopDocs;
-use tantivy::directory::error::{OpenDirectoryError, OpenReadError, OpenWriteError};
+use tantivy::directory::error::{LockError, OpenDirectoryError, OpenReadError, OpenWriteError};
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::{
@@ -149,6 +149,8 @@ fn io_kind(e: &TantivyError) -> Option<std::io::ErrorKind> {
         TantivyError::OpenReadError(OpenReadError::IoError { io_error, .. })
         | TantivyError::OpenWriteError(OpenWriteError::IoError { io_error, .. })
         | TantivyError::OpenDirectoryError(OpenDirectoryError::IoError { io_error, .. }) => Some(io_error.kind()),
+        // Taking the lock file failed for a reason of the file system (read-only, full).
+        TantivyError::LockFailure(LockError::IoError(io), _) => Some(io.kind()),
         _ => None,
     }
 }
@@ -162,6 +164,9 @@ fn damaged(dir: &Path) -> Error {
 
 /// Map a tantivy error met while reading or writing an index that opened fine.
 fn index_err(dir: &Path, e: TantivyError) -> Error {
+    if let TantivyError::LockFailure(LockError::IoError(io), _) = &e {
+        return Error::from_io(dir, std::io::Error::new(io.kind(), io.to_string()));
+    }
     if let Some(kind) = io_kind(&e) {
         return Error::from_io(dir, std::io::Error::new(kind, e.to_string()));
     }
@@ -199,10 +204,11 @@ impl SearchIndex {
             e => Error::InvalidInput(format!("search index {}: {e}", dir.display())),
         })?;
         let exists = Index::exists(&directory).map_err(|e| index_err(dir, e.into()))?;
-        // Anything that goes wrong opening an existing index, short of a permission, means its
-        // files are not what this version writes: the fix is the same either way.
+        // Anything that goes wrong opening an existing index, short of a permission or a
+        // read-only file system, means its files are not what this version writes: the fix
+        // is the same either way.
         let opened = |e: TantivyError| match io_kind(&e) {
-            Some(std::io::ErrorKind::PermissionDenied) => index_err(dir, e),
+            Some(std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => index_err(dir, e),
             _ => damaged(dir),
         };
         let mut index = if exists {
