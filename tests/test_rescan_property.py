@@ -256,6 +256,9 @@ class Library:
                 # A file that came back to a path where its own inode's row is missing may
                 # revive that row (moved away and back) rather than take the moved row's id.
                 back = frozenset(r.media_id for r in missing_at[p] if r.sig == sg)
+                # Free rows are present ones: a row that is missing is a file already gone.
+                # The path may hold a missing row of another inode: a known file moved onto
+                # a gone file's name still keeps its own id (docs/catalog.md, `files`).
                 if len(free) == 1 and len(news) == 1 and not back:
                     out[p] = Expect("moved: same inode, size and mtime", exact=free[0].media_id)
                 else:  # hard links of one inode moved or deleted together: interchangeable;
@@ -281,7 +284,8 @@ class Library:
         # The scan's end pairs vanished rows with new ones of the same content (BLAKE3 +
         # size): exact when one unaccounted row and one new path share the content.
         exact_ids = {e.exact for e in out.values() if e.exact is not None}
-        for p, e in list(out.items()):
+        by_rules = dict(out)
+        for p, e in by_rules.items():
             if not e.fresh_ok:
                 continue
             # Only a new row with a digest pairs: hashed now, or reused from a row of its inode.
@@ -289,7 +293,7 @@ class Library:
             same = [r for r in present.values() if r.blake3 == digests[p] and r.size == disk[p].st_size
                     and r.media_id not in exact_ids and has_digest]
             allowed = e.allowed | {r.media_id for r in same}
-            rivals = [q for q, f in out.items() if f.fresh_ok and digests[q] == digests[p]]
+            rivals = [q for q, f in by_rules.items() if f.fresh_ok and digests[q] == digests[p]]
             certain = [r for r in same if r.path not in disk and not new_by_sig.get(r.sig)]
             if hashed and e.why == "new path" and len(same) == 1 and certain and rivals == [p]:
                 out[p] = Expect(CONTENT_MOVE, exact=same[0].media_id)

@@ -255,7 +255,12 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
             prev.mark_seen(i);
             let iu = i as usize;
             let old = &prev.stat[iu];
-            if old.id != f.stat.id && prev.present[iu] && prev.find_same_inode(old) == Some(i) {
+            // Another inode at a known path: a new file saved there, or a known file moved
+            // onto the name, which only the whole walk can tell apart. At the path of a file
+            // already recorded missing, any other known row with this file's identity means
+            // a move onto that name, not the missing file coming back.
+            let moved_onto_missing = || prev.find_same_inode(&f.stat).is_some_and(|j| j != i);
+            if (prev.present[iu] && old.id != f.stat.id) || (!prev.present[iu] && moved_onto_missing()) {
                 return Plan::Defer(Deferred::PathReused(i));
             }
             let same = old.same_content_signature(&f.stat);
@@ -326,25 +331,28 @@ fn resolve_deferred(
     let mut displaced = Vec::new();
     let mut out = Vec::with_capacity(deferred.len());
     let mut later = Vec::new();
+    // In path order, not in the order the walk threads happened to list folders: two new
+    // names of one inode competing for one row get the same answer on every run.
+    let mut deferred = deferred;
+    deferred.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
     for (f, d) in deferred {
         let (same, reused_row) = match d {
             Deferred::SameInodeAs(j) => (Some(j), None),
             Deferred::PathReused(i) => (prev.find_same_inode(&f.stat), Some(i)),
         };
         // Of the rows with this identity (hard links have one each), one whose path no
-        // longer holds it and no other file took: the one with this file's name first, so
-        // links moved together each keep their own id.
+        // longer holds it and no other file took. A present row first (the file that moved
+        // is one the last scan saw; a missing row was gone before), then the one with this
+        // file's name, so links moved together each keep their own id.
         let free = |k: &u32| {
             let ku = *k as usize;
             !(prev.seen[ku].load(Relaxed) && !reused.contains(k)) && !taken.contains(k)
         };
         let pick = same.and_then(|j| {
-            let candidates = prev.same_identity(j);
-            candidates
-                .iter()
-                .find(|k| free(k) && prev.name(**k as usize) == f.name())
-                .or_else(|| candidates.iter().find(|k| free(k)))
-                .copied()
+            prev.same_identity(j)
+                .into_iter()
+                .filter(|k| free(k))
+                .min_by_key(|&k| (!prev.present[k as usize], prev.name(k as usize) != f.name()))
         });
         let digest = pick
             .and_then(|k| prev.digest(k as usize))
@@ -388,7 +396,7 @@ fn resolve_deferred(
         } else {
             Plan::Row {
                 prev: Some(prev.media_id(iu)),
-                change: Change::Changed,
+                change: if prev.present[iu] { Change::Changed } else { Change::Revived },
                 digest: None,
                 hash: want_hash,
             }
