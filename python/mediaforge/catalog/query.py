@@ -18,7 +18,6 @@ from .schema import ALL_TABLES
 from .store import Catalog
 
 
-READ_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.PRAGMA)
 # Leading blanks and comments, then a keyword.
 _LEAD = r"^(?:\s|/\*.*?\*/|--[^\n]*(?:\n|$))*"
 # EXPLAIN [ANALYZE | (options)] <statement>: ANALYZE runs the statement, so it must read.
@@ -65,7 +64,7 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
     if len(statements) != 1:
         raise QueryError(f"give one SQL statement, not {len(statements)}")
     kind = statements[0].type
-    if kind not in READ_STATEMENTS or not _reading(sql, kind):
+    if not _reading(sql, kind):
         # The catalog is opened read-only, but ATTACH could open it again for writing,
         # COPY or EXPORT write files anywhere, EXPLAIN ANALYZE runs what it explains and
         # IMPORT DATABASE runs a script: only reading statements run here.

@@ -417,7 +417,7 @@ def dupes_cmd(
             table = exact_groups(cat, kind)
     if fmt is Format.table and output is None:
         groups = len(set(table.column("group").to_pylist()))
-        render.print_table(table.drop_columns([c for c in ("dev", "inode", "blake3", "path_raw") if c in table.column_names]))
+        render.print_table(table, hide=("dev", "inode", "blake3", "path_raw"))
         saved = sum({r["group"]: r["reclaimable"] for r in table.select(["group", "reclaimable"]).to_pylist()}.values()) \
             if "reclaimable" in table.column_names else None
         print(f"{groups:,} groups" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))

@@ -105,7 +105,7 @@ def tag_list(ctx: typer.Context, paths: PathsArg = None,
     with open_catalog(g.catalog, read_only=True) as cat:
         table = tags_of(cat, resolve_targets(cat, paths)) if paths else tag_counts(cat)
     if fmt is Format.table:
-        render.print_table(table.drop_columns([c for c in ("path_raw",) if c in table.column_names]))
+        render.print_table(table, hide=("path_raw",))
     else:
         _write_table(table, fmt, None, g.catalog)
 
@@ -189,7 +189,7 @@ def coll_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A co
     with open_catalog(g.catalog, read_only=True) as cat:
         table = collection.show(cat, name)
     if fmt is Format.table and output is None:
-        render.print_table(table.drop_columns(["media_id", "path_raw"]))
+        render.print_table(table, hide=("media_id", "path_raw"))
         print(f"{table.num_rows:,} files")
     else:
         _write_table(table, fmt, output, g.catalog)
@@ -293,7 +293,7 @@ def search_cmd(
         table = search(cat, g.catalog, query, limit)
     if fmt is Format.table and output is None:
         if table.num_rows:
-            render.print_table(table.drop_columns(["media_id", "path_raw"]))
+            render.print_table(table, hide=("media_id", "path_raw"))
         print(f"{table.num_rows:,} results")
     else:
         _write_table(table, fmt, output, g.catalog)

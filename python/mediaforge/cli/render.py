@@ -227,8 +227,10 @@ def write_csv(table: pa.Table, out: IO[str]) -> None:
         w.writerow(["" if v is None else _cell(plain(v)) for v in row.values()])
 
 
-def print_table(table: pa.Table, title: str | None = None, limit: int = 1000) -> None:
-    """A rich table on stdout; long results are cut with a note on stderr."""
+def print_table(table: pa.Table, title: str | None = None, limit: int = 1000, hide: tuple[str, ...] = ()) -> None:
+    """A rich table on stdout; long results are cut with a note on stderr. `hide`: columns
+    meant for scripts (ids, raw path bytes) that the table leaves out where present."""
+    table = table.drop_columns([c for c in hide if c in table.column_names])
     t = Table(title=title, show_lines=False, header_style="bold")
     for name in table.column_names:
         t.add_column(name, overflow="fold")
