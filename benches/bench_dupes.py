@@ -16,7 +16,8 @@ against imagehash, and its near-duplicate search against a brute-force numpy sca
    versions, grouped by a real `mediaforge dupes --similar --kind audio`; and the audio
    search timed over `--tracks` random fingerprints with planted re-encodes.
 2. Hashing speed: `--photos` photo-like JPEGs of `--megapixels`, 2 processes each:
-   MediaForge's hash-only path (grey reduced DCT decode + Rust pHash, as `scan --no-thumbs`)
+   MediaForge's hash-only path (grey 1/8-scale decode from the DC coefficients and pHash,
+   both in Rust, as `scan --no-thumbs`)
    and its thumbnail-decode path vs `imagehash.phash` alone on stock Pillow (the target's
    peer), and vs `imagehash.phash` + `dhash` (both hashes, as MediaForge makes them).
 3. Search speed: `--hashes` random 64-bit hashes with `--planted` near copies (1 to
@@ -357,7 +358,7 @@ def main() -> int:
     subprocess.run(f"cat {corpus}/photos/* > /dev/null", shell=True, check=True)
     speed = {}
     for _round in range(2):
-        for name, py, mode in (("MediaForge, hash only (scan --no-thumbs: grey draft decode, Rust pHash)",
+        for name, py, mode in (("MediaForge, hash only (scan --no-thumbs: DC-only 1/8 luma decode and pHash in Rust)",
                                 sys.executable, "mediaforge"),
                                ("imagehash.phash alone (stock Pillow)", str(py_ih), "imagehash-phash"),
                                ("MediaForge, from the thumbnail's colour decode (plain scan)", sys.executable,

@@ -3,7 +3,8 @@
     python hash_worker.py --mode mediaforge|mediaforge-thumb|imagehash --list FILES.txt --procs 2 [--out H.json]
 
 `mediaforge`: MediaForge's hash-only path, as `scan --no-thumbs` runs it (grey, reduced-scale
-JPEG decode, EXIF orientation, pHash in the Rust core); `mediaforge-thumb`: the same hash
+JPEG decode, at 1/8 from the DC coefficients in the Rust core when libjpeg would decode at
+that scale; EXIF orientation; pHash in the Rust core); `mediaforge-thumb`: the same hash
 from the colour decode that also feeds the thumbnail (a plain scan). Both run in the
 project's venv. `imagehash`: `imagehash.phash` and `imagehash.dhash`
 on the image Pillow opens, as its README shows (MediaForge makes both hashes too);

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod error;
 pub mod funnel;
 pub mod hash;
+pub mod jpegdc;
 pub mod kind;
 pub mod near;
 pub mod phash;

@@ -335,6 +335,25 @@ fn image_hashes(gray: &[u8], width: usize, height: usize) -> PyResult<(u64, u64)
     Ok((phash::phash(&g).0, phash::dhash(&g).0))
 }
 
+/// The luma plane at 1/8 scale of the JPEG open on file descriptor `fd` (read whole with
+/// `pread`, so the caller's file position is untouched), as (pixels, width, height); `None`
+/// when the file is not a JPEG this fast path takes, so the caller decodes it as usual.
+/// `fd` must be open for the whole call (the caller holds the file object).
+#[pyfunction]
+fn jpeg_luma_eighth(py: Python<'_>, fd: i32) -> Option<(Py<pyo3::types::PyBytes>, usize, usize)> {
+    if fd < 0 {
+        return None;
+    }
+    // Borrowed: the descriptor stays its owner's, open, at its position.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let luma = py.allow_threads(|| mediaforge_core::jpegdc::luma_eighth_fd(fd).ok())?;
+    Some((
+        pyo3::types::PyBytes::new(py, &luma.pixels).unbind(),
+        luma.width,
+        luma.height,
+    ))
+}
+
 /// Little-endian u64 values from a bytes-like buffer.
 fn u64s(raw: &[u8]) -> Result<Vec<u64>, Error> {
     if !raw.len().is_multiple_of(8) {
@@ -602,6 +621,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(classify, m)?)?;
     m.add_function(wrap_pyfunction!(image_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(jpeg_luma_eighth, m)?)?;
     m.add_function(wrap_pyfunction!(near_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(similar_groups, m)?)?;
     m.add_function(wrap_pyfunction!(exact_funnel, m)?)?;

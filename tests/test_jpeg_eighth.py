@@ -1,0 +1,165 @@
+"""The Rust core's DC-only JPEG decode (`_core.jpeg_luma_eighth`) against libjpeg.
+
+The fast path must change speed, never results: for every JPEG it takes, its pixels are
+exactly those Pillow (libjpeg-turbo) gives for a grey decode at scale 1/8, and every
+JPEG it cannot match (progressive, CMYK, damaged, truncated) is left to Pillow. The
+pictures are made here by Pillow's encoder, in every layout it writes.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from mediaforge import _core
+from mediaforge.meta.thumbs import reduce_grey
+
+
+def _scene(w: int, h: int, seed: int) -> Image.Image:
+    """Gradients, shapes and noise: every kind of block a photo has, flat to busy."""
+    rng = random.Random(seed)
+    im = Image.linear_gradient("L").resize((w, h)).convert("RGB")
+    d = ImageDraw.Draw(im)
+    for _ in range(12):
+        x, y = rng.randrange(w), rng.randrange(h)
+        r = rng.randrange(4, max(5, min(w, h) // 3))
+        d.ellipse((x - r, y - r, x + r, y + r), fill=tuple(rng.randrange(256) for _ in range(3)))
+    noise = Image.effect_noise((w, h), 40 + seed % 30).convert("RGB")
+    return Image.blend(im, noise, 0.3).filter(ImageFilter.SMOOTH if seed % 2 else ImageFilter.DETAIL)
+
+
+def _encode(im: Image.Image, **kw) -> bytes:  # noqa: ANN003
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def _libjpeg_eighth(data: bytes) -> tuple[bytes, int, int] | None:
+    """What Pillow decodes in grey at scale 1/8; None when it raises."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            im.draft("L", (max(1, w // 8), max(1, h // 8)))
+            if im.size != ((w + 7) // 8, (h + 7) // 8):
+                return None
+            im.load()
+            return im.convert("L").tobytes(), im.width, im.height
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _fast(tmp_path: Path, data: bytes, name: str = "p.jpg") -> tuple[bytes, int, int] | None:
+    p = tmp_path / name
+    p.write_bytes(data)
+    with open(p, "rb") as f:
+        return _core.jpeg_luma_eighth(f.fileno())
+
+
+LAYOUTS = [
+    pytest.param(dict(quality=90, subsampling=2), id="420-q90"),
+    pytest.param(dict(quality=75, subsampling=1), id="422-q75"),
+    pytest.param(dict(quality=95, subsampling=0), id="444-q95"),
+    pytest.param(dict(quality=100, subsampling=0), id="444-q100-long-codes"),
+    pytest.param(dict(quality=3, subsampling=2), id="420-q3"),
+    pytest.param(dict(quality=85, optimize=True), id="optimised-tables"),
+    pytest.param(dict(quality=80, restart_marker_blocks=3), id="restart-every-3-mcus"),
+    pytest.param(dict(quality=92, subsampling=2, restart_marker_rows=1), id="restart-every-row"),
+    pytest.param(dict(quality=60, qtables="web_high"), id="other-qtables"),
+]
+
+
+@pytest.mark.parametrize("kw", LAYOUTS)
+@pytest.mark.parametrize("size", [(200, 152), (203, 157), (17, 9), (8, 8), (1, 1), (640, 33)])
+def test_same_pixels_as_libjpeg(tmp_path: Path, kw: dict, size: tuple[int, int]) -> None:
+    data = _encode(_scene(*size, seed=size[0] + size[1]), **kw)
+    want = _libjpeg_eighth(data)
+    assert want is not None
+    got = _fast(tmp_path, data)
+    assert got is not None, "a baseline JPEG was left to libjpeg"
+    assert got[1:] == want[1:]
+    assert got[0] == want[0]
+
+
+@pytest.mark.parametrize("size", [(200, 152), (31, 47)])
+def test_grey_jpeg(tmp_path: Path, size: tuple[int, int]) -> None:
+    data = _encode(_scene(*size, seed=3).convert("L"), quality=88)
+    want = _libjpeg_eighth(data)
+    got = _fast(tmp_path, data)
+    assert got is not None and want is not None and got == want
+
+
+@pytest.mark.parametrize(
+    "kw, mode",
+    [
+        pytest.param(dict(quality=90, progressive=True), "RGB", id="progressive"),
+        pytest.param(dict(quality=90), "CMYK", id="cmyk"),
+    ],
+)
+def test_left_to_libjpeg(tmp_path: Path, kw: dict, mode: str) -> None:
+    data = _encode(_scene(120, 80, seed=5).convert(mode), **kw)
+    assert _fast(tmp_path, data) is None
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff\xd8", b"\xff\xd8\xff\xd9", b"GIF89a....", b"\xff\xd8\xff\xe0\x00\x10JFIF"])
+def test_not_a_jpeg_at_all(tmp_path: Path, data: bytes) -> None:
+    assert _fast(tmp_path, data) is None
+
+
+def test_truncated_files_are_left_to_libjpeg(tmp_path: Path) -> None:
+    """Pillow refuses a truncated JPEG ("image file is truncated"); so must the fast
+    path, wherever the cut falls, or a file that is recorded as damaged today would get
+    a hash from made-up pixels."""
+    data = _encode(_scene(160, 120, seed=9), quality=90, restart_marker_blocks=4)
+    sos = data.index(b"\xff\xda")
+    cuts = sorted({sos + 4, sos + 20, *range(sos + 40, len(data) - 2, 97), len(data) - 3, len(data) - 2})
+    for cut in cuts:
+        got = _fast(tmp_path, data[:cut])
+        assert got is None, f"cut at {cut} of {len(data)}"
+
+
+def test_damaged_data_never_crashes_and_never_differs(tmp_path: Path) -> None:
+    """Random damage to the header and the entropy-coded data: the fast path either
+    refuses or gives exactly what libjpeg gives."""
+    rng = random.Random(42)
+    clean = _encode(_scene(96, 72, seed=11), quality=85, restart_marker_blocks=2)
+    sos = clean.index(b"\xff\xda")
+    took = 0
+    for i in range(400):
+        data = bytearray(clean)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(2, len(data) - 2) if i % 4 == 0 else rng.randrange(sos + 14, len(data) - 2)
+            data[at] = rng.randrange(256)
+        got = _fast(tmp_path, bytes(data))
+        if got is None:
+            continue
+        took += 1
+        want = _libjpeg_eighth(bytes(data))
+        assert want is not None, f"damage {i}: the fast path decoded what libjpeg refuses"
+        assert got == want, f"damage {i}: pixels differ from libjpeg's"
+    assert took > 0
+
+
+def test_reduce_grey_uses_the_fast_path_with_the_same_result(tmp_path: Path) -> None:
+    """At 256 px a picture of at least 2048 px each way is decoded at 1/8: the hash path
+    gets the same picture from the Rust core as from libjpeg, upright (EXIF orientation)."""
+    im = _scene(2100, 2060, seed=21)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    p = tmp_path / "big.jpg"
+    im.save(p, "JPEG", quality=90, exif=exif)
+    with Image.open(p) as a:
+        fast = reduce_grey(a, 256)
+    with Image.open(p) as b:
+        b.draft("L", (256, 256))
+        b.load()
+        slow = b.copy()
+    slow.thumbnail((256, 256), Image.Resampling.BICUBIC, reducing_gap=None)
+    slow = slow.transpose(Image.Transpose.ROTATE_270)
+    assert fast.size == slow.size == (251, 256)
+    assert fast.tobytes() == slow.tobytes()
+    with open(p, "rb") as f:
+        assert _core.jpeg_luma_eighth(f.fileno()) is not None
