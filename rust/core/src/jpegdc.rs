@@ -45,7 +45,7 @@ struct Huff {
     /// 0..=4, coefficients moved over in bits 5..=11 (the end of block not counted),
     /// `MULTI_EOB` when they end the block; 0 when not even one symbol fits.
     multi: Vec<u16>,
-    /// For each `LUT_BITS`-bit prefix: bits to drop (code plus extra bits), in the low 5
+    /// AC tables only: for each `LUT_BITS`-bit prefix: bits to drop (code plus extra bits), in the low 5
     /// bits; coefficients to move on by, in bits 5..=10; `EOB` when the block ends here;
     /// 0 when the code is longer than `LUT_BITS`.
     skip: Vec<u16>,
@@ -66,7 +66,8 @@ impl Huff {
         let mut maxcode = [-1i32; 18];
         let mut valoff = [0i32; 17];
         let mut fast = vec![0u16; 1 << LUT_BITS];
-        let mut skip = vec![0u16; 1 << LUT_BITS];
+        // DC codes are decoded, never skipped: only AC tables have a skip table.
+        let mut skip = if is_dc { Vec::new() } else { vec![0u16; 1 << LUT_BITS] };
         let mut code: u32 = 0;
         let mut k = 0usize;
         for len in 1..=16u32 {
@@ -81,11 +82,10 @@ impl Huff {
                     if len <= LUT_BITS {
                         let shift = LUT_BITS - len;
                         let first = (code << shift) as usize;
-                        let fast_e = ((len as u16) << 8) | sym as u16;
-                        let skip_e = skip_entry(len, sym, is_dc);
-                        for e in first..first + (1usize << shift) {
-                            fast[e] = fast_e;
-                            skip[e] = skip_e;
+                        let span = first..first + (1usize << shift);
+                        fast[span.clone()].fill(((len as u16) << 8) | sym as u16);
+                        if let Some(s) = skip.get_mut(span) {
+                            s.fill(skip_entry(len, sym));
                         }
                     }
                     code += 1;
@@ -206,11 +206,8 @@ fn multi_table(maxcode: &[i32; 18], valoff: &[i32; 17], symbols: &[u8]) -> Vec<u
         .collect()
 }
 
-/// The skip entry of a code of `len` bits for symbol `sym`.
-fn skip_entry(len: u32, sym: u8, is_dc: bool) -> u16 {
-    if is_dc {
-        return (len + sym as u32) as u16;
-    }
+/// The skip entry of an AC code of `len` bits for symbol `sym`.
+fn skip_entry(len: u32, sym: u8) -> u16 {
     let (run, size) = ((sym >> 4) as u32, (sym & 15) as u32);
     if size == 0 && run != 15 {
         // libjpeg ends the block on any zero-size symbol but ZRL.
