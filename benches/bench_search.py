@@ -113,9 +113,7 @@ def fill_catalog(path: Path, rows: int, seed: int = 3) -> None:
         blakes.append(f"{i:064x}")
     mtime = ((year - 1970) * 365.25 * 86400 * 1e9).astype("int64")
     files = pa.table({
-        "media_id": ids, "path": [f"{d}/{nm}" for d, nm in zip(dirs, names, strict=True)],
-        "path_bytes": [f"{d}/{nm}".encode() for d, nm in zip(dirs, names, strict=True)],
-        "dir": dirs, "name": names, "ext": exts, "size": rng.integers(1000, 10**8, size=n).astype("uint64"),
+        "media_id": ids, "dir": dirs, "name": names, "ext": exts, "size": rng.integers(1000, 10**8, size=n).astype("uint64"),
         "mtime_ns": mtime, "kind": kind, "blake3": blakes,
     })
     media = pa.table({"blake3": blakes, "kind": kind,
@@ -152,7 +150,9 @@ def fill_catalog(path: Path, rows: int, seed: int = 3) -> None:
                         ("b_tags", tags)):
             con.register(name, t)
         con.execute("""
-            INSERT INTO files SELECT media_id::UUID, path, path_bytes::BLOB, dir, name, ext, size, mtime_ns, mtime_ns,
+            INSERT INTO files (media_id, dir, name, ext, size, mtime_ns, ctime_ns, dev, inode, nlink, kind, mime,
+                               blake3, status, first_seen, last_seen, missing_since, first_scan_id, last_scan_id)
+            SELECT media_id::UUID, dir, name, ext, size, mtime_ns, mtime_ns,
                    1, row_number() OVER (), 1, kind, 'application/octet-stream', blake3, 'present',
                    now()::TIMESTAMP, now()::TIMESTAMP, NULL, 1, 1 FROM b_files""")
         con.execute("""

@@ -28,6 +28,8 @@ from conftest import (
     rows,
     run_cli,
 )
+
+from mediaforge.catalog.schema import SCHEMA_VERSION
 from mediaforge.errors import ExitCode
 
 # --------------------------------------------------------------------------------------
@@ -431,7 +433,7 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     scans = pq.read_table(out / "scans.parquet").to_pylist()
     assert [(s["scan_id"], s["status"]) for s in scans] == [(1, "completed")]
     meta = dict((r["key"], r["value"]) for r in pq.read_table(out / "meta.parquet").to_pylist())
-    assert meta["schema_version"] == "7" and meta["application"] == "mediaforge"
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and meta["application"] == "mediaforge"
     assert pq.read_table(out / "scan_errors.parquet").num_rows == 0
     # Exporting again over the same folder replaces the files.
     assert run_cli("export", out, "--json", catalog=catalog_path).rc == 0

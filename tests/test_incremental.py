@@ -331,9 +331,9 @@ def test_a_scan_killed_half_way_through_a_swap_is_settled_by_the_next(tmp_path: 
             # What the killed scan committed: only b's row, now at a.jpg. Row order decides
             # which of the two the next scan meets first.
             with open_catalog(cat) as c:
-                c.con.execute("UPDATE files SET path = ?, name = 'a.jpg' WHERE media_id = ?", [str(a), ids["b.jpg"]])
+                c.con.execute("UPDATE files SET name = 'a.jpg' WHERE media_id = ?", [ids["b.jpg"]])
                 if first == "moved":
-                    c.con.execute("CREATE OR REPLACE TABLE files_tmp AS SELECT * EXCLUDE (path_bytes) FROM files "
+                    c.con.execute("CREATE OR REPLACE TABLE files_tmp AS SELECT * EXCLUDE (path, path_bytes) FROM files "
                                   "ORDER BY media_id = ? DESC", [ids["b.jpg"]])
                     c.con.execute("DELETE FROM files")
                     c.con.execute("INSERT INTO files BY NAME SELECT * FROM files_tmp")
@@ -535,7 +535,7 @@ def test_a_version_6_catalog_upgrades_in_place_keeping_ids_tags_and_exact_paths(
 
     import duckdb
 
-    from mediaforge.catalog.schema import MIGRATIONS
+    from mediaforge.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 
     catalog_path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(catalog_path))
@@ -566,6 +566,30 @@ def test_a_version_6_catalog_upgrades_in_place_keeping_ids_tags_and_exact_paths(
     assert {p: str(r["media_id"]) for p, r in got.items()} == ids
     for p, r in got.items():
         assert r["path_raw"] == (None if p.decode("utf-8", "ignore").encode() == p else p), p
+        assert r["path"] == p.decode("utf-8", "replace"), p
     assert rows(catalog_path, "SELECT tag FROM tags t JOIN files f USING (media_id) WHERE f.path_bytes = ?",
                 [odd]) == [{"tag": "keep me"}]
-    assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "7"}]
+    assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": str(SCHEMA_VERSION)}]
+
+
+def test_path_is_computed_from_folder_and_name(catalog_path: Path) -> None:
+    """Schema 8 stores a path as its folder and name: `path` and `path_bytes` join them back,
+    in the root folder too, and an undecodable name keeps its exact bytes."""
+    from mediaforge.catalog import open_catalog
+
+    raw = b"/x/caf\xe9.jpg"
+    with open_catalog(catalog_path) as c:
+        for d, n, r in (("/home/me", "a.jpg", None), ("/", "top.jpg", None), ("", "loose.jpg", None),
+                        ("/x", raw[3:].decode("utf-8", "replace"), raw)):
+            c.con.execute(
+                "INSERT INTO files (media_id, dir, name, ext, size, mtime_ns, ctime_ns, dev, inode, nlink, kind, mime, "
+                "status, first_seen, last_seen, first_scan_id, last_scan_id, path_raw) VALUES (gen_random_uuid(), "
+                "?, ?, 'jpg', 1, 1, 1, 1, 1, 1, 'image', 'image/jpeg', 'present', now()::TIMESTAMP, "
+                "now()::TIMESTAMP, 1, 1, ?)", [d, n, r])
+    got = {r["name"]: (r["path"], bytes(r["path_bytes"])) for r in rows(catalog_path, "SELECT * FROM files")}
+    assert got == {
+        "a.jpg": ("/home/me/a.jpg", b"/home/me/a.jpg"),
+        "top.jpg": ("/top.jpg", b"/top.jpg"),
+        "loose.jpg": ("loose.jpg", b"loose.jpg"),
+        "caf\ufffd.jpg": ("/x/caf\ufffd.jpg", raw),
+    }

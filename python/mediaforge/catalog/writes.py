@@ -19,8 +19,9 @@ from .schema import FILES_STORED
 from .store import Catalog
 
 # What a scan batch carries, by catalog column (`path_raw`: the raw bytes of a path that is
-# not valid UTF-8; `path_bytes` is computed from it and `path`).
-_BATCH_COLS = ("path", "dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev", "inode", "nlink", "kind", "mime",
+# not valid UTF-8; `path` is computed from `dir` and `name`, `path_bytes` from those and
+# `path_raw`).
+_BATCH_COLS = ("dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev", "inode", "nlink", "kind", "mime",
                "blake3", "path_raw")
 # A new row's values after its media_id, in `FILES_STORED` order.
 _INSERT_VALUES = (", ".join(_BATCH_COLS[:-1]) + ", 'present', $now, $now, NULL, $sid, $sid, path_raw")

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, UInt64Builder};
+use arrow_array::builder::{ArrayBuilder, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
@@ -57,10 +57,10 @@ pub struct FileRow {
 
 /// The schema of file batches.
 pub fn files_schema() -> SchemaRef {
+    // No `path`: the catalog computes it from `dir` and `name`.
     Arc::new(Schema::new(vec![
-        Field::new("path", DataType::Utf8, false),
-        // The raw bytes only where they are not valid UTF-8 (else `path` is exact): the
-        // catalog's `path_bytes` is computed from the two.
+        // The raw bytes only where they are not valid UTF-8 (else `dir` and `name` are
+        // exact): the catalog's `path_bytes` is computed from the three.
         Field::new("path_raw", DataType::Binary, true),
         Field::new("dir", DataType::Utf8, false),
         Field::new("name", DataType::Utf8, false),
@@ -96,92 +96,161 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
-/// `path` as the catalog stores it: the display string, plus the raw bytes only when the
-/// display string is not exact (undecodable bytes).
-fn append_path(path: &mut StringBuilder, raw: &mut BinaryBuilder, p: &[u8]) {
-    match std::str::from_utf8(p) {
-        Ok(s) => {
-            path.append_value(s);
-            raw.append_null();
+/// Lowercase an extension into `buf` when it is short ASCII (nearly always), else
+/// allocate.
+fn lower_ext<'a>(ext: &'a str, buf: &'a mut [u8; 16]) -> std::borrow::Cow<'a, str> {
+    if !ext.bytes().any(|b| b.is_ascii_uppercase()) {
+        return ext.into();
+    }
+    if ext.is_ascii() && ext.len() <= buf.len() {
+        let out = &mut buf[..ext.len()];
+        for (d, s) in out.iter_mut().zip(ext.bytes()) {
+            *d = s.to_ascii_lowercase();
         }
-        Err(_) => {
-            path.append_value(String::from_utf8_lossy(p));
-            raw.append_value(p);
+        return std::str::from_utf8(out).expect("ASCII").into();
+    }
+    ext.to_lowercase().into()
+}
+
+/// Builds file batches row by row, so rows go straight into Arrow buffers as they arrive.
+pub struct FilesBuilder {
+    path_raw: BinaryBuilder,
+    dir: StringBuilder,
+    name: StringBuilder,
+    ext: StringBuilder,
+    size: UInt64Builder,
+    mtime: Int64Builder,
+    ctime: Int64Builder,
+    dev: UInt64Builder,
+    ino: UInt64Builder,
+    nlink: UInt64Builder,
+    kind: StringBuilder,
+    mime: StringBuilder,
+    digest: StringBuilder,
+    prev: StringBuilder,
+    change: StringBuilder,
+    ext_buf: [u8; 16],
+    hex_buf: [u8; 64],
+    uuid_buf: [u8; 36],
+}
+
+impl FilesBuilder {
+    /// Room for `rows` rows whose paths take about `path_bytes` bytes in all.
+    pub fn with_capacity(rows: usize, path_bytes: usize) -> Self {
+        let n = rows;
+        FilesBuilder {
+            path_raw: BinaryBuilder::with_capacity(n, 0),
+            dir: StringBuilder::with_capacity(n, path_bytes),
+            name: StringBuilder::with_capacity(n, path_bytes / 2),
+            ext: StringBuilder::with_capacity(n, n * 4),
+            size: UInt64Builder::with_capacity(n),
+            mtime: Int64Builder::with_capacity(n),
+            ctime: Int64Builder::with_capacity(n),
+            dev: UInt64Builder::with_capacity(n),
+            ino: UInt64Builder::with_capacity(n),
+            nlink: UInt64Builder::with_capacity(n),
+            kind: StringBuilder::with_capacity(n, n * 6),
+            mime: StringBuilder::with_capacity(n, n * 12),
+            digest: StringBuilder::with_capacity(n, 0),
+            prev: StringBuilder::with_capacity(n, 0),
+            change: StringBuilder::with_capacity(n, n * 7),
+            ext_buf: [0; 16],
+            hex_buf: [0; 64],
+            uuid_buf: [0; 36],
         }
+    }
+
+    /// Rows appended since the last `finish`.
+    pub fn len(&self) -> usize {
+        self.size.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of path text appended since the last `finish`.
+    pub fn path_bytes(&self) -> usize {
+        self.dir.values_slice().len() + self.name.values_slice().len()
+    }
+
+    pub fn append(&mut self, r: &FileRow) {
+        let ns = r.name_start as usize;
+        let dir_end = match ns {
+            0 => 0,
+            1 => 1,
+            _ => ns - 1,
+        };
+        // One UTF-8 check per path; its folder and name are slices of it ('/' is a char
+        // boundary). Undecodable bytes never span a '/', so decoding the parts apart gives
+        // the same text as decoding the whole.
+        match std::str::from_utf8(&r.path) {
+            Ok(p) => {
+                self.path_raw.append_null();
+                self.dir.append_value(&p[..dir_end]);
+                let nm = &p[ns..];
+                self.name.append_value(nm);
+                // `extension` splits at an ASCII dot: a char boundary too.
+                let e = &nm[nm.len() - crate::kind::extension(nm.as_bytes()).len()..];
+                self.ext.append_value(lower_ext(e, &mut self.ext_buf));
+            }
+            Err(_) => {
+                self.path_raw.append_value(&r.path);
+                self.dir.append_value(lossy(&r.path[..dir_end]));
+                let nm = &r.path[ns..];
+                self.name.append_value(lossy(nm));
+                self.ext.append_value(lossy(crate::kind::extension(nm)).to_lowercase());
+            }
+        }
+        self.size.append_value(r.stat.len.0);
+        self.mtime.append_value(r.stat.mtime_ns);
+        self.ctime.append_value(r.stat.ctime_ns);
+        self.dev.append_value(r.stat.id.dev);
+        self.ino.append_value(r.stat.id.ino);
+        self.nlink.append_value(r.stat.nlink);
+        self.kind.append_value(r.class.kind.as_str());
+        self.mime.append_value(r.class.mime);
+        match r.digest {
+            Some(d) => self.digest.append_value(d.hex(&mut self.hex_buf)),
+            None => self.digest.append_null(),
+        }
+        match r.prev {
+            Some(m) => self.prev.append_value(m.uuid(&mut self.uuid_buf)),
+            None => self.prev.append_null(),
+        }
+        self.change.append_value(r.change.as_str());
+    }
+
+    /// The rows appended so far as a batch; the builder starts over, empty.
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.path_raw.finish()),
+            Arc::new(self.dir.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.ext.finish()),
+            Arc::new(self.size.finish()),
+            Arc::new(self.mtime.finish()),
+            Arc::new(self.ctime.finish()),
+            Arc::new(self.dev.finish()),
+            Arc::new(self.ino.finish()),
+            Arc::new(self.nlink.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.mime.finish()),
+            Arc::new(self.digest.finish()),
+            Arc::new(self.prev.finish()),
+            Arc::new(self.change.finish()),
+        ];
+        Ok(RecordBatch::try_new(files_schema(), cols)?)
     }
 }
 
 /// Build a file batch.
 pub fn files_batch(rows: &[FileRow]) -> Result<RecordBatch> {
-    let n = rows.len();
-    let bytes: usize = rows.iter().map(|r| r.path.len()).sum();
-    let mut path = StringBuilder::with_capacity(n, bytes);
-    let mut path_raw = BinaryBuilder::with_capacity(n, 0);
-    let mut dir = StringBuilder::with_capacity(n, bytes);
-    let mut name = StringBuilder::with_capacity(n, bytes / 2);
-    let mut ext = StringBuilder::with_capacity(n, n * 4);
-    let mut size = UInt64Builder::with_capacity(n);
-    let mut mtime = Int64Builder::with_capacity(n);
-    let mut ctime = Int64Builder::with_capacity(n);
-    let mut dev = UInt64Builder::with_capacity(n);
-    let mut ino = UInt64Builder::with_capacity(n);
-    let mut nlink = UInt64Builder::with_capacity(n);
-    let mut kind = StringBuilder::with_capacity(n, n * 6);
-    let mut mime = StringBuilder::with_capacity(n, n * 12);
-    let mut digest = StringBuilder::with_capacity(n, n * 64);
-    let mut prev = StringBuilder::with_capacity(n, n * 36);
-    let mut change = StringBuilder::with_capacity(n, n * 7);
+    let mut b = FilesBuilder::with_capacity(rows.len(), rows.iter().map(|r| r.path.len()).sum());
     for r in rows {
-        append_path(&mut path, &mut path_raw, &r.path);
-        let ns = r.name_start as usize;
-        let d = if ns == 0 {
-            &b""[..]
-        } else if ns == 1 {
-            &r.path[..1]
-        } else {
-            &r.path[..ns - 1]
-        };
-        dir.append_value(lossy(d));
-        let nm = &r.path[ns..];
-        name.append_value(lossy(nm));
-        ext.append_value(lossy(crate::kind::extension(nm)).to_lowercase());
-        size.append_value(r.stat.len.0);
-        mtime.append_value(r.stat.mtime_ns);
-        ctime.append_value(r.stat.ctime_ns);
-        dev.append_value(r.stat.id.dev);
-        ino.append_value(r.stat.id.ino);
-        nlink.append_value(r.stat.nlink);
-        kind.append_value(r.class.kind.as_str());
-        mime.append_value(r.class.mime);
-        match r.digest {
-            Some(d) => digest.append_value(d.to_hex()),
-            None => digest.append_null(),
-        }
-        match r.prev {
-            Some(m) => prev.append_value(m.to_uuid_string()),
-            None => prev.append_null(),
-        }
-        change.append_value(r.change.as_str());
+        b.append(r);
     }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(path.finish()),
-        Arc::new(path_raw.finish()),
-        Arc::new(dir.finish()),
-        Arc::new(name.finish()),
-        Arc::new(ext.finish()),
-        Arc::new(size.finish()),
-        Arc::new(mtime.finish()),
-        Arc::new(ctime.finish()),
-        Arc::new(dev.finish()),
-        Arc::new(ino.finish()),
-        Arc::new(nlink.finish()),
-        Arc::new(kind.finish()),
-        Arc::new(mime.finish()),
-        Arc::new(digest.finish()),
-        Arc::new(prev.finish()),
-        Arc::new(change.finish()),
-    ];
-    Ok(RecordBatch::try_new(files_schema(), cols)?)
+    b.finish()
 }
 
 /// Build an error batch.
@@ -211,8 +280,9 @@ pub fn errors_batch(rows: &[PathError]) -> Result<RecordBatch> {
 /// A batch of media ids (the catalog rows that vanished from disk).
 pub fn ids_batch(ids: &[MediaId]) -> Result<RecordBatch> {
     let mut b = StringBuilder::with_capacity(ids.len(), ids.len() * 36);
+    let mut buf = [0; 36];
     for m in ids {
-        b.append_value(m.to_uuid_string());
+        b.append_value(m.uuid(&mut buf));
     }
     let schema = Arc::new(Schema::new(vec![Field::new("media_id", DataType::Utf8, false)]));
     Ok(RecordBatch::try_new(schema, vec![Arc::new(b.finish()) as ArrayRef])?)

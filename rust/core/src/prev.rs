@@ -36,15 +36,22 @@ impl MediaId {
     }
 
     pub fn to_uuid_string(self) -> String {
-        let h = format!("{:032x}", self.0);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        self.uuid(&mut [0; 36]).to_string()
+    }
+
+    /// The 8-4-4-4-12 lowercase hex form, written into `buf` without allocating.
+    pub fn uuid<'a>(self, buf: &'a mut [u8; 36]) -> &'a str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut at = 0;
+        for i in 0..32 {
+            if matches!(i, 8 | 12 | 16 | 20) {
+                buf[at] = b'-';
+                at += 1;
+            }
+            buf[at] = HEX[((self.0 >> (124 - 4 * i)) & 15) as usize];
+            at += 1;
+        }
+        std::str::from_utf8(buf).expect("hex digits are ASCII")
     }
 }
 

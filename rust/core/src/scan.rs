@@ -27,7 +27,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use rayon::prelude::*;
 use rustix::fs::{Mode, OFlags, CWD};
 
-use crate::batch::{errors_batch, files_batch, ids_batch, Change, FileRow};
+use crate::batch::{errors_batch, ids_batch, Change, FileRow, FilesBuilder};
 use crate::error::{Error, Result};
 use crate::hash::{hash_file_at, HashError, Hashed, HEAD_LEN};
 use crate::kind::{self, Class};
@@ -438,33 +438,65 @@ fn classify_unread(f: &WalkedFile) -> Class {
 
 struct Batcher<'a> {
     tx: &'a Sender<Event>,
-    rows: Vec<FileRow>,
+    files: FilesBuilder,
     errors: Vec<PathError>,
     batch_rows: usize,
 }
 
-impl Batcher<'_> {
-    fn full(&self) -> bool {
-        self.rows.len() >= self.batch_rows || self.errors.len() >= self.batch_rows
+impl<'a> Batcher<'a> {
+    fn new(tx: &'a Sender<Event>, batch_rows: usize) -> Self {
+        // Small at first (a scan may find ten files), then sized by the batches before.
+        let rows = batch_rows.min(16_384);
+        Batcher {
+            tx,
+            files: FilesBuilder::with_capacity(rows, rows * 64),
+            errors: Vec::new(),
+            batch_rows,
+        }
     }
 
+    /// Append rows; each batch they fill goes out at once, exactly `batch_rows` long:
+    /// DuckDB writes whole row groups straight to the file, and only a partial tail
+    /// through its write-ahead log. True if a batch went out.
+    fn add_rows(&mut self, rows: Vec<FileRow>) -> Result<bool> {
+        let mut sent = false;
+        for r in &rows {
+            self.files.append(r);
+            if self.files.len() >= self.batch_rows {
+                self.send_files()?;
+                sent = true;
+            }
+        }
+        Ok(sent)
+    }
+
+    fn send_files(&mut self) -> Result<()> {
+        let (rows, bytes) = (self.files.len(), self.files.path_bytes());
+        let batch = self.files.finish()?;
+        // The next builder gets room for a whole batch of paths like these, so its buffers
+        // are not regrown (and copied) while it fills.
+        let per_row = bytes / rows.max(1) + 8;
+        self.files = FilesBuilder::with_capacity(self.batch_rows, self.batch_rows * per_row);
+        self.tx.send(Event::Files(batch)).map_err(|_| Error::Cancelled)
+    }
+
+    fn errors_full(&self) -> bool {
+        self.errors.len() >= self.batch_rows
+    }
+
+    fn pending(&self) -> bool {
+        !self.files.is_empty() || !self.errors.is_empty()
+    }
+
+    /// Send everything held, partial batches included.
     fn flush(&mut self) -> Result<()> {
         if !self.errors.is_empty() {
             let b = errors_batch(&self.errors)?;
             self.errors.clear();
             self.tx.send(Event::Errors(b)).map_err(|_| Error::Cancelled)?;
         }
-        while !self.rows.is_empty() {
-            // Exactly batch_rows per batch: DuckDB writes whole row groups straight to the
-            // file, and only a partial tail through its write-ahead log.
-            let n = self.rows.len().min(self.batch_rows);
-            let rest = self.rows.split_off(n);
-            let b = files_batch(&self.rows)?;
-            self.rows = rest;
-            self.tx.send(Event::Files(b)).map_err(|_| Error::Cancelled)?;
-            if self.rows.len() < self.batch_rows {
-                break;
-            }
+        if !self.files.is_empty() {
+            self.send_files()?;
         }
         Ok(())
     }
@@ -476,26 +508,23 @@ enum Msg {
     Errors(Vec<PathError>),
 }
 
-/// Gathers messages into batches; flushes when a batch is full, and on a timer so a long
-/// hash run commits its progress.
+/// Gathers messages into batches; sends each batch as it fills, and what is held on a
+/// timer so a long hash run commits its progress.
 fn collect(mrx: Receiver<Msg>, mut b: Batcher<'_>, flush_after: Duration, cancel: &AtomicBool) -> Result<()> {
     let mut last = Instant::now();
     let res = (|| {
         loop {
             match mrx.recv_timeout(flush_after) {
-                Ok(Msg::Rows(r)) => b.rows.extend(r),
+                Ok(Msg::Rows(r)) => {
+                    if b.add_rows(r)? {
+                        last = Instant::now();
+                    }
+                }
                 Ok(Msg::Errors(e)) => b.errors.extend(e),
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
-            if b.full() {
-                // Send only whole batches here; the remainder waits for more rows.
-                let keep = b.rows.len() % b.batch_rows;
-                let tail = b.rows.split_off(b.rows.len() - keep);
-                b.flush()?;
-                b.rows = tail;
-                last = Instant::now();
-            } else if last.elapsed() >= flush_after && (!b.rows.is_empty() || !b.errors.is_empty()) {
+            if b.errors_full() || (last.elapsed() >= flush_after && b.pending()) {
                 b.flush()?;
                 last = Instant::now();
             }
@@ -647,12 +676,7 @@ fn run(
     let deferred: Mutex<Vec<(WalkedFile, Deferred)>> = Mutex::new(Vec::new());
     let unstable = AtomicU64::new(0);
     let hash_errors = AtomicU64::new(0);
-    let batcher = Batcher {
-        tx,
-        rows: Vec::new(),
-        errors: Vec::new(),
-        batch_rows: opts.batch_rows.max(1),
-    };
+    let batcher = Batcher::new(tx, opts.batch_rows.max(1));
     let (mtx, mrx) = bounded::<Msg>(1024);
     progress.phase.store(phase::WALK, Relaxed);
 

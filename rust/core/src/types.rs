@@ -20,13 +20,17 @@ pub struct Digest(pub [u8; 32]);
 impl Digest {
     /// Lowercase hex, the catalog's text form.
     pub fn to_hex(&self) -> String {
+        self.hex(&mut [0; 64]).to_string()
+    }
+
+    /// Lowercase hex written into `buf`, without allocating.
+    pub fn hex<'a>(&self, buf: &'a mut [u8; 64]) -> &'a str {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(64);
-        for b in self.0 {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
+        for (i, b) in self.0.iter().enumerate() {
+            buf[2 * i] = HEX[(b >> 4) as usize];
+            buf[2 * i + 1] = HEX[(b & 15) as usize];
         }
-        out
+        std::str::from_utf8(buf).expect("hex digits are ASCII")
     }
 }
 

@@ -5,7 +5,8 @@
 //! per file, which is where `find` and full-path walkers spend their time). Subdirectories
 //! become new tasks, so both cores stay busy on wide and deep trees alike.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
+use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, CWD};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
@@ -21,6 +22,9 @@ use crate::types::FileStat;
 
 /// The name of the per-directory ignore file (gitignore syntax).
 pub const IGNORE_FILE: &str = ".mediaforgeignore";
+
+/// Bytes of directory entries one `getdents64` call may return.
+const DIRENT_BUF: usize = 32 * 1024;
 
 /// How to walk.
 #[derive(Debug, Clone)]
@@ -375,42 +379,35 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         }
     }
 
-    let mut dir = match rustix::fs::Dir::new(fd) {
-        Ok(d) => d,
-        Err(e) => {
-            ctx.unreadable(&task.path, PathError::from_errno(&task.path, "walk", e));
-            return;
-        }
-    };
-
     // Read every name first: a .mediaforgeignore must be known before any sibling is judged.
-    let mut entries: Vec<(Box<[u8]>, FileType)> = Vec::new();
+    // Names go into one buffer (NUL-terminated, as `fstatat` wants them): no allocation
+    // per entry.
+    let mut names: Vec<u8> = Vec::new();
+    let mut entries: Vec<(u32, FileType)> = Vec::new();
     let mut has_ignore_file = false;
-    while let Some(item) = dir.read() {
-        match item {
-            Ok(ent) => {
-                let name = ent.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
+    {
+        let mut buf = [MaybeUninit::<u8>::uninit(); DIRENT_BUF];
+        let mut dir = RawDir::new(&fd, &mut buf);
+        while let Some(item) = dir.next() {
+            match item {
+                Ok(ent) => {
+                    let name = ent.file_name().to_bytes_with_nul();
+                    if name == b".\0" || name == b"..\0" {
+                        continue;
+                    }
+                    if &name[..name.len() - 1] == IGNORE_FILE.as_bytes() {
+                        has_ignore_file = true;
+                    }
+                    entries.push((names.len() as u32, ent.file_type()));
+                    names.extend_from_slice(name);
                 }
-                if name == IGNORE_FILE.as_bytes() {
-                    has_ignore_file = true;
+                Err(e) => {
+                    ctx.unreadable(&task.path, PathError::from_errno(&task.path, "walk", e));
+                    break;
                 }
-                entries.push((name.into(), ent.file_type()));
-            }
-            Err(e) => {
-                ctx.unreadable(&task.path, PathError::from_errno(&task.path, "walk", e));
-                break;
             }
         }
     }
-    let fd = match dir.fd() {
-        Ok(fd) => fd,
-        Err(e) => {
-            ctx.unreadable(&task.path, PathError::from_errno(&task.path, "walk", e));
-            return;
-        }
-    };
 
     let mut ignores = task.ignores.clone();
     if has_ignore_file && opts.use_ignore_files {
@@ -442,17 +439,19 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
 
     let mut files = Vec::new();
     let mut bytes = 0u64;
-    for (name, mut ft) in entries {
+    for (start, mut ft) in entries {
         if ctx.cancel.load(Relaxed) {
             return;
         }
+        let cname = CStr::from_bytes_until_nul(&names[start as usize..]).expect("a NUL ends every name");
+        let name = cname.to_bytes();
         if !opts.include_hidden && name.first() == Some(&b'.') {
             continue;
         }
         let mut pre_stat = None;
         if ft == FileType::Unknown {
             // Some file systems do not fill d_type: one lstat tells.
-            match rustix::fs::statat(&fd, cstr(&name).as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            match rustix::fs::statat(&fd, cname, AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => {
                     ft = FileType::from_raw_mode(st.st_mode);
                     pre_stat = Some(st);
@@ -468,7 +467,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             if !opts.follow_symlinks {
                 continue;
             }
-            match rustix::fs::statat(&fd, cstr(&name).as_c_str(), AtFlags::empty()) {
+            match rustix::fs::statat(&fd, cname, AtFlags::empty()) {
                 Ok(st) => {
                     ft = FileType::from_raw_mode(st.st_mode);
                     pre_stat = Some(st);
@@ -512,7 +511,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 }
                 let st = match pre_stat {
                     Some(st) => st,
-                    None => match rustix::fs::statat(&fd, cstr(&name).as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                    None => match rustix::fs::statat(&fd, cname, AtFlags::SYMLINK_NOFOLLOW) {
                         Ok(st) => st,
                         Err(e) => {
                             ctx.stat_failed(&child, e);
@@ -546,11 +545,6 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             files,
         });
     }
-}
-
-fn cstr(name: &[u8]) -> std::ffi::CString {
-    // Names from getdents never hold a NUL byte.
-    std::ffi::CString::new(name).expect("file name without NUL")
 }
 
 #[cfg(test)]
