@@ -593,3 +593,34 @@ def test_path_is_computed_from_folder_and_name(catalog_path: Path) -> None:
         "loose.jpg": ("loose.jpg", b"loose.jpg"),
         "caf\ufffd.jpg": ("/x/caf\ufffd.jpg", raw),
     }
+
+
+def test_under_roots_matches_exact_bytes_on_folder_and_name_rows(catalog_path: Path) -> None:
+    """The scan's "at or below a root" test reads the stored folder (and the raw path where
+    one is stored): it picks exactly the rows whose path bytes are the root or lie below it,
+    for folder and file roots, the root folder, look-alike names and undecodable bytes."""
+    from mediaforge.catalog import open_catalog
+    from mediaforge.catalog.writes import under_roots_sql
+
+    paths = [b"/top.jpg", b"/a/b", b"/a/b/c.jpg", b"/a/b/d/e.jpg", b"/a/b0/f.jpg", b"/a/bc.jpg", b"/a/b.jpg",
+             b"/a/\xff/g.jpg", b"/a/\xfe/g.jpg", b"/a/\xff", b"/a/caf\xc3\xa9/h.jpg", b"/z/i.jpg"]
+    with open_catalog(catalog_path) as c:
+        for p in paths:
+            k = p.rfind(b"/")
+            d, n = (p[:k] or b"/"), p[k + 1:]
+            exact = p.decode("utf-8", "strict") if p.decode("utf-8", "replace").encode() == p else None
+            c.con.execute(
+                "INSERT INTO files (media_id, dir, name, ext, size, mtime_ns, ctime_ns, dev, inode, nlink, kind, mime, "
+                "status, first_seen, last_seen, first_scan_id, last_scan_id, path_raw) VALUES (gen_random_uuid(), "
+                "?, ?, '', 1, 1, 1, 1, 1, 1, 'other', 'x', 'present', now()::TIMESTAMP, now()::TIMESTAMP, 1, 1, ?)",
+                [d.decode("utf-8", "replace"), n.decode("utf-8", "replace"), None if exact is not None else p])
+        for root in (b"/", b"/a", b"/a/", b"/a/b", b"/a/b.jpg", b"/a/\xff", b"/a/\xfe", b"/a/caf\xc3\xa9", b"/top.jpg",
+                     b"/nowhere"):
+            under, params = under_roots_sql([root])
+            got = {bytes(r[0]) for r in c.con.execute(f"SELECT path_bytes FROM files WHERE {under}", params).fetchall()}
+            base = root.rstrip(b"/")
+            want = {p for p in paths if p == (base or b"/") or p.startswith(base + b"/")}
+            assert got == want, root
+        under, params = under_roots_sql([b"/a/b", b"/z"])
+        got = {bytes(r[0]) for r in c.con.execute(f"SELECT path_bytes FROM files WHERE {under}", params).fetchall()}
+        assert got == {b"/a/b", b"/a/b/c.jpg", b"/a/b/d/e.jpg", b"/z/i.jpg"}

@@ -9,17 +9,19 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .. import __version__
+from .. import __version__, meta  # meta is lazy: its engine (and Pillow) load on first use
 from ..catalog import Catalog, export_parquet, file_info, open_catalog, run_query, stats
 from ..config import MAX_THREADS, default_catalog_path
 from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError, path_text
-from ..meta import ExtractConfig, ExtractProgress, ExtractSummary, extract, make_thumbs
 from ..scan import ScanConfig, ScanSummary, scan
 from . import render
+
+if TYPE_CHECKING:
+    from ..meta import ExtractProgress, ExtractSummary
 
 app = typer.Typer(
     add_completion=False,
@@ -111,7 +113,7 @@ def scan_cmd(
         one_file_system=one_file_system, prune=prune,
     )
     # Metadata is keyed by content hash: a --no-hash scan has nothing to key it by yet.
-    xconfig = None if no_meta or no_hash else ExtractConfig(
+    xconfig = None if no_meta or no_hash else meta.ExtractConfig(
         thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout, retry_failed=retry_failed)
     show = not g.quiet and not as_json and sys.stderr.isatty()
     xsummary = None
@@ -120,7 +122,7 @@ def scan_cmd(
             summary = scan(cat, config, on_progress=bar.update)
         if xconfig is not None:
             with render.ExtractProgressBar(show, "extract") as xbar:
-                xsummary = extract(cat, xconfig, on_progress=xbar.update)
+                xsummary = meta.extract(cat, xconfig, on_progress=xbar.update)
         indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary)
     if as_json:
         render.dump_json(dict(summary.as_dict(), extract=xsummary.as_dict() if xsummary else None,
@@ -182,9 +184,9 @@ def meta_cmd(
 ) -> None:
     """Extract metadata for catalogued files that have none yet (what `scan` does after
     walking; useful after `scan --no-meta` or installing pillow-heif or rawpy)."""
-    config = ExtractConfig(thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout,
+    config = meta.ExtractConfig(thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout,
                            retry_failed=retry_failed)
-    _run_extraction(ctx, "extract", "metadata", lambda cat, progress: extract(cat, config, on_progress=progress),
+    _run_extraction(ctx, "extract", "metadata", lambda cat, progress: meta.extract(cat, config, on_progress=progress),
                     threads, as_json, metadata=True)
 
 
@@ -221,9 +223,9 @@ def thumbs_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Make thumbnails again (all of them, or only the missing ones)."""
-    config = ExtractConfig(thumb_size=size, workers=threads, timeout=timeout)
+    config = meta.ExtractConfig(thumb_size=size, workers=threads, timeout=timeout)
     _run_extraction(ctx, "thumbs", "thumbnails",
-                    lambda cat, progress: make_thumbs(cat, config, missing_only=missing_only, on_progress=progress),
+                    lambda cat, progress: meta.make_thumbs(cat, config, missing_only=missing_only, on_progress=progress),
                     threads, as_json)
 
 
