@@ -141,32 +141,15 @@ MIGRATIONS[7] = [
 # always the parts of the path on either side of its last '/', each decoded on its own,
 # which equals decoding the whole (an undecodable byte sequence never spans a '/').
 PATH_EXPR = "CASE WHEN dir = '' THEN name WHEN dir = '/' THEN '/' || name ELSE dir || '/' || name END"
-FILES_V8 = f"""
-CREATE TABLE files_v8 (
-    media_id      UUID      NOT NULL,
-    path          VARCHAR   GENERATED ALWAYS AS ({PATH_EXPR}) VIRTUAL,
-    path_bytes    BLOB      GENERATED ALWAYS AS (coalesce(path_raw, encode({PATH_EXPR}))) VIRTUAL,
-    dir           VARCHAR   NOT NULL,
-    name          VARCHAR   NOT NULL,
-    ext           VARCHAR   NOT NULL,
-    size          UBIGINT   NOT NULL,
-    mtime_ns      BIGINT    NOT NULL,
-    ctime_ns      BIGINT    NOT NULL,
-    dev           UBIGINT   NOT NULL,
-    inode         UBIGINT   NOT NULL,
-    nlink         UBIGINT   NOT NULL,
-    kind          VARCHAR   NOT NULL,
-    mime          VARCHAR   NOT NULL,
-    blake3        VARCHAR,
-    status        VARCHAR   NOT NULL,
-    first_seen    TIMESTAMP NOT NULL,
-    last_seen     TIMESTAMP NOT NULL,
-    missing_since TIMESTAMP,
-    first_scan_id BIGINT    NOT NULL,
-    last_scan_id  BIGINT    NOT NULL,
-    path_raw      BLOB
-)
-"""
+_STORED_PATH = "    path          VARCHAR   NOT NULL,\n"
+_V7_PATH_BYTES = "coalesce(path_raw, encode(path))"
+if _STORED_PATH not in FILES_V7 or _V7_PATH_BYTES not in FILES_V7:
+    raise RuntimeError("schema 8 is derived from schema 7's text, which no longer reads as expected")
+# Version 7's table, with `path` computed (and `path_bytes` from the same expression: DuckDB
+# computes no column from another computed one).
+FILES_V8 = (FILES_V7.replace("files_v7", "files_v8")
+            .replace(_STORED_PATH, f"    path          VARCHAR   GENERATED ALWAYS AS ({PATH_EXPR}) VIRTUAL,\n")
+            .replace(_V7_PATH_BYTES, f"coalesce(path_raw, encode({PATH_EXPR}))"))
 FILES_STORED_V7 = FILES_STORED
 # The stored columns of `files` since version 8, in table order (what an INSERT lists).
 FILES_STORED = FILES_STORED_V7.replace("media_id, path, ", "media_id, ")
