@@ -479,6 +479,30 @@ def test_stats_json(cataloged: MediaTree, catalog_path: Path) -> None:
     assert st["last_scans"][0]["missing"] == 1
 
 
+def test_stats_lists_look_alike_folders_apart(tmp_path: Path, catalog_path: Path) -> None:
+    """Two folders whose names differ only in bytes that are not UTF-8 show the same text;
+    the largest-folders list counts them apart (with their exact bytes in --json), and a
+    file with an undecodable name still counts in its plain folder."""
+    lib = os.fsencode(tmp_path / "lib")
+    for folder, files in ((b"caf\xe9", {b"a.jpg": 10, b"b.jpg": 20}), (b"caf\xe8", {b"c.jpg": 5}),
+                          (b"ok", {b"\xff.jpg": 7, b"d.jpg": 1})):
+        os.makedirs(os.path.join(lib, folder))
+        for name, size in files.items():
+            with open(os.path.join(lib, folder, name), "wb") as f:
+                f.write(b"x" * size)
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog_path).rc == 0
+    res = run_cli("stats", "--json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    got = [(d["dir"], d["files"], d["bytes"], d["dir_raw"] and base64.b64decode(d["dir_raw"]))
+           for d in json.loads(res.out)["largest_dirs"]]
+    shown = os.fsdecode(lib)
+    assert got == [(f"{shown}/caf\ufffd", 2, 30, os.path.join(lib, b"caf\xe9")),
+                   (f"{shown}/ok", 2, 8, None),
+                   (f"{shown}/caf\ufffd", 1, 5, os.path.join(lib, b"caf\xe8"))]
+    table = run_cli("stats", catalog=catalog_path)
+    assert table.rc == 0 and "dir_raw" not in table.out
+
+
 def test_stats_table(cataloged: MediaTree, catalog_path: Path) -> None:
     res = run_cli("stats", catalog=catalog_path)
     assert res.rc == 0, res.err

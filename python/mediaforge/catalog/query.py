@@ -170,11 +170,21 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
         FROM files WHERE status = 'present' GROUP BY kind ORDER BY bytes DESC, kind
         """,
     )
+    # Folders by their exact bytes, so two whose names differ only in undecodable bytes
+    # (shown alike) stay apart. Rows with a raw path take the bytes before its last '/'
+    # (found on the hex form, at a byte boundary); `dir_raw` is those bytes when they are
+    # not valid UTF-8, else NULL.
     largest = _rows(
         cat,
-        """
-        SELECT dir, count(*) AS files, sum(size) AS bytes
-        FROM files WHERE status = 'present' GROUP BY dir ORDER BY bytes DESC, dir LIMIT ?
+        r"""
+        SELECT min(dir) AS dir, count(*) AS files, sum(size) AS bytes,
+               CASE WHEN key IS DISTINCT FROM encode(min(dir)) THEN key END AS dir_raw
+        FROM (SELECT dir, size,
+                     CASE WHEN path_raw IS NULL THEN encode(dir)
+                          ELSE coalesce(nullif(unhex(regexp_extract(hex(path_raw), '^((?:..)*)2F(?:..)*$', 1)),
+                                               ''::BLOB), '/'::BLOB) END AS key
+              FROM files WHERE status = 'present')
+        GROUP BY key ORDER BY bytes DESC, dir, key LIMIT ?
         """,
         [top],
     )

@@ -271,7 +271,7 @@ def stats_cmd(
     print(f"{t['files']:,} files, {render.human_bytes(t['bytes'])}; {t['missing']:,} missing; "
           f"{t['unhashed']:,} not hashed; {t['distinct_contents']:,} distinct contents")
     render.print_records(st.by_kind, "By kind")
-    render.print_records(st.largest_dirs, "Largest folders")
+    render.print_records([{k: v for k, v in r.items() if k != "dir_raw"} for r in st.largest_dirs], "Largest folders")
     render.print_records(st.last_scans, "Last scans", byte_cols=())
     render.print_records(st.by_codec, "By codec")
     render.print_records(st.by_resolution, "By resolution")
