@@ -701,7 +701,8 @@ fn run(
             progress.hash_files_total.store(files, Relaxed);
             progress.hash_bytes_total.store(bytes, Relaxed);
             progress.phase.store(phase::HASH, Relaxed);
-            jobs.par_iter().for_each_with(mtx.clone(), |mtx, job| {
+            // Jobs are consumed: each file's path moves into its row rather than being copied.
+            jobs.into_par_iter().for_each_with(mtx.clone(), |mtx, job| {
                 if !cancel.load(Relaxed) {
                     hash_job(job, cancel, progress, &unstable, &hash_errors, mtx);
                 }
@@ -756,7 +757,7 @@ fn run(
 }
 
 fn hash_job(
-    job: &HashJob,
+    job: HashJob,
     cancel: &AtomicBool,
     progress: &Progress,
     unstable: &AtomicU64,
@@ -801,30 +802,22 @@ fn hash_job(
         }
     };
     let mut buf = Vec::with_capacity(crate::hash::MMAP_MIN as usize);
-    for (f, id, change) in &job.files {
+    for (f, id, change) in job.files {
         if cancel.load(Relaxed) {
             return;
         }
         let Ok(name) = CString::new(f.name()) else { continue };
         let ext = kind::extension(f.name());
-        let row = |digest: Option<Digest>, class: Class| FileRow {
-            path: f.path.clone(),
-            name_start: f.name_start,
-            stat: f.stat,
-            class,
-            digest,
-            prev: *id,
-            change: *change,
-        };
-        match hash_file_at(
+        let hashed = hash_file_at(
             Some(dirfd.as_fd()),
             name.as_c_str(),
             &f.stat,
             &mut buf,
             cancel,
             &progress.hash_bytes_done,
-        ) {
-            Ok(Hashed::Stable { digest, head }) => rows.push(row(Some(digest), kind::classify(ext, Some(&head)))),
+        );
+        let (digest, class) = match hashed {
+            Ok(Hashed::Stable { digest, head }) => (Some(digest), kind::classify(ext, Some(&head))),
             Ok(Hashed::Unstable { .. }) => {
                 unstable.fetch_add(1, Relaxed);
                 fail(
@@ -834,7 +827,7 @@ fn hash_job(
                     "file changed while it was being hashed; stored without a digest".into(),
                     None,
                 );
-                rows.push(row(None, kind::classify(ext, None)));
+                (None, kind::classify(ext, None))
             }
             Err(HashError::Cancelled) => return,
             Err(HashError::Io(e)) => {
@@ -846,12 +839,23 @@ fn hash_job(
                     describe_io(&e.into()),
                     Some(e.raw_os_error()),
                 );
-                if !gone {
-                    // Present but unreadable: keep its row, without a digest.
-                    rows.push(row(None, kind::classify(ext, None)));
+                if gone {
+                    progress.hash_files_done.fetch_add(1, Relaxed);
+                    continue;
                 }
+                // Present but unreadable: keep its row, without a digest.
+                (None, kind::classify(ext, None))
             }
-        }
+        };
+        rows.push(FileRow {
+            path: f.path,
+            name_start: f.name_start,
+            stat: f.stat,
+            class,
+            digest,
+            prev: id,
+            change,
+        });
         progress.hash_files_done.fetch_add(1, Relaxed);
     }
     if !errs.is_empty() {
