@@ -30,16 +30,11 @@ fn main() {
     let walked = t.elapsed();
     let t = Instant::now();
     let rows: Vec<FileRow> = dirs
-        .iter()
-        .flat_map(|d| d.files.iter())
-        .map(|f| FileRow {
-            path: f.path.clone(),
-            name_start: f.name_start,
-            stat: f.stat,
-            class: mediaforge_core::kind::classify(mediaforge_core::kind::extension(f.name()), None),
-            digest: None,
-            prev: None,
-            change: Change::New,
+        .into_iter()
+        .flat_map(|d| d.files)
+        .map(|f| {
+            let class = mediaforge_core::kind::classify(mediaforge_core::kind::extension(f.name()), None);
+            FileRow::of(f, class, None, None, Change::New)
         })
         .collect();
     let n = rows.len();

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::kind::Class;
 use crate::prev::MediaId;
 use crate::types::{Digest, FileStat};
-use crate::walk::PathError;
+use crate::walk::{PathError, WalkedFile};
 
 /// Why a file row is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,21 @@ pub struct FileRow {
     pub digest: Option<Digest>,
     pub prev: Option<MediaId>,
     pub change: Change,
+}
+
+impl FileRow {
+    /// The row of a walked file; its path moves in, not copied.
+    pub fn of(f: WalkedFile, class: Class, digest: Option<Digest>, prev: Option<MediaId>, change: Change) -> Self {
+        FileRow {
+            path: f.path,
+            name_start: f.name_start,
+            stat: f.stat,
+            class,
+            digest,
+            prev,
+            change,
+        }
+    }
 }
 
 /// The schema of file batches.

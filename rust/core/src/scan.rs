@@ -635,15 +635,7 @@ fn dispatch(
                     }
                 } else {
                     let class = classify_unread(&f);
-                    rows.push(FileRow {
-                        path: f.path,
-                        name_start: f.name_start,
-                        stat: f.stat,
-                        class,
-                        digest,
-                        prev: id,
-                        change,
-                    });
+                    rows.push(FileRow::of(f, class, digest, id, change));
                 }
             }
         }
@@ -847,15 +839,7 @@ fn hash_job(
                 (None, kind::classify(ext, None))
             }
         };
-        rows.push(FileRow {
-            path: f.path,
-            name_start: f.name_start,
-            stat: f.stat,
-            class,
-            digest,
-            prev: id,
-            change,
-        });
+        rows.push(FileRow::of(f, class, digest, id, change));
         progress.hash_files_done.fetch_add(1, Relaxed);
     }
     if !errs.is_empty() {
