@@ -129,9 +129,11 @@ def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
             parts.append(f"(path_raw IS NOT NULL AND {raw})")
             params += raw_params
             continue
-        # The root itself, as a file: the folder and name the scan stores for it.
-        k = text.rfind("/")
-        folder, name = (text[:k] if k > 0 else text[: k + 1], text[k + 1:]) if text else ("", "")
+        # The root itself, as a file: the folder and name the scan stores for it (a file
+        # in `/` has folder `/`).
+        folder, _, name = text.rpartition("/")
+        if text.startswith("/") and not folder:
+            folder = "/"
         parts.append(f"(CASE WHEN path_raw IS NULL THEN dir = ? OR (dir >= ? AND dir < ?) OR (dir = ? AND name = ?) "
                      f"ELSE {raw} END)")
         params += [text, text + "/", text + "0", folder, name, *raw_params]

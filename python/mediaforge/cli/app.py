@@ -185,7 +185,7 @@ def meta_cmd(
     """Extract metadata for catalogued files that have none yet (what `scan` does after
     walking; useful after `scan --no-meta` or installing pillow-heif or rawpy)."""
     config = meta.ExtractConfig(thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout,
-                           retry_failed=retry_failed)
+                                retry_failed=retry_failed)
     _run_extraction(ctx, "extract", "metadata", lambda cat, progress: meta.extract(cat, config, on_progress=progress),
                     threads, as_json, metadata=True)
 
@@ -225,7 +225,8 @@ def thumbs_cmd(
     """Make thumbnails again (all of them, or only the missing ones)."""
     config = meta.ExtractConfig(thumb_size=size, workers=threads, timeout=timeout)
     _run_extraction(ctx, "thumbs", "thumbnails",
-                    lambda cat, progress: meta.make_thumbs(cat, config, missing_only=missing_only, on_progress=progress),
+                    lambda cat, progress: meta.make_thumbs(cat, config, missing_only=missing_only,
+                                                           on_progress=progress),
                     threads, as_json)
 
 
