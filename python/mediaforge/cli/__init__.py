@@ -27,7 +27,6 @@ def main(argv: list[str] | None = None) -> None:
         # The heavy imports (typer, rich, DuckDB, pyarrow) come after the workers are started.
         import typer
 
-        from ..catalog.store import is_corruption, is_interrupt
         from .app import app
     except KeyboardInterrupt:  # Ctrl-C while starting: nothing was done yet
         _fail(INTERRUPTED, ExitCode.INTERRUPTED)
@@ -55,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         sys.exit(ExitCode.OK)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        from ..catalog.store import is_corruption, is_interrupt
+
         if is_interrupt(e):
             _fail(INTERRUPTED, ExitCode.INTERRUPTED)
         if isinstance(e, UnicodeEncodeError) and "surrogate" in str(e):

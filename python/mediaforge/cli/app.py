@@ -13,15 +13,18 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .. import __version__, meta  # meta is lazy: its engine (and Pillow) load on first use
-from ..catalog import Catalog, export_parquet, file_info, open_catalog, run_query, stats
+# The catalog, meta and scan packages load DuckDB, pyarrow and Pillow on first use, so a
+# command is running (a scan is walking) before they are loaded.
+from .. import __version__, catalog, meta
 from ..config import MAX_THREADS, default_catalog_path
 from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError, path_text
-from ..scan import ScanConfig, ScanSummary, scan
+from ..scan.launch import ScanConfig, Walk
 from . import render
 
 if TYPE_CHECKING:
+    from ..catalog import Catalog
     from ..meta import ExtractProgress, ExtractSummary
+    from ..scan import ScanSummary
 
 app = typer.Typer(
     add_completion=False,
@@ -75,6 +78,11 @@ def _main(
     ctx.obj = Globals(catalog=catalog or default_catalog_path(), quiet=quiet)
 
 
+def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = None) -> Catalog:
+    """`catalog.open_catalog`, with DuckDB loaded on this first use."""
+    return catalog.open_catalog(path, read_only=read_only, threads=threads)
+
+
 def _globals(ctx: typer.Context) -> Globals:
     return ctx.obj if isinstance(ctx.obj, Globals) else Globals(default_catalog_path(), False)
 
@@ -117,9 +125,18 @@ def scan_cmd(
         thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout, retry_failed=retry_failed)
     show = not g.quiet and not as_json and sys.stderr.isatty()
     xsummary = None
-    with open_catalog(g.catalog, threads=threads) as cat:
+    # The walk starts before DuckDB is loaded and the catalog opened; `scan` closes it.
+    walk = Walk(config)
+    try:
+        cat = open_catalog(g.catalog, threads=threads)
+    except BaseException:
+        walk.close()
+        raise
+    with cat:
+        from ..scan import scan
+
         with render.ScanProgressBar(show) as bar:
-            summary = scan(cat, config, on_progress=bar.update)
+            summary = scan(cat, config, on_progress=bar.update, walk=walk)
         if xconfig is not None:
             with render.ExtractProgressBar(show, "extract") as xbar:
                 xsummary = meta.extract(cat, xconfig, on_progress=xbar.update)
@@ -240,7 +257,7 @@ def info_cmd(
     raw = os.path.realpath(os.fsencode(path))
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
-        info = file_info(cat, raw)
+        info = catalog.file_info(cat, raw)
     if info is None:
         if os.path.isdir(raw):
             raise InvalidInputError(f"{os.fsdecode(raw)} is a folder: info shows one file (for a folder, try "
@@ -264,7 +281,7 @@ def stats_cmd(
 ) -> None:
     """Counts and bytes by kind, the largest folders and the last scans."""
     with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
-        st = stats(cat, top=top)
+        st = catalog.stats(cat, top=top)
     if as_json:
         render.dump_json(st.__dict__)
         return
@@ -299,7 +316,7 @@ def query_cmd(
     """Run SQL over the catalog (tables: files, scans, scan_errors, meta)."""
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
-        table = run_query(cat, sql)
+        table = catalog.run_query(cat, sql)
     if fmt is Format.table and output is None:
         render.print_table(table)
         return
@@ -354,7 +371,7 @@ def export_cmd(
 ) -> None:
     """Export every catalog table as Parquet (zstd)."""
     with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
-        written = export_parquet(cat, out_dir)
+        written = catalog.export_parquet(cat, out_dir)
     if as_json:
         render.dump_json([str(p) for p in written])
     else:

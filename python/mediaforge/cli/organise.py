@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..catalog import Catalog, open_catalog
 from ..errors import ExitCode, InvalidInputError, is_text
 from . import render
-from .app import Format, _globals, _write_table, app, command
+from .app import Format, _globals, _write_table, app, command, open_catalog
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
 
 tag_app = typer.Typer(no_args_is_help=True, help="Hierarchical tags on files (they follow moves and renames).")
 coll_app = typer.Typer(no_args_is_help=True, help="Collections: ordered sets of files, or smart ones (saved SQL).")

@@ -11,15 +11,17 @@ import math
 import sys
 import uuid
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from ..scan import ScanProgress
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..scan import ScanProgress
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -146,7 +148,10 @@ def plain(v: Any) -> Any:
         return v.total_seconds()
     if isinstance(v, decimal.Decimal):
         return _decimal(v)
-    if isinstance(v, pa.MonthDayNano):  # an INTERVAL, as ISO 8601: P1M3DT0.5S
+    # pyarrow loads on first use (a scan walks before it is loaded); no value is one of
+    # its types before it is.
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and isinstance(v, pa.MonthDayNano):  # an INTERVAL, as ISO 8601: P1M3DT0.5S
         secs = (decimal.Decimal(v.nanoseconds) / 10**9).normalize()
         return f"P{v.months}M{v.days}DT{secs:f}S"
     if isinstance(v, float) and not math.isfinite(v):
@@ -173,6 +178,8 @@ def _decimal(v: decimal.Decimal) -> int | float | str:
 def _values(col: pa.Array) -> list[Any]:
     """A column's Python values. DuckDB's infinite dates and timestamps (and others past
     year 9999) have no Python form: they become text, `infinity` or the ISO value."""
+    import pyarrow as pa  # noqa: PLC0415 - loaded already by whoever made the column
+
     try:
         return col.to_pylist()
     except (OverflowError, ValueError):
@@ -192,6 +199,7 @@ def _values(col: pa.Array) -> list[Any]:
 def _far_iso(n: int, typ: pa.DataType) -> str:
     """ISO 8601 text of a date or timestamp past Python's year 9999 (numpy reaches further)."""
     import numpy as np  # noqa: PLC0415 - loaded by pyarrow already; only for such values
+    import pyarrow as pa  # noqa: PLC0415
 
     unit = "D" if pa.types.is_date32(typ) else "ms" if pa.types.is_date64(typ) else typ.unit
     return str(np.datetime64(n, unit))

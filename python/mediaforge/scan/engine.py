@@ -3,39 +3,17 @@ the catalog one transaction at a time and reports progress through a callback.""
 
 from __future__ import annotations
 
-import os
-import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
-from ..catalog.writes import begin_scan, end_scan, finish_scan, previous_state, write_errors, write_files
-from ..config import thread_count
 from ..catalog.store import is_interrupt
-from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError
-
-PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
-
-
-@dataclass(frozen=True)
-class ScanConfig:
-    """What to scan and how. Build one from CLI options, then call `scan`."""
-
-    roots: tuple[PathLike, ...]
-    hash: bool = True
-    threads: int | None = None
-    excludes: tuple[str, ...] = ()
-    ignore_files: bool = True
-    include_hidden: bool = True
-    follow_symlinks: bool = False
-    one_file_system: bool = False
-    prune: bool = False
-    batch_rows: int = 245_760
-    flush_seconds: float = 2.0
+from ..catalog.writes import begin_scan, end_scan, finish_scan, previous_state, write_errors, write_files
+from .launch import ScanConfig, Walk
 
 
 @dataclass(frozen=True)
@@ -82,34 +60,6 @@ class ScanSummary:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "touched"}
 
 
-def resolve_root(p: PathLike) -> bytes:
-    """An absolute, symlink-free path in raw bytes; raises if it does not exist."""
-    raw = os.fsencode(p)
-    real = os.path.realpath(raw)
-    try:
-        st = os.stat(real)
-        if not stat.S_ISDIR(st.st_mode) and not stat.S_ISREG(st.st_mode):
-            # A FIFO would block the open below for ever; a device is no media file.
-            raise InvalidInputError(f"{os.fsdecode(raw)} is neither a folder nor a regular file")
-        # Opening proves we may read it (a folder also needs search rights to list files).
-        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
-        os.close(fd)
-        if stat.S_ISDIR(st.st_mode) and not os.access(real, os.X_OK, effective_ids=True):
-            raise PermissionError
-    except FileNotFoundError:
-        raise PathNotFoundError(f"no such file or directory: {os.fsdecode(raw)}") from None
-    except PermissionError:
-        raise PathPermissionError(f"permission denied: {os.fsdecode(raw)}") from None
-    except OSError as e:
-        raise PathIOError(f"cannot read {os.fsdecode(raw)}: {e.strerror}") from None
-    return real
-
-
-def display(p: bytes) -> str:
-    """The catalog's display form of a raw path (undecodable bytes become U+FFFD)."""
-    return p.decode("utf-8", "replace")
-
-
 ProgressFn = Callable[[ScanProgress], None]
 
 
@@ -128,32 +78,29 @@ def _snapshot(scanner: _core.Scanner, started: float, phase: str | None = None) 
     )
 
 
-def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None) -> ScanSummary:
+def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None,
+         walk: Walk | None = None) -> ScanSummary:
     """Scan `config.roots` into the catalog and return what changed.
+
+    `walk`: one started with `Walk(config)` before the catalog was opened, so the disk is
+    being listed while DuckDB loads; without it the walk starts here. Either way the scan
+    closes it.
 
     Raises `PathNotFoundError` for a missing root before anything is written.
     Ctrl-C stops the workers within a second, keeps every batch already committed,
     marks the scan interrupted and re-raises `KeyboardInterrupt`.
     """
-    started = time.monotonic()
-    roots_b: Sequence[bytes] = [resolve_root(r) for r in config.roots]
-    roots = tuple(display(r) for r in roots_b)
-    threads = thread_count(config.threads)
-    prev = previous_state(cat)
-    scanner = _core.Scanner(
-        list(roots_b),
-        prev,
-        hash=config.hash,
-        threads=threads,
-        excludes=list(config.excludes),
-        ignore_files=config.ignore_files,
-        include_hidden=config.include_hidden,
-        follow_symlinks=config.follow_symlinks,
-        one_file_system=config.one_file_system,
-        batch_rows=config.batch_rows,
-        flush_seconds=config.flush_seconds,
-    )
-    del prev
+    if walk is None:
+        walk = Walk(config)
+    elif walk.config != config:
+        walk.close()
+        raise ValueError("scan: the walk was started with another configuration")
+    started, roots_b, roots, scanner = walk.started, walk.roots_b, walk.roots, walk.scanner
+    try:
+        scanner.set_previous(previous_state(cat))
+    except BaseException:
+        scanner.close()
+        raise
     scan_id: int | None = None
     vanished: list[pa.RecordBatch] = []
     touched: list[pa.Array] = []
@@ -228,4 +175,4 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     )
 
 
-__all__ = ["ScanConfig", "ScanProgress", "ScanSummary", "scan"]
+__all__ = ["ScanConfig", "ScanProgress", "ScanSummary", "Walk", "scan"]

@@ -18,7 +18,7 @@
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -112,11 +112,70 @@ pub enum Event {
     Failed(Error),
 }
 
+/// The catalog's previous state, which may arrive after the walk began: folders listed
+/// before it wait here. So a caller can start the walk first and open the catalog, and
+/// read its rows, while the disk is already being listed.
+#[derive(Default)]
+struct PrevSlot {
+    state: OnceLock<PrevState>,
+    waiting: Mutex<Vec<DirFiles>>,
+    arrived: Condvar,
+}
+
+/// What `PrevSlot::offer` gives back: nothing yet, or folders to plan against the state.
+enum Offer<'a> {
+    Held,
+    Ready(&'a PrevState, Vec<DirFiles>),
+}
+
+impl PrevSlot {
+    fn set(&self, prev: PrevState) -> Result<()> {
+        let _w = self.waiting.lock().unwrap();
+        self.state
+            .set(prev)
+            .map_err(|_| Error::InvalidInput("the scan was given its previous state twice".into()))?;
+        self.arrived.notify_all();
+        Ok(())
+    }
+
+    /// A folder the walk listed: held until the state arrives, then handed back with any
+    /// that waited before it.
+    fn offer(&self, d: DirFiles) -> Offer<'_> {
+        let mut w = self.waiting.lock().unwrap();
+        match self.state.get() {
+            None => {
+                w.push(d);
+                Offer::Held
+            }
+            Some(p) => {
+                let mut ds = std::mem::take(&mut *w);
+                ds.push(d);
+                Offer::Ready(p, ds)
+            }
+        }
+    }
+
+    /// Block until the state arrives (or the scan is cancelled); then the folders still held.
+    fn wait(&self, cancel: &AtomicBool) -> Result<(&PrevState, Vec<DirFiles>)> {
+        let mut w = self.waiting.lock().unwrap();
+        loop {
+            if let Some(p) = self.state.get() {
+                return Ok((p, std::mem::take(&mut *w)));
+            }
+            if cancel.load(Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            w = self.arrived.wait_timeout(w, Duration::from_millis(50)).unwrap().0;
+        }
+    }
+}
+
 /// A running scan.
 pub struct ScanHandle {
     rx: Option<Receiver<Event>>,
     cancel: Arc<AtomicBool>,
     pub progress: Arc<Progress>,
+    prev: Arc<PrevSlot>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -130,6 +189,12 @@ impl ScanHandle {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(None),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(()),
         }
+    }
+
+    /// Give a scan started without its previous state (`start(.., None)`) that state;
+    /// until then it walks and lists, but decides nothing. An error if it already has one.
+    pub fn set_previous(&self, prev: PrevState) -> Result<()> {
+        self.prev.set(prev)
     }
 
     /// Ask the scan to stop; workers notice within a file or a 64 MiB window.
@@ -188,8 +253,9 @@ pub fn is_under(path: &[u8], root: &[u8]) -> bool {
     path.starts_with(root) && (path.len() == root.len() || path[root.len()] == b'/')
 }
 
-/// Start a scan in the background.
-pub fn start(mut opts: ScanOptions, prev: PrevState) -> Result<ScanHandle> {
+/// Start a scan in the background. With `prev` None the walk starts at once and waits,
+/// before deciding anything, for `ScanHandle::set_previous`.
+pub fn start(mut opts: ScanOptions, prev: Option<PrevState>) -> Result<ScanHandle> {
     opts.roots = normalize_roots(&opts.roots);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -204,13 +270,17 @@ pub fn start(mut opts: ScanOptions, prev: PrevState) -> Result<ScanHandle> {
     let (tx, rx) = bounded::<Event>(4);
     let cancel = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(Progress::default());
-    let (c2, p2) = (cancel.clone(), progress.clone());
+    let slot = Arc::new(PrevSlot::default());
+    if let Some(p) = prev {
+        slot.set(p)?;
+    }
+    let (c2, p2, s2) = (cancel.clone(), progress.clone(), slot.clone());
     let thread = std::thread::Builder::new()
         .name("mediaforge-scan".into())
         .spawn(move || {
             let tx2 = tx.clone();
             let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                pool.install(|| run(&opts, &prev, &c2, &p2, &tx))
+                pool.install(|| run(&opts, &s2, &c2, &p2, &tx))
             }));
             let ev = match res {
                 Ok(Ok(totals)) => Event::Done(totals),
@@ -224,6 +294,7 @@ pub fn start(mut opts: ScanOptions, prev: PrevState) -> Result<ScanHandle> {
         rx: Some(rx),
         cancel,
         progress,
+        prev: slot,
         thread: Some(thread),
     })
 }
@@ -658,7 +729,7 @@ fn dispatch(
 
 fn run(
     opts: &ScanOptions,
-    prev: &PrevState,
+    slot: &PrevSlot,
     cancel: &AtomicBool,
     progress: &Progress,
     tx: &Sender<Event>,
@@ -675,8 +746,15 @@ fn run(
     let (walk_res, collect_res) = std::thread::scope(|s| {
         let collector = s.spawn(|| collect(mrx, batcher, opts.flush_after, cancel));
         let walk_res = (|| -> Result<crate::walk::WalkOutput> {
-            let sink = |d: DirFiles| plan_dir(d, prev, opts.hash, &counts, &mtx, &jobs, &deferred);
+            let plan = |d: DirFiles, prev: &PrevState| plan_dir(d, prev, opts.hash, &counts, &mtx, &jobs, &deferred);
+            let sink = |d: DirFiles| {
+                if let Offer::Ready(prev, ds) = slot.offer(d) {
+                    ds.into_iter().for_each(|d| plan(d, prev));
+                }
+            };
             let walked = walk(&opts.roots, &opts.walk, cancel, &progress.walk, &sink)?;
+            let (prev, held) = slot.wait(cancel)?;
+            held.into_par_iter().for_each(|d| plan(d, prev));
             let settled = resolve_deferred(std::mem::take(&mut *deferred.lock().unwrap()), prev, opts.hash);
             for (f, plan) in settled {
                 let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
@@ -712,6 +790,7 @@ fn run(
     if cancel.load(Relaxed) {
         return Err(Error::Cancelled);
     }
+    let prev = slot.state.get().ok_or(Error::Cancelled)?;
 
     // Vanished rows: never below a folder we could not read, never after a cut-short walk.
     let mut unreadable = walked.unreadable_dirs.clone();
@@ -859,5 +938,57 @@ mod tests {
         assert!(is_under(b"/a/b", b"/a"));
         assert!(!is_under(b"/ab", b"/a"));
         assert!(is_under(b"/x", b"/"));
+    }
+
+    fn drain(h: &ScanHandle) -> (u64, ScanTotals) {
+        let mut rows = 0;
+        loop {
+            match h.next_timeout(Duration::from_secs(10)) {
+                Ok(Some(Event::Files(b))) => rows += b.num_rows() as u64,
+                Ok(Some(Event::Done(t))) => return (rows, t),
+                Ok(Some(Event::Failed(e))) => panic!("scan failed: {e}"),
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("no event within 10 s"),
+                Err(()) => panic!("the scan ended without its totals"),
+            }
+        }
+    }
+
+    fn tree(files: usize) -> (tempfile::TempDir, ScanOptions) {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..files {
+            let sub = d.path().join(format!("d{}", i % 7));
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::write(sub.join(format!("f{i}.jpg")), format!("file {i}")).unwrap();
+        }
+        let opts = ScanOptions {
+            roots: vec![d.path().as_os_str().as_encoded_bytes().to_vec()],
+            threads: 2,
+            ..Default::default()
+        };
+        (d, opts)
+    }
+
+    #[test]
+    fn a_walk_started_first_waits_for_the_previous_state() {
+        let (_d, opts) = tree(300);
+        let h = start(opts, None).unwrap();
+        // Long enough for the walk to finish listing before the state arrives.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(h.next_timeout(Duration::from_millis(50)).unwrap().is_none(), "nothing is decided yet");
+        h.set_previous(PrevState::empty()).unwrap();
+        assert!(h.set_previous(PrevState::empty()).is_err(), "a second state is refused");
+        let (rows, t) = drain(&h);
+        assert_eq!((rows, t.files_seen, t.new, t.hashed_files), (300, 300, 300, 300));
+    }
+
+    #[test]
+    fn a_scan_waiting_for_its_state_can_be_cancelled() {
+        let (_d, opts) = tree(10);
+        let mut h = start(opts, None).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        h.close();
+        assert!(t.elapsed() < Duration::from_secs(1));
     }
 }

@@ -15,7 +15,7 @@ use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, StructArray, UInt32Array, UInt8Array};
 use arrow_schema::{DataType, Field, Schema};
-use pyo3::exceptions::PyStopIteration;
+use pyo3::exceptions::{PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 
@@ -156,6 +156,16 @@ fn read_stream(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBat
     Ok(out)
 }
 
+/// The catalog's rows (an Arrow stream, or none for an empty catalog), indexed for the scan.
+fn previous_state(py: Python<'_>, previous: Option<&Bound<'_, PyAny>>) -> PyResult<PrevState> {
+    let batches = match previous {
+        Some(obj) => read_stream(py, obj)?,
+        None => Vec::new(),
+    };
+    py.allow_threads(|| PrevState::from_batches(&batches))
+        .map_err(|e| to_py_err(py, e))
+}
+
 /// A running scan; iterate it for `(kind, payload)` events.
 ///
 /// Kinds: `"files"` and `"errors"` (Arrow batches), `"vanished"` (an Arrow batch of the
@@ -170,7 +180,7 @@ impl Scanner {
     #[new]
     #[pyo3(signature = (roots, previous=None, *, hash=true, threads=0, excludes=vec![], ignore_files=true,
                         include_hidden=true, follow_symlinks=false, one_file_system=false,
-                        batch_rows=245_760, flush_seconds=2.0))]
+                        batch_rows=245_760, flush_seconds=2.0, previous_later=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -185,15 +195,15 @@ impl Scanner {
         one_file_system: bool,
         batch_rows: usize,
         flush_seconds: f64,
+        previous_later: bool,
     ) -> PyResult<Self> {
-        let batches = match &previous {
-            Some(obj) => read_stream(py, obj)?,
-            None => Vec::new(),
+        let prev = match (previous, previous_later) {
+            (Some(_), true) => {
+                return Err(PyValueError::new_err("give `previous` now or later (`set_previous`), not both"));
+            }
+            (None, true) => None,
+            (previous, false) => Some(previous_state(py, previous.as_ref())?),
         };
-        let prev = py
-            .allow_threads(|| PrevState::from_batches(&batches))
-            .map_err(|e| to_py_err(py, e))?;
-        drop(batches);
         let opts = ScanOptions {
             roots,
             walk: WalkOptions {
@@ -210,6 +220,17 @@ impl Scanner {
         };
         let handle = scan::start(opts, prev).map_err(|e| to_py_err(py, e))?;
         Ok(Scanner { handle: Some(handle) })
+    }
+
+    /// The catalog's rows to compare against, for a scanner made with
+    /// `previous_later=True`: it walks from the start but decides nothing until this call.
+    #[pyo3(signature = (previous=None))]
+    fn set_previous(&self, py: Python<'_>, previous: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let prev = previous_state(py, previous.as_ref())?;
+        let Some(h) = self.handle.as_ref() else {
+            return Err(PyValueError::new_err("the scan is closed"));
+        };
+        h.set_previous(prev).map_err(|e| to_py_err(py, e))
     }
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {

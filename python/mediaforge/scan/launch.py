@@ -1,0 +1,107 @@
+"""Start a scan's walk before the catalog is open.
+
+Listing a million files takes seconds; loading DuckDB and pyarrow, opening the catalog and
+reading its rows take most of a second. So the walk starts first, from this module, which
+imports neither: the Rust core lists folders and holds them until `scan` hands it the
+catalog's previous state, then decides what is new, changed or gone.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+from .. import _core
+from ..config import thread_count
+from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError
+
+PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What to scan and how. Build one from CLI options, then call `scan`."""
+
+    roots: tuple[PathLike, ...]
+    hash: bool = True
+    threads: int | None = None
+    excludes: tuple[str, ...] = ()
+    ignore_files: bool = True
+    include_hidden: bool = True
+    follow_symlinks: bool = False
+    one_file_system: bool = False
+    prune: bool = False
+    batch_rows: int = 245_760
+    flush_seconds: float = 2.0
+
+
+def resolve_root(p: PathLike) -> bytes:
+    """An absolute, symlink-free path in raw bytes; raises if it does not exist."""
+    raw = os.fsencode(p)
+    real = os.path.realpath(raw)
+    try:
+        st = os.stat(real)
+        if not stat.S_ISDIR(st.st_mode) and not stat.S_ISREG(st.st_mode):
+            # A FIFO would block the open below for ever; a device is no media file.
+            raise InvalidInputError(f"{os.fsdecode(raw)} is neither a folder nor a regular file")
+        # Opening proves we may read it (a folder also needs search rights to list files).
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode) and not os.access(real, os.X_OK, effective_ids=True):
+            raise PermissionError
+    except FileNotFoundError:
+        raise PathNotFoundError(f"no such file or directory: {os.fsdecode(raw)}") from None
+    except PermissionError:
+        raise PathPermissionError(f"permission denied: {os.fsdecode(raw)}") from None
+    except OSError as e:
+        raise PathIOError(f"cannot read {os.fsdecode(raw)}: {e.strerror}") from None
+    return real
+
+
+def display(p: bytes) -> str:
+    """The catalog's display form of a raw path (undecodable bytes become U+FFFD)."""
+    return p.decode("utf-8", "replace")
+
+
+class Walk:
+    """A scan's walk, started before the catalog is open; `scan(cat, config, walk=...)`
+    finishes it. Close it (or use it as a context manager) if the scan never runs: that
+    stops the walk's threads.
+
+    Raises `PathNotFoundError` (and the other path errors) for a bad root before any
+    thread starts.
+    """
+
+    def __init__(self, config: ScanConfig) -> None:
+        self.config = config
+        self.started = time.monotonic()
+        self.roots_b: list[bytes] = [resolve_root(r) for r in config.roots]
+        self.roots: tuple[str, ...] = tuple(display(r) for r in self.roots_b)
+        self.scanner = _core.Scanner(
+            list(self.roots_b),
+            None,
+            hash=config.hash,
+            threads=thread_count(config.threads),
+            excludes=list(config.excludes),
+            ignore_files=config.ignore_files,
+            include_hidden=config.include_hidden,
+            follow_symlinks=config.follow_symlinks,
+            one_file_system=config.one_file_system,
+            batch_rows=config.batch_rows,
+            flush_seconds=config.flush_seconds,
+            previous_later=True,
+        )
+
+    def close(self) -> None:
+        self.scanner.close()
+
+    def __enter__(self) -> Walk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["ScanConfig", "Walk", "display", "resolve_root"]
