@@ -133,6 +133,18 @@ def test_the_cli_walks_before_it_loads_duckdb() -> None:
     assert out.strip() == "[]"
 
 
+def test_mediaforge_scan_is_callable_whatever_was_imported_first(tmp_path: Path) -> None:
+    """`from mediaforge import scan` is the scan function, also after something (the CLI)
+    imported the package `mediaforge.scan`, which then takes that name."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 64)
+    code = ("import sys; import mediaforge.scan.launch; from mediaforge import ScanConfig, open_catalog, scan; "
+            "cat = open_catalog(sys.argv[1]); print(scan(cat, ScanConfig(roots=(sys.argv[2],))).new); cat.close()")
+    out = subprocess.run([sys.executable, "-c", code, tmp_path / "c.duckdb", tmp_path / "lib"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "1"
+
+
 def test_a_walk_started_early_scans_like_a_plain_scan(media_tree: MediaTree, tmp_path: Path) -> None:
     from mediaforge import open_catalog, scan
     from mediaforge.scan import ScanConfig, Walk
