@@ -467,7 +467,11 @@ fn resolve_deferred(
         } else {
             Plan::Row {
                 prev: Some(prev.media_id(iu)),
-                change: if prev.present[iu] { Change::Changed } else { Change::Revived },
+                change: if prev.present[iu] {
+                    Change::Changed
+                } else {
+                    Change::Revived
+                },
                 digest: None,
                 hash: want_hash,
             }
@@ -975,7 +979,10 @@ mod tests {
         let h = start(opts, None).unwrap();
         // Long enough for the walk to finish listing before the state arrives.
         std::thread::sleep(Duration::from_millis(200));
-        assert!(h.next_timeout(Duration::from_millis(50)).unwrap().is_none(), "nothing is decided yet");
+        assert!(
+            h.next_timeout(Duration::from_millis(50)).unwrap().is_none(),
+            "nothing is decided yet"
+        );
         h.set_previous(PrevState::empty()).unwrap();
         assert!(h.set_previous(PrevState::empty()).is_err(), "a second state is refused");
         let (rows, t) = drain(&h);

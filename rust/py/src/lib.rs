@@ -199,7 +199,9 @@ impl Scanner {
     ) -> PyResult<Self> {
         let prev = match (previous, previous_later) {
             (Some(_), true) => {
-                return Err(PyValueError::new_err("give `previous` now or later (`set_previous`), not both"));
+                return Err(PyValueError::new_err(
+                    "give `previous` now or later (`set_previous`), not both",
+                ));
             }
             (None, true) => None,
             (previous, false) => Some(previous_state(py, previous.as_ref())?),
