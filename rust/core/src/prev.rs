@@ -223,8 +223,12 @@ impl PrevState {
                 .as_primitive_opt::<Int64Type>()
                 .ok_or_else(|| Error::InvalidInput("previous state column \"mtime_ns\" must be Int64".into()))?;
             // Optional: without them, link counts and change times are not compared.
-            let ctime = b.column_by_name("ctime_ns").and_then(|c| c.as_primitive_opt::<Int64Type>());
-            let nlink = b.column_by_name("nlink").and_then(|c| c.as_primitive_opt::<UInt64Type>());
+            let ctime = b
+                .column_by_name("ctime_ns")
+                .and_then(|c| c.as_primitive_opt::<Int64Type>());
+            let nlink = b
+                .column_by_name("nlink")
+                .and_then(|c| c.as_primitive_opt::<UInt64Type>());
             let digest = b.column_by_name("blake3").ok_or_else(|| missing("blake3"))?;
             let mid = b.column_by_name("media_id").ok_or_else(|| missing("media_id"))?;
             check_ids(mid.as_ref())?;
@@ -364,7 +368,11 @@ impl PrevState {
     pub fn find_path(&self, path: &[u8]) -> Option<u32> {
         let k = path.iter().rposition(|&c| c == b'/').map_or(0, |k| k + 1);
         let name = &path[k..];
-        let mut rows = self.folder_rows(&path[..k]).iter().copied().filter(|&j| self.name(j as usize) == name);
+        let mut rows = self
+            .folder_rows(&path[..k])
+            .iter()
+            .copied()
+            .filter(|&j| self.name(j as usize) == name);
         let first = rows.next()?;
         if self.present[first as usize] {
             return Some(first);
@@ -393,7 +401,11 @@ impl PrevState {
         let s = &self.stat[j as usize];
         let idx = self.id_index();
         let mut out = vec![j];
-        let all = idx.first.get(&s.id).into_iter().chain(idx.more.get(&s.id).into_iter().flatten());
+        let all = idx
+            .first
+            .get(&s.id)
+            .into_iter()
+            .chain(idx.more.get(&s.id).into_iter().flatten());
         for &k in all {
             let o = &self.stat[k as usize];
             if k != j && o.len == s.len && o.mtime_ns == s.mtime_ns {
