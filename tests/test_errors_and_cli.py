@@ -133,6 +133,25 @@ def test_the_cli_walks_before_it_loads_duckdb() -> None:
     assert out.strip() == "[]"
 
 
+def test_a_catalog_made_while_an_early_walk_ran_gets_no_duplicate_rows(media_tree: MediaTree,
+                                                                        tmp_path: Path) -> None:
+    """A walk that took a catalog for new (no file yet) starts again if another scan made
+    and filled it before this one opened it: nothing is taken for new twice."""
+    from mediaforge import open_catalog, scan
+    from mediaforge.scan import ScanConfig, Walk
+
+    path = tmp_path / "made-meanwhile.duckdb"
+    config = ScanConfig(roots=(media_tree.root,), threads=2)
+    walk = Walk(config, path)
+    assert walk.fresh
+    first = do_scan(path, media_tree.root)
+    with open_catalog(path) as cat:
+        second = scan(cat, config, walk=walk)
+    assert first.new == first.files_seen > 0
+    assert (second.new, second.unchanged, second.files_seen) == (0, first.files_seen, first.files_seen)
+    assert len(rows(path, "SELECT * FROM files")) == first.files_seen
+
+
 def test_mediaforge_scan_is_callable_whatever_was_imported_first(tmp_path: Path) -> None:
     """`from mediaforge import scan` is the scan function, also after something (the CLI)
     imported the package `mediaforge.scan`, which then takes that name."""
@@ -145,14 +164,18 @@ def test_mediaforge_scan_is_callable_whatever_was_imported_first(tmp_path: Path)
     assert out.strip() == "1"
 
 
-def test_a_walk_started_early_scans_like_a_plain_scan(media_tree: MediaTree, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_walk_started_early_scans_like_a_plain_scan(media_tree: MediaTree, tmp_path: Path, fresh: bool) -> None:
+    """Started early, a walk waits for the catalog's rows; for a catalog not made yet it
+    needs none and hashes at once."""
     from mediaforge import open_catalog, scan
     from mediaforge.scan import ScanConfig, Walk
 
     plain, early = tmp_path / "plain.duckdb", tmp_path / "early.duckdb"
     config = ScanConfig(roots=(media_tree.root,), threads=2)
     do_scan(plain, media_tree.root)
-    walk = Walk(config)
+    walk = Walk(config, early if fresh else None)
+    assert walk.fresh is fresh
     time.sleep(0.3)  # the walk lists everything while the catalog is not yet open
     with open_catalog(early) as cat:
         summary = scan(cat, config, walk=walk)

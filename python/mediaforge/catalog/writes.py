@@ -45,6 +45,11 @@ def previous_state(cat: Catalog) -> pa.Table:
         cat.con.execute("RESET arrow_lossless_conversion")
 
 
+def has_files(cat: Catalog) -> bool:
+    """Whether the catalog has any file row, missing ones included."""
+    return bool(cat.con.execute("SELECT EXISTS (SELECT 1 FROM files)").fetchone()[0])
+
+
 def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool) -> int:
     """Record a new scan as running and return its id."""
     with cat.transaction() as con:

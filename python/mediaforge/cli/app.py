@@ -126,7 +126,7 @@ def scan_cmd(
     show = not g.quiet and not as_json and sys.stderr.isatty()
     xsummary = None
     # The walk starts before DuckDB is loaded and the catalog opened; `scan` closes it.
-    walk = Walk(config)
+    walk = Walk(config, g.catalog)
     try:
         cat = open_catalog(g.catalog, threads=threads)
     except BaseException:

@@ -12,7 +12,8 @@ import pyarrow as pa
 from .. import _core
 from ..catalog import Catalog
 from ..catalog.store import is_interrupt
-from ..catalog.writes import begin_scan, end_scan, finish_scan, previous_state, write_errors, write_files
+from ..catalog.writes import (begin_scan, end_scan, finish_scan, has_files, previous_state, write_errors,
+                              write_files)
 from .launch import ScanConfig, Walk
 
 
@@ -82,9 +83,9 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
          walk: Walk | None = None) -> ScanSummary:
     """Scan `config.roots` into the catalog and return what changed.
 
-    `walk`: one started with `Walk(config)` before the catalog was opened, so the disk is
-    being listed while DuckDB loads; without it the walk starts here. Either way the scan
-    closes it.
+    `walk`: one started with `Walk(config, catalog_path)` before the catalog was opened,
+    so the disk is being listed (and, for a catalog not made yet, hashed) while DuckDB
+    loads; without it the walk starts here. Either way the scan closes it.
 
     Raises `PathNotFoundError` for a missing root before anything is written.
     Ctrl-C stops the workers within a second, keeps every batch already committed,
@@ -95,12 +96,18 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     elif walk.config != config:
         walk.close()
         raise ValueError("scan: the walk was started with another configuration")
-    started, roots_b, roots, scanner = walk.started, walk.roots_b, walk.roots, walk.scanner
     try:
-        scanner.set_previous(previous_state(cat))
+        if walk.fresh and has_files(cat):
+            # The catalog was made and filled by another scan after this walk began: the
+            # walk took it for empty, so it starts again, against the real rows.
+            walk.close()
+            walk = Walk(config)
+        if not walk.fresh:
+            walk.scanner.set_previous(previous_state(cat))
     except BaseException:
-        scanner.close()
+        walk.close()
         raise
+    started, roots_b, roots, scanner = walk.started, walk.roots_b, walk.roots, walk.scanner
     scan_id: int | None = None
     vanished: list[pa.RecordBatch] = []
     touched: list[pa.Array] = []

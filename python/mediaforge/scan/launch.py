@@ -70,15 +70,21 @@ class Walk:
     finishes it. Close it (or use it as a context manager) if the scan never runs: that
     stops the walk's threads.
 
+    `catalog`: the catalog file the scan will write. One that does not exist yet has no
+    rows to compare against, so the core decides, and hashes, from the start (`fresh`);
+    `scan` checks that the catalog is still empty once it is open.
+
     Raises `PathNotFoundError` (and the other path errors) for a bad root before any
     thread starts.
     """
 
-    def __init__(self, config: ScanConfig) -> None:
+    def __init__(self, config: ScanConfig, catalog: PathLike | None = None) -> None:
         self.config = config
         self.started = time.monotonic()
         self.roots_b: list[bytes] = [resolve_root(r) for r in config.roots]
         self.roots: tuple[str, ...] = tuple(display(r) for r in self.roots_b)
+        self.fresh = catalog is not None and not any(
+            os.path.lexists(p) for p in (os.fsencode(catalog), os.fsencode(catalog) + b".wal"))
         self.scanner = _core.Scanner(
             list(self.roots_b),
             None,
@@ -91,7 +97,7 @@ class Walk:
             one_file_system=config.one_file_system,
             batch_rows=config.batch_rows,
             flush_seconds=config.flush_seconds,
-            previous_later=True,
+            previous_later=not self.fresh,
         )
 
     def close(self) -> None:
