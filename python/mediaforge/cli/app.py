@@ -125,22 +125,22 @@ def scan_cmd(
         thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout, retry_failed=retry_failed)
     show = not g.quiet and not as_json and sys.stderr.isatty()
     xsummary = None
-    # The walk starts before DuckDB is loaded and the catalog opened; `scan` closes it.
+    # The walk starts before DuckDB and pyarrow load and the catalog opens. `scan` closes
+    # it; so does the `finally` if anything (a Ctrl-C in an import, a busy catalog) comes
+    # first.
     walk = Walk(config, g.catalog)
     try:
-        cat = open_catalog(g.catalog, threads=threads)
-    except BaseException:
-        walk.close()
-        raise
-    with cat:
         from ..scan import scan
 
-        with render.ScanProgressBar(show) as bar:
-            summary = scan(cat, config, on_progress=bar.update, walk=walk)
-        if xconfig is not None:
-            with render.ExtractProgressBar(show, "extract") as xbar:
-                xsummary = meta.extract(cat, xconfig, on_progress=xbar.update)
-        indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary)
+        with open_catalog(g.catalog, threads=threads) as cat:
+            with render.ScanProgressBar(show) as bar:
+                summary = scan(cat, config, on_progress=bar.update, walk=walk)
+            if xconfig is not None:
+                with render.ExtractProgressBar(show, "extract") as xbar:
+                    xsummary = meta.extract(cat, xconfig, on_progress=xbar.update)
+            indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary)
+    finally:
+        walk.close()
     if as_json:
         render.dump_json(dict(summary.as_dict(), extract=xsummary.as_dict() if xsummary else None,
                               index=indexed.__dict__ if indexed else None))
