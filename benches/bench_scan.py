@@ -282,9 +282,9 @@ def build_report(args: argparse.Namespace, cases: list[Case], ratios: list[tuple
         f"time is kept, peak RSS is the largest single process (`ru_maxrss`, via "
         f"{'GNU time `%M`' if TIME else 'a small wait4 wrapper'}) over all rounds. "
         f"mediaforge runs with `--threads {NPROC}`, peers with {NPROC} jobs where they take a count. "
-        f"*engine s* is the `seconds` of mediaforge's `--json` summary (scan start to last commit); "
-        f"wall minus engine is Python start-up, imports and catalog open/close "
-        f"(case x: the imports alone).",
+        "*engine s* is the `seconds` of mediaforge's `--json` summary, from the walk's start (which comes before "
+        "DuckDB loads and the catalog opens) to the last commit; wall minus engine is Python start-up up to the "
+        "walk, the catalog's close and the exit (case x: the light imports that precede the walk).",
         "",
         "| case | command | best wall s | engine s | rate | peak RSS MiB |",
         "|---|---|---:|---:|---:|---:|",
