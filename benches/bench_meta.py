@@ -221,7 +221,7 @@ def main() -> int:
 
     warm = f"xargs -0 cat < {listing} > /dev/null"
     meta = Case("m", "metadata", [
-        Cmd("mf", "`mediaforge meta --no-thumbs` (extraction only)",
+        Cmd("mf", "`mediaforge meta --no-thumbs` (metadata and near-duplicate fingerprints: pHash, video and audio)",
             [mf, "-q", "-c", str(run_dir / "catalog.duckdb"), "meta", "--no-thumbs", "--json", "-j", str(NPROC)],
             setup=fresh_copy, mediaforge=True, check=check_all),
         Cmd("exif", "`exiftool -fast -json -r`", f"exiftool -fast -json -r -q {corpus} > /dev/null"),
