@@ -9,7 +9,8 @@ whole batches behind; the next scan completes the work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -27,20 +28,28 @@ _BATCH_COLS = ("dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev", "ino
 _INSERT_VALUES = (", ".join(_BATCH_COLS[:-1]) + ", 'present', $now, $now, NULL, $sid, $sid, path_raw")
 
 
+# Rows per batch of the previous state's stream (DuckDB's row group size).
+_PREVIOUS_BATCH_ROWS = 122_880
+
+
 def utcnow() -> datetime:
     """Naive UTC timestamp, as the catalog stores them."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def previous_state(cat: Catalog) -> pa.Table:
-    """The rows the scan compares the disk against (missing ones too, so they can revive).
-    Media ids come as 16-byte UUIDs (DuckDB's lossless Arrow mode), not as text to parse."""
+@contextmanager
+def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
+    """The rows the scan compares the disk against (missing ones too, so they can revive),
+    as a stream to read inside the `with`: streamed, a million rows never sit in memory
+    twice over (DuckDB's result and its Arrow copy) beside the walk that is already
+    running. Media ids come as 16-byte UUIDs (DuckDB's lossless Arrow mode), not as text
+    to parse."""
     cat.con.execute("SET arrow_lossless_conversion = true")
     try:
-        return cat.con.sql(
+        yield cat.con.sql(
             "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id,"
             " status = 'present' AS present FROM files"
-        ).to_arrow_table()
+        ).to_arrow_reader(_PREVIOUS_BATCH_ROWS)
     finally:
         cat.con.execute("RESET arrow_lossless_conversion")
 

@@ -103,7 +103,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             walk.close()
             walk = Walk(config)
         if not walk.fresh:
-            walk.scanner.set_previous(previous_state(cat))
+            with previous_state(cat) as rows:
+                walk.scanner.set_previous(rows)
     except BaseException:
         walk.close()
         raise
