@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it loads
+
 import duckdb
 import pyarrow as pa
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it loads
+
 import duckdb
 import pyarrow as pa
 

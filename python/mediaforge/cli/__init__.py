@@ -7,7 +7,9 @@ Errors from the library become one line on stderr and a documented exit code
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from typing import NoReturn
 
 from ..errors import ExitCode, MediaForgeError, first_line
 
@@ -30,12 +32,16 @@ def main(argv: list[str] | None = None) -> None:
         from .app import app
     except KeyboardInterrupt:  # Ctrl-C while starting: nothing was done yet
         _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+    except ImportError as e:
+        if _caused_by_interrupt(e):
+            _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        raise
 
     debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
     try:
         rv = app(args=argv, prog_name="mediaforge", standalone_mode=False)
     except typer.Exit as e:
-        sys.exit(e.exit_code)
+        _exit(e.exit_code)
     except typer.Abort:
         _fail(INTERRUPTED, ExitCode.INTERRUPTED)
     except typer.TyperException as e:
@@ -52,24 +58,42 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         # `mediaforge query ... | head`: the reader left; not an error worth a message.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        sys.exit(ExitCode.OK)
+        _exit(ExitCode.OK)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
-        from ..catalog.store import is_corruption, is_interrupt
-
-        if is_interrupt(e):
+        if _caused_by_interrupt(e):
             _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        # Only a DuckDB that loaded whole can have raised its own errors. Importing it here
+        # after its extension's start-up was cut short would abort the process.
+        if "duckdb" in sys.modules:
+            from ..catalog.store import is_corruption, is_interrupt
+
+            if is_interrupt(e):
+                _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+            if is_corruption(e):
+                _fail(f"the catalog file is damaged ({first_line(e)}); restore it from a backup, "
+                      f"or move it aside and scan again", ExitCode.CATALOG_INVALID)
         if isinstance(e, UnicodeEncodeError) and "surrogate" in str(e):
             # An argument holding bytes that are not UTF-8 (paths may; names, tags, SQL and
             # the catalog's own path may not), met where text was needed.
             _fail("an argument holds bytes that are not valid UTF-8; only the paths of files to scan or act on "
                   "may", ExitCode.USAGE)
-        if is_corruption(e):
-            _fail(f"the catalog file is damaged ({first_line(e)}); restore it from a backup, "
-                  f"or move it aside and scan again", ExitCode.CATALOG_INVALID)
         if debug:
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set MEDIAFORGE_DEBUG=1 for details)", ExitCode.INTERNAL)
-    sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
+    _exit(rv if isinstance(rv, int) else ExitCode.OK)
+
+
+def _caused_by_interrupt(e: BaseException) -> bool:
+    """A Ctrl-C inside a C extension's start-up (DuckDB's, when `import duckdb` is cut
+    short) reaches us as an ImportError whose cause is the KeyboardInterrupt."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _empty_argument(args: list[str]) -> str | None:
@@ -101,7 +125,7 @@ def _prestart_workers(args: list[str]) -> None:
 INTERRUPTED = "interrupted: work already committed to the catalog is kept; run the command again to finish"
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     print(f"mediaforge: error: {first_line(message)}", file=sys.stderr)
     if code == ExitCode.INTERRUPTED:
         # CPython notes a KeyboardInterrupt that escapes code run from a string (`exec` in
@@ -109,4 +133,17 @@ def _fail(message: str, code: int) -> None:
         # even once caught, and then ends the process with SIGINT instead of this exit
         # code. The next string evaluation clears that note.
         eval("None")  # noqa: S307 - a constant
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """End the process with `code`, ignoring Ctrl-C from here on: the command's outcome
+    is settled, and CPython resets SIGINT to its default action late in its shutdown,
+    so a Ctrl-C then would end a finished command by SIGINT, with no message."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:  # one that was already on its way: the outcome still stands
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to set
+        pass
     sys.exit(code)

@@ -41,6 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it loads
+
 import duckdb
 
 from ..catalog import Catalog

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it loads
+
 import duckdb
 
 from ..catalog import Catalog

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it loads
+
 import duckdb
 import pyarrow as pa
 
