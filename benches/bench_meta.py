@@ -5,9 +5,11 @@ plain Pillow, in one run, on one generated corpus.
                                  [--runs 3] [--data-dir bench-data] [--doc docs/benchmarks.md]
 
 Cases, each run interleaved with its peers, best wall time of `--runs` kept:
-  m. metadata of every file: `mediaforge meta --no-thumbs` (extraction alone, on a copy
-     of a catalog scanned with --no-meta) vs `exiftool -fast -json -r` and vs one
-     `ffprobe -show_streams -show_format` per file (2 at a time);
+  m. metadata of every file: `mediaforge meta --no-thumbs --no-fingerprints` (extraction
+     alone, on a copy of a catalog scanned with --no-meta: what exiftool and ffprobe
+     read) vs `exiftool -fast -json -r` and vs one `ffprobe -show_streams -show_format`
+     per file (2 at a time); and, for information, `mediaforge meta --no-thumbs`, which
+     also makes the near-duplicate fingerprints (pHash, video frames, audio);
   t. 256 px WebP thumbnails of the photos with 2 processes: MediaForge's code (reduced
      DCT decode) on pillow-simd, the same code on stock Pillow, and a plain Pillow
      script (full decode, no draft) on stock Pillow; plus `mediaforge thumbs` end to end.
@@ -221,18 +223,23 @@ def main() -> int:
 
     warm = f"xargs -0 cat < {listing} > /dev/null"
     meta = Case("m", "metadata", [
-        Cmd("mf", "`mediaforge meta --no-thumbs` (metadata and near-duplicate fingerprints: pHash, video and audio)",
-            [mf, "-q", "-c", str(run_dir / "catalog.duckdb"), "meta", "--no-thumbs", "--json", "-j", str(NPROC)],
+        Cmd("mf", "`mediaforge meta --no-thumbs --no-fingerprints` (metadata alone)",
+            [mf, "-q", "-c", str(run_dir / "catalog.duckdb"), "meta", "--no-thumbs", "--no-fingerprints", "--json",
+             "-j", str(NPROC)],
             setup=fresh_copy, mediaforge=True, check=check_all),
         Cmd("exif", "`exiftool -fast -json -r`", f"exiftool -fast -json -r -q {corpus} > /dev/null"),
-        Cmd("mf1", "`mediaforge meta --no-thumbs`, one photo",
-            [mf, "-q", "-c", str(run1 / "catalog.duckdb"), "meta", "--no-thumbs", "--json", "-j", str(NPROC)],
+        Cmd("mf1", "`mediaforge meta --no-thumbs --no-fingerprints`, one photo",
+            [mf, "-q", "-c", str(run1 / "catalog.duckdb"), "meta", "--no-thumbs", "--no-fingerprints", "--json",
+             "-j", str(NPROC)],
             setup=fresh_copy1, mediaforge=True),
         Cmd("exif1", "`exiftool -fast -json -r`, one photo", f"exiftool -fast -json -r -q {one_dir} > /dev/null"),
         Cmd("exif2", f"`xargs -P{NPROC} exiftool -fast -json` (100 files per call)",
             f"xargs -0 -P{NPROC} -n 100 exiftool -fast -json -q < {listing} > /dev/null"),
         Cmd("ffprobe", f"one `ffprobe -show_streams -show_format` per file, {NPROC} at a time",
             f"xargs -0 -P{NPROC} -n 1 ffprobe -v error -show_streams -show_format -of json < {listing} > /dev/null"),
+        Cmd("mffp", "`mediaforge meta --no-thumbs` (metadata and near-duplicate fingerprints: pHash, video, audio)",
+            [mf, "-q", "-c", str(run_dir / "catalog.duckdb"), "meta", "--no-thumbs", "--json", "-j", str(NPROC)],
+            setup=fresh_copy, mediaforge=True, check=check_all),
     ], warm=warm)
     tw = str(HERE / "thumb_worker.py")
 
@@ -281,6 +288,8 @@ def main() -> int:
          marginal("mf") / marginal("exif"), 5.0),
         (f"m. files/s, mediaforge / exiftool -fast x{NPROC}", rate("mf", n) / rate("exif2", n), None),
         ("m. files/s, mediaforge / ffprobe per file", rate("mf", n) / rate("ffprobe", n), 5.0),
+        ("m. files/s, mediaforge with fingerprints / exiftool -fast", rate("mffp", n) / rate("exif", n), None),
+        ("m. files/s, mediaforge with fingerprints / ffprobe per file", rate("mffp", n) / rate("ffprobe", n), None),
         ("t. photos/s, mediaforge (pillow-simd) / plain Pillow", tps("simd") / tps("plain"), 3.0),
         ("t. photos/s, mediaforge on stock Pillow / plain Pillow (the draft decode alone)",
          tps("mfstock") / tps("plain"), None),

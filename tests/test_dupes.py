@@ -197,3 +197,54 @@ def test_similar_videos_group_reencodes_but_not_shared_intros(tmp_path: Path) ->
     for r in json.loads(res.out):
         groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
     assert list(groups.values()) == [{"a.mp4", "a_reencoded_small.mp4"}]
+
+
+def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:
+    """`--no-fingerprints` reads metadata only; `dupes --similar` fingerprints what its
+    kind lacks, `meta` the rest, with the same hashes a default extraction stores. A
+    picture whose pixels cannot be decoded fails once and is not picked again, unless
+    `--retry-failed`."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _photo(0).save(lib / "p0.jpg", quality=92)
+    _photo(0).resize((320, 240), Image.Resampling.LANCZOS).save(lib / "p0_half.jpg", quality=60)
+    _photo(1).save(lib / "p1.jpg", quality=92)
+    whole = (lib / "p1.jpg").read_bytes()
+    (lib / "p2_cut.jpg").write_bytes(whole[:len(whole) // 3])  # the header reads, the pixels do not
+    a = [100 + i for i in range(24)]
+    _clip(lib / "a.mp4", a, (160, 120), "20")
+    _clip(lib / "a_small.mp4", a, (96, 72), "32")
+    media_corpus._audio(lib / "song.flac", "flac", "flac", 3.0)
+    full, fast = tmp_path / "full.duckdb", tmp_path / "fast.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=full).rc == 0
+    res = run_cli("scan", lib, "--no-thumbs", "--no-fingerprints", "--json", catalog=fast)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["extract"]["files"] == 7
+    count = ("SELECT (SELECT count(*) FROM image_hashes) AS i, (SELECT count(DISTINCT blake3) FROM video_hashes) AS v, "
+             "(SELECT count(*) FROM audio_hashes) AS a")
+    assert rows(fast, count) == [{"i": 0, "v": 0, "a": 0}]
+    media = ("SELECT f.name, m.width, m.height, m.duration, m.video_codec, m.audio_codec FROM media m "
+             "JOIN files f USING (blake3) ORDER BY f.name")
+    assert rows(fast, media) == rows(full, media)
+
+    res = run_cli("dupes", "--similar", catalog=fast)
+    assert res.rc == 0, res.err
+    assert "fingerprinted 4 image files" in res.err and "1 failed" in res.err
+    assert rows(fast, count) == [{"i": 3, "v": 0, "a": 0}]
+    res = run_cli("dupes", "--similar", "--format", "json", catalog=fast)
+    assert {Path(r["path"]).name for r in json.loads(res.out)} == {"p0.jpg", "p0_half.jpg"}
+    res = run_cli("dupes", "--similar", "--kind", "video", "--format", "json", catalog=fast)
+    assert {Path(r["path"]).name for r in json.loads(res.out)} == {"a.mp4", "a_small.mp4"}
+
+    out = json.loads(run_cli("meta", "--json", catalog=fast).out)
+    assert (out["files"], out["fingerprinted"], out["failed"]) == (0, 1, 0)  # the song
+    for table in ("image_hashes", "video_hashes", "audio_hashes"):
+        sql = f"SELECT * FROM {table} ORDER BY ALL"
+        assert rows(fast, sql) == rows(full, sql), table
+    cut = rows(fast, "SELECT e.stage FROM meta_errors e JOIN files f USING (blake3) WHERE f.name = 'p2_cut.jpg'")
+    assert cut == [{"stage": "fingerprint"}]
+    out = json.loads(run_cli("meta", "--json", catalog=fast).out)
+    assert (out["files"], out["fingerprinted"]) == (0, 0)
+    out = json.loads(run_cli("meta", "--json", "--retry-failed", catalog=fast).out)
+    assert (out["fingerprinted"], out["failed"]) == (1, 1)
+    assert rows(fast, "SELECT count(*) AS n FROM meta_errors WHERE stage = 'fingerprint'") == [{"n": 1}]

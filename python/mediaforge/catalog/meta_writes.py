@@ -15,9 +15,8 @@ EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
 
 
 def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
-    """One row per present content with no `media` row yet (or sound extracted before
-    audio fingerprints existed): blake3, a path that has it (the smallest, so runs are
-    repeatable), and its kind."""
+    """One row per present content with no `media` row yet: blake3, a path that has it
+    (the smallest, so runs are repeatable), and its kind."""
     retry = "OR m.status IN ('error', 'timeout', 'crashed', 'unsupported')" if retry_failed else ""
     return cat.con.sql(
         f"""
@@ -25,11 +24,36 @@ def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
         FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
         WHERE f.status = 'present' AND f.blake3 IS NOT NULL
           AND f.kind IN {EXTRACTABLE}
-          AND (m.blake3 IS NULL {retry}
-               OR m.status IN ('ok', 'partial') AND m.audio_codec IS NOT NULL AND m.video_codec IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM audio_hashes a WHERE a.blake3 = m.blake3)
-                  AND NOT EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 AND e.stage = 'fingerprint'))
+          AND (m.blake3 IS NULL {retry})
         GROUP BY f.blake3 ORDER BY path_bytes
+        """
+    ).to_arrow_table()
+
+
+def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = ("image", "video", "audio"),
+                         retry_failed: bool = False) -> pa.Table:
+    """Extracted contents (status ok or partial, with a present path) that lack their
+    near-duplicate fingerprint, of these kinds: pictures with no `image_hashes` row,
+    videos with no `video_hashes` rows, sound alone with no `audio_hashes` row. A content
+    whose fingerprint (or picture decode) failed before is left out unless
+    `retry_failed`. Same columns as `pending_extraction`."""
+    want = []
+    if "image" in kinds:
+        want.append("m.kind = 'image' AND m.blake3 NOT IN (SELECT blake3 FROM image_hashes)")
+    if "video" in kinds:
+        want.append("m.kind = 'video' AND m.video_codec IS NOT NULL AND m.blake3 NOT IN (SELECT blake3 FROM video_hashes)")
+    if "audio" in kinds:
+        want.append("m.audio_codec IS NOT NULL AND m.video_codec IS NULL AND m.blake3 NOT IN (SELECT blake3 FROM audio_hashes)")
+    if not want:
+        raise ValueError(f"no fingerprinted kind among {kinds}")
+    failed = "" if retry_failed else (
+        "AND NOT EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 AND e.stage IN ('fingerprint', 'decode'))")
+    return cat.con.sql(
+        f"""
+        SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind
+        FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
+        WHERE m.status IN ('ok', 'partial') {failed} AND ({' OR '.join(f'({w})' for w in want)})
+        GROUP BY m.blake3 ORDER BY path_bytes
         """
     ).to_arrow_table()
 
@@ -57,11 +81,9 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
     """Replace the metadata of these contents with `results`, in one transaction."""
     if not results:
         return
-    now = utcnow()
     rows: dict[str, list[dict[str, Any]]] = {
         t: [] for t in ("media", "streams", "tags_audio", "exif", "sidecars", "image_hashes", "video_hashes",
                         "audio_hashes")}
-    errors: list[dict[str, Any]] = []
     for r in results:
         h = r["blake3"]
         rows["media"].append(r["media"])
@@ -71,47 +93,74 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
                            ("audio_hashes", "audio_hash")):
             if r[key] is not None:
                 rows[table].append(dict(r[key], blake3=h))
-        raw = paths[h]
-        errors += [{"blake3": h, "path": raw.decode("utf-8", "replace"), "path_bytes": raw, "stage": stage,
-                    "message": message, "logged_at": now} for stage, message in r["errors"]]
-    keys = pa.table({"blake3": pa.array([r["blake3"] for r in results], pa.string())})
     batches = {t: _batch(t, v) for t, v in rows.items()}
-    batches["meta_errors"] = _batch("meta_errors", errors)
-    with cat.registered("mf_keys", keys), cat.transaction() as con:
-        for table, data in batches.items():
-            con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM mf_keys)")
-            if data.num_rows:
-                con.register("mf_rows", data)
-                try:
-                    con.execute(f"INSERT INTO {table} SELECT {', '.join(columns(table))} FROM mf_rows")
-                finally:
-                    con.unregister("mf_rows")
+    batches["meta_errors"] = _error_rows(results, paths)
+    with cat.registered("mf_keys", _keys(results)), cat.transaction() as con:
+        _replace(con, batches, delete=tuple(batches))
+
+
+def write_fingerprints(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
+    """Record the fingerprints of a catch-up (and its errors, stage 'fingerprint'),
+    replacing any these contents had; their `media` rows stay as they are."""
+    if not results:
+        return
+    batches = {
+        "image_hashes": _batch("image_hashes", [dict(r["hashes"], blake3=r["blake3"]) for r in results if r["hashes"]]),
+        "video_hashes": _batch("video_hashes", [dict(v, blake3=r["blake3"]) for r in results for v in r["video_hashes"]]),
+        "audio_hashes": _batch("audio_hashes", [dict(r["audio_hash"], blake3=r["blake3"]) for r in results
+                                                if r["audio_hash"]]),
+        "meta_errors": _error_rows(results, paths),
+    }
+    with cat.registered("mf_keys", _keys(results)), cat.transaction() as con:
+        con.execute("DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN (SELECT blake3 FROM mf_keys)")
+        _replace(con, batches, delete=("image_hashes", "video_hashes", "audio_hashes"))
+
+
+def _keys(results: list[dict[str, Any]]) -> pa.Table:
+    return pa.table({"blake3": pa.array([r["blake3"] for r in results], pa.string())})
+
+
+def _error_rows(results: list[dict[str, Any]], paths: dict[str, bytes]) -> pa.Table:
+    """The `meta_errors` rows of these results, each with the path its content was read at."""
+    now = utcnow()
+    return _batch("meta_errors", [
+        {"blake3": r["blake3"], "path": paths[r["blake3"]].decode("utf-8", "replace"), "path_bytes": paths[r["blake3"]],
+         "stage": stage, "message": message, "logged_at": now}
+        for r in results for stage, message in r["errors"]
+    ])
+
+
+def _replace(con: Any, batches: dict[str, pa.Table], delete: tuple[str, ...]) -> None:
+    """Inside a transaction with the contents' keys registered as `mf_keys`: delete their
+    rows from the `delete` tables, then insert every non-empty batch into its table."""
+    for table in delete:
+        con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM mf_keys)")
+    for table, data in batches.items():
+        if data.num_rows:
+            con.register("mf_rows", data)
+            try:
+                con.execute(f"INSERT INTO {table} SELECT {', '.join(columns(table))} FROM mf_rows")
+            finally:
+                con.unregister("mf_rows")
 
 
 def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
-    """Record regenerated thumbnails (and their errors) on existing `media` rows."""
+    """Record regenerated thumbnails (and their errors) on existing `media` rows; a
+    picture's pHash made by the same decode replaces the one it had."""
     if not results:
         return
-    now = utcnow()
     thumbs = pa.table({
         "blake3": pa.array([r["blake3"] for r in results], pa.string()),
         "thumb": pa.array([r["thumb"] for r in results], pa.string()),
         "w": pa.array([r["thumb_wh"][0] if r["thumb_wh"] else None for r in results], pa.int32()),
         "h": pa.array([r["thumb_wh"][1] if r["thumb_wh"] else None for r in results], pa.int32()),
     })
-    errors = _batch("meta_errors", [
-        {"blake3": r["blake3"], "path": paths[r["blake3"]].decode("utf-8", "replace"), "path_bytes": paths[r["blake3"]],
-         "stage": stage, "message": message, "logged_at": now}
-        for r in results for stage, message in r["errors"]
-    ])
+    errors = _error_rows(results, paths)
     hashes = _batch("image_hashes", [dict(r["hashes"], blake3=r["blake3"]) for r in results if r["hashes"]])
-    vhashes = _batch("video_hashes", [dict(v, blake3=r["blake3"]) for r in results for v in r["video_hashes"]])
     with cat.registered("mf_thumbs", thumbs), cat.registered("mf_thumb_errors", errors), \
-            cat.registered("mf_hashes", hashes), cat.registered("mf_vhashes", vhashes), cat.transaction() as con:
-        con.execute("DELETE FROM image_hashes WHERE blake3 IN (SELECT blake3 FROM mf_thumbs)")
+            cat.registered("mf_hashes", hashes), cat.transaction() as con:
+        con.execute("DELETE FROM image_hashes WHERE blake3 IN (SELECT blake3 FROM mf_hashes)")
         con.execute("INSERT INTO image_hashes SELECT blake3, phash, dhash FROM mf_hashes")
-        con.execute("DELETE FROM video_hashes WHERE blake3 IN (SELECT blake3 FROM mf_thumbs)")
-        con.execute(f"INSERT INTO video_hashes SELECT {', '.join(columns('video_hashes'))} FROM mf_vhashes")
         con.execute(
             "UPDATE media SET thumb = t.thumb, thumb_width = t.w, thumb_height = t.h "
             "FROM mf_thumbs t WHERE media.blake3 = t.blake3"

@@ -87,6 +87,12 @@ def _globals(ctx: typer.Context) -> Globals:
     return ctx.obj if isinstance(ctx.obj, Globals) else Globals(default_catalog_path(), False)
 
 
+# `scan` and `meta`: metadata without the decodes that only near-duplicate search needs.
+NoFingerprints = Annotated[bool, typer.Option(
+    "--no-fingerprints", help="Metadata only: no near-duplicate fingerprints (made later by `meta` or "
+                              "`dupes --similar`).")]
+
+
 @command("scan")
 def scan_cmd(
     ctx: typer.Context,
@@ -105,6 +111,7 @@ def scan_cmd(
     prune: Annotated[bool, typer.Option("--prune", help="Delete catalog rows of files now missing.")] = False,
     no_meta: Annotated[bool, typer.Option("--no-meta", help="Skip metadata extraction (and thumbnails).")] = False,
     no_thumbs: Annotated[bool, typer.Option("--no-thumbs", help="Extract metadata but make no thumbnails.")] = False,
+    no_fingerprints: NoFingerprints = False,
     thumb_size: Annotated[int, typer.Option("--thumb-size", help="Thumbnail long side in px.")] = 256,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file for extraction.")] = 30.0,
     retry_failed: Annotated[bool, typer.Option("--retry-failed",
@@ -122,7 +129,8 @@ def scan_cmd(
     )
     # Metadata is keyed by content hash: a --no-hash scan has nothing to key it by yet.
     xconfig = None if no_meta or no_hash else meta.ExtractConfig(
-        thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout, retry_failed=retry_failed)
+        thumbs=not no_thumbs, fingerprints=not no_fingerprints, thumb_size=thumb_size, workers=threads,
+        timeout=timeout, retry_failed=retry_failed)
     show = not g.quiet and not as_json and sys.stderr.isatty()
     xsummary = None
     # The walk starts before DuckDB and pyarrow load and the catalog opens. `scan` closes
@@ -182,7 +190,8 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
 
 def _print_extract(x: ExtractSummary, what: str) -> None:
     print(f"  {what}: {x.files:,} files in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
-          f"unsupported {x.unsupported:,}  failed {x.failed:,}  thumbnails {x.thumbs:,}")
+          f"unsupported {x.unsupported:,}  failed {x.failed:,}  thumbnails {x.thumbs:,}"
+          + (f"  fingerprinted later {x.fingerprinted:,}" if x.fingerprinted else ""))
     if x.errors:
         print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")
 
@@ -191,6 +200,7 @@ def _print_extract(x: ExtractSummary, what: str) -> None:
 def meta_cmd(
     ctx: typer.Context,
     no_thumbs: Annotated[bool, typer.Option("--no-thumbs", help="Extract metadata but make no thumbnails.")] = False,
+    no_fingerprints: NoFingerprints = False,
     thumb_size: Annotated[int, typer.Option("--thumb-size", help="Thumbnail long side in px.")] = 256,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
@@ -200,9 +210,10 @@ def meta_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Extract metadata for catalogued files that have none yet (what `scan` does after
-    walking; useful after `scan --no-meta` or installing pillow-heif or rawpy)."""
-    config = meta.ExtractConfig(thumbs=not no_thumbs, thumb_size=thumb_size, workers=threads, timeout=timeout,
-                                retry_failed=retry_failed)
+    walking; useful after `scan --no-meta` or installing pillow-heif or rawpy), then make
+    the near-duplicate fingerprints that earlier `--no-fingerprints` runs left out."""
+    config = meta.ExtractConfig(thumbs=not no_thumbs, fingerprints=not no_fingerprints, thumb_size=thumb_size,
+                                workers=threads, timeout=timeout, retry_failed=retry_failed)
     _run_extraction(ctx, "extract", "metadata", lambda cat, progress: meta.extract(cat, config, on_progress=progress),
                     threads, as_json, metadata=True)
 
@@ -384,6 +395,16 @@ DONE = {"hardlink": "hard-linked", "symlink": "symlinked", "reflink": "reflinked
         "trash": "trashed"}
 
 
+def _fingerprint_missing(cat: Catalog, kind: str, quiet: bool) -> None:
+    """Before `dupes --similar`: fingerprint the contents of this kind that were
+    extracted without (`--no-fingerprints`), with a progress bar."""
+    with render.ExtractProgressBar(not quiet and sys.stderr.isatty(), "fingerprint") as bar:
+        got = meta.fingerprint(cat, meta.ExtractConfig(), kinds=(kind,), on_progress=bar.update)
+    if got.files and not quiet:
+        print(f"fingerprinted {got.files:,} {kind} files extracted without fingerprints in {got.seconds:.2f} s"
+              + (f"; {got.failed:,} failed (see meta_errors)" if got.failed else ""), file=sys.stderr)
+
+
 def _hash_candidates(catalog: Path, kind: str | None, quiet: bool) -> None:
     """Run the exact-duplicate funnel over files a `scan --no-hash` left unhashed."""
     from ..dupes import hash_candidates, unhashed
@@ -426,6 +447,7 @@ def dupes_cmd(
                                     "or sound (--kind audio)")
         # Writes the groups to the catalog's similar_groups table, so it needs the write lock.
         with open_catalog(g.catalog) as cat:
+            _fingerprint_missing(cat, kind, g.quiet or fmt is not Format.table)
             if kind == "audio":
                 table = similar_audio(cat, AUDIO_MAX_BER if threshold is None else threshold)
             else:

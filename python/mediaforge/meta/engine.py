@@ -1,5 +1,12 @@
-"""Run metadata extraction and thumbnailing over the catalog: pick the contents that
-need it, feed them to the worker pool, and write the results back in batches."""
+"""Run metadata extraction, thumbnailing and near-duplicate fingerprinting over the
+catalog: pick the contents that need it, feed them to the worker pool, and write the
+results back in batches.
+
+Fingerprints are their own stage. An extraction makes them by default, in the same
+decode; with `fingerprints=False` it reads metadata only (several times faster on
+photos), and `fingerprint` fills the gaps later: `meta` and `scan` do at their end, and
+`dupes --similar` does before it compares.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..catalog import Catalog
-from ..catalog.meta_writes import pending_extraction, thumb_candidates, write_results, write_thumbs
+from ..catalog.meta_writes import (pending_extraction, pending_fingerprints, thumb_candidates, write_fingerprints,
+                                   write_results, write_thumbs)
 from ..config import thread_count
 from ..errors import InvalidInputError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
@@ -25,6 +33,7 @@ class ExtractConfig:
 
     meta: bool = True
     thumbs: bool = True
+    fingerprints: bool = True
     thumb_size: int = DEFAULT_SIZE
     workers: int | None = None
     timeout: float = 30.0
@@ -60,6 +69,16 @@ class ExtractSummary:
     errors: int
     workers_replaced: int
     seconds: float
+    fingerprinted: int = 0  # contents fingerprinted by the catch-up after the extraction
+
+    def __add__(self, other: ExtractSummary) -> ExtractSummary:
+        """This run, then a fingerprint catch-up (`other`): its contents count as
+        fingerprinted, its failures and errors add up."""
+        return ExtractSummary(
+            files=self.files, ok=self.ok, partial=self.partial, unsupported=self.unsupported,
+            failed=self.failed + other.failed, thumbs=self.thumbs, errors=self.errors + other.errors,
+            workers_replaced=self.workers_replaced + other.workers_replaced, seconds=self.seconds + other.seconds,
+            fingerprinted=self.fingerprinted + other.files)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -69,30 +88,36 @@ ProgressFn = Callable[[ExtractProgress], None]
 _Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], None]
 
 
-def _tasks(rows: pa.Table, config: ExtractConfig, root: str, meta: bool) -> Iterator[Task]:
+def _tasks(rows: pa.Table, config: ExtractConfig, root: str) -> Iterator[Task]:
     for batch in rows.to_batches(max_chunksize=10_000):
         hashes, paths, kinds = (batch.column(i).to_pylist() for i in range(3))
         for h, p, k in zip(hashes, paths, kinds):
-            yield Task(h, p, k, meta=meta, thumbs=config.thumbs, thumb_size=config.thumb_size, thumbs_root=root)
+            yield Task(h, p, k, meta=config.meta, thumbs=config.thumbs, fingerprints=config.fingerprints,
+                       thumb_size=config.thumb_size, thumbs_root=root)
 
 
-def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, meta: bool, write: _Writer,
-         on_progress: ProgressFn | None) -> ExtractSummary:
+def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, write: _Writer,
+         on_progress: ProgressFn | None, prestart: bool = True) -> ExtractSummary:
+    """`prestart`: start the workers (a fresh interpreter each) while the catalog is
+    queried; otherwise query first, and start no worker when nothing is selected."""
     started = time.monotonic()
     counts = {OK: 0, PARTIAL: 0, UNSUPPORTED: 0, ERROR: 0, TIMEOUT: 0, CRASHED: 0}
     done = thumbs = errors = total = 0
     pending: list[dict[str, Any]] = []
     paths: dict[str, bytes] = {}
     last_flush = last_report = time.monotonic()
+    rows = None if prestart else select()
+    if rows is not None and rows.num_rows == 0:
+        return ExtractSummary(0, 0, 0, 0, 0, 0, 0, 0, time.monotonic() - started)
     pool = WorkerPool(thread_count(config.workers), config.timeout)
     try:
         with pool:
-            # The workers start (a fresh interpreter each) while the catalog is queried.
             pool.start()
-            rows = select()
+            if rows is None:
+                rows = select()
             total = rows.num_rows
             paths = dict(zip(rows.column("blake3").to_pylist(), rows.column("path_bytes").to_pylist()))
-            for result in pool.map(_tasks(rows, config, str(thumbs_root(cat.path)), meta)):
+            for result in pool.map(_tasks(rows, config, str(thumbs_root(cat.path)))):
                 pending.append(result)
                 done += 1
                 errors += len(result["errors"])
@@ -120,10 +145,26 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, me
 
 
 def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None = None) -> ExtractSummary:
-    """Extract metadata (and thumbnails) for every present content the catalog has no
-    `media` row for yet. A rescan of an unchanged library extracts nothing."""
-    return _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, True, write_results,
-                on_progress)
+    """Extract metadata (and thumbnails, and fingerprints) for every present content the
+    catalog has no `media` row for yet; then, with fingerprints on, fingerprint the
+    contents extracted earlier without them. A rescan of an unchanged library extracts
+    nothing."""
+    summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write_results, on_progress)
+    if not config.fingerprints:
+        return summary
+    return summary + fingerprint(cat, config, on_progress=on_progress)
+
+
+def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = ("image", "video", "audio"),
+                on_progress: ProgressFn | None = None) -> ExtractSummary:
+    """Make the near-duplicate fingerprints (`image_hashes`, `video_hashes`,
+    `audio_hashes`) that extracted contents of these `kinds` lack, as after an extraction
+    with `fingerprints=False`. A content whose fingerprint failed is not tried again
+    (its error is in `meta_errors`, stage 'fingerprint' or 'decode') unless
+    `config.retry_failed`. Starts no worker when every fingerprint is there."""
+    only = ExtractConfig(meta=False, thumbs=False, fingerprints=True, workers=config.workers, timeout=config.timeout,
+                         flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
+    return _run(cat, lambda: pending_fingerprints(cat, kinds, config.retry_failed), only, write_fingerprints, on_progress, prestart=False)
 
 
 def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
@@ -138,6 +179,7 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         keep = [t is None or not (root / t).is_file() for t in rows.column("thumb").to_pylist()]
         return rows.filter(pa.array(keep, pa.bool_()))
 
-    config = ExtractConfig(meta=False, thumbs=True, thumb_size=config.thumb_size, workers=config.workers,
-                           timeout=config.timeout, flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
-    return _run(cat, select, config, False, write_thumbs, on_progress)
+    config = ExtractConfig(meta=False, thumbs=True, fingerprints=False, thumb_size=config.thumb_size,
+                           workers=config.workers, timeout=config.timeout, flush_rows=config.flush_rows,
+                           flush_seconds=config.flush_seconds)
+    return _run(cat, select, config, write_thumbs, on_progress)

@@ -1,6 +1,12 @@
 """What a worker does with one file: read its metadata and make its thumbnail, from one
-open and one decode. Runs in the worker processes of `pool.py`; every failure becomes
-an error entry in the result, never an exception out of `extract_one`.
+open and one decode, and the near-duplicate fingerprints. Runs in the worker processes
+of `pool.py`; every failure becomes an error entry in the result, never an exception out
+of `extract_one`.
+
+A task asks for any of three things: `meta` (the media row and its tables), `thumbs`,
+and `fingerprints` (the decodes that exist only for near-duplicate search: a picture's
+pHash without a thumbnail, video frames, the first two minutes of sound). A picture's
+pHash comes with its thumbnail's decode whenever one is made, at no extra cost.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class Task:
     kind: str
     meta: bool = True
     thumbs: bool = True
+    fingerprints: bool = True
     thumb_size: int = 256
     thumbs_root: str = ""
 
@@ -105,10 +112,17 @@ def extract_one(task: Task) -> dict[str, Any]:
         _image(r) or _av(r, fallback=True)
     elif task.kind in ("video", "audio"):
         _av(r) or _image(r, fallback=True)
-        if task.kind == "audio" or r.media.get("audio_codec") and not r.media.get("video_codec"):
+        sound = task.kind == "audio" or r.media.get("audio_codec") and not r.media.get("video_codec")
+        if sound and (task.meta or task.thumbs):
             _tags(r)
     elif task.kind == "sidecar":
         _sidecar(r)
+    if not task.meta and not task.thumbs:
+        # A fingerprint-only task: whatever stopped it is a fingerprint error, recorded once
+        # so that later catch-ups do not pick the content again.
+        r.errors = [("fingerprint", message) for _stage, message in r.errors]
+        if not r.errors and r.hashes is None and not r.video_hashes and r.audio_hash is None:
+            r.fail("fingerprint", "no picture or sound to fingerprint", ERROR)
     return r.as_dict()
 
 
@@ -157,14 +171,15 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
                 # A truncated or corrupt image: its header fields are known, its pixels are not.
                 r.fail("decode", e, ERROR if not t.meta else PARTIAL)
-        elif t.meta:
+        elif t.fingerprints:
             # No thumbnail wanted: the hash alone, from a grey decode (JPEG: luma only).
+            stage = "decode" if t.meta else "fingerprint"
             try:
                 r.image_hashes(reduce_grey(im, t.thumb_size))
             except Image.DecompressionBombError as e:
-                r.fail("decode", e)
+                r.fail(stage, e)
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
-                r.fail("decode", e, PARTIAL)
+                r.fail(stage, e, PARTIAL)
     return True
 
 
@@ -196,8 +211,12 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     from .thumbs import fit
 
     t = r.task
+    # A still that only libav reads (AVIF without Pillow's plugin) is fingerprinted from
+    # the same decoded frame as its thumbnail.
+    still = t.kind in ("image", "raw")
+    want_picture = t.kind != "audio" and (t.thumbs or still and t.fingerprints)
     try:
-        media, streams, picture = probe(t.path, t.thumbs and t.kind != "audio", t.thumb_size)
+        media, streams, picture = probe(t.path, want_picture, t.thumb_size)
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError, IndexError, ZeroDivisionError) as e:
         if not fallback:
             r.fail("probe", e, ERROR)
@@ -214,19 +233,24 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         r.fail("probe", "no audio or video stream libav can decode" if unknown else "no audio or video stream", ERROR)
     if picture is not None:
         try:
-            r.save_thumb(fit(picture, t.thumb_size))
+            small = fit(picture, t.thumb_size)
+            if still:
+                r.image_hashes(small)
         except Exception as e:  # noqa: BLE001
-            r.fail("thumb", e)
-        # The pixel pass also fingerprints the video for near-duplicate search.
-        if t.kind == "video":
-            try:
-                r.video_hashes = video_fingerprint(t.path, media.get("duration"))
-            except (av.error.FFmpegError, OSError, ValueError) as e:
-                r.fail("fingerprint", e)
+            r.fail("thumb" if t.thumbs else "fingerprint", e)
+        else:
+            if t.thumbs:
+                r.save_thumb(small)
     elif t.thumbs and media.get("video_codec") and t.kind != "audio":
         r.fail("thumb", "no frame could be decoded")
+    # Frames at fixed fractions of the duration: the video's near-duplicate fingerprint.
+    if t.fingerprints and t.kind == "video" and media.get("video_codec"):
+        try:
+            r.video_hashes = video_fingerprint(t.path, media.get("duration"))
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            r.fail("fingerprint", e)
     # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
-    if t.meta and media.get("audio_codec") and not media.get("video_codec"):
+    if t.fingerprints and media.get("audio_codec") and not media.get("video_codec"):
         try:
             r.audio_hash = audio_fingerprint(t.path)
         except (av.error.FFmpegError, OSError, ValueError) as e:
