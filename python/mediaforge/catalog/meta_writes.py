@@ -30,6 +30,15 @@ def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
     ).to_arrow_table()
 
 
+# A `media` row `m` of each fingerprinted kind that has no fingerprint yet.
+_LACKS_FINGERPRINT = {
+    "image": "m.kind = 'image' AND m.blake3 NOT IN (SELECT blake3 FROM image_hashes)",
+    "video": "m.kind = 'video' AND m.video_codec IS NOT NULL AND m.blake3 NOT IN (SELECT blake3 FROM video_hashes)",
+    "audio": "m.audio_codec IS NOT NULL AND m.video_codec IS NULL "
+             "AND m.blake3 NOT IN (SELECT blake3 FROM audio_hashes)",
+}
+
+
 def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = ("image", "video", "audio"),
                          retry_failed: bool = False) -> pa.Table:
     """Extracted contents (status ok or partial, with a present path) that lack their
@@ -37,17 +46,11 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = ("image", "video
     videos with no `video_hashes` rows, sound alone with no `audio_hashes` row. A content
     whose fingerprint (or picture decode) failed before is left out unless
     `retry_failed`. Same columns as `pending_extraction`."""
-    want = []
-    if "image" in kinds:
-        want.append("m.kind = 'image' AND m.blake3 NOT IN (SELECT blake3 FROM image_hashes)")
-    if "video" in kinds:
-        want.append("m.kind = 'video' AND m.video_codec IS NOT NULL AND m.blake3 NOT IN (SELECT blake3 FROM video_hashes)")
-    if "audio" in kinds:
-        want.append("m.audio_codec IS NOT NULL AND m.video_codec IS NULL AND m.blake3 NOT IN (SELECT blake3 FROM audio_hashes)")
+    want = [_LACKS_FINGERPRINT[k] for k in kinds if k in _LACKS_FINGERPRINT]
     if not want:
         raise ValueError(f"no fingerprinted kind among {kinds}")
-    failed = "" if retry_failed else (
-        "AND NOT EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 AND e.stage IN ('fingerprint', 'decode'))")
+    failed = "" if retry_failed else ("AND NOT EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 "
+                                      "AND e.stage IN ('fingerprint', 'decode'))")
     return cat.con.sql(
         f"""
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind
@@ -105,10 +108,12 @@ def write_fingerprints(cat: Catalog, results: list[dict[str, Any]], paths: dict[
     if not results:
         return
     batches = {
-        "image_hashes": _batch("image_hashes", [dict(r["hashes"], blake3=r["blake3"]) for r in results if r["hashes"]]),
-        "video_hashes": _batch("video_hashes", [dict(v, blake3=r["blake3"]) for r in results for v in r["video_hashes"]]),
-        "audio_hashes": _batch("audio_hashes", [dict(r["audio_hash"], blake3=r["blake3"]) for r in results
-                                                if r["audio_hash"]]),
+        "image_hashes": _batch("image_hashes", [dict(r["hashes"], blake3=r["blake3"])
+                                                for r in results if r["hashes"]]),
+        "video_hashes": _batch("video_hashes", [dict(v, blake3=r["blake3"])
+                                                for r in results for v in r["video_hashes"]]),
+        "audio_hashes": _batch("audio_hashes", [dict(r["audio_hash"], blake3=r["blake3"])
+                                                for r in results if r["audio_hash"]]),
         "meta_errors": _error_rows(results, paths),
     }
     with cat.registered("mf_keys", _keys(results)), cat.transaction() as con:

@@ -164,7 +164,8 @@ def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = ("
     `config.retry_failed`. Starts no worker when every fingerprint is there."""
     only = ExtractConfig(meta=False, thumbs=False, fingerprints=True, workers=config.workers, timeout=config.timeout,
                          flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
-    return _run(cat, lambda: pending_fingerprints(cat, kinds, config.retry_failed), only, write_fingerprints, on_progress, prestart=False)
+    return _run(cat, lambda: pending_fingerprints(cat, kinds, config.retry_failed), only, write_fingerprints,
+                on_progress, prestart=False)
 
 
 def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
