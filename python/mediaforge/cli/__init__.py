@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set MEDIAFORGE_DEBUG=1 for details)", ExitCode.INTERNAL)
+    if rv == ExitCode.INTERRUPTED:
+        # Typer turns a Ctrl-C outside the command itself (while it parses the options or
+        # runs the app's callback) into a silent return of 130.
+        _fail(INTERRUPTED, ExitCode.INTERRUPTED)
     _exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 
