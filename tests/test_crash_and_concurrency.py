@@ -281,6 +281,12 @@ def test_ctrl_c_stops_the_scan_with_exit_130(tmp_path: Path, catalog_path: Path)
     for i in range(16):
         sparse(os.fsencode(root / f"take-{i:02d}.mov"), 128 * MIB)
     (root / "notes.srt").write_bytes(b"1\n00:00:00,000 --> 00:00:01,000\nhi\n")
+    # An existing (empty) catalog: hashing then starts once the catalog is open, and the
+    # scan is recorded right after. (Into a catalog not made yet hashing starts at once,
+    # while DuckDB loads: the Ctrl-C tests below cover that.)
+    from mediaforge import open_catalog
+
+    open_catalog(catalog_path).close()
     p = subprocess.Popen(cli_cmd("scan", root, "--threads", "1"), env=cli_env(catalog_path),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
