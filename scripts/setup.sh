@@ -43,3 +43,7 @@ if [ ! -f "$ext_stamp" ] || [ -n "$newest" ] || ! python -c "import mediaforge._
     python -c "import mediaforge._core" || { echo "setup: the extension failed to build" >&2; exit 1; }
     touch "$ext_stamp"
 fi
+# Bytecode for the package, as pip makes for what it installs: every process (the CLI and
+# each extraction worker) then loads it instead of compiling the source, also where
+# PYTHONDONTWRITEBYTECODE keeps Python from caching it. Only changed files are compiled.
+python -m compileall -q python/mediaforge >/dev/null || true
