@@ -227,6 +227,12 @@ def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:
              "JOIN files f USING (blake3) ORDER BY f.name")
     assert rows(fast, media) == rows(full, media)
 
+    def without_fingerprint() -> int:
+        out = json.loads(run_cli("stats", "--json", catalog=fast).out)
+        return sum(r["without_fingerprint"] for r in out["extraction"])
+
+    assert without_fingerprint() == 7
+
     res = run_cli("dupes", "--similar", catalog=fast)
     assert res.rc == 0, res.err
     assert "fingerprinted 4 image files" in res.err and "1 failed" in res.err
@@ -241,6 +247,7 @@ def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:
     for table in ("image_hashes", "video_hashes", "audio_hashes"):
         sql = f"SELECT * FROM {table} ORDER BY ALL"
         assert rows(fast, sql) == rows(full, sql), table
+    assert without_fingerprint() == 1  # the cut picture, whose fingerprint failed
     cut = rows(fast, "SELECT e.stage FROM meta_errors e JOIN files f USING (blake3) WHERE f.name = 'p2_cut.jpg'")
     assert cut == [{"stage": "fingerprint"}]
     out = json.loads(run_cli("meta", "--json", catalog=fast).out)

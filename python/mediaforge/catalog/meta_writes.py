@@ -31,7 +31,7 @@ def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
 
 
 # A `media` row `m` of each fingerprinted kind that has no fingerprint yet.
-_LACKS_FINGERPRINT = {
+LACKS_FINGERPRINT = {
     "image": "m.kind = 'image' AND m.blake3 NOT IN (SELECT blake3 FROM image_hashes)",
     "video": "m.kind = 'video' AND m.video_codec IS NOT NULL AND m.blake3 NOT IN (SELECT blake3 FROM video_hashes)",
     "audio": "m.audio_codec IS NOT NULL AND m.video_codec IS NULL "
@@ -46,7 +46,7 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = ("image", "video
     videos with no `video_hashes` rows, sound alone with no `audio_hashes` row. A content
     whose fingerprint (or picture decode) failed before is left out unless
     `retry_failed`. Same columns as `pending_extraction`."""
-    want = [_LACKS_FINGERPRINT[k] for k in kinds if k in _LACKS_FINGERPRINT]
+    want = [LACKS_FINGERPRINT[k] for k in kinds if k in LACKS_FINGERPRINT]
     if not want:
         raise ValueError(f"no fingerprinted kind among {kinds}")
     failed = "" if retry_failed else ("AND NOT EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 "

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_text
 from ..fsops import new_tmp
+from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
 from .store import Catalog
 
@@ -251,8 +252,13 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
         "by_year": _rows(cat, f"""
             SELECT year(m.taken_at) AS year, count(*) AS files, sum(f.size) AS bytes
             FROM {_PRESENT_MEDIA} AND m.taken_at IS NOT NULL GROUP BY ALL ORDER BY year"""),
-        "extraction": _rows(cat, """
-            SELECT kind, status, count(*) AS contents FROM media GROUP BY ALL ORDER BY kind, status"""),
+        # `without_fingerprint`: extracted with --no-fingerprints, not fingerprinted since.
+        "extraction": _rows(cat, f"""
+            SELECT kind, status, count(*) AS contents,
+                   count(*) FILTER (WHERE status IN ('ok', 'partial')
+                                    AND ({' OR '.join(f'({c})' for c in LACKS_FINGERPRINT.values())})
+                   ) AS without_fingerprint
+            FROM media m GROUP BY ALL ORDER BY kind, status"""),
     }
 
 
