@@ -30,7 +30,9 @@ use tantivy::query::{
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
 };
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term};
 
 use crate::error::{Error, Result};
@@ -56,7 +58,9 @@ pub struct Doc {
 
 /// The analyzer of every text field and of the free words of a query.
 const TOKENIZER: &str = "mf";
-/// Longer tokens are hashes or base64, never words anyone types.
+/// Tokens keep at most this many bytes: longer ones (hashes, ids, run-together names)
+/// are indexed, and searched, by their first 40 bytes, so a pasted one still finds its
+/// file while the index holds no unbounded terms.
 const MAX_TOKEN_LEN: usize = 40;
 const WRITER_MEMORY: usize = 200 << 20;
 const MAX_THREADS: usize = 4;
@@ -81,10 +85,69 @@ fn threads() -> usize {
 
 fn mf_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(MAX_TOKEN_LEN))
+        .filter(Truncate(MAX_TOKEN_LEN))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
         .build()
+}
+
+/// A token filter that cuts each token to at most `.0` bytes, at a character boundary.
+#[derive(Clone, Copy)]
+struct Truncate(usize);
+
+impl TokenFilter for Truncate {
+    type Tokenizer<T: Tokenizer> = TruncateTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, inner: T) -> TruncateTokenizer<T> {
+        TruncateTokenizer { limit: self.0, inner }
+    }
+}
+
+#[derive(Clone)]
+struct TruncateTokenizer<T> {
+    limit: usize,
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for TruncateTokenizer<T> {
+    type TokenStream<'a> = TruncateStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        TruncateStream {
+            limit: self.limit,
+            tail: self.inner.token_stream(text),
+        }
+    }
+}
+
+struct TruncateStream<S> {
+    limit: usize,
+    tail: S,
+}
+
+impl<S: TokenStream> TokenStream for TruncateStream<S> {
+    fn advance(&mut self) -> bool {
+        if !self.tail.advance() {
+            return false;
+        }
+        let text = &mut self.tail.token_mut().text;
+        if text.len() > self.limit {
+            let mut end = self.limit;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -874,6 +937,29 @@ mod tests {
         assert_eq!(sorted(got), ["everywhere", "exact", "notes", "tagged"]);
         assert_eq!(ids(&index, "Paris.JPG")[0], "exact");
         assert_eq!(ids(&index, "paris trip notes")[0], "notes");
+    }
+
+    #[test]
+    fn long_words_are_found_by_their_first_40_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let long = "supercalifragilisticexpialidociousextraordinarily";
+        let docs = vec![
+            doc("hash", &format!("{hash}.jpg")),
+            doc("long", &format!("holiday_{long}_été.jpg")),
+            doc("other", "holiday.jpg"),
+        ];
+        index.upsert(&docs, &[]).unwrap();
+        assert_eq!(ids(&index, hash), ["hash"]);
+        assert_eq!(ids(&index, &hash[..20]), ["hash"]); // a prefix, as typed so far
+        assert_eq!(ids(&index, long), ["long"]);
+        assert_eq!(sorted(ids(&index, "holiday")), ["long", "other"]);
+        // Multi-byte characters are never cut in half.
+        let mut analyzer = mf_analyzer();
+        let odd = format!("a{}", "é".repeat(30)); // byte 40 falls inside an é
+        let mut stream = analyzer.token_stream(&odd);
+        assert_eq!(stream.next().unwrap().text, format!("a{}", "e".repeat(19)));
     }
 
     #[test]
