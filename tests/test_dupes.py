@@ -227,16 +227,26 @@ def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:
              "JOIN files f USING (blake3) ORDER BY f.name")
     assert rows(fast, media) == rows(full, media)
 
-    def without_fingerprint() -> int:
-        out = json.loads(run_cli("stats", "--json", catalog=fast).out)
+    def without_fingerprint(catalog: Path = fast) -> int:
+        out = json.loads(run_cli("stats", "--json", catalog=catalog).out)
         return sum(r["without_fingerprint"] for r in out["extraction"])
 
     assert without_fingerprint() == 7
+    pending = "SELECT count(*) AS n FROM meta WHERE key = 'fingerprints_pending'"
+    assert rows(fast, pending) == [{"n": 1}]
+    # The marked catalog: a plain rescan fingerprints what is missing, then looks no more.
+    rescanned = tmp_path / "rescanned.duckdb"
+    shutil.copy(fast, rescanned)
+    out = json.loads(run_cli("scan", lib, "--no-thumbs", "--json", catalog=rescanned).out)["extract"]
+    assert (out["files"], out["fingerprinted"], out["failed"]) == (0, 7, 1)
+    assert without_fingerprint(rescanned) == 1 and rows(rescanned, pending) == [{"n": 0}]
+    out = json.loads(run_cli("scan", lib, "--no-thumbs", "--json", catalog=rescanned).out)["extract"]
+    assert (out["files"], out["fingerprinted"]) == (0, 0)
 
     res = run_cli("dupes", "--similar", catalog=fast)
     assert res.rc == 0, res.err
     assert "fingerprinted 4 image files" in res.err and "1 failed" in res.err
-    assert rows(fast, count) == [{"i": 3, "v": 0, "a": 0}]
+    assert rows(fast, count) == [{"i": 3, "v": 0, "a": 0}] and rows(fast, pending) == [{"n": 1}]
     res = run_cli("dupes", "--similar", "--format", "json", catalog=fast)
     assert {Path(r["path"]).name for r in json.loads(res.out)} == {"p0.jpg", "p0_half.jpg"}
     res = run_cli("dupes", "--similar", "--kind", "video", "--format", "json", catalog=fast)
@@ -244,6 +254,7 @@ def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:
 
     out = json.loads(run_cli("meta", "--json", catalog=fast).out)
     assert (out["files"], out["fingerprinted"], out["failed"]) == (0, 1, 0)  # the song
+    assert rows(fast, pending) == [{"n": 0}]
     for table in ("image_hashes", "video_hashes", "audio_hashes"):
         sql = f"SELECT * FROM {table} ORDER BY ALL"
         assert rows(fast, sql) == rows(full, sql), table

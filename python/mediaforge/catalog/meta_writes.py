@@ -30,6 +30,24 @@ def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
     ).to_arrow_table()
 
 
+# The `meta` key present while an extraction made without fingerprints may have left
+# contents without one: a scan then looks for them (a query that costs about a second
+# per million contents, so not on every rescan).
+FINGERPRINTS_PENDING = "fingerprints_pending"
+
+
+def set_fingerprints_pending(cat: Catalog, pending: bool) -> None:
+    with cat.transaction() as con:
+        if pending:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", [FINGERPRINTS_PENDING])
+        else:
+            con.execute("DELETE FROM meta WHERE key = ?", [FINGERPRINTS_PENDING])
+
+
+def fingerprints_pending(cat: Catalog) -> bool:
+    return bool(cat.con.execute("SELECT 1 FROM meta WHERE key = ?", [FINGERPRINTS_PENDING]).fetchall())
+
+
 # A `media` row `m` of each fingerprinted kind that has no fingerprint yet.
 LACKS_FINGERPRINT = {
     "image": "m.kind = 'image' AND m.blake3 NOT IN (SELECT blake3 FROM image_hashes)",

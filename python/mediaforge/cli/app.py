@@ -214,7 +214,8 @@ def meta_cmd(
     the near-duplicate fingerprints that earlier `--no-fingerprints` runs left out."""
     config = meta.ExtractConfig(thumbs=not no_thumbs, fingerprints=not no_fingerprints, thumb_size=thumb_size,
                                 workers=threads, timeout=timeout, retry_failed=retry_failed)
-    _run_extraction(ctx, "extract", "metadata", lambda cat, progress: meta.extract(cat, config, on_progress=progress),
+    _run_extraction(ctx, "extract", "metadata",
+                    lambda cat, progress: meta.extract(cat, config, on_progress=progress, catch_up=True),
                     threads, as_json, metadata=True)
 
 

@@ -4,8 +4,9 @@ results back in batches.
 
 Fingerprints are their own stage. An extraction makes them by default, in the same
 decode; with `fingerprints=False` it reads metadata only (several times faster on
-photos), and `fingerprint` fills the gaps later: `meta` and `scan` do at their end, and
-`dupes --similar` does before it compares.
+photos) and marks the catalog, and `fingerprint` fills the gaps later: `meta` always
+does at its end, `scan` when the catalog is marked, and `dupes --similar` for its kind
+before it compares.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from ..catalog import Catalog
-from ..catalog.meta_writes import (pending_extraction, pending_fingerprints, thumb_candidates, write_fingerprints,
-                                   write_results, write_thumbs)
+from ..catalog.meta_writes import (fingerprints_pending, pending_extraction, pending_fingerprints,
+                                   set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
+                                   write_thumbs)
 from ..config import thread_count
 from ..errors import InvalidInputError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
@@ -144,13 +146,17 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     )
 
 
-def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None = None) -> ExtractSummary:
+def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None = None,
+            catch_up: bool = False) -> ExtractSummary:
     """Extract metadata (and thumbnails, and fingerprints) for every present content the
-    catalog has no `media` row for yet; then, with fingerprints on, fingerprint the
-    contents extracted earlier without them. A rescan of an unchanged library extracts
-    nothing."""
-    summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write_results, on_progress)
+    catalog has no `media` row for yet. A rescan of an unchanged library extracts
+    nothing. Then, with fingerprints on, fingerprint the contents extracted earlier
+    without them: when an extraction with `fingerprints=False` marked the catalog, or
+    always with `catch_up` (`meta`: also contents from before a fingerprint existed)."""
     if not config.fingerprints:
+        set_fingerprints_pending(cat, True)
+    summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write_results, on_progress)
+    if not config.fingerprints or not (catch_up or fingerprints_pending(cat)):
         return summary
     return summary + fingerprint(cat, config, on_progress=on_progress)
 
@@ -164,8 +170,12 @@ def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = ("
     `config.retry_failed`. Starts no worker when every fingerprint is there."""
     only = ExtractConfig(meta=False, thumbs=False, fingerprints=True, workers=config.workers, timeout=config.timeout,
                          flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
-    return _run(cat, lambda: pending_fingerprints(cat, kinds, config.retry_failed), only, write_fingerprints,
-                on_progress, prestart=False)
+    summary = _run(cat, lambda: pending_fingerprints(cat, kinds, config.retry_failed), only, write_fingerprints,
+                   on_progress, prestart=False)
+    if set(kinds) >= {"image", "video", "audio"}:
+        # Every kind is done (or its failures recorded): nothing is left for a scan to look for.
+        set_fingerprints_pending(cat, False)
+    return summary
 
 
 def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
