@@ -57,7 +57,10 @@ LACKS_FINGERPRINT = {
 }
 
 
-def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = ("image", "video", "audio"),
+FINGERPRINTED_KINDS = tuple(LACKS_FINGERPRINT)
+
+
+def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KINDS,
                          retry_failed: bool = False) -> pa.Table:
     """Extracted contents (status ok or partial, with a present path) that lack their
     near-duplicate fingerprint, of these kinds: pictures with no `image_hashes` row,

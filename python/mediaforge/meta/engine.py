@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..catalog import Catalog
-from ..catalog.meta_writes import (fingerprints_pending, pending_extraction, pending_fingerprints,
+from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, pending_extraction, pending_fingerprints,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
 from ..config import thread_count
@@ -161,7 +161,7 @@ def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None 
     return summary + fingerprint(cat, config, on_progress=on_progress)
 
 
-def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = ("image", "video", "audio"),
+def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = FINGERPRINTED_KINDS,
                 on_progress: ProgressFn | None = None) -> ExtractSummary:
     """Make the near-duplicate fingerprints (`image_hashes`, `video_hashes`,
     `audio_hashes`) that extracted contents of these `kinds` lack, as after an extraction
@@ -172,7 +172,7 @@ def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = ("
                          flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
     summary = _run(cat, lambda: pending_fingerprints(cat, kinds, config.retry_failed), only, write_fingerprints,
                    on_progress, prestart=False)
-    if set(kinds) >= {"image", "video", "audio"}:
+    if set(kinds) >= set(FINGERPRINTED_KINDS):
         # Every kind is done (or its failures recorded): nothing is left for a scan to look for.
         set_fingerprints_pending(cat, False)
     return summary
