@@ -122,6 +122,30 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"aae" => c(Sidecar, "application/xml"),
         b"thm" => c(Sidecar, "image/jpeg"),
         b"pp3" | b"dop" | b"xmpx" => c(Sidecar, "text/plain"),
+        // Common files that are not media: named here so a `--no-hash` scan need not open
+        // them to find that out (a hashing scan still reads their magic numbers).
+        b"txt" | b"log" | b"ini" => c(Other, "text/plain"),
+        b"md" => c(Other, "text/markdown"),
+        b"csv" => c(Other, "text/csv"),
+        b"htm" | b"html" => c(Other, "text/html"),
+        b"pdf" => c(Other, "application/pdf"),
+        b"rtf" => c(Other, "application/rtf"),
+        b"doc" => c(Other, "application/msword"),
+        b"docx" => c(Other, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        b"xls" => c(Other, "application/vnd.ms-excel"),
+        b"xlsx" => c(Other, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        b"ppt" => c(Other, "application/vnd.ms-powerpoint"),
+        b"pptx" => c(Other, "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+        b"odt" => c(Other, "application/vnd.oasis.opendocument.text"),
+        b"ods" => c(Other, "application/vnd.oasis.opendocument.spreadsheet"),
+        b"epub" => c(Other, "application/epub+zip"),
+        b"zip" => c(Other, "application/zip"),
+        b"7z" => c(Other, "application/x-7z-compressed"),
+        b"rar" => c(Other, "application/vnd.rar"),
+        b"tar" => c(Other, "application/x-tar"),
+        b"gz" | b"tgz" => c(Other, "application/gzip"),
+        b"iso" => c(Other, "application/x-iso9660-image"),
+        b"torrent" => c(Other, "application/x-bittorrent"),
         _ => return None,
     })
 }
@@ -291,6 +315,10 @@ mod tests {
             assert_eq!(cl.mime, *mime);
         }
         assert_eq!(classify(b"exe", None).kind, Kind::Other);
+        assert_eq!(classify(b"PDF", None).mime, "application/pdf");
+        assert_eq!(classify(b"txt", None), c(Kind::Other, "text/plain"));
+        // A picture saved under a document's name is still found by its magic numbers.
+        assert_eq!(classify(b"txt", Some(b"\xFF\xD8\xFF\xE0")).mime, "image/jpeg");
         assert_eq!(classify(b"", None).mime, "application/octet-stream");
     }
 
