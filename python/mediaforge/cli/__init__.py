@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(empty, ExitCode.USAGE)
     try:
         _prestart_workers(args)
+        _prestart_walk(args)
         # The heavy imports (typer, rich, DuckDB, pyarrow) come after the workers are started.
         import typer
 
@@ -123,6 +124,87 @@ def _prestart_workers(args: list[str]) -> None:
 
         prestart(thread_count(None))
     except Exception:  # noqa: BLE001 - an optimisation only; the pool starts its own workers
+        pass
+
+
+# What `_scan_arguments` knows of the command line: options before the command, and the
+# scan's flags and options that take a value. Anything else leaves the walk to the command.
+_GLOBAL_FLAGS = frozenset({"--quiet", "-q"})
+_SCAN_FLAGS = frozenset({"--no-hash", "--follow-symlinks", "-L", "--one-file-system", "-x", "--no-ignore", "--prune",
+                         "--no-meta", "--no-thumbs", "--no-fingerprints", "--retry-failed", "--no-index", "--json"})
+_SCAN_VALUED = frozenset({"--threads", "-j", "--exclude", "-e", "--thumb-size", "--timeout"})
+_LONG = {"-j": "--threads", "-e": "--exclude"}
+
+
+def _scan_arguments(args: list[str]):  # noqa: ANN202 - (ScanConfig, catalog path) or None
+    """Read a `scan` command line as far as its walk needs, or None when it is not a plain
+    one (another command, --help, a spelling this does not know). Only a guess: the scan
+    command takes the walk started from it only if its own parse agrees."""
+    from ..config import default_catalog_path
+    from ..scan.launch import ScanConfig
+
+    i, catalog = 0, None
+    while i < len(args) and args[i] != "scan":
+        name, eq, value = args[i].partition("=")
+        if args[i] in _GLOBAL_FLAGS:
+            i += 1
+        elif name == "--catalog" and eq:
+            catalog, i = value, i + 1
+        elif args[i] in ("--catalog", "-c") and i + 1 < len(args):
+            catalog, i = args[i + 1], i + 2
+        else:
+            return None
+    paths: list[str] = []
+    flags: set[str] = set()
+    values: dict[str, list[str]] = {}
+    rest, j, only_paths = args[i + 1:], 0, False
+    while j < len(rest):
+        a = rest[j]
+        if only_paths or not a.startswith("-") or a == "-":
+            paths.append(a)
+            j += 1
+            continue
+        if a == "--":
+            only_paths, j = True, j + 1
+            continue
+        name, eq, value = a.partition("=")
+        if a in _SCAN_FLAGS:
+            flags.add(a)
+            j += 1
+        elif a in _SCAN_VALUED and j + 1 < len(rest):
+            values.setdefault(_LONG.get(a, a), []).append(rest[j + 1])
+            j += 2
+        elif eq and name.startswith("--") and name in _SCAN_VALUED:
+            values.setdefault(name, []).append(value)
+            j += 1
+        else:
+            return None
+    if i >= len(args) or not paths:
+        return None
+    threads = (values.get("--threads") or [os.environ.get("MEDIAFORGE_THREADS")])[-1]
+    config = ScanConfig(
+        roots=tuple(paths), hash="--no-hash" not in flags, threads=int(threads) if threads else None,
+        excludes=tuple(values.get("--exclude", ())), ignore_files="--no-ignore" not in flags,
+        follow_symlinks=bool({"--follow-symlinks", "-L"} & flags),
+        one_file_system=bool({"--one-file-system", "-x"} & flags), prune="--prune" in flags,
+    )
+    return config, (catalog if catalog is not None else default_catalog_path())
+
+
+def _prestart_walk(args: list[str]) -> None:
+    """A `scan` starts listing the disk now, before typer, rich, DuckDB and pyarrow load:
+    on a big library the walk is the long pole, and those imports would delay its start
+    by a tenth of a second or more. The command claims the walk (`claim_walk`) if its own
+    parse of the options agrees, else closes it and starts its own."""
+    if "scan" not in args or "--help" in args:
+        return
+    try:
+        parsed = _scan_arguments(args)
+        if parsed is not None:
+            from ..scan.launch import start_early
+
+            start_early(*parsed)
+    except Exception:  # noqa: BLE001 - an optimisation only: the command reports any error itself
         pass
 
 

@@ -18,7 +18,7 @@ import typer
 from .. import __version__, catalog, meta
 from ..config import MAX_THREADS, default_catalog_path
 from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError, path_text
-from ..scan.launch import ScanConfig, Walk
+from ..scan.launch import ScanConfig, claim_walk
 from . import render
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def scan_cmd(
     # The walk starts before DuckDB and pyarrow load and the catalog opens. `scan` closes
     # it; so does the `finally` if anything (a Ctrl-C in an import, a busy catalog) comes
     # first.
-    walk = Walk(config, g.catalog)
+    walk = claim_walk(config, g.catalog)
     try:
         from ..scan import scan
 

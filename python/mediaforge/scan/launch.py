@@ -8,10 +8,11 @@ catalog's previous state, then decides what is new, changed or gone.
 
 from __future__ import annotations
 
+import atexit
 import os
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import _core
 from ..config import thread_count
@@ -80,6 +81,7 @@ class Walk:
 
     def __init__(self, config: ScanConfig, catalog: PathLike | None = None) -> None:
         self.config = config
+        self.catalog = None if catalog is None else os.path.abspath(os.fsencode(catalog))
         self.started = time.monotonic()
         self.roots_b: list[bytes] = [resolve_root(r) for r in config.roots]
         self.roots: tuple[str, ...] = tuple(display(r) for r in self.roots_b)
@@ -103,6 +105,13 @@ class Walk:
     def close(self) -> None:
         self.scanner.close()
 
+    def serves(self, config: ScanConfig, catalog: PathLike | None) -> bool:
+        """Whether this walk is the one `config` asks for, on `catalog`: the same resolved
+        roots and the same options (roots may be spelled differently)."""
+        same_catalog = self.catalog == (None if catalog is None else os.path.abspath(os.fsencode(catalog)))
+        return (same_catalog and replace(self.config, roots=()) == replace(config, roots=())
+                and self.roots_b == [resolve_root(r) for r in config.roots])
+
     def __enter__(self) -> Walk:
         return self
 
@@ -110,4 +119,35 @@ class Walk:
         self.close()
 
 
-__all__ = ["ScanConfig", "Walk", "display", "resolve_root"]
+# A walk the CLI started before its own imports, for the scan command to claim.
+_early: Walk | None = None
+
+
+def start_early(config: ScanConfig, catalog: PathLike) -> None:
+    """Start the walk a `scan` command is about to ask for, before typer, rich, DuckDB and
+    pyarrow load (a tenth of a second or more of a scan's critical path): the CLI reads
+    just enough of its arguments to call this. Raises what `Walk` raises."""
+    global _early
+    walk = Walk(config, catalog)
+    atexit.register(walk.close)  # unclaimed (a usage error, a Ctrl-C): its threads stop
+    _early = walk
+
+
+def claim_walk(config: ScanConfig, catalog: PathLike) -> Walk:
+    """The walk for `config` on `catalog`: the one started early when it is that walk,
+    else a new one (an early walk that is not is closed)."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        try:
+            if early.serves(config, catalog):
+                early.config = config  # the same walk, in the caller's spelling
+                return early
+        except Exception:
+            early.close()
+            raise
+        early.close()
+    return Walk(config, catalog)
+
+
+__all__ = ["ScanConfig", "Walk", "claim_walk", "display", "resolve_root", "start_early"]
