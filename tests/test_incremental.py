@@ -570,6 +570,9 @@ def test_a_version_6_catalog_upgrades_in_place_keeping_ids_tags_and_exact_paths(
     assert rows(catalog_path, "SELECT tag FROM tags t JOIN files f USING (media_id) WHERE f.path_bytes = ?",
                 [odd]) == [{"tag": "keep me"}]
     assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": str(SCHEMA_VERSION)}]
+    # Version 9: digests are stored as they are, not run through DuckDB's string compression.
+    assert rows(catalog_path, "SELECT DISTINCT compression FROM pragma_storage_info('files') "
+                "WHERE column_name = 'blake3' AND segment_type = 'VARCHAR'") == [{"compression": "Uncompressed"}]
 
 
 def test_path_is_computed_from_folder_and_name(catalog_path: Path) -> None:
