@@ -54,6 +54,11 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
         cat.con.execute("RESET arrow_lossless_conversion")
 
 
+def count_files(cat: Catalog) -> int:
+    """The number of file rows, missing ones included (what `previous_state` streams)."""
+    return int(cat.con.execute("SELECT count(*) FROM files").fetchone()[0])
+
+
 def has_files(cat: Catalog) -> bool:
     """Whether the catalog has any file row, missing ones included."""
     return bool(cat.con.execute("SELECT EXISTS (SELECT 1 FROM files)").fetchone()[0])

@@ -12,8 +12,8 @@ import pyarrow as pa
 from .. import _core
 from ..catalog import Catalog
 from ..catalog.store import is_interrupt
-from ..catalog.writes import (begin_scan, end_scan, finish_scan, has_files, previous_state, write_errors,
-                              write_files)
+from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, has_files, previous_state,
+                              write_errors, write_files)
 from .launch import ScanConfig, Walk
 
 
@@ -103,8 +103,9 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             walk.close()
             walk = Walk(config)
         if not walk.fresh:
+            known = count_files(cat)
             with previous_state(cat) as rows:
-                walk.scanner.set_previous(rows)
+                walk.scanner.set_previous(rows, expected_rows=known)
     except BaseException:
         walk.close()
         raise

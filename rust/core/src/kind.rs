@@ -131,11 +131,20 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"pdf" => c(Other, "application/pdf"),
         b"rtf" => c(Other, "application/rtf"),
         b"doc" => c(Other, "application/msword"),
-        b"docx" => c(Other, "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        b"docx" => c(
+            Other,
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
         b"xls" => c(Other, "application/vnd.ms-excel"),
-        b"xlsx" => c(Other, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        b"xlsx" => c(
+            Other,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
         b"ppt" => c(Other, "application/vnd.ms-powerpoint"),
-        b"pptx" => c(Other, "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+        b"pptx" => c(
+            Other,
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ),
         b"odt" => c(Other, "application/vnd.oasis.opendocument.text"),
         b"ods" => c(Other, "application/vnd.oasis.opendocument.spreadsheet"),
         b"epub" => c(Other, "application/epub+zip"),

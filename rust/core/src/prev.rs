@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt64Type};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use rayon::prelude::*;
@@ -55,6 +55,9 @@ impl MediaId {
     }
 }
 
+/// The length of a digest's hex text.
+const DIGEST_HEX: usize = 64;
+
 /// Parse 64 lowercase or uppercase hex digits.
 pub fn parse_digest(s: &[u8]) -> Option<Digest> {
     if s.len() != 64 {
@@ -73,19 +76,22 @@ pub fn parse_digest(s: &[u8]) -> Option<Digest> {
 /// time are then not compared.
 pub const UNKNOWN_CTIME: i64 = i64::MIN;
 
-/// The catalog's rows, compact and indexed. Digests and ids stay in their Arrow columns
-/// and are decoded only for the rows a scan writes: a rescan that finds nothing changed
-/// decodes none of them.
+/// The catalog's rows, compact and indexed. It owns copies of what it needs, so each
+/// Arrow batch it is built from is freed as soon as it is read (the columns of an imported
+/// batch share one allocation: keeping one column would keep them all). Digests are kept
+/// as their hex text and decoded only for the rows a scan writes: a rescan that finds
+/// nothing changed decodes none of them.
 pub struct PrevState {
     path_bytes: Vec<u8>,
     path_ends: Vec<usize>,
     pub stat: Vec<FileStat>,
     pub present: Vec<bool>,
     pub seen: Vec<AtomicBool>,
-    /// Per row: its batch and its index there.
-    loc: Vec<(u32, u32)>,
-    digests: Vec<ArrayRef>,
-    ids: Vec<ArrayRef>,
+    /// Per row: `DIGEST_HEX` bytes of its digest's hex text (`b'z'`s, which never decode,
+    /// where the text is not 64 long), and whether it has one at all.
+    digest_hex: Vec<u8>,
+    has_digest: Vec<bool>,
+    ids: Vec<MediaId>,
     /// Where each row's file name starts in its path.
     name_start: Vec<u32>,
     /// The rows of each folder (`folder_rows[folder_starts[g]..folder_starts[g + 1]]`), in
@@ -193,19 +199,31 @@ impl PrevState {
 
     /// Build from the catalog's batches.
     pub fn from_batches(batches: &[RecordBatch]) -> Result<Self> {
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if rows > u32::MAX as usize {
-            return Err(Error::InvalidInput("more than 4 billion catalog rows".into()));
+        let mut s = Self::new_empty();
+        for b in batches {
+            s.add_batch(b)?;
         }
-        let mut s = PrevState {
+        Ok(s.finish())
+    }
+
+    /// A state with no rows, to fill with `add_batch` and close with `finish`.
+    pub fn new_empty() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty state with room for `rows` rows. A million-row catalog arrives in batches:
+    /// vectors grown by doubling would copy their contents over and over, and on some
+    /// machines keep the old copies resident for a while, doubling the state's memory.
+    pub fn with_capacity(rows: usize) -> Self {
+        PrevState {
             path_bytes: Vec::new(),
             path_ends: Vec::with_capacity(rows),
             stat: Vec::with_capacity(rows),
             present: Vec::with_capacity(rows),
             seen: Vec::with_capacity(rows),
-            loc: Vec::with_capacity(rows),
-            digests: Vec::with_capacity(batches.len()),
-            ids: Vec::with_capacity(batches.len()),
+            digest_hex: Vec::with_capacity(rows * DIGEST_HEX),
+            has_digest: Vec::with_capacity(rows),
+            ids: Vec::with_capacity(rows),
             name_start: Vec::with_capacity(rows),
             folder_starts: Vec::new(),
             folder_rows: Vec::new(),
@@ -213,51 +231,81 @@ impl PrevState {
             folder_first: Vec::new(),
             hasher: DefaultHashBuilder::default(),
             by_id: std::sync::OnceLock::new(),
-        };
-        for (bi, b) in batches.iter().enumerate() {
-            let path = column(b, "path_bytes")?;
-            let dev = u64_col(b, "dev")?;
-            let ino = u64_col(b, "inode")?;
-            let size = u64_col(b, "size")?;
-            let mtime = column(b, "mtime_ns")?
-                .as_primitive_opt::<Int64Type>()
-                .ok_or_else(|| Error::InvalidInput("previous state column \"mtime_ns\" must be Int64".into()))?;
-            // Optional: without them, link counts and change times are not compared.
-            let ctime = b
-                .column_by_name("ctime_ns")
-                .and_then(|c| c.as_primitive_opt::<Int64Type>());
-            let nlink = b
-                .column_by_name("nlink")
-                .and_then(|c| c.as_primitive_opt::<UInt64Type>());
-            let digest = b.column_by_name("blake3").ok_or_else(|| missing("blake3"))?;
-            let mid = b.column_by_name("media_id").ok_or_else(|| missing("media_id"))?;
-            check_ids(mid.as_ref())?;
-            let present = flags(column(b, "present")?)?;
-            for i in 0..b.num_rows() {
-                let p = bytes_at(path, i).ok_or_else(|| Error::InvalidInput("null path_bytes".into()))?;
-                s.path_bytes.extend_from_slice(p);
-                s.path_ends.push(s.path_bytes.len());
-                s.name_start
-                    .push(p.iter().rposition(|&c| c == b'/').map_or(0, |k| k + 1) as u32);
-                s.stat.push(FileStat {
-                    len: FileLen(size.value(i)),
-                    mtime_ns: mtime.value(i),
-                    ctime_ns: ctime.map_or(UNKNOWN_CTIME, |c| c.value(i)),
-                    id: FileId {
-                        dev: dev.value(i),
-                        ino: ino.value(i),
-                    },
-                    nlink: nlink.map_or(0, |c| c.value(i)),
-                });
-                s.present.push(present(i));
-                s.seen.push(AtomicBool::new(false));
-                s.loc.push((bi as u32, i as u32));
-            }
-            s.digests.push(digest.clone());
-            s.ids.push(mid.clone());
         }
-        s.index_folders();
-        Ok(s)
+    }
+
+    /// Copy one batch of catalog rows in (`path_bytes`, `dev`, `inode`, `size`,
+    /// `mtime_ns`, optionally `ctime_ns` and `nlink`, `blake3`, `media_id`, `present`).
+    pub fn add_batch(&mut self, b: &RecordBatch) -> Result<()> {
+        let rows = b.num_rows();
+        if self.len() + rows > u32::MAX as usize {
+            return Err(Error::InvalidInput("more than 4 billion catalog rows".into()));
+        }
+        let path = column(b, "path_bytes")?;
+        let dev = u64_col(b, "dev")?;
+        let ino = u64_col(b, "inode")?;
+        let size = u64_col(b, "size")?;
+        let mtime = column(b, "mtime_ns")?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| Error::InvalidInput("previous state column \"mtime_ns\" must be Int64".into()))?;
+        // Optional: without them, link counts and change times are not compared.
+        let ctime = b
+            .column_by_name("ctime_ns")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>());
+        let nlink = b
+            .column_by_name("nlink")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>());
+        let digest = b.column_by_name("blake3").ok_or_else(|| missing("blake3"))?;
+        let mid = b.column_by_name("media_id").ok_or_else(|| missing("media_id"))?;
+        check_ids(mid.as_ref())?;
+        let present = flags(column(b, "present")?)?;
+        if self.path_bytes.capacity() == 0 && rows > 0 {
+            // Paths of the first batch tell how long the rest will be, give or take.
+            let first: usize = (0..rows).map(|i| bytes_at(path, i).map_or(0, <[u8]>::len)).sum();
+            let expected = self.path_ends.capacity().max(rows) * first.div_ceil(rows);
+            self.path_bytes.reserve(expected + expected / 8);
+        }
+        self.path_ends.reserve(rows);
+        self.name_start.reserve(rows);
+        self.stat.reserve(rows);
+        self.present.reserve(rows);
+        self.seen.reserve(rows);
+        self.digest_hex.reserve(rows * DIGEST_HEX);
+        self.has_digest.reserve(rows);
+        self.ids.reserve(rows);
+        for i in 0..rows {
+            let p = bytes_at(path, i).ok_or_else(|| Error::InvalidInput("null path_bytes".into()))?;
+            self.path_bytes.extend_from_slice(p);
+            self.path_ends.push(self.path_bytes.len());
+            self.name_start
+                .push(p.iter().rposition(|&c| c == b'/').map_or(0, |k| k + 1) as u32);
+            self.stat.push(FileStat {
+                len: FileLen(size.value(i)),
+                mtime_ns: mtime.value(i),
+                ctime_ns: ctime.map_or(UNKNOWN_CTIME, |c| c.value(i)),
+                id: FileId {
+                    dev: dev.value(i),
+                    ino: ino.value(i),
+                },
+                nlink: nlink.map_or(0, |c| c.value(i)),
+            });
+            self.present.push(present(i));
+            self.seen.push(AtomicBool::new(false));
+            match bytes_at(digest.as_ref(), i) {
+                Some(hex) if hex.len() == DIGEST_HEX => self.digest_hex.extend_from_slice(hex),
+                _ => self.digest_hex.extend_from_slice(&[b'z'; DIGEST_HEX]),
+            }
+            self.has_digest.push(!digest.is_null(i));
+            self.ids
+                .push(media_id_at(mid.as_ref(), i).expect("media ids were checked above"));
+        }
+        Ok(())
+    }
+
+    /// Index the rows added: the state is then ready for a scan.
+    pub fn finish(mut self) -> Self {
+        self.index_folders();
+        self
     }
 
     /// Group the rows by folder. Rows come mostly in walk order, a folder's files
@@ -333,20 +381,20 @@ impl PrevState {
 
     /// Whether row `i` has a digest (without decoding it).
     pub fn has_digest(&self, i: usize) -> bool {
-        let (b, r) = self.loc[i];
-        !self.digests[b as usize].is_null(r as usize)
+        self.has_digest[i]
     }
 
     /// The digest of row `i`, if it has a well-formed one.
     pub fn digest(&self, i: usize) -> Option<Digest> {
-        let (b, r) = self.loc[i];
-        bytes_at(self.digests[b as usize].as_ref(), r as usize).and_then(parse_digest)
+        if !self.has_digest[i] {
+            return None;
+        }
+        parse_digest(&self.digest_hex[i * DIGEST_HEX..(i + 1) * DIGEST_HEX])
     }
 
-    /// The media id of row `i` (its column was checked when the state was built).
+    /// The media id of row `i`.
     pub fn media_id(&self, i: usize) -> MediaId {
-        let (b, r) = self.loc[i];
-        media_id_at(self.ids[b as usize].as_ref(), r as usize).expect("media ids were checked on load")
+        self.ids[i]
     }
 
     pub fn len(&self) -> usize {
@@ -512,14 +560,14 @@ impl<'a> FolderMatcher<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::{ArrayRef, BinaryArray, BooleanArray, Int64Array, StringArray, UInt64Array};
+    use std::sync::Arc;
 
     fn state(paths: &[&[u8]]) -> PrevState {
         state_with(paths, &vec![true; paths.len()])
     }
 
     fn state_with(paths: &[&[u8]], present: &[bool]) -> PrevState {
-        use arrow_array::{BinaryArray, BooleanArray, Int64Array, StringArray, UInt64Array};
-        use std::sync::Arc;
         let n = paths.len();
         let ids: Vec<String> = (0..n).map(|i| MediaId(i as u128 + 1).to_uuid_string()).collect();
         let u = |f: fn(usize) -> u64| Arc::new(UInt64Array::from_iter_values((0..n).map(f))) as ArrayRef;
@@ -618,5 +666,59 @@ mod tests {
         let hex = "ab".repeat(32);
         assert_eq!(parse_digest(hex.as_bytes()).unwrap().to_hex(), hex);
         assert!(parse_digest(b"zz").is_none());
+    }
+
+    #[test]
+    fn rows_digests_and_ids_come_whole_from_several_batches() {
+        // The state copies what it needs: the batches are gone once it is built.
+        let good = "0f".repeat(32);
+        let batch = |first: u64, digests: Vec<Option<&str>>| {
+            let n = digests.len();
+            let paths: Vec<Vec<u8>> = (0..n)
+                .map(|i| format!("/l/{}.jpg", first + i as u64).into_bytes())
+                .collect();
+            let ids: Vec<String> = (0..n)
+                .map(|i| format!("00000000-0000-0000-0000-{:012x}", first + i as u64))
+                .collect();
+            let u = |f: &dyn Fn(u64) -> u64| Arc::new(UInt64Array::from_iter_values((0..n as u64).map(f))) as ArrayRef;
+            RecordBatch::try_from_iter(vec![
+                (
+                    "path_bytes",
+                    Arc::new(BinaryArray::from_iter_values(paths.iter())) as ArrayRef,
+                ),
+                ("dev", u(&|_| 1)),
+                ("inode", u(&|i| first + i)),
+                ("size", u(&|i| i)),
+                (
+                    "mtime_ns",
+                    Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+                ),
+                ("blake3", Arc::new(StringArray::from(digests)) as ArrayRef),
+                (
+                    "media_id",
+                    Arc::new(StringArray::from_iter_values(ids.iter())) as ArrayRef,
+                ),
+                ("present", Arc::new(BooleanArray::from(vec![true; n])) as ArrayRef),
+            ])
+            .unwrap()
+        };
+        let s = {
+            let batches = [
+                batch(0, vec![Some(good.as_str()), None]),
+                batch(2, vec![Some("abc"), Some(good.as_str()), None]),
+            ];
+            PrevState::from_batches(&batches).unwrap()
+        };
+        assert_eq!(s.len(), 5);
+        let has: Vec<bool> = (0..5).map(|i| s.has_digest(i)).collect();
+        assert_eq!(has, [true, false, true, true, false]);
+        let hex: Vec<Option<String>> = (0..5).map(|i| s.digest(i).map(|d| d.to_hex())).collect();
+        assert_eq!(hex, [Some(good.clone()), None, None, Some(good.clone()), None]);
+        for i in 0..5 {
+            assert_eq!(s.media_id(i), MediaId(i as u128));
+            assert_eq!(s.path(i), format!("/l/{i}.jpg").as_bytes());
+            assert_eq!(s.find_path(format!("/l/{i}.jpg").as_bytes()), Some(i as u32));
+            assert_eq!(s.stat[i].id.ino, i as u64);
+        }
     }
 }

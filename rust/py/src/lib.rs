@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arrow_array::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use arrow_array::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
-use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, StructArray, UInt32Array, UInt8Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, StructArray, UInt32Array, UInt8Array};
 use arrow_schema::{DataType, Field, Schema};
 use pyo3::exceptions::{PyStopIteration, PyValueError};
 use pyo3::prelude::*;
@@ -139,6 +139,13 @@ fn wrap(py: Python<'_>, batch: RecordBatch) -> PyResult<PyObject> {
 
 /// Read every batch of an object with `__arrow_c_stream__` (a pyarrow Table, say).
 fn read_stream(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
+    open_stream(py, obj)?
+        .map(|b| b.map_err(|e| to_py_err(py, Error::Arrow(e))))
+        .collect()
+}
+
+/// The batches of an object with `__arrow_c_stream__`, one at a time.
+fn open_stream(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<ArrowArrayStreamReader> {
     let capsule = obj.call_method0("__arrow_c_stream__")?;
     let capsule = capsule.downcast::<PyCapsule>()?;
     let ptr = capsule.pointer() as *mut FFI_ArrowArrayStream;
@@ -147,23 +154,21 @@ fn read_stream(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBat
     }
     // SAFETY: the capsule holds an ArrowArrayStream by the PyCapsule interface's contract;
     // from_raw moves it out and leaves a released stream behind.
-    let reader = unsafe { ArrowArrayStreamReader::from_raw(ptr) }.map_err(|e| to_py_err(py, Error::Arrow(e)))?;
-    let _schema = reader.schema();
-    let mut out = Vec::new();
-    for b in reader {
-        out.push(b.map_err(|e| to_py_err(py, Error::Arrow(e)))?);
-    }
-    Ok(out)
+    unsafe { ArrowArrayStreamReader::from_raw(ptr) }.map_err(|e| to_py_err(py, Error::Arrow(e)))
 }
 
 /// The catalog's rows (an Arrow stream, or none for an empty catalog), indexed for the scan.
-fn previous_state(py: Python<'_>, previous: Option<&Bound<'_, PyAny>>) -> PyResult<PrevState> {
-    let batches = match previous {
-        Some(obj) => read_stream(py, obj)?,
-        None => Vec::new(),
-    };
-    py.allow_threads(|| PrevState::from_batches(&batches))
-        .map_err(|e| to_py_err(py, e))
+/// Each batch is copied in and freed as it arrives, so the stream never sits in memory whole.
+fn previous_state(py: Python<'_>, previous: Option<&Bound<'_, PyAny>>, rows: usize) -> PyResult<PrevState> {
+    let mut state = PrevState::with_capacity(rows);
+    if let Some(obj) = previous {
+        for batch in open_stream(py, obj)? {
+            let batch = batch.map_err(|e| to_py_err(py, Error::Arrow(e)))?;
+            py.allow_threads(|| state.add_batch(&batch))
+                .map_err(|e| to_py_err(py, e))?;
+        }
+    }
+    Ok(py.allow_threads(|| state.finish()))
 }
 
 /// A running scan; iterate it for `(kind, payload)` events.
@@ -204,7 +209,7 @@ impl Scanner {
                 ));
             }
             (None, true) => None,
-            (previous, false) => Some(previous_state(py, previous.as_ref())?),
+            (previous, false) => Some(previous_state(py, previous.as_ref(), 0)?),
         };
         let opts = ScanOptions {
             roots,
@@ -226,9 +231,11 @@ impl Scanner {
 
     /// The catalog's rows to compare against, for a scanner made with
     /// `previous_later=True`: it walks from the start but decides nothing until this call.
-    #[pyo3(signature = (previous=None))]
-    fn set_previous(&self, py: Python<'_>, previous: Option<Bound<'_, PyAny>>) -> PyResult<()> {
-        let prev = previous_state(py, previous.as_ref())?;
+    /// `expected_rows`: how many rows the stream holds, if known, so the state is
+    /// allocated once rather than grown.
+    #[pyo3(signature = (previous=None, expected_rows=0))]
+    fn set_previous(&self, py: Python<'_>, previous: Option<Bound<'_, PyAny>>, expected_rows: usize) -> PyResult<()> {
+        let prev = previous_state(py, previous.as_ref(), expected_rows)?;
         let Some(h) = self.handle.as_ref() else {
             return Err(PyValueError::new_err("the scan is closed"));
         };
