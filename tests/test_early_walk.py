@@ -14,6 +14,7 @@ from mediaforge.catalog import open_catalog
 from mediaforge.cli import _scan_arguments
 from mediaforge.config import default_catalog_path
 from mediaforge.scan import ScanConfig, scan
+from mediaforge.scan import launch
 from mediaforge.scan.launch import claim_walk, start_early
 
 
@@ -70,8 +71,6 @@ def test_the_scan_claims_only_its_own_walk(tmp_path: Path, monkeypatch: pytest.M
 
     # Another spelling of the same root and catalog: the early walk is the one.
     start_early(config, cat_path)
-    from mediaforge.scan import launch
-
     early = launch._early
     monkeypatch.chdir(tmp_path)
     same = ScanConfig(roots=("lib/../lib/",), hash=True)

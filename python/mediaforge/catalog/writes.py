@@ -59,11 +59,6 @@ def count_files(cat: Catalog) -> int:
     return int(cat.con.execute("SELECT count(*) FROM files").fetchone()[0])
 
 
-def has_files(cat: Catalog) -> bool:
-    """Whether the catalog has any file row, missing ones included."""
-    return bool(cat.con.execute("SELECT EXISTS (SELECT 1 FROM files)").fetchone()[0])
-
-
 def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool) -> int:
     """Record a new scan as running and return its id."""
     with cat.transaction() as con:

@@ -12,8 +12,8 @@ import pyarrow as pa
 from .. import _core
 from ..catalog import Catalog
 from ..catalog.store import is_interrupt
-from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, has_files, previous_state,
-                              write_errors, write_files)
+from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, previous_state, write_errors,
+                              write_files)
 from .launch import ScanConfig, Walk
 
 
@@ -97,7 +97,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         walk.close()
         raise ValueError("scan: the walk was started with another configuration")
     try:
-        if walk.fresh and has_files(cat):
+        if walk.fresh and count_files(cat):
             # The catalog was made and filled by another scan after this walk began: the
             # walk took it for empty, so it starts again, against the real rows.
             walk.close()
