@@ -60,7 +60,7 @@ const DIGEST_HEX: usize = 64;
 
 /// Parse 64 lowercase or uppercase hex digits.
 pub fn parse_digest(s: &[u8]) -> Option<Digest> {
-    if s.len() != 64 {
+    if s.len() != DIGEST_HEX {
         return None;
     }
     let mut out = [0u8; 32];
@@ -194,26 +194,22 @@ pub(crate) fn u64_col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a arrow_ar
 impl PrevState {
     /// An empty state: a fresh catalog.
     pub fn empty() -> Self {
-        Self::from_batches(&[]).expect("empty state")
+        Self::with_capacity(0).finish()
     }
 
     /// Build from the catalog's batches.
     pub fn from_batches(batches: &[RecordBatch]) -> Result<Self> {
-        let mut s = Self::new_empty();
+        let mut s = Self::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
         for b in batches {
             s.add_batch(b)?;
         }
         Ok(s.finish())
     }
 
-    /// A state with no rows, to fill with `add_batch` and close with `finish`.
-    pub fn new_empty() -> Self {
-        Self::with_capacity(0)
-    }
-
-    /// An empty state with room for `rows` rows. A million-row catalog arrives in batches:
-    /// vectors grown by doubling would copy their contents over and over, and on some
-    /// machines keep the old copies resident for a while, doubling the state's memory.
+    /// An empty state with room for `rows` rows, to fill with `add_batch` and close with
+    /// `finish`. A million-row catalog arrives in batches: vectors grown by doubling would
+    /// copy their contents over and over, and on some machines keep the old copies
+    /// resident for a while, doubling the state's memory.
     pub fn with_capacity(rows: usize) -> Self {
         PrevState {
             path_bytes: Vec::new(),
