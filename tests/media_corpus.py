@@ -13,6 +13,7 @@ import math
 import struct
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Callable
 
 from PIL import Image, ImageDraw
 
@@ -52,25 +53,31 @@ def jpeg_with_exif(path: Path, *, size: tuple[int, int], orientation: int, gps: 
     g = ex.get_ifd(0x8825)
     g[1], g[2] = ("N" if gps[0] >= 0 else "S"), _dms(gps[0])
     g[3], g[4] = ("E" if gps[1] >= 0 else "W"), _dms(gps[1])
-    g[5], g[6] = 0, gps[2]
+    g[5], g[6] = (0 if gps[2] >= 0 else 1), abs(gps[2])  # 1: below sea level
     picture(*size, 3).save(path, "JPEG", quality=90, exif=ex)
 
 
 def _video(path: Path, codec: str, fmt: str | None, size: tuple[int, int], frames: int, rate: int = 24,
            options: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
-           rotation: int = 0) -> None:
+           rotation: int = 0, pix_fmt: str = "yuv420p", codec_settings: dict[str, Any] | None = None,
+           frame_picture: Callable[[int], Image.Image] | None = None) -> None:
     import av
 
     with av.open(str(path), "w", format=fmt) as out:
         if metadata:
             out.metadata.update(metadata)
         st = out.add_stream(codec, rate=rate)
-        st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
+        st.width, st.height, st.pix_fmt = size[0], size[1], pix_fmt
         if rotation:
             st.set_display_rotation(rotation)  # a phone held upright
         st.options = options or {}
+        for k, v in (codec_settings or {}).items():  # colour tags, sample aspect ratio
+            setattr(st.codec_context, k, v)
         for i in range(frames):
-            for p in st.encode(av.VideoFrame.from_image(picture(*size, i))):
+            img = frame_picture(i) if frame_picture else picture(*size, i)
+            frame = av.VideoFrame.from_image(img).reformat(format=pix_fmt)
+            frame.pts = i
+            for p in st.encode(frame):
                 out.mux(p)
         for p in st.encode():
             out.mux(p)
@@ -136,6 +143,8 @@ def _tag_mp3(path: Path) -> None:
     t.add(id3.TCOM(encoding=3, text="A Composer"))
     t.add(id3.TXXX(encoding=3, desc="MusicBrainz Album Id", text=MB_ALBUM))
     t.add(id3.TXXX(encoding=3, desc="REPLAYGAIN_TRACK_GAIN", text="-6.50 dB"))
+    t.add(id3.TXXX(encoding=3, desc="replaygain_track_peak", text="0.988"))  # lower case, as foobar2000 writes
+    t.add(id3.RVA2(desc="album", channel=1, gain=-3.0, peak=0.5))  # ID3v2.4's own volume frame
     t.add(id3.APIC(encoding=3, mime="image/jpeg", type=3, desc="Cover", data=cover_jpeg()))
     t.save(str(path))
 
@@ -154,11 +163,15 @@ def _tag_flac(path: Path) -> None:
 
 
 def _tag_m4a(path: Path) -> None:
-    from mutagen.mp4 import MP4
+    from mutagen.mp4 import MP4, MP4FreeForm
 
     f = MP4(str(path))
-    f["\xa9nam"], f["\xa9ART"], f["\xa9alb"], f["\xa9day"] = "M4a Title", "M4a Artist", "M4a Album", "2021"
+    # iTunes writes the release date as a full timestamp: a song's date, not when it was recorded.
+    f["\xa9nam"], f["\xa9ART"], f["\xa9alb"] = "M4a Title", "M4a Artist", "M4a Album"
+    f["\xa9day"] = "2010-02-03T00:00:00Z"
     f["trkn"], f["disk"], f["\xa9gen"] = [(4, 10)], [(1, 1)], "Pop"
+    f["----:com.apple.iTunes:REPLAYGAIN_TRACK_GAIN"] = [MP4FreeForm(b"-2.10 dB")]
+    f["----:com.apple.iTunes:MusicBrainz Album Id"] = [MP4FreeForm(MB_ALBUM.encode())]
     f.save()
 
 
@@ -167,7 +180,89 @@ def _tag_opus(path: Path) -> None:
 
     f = OggOpus(str(path))
     f["title"], f["artist"], f["album"], f["tracknumber"], f["date"] = "Opus Title", "Opus Artist", "Opus Album", "5", "2020"
+    f["R128_TRACK_GAIN"], f["R128_ALBUM_GAIN"] = "-512", "256"  # Q7.8 dB towards -23 LUFS (RFC 7845)
     f.save()
+
+
+def _tag_mp3gain(path: Path) -> None:
+    """What mp3gain leaves: ID3 for the title, an APEv2 tag at the end for the gain."""
+    from mutagen import id3
+    from mutagen.apev2 import APEv2
+
+    t = id3.ID3()
+    t.add(id3.TIT2(encoding=3, text="Gained"))
+    t.save(str(path))
+    ape = APEv2()
+    ape["REPLAYGAIN_TRACK_GAIN"], ape["REPLAYGAIN_TRACK_PEAK"] = "+1.40 dB", "0.812"
+    ape.save(str(path))
+
+
+# TIFF field types, for the DNG writer below.
+_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _SRATIONAL = 1, 2, 3, 4, 5, 10
+
+
+def _ifd(entries: list[tuple[int, int, Any]], at: int) -> bytes:
+    """A little-endian TIFF IFD placed at offset `at`, its long values right after it."""
+    entries = sorted(entries)
+    head = 2 + 12 * len(entries) + 4
+    body, extra = struct.pack("<H", len(entries)), b""
+    for tag, typ, vals in entries:
+        if typ == _ASCII:
+            data, count = vals.encode() + b"\0", len(vals) + 1
+        elif typ in (_RATIONAL, _SRATIONAL):
+            data = struct.pack("<" + ("II" if typ == _RATIONAL else "ii") * len(vals), *(x for v in vals for x in v))
+            count = len(vals)
+        else:
+            data, count = struct.pack("<" + {_BYTE: "B", _SHORT: "H", _LONG: "I"}[typ] * len(vals), *vals), len(vals)
+        if len(data) <= 4:
+            body += struct.pack("<HHI", tag, typ, count) + data.ljust(4, b"\0")
+        else:
+            body += struct.pack("<HHII", tag, typ, count, at + head + len(extra))
+            extra += data + b"\0" * (len(data) % 2)
+    return body + struct.pack("<I", 0) + extra
+
+
+def dng(path: Path, raw_size: tuple[int, int], preview_size: tuple[int, int]) -> None:
+    """A DNG as cameras and Adobe's converter lay it out: IFD 0 holds a small RGB preview,
+    the camera's tags and EXIF; a sub-IFD holds the sensor's 16-bit RGGB Bayer mosaic."""
+    (W, H), (w, h) = raw_size, preview_size
+    mosaic = b"".join(struct.pack("<H", 4000 + (x * 97 + y * 13) % 3000 + 8000 * ((x // 16 + y // 16) % 2))
+                      for y in range(H) for x in range(W))
+    preview = bytes(v for y in range(h) for x in range(w) for v in ((x * 5) % 256, (y * 7) % 256, 128))
+    prev_at = 8
+    raw_at = prev_at + len(preview)
+    ifd0_at = raw_at + len(mosaic) + (raw_at + len(mosaic)) % 2
+
+    def ifd0(sub_at: int, exif_at: int) -> list[tuple[int, int, Any]]:
+        return [
+            (254, _LONG, [1]), (256, _LONG, [w]), (257, _LONG, [h]), (258, _SHORT, [8, 8, 8]), (259, _SHORT, [1]),
+            (262, _SHORT, [2]), (271, _ASCII, "Nikon"), (272, _ASCII, "Z 6"), (273, _LONG, [prev_at]),
+            (274, _SHORT, [1]), (277, _SHORT, [3]), (278, _LONG, [h]), (279, _LONG, [len(preview)]),
+            (284, _SHORT, [1]), (330, _LONG, [sub_at]), (34665, _LONG, [exif_at]),
+            (50706, _BYTE, [1, 4, 0, 0]), (50707, _BYTE, [1, 1, 0, 0]), (50708, _ASCII, "Nikon Z 6"),
+            (50721, _SRATIONAL, [(1, 1), (0, 1), (0, 1), (0, 1), (1, 1), (0, 1), (0, 1), (0, 1), (1, 1)]),
+            (50728, _RATIONAL, [(1, 2), (1, 1), (1, 2)]), (50778, _SHORT, [21]),
+        ]
+
+    sub_at = ifd0_at + len(_ifd(ifd0(0, 0), ifd0_at))
+    sub = _ifd([
+        (254, _LONG, [0]), (256, _LONG, [W]), (257, _LONG, [H]), (258, _SHORT, [16]), (259, _SHORT, [1]),
+        (262, _SHORT, [32803]), (273, _LONG, [raw_at]), (277, _SHORT, [1]), (278, _LONG, [H]),
+        (279, _LONG, [len(mosaic)]), (284, _SHORT, [1]), (33421, _SHORT, [2, 2]), (33422, _BYTE, [0, 1, 1, 2]),
+        (50714, _LONG, [0]), (50717, _LONG, [65535]),
+    ], sub_at)
+    exif_at = sub_at + len(sub)
+    exif = _ifd([(36867, _ASCII, "2021:05:06 07:08:09"), (33434, _RATIONAL, [(1, 125)]), (34855, _SHORT, [800])],
+                exif_at)
+    out = b"II*\0" + struct.pack("<I", ifd0_at) + preview + mosaic
+    out = out.ljust(ifd0_at, b"\0") + _ifd(ifd0(sub_at, exif_at), ifd0_at)
+    assert len(out) == sub_at
+    path.write_bytes(out + sub + exif)
+
+
+# A clip whose picture is one flat colour per second, a keyframe each second: the
+# thumbnail (a keyframe seek to 10% of 10 s) must show second 1's colour.
+SECOND_COLOURS = [(40 + 20 * k, 200 - 15 * k, (90 * k) % 256) for k in range(10)]
 
 
 def silent_wav(path: Path, hours: float, rate: int = 8000) -> None:
@@ -205,6 +300,9 @@ def build(root: Path) -> dict[str, Path]:
         "gif": "photos/anim.gif", "webp": "photos/pic.webp", "xmp": "photos/IMG_0001.JPG.xmp",
         "takeout_img": "photos/beach.jpg", "takeout": "photos/beach.jpg.json",
         "h264": "video/h264.mp4", "portrait": "video/portrait.mp4", "hevc": "video/hevc.mkv", "av1": "video/av1.webm",
+        "jpeg_west": "photos/IMG_0003.jpg", "hdr": "video/hdr10.mp4", "anamorphic": "video/dvd.mkv",
+        "colours": "video/colours.mp4", "mp3gain": "music/mp3gain.mp3", "dng": "photos/DSC_0001.dng",
+        "tiff_raw": "broken/DSC_0002.NEF",
         "mp3": "music/song.mp3", "flac": "music/song.flac", "m4a": "music/song.m4a", "opus": "music/song.opus",
         "wav_long": "music/ten hours of silence.wav",
         "truncated_mp4": "broken/truncated.mp4", "corrupt_jpeg": "broken/corrupt.jpg", "empty": "broken/empty.mp3",
@@ -216,6 +314,7 @@ def build(root: Path) -> dict[str, Path]:
         f.parent.mkdir(parents=True, exist_ok=True)
     jpeg_with_exif(p["jpeg"], size=(640, 480), orientation=1, gps=GPS)
     jpeg_with_exif(p["jpeg_rot"], size=(640, 480), orientation=6, gps=(-33.8568, 151.2153, 5.0))
+    jpeg_with_exif(p["jpeg_west"], size=(320, 240), orientation=1, gps=(40.6892, -74.0445, -12.5))
     picture(120, 80, 4).save(p["png"], "PNG")
     frames = [picture(60, 40, i) for i in range(3)]
     frames[0].save(p["gif"], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
@@ -231,8 +330,20 @@ def build(root: Path) -> dict[str, Path]:
     _video(p["portrait"], "libx264", None, (320, 180), 24, options={"preset": "ultrafast"}, rotation=90)
     _video(p["hevc"], "libx265", "matroska", (256, 144), 24, options={"preset": "ultrafast", "x265-params": "log-level=0"})
     _video(p["av1"], "libsvtav1", "webm", (192, 128), 12, options={"preset": "12"})
+    # HDR10: 10-bit HEVC tagged PQ over BT.2020.
+    _video(p["hdr"], "libx265", "mp4", (256, 144), 12, pix_fmt="yuv420p10le",
+           codec_settings={"color_trc": 16, "color_primaries": 9, "colorspace": 9},
+           options={"preset": "ultrafast",
+                    "x265-params": "log-level=0:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc"})
+    # Anamorphic widescreen: 360x240 stored, pixels 32:27 wide, shown 16:9.
+    _video(p["anamorphic"], "libx264", "matroska", (360, 240), 12, options={"preset": "ultrafast"},
+           codec_settings={"sample_aspect_ratio": Fraction(32, 27)})
+    _video(p["colours"], "libx264", "mp4", (96, 64), 40, rate=4, options={"preset": "ultrafast", "g": "4"},
+           frame_picture=lambda i: Image.new("RGB", (96, 64), SECOND_COLOURS[i // 4]))
     _audio(p["mp3"], "libmp3lame", "mp3", 1.0)
     _tag_mp3(p["mp3"])
+    _audio(p["mp3gain"], "libmp3lame", "mp3", 0.5)
+    _tag_mp3gain(p["mp3gain"])
     _audio(p["flac"], "flac", "flac", 1.0)
     _tag_flac(p["flac"])
     _audio(p["m4a"], "aac", "ipod", 1.0)
@@ -249,6 +360,9 @@ def build(root: Path) -> dict[str, Path]:
     p["bad_heic"].write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
     picture(90, 70, 12).save(p["odd"], "PNG")
     # A RAW name over bytes no RAW decoder accepts (TIFF magic, then garbage).
+    dng(p["dng"], (256, 192), (160, 120))
+    # A TIFF under a RAW name: LibRaw refuses it, Pillow reads it (as it would a RAW's preview).
+    picture(160, 120, 13).save(p["tiff_raw"], "TIFF")
     p["fake_raw"].write_bytes(b"II*\x00\x08\x00\x00\x00" + bytes((i * 13 + 5) % 256 for i in range(4000)))
     # A Matroska video whose codec id libav does not know: its stream has no codec context.
     # Once as .mkv, once under a photo's name (read by PyAV after Pillow gives up).

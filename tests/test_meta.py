@@ -10,10 +10,11 @@ import shutil
 import signal
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageStat
 
 import media_corpus
 from conftest import rows, run_cli
@@ -90,6 +91,24 @@ def test_southern_and_eastern_gps_signs_and_orientation_applied_to_thumbnail(cor
         assert im.format == "WEBP" and im.size == (192, 256)
 
 
+def test_western_longitude_and_altitude_below_sea_level(corpus) -> None:
+    paths, catalog, _ = corpus
+    e = _one(catalog, "exif", paths["jpeg_west"])
+    assert (e["gps_lat"], e["gps_lon"], e["gps_alt"]) == (pytest.approx(40.6892, abs=1e-5),
+                                                          pytest.approx(-74.0445, abs=1e-5), pytest.approx(-12.5))
+
+
+def test_jpeg_thumbnails_decode_at_reduced_dct_scale(tmp_path: Path) -> None:
+    from mediaforge.meta.thumbs import reduce_image
+
+    path = tmp_path / "big.jpg"
+    media_corpus.picture(2048, 1536, 1).save(path, "JPEG", quality=85)
+    with Image.open(path) as im:
+        small = reduce_image(im, 256)
+        # Decoded at 1/8 scale (256x192 pixels came out of the decoder, not 2048x1536).
+        assert im.size == (256, 192) and small.size == (256, 192)
+
+
 def test_other_image_formats(corpus) -> None:
     paths, catalog, _ = corpus
     gif = _media(catalog, paths["gif"])
@@ -121,10 +140,43 @@ def test_video_streams(corpus, label: str, codec: str, fmt: str, size: tuple[int
     assert m["duration"] == pytest.approx(duration, abs=0.1)
     assert m["fps"] == pytest.approx(24.0) and m["hdr"] is False and m["bit_depth"] == 8
     assert m["thumb"] is not None and max(m["thumb_width"], m["thumb_height"]) == min(max(size), 256)
+    assert m["rotation"] == 0  # known unrotated: the decoded frame has no display matrix
     s = rows(catalog, "SELECT s.* FROM files f JOIN streams s USING (blake3) WHERE f.path_bytes = ?",
              [os.fsencode(paths[label])])
     assert [(x["type"], x["codec"], x["width"], x["height"], x["pix_fmt"]) for x in s] == [
         ("video", codec, *size, "yuv420p")]
+    shown = Fraction(*size)
+    assert s[0]["display_aspect"] == f"{shown.numerator}:{shown.denominator}"
+    assert (s[0]["hdr"], s[0]["color_transfer"]) == (False, None)
+
+
+def test_hdr10_video(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["hdr"])
+    assert (m["status"], m["video_codec"], m["hdr"], m["bit_depth"]) == ("ok", "hevc", True, 10)
+    s = _one(catalog, "streams", paths["hdr"])
+    assert (s["color_transfer"], s["color_primaries"], s["pix_fmt"], s["hdr"]) == (
+        "smpte2084", "bt2020", "yuv420p10le", True)
+
+
+def test_anamorphic_video_aspect_and_thumbnail(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["anamorphic"])
+    s = _one(catalog, "streams", paths["anamorphic"])
+    # 360x240 stored with 32:27 pixels is a 16:9 picture, and so is its thumbnail.
+    assert (m["width"], m["height"], s["display_aspect"]) == (360, 240, "16:9")
+    assert (m["thumb_width"], m["thumb_height"]) == (256, 144)
+
+
+def test_video_thumbnail_is_the_keyframe_at_a_tenth_of_the_duration(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["colours"])
+    assert m["duration"] == pytest.approx(10.0, abs=0.3)
+    with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
+        mean = ImageStat.Stat(im.convert("RGB")).mean
+    # Second 1 of 10 (each second has its own flat colour); not the first or a later one.
+    diffs = [max(abs(a - b) for a, b in zip(mean, colour)) for colour in media_corpus.SECOND_COLOURS]
+    assert diffs.index(min(diffs)) == 1 and diffs[1] <= 8, (mean, diffs)
 
 
 def test_rotated_video_thumbnail_is_upright(corpus) -> None:
@@ -132,6 +184,27 @@ def test_rotated_video_thumbnail_is_upright(corpus) -> None:
     m = _media(catalog, paths["portrait"])
     assert (m["width"], m["height"], m["rotation"]) == (320, 180, 90)
     assert (m["thumb_width"], m["thumb_height"]) == (144, 256)
+
+
+def test_rotation_without_thumbnails_from_track_header_or_later_thumbs(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    # An MP4 says its rotation in the track header (-90: a phone turned the other way);
+    # a Matroska file only on the decoded frame, so `thumbs` fills it in later.
+    media_corpus._video(lib / "upright.mp4", "libx264", None, (160, 96), 6, options={"preset": "ultrafast"},
+                        rotation=-90)
+    media_corpus._video(lib / "upright.mkv", "libx264", "matroska", (160, 96), 6, options={"preset": "ultrafast"},
+                        rotation=90)
+    media_corpus._video(lib / "level.mov", "libx264", "mov", (160, 96), 6, options={"preset": "ultrafast"})
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    q = ("SELECT f.name, m.rotation, s.rotation AS stream_rotation FROM files f JOIN media m USING (blake3) "
+         "JOIN streams s USING (blake3) ORDER BY f.name")
+    assert [tuple(r.values()) for r in rows(catalog, q)] == [
+        ("level.mov", 0, 0), ("upright.mkv", None, None), ("upright.mp4", 270, 270)]
+    assert run_cli("thumbs", catalog=catalog).rc == 0
+    assert [tuple(r.values()) for r in rows(catalog, q)] == [
+        ("level.mov", 0, 0), ("upright.mkv", 90, 90), ("upright.mp4", 270, 270)]
 
 
 def test_video_creation_time_becomes_taken_at(corpus) -> None:
@@ -147,6 +220,9 @@ def test_audio_tags_mp3_with_cover(corpus) -> None:
     assert (t["track"], t["track_total"], t["disc"], t["disc_total"]) == (3, 12, 1, 2)
     assert (t["year"], t["genre"], t["composer"]) == (2017, "Jazz", "A Composer")
     assert t["mb_album_id"] == media_corpus.MB_ALBUM and t["rg_track_gain"] == pytest.approx(-6.5)
+    # A lower-case TXXX description, and ID3v2.4's RVA2 frame for the album.
+    assert t["rg_track_peak"] == pytest.approx(0.988)
+    assert t["rg_album_gain"] == pytest.approx(-3.0) and t["rg_album_peak"] == pytest.approx(0.5, abs=1e-3)
     assert t["has_cover"] is True and t["lossless"] is False
     m = _media(catalog, paths["mp3"])
     assert (m["audio_codec"], m["channels"], m["sample_rate"]) == ("mp3", 2, 44100)
@@ -163,10 +239,20 @@ def test_audio_tags_flac_m4a_opus(corpus) -> None:
     assert f["has_cover"] is True and f["lossless"] is True
     m4a = _one(catalog, "tags_audio", paths["m4a"])
     assert (m4a["title"], m4a["artist"], m4a["track"], m4a["track_total"], m4a["year"], m4a["genre"]) == (
-        "M4a Title", "M4a Artist", 4, 10, 2021, "Pop")
+        "M4a Title", "M4a Artist", 4, 10, 2010, "Pop")
     assert m4a["has_cover"] is False and m4a["lossless"] is False
+    # Freeform atoms in another case than the usual one.
+    assert m4a["rg_track_gain"] == pytest.approx(-2.1) and m4a["mb_album_id"] == media_corpus.MB_ALBUM
+    # The release date is the song's, not a capture time: nothing lands in "year taken".
+    m = _media(catalog, paths["m4a"])
+    assert (m["created_at"], m["taken_at"]) == (None, None)
     opus = _one(catalog, "tags_audio", paths["opus"])
     assert (opus["title"], opus["album"], opus["track"], opus["year"]) == ("Opus Title", "Opus Album", 5, 2020)
+    # R128 gains (Q7.8 dB towards -23 LUFS) become ReplayGain figures (5 dB louder).
+    assert (opus["rg_track_gain"], opus["rg_album_gain"]) == (pytest.approx(3.0), pytest.approx(6.0))
+    ape = _one(catalog, "tags_audio", paths["mp3gain"])
+    assert (ape["title"], ape["rg_track_gain"], ape["rg_track_peak"]) == ("Gained", pytest.approx(1.4),
+                                                                         pytest.approx(0.812))
     assert _media(catalog, paths["opus"])["audio_codec"] == "opus"
     assert _media(catalog, paths["m4a"])["audio_codec"] == "aac"
 
@@ -211,6 +297,23 @@ def test_broken_files_are_recorded_errors(corpus, label: str, stage: str, needle
     assert "\n" not in errs[0][1]
 
 
+def test_raw_read_by_libraw_with_preview_thumbnail_and_exif(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["dng"])
+    # The sensor's size (256x192), not the 160x120 preview Pillow would see first.
+    assert (m["status"], m["kind"], m["format"], m["width"], m["height"]) == ("ok", "raw", "raw", 256, 192)
+    assert (m["thumb_width"], m["thumb_height"]) == (160, 120) and str(m["taken_at"]) == "2021-05-06 07:08:09"
+    e = _one(catalog, "exif", paths["dng"])
+    assert (e["make"], e["model"], e["iso"], e["exposure_time"]) == ("Nikon", "Z 6", 800, pytest.approx(1 / 125))
+    assert len(rows(catalog, "SELECT 1 FROM files f JOIN image_hashes USING (blake3) WHERE f.path_bytes = ?",
+                    [os.fsencode(paths["dng"])])) == 1
+    # LibRaw refuses this one and Pillow reads it: recorded as a partial read, with the reason.
+    m = _media(catalog, paths["tiff_raw"])
+    assert (m["status"], m["format"], m["width"]) == ("partial", "tiff", 160)
+    [(stage, message)] = _errors(catalog, paths["tiff_raw"])
+    assert stage == "raw" and "only the embedded preview" in message and "rawpy" in message
+
+
 def test_wrong_extension_is_read_by_content(corpus) -> None:
     paths, catalog, _ = corpus
     m = _media(catalog, paths["wrong_ext"])
@@ -224,9 +327,9 @@ def test_errors_show_in_stats_and_info(corpus) -> None:
     st = json.loads(res.out)
     stages = {(e["step"], e["stage"]): e["errors"] for e in st["error_stages"]}
     assert stages[("extract", "image")] >= 2 and stages[("extract", "probe")] == 3  # truncated, unknown codec x2
-    h264 = [paths["h264"], paths["portrait"]]
-    assert {"kind": "video", "codec": "h264", "files": 2, "bytes": sum(p.stat().st_size for p in h264)} in st["by_codec"]
-    assert {r["camera"]: r["files"] for r in st["by_camera"]}["Canon EOS R5"] == 3  # two JPEGs + the mislabelled copy
+    h264 = [paths["h264"], paths["portrait"], paths["anamorphic"], paths["colours"]]
+    assert {"kind": "video", "codec": "h264", "files": 4, "bytes": sum(p.stat().st_size for p in h264)} in st["by_codec"]
+    assert {r["camera"]: r["files"] for r in st["by_camera"]}["Canon EOS R5"] == 4  # three JPEGs + the mislabelled copy
     assert any(r["year"] == 2019 for r in st["by_year"])
     assert any(r["kind"] == "video" and r["resolution"] == "SD" for r in st["by_resolution"])
     res = run_cli("info", paths["truncated_mp4"], "--json", catalog=catalog)
@@ -468,3 +571,26 @@ def test_workers_started_early_by_the_cli_never_outlive_it(tmp_path: Path) -> No
     while set(_workers()) - before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert set(_workers()) - before == set()
+
+
+def test_track_header_reader_survives_cut_and_garbled_files(tmp_path: Path) -> None:
+    from mediaforge.meta.mp4 import track_rotations
+
+    good = tmp_path / "good.mp4"
+    media_corpus._video(good, "libx264", None, (64, 48), 3, options={"preset": "ultrafast"}, rotation=180)
+    assert track_rotations(good) == {1: 180}
+    data = good.read_bytes()
+    moov = data.index(b"moov") - 4
+    cases = {
+        "cut in moov": data[: moov + 60],
+        "cut in the header": data[:6],
+        "empty": b"",
+        "box larger than the file": data[:moov] + (2**31).to_bytes(4, "big") + data[moov + 4:],
+        "64-bit size cut short": b"\x00\x00\x00\x01moov\x00\x00",
+        "zero-size box": b"\x00\x00\x00\x08ftyp" + b"\x00\x00\x00\x00moov" + b"\x00" * 12,
+        "garbage": bytes((i * 37 + 11) % 256 for i in range(5000)),
+    }
+    for label, blob in cases.items():
+        f = tmp_path / "x.mp4"
+        f.write_bytes(blob)
+        assert track_rotations(f) == {}, label

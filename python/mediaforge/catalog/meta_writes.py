@@ -180,6 +180,7 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
         "thumb": pa.array([r["thumb"] for r in results], pa.string()),
         "w": pa.array([r["thumb_wh"][0] if r["thumb_wh"] else None for r in results], pa.int32()),
         "h": pa.array([r["thumb_wh"][1] if r["thumb_wh"] else None for r in results], pa.int32()),
+        "rotation": pa.array([r.get("rotation") for r in results], pa.int32()),
     })
     errors = _error_rows(results, paths)
     hashes = _batch("image_hashes", [dict(r["hashes"], blake3=r["blake3"]) for r in results if r["hashes"]])
@@ -191,6 +192,13 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
             "UPDATE media SET thumb = t.thumb, thumb_width = t.w, thumb_height = t.h "
             "FROM mf_thumbs t WHERE media.blake3 = t.blake3"
         )
+        # A rotation that only the decoded frame tells (a video extracted with --no-thumbs
+        # whose container has no track header matrix) is known now.
+        for table, video in (("media", "TRUE"), ("streams", "streams.type = 'video' AND NOT coalesce(streams.is_cover, FALSE)")):
+            con.execute(
+                f"UPDATE {table} SET rotation = t.rotation FROM mf_thumbs t WHERE {table}.blake3 = t.blake3 "
+                f"AND {table}.rotation IS NULL AND t.rotation IS NOT NULL AND {video}"
+            )
         con.execute(
             "DELETE FROM meta_errors WHERE stage IN ('thumb', 'decode', 'timeout', 'crash') "
             "AND blake3 IN (SELECT blake3 FROM mf_thumbs)"

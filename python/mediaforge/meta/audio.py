@@ -78,9 +78,55 @@ def _raw(tags: Any, family: dict[str, str], key: str) -> Any:
     if name is None:
         return None
     try:
-        return tags.get(name) if not hasattr(tags, "getall") else (tags.getall(name) or None)
+        if hasattr(tags, "getall"):  # ID3
+            found = tags.getall(name)
+            if not found and name.startswith("TXXX:"):
+                # Taggers disagree on case (REPLAYGAIN_TRACK_GAIN, replaygain_track_gain).
+                want = name[5:].casefold()
+                found = [f for f in tags.getall("TXXX") if str(f.desc).casefold() == want]
+            return found or None
+        found = tags.get(name)
+        if found is None and name.startswith("----:"):
+            want = name.casefold()
+            found = next((v for k, v in tags.items() if k.casefold() == want), None)
+        return found
     except (KeyError, ValueError):
         return None
+
+
+def _gain_from_rva2(tags: Any, row: dict[str, Any]) -> None:
+    """ID3v2.4 RVA2 frames ("track", "album"): the master volume's gain and peak."""
+    for frame in tags.getall("RVA2"):
+        which = str(frame.desc).casefold()
+        if which not in ("track", "album") or frame.channel != 1:
+            continue
+        if row[f"rg_{which}_gain"] is None:
+            row[f"rg_{which}_gain"] = round(float(frame.gain), 2)
+        if row[f"rg_{which}_peak"] is None and frame.peak:
+            row[f"rg_{which}_peak"] = round(float(frame.peak), 6)
+
+
+def _gain_from_r128(tags: Any, row: dict[str, Any]) -> None:
+    """Opus (RFC 7845) has no REPLAYGAIN_* tags but R128_TRACK_GAIN / R128_ALBUM_GAIN: a
+    Q7.8 number of dB towards -23 LUFS, where ReplayGain aims 5 dB louder."""
+    for which in ("track", "album"):
+        value = _first(tags.get(f"r128_{which}_gain"))
+        if row[f"rg_{which}_gain"] is None and value and re.fullmatch(r"[+-]?\d{1,6}", value):
+            row[f"rg_{which}_gain"] = round(int(value) / 256 + 5.0, 2)
+
+
+def _gain_from_ape(path: str | bytes, row: dict[str, Any]) -> None:
+    """mp3gain writes its results as an APEv2 tag at the end of the MP3, not in ID3."""
+    from mutagen.apev2 import APEv2, APENoHeaderError
+
+    try:
+        ape = APEv2(path)
+    except (APENoHeaderError, OSError, mutagen.MutagenError):
+        return
+    for key in ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak"):
+        if row[key] is None:
+            value = ape.get(_VORBIS[key])  # APEv2 keys are case-insensitive
+            row[key] = _float(str(value)) if value is not None else None
 
 
 def read_tags(path: str | bytes) -> tuple[dict[str, Any] | None, bytes | None]:
@@ -108,6 +154,12 @@ def read_tags(path: str | bytes) -> tuple[dict[str, Any] | None, bytes | None]:
             row["disc_total"] = row["disc_total"] or _pair(_first(_raw(tags, family, "disc_total")))[0]
     for key in ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak"):
         row[key] = _float(_first(_raw(tags, family, key)))
+    if family is _ID3:
+        _gain_from_rva2(tags, row)
+        if row["rg_track_gain"] is None and row["rg_album_gain"] is None:
+            _gain_from_ape(path, row)
+    elif family is _VORBIS:
+        _gain_from_r128(tags, row)
     year = _YEAR.search(row["date"] or "")
     row["year"] = int(year.group(1)) if year and int(year.group(1)) > 0 else None
     cover = _cover(f)

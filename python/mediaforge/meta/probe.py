@@ -9,6 +9,7 @@ gives the thumbnail frame, past black intros and title cards.
 from __future__ import annotations
 
 import re
+import struct
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
@@ -32,8 +33,10 @@ def _rate(r: Fraction | None) -> float | None:
     return round(v, 3) if 0 < v < 10_000 else None
 
 
-def _creation_time(meta: dict[str, str]) -> datetime | None:
-    s = meta.get("creation_time") or meta.get("date")
+def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
+    # A `date` tag is when a video was recorded, but a song's release date: only the
+    # container's own creation time counts for sound.
+    s = meta.get("creation_time") or (meta.get("date") if video else None)
     if not s:
         return None
     m = re.match(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})", s)
@@ -82,7 +85,23 @@ def _format_name(c: Any, path: str) -> str | None:
     return ext if names[0] == "mov" and ext in ("avif", "heic", "heif") else names[0]
 
 
-def _stream_row(container: Any, s: Any) -> dict[str, Any]:
+def _sample_aspect(s: Any) -> Fraction:
+    """The pixel shape: the container's sample aspect ratio, else the codec's, else square."""
+    for sar in (getattr(s, "sample_aspect_ratio", None), getattr(s.codec_context, "sample_aspect_ratio", None)):
+        if sar and sar > 0:
+            return Fraction(sar)
+    return Fraction(1)
+
+
+def _display_aspect(w: int | None, h: int | None, sar: Fraction) -> str | None:
+    """Width:height of the picture as shown (16:9), square pixels or not."""
+    if not w or not h:
+        return None
+    dar = Fraction(w, h) * sar
+    return f"{dar.numerator}:{dar.denominator}" if dar.numerator < 10_000 and dar.denominator < 10_000 else None
+
+
+def _stream_row(container: Any, s: Any, rotations: dict[int, int]) -> dict[str, Any]:
     # A stream whose codec libav does not know has no codec context (None): the row keeps
     # what the container says and leaves the codec's fields empty.
     cc = s.codec_context
@@ -98,14 +117,13 @@ def _stream_row(container: Any, s: Any) -> dict[str, Any]:
     }
     if s.type == "video":
         w, h = getattr(cc, "width", None) or None, getattr(cc, "height", None) or None
-        dar = s.display_aspect_ratio if cc is not None else None
         trc, prim = getattr(cc, "color_trc", None), getattr(cc, "color_primaries", None)
         fmt = getattr(cc, "format", None)
         rot = meta.get("rotate")
         row.update(
             width=w, height=h,
-            display_aspect=f"{dar.numerator}:{dar.denominator}" if dar else None,
-            rotation=int(rot) % 360 if rot and rot.lstrip("-").isdigit() else None,
+            display_aspect=_display_aspect(w, h, _sample_aspect(s)),
+            rotation=int(rot) % 360 if rot and rot.lstrip("-").isdigit() else rotations.get(s.id),
             fps=_rate(s.average_rate) or _rate(s.guessed_rate),
             pix_fmt=fmt.name if fmt is not None else None,
             bit_depth=_bit_depth(cc),
@@ -135,7 +153,8 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int) -> tuple[dict[st
     """Open a container and return (media columns, stream rows, thumbnail picture or None)."""
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
-        streams = [_stream_row(c, s) for s in c.streams if s.type in ("video", "audio", "subtitle", "data")]
+        rotations = _track_rotations(path) if c.format and c.format.name.startswith("mov,") else {}
+        streams = [_stream_row(c, s, rotations) for s in c.streams if s.type in ("video", "audio", "subtitle", "data")]
         video = [r for r in streams if r["type"] == "video" and not r.get("is_cover")]
         audio = [r for r in streams if r["type"] == "audio"]
         v, a = (video[0] if video else None), (audio[0] if audio else None)
@@ -147,7 +166,7 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int) -> tuple[dict[st
             "format": _format_name(c, name),
             "duration": _duration(c),
             "bitrate": int(c.bit_rate) if c.bit_rate else None,
-            "created_at": _creation_time(dict(c.metadata or {})),
+            "created_at": _creation_time(dict(c.metadata or {}), video=bool(video)),
             "stream_count": len(streams),
             "chapters": chapters,
             "video_codec": v["codec"] if v else None,
@@ -169,6 +188,17 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int) -> tuple[dict[st
     return media, streams, picture
 
 
+def _track_rotations(path: str | bytes) -> dict[int, int]:
+    """Rotation by track id from an MP4/MOV's track headers; empty when they cannot be read
+    (the decoded frame then tells, when a thumbnail is made)."""
+    from .mp4 import track_rotations
+
+    try:
+        return track_rotations(path)
+    except (OSError, ValueError, struct.error):
+        return {}
+
+
 def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any], size: int) -> Any:
     """A picture about 10% into the video, via a keyframe seek; None if nothing decodes."""
     stream.thread_type = "AUTO"
@@ -178,11 +208,13 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
             c.seek(target, stream=stream, backward=True, any_frame=False)
         except av.error.FFmpegError:
             c.seek(0)
+    sar = _sample_aspect(stream)
     for frame in c.decode(stream):
         rot = int(getattr(frame, "rotation", 0) or 0) % 360
-        if rot and media.get("rotation") is None:
+        if media.get("rotation") is None:
             media["rotation"] = rot
-        w, h = _scaled(frame.width, frame.height, size)
+        # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
+        w, h = _scaled(max(1, round(frame.width * sar)), frame.height, size)
         img = frame.to_image(width=w, height=h)
         # The display matrix turns the picture counter-clockwise by `rot` degrees.
         return img.rotate(rot, expand=True) if rot else img

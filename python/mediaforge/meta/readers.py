@@ -11,6 +11,7 @@ pHash comes with its thumbnail's decode whenever one is made, at no extra cost.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class _Result:
         self.status = OK
         self.thumb: str | None = None
         self.thumb_wh: tuple[int, int] | None = None
+        self.raw_problem: str | None = None  # why rawpy did not read a RAW file
 
     def fail(self, stage: str, e: BaseException | str, status: str = PARTIAL) -> None:
         self.errors.append((stage, e if isinstance(e, str) else _msg(e)))
@@ -92,7 +94,8 @@ class _Result:
         return {"blake3": self.task.blake3, "media": media if self.task.meta else None,
                 "streams": self.streams, "audio": self.audio, "exif": self.exif, "sidecar": self.sidecar,
                 "hashes": self.hashes, "video_hashes": self.video_hashes,
-                "audio_hash": self.audio_hash, "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh}
+                "audio_hash": self.audio_hash, "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh,
+                "rotation": self.media.get("rotation")}
 
 
 def extract_one(task: Task) -> dict[str, Any]:
@@ -108,7 +111,9 @@ def extract_one(task: Task) -> dict[str, Any]:
         r.fail("open", f"cannot read: {e.strerror}", ERROR)
         return r.as_dict()
     # A file with the wrong extension gets a second chance with the other reader.
-    if task.kind in ("image", "raw"):
+    if task.kind == "raw" and _raw(r):
+        pass
+    elif task.kind in ("image", "raw"):
         _image(r) or _av(r, fallback=True)
     elif task.kind in ("video", "audio"):
         _av(r) or _image(r, fallback=True)
@@ -142,13 +147,12 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         if fallback:
             return False
-        if t.kind == "raw" and _raw(r):
-            return True
         reason = unsupported_reason(os.path.basename(t.path))
         if reason:
             r.fail("image", f"unsupported: {reason}", UNSUPPORTED)
         elif t.kind == "raw":
-            r.fail("image", "unsupported RAW format: install rawpy", UNSUPPORTED)
+            r.errors.clear()  # what rawpy said is the reason; Pillow was only the fallback
+            r.fail("raw", f"unsupported RAW format ({r.raw_problem or 'no reader'})", UNSUPPORTED)
         else:
             r.fail("image", e, ERROR)
         return False
@@ -156,6 +160,10 @@ def _image(r: _Result, fallback: bool = False) -> bool:
         if fallback:
             r.errors.clear()
             r.status = OK
+        if t.kind == "raw":
+            # rawpy could not read it, Pillow could: what Pillow sees in a TIFF-based RAW is
+            # the small preview image, not the sensor's picture.
+            r.fail("raw", f"only the embedded preview was read ({r.raw_problem or 'no reader'})")
         if t.meta:
             r.media.update(image_info(im))
             r.exif = read_exif(im)
@@ -184,24 +192,75 @@ def _image(r: _Result, fallback: bool = False) -> bool:
 
 
 def _raw(r: _Result) -> bool:
-    """RAW files through rawpy: the sensor size and the embedded preview for the thumbnail."""
+    """A RAW through rawpy (LibRaw): the sensor's size, the embedded preview for the
+    thumbnail and pHash, and the EXIF through Pillow where the RAW is TIFF-based. False
+    when rawpy is missing or does not take the file (then Pillow tries, see `_image`)."""
     try:
         import rawpy
     except ImportError:
+        r.raw_problem = "install rawpy to read RAW files"
         return False
     t = r.task
     try:
-        with rawpy.imread(os.fsdecode(t.path)) as raw:
-            r.media.update(format="raw", width=int(raw.sizes.width), height=int(raw.sizes.height))
-            if t.thumbs:
-                thumb = raw.extract_thumb()
-                if thumb.format == rawpy.ThumbFormat.JPEG:
-                    from .thumbs import cover_image
-
-                    r.save_thumb(cover_image(bytes(thumb.data), t.thumb_size))
-    except Exception as e:  # noqa: BLE001 - rawpy raises its own hierarchy (LibRawError ...)
-        r.fail("raw", e, ERROR)
+        raw = rawpy.imread(os.fsdecode(t.path))
+    except Exception as e:  # noqa: BLE001 - LibRawFileUnsupportedError, LibRawIOError ...
+        r.raw_problem = f"rawpy: {_msg(e)}"
+        return False
+    with raw:
+        sizes = raw.sizes
+        r.media.update(format="raw", width=int(sizes.width), height=int(sizes.height), mode=None,
+                       frames=1, bit_depth=None)
+        if t.meta:
+            _raw_exif(r)
+        if t.thumbs or t.fingerprints:
+            try:
+                picture = _raw_preview(raw, t.thumb_size, int(sizes.flip))
+            except Exception as e:  # noqa: BLE001 - no preview, or one that does not decode
+                r.fail("thumb" if t.thumbs else "fingerprint", e)
+            else:
+                if t.fingerprints:
+                    r.image_hashes(picture)
+                if t.thumbs:
+                    r.save_thumb(picture)
     return True
+
+
+# LibRaw's `flip`: how to turn the stored picture upright.
+_FLIP_ROTATE = {3: 180, 5: 90, 6: 270}
+
+
+def _raw_preview(raw: Any, size: int, flip: int) -> Any:
+    """The camera's own preview (JPEG or bitmap), upright and at most `size` pixels."""
+    import rawpy
+    from PIL import Image
+
+    from .image import open_image
+    from .thumbs import reduce_image
+
+    thumb = raw.extract_thumb()
+    if thumb.format == rawpy.ThumbFormat.JPEG:
+        im = open_image(io.BytesIO(bytes(thumb.data)))  # type: ignore[arg-type]
+        has_orientation = im.getexif().get(0x0112, 1) != 1
+    else:
+        im = Image.fromarray(thumb.data)
+        has_orientation = False
+    small = reduce_image(im, size)
+    if flip in _FLIP_ROTATE and not has_orientation:
+        small = small.rotate(_FLIP_ROTATE[flip], expand=True)
+    return small
+
+
+def _raw_exif(r: _Result) -> None:
+    """Camera, lens, exposure and date from a TIFF-based RAW (DNG, NEF, ARW, CR2 ...)."""
+    from .image import open_image, read_exif
+
+    try:
+        with open_image(r.task.path) as im:
+            r.exif = read_exif(im)
+    except Exception:  # noqa: BLE001 - not TIFF-based (CR3, RAF ...): no EXIF from Pillow
+        return
+    if r.exif and r.exif.get("taken_at"):
+        r.media["taken_at"] = r.exif["taken_at"]
 
 
 def _av(r: _Result, fallback: bool = False) -> bool:
@@ -226,7 +285,8 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         r.status = OK
     r.media.update(media)
     r.streams = streams
-    if media["created_at"] is not None:
+    if media["created_at"] is not None and media.get("video_codec") and t.kind != "audio":
+        # When a video was shot; a song's container time is only when it was encoded.
         r.media["taken_at"] = media["created_at"]
     if not media.get("video_codec") and not media.get("audio_codec"):
         unknown = any(s["type"] in ("video", "audio") for s in streams)
@@ -304,4 +364,5 @@ def failed(task: Task, status: str, stage: str, message: str) -> dict[str, Any]:
             "exif": None, "sidecar": None, "hashes": None, "video_hashes": [], "audio_hash": None,
             "errors": [(stage, message)],
             "thumb": None,
-            "thumb_wh": None}
+            "thumb_wh": None,
+            "rotation": None}

@@ -1,0 +1,106 @@
+"""The display rotation of each track of an MP4/MOV file, read from its track headers.
+
+libav keeps a track's display matrix as side data that PyAV only shows on decoded frames,
+so without this a video's rotation would be known only when a frame is decoded for its
+thumbnail. Phones write the rotation there (a portrait clip is stored landscape with a
+90-degree matrix); reading `moov/trak/tkhd` costs a few seeks and small reads of a box
+libav has just read, so the page cache has it.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import BinaryIO
+
+# More boxes than this at one level is not a real file: stop reading there.
+_MAX_BOXES = 10_000
+
+
+def _boxes(f: BinaryIO, start: int, end: int):
+    """(type, payload offset, payload end) of each box between two offsets."""
+    pos, n = start, 0
+    while pos + 8 <= end and n < _MAX_BOXES:
+        n += 1
+        f.seek(pos)
+        head = f.read(16)
+        if len(head) < 8:
+            return
+        size, kind = struct.unpack(">I4s", head[:8])
+        body = pos + 8
+        if size == 1:
+            if len(head) < 16:
+                return
+            size = struct.unpack(">Q", head[8:16])[0]
+            body = pos + 16
+        elif size == 0:
+            size = end - pos
+        if size < body - pos or pos + size > end:
+            return
+        yield kind, body, pos + size
+        pos += size
+
+
+def _matrix(f: BinaryIO, body: int, end: int, offsets: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """(a, b, c, d) of a header box's 3x3 matrix, 16.16 fixed point."""
+    f.seek(body)
+    version = f.read(1)
+    if not version:
+        return None
+    at = body + offsets[version[0] == 1]
+    if at + 36 > end:
+        return None
+    f.seek(at)
+    m = struct.unpack(">9i", f.read(36))
+    return m[0] / 65536, m[1] / 65536, m[3] / 65536, m[4] / 65536
+
+
+def _track_id(f: BinaryIO, body: int) -> int | None:
+    f.seek(body)
+    head = f.read(24)
+    if len(head) < 24:
+        return None
+    # version 0: flags(3) created(4) modified(4) id ; version 1: 8-byte times
+    return struct.unpack(">I", head[12:16] if head[0] == 0 else head[20:24])[0]
+
+
+# Offsets of the matrix from the start of the box payload, by version 0 / 1.
+_TKHD_MATRIX = (40, 52)
+_MVHD_MATRIX = (36, 48)
+
+
+def _degrees(a: float, b: float, c: float, d: float) -> int:
+    """libav's rule (av_display_rotation_get): counter-clockwise degrees of the matrix."""
+    sx, sy = math.hypot(a, c), math.hypot(b, d)
+    if not sx or not sy:
+        return 0
+    return round(-math.degrees(math.atan2(b / sy, a / sx))) % 360
+
+
+def track_rotations(path: str | bytes) -> dict[int, int]:
+    """Track id -> display rotation in degrees counter-clockwise, for every track whose
+    header has a matrix; empty for a file that is not ISO BMFF or is cut short."""
+    out: dict[int, int] = {}
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        for kind, body, end in _boxes(f, 0, size):
+            if kind != b"moov":
+                continue
+            movie = (1.0, 0.0, 0.0, 1.0)
+            for sub, sbody, send in _boxes(f, body, end):
+                if sub == b"mvhd":
+                    movie = _matrix(f, sbody, send, _MVHD_MATRIX) or movie
+                elif sub == b"trak":
+                    for leaf, lbody, lend in _boxes(f, sbody, send):
+                        if leaf != b"tkhd":
+                            continue
+                        tid, m = _track_id(f, lbody), _matrix(f, lbody, lend, _TKHD_MATRIX)
+                        if tid is None or m is None:
+                            break
+                        # libav applies the track's matrix, then the movie's.
+                        a, b, c, d = m
+                        ma, mb, mc, md = movie
+                        out[tid] = _degrees(a * ma + b * mc, a * mb + b * md, c * ma + d * mc, c * mb + d * md)
+                        break
+            break
+    return out
