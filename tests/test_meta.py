@@ -177,6 +177,11 @@ def test_video_thumbnail_is_the_keyframe_at_a_tenth_of_the_duration(corpus) -> N
     # Second 1 of 10 (each second has its own flat colour); not the first or a later one.
     diffs = [max(abs(a - b) for a, b in zip(mean, colour)) for colour in media_corpus.SECOND_COLOURS]
     assert diffs.index(min(diffs)) == 1 and diffs[1] <= 8, (mean, diffs)
+    # Flat frames make no fingerprint: said once, so that no later `meta` tries again.
+    assert m["status"] == "ok"
+    assert _errors(catalog, paths["colours"]) == [("fingerprint", "no fingerprint: every sampled frame is black or flat")]
+    res = run_cli("meta", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["fingerprinted"] == 0, res.out
 
 
 def test_rotated_video_thumbnail_is_upright(corpus) -> None:

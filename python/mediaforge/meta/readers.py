@@ -309,6 +309,10 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.video_hashes = video_fingerprint(t.path, media.get("duration"))
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
+        else:
+            if not r.video_hashes:
+                # Recorded (the extraction itself is fine) so that no catch-up tries again.
+                r.errors.append(("fingerprint", "no fingerprint: every sampled frame is black or flat"))
     # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
     if t.fingerprints and media.get("audio_codec") and not media.get("video_codec"):
         try:
