@@ -60,12 +60,19 @@ def jpeg_with_exif(path: Path, *, size: tuple[int, int], orientation: int, gps: 
 def _video(path: Path, codec: str, fmt: str | None, size: tuple[int, int], frames: int, rate: int = 24,
            options: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
            rotation: int = 0, pix_fmt: str = "yuv420p", codec_settings: dict[str, Any] | None = None,
-           frame_picture: Callable[[int], Image.Image] | None = None) -> None:
+           frame_picture: Callable[[int], Image.Image] | None = None, sound: str | None = None,
+           chapters: int = 0) -> None:
+    """A video of `frames` frames; with `sound`, a 5.1 AAC track in French beside it, and
+    with `chapters`, that many chapters of equal length."""
     import av
 
     with av.open(str(path), "w", format=fmt) as out:
         if metadata:
             out.metadata.update(metadata)
+        if chapters:
+            out.set_chapters([{"id": k + 1, "start": k * frames // chapters, "end": (k + 1) * frames // chapters,
+                               "time_base": Fraction(1, rate), "metadata": {"title": f"Part {k + 1}"}}
+                              for k in range(chapters)])
         st = out.add_stream(codec, rate=rate)
         st.width, st.height, st.pix_fmt = size[0], size[1], pix_fmt
         if rotation:
@@ -73,6 +80,7 @@ def _video(path: Path, codec: str, fmt: str | None, size: tuple[int, int], frame
         st.options = options or {}
         for k, v in (codec_settings or {}).items():  # colour tags, sample aspect ratio
             setattr(st.codec_context, k, v)
+        audio = _surround_stream(out, sound) if sound else None
         for i in range(frames):
             img = frame_picture(i) if frame_picture else picture(*size, i)
             frame = av.VideoFrame.from_image(img).reformat(format=pix_fmt)
@@ -81,6 +89,30 @@ def _video(path: Path, codec: str, fmt: str | None, size: tuple[int, int], frame
                 out.mux(p)
         for p in st.encode():
             out.mux(p)
+        if audio is not None:
+            _silence(out, audio, seconds=frames / rate)
+
+
+def _surround_stream(out: Any, codec: str) -> Any:
+    st = out.add_stream(codec, rate=48000)
+    st.layout = "5.1"
+    st.metadata["language"] = "fra"
+    return st
+
+
+def _silence(out: Any, st: Any, seconds: float) -> None:
+    import av
+
+    n = st.codec_context.frame_size or 1024
+    for k in range(int(seconds * 48000) // n + 1):
+        frame = av.AudioFrame(format=st.format.name, layout="5.1", samples=n)
+        for plane in frame.planes:
+            plane.update(b"\0" * plane.buffer_size)
+        frame.sample_rate, frame.pts, frame.time_base = 48000, k * n, Fraction(1, 48000)
+        for p in st.encode(frame):
+            out.mux(p)
+    for p in st.encode():
+        out.mux(p)
 
 
 def _audio(path: Path, codec: str, fmt: str, seconds: float, rate: int = 44100, layout: str = "stereo") -> None:
@@ -302,7 +334,7 @@ def build(root: Path) -> dict[str, Path]:
         "h264": "video/h264.mp4", "portrait": "video/portrait.mp4", "hevc": "video/hevc.mkv", "av1": "video/av1.webm",
         "jpeg_west": "photos/IMG_0003.jpg", "hdr": "video/hdr10.mp4", "anamorphic": "video/dvd.mkv",
         "colours": "video/colours.mp4", "mp3gain": "music/mp3gain.mp3", "dng": "photos/DSC_0001.dng",
-        "tiff_raw": "broken/DSC_0002.NEF",
+        "tiff_raw": "broken/DSC_0002.NEF", "talk": "video/talk.mp4", "alac": "music/lossless.m4a",
         "mp3": "music/song.mp3", "flac": "music/song.flac", "m4a": "music/song.m4a", "opus": "music/song.opus",
         "wav_long": "music/ten hours of silence.wav",
         "truncated_mp4": "broken/truncated.mp4", "corrupt_jpeg": "broken/corrupt.jpg", "empty": "broken/empty.mp3",
@@ -330,6 +362,7 @@ def build(root: Path) -> dict[str, Path]:
     _video(p["portrait"], "libx264", None, (320, 180), 24, options={"preset": "ultrafast"}, rotation=90)
     _video(p["hevc"], "libx265", "matroska", (256, 144), 24, options={"preset": "ultrafast", "x265-params": "log-level=0"})
     _video(p["av1"], "libsvtav1", "webm", (192, 128), 12, options={"preset": "12"})
+    _video(p["talk"], "libx264", "mp4", (160, 120), 24, options={"preset": "ultrafast"}, sound="aac", chapters=2)
     # HDR10: 10-bit HEVC tagged PQ over BT.2020.
     _video(p["hdr"], "libx265", "mp4", (256, 144), 12, pix_fmt="yuv420p10le",
            codec_settings={"color_trc": 16, "color_primaries": 9, "colorspace": 9},
@@ -342,6 +375,7 @@ def build(root: Path) -> dict[str, Path]:
            frame_picture=lambda i: Image.new("RGB", (96, 64), SECOND_COLOURS[i // 4]))
     _audio(p["mp3"], "libmp3lame", "mp3", 1.0)
     _tag_mp3(p["mp3"])
+    _audio(p["alac"], "alac", "ipod", 0.5)
     _audio(p["mp3gain"], "libmp3lame", "mp3", 0.5)
     _tag_mp3gain(p["mp3gain"])
     _audio(p["flac"], "flac", "flac", 1.0)

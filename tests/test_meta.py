@@ -150,6 +150,21 @@ def test_video_streams(corpus, label: str, codec: str, fmt: str, size: tuple[int
     assert (s[0]["hdr"], s[0]["color_transfer"]) == (False, None)
 
 
+def test_video_with_sound_language_and_chapters(corpus) -> None:
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["talk"])
+    assert (m["video_codec"], m["audio_codec"], m["channels"], m["sample_rate"]) == ("h264", "aac", 6, 48000)
+    # MP4 keeps its chapters in a text track: a third stream.
+    assert (m["stream_count"], m["chapters"]) == (3, 2) and m["bitrate"] > 0
+    v, a, text = rows(catalog, "SELECT s.* FROM files f JOIN streams s USING (blake3) WHERE f.path_bytes = ? "
+                               "ORDER BY stream_index", [os.fsencode(paths["talk"])])
+    assert text["type"] in ("subtitle", "data")
+    assert v["type"] == "video" and v["profile"] and v["language"] is None
+    assert (a["type"], a["codec"], a["profile"], a["channels"], a["channel_layout"], a["sample_rate"],
+            a["language"]) == ("audio", "aac", "LC", 6, "5.1", 48000, "fra")
+    assert a["bitrate"] > 0 and a["duration"] == pytest.approx(1.0, abs=0.1)
+
+
 def test_hdr10_video(corpus) -> None:
     paths, catalog, _ = corpus
     m = _media(catalog, paths["hdr"])
@@ -255,6 +270,8 @@ def test_audio_tags_flac_m4a_opus(corpus) -> None:
     assert (opus["title"], opus["album"], opus["track"], opus["year"]) == ("Opus Title", "Opus Album", 5, 2020)
     # R128 gains (Q7.8 dB towards -23 LUFS) become ReplayGain figures (5 dB louder).
     assert (opus["rg_track_gain"], opus["rg_album_gain"]) == (pytest.approx(3.0), pytest.approx(6.0))
+    alac = _one(catalog, "tags_audio", paths["alac"])
+    assert alac["lossless"] is True and _media(catalog, paths["alac"])["audio_codec"] == "alac"
     ape = _one(catalog, "tags_audio", paths["mp3gain"])
     assert (ape["title"], ape["rg_track_gain"], ape["rg_track_peak"]) == ("Gained", pytest.approx(1.4),
                                                                          pytest.approx(0.812))
@@ -332,8 +349,8 @@ def test_errors_show_in_stats_and_info(corpus) -> None:
     st = json.loads(res.out)
     stages = {(e["step"], e["stage"]): e["errors"] for e in st["error_stages"]}
     assert stages[("extract", "image")] >= 2 and stages[("extract", "probe")] == 3  # truncated, unknown codec x2
-    h264 = [paths["h264"], paths["portrait"], paths["anamorphic"], paths["colours"]]
-    assert {"kind": "video", "codec": "h264", "files": 4, "bytes": sum(p.stat().st_size for p in h264)} in st["by_codec"]
+    h264 = [paths["h264"], paths["portrait"], paths["anamorphic"], paths["colours"], paths["talk"]]
+    assert {"kind": "video", "codec": "h264", "files": 5, "bytes": sum(p.stat().st_size for p in h264)} in st["by_codec"]
     assert {r["camera"]: r["files"] for r in st["by_camera"]}["Canon EOS R5"] == 4  # three JPEGs + the mislabelled copy
     assert any(r["year"] == 2019 for r in st["by_year"])
     assert any(r["kind"] == "video" and r["resolution"] == "SD" for r in st["by_resolution"])
@@ -599,3 +616,19 @@ def test_track_header_reader_survives_cut_and_garbled_files(tmp_path: Path) -> N
         f = tmp_path / "x.mp4"
         f.write_bytes(blob)
         assert track_rotations(f) == {}, label
+
+
+def test_thumbnails_are_sharded_by_content_and_sized_on_request(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(400, 300, 2).save(lib / "a.jpg", "JPEG")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--thumb-size", "128", catalog=catalog).rc == 0
+    [m] = rows(catalog, "SELECT m.blake3, m.thumb, m.thumb_width, m.thumb_height FROM media m")
+    b3 = m["blake3"]
+    assert (m["thumb"], m["thumb_width"], m["thumb_height"]) == (f"128/{b3[:2]}/{b3}.webp", 128, 96)
+    assert run_cli("thumbs", "--size", "96", catalog=catalog).rc == 0
+    [m] = rows(catalog, "SELECT m.thumb, m.thumb_width, m.thumb_height FROM media m")
+    assert (m["thumb"], m["thumb_width"], m["thumb_height"]) == (f"96/{b3[:2]}/{b3}.webp", 96, 72)
+    with Image.open(tmp_path / "thumbs" / m["thumb"]) as im:
+        assert im.format == "WEBP" and im.size == (96, 72)
