@@ -8,7 +8,8 @@ that needs only part of the package (an extraction worker) does not load DuckDB.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing is not imported: this module is on every start-up's path
 
 # The Rust extension allocates through mimalloc, which by default asks the kernel for
 # transparent huge pages. The first touch of each 2 MiB page is then zeroed whole, and on

@@ -1,3 +1,3 @@
-from mediaforge.cli import main
+from mediaforge._entry import main
 
 main()

@@ -4,8 +4,11 @@ submodule on first use, so importing a subpackage does not drag in DuckDB or pya
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing and collections.abc are not imported at start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def lazy_exports(package: str, namespace: dict[str, Any], names: dict[str, str]) -> Callable[[str], Any]:

@@ -11,6 +11,7 @@ import signal
 import sys
 from typing import NoReturn
 
+from .._entry import INTERRUPTED, give_ctrl_c_back
 from ..errors import ExitCode, MediaForgeError, first_line
 
 
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     if empty:
         _fail(empty, ExitCode.USAGE)
     try:
+        give_ctrl_c_back()
         _prestart_workers(args)
         _prestart_walk(args)
         # The heavy imports (typer, rich, DuckDB, pyarrow) come after the workers are started.
@@ -206,9 +208,6 @@ def _prestart_walk(args: list[str]) -> None:
             start_early(*parsed)
     except Exception:  # noqa: BLE001 - an optimisation only: the command reports any error itself
         pass
-
-
-INTERRUPTED = "interrupted: work already committed to the catalog is kept; run the command again to finish"
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -1,0 +1,47 @@
+"""The `mediaforge` console script's module: it exists so that Ctrl-C is ours from the
+first instant after Python's own start-up (the package's `__init__` imports next to
+nothing before this runs). Python turns Ctrl-C into KeyboardInterrupt, and one that lands while the
+interpreter is still importing the package would end in a traceback; until the command
+line is ready to catch it, a Ctrl-C here ends the process at once with the documented
+message and exit code (nothing has been done yet, so nothing is lost).
+
+Only the C module `_signal` is imported (`signal` would import `enum` first).
+"""
+
+from __future__ import annotations
+
+import os
+
+import _signal
+
+INTERRUPTED = "interrupted: work already committed to the catalog is kept; run the command again to finish"
+INTERRUPTED_EXIT = 130  # ExitCode.INTERRUPTED, without importing it
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    os.write(2, f"mediaforge: error: {INTERRUPTED}\n".encode())
+    os._exit(INTERRUPTED_EXIT)
+
+
+def take_ctrl_c_while_starting() -> None:
+    try:
+        _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+    except ValueError:  # not the main thread: signals are not ours to set
+        pass
+
+
+def give_ctrl_c_back() -> None:
+    """From here on Ctrl-C is a KeyboardInterrupt again, which the command line catches
+    to stop cleanly and keep what was committed."""
+    try:
+        if _signal.getsignal(_signal.SIGINT) is _interrupted_while_starting:
+            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    except ValueError:
+        pass
+
+
+def main() -> None:
+    take_ctrl_c_while_starting()
+    from .cli import main as cli_main
+
+    cli_main()
