@@ -476,6 +476,31 @@ def test_query_table_output_survives_hostile_names(cataloged: MediaTree, catalog
     assert "caf" in res.out and "break.png" in res.out
 
 
+def test_tables_show_markup_and_control_characters_as_text(tmp_path: Path, catalog_path: Path) -> None:
+    """Names, folders, tags and query values are shown as they are: rich markup in them
+    is text (it once crashed every table or silently ate parts of names), and control
+    characters are escaped (a name cannot clear the screen or split its row)."""
+    lib = tmp_path / "lib[" / "in[/b]"
+    lib.mkdir(parents=True)
+    blob = bytes(range(256)) * 40
+    for name in ("[red]copy[red].jpg", "esc\x1b[2Jclear.jpg", "new\nline.jpg"):
+        (lib / name).write_bytes(blob)
+    env = cli_env(catalog_path, COLUMNS="300")
+    assert run_cli("scan", tmp_path / "lib[", "--no-meta", env=env).rc == 0
+    outputs = {}
+    for args in (["stats"], ["dupes"], ["info", lib / "[red]copy[red].jpg"],
+                 ["query", "SELECT name, '[/x]' AS \"[b]v\", '[bold]hi[/bold]' AS h FROM files ORDER BY name"]):
+        res = run_cli(*args, env=env)
+        assert res.rc == 0 and res.err == "", (args, res.err)
+        assert "\x1b" not in res.out and "\r" not in res.out, args
+        outputs[args[0]] = res.out
+    assert "in[/b]" in outputs["stats"]  # the largest folders
+    for name in ("[red]copy[red].jpg", "esc\\x1b[2Jclear.jpg", "new\\nline.jpg"):
+        assert name in outputs["dupes"] and name in outputs["query"], name
+    assert "lib[/in[/b]/[red]copy[red].jpg" in outputs["info"]
+    assert "[/x]" in outputs["query"] and "[b]v" in outputs["query"] and "[bold]hi[/bold]" in outputs["query"]
+
+
 def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, catalog_path: Path,
                                                           tmp_path: Path) -> None:
     out = tmp_path / "export"

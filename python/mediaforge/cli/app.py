@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     add_completion=False,
+    # Help texts are plain text: a "[default: ...]" in them is not rich markup to swallow.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Catalog, analyse and deduplicate huge media libraries. Docs: docs/cli.md",

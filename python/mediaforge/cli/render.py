@@ -18,6 +18,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Ta
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import path_text
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -25,6 +27,16 @@ if TYPE_CHECKING:
 
 err_console = Console(stderr=True)
 out_console = Console()
+
+
+def shown(value: Any) -> Text:
+    """A value for a table cell or header: plain text, never rich markup (a file named
+    `[red]x.jpg` is shown as named), with control characters escaped (`\\x1b`, `\\n`) so a
+    name cannot move the cursor, clear the screen or split its row."""
+    text = value if isinstance(value, str) else str(value)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+    return Text(text)
 
 
 def human_bytes(n: float) -> str:
@@ -111,14 +123,15 @@ def print_info(info: dict[str, Any]) -> None:
     def section(title: str, row: dict[str, Any] | None) -> None:
         if not row:
             return
-        t = Table(title=title, show_header=False, title_justify="left", box=None, padding=(0, 2))
+        t = Table(title=shown(title), show_header=False, title_justify="left", box=None, padding=(0, 2))
         t.add_column(style="bold")
         t.add_column(overflow="fold")
         for k, v in row.items():
             if v is None or v == [] or k == "path_bytes":
                 continue
-            shown = human_bytes(v) if k == "size" else plain(v)
-            t.add_row(k, str(shown))
+            if k == "path" and isinstance(row.get("path_bytes"), bytes):
+                v = path_text(row["path_bytes"])  # the exact bytes: U+FFFD would hide which
+            t.add_row(shown(k), shown(human_bytes(v) if k == "size" else plain(v)))
         out_console.print(t)
         out_console.print()
 
@@ -239,18 +252,18 @@ def print_table(table: pa.Table, title: str | None = None, limit: int = 1000, hi
     """A rich table on stdout; long results are cut with a note on stderr. `hide`: columns
     meant for scripts (ids, raw path bytes) that the table leaves out where present."""
     table = table.drop_columns([c for c in hide if c in table.column_names])
-    t = Table(title=title, show_lines=False, header_style="bold")
+    t = Table(title=shown(title) if title else None, show_lines=False, header_style="bold")
     for name in table.column_names:
-        t.add_column(name, overflow="fold")
-    shown = 0
+        t.add_column(shown(name), overflow="fold")
+    count = 0
     for row in _rows(table):
-        if shown >= limit:
+        if count >= limit:
             break
-        t.add_row(*["" if v is None else str(plain(v)) for v in row.values()])
-        shown += 1
+        t.add_row(*[shown("" if v is None else plain(v)) for v in row.values()])
+        count += 1
     out_console.print(t)
-    if table.num_rows > shown:
-        err_console.print(f"[dim]{table.num_rows - shown:,} more rows not shown; use --format csv or --output[/]")
+    if table.num_rows > count:
+        err_console.print(f"[dim]{table.num_rows - count:,} more rows not shown; use --format csv or --output[/]")
 
 
 _NO_COMMAS = ("year", "id")
@@ -260,14 +273,14 @@ def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, 
     """A small list of dicts as a table, with byte counts humanised."""
     if not rows:
         return
-    t = Table(title=title, header_style="bold", title_justify="left")
+    t = Table(title=shown(title), header_style="bold", title_justify="left")
     cols = list(rows[0].keys())
     for c in cols:
-        t.add_column(c, justify="right" if isinstance(rows[0][c], (int, float)) else "left")
+        t.add_column(shown(c), justify="right" if isinstance(rows[0][c], (int, float)) else "left")
     for r in rows:
-        t.add_row(*[human_bytes(r[c]) if c in byte_cols and r[c] is not None else
-                    ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
-                     else str(plain(r[c])))
+        t.add_row(*[shown(human_bytes(r[c]) if c in byte_cols and r[c] is not None else
+                          ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
+                           else plain(r[c])))
                     for c in cols])
     out_console.print(t)
 
