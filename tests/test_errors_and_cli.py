@@ -501,6 +501,25 @@ def test_tables_show_markup_and_control_characters_as_text(tmp_path: Path, catal
     assert "[/x]" in outputs["query"] and "[b]v" in outputs["query"] and "[bold]hi[/bold]" in outputs["query"]
 
 
+@pytest.mark.parametrize("args", [
+    ["stats"], ["stats", "--json"], ["dupes"], ["query", "SELECT * FROM range(300000)", "--format", "csv"],
+    ["query", "SELECT * FROM range(3000)"], ["search", "png"],
+])
+def test_output_to_a_full_disk_or_a_reader_that_left(cataloged: MediaTree, catalog_path: Path,
+                                                      args: list[str]) -> None:
+    """stdout on a full disk: one line and exit 3. A reader that left (`| head`): exit 0,
+    nothing on stderr (rich and Typer would each have made it a bare exit 1)."""
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(cli_cmd(*args), env=cli_env(catalog_path), stdout=full, stderr=subprocess.PIPE,
+                           timeout=120)
+    assert p.returncode == 3, p.stderr
+    assert_one_line_error(p.stderr.decode(), "cannot write the standard output", "No space left")
+    p = subprocess.Popen(cli_cmd(*args), env=cli_env(catalog_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before the first byte
+    _out, err = p.communicate(timeout=120)
+    assert (p.returncode, err) == (0, b"")
+
+
 def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, catalog_path: Path,
                                                           tmp_path: Path) -> None:
     out = tmp_path / "export"

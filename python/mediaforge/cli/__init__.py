@@ -6,6 +6,7 @@ Errors from the library become one line on stderr and a documented exit code
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -58,13 +59,18 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         _fail(INTERRUPTED, ExitCode.INTERRUPTED)
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
         # `mediaforge query ... | head`: the reader left; not an error worth a message.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         _exit(ExitCode.OK)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if _caused_by_interrupt(e):
             _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        if isinstance(e, OSError) and e.errno in _FULL:
+            # Output that could not be written (stdout on a full disk, `--output` there):
+            # the catalog's own writes report their failures as exit 7 before this.
+            where = os.fsdecode(e.filename) if e.filename else "the standard output"
+            _fail(f"cannot write {where}: {e.strerror}", ExitCode.PATH)
         # Only a DuckDB that loaded whole can have raised its own errors. Importing it here
         # after its extension's start-up was cut short would abort the process.
         if "duckdb" in sys.modules:
@@ -221,10 +227,35 @@ def _fail(message: str, code: int) -> NoReturn:
     _exit(code)
 
 
+class OutputClosed(Exception):  # noqa: N818 - a condition, not a failure
+    """The reader of our standard output left (`| head`)."""
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def _flush_output(code: int) -> int:
+    """Flush what is still buffered for stdout now, where a failure can be reported,
+    rather than in the interpreter's shutdown (an "Exception ignored" and exit 120)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    except OSError as e:
+        if code == ExitCode.OK:
+            print(f"mediaforge: error: cannot write the standard output: {e.strerror}", file=sys.stderr)
+            code = ExitCode.PATH
+    else:
+        return code
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the buffer is lost either way
+    return code
+
+
 def _exit(code: int) -> NoReturn:
     """End the process with `code`, ignoring Ctrl-C from here on: the command's outcome
     is settled, and CPython resets SIGINT to its default action late in its shutdown,
     so a Ctrl-C then would end a finished command by SIGINT, with no message."""
+    code = _flush_output(code)
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     except KeyboardInterrupt:  # one that was already on its way: the outcome still stands

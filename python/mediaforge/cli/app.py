@@ -49,6 +49,11 @@ def command(name: str, group: typer.Typer | None = None):  # noqa: ANN201
                 from . import INTERRUPTED
 
                 raise Interrupted(INTERRUPTED) from None
+            except BrokenPipeError:
+                # Typer would turn this into a bare exit 1; the CLI's entry makes it exit 0.
+                from . import OutputClosed
+
+                raise OutputClosed from None
 
         return (group or app).command(name)(run)
 

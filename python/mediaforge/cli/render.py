@@ -6,6 +6,7 @@ import base64
 import csv
 import datetime as dt
 import decimal
+import errno
 import json
 import math
 import sys
@@ -25,8 +26,16 @@ if TYPE_CHECKING:
 
     from ..scan import ScanProgress
 
-err_console = Console(stderr=True)
-out_console = Console()
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of our output left (`| head`): rich would exit 1 on the spot; this
+        lets the command line end with 0, as for any other output."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of the output left")
+
+
+err_console = _Console(stderr=True)
+out_console = _Console()
 
 
 def shown(value: Any) -> Text:
