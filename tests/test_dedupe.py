@@ -3,6 +3,7 @@ copies, never the kept one, skips files changed since the scan, and --undo resto
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -222,6 +223,25 @@ def test_prefix_rule_matches_a_whole_folder(lib) -> None:
     assert res.rc == 0, res.err
     keeps = {Path(s["keep"]).parent.name for s in json.loads(res.out)["steps"]}
     assert keeps == {"b"}
+
+
+def test_prefix_rule_matches_a_folder_whose_name_is_not_utf8(lib) -> None:
+    root, catalog = lib
+    odd = os.fsencode(root) + b"/caf\xe9"
+    for folder in (odd, odd + b"0"):  # "caf\xe90" sorts right after "caf\xe9/": not inside it
+        os.mkdir(folder)
+        shutil.copy2(root / "a" / "photo.jpg", os.fsdecode(folder + b"/photo.jpg"))
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--keep", b"prefix:" + odd, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    plan = json.loads(res.out)
+    act = plan["action"]
+    steps = [s for s in plan["steps"] if s["keep"].endswith("photo.jpg")]
+    # The exact bytes come back beside the text, which can only show U+FFFD.
+    assert {base64.b64decode(s["keep_raw"]) for s in steps} == {odd + b"/photo.jpg"}
+    assert {s["keep"] for s in steps} == {os.fsdecode(root) + "/caf\ufffd/photo.jpg"}
+    victims = {base64.b64decode(s[f"{act}_raw"]) if s[f"{act}_raw"] else os.fsencode(s[act]) for s in steps}
+    assert odd + b"0/photo.jpg" in victims and len(victims) == 4
 
 
 def test_files_changed_since_the_scan_are_never_touched(lib) -> None:

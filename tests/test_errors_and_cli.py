@@ -356,11 +356,13 @@ def test_reading_statements_run(media_tree: MediaTree, catalog_path: Path, sql: 
      ["tag", "add", "caf\udce9", "{root}"], ["collection", "create", "caf\udce9"], ["search", "caf\udce9"],
      ["scan", "--exclude", "caf\udce9", "{root}"],
      ["--catalog", "{tmp}/caf\udce9.duckdb", "stats"], ["export", "{tmp}/caf\udce9"], ["info", "{root}"],
-     ["collection", "create", "trips|2019"]],
+     ["collection", "create", "trips|2019"], ["query", "SELECT 'caf\udce9'"],
+     ["tag", "add", "t", "--where", "name = 'caf\udce9'"], ["collection", "create", "c", "--smart", "name = '\udcff'"]],
     ids=["zero-threads", "parquet-without-output", "unknown-format", "unknown-option", "unknown-command",
          "absurd-threads", "fifo", "empty-scan-path", "empty-export-dir", "empty-info-path", "negative-top",
          "huge-limit", "non-utf8-tag", "non-utf8-collection", "non-utf8-search", "non-utf8-exclude",
-         "non-utf8-catalog", "non-utf8-export-dir", "info-of-a-folder", "collection-name-with-xmp-separator"],
+         "non-utf8-catalog", "non-utf8-export-dir", "info-of-a-folder", "collection-name-with-xmp-separator",
+         "non-utf8-sql", "non-utf8-where", "non-utf8-smart"],
 )
 def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: Path, args: list[str],
                                            tmp_path: Path) -> None:

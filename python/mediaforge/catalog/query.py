@@ -60,6 +60,8 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
     connection's settings are locked afterwards: use it for this one statement."""
     if not sql.strip():
         raise QueryError("empty SQL statement")
+    if not is_text(sql):
+        raise InvalidInputError("the SQL statement holds bytes that are not valid UTF-8")
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:

@@ -115,7 +115,9 @@ class Plan:
 def _order(rule: str) -> str:
     """The ORDER BY of a keep rule; `sql:EXPR` is the user's own, over f.* and m.*."""
     if rule.startswith("prefix:"):
-        order = "CASE WHEN starts_with(f.path, $prefix) THEN 0 ELSE 1 END, f.mtime_ns"
+        # On the exact bytes (a folder name that is not UTF-8 too): a BLOB starts with
+        # "<dir>/" when it sorts from "<dir>/" up to, not including, "<dir>0".
+        order = "CASE WHEN f.path_bytes >= $prefix AND f.path_bytes < $prefix_end THEN 0 ELSE 1 END, f.mtime_ns"
     elif rule.startswith("sql:"):
         order = rule[4:].strip()
         if not order or ";" in order:
@@ -140,7 +142,8 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
     query of (grp, f.*) rows, ranked by the keep rule."""
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
-        params["prefix"] = os.path.abspath(keep.split(":", 1)[1]).rstrip("/") + "/"
+        folder = os.path.abspath(os.fsencode(keep.split(":", 1)[1])).rstrip(b"/")
+        params["prefix"], params["prefix_end"] = folder + b"/", folder + b"0"
     sql = f"""
         WITH src AS ({source}), ranked AS (
             SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode, f.media_id::VARCHAR AS mid,

@@ -17,7 +17,7 @@ from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it
 import duckdb
 
 from ..catalog import Catalog
-from ..errors import InvalidInputError, first_line
+from ..errors import InvalidInputError, first_line, is_text
 
 # The documented columns of the `library` view are what a predicate may name.
 WRAP = "SELECT media_id FROM library WHERE ({predicate}\n)"
@@ -39,6 +39,8 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     pred = (predicate or "").strip()
     if not pred:
         raise InvalidInputError("empty predicate: give a SQL condition such as \"kind = 'video' AND duration > 600\"")
+    if not is_text(pred):
+        raise InvalidInputError("the condition holds bytes that are not valid UTF-8")
     sql = WRAP.format(predicate=pred)
     (raw,) = cat.con.sql("SELECT json_serialize_sql($q)", params={"q": sql}).fetchall()[0]
     tree = json.loads(raw)
