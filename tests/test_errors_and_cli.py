@@ -277,6 +277,35 @@ def test_catalog_path_that_is_a_folder_exits_5(media_tree: MediaTree, tmp_path: 
     assert_one_line_error(res.err, "folder")
 
 
+@pytest.mark.parametrize("which", ["catalog", "wal"])
+@pytest.mark.parametrize("command", [["scan", "{root}", "--no-meta"], ["stats"], ["query", "SELECT 1"]])
+def test_catalog_or_wal_that_is_a_fifo_exits_5_at_once(media_tree: MediaTree, tmp_path: Path, which: str,
+                                                       command: list[str]) -> None:
+    """DuckDB would wait for ever for a writer on the FIFO's other end."""
+    catalog = tmp_path / "cat.duckdb"
+    if which == "wal":
+        do_scan(catalog, media_tree.root)
+    os.mkfifo(catalog if which == "catalog" else tmp_path / "cat.duckdb.wal")
+    res = run_cli(*[a.format(root=media_tree.root) for a in command], catalog=catalog, timeout=60)
+    assert res.rc == 5, res.err
+    assert_one_line_error(res.err, "not a regular file")
+
+
+def test_dedupe_undo_of_a_fifo_exits_2_at_once(cataloged_tmp: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "journal.jsonl"
+    os.mkfifo(fifo)
+    res = run_cli("dedupe", "--undo", fifo, catalog=cataloged_tmp, timeout=60)
+    assert res.rc == 2, res.err
+    assert_one_line_error(res.err, "not a regular file")
+
+
+@pytest.fixture
+def cataloged_tmp(media_tree: MediaTree, tmp_path: Path) -> Path:
+    catalog = tmp_path / "state" / "cat.duckdb"
+    do_scan(catalog, media_tree.root)
+    return catalog
+
+
 @pytest.mark.parametrize(
     "sql",
     ["SELEC * FROM files", "SELECT no_such_column FROM files", "SELECT * FROM no_such_table",

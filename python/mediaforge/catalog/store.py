@@ -92,6 +92,10 @@ class Catalog:
             raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
         if path.exists() and path.is_dir():
             raise CatalogInvalidError(f"{path} is a folder, not a catalog file")
+        for p in (path, Path(f"{path}.wal")):
+            # DuckDB would wait forever on a FIFO's other end, or read a device.
+            if p.exists() and not p.is_file():
+                raise CatalogInvalidError(f"{p} is not a regular file (a FIFO, socket or device): not a catalog")
         if not read_only:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -536,6 +536,8 @@ def _move(src: bytes, dst: bytes) -> None:
 
 
 def _entries(path: Path) -> Iterator[dict[str, Any]]:
+    if path.exists() and not path.is_file():  # a FIFO would block the read for ever
+        raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (not a regular file)")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
