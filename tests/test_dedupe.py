@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -462,3 +463,43 @@ def test_dry_run_names_stay_distinct_and_one_line_each(tmp_path: Path) -> None:
     assert res.rc == 0, res.err
     acted = [line.split(" ", 1)[1] for line in res.out.splitlines() if line.startswith("      hardlink ")]
     assert sorted(os.path.basename(a) for a in acted) == ["bad\\xfe.bin", "bad\\xff.bin", "two\\nlines.bin"]
+
+
+# Runs the CLI with a real SIGINT sent to itself as the tags start to follow the kept
+# files, once every file has been acted on and journalled.
+_SIGINT_AFTER_THE_FILES = """
+import os, signal, sys
+import mediaforge.dupes.dedupe as dedupe
+from mediaforge._entry import main
+
+real = dedupe.carry_over
+def carry_over(cat, out):
+    os.kill(os.getpid(), signal.SIGINT)
+    return real(cat, out)
+dedupe.carry_over = carry_over
+sys.argv = ["mediaforge", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ctrl_c_after_the_files_were_acted_on_still_reports_the_journal(lib, as_json: bool) -> None:
+    root, catalog = lib
+    assert run_cli("tag", "add", "keepme", root / "b", catalog=catalog).rc == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAFORGE_")}
+    env["MEDIAFORGE_CATALOG"] = str(catalog)
+    p = subprocess.run([sys.executable, "-c", _SIGINT_AFTER_THE_FILES, "dedupe", "--apply",
+                        *(["--json"] if as_json else [])], capture_output=True, env=env, timeout=120)
+    out, err = p.stdout.decode(), p.stderr.decode()
+    assert p.returncode == 130, err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
+    journal = next((catalog.parent / "journal").iterdir())
+    if as_json:
+        report = json.loads(out)
+        assert (report["done"], report["journal"]) == (3, str(journal))
+    else:
+        assert "3 files hard-linked" in out and str(journal) in out and f"mediaforge dedupe --undo {journal}" in out
+    # The undo it names puts every file back.
+    assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+    assert len({(root / "b" / n).stat().st_ino for n in ("photo copy.jpg", "photo (2).jpg")}
+               | {(root / "a" / "photo.jpg").stat().st_ino}) == 3

@@ -547,13 +547,21 @@ def dedupe_cmd(
         return
     root = Path(g.catalog).resolve().parent
     # Hold the catalog's write lock while acting, so the tags can follow at once.
-    with open_catalog(g.catalog) as cat:
-        out = apply(plan, root / "journal", root / "trash")
-        carry_over(cat, out)
-        if out.tags_carried or out.collections_carried:
-            from .organise import after_change
+    out = None
+    try:
+        with open_catalog(g.catalog) as cat:
+            out = apply(plan, root / "journal", root / "trash")
+            carry_over(cat, out)
+            if out.tags_carried or out.collections_carried:
+                from .organise import after_change
 
-            after_change(cat, g.catalog, [s.keep_id for s in out.done_steps if s.keep_id])
+                after_change(cat, g.catalog, [s.keep_id for s in out.done_steps if s.keep_id])
+    except KeyboardInterrupt:
+        if out is None:
+            raise
+        # The files were acted on (and journalled) before this Ctrl-C: what was done, the
+        # journal and the undo command are printed all the same.
+        out.interrupted = True
     _print_outcome(out, DONE[action], as_json)
 
 
