@@ -275,7 +275,10 @@ def _has_open_file_under(pid: int, root: bytes) -> bool:
     return False
 
 
-def test_ctrl_c_stops_the_scan_with_exit_130(tmp_path: Path, catalog_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                   (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_stops_the_scan_cleanly(tmp_path: Path, catalog_path: Path, sig: int, code: int,
+                                                  word: str) -> None:
     root = tmp_path / "videos"
     root.mkdir()
     for i in range(16):
@@ -297,15 +300,15 @@ def test_ctrl_c_stops_the_scan_with_exit_130(tmp_path: Path, catalog_path: Path)
             time.sleep(0.01)
         time.sleep(0.2)
         assert p.poll() is None, "the scan ended before it could be interrupted"
-        p.send_signal(signal.SIGINT)
+        p.send_signal(sig)
         try:
             out, err = p.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             pytest.fail("the scan did not stop after Ctrl-C")
     finally:
         stop(p)
-    assert p.returncode == ExitCode.INTERRUPTED == 130
-    assert_one_line_error(err.decode(), "interrupted")
+    assert p.returncode == code
+    assert_one_line_error(err.decode(), word, "run the command again")
     assert out == b""
 
     scans = rows(catalog_path, "SELECT status, finished_at FROM scans")

@@ -30,12 +30,31 @@ def take_ctrl_c_while_starting() -> None:
         pass
 
 
+TERMINATED = "terminated (SIGTERM): work already committed to the catalog is kept; run the command again to finish"
+TERMINATED_EXIT = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
+_terminated = False
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a shutdown, `kill`, a service manager) stops the command as Ctrl-C does:
+    what is committed stays, the scan is recorded as interrupted."""
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def was_terminated() -> bool:
+    return _terminated
+
+
 def give_ctrl_c_back() -> None:
     """From here on Ctrl-C is a KeyboardInterrupt again, which the command line catches
     to stop cleanly and keep what was committed."""
     try:
         if _signal.getsignal(_signal.SIGINT) is _interrupted_while_starting:
             _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+        if _signal.getsignal(_signal.SIGTERM) == _signal.SIG_DFL:
+            _signal.signal(_signal.SIGTERM, _terminate)
     except ValueError:
         pass
 

@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import NoReturn
 
-from .._entry import INTERRUPTED, give_ctrl_c_back
+from .._entry import INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, was_terminated
 from ..errors import ExitCode, MediaForgeError, first_line
 
 
@@ -217,8 +217,10 @@ def _prestart_walk(args: list[str]) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
+    if code == ExitCode.INTERRUPTED and was_terminated():
+        message, code = TERMINATED, TERMINATED_EXIT
     print(f"mediaforge: error: {first_line(message)}", file=sys.stderr)
-    if code == ExitCode.INTERRUPTED:
+    if code in (ExitCode.INTERRUPTED, TERMINATED_EXIT):
         # CPython notes a KeyboardInterrupt that escapes code run from a string (`exec` in
         # dataclasses, `eval` of annotations in typer: both run at start-up) as unhandled,
         # even once caught, and then ends the process with SIGINT instead of this exit
@@ -258,8 +260,10 @@ def _exit(code: int) -> NoReturn:
     code = _flush_output(code)
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except KeyboardInterrupt:  # one that was already on its way: the outcome still stands
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except ValueError:  # not the main thread: signals are not ours to set
         pass
     sys.exit(code)

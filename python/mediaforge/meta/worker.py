@@ -23,7 +23,10 @@ WORKER_MEMORY = int(os.environ.get("MEDIAFORGE_WORKER_MEMORY", str(8 << 30)))
 
 def _worker_main(fd: int) -> None:
     """Serve tasks over the socket `fd` until it closes."""
+    # Ctrl-C and SIGTERM go to the whole process group: the parent stops cleanly and closes
+    # the socket, which ends the worker after its current file (not recorded as a crash).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Decoders warn about what they meet (odd EXIF, unknown formats); what matters is
     # recorded in meta_errors, and the user's terminal stays clean.
     warnings.simplefilter("ignore")
