@@ -23,8 +23,9 @@ WORKER_MEMORY = int(os.environ.get("MEDIAFORGE_WORKER_MEMORY", str(8 << 30)))
 
 def _worker_main(fd: int) -> None:
     """Serve tasks over the socket `fd` until it closes."""
-    # Ctrl-C and SIGTERM go to the whole process group: the parent stops cleanly and closes
-    # the socket, which ends the worker after its current file (not recorded as a crash).
+    # Only the parent decides when a worker stops (workers run in their own session, but a
+    # signal may still be sent to them all, by a shutdown say): it closes the socket, which
+    # ends the worker after its current file, or kills it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Decoders warn about what they meet (odd EXIF, unknown formats); what matters is
