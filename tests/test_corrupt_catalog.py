@@ -58,3 +58,29 @@ def test_a_schema_version_that_is_not_a_number_gives_exit_5(media_tree: MediaTre
     assert res.rc == ExitCode.CATALOG_INVALID, res
     assert_one_line_error(res.err)
     assert "schema_version" in res.err
+
+
+@pytest.mark.parametrize("command", [("query", "SELECT * FROM files"), ("export", "OUT"), ("scan", "ROOT")])
+def test_one_damaged_block_of_files_gives_exit_5_for_every_command(media_tree: MediaTree, tmp_path: Path,
+                                                                 command: tuple[str, ...]) -> None:
+    """One bad block in the `files` table's data: the catalog opens and answers until a
+    query reads that block. Then it is "damaged", exit 5, whatever the command (it was a
+    SQL error for `query`, an export error, a write error for `scan`)."""
+    import duckdb
+
+    good = tmp_path / "good.duckdb"
+    do_scan(good, media_tree.root)
+    with duckdb.connect(str(good), read_only=True) as con:
+        (block,) = con.execute("SELECT min(block_id) FROM pragma_storage_info('files') "
+                               "WHERE block_id >= 0 AND column_name = 'size'").fetchone()
+    bad = tmp_path / "bad.duckdb"
+    shutil.copyfile(good, bad)
+    with open(bad, "r+b") as f:
+        # Three 4 KiB file headers, then 256 KiB blocks, each with its checksum first.
+        f.seek(3 * 4096 + block * 256 * 1024 + 8)
+        f.write(os.urandom(4096))
+    args = [os.fsdecode(media_tree.root) if a == "ROOT" else str(tmp_path / "out") if a == "OUT" else a
+            for a in command]
+    res = run_cli(*args, catalog=bad)
+    assert res.rc == ExitCode.CATALOG_INVALID, res
+    assert_one_line_error(res.err, "damaged")

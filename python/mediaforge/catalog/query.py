@@ -18,7 +18,7 @@ from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_
 from ..fsops import new_tmp
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
-from .store import Catalog
+from .store import Catalog, damaged, is_corruption
 
 
 # Leading blanks and comments, then a keyword.
@@ -83,6 +83,8 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
             return pa.table({})
         return rel.to_arrow_table()
     except duckdb.Error as e:
+        if is_corruption(e):
+            raise damaged(e, cat.path) from None
         raise QueryError(f"SQL error: {first_line(e)}") from None
 
 
@@ -111,6 +113,8 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
             try:
                 cat.con.execute(f"COPY (SELECT * FROM {t}) TO '{_sql_str(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
             except duckdb.Error as e:
+                if is_corruption(e):
+                    raise damaged(e, cat.path) from None
                 raise PathIOError(f"export of {t} to {target} failed: {first_line(e)}") from None
         for tmp, target in done:
             try:

@@ -62,6 +62,13 @@ def is_corruption(e: BaseException) -> bool:
     return isinstance(e, (duckdb.Error, RuntimeError)) and bool(_NOT_DB.search(str(e)))
 
 
+def damaged(e: BaseException, path: Path | str | None = None) -> CatalogInvalidError:
+    """The one message for a catalog whose file turned out damaged while in use."""
+    where = f" {path}" if path is not None else ""
+    return CatalogInvalidError(f"the catalog file{where} is damaged ({first_line(e)}); restore it from a backup, "
+                               "or move it aside and scan again")
+
+
 def _reraise_unless_duckdb(e: BaseException) -> None:
     """Inside an `except (duckdb.Error, RuntimeError)`: a Ctrl-C becomes KeyboardInterrupt,
     and anything that is not a DuckDB error goes on unchanged."""
@@ -211,6 +218,8 @@ class Catalog:
             self.con.execute("COMMIT")
         except (duckdb.Error, RuntimeError) as e:
             _reraise_unless_duckdb(e)
+            if is_corruption(e):
+                raise damaged(e, self.path) from None
             raise CatalogWriteError(
                 f"writing the catalog {self.path} failed: {first_line(e)}; everything committed before is kept"
             ) from None

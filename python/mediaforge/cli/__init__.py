@@ -74,13 +74,12 @@ def main(argv: list[str] | None = None) -> None:
         # Only a DuckDB that loaded whole can have raised its own errors. Importing it here
         # after its extension's start-up was cut short would abort the process.
         if "duckdb" in sys.modules:
-            from ..catalog.store import is_corruption, is_interrupt
+            from ..catalog.store import damaged, is_corruption, is_interrupt
 
             if is_interrupt(e):
                 _fail(INTERRUPTED, ExitCode.INTERRUPTED)
             if is_corruption(e):
-                _fail(f"the catalog file is damaged ({first_line(e)}); restore it from a backup, "
-                      f"or move it aside and scan again", ExitCode.CATALOG_INVALID)
+                _fail(str(damaged(e)), ExitCode.CATALOG_INVALID)
         if isinstance(e, UnicodeEncodeError) and "surrogate" in str(e):
             # An argument holding bytes that are not UTF-8 (paths may; names, tags, SQL and
             # the catalog's own path may not), met where text was needed.
