@@ -632,3 +632,27 @@ def test_thumbnails_are_sharded_by_content_and_sized_on_request(tmp_path: Path) 
     assert (m["thumb"], m["thumb_width"], m["thumb_height"]) == (f"96/{b3[:2]}/{b3}.webp", 96, 72)
     with Image.open(tmp_path / "thumbs" / m["thumb"]) as im:
         assert im.format == "WEBP" and im.size == (96, 72)
+
+
+def test_raw_without_rawpy_says_what_to_install(tmp_path: Path) -> None:
+    """An install without rawpy (here hidden from every process by a module that refuses
+    to import): a TIFF-based RAW gives its preview and says why only that; a RAW that
+    nothing else reads is `unsupported`, with what to install."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "rawpy.py").write_text("raise ImportError('rawpy is not installed here')\n")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.dng(lib / "DSC_0001.dng", (256, 192), (160, 120))
+    (lib / "IMG_0001.CR3").write_bytes(b"\x00\x00\x00\x18ftypcrx " + bytes((i * 7 + 3) % 256 for i in range(3000)))
+    catalog = tmp_path / "c.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAFORGE_")}
+    env.update(MEDIAFORGE_CATALOG=str(catalog), PYTHONPATH=f"{blocker}{os.pathsep}{env.get('PYTHONPATH', '')}")
+    res = run_cli("scan", lib, env=env)
+    assert res.rc == 0 and "Traceback" not in res.err, res.err
+    dng, cr3 = (_media(catalog, lib / n) for n in ("DSC_0001.dng", "IMG_0001.CR3"))
+    assert (dng["status"], dng["width"], dng["thumb_width"]) == ("partial", 160, 160)
+    assert [s for s, m in _errors(catalog, lib / "DSC_0001.dng") if "install rawpy" in m] == ["raw"]
+    assert cr3["status"] == "unsupported" and cr3["thumb"] is None
+    [(stage, message)] = _errors(catalog, lib / "IMG_0001.CR3")
+    assert stage == "raw" and "install rawpy" in message
