@@ -386,12 +386,15 @@ def test_reading_statements_run(media_tree: MediaTree, catalog_path: Path, sql: 
      ["scan", "--exclude", "caf\udce9", "{root}"],
      ["--catalog", "{tmp}/caf\udce9.duckdb", "stats"], ["export", "{tmp}/caf\udce9"], ["info", "{root}"],
      ["collection", "create", "trips|2019"], ["query", "SELECT 'caf\udce9'"],
-     ["tag", "add", "t", "--where", "name = 'caf\udce9'"], ["collection", "create", "c", "--smart", "name = '\udcff'"]],
+     ["tag", "add", "t", "--where", "name = 'caf\udce9'"], ["collection", "create", "c", "--smart", "name = '\udcff'"],
+     ["meta", "--timeout", "nan"], ["thumbs", "--timeout", "inf"], ["export", "{index}"],
+     ["export", "{catalog_dir}/thumbs/256"]],
     ids=["zero-threads", "parquet-without-output", "unknown-format", "unknown-option", "unknown-command",
          "absurd-threads", "fifo", "empty-scan-path", "empty-export-dir", "empty-info-path", "negative-top",
          "huge-limit", "non-utf8-tag", "non-utf8-collection", "non-utf8-search", "non-utf8-exclude",
          "non-utf8-catalog", "non-utf8-export-dir", "info-of-a-folder", "collection-name-with-xmp-separator",
-         "non-utf8-sql", "non-utf8-where", "non-utf8-smart"],
+         "non-utf8-sql", "non-utf8-where", "non-utf8-smart", "nan-timeout", "infinite-timeout", "export-into-the-index",
+         "export-into-the-thumbnails"],
 )
 def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: Path, args: list[str],
                                            tmp_path: Path) -> None:
@@ -400,8 +403,8 @@ def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: 
     scratch.mkdir()
     fifo = scratch / "a fifo"
     os.mkfifo(fifo)
-    res = run_cli(*[a.format(root=media_tree.root, fifo=fifo, tmp=scratch) for a in args], catalog=catalog_path,
-                  timeout=60)
+    res = run_cli(*[a.format(root=media_tree.root, fifo=fifo, tmp=scratch, catalog_dir=catalog_path.parent,
+                             index=catalog_path.with_suffix(".search")) for a in args], catalog=catalog_path, timeout=60)
     assert res.rc == ExitCode.USAGE == 2, res.err
     assert_one_line_error(res.err)
     assert sorted(p.name for p in scratch.iterdir()) == ["a fifo"]  # nothing written on the way

@@ -353,7 +353,7 @@ def query_cmd(
     _write_table(table, fmt, output, g.catalog)
 
 
-def _check_output(output: Path, catalog: Path) -> None:
+def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
     """Refuse an --output that would overwrite the catalog, its write-ahead log, its search
     index or its thumbnails: a typo there must not destroy the user's tags."""
     from ..meta.thumbs import thumbs_root
@@ -362,7 +362,7 @@ def _check_output(output: Path, catalog: Path) -> None:
     out, cat = os.path.realpath(output), os.path.realpath(catalog)
     folders = [os.path.realpath(index_dir(Path(cat))), os.path.realpath(thumbs_root(cat))]
     if out in (cat, cat + ".wal") or any(out == d or out.startswith(d + os.sep) for d in folders):
-        raise InvalidInputError(f"--output {output} would overwrite the catalog or its files: choose another path")
+        raise InvalidInputError(f"{what} {output} would overwrite the catalog or its files: choose another path")
 
 
 def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
@@ -400,6 +400,7 @@ def export_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the written files as JSON.")] = False,
 ) -> None:
     """Export every catalog table as Parquet (zstd)."""
+    _check_output(out_dir, _globals(ctx).catalog, "export into")
     with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
         written = catalog.export_parquet(cat, out_dir)
     if as_json:

@@ -46,8 +46,8 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if not 16 <= self.thumb_size <= 2048:
             raise InvalidInputError(f"thumbnail size must be 16 to 2048 px, got {self.thumb_size}")
-        if self.timeout <= 0:
-            raise InvalidInputError(f"timeout must be positive, got {self.timeout}")
+        if not 0 < self.timeout < float("inf"):  # NaN fails this too
+            raise InvalidInputError(f"timeout must be a positive number of seconds, got {self.timeout}")
 
 
 @dataclass(frozen=True)
