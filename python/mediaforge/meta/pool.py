@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from multiprocessing.connection import Connection, wait
 
-from ..errors import InternalError
+from ..errors import InternalError, PathIOError
 from .readers import CRASHED, TIMEOUT, Task, failed
 
 CHUNK = 8
@@ -32,11 +32,16 @@ def _spawn() -> _Worker:
     # A fresh interpreter rather than multiprocessing's spawn: it does not re-run the
     # caller's __main__ (a notebook, a script on stdin) and inherits nothing but a socket.
     parent, child = socket.socketpair()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno())],
-        pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
-    )
-    child.close()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno())],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    except OSError as e:  # the interpreter cannot be run by this user, too many processes ...
+        parent.close()
+        raise PathIOError(f"cannot start the extraction workers ({sys.executable}: {e.strerror})") from None
+    finally:
+        child.close()
     return _Worker(proc, Connection(parent.detach()))
 
 
