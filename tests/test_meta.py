@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from fractions import Fraction
@@ -17,7 +18,7 @@ import pytest
 from PIL import Image, ImageStat
 
 import media_corpus
-from conftest import rows, run_cli
+from conftest import cli_cmd, cli_env, rows, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -656,3 +657,37 @@ def test_raw_without_rawpy_says_what_to_install(tmp_path: Path) -> None:
     assert cr3["status"] == "unsupported" and cr3["thumb"] is None
     [(stage, message)] = _errors(catalog, lib / "IMG_0001.CR3")
     assert stage == "raw" and "install rawpy" in message
+
+
+def test_ctrl_c_twice_while_thumbnails_are_written_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """`timeout -s INT` signals the command and then its process group: two Ctrl-C in a
+    row. The second one once cut short the sweep of the workers' half-written thumbnails,
+    leaving hidden `.tmp` files in the thumbnail folders. At any moment, none may stay."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(40):
+        media_corpus.picture(1600, 1200, i).save(lib / f"p{i:02d}.jpg", quality=95)
+    base = tmp_path / "base.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=base).rc == 0
+    codes = []
+    for k in range(16):
+        run = tmp_path / f"run{k}"
+        run.mkdir()
+        shutil.copy(base, run / "c.duckdb")
+        p = subprocess.Popen(cli_cmd("meta", "--no-fingerprints"), env=cli_env(run / "c.duckdb"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.3 + 0.05 * k)
+            p.send_signal(signal.SIGINT)  # back to back, as `timeout` sends them
+            if k % 2:
+                time.sleep(0.0005 * k)
+            p.send_signal(signal.SIGINT)
+            _out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        codes.append(p.returncode)
+        assert p.returncode in (0, 130) and "Traceback" not in err.decode(), err
+        assert [f for f in run.rglob("*") if f.name.endswith(".tmp")] == []
+    assert 130 in codes, codes

@@ -109,6 +109,19 @@ class WorkerPool:
         self.close(force=exc[0] is not None)
 
     def close(self, force: bool = False) -> None:
+        """Stop every worker and sweep what it left. A Ctrl-C during this (`timeout -s INT`
+        signals the process and then its group: two can come) stops the waiting, never
+        the sweeping; it is raised once all is clean."""
+        interrupted: KeyboardInterrupt | None = None
+        while self.workers:
+            try:
+                self._close(force)
+            except KeyboardInterrupt as e:
+                interrupted, force = e, True
+        if interrupted is not None:
+            raise interrupted
+
+    def _close(self, force: bool) -> None:
         for w in self.workers:
             try:
                 # An idle worker holds nothing half-done (thumbnails are renamed into place
@@ -120,7 +133,8 @@ class WorkerPool:
                     w.conn.send(None)
             except (OSError, ValueError):
                 pass
-        for w in self.workers:
+        while self.workers:
+            w = self.workers[0]
             try:
                 w.proc.wait(timeout=2 if not force else 1)
             except subprocess.TimeoutExpired:
@@ -128,7 +142,7 @@ class WorkerPool:
                 w.proc.wait()
             _sweep(w)
             w.conn.close()
-        self.workers = []
+            self.workers.pop(0)
 
     def start(self) -> None:
         """Start workers now, so they boot while the caller does other work: as many as
