@@ -466,7 +466,7 @@ def test_dry_run_names_stay_distinct_and_one_line_each(tmp_path: Path) -> None:
 
 
 # Runs the CLI with a real SIGINT sent to itself as the tags start to follow the kept
-# files, once every file has been acted on and journalled.
+# files, once every file has been acted on and journalled, and another as it reports.
 _SIGINT_AFTER_THE_FILES = """
 import os, signal, sys
 import mediaforge.dupes.dedupe as dedupe
@@ -477,6 +477,15 @@ def carry_over(cat, out):
     os.kill(os.getpid(), signal.SIGINT)
     return real(cat, out)
 dedupe.carry_over = carry_over
+
+# And a second one as the report starts, as `timeout -s INT` sends one to the command and
+# one to its process group.
+import mediaforge.cli.app as app
+real_report = app._print_outcome
+def report(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    return real_report(*args, **kwargs)
+app._print_outcome = report
 sys.argv = ["mediaforge", *sys.argv[1:]]
 main()
 """

@@ -509,7 +509,7 @@ def dedupe_cmd(
     """Remove duplicates: a dry run by default; --apply verifies every file first (bytes
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
-    from ..dupes.dedupe import apply, carry_over, plan_exact, plan_similar, uncarry, undo
+    from ..dupes.dedupe import Stop, apply, carry_over, plan_exact, plan_similar, uncarry, undo
 
     g = _globals(ctx)
     action = action or ("trash" if similar else "hardlink")
@@ -563,7 +563,8 @@ def dedupe_cmd(
         # The files were acted on (and journalled) before this Ctrl-C: what was done, the
         # journal and the undo command are printed all the same.
         out.interrupted = True
-    _print_outcome(out, DONE[action], as_json)
+    with Stop():  # a second Ctrl-C (`timeout` signals the command, then its group) waits for the report
+        _print_outcome(out, DONE[action], as_json)
 
 
 def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
