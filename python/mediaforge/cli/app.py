@@ -509,7 +509,8 @@ def dedupe_cmd(
     """Remove duplicates: a dry run by default; --apply verifies every file first (bytes
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
-    from ..dupes.dedupe import Stop, apply, carry_over, plan_exact, plan_similar, uncarry, undo
+    from ..dupes.dedupe import apply, carry_over, plan_exact, plan_similar, uncarry, undo
+    from ..stop import Stop
 
     g = _globals(ctx)
     action = action or ("trash" if similar else "hardlink")

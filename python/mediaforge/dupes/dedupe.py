@@ -33,7 +33,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ import duckdb
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, first_line, path_text
 from ..fsops import new_tmp
+from ..stop import Stop
 
 ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
 SIMILAR_ACTIONS = ("move-to", "trash")
@@ -217,27 +217,6 @@ def same_bytes(a: bytes, b: bytes, stop: Stop | None = None) -> bool:
                 return False
             if not x:
                 return True
-
-
-class Stop:
-    """Ctrl-C while files are being changed: the file at hand is finished (and journaled),
-    then the run stops; no file is ever left half-done."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: Any = None
-
-    def __enter__(self) -> Stop:
-        with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours to take
-            self._old = signal.signal(signal.SIGINT, self._request)
-        return self
-
-    def _request(self, _signum: int, _frame: Any) -> None:
-        self.requested = True
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
 
 
 class Journal:

@@ -14,6 +14,7 @@ from ..catalog import Catalog
 from ..catalog.store import is_interrupt
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, previous_state, write_errors,
                               write_files)
+from ..stop import Stop
 from .launch import ScanConfig, Walk
 
 
@@ -155,7 +156,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         scanner.close()
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.
         interrupted = isinstance(e, KeyboardInterrupt) or is_interrupt(e)
-        end_scan(cat, scan_id, "interrupted" if interrupted else "failed", time.monotonic() - started, 0)
+        with Stop():  # a second Ctrl-C must not leave the scan unrecorded
+            end_scan(cat, scan_id, "interrupted" if interrupted else "failed", time.monotonic() - started, 0)
         if interrupted and not isinstance(e, KeyboardInterrupt):
             raise KeyboardInterrupt from None
         raise
