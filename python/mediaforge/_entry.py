@@ -10,6 +10,7 @@ Only the C module `_signal` is imported (`signal` would import `enum` first).
 
 from __future__ import annotations
 
+import gc
 import os
 
 import _signal
@@ -61,6 +62,10 @@ def give_ctrl_c_back() -> None:
 
 def main() -> None:
     take_ctrl_c_while_starting()
+    # Imports make many objects and no garbage: the collector's passes over them while the
+    # CLI starts (beside an early walk, on the same cores) are pure cost. It comes back,
+    # with every object made so far set aside for good, once the CLI has loaded.
+    gc.disable()
     from .cli import main as cli_main
 
     cli_main()

@@ -7,6 +7,7 @@ Errors from the library become one line on stderr and a documented exit code
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import sys
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         import typer
 
         from .app import app
+
+        gc.freeze()  # what start-up made lives as long as the process: never scan it again
+        gc.enable()
     except KeyboardInterrupt:  # Ctrl-C while starting: nothing was done yet
         _fail(INTERRUPTED, ExitCode.INTERRUPTED)
     except ImportError as e:
