@@ -1,9 +1,10 @@
 """The `mediaforge` console script's module: it exists so that Ctrl-C is ours from the
 first instant after Python's own start-up (the package's `__init__` imports next to
-nothing before this runs). Python turns Ctrl-C into KeyboardInterrupt, and one that lands while the
-interpreter is still importing the package would end in a traceback; until the command
-line is ready to catch it, a Ctrl-C here ends the process at once with the documented
-message and exit code (nothing has been done yet, so nothing is lost).
+nothing before this runs). Python turns Ctrl-C into KeyboardInterrupt, and one that
+lands while the interpreter is still importing the package would end in a traceback;
+until the command line is ready to catch it, a Ctrl-C here ends the process at once
+with the documented message and exit code (nothing has been done yet, so nothing is
+lost). SIGTERM then gets the same clean stop as Ctrl-C, with its own message and code.
 
 Only the C module `_signal` is imported (`signal` would import `enum` first).
 """

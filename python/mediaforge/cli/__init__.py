@@ -236,7 +236,7 @@ class OutputClosed(Exception):  # noqa: N818 - a condition, not a failure
     """The reader of our standard output left (`| head`)."""
 
 
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _flush_output(code: int) -> int:
