@@ -194,7 +194,8 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
         )
         # A rotation that only the decoded frame tells (a video extracted with --no-thumbs
         # whose container has no track header matrix) is known now.
-        for table, video in (("media", "TRUE"), ("streams", "streams.type = 'video' AND NOT coalesce(streams.is_cover, FALSE)")):
+        video_stream = "streams.type = 'video' AND NOT coalesce(streams.is_cover, FALSE)"
+        for table, video in (("media", "TRUE"), ("streams", video_stream)):
             con.execute(
                 f"UPDATE {table} SET rotation = t.rotation FROM mf_thumbs t WHERE {table}.blake3 = t.blake3 "
                 f"AND {table}.rotation IS NULL AND t.rotation IS NOT NULL AND {video}"

@@ -36,17 +36,6 @@ app = typer.Typer(
 )
 
 
-def _path_fields(key: str, raw: bytes) -> dict[str, str | None]:
-    """`key`: the path as text (U+FFFD for bytes that are not UTF-8), and `key_raw`: its
-    exact bytes, base64, when the text cannot hold them (else null), as `query` does."""
-    import base64
-
-    try:
-        return {key: raw.decode("utf-8"), f"{key}_raw": None}
-    except UnicodeDecodeError:
-        return {key: raw.decode("utf-8", "replace"), f"{key}_raw": base64.b64encode(raw).decode("ascii")}
-
-
 def command(name: str, group: typer.Typer | None = None):  # noqa: ANN201
     """Register a command (on `group`, else the app) whose Ctrl-C ends in our exit code
     130, not click's "Aborted!"."""
@@ -537,8 +526,8 @@ def dedupe_cmd(
         with open_catalog(g.catalog, read_only=True) as cat:
             plan = plan_exact(cat, keep, action, target, kind)
     if not do_apply:
-        steps = [{"group": s.group, **_path_fields("keep", s.keep), **_path_fields(action, s.victim), "size": s.size}
-                 for s in plan.steps]
+        steps = [{"group": s.group, **render.path_fields("keep", s.keep), **render.path_fields(action, s.victim),
+                  "size": s.size} for s in plan.steps]
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": plan.reclaimable, "steps": steps})
             return

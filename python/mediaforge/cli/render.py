@@ -250,6 +250,16 @@ def _cell(v: Any) -> Any:
     return json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
 
 
+def path_fields(key: str, raw: bytes) -> dict[str, Any]:
+    """`key`: a path as text (U+FFFD for bytes that are not UTF-8), and `key_raw`: its
+    exact bytes, base64 as `plain` gives BLOBs, when the text cannot hold them (else null),
+    as `query` rows carry `path` and `path_raw`."""
+    try:
+        return {key: raw.decode("utf-8"), f"{key}_raw": None}
+    except UnicodeDecodeError:
+        return {key: raw.decode("utf-8", "replace"), f"{key}_raw": plain(raw)}
+
+
 def write_csv(table: pa.Table, out: IO[str]) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(table.column_names)
