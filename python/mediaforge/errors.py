@@ -20,7 +20,14 @@ def path_text(raw: bytes) -> str:
     """A raw path for one line of text: bytes that are not UTF-8 shown as \\xNN and control
     characters (a newline in a name) escaped, so two names never look alike and one path
     is always one line."""
-    text = raw.decode("utf-8", "backslashreplace")
+    return printable(raw.decode("utf-8", "backslashreplace"))
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters escaped (`\\n`, `\\x1b`): one line that cannot
+    move the cursor or clear the screen."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Ta
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import path_text
+from ..errors import path_text, printable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,10 +42,7 @@ def shown(value: Any) -> Text:
     """A value for a table cell or header: plain text, never rich markup (a file named
     `[red]x.jpg` is shown as named), with control characters escaped (`\\x1b`, `\\n`) so a
     name cannot move the cursor, clear the screen or split its row."""
-    text = value if isinstance(value, str) else str(value)
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
-    return Text(text)
+    return Text(printable(value if isinstance(value, str) else str(value)))
 
 
 def human_bytes(n: float) -> str:
