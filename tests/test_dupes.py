@@ -121,6 +121,26 @@ def test_similar_groups_gather_every_variant_and_nothing_else(library) -> None:
     assert n["g"] == 8 and n["d"] <= 8
 
 
+def test_the_command_line_runs_without_loading_numpy(library) -> None:
+    """The CLI loads pyarrow as if numpy were absent (numpy's import is 0.05-0.1 s of CPU at
+    every start); the pHash grouping reads the hashes from Arrow's buffer instead, and the
+    groups are the same as above."""
+    import subprocess
+    import sys
+
+    _lib, catalog = library
+    probe = ("import atexit, sys; atexit.register(lambda: print('numpy loaded:', 'numpy' in sys.modules, "
+             "file=sys.stderr)); sys.argv = ['mediaforge'] + sys.argv[1:]; from mediaforge._entry import main; main()")
+    for args in (["dupes", "--similar", "--format", "json"], ["query", "SELECT * FROM files", "--format", "json"]):
+        p = subprocess.run([sys.executable, "-c", probe, "--catalog", str(catalog), *args], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr.strip().splitlines()[-1] == "numpy loaded: False", p.stderr
+        assert json.loads(p.stdout)
+    groups = json.loads(run_cli("dupes", "--similar", "--format", "json", catalog=catalog).out)
+    assert len({r["group"] for r in groups}) == 8
+
+
 def test_similar_threshold_zero_and_bad_values(library) -> None:
     _lib, catalog = library
     assert run_cli("dupes", "--similar", "--threshold", "40", catalog=catalog).rc == 2

@@ -348,10 +348,11 @@ def test_query_json_and_csv_are_valid_and_exact_for_odd_values(media_tree: Media
 
     do_scan(catalog_path, media_tree.root)
     sql = ("SELECT 'nan'::DOUBLE AS a, '-inf'::DOUBLE AS b, 'infinity'::TIMESTAMP AS t, '-infinity'::DATE AS d, "
-           "'294247-01-01'::TIMESTAMP AS far, 170141183460469231731687303715884105727::HUGEINT AS h, "
+           "'294247-01-01'::TIMESTAMP AS far, '12345-06-07'::DATE AS fd, '0044-03-15 (BC)'::DATE AS bc, 170141183460469231731687303715884105727::HUGEINT AS h, "
            "123456789012345678.123::DECIMAL(38,3) AS dd, 1.5::DECIMAL(4,1) AS small, "
            "INTERVAL 3 DAY + INTERVAL 1500 MILLISECOND AS i, ['x,y', 'z'] AS l, NULL::TIMESTAMP AS nt")
     want = {"a": "NaN", "b": "-Infinity", "t": "infinity", "d": "-infinity", "far": "294247-01-01T00:00:00.000000",
+            "fd": "12345-06-07", "bc": "-043-03-15",
             "h": 170141183460469231731687303715884105727, "dd": "123456789012345678.123", "small": 1.5,
             "i": "P0M3DT1.5S", "l": ["x,y", "z"], "nt": None}
     res = run_cli("query", sql, "--format", "json", catalog=catalog_path)

@@ -215,13 +215,36 @@ def _values(col: pa.Array) -> list[Any]:
     return out
 
 
+_PER_DAY = {"D": 1, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+
+
 def _far_iso(n: int, typ: pa.DataType) -> str:
-    """ISO 8601 text of a date or timestamp past Python's year 9999 (numpy reaches further)."""
-    import numpy as np  # noqa: PLC0415 - loaded by pyarrow already; only for such values
+    """ISO 8601 text of a date or timestamp past Python's year 9999 (DuckDB reaches year
+    294247), in the proleptic Gregorian calendar, written as numpy writes it."""
     import pyarrow as pa  # noqa: PLC0415
 
     unit = "D" if pa.types.is_date32(typ) else "ms" if pa.types.is_date64(typ) else typ.unit
-    return str(np.datetime64(n, unit))
+    days, rest = divmod(n, _PER_DAY[unit])
+    y, m, d = _civil(days)
+    text = f"{y:04d}-{m:02d}-{d:02d}"
+    if unit == "D":
+        return text
+    digits = _DIGITS[unit]
+    secs, frac = divmod(rest, 10**digits)
+    text += f"T{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+    return text + (f".{frac:0{digits}d}" if digits else "")
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of a count of days since 1970-01-01, for any year: the
+    Gregorian calendar repeats every 400 years (146,097 days), counted from 1 March."""
+    era, doe = divmod(days + 719_468, 146_097)
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, doy - (153 * mp + 2) // 5 + 1
 
 
 def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
