@@ -316,9 +316,9 @@ def main() -> int:
         f"- **Cache**: warm (every file read untimed right before each case). Noise: load {load_start} at start; "
         f"{watch.report()}.",
         f"- **Method**: {args.runs} interleaved round(s) per case, best wall time kept. mediaforge runs with "
-        f"`-j {NPROC}`; its wall time includes Python start-up and imports (about 0.25 s: `mediaforge --version` "
-        "alone), worker start-up and the catalog write; *inner s* is its own `seconds` (catalog query to last "
-        "write, workers already booting since the CLI started). "
+        f"`-j {NPROC}`; its wall time includes Python start-up and imports, worker start-up and the catalog "
+        f"open, write and close (together {c['mf1'].best:.3f} s: the one-photo row); *inner s* is its own "
+        "`seconds` (catalog query to last write, workers already booting since the CLI started). "
         "Thumbnail rows: the three Python runs time themselves from pool start to the last file written "
         f"({NPROC} processes each, 256 px WebP, quality 80); `mediaforge thumbs` is wall time.",
         "",

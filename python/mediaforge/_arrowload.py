@@ -5,8 +5,9 @@ pyarrow's two big modules (`pyarrow.lib`, and `pyarrow._compute` behind
 workers use it). That import alone is 0.05-0.1 s of CPU on every command, taken from a
 scan's walk on the same cores. The command line never hands numpy arrays to Arrow or asks
 Arrow for them, so its process loads those two modules as if numpy were absent, which
-pyarrow supports: it imports numpy optionally and only its numpy conversions refuse to run.
-numpy itself stays importable for any other module that wants it.
+pyarrow supports from version 18 (the project's floor; 17 and older fail to load): it
+imports numpy optionally and only its numpy conversions refuse to run. numpy itself stays
+importable for any other module that wants it.
 
 Library users are unaffected: nothing here runs unless the command line calls `install()`,
 and a pyarrow that is already loaded stays as it is.
