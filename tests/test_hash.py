@@ -19,8 +19,9 @@ from mediaforge.errors import MediaForgeError, PathNotFoundError
 
 KIB, MIB = 1024, 1024 * 1024
 # Below, at and above each threshold of rust/core/src/hash.rs (16 KiB mmap, 4 MiB
-# parallel, 64 MiB window).
-SIZES = [0, 1, 16 * KIB - 1, 16 * KIB, 16 * KIB + 1, 1 * MIB, 4 * MIB - 1, 4 * MIB, 5 * MIB + 12_345]
+# parallel, 64 MiB window) and of rust/core/src/scan.rs (below 1 MiB, the walker hashes
+# a file as soon as it has listed its folder; from 1 MiB on, the hash phase does).
+SIZES = [0, 1, 16 * KIB - 1, 16 * KIB, 16 * KIB + 1, 1 * MIB - 1, 1 * MIB, 4 * MIB - 1, 4 * MIB, 5 * MIB + 12_345]
 
 
 def reference(data: bytes) -> str:

@@ -68,7 +68,7 @@ class ScanProgressBar:
         self.enabled = enabled
         self.progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description:<8}"),
+            TextColumn("{task.description:<9}"),
             BarColumn(bar_width=24),
             _Rates(),
             TimeRemainingColumn(),
@@ -77,7 +77,7 @@ class ScanProgressBar:
             disable=not enabled,
         )
         self.task = self.progress.add_task("walk", total=None, files=0, bytes=0, elapsed=0.0)
-        self.hash_started: float | None = None
+        self.walk_end = (0.0, 0, 0)  # elapsed s, files and bytes hashed at the last walk update
 
     def __enter__(self) -> ScanProgressBar:
         self.progress.__enter__()
@@ -89,14 +89,17 @@ class ScanProgressBar:
     def update(self, p: ScanProgress) -> None:
         if p.phase in ("hash", "write", "done") and p.hash_bytes_total:
             # During hashing the bar is bytes hashed of bytes to hash, so the ETA is real;
-            # rates count from the start of hashing.
-            if self.hash_started is None:
-                self.hash_started = p.elapsed
+            # rates count from the start of the hash phase (small files were hashed during
+            # the walk already: see `INLINE_MAX` in rust/core/src/scan.rs).
+            started, files0, bytes0 = self.walk_end
             self.progress.update(self.task, description=p.phase, total=p.hash_bytes_total,
-                                 completed=p.hash_bytes_done, files=p.hash_files_done,
-                                 bytes=p.hash_bytes_done, elapsed=p.elapsed - self.hash_started)
+                                 completed=p.hash_bytes_done, files=p.hash_files_done - files0,
+                                 bytes=p.hash_bytes_done - bytes0, elapsed=p.elapsed - started)
         else:
-            self.progress.update(self.task, description=p.phase, total=None, completed=0,
+            # The walk hashes small files as it lists them.
+            self.walk_end = (p.elapsed, p.hash_files_done, p.hash_bytes_done)
+            what = "walk+hash" if p.phase == "walk" and p.hash_files_done else p.phase
+            self.progress.update(self.task, description=what, total=None, completed=0,
                                  files=p.files, bytes=p.bytes, elapsed=p.elapsed)
 
 

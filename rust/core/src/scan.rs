@@ -649,9 +649,7 @@ fn plan_dir(
     d: DirFiles,
     prev: &PrevState,
     want_hash: bool,
-    counts: &Counts,
-    mtx: &Sender<Msg>,
-    jobs: &Mutex<Vec<HashJob>>,
+    out: &Outlets<'_>,
     deferred: &Mutex<Vec<(WalkedFile, Deferred)>>,
 ) {
     let mut matcher = FolderMatcher::new(prev);
@@ -660,17 +658,38 @@ fn plan_dir(
         let p = plan_file(&f, found, prev, want_hash);
         (f, p)
     });
-    dispatch(&d.dir, planned, counts, mtx, jobs, Some(deferred));
+    dispatch(&d.dir, planned, out, Some(deferred), true);
 }
 
-/// Send planned files on: rows that need no reading to the batcher, the rest to hash jobs.
+/// Files below this size that need hashing are hashed by the walker thread that just listed
+/// and stat'ed their folder, while the kernel's entries for those names are still in the
+/// CPU's caches: opening a file by name is a second lookup of that name, and done at once
+/// it costs little. Hashed after the whole walk instead, each lookup misses the caches
+/// (about 0.9 CPU-s more per million small files). Larger files, where that is noise
+/// beside their bytes, wait for the hash phase, whose byte total gives the progress bar
+/// its ETA.
+const INLINE_MAX: u64 = 1 << 20;
+
+/// Where planned files go (rows to the collector, jobs to the hash phase), what hashing
+/// them needs, and the counts they add to.
+struct Outlets<'a> {
+    counts: &'a Counts,
+    mtx: &'a Sender<Msg>,
+    jobs: &'a Mutex<Vec<HashJob>>,
+    cancel: &'a AtomicBool,
+    progress: &'a Progress,
+    unstable: &'a AtomicU64,
+    hash_errors: &'a AtomicU64,
+}
+
+/// Send planned files on: rows that need no reading to the batcher, small files to hash
+/// straight to hashing when `inline` (see `INLINE_MAX`), the rest to hash jobs.
 fn dispatch(
     dir: &[u8],
     planned: impl Iterator<Item = (WalkedFile, Plan)>,
-    counts: &Counts,
-    mtx: &Sender<Msg>,
-    jobs: &Mutex<Vec<HashJob>>,
+    out: &Outlets<'_>,
     deferred: Option<&Mutex<Vec<(WalkedFile, Deferred)>>>,
+    inline: bool,
 ) {
     let dir: Arc<[u8]> = dir.into();
     let mut rows = Vec::new();
@@ -681,11 +700,12 @@ fn dispatch(
     let mut job_bytes = 0u64;
     let mut new_jobs = Vec::new();
     let mut defer = Vec::new();
+    let mut now = Vec::new();
     for (f, plan) in planned {
         match plan {
             Plan::Defer(d) => defer.push((f, d)),
             Plan::Skip => {
-                counts.unchanged.fetch_add(1, Relaxed);
+                out.counts.unchanged.fetch_add(1, Relaxed);
             }
             Plan::Row {
                 prev: id,
@@ -693,8 +713,10 @@ fn dispatch(
                 digest,
                 hash,
             } => {
-                counts.add(change);
-                if hash {
+                out.counts.add(change);
+                if hash && inline && f.stat.len.0 < INLINE_MAX {
+                    now.push((f, id, change));
+                } else if hash {
                     job_bytes += f.stat.len.0;
                     job.files.push((f, id, change));
                     // Keep jobs small enough to spread over the threads.
@@ -724,10 +746,16 @@ fn dispatch(
         }
     }
     if !new_jobs.is_empty() {
-        jobs.lock().unwrap().extend(new_jobs);
+        out.jobs.lock().unwrap().extend(new_jobs);
     }
     if !rows.is_empty() {
-        let _ = mtx.send(Msg::Rows(rows));
+        let _ = out.mtx.send(Msg::Rows(rows));
+    }
+    if !now.is_empty() {
+        let bytes: u64 = now.iter().map(|(f, _, _)| f.stat.len.0).sum();
+        out.progress.hash_files_total.fetch_add(now.len() as u64, Relaxed);
+        out.progress.hash_bytes_total.fetch_add(bytes, Relaxed);
+        hash_job(HashJob { dir, files: now }, out);
     }
 }
 
@@ -750,7 +778,16 @@ fn run(
     let (walk_res, collect_res) = std::thread::scope(|s| {
         let collector = s.spawn(|| collect(mrx, batcher, opts.flush_after, cancel));
         let walk_res = (|| -> Result<crate::walk::WalkOutput> {
-            let plan = |d: DirFiles, prev: &PrevState| plan_dir(d, prev, opts.hash, &counts, &mtx, &jobs, &deferred);
+            let out = Outlets {
+                counts: &counts,
+                mtx: &mtx,
+                jobs: &jobs,
+                cancel,
+                progress,
+                unstable: &unstable,
+                hash_errors: &hash_errors,
+            };
+            let plan = |d: DirFiles, prev: &PrevState| plan_dir(d, prev, opts.hash, &out, &deferred);
             let sink = |d: DirFiles| {
                 if let Offer::Ready(prev, ds) = slot.offer(d) {
                     ds.into_iter().for_each(|d| plan(d, prev));
@@ -762,7 +799,7 @@ fn run(
             let settled = resolve_deferred(std::mem::take(&mut *deferred.lock().unwrap()), prev, opts.hash);
             for (f, plan) in settled {
                 let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
-                dispatch(&dir, std::iter::once((f, plan)), &counts, &mtx, &jobs, None);
+                dispatch(&dir, std::iter::once((f, plan)), &out, None, false);
             }
             if !walked.errors.is_empty() {
                 let _ = mtx.send(Msg::Errors(walked.errors.clone()));
@@ -772,13 +809,13 @@ fn run(
                 .iter()
                 .flat_map(|j| j.files.iter())
                 .fold((0, 0), |(n, b), (f, _, _)| (n + 1, b + f.stat.len.0));
-            progress.hash_files_total.store(files, Relaxed);
-            progress.hash_bytes_total.store(bytes, Relaxed);
+            progress.hash_files_total.fetch_add(files, Relaxed);
+            progress.hash_bytes_total.fetch_add(bytes, Relaxed);
             progress.phase.store(phase::HASH, Relaxed);
             // Jobs are consumed: each file's path moves into its row rather than being copied.
-            jobs.into_par_iter().for_each_with(mtx.clone(), |mtx, job| {
+            jobs.into_par_iter().for_each(|job| {
                 if !cancel.load(Relaxed) {
-                    hash_job(job, cancel, progress, &unstable, &hash_errors, mtx);
+                    hash_job(job, &out);
                 }
             });
             Ok(walked)
@@ -831,14 +868,15 @@ fn run(
     })
 }
 
-fn hash_job(
-    job: HashJob,
-    cancel: &AtomicBool,
-    progress: &Progress,
-    unstable: &AtomicU64,
-    errors: &AtomicU64,
-    tx: &Sender<Msg>,
-) {
+fn hash_job(job: HashJob, out: &Outlets<'_>) {
+    let Outlets {
+        cancel,
+        progress,
+        unstable,
+        hash_errors: errors,
+        mtx: tx,
+        ..
+    } = *out;
     let mut rows = Vec::with_capacity(job.files.len());
     let mut errs = Vec::new();
     let fail = |errs: &mut Vec<PathError>, path: &[u8], stage: &'static str, message: String, errno: Option<i32>| {
@@ -987,6 +1025,27 @@ mod tests {
         assert!(h.set_previous(PrevState::empty()).is_err(), "a second state is refused");
         let (rows, t) = drain(&h);
         assert_eq!((rows, t.files_seen, t.new, t.hashed_files), (300, 300, 300, 300));
+    }
+
+    #[test]
+    fn files_on_both_sides_of_the_inline_limit_are_hashed_and_counted_once() {
+        let (d, opts) = tree(50);
+        let big = vec![7u8; INLINE_MAX as usize + 1];
+        std::fs::write(d.path().join("d0").join("big.mov"), &big).unwrap();
+        std::fs::write(d.path().join("d1").join("edge.mov"), &big[..INLINE_MAX as usize - 1]).unwrap();
+        let h = start(opts, Some(PrevState::empty())).unwrap();
+        let (rows, t) = drain(&h);
+        let small: u64 = (0..50).map(|i| format!("file {i}").len() as u64).sum();
+        let bytes = small + 2 * INLINE_MAX;
+        assert_eq!((rows, t.hashed_files, t.hashed_bytes), (52, 52, bytes));
+        let p = &h.progress;
+        assert_eq!(
+            p.hash_files_total.load(Relaxed),
+            52,
+            "each file counted once in the totals"
+        );
+        assert_eq!(p.hash_bytes_total.load(Relaxed), bytes);
+        assert_eq!(p.hash_bytes_done.load(Relaxed), bytes);
     }
 
     #[test]
