@@ -77,7 +77,7 @@ class ScanProgressBar:
             disable=not enabled,
         )
         self.task = self.progress.add_task("walk", total=None, files=0, bytes=0, elapsed=0.0)
-        self.walk_end = (0.0, 0, 0)  # elapsed s, files and bytes hashed at the last walk update
+        self.walk_ended = 0.0  # elapsed s at the last update before the hash phase
 
     def __enter__(self) -> ScanProgressBar:
         self.progress.__enter__()
@@ -87,17 +87,17 @@ class ScanProgressBar:
         self.progress.__exit__(None, None, None)
 
     def update(self, p: ScanProgress) -> None:
-        if p.phase in ("hash", "write", "done") and p.hash_bytes_total:
-            # During hashing the bar is bytes hashed of bytes to hash, so the ETA is real;
-            # rates count from the start of the hash phase (small files were hashed during
-            # the walk already: see `INLINE_MAX` in rust/core/src/scan.rs).
-            started, files0, bytes0 = self.walk_end
-            self.progress.update(self.task, description=p.phase, total=p.hash_bytes_total,
-                                 completed=p.hash_bytes_done, files=p.hash_files_done - files0,
-                                 bytes=p.hash_bytes_done - bytes0, elapsed=p.elapsed - started)
+        if p.phase in ("hash", "write", "done") and p.hash_phase_bytes:
+            # During the hash phase the bar is its bytes hashed of its bytes to hash, so the
+            # ETA is real. What was hashed during the walk (files under 1 MiB: see
+            # `INLINE_MAX` in rust/core/src/scan.rs) is done by then and counted out.
+            files = max(0, p.hash_files_done - (p.hash_files_total - p.hash_phase_files))
+            done = max(0, p.hash_bytes_done - (p.hash_bytes_total - p.hash_phase_bytes))
+            self.progress.update(self.task, description=p.phase, total=p.hash_phase_bytes, completed=done,
+                                 files=files, bytes=done, elapsed=p.elapsed - self.walk_ended)
         else:
             # The walk hashes small files as it lists them.
-            self.walk_end = (p.elapsed, p.hash_files_done, p.hash_bytes_done)
+            self.walk_ended = p.elapsed
             what = "walk+hash" if p.phase == "walk" and p.hash_files_done else p.phase
             self.progress.update(self.task, description=what, total=None, completed=0,
                                  files=p.files, bytes=p.bytes, elapsed=p.elapsed)

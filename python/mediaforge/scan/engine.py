@@ -31,6 +31,10 @@ class ScanProgress:
     hash_bytes_done: int
     hash_bytes_total: int
     elapsed: float
+    # Of the totals, what is hashed after the walk (files under 1 MiB are hashed as they are
+    # listed); 0 until the hash phase starts.
+    hash_phase_files: int = 0
+    hash_phase_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ def _snapshot(scanner: _core.Scanner, started: float, phase: str | None = None) 
         hash_bytes_done=p.get("hash_bytes_done", 0),
         hash_bytes_total=p.get("hash_bytes_total", 0),
         elapsed=time.monotonic() - started,
+        hash_phase_files=p.get("hash_phase_files", 0),
+        hash_phase_bytes=p.get("hash_phase_bytes", 0),
     )
 
 

@@ -80,6 +80,10 @@ pub struct Progress {
     pub hash_bytes_total: AtomicU64,
     pub hash_files_done: AtomicU64,
     pub hash_bytes_done: AtomicU64,
+    /// Of the totals, what the hash phase after the walk has to do (files under
+    /// `INLINE_MAX` are hashed during the walk): set when that phase starts.
+    pub hash_phase_files: AtomicU64,
+    pub hash_phase_bytes: AtomicU64,
 }
 
 /// Final counts of one scan, as the core sees them (moves are settled by the catalog).
@@ -651,6 +655,7 @@ fn plan_dir(
     want_hash: bool,
     out: &Outlets<'_>,
     deferred: &Mutex<Vec<(WalkedFile, Deferred)>>,
+    just_listed: bool,
 ) {
     let mut matcher = FolderMatcher::new(prev);
     let planned = d.files.into_iter().map(|f| {
@@ -658,7 +663,7 @@ fn plan_dir(
         let p = plan_file(&f, found, prev, want_hash);
         (f, p)
     });
-    dispatch(&d.dir, planned, out, Some(deferred), true);
+    dispatch(&d.dir, planned, out, Some(deferred), just_listed);
 }
 
 /// Files below this size that need hashing are hashed by the walker thread that just listed
@@ -667,7 +672,8 @@ fn plan_dir(
 /// it costs little. Hashed after the whole walk instead, each lookup misses the caches
 /// (about 0.9 CPU-s more per million small files). Larger files, where that is noise
 /// beside their bytes, wait for the hash phase, whose byte total gives the progress bar
-/// its ETA.
+/// its ETA; so do the files of folders listed while the catalog's previous state was
+/// still loading (they are no longer in the caches, and one thread would hash them all).
 const INLINE_MAX: u64 = 1 << 20;
 
 /// Where planned files go (rows to the collector, jobs to the hash phase), what hashing
@@ -787,15 +793,21 @@ fn run(
                 unstable: &unstable,
                 hash_errors: &hash_errors,
             };
-            let plan = |d: DirFiles, prev: &PrevState| plan_dir(d, prev, opts.hash, &out, &deferred);
+            let plan = |d: DirFiles, prev: &PrevState, just_listed: bool| {
+                plan_dir(d, prev, opts.hash, &out, &deferred, just_listed)
+            };
             let sink = |d: DirFiles| {
                 if let Offer::Ready(prev, ds) = slot.offer(d) {
-                    ds.into_iter().for_each(|d| plan(d, prev));
+                    // The folder just listed comes last, after any held while the state loaded.
+                    let last = ds.len().saturating_sub(1);
+                    for (i, d) in ds.into_iter().enumerate() {
+                        plan(d, prev, i == last);
+                    }
                 }
             };
             let walked = walk(&opts.roots, &opts.walk, cancel, &progress.walk, &sink)?;
             let (prev, held) = slot.wait(cancel)?;
-            held.into_par_iter().for_each(|d| plan(d, prev));
+            held.into_par_iter().for_each(|d| plan(d, prev, false));
             let settled = resolve_deferred(std::mem::take(&mut *deferred.lock().unwrap()), prev, opts.hash);
             for (f, plan) in settled {
                 let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
@@ -809,6 +821,8 @@ fn run(
                 .iter()
                 .flat_map(|j| j.files.iter())
                 .fold((0, 0), |(n, b), (f, _, _)| (n + 1, b + f.stat.len.0));
+            progress.hash_phase_files.store(files, Relaxed);
+            progress.hash_phase_bytes.store(bytes, Relaxed);
             progress.hash_files_total.fetch_add(files, Relaxed);
             progress.hash_bytes_total.fetch_add(bytes, Relaxed);
             progress.phase.store(phase::HASH, Relaxed);
@@ -1025,6 +1039,9 @@ mod tests {
         assert!(h.set_previous(PrevState::empty()).is_err(), "a second state is refused");
         let (rows, t) = drain(&h);
         assert_eq!((rows, t.files_seen, t.new, t.hashed_files), (300, 300, 300, 300));
+        // Folders held while the state loaded are out of the caches: the hash phase hashes
+        // them, spread over the threads, with an ETA.
+        assert_eq!(h.progress.hash_phase_files.load(Relaxed), 300);
     }
 
     #[test]
@@ -1046,6 +1063,9 @@ mod tests {
         );
         assert_eq!(p.hash_bytes_total.load(Relaxed), bytes);
         assert_eq!(p.hash_bytes_done.load(Relaxed), bytes);
+        // Only the file from INLINE_MAX on was left to the hash phase.
+        assert_eq!(p.hash_phase_files.load(Relaxed), 1);
+        assert_eq!(p.hash_phase_bytes.load(Relaxed), INLINE_MAX + 1);
     }
 
     #[test]

@@ -324,6 +324,8 @@ impl Scanner {
             d.set_item("hash_bytes_total", p.hash_bytes_total.load(Relaxed))?;
             d.set_item("hash_files_done", p.hash_files_done.load(Relaxed))?;
             d.set_item("hash_bytes_done", p.hash_bytes_done.load(Relaxed))?;
+            d.set_item("hash_phase_files", p.hash_phase_files.load(Relaxed))?;
+            d.set_item("hash_phase_bytes", p.hash_phase_bytes.load(Relaxed))?;
         }
         Ok(d)
     }
