@@ -483,3 +483,76 @@ def test_ctrl_c_while_duckdb_loads_ends_in_130(tmp_path: Path) -> None:
     assert [o for o in outcomes if o[1] != 130] == []
     for _k, _rc, err in outcomes:
         assert_one_line_error(err, "interrupted")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_query(catalog: Path, sql: str) -> subprocess.Popen:
+    """`mediaforge query SQL`, returned once the statement has run for a while: the
+    catalog is open and the process has used a second of CPU time more than by then."""
+    p = subprocess.Popen(cli_cmd("query", sql), env=cli_env(catalog), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert _wait_until_open(p, catalog), p.communicate()
+    begun = _cpu_seconds(p.pid)
+    deadline = time.monotonic() + 60
+    while _cpu_seconds(p.pid) < begun + 1.0:
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < deadline, "the statement never got going"
+        time.sleep(0.05)
+    return p
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                   (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_stops_a_long_query_at_once(tmp_path: Path, sig: int, code: int, word: str) -> None:
+    """DuckDB notices Python's Ctrl-C only once a long join is over (minutes for this one):
+    the command interrupts the statement itself, and ends within a second or two."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    p = _start_query(catalog, "SELECT count(*) FROM range(100000) a, range(1000000) b WHERE a.range + b.range = 7")
+    try:
+        p.send_signal(sig)
+        try:
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the query did not stop after the signal")
+    finally:
+        stop(p)
+    assert p.returncode == code
+    assert_one_line_error(err.decode(), word)
+    assert out == b""
+
+
+def test_a_second_ctrl_c_ends_a_statement_that_cannot_be_interrupted(tmp_path: Path) -> None:
+    """One enormous row (an edit distance over two 400,000-character texts, minutes of
+    work) runs on after DuckDB is interrupted; a second Ctrl-C ends the command at once,
+    with the message and exit code, and the catalog opens afterwards."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    p = _start_query(catalog, "SELECT levenshtein(repeat('a', 400000), repeat('b', 400000))")
+    try:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=1.5)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGINT)
+        try:
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the query did not stop after a second Ctrl-C")
+    finally:
+        stop(p)
+    assert p.returncode == 130
+    assert_one_line_error(err.decode(), "interrupted")
+    assert out == b""
+    assert run_cli("query", "SELECT count(*) AS n FROM files", "--format", "csv", catalog=catalog).out.split() == [
+        "n", "1"]

@@ -15,6 +15,8 @@ import sys
 import threading
 from types import FrameType
 
+from . import _ctrlc
+
 
 def _load() -> None:
     if "duckdb" in sys.modules or threading.current_thread() is not threading.main_thread():
@@ -24,6 +26,7 @@ def _load() -> None:
     held: list[int] = []
 
     def hold(signum: int, _frame: FrameType | None) -> None:
+        _ctrlc.taken()
         held.append(signum)
 
     previous = signal.signal(signal.SIGINT, hold)

@@ -8,6 +8,8 @@ import contextlib
 import signal
 from typing import Any
 
+from . import _ctrlc
+
 
 class Stop:
     """SIGINT sets `requested` instead of raising KeyboardInterrupt, until the block ends."""
@@ -17,13 +19,18 @@ class Stop:
         self._old: Any = None
 
     def __enter__(self) -> Stop:
+        _ctrlc.hold()
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours to take
             self._old = signal.signal(signal.SIGINT, self._request)
         return self
 
     def _request(self, _signum: int, _frame: Any) -> None:
+        _ctrlc.taken()
         self.requested = True
 
     def __exit__(self, *_exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        try:
+            if self._old is not None:
+                signal.signal(signal.SIGINT, self._old)
+        finally:
+            _ctrlc.release()

@@ -18,7 +18,7 @@ from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_
 from ..fsops import new_tmp
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
-from .store import Catalog, damaged, is_corruption
+from .store import Catalog, damaged, is_corruption, is_interrupt
 
 
 # Leading blanks and comments, then a keyword.
@@ -83,6 +83,8 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
             return pa.table({})
         return rel.to_arrow_table()
     except duckdb.Error as e:
+        if is_interrupt(e):
+            raise KeyboardInterrupt from None
         if is_corruption(e):
             raise damaged(e, cat.path) from None
         raise QueryError(f"SQL error: {first_line(e)}") from None

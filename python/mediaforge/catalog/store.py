@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it loads
+from .. import _ctrlc, _dbload  # noqa: F401 - _dbload before duckdb: holds Ctrl-C back while it loads
 
 import duckdb
 import pyarrow as pa
@@ -118,6 +118,7 @@ class Catalog:
                 raise KeyboardInterrupt from None
             raise _classify_open_error(path, e) from None
         cat = cls(path, con, read_only)
+        _ctrlc.watch(cat)
         try:
             cat._check_schema()
         except BaseException:
@@ -185,6 +186,7 @@ class Catalog:
 
     def close(self) -> None:
         """Checkpoint and close. Safe to call twice."""
+        _ctrlc.unwatch(self)
         try:
             self.con.close()
         except duckdb.Error:

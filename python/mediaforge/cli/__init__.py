@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(empty, ExitCode.USAGE)
     try:
         give_ctrl_c_back()
+        from .._ctrlc import start as watch_ctrl_c
+
+        watch_ctrl_c()  # a Ctrl-C must not wait for a DuckDB statement to end
         _prestart_workers(args)
         _prestart_walk(args)
         # The heavy imports (typer, rich, DuckDB, pyarrow) come after the workers are started.
