@@ -69,6 +69,15 @@ def start_driver(catalog: Path, root: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
 
 
+def _signal_and_collect(p: subprocess.Popen, sig: int, what: str, timeout: float = 30) -> tuple[bytes, bytes]:
+    """Send `sig` to `p`; its stdout and stderr once it has ended, which it must within `timeout`."""
+    p.send_signal(sig)
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what} did not stop after signal {sig}")
+
+
 def stop(p: subprocess.Popen) -> None:
     if p.poll() is None:
         p.kill()
@@ -300,11 +309,7 @@ def test_ctrl_c_or_sigterm_stops_the_scan_cleanly(tmp_path: Path, catalog_path: 
             time.sleep(0.01)
         time.sleep(0.2)
         assert p.poll() is None, "the scan ended before it could be interrupted"
-        p.send_signal(sig)
-        try:
-            out, err = p.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the scan did not stop after Ctrl-C")
+        out, err = _signal_and_collect(p, sig, "the scan")
     finally:
         stop(p)
     assert p.returncode == code
@@ -490,6 +495,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _one_file_catalog(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    return catalog
+
+
 def _start_query(catalog: Path, sql: str) -> subprocess.Popen:
     """`mediaforge query SQL`, returned once the statement has run for a while: the
     catalog is open and the process has used a second of CPU time more than by then."""
@@ -510,18 +524,10 @@ def _start_query(catalog: Path, sql: str) -> subprocess.Popen:
 def test_ctrl_c_stops_a_long_query_at_once(tmp_path: Path, sig: int, code: int, word: str) -> None:
     """DuckDB notices Python's Ctrl-C only once a long join is over (minutes for this one):
     the command interrupts the statement itself, and ends within a second or two."""
-    root = tmp_path / "lib"
-    root.mkdir()
-    (root / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff")
-    catalog = tmp_path / "c.duckdb"
-    assert run_cli("scan", root, catalog=catalog).rc == 0
+    catalog = _one_file_catalog(tmp_path)
     p = _start_query(catalog, "SELECT count(*) FROM range(100000) a, range(1000000) b WHERE a.range + b.range = 7")
     try:
-        p.send_signal(sig)
-        try:
-            out, err = p.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the query did not stop after the signal")
+        out, err = _signal_and_collect(p, sig, "the query", timeout=20)
     finally:
         stop(p)
     assert p.returncode == code
@@ -533,22 +539,15 @@ def test_a_second_ctrl_c_ends_a_statement_that_cannot_be_interrupted(tmp_path: P
     """One enormous row (an edit distance over two 400,000-character texts, minutes of
     work) runs on after DuckDB is interrupted; a second Ctrl-C ends the command at once,
     with the message and exit code, and the catalog opens afterwards."""
-    root = tmp_path / "lib"
-    root.mkdir()
-    (root / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff")
-    catalog = tmp_path / "c.duckdb"
-    assert run_cli("scan", root, catalog=catalog).rc == 0
+    catalog = _one_file_catalog(tmp_path)
     p = _start_query(catalog, "SELECT levenshtein(repeat('a', 400000), repeat('b', 400000))")
     try:
         p.send_signal(signal.SIGINT)
         try:
             p.wait(timeout=1.5)
         except subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGINT)
-        try:
-            out, err = p.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the query did not stop after a second Ctrl-C")
+            pass
+        out, err = _signal_and_collect(p, signal.SIGINT, "the query", timeout=10)
     finally:
         stop(p)
     assert p.returncode == 130
