@@ -101,23 +101,75 @@ def _batch(table: str, rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=arrow_schema(table))
 
 
+_RESULT_TABLES = ("media", "streams", "tags_audio", "exif", "sidecars", "image_hashes", "video_hashes", "audio_hashes")
+# The tables a result fills with at most one row, and the result's key for that row.
+_ONE_ROW = (("tags_audio", "audio"), ("exif", "exif"), ("sidecars", "sidecar"), ("image_hashes", "hashes"),
+            ("audio_hashes", "audio_hash"))
+
+
+def _result_rows(r: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """One result's rows, by table."""
+    h = r["blake3"]
+    rows: dict[str, list[dict[str, Any]]] = {
+        "media": [r["media"]],
+        "streams": [dict(s, blake3=h) for s in r["streams"]],
+        "video_hashes": [dict(v, blake3=h) for v in r["video_hashes"]],
+    }
+    for table, key in _ONE_ROW:
+        rows[table] = [dict(r[key], blake3=h)] if r[key] is not None else []
+    return rows
+
+
+def _fit(table: str, rows: list[dict[str, Any]], errors: list[tuple[str, str]]) -> None:
+    """Make each value of `rows` fit its column: text with lone surrogates (a hostile
+    sidecar's JSON escapes) has them replaced, any other value that does not fit (a frame
+    count past INTEGER, a wrong type) becomes NULL, and each change is one `errors` entry."""
+    schema = arrow_schema(table)
+    for row in rows:
+        for name, value in row.items():
+            if value is None or schema.get_field_index(name) < 0:
+                continue
+            typ = schema.field(name).type
+            try:
+                pa.array([value], typ)
+                continue
+            except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
+                pass
+            fixed = value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else None
+            row[name] = fixed
+            if fixed is None:
+                errors.append(("store", f"{table}.{name}: the value {value!r:.80} does not fit {typ}; stored as NULL"))
+
+
+def _conformed(r: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """`_result_rows` of a result whose rows did not all fit their tables, fitted."""
+    rows = _result_rows(r)
+    errors = r["errors"]
+    for table, table_rows in rows.items():
+        _fit(table, table_rows, errors)
+    if errors and r["media"].get("status") == "ok":
+        r["media"]["status"] = "partial"
+    errors[:] = [(stage, message.encode("utf-8", "replace").decode("utf-8")) for stage, message in errors]
+    return rows
+
+
 def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
-    """Replace the metadata of these contents with `results`, in one transaction."""
+    """Replace the metadata of these contents with `results`, in one transaction. A value
+    that does not fit its column is stored as NULL, with an error row, never a failed batch."""
     if not results:
         return
-    rows: dict[str, list[dict[str, Any]]] = {
-        t: [] for t in ("media", "streams", "tags_audio", "exif", "sidecars", "image_hashes", "video_hashes",
-                        "audio_hashes")}
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in _RESULT_TABLES}
     for r in results:
-        h = r["blake3"]
-        rows["media"].append(r["media"])
-        rows["streams"] += [dict(s, blake3=h) for s in r["streams"]]
-        rows["video_hashes"] += [dict(v, blake3=h) for v in r["video_hashes"]]
-        for table, key in (("tags_audio", "audio"), ("exif", "exif"), ("sidecars", "sidecar"), ("image_hashes", "hashes"),
-                           ("audio_hashes", "audio_hash")):
-            if r[key] is not None:
-                rows[table].append(dict(r[key], blake3=h))
-    batches = {t: _batch(t, v) for t, v in rows.items()}
+        for table, table_rows in _result_rows(r).items():
+            rows[table] += table_rows
+    try:
+        batches = {t: _batch(t, v) for t, v in rows.items()}
+    except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
+        rows = {t: [] for t in _RESULT_TABLES}
+        for r in results:
+            for table, table_rows in _conformed(r).items():
+                rows[table] += table_rows
+        batches = {t: _batch(t, v) for t, v in rows.items()}
     batches["meta_errors"] = _error_rows(results, paths)
     with cat.registered("mf_keys", _keys(results)), cat.transaction() as con:
         _replace(con, batches, delete=tuple(batches))

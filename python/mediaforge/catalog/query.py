@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,6 @@ from .schema import ALL_TABLES
 from .store import Catalog, damaged, is_corruption, is_interrupt
 
 
-# Leading blanks and comments, then a keyword.
-_LEAD = r"^(?:\s|/\*.*?\*/|--[^\n]*(?:\n|$))*"
-# EXPLAIN [ANALYZE | (options)] <statement>: ANALYZE runs the statement, so it must read.
-_EXPLAIN = re.compile(_LEAD + r"EXPLAIN\s+(?:ANALY[SZ]E\b|\([^)]*\))?", re.IGNORECASE | re.DOTALL)
-_PRAGMA = re.compile(_LEAD + r"PRAGMA\s+([A-Za-z_]+)", re.IGNORECASE | re.DOTALL)
 # PRAGMAs that only describe the catalog. Others change settings or run scripts
 # (IMPORT DATABASE is parsed as PRAGMA import_database).
 READ_PRAGMAS = frozenset({
@@ -35,23 +29,43 @@ READ_PRAGMAS = frozenset({
 })
 
 
+def _words(sql: str) -> list[tuple[int, str]]:
+    """The statement's tokens, comments left out, as (offset, text), by DuckDB's own
+    tokenizer: it knows nested comments, `--` comments ended by a carriage return and
+    dollar-quoted strings, which a pattern over the text would not."""
+    toks = duckdb.tokenize(sql)
+    ends = [pos for pos, _ in toks[1:]] + [len(sql)]
+    return [(pos, sql[pos:end].strip()) for (pos, kind), end in zip(toks, ends)
+            if kind != duckdb.token_type.comment]
+
+
 def _reading(sql: str, kind: duckdb.StatementType) -> bool:
     """Whether one parsed statement only reads: a SELECT, an EXPLAIN of one, or a PRAGMA
     that describes the catalog."""
     if kind == duckdb.StatementType.SELECT:
         return True
+    words = _words(sql)
     if kind == duckdb.StatementType.EXPLAIN:
-        m = _EXPLAIN.match(sql)
-        if not m:
+        # EXPLAIN [ANALYZE | (options)] SELECT ...: ANALYZE runs what it explains.
+        if len(words) < 2:
+            return False
+        rest = 1
+        if words[1][1].upper() in ("ANALYZE", "ANALYSE"):
+            rest = 2
+        elif words[1][1] == "(":
+            close = next((k for k in range(2, len(words)) if words[k][1] == ")"), None)
+            if close is None:
+                return False
+            rest = close + 1
+        if rest >= len(words):
             return False
         try:
-            inner = duckdb.extract_statements(sql[m.end():])
+            inner = duckdb.extract_statements(sql[words[rest][0]:])
         except duckdb.Error:
             return False
         return len(inner) == 1 and inner[0].type == duckdb.StatementType.SELECT
     if kind == duckdb.StatementType.PRAGMA:
-        m = _PRAGMA.match(sql)
-        return bool(m) and m.group(1).lower() in READ_PRAGMAS
+        return len(words) >= 2 and words[0][1].upper() == "PRAGMA" and words[1][1].lower() in READ_PRAGMAS
     return False
 
 
@@ -90,6 +104,15 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
         raise QueryError(f"SQL error: {first_line(e)}") from None
 
 
+def _file_id(path: str | Path) -> tuple[int, int] | None:
+    """Device and inode of a file (through symlinks), None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TABLES) -> list[Path]:
     """Write each catalog table as `<table>.parquet` (zstd) into `out_dir`. Every table is
     written under a fresh hidden name first and the files are renamed into place only once
@@ -101,6 +124,10 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PathIOError(f"cannot create {out_dir}: {e.strerror}") from None
+    catalog_files = {_file_id(f"{cat.path}{ext}") for ext in ("", ".wal")} - {None}
+    for t in tables:  # each file is renamed over what was there: never over the catalog
+        if _file_id(out_dir / f"{t}.parquet") in catalog_files:
+            raise InvalidInputError(f"cannot export into {out_dir}: {t}.parquet there is the catalog itself")
     done: list[tuple[Path, Path]] = []
     try:
         for t in tables:

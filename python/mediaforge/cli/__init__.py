@@ -14,7 +14,7 @@ import sys
 from typing import NoReturn
 
 from .._entry import INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, was_terminated
-from ..errors import ExitCode, MediaForgeError, first_line
+from ..errors import ExitCode, MediaForgeError, first_line, is_text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     empty = _empty_argument(args)
     if empty:
         _fail(empty, ExitCode.USAGE)
+    if sys.stdout is None:  # started with stdout closed (>&-): fail before doing anything
+        _fail("the standard output is closed; give the command somewhere to write (such as >/dev/null)",
+              ExitCode.PATH)
     try:
         give_ctrl_c_back()
         from .._ctrlc import start as watch_ctrl_c
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
                 _fail(INTERRUPTED, ExitCode.INTERRUPTED)
             if is_corruption(e):
                 _fail(str(damaged(e)), ExitCode.CATALOG_INVALID)
-        if isinstance(e, UnicodeEncodeError) and "surrogate" in str(e):
+        if isinstance(e, UnicodeEncodeError) and "surrogate" in str(e) and _has_undecodable(args):
             # An argument holding bytes that are not UTF-8 (paths may; names, tags, SQL and
             # the catalog's own path may not), met where text was needed.
             _fail("an argument holds bytes that are not valid UTF-8; only the paths of files to scan or act on "
@@ -228,7 +231,8 @@ def _prestart_walk(args: list[str]) -> None:
 def _fail(message: str, code: int) -> NoReturn:
     if code == ExitCode.INTERRUPTED and was_terminated():
         message, code = TERMINATED, TERMINATED_EXIT
-    print(f"mediaforge: error: {first_line(message)}", file=sys.stderr)
+    if sys.stderr is not None:  # closed (2>&-): print would fall back to stdout, into the data
+        print(f"mediaforge: error: {first_line(message)}", file=sys.stderr)
     if code in (ExitCode.INTERRUPTED, TERMINATED_EXIT):
         # CPython notes a KeyboardInterrupt that escapes code run from a string (`exec` in
         # dataclasses, `eval` of annotations in typer: both run at start-up) as unhandled,
@@ -245,9 +249,16 @@ class OutputClosed(Exception):  # noqa: N818 - a condition, not a failure
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
+def _has_undecodable(args: list[str]) -> bool:
+    """Whether an argument held bytes that are not UTF-8 (Python keeps them as surrogates)."""
+    return any(isinstance(a, str) and not is_text(a) for a in args)
+
+
 def _flush_output(code: int) -> int:
     """Flush what is still buffered for stdout now, where a failure can be reported,
     rather than in the interpreter's shutdown (an "Exception ignored" and exit 120)."""
+    if sys.stdout is None:
+        return code
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import os
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import typer
 # command is running (a scan is walking) before they are loaded.
 from .. import __version__, catalog, meta
 from ..config import MAX_THREADS, default_catalog_path
-from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError, path_text
+from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
 
@@ -344,42 +346,84 @@ def query_cmd(
 
 def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
     """Refuse an --output that would overwrite the catalog, its write-ahead log, its search
-    index or its thumbnails: a typo there must not destroy the user's tags."""
+    index or its thumbnails: a typo there must not destroy the user's tags. Compared as
+    files too, so a hard link or another name for the catalog is refused as well."""
     from ..meta.thumbs import thumbs_root
     from ..organise.search import index_dir
 
     out, cat = os.path.realpath(output), os.path.realpath(catalog)
     folders = [os.path.realpath(index_dir(Path(cat))), os.path.realpath(thumbs_root(cat))]
-    if out in (cat, cat + ".wal") or any(out == d or out.startswith(d + os.sep) for d in folders):
+    if (out in (cat, cat + ".wal") or any(out == d or out.startswith(d + os.sep) for d in folders)
+            or any(_same_file(out, p) for p in (cat, cat + ".wal"))):
         raise InvalidInputError(f"{what} {output} would overwrite the catalog or its files: choose another path")
 
 
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either is missing or cannot be looked at
+        return False
+
+
 def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
-    """A result table as csv or json (stdout or a file), or parquet into a file."""
+    """A result table as csv or json (stdout or a file), or parquet into a file. A file is
+    written beside its target under a temporary name and renamed over it once whole: a
+    failed write leaves what was there before."""
     if output is not None:
         _check_output(output, catalog)
-    if fmt is Format.parquet:
-        if output is None:
-            raise InvalidInputError("--format parquet needs --output FILE")
-        import pyarrow.parquet as pq
-
-        try:
-            pq.write_table(table, output, compression="zstd")
-        except OSError as e:
-            raise PathIOError(f"cannot write {output}: {e.strerror or e}") from None
+    if fmt is Format.parquet and output is None:
+        raise InvalidInputError("--format parquet needs --output FILE")
+    if output is None:
+        (render.write_json if fmt is Format.json else render.write_csv)(table, sys.stdout)
         return
+    target = os.path.realpath(output)
     try:
-        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+        st = os.stat(target) if os.path.exists(target) else None
+    except OSError as e:
+        raise PathIOError(f"cannot write {output}: {e.strerror}") from None
+    regular = st is None or stat.S_ISREG(st.st_mode)
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666  # a new file: less the umask
+    if not regular:  # a device, a FIFO: written in place, never replaced or removed
+        _write_to(table, fmt, output, target)
+        return
+    from ..fsops import new_tmp
+
+    try:
+        tmp = new_tmp(os.fsencode(target), lambda t: os.close(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)))
     except OSError as e:
         raise PathIOError(f"cannot write {output}: {e.strerror}") from None
     try:
-        if fmt is Format.json:
-            render.write_json(table, out)
-        else:
-            render.write_csv(table, out)
-    finally:
-        if output:
-            out.close()
+        _write_to(table, fmt, output, os.fsdecode(tmp))
+        os.replace(tmp, target)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise PathIOError(f"cannot write {output}: {e.strerror}") from None
+        raise
+
+
+def _write_to(table, fmt: Format, output: Path, path: str) -> None:  # noqa: ANN001
+    """Write `table` as `fmt` into the existing or new file `path` (`output` names it in errors)."""
+    try:
+        if fmt is Format.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            try:
+                with open(path, "wb") as f:  # a file object: pyarrow never removes what it did not open
+                    pq.write_table(table, f, compression="zstd")
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
+                raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); "
+                                        "cast such columns to text in the SQL, or use --format csv or json") from None
+            return
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            if fmt is Format.json:
+                render.write_json(table, out)
+            else:
+                render.write_csv(table, out)
+    except OSError as e:
+        raise PathIOError(f"cannot write {output}: {e.strerror or e}") from None
 
 
 @command("export")

@@ -1,0 +1,140 @@
+"""Guards a review found missing: the read-only check of `query` against comments that
+hide a writing statement, output files that are never lost or aimed at the catalog, a
+closed stdout or stderr, and extraction results whose values do not fit their columns."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import assert_one_line_error, cli_cmd, cli_env, rows, run_cli
+
+
+@pytest.fixture
+def small_catalog(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    root.mkdir()
+    Image.new("RGB", (16, 16), (200, 0, 0)).save(root / "IMG_1.jpg")
+    catalog = tmp_path / "c.duckdb"
+    res = run_cli("scan", root, catalog=catalog)
+    assert res.rc == 0, res.err
+    return catalog
+
+
+def _script_folder(tmp_path: Path, written: Path) -> Path:
+    """A folder that `PRAGMA import_database` would run: it writes `written`."""
+    folder = tmp_path / "imp"
+    folder.mkdir()
+    (folder / "schema.sql").write_text(f"COPY (SELECT 'pwned' AS x) TO '{written}';\n")
+    (folder / "load.sql").write_text("")
+    return folder
+
+
+def test_comments_cannot_hide_a_writing_statement_from_query(tmp_path: Path, small_catalog: Path) -> None:
+    """DuckDB nests block comments and ends `--` comments at a carriage return; each of
+    these once passed the check and wrote a file."""
+    written = tmp_path / "pwned.csv"
+    imp = _script_folder(tmp_path, written)
+    for sql in (f"/* /* */ PRAGMA version */ PRAGMA import_database('{imp}')",
+                f"--\rPRAGMA import_database('{imp}') /*\nPRAGMA version */",
+                f"/* /* */ EXPLAIN SELECT '*/ EXPLAIN ANALYZE COPY (SELECT 42 AS v) TO $${written}$$ --'"):
+        res = run_cli("query", "--", sql, catalog=small_catalog)
+        assert res.rc == 6, (sql, res.err)
+        assert_one_line_error(res.err, "refused")
+        assert not written.exists()
+    # The reading forms still run.
+    for sql in ("PRAGMA table_info('files')", "/* a */ -- b\nPRAGMA version", "EXPLAIN SELECT 1",
+                "EXPLAIN ANALYZE SELECT 1", "EXPLAIN (FORMAT json) SELECT 1"):
+        res = run_cli("query", sql, "--format", "csv", catalog=small_catalog)
+        assert res.rc == 0, (sql, res.err)
+
+
+def test_a_failed_output_write_leaves_the_file_that_was_there(tmp_path: Path, small_catalog: Path) -> None:
+    """pyarrow removes the path it was writing on failure: an existing file, or as root a
+    device node such as /dev/full. The result now goes to a temporary file first."""
+    target = tmp_path / "precious.parquet"
+    target.write_text("my precious data")
+    os.chmod(target, 0o640)
+    res = run_cli("query", "SELECT INTERVAL '1 day' AS c", "-f", "parquet", "-o", target, catalog=small_catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "parquet cannot hold", "cast")
+    assert target.read_text() == "my precious data"
+    res = run_cli("query", "SELECT 1 AS a", "-f", "parquet", "-o", target, catalog=small_catalog)
+    assert res.rc == 0, res.err
+    assert target.read_bytes()[:4] == b"PAR1" and oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".mediaforge-")) == []
+    if os.path.exists("/dev/full"):
+        for fmt in ("parquet", "csv"):
+            res = run_cli("query", "SELECT 1 AS a", "-f", fmt, "-o", "/dev/full", catalog=small_catalog)
+            assert res.rc == 3
+            assert_one_line_error(res.err, "/dev/full", "no space")
+            assert os.path.exists("/dev/full")
+
+
+def test_output_and_export_never_overwrite_the_catalog_under_another_name(tmp_path: Path,
+                                                                          small_catalog: Path) -> None:
+    alias = tmp_path / "alias.db"
+    os.link(small_catalog, alias)
+    res = run_cli("query", "SELECT 1 AS a", "-f", "csv", "-o", alias, catalog=small_catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "would overwrite the catalog")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(small_catalog, out / "scans.parquet")
+    res = run_cli("export", out, catalog=small_catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "scans.parquet", "catalog itself")
+    res = run_cli("query", "SELECT count(*) AS n FROM files", "-f", "csv", catalog=small_catalog)
+    assert res.rc == 0 and res.out.split() == ["n", "1"]
+
+
+def test_a_closed_stdout_or_stderr_is_one_clear_failure(small_catalog: Path) -> None:
+    for args in (["stats"], ["--version"], ["query", "SELECT 1 AS a"]):
+        p = subprocess.run(cli_cmd(*args), env=cli_env(small_catalog), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, pass_fds=(), preexec_fn=lambda: os.close(1))
+        assert p.returncode == 3, (args, p.stderr)
+        assert_one_line_error(p.stderr.decode(), "standard output is closed")
+    # With stderr closed, the error line must not land in the data on stdout.
+    p = subprocess.run(cli_cmd("query", "SELECT 1; SELECT 2"), env=cli_env(small_catalog), stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, preexec_fn=lambda: os.close(2))
+    assert p.returncode == 6
+    assert p.stdout == b""
+
+
+def _apng_claiming_frames(path: Path, frames: int) -> None:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+                     + chunk(b"acTL", struct.pack(">II", frames, 0))
+                     + chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 4, 4, 0, 0, 1, 10, 0, 0))
+                     + chunk(b"IDAT", zlib.compress((b"\0" + b"\x10\x80\xf0" * 4) * 4)) + chunk(b"IEND", b""))
+
+
+def test_values_that_do_not_fit_their_column_never_block_extraction(tmp_path: Path) -> None:
+    """A Takeout title with a lone surrogate escape and an APNG claiming 2^31 frames each
+    failed the whole batch write, on every later scan: no file got metadata."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    Image.new("RGB", (16, 16), (0, 200, 0)).save(root / "IMG_2.jpg")
+    Image.new("RGB", (16, 16), (200, 0, 0)).save(root / "IMG_1.jpg")
+    (root / "IMG_1.jpg.json").write_text('{"title": "x\\ud800y", "photoTakenTime": {"timestamp": "1563091200"}}')
+    _apng_claiming_frames(root / "a.png", 0x80000000)
+    catalog = tmp_path / "c.duckdb"
+    res = run_cli("scan", root, catalog=catalog)
+    assert res.rc == 0, res.err
+    media = {r["name"]: r for r in rows(catalog, "SELECT f.name, m.status, m.frames FROM files f "
+                                                 "JOIN media m USING (blake3)")}
+    assert set(media) == {"IMG_1.jpg", "IMG_2.jpg", "IMG_1.jpg.json", "a.png"}
+    assert media["a.png"]["status"] == "partial" and media["a.png"]["frames"] is None
+    assert media["IMG_2.jpg"]["status"] == "ok"
+    errors = rows(catalog, "SELECT stage, message FROM meta_errors")
+    assert [(e["stage"], "media.frames" in e["message"]) for e in errors] == [("store", True)]
+    (side,) = rows(catalog, "SELECT title, taken_at FROM sidecars")
+    assert side["title"] == "x?y" and side["taken_at"].year == 2019
