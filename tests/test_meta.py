@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -521,6 +522,44 @@ def test_a_worker_that_dies_is_replaced_and_its_file_recorded(tmp_path: Path) ->
     by = {r["blake3"]: r for r in results}
     assert by["a" * 64]["media"]["status"] == "crashed" and "signal 9" in by["a" * 64]["errors"][0][1]
     assert by["b" * 64]["media"]["status"] == "ok"
+
+
+# A process that hands one task to a pool of one worker and waits; it prints the
+# worker's PID once the worker has the task.
+_BUSY_POOL = """
+import sys, time
+from mediaforge.meta.pool import WorkerPool
+from mediaforge.meta.readers import Task
+with WorkerPool(1, timeout=600.0) as pool:
+    def report():
+        while not any(w.inflight and w.ready for w in pool.workers):
+            time.sleep(0.02)
+        print(pool.workers[0].proc.pid, flush=True)
+    import threading
+    threading.Thread(target=report, daemon=True).start()
+    list(pool.map([Task("a" * 64, sys.argv[1].encode(), "video", thumbs=False)]))
+"""
+
+
+def test_a_busy_worker_dies_with_its_parent(tmp_path: Path) -> None:
+    """A worker only read its socket between files: one stuck on a file ran on after its
+    parent was killed with -9, past any timeout. The kernel now ends it with the parent."""
+    fifo = tmp_path / "stuck.mp4"
+    os.mkfifo(fifo)
+    p = subprocess.Popen([sys.executable, "-c", _BUSY_POOL, str(fifo)], env=cli_env(), stdout=subprocess.PIPE)
+    try:
+        worker = int(p.stdout.readline())
+        assert worker in _workers()
+        p.kill()
+        p.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while worker in _workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker not in _workers()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.stdout.close()
 
 
 def test_a_version_1_catalog_is_upgraded_by_a_writer_and_keeps_its_files(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def _spawn() -> _Worker:
     parent, child = socket.socketpair()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno())],
+            [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno()), str(os.getpid())],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
         )
     except OSError as e:  # the interpreter cannot be run by this user, too many processes ...

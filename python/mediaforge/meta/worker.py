@@ -21,8 +21,24 @@ from .image import register_plugins
 WORKER_MEMORY = int(os.environ.get("MEDIAFORGE_WORKER_MEMORY", str(8 << 30)))
 
 
-def _worker_main(fd: int) -> None:
+def _die_with(parent: int) -> None:
+    """Be killed by the kernel when the parent dies (`kill -9` included): a worker busy
+    with one long file would otherwise run on until that file is done, past any timeout."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the socket's end still stops it between files
+        return
+    if os.getppid() != parent:  # the parent died before the request: nobody to serve
+        os._exit(0)
+
+
+def _worker_main(fd: int, parent: int | None = None) -> None:
     """Serve tasks over the socket `fd` until it closes."""
+    if parent is not None:
+        _die_with(parent)
     # Only the parent decides when a worker stops (workers run in their own session, but a
     # signal may still be sent to them all, by a shutdown say): it closes the socket, which
     # ends the worker after its current file, or kills it.
@@ -63,9 +79,12 @@ def _worker_main(fd: int) -> None:
                 result = extract_one(task)
             except MemoryError:
                 result = failed(task, ERROR, "decode", "out of memory (worker memory limit)")
-            except Exception as e:  # noqa: BLE001 - a reader's bug on one hostile file
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:  # noqa: BLE001 - a reader's bug on one hostile file
                 # must cost that file, not the worker and the rest of its share; and the
-                # user sees a meta_errors row, not a traceback.
+                # user sees a meta_errors row, not a traceback. BaseException: a panic in
+                # the Rust core arrives as pyo3's PanicException, which derives from it.
                 result = failed(task, ERROR, "decode", f"{type(e).__name__}: {e}")
             try:
                 conn.send(("done", result))
@@ -74,4 +93,4 @@ def _worker_main(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    _worker_main(int(sys.argv[1]))
+    _worker_main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)

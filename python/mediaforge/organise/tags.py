@@ -46,11 +46,17 @@ def add_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str], source
     """Attach every tag to every media id (once: existing pairs are kept as they were).
     Returns the rows added."""
     names = [normalize_tag(t) for t in tags]
-    if not media_ids or not names:
+    return add_tag_pairs(cat, [(m, t) for m in media_ids for t in names], source, by)
+
+
+def add_tag_pairs(cat: Catalog, pairs: Sequence[tuple[str, str]], source: str = "user", by: str | None = None) -> int:
+    """Attach each (media id, normalized tag) pair, all in one transaction (once: existing
+    pairs are kept as they were). Returns the rows added."""
+    if not pairs:
         return 0
     now, by = utcnow(), by or who()
     rows = pa.Table.from_pylist(
-        [{"media_id": m, "tag": t, "source": source, "added_by": by, "added_at": now} for m in media_ids for t in names],
+        [{"media_id": m, "tag": t, "source": source, "added_by": by, "added_at": now} for m, t in pairs],
         schema=arrow_schema("tags"),
     )
     with cat.registered("mf_tags", rows), cat.transaction() as con:

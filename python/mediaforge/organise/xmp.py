@@ -23,7 +23,7 @@ from ..catalog import Catalog
 from ..errors import InvalidInputError, first_line, path_text
 from ..fsops import replace_atomically
 from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS
-from .tags import add_tags, normalize_tag
+from .tags import add_tag_pairs, normalize_tag
 
 COLLECTIONS_ROOT = "MediaForge Collections"
 RDF = "{" + _NS["rdf"] + "}"
@@ -79,7 +79,8 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
                 by_tag.setdefault(normalize_tag(t), []).append(media_id)
             except InvalidInputError:
                 continue  # a keyword we cannot store as a tag (control characters): left alone
-    added = sum(add_tags(cat, ids, [tag], source="xmp") for tag, ids in by_tag.items())
+    # One transaction for them all: a sidecar may hold thousands of keywords.
+    added = add_tag_pairs(cat, [(m, tag) for tag, ids in by_tag.items() for m in ids], source="xmp")
     if by_coll:
         from . import collection
 

@@ -75,6 +75,11 @@ impl Huff {
             if n > 0 {
                 valoff[len as usize] = k as i32 - code as i32;
                 for _ in 0..n {
+                    // As libjpeg: the all-ones code of a length may not be used (checked
+                    // here too, before the code indexes the lookup tables).
+                    if code + 1 >= (1 << len) {
+                        return Err("a Huffman table is over-subscribed");
+                    }
                     let sym = symbols[k];
                     if is_dc && sym > 15 {
                         return Err("a DC Huffman symbol is over 15");
@@ -690,6 +695,24 @@ mod tests {
         assert_eq!(luma_eighth(b"\x89PNG\r\n\x1a\n....").unwrap_err(), "not a JPEG");
         assert!(luma_eighth(b"\xFF\xD8\xFF\xD9").is_err());
         assert!(luma_eighth(b"\xFF\xD8\xFF\xE0\x00").is_err());
+    }
+
+    #[test]
+    fn over_subscribed_tables_are_refused_before_they_index_the_lookup() {
+        // Seven codes of length 2 (only three fit): the fifth's lookup span once ran past
+        // the table's end, a panic, on a JPEG whose DHT counts were tampered with.
+        for is_dc in [true, false] {
+            let mut counts = [0u8; 16];
+            counts[1] = 7;
+            assert_eq!(
+                Huff::new(&counts, &[0; 7], is_dc).err(),
+                Some("a Huffman table is over-subscribed")
+            );
+        }
+        // The same counts, one code short of over-subscription, build.
+        let mut counts = [0u8; 16];
+        counts[1] = 3;
+        assert!(Huff::new(&counts, &[0; 3], false).is_ok());
     }
 
     #[test]

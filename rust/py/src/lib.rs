@@ -383,7 +383,13 @@ fn jpeg_luma_eighth(py: Python<'_>, fd: i32) -> Option<(Py<pyo3::types::PyBytes>
     }
     // Borrowed: the descriptor stays its owner's, open, at its position.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let luma = py.allow_threads(|| mediaforge_core::jpegdc::luma_eighth_fd(fd).ok())?;
+    // Hostile bytes: should the decoder still meet a case it does not check, the caller
+    // decodes the file with libjpeg instead, as for any file this path refuses.
+    let luma = py.allow_threads(|| {
+        std::panic::catch_unwind(|| mediaforge_core::jpegdc::luma_eighth_fd(fd).ok())
+            .ok()
+            .flatten()
+    })?;
     Some((
         pyo3::types::PyBytes::new(py, &luma.pixels).unbind(),
         luma.width,
