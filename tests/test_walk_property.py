@@ -251,6 +251,27 @@ def test_ignore_files_and_excludes(tmp_path: Path) -> None:
     assert _names(cat, root) == everything
 
 
+def test_an_ignore_file_that_is_not_a_small_regular_file_is_an_error_row(tmp_path: Path) -> None:
+    """A FIFO named .mediaforgeignore blocked the walk for good, and one linked to
+    /dev/zero filled memory; now each is one `ignore-file` error and the walk goes on.
+    A symlink to a real ignore file still counts."""
+    root = tmp_path / "lib"
+    _tree(root, {"fifo/a.part": b"1", "zero/b.part": b"2", "big/c.part": b"3", "linked/d.part": b"4",
+                 "linked/keep.jpg": b"5", "rules.txt": b"*.part\n", "big/.mediaforgeignore": b"#" * (1 << 20) + b"x\n"})
+    os.mkfifo(root / "fifo" / ".mediaforgeignore")
+    (root / "zero" / ".mediaforgeignore").symlink_to("/dev/zero")
+    (root / "linked" / ".mediaforgeignore").symlink_to(root / "rules.txt")
+    cat = tmp_path / "c.duckdb"
+    res = run_cli("scan", root, "--no-meta", "--json", catalog=cat, timeout=60)
+    assert res.rc == 0, res.err
+    assert {n for n in _names(cat, root) if n.endswith(".part")} == {"fifo/a.part", "zero/b.part", "big/c.part"}
+    errors = {os.path.relpath(os.fsdecode(r["path"]), root): r["message"]
+              for r in rows(cat, "SELECT path, message FROM scan_errors WHERE stage = 'ignore-file'")}
+    assert set(errors) == {"fifo/.mediaforgeignore", "zero/.mediaforgeignore", "big/.mediaforgeignore"}
+    assert "not a regular file" in errors["fifo/.mediaforgeignore"]
+    assert "over the 1048576 bytes" in errors["big/.mediaforgeignore"]
+
+
 def test_cli_walk_flags(tmp_path: Path) -> None:
     root = tmp_path / "lib"
     _tree(root, {".mediaforgeignore": b"*.part\n", "a.jpg": b"1", "b.part": b"2", "c.tmp": b"3",

@@ -3,8 +3,9 @@
 //! Small files are read into a reused buffer (one `read` is cheaper than setting up a
 //! mapping); files of 16 KiB and more are memory-mapped; large ones are hashed with
 //! BLAKE3's rayon parallelism in 64 MiB windows, checking for Ctrl-C between windows.
-//! The file's size and mtime are read again after hashing: if either moved, the file was
-//! being written while we read it and the digest is thrown away.
+//! The file's size, mtime and ctime are read again after hashing: if any moved, the file
+//! was being written while we read it and the digest is thrown away. The ctime catches a
+//! writer that puts the mtime back (`touch -r`, `exiftool -P`): only the kernel sets it.
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -29,7 +30,7 @@ pub const HEAD_LEN: usize = 512;
 pub enum Hashed {
     /// A digest of content that did not change while it was read.
     Stable { digest: Digest, head: Box<[u8]> },
-    /// The size or mtime changed while the file was read: no digest.
+    /// The size, mtime or ctime changed while the file was read: no digest.
     Unstable { now: FileStat },
 }
 
@@ -68,6 +69,18 @@ pub(crate) fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -
 
 /// Hash the file `name` (relative to `dir`, or a path when `dir` is `None`), expected to
 /// match `expected` as seen by the walk.
+/// Whether a file's stat shows it written since `expected` was taken. Its ctime is
+/// compared only when `expected` is a fresh stat (`UNKNOWN_CTIME` otherwise: a catalog
+/// row's change time moves with every `chmod` or hard link, which changes no content).
+fn moved(now: &FileStat, expected: &FileStat) -> bool {
+    now.len != expected.len
+        || now.mtime_ns != expected.mtime_ns
+        || (expected.ctime_ns != UNKNOWN_CTIME && now.ctime_ns != expected.ctime_ns)
+}
+
+/// `FileStat::ctime_ns` of an expectation that was not stat'ed just before (see `moved`).
+pub const UNKNOWN_CTIME: i64 = i64::MIN;
+
 pub fn hash_file_at(
     dir: Option<BorrowedFd<'_>>,
     name: &std::ffi::CStr,
@@ -117,7 +130,7 @@ pub fn hash_file_at(
             }
             if off > 0 {
                 let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
-                if now.len != expected.len || now.mtime_ns != expected.mtime_ns {
+                if moved(&now, expected) {
                     return Ok(Hashed::Unstable { now });
                 }
             }
@@ -132,7 +145,7 @@ pub fn hash_file_at(
         }
     }
     let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
-    if now.len != expected.len || now.mtime_ns != expected.mtime_ns {
+    if moved(&now, expected) {
         return Ok(Hashed::Unstable { now });
     }
     Ok(Hashed::Stable {
@@ -189,6 +202,39 @@ mod tests {
         ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             assert_eq!(digest_of(&data).0, *blake3::hash(&data).as_bytes(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn a_change_that_puts_the_mtime_back_is_unstable_by_its_ctime() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for len in [1000usize, MMAP_MIN as usize + 1] {
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, vec![7u8; len]).unwrap();
+            let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+            let before =
+                FileStat::from_stat(&rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty()).unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            // Same size, same mtime (put back, as `touch -r` does): only the ctime moved.
+            std::fs::write(&p, vec![8u8; len]).unwrap();
+            let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(before.mtime_ns as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+            let (cancel, progress, mut buf) = (AtomicBool::new(false), AtomicU64::new(0), Vec::new());
+            let got = hash_file_at(None, c.as_c_str(), &before, &mut buf, &cancel, &progress).unwrap();
+            assert!(matches!(got, Hashed::Unstable { .. }), "len {len}");
+            // An expectation from a catalog row carries no ctime: the content decides.
+            let row = FileStat {
+                ctime_ns: UNKNOWN_CTIME,
+                ..before
+            };
+            let got = hash_file_at(None, c.as_c_str(), &row, &mut buf, &cancel, &progress).unwrap();
+            assert!(matches!(got, Hashed::Stable { .. }), "len {len}");
         }
     }
 

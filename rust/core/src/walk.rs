@@ -6,7 +6,9 @@
 //! become new tasks, so both cores stay busy on wide and deep trees alike.
 
 use std::ffi::{CStr, OsStr};
+use std::io::Read;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -223,6 +225,37 @@ fn os(path: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(path))
 }
 
+/// The largest `.mediaforgeignore` read: far above any real one (a line is a pattern),
+/// small enough that a hostile one cannot fill memory.
+pub const IGNORE_FILE_MAX: u64 = 1 << 20;
+
+/// The bytes of the `.mediaforgeignore` in the folder `dir`: a regular file (through a
+/// symlink too) of at most `IGNORE_FILE_MAX` bytes. A FIFO there would block the walk
+/// and `/dev/zero` would fill memory, so anything else is refused with a message.
+fn read_ignore_file(dir: BorrowedFd<'_>) -> std::result::Result<Vec<u8>, String> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = rustix::fs::openat(dir, IGNORE_FILE, flags, Mode::empty()).map_err(|e| describe_io(&e.into()))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| describe_io(&e.into()))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err("not a regular file (a FIFO, device or folder): ignored".into());
+    }
+    if st.st_size as u64 > IGNORE_FILE_MAX {
+        return Err(format!(
+            "{} bytes, over the {} bytes read: ignored",
+            st.st_size, IGNORE_FILE_MAX
+        ));
+    }
+    let mut text = Vec::with_capacity(st.st_size as usize);
+    std::fs::File::from(fd)
+        .take(IGNORE_FILE_MAX + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > IGNORE_FILE_MAX {
+        return Err(format!("over the {IGNORE_FILE_MAX} bytes read: ignored"));
+    }
+    Ok(text)
+}
+
 fn build_excludes(root: &[u8], patterns: &[String]) -> Result<Option<Arc<IgnoreNode>>> {
     if patterns.is_empty() {
         return Ok(None);
@@ -413,11 +446,22 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     if has_ignore_file && opts.use_ignore_files {
         let file = join(&task.path, IGNORE_FILE.as_bytes());
         let mut b = GitignoreBuilder::new(os(&task.path));
-        if let Some(err) = b.add(os(&file)) {
+        let mut problem = None;
+        match read_ignore_file(fd.as_fd()) {
+            Ok(text) => {
+                for line in String::from_utf8_lossy(&text).lines() {
+                    if let Err(e) = b.add_line(Some(os(&file).to_path_buf()), line) {
+                        problem.get_or_insert_with(|| e.to_string());
+                    }
+                }
+            }
+            Err(message) => problem = Some(message),
+        }
+        if let Some(message) = problem {
             ctx.error(PathError {
-                path: file.into(),
+                path: file.clone().into(),
                 stage: "ignore-file",
-                message: err.to_string(),
+                message,
                 errno: None,
             });
         }
