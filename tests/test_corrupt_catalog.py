@@ -60,9 +60,10 @@ def test_a_schema_version_that_is_not_a_number_gives_exit_5(media_tree: MediaTre
     assert "schema_version" in res.err
 
 
-@pytest.mark.parametrize("command", [("query", "SELECT * FROM files"), ("export", "OUT"), ("scan", "ROOT")])
+@pytest.mark.parametrize(("command", "column"), [
+    (("query", "SELECT * FROM files"), "size"), (("export", "OUT"), "size"), (("scan", "ROOT"), "size")])
 def test_one_damaged_block_of_files_gives_exit_5_for_every_command(media_tree: MediaTree, tmp_path: Path,
-                                                                 command: tuple[str, ...]) -> None:
+                                                                 command: tuple[str, ...], column: str) -> None:
     """One bad block in the `files` table's data: the catalog opens and answers until a
     query reads that block. Then it is "damaged", exit 5, whatever the command (it was a
     SQL error for `query`, an export error, a write error for `scan`)."""
@@ -72,7 +73,7 @@ def test_one_damaged_block_of_files_gives_exit_5_for_every_command(media_tree: M
     do_scan(good, media_tree.root)
     with duckdb.connect(str(good), read_only=True) as con:
         (block,) = con.execute("SELECT min(block_id) FROM pragma_storage_info('files') "
-                               "WHERE block_id >= 0 AND column_name = 'size'").fetchone()
+                               "WHERE block_id >= 0 AND column_name = ?", [column]).fetchone()
     bad = tmp_path / "bad.duckdb"
     shutil.copyfile(good, bad)
     with open(bad, "r+b") as f:
@@ -84,3 +85,29 @@ def test_one_damaged_block_of_files_gives_exit_5_for_every_command(media_tree: M
     res = run_cli(*args, catalog=bad)
     assert res.rc == ExitCode.CATALOG_INVALID, res
     assert_one_line_error(res.err, "damaged")
+
+
+def test_a_damaged_block_met_while_the_scan_streams_the_catalog_gives_exit_5(tmp_path: Path) -> None:
+    """Past the first batches, the rows a rescan compares against stream into the core
+    while it walks; a bad block there came back as the core's own error, exit 1."""
+    import duckdb
+
+    root = tmp_path / "many"
+    for d in range(20):
+        (root / f"d{d:02d}").mkdir(parents=True)
+        for i in range(1500):
+            os.mknod(root / f"d{d:02d}" / f"IMG_{i:05d}.jpg")
+    good = tmp_path / "good.duckdb"
+    assert run_cli("scan", root, "--no-meta", "--no-index", catalog=good).rc == 0
+    with duckdb.connect(str(good), read_only=True) as con:
+        blocks = [b for (b,) in con.execute("SELECT DISTINCT block_id FROM pragma_storage_info('files') "
+                                            "WHERE block_id >= 0 AND column_name = 'media_id' ORDER BY 1").fetchall()]
+    assert len(blocks) >= 2
+    bad = tmp_path / "bad.duckdb"
+    shutil.copyfile(good, bad)
+    with open(bad, "r+b") as f:
+        f.seek(3 * 4096 + blocks[-1] * 256 * 1024 + 8)
+        f.write(os.urandom(4096))
+    res = run_cli("scan", root, "--no-meta", "--no-index", catalog=bad)
+    assert res.rc == ExitCode.CATALOG_INVALID, res
+    assert_one_line_error(res.err, "damaged", str(bad))

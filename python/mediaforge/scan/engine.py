@@ -3,6 +3,7 @@ the catalog one transaction at a time and reports progress through a callback.""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
-from ..catalog.store import is_interrupt
+from ..catalog.store import damaged, is_corruption, is_interrupt
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, previous_state, write_errors,
                               write_files)
 from ..stop import Stop
@@ -68,6 +69,8 @@ class ScanSummary:
 
 ProgressFn = Callable[[ScanProgress], None]
 
+_CORRUPT_READ = re.compile(r"Data Corruption Error|Corrupt database file")
+
 
 def _snapshot(scanner: _core.Scanner, started: float, phase: str | None = None) -> ScanProgress:
     p = scanner.progress()
@@ -113,8 +116,12 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             known = count_files(cat)
             with previous_state(cat) as rows:
                 walk.scanner.set_previous(rows, expected_rows=known)
-    except BaseException:
+    except BaseException as e:
         walk.close()
+        # A damaged block met while the rows stream into the core arrives as the core's
+        # error, with DuckDB's text inside.
+        if isinstance(e, Exception) and not is_corruption(e) and _CORRUPT_READ.search(str(e)):
+            raise damaged(e, cat.path) from None
         raise
     started, roots_b, roots, scanner = walk.started, walk.roots_b, walk.roots, walk.scanner
     scan_id: int | None = None
