@@ -138,3 +138,21 @@ def test_values_that_do_not_fit_their_column_never_block_extraction(tmp_path: Pa
     assert [(e["stage"], "media.frames" in e["message"]) for e in errors] == [("store", True)]
     (side,) = rows(catalog, "SELECT title, taken_at FROM sidecars")
     assert side["title"] == "x?y" and side["taken_at"].year == 2019
+
+
+def test_scan_with_stderr_closed_still_scans(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    p = subprocess.run(cli_cmd("scan", root), env=cli_env(tmp_path / "c.duckdb"), stdout=subprocess.PIPE,
+                       preexec_fn=lambda: os.close(2))
+    assert p.returncode == 0
+    assert b"scanned 1 file" in p.stdout
+
+
+def test_a_catalog_path_the_system_refuses_is_exit_5(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    res = run_cli("--catalog", tmp_path / ("c" * 256), "scan", root)
+    assert res.rc == 5
+    assert_one_line_error(res.err, "cannot open catalog", "file name too long")

@@ -95,14 +95,17 @@ class Catalog:
         if not is_text(str(path)):
             raise InvalidInputError(f"the catalog path {str(path)!r} is not valid UTF-8: DuckDB cannot open it; "
                                     "choose a catalog path of UTF-8 text")
-        if read_only and not path.exists():
-            raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
-        if path.exists() and path.is_dir():
-            raise CatalogInvalidError(f"{path} is a folder, not a catalog file")
-        for p in (path, Path(f"{path}.wal")):
-            # DuckDB would wait forever on a FIFO's other end, or read a device.
-            if p.exists() and not p.is_file():
-                raise CatalogInvalidError(f"{p} is not a regular file (a FIFO, socket or device): not a catalog")
+        try:
+            if read_only and not path.exists():
+                raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
+            if path.exists() and path.is_dir():
+                raise CatalogInvalidError(f"{path} is a folder, not a catalog file")
+            for p in (path, Path(f"{path}.wal")):
+                # DuckDB would wait forever on a FIFO's other end, or read a device.
+                if p.exists() and not p.is_file():
+                    raise CatalogInvalidError(f"{p} is not a regular file (a FIFO, socket or device): not a catalog")
+        except OSError as e:  # a folder on the way that may not be entered, a name too long ...
+            raise CatalogInvalidError(f"cannot open catalog {path}: {e.strerror}") from None
         if not read_only:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

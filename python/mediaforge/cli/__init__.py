@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     empty = _empty_argument(args)
     if empty:
         _fail(empty, ExitCode.USAGE)
+    if sys.stderr is None:  # started with stderr closed (2>&-): messages go nowhere, not into stdout
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     if sys.stdout is None:  # started with stdout closed (>&-): fail before doing anything
         _fail("the standard output is closed; give the command somewhere to write (such as >/dev/null)",
               ExitCode.PATH)
