@@ -297,6 +297,26 @@ def dng(path: Path, raw_size: tuple[int, int], preview_size: tuple[int, int]) ->
 SECOND_COLOURS = [(40 + 20 * k, 200 - 15 * k, (90 * k) % 256) for k in range(10)]
 
 
+def slow_jpeg(path: Path, repeats: int, side: int = 2000) -> None:
+    """A valid grey progressive JPEG whose first AC scan is repeated `repeats` times:
+    libjpeg decodes every repeat (about 0.25 ms each at 2000x2000 here), so the file is
+    small but its decode takes as long as wanted: a worker busy on one real file."""
+    b = io.BytesIO()
+    Image.new("L", (side, side), 128).save(b, "JPEG", progressive=True)
+    d = b.getvalue()
+    pos, scans = 2, []
+    while d[pos + 1] != 0xD9:
+        end = pos + 2 + struct.unpack(">H", d[pos + 2:pos + 4])[0]
+        if d[pos + 1] == 0xDA:  # a scan: its header, then entropy data up to the next marker
+            while not (d[end] == 0xFF and d[end + 1] not in (0, *range(0xD0, 0xD8))):
+                end += 1
+            scans.append(d[pos:end])
+        pos = end
+    # An AC scan (spectral start >= 1) that is a first pass (successive approximation high = 0).
+    ac = next(x for x in scans if x[4 + 2 * x[4] + 1] >= 1 and x[4 + 2 * x[4] + 3] >> 4 == 0)
+    path.write_bytes(d[:-2] + ac * repeats + b"\xff\xd9")
+
+
 def silent_wav(path: Path, hours: float, rate: int = 8000) -> None:
     """A valid 16-bit mono WAV of `hours` of silence, written sparse (no disk used)."""
     data = int(hours * 3600 * rate) * 2

@@ -20,7 +20,8 @@ def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
     retry = "OR m.status IN ('error', 'timeout', 'crashed', 'unsupported')" if retry_failed else ""
     return cat.con.sql(
         f"""
-        SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind
+        SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
+               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns
         FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
         WHERE f.status = 'present' AND f.blake3 IS NOT NULL
           AND f.kind IN {EXTRACTABLE}
@@ -74,7 +75,8 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KI
                                       "AND e.stage IN ('fingerprint', 'decode'))")
     return cat.con.sql(
         f"""
-        SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind
+        SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
+               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
         WHERE m.status IN ('ok', 'partial') {failed} AND ({' OR '.join(f'({w})' for w in want)})
         GROUP BY m.blake3 ORDER BY path_bytes
@@ -87,7 +89,8 @@ def thumb_candidates(cat: Catalog) -> pa.Table:
     current thumbnail (NULL when none was made)."""
     return cat.con.sql(
         """
-        SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind, any_value(m.thumb) AS thumb
+        SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
+               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns, any_value(m.thumb) AS thumb
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
         WHERE m.status NOT IN ('timeout', 'crashed')
           AND (m.kind IN ('image', 'raw', 'video')

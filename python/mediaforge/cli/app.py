@@ -200,7 +200,8 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
 def _print_extract(x: ExtractSummary, what: str) -> None:
     print(f"  {what}: {x.files:,} files in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
           f"unsupported {x.unsupported:,}  failed {x.failed:,}  thumbnails {x.thumbs:,}"
-          + (f"  fingerprinted later {x.fingerprinted:,}" if x.fingerprinted else ""))
+          + (f"  fingerprinted later {x.fingerprinted:,}" if x.fingerprinted else "")
+          + (f"  left alone {x.changed:,} (changed since the scan: scan again)" if x.changed else ""))
     if x.errors:
         print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")
 

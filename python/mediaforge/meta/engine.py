@@ -72,6 +72,7 @@ class ExtractSummary:
     workers_replaced: int
     seconds: float
     fingerprinted: int = 0  # contents fingerprinted by the catch-up after the extraction
+    changed: int = 0  # left alone: the file changed since the scan (the next scan sees to it)
 
     def __add__(self, other: ExtractSummary) -> ExtractSummary:
         """This run, then a fingerprint catch-up (`other`): its contents count as
@@ -80,7 +81,7 @@ class ExtractSummary:
             files=self.files, ok=self.ok, partial=self.partial, unsupported=self.unsupported,
             failed=self.failed + other.failed, thumbs=self.thumbs, errors=self.errors + other.errors,
             workers_replaced=self.workers_replaced + other.workers_replaced, seconds=self.seconds + other.seconds,
-            fingerprinted=self.fingerprinted + other.files)
+            fingerprinted=self.fingerprinted + other.files, changed=self.changed + other.changed)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -92,10 +93,10 @@ _Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], None]
 
 def _tasks(rows: pa.Table, config: ExtractConfig, root: str) -> Iterator[Task]:
     for batch in rows.to_batches(max_chunksize=10_000):
-        hashes, paths, kinds = (batch.column(i).to_pylist() for i in range(3))
-        for h, p, k in zip(hashes, paths, kinds):
+        columns = ("blake3", "path_bytes", "kind", "size", "mtime_ns")
+        for h, p, k, size, mtime in zip(*(batch.column(c).to_pylist() for c in columns)):
             yield Task(h, p, k, meta=config.meta, thumbs=config.thumbs, fingerprints=config.fingerprints,
-                       thumb_size=config.thumb_size, thumbs_root=root)
+                       thumb_size=config.thumb_size, thumbs_root=root, size=size, mtime_ns=mtime)
 
 
 def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, write: _Writer,
@@ -104,7 +105,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     queried; otherwise query first, and start no worker when nothing is selected."""
     started = time.monotonic()
     counts = {OK: 0, PARTIAL: 0, UNSUPPORTED: 0, ERROR: 0, TIMEOUT: 0, CRASHED: 0}
-    done = thumbs = errors = total = 0
+    done = thumbs = errors = total = skipped = 0
     pending: list[dict[str, Any]] = []
     paths: dict[str, bytes] = {}
     last_flush = last_report = time.monotonic()
@@ -120,6 +121,9 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
             total = rows.num_rows
             paths = dict(zip(rows.column("blake3").to_pylist(), rows.column("path_bytes").to_pylist()))
             for result in pool.map(_tasks(rows, config, str(thumbs_root(cat.path)))):
+                if result.get("stale"):  # changed since the scan: the next scan sees to it
+                    skipped += 1
+                    continue
                 pending.append(result)
                 done += 1
                 errors += len(result["errors"])
@@ -142,7 +146,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     return ExtractSummary(
         files=done, ok=counts[OK], partial=counts[PARTIAL], unsupported=counts[UNSUPPORTED],
         failed=counts[ERROR] + counts[TIMEOUT] + counts[CRASHED], thumbs=thumbs, errors=errors,
-        workers_replaced=pool.replaced, seconds=time.monotonic() - started,
+        workers_replaced=pool.replaced, seconds=time.monotonic() - started, changed=skipped,
     )
 
 

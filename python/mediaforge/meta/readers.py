@@ -37,6 +37,10 @@ class Task:
     fingerprints: bool = True
     thumb_size: int = 256
     thumbs_root: str = ""
+    # The size and mtime the catalog has for `path` (None: not known): a file changed or
+    # replaced since the scan holds another content than `blake3`, and is left alone.
+    size: int | None = None
+    mtime_ns: int | None = None
 
 
 def _msg(e: BaseException) -> str:
@@ -104,6 +108,11 @@ def extract_one(task: Task) -> dict[str, Any]:
     path = task.path
     try:
         st = os.stat(path)
+        if task.mtime_ns is not None and (not stat.S_ISREG(st.st_mode)
+                                          or (st.st_size, st.st_mtime_ns) != (task.size, task.mtime_ns)):
+            # Not the content the catalog hashed: its metadata would be filed under another
+            # content's hash (and a FIFO put there would block until the timeout).
+            return {"blake3": task.blake3, "stale": True}
         if stat.S_ISREG(st.st_mode) and st.st_size == 0:
             r.fail("open", "empty file (0 bytes)", ERROR)
             return r.as_dict()
