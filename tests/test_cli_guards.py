@@ -4,6 +4,7 @@ closed stdout or stderr, and extraction results whose values do not fit their co
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -156,3 +157,21 @@ def test_a_catalog_path_the_system_refuses_is_exit_5(tmp_path: Path) -> None:
     res = run_cli("--catalog", tmp_path / ("c" * 256), "scan", root)
     assert res.rc == 5
     assert_one_line_error(res.err, "cannot open catalog", "file name too long")
+
+
+def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_catalog_files_out(tmp_path: Path) -> None:
+    """`mediaforge scan ~` with the default catalog under ~/.local/share: the catalog, its
+    write-ahead log, its search index and its thumbnails were catalogued too, and every
+    rescan made thumbnails of the thumbnails."""
+    home = tmp_path / "home"
+    (home / "Pictures").mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (64, 48), (i * 60, 0, 0)).save(home / "Pictures" / f"p{i}.jpg")
+    env = cli_env(HOME=str(home))
+    env.pop("XDG_DATA_HOME", None)
+    for _ in range(3):
+        p = subprocess.run(cli_cmd("scan", home, "--json"), env=env, capture_output=True)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout)["files_seen"] == 3
+    thumbs = home / ".local" / "share" / "mediaforge" / "thumbs"
+    assert len([t for t in thumbs.rglob("*") if t.is_file()]) == 3

@@ -21,6 +21,27 @@ def default_catalog_path() -> Path:
     return Path(data) / "mediaforge" / "catalog.duckdb"
 
 
+def thumbs_dir(catalog: os.PathLike[str] | str) -> Path:
+    """The thumbnail folder of a catalog: `thumbs/` beside the catalog file. (Also
+    `meta.thumbs.thumbs_root`, which says the same: that module loads without the package.)"""
+    return Path(catalog).resolve().parent / "thumbs"
+
+
+def search_dir(catalog: os.PathLike[str] | str) -> Path:
+    """Where the search index of a catalog lives: beside it, `<name>.search/`."""
+    p = Path(catalog)
+    return p.with_name(p.stem + ".search")
+
+
+def catalog_files(catalog: os.PathLike[str] | str | bytes) -> list[bytes]:
+    """The catalog file, its write-ahead log, thumbnail folder and search index, as real
+    absolute paths: what a scan of the folder holding them leaves out."""
+    path = Path(os.fsdecode(catalog))
+    real = Path(os.path.realpath(path))
+    return [os.fsencode(p) for p in (real, real.with_name(real.name + ".wal"), thumbs_dir(real),
+                                     real.parent / search_dir(path).name)]
+
+
 MAX_THREADS = 1024  # threads, or worker processes for extraction: more is a typo, not a machine
 
 

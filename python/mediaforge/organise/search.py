@@ -30,6 +30,7 @@ import pyarrow as pa
 from .. import _core
 from ..catalog import Catalog
 from ..catalog.schema import KINDS
+from ..config import search_dir
 from ..errors import InvalidInputError
 
 # A file's year, as the `library` view has it: date taken, else creation time, else mtime.
@@ -119,8 +120,7 @@ def _changed_docs(cat: Catalog, within: str, smart: list[tuple[str, str]]) -> pa
 
 def index_dir(catalog_path: Path) -> Path:
     """Where the index of a catalog lives: beside it, `<name>.search/`."""
-    p = Path(catalog_path)
-    return p.with_name(p.stem + ".search")
+    return search_dir(catalog_path)
 
 
 @dataclass

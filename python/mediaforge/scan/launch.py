@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 
 from .. import _core
-from ..config import thread_count
+from ..config import catalog_files, thread_count
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError
 
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
@@ -100,6 +100,7 @@ class Walk:
             batch_rows=config.batch_rows,
             flush_seconds=config.flush_seconds,
             previous_later=not self.fresh,
+            skip=[] if catalog is None else catalog_files(catalog),
         )
 
     def close(self) -> None:

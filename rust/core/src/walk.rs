@@ -41,6 +41,9 @@ pub struct WalkOptions {
     pub follow_symlinks: bool,
     /// Do not descend into folders on another device than their root.
     pub one_file_system: bool,
+    /// Absolute paths (files or folders) left out wherever the walk meets them: the
+    /// catalog's own files, which a scan of the folder holding them would otherwise list.
+    pub skip: Vec<Vec<u8>>,
 }
 
 impl Default for WalkOptions {
@@ -51,6 +54,7 @@ impl Default for WalkOptions {
             include_hidden: true,
             follow_symlinks: false,
             one_file_system: false,
+            skip: Vec::new(),
         }
     }
 }
@@ -481,6 +485,16 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         }
     }
 
+    // The names of this folder to leave out (only in the folder holding the catalog).
+    let skip_here: Vec<&[u8]> = opts
+        .skip
+        .iter()
+        .filter_map(|p| {
+            let cut = p.iter().rposition(|&b| b == b'/')?;
+            let parent = if cut == 0 { &b"/"[..] } else { &p[..cut] };
+            (parent == trim_trailing_slashes(&task.path)).then(|| &p[cut + 1..])
+        })
+        .collect();
     let mut files = Vec::new();
     let mut bytes = 0u64;
     for (start, mut ft) in entries {
@@ -490,6 +504,9 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let cname = CStr::from_bytes_until_nul(&names[start as usize..]).expect("a NUL ends every name");
         let name = cname.to_bytes();
         if !opts.include_hidden && name.first() == Some(&b'.') {
+            continue;
+        }
+        if skip_here.contains(&name) {
             continue;
         }
         let mut pre_stat = None;

@@ -185,7 +185,7 @@ impl Scanner {
     #[new]
     #[pyo3(signature = (roots, previous=None, *, hash=true, threads=0, excludes=vec![], ignore_files=true,
                         include_hidden=true, follow_symlinks=false, one_file_system=false,
-                        batch_rows=245_760, flush_seconds=2.0, previous_later=false))]
+                        batch_rows=245_760, flush_seconds=2.0, previous_later=false, skip=vec![]))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -201,6 +201,7 @@ impl Scanner {
         batch_rows: usize,
         flush_seconds: f64,
         previous_later: bool,
+        skip: Vec<Vec<u8>>,
     ) -> PyResult<Self> {
         let prev = match (previous, previous_later) {
             (Some(_), true) => {
@@ -219,6 +220,7 @@ impl Scanner {
                 include_hidden,
                 follow_symlinks,
                 one_file_system,
+                skip,
             },
             hash,
             threads,
