@@ -549,6 +549,37 @@ def test_a_file_changed_since_the_scan_is_left_alone_not_filed_under_the_old_con
     assert got == {"a.jpg": ("png", 123), "copy_of_a.jpg": ("jpeg", 80)}
 
 
+def test_bad_text_in_tags_or_a_lone_gps_rational_keep_fingerprints_and_signs(tmp_path: Path) -> None:
+    """An ID3 frame declared UTF-8 holding a Latin-1 byte made the audio fingerprint fail
+    (the probe read it leniently, the fingerprint did not); a GPS latitude given as one
+    rational lost its southern sign, and a lower-case reference was ignored."""
+    from PIL.TiffImagePlugin import IFDRational
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    plain = tmp_path / "plain.mp3"
+    media_corpus._audio(plain, "mp3", "mp3", 6.0)
+
+    def syncsafe(n: int) -> bytes:
+        return bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
+
+    def frame(fid: bytes, data: bytes) -> bytes:
+        return fid + syncsafe(len(data)) + b"\0\0" + data
+
+    body = frame(b"TIT2", b"\x03Good title") + frame(b"TCOM", b"\x03Caf\xe9")
+    (lib / "bad_tag.mp3").write_bytes(b"ID3\x04\x00\x00" + syncsafe(len(body)) + body + plain.read_bytes())
+    im = media_corpus.picture(64, 48, 5)
+    exif = im.getexif()
+    exif.get_ifd(0x8825).update({1: "s", 2: IFDRational(3385, 100), 3: "W", 4: IFDRational(15125, 100)})
+    im.save(lib / "gps.jpg", exif=exif)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert _errors(catalog, lib / "bad_tag.mp3") == []
+    assert rows(catalog, "SELECT count(*) AS n FROM audio_hashes") == [{"n": 1}]
+    gps = _one(catalog, "exif", lib / "gps.jpg")
+    assert (gps["gps_lat"], gps["gps_lon"]) == (-33.85, -151.25)
+
+
 # A process that hands one task to a pool of one worker and waits; it prints the
 # worker's PID once the worker has the task.
 _BUSY_POOL = """

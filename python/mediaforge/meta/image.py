@@ -153,14 +153,19 @@ def exif_datetime(v: Any) -> datetime | None:
 
 
 def _gps_coord(value: Any, ref: Any) -> float | None:
-    if not isinstance(value, tuple) or len(value) != 3:
-        return _num(value)
-    parts = [_num(x) for x in value]
-    if any(p is None for p in parts):
-        return None
-    deg = parts[0] + parts[1] / 60 + parts[2] / 3600  # type: ignore[operator]
-    if _text(ref) in ("S", "W"):
-        deg = -deg
+    """Degrees from EXIF's (degrees, minutes, seconds) or a lone number, signed by the
+    reference (S and W, in either case, are negative) whatever form the value takes."""
+    if isinstance(value, tuple) and len(value) == 3:
+        parts = [_num(x) for x in value]
+        if any(p is None for p in parts):
+            return None
+        deg = parts[0] + parts[1] / 60 + parts[2] / 3600  # type: ignore[operator]
+    else:
+        deg = _num(value)  # type: ignore[assignment]
+        if deg is None:
+            return None
+    if (_text(ref) or "").strip().upper() in ("S", "W"):
+        deg = -abs(deg)
     return round(deg, 7)
 
 

@@ -241,7 +241,7 @@ def video_fingerprint(path: str | bytes, duration: float | None) -> list[dict[st
         return []
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     out: list[dict[str, Any]] = []
-    with av.open(name, options=OPEN_OPTIONS) as c:
+    with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
         vs = next((s for s in c.streams.video if not _is_cover(s)), None)
         if vs is None or not vs.time_base:
             return []
@@ -275,7 +275,7 @@ def audio_fingerprint(path: str | bytes) -> dict[str, Any]:
     chunks: list[bytes] = []
     need = AFP_SECONDS * AFP_RATE * 4
     got = 0
-    with av.open(name, options=OPEN_OPTIONS) as c:
+    with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
         if not c.streams.audio:
             raise ValueError("no audio stream")
         stream = c.streams.audio[0]
