@@ -580,6 +580,36 @@ def test_bad_text_in_tags_or_a_lone_gps_rational_keep_fingerprints_and_signs(tmp
     assert (gps["gps_lat"], gps["gps_lon"]) == (-33.85, -151.25)
 
 
+def test_one_bad_field_costs_that_field_not_the_sidecar(tmp_path: Path) -> None:
+    """`"people": null`, a timestamp that is a list, NaN or 500 degrees, an XMP rating of
+    1e400: each discarded the whole sidecar (date, place and keywords with it)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        media_corpus.picture(32, 24, len(name)).save(lib / name)
+    (lib / "a.jpg.json").write_text(json.dumps({
+        "title": 7, "people": None, "photoTakenTime": {"timestamp": "1563091200"},
+        "geoData": {"latitude": 48.8584, "longitude": 2.2945}}))
+    (lib / "b.jpg.json").write_text('{"people": 5, "photoTakenTime": {"timestamp": [1]}, '
+                                    '"creationTime": {"timestamp": "1563091200"}, '
+                                    '"geoData": {"latitude": NaN, "longitude": 500}}')
+    (lib / "c.jpg.xmp").write_text(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmp:Rating="1e400"><dc:subject><rdf:Bag>'
+        '<rdf:li>holiday</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    a = _one(catalog, "sidecars", lib / "a.jpg.json")
+    assert a["taken_at"].year == 2019 and (a["gps_lat"], a["gps_lon"]) == (48.8584, 2.2945) and a["title"] is None
+    b = _one(catalog, "sidecars", lib / "b.jpg.json")
+    assert b["taken_at"].year == 2019 and b["gps_lat"] is None and b["keywords"] is None
+    c = _one(catalog, "sidecars", lib / "c.jpg.xmp")
+    assert c["rating"] is None and c["keywords"] == ["holiday"]
+    assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "holiday"}]
+    assert rows(catalog, "SELECT * FROM meta_errors") == []
+
+
 # A process that hands one task to a pool of one worker and waits; it prints the
 # worker's PID once the worker has the task.
 _BUSY_POOL = """

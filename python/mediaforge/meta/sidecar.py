@@ -8,6 +8,7 @@ link follows renames without re-reading anything.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -86,7 +87,7 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
     rating = prop("xmp:Rating")
     try:
         rating_v = int(float(rating)) if rating is not None else None
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or 1e400
         rating_v = None
     keywords = bag("dc:subject")
     hierarchical = bag("lr:hierarchicalSubject") or bag("digiKam:TagsList")
@@ -111,6 +112,8 @@ def parse_takeout(data: bytes) -> dict[str, Any]:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise SidecarError(f"not valid JSON: {e}") from None
+    except RecursionError:
+        raise SidecarError("JSON nested too deeply to read") from None
     if not isinstance(doc, dict) or not ({"photoTakenTime", "creationTime", "geoData"} & doc.keys()):
         raise SidecarError("JSON without Google Takeout fields (photoTakenTime, creationTime, geoData)")
     taken = None
@@ -118,14 +121,18 @@ def parse_takeout(data: bytes) -> dict[str, Any]:
         ts = doc.get(key, {}).get("timestamp") if isinstance(doc.get(key), dict) else None
         try:
             taken = datetime.fromtimestamp(int(ts), timezone.utc).replace(tzinfo=None) if ts else None
-        except (ValueError, OverflowError, OSError):
+        except (ValueError, TypeError, OverflowError, OSError):  # text, a list, out of range
             taken = None
         if taken:
             break
     geo = doc.get("geoData") if isinstance(doc.get("geoData"), dict) else {}
     lat, lon = geo.get("latitude"), geo.get("longitude")
-    has_geo = isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and (lat or lon)
-    people = [p.get("name") for p in doc.get("people", []) if isinstance(p, dict) and isinstance(p.get("name"), str)]
+    # Numbers on the globe only (not NaN, not 500); 0, 0 is Takeout's "no place".
+    has_geo = (all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lat, lon))
+               and -90 <= lat <= 90 and -180 <= lon <= 180 and bool(lat or lon))
+    people_list = doc.get("people")
+    people = [p.get("name") for p in people_list if isinstance(p, dict) and isinstance(p.get("name"), str)] \
+        if isinstance(people_list, list) else []
     return {
         "format": "takeout",
         "taken_at": taken,
