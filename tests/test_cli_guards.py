@@ -175,3 +175,19 @@ def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_catalog_files_out(t
         assert json.loads(p.stdout)["files_seen"] == 3
     thumbs = home / ".local" / "share" / "mediaforge" / "thumbs"
     assert len([t for t in thumbs.rglob("*") if t.is_file()]) == 3
+
+
+def test_thumbs_without_a_thumbnail_folder_fails_once_and_keeps_every_reference(tmp_path: Path,
+                                                                                small_catalog: Path) -> None:
+    """`thumbs` when its folder cannot be made reported every file failed, exit 0, and
+    cleared every content's thumbnail reference."""
+    import shutil
+
+    assert rows(small_catalog, "SELECT count(thumb) AS n FROM media") == [{"n": 1}]
+    thumbs = small_catalog.parent / "thumbs"
+    shutil.rmtree(thumbs)
+    thumbs.write_text("a file where the folder goes")
+    res = run_cli("thumbs", catalog=small_catalog)
+    assert res.rc == 3
+    assert_one_line_error(res.err, "cannot create the thumbnail folder", str(thumbs))
+    assert rows(small_catalog, "SELECT count(thumb) AS n FROM media") == [{"n": 1}]

@@ -245,7 +245,9 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
         con.execute("INSERT INTO image_hashes SELECT blake3, phash, dhash FROM mf_hashes")
         con.execute(
             "UPDATE media SET thumb = t.thumb, thumb_width = t.w, thumb_height = t.h "
-            "FROM mf_thumbs t WHERE media.blake3 = t.blake3"
+            # A remake that failed (a full disk, a folder that cannot be written) keeps
+            # the thumbnail the content had.
+            "FROM mf_thumbs t WHERE media.blake3 = t.blake3 AND t.thumb IS NOT NULL"
         )
         # A rotation that only the decoded frame tells (a video extracted with --no-thumbs
         # whose container has no track header matrix) is known now.

@@ -23,7 +23,7 @@ from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, pe
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
 from ..config import thread_count
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, PathIOError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
 from .thumbs import DEFAULT_SIZE, thumbs_root
@@ -186,6 +186,12 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
                 on_progress: ProgressFn | None = None) -> ExtractSummary:
     """(Re)make thumbnails of extracted contents; with `missing_only`, only those with no
     thumbnail recorded or whose file is gone from the thumbnail folder."""
+    root = thumbs_root(cat.path)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # the whole point of the command: one clear line, nothing touched
+        raise PathIOError(f"cannot create the thumbnail folder {root}: {e.strerror}") from None
+
     def select() -> pa.Table:
         rows = thumb_candidates(cat)
         if not missing_only:
