@@ -191,3 +191,29 @@ def test_thumbs_without_a_thumbnail_folder_fails_once_and_keeps_every_reference(
     assert res.rc == 3
     assert_one_line_error(res.err, "cannot create the thumbnail folder", str(thumbs))
     assert rows(small_catalog, "SELECT count(thumb) AS n FROM media") == [{"n": 1}]
+
+
+def test_a_search_index_left_by_another_catalog_is_rebuilt_not_searched(tmp_path: Path) -> None:
+    """The index lives at `<stem>.search` beside the catalog: a catalog moved aside (as
+    the docs advise for a damaged one) left it to the next catalog of that name, whose
+    searches then lost results to the old catalog's documents."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 24), (i * 70, 10, 10)).save(root / f"img{i}.jpg")
+    catalog = tmp_path / "c.duckdb"
+    for generation in range(2):
+        res = run_cli("scan", root, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        if generation == 0:
+            catalog.rename(tmp_path / "old.duckdb")
+    assert json.loads(res.out)["index"]["total"] == 3
+    res = run_cli("search", "img", "--format", "csv", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert len(res.out.splitlines()) == 1 + 3
+    # The index's place taken by a file: one clear line.
+    other = tmp_path / "d.duckdb"
+    (tmp_path / "d.search").write_text("not an index")
+    res = run_cli("scan", root, catalog=other)
+    assert res.rc == 3
+    assert_one_line_error(res.err, "d.search", "taken by a file")

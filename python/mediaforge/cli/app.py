@@ -19,7 +19,8 @@ import typer
 # command is running (a scan is walking) before they are loaded.
 from .. import __version__, catalog, meta
 from ..config import MAX_THREADS, default_catalog_path
-from ..errors import Interrupted, InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
+from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, PathIOError, PathNotFoundError,
+                      first_line, path_text)
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
 
@@ -87,8 +88,12 @@ def _main(
     ctx.obj = Globals(catalog=catalog or default_catalog_path(), quiet=quiet)
 
 
-def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = None) -> Catalog:
-    """`catalog.open_catalog`, with DuckDB loaded on this first use."""
+def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = None, create: bool = False) -> Catalog:
+    """`catalog.open_catalog`, with DuckDB loaded on this first use. Only `create` (the
+    scan) makes a catalog that is not there: any other command at a mistyped path would
+    leave an empty catalog behind and report on nothing."""
+    if not read_only and not create and not os.path.lexists(path):
+        raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
     return catalog.open_catalog(path, read_only=read_only, threads=threads)
 
 
@@ -149,7 +154,7 @@ def scan_cmd(
     try:
         from ..scan import scan
 
-        with open_catalog(g.catalog, threads=threads) as cat:
+        with open_catalog(g.catalog, threads=threads, create=True) as cat:
             with render.ScanProgressBar(show) as bar:
                 summary = scan(cat, config, on_progress=bar.update, walk=walk)
             if xconfig is not None:
@@ -552,7 +557,7 @@ def dedupe_cmd(
         raise InvalidInputError(f"--to is for --action move-to, not {action}")
     if undo_journal is not None:
         out = undo(undo_journal)
-        with open_catalog(g.catalog) as cat:
+        with open_catalog(g.catalog, create=True) as cat:  # the files are back: record it, catalog or not
             if uncarry(cat, undo_journal):
                 from .organise import after_change
 

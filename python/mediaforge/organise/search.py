@@ -31,7 +31,7 @@ from .. import _core
 from ..catalog import Catalog
 from ..catalog.schema import KINDS
 from ..config import search_dir
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, PathIOError
 
 # A file's year, as the `library` view has it: date taken, else creation time, else mtime.
 YEAR = "year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER"
@@ -133,6 +133,26 @@ class RefreshResult:
 
 # `meta` key: the last scan after which the index was brought in step with the catalog.
 SYNCED = "search_synced_scan"
+# `meta` key: the catalog's own id, also written into its index folder (`OWNER`): an index
+# left by a catalog moved aside, or shared by `lib.duckdb` and `lib.db` (one stem), is
+# another catalog's, and is rebuilt rather than searched.
+CATALOG_ID = "catalog_id"
+OWNER = "catalog-id"
+
+
+def _ours(cat: Catalog, folder: Path) -> bool:
+    """Whether the index in `folder` is this catalog's."""
+    got = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
+    try:
+        return bool(got) and (folder / OWNER).read_text().strip() == got[0][0]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _check_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise PathIOError(f"the search index's place {folder} is taken by a file: move it away (or rename the "
+                          "catalog)")
 
 
 def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
@@ -142,15 +162,22 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     (tags, collections), so the others need not be compared at all."""
     t0 = time.perf_counter()
     folder = index_dir(catalog_path)
-    if rebuild or not folder.exists():  # rebuilt, or the folder was deleted: start from nothing
+    _check_folder(folder)
+    fresh = rebuild or not _ours(cat, folder)
+    if fresh:  # rebuilt, deleted, or another catalog's: start from nothing
         shutil.rmtree(folder, ignore_errors=True)
         with cat.transaction() as con:
             # Not in step until this rebuild ends: if it is cut short (kill -9), the next
             # scan or search sees that and indexes every document again.
             con.execute("DELETE FROM meta WHERE key = ?", [SYNCED])
             con.execute("DELETE FROM search_docs")
+            con.execute("INSERT INTO meta SELECT ?, uuid()::VARCHAR WHERE NOT EXISTS "
+                        "(SELECT 1 FROM meta WHERE key = ?)", [CATALOG_ID, CATALOG_ID])
         only = None
     index = _core.SearchIndex(folder)
+    if fresh:
+        ((owner,),) = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
+        (folder / OWNER).write_text(owner + "\n")
     ids = only if isinstance(only, (pa.Array, pa.ChunkedArray)) else pa.array(list(only or []), pa.string())
     scope = pa.table({"media_id": ids})
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
@@ -183,7 +210,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
 def in_step(cat: Catalog, catalog_path: Path) -> bool:
     """False when the index is missing, or its last full update did not finish (so
     documents may be absent from it) while the catalog has scans."""
-    if not index_dir(catalog_path).exists():
+    if not _ours(cat, index_dir(catalog_path)):
         return False
     if not cat.con.execute("SELECT count(*) FROM scans").fetchall()[0][0]:
         return True
@@ -205,7 +232,7 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
     changed). Otherwise every document, by digest."""
     synced = cat.con.execute("SELECT value FROM meta WHERE key = ?", [SYNCED]).fetchall()
     ((before,),) = cat.con.execute("SELECT max(scan_id) FROM scans WHERE scan_id < ?", [scan_id]).fetchall()
-    if not index_dir(catalog_path).exists() or not synced or before is None or synced[0][0] != str(before):
+    if not _ours(cat, index_dir(catalog_path)) or not synced or before is None or synced[0][0] != str(before):
         return refresh(cat, catalog_path)
     given = pa.table({"media_id": pa.chunked_array([*touched, pa.array(list(more), pa.string())], pa.string())})
     with cat.registered("mf_touched", given):
@@ -241,6 +268,9 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
     folder = index_dir(catalog_path)
     if not folder.exists():
         raise InvalidInputError(f"no search index at {folder}: run `mediaforge search --reindex` (or a scan) first")
+    if not _ours(cat, folder):
+        raise InvalidInputError(f"the search index at {folder} is another catalog's: run `mediaforge search "
+                                "--reindex`")
     restrict: list[str] | None = None
     for m in _COLLECTION.finditer(query):
         ids = members(cat, m.group(1) or m.group(2))
