@@ -217,3 +217,13 @@ def test_a_search_index_left_by_another_catalog_is_rebuilt_not_searched(tmp_path
     res = run_cli("scan", root, catalog=other)
     assert res.rc == 3
     assert_one_line_error(res.err, "d.search", "taken by a file")
+
+
+@pytest.mark.parametrize("args", [("dupes", "--similar"), ("meta",), ("thumbs",), ("tag", "add", "x", "y"),
+                                  ("collection", "create", "trips")])
+def test_commands_other_than_scan_make_no_catalog_at_a_mistyped_path(tmp_path: Path, args: tuple[str, ...]) -> None:
+    catalog = tmp_path / "typo" / "catalgo.duckdb"
+    res = run_cli(*args, catalog=catalog)
+    assert res.rc == 3, res
+    assert_one_line_error(res.err, "no catalog at", "mediaforge scan")
+    assert not catalog.parent.exists()
