@@ -58,3 +58,47 @@ def test_full_disk_keeps_committed_rows(tmp_path: Path) -> None:
         assert {str(small / f"IMG_{i}.jpg") for i in range(5)} <= paths
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_dedupe_to_a_full_trash_leaves_no_half_copy_and_undoes_whole(tmp_path: Path) -> None:
+    """The trash beside the catalog on a nearly full disk, the files on another: moving a
+    file there is a copy, which ran out of space. The half copies stayed in the trash and
+    the journal's own failure was reported as "cannot write the standard output"."""
+    lib = tmp_path / "lib"
+    for d in ("a", "b", "c"):
+        (lib / d).mkdir(parents=True)
+    big = os.urandom(700_000)
+    for d in ("a", "b", "c"):
+        (lib / d / "big.bin").write_bytes(big)
+    for i in range(40):
+        for d in ("a", "b"):
+            (lib / d / f"s{i}.txt").write_text(f"content {i}\n")
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "5m")
+    try:
+        catalog = disk / "c.duckdb"
+        ok = _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", str(lib))
+        assert ok.returncode == 0, ok.stderr
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / "fill").write_bytes(b"\0" * (free - 1_000_000))
+        res = _cli("--catalog", str(catalog), "dedupe", "--action", "trash", "--apply")
+        lines = res.stderr.strip().splitlines()
+        assert "Traceback" not in res.stderr and "standard output" not in res.stderr, res.stderr
+        originals = {p.relative_to(lib): p.read_bytes() for p in lib.rglob("*") if p.is_file()}
+        trash = disk / "trash"
+        in_trash = [p for p in trash.rglob("*") if p.is_file()] if trash.exists() else []
+        for p in in_trash:  # each whole: a file moved, never a part of one
+            name = p.name
+            assert p.read_bytes() in (big, *(f"content {i}\n".encode() for i in range(40))), name
+        assert len(originals) + len(in_trash) == 3 + 80
+        if res.returncode != 0:
+            assert res.returncode == 3 and len(lines) == 1 and lines[0].startswith("mediaforge: error:"), res.stderr
+        (disk / "fill").unlink()
+        journals = sorted((disk / "journal").glob("*.jsonl"))
+        for j in journals:
+            undo = _cli("--catalog", str(catalog), "dedupe", "--undo", str(j))
+            assert undo.returncode == 0, undo.stderr
+        assert sum(1 for p in lib.rglob("*") if p.is_file()) == 3 + 80
+        assert (lib / "c" / "big.bin").read_bytes() == big and (lib / "a" / "big.bin").read_bytes() == big
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -224,6 +224,7 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lines = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115
@@ -232,9 +233,20 @@ class Journal:
                               "nothing was changed") from None
 
     def write(self, **entry: Any) -> None:
-        self.f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        self.f.flush()
-        os.fsync(self.f.fileno())
+        try:
+            self.f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        except OSError as e:  # a full disk: stop before the next step, which it could not record
+            if not self.lines:  # not even the first line: nothing was done, leave nothing behind
+                with contextlib.suppress(OSError):
+                    self.f.close()
+                    self.path.unlink()
+                raise PathIOError(f"cannot write the dedupe journal {self.path}: {e.strerror}; "
+                                  "nothing was changed") from None
+            raise PathIOError(f"cannot write the dedupe journal {self.path}: {e.strerror}; stopped there: what "
+                              f"was done is in it, undo with `mediaforge dedupe --undo {self.path}`") from None
+        self.lines += 1
 
     def close(self) -> None:
         self.f.close()
@@ -505,10 +517,15 @@ def _move(src: bytes, dst: bytes) -> None:
     except OSError as e:
         if e.errno != errno.EXDEV:  # another file system: copy, verify, then remove
             raise
-        shutil.copy2(src, dst)
-        with open(dst, "rb") as f:
-            os.fsync(f.fileno())
-        if not same_bytes(src, dst):
+        _copy_new(src, dst)
+        try:
+            shutil.copystat(src, dst)
+            verified = same_bytes(src, dst)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(dst)
+            raise
+        if not verified:
             os.unlink(dst)
             raise PathIOError(f"copy to {os.fsdecode(dst)} did not verify; the original is kept") from None
         os.unlink(src)
@@ -519,9 +536,10 @@ def _entries(path: Path) -> Iterator[dict[str, Any]]:
         raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (not a regular file)")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        raise PathIOError(f"cannot read journal {path}: {why}") from None
+    except OSError as e:
+        raise PathIOError(f"cannot read journal {path}: {e.strerror}") from None
+    except UnicodeDecodeError:  # a photo given by mistake: not a journal, as for bad JSON
+        raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (not UTF-8 text)") from None
     for n, line in enumerate(lines, 1):
         try:
             e = json.loads(line)
@@ -577,18 +595,24 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                 for pair in [*e.get("tags", []), *e.get("collections", [])]:
                     if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
                         raise TypeError("a carried tag or collection is not a pair")
-    except (KeyError, TypeError, ValueError, binascii.Error) as err:
+    except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as err:  # OverflowError: int(1e400)
         raise InvalidInputError(f"{path} is not a valid MediaForge dedupe journal: {first_line(err)}") from None
     return action, list(records.values())
 
 
 def _copy_new(src: bytes, dst: bytes) -> None:
-    """Copy `src` to the new name `dst` (never an existing file), synced to disk."""
+    """Copy `src` to the new name `dst` (never an existing file), synced to disk. A copy
+    cut short (a full disk, Ctrl-C) is removed: no half file is left behind."""
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with open(fd, "wb") as out, open(src, "rb") as f:
-        shutil.copyfileobj(f, out, CHUNK)
-        out.flush()
-        os.fsync(out.fileno())
+    try:
+        with open(fd, "wb") as out, open(src, "rb") as f:
+            shutil.copyfileobj(f, out, CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(dst)
+        raise
 
 
 def _unlink(r: _Record, action: str) -> str | None:
