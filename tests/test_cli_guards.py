@@ -227,3 +227,15 @@ def test_commands_other_than_scan_make_no_catalog_at_a_mistyped_path(tmp_path: P
     assert res.rc == 3, res
     assert_one_line_error(res.err, "no catalog at", "mediaforge scan")
     assert not catalog.parent.exists()
+
+
+def test_a_table_too_wide_for_the_screen_is_printed_one_record_at_a_time(small_catalog: Path) -> None:
+    """Rich squeezed 27 columns into 80 characters as empty boxes (and COLUMNS=0 printed
+    nothing at all), exit 0: the data silently gone."""
+    sql = "SELECT " + ", ".join(f"{i} AS a{i}" for i in range(1, 28))
+    res = run_cli("query", sql, catalog=small_catalog, env=cli_env(small_catalog, COLUMNS="80"))
+    assert res.rc == 0, res.err
+    assert "-[ RECORD 1 ]" in res.out and "a27 | 27" in res.out and "a1  | 1" in res.out
+    res = run_cli("query", "SELECT 1 AS a, 'hello' AS b", catalog=small_catalog,
+                  env=cli_env(small_catalog, COLUMNS="0"))
+    assert res.rc == 0 and "hello" in res.out

@@ -36,6 +36,9 @@ class _Console(Console):
 
 err_console = _Console(stderr=True)
 out_console = _Console()
+for _c in (err_console, out_console):
+    if _c.width < 20:  # COLUMNS=0 or 5: rich would print empty boxes, or nothing
+        _c.width = 80
 
 
 def shown(value: Any) -> Text:
@@ -294,6 +297,9 @@ def print_table(table: pa.Table, title: str | None = None, limit: int = 1000, hi
     """A rich table on stdout; long results are cut with a note on stderr. `hide`: columns
     meant for scripts (ids, raw path bytes) that the table leaves out where present."""
     table = table.drop_columns([c for c in hide if c in table.column_names])
+    if table.num_columns * (_MIN_CELL + 3) + 1 > out_console.width:
+        _print_expanded(table, title, limit, out_console.width)
+        return
     t = Table(title=shown(title) if title else None, show_lines=False, header_style="bold")
     for name in table.column_names:
         t.add_column(shown(name), overflow="fold")
@@ -304,6 +310,29 @@ def print_table(table: pa.Table, title: str | None = None, limit: int = 1000, hi
         t.add_row(*[shown("" if v is None else plain(v)) for v in row.values()])
         count += 1
     out_console.print(t)
+    if table.num_rows > count:
+        err_console.print(f"[dim]{table.num_rows - count:,} more rows not shown; use --format csv or --output[/]")
+
+
+# The narrowest a table cell may get before the table is printed one record at a time
+# instead (as `psql -x`): rich would squeeze every column to nothing and print empty boxes.
+_MIN_CELL = 6
+
+
+def _print_expanded(table: pa.Table, title: str | None, limit: int, width: int) -> None:
+    """Each row as `column | value` lines under a `-[ RECORD n ]-` rule."""
+    names = [printable(n) for n in table.column_names]
+    pad = min(max(map(len, names), default=0), width // 3)
+    lines = [printable(title)] if title else []
+    count = 0
+    for row in _rows(table):
+        if count >= limit:
+            break
+        count += 1
+        lines.append(f"-[ RECORD {count} ]" + "-" * max(0, min(width, 40) - 13 - len(str(count))))
+        for name, v in zip(names, row.values()):
+            lines.append(f"{name.ljust(pad)} | {printable('' if v is None else str(plain(v)))}")
+    sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
     if table.num_rows > count:
         err_console.print(f"[dim]{table.num_rows - count:,} more rows not shown; use --format csv or --output[/]")
 
