@@ -239,3 +239,17 @@ def test_a_table_too_wide_for_the_screen_is_printed_one_record_at_a_time(small_c
     res = run_cli("query", "SELECT 1 AS a, 'hello' AS b", catalog=small_catalog,
                   env=cli_env(small_catalog, COLUMNS="0"))
     assert res.rc == 0 and "hello" in res.out
+
+
+def test_infinite_dates_inside_lists_structs_and_maps_in_every_format(small_catalog: Path) -> None:
+    sql = ("SELECT ['infinity'::DATE, '2020-01-02'::DATE, NULL] AS c, {'y': 'infinity'::DATE, 'n': 3} AS s, "
+           "MAP {'infinity'::DATE: 1} AS m, [['-infinity'::TIMESTAMP]] AS ll UNION ALL SELECT NULL, NULL, NULL, NULL")
+    res = run_cli("query", sql, "-f", "json", catalog=small_catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [
+        {"c": ["infinity", "2020-01-02", None], "s": {"y": "infinity", "n": 3}, "m": [["infinity", 1]],
+         "ll": [["-infinity"]]},
+        {"c": None, "s": None, "m": None, "ll": None}]
+    for fmt in ("csv", "table"):
+        res = run_cli("query", sql, "-f", fmt, catalog=small_catalog)
+        assert res.rc == 0 and "infinity" in res.out, res.err

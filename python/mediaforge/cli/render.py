@@ -208,6 +208,8 @@ def _values(col: pa.Array) -> list[Any]:
     try:
         return col.to_pylist()
     except (OverflowError, ValueError):
+        if pa.types.is_nested(col.type):  # such a date inside a list, struct or map
+            return _nested_values(pa.concat_arrays([col]))  # a copy from offset 0: children line up
         if not (pa.types.is_timestamp(col.type) or pa.types.is_date(col.type)):
             raise
     ints = col.cast(pa.int32() if pa.types.is_date32(col.type) else pa.int64()).to_pylist()
@@ -219,6 +221,27 @@ def _values(col: pa.Array) -> list[Any]:
         except (OverflowError, ValueError):
             out.append("infinity" if n >= top else "-infinity" if n <= -top else _far_iso(n, col.type))
     return out
+
+
+def _nested_values(col: pa.Array) -> list[Any]:
+    """`_values` of a list, struct or map column, built from its children's."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    t, valid = col.type, col.is_valid().to_pylist()
+    if pa.types.is_struct(t):
+        fields = [(t.field(i).name, _values(col.field(i))) for i in range(t.num_fields)]
+        return [{name: vals[k] for name, vals in fields} if ok else None for k, ok in enumerate(valid)]
+    if pa.types.is_fixed_size_list(t):
+        n, vals = t.list_size, _values(col.values)
+        return [vals[k * n:(k + 1) * n] if ok else None for k, ok in enumerate(valid)]
+    offsets = col.offsets.to_pylist()
+    if pa.types.is_map(t):
+        keys, items = _values(col.keys), _values(col.items)
+        return [list(zip(keys[a:b], items[a:b])) if ok else None for ok, a, b in zip(valid, offsets, offsets[1:])]
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        vals = _values(col.values)
+        return [vals[a:b] if ok else None for ok, a, b in zip(valid, offsets, offsets[1:])]
+    raise ValueError(f"no Python form for a column of type {t}")
 
 
 _PER_DAY = {"D": 1, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
@@ -307,7 +330,7 @@ def print_table(table: pa.Table, title: str | None = None, limit: int = 1000, hi
     for row in _rows(table):
         if count >= limit:
             break
-        t.add_row(*[shown("" if v is None else plain(v)) for v in row.values()])
+        t.add_row(*[shown("" if v is None else _cell(plain(v))) for v in row.values()])
         count += 1
     out_console.print(t)
     if table.num_rows > count:
@@ -331,7 +354,7 @@ def _print_expanded(table: pa.Table, title: str | None, limit: int, width: int) 
         count += 1
         lines.append(f"-[ RECORD {count} ]" + "-" * max(0, min(width, 40) - 13 - len(str(count))))
         for name, v in zip(names, row.values()):
-            lines.append(f"{name.ljust(pad)} | {printable('' if v is None else str(plain(v)))}")
+            lines.append(f"{name.ljust(pad)} | {printable('' if v is None else str(_cell(plain(v))))}")
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
     if table.num_rows > count:
         err_console.print(f"[dim]{table.num_rows - count:,} more rows not shown; use --format csv or --output[/]")
