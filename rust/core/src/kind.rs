@@ -260,8 +260,25 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
     if h.len() > 376 && h[0] == 0x47 && h[188] == 0x47 && h[376] == 0x47 {
         return Some(c(Video, "video/mp2t"));
     }
-    if h.len() >= 2 && h[0] == 0xFF && (h[1] & 0xE0) == 0xE0 && (h[1] & 0x06) != 0 {
-        // An MPEG audio frame sync; ADTS AAC has layer bits 00.
+    let utf16 = utf16_ascii(h);
+    if let Some(text) = &utf16 {
+        // UTF-16 text (`FF FE` is also an MPEG frame sync): an XMP packet, or nothing known.
+        let text = trim_bom(text);
+        if text.starts_with(b"<?xpacket") || text.starts_with(b"<x:xmpmeta") {
+            return Some(c(Sidecar, "application/rdf+xml"));
+        }
+        return None;
+    }
+    if h.len() >= 3
+        && h[0] == 0xFF
+        && (h[1] & 0xE0) == 0xE0
+        && (h[1] & 0x06) != 0
+        && (h[1] & 0x18) != 0x08
+        && (h[2] & 0xF0) != 0xF0
+        && (h[2] & 0x0C) != 0x0C
+    {
+        // An MPEG audio frame header: sync, a version, a layer (ADTS AAC has layer bits
+        // 00), no reserved version, bit rate or sample rate.
         return Some(c(Audio, "audio/mpeg"));
     }
     if h.len() >= 2 && h[0] == 0xFF && (h[1] & 0xF6) == 0xF0 {
@@ -272,6 +289,25 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
         return Some(c(Sidecar, "application/rdf+xml"));
     }
     None
+}
+
+/// The ASCII characters of a head that starts with a UTF-16 byte order mark and whose
+/// first characters are ASCII: the text, one byte per character; None otherwise.
+fn utf16_ascii(h: &[u8]) -> Option<Vec<u8>> {
+    let le = h.starts_with(b"\xFF\xFE");
+    if !le && !h.starts_with(b"\xFE\xFF") {
+        return None;
+    }
+    let units: Vec<[u8; 2]> = h[2..].chunks_exact(2).map(|p| [p[0], p[1]]).collect();
+    let ascii = |u: &[u8; 2]| {
+        if le {
+            (u[1] == 0).then_some(u[0])
+        } else {
+            (u[0] == 0).then_some(u[1])
+        }
+    };
+    let text: Vec<u8> = units.iter().map_while(ascii).collect();
+    (text.len() >= units.len().min(4) && !text.is_empty() && text.iter().all(|b| b.is_ascii())).then_some(text)
 }
 
 fn trim_bom(h: &[u8]) -> &[u8] {
@@ -307,6 +343,31 @@ pub fn extension(name: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utf16_text_is_not_an_mpeg_frame() {
+        let le: Vec<u8> = [
+            b"\xFF\xFE".as_slice(),
+            &"1\n00:00:01,000 --> 00:00:02,000\n"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>(),
+        ]
+        .concat();
+        assert_eq!(classify(b"srt", Some(&le)).kind, Kind::Sidecar);
+        assert_eq!(classify(b"txt", Some(&le)).mime, "text/plain");
+        let xmp: Vec<u8> = [
+            b"\xFF\xFE".as_slice(),
+            &"<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>(),
+        ]
+        .concat();
+        assert_eq!(classify(b"", Some(&xmp)).kind, Kind::Sidecar);
+        // A real MPEG-1 layer III header still is one, whatever the name.
+        assert_eq!(classify(b"bin", Some(b"\xFF\xFB\x90\x64\x00")).mime, "audio/mpeg");
+    }
 
     #[test]
     fn extension_table() {
