@@ -610,6 +610,25 @@ def test_one_bad_field_costs_that_field_not_the_sidecar(tmp_path: Path) -> None:
     assert rows(catalog, "SELECT * FROM meta_errors") == []
 
 
+def test_a_slow_file_does_not_hold_up_the_files_behind_it(tmp_path: Path) -> None:
+    """Each worker was handed eight files at once: the seven queued behind one that takes
+    seconds waited for it, while the other worker sat idle."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.slow_jpeg(lib / "a_slow.jpg", repeats=12_000)  # a few seconds to decode
+    for i in range(7):
+        media_corpus.picture(24, 16, i).save(lib / f"b{i}.png")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("meta", "-j", "2", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    done = {r["name"]: r["extracted_at"] for r in rows(
+        catalog, "SELECT f.name, m.extracted_at FROM files f JOIN media m USING (blake3)")}
+    slow = done.pop("a_slow.jpg")
+    assert len(done) == 7
+    assert (slow - max(done.values())).total_seconds() > 0.5
+
+
 # A process that hands one task to a pool of one worker and waits; it prints the
 # worker's PID once the worker has the task.
 _BUSY_POOL = """

@@ -152,9 +152,12 @@ class WorkerPool:
             self.workers.append(self._start())
 
     def _feed(self, w: _Worker, queue: deque[Task]) -> None:
-        """Top a worker up before it runs dry, so it never waits on this process."""
-        if w.ready and not w.dead and len(w.inflight) <= CHUNK // 2 and queue:
-            share = [queue.popleft() for _ in range(min(CHUNK, len(queue)))]
+        """Top a worker up before it runs dry, so it never waits on this process. Shares
+        shrink as the queue does: files queued behind one that takes long (up to the
+        timeout) wait with it, so a short run is spread over every worker."""
+        size = max(1, min(CHUNK, len(queue) // (4 * max(1, len(self.workers)))))
+        if w.ready and not w.dead and len(w.inflight) <= size // 2 and queue:
+            share = [queue.popleft() for _ in range(size)]
             if not w.inflight:
                 w.deadline = time.monotonic() + self.timeout
             w.inflight.extend(share)
