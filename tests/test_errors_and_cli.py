@@ -83,6 +83,9 @@ def test_unreadable_folder_is_an_error_row_and_its_files_stay_present(
         assert got[f]["status"] == "present" and got[f]["missing_since"] is None, f
     others = set(got) - private_files
     assert all(got[f]["status"] == "present" for f in others)
+    # Seen by the first scan only: the second could not look (last_seen, last_scan_id stay).
+    assert all(got[f]["last_scan_id"] == 1 for f in private_files)
+    assert all(got[f]["last_scan_id"] == 2 for f in others)
 
     errs = rows(catalog_path, "SELECT * FROM scan_errors WHERE scan_id = 2")
     assert errs, "no scan_errors row for the unreadable folder"

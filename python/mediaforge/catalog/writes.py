@@ -154,6 +154,11 @@ def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
     return "(" + " OR ".join(parts or ["FALSE"]) + ")", params
 
 
+# scan_errors stages of paths the walk could not look into: what the catalog knows below
+# them is left as it was.
+_HELD = "('walk', 'stat', 'vanished')"
+
+
 def finish_scan(
     cat: Catalog,
     scan_id: int,
@@ -223,9 +228,17 @@ def finish_scan(
         (missing,) = con.execute(
             "SELECT count(*) FROM mf_gone WHERE media_id NOT IN (SELECT old_id FROM mf_moves)"
         ).fetchone()
+        # Rows the scan did not write were found unchanged, except those below a folder it
+        # could not read (or a file it could not stat): not seen, so not stamped.
+        held = ""
+        (unread,) = con.execute(f"SELECT count(*) FROM scan_errors WHERE scan_id = ? AND stage IN {_HELD}",
+                                [scan_id]).fetchone()
+        if unread:
+            held = (f"AND NOT EXISTS (SELECT 1 FROM scan_errors e WHERE e.scan_id = {int(scan_id)} "
+                    f"AND e.stage IN {_HELD} AND (files.path = e.path OR starts_with(files.path, e.path || '/')))")
         con.execute(
             f"UPDATE files SET last_seen = ?, last_scan_id = ? "
-            f"WHERE status = 'present' AND last_scan_id <> ? AND {under}",
+            f"WHERE status = 'present' AND last_scan_id <> ? AND {under} {held}",
             [now, scan_id, scan_id, *params],
         )
         pruned = 0

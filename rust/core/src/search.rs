@@ -239,6 +239,14 @@ fn index_err(dir: &Path, e: TantivyError) -> Error {
             dir.display()
         )),
         TantivyError::DataCorruption(_) | TantivyError::IncompatibleIndex(_) => damaged(dir),
+        // The writer's threads died on an I/O error they do not pass on: a full disk, most
+        // likely. An I/O error of the folder, not bad input.
+        e @ TantivyError::ErrorInThread(_) => Error::from_io(
+            dir,
+            std::io::Error::other(format!(
+                "the index writer stopped ({e}); is the disk full?"
+            )),
+        ),
         e => Error::InvalidInput(format!("search index {}: {e}", dir.display())),
     }
 }
