@@ -253,3 +253,11 @@ def test_infinite_dates_inside_lists_structs_and_maps_in_every_format(small_cata
     for fmt in ("csv", "table"):
         res = run_cli("query", sql, "-f", fmt, catalog=small_catalog)
         assert res.rc == 0 and "infinity" in res.out, res.err
+
+
+def test_a_path_with_a_newline_or_escape_codes_is_named_whole_and_harmless(tmp_path: Path) -> None:
+    for name, shown_as in (("no\nsuch", "no\\nsuch"), ("no\x1b[31mred", "no\\x1b[31mred")):
+        res = run_cli("scan", tmp_path / name, catalog=tmp_path / "c.duckdb")
+        assert res.rc == 3
+        assert_one_line_error(res.err, "no such file or directory", shown_as)
+        assert "\x1b" not in res.err

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from .. import _core
 from ..config import catalog_files, thread_count
-from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError
+from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError, path_text
 
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -46,18 +46,18 @@ def resolve_root(p: PathLike) -> bytes:
         st = os.stat(real)
         if not stat.S_ISDIR(st.st_mode) and not stat.S_ISREG(st.st_mode):
             # A FIFO would block the open below for ever; a device is no media file.
-            raise InvalidInputError(f"{os.fsdecode(raw)} is neither a folder nor a regular file")
+            raise InvalidInputError(f"{path_text(raw)} is neither a folder nor a regular file")
         # Opening proves we may read it (a folder also needs search rights to list files).
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0))
         os.close(fd)
         if stat.S_ISDIR(st.st_mode) and not os.access(real, os.X_OK, effective_ids=True):
             raise PermissionError
     except FileNotFoundError:
-        raise PathNotFoundError(f"no such file or directory: {os.fsdecode(raw)}") from None
+        raise PathNotFoundError(f"no such file or directory: {path_text(raw)}") from None
     except PermissionError:
-        raise PathPermissionError(f"permission denied: {os.fsdecode(raw)}") from None
+        raise PathPermissionError(f"permission denied: {path_text(raw)}") from None
     except OSError as e:
-        raise PathIOError(f"cannot read {os.fsdecode(raw)}: {e.strerror}") from None
+        raise PathIOError(f"cannot read {path_text(raw)}: {e.strerror}") from None
     return real
 
 
