@@ -629,6 +629,24 @@ def test_a_slow_file_does_not_hold_up_the_files_behind_it(tmp_path: Path) -> Non
     assert (slow - max(done.values())).total_seconds() > 0.5
 
 
+def test_a_video_cut_short_behind_an_intact_header_is_partial_and_fingerprinted_honestly(tmp_path: Path) -> None:
+    """A Matroska file cut to half its length still says 6 s: it was `ok`, and its
+    fingerprint positions past 3 s all held the last frame that decodes."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    whole = tmp_path / "whole.mkv"
+    media_corpus._video(whole, "libx264", "matroska", (160, 120), frames=6 * 24)
+    data = whole.read_bytes()
+    (lib / "cut.mkv").write_bytes(data[: len(data) // 2])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, lib / "cut.mkv")
+    assert m["status"] == "partial"
+    assert any(stage == "decode" and "cut short" in msg for stage, msg in _errors(catalog, lib / "cut.mkv"))
+    positions = [r["position"] for r in rows(catalog, "SELECT position FROM video_hashes ORDER BY k")]
+    assert positions and len(set(positions)) == len(positions) and max(positions) < 4.0
+
+
 # A process that hands one task to a pool of one worker and waits; it prints the
 # worker's PID once the worker has the task.
 _BUSY_POOL = """

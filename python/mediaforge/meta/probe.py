@@ -230,28 +230,37 @@ FP_FLAT_STDDEV = 6.0
 FP_MAX_DECODE = 240  # frames decoded after a keyframe seek to reach the wanted time
 
 
-def video_fingerprint(path: str | bytes, duration: float | None) -> list[dict[str, Any]]:
+def video_fingerprint(path: str | bytes, duration: float | None) -> tuple[list[dict[str, Any]], float | None]:
     """(k, position, pHash) of frames at fixed fractions of the duration, via keyframe
-    seeks; the pHash is computed in the Rust core from a small grey frame."""
+    seeks; the pHash is computed in the Rust core from a small grey frame. Second: where
+    the pictures end when that is well before the duration the header claims (a file cut
+    short), else None; positions past it are left out rather than all given its last frame."""
     import numpy as np
 
     from .. import _core
 
     if not duration or duration <= 0:
-        return []
+        return [], None
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     out: list[dict[str, Any]] = []
+    ended: float | None = None
+    slack = 0.5  # a frame is found at or after its target, unless the pictures stop first
     with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
         vs = next((s for s in c.streams.video if not _is_cover(s)), None)
         if vs is None or not vs.time_base:
-            return []
+            return [], None
         vs.thread_type = "AUTO"
+        if vs.duration and vs.time_base:  # the pictures' own length (sound may run on after them)
+            duration = min(duration, float(vs.duration * vs.time_base)) or duration
         start = FP_SKIP_START if duration > 2 * FP_SKIP_START else 0.0
         for k, f in enumerate(FP_FRACTIONS):
             t = max(start, f * duration)
             frame = _frame_after(c, vs, t)
             if frame is None:
                 continue
+            if frame.time is not None and frame.time < t - slack:  # the pictures stop before t
+                ended = float(frame.time)
+                break
             w = 64
             h = max(8, round(64 * frame.height / max(frame.width, 1)))
             grey = frame.reformat(width=w, height=h, format="gray").to_ndarray()
@@ -259,7 +268,7 @@ def video_fingerprint(path: str | bytes, duration: float | None) -> list[dict[st
                 continue  # black or flat: says nothing about the content
             phash, _ = _core.image_hashes(np.ascontiguousarray(grey).tobytes(), w, h)
             out.append({"k": k, "position": round(float(frame.time or t), 3), "phash": phash})
-    return out
+    return out, ended
 
 
 AFP_RATE = 11025  # what the Rust fingerprint expects

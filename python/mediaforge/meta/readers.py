@@ -315,10 +315,13 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     # Frames at fixed fractions of the duration: the video's near-duplicate fingerprint.
     if t.fingerprints and t.kind == "video" and media.get("video_codec"):
         try:
-            r.video_hashes = video_fingerprint(t.path, media.get("duration"))
+            r.video_hashes, ended = video_fingerprint(t.path, media.get("duration"))
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
         else:
+            if ended is not None:
+                r.fail("decode", f"the pictures end at {ended:.1f} s of the {media['duration']:.1f} s the file "
+                                 "claims: cut short?")
             if not r.video_hashes:
                 # Recorded (the extraction itself is fine) so that no catch-up tries again.
                 r.errors.append(("fingerprint", "no fingerprint: every sampled frame is black or flat"))
