@@ -647,6 +647,23 @@ def test_a_video_cut_short_behind_an_intact_header_is_partial_and_fingerprinted_
     assert positions and len(set(positions)) == len(positions) and max(positions) < 4.0
 
 
+def test_bytes_after_the_sound_keep_the_audio_fingerprint(tmp_path: Path) -> None:
+    """One NUL byte, zeros or a LYRICS tag after an MP3's last frame: the decode error
+    there threw away the whole fingerprint, and `dupes --similar` lost the song."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "a.mp3", "mp3", "mp3", 8.0)
+    data = (lib / "a.mp3").read_bytes()
+    (lib / "b.mp3").write_bytes(data + b"\0")
+    (lib / "c.mp3").write_bytes(data + b"\0" * 4096)
+    (lib / "d.mp3").write_bytes(data + b"LYRICSBEGIN" + b"x" * 100 + b"000111LYRICS200")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT f.name, m.status, (SELECT count(*) FROM audio_hashes a WHERE a.blake3 = f.blake3) "
+                        "AS n FROM files f JOIN media m USING (blake3) ORDER BY 1")
+    assert got == [{"name": n, "status": "ok", "n": 1} for n in ("a.mp3", "b.mp3", "c.mp3", "d.mp3")]
+
+
 # A process that hands one task to a pool of one worker and waits; it prints the
 # worker's PID once the worker has the task.
 _BUSY_POOL = """

@@ -289,14 +289,23 @@ def audio_fingerprint(path: str | bytes) -> dict[str, Any]:
             raise ValueError("no audio stream")
         stream = c.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=AFP_RATE)
-        for frame in c.decode(stream):
+        frames = c.decode(stream)
+        while got < need:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.error.FFmpegError:
+                # Bytes past the sound that do not decode (a LYRICS tag, padding): the
+                # fingerprint of what came before stands; with nothing before, the error does.
+                if not got:
+                    raise
+                break
             for out in resampler.resample(frame):
                 b = bytes(out.planes[0])[: out.samples * 4]
                 chunks.append(b)
                 got += len(b)
-            if got >= need:
-                break
-        else:
+        if got < need:
             for out in resampler.resample(None):
                 chunks.append(bytes(out.planes[0])[: out.samples * 4])
     pcm = b"".join(chunks)[:need]
