@@ -344,26 +344,19 @@ pub fn extension(name: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    /// `text` as UTF-16LE with its byte order mark.
+    fn utf16le(text: &str) -> Vec<u8> {
+        let mut out = b"\xFF\xFE".to_vec();
+        out.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        out
+    }
+
     #[test]
     fn utf16_text_is_not_an_mpeg_frame() {
-        let le: Vec<u8> = [
-            b"\xFF\xFE".as_slice(),
-            &"1\n00:00:01,000 --> 00:00:02,000\n"
-                .encode_utf16()
-                .flat_map(u16::to_le_bytes)
-                .collect::<Vec<u8>>(),
-        ]
-        .concat();
-        assert_eq!(classify(b"srt", Some(&le)).kind, Kind::Sidecar);
-        assert_eq!(classify(b"txt", Some(&le)).mime, "text/plain");
-        let xmp: Vec<u8> = [
-            b"\xFF\xFE".as_slice(),
-            &"<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">"
-                .encode_utf16()
-                .flat_map(u16::to_le_bytes)
-                .collect::<Vec<u8>>(),
-        ]
-        .concat();
+        let srt = utf16le("1\n00:00:01,000 --> 00:00:02,000\n");
+        assert_eq!(classify(b"srt", Some(&srt)).kind, Kind::Sidecar);
+        assert_eq!(classify(b"txt", Some(&srt)).mime, "text/plain");
+        let xmp = utf16le("<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">");
         assert_eq!(classify(b"", Some(&xmp)).kind, Kind::Sidecar);
         // A real MPEG-1 layer III header still is one, whatever the name.
         assert_eq!(classify(b"bin", Some(b"\xFF\xFB\x90\x64\x00")).mime, "audio/mpeg");

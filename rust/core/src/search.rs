@@ -243,9 +243,7 @@ fn index_err(dir: &Path, e: TantivyError) -> Error {
         // likely. An I/O error of the folder, not bad input.
         e @ TantivyError::ErrorInThread(_) => Error::from_io(
             dir,
-            std::io::Error::other(format!(
-                "the index writer stopped ({e}); is the disk full?"
-            )),
+            std::io::Error::other(format!("the index writer stopped ({e}); is the disk full?")),
         ),
         e => Error::InvalidInput(format!("search index {}: {e}", dir.display())),
     }
