@@ -9,6 +9,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable
+from typing import BinaryIO
 
 
 def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
@@ -30,6 +31,13 @@ def replace_atomically(target: bytes, data: bytes) -> None:
     """Write `data` to `target` through a fresh temporary file, synced, then renamed over
     it: readers see the old bytes or the new ones, never a part. An existing target's
     permission bits are kept."""
+    replace_with(target, lambda f: f.write(data))
+
+
+def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
+    """`replace_atomically`, with the new content written by `fill` into the open file: a
+    `fill` that fails (a full disk, bad data) leaves the target as it was, and no
+    temporary file."""
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
@@ -38,7 +46,7 @@ def replace_atomically(target: bytes, data: bytes) -> None:
     tmp = new_tmp(target, lambda t: fds.append(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)))
     try:
         with open(fds[0], "wb") as f:
-            f.write(data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)

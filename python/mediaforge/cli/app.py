@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
+import io
 import os
 import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Optional
 
 import typer
 
@@ -382,54 +382,38 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
     if output is None:
         (render.write_json if fmt is Format.json else render.write_csv)(table, sys.stdout)
         return
-    target = os.path.realpath(output)
+    target = os.fsencode(os.path.realpath(output))
     try:
-        st = os.stat(target) if os.path.exists(target) else None
+        regular = not os.path.exists(target) or stat.S_ISREG(os.stat(target).st_mode)
+        if regular:
+            from ..fsops import replace_with
+
+            replace_with(target, lambda f: _write_into(table, fmt, f))
+        else:  # a device, a FIFO: written in place, never replaced or removed
+            with open(target, "wb") as f:
+                _write_into(table, fmt, f)
     except OSError as e:
-        raise PathIOError(f"cannot write {output}: {e.strerror}") from None
-    regular = st is None or stat.S_ISREG(st.st_mode)
-    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666  # a new file: less the umask
-    if not regular:  # a device, a FIFO: written in place, never replaced or removed
-        _write_to(table, fmt, output, target)
+        raise PathIOError(f"cannot write {output}: {e.strerror or first_line(e)}") from None
+
+
+def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
+    """Write `table` as `fmt` into the open binary file `f`."""
+    if fmt is Format.parquet:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            pq.write_table(table, f, compression="zstd")  # a file object: pyarrow removes no path
+        except pa.ArrowException as e:
+            if isinstance(e, OSError):  # a full disk
+                raise
+            raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); "
+                                    "cast such columns to text in the SQL, or use --format csv or json") from None
         return
-    from ..fsops import new_tmp
-
-    try:
-        tmp = new_tmp(os.fsencode(target), lambda t: os.close(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)))
-    except OSError as e:
-        raise PathIOError(f"cannot write {output}: {e.strerror}") from None
-    try:
-        _write_to(table, fmt, output, os.fsdecode(tmp))
-        os.replace(tmp, target)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise PathIOError(f"cannot write {output}: {e.strerror}") from None
-        raise
-
-
-def _write_to(table, fmt: Format, output: Path, path: str) -> None:  # noqa: ANN001
-    """Write `table` as `fmt` into the existing or new file `path` (`output` names it in errors)."""
-    try:
-        if fmt is Format.parquet:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            try:
-                with open(path, "wb") as f:  # a file object: pyarrow never removes what it did not open
-                    pq.write_table(table, f, compression="zstd")
-            except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
-                raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); "
-                                        "cast such columns to text in the SQL, or use --format csv or json") from None
-            return
-        with open(path, "w", encoding="utf-8", newline="") as out:
-            if fmt is Format.json:
-                render.write_json(table, out)
-            else:
-                render.write_csv(table, out)
-    except OSError as e:
-        raise PathIOError(f"cannot write {output}: {e.strerror or e}") from None
+    text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    (render.write_json if fmt is Format.json else render.write_csv)(table, text)
+    text.flush()
+    text.detach()  # `f` stays open for its owner
 
 
 @command("export")
