@@ -261,3 +261,15 @@ def test_a_path_with_a_newline_or_escape_codes_is_named_whole_and_harmless(tmp_p
         assert res.rc == 3
         assert_one_line_error(res.err, "no such file or directory", shown_as)
         assert "\x1b" not in res.err
+
+
+def test_an_empty_option_value_and_a_file_as_the_move_folder_are_usage_errors(tmp_path: Path,
+                                                                             small_catalog: Path) -> None:
+    res = run_cli("query", "SELECT 1", "-f", "csv", "-o", "", catalog=small_catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "empty argument")
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("x")
+    res = run_cli("dedupe", "--action", "move-to", "--to", not_a_folder, catalog=small_catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "not a folder")

@@ -426,15 +426,20 @@ def test_garbage_numbers_in_tags_and_exif_are_null_not_cut_short(tmp_path: Path)
     media_corpus._audio(lib / "song.flac", "flac", "flac", 0.5)
     f = FLAC(str(lib / "song.flac"))
     f["tracknumber"], f["discnumber"], f["date"] = "1234567/7654321", "99999999999999999999", "0000"
+    f["replaygain_track_gain"], f["replaygain_album_gain"] = "+1e5 dB", "9" * 400 + " dB"
+    f["replaygain_track_peak"] = "0.988"
     f.save()
     ex = Image.Exif()
     ex.get_ifd(0x8769)[0x9011] = "+99:99"
+    ex[0x0110] = "Model\x00garbage"  # a C string: what follows the NUL is not the model
     media_corpus.picture(64, 48, 1).save(lib / "photo.jpg", "JPEG", exif=ex)
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    assert rows(catalog, "SELECT track, track_total, disc, year FROM tags_audio") == [
-        {"track": None, "track_total": None, "disc": None, "year": None}]
-    assert rows(catalog, "SELECT taken_offset FROM exif") == [{"taken_offset": None}]
+    assert rows(catalog, "SELECT track, track_total, disc, year, rg_track_gain, rg_album_gain, rg_track_peak "
+                         "FROM tags_audio") == [
+        {"track": None, "track_total": None, "disc": None, "year": None, "rg_track_gain": None,
+         "rg_album_gain": None, "rg_track_peak": 0.988}]
+    assert rows(catalog, "SELECT taken_offset, model FROM exif") == [{"taken_offset": None, "model": "Model"}]
 
 
 def test_a_thumbnail_that_failed_then_succeeds_leaves_no_error_behind(tmp_path: Path) -> None:

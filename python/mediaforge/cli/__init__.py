@@ -126,11 +126,15 @@ def _caused_by_interrupt(e: BaseException) -> bool:
 def _empty_argument(args: list[str]) -> str | None:
     """An empty argument ("") names no path, tag or value: a mistake (an unset shell
     variable, most often), never the current folder. `query ""` has its own message."""
-    if "" not in args:
-        return None
-    if "query" in args and args.index("query") < args.index(""):
-        return None
-    return 'an empty argument ("") was given: name a path or value (an unset shell variable?)'
+    for i, a in enumerate(args):
+        if a != "":
+            continue
+        # The value of an option (`-o ""`) is always a mistake; after `query`, the SQL may
+        # be empty and gets its own message.
+        if not (i and args[i - 1].startswith("-") and args[i - 1] != "--") and "query" in args[:i]:
+            continue
+        return 'an empty argument ("") was given: name a path or value (an unset shell variable?)'
+    return None
 
 
 def _prestart_workers(args: list[str]) -> None:

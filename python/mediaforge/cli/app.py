@@ -539,6 +539,8 @@ def dedupe_cmd(
     action = action or ("trash" if similar else "hardlink")
     if to is not None and action != "move-to":
         raise InvalidInputError(f"--to is for --action move-to, not {action}")
+    if to is not None and os.path.lexists(to) and not os.path.isdir(to):  # the dry run says so too
+        raise InvalidInputError(f"--to {to}: not a folder")
     if undo_journal is not None:
         out = undo(undo_journal)
         with open_catalog(g.catalog, create=True) as cat:  # the files are back: record it, catalog or not

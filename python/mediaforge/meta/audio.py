@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -40,7 +41,9 @@ _MP4 = {
 }
 # "7" or "7/12"; a number longer than 6 digits is garbage, not a track number to cut short.
 _NUM = re.compile(r"^\s*(\d{1,6})(?!\d)(?:\s*/\s*(\d{1,6})(?!\d))?")
-_FLOAT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)")
+_FLOAT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
+# ReplayGain gains and peaks: real ones are tens of dB at most; larger is a broken tag.
+_GAIN_LIMIT = 1000.0
 _YEAR = re.compile(r"(\d{4})")
 
 
@@ -70,7 +73,8 @@ def _pair(v: str | None) -> tuple[int | None, int | None]:
 
 def _float(v: str | None) -> float | None:
     m = _FLOAT.match(v or "")
-    return float(m.group(1)) if m else None
+    f = float(m.group(1)) if m else None
+    return f if f is not None and math.isfinite(f) and abs(f) <= _GAIN_LIMIT else None
 
 
 def _raw(tags: Any, family: dict[str, str], key: str) -> Any:

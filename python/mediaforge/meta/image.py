@@ -134,7 +134,7 @@ def _text(v: Any, limit: int = 256) -> str | None:
         v = v.decode("utf-8", "replace")
     if not isinstance(v, str):
         return None
-    v = v.replace("\x00", "").strip()
+    v = v.split("\x00", 1)[0].strip()  # C strings: what follows a NUL is padding or junk
     return v[:limit] or None
 
 
