@@ -273,3 +273,10 @@ def test_an_empty_option_value_and_a_file_as_the_move_folder_are_usage_errors(tm
     res = run_cli("dedupe", "--action", "move-to", "--to", not_a_folder, catalog=small_catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "not a folder")
+
+
+def test_a_command_group_without_a_command_prints_its_help(tmp_path: Path) -> None:
+    for args in ((), ("tag",)):
+        res = run_cli(*args, catalog=tmp_path / "c.duckdb")
+        assert res.rc == 2
+        assert "Usage: mediaforge" in res.err and "Commands:" in res.err and "Traceback" not in res.err

@@ -64,9 +64,12 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail(INTERRUPTED, ExitCode.INTERRUPTED)
     except typer.TyperException as e:
-        # Usage errors (unknown option, bad value): one line, with a pointer to --help.
         fmt = getattr(e, "format_message", None)
         text = fmt() if callable(fmt) else str(e)
+        if type(e).__name__ == "NoArgsIsHelpError":  # `mediaforge`, `mediaforge tag`: the help, whole
+            sys.stderr.write(text.rstrip("\n") + "\n")
+            _exit(ExitCode.USAGE)
+        # Usage errors (unknown option, bad value): one line, with a pointer to --help.
         _fail(f"{text} (see mediaforge --help)", ExitCode.USAGE)
     except MediaForgeError as e:
         if debug:

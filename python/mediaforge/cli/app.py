@@ -287,9 +287,9 @@ def info_cmd(
         info = catalog.file_info(cat, raw)
     if info is None:
         if os.path.isdir(raw):
-            raise InvalidInputError(f"{os.fsdecode(raw)} is a folder: info shows one file (for a folder, try "
+            raise InvalidInputError(f"{path_text(raw)} is a folder: info shows one file (for a folder, try "
                                     "mediaforge search or query)")
-        raise PathNotFoundError(f"not in the catalog: {os.fsdecode(raw)} (scan its folder first)")
+        raise PathNotFoundError(f"not in the catalog: {path_text(raw)} (scan its folder first)")
     if info["media"] and info["media"].get("thumb"):
         from ..meta.thumbs import thumbs_root
 

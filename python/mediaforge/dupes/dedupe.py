@@ -527,7 +527,7 @@ def _move(src: bytes, dst: bytes) -> None:
             raise
         if not verified:
             os.unlink(dst)
-            raise PathIOError(f"copy to {os.fsdecode(dst)} did not verify; the original is kept") from None
+            raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept") from None
         os.unlink(src)
 
 
