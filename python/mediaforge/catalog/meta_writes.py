@@ -167,13 +167,14 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
             rows[table] += table_rows
     try:
         batches = {t: _batch(t, v) for t, v in rows.items()}
+        batches["meta_errors"] = _error_rows(results, paths)
     except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
         rows = {t: [] for t in _RESULT_TABLES}
         for r in results:
             for table, table_rows in _conformed(r).items():
                 rows[table] += table_rows
         batches = {t: _batch(t, v) for t, v in rows.items()}
-    batches["meta_errors"] = _error_rows(results, paths)
+        batches["meta_errors"] = _error_rows(results, paths)
     with cat.registered("mf_keys", _keys(results)), cat.transaction() as con:
         _replace(con, batches, delete=tuple(batches))
 
