@@ -669,6 +669,28 @@ def test_bytes_after_the_sound_keep_the_audio_fingerprint(tmp_path: Path) -> Non
     assert got == [{"name": n, "status": "ok", "n": 1} for n in ("a.mp3", "b.mp3", "c.mp3", "d.mp3")]
 
 
+def test_an_mp3_named_like_a_picture_is_read_as_sound(tmp_path: Path) -> None:
+    """libav lets the name pick its reader first: an MP3 with a tagger's ID3 block, named
+    .jpg, was read as a one-frame MJPEG "video" of 0.04 s, status ok, no fingerprint."""
+    from mutagen.id3 import ID3, TALB, TIT2, TPE1
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    song = lib / "song_mp3.jpg"
+    media_corpus._audio(song, "mp3", "mp3", 3.0)
+    tags = ID3()
+    for frame in (TIT2(encoding=3, text="Hello Title"), TPE1(encoding=3, text="Björk"), TALB(encoding=3, text="An album")):
+        tags.add(frame)
+    tags.save(str(song))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, song)
+    assert (m["status"], m["format"], m["audio_codec"], m["video_codec"]) == ("ok", "mp3", "mp3", None)
+    assert abs(m["duration"] - 3.0) < 0.2
+    assert rows(catalog, "SELECT count(*) AS n FROM audio_hashes") == [{"n": 1}]
+    assert _one(catalog, "tags_audio", song)["title"] == "Hello Title"
+
+
 # A process that hands one task to a pool of one worker and waits; it prints the
 # worker's PID once the worker has the task.
 _BUSY_POOL = """

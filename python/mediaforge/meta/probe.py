@@ -8,8 +8,10 @@ gives the thumbnail frame, past black intros and title cards.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
+from collections.abc import Iterator
 from datetime import datetime
 from fractions import Fraction
 from typing import Any
@@ -149,10 +151,23 @@ def _is_cover(s: Any) -> bool:
         return False
 
 
-def probe(path: str | bytes, want_frame: bool, thumb_size: int) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
+@contextlib.contextmanager
+def _container(path: str | bytes, name: str, by_content: bool) -> Iterator[Any]:
+    """The open container. libav lets a file's name pick its reader first (an MP3 named
+    `.jpg` goes to the image reader); `by_content` opens a file object, which has no name."""
+    if not by_content:
+        with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
+            yield c
+        return
+    with open(path, "rb") as f, av.open(f, options=OPEN_OPTIONS, metadata_errors="replace") as c:
+        yield c
+
+
+def probe(path: str | bytes, want_frame: bool, thumb_size: int,
+          by_content: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
     """Open a container and return (media columns, stream rows, thumbnail picture or None)."""
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
-    with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
+    with _container(path, name, by_content) as c:
         rotations = _track_rotations(path) if c.format and c.format.name.startswith("mov,") else {}
         streams = [_stream_row(c, s, rotations) for s in c.streams if s.type in ("video", "audio", "subtitle", "data")]
         video = [r for r in streams if r["type"] == "video" and not r.get("is_cover")]
@@ -230,7 +245,8 @@ FP_FLAT_STDDEV = 6.0
 FP_MAX_DECODE = 240  # frames decoded after a keyframe seek to reach the wanted time
 
 
-def video_fingerprint(path: str | bytes, duration: float | None) -> tuple[list[dict[str, Any]], float | None]:
+def video_fingerprint(path: str | bytes, duration: float | None,
+                      by_content: bool = False) -> tuple[list[dict[str, Any]], float | None]:
     """(k, position, pHash) of frames at fixed fractions of the duration, via keyframe
     seeks; the pHash is computed in the Rust core from a small grey frame. Second: where
     the pictures end when that is well before the duration the header claims (a file cut
@@ -245,7 +261,7 @@ def video_fingerprint(path: str | bytes, duration: float | None) -> tuple[list[d
     out: list[dict[str, Any]] = []
     ended: float | None = None
     slack = 0.5  # a frame is found at or after its target, unless the pictures stop first
-    with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
+    with _container(path, name, by_content) as c:
         vs = next((s for s in c.streams.video if not _is_cover(s)), None)
         if vs is None or not vs.time_base:
             return [], None
@@ -275,7 +291,7 @@ AFP_RATE = 11025  # what the Rust fingerprint expects
 AFP_SECONDS = 120  # the fingerprint covers the first two minutes
 
 
-def audio_fingerprint(path: str | bytes) -> dict[str, Any]:
+def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, Any]:
     """The audio fingerprint (Rust core) of the first two minutes, decoded with PyAV and
     resampled to mono float at 11,025 Hz: fingerprint bytes, frames, seconds covered."""
     from .. import _core
@@ -284,7 +300,7 @@ def audio_fingerprint(path: str | bytes) -> dict[str, Any]:
     chunks: list[bytes] = []
     need = AFP_SECONDS * AFP_RATE * 4
     got = 0
-    with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
+    with _container(path, name, by_content) as c:
         if not c.streams.audio:
             raise ValueError("no audio stream")
         stream = c.streams.audio[0]

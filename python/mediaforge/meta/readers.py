@@ -283,8 +283,14 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     # the same decoded frame as its thumbnail.
     still = t.kind in ("image", "raw")
     want_picture = t.kind != "audio" and (t.thumbs or still and t.fingerprints)
+    by_content = False
     try:
         media, streams, picture = probe(t.path, want_picture, t.thumb_size)
+        if media["format"] == "image2" and t.kind in ("audio", "video"):
+            # The name chose libav's image reader for what the scan found to be sound or
+            # video (an MP3 named .jpg): read it again by its content.
+            by_content = True
+            media, streams, picture = probe(t.path, want_picture, t.thumb_size, by_content=True)
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError, IndexError, ZeroDivisionError) as e:
         if not fallback:
             r.fail("probe", e, ERROR)
@@ -315,7 +321,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     # Frames at fixed fractions of the duration: the video's near-duplicate fingerprint.
     if t.fingerprints and t.kind == "video" and media.get("video_codec"):
         try:
-            r.video_hashes, ended = video_fingerprint(t.path, media.get("duration"))
+            r.video_hashes, ended = video_fingerprint(t.path, media.get("duration"), by_content)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
         else:
@@ -328,7 +334,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
     if t.fingerprints and media.get("audio_codec") and not media.get("video_codec"):
         try:
-            r.audio_hash = audio_fingerprint(t.path)
+            r.audio_hash = audio_fingerprint(t.path, by_content)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
     return True
