@@ -59,7 +59,13 @@ def is_interrupt(e: BaseException) -> bool:
 
 def is_corruption(e: BaseException) -> bool:
     """A damaged catalog file shows up at the first read of a bad block, not at open."""
-    return isinstance(e, (duckdb.Error, RuntimeError)) and bool(_NOT_DB.search(str(e)))
+    return isinstance(e, (duckdb.Error, RuntimeError)) and tells_of_corruption(e)
+
+
+def tells_of_corruption(e: BaseException) -> bool:
+    """Whether an error's text is DuckDB's about a damaged file, whoever passed it on (the
+    Rust core, reading the catalog's rows through Arrow, wraps it in its own error)."""
+    return bool(_NOT_DB.search(str(e)))
 
 
 def damaged(e: BaseException, path: Path | str | None = None) -> CatalogInvalidError:

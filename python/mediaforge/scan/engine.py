@@ -3,7 +3,6 @@ the catalog one transaction at a time and reports progress through a callback.""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
-from ..catalog.store import damaged, is_corruption, is_interrupt
+from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, previous_state, write_errors,
                               write_files)
 from ..stop import Stop
@@ -69,8 +68,6 @@ class ScanSummary:
 
 ProgressFn = Callable[[ScanProgress], None]
 
-_CORRUPT_READ = re.compile(r"Data Corruption Error|Corrupt database file")
-
 
 def _snapshot(scanner: _core.Scanner, started: float, phase: str | None = None) -> ScanProgress:
     p = scanner.progress()
@@ -120,7 +117,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         walk.close()
         # A damaged block met while the rows stream into the core arrives as the core's
         # error, with DuckDB's text inside.
-        if isinstance(e, Exception) and not is_corruption(e) and _CORRUPT_READ.search(str(e)):
+        if isinstance(e, Exception) and not is_corruption(e) and tells_of_corruption(e):
             raise damaged(e, cat.path) from None
         raise
     started, roots_b, roots, scanner = walk.started, walk.roots_b, walk.roots, walk.scanner
