@@ -507,6 +507,52 @@ def test_query_parquet_output(cataloged: MediaTree, catalog_path: Path, tmp_path
         p: len(d) for p, d in cataloged.content.items()}
 
 
+def test_query_results_stream_in_batches(cataloged: MediaTree, catalog_path: Path, tmp_path: Path) -> None:
+    """A result of many batches comes whole in every format; the table counts the rows it
+    leaves out, whichever batch they are in."""
+    sql = "SELECT range AS i, 'r' || range AS s FROM range(65537)"
+    res = run_cli("query", sql, "--format", "csv", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    lines = res.out.splitlines()
+    assert lines[0] == "i,s" and len(lines) == 65538 and lines[-1] == "65536,r65536"
+    res = run_cli("query", sql, "--format", "json", catalog=catalog_path)
+    assert [r["i"] for r in json.loads(res.out)] == list(range(65537))
+    out = tmp_path / "q.parquet"
+    assert run_cli("query", sql, "-f", "parquet", "-o", out, catalog=catalog_path).rc == 0
+    assert pq.read_table(out)["s"].to_pylist() == [f"r{i}" for i in range(65537)]
+    res = run_cli("query", sql, catalog=catalog_path)
+    assert res.rc == 0 and "64,537 more rows not shown" in res.err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_a_statement_failing_midway_keeps_the_earlier_output_file(cataloged: MediaTree, catalog_path: Path,
+                                                                    tmp_path: Path, fmt: str) -> None:
+    """DuckDB fails a statement after rows were written out: one line, exit 6, and the
+    file at --output is still the one from before."""
+    (tmp_path / "out").mkdir()
+    out = tmp_path / "out" / f"result.{fmt}"
+    out.write_bytes(b"the earlier result")
+    sql = "SELECT CASE WHEN range > 150000 THEN error('row ' || range || ' is bad') ELSE range END AS i " \
+          "FROM range(200000) ORDER BY i"
+    res = run_cli("query", sql, "--format", fmt, "--output", out, catalog=catalog_path)
+    assert res.rc == ExitCode.SQL
+    assert_one_line_error(res.err, "SQL error", "is bad")
+    assert out.read_bytes() == b"the earlier result"
+    assert os.listdir(out.parent) == [out.name]  # no temporary file left beside it
+
+
+@pytest.mark.parametrize("sql, words", [
+    ("SELECT * FROM filez", ['Did you mean "files"']),
+    ("SELECT pathh FROM files", ["Candidate bindings", '"path"']),
+    ("SELECT 1,\n  2 +\n  FROM files", ["syntax error", "line 3, column 3"]),
+])
+def test_sql_errors_keep_duckdbs_hints_on_one_line(cataloged: MediaTree, catalog_path: Path, sql: str,
+                                                    words: list[str]) -> None:
+    res = run_cli("query", sql, catalog=catalog_path)
+    assert res.rc == ExitCode.SQL
+    assert_one_line_error(res.err, *words)
+
+
 def test_query_table_output_survives_hostile_names(cataloged: MediaTree, catalog_path: Path) -> None:
     res = run_cli("query", "SELECT name, path FROM files WHERE name LIKE 'caf%' OR name LIKE 'line%'",
                   catalog=catalog_path)

@@ -6,6 +6,8 @@ onto the classes marked "core" below), so callers catch one hierarchy.
 
 from __future__ import annotations
 
+import re
+
 
 def first_line(e: BaseException | str) -> str:
     """The first non-empty line of an error's text (DuckDB's run to several lines), or
@@ -14,6 +16,37 @@ def first_line(e: BaseException | str) -> str:
     if not text:
         return type(e).__name__ if isinstance(e, BaseException) else "error"
     return text.splitlines()[0]
+
+
+_CARET = re.compile(r"\^+")
+_LINE = re.compile(r"LINE (\d+): ")
+_MORE_INFO = re.compile(r"For more info, visit \S+\s*")
+
+
+def sql_error_text(e: BaseException, limit: int = 400) -> str:
+    """DuckDB's error as one line, keeping what its further lines say: the suggestion
+    ("Did you mean ..."), the candidates, the reason a download failed, and where in
+    the statement a syntax error is (as line and column, for the caret cannot point)."""
+    raw = [ln for ln in str(e).splitlines() if ln.strip()]
+    if not raw:
+        return first_line(e)
+    text = ""
+    for k, ln in enumerate(raw):
+        item = ln.strip()
+        line = _LINE.match(item)
+        if _CARET.fullmatch(item):
+            continue
+        if line is not None:
+            at = ""
+            if k + 1 < len(raw) and _CARET.fullmatch(raw[k + 1].strip()):
+                at = f", column {raw[k + 1].index('^') - ln.index(item) - line.end() + 1}"
+            item = f"(at line {line.group(1)}{at})"
+        item = _MORE_INFO.sub("", item).strip()
+        if item:
+            # indented lines after the first are the items of a list: comma-separated
+            listed = ln[:1].isspace() and k > 0 and raw[k - 1][:1].isspace() and not text.endswith(":")
+            text += (", " if listed else " " if text else "") + item
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
 
 
 def path_text(raw: bytes) -> str:

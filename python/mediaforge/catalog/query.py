@@ -6,18 +6,18 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it loads
 
 import duckdb
 import pyarrow as pa
 
-from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_text
+from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_text, sql_error_text
 from ..fsops import new_tmp
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
-from .store import Catalog, damaged, is_corruption, is_interrupt
+from .store import Catalog, damaged, is_corruption, is_interrupt, tells_of_corruption
 
 
 # PRAGMAs that only describe the catalog. Others change settings or run scripts
@@ -69,8 +69,44 @@ def _reading(sql: str, kind: duckdb.StatementType) -> bool:
     return False
 
 
-def run_query(cat: Catalog, sql: str) -> pa.Table:
-    """Run one reading SQL statement and return its rows as an Arrow table. The
+class QueryResult:
+    """A statement's rows as Arrow record batches, read from DuckDB as they are consumed:
+    a result of millions of rows is written out without being held in memory. Iterate it
+    once, while the catalog is still open; DuckDB's errors met on the way (a failing
+    cast, Ctrl-C, a damaged block) come as MediaForge's."""
+
+    def __init__(self, reader: pa.RecordBatchReader, path: Path) -> None:
+        self.schema: pa.Schema = reader.schema
+        self._reader, self._path = reader, path
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        batches = iter(self._reader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (duckdb.Error, pa.ArrowException, OSError, RuntimeError) as e:  # DuckDB's, passed on by Arrow
+                raise _failure(e, self._path) from None
+            yield batch
+
+
+def _failure(e: BaseException, path: Path) -> BaseException:
+    """What a DuckDB error while running a user's statement becomes."""
+    if is_interrupt(e):
+        return KeyboardInterrupt()
+    if tells_of_corruption(e):
+        return damaged(e, path)
+    return QueryError(f"SQL error: {sql_error_text(e)}")
+
+
+# Rows per batch read from DuckDB: big enough to keep the per-batch cost small, small
+# enough that a wide result holds little memory.
+_BATCH_ROWS = 20_000
+
+
+def run_query(cat: Catalog, sql: str) -> QueryResult:
+    """Run one reading SQL statement; its rows stream from the returned result. The
     connection's settings are locked afterwards: use it for this one statement."""
     if not sql.strip():
         raise QueryError("empty SQL statement")
@@ -79,7 +115,7 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
-        raise QueryError(f"SQL error: {first_line(e)}") from None
+        raise QueryError(f"SQL error: {sql_error_text(e)}") from None
     if len(statements) != 1:
         raise QueryError(f"give one SQL statement, not {len(statements)}")
     kind = statements[0].type
@@ -94,14 +130,10 @@ def run_query(cat: Catalog, sql: str) -> pa.Table:
         cat.con.execute("SET lock_configuration = true")  # no setting changes through a PRAGMA either
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
-            return pa.table({})
-        return rel.to_arrow_table()
+            return QueryResult(pa.RecordBatchReader.from_batches(pa.schema([]), []), cat.path)
+        return QueryResult(rel.to_arrow_reader(_BATCH_ROWS), cat.path)
     except duckdb.Error as e:
-        if is_interrupt(e):
-            raise KeyboardInterrupt from None
-        if is_corruption(e):
-            raise damaged(e, cat.path) from None
-        raise QueryError(f"SQL error: {first_line(e)}") from None
+        raise _failure(e, cat.path) from None
 
 
 def _file_id(path: str | Path) -> tuple[int, int] | None:

@@ -343,11 +343,11 @@ def query_cmd(
     """Run SQL over the catalog (tables: files, scans, scan_errors, meta)."""
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
-        table = catalog.run_query(cat, sql)
-    if fmt is Format.table and output is None:
-        render.print_table(table)
-        return
-    _write_table(table, fmt, output, g.catalog)
+        rows = catalog.run_query(cat, sql)  # streams from the catalog: written out while it is open
+        if fmt is Format.table and output is None:
+            render.print_table(rows)
+            return
+        _write_table(rows, fmt, output, g.catalog)
 
 
 def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
@@ -372,9 +372,9 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
-    """A result table as csv or json (stdout or a file), or parquet into a file. A file is
-    written beside its target under a temporary name and renamed over it once whole: a
-    failed write leaves what was there before."""
+    """A result (an Arrow table or `render.Rows`) as csv or json (stdout or a file), or
+    parquet into a file. A file is written beside its target under a temporary name and
+    renamed over it once whole: a failed write leaves what was there before."""
     if output is not None:
         _check_output(output, catalog)
     if fmt is Format.parquet and output is None:
@@ -402,13 +402,17 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        rows = render.batches_of(table)
         try:
-            pq.write_table(table, f, compression="zstd")  # a file object: pyarrow removes no path
+            writer = pq.ParquetWriter(f, rows.schema, compression="zstd")  # a file object: pyarrow removes no path
         except pa.ArrowException as e:
             if isinstance(e, OSError):  # a full disk
                 raise
             raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); "
                                     "cast such columns to text in the SQL, or use --format csv or json") from None
+        with writer:
+            for batch in rows:
+                writer.write_batch(batch)
         return
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")
     (render.write_json if fmt is Format.json else render.write_csv)(table, text)

@@ -12,7 +12,7 @@ import math
 import sys
 import uuid
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeRemainingColumn
@@ -276,18 +276,41 @@ def _civil(days: int) -> tuple[int, int, int]:
     return yoe + era * 400 + (month <= 2), month, doy - (153 * mp + 2) // 5 + 1
 
 
-def _rows(table: pa.Table) -> Iterator[dict[str, Any]]:
-    for batch in table.to_batches(max_chunksize=10_000):
+class Rows(Protocol):
+    """What the writers below read: a schema, then record batches, read once (a
+    `catalog.query.QueryResult` streaming from DuckDB, or `batches_of(table)`)."""
+
+    schema: pa.Schema
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]: ...
+
+
+class _TableRows:
+    def __init__(self, table: pa.Table) -> None:
+        self.schema, self._table = table.schema, table
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return iter(self._table.to_batches(max_chunksize=10_000))
+
+
+def batches_of(data: pa.Table | Rows) -> Rows:
+    """`data` as `Rows`: an Arrow table is cut into batches; a stream is itself."""
+    return _TableRows(data) if hasattr(data, "to_batches") else data
+
+
+def _dicts(batches: Iterator[pa.RecordBatch]) -> Iterator[dict[str, Any]]:
+    for batch in batches:
         cols = [_values(c) for c in batch.columns]
+        names = batch.schema.names
         for i in range(batch.num_rows):
-            yield {name: cols[j][i] for j, name in enumerate(batch.schema.names)}
+            yield {name: cols[j][i] for j, name in enumerate(names)}
 
 
-def write_json(table: pa.Table, out: IO[str]) -> None:
-    """A JSON array of row objects, streamed batch by batch."""
+def write_json(data: pa.Table | Rows, out: IO[str]) -> None:
+    """A JSON array of row objects, written batch by batch as they come."""
     out.write("[")
     first = True
-    for row in _rows(table):
+    for row in _dicts(iter(batches_of(data))):
         out.write("\n  " if first else ",\n  ")
         out.write(json.dumps({k: plain(v) for k, v in row.items()}, ensure_ascii=False, allow_nan=False))
         first = False
@@ -309,32 +332,43 @@ def path_fields(key: str, raw: bytes) -> dict[str, Any]:
         return {key: raw.decode("utf-8", "replace"), f"{key}_raw": plain(raw)}
 
 
-def write_csv(table: pa.Table, out: IO[str]) -> None:
+def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
+    """A header line, then a line per row, written batch by batch as they come."""
+    rows = batches_of(data)
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(table.column_names)
-    for row in _rows(table):
+    w.writerow(rows.schema.names)
+    for row in _dicts(iter(rows)):
         w.writerow(["" if v is None else _cell(plain(v)) for v in row.values()])
 
 
-def print_table(table: pa.Table, title: str | None = None, limit: int = 1000, hide: tuple[str, ...] = ()) -> None:
-    """A rich table on stdout; long results are cut with a note on stderr. `hide`: columns
-    meant for scripts (ids, raw path bytes) that the table leaves out where present."""
-    table = table.drop_columns([c for c in hide if c in table.column_names])
-    if table.num_columns * (_MIN_CELL + 3) + 1 > out_console.width:
-        _print_expanded(table, title, limit, out_console.width)
-        return
-    t = Table(title=shown(title) if title else None, show_lines=False, header_style="bold")
-    for name in table.column_names:
-        t.add_column(shown(name), overflow="fold")
-    count = 0
-    for row in _rows(table):
-        if count >= limit:
+def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 1000,
+                hide: tuple[str, ...] = ()) -> None:
+    """A rich table on stdout; long results are cut with a note on stderr (the rows past
+    `limit` are counted, never held). `hide`: columns meant for scripts (ids, raw path
+    bytes) that the table leaves out where present."""
+    rows = batches_of(data)
+    names = [n for n in rows.schema.names if n not in hide]
+    batches = (b.select(names) if len(names) < b.num_columns else b for b in rows)
+    width = out_console.width
+    shown_rows: list[dict[str, Any]] = []
+    dicts = _dicts(batches)
+    for row in dicts:
+        shown_rows.append(row)
+        if len(shown_rows) >= limit:
             break
-        t.add_row(*[shown("" if v is None else _cell(plain(v))) for v in row.values()])
-        count += 1
-    out_console.print(t)
-    if table.num_rows > count:
-        err_console.print(f"[dim]{table.num_rows - count:,} more rows not shown; use --format csv or --output[/]")
+    more = sum(b.num_rows for b in batches)  # what `dicts` had not taken yet
+    more += sum(1 for _ in dicts)  # the rest of the batch it was in
+    if len(names) * (_MIN_CELL + 3) + 1 > width:
+        _print_expanded(names, shown_rows, title, width)
+    else:
+        t = Table(title=shown(title) if title else None, show_lines=False, header_style="bold")
+        for name in names:
+            t.add_column(shown(name), overflow="fold")
+        for row in shown_rows:
+            t.add_row(*[shown("" if v is None else _cell(plain(v))) for v in row.values()])
+        out_console.print(t)
+    if more:
+        err_console.print(f"[dim]{more:,} more rows not shown; use --format csv or --output[/]")
 
 
 # The narrowest a table cell may get before the table is printed one record at a time
@@ -342,22 +376,16 @@ def print_table(table: pa.Table, title: str | None = None, limit: int = 1000, hi
 _MIN_CELL = 6
 
 
-def _print_expanded(table: pa.Table, title: str | None, limit: int, width: int) -> None:
+def _print_expanded(names: list[str], rows: list[dict[str, Any]], title: str | None, width: int) -> None:
     """Each row as `column | value` lines under a `-[ RECORD n ]-` rule."""
-    names = [printable(n) for n in table.column_names]
+    names = [printable(n) for n in names]
     pad = min(max(map(len, names), default=0), width // 3)
     lines = [printable(title)] if title else []
-    count = 0
-    for row in _rows(table):
-        if count >= limit:
-            break
-        count += 1
+    for count, row in enumerate(rows, 1):
         lines.append(f"-[ RECORD {count} ]" + "-" * max(0, min(width, 40) - 13 - len(str(count))))
         for name, v in zip(names, row.values()):
             lines.append(f"{name.ljust(pad)} | {printable('' if v is None else str(_cell(plain(v))))}")
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
-    if table.num_rows > count:
-        err_console.print(f"[dim]{table.num_rows - count:,} more rows not shown; use --format csv or --output[/]")
 
 
 _NO_COMMAS = ("year", "id")
