@@ -368,6 +368,24 @@ def test_query_json_and_csv_are_valid_and_exact_for_odd_values(media_tree: Media
     assert run_cli("query", sql, catalog=catalog_path).rc == 0
 
 
+def test_query_values_arrow_would_garble_and_names_given_twice(media_tree: MediaTree, catalog_path: Path,
+                                                               tmp_path: Path) -> None:
+    """BIGNUM and BIT (opaque bytes in Arrow) and TIMETZ (its offset dropped) come as
+    DuckDB writes them; a column name given twice keeps both columns."""
+    do_scan(catalog_path, media_tree.root)
+    sql = ("SELECT '-123456789012345678901234567890123'::BIGNUM AS v, '0101'::BIT AS b, "
+           "'12:30:00+05:30'::TIMETZ AS t, 1 AS k, 2 AS k, 3 AS k_2")
+    res = run_cli("query", sql, "--format", "json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"v": "-123456789012345678901234567890123", "b": "0101",
+                                    "t": "12:30:00+05:30", "k": 1, "k_3": 2, "k_2": 3}]
+    res = run_cli("query", sql, "--format", "csv", catalog=catalog_path)
+    assert res.out.splitlines() == ["v,b,t,k,k,k_2", "-123456789012345678901234567890123,0101,12:30:00+05:30,1,2,3"]
+    out = tmp_path / "q.parquet"
+    assert run_cli("query", sql, "-f", "parquet", "-o", out, catalog=catalog_path).rc == 0
+    assert pq.ParquetFile(out).read().column("t").to_pylist() == ["12:30:00+05:30"]
+
+
 @pytest.mark.parametrize("sql", ["EXPLAIN ANALYZE SELECT count(*) FROM files", "/* plan */ EXPLAIN SELECT 1",
                                  "EXPLAIN (FORMAT json) SELECT 1", "PRAGMA table_info('files')", "pragma show_tables",
                                  "SUMMARIZE files", "SELECT count(*) AS n FROM read_csv('{mine}')"])

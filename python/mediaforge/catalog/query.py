@@ -100,6 +100,25 @@ def _failure(e: BaseException, path: Path) -> BaseException:
     return QueryError(f"SQL error: {sql_error_text(e)}")
 
 
+# DuckDB types Arrow carries wrongly: BIGNUM and BIT as opaque bytes, TIMETZ without its
+# offset. Columns of these types are sent as DuckDB's own text for them.
+_TEXT_TYPES = frozenset({"BIGNUM", "VARINT", "BIT", "TIME WITH TIME ZONE"})
+
+
+def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    types = [str(t) for t in rel.types]
+    if not _TEXT_TYPES.intersection(types):
+        return rel
+    # by position (#k), for a result may name two columns alike
+    cols = [f"{'CAST(#%d AS VARCHAR)' % k if t in _TEXT_TYPES else '#%d' % k} AS {_quoted(name)}"
+            for k, (name, t) in enumerate(zip(rel.columns, types), 1)]
+    return rel.project(", ".join(cols))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 # Rows per batch read from DuckDB: big enough to keep the per-batch cost small, small
 # enough that a wide result holds little memory.
 _BATCH_ROWS = 20_000
@@ -131,7 +150,7 @@ def run_query(cat: Catalog, sql: str) -> QueryResult:
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
             return QueryResult(pa.RecordBatchReader.from_batches(pa.schema([]), []), cat.path)
-        return QueryResult(rel.to_arrow_reader(_BATCH_ROWS), cat.path)
+        return QueryResult(_as_text_where_arrow_cannot(rel).to_arrow_reader(_BATCH_ROWS), cat.path)
     except duckdb.Error as e:
         raise _failure(e, cat.path) from None
 

@@ -299,11 +299,29 @@ def batches_of(data: pa.Table | Rows) -> Rows:
 
 
 def _dicts(batches: Iterator[pa.RecordBatch]) -> Iterator[dict[str, Any]]:
+    """Each row as a dict of its columns, in order; a name the result gives twice (`SELECT
+    1 AS a, 2 AS a`) is `a_2` the second time, so no column is lost."""
+    names: list[str] | None = None
     for batch in batches:
         cols = [_values(c) for c in batch.columns]
-        names = batch.schema.names
+        if names is None:
+            names = _unique(batch.schema.names)
         for i in range(batch.num_rows):
             yield {name: cols[j][i] for j, name in enumerate(names)}
+
+
+def _unique(names: list[str]) -> list[str]:
+    taken = set(names)
+    out: list[str] = []
+    for n in names:
+        if n in out:
+            k = 2
+            while f"{n}_{k}" in taken:
+                k += 1
+            n = f"{n}_{k}"
+            taken.add(n)
+        out.append(n)
+    return out
 
 
 def write_json(data: pa.Table | Rows, out: IO[str]) -> None:
