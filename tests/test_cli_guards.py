@@ -263,6 +263,23 @@ def test_a_path_with_a_newline_or_escape_codes_is_named_whole_and_harmless(tmp_p
         assert "\x1b" not in res.err
 
 
+@pytest.mark.parametrize("args, shown_as", [
+    ((b"export", b"/tmp/ex\xff"), "'/tmp/ex\\xff'"),
+    ((b"collection", b"create", b"n\xff"), "'n\\xff'"),
+    ((b"collection", b"create", b"x", b"/tmp/\xfe"), "/tmp/\\xfe"),
+    ((b"tag", b"add", b"\x01\xff", b"/tmp"), "'\\x01\\xff'"),
+    ((b"--catalog", b"/tmp/\xff.duckdb", b"stats"), "'/tmp/\\xff.duckdb'"),
+])
+def test_bytes_that_are_not_utf8_are_named_as_bytes(small_catalog: Path, args: tuple[bytes, ...],
+                                                     shown_as: str) -> None:
+    """An argument holding bytes that are not UTF-8 is named in the message as \\xNN, the
+    way paths are, never as Python's internal \\udcNN."""
+    res = run_cli(*args, catalog=small_catalog)
+    assert res.rc in (2, 3), res.err
+    assert_one_line_error(res.err, shown_as)
+    assert "udc" not in res.err
+
+
 def test_an_empty_option_value_and_a_file_as_the_move_folder_are_usage_errors(tmp_path: Path,
                                                                              small_catalog: Path) -> None:
     res = run_cli("query", "SELECT 1", "-f", "csv", "-o", "", catalog=small_catalog)

@@ -56,6 +56,20 @@ def path_text(raw: bytes) -> str:
     return printable(raw.decode("utf-8", "backslashreplace"))
 
 
+def text_of(s: str) -> str:
+    """`s` for a message: the bytes of a command-line argument that are not UTF-8 (which
+    Python carries as U+DC80..U+DCFF) shown as \\xNN, control characters escaped."""
+    try:
+        return path_text(s.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # another lone surrogate: not from a byte
+        return printable(s.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"))
+
+
+def quoted(s: str) -> str:
+    """`text_of(s)` in quotes, as a name or value from the user is shown in a message."""
+    return f"'{text_of(s)}'"
+
+
 def printable(text: str) -> str:
     """`text` with its control characters escaped (`\\n`, `\\x1b`): one line that cannot
     move the cursor or clear the screen."""

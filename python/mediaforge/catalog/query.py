@@ -13,7 +13,7 @@ from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it
 import duckdb
 import pyarrow as pa
 
-from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_text, sql_error_text
+from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_text, quoted, sql_error_text
 from ..fsops import new_tmp
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
@@ -170,7 +170,7 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
     all are complete, so a failed or interrupted export leaves an earlier one whole and no
     temporary file behind."""
     if not is_text(str(out_dir)):  # DuckDB's COPY takes text paths only: refuse before making the folder
-        raise InvalidInputError(f"cannot export into {str(out_dir)!r}: the path is not valid UTF-8")
+        raise InvalidInputError(f"cannot export into {quoted(str(out_dir))}: the path is not valid UTF-8")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

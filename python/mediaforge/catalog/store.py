@@ -29,6 +29,7 @@ from ..errors import (
     MediaForgeError,
     first_line,
     is_text,
+    quoted,
 )
 from .schema import ALL_TABLES, APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VERSION
 
@@ -99,7 +100,7 @@ class Catalog:
         """Open (and, for writers, create or migrate) the catalog at `path`."""
         path = Path(path)
         if not is_text(str(path)):
-            raise InvalidInputError(f"the catalog path {str(path)!r} is not valid UTF-8: DuckDB cannot open it; "
+            raise InvalidInputError(f"the catalog path {quoted(str(path))} is not valid UTF-8: DuckDB cannot open it; "
                                     "choose a catalog path of UTF-8 text")
         try:
             if read_only and not path.exists():

@@ -14,7 +14,7 @@ import sys
 from typing import NoReturn
 
 from .._entry import INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, was_terminated
-from ..errors import ExitCode, MediaForgeError, first_line, is_text, printable
+from ..errors import ExitCode, MediaForgeError, first_line, is_text, text_of
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -242,7 +242,7 @@ def _fail(message: str, code: int) -> NoReturn:
         message, code = TERMINATED, TERMINATED_EXIT
     if sys.stderr is not None:  # closed (2>&-): print would fall back to stdout, into the data
         # Escaped: a path in it may hold an ESC (terminal codes) or other control bytes.
-        print(f"mediaforge: error: {printable(first_line(message))}", file=sys.stderr)
+        print(f"mediaforge: error: {text_of(first_line(message))}", file=sys.stderr)
     if code in (ExitCode.INTERRUPTED, TERMINATED_EXIT):
         # CPython notes a KeyboardInterrupt that escapes code run from a string (`exec` in
         # dataclasses, `eval` of annotations in typer: both run at start-up) as unhandled,

@@ -11,7 +11,7 @@ import pyarrow as pa
 from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
-from ..errors import InvalidInputError, is_text
+from ..errors import InvalidInputError, is_text, quoted
 from .predicate import check_predicate, run_predicate
 from .tags import who
 
@@ -21,9 +21,9 @@ MAX_NAME = 200
 def _check_name(name: str) -> str:
     n = (name or "").strip()
     if not n or len(n) > MAX_NAME or not is_text(n) or any(ord(c) < 32 for c in n):
-        raise InvalidInputError(f"bad collection name {name!r}: 1 to {MAX_NAME} printable characters of UTF-8 text")
+        raise InvalidInputError(f"bad collection name {quoted(name)}: 1 to {MAX_NAME} printable characters of UTF-8 text")
     if "|" in n:  # XMP keeps collections as "MediaForge Collections|NAME": the name would split there
-        raise InvalidInputError(f"bad collection name {name!r}: '|' separates keyword levels in XMP sidecars")
+        raise InvalidInputError(f"bad collection name {quoted(name)}: '|' separates keyword levels in XMP sidecars")
     return n
 
 
@@ -31,7 +31,7 @@ def _get(cat: Catalog, name: str) -> tuple[int, str, str | None]:
     rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections WHERE name = $n",
                        params={"n": _check_name(name)}).fetchall()
     if not rows:
-        raise InvalidInputError(f"no collection named {name!r} (see `mediaforge collection list`)")
+        raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     cid, kind, pred = rows[0]
     return int(cid), kind, pred
 
@@ -43,7 +43,7 @@ def create(cat: Catalog, name: str, smart: str | None = None) -> int:
         run_predicate(cat, pred, "the condition")
     with cat.transaction() as con:
         if con.execute("SELECT 1 FROM collections WHERE name = ?", [name]).fetchall():
-            raise InvalidInputError(f"a collection named {name!r} already exists")
+            raise InvalidInputError(f"a collection named {quoted(name)} already exists")
         (cid,) = con.execute("SELECT coalesce(max(collection_id), 0) + 1 FROM collections").fetchall()[0]
         con.execute(f"INSERT INTO collections ({', '.join(columns('collections'))}) VALUES (?, ?, ?, ?, ?, ?)",
                     [cid, name, "smart" if pred else "manual", pred, who(), utcnow()])
@@ -61,7 +61,7 @@ def add(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
     """Append media to a manual collection, in the given order, skipping members."""
     cid, kind, _pred = _get(cat, name)
     if kind == "smart":
-        raise InvalidInputError(f"{name!r} is a smart collection: its members are whatever its condition matches")
+        raise InvalidInputError(f"{quoted(name)} is a smart collection: its members are whatever its condition matches")
     now, by = utcnow(), who()
     rows = pa.Table.from_pylist([{"collection_id": cid, "media_id": m, "position": i, "added_by": by, "added_at": now}
                                  for i, m in enumerate(media_ids)], schema=arrow_schema("collection_items"))
@@ -79,7 +79,7 @@ def add(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
 def remove(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
     cid, kind, _pred = _get(cat, name)
     if kind == "smart":
-        raise InvalidInputError(f"{name!r} is a smart collection: change its condition instead")
+        raise InvalidInputError(f"{quoted(name)} is a smart collection: change its condition instead")
     ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
     with cat.registered("mf_ids", ids), cat.transaction() as con:
         n = con.execute("DELETE FROM collection_items WHERE collection_id = ? AND media_id IN "
@@ -91,7 +91,7 @@ def members(cat: Catalog, name: str) -> list[str]:
     """Media ids of the present members, in the collection's order (smart: path order)."""
     cid, kind, pred = _get(cat, name)
     if kind == "smart":
-        return run_predicate(cat, check_predicate(cat, pred or ""), f"smart collection {name!r}: its condition")
+        return run_predicate(cat, check_predicate(cat, pred or ""), f"smart collection {quoted(name)}: its condition")
     return [str(r[0]) for r in cat.con.sql(
         """SELECT c.media_id FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
            WHERE c.collection_id = $cid ORDER BY c.position""", params={"cid": cid}).fetchall()]

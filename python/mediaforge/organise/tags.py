@@ -15,7 +15,7 @@ import pyarrow as pa
 from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, quoted
 
 MAX_TAG = 512
 _BAD = re.compile("[\x00-\x1f\x7f|\ud800-\udfff]")  # surrogates: bytes that are not UTF-8
@@ -28,9 +28,9 @@ def normalize_tag(tag: str) -> str:
     parts = [p for p in parts if p]
     out = "/".join(parts)
     if not out:
-        raise InvalidInputError(f"empty tag {tag!r}")
+        raise InvalidInputError(f"empty tag {quoted(tag)}")
     if _BAD.search(out) or len(out) > MAX_TAG:
-        raise InvalidInputError(f"bad tag {tag!r}: UTF-8 text without control characters or '|', at most {MAX_TAG} characters")
+        raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters or '|', at most {MAX_TAG} characters")
     return out
 
 
