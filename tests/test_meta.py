@@ -442,6 +442,17 @@ def test_garbage_numbers_in_tags_and_exif_are_null_not_cut_short(tmp_path: Path)
     assert rows(catalog, "SELECT taken_offset, model FROM exif") == [{"taken_offset": None, "model": "Model"}]
 
 
+@pytest.mark.parametrize("date, year", [
+    ("2017", 2017), ("2019-03-04", 2019), ("20190304", 2019), ("c. 1999", 1999), ("1999/2000", 1999),
+    ("2019-03-04T10:00:00Z", 2019), ("99999", None), ("0000", None), ("12345678901", None), ("", None),
+    (None, None), ("spring", None),
+])
+def test_the_year_of_a_release_date_tag(date: str | None, year: int | None) -> None:
+    from mediaforge.meta.audio import year_of
+
+    assert year_of(date) == year
+
+
 def test_a_thumbnail_that_failed_then_succeeds_leaves_no_error_behind(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -44,7 +44,15 @@ _NUM = re.compile(r"^\s*(\d{1,6})(?!\d)(?:\s*/\s*(\d{1,6})(?!\d))?")
 _FLOAT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 # ReplayGain gains and peaks: real ones are tens of dB at most; larger is a broken tag.
 _GAIN_LIMIT = 1000.0
-_YEAR = re.compile(r"(\d{4})")
+# A year: four digits standing alone ("2019", "2019-03-04", "c. 1999"), or the start of an
+# eight-digit YYYYMMDD; five digits or more ("99999") are no year at all.
+_YEAR = re.compile(r"(?<!\d)(\d{4})(?:\d{4})?(?!\d)")
+
+
+def year_of(date: str | None) -> int | None:
+    """The year a release-date tag names, None when it names none."""
+    year = _YEAR.search(date or "")
+    return int(year.group(1)) if year and int(year.group(1)) > 0 else None
 
 
 def _first(v: Any) -> str | None:
@@ -164,8 +172,7 @@ def read_tags(path: str | bytes) -> tuple[dict[str, Any] | None, bytes | None]:
             _gain_from_ape(path, row)
     elif family is _VORBIS:
         _gain_from_r128(tags, row)
-    year = _YEAR.search(row["date"] or "")
-    row["year"] = int(year.group(1)) if year and int(year.group(1)) > 0 else None
+    row["year"] = year_of(row["date"])
     cover = _cover(f)
     row["has_cover"] = cover is not None
     return row, cover
