@@ -53,7 +53,9 @@ pub fn empty_digest() -> Digest {
 }
 
 pub(crate) fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -> Result<File, Errno> {
-    let base = OFlags::RDONLY | OFlags::CLOEXEC;
+    // O_NONBLOCK: a file replaced by a FIFO since it was listed must not hang the open
+    // (reads of regular files ignore the flag).
+    let base = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let open = |flags| match dir {
         Some(d) => rustix::fs::openat(d, name, flags, Mode::empty()),
         None => rustix::fs::openat(CWD, name, flags, Mode::empty()),

@@ -16,7 +16,7 @@
 //!    folders that could not be read. Only reported when the whole scan completed.
 
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -915,11 +915,14 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
     let dirfd = match dirfd {
         Ok(fd) => fd,
         Err(e) => {
+            // The folder gone (or replaced by a file) since it was listed: its files
+            // vanished; otherwise they could not be read.
+            let gone = e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR;
             for (f, _, _) in &job.files {
                 fail(
                     &mut errs,
                     &f.path,
-                    "hash",
+                    if gone { "vanished" } else { "hash" },
                     describe_io(&e.into()),
                     Some(e.raw_os_error()),
                 );
@@ -943,6 +946,21 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
             cancel,
             &progress.hash_bytes_done,
         );
+        if !matches!(hashed, Ok(Hashed::Stable { .. }) | Err(HashError::Cancelled)) {
+            // Replaced since it was listed by a folder, a FIFO or a device (reading it
+            // failed or gave another size): the file listed is gone, as if deleted.
+            if let Some(what) = replaced_by(dirfd.as_fd(), name.as_c_str()) {
+                fail(
+                    &mut errs,
+                    &f.path,
+                    "vanished",
+                    format!("replaced by {what} since it was listed"),
+                    None,
+                );
+                progress.hash_files_done.fetch_add(1, Relaxed);
+                continue;
+            }
+        }
         let (digest, class) = match hashed {
             Ok(Hashed::Stable { digest, head }) => (Some(digest), kind::classify(ext, Some(&head))),
             Ok(Hashed::Unstable { .. }) => {
@@ -981,6 +999,22 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
         let _ = tx.send(Msg::Errors(errs));
     }
     let _ = tx.send(Msg::Rows(rows));
+}
+
+/// What now stands at `name` in `dir` when it is no longer a regular file: a folder, a
+/// FIFO, a device, a socket. None for a regular file, and when nothing is there (a
+/// vanished file is told by its own error).
+fn replaced_by(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<&'static str> {
+    use rustix::fs::FileType;
+    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::empty()).ok()?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => None,
+        FileType::Directory => Some("a folder"),
+        FileType::Fifo => Some("a FIFO"),
+        FileType::CharacterDevice | FileType::BlockDevice => Some("a device"),
+        FileType::Socket => Some("a socket"),
+        _ => Some("something that is not a file"),
+    }
 }
 
 #[cfg(test)]
@@ -1066,6 +1100,84 @@ mod tests {
         // Only the file from INLINE_MAX on was left to the hash phase.
         assert_eq!(p.hash_phase_files.load(Relaxed), 1);
         assert_eq!(p.hash_phase_bytes.load(Relaxed), INLINE_MAX + 1);
+    }
+
+    /// Files listed, then replaced by a folder, a FIFO or nothing before they are hashed:
+    /// each is an error at stage `vanished` and gives no row, and none blocks the worker.
+    #[test]
+    fn files_replaced_after_listing_vanished() {
+        let d = tempfile::tempdir().unwrap();
+        let listed: Vec<WalkedFile> = ["dir.jpg", "fifo.jpg", "gone.jpg", "kept.jpg"]
+            .iter()
+            .map(|n| {
+                let p = d.path().join(n);
+                std::fs::write(&p, b"some bytes to hash").unwrap();
+                let st = rustix::fs::stat(&p).unwrap();
+                let path: Box<[u8]> = p.as_os_str().as_encoded_bytes().into();
+                let name_start = (path.len() - n.len()) as u32;
+                WalkedFile {
+                    path,
+                    name_start,
+                    stat: crate::types::FileStat::from_stat(&st),
+                }
+            })
+            .collect();
+        for n in ["dir.jpg", "fifo.jpg", "gone.jpg"] {
+            std::fs::remove_file(d.path().join(n)).unwrap();
+        }
+        std::fs::create_dir(d.path().join("dir.jpg")).unwrap();
+        rustix::fs::mknodat(
+            CWD,
+            d.path().join("fifo.jpg").as_path(),
+            rustix::fs::FileType::Fifo,
+            Mode::RUSR | Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let (counts, progress) = (Counts::default(), Progress::default());
+        let (unstable, errors, cancel) = (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let jobs = Mutex::new(Vec::new());
+        let out = Outlets {
+            counts: &counts,
+            mtx: &tx,
+            jobs: &jobs,
+            cancel: &cancel,
+            progress: &progress,
+            unstable: &unstable,
+            hash_errors: &errors,
+        };
+        let dir: Arc<[u8]> = d.path().as_os_str().as_encoded_bytes().into();
+        let files = listed.into_iter().map(|f| (f, None, Change::New)).collect();
+        hash_job(HashJob { dir, files }, &out);
+        drop(tx);
+        let (mut rows, mut errs) = (Vec::new(), Vec::new());
+        for m in rx {
+            match m {
+                Msg::Rows(r) => rows.extend(r.into_iter().map(|r| r.path.to_vec())),
+                Msg::Errors(e) => errs.extend(e),
+            }
+        }
+        let kept = d.path().join("kept.jpg").as_os_str().as_encoded_bytes().to_vec();
+        assert_eq!(rows, vec![kept]);
+        let mut got: Vec<(String, &str, String)> = errs
+            .iter()
+            .map(|e| {
+                let name = String::from_utf8_lossy(&e.path).rsplit('/').next().unwrap().to_string();
+                (name, e.stage, e.message.clone())
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got[0].0, "dir.jpg");
+        assert_eq!(
+            (got[0].1, got[0].2.as_str()),
+            ("vanished", "replaced by a folder since it was listed")
+        );
+        assert_eq!((got[1].0.as_str(), got[1].1), ("fifo.jpg", "vanished"));
+        assert_eq!(got[1].2, "replaced by a FIFO since it was listed");
+        assert_eq!((got[2].0.as_str(), got[2].1), ("gone.jpg", "vanished"));
+        assert_eq!(got.len(), 3);
+        assert_eq!(progress.hash_files_done.load(Relaxed), 4);
     }
 
     #[test]
