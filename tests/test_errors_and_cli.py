@@ -453,6 +453,10 @@ def test_scan_json_summary(media_tree: MediaTree, catalog_path: Path) -> None:
     assert (s["files_seen"], s["new"], s["hashed_files"], s["errors"]) == (n, n, n, 0)
     assert s["roots"] == [str(media_tree.root)]
     assert s["catalog"] == str(catalog_path)
+    # A catalog given relative to the working folder is named whole in the summary.
+    res = run_cli("--catalog", catalog_path.name, "scan", media_tree.root, "--json", cwd=catalog_path.parent)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["catalog"] == str(catalog_path)
 
 
 def test_scan_text_summary_and_catalog_from_the_environment(media_tree: MediaTree, catalog_path: Path) -> None:

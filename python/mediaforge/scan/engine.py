@@ -3,6 +3,7 @@ the catalog one transaction at a time and reports progress through a callback.""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,7 +192,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         errors=totals["errors"],
         pruned=counts.pruned,
         seconds=time.monotonic() - started,
-        catalog=str(cat.path),
+        catalog=os.path.abspath(cat.path),  # as typed it may be relative: the summary names it whole
         touched=tuple(touched) + tuple(b.column("media_id") for b in vanished),
     )
 
