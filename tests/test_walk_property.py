@@ -5,6 +5,7 @@ pipes, and symbolic links (loops, dangling, to files)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import tempfile
@@ -251,6 +252,51 @@ def test_ignore_files_and_excludes(tmp_path: Path) -> None:
     assert _names(cat, root) == everything
 
 
+def test_what_a_rescan_leaves_out_is_not_marked_missing_nor_pruned(tmp_path: Path) -> None:
+    """Files the options leave out (--exclude, a .mediaforgeignore added since, symbolic
+    links no longer followed, other file systems) were not looked at: their rows stay as
+    they were, present and not stamped as seen, and --prune keeps them (with their tags).
+    A scan that looks again finds what is really gone."""
+    root = tmp_path / "lib"
+    _tree(root, {"keep/a.jpg": b"a", "cache/c1.jpg": b"c1", "cache/deep/c2.jpg": b"c2", "x.tmp": b"t",
+                 "other/o.jpg": b"o", "sub/s.jpg": b"s"})
+    (root / "link").symlink_to("sub")
+    cat = tmp_path / "c.duckdb"
+
+    def scan(*flags: str) -> dict:
+        res = run_cli("scan", root, "--no-meta", "--json", *flags, catalog=cat)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)
+
+    def status() -> dict[str, tuple[str, int]]:
+        return {os.path.relpath(r["path"], root): (r["status"], r["last_scan_id"])
+                for r in rows(cat, "SELECT path, status, last_scan_id FROM files")}
+
+    scan("-L")
+    assert status() == {n: ("present", 1) for n in ("keep/a.jpg", "cache/c1.jpg", "cache/deep/c2.jpg", "x.tmp",
+                                                     "other/o.jpg", "sub/s.jpg", "link/s.jpg")}
+    (root / "other" / ".mediaforgeignore").write_bytes(b"*.jpg\n")
+    s = scan("--exclude", "cache/", "-e", "*.tmp", "--prune")
+    assert (s["missing"], s["pruned"]) == (0, 0)
+    left = {"cache/c1.jpg": ("present", 1), "cache/deep/c2.jpg": ("present", 1), "x.tmp": ("present", 1),
+            "other/o.jpg": ("present", 1), "link/s.jpg": ("present", 1)}
+    assert status() == {"keep/a.jpg": ("present", 2), "sub/s.jpg": ("present", 2),
+                        "other/.mediaforgeignore": ("present", 2), **left}
+    (root / "cache" / "deep" / "c2.jpg").unlink()
+    (root / "keep" / "a.jpg").unlink()
+    s = scan("--exclude", "cache/", "-e", "*.tmp", "--prune")  # c2 is gone, but was not looked for
+    assert (s["missing"], s["pruned"]) == (1, 1)
+    assert "keep/a.jpg" not in status() and status()["cache/deep/c2.jpg"] == ("present", 1)
+    s = scan()  # looked at again: c2 is missing; the ignore file still leaves o.jpg alone
+    assert s["missing"] == 1
+    st = status()
+    assert st["cache/deep/c2.jpg"][0] == "missing"
+    assert st["cache/c1.jpg"] == st["x.tmp"] == ("present", 4)
+    assert st["other/o.jpg"] == st["link/s.jpg"] == ("present", 1)  # still left out
+    (root / "link").unlink()
+    assert scan("-L")["missing"] == 1 and status()["link/s.jpg"][0] == "missing"  # followed again: gone
+
+
 def test_an_ignore_file_that_is_not_a_small_regular_file_is_an_error_row(tmp_path: Path) -> None:
     """A FIFO named .mediaforgeignore blocked the walk for good, and one linked to
     /dev/zero filled memory; now each is one `ignore-file` error and the walk goes on.
@@ -329,3 +375,9 @@ def test_one_file_system_stays_on_the_root_device(tmp_path: Path) -> None:
         cat = tmp_path / "c2.duckdb"
         do_scan(cat, root, follow_symlinks=True, one_file_system=True)
         assert _names(cat, root) == {"near.jpg"}
+        # The other file system left out on a rescan: its rows are kept, not missing.
+        cat = tmp_path / "c1.duckdb"
+        s = do_scan(cat, root, follow_symlinks=True, one_file_system=True, prune=True)
+        assert (s.missing, s.pruned) == (0, 0)
+        assert {r["name"]: r["status"] for r in rows(cat, "SELECT name, status FROM files")} == {
+            "near.jpg": "present", "far.jpg": "present"}

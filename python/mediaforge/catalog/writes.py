@@ -167,12 +167,16 @@ def finish_scan(
     totals: dict[str, int],
     seconds: float,
     prune: bool,
+    kept: pa.Table | None = None,
 ) -> FinishCounts:
-    """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row."""
+    """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
+    `kept`: media ids of rows the walk did not see but that are not gone (below a folder
+    it could not read, or left out by --exclude and the like): left as they were."""
     now = utcnow()
-    ids = vanished if vanished is not None else pa.table({"media_id": pa.array([], pa.string())})
+    none = pa.table({"media_id": pa.array([], pa.string())})
     under, params = under_roots_sql(roots)
-    with cat.registered("mf_vanished", ids), cat.transaction() as con:
+    with (cat.registered("mf_vanished", vanished if vanished is not None else none),
+          cat.registered("mf_kept", kept if kept is not None else none), cat.transaction() as con):
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
         # A vanished row and a row that appeared since it was last seen, with the same
         # identity (dev, inode, size, mtime) or the same content (BLAKE3, size), are one
@@ -236,6 +240,8 @@ def finish_scan(
         if unread:
             held = (f"AND NOT EXISTS (SELECT 1 FROM scan_errors e WHERE e.scan_id = {int(scan_id)} "
                     f"AND e.stage IN {_HELD} AND (files.path = e.path OR starts_with(files.path, e.path || '/')))")
+        if kept is not None and kept.num_rows:
+            held += " AND media_id NOT IN (SELECT media_id::UUID FROM mf_kept)"
         con.execute(
             f"UPDATE files SET last_seen = ?, last_scan_id = ? "
             f"WHERE status = 'present' AND last_scan_id <> ? AND {under} {held}",

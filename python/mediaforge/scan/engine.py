@@ -124,6 +124,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     started, roots_b, roots, scanner = walk.started, walk.roots_b, walk.roots, walk.scanner
     scan_id: int | None = None
     vanished: list[pa.RecordBatch] = []
+    kept: list[pa.RecordBatch] = []  # not seen, not gone: unreadable or left out by the options
     touched: list[pa.Array] = []
     totals: dict[str, int] | None = None
     last_report = 0.0
@@ -155,6 +156,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 write_errors(cat, pa.record_batch(payload), scan_id)
             elif kind == "vanished":
                 vanished.append(pa.record_batch(payload))
+            elif kind == "kept":
+                kept.append(pa.record_batch(payload))
             elif kind == "done":
                 totals = payload
         if totals is None:
@@ -162,7 +165,9 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         if on_progress is not None:
             on_progress(_snapshot(scanner, started, phase="write"))
         gone = pa.Table.from_batches(vanished) if vanished else None
-        counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started, config.prune)
+        held = pa.Table.from_batches(kept) if kept else None
+        counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started, config.prune,
+                             kept=held)
     except BaseException as e:
         scanner.close()
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.

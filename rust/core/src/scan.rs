@@ -15,6 +15,7 @@
 //! 4. vanished: catalog rows under the roots that the walk did not see, except below
 //!    folders that could not be read. Only reported when the whole scan completed.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -33,7 +34,9 @@ use crate::hash::{hash_file_at, HashError, Hashed, HEAD_LEN};
 use crate::kind::{self, Class};
 use crate::prev::{FolderMatcher, MediaId, PrevState};
 use crate::types::Digest;
-use crate::walk::{describe_io, walk, DirFiles, PathError, WalkCounters, WalkOptions, WalkedFile};
+use crate::walk::{
+    describe_io, trim_trailing_slashes, walk, DirFiles, PathError, WalkCounters, WalkOptions, WalkedFile,
+};
 
 /// How to scan.
 #[derive(Debug, Clone)]
@@ -112,6 +115,10 @@ pub enum Event {
     Files(RecordBatch),
     Errors(RecordBatch),
     Vanished(RecordBatch),
+    /// Ids of present rows under the roots that the walk did not see but that are not
+    /// gone: below a folder it could not read, or left out by the options. The catalog
+    /// leaves these rows as they were (not stamped as seen).
+    Kept(RecordBatch),
     Done(ScanTotals),
     Failed(Error),
 }
@@ -847,21 +854,29 @@ fn run(
     }
     let prev = slot.state.get().ok_or(Error::Cancelled)?;
 
-    // Vanished rows: never below a folder we could not read, never after a cut-short walk.
-    let mut unreadable = walked.unreadable_dirs.clone();
-    unreadable.sort();
-    let vanished: Vec<MediaId> = (0..prev.len())
+    // Vanished rows: present ones under the roots the walk did not see, never at or below
+    // a path it could not read or was told to leave out, never after a cut-short walk.
+    let not_looked_at: HashSet<&[u8]> = walked
+        .unreadable_dirs
+        .iter()
+        .chain(walked.left_out.iter())
+        .map(|p| trim_trailing_slashes(p))
+        .collect();
+    let unseen: Vec<(MediaId, bool)> = (0..prev.len())
         .into_par_iter()
         .filter(|&i| prev.present[i] && !prev.seen[i].load(Relaxed))
-        .filter(|&i| {
-            let p = prev.path(i);
-            opts.roots.iter().any(|r| is_under(p, r)) && !unreadable.iter().any(|u| is_under(p, u))
-        })
-        .map(|i| prev.media_id(i))
+        .filter(|&i| opts.roots.iter().any(|r| is_under(prev.path(i), r)))
+        .map(|i| (prev.media_id(i), at_or_below_any(prev.path(i), &not_looked_at)))
         .collect();
+    let (kept, vanished): (Vec<_>, Vec<_>) = unseen.into_iter().partition(|&(_, kept)| kept);
+    let vanished: Vec<MediaId> = vanished.into_iter().map(|(id, _)| id).collect();
+    let kept: Vec<MediaId> = kept.into_iter().map(|(id, _)| id).collect();
     if !vanished.is_empty() {
         tx.send(Event::Vanished(ids_batch(&vanished)?))
             .map_err(|_| Error::Cancelled)?;
+    }
+    if !kept.is_empty() {
+        tx.send(Event::Kept(ids_batch(&kept)?)).map_err(|_| Error::Cancelled)?;
     }
     progress.phase.store(phase::DONE, Relaxed);
     Ok(ScanTotals {
@@ -999,6 +1014,21 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
         let _ = tx.send(Msg::Errors(errs));
     }
     let _ = tx.send(Msg::Rows(rows));
+}
+
+/// Whether `path`, or a folder above it, is in `set` (paths without a trailing slash).
+fn at_or_below_any(path: &[u8], set: &HashSet<&[u8]>) -> bool {
+    if set.is_empty() {
+        return false;
+    }
+    let path = trim_trailing_slashes(path);
+    set.contains(path)
+        || path
+            .iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == b'/' && i > 0)
+            .any(|(i, _)| set.contains(&path[..i]))
+        || (path.starts_with(b"/") && set.contains(&b"/"[..]))
 }
 
 /// What now stands at `name` in `dir` when it is no longer a regular file: a folder, a

@@ -128,6 +128,10 @@ pub struct WalkOutput {
     /// Folders that could not be read (or whose reading failed part-way): what the catalog
     /// knows below them must not be taken as gone.
     pub unreadable_dirs: Vec<Box<[u8]>>,
+    /// Files and folders the options left out (`--exclude`, `.mediaforgeignore`, hidden
+    /// names, symbolic links not followed, other file systems): not looked at, so what the
+    /// catalog knows of them (and below them) is left as it was, never taken as gone.
+    pub left_out: Vec<Box<[u8]>>,
 }
 
 /// A chain of ignore matchers from the root down to the current folder.
@@ -356,7 +360,7 @@ pub fn walk(
     Ok(ctx.sink.into_inner().unwrap())
 }
 
-fn trim_trailing_slashes(p: &[u8]) -> &[u8] {
+pub(crate) fn trim_trailing_slashes(p: &[u8]) -> &[u8] {
     let mut end = p.len();
     while end > 1 && p[end - 1] == b'/' {
         end -= 1;
@@ -390,6 +394,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             Ok(st) => {
                 let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
                 if opts.one_file_system && dev != task.root_dev {
+                    ctx.sink.lock().unwrap().left_out.push(task.path.into());
                     return;
                 }
                 if opts.follow_symlinks {
@@ -496,6 +501,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         })
         .collect();
     let mut files = Vec::new();
+    let mut left_out: Vec<Box<[u8]>> = Vec::new();
     let mut bytes = 0u64;
     for (start, mut ft) in entries {
         if ctx.cancel.load(Relaxed) {
@@ -504,6 +510,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let cname = CStr::from_bytes_until_nul(&names[start as usize..]).expect("a NUL ends every name");
         let name = cname.to_bytes();
         if !opts.include_hidden && name.first() == Some(&b'.') {
+            left_out.push(join(&task.path, name).into());
             continue;
         }
         if skip_here.contains(&name) {
@@ -526,6 +533,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let mut via_symlink = false;
         if ft == FileType::Symlink {
             if !opts.follow_symlinks {
+                left_out.push(join(&task.path, name).into());
                 continue;
             }
             match rustix::fs::statat(&fd, cname, AtFlags::empty()) {
@@ -554,6 +562,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             FileType::Directory => {
                 let child = join(&task.path, &name);
                 if ignores.is_some() && IgnoreNode::is_ignored(&ignores, os(&child), true) {
+                    left_out.push(child.into());
                     continue;
                 }
                 let t = DirTask {
@@ -568,6 +577,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             FileType::RegularFile => {
                 let child = join(&task.path, &name);
                 if ignores.is_some() && IgnoreNode::is_ignored(&ignores, os(&child), false) {
+                    left_out.push(child.into());
                     continue;
                 }
                 let st = match pre_stat {
@@ -585,6 +595,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 }
                 let stat = FileStat::from_stat(&st);
                 if opts.one_file_system && stat.id.dev != task.root_dev {
+                    left_out.push(child.into());
                     continue;
                 }
                 bytes += stat.len.0;
@@ -597,6 +608,9 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             }
             _ => {} // sockets, pipes, devices: not media
         }
+    }
+    if !left_out.is_empty() {
+        ctx.sink.lock().unwrap().left_out.append(&mut left_out);
     }
     if !files.is_empty() {
         ctx.counters.files.fetch_add(files.len() as u64, Relaxed);
