@@ -4,6 +4,7 @@ and crashes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -440,6 +441,34 @@ def test_garbage_numbers_in_tags_and_exif_are_null_not_cut_short(tmp_path: Path)
         {"track": None, "track_total": None, "disc": None, "year": None, "rg_track_gain": None,
          "rg_album_gain": None, "rg_track_peak": 0.988}]
     assert rows(catalog, "SELECT taken_offset, model FROM exif") == [{"taken_offset": None, "model": "Model"}]
+
+
+def test_a_huge_worker_count_is_cut_to_what_the_machine_can_run(tmp_path: Path) -> None:
+    """`-j 1024` (or MEDIAFORGE_THREADS=1024) starts at most four workers per core, not a
+    thousand interpreters; the extraction still runs."""
+    from mediaforge.config import worker_count
+
+    cores = os.cpu_count() or 1
+    assert worker_count(1024) <= 4 * cores and worker_count(1) == 1
+    assert worker_count(2) == min(2, 4 * cores)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(64, 48, 1).save(lib / "photo.jpg", "JPEG")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    env = cli_env(catalog, MEDIAFORGE_THREADS="1024")
+    p = subprocess.Popen(cli_cmd("meta", "-j", "1024", "--json"), env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    peak = 0
+    while p.poll() is None:  # the workers are this process's children
+        kids = Path(f"/proc/{p.pid}/task/{p.pid}/children")
+        with contextlib.suppress(OSError):
+            peak = max(peak, len(kids.read_text().split()))
+        time.sleep(0.01)
+    out, err = p.communicate()
+    assert p.returncode == 0, err
+    assert (json.loads(out)["files"], json.loads(out)["ok"]) == (1, 1)
+    assert 1 <= peak <= 4 * cores
 
 
 @pytest.mark.parametrize("date, year", [

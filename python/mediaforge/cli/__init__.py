@@ -148,10 +148,10 @@ def _prestart_workers(args: list[str]) -> None:
     if command is None or "--help" in args or (command == "scan" and ({"--no-meta", "--no-hash"} & set(args))):
         return
     try:
-        from ..config import thread_count
+        from ..config import worker_count
         from ..meta.pool import prestart
 
-        prestart(thread_count(None))
+        prestart(worker_count(None))
     except Exception:  # noqa: BLE001 - an optimisation only; the pool starts its own workers
         pass
 

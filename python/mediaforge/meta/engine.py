@@ -22,7 +22,7 @@ from ..catalog import Catalog
 from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, pending_extraction, pending_fingerprints,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
-from ..config import thread_count
+from ..config import worker_count
 from ..errors import InvalidInputError, PathIOError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
@@ -112,7 +112,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     rows = None if prestart else select()
     if rows is not None and rows.num_rows == 0:
         return ExtractSummary(0, 0, 0, 0, 0, 0, 0, 0, time.monotonic() - started)
-    pool = WorkerPool(thread_count(config.workers), config.timeout)
+    pool = WorkerPool(worker_count(config.workers), config.timeout)
     try:
         with pool:
             pool.start()
