@@ -121,6 +121,44 @@ def test_similar_groups_gather_every_variant_and_nothing_else(library) -> None:
     assert n["g"] == 8 and n["d"] <= 8
 
 
+def test_deep_pictures_group_with_their_8_bit_copies_and_flat_ones_never_group(tmp_path: Path) -> None:
+    """16-bit and float pictures hash as they look (Pillow's 8-bit conversion clipped them
+    to white, so any two 16-bit scans were "identical"), and flat pictures (one colour,
+    a 1x1 pixel) get no fingerprint at all: they would all be each other's duplicates."""
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(3):
+        grey = np.asarray(_photo(10 + i).convert("L"))
+        Image.fromarray(grey).save(lib / f"s{i}_8.png")
+        Image.fromarray(grey.astype(np.uint16) * 257).save(lib / f"s{i}_16.png")
+        Image.fromarray(grey.astype(np.float32) / 255).save(lib / f"s{i}_float.tif")
+    Image.new("RGB", (1, 1), "red").save(lib / "px_red.png")
+    Image.new("RGB", (1, 1), "blue").save(lib / "px_blue.png")
+    Image.new("RGB", (300, 200), "black").save(lib / "black.jpg")
+    Image.new("RGBA", (300, 200), (255, 255, 255, 0)).save(lib / "clear.png")
+    Image.new("I;16", (300, 200), 40000).save(lib / "flat16.png")
+    with Image.open(lib / "s0_16.png") as a, Image.open(lib / "s0_float.tif") as b:
+        assert (a.mode, b.mode) == ("I;16", "F")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--similar", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    groups: dict[int, set[str]] = {}
+    for r in json.loads(res.out):
+        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    assert sorted(map(sorted, groups.values())) == [[f"s{i}_16.png", f"s{i}_8.png", f"s{i}_float.tif"]
+                                                    for i in range(3)]
+    flat = {"px_red.png", "px_blue.png", "black.jpg", "clear.png", "flat16.png"}
+    assert {r["name"] for r in rows(catalog, "SELECT f.name FROM meta_errors e JOIN files f USING (blake3) "
+                                             "WHERE e.message LIKE '%one flat colour%'")} == flat
+    # Recorded, so a later `dupes --similar` does not try them again; their thumbnails stand.
+    assert rows(catalog, "SELECT count(*) AS n FROM media WHERE thumb IS NULL")[0]["n"] == 0
+    assert run_cli("dupes", "--similar", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors WHERE message LIKE '%flat%'")[0]["n"] == len(flat)
+
+
 def test_the_command_line_runs_without_loading_numpy(library) -> None:
     """The CLI loads pyarrow as if numpy were absent (numpy's import is 0.05-0.1 s of CPU at
     every start); the pHash grouping reads the hashes from Arrow's buffer instead, and the

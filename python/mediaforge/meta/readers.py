@@ -47,6 +47,10 @@ def _msg(e: BaseException) -> str:
     return f"{type(e).__name__}: {first_line(e)}"[:500]
 
 
+# The grey standard deviation (0-255) under which a picture counts as one flat colour.
+IMAGE_FLAT_STDDEV = 2.0
+
+
 class _Result:
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -83,9 +87,17 @@ class _Result:
     def image_hashes(self, picture: Any) -> None:
         """pHash and dHash (in the Rust core) of the decoded, upright picture: the decode
         that made the thumbnail, not a second one."""
+        from PIL import ImageStat
+
         from .. import _core
 
         grey = picture.convert("L")
+        if ImageStat.Stat(grey).stddev[0] < IMAGE_FLAT_STDDEV:
+            # One colour (a black frame grab, a blank scan, a 1x1 pixel): every such
+            # picture hashes alike, so it would be "similar" to all the others. Recorded,
+            # as for a video of flat frames, so that no catch-up tries again.
+            self.errors.append(("fingerprint", "no fingerprint: the picture is one flat colour"))
+            return
         p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
         self.hashes = {"phash": p, "dhash": d}
 

@@ -8,6 +8,7 @@ them. Only Pillow is imported here (the benchmark loads this file on its own).
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -38,12 +39,33 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
         im.draft("RGB", (size, size))
     orientation = _orientation(im)
     im.load()
+    im = eight_bit(im)
     if im.mode not in ("RGB", "RGBA"):
         im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
     im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
     if orientation and orientation != 1:
         im = _apply_orientation(im, orientation)
     return im
+
+
+# Pillow's modes of more than 8 bits a sample (16-bit grey PNG and TIFF, 32-bit integer,
+# float): its conversions to 8 bits clip them, so a 16-bit scan came out white.
+_DEEP_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+
+
+def eight_bit(im: Image.Image) -> Image.Image:
+    """`im` in 8-bit grey ("L") when its samples are deeper, their range (darkest to
+    brightest) stretched over 0-255: the picture as it looks, whatever the depth. Other
+    pictures as they are."""
+    if im.mode not in _DEEP_MODES:
+        return im
+    if im.mode != "F":
+        im = im.convert("I")
+    lo, hi = im.getextrema()
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:  # flat, or NaN/infinite floats
+        return Image.new("L", im.size, 0)
+    scale = 255.0 / (hi - lo)
+    return im.point(lambda v: v * scale - lo * scale).convert("L")
 
 
 def reduce_grey(im: Image.Image, size: int = 256) -> Image.Image:
@@ -60,6 +82,7 @@ def reduce_grey(im: Image.Image, size: int = 256) -> Image.Image:
         im = eighth
     else:
         im.load()
+        im = eight_bit(im)
     if im.mode != "L":
         im = im.convert("L")
     im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
