@@ -385,6 +385,27 @@ def test_identical_copies_moved_together_each_keep_their_own_id(tmp_path: Path, 
         assert after[new]["media_id"] == before[old]["media_id"] and old not in after
 
 
+def test_identical_copies_moved_under_new_names_each_keep_an_id(tmp_path: Path, catalog_path: Path) -> None:
+    """Three copies of one content copied to three new names and deleted: each old row
+    pairs with its own new file (they all once paired with the first new name, leaving
+    two copies' ids, and their tags, behind as missing)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    data = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 30
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (lib / name).write_bytes(data)
+    do_scan(catalog_path, lib)
+    before = {os.path.basename(os.fsdecode(p)): r["media_id"] for p, r in files_by_path(catalog_path).items()}
+    for old, new in (("a.jpg", "x.jpg"), ("b.jpg", "y.jpg"), ("c.jpg", "z.jpg")):
+        shutil.copyfile(lib / old, lib / new)
+        (lib / old).unlink()
+    s = do_scan(catalog_path, lib)
+    assert (s.moved, s.new, s.missing) == (3, 0, 0)
+    after = {os.path.basename(os.fsdecode(p)): r["media_id"] for p, r in files_by_path(catalog_path).items()}
+    assert sorted(after) == ["x.jpg", "y.jpg", "z.jpg"]
+    assert sorted(after.values()) == sorted(before.values())
+
+
 def test_hard_links_moved_together_each_keep_their_own_id(tmp_path: Path, catalog_path: Path) -> None:
     """Three names of one inode, their folder renamed: three moves, each name keeping the
     id (and so the tags) it had; then one link deleted and another moved: the moved one

@@ -159,6 +159,78 @@ def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
 _HELD = "('walk', 'stat', 'vanished')"
 
 
+# A vanished row's candidates: rows that appeared since it was last seen, present now.
+_MOVE_OLD = """
+    SELECT o.media_id AS old_id, o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
+           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path
+    FROM files o JOIN mf_gone g ON g.media_id = o.media_id
+"""
+_MOVE_NEW = """
+    SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3, n.name, n.path
+    FROM files n
+    WHERE n.status = 'present' AND n.media_id NOT IN (SELECT media_id FROM mf_gone)
+      AND n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows)
+"""
+
+
+def _pair_moves(con) -> None:  # noqa: ANN001
+    """Fill the temp table `mf_moves` (old_id, new_id, old_first_seen, old_first_scan):
+    each vanished row paired with at most one row that appeared since it was last seen,
+    and each new row with at most one vanished row: one file that moved, whose new row
+    takes over the old media_id (and so its tags). Paired first by identity (device,
+    inode, size, mtime: a rename or a move on one file system), then by content (BLAKE3
+    and size: a copy then delete), the same name first. Copies of one content pair off
+    one to one in path order, so two copies moved together both keep their ids; pairing
+    by rank keeps this a join of equals, never one of every old copy with every new one."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
+    if not con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # a rescan where nothing went
+        con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
+                    "old_first_scan BIGINT)")
+        con.execute("DROP TABLE mf_gone_rows")
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE mf_new_rows AS {_MOVE_NEW}")
+    # Identity: hard links can give one old row several new ones; the same name first.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE mf_moves AS
+        WITH cand AS (
+            SELECT o.old_id, n.new_id, o.old_first_seen, o.old_first_scan,
+                   CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed, n.path AS new_path, o.path AS old_path
+            FROM mf_gone_rows o JOIN mf_new_rows n
+              ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
+             AND n.first_scan_id > o.last_scan_id
+        ),
+        best_new AS (SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY renamed, new_path) AS r1 FROM cand),
+        one_each AS (
+            SELECT *, row_number() OVER (PARTITION BY new_id ORDER BY renamed, old_path) AS r2
+            FROM best_new WHERE r1 = 1
+        )
+        SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
+        """
+    )
+    # Content, among what is left: the same name first, then any; the k-th old copy (by
+    # path) with the k-th new one.
+    for key in ("blake3, size, name", "blake3, size"):
+        con.execute(
+            f"""
+            INSERT INTO mf_moves
+            WITH o AS (
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY path) AS k FROM mf_gone_rows
+                WHERE blake3 IS NOT NULL AND old_id NOT IN (SELECT old_id FROM mf_moves)
+            ),
+            n AS (
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY path) AS k FROM mf_new_rows
+                WHERE blake3 IS NOT NULL AND new_id NOT IN (SELECT new_id FROM mf_moves)
+            )
+            SELECT o.old_id, n.new_id, o.old_first_seen, o.old_first_scan
+            FROM o JOIN n USING ({key}, k)
+            WHERE n.first_scan_id > o.last_scan_id
+            """
+        )
+    con.execute("DROP TABLE IF EXISTS mf_gone_rows")
+    con.execute("DROP TABLE IF EXISTS mf_new_rows")
+
+
 def finish_scan(
     cat: Catalog,
     scan_id: int,
@@ -178,39 +250,7 @@ def finish_scan(
     with (cat.registered("mf_vanished", vanished if vanished is not None else none),
           cat.registered("mf_kept", kept if kept is not None else none), cat.transaction() as con):
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
-        # A vanished row and a row that appeared since it was last seen, with the same
-        # identity (dev, inode, size, mtime) or the same content (BLAKE3, size), are one
-        # file that moved: the new row takes over the old media_id (and so its tags).
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE mf_moves AS
-            WITH cand AS (
-                SELECT o.media_id AS old_id, n.media_id AS new_id,
-                       o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
-                       CASE WHEN n.dev = o.dev AND n.inode = o.inode THEN 0 ELSE 1 END AS how,
-                       -- Copies (or hard links) of one content moved together: each old
-                       -- row pairs with the new file of its own name first.
-                       CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed,
-                       n.path AS new_path, o.path AS old_path
-                FROM files o
-                JOIN mf_gone g ON g.media_id = o.media_id
-                JOIN files n ON n.status = 'present'
-                            AND n.first_scan_id > o.last_scan_id
-                            AND n.size = o.size
-                            AND ((n.dev = o.dev AND n.inode = o.inode AND n.mtime_ns = o.mtime_ns)
-                                 OR (o.blake3 IS NOT NULL AND n.blake3 = o.blake3))
-                WHERE n.media_id NOT IN (SELECT media_id FROM mf_gone)
-            ),
-            best_new AS (
-                SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY how, renamed, new_path) AS r1 FROM cand
-            ),
-            one_each AS (
-                SELECT *, row_number() OVER (PARTITION BY new_id ORDER BY how, renamed, old_path) AS r2
-                FROM best_new WHERE r1 = 1
-            )
-            SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
-            """
-        )
+        _pair_moves(con)
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
         if moved:
             con.execute("DELETE FROM files WHERE media_id IN (SELECT old_id FROM mf_moves)")
