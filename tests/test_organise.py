@@ -382,6 +382,159 @@ def test_removed_xmp_tags_stay_removed_until_the_sidecar_changes(lib) -> None:
     assert json.loads(res.out)["added"] == 1 and "night" in tags()
 
 
+_NS = 'xmlns:x="adobe:ns:meta/"'
+_RDF = 'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+
+
+def test_xmp_export_keeps_what_it_does_not_own(tmp_path: Path) -> None:
+    """Export into a sidecar another program wrote keeps its encoding (ISO-8859-1 stays
+    ISO-8859-1, with a character it cannot hold as a reference), its comments and
+    processing instructions, its namespace prefixes, the container each property had,
+    and the Description each property was in: no second dc:subject appears."""
+    import xml.etree.ElementTree as ET
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    sidecar = lib / "a.jpg.xmp"
+    sidecar.write_bytes(
+        f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<x:xmpmeta {_NS}><!-- a note: keep me -->'
+        f'<rdf:RDF {_RDF}><rdf:Description rdf:about="" xmlns:darktable="http://darktable.sf.net/" '
+        f'darktable:xmp_version="5"><?my-pi keep?></rdf:Description>'
+        f'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f'<dc:subject><rdf:Seq><rdf:li>Caf\xe9</rdf:li></rdf:Seq></dc:subject></rdf:Description>'
+        f'</rdf:RDF></x:xmpmeta>\n'.encode("latin-1"))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for tag in ("K\u00f6ln/Dom", "smile \U0001f600"):
+        assert run_cli("tag", "add", tag, lib / "a.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "a.jpg", catalog=catalog)
+    assert res.rc == 0, res.err
+    data = sidecar.read_bytes()
+    text = data.decode("latin-1")
+    assert text.startswith('<?xml version="1.0" encoding="ISO-8859-1"?>')
+    assert "<!-- a note: keep me -->" in text and "<?my-pi keep?>" in text and "darktable:xmp_version" in text
+    root = ET.fromstring(data)  # well-formed, in its declared encoding
+    dc = "{http://purl.org/dc/elements/1.1/}subject"
+    subjects = list(root.iter(dc))
+    assert len(subjects) == 1 and subjects[0][0].tag.endswith("Seq")
+    assert [li.text for li in subjects[0][0]] == ["Caf\u00e9", "Dom", "smile \U0001f600"]
+    # What the next scan reads back is what was tagged, no mojibake twin.
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert sorted(r["tag"] for r in rows(catalog, "SELECT tag FROM tags")) == [
+        "Caf\u00e9", "K\u00f6ln/Dom", "smile \U0001f600"]
+
+
+def test_xmp_export_leaves_links_fifos_read_only_and_deep_sidecars_alone(tmp_path: Path) -> None:
+    """A sidecar that is a symbolic link, a FIFO (which blocked export for good), a
+    read-only file or one nested too deeply to rewrite (an internal error once) is listed
+    as failed with its reason, exit 8; the others are written."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    plain = f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>'
+    for name in ("link", "fifo", "ro", "deep", "fine"):
+        picture(64, 48, 1).save(lib / f"{name}.jpg")
+    (tmp_path / "elsewhere.xmp").write_text(plain)
+    (lib / "link.jpg.xmp").symlink_to(tmp_path / "elsewhere.xmp")
+    os.mkfifo(lib / "fifo.jpg.xmp")
+    (lib / "ro.jpg.xmp").write_text(plain)
+    os.chmod(lib / "ro.jpg.xmp", 0o444)
+    (lib / "deep.jpg.xmp").write_text(plain.replace('rdf:about=""/>', 'rdf:about="">' + '<a xmlns="urn:x">' * 5000
+                                                   + "</a>" * 5000 + "</rdf:Description>"))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "t", lib, catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", "--all", "--json", catalog=catalog, timeout=60)
+    assert res.rc == 8, res.err
+    out = json.loads(res.out)
+    why = {os.path.basename(f["path"]): f["why"] for f in out["failed"]}
+    assert why == {"link.jpg.xmp": "a symbolic link: left alone (export into the file it points to by hand)",
+                   "fifo.jpg.xmp": "not a regular file: left alone", "ro.jpg.xmp": "read-only: left alone",
+                   "deep.jpg.xmp": "nested too deeply to rewrite: left alone"}
+    assert [os.path.basename(p) for p in out["written"]] == ["fine.jpg.xmp"]
+    assert (lib / "link.jpg.xmp").is_symlink() and (tmp_path / "elsewhere.xmp").read_text() == plain
+    assert (lib / "ro.jpg.xmp").read_text() == plain
+
+
+def test_tags_taken_off_leave_the_sidecar_and_never_come_back(tmp_path: Path) -> None:
+    """Export takes out of a sidecar it wrote (or imported) the keywords of tags removed
+    or renamed since, and what it writes counts as imported: a removed tag no longer
+    comes back with the next scan, a renamed one no longer returns under its old name."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+
+    def cli(*args: object) -> None:
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == 0, res.err
+
+    def tags() -> list[str]:
+        return sorted(r["tag"] for r in rows(catalog, "SELECT tag FROM tags"))
+
+    for tag in ("keep", "oops", "Places/Pariss"):
+        cli("tag", "add", tag, lib / "a.jpg")
+    cli("xmp", "export", lib / "a.jpg")
+    cli("scan", lib)
+    cli("tag", "remove", "oops", lib / "a.jpg")
+    cli("tag", "rename", "Places/Pariss", "Places/Paris")
+    cli("xmp", "export", lib / "a.jpg")
+    cli("scan", lib)
+    assert tags() == ["Places/Paris", "keep"]
+    text = (lib / "a.jpg.xmp").read_text(encoding="utf-8")
+    assert "oops" not in text and "Pariss" not in text and "Places|Paris" in text
+    # Edited elsewhere since (a keyword added by another program): nothing is taken out
+    # of it until a scan has imported it.
+    (lib / "a.jpg.xmp").write_text(text.replace("<rdf:li>keep</rdf:li>", "<rdf:li>keep</rdf:li><rdf:li>theirs</rdf:li>"
+                                                ), encoding="utf-8")
+    cli("tag", "remove", "keep", lib / "a.jpg")
+    cli("xmp", "export", lib / "a.jpg")
+    assert "<rdf:li>keep</rdf:li>" in (lib / "a.jpg.xmp").read_text(encoding="utf-8")
+    cli("scan", lib)
+    assert tags() == ["Places/Paris", "keep", "theirs"]
+
+
+def test_a_sidecar_two_files_share_by_name_gets_neither_files_tags(tmp_path: Path) -> None:
+    """IMG_1.xmp describes IMG_1.jpg and IMG_1.png alike: export gives each file a
+    sidecar of its own, so no tag crosses to the sibling on the next scan."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "IMG_1.jpg")
+    picture(64, 48, 2).save(lib / "IMG_1.png")
+    shared = f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>'
+    (lib / "IMG_1.xmp").write_text(shared)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "cat", lib / "IMG_1.jpg", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "dog", lib / "IMG_1.png", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "IMG_1.jpg", lib / "IMG_1.png", "--json", catalog=catalog)
+    assert sorted(os.path.basename(p) for p in json.loads(res.out)["written"]) == ["IMG_1.jpg.xmp", "IMG_1.png.xmp"]
+    assert (lib / "IMG_1.xmp").read_text() == shared
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert {(r["name"], r["tag"]) for r in rows(catalog, "SELECT f.name, t.tag FROM tags t JOIN files f "
+                                                         "USING (media_id)")} == {("IMG_1.jpg", "cat"),
+                                                                                  ("IMG_1.png", "dog")}
+
+
+@pytest.mark.parametrize("args", [
+    ("tag", "add", "u\uffff", "{photo}"), ("tag", "add", "MediaForge Collections/fake", "{photo}"),
+    ("collection", "create", "del\x7fx"), ("collection", "create", "nel\x85x"), ("collection", "create", "ls\u2028x"),
+    ("collection", "create", "ff\uffffx"), ("collection", "create", "trips/2019"),
+])
+def test_names_an_xmp_sidecar_cannot_carry_back_are_refused(tmp_path: Path, args: tuple[str, ...]) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli(*[a.replace("{photo}", str(lib / "a.jpg")) for a in args], catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "bad")
+    res = run_cli("collection", "create", "  spaced  ", catalog=catalog)
+    assert res.rc == 0 and res.out.strip() == "created collection 'spaced'"
+
+
 def test_search_ranks_filters_and_stays_in_step(lib) -> None:
     root, catalog = lib
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..errors import ExitCode, InvalidInputError, is_text
+from ..errors import ExitCode, InvalidInputError, is_text, quoted
 from . import render
 from .app import Format, _globals, _write_table, app, command, open_catalog
 
@@ -123,11 +123,12 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         collection.create(cat, name, smart)
+        name = collection.stored_name(name)  # as stored: trimmed
         ids = collection.members(cat, name)
         count = len(ids)
         if smart:  # its name is a search word for the files it matches
             after_change(cat, g.catalog, ids)
-    _report(as_json, f"created {'smart ' if smart else ''}collection {name!r}" + (f": {count:,} files now" if smart else ""),
+    _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}" + (f": {count:,} files now" if smart else ""),
             name=name, kind="smart" if smart else "manual", files=count)
 
 
@@ -236,12 +237,13 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
                as_json: JsonOpt = False) -> None:
     """Write tags and collections into XMP sidecars (dc:subject, lr:hierarchicalSubject,
     digiKam:TagsList): added to the sidecar a file has, or to a new FILE.xmp beside it.
-    Keywords are only ever added; every other part of a sidecar is kept."""
+    Tags removed here leave a sidecar MediaForge wrote or imported; every other part of
+    a sidecar is kept."""
     from ..organise.targets import resolve_targets
     from ..organise.xmp import export_xmp
 
     g = _globals(ctx)
-    with open_catalog(g.catalog, read_only=True) as cat:
+    with open_catalog(g.catalog) as cat:  # writes: what it wrote counts as imported
         if all_:
             ids = [str(r[0]) for r in cat.con.sql(
                 "SELECT DISTINCT media_id FROM tags UNION SELECT DISTINCT media_id FROM collection_items").fetchall()]

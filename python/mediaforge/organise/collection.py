@@ -13,23 +13,36 @@ from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError, is_text, quoted
 from .predicate import check_predicate, run_predicate
-from .tags import who
+from .tags import BAD_NAME_CHARS, who
 
 MAX_NAME = 200
 
 
 def _check_name(name: str) -> str:
+    """The name as stored: trimmed. Refused: empty, too long, control characters and
+    others XML cannot carry, and '|' or '/' (XMP keeps a collection as the keyword
+    "MediaForge Collections|NAME": the name would split there, and not come back whole)."""
     n = (name or "").strip()
-    if not n or len(n) > MAX_NAME or not is_text(n) or any(ord(c) < 32 for c in n):
+    if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(n):
         raise InvalidInputError(f"bad collection name {quoted(name)}: 1 to {MAX_NAME} printable characters of UTF-8 text")
-    if "|" in n:  # XMP keeps collections as "MediaForge Collections|NAME": the name would split there
-        raise InvalidInputError(f"bad collection name {quoted(name)}: '|' separates keyword levels in XMP sidecars")
+    if "|" in n or "/" in n:
+        raise InvalidInputError(f"bad collection name {quoted(name)}: '|' and '/' separate keyword levels in XMP "
+                                "sidecars")
     return n
 
 
+def stored_name(name: str) -> str:
+    """The name a collection given as `name` is stored under (checked, trimmed)."""
+    return _check_name(name)
+
+
 def _get(cat: Catalog, name: str) -> tuple[int, str, str | None]:
+    # Looked up as given (trimmed), not checked: a name made before a rule was added
+    # (one with '/') can still be shown, changed and deleted.
+    if not is_text(name or ""):
+        raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections WHERE name = $n",
-                       params={"n": _check_name(name)}).fetchall()
+                       params={"n": (name or "").strip()}).fetchall()
     if not rows:
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     cid, kind, pred = rows[0]

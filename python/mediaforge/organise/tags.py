@@ -18,7 +18,15 @@ from ..catalog.writes import utcnow
 from ..errors import InvalidInputError, quoted
 
 MAX_TAG = 512
-_BAD = re.compile("[\x00-\x1f\x7f|\ud800-\udfff]")  # surrogates: bytes that are not UTF-8
+# Characters no name here may hold: controls (C0, DEL, C1), line and paragraph
+# separators, surrogates (bytes that are not UTF-8) and noncharacters (U+FFFE, U+FFFF and
+# their kin), which XML cannot carry: an XMP sidecar holding one is unreadable.
+BAD_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+                            + "".join(f"{chr(p + 0xFFFE)}{chr(p + 0xFFFF)}" for p in range(0x10000, 0x110000, 0x10000))
+                            + "]")
+_BAD = re.compile(BAD_NAME_CHARS.pattern[:-1] + "|]")
+# The top keyword collections travel under in XMP sidecars: not a tag of its own.
+COLLECTIONS_ROOT = "MediaForge Collections"
 
 
 def normalize_tag(tag: str) -> str:
@@ -31,6 +39,9 @@ def normalize_tag(tag: str) -> str:
         raise InvalidInputError(f"empty tag {quoted(tag)}")
     if _BAD.search(out) or len(out) > MAX_TAG:
         raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters or '|', at most {MAX_TAG} characters")
+    if parts[0].casefold() == COLLECTIONS_ROOT.casefold():
+        raise InvalidInputError(f"bad tag {quoted(tag)}: {COLLECTIONS_ROOT!r} holds collections in XMP sidecars; "
+                                "use `mediaforge collection`")
     return out
 
 

@@ -12,7 +12,12 @@ are only ever added, every other element is kept, and the file is replaced atomi
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import io
 import os
+import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
@@ -23,9 +28,7 @@ from ..catalog import Catalog
 from ..errors import InvalidInputError, first_line, path_text
 from ..fsops import replace_atomically
 from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS
-from .tags import add_tag_pairs, normalize_tag
-
-COLLECTIONS_ROOT = "MediaForge Collections"
+from .tags import COLLECTIONS_ROOT, add_tag_pairs, normalize_tag
 RDF = "{" + _NS["rdf"] + "}"
 
 for _prefix, _uri in _NS.items():
@@ -114,8 +117,10 @@ class ExportResult:
 
 
 def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, bytes | None, list[str], str]]:
-    """media_id -> (path_bytes, linked sidecar path_bytes or None, hierarchical keywords,
-    kind)."""
+    """media_id -> (path_bytes, sidecar path_bytes or None, hierarchical keywords, kind).
+    A sidecar another media file shares by stem (IMG_1.xmp beside IMG_1.jpg and
+    IMG_1.png) is not used: each file's keywords go in a sidecar of its own
+    (`IMG_1.jpg.xmp`), never into one that would give them to its sibling too."""
     ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
     with cat.registered("mf_ids", ids):
         rows = cat.con.sql(f"""
@@ -125,33 +130,95 @@ def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[byt
                 UNION
                 SELECT i.media_id, '{COLLECTIONS_ROOT}/' || c.name FROM collection_items i
                 JOIN collections c USING (collection_id) JOIN want USING (media_id)
+            ),
+            own AS (  -- sidecars that describe one media file only
+                SELECT sidecar_id FROM sidecar_links GROUP BY sidecar_id HAVING count(DISTINCT media_id) = 1
             )
             SELECT f.media_id::VARCHAR, any_value(f.path_bytes),
                    (SELECT min(s.path_bytes) FROM sidecar_links l JOIN files s ON s.media_id = l.sidecar_id
-                    WHERE l.media_id = f.media_id AND lower(s.ext) = 'xmp'),
+                    WHERE l.media_id = f.media_id AND lower(s.ext) = 'xmp'
+                      AND l.sidecar_id IN (SELECT sidecar_id FROM own)),
                    list(DISTINCT kw.kw ORDER BY kw.kw), any_value(f.kind)
-            FROM files f JOIN kw ON kw.media_id = f.media_id
+            FROM files f JOIN want USING (media_id) LEFT JOIN kw ON kw.media_id = f.media_id
             WHERE f.status = 'present' GROUP BY f.media_id""").fetchall()
-    return {m: (bytes(p), bytes(s) if s else None, list(k), kind) for m, p, s, k, kind in rows}
+    return {m: (bytes(p), bytes(s) if s else None, [k for k in kws if k is not None], kind)
+            for m, p, s, kws, kind in rows}
 
 
-def _bag(desc: ET.Element, prop: str, container: str) -> ET.Element:
-    prefix, local = prop.split(":")
-    el = desc.find(f"{{{_NS[prefix]}}}{local}")
-    if el is None:
-        el = ET.SubElement(desc, f"{{{_NS[prefix]}}}{local}")
-    inner = el.find(f"{RDF}{container}")
-    if inner is None:
-        inner = ET.SubElement(el, f"{RDF}{container}")
-    return inner
+# XML 1.0 allows these characters only: a keyword with any other (U+FFFF, a C0 control)
+# would make the whole sidecar unreadable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_DECLARED = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+_CONTAINERS = ("Bag", "Seq", "Alt")
+# Where keywords go, and each one's form there.
+_TARGETS = (("dc:subject", "Bag", lambda k: k.rsplit("/", 1)[-1]),
+            ("lr:hierarchicalSubject", "Bag", lambda k: k.replace("/", "|")),
+            ("digiKam:TagsList", "Seq", lambda k: k))
 
 
-def merge_keywords(data: bytes | None, keywords: Sequence[str]) -> bytes | None:
-    """XMP bytes with `keywords` (hierarchical, `/`-separated) added to dc:subject,
-    lr:hierarchicalSubject and digiKam:TagsList; None when nothing would change."""
+def _decode(data: bytes) -> tuple[str, str]:
+    """A sidecar's text, and the encoding to write it back in: the one its XML
+    declaration names (or its BOM), UTF-8 when it names none."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16"), "utf-16"
+    m = _DECLARED.match(data)
+    encoding = m.group(1).decode("ascii") if m else "utf-8"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InvalidInputError(f"unknown encoding {encoding!r} in the XML declaration: left alone") from None
+    return data.decode(encoding), encoding
+
+
+def _parse(body: str) -> ET.Element:
+    """The packet's elements, its comments and processing instructions kept, with the
+    packet's own namespace prefixes registered so they are written back as they were."""
+    for _event, (prefix, uri) in ET.iterparse(io.StringIO(body), events=("start-ns",)):
+        if prefix and not re.fullmatch(r"ns\d+", prefix):
+            with contextlib.suppress(ValueError):
+                ET.register_namespace(prefix, uri)
+    parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
+    parser.feed(body)
+    return parser.close()
+
+
+def _indent_unit(root: ET.Element, depth_of: dict[ET.Element, int], el: ET.Element) -> str:
+    """The packet's indentation step, read from the whitespace before `el`."""
+    parent = next((p for p in root.iter() if any(c is el for c in p)), None)
+    if parent is None or depth_of[el] == 0:
+        return " "
+    k = next(i for i, c in enumerate(parent) if c is el)
+    before = (parent.text if k == 0 else parent[k - 1].tail) or ""
+    lead = before.rsplit("\n", 1)[-1] if "\n" in before else ""
+    step = len(lead) // depth_of[el]
+    return lead[:step] if step and lead.strip() == "" and len(lead) % depth_of[el] == 0 else " "
+
+
+def _append(parent: ET.Element, child: ET.Element, level: int, unit: str | None) -> None:
+    """Add `child` as `parent`'s last element, indented like its siblings; `level` is
+    the parent's depth. `unit` None: a packet written on one line, kept so."""
+    if unit is None:
+        parent.append(child)
+        return
+    inner, outer = "\n" + unit * (level + 1), "\n" + unit * level
+    if len(parent):
+        last = parent[-1]
+        child.tail, last.tail = (last.tail if last.tail and not last.tail.strip() else outer), inner
+    else:
+        if not (parent.text or "").strip():
+            parent.text = inner
+        child.tail = outer
+    parent.append(child)
+
+
+def merge_keywords(data: bytes | None, keywords: Sequence[str], drop: Sequence[str] = ()) -> bytes | None:
+    """XMP bytes with `keywords` (hierarchical, `/`-separated) in dc:subject,
+    lr:hierarchicalSubject and digiKam:TagsList, and the keywords `drop` taken out of
+    them; None when nothing would change. Everything else is kept as it was: other
+    elements, comments, processing instructions, namespace prefixes, the encoding."""
     if data is not None and (len(data) > MAX_SIDECAR_BYTES or b"<!ENTITY" in data):
         raise InvalidInputError("sidecar too large or with entity declarations: left alone")
-    text = data.decode("utf-8") if data else EMPTY
+    text, encoding = _decode(data) if data else (EMPTY, "utf-8")
     for open_tag, close_tag in (("<x:xmpmeta", "</x:xmpmeta>"), ("<rdf:RDF", "</rdf:RDF>")):
         a, b = text.find(open_tag), text.rfind(close_tag)
         if a >= 0 and b > a:
@@ -159,53 +226,143 @@ def merge_keywords(data: bytes | None, keywords: Sequence[str]) -> bytes | None:
             break
     else:
         raise InvalidInputError("not an XMP packet (no x:xmpmeta or rdf:RDF)")
-    root = ET.fromstring(body)
+    root = _parse(body)
     rdf = root if root.tag == f"{RDF}RDF" else root.find(f"{RDF}RDF")
     if rdf is None:
         raise InvalidInputError("XMP without rdf:RDF")
-    desc = rdf.find(f"{RDF}Description")
-    if desc is None:
-        desc = ET.SubElement(rdf, f"{RDF}Description", {f"{RDF}about": ""})
+    depth_of = {root: 0}
+    for el in root.iter():
+        for c in el:
+            depth_of[c] = depth_of[el] + 1
+    descs = rdf.findall(f"{RDF}Description")
+    if not descs:
+        desc = ET.Element(f"{RDF}Description", {f"{RDF}about": ""})
+        _append(rdf, desc, depth_of[rdf], None if "\n" not in body else " ")
+        depth_of[desc] = depth_of[rdf] + 1
+        descs = [desc]
+    unit = None if "\n" not in body else _indent_unit(root, depth_of, descs[0])
+    keywords = [k for k in keywords if not _NOT_XML.search(k)]
     changed = False
-    targets = (("dc:subject", "Bag", lambda k: k.rsplit("/", 1)[-1]),
-               ("lr:hierarchicalSubject", "Bag", lambda k: k.replace("/", "|")),
-               ("digiKam:TagsList", "Seq", lambda k: k))
-    for prop, container, form in targets:
-        bag = _bag(desc, prop, container)
+    for prop, kind, form in _TARGETS:
+        prefix, local = prop.split(":")
+        qname = f"{{{_NS[prefix]}}}{local}"
+        # The property wherever a Description holds it, in whatever container it has.
+        el = next((e for d in descs for e in d.findall(qname)), None)
+        if el is None:
+            el = ET.Element(qname)
+            _append(descs[0], el, depth_of[descs[0]], unit)
+            depth_of[el] = depth_of[descs[0]] + 1
+        bag = next((c for c in el if c.tag in {f"{RDF}{n}" for n in _CONTAINERS}), None)
+        if bag is None:
+            bag = ET.Element(f"{RDF}{kind}")
+            _append(el, bag, depth_of[el], unit)
+            depth_of[bag] = depth_of[el] + 1
+        want = {form(k) for k in keywords}
+        gone = {form(k) for k in drop} - want
+        for li in [li for li in bag.findall(f"{RDF}li") if li.text in gone]:
+            bag.remove(li)
+            changed = True
         have = {li.text for li in bag.findall(f"{RDF}li")}
         for k in keywords:
             v = form(k)
             if v not in have:
-                ET.SubElement(bag, f"{RDF}li").text = v
+                li = ET.Element(f"{RDF}li")
+                li.text = v
+                _append(bag, li, depth_of[bag], unit)
                 have.add(v)
                 changed = True
+        if unit is not None and len(bag) and bag[-1].tail is not None and not bag[-1].tail.strip():
+            bag[-1].tail = "\n" + unit * depth_of[bag]  # the closing tag under its opening one
     if not changed:
         return None
-    ET.indent(root, space=" ")
-    return (head + ET.tostring(root, encoding="unicode") + tail).encode("utf-8")
+    return (head + ET.tostring(root, encoding="unicode") + tail).encode(encoding, "xmlcharrefreplace")
+
+
+def _read_sidecar(target: bytes) -> bytes | None:
+    """The bytes of the sidecar at `target`, None when there is none. One that is a
+    symbolic link, not a regular file (a FIFO would block) or read-only is refused with
+    the reason: export never replaces a link with a file, nor rewrites what the user
+    made read-only."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise InvalidInputError("a symbolic link: left alone (export into the file it points to by hand)")
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInputError("not a regular file: left alone")
+    if not st.st_mode & 0o222:
+        raise InvalidInputError("read-only: left alone")
+    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        return f.read(MAX_SIDECAR_BYTES + 1)
 
 
 def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
-    """Write each file's tags and collections into its XMP sidecar (see the module doc)."""
+    """Write each file's tags and collections into its XMP sidecar (see the module doc).
+    Keywords taken off in MediaForge are taken out of the sidecar too, when the sidecar
+    is one MediaForge wrote or imported (so every keyword in it is known here); a
+    sidecar edited elsewhere since only gains keywords, until the next scan imports it."""
+    from .. import _core
+
     out = ExportResult()
-    for _m, (path, sidecar, keywords, kind) in _keywords_for(cat, media_ids).items():
+    wanted = _keywords_for(cat, media_ids)
+    written: list[tuple[str, str]] = []
+    for m, (path, sidecar, keywords, kind) in wanted.items():
         if kind == "sidecar":
             out.sidecars_skipped += 1
             continue
         target = sidecar or path + b".xmp"
         shown = path_text(target)
         try:
-            try:
-                with open(target, "rb") as f:
-                    data: bytes | None = f.read(MAX_SIDECAR_BYTES + 1)
-            except FileNotFoundError:
-                data = None
-            merged = merge_keywords(data, keywords)
+            data = _read_sidecar(target)
+            drop = _known_keywords(cat, m, data) if data is not None else []
+            if not keywords and not drop:
+                out.unchanged += 1
+                continue
+            merged = merge_keywords(data, keywords, drop)
             if merged is None:
                 out.unchanged += 1
                 continue
             replace_atomically(target, merged)
             out.written.append(shown)
-        except (OSError, ET.ParseError, UnicodeDecodeError, InvalidInputError) as e:
+            written.append((m, _core.hash_bytes(merged)))
+        except RecursionError:
+            out.failed.append((shown, "nested too deeply to rewrite: left alone"))
+        except (OSError, ET.ParseError, UnicodeError, InvalidInputError) as e:
             out.failed.append((shown, getattr(e, "strerror", None) or first_line(e)))
+    if written:
+        # What MediaForge wrote counts as imported: the next scan reads the new sidecar
+        # but brings back nothing (a removed tag stays removed).
+        _mark_imported(cat, written)
     return out
+
+
+def _known_keywords(cat: Catalog, media_id: str, data: bytes) -> list[str]:
+    """The keywords (hierarchical) of this sidecar content, when it is one MediaForge
+    imported or wrote for this file (so each of them was a tag or collection here);
+    else none."""
+    from .. import _core
+    from ..meta.sidecar import SidecarError, parse_xmp
+
+    known = cat.con.execute("SELECT 1 FROM xmp_imports WHERE media_id = ?::UUID AND sidecar_blake3 = ? LIMIT 1",
+                            [media_id, _core.hash_bytes(data)]).fetchall()
+    if not known:
+        return []
+    try:
+        parsed = parse_xmp(data)
+    except SidecarError:
+        return []
+    flat, tree = parsed["keywords"] or [], parsed["hierarchical_keywords"] or []
+    leaves = {t.rsplit("/", 1)[-1] for t in tree}
+    return tree + [k for k in flat if k not in leaves]
+
+
+def _mark_imported(cat: Catalog, pairs: Sequence[tuple[str, str]]) -> None:
+    done = pa.table({"media_id": [m for m, _ in pairs], "sidecar_blake3": [h for _, h in pairs]})
+    with cat.registered("mf_xmp_written", done), cat.transaction() as con:
+        con.execute("""
+            INSERT INTO xmp_imports
+            SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, now()::TIMESTAMP FROM mf_xmp_written d
+            WHERE NOT EXISTS (SELECT 1 FROM xmp_imports x
+                              WHERE x.media_id = d.media_id::UUID AND x.sidecar_blake3 = d.sidecar_blake3)""")

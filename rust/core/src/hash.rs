@@ -156,6 +156,12 @@ pub fn hash_file_at(
     })
 }
 
+/// BLAKE3 of bytes in memory (a sidecar MediaForge writes): the digest a scan of a file
+/// holding them records.
+pub fn hash_bytes(data: &[u8]) -> Digest {
+    Digest(*blake3::hash(data).as_bytes())
+}
+
 /// Hash one file by path on the current rayon pool: the single-file entry point.
 pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Digest> {
     use std::os::unix::ffi::OsStrExt;

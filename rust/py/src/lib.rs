@@ -359,6 +359,12 @@ fn hash_file(py: Python<'_>, path: Vec<u8>, threads: usize) -> PyResult<String> 
     })
 }
 
+/// BLAKE3 of bytes in memory, hex: what the scan records for a file of these bytes.
+#[pyfunction]
+fn hash_bytes(data: &[u8]) -> String {
+    mediaforge_core::hash::hash_bytes(data).to_hex()
+}
+
 /// Kind and MIME of a file name and (optionally) its first bytes.
 #[pyfunction]
 #[pyo3(signature = (name, head=None))]
@@ -665,6 +671,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ArrowBatch>()?;
     m.add_class::<SearchIndex>()?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;
+    m.add_function(wrap_pyfunction!(hash_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(classify, m)?)?;
     m.add_function(wrap_pyfunction!(image_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_luma_eighth, m)?)?;
