@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Unprivileged, rows, run_cli
+from conftest import Unprivileged, assert_one_line_error, rows, run_cli
 
 
 def _state(root: Path) -> dict[str, tuple[int, bytes, int]]:
@@ -512,3 +512,197 @@ def test_ctrl_c_after_the_files_were_acted_on_still_reports_the_journal(lib, as_
     assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
     assert len({(root / "b" / n).stat().st_ino for n in ("photo copy.jpg", "photo (2).jpg")}
                | {(root / "a" / "photo.jpg").stat().st_ino}) == 3
+
+
+def _driver(prelude: str) -> str:
+    """A command line run in a child process, with `prelude` (fault injection: a real
+    signal, a real write to a file) run first."""
+    return f"""
+import os, signal, sys
+import mediaforge.dupes.dedupe as dedupe
+from mediaforge._entry import main
+{prelude}
+sys.argv = ["mediaforge", *sys.argv[1:]]
+main()
+"""
+
+
+def _run_driver(prelude: str, catalog: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAFORGE_")}
+    env["MEDIAFORGE_CATALOG"] = str(catalog)
+    return subprocess.run([sys.executable, "-c", _driver(prelude), *args], capture_output=True, env=env, timeout=120)
+
+
+# A save to the copy about to be linked, landing after its bytes were compared: the
+# comparison said "equal", and acting would lose the edit.
+_EDIT_DURING_COMPARE = """
+real = dedupe.same_bytes
+def same_bytes(a, b, stop=None):
+    equal = real(a, b, stop)
+    with open(b, "r+b") as f:
+        f.write(b"USER EDIT")
+    return equal
+dedupe.same_bytes = same_bytes
+"""
+
+
+def test_a_file_saved_while_it_is_compared_is_left_alone(lib) -> None:
+    root, catalog = lib
+    p = _run_driver(_EDIT_DURING_COMPARE, catalog, "dedupe", "--apply", "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["done"] == 0
+    assert {why for why in (s["why"] for s in out["skipped"])} == {"changed while it was being compared (rescan first)"}
+    for victim in ("photo copy.jpg", "photo (2).jpg", "song.mp3"):
+        data = (root / "b" / victim).read_bytes()
+        assert data.startswith(b"USER EDIT") and (root / "b" / victim).stat().st_nlink == 1
+
+
+_SIGTERM_ON_SECOND_STEP = """
+real = dedupe._act
+calls = []
+def act(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+dedupe._act = act
+"""
+
+
+@pytest.mark.parametrize("command", ["apply", "undo"])
+def test_sigterm_stops_dedupe_and_undo_as_cleanly_as_ctrl_c(lib, command: str) -> None:
+    """SIGTERM (a shutdown, `kill`) finishes the file at hand, prints what was done, the
+    journal and the undo command, and exits 143; nothing is left half done."""
+    root, catalog = lib
+    args = ["dedupe", "--apply"]
+    if command == "undo":
+        assert run_cli("dedupe", "--apply", catalog=catalog).rc == 0
+        journal = next((catalog.parent / "journal").iterdir())
+        prelude = _SIGTERM_ON_SECOND_STEP.replace("dedupe._act", "dedupe._unlink")
+        args = ["dedupe", "--undo", str(journal)]
+    else:
+        prelude = _SIGTERM_ON_SECOND_STEP
+    p = _run_driver(prelude, catalog, *args)
+    out, err = p.stdout.decode(), p.stderr.decode()
+    assert p.returncode == 143, err
+    assert_one_line_error(err, "terminated")
+    verb = "restored" if command == "undo" else "hard-linked"
+    assert f"2 files {verb}" in out and "journal" in out
+    assert not [n for n in os.listdir(root / "b") if n.startswith(".mediaforge-")]
+    assert run_cli("dedupe", "--undo", next((catalog.parent / "journal").iterdir()), catalog=catalog).rc == 0
+
+
+# kill -9 half way through copying a file to another file system.
+_KILL_DURING_COPY = """
+import shutil
+def copyfileobj(src, dst, length=0):
+    dst.write(src.read(1000))
+    dst.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+shutil.copyfileobj = copyfileobj
+"""
+
+
+def test_a_crash_while_moving_across_file_systems_leaves_no_partial_file_under_a_real_name(lib,
+                                                                                          tmp_path: Path) -> None:
+    root, catalog = lib
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.fail("this test needs /dev/shm on another file system than the temporary folder")
+    dest = Path(tempfile.mkdtemp(dir=shm, prefix="mf-move-"))
+    try:
+        before = _state(root)
+        p = _run_driver(_KILL_DURING_COPY, catalog, "dedupe", "--apply", "--action", "move-to", "--to", str(dest))
+        assert p.returncode == -9
+        assert _state(root) == before  # every original whole
+        names = [os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest) for f in fs]
+        assert all(os.path.basename(n).startswith(".mediaforge-") for n in names), names
+        # The run again completes, and its undo brings every file back.
+        res = run_cli("dedupe", "--apply", "--action", "move-to", "--to", dest, "--json", catalog=catalog)
+        assert res.rc == 0 and json.loads(res.out)["done"] == 3, res.err
+        journal = json.loads(res.out)["journal"]
+        assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+        assert {k: v[1] for k, v in _state(root).items()} == {k: v[1] for k, v in before.items()}
+        # A left-over temporary is not catalogued by a scan.
+        s = run_cli("scan", dest, "--no-meta", "--json", catalog=catalog)
+        assert json.loads(s.out)["files_seen"] == 0
+    finally:
+        shutil.rmtree(dest)
+
+
+def test_a_journal_that_fills_its_disk_stops_the_run_there(lib, tmp_path: Path) -> None:
+    """The journal on a full disk: no step past the last one journalled, the report of
+    what was done, then one line and exit 3; the undo it names restores everything."""
+    root, catalog = lib
+    for i in range(40):
+        shutil.copy2(root / "a" / "unique.png", root / "b" / f"copy {i:02d}.png")
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    disk = catalog.parent / "journal"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        res = run_cli("dedupe", "--apply", catalog=catalog)
+        assert res.rc == 3
+        assert_one_line_error(res.err, "cannot write the dedupe journal", "No space left")
+        done = int(res.out.split(" files hard-linked")[0].split()[-1])
+        assert 0 < done < 43
+        linked = sum((root / "b" / n).stat().st_nlink > 1 for n in os.listdir(root / "b"))
+        assert linked == done  # nothing acted on that the journal does not hold
+        journal = next(disk.iterdir())
+        copy = tmp_path / "journal copy.jsonl"
+        copy.write_bytes(journal.read_bytes())
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    assert run_cli("dedupe", "--undo", copy, catalog=catalog).rc == 0
+    assert all((root / "b" / n).stat().st_nlink == 1 for n in os.listdir(root / "b"))
+
+
+def test_an_empty_plan_writes_no_journal_and_a_missing_prefix_folder_is_refused(lib) -> None:
+    root, catalog = lib
+    res = run_cli("dedupe", "--keep", f"prefix:{root / 'nosuch'}", catalog=catalog)
+    assert res.rc == 3
+    assert_one_line_error(res.err, "no such folder")
+    assert run_cli("dedupe", "--apply", catalog=catalog).rc == 0
+    journals = set(os.listdir(catalog.parent / "journal"))
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--apply", catalog=catalog)  # everything is linked: nothing to do
+    assert res.rc == 0 and res.out.strip() == "nothing to do: no duplicates to hardlink"
+    assert set(os.listdir(catalog.parent / "journal")) == journals
+
+
+def test_undo_with_the_catalog_busy_touches_no_file(lib) -> None:
+    root, catalog = lib
+    assert run_cli("dedupe", "--apply", catalog=catalog).rc == 0
+    journal = next((catalog.parent / "journal").iterdir())
+    linked = _state(root)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(30)", str(catalog)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        res = run_cli("dedupe", "--undo", journal, catalog=catalog)
+        assert res.rc == 4
+        assert_one_line_error(res.err, "busy")
+        assert _state(root) == linked
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+
+
+def test_a_journal_with_times_out_of_range_is_refused(lib, tmp_path: Path) -> None:
+    root, catalog = lib
+    assert run_cli("dedupe", "--apply", catalog=catalog).rc == 0
+    journal = next((catalog.parent / "journal").iterdir())
+    bad = tmp_path / "bad.jsonl"
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    for e in lines:
+        if "mtime_ns" in e:
+            e["mtime_ns"] = 10**30
+    bad.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    res = run_cli("dedupe", "--undo", bad, catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "out of range")
+

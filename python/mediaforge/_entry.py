@@ -45,6 +45,12 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def note_terminated() -> None:
+    """A SIGTERM taken by a handler that stops the work itself (`stop.Stop`)."""
+    global _terminated
+    _terminated = True
+
+
 def was_terminated() -> bool:
     return _terminated
 

@@ -8,29 +8,34 @@ import contextlib
 import signal
 from typing import Any
 
-from . import _ctrlc
+from . import _ctrlc, _entry
 
 
 class Stop:
-    """SIGINT sets `requested` instead of raising KeyboardInterrupt, until the block ends."""
+    """SIGINT and SIGTERM set `requested` instead of raising KeyboardInterrupt, until the
+    block ends (a SIGTERM is remembered, so the command still ends as terminated)."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> Stop:
         _ctrlc.hold()
         with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours to take
-            self._old = signal.signal(signal.SIGINT, self._request)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._request)
         return self
 
-    def _request(self, _signum: int, _frame: Any) -> None:
+    def _request(self, signum: int, _frame: Any) -> None:
         _ctrlc.taken()
+        if signum == signal.SIGTERM:
+            _entry.note_terminated()
         self.requested = True
 
     def __exit__(self, *_exc: object) -> None:
         try:
-            if self._old is not None:
-                signal.signal(signal.SIGINT, self._old)
+            for sig, old in self._old.items():
+                if old is not None:  # None: set outside Python, cannot be put back
+                    signal.signal(sig, old)
         finally:
             _ctrlc.release()

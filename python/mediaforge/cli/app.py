@@ -536,7 +536,7 @@ def dedupe_cmd(
     """Remove duplicates: a dry run by default; --apply verifies every file first (bytes
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
-    from ..dupes.dedupe import apply, carry_over, plan_exact, plan_similar, uncarry, undo
+    from ..dupes.dedupe import apply, carry_over, plan_exact, plan_similar
     from ..stop import Stop
 
     g = _globals(ctx)
@@ -546,13 +546,7 @@ def dedupe_cmd(
     if to is not None and os.path.lexists(to) and not os.path.isdir(to):  # the dry run says so too
         raise InvalidInputError(f"--to {to}: not a folder")
     if undo_journal is not None:
-        out = undo(undo_journal)
-        with open_catalog(g.catalog, create=True) as cat:  # the files are back: record it, catalog or not
-            if uncarry(cat, undo_journal):
-                from .organise import after_change
-
-                after_change(cat, g.catalog)
-        _print_outcome(out, "restored", as_json)
+        _undo(undo_journal, g.catalog, as_json)
         return
     target = to.resolve() if to is not None else None
     if similar:
@@ -576,6 +570,13 @@ def dedupe_cmd(
         print(f"dry run: {len(steps):,} files would be {DONE.get(action, action)}, "
               f"{render.human_bytes(plan.reclaimable)} reclaimed; add --apply to do it")
         return
+    if not plan.steps:  # no journal, no trash folder, no undo command for nothing
+        if as_json:
+            render.dump_json({"done": 0, "bytes": 0, "journal": None, "tags_carried": 0, "collections_carried": 0,
+                              "skipped": []})
+        else:
+            print(f"nothing to do: no duplicates to {action}")
+        return
     root = Path(g.catalog).resolve().parent
     # Hold the catalog's write lock while acting, so the tags can follow at once.
     out = None
@@ -595,6 +596,41 @@ def dedupe_cmd(
         out.interrupted = True
     with Stop():  # a second Ctrl-C (`timeout` signals the command, then its group) waits for the report
         _print_outcome(out, DONE[action], as_json)
+    if out.journal_failed:  # after the report of what was done: exit 3 with the reason
+        raise PathIOError(out.journal_failed)
+
+
+def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
+    """Restore a dedupe's files, then take back the tags it carried. A busy catalog is
+    refused before any file is touched (run again later); a catalog that cannot be
+    opened otherwise (damaged) does not keep the files from coming back: they are
+    restored, and the error says the tags were not taken back."""
+    from ..catalog import Catalog
+    from ..dupes.dedupe import uncarry, undo
+    from ..errors import CatalogBusyError, CatalogError
+
+    cat: Catalog | None = None
+    problem: CatalogError | None = None
+    try:
+        cat = open_catalog(catalog_path, create=True)
+    except CatalogBusyError:
+        raise
+    except CatalogError as e:
+        problem = e
+    try:
+        out = undo(journal)
+        if cat is not None and uncarry(cat, journal):
+            from .organise import after_change
+
+            after_change(cat, catalog_path)
+    finally:
+        if cat is not None:
+            cat.close()
+    _print_outcome(out, "restored", as_json)
+    if problem is not None:
+        problem.args = (f"{first_line(problem)}; the files are restored, but the tags the dedupe carried over "
+                        "were not taken back: run the undo again once the catalog opens",)
+        raise problem
 
 
 def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001

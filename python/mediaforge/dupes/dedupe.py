@@ -45,7 +45,7 @@ from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it
 import duckdb
 
 from ..catalog import Catalog
-from ..errors import InvalidInputError, PathIOError, first_line, path_text
+from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
 from ..fsops import new_tmp
 from ..stop import Stop
 
@@ -142,7 +142,11 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
     query of (grp, f.*) rows, ranked by the keep rule."""
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
-        folder = os.path.abspath(os.fsencode(keep.split(":", 1)[1])).rstrip(b"/")
+        given = keep.split(":", 1)[1]
+        if not given or not os.path.isdir(os.fsencode(given)):  # a typo must not quietly keep by age
+            raise PathNotFoundError(f"--keep prefix:{given}: no such folder" if given
+                                    else "--keep prefix: give the folder whose copies to keep")
+        folder = os.path.abspath(os.fsencode(given)).rstrip(b"/")
         params["prefix"], params["prefix_end"] = folder + b"/", folder + b"0"
     sql = f"""
         WITH src AS ({source}), ranked AS (
@@ -219,12 +223,18 @@ def same_bytes(a: bytes, b: bytes, stop: Stop | None = None) -> bool:
                 return True
 
 
+class JournalError(PathIOError):
+    """The journal could not be written: nothing more may be done, for it could not be
+    undone."""
+
+
 class Journal:
     """Append-only JSON lines, each flushed and fsynced before the next step."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lines = 0
+        self.failed = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115
@@ -238,18 +248,23 @@ class Journal:
             self.f.flush()
             os.fsync(self.f.fileno())
         except OSError as e:  # a full disk: stop before the next step, which it could not record
+            self.failed = True
             if not self.lines:  # not even the first line: nothing was done, leave nothing behind
                 with contextlib.suppress(OSError):
                     self.f.close()
                     self.path.unlink()
-                raise PathIOError(f"cannot write the dedupe journal {self.path}: {e.strerror}; "
-                                  "nothing was changed") from None
-            raise PathIOError(f"cannot write the dedupe journal {self.path}: {e.strerror}; stopped there: what "
-                              f"was done is in it, undo with `mediaforge dedupe --undo {self.path}`") from None
+                raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; "
+                                   "nothing was changed") from None
+            raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; stopped there: what "
+                               f"was done is in it, undo with `mediaforge dedupe --undo {self.path}`") from None
         self.lines += 1
 
     def close(self) -> None:
-        self.f.close()
+        try:
+            self.f.close()  # the file is closed even when this last flush fails
+        except OSError as e:
+            if not self.failed:  # else already reported, with what was done
+                raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}") from None
 
 
 def _b64(p: bytes) -> str:
@@ -274,6 +289,9 @@ class Outcome:
     tags_carried: int = 0
     collections_carried: int = 0
     interrupted: bool = False
+    # Why the run stopped early because its journal could not be written (then nothing
+    # more was done, not even the tags' carry-over), else None.
+    journal_failed: str | None = None
 
 
 def _moved_path(victim: bytes, dest_root: Path) -> bytes:
@@ -316,8 +334,11 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
                 if why:
                     out.skipped.append((path_text(s.victim), why))
             out.interrupted = stop.requested
+    except JournalError as e:  # a full disk: not one more step that could not be undone
+        out.journal_failed = str(e)
     finally:
-        journal.write(kind="end")
+        with contextlib.suppress(JournalError):
+            journal.write(kind="end")
         journal.close()
     return out
 
@@ -353,12 +374,16 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                 why = f"could not move it: {e.strerror or first_line(e)}"
                 journal.write(kind="skipped", victim=entry["victim"], why=why)
                 return why
+    except JournalError:
+        raise
     except OSError as e:
         return f"cannot act on it: {e.strerror or first_line(e)}"
-    journal.write(kind="done", **entry)
+    # Counted before its 'done' line: if that line cannot be written, the step was done
+    # all the same (its 'intent' line lets undo find it).
     out.done_steps.append(s)
     out.done += 1
     out.bytes_freed += s.size
+    journal.write(kind="done", **entry)
     return None
 
 
@@ -415,7 +440,7 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
     added this way have source 'dedupe'), and journal what was added so `undo` can take
     it back."""
     pairs = [(s.victim_id, s.keep_id) for s in out.done_steps if s.victim_id and s.keep_id]
-    if not pairs or out.journal is None:
+    if not pairs or out.journal is None or out.journal_failed:
         return
     import pyarrow as pa
 
@@ -444,11 +469,13 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                            + row_number() OVER (PARTITION BY x.cid ORDER BY x.keep),
                        ?, now()::TIMESTAMP
                 FROM x""", [[k for k, _ in items], [int(c) for _, c in items], who()])
-    journal = Journal(out.journal)
-    try:
-        journal.write(kind="carried", tags=[[k, t] for k, t in tags], collections=[[k, int(c)] for k, c in items])
-    finally:
-        journal.close()
+        # Journalled before the commit: what undo cannot find in the journal is not added.
+        journal = Journal(out.journal)
+        try:
+            journal.write(kind="carried", tags=[[k, t] for k, t in tags],
+                          collections=[[k, int(c)] for k, c in items])
+        finally:
+            journal.close()
     out.tags_carried = len(tags)
     out.collections_carried = len(items)
 
@@ -503,32 +530,61 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
                 return "contents changed since they were compared (rescan first)"
             if s.keep_blake3 is None or _core.hash_file(s.keep) != s.keep_blake3:
                 return f"the kept file {kept} changed since it was compared (rescan first)"
-            return None
-        if not same_bytes(s.keep, s.victim, stop):
+        elif not same_bytes(s.keep, s.victim, stop):
             return "contents differ from the kept file"
+        # A save to either file while it was read (a comparison of big videos takes
+        # minutes) changes its mtime or ctime: acting now would lose that edit.
+        if _written_since(vst, os.lstat(s.victim)):
+            return "changed while it was being compared (rescan first)"
+        if _written_since(kst, os.lstat(s.keep)):
+            return f"the kept file {kept} changed while it was being compared (rescan first)"
     except OSError as e:
         return f"cannot check it: {e.strerror or first_line(e)}"
     return None
 
 
+def _written_since(before: os.stat_result, now: os.stat_result) -> bool:
+    """Whether a file was written, replaced or re-linked between two `lstat`s of it."""
+    return ((now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns)
+            != (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns))
+
+
 def _move(src: bytes, dst: bytes) -> None:
+    """Move `src` to the new name `dst` (never over an existing file). Across file systems:
+    copied under a hidden temporary name beside `dst`, synced, verified, then given its
+    name, and only then is `src` removed: a crash at any moment (kill -9, power) leaves
+    `src` whole and, at `dst`, nothing or the whole copy, never a part of it."""
     try:
         os.rename(src, dst)
     except OSError as e:
         if e.errno != errno.EXDEV:  # another file system: copy, verify, then remove
             raise
-        _copy_new(src, dst)
+        tmp = new_tmp(dst, lambda t: _copy_new(src, t))
         try:
-            shutil.copystat(src, dst)
-            verified = same_bytes(src, dst)
+            shutil.copystat(src, tmp)
+            if not same_bytes(src, tmp):
+                raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
+            _name_new(tmp, dst)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(dst)
+                os.unlink(tmp)
             raise
-        if not verified:
-            os.unlink(dst)
-            raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept") from None
         os.unlink(src)
+
+
+def _name_new(tmp: bytes, dst: bytes) -> None:
+    """Give the file at `tmp` the name `dst`, failing if `dst` exists (a hard link does
+    not replace; a file system without hard links gets a rename after a check)."""
+    try:
+        os.link(tmp, dst)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "already present", os.fsdecode(dst)) from None
+        os.rename(tmp, dst)
+        return
+    os.unlink(tmp)
 
 
 def _entries(path: Path) -> Iterator[dict[str, Any]]:
@@ -586,9 +642,13 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                 blake3 = e.get("blake3")
                 if blake3 is not None and not isinstance(blake3, str):
                     raise TypeError("blake3 is not a string")
-                records[e["victim"]] = _Record(
+                r = _Record(
                     _unb64(e["victim"]), _unb64(e["keep"]), int(e["mode"]), int(e["atime_ns"]), int(e["mtime_ns"]),
                     blake3, opt("moved_to"), opt("target"), num("dev"), num("ino"), kind == "done")
+                if not (0 <= r.mode < 1 << 32 and all(-(1 << 63) <= t < 1 << 63 for t in (r.atime_ns, r.mtime_ns))
+                        and all(v is None or 0 <= v < 1 << 64 for v in (r.dev, r.ino))):
+                    raise ValueError("a mode, time, device or inode out of range")
+                records[e["victim"]] = r
             elif kind == "skipped":
                 records.pop(e["victim"], None)
             elif kind == "carried":

@@ -229,6 +229,17 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// A temporary file MediaForge writes beside its target and renames into place
+/// (`.mediaforge-<16 hex digits>.tmp`): one left by a crash is not a media file to catalog.
+fn is_own_temporary(name: &[u8]) -> bool {
+    name.len() == 32
+        && name.starts_with(b".mediaforge-")
+        && name.ends_with(b".tmp")
+        && name[12..28]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
 fn os(path: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(path))
 }
@@ -513,7 +524,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             left_out.push(join(&task.path, name).into());
             continue;
         }
-        if skip_here.contains(&name) {
+        if skip_here.contains(&name) || is_own_temporary(name) {
             continue;
         }
         let mut pre_stat = None;
@@ -663,6 +674,20 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn own_temporaries_are_told_apart() {
+        assert!(is_own_temporary(b".mediaforge-0123456789abcdef.tmp"));
+        for other in [
+            &b".mediaforge-0123456789abcdeg.tmp"[..],
+            b".mediaforge-0123456789ABCDEF.tmp",
+            b".mediaforge-0123456789abcdef.tmp2",
+            b"mediaforge-0123456789abcdef.tmp",
+            b".mediaforge-tmp",
+        ] {
+            assert!(!is_own_temporary(other));
+        }
     }
 
     #[test]
