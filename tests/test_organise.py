@@ -585,6 +585,19 @@ def test_search_ranks_filters_and_stays_in_step(lib) -> None:
     assert search("paris") == before
 
 
+def test_search_after_a_scan_without_indexing_brings_the_index_up_to_date(lib) -> None:
+    """`scan --no-index` leaves the index behind; the next search sees that and updates
+    it first, so a renamed file is found by its new name, not its old one."""
+    root, catalog = lib
+    assert run_cli("search", "paris", catalog=catalog).rc == 0
+    os.rename(root / "2019 Paris" / "eiffel tower.jpg", root / "2019 Paris" / "giraffe.jpg")
+    assert run_cli("scan", root, "--no-index", catalog=catalog).rc == 0
+    res = run_cli("search", "giraffe", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["giraffe.jpg"]
+    assert json.loads(run_cli("search", "eiffel", "--format", "json", catalog=catalog).out) == []
+
+
 def test_index_updates_touch_only_the_changed_documents(lib) -> None:
     from mediaforge import open_catalog
     from mediaforge.organise.search import refresh

@@ -208,13 +208,15 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
 
 
 def in_step(cat: Catalog, catalog_path: Path) -> bool:
-    """False when the index is missing, or its last full update did not finish (so
-    documents may be absent from it) while the catalog has scans."""
+    """False when the index is missing, its last full update did not finish (so
+    documents may be absent from it), or a scan since left it behind (`scan --no-index`,
+    a scan cut short), while the catalog has scans."""
     if not _ours(cat, index_dir(catalog_path)):
         return False
-    if not cat.con.execute("SELECT count(*) FROM scans").fetchall()[0][0]:
+    ((latest,),) = cat.con.execute("SELECT max(scan_id) FROM scans").fetchall()
+    if latest is None:
         return True
-    return bool(cat.con.execute("SELECT 1 FROM meta WHERE key = ?", [SYNCED]).fetchall())
+    return bool(cat.con.execute("SELECT 1 FROM meta WHERE key = ? AND value = ?", [SYNCED, str(latest)]).fetchall())
 
 
 def _mark_synced(cat: Catalog, scan_id: int | None) -> None:
