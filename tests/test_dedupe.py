@@ -706,3 +706,16 @@ def test_a_journal_with_times_out_of_range_is_refused(lib, tmp_path: Path) -> No
     assert res.rc == 2
     assert_one_line_error(res.err, "out of range")
 
+
+def test_a_move_to_folder_inside_the_library_is_refused(lib) -> None:
+    """Moved into the library, the copies would be catalogued as duplicates again at the
+    next scan, and moved again, nested deeper: refused, dry run included."""
+    root, catalog = lib
+    before = _state(root)
+    for args in (["--action", "move-to", "--to", str(root / "dupes")], ["--action", "move-to", "--to", str(root)],
+                 ["--action", "move-to", "--to", str(root / "dupes"), "--apply"]):
+        res = run_cli("dedupe", *args, catalog=catalog)
+        assert res.rc == 2
+        assert_one_line_error(res.err, "inside", "choose a folder outside it")
+    assert _state(root) == before and not (root / "dupes").exists()
+

@@ -136,6 +136,20 @@ def _check_action(action: str, target: Path | None, allowed: tuple[str, ...]) ->
         raise InvalidInputError("--action move-to needs a folder: --to DIR")
 
 
+def _check_outside_library(cat: Catalog, target: Path | None) -> None:
+    """A `--to` folder inside a folder the catalog scans is refused: the next scan would
+    catalog the moved files again, as duplicates of the kept ones, and the next dedupe
+    would move them again, nested deeper; nothing would be reclaimed."""
+    if target is None:
+        return
+    to = os.path.realpath(os.fsencode(target))
+    for (root,) in cat.con.execute("SELECT DISTINCT unnest(roots) FROM scans").fetchall():
+        r = os.path.realpath(os.fsencode(root)).rstrip(b"/") + b"/"
+        if to + b"/" == r or to.startswith(r):
+            raise InvalidInputError(f"--to {target} is inside {root}, which the catalog scans: the moved files "
+                                    "would be catalogued as duplicates again; choose a folder outside it")
+
+
 def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
     victim blake3, keep id, victim id, keep size, keep mtime, keep blake3) for `source`, a
@@ -172,6 +186,7 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
 def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None, kind: str | None = None) -> Plan:
     """The plan for every exact duplicate group: keep one file by `keep`, act on the rest."""
     _check_action(action, target, ACTIONS)
+    _check_outside_library(cat, target)
     params: dict[str, Any] = {}
     where = ""
     if kind is not None:
@@ -200,6 +215,7 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
     method ('phash' pictures, 'video', 'audio'): keep one file of each group by `keep`
     (say largest-resolution or highest-bitrate), move the others away."""
     _check_action(action, target, SIMILAR_ACTIONS)
+    _check_outside_library(cat, target)
     rows = _ranked(cat, keep, """
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
