@@ -135,7 +135,7 @@ def test_values_that_do_not_fit_their_column_never_block_extraction(tmp_path: Pa
     assert set(media) == {"IMG_1.jpg", "IMG_2.jpg", "IMG_1.jpg.json", "a.png"}
     assert media["a.png"]["status"] == "partial" and media["a.png"]["frames"] is None
     assert media["IMG_2.jpg"]["status"] == "ok"
-    errors = rows(catalog, "SELECT stage, message FROM meta_errors")
+    errors = rows(catalog, "SELECT stage, message FROM meta_errors WHERE stage <> 'fingerprint'")
     assert [(e["stage"], "media.frames" in e["message"]) for e in errors] == [("store", True)]
     (side,) = rows(catalog, "SELECT title, taken_at FROM sidecars")
     assert side["title"] == "x?y" and side["taken_at"].year == 2019

@@ -719,3 +719,34 @@ def test_a_move_to_folder_inside_the_library_is_refused(lib) -> None:
         assert_one_line_error(res.err, "inside", "choose a folder outside it")
     assert _state(root) == before and not (root / "dupes").exists()
 
+
+def test_a_full_disk_while_journalling_the_carried_tags_keeps_the_journal(lib, tmp_path: Path) -> None:
+    """The files are acted on and journalled, then the line of the tags carried over does
+    not fit: the journal stays whole (it once was deleted, with every step in it), the
+    tags stay where they were, the report and undo command are printed, and exit 3."""
+    root, catalog = lib
+    import duckdb
+
+    con = duckdb.connect(str(catalog))  # many tags at once: the carried line outgrows the disk
+    (mid,) = con.execute("SELECT media_id FROM files WHERE name = 'song.mp3' AND dir LIKE '%/b'").fetchone()
+    con.execute("INSERT INTO tags SELECT ?, 'bulk/' || range, 'user', 'me', now()::TIMESTAMP FROM range(300)", [mid])
+    con.close()
+    disk = catalog.parent / "journal"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        res = run_cli("dedupe", "--apply", catalog=catalog)
+        assert res.rc == 3, res.err
+        assert_one_line_error(res.err, "cannot write the dedupe journal")
+        assert "3 files hard-linked" in res.out and "undo with" in res.out
+        journal = next(disk.iterdir())
+        copy = tmp_path / "journal copy.jsonl"
+        copy.write_bytes(journal.read_bytes())
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE source = 'dedupe'")[0]["n"] == 0
+    assert run_cli("dedupe", "--undo", copy, catalog=catalog).rc == 0
+    assert all((root / "b" / n).stat().st_nlink == 1 for n in os.listdir(root / "b"))
+

@@ -159,6 +159,41 @@ def test_deep_pictures_group_with_their_8_bit_copies_and_flat_ones_never_group(t
     assert rows(catalog, "SELECT count(*) AS n FROM meta_errors WHERE message LIKE '%flat%'")[0]["n"] == len(flat)
 
 
+def test_an_older_catalogs_fingerprints_of_deep_and_flat_pictures_are_dropped(tmp_path: Path) -> None:
+    """A version-9 catalog holds the fingerprints made before deep pictures were scaled
+    and flat ones skipped (a 16-bit scan clipped to white, a blank page hashing to 0),
+    and near-duplicate groups of them: opened by this version, those fingerprints and
+    groups are gone, so no `dedupe --similar` acts on them; the next `dupes --similar`
+    fingerprints them again, as they look."""
+    import duckdb
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    grey = np.asarray(_photo(3).convert("L"))
+    Image.fromarray(grey.astype(np.uint16) * 257).save(lib / "scan16.png")
+    Image.new("RGB", (300, 200), "white").save(lib / "blank.png")
+    _photo(4).save(lib / "photo.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    con = duckdb.connect(str(catalog))
+    ids = {n: b for n, b in con.execute("SELECT name, blake3 FROM files").fetchall()}
+    con.execute("DELETE FROM meta_errors")
+    con.execute("DELETE FROM image_hashes WHERE blake3 <> ?", [ids["photo.jpg"]])
+    for name, phash in (("scan16.png", 2**64 - 1), ("blank.png", 0)):  # what the old code stored
+        con.execute("INSERT INTO image_hashes VALUES (?, ?, ?)", [ids[name], phash, phash])
+    con.execute("INSERT INTO similar_groups SELECT 1, blake3, ?, 0, 'phash', 8, now()::TIMESTAMP FROM image_hashes",
+                [ids["blank.png"]])
+    con.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+    con.close()
+    assert run_cli("tag", "add", "t", lib / "photo.jpg", catalog=catalog).rc == 0  # a writer upgrades it
+    assert {r["blake3"] for r in rows(catalog, "SELECT blake3 FROM image_hashes")} == {ids["photo.jpg"]}
+    assert rows(catalog, "SELECT count(*) AS n FROM similar_groups")[0]["n"] == 0
+    assert run_cli("dupes", "--similar", catalog=catalog).rc == 0
+    got = {r["blake3"]: r["phash"] for r in rows(catalog, "SELECT blake3, phash FROM image_hashes")}
+    assert ids["scan16.png"] in got and got[ids["scan16.png"]] != 2**64 - 1 and ids["blank.png"] not in got
+
+
 def test_the_command_line_runs_without_loading_numpy(library) -> None:
     """The CLI loads pyarrow as if numpy were absent (numpy's import is 0.05-0.1 s of CPU at
     every start); the pHash grouping reads the hashes from Arrow's buffer instead, and the

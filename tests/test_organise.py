@@ -517,6 +517,77 @@ def test_a_sidecar_two_files_share_by_name_gets_neither_files_tags(tmp_path: Pat
                                                                                   ("IMG_1.png", "dog")}
 
 
+def test_export_never_takes_out_keywords_it_did_not_import(tmp_path: Path) -> None:
+    """A keyword another program added since the last import (B) is imported by the next
+    scan, not lost; one no tag can hold (Rock|Pop) stays in the sidecar; `--all` also
+    takes a file's last removed tag out of its sidecar."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "IMG.jpg")
+    sidecar = lib / "IMG.jpg.xmp"
+    sidecar.write_text(f'<x:xmpmeta {_NS}>\n <rdf:RDF {_RDF}>\n  <rdf:Description rdf:about="" '
+                       'xmlns:dc="http://purl.org/dc/elements/1.1/">\n   <dc:subject><rdf:Bag><rdf:li>A</rdf:li>'
+                       '<rdf:li>Rock|Pop</rdf:li></rdf:Bag></dc:subject>\n  </rdf:Description>\n </rdf:RDF>\n'
+                       '</x:xmpmeta>\n', encoding="utf-8")
+    catalog = tmp_path / "cat.duckdb"
+
+    def cli(*args: object) -> None:
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == 0, res.err
+
+    def tags() -> list[str]:
+        return sorted(r["tag"] for r in rows(catalog, "SELECT tag FROM tags"))
+
+    cli("scan", lib)
+    assert tags() == ["A"]
+    sidecar.write_text(sidecar.read_text().replace("<rdf:li>A</rdf:li>", "<rdf:li>A</rdf:li><rdf:li>B</rdf:li>"))
+    cli("tag", "add", "C", lib / "IMG.jpg")
+    cli("xmp", "export", lib / "IMG.jpg")
+    cli("scan", lib)
+    assert tags() == ["A", "B", "C"]
+    for t in ("A", "B", "C"):
+        cli("tag", "remove", t, lib / "IMG.jpg")
+    cli("xmp", "export", "--all")
+    text = sidecar.read_text()
+    assert "Rock|Pop" in text and not any(f"<rdf:li>{t}</rdf:li>" in text for t in "ABC")
+
+
+def test_a_raw_and_jpeg_pair_keeps_lightrooms_sidecar_for_the_raw(tmp_path: Path) -> None:
+    """IMG_1.xmp beside IMG_1.CR2 and IMG_1.JPG is Lightroom's sidecar of the RAW: the
+    RAW's keywords go there; the JPEG gets IMG_1.JPG.xmp."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "IMG_1.CR2").write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(range(256)) * 8)
+    picture(64, 48, 1).save(lib / "IMG_1.JPG")
+    (lib / "IMG_1.xmp").write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/>'
+                                   '</rdf:RDF></x:xmpmeta>')
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT kind FROM files WHERE name = 'IMG_1.CR2'") == [{"kind": "raw"}]
+    assert run_cli("tag", "add", "raw tag", lib / "IMG_1.CR2", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "jpeg tag", lib / "IMG_1.JPG", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", "--all", "--json", catalog=catalog)
+    assert sorted(os.path.basename(p) for p in json.loads(res.out)["written"]) == ["IMG_1.JPG.xmp", "IMG_1.xmp"]
+    assert "raw tag" in (lib / "IMG_1.xmp").read_text() and "jpeg tag" not in (lib / "IMG_1.xmp").read_text()
+
+
+def test_a_tag_stored_before_a_naming_rule_can_still_be_removed_and_renamed(tmp_path: Path) -> None:
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    con = duckdb.connect(str(catalog))
+    con.execute("INSERT INTO tags SELECT media_id, t, 'user', 'me', now()::TIMESTAMP FROM files, "
+                "(VALUES ('Mediaforge collections/old'), ('odd\u2028name')) v(t)")
+    con.close()
+    assert run_cli("tag", "remove", "Mediaforge collections/old", lib / "a.jpg", catalog=catalog).rc == 0
+    assert run_cli("tag", "rename", "odd\u2028name", "odd name", catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["odd name"]
+
+
 @pytest.mark.parametrize("args", [
     ("tag", "add", "u\uffff", "{photo}"), ("tag", "add", "MediaForge Collections/fake", "{photo}"),
     ("collection", "create", "del\x7fx"), ("collection", "create", "nel\x85x"), ("collection", "create", "ls\u2028x"),

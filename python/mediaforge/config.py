@@ -51,7 +51,10 @@ def worker_count(option: int | None) -> int:
     256 MiB of available memory (a worker decoding a 50-megapixel photo or a 4K frame
     holds about that): `-j 1024` would otherwise start a thousand interpreters."""
     wanted = thread_count(option)
-    cores = os.cpu_count() or 1
+    try:
+        cores = len(os.sched_getaffinity(0))  # the CPUs this process may use (a container's share)
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
     return max(1, min(wanted, 4 * cores, _available_memory() // (256 << 20)))
 
 

@@ -38,7 +38,10 @@ def sql_error_text(e: BaseException, limit: int = 400) -> str:
             continue
         if line is not None:
             at = ""
-            if k + 1 < len(raw) and _CARET.fullmatch(raw[k + 1].strip()):
+            # DuckDB shows a long line cut ("LINE 1: ...end of it"): its caret counts
+            # from the cut, not from the line's start, so only the line is given then.
+            cut = item[line.end():].startswith("...")
+            if not cut and k + 1 < len(raw) and _CARET.fullmatch(raw[k + 1].strip()):
                 at = f", column {raw[k + 1].index('^') - ln.index(item) - line.end() + 1}"
             item = f"(at line {line.group(1)}{at})"
         item = _MORE_INFO.sub("", item).strip()

@@ -148,9 +148,10 @@ def _conformed(r: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """`_result_rows` of a result whose rows did not all fit their tables, fitted."""
     rows = _result_rows(r)
     errors = r["errors"]
+    before = len(errors)
     for table, table_rows in rows.items():
         _fit(table, table_rows, errors)
-    if errors and r["media"].get("status") == "ok":
+    if len(errors) > before and r["media"].get("status") == "ok":  # a value was lost: not whole
         r["media"]["status"] = "partial"
     errors[:] = [(stage, message.encode("utf-8", "replace").decode("utf-8")) for stage, message in errors]
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -107,12 +108,17 @@ _TEXT_TYPES = frozenset({"BIGNUM", "VARINT", "BIT", "TIME WITH TIME ZONE"})
 
 def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     types = [str(t) for t in rel.types]
-    if not _TEXT_TYPES.intersection(types):
+    garbled = [t in _TEXT_TYPES or bool(_NESTED_TEXT_TYPE.search(t)) for t in types]
+    if not any(garbled):
         return rel
-    # by position (#k), for a result may name two columns alike
-    cols = [f"{'CAST(#%d AS VARCHAR)' % k if t in _TEXT_TYPES else '#%d' % k} AS {_quoted(name)}"
-            for k, (name, t) in enumerate(zip(rel.columns, types), 1)]
+    # By position (#k), for a result may name two columns alike. A list or struct holding
+    # such a value is DuckDB's text as a whole.
+    cols = [f"{'CAST(#%d AS VARCHAR)' % k if bad else '#%d' % k} AS {_quoted(name)}"
+            for k, (name, bad) in enumerate(zip(rel.columns, garbled), 1)]
     return rel.project(", ".join(cols))
+
+
+_NESTED_TEXT_TYPE = re.compile(r"\b(BIGNUM|VARINT|BIT|TIME WITH TIME ZONE)\b(?=[\[\],)]|$)")
 
 
 def _quoted(name: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, TABLES, TABLES_V3,
                            TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 APPLICATION = "mediaforge"
 # The values of files.kind.
 KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
@@ -174,6 +174,23 @@ MIGRATIONS[9] = [
     f"INSERT INTO files_v9 ({FILES_STORED}) SELECT {FILES_STORED} FROM files",
     "DROP TABLE files",
     "ALTER TABLE files_v9 RENAME TO files",
+]
+
+# Version 10 drops the picture fingerprints made before pictures deeper than 8 bits were
+# scaled (a 16-bit scan was clipped to white, so unrelated scans hashed alike) and before
+# flat pictures were left unfingerprinted (one colour hashes to 0, a few pixels to
+# near-alike values): all such pictures were one another's near-duplicates. The next
+# `dupes --similar` fingerprints them again, and near-duplicate groups holding one are
+# dropped so that no `dedupe --similar` acts on them.
+_SUSPECT_PICTURES = """
+    SELECT blake3 FROM image_hashes WHERE phash = 0
+    UNION SELECT blake3 FROM media
+    WHERE mode IN ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I', 'F') OR width * height < 64
+"""
+MIGRATIONS[10] = [
+    f"""DELETE FROM similar_groups WHERE method = 'phash' AND group_id IN (
+        SELECT group_id FROM similar_groups WHERE method = 'phash' AND blake3 IN ({_SUSPECT_PICTURES}))""",
+    f"DELETE FROM image_hashes WHERE blake3 IN ({_SUSPECT_PICTURES})",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

@@ -403,8 +403,11 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
         import pyarrow.parquet as pq
 
         rows = render.batches_of(table)
+        # Names given twice are told apart as in JSON (`a`, `a_2`): readers refuse a
+        # Parquet file whose columns share a name.
+        schema = pa.schema([fld.with_name(n) for fld, n in zip(rows.schema, render.unique_names(rows.schema.names))])
         try:
-            writer = pq.ParquetWriter(f, rows.schema, compression="zstd")  # a file object: pyarrow removes no path
+            writer = pq.ParquetWriter(f, schema, compression="zstd")  # a file object: pyarrow removes no path
         except pa.ArrowException as e:
             if isinstance(e, OSError):  # a full disk
                 raise
@@ -412,7 +415,7 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
                                     "cast such columns to text in the SQL, or use --format csv or json") from None
         with writer:
             for batch in rows:
-                writer.write_batch(batch)
+                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
         return
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")
     (render.write_json if fmt is Format.json else render.write_csv)(table, text)
@@ -536,7 +539,7 @@ def dedupe_cmd(
     """Remove duplicates: a dry run by default; --apply verifies every file first (bytes
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
-    from ..dupes.dedupe import apply, carry_over, plan_exact, plan_similar
+    from ..dupes.dedupe import JournalError, apply, carry_over, plan_exact, plan_similar
     from ..stop import Stop
 
     g = _globals(ctx)
@@ -583,7 +586,10 @@ def dedupe_cmd(
     try:
         with open_catalog(g.catalog) as cat:
             out = apply(plan, root / "journal", root / "trash")
-            carry_over(cat, out)
+            try:
+                carry_over(cat, out)
+            except JournalError as e:  # tags left where they were; the files' report still follows
+                out.journal_failed = str(e)
             if out.tags_carried or out.collections_carried:
                 from .organise import after_change
 
@@ -606,15 +612,18 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
     opened otherwise (damaged) does not keep the files from coming back: they are
     restored, and the error says the tags were not taken back."""
     from ..catalog import Catalog
-    from ..dupes.dedupe import uncarry, undo
-    from ..errors import CatalogBusyError, CatalogError
+    from ..dupes.dedupe import check_journal, uncarry, undo
+    from ..errors import CatalogBusyError, CatalogError, CatalogMissingError
 
+    check_journal(journal)  # a file that is no journal: refused before anything is opened
     cat: Catalog | None = None
     problem: CatalogError | None = None
     try:
-        cat = open_catalog(catalog_path, create=True)
+        cat = open_catalog(catalog_path)
     except CatalogBusyError:
         raise
+    except CatalogMissingError:
+        pass  # no catalog: no tags to take back, the files come back all the same
     except CatalogError as e:
         problem = e
     try:

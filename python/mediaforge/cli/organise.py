@@ -245,8 +245,11 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:  # writes: what it wrote counts as imported
         if all_:
+            # Tagged files, and those whose sidecar MediaForge imported or wrote: a tag
+            # taken off since may have to leave it.
             ids = [str(r[0]) for r in cat.con.sql(
-                "SELECT DISTINCT media_id FROM tags UNION SELECT DISTINCT media_id FROM collection_items").fetchall()]
+                "SELECT DISTINCT media_id FROM tags UNION SELECT DISTINCT media_id FROM collection_items "
+                "UNION SELECT DISTINCT media_id FROM xmp_imports").fetchall()]
         else:
             ids = resolve_targets(cat, paths or [], where, collection)
         out = export_xmp(cat, ids)

@@ -305,12 +305,14 @@ def _dicts(batches: Iterator[pa.RecordBatch]) -> Iterator[dict[str, Any]]:
     for batch in batches:
         cols = [_values(c) for c in batch.columns]
         if names is None:
-            names = _unique(batch.schema.names)
+            names = unique_names(batch.schema.names)
         for i in range(batch.num_rows):
             yield {name: cols[j][i] for j, name in enumerate(names)}
 
 
-def _unique(names: list[str]) -> list[str]:
+def unique_names(names: list[str]) -> list[str]:
+    """Column names with a name given twice made unique: `a`, then `a_2` (or the next
+    `a_N` not already a column's name)."""
     taken = set(names)
     out: list[str] = []
     for n in names:

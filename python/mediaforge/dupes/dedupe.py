@@ -247,9 +247,11 @@ class JournalError(PathIOError):
 class Journal:
     """Append-only JSON lines, each flushed and fsynced before the next step."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, appending: bool = False) -> None:
+        """`appending`: the journal of a run, opened again to add to it: a failed write
+        then never removes it (only a journal with nothing in it is removed)."""
         self.path = path
-        self.lines = 0
+        self.lines = 1 if appending else 0
         self.failed = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -486,7 +488,7 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                        ?, now()::TIMESTAMP
                 FROM x""", [[k for k, _ in items], [int(c) for _, c in items], who()])
         # Journalled before the commit: what undo cannot find in the journal is not added.
-        journal = Journal(out.journal)
+        journal = Journal(out.journal, appending=True)
         try:
             journal.write(kind="carried", tags=[[k, t] for k, t in tags],
                           collections=[[k, int(c)] for k, c in items])
@@ -581,11 +583,24 @@ def _move(src: bytes, dst: bytes) -> None:
             if not same_bytes(src, tmp):
                 raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
             _name_new(tmp, dst)
+            _sync_folder(os.path.dirname(dst))  # the new name on disk before the old one goes
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         os.unlink(src)
+
+
+def _sync_folder(folder: bytes) -> None:
+    """fsync a folder, so the names made in it survive a power cut."""
+    fd = os.open(folder or b".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EROFS):  # a file system that cannot sync a folder
+            raise
+    finally:
+        os.close(fd)
 
 
 def _name_new(tmp: bytes, dst: bytes) -> None:
@@ -746,6 +761,11 @@ def _unmove(r: _Record) -> str | None:
     os.makedirs(os.path.dirname(r.victim), exist_ok=True)
     _move(r.moved_to, r.victim)
     return None
+
+
+def check_journal(path: Path) -> None:
+    """Refuse (exit code 2 or 3) a file that is not a whole, valid dedupe journal."""
+    _records(path)
 
 
 def undo(path: Path) -> Outcome:

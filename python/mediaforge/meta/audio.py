@@ -44,9 +44,9 @@ _NUM = re.compile(r"^\s*(\d{1,6})(?!\d)(?:\s*/\s*(\d{1,6})(?!\d))?")
 _FLOAT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
 # ReplayGain gains and peaks: real ones are tens of dB at most; larger is a broken tag.
 _GAIN_LIMIT = 1000.0
-# A year: four digits standing alone ("2019", "2019-03-04", "c. 1999"), or the start of an
-# eight-digit YYYYMMDD; five digits or more ("99999") are no year at all.
-_YEAR = re.compile(r"(?<!\d)(\d{4})(?:\d{4})?(?!\d)")
+# A year: four digits standing alone ("2019", "2019-03-04", "c. 1999"), or the start of a
+# six-digit YYYYMM or an eight-digit YYYYMMDD; other runs of digits ("99999") are no year.
+_YEAR = re.compile(r"(?<!\d)(\d{4})(?:\d{2}|\d{4})?(?!\d)")
 
 
 def year_of(date: str | None) -> int | None:

@@ -25,6 +25,7 @@ BAD_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-
                             + "".join(f"{chr(p + 0xFFFE)}{chr(p + 0xFFFF)}" for p in range(0x10000, 0x110000, 0x10000))
                             + "]")
 _BAD = re.compile(BAD_NAME_CHARS.pattern[:-1] + "|]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # The top keyword collections travel under in XMP sidecars: not a tag of its own.
 COLLECTIONS_ROOT = "MediaForge Collections"
 
@@ -42,6 +43,17 @@ def normalize_tag(tag: str) -> str:
     if parts[0].casefold() == COLLECTIONS_ROOT.casefold():
         raise InvalidInputError(f"bad tag {quoted(tag)}: {COLLECTIONS_ROOT!r} holds collections in XMP sidecars; "
                                 "use `mediaforge collection`")
+    return out
+
+
+def tag_name(tag: str) -> str:
+    """A tag to look up (to remove, or rename from): trimmed as `normalize_tag` trims, but
+    not held to its rules, so a tag stored before a rule was added can still be removed."""
+    out = "/".join(p for p in (p.strip() for p in (tag or "").split("/")) if p)
+    if not out:
+        raise InvalidInputError(f"empty tag {quoted(tag)}")
+    if _SURROGATE.search(out):  # bytes that are not UTF-8: no stored tag holds them
+        raise InvalidInputError(f"bad tag {quoted(tag)}: not UTF-8 text")
     return out
 
 
@@ -81,7 +93,7 @@ def add_tag_pairs(cat: Catalog, pairs: Sequence[tuple[str, str]], source: str = 
 
 def remove_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str]) -> int:
     """Detach the tags (and their subtrees) from the media ids; returns rows removed."""
-    names = [normalize_tag(t) for t in tags]
+    names = [tag_name(t) for t in tags]
     ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
     removed = 0
     with cat.registered("mf_ids", ids), cat.transaction() as con:
@@ -96,7 +108,7 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
     """Rename a tag and its subtree (`places/paris` -> `places/france/paris`) on every file;
     where a file already has a new name, the two become one row. Returns the tag rows
     renamed (merged ones included)."""
-    old, new = normalize_tag(old), normalize_tag(new)
+    old, new = tag_name(old), normalize_tag(new)
     if old == new:
         return 0
     subtree = "(tag = $old OR starts_with(tag, $old || '/'))"

@@ -6,8 +6,9 @@ travel as hierarchical keywords under `MediaForge Collections|<name>`.
 Import reads what the scan already parsed (the `sidecars` table through the
 `sidecar_links` view), so it costs no file reads; it runs after every scan, for the
 sidecar contents it has not imported before (`xmp_imports`). Export writes
-`<file>.xmp` beside each file, or merges into the sidecar the file already has: keywords
-are only ever added, every other element is kept, and the file is replaced atomically.
+`<file>.xmp` beside each file, or merges into the sidecar the file already has, replaced
+atomically; every other element is kept. Keywords removed here are taken out only of a
+sidecar whose content MediaForge imported or wrote, and only those it could store.
 """
 
 from __future__ import annotations
@@ -118,9 +119,10 @@ class ExportResult:
 
 def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, bytes | None, list[str], str]]:
     """media_id -> (path_bytes, sidecar path_bytes or None, hierarchical keywords, kind).
-    A sidecar another media file shares by stem (IMG_1.xmp beside IMG_1.jpg and
-    IMG_1.png) is not used: each file's keywords go in a sidecar of its own
-    (`IMG_1.jpg.xmp`), never into one that would give them to its sibling too."""
+    A sidecar other media files share by stem (IMG_1.xmp beside IMG_1.jpg and IMG_1.png)
+    is used only by the one RAW among them (Lightroom keeps a RAW's keywords there); the
+    others get a sidecar of their own (`IMG_1.jpg.xmp`), never one that would give their
+    keywords to a sibling."""
     ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
     with cat.registered("mf_ids", ids):
         rows = cat.con.sql(f"""
@@ -131,13 +133,21 @@ def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[byt
                 SELECT i.media_id, '{COLLECTIONS_ROOT}/' || c.name FROM collection_items i
                 JOIN collections c USING (collection_id) JOIN want USING (media_id)
             ),
-            own AS (  -- sidecars that describe one media file only
-                SELECT sidecar_id FROM sidecar_links GROUP BY sidecar_id HAVING count(DISTINCT media_id) = 1
+            links AS (
+                SELECT l.sidecar_id, l.media_id, m.kind FROM sidecar_links l JOIN files m USING (media_id)
+            ),
+            shares AS (
+                SELECT sidecar_id, count(DISTINCT media_id) AS n,
+                       count(DISTINCT media_id) FILTER (WHERE kind = 'raw') AS raws
+                FROM links GROUP BY sidecar_id
+            ),
+            own AS (  -- a sidecar of one media file, or the RAW's among a RAW+JPEG pair (Lightroom's)
+                SELECT l.sidecar_id, l.media_id FROM links l JOIN shares s USING (sidecar_id)
+                WHERE s.n = 1 OR (s.raws = 1 AND l.kind = 'raw')
             )
             SELECT f.media_id::VARCHAR, any_value(f.path_bytes),
-                   (SELECT min(s.path_bytes) FROM sidecar_links l JOIN files s ON s.media_id = l.sidecar_id
-                    WHERE l.media_id = f.media_id AND lower(s.ext) = 'xmp'
-                      AND l.sidecar_id IN (SELECT sidecar_id FROM own)),
+                   (SELECT min(s.path_bytes) FROM own o JOIN files s ON s.media_id = o.sidecar_id
+                    WHERE o.media_id = f.media_id AND lower(s.ext) = 'xmp'),
                    list(DISTINCT kw.kw ORDER BY kw.kw), any_value(f.kind)
             FROM files f JOIN want USING (media_id) LEFT JOIN kw ON kw.media_id = f.media_id
             WHERE f.status = 'present' GROUP BY f.media_id""").fetchall()
@@ -226,6 +236,17 @@ def merge_keywords(data: bytes | None, keywords: Sequence[str], drop: Sequence[s
             break
     else:
         raise InvalidInputError("not an XMP packet (no x:xmpmeta or rdf:RDF)")
+    saved = dict(ET._namespace_map)  # type: ignore[attr-defined]  # this packet's prefixes, for this packet only
+    try:
+        return _merge(root_text=(head, body, tail), encoding=encoding, keywords=keywords, drop=drop)
+    finally:
+        ET._namespace_map.clear()  # type: ignore[attr-defined]
+        ET._namespace_map.update(saved)  # type: ignore[attr-defined]
+
+
+def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[str],
+           drop: Sequence[str]) -> bytes | None:
+    head, body, tail = root_text
     root = _parse(body)
     rdf = root if root.tag == f"{RDF}RDF" else root.find(f"{RDF}RDF")
     if rdf is None:
@@ -316,7 +337,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
         shown = path_text(target)
         try:
             data = _read_sidecar(target)
-            drop = _known_keywords(cat, m, data) if data is not None else []
+            known = data is None or _imported(cat, m, data)
+            drop = _storable_keywords(data) if data is not None and known else []
             if not keywords and not drop:
                 out.unchanged += 1
                 continue
@@ -326,7 +348,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
                 continue
             replace_atomically(target, merged)
             out.written.append(shown)
-            written.append((m, _core.hash_bytes(merged)))
+            if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
+                written.append((m, _core.hash_bytes(merged)))
         except RecursionError:
             out.failed.append((shown, "nested too deeply to rewrite: left alone"))
         except (OSError, ET.ParseError, UnicodeError, InvalidInputError) as e:
@@ -338,24 +361,39 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
     return out
 
 
-def _known_keywords(cat: Catalog, media_id: str, data: bytes) -> list[str]:
-    """The keywords (hierarchical) of this sidecar content, when it is one MediaForge
-    imported or wrote for this file (so each of them was a tag or collection here);
-    else none."""
+def _imported(cat: Catalog, media_id: str, data: bytes) -> bool:
+    """Whether this sidecar content is one MediaForge imported or wrote for this file."""
     from .. import _core
-    from ..meta.sidecar import SidecarError, parse_xmp
 
-    known = cat.con.execute("SELECT 1 FROM xmp_imports WHERE media_id = ?::UUID AND sidecar_blake3 = ? LIMIT 1",
-                            [media_id, _core.hash_bytes(data)]).fetchall()
-    if not known:
-        return []
+    return bool(cat.con.execute("SELECT 1 FROM xmp_imports WHERE media_id = ?::UUID AND sidecar_blake3 = ? LIMIT 1",
+                                [media_id, _core.hash_bytes(data)]).fetchall())
+
+
+def _storable_keywords(data: bytes) -> list[str]:
+    """The keywords (hierarchical) of a sidecar that an import stores as tags or manual
+    collection places: those a tag or collection taken off here may take out of it.
+    Keywords an import leaves alone (ones no tag can hold) are never taken out."""
+    from ..meta.sidecar import SidecarError, parse_xmp
+    from .collection import stored_name
+
     try:
         parsed = parse_xmp(data)
     except SidecarError:
         return []
     flat, tree = parsed["keywords"] or [], parsed["hierarchical_keywords"] or []
     leaves = {t.rsplit("/", 1)[-1] for t in tree}
-    return tree + [k for k in flat if k not in leaves]
+    out = []
+    for k in tree + [k for k in flat if k not in leaves]:
+        parts = [p.strip() for p in k.split("/") if p.strip()]
+        try:
+            if parts[:1] == [COLLECTIONS_ROOT]:
+                stored_name("/".join(parts[1:]))
+            else:
+                normalize_tag(k)
+        except InvalidInputError:
+            continue
+        out.append(k)
+    return out
 
 
 def _mark_imported(cat: Catalog, pairs: Sequence[tuple[str, str]]) -> None:
