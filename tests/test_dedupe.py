@@ -190,14 +190,19 @@ def test_a_journal_cut_short_after_an_act_is_still_undone(lib) -> None:
     assert len(set(inodes)) == len(inodes)
 
 
+def _elsewhere(tmp_path: Path, prefix: str) -> Path:
+    """A fresh folder on another file system than `tmp_path` (a tmpfs; remove it after)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.fail("this test needs /dev/shm on another file system than the temporary folder")
+    return Path(tempfile.mkdtemp(dir=shm, prefix=prefix))
+
+
 def test_hardlinks_across_file_systems_are_skipped_not_fatal(lib, tmp_path: Path) -> None:
     # The kept copy on a tmpfs, its copy on the disk: a hard link cannot cross, so that step
     # is skipped with its reason and the rest of the run goes on.
     root, catalog = lib
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.fail("this test needs /dev/shm on another file system than the temporary folder")
-    other = Path(tempfile.mkdtemp(dir=shm, prefix="mf-dedupe-"))
+    other = _elsewhere(tmp_path, "mf-dedupe-")
     try:
         (other / "clip.mov").write_bytes(os.urandom(30_000))
         shutil.copy2(other / "clip.mov", root / "b" / "clip.mov")
@@ -607,10 +612,7 @@ shutil.copyfileobj = copyfileobj
 def test_a_crash_while_moving_across_file_systems_leaves_no_partial_file_under_a_real_name(lib,
                                                                                           tmp_path: Path) -> None:
     root, catalog = lib
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.fail("this test needs /dev/shm on another file system than the temporary folder")
-    dest = Path(tempfile.mkdtemp(dir=shm, prefix="mf-move-"))
+    dest = _elsewhere(tmp_path, "mf-move-")
     try:
         before = _state(root)
         p = _run_driver(_KILL_DURING_COPY, catalog, "dedupe", "--apply", "--action", "move-to", "--to", str(dest))
@@ -631,6 +633,16 @@ def test_a_crash_while_moving_across_file_systems_leaves_no_partial_file_under_a
         shutil.rmtree(dest)
 
 
+def _tiny_journal_disk(catalog: Path) -> Path:
+    """A 4 KiB tmpfs where the catalog's dedupe journals go (unmount it after)."""
+    disk = catalog.parent / "journal"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    return disk
+
+
 def test_a_journal_that_fills_its_disk_stops_the_run_there(lib, tmp_path: Path) -> None:
     """The journal on a full disk: no step past the last one journalled, the report of
     what was done, then one line and exit 3; the undo it names restores everything."""
@@ -638,11 +650,7 @@ def test_a_journal_that_fills_its_disk_stops_the_run_there(lib, tmp_path: Path) 
     for i in range(40):
         shutil.copy2(root / "a" / "unique.png", root / "b" / f"copy {i:02d}.png")
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
-    disk = catalog.parent / "journal"
-    disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    disk = _tiny_journal_disk(catalog)
     try:
         res = run_cli("dedupe", "--apply", catalog=catalog)
         assert res.rc == 3
@@ -731,11 +739,7 @@ def test_a_full_disk_while_journalling_the_carried_tags_keeps_the_journal(lib, t
     (mid,) = con.execute("SELECT media_id FROM files WHERE name = 'song.mp3' AND dir LIKE '%/b'").fetchone()
     con.execute("INSERT INTO tags SELECT ?, 'bulk/' || range, 'user', 'me', now()::TIMESTAMP FROM range(300)", [mid])
     con.close()
-    disk = catalog.parent / "journal"
-    disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    disk = _tiny_journal_disk(catalog)
     try:
         res = run_cli("dedupe", "--apply", catalog=catalog)
         assert res.rc == 3, res.err

@@ -97,13 +97,7 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
                 collection.add(cat, name, ids)
             except InvalidInputError:
                 continue
-    done = pairs.select(["media_id", "sidecar_blake3"])
-    with cat.registered("mf_xmp_done", done), cat.transaction() as con:
-        con.execute("""
-            INSERT INTO xmp_imports
-            SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, now()::TIMESTAMP FROM mf_xmp_done d
-            WHERE NOT EXISTS (SELECT 1 FROM xmp_imports x
-                              WHERE x.media_id = d.media_id::UUID AND x.sidecar_blake3 = d.sidecar_blake3)""")
+    _mark_imported(cat, pairs.select(["media_id", "sidecar_blake3"]))
     return Imported(added, sorted(set(pairs.column("media_id").to_pylist())))
 
 
@@ -357,7 +351,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
     if written:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
         # but brings back nothing (a removed tag stays removed).
-        _mark_imported(cat, written)
+        _mark_imported(cat, pa.table({"media_id": [m for m, _ in written],
+                                      "sidecar_blake3": [h for _, h in written]}))
     return out
 
 
@@ -396,11 +391,12 @@ def _storable_keywords(data: bytes) -> list[str]:
     return out
 
 
-def _mark_imported(cat: Catalog, pairs: Sequence[tuple[str, str]]) -> None:
-    done = pa.table({"media_id": [m for m, _ in pairs], "sidecar_blake3": [h for _, h in pairs]})
-    with cat.registered("mf_xmp_written", done), cat.transaction() as con:
+def _mark_imported(cat: Catalog, done: pa.Table) -> None:
+    """Record (media_id, sidecar_blake3) pairs as imported: that sidecar content brings
+    nothing back to that file again."""
+    with cat.registered("mf_xmp_done", done), cat.transaction() as con:
         con.execute("""
             INSERT INTO xmp_imports
-            SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, now()::TIMESTAMP FROM mf_xmp_written d
+            SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, now()::TIMESTAMP FROM mf_xmp_done d
             WHERE NOT EXISTS (SELECT 1 FROM xmp_imports x
                               WHERE x.media_id = d.media_id::UUID AND x.sidecar_blake3 = d.sidecar_blake3)""")
