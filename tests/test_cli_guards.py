@@ -297,3 +297,69 @@ def test_a_command_group_without_a_command_prints_its_help(tmp_path: Path) -> No
         res = run_cli(*args, catalog=tmp_path / "c.duckdb")
         assert res.rc == 2
         assert "Usage: mediaforge" in res.err and "Commands:" in res.err and "Traceback" not in res.err
+
+
+def test_output_to_dev_stdout_writes_through_the_shells_file(small_catalog: Path, tmp_path: Path) -> None:
+    """`-o /dev/stdout >> log` appends (the file was once replaced, its lines lost), and
+    into a pipe it writes (it once failed on the pipe's /proc name)."""
+    log = tmp_path / "log.txt"
+    log.write_text("line 1\nline 2\n")
+    with open(log, "ab") as out:
+        p = subprocess.run(cli_cmd("query", "SELECT 42 AS answer", "-f", "csv", "-o", "/dev/stdout"),
+                           env=cli_env(small_catalog), stdout=out, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert log.read_text() == "line 1\nline 2\nanswer\n42\n"
+    p = subprocess.run(cli_cmd("query", "SELECT 42 AS answer", "-f", "json", "-o", "/dev/stdout"),
+                       env=cli_env(small_catalog), capture_output=True, timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout) == [{"answer": 42}], p.stderr
+
+
+@pytest.mark.parametrize("sql, want", [
+    ("SELECT 340282366920938463463374607431768211455::UHUGEINT AS v", "340282366920938463463374607431768211455"),
+    ("SELECT TIME '24:00:00' AS v", "24:00:00"),
+    ("SELECT [TIME '24:00:00'] AS v", "['24:00:00']"),
+])
+def test_values_arrow_would_change_come_as_duckdb_writes_them(small_catalog: Path, sql: str, want: str) -> None:
+    res = run_cli("query", sql, "-f", "json", catalog=small_catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"v": want}]
+
+
+@pytest.mark.parametrize("sql, words", [
+    ("WITH d AS (DELETE FROM files RETURNING *) SELECT count(*) FROM d", ["refused"]),
+    ("UPDATE EXTENSIONS", ["refused"]),
+    ("FROM sqlite_scan('/tmp/none.db', 't')", ["sqlite_scanner"]),
+    ("SELECT " + "[" * 64 + "1" + "]" * 64 + " AS deep", ["cannot be read out"]),
+    ("SELECT 'x'::INT AS a, '0101'::BIT AS b", ["Could not convert"]),
+])
+def test_hostile_or_odd_statements_end_in_one_line(small_catalog: Path, sql: str, words: list[str]) -> None:
+    """A writing CTE and UPDATE EXTENSIONS are refused before they run; no extension is
+    fetched or loaded; a result Arrow cannot carry is one line; an error in a statement
+    read through MediaForge's own projection gives no (wrong) line number."""
+    res = run_cli("query", sql, catalog=small_catalog)
+    assert res.rc == 6
+    assert_one_line_error(res.err, *words)
+    assert "line 3" not in res.err
+    assert not (Path.home() / ".duckdb" / "extensions").exists() or not any(
+        "sqlite" in str(p) for p in (Path.home() / ".duckdb" / "extensions").rglob("*"))
+
+
+def test_an_output_path_with_a_newline_is_named_whole(small_catalog: Path, tmp_path: Path) -> None:
+    res = run_cli("query", "SELECT 1", "-f", "csv", "-o", tmp_path / "no\nsuch" / "x.csv", catalog=small_catalog)
+    assert res.rc == 3
+    assert_one_line_error(res.err, "no\\nsuch/x.csv", "No such file or directory")
+
+
+def test_a_closed_or_read_only_stdout_and_a_fifo_reader_that_leaves(small_catalog: Path, tmp_path: Path) -> None:
+    with open(os.devnull, "rb") as ro:
+        p = subprocess.run(cli_cmd("query", "SELECT 1", "-f", "csv"), env=cli_env(small_catalog), stdout=ro,
+                           stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 3
+    assert_one_line_error(p.stderr.decode(), "cannot write the standard output", "Bad file descriptor")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["head", "-c", "3", str(fifo)], stdout=subprocess.DEVNULL)
+    res = run_cli("query", "SELECT * FROM range(1000000) t(i)", "-f", "csv", "-o", fifo, catalog=small_catalog)
+    reader.wait(timeout=60)
+    assert (res.rc, res.err) == (0, "")
+

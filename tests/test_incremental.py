@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import blake3
+import pytest
 
 from conftest import (
     MediaTree,
@@ -404,6 +405,36 @@ def test_identical_copies_moved_under_new_names_each_keep_an_id(tmp_path: Path, 
     after = {os.path.basename(os.fsdecode(p)): r["media_id"] for p, r in files_by_path(catalog_path).items()}
     assert sorted(after) == ["x.jpg", "y.jpg", "z.jpg"]
     assert sorted(after.values()) == sorted(before.values())
+
+
+def test_moves_a_cut_short_scan_left_unpaired_are_not_counted_new(tmp_path: Path, catalog_path: Path) -> None:
+    """A scan cut short after writing the new rows of files that were copied and deleted
+    (before it could pair them with their old rows): the next scan pairs them and counts
+    them moved, not new and unchanged too (`new` came out negative)."""
+    from mediaforge import ScanConfig, open_catalog, scan
+
+    lib = tmp_path / "lib"
+    (lib / "a").mkdir(parents=True)
+    for i in range(20):
+        (lib / "a" / f"f{i}.jpg").write_bytes(b"\xff\xd8\xff" + bytes([i]) * 3000)
+    (lib / "keep.jpg").write_bytes(b"\xff\xd8\xff" + b"k" * 3000)
+    do_scan(catalog_path, lib)
+    ids = {os.path.basename(os.fsdecode(p)): r["media_id"] for p, r in files_by_path(catalog_path).items()}
+    shutil.copytree(lib / "a", lib / "b")
+    shutil.rmtree(lib / "a")
+
+    def cut_short(p) -> None:  # noqa: ANN001 - as the rows are written, before the moves are paired
+        if p.phase == "write":
+            raise KeyboardInterrupt
+
+    with open_catalog(catalog_path) as cat, pytest.raises(KeyboardInterrupt):
+        scan(cat, ScanConfig(roots=(str(lib),), threads=2), on_progress=cut_short)
+    s = do_scan(catalog_path, lib)
+    assert (s.new, s.moved, s.missing, s.unchanged) == (0, 20, 0, 1)
+    row = rows(catalog_path, "SELECT new_files, moved_files, unchanged_files FROM scans ORDER BY scan_id DESC LIMIT 1")
+    assert row == [{"new_files": 0, "moved_files": 20, "unchanged_files": 1}]
+    after = {os.path.basename(os.fsdecode(p)): r["media_id"] for p, r in files_by_path(catalog_path).items()}
+    assert after == ids
 
 
 def test_hard_links_moved_together_each_keep_their_own_id(tmp_path: Path, catalog_path: Path) -> None:

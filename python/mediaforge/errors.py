@@ -7,6 +7,7 @@ onto the classes marked "core" below), so callers catch one hierarchy.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 
 def first_line(e: BaseException | str) -> str:
@@ -15,7 +16,7 @@ def first_line(e: BaseException | str) -> str:
     text = str(e).strip()
     if not text:
         return type(e).__name__ if isinstance(e, BaseException) else "error"
-    return text.splitlines()[0]
+    return text.split("\n")[0].rstrip("\r")
 
 
 _CARET = re.compile(r"\^+")
@@ -23,11 +24,13 @@ _LINE = re.compile(r"LINE (\d+): ")
 _MORE_INFO = re.compile(r"For more info, visit \S+\s*")
 
 
-def sql_error_text(e: BaseException, limit: int = 400) -> str:
+def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> str:
     """DuckDB's error as one line, keeping what its further lines say: the suggestion
     ("Did you mean ..."), the candidates, the reason a download failed, and where in
-    the statement a syntax error is (as line and column, for the caret cannot point)."""
-    raw = [ln for ln in str(e).splitlines() if ln.strip()]
+    the statement a syntax error is (as line and column, for the caret cannot point;
+    `where` False: not at all). Lines end at a newline only: a U+2028 in the statement
+    quoted back is part of its line."""
+    raw = [ln for ln in str(e).split("\n") if ln.strip()]
     if not raw:
         return first_line(e)
     text = ""
@@ -36,11 +39,16 @@ def sql_error_text(e: BaseException, limit: int = 400) -> str:
         line = _LINE.match(item)
         if _CARET.fullmatch(item):
             continue
+        if line is not None and not where:
+            continue
         if line is not None:
             at = ""
             # DuckDB shows a long line cut ("LINE 1: ...end of it"): its caret counts
             # from the cut, not from the line's start, so only the line is given then.
-            cut = item[line.end():].startswith("...")
+            # DuckDB counts the caret in display cells (a tab 0, a wide character 2).
+            excerpt = item[line.end():]
+            cut = excerpt.startswith("...") or "\t" in excerpt or any(
+                unicodedata.east_asian_width(c) in "WF" for c in excerpt)
             if not cut and k + 1 < len(raw) and _CARET.fullmatch(raw[k + 1].strip()):
                 at = f", column {raw[k + 1].index('^') - ln.index(item) - line.end() + 1}"
             item = f"(at line {line.group(1)}{at})"

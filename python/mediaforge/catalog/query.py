@@ -40,12 +40,14 @@ def _words(sql: str) -> list[tuple[int, str]]:
             if kind != duckdb.token_type.comment]
 
 
-def _reading(sql: str, kind: duckdb.StatementType) -> bool:
+def _reading(sql: str, kind: duckdb.StatementType) -> bool:  # noqa: C901 - one rule per statement kind
     """Whether one parsed statement only reads: a SELECT, an EXPLAIN of one, or a PRAGMA
     that describes the catalog."""
+    words = _words(sql)
+    if _writes_inside(words):  # WITH d AS (DELETE ... RETURNING *) SELECT ...: a SELECT that writes
+        return False
     if kind == duckdb.StatementType.SELECT:
         return True
-    words = _words(sql)
     if kind == duckdb.StatementType.EXPLAIN:
         # EXPLAIN [ANALYZE | (options)] SELECT ...: ANALYZE runs what it explains.
         if len(words) < 2:
@@ -70,15 +72,31 @@ def _reading(sql: str, kind: duckdb.StatementType) -> bool:
     return False
 
 
+def _writes_inside(words: list[tuple[int, str]]) -> bool:
+    """Whether the tokens hold a writing clause anywhere (DELETE FROM, INSERT INTO, UPDATE
+    ... SET, MERGE INTO, UPDATE EXTENSIONS), as a data-modifying CTE does."""
+    up = [w.upper() for _, w in words]
+    for k, w in enumerate(up):
+        after = up[k + 1:k + 6]
+        if ((w == "DELETE" and after[:1] == ["FROM"]) or (w == "INSERT" and after[:1] in (["INTO"], ["OR"]))
+                or (w == "MERGE" and after[:1] == ["INTO"])
+                or (w == "UPDATE" and (after[:1] == ["EXTENSIONS"] or "SET" in after))):
+            return True
+    return False
+
+
 class QueryResult:
     """A statement's rows as Arrow record batches, read from DuckDB as they are consumed:
     a result of millions of rows is written out without being held in memory. Iterate it
     once, while the catalog is still open; DuckDB's errors met on the way (a failing
     cast, Ctrl-C, a damaged block) come as MediaForge's."""
 
-    def __init__(self, reader: pa.RecordBatchReader, path: Path) -> None:
+    def __init__(self, reader: pa.RecordBatchReader, path: Path, wrapped: bool = False) -> None:
         self.schema: pa.Schema = reader.schema
         self._reader, self._path = reader, path
+        # Read through a projection of the statement (`_as_text_where_arrow_cannot`): an
+        # error's line and column would be the projection's, so none is given.
+        self._wrapped = wrapped
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         batches = iter(self._reader)
@@ -88,22 +106,23 @@ class QueryResult:
             except StopIteration:
                 return
             except (duckdb.Error, pa.ArrowException, OSError, RuntimeError) as e:  # DuckDB's, passed on by Arrow
-                raise _failure(e, self._path) from None
+                raise _failure(e, self._path, self._wrapped) from None
             yield batch
 
 
-def _failure(e: BaseException, path: Path) -> BaseException:
+def _failure(e: BaseException, path: Path, wrapped: bool = False) -> BaseException:
     """What a DuckDB error while running a user's statement becomes."""
     if is_interrupt(e):
         return KeyboardInterrupt()
     if tells_of_corruption(e):
         return damaged(e, path)
-    return QueryError(f"SQL error: {sql_error_text(e)}")
+    return QueryError(f"SQL error: {sql_error_text(e, where=not wrapped)}")
 
 
 # DuckDB types Arrow carries wrongly: BIGNUM and BIT as opaque bytes, TIMETZ without its
 # offset. Columns of these types are sent as DuckDB's own text for them.
-_TEXT_TYPES = frozenset({"BIGNUM", "VARINT", "BIT", "TIME WITH TIME ZONE"})
+# UHUGEINT past 2^127 comes as a negative decimal, TIME 24:00:00 as 00:00:00.
+_TEXT_TYPES = frozenset({"BIGNUM", "VARINT", "BIT", "TIME WITH TIME ZONE", "UHUGEINT", "TIME", "TIME_NS"})
 
 
 def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
@@ -118,7 +137,7 @@ def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPy
     return rel.project(", ".join(cols))
 
 
-_NESTED_TEXT_TYPE = re.compile(r"\b(BIGNUM|VARINT|BIT|TIME WITH TIME ZONE)\b(?=[\[\],)]|$)")
+_NESTED_TEXT_TYPE = re.compile(r"\b(BIGNUM|VARINT|BIT|TIME WITH TIME ZONE|UHUGEINT|TIME|TIME_NS)\b(?=[\[\],)]|$)")
 
 
 def _quoted(name: str) -> str:
@@ -143,22 +162,30 @@ def run_query(cat: Catalog, sql: str) -> QueryResult:
         raise QueryError(f"SQL error: {sql_error_text(e)}") from None
     if len(statements) != 1:
         raise QueryError(f"give one SQL statement, not {len(statements)}")
-    kind = statements[0].type
-    if not _reading(sql, kind):
+    try:
+        kind = statements[0].type
+    except ValueError:  # a statement type this duckdb package has no name for (UPDATE EXTENSIONS)
+        kind = None
+    if kind is None or not _reading(sql, kind):
         # The catalog is opened read-only, but ATTACH could open it again for writing,
         # COPY or EXPORT write files anywhere, EXPLAIN ANALYZE runs what it explains and
         # IMPORT DATABASE runs a script: only reading statements run here.
         raise QueryError(f"query runs one reading statement (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, "
                          f"SUMMARIZE, EXPLAIN of one of those, or a PRAGMA that describes the catalog), "
                          f"refused: {' '.join(sql.split())[:60]!r}")
+    wrapped = False
     try:
         cat.con.execute("SET lock_configuration = true")  # no setting changes through a PRAGMA either
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
             return QueryResult(pa.RecordBatchReader.from_batches(pa.schema([]), []), cat.path)
-        return QueryResult(_as_text_where_arrow_cannot(rel).to_arrow_reader(_BATCH_ROWS), cat.path)
+        shown = _as_text_where_arrow_cannot(rel)
+        wrapped = shown is not rel
+        return QueryResult(shown.to_arrow_reader(_BATCH_ROWS), cat.path, wrapped)
     except duckdb.Error as e:
-        raise _failure(e, cat.path) from None
+        raise _failure(e, cat.path, wrapped) from None
+    except pa.ArrowException as e:  # a result Arrow cannot carry (lists nested 64 deep)
+        raise QueryError(f"SQL error: the result cannot be read out ({first_line(e)})") from None
 
 
 def _file_id(path: str | Path) -> tuple[int, int] | None:

@@ -118,7 +118,9 @@ class Catalog:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise CatalogInvalidError(f"cannot create the catalog's folder {path.parent}: {e.strerror}") from None
-        config: dict[str, Any] = {}
+        # Nothing is downloaded at run time: a query naming sqlite_scan or an https:// file
+        # would otherwise fetch and load an extension (parquet, json and icu are built in).
+        config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         if threads:
             config["threads"] = threads
         try:

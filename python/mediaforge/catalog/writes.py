@@ -118,6 +118,9 @@ class FinishCounts:
     moved: int
     missing: int
     pruned: int
+    # Of `moved`, those whose new row an earlier scan added (one cut short before it could
+    # pair them): this scan counted them unchanged, not new.
+    moved_earlier: int = 0
 
 
 def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
@@ -252,6 +255,8 @@ def finish_scan(
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
         _pair_moves(con)
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
+        (earlier,) = con.execute("SELECT count(*) FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
+                                 "WHERE f.first_scan_id <> ?", [scan_id]).fetchone() if moved else (0,)
         if moved:
             con.execute("DELETE FROM files WHERE media_id IN (SELECT old_id FROM mf_moves)")
             con.execute(
@@ -290,7 +295,10 @@ def finish_scan(
             [now, scan_id, scan_id, *params],
         )
         pruned = 0
-        if prune:
+        # A scan that excluded paths (a pattern, another file system) prunes nothing: a
+        # file gone from its place may have moved into what it did not look at, and its
+        # row (media_id, tags) must wait for a scan that looks everywhere.
+        if prune and not totals.get("excluded"):
             (pruned,) = con.execute(
                 f"SELECT count(*) FROM files WHERE status = 'missing' AND {under}", params
             ).fetchone()
@@ -304,15 +312,15 @@ def finish_scan(
             WHERE scan_id = ?
             """,
             [
-                now, totals["files_seen"], totals["bytes_seen"], totals["new"] - moved,
+                now, totals["files_seen"], totals["bytes_seen"], totals["new"] - (moved - earlier),
                 totals["changed"], moved + totals["moved"], missing, totals["revived"],
-                totals["unchanged"], totals["hashed_files"], totals["hashed_bytes"], pruned,
+                max(0, totals["unchanged"] - earlier), totals["hashed_files"], totals["hashed_bytes"], pruned,
                 totals["errors"], seconds, scan_id,
             ],
         )
         con.execute("DROP TABLE IF EXISTS mf_moves")
         con.execute("DROP TABLE IF EXISTS mf_gone")
-    return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned))
+    return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier))
 
 
 def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float, errors: int) -> None:

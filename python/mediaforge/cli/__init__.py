@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if _caused_by_interrupt(e):
             _fail(INTERRUPTED, ExitCode.INTERRUPTED)
-        if isinstance(e, OSError) and e.errno in _FULL:
+        if isinstance(e, OSError) and (e.errno in _FULL or (e.errno == errno.EBADF and not e.filename)):
             # Output that could not be written (stdout on a full disk, `--output` there):
             # the catalog's own writes report their failures as exit 7 before this.
             where = os.fsdecode(e.filename) if e.filename else "the standard output"
@@ -242,7 +242,9 @@ def _fail(message: str, code: int) -> NoReturn:
         message, code = TERMINATED, TERMINATED_EXIT
     if sys.stderr is not None:  # closed (2>&-): print would fall back to stdout, into the data
         # Escaped: a path in it may hold an ESC (terminal codes) or other control bytes.
-        print(f"mediaforge: error: {text_of(first_line(message))}", file=sys.stderr)
+        # One line: a newline inside (a path holding one) is escaped, never a cut that
+        # would lose the rest of the path and the reason.
+        print(f"mediaforge: error: {text_of(message.strip())}", file=sys.stderr)
     if code in (ExitCode.INTERRUPTED, TERMINATED_EXIT):
         # CPython notes a KeyboardInterrupt that escapes code run from a string (`exec` in
         # dataclasses, `eval` of annotations in typer: both run at start-up) as unhandled,

@@ -6,6 +6,7 @@ import enum
 import functools
 import io
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable
@@ -175,6 +176,9 @@ def scan_cmd(
           f"revived {s.revived:,}  unchanged {s.unchanged:,}")
     print(f"  hashed {s.hashed_files:,} files ({render.human_bytes(s.hashed_bytes)})  "
           f"errors {s.errors:,}  unstable {s.unstable:,}" + (f"  pruned {s.pruned:,}" if prune else ""))
+    if prune and s.prune_skipped:
+        print("  --prune did nothing: this scan excluded paths (--exclude, .mediaforgeignore, -x), and a missing "
+              "file may have moved there; prune with a scan that excludes nothing")
     if s.errors:
         print(f"  see errors: mediaforge query \"SELECT * FROM scan_errors WHERE scan_id = {s.scan_id}\"")
     if xsummary is not None:
@@ -382,18 +386,41 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
     if output is None:
         (render.write_json if fmt is Format.json else render.write_csv)(table, sys.stdout)
         return
+    fd = _descriptor(output)
     target = os.fsencode(os.path.realpath(output))
     try:
-        regular = not os.path.exists(target) or stat.S_ISREG(os.stat(target).st_mode)
-        if regular:
+        if fd is not None:  # /dev/stdout, /dev/fd/N: the open file itself, as the shell set it up (>> appends)
+            sys.stdout.flush()
+            with os.fdopen(os.dup(fd), "wb") as f:
+                _write_into(table, fmt, f)
+        elif not os.path.exists(target) or stat.S_ISREG(os.stat(target).st_mode):
             from ..fsops import replace_with
 
             replace_with(target, lambda f: _write_into(table, fmt, f))
         else:  # a device, a FIFO: written in place, never replaced or removed
             with open(target, "wb") as f:
                 _write_into(table, fmt, f)
+    except BrokenPipeError:
+        raise  # the reader left (a FIFO, a pipe): as for `| head`, not an error
     except OSError as e:
-        raise PathIOError(f"cannot write {output}: {e.strerror or first_line(e)}") from None
+        raise PathIOError(f"cannot write {path_text(os.fsencode(output))}: {e.strerror or first_line(e)}") from None
+
+
+_FD_PATH = re.compile(r"/dev/(?:std(?P<std>in|out|err)|fd/(?P<fd>\d+))|/proc/(?P<pid>self|thread-self|\d+)/fd/(?P<pfd>\d+)")
+
+
+def _descriptor(output: Path) -> int | None:
+    """The descriptor an --output path names (/dev/stdout, /dev/fd/3, /proc/self/fd/1),
+    if open in this process: written through as it is, never replaced by a new file."""
+    m = _FD_PATH.fullmatch(os.path.normpath(os.path.abspath(output)))
+    if m is None or (m["pid"] not in (None, "self", "thread-self") and int(m["pid"]) != os.getpid()):
+        return None
+    fd = {"in": 0, "out": 1, "err": 2}[m["std"]] if m["std"] else int(m["fd"] or m["pfd"])
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None
+    return fd
 
 
 def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001

@@ -376,8 +376,8 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
         shown_rows.append(row)
         if len(shown_rows) >= limit:
             break
-    more = sum(b.num_rows for b in batches)  # what `dicts` had not taken yet
-    more += sum(1 for _ in dicts)  # the rest of the batch it was in
+    # Printed before the rest is counted: a statement that fails further on has shown
+    # its first rows.
     if len(names) * (_MIN_CELL + 3) + 1 > width:
         _print_expanded(names, shown_rows, title, width)
     else:
@@ -387,6 +387,8 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
         for row in shown_rows:
             t.add_row(*[shown("" if v is None else _cell(plain(v))) for v in row.values()])
         out_console.print(t)
+    more = sum(1 for _ in dicts)  # the rest of the batch it was in
+    more += sum(b.num_rows for b in batches)  # and the batches after it
     if more:
         err_console.print(f"[dim]{more:,} more rows not shown; use --format csv or --output[/]")
 
@@ -405,6 +407,8 @@ def _print_expanded(names: list[str], rows: list[dict[str, Any]], title: str | N
         lines.append(f"-[ RECORD {count} ]" + "-" * max(0, min(width, 40) - 13 - len(str(count))))
         for name, v in zip(names, row.values()):
             lines.append(f"{name.ljust(pad)} | {printable('' if v is None else str(_cell(plain(v))))}")
+    if not rows:
+        lines.append(f"(0 rows of {len(names)} columns: {', '.join(names)})")
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
 
 

@@ -59,6 +59,8 @@ class ScanSummary:
     pruned: int
     seconds: float
     catalog: str = field(default="")
+    # --prune was asked for but this scan excluded paths, so nothing was pruned.
+    prune_skipped: bool = False
     # The media ids of catalog rows this scan rewrote or found gone (string arrays), for the
     # search index to update just those; rows it added have first_scan_id = scan_id.
     touched: tuple[pa.Array, ...] = field(default=(), repr=False, compare=False)
@@ -185,17 +187,18 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         roots=roots,
         files_seen=totals["files_seen"],
         bytes_seen=totals["bytes_seen"],
-        new=totals["new"] - counts.moved,
+        new=totals["new"] - (counts.moved - counts.moved_earlier),
         changed=totals["changed"],
         moved=counts.moved + totals["moved"],
         missing=counts.missing,
         revived=totals["revived"],
-        unchanged=totals["unchanged"] + totals["hashed"],
+        unchanged=max(0, totals["unchanged"] + totals["hashed"] - counts.moved_earlier),
         hashed_files=totals["hashed_files"],
         hashed_bytes=totals["hashed_bytes"],
         unstable=totals["unstable"],
         errors=totals["errors"],
         pruned=counts.pruned,
+        prune_skipped=bool(config.prune and totals.get("excluded")),
         seconds=time.monotonic() - started,
         catalog=os.path.abspath(cat.path),  # as typed it may be relative: the summary names it whole
         touched=tuple(touched) + tuple(b.column("media_id") for b in vanished),

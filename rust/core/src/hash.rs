@@ -1,8 +1,10 @@
 //! BLAKE3 of one file, stability-checked.
 //!
-//! Small files are read into a reused buffer (one `read` is cheaper than setting up a
-//! mapping); files of 16 KiB and more are memory-mapped; large ones are hashed with
-//! BLAKE3's rayon parallelism in 64 MiB windows, checking for Ctrl-C between windows.
+//! Files under 64 MiB (photos, songs, most clips) are read, in chunks of at most 1 MiB
+//! through a reused buffer: a file another program truncates while we read it only reads
+//! short. Larger ones are memory-mapped and hashed with BLAKE3's rayon parallelism in
+//! 64 MiB windows, checking for Ctrl-C and the file's size between windows; a mapping is
+//! made only of a file whose size, mtime and inode are still the listing's.
 //! The file's size, mtime and ctime are read again after hashing: if any moved, the file
 //! was being written while we read it and the digest is thrown away. The ctime catches a
 //! writer that puts the mtime back (`touch -r`, `exiftool -P`): only the kernel sets it.
@@ -16,8 +18,12 @@ use rustix::io::Errno;
 
 use crate::types::{Digest, FileStat};
 
-/// Files at least this long are memory-mapped.
-pub const MMAP_MIN: u64 = 16 * 1024;
+/// Files at least this long are memory-mapped. A mapped file truncated by another
+/// program faults (SIGBUS) where a read returns short: below this size, where rayon's
+/// parallelism within one file gains little, files are read.
+pub const MMAP_MIN: u64 = 64 * 1024 * 1024;
+/// The most read at once from a file that is not mapped (the reused buffer's size).
+pub const READ_CHUNK: usize = 1024 * 1024;
 /// Files at least this long are hashed with several threads.
 pub const PARALLEL_MIN: u64 = 4 * 1024 * 1024;
 /// Cancellation is checked between windows of this size.
@@ -100,23 +106,42 @@ pub fn hash_file_at(
     }
     let file = open_noatime(dir, name)?;
     let mut hasher = blake3::Hasher::new();
-    let head: Box<[u8]>;
+    let mut head: Box<[u8]> = Box::new([]);
     if len < MMAP_MIN {
         buf.clear();
-        buf.resize(len as usize, 0);
-        let mut got = 0usize;
-        while got < buf.len() {
-            match rustix::io::read(&file, &mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
+        buf.resize((len as usize).min(READ_CHUNK), 0);
+        let mut total = 0u64;
+        'chunks: while total < len {
+            if total > 0 && cancel.load(Relaxed) {
+                return Err(HashError::Cancelled);
+            }
+            let want = ((len - total) as usize).min(buf.len());
+            let mut got = 0usize;
+            while got < want {
+                match rustix::io::read(&file, &mut buf[got..want]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if total == 0 {
+                head = buf[..got.min(HEAD_LEN)].into();
+            }
+            hasher.update(&buf[..got]);
+            progress.fetch_add(got as u64, Relaxed);
+            total += got as u64;
+            if got < want {
+                break 'chunks; // shorter than listed: the check below calls it unstable
             }
         }
-        hasher.update(&buf[..got]);
-        head = buf[..got.min(HEAD_LEN)].into();
-        progress.fetch_add(got as u64, Relaxed);
     } else {
+        // Mapped only while it is still the file the listing saw: one that shrank since
+        // would fault at once.
+        let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
+        if moved(&now, expected) || now.id != expected.id {
+            return Ok(Hashed::Unstable { now });
+        }
         // SAFETY: the mapping is read-only and private to this call. A file truncated by
         // another process while mapped would fault; the windowed loop re-checks the size
         // between windows to keep that window short.
@@ -243,6 +268,39 @@ mod tests {
             };
             let got = hash_file_at(None, c.as_c_str(), &row, &mut buf, &cancel, &progress).unwrap();
             assert!(matches!(got, Hashed::Stable { .. }), "len {len}");
+        }
+    }
+
+    /// A file another program cut short after it was listed (an app saving in place):
+    /// unstable, read or mapped, never a fault (SIGBUS) in the scan. A file read in several
+    /// chunks hashes as a whole.
+    #[test]
+    fn a_file_shorter_than_listed_is_unstable_and_chunks_hash_whole() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for len in [3 * READ_CHUNK + 123, MMAP_MIN as usize + 1] {
+            let p = dir.path().join(format!("f{len}"));
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&p, &data).unwrap();
+            let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+            let listed =
+                FileStat::from_stat(&rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty()).unwrap());
+            let (cancel, progress, mut buf) = (AtomicBool::new(false), AtomicU64::new(0), Vec::new());
+            match hash_file_at(None, c.as_c_str(), &listed, &mut buf, &cancel, &progress).unwrap() {
+                Hashed::Stable { digest, head } => {
+                    assert_eq!(digest.0, *blake3::hash(&data).as_bytes(), "len {len}");
+                    assert_eq!(&head[..], &data[..HEAD_LEN]);
+                }
+                other => panic!("len {len}: {other:?}"),
+            }
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(len as u64 / 2)
+                .unwrap();
+            let got = hash_file_at(None, c.as_c_str(), &listed, &mut buf, &cancel, &progress).unwrap();
+            assert!(matches!(got, Hashed::Unstable { .. }), "len {len}");
         }
     }
 

@@ -106,6 +106,9 @@ pub struct ScanTotals {
     pub hashed_bytes: u64,
     pub unstable: u64,
     pub errors: u64,
+    /// Files and folders excluded by a pattern or on another file system (see
+    /// `WalkOutput::excluded`): a file gone from its place may have moved there.
+    pub excluded: u64,
 }
 
 /// What the scan sends out, in order: any number of `Files` and `Errors`, then at most
@@ -894,6 +897,7 @@ fn run(
         hashed_bytes: progress.hash_bytes_done.load(Relaxed),
         unstable: unstable.load(Relaxed),
         errors: walked.errors.len() as u64 + hash_errors.load(Relaxed),
+        excluded: walked.excluded,
     })
 }
 
@@ -946,7 +950,7 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
             return;
         }
     };
-    let mut buf = Vec::with_capacity(crate::hash::MMAP_MIN as usize);
+    let mut buf = Vec::with_capacity(crate::hash::READ_CHUNK);
     for (f, id, change) in job.files {
         if cancel.load(Relaxed) {
             return;

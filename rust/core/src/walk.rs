@@ -132,6 +132,9 @@ pub struct WalkOutput {
     /// names, symbolic links not followed, other file systems): not looked at, so what the
     /// catalog knows of them (and below them) is left as it was, never taken as gone.
     pub left_out: Vec<Box<[u8]>>,
+    /// Of `left_out`, those excluded by a pattern (`--exclude`, `.mediaforgeignore`) or
+    /// on another file system (`-x`): places a file may have moved to within the tree.
+    pub excluded: u64,
 }
 
 /// A chain of ignore matchers from the root down to the current folder.
@@ -405,7 +408,9 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             Ok(st) => {
                 let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
                 if opts.one_file_system && dev != task.root_dev {
-                    ctx.sink.lock().unwrap().left_out.push(task.path.into());
+                    let mut out = ctx.sink.lock().unwrap();
+                    out.left_out.push(task.path.into());
+                    out.excluded += 1;
                     return;
                 }
                 if opts.follow_symlinks {
@@ -513,6 +518,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         .collect();
     let mut files = Vec::new();
     let mut left_out: Vec<Box<[u8]>> = Vec::new();
+    let mut excluded = 0u64;
     let mut bytes = 0u64;
     for (start, mut ft) in entries {
         if ctx.cancel.load(Relaxed) {
@@ -524,7 +530,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             left_out.push(join(&task.path, name).into());
             continue;
         }
-        if skip_here.contains(&name) || is_own_temporary(name) {
+        if skip_here.contains(&name) {
             continue;
         }
         let mut pre_stat = None;
@@ -574,6 +580,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 let child = join(&task.path, &name);
                 if ignores.is_some() && IgnoreNode::is_ignored(&ignores, os(&child), true) {
                     left_out.push(child.into());
+                    excluded += 1;
                     continue;
                 }
                 let t = DirTask {
@@ -586,9 +593,13 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 scope.spawn(move |s| visit_dir(s, ctx, t));
             }
             FileType::RegularFile => {
+                if is_own_temporary(name) {
+                    continue; // a file only: a folder of that name is the user's
+                }
                 let child = join(&task.path, &name);
                 if ignores.is_some() && IgnoreNode::is_ignored(&ignores, os(&child), false) {
                     left_out.push(child.into());
+                    excluded += 1;
                     continue;
                 }
                 let st = match pre_stat {
@@ -607,6 +618,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 let stat = FileStat::from_stat(&st);
                 if opts.one_file_system && stat.id.dev != task.root_dev {
                     left_out.push(child.into());
+                    excluded += 1;
                     continue;
                 }
                 bytes += stat.len.0;
@@ -621,7 +633,9 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         }
     }
     if !left_out.is_empty() {
-        ctx.sink.lock().unwrap().left_out.append(&mut left_out);
+        let mut out = ctx.sink.lock().unwrap();
+        out.left_out.append(&mut left_out);
+        out.excluded += excluded;
     }
     if !files.is_empty() {
         ctx.counters.files.fetch_add(files.len() as u64, Relaxed);

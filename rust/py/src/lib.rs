@@ -286,6 +286,7 @@ impl Scanner {
                     d.set_item("hashed_bytes", t.hashed_bytes)?;
                     d.set_item("unstable", t.unstable)?;
                     d.set_item("errors", t.errors)?;
+                    d.set_item("excluded", t.excluded)?;
                     ("done".into(), d.into_any().unbind())
                 }
                 Event::Failed(e) => {
