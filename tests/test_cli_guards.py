@@ -363,3 +363,22 @@ def test_a_closed_or_read_only_stdout_and_a_fifo_reader_that_leaves(small_catalo
     reader.wait(timeout=60)
     assert (res.rc, res.err) == (0, "")
 
+
+def test_info_names_copies_whose_names_differ_only_in_undecodable_bytes_apart(tmp_path: Path) -> None:
+    import base64
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    Image.new("RGB", (16, 16), (0, 0, 200)).save(lib / "a.jpg")
+    data = (lib / "a.jpg").read_bytes()
+    for raw in (b"b\xff.jpg", b"b\xfe.jpg"):
+        with open(os.path.join(os.fsencode(lib), raw), "wb") as f:
+            f.write(data)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("info", lib / "a.jpg", env=cli_env(catalog, COLUMNS="400"))
+    assert res.rc == 0 and "b\\xfe.jpg" in res.out and "b\\xff.jpg" in res.out
+    info = json.loads(run_cli("info", lib / "a.jpg", "--json", catalog=catalog).out)
+    assert sorted(base64.b64decode(r) for r in info["copies_raw"]) == [
+        os.path.join(os.fsencode(lib), b"b\xfe.jpg"), os.path.join(os.fsencode(lib), b"b\xff.jpg")]
+

@@ -571,6 +571,28 @@ def test_a_raw_and_jpeg_pair_keeps_lightrooms_sidecar_for_the_raw(tmp_path: Path
     assert "raw tag" in (lib / "IMG_1.xmp").read_text() and "jpeg tag" not in (lib / "IMG_1.xmp").read_text()
 
 
+def test_paths_catalogued_through_followed_links_are_acted_on_as_catalogued(tmp_path: Path) -> None:
+    """After `scan -L`, a file reached through a link is catalogued at the link's path:
+    `tag add` and `info` on that path act on that row (they resolved the link, acting on
+    the target's row or finding none)."""
+    root = tmp_path / "root"
+    (tmp_path / "outside").mkdir()
+    root.mkdir()
+    picture(64, 48, 1).save(root / "clip.jpg")
+    picture(64, 48, 2).save(tmp_path / "outside" / "far.jpg")
+    (root / "link").symlink_to("../outside")
+    (root / "cliplink.jpg").symlink_to("clip.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "-L", root, catalog=catalog).rc == 0
+    for path in (root / "link" / "far.jpg", root / "cliplink.jpg"):
+        assert run_cli("tag", "add", "T", path, catalog=catalog).rc == 0
+        res = run_cli("info", path, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        assert json.loads(res.out)["file"]["path"] == str(path)
+    tagged = {r["path"] for r in rows(catalog, "SELECT f.path FROM tags JOIN files f USING (media_id)")}
+    assert tagged == {str(root / "link" / "far.jpg"), str(root / "cliplink.jpg")}
+
+
 def test_a_tag_stored_before_a_naming_rule_can_still_be_removed_and_renamed(tmp_path: Path) -> None:
     import duckdb
 

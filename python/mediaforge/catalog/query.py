@@ -390,9 +390,13 @@ def file_info(cat: Catalog, path_bytes: bytes) -> dict[str, Any] | None:
         return None
     info: dict[str, Any] = {"file": found[0]}
     h = found[0]["blake3"]
-    info["copies"] = [r["path"] for r in _rows(
-        cat, "SELECT path FROM files WHERE blake3 = ? AND path_bytes <> ? AND status = 'present' ORDER BY path",
-        [h, path_bytes])] if h else []
+    copies = _rows(cat, "SELECT path, path_bytes FROM files WHERE blake3 = ? AND path_bytes <> ? "
+                        "AND status = 'present' ORDER BY path_bytes", [h, path_bytes]) if h else []
+    # The paths as text, and their exact bytes where the text cannot hold them (base64 in
+    # JSON, as `path_raw` elsewhere; null otherwise): two copies whose names differ only
+    # in such bytes stay apart.
+    info["copies"] = [r["path"] for r in copies]
+    info["copies_bytes"] = [bytes(r["path_bytes"]) for r in copies]
     for key, table in (("media", "media"), ("audio_tags", "tags_audio"), ("exif", "exif")):
         rows = _rows(cat, f"SELECT * EXCLUDE (blake3) FROM {table} WHERE blake3 = ?", [h]) if h else []
         info[key] = rows[0] if rows else None

@@ -285,10 +285,14 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Everything the catalog knows about one file."""
-    raw = os.path.realpath(os.fsencode(path))
+    from ..organise.targets import as_catalogued
+
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
-        info = catalog.file_info(cat, raw)
+        for raw in as_catalogued(path):  # the link's own path first (a scan with -L), then the resolved one
+            info = catalog.file_info(cat, raw)
+            if info is not None:
+                break
     if info is None:
         if os.path.isdir(raw):
             raise InvalidInputError(f"{path_text(raw)} is a folder: info shows one file (for a folder, try "
@@ -299,6 +303,8 @@ def info_cmd(
 
         info["thumbnail_file"] = str(thumbs_root(g.catalog) / info["media"]["thumb"])
     if as_json:
+        copies = info.pop("copies_bytes")
+        info["copies_raw"] = [render.path_fields("p", b)["p_raw"] for b in copies]
         render.dump_json(info)
     else:
         render.print_info(info)

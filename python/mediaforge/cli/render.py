@@ -158,7 +158,7 @@ def print_info(info: dict[str, Any]) -> None:
     if info.get("thumbnail_file"):
         section("Thumbnail", {"file": info["thumbnail_file"]})
     if info["copies"]:
-        section("Other copies", {str(i + 1): p for i, p in enumerate(info["copies"])})
+        section("Other copies", {str(i + 1): path_text(b) for i, b in enumerate(info["copies_bytes"])})
     for e in info["errors"]:
         section("Error", e)
 

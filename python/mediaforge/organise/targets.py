@@ -15,6 +15,15 @@ from .predicate import matching
 GLOB_CHARS = set("*?[")
 
 
+def as_catalogued(arg: str | bytes | os.PathLike) -> list[bytes]:
+    """The absolute paths an existing path may be catalogued under, in order: as given
+    (a file reached through a link the scan followed, `-L`, is catalogued at the link's
+    path), then with its links resolved (a root scanned by its real path)."""
+    raw = os.path.expanduser(os.fsencode(arg))
+    given, real = os.path.normpath(os.path.abspath(raw)), os.path.realpath(raw)
+    return [given] if given == real else [given, real]
+
+
 def _absolute(arg: str | bytes) -> tuple[bytes, bool]:
     """The absolute path (`~` expanded, symlinks resolved when it exists) and whether it
     is a glob. A path that exists is taken as it is, so a folder named `Photos [2019]` is
@@ -86,7 +95,11 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
                 "SELECT media_id FROM files WHERE status = 'present' AND regexp_full_match(path, $re) ORDER BY path",
                 params={"re": glob_regex(os.fsdecode(p))}).fetchall()
         else:
-            rows = _under(cat, p)
+            for p in as_catalogued(arg):  # the link's path first, then the resolved one
+                rows = _under(cat, p)
+                if rows:
+                    break
+            text = path_text(p)
         if not rows:
             missing = not glob and cat.con.execute(
                 "SELECT 1 FROM files WHERE path_bytes = ? AND status = 'missing'", [p]).fetchall()
