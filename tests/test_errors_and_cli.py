@@ -411,13 +411,13 @@ def test_reading_statements_run(media_tree: MediaTree, catalog_path: Path, sql: 
      ["collection", "create", "trips|2019"], ["query", "SELECT 'caf\udce9'"],
      ["tag", "add", "t", "--where", "name = 'caf\udce9'"], ["collection", "create", "c", "--smart", "name = '\udcff'"],
      ["meta", "--timeout", "nan"], ["thumbs", "--timeout", "inf"], ["export", "{index}"],
-     ["export", "{catalog_dir}/thumbs/256"]],
+     ["export", "{catalog_dir}/thumbs/256"], ["scan", "--no-meta", "--timeout", "-1", "{root}"]],
     ids=["zero-threads", "parquet-without-output", "unknown-format", "unknown-option", "unknown-command",
          "absurd-threads", "fifo", "empty-scan-path", "empty-export-dir", "empty-info-path", "negative-top",
          "huge-limit", "non-utf8-tag", "non-utf8-collection", "non-utf8-search", "non-utf8-exclude",
          "non-utf8-catalog", "non-utf8-export-dir", "info-of-a-folder", "collection-name-with-xmp-separator",
          "non-utf8-sql", "non-utf8-where", "non-utf8-smart", "nan-timeout", "infinite-timeout", "export-into-the-index",
-         "export-into-the-thumbnails"],
+         "export-into-the-thumbnails", "bad-timeout-without-meta"],
 )
 def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: Path, args: list[str],
                                            tmp_path: Path) -> None:

@@ -45,6 +45,13 @@ def catalog_files(catalog: os.PathLike[str] | str | bytes) -> list[bytes]:
 MAX_THREADS = 1024  # threads, or worker processes for extraction: more is a typo, not a machine
 
 
+def check_timeout(seconds: float) -> float:
+    """A per-file extraction timeout: a positive, finite number of seconds."""
+    if not 0 < seconds < float("inf"):  # NaN fails this too
+        raise InvalidInputError(f"timeout must be a positive number of seconds, got {seconds}")
+    return seconds
+
+
 def worker_count(option: int | None) -> int:
     """Worker processes for extraction: `thread_count`, but at most four per core (more
     only wait for the CPU; I/O-bound reads off a slow disk are served by four) and one per

@@ -182,7 +182,7 @@ def run_query(cat: Catalog, sql: str) -> QueryResult:
         shown = _as_text_where_arrow_cannot(rel)
         wrapped = shown is not rel
         return QueryResult(shown.to_arrow_reader(_BATCH_ROWS), cat.path, wrapped)
-    except duckdb.Error as e:
+    except (duckdb.Error, RuntimeError) as e:  # RuntimeError: a Ctrl-C, as DuckDB's Arrow reader reports it
         raise _failure(e, cat.path, wrapped) from None
     except pa.ArrowException as e:  # a result Arrow cannot carry (lists nested 64 deep)
         raise QueryError(f"SQL error: the result cannot be read out ({first_line(e)})") from None

@@ -19,7 +19,7 @@ import typer
 # The catalog, meta and scan packages load DuckDB, pyarrow and Pillow on first use, so a
 # command is running (a scan is walking) before they are loaded.
 from .. import __version__, catalog, meta
-from ..config import MAX_THREADS, default_catalog_path
+from ..config import MAX_THREADS, check_timeout, default_catalog_path
 from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, PathIOError, PathNotFoundError,
                       first_line, path_text)
 from ..scan.launch import ScanConfig, claim_walk
@@ -142,6 +142,7 @@ def scan_cmd(
         ignore_files=not no_ignore, follow_symlinks=follow_symlinks,
         one_file_system=one_file_system, prune=prune,
     )
+    check_timeout(timeout)  # a usage error with --no-meta too
     # Metadata is keyed by content hash: a --no-hash scan has nothing to key it by yet.
     xconfig = None if no_meta or no_hash else meta.ExtractConfig(
         thumbs=not no_thumbs, fingerprints=not no_fingerprints, thumb_size=thumb_size, workers=threads,
@@ -352,12 +353,15 @@ def query_cmd(
 ) -> None:
     """Run SQL over the catalog (tables: files, scans, scan_errors, meta)."""
     g = _globals(ctx)
-    with open_catalog(g.catalog, read_only=True) as cat:
-        rows = catalog.run_query(cat, sql)  # streams from the catalog: written out while it is open
-        if fmt is Format.table and output is None:
-            render.print_table(rows)
-            return
-        _write_table(rows, fmt, output, g.catalog)
+    try:
+        with open_catalog(g.catalog, read_only=True) as cat:
+            rows = catalog.run_query(cat, sql)  # streams from the catalog: written out while it is open
+            if fmt is Format.table and output is None:
+                render.print_table(rows)
+                return
+            _write_table(rows, fmt, output, g.catalog)
+    except KeyboardInterrupt:  # a reading command: there is no committed work to speak of
+        raise Interrupted("interrupted: the query was stopped; it writes nothing") from None
 
 
 def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:

@@ -22,7 +22,7 @@ from ..catalog import Catalog
 from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, pending_extraction, pending_fingerprints,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
-from ..config import worker_count
+from ..config import check_timeout, worker_count
 from ..errors import InvalidInputError, PathIOError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
@@ -46,8 +46,7 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if not 16 <= self.thumb_size <= 2048:
             raise InvalidInputError(f"thumbnail size must be 16 to 2048 px, got {self.thumb_size}")
-        if not 0 < self.timeout < float("inf"):  # NaN fails this too
-            raise InvalidInputError(f"timeout must be a positive number of seconds, got {self.timeout}")
+        check_timeout(self.timeout)
 
 
 @dataclass(frozen=True)
