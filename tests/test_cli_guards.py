@@ -382,3 +382,17 @@ def test_info_names_copies_whose_names_differ_only_in_undecodable_bytes_apart(tm
     assert sorted(base64.b64decode(r) for r in info["copies_raw"]) == [
         os.path.join(os.fsencode(lib), b"b\xfe.jpg"), os.path.join(os.fsencode(lib), b"b\xff.jpg")]
 
+
+def test_floats_far_zoned_times_and_sql_opening_with_a_comment(small_catalog: Path) -> None:
+    """A FLOAT prints as DuckDB prints it (0.1, not 0.10000000149011612), inside lists
+    too; a TIMESTAMPTZ past year 9999 keeps its offset like a near one; SQL that opens
+    with a `--` comment is SQL, not an option, with options before or after it."""
+    sql = ("-- a note first\nSELECT 0.1::FLOAT AS f, [0.3::FLOAT, NULL] AS l, 1e38::FLOAT AS g, "
+           "'294247-01-10 04:00:54.775806+00'::TIMESTAMPTZ AS far, '2020-01-01 10:00+00'::TIMESTAMPTZ AS near")
+    for args in (("query", sql, "-f", "json"), ("query", "-f", "json", sql)):
+        res = run_cli(*args, catalog=small_catalog)
+        assert res.rc == 0, res.err
+        assert json.loads(res.out) == [{"f": 0.1, "l": [0.3, None], "g": 1e38,
+                                        "far": "294247-01-10T04:00:54.775806+00:00",
+                                        "near": "2020-01-01T10:00:00+00:00"}]
+

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     # Should numpy load after all (the sample library's songs), its OpenBLAS would start a
     # thread per core that spins for a while; the CLI does no linear algebra.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    args = sys.argv[1:] if argv is None else argv
+    args = _sql_after_options(sys.argv[1:] if argv is None else argv)
     empty = _empty_argument(args)
     if empty:
         _fail(empty, ExitCode.USAGE)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
 
     debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
     try:
-        rv = app(args=argv, prog_name="mediaforge", standalone_mode=False)
+        rv = app(args=args, prog_name="mediaforge", standalone_mode=False)
     except typer.Exit as e:
         _exit(e.exit_code)
     except typer.Abort:
@@ -124,6 +124,20 @@ def _caused_by_interrupt(e: BaseException) -> bool:
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
     return False
+
+
+def _sql_after_options(args: list[str]) -> list[str]:
+    """`query "-- a comment\nSELECT ..."`: SQL that starts with a `--` comment would be
+    taken for an option. An argument after `query` that starts with `--` and holds a
+    space or a line break is no option: it goes after a `--`, the options before it."""
+    if "query" not in args or "--" in args:
+        return args
+    k = args.index("query")
+    sql = [a for a in args[k + 1:] if a.startswith("--") and any(c.isspace() for c in a)]
+    if len(sql) != 1:
+        return args
+    rest = [a for a in args[k + 1:] if a is not sql[0]]
+    return [*args[:k + 1], *rest, "--", sql[0]]
 
 
 def _empty_argument(args: list[str]) -> str | None:

@@ -9,6 +9,7 @@ import decimal
 import errno
 import json
 import math
+import struct
 import sys
 import uuid
 from collections.abc import Iterator
@@ -206,6 +207,10 @@ def _values(col: pa.Array) -> list[Any]:
     import pyarrow as pa  # noqa: PLC0415 - loaded already by whoever made the column
 
     try:
+        if pa.types.is_float32(col.type):  # 0.1 as 0.1, not its double 0.10000000149011612
+            return [None if v is None else _shortest_float32(v) for v in col.to_pylist()]
+        if pa.types.is_nested(col.type) and "float" in str(col.type):  # FLOATs inside: built from its children
+            return _nested_values(pa.concat_arrays([col]))
         return col.to_pylist()
     except (OverflowError, ValueError):
         if pa.types.is_nested(col.type):  # such a date inside a list, struct or map
@@ -221,6 +226,19 @@ def _values(col: pa.Array) -> list[Any]:
         except (OverflowError, ValueError):
             out.append("infinity" if n >= top else "-infinity" if n <= -top else _far_iso(n, col.type))
     return out
+
+
+def _shortest_float32(v: float) -> float:
+    """The shortest decimal that reads back as the same 32-bit float (as DuckDB prints a
+    FLOAT), as a Python float."""
+    if not math.isfinite(v):
+        return v
+    want = struct.pack("<f", v)
+    for digits in range(1, 10):
+        short = float(f"{v:.{digits}g}")
+        if struct.pack("<f", short) == want:
+            return short
+    return v
 
 
 def _nested_values(col: pa.Array) -> list[Any]:
@@ -262,7 +280,8 @@ def _far_iso(n: int, typ: pa.DataType) -> str:
     digits = _DIGITS[unit]
     secs, frac = divmod(rest, 10**digits)
     text += f"T{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
-    return text + (f".{frac:0{digits}d}" if digits else "")
+    zone = "+00:00" if getattr(typ, "tz", None) else ""  # a TIMESTAMPTZ is UTC, as nearer ones show
+    return text + (f".{frac:0{digits}d}" if digits else "") + zone
 
 
 def _civil(days: int) -> tuple[int, int, int]:
