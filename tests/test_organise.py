@@ -386,6 +386,19 @@ _NS = 'xmlns:x="adobe:ns:meta/"'
 _RDF = 'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
 
 
+def _photo_with_subjects(tmp_path: Path, name: str, items: str) -> tuple[Path, Path, Path]:
+    """(library, sidecar, catalog path): a photo `name` in `tmp_path/lib` with an indented
+    sidecar whose dc:subject bag holds `items` (rdf:li elements); not scanned yet."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / name)
+    path = lib / f"{name}.xmp"
+    path.write_text(f'<x:xmpmeta {_NS}>\n <rdf:RDF {_RDF}>\n  <rdf:Description rdf:about="" '
+                    f'xmlns:dc="http://purl.org/dc/elements/1.1/">\n   <dc:subject><rdf:Bag>{items}</rdf:Bag>'
+                    '</dc:subject>\n  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n', encoding="utf-8")
+    return lib, path, tmp_path / "cat.duckdb"
+
+
 def test_xmp_export_keeps_what_it_does_not_own(tmp_path: Path) -> None:
     """Export into a sidecar another program wrote keeps its encoding (ISO-8859-1 stays
     ISO-8859-1, with a character it cannot hold as a reference), its comments and
@@ -484,15 +497,17 @@ def test_tags_taken_off_leave_the_sidecar_and_never_come_back(tmp_path: Path) ->
     assert tags() == ["Places/Paris", "keep"]
     text = (lib / "a.jpg.xmp").read_text(encoding="utf-8")
     assert "oops" not in text and "Pariss" not in text and "Places|Paris" in text
-    # Edited elsewhere since (a keyword added by another program): nothing is taken out
-    # of it until a scan has imported it.
+    # Edited elsewhere since (a keyword added by another program): a tag removed here
+    # still leaves it (the last content MediaForge knew held it); the other program's
+    # keyword stays, and the next scan imports it.
     (lib / "a.jpg.xmp").write_text(text.replace("<rdf:li>keep</rdf:li>", "<rdf:li>keep</rdf:li><rdf:li>theirs</rdf:li>"
                                                 ), encoding="utf-8")
     cli("tag", "remove", "keep", lib / "a.jpg")
     cli("xmp", "export", lib / "a.jpg")
-    assert "<rdf:li>keep</rdf:li>" in (lib / "a.jpg.xmp").read_text(encoding="utf-8")
+    text = (lib / "a.jpg.xmp").read_text(encoding="utf-8")
+    assert "<rdf:li>keep</rdf:li>" not in text and "<rdf:li>theirs</rdf:li>" in text
     cli("scan", lib)
-    assert tags() == ["Places/Paris", "keep", "theirs"]
+    assert tags() == ["Places/Paris", "theirs"]
 
 
 def test_a_sidecar_two_files_share_by_name_gets_neither_files_tags(tmp_path: Path) -> None:
@@ -521,15 +536,7 @@ def test_export_never_takes_out_keywords_it_did_not_import(tmp_path: Path) -> No
     """A keyword another program added since the last import (B) is imported by the next
     scan, not lost; one no tag can hold (Rock|Pop) stays in the sidecar; `--all` also
     takes a file's last removed tag out of its sidecar."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    picture(64, 48, 1).save(lib / "IMG.jpg")
-    sidecar = lib / "IMG.jpg.xmp"
-    sidecar.write_text(f'<x:xmpmeta {_NS}>\n <rdf:RDF {_RDF}>\n  <rdf:Description rdf:about="" '
-                       'xmlns:dc="http://purl.org/dc/elements/1.1/">\n   <dc:subject><rdf:Bag><rdf:li>A</rdf:li>'
-                       '<rdf:li>Rock|Pop</rdf:li></rdf:Bag></dc:subject>\n  </rdf:Description>\n </rdf:RDF>\n'
-                       '</x:xmpmeta>\n', encoding="utf-8")
-    catalog = tmp_path / "cat.duckdb"
+    lib, sidecar, catalog = _photo_with_subjects(tmp_path, "IMG.jpg", "<rdf:li>A</rdf:li><rdf:li>Rock|Pop</rdf:li>")
 
     def cli(*args: object) -> None:
         res = run_cli(*args, catalog=catalog)
@@ -591,6 +598,88 @@ def test_paths_catalogued_through_followed_links_are_acted_on_as_catalogued(tmp_
         assert json.loads(res.out)["file"]["path"] == str(path)
     tagged = {r["path"] for r in rows(catalog, "SELECT f.path FROM tags JOIN files f USING (media_id)")}
     assert tagged == {str(root / "link" / "far.jpg"), str(root / "cliplink.jpg")}
+
+
+def test_what_export_writes_for_one_file_never_becomes_another_files_tags(tmp_path: Path) -> None:
+    """A RAW's IMG_1.xmp is linked to its JPEG too, IMG_3.JPG.xmp to IMG_3.jpg (names
+    compare without case), x.jpg.xmp to x.jpg.png (by stem): what export writes counts as
+    imported for all of them, so no tag crosses to a sibling on the next scan."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for k, name in enumerate(("IMG_1.JPG", "IMG_3.jpg", "IMG_3.JPG", "x.jpg", "x.jpg.png")):
+        picture(64, 48, k + 1).save(lib / name, format="PNG" if name.endswith(".png") else "JPEG")
+    (lib / "IMG_1.CR2").write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(range(256)) * 8)
+    (lib / "IMG_1.xmp").write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/>'
+                                   '</rdf:RDF></x:xmpmeta>')
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name, tag in (("IMG_1.CR2", "rawonly"), ("IMG_3.jpg", "lower"), ("IMG_3.JPG", "upper"), ("x.jpg", "jpgtag")):
+        assert run_cli("tag", "add", tag, lib / name, catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert {(r["name"], r["tag"]) for r in rows(catalog, "SELECT f.name, t.tag FROM tags t JOIN files f "
+                                                         "USING (media_id)")} == {
+        ("IMG_1.CR2", "rawonly"), ("IMG_3.jpg", "lower"), ("IMG_3.JPG", "upper"), ("x.jpg", "jpgtag")}
+
+
+def test_export_takes_out_what_it_knew_even_from_a_sidecar_edited_since(tmp_path: Path) -> None:
+    """Another program added `ext` after the last import; a tag removed here since still
+    leaves the sidecar (it came from MediaForge), `ext` stays and the next scan imports
+    it. Keywords with spaces around them compare as a scan reads them (trimmed)."""
+    lib, sidecar, catalog = _photo_with_subjects(tmp_path, "x.jpg",
+                                                 "<rdf:li>\n   Padded\n   </rdf:li><rdf:li>mine </rdf:li>")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", lib / "x.jpg", catalog=catalog).rc == 0  # adds the other two properties
+    text = sidecar.read_text()
+    subject = text.split("<dc:subject>")[1].split("</dc:subject>")[0]
+    assert subject.count("<rdf:li>") == 2  # no trimmed twin of "Padded" or "mine" added
+    sidecar.write_text(text.replace("<rdf:li>mine </rdf:li>", "<rdf:li>mine </rdf:li><rdf:li>ext</rdf:li>"))
+    assert run_cli("tag", "remove", "Padded", lib / "x.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", lib / "x.jpg", catalog=catalog).rc == 0
+    text = sidecar.read_text()
+    assert "Padded" not in text and "<rdf:li>ext</rdf:li>" in text and "mine" in text
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert sorted(r["tag"] for r in rows(catalog, "SELECT tag FROM tags")) == ["ext", "mine"]
+
+
+def test_keywords_written_as_attributes_leave_the_sidecar_alone(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "q.jpg")
+    body = (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" dc:subject="attrkw"/></rdf:RDF></x:xmpmeta>')
+    (lib / "q.jpg.xmp").write_text(body)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "new", lib / "q.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "q.jpg", catalog=catalog)
+    assert res.rc == 8 and "as an attribute" in res.err
+    assert (lib / "q.jpg.xmp").read_text() == body
+
+
+def test_a_rewritten_sidecar_keeps_its_mode_and_owner(tmp_path: Path) -> None:
+    """Written through a temporary file: its mode is the old one exactly (not less the
+    umask), and a root job gives it back to its owner."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    sidecar = lib / "a.jpg.xmp"
+    sidecar.write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>')
+    os.chmod(sidecar, 0o664)
+    owner = (1234, 1234) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    if os.geteuid() == 0:
+        os.chown(sidecar, *owner)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "t", lib / "a.jpg", catalog=catalog).rc == 0
+    old = os.umask(0o022)
+    try:
+        assert run_cli("xmp", "export", lib / "a.jpg", catalog=catalog).rc == 0
+    finally:
+        os.umask(old)
+    st = sidecar.stat()
+    assert "<rdf:li>t</rdf:li>" in sidecar.read_text()
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o664, *owner)
 
 
 def test_a_tag_stored_before_a_naming_rule_can_still_be_removed_and_renamed(tmp_path: Path) -> None:

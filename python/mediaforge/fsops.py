@@ -37,15 +37,22 @@ def replace_atomically(target: bytes, data: bytes) -> None:
 def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
     """`replace_atomically`, with the new content written by `fill` into the open file: a
     `fill` that fails (a full disk, bad data) leaves the target as it was, and no
-    temporary file."""
+    temporary file. An existing target's permission bits are kept exactly (not less the
+    umask), and its owner and group where this process may set them (a root job keeps a
+    user's file that user's)."""
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        old: os.stat_result | None = os.stat(target)
     except FileNotFoundError:
-        mode = 0o666  # less the umask, as for any new file
+        old = None
     fds: list[int] = []
-    tmp = new_tmp(target, lambda t: fds.append(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)))
+    tmp = new_tmp(target, lambda t: fds.append(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
     try:
         with open(fds[0], "wb") as f:
+            if old is not None:
+                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    with contextlib.suppress(OSError):  # not ours to give away: it stays ours
+                        os.fchown(f.fileno(), old.st_uid, old.st_gid)
+                os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))  # after: a chown clears set-id bits
             fill(f)
             f.flush()
             os.fsync(f.fileno())

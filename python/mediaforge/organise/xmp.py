@@ -250,6 +250,10 @@ def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[st
         for c in el:
             depth_of[c] = depth_of[el] + 1
     descs = rdf.findall(f"{RDF}Description")
+    for prop, _kind, _form in _TARGETS:
+        prefix, local = prop.split(":")
+        if any(f"{{{_NS[prefix]}}}{local}" in d.attrib for d in descs):
+            raise InvalidInputError(f"{prop} written as an attribute, which XMP does not allow for a list: left alone")
     if not descs:
         desc = ET.Element(f"{RDF}Description", {f"{RDF}about": ""})
         _append(rdf, desc, depth_of[rdf], None if "\n" not in body else " ")
@@ -272,12 +276,13 @@ def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[st
             bag = ET.Element(f"{RDF}{kind}")
             _append(el, bag, depth_of[el], unit)
             depth_of[bag] = depth_of[el] + 1
+        # Compared as a scan reads them: trimmed (`<rdf:li> Padded </rdf:li>` is "Padded").
         want = {form(k) for k in keywords}
         gone = {form(k) for k in drop} - want
-        for li in [li for li in bag.findall(f"{RDF}li") if li.text in gone]:
+        for li in [li for li in bag.findall(f"{RDF}li") if (li.text or "").strip() in gone]:
             bag.remove(li)
             changed = True
-        have = {li.text for li in bag.findall(f"{RDF}li")}
+        have = {(li.text or "").strip() for li in bag.findall(f"{RDF}li")}
         for k in keywords:
             v = form(k)
             if v not in have:
@@ -315,14 +320,15 @@ def _read_sidecar(target: bytes) -> bytes | None:
 
 def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
     """Write each file's tags and collections into its XMP sidecar (see the module doc).
-    Keywords taken off in MediaForge are taken out of the sidecar too, when the sidecar
-    is one MediaForge wrote or imported (so every keyword in it is known here); a
-    sidecar edited elsewhere since only gains keywords, until the next scan imports it."""
+    Keywords taken off in MediaForge are taken out of the sidecar too: those of the
+    sidecar's content when MediaForge wrote or imported it, else (edited elsewhere since)
+    those of the last content it knew for the file. What it writes counts as imported,
+    for every file the sidecar's name links it to, so no sibling takes its keywords."""
     from .. import _core
 
     out = ExportResult()
     wanted = _keywords_for(cat, media_ids)
-    written: list[tuple[str, str]] = []
+    written: list[tuple[bytes, str]] = []
     for m, (path, sidecar, keywords, kind) in wanted.items():
         if kind == "sidecar":
             out.sidecars_skipped += 1
@@ -332,7 +338,12 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
         try:
             data = _read_sidecar(target)
             known = data is None or _imported(cat, m, data)
-            drop = _storable_keywords(data) if data is not None and known else []
+            if data is None:
+                drop: list[str] = []
+            elif known:
+                drop = _storable_keywords(_parsed_keywords(data))
+            else:  # edited elsewhere since: what this file last had from it, not the new keywords
+                drop = _storable_keywords(_last_known_keywords(cat, m))
             if not keywords and not drop:
                 out.unchanged += 1
                 continue
@@ -343,17 +354,34 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
             replace_atomically(target, merged)
             out.written.append(shown)
             if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
-                written.append((m, _core.hash_bytes(merged)))
+                written.append((target, _core.hash_bytes(merged)))
         except RecursionError:
             out.failed.append((shown, "nested too deeply to rewrite: left alone"))
         except (OSError, ET.ParseError, UnicodeError, InvalidInputError) as e:
             out.failed.append((shown, getattr(e, "strerror", None) or first_line(e)))
     if written:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
-        # but brings back nothing (a removed tag stays removed).
-        _mark_imported(cat, pa.table({"media_id": [m for m, _ in written],
-                                      "sidecar_blake3": [h for _, h in written]}))
+        # but brings back nothing (a removed tag stays removed), to no file it links.
+        _mark_imported(cat, _linked_media(cat, written))
     return out
+
+
+def _linked_media(cat: Catalog, written: Sequence[tuple[bytes, str]]) -> pa.Table:
+    """(media_id, sidecar_blake3) for every present file the name of each written sidecar
+    links it to (as the `sidecar_links` view will once a scan has catalogued it): a RAW's
+    IMG_1.xmp is the JPEG's too, IMG_3.jpg.xmp is IMG_3.JPG's too."""
+    # As the catalog keeps `dir` and `name`: text, a byte that is not UTF-8 as U+FFFD.
+    names = pa.table({"name": [os.path.basename(t).decode("utf-8", "replace") for t, _ in written],
+                      "dir": [os.path.dirname(t).decode("utf-8", "replace") for t, _ in written],
+                      "sidecar_blake3": [h for _, h in written]})
+    with cat.registered("mf_written", names):
+        return cat.con.sql("""
+            WITH w AS (SELECT * FROM mf_written)
+            SELECT DISTINCT m.media_id::VARCHAR AS media_id, w.sidecar_blake3 FROM w JOIN files m
+              ON m.dir = w.dir AND m.status = 'present' AND m.kind IN ('image', 'raw', 'video', 'audio')
+             AND (lower(m.name) = lower(regexp_replace(w.name, '(\.supplemental-metadata)?\.[^.]*$', ''))
+                  OR lower(regexp_replace(m.name, '\.[^.]*$', '')) = lower(regexp_replace(w.name, '\.[^.]*$', '')))
+        """).to_arrow_table()
 
 
 def _imported(cat: Catalog, media_id: str, data: bytes) -> bool:
@@ -364,18 +392,32 @@ def _imported(cat: Catalog, media_id: str, data: bytes) -> bool:
                                 [media_id, _core.hash_bytes(data)]).fetchall())
 
 
-def _storable_keywords(data: bytes) -> list[str]:
-    """The keywords (hierarchical) of a sidecar that an import stores as tags or manual
-    collection places: those a tag or collection taken off here may take out of it.
-    Keywords an import leaves alone (ones no tag can hold) are never taken out."""
+def _parsed_keywords(data: bytes) -> tuple[list[str], list[str]]:
+    """(flat, hierarchical) keywords of sidecar bytes, as a scan reads them."""
     from ..meta.sidecar import SidecarError, parse_xmp
-    from .collection import stored_name
 
     try:
         parsed = parse_xmp(data)
     except SidecarError:
-        return []
-    flat, tree = parsed["keywords"] or [], parsed["hierarchical_keywords"] or []
+        return [], []
+    return parsed["keywords"] or [], parsed["hierarchical_keywords"] or []
+
+
+def _last_known_keywords(cat: Catalog, media_id: str) -> tuple[list[str], list[str]]:
+    """(flat, hierarchical) keywords of the sidecar content last imported for a file."""
+    rows = cat.con.execute("""
+        SELECT s.keywords, s.hierarchical_keywords FROM xmp_imports x JOIN sidecars s ON s.blake3 = x.sidecar_blake3
+        WHERE x.media_id = ?::UUID ORDER BY x.imported_at DESC LIMIT 1""", [media_id]).fetchall()
+    return (rows[0][0] or [], rows[0][1] or []) if rows else ([], [])
+
+
+def _storable_keywords(keywords: tuple[list[str], list[str]]) -> list[str]:
+    """Of (flat, hierarchical) keywords, those an import stores as tags or manual
+    collection places: those a tag or collection taken off here may take out of a
+    sidecar. Keywords an import leaves alone (ones no tag can hold) are never taken out."""
+    from .collection import stored_name
+
+    flat, tree = keywords
     leaves = {t.rsplit("/", 1)[-1] for t in tree}
     out = []
     for k in tree + [k for k in flat if k not in leaves]:
