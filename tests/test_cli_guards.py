@@ -396,3 +396,16 @@ def test_floats_far_zoned_times_and_sql_opening_with_a_comment(small_catalog: Pa
                                         "far": "294247-01-10T04:00:54.775806+00:00",
                                         "near": "2020-01-01T10:00:00+00:00"}]
 
+
+@pytest.mark.parametrize("args, want", [
+    (["scan", "query", "--exclude=my dir"], ["scan", "query", "--exclude=my dir"]),  # a folder named query
+    (["-c", "x.db", "query", "-- c\nSELECT 1", "-f", "csv"], ["-c", "x.db", "query", "-f", "csv", "--", "-- c\nSELECT 1"]),
+    (["query", "SELECT 1", "--output=my file.csv"], ["query", "SELECT 1", "--output=my file.csv"]),
+    (["-q", "query", "-f", "json", "-- a\nSELECT 2"], ["-q", "query", "-f", "json", "--", "-- a\nSELECT 2"]),
+    (["query", "--", "-- a\nSELECT 2"], ["query", "--", "-- a\nSELECT 2"]),
+])
+def test_only_querys_sql_opening_with_a_comment_is_moved_after_the_options(args: list[str], want: list[str]) -> None:
+    from mediaforge.cli import _sql_after_options
+
+    assert _sql_after_options(args) == want
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import gc
 import os
+import re
 import signal
 import sys
 from typing import NoReturn
@@ -130,10 +131,15 @@ def _sql_after_options(args: list[str]) -> list[str]:
     """`query "-- a comment\nSELECT ..."`: SQL that starts with a `--` comment would be
     taken for an option. An argument after `query` that starts with `--` and holds a
     space or a line break is no option: it goes after a `--`, the options before it."""
-    if "query" not in args or "--" in args:
+    if "--" in args:
         return args
-    k = args.index("query")
-    sql = [a for a in args[k + 1:] if a.startswith("--") and any(c.isspace() for c in a)]
+    k = 0
+    while k < len(args) and args[k].startswith("-"):  # the global options before the command
+        k += 2 if args[k] in ("--catalog", "-c") else 1
+    if k >= len(args) or args[k] != "query":
+        return args
+    sql = [a for a in args[k + 1:] if a.startswith("--") and any(c.isspace() for c in a)
+           and not re.match(r"--[A-Za-z][\w-]*=", a)]  # `--output=my file.csv` is an option
     if len(sql) != 1:
         return args
     rest = [a for a in args[k + 1:] if a is not sql[0]]
@@ -253,7 +259,10 @@ def _prestart_walk(args: list[str]) -> None:
 
 def _fail(message: str, code: int) -> NoReturn:
     if code == ExitCode.INTERRUPTED and was_terminated():
-        message, code = TERMINATED, TERMINATED_EXIT
+        # A command's own word on the stop (a query writes nothing) is kept, as SIGTERM's.
+        own = message != INTERRUPTED and message.startswith("interrupted")
+        message = "terminated (SIGTERM)" + message[len("interrupted"):] if own else TERMINATED
+        code = TERMINATED_EXIT
     if sys.stderr is not None:  # closed (2>&-): print would fall back to stdout, into the data
         # Escaped: a path in it may hold an ESC (terminal codes) or other control bytes.
         # One line: a newline inside (a path holding one) is escaped, never a cut that
