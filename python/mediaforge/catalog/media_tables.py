@@ -65,16 +65,19 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 # A sidecar describes the media file in its folder whose name it extends
 # (IMG_1.JPG.xmp, IMG_1.JPG.json, IMG_1.JPG.supplemental-metadata.json) or whose stem
 # it shares (IMG_1.xmp next to IMG_1.CR2). Computed from names, so it follows renames.
-SIDECAR_LINKS_VIEW = """
+# The join condition: media row `m` (present media in the folder `s.dir`) that the sidecar
+# named `s.name` describes. Also used for a sidecar not catalogued yet (`xmp export`).
+SIDECAR_MATCH = """m.dir = s.dir AND m.status = 'present'
+ AND m.kind IN ('image', 'raw', 'video', 'audio')
+ AND (lower(m.name) = lower(regexp_replace(s.name, '(\\.supplemental-metadata)?\\.[^.]*$', ''))
+      OR lower(regexp_replace(m.name, '\\.[^.]*$', '')) = lower(regexp_replace(s.name, '\\.[^.]*$', '')))"""
+SIDECAR_LINKS_VIEW = f"""
 CREATE VIEW sidecar_links AS
 SELECT s.media_id AS sidecar_id, s.path AS sidecar_path, s.blake3 AS sidecar_blake3,
        m.media_id, m.path, m.blake3
 FROM files s
 JOIN files m
-  ON m.dir = s.dir AND m.media_id <> s.media_id AND m.status = 'present'
- AND m.kind IN ('image', 'raw', 'video', 'audio')
- AND (lower(m.name) = lower(regexp_replace(s.name, '(\\.supplemental-metadata)?\\.[^.]*$', ''))
-      OR lower(regexp_replace(m.name, '\\.[^.]*$', '')) = lower(regexp_replace(s.name, '\\.[^.]*$', '')))
+  ON m.media_id <> s.media_id AND {SIDECAR_MATCH}
 WHERE s.kind = 'sidecar' AND s.status = 'present'
 """
 

@@ -15,7 +15,7 @@ import sys
 from typing import NoReturn
 
 from .._entry import INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, was_terminated
-from ..errors import ExitCode, MediaForgeError, first_line, is_text, text_of
+from ..errors import ExitCode, MediaForgeError, is_text, text_of
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,6 +26,7 @@ from xml.etree import ElementTree as ET
 import pyarrow as pa
 
 from ..catalog import Catalog
+from ..catalog.media_tables import SIDECAR_MATCH
 from ..errors import InvalidInputError, first_line, path_text
 from ..fsops import replace_atomically
 from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS
@@ -71,13 +72,11 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
     by_coll: dict[str, list[str]] = {}
     rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "keywords", "hierarchical_keywords")))
     for media_id, flat, tree in rows:
-        tree = tree or []
-        leaves = {t.rsplit("/", 1)[-1] for t in tree}
-        for t in tree + [k for k in (flat or []) if k not in leaves]:
-            parts = [p.strip() for p in t.split("/") if p.strip()]
-            if parts[:1] == [COLLECTIONS_ROOT]:
-                if len(parts) > 1:
-                    by_coll.setdefault("/".join(parts[1:]), []).append(media_id)
+        for t in _keywords(flat or [], tree or []):
+            coll = _collection_of(t)
+            if coll is not None:
+                if coll:
+                    by_coll.setdefault(coll, []).append(media_id)
                 continue
             try:
                 by_tag.setdefault(normalize_tag(t), []).append(media_id)
@@ -375,12 +374,9 @@ def _linked_media(cat: Catalog, written: Sequence[tuple[bytes, str]]) -> pa.Tabl
                       "dir": [os.path.dirname(t).decode("utf-8", "replace") for t, _ in written],
                       "sidecar_blake3": [h for _, h in written]})
     with cat.registered("mf_written", names):
-        return cat.con.sql("""
-            WITH w AS (SELECT * FROM mf_written)
-            SELECT DISTINCT m.media_id::VARCHAR AS media_id, w.sidecar_blake3 FROM w JOIN files m
-              ON m.dir = w.dir AND m.status = 'present' AND m.kind IN ('image', 'raw', 'video', 'audio')
-             AND (lower(m.name) = lower(regexp_replace(w.name, '(\.supplemental-metadata)?\.[^.]*$', ''))
-                  OR lower(regexp_replace(m.name, '\.[^.]*$', '')) = lower(regexp_replace(w.name, '\.[^.]*$', '')))
+        return cat.con.sql(f"""
+            SELECT DISTINCT m.media_id::VARCHAR AS media_id, s.sidecar_blake3
+            FROM mf_written s JOIN files m ON {SIDECAR_MATCH}
         """).to_arrow_table()
 
 
@@ -417,20 +413,32 @@ def _storable_keywords(keywords: tuple[list[str], list[str]]) -> list[str]:
     sidecar. Keywords an import leaves alone (ones no tag can hold) are never taken out."""
     from .collection import stored_name
 
-    flat, tree = keywords
-    leaves = {t.rsplit("/", 1)[-1] for t in tree}
     out = []
-    for k in tree + [k for k in flat if k not in leaves]:
-        parts = [p.strip() for p in k.split("/") if p.strip()]
+    for k in _keywords(*keywords):
+        coll = _collection_of(k)
         try:
-            if parts[:1] == [COLLECTIONS_ROOT]:
-                stored_name("/".join(parts[1:]))
-            else:
+            if coll is None:
                 normalize_tag(k)
+            else:
+                stored_name(coll)
         except InvalidInputError:
             continue
         out.append(k)
     return out
+
+
+def _keywords(flat: list[str], tree: list[str]) -> list[str]:
+    """A sidecar's keywords as an import reads them: the hierarchical ones (`a/b/c`), and
+    the flat ones that are not the leaf of one of those."""
+    leaves = {t.rsplit("/", 1)[-1] for t in tree}
+    return tree + [k for k in flat if k not in leaves]
+
+
+def _collection_of(keyword: str) -> str | None:
+    """The collection a `MediaForge Collections/NAME` keyword names ("" for the root
+    alone), None for any other keyword."""
+    parts = [p.strip() for p in keyword.split("/") if p.strip()]
+    return "/".join(parts[1:]) if parts[:1] == [COLLECTIONS_ROOT] else None
 
 
 def _mark_imported(cat: Catalog, done: pa.Table) -> None:
