@@ -282,6 +282,10 @@ def test_what_a_rescan_leaves_out_is_not_marked_missing_nor_pruned(tmp_path: Pat
             "other/o.jpg": ("present", 1), "link/s.jpg": ("present", 1)}
     assert status() == {"keep/a.jpg": ("present", 2), "sub/s.jpg": ("present", 2),
                         "other/.mediaforgeignore": ("present", 2), **left}
+    # Made before any file is deleted, so it cannot reuse a deleted file's inode: a moved
+    # file is matched by its identity (device, inode) below.
+    (root / "move").mkdir()
+    (root / "move" / "m.jpg").write_bytes(b"moving")
     (root / "cache" / "deep" / "c2.jpg").unlink()
     (root / "keep" / "a.jpg").unlink()
     s = scan("--exclude", "cache/", "-e", "*.tmp", "--prune")  # c2 is gone, but was not looked for
@@ -297,8 +301,6 @@ def test_what_a_rescan_leaves_out_is_not_marked_missing_nor_pruned(tmp_path: Pat
     assert st["other/o.jpg"] == st["link/s.jpg"] == ("present", 1)  # still left out
     # A file moved into an excluded folder keeps its id (and tags) through --prune, and
     # is found moved by the scan that looks there again.
-    (root / "move").mkdir()
-    (root / "move" / "m.jpg").write_bytes(b"moving")
     scan()
     before = {os.path.relpath(r["path"], root): r["media_id"] for r in rows(cat, "SELECT path, media_id FROM files")}
     (root / "move" / "m.jpg").rename(root / "cache" / "m.jpg")
