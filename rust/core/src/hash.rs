@@ -4,7 +4,9 @@
 //! through a reused buffer: a file another program truncates while we read it only reads
 //! short. Larger ones are memory-mapped and hashed with BLAKE3's rayon parallelism in
 //! 64 MiB windows, checking for Ctrl-C and the file's size between windows; a mapping is
-//! made only of a file whose size, mtime and inode are still the listing's.
+//! made only of a file whose size, mtime and inode are still the listing's, and it is
+//! guarded (`mapguard`): a file cut short while mapped reads zeros instead of killing the
+//! scan with SIGBUS, and is reported unstable (or unreadable, for a disk read error).
 //! The file's size, mtime and ctime are read again after hashing: if any moved, the file
 //! was being written while we read it and the digest is thrown away. The ctime catches a
 //! writer that puts the mtime back (`touch -r`, `exiftool -P`): only the kernel sets it.
@@ -19,8 +21,8 @@ use rustix::io::Errno;
 use crate::types::{Digest, FileStat};
 
 /// Files at least this long are memory-mapped. A mapped file truncated by another
-/// program faults (SIGBUS) where a read returns short: below this size, where rayon's
-/// parallelism within one file gains little, files are read.
+/// program faults (SIGBUS, caught by `mapguard`) where a read returns short: below this
+/// size, where rayon's parallelism within one file gains little, files are read.
 pub const MMAP_MIN: u64 = 64 * 1024 * 1024;
 /// The most read at once from a file that is not mapped (the reused buffer's size).
 pub const READ_CHUNK: usize = 1024 * 1024;
@@ -142,11 +144,12 @@ pub fn hash_file_at(
         if moved(&now, expected) || now.id != expected.id {
             return Ok(Hashed::Unstable { now });
         }
-        // SAFETY: the mapping is read-only and private to this call. A file truncated by
-        // another process while mapped would fault; the windowed loop re-checks the size
-        // between windows to keep that window short.
+        // SAFETY: the mapping is read-only and private to this call; the guard turns a
+        // fault (the file cut short by another program, a bad sector) into zero pages and
+        // a flag, checked below before any digest is kept.
         let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }
             .map_err(|e| HashError::Io(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        let guard = crate::mapguard::Guarded::new(map.as_ptr(), map.len());
         let _ = map.advise(memmap2::Advice::Sequential);
         head = map[..HEAD_LEN.min(map.len())].into();
         let parallel = len >= PARALLEL_MIN;
@@ -167,9 +170,23 @@ pub fn hash_file_at(
             } else {
                 hasher.update(&map[off..end]);
             }
+            if guard.faulted() {
+                break;
+            }
             progress.fetch_add((end - off) as u64, Relaxed);
             off = end;
         }
+        if guard.faulted() {
+            // Part of what was hashed is zeros. Cut short by a writer: unstable; still its
+            // listed size: the disk could not read a page.
+            let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
+            return if moved(&now, expected) {
+                Ok(Hashed::Unstable { now })
+            } else {
+                Err(HashError::Io(Errno::IO))
+            };
+        }
+        drop(guard);
     }
     let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
     if moved(&now, expected) {
@@ -302,6 +319,45 @@ mod tests {
             let got = hash_file_at(None, c.as_c_str(), &listed, &mut buf, &cancel, &progress).unwrap();
             assert!(matches!(got, Hashed::Unstable { .. }), "len {len}");
         }
+    }
+
+    /// A mapped file cut short by another program while its windows are being hashed:
+    /// the read faults (SIGBUS); the guard makes that an unstable result, never a crash and
+    /// never a digest of anything but the whole, unchanged file.
+    #[test]
+    fn a_mapped_file_cut_short_mid_hash_is_unstable_not_a_crash() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        let len = 2 * WINDOW + 4096;
+        let whole = *blake3::hash(&vec![7u8; len]).as_bytes();
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+        let mut unstable = 0;
+        for delay_ms in [0u64, 5, 10, 20, 30, 45, 60, 90] {
+            std::fs::write(&p, vec![7u8; len]).unwrap();
+            let listed =
+                FileStat::from_stat(&rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty()).unwrap());
+            let cut = {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                    std::fs::File::options()
+                        .write(true)
+                        .open(&p)
+                        .unwrap()
+                        .set_len(4096)
+                        .unwrap();
+                })
+            };
+            let (cancel, progress, mut buf) = (AtomicBool::new(false), AtomicU64::new(0), Vec::new());
+            match hash_file_at(None, c.as_c_str(), &listed, &mut buf, &cancel, &progress) {
+                Ok(Hashed::Stable { digest, .. }) => assert_eq!(digest.0, whole, "delay {delay_ms}"),
+                Ok(Hashed::Unstable { .. }) => unstable += 1,
+                Err(e) => panic!("delay {delay_ms}: {e:?}"),
+            }
+            cut.join().unwrap();
+        }
+        assert!(unstable > 0, "no truncation landed while hashing");
     }
 
     #[test]
