@@ -869,3 +869,35 @@ def test_dedupe_carries_tags_to_the_kept_copy(tmp_path: Path) -> None:
         run_cli("collection", "show", "Fav", "--format", "json", catalog=catalog).out)] == ["keep.jpg"]
     assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
     assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE source = 'dedupe'")[0]["n"] == 0
+
+
+def test_keywords_with_a_slash_in_one_name_are_left_alone(tmp_path: Path) -> None:
+    """`AC/DC` is one Lightroom keyword: no tag holds it (`/` parts a tag's levels), so it
+    is not imported as `AC` > `DC`, and export adds no `DC` or `AC|DC` beside it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "band.jpg")
+    sidecar = lib / "band.jpg.xmp"
+    sidecar.write_text(
+        f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:lr="http://ns.adobe.com/lightroom/1.0/">'
+        '<dc:subject><rdf:Bag><rdf:li>AC/DC</rdf:li><rdf:li>Rock</rdf:li><rdf:li>1/2 marathon</rdf:li>'
+        '</rdf:Bag></dc:subject><lr:hierarchicalSubject><rdf:Bag><rdf:li>Music|AC/DC</rdf:li>'
+        '<rdf:li>Music|Rock</rdf:li></rdf:Bag></lr:hierarchicalSubject></rdf:Description></rdf:RDF></x:xmpmeta>',
+        encoding="utf-8")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["Music/Rock"]
+    assert rows(catalog, "SELECT hierarchical_keywords AS h FROM sidecars")[0]["h"] == ["Music/Rock"]
+    assert run_cli("tag", "add", "live", lib / "band.jpg", catalog=catalog).rc == 0
+    assert run_cli("tag", "remove", "Music/Rock", lib / "band.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "band.jpg", catalog=catalog)
+    assert res.rc == 0, res.err
+    text = sidecar.read_text()
+    for kept in ("<rdf:li>AC/DC</rdf:li>", "<rdf:li>1/2 marathon</rdf:li>", "<rdf:li>Music|AC/DC</rdf:li>",
+                 "<rdf:li>live</rdf:li>"):
+        assert kept in text, kept
+    for junk in (">DC<", "AC|DC", ">2 marathon<", "Music|Rock"):
+        assert junk not in text, junk
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["live"]

@@ -90,7 +90,12 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
     except (ValueError, OverflowError):  # not a number, or 1e400
         rating_v = None
     keywords = bag("dc:subject")
-    hierarchical = bag("lr:hierarchicalSubject") or bag("digiKam:TagsList")
+    # Lightroom puts `|` between levels, digiKam `/`. A Lightroom level that holds `/`
+    # itself (`Music|AC/DC`) cannot be written with `/` between levels: it is left out
+    # here, so no tag is made of it and export never touches it.
+    lightroom = bag("lr:hierarchicalSubject")
+    hierarchical = ([k.replace("|", "/") for k in lightroom if "/" not in k] if lightroom
+                    else bag("digiKam:TagsList"))
     return {
         "format": "xmp",
         "taken_at": _iso_local(date_s) or exif_datetime(date_s),
@@ -99,7 +104,7 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
         "title": prop("dc:title"),
         "description": prop("dc:description"),
         "keywords": keywords or None,
-        "hierarchical_keywords": [k.replace("|", "/") for k in hierarchical] or None,
+        "hierarchical_keywords": hierarchical or None,
         "gps_lat": None,
         "gps_lon": None,
     }
