@@ -934,3 +934,86 @@ def test_ctrl_c_twice_while_thumbnails_are_written_leaves_no_temporary_file(tmp_
         assert p.returncode in (0, 130) and "Traceback" not in err.decode(), err
         assert [f for f in run.rglob("*") if f.name.endswith(".tmp")] == []
     assert 130 in codes, codes
+
+
+def test_a_copy_deleted_or_renamed_since_the_scan_marks_no_content_broken(tmp_path: Path) -> None:
+    """`meta` read the path the scan saw; a copy deleted (another copy still there) or a
+    file renamed since was filed as an `error` of its content, for good: the surviving
+    copy showed as broken and no later scan extracted it again."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(80, 60, 1).save(lib / "a.jpg")
+    shutil.copy(lib / "a.jpg", lib / "b.jpg")
+    media_corpus.picture(64, 48, 2).save(lib / "c.jpg")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    (lib / "a.jpg").unlink()  # a.jpg sorts first: it is the copy meta reads
+    (lib / "c.jpg").rename(lib / "d.jpg")
+    res = run_cli("meta", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert (out["files"], out["failed"], out["changed"]) == (0, 0, 2)
+    assert rows(catalog, "SELECT * FROM media") == [] and rows(catalog, "SELECT * FROM meta_errors") == []
+    res = run_cli("meta", catalog=catalog)
+    assert "left alone 2 (changed, gone or now a link since the scan" in res.out
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT f.name, m.status, m.width FROM files f JOIN media m USING (blake3) "
+                        "WHERE f.status = 'present' ORDER BY f.name")
+    assert got == [{"name": "b.jpg", "status": "ok", "width": 80}, {"name": "d.jpg", "status": "ok", "width": 64}]
+
+
+def test_a_tiff_pillow_turns_upright_itself_is_not_turned_twice(tmp_path: Path) -> None:
+    """Pillow turns a TIFF upright as it decodes it (and reports the upright size): the
+    thumbnail was turned a second time, and the upright size stored as the picture's."""
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    pixels = np.zeros((300, 400, 3), np.uint8)
+    pixels[:75, :100] = 255  # a white block in the stored picture's top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view: the block goes top-right
+    for name in ("o6.tif", "o6.png"):
+        Image.fromarray(pixels).save(lib / name, exif=exif.tobytes())
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name in ("o6.tif", "o6.png"):
+        m = _media(catalog, lib / name)
+        assert (m["width"], m["height"], m["thumb_width"], m["thumb_height"]) == (400, 300, 192, 256), name
+        with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
+            grey = im.convert("L")
+            assert grey.getpixel((180, 10)) > 200 and grey.getpixel((10, 10)) < 50, name
+
+
+def test_thumbs_again_replaces_its_errors_and_counts_only_missing_thumbnails(tmp_path: Path) -> None:
+    """Each `thumbs` run added another copy of a picture's reader errors (a flat picture's
+    'no fingerprint', a broken file's), and counted a flat picture whose thumbnail it made
+    as failed."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(lib / "flat.png")
+    (lib / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(20000))
+    media_corpus.picture(80, 60, 1).save(lib / "fine.jpg")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    errors = "SELECT f.name, e.stage, count(*) AS n FROM meta_errors e JOIN files f USING (blake3) GROUP BY ALL ORDER BY ALL"
+    before = rows(catalog, errors)
+    assert [(r["name"], r["stage"]) for r in before if r["name"] == "flat.png"] == [("flat.png", "fingerprint")]
+    assert all(r["n"] == 1 for r in before)
+    for _ in range(3):
+        res = run_cli("thumbs", "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        out = json.loads(res.out)
+        assert out["thumbs"] >= 2 and out["failed"] == out["files"] - out["thumbs"]
+        assert rows(catalog, errors) == before
+
+
+@pytest.mark.parametrize("copy_name", ["aa_copy.jpg", "zz_copy.bin"])
+def test_an_mp4_format_does_not_depend_on_what_a_copy_is_called(tmp_path: Path, copy_name: str) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._video(lib / "clip.mp4", "libx264", "mp4", (64, 48), 6, options={"preset": "ultrafast"})
+    shutil.copy(lib / "clip.mp4", lib / copy_name)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert _media(catalog, lib / "clip.mp4")["format"] == "mp4"

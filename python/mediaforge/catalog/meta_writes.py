@@ -259,9 +259,15 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
                 f"UPDATE {table} SET rotation = t.rotation FROM mf_thumbs t WHERE {table}.blake3 = t.blake3 "
                 f"AND {table}.rotation IS NULL AND t.rotation IS NOT NULL AND {video}"
             )
+        # The errors this decode can tell again are replaced, not added to: the thumbnail's
+        # own, the reader's (a stage this run reported again) and, where the same decode
+        # made a picture's fingerprint, the fingerprint's.
         con.execute(
-            "DELETE FROM meta_errors WHERE stage IN ('thumb', 'decode', 'timeout', 'crash') "
-            "AND blake3 IN (SELECT blake3 FROM mf_thumbs)"
+            "DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_thumbs) AND ("
+            "stage IN ('thumb', 'decode', 'timeout', 'crash') "
+            "OR (stage = 'fingerprint' AND blake3 IN (SELECT blake3 FROM mf_hashes)) "
+            "OR EXISTS (SELECT 1 FROM mf_thumb_errors e WHERE e.blake3 = meta_errors.blake3 "
+            "AND e.stage = meta_errors.stage))"
         )
         con.execute(f"INSERT INTO meta_errors SELECT {', '.join(columns('meta_errors'))} FROM mf_thumb_errors")
         # 'partial' means some step failed; when the thumbnail was what failed and now

@@ -211,7 +211,8 @@ def _print_extract(x: ExtractSummary, what: str) -> None:
     print(f"  {what}: {x.files:,} files in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
           f"unsupported {x.unsupported:,}  failed {x.failed:,}  thumbnails {x.thumbs:,}"
           + (f"  fingerprinted later {x.fingerprinted:,}" if x.fingerprinted else "")
-          + (f"  left alone {x.changed:,} (changed since the scan: scan again)" if x.changed else ""))
+          + (f"  fingerprints failed {x.fingerprint_failed:,}" if x.fingerprint_failed else "")
+          + (f"  left alone {x.changed:,} (changed, gone or now a link since the scan: scan again, with -L to follow links)" if x.changed else ""))
     if x.errors:
         print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")
 
@@ -488,8 +489,8 @@ def _fingerprint_missing(cat: Catalog, kind: str, quiet: bool) -> None:
     with render.ExtractProgressBar(not quiet and sys.stderr.isatty(), "fingerprint") as bar:
         got = meta.fingerprint(cat, meta.ExtractConfig(), kinds=(kind,), on_progress=bar.update)
     if got.files and not quiet:
-        print(f"fingerprinted {got.files:,} {kind} files extracted without fingerprints in {got.seconds:.2f} s"
-              + (f"; {got.failed:,} failed (see meta_errors)" if got.failed else ""), file=sys.stderr)
+        print(f"fingerprinted {got.ok:,} {kind} files extracted without fingerprints in {got.seconds:.2f} s"
+              + (f"; {got.failed:,} could not be (see meta_errors)" if got.failed else ""), file=sys.stderr)
 
 
 def _hash_candidates(catalog: Path, kind: str | None, quiet: bool) -> None:
@@ -534,14 +535,14 @@ def dupes_cmd(
                                     "or sound (--kind audio)")
         # Writes the groups to the catalog's similar_groups table, so it needs the write lock.
         with open_catalog(g.catalog) as cat:
-            _fingerprint_missing(cat, kind, g.quiet or fmt is not Format.table)
+            _fingerprint_missing(cat, kind, g.quiet)
             if kind == "audio":
                 table = similar_audio(cat, AUDIO_MAX_BER if threshold is None else threshold)
             else:
                 find = similar_videos if kind == "video" else similar_groups
                 table = find(cat, DEFAULT_RADIUS if threshold is None else threshold)
     else:
-        _hash_candidates(g.catalog, kind, g.quiet or fmt is not Format.table)
+        _hash_candidates(g.catalog, kind, g.quiet)
         with open_catalog(g.catalog, read_only=True) as cat:
             table = exact_groups(cat, kind)
     if fmt is Format.table and output is None:

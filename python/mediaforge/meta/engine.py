@@ -70,17 +70,20 @@ class ExtractSummary:
     errors: int
     workers_replaced: int
     seconds: float
-    fingerprinted: int = 0  # contents fingerprinted by the catch-up after the extraction
+    fingerprinted: int = 0  # contents the catch-up after the extraction fingerprinted
     changed: int = 0  # left alone: the file changed since the scan (the next scan sees to it)
+    fingerprint_failed: int = 0  # contents the catch-up could not fingerprint (see meta_errors)
 
     def __add__(self, other: ExtractSummary) -> ExtractSummary:
-        """This run, then a fingerprint catch-up (`other`): its contents count as
-        fingerprinted, its failures and errors add up."""
+        """This run, then a fingerprint catch-up (`other`): the fingerprints it made count
+        as fingerprinted, the ones it could not as fingerprint_failed (not as files of
+        this run that failed), its errors add up."""
         return ExtractSummary(
             files=self.files, ok=self.ok, partial=self.partial, unsupported=self.unsupported,
-            failed=self.failed + other.failed, thumbs=self.thumbs, errors=self.errors + other.errors,
+            failed=self.failed, thumbs=self.thumbs, errors=self.errors + other.errors,
             workers_replaced=self.workers_replaced + other.workers_replaced, seconds=self.seconds + other.seconds,
-            fingerprinted=self.fingerprinted + other.files, changed=self.changed + other.changed)
+            fingerprinted=self.fingerprinted + other.ok, changed=self.changed + other.changed,
+            fingerprint_failed=self.fingerprint_failed + other.failed)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -96,6 +99,18 @@ def _tasks(rows: pa.Table, config: ExtractConfig, root: str) -> Iterator[Task]:
         for h, p, k, size, mtime in zip(*(batch.column(c).to_pylist() for c in columns)):
             yield Task(h, p, k, meta=config.meta, thumbs=config.thumbs, fingerprints=config.fingerprints,
                        thumb_size=config.thumb_size, thumbs_root=root, size=size, mtime_ns=mtime)
+
+
+def _status(result: dict[str, Any], config: ExtractConfig) -> str:
+    """How one file went: the extraction's status; for a thumbnail-only run, whether the
+    thumbnail was made; for a fingerprint-only run, whether a fingerprint was made
+    (a flat picture's thumbnail is made, though its fingerprint is not)."""
+    if result["media"] is not None:
+        return result["media"]["status"]
+    if config.thumbs:
+        return OK if result["thumb"] is not None else ERROR
+    made = result["hashes"] or result["video_hashes"] or result["audio_hash"]
+    return OK if made else ERROR
 
 
 def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, write: _Writer,
@@ -127,7 +142,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
                 done += 1
                 errors += len(result["errors"])
                 thumbs += result["thumb"] is not None
-                status = (result["media"] or {}).get("status", OK if not result["errors"] else ERROR)
+                status = _status(result, config)
                 counts[status] = counts.get(status, 0) + 1
                 now = time.monotonic()
                 if len(pending) >= config.flush_rows or now - last_flush >= config.flush_seconds:

@@ -96,15 +96,28 @@ def open_image(path: str | bytes) -> Image.Image:
 
 def image_info(im: Image.Image) -> dict[str, Any]:
     """The `media` columns an image fills."""
+    from .thumbs import turned_on_load
+
     frames = getattr(im, "n_frames", 1) or 1
+    width, height = im.size
+    if turned_on_load(im) and _turns_sideways(im):
+        width, height = height, width  # Pillow reports the upright size; the stored one is wanted
     return {
         "format": (im.format or "").lower() or None,
-        "width": im.size[0],
-        "height": im.size[1],
+        "width": width,
+        "height": height,
         "mode": im.mode,
         "frames": int(frames),
         "bit_depth": _bit_depth(im.mode),
     }
+
+
+def _turns_sideways(im: Image.Image) -> bool:
+    """Whether `im`'s EXIF orientation swaps width and height (5 to 8)."""
+    try:
+        return im.getexif().get(0x0112) in (5, 6, 7, 8)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _bit_depth(mode: str) -> int | None:

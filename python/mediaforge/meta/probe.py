@@ -74,12 +74,38 @@ def _codec_name(cc: Any) -> str | None:
     return getattr(codec, "canonical_name", None) or getattr(cc, "name", None)
 
 
+# ISO base media files say what they are in their `ftyp` box's major brand: the format
+# of the content, whatever a copy of it is named.
+_BRANDS = {"qt": "mov", "m4a": "m4a", "m4b": "m4a", "m4p": "m4a", "m4v": "mp4", "3g2a": "3g2", "3g2b": "3g2",
+           "mjp2": "mj2", "avif": "avif", "avis": "avif", "heic": "heic", "heix": "heic", "mif1": "heif",
+           "msf1": "heif"}
+
+
+def _brand_format(c: Any) -> str | None:
+    brand = str((c.metadata or {}).get("major_brand") or "").strip().lower()
+    if not brand:
+        return None
+    if brand in _BRANDS:
+        return _BRANDS[brand]
+    if brand.startswith(("3gp", "3ge", "3gg", "3gs")):
+        return "3gp"
+    if brand.startswith(("iso", "mp4", "avc", "dash", "f4v", "mmp4")):
+        return "mp4"
+    return None
+
+
 def _format_name(c: Any, path: str) -> str | None:
-    """libavformat names a family ('mov,mp4,m4a,3gp,3g2,mj2'): pick the member the file's
-    extension names, else the first."""
+    """libavformat names a family ('mov,mp4,m4a,3gp,3g2,mj2'): the member the file's brand
+    names (ISO media files), else the one its extension names, else the first."""
     if not c.format:
         return None
     names = c.format.name.split(",")
+    if names[0] == "mov":
+        branded = _brand_format(c)
+        if branded == "mp4" and not c.streams.video:
+            return "m4a"  # sound alone in an MP4 file: what every player calls m4a
+        if branded:
+            return branded
     ext = path.rsplit(".", 1)[-1].lower() if "." in path[-6:] else ""
     if ext in names:
         return ext

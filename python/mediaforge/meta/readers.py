@@ -128,6 +128,11 @@ def extract_one(task: Task) -> dict[str, Any]:
         if stat.S_ISREG(st.st_mode) and st.st_size == 0:
             r.fail("open", "empty file (0 bytes)", ERROR)
             return r.as_dict()
+    except (FileNotFoundError, NotADirectoryError):
+        # Deleted, renamed or moved since the scan (or a link now pointing nowhere): the
+        # content is fine, another copy or the next scan's path will be read. An error
+        # here would be filed against the content, and kept, for good.
+        return {"blake3": task.blake3, "stale": True}
     except OSError as e:
         r.fail("open", f"cannot read: {e.strerror}", ERROR)
         return r.as_dict()

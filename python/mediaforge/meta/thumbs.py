@@ -111,7 +111,18 @@ def _jpeg_eighth(im: Image.Image, full: tuple[int, int]) -> Image.Image | None:
     return Image.frombytes("L", im.size, got[0])
 
 
+def turned_on_load(im: Image.Image) -> bool:
+    """Whether Pillow itself turns this picture upright as it decodes it (its TIFF reader
+    does, from Pillow 8: it reports the upright size and drops the orientation tag once
+    loaded). Turning it again would turn it twice."""
+    code = getattr(getattr(type(im), "load_end", None), "__code__", None)
+    return code is not None and "exif_transpose" in code.co_names
+
+
 def _orientation(im: Image.Image) -> int | None:
+    """The EXIF orientation still to apply after decoding `im` (None: none)."""
+    if turned_on_load(im):
+        return None
     try:
         o = im.getexif().get(0x0112)
     except Exception:  # noqa: BLE001
