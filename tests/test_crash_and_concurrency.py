@@ -316,9 +316,11 @@ def test_ctrl_c_or_sigterm_stops_the_scan_cleanly(tmp_path: Path, catalog_path: 
     assert_one_line_error(err.decode(), word, "run the command again")
     assert out == b""
 
-    scans = rows(catalog_path, "SELECT status, finished_at FROM scans")
+    scans = rows(catalog_path, "SELECT status, finished_at, errors, new_files FROM scans")
     assert len(scans) == 1
     assert scans[0]["status"] == "interrupted" and scans[0]["finished_at"] is not None
+    assert scans[0]["new_files"] is None
+    assert scans[0]["errors"] == rows(catalog_path, "SELECT count(*) AS n FROM scan_errors")[0]["n"]
     want = sparse_digest(128 * MIB)
     for path, r in files_by_path(catalog_path).items():
         if path.endswith(b".mov"):

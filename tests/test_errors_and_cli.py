@@ -411,13 +411,14 @@ def test_reading_statements_run(media_tree: MediaTree, catalog_path: Path, sql: 
      ["collection", "create", "trips|2019"], ["query", "SELECT 'caf\udce9'"],
      ["tag", "add", "t", "--where", "name = 'caf\udce9'"], ["collection", "create", "c", "--smart", "name = '\udcff'"],
      ["meta", "--timeout", "nan"], ["thumbs", "--timeout", "inf"], ["export", "{index}"],
-     ["export", "{catalog_dir}/thumbs/256"], ["scan", "--no-meta", "--timeout", "-1", "{root}"]],
+     ["export", "{catalog_dir}/thumbs/256"], ["scan", "--no-meta", "--timeout", "-1", "{root}"],
+     ["scan", "--exclude", "[z-a]", "{root}"]],
     ids=["zero-threads", "parquet-without-output", "unknown-format", "unknown-option", "unknown-command",
          "absurd-threads", "fifo", "empty-scan-path", "empty-export-dir", "empty-info-path", "negative-top",
          "huge-limit", "non-utf8-tag", "non-utf8-collection", "non-utf8-search", "non-utf8-exclude",
          "non-utf8-catalog", "non-utf8-export-dir", "info-of-a-folder", "collection-name-with-xmp-separator",
          "non-utf8-sql", "non-utf8-where", "non-utf8-smart", "nan-timeout", "infinite-timeout", "export-into-the-index",
-         "export-into-the-thumbnails", "bad-timeout-without-meta"],
+         "export-into-the-thumbnails", "bad-timeout-without-meta", "bad-exclude-pattern"],
 )
 def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: Path, args: list[str],
                                            tmp_path: Path) -> None:
@@ -431,6 +432,7 @@ def test_usage_errors_exit_2_with_one_line(media_tree: MediaTree, catalog_path: 
     assert res.rc == ExitCode.USAGE == 2, res.err
     assert_one_line_error(res.err)
     assert sorted(p.name for p in scratch.iterdir()) == ["a fifo"]  # nothing written on the way
+    assert [r["status"] for r in rows(catalog_path, "SELECT status FROM scans")] == ["completed"]  # no failed scan
 
 
 # --------------------------------------------------------------------------------------

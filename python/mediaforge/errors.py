@@ -21,6 +21,7 @@ def first_line(e: BaseException | str) -> str:
 
 _CARET = re.compile(r"\^+")
 _LINE = re.compile(r"LINE (\d+): ")
+_SET_LAMBDA = re.compile(r"Use SET lambda_syntax\s*=\s*'?\w+'? to revert to the deprecated behavior\.?")
 _MORE_INFO = re.compile(r"For more info, visit \S+\s*")
 
 
@@ -57,6 +58,8 @@ def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> st
             # indented lines after the first are the items of a list: comma-separated
             listed = ln[:1].isspace() and k > 0 and raw[k - 1][:1].isspace() and not text.endswith(":")
             text += (", " if listed else " " if text else "") + item
+    # DuckDB's way back to `x -> ...` lambdas is a SET, which `query` refuses.
+    text = _SET_LAMBDA.sub("(write it `lambda x: ...`: query runs no SET)", text)
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
 
 

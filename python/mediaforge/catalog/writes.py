@@ -323,10 +323,11 @@ def finish_scan(
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier))
 
 
-def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float, errors: int) -> None:
-    """Close a scan that did not complete (interrupted or failed). With no id (cut short
-    while its row was being written), close any row still marked running: this process
-    holds the write lock, so such a row is ours or belongs to a dead process."""
+def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float) -> None:
+    """Close a scan that did not complete (interrupted or failed), its `errors` the rows
+    it wrote to `scan_errors`. With no id (cut short while its row was being written),
+    close any row still marked running: this process holds the write lock, so such a row
+    is ours or belongs to a dead process."""
     where, params = ("scan_id = ?", [scan_id]) if scan_id is not None else ("status = 'running'", [])
     # A Ctrl-C can land between BEGIN and the `try` that would roll it back, leaving a
     # transaction open: roll it back and try once more.
@@ -334,8 +335,9 @@ def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float, err
         try:
             with cat.transaction() as con:
                 con.execute(
-                    f"UPDATE scans SET finished_at = ?, status = ?, seconds = ?, errors = ? WHERE {where}",
-                    [utcnow(), status, seconds, errors, *params],
+                    f"UPDATE scans SET finished_at = ?, status = ?, seconds = ?, errors = (SELECT count(*) "
+                    f"FROM scan_errors e WHERE e.scan_id = scans.scan_id) WHERE {where}",
+                    [utcnow(), status, seconds, *params],
                 )
             return
         except Exception:  # noqa: BLE001 - best effort while already failing

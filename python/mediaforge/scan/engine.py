@@ -175,7 +175,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.
         interrupted = isinstance(e, KeyboardInterrupt) or is_interrupt(e)
         with Stop():  # a second Ctrl-C must not leave the scan unrecorded
-            end_scan(cat, scan_id, "interrupted" if interrupted else "failed", time.monotonic() - started, 0)
+            end_scan(cat, scan_id, "interrupted" if interrupted else "failed", time.monotonic() - started)
         if interrupted and not isinstance(e, KeyboardInterrupt):
             raise KeyboardInterrupt from None
         raise

@@ -270,6 +270,7 @@ pub fn is_under(path: &[u8], root: &[u8]) -> bool {
 /// Start a scan in the background. With `prev` None the walk starts at once and waits,
 /// before deciding anything, for `ScanHandle::set_previous`.
 pub fn start(mut opts: ScanOptions, prev: Option<PrevState>) -> Result<ScanHandle> {
+    crate::walk::check_excludes(&opts.walk.excludes)?;
     opts.roots = normalize_roots(&opts.roots);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)

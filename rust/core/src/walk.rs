@@ -278,6 +278,11 @@ fn read_ignore_file(dir: BorrowedFd<'_>) -> std::result::Result<Vec<u8>, String>
     Ok(text)
 }
 
+/// Refuse malformed exclude patterns up front, before a scan starts (and is recorded).
+pub fn check_excludes(patterns: &[String]) -> Result<()> {
+    build_excludes(b"/", patterns).map(|_| ())
+}
+
 fn build_excludes(root: &[u8], patterns: &[String]) -> Result<Option<Arc<IgnoreNode>>> {
     if patterns.is_empty() {
         return Ok(None);
