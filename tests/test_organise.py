@@ -901,3 +901,21 @@ def test_keywords_with_a_slash_in_one_name_are_left_alone(tmp_path: Path) -> Non
         assert junk not in text, junk
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["live"]
+
+
+def test_tag_list_writes_every_format_it_offers_and_counts_read_right(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("tag", "add", "trip", lib / "a.jpg", catalog=catalog)
+    assert res.rc == 0 and res.out.startswith("tagged 1 file with trip"), res.out
+    out = tmp_path / "tags.parquet"
+    res = run_cli("tag", "list", "-f", "parquet", "-o", out, catalog=catalog)
+    assert res.rc == 0, res.err
+    assert pq.read_table(out).column("tag").to_pylist() == ["trip"]
+    res = run_cli("tag", "list", "-f", "parquet", catalog=catalog)
+    assert res.rc == 2 and "--output" in res.err

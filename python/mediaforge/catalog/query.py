@@ -371,7 +371,8 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
         "by_year": _rows(cat, f"""
             SELECT year(m.taken_at) AS year, count(*) AS files, sum(f.size) AS bytes
             FROM {_PRESENT_MEDIA} AND m.taken_at IS NOT NULL GROUP BY ALL ORDER BY year"""),
-        # `without_fingerprint`: extracted with --no-fingerprints, not fingerprinted since.
+        # `without_fingerprint`: extracted with --no-fingerprints and not fingerprinted since,
+        # or no fingerprint could be made (a flat picture: see meta_errors).
         "extraction": _rows(cat, f"""
             SELECT kind, status, count(*) AS contents,
                    count(*) FILTER (WHERE status IN ('ok', 'partial')

@@ -171,11 +171,11 @@ def scan_cmd(
         return
     s = summary
     rate = s.files_seen / s.seconds if s.seconds else 0.0
-    print(f"scanned {s.files_seen:,} files ({render.human_bytes(s.bytes_seen)}) in {s.seconds:.2f} s "
+    print(f"scanned {render.counted(s.files_seen, 'file')} ({render.human_bytes(s.bytes_seen)}) in {s.seconds:.2f} s "
           f"({rate:,.0f} files/s) into {s.catalog}")
     print(f"  new {s.new:,}  changed {s.changed:,}  moved {s.moved:,}  missing {s.missing:,}  "
           f"revived {s.revived:,}  unchanged {s.unchanged:,}")
-    print(f"  hashed {s.hashed_files:,} files ({render.human_bytes(s.hashed_bytes)})  "
+    print(f"  hashed {render.counted(s.hashed_files, 'file')} ({render.human_bytes(s.hashed_bytes)})  "
           f"errors {s.errors:,}  unstable {s.unstable:,}" + (f"  pruned {s.pruned:,}" if prune else ""))
     if prune and s.prune_skipped:
         print("  --prune did nothing: this scan excluded paths (--exclude, .mediaforgeignore, -x), and a missing "
@@ -185,7 +185,7 @@ def scan_cmd(
     if xsummary is not None:
         _print_extract(xsummary, "metadata")
     if indexed is not None:
-        print(f"  search index: {indexed.indexed:,} files indexed, {indexed.removed:,} removed in "
+        print(f"  search index: {render.counted(indexed.indexed, 'file')} indexed, {indexed.removed:,} removed in "
               f"{indexed.seconds:.2f} s ({indexed.total:,} in the index)")
 
 
@@ -208,7 +208,7 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
 
 
 def _print_extract(x: ExtractSummary, what: str) -> None:
-    print(f"  {what}: {x.files:,} files in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
+    print(f"  {what}: {render.counted(x.files, 'file')} in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
           f"unsupported {x.unsupported:,}  failed {x.failed:,}  thumbnails {x.thumbs:,}"
           + (f"  fingerprinted later {x.fingerprinted:,}" if x.fingerprinted else "")
           + (f"  fingerprints failed {x.fingerprint_failed:,}" if x.fingerprint_failed else "")
@@ -325,7 +325,7 @@ def stats_cmd(
         render.dump_json(st.__dict__)
         return
     t = st.totals
-    print(f"{t['files']:,} files, {render.human_bytes(t['bytes'])}; {t['missing']:,} missing; "
+    print(f"{render.counted(t['files'], 'file')}, {render.human_bytes(t['bytes'])}; {t['missing']:,} missing; "
           f"{t['unhashed']:,} not hashed; {t['distinct_contents']:,} distinct contents")
     render.print_records(st.by_kind, "By kind")
     render.print_records([{k: v for k, v in r.items() if k != "dir_raw"} for r in st.largest_dirs], "Largest folders")
@@ -352,7 +352,8 @@ def query_cmd(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
-    """Run SQL over the catalog (tables: files, scans, scan_errors, meta)."""
+    """Run SQL over the catalog: its tables (files, media, exif, tags, ...) and views
+    (library, sidecar_links), documented in docs/catalog.md."""
     g = _globals(ctx)
     try:
         with open_catalog(g.catalog, read_only=True) as cat:
@@ -550,7 +551,7 @@ def dupes_cmd(
         render.print_table(table, hide=("dev", "inode", "blake3", "path_raw"))
         saved = sum({r["group"]: r["reclaimable"] for r in table.select(["group", "reclaimable"]).to_pylist()}.values()) \
             if "reclaimable" in table.column_names else None
-        print(f"{groups:,} groups" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))
+        print(f"{render.counted(groups, 'group')}" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))
         return
     _write_table(table, fmt, output, g.catalog)
 
@@ -608,7 +609,7 @@ def dedupe_cmd(
             return
         for s in plan.steps:
             print(f"[{s.group}] keep {path_text(s.keep)}\n      {action} {path_text(s.victim)}")
-        print(f"dry run: {len(steps):,} files would be {DONE.get(action, action)}, "
+        print(f"dry run: {render.counted(len(steps), 'file')} would be {DONE.get(action, action)}, "
               f"{render.human_bytes(plan.reclaimable)} reclaimed; add --apply to do it")
         return
     if not plan.steps:  # no journal, no trash folder, no undo command for nothing
@@ -691,7 +692,7 @@ def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
         return
     for p, why in out.skipped:
         print(f"skipped {p}: {why}")
-    print(f"{out.done:,} files {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
+    print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
           + f"; journal {out.journal}")
     if verb != "restored":
         print(f"undo with: mediaforge dedupe --undo {out.journal}; rescan to update the catalog")

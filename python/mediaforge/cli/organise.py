@@ -63,7 +63,7 @@ def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; 
         ids = resolve_targets(cat, paths or [], where, collection)
         n = add_tags(cat, ids, [tag])
         after_change(cat, g.catalog, ids)
-    _report(as_json, f"tagged {n:,} files with {tag} ({len(ids) - n:,} had it already)", tag=tag, added=n,
+    _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", tag=tag, added=n,
             files=len(ids))
 
 
@@ -80,7 +80,7 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
         ids = resolve_targets(cat, paths or [], where, collection)
         n = remove_tags(cat, ids, [tag])
         after_change(cat, g.catalog, ids)
-    _report(as_json, f"removed {n:,} tags", tag=tag, removed=n)
+    _report(as_json, f"removed {render.counted(n, 'tag')}", tag=tag, removed=n)
 
 
 @sub(tag_app, "rename")
@@ -93,12 +93,14 @@ def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag 
     with open_catalog(g.catalog) as cat:
         n = rename_tag(cat, old, new)
         after_change(cat, g.catalog)
-    _report(as_json, f"renamed {n:,} tags", renamed=n)
+    _report(as_json, f"renamed {render.counted(n, 'tag')}", renamed=n)
 
 
 @sub(tag_app, "list")
 def tag_list(ctx: typer.Context, paths: PathsArg = None,
-             fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table) -> None:
+             fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+             output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+             ) -> None:
     """Every tag with its file counts, or the tags of the files given."""
     from ..organise.tags import tag_counts, tags_of
     from ..organise.targets import resolve_targets
@@ -106,10 +108,10 @@ def tag_list(ctx: typer.Context, paths: PathsArg = None,
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
         table = tags_of(cat, resolve_targets(cat, paths)) if paths else tag_counts(cat)
-    if fmt is Format.table:
+    if fmt is Format.table and output is None:
         render.print_table(table, hide=("path_raw",))
     else:
-        _write_table(table, fmt, None, g.catalog)
+        _write_table(table, fmt, output, g.catalog)
 
 
 @sub(coll_app, "create")
@@ -128,7 +130,7 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
         count = len(ids)
         if smart:  # its name is a search word for the files it matches
             after_change(cat, g.catalog, ids)
-    _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}" + (f": {count:,} files now" if smart else ""),
+    _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}" + (f": {render.counted(count, 'file')} now" if smart else ""),
             name=name, kind="smart" if smart else "manual", files=count)
 
 
@@ -143,7 +145,7 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
         n = (collection.add if adding else collection.remove)(cat, name, ids)
         after_change(cat, g.catalog, ids)
     verb = "added" if adding else "removed"
-    _report(as_json, f"{verb} {n:,} files {'to' if adding else 'from'} {name!r}", name=name, **{verb: n})
+    _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {name!r}", name=name, **{verb: n})
 
 
 @sub(coll_app, "add")
@@ -193,7 +195,7 @@ def coll_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A co
         table = collection.show(cat, name)
     if fmt is Format.table and output is None:
         render.print_table(table, hide=("media_id", "path_raw"))
-        print(f"{table.num_rows:,} files")
+        print(f"{render.counted(table.num_rows, 'file')}")
     else:
         _write_table(table, fmt, output, g.catalog)
 
@@ -228,7 +230,7 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
     with open_catalog(g.catalog) as cat:
         n = import_xmp(cat, everything=all_).tags
         after_change(cat, g.catalog)
-    _report(as_json, f"imported {n:,} tags from XMP sidecars", added=n)
+    _report(as_json, f"imported {render.counted(n, 'tag')} from XMP sidecars", added=n)
 
 
 @sub(xmp_app, "export")
@@ -260,7 +262,7 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
         for p, why in out.failed:
             print(f"failed {p}: {why}", file=sys.stderr)
         skipped = f", {out.sidecars_skipped:,} tagged sidecars skipped" if out.sidecars_skipped else ""
-        print(f"{len(out.written):,} sidecars written, {out.unchanged:,} already up to date{skipped}; "
+        print(f"{render.counted(len(out.written), 'sidecar')} written, {out.unchanged:,} already up to date{skipped}; "
               "rescan to catalog them")
     if out.failed:
         raise typer.Exit(ExitCode.PARTIAL)
@@ -291,7 +293,7 @@ def search_cmd(
         if query is None or fmt is Format.table:
             import sys
 
-            print(f"indexed {r.indexed:,} files in {r.seconds:.1f} s ({r.total:,} in the index)", file=sys.stderr)
+            print(f"indexed {render.counted(r.indexed, 'file')} in {r.seconds:.1f} s ({r.total:,} in the index)", file=sys.stderr)
     if query is None:
         if not reindex:
             raise InvalidInputError("give a search, e.g. mediaforge search \"paris 2019 kind:image\"")
@@ -301,6 +303,6 @@ def search_cmd(
     if fmt is Format.table and output is None:
         if table.num_rows:
             render.print_table(table, hide=("media_id", "path_raw"))
-        print(f"{table.num_rows:,} results")
+        print(f"{render.counted(table.num_rows, 'result')}")
     else:
         _write_table(table, fmt, output, g.catalog)

@@ -49,6 +49,11 @@ def shown(value: Any) -> Text:
     return Text(printable(value if isinstance(value, str) else str(value)))
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 file`, `2 files`, `1,000 files`: a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
