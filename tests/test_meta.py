@@ -876,6 +876,9 @@ def test_thumbnails_are_sharded_by_content_and_sized_on_request(tmp_path: Path) 
     assert (m["thumb"], m["thumb_width"], m["thumb_height"]) == (f"96/{b3[:2]}/{b3}.webp", 96, 72)
     with Image.open(tmp_path / "thumbs" / m["thumb"]) as im:
         assert im.format == "WEBP" and im.size == (96, 72)
+    # The 128 px thumbnail it replaced is gone: nothing in thumbs/ that no row points at.
+    on_disk = sorted(str(p.relative_to(tmp_path / "thumbs")) for p in (tmp_path / "thumbs").rglob("*") if p.is_file())
+    assert on_disk == [m["thumb"]]
 
 
 def test_raw_without_rawpy_says_what_to_install(tmp_path: Path) -> None:
@@ -1017,3 +1020,20 @@ def test_an_mp4_format_does_not_depend_on_what_a_copy_is_called(tmp_path: Path, 
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert _media(catalog, lib / "clip.mp4")["format"] == "mp4"
+
+
+def test_broken_cover_art_is_named_as_such(tmp_path: Path) -> None:
+    from mutagen import id3
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    song = lib / "song.mp3"
+    media_corpus._audio(song, "libmp3lame", "mp3", 0.5)
+    tags = id3.ID3()
+    tags.add(id3.TIT2(encoding=3, text="Song"))
+    tags.add(id3.APIC(encoding=3, mime="image/jpeg", type=3, desc="Cover", data=b"not a picture at all" * 20))
+    tags.save(song)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert _errors(catalog, song) == [("thumb", "embedded cover art: not a picture Pillow can read")]
+    assert _media(catalog, song)["status"] == "partial"

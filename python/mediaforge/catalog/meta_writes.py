@@ -242,7 +242,26 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
     errors = _error_rows(results, paths)
     hashes = _batch("image_hashes", [dict(r["hashes"], blake3=r["blake3"]) for r in results if r["hashes"]])
     with cat.registered("mf_thumbs", thumbs), cat.registered("mf_thumb_errors", errors), \
-            cat.registered("mf_hashes", hashes), cat.transaction() as con:
+            cat.registered("mf_hashes", hashes):
+        # Thumbnails of another size (`thumbs --size 512` after 256) that these replace.
+        replaced = [r[0] for r in cat.con.execute(
+            "SELECT m.thumb FROM media m JOIN mf_thumbs t USING (blake3) "
+            "WHERE t.thumb IS NOT NULL AND m.thumb IS NOT NULL AND m.thumb <> t.thumb").fetchall()]
+        _record_thumbs(cat)
+    if replaced:
+        from ..meta.thumbs import thumbs_root
+
+        root = thumbs_root(cat.path)
+        for rel in replaced:
+            try:
+                (root / rel).unlink()
+            except OSError:
+                pass  # gone already, or not ours to remove: a stray file, never a failure
+
+
+def _record_thumbs(cat: Catalog) -> None:
+    """`write_thumbs`'s transaction, with its batches registered."""
+    with cat.transaction() as con:
         con.execute("DELETE FROM image_hashes WHERE blake3 IN (SELECT blake3 FROM mf_hashes)")
         con.execute("INSERT INTO image_hashes SELECT blake3, phash, dhash FROM mf_hashes")
         con.execute(

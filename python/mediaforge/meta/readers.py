@@ -374,9 +374,13 @@ def _tags(r: _Result) -> None:
         from .thumbs import cover_image
 
         try:
-            r.save_thumb(cover_image(cover, t.thumb_size))
+            picture = cover_image(cover, t.thumb_size)
         except Exception as e:  # noqa: BLE001 - broken cover art is a thumbnail error
-            r.fail("thumb", e)
+            # Pillow names the in-memory file (`<_io.BytesIO object at 0x...>`): say what it was.
+            why = "not a picture Pillow can read" if "cannot identify image file" in str(e) else _msg(e)
+            r.fail("thumb", f"embedded cover art: {why}")
+        else:
+            r.save_thumb(picture)
 
 
 def _sidecar(r: _Result) -> None:
