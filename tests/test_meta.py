@@ -1037,3 +1037,14 @@ def test_broken_cover_art_is_named_as_such(tmp_path: Path) -> None:
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert _errors(catalog, song) == [("thumb", "embedded cover art: not a picture Pillow can read")]
     assert _media(catalog, song)["status"] == "partial"
+
+
+def test_text_named_like_a_song_is_an_error_not_a_partial_song(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "bad.flac").write_text("garbage\n")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, lib / "bad.flac")
+    assert m["status"] == "error", m
+    assert ("probe", "not flac sound: its stream has no channels or sample rate") in _errors(catalog, lib / "bad.flac")

@@ -323,6 +323,10 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     if not media.get("video_codec") and not media.get("audio_codec"):
         unknown = any(s["type"] in ("video", "audio") for s in streams)
         r.fail("probe", "no audio or video stream libav can decode" if unknown else "no audio or video stream", ERROR)
+    elif not media.get("video_codec") and not media.get("channels") and not media.get("sample_rate"):
+        # libav picks a demuxer by the name (`garbage.flac`) and finds a "stream" without
+        # a single channel: nothing in the file is sound.
+        r.fail("probe", f"not {media['audio_codec']} sound: its stream has no channels or sample rate", ERROR)
     if picture is not None:
         try:
             small = fit(picture, t.thumb_size)
