@@ -919,3 +919,29 @@ def test_tag_list_writes_every_format_it_offers_and_counts_read_right(tmp_path: 
     assert pq.read_table(out).column("tag").to_pylist() == ["trip"]
     res = run_cli("tag", "list", "-f", "parquet", catalog=catalog)
     assert res.rc == 2 and "--output" in res.err
+
+
+def test_a_file_with_two_sidecars_of_its_own_gets_both_updated(tmp_path: Path) -> None:
+    """darktable keeps `IMG_1.jpg.xmp`, Lightroom `IMG_1.xmp`: export updated only the
+    first by name, so Lightroom went on showing a tag removed in MediaForge."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "IMG_1.jpg")
+    body = (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag><rdf:li>old</rdf:li></rdf:Bag>'
+            '</dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
+    for name in ("IMG_1.jpg.xmp", "IMG_1.xmp"):
+        (lib / name).write_text(body)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["old"]
+    assert run_cli("tag", "remove", "old", lib / "IMG_1.jpg", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "new", lib / "IMG_1.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "IMG_1.jpg", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert len(json.loads(res.out)["written"]) == 2
+    for name in ("IMG_1.jpg.xmp", "IMG_1.xmp"):
+        text = (lib / name).read_text()
+        assert "<rdf:li>new</rdf:li>" in text and ">old<" not in text, name
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["new"]

@@ -110,8 +110,9 @@ class ExportResult:
     sidecars_skipped: int = 0
 
 
-def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, bytes | None, list[str], str]]:
-    """media_id -> (path_bytes, sidecar path_bytes or None, hierarchical keywords, kind).
+def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, list[bytes], list[str], str]]:
+    """media_id -> (path_bytes, its own sidecars' path_bytes (none, or several: Lightroom's
+    `IMG_1.xmp` beside darktable's `IMG_1.jpg.xmp`), hierarchical keywords, kind).
     A sidecar other media files share by stem (IMG_1.xmp beside IMG_1.jpg and IMG_1.png)
     is used only by the one RAW among them (Lightroom keeps a RAW's keywords there); the
     others get a sidecar of their own (`IMG_1.jpg.xmp`), never one that would give their
@@ -139,12 +140,12 @@ def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[byt
                 WHERE s.n = 1 OR (s.raws = 1 AND l.kind = 'raw')
             )
             SELECT f.media_id::VARCHAR, any_value(f.path_bytes),
-                   (SELECT min(s.path_bytes) FROM own o JOIN files s ON s.media_id = o.sidecar_id
+                   (SELECT list(s.path_bytes ORDER BY s.path_bytes) FROM own o JOIN files s ON s.media_id = o.sidecar_id
                     WHERE o.media_id = f.media_id AND lower(s.ext) = 'xmp'),
                    list(DISTINCT kw.kw ORDER BY kw.kw), any_value(f.kind)
             FROM files f JOIN want USING (media_id) LEFT JOIN kw ON kw.media_id = f.media_id
             WHERE f.status = 'present' GROUP BY f.media_id""").fetchall()
-    return {m: (bytes(p), bytes(s) if s else None, [k for k in kws if k is not None], kind)
+    return {m: (bytes(p), [bytes(x) for x in s or []], [k for k in kws if k is not None], kind)
             for m, p, s, kws, kind in rows}
 
 
@@ -323,46 +324,52 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
     sidecar's content when MediaForge wrote or imported it, else (edited elsewhere since)
     those of the last content it knew for the file. What it writes counts as imported,
     for every file the sidecar's name links it to, so no sibling takes its keywords."""
-    from .. import _core
-
     out = ExportResult()
     wanted = _keywords_for(cat, media_ids)
     written: list[tuple[bytes, str]] = []
-    for m, (path, sidecar, keywords, kind) in wanted.items():
+    for m, (path, sidecars, keywords, kind) in wanted.items():
         if kind == "sidecar":
             out.sidecars_skipped += 1
             continue
-        target = sidecar or path + b".xmp"
-        shown = path_text(target)
-        try:
-            data = _read_sidecar(target)
-            known = data is None or _imported(cat, m, data)
-            if data is None:
-                drop: list[str] = []
-            elif known:
-                drop = _storable_keywords(_parsed_keywords(data))
-            else:  # edited elsewhere since: what this file last had from it, not the new keywords
-                drop = _storable_keywords(_last_known_keywords(cat, m))
-            if not keywords and not drop:
-                out.unchanged += 1
-                continue
-            merged = merge_keywords(data, keywords, drop)
-            if merged is None:
-                out.unchanged += 1
-                continue
-            replace_atomically(target, merged)
-            out.written.append(shown)
-            if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
-                written.append((target, _core.hash_bytes(merged)))
-        except RecursionError:
-            out.failed.append((shown, "nested too deeply to rewrite: left alone"))
-        except (OSError, ET.ParseError, UnicodeError, InvalidInputError) as e:
-            out.failed.append((shown, getattr(e, "strerror", None) or first_line(e)))
+        for target in sidecars or [path + b".xmp"]:  # every sidecar of its own: none is left stale
+            _export_one(cat, out, written, m, target, keywords)
     if written:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
         # but brings back nothing (a removed tag stays removed), to no file it links.
         _mark_imported(cat, _linked_media(cat, written))
     return out
+
+
+def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]], m: str, target: bytes,
+                keywords: list[str]) -> None:
+    """Bring one sidecar (`target`) of the file `m` in step with its `keywords`."""
+    from .. import _core
+
+    shown = path_text(target)
+    try:
+        data = _read_sidecar(target)
+        known = data is None or _imported(cat, m, data)
+        if data is None:
+            drop: list[str] = []
+        elif known:
+            drop = _storable_keywords(_parsed_keywords(data))
+        else:  # edited elsewhere since: what this file last had from it, not the new keywords
+            drop = _storable_keywords(_last_known_keywords(cat, m))
+        if not keywords and not drop:
+            out.unchanged += 1
+            return
+        merged = merge_keywords(data, keywords, drop)
+        if merged is None:
+            out.unchanged += 1
+            return
+        replace_atomically(target, merged)
+        out.written.append(shown)
+        if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
+            written.append((target, _core.hash_bytes(merged)))
+    except RecursionError:
+        out.failed.append((shown, "nested too deeply to rewrite: left alone"))
+    except (OSError, ET.ParseError, UnicodeError, InvalidInputError) as e:
+        out.failed.append((shown, getattr(e, "strerror", None) or first_line(e)))
 
 
 def _linked_media(cat: Catalog, written: Sequence[tuple[bytes, str]]) -> pa.Table:
