@@ -64,16 +64,22 @@ def test_file_changing_during_hashing_is_unstable_then_hashed_later(tmp_path: Pa
 def test_big_file_cut_short_while_mapped_is_unstable_not_a_crash(tmp_path: Path) -> None:
     """Files of 64 MiB and more are memory-mapped: one truncated by another program while
     it is hashed faults (SIGBUS). The scan reports it unstable and goes on; the process,
-    with Python's faulthandler installed as pytest does, lives."""
+    with Python's faulthandler installed as pytest does, lives; no digest of the zeros
+    read in place of the lost pages is ever stored."""
     root = tmp_path / "lib"
     root.mkdir()
     big = root / "export.mkv"
-    size = 6 * 64 * MIB
+    block = bytes(range(1, 256)) * 4112  # no zero byte: a digest over zeros cannot pass as one
+    size = 3 * 64 * MIB
+    with open(big, "wb") as f:
+        for _ in range(size // len(block) + 1):
+            f.write(block)
+    content = big.read_bytes()[:size]
     catalog = tmp_path / "catalog.duckdb"
     outcomes = set()
     for delay in (0.0, 0.01, 0.03, 0.06, 0.1):
         with open(big, "wb") as f:
-            f.truncate(size)  # sparse zeros: quick to make, quick to hash
+            f.write(content)
         timer = threading.Timer(delay, os.truncate, args=(big, 4096))
         timer.start()
         try:
@@ -87,6 +93,47 @@ def test_big_file_cut_short_while_mapped_is_unstable_not_a_crash(tmp_path: Path)
         else:
             # The cut came after the last check: the digest is the whole file's, or the
             # cut file's if it came before the listing.
-            assert row["blake3"] in {blake3.blake3(b"\0" * n).hexdigest() for n in (size, 4096)}
+            assert row["blake3"] in {blake3.blake3(content[:n]).hexdigest() for n in (size, 4096)}
             outcomes.add("hashed")
     assert "unstable" in outcomes
+
+
+_GUARD_SCRIPT = """
+import faulthandler, os, signal, sys, threading
+from mediaforge import _core
+big, what = sys.argv[1].encode(), sys.argv[2]
+_core.hash_file(big)  # installs the guard
+if what == "late-faulthandler":
+    faulthandler.enable()  # a SIGBUS handler installed after the guard's
+    data = open(big, "rb").read()
+    for _ in range(3):
+        open(big, "wb").write(data)
+        t = threading.Thread(target=os.truncate, args=(big, 4096)); t.start()
+        try:
+            _core.hash_file(big)
+        except OSError:
+            pass  # "changed while it was being hashed"
+        t.join()
+    print("alive")
+else:
+    os.kill(os.getpid(), signal.SIGBUS)  # sent, not a fault: must end the process
+    print("alive")
+"""
+
+
+def test_the_guard_leaves_other_sigbus_handling_as_it_was(tmp_path: Path) -> None:
+    """A SIGBUS another process sends still ends this one; a SIGBUS handler installed
+    after the guard's (a late `faulthandler.enable()`) makes big files be read, not mapped,
+    so a file cut short while hashed cannot end the process through it."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        for _ in range(96):
+            f.write(os.urandom(MIB))
+    sent = subprocess.run([sys.executable, "-c", _GUARD_SCRIPT, str(big), "sent"], capture_output=True, timeout=120)
+    assert sent.returncode == -7 and b"alive" not in sent.stdout, sent
+    late = subprocess.run([sys.executable, "-c", _GUARD_SCRIPT, str(big), "late-faulthandler"], capture_output=True,
+                          timeout=300)
+    assert late.returncode == 0 and b"alive" in late.stdout, late

@@ -22,7 +22,7 @@ def first_line(e: BaseException | str) -> str:
 _CARET = re.compile(r"\^+")
 _LINE = re.compile(r"LINE (\d+): ")
 _SET_LAMBDA = re.compile(r"Use SET lambda_syntax\s*=\s*'?\w+'? to revert to the deprecated behavior\.?")
-_MORE_INFO = re.compile(r"For more info, visit \S+\s*")
+_MORE_INFO = re.compile(r"For more info(?:rmation)?, (?:visit|see) \S+\s*")
 
 
 def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> str:

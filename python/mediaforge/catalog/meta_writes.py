@@ -241,22 +241,11 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
     })
     errors = _error_rows(results, paths)
     hashes = _batch("image_hashes", [dict(r["hashes"], blake3=r["blake3"]) for r in results if r["hashes"]])
+    # The thumbnails these replace (another size) stay on disk: another catalog in the
+    # same folder shares `thumbs/` and may still show them.
     with cat.registered("mf_thumbs", thumbs), cat.registered("mf_thumb_errors", errors), \
             cat.registered("mf_hashes", hashes):
-        # Thumbnails of another size (`thumbs --size 512` after 256) that these replace.
-        replaced = [r[0] for r in cat.con.execute(
-            "SELECT m.thumb FROM media m JOIN mf_thumbs t USING (blake3) "
-            "WHERE t.thumb IS NOT NULL AND m.thumb IS NOT NULL AND m.thumb <> t.thumb").fetchall()]
         _record_thumbs(cat)
-    if replaced:
-        from ..meta.thumbs import thumbs_root
-
-        root = thumbs_root(cat.path)
-        for rel in replaced:
-            try:
-                (root / rel).unlink()
-            except OSError:
-                pass  # gone already, or not ours to remove: a stray file, never a failure
 
 
 def _record_thumbs(cat: Catalog) -> None:

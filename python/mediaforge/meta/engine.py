@@ -190,8 +190,9 @@ def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = FI
                          flush_rows=config.flush_rows, flush_seconds=config.flush_seconds)
     summary = _run(cat, lambda: pending_fingerprints(cat, kinds, config.retry_failed), only, write_fingerprints,
                    on_progress, prestart=False)
-    if set(kinds) >= set(FINGERPRINTED_KINDS):
-        # Every kind is done (or its failures recorded): nothing is left for a scan to look for.
+    if set(kinds) >= set(FINGERPRINTED_KINDS) and not summary.changed:
+        # Every kind is done (or its failures recorded): nothing is left for a scan to look
+        # for. A file changed or moved since its scan was left alone: the next scan's turn.
         set_fingerprints_pending(cat, False)
     return summary
 

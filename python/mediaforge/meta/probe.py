@@ -102,7 +102,7 @@ def _format_name(c: Any, path: str) -> str | None:
     names = c.format.name.split(",")
     if names[0] == "mov":
         branded = _brand_format(c)
-        if branded == "mp4" and not c.streams.video:
+        if branded == "mp4" and not any(not _is_cover(v) for v in c.streams.video):
             return "m4a"  # sound alone in an MP4 file: what every player calls m4a
         if branded:
             return branded

@@ -9,15 +9,23 @@
 //! A fault anywhere else goes to the handler that was installed before ours, or to the
 //! default action, exactly as if we were not here.
 //!
-//! The handler only does async-signal-safe work: atomic loads and stores, and `mmap`.
+//! The handler only does async-signal-safe work: atomic loads and stores, `mmap`,
+//! `sigaction` and `raise`.
+//!
+//! A mapping that cannot be guarded (every slot taken, or another SIGBUS handler was
+//! installed after ours, which would see the fault first) is not made: `Guarded::new`
+//! says so and the caller reads the file instead.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::OnceLock;
 
-/// How many mappings can be guarded at once: one per hashing thread is plenty.
-const SLOTS: usize = 256;
+/// How many mappings can be guarded at once: as many as the scan's most threads.
+const SLOTS: usize = 1024;
 
+/// One registered range. `seq` is a sequence lock: odd while the range is being written,
+/// so the handler reads `start` and `end` only as a pair one registration wrote.
 struct Slot {
+    seq: AtomicU64,
     start: AtomicUsize,
     end: AtomicUsize,
     faulted: AtomicBool,
@@ -25,12 +33,15 @@ struct Slot {
 
 #[allow(clippy::declare_interior_mutable_const)]
 const FREE: Slot = Slot {
+    seq: AtomicU64::new(0),
     start: AtomicUsize::new(0),
     end: AtomicUsize::new(0),
     faulted: AtomicBool::new(false),
 };
 static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
+/// Faults the guard turned into zero pages (for tests and diagnostics).
+static FAULTS: AtomicU64 = AtomicU64::new(0);
 /// The SIGBUS action that was in place before ours, set once before ours is installed.
 static PREVIOUS: OnceLock<Previous> = OnceLock::new();
 static INSTALLED: OnceLock<bool> = OnceLock::new();
@@ -40,43 +51,58 @@ struct Previous(libc::sigaction);
 unsafe impl Sync for Previous {}
 unsafe impl Send for Previous {}
 
+/// How many faults the guard has caught in this process.
+pub fn faults() -> u64 {
+    FAULTS.load(SeqCst)
+}
+
 /// A registered mapping; unregistered when dropped (drop it before unmapping).
 pub struct Guarded {
-    slot: Option<usize>,
+    slot: usize,
 }
 
 impl Guarded {
-    /// Guard `len` bytes at `ptr`. If the handler could not be installed or every slot
-    /// is taken, the mapping is simply not guarded (as before this module existed).
-    pub fn new(ptr: *const u8, len: usize) -> Guarded {
-        if len == 0 || !install() {
-            return Guarded { slot: None };
+    /// Guard `len` bytes at `ptr`; None when the mapping cannot be guarded (see the
+    /// module doc): the caller must then not read through it.
+    pub fn new(ptr: *const u8, len: usize) -> Option<Guarded> {
+        if len == 0 || !install() || !still_ours() {
+            return None;
         }
         let start = ptr as usize;
         for (i, s) in TABLE.iter().enumerate() {
-            // `end` is published before `start`: the handler only reads a slot whose start
-            // is set, so it never sees a half-written range.
-            if s.start.load(SeqCst) == 0 && s.end.compare_exchange(0, start + len, SeqCst, SeqCst).is_ok() {
+            let seq = s.seq.load(SeqCst);
+            if seq % 2 == 1 || s.start.load(SeqCst) != 0 {
+                continue;
+            }
+            if s.seq.compare_exchange(seq, seq + 1, SeqCst, SeqCst).is_ok() {
+                if s.start.load(SeqCst) != 0 {
+                    // Taken between the check and the claim (its writer has finished).
+                    s.seq.store(seq + 2, SeqCst);
+                    continue;
+                }
                 s.faulted.store(false, SeqCst);
+                s.end.store(start + len, SeqCst);
                 s.start.store(start, SeqCst);
-                return Guarded { slot: Some(i) };
+                s.seq.store(seq + 2, SeqCst);
+                return Some(Guarded { slot: i });
             }
         }
-        Guarded { slot: None }
+        None
     }
 
     /// Whether a read of the mapping faulted (the bytes read from there on were zeros).
     pub fn faulted(&self) -> bool {
-        self.slot.is_some_and(|i| TABLE[i].faulted.load(SeqCst))
+        TABLE[self.slot].faulted.load(SeqCst)
     }
 }
 
 impl Drop for Guarded {
     fn drop(&mut self) {
-        if let Some(i) = self.slot {
-            TABLE[i].start.store(0, SeqCst);
-            TABLE[i].end.store(0, SeqCst);
-        }
+        let s = &TABLE[self.slot];
+        s.seq.fetch_add(1, SeqCst);
+        s.start.store(0, SeqCst);
+        s.end.store(0, SeqCst);
+        s.seq.fetch_add(1, SeqCst);
     }
 }
 
@@ -100,6 +126,16 @@ fn install() -> bool {
     })
 }
 
+/// Whether our handler is still the one SIGBUS runs: a handler installed after ours (a
+/// late `faulthandler.enable()`) would take the fault first and end the process.
+fn still_ours() -> bool {
+    unsafe {
+        let mut now: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut now) == 0
+            && now.sa_sigaction == on_sigbus as *const () as usize
+    }
+}
+
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // Only a fault the kernel raised has a meaningful address (si_code > 0); a SIGBUS
     // sent with kill() or raise() is passed on.
@@ -112,43 +148,58 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     };
     if let Some(addr) = addr {
         for s in TABLE.iter() {
-            let start = s.start.load(SeqCst);
-            let end = s.end.load(SeqCst);
-            if start != 0 && addr >= start && addr < end {
-                let page = PAGE.load(SeqCst);
-                let from = addr & !(page - 1);
-                // SAFETY: the range lies inside a live read-only mapping this module was
-                // told about; zero pages replace file pages that no longer exist.
-                let p = unsafe {
-                    libc::mmap(
-                        from as *mut libc::c_void,
-                        end - from,
-                        libc::PROT_READ,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                        -1,
-                        0,
-                    )
-                };
-                if p != libc::MAP_FAILED {
-                    s.faulted.store(true, SeqCst);
-                    return;
-                }
+            let seq = s.seq.load(SeqCst);
+            if seq % 2 == 1 {
+                continue; // being written: not the range of a mapping being read
+            }
+            let (start, end) = (s.start.load(SeqCst), s.end.load(SeqCst));
+            if s.seq.load(SeqCst) != seq || start == 0 || addr < start || addr >= end {
+                continue;
+            }
+            let page = PAGE.load(SeqCst);
+            let from = addr & !(page - 1);
+            // SAFETY: [from, end) lies inside a live read-only mapping whose owner waits
+            // for this read to finish; zero pages replace file pages that no longer exist.
+            let p = unsafe {
+                libc::mmap(
+                    from as *mut libc::c_void,
+                    end - from,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                s.faulted.store(true, SeqCst);
+                FAULTS.fetch_add(1, SeqCst);
+                return;
             }
         }
     }
-    pass_on(sig, info, ctx);
+    pass_on(sig, info, ctx, addr.is_some());
 }
 
 /// Hand a SIGBUS that is not ours to whoever had it before (Python's faulthandler, Rust's
-/// stack-overflow handler), or restore the default action so the fault, raised again on
-/// return, ends the process as it always would have.
-fn pass_on(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+/// stack-overflow handler), or take the default action: for a fault, by restoring it and
+/// returning (the read faults again and ends the process, as it always would have); for
+/// a signal sent by another process, by raising it again once the default is back.
+fn pass_on(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, fault: bool) {
+    let default = || unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(sig, &act, std::ptr::null_mut());
+        if !fault {
+            libc::raise(sig);
+        }
+    };
     let Some(Previous(old)) = PREVIOUS.get() else {
-        return reset(sig);
+        return default();
     };
     let h = old.sa_sigaction;
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
-        return reset(sig);
+        return default();
     }
     unsafe {
         if old.sa_flags & libc::SA_SIGINFO != 0 {
@@ -158,15 +209,6 @@ fn pass_on(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void)
             let f: extern "C" fn(libc::c_int) = std::mem::transmute(h);
             f(sig);
         }
-    }
-}
-
-fn reset(sig: libc::c_int) {
-    unsafe {
-        let mut act: libc::sigaction = std::mem::zeroed();
-        act.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut act.sa_mask);
-        libc::sigaction(sig, &act, std::ptr::null_mut());
     }
 }
 
@@ -184,7 +226,8 @@ mod tests {
         f.write_all(&vec![9u8; 4 * page]).unwrap();
         let f = std::fs::File::open(&p).unwrap();
         let map = unsafe { memmap2::Mmap::map(&f).unwrap() };
-        let guard = Guarded::new(map.as_ptr(), map.len());
+        let guard = Guarded::new(map.as_ptr(), map.len()).unwrap();
+        let before = faults();
         std::fs::OpenOptions::new()
             .write(true)
             .open(&p)
@@ -192,7 +235,7 @@ mod tests {
             .set_len(page as u64)
             .unwrap();
         let sum: u64 = map.iter().map(|&b| b as u64).sum();
-        assert!(guard.faulted());
+        assert!(guard.faulted() && faults() > before);
         assert_eq!(
             sum,
             9 * page as u64,
@@ -210,8 +253,7 @@ mod tests {
         let f = std::fs::File::open(&p).unwrap();
         for _ in 0..2 * SLOTS {
             let map = unsafe { memmap2::Mmap::map(&f).unwrap() };
-            let guard = Guarded::new(map.as_ptr(), map.len());
-            assert!(guard.slot.is_some());
+            let guard = Guarded::new(map.as_ptr(), map.len()).expect("a free slot");
             assert_eq!(map.iter().map(|&b| b as usize).sum::<usize>(), 10_000);
             assert!(!guard.faulted());
         }
