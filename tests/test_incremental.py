@@ -679,3 +679,28 @@ def test_under_roots_matches_exact_bytes_on_folder_and_name_rows(catalog_path: P
         under, params = under_roots_sql([b"/a/b", b"/z"])
         got = {bytes(r[0]) for r in c.con.execute(f"SELECT path_bytes FROM files WHERE {under}", params).fetchall()}
         assert got == {b"/a/b", b"/a/b/c.jpg", b"/a/b/d/e.jpg", b"/z/i.jpg"}
+
+
+def test_a_copy_found_earlier_keeps_its_tags_when_it_takes_over_a_gone_rows_id(tmp_path: Path) -> None:
+    """A copy an earlier scan found (while the original's folder was left out) pairs with
+    the original once that is gone, and takes over its id: the tags and collection place
+    the copy had on its own id were left behind on an id no file has."""
+    root = tmp_path / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "x").mkdir()
+    (root / "a" / "1.jpg").write_bytes(b"\xff\xd8\xff\xe0 same picture" * 50)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", root / "a", catalog=catalog).rc == 0
+    shutil.copy(root / "a" / "1.jpg", root / "x" / "1.jpg")
+    assert run_cli("scan", "--no-meta", "-e", "a/", root, catalog=catalog).rc == 0
+    for args in (("tag", "add", "mine", root / "x" / "1.jpg"), ("tag", "add", "old", root / "a" / "1.jpg"),
+                 ("collection", "create", "C"), ("collection", "add", "C", root / "x" / "1.jpg")):
+        assert run_cli(*args, catalog=catalog).rc == 0
+    (root / "a" / "1.jpg").unlink()
+    res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["moved"] == 1, res.out
+    [row] = rows(catalog, "SELECT media_id FROM files")
+    assert sorted((r["media_id"], r["tag"]) for r in rows(catalog, "SELECT media_id, tag FROM tags")) == [
+        (row["media_id"], "mine"), (row["media_id"], "old")]
+    assert [r["media_id"] for r in rows(catalog, "SELECT media_id FROM collection_items")] == [row["media_id"]]
+    assert [r["media_id"] for r in rows(catalog, "SELECT media_id FROM search_docs")] == [row["media_id"]]

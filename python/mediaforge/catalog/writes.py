@@ -121,6 +121,8 @@ class FinishCounts:
     # Of `moved`, those whose new row an earlier scan added (one cut short before it could
     # pair them): this scan counted them unchanged, not new.
     moved_earlier: int = 0
+    # The ids those earlier new rows had, now gone (the search index still holds them).
+    retired: tuple[str, ...] = ()
 
 
 def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
@@ -211,18 +213,21 @@ def _pair_moves(con) -> None:  # noqa: ANN001
         SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
         """
     )
-    # Content, among what is left: the same name first, then any; the k-th old copy (by
-    # path) with the k-th new one.
+    # Content, among what is left: the same name first, then any; the k-th old copy with
+    # the k-th new one, both in order of scan then path: a new copy can take over only a
+    # row last seen before it appeared, and with both sides sorted by scan, pairing in
+    # rank order never strands a pair that could have been made (copies found by earlier,
+    # cut-short scans beside ones found now).
     for key in ("blake3, size, name", "blake3, size"):
         con.execute(
             f"""
             INSERT INTO mf_moves
             WITH o AS (
-                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY path) AS k FROM mf_gone_rows
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY last_scan_id, path) AS k FROM mf_gone_rows
                 WHERE blake3 IS NOT NULL AND old_id NOT IN (SELECT old_id FROM mf_moves)
             ),
             n AS (
-                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY path) AS k FROM mf_new_rows
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY first_scan_id, path) AS k FROM mf_new_rows
                 WHERE blake3 IS NOT NULL AND new_id NOT IN (SELECT new_id FROM mf_moves)
             )
             SELECT o.old_id, n.new_id, o.old_first_seen, o.old_first_scan
@@ -232,6 +237,22 @@ def _pair_moves(con) -> None:  # noqa: ANN001
         )
     con.execute("DROP TABLE IF EXISTS mf_gone_rows")
     con.execute("DROP TABLE IF EXISTS mf_new_rows")
+
+
+def _carry_over(con) -> None:  # noqa: ANN001
+    """A new row that an earlier scan found (one cut short, or one that did not look where
+    the old row was) has had an id of its own, which the user may have tagged, put in a
+    collection, or imported a sidecar for. All that moves to the id the row takes over;
+    what the old id has already is not doubled."""
+    for table, columns, key in (("tags", "tag, source, added_by, added_at", "tag"),
+                                ("collection_items", "collection_id, position, added_by, added_at", "collection_id"),
+                                ("xmp_imports", "sidecar_blake3, imported_at", "sidecar_blake3")):
+        picked = ", ".join(f"t.{c.strip()}" for c in columns.split(","))
+        con.execute(f"""
+            INSERT INTO {table} (media_id, {columns})
+            SELECT m.old_id, {picked} FROM {table} t JOIN mf_moves m ON t.media_id = m.new_id
+            WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.media_id = m.old_id AND x.{key} = t.{key})""")
+        con.execute(f"DELETE FROM {table} WHERE media_id IN (SELECT new_id FROM mf_moves)")
 
 
 def finish_scan(
@@ -257,6 +278,12 @@ def finish_scan(
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
         (earlier,) = con.execute("SELECT count(*) FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
                                  "WHERE f.first_scan_id <> ?", [scan_id]).fetchone() if moved else (0,)
+        retired: tuple[str, ...] = ()
+        if earlier:
+            _carry_over(con)
+            retired = tuple(r[0] for r in con.execute(
+                "SELECT m.new_id::VARCHAR FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
+                "WHERE f.first_scan_id <> ?", [scan_id]).fetchall())
         if moved:
             con.execute("DELETE FROM files WHERE media_id IN (SELECT old_id FROM mf_moves)")
             con.execute(
@@ -320,7 +347,8 @@ def finish_scan(
         )
         con.execute("DROP TABLE IF EXISTS mf_moves")
         con.execute("DROP TABLE IF EXISTS mf_gone")
-    return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier))
+    return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
+                        retired=retired)
 
 
 def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float) -> None:

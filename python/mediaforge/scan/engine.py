@@ -201,7 +201,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         prune_skipped=bool(config.prune and totals.get("excluded")),
         seconds=time.monotonic() - started,
         catalog=os.path.abspath(cat.path),  # as typed it may be relative: the summary names it whole
-        touched=tuple(touched) + tuple(b.column("media_id") for b in vanished),
+        touched=tuple(touched) + tuple(b.column("media_id") for b in vanished)
+        + (pa.array(list(counts.retired), pa.string()),),
     )
 
 
