@@ -2,10 +2,13 @@
 # The README's first command: set everything up, then scan the folders given (or, with
 # none, a sample library made with real encoders) into the catalog and print a summary.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+here="$PWD"  # folders given as relative paths are the caller's, not the repository's
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
 source scripts/setup.sh
+cd "$here"
 if [ "$#" -eq 0 ]; then
-    sample="${MEDIAFORGE_SAMPLE_DIR:-$PWD/.cache/sample-library}"
+    sample="${MEDIAFORGE_SAMPLE_DIR:-$repo/.cache/sample-library}"
     echo "no folder given: making a sample library in $sample" >&2
     mediaforge sample "$sample" >/dev/null
     set -- "$sample"
