@@ -570,17 +570,24 @@ def test_a_worker_that_dies_is_replaced_and_its_file_recorded(tmp_path: Path) ->
     assert by["b" * 64]["media"]["status"] == "ok"
 
 
+def _copies_scanned_without_meta(tmp_path: Path, copy: str, other: tuple[str, int, int]) -> tuple[Path, Path]:
+    """(library, catalog): `a.jpg` (80x60), its copy `copy` and another picture `other`
+    (name, width, height), scanned with --no-meta."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(80, 60, 1).save(lib / "a.jpg")
+    shutil.copy(lib / "a.jpg", lib / copy)
+    media_corpus.picture(other[1], other[2], 2).save(lib / other[0])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    return lib, catalog
+
+
 def test_a_file_changed_since_the_scan_is_left_alone_not_filed_under_the_old_content(tmp_path: Path) -> None:
     """`meta` after `scan --no-meta` read whatever was at the path now and filed it under
     the content the scan had hashed there: an untouched copy of that content showed the
     new file's size and format, for good. A FIFO put there blocked until the timeout."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    media_corpus.picture(80, 60, 1).save(lib / "a.jpg")
-    shutil.copy(lib / "a.jpg", lib / "copy_of_a.jpg")
-    media_corpus.picture(40, 30, 2).save(lib / "b.jpg")
-    catalog = tmp_path / "c.duckdb"
-    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    lib, catalog = _copies_scanned_without_meta(tmp_path, "copy_of_a.jpg", ("b.jpg", 40, 30))
     media_corpus.picture(123, 45, 3).save(lib / "a.jpg", format="PNG")  # a.jpg sorts first: it was the path read
     (lib / "b.jpg").unlink()
     os.mkfifo(lib / "b.jpg")
@@ -942,13 +949,7 @@ def test_a_copy_deleted_or_renamed_since_the_scan_marks_no_content_broken(tmp_pa
     """`meta` read the path the scan saw; a copy deleted (another copy still there) or a
     file renamed since was filed as an `error` of its content, for good: the surviving
     copy showed as broken and no later scan extracted it again."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    media_corpus.picture(80, 60, 1).save(lib / "a.jpg")
-    shutil.copy(lib / "a.jpg", lib / "b.jpg")
-    media_corpus.picture(64, 48, 2).save(lib / "c.jpg")
-    catalog = tmp_path / "c.duckdb"
-    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    lib, catalog = _copies_scanned_without_meta(tmp_path, "b.jpg", ("c.jpg", 64, 48))
     (lib / "a.jpg").unlink()  # a.jpg sorts first: it is the copy meta reads
     (lib / "c.jpg").rename(lib / "d.jpg")
     res = run_cli("meta", "--json", catalog=catalog)

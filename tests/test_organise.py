@@ -386,6 +386,26 @@ _NS = 'xmlns:x="adobe:ns:meta/"'
 _RDF = 'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
 
 
+def _scanned_photo(tmp_path: Path) -> tuple[Path, Path]:
+    """(library, catalog): one photo `a.jpg` in `tmp_path/lib`, scanned."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    return lib, catalog
+
+
+def _photo_and_sidecar(tmp_path: Path, name: str, data: bytes) -> tuple[Path, Path]:
+    """(library, sidecar): a photo `name` in `tmp_path/lib` with `name.xmp` holding `data`."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / name)
+    sidecar = lib / f"{name}.xmp"
+    sidecar.write_bytes(data)
+    return lib, sidecar
+
+
 def _photo_with_subjects(tmp_path: Path, name: str, items: str) -> tuple[Path, Path, Path]:
     """(library, sidecar, catalog path): a photo `name` in `tmp_path/lib` with an indented
     sidecar whose dc:subject bag holds `items` (rdf:li elements); not scanned yet."""
@@ -406,17 +426,13 @@ def test_xmp_export_keeps_what_it_does_not_own(tmp_path: Path) -> None:
     and the Description each property was in: no second dc:subject appears."""
     import xml.etree.ElementTree as ET
 
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    picture(64, 48, 1).save(lib / "a.jpg")
-    sidecar = lib / "a.jpg.xmp"
-    sidecar.write_bytes(
+    lib, sidecar = _photo_and_sidecar(tmp_path, "a.jpg", (
         f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<x:xmpmeta {_NS}><!-- a note: keep me -->'
         f'<rdf:RDF {_RDF}><rdf:Description rdf:about="" xmlns:darktable="http://darktable.sf.net/" '
         f'darktable:xmp_version="5"><?my-pi keep?></rdf:Description>'
         f'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">'
         f'<dc:subject><rdf:Seq><rdf:li>Caf\xe9</rdf:li></rdf:Seq></dc:subject></rdf:Description>'
-        f'</rdf:RDF></x:xmpmeta>\n'.encode("latin-1"))
+        f'</rdf:RDF></x:xmpmeta>\n'.encode("latin-1")))
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     for tag in ("K\u00f6ln/Dom", "smile \U0001f600"):
@@ -473,11 +489,7 @@ def test_tags_taken_off_leave_the_sidecar_and_never_come_back(tmp_path: Path) ->
     """Export takes out of a sidecar it wrote (or imported) the keywords of tags removed
     or renamed since, and what it writes counts as imported: a removed tag no longer
     comes back with the next scan, a renamed one no longer returns under its old name."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    picture(64, 48, 1).save(lib / "a.jpg")
-    catalog = tmp_path / "cat.duckdb"
-    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    lib, catalog = _scanned_photo(tmp_path)
 
     def cli(*args: object) -> None:
         res = run_cli(*args, catalog=catalog)
@@ -685,11 +697,7 @@ def test_a_rewritten_sidecar_keeps_its_mode_and_owner(tmp_path: Path) -> None:
 def test_a_tag_stored_before_a_naming_rule_can_still_be_removed_and_renamed(tmp_path: Path) -> None:
     import duckdb
 
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    picture(64, 48, 1).save(lib / "a.jpg")
-    catalog = tmp_path / "cat.duckdb"
-    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    lib, catalog = _scanned_photo(tmp_path)
     con = duckdb.connect(str(catalog))
     con.execute("INSERT INTO tags SELECT media_id, t, 'user', 'me', now()::TIMESTAMP FROM files, "
                 "(VALUES ('Mediaforge collections/old'), ('odd\u2028name')) v(t)")
@@ -705,11 +713,7 @@ def test_a_tag_stored_before_a_naming_rule_can_still_be_removed_and_renamed(tmp_
     ("collection", "create", "ff\uffffx"), ("collection", "create", "trips/2019"),
 ])
 def test_names_an_xmp_sidecar_cannot_carry_back_are_refused(tmp_path: Path, args: tuple[str, ...]) -> None:
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    picture(64, 48, 1).save(lib / "a.jpg")
-    catalog = tmp_path / "cat.duckdb"
-    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    lib, catalog = _scanned_photo(tmp_path)
     res = run_cli(*[a.replace("{photo}", str(lib / "a.jpg")) for a in args], catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "bad")
@@ -874,17 +878,13 @@ def test_dedupe_carries_tags_to_the_kept_copy(tmp_path: Path) -> None:
 def test_keywords_with_a_slash_in_one_name_are_left_alone(tmp_path: Path) -> None:
     """`AC/DC` is one Lightroom keyword: no tag holds it (`/` parts a tag's levels), so it
     is not imported as `AC` > `DC`, and export adds no `DC` or `AC|DC` beside it."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    picture(64, 48, 1).save(lib / "band.jpg")
-    sidecar = lib / "band.jpg.xmp"
-    sidecar.write_text(
+    lib, sidecar = _photo_and_sidecar(tmp_path, "band.jpg", (
         f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
         'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:lr="http://ns.adobe.com/lightroom/1.0/">'
         '<dc:subject><rdf:Bag><rdf:li>AC/DC</rdf:li><rdf:li>Rock</rdf:li><rdf:li>1/2 marathon</rdf:li>'
         '</rdf:Bag></dc:subject><lr:hierarchicalSubject><rdf:Bag><rdf:li>Music|AC/DC</rdf:li>'
-        '<rdf:li>Music|Rock</rdf:li></rdf:Bag></lr:hierarchicalSubject></rdf:Description></rdf:RDF></x:xmpmeta>',
-        encoding="utf-8")
+        '<rdf:li>Music|Rock</rdf:li></rdf:Bag></lr:hierarchicalSubject></rdf:Description></rdf:RDF></x:xmpmeta>'
+    ).encode("utf-8"))
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["Music/Rock"]
@@ -906,11 +906,7 @@ def test_keywords_with_a_slash_in_one_name_are_left_alone(tmp_path: Path) -> Non
 def test_tag_list_writes_every_format_it_offers_and_counts_read_right(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    picture(64, 48, 1).save(lib / "a.jpg")
-    catalog = tmp_path / "cat.duckdb"
-    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    lib, catalog = _scanned_photo(tmp_path)
     res = run_cli("tag", "add", "trip", lib / "a.jpg", catalog=catalog)
     assert res.rc == 0 and res.out.startswith("tagged 1 file with trip"), res.out
     out = tmp_path / "tags.parquet"
