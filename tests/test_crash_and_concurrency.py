@@ -557,3 +557,39 @@ def test_a_second_ctrl_c_ends_a_statement_that_cannot_be_interrupted(tmp_path: P
     assert out == b""
     assert run_cli("query", "SELECT count(*) AS n FROM files", "--format", "csv", catalog=catalog).out.split() == [
         "n", "1"]
+
+
+def test_temporaries_of_a_killed_writer_are_swept_by_the_next_one(tmp_path: Path, catalog_path: Path) -> None:
+    """`kill -9` of export, query -o, xmp export or meta leaves its temporaries; nothing
+    removed them, and a killed `query -o` of a big result left one of tens of MB each time."""
+    import secrets
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2000))
+    assert run_cli("scan", "--no-meta", lib, catalog=catalog_path).rc == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that was a process and is gone
+    live = os.getpid()
+    stale = out / f".mediaforge-{dead.pid:08x}{secrets.token_hex(4)}.tmp"
+    running = out / f".mediaforge-{live:08x}{secrets.token_hex(4)}.tmp"
+    mine = out / ".mediaforge-notours.tmp"
+    for f in (stale, running, mine):
+        f.write_bytes(b"partial")
+    res = run_cli("query", "SELECT path FROM files", "-f", "csv", "-o", out / "r.csv", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert sorted(p.name for p in out.iterdir()) == sorted([running.name, mine.name, "r.csv"])
+    from media_corpus import picture
+
+    picture(64, 48, 3).save(lib / "b.png")
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    [thumb] = rows(catalog_path, "SELECT m.thumb FROM media m JOIN files f USING (blake3) WHERE f.name = 'b.png'")
+    target = catalog_path.parent / "thumbs" / thumb["thumb"]
+    left = target.parent / f".{target.name}.{dead.pid}.tmp"  # a killed worker's
+    other = target.parent / f".{target.name}.{live}.tmp"  # a live one's
+    left.write_bytes(b"")
+    other.write_bytes(b"")
+    assert run_cli("thumbs", catalog=catalog_path).rc == 0
+    assert not left.exists() and other.exists() and target.is_file()

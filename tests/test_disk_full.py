@@ -102,3 +102,46 @@ def test_dedupe_to_a_full_trash_leaves_no_half_copy_and_undoes_whole(tmp_path: P
         assert (lib / "c" / "big.bin").read_bytes() == big and (lib / "a" / "big.bin").read_bytes() == big
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path: Path) -> None:
+    """The tags were committed, the index could not follow: the error said "invalid
+    input" (exit 2), and no later search or scan brought the index up to date."""
+    import shutil
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(300):
+        (lib / f"IMG_{i:04d}.jpg").write_bytes(b"\xff\xd8\xff" + i.to_bytes(2, "big") * 50)
+    catalog = tmp_path / "cat.duckdb"
+    assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", str(lib)).returncode == 0
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "2m")
+    try:
+        index = tmp_path / "cat.search"
+        shutil.copytree(index, disk / "cat.search")
+        shutil.rmtree(index)
+        index.symlink_to(disk / "cat.search")  # the index alone on the small disk
+        filler = disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass  # full
+        finally:
+            os.close(fd)
+        full = _cli("-q", "--catalog", str(catalog), "tag", "add", "x/y", "--where", "true")
+        assert full.returncode == 3, full.stderr
+        lines = full.stderr.strip().splitlines()
+        assert len(lines) == 1 and "change is saved" in lines[0], lines
+        assert "No space left on device" in lines[0] or "disk full" in lines[0], lines
+        assert "IoError {" not in lines[0] and "invalid input" not in lines[0]
+        filler.unlink()
+        found = _cli("--catalog", str(catalog), "search", "tag:x/y", "-n", "1000", "-f", "json")
+        assert found.returncode == 0, found.stderr
+        import json
+
+        assert len(json.loads(found.stdout)) == 300
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -941,3 +941,36 @@ def test_a_file_with_two_sidecars_of_its_own_gets_both_updated(tmp_path: Path) -
         assert "<rdf:li>new</rdf:li>" in text and ">old<" not in text, name
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["new"]
+
+
+_KILLED_BEFORE_THE_INDEX = """
+import os, sys
+import mediaforge.organise.search as search
+search.refresh_changed = lambda *a, **k: os._exit(9)  # kill -9 right after the change committed
+sys.argv = ["mediaforge", *sys.argv[1:]]
+from mediaforge._entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize("change", [("tag", "add", "people/alice", "--where", "true"),
+                                    ("collection", "delete", "trip")])
+def test_a_change_cut_short_before_the_index_follows_is_caught_up_by_the_next_search(
+        tmp_path: Path, change: tuple[str, ...]) -> None:
+    """A tag or collection command killed between its commit and the index's update left
+    the index behind for good: searches missed the new tag (or found the deleted
+    collection), and no scan or later command noticed."""
+    import subprocess
+    import sys
+
+    lib, catalog = _scanned_photo(tmp_path)
+    assert run_cli("collection", "create", "trip", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "trip", lib / "a.jpg", catalog=catalog).rc == 0
+    assert run_cli("search", "trip", catalog=catalog).rc == 0  # the index is made and in step
+    killed = subprocess.run([sys.executable, "-c", _KILLED_BEFORE_THE_INDEX, *change], env=cli_env(catalog),
+                            capture_output=True, timeout=120)
+    assert killed.returncode == 9, killed.stderr
+    found = {q: [Path(r["path"]).name for r in json.loads(run_cli("search", q, "-f", "json", catalog=catalog).out)]
+             for q in ("tag:people/alice", "trip")}  # a collection's name is a search word of its files
+    assert found == ({"tag:people/alice": ["a.jpg"], "trip": ["a.jpg"]} if change[0] == "tag" else
+                     {"tag:people/alice": [], "trip": []})

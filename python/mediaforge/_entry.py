@@ -16,7 +16,7 @@ import os
 
 import _signal
 
-INTERRUPTED = "interrupted: work already committed to the catalog is kept; run the command again to finish"
+INTERRUPTED = "interrupted: what was already done (and committed) is kept; run the command again to finish"
 INTERRUPTED_EXIT = 130  # ExitCode.INTERRUPTED, without importing it
 
 
@@ -32,7 +32,7 @@ def take_ctrl_c_while_starting() -> None:
         pass
 
 
-TERMINATED = "terminated (SIGTERM): work already committed to the catalog is kept; run the command again to finish"
+TERMINATED = "terminated (SIGTERM): what was already done (and committed) is kept; run the command again to finish"
 TERMINATED_EXIT = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 _terminated = False
 

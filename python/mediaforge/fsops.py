@@ -6,19 +6,60 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable
 from typing import BinaryIO
 
 
+# `.mediaforge-<8 hex: the writer's pid><8 hex: random>.tmp`: 16 hex digits in all, the
+# form a scan knows to skip; the pid tells a sweep whether its writer is still alive.
+_OWN_TMP = re.compile(rb"\.mediaforge-([0-9a-f]{8})[0-9a-f]{8}\.tmp")
+_swept: set[bytes] = set()
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (one that cannot be signalled counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return pid > 0
+
+
+def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP) -> None:
+    """Remove from `folder` the temporaries a MediaForge process killed outright (kill -9,
+    a power cut) left there: regular files named by `pattern`, whose first group is the
+    writer's pid in hex, for a pid no longer alive. Each folder once per process."""
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    try:
+        names = os.listdir(folder or b".")
+    except OSError:
+        return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None or alive(int(m.group(1), 16)):
+            continue
+        path = os.path.join(folder, name)
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                os.unlink(path)
+
+
 def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
     """Create a fresh temporary name in `beside`'s folder with `create`, which must fail
     with FileExistsError on a taken name (link, symlink, O_EXCL): a user's file is never
-    overwritten or removed, and the short name fits where a 255-byte name sits."""
+    overwritten or removed, and the short name fits where a 255-byte name sits. What
+    killed writers left in that folder is swept first."""
     folder = os.path.dirname(beside)
+    sweep_stale(folder)
     for _ in range(16):
-        tmp = os.path.join(folder, b".mediaforge-" + secrets.token_hex(8).encode() + b".tmp")
+        tmp = os.path.join(folder, b".mediaforge-%08x" % os.getpid() + secrets.token_hex(4).encode() + b".tmp")
         try:
             create(tmp)
         except FileExistsError:

@@ -578,7 +578,7 @@ def dedupe_cmd(
     """Remove duplicates: a dry run by default; --apply verifies every file first (bytes
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
-    from ..dupes.dedupe import JournalError, apply, carry_over, plan_exact, plan_similar
+    from ..dupes.dedupe import JournalError, apply, carry_over, has_carry, plan_exact, plan_similar
     from ..stop import Stop
 
     g = _globals(ctx)
@@ -625,14 +625,16 @@ def dedupe_cmd(
     try:
         with open_catalog(g.catalog) as cat:
             out = apply(plan, root / "journal", root / "trash")
+            from .organise import IndexFollows
+
+            follow = IndexFollows(cat, g.catalog) if has_carry(cat, out) else None
             try:
                 carry_over(cat, out)
             except JournalError as e:  # tags left where they were; the files' report still follows
                 out.journal_failed = str(e)
-            if out.tags_carried or out.collections_carried:
-                from .organise import after_change
-
-                after_change(cat, g.catalog, [s.keep_id for s in out.done_steps if s.keep_id])
+            if follow is not None:  # the kept files' documents, when tags or collections came over
+                carried = out.tags_carried or out.collections_carried
+                follow.done([s.keep_id for s in out.done_steps if s.keep_id] if carried else [])
     except KeyboardInterrupt:
         if out is None:
             raise
@@ -667,10 +669,11 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
         problem = e
     try:
         out = undo(journal)
-        if cat is not None and uncarry(cat, journal):
-            from .organise import after_change
+        if cat is not None:
+            from .organise import IndexFollows
 
-            after_change(cat, catalog_path)
+            follow = IndexFollows(cat, catalog_path)
+            follow.done(None if uncarry(cat, journal) else [])
     finally:
         if cat is not None:
             cat.close()

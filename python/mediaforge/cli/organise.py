@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..errors import ExitCode, InvalidInputError, is_text, quoted
+from ..errors import ExitCode, InvalidInputError, MediaForgeError, first_line, is_text, quoted
 from . import render
 from .app import Format, _globals, _write_table, app, command, open_catalog
 
@@ -34,13 +34,27 @@ CollOpt = Annotated[Optional[str], typer.Option("--collection", help="The member
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 
-def after_change(cat: Catalog, catalog_path: Path, ids: list[str] | None = None) -> None:
-    """Keep the search index in step after tags or collections changed (when there is
-    one): only the documents of `ids` when the command knows them, else by digest."""
-    from ..organise.search import index_dir, refresh
+class IndexFollows:
+    """Keeps the search index (when there is one) in step with a change of tags or
+    collections: made before the change, `done` after it. Cut short in between, the
+    index is left marked behind, and the next search or scan brings it up to date."""
 
-    if index_dir(catalog_path).exists():
-        refresh(cat, catalog_path, only=ids)
+    def __init__(self, cat: Catalog, catalog_path: Path) -> None:
+        from ..organise.search import hold_step
+
+        self.cat, self.catalog_path = cat, catalog_path
+        self.held = hold_step(cat, catalog_path)
+
+    def done(self, ids: list[str] | None = None) -> None:
+        """Only the documents of `ids` when the command knows them, else by digest."""
+        from ..organise.search import refresh_changed
+
+        try:
+            refresh_changed(self.cat, self.catalog_path, ids, self.held)
+        except MediaForgeError as e:  # the change itself is committed: say so
+            e.args = (f"{first_line(e)}; the change is saved in the catalog, and the next search or scan brings "
+                      "the search index up to date",)
+            raise
 
 
 def _report(as_json: bool, text: str, **data: object) -> None:
@@ -61,8 +75,9 @@ def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; 
     tag = normalize_tag(tag)  # as stored: `/places/ paris` is places/paris
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, collection)
+        follow = IndexFollows(cat, g.catalog)
         n = add_tags(cat, ids, [tag])
-        after_change(cat, g.catalog, ids)
+        follow.done(ids)
     _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", tag=tag, added=n,
             files=len(ids))
 
@@ -78,8 +93,9 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, collection)
+        follow = IndexFollows(cat, g.catalog)
         n = remove_tags(cat, ids, [tag])
-        after_change(cat, g.catalog, ids)
+        follow.done(ids)
     _report(as_json, f"removed {render.counted(n, 'tag')}", tag=tag, removed=n)
 
 
@@ -91,8 +107,9 @@ def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag 
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
+        follow = IndexFollows(cat, g.catalog)
         n = rename_tag(cat, old, new)
-        after_change(cat, g.catalog)
+        follow.done()
     _report(as_json, f"renamed {render.counted(n, 'tag')}", renamed=n)
 
 
@@ -124,12 +141,13 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
+        follow = IndexFollows(cat, g.catalog) if smart else None
         collection.create(cat, name, smart)
         name = collection.stored_name(name)  # as stored: trimmed
         ids = collection.members(cat, name)
         count = len(ids)
-        if smart:  # its name is a search word for the files it matches
-            after_change(cat, g.catalog, ids)
+        if follow is not None:  # its name is a search word for the files it matches
+            follow.done(ids)
     _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}" + (f": {render.counted(count, 'file')} now" if smart else ""),
             name=name, kind="smart" if smart else "manual", files=count)
 
@@ -142,8 +160,9 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, other)
+        follow = IndexFollows(cat, g.catalog)
         n = (collection.add if adding else collection.remove)(cat, name, ids)
-        after_change(cat, g.catalog, ids)
+        follow.done(ids)
     verb = "added" if adding else "removed"
     _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {name!r}", name=name, **{verb: n})
 
@@ -212,8 +231,9 @@ def coll_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A 
             ids: list[str] | None = collection.members(cat, name)
         except InvalidInputError:  # a smart condition that fails on today's files: compare every document
             ids = None
+        follow = IndexFollows(cat, g.catalog)
         collection.delete(cat, name)
-        after_change(cat, g.catalog, ids)
+        follow.done(ids)
     _report(as_json, f"deleted collection {name!r}", name=name, deleted=True)
 
 
@@ -228,8 +248,9 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
+        follow = IndexFollows(cat, g.catalog)
         n = import_xmp(cat, everything=all_).tags
-        after_change(cat, g.catalog)
+        follow.done()
     _report(as_json, f"imported {render.counted(n, 'tag')} from XMP sidecars", added=n)
 
 

@@ -453,6 +453,18 @@ def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> None:
     os.utime(tmp, ns=(victim.st_atime_ns, victim.st_mtime_ns))
 
 
+def has_carry(cat: Catalog, out: Outcome) -> bool:
+    """Whether any file acted on has tags or collection places for `carry_over` to give
+    its kept copy (so the search index is touched only when one does)."""
+    victims = [s.victim_id for s in out.done_steps if s.victim_id and s.keep_id]
+    if not victims:
+        return False
+    return bool(cat.con.execute(
+        "SELECT 1 FROM tags WHERE media_id IN (SELECT unnest(?::UUID[])) UNION ALL "
+        "SELECT 1 FROM collection_items WHERE media_id IN (SELECT unnest(?::UUID[])) LIMIT 1",
+        [victims, victims]).fetchall())
+
+
 def carry_over(cat: Catalog, out: Outcome) -> None:
     """Give each kept file the tags and collection places of the files acted on (tags
     added this way have source 'dedupe'), and journal what was added so `undo` can take

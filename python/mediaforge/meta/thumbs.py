@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -168,11 +169,43 @@ def tmp_name(target: os.PathLike[str] | str, pid: int) -> str:
     return os.path.join(folder, f".{name}.{pid}.tmp")
 
 
+_STALE = re.compile(r"\.[0-9a-f]{64}\.webp\.([0-9]+)\.tmp")
+_swept: set[Path] = set()
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the temporaries of workers killed outright (their parent was kill -9'd) from
+    one thumbnail folder, once per process: files named by `tmp_name` for a pid gone."""
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        m = _STALE.fullmatch(name)
+        if m is None:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # its writer is alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, ValueError):
+            continue
+        try:
+            os.unlink(folder / name)
+        except OSError:
+            pass
+
+
 def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int]:
     """Write atomically (temporary name, then rename): a crash never leaves half a file
     under the final name. Returns the thumbnail's width and height."""
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(target.parent)
     tmp = Path(tmp_name(target, os.getpid()))
     try:
         im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4)

@@ -225,6 +225,31 @@ def _mark_synced(cat: Catalog, scan_id: int | None) -> None:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [SYNCED, str(scan_id)])
 
 
+def hold_step(cat: Catalog, catalog_path: Path) -> str | None:
+    """Before tags or collections change: take the index's in-step mark off (and return
+    it, for `refresh_changed` to put back). A command cut short between its change and
+    the index's update (kill -9, a full disk) so leaves the index marked behind, and the
+    next search or scan compares every document."""
+    if not index_dir(catalog_path).exists():
+        return None
+    got = cat.con.execute("SELECT value FROM meta WHERE key = ?", [SYNCED]).fetchall()
+    if not got:
+        return None
+    with cat.transaction() as con:
+        con.execute("DELETE FROM meta WHERE key = ?", [SYNCED])
+    return got[0][0]
+
+
+def refresh_changed(cat: Catalog, catalog_path: Path, ids: Sequence[str] | None, held: str | None) -> None:
+    """After tags or collections changed: the documents of `ids` (every one by digest when
+    None), then the in-step mark `hold_step` took off put back."""
+    if index_dir(catalog_path).exists():
+        refresh(cat, catalog_path, only=ids)
+    if held is not None:
+        with cat.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [SYNCED, held])
+
+
 def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: Sequence[pa.Array] = (),
                        more: Sequence[str] = ()) -> RefreshResult:
     """After scan `scan_id`. When the index was in step right before it (no scan since its

@@ -205,17 +205,34 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
-/// The io::ErrorKind behind a tantivy error, where one is.
-fn io_kind(e: &TantivyError) -> Option<std::io::ErrorKind> {
-    match e {
-        TantivyError::IoError(io) => Some(io.kind()),
+/// The I/O error behind a tantivy error, where one is, as its kind and a readable text
+/// (tantivy's own text of some shows a debug dump of nested structs).
+fn io_cause(e: &TantivyError) -> Option<(std::io::ErrorKind, String)> {
+    let io: &std::io::Error = match e {
+        TantivyError::IoError(io) => io,
         TantivyError::OpenReadError(OpenReadError::IoError { io_error, .. })
         | TantivyError::OpenWriteError(OpenWriteError::IoError { io_error, .. })
-        | TantivyError::OpenDirectoryError(OpenDirectoryError::IoError { io_error, .. }) => Some(io_error.kind()),
+        | TantivyError::OpenDirectoryError(OpenDirectoryError::IoError { io_error, .. }) => io_error,
         // Taking the lock file failed for a reason of the file system (read-only, full).
-        TantivyError::LockFailure(LockError::IoError(io), _) => Some(io.kind()),
-        _ => None,
-    }
+        TantivyError::LockFailure(LockError::IoError(io), _) => io,
+        // Some write paths pass an OS error on only as text ("... (os error 28)").
+        TantivyError::InternalError(text) => {
+            let code = text
+                .split("os error ")
+                .nth(1)?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?;
+            let os = std::io::Error::from_raw_os_error(code.parse().ok()?);
+            return Some((os.kind(), os.to_string()));
+        }
+        _ => return None,
+    };
+    let text = match (io.raw_os_error(), io.kind()) {
+        (Some(code), _) => std::io::Error::from_raw_os_error(code).to_string(),
+        (None, std::io::ErrorKind::StorageFull) => "No space left on device".to_string(),
+        (None, kind) => kind.to_string(),
+    };
+    Some((io.kind(), text))
 }
 
 fn damaged(dir: &Path) -> Error {
@@ -227,11 +244,8 @@ fn damaged(dir: &Path) -> Error {
 
 /// Map a tantivy error met while reading or writing an index that opened fine.
 fn index_err(dir: &Path, e: TantivyError) -> Error {
-    if let TantivyError::LockFailure(LockError::IoError(io), _) = &e {
-        return Error::from_io(dir, std::io::Error::new(io.kind(), io.to_string()));
-    }
-    if let Some(kind) = io_kind(&e) {
-        return Error::from_io(dir, std::io::Error::new(kind, e.to_string()));
+    if let Some((kind, text)) = io_cause(&e) {
+        return Error::from_io(dir, std::io::Error::new(kind, text));
     }
     match e {
         TantivyError::LockFailure(..) => Error::InvalidInput(format!(
@@ -276,8 +290,12 @@ impl SearchIndex {
         // Anything that goes wrong opening an existing index, short of a permission or a
         // read-only file system, means its files are not what this version writes: the fix
         // is the same either way.
-        let opened = |e: TantivyError| match io_kind(&e) {
-            Some(std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => index_err(dir, e),
+        let opened = |e: TantivyError| match io_cause(&e).map(|(kind, _)| kind) {
+            Some(
+                std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::ReadOnlyFilesystem
+                | std::io::ErrorKind::StorageFull,
+            ) => index_err(dir, e),
             _ => damaged(dir),
         };
         let mut index = if exists {
