@@ -279,7 +279,10 @@ class Library:
             elif missing_at[p]:
                 out[p] = Expect("revived at its path", allowed=frozenset(r.media_id for r in missing_at[p]))
             else:
-                out[p] = Expect("new path", fresh_ok=True)
+                # A new name of an inode whose row is missing (a hard link made after the
+                # link that row named was deleted) may revive that row: its file is there.
+                revives = frozenset(r.media_id for rs in missing_at.values() for r in rs if r.sig == sg)
+                out[p] = Expect("new path", allowed=revives, fresh_ok=True)
 
         # The scan's end pairs vanished rows with new ones of the same content (BLAKE3 +
         # size): exact when one unaccounted row and one new path share the content.
