@@ -704,3 +704,42 @@ def test_a_copy_found_earlier_keeps_its_tags_when_it_takes_over_a_gone_rows_id(t
         (row["media_id"], "mine"), (row["media_id"], "old")]
     assert [r["media_id"] for r in rows(catalog, "SELECT media_id FROM collection_items")] == [row["media_id"]]
     assert [r["media_id"] for r in rows(catalog, "SELECT media_id FROM search_docs")] == [row["media_id"]]
+
+
+def test_a_copy_found_by_an_earlier_scan_does_not_strand_the_move_of_another(tmp_path: Path) -> None:
+    """Pairing the k-th old copy with the k-th new one by rank let an older copy (found by
+    a scan of one folder) take the rank of the real move's new file, fail the "found
+    after" check, and leave the moved file with a fresh id and no tags."""
+    root = tmp_path / "lib"
+    for d in "abcz":
+        (root / d).mkdir(parents=True)
+    (root / "a" / "p.jpg").write_bytes(b"\xff\xd8\xff\xe0 the picture" * 40)
+    (root / "z" / "other.jpg").write_bytes(b"\xff\xd8\xff\xe0 another" * 40)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "mine", root / "a" / "p.jpg", catalog=catalog).rc == 0
+    shutil.copy(root / "a" / "p.jpg", root / "b" / "p.jpg")
+    assert run_cli("scan", "--no-meta", root / "b", catalog=catalog).rc == 0
+    assert run_cli("scan", "--no-meta", root / "a", catalog=catalog).rc == 0
+    shutil.copy(root / "a" / "p.jpg", root / "c" / "p.jpg")
+    (root / "a" / "p.jpg").unlink()
+    (root / "z" / "other.jpg").unlink()
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    got = {Path(r["path"]).parent.name: r["tags"] for r in rows(catalog, "SELECT path, tags FROM library")}
+    assert got == {"b": [], "c": ["mine"]}
+
+
+def test_an_unrelated_empty_file_does_not_take_a_deleted_empty_files_tags(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    (root / "a" / "e.txt").write_bytes(b"")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "secret", root / "a" / "e.txt", catalog=catalog).rc == 0
+    (root / "a" / "e.txt").unlink()
+    (root / "b" / "new.log").write_bytes(b"")
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    assert [r["tags"] for r in rows(catalog, "SELECT tags FROM library")] == [[]]
+    moved = rows(catalog, "SELECT path, status FROM files ORDER BY path")
+    assert [(Path(r["path"]).name, r["status"]) for r in moved] == [("e.txt", "missing"), ("new.log", "present")]

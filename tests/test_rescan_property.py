@@ -292,7 +292,8 @@ class Library:
             if not e.fresh_ok:
                 continue
             # Only a new row with a digest pairs: hashed now, or reused from a row of its inode.
-            has_digest = hashed or any(r.sig == sig_of(disk[p]) and r.blake3 for r in prev)
+            # Never an empty file: all of them share one digest (docs/catalog.md, `files`).
+            has_digest = (hashed or any(r.sig == sig_of(disk[p]) and r.blake3 for r in prev)) and disk[p].st_size > 0
             same = [r for r in present.values() if r.blake3 == digests[p] and r.size == disk[p].st_size
                     and r.media_id not in exact_ids and has_digest]
             allowed = e.allowed | {r.media_id for r in same}

@@ -178,7 +178,40 @@ _MOVE_NEW = """
 """
 
 
-def _pair_moves(con) -> None:  # noqa: ANN001
+def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
+    """Content pairs of vanished rows with new rows that earlier scans found, by `key`:
+    in each group, old rows by when they were last seen, each with the first new row
+    found after that. Taking the earliest eligible new row for the earliest seen old one
+    makes as many pairs as any matching can."""
+    olds = con.execute(f"""
+        SELECT {key}, last_scan_id, path, old_id, old_first_seen, old_first_scan FROM mf_gone_rows o
+        WHERE blake3 IS NOT NULL AND size > 0 AND old_id NOT IN (SELECT old_id FROM mf_moves)
+          AND EXISTS (SELECT 1 FROM mf_new_rows n WHERE n.first_scan_id < ? AND n.blake3 = o.blake3)
+        ORDER BY ALL""", [scan_id]).fetchall()
+    if not olds:
+        return
+    width = len(key.split(","))
+    news: dict[tuple, list[tuple]] = {}
+    for row in con.execute(f"""
+            SELECT {key}, first_scan_id, path, new_id FROM mf_new_rows
+            WHERE blake3 IS NOT NULL AND size > 0 AND first_scan_id < ? AND new_id NOT IN (SELECT new_id FROM mf_moves)
+            ORDER BY ALL""", [scan_id]).fetchall():
+        news.setdefault(tuple(row[:width]), []).append(row[width:])
+    pairs, next_of = [], {}
+    for row in olds:
+        group, (last, _path, old_id, first_seen, first_scan) = tuple(row[:width]), row[width:]
+        cands, j = news.get(group, []), next_of.get(tuple(row[:width]), 0)
+        while j < len(cands) and cands[j][0] <= last:
+            j += 1
+        if j < len(cands):
+            pairs.append((old_id, cands[j][2], first_seen, first_scan))
+            j += 1
+        next_of[group] = j
+    if pairs:
+        con.executemany("INSERT INTO mf_moves VALUES (?, ?, ?, ?)", pairs)
+
+
+def _pair_moves(con, scan_id: int) -> None:  # noqa: ANN001
     """Fill the temp table `mf_moves` (old_id, new_id, old_first_seen, old_first_scan):
     each vanished row paired with at most one row that appeared since it was last seen,
     and each new row with at most one vanished row: one file that moved, whose new row
@@ -213,28 +246,31 @@ def _pair_moves(con) -> None:  # noqa: ANN001
         SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
         """
     )
-    # Content, among what is left: the same name first, then any; the k-th old copy with
-    # the k-th new one, both in order of scan then path: a new copy can take over only a
-    # row last seen before it appeared, and with both sides sorted by scan, pairing in
-    # rank order never strands a pair that could have been made (copies found by earlier,
-    # cut-short scans beside ones found now).
+    # Content, among what is left: the same name first, then any. Empty files never pair
+    # by content: every one has the same digest, and an unrelated new empty file would
+    # take a deleted one's tags. New rows this scan found can take over any vanished row
+    # (each was last seen before now): the k-th old copy, the one seen last first, with
+    # the k-th new one by path, a join of equals. New rows an earlier, cut-short scan
+    # found can take over only a row last seen before they appeared: those few are
+    # matched in order (`_pair_earlier`), so no pair that could be made is stranded.
     for key in ("blake3, size, name", "blake3, size"):
         con.execute(
             f"""
             INSERT INTO mf_moves
             WITH o AS (
-                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY last_scan_id, path) AS k FROM mf_gone_rows
-                WHERE blake3 IS NOT NULL AND old_id NOT IN (SELECT old_id FROM mf_moves)
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY last_scan_id DESC, path) AS k
+                FROM mf_gone_rows
+                WHERE blake3 IS NOT NULL AND size > 0 AND old_id NOT IN (SELECT old_id FROM mf_moves)
             ),
             n AS (
-                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY first_scan_id, path) AS k FROM mf_new_rows
-                WHERE blake3 IS NOT NULL AND new_id NOT IN (SELECT new_id FROM mf_moves)
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY path) AS k FROM mf_new_rows
+                WHERE blake3 IS NOT NULL AND size > 0 AND first_scan_id = ?
+                  AND new_id NOT IN (SELECT new_id FROM mf_moves)
             )
             SELECT o.old_id, n.new_id, o.old_first_seen, o.old_first_scan
             FROM o JOIN n USING ({key}, k)
-            WHERE n.first_scan_id > o.last_scan_id
-            """
-        )
+            """, [scan_id])
+        _pair_earlier(con, key, scan_id)
     con.execute("DROP TABLE IF EXISTS mf_gone_rows")
     con.execute("DROP TABLE IF EXISTS mf_new_rows")
 
@@ -274,7 +310,7 @@ def finish_scan(
     with (cat.registered("mf_vanished", vanished if vanished is not None else none),
           cat.registered("mf_kept", kept if kept is not None else none), cat.transaction() as con):
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
-        _pair_moves(con)
+        _pair_moves(con, scan_id)
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
         (earlier,) = con.execute("SELECT count(*) FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
                                  "WHERE f.first_scan_id <> ?", [scan_id]).fetchone() if moved else (0,)
