@@ -576,11 +576,15 @@ def test_temporaries_of_a_killed_writer_are_swept_by_the_next_one(tmp_path: Path
     stale = out / f".mediaforge-{dead.pid:08x}{secrets.token_hex(4)}.tmp"
     running = out / f".mediaforge-{live:08x}{secrets.token_hex(4)}.tmp"
     mine = out / ".mediaforge-notours.tmp"
-    for f in (stale, running, mine):
+    fresh = out / f".mediaforge-{dead.pid:08x}{secrets.token_hex(4)}.tmp"  # maybe a writer we cannot see
+    for f in (stale, running, mine, fresh):
         f.write_bytes(b"partial")
+    old = time.time() - 3600
+    for f in (stale, running, mine):
+        os.utime(f, (old, old))
     res = run_cli("query", "SELECT path FROM files", "-f", "csv", "-o", out / "r.csv", catalog=catalog_path)
     assert res.rc == 0, res.err
-    assert sorted(p.name for p in out.iterdir()) == sorted([running.name, mine.name, "r.csv"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([running.name, mine.name, fresh.name, "r.csv"])
     from media_corpus import picture
 
     picture(64, 48, 3).save(lib / "b.png")
@@ -589,7 +593,8 @@ def test_temporaries_of_a_killed_writer_are_swept_by_the_next_one(tmp_path: Path
     target = catalog_path.parent / "thumbs" / thumb["thumb"]
     left = target.parent / f".{target.name}.{dead.pid}.tmp"  # a killed worker's
     other = target.parent / f".{target.name}.{live}.tmp"  # a live one's
-    left.write_bytes(b"")
-    other.write_bytes(b"")
+    for f in (left, other):
+        f.write_bytes(b"")
+        os.utime(f, (old, old))
     assert run_cli("thumbs", catalog=catalog_path).rc == 0
     assert not left.exists() and other.exists() and target.is_file()

@@ -974,3 +974,38 @@ def test_a_change_cut_short_before_the_index_follows_is_caught_up_by_the_next_se
              for q in ("tag:people/alice", "trip")}  # a collection's name is a search word of its files
     assert found == ({"tag:people/alice": ["a.jpg"], "trip": ["a.jpg"]} if change[0] == "tag" else
                      {"tag:people/alice": [], "trip": []})
+
+
+def test_a_refused_change_leaves_the_index_in_step_and_an_undone_collection_place_leaves_it(tmp_path: Path) -> None:
+    """A tag or collection command refused as bad input took the index's in-step mark off
+    all the same (the next search compared every document); undoing a dedupe that had
+    carried only a collection place left the kept file findable by that collection."""
+    lib = tmp_path / "lib"
+    (lib / "keep").mkdir(parents=True)
+    (lib / "dup").mkdir()
+    picture(64, 48, 1).save(lib / "keep" / "x.jpg")
+    shutil.copy(lib / "keep" / "x.jpg", lib / "dup" / "x.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    mark = "SELECT value FROM meta WHERE key = 'search_synced_scan'"
+    assert rows(catalog, mark) == [{"value": "1"}]
+    assert run_cli("collection", "add", "nosuch", lib / "dup" / "x.jpg", catalog=catalog).rc == 2
+    assert rows(catalog, mark) == [{"value": "1"}]
+    assert run_cli("collection", "delete", "nosuch", catalog=catalog).rc == 2
+    assert rows(catalog, mark) == [{"value": "1"}]
+    assert run_cli("collection", "create", "holiday", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "holiday", lib / "dup" / "x.jpg", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--keep", f"prefix:{lib / 'keep'}", "--apply", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert out["collections_carried"] == 1
+
+    def found() -> list[str]:
+        res = run_cli("search", "holiday", "-f", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(Path(r["path"]).parent.name for r in json.loads(res.out))
+
+    assert "keep" in found()  # the kept file carries the place now
+    assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
+    assert found() == ["dup"]
+    assert rows(catalog, mark) == [{"value": "1"}]

@@ -14,6 +14,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _run_sh(cwd: Path, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIAFORGE_", "XDG_"))}
+    # The toolchain stays the real one: a rebuild by setup.sh must still find rustup's.
+    real = Path.home()
+    clean.setdefault("RUSTUP_HOME", str(real / ".rustup"))
+    clean.setdefault("CARGO_HOME", str(real / ".cargo"))
     clean.update(HOME=str(home), XDG_DATA_HOME=str(home / "data"), **env)
     return subprocess.run(["bash", str(REPO / "scripts" / "run.sh"), *args], cwd=cwd, env=clean,
                           capture_output=True, text=True, timeout=900)

@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -30,10 +31,25 @@ def alive(pid: int) -> bool:
     return pid > 0
 
 
-def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP) -> None:
+# A temporary is only swept once untouched this long: its writer's pid may be one this
+# machine cannot see (another container, another machine on a shared folder).
+STALE_AFTER_S = 600.0
+
+
+def stale(path: bytes | str, pid: int) -> bool:
+    """Whether a temporary its writer (`pid`) left is safe to remove: a regular file or a
+    link (never a folder), untouched for `STALE_AFTER_S`, and its writer gone."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    kind_ok = stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
+    return kind_ok and time.time() - st.st_mtime > STALE_AFTER_S and not alive(pid)
+
+
+def sweep_stale(folder: bytes) -> None:
     """Remove from `folder` the temporaries a MediaForge process killed outright (kill -9,
-    a power cut) left there: regular files named by `pattern`, whose first group is the
-    writer's pid in hex, for a pid no longer alive. Each folder once per process."""
+    a power cut) left there (`stale`). Each folder once per process."""
     if folder in _swept:
         return
     _swept.add(folder)
@@ -42,12 +58,10 @@ def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP) -> None:
     except OSError:
         return
     for name in names:
-        m = pattern.fullmatch(name)
-        if m is None or alive(int(m.group(1), 16)):
-            continue
+        m = _OWN_TMP.fullmatch(name)
         path = os.path.join(folder, name)
-        with contextlib.suppress(OSError):
-            if stat.S_ISREG(os.lstat(path).st_mode):
+        if m is not None and stale(path, int(m.group(1), 16)):
+            with contextlib.suppress(OSError):
                 os.unlink(path)
 
 

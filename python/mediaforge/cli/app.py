@@ -20,8 +20,8 @@ import typer
 # command is running (a scan is walking) before they are loaded.
 from .. import __version__, catalog, meta
 from ..config import MAX_THREADS, check_timeout, default_catalog_path
-from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, PathIOError, PathNotFoundError,
-                      first_line, path_text)
+from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
+                      PathNotFoundError, first_line, path_text)
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
 
@@ -195,8 +195,14 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
     (after a scan, on just the files it can have changed)."""
     tagged: list[str] = []
     if extracted:
+        from ..organise.search import hold_step
         from ..organise.xmp import import_xmp
 
+        if summary is None:
+            # `meta`: no new scan row marks the index behind; tags may change here, so
+            # until the refresh below has run the index is marked behind (a kill between
+            # leaves it to the next search or scan).
+            hold_step(cat, catalog_path)
         tagged = import_xmp(cat).media_ids
     if not index:
         return None
@@ -622,6 +628,7 @@ def dedupe_cmd(
     root = Path(g.catalog).resolve().parent
     # Hold the catalog's write lock while acting, so the tags can follow at once.
     out = None
+    index_error: MediaForgeError | None = None  # raised once the report of the files is out
     try:
         with open_catalog(g.catalog) as cat:
             out = apply(plan, root / "journal", root / "trash")
@@ -634,7 +641,10 @@ def dedupe_cmd(
                 out.journal_failed = str(e)
             if follow is not None:  # the kept files' documents, when tags or collections came over
                 carried = out.tags_carried or out.collections_carried
-                follow.done([s.keep_id for s in out.done_steps if s.keep_id] if carried else [])
+                try:
+                    follow.done([s.keep_id for s in out.done_steps if s.keep_id] if carried else [])
+                except MediaForgeError as e:
+                    index_error = e
     except KeyboardInterrupt:
         if out is None:
             raise
@@ -645,6 +655,8 @@ def dedupe_cmd(
         _print_outcome(out, DONE[action], as_json)
     if out.journal_failed:  # after the report of what was done: exit 3 with the reason
         raise PathIOError(out.journal_failed)
+    if index_error is not None:
+        raise index_error
 
 
 def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
@@ -672,8 +684,8 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
         if cat is not None:
             from .organise import IndexFollows
 
-            follow = IndexFollows(cat, catalog_path)
-            follow.done(None if uncarry(cat, journal) else [])
+            with IndexFollows(cat, catalog_path) as follow:
+                follow.done(uncarry(cat, journal))
     finally:
         if cat is not None:
             cat.close()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..errors import ExitCode, InvalidInputError, MediaForgeError, first_line, is_text, quoted
+from ..errors import ExitCode, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, quoted
 from . import render
 from .app import Format, _globals, _write_table, app, command, open_catalog
 
@@ -36,25 +36,39 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 class IndexFollows:
     """Keeps the search index (when there is one) in step with a change of tags or
-    collections: made before the change, `done` after it. Cut short in between, the
-    index is left marked behind, and the next search or scan brings it up to date."""
+    collections: entered before the change, `done` after it. Cut short in between, the
+    index is left marked behind, and the next search or scan brings it up to date; a
+    change refused as bad input before it was made leaves the mark as it was."""
 
     def __init__(self, cat: Catalog, catalog_path: Path) -> None:
         from ..organise.search import hold_step
 
         self.cat, self.catalog_path = cat, catalog_path
         self.held = hold_step(cat, catalog_path)
+        self.finished = False
+
+    def __enter__(self) -> IndexFollows:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
+        if kind is not None and issubclass(kind, InvalidInputError) and not self.finished and self.held is not None:
+            from ..organise.search import unhold_step
+
+            unhold_step(self.cat, self.held)  # refused before it changed anything
 
     def done(self, ids: list[str] | None = None) -> None:
         """Only the documents of `ids` when the command knows them, else by digest."""
         from ..organise.search import refresh_changed
 
+        self.finished = True
         try:
             refresh_changed(self.cat, self.catalog_path, ids, self.held)
-        except MediaForgeError as e:  # the change itself is committed: say so
-            e.args = (f"{first_line(e)}; the change is saved in the catalog, and the next search or scan brings "
-                      "the search index up to date",)
-            raise
+        except (MediaForgeError, OSError) as e:  # the change itself is committed: say so
+            saved = "the change is saved in the catalog"
+            if isinstance(e, InvalidInputError):  # a damaged index: its own message says what to run
+                raise type(e)(f"{first_line(e)}; {saved}") from None
+            raise PathIOError(f"{first_line(e) if isinstance(e, MediaForgeError) else e}; {saved}, and the next "
+                              "search or scan brings the search index up to date") from None
 
 
 def _report(as_json: bool, text: str, **data: object) -> None:
@@ -75,9 +89,9 @@ def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; 
     tag = normalize_tag(tag)  # as stored: `/places/ paris` is places/paris
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, collection)
-        follow = IndexFollows(cat, g.catalog)
-        n = add_tags(cat, ids, [tag])
-        follow.done(ids)
+        with IndexFollows(cat, g.catalog) as follow:
+            n = add_tags(cat, ids, [tag])
+            follow.done(ids)
     _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", tag=tag, added=n,
             files=len(ids))
 
@@ -93,9 +107,9 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, collection)
-        follow = IndexFollows(cat, g.catalog)
-        n = remove_tags(cat, ids, [tag])
-        follow.done(ids)
+        with IndexFollows(cat, g.catalog) as follow:
+            n = remove_tags(cat, ids, [tag])
+            follow.done(ids)
     _report(as_json, f"removed {render.counted(n, 'tag')}", tag=tag, removed=n)
 
 
@@ -107,9 +121,9 @@ def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag 
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        follow = IndexFollows(cat, g.catalog)
-        n = rename_tag(cat, old, new)
-        follow.done()
+        with IndexFollows(cat, g.catalog) as follow:
+            n = rename_tag(cat, old, new)
+            follow.done()
     _report(as_json, f"renamed {render.counted(n, 'tag')}", renamed=n)
 
 
@@ -141,13 +155,17 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        follow = IndexFollows(cat, g.catalog) if smart else None
-        collection.create(cat, name, smart)
-        name = collection.stored_name(name)  # as stored: trimmed
-        ids = collection.members(cat, name)
-        count = len(ids)
-        if follow is not None:  # its name is a search word for the files it matches
-            follow.done(ids)
+        if not smart:
+            collection.create(cat, name, smart)
+            name = collection.stored_name(name)  # as stored: trimmed
+            count = 0
+        else:
+            with IndexFollows(cat, g.catalog) as follow:  # its name is a search word for the files it matches
+                collection.create(cat, name, smart)
+                name = collection.stored_name(name)
+                ids = collection.members(cat, name)
+                count = len(ids)
+                follow.done(ids)
     _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}" + (f": {render.counted(count, 'file')} now" if smart else ""),
             name=name, kind="smart" if smart else "manual", files=count)
 
@@ -160,9 +178,9 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, other)
-        follow = IndexFollows(cat, g.catalog)
-        n = (collection.add if adding else collection.remove)(cat, name, ids)
-        follow.done(ids)
+        with IndexFollows(cat, g.catalog) as follow:
+            n = (collection.add if adding else collection.remove)(cat, name, ids)
+            follow.done(ids)
     verb = "added" if adding else "removed"
     _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {name!r}", name=name, **{verb: n})
 
@@ -231,9 +249,9 @@ def coll_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A 
             ids: list[str] | None = collection.members(cat, name)
         except InvalidInputError:  # a smart condition that fails on today's files: compare every document
             ids = None
-        follow = IndexFollows(cat, g.catalog)
-        collection.delete(cat, name)
-        follow.done(ids)
+        with IndexFollows(cat, g.catalog) as follow:
+            collection.delete(cat, name)
+            follow.done(ids)
     _report(as_json, f"deleted collection {name!r}", name=name, deleted=True)
 
 
@@ -248,9 +266,9 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        follow = IndexFollows(cat, g.catalog)
-        n = import_xmp(cat, everything=all_).tags
-        follow.done()
+        with IndexFollows(cat, g.catalog) as follow:
+            n = import_xmp(cat, everything=all_).tags
+            follow.done()
     _report(as_json, f"imported {render.counted(n, 'tag')} from XMP sidecars", added=n)
 
 

@@ -510,19 +510,23 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
     out.collections_carried = len(items)
 
 
-def uncarry(cat: Catalog, path: Path) -> int:
-    """Take back the tags and collection places a journal's dedupe carried over."""
-    removed = 0
+def uncarry(cat: Catalog, path: Path) -> list[str]:
+    """Take back the tags and collection places a journal's dedupe carried over; returns
+    the media ids that lost one (their search documents change)."""
+    touched: set[str] = set()
     with cat.transaction() as con:
         for e in _entries(path):
             if e.get("kind") != "carried":
                 continue
             for keep, tag in e.get("tags", []):
-                removed += con.execute("DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
-                                       [keep, tag]).fetchall()[0][0]
+                if con.execute("DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
+                               [keep, tag]).fetchall()[0][0]:
+                    touched.add(keep)
             for keep, cid in e.get("collections", []):
-                con.execute("DELETE FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?", [keep, cid])
-    return int(removed)
+                if con.execute("DELETE FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?",
+                               [keep, cid]).fetchall()[0][0]:
+                    touched.add(keep)
+    return sorted(touched)
 
 
 

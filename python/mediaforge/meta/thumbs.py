@@ -11,6 +11,7 @@ import io
 import math
 import os
 import re
+import time
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -188,11 +189,13 @@ def _sweep(folder: Path) -> None:
         if m is None:
             continue
         try:
+            if time.time() - os.lstat(folder / name).st_mtime <= 600:  # as fsops.STALE_AFTER_S
+                continue  # its writer may be on a machine or in a container we cannot see
             os.kill(int(m.group(1)), 0)
             continue  # its writer is alive
         except ProcessLookupError:
             pass
-        except (PermissionError, OverflowError, ValueError):
+        except (OSError, OverflowError, ValueError):
             continue
         try:
             os.unlink(folder / name)

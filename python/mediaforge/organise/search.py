@@ -241,13 +241,19 @@ def hold_step(cat: Catalog, catalog_path: Path) -> str | None:
 
 
 def refresh_changed(cat: Catalog, catalog_path: Path, ids: Sequence[str] | None, held: str | None) -> None:
-    """After tags or collections changed: the documents of `ids` (every one by digest when
-    None), then the in-step mark `hold_step` took off put back."""
+    """After tags or collections changed: the documents of `ids`, then the in-step mark
+    `hold_step` took off put back; or, with `ids` None, every document by digest, which
+    marks the index in step as of the latest scan by itself."""
     if index_dir(catalog_path).exists():
         refresh(cat, catalog_path, only=ids)
-    if held is not None:
-        with cat.transaction() as con:
-            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [SYNCED, held])
+    if held is not None and ids is not None:
+        unhold_step(cat, held)
+
+
+def unhold_step(cat: Catalog, held: str) -> None:
+    """Put back the in-step mark `hold_step` took off (nothing changed after all)."""
+    with cat.transaction() as con:
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [SYNCED, held])
 
 
 def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: Sequence[pa.Array] = (),

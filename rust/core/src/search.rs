@@ -230,7 +230,10 @@ fn io_cause(e: &TantivyError) -> Option<(std::io::ErrorKind, String)> {
     let text = match (io.raw_os_error(), io.kind()) {
         (Some(code), _) => std::io::Error::from_raw_os_error(code).to_string(),
         (None, std::io::ErrorKind::StorageFull) => "No space left on device".to_string(),
-        (None, kind) => kind.to_string(),
+        // Its own text, unless that is a dump of nested structs: then what kind it is.
+        (None, kind) => Some(io.to_string())
+            .filter(|t| !t.contains('{'))
+            .unwrap_or_else(|| kind.to_string()),
     };
     Some((io.kind(), text))
 }
