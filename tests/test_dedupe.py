@@ -754,3 +754,30 @@ def test_a_full_disk_while_journalling_the_carried_tags_keeps_the_journal(lib, t
     assert run_cli("dedupe", "--undo", copy, catalog=catalog).rc == 0
     assert all((root / "b" / n).stat().st_nlink == 1 for n in os.listdir(root / "b"))
 
+
+
+def test_undo_takes_back_carried_tags_after_a_scan_gave_the_kept_row_an_older_id(tmp_path: Path) -> None:
+    """A scan after the dedupe took the kept file for a moved one and handed its row an
+    older id: undo looked for the carried tag under the id the journal named, found
+    nothing, and left it on the kept file."""
+    lib = tmp_path / "lib"
+    for d in ("o", "v", "k"):
+        (lib / d).mkdir(parents=True)
+    data = b"\xff\xd8\xff\xe0" + os.urandom(4000)
+    (lib / "o" / "x.jpg").write_bytes(data)
+    (lib / "v" / "x.jpg").write_bytes(data)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", lib, catalog=catalog).rc == 0
+    (lib / "k" / "x.jpg").write_bytes(data)
+    assert run_cli("scan", "--no-meta", lib / "k", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "vac", lib / "v" / "x.jpg", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--keep", f"prefix:{lib / 'k'}", "--apply", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert out["tags_carried"] == 1
+    (lib / "o" / "x.jpg").unlink()
+    res = run_cli("scan", "--no-meta", lib, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["moved"] == 1, res.out
+    assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
+    got = {Path(r["path"]).parent.name: r["tags"] for r in rows(catalog, "SELECT path, tags FROM library")}
+    assert got["k"] == [] and got["v"] == ["vac"], got

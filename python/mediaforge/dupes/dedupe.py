@@ -500,10 +500,14 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                        ?, now()::TIMESTAMP
                 FROM x""", [[k for k, _ in items], [int(c) for _, c in items], who()])
         # Journalled before the commit: what undo cannot find in the journal is not added.
+        # The kept files' paths too: a later scan can hand a kept row an older id (a file it
+        # took for moved), and undo then finds the row by its path.
+        kept_at = {s.keep_id: _b64(s.keep) for s in out.done_steps if s.keep_id}
         journal = Journal(out.journal, appending=True)
         try:
             journal.write(kind="carried", tags=[[k, t] for k, t in tags],
-                          collections=[[k, int(c)] for k, c in items])
+                          collections=[[k, int(c)] for k, c in items],
+                          kept_at={k: kept_at[k] for k in {k for k, _ in tags} | {k for k, _ in items} if k in kept_at})
         finally:
             journal.close()
     out.tags_carried = len(tags)
@@ -518,15 +522,34 @@ def uncarry(cat: Catalog, path: Path) -> list[str]:
         for e in _entries(path):
             if e.get("kind") != "carried":
                 continue
+            ids = _current_ids(con, e)
             for keep, tag in e.get("tags", []):
-                if con.execute("DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
-                               [keep, tag]).fetchall()[0][0]:
-                    touched.add(keep)
+                for mid in ids.get(keep, [keep]):
+                    if con.execute("DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
+                                   [mid, tag]).fetchall()[0][0]:
+                        touched.add(mid)
             for keep, cid in e.get("collections", []):
-                if con.execute("DELETE FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?",
-                               [keep, cid]).fetchall()[0][0]:
-                    touched.add(keep)
+                for mid in ids.get(keep, [keep]):
+                    if con.execute("DELETE FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?",
+                                   [mid, cid]).fetchall()[0][0]:
+                        touched.add(mid)
     return sorted(touched)
+
+
+def _current_ids(con: Any, entry: dict[str, Any]) -> dict[str, list[str]]:
+    """The ids a journal's kept files have now: their journalled id and, where a scan
+    since has given the row at the kept path another (it took the file for a moved one
+    and handed it that one's id), that one too."""
+    out: dict[str, list[str]] = {}
+    for keep, where in (entry.get("kept_at") or {}).items():
+        try:
+            raw = _unb64(where)
+        except (ValueError, TypeError):
+            continue
+        now = con.execute("SELECT media_id::VARCHAR FROM files WHERE path_bytes = ? AND status = 'present'",
+                          [raw]).fetchall()
+        out[keep] = sorted({keep, *(r[0] for r in now)})
+    return out
 
 
 
@@ -702,6 +725,9 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                 for pair in [*e.get("tags", []), *e.get("collections", [])]:
                     if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
                         raise TypeError("a carried tag or collection is not a pair")
+                kept_at = e.get("kept_at", {})
+                if not isinstance(kept_at, dict) or not all(isinstance(v, str) for v in kept_at.values()):
+                    raise TypeError("the kept files' paths are not a map of paths")
     except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as err:  # OverflowError: int(1e400)
         raise InvalidInputError(f"{path} is not a valid MediaForge dedupe journal: {first_line(err)}") from None
     return action, list(records.values())
