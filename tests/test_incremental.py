@@ -465,9 +465,11 @@ def test_hard_links_moved_together_each_keep_their_own_id(tmp_path: Path, catalo
 
 
 def test_link_count_and_change_time_are_refreshed_without_rereading(tmp_path: Path, catalog_path: Path) -> None:
-    """A hard link added and a chmod change no content: the rescan reads nothing, but the
-    rows' nlink and ctime_ns follow the disk, and what the first scan learned from the
-    bytes (a JPEG named .png is image/jpeg; the digest) stands."""
+    """A hard link added and a chmod change no content: the rows' nlink and ctime_ns
+    follow the disk, and what the first scan learned from the bytes (a JPEG named .png is
+    image/jpeg; the digest) stands. The new link is not read again; the chmod'ed file is
+    (a change time that moved alone may be a write that put the mtime back), and it hashes
+    the same."""
     lib = tmp_path / "lib"
     lib.mkdir()
     photo, song = lib / "misnamed.png", lib / "song.flac"
@@ -479,7 +481,7 @@ def test_link_count_and_change_time_are_refreshed_without_rereading(tmp_path: Pa
     os.link(photo, tmp_path / "outside.png")
     os.chmod(song, 0o600)
     s = do_scan(catalog_path, lib)
-    assert (s.new, s.changed, s.moved, s.unchanged, s.hashed_files) == (0, 0, 0, 2, 0)
+    assert (s.new, s.changed, s.moved, s.unchanged, s.hashed_files) == (0, 0, 0, 2, 1)
     after = files_by_path(catalog_path)
     for p in (photo, song):
         st, old, new = p.stat(), before[os.fsencode(p)], after[os.fsencode(p)]
@@ -743,3 +745,29 @@ def test_an_unrelated_empty_file_does_not_take_a_deleted_empty_files_tags(tmp_pa
     assert [r["tags"] for r in rows(catalog, "SELECT tags FROM library")] == [[]]
     moved = rows(catalog, "SELECT path, status FROM files ORDER BY path")
     assert [(Path(r["path"]).name, r["status"]) for r in moved] == [("e.txt", "missing"), ("new.log", "present")]
+
+
+def test_a_rewrite_that_puts_the_mtime_back_is_hashed_again(tmp_path: Path) -> None:
+    """`exiftool -P` writes a photo and puts its mtime back: same size, same mtime, only
+    the change time tells. The old digest stayed for good; now a hashing scan reads such a
+    file again (a chmod, which also moves only the change time, costs one read)."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    photo = root / "p.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + b"A" * 4000)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    st = photo.stat()
+    with open(photo, "r+b") as f:
+        f.seek(100)
+        f.write(b"B" * 50)  # same size
+    os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["hashed_files"] == 1, res.out
+    assert files_by_path(catalog)[bytes(photo)]["blake3"] == digest(photo.read_bytes())
+    os.chmod(photo, 0o600)
+    res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
+    assert json.loads(res.out)["hashed_files"] == 1
+    assert files_by_path(catalog)[bytes(photo)]["blake3"] == digest(photo.read_bytes())
+    res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
+    assert json.loads(res.out)["hashed_files"] == 0  # nothing moved: not read again

@@ -439,6 +439,14 @@ impl PrevState {
         old.ctime_ns != UNKNOWN_CTIME && (old.ctime_ns != st.ctime_ns || old.nlink != st.nlink)
     }
 
+    /// Whether only the inode change time moved (the link count did not): a `chmod`, or a
+    /// writer that put the mtime back after writing (`exiftool -P`, `touch -r`). Only the
+    /// content can tell which.
+    pub fn only_ctime_moved(&self, i: usize, st: &FileStat) -> bool {
+        let old = &self.stat[i];
+        old.ctime_ns != UNKNOWN_CTIME && old.ctime_ns != st.ctime_ns && old.nlink == st.nlink
+    }
+
     /// Every row with row `j`'s identity, size and mtime, `j` first (several hard links of
     /// one file, each with its own row).
     pub fn same_identity(&self, j: u32) -> Vec<u32> {
