@@ -200,7 +200,7 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
     pairs, next_of = [], {}
     for row in olds:
         group, (last, _path, old_id, first_seen, first_scan) = tuple(row[:width]), row[width:]
-        cands, j = news.get(group, []), next_of.get(tuple(row[:width]), 0)
+        cands, j = news.get(group, []), next_of.get(group, 0)
         while j < len(cands) and cands[j][0] <= last:
             j += 1
         if j < len(cands):
@@ -312,14 +312,13 @@ def finish_scan(
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
         _pair_moves(con, scan_id)
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
-        (earlier,) = con.execute("SELECT count(*) FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
-                                 "WHERE f.first_scan_id <> ?", [scan_id]).fetchone() if moved else (0,)
-        retired: tuple[str, ...] = ()
-        if earlier:
+        # New rows an earlier scan added that take over a vanished row's id: theirs retire.
+        retired: tuple[str, ...] = tuple(r[0] for r in con.execute(
+            "SELECT m.new_id::VARCHAR FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
+            "WHERE f.first_scan_id <> ?", [scan_id]).fetchall()) if moved else ()
+        earlier = len(retired)
+        if retired:
             _carry_over(con)
-            retired = tuple(r[0] for r in con.execute(
-                "SELECT m.new_id::VARCHAR FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
-                "WHERE f.first_scan_id <> ?", [scan_id]).fetchall())
         if moved:
             con.execute("DELETE FROM files WHERE media_id IN (SELECT old_id FROM mf_moves)")
             con.execute(
