@@ -781,3 +781,33 @@ def test_undo_takes_back_carried_tags_after_a_scan_gave_the_kept_row_an_older_id
     assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
     got = {Path(r["path"]).parent.name: r["tags"] for r in rows(catalog, "SELECT path, tags FROM library")}
     assert got["k"] == [] and got["v"] == ["vac"], got
+
+
+def test_undo_leaves_a_collection_place_of_another_file_moved_onto_the_kept_path(tmp_path: Path) -> None:
+    """Undo looked the kept file up by its path and took the carried place from whatever
+    row was there: another file moved onto that path since, put in the collection by the
+    user, lost its place."""
+    lib = tmp_path / "lib"
+    for d in ("k", "sub"):
+        (lib / d).mkdir(parents=True)
+    data = b"\xff\xd8\xff\xe0" + os.urandom(4000)
+    (lib / "k" / "a.jpg").write_bytes(data)
+    (lib / "b.jpg").write_bytes(data)
+    (lib / "u.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(3000))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", lib, catalog=catalog).rc == 0
+    for args in (("collection", "create", "C"), ("collection", "add", "C", lib / "b.jpg")):
+        assert run_cli(*args, catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--keep", f"prefix:{lib / 'k'}", "--action", "move-to", "--to", tmp_path / "moved",
+                  "--apply", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["collections_carried"] == 1, res.out + res.err
+    journal = json.loads(res.out)["journal"]
+    (lib / "k" / "a.jpg").rename(lib / "sub" / "a.jpg")
+    (lib / "u.jpg").rename(lib / "k" / "a.jpg")  # another file now at the kept path
+    assert run_cli("scan", "--no-meta", lib, catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "C", lib / "k" / "a.jpg", catalog=catalog).rc == 0  # the user's own
+    assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+    members = {Path(r["path"]).relative_to(lib).as_posix()
+               for r in rows(catalog, "SELECT f.path FROM collection_items i JOIN files f USING (media_id)")}
+    # The carried place left the kept file (moved to sub/); the user's own on k/a.jpg stays.
+    assert "k/a.jpg" in members and "sub/a.jpg" not in members, members

@@ -771,3 +771,24 @@ def test_a_rewrite_that_puts_the_mtime_back_is_hashed_again(tmp_path: Path) -> N
     assert files_by_path(catalog)[bytes(photo)]["blake3"] == digest(photo.read_bytes())
     res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
     assert json.loads(res.out)["hashed_files"] == 0  # nothing moved: not read again
+
+
+def test_a_scan_without_hashing_does_not_swallow_the_change_time_signal(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    photo = root / "p.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + b"A" * 4000)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    st = photo.stat()
+    with open(photo, "r+b") as f:
+        f.seek(100)
+        f.write(b"B" * 50)
+    os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run_cli("scan", "--no-meta", "--no-hash", root, catalog=catalog).rc == 0
+    assert files_by_path(catalog)[bytes(photo)]["blake3"] is None  # dropped, not kept stale
+    res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
+    assert json.loads(res.out)["hashed_files"] == 1
+    assert files_by_path(catalog)[bytes(photo)]["blake3"] == digest(photo.read_bytes())
+    counts = rows(catalog, "SELECT unchanged_files FROM scans ORDER BY scan_id DESC LIMIT 1")[0]
+    assert counts["unchanged_files"] == json.loads(res.out)["unchanged"] == 1  # the CLI and the table agree

@@ -252,7 +252,8 @@ def _pair_moves(con, scan_id: int) -> None:  # noqa: ANN001
     # (each was last seen before now): the k-th old copy, the one seen last first, with
     # the k-th new one by path, a join of equals. New rows an earlier, cut-short scan
     # found can take over only a row last seen before they appeared: those few are
-    # matched in order (`_pair_earlier`), so no pair that could be made is stranded.
+    # matched in order (`_pair_earlier`), so within a pass no pair that could be made
+    # is stranded (the same-name pass, first, may take a row a later pass wanted).
     for key in ("blake3, size, name", "blake3, size"):
         con.execute(
             f"""
@@ -376,7 +377,8 @@ def finish_scan(
             [
                 now, totals["files_seen"], totals["bytes_seen"], totals["new"] - (moved - earlier),
                 totals["changed"], moved + totals["moved"], missing, totals["revived"],
-                max(0, totals["unchanged"] - earlier), totals["hashed_files"], totals["hashed_bytes"], pruned,
+                max(0, totals["unchanged"] + totals["hashed"] - earlier), totals["hashed_files"],
+                totals["hashed_bytes"], pruned,
                 totals["errors"], seconds, scan_id,
             ],
         )

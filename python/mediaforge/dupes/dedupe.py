@@ -502,7 +502,7 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
         # Journalled before the commit: what undo cannot find in the journal is not added.
         # The kept files' paths too: a later scan can hand a kept row an older id (a file it
         # took for moved), and undo then finds the row by its path.
-        kept_at = {s.keep_id: _b64(s.keep) for s in out.done_steps if s.keep_id}
+        kept_at = {s.keep_id: [_b64(s.keep), s.keep_blake3 or s.blake3 or ""] for s in out.done_steps if s.keep_id}
         journal = Journal(out.journal, appending=True)
         try:
             journal.write(kind="carried", tags=[[k, t] for k, t in tags],
@@ -537,18 +537,21 @@ def uncarry(cat: Catalog, path: Path) -> list[str]:
 
 
 def _current_ids(con: Any, entry: dict[str, Any]) -> dict[str, list[str]]:
-    """The ids a journal's kept files have now: their journalled id and, where a scan
-    since has given the row at the kept path another (it took the file for a moved one
-    and handed it that one's id), that one too."""
+    """The id each of a journal's kept files has now: the journalled one while a row has
+    it; once a scan retired it (it took the kept file for a moved one and handed its row
+    that one's id), the id of the row at the kept path, if that row still holds the kept
+    content. Never another file's: one moved onto the kept path since is left alone."""
     out: dict[str, list[str]] = {}
     for keep, where in (entry.get("kept_at") or {}).items():
         try:
-            raw = _unb64(where)
-        except (ValueError, TypeError):
+            raw, digest = _unb64(where[0]), where[1]
+        except (ValueError, TypeError, IndexError):
             continue
-        now = con.execute("SELECT media_id::VARCHAR FROM files WHERE path_bytes = ? AND status = 'present'",
-                          [raw]).fetchall()
-        out[keep] = sorted({keep, *(r[0] for r in now)})
+        if con.execute("SELECT 1 FROM files WHERE media_id = ?::UUID", [keep]).fetchall():
+            continue  # still the kept file's id
+        now = con.execute("SELECT media_id::VARCHAR FROM files WHERE path_bytes = ? AND status = 'present' "
+                          "AND blake3 = ?", [raw, digest]).fetchall()
+        out[keep] = [keep, *(r[0] for r in now)]
     return out
 
 
@@ -726,8 +729,10 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                     if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
                         raise TypeError("a carried tag or collection is not a pair")
                 kept_at = e.get("kept_at", {})
-                if not isinstance(kept_at, dict) or not all(isinstance(v, str) for v in kept_at.values()):
-                    raise TypeError("the kept files' paths are not a map of paths")
+                if not isinstance(kept_at, dict) or not all(
+                        isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)
+                        for v in kept_at.values()):
+                    raise TypeError("the kept files' paths are not a map of [path, digest]")
     except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as err:  # OverflowError: int(1e400)
         raise InvalidInputError(f"{path} is not a valid MediaForge dedupe journal: {first_line(err)}") from None
     return action, list(records.values())

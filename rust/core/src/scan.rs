@@ -355,14 +355,15 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
                     if !prev.attrs_moved(iu, &f.stat) {
                         return Plan::Skip;
                     }
-                    if want_hash && prev.only_ctime_moved(iu, &f.stat) {
+                    if prev.only_ctime_moved(iu, &f.stat) {
                         // Maybe rewritten with its mtime put back: hashed again, so the
-                        // digest is never stale (a chmod costs one read).
+                        // digest is never stale (a chmod costs one read). A scan that does
+                        // not hash drops the digest, for the next one that does to redo.
                         return Plan::Row {
                             prev: Some(prev.media_id(iu)),
                             change: Change::Hashed,
                             digest: None,
-                            hash: true,
+                            hash: want_hash,
                         };
                     }
                     return Plan::Row {
