@@ -747,10 +747,9 @@ def test_an_unrelated_empty_file_does_not_take_a_deleted_empty_files_tags(tmp_pa
     assert [(Path(r["path"]).name, r["status"]) for r in moved] == [("e.txt", "missing"), ("new.log", "present")]
 
 
-def test_a_rewrite_that_puts_the_mtime_back_is_hashed_again(tmp_path: Path) -> None:
-    """`exiftool -P` writes a photo and puts its mtime back: same size, same mtime, only
-    the change time tells. The old digest stayed for good; now a hashing scan reads such a
-    file again (a chmod, which also moves only the change time, costs one read)."""
+def _rewritten_with_its_mtime_put_back(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(library, photo, catalog): a photo scanned, then rewritten in place at the same
+    size with its mtime put back, as `exiftool -P` leaves it."""
     root = tmp_path / "lib"
     root.mkdir()
     photo = root / "p.jpg"
@@ -762,6 +761,14 @@ def test_a_rewrite_that_puts_the_mtime_back_is_hashed_again(tmp_path: Path) -> N
         f.seek(100)
         f.write(b"B" * 50)  # same size
     os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return root, photo, catalog
+
+
+def test_a_rewrite_that_puts_the_mtime_back_is_hashed_again(tmp_path: Path) -> None:
+    """`exiftool -P` writes a photo and puts its mtime back: same size, same mtime, only
+    the change time tells. The old digest stayed for good; now a hashing scan reads such a
+    file again (a chmod, which also moves only the change time, costs one read)."""
+    root, photo, catalog = _rewritten_with_its_mtime_put_back(tmp_path)
     res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
     assert res.rc == 0 and json.loads(res.out)["hashed_files"] == 1, res.out
     assert files_by_path(catalog)[bytes(photo)]["blake3"] == digest(photo.read_bytes())
@@ -774,17 +781,7 @@ def test_a_rewrite_that_puts_the_mtime_back_is_hashed_again(tmp_path: Path) -> N
 
 
 def test_a_scan_without_hashing_does_not_swallow_the_change_time_signal(tmp_path: Path) -> None:
-    root = tmp_path / "lib"
-    root.mkdir()
-    photo = root / "p.jpg"
-    photo.write_bytes(b"\xff\xd8\xff\xe0" + b"A" * 4000)
-    catalog = tmp_path / "cat.duckdb"
-    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
-    st = photo.stat()
-    with open(photo, "r+b") as f:
-        f.seek(100)
-        f.write(b"B" * 50)
-    os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns))
+    root, photo, catalog = _rewritten_with_its_mtime_put_back(tmp_path)
     assert run_cli("scan", "--no-meta", "--no-hash", root, catalog=catalog).rc == 0
     assert files_by_path(catalog)[bytes(photo)]["blake3"] is None  # dropped, not kept stale
     res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
