@@ -47,9 +47,10 @@ def stale(path: bytes | str, pid: int) -> bool:
     return kind_ok and time.time() - st.st_mtime > STALE_AFTER_S and not alive(pid)
 
 
-def sweep_stale(folder: bytes) -> None:
+def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP, base: int = 16) -> None:
     """Remove from `folder` the temporaries a MediaForge process killed outright (kill -9,
-    a power cut) left there (`stale`). Each folder once per process."""
+    a power cut) left there (`stale`): names matching `pattern`, whose first group is the
+    writer's pid (in `base`). Each folder once per process."""
     if folder in _swept:
         return
     _swept.add(folder)
@@ -58,9 +59,9 @@ def sweep_stale(folder: bytes) -> None:
     except OSError:
         return
     for name in names:
-        m = _OWN_TMP.fullmatch(name)
+        m = pattern.fullmatch(name)
         path = os.path.join(folder, name)
-        if m is not None and stale(path, int(m.group(1), 16)):
+        if m is not None and stale(path, int(m.group(1), base)):
             with contextlib.suppress(OSError):
                 os.unlink(path)
 

@@ -75,9 +75,12 @@ class _Result:
             self.status = status
 
     def save_thumb(self, picture: Any) -> None:
-        from .thumbs import save_thumb, thumb_relpath
+        from ..fsops import sweep_stale
+        from .thumbs import TMP_PATTERN, save_thumb, thumb_relpath
 
         rel = thumb_relpath(self.task.blake3, self.task.thumb_size)
+        # What workers killed with their parent (kill -9) left in this shard.
+        sweep_stale(os.fsencode(os.path.join(self.task.thumbs_root, os.path.dirname(rel))), TMP_PATTERN, 10)
         try:
             self.thumb_wh = save_thumb(picture, Path(self.task.thumbs_root), rel)
             self.thumb = rel

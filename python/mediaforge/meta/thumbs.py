@@ -11,7 +11,6 @@ import io
 import math
 import os
 import re
-import time
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -170,37 +169,9 @@ def tmp_name(target: os.PathLike[str] | str, pid: int) -> str:
     return os.path.join(folder, f".{name}.{pid}.tmp")
 
 
-_STALE = re.compile(r"\.[0-9a-f]{64}\.webp\.([0-9]+)\.tmp")
-_swept: set[Path] = set()
-
-
-def _sweep(folder: Path) -> None:
-    """Remove the temporaries of workers killed outright (their parent was kill -9'd) from
-    one thumbnail folder, once per process: files named by `tmp_name` for a pid gone."""
-    if folder in _swept:
-        return
-    _swept.add(folder)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        m = _STALE.fullmatch(name)
-        if m is None:
-            continue
-        try:
-            if time.time() - os.lstat(folder / name).st_mtime <= 600:  # as fsops.STALE_AFTER_S
-                continue  # its writer may be on a machine or in a container we cannot see
-            os.kill(int(m.group(1)), 0)
-            continue  # its writer is alive
-        except ProcessLookupError:
-            pass
-        except (OSError, OverflowError, ValueError):
-            continue
-        try:
-            os.unlink(folder / name)
-        except OSError:
-            pass
+# What `tmp_name` makes (the pid in decimal): for `fsops.sweep_stale` to find the
+# temporaries of workers killed outright.
+TMP_PATTERN = re.compile(rb"\.[0-9a-f]{64}\.webp\.([0-9]+)\.tmp")
 
 
 def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int]:
@@ -208,7 +179,6 @@ def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int]:
     under the final name. Returns the thumbnail's width and height."""
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(target.parent)
     tmp = Path(tmp_name(target, os.getpid()))
     try:
         im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4)

@@ -26,8 +26,6 @@ use crate::types::{Digest, FileStat};
 pub const MMAP_MIN: u64 = 64 * 1024 * 1024;
 /// The most read at once from a file that is not mapped (the reused buffer's size).
 pub const READ_CHUNK: usize = 1024 * 1024;
-/// Files at least this long are hashed with several threads.
-pub const PARALLEL_MIN: u64 = 4 * 1024 * 1024;
 /// Cancellation is checked between windows of this size.
 const WINDOW: usize = 64 * 1024 * 1024;
 /// Bytes kept from the file's start for magic-number sniffing.
@@ -130,7 +128,6 @@ pub fn hash_file_at(
             Some(guard) => {
                 let _ = map.advise(memmap2::Advice::Sequential);
                 let head: Box<[u8]> = map[..HEAD_LEN.min(map.len())].into();
-                let parallel = len >= PARALLEL_MIN;
                 let mut off = 0usize;
                 while off < map.len() {
                     if cancel.load(Relaxed) {
@@ -143,11 +140,7 @@ pub fn hash_file_at(
                         }
                     }
                     let end = (off + WINDOW).min(map.len());
-                    if parallel {
-                        hasher.update_rayon(&map[off..end]);
-                    } else {
-                        hasher.update(&map[off..end]);
-                    }
+                    hasher.update_rayon(&map[off..end]); // a mapped file is big enough for threads
                     if guard.faulted() {
                         break;
                     }
@@ -270,7 +263,7 @@ mod tests {
             MMAP_MIN as usize - 1,
             MMAP_MIN as usize,
             300_000,
-            PARALLEL_MIN as usize + 12345,
+            4 * 1024 * 1024 + 12345,
         ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             assert_eq!(digest_of(&data).0, *blake3::hash(&data).as_bytes(), "len {len}");
