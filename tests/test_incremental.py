@@ -767,14 +767,20 @@ def _rewritten_with_its_mtime_put_back(tmp_path: Path) -> tuple[Path, Path, Path
 def test_a_rewrite_that_puts_the_mtime_back_is_hashed_again(tmp_path: Path) -> None:
     """`exiftool -P` writes a photo and puts its mtime back: same size, same mtime, only
     the change time tells. The old digest stayed for good; now a hashing scan reads such a
-    file again (a chmod, which also moves only the change time, costs one read)."""
+    file again and counts it changed (a chmod, which also moves only the change time, costs
+    one read and counts as unchanged)."""
     root, photo, catalog = _rewritten_with_its_mtime_put_back(tmp_path)
     res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
-    assert res.rc == 0 and json.loads(res.out)["hashed_files"] == 1, res.out
+    s = json.loads(res.out)
+    assert res.rc == 0 and (s["hashed_files"], s["changed"], s["unchanged"]) == (1, 1, 0), res.out
     assert files_by_path(catalog)[bytes(photo)]["blake3"] == digest(photo.read_bytes())
+    last = "SELECT changed_files, unchanged_files FROM scans ORDER BY scan_id DESC LIMIT 1"
+    assert rows(catalog, last) == [{"changed_files": 1, "unchanged_files": 0}]
     os.chmod(photo, 0o600)
     res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
-    assert json.loads(res.out)["hashed_files"] == 1
+    s = json.loads(res.out)
+    assert (s["hashed_files"], s["changed"], s["unchanged"]) == (1, 0, 1)  # read again, same bytes
+    assert rows(catalog, last) == [{"changed_files": 0, "unchanged_files": 1}]
     assert files_by_path(catalog)[bytes(photo)]["blake3"] == digest(photo.read_bytes())
     res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
     assert json.loads(res.out)["hashed_files"] == 0  # nothing moved: not read again
@@ -789,3 +795,33 @@ def test_a_scan_without_hashing_does_not_swallow_the_change_time_signal(tmp_path
     assert files_by_path(catalog)[bytes(photo)]["blake3"] == digest(photo.read_bytes())
     counts = rows(catalog, "SELECT unchanged_files FROM scans ORDER BY scan_id DESC LIMIT 1")[0]
     assert counts["unchanged_files"] == json.loads(res.out)["unchanged"] == 1  # the CLI and the table agree
+
+
+def test_a_file_replaced_by_a_link_is_gone_unless_the_row_came_through_that_link(tmp_path: Path) -> None:
+    """Links are not followed without -L, and what lies beyond them is left as it was. But
+    a regular file deleted and replaced by a link to another file is gone: its row is
+    marked missing. A row an -L scan recorded through the link (it is the file the link
+    leads to) stays present."""
+    root, outside = tmp_path / "lib", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"a" * 3000)
+    (root / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"b" * 3000)
+    (outside / "far.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"f" * 3000)
+    (root / "far.jpg").symlink_to(outside / "far.jpg")
+    (outside / "sub").mkdir()
+    (root / "sub").symlink_to(outside / "sub", target_is_directory=True)
+    (outside / "sub" / "deep.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"d" * 3000)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", "-L", root, catalog=catalog).rc == 0
+    (root / "a.jpg").unlink()
+    (root / "a.jpg").symlink_to(root / "b.jpg")  # a copy deleted, a link to another left
+    res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)  # no -L
+    assert res.rc == 0 and json.loads(res.out)["missing"] == 1, res.out + res.err
+    status = {Path(os.fsdecode(p)).relative_to(root).as_posix(): r["status"] for p, r in files_by_path(catalog).items()}
+    assert status == {"a.jpg": "missing", "b.jpg": "present", "far.jpg": "present", "sub/deep.jpg": "present"}
+    # A link that now leads to another file than the one recorded through it: that file is gone too.
+    (root / "far.jpg").unlink()
+    (root / "far.jpg").symlink_to(root / "b.jpg")
+    assert json.loads(run_cli("scan", "--no-meta", root, "--json", catalog=catalog).out)["missing"] == 1
+    assert files_by_path(catalog)[bytes(root / "far.jpg")]["status"] == "missing"

@@ -21,6 +21,11 @@ pub enum Change {
     Changed,
     /// A known, unchanged path that had no digest yet.
     Hashed,
+    /// A known path whose size and mtime stand but whose change time moved with no new
+    /// link (a chmod, or a rewrite that put the mtime back): hashed again and compared
+    /// with the digest it had. Settled after hashing: `Changed` if the bytes differ,
+    /// else `Hashed`; never written as such.
+    Recheck(Digest),
     /// A known path that was missing and is back.
     Revived,
     /// A known file (same device, inode, size, mtime) under a new path: it keeps its id.
@@ -35,7 +40,7 @@ impl Change {
         match self {
             Change::New => "new",
             Change::Changed => "changed",
-            Change::Hashed => "hashed",
+            Change::Hashed | Change::Recheck(_) => "hashed",
             Change::Revived => "revived",
             Change::Moved => "moved",
             Change::Touched => "touched",

@@ -15,7 +15,7 @@
 //! 4. vanished: catalog rows under the roots that the walk did not see, except below
 //!    folders that could not be read. Only reported when the whole scan completed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::hash::{hash_file_at, HashError, Hashed, HEAD_LEN};
 use crate::kind::{self, Class};
 use crate::prev::{FolderMatcher, MediaId, PrevState};
-use crate::types::Digest;
+use crate::types::{Digest, FileId};
 use crate::walk::{
     describe_io, trim_trailing_slashes, walk, DirFiles, PathError, WalkCounters, WalkOptions, WalkedFile,
 };
@@ -361,7 +361,10 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
                         // not hash drops the digest, for the next one that does to redo.
                         return Plan::Row {
                             prev: Some(prev.media_id(iu)),
-                            change: Change::Hashed,
+                            change: match prev.digest(iu) {
+                                Some(was) if want_hash => Change::Recheck(was),
+                                _ => Change::Hashed,
+                            },
                             digest: None,
                             hash: want_hash,
                         };
@@ -661,6 +664,8 @@ impl Counts {
             Change::New => &self.new,
             Change::Changed => &self.changed,
             Change::Hashed => &self.hashed,
+            // Counted once hashed (see `settle`).
+            Change::Recheck(_) => return,
             Change::Revived => &self.revived,
             Change::Moved => &self.moved,
             Change::Touched => &self.unchanged,
@@ -877,11 +882,18 @@ fn run(
         .chain(walked.left_out.iter())
         .map(|p| trim_trailing_slashes(p))
         .collect();
+    let file_links: HashMap<&[u8], FileId> = walked.file_links.iter().map(|(p, id)| (&p[..], *id)).collect();
     let unseen: Vec<(MediaId, bool)> = (0..prev.len())
         .into_par_iter()
         .filter(|&i| prev.present[i] && !prev.seen[i].load(Relaxed))
         .filter(|&i| opts.roots.iter().any(|r| is_under(prev.path(i), r)))
-        .map(|i| (prev.media_id(i), at_or_below_any(prev.path(i), &not_looked_at)))
+        .map(|i| {
+            let kept = match file_links.get(prev.path(i)) {
+                Some(target) => *target == prev.stat[i].id,
+                None => at_or_below_any(prev.path(i), &not_looked_at),
+            };
+            (prev.media_id(i), kept)
+        })
         .collect();
     let (kept, vanished): (Vec<_>, Vec<_>) = unseen.into_iter().partition(|&(_, kept)| kept);
     let vanished: Vec<MediaId> = vanished.into_iter().map(|(id, _)| id).collect();
@@ -911,6 +923,20 @@ fn run(
         errors: walked.errors.len() as u64 + hash_errors.load(Relaxed),
         excluded: walked.excluded,
     })
+}
+
+/// A file hashed again because its change time moved: changed if its bytes did (counted
+/// here, not when planned); unchanged if they did not, or if no digest came (unstable or
+/// unreadable, which its error row says).
+fn settle(change: Change, digest: Option<Digest>, counts: &Counts) -> Change {
+    let Change::Recheck(was) = change else { return change };
+    let now = if digest.is_some_and(|d| d != was) {
+        Change::Changed
+    } else {
+        Change::Hashed
+    };
+    counts.add(now);
+    now
 }
 
 fn hash_job(job: HashJob, out: &Outlets<'_>) {
@@ -1023,6 +1049,7 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
                 (None, kind::classify(ext, None))
             }
         };
+        let change = settle(change, digest, out.counts);
         rows.push(FileRow::of(f, class, digest, id, change));
         progress.hash_files_done.fetch_add(1, Relaxed);
     }
