@@ -274,6 +274,29 @@ def test_catalog_from_a_newer_version_exits_5(media_tree: MediaTree, catalog_pat
     con.close()
 
 
+def test_a_reading_command_upgrades_an_older_catalog_unless_another_process_has_it(tmp_path: Path) -> None:
+    """A catalog an older MediaForge wrote is upgraded by the first command, reading ones
+    included; while another process holds it, a reader says so (exit 5) and changes nothing."""
+    from mediaforge.catalog.schema import MIGRATIONS
+
+    catalog = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(catalog))
+    for v in range(1, SCHEMA_VERSION):
+        for stmt in MIGRATIONS[v]:
+            con.execute(stmt)
+    con.execute("INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', ?)",
+                [str(SCHEMA_VERSION - 1)])
+    con.close()
+    holder = duckdb.connect(str(catalog), read_only=True)  # another reader
+    res = run_cli("stats", catalog=catalog)
+    assert res.rc == 5
+    assert_one_line_error(res.err, f"schema version {SCHEMA_VERSION - 1}", "another MediaForge process", "upgrade")
+    holder.close()
+    res = run_cli("query", "SELECT value FROM meta WHERE key = 'schema_version'", "-f", "json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out) == [{"value": str(SCHEMA_VERSION)}], res.err
+    assert run_cli("stats", catalog=catalog).rc == 0
+
+
 def test_catalog_path_that_is_a_folder_exits_5(media_tree: MediaTree, tmp_path: Path) -> None:
     res = run_cli("scan", media_tree.root, catalog=tmp_path)
     assert res.rc == 5

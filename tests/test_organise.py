@@ -1009,3 +1009,39 @@ def test_a_refused_change_leaves_the_index_in_step_and_an_undone_collection_plac
     assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
     assert found() == ["dup"]
     assert rows(catalog, mark) == [{"value": "1"}]
+
+
+def test_sidecars_of_names_that_differ_only_in_undecodable_bytes_stay_with_their_own_file(tmp_path: Path) -> None:
+    """`dir` and `name` show a byte that is not UTF-8 as U+FFFD, so `x\\xff/IMG.jpg` and
+    `x\\xfe/IMG.jpg` look alike there. A sidecar is linked by the raw bytes: its keywords
+    become tags of its own file only, in a folder or a name, and export writes each file's
+    own tags to its own sidecar."""
+    lib = tmp_path / "lib"
+    base = os.fsencode(lib)
+    for k, d in enumerate((b"x\xff", b"x\xfe", b"same")):
+        os.makedirs(base + b"/" + d)
+    for k, p in enumerate((b"x\xff/IMG.jpg", b"x\xfe/IMG.jpg", b"same/p\xff.jpg", b"same/p\xfe.jpg")):
+        picture(64, 48, k + 1).save(os.fsdecode(base + b"/" + p), format="JPEG")
+    subjects = ('<x:xmpmeta {ns}><rdf:RDF {rdf}><rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+                '<dc:subject><rdf:Bag><rdf:li>{kw}</rdf:li></rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
+    with open(base + b"/x\xff/IMG.jpg.xmp", "w") as f:
+        f.write(subjects.format(ns=_NS, rdf=_RDF, kw="onlyFFdir"))
+    with open(base + b"/same/p\xff.xmp", "w") as f:
+        f.write(subjects.format(ns=_NS, rdf=_RDF, kw="onlyFFname"))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+
+    def tags() -> set[tuple[bytes, str]]:
+        return {(bytes(r["path_bytes"])[len(base) + 1:], r["tag"]) for r in rows(
+            catalog, "SELECT f.path_bytes, t.tag FROM tags t JOIN files f USING (media_id)")}
+
+    assert tags() == {(b"x\xff/IMG.jpg", "onlyFFdir"), (b"same/p\xff.jpg", "onlyFFname")}
+    links = rows(catalog, "SELECT l.sidecar_path, f.path_bytes FROM sidecar_links l JOIN files f USING (media_id)")
+    assert sorted(bytes(r["path_bytes"])[len(base) + 1:] for r in links) == [b"same/p\xff.jpg", b"x\xff/IMG.jpg"]
+    assert run_cli("tag", "add", "onlyFE", os.fsdecode(base + b"/x\xfe/IMG.jpg"), catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
+    with open(base + b"/x\xfe/IMG.jpg.xmp", "rb") as f:
+        written = f.read()
+    assert b"onlyFE" in written and b"onlyFF" not in written
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert tags() == {(b"x\xff/IMG.jpg", "onlyFFdir"), (b"same/p\xff.jpg", "onlyFFname"), (b"x\xfe/IMG.jpg", "onlyFE")}

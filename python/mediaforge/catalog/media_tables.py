@@ -65,21 +65,43 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 # A sidecar describes the media file in its folder whose name it extends
 # (IMG_1.JPG.xmp, IMG_1.JPG.json, IMG_1.JPG.supplemental-metadata.json) or whose stem
 # it shares (IMG_1.xmp next to IMG_1.CR2). Computed from names, so it follows renames.
+
+
+def _names_match(m_name: str, s_name: str) -> str:
+    return (f"(lower({m_name}) = lower(regexp_replace({s_name}, '(\\.supplemental-metadata)?\\.[^.]*$', ''))"
+            f" OR lower(regexp_replace({m_name}, '\\.[^.]*$', '')) = lower(regexp_replace({s_name}, '\\.[^.]*$', '')))")
+
+
+def _raw_folder(t: str) -> str:
+    return f"regexp_replace({t}.path_raw::VARCHAR, '/[^/]*$', '')"
+
+
+def _raw_name(t: str) -> str:
+    return f"regexp_extract({t}.path_raw::VARCHAR, '[^/]*$')"
+
+
+_PRESENT_MEDIA = "m.dir = s.dir AND m.status = 'present' AND m.kind IN ('image', 'raw', 'video', 'audio')"
 # The join condition: media row `m` (present media in the folder `s.dir`) that the sidecar
 # named `s.name` describes. Also used for a sidecar not catalogued yet (`xmp export`).
-SIDECAR_MATCH = """m.dir = s.dir AND m.status = 'present'
- AND m.kind IN ('image', 'raw', 'video', 'audio')
- AND (lower(m.name) = lower(regexp_replace(s.name, '(\\.supplemental-metadata)?\\.[^.]*$', ''))
-      OR lower(regexp_replace(m.name, '\\.[^.]*$', '')) = lower(regexp_replace(s.name, '\\.[^.]*$', '')))"""
-SIDECAR_LINKS_VIEW = f"""
-CREATE VIEW sidecar_links AS
+# `dir` and `name` show a byte that is not UTF-8 as U+FFFD, so two such names can look
+# alike: where a path has such bytes (`path_raw`), both paths must, and their folders and
+# names are compared in the raw bytes' escaped text (a BLOB cast writes every byte outside
+# printable ASCII, and the backslash, as `\xNN`: one text per byte string).
+SIDECAR_MATCH = f"""{_PRESENT_MEDIA}
+ AND ((m.path_raw IS NULL AND s.path_raw IS NULL AND {_names_match('m.name', 's.name')})
+      OR (m.path_raw IS NOT NULL AND s.path_raw IS NOT NULL AND {_raw_folder('m')} = {_raw_folder('s')}
+          AND {_names_match(_raw_name('m'), _raw_name('s'))}))"""
+_SIDECAR_LINKS = """VIEW sidecar_links AS
 SELECT s.media_id AS sidecar_id, s.path AS sidecar_path, s.blake3 AS sidecar_blake3,
        m.media_id, m.path, m.blake3
 FROM files s
 JOIN files m
-  ON m.media_id <> s.media_id AND {SIDECAR_MATCH}
+  ON m.media_id <> s.media_id AND {match}
 WHERE s.kind = 'sidecar' AND s.status = 'present'
 """
+# As version 2 made it (display names only; replaced by version 11).
+SIDECAR_LINKS_VIEW_V2 = "CREATE " + _SIDECAR_LINKS.format(match=f"{_PRESENT_MEDIA} AND {_names_match('m.name', 's.name')}")
+SIDECAR_LINKS_VIEW = "CREATE OR REPLACE " + _SIDECAR_LINKS.format(match=SIDECAR_MATCH)
 
 
 # Version 3: perceptual hashes, and the near-duplicate groups `mediaforge dupes --similar`
@@ -162,7 +184,7 @@ def columns(table: str) -> list[str]:
     return [name for name, _ in _ALL[table]]
 
 
-MIGRATION_2 = [ddl(t) for t in TABLES] + [SIDECAR_LINKS_VIEW]
+MIGRATION_2 = [ddl(t) for t in TABLES] + [SIDECAR_LINKS_VIEW_V2]
 MIGRATION_3 = [ddl(t) for t in TABLES_V3]
 MIGRATION_4 = [ddl(t) for t in TABLES_V4]
 MIGRATION_5 = [ddl(t) for t in TABLES_V5] + [LIBRARY_VIEW]

@@ -5,10 +5,10 @@ is at in `meta`, and a catalog newer than this code is refused rather than guess
 
 from __future__ import annotations
 
-from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, TABLES, TABLES_V3,
-                           TABLES_V4, TABLES_V5, TABLES_V6)
+from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, SIDECAR_LINKS_VIEW, TABLES,
+                           TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 APPLICATION = "mediaforge"
 # The values of files.kind.
 KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
@@ -192,6 +192,11 @@ MIGRATIONS[10] = [
         SELECT group_id FROM similar_groups WHERE method = 'phash' AND blake3 IN ({_SUSPECT_PICTURES}))""",
     f"DELETE FROM image_hashes WHERE blake3 IN ({_SUSPECT_PICTURES})",
 ]
+
+# Version 11 links sidecars to media by their raw bytes where a path is not UTF-8: names
+# that differ only in such bytes look alike in `dir` and `name`, and version 2's view
+# linked a sidecar to each of them (its keywords became tags of files it does not describe).
+MIGRATIONS[11] = [SIDECAR_LINKS_VIEW]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

@@ -133,6 +133,15 @@ class Catalog:
         _ctrlc.watch(cat)
         try:
             cat._check_schema()
+        except _NeedsUpgrade as e:
+            con.close()
+            # A reader of a catalog an older MediaForge wrote upgrades it first, as any
+            # writer would, unless another process has it open (then it says so).
+            try:
+                cls.open(path, threads=threads).close()
+            except CatalogBusyError:
+                raise CatalogVersionError(str(e)) from None
+            return cls.open(path, read_only=True, threads=threads)
         except BaseException:
             con.close()
             raise
@@ -176,9 +185,9 @@ class Catalog:
             raise CatalogInvalidError(f"catalog {self.path} is damaged: table(s) {', '.join(missing)} missing")
         if version < SCHEMA_VERSION:
             if self.read_only:
-                raise CatalogVersionError(
-                    f"catalog {self.path} is at schema version {version}; run any writing command "
-                    f"(such as `mediaforge scan`) once to upgrade it"
+                raise _NeedsUpgrade(
+                    f"catalog {self.path} is at schema version {version} and another MediaForge process is using "
+                    f"it; once it is done, run any command to upgrade it"
                 )
             self._migrate(version)
         if not self.read_only:
@@ -249,6 +258,10 @@ class Catalog:
                 self.con.unregister(name)
             except duckdb.Error:
                 pass  # the connection is already broken; keep the original error
+
+
+class _NeedsUpgrade(CatalogVersionError):
+    """A catalog opened read-only is at an older schema version."""
 
 
 def open_catalog(path: Path | str | None = None, *, read_only: bool = False, threads: int | None = None) -> Catalog:

@@ -372,13 +372,23 @@ def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]
         out.failed.append((shown, getattr(e, "strerror", None) or first_line(e)))
 
 
+def _is_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _linked_media(cat: Catalog, written: Sequence[tuple[bytes, str]]) -> pa.Table:
     """(media_id, sidecar_blake3) for every present file the name of each written sidecar
     links it to (as the `sidecar_links` view will once a scan has catalogued it): a RAW's
     IMG_1.xmp is the JPEG's too, IMG_3.jpg.xmp is IMG_3.JPG's too."""
-    # As the catalog keeps `dir` and `name`: text, a byte that is not UTF-8 as U+FFFD.
+    # As the catalog keeps `dir` and `name`: text, a byte that is not UTF-8 as U+FFFD,
+    # with the raw bytes in `path_raw` then.
     names = pa.table({"name": [os.path.basename(t).decode("utf-8", "replace") for t, _ in written],
                       "dir": [os.path.dirname(t).decode("utf-8", "replace") for t, _ in written],
+                      "path_raw": pa.array([None if _is_utf8(t) else t for t, _ in written], pa.binary()),
                       "sidecar_blake3": [h for _, h in written]})
     with cat.registered("mf_written", names):
         return cat.con.sql(f"""
