@@ -3,6 +3,7 @@ files made at test time and a real catalog."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -307,7 +308,7 @@ def test_xmp_round_trip_with_digikam_keywords(lib, tmp_path: Path) -> None:
     assert run_cli("collection", "add", "Album 2019", root / "2019 Paris" / "paris.jpg", catalog=catalog).rc == 0
     res = run_cli("xmp", "export", "--all", "--json", catalog=catalog)
     assert res.rc == 0, res.err
-    written = sorted(os.path.basename(p) for p in json.loads(res.out)["written"])
+    written = sorted(os.path.basename(w["path"]) for w in json.loads(res.out)["written"])
     assert written == ["paris.jpg.xmp", "sunset.png.xmp"]
     text = (root / "2019 Paris" / "paris.jpg.xmp").read_text(encoding="utf-8")
     assert 'Rating="4"' in text  # the rest of digiKam's sidecar is kept
@@ -346,7 +347,9 @@ def test_xmp_export_skips_tagged_sidecars_reports_failures_and_leaves_other_file
     assert [(os.path.basename(f["path"]), f["why"]) for f in out["failed"]] == [
         ("eiffel tower.jpg.xmp", "not an XMP packet (no x:xmpmeta or rdf:RDF)")]
     assert out["sidecars_skipped"] == 2  # paris.jpg.xmp, and the broken one
-    assert sorted(os.path.basename(p) for p in out["written"]) == ["caf\\xe9 \\xff.jpg.xmp", "paris.jpg.xmp"]
+    assert sorted(os.path.basename(w["path"]) for w in out["written"]) == ["caf\ufffd \ufffd.jpg.xmp", "paris.jpg.xmp"]
+    odd = next(w for w in out["written"] if w["path_raw"])
+    assert base64.b64decode(odd["path_raw"]) == os.path.join(os.fsencode(root / "odd"), b"caf\xe9 \xff.jpg.xmp")
     assert os.path.exists(os.fsencode(root / "odd") + b"/caf\xe9 \xff.jpg.xmp")
     assert "Trips|Paris" in (paris / "paris.jpg.xmp").read_text(encoding="utf-8")
     assert (paris / "paris.jpg.xmp").stat().st_mode & 0o777 == 0o640
@@ -480,7 +483,7 @@ def test_xmp_export_leaves_links_fifos_read_only_and_deep_sidecars_alone(tmp_pat
     assert why == {"link.jpg.xmp": "a symbolic link: left alone (export into the file it points to by hand)",
                    "fifo.jpg.xmp": "not a regular file: left alone", "ro.jpg.xmp": "read-only: left alone",
                    "deep.jpg.xmp": "nested too deeply to rewrite: left alone"}
-    assert [os.path.basename(p) for p in out["written"]] == ["fine.jpg.xmp"]
+    assert [os.path.basename(w["path"]) for w in out["written"]] == ["fine.jpg.xmp"]
     assert (lib / "link.jpg.xmp").is_symlink() and (tmp_path / "elsewhere.xmp").read_text() == plain
     assert (lib / "ro.jpg.xmp").read_text() == plain
 
@@ -536,7 +539,7 @@ def test_a_sidecar_two_files_share_by_name_gets_neither_files_tags(tmp_path: Pat
     assert run_cli("tag", "add", "cat", lib / "IMG_1.jpg", catalog=catalog).rc == 0
     assert run_cli("tag", "add", "dog", lib / "IMG_1.png", catalog=catalog).rc == 0
     res = run_cli("xmp", "export", lib / "IMG_1.jpg", lib / "IMG_1.png", "--json", catalog=catalog)
-    assert sorted(os.path.basename(p) for p in json.loads(res.out)["written"]) == ["IMG_1.jpg.xmp", "IMG_1.png.xmp"]
+    assert sorted(os.path.basename(w["path"]) for w in json.loads(res.out)["written"]) == ["IMG_1.jpg.xmp", "IMG_1.png.xmp"]
     assert (lib / "IMG_1.xmp").read_text() == shared
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert {(r["name"], r["tag"]) for r in rows(catalog, "SELECT f.name, t.tag FROM tags t JOIN files f "
@@ -586,7 +589,7 @@ def test_a_raw_and_jpeg_pair_keeps_lightrooms_sidecar_for_the_raw(tmp_path: Path
     assert run_cli("tag", "add", "raw tag", lib / "IMG_1.CR2", catalog=catalog).rc == 0
     assert run_cli("tag", "add", "jpeg tag", lib / "IMG_1.JPG", catalog=catalog).rc == 0
     res = run_cli("xmp", "export", "--all", "--json", catalog=catalog)
-    assert sorted(os.path.basename(p) for p in json.loads(res.out)["written"]) == ["IMG_1.JPG.xmp", "IMG_1.xmp"]
+    assert sorted(os.path.basename(w["path"]) for w in json.loads(res.out)["written"]) == ["IMG_1.JPG.xmp", "IMG_1.xmp"]
     assert "raw tag" in (lib / "IMG_1.xmp").read_text() and "jpeg tag" not in (lib / "IMG_1.xmp").read_text()
 
 
@@ -1045,3 +1048,51 @@ def test_sidecars_of_names_that_differ_only_in_undecodable_bytes_stay_with_their
     assert b"onlyFE" in written and b"onlyFF" not in written
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert tags() == {(b"x\xff/IMG.jpg", "onlyFFdir"), (b"same/p\xff.jpg", "onlyFFname"), (b"x\xfe/IMG.jpg", "onlyFE")}
+
+
+def test_names_typed_composed_or_decomposed_are_one_tag_and_one_collection(lib) -> None:
+    """`café` with a combining accent (as macOS writes it) and with one letter are one tag
+    and one collection; a tag stored decomposed by an earlier version is still found by
+    either form; invisible format characters are refused."""
+    import duckdb
+
+    root, catalog = lib
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    paris, eiffel = root / "2019 Paris" / "paris.jpg", root / "2019 Paris" / "eiffel tower.jpg"
+    assert run_cli("tag", "add", f"trips/{composed}", paris, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", f"trips/{decomposed}", eiffel, catalog=catalog).rc == 0
+    counts = {r["tag"]: r for r in json.loads(run_cli("tag", "list", "-f", "json", catalog=catalog).out)}
+    assert counts[f"trips/{composed}"]["files"] == 2 and f"trips/{decomposed}" not in counts
+    assert run_cli("collection", "create", composed, catalog=catalog).rc == 0
+    res = run_cli("collection", "create", decomposed, catalog=catalog)
+    assert res.rc == 2 and "already exists" in res.err
+    assert run_cli("collection", "add", decomposed, paris, catalog=catalog).rc == 0
+    listed = json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)
+    assert [(c["name"], c["files"]) for c in listed] == [(composed, 1)]
+    for bad in ("a\u200bb", "\u00adsoft", "rtl\u202e"):
+        assert run_cli("tag", "add", bad, paris, catalog=catalog).rc == 2
+        assert run_cli("collection", "create", bad, catalog=catalog).rc == 2
+    # A tag an earlier version stored decomposed is removed and renamed by either form.
+    con = duckdb.connect(str(catalog))
+    con.execute("UPDATE tags SET tag = ? WHERE tag = ?", [f"trips/{decomposed}", f"trips/{composed}"])
+    con.close()
+    assert run_cli("tag", "rename", f"trips/{composed}", "trips/paris cafe", catalog=catalog).rc == 0
+    assert {r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE tag LIKE 'trips/%'")} == {"trips/paris cafe"}
+    assert run_cli("tag", "remove", "trips", "--where", "true", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE tag LIKE 'trips%'")[0]["n"] == 0
+
+
+def test_a_huge_value_is_cut_in_a_table_and_whole_in_csv(tmp_path: Path) -> None:
+    lib, catalog = _scanned_photo(tmp_path)
+    res = run_cli("query", "SELECT repeat('x', 3000000) AS big", catalog=catalog, timeout=60)
+    assert res.rc == 0 and "2,998,000 more characters" in res.out and len(res.out) < 20_000, res.err
+    res = run_cli("query", "SELECT repeat('x', 3000000) AS big", "-f", "csv", catalog=catalog, timeout=60)
+    assert res.out.splitlines() == ["big", "x" * 3_000_000]
+
+
+def test_a_collection_filter_without_its_closing_quote_says_so(lib) -> None:
+    _root, catalog = lib
+    assert run_cli("collection", "create", "a b", catalog=catalog).rc == 0
+    res = run_cli("search", 'paris collection:"a b', catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "closing quote")

@@ -23,6 +23,9 @@ _CARET = re.compile(r"\^+")
 _LINE = re.compile(r"LINE (\d+): ")
 _SET_LAMBDA = re.compile(r"Use SET lambda_syntax\s*=\s*'?\w+'? to revert to the deprecated behavior\.?")
 _MORE_INFO = re.compile(r"For more info(?:rmation)?, (?:visit|see) \S+\s*")
+# DuckDB's advice to install an extension or SET an option: `query` does neither.
+_INSTALL = re.compile(r"Please try installing and loading the \w+ extension.*", re.S)
+_SET_OPTION = re.compile(r"Use \"?SET \w+ TO \w+\"? to increase the maximum[^.]*\.?")
 
 
 def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> str:
@@ -60,6 +63,8 @@ def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> st
             text += (", " if listed else " " if text else "") + item
     # DuckDB's way back to `x -> ...` lambdas is a SET, which `query` refuses.
     text = _SET_LAMBDA.sub("(write it `lambda x: ...`: query runs no SET)", text)
+    text = _INSTALL.sub("(MediaForge installs and loads no extension: nothing is downloaded at run time)", text)
+    text = _SET_OPTION.sub("(query runs no SET: simplify the statement)", text)
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
 
 

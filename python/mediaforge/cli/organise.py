@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..errors import ExitCode, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, quoted
+from ..errors import ExitCode, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, path_text, quoted
 from . import render
 from .app import Format, _globals, _write_table, app, command, open_catalog
 
@@ -295,11 +295,12 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
             ids = resolve_targets(cat, paths or [], where, collection)
         out = export_xmp(cat, ids)
     if as_json:
-        render.dump_json({"written": out.written, "unchanged": out.unchanged, "sidecars_skipped": out.sidecars_skipped,
-                          "failed": [{"path": p, "why": w} for p, w in out.failed]})
+        render.dump_json({"written": [render.path_fields("path", p) for p in out.written], "unchanged": out.unchanged,
+                          "sidecars_skipped": out.sidecars_skipped,
+                          "failed": [{**render.path_fields("path", p), "why": w} for p, w in out.failed]})
     else:
         for p, why in out.failed:
-            print(f"failed {p}: {why}", file=sys.stderr)
+            print(f"failed {path_text(p)}: {why}", file=sys.stderr)
         skipped = f", {out.sidecars_skipped:,} tagged sidecars skipped" if out.sidecars_skipped else ""
         print(f"{render.counted(len(out.written), 'sidecar')} written, {out.unchanged:,} already up to date{skipped}; "
               "rescan to catalog them")

@@ -409,12 +409,24 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
         for name in names:
             t.add_column(shown(name), overflow="fold")
         for row in shown_rows:
-            t.add_row(*[shown("" if v is None else _cell(plain(v))) for v in row.values()])
+            t.add_row(*[shown(_table_cell(v)) for v in row.values()])
         out_console.print(t)
     more = sum(1 for _ in dicts)  # the rest of the batch it was in
     more += sum(b.num_rows for b in batches)  # and the batches after it
     if more:
         err_console.print(f"[dim]{more:,} more rows not shown; use --format csv or --output[/]")
+
+
+# The most characters of one value a table shows: laying out a longer one costs time
+# that grows with the square of its length (10 MB: minutes), and no terminal shows it.
+_CELL_MAX = 2000
+
+
+def _table_cell(v: Any) -> str:
+    text = "" if v is None else str(_cell(plain(v)))
+    if len(text) <= _CELL_MAX:
+        return text
+    return f"{text[:_CELL_MAX]}… ({len(text) - _CELL_MAX:,} more characters: use --format csv or json)"
 
 
 # The narrowest a table cell may get before the table is printed one record at a time
@@ -430,7 +442,7 @@ def _print_expanded(names: list[str], rows: list[dict[str, Any]], title: str | N
     for count, row in enumerate(rows, 1):
         lines.append(f"-[ RECORD {count} ]" + "-" * max(0, min(width, 40) - 13 - len(str(count))))
         for name, v in zip(names, row.values()):
-            lines.append(f"{name.ljust(pad)} | {printable('' if v is None else str(_cell(plain(v))))}")
+            lines.append(f"{name.ljust(pad)} | {printable(_table_cell(v))}")
     if not rows:
         lines.append(f"(0 rows of {len(names)} columns: {', '.join(names)})")
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))

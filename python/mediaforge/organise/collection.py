@@ -4,6 +4,7 @@ renames and moves; a smart collection is checked when saved and again when run."
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -12,8 +13,8 @@ from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError, is_text, quoted
-from .predicate import check_predicate, run_predicate
-from .tags import BAD_NAME_CHARS, who
+from .predicate import check_predicate, count_predicate, run_predicate
+from .tags import BAD_NAME_CHARS, INVISIBLE_CHARS, who
 
 MAX_NAME = 200
 
@@ -22,8 +23,8 @@ def _check_name(name: str) -> str:
     """The name as stored: trimmed. Refused: empty, too long, control characters and
     others XML cannot carry, and '|' or '/' (XMP keeps a collection as the keyword
     "MediaForge Collections|NAME": the name would split there, and not come back whole)."""
-    n = (name or "").strip()
-    if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(n):
+    n = unicodedata.normalize("NFC", (name or "").strip())
+    if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(n) or INVISIBLE_CHARS.search(n):
         raise InvalidInputError(f"bad collection name {quoted(name)}: 1 to {MAX_NAME} printable characters of UTF-8 text")
     if "|" in n or "/" in n:
         raise InvalidInputError(f"bad collection name {quoted(name)}: '|' and '/' separate keyword levels in XMP "
@@ -41,8 +42,10 @@ def _get(cat: Catalog, name: str) -> tuple[int, str, str | None]:
     # (one with '/') can still be shown, changed and deleted.
     if not is_text(name or ""):
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
-    rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections WHERE name = $n",
-                       params={"n": (name or "").strip()}).fetchall()
+    # In either Unicode form: names made before they were stored composed (NFC) too.
+    rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections WHERE nfc_normalize(name) = $n "
+                       "ORDER BY name = $n DESC LIMIT 1",
+                       params={"n": unicodedata.normalize("NFC", (name or "").strip())}).fetchall()
     if not rows:
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     cid, kind, pred = rows[0]
@@ -55,7 +58,7 @@ def create(cat: Catalog, name: str, smart: str | None = None) -> int:
     if pred is not None:  # run once over today's files: one that fails on them is refused
         run_predicate(cat, pred, "the condition")
     with cat.transaction() as con:
-        if con.execute("SELECT 1 FROM collections WHERE name = ?", [name]).fetchall():
+        if con.execute("SELECT 1 FROM collections WHERE nfc_normalize(name) = ?", [name]).fetchall():
             raise InvalidInputError(f"a collection named {quoted(name)} already exists")
         (cid,) = con.execute("SELECT coalesce(max(collection_id), 0) + 1 FROM collections").fetchall()[0]
         con.execute(f"INSERT INTO collections ({', '.join(columns('collections'))}) VALUES (?, ?, ?, ?, ?, ?)",
@@ -105,9 +108,18 @@ def members(cat: Catalog, name: str) -> list[str]:
     cid, kind, pred = _get(cat, name)
     if kind == "smart":
         return run_predicate(cat, check_predicate(cat, pred or ""), f"smart collection {quoted(name)}: its condition")
-    return [str(r[0]) for r in cat.con.sql(
-        """SELECT c.media_id FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
+    return [r[0] for r in cat.con.sql(
+        """SELECT c.media_id::VARCHAR FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
            WHERE c.collection_id = $cid ORDER BY c.position""", params={"cid": cid}).fetchall()]
+
+
+def _count(cat: Catalog, cid: int, kind: str, pred: str | None) -> int:
+    """How many present members, counted in SQL (`members` without the list)."""
+    if kind == "smart":
+        return count_predicate(cat, check_predicate(cat, pred or ""))
+    return int(cat.con.sql(
+        """SELECT count(*) FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
+           WHERE c.collection_id = $cid""", params={"cid": cid}).fetchall()[0][0])
 
 
 def show(cat: Catalog, name: str) -> pa.Table:
@@ -128,7 +140,7 @@ def listing(cat: Catalog) -> list[dict]:
             "SELECT collection_id, name, kind, predicate, created_by, created_at FROM collections ORDER BY name"
     ).fetchall():
         try:
-            files: int | None = len(members(cat, name))
+            files: int | None = _count(cat, int(cid), kind, pred)
         except InvalidInputError:  # a smart condition the current files make fail: listed, not fatal
             files = None
         out.append({"name": name, "kind": kind, "condition": pred, "files": files,

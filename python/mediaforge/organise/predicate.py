@@ -20,7 +20,7 @@ from ..catalog import Catalog
 from ..errors import InvalidInputError, first_line, is_text
 
 # The documented columns of the `library` view are what a predicate may name.
-WRAP = "SELECT media_id FROM library WHERE ({predicate}\n)"
+WRAP = "SELECT media_id::VARCHAR FROM library WHERE ({predicate}\n)"
 
 
 def _walk(node: Any) -> Any:
@@ -75,8 +75,17 @@ def run_predicate(cat: Catalog, pred: str, what: str = "the condition") -> list[
     """The media_ids of present files matching a checked predicate, in path order. A
     condition can still fail on the data (a CAST of a name that is not a number):
     `InvalidInputError` naming `what` then, never an internal error."""
+    return [r[0] for r in _on_data(cat, WRAP.format(predicate=pred) + " ORDER BY path", pred, what)]
+
+
+def count_predicate(cat: Catalog, pred: str, what: str = "the condition") -> int:
+    """How many present files match a checked predicate (see `run_predicate`)."""
+    return int(_on_data(cat, f"SELECT count(*) FROM ({WRAP.format(predicate=pred)})", pred, what)[0][0])
+
+
+def _on_data(cat: Catalog, sql: str, pred: str, what: str) -> list[tuple]:
     try:
-        return [str(r[0]) for r in cat.con.sql(WRAP.format(predicate=pred) + " ORDER BY path").fetchall()]
+        return cat.con.sql(sql).fetchall()
     except duckdb.Error as e:
         raise InvalidInputError(f"{what} {pred!r} fails on this catalog: {first_line(e)}") from None
 

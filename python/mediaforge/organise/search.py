@@ -15,6 +15,7 @@ filters `kind:`, `ext:`, `year:2019` or `year:2018..2020`, `tag:` (a whole subtr
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import time
@@ -106,18 +107,6 @@ def _working(cat: Catalog, smart: list[tuple[str, str]], within: str) -> list[tu
     return ok
 
 
-def _changed_docs(cat: Catalog, within: str, smart: list[tuple[str, str]]) -> pa.Table:
-    cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart)}")
-    try:
-        return cat.con.sql("""
-            SELECT d.* FROM mf_docs d
-            WHERE NOT EXISTS (SELECT 1 FROM search_docs s WHERE s.media_id = d.media_id::UUID
-                              AND s.digest = d.digest)
-        """).to_arrow_table()
-    finally:
-        cat.con.execute("DROP VIEW IF EXISTS mf_docs")
-
-
 def index_dir(catalog_path: Path) -> Path:
     """Where the index of a catalog lives: beside it, `<name>.search/`."""
     return search_dir(catalog_path)
@@ -183,20 +172,24 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
         smart = smart_collections(cat)
-        try:
-            changed = _changed_docs(cat, within, smart)
-        except duckdb.Error:
-            if not smart:
-                raise
-            changed = _changed_docs(cat, within, _working(cat, smart, within))
         gone = [str(r[0]) for r in cat.con.sql(f"""
             SELECT s.media_id FROM search_docs s
             WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.media_id = s.media_id AND f.status = 'present')
             {within.format(col='s.media_id')}
         """).fetchall()]
-    if changed.num_rows or gone:
-        index.upsert(changed.drop_columns(["digest"]), gone)
-        state = changed.select(["media_id", "digest"])
+        try:
+            state = _stage_changed(cat, index, within, smart, gone)
+        except duckdb.Error:
+            index.discard_staged()
+            if not smart:
+                raise
+            state = _stage_changed(cat, index, within, _working(cat, smart, within), gone)
+        except BaseException:
+            index.discard_staged()
+            raise
+    if state.num_rows or gone:
+        index.commit_staged()
+        # Recorded after the index committed: a crash between only redoes these next time.
         gone_t = pa.table({"media_id": pa.array(gone, pa.string())})
         with cat.registered("mf_state", state), cat.registered("mf_gone", gone_t), cat.transaction() as con:
             con.execute("DELETE FROM search_docs WHERE media_id IN (SELECT media_id::UUID FROM mf_state) "
@@ -204,7 +197,36 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             con.execute("INSERT INTO search_docs SELECT media_id::UUID, digest FROM mf_state")
     if only is None:  # every document compared: in step as of the latest scan
         _mark_synced(cat, cat.con.execute("SELECT max(scan_id) FROM scans").fetchall()[0][0])
-    return RefreshResult(changed.num_rows, len(gone), int(index.num_docs()), time.perf_counter() - t0)
+    return RefreshResult(state.num_rows, len(gone), int(index.num_docs()), time.perf_counter() - t0)
+
+
+# Documents handed to the index at a time (see `_stage_changed`).
+PART = 100_000
+
+
+def _stage_changed(cat: Catalog, index: _core.SearchIndex, within: str, smart: list[tuple[str, str]],
+                   gone: list[str]) -> pa.Table:
+    """Stage the changed documents in the index, as DuckDB streams them, PART at a time,
+    and the removal of `gone`: a command that touches a million files never holds all
+    their documents at once. Returns (media_id, digest) of what was staged."""
+    cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart)}")
+    try:
+        reader = cat.con.sql("""
+            SELECT d.* FROM mf_docs d
+            WHERE NOT EXISTS (SELECT 1 FROM search_docs s WHERE s.media_id = d.media_id::UUID
+                              AND s.digest = d.digest)
+        """).to_arrow_reader(PART)
+        with contextlib.closing(reader):  # closed before the view goes, even when staging failed
+            states = [reader.schema.empty_table().select(["media_id", "digest"])]
+            if gone:
+                index.stage(reader.schema.empty_table().drop_columns(["digest"]), gone)
+            for batch in reader:
+                part = pa.Table.from_batches([batch])
+                index.stage(part.drop_columns(["digest"]))
+                states.append(part.select(["media_id", "digest"]))
+            return pa.concat_tables(states)
+    finally:
+        cat.con.execute("DROP VIEW IF EXISTS mf_docs")
 
 
 def in_step(cat: Catalog, catalog_path: Path) -> bool:
@@ -281,6 +303,7 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
 
 
 _COLLECTION = re.compile(r'(?:^|\s)collection:(?:"([^"]+)"|(\S+))')
+_OPEN_QUOTE = re.compile(r'(?:^|\s)collection:"[^"]*$')
 
 
 _KIND = re.compile(r"(?:^|\s)kind:(\S+)", re.I)
@@ -305,9 +328,12 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError(f"the search index at {folder} is another catalog's: run `mediaforge search "
                                 "--reindex`")
     restrict: list[str] | None = None
+    if _OPEN_QUOTE.search(query):
+        raise InvalidInputError('a collection:"... in the search has no closing quote')
     for m in _COLLECTION.finditer(query):
         ids = members(cat, m.group(1) or m.group(2))
-        restrict = ids if restrict is None else [i for i in restrict if i in set(ids)]
+        keep = set(ids)
+        restrict = ids if restrict is None else [i for i in restrict if i in keep]
     text = _COLLECTION.sub(" ", query).strip()
     if not text:  # a collection alone: its members, in its order, with their years from the catalog
         ids = (restrict or [])[:limit]

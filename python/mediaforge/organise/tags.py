@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
@@ -26,19 +27,24 @@ BAD_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-
                             + "]")
 _BAD = re.compile(BAD_NAME_CHARS.pattern[:-1] + "|]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Invisible format characters (zero-width space, soft hyphen, direction
+# marks, word joiners, BOM): two names that look the same would be two tags. Zero-width
+# joiners and non-joiners are left alone: emoji sequences and several scripts need them.
+INVISIBLE_CHARS = re.compile("[\u00ad\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 # The top keyword collections travel under in XMP sidecars: not a tag of its own.
 COLLECTIONS_ROOT = "MediaForge Collections"
 
 
 def normalize_tag(tag: str) -> str:
     """`places / France/ Paris` -> `places/France/Paris`: segments trimmed, empty ones
-    dropped; control characters and `|` (XMP's separator) refused."""
-    parts = [p.strip() for p in (tag or "").split("/")]
+    dropped, in Unicode's composed form (NFC: `café` typed or written decomposed is one
+    tag); control characters, format characters and `|` (XMP's separator) refused."""
+    parts = [p.strip() for p in unicodedata.normalize("NFC", tag or "").split("/")]
     parts = [p for p in parts if p]
     out = "/".join(parts)
     if not out:
         raise InvalidInputError(f"empty tag {quoted(tag)}")
-    if _BAD.search(out) or len(out) > MAX_TAG:
+    if _BAD.search(out) or INVISIBLE_CHARS.search(out) or len(out) > MAX_TAG:
         raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters or '|', at most {MAX_TAG} characters")
     if parts[0].casefold() == COLLECTIONS_ROOT.casefold():
         raise InvalidInputError(f"bad tag {quoted(tag)}: {COLLECTIONS_ROOT!r} holds collections in XMP sidecars; "
@@ -47,14 +53,21 @@ def normalize_tag(tag: str) -> str:
 
 
 def tag_name(tag: str) -> str:
-    """A tag to look up (to remove, or rename from): trimmed as `normalize_tag` trims, but
-    not held to its rules, so a tag stored before a rule was added can still be removed."""
-    out = "/".join(p for p in (p.strip() for p in (tag or "").split("/")) if p)
+    """A tag to look up (to remove, or rename from): trimmed and composed as
+    `normalize_tag` does, but not held to its rules, so a tag stored before a rule was
+    added can still be removed (`matches_sql` finds one stored decomposed)."""
+    out = "/".join(p for p in (p.strip() for p in unicodedata.normalize("NFC", tag or "").split("/")) if p)
     if not out:
         raise InvalidInputError(f"empty tag {quoted(tag)}")
     if _SURROGATE.search(out):  # bytes that are not UTF-8: no stored tag holds them
         raise InvalidInputError(f"bad tag {quoted(tag)}: not UTF-8 text")
     return out
+
+
+def matches_sql(param: str) -> str:
+    """SQL: the `tags` row's tag is the tag named by `param` (a `tag_name`) or lies below
+    it, whichever Unicode form it was stored in (tags stored before names were composed)."""
+    return f"(nfc_normalize(tag) = {param} OR starts_with(nfc_normalize(tag), {param} || '/'))"
 
 
 def who() -> str:
@@ -99,8 +112,8 @@ def remove_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str]) -> 
     with cat.registered("mf_ids", ids), cat.transaction() as con:
         for t in names:
             removed += con.execute(
-                "DELETE FROM tags WHERE media_id IN (SELECT media_id::UUID FROM mf_ids) "
-                "AND (tag = $t OR starts_with(tag, $t || '/'))", {"t": t}).fetchall()[0][0]
+                f"DELETE FROM tags WHERE media_id IN (SELECT media_id::UUID FROM mf_ids) AND {matches_sql('$t')}",
+                {"t": t}).fetchall()[0][0]
     return int(removed)
 
 
@@ -111,13 +124,13 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
     old, new = tag_name(old), normalize_tag(new)
     if old == new:
         return 0
-    subtree = "(tag = $old OR starts_with(tag, $old || '/'))"
+    subtree = matches_sql("$old")
     cols = ", ".join(columns("tags"))
     with cat.transaction() as con:
         # Every row of the subtree is taken out first and put back under its new name, so a
         # new name inside the old subtree (a -> a/b) or already present never costs a row.
         moved = con.sql(f"""
-            SELECT media_id, $new || substr(tag, length($old) + 1) AS tag, source, added_by, added_at
+            SELECT media_id, $new || substr(nfc_normalize(tag), length($old) + 1) AS tag, source, added_by, added_at
             FROM tags WHERE {subtree}""", params={"old": old, "new": new}).to_arrow_table()
         if moved.num_rows == 0:
             return 0
@@ -133,13 +146,17 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
 
 def tag_counts(cat: Catalog) -> pa.Table:
     """Every tag with the present files carrying it (directly) and its whole subtree."""
+    # A file counts in the subtree of every level of each of its tags ('a/b/c': 'a', 'a/b',
+    # 'a/b/c'): one pass over the tags, not one per tag.
     return cat.con.sql("""
         WITH t AS (SELECT DISTINCT t.tag, t.media_id FROM tags t JOIN files f ON f.media_id = t.media_id
-                   AND f.status = 'present')
-        SELECT a.tag, count(DISTINCT a.media_id) AS files,
-               (SELECT count(DISTINCT b.media_id) FROM t b WHERE b.tag = a.tag OR starts_with(b.tag, a.tag || '/'))
-                   AS with_subtree
-        FROM t a GROUP BY a.tag ORDER BY a.tag""").to_arrow_table()
+                   AND f.status = 'present'),
+        up AS (SELECT media_id, unnest(list_transform(generate_series(1, len(p)),
+                                                      lambda i: array_to_string(p[1:i], '/'))) AS tag
+               FROM (SELECT media_id, string_split(tag, '/') AS p FROM t)),
+        sub AS (SELECT tag, count(DISTINCT media_id) AS with_subtree FROM up GROUP BY tag)
+        SELECT a.tag, count(*) AS files, any_value(sub.with_subtree) AS with_subtree
+        FROM t a JOIN sub USING (tag) GROUP BY a.tag ORDER BY a.tag""").to_arrow_table()
 
 
 def tags_of(cat: Catalog, media_ids: Sequence[str]) -> pa.Table:

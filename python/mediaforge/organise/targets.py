@@ -92,7 +92,8 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
             if not is_text(os.fsdecode(p)):
                 raise InvalidInputError(f"a pattern must be UTF-8 text: {text} (give the file or folder itself)")
             rows = cat.con.sql(
-                "SELECT media_id FROM files WHERE status = 'present' AND regexp_full_match(path, $re) ORDER BY path",
+                "SELECT media_id::VARCHAR FROM files WHERE status = 'present' AND regexp_full_match(path, $re) "
+                "ORDER BY path",
                 params={"re": glob_regex(os.fsdecode(p))}).fetchall()
         else:
             for p in as_catalogued(arg):  # the link's path first, then the resolved one
@@ -106,7 +107,7 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
             if missing:
                 raise InvalidInputError(f"{text} is missing since the last scan: the catalog has it, but not on disk")
             raise InvalidInputError(f"not in the catalog: {text} (scan it first)")
-        ids.update((str(r[0]), None) for r in rows)
+        ids.update((r[0], None) for r in rows)
     if where is not None:
         ids.update((m, None) for m in matching(cat, where))
     if collection is not None:
@@ -120,5 +121,5 @@ def _under(cat: Catalog, p: bytes) -> list[tuple[str]]:
     """The file at `p`, or every present file below the folder `p`, matched on exact bytes
     (so two folders whose names differ only in bytes that are not UTF-8 stay apart)."""
     under, params = under_roots_sql([p])
-    return cat.con.execute(f"SELECT media_id FROM files WHERE status = 'present' AND {under} ORDER BY path",
+    return cat.con.execute(f"SELECT media_id::VARCHAR FROM files WHERE status = 'present' AND {under} ORDER BY path",
                            params).fetchall()

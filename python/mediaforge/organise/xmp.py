@@ -19,6 +19,7 @@ import io
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
@@ -27,7 +28,7 @@ import pyarrow as pa
 
 from ..catalog import Catalog
 from ..catalog.media_tables import SIDECAR_MATCH
-from ..errors import InvalidInputError, first_line, path_text
+from ..errors import InvalidInputError, first_line
 from ..fsops import replace_atomically
 from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS
 from .tags import COLLECTIONS_ROOT, add_tag_pairs, normalize_tag
@@ -102,9 +103,10 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
 
 @dataclass
 class ExportResult:
-    written: list[str] = field(default_factory=list)
+    # Sidecars written, and those that failed with why: exact path bytes.
+    written: list[bytes] = field(default_factory=list)
     unchanged: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[bytes, str]] = field(default_factory=list)
     # Tagged files that are sidecars themselves: the keywords of a sidecar's photo go in
     # that sidecar, a sidecar gets no sidecar of its own.
     sidecars_skipped: int = 0
@@ -238,6 +240,10 @@ def merge_keywords(data: bytes | None, keywords: Sequence[str], drop: Sequence[s
         ET._namespace_map.update(saved)  # type: ignore[attr-defined]
 
 
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
 def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[str],
            drop: Sequence[str]) -> bytes | None:
     head, body, tail = root_text
@@ -276,20 +282,22 @@ def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[st
             bag = ET.Element(f"{RDF}{kind}")
             _append(el, bag, depth_of[el], unit)
             depth_of[bag] = depth_of[el] + 1
-        # Compared as a scan reads them: trimmed (`<rdf:li> Padded </rdf:li>` is "Padded").
-        want = {form(k) for k in keywords}
-        gone = {form(k) for k in drop} - want
-        for li in [li for li in bag.findall(f"{RDF}li") if (li.text or "").strip() in gone]:
+        # Compared as a scan reads them: trimmed (`<rdf:li> Padded </rdf:li>` is "Padded"),
+        # and in one Unicode form, as tags are stored (a keyword a Mac wrote decomposed is
+        # the tag, and stays as it was written).
+        want = {_nfc(form(k)) for k in keywords}
+        gone = {_nfc(form(k)) for k in drop} - want
+        for li in [li for li in bag.findall(f"{RDF}li") if _nfc((li.text or "").strip()) in gone]:
             bag.remove(li)
             changed = True
-        have = {(li.text or "").strip() for li in bag.findall(f"{RDF}li")}
+        have = {_nfc((li.text or "").strip()) for li in bag.findall(f"{RDF}li")}
         for k in keywords:
             v = form(k)
-            if v not in have:
+            if _nfc(v) not in have:
                 li = ET.Element(f"{RDF}li")
                 li.text = v
                 _append(bag, li, depth_of[bag], unit)
-                have.add(v)
+                have.add(_nfc(v))
                 changed = True
         if unit is not None and len(bag) and bag[-1].tail is not None and not bag[-1].tail.strip():
             bag[-1].tail = "\n" + unit * depth_of[bag]  # the closing tag under its opening one
@@ -345,7 +353,6 @@ def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]
     """Bring one sidecar (`target`) of the file `m` in step with its `keywords`."""
     from .. import _core
 
-    shown = path_text(target)
     try:
         data = _read_sidecar(target)
         known = data is None or _imported(cat, m, data)
@@ -363,13 +370,13 @@ def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]
             out.unchanged += 1
             return
         replace_atomically(target, merged)
-        out.written.append(shown)
+        out.written.append(target)
         if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
             written.append((target, _core.hash_bytes(merged)))
     except RecursionError:
-        out.failed.append((shown, "nested too deeply to rewrite: left alone"))
+        out.failed.append((target, "nested too deeply to rewrite: left alone"))
     except (OSError, ET.ParseError, UnicodeError, InvalidInputError) as e:
-        out.failed.append((shown, getattr(e, "strerror", None) or first_line(e)))
+        out.failed.append((target, getattr(e, "strerror", None) or first_line(e)))
 
 
 def _is_utf8(b: bytes) -> bool:

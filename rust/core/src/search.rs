@@ -275,6 +275,8 @@ pub struct SearchIndex {
     searcher: Searcher,
     fields: Fields,
     analyzer: TextAnalyzer,
+    /// The writer of an update staged part by part (`stage`), not committed yet.
+    staged: Option<IndexWriter>,
 }
 
 impl SearchIndex {
@@ -330,6 +332,7 @@ impl SearchIndex {
             searcher,
             fields,
             analyzer: mf_analyzer(),
+            staged: None,
         })
     }
 
@@ -374,26 +377,53 @@ impl SearchIndex {
         if docs.is_empty() && deletes.is_empty() {
             return Ok(0);
         }
+        let added = self.stage(docs, deletes)?;
+        self.commit_staged()?;
+        Ok(added)
+    }
+
+    /// One part of an update that `commit_staged` commits whole (so a million documents
+    /// need not be held at once): as `upsert`, with the parts staged before this one
+    /// counting as earlier (a media_id staged again replaces its earlier document).
+    pub fn stage(&mut self, docs: &[Doc], deletes: &[String]) -> Result<usize> {
+        if self.staged.is_none() {
+            self.staged = Some(self.writer()?);
+        }
+        let writer = self.staged.as_ref().expect("a writer was just staged");
         let mut seen = HashSet::with_capacity(docs.len());
         let mut kept: Vec<&Doc> = docs.iter().rev().filter(|d| seen.insert(d.media_id.as_str())).collect();
         kept.reverse();
-        let writer = self.writer()?;
-        // tantivy replays every delete against every segment it writes, so a delete of an id
-        // the index never had costs as much as a real one, and a first build would pay one
-        // per doc per new segment. Only ids the committed index holds are deleted.
+        // One delete of the whole set of ids, made before the adds (so it takes none of
+        // them, but does take the documents of earlier parts): tantivy replays each delete
+        // operation against every segment, and one per id made a million-document update
+        // slow and gigabytes big. The set is matched against each segment's terms at once.
         let mut ids = seen;
         ids.extend(deletes.iter().map(String::as_str));
-        for id in ids {
-            let term = Term::from_field_text(self.fields.media_id, id);
-            if self.searcher.doc_freq(&term).map_err(|e| self.err(e))? > 0 {
-                writer.delete_term(term);
-            }
+        if !ids.is_empty() {
+            let terms = ids
+                .into_iter()
+                .map(|id| Term::from_field_text(self.fields.media_id, id));
+            writer
+                .delete_query(Box::new(TermSetQuery::new(terms)))
+                .map_err(|e| self.err(e))?;
         }
         for d in &kept {
             writer.add_document(self.to_tantivy(d)).map_err(|e| self.err(e))?;
         }
-        self.commit(writer)?;
         Ok(kept.len())
+    }
+
+    /// Commit what `stage` staged (nothing staged: nothing to do).
+    pub fn commit_staged(&mut self) -> Result<()> {
+        match self.staged.take() {
+            Some(writer) => self.commit(writer),
+            None => Ok(()),
+        }
+    }
+
+    /// Drop what `stage` staged: the index stays as it was committed.
+    pub fn discard_staged(&mut self) {
+        self.staged = None;
     }
 
     /// Remove every document, in one commit.
@@ -1051,6 +1081,32 @@ mod tests {
         // A colon after a number or inside quotes is not a filter.
         assert!(index.search("12:30", 10, None).unwrap().is_empty());
         assert!(index.search("\"foo:bar\"", 10, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn staged_parts_commit_whole_and_later_parts_win() {
+        let (_dir, mut index) = library();
+        let before = index.num_docs();
+        assert_eq!(index.stage(&[doc("x", "first.jpg")], &["cafe".into()]).unwrap(), 1);
+        assert_eq!(
+            index
+                .stage(&[doc("y", "other.jpg"), doc("x", "second.jpg")], &[])
+                .unwrap(),
+            2
+        );
+        // Nothing shows before the commit.
+        assert_eq!(index.num_docs(), before);
+        assert_eq!(ids(&index, "second"), Vec::<String>::new());
+        index.commit_staged().unwrap();
+        assert_eq!(index.num_docs(), before - 1 + 2);
+        assert_eq!(ids(&index, "second"), ["x"]);
+        assert_eq!(ids(&index, "first"), Vec::<String>::new());
+        // A discarded update leaves the index as committed.
+        index.stage(&[doc("z", "dropped.jpg")], &["x".into()]).unwrap();
+        index.discard_staged();
+        index.commit_staged().unwrap();
+        assert_eq!(ids(&index, "dropped"), Vec::<String>::new());
+        assert_eq!(ids(&index, "second"), ["x"]);
     }
 
     #[test]

@@ -627,18 +627,32 @@ impl SearchIndex {
         })
     }
 
-    /// Replace the docs of `docs` (an Arrow stream: utf8 media_id, name, path, tags and
-    /// collections joined by "\n", meta, kind, ext; int32 year) and drop `deletes`, in one
-    /// commit. Returns the number of docs added.
+    /// Stage the replacement of the docs of `docs` (an Arrow stream: utf8 media_id, name,
+    /// path, tags and collections joined by "\n", meta, kind, ext; int32 year) and the
+    /// removal of `deletes`: one part of an update that `commit_staged` commits whole, so a
+    /// reader sees all of it or none. Returns the number of docs staged.
     #[pyo3(signature = (docs, deletes=vec![]))]
-    fn upsert(&self, py: Python<'_>, docs: &Bound<'_, PyAny>, deletes: Vec<String>) -> PyResult<usize> {
+    fn stage(&self, py: Python<'_>, docs: &Bound<'_, PyAny>, deletes: Vec<String>) -> PyResult<usize> {
         let batches = read_stream(py, docs)?;
         let inner = self.inner.clone();
         detached(py, Arc::new(AtomicBool::new(false)), move || {
             let docs = search::docs_from_batches(&batches)?;
             drop(batches);
-            write_lock(&inner).upsert(&docs, &deletes)
+            write_lock(&inner).stage(&docs, &deletes)
         })
+    }
+
+    /// Commit what `stage` staged.
+    fn commit_staged(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.clone();
+        detached(py, Arc::new(AtomicBool::new(false)), move || {
+            write_lock(&inner).commit_staged()
+        })
+    }
+
+    /// Drop what `stage` staged.
+    fn discard_staged(&self) {
+        write_lock(&self.inner).discard_staged()
     }
 
     /// Remove every document.
