@@ -391,6 +391,20 @@ def test_query_json_and_csv_are_valid_and_exact_for_odd_values(media_tree: Media
     assert run_cli("query", sql, catalog=catalog_path).rc == 0
 
 
+def test_query_timestamps_come_as_isoformat_writes_them(media_tree: MediaTree, catalog_path: Path) -> None:
+    """TIMESTAMP columns are formatted by Arrow, a column at a time: the text must be what
+    `datetime.isoformat` gives each value (no fraction when it is zero)."""
+    do_scan(catalog_path, media_tree.root)
+    sql = ("SELECT TIMESTAMP '2021-02-03 04:05:06' + to_microseconds(i * 250000) AS t, "
+           "CASE WHEN i = 1 THEN NULL ELSE TIMESTAMP '1999-12-31 23:59:59.000001' END AS u FROM range(3) r(i)")
+    want = [("2021-02-03T04:05:06", "1999-12-31T23:59:59.000001"), ("2021-02-03T04:05:06.250000", None),
+            ("2021-02-03T04:05:06.500000", "1999-12-31T23:59:59.000001")]
+    res = run_cli("query", sql, "-f", "json", catalog=catalog_path)
+    assert [(r["t"], r["u"]) for r in json.loads(res.out)] == want
+    res = run_cli("query", sql, "-f", "csv", catalog=catalog_path)
+    assert res.out.splitlines()[1:] == [f"{t},{u or ''}" for t, u in want]
+
+
 def test_query_values_arrow_would_garble_and_names_given_twice(media_tree: MediaTree, catalog_path: Path,
                                                                tmp_path: Path) -> None:
     """BIGNUM and BIT (opaque bytes in Arrow) and TIMETZ (its offset dropped) come as
