@@ -98,23 +98,6 @@ def test_undo_leaves_alone_a_file_saved_at_the_path_since(lib, action: str) -> N
     assert again["done"] == 0 and replaced.read_bytes() == b"a new file the user saved here"
 
 
-def test_a_rescan_after_a_symlink_dedupe_finds_no_duplicates_and_undo_brings_them_back(lib) -> None:
-    """The copies a symlink dedupe replaced are no longer regular files: a rescan (links
-    not followed) marks their rows missing, so `dupes` lists nothing. Undo makes them
-    copies again and the next scan finds them."""
-    root, catalog = lib
-    out = _apply(catalog, "--action", "symlink")
-    assert out["done"] == 3
-    res = run_cli("scan", root, "--no-meta", "--json", catalog=catalog)
-    assert res.rc == 0 and json.loads(res.out)["missing"] == 3, res.out + res.err
-    assert json.loads(run_cli("dupes", "-f", "json", catalog=catalog).out) == []
-    assert _undo(catalog, out["journal"])["done"] == 3
-    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
-    groups = json.loads(run_cli("dupes", "-f", "json", catalog=catalog).out)
-    assert sorted(Path(r["path"]).relative_to(root).as_posix() for r in groups) == [
-        "a/photo.jpg", "a/song.mp3", "b/photo (2).jpg", "b/photo copy.jpg", "b/song.mp3"]
-
-
 def test_undo_after_the_kept_file_was_replaced_restores_the_original_bytes(lib) -> None:
     root, catalog = lib
     original = (root / "a" / "photo.jpg").read_bytes()

@@ -1072,10 +1072,15 @@ def test_names_typed_composed_or_decomposed_are_one_tag_and_one_collection(lib) 
     for bad in ("a\u200bb", "\u00adsoft", "rtl\u202e"):
         assert run_cli("tag", "add", bad, paris, catalog=catalog).rc == 2
         assert run_cli("collection", "create", bad, catalog=catalog).rc == 2
-    # A tag an earlier version stored decomposed is removed and renamed by either form.
+    # A tag an earlier version stored decomposed is removed and renamed by either form; a
+    # collection it stored decomposed beside a composed one is the one its name as typed picks.
     con = duckdb.connect(str(catalog))
     con.execute("UPDATE tags SET tag = ? WHERE tag = ?", [f"trips/{decomposed}", f"trips/{composed}"])
+    con.execute("INSERT INTO collections SELECT 99, ?, 'manual', NULL, 'old', now()::TIMESTAMP", [decomposed])
     con.close()
+    assert run_cli("collection", "add", decomposed, eiffel, catalog=catalog).rc == 0
+    listed = json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)
+    assert sorted((c["id"], c["files"]) for c in listed) == [(1, 1), (99, 1)]
     assert run_cli("tag", "rename", f"trips/{composed}", "trips/paris cafe", catalog=catalog).rc == 0
     assert {r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE tag LIKE 'trips/%'")} == {"trips/paris cafe"}
     assert run_cli("tag", "remove", "trips", "--where", "true", catalog=catalog).rc == 0

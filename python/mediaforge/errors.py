@@ -24,7 +24,9 @@ _LINE = re.compile(r"LINE (\d+): ")
 _SET_LAMBDA = re.compile(r"Use SET lambda_syntax\s*=\s*'?\w+'? to revert to the deprecated behavior\.?")
 _MORE_INFO = re.compile(r"For more info(?:rmation)?, (?:visit|see) \S+\s*")
 # DuckDB's advice to install an extension or SET an option: `query` does neither.
-_INSTALL = re.compile(r"Please try installing and loading the \w+ extension.*", re.S)
+_INSTALL = re.compile(r"Please try installing and loading the \w+ extension by running: INSTALL \w+; LOAD \w+;"
+                      r"(?: Alternatively, consider enabling auto-install and auto-load by running: "
+                      r"SET autoinstall_known_extensions=1; SET autoload_known_extensions=1;)?")
 _SET_OPTION = re.compile(r"Use \"?SET \w+ TO \w+\"? to increase the maximum[^.]*\.?")
 
 

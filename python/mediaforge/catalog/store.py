@@ -141,6 +141,10 @@ class Catalog:
                 cls.open(path, threads=threads).close()
             except CatalogBusyError:
                 raise CatalogVersionError(str(e)) from None
+            except MediaForgeError as why:  # a read-only medium, a folder not ours to write
+                raise CatalogVersionError(
+                    f"{e.head}, and cannot be upgraded here ({why}); run any command once where the catalog "
+                    "can be written, to upgrade it") from None
             return cls.open(path, read_only=True, threads=threads)
         except BaseException:
             con.close()
@@ -185,10 +189,7 @@ class Catalog:
             raise CatalogInvalidError(f"catalog {self.path} is damaged: table(s) {', '.join(missing)} missing")
         if version < SCHEMA_VERSION:
             if self.read_only:
-                raise _NeedsUpgrade(
-                    f"catalog {self.path} is at schema version {version} and another MediaForge process is using "
-                    f"it; once it is done, run any command to upgrade it"
-                )
+                raise _NeedsUpgrade(f"catalog {self.path} is at schema version {version}")
             self._migrate(version)
         if not self.read_only:
             # A writer holds the lock, so a scan still marked running died with its process.
@@ -261,7 +262,12 @@ class Catalog:
 
 
 class _NeedsUpgrade(CatalogVersionError):
-    """A catalog opened read-only is at an older schema version."""
+    """A catalog opened read-only is at an older schema version (`head` says which)."""
+
+    def __init__(self, head: str) -> None:
+        super().__init__(f"{head} and another MediaForge process is using it; once it is done, run any command "
+                         "to upgrade it")
+        self.head = head
 
 
 def open_catalog(path: Path | str | None = None, *, read_only: bool = False, threads: int | None = None) -> Catalog:

@@ -42,10 +42,12 @@ def _get(cat: Catalog, name: str) -> tuple[int, str, str | None]:
     # (one with '/') can still be shown, changed and deleted.
     if not is_text(name or ""):
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
-    # In either Unicode form: names made before they were stored composed (NFC) too.
+    # In either Unicode form (names made before they were stored composed, NFC), the name
+    # exactly as typed first.
+    typed = (name or "").strip()
     rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections WHERE nfc_normalize(name) = $n "
-                       "ORDER BY name = $n DESC LIMIT 1",
-                       params={"n": unicodedata.normalize("NFC", (name or "").strip())}).fetchall()
+                       "ORDER BY name = $typed DESC, name = $n DESC LIMIT 1",
+                       params={"n": unicodedata.normalize("NFC", typed), "typed": typed}).fetchall()
     if not rows:
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     cid, kind, pred = rows[0]

@@ -15,7 +15,7 @@
 //! 4. vanished: catalog rows under the roots that the walk did not see, except below
 //!    folders that could not be read. Only reported when the whole scan completed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::hash::{hash_file_at, HashError, Hashed, HEAD_LEN};
 use crate::kind::{self, Class};
 use crate::prev::{FolderMatcher, MediaId, PrevState};
-use crate::types::{Digest, FileId};
+use crate::types::Digest;
 use crate::walk::{
     describe_io, trim_trailing_slashes, walk, DirFiles, PathError, WalkCounters, WalkOptions, WalkedFile,
 };
@@ -882,18 +882,11 @@ fn run(
         .chain(walked.left_out.iter())
         .map(|p| trim_trailing_slashes(p))
         .collect();
-    let file_links: HashMap<&[u8], FileId> = walked.file_links.iter().map(|(p, id)| (&p[..], *id)).collect();
     let unseen: Vec<(MediaId, bool)> = (0..prev.len())
         .into_par_iter()
         .filter(|&i| prev.present[i] && !prev.seen[i].load(Relaxed))
         .filter(|&i| opts.roots.iter().any(|r| is_under(prev.path(i), r)))
-        .map(|i| {
-            let kept = match file_links.get(prev.path(i)) {
-                Some(target) => *target == prev.stat[i].id,
-                None => at_or_below_any(prev.path(i), &not_looked_at),
-            };
-            (prev.media_id(i), kept)
-        })
+        .map(|i| (prev.media_id(i), at_or_below_any(prev.path(i), &not_looked_at)))
         .collect();
     let (kept, vanished): (Vec<_>, Vec<_>) = unseen.into_iter().partition(|&(_, kept)| kept);
     let vanished: Vec<MediaId> = vanished.into_iter().map(|(id, _)| id).collect();

@@ -386,6 +386,14 @@ impl SearchIndex {
     /// need not be held at once): as `upsert`, with the parts staged before this one
     /// counting as earlier (a media_id staged again replaces its earlier document).
     pub fn stage(&mut self, docs: &[Doc], deletes: &[String]) -> Result<usize> {
+        let staged = self.stage_part(docs, deletes);
+        if staged.is_err() {
+            self.discard_staged(); // a part half staged is never committed
+        }
+        staged
+    }
+
+    fn stage_part(&mut self, docs: &[Doc], deletes: &[String]) -> Result<usize> {
         if self.staged.is_none() {
             self.staged = Some(self.writer()?);
         }

@@ -20,7 +20,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, CWD};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
-use crate::types::{FileId, FileStat};
+use crate::types::FileStat;
 
 /// The name of the per-directory ignore file (gitignore syntax).
 pub const IGNORE_FILE: &str = ".mediaforgeignore";
@@ -132,11 +132,6 @@ pub struct WalkOutput {
     /// names, symbolic links not followed, other file systems): not looked at, so what the
     /// catalog knows of them (and below them) is left as it was, never taken as gone.
     pub left_out: Vec<Box<[u8]>>,
-    /// Symbolic links to regular files, not followed (no `-L`), each with its target's
-    /// identity. Unlike `left_out`, a link keeps a catalog row at its path only if that row
-    /// is the file the link leads to (recorded through it by an `-L` scan): any other row
-    /// there was a regular file that a link has replaced, and it is gone.
-    pub file_links: Vec<(Box<[u8]>, FileId)>,
     /// Of `left_out`, those excluded by a pattern (`--exclude`, `.mediaforgeignore`) or
     /// on another file system (`-x`): places a file may have moved to within the tree.
     pub excluded: u64,
@@ -528,7 +523,6 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         .collect();
     let mut files = Vec::new();
     let mut left_out: Vec<Box<[u8]>> = Vec::new();
-    let mut file_links: Vec<(Box<[u8]>, FileId)> = Vec::new();
     let mut excluded = 0u64;
     let mut bytes = 0u64;
     for (start, mut ft) in entries {
@@ -561,15 +555,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let mut via_symlink = false;
         if ft == FileType::Symlink {
             if !opts.follow_symlinks {
-                let path = join(&task.path, name).into();
-                // One stat through the link tells a link to a file (see `file_links`)
-                // from one to a folder or nowhere, which leave what is below them alone.
-                match rustix::fs::statat(&fd, cname, AtFlags::empty()) {
-                    Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-                        file_links.push((path, FileStat::from_stat(&st).id));
-                    }
-                    _ => left_out.push(path),
-                }
+                left_out.push(join(&task.path, name).into());
                 continue;
             }
             match rustix::fs::statat(&fd, cname, AtFlags::empty()) {
@@ -651,10 +637,9 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             _ => {} // sockets, pipes, devices: not media
         }
     }
-    if !left_out.is_empty() || !file_links.is_empty() {
+    if !left_out.is_empty() {
         let mut out = ctx.sink.lock().unwrap();
         out.left_out.append(&mut left_out);
-        out.file_links.append(&mut file_links);
         out.excluded += excluded;
     }
     if !files.is_empty() {
