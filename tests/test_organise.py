@@ -1101,3 +1101,45 @@ def test_a_collection_filter_without_its_closing_quote_says_so(lib) -> None:
     res = run_cli("search", 'paris collection:"a b', catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "closing quote")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_sidecars_declaring_entities_are_refused_in_any_encoding(tmp_path: Path, encoding: str) -> None:
+    """An XMP that declares entities is refused by the scan whatever its encoding (a
+    UTF-16 one used to be parsed, its entities expanded), and export leaves it alone."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    text = (f'<?xml version="1.0" encoding="{encoding}"?><!DOCTYPE x [<!ENTITY lol "lol">]>'
+            f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag><rdf:li>&lol;</rdf:li></rdf:Bag>'
+            '</dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
+    (lib / "a.jpg.xmp").write_bytes(text.encode(encoding))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM tags")[0]["n"] == 0
+    errors = rows(catalog, "SELECT message FROM meta_errors")
+    assert any("entity declarations" in e["message"] for e in errors), errors
+    assert run_cli("tag", "add", "mine", lib / "a.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "a.jpg", "--json", catalog=catalog)
+    assert res.rc == 8 and "entity declarations" in json.loads(res.out)["failed"][0]["why"]
+    assert (lib / "a.jpg.xmp").read_bytes() == text.encode(encoding)
+
+
+def test_export_never_writes_a_sidecar_too_big_to_read_back(tmp_path: Path) -> None:
+    from mediaforge.meta.sidecar import MAX_SIDECAR_BYTES
+
+    lib, path, catalog = _photo_with_subjects(tmp_path, "a.jpg", "")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    before = path.read_bytes()
+    long = [f"k{i:06d}/" + "x" * 400 for i in range(MAX_SIDECAR_BYTES // 600)]  # written twice: past the cap
+    from mediaforge.catalog import open_catalog
+    from mediaforge.organise.tags import add_tags
+
+    with open_catalog(catalog) as cat:
+        (mid,) = cat.con.sql("SELECT media_id::VARCHAR FROM files WHERE name = 'a.jpg'").fetchall()[0]
+        add_tags(cat, [mid], long)
+    res = run_cli("xmp", "export", lib / "a.jpg", "--json", catalog=catalog, timeout=300)
+    assert res.rc == 8, res.err
+    assert "would grow past" in json.loads(res.out)["failed"][0]["why"]
+    assert path.read_bytes() == before

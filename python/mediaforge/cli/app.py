@@ -361,6 +361,7 @@ def query_cmd(
     """Run SQL over the catalog: its tables (files, media, exif, tags, ...) and views
     (library, sidecar_links), documented in docs/catalog.md."""
     g = _globals(ctx)
+    check_output_args(fmt, output, g.catalog)
     try:
         with open_catalog(g.catalog, read_only=True) as cat:
             rows = catalog.run_query(cat, sql)  # streams from the catalog: written out while it is open
@@ -393,14 +394,19 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
-    """A result (an Arrow table or `render.Rows`) as csv or json (stdout or a file), or
-    parquet into a file. A file is written beside its target under a temporary name and
-    renamed over it once whole: a failed write leaves what was there before."""
+def check_output_args(fmt: Format, output: Optional[Path], catalog: Path) -> None:
+    """Refuse a --format and --output that will not do, before any work is done."""
     if output is not None:
         _check_output(output, catalog)
     if fmt is Format.parquet and output is None:
         raise InvalidInputError("--format parquet needs --output FILE")
+
+
+def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
+    """A result (an Arrow table or `render.Rows`) as csv or json (stdout or a file), or
+    parquet into a file. A file is written beside its target under a temporary name and
+    renamed over it once whole: a failed write leaves what was there before."""
+    check_output_args(fmt, output, catalog)
     if output is None:
         (render.write_json if fmt is Format.json else render.write_csv)(table, sys.stdout)
         return
@@ -535,6 +541,7 @@ def dupes_cmd(
     from ..dupes.find import AUDIO_MAX_BER
 
     g = _globals(ctx)
+    check_output_args(fmt, output, g.catalog)
     if similar:
         kind = kind or "image"
         if kind not in SIMILAR_KINDS:

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import ExitCode, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, path_text, quoted
 from . import render
-from .app import Format, _globals, _write_table, app, command, open_catalog
+from .app import Format, _globals, _write_table, app, check_output_args, command, open_catalog
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -137,6 +137,7 @@ def tag_list(ctx: typer.Context, paths: PathsArg = None,
     from ..organise.targets import resolve_targets
 
     g = _globals(ctx)
+    check_output_args(fmt, output, g.catalog)
     with open_catalog(g.catalog, read_only=True) as cat:
         table = tags_of(cat, resolve_targets(cat, paths)) if paths else tag_counts(cat)
     if fmt is Format.table and output is None:
@@ -177,6 +178,7 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
+        collection.manual(cat, name, adding)  # a name that will not do is refused before any path is looked up
         ids = resolve_targets(cat, paths or [], where, other)
         with IndexFollows(cat, g.catalog) as follow:
             n = (collection.add if adding else collection.remove)(cat, name, ids)
@@ -228,6 +230,7 @@ def coll_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A co
     from ..organise import collection
 
     g = _globals(ctx)
+    check_output_args(fmt, output, g.catalog)
     with open_catalog(g.catalog, read_only=True) as cat:
         table = collection.show(cat, name)
     if fmt is Format.table and output is None:
@@ -322,6 +325,7 @@ def search_cmd(
     from ..organise.search import in_step, refresh, search
 
     g = _globals(ctx)
+    check_output_args(fmt, output, g.catalog)
     if query is not None and not is_text(query):  # checked before any indexing
         raise InvalidInputError("the search holds bytes that are not valid UTF-8")
     if not reindex:

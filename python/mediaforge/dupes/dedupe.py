@@ -48,6 +48,7 @@ from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
 from ..fsops import new_tmp
 from ..stop import Stop
+from .find import numbered_groups_sql
 
 ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
 SIMILAR_ACTIONS = ("move-to", "trash")
@@ -192,10 +193,8 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
     if kind is not None:
         where, params["kind"] = "AND kind = $kind", kind
     rows = _ranked(cat, keep, f"""
-        SELECT dense_rank() OVER (ORDER BY blake3) AS grp, path_bytes FROM files
-        WHERE status = 'present' AND blake3 IS NOT NULL {where}
-          AND blake3 IN (SELECT blake3 FROM files WHERE status = 'present' AND blake3 IS NOT NULL
-                         GROUP BY blake3 HAVING count(*) > 1)""", params)
+        SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where)}) g
+        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {where and "AND f.kind = $kind"}""", params)
     steps = [
         _step(row) for row in rows
         # Already a hard link to the kept file: nothing to link or clone.

@@ -85,6 +85,18 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
                 failed=by.get("failed", 0))
 
 
+def numbered_groups_sql(where: str = "") -> str:
+    """SQL: every content present more than once (`where`: more of the condition on
+    `files`), with its copies, reclaimable bytes (hard links to one inode count once) and
+    its group number, biggest savings first: the numbers `dupes` and `dedupe` both show."""
+    return f"""
+        SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM (
+            SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, count(*) AS copies,
+                   ((count(DISTINCT (dev, inode)) - 1) * any_value(size))::UBIGINT AS reclaimable
+            FROM files WHERE status = 'present' AND blake3 IS NOT NULL {where}
+            GROUP BY blake3 HAVING count(*) > 1)"""
+
+
 def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
     """One row per copy of every content present more than once, biggest savings first:
     group, blake3, kind, size, copies, reclaimable, width, height, path, path_raw (the exact
@@ -92,14 +104,7 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
     where, params = _kind_filter(kind)
     return cat.con.sql(
         f"""
-        WITH dup AS (
-            SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, count(*) AS copies,
-                   ((count(DISTINCT (dev, inode)) - 1) * any_value(size))::UBIGINT AS reclaimable
-            FROM files WHERE status = 'present' AND blake3 IS NOT NULL {where}
-            GROUP BY blake3 HAVING count(*) > 1
-        ), numbered AS (
-            SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM dup
-        )
+        WITH numbered AS ({numbered_groups_sql(where)})
         SELECT n.grp AS "group", n.blake3, n.kind, n.size, n.copies, n.reclaimable, m.width, m.height,
                f.path, f.path_raw, f.dev, f.inode
         FROM numbered n JOIN files f ON f.blake3 = n.blake3 AND f.status = 'present'

@@ -51,10 +51,20 @@ def _offset(s: str | None) -> str | None:
     return None if not m else ("+00:00" if m.group(1) == "Z" else m.group(1))
 
 
+# An entity declaration in each encoding an XML parser reads by itself (UTF-8 and ASCII,
+# UTF-16 and UTF-32 either way round): entities can expand a small file into gigabytes.
+_ENTITY = tuple("<!ENTITY".encode(e) for e in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
+
+
+def declares_entities(data: bytes) -> bool:
+    """Whether XML bytes declare entities, in whichever encoding they are written."""
+    return any(e in data for e in _ENTITY)
+
+
 def parse_xmp(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_SIDECAR_BYTES:
         raise SidecarError(f"XMP sidecar over {MAX_SIDECAR_BYTES // 1_048_576} MiB")
-    if b"<!ENTITY" in data:
+    if declares_entities(data):
         raise SidecarError("XMP with entity declarations is refused")
     try:
         root = ET.fromstring(data)

@@ -75,11 +75,19 @@ def delete(cat: Catalog, name: str) -> None:
         con.execute("DELETE FROM collections WHERE collection_id = ?", [cid])
 
 
-def add(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
-    """Append media to a manual collection, in the given order, skipping members."""
+def manual(cat: Catalog, name: str, adding: bool = True) -> int:
+    """The id of the manual collection `name`; refused when there is none or it is smart
+    (callers check this before resolving a million paths)."""
     cid, kind, _pred = _get(cat, name)
     if kind == "smart":
-        raise InvalidInputError(f"{quoted(name)} is a smart collection: its members are whatever its condition matches")
+        why = "its members are whatever its condition matches" if adding else "change its condition instead"
+        raise InvalidInputError(f"{quoted(name)} is a smart collection: {why}")
+    return cid
+
+
+def add(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
+    """Append media to a manual collection, in the given order, skipping members."""
+    cid = manual(cat, name)
     now, by = utcnow(), who()
     rows = pa.Table.from_pylist([{"collection_id": cid, "media_id": m, "position": i, "added_by": by, "added_at": now}
                                  for i, m in enumerate(media_ids)], schema=arrow_schema("collection_items"))
@@ -95,9 +103,7 @@ def add(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
 
 
 def remove(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
-    cid, kind, _pred = _get(cat, name)
-    if kind == "smart":
-        raise InvalidInputError(f"{quoted(name)} is a smart collection: change its condition instead")
+    cid = manual(cat, name, adding=False)
     ids = pa.table({"media_id": pa.array(list(media_ids), pa.string())})
     with cat.registered("mf_ids", ids), cat.transaction() as con:
         n = con.execute("DELETE FROM collection_items WHERE collection_id = ? AND media_id IN "

@@ -30,7 +30,7 @@ from ..catalog import Catalog
 from ..catalog.media_tables import SIDECAR_MATCH
 from ..errors import InvalidInputError, first_line
 from ..fsops import replace_atomically
-from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS
+from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS, declares_entities
 from .tags import COLLECTIONS_ROOT, add_tag_pairs, normalize_tag
 RDF = "{" + _NS["rdf"] + "}"
 
@@ -222,7 +222,7 @@ def merge_keywords(data: bytes | None, keywords: Sequence[str], drop: Sequence[s
     lr:hierarchicalSubject and digiKam:TagsList, and the keywords `drop` taken out of
     them; None when nothing would change. Everything else is kept as it was: other
     elements, comments, processing instructions, namespace prefixes, the encoding."""
-    if data is not None and (len(data) > MAX_SIDECAR_BYTES or b"<!ENTITY" in data):
+    if data is not None and (len(data) > MAX_SIDECAR_BYTES or declares_entities(data)):
         raise InvalidInputError("sidecar too large or with entity declarations: left alone")
     text, encoding = _decode(data) if data else (EMPTY, "utf-8")
     for open_tag, close_tag in (("<x:xmpmeta", "</x:xmpmeta>"), ("<rdf:RDF", "</rdf:RDF>")):
@@ -369,6 +369,8 @@ def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]
         if merged is None:
             out.unchanged += 1
             return
+        if len(merged) > MAX_SIDECAR_BYTES:  # a scan would refuse to read it back
+            raise InvalidInputError(f"would grow past {MAX_SIDECAR_BYTES // 1_048_576} MiB: left alone")
         replace_atomically(target, merged)
         out.written.append(target)
         if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
