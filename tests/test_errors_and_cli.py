@@ -772,3 +772,11 @@ def test_stats_table(cataloged: MediaTree, catalog_path: Path) -> None:
     assert res.rc == 0, res.err
     assert res.out.startswith(f"{len(cataloged.files)} files")
     assert "image" in res.out and "audio" in res.out
+
+
+def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_the_work(cataloged: MediaTree,
+                                                                               catalog_path: Path, tmp_path: Path) -> None:
+    for args in (["query", "SELECT 1"], ["dupes"], ["tag", "list"]):
+        res = run_cli(*args, "-f", "csv", "-o", tmp_path / "no" / "such" / "x.csv", catalog=catalog_path)
+        assert res.rc == ExitCode.PATH, (args, res.err)
+        assert_one_line_error(res.err, "no such folder")

@@ -398,6 +398,9 @@ def check_output_args(fmt: Format, output: Optional[Path], catalog: Path) -> Non
     """Refuse a --format and --output that will not do, before any work is done."""
     if output is not None:
         _check_output(output, catalog)
+        folder = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(folder):
+            raise PathNotFoundError(f"--output {output}: no such folder {folder}")
     if fmt is Format.parquet and output is None:
         raise InvalidInputError("--format parquet needs --output FILE")
 

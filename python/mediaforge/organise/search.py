@@ -195,6 +195,8 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             con.execute("DELETE FROM search_docs WHERE media_id IN (SELECT media_id::UUID FROM mf_state) "
                         "OR media_id IN (SELECT media_id::UUID FROM mf_gone)")
             con.execute("INSERT INTO search_docs SELECT media_id::UUID, digest FROM mf_state")
+    else:
+        index.discard_staged()  # empty batches alone: nothing to commit
     if only is None:  # every document compared: in step as of the latest scan
         _mark_synced(cat, cat.con.execute("SELECT max(scan_id) FROM scans").fetchall()[0][0])
     return RefreshResult(state.num_rows, len(gone), int(index.num_docs()), time.perf_counter() - t0)
