@@ -405,6 +405,17 @@ def test_query_timestamps_come_as_isoformat_writes_them(media_tree: MediaTree, c
     assert res.out.splitlines()[1:] == [f"{t},{u or ''}" for t, u in want]
 
 
+def test_a_union_holding_a_value_python_cannot_hold_is_written(media_tree: MediaTree, catalog_path: Path) -> None:
+    do_scan(catalog_path, media_tree.root)
+    u = "UNION(t TIMESTAMP, i INT)"
+    sql = (f"SELECT u FROM (VALUES (union_value(t := 'infinity'::TIMESTAMP)::{u}), (union_value(i := 5)::{u}), "
+           f"(NULL::{u})) v(u)")
+    res = run_cli("query", sql, "-f", "json", catalog=catalog_path)
+    assert res.rc == 0 and json.loads(res.out) == [{"u": "infinity"}, {"u": 5}, {"u": None}], res.err
+    res = run_cli("query", sql, "-f", "csv", catalog=catalog_path)
+    assert res.out.splitlines() == ["u", "infinity", "5", '""']  # a lone empty cell, quoted so the line is not blank
+
+
 def test_query_values_arrow_would_garble_and_names_given_twice(media_tree: MediaTree, catalog_path: Path,
                                                                tmp_path: Path) -> None:
     """BIGNUM and BIT (opaque bytes in Arrow) and TIMETZ (its offset dropped) come as

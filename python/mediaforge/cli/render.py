@@ -247,10 +247,17 @@ def _shortest_float32(v: float) -> float:
 
 
 def _nested_values(col: pa.Array) -> list[Any]:
-    """`_values` of a list, struct or map column, built from its children's."""
+    """`_values` of a list, struct, map or union column, built from its children's."""
     import pyarrow as pa  # noqa: PLC0415
 
-    t, valid = col.type, col.is_valid().to_pylist()
+    t = col.type
+    if pa.types.is_union(t):  # each row holds one member's value: the child its type code names
+        child = {code: i for i, code in enumerate(t.type_codes)}
+        kids = [_values(col.field(i)) for i in range(t.num_fields)]
+        codes = col.type_codes.to_pylist()
+        rows = range(len(col)) if t.mode == "sparse" else col.offsets.to_pylist()
+        return [kids[child[c]][k] for c, k in zip(codes, rows)]
+    valid = col.is_valid().to_pylist()
     if pa.types.is_struct(t):
         fields = [(t.field(i).name, _values(col.field(i))) for i in range(t.num_fields)]
         return [{name: vals[k] for name, vals in fields} if ok else None for k, ok in enumerate(valid)]
