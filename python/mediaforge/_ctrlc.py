@@ -49,6 +49,11 @@ def taken() -> None:
     _taken += 1
 
 
+def signalled() -> bool:
+    """Whether a Ctrl-C (or SIGTERM) has reached the command line's handlers."""
+    return _taken > 0
+
+
 def _interrupt_statements() -> None:
     for catalog in list(_catalogs):
         with contextlib.suppress(Exception):  # closed meanwhile

@@ -242,6 +242,10 @@ class Catalog:
             self.con.execute("COMMIT")
         except (duckdb.Error, RuntimeError) as e:
             _reraise_unless_duckdb(e)
+            if _ctrlc.signalled() and "transaction is aborted" in str(e):
+                # A second Ctrl-C broke a statement of this transaction (the one keeping
+                # finished work after the first): rolled back, it is an interruption.
+                raise KeyboardInterrupt from None
             if is_corruption(e):
                 raise damaged(e, self.path) from None
             raise CatalogWriteError(

@@ -258,6 +258,14 @@ def _prestart_walk(args: list[str]) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
+    if code == ExitCode.INTERRUPTED:
+        # Stopping already: a second Ctrl-C (`timeout` signals the process, then its
+        # group) must not break the message and the exit code with a traceback.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, signal.SIG_IGN)
+            except ValueError:  # not the main thread
+                pass
     if code == ExitCode.INTERRUPTED and was_terminated():
         # A command's own word on the stop (a query writes nothing) is kept, as SIGTERM's.
         own = message != INTERRUPTED and message.startswith("interrupted")
