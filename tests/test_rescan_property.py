@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import blake3
-from hypothesis import HealthCheck, Phase, event, given, note, settings
+from hypothesis import HealthCheck, Phase, event, example, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import do_scan, reference_walk, rows, write_bytes_path
@@ -396,6 +396,20 @@ steps_st = st.lists(st.tuples(st.lists(op_st, min_size=1, max_size=3), hash_st),
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True,
           phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink])
 @given(start=start_st, first_hash=hash_st, steps=steps_st)
+# Cases random draws found. A hard link made at the path of a row already missing, of
+# another inode, while the new link's inode has a missing row of its own elsewhere: the
+# path's row comes back (it took the other missing row's id).
+@example(start=[(0, 0, 0), (0, 0, 23), (0, 0, 25), (0, 0, 33), (0, 14, 0)], first_hash=True,
+         steps=[([("link", 0, 47, 0), ("rename", 0, 45, 0), ("chmod", 0, 0, 0)], True),
+                ([("delete", 0, 0, 0), ("create", 0, 0, 0)], True),
+                ([("delete", 2, 0, 0), ("rename_onto", 2, 0, 0)], True),
+                ([("link", 1, 56, 0)], True)])
+# Two names of one inode, one back at the path of its own missing row: that name revives
+# its row and the other takes the moved row (the other name took the missing row's id).
+@example(start=[(0, 0, 0), (0, 0, 23)], first_hash=True,
+         steps=[([("link", 0, 0, 0), ("modify", 0, 0, 0)], True),
+                ([("delete", 0, 0, 0), ("rename", 0, 0, 0)], True),
+                ([("rename", 0, 0, 0), ("link", 0, 0, 0), ("rename", 0, 0, 0)], True)])
 def test_rescans_follow_the_files(start: list, first_hash: bool, steps: list) -> None:
     with tempfile.TemporaryDirectory(prefix="mf-rescan-") as tmp:
         base = os.fsencode(os.path.realpath(tmp))

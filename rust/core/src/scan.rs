@@ -441,23 +441,32 @@ fn resolve_deferred(
             Deferred::PathReused(i) => (prev.find_same_inode(&f.stat), Some(i)),
         };
         // Of the rows with this identity (hard links have one each), one whose path no
-        // longer holds it and no other file took. A present row first (the file that moved
-        // is one the last scan saw; a missing row was gone before), then the one with this
-        // file's name, so links moved together each keep their own id.
+        // longer holds it and no other file took. The row of this very path first (a name
+        // of the inode back where it was), then a present row (the file that moved is one
+        // the last scan saw; a missing row was gone before), then the one with this file's
+        // name, so links moved together each keep their own id.
         let free = |k: &u32| {
             let ku = *k as usize;
             !(prev.seen[ku].load(Relaxed) && !reused.contains(k)) && !taken.contains(k)
         };
         let pick = same.and_then(|j| {
-            prev.same_identity(j)
-                .into_iter()
-                .filter(|k| free(k))
-                .min_by_key(|&k| (!prev.present[k as usize], prev.name(k as usize) != f.name()))
+            prev.same_identity(j).into_iter().filter(|k| free(k)).min_by_key(|&k| {
+                (
+                    Some(k) != reused_row,
+                    !prev.present[k as usize],
+                    prev.name(k as usize) != f.name(),
+                )
+            })
         });
         let digest = pick
             .and_then(|k| prev.digest(k as usize))
             .or_else(|| same.and_then(|j| prev.digest(j as usize)));
         match (pick, reused_row) {
+            // A row already gone when the last scan ran, of this inode, against the row of
+            // this very path: the path wins. The file is a new name of an inode whose other
+            // name the catalog lost earlier (a hard link made again), and the path's own
+            // row is the one a user would look for here.
+            (Some(k), Some(i)) if k != i && !prev.present[k as usize] && !taken.contains(&i) => later.push((f, i)),
             (Some(k), _) => {
                 taken.insert(k);
                 prev.mark_seen(k);
@@ -466,7 +475,12 @@ fn resolve_deferred(
                     f,
                     Plan::Row {
                         prev: Some(prev.media_id(k as usize)),
-                        change: Change::Moved,
+                        // Its own row, at its own path: the file came back, it did not move.
+                        change: if Some(k) == reused_row {
+                            Change::Revived
+                        } else {
+                            Change::Moved
+                        },
                         digest,
                         hash: want_hash && digest.is_none(),
                     },
