@@ -787,6 +787,38 @@ def test_search_after_a_scan_without_indexing_brings_the_index_up_to_date(lib) -
     assert json.loads(run_cli("search", "eiffel", "--format", "json", catalog=catalog).out) == []
 
 
+def test_search_matches_names_written_decomposed_and_rebuilds_an_older_index(lib) -> None:
+    """A name macOS wrote decomposed (Korean as jamo, an accent as a separate mark) is
+    found by the same words typed composed, and the other way round. An index written by
+    an earlier version (its folder's owner file without this format) is rebuilt by the
+    next search, not searched as it is."""
+    import unicodedata
+
+    root, catalog = lib
+    nfd = unicodedata.normalize("NFD", "한글 crème.jpg")
+    picture(64, 64, 7).save(root / "odd" / nfd, format="JPEG")
+    picture(64, 64, 8).save(root / "odd" / "한글 two.jpg", format="JPEG")
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+
+    def found(q: str) -> list[str]:
+        res = run_cli("search", q, "--format", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(unicodedata.normalize("NFC", os.path.basename(r["path"])) for r in json.loads(res.out))
+
+    both = ["한글 crème.jpg", "한글 two.jpg"]
+    assert found("한글") == both
+    assert found(unicodedata.normalize("NFD", "한글")) == both
+    assert found("crème") == found(unicodedata.normalize("NFD", "crème")) == ["한글 crème.jpg"]
+    owner = catalog.parent / "cat.search" / "catalog-id"
+    catalog_id, fmt = owner.read_text().split()
+    assert fmt == "format=2"
+    owner.write_text(catalog_id + "\n")  # as versions before format 2 wrote it
+    res = run_cli("search", "한글", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert len(json.loads(res.out)) == 2
+    assert owner.read_text().split() == [catalog_id, "format=2"]
+
+
 def test_index_updates_touch_only_the_changed_documents(lib) -> None:
     from mediaforge import open_catalog
     from mediaforge.organise.search import refresh

@@ -127,13 +127,17 @@ SYNCED = "search_synced_scan"
 # another catalog's, and is rebuilt rather than searched.
 CATALOG_ID = "catalog_id"
 OWNER = "catalog-id"
+# What the index's documents are made of, written after the catalog id in `OWNER`: an
+# index another version wrote (before 2, words were not Unicode-normalised) is rebuilt by
+# the next search or scan, as if it were another catalog's.
+INDEX_FORMAT = 2
 
 
 def _ours(cat: Catalog, folder: Path) -> bool:
     """Whether the index in `folder` is this catalog's."""
     got = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
     try:
-        return bool(got) and (folder / OWNER).read_text().strip() == got[0][0]
+        return bool(got) and (folder / OWNER).read_text().split() == [got[0][0], f"format={INDEX_FORMAT}"]
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -166,7 +170,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     index = _core.SearchIndex(folder)
     if fresh:
         ((owner,),) = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
-        (folder / OWNER).write_text(owner + "\n")
+        (folder / OWNER).write_text(f"{owner} format={INDEX_FORMAT}\n")
     ids = only if isinstance(only, (pa.Array, pa.ChunkedArray)) else pa.array(list(only or []), pa.string())
     scope = pa.table({"media_id": ids})
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
@@ -327,8 +331,8 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
     if not folder.exists():
         raise InvalidInputError(f"no search index at {folder}: run `mediaforge search --reindex` (or a scan) first")
     if not _ours(cat, folder):
-        raise InvalidInputError(f"the search index at {folder} is another catalog's: run `mediaforge search "
-                                "--reindex`")
+        raise InvalidInputError(f"the search index at {folder} is another catalog's or another version's: run "
+                                "`mediaforge search --reindex`")
     restrict: list[str] | None = None
     if _OPEN_QUOTE.search(query):
         raise InvalidInputError('a collection:"... in the search has no closing quote')

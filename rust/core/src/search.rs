@@ -11,6 +11,7 @@
 //! of one key are OR-ed, different keys AND-ed. Every free word must match somewhere, exactly,
 //! as a prefix or within a typo or two; an exact file name ranks first.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term};
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 use crate::error::{Error, Result};
 use crate::prev::bytes_at;
@@ -445,21 +447,24 @@ impl SearchIndex {
         let f = &self.fields;
         let mut t = TantivyDocument::new();
         t.add_text(f.media_id, &d.media_id);
-        t.add_text(f.name, &d.name);
-        t.add_text(f.path, folders(&d.path, &d.name));
+        let name = nfc(&d.name);
+        t.add_text(f.name, &name);
+        t.add_text(f.path, folders(&nfc(&d.path), &name));
         let mut prefixes = HashSet::new();
         for tag in &d.tags {
-            t.add_text(f.tags, tag);
-            prefixes.extend(tag_prefixes(tag));
+            let tag = nfc(tag);
+            t.add_text(f.tags, &tag);
+            prefixes.extend(tag_prefixes(&tag));
         }
         for p in prefixes {
             t.add_text(f.tag_paths, p);
         }
         for c in &d.collections {
-            t.add_text(f.collections, c);
+            let c = nfc(c);
+            t.add_text(f.collections, &c);
             t.add_text(f.collection_keys, c.trim().to_lowercase());
         }
-        t.add_text(f.meta, &d.meta);
+        t.add_text(f.meta, nfc(&d.meta));
         let kind = d.kind.trim().to_lowercase();
         if !kind.is_empty() {
             t.add_text(f.kind, kind);
@@ -471,7 +476,7 @@ impl SearchIndex {
         if let Some(y) = d.year {
             t.add_i64(f.year, y.into());
         }
-        let name = d.name.trim().to_lowercase();
+        let name = name.trim().to_lowercase();
         if !name.is_empty() {
             if let Some((stem, _)) = name.rsplit_once('.').filter(|(s, _)| !s.is_empty()) {
                 t.add_text(f.name_key, stem);
@@ -485,7 +490,7 @@ impl SearchIndex {
     /// The best `limit` documents: (media_id, score, year), best first. The year comes
     /// from the index's fast column, so callers need not look it up in the catalog.
     pub fn search(&self, query: &str, limit: usize, restrict: Option<&[String]>) -> Result<Vec<Hit>> {
-        let parsed = parse(query)?;
+        let parsed = parse(&nfc(query))?;
         let Some(q) = self.build(&parsed, restrict) else {
             return Ok(Vec::new());
         };
@@ -730,6 +735,16 @@ fn lex(query: &str) -> Vec<(String, Option<usize>)> {
         out.push((word, colon));
     }
     out
+}
+
+/// Text in Unicode's composed form (NFC), as documents are indexed and queries read: a
+/// name a Mac wrote decomposed (`cafe\u{301}`, Hangul as jamo) and one typed composed are
+/// the same words.
+fn nfc(s: &str) -> Cow<'_, str> {
+    match is_nfc_quick(s.chars()) {
+        IsNormalized::Yes => Cow::Borrowed(s),
+        _ => Cow::Owned(s.nfc().collect()),
+    }
 }
 
 fn parse_year(v: &str) -> Result<(Option<i32>, Option<i32>)> {
@@ -1039,6 +1054,33 @@ mod tests {
         // Every free word must match.
         assert_eq!(ids(&index, "canon france"), ["trip"]);
         assert_eq!(ids(&index, "canon spain"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn composed_and_decomposed_text_match_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
+        // Hangul as a Mac writes it (jamo) and as typed (syllables); an accent both ways.
+        let docs = vec![
+            doc("nfd", "\u{1112}\u{1161}\u{11ab}\u{1100}\u{1173}\u{11af}.jpg"),
+            doc("nfc", "\u{d55c}\u{ae00} two.jpg"),
+            Doc {
+                tags: vec!["caf\u{e9}".into()],
+                collections: vec!["Cafe\u{301} nights".into()],
+                ..doc("tagged", "IMG_0001.JPG")
+            },
+        ];
+        index.upsert(&docs, &[]).unwrap();
+        assert_eq!(sorted(ids(&index, "\u{d55c}\u{ae00}")), ["nfc", "nfd"]);
+        assert_eq!(
+            sorted(ids(&index, "\u{1112}\u{1161}\u{11ab}\u{1100}\u{1173}\u{11af}")),
+            ["nfc", "nfd"]
+        );
+        // The exact name ranks first whichever form either side is in.
+        let exact = index.search("\u{d55c}\u{ae00}.jpg", 5, None).unwrap();
+        assert_eq!(exact[0].media_id, "nfd");
+        assert_eq!(ids(&index, "tag:cafe\u{301}"), ["tagged"]);
+        assert_eq!(ids(&index, "collection:\"caf\u{e9} nights\""), ["tagged"]);
     }
 
     #[test]
