@@ -69,6 +69,50 @@ def test_hardlink_apply_then_undo(lib) -> None:
     assert {k: (v[1], v[2]) for k, v in restored.items()} == {k: (v[1], v[2]) for k, v in before.items()}
 
 
+@pytest.mark.parametrize("action", ["symlink", "hardlink", "trash"])
+def test_hard_linked_copies_count_their_bytes_once_and_undo_links_them_again(tmp_path: Path, action: str) -> None:
+    """Copies that are hard links of one another hold their bytes once: the plan and the
+    summary count them once, a copy that is a hard link of the kept file frees nothing,
+    nor does one whose inode keeps a name outside the library; --undo gives names that
+    shared an inode one inode again."""
+    root, outside = tmp_path / "lib", tmp_path / "outside"
+    for d in (root / "a", root / "b", outside):
+        d.mkdir(parents=True)
+    data, other = os.urandom(30_000), os.urandom(7_000)
+    (root / "a" / "keep.jpg").write_bytes(data)
+    (root / "b" / "copy.jpg").write_bytes(data)
+    os.link(root / "b" / "copy.jpg", root / "b" / "copy link.jpg")  # one inode, two victims
+    os.link(root / "a" / "keep.jpg", root / "b" / "keep link.jpg")  # a name of the kept inode
+    (root / "a" / "song.mp3").write_bytes(other)
+    (root / "b" / "song.mp3").write_bytes(other)
+    os.link(root / "b" / "song.mp3", outside / "song.mp3")  # a name the library does not hold
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    before = {p: os.lstat(root / p) for p in ("b/copy.jpg", "b/copy link.jpg", "b/keep link.jpg")}
+    trash = ("--to", str(tmp_path / "trash")) if action == "trash" else ()
+    act = ("--action", "move-to" if action == "trash" else action, *trash)
+    res = run_cli("dedupe", "--json", *act, catalog=catalog)
+    assert res.rc == 0, res.err
+    plan = json.loads(res.out)
+    moved = action == "trash"  # moved copies leave the library whole, their links with them
+    want = 30_000 + (7_000 if moved else 0)
+    if action == "hardlink":  # the kept inode's own name is no step at all
+        assert len(plan["steps"]) == 3
+    assert plan["reclaimable"] == want
+    out = _apply(catalog, *act)
+    assert out["bytes"] == want
+    # A link of the kept file is left alone: replacing or moving it would free nothing.
+    assert [os.path.basename(x["path"]) for x in out["skipped"]] == ([] if action == "hardlink" else ["keep link.jpg"])
+    undone = _undo(catalog, out["journal"])
+    assert undone["done"] == out["done"] and undone["skipped"] == []
+    now = {p: os.lstat(root / p) for p in before}
+    assert all(os.path.isfile(root / p) and not os.path.islink(root / p) for p in now)
+    assert now["b/copy.jpg"].st_ino == now["b/copy link.jpg"].st_ino
+    assert now["b/copy.jpg"].st_nlink == 2
+    assert now["b/keep link.jpg"].st_ino == os.lstat(root / "a" / "keep.jpg").st_ino
+    assert (root / "b" / "copy link.jpg").read_bytes() == data
+
+
 def _apply(catalog: Path, *args: str) -> dict:
     res = run_cli("dedupe", "--apply", "--json", *args, catalog=catalog)
     assert res.rc == 0, res.err

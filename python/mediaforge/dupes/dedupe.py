@@ -92,6 +92,14 @@ class Step:
     keep_mtime_ns: int = -1
     keep_inode: int = -1
     keep_blake3: str | None = None
+    keep_dev: int = -1
+    # The victim's hard link count as the last scan saw it: its bytes are freed only when
+    # every name of its inode goes.
+    nlink: int = 1
+
+    @property
+    def shares_keepers_inode(self) -> bool:
+        return (self.dev, self.inode) == (self.keep_dev, self.keep_inode)
 
 
 @dataclass
@@ -103,14 +111,17 @@ class Plan:
 
     @property
     def reclaimable(self) -> int:
-        seen: set[tuple[int, int]] = set()
-        total = 0
+        """The bytes the plan frees, counted once an inode: a copy that is a hard link of
+        the kept file frees nothing, and neither does one whose inode keeps a name the
+        plan leaves (another link, maybe outside the library). Moved copies leave the
+        library whole whatever their link count, so for `move-to` and `trash` every inode
+        counts once."""
+        names: dict[tuple[int, int], list[Step]] = {}
         for s in self.steps:
-            if self.action in ("hardlink", "reflink") and (s.dev, s.inode) in seen:
-                continue
-            seen.add((s.dev, s.inode))
-            total += s.size
-        return total
+            if not s.shares_keepers_inode:
+                names.setdefault((s.dev, s.inode), []).append(s)
+        moving = self.action in ("move-to", "trash")
+        return sum(ss[0].size for ss in names.values() if moving or len(ss) >= ss[0].nlink)
 
 
 def _order(rule: str) -> str:
@@ -165,13 +176,13 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
         params["prefix"], params["prefix_end"] = folder + b"/", folder + b"0"
     sql = f"""
         WITH src AS ({source}), ranked AS (
-            SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode, f.media_id::VARCHAR AS mid,
+            SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode, f.nlink, f.media_id::VARCHAR AS mid,
                    row_number() OVER (PARTITION BY s.grp ORDER BY {_order(keep)}) AS rank
             FROM src s JOIN files f ON f.path_bytes = s.path_bytes AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = f.blake3
         )
         SELECT v.grp, k.path_bytes, v.path_bytes, v.size, v.mtime_ns, v.dev, v.inode, k.dev, k.inode, v.blake3,
-               k.mid, v.mid, k.size, k.mtime_ns, k.blake3
+               k.mid, v.mid, k.size, k.mtime_ns, k.blake3, v.nlink
         FROM ranked v JOIN ranked k ON k.grp = v.grp AND k.rank = 1
         WHERE v.rank > 1 ORDER BY v.grp, v.path_bytes
         """
@@ -204,9 +215,10 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
 
 
 def _step(row: tuple[Any, ...]) -> Step:
-    g, kp, vp, size, mt, dev, ino, _kdev, kino, h, kid, vid, ksize, kmt, kh = row
+    g, kp, vp, size, mt, dev, ino, kdev, kino, h, kid, vid, ksize, kmt, kh, nlink = row
     return Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), blake3=h, keep_id=kid,
-                victim_id=vid, keep_size=int(ksize), keep_mtime_ns=int(kmt), keep_inode=int(kino), keep_blake3=kh)
+                victim_id=vid, keep_size=int(ksize), keep_mtime_ns=int(kmt), keep_inode=int(kino), keep_blake3=kh,
+                keep_dev=int(kdev), nlink=int(nlink or 1))
 
 
 def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = None, method: str = "phash") -> Plan:
@@ -309,6 +321,21 @@ class Outcome:
     # Why the run stopped early because its journal could not be written (then nothing
     # more was done, not even the tags' carry-over), else None.
     journal_failed: str | None = None
+    # The inodes moved away so far: hard links moved together leave the library once.
+    moved_inodes: set[tuple[int, int]] = field(default_factory=set)
+
+
+def _freed(action: str, s: Step, st: os.stat_result, moved: set[tuple[int, int]]) -> int:
+    """The bytes one done step freed, `st` being the victim as it was just before: a link
+    or clone frees its old inode only when that was the inode's last name; a move takes
+    an inode out of the library once, unless the kept file is a name of it too."""
+    if action in ("move-to", "trash"):
+        key = (st.st_dev, st.st_ino)
+        if key in moved or s.shares_keepers_inode:
+            return 0
+        moved.add(key)
+        return st.st_size
+    return st.st_size if st.st_nlink == 1 else 0
 
 
 def _moved_path(victim: bytes, dest_root: Path) -> bytes:
@@ -365,7 +392,8 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
     try:
         st = os.lstat(s.victim)
         entry: dict[str, Any] = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode,
-                                 "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "blake3": s.blake3}
+                                 "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "blake3": s.blake3,
+                                 "was_dev": st.st_dev, "was_ino": st.st_ino}
         if action == "symlink":
             entry["target"] = _b64(os.fsencode(os.path.abspath(s.keep)))
         elif action in ("move-to", "trash"):
@@ -399,7 +427,7 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
     # all the same (its 'intent' line lets undo find it).
     out.done_steps.append(s)
     out.done += 1
-    out.bytes_freed += s.size
+    out.bytes_freed += _freed(action, s, st, out.moved_inodes)
     journal.write(kind="done", **entry)
     return None
 
@@ -696,6 +724,9 @@ class _Record:
     dev: int | None
     ino: int | None
     certain: bool
+    # The victim's inode before the dedupe (journals from earlier versions lack it): names
+    # that shared one are restored as hard links of one another again.
+    was: tuple[int, int] | None = None
 
 
 def _records(path: Path) -> tuple[str, list[_Record]]:
@@ -717,8 +748,11 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                 r = _Record(
                     _unb64(e["victim"]), _unb64(e["keep"]), int(e["mode"]), int(e["atime_ns"]), int(e["mtime_ns"]),
                     blake3, opt("moved_to"), opt("target"), num("dev"), num("ino"), kind == "done")
+                was_dev, was_ino = num("was_dev"), num("was_ino")
+                if was_dev is not None and was_ino is not None:
+                    r.was = (was_dev, was_ino)
                 if not (0 <= r.mode < 1 << 32 and all(-(1 << 63) <= t < 1 << 63 for t in (r.atime_ns, r.mtime_ns))
-                        and all(v is None or 0 <= v < 1 << 64 for v in (r.dev, r.ino))):
+                        and all(v is None or 0 <= v < 1 << 64 for v in (r.dev, r.ino, was_dev, was_ino))):
                     raise ValueError("a mode, time, device or inode out of range")
                 records[e["victim"]] = r
             elif kind == "skipped":
@@ -752,10 +786,13 @@ def _copy_new(src: bytes, dst: bytes) -> None:
         raise
 
 
-def _unlink(r: _Record, action: str) -> str | None:
+def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -> str | None:
     """Give a linked, symlinked or cloned path its own copy of the bytes again, if the path
     still holds what the dedupe put there. None when done; else the reason it was left
-    alone, or "" for a file the journal only meant to act on and that was never touched."""
+    alone, or "" for a file the journal only meant to act on and that was never touched.
+    `restored`: the inode each victim had before the dedupe, and the path and inode this
+    undo gave it back: a victim that shared its inode with one already restored (hard
+    links of each other) becomes a link of it again, not a copy."""
     from .. import _core
 
     lst = os.lstat(r.victim)
@@ -774,15 +811,17 @@ def _unlink(r: _Record, action: str) -> str | None:
         if not ours:
             return "holds another file since the dedupe; left as it is" if r.certain else ""
         source = r.victim  # its own inode holds the bytes, whatever became of the kept path
-    tmp = new_tmp(r.victim, lambda t: _copy_new(source, t))
+    twin = _twin(r, restored)
+    tmp = new_tmp(r.victim, (lambda t: os.link(twin, t)) if twin is not None else (lambda t: _copy_new(source, t)))
     try:
         if r.blake3 is not None and _core.hash_file(tmp) != r.blake3:
             why = ("the kept file changed since the dedupe, so the original bytes are gone; the link is left"
                    if action == "symlink" else "its bytes were edited since the dedupe (the shared file); left as it is")
             os.unlink(tmp)
             return why
-        os.chmod(tmp, stat.S_IMODE(r.mode))
-        os.utime(tmp, ns=(r.atime_ns, r.mtime_ns))
+        if twin is None:  # a link of a twin already has the inode's mode and times
+            os.chmod(tmp, stat.S_IMODE(r.mode))
+            os.utime(tmp, ns=(r.atime_ns, r.mtime_ns))
         now = os.lstat(r.victim)
         if (now.st_dev, now.st_ino, now.st_mode) != (lst.st_dev, lst.st_ino, lst.st_mode):
             os.unlink(tmp)
@@ -792,6 +831,26 @@ def _unlink(r: _Record, action: str) -> str | None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if r.was is not None and r.was not in restored:
+        done = os.lstat(r.victim)
+        restored[r.was] = (r.victim, done.st_dev, done.st_ino)
+    return None
+
+
+def _twin(r: _Record, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -> bytes | None:
+    """A path holding, now, the inode the victim shared before the dedupe: another victim
+    this undo restored, or the kept file when the victim was a hard link of it."""
+    if r.was is None:
+        return None
+    with contextlib.suppress(OSError):
+        got = restored.get(r.was)
+        if got is not None:
+            st = os.lstat(got[0])
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == got[1:]:
+                return got[0]
+        st = os.lstat(r.keep)
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == r.was:
+            return r.keep
     return None
 
 
@@ -819,13 +878,14 @@ def undo(path: Path) -> Outcome:
     hold what the dedupe left there, or it is left alone with the reason."""
     action, records = _records(path)
     out = Outcome(journal=path)
+    restored: dict[tuple[int, int], tuple[bytes, int, int]] = {}
     with Stop() as stop:
         for r in reversed(records):
             if stop.requested:
                 out.interrupted = True
                 break
             try:
-                why = _unmove(r) if action in ("move-to", "trash") else _unlink(r, action)
+                why = _unmove(r) if action in ("move-to", "trash") else _unlink(r, action, restored)
             except FileNotFoundError:
                 why = "gone since the dedupe" if r.certain else ""
             except OSError as err:
