@@ -433,6 +433,14 @@ def test_query_values_arrow_would_garble_and_names_given_twice(media_tree: Media
     assert run_cli("query", sql, "-f", "parquet", "-o", out, catalog=catalog_path).rc == 0
     t = pq.read_table(out)
     assert t.column_names == ["v", "b", "t", "k", "k_3", "k_2"] and t.column("t").to_pylist() == ["12:30:00+05:30"]
+    # VARIANT (its binary encoding in Arrow), alone or nested, comes as JSON text.
+    sql = ("SELECT 1::VARIANT AS n, 'x'::VARIANT AS s, [2::VARIANT, 'y'::VARIANT] AS l, "
+           "{'a': [1, 2]}::VARIANT AS o, NULL::VARIANT AS z")
+    res = run_cli("query", sql, "--format", "json", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"n": "1", "s": '"x"', "l": '[2,"y"]', "o": '{"a":[1,2]}', "z": None}]
+    res = run_cli("query", sql, "--format", "csv", catalog=catalog_path)
+    assert res.out.splitlines() == ["n,s,l,o,z", '1,"""x""","[2,""y""]","{""a"":[1,2]}",']
 
 
 @pytest.mark.parametrize("sql", ["EXPLAIN ANALYZE SELECT count(*) FROM files", "/* plan */ EXPLAIN SELECT 1",

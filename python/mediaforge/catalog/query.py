@@ -125,15 +125,21 @@ def _failure(e: BaseException, path: Path, wrapped: bool = False) -> BaseExcepti
 _TEXT_TYPES = frozenset({"BIGNUM", "VARINT", "BIT", "TIME WITH TIME ZONE", "UHUGEINT", "TIME", "TIME_NS"})
 
 
+# VARIANT comes through Arrow as its binary encoding (metadata and value bytes): a column
+# holding one, alone or nested, is sent as JSON text, which keeps `1` and `"1"` apart.
+_VARIANT = re.compile(r"\bVARIANT\b")
+
+
 def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     types = [str(t) for t in rel.types]
+    as_json = [bool(_VARIANT.search(t)) for t in types]
     garbled = [t in _TEXT_TYPES or bool(_NESTED_TEXT_TYPE.search(t)) for t in types]
-    if not any(garbled):
+    if not any(garbled) and not any(as_json):
         return rel
     # By position (#k), for a result may name two columns alike. A list or struct holding
     # such a value is DuckDB's text as a whole.
-    cols = [f"{'CAST(#%d AS VARCHAR)' % k if bad else '#%d' % k} AS {_quoted(name)}"
-            for k, (name, bad) in enumerate(zip(rel.columns, garbled), 1)]
+    cols = [f"{'CAST(#%d AS JSON)' % k if js else 'CAST(#%d AS VARCHAR)' % k if bad else '#%d' % k} "
+            f"AS {_quoted(name)}" for k, (name, js, bad) in enumerate(zip(rel.columns, as_json, garbled), 1)]
     return rel.project(", ".join(cols))
 
 
