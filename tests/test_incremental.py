@@ -817,3 +817,91 @@ def test_a_row_catalogued_through_a_link_survives_its_target_saved_anew(tmp_path
     assert res.rc == 0 and (json.loads(res.out)["missing"], json.loads(res.out)["pruned"]) == (0, 0), res.out
     assert rows(catalog, "SELECT t.tag, f.status FROM tags t JOIN files f USING (media_id)") == [
         {"tag": "fav", "status": "present"}]
+
+
+def test_a_file_replaced_by_a_link_goes_missing_and_a_linked_dedupe_leaves_no_group(tmp_path: Path) -> None:
+    """A file a scan without -L found, replaced since by a symbolic link (to a copy, as
+    `dedupe --action symlink` leaves it; or a folder moved away and linked back), is no
+    longer a file there: the next scan without -L marks it missing, and `dupes` no longer
+    lists the copy. A later -L scan finds it at the same path again and revives its row."""
+    root = tmp_path / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    data = os.urandom(40_000)
+    (root / "a" / "keep.jpg").write_bytes(data)
+    (root / "b" / "copy.jpg").write_bytes(data)
+    (root / "b" / "other.jpg").write_bytes(os.urandom(3_000))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    (before,) = rows(catalog, "SELECT media_id FROM files WHERE name = 'copy.jpg'")
+    assert run_cli("tag", "add", "fav", root / "b" / "copy.jpg", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--action", "symlink", "--apply", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["done"] == 1, res.err
+    assert os.path.islink(root / "b" / "copy.jpg")
+    res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["missing"] == 1, res.out
+    assert rows(catalog, "SELECT name, status FROM files ORDER BY name") == [
+        {"name": "copy.jpg", "status": "missing"}, {"name": "keep.jpg", "status": "present"},
+        {"name": "other.jpg", "status": "present"}]
+    assert json.loads(run_cli("dupes", "--format", "json", catalog=catalog).out) == []
+    # Scans without -L that skip the link again leave the missing row as it is.
+    res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["missing"] == 0
+    # An -L scan finds the path again, through the link: the same row comes back, and its
+    # tag with it; a scan without -L then keeps it, as it keeps every row found through a link.
+    assert run_cli("scan", "--no-meta", "-L", root, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT media_id, status FROM files WHERE name = 'copy.jpg'") == [
+        {"media_id": before["media_id"], "status": "present"}]
+    res = run_cli("scan", "--no-meta", "--prune", root, "--json", catalog=catalog)
+    assert res.rc == 0 and (json.loads(res.out)["missing"], json.loads(res.out)["pruned"]) == (0, 0)
+    # (dedupe carried the tag over to the kept file too)
+    assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id) WHERE t.tag = 'fav' "
+                         "ORDER BY f.name") == [{"name": "copy.jpg"}, {"name": "keep.jpg"}]
+
+
+def test_a_moved_hard_link_keeps_its_present_rows_id_over_a_missing_row_at_its_new_path(tmp_path: Path) -> None:
+    """x.jpg and y.jpg are one inode; x.jpg is deleted (its row goes missing) and y.jpg,
+    tagged, is renamed to x.jpg. The file that moved is the one the last scan saw: it keeps
+    y.jpg's id and tag; the old row of x.jpg stays missing."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "x.jpg").write_bytes(os.urandom(5_000))
+    os.link(root / "x.jpg", root / "y.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    os.unlink(root / "x.jpg")
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "keep", root / "y.jpg", catalog=catalog).rc == 0
+    (y_id,) = rows(catalog, "SELECT media_id FROM files WHERE name = 'y.jpg'")
+    os.rename(root / "y.jpg", root / "x.jpg")
+    assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT media_id FROM files WHERE status = 'present'") == [y_id]
+    assert rows(catalog, "SELECT f.name, f.status FROM tags t JOIN files f USING (media_id)") == [
+        {"name": "x.jpg", "status": "present"}]
+
+
+def test_a_hard_link_at_a_missing_rows_path_falls_back_to_its_inodes_row_when_that_path_row_moves(
+        tmp_path: Path) -> None:
+    """k.jpg (also linked outside the library) is deleted: its row goes missing. Then a.jpg
+    is renamed to b.jpg and k.jpg's inode is linked back in as a.jpg. a.jpg's row moves
+    with its file to b.jpg, so the new a.jpg takes k.jpg's row, not a fresh id, whatever
+    the names' order."""
+    for moved_to in ("b.jpg", "0.jpg"):
+        base = tmp_path / moved_to
+        root, out = base / "lib", base / "out"
+        root.mkdir(parents=True)
+        out.mkdir()
+        (root / "a.jpg").write_bytes(os.urandom(5_000))
+        (root / "k.jpg").write_bytes(os.urandom(6_000))
+        os.link(root / "k.jpg", out / "k.jpg")
+        catalog = base / "cat.duckdb"
+        assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+        ids = {r["name"]: r["media_id"] for r in rows(catalog, "SELECT name, media_id FROM files")}
+        os.unlink(root / "k.jpg")
+        assert run_cli("scan", "--no-meta", root, catalog=catalog).rc == 0
+        os.rename(root / "a.jpg", root / moved_to)
+        os.link(out / "k.jpg", root / "a.jpg")
+        res = run_cli("scan", "--no-meta", root, "--json", catalog=catalog)
+        assert res.rc == 0 and (json.loads(res.out)["new"], json.loads(res.out)["moved"]) == (0, 2), res.out
+        got = {r["name"]: r["media_id"] for r in rows(catalog, "SELECT name, media_id FROM files")}
+        assert got == {moved_to: ids["a.jpg"], "a.jpg": ids["k.jpg"]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, SIDECAR_LINKS_VIEW, TABLES,
                            TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 APPLICATION = "mediaforge"
 # The values of files.kind.
 KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
@@ -197,6 +197,12 @@ MIGRATIONS[10] = [
 # that differ only in such bytes look alike in `dir` and `name`, and version 2's view
 # linked a sidecar to each of them (its keywords became tags of files it does not describe).
 MIGRATIONS[11] = [SIDECAR_LINKS_VIEW]
+
+# Version 12 records whether a scan followed symbolic links: a row whose last scan did not,
+# and whose path a later scan finds to be a link (or below one), was replaced by the link
+# (`dedupe --action symlink` leaves its copies so) and is marked missing; a row an `-L`
+# scan found through a link is left alone by scans that skip links. NULL: scans before 12.
+MIGRATIONS[12] = ["ALTER TABLE scans ADD COLUMN follow_links BOOLEAN"]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

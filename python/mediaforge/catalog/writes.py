@@ -59,13 +59,14 @@ def count_files(cat: Catalog) -> int:
     return int(cat.con.execute("SELECT count(*) FROM files").fetchone()[0])
 
 
-def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool) -> int:
+def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool, follow_links: bool = False) -> int:
     """Record a new scan as running and return its id."""
     with cat.transaction() as con:
         (scan_id,) = con.execute("SELECT coalesce(max(scan_id), 0) + 1 FROM scans").fetchone()
         con.execute(
-            "INSERT INTO scans (scan_id, started_at, status, roots, hashed) VALUES (?, ?, 'running', ?, ?)",
-            [scan_id, utcnow(), list(roots), hashed],
+            "INSERT INTO scans (scan_id, started_at, status, roots, hashed, follow_links) "
+            "VALUES (?, ?, 'running', ?, ?, ?)",
+            [scan_id, utcnow(), list(roots), hashed, follow_links],
         )
     return int(scan_id)
 
@@ -301,16 +302,34 @@ def finish_scan(
     seconds: float,
     prune: bool,
     kept: pa.Table | None = None,
+    linked: pa.Table | None = None,
 ) -> FinishCounts:
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
     `kept`: media ids of rows the walk did not see but that are not gone (below a folder
-    it could not read, or left out by --exclude and the like): left as they were."""
+    it could not read, or left out by --exclude and the like): left as they were.
+    `linked`: those the walk did not see at or below a symbolic link it did not follow:
+    gone when the scan that last found them did not follow links either (a file replaced
+    by a link), else (found through the link by an `-L` scan) left as they were."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     under, params = under_roots_sql(roots)
+    if linked is not None and linked.num_rows:
+        kept = pa.concat_tables([kept.select(["media_id"]), linked.select(["media_id"])]) if kept is not None \
+            else linked
     with (cat.registered("mf_vanished", vanished if vanished is not None else none),
-          cat.registered("mf_kept", kept if kept is not None else none), cat.transaction() as con):
-        con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
+          cat.registered("mf_kept", kept if kept is not None else none),
+          cat.registered("mf_linked", linked if linked is not None else none), cat.transaction() as con):
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE mf_gone AS
+            SELECT media_id::UUID AS media_id FROM mf_vanished
+            UNION ALL
+            SELECT f.media_id FROM mf_linked l
+            JOIN files f ON f.media_id = l.media_id::UUID
+            JOIN scans s ON s.scan_id = f.last_scan_id
+            WHERE s.follow_links = false
+            """
+        )
         _pair_moves(con, scan_id)
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
         # New rows an earlier scan added that take over a vanished row's id: theirs retire.

@@ -127,11 +127,12 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     scan_id: int | None = None
     vanished: list[pa.RecordBatch] = []
     kept: list[pa.RecordBatch] = []  # not seen, not gone: unreadable or left out by the options
+    linked: list[pa.RecordBatch] = []  # not seen, at or below a link not followed: see finish_scan
     touched: list[pa.Array] = []
     totals: dict[str, int] | None = None
     last_report = 0.0
     try:
-        scan_id = begin_scan(cat, roots, config.hash)
+        scan_id = begin_scan(cat, roots, config.hash, config.follow_symlinks)
         while totals is None:
             try:
                 ev = scanner.poll(0.1)
@@ -160,6 +161,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 vanished.append(pa.record_batch(payload))
             elif kind == "kept":
                 kept.append(pa.record_batch(payload))
+            elif kind == "linked":
+                linked.append(pa.record_batch(payload))
             elif kind == "done":
                 totals = payload
         if totals is None:
@@ -169,7 +172,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         gone = pa.Table.from_batches(vanished) if vanished else None
         held = pa.Table.from_batches(kept) if kept else None
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started, config.prune,
-                             kept=held)
+                             kept=held, linked=pa.Table.from_batches(linked) if linked else None)
     except BaseException as e:
         scanner.close()
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.

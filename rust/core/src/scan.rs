@@ -122,6 +122,12 @@ pub enum Event {
     /// gone: below a folder it could not read, or left out by the options. The catalog
     /// leaves these rows as they were (not stamped as seen).
     Kept(RecordBatch),
+    /// Ids of present rows under the roots that the walk did not see, at or below a
+    /// symbolic link it did not follow (and under nothing else left out): gone if the scan
+    /// that last found them did not follow links either (the file was replaced by a
+    /// link), else reached through that link by an `-L` scan and kept. The catalog knows
+    /// which scan that was; the walk does not.
+    Linked(RecordBatch),
     Done(ScanTotals),
     Failed(Error),
 }
@@ -441,19 +447,23 @@ fn resolve_deferred(
             Deferred::PathReused(i) => (prev.find_same_inode(&f.stat), Some(i)),
         };
         // Of the rows with this identity (hard links have one each), one whose path no
-        // longer holds it and no other file took. The row of this very path first (a name
-        // of the inode back where it was), then a present row (the file that moved is one
-        // the last scan saw; a missing row was gone before), then the one with this file's
-        // name, so links moved together each keep their own id.
+        // longer holds it and no other file took. A present row first (the file that moved
+        // is one the last scan saw, and its tags go with it; a missing row was gone
+        // before), then the row of this very path (a name of the inode back where it was),
+        // then the one with this file's name, so links moved together each keep their own
+        // id. A missing row whose path holds a file again belongs to that file, not to
+        // another name of its inode.
         let free = |k: &u32| {
             let ku = *k as usize;
-            !(prev.seen[ku].load(Relaxed) && !reused.contains(k)) && !taken.contains(k)
+            !(prev.seen[ku].load(Relaxed) && !reused.contains(k))
+                && !taken.contains(k)
+                && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row)
         };
         let pick = same.and_then(|j| {
             prev.same_identity(j).into_iter().filter(|k| free(k)).min_by_key(|&k| {
                 (
-                    Some(k) != reused_row,
                     !prev.present[k as usize],
+                    Some(k) != reused_row,
                     prev.name(k as usize) != f.name(),
                 )
             })
@@ -466,7 +476,11 @@ fn resolve_deferred(
             // this very path: the path wins. The file is a new name of an inode whose other
             // name the catalog lost earlier (a hard link made again), and the path's own
             // row is the one a user would look for here.
-            (Some(k), Some(i)) if k != i && !prev.present[k as usize] && !taken.contains(&i) => later.push((f, i)),
+            // If another file takes the path's row after all, this one takes the row it
+            // picked (when still free).
+            (Some(k), Some(i)) if k != i && !prev.present[k as usize] && !taken.contains(&i) => {
+                later.push((f, i, Some((k, digest))))
+            }
             (Some(k), _) => {
                 taken.insert(k);
                 prev.mark_seen(k);
@@ -495,17 +509,29 @@ fn resolve_deferred(
                     hash: want_hash && digest.is_none(),
                 },
             )),
-            (None, Some(i)) => later.push((f, i)),
+            (None, Some(i)) => later.push((f, i, None)),
         }
     }
-    for (f, i) in later {
+    for (f, i, fallback) in later {
         let iu = i as usize;
         let plan = if taken.contains(&i) {
-            Plan::Row {
-                prev: None,
-                change: Change::New,
-                digest: None,
-                hash: want_hash,
+            match fallback.filter(|(k, _)| !taken.contains(k)) {
+                Some((k, digest)) => {
+                    taken.insert(k);
+                    prev.mark_seen(k);
+                    Plan::Row {
+                        prev: Some(prev.media_id(k as usize)),
+                        change: Change::Moved,
+                        digest,
+                        hash: want_hash && digest.is_none(),
+                    }
+                }
+                None => Plan::Row {
+                    prev: None,
+                    change: Change::New,
+                    digest: None,
+                    hash: want_hash,
+                },
             }
         } else {
             Plan::Row {
@@ -896,21 +922,35 @@ fn run(
         .chain(walked.left_out.iter())
         .map(|p| trim_trailing_slashes(p))
         .collect();
-    let unseen: Vec<(MediaId, bool)> = (0..prev.len())
+    let links: HashSet<&[u8]> = walked.links_left_out.iter().map(|p| trim_trailing_slashes(p)).collect();
+    let unseen: Vec<(MediaId, Unseen)> = (0..prev.len())
         .into_par_iter()
         .filter(|&i| prev.present[i] && !prev.seen[i].load(Relaxed))
         .filter(|&i| opts.roots.iter().any(|r| is_under(prev.path(i), r)))
-        .map(|i| (prev.media_id(i), at_or_below_any(prev.path(i), &not_looked_at)))
+        .map(|i| {
+            let p = prev.path(i);
+            let why = if at_or_below_any(p, &not_looked_at) {
+                Unseen::Kept
+            } else if at_or_below_any(p, &links) {
+                Unseen::Linked
+            } else {
+                Unseen::Vanished
+            };
+            (prev.media_id(i), why)
+        })
         .collect();
-    let (kept, vanished): (Vec<_>, Vec<_>) = unseen.into_iter().partition(|&(_, kept)| kept);
-    let vanished: Vec<MediaId> = vanished.into_iter().map(|(id, _)| id).collect();
-    let kept: Vec<MediaId> = kept.into_iter().map(|(id, _)| id).collect();
+    let of = |what: Unseen| -> Vec<MediaId> { unseen.iter().filter(|(_, w)| *w == what).map(|(id, _)| *id).collect() };
+    let (vanished, kept, linked) = (of(Unseen::Vanished), of(Unseen::Kept), of(Unseen::Linked));
     if !vanished.is_empty() {
         tx.send(Event::Vanished(ids_batch(&vanished)?))
             .map_err(|_| Error::Cancelled)?;
     }
     if !kept.is_empty() {
         tx.send(Event::Kept(ids_batch(&kept)?)).map_err(|_| Error::Cancelled)?;
+    }
+    if !linked.is_empty() {
+        tx.send(Event::Linked(ids_batch(&linked)?))
+            .map_err(|_| Error::Cancelled)?;
     }
     progress.phase.store(phase::DONE, Relaxed);
     Ok(ScanTotals {
@@ -930,6 +970,14 @@ fn run(
         errors: walked.errors.len() as u64 + hash_errors.load(Relaxed),
         excluded: walked.excluded,
     })
+}
+
+/// Why a present row under the roots was not seen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unseen {
+    Vanished,
+    Kept,
+    Linked,
 }
 
 /// A file hashed again because its change time moved: changed if its bytes did (counted

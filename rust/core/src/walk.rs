@@ -132,6 +132,11 @@ pub struct WalkOutput {
     /// names, symbolic links not followed, other file systems): not looked at, so what the
     /// catalog knows of them (and below them) is left as it was, never taken as gone.
     pub left_out: Vec<Box<[u8]>>,
+    /// Symbolic links not followed (no `-L`), kept apart from `left_out`: a path the last
+    /// scan found as a file and that is now a link was replaced by it (as `dedupe --action
+    /// symlink` leaves its copies), which the catalog can tell from a file an `-L` scan
+    /// reached through the link.
+    pub links_left_out: Vec<Box<[u8]>>,
     /// Of `left_out`, those excluded by a pattern (`--exclude`, `.mediaforgeignore`) or
     /// on another file system (`-x`): places a file may have moved to within the tree.
     pub excluded: u64,
@@ -523,6 +528,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         .collect();
     let mut files = Vec::new();
     let mut left_out: Vec<Box<[u8]>> = Vec::new();
+    let mut links_left_out: Vec<Box<[u8]>> = Vec::new();
     let mut excluded = 0u64;
     let mut bytes = 0u64;
     for (start, mut ft) in entries {
@@ -555,7 +561,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let mut via_symlink = false;
         if ft == FileType::Symlink {
             if !opts.follow_symlinks {
-                left_out.push(join(&task.path, name).into());
+                links_left_out.push(join(&task.path, name).into());
                 continue;
             }
             match rustix::fs::statat(&fd, cname, AtFlags::empty()) {
@@ -637,9 +643,10 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             _ => {} // sockets, pipes, devices: not media
         }
     }
-    if !left_out.is_empty() {
+    if !left_out.is_empty() || !links_left_out.is_empty() {
         let mut out = ctx.sink.lock().unwrap();
         out.left_out.append(&mut left_out);
+        out.links_left_out.append(&mut links_left_out);
         out.excluded += excluded;
     }
     if !files.is_empty() {

@@ -270,6 +270,7 @@ impl Scanner {
                 Event::Errors(b) => ("errors".into(), wrap(py, b)?),
                 Event::Vanished(b) => ("vanished".into(), wrap(py, b)?),
                 Event::Kept(b) => ("kept".into(), wrap(py, b)?),
+                Event::Linked(b) => ("linked".into(), wrap(py, b)?),
                 Event::Done(t) => {
                     let d = PyDict::new(py);
                     d.set_item("files_seen", t.files_seen)?;
