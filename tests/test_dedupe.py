@@ -757,6 +757,15 @@ def test_a_journal_with_times_out_of_range_is_refused(lib, tmp_path: Path) -> No
     res = run_cli("dedupe", "--undo", bad, catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "out of range")
+    # The inode each copy had before (to link hard links again on undo): whole numbers only.
+    for wrong in (1.5, True, "5", 2**64, -1):
+        for e in lines:
+            if "mtime_ns" in e:
+                e["mtime_ns"], e["was_ino"] = 0, wrong
+        bad.write_text("".join(json.dumps(e) + "\n" for e in lines))
+        res = run_cli("dedupe", "--undo", bad, catalog=catalog)
+        assert res.rc == 2, (wrong, res.err)
+        assert_one_line_error(res.err, "journal")
 
 
 def test_a_move_to_folder_inside_the_library_is_refused(lib) -> None:

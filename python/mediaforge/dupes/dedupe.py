@@ -748,8 +748,10 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                 r = _Record(
                     _unb64(e["victim"]), _unb64(e["keep"]), int(e["mode"]), int(e["atime_ns"]), int(e["mtime_ns"]),
                     blake3, opt("moved_to"), opt("target"), num("dev"), num("ino"), kind == "done")
-                was_dev, was_ino = num("was_dev"), num("was_ino")
-                if was_dev is not None and was_ino is not None:
+                was_dev, was_ino = e.get("was_dev"), e.get("was_ino")
+                if was_dev is not None or was_ino is not None:
+                    if not all(type(v) is int for v in (was_dev, was_ino)):  # not 1.7, true or "5"
+                        raise TypeError("an inode that is not a whole number")
                     r.was = (was_dev, was_ino)
                 if not (0 <= r.mode < 1 << 32 and all(-(1 << 63) <= t < 1 << 63 for t in (r.atime_ns, r.mtime_ns))
                         and all(v is None or 0 <= v < 1 << 64 for v in (r.dev, r.ino, was_dev, was_ino))):
@@ -838,19 +840,16 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
 
 
 def _twin(r: _Record, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -> bytes | None:
-    """A path holding, now, the inode the victim shared before the dedupe: another victim
-    this undo restored, or the kept file when the victim was a hard link of it."""
-    if r.was is None:
+    """A path holding, now, the inode the victim shared before the dedupe with another
+    victim this undo restored. (Never the kept file: a copy that was a hard link of it is
+    not acted on, and an inode number seen there now may be a new file's.)"""
+    got = restored.get(r.was) if r.was is not None else None
+    if got is None:
         return None
     with contextlib.suppress(OSError):
-        got = restored.get(r.was)
-        if got is not None:
-            st = os.lstat(got[0])
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == got[1:]:
-                return got[0]
-        st = os.lstat(r.keep)
-        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == r.was:
-            return r.keep
+        st = os.lstat(got[0])
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == got[1:]:
+            return got[0]
     return None
 
 

@@ -469,7 +469,7 @@ impl SearchIndex {
         if !kind.is_empty() {
             t.add_text(f.kind, kind);
         }
-        let ext = ext_key(&d.ext);
+        let ext = ext_key(&nfc(&d.ext));
         if !ext.is_empty() {
             t.add_text(f.ext, ext);
         }
