@@ -905,3 +905,57 @@ def test_a_hard_link_at_a_missing_rows_path_falls_back_to_its_inodes_row_when_th
         assert res.rc == 0 and (json.loads(res.out)["new"], json.loads(res.out)["moved"]) == (0, 2), res.out
         got = {r["name"]: r["media_id"] for r in rows(catalog, "SELECT name, media_id FROM files")}
         assert got == {moved_to: ids["a.jpg"], "a.jpg": ids["k.jpg"]}
+
+
+def test_prune_keeps_rows_behind_a_link_and_an_excluded_link_blocks_pruning(tmp_path: Path) -> None:
+    """A folder moved to another disk and linked back: a scan without -L marks its rows
+    missing, but no --prune removes them (their files are behind the link), and an -L
+    scan brings the same rows back with their tags. A link the user excluded by a
+    pattern is excluded like a folder: nothing pruned, nothing marked missing."""
+    root, disk2 = tmp_path / "lib", tmp_path / "disk2"
+    (root / "photos").mkdir(parents=True)
+    (root / "other").mkdir()
+    disk2.mkdir()
+    (root / "photos" / "a.jpg").write_bytes(os.urandom(5_000))
+    (root / "other" / "o.jpg").write_bytes(os.urandom(5_000))
+    catalog = tmp_path / "cat.duckdb"
+
+    def scan(*extra: object) -> dict:
+        res = run_cli("scan", "--no-meta", *extra, root, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)
+
+    scan()
+    ids = {r["name"]: r["media_id"] for r in rows(catalog, "SELECT name, media_id FROM files")}
+    assert run_cli("tag", "add", "fav", root / "photos" / "a.jpg", catalog=catalog).rc == 0
+    shutil.move(root / "photos", disk2 / "photos")
+    (root / "photos").symlink_to(disk2 / "photos")
+    got = scan("--exclude", "photos", "--prune")  # excluded: left alone, and nothing pruned
+    assert (got["missing"], got["pruned"]) == (0, 0)
+    got = scan("--prune")
+    assert (got["missing"], got["pruned"]) == (1, 0)
+    assert scan("--prune")["pruned"] == 0
+    scan("-L")
+    assert rows(catalog, "SELECT f.media_id, f.status FROM tags t JOIN files f USING (media_id)") == [
+        {"media_id": ids["a.jpg"], "status": "present"}]
+
+
+def test_a_file_moved_out_of_a_folder_also_reached_through_a_link_keeps_its_own_row(tmp_path: Path) -> None:
+    """An -L scan found real/x.jpg twice: at its path and through alias -> real. The file
+    then moves to other/x.jpg. A scan without -L does not look behind the link, so the
+    alias row is not a candidate for the move: the moved file keeps its own id and tag."""
+    root = tmp_path / "lib"
+    (root / "real").mkdir(parents=True)
+    (root / "other").mkdir()
+    (root / "real" / "x.jpg").write_bytes(os.urandom(5_000))
+    (root / "alias").symlink_to("real")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", "-L", root, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "K", root / "real" / "x.jpg", catalog=catalog).rc == 0
+    (real_id,) = rows(catalog, "SELECT media_id FROM files WHERE dir LIKE '%/real'")
+    os.rename(root / "real" / "x.jpg", root / "other" / "x.jpg")
+    res = run_cli("scan", "--no-meta", "--prune", root, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["pruned"] == 0, res.out
+    assert rows(catalog, "SELECT media_id FROM files WHERE dir LIKE '%/other'") == [real_id]
+    assert rows(catalog, "SELECT f.dir LIKE '%/other' AS moved FROM tags t JOIN files f USING (media_id)") == [
+        {"moved": True}]

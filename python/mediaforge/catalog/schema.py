@@ -202,7 +202,7 @@ MIGRATIONS[11] = [SIDECAR_LINKS_VIEW]
 # and whose path a later scan finds to be a link (or below one), was replaced by the link
 # (`dedupe --action symlink` leaves its copies so) and is marked missing; a row an `-L`
 # scan found through a link is left alone by scans that skip links. NULL: scans before 12.
-MIGRATIONS[12] = ["ALTER TABLE scans ADD COLUMN follow_links BOOLEAN"]
+MIGRATIONS[12] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS follow_links BOOLEAN"]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

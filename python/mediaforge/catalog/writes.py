@@ -307,9 +307,10 @@ def finish_scan(
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
     `kept`: media ids of rows the walk did not see but that are not gone (below a folder
     it could not read, or left out by --exclude and the like): left as they were.
-    `linked`: those the walk did not see at or below a symbolic link it did not follow:
-    gone when the scan that last found them did not follow links either (a file replaced
-    by a link), else (found through the link by an `-L` scan) left as they were."""
+    `linked`: rows at or below a symbolic link the walk did not follow. A present one is
+    gone when the scan that last found it did not follow links either (a file replaced by
+    a link), else (found through the link by an `-L` scan) left as it was. None of them is
+    pruned: the file may be behind the link."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     under, params = under_roots_sql(roots)
@@ -327,7 +328,7 @@ def finish_scan(
             SELECT f.media_id FROM mf_linked l
             JOIN files f ON f.media_id = l.media_id::UUID
             JOIN scans s ON s.scan_id = f.last_scan_id
-            WHERE s.follow_links = false
+            WHERE s.follow_links = false AND f.status = 'present'
             """
         )
         _pair_moves(con, scan_id)
@@ -380,11 +381,14 @@ def finish_scan(
         # A scan that excluded paths (a pattern, another file system) prunes nothing: a
         # file gone from its place may have moved into what it did not look at, and its
         # row (media_id, tags) must wait for a scan that looks everywhere.
+        # Nor does it prune a row at or below a link it did not follow (marked missing just
+        # now, or earlier): the file may be behind the link, and an -L scan finds it there.
         if prune and not totals.get("excluded"):
+            behind = "AND media_id NOT IN (SELECT media_id::UUID FROM mf_linked)"
             (pruned,) = con.execute(
-                f"SELECT count(*) FROM files WHERE status = 'missing' AND {under}", params
+                f"SELECT count(*) FROM files WHERE status = 'missing' AND {under} {behind}", params
             ).fetchone()
-            con.execute(f"DELETE FROM files WHERE status = 'missing' AND {under}", params)
+            con.execute(f"DELETE FROM files WHERE status = 'missing' AND {under} {behind}", params)
         con.execute(
             """
             UPDATE scans SET finished_at = ?, status = 'completed', files_seen = ?, bytes_seen = ?,

@@ -161,7 +161,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 vanished.append(pa.record_batch(payload))
             elif kind == "kept":
                 kept.append(pa.record_batch(payload))
-            elif kind == "linked":
+            elif kind in ("linked", "link_held"):  # present ones first, then those already missing
                 linked.append(pa.record_batch(payload))
             elif kind == "done":
                 totals = payload

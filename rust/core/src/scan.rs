@@ -128,6 +128,10 @@ pub enum Event {
     /// link), else reached through that link by an `-L` scan and kept. The catalog knows
     /// which scan that was; the walk does not.
     Linked(RecordBatch),
+    /// Ids of rows already missing at or below a symbolic link the walk did not follow:
+    /// their files may be behind the link, so `--prune` leaves them (as it leaves the
+    /// `Linked` ones this scan marks missing).
+    LinkHeld(RecordBatch),
     Done(ScanTotals),
     Failed(Error),
 }
@@ -425,6 +429,7 @@ fn resolve_deferred(
     deferred: Vec<(WalkedFile, Deferred)>,
     prev: &PrevState,
     want_hash: bool,
+    unlooked: &(dyn Fn(usize) -> bool + Sync),
 ) -> Vec<(WalkedFile, Plan)> {
     let reused: hashbrown::HashSet<u32> = deferred
         .iter()
@@ -452,12 +457,14 @@ fn resolve_deferred(
         // before), then the row of this very path (a name of the inode back where it was),
         // then the one with this file's name, so links moved together each keep their own
         // id. A missing row whose path holds a file again belongs to that file, not to
-        // another name of its inode.
+        // another name of its inode; a present row the walk did not look at (left out, or
+        // behind a link it did not follow) has not moved as far as anyone knows.
         let free = |k: &u32| {
             let ku = *k as usize;
             !(prev.seen[ku].load(Relaxed) && !reused.contains(k))
                 && !taken.contains(k)
                 && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row)
+                && !(prev.present[ku] && !prev.seen[ku].load(Relaxed) && unlooked(ku))
         };
         let pick = same.and_then(|j| {
             prev.same_identity(j).into_iter().filter(|k| free(k)).min_by_key(|&k| {
@@ -875,7 +882,19 @@ fn run(
             let walked = walk(&opts.roots, &opts.walk, cancel, &progress.walk, &sink)?;
             let (prev, held) = slot.wait(cancel)?;
             held.into_par_iter().for_each(|d| plan(d, prev, false));
-            let settled = resolve_deferred(std::mem::take(&mut *deferred.lock().unwrap()), prev, opts.hash);
+            let settled = {
+                // Rows the walk did not look at (left out, unreadable, behind a link it did
+                // not follow) are not known to have moved: their files may still be there.
+                let unlooked: HashSet<&[u8]> = walked
+                    .unreadable_dirs
+                    .iter()
+                    .chain(walked.left_out.iter())
+                    .chain(walked.links_left_out.iter())
+                    .map(|p| trim_trailing_slashes(p))
+                    .collect();
+                let deferred = std::mem::take(&mut *deferred.lock().unwrap());
+                resolve_deferred(deferred, prev, opts.hash, &|k| at_or_below_any(prev.path(k), &unlooked))
+            };
             for (f, plan) in settled {
                 let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
                 dispatch(&dir, std::iter::once((f, plan)), &out, None, false);
@@ -951,6 +970,17 @@ fn run(
     if !linked.is_empty() {
         tx.send(Event::Linked(ids_batch(&linked)?))
             .map_err(|_| Error::Cancelled)?;
+    }
+    if !links.is_empty() {
+        let held: Vec<MediaId> = (0..prev.len())
+            .into_par_iter()
+            .filter(|&i| !prev.present[i] && at_or_below_any(prev.path(i), &links))
+            .map(|i| prev.media_id(i))
+            .collect();
+        if !held.is_empty() {
+            tx.send(Event::LinkHeld(ids_batch(&held)?))
+                .map_err(|_| Error::Cancelled)?;
+        }
     }
     progress.phase.store(phase::DONE, Relaxed);
     Ok(ScanTotals {

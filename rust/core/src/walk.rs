@@ -561,7 +561,18 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let mut via_symlink = false;
         if ft == FileType::Symlink {
             if !opts.follow_symlinks {
-                links_left_out.push(join(&task.path, name).into());
+                // Excluded by a pattern (as a file or as a folder: which, only the link's
+                // target could say) counts as excluded, whatever it points at.
+                let path = join(&task.path, name);
+                if ignores.is_some()
+                    && (IgnoreNode::is_ignored(&ignores, os(&path), false)
+                        || IgnoreNode::is_ignored(&ignores, os(&path), true))
+                {
+                    left_out.push(path.into());
+                    excluded += 1;
+                } else {
+                    links_left_out.push(path.into());
+                }
                 continue;
             }
             match rustix::fs::statat(&fd, cname, AtFlags::empty()) {

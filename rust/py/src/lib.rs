@@ -271,6 +271,7 @@ impl Scanner {
                 Event::Vanished(b) => ("vanished".into(), wrap(py, b)?),
                 Event::Kept(b) => ("kept".into(), wrap(py, b)?),
                 Event::Linked(b) => ("linked".into(), wrap(py, b)?),
+                Event::LinkHeld(b) => ("link_held".into(), wrap(py, b)?),
                 Event::Done(t) => {
                     let d = PyDict::new(py);
                     d.set_item("files_seen", t.files_seen)?;
