@@ -959,3 +959,49 @@ def test_a_file_moved_out_of_a_folder_also_reached_through_a_link_keeps_its_own_
     assert rows(catalog, "SELECT media_id FROM files WHERE dir LIKE '%/other'") == [real_id]
     assert rows(catalog, "SELECT f.dir LIKE '%/other' AS moved FROM tags t JOIN files f USING (media_id)") == [
         {"moved": True}]
+
+
+def test_a_link_whose_target_is_gone_holds_its_rows_and_a_copy_does_not_take_a_linked_rows_id(
+        tmp_path: Path) -> None:
+    """-L: a linked folder whose disk is not mounted now (a broken link) is not looked
+    behind, as a folder that cannot be read: its rows stay, even with --prune, and the
+    walk error says why. Without -L: a row replaced by a link goes missing, but a copy of
+    its file found elsewhere is a new file, not the row moved (an -L scan brings the row
+    back at its path, with its tags)."""
+    root, disk = tmp_path / "lib", tmp_path / "disk"
+    (root / "other").mkdir(parents=True)
+    (disk / "photos").mkdir(parents=True)
+    data = os.urandom(5_000)
+    (disk / "photos" / "a.jpg").write_bytes(data)
+    (root / "photos").symlink_to(disk / "photos")
+    (root / "other" / "o.jpg").write_bytes(os.urandom(4_000))
+    catalog = tmp_path / "cat.duckdb"
+
+    def scan(*extra: object) -> dict:
+        res = run_cli("scan", "--no-meta", *extra, root, "--json", catalog=catalog)
+        assert res.rc in (0, 8), res.err  # 8: finished, with path errors
+        return json.loads(res.out)
+
+    scan("-L")
+    (a_id,) = rows(catalog, "SELECT media_id FROM files WHERE name = 'a.jpg'")
+    assert run_cli("tag", "add", "fav", root / "photos" / "a.jpg", catalog=catalog).rc == 0
+    os.rename(disk, tmp_path / "disk.off")  # unmounted
+    got = scan("-L", "--prune")
+    assert (got["missing"], got["pruned"]) == (0, 0)
+    assert rows(catalog, "SELECT message FROM scan_errors WHERE path LIKE '%/photos'") == [
+        {"message": "broken symbolic link"}]
+    os.rename(tmp_path / "disk.off", disk)
+    # A plain scan: the folder moved back into the library by hand, the link kept aside.
+    os.unlink(root / "photos")
+    shutil.move(disk / "photos", root / "photos")
+    scan()
+    # Now the folder goes to the disk again, linked back; a copy of a.jpg lands elsewhere.
+    shutil.move(root / "photos", disk / "photos")
+    (root / "photos").symlink_to(disk / "photos")
+    (root / "other" / "copy.jpg").write_bytes(data)
+    got = scan()
+    assert (got["missing"], got["moved"], got["new"]) == (1, 0, 1), got
+    assert rows(catalog, "SELECT media_id FROM files WHERE name = 'copy.jpg'") != [a_id]
+    scan("-L")
+    assert rows(catalog, "SELECT f.name, f.media_id, f.status FROM tags t JOIN files f USING (media_id)") == [
+        {"name": "a.jpg", "media_id": a_id["media_id"], "status": "present"}]

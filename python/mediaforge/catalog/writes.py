@@ -320,11 +320,12 @@ def finish_scan(
     with (cat.registered("mf_vanished", vanished if vanished is not None else none),
           cat.registered("mf_kept", kept if kept is not None else none),
           cat.registered("mf_linked", linked if linked is not None else none), cat.transaction() as con):
+        con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
+        # Replaced by a link: missing, but never a move's old row (its file may be behind the
+        # link, and an -L scan brings the row back there; a copy found elsewhere is new).
         con.execute(
             """
-            CREATE OR REPLACE TEMP TABLE mf_gone AS
-            SELECT media_id::UUID AS media_id FROM mf_vanished
-            UNION ALL
+            CREATE OR REPLACE TEMP TABLE mf_link_gone AS
             SELECT f.media_id FROM mf_linked l
             JOIN files f ON f.media_id = l.media_id::UUID
             JOIN scans s ON s.scan_id = f.last_scan_id
@@ -349,6 +350,7 @@ def finish_scan(
                 FROM mf_moves m WHERE files.media_id = m.new_id
                 """
             )
+        con.execute("INSERT INTO mf_gone SELECT media_id FROM mf_link_gone")
         con.execute(
             """
             UPDATE files SET status = 'missing', missing_since = ?
@@ -407,6 +409,7 @@ def finish_scan(
         )
         con.execute("DROP TABLE IF EXISTS mf_moves")
         con.execute("DROP TABLE IF EXISTS mf_gone")
+        con.execute("DROP TABLE IF EXISTS mf_link_gone")
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
                         retired=retired)
 

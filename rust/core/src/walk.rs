@@ -587,12 +587,19 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     } else {
                         describe_io(&e.into())
                     };
-                    ctx.error(PathError {
-                        path: join(&task.path, &name).into(),
-                        stage: "walk",
-                        message: msg,
-                        errno: Some(e.raw_os_error()),
-                    });
+                    // Not looked behind, like a folder that cannot be read: a link whose
+                    // target is on a disk not mounted now, or that we may not enter, says
+                    // nothing of the files the catalog knows there (never taken as gone).
+                    let path = join(&task.path, &name);
+                    ctx.unreadable(
+                        &path,
+                        PathError {
+                            path: path.clone().into(),
+                            stage: "walk",
+                            message: msg,
+                            errno: Some(e.raw_os_error()),
+                        },
+                    );
                     continue;
                 }
             }
