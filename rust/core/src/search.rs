@@ -956,9 +956,15 @@ mod tests {
         v
     }
 
-    fn library() -> (tempfile::TempDir, SearchIndex) {
+    /// A fresh index in a temporary folder holding `docs`.
+    fn indexed(docs: &[Doc]) -> (tempfile::TempDir, SearchIndex) {
         let dir = tempfile::tempdir().unwrap();
         let mut index = SearchIndex::open_or_create(&dir.path().join("search")).unwrap();
+        assert_eq!(index.upsert(docs, &[]).unwrap(), docs.len());
+        (dir, index)
+    }
+
+    fn library() -> (tempfile::TempDir, SearchIndex) {
         let docs = vec![
             Doc {
                 tags: vec!["Places/France/Paris".into(), "people/anna".into()],
@@ -988,14 +994,11 @@ mod tests {
                 ..doc("cafe", "song.flac")
             },
         ];
-        assert_eq!(index.upsert(&docs, &[]).unwrap(), 4);
-        (dir, index)
+        indexed(&docs)
     }
 
     #[test]
     fn exact_file_name_ranks_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
         let docs = vec![
             doc("notes", "paris trip notes.txt"),
             Doc {
@@ -1011,7 +1014,7 @@ mod tests {
             },
             doc("exact", "paris.jpg"),
         ];
-        index.upsert(&docs, &[]).unwrap();
+        let (_dir, index) = indexed(&docs);
         let got = ids(&index, "paris");
         assert_eq!(got[0], "exact");
         assert_eq!(sorted(got), ["everywhere", "exact", "notes", "tagged"]);
@@ -1021,8 +1024,6 @@ mod tests {
 
     #[test]
     fn long_words_are_found_by_their_first_40_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
         let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
         let long = "supercalifragilisticexpialidociousextraordinarily";
         let docs = vec![
@@ -1030,7 +1031,7 @@ mod tests {
             doc("long", &format!("holiday_{long}_été.jpg")),
             doc("other", "holiday.jpg"),
         ];
-        index.upsert(&docs, &[]).unwrap();
+        let (_dir, index) = indexed(&docs);
         assert_eq!(ids(&index, hash), ["hash"]);
         assert_eq!(ids(&index, &hash[..20]), ["hash"]); // a prefix, as typed so far
         assert_eq!(ids(&index, long), ["long"]);
@@ -1058,8 +1059,6 @@ mod tests {
 
     #[test]
     fn composed_and_decomposed_text_match_either_way() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut index = SearchIndex::open_or_create(dir.path()).unwrap();
         // Hangul as a Mac writes it (jamo) and as typed (syllables); an accent both ways.
         let docs = vec![
             doc("nfd", "\u{1112}\u{1161}\u{11ab}\u{1100}\u{1173}\u{11af}.jpg"),
@@ -1070,7 +1069,7 @@ mod tests {
                 ..doc("tagged", "IMG_0001.JPG")
             },
         ];
-        index.upsert(&docs, &[]).unwrap();
+        let (_dir, index) = indexed(&docs);
         assert_eq!(sorted(ids(&index, "\u{d55c}\u{ae00}")), ["nfc", "nfd"]);
         assert_eq!(
             sorted(ids(&index, "\u{1112}\u{1161}\u{11ab}\u{1100}\u{1173}\u{11af}")),
