@@ -324,12 +324,12 @@ def finish_scan(
         # Replaced by a link: missing, but never a move's old row (its file may be behind the
         # link, and an -L scan brings the row back there; a copy found elsewhere is new).
         con.execute(
-            """
+            f"""
             CREATE OR REPLACE TEMP TABLE mf_link_gone AS
             SELECT f.media_id FROM mf_linked l
             JOIN files f ON f.media_id = l.media_id::UUID
             JOIN scans s ON s.scan_id = f.last_scan_id
-            WHERE s.follow_links = false AND f.status = 'present'
+            WHERE s.follow_links = false AND f.status = 'present' {"" if linked is not None else "AND false"}
             """
         )
         _pair_moves(con, scan_id)
