@@ -1005,3 +1005,42 @@ def test_a_link_whose_target_is_gone_holds_its_rows_and_a_copy_does_not_take_a_l
     scan("-L")
     assert rows(catalog, "SELECT f.name, f.media_id, f.status FROM tags t JOIN files f USING (media_id)") == [
         {"name": "a.jpg", "media_id": a_id["media_id"], "status": "present"}]
+
+
+def test_a_second_name_of_a_file_found_by_another_scan_is_a_new_row_and_nothing_flips(tmp_path: Path) -> None:
+    """A file scanned under one root and found again, by a scan of another root, through
+    a linked folder (-L) or as a hard link, is still at its first path: the second name
+    gets a row of its own and keeps it, scan after scan, whichever root comes first. The
+    first row keeps its path and tag. (The second scan once took it as a move, and the
+    two scans moved the row back and forth.)"""
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "photos").mkdir(parents=True)
+    b.mkdir()
+    (a / "photos" / "x.jpg").write_bytes(os.urandom(5_000))
+    (a / "photos" / "y.jpg").write_bytes(os.urandom(6_000))
+    (b / "linked").symlink_to(a / "photos")
+    os.link(a / "photos" / "y.jpg", b / "y-link.jpg")
+    catalog = tmp_path / "cat.duckdb"
+
+    def scan(*args: object) -> dict:
+        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)
+
+    scan(a)
+    assert run_cli("tag", "add", "K", a / "photos" / "x.jpg", a / "photos" / "y.jpg", catalog=catalog).rc == 0
+    first = {r["path"]: r["media_id"] for r in rows(catalog, "SELECT path, media_id FROM files")}
+    want = None
+    for _ in range(2):
+        got = scan("-L", b)
+        assert (got["moved"], got["missing"]) == (0, 0), got
+        got = scan(a)
+        assert (got["moved"], got["missing"], got["new"]) == (0, 0, 0), got
+        now = {r["path"]: (r["media_id"], r["status"])
+               for r in rows(catalog, "SELECT path, media_id, status FROM files")}
+        assert len(now) == 5 and {s for _, s in now.values()} == {"present"}, now
+        assert {p: now[p][0] for p in first} == first
+        assert want in (None, now)
+        want = now
+    assert sorted(r["path"] for r in rows(catalog, "SELECT f.path FROM tags t JOIN files f USING (media_id)")) == [
+        str(a / "photos" / "x.jpg"), str(a / "photos" / "y.jpg")]

@@ -458,13 +458,16 @@ fn resolve_deferred(
         // then the one with this file's name, so links moved together each keep their own
         // id. A missing row whose path holds a file again belongs to that file, not to
         // another name of its inode; a present row the walk did not look at (left out, or
-        // behind a link it did not follow) has not moved as far as anyone knows.
+        // behind a link it did not follow) has not moved as far as anyone knows. Nor has a
+        // row whose path, outside what this scan walked, still holds the inode: this file
+        // is another name of it (a hard link, or a folder reached again through a link).
         let free = |k: &u32| {
             let ku = *k as usize;
             !(prev.seen[ku].load(Relaxed) && !reused.contains(k))
                 && !taken.contains(k)
                 && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row)
                 && !(prev.present[ku] && !prev.seen[ku].load(Relaxed) && unlooked(ku))
+                && (Some(*k) == reused_row || !still_holds(prev, ku))
         };
         let pick = same.and_then(|j| {
             prev.same_identity(j).into_iter().filter(|k| free(k)).min_by_key(|&k| {
@@ -561,6 +564,15 @@ fn resolve_deferred(
         }
     }
     out
+}
+
+/// Whether row `i`'s path holds the row's file (device and inode) now, not following a
+/// link in its last component, as the walk does not.
+fn still_holds(prev: &PrevState, i: usize) -> bool {
+    CString::new(prev.path(i))
+        .ok()
+        .and_then(|c| rustix::fs::lstat(c.as_c_str()).ok())
+        .is_some_and(|st| crate::types::FileStat::from_stat(&st).id == prev.stat[i].id)
 }
 
 /// Read the first bytes of a file whose extension says nothing (only in `--no-hash` scans).
