@@ -232,6 +232,10 @@ def test_a_journal_cut_short_after_an_act_is_still_undone(lib) -> None:
     assert undone["done"] == 3 and undone["skipped"] == []
     inodes = [p.stat().st_ino for p in root.rglob("*") if p.is_file()]
     assert len(set(inodes)) == len(inodes)
+    # The undo journaled its work after the line cut short, which it first removed.
+    assert json.loads(journal.read_text().splitlines()[-1])["kind"] == "undone"
+    again = _undo(catalog, str(journal))
+    assert (again["done"], again["already_restored"], again["skipped"]) == (0, 3, [])
 
 
 def _elsewhere(tmp_path: Path, prefix: str) -> Path:
@@ -640,6 +644,50 @@ def test_sigterm_stops_dedupe_and_undo_as_cleanly_as_ctrl_c(lib, command: str) -
     assert f"2 files {verb}" in out and "journal" in out
     assert not [n for n in os.listdir(root / "b") if n.startswith(".mediaforge-")]
     assert run_cli("dedupe", "--undo", next((catalog.parent / "journal").iterdir()), catalog=catalog).rc == 0
+
+
+def test_an_undo_stopped_part_way_and_run_again_goes_on_where_it_stopped(tmp_path: Path,
+                                                                        unprivileged: Unprivileged) -> None:
+    """Three hard links of one copy, linked to the kept file by a dedupe; the undo is
+    stopped (SIGTERM) after two of them. Run again, it counts those two as restored by
+    the earlier undo (not as files saved there since) and links the third to them: the
+    three names are one inode again. A journal the undo cannot write to is refused before
+    anything is touched."""
+    root = tmp_path / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    data = os.urandom(30_000)
+    (root / "a" / "keep.jpg").write_bytes(data)
+    (root / "b" / "c1.jpg").write_bytes(data)
+    for n in ("c2.jpg", "c3.jpg"):
+        os.link(root / "b" / "c1.jpg", root / "b" / n)
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    out = _apply(catalog)
+    assert out["done"] == 3
+    p = _run_driver(_SIGTERM_ON_SECOND_STEP.replace("dedupe._act", "dedupe._unlink"), catalog,
+                    "dedupe", "--undo", out["journal"])
+    assert p.returncode == 143 and "2 files restored" in p.stdout.decode(), p.stderr
+    from conftest import cli_env
+
+    unprivileged.share(catalog.parent, root)
+    os.chmod(out["journal"], 0o444)
+    try:
+        res = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--undo", out["journal"]],
+                             capture_output=True, text=True, env=cli_env(catalog), timeout=120, **unprivileged.popen)
+    finally:
+        os.chmod(out["journal"], 0o644)
+    assert res.returncode == 3 and res.stderr.count("\n") == 1, res.stderr
+    assert "cannot write the dedupe journal" in res.stderr and "nothing was changed" in res.stderr
+    assert os.stat(root / "b" / "c1.jpg").st_ino == os.stat(root / "a" / "keep.jpg").st_ino
+    again = _undo(catalog, out["journal"])
+    assert (again["done"], again["already_restored"], again["skipped"]) == (1, 2, []), again
+    names = [os.stat(root / "b" / n) for n in ("c1.jpg", "c2.jpg", "c3.jpg")]
+    assert len({st.st_ino for st in names}) == 1 and names[0].st_nlink == 3
+    assert names[0].st_ino != os.stat(root / "a" / "keep.jpg").st_ino
+    assert (root / "b" / "c1.jpg").read_bytes() == data
+    third = _undo(catalog, out["journal"])
+    assert (third["done"], third["already_restored"], third["skipped"]) == (0, 3, [])
 
 
 # kill -9 half way through copying a file to another file system.

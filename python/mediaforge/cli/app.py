@@ -677,6 +677,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
     from ..catalog import Catalog
     from ..dupes.dedupe import check_journal, uncarry, undo
     from ..errors import CatalogBusyError, CatalogError, CatalogMissingError
+    from ..stop import Stop
 
     check_journal(journal)  # a file that is no journal: refused before anything is opened
     cat: Catalog | None = None
@@ -699,7 +700,10 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
     finally:
         if cat is not None:
             cat.close()
-    _print_outcome(out, "restored", as_json)
+    with Stop():
+        _print_outcome(out, "restored", as_json)
+    if out.journal_failed:  # after the report of what was restored: exit 3 with the reason
+        raise PathIOError(out.journal_failed)
     if problem is not None:
         problem.args = (f"{first_line(problem)}; the files are restored, but the tags the dedupe carried over "
                         "were not taken back: run the undo again once the catalog opens",)
@@ -708,7 +712,8 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
 
 def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
     if as_json:
-        render.dump_json({"done": out.done, "bytes": out.bytes_freed, "journal": str(out.journal),
+        render.dump_json({"done": out.done, **({"already_restored": out.already} if verb == "restored" else {}),
+                          "bytes": out.bytes_freed, "journal": str(out.journal),
                           "tags_carried": out.tags_carried,
                           "collections_carried": out.collections_carried,
                           "skipped": [{"path": p, "why": w} for p, w in out.skipped]})
@@ -718,7 +723,7 @@ def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
     for p, why in out.skipped:
         print(f"skipped {p}: {why}")
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
-          + f"; journal {out.journal}")
+          + (f" ({out.already} restored by an earlier undo)" if out.already else "") + f"; journal {out.journal}")
     if verb != "restored":
         print(f"undo with: mediaforge dedupe --undo {out.journal}; rescan to update the catalog")
     if out.interrupted:

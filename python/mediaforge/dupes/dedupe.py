@@ -318,6 +318,8 @@ class Outcome:
     tags_carried: int = 0
     collections_carried: int = 0
     interrupted: bool = False
+    # Files an earlier undo of the journal restored (an undo run again after it stopped).
+    already: int = 0
     # Why the run stopped early because its journal could not be written (then nothing
     # more was done, not even the tags' carry-over), else None.
     journal_failed: str | None = None
@@ -727,6 +729,9 @@ class _Record:
     # The victim's inode before the dedupe (journals from earlier versions lack it): names
     # that shared one are restored as hard links of one another again.
     was: tuple[int, int] | None = None
+    # The device and inode an earlier undo of this journal left at the path: that undo
+    # restored it (then stopped: Ctrl-C, a full disk), so this one leaves it alone.
+    undone: tuple[int, int] | None = None
 
 
 def _records(path: Path) -> tuple[str, list[_Record]]:
@@ -759,6 +764,12 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                 records[e["victim"]] = r
             elif kind == "skipped":
                 records.pop(e["victim"], None)
+            elif kind == "undone":
+                dev, ino = e["dev"], e["ino"]
+                if not (type(dev) is int and type(ino) is int and 0 <= dev < 1 << 64 and 0 <= ino < 1 << 64):
+                    raise TypeError("an undone file's inode is not a whole number")
+                if e["victim"] in records:
+                    records[e["victim"]].undone = (dev, ino)
             elif kind == "carried":
                 for pair in [*e.get("tags", []), *e.get("collections", [])]:
                     if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
@@ -867,6 +878,27 @@ def _unmove(r: _Record) -> str | None:
     return None
 
 
+def _drop_cut_line(path: Path) -> None:
+    """Remove a last line a crash cut short (reading skips it) before lines are added
+    after it, where it would no longer be the last."""
+    try:
+        with open(path, "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            if not size:
+                return
+            f.seek(max(0, size - CHUNK))
+            tail = f.read()
+            if tail.endswith(b"\n"):
+                return
+            cut = tail.rfind(b"\n")
+            if cut < 0 and size > len(tail):
+                return  # a last line longer than a chunk: no journal line is, leave it to the reader
+            f.truncate(size - len(tail) + cut + 1)
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise PathIOError(f"cannot write the dedupe journal {path}: {e.strerror}; nothing was changed") from None
+
+
 def check_journal(path: Path) -> None:
     """Refuse (exit code 2 or 3) a file that is not a whole, valid dedupe journal."""
     _records(path)
@@ -874,23 +906,44 @@ def check_journal(path: Path) -> None:
 
 def undo(path: Path) -> Outcome:
     """Reverse every completed action of a journal, newest first; each path must still
-    hold what the dedupe left there, or it is left alone with the reason."""
+    hold what the dedupe left there, or it is left alone with the reason. Each file
+    restored is journaled ('undone', with the inode it has again), so an undo stopped
+    part way (Ctrl-C, a full disk) and run again goes on where it stopped: what the first
+    run restored is counted as such, not taken for a file saved there since, and hard
+    links it restored are linked to again. A journal that cannot be written to is
+    refused before anything is touched."""
     action, records = _records(path)
     out = Outcome(journal=path)
     restored: dict[tuple[int, int], tuple[bytes, int, int]] = {}
-    with Stop() as stop:
-        for r in reversed(records):
-            if stop.requested:
-                out.interrupted = True
-                break
-            try:
-                why = _unmove(r) if action in ("move-to", "trash") else _unlink(r, action, restored)
-            except FileNotFoundError:
-                why = "gone since the dedupe" if r.certain else ""
-            except OSError as err:
-                why = err.strerror or first_line(err)
-            if why is None:
-                out.done += 1
-            elif why:  # "": a file the journal only meant to act on, untouched
-                out.skipped.append((path_text(r.victim), why))
+    for r in records:
+        if r.was is not None and r.undone is not None:
+            restored.setdefault(r.was, (r.victim, *r.undone))
+    _drop_cut_line(path)
+    journal = Journal(path, appending=True)
+    try:
+        with Stop() as stop:
+            for r in reversed(records):
+                if stop.requested:
+                    out.interrupted = True
+                    break
+                if r.undone is not None:
+                    out.already += 1
+                    continue
+                try:
+                    why = _unmove(r) if action in ("move-to", "trash") else _unlink(r, action, restored)
+                except FileNotFoundError:
+                    why = "gone since the dedupe" if r.certain else ""
+                except OSError as err:
+                    why = err.strerror or first_line(err)
+                if why is None:
+                    out.done += 1
+                    st = os.lstat(r.victim)
+                    journal.write(kind="undone", victim=_b64(r.victim), dev=st.st_dev, ino=st.st_ino)
+                elif why:  # "": a file the journal only meant to act on, untouched
+                    out.skipped.append((path_text(r.victim), why))
+    except JournalError as e:  # a full disk: what is restored stays so; the rest waits for a rerun
+        out.journal_failed = str(e)
+    finally:
+        with contextlib.suppress(JournalError):
+            journal.close()
     return out
