@@ -725,6 +725,47 @@ def test_a_crash_while_moving_across_file_systems_leaves_no_partial_file_under_a
         shutil.rmtree(dest)
 
 
+_SIGTERM_ON_FIRST_UNMOVE = """
+real = dedupe._unmove
+def unmove(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real(*args, **kwargs)
+dedupe._unmove = unmove
+"""
+
+
+def test_hard_links_moved_to_another_file_system_stay_links_there_and_back(tmp_path: Path) -> None:
+    """Three names of one copy moved to a folder on another file system: one copy there,
+    the other names hard links of it (its bytes are held once, as before); the undo,
+    stopped after the first file and run again, brings them back as one inode too."""
+    root = tmp_path / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    data = os.urandom(50_000)
+    (root / "a" / "keep.mov").write_bytes(data)
+    (root / "b" / "c1.mov").write_bytes(data)
+    for n in ("c2.mov", "c3.mov"):
+        os.link(root / "b" / "c1.mov", root / "b" / n)
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    dest = _elsewhere(tmp_path, "mf-move-")
+    try:
+        out = _apply(catalog, "--action", "move-to", "--to", str(dest))
+        assert (out["done"], out["bytes"]) == (3, 50_000), out
+        moved = [os.lstat(os.path.join(dest, str(root / "b" / n).lstrip("/"))) for n in ("c1.mov", "c2.mov", "c3.mov")]
+        assert len({st.st_ino for st in moved}) == 1 and moved[0].st_nlink == 3
+        p = _run_driver(_SIGTERM_ON_FIRST_UNMOVE, catalog, "dedupe", "--undo", out["journal"])
+        assert p.returncode == 143 and "1 file restored" in p.stdout.decode(), (p.stdout, p.stderr)
+        again = _undo(catalog, out["journal"])
+        assert (again["done"], again["already_restored"], again["skipped"]) == (2, 1, []), again
+        back = [os.lstat(root / "b" / n) for n in ("c1.mov", "c2.mov", "c3.mov")]
+        assert len({st.st_ino for st in back}) == 1 and back[0].st_nlink == 3
+        assert (root / "b" / "c2.mov").read_bytes() == data
+        assert not [f for _, _, fs in os.walk(dest) for f in fs]
+    finally:
+        shutil.rmtree(dest)
+
+
 def _tiny_journal_disk(catalog: Path) -> Path:
     """A 4 KiB tmpfs where the catalog's dedupe journals go (unmount it after)."""
     disk = catalog.parent / "journal"

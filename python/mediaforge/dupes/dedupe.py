@@ -325,6 +325,8 @@ class Outcome:
     journal_failed: str | None = None
     # The inodes moved away so far: hard links moved together leave the library once.
     moved_inodes: set[tuple[int, int]] = field(default_factory=set)
+    # The name each inode with several names got on another file system (see `_move`).
+    moved_names: dict[tuple[int, int], bytes] = field(default_factory=dict)
 
 
 def _freed(action: str, s: Step, st: os.stat_result, moved: set[tuple[int, int]]) -> int:
@@ -416,7 +418,7 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                 return "already present at the destination"
             try:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                _move(s.victim, target)
+                _move(s.victim, target, out.moved_names)
             except OSError as e:
                 why = f"could not move it: {e.strerror or first_line(e)}"
                 journal.write(kind="skipped", victim=entry["victim"], why=why)
@@ -638,16 +640,26 @@ def _written_since(before: os.stat_result, now: os.stat_result) -> bool:
             != (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns))
 
 
-def _move(src: bytes, dst: bytes) -> None:
+def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes]) -> None:
     """Move `src` to the new name `dst` (never over an existing file). Across file systems:
     copied under a hidden temporary name beside `dst`, synced, verified, then given its
     name, and only then is `src` removed: a crash at any moment (kill -9, power) leaves
-    `src` whole and, at `dst`, nothing or the whole copy, never a part of it."""
+    `src` whole and, at `dst`, nothing or the whole copy, never a part of it.
+    `twins`: the name each inode with other names got on the other file system in this
+    run. Another name of one of them becomes a hard link of it there (its bytes compared
+    first), not a second copy, so hard links stay hard links."""
+    st = os.lstat(src)
     try:
         os.rename(src, dst)
     except OSError as e:
         if e.errno != errno.EXDEV:  # another file system: copy, verify, then remove
             raise
+        key = (st.st_dev, st.st_ino)
+        # Its last name here moves now: the inode number is free to be reused after it.
+        twin = twins.pop(key, None) if st.st_nlink == 1 else twins.get(key)
+        if twin is not None and _link_twin(src, twin, dst):
+            os.unlink(src)
+            return
         tmp = new_tmp(dst, lambda t: _copy_new(src, t))
         try:
             shutil.copystat(src, tmp)
@@ -660,6 +672,23 @@ def _move(src: bytes, dst: bytes) -> None:
                 os.unlink(tmp)
             raise
         os.unlink(src)
+        if st.st_nlink > 1:
+            twins[key] = dst
+
+
+def _link_twin(src: bytes, twin: bytes, dst: bytes) -> bool:
+    """Make `dst` a hard link of `twin` (another name of `src`'s inode, moved to this file
+    system earlier in the run) if it still holds `src`'s bytes; False when it cannot."""
+    try:
+        if not stat.S_ISREG(os.lstat(twin).st_mode) or not same_bytes(src, twin):
+            return False
+        os.link(twin, dst)  # never over an existing name
+    except FileExistsError:
+        raise
+    except OSError:
+        return False  # gone, a file system without hard links, too many links: a copy then
+    _sync_folder(os.path.dirname(dst))
+    return True
 
 
 def _sync_folder(folder: bytes) -> None:
@@ -732,6 +761,8 @@ class _Record:
     # The device and inode an earlier undo of this journal left at the path: that undo
     # restored it (then stopped: Ctrl-C, a full disk), so this one leaves it alone.
     undone: tuple[int, int] | None = None
+    # For a file moved back: the inode it had in the trash or --to folder.
+    undone_from: tuple[int, int] | None = None
 
 
 def _records(path: Path) -> tuple[str, list[_Record]]:
@@ -765,11 +796,13 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
             elif kind == "skipped":
                 records.pop(e["victim"], None)
             elif kind == "undone":
-                dev, ino = e["dev"], e["ino"]
-                if not (type(dev) is int and type(ino) is int and 0 <= dev < 1 << 64 and 0 <= ino < 1 << 64):
+                ids = [e["dev"], e["ino"], e.get("from_dev", 0), e.get("from_ino", 0)]
+                if not all(type(v) is int and 0 <= v < 1 << 64 for v in ids):
                     raise TypeError("an undone file's inode is not a whole number")
                 if e["victim"] in records:
-                    records[e["victim"]].undone = (dev, ino)
+                    records[e["victim"]].undone = (ids[0], ids[1])
+                    if "from_dev" in e:
+                        records[e["victim"]].undone_from = (ids[2], ids[3])
             elif kind == "carried":
                 for pair in [*e.get("tags", []), *e.get("collections", [])]:
                     if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
@@ -864,9 +897,9 @@ def _twin(r: _Record, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -
     return None
 
 
-def _unmove(r: _Record) -> str | None:
+def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
     """Move a file back from the trash or the --to folder (None, a reason or "", as for
-    `_unlink`)."""
+    `_unlink`); `twins` as for `_move`."""
     if r.moved_to is None:
         return "the journal does not say where it went" if r.certain else ""
     if os.path.lexists(r.victim):
@@ -874,7 +907,7 @@ def _unmove(r: _Record) -> str | None:
     if not os.path.lexists(r.moved_to):
         return f"not found at {path_text(r.moved_to)} any more" if r.certain else ""
     os.makedirs(os.path.dirname(r.victim), exist_ok=True)
-    _move(r.moved_to, r.victim)
+    _move(r.moved_to, r.victim, twins)
     return None
 
 
@@ -915,9 +948,15 @@ def undo(path: Path) -> Outcome:
     action, records = _records(path)
     out = Outcome(journal=path)
     restored: dict[tuple[int, int], tuple[bytes, int, int]] = {}
+    moved_back: dict[tuple[int, int], bytes] = {}  # see `_move`
     for r in records:
         if r.was is not None and r.undone is not None:
             restored.setdefault(r.was, (r.victim, *r.undone))
+        if r.undone_from is not None and r.undone is not None:
+            with contextlib.suppress(OSError):
+                st = os.lstat(r.victim)
+                if (st.st_dev, st.st_ino) == r.undone:
+                    moved_back.setdefault(r.undone_from, r.victim)
     _drop_cut_line(path)
     journal = Journal(path, appending=True)
     try:
@@ -929,8 +968,15 @@ def undo(path: Path) -> Outcome:
                 if r.undone is not None:
                     out.already += 1
                     continue
+                came_from: dict[str, int] = {}
                 try:
-                    why = _unmove(r) if action in ("move-to", "trash") else _unlink(r, action, restored)
+                    if action in ("move-to", "trash"):
+                        with contextlib.suppress(OSError, TypeError):
+                            was = os.lstat(r.moved_to)  # type: ignore[arg-type]
+                            came_from = {"from_dev": was.st_dev, "from_ino": was.st_ino}
+                        why = _unmove(r, moved_back)
+                    else:
+                        why = _unlink(r, action, restored)
                 except FileNotFoundError:
                     why = "gone since the dedupe" if r.certain else ""
                 except OSError as err:
@@ -938,7 +984,7 @@ def undo(path: Path) -> Outcome:
                 if why is None:
                     out.done += 1
                     st = os.lstat(r.victim)
-                    journal.write(kind="undone", victim=_b64(r.victim), dev=st.st_dev, ino=st.st_ino)
+                    journal.write(kind="undone", victim=_b64(r.victim), dev=st.st_dev, ino=st.st_ino, **came_from)
                 elif why:  # "": a file the journal only meant to act on, untouched
                     out.skipped.append((path_text(r.victim), why))
     except JournalError as e:  # a full disk: what is restored stays so; the rest waits for a rerun
