@@ -799,3 +799,21 @@ def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_the_work(ca
         res = run_cli(*args, "-f", "csv", "-o", tmp_path / "no" / "such" / "x.csv", catalog=catalog_path)
         assert res.rc == ExitCode.PATH, (args, res.err)
         assert_one_line_error(res.err, "no such folder")
+
+
+def test_an_error_duckdb_meets_after_the_first_batch_comes_out_as_duckdbs() -> None:
+    """Arrow passes an error met mid-stream on as an OSError: `streamed` gives it back
+    as the duckdb.Error it is (what the search index's smart-collection fallback and
+    `query` catch), with DuckDB's text."""
+    import duckdb
+
+    from mediaforge.catalog.store import streamed
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT range::VARCHAR AS s FROM range(300000)")
+    con.execute("INSERT INTO t VALUES ('x')")
+    got = 0
+    with pytest.raises(duckdb.Error, match="Could not convert string 'x'"):
+        for batch in streamed(con.sql("SELECT CAST(s AS INTEGER) AS i FROM t").to_arrow_reader(1000)):
+            got += batch.num_rows
+    assert got > 0  # it failed after batches had come

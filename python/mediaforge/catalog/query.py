@@ -18,7 +18,7 @@ from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_
 from ..fsops import new_tmp
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
-from .store import Catalog, damaged, is_corruption, is_interrupt, tells_of_corruption
+from .store import Catalog, damaged, is_corruption, is_interrupt, streamed, tells_of_corruption
 
 
 # PRAGMAs that only describe the catalog. Others change settings or run scripts
@@ -99,15 +99,10 @@ class QueryResult:
         self._wrapped = wrapped
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        batches = iter(self._reader)
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except (duckdb.Error, pa.ArrowException, OSError, RuntimeError) as e:  # DuckDB's, passed on by Arrow
-                raise _failure(e, self._path, self._wrapped) from None
-            yield batch
+        try:
+            yield from streamed(self._reader)
+        except duckdb.Error as e:
+            raise _failure(e, self._path, self._wrapped) from None
 
 
 def _failure(e: BaseException, path: Path, wrapped: bool = False) -> BaseException:

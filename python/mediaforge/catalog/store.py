@@ -50,6 +50,22 @@ def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
     return CatalogInvalidError(f"cannot open catalog {path}: {first_line(err)}")
 
 
+def streamed(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The batches of a DuckDB result read through Arrow. An error DuckDB meets after the
+    first batch (a CAST failing on a later row) reaches Arrow's reader as an OSError,
+    ArrowException or RuntimeError: it comes out as the duckdb.Error it is, with its text,
+    as one met before the first batch does."""
+    batches = iter(reader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError, RuntimeError) as e:
+            raise duckdb.Error(str(e)) from None
+        yield batch
+
+
 def is_interrupt(e: BaseException) -> bool:
     """DuckDB turns a Ctrl-C during a query into its own errors; recognise them."""
     if isinstance(e, duckdb.InterruptException):

@@ -31,6 +31,7 @@ import pyarrow as pa
 from .. import _core
 from ..catalog import Catalog
 from ..catalog.schema import KINDS
+from ..catalog.store import streamed
 from ..config import search_dir
 from ..errors import InvalidInputError, PathIOError
 
@@ -226,7 +227,7 @@ def _stage_changed(cat: Catalog, index: _core.SearchIndex, within: str, smart: l
             states = [reader.schema.empty_table().select(["media_id", "digest"])]
             if gone:
                 index.stage(reader.schema.empty_table().drop_columns(["digest"]), gone)
-            for batch in reader:
+            for batch in streamed(reader):  # an error on the way is DuckDB's, for the caller's fallback
                 part = pa.Table.from_batches([batch])
                 index.stage(part.drop_columns(["digest"]))
                 states.append(part.select(["media_id", "digest"]))
