@@ -1044,3 +1044,79 @@ def test_a_second_name_of_a_file_found_by_another_scan_is_a_new_row_and_nothing_
         want = now
     assert sorted(r["path"] for r in rows(catalog, "SELECT f.path FROM tags t JOIN files f USING (media_id)")) == [
         str(a / "photos" / "x.jpg"), str(a / "photos" / "y.jpg")]
+
+
+def test_a_rename_under_one_root_keeps_its_row_when_another_root_reaches_the_file_through_a_link(
+        tmp_path: Path) -> None:
+    """Root b reaches a's folder through a link (-L), so the file has two rows. Renamed
+    in a, the file keeps a's row and tag (not b's alias row), with separate scans or one
+    scan of both; and in one root reaching a folder two ways, each name keeps its row."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "photos").mkdir(parents=True)
+    b.mkdir()
+    (a / "photos" / "x.jpg").write_bytes(os.urandom(3_000))
+    (b / "linked").symlink_to(a / "photos")
+    catalog = tmp_path / "cat.duckdb"
+
+    def scan(*args: object) -> dict:
+        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)
+
+    def ids() -> dict[str, str]:
+        return {os.path.relpath(r["path"], tmp_path): r["media_id"]
+                for r in rows(catalog, "SELECT path, media_id FROM files WHERE status = 'present'")}
+
+    scan("-L", b)
+    scan(a)
+    assert run_cli("tag", "add", "K", a / "photos" / "x.jpg", catalog=catalog).rc == 0
+    before = ids()
+    os.rename(a / "photos" / "x.jpg", a / "photos" / "z.jpg")
+    got = scan(a)
+    assert (got["moved"], got["missing"], got["new"]) == (1, 0, 0), got
+    assert ids()["a/photos/z.jpg"] == before["a/photos/x.jpg"]
+    got = scan("-L", b)
+    assert (got["moved"], got["missing"]) == (1, 0), got
+    assert ids() == {"a/photos/z.jpg": before["a/photos/x.jpg"], "b/linked/z.jpg": before["b/linked/x.jpg"]}
+    os.rename(a / "photos" / "z.jpg", a / "photos" / "w.jpg")
+    got = scan("-L", a, b)
+    assert (got["moved"], got["missing"]) == (2, 0), got
+    assert ids() == {"a/photos/w.jpg": before["a/photos/x.jpg"], "b/linked/w.jpg": before["b/linked/x.jpg"]}
+    assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id)") == [{"name": "w.jpg"}]
+
+
+def test_a_link_to_a_single_file_and_a_file_moved_leaving_a_link_behind(tmp_path: Path) -> None:
+    """A file reached through a link to it (an -L scan of b) is still there for a scan of
+    a that finds the file itself: that is a new row, b's row and tag stay. A file moved
+    within a root with a link to it left at its old name has moved: its row and tag go
+    with it."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x.jpg").write_bytes(os.urandom(3_000))
+    (b / "f.jpg").symlink_to(a / "x.jpg")
+    catalog = tmp_path / "cat.duckdb"
+
+    def scan(*args: object) -> dict:
+        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)
+
+    scan("-L", b)
+    assert run_cli("tag", "add", "KB", b / "f.jpg", catalog=catalog).rc == 0
+    (b_id,) = rows(catalog, "SELECT media_id FROM files")
+    got = scan(a)
+    assert (got["moved"], got["new"]) == (0, 1), got
+    got = scan("-L", b)
+    assert (got["moved"], got["new"], got["missing"]) == (0, 0, 0), got
+    assert rows(catalog, "SELECT f.path, f.media_id FROM tags t JOIN files f USING (media_id)") == [
+        {"path": str(b / "f.jpg"), "media_id": b_id["media_id"]}]
+    # In a alone: x.jpg becomes y.jpg, and x.jpg a link to it.
+    assert run_cli("tag", "add", "KA", a / "x.jpg", catalog=catalog).rc == 0
+    (a_id,) = rows(catalog, "SELECT media_id FROM files WHERE path = ?", [str(a / "x.jpg")])
+    os.rename(a / "x.jpg", a / "y.jpg")
+    (a / "x.jpg").symlink_to("y.jpg")
+    got = scan(a)
+    assert (got["moved"], got["new"], got["missing"]) == (1, 0, 0), got
+    assert rows(catalog, "SELECT f.path, f.media_id FROM tags t JOIN files f USING (media_id) WHERE t.tag = 'KA'") \
+        == [{"path": str(a / "y.jpg"), "media_id": a_id["media_id"]}]

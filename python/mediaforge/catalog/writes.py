@@ -44,11 +44,16 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
     twice over (DuckDB's result and its Arrow copy) beside the walk that is already
     running. Media ids come as 16-byte UUIDs (DuckDB's lossless Arrow mode), not as text
     to parse."""
+    # Whether the scan that last found each row followed links (a row's path may run
+    # through one): the few such scans' ids inline, a function of each row, so the rows
+    # come in catalog order as without it (a join would not promise that).
+    followed = [int(r[0]) for r in cat.con.execute("SELECT scan_id FROM scans WHERE follow_links").fetchall()]
+    flag = f"list_contains({followed}::BIGINT[], last_scan_id)" if followed else "false"
     cat.con.execute("SET arrow_lossless_conversion = true")
     try:
         yield cat.con.sql(
             "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id,"
-            " status = 'present' AS present FROM files"
+            f" status = 'present' AS present, {flag} AS followed FROM files"
         ).to_arrow_reader(_PREVIOUS_BATCH_ROWS)
     finally:
         cat.con.execute("RESET arrow_lossless_conversion")

@@ -86,6 +86,9 @@ pub struct PrevState {
     path_ends: Vec<usize>,
     pub stat: Vec<FileStat>,
     pub present: Vec<bool>,
+    /// Whether the scan that last found the row followed symbolic links (the row may be
+    /// a path through one). False where the catalog does not say.
+    pub followed: Vec<bool>,
     pub seen: Vec<AtomicBool>,
     /// Per row: `DIGEST_HEX` bytes of its digest's hex text (`b'z'`s, which never decode,
     /// where the text is not 64 long), and whether it has one at all.
@@ -163,13 +166,13 @@ fn check_ids(col: &dyn Array) -> Result<()> {
 
 /// A flag column: Boolean, or one byte per row (Arrow's `arrow.bool8`, DuckDB's lossless
 /// form of BOOLEAN). Nulls read as false.
-fn flags(col: &dyn Array) -> Result<impl Fn(usize) -> bool + '_> {
+fn flags<'a>(col: &'a dyn Array, name: &str) -> Result<impl Fn(usize) -> bool + 'a> {
     let bools = col.as_boolean_opt();
     let bytes = col.as_primitive_opt::<arrow_array::types::Int8Type>();
     if bools.is_none() && bytes.is_none() {
-        return Err(Error::InvalidInput(
-            "previous state column \"present\" must be Boolean".into(),
-        ));
+        return Err(Error::InvalidInput(format!(
+            "previous state column {name:?} must be Boolean"
+        )));
     }
     Ok(move |i: usize| {
         col.is_valid(i)
@@ -216,6 +219,7 @@ impl PrevState {
             path_ends: Vec::with_capacity(rows),
             stat: Vec::with_capacity(rows),
             present: Vec::with_capacity(rows),
+            followed: Vec::with_capacity(rows),
             seen: Vec::with_capacity(rows),
             digest_hex: Vec::with_capacity(rows * DIGEST_HEX),
             has_digest: Vec::with_capacity(rows),
@@ -231,7 +235,8 @@ impl PrevState {
     }
 
     /// Copy one batch of catalog rows in (`path_bytes`, `dev`, `inode`, `size`,
-    /// `mtime_ns`, optionally `ctime_ns` and `nlink`, `blake3`, `media_id`, `present`).
+    /// `mtime_ns`, optionally `ctime_ns` and `nlink`, `blake3`, `media_id`, `present`,
+    /// optionally `followed`).
     pub fn add_batch(&mut self, b: &RecordBatch) -> Result<()> {
         let rows = b.num_rows();
         if self.len() + rows > u32::MAX as usize {
@@ -254,7 +259,8 @@ impl PrevState {
         let digest = b.column_by_name("blake3").ok_or_else(|| missing("blake3"))?;
         let mid = b.column_by_name("media_id").ok_or_else(|| missing("media_id"))?;
         check_ids(mid.as_ref())?;
-        let present = flags(column(b, "present")?)?;
+        let present = flags(column(b, "present")?, "present")?;
+        let followed = b.column_by_name("followed").map(|c| flags(c.as_ref(), "followed")).transpose()?;
         if self.path_bytes.capacity() == 0 && rows > 0 {
             // Paths of the first batch tell how long the rest will be, give or take.
             let first: usize = (0..rows).map(|i| bytes_at(path, i).map_or(0, <[u8]>::len)).sum();
@@ -265,6 +271,7 @@ impl PrevState {
         self.name_start.reserve(rows);
         self.stat.reserve(rows);
         self.present.reserve(rows);
+        self.followed.reserve(rows);
         self.seen.reserve(rows);
         self.digest_hex.reserve(rows * DIGEST_HEX);
         self.has_digest.reserve(rows);
@@ -286,6 +293,7 @@ impl PrevState {
                 nlink: nlink.map_or(0, |c| c.value(i)),
             });
             self.present.push(present(i));
+            self.followed.push(followed.as_ref().is_some_and(|f| f(i)));
             self.seen.push(AtomicBool::new(false));
             match bytes_at(digest.as_ref(), i) {
                 Some(hex) if hex.len() == DIGEST_HEX => self.digest_hex.extend_from_slice(hex),
@@ -359,6 +367,11 @@ impl PrevState {
     /// Row `i`'s file name.
     pub fn name(&self, i: usize) -> &[u8] {
         &self.path(i)[self.name_start[i] as usize..]
+    }
+
+    /// Row `i`'s folder: its path up to and including the last '/'.
+    pub fn folder(&self, i: usize) -> &[u8] {
+        &self.path(i)[..self.name_start[i] as usize]
     }
 
     /// The rows of a folder, given as its path up to and including the last '/'.

@@ -430,6 +430,7 @@ fn resolve_deferred(
     prev: &PrevState,
     want_hash: bool,
     unlooked: &(dyn Fn(usize) -> bool + Sync),
+    under_roots: &(dyn Fn(usize) -> bool + Sync),
 ) -> Vec<(WalkedFile, Plan)> {
     let reused: hashbrown::HashSet<u32> = deferred
         .iter()
@@ -458,9 +459,12 @@ fn resolve_deferred(
         // then the one with this file's name, so links moved together each keep their own
         // id. A missing row whose path holds a file again belongs to that file, not to
         // another name of its inode; a present row the walk did not look at (left out, or
-        // behind a link it did not follow) has not moved as far as anyone knows. Nor has a
-        // row whose path, outside what this scan walked, still holds the inode: this file
-        // is another name of it (a hard link, or a folder reached again through a link).
+        // behind a link it did not follow, as found through it) has not moved as far as
+        // anyone knows. Nor has a row whose path (outside what this scan walked, as a
+        // rule) still holds the inode: this file is another name of it (a hard link, or a
+        // folder or file reached again through a link). Between rows alike, one under the
+        // roots walked (a rename there, not the alias row of another root), then one of
+        // this file's folder (the names of one folder reached two ways each keep theirs).
         let free = |k: &u32| {
             let ku = *k as usize;
             !(prev.seen[ku].load(Relaxed) && !reused.contains(k))
@@ -469,12 +473,16 @@ fn resolve_deferred(
                 && !(prev.present[ku] && !prev.seen[ku].load(Relaxed) && unlooked(ku))
                 && (Some(*k) == reused_row || !still_holds(prev, ku))
         };
+        let folder = &f.path[..f.name_start as usize];
         let pick = same.and_then(|j| {
             prev.same_identity(j).into_iter().filter(|k| free(k)).min_by_key(|&k| {
+                let ku = k as usize;
                 (
-                    !prev.present[k as usize],
+                    !prev.present[ku],
                     Some(k) != reused_row,
-                    prev.name(k as usize) != f.name(),
+                    !under_roots(ku),
+                    prev.folder(ku) != folder,
+                    prev.name(ku) != f.name(),
                 )
             })
         });
@@ -566,13 +574,21 @@ fn resolve_deferred(
     out
 }
 
-/// Whether row `i`'s path holds the row's file (device and inode) now, not following a
-/// link in its last component, as the walk does not.
+/// Whether row `i`'s path holds the row's file (device and inode) now. A link in its
+/// last component counts only for a row the scan that found it reached through links
+/// (`-L`): a file replaced by a link to where it went has moved.
 fn still_holds(prev: &PrevState, i: usize) -> bool {
-    CString::new(prev.path(i))
-        .ok()
-        .and_then(|c| rustix::fs::lstat(c.as_c_str()).ok())
-        .is_some_and(|st| crate::types::FileStat::from_stat(&st).id == prev.stat[i].id)
+    let Ok(c) = CString::new(prev.path(i)) else {
+        return false;
+    };
+    let id = |st: rustix::fs::Stat| crate::types::FileStat::from_stat(&st).id;
+    match rustix::fs::lstat(c.as_c_str()) {
+        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink => {
+            prev.followed[i] && rustix::fs::stat(c.as_c_str()).is_ok_and(|st| id(st) == prev.stat[i].id)
+        }
+        Ok(st) => id(st) == prev.stat[i].id,
+        Err(_) => false,
+    }
 }
 
 /// Read the first bytes of a file whose extension says nothing (only in `--no-hash` scans).
@@ -895,17 +911,16 @@ fn run(
             let (prev, held) = slot.wait(cancel)?;
             held.into_par_iter().for_each(|d| plan(d, prev, false));
             let settled = {
-                // Rows the walk did not look at (left out, unreadable, behind a link it did
-                // not follow) are not known to have moved: their files may still be there.
-                let unlooked: HashSet<&[u8]> = walked
-                    .unreadable_dirs
-                    .iter()
-                    .chain(walked.left_out.iter())
-                    .chain(walked.links_left_out.iter())
-                    .map(|p| trim_trailing_slashes(p))
-                    .collect();
+                // Rows the walk did not look at are not known to have moved: their files
+                // may still be there. Behind a link it did not follow, only rows a scan
+                // found through links: a file where the link is now was replaced by it.
+                let (held, links) = unlooked(&walked);
+                let unlooked = |k: usize| {
+                    at_or_below_any(prev.path(k), &held) || (prev.followed[k] && at_or_below_any(prev.path(k), &links))
+                };
+                let under_roots = |k: usize| opts.roots.iter().any(|r| is_under(prev.path(k), r));
                 let deferred = std::mem::take(&mut *deferred.lock().unwrap());
-                resolve_deferred(deferred, prev, opts.hash, &|k| at_or_below_any(prev.path(k), &unlooked))
+                resolve_deferred(deferred, prev, opts.hash, &unlooked, &under_roots)
             };
             for (f, plan) in settled {
                 let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
@@ -947,13 +962,7 @@ fn run(
 
     // Vanished rows: present ones under the roots the walk did not see, never at or below
     // a path it could not read or was told to leave out, never after a cut-short walk.
-    let not_looked_at: HashSet<&[u8]> = walked
-        .unreadable_dirs
-        .iter()
-        .chain(walked.left_out.iter())
-        .map(|p| trim_trailing_slashes(p))
-        .collect();
-    let links: HashSet<&[u8]> = walked.links_left_out.iter().map(|p| trim_trailing_slashes(p)).collect();
+    let (not_looked_at, links) = unlooked(&walked);
     let unseen: Vec<(MediaId, Unseen)> = (0..prev.len())
         .into_par_iter()
         .filter(|&i| prev.present[i] && !prev.seen[i].load(Relaxed))
@@ -1157,6 +1166,16 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
 }
 
 /// Whether `path`, or a folder above it, is in `set` (paths without a trailing slash).
+/// The paths a walk did not look below: those it could not read or was told to leave out,
+/// and the symbolic links it did not follow.
+fn unlooked(walked: &crate::walk::WalkOutput) -> (HashSet<&[u8]>, HashSet<&[u8]>) {
+    let held = walked.unreadable_dirs.iter().chain(walked.left_out.iter());
+    (
+        held.map(|p| trim_trailing_slashes(p)).collect(),
+        walked.links_left_out.iter().map(|p| trim_trailing_slashes(p)).collect(),
+    )
+}
+
 fn at_or_below_any(path: &[u8], set: &HashSet<&[u8]>) -> bool {
     if set.is_empty() {
         return false;
