@@ -646,13 +646,9 @@ def test_sigterm_stops_dedupe_and_undo_as_cleanly_as_ctrl_c(lib, command: str) -
     assert run_cli("dedupe", "--undo", next((catalog.parent / "journal").iterdir()), catalog=catalog).rc == 0
 
 
-def test_an_undo_stopped_part_way_and_run_again_goes_on_where_it_stopped(tmp_path: Path,
-                                                                        unprivileged: Unprivileged) -> None:
-    """Three hard links of one copy, linked to the kept file by a dedupe; the undo is
-    stopped (SIGTERM) after two of them. Run again, it counts those two as restored by
-    the earlier undo (not as files saved there since) and links the third to them: the
-    three names are one inode again. A journal the undo cannot write to is refused before
-    anything is touched."""
+def _three_linked_copies(tmp_path: Path) -> tuple[Path, Path, str, bytes]:
+    """A kept file and three hard links of one copy of it, hard-linked to the kept file
+    by a dedupe: (library, catalog, journal, the bytes)."""
     root = tmp_path / "lib"
     (root / "a").mkdir(parents=True)
     (root / "b").mkdir()
@@ -665,29 +661,103 @@ def test_an_undo_stopped_part_way_and_run_again_goes_on_where_it_stopped(tmp_pat
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
     out = _apply(catalog)
     assert out["done"] == 3
-    p = _run_driver(_SIGTERM_ON_SECOND_STEP.replace("dedupe._act", "dedupe._unlink"), catalog,
-                    "dedupe", "--undo", out["journal"])
-    assert p.returncode == 143 and "2 files restored" in p.stdout.decode(), p.stderr
+    return root, catalog, out["journal"], data
+
+
+def _undo_stopped_after(catalog: Path, journal: str, files: int) -> None:
+    """Run the undo and stop it (SIGTERM) while it restores file number `files`."""
+    step = _SIGTERM_ON_SECOND_STEP.replace("dedupe._act", "dedupe._unlink").replace("== 2", f"== {files}")
+    p = _run_driver(step, catalog, "dedupe", "--undo", journal)
+    assert p.returncode == 143 and f"{files} file{'s' if files > 1 else ''} restored" in p.stdout.decode(), p.stderr
+
+
+def _inodes(root: Path) -> list[int]:
+    return [os.stat(root / "b" / n).st_ino for n in ("c1.jpg", "c2.jpg", "c3.jpg")]
+
+
+def test_an_undo_stopped_part_way_and_run_again_goes_on_where_it_stopped(tmp_path: Path,
+                                                                        unprivileged: Unprivileged) -> None:
+    """Three hard links of one copy, linked to the kept file by a dedupe; the undo is
+    stopped (SIGTERM) after two of them. Run again, it counts those two as restored by
+    the earlier undo (not as files saved there since) and links the third to them: the
+    three names are one inode again. A journal the undo cannot write to is refused before
+    anything is touched."""
+    root, catalog, journal, data = _three_linked_copies(tmp_path)
+    _undo_stopped_after(catalog, journal, 2)
     from conftest import cli_env
 
     unprivileged.share(catalog.parent, root)
-    os.chmod(out["journal"], 0o444)
+    os.chmod(journal, 0o444)
     try:
-        res = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--undo", out["journal"]],
+        res = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--undo", journal],
                              capture_output=True, text=True, env=cli_env(catalog), timeout=120, **unprivileged.popen)
     finally:
-        os.chmod(out["journal"], 0o644)
+        os.chmod(journal, 0o644)
     assert res.returncode == 3 and res.stderr.count("\n") == 1, res.stderr
     assert "cannot write the dedupe journal" in res.stderr and "nothing was changed" in res.stderr
     assert os.stat(root / "b" / "c1.jpg").st_ino == os.stat(root / "a" / "keep.jpg").st_ino
-    again = _undo(catalog, out["journal"])
+    again = _undo(catalog, journal)
     assert (again["done"], again["already_restored"], again["skipped"]) == (1, 2, []), again
-    names = [os.stat(root / "b" / n) for n in ("c1.jpg", "c2.jpg", "c3.jpg")]
-    assert len({st.st_ino for st in names}) == 1 and names[0].st_nlink == 3
-    assert names[0].st_ino != os.stat(root / "a" / "keep.jpg").st_ino
+    assert len(set(_inodes(root))) == 1 and os.stat(root / "b" / "c1.jpg").st_nlink == 3
+    assert _inodes(root)[0] != os.stat(root / "a" / "keep.jpg").st_ino
     assert (root / "b" / "c1.jpg").read_bytes() == data
-    third = _undo(catalog, out["journal"])
+    third = _undo(catalog, journal)
     assert (third["done"], third["already_restored"], third["skipped"]) == (0, 3, [])
+
+
+def test_an_undo_whose_journal_lines_were_lost_knows_the_files_it_restored(tmp_path: Path) -> None:
+    """The undo restored every file, but its 'undone' lines never reached the disk (a
+    crash, a full disk): run again, it finds the original files back (their mode, mtime
+    and bytes) and counts them as restored, not as files saved there since."""
+    root, catalog, journal, _data = _three_linked_copies(tmp_path)
+    before = Path(journal).read_bytes()
+    assert _undo(catalog, journal)["done"] == 3
+    Path(journal).write_bytes(before)
+    again = _undo(catalog, journal)
+    assert (again["done"], again["already_restored"], again["skipped"]) == (0, 3, []), again
+    assert len(set(_inodes(root))) == 1
+
+
+def test_an_undo_run_again_after_a_restored_twin_was_replaced_or_edited(tmp_path: Path) -> None:
+    """The first restored name replaced by a new file before the rerun: the other two come
+    back as one inode, and the new file is left alone. A restored name edited in place
+    before the rerun: the last one gets a copy of its own with the original bytes."""
+    root, catalog, journal, data = _three_linked_copies(tmp_path)
+    _undo_stopped_after(catalog, journal, 1)  # c3 restored
+    (root / "b" / "c3.jpg").unlink()
+    (root / "b" / "c3.jpg").write_bytes(b"saved since")
+    again = _undo(catalog, journal)
+    assert (again["done"], again["already_restored"]) == (2, 1), again
+    c1, c2, c3 = _inodes(root)
+    assert c1 == c2 != c3 and (root / "b" / "c3.jpg").read_bytes() == b"saved since"
+    assert (root / "b" / "c1.jpg").read_bytes() == data
+
+    root, catalog, journal, data = _three_linked_copies(tmp_path / "second")
+    _undo_stopped_after(catalog, journal, 2)  # c3 and c2, one inode
+    with open(root / "b" / "c3.jpg", "r+b") as f:
+        f.write(b"EDITED")
+    again = _undo(catalog, journal)
+    assert (again["done"], again["skipped"]) == (1, []), again
+    c1, c2, c3 = _inodes(root)
+    assert c2 == c3 != c1 and (root / "b" / "c1.jpg").read_bytes() == data
+    assert c1 != os.stat(root / "a" / "keep.jpg").st_ino
+
+
+def test_a_journal_without_its_last_newline_keeps_its_last_line(lib) -> None:
+    """A journal saved without its final newline (by an editor): its last line is whole,
+    and the undo ends it before adding its own lines, so the tags the dedupe carried
+    over (the journal's last line) are taken back, by this undo and by any after it."""
+    root, catalog = lib
+    assert run_cli("tag", "add", "holiday", root / "b" / "photo copy.jpg", catalog=catalog).rc == 0
+    out = _apply(catalog)
+    assert out["tags_carried"] == 1
+    journal = Path(out["journal"])
+    journal.write_bytes(journal.read_bytes().rstrip(b"\n"))
+    last = journal.read_text().splitlines()[-1]
+    assert _undo(catalog, str(journal))["done"] == 3
+    assert last in journal.read_text().splitlines()
+    assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE source = 'dedupe'") == [{"n": 0}]
+    assert _undo(catalog, str(journal))["already_restored"] == 3
 
 
 # kill -9 half way through copying a file to another file system.

@@ -796,9 +796,12 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
             elif kind == "skipped":
                 records.pop(e["victim"], None)
             elif kind == "undone":
-                ids = [e["dev"], e["ino"], e.get("from_dev", 0), e.get("from_ino", 0)]
+                ids = [e.get("dev"), e.get("ino"), e.get("from_dev", 0), e.get("from_ino", 0)]
+                if not isinstance(e.get("victim"), str) or ("from_dev" in e) != ("from_ino" in e):
+                    raise TypeError("an 'undone' line without its file")
                 if not all(type(v) is int and 0 <= v < 1 << 64 for v in ids):
                     raise TypeError("an undone file's inode is not a whole number")
+                _unb64(e["victim"])
                 if e["victim"] in records:
                     records[e["victim"]].undone = (ids[0], ids[1])
                     if "from_dev" in e:
@@ -845,7 +848,7 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
     if action == "symlink":
         target = r.target or os.fsencode(os.path.abspath(r.keep))
         if not stat.S_ISLNK(lst.st_mode) or os.readlink(r.victim) != target:
-            return "holds another file since the dedupe; left as it is" if r.certain else ""
+            return _not_ours(r, lst)
         source = r.keep  # the link's bytes live in the kept file
     else:
         if r.dev is not None and r.ino is not None:
@@ -855,12 +858,20 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
         else:  # a clone not known by inode: its bytes must be the kept file's
             ours = stat.S_ISREG(lst.st_mode) and os.path.exists(r.keep) and same_bytes(r.victim, r.keep)
         if not ours:
-            return "holds another file since the dedupe; left as it is" if r.certain else ""
+            return _not_ours(r, lst)
         source = r.victim  # its own inode holds the bytes, whatever became of the kept path
     twin = _twin(r, restored)
-    tmp = new_tmp(r.victim, (lambda t: os.link(twin, t)) if twin is not None else (lambda t: _copy_new(source, t)))
-    try:
-        if r.blake3 is not None and _core.hash_file(tmp) != r.blake3:
+    tmp = None
+    if twin is not None:
+        tmp = new_tmp(r.victim, lambda t: os.link(twin, t))
+        with _removed_on_error(tmp):
+            if r.blake3 is not None and _core.hash_file(tmp) != r.blake3:  # the twin was edited since
+                os.unlink(tmp)
+                tmp = twin = None  # a copy of its own, then
+    if tmp is None:
+        tmp = new_tmp(r.victim, lambda t: _copy_new(source, t))
+    with _removed_on_error(tmp):
+        if r.blake3 is not None and twin is None and _core.hash_file(tmp) != r.blake3:
             why = ("the kept file changed since the dedupe, so the original bytes are gone; the link is left"
                    if action == "symlink" else "its bytes were edited since the dedupe (the shared file); left as it is")
             os.unlink(tmp)
@@ -873,14 +884,54 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
             os.unlink(tmp)
             return "changed while it was being restored; left as it is"
         os.replace(tmp, r.victim)
+    if r.was is not None and twin is None:  # the inode its twins link to from now on
+        done = os.lstat(r.victim)
+        restored[r.was] = (r.victim, done.st_dev, done.st_ino)
+    return None
+
+
+def _inode(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+@contextlib.contextmanager
+def _removed_on_error(tmp: bytes) -> Iterator[None]:
+    """Remove the temporary `tmp` if the block fails (Ctrl-C included)."""
+    try:
+        yield
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if r.was is not None and r.was not in restored:
-        done = os.lstat(r.victim)
-        restored[r.was] = (r.victim, done.st_dev, done.st_ino)
-    return None
+
+
+# What `_unlink` and `_unmove` return for a file an earlier undo of the journal restored
+# though its 'undone' line never reached the disk (a full disk, a crash right after).
+ALREADY = "restored by an earlier undo"
+
+
+def _not_ours(r: _Record, lst: os.stat_result) -> str:
+    """Why a path that no longer holds what the dedupe left there is left alone: ALREADY
+    when it holds the original file again (a regular file of the mode, mtime and bytes
+    the journal recorded: what an undo leaves), else the reason, or "" for a file the
+    dedupe never acted on."""
+    if not r.certain:
+        return ""
+    if _is_original(r, r.victim, lst):
+        return ALREADY
+    return "holds another file since the dedupe; left as it is"
+
+
+def _is_original(r: _Record, path: bytes, lst: os.stat_result) -> bool:
+    from .. import _core
+
+    if not (stat.S_ISREG(lst.st_mode) and r.blake3 is not None and lst.st_mtime_ns == r.mtime_ns
+            and stat.S_IMODE(lst.st_mode) == stat.S_IMODE(r.mode)):
+        return False
+    try:
+        return _core.hash_file(path) == r.blake3
+    except (OSError, ValueError):
+        return False
 
 
 def _twin(r: _Record, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -> bytes | None:
@@ -903,6 +954,8 @@ def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
     if r.moved_to is None:
         return "the journal does not say where it went" if r.certain else ""
     if os.path.lexists(r.victim):
+        if r.certain and not os.path.lexists(r.moved_to) and _is_original(r, r.victim, os.lstat(r.victim)):
+            return ALREADY
         return "a file is back at the original path" if r.certain else ""
     if not os.path.lexists(r.moved_to):
         return f"not found at {path_text(r.moved_to)} any more" if r.certain else ""
@@ -911,23 +964,41 @@ def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
     return None
 
 
-def _drop_cut_line(path: Path) -> None:
-    """Remove a last line a crash cut short (reading skips it) before lines are added
-    after it, where it would no longer be the last."""
+def _end_last_line(path: Path) -> None:
+    """Before lines are added after the last one, where reading would no longer take it as
+    a last line a crash cut short: end a whole last line (a journal saved by an editor
+    without its final newline) with one, and remove one cut short (reading skips it)."""
     try:
-        with open(path, "r+b") as f:
+        with open(path, "rb") as f:  # read only: a journal that may only be appended to stays usable
             size = f.seek(0, os.SEEK_END)
-            if not size:
-                return
-            f.seek(max(0, size - CHUNK))
-            tail = f.read()
-            if tail.endswith(b"\n"):
-                return
-            cut = tail.rfind(b"\n")
-            if cut < 0 and size > len(tail):
-                return  # a last line longer than a chunk: no journal line is, leave it to the reader
-            f.truncate(size - len(tail) + cut + 1)
-            os.fsync(f.fileno())
+            start = size
+            while start > 0:  # back to the start of the last line
+                f.seek(max(0, start - CHUNK))
+                block = f.read(start - max(0, start - CHUNK))
+                if start == size and block.endswith(b"\n"):
+                    return
+                cut = block.rfind(b"\n")
+                start = max(0, start - CHUNK)
+                if cut >= 0:
+                    start += cut + 1
+                    break
+            f.seek(start)
+            last = f.read()
+        if not last:
+            return
+        try:
+            whole = isinstance(json.loads(last), dict)
+        except ValueError:
+            whole = False
+        if whole:
+            with open(path, "ab") as f:
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        else:
+            with open(path, "r+b") as f:
+                f.truncate(start)
+                os.fsync(f.fileno())
     except OSError as e:
         raise PathIOError(f"cannot write the dedupe journal {path}: {e.strerror}; nothing was changed") from None
 
@@ -949,15 +1020,15 @@ def undo(path: Path) -> Outcome:
     out = Outcome(journal=path)
     restored: dict[tuple[int, int], tuple[bytes, int, int]] = {}
     moved_back: dict[tuple[int, int], bytes] = {}  # see `_move`
-    for r in records:
-        if r.was is not None and r.undone is not None:
-            restored.setdefault(r.was, (r.victim, *r.undone))
-        if r.undone_from is not None and r.undone is not None:
-            with contextlib.suppress(OSError):
-                st = os.lstat(r.victim)
-                if (st.st_dev, st.st_ino) == r.undone:
-                    moved_back.setdefault(r.undone_from, r.victim)
-    _drop_cut_line(path)
+    for r in records:  # what an earlier undo restored, where it still is, for twins to link to
+        with contextlib.suppress(OSError):
+            if r.undone is None or _inode(os.lstat(r.victim)) != r.undone:
+                continue
+            if r.was is not None:
+                restored.setdefault(r.was, (r.victim, *r.undone))
+            if r.undone_from is not None:
+                moved_back.setdefault(r.undone_from, r.victim)
+    _end_last_line(path)
     journal = Journal(path, appending=True)
     try:
         with Stop() as stop:
@@ -981,9 +1052,14 @@ def undo(path: Path) -> Outcome:
                     why = "gone since the dedupe" if r.certain else ""
                 except OSError as err:
                     why = err.strerror or first_line(err)
-                if why is None:
-                    out.done += 1
+                if why is None or why == ALREADY:
                     st = os.lstat(r.victim)
+                    if why is None:
+                        out.done += 1
+                    else:
+                        out.already += 1
+                        if r.was is not None and action != "symlink":
+                            restored.setdefault(r.was, (r.victim, st.st_dev, st.st_ino))
                     journal.write(kind="undone", victim=_b64(r.victim), dev=st.st_dev, ino=st.st_ino, **came_from)
                 elif why:  # "": a file the journal only meant to act on, untouched
                     out.skipped.append((path_text(r.victim), why))
