@@ -1120,3 +1120,65 @@ def test_a_link_to_a_single_file_and_a_file_moved_leaving_a_link_behind(tmp_path
     assert (got["moved"], got["new"], got["missing"]) == (1, 0, 0), got
     assert rows(catalog, "SELECT f.path, f.media_id FROM tags t JOIN files f USING (media_id) WHERE t.tag = 'KA'") \
         == [{"path": str(a / "y.jpg"), "media_id": a_id["media_id"]}]
+
+
+def test_a_folder_moved_with_a_link_left_at_its_old_path_keeps_its_rows(tmp_path: Path) -> None:
+    """A folder moved elsewhere in the library (or to another root) with a link to it left
+    at its old path: its files moved, and their rows and tags go with them."""
+    lib = tmp_path / "lib"
+    (lib / "photos").mkdir(parents=True)
+    (lib / "archive").mkdir()
+    (lib / "photos" / "x.jpg").write_bytes(os.urandom(4_000))
+    catalog = tmp_path / "cat.duckdb"
+
+    def scan(*args: object) -> dict:
+        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)
+
+    scan(lib)
+    assert run_cli("tag", "add", "K", lib / "photos" / "x.jpg", catalog=catalog).rc == 0
+    (x_id,) = rows(catalog, "SELECT media_id FROM files")
+    os.rename(lib / "photos", lib / "archive" / "photos")
+    (lib / "photos").symlink_to("archive/photos")
+    got = scan("--prune", lib)
+    assert (got["moved"], got["new"], got["missing"], got["pruned"]) == (1, 0, 0, 0), got
+    assert rows(catalog, "SELECT f.path, f.media_id, f.status FROM tags t JOIN files f USING (media_id)") == [
+        {"path": str(lib / "archive" / "photos" / "x.jpg"), "media_id": x_id["media_id"], "status": "present"}]
+
+
+def test_deleting_one_name_of_a_file_two_roots_hold_is_no_move(tmp_path: Path) -> None:
+    """A file in a with a hard link in b, each catalogued (and tagged) by a scan of its own
+    root. Deleting a's name is a file gone from a (missing), whichever root was scanned
+    last: b's row is not taken for a's file moved, and the tags stay apart. A file moved
+    out of both roots takes a's own row (a real path), not b's alias row through a link."""
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d in (a / "photos", b, c):
+        d.mkdir(parents=True)
+    (a / "x.jpg").write_bytes(os.urandom(4_000))
+    os.link(a / "x.jpg", b / "h.jpg")
+    (a / "photos" / "y.jpg").write_bytes(os.urandom(5_000))
+    (b / "linked").symlink_to(a / "photos")
+    catalog = tmp_path / "cat.duckdb"
+
+    def scan(*args: object) -> dict:
+        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)
+
+    scan("-L", b)
+    scan(a)
+    for tag, path in (("K", a / "x.jpg"), ("KB", b / "h.jpg"), ("Y", a / "photos" / "y.jpg")):
+        assert run_cli("tag", "add", tag, path, catalog=catalog).rc == 0
+    (a / "x.jpg").unlink()
+    got = scan(a)
+    assert (got["moved"], got["missing"]) == (0, 1), got
+    tagged = rows(catalog, "SELECT t.tag, f.name, f.status FROM tags t JOIN files f USING (media_id) ORDER BY t.tag")
+    assert tagged == [{"tag": "K", "name": "x.jpg", "status": "missing"},
+                      {"tag": "KB", "name": "h.jpg", "status": "present"},
+                      {"tag": "Y", "name": "y.jpg", "status": "present"}]
+    os.rename(a / "photos" / "y.jpg", c / "y.jpg")
+    got = scan(c)
+    assert got["moved"] == 1, got
+    assert rows(catalog, "SELECT f.path FROM tags t JOIN files f USING (media_id) WHERE t.tag = 'Y'") == [
+        {"path": str(c / "y.jpg")}]

@@ -44,16 +44,23 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
     twice over (DuckDB's result and its Arrow copy) beside the walk that is already
     running. Media ids come as 16-byte UUIDs (DuckDB's lossless Arrow mode), not as text
     to parse."""
-    # Whether the scan that last found each row followed links (a row's path may run
-    # through one): the few such scans' ids inline, a function of each row, so the rows
-    # come in catalog order as without it (a join would not promise that).
-    followed = [int(r[0]) for r in cat.con.execute("SELECT scan_id FROM scans WHERE follow_links").fetchall()]
-    flag = f"list_contains({followed}::BIGINT[], last_scan_id)" if followed else "false"
+    # Whether the scan that last found each row may have followed links (its path may run
+    # through one): `-L` scans, and those from before schema 12, which did not say (as
+    # `finish_scan` takes them). Their ids inline, as ranges (the old scans are one), a
+    # function of each row, so the rows come in catalog order as without it (a join would
+    # not promise that).
+    spans = cat.con.execute("""
+        SELECT min(scan_id), max(scan_id) FROM (
+            SELECT scan_id, follow_links IS NOT false AS f,
+                   row_number() OVER (ORDER BY scan_id) - row_number() OVER (PARTITION BY f ORDER BY scan_id) AS g
+            FROM scans)
+        WHERE f GROUP BY g ORDER BY 1""").fetchall()
+    flag = " OR ".join(f"last_scan_id BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in spans) or "false"
     cat.con.execute("SET arrow_lossless_conversion = true")
     try:
         yield cat.con.sql(
             "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id,"
-            f" status = 'present' AS present, {flag} AS followed FROM files"
+            f" status = 'present' AS present, ({flag}) AS followed FROM files"
         ).to_arrow_reader(_PREVIOUS_BATCH_ROWS)
     finally:
         cat.con.execute("RESET arrow_lossless_conversion")
@@ -177,7 +184,8 @@ _MOVE_OLD = """
     FROM files o JOIN mf_gone g ON g.media_id = o.media_id
 """
 _MOVE_NEW = """
-    SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3, n.name, n.path
+    SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3, n.name, n.path,
+           {under} AS inside
     FROM files n
     WHERE n.status = 'present' AND n.media_id NOT IN (SELECT media_id FROM mf_gone)
       AND n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows)
@@ -217,7 +225,7 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
         con.executemany("INSERT INTO mf_moves VALUES (?, ?, ?, ?)", pairs)
 
 
-def _pair_moves(con, scan_id: int) -> None:  # noqa: ANN001
+def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: ANN001
     """Fill the temp table `mf_moves` (old_id, new_id, old_first_seen, old_first_scan):
     each vanished row paired with at most one row that appeared since it was last seen,
     and each new row with at most one vanished row: one file that moved, whose new row
@@ -225,14 +233,18 @@ def _pair_moves(con, scan_id: int) -> None:  # noqa: ANN001
     inode, size, mtime: a rename or a move on one file system), then by content (BLAKE3
     and size: a copy then delete), the same name first. Copies of one content pair off
     one to one in path order, so two copies moved together both keep their ids; pairing
-    by rank keeps this a join of equals, never one of every old copy with every new one."""
+    by rank keeps this a join of equals, never one of every old copy with every new one.
+    A new row an earlier scan found outside this scan's roots (`under`) is no move of one
+    of its own inode: that scan found the old path still holding the inode (else it would
+    have taken the row over), so it is another name of the file (a hard link, or a path
+    through a link), and the old name's going is just that."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
     if not con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # a rescan where nothing went
         con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
                     "old_first_scan BIGINT)")
         con.execute("DROP TABLE mf_gone_rows")
         return
-    con.execute(f"CREATE OR REPLACE TEMP TABLE mf_new_rows AS {_MOVE_NEW}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE mf_new_rows AS {_MOVE_NEW.format(under=under)}", params)
     # Identity: hard links can give one old row several new ones; the same name first.
     con.execute(
         """
@@ -242,7 +254,7 @@ def _pair_moves(con, scan_id: int) -> None:  # noqa: ANN001
                    CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed, n.path AS new_path, o.path AS old_path
             FROM mf_gone_rows o JOIN mf_new_rows n
               ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
-             AND n.first_scan_id > o.last_scan_id
+             AND n.first_scan_id > o.last_scan_id AND (n.first_scan_id = ? OR n.inside)
         ),
         best_new AS (SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY renamed, new_path) AS r1 FROM cand),
         one_each AS (
@@ -250,7 +262,7 @@ def _pair_moves(con, scan_id: int) -> None:  # noqa: ANN001
             FROM best_new WHERE r1 = 1
         )
         SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
-        """
+        """, [scan_id]
     )
     # Content, among what is left: the same name first, then any. Empty files never pair
     # by content: every one has the same digest, and an unrelated new empty file would
@@ -337,7 +349,7 @@ def finish_scan(
             WHERE s.follow_links = false AND f.status = 'present' {"" if linked is not None else "AND false"}
             """
         )
-        _pair_moves(con, scan_id)
+        _pair_moves(con, scan_id, under, params)
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
         # New rows an earlier scan added that take over a vanished row's id: theirs retire.
         retired: tuple[str, ...] = tuple(r[0] for r in con.execute(

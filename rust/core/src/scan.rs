@@ -463,7 +463,8 @@ fn resolve_deferred(
         // anyone knows. Nor has a row whose path (outside what this scan walked, as a
         // rule) still holds the inode: this file is another name of it (a hard link, or a
         // folder or file reached again through a link). Between rows alike, one under the
-        // roots walked (a rename there, not the alias row of another root), then one of
+        // roots walked (a rename there, not the alias row of another root), then one a
+        // scan without -L found (a real path, not an alias through a link), then one of
         // this file's folder (the names of one folder reached two ways each keep theirs).
         let free = |k: &u32| {
             let ku = *k as usize;
@@ -481,6 +482,7 @@ fn resolve_deferred(
                     !prev.present[ku],
                     Some(k) != reused_row,
                     !under_roots(ku),
+                    prev.followed[ku],
                     prev.folder(ku) != folder,
                     prev.name(ku) != f.name(),
                 )
@@ -574,21 +576,33 @@ fn resolve_deferred(
     out
 }
 
-/// Whether row `i`'s path holds the row's file (device and inode) now. A link in its
-/// last component counts only for a row the scan that found it reached through links
-/// (`-L`): a file replaced by a link to where it went has moved.
+/// Whether row `i`'s path holds the row's file (device and inode) now. A link on the way
+/// (the last component, or a folder above it) counts only for a row the scan that found
+/// it may have reached through links (`-L`): a file or folder replaced by a link to where
+/// it went has moved.
 fn still_holds(prev: &PrevState, i: usize) -> bool {
-    let Ok(c) = CString::new(prev.path(i)) else {
+    let path = prev.path(i);
+    let Ok(c) = CString::new(path) else {
         return false;
     };
     let id = |st: rustix::fs::Stat| crate::types::FileStat::from_stat(&st).id;
-    match rustix::fs::lstat(c.as_c_str()) {
+    let holds = match rustix::fs::lstat(c.as_c_str()) {
         Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink => {
             prev.followed[i] && rustix::fs::stat(c.as_c_str()).is_ok_and(|st| id(st) == prev.stat[i].id)
         }
         Ok(st) => id(st) == prev.stat[i].id,
         Err(_) => false,
-    }
+    };
+    // Paths a scan without -L records run through no link (its roots are real paths).
+    holds && (prev.followed[i] || real_folder(prev.folder(i)))
+}
+
+/// Whether `folder` (ending in '/') is its own real path: no symbolic link on the way.
+fn real_folder(folder: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let folder = trim_trailing_slashes(folder);
+    std::fs::canonicalize(std::ffi::OsStr::from_bytes(folder))
+        .is_ok_and(|real| real.as_os_str().as_bytes() == folder)
 }
 
 /// Read the first bytes of a file whose extension says nothing (only in `--no-hash` scans).
@@ -1165,7 +1179,6 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
     let _ = tx.send(Msg::Rows(rows));
 }
 
-/// Whether `path`, or a folder above it, is in `set` (paths without a trailing slash).
 /// The paths a walk did not look below: those it could not read or was told to leave out,
 /// and the symbolic links it did not follow.
 fn unlooked(walked: &crate::walk::WalkOutput) -> (HashSet<&[u8]>, HashSet<&[u8]>) {
@@ -1176,6 +1189,7 @@ fn unlooked(walked: &crate::walk::WalkOutput) -> (HashSet<&[u8]>, HashSet<&[u8]>
     )
 }
 
+/// Whether `path`, or a folder above it, is in `set` (paths without a trailing slash).
 fn at_or_below_any(path: &[u8], set: &HashSet<&[u8]>) -> bool {
     if set.is_empty() {
         return false;
