@@ -1023,3 +1023,41 @@ def test_undo_leaves_a_collection_place_of_another_file_moved_onto_the_kept_path
                for r in rows(catalog, "SELECT f.path FROM collection_items i JOIN files f USING (media_id)")}
     # The carried place left the kept file (moved to sub/); the user's own on k/a.jpg stays.
     assert "k/a.jpg" in members and "sub/a.jpg" not in members, members
+
+
+def test_journal_lines_end_at_newlines_only_and_a_line_cut_in_a_character_is_dropped(lib, tmp_path: Path) -> None:
+    """A --to folder named with U+2028 and U+0085 (JSON leaves them as they are, and they
+    break lines for `splitlines`): the journal still reads, and the undo brings the files
+    back. A last line a crash cut inside a multi-byte character is a line cut short."""
+    root, catalog = lib
+    before = _state(root)
+    dest = tmp_path / "to\u2028x\u0085y"
+    out = _apply(catalog, "--action", "move-to", "--to", str(dest))
+    assert out["done"] == 3
+    journal = Path(out["journal"])
+    lines = journal.read_bytes().split(b"\n")
+    cut = json.dumps({"kind": "carried", "tags": [["x", "Ürlaub-Ä"]]}, ensure_ascii=False).encode()
+    journal.write_bytes(journal.read_bytes() + cut[:cut.index("Ä".encode()) + 1])
+    assert len(lines) > 3
+    undone = _undo(catalog, str(journal))
+    assert (undone["done"], undone["skipped"]) == (3, [])
+    assert _state(root).keys() == before.keys()
+    assert {k: v[1] for k, v in _state(root).items()} == {k: v[1] for k, v in before.items()}
+
+
+def test_undo_after_the_library_was_copied_with_its_hard_links(lib, tmp_path: Path) -> None:
+    """`cp -a` of the library after a hardlink dedupe keeps the links but gives new inode
+    numbers: the victims are still names of the kept files, so the undo restores them
+    (their bytes checked), and never counts them as restored already."""
+    root, catalog = lib
+    out = _apply(catalog)
+    assert out["done"] == 3
+    copy = tmp_path / "lib-copy"
+    subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
+    shutil.rmtree(root)
+    copy.rename(root)
+    assert os.stat(root / "b" / "photo copy.jpg").st_ino == os.stat(root / "a" / "photo.jpg").st_ino
+    undone = _undo(catalog, out["journal"])
+    assert (undone["done"], undone["already_restored"], undone["skipped"]) == (3, 0, [])
+    inodes = [p.stat().st_ino for p in root.rglob("*") if p.is_file()]
+    assert len(set(inodes)) == len(inodes)

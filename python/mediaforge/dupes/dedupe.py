@@ -423,6 +423,8 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                 why = f"could not move it: {e.strerror or first_line(e)}"
                 journal.write(kind="skipped", victim=entry["victim"], why=why)
                 return why
+            with contextlib.suppress(OSError):  # where it is now: its names moved back link to it
+                entry["dev"], entry["ino"] = _inode(os.lstat(target))
     except JournalError:
         raise
     except OSError as e:
@@ -722,17 +724,22 @@ def _entries(path: Path) -> Iterator[dict[str, Any]]:
     if path.exists() and not path.is_file():  # a FIFO would block the read for ever
         raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (not a regular file)")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as e:
         raise PathIOError(f"cannot read journal {path}: {e.strerror}") from None
-    except UnicodeDecodeError:  # a photo given by mistake: not a journal, as for bad JSON
-        raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (not UTF-8 text)") from None
-    for n, line in enumerate(lines, 1):
+    # Lines end at '\n' only: a path may hold U+2028 or U+0085, which JSON leaves as they
+    # are and `splitlines` would break a line at.
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    for n, raw in enumerate(lines, 1):
         try:
-            e = json.loads(line)
-        except ValueError:
+            e = json.loads(raw.decode("utf-8"))
+        except ValueError as err:  # UnicodeDecodeError too
             if n == len(lines):
-                return  # a last line cut short by a crash
+                return  # a last line cut short by a crash (in a character, too)
+            if isinstance(err, UnicodeDecodeError):  # a photo given by mistake: not a journal
+                raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (not UTF-8 text)") from None
             raise InvalidInputError(f"journal {path} line {n} is not valid JSON") from None
         if not isinstance(e, dict) or not isinstance(e.get("kind"), str):
             raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (line {n})")
@@ -853,6 +860,8 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
     else:
         if r.dev is not None and r.ino is not None:
             ours = stat.S_ISREG(lst.st_mode) and (lst.st_dev, lst.st_ino) == (r.dev, r.ino)
+            if not ours and action == "hardlink":  # the library copied with its links (`cp -a`): new numbers
+                ours = stat.S_ISREG(lst.st_mode) and _same_file(r.victim, r.keep)
         elif action == "hardlink":  # an older journal, or one cut short: the kept file's inode
             ours = stat.S_ISREG(lst.st_mode) and os.path.exists(r.keep) and os.path.samefile(r.victim, r.keep)
         else:  # a clone not known by inode: its bytes must be the kept file's
@@ -894,6 +903,13 @@ def _inode(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def _same_file(a: bytes, b: bytes) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def _removed_on_error(tmp: bytes) -> Iterator[None]:
     """Remove the temporary `tmp` if the block fails (Ctrl-C included)."""
@@ -926,8 +942,8 @@ def _is_original(r: _Record, path: bytes, lst: os.stat_result) -> bool:
     from .. import _core
 
     if not (stat.S_ISREG(lst.st_mode) and r.blake3 is not None and lst.st_mtime_ns == r.mtime_ns
-            and stat.S_IMODE(lst.st_mode) == stat.S_IMODE(r.mode)):
-        return False
+            and stat.S_IMODE(lst.st_mode) == stat.S_IMODE(r.mode)) or _same_file(path, r.keep):
+        return False  # (a name of the kept file is no copy of its own)
     try:
         return _core.hash_file(path) == r.blake3
     except (OSError, ValueError):
@@ -996,9 +1012,13 @@ def _end_last_line(path: Path) -> None:
                 f.flush()
                 os.fsync(f.fileno())
         else:
-            with open(path, "r+b") as f:
-                f.truncate(start)
-                os.fsync(f.fileno())
+            try:
+                with open(path, "r+b") as f:
+                    f.truncate(start)
+                    os.fsync(f.fileno())
+            except OSError as e:
+                raise PathIOError(f"cannot remove the last line of the dedupe journal {path}, cut short by a crash: "
+                                  f"{e.strerror}; nothing was changed") from None
     except OSError as e:
         raise PathIOError(f"cannot write the dedupe journal {path}: {e.strerror}; nothing was changed") from None
 
@@ -1058,8 +1078,10 @@ def undo(path: Path) -> Outcome:
                         out.done += 1
                     else:
                         out.already += 1
-                        if r.was is not None and action != "symlink":
+                        if r.was is not None:
                             restored.setdefault(r.was, (r.victim, st.st_dev, st.st_ino))
+                        if r.dev is not None and r.ino is not None and action in ("move-to", "trash"):
+                            moved_back.setdefault((r.dev, r.ino), r.victim)
                     journal.write(kind="undone", victim=_b64(r.victim), dev=st.st_dev, ino=st.st_ino, **came_from)
                 elif why:  # "": a file the journal only meant to act on, untouched
                     out.skipped.append((path_text(r.victim), why))
