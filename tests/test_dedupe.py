@@ -646,9 +646,10 @@ def test_sigterm_stops_dedupe_and_undo_as_cleanly_as_ctrl_c(lib, command: str) -
     assert run_cli("dedupe", "--undo", next((catalog.parent / "journal").iterdir()), catalog=catalog).rc == 0
 
 
-def _three_linked_copies(tmp_path: Path) -> tuple[Path, Path, str, bytes]:
+def _three_linked_copies(tmp_path: Path, *apply_args: str) -> tuple[Path, Path, dict, bytes]:
     """A kept file and three hard links of one copy of it, hard-linked to the kept file
-    by a dedupe: (library, catalog, journal, the bytes)."""
+    by a dedupe (or as `apply_args` say): (library, catalog, the dedupe's summary, the
+    bytes)."""
     root = tmp_path / "lib"
     (root / "a").mkdir(parents=True)
     (root / "b").mkdir()
@@ -659,9 +660,9 @@ def _three_linked_copies(tmp_path: Path) -> tuple[Path, Path, str, bytes]:
         os.link(root / "b" / "c1.jpg", root / "b" / n)
     catalog = tmp_path / "state" / "cat.duckdb"
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
-    out = _apply(catalog)
+    out = _apply(catalog, *apply_args)
     assert out["done"] == 3
-    return root, catalog, out["journal"], data
+    return root, catalog, out, data
 
 
 def _undo_stopped_after(catalog: Path, journal: str, files: int) -> None:
@@ -682,7 +683,8 @@ def test_an_undo_stopped_part_way_and_run_again_goes_on_where_it_stopped(tmp_pat
     the earlier undo (not as files saved there since) and links the third to them: the
     three names are one inode again. A journal the undo cannot write to is refused before
     anything is touched."""
-    root, catalog, journal, data = _three_linked_copies(tmp_path)
+    root, catalog, out, data = _three_linked_copies(tmp_path)
+    journal = out["journal"]
     _undo_stopped_after(catalog, journal, 2)
     from conftest import cli_env
 
@@ -709,7 +711,8 @@ def test_an_undo_whose_journal_lines_were_lost_knows_the_files_it_restored(tmp_p
     """The undo restored every file, but its 'undone' lines never reached the disk (a
     crash, a full disk): run again, it finds the original files back (their mode, mtime
     and bytes) and counts them as restored, not as files saved there since."""
-    root, catalog, journal, _data = _three_linked_copies(tmp_path)
+    root, catalog, out, _data = _three_linked_copies(tmp_path)
+    journal = out["journal"]
     before = Path(journal).read_bytes()
     assert _undo(catalog, journal)["done"] == 3
     Path(journal).write_bytes(before)
@@ -722,7 +725,8 @@ def test_an_undo_run_again_after_a_restored_twin_was_replaced_or_edited(tmp_path
     """The first restored name replaced by a new file before the rerun: the other two come
     back as one inode, and the new file is left alone. A restored name edited in place
     before the rerun: the last one gets a copy of its own with the original bytes."""
-    root, catalog, journal, data = _three_linked_copies(tmp_path)
+    root, catalog, out, data = _three_linked_copies(tmp_path)
+    journal = out["journal"]
     _undo_stopped_after(catalog, journal, 1)  # c3 restored
     (root / "b" / "c3.jpg").unlink()
     (root / "b" / "c3.jpg").write_bytes(b"saved since")
@@ -732,7 +736,8 @@ def test_an_undo_run_again_after_a_restored_twin_was_replaced_or_edited(tmp_path
     assert c1 == c2 != c3 and (root / "b" / "c3.jpg").read_bytes() == b"saved since"
     assert (root / "b" / "c1.jpg").read_bytes() == data
 
-    root, catalog, journal, data = _three_linked_copies(tmp_path / "second")
+    root, catalog, out, data = _three_linked_copies(tmp_path / "second")
+    journal = out["journal"]
     _undo_stopped_after(catalog, journal, 2)  # c3 and c2, one inode
     with open(root / "b" / "c3.jpg", "r+b") as f:
         f.write(b"EDITED")
@@ -808,29 +813,18 @@ def test_hard_links_moved_to_another_file_system_stay_links_there_and_back(tmp_p
     """Three names of one copy moved to a folder on another file system: one copy there,
     the other names hard links of it (its bytes are held once, as before); the undo,
     stopped after the first file and run again, brings them back as one inode too."""
-    root = tmp_path / "lib"
-    (root / "a").mkdir(parents=True)
-    (root / "b").mkdir()
-    data = os.urandom(50_000)
-    (root / "a" / "keep.mov").write_bytes(data)
-    (root / "b" / "c1.mov").write_bytes(data)
-    for n in ("c2.mov", "c3.mov"):
-        os.link(root / "b" / "c1.mov", root / "b" / n)
-    catalog = tmp_path / "state" / "cat.duckdb"
-    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
     dest = _elsewhere(tmp_path, "mf-move-")
     try:
-        out = _apply(catalog, "--action", "move-to", "--to", str(dest))
-        assert (out["done"], out["bytes"]) == (3, 50_000), out
-        moved = [os.lstat(os.path.join(dest, str(root / "b" / n).lstrip("/"))) for n in ("c1.mov", "c2.mov", "c3.mov")]
+        root, catalog, out, data = _three_linked_copies(tmp_path, "--action", "move-to", "--to", str(dest))
+        assert out["bytes"] == len(data), out
+        moved = [os.lstat(os.path.join(dest, str(root / "b" / n).lstrip("/"))) for n in ("c1.jpg", "c2.jpg", "c3.jpg")]
         assert len({st.st_ino for st in moved}) == 1 and moved[0].st_nlink == 3
         p = _run_driver(_SIGTERM_ON_FIRST_UNMOVE, catalog, "dedupe", "--undo", out["journal"])
         assert p.returncode == 143 and "1 file restored" in p.stdout.decode(), (p.stdout, p.stderr)
         again = _undo(catalog, out["journal"])
         assert (again["done"], again["already_restored"], again["skipped"]) == (2, 1, []), again
-        back = [os.lstat(root / "b" / n) for n in ("c1.mov", "c2.mov", "c3.mov")]
-        assert len({st.st_ino for st in back}) == 1 and back[0].st_nlink == 3
-        assert (root / "b" / "c2.mov").read_bytes() == data
+        assert len(set(_inodes(root))) == 1 and os.stat(root / "b" / "c1.jpg").st_nlink == 3
+        assert (root / "b" / "c2.jpg").read_bytes() == data
         assert not [f for _, _, fs in os.walk(dest) for f in fs]
     finally:
         shutil.rmtree(dest)

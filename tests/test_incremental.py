@@ -27,6 +27,13 @@ def digest(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
+def scanned(catalog: Path, *args: object, ok: tuple[int, ...] = (0,)) -> dict:
+    """The summary of `mediaforge scan --no-meta ARGS --json` into `catalog`."""
+    res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
+    assert res.rc in ok, res.err
+    return json.loads(res.out)
+
+
 def test_first_scan_catalogs_every_file_with_its_digest(media_tree: MediaTree, catalog_path: Path) -> None:
     s = do_scan(catalog_path, media_tree.root)
     n = len(media_tree.files)
@@ -921,9 +928,7 @@ def test_prune_keeps_rows_behind_a_link_and_an_excluded_link_blocks_pruning(tmp_
     catalog = tmp_path / "cat.duckdb"
 
     def scan(*extra: object) -> dict:
-        res = run_cli("scan", "--no-meta", *extra, root, "--json", catalog=catalog)
-        assert res.rc == 0, res.err
-        return json.loads(res.out)
+        return scanned(catalog, *extra, root)
 
     scan()
     ids = {r["name"]: r["media_id"] for r in rows(catalog, "SELECT name, media_id FROM files")}
@@ -978,9 +983,7 @@ def test_a_link_whose_target_is_gone_holds_its_rows_and_a_copy_does_not_take_a_l
     catalog = tmp_path / "cat.duckdb"
 
     def scan(*extra: object) -> dict:
-        res = run_cli("scan", "--no-meta", *extra, root, "--json", catalog=catalog)
-        assert res.rc in (0, 8), res.err  # 8: finished, with path errors
-        return json.loads(res.out)
+        return scanned(catalog, *extra, root, ok=(0, 8))  # 8: finished, with path errors
 
     scan("-L")
     (a_id,) = rows(catalog, "SELECT media_id FROM files WHERE name = 'a.jpg'")
@@ -1023,9 +1026,7 @@ def test_a_second_name_of_a_file_found_by_another_scan_is_a_new_row_and_nothing_
     catalog = tmp_path / "cat.duckdb"
 
     def scan(*args: object) -> dict:
-        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
-        assert res.rc == 0, res.err
-        return json.loads(res.out)
+        return scanned(catalog, *args)
 
     scan(a)
     assert run_cli("tag", "add", "K", a / "photos" / "x.jpg", a / "photos" / "y.jpg", catalog=catalog).rc == 0
@@ -1059,9 +1060,7 @@ def test_a_rename_under_one_root_keeps_its_row_when_another_root_reaches_the_fil
     catalog = tmp_path / "cat.duckdb"
 
     def scan(*args: object) -> dict:
-        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
-        assert res.rc == 0, res.err
-        return json.loads(res.out)
+        return scanned(catalog, *args)
 
     def ids() -> dict[str, str]:
         return {os.path.relpath(r["path"], tmp_path): r["media_id"]
@@ -1098,9 +1097,7 @@ def test_a_link_to_a_single_file_and_a_file_moved_leaving_a_link_behind(tmp_path
     catalog = tmp_path / "cat.duckdb"
 
     def scan(*args: object) -> dict:
-        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
-        assert res.rc == 0, res.err
-        return json.loads(res.out)
+        return scanned(catalog, *args)
 
     scan("-L", b)
     assert run_cli("tag", "add", "KB", b / "f.jpg", catalog=catalog).rc == 0
@@ -1132,9 +1129,7 @@ def test_a_folder_moved_with_a_link_left_at_its_old_path_keeps_its_rows(tmp_path
     catalog = tmp_path / "cat.duckdb"
 
     def scan(*args: object) -> dict:
-        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
-        assert res.rc == 0, res.err
-        return json.loads(res.out)
+        return scanned(catalog, *args)
 
     scan(lib)
     assert run_cli("tag", "add", "K", lib / "photos" / "x.jpg", catalog=catalog).rc == 0
@@ -1162,9 +1157,7 @@ def test_deleting_one_name_of_a_file_two_roots_hold_is_no_move(tmp_path: Path) -
     catalog = tmp_path / "cat.duckdb"
 
     def scan(*args: object) -> dict:
-        res = run_cli("scan", "--no-meta", *args, "--json", catalog=catalog)
-        assert res.rc == 0, res.err
-        return json.loads(res.out)
+        return scanned(catalog, *args)
 
     scan("-L", b)
     scan(a)
