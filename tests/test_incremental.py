@@ -1175,3 +1175,41 @@ def test_deleting_one_name_of_a_file_two_roots_hold_is_no_move(tmp_path: Path) -
     assert got["moved"] == 1, got
     assert rows(catalog, "SELECT f.path FROM tags t JOIN files f USING (media_id) WHERE t.tag = 'Y'") == [
         {"path": str(c / "y.jpg")}]
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_a_hard_link_found_later_is_no_move_but_a_folder_moved_behind_a_link_is(tmp_path: Path, hashed: bool) -> None:
+    """a/x.jpg, then a hard link of it in b, each root scanned in turn: deleting a's name
+    leaves b's row alone (by identity or by content: the two rows are names of one file).
+    A folder an -L scan found, moved to b with a link left at its old place, then the
+    link removed: b's row, found while the link still reached it, is the file's sole name
+    now, and takes over the row and its tag."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "p").mkdir(parents=True)
+    b.mkdir()
+    (a / "x.jpg").write_bytes(os.urandom(5_000))
+    (a / "p" / "y.jpg").write_bytes(os.urandom(6_000))
+    catalog = tmp_path / "cat.duckdb"
+    opts = () if hashed else ("--no-hash",)
+
+    def scan(*args: object) -> dict:
+        return scanned(catalog, *opts, *args)
+
+    scan("-L", a)
+    os.link(a / "x.jpg", b / "h.jpg")
+    scan(b)
+    for tag, path in (("K", a / "x.jpg"), ("KB", b / "h.jpg"), ("Y", a / "p" / "y.jpg")):
+        assert run_cli("tag", "add", tag, path, catalog=catalog).rc == 0
+    (a / "x.jpg").unlink()
+    got = scan("-L", a)
+    assert (got["moved"], got["missing"]) == (0, 1), got
+    os.rename(a / "p", b / "p")
+    (a / "p").symlink_to("../b/p")
+    scan(b)
+    (a / "p").unlink()
+    got = scan(a)
+    assert (got["moved"], got["missing"]) == (1, 0), got
+    assert rows(catalog, "SELECT t.tag, f.path, f.status FROM tags t JOIN files f USING (media_id) ORDER BY t.tag") == [
+        {"tag": "K", "path": str(a / "x.jpg"), "status": "missing"},
+        {"tag": "KB", "path": str(b / "h.jpg"), "status": "present"},
+        {"tag": "Y", "path": str(b / "p" / "y.jpg"), "status": "present"}]

@@ -9,6 +9,7 @@ whole batches behind; the next scan completes the work.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -185,11 +186,20 @@ _MOVE_OLD = """
 """
 _MOVE_NEW = """
     SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3, n.name, n.path,
-           {under} AS inside
+           n.path_bytes, n.nlink, {under} AS inside, false AS second_name
     FROM files n
     WHERE n.status = 'present' AND n.media_id NOT IN (SELECT media_id FROM mf_gone)
       AND n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows)
 """
+
+
+def _holds(path: bytes, dev: int, ino: int) -> bool:
+    """Whether `path` reaches the file (device, inode) now."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
 
 
 def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
@@ -209,6 +219,7 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
     for row in con.execute(f"""
             SELECT {key}, first_scan_id, path, new_id FROM mf_new_rows
             WHERE blake3 IS NOT NULL AND size > 0 AND first_scan_id < ? AND new_id NOT IN (SELECT new_id FROM mf_moves)
+              AND NOT second_name
             ORDER BY ALL""", [scan_id]).fetchall():
         news.setdefault(tuple(row[:width]), []).append(row[width:])
     pairs, next_of = [], {}
@@ -234,10 +245,13 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     and size: a copy then delete), the same name first. Copies of one content pair off
     one to one in path order, so two copies moved together both keep their ids; pairing
     by rank keeps this a join of equals, never one of every old copy with every new one.
-    A new row an earlier scan found outside this scan's roots (`under`) is no move of one
-    of its own inode: that scan found the old path still holding the inode (else it would
-    have taken the row over), so it is another name of the file (a hard link, or a path
-    through a link), and the old name's going is just that."""
+    A new row an earlier scan found outside this scan's roots (`under`) with the inode of
+    a vanished row was, for that scan, another name of the file (the old path still held
+    the inode, else the row would have been taken over then). It takes the vanished row
+    over only when it is the file's sole name now: its path holds the inode, and it was
+    the inode's one link when found (the old path reached it through a link, since gone).
+    A hard link is not (the old name's going is just that), nor a path through a link to
+    the file deleted; such a row pairs with nothing, by identity or content."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
     if not con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # a rescan where nothing went
         con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
@@ -245,6 +259,13 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
         con.execute("DROP TABLE mf_gone_rows")
         return
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_new_rows AS {_MOVE_NEW.format(under=under)}", params)
+    others = con.execute("""
+        SELECT DISTINCT n.new_id, n.path_bytes, n.dev, n.inode, n.nlink FROM mf_new_rows n
+        JOIN mf_gone_rows o ON n.dev = o.dev AND n.inode = o.inode
+        WHERE n.first_scan_id <> ? AND NOT n.inside""", [scan_id]).fetchall()
+    second = [(nid,) for nid, path, dev, ino, nlink in others if not (nlink == 1 and _holds(path, dev, ino))]
+    if second:
+        con.executemany("UPDATE mf_new_rows SET second_name = true WHERE new_id = ?", second)
     # Identity: hard links can give one old row several new ones; the same name first.
     con.execute(
         """
@@ -254,7 +275,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
                    CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed, n.path AS new_path, o.path AS old_path
             FROM mf_gone_rows o JOIN mf_new_rows n
               ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
-             AND n.first_scan_id > o.last_scan_id AND (n.first_scan_id = ? OR n.inside)
+             AND n.first_scan_id > o.last_scan_id AND NOT n.second_name
         ),
         best_new AS (SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY renamed, new_path) AS r1 FROM cand),
         one_each AS (
@@ -262,7 +283,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
             FROM best_new WHERE r1 = 1
         )
         SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
-        """, [scan_id]
+        """
     )
     # Content, among what is left: the same name first, then any. Empty files never pair
     # by content: every one has the same digest, and an unrelated new empty file would

@@ -440,6 +440,9 @@ fn resolve_deferred(
         })
         .collect();
     let mut taken: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+    // Folders known to be (or not be) their own real path: snapshots of hard links have
+    // many rows per folder to check.
+    let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
     let mut displaced = Vec::new();
     let mut out = Vec::with_capacity(deferred.len());
     let mut later = Vec::new();
@@ -472,7 +475,7 @@ fn resolve_deferred(
                 && !taken.contains(k)
                 && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row)
                 && !(prev.present[ku] && !prev.seen[ku].load(Relaxed) && unlooked(ku))
-                && (Some(*k) == reused_row || !still_holds(prev, ku))
+                && (Some(*k) == reused_row || !still_holds(prev, ku, &real))
         };
         let folder = &f.path[..f.name_start as usize];
         let pick = same.and_then(|j| {
@@ -580,7 +583,7 @@ fn resolve_deferred(
 /// (the last component, or a folder above it) counts only for a row the scan that found
 /// it may have reached through links (`-L`): a file or folder replaced by a link to where
 /// it went has moved.
-fn still_holds(prev: &PrevState, i: usize) -> bool {
+fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::HashMap<Vec<u8>, bool>>) -> bool {
     let path = prev.path(i);
     let Ok(c) = CString::new(path) else {
         return false;
@@ -594,7 +597,16 @@ fn still_holds(prev: &PrevState, i: usize) -> bool {
         Err(_) => false,
     };
     // Paths a scan without -L records run through no link (its roots are real paths).
-    holds && (prev.followed[i] || real_folder(prev.folder(i)))
+    holds
+        && (prev.followed[i] || {
+            let folder = prev.folder(i);
+            let known = real.borrow().get(folder).copied();
+            known.unwrap_or_else(|| {
+                let is = real_folder(folder);
+                real.borrow_mut().insert(folder.to_vec(), is);
+                is
+            })
+        })
 }
 
 /// Whether `folder` (ending in '/') is its own real path: no symbolic link on the way.
