@@ -195,6 +195,11 @@ def test_refused_destinations_and_journals_change_nothing(lib, tmp_path: Path, u
     assert res.rc == 2 and "not a folder" in res.err and res.err.count("\n") == 1
     res = run_cli("dedupe", "--to", tmp_path / "d", catalog=catalog)  # --to without move-to
     assert res.rc == 2 and "--to" in res.err
+    # A --to the journal cannot record as text: refused before a folder or journal is made.
+    res = run_cli("dedupe", "--action", "move-to", "--to", os.fsencode(tmp_path) + b"/to\xff", "--apply",
+                  catalog=catalog)
+    assert res.rc == 2 and "not valid UTF-8" in res.err and res.err.count("\n") == 1, res.err
+    assert not os.path.lexists(os.fsencode(tmp_path) + b"/to\xff") and not (catalog.parent / "journal").exists()
     # A catalog folder where the journal cannot be written: nothing is done.
     unprivileged.share(catalog.parent, root)
     os.chmod(catalog.parent, 0o555)

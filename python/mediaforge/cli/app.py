@@ -21,7 +21,7 @@ import typer
 from .. import __version__, catalog, meta
 from ..config import MAX_THREADS, check_timeout, default_catalog_path
 from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
-                      PathNotFoundError, first_line, path_text)
+                      PathNotFoundError, first_line, is_text, path_text)
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
 
@@ -603,6 +603,9 @@ def dedupe_cmd(
         raise InvalidInputError(f"--to is for --action move-to, not {action}")
     if to is not None and os.path.lexists(to) and not os.path.isdir(to):  # the dry run says so too
         raise InvalidInputError(f"--to {to}: not a folder")
+    if to is not None and not is_text(str(to)):  # before a folder or journal is made
+        raise InvalidInputError(f"--to {os.fsencode(to)!r}: the journal records this folder as text, and its "
+                                "path is not valid UTF-8; choose another folder")
     if undo_journal is not None:
         _undo(undo_journal, g.catalog, as_json)
         return
