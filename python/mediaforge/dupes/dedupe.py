@@ -663,16 +663,12 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes]) -> None:
             os.unlink(src)
             return
         tmp = new_tmp(dst, lambda t: _copy_new(src, t))
-        try:
+        with _removed_on_error(tmp):
             shutil.copystat(src, tmp)
             if not same_bytes(src, tmp):
                 raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
             _name_new(tmp, dst)
             _sync_folder(os.path.dirname(dst))  # the new name on disk before the old one goes
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
         os.unlink(src)
         if st.st_nlink > 1:
             twins[key] = dst
@@ -831,15 +827,10 @@ def _copy_new(src: bytes, dst: bytes) -> None:
     """Copy `src` to the new name `dst` (never an existing file), synced to disk. A copy
     cut short (a full disk, Ctrl-C) is removed: no half file is left behind."""
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with open(fd, "wb") as out, open(src, "rb") as f:
-            shutil.copyfileobj(f, out, CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(dst)
-        raise
+    with _removed_on_error(dst), open(fd, "wb") as out, open(src, "rb") as f:
+        shutil.copyfileobj(f, out, CHUNK)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -> str | None:
@@ -858,14 +849,15 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
             return _not_ours(r, lst)
         source = r.keep  # the link's bytes live in the kept file
     else:
-        if r.dev is not None and r.ino is not None:
-            ours = stat.S_ISREG(lst.st_mode) and (lst.st_dev, lst.st_ino) == (r.dev, r.ino)
-            if not ours and action == "hardlink":  # the library copied with its links (`cp -a`): new numbers
-                ours = stat.S_ISREG(lst.st_mode) and _same_file(r.victim, r.keep)
-        elif action == "hardlink":  # an older journal, or one cut short: the kept file's inode
-            ours = stat.S_ISREG(lst.st_mode) and os.path.exists(r.keep) and os.path.samefile(r.victim, r.keep)
-        else:  # a clone not known by inode: its bytes must be the kept file's
-            ours = stat.S_ISREG(lst.st_mode) and os.path.exists(r.keep) and same_bytes(r.victim, r.keep)
+        regular = stat.S_ISREG(lst.st_mode)
+        known = r.dev is not None and r.ino is not None
+        ours = regular and known and (lst.st_dev, lst.st_ino) == (r.dev, r.ino)
+        if not ours and action == "hardlink":
+            # An older journal, one cut short, or the library copied with its links (`cp -a`:
+            # new numbers): a name of the kept file.
+            ours = regular and _same_file(r.victim, r.keep)
+        elif not known:  # a clone not known by inode: its bytes must be the kept file's
+            ours = regular and os.path.exists(r.keep) and same_bytes(r.victim, r.keep)
         if not ours:
             return _not_ours(r, lst)
         source = r.victim  # its own inode holds the bytes, whatever became of the kept path

@@ -597,16 +597,8 @@ fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::
         Err(_) => false,
     };
     // Paths a scan without -L records run through no link (its roots are real paths).
-    holds
-        && (prev.followed[i] || {
-            let folder = prev.folder(i);
-            let known = real.borrow().get(folder).copied();
-            known.unwrap_or_else(|| {
-                let is = real_folder(folder);
-                real.borrow_mut().insert(folder.to_vec(), is);
-                is
-            })
-        })
+    let folder = prev.folder(i);
+    holds && (prev.followed[i] || *real.borrow_mut().entry_ref(folder).or_insert_with(|| real_folder(folder)))
 }
 
 /// Whether `folder` (ending in '/') is its own real path: no symbolic link on the way.
