@@ -1177,6 +1177,33 @@ def test_deleting_one_name_of_a_file_two_roots_hold_is_no_move(tmp_path: Path) -
         {"path": str(c / "y.jpg")}]
 
 
+@pytest.mark.parametrize("last", ["both roots in one scan", "b rescanned, then a"])
+def test_deleting_a_name_of_a_file_whose_hard_link_a_scan_found_is_no_move(tmp_path: Path, last: str) -> None:
+    """a/x.jpg catalogued, then a hard link of it in b found by a scan of b; a's name
+    deleted. Whether the next scan covers both roots, or b is scanned again first (its row
+    now the inode's one link): b's row is a name of its own, not a's file moved, and the
+    tags stay apart."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x.jpg").write_bytes(os.urandom(5_000))
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, a)
+    os.link(a / "x.jpg", b / "y.jpg")
+    scanned(catalog, b)
+    for tag, path in (("A", a / "x.jpg"), ("B", b / "y.jpg")):
+        assert run_cli("tag", "add", tag, path, catalog=catalog).rc == 0
+    (a / "x.jpg").unlink()
+    if last == "both roots in one scan":
+        got = scanned(catalog, a, b)
+    else:
+        scanned(catalog, b)
+        got = scanned(catalog, a)
+    assert (got["moved"], got["missing"]) == (0, 1), got
+    assert rows(catalog, "SELECT t.tag, f.name, f.status FROM tags t JOIN files f USING (media_id) ORDER BY t.tag") \
+        == [{"tag": "A", "name": "x.jpg", "status": "missing"}, {"tag": "B", "name": "y.jpg", "status": "present"}]
+
+
 @pytest.mark.parametrize("hashed", [True, False])
 def test_a_hard_link_found_later_is_no_move_but_a_folder_moved_behind_a_link_is(tmp_path: Path, hashed: bool) -> None:
     """a/x.jpg, then a hard link of it in b, each root scanned in turn: deleting a's name

@@ -202,6 +202,11 @@ def _holds(path: bytes, dev: int, ino: int) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
+def _below(path: str, roots: Sequence[str]) -> bool:
+    """Whether `path` is one of `roots` or below one."""
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots or ())
+
+
 def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
     """Content pairs of vanished rows with new rows that earlier scans found, by `key`:
     in each group, old rows by when they were last seen, each with the first new row
@@ -251,7 +256,13 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     over only when it is the file's sole name now: its path holds the inode, and it was
     the inode's one link when found (the old path reached it through a link, since gone).
     A hard link is not (the old name's going is just that), nor a path through a link to
-    the file deleted; such a row pairs with nothing, by identity or content."""
+    the file deleted; such a row pairs with nothing, by identity or content. The same holds
+    wherever the new row is now, in or out of this scan's roots, when the scan that found
+    it completed and the vanished row is one a scan without -L found (a real path) outside
+    that scan's roots: that scan checked the old path and found it still held the file,
+    so the two were names of one file at once, and one of them going is no move. (Below
+    that scan's roots, the old row may have been left out or unreadable to it; then
+    nothing is known of it.)"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
     if not con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # a rescan where nothing went
         con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
@@ -260,12 +271,18 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
         return
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_new_rows AS {_MOVE_NEW.format(under=under)}", params)
     others = con.execute("""
-        SELECT DISTINCT n.new_id, n.path_bytes, n.dev, n.inode, n.nlink FROM mf_new_rows n
+        SELECT n.new_id, n.path_bytes, n.dev, n.inode, n.nlink, n.inside, o.path,
+               n.first_scan_id > o.last_scan_id AND s.status = 'completed' AND so.follow_links = false, s.roots
+        FROM mf_new_rows n
         JOIN mf_gone_rows o ON n.dev = o.dev AND n.inode = o.inode
-        WHERE n.first_scan_id <> ? AND NOT n.inside""", [scan_id]).fetchall()
-    second = [(nid,) for nid, path, dev, ino, nlink in others if not (nlink == 1 and _holds(path, dev, ino))]
+        JOIN scans s ON s.scan_id = n.first_scan_id
+        JOIN scans so ON so.scan_id = o.last_scan_id
+        WHERE n.first_scan_id <> ?""", [scan_id]).fetchall()
+    second = {(nid,) for nid, path, dev, ino, nlink, inside, old_path, real_then, birth_roots in others
+              if (real_then and not _below(old_path, birth_roots))
+              or (not inside and not (nlink == 1 and _holds(path, dev, ino)))}
     if second:
-        con.executemany("UPDATE mf_new_rows SET second_name = true WHERE new_id = ?", second)
+        con.executemany("UPDATE mf_new_rows SET second_name = true WHERE new_id = ?", sorted(second))
     # Identity: hard links can give one old row several new ones; the same name first.
     con.execute(
         """
