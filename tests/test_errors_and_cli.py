@@ -743,6 +743,30 @@ def test_a_failed_export_leaves_the_earlier_one_whole_and_no_litter(cataloged: M
     assert after == {**{n: b for n, b in before.items() if n != "tags.parquet"}, ".files.parquet.partial": b"mine"}
 
 
+def test_a_tilde_means_home_in_a_catalog_path_and_nothing_in_an_export_folder(cataloged: MediaTree,
+                                                                              tmp_path: Path) -> None:
+    """A catalog path with a leading `~` (unexpanded: quoted, or from an environment file)
+    is the home folder's, for DuckDB and for everything beside the catalog alike; an
+    export folder is the literal path given, as for any other folder argument, and gets
+    the whole tables (DuckDB, which writes them, would have taken `~` for home)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / "out").mkdir(parents=True)
+    work.mkdir()
+    env = cli_env(None, HOME=str(home))
+    res = run_cli("-q", "-c", "~/cat.duckdb", "scan", cataloged.root, "--no-meta", "--json", env=env, cwd=work)
+    assert res.rc == 0, res.err
+    assert (home / "cat.duckdb").is_file() and (home / "cat.search").is_dir() and not (work / "~").exists()
+    for how in ({"env": cli_env(None, HOME=str(home), MEDIAFORGE_CATALOG="~/cat.duckdb")},
+                {"env": env, "args": ("-c", "~/cat.duckdb")}):
+        res = run_cli(*how.get("args", ()), "stats", "--json", env=how["env"], cwd=work)
+        assert res.rc == 0, res.err
+        assert json.loads(res.out)["totals"]["files"] == len(cataloged.files)
+    res = run_cli("-c", "~/cat.duckdb", "export", "~/out", env=env, cwd=work)
+    assert res.rc == 0, res.err
+    assert pq.read_table(work / "~" / "out" / "files.parquet").num_rows == len(cataloged.files)
+    assert os.listdir(home / "out") == []
+
+
 def test_stats_json(cataloged: MediaTree, catalog_path: Path) -> None:
     os.unlink(cataloged.files["flac"])
     assert run_cli("scan", cataloged.root, catalog=catalog_path).rc == 0

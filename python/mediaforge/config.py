@@ -16,9 +16,17 @@ def default_catalog_path() -> Path:
     `~/.local/share/mediaforge/catalog.duckdb`."""
     env = os.environ.get(CATALOG_ENV)
     if env:
-        return Path(env).expanduser()
+        return catalog_path(env)
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "mediaforge" / "catalog.duckdb"
+    return catalog_path(Path(data) / "mediaforge" / "catalog.duckdb")
+
+
+def catalog_path(given: os.PathLike[str] | str) -> Path:
+    """A catalog path as every part of MediaForge takes it: a leading `~` is the home
+    folder (as DuckDB, which opens it, reads one; a folder named `~` is `./~`), and the
+    path is made absolute, so the catalog, its index and its thumbnails are found in one
+    place whatever the working folder."""
+    return Path(os.path.expanduser(os.fspath(given))).absolute()
 
 
 def thumbs_dir(catalog: os.PathLike[str] | str) -> Path:

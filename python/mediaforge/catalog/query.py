@@ -225,7 +225,9 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
                 raise PathIOError(f"cannot write into {out_dir}: {e.strerror or first_line(e)}") from None
             done.append((tmp, target))
             try:
-                cat.con.execute(f"COPY (SELECT * FROM {t}) TO '{_sql_str(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+                # Absolute: DuckDB would take a leading `~` for the home folder.
+                cat.con.execute(f"COPY (SELECT * FROM {t}) TO '{_sql_str(tmp.absolute())}' "
+                                "(FORMAT parquet, COMPRESSION zstd)")
             except duckdb.Error as e:
                 if is_corruption(e):
                     raise damaged(e, cat.path) from None

@@ -19,6 +19,7 @@ from .. import _ctrlc, _dbload  # noqa: F401 - _dbload before duckdb: holds Ctrl
 import duckdb
 import pyarrow as pa
 
+from ..config import catalog_path
 from ..errors import (
     CatalogBusyError,
     CatalogInvalidError,
@@ -113,8 +114,9 @@ class Catalog:
 
     @classmethod
     def open(cls, path: Path | str, *, read_only: bool = False, threads: int | None = None) -> Catalog:
-        """Open (and, for writers, create or migrate) the catalog at `path`."""
-        path = Path(path)
+        """Open (and, for writers, create or migrate) the catalog at `path` (see
+        `config.catalog_path`)."""
+        path = catalog_path(path)
         if not is_text(str(path)):
             raise InvalidInputError(f"the catalog path {quoted(str(path))} is not valid UTF-8: DuckDB cannot open it; "
                                     "choose a catalog path of UTF-8 text")

@@ -189,7 +189,7 @@ def _scan_arguments(args: list[str]):  # noqa: ANN202 - (ScanConfig, catalog pat
     """Read a `scan` command line as far as its walk needs, or None when it is not a plain
     one (another command, --help, a spelling this does not know). Only a guess: the scan
     command takes the walk started from it only if its own parse agrees."""
-    from ..config import default_catalog_path
+    from ..config import catalog_path, default_catalog_path
     from ..scan.launch import ScanConfig
 
     i, catalog = 0, None
@@ -237,7 +237,7 @@ def _scan_arguments(args: list[str]):  # noqa: ANN202 - (ScanConfig, catalog pat
         follow_symlinks=bool({"--follow-symlinks", "-L"} & flags),
         one_file_system=bool({"--one-file-system", "-x"} & flags), prune="--prune" in flags,
     )
-    return config, (catalog if catalog is not None else default_catalog_path())
+    return config, (catalog_path(catalog) if catalog is not None else default_catalog_path())
 
 
 def _prestart_walk(args: list[str]) -> None:

@@ -19,7 +19,7 @@ import typer
 # The catalog, meta and scan packages load DuckDB, pyarrow and Pillow on first use, so a
 # command is running (a scan is walking) before they are loaded.
 from .. import __version__, catalog, meta
-from ..config import MAX_THREADS, check_timeout, default_catalog_path
+from ..config import MAX_THREADS, catalog_path, check_timeout, default_catalog_path
 from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
                       PathNotFoundError, first_line, is_text, path_text)
 from ..scan.launch import ScanConfig, claim_walk
@@ -86,7 +86,7 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    ctx.obj = Globals(catalog=catalog or default_catalog_path(), quiet=quiet)
+    ctx.obj = Globals(catalog=catalog_path(catalog) if catalog else default_catalog_path(), quiet=quiet)
 
 
 def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = None, create: bool = False) -> Catalog:
