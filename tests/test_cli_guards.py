@@ -381,6 +381,14 @@ def test_info_names_copies_whose_names_differ_only_in_undecodable_bytes_apart(tm
     info = json.loads(run_cli("info", lib / "a.jpg", "--json", catalog=catalog).out)
     assert sorted(base64.b64decode(r) for r in info["copies_raw"]) == [
         os.path.join(os.fsencode(lib), b"b\xfe.jpg"), os.path.join(os.fsencode(lib), b"b\xff.jpg")]
+    # The copy's own page: its name line and its folder's show the bytes too.
+    raw = os.path.join(os.fsencode(lib), b"sub\xfe")
+    os.mkdir(raw)
+    os.rename(os.path.join(os.fsencode(lib), b"b\xfe.jpg"), os.path.join(raw, b"c\xfd.jpg"))
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("info", os.path.join(raw, b"c\xfd.jpg"), env=cli_env(catalog, COLUMNS="400"))
+    fields = {ln.split()[0]: ln.split(None, 1)[1].strip() for ln in res.out.splitlines() if len(ln.split()) > 1}
+    assert res.rc == 0 and (fields["dir"], fields["name"]) == (f"{lib}/sub\\xfe", "c\\xfd.jpg"), res.out
 
 
 def test_floats_far_zoned_times_and_sql_opening_with_a_comment(small_catalog: Path) -> None:

@@ -806,8 +806,10 @@ def test_stats_lists_look_alike_folders_apart(tmp_path: Path, catalog_path: Path
     assert got == [(f"{shown}/caf\ufffd", 2, 30, os.path.join(lib, b"caf\xe9")),
                    (f"{shown}/ok", 2, 8, None),
                    (f"{shown}/caf\ufffd", 1, 5, os.path.join(lib, b"caf\xe8"))]
-    table = run_cli("stats", catalog=catalog_path)
+    table = run_cli("stats", env=cli_env(catalog_path, COLUMNS="400"))
     assert table.rc == 0 and "dir_raw" not in table.out
+    # The table shows the exact bytes as the paths of `info` do, so the two are told apart.
+    assert f"{shown}/caf\\xe9 " in table.out and f"{shown}/caf\\xe8 " in table.out and "\ufffd" not in table.out
 
 
 def test_stats_table(cataloged: MediaTree, catalog_path: Path) -> None:

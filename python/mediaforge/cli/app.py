@@ -334,7 +334,11 @@ def stats_cmd(
     print(f"{render.counted(t['files'], 'file')}, {render.human_bytes(t['bytes'])}; {t['missing']:,} missing; "
           f"{t['unhashed']:,} not hashed; {t['distinct_contents']:,} distinct contents")
     render.print_records(st.by_kind, "By kind")
-    render.print_records([{k: v for k, v in r.items() if k != "dir_raw"} for r in st.largest_dirs], "Largest folders")
+    # A folder that is not UTF-8 by its exact bytes (as `info` shows paths): shown with
+    # U+FFFD, two such folders would look alike.
+    render.print_records([{**{k: v for k, v in r.items() if k != "dir_raw"},
+                           "dir": r["dir"] if r["dir_raw"] is None else path_text(bytes(r["dir_raw"]))}
+                          for r in st.largest_dirs], "Largest folders")
     render.print_records(st.last_scans, "Last scans", byte_cols=())
     render.print_records(st.by_codec, "By codec")
     render.print_records(st.by_resolution, "By resolution")

@@ -9,6 +9,7 @@ import decimal
 import errno
 import json
 import math
+import os
 import struct
 import sys
 import uuid
@@ -147,8 +148,10 @@ def print_info(info: dict[str, Any]) -> None:
         for k, v in row.items():
             if v is None or v == [] or k == "path_bytes":
                 continue
-            if k == "path" and isinstance(row.get("path_bytes"), bytes):
-                v = path_text(row["path_bytes"])  # the exact bytes: U+FFFD would hide which
+            exact = row.get("path_bytes")
+            if k in ("path", "dir", "name") and isinstance(exact, bytes):
+                # The exact bytes: U+FFFD would hide which.
+                v = path_text({"path": exact, "dir": os.path.dirname(exact), "name": os.path.basename(exact)}[k])
             t.add_row(shown(k), shown(human_bytes(v) if k == "size" else plain(v)))
         out_console.print(t)
         out_console.print()
