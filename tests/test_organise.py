@@ -1101,7 +1101,7 @@ def test_names_typed_composed_or_decomposed_are_one_tag_and_one_collection(lib) 
     assert run_cli("collection", "add", decomposed, paris, catalog=catalog).rc == 0
     listed = json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)
     assert [(c["name"], c["files"]) for c in listed] == [(composed, 1)]
-    for bad in ("a\u200bb", "\u00adsoft", "rtl\u202e"):
+    for bad in ("a\u200bb", "\u00adsoft", "rtl\u202e", "alm\u061cx", "emoji\u200d", "hangul\u3164filler"):
         assert run_cli("tag", "add", bad, paris, catalog=catalog).rc == 2
         assert run_cli("collection", "create", bad, catalog=catalog).rc == 2
     # A tag an earlier version stored decomposed is removed and renamed by either form; a
@@ -1117,6 +1117,24 @@ def test_names_typed_composed_or_decomposed_are_one_tag_and_one_collection(lib) 
     assert {r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE tag LIKE 'trips/%'")} == {"trips/paris cafe"}
     assert run_cli("tag", "remove", "trips", "--where", "true", catalog=catalog).rc == 0
     assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE tag LIKE 'trips%'")[0]["n"] == 0
+
+
+def test_characters_that_draw_nothing_are_refused_unless_they_join_or_select() -> None:
+    """Default-ignorable characters make a name look like another; the joiners, variation
+    selectors and flag tag characters that emoji, Persian, Indic and CJK text need pass
+    where they do that work, and nowhere else."""
+    from mediaforge.organise.tags import has_invisible
+
+    written = ["plain", "caf\u00e9", "\u2764\ufe0f", "\U0001f441\ufe0f\u200d\U0001f5e8\ufe0f",
+               "\U0001f3f3\ufe0f\u200d\U0001f308", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+               "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0915\u094d\u200d\u0937", "1\ufe0f\u20e3",
+               "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "\u845b\U000e0100",
+               "\U0001f44d\U0001f3fd"]
+    assert [w for w in written if has_invisible(w)] == []
+    hidden = ["alm\u061cx", "t\u200c", "emoji\u200d", "\u200dx", "x \u200dy", "x\u200d y", "x\u200d\u200dy",
+              "\ufe0fx", "x\ufe0f\ufe0f", "x \ufe0f", "t\U000e0041x", "\U000e0067", "t\ufff9x", "t\u034fx",
+              "t\u3164x", "t\u115fx", "t\uffa0x", "t\u200bx", "t\u2065x", "t\U0001d173x"]
+    assert [w for w in hidden if not has_invisible(w)] == []
 
 
 def test_a_huge_value_is_cut_in_a_table_and_whole_in_csv(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError, is_text, quoted
 from .predicate import check_predicate, count_predicate, run_predicate
-from .tags import BAD_NAME_CHARS, INVISIBLE_CHARS, who
+from .tags import BAD_NAME_CHARS, has_invisible, who
 
 MAX_NAME = 200
 
@@ -24,7 +24,7 @@ def _check_name(name: str) -> str:
     others XML cannot carry, and '|' or '/' (XMP keeps a collection as the keyword
     "MediaForge Collections|NAME": the name would split there, and not come back whole)."""
     n = unicodedata.normalize("NFC", (name or "").strip())
-    if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(n) or INVISIBLE_CHARS.search(n):
+    if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(n) or has_invisible(n):
         raise InvalidInputError(f"bad collection name {quoted(name)}: 1 to {MAX_NAME} printable characters of UTF-8 text")
     if "|" in n or "/" in n:
         raise InvalidInputError(f"bad collection name {quoted(name)}: '|' and '/' separate keyword levels in XMP "

@@ -27,10 +27,32 @@ BAD_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-
                             + "]")
 _BAD = re.compile(BAD_NAME_CHARS.pattern[:-1] + "|]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# Invisible format characters (zero-width space, soft hyphen, direction
-# marks, word joiners, BOM): two names that look the same would be two tags. Zero-width
-# joiners and non-joiners are left alone: emoji sequences and several scripts need them.
-INVISIBLE_CHARS = re.compile("[\u00ad\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Characters that draw nothing (Unicode's default-ignorable code points: zero-width
+# space, soft hyphen, direction marks, word joiners, BOM, Hangul fillers, the combining
+# grapheme joiner, interlinear annotation marks...): a name holding one looks like the
+# name without it, and would be a second tag. Some of them are part of how text is
+# written, and are let through only where they do that: the zero-width joiner and
+# non-joiner (emoji sequences, Persian, Indic scripts) between two visible characters,
+# variation selectors (emoji or text style, ideographic variants) right after one, and
+# the tag characters of a subdivision flag (🏴 + letters + cancel tag).
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200e\u200f\u202a-\u202e"
+                        "\u2060-\u206f\u3164\ufeff\uffa0\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+                        "\U000e0000-\U000e001f\U000e0080-\U000e00ff\U000e01f0-\U000e0fff]")
+_FLAG_TAGS = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")
+_TAG_CHAR = re.compile("[\U000e0020-\U000e007f]")
+_JOINERS = "\u200c\u200d"
+_SELECTORS = "\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
+# A joiner or selector with nothing visible before it, a joiner with nothing after it.
+_STRAY = re.compile(f"^[{_JOINERS}{_SELECTORS}]|[\\s{_JOINERS}{_SELECTORS}][{_SELECTORS}]|[\\s{_JOINERS}][{_JOINERS}]"
+                    f"|[{_JOINERS}](\\s|$)")
+
+
+def has_invisible(name: str) -> bool:
+    """Whether `name` (a tag level, or a collection's name) holds a character that draws
+    nothing where it stands, so that it would look like another name."""
+    return bool(_INVISIBLE.search(name) or _TAG_CHAR.search(_FLAG_TAGS.sub("", name)) or _STRAY.search(name))
+
+
 # The top keyword collections travel under in XMP sidecars: not a tag of its own.
 COLLECTIONS_ROOT = "MediaForge Collections"
 
@@ -38,13 +60,14 @@ COLLECTIONS_ROOT = "MediaForge Collections"
 def normalize_tag(tag: str) -> str:
     """`places / France/ Paris` -> `places/France/Paris`: segments trimmed, empty ones
     dropped, in Unicode's composed form (NFC: `café` typed or written decomposed is one
-    tag); control characters, format characters and `|` (XMP's separator) refused."""
+    tag); control characters, invisible ones (`has_invisible`) and `|` (XMP's separator)
+    refused."""
     parts = [p.strip() for p in unicodedata.normalize("NFC", tag or "").split("/")]
     parts = [p for p in parts if p]
     out = "/".join(parts)
     if not out:
         raise InvalidInputError(f"empty tag {quoted(tag)}")
-    if _BAD.search(out) or INVISIBLE_CHARS.search(out) or len(out) > MAX_TAG:
+    if _BAD.search(out) or any(has_invisible(p) for p in parts) or len(out) > MAX_TAG:
         raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters or '|', at most {MAX_TAG} characters")
     if parts[0].casefold() == COLLECTIONS_ROOT.casefold():
         raise InvalidInputError(f"bad tag {quoted(tag)}: {COLLECTIONS_ROOT!r} holds collections in XMP sidecars; "
