@@ -174,6 +174,12 @@ def test_tag_renames_onto_themselves_or_into_their_subtree_lose_nothing(lib) -> 
     for same in ("a", "a/", "/a", " a "):  # the same tag once normalised: nothing changes
         res = run_cli("tag", "rename", "a", same, "--json", catalog=catalog)
         assert res.rc == 0 and json.loads(res.out)["renamed"] == 0 and tags() == before
+    # A typo renames nothing, and says so; removing a tag shows it as stored.
+    res = run_cli("tag", "rename", "nope", "zzz", "--json", catalog=catalog)
+    assert res.rc == 2 and res.out == "" and tags() == before
+    assert_one_line_error(res.err, "no tag 'nope'")
+    res = run_cli("tag", "remove", "nope//x/", "--where", images, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out) == {"tag": "nope/x", "removed": 0}
     # Into its own subtree, where one of the new names exists already: a -> a/b keeps
     # every file's two tags, as a/b and a/b/b.
     res = run_cli("tag", "rename", "a", "a/b", "--json", catalog=catalog)
@@ -202,6 +208,12 @@ def test_smart_collections_match_their_sql(lib) -> None:
     assert [r["media_id"] for r in found] == want
     alone = json.loads(run_cli("search", "collection:\"Long videos\"", "--format", "json", catalog=catalog).out)
     assert [r["media_id"] for r in alone] == want and alone[0]["year"] >= 2000  # members with their year
+    # The filter ignores case as the words do, unless two names differ in case alone.
+    assert _ids(run_cli("search", "collection:\"long VIDEOS\"", "--format", "json", catalog=catalog).out) == want
+    assert run_cli("collection", "create", "LONG VIDEOS", catalog=catalog).rc == 0
+    res = run_cli("search", "collection:\"long videos\"", catalog=catalog)
+    assert res.rc == 2 and "no collection named" in res.err
+    assert run_cli("collection", "delete", "LONG VIDEOS", catalog=catalog).rc == 0
     assert run_cli("collection", "add", "Long videos", "--where", "true", catalog=catalog).rc == 2
 
     # Its name is a search word for the files it matches, like a manual collection's, and
@@ -220,6 +232,7 @@ def test_smart_collections_match_their_sql(lib) -> None:
 @pytest.mark.parametrize("hostile", [
     "1=1; DROP TABLE files",
     "1=1) UNION SELECT media_id FROM files WHERE (1=1",
+    "kind = 'image') OR (1=1",  # parentheses that close the wrapper's
     "media_id IN (SELECT media_id FROM files)",
     "EXISTS (SELECT 1 FROM tags)",
     "no_such_column = 1",

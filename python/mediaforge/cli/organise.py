@@ -101,7 +101,7 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
                paths: PathsArg = None, where: WhereOpt = None, collection: CollOpt = None,
                as_json: JsonOpt = False) -> None:
     """Remove a tag (and the tags below it) from files."""
-    from ..organise.tags import remove_tags
+    from ..organise.tags import remove_tags, tag_name
     from ..organise.targets import resolve_targets
 
     g = _globals(ctx)
@@ -110,7 +110,7 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
         with IndexFollows(cat, g.catalog) as follow:
             n = remove_tags(cat, ids, [tag])
             follow.done(ids)
-    _report(as_json, f"removed {render.counted(n, 'tag')}", tag=tag, removed=n)
+    _report(as_json, f"removed {render.counted(n, 'tag')}", tag=tag_name(tag), removed=n)
 
 
 @sub(tag_app, "rename")

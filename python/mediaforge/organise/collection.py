@@ -37,17 +37,22 @@ def stored_name(name: str) -> str:
     return _check_name(name)
 
 
-def _get(cat: Catalog, name: str) -> tuple[int, str, str | None]:
+def _get(cat: Catalog, name: str, any_case: bool = False) -> tuple[int, str, str | None]:
     # Looked up as given (trimmed), not checked: a name made before a rule was added
     # (one with '/') can still be shown, changed and deleted.
     if not is_text(name or ""):
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     # In either Unicode form (names made before they were stored composed, NFC), the name
-    # exactly as typed first.
+    # exactly as typed first. `any_case` (a search's filter, which ignores case as its
+    # words do): else the one name that differs from it in letter case alone.
     typed = (name or "").strip()
+    params = {"n": unicodedata.normalize("NFC", typed), "typed": typed}
     rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections WHERE nfc_normalize(name) = $n "
-                       "ORDER BY name = $typed DESC, name = $n DESC LIMIT 1",
-                       params={"n": unicodedata.normalize("NFC", typed), "typed": typed}).fetchall()
+                       "ORDER BY name = $typed DESC, name = $n DESC LIMIT 1", params=params).fetchall()
+    if not rows and any_case:
+        rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections "
+                           "WHERE lower(nfc_normalize(name)) = lower($n) LIMIT 2", params={"n": params["n"]}).fetchall()
+        rows = rows if len(rows) == 1 else []
     if not rows:
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     cid, kind, pred = rows[0]
@@ -111,9 +116,10 @@ def remove(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
     return int(n)
 
 
-def members(cat: Catalog, name: str) -> list[str]:
-    """Media ids of the present members, in the collection's order (smart: path order)."""
-    cid, kind, pred = _get(cat, name)
+def members(cat: Catalog, name: str, any_case: bool = False) -> list[str]:
+    """Media ids of the present members, in the collection's order (smart: path order);
+    `any_case` as for `_get`."""
+    cid, kind, pred = _get(cat, name, any_case)
     if kind == "smart":
         return run_predicate(cat, check_predicate(cat, pred or ""), f"smart collection {quoted(name)}: its condition")
     return [r[0] for r in cat.con.sql(

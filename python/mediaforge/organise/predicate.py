@@ -2,8 +2,9 @@
 
 A predicate is accepted only when DuckDB's own parser reads `SELECT media_id FROM library
 WHERE (<predicate>)` as exactly one plain SELECT over `library` (no second statement, no
-UNION, ORDER BY, LIMIT or GROUP BY smuggled after it, no subquery anywhere in it) and the
-binder finds every column it names. Predicates are only ever run inside that same SELECT,
+UNION, ORDER BY, LIMIT or GROUP BY smuggled after it, no subquery anywhere in it), reads it
+without those parentheses too (none of its own closes them), and the binder finds every
+column it names. Predicates are only ever run inside that same SELECT,
 so nothing can write or drop through one.
 """
 
@@ -58,9 +59,13 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
         and (node.get("from_table") or {}).get("table_name") == "library"
         and len(node.get("select_list") or []) == 1
     )
-    if not plain:
+    # It must read as a condition without the parentheses around it as well: in
+    # `x) OR (y` the wrapper's own parentheses would close and open it.
+    (bare,) = cat.con.sql("SELECT json_serialize_sql($q)",
+                          params={"q": f"SELECT 1 FROM library WHERE {pred}\n"}).fetchall()[0]
+    if not plain or json.loads(bare).get("error"):
         raise InvalidInputError(f"not a single condition: {pred!r} (one WHERE condition over the library's columns, "
-                                "no ';', UNION, ORDER BY or LIMIT)")
+                                "no ';', UNION, ORDER BY or LIMIT, its parentheses balanced)")
     if any(n.get("class") == "SUBQUERY" or n.get("type") == "SUBQUERY" for n in _walk(node.get("where_clause"))):
         raise InvalidInputError(f"subqueries are not allowed in a condition: {pred!r}")
     try:

@@ -338,7 +338,7 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
     if _OPEN_QUOTE.search(query):
         raise InvalidInputError('a collection:"... in the search has no closing quote')
     for m in _COLLECTION.finditer(query):
-        ids = members(cat, m.group(1) or m.group(2))
+        ids = members(cat, m.group(1) or m.group(2), any_case=True)
         keep = set(ids)
         restrict = ids if restrict is None else [i for i in restrict if i in keep]
     text = _COLLECTION.sub(" ", query).strip()

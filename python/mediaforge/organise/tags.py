@@ -143,8 +143,11 @@ def remove_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str]) -> 
 def rename_tag(cat: Catalog, old: str, new: str) -> int:
     """Rename a tag and its subtree (`places/paris` -> `places/france/paris`) on every file;
     where a file already has a new name, the two become one row. Returns the tag rows
-    renamed (merged ones included)."""
+    renamed (merged ones included). A tag no file has (a typo) is refused, as `mv` refuses
+    a name that is not there: renaming nothing must not look done."""
     old, new = tag_name(old), normalize_tag(new)
+    if not cat.con.execute(f"SELECT 1 FROM tags WHERE {matches_sql('$old')} LIMIT 1", {"old": old}).fetchall():
+        raise InvalidInputError(f"no tag {quoted(old)} on any file: nothing to rename (see `mediaforge tag list`)")
     if old == new:
         return 0
     subtree = matches_sql("$old")
