@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -784,6 +785,10 @@ def test_stats_json(cataloged: MediaTree, catalog_path: Path) -> None:
     assert sum(kinds.values()) == len(present)
     assert [s["status"] for s in st["last_scans"]] == ["completed", "completed"]
     assert st["last_scans"][0]["missing"] == 1
+    last = st["last_scans"][0]
+    started, finished = (datetime.fromisoformat(last[k]) for k in ("started_at", "finished_at"))
+    assert started.strftime("%Y-%m-%d %H:%M") == last["started"] and started <= finished
+    assert last["seconds"] > 0 and round(last["seconds"], 2) == last["secs"]
 
 
 def test_stats_lists_look_alike_folders_apart(tmp_path: Path, catalog_path: Path) -> None:

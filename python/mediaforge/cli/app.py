@@ -318,6 +318,10 @@ def info_cmd(
         render.print_info(info)
 
 
+# What `stats --json` gives a script exactly, that the table shows rounded.
+_EXACT_ONLY = ("started_at", "finished_at", "seconds")
+
+
 @command("stats")
 def stats_cmd(
     ctx: typer.Context,
@@ -339,7 +343,8 @@ def stats_cmd(
     render.print_records([{**{k: v for k, v in r.items() if k != "dir_raw"},
                            "dir": r["dir"] if r["dir_raw"] is None else path_text(bytes(r["dir_raw"]))}
                           for r in st.largest_dirs], "Largest folders")
-    render.print_records(st.last_scans, "Last scans", byte_cols=())
+    render.print_records([{k: v for k, v in r.items() if k not in _EXACT_ONLY} for r in st.last_scans], "Last scans",
+                         byte_cols=())
     render.print_records(st.by_codec, "By codec")
     render.print_records(st.by_resolution, "By resolution")
     render.print_records(st.by_camera, "By camera")
