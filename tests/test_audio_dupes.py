@@ -24,6 +24,9 @@ def music(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     song = song_pcm(1, 20.0, RATE)
     write_audio(root / "song.flac", song, RATE, "flac", "flac")
     write_audio(root / "song.mp3", song, RATE, "libmp3lame", "mp3", 96_000)
+    # A download that stopped a third of the way: its header still claims the whole song.
+    whole = (root / "song.mp3").read_bytes()
+    (root / "song part.mp3").write_bytes(whole[: len(whole) // 3])
     write_audio(root / "song.m4a", song, RATE, "aac", "ipod", 64_000)
     write_audio(root / "song.opus", song, RATE, "libopus", "ogg", 48_000, out_rate=48_000)
     write_audio(root / "other.flac", song_pcm(2, 20.0, RATE), RATE, "flac", "flac")
@@ -51,10 +54,24 @@ def test_fingerprints_stored_and_silence_has_none(music) -> None:
     got = {os.path.basename(r["path"]): r for r in rows(catalog, """
         SELECT f.path, a.frames, a.seconds, octet_length(a.fingerprint) AS nbytes
         FROM files f JOIN audio_hashes a USING (blake3)""")}
-    assert len(got) == 7
+    assert len(got) == 8
     assert got["silence.flac"]["frames"] == 0
     assert 200 <= got["song.flac"]["frames"] <= 215 and got["song.flac"]["nbytes"] == 4 * got["song.flac"]["frames"]
     assert abs(got["song cut.flac"]["seconds"] - 14.0) < 0.2
+
+
+def test_a_song_cut_short_is_partial_and_no_copy_of_the_whole(music) -> None:
+    """The part of a song whose header claims the whole length: recorded `partial`, with
+    where its sound ends, and kept out of the whole song's group (the reencodes test):
+    a dedupe keeping the oldest could otherwise trash the only complete copy for it."""
+    _root, catalog = music
+    (part,) = rows(catalog, """
+        SELECT m.status, m.duration, a.seconds, e.stage, e.message FROM files f JOIN media m USING (blake3)
+        JOIN audio_hashes a USING (blake3) JOIN meta_errors e USING (blake3) WHERE f.name = 'song part.mp3'""")
+    assert part["status"] == "partial" and part["stage"] == "decode" and abs(part["duration"] - 20.0) < 0.1
+    assert 5.0 < part["seconds"] < 8.0 and "cut short?" in part["message"], part
+    assert rows(catalog, "SELECT m.status FROM files f JOIN media m USING (blake3) WHERE f.name = 'song.mp3'") == [
+        {"status": "ok"}]
 
 
 def test_strict_threshold_and_keep_highest_bitrate(music) -> None:

@@ -24,6 +24,7 @@ from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.schema import KINDS
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError
+from ..meta import AUDIO_FINGERPRINT_SECONDS
 
 DEFAULT_RADIUS = 8
 
@@ -187,12 +188,18 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
     the leader) and returns one row per present file of each group."""
     if not 0 <= max_ber_percent <= 50:
         raise InvalidInputError(f"--threshold for audio is a percentage of differing bits, 0 to 50; got {max_ber_percent}")
+    # The duration guard takes the length the fingerprint decoded when that was the whole
+    # sound (under its two minutes): a file cut short claims the full song's length in its
+    # header, and its fingerprint, the song's start, matches the song's.
     fps = cat.con.sql(
-        """
-        SELECT a.blake3, a.fingerprint, m.duration FROM audio_hashes a JOIN media m USING (blake3)
-        WHERE a.frames > 0 AND m.duration > 0
-          AND EXISTS (SELECT 1 FROM files f WHERE f.blake3 = a.blake3 AND f.status = 'present')
-        ORDER BY a.blake3
+        f"""
+        SELECT blake3, fingerprint, duration FROM (
+            SELECT a.blake3, a.fingerprint, a.frames,
+                   CASE WHEN a.seconds < {AUDIO_FINGERPRINT_SECONDS} - 1 THEN a.seconds ELSE m.duration END AS duration
+            FROM audio_hashes a JOIN media m USING (blake3))
+        WHERE frames > 0 AND duration > 0
+          AND EXISTS (SELECT 1 FROM files f WHERE f.blake3 = blake3 AND f.status = 'present')
+        ORDER BY blake3
         """
     ).fetchall()
     found = pa.record_batch(_core.audio_matches([f for _, f, _ in fps], [d for _, _, d in fps],

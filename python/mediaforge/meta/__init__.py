@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
 
+# An audio fingerprint covers the sound's first two minutes (`audio_hashes.seconds`, at
+# most this: less is the whole sound, decoded).
+AUDIO_FINGERPRINT_SECONDS = 120
+
 if TYPE_CHECKING:
     from .engine import ExtractConfig, ExtractProgress, ExtractSummary, extract, fingerprint, make_thumbs
 

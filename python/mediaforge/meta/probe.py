@@ -18,6 +18,8 @@ from typing import Any
 
 import av
 
+from . import AUDIO_FINGERPRINT_SECONDS
+
 # libav's enums (AVColorTransferCharacteristic, AVColorPrimaries), the values seen in the field.
 _TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 13: "iec61966-2-1",
         14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 18: "arib-std-b67"}
@@ -314,7 +316,7 @@ def video_fingerprint(path: str | bytes, duration: float | None,
 
 
 AFP_RATE = 11025  # what the Rust fingerprint expects
-AFP_SECONDS = 120  # the fingerprint covers the first two minutes
+AFP_SECONDS = AUDIO_FINGERPRINT_SECONDS
 
 
 def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, Any]:

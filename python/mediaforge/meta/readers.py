@@ -295,7 +295,7 @@ def _raw_exif(r: _Result) -> None:
 def _av(r: _Result, fallback: bool = False) -> bool:
     import av
 
-    from .probe import audio_fingerprint, probe, video_fingerprint
+    from .probe import AFP_SECONDS, audio_fingerprint, probe, video_fingerprint
     from .thumbs import fit
 
     t = r.task
@@ -361,6 +361,13 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.audio_hash = audio_fingerprint(t.path, by_content)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
+        else:
+            # The fingerprint decodes the sound up to its first two minutes: a file whose
+            # sound ends well before the length its header claims was cut short (a
+            # download or copy that stopped) and must not pass for the whole song.
+            ended, claimed = r.audio_hash["seconds"], media.get("duration")
+            if claimed and ended < min(claimed, AFP_SECONDS) - max(1.0, claimed / 20):
+                r.fail("decode", f"the sound ends at {ended:.1f} s of the {claimed:.1f} s the file claims: cut short?")
     return True
 
 
