@@ -1039,6 +1039,45 @@ def test_broken_cover_art_is_named_as_such(tmp_path: Path) -> None:
     assert _media(catalog, song)["status"] == "partial"
 
 
+def test_the_front_cover_is_the_thumbnail_when_a_back_cover_comes_first(tmp_path: Path) -> None:
+    """FLAC pictures and Ogg's picture blocks, a back cover (blue) stored before the front
+    cover (red): the thumbnail is the front, as for MP3's APIC frames."""
+    import base64
+    import io
+
+    from mutagen.flac import FLAC, Picture
+    from mutagen.oggopus import OggOpus
+
+    def pictures() -> list[Picture]:
+        out = []
+        for kind, colour in ((4, (0, 0, 255)), (3, (255, 0, 0))):
+            buf = io.BytesIO()
+            Image.new("RGB", (64, 64), colour).save(buf, "PNG")
+            pic = Picture()
+            pic.type, pic.mime, pic.width, pic.height, pic.depth, pic.data = kind, "image/png", 64, 64, 24, buf.getvalue()
+            out.append(pic)
+        return out
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "covers.flac", "flac", "flac", 0.5)
+    flac = FLAC(str(lib / "covers.flac"))
+    for pic in pictures():
+        flac.add_picture(pic)
+    flac.save()
+    media_corpus._audio(lib / "covers.opus", "libopus", "ogg", 0.5, rate=48000)
+    opus = OggOpus(str(lib / "covers.opus"))
+    opus["metadata_block_picture"] = [base64.b64encode(p.write()).decode("ascii") for p in pictures()]
+    opus.save()
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name in ("covers.flac", "covers.opus"):
+        m = _media(catalog, lib / name)
+        with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
+            r, g, b = im.convert("RGB").getpixel((im.width // 2, im.height // 2))
+        assert r > 200 and b < 60, (name, (r, g, b))
+
+
 def test_text_named_like_a_song_is_an_error_not_a_partial_song(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -194,27 +194,33 @@ def _cover(f: Any) -> bytes | None:
         return None
     pics = getattr(f, "pictures", None)
     if pics:
-        return bytes(pics[0].data)
+        return _front(pics)
     tags = getattr(f, "tags", None)
     if tags is None:
         return None
     if hasattr(tags, "getall"):
-        apic = tags.getall("APIC")
-        if apic:
-            front = [p for p in apic if getattr(p, "type", None) == 3]
-            return bytes((front or apic)[0].data)
-        return None
+        return _front(tags.getall("APIC"))
     covr = tags.get("covr") if hasattr(tags, "get") else None
     if covr:
         return bytes(covr[0])
-    block = tags.get("metadata_block_picture") if hasattr(tags, "get") else None
-    if block:
+    blocks = tags.get("metadata_block_picture") if hasattr(tags, "get") else None
+    if blocks:
         import base64
 
         from mutagen.flac import Picture
 
-        try:
-            return bytes(Picture(base64.b64decode(block[0])).data)
-        except Exception:  # noqa: BLE001 - a malformed block is "no cover"
-            return None
+        pictures = []
+        for block in blocks:
+            try:
+                pictures.append(Picture(base64.b64decode(block)))
+            except Exception:  # noqa: BLE001 - a malformed block is no picture
+                continue
+        return _front(pictures)
     return None
+
+
+def _front(pictures: list[Any]) -> bytes | None:
+    """The front cover (picture type 3) of ID3 or FLAC pictures, else the first one: a
+    back cover or a booklet page stored first is not the album's face."""
+    front = [p for p in pictures if getattr(p, "type", None) == 3]
+    return bytes((front or pictures)[0].data) if pictures else None
