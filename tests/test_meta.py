@@ -443,6 +443,47 @@ def test_garbage_numbers_in_tags_and_exif_are_null_not_cut_short(tmp_path: Path)
     assert rows(catalog, "SELECT taken_offset, model FROM exif") == [{"taken_offset": None, "model": "Model"}]
 
 
+def test_each_exif_time_keeps_its_own_offset_and_placeholder_numbers_are_null() -> None:
+    """OffsetTime belongs to DateTime: it is the capture time's offset only when the capture
+    time is DateTime's, or equal to it. All-ones words and zeros in the exposure fields
+    and the altitude are placeholders (NULL); sea level (0 m) is an altitude."""
+    import io
+
+    from PIL import Image, TiffImagePlugin
+
+    from mediaforge.meta.image import read_exif
+
+    def exif_of(base: dict, sub: dict, gps: dict | None = None) -> dict:
+        ex = Image.Exif()
+        ex.update(base)
+        ex.get_ifd(0x8769).update(sub)
+        if gps:
+            ex.get_ifd(0x8825).update(gps)
+        buf = io.BytesIO()
+        media_corpus.picture(32, 24, 1).save(buf, "JPEG", exif=ex)
+        with Image.open(io.BytesIO(buf.getvalue())) as im:
+            return read_exif(im)
+
+    later = {0x0132: "2020:01:01 00:00:00"}
+    assert exif_of(later, {0x9003: "2019:06:01 10:00:00", 0x9010: "+09:00"})["taken_offset"] is None
+    assert exif_of({0x0132: "2019:06:01 10:00:00"}, {0x9003: "2019:06:01 10:00:00", 0x9010: "+09:00"})[
+        "taken_offset"] == "+09:00"
+    got = exif_of(later, {0x9010: "+09:00"})
+    assert (str(got["taken_at"]), got["taken_offset"]) == ("2020-01-01 00:00:00", "+09:00")
+    assert exif_of(later, {0x9003: "2019:06:01 10:00:00", 0x9011: "-03:00", 0x9010: "+09:00"})[
+        "taken_offset"] == "-03:00"
+    ones = TiffImagePlugin.IFDRational(4294967295, 1)
+    junk = exif_of({}, {0x829A: ones, 0x829D: ones, 0x920A: TiffImagePlugin.IFDRational(0, 1), 0x8827: 0},
+                   {5: 0, 6: ones})
+    assert {k: junk[k] for k in ("exposure_time", "f_number", "focal_length", "iso", "gps_alt")} == dict.fromkeys(
+        ("exposure_time", "f_number", "focal_length", "iso", "gps_alt"))
+    real = exif_of({}, {0x829A: TiffImagePlugin.IFDRational(1, 250), 0x829D: TiffImagePlugin.IFDRational(28, 10),
+                        0x920A: TiffImagePlugin.IFDRational(50, 1), 0x8827: 409600},
+                   {5: 0, 6: TiffImagePlugin.IFDRational(0, 1)})
+    assert {k: real[k] for k in ("exposure_time", "f_number", "focal_length", "iso", "gps_alt")} == {
+        "exposure_time": 0.004, "f_number": 2.8, "focal_length": 50.0, "iso": 409600, "gps_alt": 0.0}
+
+
 def test_a_huge_worker_count_is_cut_to_what_the_machine_can_run(tmp_path: Path) -> None:
     """`-j 1024` (or MEDIAFORGE_THREADS=1024) starts at most four workers per core, not a
     thousand interpreters; the extraction still runs."""

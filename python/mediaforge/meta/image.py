@@ -192,12 +192,17 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         return None
     sub = _ifd(ex, _EXIF_IFD)
     gps = _ifd(ex, _GPS_IFD)
-    offset = _text(sub.get(0x9011)) or _text(sub.get(0x9010))
+    # Each time has its own offset: DateTimeOriginal's is OffsetTimeOriginal; DateTime's
+    # (OffsetTime) stands in only for the time it belongs to, or one equal to it.
+    original, modified = exif_datetime(sub.get(0x9003)), exif_datetime(ex.get(0x0132))
+    offset = _text(sub.get(0x9011)) if original is not None else None
+    if offset is None and (original is None or original == modified):
+        offset = _text(sub.get(0x9010))
     lat = _gps_coord(gps.get(2), gps.get(1))
     lon = _gps_coord(gps.get(4), gps.get(3))
     if lat is not None and not -90 <= lat <= 90 or lon is not None and not -180 <= lon <= 180:
         lat = lon = None
-    alt = _num(gps.get(6))
+    alt = _plausible(_num(gps.get(6)), 0, 1e6)
     if alt is not None and gps.get(5) in (1, b"\x01"):
         alt = -alt
     orientation = ex.get(0x0112)
@@ -209,18 +214,26 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         "model": _text(ex.get(0x0110)),
         "lens": _text(sub.get(0xA434)),
         "software": _text(ex.get(0x0131)),
-        "taken_at": exif_datetime(sub.get(0x9003)) or exif_datetime(ex.get(0x0132)),
+        "taken_at": original or modified,
         "taken_offset": _utc_offset(offset),
-        "exposure_time": _num(sub.get(0x829A)),
-        "f_number": _num(sub.get(0x829D)),
-        "iso": int(iso) if isinstance(iso, int) and 0 <= iso < 2**31 else None,
-        "focal_length": _num(sub.get(0x920A)),
-        "focal_length_35mm": int(sub[0xA405]) if isinstance(sub.get(0xA405), int) and sub[0xA405] < 2**31 else None,
+        "exposure_time": _plausible(_num(sub.get(0x829A)), 1e-7, 86_400),
+        "f_number": _plausible(_num(sub.get(0x829D)), 0.5, 1_024),
+        "iso": int(iso) if isinstance(iso, int) and 0 < iso <= 10_000_000 else None,
+        "focal_length": _plausible(_num(sub.get(0x920A)), 0.1, 100_000),
+        "focal_length_35mm": int(sub[0xA405]) if isinstance(sub.get(0xA405), int) and 0 < sub[0xA405] <= 100_000
+        else None,
         "orientation": int(orientation) if isinstance(orientation, int) and 1 <= orientation <= 8 else None,
         "gps_lat": lat if lon is not None else None,
         "gps_lon": lon if lat is not None else None,
         "gps_alt": alt,
     }
+
+
+def _plausible(v: float | None, low: float, high: float) -> float | None:
+    """`v` when a camera could have written it (`low` to `high`), else None: an all-ones
+    word (4294967295), a negative or zero aperture or exposure is a broken or placeholder
+    field, not a fact to sort by."""
+    return v if v is not None and low <= v <= high else None
 
 
 def _ifd(ex: Image.Exif, tag: int) -> dict[int, Any]:
