@@ -195,6 +195,10 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             r.fail("raw", f"only the embedded preview was read ({r.raw_problem or 'no reader'})")
         if t.meta:
             r.media.update(image_info(im))
+            if im.format == "GIF" and not _ends_with(t.path, b";"):
+                # Pillow counts the frames it can read: a GIF cut short loses the rest
+                # without a word, and only its missing trailer tells.
+                r.fail("decode", f"the GIF ends before its trailer ({r.media['frames']} frames read): cut short?")
             r.exif = read_exif(im)
             if r.exif and r.exif.get("taken_at"):
                 r.media["taken_at"] = r.exif["taken_at"]
@@ -218,6 +222,16 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
                 r.fail(stage, e, PARTIAL)
     return True
+
+
+def _ends_with(path: str | bytes, tail: bytes) -> bool:
+    """Whether the file's last bytes are `tail` (False when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-len(tail), os.SEEK_END)
+            return f.read(len(tail)) == tail
+    except OSError:
+        return False
 
 
 def _raw(r: _Result) -> bool:
