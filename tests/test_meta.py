@@ -1050,6 +1050,14 @@ def test_thumbs_again_replaces_its_errors_and_counts_only_missing_thumbnails(tmp
         out = json.loads(res.out)
         assert out["thumbs"] >= 2 and out["failed"] == out["files"] - out["thumbs"]
         assert rows(catalog, errors) == before
+    # Files nothing could be read of (garbage.png, bad.jpg) are not tried again and again
+    # (`meta --retry-failed` does that).
+    (lib / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(5000))
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT m.status FROM media m JOIN files f USING (blake3) WHERE f.name = 'garbage.png'") == [
+        {"status": "error"}]
+    tried = [json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)["files"] for _ in range(2)]
+    assert tried == [0, 0], tried
 
 
 @pytest.mark.parametrize("copy_name", ["aa_copy.jpg", "zz_copy.bin"])

@@ -86,13 +86,15 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KI
 
 def thumb_candidates(cat: Catalog) -> pa.Table:
     """Every extracted content that can have a thumbnail, with a present path and its
-    current thumbnail (NULL when none was made)."""
+    current thumbnail (NULL when none was made). Not one extraction could not read at all
+    (`error`, `unsupported`, `timeout`, `crashed`): `meta --retry-failed` tries those again,
+    and their thumbnails come with it."""
     return cat.con.sql(
         """
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
                arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns, any_value(m.thumb) AS thumb
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
-        WHERE m.status NOT IN ('timeout', 'crashed')
+        WHERE m.status NOT IN ('error', 'unsupported', 'timeout', 'crashed')
           AND (m.kind IN ('image', 'raw', 'video')
                OR m.kind = 'audio' AND m.blake3 IN (SELECT blake3 FROM tags_audio WHERE has_cover))
         GROUP BY m.blake3 ORDER BY path_bytes
