@@ -1177,12 +1177,15 @@ def test_deleting_one_name_of_a_file_two_roots_hold_is_no_move(tmp_path: Path) -
         {"path": str(c / "y.jpg")}]
 
 
-@pytest.mark.parametrize("last", ["both roots in one scan", "b rescanned, then a"])
+@pytest.mark.parametrize("last", ["both roots in one scan", "b rescanned, then a", "b's scan cut short"])
 def test_deleting_a_name_of_a_file_whose_hard_link_a_scan_found_is_no_move(tmp_path: Path, last: str) -> None:
     """a/x.jpg catalogued, then a hard link of it in b found by a scan of b; a's name
     deleted. Whether the next scan covers both roots, or b is scanned again first (its row
-    now the inode's one link): b's row is a name of its own, not a's file moved, and the
-    tags stay apart."""
+    now the inode's one link), or the scan that found b's name was cut short after
+    writing it: b's row is a name of its own, not a's file moved, and the tags stay
+    apart."""
+    import duckdb
+
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
@@ -1191,10 +1194,13 @@ def test_deleting_a_name_of_a_file_whose_hard_link_a_scan_found_is_no_move(tmp_p
     scanned(catalog, a)
     os.link(a / "x.jpg", b / "y.jpg")
     scanned(catalog, b)
+    if last == "b's scan cut short":  # its rows written, then stopped: the row of b's name is as it left it
+        with duckdb.connect(str(catalog)) as con:
+            con.execute("UPDATE scans SET status = 'interrupted' WHERE scan_id = 2")
     for tag, path in (("A", a / "x.jpg"), ("B", b / "y.jpg")):
         assert run_cli("tag", "add", tag, path, catalog=catalog).rc == 0
     (a / "x.jpg").unlink()
-    if last == "both roots in one scan":
+    if last != "b rescanned, then a":
         got = scanned(catalog, a, b)
     else:
         scanned(catalog, b)
@@ -1202,6 +1208,29 @@ def test_deleting_a_name_of_a_file_whose_hard_link_a_scan_found_is_no_move(tmp_p
     assert (got["moved"], got["missing"]) == (0, 1), got
     assert rows(catalog, "SELECT t.tag, f.name, f.status FROM tags t JOIN files f USING (media_id) ORDER BY t.tag") \
         == [{"tag": "A", "name": "x.jpg", "status": "missing"}, {"tag": "B", "name": "y.jpg", "status": "present"}]
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_file_moved_onto_the_link_an_l_scan_reached_it_through_has_moved(tmp_path: Path, what: str) -> None:
+    """c's link to a's file (or folder), found by an -L scan of c: the same file reached
+    two ways, not two hard links. The link removed and the file moved to where it was,
+    the one name left takes a's row and tag over."""
+    a, c = tmp_path / "a", tmp_path / "c"
+    (a / "p").mkdir(parents=True)
+    c.mkdir()
+    (a / "p" / "y.jpg").write_bytes(os.urandom(3_000))
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, a)
+    assert run_cli("tag", "add", "K", a / "p" / "y.jpg", catalog=catalog).rc == 0
+    source, target = (a / "p" / "y.jpg", c / "y.jpg") if what == "file" else (a / "p", c / "p")
+    target.symlink_to(source)
+    scanned(catalog, "-L", c)
+    target.unlink()
+    os.rename(source, target)
+    got = scanned(catalog, a, c)
+    assert (got["moved"], got["missing"]) == (1, 0), got
+    assert rows(catalog, "SELECT f.path, f.status FROM tags t JOIN files f USING (media_id)") == [
+        {"path": str(c / ("y.jpg" if what == "file" else "p/y.jpg")), "status": "present"}]
 
 
 @pytest.mark.parametrize("hashed", [True, False])

@@ -257,12 +257,13 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     the inode's one link when found (the old path reached it through a link, since gone).
     A hard link is not (the old name's going is just that), nor a path through a link to
     the file deleted; such a row pairs with nothing, by identity or content. The same holds
-    wherever the new row is now, in or out of this scan's roots, when the scan that found
-    it completed and the vanished row is one a scan without -L found (a real path) outside
-    that scan's roots: that scan checked the old path and found it still held the file,
-    so the two were names of one file at once, and one of them going is no move. (Below
-    that scan's roots, the old row may have been left out or unreadable to it; then
-    nothing is known of it.)"""
+    wherever the new row is now, in or out of this scan's roots, when it and the vanished
+    row were both found by scans without -L (real paths), the vanished one outside the
+    roots of the scan that found the new one: that scan checked the old path and found
+    it still held the file (the engine writes no row of a known inode before that check,
+    also in a scan cut short), so the two were hard links at once, and one of them going
+    is no move. (Below that scan's roots, the old row may have been left out or
+    unreadable to it; then nothing is known of it.)"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
     if not con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # a rescan where nothing went
         con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
@@ -272,7 +273,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_new_rows AS {_MOVE_NEW.format(under=under)}", params)
     others = con.execute("""
         SELECT n.new_id, n.path_bytes, n.dev, n.inode, n.nlink, n.inside, o.path,
-               n.first_scan_id > o.last_scan_id AND s.status = 'completed' AND so.follow_links = false, s.roots
+               n.first_scan_id > o.last_scan_id AND s.follow_links = false AND so.follow_links = false, s.roots
         FROM mf_new_rows n
         JOIN mf_gone_rows o ON n.dev = o.dev AND n.inode = o.inode
         JOIN scans s ON s.scan_id = n.first_scan_id
