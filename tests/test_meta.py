@@ -1173,6 +1173,18 @@ def test_sound_alone_in_an_mp4_is_m4a_with_or_without_cover_art(tmp_path: Path) 
         assert _media(catalog, lib / name)["format"] == "m4a", name
 
 
+def test_sound_alone_in_a_plain_mp4_container_named_m4a_is_audio(tmp_path: Path) -> None:
+    """ffmpeg's mp4 muxer writes sound alone under the generic `isom` brand: named `.m4a`
+    (or listing an audio brand), the file is audio, in stats, search and dupes --kind."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "voice.m4a", "aac", "mp4", 0.5)
+    assert (lib / "voice.m4a").read_bytes()[4:12] == b"ftypisom"
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT kind, mime FROM files") == [{"kind": "audio", "mime": "audio/mp4"}]
+
+
 def test_a_file_moved_before_its_fingerprint_catch_up_is_fingerprinted_by_the_next_scan(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()

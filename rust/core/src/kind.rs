@@ -159,6 +159,15 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
     })
 }
 
+/// Whether an ISO BMFF `ftyp` box at the start of `h` lists an audio-only brand among
+/// its compatible brands (after the major brand and its version).
+fn mp4_audio_brand(h: &[u8]) -> bool {
+    let size = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    h.get(16..size.min(h.len()))
+        .map(|brands| brands.chunks_exact(4).any(|b| matches!(b, b"M4A " | b"M4B " | b"M4P ")))
+        .unwrap_or(false)
+}
+
 fn is_raw_tiff_ext(ext: &[u8]) -> bool {
     matches!(from_extension(ext), Some(Class { kind: Kind::Raw, .. }))
 }
@@ -200,6 +209,12 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
             b"M4A " | b"M4B " | b"M4P " => c(Audio, "audio/mp4"),
             b"3gp4" | b"3gp5" | b"3gp6" | b"3ge6" | b"3gs7" => c(Video, "video/3gpp"),
             b"3g2a" => c(Video, "video/3gpp2"),
+            // A generic brand (`isom`, `mp42`...): sound alone when the file lists an
+            // audio brand among its compatible ones, or is named as sound (`.m4a`, as
+            // ffmpeg's plain mp4 muxer writes one); else a video, as most are.
+            _ if mp4_audio_brand(h) || matches!(from_extension(ext), Some(Class { kind: Audio, .. })) => {
+                c(Audio, "audio/mp4")
+            }
             _ => c(Video, "video/mp4"),
         });
     }
@@ -395,6 +410,12 @@ mod tests {
         assert_eq!(classify(b"mp4", Some(m4a)).mime, "audio/mp4");
         let heic = b"\0\0\0\x18ftypheic\0\0\0\0";
         assert_eq!(classify(b"", Some(heic)).mime, "image/heic");
+        // Sound alone under a generic brand: named so, or an audio brand listed as compatible.
+        assert_eq!(classify(b"M4A", Some(mp4)).mime, "audio/mp4");
+        let listed = b"\0\0\0\x1cftypmp42\0\0\0\0isomM4A ";
+        assert_eq!(classify(b"mp4", Some(listed)).kind, Kind::Audio);
+        let cut = b"\0\0\0\x40ftypmp42\0\0\0\0isom";
+        assert_eq!(classify(b"mp4", Some(cut)).kind, Kind::Video);
     }
 
     #[test]
