@@ -430,6 +430,10 @@ def test_garbage_numbers_in_tags_and_exif_are_null_not_cut_short(tmp_path: Path)
     f["replaygain_track_gain"], f["replaygain_album_gain"] = "+1e5 dB", "9" * 400 + " dB"
     f["replaygain_track_peak"] = "0.988"
     f.save()
+    media_corpus._audio(lib / "zero.flac", "flac", "flac", 0.6)  # another content
+    z = FLAC(str(lib / "zero.flac"))
+    z["tracknumber"], z["discnumber"] = "0/12", "0"  # empty fields, as MP4's trkn 0 is
+    z.save()
     ex = Image.Exif()
     ex.get_ifd(0x8769)[0x9011] = "+99:99"
     ex[0x0110] = "Model\x00garbage"  # a C string: what follows the NUL is not the model
@@ -437,9 +441,11 @@ def test_garbage_numbers_in_tags_and_exif_are_null_not_cut_short(tmp_path: Path)
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert rows(catalog, "SELECT track, track_total, disc, year, rg_track_gain, rg_album_gain, rg_track_peak "
-                         "FROM tags_audio") == [
+                         "FROM tags_audio t JOIN files f USING (blake3) WHERE f.name = 'song.flac'") == [
         {"track": None, "track_total": None, "disc": None, "year": None, "rg_track_gain": None,
          "rg_album_gain": None, "rg_track_peak": 0.988}]
+    assert rows(catalog, "SELECT track, track_total, disc FROM tags_audio t JOIN files f USING (blake3) "
+                         "WHERE f.name = 'zero.flac'") == [{"track": None, "track_total": 12, "disc": None}]
     assert rows(catalog, "SELECT taken_offset, model FROM exif") == [{"taken_offset": None, "model": "Model"}]
 
 

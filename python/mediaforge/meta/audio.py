@@ -73,10 +73,12 @@ def _first(v: Any) -> str | None:
 
 
 def _pair(v: str | None) -> tuple[int | None, int | None]:
+    """`7/12` as (7, 12); a 0 (an empty field some taggers write) is no number, as MP4's
+    `trkn` 0 is."""
     m = _NUM.match(v or "")
     if not m:
         return None, None
-    return int(m.group(1)), int(m.group(2)) if m.group(2) else None
+    return int(m.group(1)) or None, int(m.group(2) or 0) or None
 
 
 def _float(v: str | None) -> float | None:
