@@ -557,8 +557,8 @@ def dupes_cmd(
     if similar:
         kind = kind or "image"
         if kind not in SIMILAR_KINDS:
-            raise InvalidInputError("--similar compares pictures (--kind image, the default), videos (--kind video) "
-                                    "or sound (--kind audio)")
+            raise InvalidInputError("--similar compares pictures (--kind image, the default, RAW files included), "
+                                    "videos (--kind video) or sound (--kind audio)")
         # Writes the groups to the catalog's similar_groups table, so it needs the write lock.
         with open_catalog(g.catalog) as cat:
             _fingerprint_missing(cat, kind, g.quiet)
@@ -622,7 +622,8 @@ def dedupe_cmd(
     if similar:
         method = SIMILAR_KINDS.get(kind or "image")
         if method is None:
-            raise InvalidInputError("--similar acts on pictures (--kind image, the default), videos or audio")
+            raise InvalidInputError("--similar acts on pictures (--kind image, the default, RAW files included), "
+                                    "videos or audio")
         with open_catalog(g.catalog, read_only=True) as cat:
             plan = plan_similar(cat, keep, action, target, method)
     else:
