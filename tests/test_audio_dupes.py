@@ -104,3 +104,19 @@ def test_catalogs_from_before_fingerprints_catch_up(music, tmp_path: Path) -> No
     assert rows(old, "SELECT count(*) AS n FROM audio_hashes")[0]["n"] == 7
     out = json.loads(run_cli("meta", "--json", catalog=old).out)
     assert (out["files"], out["fingerprinted"]) == (0, 0)
+
+
+def test_a_file_gone_from_the_library_is_in_no_group(music, tmp_path: Path) -> None:
+    import shutil
+
+    import duckdb
+
+    _root, catalog = music
+    gone = tmp_path / "gone.duckdb"
+    shutil.copy(catalog, gone)
+    with duckdb.connect(str(gone)) as con:
+        con.execute("UPDATE files SET status = 'missing' WHERE name = 'song.m4a'")
+    found = json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=gone).out)
+    assert sorted(os.path.basename(r["path"]) for r in found) == ["song.flac", "song.mp3", "song.opus"]
+    # Nor is it grouped out of sight: the stored groups hold the three present contents.
+    assert rows(gone, "SELECT count(*) AS n FROM similar_groups WHERE method = 'audio'")[0]["n"] == 3

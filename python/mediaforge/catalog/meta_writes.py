@@ -86,9 +86,9 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KI
 
 def thumb_candidates(cat: Catalog) -> pa.Table:
     """Every extracted content that can have a thumbnail, with a present path and its
-    current thumbnail (NULL when none was made). Not one extraction could not read at all
-    (`error`, `unsupported`, `timeout`, `crashed`): `meta --retry-failed` tries those again,
-    and their thumbnails come with it."""
+    current thumbnail (NULL when none was made). Contents extraction could not read at all
+    (`error`, `unsupported`, `timeout`, `crashed`) are left out: `meta --retry-failed`
+    tries those again, and their thumbnails come with it."""
     return cat.con.sql(
         """
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,

@@ -193,13 +193,13 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
     # header, and its fingerprint, the song's start, matches the song's.
     fps = cat.con.sql(
         f"""
-        SELECT blake3, fingerprint, duration FROM (
+        SELECT x.blake3, x.fingerprint, x.duration FROM (
             SELECT a.blake3, a.fingerprint, a.frames,
                    CASE WHEN a.seconds < {AUDIO_FINGERPRINT_SECONDS} - 1 THEN a.seconds ELSE m.duration END AS duration
-            FROM audio_hashes a JOIN media m USING (blake3))
-        WHERE frames > 0 AND duration > 0
-          AND EXISTS (SELECT 1 FROM files f WHERE f.blake3 = blake3 AND f.status = 'present')
-        ORDER BY blake3
+            FROM audio_hashes a JOIN media m USING (blake3)) x
+        WHERE x.frames > 0 AND x.duration > 0
+          AND EXISTS (SELECT 1 FROM files f WHERE f.blake3 = x.blake3 AND f.status = 'present')
+        ORDER BY x.blake3
         """
     ).fetchall()
     found = pa.record_batch(_core.audio_matches([f for _, f, _ in fps], [d for _, _, d in fps],
