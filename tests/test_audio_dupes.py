@@ -87,16 +87,21 @@ def test_strict_threshold_and_keep_highest_bitrate(music) -> None:
     assert all(os.path.exists(s["trash"]) for s in plan["steps"])  # a dry run
 
 
-def test_catalogs_from_before_fingerprints_catch_up(music, tmp_path: Path) -> None:
+def _changed_copy(catalog: Path, tmp_path: Path, sql: str) -> Path:
+    """A copy of the module's catalog with `sql` run on it."""
     import shutil
 
-    _root, catalog = music
-    old = tmp_path / "old.duckdb"
-    shutil.copy(catalog, old)
     import duckdb
 
-    with duckdb.connect(str(old)) as con:
-        con.execute("DELETE FROM audio_hashes")
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(catalog, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute(sql)
+    return copy
+
+
+def test_catalogs_from_before_fingerprints_catch_up(music, tmp_path: Path) -> None:
+    old = _changed_copy(music[1], tmp_path, "DELETE FROM audio_hashes")
     res = run_cli("meta", "--json", catalog=old)
     assert res.rc == 0, res.err
     out = json.loads(res.out)
@@ -107,15 +112,7 @@ def test_catalogs_from_before_fingerprints_catch_up(music, tmp_path: Path) -> No
 
 
 def test_a_file_gone_from_the_library_is_in_no_group(music, tmp_path: Path) -> None:
-    import shutil
-
-    import duckdb
-
-    _root, catalog = music
-    gone = tmp_path / "gone.duckdb"
-    shutil.copy(catalog, gone)
-    with duckdb.connect(str(gone)) as con:
-        con.execute("UPDATE files SET status = 'missing' WHERE name = 'song.m4a'")
+    gone = _changed_copy(music[1], tmp_path, "UPDATE files SET status = 'missing' WHERE name = 'song.m4a'")
     found = json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=gone).out)
     assert sorted(os.path.basename(r["path"]) for r in found) == ["song.flac", "song.mp3", "song.opus"]
     # Nor is it grouped out of sight: the stored groups hold the three present contents.
