@@ -1151,6 +1151,61 @@ def test_an_animated_gif_cut_short_is_partial(tmp_path: Path) -> None:
     assert stage == "decode" and "cut short?" in message
 
 
+def _mp3(path: Path, pcm: object, rate: int, xing: bool, vbr: bool) -> None:
+    """Mono MP3 with LAME: CBR 64 kbit/s or VBR (quality 6); with or without the Xing frame
+    that states the length."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp3", options={"write_xing": "1" if xing else "0"}) as c:
+        s = c.add_stream("libmp3lame", rate=rate)
+        s.layout = "mono"
+        if vbr:
+            s.codec_context.flags |= av.codec.context.Flags.qscale
+            s.codec_context.global_quality = 6 * 118  # FF_QP2LAMBDA
+        else:
+            s.bit_rate = 64_000
+        for i in range(0, len(pcm), 4096):  # type: ignore[arg-type]
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[None, i:i + 4096]), format="flt",  # type: ignore[index]
+                                               layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_sound_cut_short_past_two_minutes_is_partial_and_a_length_estimate_is_no_claim(tmp_path: Path) -> None:
+    """A 200 s song whose download stopped at about 150 s (its Xing frame claims 200 s):
+    `partial`, its duration how far it plays, also past the fingerprint's two minutes and
+    with --no-fingerprints. A VBR MP3 without a Xing frame (15 s of silence first) has a
+    length libav only estimates from the first frames' bitrate: no claim, so `ok`."""
+    import numpy as np
+
+    from mediaforge.synth import song_pcm
+
+    rate = 22050
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _mp3(lib / "whole.mp3", song_pcm(5, 200, rate), rate, xing=True, vbr=False)
+    whole = (lib / "whole.mp3").read_bytes()
+    (lib / "stopped.mp3").write_bytes(whole[: len(whole) * 3 // 4])
+    _mp3(lib / "estimated.mp3", np.concatenate([np.zeros(15 * rate, np.float32), song_pcm(6, 45, rate)]), rate,
+         xing=False, vbr=True)
+    for extra in ((), ("--no-fingerprints",)):
+        catalog = tmp_path / f"c{len(extra)}.duckdb"
+        assert run_cli("scan", lib, "--no-thumbs", *extra, catalog=catalog).rc == 0
+        got = {r["name"]: r for r in rows(catalog, "SELECT f.name, m.status, m.duration FROM files f "
+                                                   "JOIN media m USING (blake3)")}
+        assert (got["whole.mp3"]["status"], round(got["whole.mp3"]["duration"])) == ("ok", 200)
+        assert got["stopped.mp3"]["status"] == "partial" and 145 < got["stopped.mp3"]["duration"] < 155, got
+        ((stage, message),) = _errors(catalog, lib / "stopped.mp3")
+        assert stage == "decode" and "of the 200.0 s the file claims: cut short?" in message
+        assert got["estimated.mp3"]["status"] == "ok" and _errors(catalog, lib / "estimated.mp3") == []
+
+
 def test_text_named_like_a_song_is_an_error_not_a_partial_song(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -309,7 +309,7 @@ def _raw_exif(r: _Result) -> None:
 def _av(r: _Result, fallback: bool = False) -> bool:
     import av
 
-    from .probe import AFP_SECONDS, audio_fingerprint, probe, video_fingerprint
+    from .probe import audio_fingerprint, length_in_header, probe, sound_end, video_fingerprint
     from .thumbs import fit
 
     t = r.task
@@ -375,13 +375,19 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.audio_hash = audio_fingerprint(t.path, by_content)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
-        else:
-            # The fingerprint decodes the sound up to its first two minutes: a file whose
-            # sound ends well before the length its header claims was cut short (a
-            # download or copy that stopped) and must not pass for the whole song.
-            ended, claimed = r.audio_hash["seconds"], media.get("duration")
-            if claimed and ended < min(claimed, AFP_SECONDS) - max(1.0, claimed / 20):
-                r.fail("decode", f"the sound ends at {ended:.1f} s of the {claimed:.1f} s the file claims: cut short?")
+    # Sound whose header states its length and that ends well before it was cut short (a
+    # download or copy that stopped): it must not pass for the whole song, in a near-
+    # duplicate group or a dedupe. Its duration is how far it plays.
+    claimed = media.get("duration")
+    if t.meta and claimed and media.get("audio_codec") and not media.get("video_codec") \
+            and length_in_header(media.get("format"), t.path):
+        try:
+            ended = sound_end(t.path, claimed, by_content)
+        except (av.error.FFmpegError, OSError, ValueError):
+            ended = None
+        if ended is not None:
+            r.media["duration"] = round(ended, 3)
+            r.fail("decode", f"the sound ends at {ended:.1f} s of the {claimed:.1f} s the file claims: cut short?")
     return True
 
 
