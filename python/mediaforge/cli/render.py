@@ -119,11 +119,13 @@ class ExtractProgressBar:
     def __init__(self, enabled: bool, label: str) -> None:
         self.progress = Progress(
             SpinnerColumn(), TextColumn(f"{label:<8}"), BarColumn(bar_width=24),
-            TextColumn("{task.completed:,}/{task.total:,} files  {task.fields[rate]:,.0f} files/s  "
-                       "{task.fields[errors]:,} errors", style="progress.data.speed"),
+            # The count as text: the total is unknown (None) until the files to do are
+            # listed, and a format spec on None fails as the bar draws.
+            TextColumn("{task.fields[count]}  {task.fields[rate]:,.0f} files/s  {task.fields[errors]:,} errors",
+                       style="progress.data.speed"),
             TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled,
         )
-        self.task = self.progress.add_task(label, total=None, rate=0.0, errors=0)
+        self.task = self.progress.add_task(label, total=None, rate=0.0, errors=0, count="0 files")
 
     def __enter__(self) -> ExtractProgressBar:
         self.progress.__enter__()
@@ -133,7 +135,8 @@ class ExtractProgressBar:
         self.progress.__exit__(None, None, None)
 
     def update(self, p: Any) -> None:
-        self.progress.update(self.task, total=p.total, completed=p.done, errors=p.errors,
+        count = f"{p.done:,} files" if p.total is None else f"{p.done:,}/{p.total:,} files"
+        self.progress.update(self.task, total=p.total, completed=p.done, errors=p.errors, count=count,
                              rate=p.done / p.elapsed if p.elapsed > 0 else 0.0)
 
 
