@@ -418,6 +418,21 @@ def test_no_meta_and_no_thumbs_options(tmp_path: Path) -> None:
     assert json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)["files"] == 0
 
 
+@pytest.mark.parametrize("options", [(), ("--no-thumbs", "--no-fingerprints")])
+def test_a_picture_with_a_garbage_header_is_an_error_whatever_is_decoded(tmp_path: Path, options: tuple) -> None:
+    """JPEG magic, then garbage: Pillow cannot read it. With nothing to decode (no
+    thumbnail, no fingerprint), libav's image reader used to "open" it, and it was `ok`
+    with format image2 and no size."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"garbage, not a picture" * 2)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, *options, catalog=catalog).rc == 0
+    m = _media(catalog, lib / "corrupt.jpg")
+    assert (m["status"], m["format"], m["width"]) == ("error", None, None), m
+    assert [stage for stage, _ in _errors(catalog, lib / "corrupt.jpg")] == ["image"]
+
+
 def test_garbage_numbers_in_tags_and_exif_are_null_not_cut_short(tmp_path: Path) -> None:
     from mutagen.flac import FLAC
     from PIL import Image

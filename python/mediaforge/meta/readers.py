@@ -329,6 +329,10 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         if not fallback:
             r.fail("probe", e, ERROR)
         return False
+    if fallback and still and not (media.get("width") and media.get("height")):
+        # libav's image reader "opens" any file named like a picture, even one whose header
+        # is garbage; without a picture size it read nothing, and what Pillow said stands.
+        return False
     if fallback:
         r.errors.clear()
         r.status = OK
