@@ -1060,3 +1060,27 @@ def test_undo_after_the_library_was_copied_with_its_hard_links(lib, tmp_path: Pa
     assert (undone["done"], undone["already_restored"], undone["skipped"]) == (3, 0, [])
     inodes = [p.stat().st_ino for p in root.rglob("*") if p.is_file()]
     assert len(set(inodes)) == len(inodes)
+
+
+def test_sidecars_alike_are_each_their_photos_and_no_duplicates_unless_asked_for(tmp_path: Path) -> None:
+    """Two photos tagged alike have XMP sidecars with the same bytes: neither `dupes` nor
+    `dedupe` offers to link them (each is its own photo's), unless `--kind sidecar` asks."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag><rdf:li>paris</rdf:li>'
+           b'</rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
+    for name in ("a", "b"):
+        (root / f"{name}.jpg").write_bytes(os.urandom(3_000))
+        (root / f"{name}.jpg.xmp").write_bytes(xmp)
+    shutil.copy(root / "a.jpg", root / "a copy.jpg")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    listed = json.loads(run_cli("dupes", "--format", "json", catalog=catalog).out)
+    assert sorted(os.path.basename(r["path"]) for r in listed) == ["a copy.jpg", "a.jpg"]
+    plan = json.loads(run_cli("dedupe", "--json", catalog=catalog).out)
+    assert [os.path.basename(s["hardlink"]) for s in plan["steps"]] == ["a copy.jpg"]
+    asked = json.loads(run_cli("dedupe", "--kind", "sidecar", "--json", catalog=catalog).out)
+    assert [os.path.basename(s["hardlink"]) for s in asked["steps"]] == ["b.jpg.xmp"]
+    listed = json.loads(run_cli("dupes", "--kind", "sidecar", "--format", "json", catalog=catalog).out)
+    assert sorted(os.path.basename(r["path"]) for r in listed) == ["a.jpg.xmp", "b.jpg.xmp"]

@@ -48,7 +48,7 @@ from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
 from ..fsops import new_tmp
 from ..stop import Stop
-from .find import numbered_groups_sql
+from .find import NOT_BY_DEFAULT, numbered_groups_sql
 
 ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
 SIMILAR_ACTIONS = ("move-to", "trash")
@@ -200,12 +200,12 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
     _check_action(action, target, ACTIONS)
     _check_outside_library(cat, target)
     params: dict[str, Any] = {}
-    where = ""
+    where, of_file = NOT_BY_DEFAULT, NOT_BY_DEFAULT.replace("kind", "f.kind")
     if kind is not None:
-        where, params["kind"] = "AND kind = $kind", kind
+        (where, of_file), params["kind"] = ("AND kind = $kind", "AND f.kind = $kind"), kind
     rows = _ranked(cat, keep, f"""
         SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where)}) g
-        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {where and "AND f.kind = $kind"}""", params)
+        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {of_file}""", params)
     steps = [
         _step(row) for row in rows
         # Already a hard link to the kept file: nothing to link or clone.

@@ -29,9 +29,15 @@ from ..meta import AUDIO_FINGERPRINT_SECONDS
 DEFAULT_RADIUS = 8
 
 
+# Sidecars are left out unless asked for by kind: two photos tagged alike get sidecars
+# with the same bytes, each its own photo's, never copies to link together (an editor
+# saving one in place would change the other photo's).
+NOT_BY_DEFAULT = "AND kind <> 'sidecar'"
+
+
 def _kind_filter(kind: str | None) -> tuple[str, list[Any]]:
     if kind is None:
-        return "", []
+        return NOT_BY_DEFAULT, []
     if kind not in KINDS:
         raise InvalidInputError(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
     return "AND kind = ?", [kind]
