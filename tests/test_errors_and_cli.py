@@ -786,8 +786,10 @@ def test_stats_json(cataloged: MediaTree, catalog_path: Path) -> None:
     assert [s["status"] for s in st["last_scans"]] == ["completed", "completed"]
     assert st["last_scans"][0]["missing"] == 1
     last = st["last_scans"][0]
-    started, finished = (datetime.fromisoformat(last[k]) for k in ("started_at", "finished_at"))
+    assert last["started_at"].endswith("Z") and last["finished_at"].endswith("Z")
+    started, finished = (datetime.fromisoformat(last[k].replace("Z", "+00:00")) for k in ("started_at", "finished_at"))
     assert started.strftime("%Y-%m-%d %H:%M") == last["started"] and started <= finished
+    assert started.utcoffset() is not None and started.utcoffset().total_seconds() == 0
     assert last["seconds"] > 0 and round(last["seconds"], 2) == last["secs"]
 
 

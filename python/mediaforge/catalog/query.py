@@ -319,7 +319,8 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
         SELECT scan_id AS id, strftime(started_at, '%Y-%m-%d %H:%M') AS started, status,
                files_seen AS files, new_files AS new, changed_files AS changed,
                moved_files AS moved, missing_files AS missing, errors, round(seconds, 2) AS secs,
-               started_at, finished_at, seconds
+               strftime(started_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS started_at,
+               strftime(finished_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS finished_at, seconds
         FROM scans ORDER BY scan_id DESC LIMIT 5
         """,
     )

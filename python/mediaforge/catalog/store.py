@@ -8,6 +8,7 @@ batch in place and the next scan picks up the rest.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,8 +45,9 @@ def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
     text = str(err)
     if _LOCK.search(text):
         holder = _HOLDER.search(text)
-        who = f" (held by PID {holder.group(2)})" if holder else ""
-        return CatalogBusyError(f"catalog is busy: another MediaForge process is using {path}{who}")
+        # DuckDB names the holder: a MediaForge command, or any program with DuckDB.
+        who = f" (held by PID {holder.group(2)}, {os.path.basename(holder.group(1))})" if holder else ""
+        return CatalogBusyError(f"catalog is busy: another process is using {path}{who}; run this again once it ends")
     if _NOT_DB.search(text):
         return CatalogInvalidError(f"{path} is not a readable DuckDB catalog: {first_line(err)}")
     return CatalogInvalidError(f"cannot open catalog {path}: {first_line(err)}")

@@ -347,6 +347,7 @@ def search_cmd(
     if fmt is Format.table and output is None:
         if table.num_rows:
             render.print_table(table, hide=("media_id", "path_raw"))
-        print(f"{render.counted(table.num_rows, 'result')}")
+        more = f" (the best {limit:,}: --limit shows more)" if table.num_rows == limit else ""
+        print(f"{render.counted(table.num_rows, 'result')}{more}")
     else:
         _write_table(table, fmt, output, g.catalog)
