@@ -348,6 +348,15 @@ def test_trash_and_bad_options(lib) -> None:
     # prefix:b keeps a copy under b/, so a/'s copies went to the trash beside the catalog.
     assert not (root / "a" / "photo.jpg").exists() and not (root / "a" / "song.mp3").exists()
     assert list((catalog.parent / "trash").rglob("photo.jpg"))
+    # The --json of an --apply says what was done, file by file; that of the undo what it
+    # restored, and the undo leaves no empty folders in the trash.
+    out = json.loads(res.out)
+    assert sorted(os.path.basename(s["trash"]) for s in out["steps"]) == ["photo copy.jpg", "photo.jpg", "song.mp3"]
+    assert all(s["keep"].startswith(str(root / "b")) and s["size"] > 0 for s in out["steps"])
+    undone = _undo(catalog, out["journal"])
+    assert sorted(r["path"] for r in undone["restored"]) == sorted(s["trash"] for s in out["steps"])
+    assert undone["bytes"] == sum(s["size"] for s in out["steps"])
+    assert (root / "a" / "photo.jpg").exists() and list((catalog.parent / "trash").iterdir()) == []
     bad = run_cli("dedupe", "--action", "shred", catalog=catalog)
     assert bad.rc == 2 and bad.err.count("\n") == 1
     assert run_cli("dedupe", "--action", "move-to", catalog=catalog).rc == 2
@@ -764,7 +773,8 @@ def test_a_journal_without_its_last_newline_keeps_its_last_line(lib) -> None:
     journal = Path(out["journal"])
     journal.write_bytes(journal.read_bytes().rstrip(b"\n"))
     last = journal.read_text().splitlines()[-1]
-    assert _undo(catalog, str(journal))["done"] == 3
+    undone = _undo(catalog, str(journal))
+    assert (undone["done"], undone["tags_carried"]) == (3, 1)  # the carried tag taken back, counted
     assert last in journal.read_text().splitlines()
     assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE source = 'dedupe'") == [{"n": 0}]
     assert _undo(catalog, str(journal))["already_restored"] == 3

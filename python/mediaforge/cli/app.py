@@ -631,8 +631,7 @@ def dedupe_cmd(
         with open_catalog(g.catalog, read_only=True) as cat:
             plan = plan_exact(cat, keep, action, target, kind)
     if not do_apply:
-        steps = [{"group": s.group, **render.path_fields("keep", s.keep), **render.path_fields(action, s.victim),
-                  "size": s.size} for s in plan.steps]
+        steps = _step_rows(plan.steps, action)
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": plan.reclaimable, "steps": steps})
             return
@@ -675,7 +674,7 @@ def dedupe_cmd(
         # journal and the undo command are printed all the same.
         out.interrupted = True
     with Stop():  # a second Ctrl-C (`timeout` signals the command, then its group) waits for the report
-        _print_outcome(out, DONE[action], as_json)
+        _print_outcome(out, DONE[action], as_json, action)
     if out.journal_failed:  # after the report of what was done: exit 3 with the reason
         raise PathIOError(out.journal_failed)
     if index_error is not None:
@@ -709,7 +708,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
             from .organise import IndexFollows
 
             with IndexFollows(cat, catalog_path) as follow:
-                follow.done(uncarry(cat, journal))
+                follow.done(uncarry(cat, journal, out))
     finally:
         if cat is not None:
             cat.close()
@@ -723,13 +722,23 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
         raise problem
 
 
-def _print_outcome(out, verb: str, as_json: bool) -> None:  # noqa: ANN001
+def _step_rows(steps, action: str) -> list[dict]:  # noqa: ANN001
+    """Dedupe steps for --json: group, the kept file, the one acted on (under the action's
+    name), with their exact bytes where not UTF-8, and the size."""
+    return [{"group": s.group, **render.path_fields("keep", s.keep), **render.path_fields(action, s.victim),
+             "size": s.size} for s in steps]
+
+
+def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> None:  # noqa: ANN001
     if as_json:
+        # What was done, file by file: the steps of an --apply, the paths an undo restored.
+        done = {"restored": [render.path_fields("path", p) for p in out.restored]} if verb == "restored" \
+            else {"steps": _step_rows(out.done_steps, action or verb)}
         render.dump_json({"done": out.done, **({"already_restored": out.already} if verb == "restored" else {}),
                           "bytes": out.bytes_freed, "journal": str(out.journal),
                           "tags_carried": out.tags_carried,
                           "collections_carried": out.collections_carried,
-                          "skipped": [{"path": p, "why": w} for p, w in out.skipped]})
+                          "skipped": [{"path": p, "why": w} for p, w in out.skipped], **done})
         if out.interrupted:
             raise KeyboardInterrupt
         return

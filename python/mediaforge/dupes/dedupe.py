@@ -320,6 +320,8 @@ class Outcome:
     interrupted: bool = False
     # Files an earlier undo of the journal restored (an undo run again after it stopped).
     already: int = 0
+    # What this undo restored, in order.
+    restored: list[bytes] = field(default_factory=list)
     # Why the run stopped early because its journal could not be written (then nothing
     # more was done, not even the tags' carry-over), else None.
     journal_failed: str | None = None
@@ -547,25 +549,28 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
     out.collections_carried = len(items)
 
 
-def uncarry(cat: Catalog, path: Path) -> list[str]:
+def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
     """Take back the tags and collection places a journal's dedupe carried over; returns
-    the media ids that lost one (their search documents change)."""
+    the media ids that lost one (their search documents change). `out` counts them, in
+    its `tags_carried` and `collections_carried`."""
     touched: set[str] = set()
+    taken = {"tags": 0, "collections": 0}
     with cat.transaction() as con:
         for e in _entries(path):
             if e.get("kind") != "carried":
                 continue
             ids = _current_ids(con, e)
-            for keep, tag in e.get("tags", []):
-                for mid in ids.get(keep, [keep]):
-                    if con.execute("DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
-                                   [mid, tag]).fetchall()[0][0]:
-                        touched.add(mid)
-            for keep, cid in e.get("collections", []):
-                for mid in ids.get(keep, [keep]):
-                    if con.execute("DELETE FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?",
-                                   [mid, cid]).fetchall()[0][0]:
-                        touched.add(mid)
+            for what, sql in (("tags", "DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'"),
+                              ("collections", "DELETE FROM collection_items WHERE media_id = ?::UUID "
+                                              "AND collection_id = ?")):
+                for keep, value in e.get(what, []):
+                    for mid in ids.get(keep, [keep]):
+                        gone = con.execute(sql, [mid, value]).fetchall()[0][0]
+                        if gone:
+                            touched.add(mid)
+                            taken[what] += gone
+    if out is not None:
+        out.tags_carried, out.collections_carried = taken["tags"], taken["collections"]
     return sorted(touched)
 
 
@@ -1068,6 +1073,8 @@ def undo(path: Path) -> Outcome:
                     st = os.lstat(r.victim)
                     if why is None:
                         out.done += 1
+                        out.bytes_freed += st.st_size  # for an undo: the bytes it put back
+                        out.restored.append(r.victim)
                     else:
                         out.already += 1
                         if r.was is not None:
@@ -1082,4 +1089,25 @@ def undo(path: Path) -> Outcome:
     finally:
         with contextlib.suppress(JournalError):
             journal.close()
+    if action in ("move-to", "trash"):
+        _prune_emptied(path, action, [r.moved_to for r in records if r.moved_to is not None])
     return out
+
+
+def _prune_emptied(path: Path, action: str, moved_to: list[bytes]) -> None:
+    """Remove the folders the dedupe made for moved files that the undo left empty: below
+    the --to folder (itself the user's, kept), and the trash folder of this journal (all
+    its own). A folder holding anything stays."""
+    dest = next(iter(_entries(path)), {}).get("dest")
+    if not dest:
+        return
+    root = os.fsencode(dest)
+    for where in sorted({os.path.dirname(m) for m in moved_to}, key=len, reverse=True):
+        while where.startswith(root + b"/") or (action == "trash" and where == root):
+            try:
+                os.rmdir(where)
+            except OSError:  # not empty (or gone): what is above it stays too
+                break
+            if where == root:
+                break
+            where = os.path.dirname(where)
