@@ -160,12 +160,13 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
 }
 
 /// Whether an ISO BMFF `ftyp` box at the start of `h` lists an audio-only brand among
-/// its compatible brands (after the major brand and its version).
+/// its compatible brands (after the major brand and its version), and no video one.
 fn mp4_audio_brand(h: &[u8]) -> bool {
     let size = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
-    h.get(16..size.min(h.len()))
-        .map(|brands| brands.chunks_exact(4).any(|b| matches!(b, b"M4A " | b"M4B " | b"M4P ")))
-        .unwrap_or(false)
+    let brands = h.get(16..size.min(h.len())).unwrap_or(&[]);
+    let has = |f: fn(&[u8]) -> bool| brands.chunks_exact(4).any(f);
+    has(|b| matches!(b, b"M4A " | b"M4B " | b"M4P "))
+        && !has(|b| matches!(b, b"M4V " | b"M4VH" | b"M4VP" | b"avc1" | b"hvc1" | b"hev1" | b"av01" | b"qt  "))
 }
 
 fn is_raw_tiff_ext(ext: &[u8]) -> bool {
@@ -207,6 +208,7 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
             b"crx " => c(Raw, "image/x-canon-cr3"),
             b"qt  " => c(Video, "video/quicktime"),
             b"M4A " | b"M4B " | b"M4P " => c(Audio, "audio/mp4"),
+            b"M4V " | b"M4VH" | b"M4VP" => c(Video, "video/mp4"),
             b"3gp4" | b"3gp5" | b"3gp6" | b"3ge6" | b"3gs7" => c(Video, "video/3gpp"),
             b"3g2a" => c(Video, "video/3gpp2"),
             // A generic brand (`isom`, `mp42`...): sound alone when the file lists an
@@ -416,6 +418,11 @@ mod tests {
         assert_eq!(classify(b"mp4", Some(listed)).kind, Kind::Audio);
         let cut = b"\0\0\0\x40ftypmp42\0\0\0\0isom";
         assert_eq!(classify(b"mp4", Some(cut)).kind, Kind::Video);
+        // iTunes videos list the audio brand beside their own: still videos.
+        let m4v = b"\0\0\0\x20ftypM4V \0\0\0\0M4V M4A mp42isom";
+        assert_eq!(classify(b"m4v", Some(m4v)).kind, Kind::Video);
+        let both = b"\0\0\0\x20ftypmp42\0\0\0\0isomM4A avc1mp42";
+        assert_eq!(classify(b"mp4", Some(both)).kind, Kind::Video);
     }
 
     #[test]
