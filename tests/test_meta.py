@@ -1150,16 +1150,21 @@ def test_the_front_cover_is_the_thumbnail_when_a_back_cover_comes_first(tmp_path
 
 def test_an_animated_gif_cut_short_is_partial(tmp_path: Path) -> None:
     """Pillow reads the frames before the cut and says nothing: the missing trailer marks
-    the file `partial`; the whole GIF is `ok` with all its frames."""
+    the file `partial`; the whole GIF is `ok` with all its frames, also with bytes after
+    its trailer."""
     lib = tmp_path / "lib"
     lib.mkdir()
     frames = [media_corpus.picture(200, 150, i) for i in range(5)]
     frames[0].save(lib / "whole.gif", "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
     whole = (lib / "whole.gif").read_bytes()
     (lib / "cut.gif").write_bytes(whole[: len(whole) // 2])
+    (lib / "padded.gif").write_bytes(whole + b"\0" * 512)  # bytes after the trailer, as some tools leave
+    media_corpus.picture(40, 30, 3).save(lib / "one.gif")
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert (_media(catalog, lib / "whole.gif")["status"], _media(catalog, lib / "whole.gif")["frames"]) == ("ok", 5)
+    for name in ("padded.gif", "one.gif"):
+        assert _media(catalog, lib / name)["status"] == "ok" and _errors(catalog, lib / name) == [], name
     cut = _media(catalog, lib / "cut.gif")
     assert cut["status"] == "partial" and 1 <= cut["frames"] < 5, cut
     ((stage, message),) = _errors(catalog, lib / "cut.gif")

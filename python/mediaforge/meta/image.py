@@ -94,6 +94,40 @@ def open_image(path: str | bytes) -> Image.Image:
     return im
 
 
+def gif_complete(path: str | bytes) -> bool:
+    """Whether a GIF's blocks run whole up to its trailer (0x3B): the screen descriptor
+    and colour table, then extensions and images, each a chain of sub-blocks ended by a
+    zero. Bytes after the trailer (padding some tools add) do not matter; a file that
+    ends first was cut short. False when it cannot be read."""
+    import mmap
+
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            n = len(m)
+            if n < 13:
+                return False
+            i = 13 + (3 << ((m[10] & 7) + 1) if m[10] & 0x80 else 0)  # header, screen, global colours
+            while i < n:
+                block = m[i]
+                if block == 0x3B:
+                    return True
+                if block == 0x21:  # extension: label, then sub-blocks
+                    i += 2
+                elif block == 0x2C:  # image: descriptor, local colours, LZW code size, sub-blocks
+                    if i + 10 > n:
+                        return False
+                    flags = m[i + 9]
+                    i += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1
+                else:
+                    return False  # not a block: the data is broken here
+                while i < n and m[i]:
+                    i += m[i] + 1
+                i += 1  # the zero that ends the chain
+            return False
+    except (OSError, ValueError):
+        return False
+
+
 def image_info(im: Image.Image) -> dict[str, Any]:
     """The `media` columns an image fills."""
     from .thumbs import turned_on_load

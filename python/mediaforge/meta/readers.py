@@ -164,7 +164,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import TooLarge, image_info, open_image, read_exif, unsupported_reason
+    from .image import TooLarge, gif_complete, image_info, open_image, read_exif, unsupported_reason
     from .thumbs import reduce_grey, reduce_image
 
     t = r.task
@@ -195,7 +195,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             r.fail("raw", f"only the embedded preview was read ({r.raw_problem or 'no reader'})")
         if t.meta:
             r.media.update(image_info(im))
-            if im.format == "GIF" and not _ends_with(t.path, b";"):
+            if im.format == "GIF" and not gif_complete(t.path):
                 # Pillow counts the frames it can read: a GIF cut short loses the rest
                 # without a word, and only its missing trailer tells.
                 r.fail("decode", f"the GIF ends before its trailer ({r.media['frames']} frames read): cut short?")
@@ -222,16 +222,6 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
                 r.fail(stage, e, PARTIAL)
     return True
-
-
-def _ends_with(path: str | bytes, tail: bytes) -> bool:
-    """Whether the file's last bytes are `tail` (False when it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(-len(tail), os.SEEK_END)
-            return f.read(len(tail)) == tail
-    except OSError:
-        return False
 
 
 def _raw(r: _Result) -> bool:
