@@ -494,10 +494,11 @@ def test_each_exif_time_keeps_its_own_offset_and_placeholder_numbers_are_null() 
     assert exif_of(later, {0x9003: "2019:06:01 10:00:00", 0x9011: "-03:00", 0x9010: "+09:00"})[
         "taken_offset"] == "-03:00"
     ones = TiffImagePlugin.IFDRational(4294967295, 1)
-    junk = exif_of({}, {0x829A: ones, 0x829D: ones, 0x920A: TiffImagePlugin.IFDRational(0, 1), 0x8827: 0},
+    junk = exif_of({}, {0x829A: ones, 0x829D: ones, 0x920A: TiffImagePlugin.IFDRational(0, 1), 0x8827: 65535},
                    {5: 0, 6: ones})
     assert {k: junk[k] for k in ("exposure_time", "f_number", "focal_length", "iso", "gps_alt")} == dict.fromkeys(
         ("exposure_time", "f_number", "focal_length", "iso", "gps_alt"))
+    assert exif_of({}, {0x829A: TiffImagePlugin.IFDRational(172_800, 1)})["exposure_time"] == 172_800.0  # 2 days
     real = exif_of({}, {0x829A: TiffImagePlugin.IFDRational(1, 250), 0x829D: TiffImagePlugin.IFDRational(28, 10),
                         0x920A: TiffImagePlugin.IFDRational(50, 1), 0x8827: 409600},
                    {5: 0, 6: TiffImagePlugin.IFDRational(0, 1)})

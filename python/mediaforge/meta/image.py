@@ -250,9 +250,10 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         "software": _text(ex.get(0x0131)),
         "taken_at": original or modified,
         "taken_offset": _utc_offset(offset),
-        "exposure_time": _plausible(_num(sub.get(0x829A)), 1e-7, 86_400),
+        "exposure_time": _plausible(_num(sub.get(0x829A)), 1e-7, 1e8),  # solargraphs run for months
         "f_number": _plausible(_num(sub.get(0x829D)), 0.5, 1_024),
-        "iso": int(iso) if isinstance(iso, int) and 0 < iso <= 10_000_000 else None,
+        # 65535 is a SHORT's all-ones placeholder: cameras past ISO 65535 write it there.
+        "iso": int(iso) if isinstance(iso, int) and 0 < iso <= 10_000_000 and iso != 65535 else None,
         "focal_length": _plausible(_num(sub.get(0x920A)), 0.1, 100_000),
         "focal_length_35mm": int(sub[0xA405]) if isinstance(sub.get(0xA405), int) and 0 < sub[0xA405] <= 100_000
         else None,
