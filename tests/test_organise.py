@@ -1142,11 +1142,19 @@ def test_characters_that_draw_nothing_are_refused_unless_they_join_or_select() -
                "\U0001f3f3\ufe0f\u200d\U0001f308", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
                "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0915\u094d\u200d\u0937", "1\ufe0f\u20e3",
                "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "\u845b\U000e0100",
-               "\U0001f44d\U0001f3fd"]
+               "\U0001f44d\U0001f3fd",
+               # Malayalam and Bengali half forms at a word's end, a Mongolian vowel
+               # separator, a Hebrew grapheme joiner between points, ZWJ emoji with styles.
+               "\u0d05\u0d35\u0d28\u0d4d\u200d", "\u09b9\u09a0\u09be\u09a4\u09cd\u200d",
+               "\u182c\u1820\u1837\u180e\u1820", "\u05dc\u05b4\u05b7\u034f\u05dd",
+               "\u2764\ufe0f\u200d\U0001f525", "\U0001f3f4\U000e0075\U000e0073\U000e0074\U000e0078\U000e007f"]
     assert [w for w in written if has_invisible(w)] == []
     hidden = ["alm\u061cx", "t\u200c", "emoji\u200d", "\u200dx", "x \u200dy", "x\u200d y", "x\u200d\u200dy",
               "\ufe0fx", "x\ufe0f\ufe0f", "x \ufe0f", "t\U000e0041x", "\U000e0067", "t\ufff9x", "t\u034fx",
-              "t\u3164x", "t\u115fx", "t\uffa0x", "t\u200bx", "t\u2065x", "t\U0001d173x"]
+              "t\u3164x", "t\u115fx", "t\uffa0x", "t\u200bx", "t\u2065x", "t\U0001d173x",
+              # Joiners and selectors where no script or emoji uses them: they draw nothing.
+              "a\u200cb", "a\u200db", "a\ufe0fb", "a\ufe0eb", "a\U000e0100b", "a\u180bb", "t\u034fx",
+              "\U0001f3f4\U000e007a\U000e007a\U000e007f"]
     assert [w for w in hidden if not has_invisible(w)] == []
 
 

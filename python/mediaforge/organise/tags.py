@@ -28,29 +28,86 @@ BAD_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufdd0-
 _BAD = re.compile(BAD_NAME_CHARS.pattern[:-1] + "|]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Characters that draw nothing (Unicode's default-ignorable code points: zero-width
-# space, soft hyphen, direction marks, word joiners, BOM, Hangul fillers, the combining
-# grapheme joiner, interlinear annotation marks...): a name holding one looks like the
-# name without it, and would be a second tag. Some of them are part of how text is
-# written, and are let through only where they do that: the zero-width joiner and
-# non-joiner (emoji sequences, Persian, Indic scripts) between two visible characters,
-# variation selectors (emoji or text style, ideographic variants) right after one, and
-# the tag characters of a subdivision flag (🏴 + letters + cancel tag).
-_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200e\u200f\u202a-\u202e"
-                        "\u2060-\u206f\u3164\ufeff\uffa0\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-                        "\U000e0000-\U000e001f\U000e0080-\U000e00ff\U000e01f0-\U000e0fff]")
-_FLAG_TAGS = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f")
+# space, soft hyphen, direction marks, word joiners, BOM, Hangul fillers, interlinear
+# annotation marks...): a name holding one looks like the name without it, and would be a
+# second tag. Some of them are how text is written, and pass only where they do that
+# work (`_CONTEXT`).
+_INVISIBLE = re.compile("[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u200b\u200e\u200f\u202a-\u202e\u2060-\u206f\u3164"
+                        "\ufeff\uffa0\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e001f"
+                        "\U000e0080-\U000e00ff\U000e01f0-\U000e0fff]")
+# A subdivision flag: a black flag, a region code in tag letters (`gbsct`), a cancel tag.
+_FLAG_TAGS = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{2}[\U000e0061-\U000e007a\U000e0030-\U000e0039]{1,3}"
+                        "\U000e007f")
 _TAG_CHAR = re.compile("[\U000e0020-\U000e007f]")
-_JOINERS = "\u200c\u200d"
-_SELECTORS = "\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
-# A joiner or selector with nothing visible before it, a joiner with nothing after it.
-_STRAY = re.compile(f"^[{_JOINERS}{_SELECTORS}]|[\\s{_JOINERS}{_SELECTORS}][{_SELECTORS}]|[\\s{_JOINERS}][{_JOINERS}]"
-                    f"|[{_JOINERS}](\\s|$)")
+# Scripts whose letters join, or whose clusters a joiner or non-joiner shapes.
+_JOINING = ("ARABIC", "SYRIAC", "NKO", "MANDAIC", "MONGOLIAN", "DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI",
+            "ORIYA", "TAMIL", "TELUGU", "KANNADA", "MALAYALAM", "SINHALA", "MYANMAR", "KHMER", "TIBETAN", "LIMBU",
+            "TAI THAM", "BALINESE", "JAVANESE", "HANIFI ROHINGYA", "ADLAM", "KAITHI", "SYLOTI NAGRI", "NEWA",
+            "SHARADA", "GRANTHA", "TIRHUTA", "SIDDHAM", "MODI", "TAKRI", "CHAKMA")
+_EMOJI_RANGES = ((0x1F000, 0x1FAFF), (0x2600, 0x27BF), (0x2300, 0x23FF), (0x2B00, 0x2BFF), (0x2190, 0x21FF),
+                 (0x25A0, 0x25FF), (0x2900, 0x297F))
+_EMOJI_SINGLES = frozenset(map(chr, (0xA9, 0xAE, 0x203C, 0x2049, 0x2122, 0x2139, 0x24C2, 0x3030, 0x303D, 0x3297,
+                                     0x3299)))
+
+
+def _name(c: str) -> str:
+    return unicodedata.name(c, "") if c else ""
+
+
+def _joins(c: str) -> bool:
+    return _name(c).startswith(_JOINING)
+
+
+def _emoji(c: str) -> bool:
+    return bool(c) and (c in _EMOJI_SINGLES or any(lo <= ord(c) <= hi for lo, hi in _EMOJI_RANGES))
+
+
+def _virama(c: str) -> bool:
+    n = _name(c)
+    return "VIRAMA" in n or n.endswith(("SIGN ASAT", "SIGN COENG"))
+
+
+def _in_place(c: str, before: str, after: str, base: str) -> bool:
+    """Whether the contextual character `c` does its work between `before` and `after`
+    (`base`: the last character before it that is no emoji selector)."""
+    o = ord(c)
+    if c == "\u200d":  # emoji sequences, Indic and Arabic shaping, a half form at a word's end
+        return (_emoji(base) and _emoji(after)) or (_joins(before) and _joins(after)) or _virama(before)
+    if c == "\u200c":  # Persian and Indic: keeps two letters from joining
+        return (_joins(before) and _joins(after)) or _virama(before)
+    if o in (0xFE0E, 0xFE0F):  # text or emoji style of an emoji, or a keycap's digit
+        return _emoji(before) or (before in "0123456789#*" and bool(before) and after == "\u20e3")
+    if 0xFE00 <= o <= 0xFE0D:  # standardized variants of maths symbols and some scripts
+        return bool(before) and (unicodedata.category(before) in ("Sm", "So") or _name(before).startswith(
+            ("MYANMAR", "CJK", "PHAGS-PA", "MANICHAEAN")))
+    if 0xE0100 <= o <= 0xE01EF:  # ideographic variants (Japanese names)
+        return _name(before).startswith("CJK")
+    if c == "\u180e":  # Mongolian vowel separator: shapes the letter after it
+        return _name(before).startswith("MONGOLIAN") and _name(after).startswith("MONGOLIAN")
+    if 0x180B <= o <= 0x180F:  # Mongolian free variation selectors
+        return _name(before).startswith("MONGOLIAN")
+    if c == "\u034f":  # combining grapheme joiner: orders the marks of a letter (Hebrew points)
+        return bool(before) and unicodedata.category(before).startswith("M")
+    return True
+
+
+_CONTEXT = re.compile("[\u034f\u180b-\u180f\u200c\u200d\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def has_invisible(name: str) -> bool:
     """Whether `name` (a tag level, or a collection's name) holds a character that draws
-    nothing where it stands, so that it would look like another name."""
-    return bool(_INVISIBLE.search(name) or _TAG_CHAR.search(_FLAG_TAGS.sub("", name)) or _STRAY.search(name))
+    nothing where it stands, so that it would look like another name. Known to pass:
+    a joiner between two emoji that form no sequence, a flag of a region code that is
+    none; both draw as what they hold, without the joiner or tags."""
+    if _INVISIBLE.search(name) or _TAG_CHAR.search(_FLAG_TAGS.sub("", name)):
+        return True
+    for m in _CONTEXT.finditer(name):
+        i = m.start()
+        before, after = name[i - 1:i], name[i + 1:i + 2]
+        base = name[:i].rstrip("\ufe0e\ufe0f")[-1:]
+        if not _in_place(m.group(), before, after, base):
+            return True
+    return False
 
 
 # The top keyword collections travel under in XMP sidecars: not a tag of its own.
