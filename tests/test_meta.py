@@ -1227,6 +1227,36 @@ def test_sound_cut_short_past_two_minutes_is_partial_and_a_length_estimate_is_no
         assert got["estimated.mp3"]["status"] == "ok" and _errors(catalog, lib / "estimated.mp3") == []
 
 
+def test_two_sound_streams_of_different_lengths_are_no_file_cut_short(tmp_path: Path) -> None:
+    """A Matroska file with a 4 s and a 12 s FLAC stream: the container lasts 12 s, the
+    first stream ends at 4 s, and that is how it was made, not a cut."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    rate = 22050
+    with av.open(str(lib / "two.mka"), "w", format="matroska") as c:
+        streams = [c.add_stream("flac", rate=rate) for _ in range(2)]
+        for st in streams:
+            st.layout = "mono"
+        for st, seconds in zip(streams, (4, 12)):
+            samples = (9000 * np.sin(np.arange(seconds * rate) * 2 * np.pi * 440 / rate)).astype(np.int16)
+            for i in range(0, len(samples), 4096):
+                frame = av.AudioFrame.from_ndarray(samples[None, i:i + 4096], format="s16", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
+                for p in st.encode(frame):
+                    c.mux(p)
+            for p in st.encode():
+                c.mux(p)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    m = _media(catalog, lib / "two.mka")
+    assert (m["status"], round(m["duration"])) == ("ok", 12), m
+
+
 def test_text_named_like_a_song_is_an_error_not_a_partial_song(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()

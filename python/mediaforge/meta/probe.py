@@ -357,57 +357,67 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
     return {"fingerprint": fp, "frames": len(fp) // 4, "seconds": round(len(pcm) / 4 / AFP_RATE, 3)}
 
 
-# Containers whose header states the length (sample counts, an index, the last page's
-# granule position), so a sound ending well before it was cut short. Raw streams (MP3
-# without a Xing, Info or VBRI frame, ADTS AAC, AC-3) only estimate it from the bitrate.
-LENGTH_IN_HEADER = frozenset({"flac", "ogg", "opus", "wav", "w64", "aiff", "matroska", "webm", "mp4", "m4a", "m4b",
-                              "mov", "3gp", "caf", "asf", "wv", "ape", "dsf"})
+# Containers whose header states the length (sample counts, an index), so a sound ending
+# well before it was cut short. Raw streams (MP3 without a Xing, Info or VBRI frame,
+# ADTS AAC, AC-3) only estimate it from the bitrate; libav takes Ogg's from the last page
+# there is and WAV's from the file's size, which a cut moves too.
+LENGTH_IN_HEADER = frozenset({"flac", "aiff", "matroska", "webm", "mp4", "m4a", "m4b", "mov", "3gp", "caf", "asf",
+                              "wv", "ape", "dsf"})
 _MP3_LENGTH_FRAME = re.compile(rb"Xing|Info|VBRI")
 
 
 def length_in_header(fmt: str | None, path: str | bytes) -> bool:
     """Whether the file's header states its length (see LENGTH_IN_HEADER); an MP3 does in
-    the Xing, Info or VBRI frame encoders put first."""
+    the Xing, Info or VBRI frame encoders put first: in the first frame after any ID3v2
+    tags and the padding some taggers leave."""
     if fmt in LENGTH_IN_HEADER:
         return True
     if fmt != "mp3":
         return False
     try:
         with open(path, "rb") as f:
-            head = f.read(10)
-            skip = 0
-            if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag first: its size, 4 bytes of 7 bits
-                skip = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F))
-            f.seek(skip)
-            return bool(_MP3_LENGTH_FRAME.search(f.read(4096)))
+            at = 0
+            while True:
+                f.seek(at)
+                head = f.read(10)
+                if head[:3] != b"ID3" or len(head) < 10:
+                    break  # an ID3v2 tag: its size, 4 bytes of 7 bits, and a footer when flagged
+                at += 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7
+                            | (head[9] & 0x7F)) + (10 if head[5] & 0x10 else 0)
+            f.seek(at)
+            data = f.read(65536)
     except OSError:
         return False
+    sync = re.search(rb"\xff[\xe0-\xff]", data)
+    return bool(sync and _MP3_LENGTH_FRAME.search(data, sync.start(), sync.start() + 200))
 
 
 def sound_end(path: str | bytes, claimed: float, by_content: bool = False) -> float | None:
     """Where the sound of a file whose header claims `claimed` seconds ends, when that is
     well before (a download or copy that stopped); None when it plays to about its end,
-    or nothing can be told. A seek to shortly before the end and a decode to the end; when
-    nothing decodes there, seeks halving the span between the start and that point."""
+    or nothing can be told (several sound streams: which one ends where). A seek to
+    shortly before the end and a decode to the end; when nothing decodes there, seeks
+    halving the span between the start and that point, then a decode from the last one
+    that found sound to where it ends. Times count from the stream's start."""
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     with _container(path, name, by_content) as c:
-        if not c.streams.audio:
+        if len(c.streams.audio) != 1:
             return None
         stream = c.streams.audio[0]
+        start = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
 
         def reached(t: float, whole: bool) -> float | None:
             """The end of the sound decoded from a seek to `t` (to the file's end when
             `whole`, else one frame's), None when nothing decodes there."""
             try:
-                c.seek(int(t / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True,
-                       any_frame=False)
+                c.seek(int((start + t) / stream.time_base), stream=stream, backward=True, any_frame=False)
             except (av.error.FFmpegError, OverflowError):
                 return None
             end = None
             try:
                 for frame in c.decode(stream):
                     if frame.pts is not None and frame.sample_rate:
-                        end = float(frame.pts * frame.time_base) + frame.samples / frame.sample_rate
+                        end = float(frame.pts * frame.time_base) - start + frame.samples / frame.sample_rate
                         if not whole:
                             break
             except av.error.FFmpegError:
@@ -416,17 +426,19 @@ def sound_end(path: str | bytes, claimed: float, by_content: bool = False) -> fl
 
         slack = max(1.5, claimed / 200)
         end = reached(max(0.0, claimed - 10), True)
-        if end is not None:
-            return end if end < claimed - slack else None
-        lo, hi = 0.0, max(0.0, claimed - 10)
-        while hi - lo > slack:
-            mid = (lo + hi) / 2
-            got = reached(mid, False)
-            if got is None:
-                hi = mid
-            else:
-                lo = max(mid, got)
-        return lo
+        if end is None:
+            lo, hi = 0.0, max(0.0, claimed - 10)
+            while hi - lo > slack:
+                mid = (lo + hi) / 2
+                got = reached(mid, False)
+                if got is None:
+                    hi = mid
+                else:
+                    lo = max(mid, got)
+            end = reached(lo, True)
+            if end is None:
+                return lo
+        return end if end < claimed - slack else None
 
 
 def _frame_after(c: Any, stream: Any, t: float) -> Any:
