@@ -357,6 +357,14 @@ def test_trash_and_bad_options(lib) -> None:
     assert sorted(r["path"] for r in undone["restored"]) == sorted(s["trash"] for s in out["steps"])
     assert undone["bytes"] == sum(s["size"] for s in out["steps"])
     assert (root / "a" / "photo.jpg").exists() and list((catalog.parent / "trash").iterdir()) == []
+    # To a --to folder: the folders the move made go with the undo; ones there before stay.
+    dest = catalog.parent / "moved"
+    (dest / str(root / "a").lstrip("/")).mkdir(parents=True)
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    out = _apply(catalog, "--action", "move-to", "--to", str(dest), "--keep", "prefix:" + str(root / "b"))
+    assert out["done"] == 3 and (dest / str(root / "b").lstrip("/")).is_dir()
+    _undo(catalog, out["journal"])
+    assert (dest / str(root / "a").lstrip("/")).is_dir() and not (dest / str(root / "b").lstrip("/")).exists()
     bad = run_cli("dedupe", "--action", "shred", catalog=catalog)
     assert bad.rc == 2 and bad.err.count("\n") == 1
     assert run_cli("dedupe", "--action", "move-to", catalog=catalog).rc == 2

@@ -419,7 +419,10 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                 journal.write(kind="skipped", victim=entry["victim"], why="already present at the destination")
                 return "already present at the destination"
             try:
+                made = _missing_folders(os.path.dirname(target))
                 os.makedirs(os.path.dirname(target), exist_ok=True)
+                if made:  # what the undo may take away again once it is empty
+                    entry["made"] = [_b64(m) for m in made]
                 _move(s.victim, target, out.moved_names)
             except OSError as e:
                 why = f"could not move it: {e.strerror or first_line(e)}"
@@ -1090,24 +1093,36 @@ def undo(path: Path) -> Outcome:
         with contextlib.suppress(JournalError):
             journal.close()
     if action in ("move-to", "trash"):
-        _prune_emptied(path, action, [r.moved_to for r in records if r.moved_to is not None])
+        _prune_emptied(path, action)
     return out
 
 
-def _prune_emptied(path: Path, action: str, moved_to: list[bytes]) -> None:
-    """Remove the folders the dedupe made for moved files that the undo left empty: below
-    the --to folder (itself the user's, kept), and the trash folder of this journal (all
-    its own). A folder holding anything stays."""
-    dest = next(iter(_entries(path)), {}).get("dest")
-    if not dest:
-        return
-    root = os.fsencode(dest)
-    for where in sorted({os.path.dirname(m) for m in moved_to}, key=len, reverse=True):
-        while where.startswith(root + b"/") or (action == "trash" and where == root):
-            try:
-                os.rmdir(where)
-            except OSError:  # not empty (or gone): what is above it stays too
-                break
-            if where == root:
-                break
-            where = os.path.dirname(where)
+def _missing_folders(folder: bytes) -> list[bytes]:
+    """The folders `os.makedirs(folder)` is about to create, deepest first."""
+    made = []
+    while folder and not os.path.lexists(folder):
+        made.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return made
+
+
+def _prune_emptied(path: Path, action: str) -> None:
+    """Remove the folders the dedupe made for moved files (its `made` lines) that the undo
+    left empty, deepest first, and the trash folder of this journal, all its own; never
+    a folder that was there before, nor one holding anything."""
+    entries = list(_entries(path))
+    made: set[bytes] = set()
+    for e in entries:
+        if e.get("kind") == "done" and isinstance(e.get("made"), list):
+            for m in e["made"]:
+                with contextlib.suppress(TypeError, ValueError):  # a line edited by hand: that folder stays
+                    made.add(_unb64(m))
+    dest = entries[0].get("dest") if entries else None
+    if action == "trash" and dest:
+        made.add(os.fsencode(dest))
+    for folder in sorted(made, key=len, reverse=True):
+        with contextlib.suppress(OSError):  # not empty, or gone: it stays as it is
+            os.rmdir(folder)
