@@ -1147,7 +1147,8 @@ def test_characters_that_draw_nothing_are_refused_unless_they_join_or_select() -
                # separator, a Hebrew grapheme joiner between points, ZWJ emoji with styles.
                "\u0d05\u0d35\u0d28\u0d4d\u200d", "\u09b9\u09a0\u09be\u09a4\u09cd\u200d",
                "\u182c\u1820\u1837\u180e\u1820", "\u05dc\u05b4\u05b7\u034f\u05dd",
-               "\u2764\ufe0f\u200d\U0001f525", "\U0001f3f4\U000e0075\U000e0073\U000e0074\U000e0078\U000e007f"]
+               "\u2764\ufe0f\u200d\U0001f525", "\U0001f3f4\U000e0075\U000e0073\U000e0074\U000e0078\U000e007f",
+               "\u06f1\u06f4\u06f0\u06f2 \u0647\u200d.\u0634", "0\ufe00"]  # Persian 1402 AH (solar), slashed 0
     assert [w for w in written if has_invisible(w)] == []
     hidden = ["alm\u061cx", "t\u200c", "emoji\u200d", "\u200dx", "x \u200dy", "x\u200d y", "x\u200d\u200dy",
               "\ufe0fx", "x\ufe0f\ufe0f", "x \ufe0f", "t\U000e0041x", "\U000e0067", "t\ufff9x", "t\u034fx",

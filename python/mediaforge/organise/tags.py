@@ -71,15 +71,16 @@ def _in_place(c: str, before: str, after: str, base: str) -> bool:
     """Whether the contextual character `c` does its work between `before` and `after`
     (`base`: the last character before it that is no emoji selector)."""
     o = ord(c)
-    if c == "\u200d":  # emoji sequences, Indic and Arabic shaping, a half form at a word's end
-        return (_emoji(base) and _emoji(after)) or (_joins(before) and _joins(after)) or _virama(before)
+    if c == "\u200d":  # emoji sequences, Indic and Arabic shaping (a letter's joining form
+        # before a dot, as Persian abbreviations write it), a half form at a word's end
+        return (_emoji(base) and _emoji(after)) or _joins(before) or _virama(before)
     if c == "\u200c":  # Persian and Indic: keeps two letters from joining
         return (_joins(before) and _joins(after)) or _virama(before)
     if o in (0xFE0E, 0xFE0F):  # text or emoji style of an emoji, or a keycap's digit
         return _emoji(before) or (before in "0123456789#*" and bool(before) and after == "\u20e3")
-    if 0xFE00 <= o <= 0xFE0D:  # standardized variants of maths symbols and some scripts
-        return bool(before) and (unicodedata.category(before) in ("Sm", "So") or _name(before).startswith(
-            ("MYANMAR", "CJK", "PHAGS-PA", "MANICHAEAN")))
+    if 0xFE00 <= o <= 0xFE0D:  # standardized variants: maths symbols, a slashed zero, some scripts
+        return bool(before) and (unicodedata.category(before) in ("Sm", "So") or (before == "0" and o == 0xFE00)
+                                 or _name(before).startswith(("MYANMAR", "CJK", "PHAGS-PA", "MANICHAEAN")))
     if 0xE0100 <= o <= 0xE01EF:  # ideographic variants (Japanese names)
         return _name(before).startswith("CJK")
     if c == "\u180e":  # Mongolian vowel separator: shapes the letter after it
