@@ -419,12 +419,16 @@ def test_only_querys_sql_opening_with_a_comment_is_moved_after_the_options(args:
 
 
 
-def _on_a_terminal(*args: str | os.PathLike, catalog: Path) -> tuple[int, str]:
+def _on_a_terminal(*args: str | os.PathLike, catalog: Path, ctrl_c_at: bytes | None = None) -> tuple[int, str]:
     """Run `mediaforge ARGS...` with stdin, stdout and stderr on a pseudo-terminal, as a
-    person typing it: the progress bars draw. (rc, everything it wrote)."""
+    person typing it: the progress bars draw. With `ctrl_c_at`, SIGINT goes to its process
+    group (as Ctrl-C sends it) the moment that text is drawn. (rc, everything it wrote)."""
+    import signal
+
     master, slave = os.openpty()
     env = cli_env(catalog, TERM="xterm-256color", COLUMNS="120", LINES="40")
-    p = subprocess.Popen(cli_cmd(*args), stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    p = subprocess.Popen(cli_cmd(*args), stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+                         start_new_session=True)
     os.close(slave)
     out = bytearray()
     while True:
@@ -435,6 +439,9 @@ def _on_a_terminal(*args: str | os.PathLike, catalog: Path) -> tuple[int, str]:
         if not chunk:
             break
         out += chunk
+        if ctrl_c_at is not None and ctrl_c_at in out:
+            os.killpg(p.pid, signal.SIGINT)
+            ctrl_c_at = None
     os.close(master)
     return p.wait(timeout=300), out.decode("utf-8", "replace")
 
@@ -451,3 +458,16 @@ def test_every_long_command_draws_its_progress_on_a_terminal(tmp_path: Path) -> 
         rc, out = _on_a_terminal(*args, catalog=catalog)
         assert rc == 0 and "mediaforge: error" not in out and "Traceback" not in out, (args, out[-2000:])
     assert rows(catalog, "SELECT count(*) AS n FROM media")[0]["n"] > 0
+
+
+def test_ctrl_c_as_the_progress_bar_starts_gives_the_cursor_back(tmp_path: Path) -> None:
+    """Ctrl-C in the moment the bar starts (rich has hidden the cursor and is starting its
+    drawing thread): the command ends 130 with its one line, and the terminal gets its
+    cursor back; the bar was left drawing under the message, the cursor hidden."""
+    lib, catalog = tmp_path / "lib", tmp_path / "c.duckdb"
+    lib.mkdir()
+    for i in range(3000):
+        (lib / f"f{i:04d}.bin").write_bytes(b"x" * (i % 7 + 1))
+    rc, out = _on_a_terminal("scan", lib, "--no-meta", catalog=catalog, ctrl_c_at=b"\x1b[?25l")
+    assert rc == 130 and "Traceback" not in out, out[-2000:]
+    assert out.rfind("\x1b[?25h") > out.rfind("\x1b[?25l"), out[-2000:]

@@ -10,6 +10,7 @@ import errno
 import json
 import math
 import os
+import signal
 import struct
 import sys
 import uuid
@@ -38,6 +39,8 @@ class _Console(Console):
 
 err_console = _Console(stderr=True)
 out_console = _Console()
+# A progress bar on fewer columns would wrap, and each frame left its wrapped rows behind.
+BARS_FIT = err_console.width >= 20
 for _c in (err_console, out_console):
     if _c.width < 20:  # COLUMNS=0 or 5: rich would print empty boxes, or nothing
         _c.width = 80
@@ -71,11 +74,35 @@ class _Rates(ProgressColumn):
                     f"{f.get('bytes', 0) / secs / 1e6:,.1f} MB/s", style="progress.data.speed")
 
 
-class ScanProgressBar:
+class _Bar:
+    """A rich progress bar on stderr, as a context. A Ctrl-C that lands while the bar
+    starts (rich has hidden the cursor and started its drawing thread) stops it before
+    going on: the terminal gets its cursor back, and no frame is drawn after the error."""
+
+    progress: Progress
+
+    def __enter__(self) -> Any:
+        # Ctrl-C is held back while rich starts (a KeyboardInterrupt inside it left its
+        # drawing thread running and the cursor hidden), and taken once it has.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.progress.__enter__()
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            return self
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            self.progress.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+
+class ScanProgressBar(_Bar):
     """A rich progress bar fed by `ScanProgress` snapshots (drawn on stderr)."""
 
     def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+        self.enabled = enabled = enabled and BARS_FIT
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description:<9}"),
@@ -88,13 +115,6 @@ class ScanProgressBar:
         )
         self.task = self.progress.add_task("walk", total=None, files=0, bytes=0, elapsed=0.0)
         self.walk_ended = 0.0  # elapsed s at the last update before the hash phase
-
-    def __enter__(self) -> ScanProgressBar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
 
     def update(self, p: ScanProgress) -> None:
         if p.phase in ("hash", "write", "done") and p.hash_phase_bytes:
@@ -113,10 +133,11 @@ class ScanProgressBar:
                                  files=p.files, bytes=p.bytes, elapsed=p.elapsed)
 
 
-class ExtractProgressBar:
+class ExtractProgressBar(_Bar):
     """Files done of files to extract, with files/s and an ETA (drawn on stderr)."""
 
     def __init__(self, enabled: bool, label: str) -> None:
+        enabled = enabled and BARS_FIT
         self.progress = Progress(
             SpinnerColumn(), TextColumn(f"{label:<8}"), BarColumn(bar_width=24),
             # The count as text: the total is unknown (None) until the files to do are
@@ -126,13 +147,6 @@ class ExtractProgressBar:
             TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled,
         )
         self.task = self.progress.add_task(label, total=None, rate=0.0, errors=0, count="0 files")
-
-    def __enter__(self) -> ExtractProgressBar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
 
     def update(self, p: Any) -> None:
         count = f"{p.done:,} files" if p.total is None else f"{p.done:,}/{p.total:,} files"
