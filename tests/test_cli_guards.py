@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import shutil
 import subprocess
 import zlib
 from pathlib import Path
@@ -452,12 +453,18 @@ def test_every_long_command_draws_its_progress_on_a_terminal(tmp_path: Path) -> 
     with metadata ended in an internal error after the walk (pipes never showed it)."""
     lib, catalog = tmp_path / "lib", tmp_path / "c.duckdb"
     assert run_cli("sample", lib, catalog=catalog).rc == 0
+    shutil.copy2(next(lib.rglob("*.jpg")), lib / "a copy.jpg")
     for args in (("scan", lib), ("meta", "--retry-failed"), ("thumbs",), ("dupes", "--similar"),
                  ("dupes", "--similar", "--kind", "video"), ("dupes", "--similar", "--kind", "audio"), ("dupes",),
-                 ("dedupe",), ("search", "--reindex")):
+                 ("dedupe",), ("dedupe", "--apply"), ("search", "--reindex")):
         rc, out = _on_a_terminal(*args, catalog=catalog)
         assert rc == 0 and "mediaforge: error" not in out and "Traceback" not in out, (args, out[-2000:])
+        if args == ("dedupe", "--apply"):  # its bar (steps done) cleared, then the report
+            assert "1 file hard-linked" in out and out.rfind("\x1b[?25h") > out.rfind("\x1b[?25l"), out[-2000:]
     assert rows(catalog, "SELECT count(*) AS n FROM media")[0]["n"] > 0
+    journal = next((catalog.parent / "journal").iterdir())
+    rc, out = _on_a_terminal("dedupe", "--undo", journal, catalog=catalog)
+    assert rc == 0 and "1 file restored" in out and "\x1b[?25h" in out, out[-2000:]
 
 
 def test_ctrl_c_as_the_progress_bar_starts_gives_the_cursor_back(tmp_path: Path) -> None:

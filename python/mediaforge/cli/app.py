@@ -616,7 +616,7 @@ def dedupe_cmd(
         raise InvalidInputError(f"--to {os.fsencode(to)!r}: the journal records this folder as text, and its "
                                 "path is not valid UTF-8; choose another folder")
     if undo_journal is not None:
-        _undo(undo_journal, g.catalog, as_json)
+        _undo(undo_journal, g.catalog, as_json, not g.quiet and sys.stderr.isatty())
         return
     target = to.resolve() if to is not None else None
     if similar:
@@ -653,7 +653,8 @@ def dedupe_cmd(
     index_error: MediaForgeError | None = None  # raised once the report of the files is out
     try:
         with open_catalog(g.catalog) as cat:
-            out = apply(plan, root / "journal", root / "trash")
+            with render.ExtractProgressBar(not g.quiet and sys.stderr.isatty(), "dedupe", "skipped") as bar:
+                out = apply(plan, root / "journal", root / "trash", bar.step)
             from .organise import IndexFollows
 
             follow = IndexFollows(cat, g.catalog) if has_carry(cat, out) else None
@@ -681,7 +682,7 @@ def dedupe_cmd(
         raise index_error
 
 
-def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
+def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = False) -> None:
     """Restore a dedupe's files, then take back the tags it carried. A busy catalog is
     refused before any file is touched (run again later); a catalog that cannot be
     opened otherwise (damaged) does not keep the files from coming back: they are
@@ -703,7 +704,8 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool) -> None:
     except CatalogError as e:
         problem = e
     try:
-        out = undo(journal)
+        with render.ExtractProgressBar(show_bar, "undo", "skipped") as bar:
+            out = undo(journal, bar.step)
         if cat is not None:
             from .organise import IndexFollows
 

@@ -13,8 +13,10 @@ import os
 import signal
 import struct
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
@@ -136,17 +138,23 @@ class ScanProgressBar(_Bar):
 class ExtractProgressBar(_Bar):
     """Files done of files to extract, with files/s and an ETA (drawn on stderr)."""
 
-    def __init__(self, enabled: bool, label: str) -> None:
+    def __init__(self, enabled: bool, label: str, what: str = "errors") -> None:
         enabled = enabled and BARS_FIT
         self.progress = Progress(
             SpinnerColumn(), TextColumn(f"{label:<8}"), BarColumn(bar_width=24),
             # The count as text: the total is unknown (None) until the files to do are
             # listed, and a format spec on None fails as the bar draws.
-            TextColumn("{task.fields[count]}  {task.fields[rate]:,.0f} files/s  {task.fields[errors]:,} errors",
+            TextColumn("{task.fields[count]}  {task.fields[rate]:,.0f} files/s  {task.fields[errors]:,} " + what,
                        style="progress.data.speed"),
             TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled,
         )
         self.task = self.progress.add_task(label, total=None, rate=0.0, errors=0, count="0 files")
+
+    def step(self, done: int, total: int, errors: int) -> None:
+        """`update` from a count: for the steps of a dedupe or its undo."""
+        if not hasattr(self, "started"):
+            self.started = time.monotonic()
+        self.update(SimpleNamespace(done=done, total=total, errors=errors, elapsed=time.monotonic() - self.started))
 
     def update(self, p: Any) -> None:
         count = f"{p.done:,} files" if p.total is None else f"{p.done:,}/{p.total:,} files"

@@ -364,7 +364,11 @@ def _destination(plan: Plan, trash_root: Path, stamp: str) -> Path | None:
     return dest
 
 
-def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
+# Told after each file: (files looked at, files in all, files skipped), for a progress bar.
+StepFn = Callable[[int, int, int], None]
+
+
+def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | None = None) -> Outcome:
     """Carry out the plan, checking each file first; see the module docstring."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     dest = _destination(plan, trash_root, stamp)
@@ -383,6 +387,8 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path) -> Outcome:
                     why = _act(plan.action, s, dest, journal, out)
                 if why:
                     out.skipped.append((path_text(s.victim), why))
+                if on_step is not None:
+                    on_step(out.done + len(out.skipped), len(plan.steps), len(out.skipped))
             out.interrupted = stop.requested
     except JournalError as e:  # a full disk: not one more step that could not be undone
         out.journal_failed = str(e)
@@ -1028,7 +1034,7 @@ def check_journal(path: Path) -> None:
     _records(path)
 
 
-def undo(path: Path) -> Outcome:
+def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
     """Reverse every completed action of a journal, newest first; each path must still
     hold what the dedupe left there, or it is left alone with the reason. Each file
     restored is journaled ('undone', with the inode it has again), so an undo stopped
@@ -1052,7 +1058,9 @@ def undo(path: Path) -> Outcome:
     journal = Journal(path, appending=True)
     try:
         with Stop() as stop:
-            for r in reversed(records):
+            for n, r in enumerate(reversed(records)):
+                if on_step is not None:
+                    on_step(n, len(records), len(out.skipped))
                 if stop.requested:
                     out.interrupted = True
                     break
