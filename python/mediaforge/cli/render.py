@@ -149,11 +149,10 @@ class ExtractProgressBar(_Bar):
             TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled,
         )
         self.task = self.progress.add_task(label, total=None, rate=0.0, errors=0, count="0 files")
+        self.started = time.monotonic()
 
     def step(self, done: int, total: int, errors: int) -> None:
         """`update` from a count: for the steps of a dedupe or its undo."""
-        if not hasattr(self, "started"):
-            self.started = time.monotonic()
         self.update(SimpleNamespace(done=done, total=total, errors=errors, elapsed=time.monotonic() - self.started))
 
     def update(self, p: Any) -> None:

@@ -316,7 +316,6 @@ def video_fingerprint(path: str | bytes, duration: float | None,
 
 
 AFP_RATE = 11025  # what the Rust fingerprint expects
-AFP_SECONDS = AUDIO_FINGERPRINT_SECONDS
 
 
 def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, Any]:
@@ -326,7 +325,7 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
 
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     chunks: list[bytes] = []
-    need = AFP_SECONDS * AFP_RATE * 4
+    need = AUDIO_FINGERPRINT_SECONDS * AFP_RATE * 4
     got = 0
     with _container(path, name, by_content) as c:
         if not c.streams.audio:
