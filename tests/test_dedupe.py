@@ -353,6 +353,11 @@ def test_trash_and_bad_options(lib) -> None:
     out = json.loads(res.out)
     assert sorted(os.path.basename(s["trash"]) for s in out["steps"]) == ["photo copy.jpg", "photo.jpg", "song.mp3"]
     assert all(s["keep"].startswith(str(root / "b")) and s["size"] > 0 for s in out["steps"])
+    # Each step says where its file went: the whole path again under the dated trash folder.
+    assert all(Path(s["to"]).is_file() and s["to"].endswith(s["trash"]) and s["to_raw"] is None
+               for s in out["steps"])
+    assert {Path(s["to"]).relative_to(catalog.parent / "trash").parts[0] for s in out["steps"]} \
+        == {p.name for p in (catalog.parent / "trash").iterdir()}
     undone = _undo(catalog, out["journal"])
     assert sorted(r["path"] for r in undone["restored"]) == sorted(s["trash"] for s in out["steps"])
     assert undone["bytes"] == sum(s["size"] for s in out["steps"])
@@ -361,8 +366,12 @@ def test_trash_and_bad_options(lib) -> None:
     dest = catalog.parent / "moved"
     (dest / str(root / "a").lstrip("/")).mkdir(parents=True)
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    dry = json.loads(run_cli("dedupe", "--action", "move-to", "--to", dest, "--keep", "prefix:" + str(root / "b"),
+                             "--json", catalog=catalog).out)
     out = _apply(catalog, "--action", "move-to", "--to", str(dest), "--keep", "prefix:" + str(root / "b"))
     assert out["done"] == 3 and (dest / str(root / "b").lstrip("/")).is_dir()
+    assert sorted(s["to"] for s in dry["steps"]) == sorted(s["to"] for s in out["steps"])
+    assert all(s["to"] == str(dest) + s["move-to"] and Path(s["to"]).is_file() for s in out["steps"])
     _undo(catalog, out["journal"])
     assert (dest / str(root / "a").lstrip("/")).is_dir() and not (dest / str(root / "b").lstrip("/")).exists()
     bad = run_cli("dedupe", "--action", "shred", catalog=catalog)

@@ -631,7 +631,7 @@ def dedupe_cmd(
         with open_catalog(g.catalog, read_only=True) as cat:
             plan = plan_exact(cat, keep, action, target, kind)
     if not do_apply:
-        steps = _step_rows(plan.steps, action)
+        steps = _step_rows(plan.steps, action, target)
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": plan.reclaimable, "steps": steps})
             return
@@ -724,10 +724,14 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
         raise problem
 
 
-def _step_rows(steps, action: str) -> list[dict]:  # noqa: ANN001
+def _step_rows(steps, action: str, dest: Path | None = None) -> list[dict]:  # noqa: ANN001
     """Dedupe steps for --json: group, the kept file, the one acted on (under the action's
-    name), with their exact bytes where not UTF-8, and the size."""
+    name), with their exact bytes where not UTF-8, the size, and for a move where the file
+    goes (`to`; known once `dest` is: a trash folder is dated when the apply starts)."""
+    from ..dupes.dedupe import moved_path
+
     return [{"group": s.group, **render.path_fields("keep", s.keep), **render.path_fields(action, s.victim),
+             **(render.path_fields("to", moved_path(s.victim, dest)) if dest is not None else {}),
              "size": s.size} for s in steps]
 
 
@@ -735,7 +739,7 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> 
     if as_json:
         # What was done, file by file: the steps of an --apply, the paths an undo restored.
         done = {"restored": [render.path_fields("path", p) for p in out.restored]} if verb == "restored" \
-            else {"steps": _step_rows(out.done_steps, action or verb)}
+            else {"steps": _step_rows(out.done_steps, action or verb, out.dest)}
         render.dump_json({"done": out.done, **({"already_restored": out.already} if verb == "restored" else {}),
                           "bytes": out.bytes_freed, "journal": str(out.journal),
                           "tags_carried": out.tags_carried,

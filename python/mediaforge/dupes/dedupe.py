@@ -329,6 +329,8 @@ class Outcome:
     moved_inodes: set[tuple[int, int]] = field(default_factory=set)
     # The name each inode with several names got on another file system (see `_move`).
     moved_names: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    # Where `move-to` and `trash` put the files (the trash's dated folder), else None.
+    dest: Path | None = None
 
 
 def _freed(action: str, s: Step, st: os.stat_result, moved: set[tuple[int, int]]) -> int:
@@ -344,7 +346,8 @@ def _freed(action: str, s: Step, st: os.stat_result, moved: set[tuple[int, int]]
     return st.st_size if st.st_nlink == 1 else 0
 
 
-def _moved_path(victim: bytes, dest_root: Path) -> bytes:
+def moved_path(victim: bytes, dest_root: Path) -> bytes:
+    """Where a move puts a file: its whole absolute path again, under the destination."""
     return os.path.join(os.fsencode(dest_root), victim.lstrip(b"/"))
 
 
@@ -373,7 +376,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     dest = _destination(plan, trash_root, stamp)
     journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl")
-    out = Outcome(journal=journal.path)
+    out = Outcome(journal=journal.path, dest=dest)
     journal.write(kind="start", action=plan.action, dest=str(dest) if dest is not None else None)
     try:
         with Stop() as stop:
@@ -410,7 +413,7 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
             entry["target"] = _b64(os.fsencode(os.path.abspath(s.keep)))
         elif action in ("move-to", "trash"):
             assert dest is not None
-            entry["moved_to"] = _b64(_moved_path(s.victim, dest))
+            entry["moved_to"] = _b64(moved_path(s.victim, dest))
         journal.write(kind="intent", **entry)
         if action in ("hardlink", "symlink", "reflink"):
             why = _link(action, s, st)
