@@ -1130,6 +1130,24 @@ def test_names_typed_composed_or_decomposed_are_one_tag_and_one_collection(lib) 
     assert {r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE tag LIKE 'trips/%'")} == {"trips/paris cafe"}
     assert run_cli("tag", "remove", "trips", "--where", "true", catalog=catalog).rc == 0
     assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE tag LIKE 'trips%'")[0]["n"] == 0
+    # A space of another width (no-break, ideographic) is the plain space: one tag, one
+    # collection; one stored by an earlier version is found by either form.
+    assert run_cli("tag", "add", "city/New\u00a0York", paris, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "city/New York", eiffel, catalog=catalog).rc == 0
+    assert {r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE tag LIKE 'city/%'")} == {"city/New York"}
+    assert run_cli("collection", "create", "Summer\u30002020", catalog=catalog).rc == 0
+    res = run_cli("collection", "create", "Summer 2020", catalog=catalog)
+    assert res.rc == 2 and "already exists" in res.err
+    assert run_cli("collection", "add", "Summer\u00a02020", paris, catalog=catalog).rc == 0
+    assert {c["name"] for c in json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)} \
+        >= {"Summer 2020"}
+    con = duckdb.connect(str(catalog))
+    con.execute("UPDATE tags SET tag = 'city/New\u00a0York' WHERE tag = 'city/New York'")
+    con.close()
+    res = run_cli("tag", "remove", "city/New\u3000York", paris, "--json", catalog=catalog)
+    assert json.loads(res.out)["removed"] == 1
+    assert run_cli("tag", "rename", "city/New York", "city/NYC", catalog=catalog).rc == 0
+    assert {r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE tag LIKE 'city/%'")} == {"city/NYC"}
 
 
 def test_characters_that_draw_nothing_are_refused_unless_they_join_or_select() -> None:
@@ -1148,14 +1166,15 @@ def test_characters_that_draw_nothing_are_refused_unless_they_join_or_select() -
                "\u0d05\u0d35\u0d28\u0d4d\u200d", "\u09b9\u09a0\u09be\u09a4\u09cd\u200d",
                "\u182c\u1820\u1837\u180e\u1820", "\u05dc\u05b4\u05b7\u034f\u05dd",
                "\u2764\ufe0f\u200d\U0001f525", "\U0001f3f4\U000e0075\U000e0073\U000e0074\U000e0078\U000e007f",
-               "\u06f1\u06f4\u06f0\u06f2 \u0647\u200d.\u0634", "0\ufe00"]  # Persian 1402 AH (solar), slashed 0
+               "\u06f1\u06f4\u06f0\u06f2 \u0647\u200d.\u0634", "0\ufe00",  # Persian 1402 AH (solar), slashed 0
+               "\u2813\u2811\u2807\u2807\u2815\u2800\u283a\u2815\u2817\u2807\u2819"]  # braille with its blank
     assert [w for w in written if has_invisible(w)] == []
     hidden = ["alm\u061cx", "t\u200c", "emoji\u200d", "\u200dx", "x \u200dy", "x\u200d y", "x\u200d\u200dy",
               "\ufe0fx", "x\ufe0f\ufe0f", "x \ufe0f", "t\U000e0041x", "\U000e0067", "t\ufff9x", "t\u034fx",
               "t\u3164x", "t\u115fx", "t\uffa0x", "t\u200bx", "t\u2065x", "t\U0001d173x",
               # Joiners and selectors where no script or emoji uses them: they draw nothing.
               "a\u200cb", "a\u200db", "a\ufe0fb", "a\ufe0eb", "a\U000e0100b", "a\u180bb", "t\u034fx",
-              "\U0001f3f4\U000e007a\U000e007a\U000e007f"]
+              "\U0001f3f4\U000e007a\U000e007a\U000e007f", "Paris\u2800", "a\u2800b"]
     assert [w for w in hidden if not has_invisible(w)] == []
 
 

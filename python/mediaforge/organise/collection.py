@@ -14,7 +14,7 @@ from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError, is_text, quoted
 from .predicate import check_predicate, count_predicate, run_predicate
-from .tags import BAD_NAME_CHARS, has_invisible, who
+from .tags import BAD_NAME_CHARS, fold_spaces, folded_sql, has_invisible, who
 
 MAX_NAME = 200
 
@@ -23,7 +23,7 @@ def _check_name(name: str) -> str:
     """The name as stored: trimmed. Refused: empty, too long, control characters and
     others XML cannot carry, and '|' or '/' (XMP keeps a collection as the keyword
     "MediaForge Collections|NAME": the name would split there, and not come back whole)."""
-    n = unicodedata.normalize("NFC", (name or "").strip())
+    n = fold_spaces(unicodedata.normalize("NFC", (name or "").strip()))
     if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(n) or has_invisible(n):
         raise InvalidInputError(f"bad collection name {quoted(name)}: 1 to {MAX_NAME} printable characters of UTF-8 text")
     if "|" in n or "/" in n:
@@ -46,12 +46,12 @@ def _get(cat: Catalog, name: str, any_case: bool = False) -> tuple[int, str, str
     # exactly as typed first. `any_case` (a search's filter, which ignores case as its
     # words do): else the one name that differs from it in letter case alone.
     typed = (name or "").strip()
-    params = {"n": unicodedata.normalize("NFC", typed), "typed": typed}
-    rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections WHERE nfc_normalize(name) = $n "
+    params = {"n": fold_spaces(unicodedata.normalize("NFC", typed)), "typed": typed}
+    rows = cat.con.sql(f"SELECT collection_id, kind, predicate FROM collections WHERE {folded_sql('name')} = $n "
                        "ORDER BY name = $typed DESC, name = $n DESC LIMIT 1", params=params).fetchall()
     if not rows and any_case:
-        rows = cat.con.sql("SELECT collection_id, kind, predicate FROM collections "
-                           "WHERE lower(nfc_normalize(name)) = lower($n) LIMIT 2", params={"n": params["n"]}).fetchall()
+        rows = cat.con.sql(f"SELECT collection_id, kind, predicate FROM collections "
+                           f"WHERE lower({folded_sql('name')}) = lower($n) LIMIT 2", params={"n": params["n"]}).fetchall()
         rows = rows if len(rows) == 1 else []
     if not rows:
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
@@ -65,7 +65,7 @@ def create(cat: Catalog, name: str, smart: str | None = None) -> int:
     if pred is not None:  # run once over today's files: one that fails on them is refused
         run_predicate(cat, pred, "the condition")
     with cat.transaction() as con:
-        if con.execute("SELECT 1 FROM collections WHERE nfc_normalize(name) = ?", [name]).fetchall():
+        if con.execute(f"SELECT 1 FROM collections WHERE {folded_sql('name')} = ?", [name]).fetchall():
             raise InvalidInputError(f"a collection named {quoted(name)} already exists")
         (cid,) = con.execute("SELECT coalesce(max(collection_id), 0) + 1 FROM collections").fetchall()[0]
         con.execute(f"INSERT INTO collections ({', '.join(columns('collections'))}) VALUES (?, ?, ?, ?, ?, ?)",

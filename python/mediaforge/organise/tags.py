@@ -39,6 +39,25 @@ _INVISIBLE = re.compile("[\u00ad\u061c\u115f\u1160\u17b4\u17b5\u200b\u200e\u200f
 _FLAG_TAGS = re.compile("\U0001f3f4[\U000e0061-\U000e007a]{2}[\U000e0061-\U000e007a\U000e0030-\U000e0039]{1,3}"
                         "\U000e007f")
 _TAG_CHAR = re.compile("[\U000e0020-\U000e007f]")
+# Spaces of other widths (no-break, ideographic, thin, em...): `New York` written with a
+# no-break space looks like the one written with a plain one, so names hold the plain one.
+_SPACES = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+_SPACE = re.compile(f"[{_SPACES}]")
+# The same in DuckDB's (RE2) syntax, to find names stored before they were folded.
+_SPACE_SQL = "[" + "".join("-" if c == "-" else f"\\x{{{ord(c):x}}}" for c in _SPACES) + "]"
+# The braille blank draws an empty cell: alone (no other braille pattern in the name, which
+# would make it a braille text's space) it is a space that `strip` keeps.
+_BRAILLE = re.compile("[\u2801-\u28ff]")
+
+
+def fold_spaces(name: str) -> str:
+    """Every space character as the plain space (U+0020)."""
+    return _SPACE.sub(" ", name)
+
+
+def folded_sql(expr: str) -> str:
+    """SQL: the text `expr` composed (NFC) with its spaces folded, as `fold_spaces` does."""
+    return f"regexp_replace(nfc_normalize({expr}), '{_SPACE_SQL}', ' ', 'g')"
 # Scripts whose letters join, or whose clusters a joiner or non-joiner shapes.
 _JOINING = ("ARABIC", "SYRIAC", "NKO", "MANDAIC", "MONGOLIAN", "DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI",
             "ORIYA", "TAMIL", "TELUGU", "KANNADA", "MALAYALAM", "SINHALA", "MYANMAR", "KHMER", "TIBETAN", "LIMBU",
@@ -102,6 +121,8 @@ def has_invisible(name: str) -> bool:
     none; both draw as what they hold, without the joiner or tags."""
     if _INVISIBLE.search(name) or _TAG_CHAR.search(_FLAG_TAGS.sub("", name)):
         return True
+    if "\u2800" in name and not _BRAILLE.search(name):
+        return True
     for m in _CONTEXT.finditer(name):
         i = m.start()
         before, after = name[i - 1:i], name[i + 1:i + 2]
@@ -118,15 +139,15 @@ COLLECTIONS_ROOT = "MediaForge Collections"
 def normalize_tag(tag: str) -> str:
     """`places / France/ Paris` -> `places/France/Paris`: segments trimmed, empty ones
     dropped, in Unicode's composed form (NFC: `café` typed or written decomposed is one
-    tag); control characters, invisible ones (`has_invisible`) and `|` (XMP's separator)
-    refused."""
-    parts = [p.strip() for p in unicodedata.normalize("NFC", tag or "").split("/")]
+    tag), every space the plain one (`fold_spaces`); control characters, invisible ones
+    (`has_invisible`) and `|` (XMP's separator) refused."""
+    parts = [p.strip() for p in fold_spaces(unicodedata.normalize("NFC", tag or "")).split("/")]
     parts = [p for p in parts if p]
     out = "/".join(parts)
     if not out:
         raise InvalidInputError(f"empty tag {quoted(tag)}")
     if _BAD.search(out) or any(has_invisible(p) for p in parts) or len(out) > MAX_TAG:
-        raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters or '|', at most {MAX_TAG} characters")
+        raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters, characters that draw nothing or '|', at most {MAX_TAG} characters")
     if parts[0].casefold() == COLLECTIONS_ROOT.casefold():
         raise InvalidInputError(f"bad tag {quoted(tag)}: {COLLECTIONS_ROOT!r} holds collections in XMP sidecars; "
                                 "use `mediaforge collection`")
@@ -137,7 +158,7 @@ def tag_name(tag: str) -> str:
     """A tag to look up (to remove, or rename from): trimmed and composed as
     `normalize_tag` does, but not held to its rules, so a tag stored before a rule was
     added can still be removed (`matches_sql` finds one stored decomposed)."""
-    out = "/".join(p for p in (p.strip() for p in unicodedata.normalize("NFC", tag or "").split("/")) if p)
+    out = "/".join(p for p in (p.strip() for p in fold_spaces(unicodedata.normalize("NFC", tag or "")).split("/")) if p)
     if not out:
         raise InvalidInputError(f"empty tag {quoted(tag)}")
     if _SURROGATE.search(out):  # bytes that are not UTF-8: no stored tag holds them
@@ -147,8 +168,9 @@ def tag_name(tag: str) -> str:
 
 def matches_sql(param: str) -> str:
     """SQL: the `tags` row's tag is the tag named by `param` (a `tag_name`) or lies below
-    it, whichever Unicode form it was stored in (tags stored before names were composed)."""
-    return f"(nfc_normalize(tag) = {param} OR starts_with(nfc_normalize(tag), {param} || '/'))"
+    it, whichever Unicode form and spaces it was stored with (tags stored before names
+    were composed and their spaces folded)."""
+    return f"({folded_sql('tag')} = {param} OR starts_with({folded_sql('tag')}, {param} || '/'))"
 
 
 def who() -> str:
@@ -214,7 +236,7 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
         # Every row of the subtree is taken out first and put back under its new name, so a
         # new name inside the old subtree (a -> a/b) or already present never costs a row.
         moved = con.sql(f"""
-            SELECT media_id, $new || substr(nfc_normalize(tag), length($old) + 1) AS tag, source, added_by, added_at
+            SELECT media_id, $new || substr({folded_sql('tag')}, length($old) + 1) AS tag, source, added_by, added_at
             FROM tags WHERE {subtree}""", params={"old": old, "new": new}).to_arrow_table()
         if moved.num_rows == 0:
             return 0
