@@ -1227,6 +1227,66 @@ def test_sound_cut_short_past_two_minutes_is_partial_and_a_length_estimate_is_no
         assert got["estimated.mp3"]["status"] == "ok" and _errors(catalog, lib / "estimated.mp3") == []
 
 
+def _sound(path: Path, codec: str, seconds: int, fmt: str | None = None) -> None:
+    """Stereo sound of `seconds` at 48 kHz in `codec` (a sweep, so no two frames alike)."""
+    import av
+    import numpy as np
+
+    layout, n = "stereo", 960
+    with av.open(str(path), "w", format=fmt) as c:
+        s = c.add_stream(codec, rate=48000)
+        s.layout = layout
+        for i in range(seconds * 50):
+            wave = np.sin(np.arange(i * n, (i + 1) * n) * (0.02 + i * 1e-5)) * 0.3
+            if codec == "libopus":
+                frame = av.AudioFrame.from_ndarray(np.repeat(wave, 2)[None].astype(np.float32), format="flt",
+                                                   layout=layout)
+            else:
+                pcm = (wave * 20000).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(np.repeat(pcm, 2)[None], format="s16", layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = 48000, i * n, Fraction(1, 48000)
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_wav_and_ogg_cut_short_are_partial_though_libav_measures_what_they_hold(tmp_path: Path) -> None:
+    """libav gives a WAV or Ogg file the length of the sound it holds: a copy that stopped
+    halfway would pass for a whole, shorter song. The WAV `data` chunk's size and the Ogg
+    end-of-stream page tell: cut in a page, at a page's end, or missing half of its sound,
+    each is `partial` with how far it plays; a whole file, one missing 3 bytes of 10 s, or
+    an Ogg file with a tag appended after its last page stays `ok`."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _sound(lib / "song.wav", "pcm_s16le", 10)
+    _sound(lib / "song.opus", "libopus", 10)
+    _sound(lib / "song.oga", "flac", 10, fmt="ogg")
+    made = {n: (lib / n).read_bytes() for n in ("song.wav", "song.opus", "song.oga")}
+    (lib / "half.wav").write_bytes(made["song.wav"][: len(made["song.wav"]) // 2])
+    (lib / "three bytes short.wav").write_bytes(made["song.wav"][:-3])
+    (lib / "half.opus").write_bytes(made["song.opus"][: len(made["song.opus"]) // 2])
+    last_page = made["song.opus"].rfind(b"OggS")
+    (lib / "at a page end.opus").write_bytes(made["song.opus"][:last_page])
+    (lib / "half.oga").write_bytes(made["song.oga"][: len(made["song.oga"]) // 2])
+    (lib / "tagged.opus").write_bytes(made["song.opus"] + b"TAG" + bytes(125))  # an ID3v1 tag appended
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: r for r in rows(catalog, "SELECT f.name, m.status, m.duration FROM files f "
+                                               "JOIN media m USING (blake3)")}
+    for name in ("song.wav", "song.opus", "song.oga", "three bytes short.wav", "tagged.opus"):
+        assert got[name]["status"] == "ok" and round(got[name]["duration"]) == 10, (name, got[name])
+        assert _errors(catalog, lib / name) == [], name
+    assert got["half.wav"]["status"] == "partial" and abs(got["half.wav"]["duration"] - 5) < 0.01
+    ((stage, message),) = _errors(catalog, lib / "half.wav")
+    assert stage == "decode" and "the sound ends at 5.0 s of the 10.0 s the file claims: cut short?" in message
+    for name, plays in (("half.opus", (4.5, 5.5)), ("at a page end.opus", (8, 10.01)), ("half.oga", (3, 5.5))):
+        # FLAC in Ogg cut short: libav finds no length at all; the last whole page's gives it.
+        assert got[name]["status"] == "partial" and plays[0] < got[name]["duration"] < plays[1], (name, got[name])
+        ((stage, message),) = _errors(catalog, lib / name)
+        assert stage == "decode" and "before its last Ogg page" in message and "cut short?" in message
+
+
 def test_two_sound_streams_of_different_lengths_are_no_file_cut_short(tmp_path: Path) -> None:
     """A Matroska file with a 4 s and a 12 s FLAC stream: the container lasts 12 s, the
     first stream ends at 4 s, and that is how it was made, not a cut."""

@@ -382,7 +382,33 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         if ended is not None:
             r.media["duration"] = round(ended, 3)
             r.fail("decode", f"the sound ends at {ended:.1f} s of the {claimed:.1f} s the file claims: cut short?")
+    elif t.meta and media.get("audio_codec") and not media.get("video_codec") and media.get("format") in ("wav", "ogg"):
+        _framing_end(r, media)
     return True
+
+
+def _framing_end(r: _Result, media: dict[str, Any]) -> None:
+    """A WAV or Ogg file cut short (see `ends`): libav measures them by the sound they
+    hold, so only their framing tells."""
+    from .ends import ogg_end, wav_end
+
+    try:
+        if media["format"] == "wav":
+            wav = wav_end(r.task.path)
+            if wav is not None:
+                r.media["duration"] = round(wav.present, 3)
+                r.fail("decode", f"the sound ends at {wav.present:.1f} s of the {wav.claimed:.1f} s the file "
+                                 "claims: cut short?")
+            return
+        ogg = ogg_end(r.task.path)
+    except OSError as e:
+        r.fail("decode", e)
+        return
+    if ogg is not None and ogg.cut:
+        rate = 48000 if media.get("audio_codec") == "opus" else media.get("sample_rate")
+        if r.media.get("duration") is None and ogg.granule is not None and rate:
+            r.media["duration"] = round(ogg.granule / rate, 3)  # libav could not tell (FLAC in Ogg)
+        r.fail("decode", "the file stops before its last Ogg page (no end of stream): cut short?")
 
 
 def _tags(r: _Result) -> None:

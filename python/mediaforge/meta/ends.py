@@ -1,0 +1,116 @@
+"""Whether a WAV or Ogg file was cut short, told from its own framing.
+
+libav measures both by the sound the bytes hold, so a download or copy that stopped
+halfway reads as a shorter, whole file. A WAV file's `data` chunk states how many bytes
+of sound follow: fewer in the file is a cut. An Ogg stream's last page carries an
+end-of-stream flag, and every page a CRC: a file that ends inside a page, or after a
+whole page without that flag, stopped before its end.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# The largest Ogg page: a 27-byte header, 255 lacing values, 255 segments of 255 bytes.
+_OGG_MAX_PAGE = 27 + 255 + 255 * 255
+# A WAV file missing less than this is taken as whole (a writer's rounding, a pad byte).
+WAV_SLACK_SECONDS = 0.1
+
+
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else (r << 1)
+        table.append(r & 0xFFFFFFFF)
+    return table
+
+
+_CRC = _ogg_crc_table()
+
+
+def ogg_crc(data: bytes | memoryview) -> int:
+    """Ogg's CRC-32 (polynomial 0x04C11DB7, not reflected, no initial or final XOR)."""
+    crc, table = 0, _CRC
+    for b in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ b]
+    return crc
+
+
+def _page_end(w: bytes, at: int) -> int | None:
+    """Where the Ogg page starting at `at` in `w` ends, if it is whole in `w` and its CRC
+    holds; else None."""
+    if w[at + 4:at + 5] != b"\x00" or at + 27 > len(w):
+        return None
+    segments = w[at + 26]
+    if at + 27 + segments > len(w):
+        return None
+    end = at + 27 + segments + sum(w[at + 27:at + 27 + segments])
+    if end > len(w):
+        return None
+    page = bytearray(w[at:end])
+    page[22:26] = b"\x00\x00\x00\x00"
+    return end if ogg_crc(page) == int.from_bytes(w[at + 22:at + 26], "little") else None
+
+
+@dataclass(frozen=True)
+class OggEnd:
+    # The file stops before its end: inside a page, or after a page that is not the last.
+    cut: bool
+    # The granule position of its last whole page (samples, for sound streams), or None.
+    granule: int | None
+
+
+def ogg_end(path: str | bytes) -> OggEnd | None:
+    """How an Ogg file ends; None when no whole page is found near its end (not Ogg)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        start = max(0, size - 2 * _OGG_MAX_PAGE)
+        f.seek(start)
+        w = f.read()
+    at = len(w)
+    while (at := w.rfind(b"OggS", 0, at)) >= 0:
+        end = _page_end(w, at)
+        if end is None:
+            continue
+        granule = int.from_bytes(w[at + 6:at + 14], "little", signed=True)
+        whole = end == len(w) or w[end:end + 4] != b"OggS"  # bytes after it that are no page: a tag some
+        # tools append, not sound
+        return OggEnd(cut=not (whole and w[at + 5] & 0x04), granule=granule if granule >= 0 else None)
+    return None
+
+
+@dataclass(frozen=True)
+class WavEnd:
+    claimed: float  # seconds of sound the data chunk states
+    present: float  # seconds of it the file holds
+
+
+def wav_end(path: str | bytes) -> WavEnd | None:
+    """The sound a RIFF WAVE file's `data` chunk claims and the sound the file holds, when
+    it holds less than claimed by more than `WAV_SLACK_SECONDS`; None for a whole file, a
+    size left open by a writer that streamed (0 or 0xFFFFFFFF, RF64), or no such chunk."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        at, byte_rate = 12, 0
+        while at + 8 <= size:
+            f.seek(at)
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            n = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"fmt ":
+                fmt = f.read(min(n, 16))
+                byte_rate = int.from_bytes(fmt[8:12], "little") if len(fmt) >= 12 else 0
+            elif chunk[:4] == b"data":
+                if not byte_rate or n in (0, 0xFFFFFFFF):
+                    return None
+                claimed, present = n / byte_rate, min(n, size - at - 8) / byte_rate
+                return WavEnd(claimed, present) if claimed - present > WAV_SLACK_SECONDS else None
+            at += 8 + n + (n & 1)
+    return None
