@@ -1160,11 +1160,14 @@ def test_an_animated_gif_cut_short_is_partial(tmp_path: Path) -> None:
     whole = (lib / "whole.gif").read_bytes()
     (lib / "cut.gif").write_bytes(whole[: len(whole) // 2])
     (lib / "padded.gif").write_bytes(whole + b"\0" * 512)  # bytes after the trailer, as some tools leave
+    # Stray zero bytes between blocks (an encoder's extra chain end): decoders skip them.
+    (lib / "stray zeros.gif").write_bytes(whole[:-1] + b"\0\0" + whole[-1:])
     media_corpus.picture(40, 30, 3).save(lib / "one.gif")
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert (_media(catalog, lib / "whole.gif")["status"], _media(catalog, lib / "whole.gif")["frames"]) == ("ok", 5)
-    for name in ("padded.gif", "one.gif"):
+    assert _media(catalog, lib / "stray zeros.gif")["frames"] == 5
+    for name in ("padded.gif", "one.gif", "stray zeros.gif"):
         assert _media(catalog, lib / name)["status"] == "ok" and _errors(catalog, lib / name) == [], name
     cut = _media(catalog, lib / "cut.gif")
     assert cut["status"] == "partial" and 1 <= cut["frames"] < 5, cut

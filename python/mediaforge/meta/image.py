@@ -97,7 +97,8 @@ def open_image(path: str | bytes) -> Image.Image:
 def gif_complete(path: str | bytes) -> bool:
     """Whether a GIF's blocks run whole up to its trailer (0x3B): the screen descriptor
     and colour table, then extensions and images, each a chain of sub-blocks ended by a
-    zero. Bytes after the trailer (padding some tools add) do not matter; a file that
+    zero. Bytes after the trailer (padding some tools add) do not matter, nor stray zero
+    bytes between blocks (an encoder's extra chain end, which decoders skip); a file that
     ends first was cut short. False when it cannot be read."""
     import mmap
 
@@ -111,6 +112,9 @@ def gif_complete(path: str | bytes) -> bool:
                 block = m[i]
                 if block == 0x3B:
                     return True
+                if block == 0:
+                    i += 1
+                    continue
                 if block == 0x21:  # extension: label, then sub-blocks
                     i += 2
                 elif block == 0x2C:  # image: descriptor, local colours, LZW code size, sub-blocks
