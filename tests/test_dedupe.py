@@ -862,6 +862,49 @@ def test_hard_links_moved_to_another_file_system_stay_links_there_and_back(tmp_p
         shutil.rmtree(dest)
 
 
+_SIGTERM_AFTER_FIRST_MOVE = """
+real = dedupe._move
+def move(*args, **kwargs):
+    real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+dedupe._move = move
+"""
+
+
+@pytest.mark.parametrize("rescan", [False, True], ids=["run-again", "rescan-then-run-again"])
+def test_a_move_stopped_after_one_name_and_run_again_links_the_other_names_to_it(tmp_path: Path,
+                                                                                rescan: bool) -> None:
+    """Three names of one copy moved to another file system, the run stopped after the
+    first: run again (after a rescan too, when the moved name is a `missing` row and the
+    two left have fewer links), the other names become hard links of the copy the first
+    run made, not copies of their own."""
+    root = tmp_path / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    data = os.urandom(30_000)
+    (root / "a" / "keep.jpg").write_bytes(data)
+    (root / "b" / "c1.jpg").write_bytes(data)
+    for n in ("c2.jpg", "c3.jpg"):
+        os.link(root / "b" / "c1.jpg", root / "b" / n)
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    dest = _elsewhere(tmp_path, "mf-move-")
+    try:
+        args = ("dedupe", "--apply", "--action", "move-to", "--to", str(dest))
+        p = _run_driver(_SIGTERM_AFTER_FIRST_MOVE, catalog, *args)
+        assert p.returncode == 143 and "1 file moved" in p.stdout.decode(), (p.stdout, p.stderr)
+        if rescan:
+            assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+        out = _apply(catalog, "--action", "move-to", "--to", str(dest))
+        assert out["done"] == 2, out
+        moved = [os.lstat(os.path.join(dest, str(root / "b" / n).lstrip("/"))) for n in ("c1.jpg", "c2.jpg", "c3.jpg")]
+        assert len({st.st_ino for st in moved}) == 1 and moved[0].st_nlink == 3
+        assert not (root / "b").exists() or not list((root / "b").iterdir())
+        assert (root / "a" / "keep.jpg").read_bytes() == data
+    finally:
+        shutil.rmtree(dest)
+
+
 def _tiny_journal_disk(catalog: Path) -> Path:
     """A 4 KiB tmpfs where the catalog's dedupe journals go (unmount it after)."""
     disk = catalog.parent / "journal"

@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -108,6 +108,8 @@ class Plan:
     target: Path | None
     steps: list[Step] = field(default_factory=list)
     similar: bool = False
+    # For `move-to`: every path the catalog knows (present or gone) of each victim's inode.
+    names: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
 
     @property
     def reclaimable(self) -> int:
@@ -211,7 +213,25 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
         # Already a hard link to the kept file: nothing to link or clone.
         if not (action in ("hardlink", "reflink") and (row[5], row[6]) == (row[7], row[8]))
     ]
-    return Plan(action, target, steps)
+    return Plan(action, target, steps, names=_inode_names(cat, steps) if action == "move-to" else {})
+
+
+def _inode_names(cat: Catalog, steps: list[Step]) -> dict[tuple[int, int], list[bytes]]:
+    """Every path the catalog knows, present or gone, of each victim's inode: where a move
+    to --to puts them, for `_move` to find a name an earlier run that stopped moved there
+    (it is gone from the library, a `missing` row after a rescan) and link to it."""
+    if not steps:
+        return {}
+    import pyarrow as pa
+
+    keys = pa.table({"dev": [s.dev for s in steps], "inode": [s.inode for s in steps]})
+    names: dict[tuple[int, int], list[bytes]] = {}
+    with cat.registered("mf_victims", keys):
+        for dev, ino, path in cat.con.sql("""
+                SELECT DISTINCT f.dev, f.inode, f.path_bytes FROM files f
+                JOIN mf_victims v ON f.dev = v.dev AND f.inode = v.inode ORDER BY ALL""").fetchall():
+            names.setdefault((int(dev), int(ino)), []).append(bytes(path))
+    return {k: v for k, v in names.items() if len(v) > 1}
 
 
 def _step(row: tuple[Any, ...]) -> Step:
@@ -231,7 +251,8 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
         WHERE g.method = $method""", {"method": method})
-    return Plan(action, target, [_step(row) for row in rows], similar=True)
+    steps = [_step(row) for row in rows]
+    return Plan(action, target, steps, similar=True, names=_inode_names(cat, steps) if action == "move-to" else {})
 
 
 def same_bytes(a: bytes, b: bytes, stop: Stop | None = None) -> bool:
@@ -331,6 +352,8 @@ class Outcome:
     moved_names: dict[tuple[int, int], bytes] = field(default_factory=dict)
     # Where `move-to` and `trash` put the files (the trash's dated folder), else None.
     dest: Path | None = None
+    # For a move to --to, where each name of an inode with several goes (see `_move`).
+    destinations: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
 
 
 def _freed(action: str, s: Step, st: os.stat_result, moved: set[tuple[int, int]]) -> int:
@@ -377,6 +400,8 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
     dest = _destination(plan, trash_root, stamp)
     journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl")
     out = Outcome(journal=journal.path, dest=dest)
+    if dest is not None:
+        out.destinations = {k: [moved_path(p, dest) for p in ps] for k, ps in plan.names.items()}
     journal.write(kind="start", action=plan.action, dest=str(dest) if dest is not None else None)
     try:
         with Stop() as stop:
@@ -432,7 +457,7 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 if made:  # what the undo may take away again once it is empty
                     entry["made"] = [_b64(m) for m in made]
-                _move(s.victim, target, out.moved_names)
+                _move(s.victim, target, out.moved_names, out.destinations.get((s.dev, s.inode), ()))
             except OSError as e:
                 why = f"could not move it: {e.strerror or first_line(e)}"
                 journal.write(kind="skipped", victim=entry["victim"], why=why)
@@ -659,14 +684,16 @@ def _written_since(before: os.stat_result, now: os.stat_result) -> bool:
             != (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns))
 
 
-def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes]) -> None:
+def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: Sequence[bytes] = ()) -> None:
     """Move `src` to the new name `dst` (never over an existing file). Across file systems:
     copied under a hidden temporary name beside `dst`, synced, verified, then given its
     name, and only then is `src` removed: a crash at any moment (kill -9, power) leaves
     `src` whole and, at `dst`, nothing or the whole copy, never a part of it.
     `twins`: the name each inode with other names got on the other file system in this
     run. Another name of one of them becomes a hard link of it there (its bytes compared
-    first), not a second copy, so hard links stay hard links."""
+    first), not a second copy, so hard links stay hard links. `earlier`: where the
+    inode's other names go (the plan's); one already there, moved by an earlier run that
+    stopped, is such a twin too."""
     st = os.lstat(src)
     try:
         os.rename(src, dst)
@@ -679,6 +706,12 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes]) -> None:
         if twin is not None and _link_twin(src, twin, dst):
             os.unlink(src)
             return
+        for there in earlier if twin is None else ():
+            if there != dst and os.path.lexists(there) and _link_twin(src, there, dst):
+                os.unlink(src)
+                if st.st_nlink > 1:
+                    twins[key] = there
+                return
         tmp = new_tmp(dst, lambda t: _copy_new(src, t))
         with _removed_on_error(tmp):
             shutil.copystat(src, tmp)
