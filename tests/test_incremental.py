@@ -1177,16 +1177,20 @@ def test_deleting_one_name_of_a_file_two_roots_hold_is_no_move(tmp_path: Path) -
         {"path": str(c / "y.jpg")}]
 
 
-@pytest.mark.parametrize("last", ["both roots in one scan", "b rescanned, then a", "b's scan cut short"])
+@pytest.mark.parametrize("last", ["both roots in one scan", "b rescanned, then a", "b's scan cut short",
+                                  "a and b not UTF-8, shown alike"])
 def test_deleting_a_name_of_a_file_whose_hard_link_a_scan_found_is_no_move(tmp_path: Path, last: str) -> None:
     """a/x.jpg catalogued, then a hard link of it in b found by a scan of b; a's name
     deleted. Whether the next scan covers both roots, or b is scanned again first (its row
     now the inode's one link), or the scan that found b's name was cut short after
-    writing it: b's row is a name of its own, not a's file moved, and the tags stay
+    writing it, or the two folders' names differ in bytes that are not UTF-8 (both shown
+    as `p\ufffd`): b's row is a name of its own, not a's file moved, and the tags stay
     apart."""
     import duckdb
 
     a, b = tmp_path / "a", tmp_path / "b"
+    if last.startswith("a and b not UTF-8"):
+        a, b = tmp_path / os.fsdecode(b"p\xfe"), tmp_path / os.fsdecode(b"p\xff")
     a.mkdir()
     b.mkdir()
     (a / "x.jpg").write_bytes(os.urandom(5_000))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, SIDECAR_LINKS_VIEW, TABLES,
                            TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 APPLICATION = "mediaforge"
 # The values of files.kind.
 KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
@@ -203,6 +203,12 @@ MIGRATIONS[11] = [SIDECAR_LINKS_VIEW]
 # (`dedupe --action symlink` leaves its copies so) and is marked missing; a row an `-L`
 # scan found through a link is left alone by scans that skip links. NULL: scans before 12.
 MIGRATIONS[12] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS follow_links BOOLEAN"]
+
+# Version 13 keeps a scan's roots as their exact bytes too: two roots whose names differ
+# only in bytes that are not UTF-8 look alike in `roots`, and telling whether a path lay
+# below a scan's roots (a hard link's second name, see `writes._pair_moves`) took one
+# for the other. NULL: scans before 13, judged by `roots`.
+MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]"]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

@@ -72,14 +72,17 @@ def count_files(cat: Catalog) -> int:
     return int(cat.con.execute("SELECT count(*) FROM files").fetchone()[0])
 
 
-def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool, follow_links: bool = False) -> int:
-    """Record a new scan as running and return its id."""
+def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool, follow_links: bool = False,
+               roots_raw: Sequence[bytes] | None = None) -> int:
+    """Record a new scan as running and return its id (`roots_raw`: the roots' exact
+    bytes, in the order of `roots`)."""
     with cat.transaction() as con:
         (scan_id,) = con.execute("SELECT coalesce(max(scan_id), 0) + 1 FROM scans").fetchone()
         con.execute(
-            "INSERT INTO scans (scan_id, started_at, status, roots, hashed, follow_links) "
-            "VALUES (?, ?, 'running', ?, ?, ?)",
-            [scan_id, utcnow(), list(roots), hashed, follow_links],
+            "INSERT INTO scans (scan_id, started_at, status, roots, hashed, follow_links, roots_raw) "
+            "VALUES (?, ?, 'running', ?, ?, ?, ?)",
+            [scan_id, utcnow(), list(roots), hashed, follow_links,
+             [bytes(r) for r in roots_raw] if roots_raw is not None else None],
         )
     return int(scan_id)
 
@@ -181,7 +184,7 @@ _HELD = "('walk', 'stat', 'vanished')"
 # A vanished row's candidates: rows that appeared since it was last seen, present now.
 _MOVE_OLD = """
     SELECT o.media_id AS old_id, o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
-           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path
+           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path, o.path_bytes
     FROM files o JOIN mf_gone g ON g.media_id = o.media_id
 """
 _MOVE_NEW = """
@@ -202,9 +205,14 @@ def _holds(path: bytes, dev: int, ino: int) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
-def _below(path: str, roots: Sequence[str]) -> bool:
+def _below(path: bytes, roots: Sequence[bytes]) -> bool:
     """Whether `path` is one of `roots` or below one."""
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots or ())
+    return any(path == r or path.startswith(r.rstrip(b"/") + b"/") for r in roots)
+
+
+def _roots_bytes(roots: Sequence[str] | None, raw: Sequence[bytes] | None) -> list[bytes]:
+    """A scan's roots as bytes: exact where recorded (schema 13), else from the text."""
+    return [bytes(r) for r in raw] if raw is not None else [r.encode() for r in roots or ()]
 
 
 def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
@@ -272,15 +280,16 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
         return
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_new_rows AS {_MOVE_NEW.format(under=under)}", params)
     others = con.execute("""
-        SELECT n.new_id, n.path_bytes, n.dev, n.inode, n.nlink, n.inside, o.path,
-               n.first_scan_id > o.last_scan_id AND s.follow_links = false AND so.follow_links = false, s.roots
+        SELECT n.new_id, n.path_bytes, n.dev, n.inode, n.nlink, n.inside, o.path_bytes,
+               n.first_scan_id > o.last_scan_id AND s.follow_links = false AND so.follow_links = false, s.roots,
+               s.roots_raw
         FROM mf_new_rows n
         JOIN mf_gone_rows o ON n.dev = o.dev AND n.inode = o.inode
         JOIN scans s ON s.scan_id = n.first_scan_id
         JOIN scans so ON so.scan_id = o.last_scan_id
         WHERE n.first_scan_id <> ?""", [scan_id]).fetchall()
-    second = {(nid,) for nid, path, dev, ino, nlink, inside, old_path, real_then, birth_roots in others
-              if (real_then and not _below(old_path, birth_roots))
+    second = {(nid,) for nid, path, dev, ino, nlink, inside, old_path, real_then, birth_roots, birth_raw in others
+              if (real_then and not _below(bytes(old_path), _roots_bytes(birth_roots, birth_raw)))
               or (not inside and not (nlink == 1 and _holds(path, dev, ino)))}
     if second:
         con.executemany("UPDATE mf_new_rows SET second_name = true WHERE new_id = ?", sorted(second))

@@ -132,7 +132,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     totals: dict[str, int] | None = None
     last_report = 0.0
     try:
-        scan_id = begin_scan(cat, roots, config.hash, config.follow_symlinks)
+        scan_id = begin_scan(cat, roots, config.hash, config.follow_symlinks, roots_b)
         while totals is None:
             try:
                 ev = scanner.poll(0.1)
