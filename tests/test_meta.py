@@ -303,6 +303,48 @@ def test_sidecars_parsed_and_linked(corpus) -> None:
     assert links == {(str(paths["xmp"]), str(paths["jpeg"])), (str(paths["takeout"]), str(paths["takeout_img"]))}
 
 
+def test_google_takeout_and_other_sidecar_names_link_to_their_photo(tmp_path: Path) -> None:
+    """The names Google Takeout gives JSON sidecars: a copy's number after the extension
+    (`photo.jpg(1).json` is `photo(1).jpg`'s), names cut to 51 characters (the photo's
+    extension dropped, or `.supplemental-metadata` cut short), `.supplemental-metadata`
+    with a copy number, an edit sharing the original's JSON; an XMP named decomposed
+    (macOS) beside a photo named composed; Lightroom's stem and darktable's full name.
+    Nothing links to what it does not describe."""
+    import unicodedata
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    long_name = "PXL_20210101_123456789_very_long_name_here_abcdefg.jpg"
+    pairs = {
+        "photo(1).jpg": "photo.jpg(1).json",
+        long_name: long_name[:46] + ".json",
+        "IMG_20200101_123456789_long.jpg": "IMG_20200101_123456789_long.jpg.supplemental-metad.json",
+        "IMG_20200202(1).jpg": "IMG_20200202.jpg.supplemental-metadata(1).json",
+        "IMG_7.JPG": "IMG_7.JPG.suppl.json",
+        "photo-edited.jpg": "photo.jpg.json",
+        "caf\u00e9.jpg": unicodedata.normalize("NFD", "caf\u00e9.xmp"),
+        "IMG_9.jpg": "IMG_9.xmp",
+        "IMG_8.jpg": "IMG_8.jpg.xmp",
+    }
+    for i, (photo, sidecar) in enumerate(pairs.items()):
+        media_corpus.picture(32, 24, i).save(lib / photo, "JPEG")
+        if sidecar.endswith(".json"):
+            (lib / sidecar).write_text(json.dumps({"title": photo, "photoTakenTime": {"timestamp": str(1262304000 + i)}}))
+        else:
+            (lib / sidecar).write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+                                       'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                                       '<rdf:Description/></rdf:RDF></x:xmpmeta>')
+    media_corpus.picture(32, 24, 99).save(lib / "photo.jpg")  # the original of photo-edited.jpg
+    media_corpus.picture(32, 24, 98).save(lib / "IMG_9 copy.jpg")  # no sidecar of its own
+    (lib / "IMG_9.xmp.json").write_text("{}")  # names no photo here
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    links = {(Path(r["sidecar_path"]).name, Path(r["path"]).name)
+             for r in rows(catalog, "SELECT sidecar_path, path FROM sidecar_links")}
+    want = {(s, p) for p, s in pairs.items()} | {("photo.jpg.json", "photo.jpg")}
+    assert links == want
+
+
 @pytest.mark.parametrize(("label", "stage", "needle"), [
     ("truncated_mp4", "probe", "Invalid data"),
     ("corrupt_jpeg", "image", "cannot identify"),

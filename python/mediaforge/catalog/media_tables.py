@@ -81,13 +81,13 @@ def _raw_name(t: str) -> str:
 
 
 _PRESENT_MEDIA = "m.dir = s.dir AND m.status = 'present' AND m.kind IN ('image', 'raw', 'video', 'audio')"
-# The join condition: media row `m` (present media in the folder `s.dir`) that the sidecar
-# named `s.name` describes. Also used for a sidecar not catalogued yet (`xmp export`).
+# Version 11's join condition: media row `m` (present media in the folder `s.dir`) that the sidecar
+# named `s.name` describes.
 # `dir` and `name` show a byte that is not UTF-8 as U+FFFD, so two such names can look
 # alike: where a path has such bytes (`path_raw`), both paths must, and their folders and
 # names are compared in the raw bytes' escaped text (a BLOB cast writes every byte outside
 # printable ASCII, and the backslash, as `\xNN`: one text per byte string).
-SIDECAR_MATCH = f"""{_PRESENT_MEDIA}
+_SIDECAR_MATCH_V11 = f"""{_PRESENT_MEDIA}
  AND ((m.path_raw IS NULL AND s.path_raw IS NULL AND {_names_match('m.name', 's.name')})
       OR (m.path_raw IS NOT NULL AND s.path_raw IS NOT NULL AND {_raw_folder('m')} = {_raw_folder('s')}
           AND {_names_match(_raw_name('m'), _raw_name('s'))}))"""
@@ -101,7 +101,81 @@ WHERE s.kind = 'sidecar' AND s.status = 'present'
 """
 # As version 2 made it (display names only; replaced by version 11).
 SIDECAR_LINKS_VIEW_V2 = "CREATE " + _SIDECAR_LINKS.format(match=f"{_PRESENT_MEDIA} AND {_names_match('m.name', 's.name')}")
-SIDECAR_LINKS_VIEW = "CREATE OR REPLACE " + _SIDECAR_LINKS.format(match=SIDECAR_MATCH)
+# As version 11 made it (a join on each folder's every sidecar and media pair, slow in
+# folders of thousands; replaced by version 13).
+SIDECAR_LINKS_VIEW_V11 = "CREATE OR REPLACE " + _SIDECAR_LINKS.format(match=_SIDECAR_MATCH_V11)
+
+# Version 13: the names a sidecar can describe, and those a media file goes by, as keys
+# joined on equality (a hash join, fast in folders of any size). Names compare lower-case
+# and composed (NFC: macOS writes `café` decomposed); where a path holds bytes that are not
+# UTF-8, the folder and name are the raw bytes' escaped text (a BLOB cast writes every
+# byte outside printable ASCII, and the backslash, as `\xNN`: one text per byte string).
+# A media file goes by its name, its stem (`IMG_1` of `IMG_1.CR2`), the first 46
+# characters of `<name>.supplemental-metadata` (Google Takeout cuts its JSON names to 51
+# characters, `.json` included) and, as the original's edit, by its name without
+# `-edited` (Takeout's `photo-edited.jpg` shares `photo.jpg.json`; JSON sidecars only).
+_SUPPLEMENTAL = "\\.s" + "".join(f"(?:{c}" for c in "upplemental-metadata") + ")?" * len("upplemental-metadata")
+_EDITED = "-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)"
+
+
+def _folder(t: str) -> str:
+    return f"CASE WHEN {t}.path_raw IS NULL THEN {t}.dir ELSE 'raw:' || {_raw_folder(t)} END"
+
+
+def _key_name(t: str) -> str:
+    return f"lower(nfc_normalize(CASE WHEN {t}.path_raw IS NULL THEN {t}.name ELSE {_raw_name(t)} END))"
+
+
+def _dup_moved(x: str) -> str:
+    """Takeout's copy number moved back before the extension: `photo.jpg(1)` -> `photo(1).jpg`."""
+    return f"regexp_replace({x}, '^(.+)(\\.[^.]+)\\((\\d+)\\)$', '\\1(\\3)\\2')"
+
+
+def _sidecar_keys(n: str) -> str:
+    """The names (lower-case) of the media files the sidecar named `n` can describe: its
+    name without its extension (`IMG_1.JPG.xmp`, and for a stem `IMG_1.xmp`), without
+    Takeout's `.supplemental-metadata` (cut short to any length, a copy number after it),
+    with a copy number moved back (`photo.jpg(1).json` is `photo(1).jpg`'s); JSON ones
+    also as an edit's original (`e:`)."""
+    bare = f"regexp_replace({n}, '\\.[^.]*$', '')"
+    supp = f"regexp_replace({n}, '{_SUPPLEMENTAL}(\\(\\d+\\))?\\.json$', '\\1')"
+    return (f"list_distinct([{bare}, {supp}, {_dup_moved(bare)}, {_dup_moved(supp)}, "
+            f"CASE WHEN {n} LIKE '%.json' THEN 'e:' || {_dup_moved(supp)} END, "
+            f"CASE WHEN {n} LIKE '%.json' THEN 'e:' || {_dup_moved(bare)} END])")
+
+
+def _media_keys(n: str) -> str:
+    """The names (lower-case) a media file named `n` goes by, for `_sidecar_keys`."""
+    long = f"{n} || '.supplemental-metadata'"
+    unedited = f"regexp_replace({n}, '{_EDITED}(\\.[^.]*)$', '\\1')"
+    return (f"[{n}, regexp_replace({n}, '\\.[^.]*$', ''), "
+            f"CASE WHEN length({long}) > 46 THEN left({long}, 46) END, "
+            f"CASE WHEN {unedited} <> {n} THEN 'e:' || {unedited} END]")
+
+
+def links_sql(sidecars: str) -> str:
+    """SQL: (sidecar_id, sidecar_path, sidecar_blake3, media_id, path, blake3), a row for
+    each present media file each sidecar of `sidecars` (a query with media_id, path,
+    blake3, dir, name and path_raw) describes."""
+    return f"""
+WITH sc AS ({sidecars}),
+sk AS (
+    SELECT DISTINCT s.media_id, s.path, s.blake3, {_folder('s')} AS folder, unnest({_sidecar_keys('s.n')}) AS k
+    FROM (SELECT *, {_key_name('sc')} AS n FROM sc) s
+),
+mk AS (
+    SELECT m.media_id, m.path, m.blake3, {_folder('m')} AS folder, unnest({_media_keys('m.n')}) AS k
+    FROM (SELECT *, {_key_name('f')} AS n FROM files f
+          WHERE f.status = 'present' AND f.kind IN ('image', 'raw', 'video', 'audio')
+            AND f.dir IN (SELECT dir FROM sc)) m
+)
+SELECT DISTINCT s.media_id AS sidecar_id, s.path AS sidecar_path, s.blake3 AS sidecar_blake3,
+       m.media_id, m.path, m.blake3
+FROM sk s JOIN mk m ON m.folder = s.folder AND m.k = s.k"""
+
+
+SIDECAR_LINKS_VIEW = "CREATE OR REPLACE VIEW sidecar_links AS " + links_sql(
+    "SELECT media_id, path, blake3, dir, name, path_raw FROM files WHERE kind = 'sidecar' AND status = 'present'")
 
 
 # Version 3: perceptual hashes, and the near-duplicate groups `mediaforge dupes --similar`

@@ -5,7 +5,7 @@ is at in `meta`, and a catalog newer than this code is refused rather than guess
 
 from __future__ import annotations
 
-from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, SIDECAR_LINKS_VIEW, TABLES,
+from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES,
                            TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
 SCHEMA_VERSION = 13
@@ -196,7 +196,7 @@ MIGRATIONS[10] = [
 # Version 11 links sidecars to media by their raw bytes where a path is not UTF-8: names
 # that differ only in such bytes look alike in `dir` and `name`, and version 2's view
 # linked a sidecar to each of them (its keywords became tags of files it does not describe).
-MIGRATIONS[11] = [SIDECAR_LINKS_VIEW]
+MIGRATIONS[11] = [SIDECAR_LINKS_VIEW_V11]
 
 # Version 12 records whether a scan followed symbolic links: a row whose last scan did not,
 # and whose path a later scan finds to be a link (or below one), was replaced by the link
@@ -208,7 +208,12 @@ MIGRATIONS[12] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS follow_links BOOLE
 # only in bytes that are not UTF-8 look alike in `roots`, and telling whether a path lay
 # below a scan's roots (a hard link's second name, see `writes._pair_moves`) took one
 # for the other. NULL: scans before 13, judged by `roots`.
-MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]"]
+# It also links sidecars by names as keys (a hash join: version 11's view compared every
+# sidecar with every media file of its folder, minutes in folders of many thousands), and
+# links Google Takeout's own names: a copy's `photo.jpg(1).json`, JSON names cut to 51
+# characters, `.supplemental-metadata` cut short, an edit's `photo-edited.jpg`; names
+# compare composed (NFC).
+MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]", SIDECAR_LINKS_VIEW]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

@@ -27,7 +27,7 @@ from xml.etree import ElementTree as ET
 import pyarrow as pa
 
 from ..catalog import Catalog
-from ..catalog.media_tables import SIDECAR_MATCH
+from ..catalog.media_tables import links_sql
 from ..errors import InvalidInputError, first_line
 from ..fsops import replace_atomically
 from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS, declares_entities
@@ -400,10 +400,9 @@ def _linked_media(cat: Catalog, written: Sequence[tuple[bytes, str]]) -> pa.Tabl
                       "path_raw": pa.array([None if _is_utf8(t) else t for t, _ in written], pa.binary()),
                       "sidecar_blake3": [h for _, h in written]})
     with cat.registered("mf_written", names):
-        return cat.con.sql(f"""
-            SELECT DISTINCT m.media_id::VARCHAR AS media_id, s.sidecar_blake3
-            FROM mf_written s JOIN files m ON {SIDECAR_MATCH}
-        """).to_arrow_table()
+        links = links_sql("SELECT NULL::UUID AS media_id, NULL::VARCHAR AS path, sidecar_blake3 AS blake3, dir, name, "
+                          "path_raw FROM mf_written")
+        return cat.con.sql(f"SELECT DISTINCT media_id::VARCHAR AS media_id, sidecar_blake3 FROM ({links})").to_arrow_table()
 
 
 def _imported(cat: Catalog, media_id: str, data: bytes) -> bool:
