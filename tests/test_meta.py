@@ -345,6 +345,58 @@ def test_google_takeout_and_other_sidecar_names_link_to_their_photo(tmp_path: Pa
     assert links == want
 
 
+def test_a_photo_without_exif_takes_its_date_place_and_rating_from_its_sidecar(tmp_path: Path) -> None:
+    """A Google Takeout photo stripped of its EXIF, its mtime the download's: the `library`
+    view, `--where` and the search take the date, place and rating its JSON gives; a
+    photo's own EXIF date wins over its sidecar's; a sidecar arriving at a later scan
+    moves its photo in the search index too."""
+    import os
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(64, 48, 1).save(lib / "Shot.png")
+    (lib / "Shot.png.json").write_text(json.dumps({
+        "title": "Shot.png", "photoTakenTime": {"timestamp": "1262304000"}, "favorited": True,
+        "geoData": {"latitude": 48.1, "longitude": 2.2}}))
+    day = 1714867200  # 2024-05-05, the download
+    os.utime(lib / "Shot.png", (day, day))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT taken_at, year, rating, gps_lat, gps_lon FROM library WHERE name = 'Shot.png'")
+    assert [(str(r["taken_at"]), r["year"], r["rating"], r["gps_lat"], r["gps_lon"]) for r in got] == [
+        ("2010-01-01 00:00:00", 2010, 5, 48.1, 2.2)]
+    found = json.loads(run_cli("search", "year:2010", "-f", "json", catalog=catalog).out)
+    assert {Path(r["path"]).name for r in found} == {"Shot.png", "Shot.png.json"}
+    res = run_cli("tag", "add", "best", "--where", "rating = 5 AND kind = 'image'", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["files"] == 1, res.out + res.err
+    # The photo's own date taken wins; a sidecar coming later moves a photo in the index.
+    media_corpus.picture(64, 48, 2).save(lib / "Later.png")
+    os.utime(lib / "Later.png", (day, day))
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert {Path(r["path"]).name for r in json.loads(run_cli("search", "year:2024", "-f", "json",
+                                                             catalog=catalog).out)} == {"Later.png"}
+    (lib / "Later.png.json").write_text(json.dumps({"photoTakenTime": {"timestamp": "1300000000"}}))
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert {Path(r["path"]).name for r in json.loads(run_cli("search", "year:2011", "-f", "json",
+                                                             catalog=catalog).out)} == {"Later.png", "Later.png.json"}
+    assert rows(catalog, "SELECT year FROM library WHERE name = 'Later.png'") == [{"year": 2011}]
+    (lib / "Exif.jpg").write_bytes(_jpeg_taken("2015:06:01 12:00:00"))
+    (lib / "Exif.jpg.json").write_text(json.dumps({"photoTakenTime": {"timestamp": "1262304000"}}))
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT year FROM library WHERE name = 'Exif.jpg'") == [{"year": 2015}]
+
+
+def _jpeg_taken(when: str) -> bytes:
+    """A small JPEG whose EXIF says when it was taken."""
+    import io
+
+    exif = Image.Exif()
+    exif[0x8769] = {0x9003: when}  # DateTimeOriginal, in the Exif IFD
+    out = io.BytesIO()
+    media_corpus.picture(32, 24, 5).save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize(("label", "stage", "needle"), [
     ("truncated_mp4", "probe", "Invalid data"),
     ("corrupt_jpeg", "image", "cannot identify"),

@@ -239,6 +239,35 @@ LEFT JOIN exif e ON e.blake3 = f.blake3
 LEFT JOIN tags_audio a ON a.blake3 = f.blake3
 WHERE f.status = 'present'
 """
+# Version 13: what linked sidecars say fills in what the file itself does not: the date
+# taken (a Google Takeout photo stripped of its EXIF has only its JSON's, and its mtime is
+# the download's), the place, and the rating (new column, the highest of its sidecars').
+LIBRARY_VIEW_V13 = """
+CREATE OR REPLACE VIEW library AS
+SELECT f.media_id, f.path, f.dir, f.name, f.ext, f.size, f.mtime_ns, f.kind, f.mime, f.blake3,
+       f.first_seen, f.last_seen,
+       m.format, m.width, m.height, m.duration, m.bitrate, m.video_codec, m.audio_codec,
+       coalesce(m.video_codec, m.audio_codec) AS codec, m.fps, m.rotation, m.hdr, m.bit_depth,
+       m.channels, m.sample_rate, m.frames,
+       coalesce(m.taken_at, x.taken_at, m.created_at) AS taken_at,
+       year(coalesce(m.taken_at, x.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000))) AS year,
+       e.make AS camera_make, e.model AS camera_model, e.lens, e.iso, e.f_number, e.exposure_time,
+       e.focal_length, coalesce(e.gps_lat, x.gps_lat) AS gps_lat,
+       CASE WHEN e.gps_lat IS NOT NULL THEN e.gps_lon ELSE x.gps_lon END AS gps_lon,
+       a.title, a.artist, a.album, a.album_artist, a.genre, a.track, a.has_cover, a.lossless,
+       coalesce((SELECT list(t.tag ORDER BY t.tag) FROM tags t WHERE t.media_id = f.media_id), []) AS tags,
+       x.rating
+FROM files f
+LEFT JOIN media m ON m.blake3 = f.blake3
+LEFT JOIN exif e ON e.blake3 = f.blake3
+LEFT JOIN tags_audio a ON a.blake3 = f.blake3
+LEFT JOIN (
+    SELECT l.media_id, min(s.taken_at) AS taken_at, max(s.rating) AS rating,
+           arg_min(s.gps_lat, s.gps_lat IS NULL) AS gps_lat, arg_min(s.gps_lon, s.gps_lat IS NULL) AS gps_lon
+    FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3 GROUP BY l.media_id
+) x ON x.media_id = f.media_id
+WHERE f.status = 'present'
+"""
 _ALL = {**TABLES, **TABLES_V3, **TABLES_V4, **TABLES_V5, **TABLES_V6}
 
 

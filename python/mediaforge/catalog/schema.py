@@ -5,8 +5,9 @@ is at in `meta`, and a catalog newer than this code is refused rather than guess
 
 from __future__ import annotations
 
-from .media_tables import (MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES,
-                           TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
+from .media_tables import (LIBRARY_VIEW_V13, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6,
+                           SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5,
+                           TABLES_V6)
 
 SCHEMA_VERSION = 13
 APPLICATION = "mediaforge"
@@ -212,8 +213,10 @@ MIGRATIONS[12] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS follow_links BOOLE
 # sidecar with every media file of its folder, minutes in folders of many thousands), and
 # links Google Takeout's own names: a copy's `photo.jpg(1).json`, JSON names cut to 51
 # characters, `.supplemental-metadata` cut short, an edit's `photo-edited.jpg`; names
-# compare composed (NFC).
-MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]", SIDECAR_LINKS_VIEW]
+# compare composed (NFC). And the `library` view takes the date taken, the place and the
+# rating from linked sidecars where the file itself has none.
+MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]", SIDECAR_LINKS_VIEW,
+                  LIBRARY_VIEW_V13]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

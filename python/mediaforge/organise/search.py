@@ -35,8 +35,12 @@ from ..catalog.store import streamed
 from ..config import search_dir
 from ..errors import InvalidInputError, PathIOError
 
-# A file's year, as the `library` view has it: date taken, else creation time, else mtime.
-YEAR = "year(coalesce(m.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER"
+# A file's year, as the `library` view has it: date taken, else a linked sidecar's (`sd`),
+# else creation time, else mtime.
+YEAR = "year(coalesce(m.taken_at, sd.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER"
+# The date taken its linked sidecars give each file (for `YEAR`).
+SIDECAR_DATES = """(SELECT l.media_id, min(s.taken_at) AS taken_at FROM sidecar_links l
+                   JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE TRUE {only} GROUP BY l.media_id) sd"""
 
 # {only} narrows the documents to some media ids (a SQL condition on `{col}`, or nothing);
 # the tag and collection aggregates are narrowed the same way, so updating a thousand
@@ -60,6 +64,7 @@ d AS (
     LEFT JOIN tags_audio a ON a.blake3 = f.blake3
     LEFT JOIN tg ON tg.media_id = f.media_id
     LEFT JOIN co ON co.media_id = f.media_id
+    LEFT JOIN {sidecar_dates} ON sd.media_id = f.media_id
     WHERE f.status = 'present' {only}
 ),
 -- The year joins the metadata text a level up: inside `d` a bare `year` would bind to
@@ -79,7 +84,8 @@ def docs_sql(within: str = "", smart: Sequence[tuple[str, str]] = ()) -> str:
         "\n           UNION ALL SELECT media_id, '" + name.replace("'", "''") + "' FROM library WHERE ("
         + pred + "\n) " + within.format(col="media_id") for name, pred in smart)
     return DOCS.format(only=within.format(col="f.media_id"), only_tg=within.format(col="media_id"),
-                       only_co=within.format(col="i.media_id"), smart=members)
+                       only_co=within.format(col="i.media_id"), smart=members,
+                       sidecar_dates=SIDECAR_DATES.format(only=within.format(col="l.media_id")))
 
 
 def smart_collections(cat: Catalog) -> list[tuple[str, str]]:
@@ -303,6 +309,8 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
             UNION SELECT media_id::VARCHAR FROM files WHERE first_scan_id = $sid
             UNION SELECT f.media_id::VARCHAR FROM files f JOIN media m ON m.blake3 = f.blake3
                   WHERE m.extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid)
+            UNION SELECT l.media_id::VARCHAR FROM sidecar_links l JOIN media m ON m.blake3 = l.sidecar_blake3
+                  WHERE m.extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid)
             """, params={"sid": scan_id}).to_arrow_table().column(0)
     result = refresh(cat, catalog_path, only=ids)
     _mark_synced(cat, scan_id)
@@ -355,7 +363,9 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
     # Only the hits' rows: joining the whole `library` view would aggregate every file's
     # tags and metadata to keep twenty of them. The index knows each hit's year, so the
     # metadata tables are read only for a collection listed without words.
-    year, media = ("h.year", "") if text else (YEAR, "LEFT JOIN media m ON m.blake3 = f.blake3")
+    year, media = ("h.year", "") if text else (
+        YEAR, "LEFT JOIN media m ON m.blake3 = f.blake3 LEFT JOIN "
+        + SIDECAR_DATES.format(only="AND l.media_id IN (SELECT media_id FROM h)") + " ON sd.media_id = f.media_id")
     with cat.registered("mf_hits", ranked):
         return cat.con.sql(f"""
             WITH h AS (SELECT rank, score, year, media_id::UUID AS media_id FROM mf_hits),
