@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -949,6 +950,28 @@ def test_keywords_with_a_slash_in_one_name_are_left_alone(tmp_path: Path) -> Non
         assert junk not in text, junk
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["live"]
+
+
+def test_lightrooms_parent_keywords_are_levels_not_tags_of_their_own(tmp_path: Path) -> None:
+    """Lightroom writes every level of a keyword path to `dc:subject` (`Places`, `France`
+    beside `Places|France|Paris`): those are the hierarchy's levels, not top-level tags,
+    and export adds none of them to `lr:hierarchicalSubject`. A flat keyword of its own
+    (`sunset`) is still a tag."""
+    lib, sidecar = _photo_and_sidecar(tmp_path, "IMG_9.jpg", (
+        f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:lr="http://ns.adobe.com/lightroom/1.0/">'
+        '<dc:subject><rdf:Bag><rdf:li>France</rdf:li><rdf:li>Paris</rdf:li><rdf:li>Places</rdf:li>'
+        '<rdf:li>sunset</rdf:li></rdf:Bag></dc:subject><lr:hierarchicalSubject><rdf:Bag>'
+        '<rdf:li>Places|France|Paris</rdf:li></rdf:Bag></lr:hierarchicalSubject>'
+        '</rdf:Description></rdf:RDF></x:xmpmeta>').encode("utf-8"))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")] == ["Places/France/Paris", "sunset"]
+    assert run_cli("tag", "add", "x", lib / "IMG_9.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", lib / "IMG_9.jpg", catalog=catalog).rc == 0
+    text = sidecar.read_text()
+    tree = re.search(r"<lr:hierarchicalSubject>(.*)</lr:hierarchicalSubject>", text, re.S).group(1)  # type: ignore[union-attr]
+    assert sorted(re.findall(r"<rdf:li>([^<]*)</rdf:li>", tree)) == ["Places|France|Paris", "sunset", "x"]
 
 
 def test_tag_list_writes_every_format_it_offers_and_counts_read_right(tmp_path: Path) -> None:

@@ -454,11 +454,13 @@ def _storable_keywords(keywords: tuple[list[str], list[str]]) -> list[str]:
 
 def _keywords(flat: list[str], tree: list[str]) -> list[str]:
     """A sidecar's keywords as an import reads them: the hierarchical ones (`a/b/c`), and
-    the flat ones that are not the leaf of one of those. A flat keyword holding `/`
-    (`AC/DC`, `1/2 marathon`) is one name, which no tag can hold (`/` parts a tag's
-    levels): it is left out, and so never imported, exported in pieces or taken out."""
-    leaves = {t.rsplit("/", 1)[-1] for t in tree}
-    return tree + [k for k in flat if k not in leaves and "/" not in k]
+    the flat ones that are no level of one of those: not its leaf, nor a parent, which
+    Lightroom also writes as a flat keyword by default (`Places`, `France` beside
+    `Places|France|Paris`). A flat keyword holding `/` (`AC/DC`, `1/2 marathon`) is one
+    name, which no tag can hold (`/` parts a tag's levels): it is left out, and so never
+    imported, exported in pieces or taken out."""
+    levels = {level for t in tree for level in t.split("/")}
+    return tree + [k for k in flat if k not in levels and "/" not in k]
 
 
 def _collection_of(keyword: str) -> str | None:
