@@ -952,6 +952,59 @@ def test_keywords_with_a_slash_in_one_name_are_left_alone(tmp_path: Path) -> Non
     assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags")] == ["live"]
 
 
+def _subject_xmp(*keywords: str) -> bytes:
+    items = "".join(f"<rdf:li>{k}</rdf:li>" for k in keywords)
+    return (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+            f'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag>{items}</rdf:Bag></dc:subject>'
+            '</rdf:Description></rdf:RDF></x:xmpmeta>').encode("utf-8")
+
+
+def test_a_tag_taken_off_leaves_a_sidecar_export_wrote_though_no_scan_read_it(tmp_path: Path) -> None:
+    """Export writes `sky` into the sidecar; before any scan reads it, another program adds
+    a keyword, and `sky` is taken off: the next export takes `sky` out (what MediaForge
+    wrote is the last content it knew), and the scan after brings back only the other
+    program's keyword."""
+    lib, sidecar = _photo_and_sidecar(tmp_path, "a.jpg", _subject_xmp("birds"))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "sky", lib / "a.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", lib / "a.jpg", catalog=catalog).rc == 0
+    assert "<rdf:li>sky</rdf:li>" in sidecar.read_text()
+    sidecar.write_text(sidecar.read_text().replace("<rdf:li>birds</rdf:li>", "<rdf:li>birds</rdf:li><rdf:li>extern</rdf:li>", 1))
+    assert run_cli("tag", "remove", "sky", lib / "a.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "a.jpg", "--json", catalog=catalog)
+    assert res.rc == 0 and len(json.loads(res.out)["written"]) == 1, res.out + res.err
+    assert ">sky<" not in sidecar.read_text() and "<rdf:li>extern</rdf:li>" in sidecar.read_text()
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")] == ["birds", "extern"]
+
+
+def test_export_writes_no_sidecar_for_a_file_moved_deleted_or_replaced_since_the_scan(tmp_path: Path) -> None:
+    """A tagged photo renamed, another deleted, a third replaced by a new file of the same
+    name since the scan: export writes no sidecar at their old names (a camera reusing
+    the name would inherit the keywords), says why for each (exit code 8), and still
+    writes the sidecar of the file that is as catalogued."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i, name in enumerate(("moved.jpg", "deleted.jpg", "replaced.jpg", "kept.jpg")):
+        picture(40, 30, i).save(lib / name)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "kw", "--where", "true", catalog=catalog).rc == 0
+    os.rename(lib / "moved.jpg", lib / "renamed.jpg")
+    (lib / "deleted.jpg").unlink()
+    (lib / "replaced.jpg").unlink()
+    picture(40, 30, 9).save(lib / "replaced.jpg")
+    res = run_cli("xmp", "export", "--all", "--json", catalog=catalog)
+    assert res.rc == 8, res.err
+    out = json.loads(res.out)
+    assert [Path(w["path"]).name for w in out["written"]] == ["kept.jpg.xmp"]
+    why = {Path(f["path"]).name: f["why"] for f in out["failed"]}
+    assert set(why) == {"moved.jpg", "deleted.jpg", "replaced.jpg"}
+    assert "gone since the scan" in why["moved.jpg"] and "another file" in why["replaced.jpg"]
+    assert sorted(p.name for p in lib.iterdir()) == ["kept.jpg", "kept.jpg.xmp", "renamed.jpg", "replaced.jpg"]
+
+
 def test_lightrooms_parent_keywords_are_levels_not_tags_of_their_own(tmp_path: Path) -> None:
     """Lightroom writes every level of a keyword path to `dc:subject` (`Places`, `France`
     beside `Places|France|Paris`): those are the hierarchy's levels, not top-level tags,

@@ -335,21 +335,64 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
     out = ExportResult()
     wanted = _keywords_for(cat, media_ids)
     written: list[tuple[bytes, str]] = []
+    contents: dict[str, bytes] = {}
     for m, (path, sidecars, keywords, kind) in wanted.items():
         if kind == "sidecar":
             out.sidecars_skipped += 1
             continue
+        why = _not_as_catalogued(cat, m, path)
+        if why is not None:
+            out.failed.append((path, why))
+            continue
         for target in sidecars or [path + b".xmp"]:  # every sidecar of its own: none is left stale
-            _export_one(cat, out, written, m, target, keywords)
+            _export_one(cat, out, written, m, target, keywords, contents)
     if written:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
         # but brings back nothing (a removed tag stays removed), to no file it links.
         _mark_imported(cat, _linked_media(cat, written))
+        _remember_contents(cat, contents)
     return out
 
 
+def _not_as_catalogued(cat: Catalog, media_id: str, path: bytes) -> str | None:
+    """Why the file at `path` is not the one the catalog holds for `media_id` (moved,
+    deleted, or another file at its name since the scan: its keywords must not land in a
+    sidecar there), else None."""
+    ((dev, ino),) = cat.con.execute("SELECT dev, inode FROM files WHERE media_id = ?::UUID AND status = 'present' "
+                                    "ORDER BY last_scan_id DESC LIMIT 1", [media_id]).fetchall() or [(None, None)]
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "gone since the scan (moved or deleted): rescan, then export"
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (dev, ino):
+        return "another file at this name since the scan: rescan, then export"
+    return None
+
+
+def _remember_contents(cat: Catalog, contents: dict[str, bytes]) -> None:
+    """`sidecars` rows for the contents export wrote and counts as imported, as a scan
+    would parse them: until a scan reads them, they are the last content MediaForge knew
+    for their files, and a keyword taken off later must come out of them even if another
+    program edits the sidecar first (the scan replaces these rows with its own)."""
+    from ..catalog.media_tables import arrow_schema
+    from ..meta.sidecar import SidecarError, parse_xmp
+
+    rows = []
+    for h, data in contents.items():
+        try:
+            rows.append(dict(parse_xmp(data), blake3=h))
+        except SidecarError:
+            continue
+    if not rows:
+        return
+    table = pa.Table.from_pylist(rows, schema=arrow_schema("sidecars"))
+    with cat.registered("mf_written_sidecars", table), cat.transaction() as con:
+        con.execute("INSERT INTO sidecars SELECT * FROM mf_written_sidecars w "
+                    "WHERE NOT EXISTS (SELECT 1 FROM sidecars s WHERE s.blake3 = w.blake3)")
+
+
 def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]], m: str, target: bytes,
-                keywords: list[str]) -> None:
+                keywords: list[str], contents: dict[str, bytes]) -> None:
     """Bring one sidecar (`target`) of the file `m` in step with its `keywords`."""
     from .. import _core
 
@@ -375,6 +418,7 @@ def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]
         out.written.append(target)
         if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
             written.append((target, _core.hash_bytes(merged)))
+            contents[written[-1][1]] = merged
     except RecursionError:
         out.failed.append((target, "nested too deeply to rewrite: left alone"))
     except (OSError, ET.ParseError, UnicodeError, InvalidInputError) as e:
