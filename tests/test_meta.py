@@ -812,12 +812,42 @@ def test_one_bad_field_costs_that_field_not_the_sidecar(tmp_path: Path) -> None:
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     a = _one(catalog, "sidecars", lib / "a.jpg.json")
     assert a["taken_at"].year == 2019 and (a["gps_lat"], a["gps_lon"]) == (48.8584, 2.2945) and a["title"] is None
-    b = _one(catalog, "sidecars", lib / "b.jpg.json")
-    assert b["taken_at"].year == 2019 and b["gps_lat"] is None and b["keywords"] is None
+    b = _one(catalog, "sidecars", lib / "b.jpg.json")  # creationTime is the upload's: no date taken
+    assert b["taken_at"] is None and b["gps_lat"] is None and b["keywords"] is None
     c = _one(catalog, "sidecars", lib / "c.jpg.xmp")
     assert c["rating"] is None and c["keywords"] == ["holiday"]
     assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "holiday"}]
     assert rows(catalog, "SELECT * FROM meta_errors") == []
+
+
+def test_sidecar_dates_to_the_year_offsets_without_colon_and_takeout_album_json(tmp_path: Path) -> None:
+    """XMP dates given to the year or month (a scanned print's `2015`, `2015-03`) are its
+    first day; an offset written `+0900` is `+09:00`; a Takeout album's metadata.json is
+    JSON that describes no photo: `unsupported`, not a failed extraction."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i, (name, date) in enumerate((("y.jpg", "2015"), ("m.jpg", "2015-03"), ("o.jpg", "2019-07-14T10:30:05+0900"),
+                                      ("bad.jpg", "2015-13"))):
+        media_corpus.picture(24, 16, i).save(lib / name)
+        (lib / f"{name}.xmp").write_text(
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description rdf:about="" xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" '
+            f'photoshop:DateCreated="{date}"/></rdf:RDF></x:xmpmeta>')
+    (lib / "metadata.json").write_text(json.dumps({"title": "Trip", "description": "", "access": "protected",
+                                                   "date": {"timestamp": "1262304000"}}))
+    catalog = tmp_path / "c.duckdb"
+    res = run_cli("scan", lib, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["extract"]["failed"] == 0
+    got = {Path(r["path"]).name: r for r in rows(catalog, "SELECT f.path, s.taken_at, s.taken_offset FROM files f "
+                                                          "JOIN sidecars s USING (blake3)")}
+    assert str(got["y.jpg.xmp"]["taken_at"]) == "2015-01-01 00:00:00"
+    assert str(got["m.jpg.xmp"]["taken_at"]) == "2015-03-01 00:00:00"
+    assert (str(got["o.jpg.xmp"]["taken_at"]), got["o.jpg.xmp"]["taken_offset"]) == ("2019-07-14 10:30:05", "+09:00")
+    assert got["bad.jpg.xmp"]["taken_at"] is None
+    assert _media(catalog, lib / "metadata.json")["status"] == "unsupported"
+    ((stage, message),) = _errors(catalog, lib / "metadata.json")
+    assert stage == "sidecar" and "describes no photo" in message
 
 
 def test_a_slow_file_does_not_hold_up_the_files_behind_it(tmp_path: Path) -> None:

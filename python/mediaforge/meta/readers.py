@@ -438,11 +438,14 @@ def _tags(r: _Result) -> None:
 
 
 def _sidecar(r: _Result) -> None:
-    from .sidecar import SidecarError, parse_sidecar
+    from .sidecar import NotAPhotoSidecar, SidecarError, parse_sidecar
 
     name = os.fsdecode(os.path.basename(r.task.path))
     try:
         r.sidecar = parse_sidecar(r.task.path, name)
+    except NotAPhotoSidecar as e:
+        r.fail("sidecar", e, UNSUPPORTED)
+        return
     except (SidecarError, OSError) as e:
         r.fail("sidecar", e, ERROR)
         return

@@ -34,12 +34,24 @@ class SidecarError(ValueError):
     """The sidecar is not well-formed XMP or Takeout JSON."""
 
 
+class NotAPhotoSidecar(SidecarError):
+    """JSON, but not a photo's sidecar (a Takeout album's metadata.json): unsupported."""
+
+
+_YEAR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
+
+
 def _iso_local(s: str | None) -> datetime | None:
-    """XMP dates ('2019-07-14T10:00:00+02:00') as the local wall time they name."""
+    """XMP dates ('2019-07-14T10:00:00+02:00') as the local wall time they name; a date
+    XMP gives only to the year or month (`2015`, `2015-03`: a scanned print's) as its
+    first day."""
     m = _ISO.match(s or "")
-    if not m:
+    if m:
+        parts = [int(x) if x else 0 for x in m.groups()]
+    elif (m := _YEAR_MONTH.fullmatch((s or "").strip())) is not None:
+        parts = [int(m.group(1)), int(m.group(2) or 1), 1]
+    else:
         return None
-    parts = [int(x) if x else 0 for x in m.groups()]
     try:
         return datetime(*parts)  # type: ignore[arg-type]
     except ValueError:
@@ -47,8 +59,10 @@ def _iso_local(s: str | None) -> datetime | None:
 
 
 def _offset(s: str | None) -> str | None:
-    m = re.search(r"([+-]\d{2}:\d{2}|Z)$", s or "")
-    return None if not m else ("+00:00" if m.group(1) == "Z" else m.group(1))
+    """The offset from UTC a date ends with, as `+09:00` (`Z` is `+00:00`; `+0900`, as
+    some tools write it, is `+09:00`)."""
+    m = re.search(r"(?<=\d)([+-])(\d{2}):?(\d{2})$|Z$", s or "")
+    return None if not m else ("+00:00" if m.group(0) == "Z" else f"{m.group(1)}{m.group(2)}:{m.group(3)}")
 
 
 # An entity declaration in each encoding an XML parser reads by itself (UTF-8 and ASCII,
@@ -130,16 +144,16 @@ def parse_takeout(data: bytes) -> dict[str, Any]:
     except RecursionError:
         raise SidecarError("JSON nested too deeply to read") from None
     if not isinstance(doc, dict) or not ({"photoTakenTime", "creationTime", "geoData"} & doc.keys()):
-        raise SidecarError("JSON without Google Takeout fields (photoTakenTime, creationTime, geoData)")
+        # An album's metadata.json, print-subscriptions.json...: JSON, but no photo's.
+        raise NotAPhotoSidecar("JSON that describes no photo (no photoTakenTime, creationTime or geoData: an "
+                               "album's metadata.json?)")
+    # When it was taken; `creationTime` is when it was uploaded, no date taken.
     taken = None
-    for key in ("photoTakenTime", "creationTime"):
-        ts = doc.get(key, {}).get("timestamp") if isinstance(doc.get(key), dict) else None
-        try:
-            taken = datetime.fromtimestamp(int(ts), timezone.utc).replace(tzinfo=None) if ts else None
-        except (ValueError, TypeError, OverflowError, OSError):  # text, a list, out of range
-            taken = None
-        if taken:
-            break
+    ts = doc["photoTakenTime"].get("timestamp") if isinstance(doc.get("photoTakenTime"), dict) else None
+    try:
+        taken = datetime.fromtimestamp(int(ts), timezone.utc).replace(tzinfo=None) if ts else None
+    except (ValueError, TypeError, OverflowError, OSError):  # text, a list, out of range
+        taken = None
     geo = doc.get("geoData") if isinstance(doc.get("geoData"), dict) else {}
     lat, lon = geo.get("latitude"), geo.get("longitude")
     # Numbers on the globe only (not NaN, not 500); 0, 0 is Takeout's "no place".
