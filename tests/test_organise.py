@@ -979,6 +979,43 @@ def test_a_tag_taken_off_leaves_a_sidecar_export_wrote_though_no_scan_read_it(tm
     assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")] == ["birds", "extern"]
 
 
+def test_keywords_another_program_took_out_of_the_sidecar_come_off_here_too(tmp_path: Path) -> None:
+    """Tags and a collection exported to a file's sidecar; another program (digiKam,
+    Lightroom) takes a keyword and the collection out: the next scan takes them off the
+    file too, so the next export does not put them back. A file with two sidecars of its
+    own (Lightroom's and darktable's) loses nothing: what was last imported may be the
+    other one's."""
+    lib, sidecar = _photo_and_sidecar(tmp_path, "a.jpg", _subject_xmp("birds"))
+    picture(40, 30, 7).save(lib / "b.jpg")
+    (lib / "b.xmp").write_bytes(_subject_xmp("one"))
+    (lib / "b.jpg.xmp").write_bytes(_subject_xmp("two"))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for path in (lib / "a.jpg", lib / "b.jpg"):
+        assert run_cli("tag", "add", "extern", path, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Album", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Album", lib / "a.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for f in (sidecar, lib / "b.jpg.xmp"):
+        text = f.read_text()
+        assert "<rdf:li>extern</rdf:li>" in text
+        f.write_text(re.sub(r"<rdf:li>(extern|MediaForge Collections[|/]Album|Album)</rdf:li>", "", text))
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+
+    def tags(name: str) -> list[str]:
+        return [r["tag"] for r in rows(catalog, "SELECT t.tag FROM tags t JOIN files f USING (media_id) "
+                                                "WHERE f.name = ? ORDER BY t.tag", [name])]
+
+    assert tags("a.jpg") == ["birds"] and "extern" in tags("b.jpg")
+    assert json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)[0]["files"] == 0
+    assert run_cli("tag", "add", "new", lib / "a.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", lib / "a.jpg", catalog=catalog).rc == 0
+    assert ">extern<" not in sidecar.read_text() and "Album" not in sidecar.read_text()
+    res = run_cli("xmp", "import", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["removed"] == 0
+
+
 def test_export_writes_no_sidecar_for_a_file_moved_deleted_or_replaced_since_the_scan(tmp_path: Path) -> None:
     """A tagged photo renamed, another deleted, a third replaced by a new file of the same
     name since the scan: export writes no sidecar at their old names (a camera reusing

@@ -270,9 +270,11 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         with IndexFollows(cat, g.catalog) as follow:
-            n = import_xmp(cat, everything=all_).tags
+            got = import_xmp(cat, everything=all_)
             follow.done()
-    _report(as_json, f"imported {render.counted(n, 'tag')} from XMP sidecars", added=n)
+    gone = f"; took off {render.counted(got.removed, 'tag')} their sidecars no longer hold" if got.removed else ""
+    _report(as_json, f"imported {render.counted(got.tags, 'tag')} from XMP sidecars{gone}", added=got.tags,
+            removed=got.removed)
 
 
 @sub(xmp_app, "export")

@@ -53,6 +53,9 @@ class Imported:
 
     tags: int
     media_ids: list[str]
+    # Tags and collection places taken off because another program took their keywords
+    # out of the sidecar.
+    removed: int = 0
 
 
 def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
@@ -69,6 +72,7 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
         WHERE s.format = 'xmp' {pending}""").to_arrow_table()
     if not pairs.num_rows:
         return Imported(0, [])
+    removed = 0 if everything else _take_off_removed(cat, pairs)
     by_tag: dict[str, list[str]] = {}
     by_coll: dict[str, list[str]] = {}
     rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "keywords", "hierarchical_keywords")))
@@ -98,7 +102,62 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
             except InvalidInputError:
                 continue
     _mark_imported(cat, pairs.select(["media_id", "sidecar_blake3"]))
-    return Imported(added, sorted(set(pairs.column("media_id").to_pylist())))
+    return Imported(added, sorted(set(pairs.column("media_id").to_pylist())), removed)
+
+
+def _take_off_removed(cat: Catalog, pairs: pa.Table) -> int:
+    """Keywords another program took out of a sidecar come off here too: for each file
+    whose one XMP sidecar has a new content, the tags and collection places the content
+    last imported or written for it held, and the new one does not. (With several
+    sidecars, what the last content held may be another sidecar's: nothing is taken off.)
+    Returns the tags and places taken off."""
+    from . import collection
+    from .tags import folded_sql
+
+    ids = pa.table({"media_id": pa.array(sorted(set(pairs.column("media_id").to_pylist())), pa.string())})
+    with cat.registered("mf_ids", ids):
+        single = {r[0] for r in cat.con.sql("""
+            SELECT l.media_id::VARCHAR FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+            WHERE s.format = 'xmp' AND l.media_id IN (SELECT media_id::UUID FROM mf_ids)
+            GROUP BY l.media_id HAVING count(DISTINCT l.sidecar_id) = 1""").fetchall()}
+    gone_tags: list[tuple[str, str]] = []
+    gone_places: list[tuple[str, str]] = []
+    rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "keywords", "hierarchical_keywords")))
+    for media_id, flat, tree in rows:
+        before = _last_import(cat, media_id) if media_id in single else None
+        if before is None:
+            continue
+        now = set(_storable_keywords((flat or [], tree or [])))
+        for k in _storable_keywords(before):
+            if k in now:
+                continue
+            coll = _collection_of(k)
+            if coll is None:
+                gone_tags.append((media_id, normalize_tag(k)))
+            elif coll:
+                gone_places.append((media_id, coll))
+    n = 0
+    if gone_tags:
+        with cat.transaction() as con:
+            for media_id, tag in gone_tags:
+                n += con.execute(f"DELETE FROM tags WHERE media_id = ?::UUID AND {folded_sql('tag')} = ?",
+                                 [media_id, tag]).fetchall()[0][0]
+    for media_id, name in gone_places:
+        with contextlib.suppress(InvalidInputError):  # gone since, or a smart one of that name
+            n += collection.remove(cat, name, [media_id])
+    return int(n)
+
+
+def _last_import(cat: Catalog, media_id: str) -> tuple[list[str], list[str]] | None:
+    """(flat, hierarchical) keywords of the content last imported or written for a file;
+    None when there is none, or its parsed row is gone (what it held is not known)."""
+    rows = cat.con.execute("""
+        SELECT s.blake3, s.keywords, s.hierarchical_keywords FROM xmp_imports x
+        LEFT JOIN sidecars s ON s.blake3 = x.sidecar_blake3
+        WHERE x.media_id = ?::UUID ORDER BY x.imported_at DESC LIMIT 1""", [media_id]).fetchall()
+    if not rows or rows[0][0] is None:
+        return None
+    return rows[0][1] or [], rows[0][2] or []
 
 
 @dataclass
