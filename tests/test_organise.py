@@ -1347,3 +1347,30 @@ def test_export_never_writes_a_sidecar_too_big_to_read_back(tmp_path: Path) -> N
     assert res.rc == 8, res.err
     assert "would grow past" in json.loads(res.out)["failed"][0]["why"]
     assert path.read_bytes() == before
+
+
+def test_export_keeps_a_sidecars_line_ends_and_byte_order_and_leaves_text_keywords_alone() -> None:
+    """A sidecar written with CRLF line ends keeps them (no LF-only lines mixed in); a
+    UTF-16 big-endian one stays big-endian with its BOM; a `dc:subject` holding plain
+    text (no rdf:Bag) is left alone rather than given a Bag beside the text, which is no
+    valid RDF."""
+    import codecs
+
+    from mediaforge.errors import InvalidInputError
+    from mediaforge.organise.xmp import merge_keywords
+
+    crlf = (f'<x:xmpmeta {_NS}>\r\n <rdf:RDF {_RDF}>\r\n  <rdf:Description rdf:about="" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/">\r\n   <dc:description>line 1\r\nline 2</dc:description>\r\n'
+            '  </rdf:Description>\r\n </rdf:RDF>\r\n</x:xmpmeta>\r\n')
+    out = merge_keywords(crlf.encode(), ["trip"])
+    assert out is not None and b"<rdf:li>trip</rdf:li>" in out
+    assert b"\n" not in out.replace(b"\r\n", b"") and b"line 1\r\nline 2" in out
+    be = merge_keywords(codecs.BOM_UTF16_BE + crlf.encode("utf-16-be"), ["trip"])
+    assert be is not None and be.startswith(codecs.BOM_UTF16_BE) and "trip" in be.decode("utf-16-be")
+    le = merge_keywords(codecs.BOM_UTF16_LE + crlf.encode("utf-16-le"), ["trip"])
+    assert le is not None and le.startswith(codecs.BOM_UTF16_LE) and "trip" in le.decode("utf-16-le")
+    text = (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject>single</dc:subject>'
+            '</rdf:Description></rdf:RDF></x:xmpmeta>')
+    with pytest.raises(InvalidInputError, match="holds text, not a list"):
+        merge_keywords(text.encode(), ["trip"])

@@ -224,8 +224,9 @@ _TARGETS = (("dc:subject", "Bag", lambda k: k.rsplit("/", 1)[-1]),
 def _decode(data: bytes) -> tuple[str, str]:
     """A sidecar's text, and the encoding to write it back in: the one its XML
     declaration names (or its BOM), UTF-8 when it names none."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16"), "utf-16"
+    for bom, name in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(bom):  # its byte order kept: the BOM stays the text's first character
+            return data.decode(name), name
     m = _DECLARED.match(data)
     encoding = m.group(1).decode("ascii") if m else "utf-8"
     try:
@@ -337,6 +338,8 @@ def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[st
             _append(descs[0], el, depth_of[descs[0]], unit)
             depth_of[el] = depth_of[descs[0]] + 1
         bag = next((c for c in el if c.tag in {f"{RDF}{n}" for n in _CONTAINERS}), None)
+        if bag is None and (el.text or "").strip():
+            raise InvalidInputError(f"{prop} holds text, not a list (rdf:Bag): left alone")
         if bag is None:
             bag = ET.Element(f"{RDF}{kind}")
             _append(el, bag, depth_of[el], unit)
@@ -362,7 +365,10 @@ def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[st
             bag[-1].tail = "\n" + unit * depth_of[bag]  # the closing tag under its opening one
     if not changed:
         return None
-    return (head + ET.tostring(root, encoding="unicode") + tail).encode(encoding, "xmlcharrefreplace")
+    out = head + ET.tostring(root, encoding="unicode") + tail
+    if "\r\n" in head + body + tail and "\n" not in (head + body + tail).replace("\r\n", ""):
+        out = out.replace("\r\n", "\n").replace("\n", "\r\n")  # a file with CRLF line ends keeps them
+    return out.encode(encoding, "xmlcharrefreplace")
 
 
 def _read_sidecar(target: bytes) -> bytes | None:
