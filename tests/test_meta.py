@@ -465,7 +465,11 @@ def test_info_shows_everything_for_one_file(corpus) -> None:
     assert info["file"]["path"] == str(paths["jpeg"]) and info["exif"]["model"] == "Canon EOS R5"
     assert info["copies"] == [str(paths["wrong_ext"])]
     assert [s["path"] for s in info["sidecars"]] == [str(paths["xmp"])] and info["sidecars"][0]["rating"] == 4
+    assert info["sidecars"][0]["error"] is None and info["sidecar"] is None and info["describes"] == []
     assert Path(info["thumbnail_file"]).is_file()
+    # A sidecar's own info: what it says, and the file it describes.
+    side = json.loads(run_cli("info", paths["xmp"], "--json", catalog=catalog).out)
+    assert side["sidecar"]["rating"] == 4 and side["describes"] == [str(paths["jpeg"])]
     pretty = run_cli("info", paths["jpeg"], catalog=catalog)
     assert pretty.rc == 0 and "Canon EOS R5" in pretty.out and "Eiffel tower" in pretty.out
     missing = run_cli("info", paths["jpeg"].parent / "nope.jpg", catalog=catalog)
@@ -818,6 +822,19 @@ def test_one_bad_field_costs_that_field_not_the_sidecar(tmp_path: Path) -> None:
     assert c["rating"] is None and c["keywords"] == ["holiday"]
     assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "holiday"}]
     assert rows(catalog, "SELECT * FROM meta_errors") == []
+
+
+def test_info_says_why_a_linked_sidecar_could_not_be_read(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(24, 16, 1).save(lib / "bad.jpg")
+    (lib / "bad.jpg.xmp").write_text("<x:xmpmeta><broken")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    info = json.loads(run_cli("info", lib / "bad.jpg", "--json", catalog=catalog).out)
+    ((side,),) = [info["sidecars"]]
+    assert side["path"] == str(lib / "bad.jpg.xmp") and "not well-formed XMP" in side["error"]
+    assert "not well-formed XMP" in run_cli("info", lib / "bad.jpg", catalog=catalog).out
 
 
 def test_sidecar_dates_to_the_year_offsets_without_colon_and_takeout_album_json(tmp_path: Path) -> None:

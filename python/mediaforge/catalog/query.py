@@ -408,10 +408,18 @@ def file_info(cat: Catalog, path_bytes: bytes) -> dict[str, Any] | None:
         info[key] = rows[0] if rows else None
     info["streams"] = _rows(cat, "SELECT * EXCLUDE (blake3) FROM streams WHERE blake3 = ? ORDER BY stream_index",
                             [h]) if h else []
+    # Its sidecars with what they say, or why they could not be read (malformed XML).
     info["sidecars"] = _rows(cat, """
-        SELECT l.sidecar_path AS path, s.* EXCLUDE (blake3) FROM sidecar_links l
+        SELECT l.sidecar_path AS path, s.* EXCLUDE (blake3),
+               (SELECT string_agg(e.message, '; ') FROM meta_errors e WHERE e.blake3 = l.sidecar_blake3) AS error
+        FROM sidecar_links l
         LEFT JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE l.media_id = ? ORDER BY l.sidecar_path""",
         [found[0]["media_id"]])
+    # A sidecar itself: what it says, and the files it describes.
+    parsed = _rows(cat, "SELECT * EXCLUDE (blake3) FROM sidecars WHERE blake3 = ?", [h]) if h else []
+    info["sidecar"] = parsed[0] if parsed else None
+    info["describes"] = [r["path"] for r in _rows(
+        cat, "SELECT path FROM sidecar_links WHERE sidecar_id = ? ORDER BY path", [found[0]["media_id"]])]
     info["errors"] = _rows(cat, """
         SELECT 'extract' AS step, stage, message, logged_at FROM meta_errors WHERE blake3 = ?
         UNION ALL

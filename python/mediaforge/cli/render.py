@@ -188,6 +188,9 @@ def print_info(info: dict[str, Any]) -> None:
     section("EXIF", info["exif"])
     for s in info["sidecars"]:
         section("Sidecar", s)
+    section("Sidecar contents", info.get("sidecar"))
+    if info.get("describes"):
+        section("Describes", {str(i + 1): p for i, p in enumerate(info["describes"])})
     if info.get("thumbnail_file"):
         section("Thumbnail", {"file": info["thumbnail_file"]})
     if info["copies"]:
