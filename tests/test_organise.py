@@ -1374,3 +1374,23 @@ def test_export_keeps_a_sidecars_line_ends_and_byte_order_and_leaves_text_keywor
             '</rdf:Description></rdf:RDF></x:xmpmeta>')
     with pytest.raises(InvalidInputError, match="holds text, not a list"):
         merge_keywords(text.encode(), ["trip"])
+
+
+def test_xmp_export_dry_run_says_what_each_sidecar_would_gain_and_lose_and_writes_nothing(tmp_path: Path) -> None:
+    lib, sidecar = _photo_and_sidecar(tmp_path, "a.jpg", _subject_xmp("birds", "old"))
+    picture(40, 30, 3).save(lib / "b.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "places/paris", lib / "a.jpg", lib / "b.jpg", catalog=catalog).rc == 0
+    assert run_cli("tag", "remove", "old", lib / "a.jpg", catalog=catalog).rc == 0
+    before = sidecar.read_bytes()
+    res = run_cli("xmp", "export", "--all", "--dry-run", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    plan = json.loads(res.out)
+    assert plan["dry_run"] and {Path(w["path"]).name: (w["add"], w["remove"]) for w in plan["would_write"]} == {
+        "a.jpg.xmp": (["places/paris"], ["old"]), "b.jpg.xmp": (["places/paris"], [])}
+    assert sidecar.read_bytes() == before and not (lib / "b.jpg.xmp").exists()
+    text = run_cli("xmp", "export", "--all", "--dry-run", catalog=catalog).out
+    assert "a.jpg.xmp: +places/paris -old" in text and "would be written" in text
+    assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
+    assert (lib / "b.jpg.xmp").exists() and ">old<" not in sidecar.read_text()

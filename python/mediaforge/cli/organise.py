@@ -280,11 +280,13 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
 @sub(xmp_app, "export")
 def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = None, collection: CollOpt = None,
                all_: Annotated[bool, typer.Option("--all", help="Every tagged file.")] = False,
+               dry_run: Annotated[bool, typer.Option(
+                   "--dry-run", help="Say which sidecars would change, and how; write nothing.")] = False,
                as_json: JsonOpt = False) -> None:
     """Write tags and collections into XMP sidecars (dc:subject, lr:hierarchicalSubject,
     digiKam:TagsList): added to the sidecar a file has, or to a new FILE.xmp beside it.
     Tags removed here leave a sidecar MediaForge wrote or imported; every other part of
-    a sidecar is kept."""
+    a sidecar is kept. --dry-run shows the keywords each sidecar would gain and lose."""
     from ..organise.targets import resolve_targets
     from ..organise.xmp import export_xmp
 
@@ -298,8 +300,10 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
                 "UNION SELECT DISTINCT media_id FROM xmp_imports").fetchall()]
         else:
             ids = resolve_targets(cat, paths or [], where, collection)
-        out = export_xmp(cat, ids)
-    if as_json:
+        out = export_xmp(cat, ids, dry_run=dry_run)
+    if dry_run:
+        _print_export_plan(out, as_json)
+    elif as_json:
         render.dump_json({"written": [render.path_fields("path", p) for p in out.written], "unchanged": out.unchanged,
                           "sidecars_skipped": out.sidecars_skipped,
                           "failed": [{**render.path_fields("path", p), "why": w} for p, w in out.failed]})
@@ -311,6 +315,24 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
               "rescan to catalog them")
     if out.failed:
         raise typer.Exit(ExitCode.PARTIAL)
+
+
+def _print_export_plan(out, as_json: bool) -> None:  # noqa: ANN001
+    """An export's dry run: each sidecar it would write, with the keywords it would gain
+    (`add`) and lose (`remove`), hierarchical ones `/`-separated as tags are."""
+    if as_json:
+        render.dump_json({"dry_run": True, "would_write": [
+            {**render.path_fields("path", p), "add": out.changes[p][0], "remove": out.changes[p][1]}
+            for p in out.written], "unchanged": out.unchanged, "sidecars_skipped": out.sidecars_skipped,
+            "failed": [{**render.path_fields("path", p), "why": w} for p, w in out.failed]})
+        return
+    for p, why in out.failed:
+        print(f"failed {path_text(p)}: {why}", file=sys.stderr)
+    for p in out.written:
+        add, remove = out.changes[p]
+        print(f"{path_text(p)}: " + " ".join([f"+{k}" for k in add] + [f"-{k}" for k in remove]))
+    print(f"dry run: {render.counted(len(out.written), 'sidecar')} would be written, {out.unchanged:,} already up "
+          "to date; run without --dry-run to write them")
 
 
 @command("search")

@@ -169,6 +169,8 @@ class ExportResult:
     # Tagged files that are sidecars themselves: the keywords of a sidecar's photo go in
     # that sidecar, a sidecar gets no sidecar of its own.
     sidecars_skipped: int = 0
+    # A dry run's sidecars (in `written`, none written): the keywords each would gain and lose.
+    changes: dict[bytes, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
 def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, list[bytes], list[str], str]]:
@@ -391,7 +393,7 @@ def _read_sidecar(target: bytes) -> bytes | None:
         return f.read(MAX_SIDECAR_BYTES + 1)
 
 
-def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
+def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) -> ExportResult:
     """Write each file's tags and collections into its XMP sidecar (see the module doc).
     Keywords taken off in MediaForge are taken out of the sidecar too: those of the
     sidecar's content when MediaForge wrote or imported it, else (edited elsewhere since)
@@ -410,8 +412,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str]) -> ExportResult:
             out.failed.append((path, why))
             continue
         for target in sidecars or [path + b".xmp"]:  # every sidecar of its own: none is left stale
-            _export_one(cat, out, written, m, target, keywords, contents)
-    if written:
+            _export_one(cat, out, written, m, target, keywords, contents, dry_run)
+    if written and not dry_run:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
         # but brings back nothing (a removed tag stays removed), to no file it links.
         _mark_imported(cat, _linked_media(cat, written))
@@ -457,7 +459,7 @@ def _remember_contents(cat: Catalog, contents: dict[str, bytes]) -> None:
 
 
 def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]], m: str, target: bytes,
-                keywords: list[str], contents: dict[str, bytes]) -> None:
+                keywords: list[str], contents: dict[str, bytes], dry_run: bool = False) -> None:
     """Bring one sidecar (`target`) of the file `m` in step with its `keywords`."""
     from .. import _core
 
@@ -479,6 +481,12 @@ def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]
             return
         if len(merged) > MAX_SIDECAR_BYTES:  # a scan would refuse to read it back
             raise InvalidInputError(f"would grow past {MAX_SIDECAR_BYTES // 1_048_576} MiB: left alone")
+        if dry_run:
+            before = set(_keywords(*_parsed_keywords(data))) if data is not None else set()
+            after = set(_keywords(*_parsed_keywords(merged)))
+            out.written.append(target)
+            out.changes[target] = (sorted(after - before), sorted(before - after))
+            return
         replace_atomically(target, merged)
         out.written.append(target)
         if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
