@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import blake3
@@ -1273,3 +1274,48 @@ def test_a_hard_link_found_later_is_no_move_but_a_folder_moved_behind_a_link_is(
         {"tag": "K", "path": str(a / "x.jpg"), "status": "missing"},
         {"tag": "KB", "path": str(b / "h.jpg"), "status": "present"},
         {"tag": "Y", "path": str(b / "p" / "y.jpg"), "status": "present"}]
+
+
+def test_a_file_made_after_a_row_was_last_seen_is_another_file_whatever_its_inode(tmp_path: Path) -> None:
+    """ext4 gives a deleted file's inode number to the next file made, and `cp -p` or `tar
+    x` can give it the same size and mtime: (device, inode, size, mtime) then says
+    "unchanged" or "moved", and the old digest, id and tags went to another file. Its
+    birth time tells: made after the row was last seen, it is read and is a new file."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"A" * 4000)
+    (lib / "keep.jpg").write_bytes(b"A" * 4000)
+    (lib / "b.jpg").write_bytes(b"B" * 4000)
+    for n in ("a.jpg", "b.jpg"):
+        os.utime(lib / n, (1_577_836_800, 1_577_836_800))
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    assert run_cli("tag", "add", "T", lib / "a.jpg", catalog=catalog).rc == 0
+    real = {r["name"]: r["blake3"] for r in rows(catalog, "SELECT name, blake3 FROM files")}
+    # As if both rows were last seen before their files were made: a's row with another
+    # file's digest (the file that had its inode number), b's too.
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01', blake3 = ? WHERE name IN ('a.jpg', 'b.jpg')",
+                    ["0" * 64])
+    os.rename(lib / "a.jpg", lib / "c.jpg")  # c.jpg: a's inode, size and mtime at a new path
+    got = scanned(catalog, lib)
+    assert (got["new"], got["moved"], got["missing"], got["changed"]) == (1, 0, 1, 1), got
+    now = {r["name"]: (r["status"], r["blake3"]) for r in rows(catalog, "SELECT name, status, blake3 FROM files")}
+    assert now["c.jpg"] == ("present", real["a.jpg"]) and now["b.jpg"] == ("present", real["b.jpg"])
+    assert now["a.jpg"][0] == "missing"
+    assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id)") == [{"name": "a.jpg"}]
+    # A real move keeps its row without a read.
+    os.rename(lib / "b.jpg", lib / "d.jpg")
+    got = scanned(catalog, lib)
+    assert (got["moved"], got["hashed_files"]) == (1, 0), got
+    # And a freed inode number really reused, as ext4 does: the new file is read.
+    time.sleep(1.2)
+    (lib / "d.jpg").unlink()
+    (lib / "e.jpg").write_bytes(b"E" * 4000)
+    os.utime(lib / "e.jpg", (1_577_836_800, 1_577_836_800))
+    got = scanned(catalog, lib)
+    assert (got["new"], got["moved"], got["missing"]) == (1, 0, 1), got
+    assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present' AND blake3 = ?",
+                [real["b.jpg"]]) == [{"n": 0}]

@@ -44,7 +44,8 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
     as a stream to read inside the `with`: streamed, a million rows never sit in memory
     twice over (DuckDB's result and its Arrow copy) beside the walk that is already
     running. Media ids come as 16-byte UUIDs (DuckDB's lossless Arrow mode), not as text
-    to parse."""
+    to parse. `seen_ns`: when each row was last seen, for the core to tell a file made
+    since (a reused inode number) from the one the row describes."""
     # Whether the scan that last found each row may have followed links (its path may run
     # through one): `-L` scans, and those from before schema 12, which did not say (as
     # `finish_scan` takes them). Their ids inline, as ranges (the old scans are one), a
@@ -61,7 +62,7 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
     try:
         yield cat.con.sql(
             "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id,"
-            f" status = 'present' AS present, ({flag}) AS followed FROM files"
+            f" status = 'present' AS present, ({flag}) AS followed, epoch_ns(last_seen) AS seen_ns FROM files"
         ).to_arrow_reader(_PREVIOUS_BATCH_ROWS)
     finally:
         cat.con.execute("RESET arrow_lossless_conversion")
@@ -254,7 +255,8 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     each vanished row paired with at most one row that appeared since it was last seen,
     and each new row with at most one vanished row: one file that moved, whose new row
     takes over the old media_id (and so its tags). Paired first by identity (device,
-    inode, size, mtime: a rename or a move on one file system), then by content (BLAKE3
+    inode, size, mtime, and the same BLAKE3 where both were read: a rename or a move on
+    one file system, not another file given the freed inode number), then by content (BLAKE3
     and size: a copy then delete), the same name first. Copies of one content pair off
     one to one in path order, so two copies moved together both keep their ids; pairing
     by rank keeps this a join of equals, never one of every old copy with every new one.
@@ -303,6 +305,9 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
             FROM mf_gone_rows o JOIN mf_new_rows n
               ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
              AND n.first_scan_id > o.last_scan_id AND NOT n.second_name
+             -- Read, and found to hold other bytes: another file that got the freed inode
+             -- number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
+             AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
         ),
         best_new AS (SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY renamed, new_path) AS r1 FROM cand),
         one_each AS (

@@ -145,6 +145,12 @@ pub fn hash_file_at(
                         break;
                     }
                     progress.fetch_add((end - off) as u64, Relaxed);
+                    // What is hashed leaves this process's memory (the page cache keeps
+                    // it): a file of terabytes would otherwise count whole in the scan's
+                    // resident size, and make it the first the kernel kills when short.
+                    // SAFETY: a read-only mapping of a file; a page dropped here would
+                    // fault back in from the file if read again, and none is.
+                    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, off, end - off) };
                     off = end;
                 }
                 if guard.faulted() {

@@ -166,7 +166,12 @@ fn mp4_audio_brand(h: &[u8]) -> bool {
     let brands = h.get(16..size.min(h.len())).unwrap_or(&[]);
     let has = |f: fn(&[u8]) -> bool| brands.chunks_exact(4).any(f);
     has(|b| matches!(b, b"M4A " | b"M4B " | b"M4P "))
-        && !has(|b| matches!(b, b"M4V " | b"M4VH" | b"M4VP" | b"avc1" | b"hvc1" | b"hev1" | b"av01" | b"qt  "))
+        && !has(|b| {
+            matches!(
+                b,
+                b"M4V " | b"M4VH" | b"M4VP" | b"avc1" | b"hvc1" | b"hev1" | b"av01" | b"qt  "
+            )
+        })
 }
 
 fn is_raw_tiff_ext(ext: &[u8]) -> bool {

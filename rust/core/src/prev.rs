@@ -90,6 +90,9 @@ pub struct PrevState {
     /// a path through one). False where the catalog does not say.
     pub followed: Vec<bool>,
     pub seen: Vec<AtomicBool>,
+    /// When a scan last found the row's file there (ns since the epoch), or 0 where the
+    /// catalog does not say: a file born after it is another file.
+    pub seen_ns: Vec<i64>,
     /// Per row: `DIGEST_HEX` bytes of its digest's hex text (`b'z'`s, which never decode,
     /// where the text is not 64 long), and whether it has one at all.
     digest_hex: Vec<u8>,
@@ -221,6 +224,7 @@ impl PrevState {
             present: Vec::with_capacity(rows),
             followed: Vec::with_capacity(rows),
             seen: Vec::with_capacity(rows),
+            seen_ns: Vec::with_capacity(rows),
             digest_hex: Vec::with_capacity(rows * DIGEST_HEX),
             has_digest: Vec::with_capacity(rows),
             ids: Vec::with_capacity(rows),
@@ -236,7 +240,7 @@ impl PrevState {
 
     /// Copy one batch of catalog rows in (`path_bytes`, `dev`, `inode`, `size`,
     /// `mtime_ns`, optionally `ctime_ns` and `nlink`, `blake3`, `media_id`, `present`,
-    /// optionally `followed`).
+    /// optionally `followed` and `seen_ns`).
     pub fn add_batch(&mut self, b: &RecordBatch) -> Result<()> {
         let rows = b.num_rows();
         if self.len() + rows > u32::MAX as usize {
@@ -260,7 +264,13 @@ impl PrevState {
         let mid = b.column_by_name("media_id").ok_or_else(|| missing("media_id"))?;
         check_ids(mid.as_ref())?;
         let present = flags(column(b, "present")?, "present")?;
-        let followed = b.column_by_name("followed").map(|c| flags(c.as_ref(), "followed")).transpose()?;
+        let followed = b
+            .column_by_name("followed")
+            .map(|c| flags(c.as_ref(), "followed"))
+            .transpose()?;
+        let seen_ns = b
+            .column_by_name("seen_ns")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>());
         if self.path_bytes.capacity() == 0 && rows > 0 {
             // Paths of the first batch tell how long the rest will be, give or take.
             let first: usize = (0..rows).map(|i| bytes_at(path, i).map_or(0, <[u8]>::len)).sum();
@@ -273,6 +283,7 @@ impl PrevState {
         self.present.reserve(rows);
         self.followed.reserve(rows);
         self.seen.reserve(rows);
+        self.seen_ns.reserve(rows);
         self.digest_hex.reserve(rows * DIGEST_HEX);
         self.has_digest.reserve(rows);
         self.ids.reserve(rows);
@@ -295,6 +306,8 @@ impl PrevState {
             self.present.push(present(i));
             self.followed.push(followed.as_ref().is_some_and(|f| f(i)));
             self.seen.push(AtomicBool::new(false));
+            self.seen_ns
+                .push(seen_ns.filter(|c| !c.is_null(i)).map_or(0, |c| c.value(i)));
             match bytes_at(digest.as_ref(), i) {
                 Some(hex) if hex.len() == DIGEST_HEX => self.digest_hex.extend_from_slice(hex),
                 _ => self.digest_hex.extend_from_slice(&[b'z'; DIGEST_HEX]),
@@ -389,6 +402,15 @@ impl PrevState {
     }
 
     /// Whether row `i` has a digest (without decoding it).
+    /// Whether `born_ns` (a walked file's birth time) comes after row `i` was last seen,
+    /// by more than a second of clock slack: the file is not the one the row describes,
+    /// though it may have the row's inode number (freed by a delete, reused at once) and
+    /// even its size and mtime (`cp -p`, `tar x`). Unknown times say nothing.
+    pub fn born_after_seen(&self, i: usize, born_ns: i64) -> bool {
+        const SLACK_NS: i64 = 1_000_000_000;
+        born_ns > 0 && self.seen_ns[i] > 0 && born_ns > self.seen_ns[i].saturating_add(SLACK_NS)
+    }
+
     pub fn has_digest(&self, i: usize) -> bool {
         self.has_digest[i]
     }
@@ -609,6 +631,45 @@ mod tests {
         ])
         .unwrap();
         PrevState::from_batches(&[batch]).unwrap()
+    }
+
+    #[test]
+    fn a_file_born_after_its_row_was_seen_is_another_file() {
+        let without = state(&[b"/a/x.jpg"]);
+        assert!(!without.born_after_seen(0, i64::MAX)); // the catalog did not say
+        let mut batch_cols = vec![];
+        let seen = 5_000_000_000_i64;
+        for (name, col) in [
+            (
+                "path_bytes",
+                Arc::new(BinaryArray::from_iter_values([b"/a/x.jpg".as_slice(), b"/a/y.jpg"])) as ArrayRef,
+            ),
+            ("dev", Arc::new(UInt64Array::from_iter_values([1, 1])) as ArrayRef),
+            ("inode", Arc::new(UInt64Array::from_iter_values([7, 8])) as ArrayRef),
+            ("size", Arc::new(UInt64Array::from_iter_values([1, 1])) as ArrayRef),
+            ("mtime_ns", Arc::new(Int64Array::from_iter_values([0, 0])) as ArrayRef),
+            ("blake3", Arc::new(StringArray::from(vec![None::<&str>; 2])) as ArrayRef),
+            (
+                "media_id",
+                Arc::new(StringArray::from_iter_values([
+                    MediaId(1).to_uuid_string(),
+                    MediaId(2).to_uuid_string(),
+                ])) as ArrayRef,
+            ),
+            ("present", Arc::new(BooleanArray::from(vec![true, true])) as ArrayRef),
+            (
+                "seen_ns",
+                Arc::new(Int64Array::from(vec![Some(seen), None])) as ArrayRef,
+            ),
+        ] {
+            batch_cols.push((name, col));
+        }
+        let s = PrevState::from_batches(&[RecordBatch::try_from_iter(batch_cols).unwrap()]).unwrap();
+        assert!(!s.born_after_seen(0, seen - 10)); // made before it was seen: maybe this file
+        assert!(!s.born_after_seen(0, seen + 500_000_000)); // within the clock's slack
+        assert!(s.born_after_seen(0, seen + 2_000_000_000)); // made since: another file
+        assert!(!s.born_after_seen(0, 0)); // a file system without birth times
+        assert!(!s.born_after_seen(1, seen + 2_000_000_000)); // a row without a time
     }
 
     #[test]

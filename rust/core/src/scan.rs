@@ -359,7 +359,9 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
             if (prev.present[iu] && old.id != f.stat.id) || (!prev.present[iu] && moved_onto_missing()) {
                 return Plan::Defer(Deferred::PathReused(i));
             }
-            let same = old.same_content_signature(&f.stat);
+            // A file made after the row was last seen is another file, though it may have
+            // the row's inode number, size and mtime: read again, never the row's digest.
+            let same = old.same_content_signature(&f.stat) && !prev.born_after_seen(iu, f.born_ns);
             if same && prev.present[iu] {
                 if !want_hash || prev.has_digest(iu) {
                     if !prev.attrs_moved(iu, &f.stat) {
@@ -469,9 +471,12 @@ fn resolve_deferred(
         // roots walked (a rename there, not the alias row of another root), then one a
         // scan without -L found (a real path, not an alias through a link), then one of
         // this file's folder (the names of one folder reached two ways each keep theirs).
+        // A row last seen before this file was made describes another file, whose freed
+        // inode number it got: never that row's id, tags or digest.
         let free = |k: &u32| {
             let ku = *k as usize;
-            !(prev.seen[ku].load(Relaxed) && !reused.contains(k))
+            !prev.born_after_seen(ku, f.born_ns)
+                && !(prev.seen[ku].load(Relaxed) && !reused.contains(k))
                 && !taken.contains(k)
                 && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row)
                 && !(prev.present[ku] && !prev.seen[ku].load(Relaxed) && unlooked(ku))
@@ -491,9 +496,10 @@ fn resolve_deferred(
                 )
             })
         });
-        let digest = pick
-            .and_then(|k| prev.digest(k as usize))
-            .or_else(|| same.and_then(|j| prev.digest(j as usize)));
+        let digest = pick.and_then(|k| prev.digest(k as usize)).or_else(|| {
+            same.filter(|&j| !prev.born_after_seen(j as usize, f.born_ns))
+                .and_then(|j| prev.digest(j as usize))
+        });
         match (pick, reused_row) {
             // A row already gone when the last scan ran, of this inode, against the row of
             // this very path: the path wins. The file is a new name of an inode whose other
@@ -598,15 +604,19 @@ fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::
     };
     // Paths a scan without -L records run through no link (its roots are real paths).
     let folder = prev.folder(i);
-    holds && (prev.followed[i] || *real.borrow_mut().entry_ref(folder).or_insert_with(|| real_folder(folder)))
+    holds
+        && (prev.followed[i]
+            || *real
+                .borrow_mut()
+                .entry_ref(folder)
+                .or_insert_with(|| real_folder(folder)))
 }
 
 /// Whether `folder` (ending in '/') is its own real path: no symbolic link on the way.
 fn real_folder(folder: &[u8]) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let folder = trim_trailing_slashes(folder);
-    std::fs::canonicalize(std::ffi::OsStr::from_bytes(folder))
-        .is_ok_and(|real| real.as_os_str().as_bytes() == folder)
+    std::fs::canonicalize(std::ffi::OsStr::from_bytes(folder)).is_ok_and(|real| real.as_os_str().as_bytes() == folder)
 }
 
 /// Read the first bytes of a file whose extension says nothing (only in `--no-hash` scans).
@@ -749,9 +759,34 @@ struct Counts {
     revived: AtomicU64,
     moved: AtomicU64,
     unchanged: AtomicU64,
+    /// Files gone (deleted, or replaced by a folder or FIFO) between their listing and
+    /// their read, or in a folder that could no longer be opened: no row, so counted in
+    /// none of the above, nor as hashed.
+    gone_before_read: AtomicU64,
 }
 
 impl Counts {
+    fn counter(&self, c: Change) -> Option<&AtomicU64> {
+        Some(match c {
+            Change::New => &self.new,
+            Change::Changed => &self.changed,
+            Change::Hashed => &self.hashed,
+            // Counted once hashed (see `settle`).
+            Change::Recheck(_) => return None,
+            Change::Revived => &self.revived,
+            Change::Moved => &self.moved,
+            Change::Touched => &self.unchanged,
+        })
+    }
+
+    /// A planned file that vanished before it was read: taken back out of its count.
+    fn gone(&self, c: Change) {
+        if let Some(n) = self.counter(c) {
+            n.fetch_sub(1, Relaxed);
+        }
+        self.gone_before_read.fetch_add(1, Relaxed);
+    }
+
     fn add(&self, c: Change) {
         match c {
             Change::New => &self.new,
@@ -1033,7 +1068,10 @@ fn run(
         moved: counts.moved.load(Relaxed),
         unchanged: counts.unchanged.load(Relaxed),
         vanished: vanished.len() as u64,
-        hashed_files: progress.hash_files_done.load(Relaxed),
+        hashed_files: progress
+            .hash_files_done
+            .load(Relaxed)
+            .saturating_sub(counts.gone_before_read.load(Relaxed)),
         hashed_bytes: progress.hash_bytes_done.load(Relaxed),
         unstable: unstable.load(Relaxed),
         errors: walked.errors.len() as u64 + hash_errors.load(Relaxed),
@@ -1099,7 +1137,11 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
             // The folder gone (or replaced by a file) since it was listed: its files
             // vanished; otherwise they could not be read.
             let gone = e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR;
-            for (f, _, _) in &job.files {
+            for (f, _, change) in &job.files {
+                // No row for any of them (a file of a folder that cannot be opened keeps
+                // its catalog row as it was).
+                out.counts.gone(*change);
+                progress.hash_files_done.fetch_add(1, Relaxed);
                 fail(
                     &mut errs,
                     &f.path,
@@ -1138,6 +1180,7 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
                     format!("replaced by {what} since it was listed"),
                     None,
                 );
+                out.counts.gone(change);
                 progress.hash_files_done.fetch_add(1, Relaxed);
                 continue;
             }
@@ -1166,6 +1209,7 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
                     Some(e.raw_os_error()),
                 );
                 if gone {
+                    out.counts.gone(change);
                     progress.hash_files_done.fetch_add(1, Relaxed);
                     continue;
                 }
@@ -1326,6 +1370,7 @@ mod tests {
                     path,
                     name_start,
                     stat: crate::types::FileStat::from_stat(&st),
+                    born_ns: 0,
                 }
             })
             .collect();
@@ -1355,8 +1400,14 @@ mod tests {
             hash_errors: &errors,
         };
         let dir: Arc<[u8]> = d.path().as_os_str().as_encoded_bytes().into();
-        let files = listed.into_iter().map(|f| (f, None, Change::New)).collect();
+        let files: Vec<_> = listed.into_iter().map(|f| (f, None, Change::New)).collect();
+        for _ in &files {
+            counts.add(Change::New); // as planned
+        }
         hash_job(HashJob { dir, files }, &out);
+        // The three gone before their read are no new files: one row, one new.
+        assert_eq!(counts.new.load(Relaxed), 1);
+        assert_eq!(counts.gone_before_read.load(Relaxed), 3);
         drop(tx);
         let (mut rows, mut errs) = (Vec::new(), Vec::new());
         for m in rx {

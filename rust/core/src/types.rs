@@ -65,6 +65,28 @@ impl FileStat {
         }
     }
 
+    /// Build from a `statx` result (the basic stats asked for), with the file's birth
+    /// time in ns since the epoch, or 0 where the file system keeps none.
+    pub fn from_statx(st: &rustix::fs::Statx) -> (Self, i64) {
+        let ns = |t: &rustix::fs::StatxTimestamp| t.tv_sec * 1_000_000_000 + t.tv_nsec as i64;
+        let born = if st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0 {
+            ns(&st.stx_btime)
+        } else {
+            0
+        };
+        let stat = FileStat {
+            len: FileLen(st.stx_size),
+            mtime_ns: ns(&st.stx_mtime),
+            ctime_ns: ns(&st.stx_ctime),
+            id: FileId {
+                dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor) as u64,
+                ino: st.stx_ino,
+            },
+            nlink: st.stx_nlink as u64,
+        };
+        (stat, born)
+    }
+
     /// True when content may differ: the catalog's "changed" test (size and mtime), plus
     /// the identity, so a replaced file is caught even with the same size and mtime.
     pub fn same_content_signature(&self, other: &FileStat) -> bool {

@@ -67,6 +67,10 @@ pub struct WalkedFile {
     /// Where the file name starts in `path`.
     pub name_start: u32,
     pub stat: FileStat,
+    /// When the file was made (its inode's birth time, ns since the epoch), or 0 where
+    /// the file system keeps none: a file made after a catalog row was last seen is not
+    /// the file that row describes, whatever inode number it got (see `scan`).
+    pub born_ns: i64,
 }
 
 impl WalkedFile {
@@ -363,6 +367,7 @@ pub fn walk(
                     path: root.into(),
                     name_start: name_start as u32,
                     stat,
+                    born_ns: 0,
                 }],
             });
         } else {
@@ -484,9 +489,27 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let mut problem = None;
         match read_ignore_file(fd.as_fd()) {
             Ok(text) => {
-                for line in String::from_utf8_lossy(&text).lines() {
-                    if let Err(e) = b.add_line(Some(os(&file).to_path_buf()), line) {
-                        problem.get_or_insert_with(|| e.to_string());
+                // A byte-order mark (Windows editors save one) is no part of the first pattern.
+                let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
+                for (n, line) in text.split(|&c| c == b'\n').enumerate() {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    match std::str::from_utf8(line) {
+                        Ok(line) => {
+                            if let Err(e) = b.add_line(Some(os(&file).to_path_buf()), line) {
+                                problem.get_or_insert_with(|| e.to_string());
+                            }
+                        }
+                        // Patterns are text: such a line could match no name. Said, not
+                        // silently dropped.
+                        Err(_) => {
+                            problem.get_or_insert_with(|| {
+                                format!(
+                                    "line {} holds bytes that are not UTF-8 and matches nothing: write each such \
+                                     byte as `?`",
+                                    n + 1
+                                )
+                            });
+                        }
                     }
                 }
             }
@@ -631,20 +654,17 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     excluded += 1;
                     continue;
                 }
-                let st = match pre_stat {
-                    Some(st) => st,
-                    None => match rustix::fs::statat(&fd, cname, AtFlags::SYMLINK_NOFOLLOW) {
-                        Ok(st) => st,
-                        Err(e) => {
-                            ctx.stat_failed(&child, e);
-                            continue;
-                        }
-                    },
+                let (stat, born_ns) = match pre_stat.map_or_else(
+                    || stat_born(&fd, cname),
+                    |st| Ok((st.st_mode, FileStat::from_stat(&st), 0)),
+                ) {
+                    Ok((mode, stat, born)) if FileType::from_raw_mode(mode) == FileType::RegularFile => (stat, born),
+                    Ok(_) => continue, // replaced by something else since readdir
+                    Err(e) => {
+                        ctx.stat_failed(&child, e);
+                        continue;
+                    }
                 };
-                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                    continue; // replaced by something else since readdir
-                }
-                let stat = FileStat::from_stat(&st);
                 if opts.one_file_system && stat.id.dev != task.root_dev {
                     left_out.push(child.into());
                     excluded += 1;
@@ -656,6 +676,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     path: child.into(),
                     name_start,
                     stat,
+                    born_ns,
                 });
             }
             _ => {} // sockets, pipes, devices: not media
@@ -674,6 +695,31 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             dir: task.path.into(),
             files,
         });
+    }
+}
+
+/// A regular file's mode, stat and birth time (0 where unknown), with one `statx` (one
+/// `fstatat` on a kernel without it).
+fn stat_born(
+    fd: impl rustix::fd::AsFd,
+    name: &CStr,
+) -> std::result::Result<(rustix::fs::RawMode, FileStat, i64), Errno> {
+    use rustix::fs::StatxFlags;
+    let fd = fd.as_fd();
+    match rustix::fs::statx(
+        fd,
+        name,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+    ) {
+        Ok(st) => {
+            let (stat, born) = FileStat::from_statx(&st);
+            Ok((st.stx_mode.into(), stat, born))
+        }
+        Err(Errno::NOSYS) => {
+            rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW).map(|st| (st.st_mode, FileStat::from_stat(&st), 0))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -732,6 +778,51 @@ mod tests {
         ] {
             assert!(!is_own_temporary(other));
         }
+    }
+
+    #[test]
+    fn an_ignore_file_with_a_bom_or_bytes_that_are_not_utf8() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::write(r.join("a.tmp"), b"1").unwrap();
+        fs::write(r.join("b.jpg"), b"2").unwrap();
+        fs::write(r.join(OsStr::from_bytes(b"caf\xe9.png")), b"3").unwrap();
+        // Notepad's BOM before the first pattern; a Latin-1 line; then a pattern after it.
+        fs::write(
+            r.join(".mediaforgeignore"),
+            b"\xef\xbb\xbf*.tmp\r\ncaf\xe9.png\r\nb.*\r\n",
+        )
+        .unwrap();
+        let out = run(r, &WalkOptions::default());
+        assert_eq!(names(&out, r), vec![".mediaforgeignore", "caf\u{fffd}.png"]);
+        let err: Vec<&PathError> = out.out.errors.iter().filter(|e| e.stage == "ignore-file").collect();
+        assert_eq!(err.len(), 1);
+        assert!(
+            err[0].message.contains("line 2") && err[0].message.contains("not UTF-8"),
+            "{}",
+            err[0].message
+        );
+    }
+
+    #[test]
+    fn the_walks_statx_gives_what_stat_does_and_a_birth_time() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::write(r.join("x.jpg"), b"12345").unwrap();
+        let out = run(r, &WalkOptions::default());
+        let f = &out.dirs[0].files[0];
+        let st = rustix::fs::stat(r.join("x.jpg")).unwrap();
+        assert_eq!(f.stat, FileStat::from_stat(&st));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        // Where the file system keeps birth times (ext4, btrfs, xfs, tmpfs): just now.
+        assert!(
+            f.born_ns == 0 || (now - 60_000_000_000..=now).contains(&f.born_ns),
+            "{}",
+            f.born_ns
+        );
     }
 
     #[test]
