@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -1154,3 +1155,56 @@ def test_sidecars_alike_are_each_their_photos_and_no_duplicates_unless_asked_for
     assert [os.path.basename(s["hardlink"]) for s in asked["steps"]] == ["b.jpg.xmp"]
     listed = json.loads(run_cli("dupes", "--kind", "sidecar", "--format", "json", catalog=catalog).out)
     assert sorted(os.path.basename(r["path"]) for r in listed) == ["a.jpg.xmp", "b.jpg.xmp"]
+
+
+_KILL_AFTER_TWO_STEPS = """
+real = dedupe._act
+acted = []
+def act(*args, **kwargs):
+    why = real(*args, **kwargs)
+    acted.append(why)
+    if len(acted) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return why
+dedupe._act = act
+"""
+
+
+@pytest.mark.parametrize("then", ["scan --prune", "dedupe again"])
+def test_tags_of_copies_a_killed_dedupe_removed_reach_the_kept_files(lib, then: str) -> None:
+    """The carry-over of tags and collection places comes once the files are done: a
+    dedupe killed before it (kill -9, a power cut) had left them on rows of files gone to
+    the trash, and a `scan --prune` deleted them for good. The next scan, or the next
+    dedupe, gives them from the journal's `done` lines; an undo takes them back."""
+    root, catalog = lib
+    for name in ("photo copy.jpg", "photo (2).jpg", "song.mp3"):
+        assert run_cli("tag", "add", f"t/{name}", root / "b" / name, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Best", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Best", root / "b" / "photo copy.jpg", catalog=catalog).rc == 0
+    p = _run_driver(_KILL_AFTER_TWO_STEPS, catalog, "dedupe", "--apply", "--action", "trash",
+                    "--keep", "prefix:" + str(root / "a"))
+    assert p.returncode == -signal.SIGKILL, (p.stdout, p.stderr)
+    (journal,) = (catalog.parent / "journal").glob("dedupe-*.jsonl")
+    assert '"kind": "end"' not in journal.read_text()
+    gone = sorted(n for n in ("photo copy.jpg", "photo (2).jpg", "song.mp3") if not (root / "b" / n).exists())
+    assert len(gone) == 2
+    if then == "scan --prune":
+        assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    else:
+        assert run_cli("dedupe", "--apply", "--action", "trash", "--keep", "prefix:" + str(root / "a"),
+                       catalog=catalog).rc == 0
+        assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    kept = {r["tag"] for r in rows(catalog, "SELECT t.tag FROM tags t JOIN files f USING (media_id) "
+                                            "WHERE f.path_bytes IN (?, ?)",
+                                   [os.fsencode(root / "a" / "photo.jpg"), os.fsencode(root / "a" / "song.mp3")])}
+    assert {f"t/{n}" for n in gone} <= kept, kept
+    assert '"kind": "carried"' in journal.read_text()
+    members = run_cli("collection", "show", "Best", "-f", "json", catalog=catalog)
+    if "photo copy.jpg" in gone:
+        assert str(root / "a" / "photo.jpg") in members.out, members.out
+    # The undo of the killed run puts its files back and takes the carried tags back.
+    assert run_cli("dedupe", "--undo", str(journal), catalog=catalog).rc == 0
+    assert all((root / "b" / n).exists() for n in gone)
+    source = {r["source"] for r in rows(catalog, "SELECT t.source FROM tags t JOIN files f USING (media_id) "
+                                                 "WHERE f.path_bytes = ?", [os.fsencode(root / "a" / "photo.jpg")])}
+    assert "dedupe" not in source or then == "dedupe again"

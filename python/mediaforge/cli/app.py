@@ -9,7 +9,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, Optional
@@ -157,12 +157,14 @@ def scan_cmd(
         from ..scan import scan
 
         with open_catalog(g.catalog, threads=threads, create=True) as cat:
+            # Before this scan can prune their rows: the tags of copies a killed dedupe removed.
+            carried = _carry_unfinished(cat, g.catalog)
             with render.ScanProgressBar(show) as bar:
                 summary = scan(cat, config, on_progress=bar.update, walk=walk)
             if xconfig is not None:
                 with render.ExtractProgressBar(show, "extract") as xbar:
                     xsummary = meta.extract(cat, xconfig, on_progress=xbar.update)
-            indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary)
+            indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried)
     finally:
         walk.close()
     if as_json:
@@ -189,11 +191,21 @@ def scan_cmd(
               f"{indexed.seconds:.2f} s ({indexed.total:,} in the index)")
 
 
+def _carry_unfinished(cat: Catalog, catalog_path: Path) -> list[str]:
+    """`dedupe.carry_unfinished` for the dedupe journals beside the catalog, if any."""
+    journals = Path(catalog_path).resolve().parent / "journal"
+    if not journals.is_dir():
+        return []
+    from ..dupes.dedupe import carry_unfinished
+
+    return carry_unfinished(cat, journals)
+
+
 def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, index: bool,  # noqa: ANN202
-                         summary: ScanSummary | None = None):
+                         summary: ScanSummary | None = None, more: Sequence[str] = ()):
     """After new metadata: XMP keywords become tags; then the search index catches up
-    (after a scan, on just the files it can have changed)."""
-    tagged: list[str] = []
+    (after a scan, on just the files it can have changed, and `more`)."""
+    tagged: list[str] = list(more)
     if extracted:
         from ..organise.search import hold_step
         from ..organise.xmp import import_xmp
@@ -203,7 +215,7 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
             # until the refresh below has run the index is marked behind (a kill between
             # leaves it to the next search or scan).
             hold_step(cat, catalog_path)
-        tagged = import_xmp(cat).media_ids
+        tagged += import_xmp(cat).media_ids
     if not index:
         return None
     from ..organise.search import refresh, refresh_after_scan
@@ -653,11 +665,12 @@ def dedupe_cmd(
     index_error: MediaForgeError | None = None  # raised once the report of the files is out
     try:
         with open_catalog(g.catalog) as cat:
+            replayed = _carry_unfinished(cat, g.catalog)  # an earlier dedupe killed before its carry-over
             with render.ExtractProgressBar(not g.quiet and sys.stderr.isatty(), "dedupe", "skipped") as bar:
                 out = apply(plan, root / "journal", root / "trash", bar.step)
             from .organise import IndexFollows
 
-            follow = IndexFollows(cat, g.catalog) if has_carry(cat, out) else None
+            follow = IndexFollows(cat, g.catalog) if has_carry(cat, out) or replayed else None
             try:
                 carry_over(cat, out)
             except JournalError as e:  # tags left where they were; the files' report still follows
@@ -665,7 +678,7 @@ def dedupe_cmd(
             if follow is not None:  # the kept files' documents, when tags or collections came over
                 carried = out.tags_carried or out.collections_carried
                 try:
-                    follow.done([s.keep_id for s in out.done_steps if s.keep_id] if carried else [])
+                    follow.done(([s.keep_id for s in out.done_steps if s.keep_id] if carried else []) + replayed)
                 except MediaForgeError as e:
                     index_error = e
     except KeyboardInterrupt:

@@ -433,7 +433,9 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
         st = os.lstat(s.victim)
         entry: dict[str, Any] = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode,
                                  "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "blake3": s.blake3,
-                                 "was_dev": st.st_dev, "was_ino": st.st_ino}
+                                 "was_dev": st.st_dev, "was_ino": st.st_ino,
+                                 # For the tags' carry-over, replayed if the run is killed first.
+                                 "victim_id": s.victim_id, "keep_id": s.keep_id, "keep_blake3": s.keep_blake3}
         if action == "symlink":
             entry["target"] = _b64(os.fsencode(os.path.abspath(s.keep)))
         elif action in ("move-to", "trash"):
@@ -584,6 +586,58 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
             journal.close()
     out.tags_carried = len(tags)
     out.collections_carried = len(items)
+
+
+def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
+    """The carry-over of dedupes killed before it (`kill -9`, a power cut: it comes once
+    the files are done, and a journal without its closing line never got it): given now,
+    from each such journal's `done` lines, so the tags and collection places of the
+    copies it removed are not left on rows a `scan --prune` would delete. A journal an
+    undo has worked on is left alone. Returns the kept files' media ids that got some."""
+    touched: list[str] = []
+    try:
+        journals = sorted(journal_dir.glob("dedupe-*.jsonl"))
+    except OSError:
+        return touched
+    for path in journals:
+        if not _unfinished(path):
+            continue
+        try:
+            entries = list(_entries(path))
+        except (InvalidInputError, PathIOError):
+            continue
+        if any(e["kind"] in ("undone", "carried", "end") for e in entries):
+            continue
+        out = Outcome(journal=path)
+        for e in entries:
+            if e["kind"] == "done" and e.get("victim_id") and e.get("keep_id"):
+                with contextlib.suppress(TypeError, ValueError, binascii.Error):
+                    out.done_steps.append(Step(0, _unb64(e["keep"]), _unb64(e["victim"]), 0, 0, 0, 0,
+                                               blake3=e.get("blake3"), keep_id=e["keep_id"],
+                                               victim_id=e["victim_id"], keep_blake3=e.get("keep_blake3")))
+        if not out.done_steps:
+            continue
+        try:
+            carry_over(cat, out)
+        except JournalError:
+            continue  # its journal cannot take the line: tried again next time
+        if out.tags_carried or out.collections_carried:
+            touched += [s.keep_id for s in out.done_steps if s.keep_id]
+    return touched
+
+
+def _unfinished(path: Path) -> bool:
+    """Whether a journal may lack its closing lines (its run killed), told cheaply from
+    its end: none of `end`, `carried` or an undo's `undone` there. (`carry_unfinished`
+    reads it whole to be sure.)"""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            tail = f.read()
+    except OSError:
+        return False
+    return not any(f'"kind": "{k}"'.encode() in tail for k in ("end", "carried", "undone"))
 
 
 def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
