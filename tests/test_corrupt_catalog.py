@@ -111,3 +111,48 @@ def test_a_damaged_block_met_while_the_scan_streams_the_catalog_gives_exit_5(tmp
     res = run_cli("scan", root, "--no-meta", "--no-index", catalog=bad)
     assert res.rc == ExitCode.CATALOG_INVALID, res
     assert_one_line_error(res.err, "damaged", str(bad))
+
+
+def test_an_empty_catalog_file_is_made_a_catalog_and_other_files_are_named(media_tree: MediaTree,
+                                                                           tmp_path: Path) -> None:
+    """A 0-byte catalog (a first scan killed as it made the file, `--catalog $(mktemp)`)
+    holds nothing: readers say it is empty (exit 3), a scan makes the catalog in it. An
+    SQLite file and a folder where the write-ahead log goes are named as what they are."""
+    import sqlite3
+
+    empty = tmp_path / "empty.duckdb"
+    empty.touch()
+    res = run_cli("stats", catalog=empty)
+    assert res.rc == ExitCode.PATH
+    assert_one_line_error(res.err, "empty (0 bytes)", "mediaforge scan")
+    assert run_cli("scan", media_tree.root, "--no-meta", catalog=empty).rc == 0
+    assert run_cli("stats", catalog=empty).rc == 0
+    lite = tmp_path / "photos.sqlite"
+    with sqlite3.connect(lite) as con:
+        con.execute("CREATE TABLE t (x)")
+    res = run_cli("stats", catalog=lite)
+    assert res.rc == ExitCode.CATALOG_INVALID
+    assert_one_line_error(res.err, "is an SQLite database, not a DuckDB catalog")
+    (tmp_path / "w.duckdb.wal").mkdir()
+    res = run_cli("scan", media_tree.root, "--no-meta", catalog=tmp_path / "w.duckdb")
+    assert res.rc == ExitCode.CATALOG_INVALID
+    assert_one_line_error(res.err, "w.duckdb.wal is a folder")
+
+
+def test_an_error_line_that_cannot_be_written_keeps_the_commands_exit_code(media_tree: MediaTree,
+                                                                          tmp_path: Path) -> None:
+    """stderr on a full disk (a cron job's log): the error is lost, its exit code is not
+    (it was 1, an internal error)."""
+    import subprocess
+
+    from conftest import cli_cmd, cli_env
+
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", media_tree.root, "--no-meta", catalog=catalog).rc == 0
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([*cli_cmd(), "--catalog", str(catalog), "info", str(tmp_path / "nope.jpg")],
+                           stderr=full, stdout=subprocess.PIPE, env=cli_env(), timeout=120)
+        assert p.returncode == ExitCode.PATH
+        p = subprocess.run([*cli_cmd(), "--catalog", str(catalog), "stats"], stdout=full, stderr=full,
+                           env=cli_env(), timeout=120)
+        assert p.returncode == ExitCode.PATH

@@ -49,7 +49,8 @@ def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
         who = f" (held by PID {holder.group(2)}, {os.path.basename(holder.group(1))})" if holder else ""
         return CatalogBusyError(f"catalog is busy: another process is using {path}{who}; run this again once it ends")
     if _NOT_DB.search(text):
-        return CatalogInvalidError(f"{path} is not a readable DuckDB catalog: {first_line(err)}")
+        return CatalogInvalidError(f"{path} is not a readable DuckDB catalog: {first_line(err)}; if it is a catalog "
+                                   "a crash cut short, move it aside and scan again")
     return CatalogInvalidError(f"cannot open catalog {path}: {first_line(err)}")
 
 
@@ -129,8 +130,20 @@ class Catalog:
                 raise CatalogInvalidError(f"{path} is a folder, not a catalog file")
             for p in (path, Path(f"{path}.wal")):
                 # DuckDB would wait forever on a FIFO's other end, or read a device.
+                if p.exists() and p.is_dir():
+                    raise CatalogInvalidError(f"{p} is a folder, not the catalog's write-ahead log: move it away")
                 if p.exists() and not p.is_file():
                     raise CatalogInvalidError(f"{p} is not a regular file (a FIFO, socket or device): not a catalog")
+            if path.exists() and path.stat().st_size == 0:
+                # Nothing in it: a first scan killed as it made the file, or `mktemp`.
+                if read_only:
+                    raise CatalogMissingError(f"the catalog at {path} is empty (0 bytes): run `mediaforge scan PATH` "
+                                              "first")
+                path.unlink()
+            elif path.is_file():
+                with open(path, "rb") as f:
+                    if f.read(16) == b"SQLite format 3\x00":
+                        raise CatalogInvalidError(f"{path} is an SQLite database, not a DuckDB catalog")
         except OSError as e:  # a folder on the way that may not be entered, a name too long ...
             raise CatalogInvalidError(f"cannot open catalog {path}: {e.strerror}") from None
         if not read_only:

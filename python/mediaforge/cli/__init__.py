@@ -275,7 +275,7 @@ def _fail(message: str, code: int) -> NoReturn:
         # Escaped: a path in it may hold an ESC (terminal codes) or other control bytes.
         # One line: a newline inside (a path holding one) is escaped, never a cut that
         # would lose the rest of the path and the reason.
-        print(f"mediaforge: error: {text_of(message.strip())}", file=sys.stderr)
+        _to_stderr(f"mediaforge: error: {text_of(message.strip())}")
     if code in (ExitCode.INTERRUPTED, TERMINATED_EXIT):
         # CPython notes a KeyboardInterrupt that escapes code run from a string (`exec` in
         # dataclasses, `eval` of annotations in typer: both run at start-up) as unhandled,
@@ -297,6 +297,16 @@ def _has_undecodable(args: list[str]) -> bool:
     return any(isinstance(a, str) and not is_text(a) for a in args)
 
 
+def _to_stderr(line: str) -> None:
+    """Print a line on stderr; one that cannot be written (a log on a full disk, `2>/dev/full`)
+    is lost, and the command still ends with its own exit code, not an internal error."""
+    try:
+        print(line, file=sys.stderr)
+        sys.stderr.flush()
+    except OSError:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - nothing more can reach the real one
+
+
 def _flush_output(code: int) -> int:
     """Flush what is still buffered for stdout now, where a failure can be reported,
     rather than in the interpreter's shutdown (an "Exception ignored" and exit 120)."""
@@ -308,7 +318,7 @@ def _flush_output(code: int) -> int:
         pass
     except OSError as e:
         if code == ExitCode.OK:
-            print(f"mediaforge: error: cannot write the standard output: {e.strerror}", file=sys.stderr)
+            _to_stderr(f"mediaforge: error: cannot write the standard output: {e.strerror}")
             code = ExitCode.PATH
     else:
         return code

@@ -167,8 +167,11 @@ pub fn hash_file_at(
             }
         }
     };
+    // The file read must be the one listed: a file renamed over the name between the
+    // listing and the open (same size and mtime, a change time in the same tick) is
+    // another inode, and its bytes are not the listed file's.
     let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
-    if moved(&now, expected) {
+    if moved(&now, expected) || now.id != expected.id {
         return Ok(Hashed::Unstable { now });
     }
     Ok(Hashed::Stable {
@@ -273,6 +276,37 @@ mod tests {
         ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             assert_eq!(digest_of(&data).0, *blake3::hash(&data).as_bytes(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn another_inode_renamed_over_the_name_since_the_listing_is_unstable() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        for len in [1000usize, MMAP_MIN as usize + 1] {
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, vec![1u8; len]).unwrap();
+            let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+            let listed =
+                FileStat::from_stat(&rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty()).unwrap());
+            // Another file, made to look the same but for its inode, renamed over the name.
+            let other = dir.path().join("other");
+            std::fs::write(&other, vec![2u8; len]).unwrap();
+            std::fs::rename(&other, &p).unwrap();
+            let mut expected = listed;
+            let now =
+                FileStat::from_stat(&rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty()).unwrap());
+            expected.mtime_ns = now.mtime_ns;
+            expected.ctime_ns = now.ctime_ns;
+            let got = hash_file_at(
+                None,
+                c.as_c_str(),
+                &expected,
+                &mut Vec::new(),
+                &AtomicBool::new(false),
+                &AtomicU64::new(0),
+            );
+            assert!(matches!(got, Ok(Hashed::Unstable { .. })), "len {len}");
         }
     }
 
