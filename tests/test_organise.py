@@ -1394,3 +1394,30 @@ def test_xmp_export_dry_run_says_what_each_sidecar_would_gain_and_lose_and_write
     assert "a.jpg.xmp: +places/paris -old" in text and "would be written" in text
     assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
     assert (lib / "b.jpg.xmp").exists() and ">old<" not in sidecar.read_text()
+
+
+def test_a_search_index_that_cannot_be_written_after_a_scan_still_gets_its_summary(tmp_path: Path) -> None:
+    """The scan (or `meta`) is committed; only the index is behind: the JSON summary is
+    printed, with the index's error in it, and the one error line says the work is saved
+    (exit code 3). The next scan with a writable index catches up."""
+    import subprocess
+
+    lib, catalog = _scanned_photo(tmp_path)
+    index = catalog.with_name(catalog.stem + ".search")
+    assert index.is_dir()
+    picture(40, 30, 5).save(lib / "new.jpg")
+    subprocess.run(["chattr", "+i", str(index)], check=True)
+    try:
+        res = run_cli("scan", lib, "--json", catalog=catalog)
+        assert res.rc == 3, res.err
+        out = json.loads(res.out)
+        assert out["new"] == 1 and "search index up to date" in out["index"]["error"]
+        assert_one_line_error(res.err, "the scan is saved in the catalog")
+        res = run_cli("meta", "--json", "--retry-failed", catalog=catalog)
+        assert res.rc in (0, 3), res.err
+        json.loads(res.out)
+    finally:
+        subprocess.run(["chattr", "-i", str(index)], check=True)
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    found = json.loads(run_cli("search", "new", "-f", "json", catalog=catalog).out)
+    assert [Path(r["path"]).name for r in found] == ["new.jpg"]

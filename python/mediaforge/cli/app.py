@@ -164,12 +164,19 @@ def scan_cmd(
             if xconfig is not None:
                 with render.ExtractProgressBar(show, "extract") as xbar:
                     xsummary = meta.extract(cat, xconfig, on_progress=xbar.update)
-            indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried)
+            index_error = None
+            try:
+                indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried)
+            except IndexBehind as e:  # the scan is committed: its summary is still printed
+                indexed, index_error = None, e
     finally:
         walk.close()
     if as_json:
         render.dump_json(dict(summary.as_dict(), extract=xsummary.as_dict() if xsummary else None,
-                              index=indexed.__dict__ if indexed else None))
+                              index=indexed.__dict__ if indexed else
+                              ({"error": str(index_error)} if index_error else None)))
+        if index_error:
+            raise index_error
         return
     s = summary
     rate = s.files_seen / s.seconds if s.seconds else 0.0
@@ -189,6 +196,12 @@ def scan_cmd(
     if indexed is not None:
         print(f"  search index: {render.counted(indexed.indexed, 'file')} indexed, {indexed.removed:,} removed in "
               f"{indexed.seconds:.2f} s ({indexed.total:,} in the index)")
+    if index_error:
+        raise index_error
+
+
+class IndexBehind(PathIOError):
+    """The search index could not be brought up to date after work that is committed."""
 
 
 def _carry_unfinished(cat: Catalog, catalog_path: Path) -> list[str]:
@@ -220,9 +233,14 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
         return None
     from ..organise.search import refresh, refresh_after_scan
 
-    if summary is None:
-        return refresh(cat, catalog_path)
-    return refresh_after_scan(cat, catalog_path, summary.scan_id, summary.touched, tagged)
+    try:
+        if summary is None:
+            return refresh(cat, catalog_path)
+        return refresh_after_scan(cat, catalog_path, summary.scan_id, summary.touched, tagged)
+    except (PathIOError, OSError) as e:  # a read-only or full disk where the index lives
+        why = first_line(e) if isinstance(e, MediaForgeError) else str(e)
+        raise IndexBehind(f"{why}; the {'scan' if summary else 'metadata'} is saved in the catalog, and the next "
+                          "search or scan brings the search index up to date") from None
 
 
 def _print_extract(x: ExtractSummary, what: str) -> None:
@@ -269,14 +287,20 @@ def _run_extraction(ctx: typer.Context, label: str, what: str,
     with open_catalog(g.catalog, threads=threads) as cat:
         with render.ExtractProgressBar(show, label) as bar:
             summary = run(cat, bar.update)
+        index_error = None
         if metadata:
             from ..organise.search import index_dir
 
-            _organise_after_scan(cat, g.catalog, True, index_dir(g.catalog).exists())
+            try:
+                _organise_after_scan(cat, g.catalog, True, index_dir(g.catalog).exists())
+            except IndexBehind as e:  # the metadata is committed: its summary is still printed
+                index_error = e
     if as_json:
-        render.dump_json(summary.as_dict())
+        render.dump_json(dict(summary.as_dict(), **({"index": {"error": str(index_error)}} if index_error else {})))
     else:
         _print_extract(summary, what)
+    if index_error:
+        raise index_error
 
 
 @command("thumbs")
