@@ -682,6 +682,15 @@ def _three_linked_copies(tmp_path: Path, *apply_args: str) -> tuple[Path, Path, 
     """A kept file and three hard links of one copy of it, hard-linked to the kept file
     by a dedupe (or as `apply_args` say): (library, catalog, the dedupe's summary, the
     bytes)."""
+    root, catalog, data = _three_linked_copies_scanned(tmp_path)
+    out = _apply(catalog, *apply_args)
+    assert out["done"] == 3
+    return root, catalog, out, data
+
+
+def _three_linked_copies_scanned(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A kept file `a/keep.jpg` and three hard links `b/c1..c3.jpg` of one copy of it,
+    scanned: (library, catalog, the bytes)."""
     root = tmp_path / "lib"
     (root / "a").mkdir(parents=True)
     (root / "b").mkdir()
@@ -692,9 +701,7 @@ def _three_linked_copies(tmp_path: Path, *apply_args: str) -> tuple[Path, Path, 
         os.link(root / "b" / "c1.jpg", root / "b" / n)
     catalog = tmp_path / "state" / "cat.duckdb"
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
-    out = _apply(catalog, *apply_args)
-    assert out["done"] == 3
-    return root, catalog, out, data
+    return root, catalog, data
 
 
 def _undo_stopped_after(catalog: Path, journal: str, files: int) -> None:
@@ -879,16 +886,7 @@ def test_a_move_stopped_after_one_name_and_run_again_links_the_other_names_to_it
     first: run again (after a rescan too, when the moved name is a `missing` row and the
     two left have fewer links), the other names become hard links of the copy the first
     run made, not copies of their own."""
-    root = tmp_path / "lib"
-    (root / "a").mkdir(parents=True)
-    (root / "b").mkdir()
-    data = os.urandom(30_000)
-    (root / "a" / "keep.jpg").write_bytes(data)
-    (root / "b" / "c1.jpg").write_bytes(data)
-    for n in ("c2.jpg", "c3.jpg"):
-        os.link(root / "b" / "c1.jpg", root / "b" / n)
-    catalog = tmp_path / "state" / "cat.duckdb"
-    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    root, catalog, data = _three_linked_copies_scanned(tmp_path)
     dest = _elsewhere(tmp_path, "mf-move-")
     try:
         args = ("dedupe", "--apply", "--action", "move-to", "--to", str(dest))
