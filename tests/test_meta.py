@@ -385,6 +385,24 @@ def test_a_photo_without_exif_takes_its_date_place_and_rating_from_its_sidecar(t
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
     assert rows(catalog, "SELECT year FROM library WHERE name = 'Exif.jpg'") == [{"year": 2015}]
 
+    # A sidecar renamed, moved to another folder or deleted takes its date out of the
+    # search with it; put back, it brings it again.
+    def later_year() -> int:
+        assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+        found = json.loads(run_cli("search", "Later.png kind:image", "-f", "json", catalog=catalog).out)
+        assert [Path(r["path"]).name for r in found] == ["Later.png"]
+        return found[0]["year"]
+
+    (lib / "away").mkdir()
+    for src, dst, year in [("Later.png.json", "notes.json", 2024), ("notes.json", "Later.png.json", 2011),
+                           ("Later.png.json", "away/Later.png.json", 2024), ("away/Later.png.json", "Later.png.json", 2011),
+                           ("Later.png.json", None, 2024)]:
+        if dst is None:
+            (lib / src).unlink()
+        else:
+            (lib / src).rename(lib / dst)
+        assert later_year() == year, (src, dst)
+
 
 def _jpeg_taken(when: str) -> bytes:
     """A small JPEG whose EXIF says when it was taken."""

@@ -1421,3 +1421,29 @@ def test_a_search_index_that_cannot_be_written_after_a_scan_still_gets_its_summa
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     found = json.loads(run_cli("search", "new", "-f", "json", catalog=catalog).out)
     assert [Path(r["path"]).name for r in found] == ["new.jpg"]
+
+
+def test_a_prune_takes_away_the_tags_and_collection_places_of_the_files_it_drops(tmp_path: Path) -> None:
+    """A missing file keeps its tags and places (it may come back); once `--prune` drops
+    its row nothing can take its id again, so they go with it, and renaming a tag only
+    such a file had is refused as a tag on no file."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.txt").write_text("a")
+    (lib / "b.txt").write_text("b")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    for args in (("tag", "add", "gone", lib / "a.txt"), ("tag", "add", "kept", lib / "b.txt"),
+                 ("collection", "create", "C"), ("collection", "add", "C", lib / "a.txt", lib / "b.txt")):
+        assert run_cli(*args, catalog=catalog).rc == 0, args
+    (lib / "a.txt").unlink()
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    assert sorted(r["tag"] for r in rows(catalog, "SELECT tag FROM tags")) == ["gone", "kept"]
+    assert rows(catalog, "SELECT count(*) AS n FROM collection_items") == [{"n": 2}]
+    assert run_cli("scan", lib, "--no-meta", "--prune", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "kept"}]
+    assert rows(catalog, "SELECT f.name FROM collection_items i JOIN files f USING (media_id)") == [{"name": "b.txt"}]
+    assert rows(catalog, "SELECT count(*) AS n FROM collection_items") == [{"n": 1}]
+    res = run_cli("tag", "rename", "gone", "other", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "no tag 'gone' on any file")

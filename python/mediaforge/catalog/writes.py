@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
+from .media_tables import links_sql
 from .schema import FILES_STORED
 from .store import Catalog
 
@@ -88,12 +89,24 @@ def begin_scan(cat: Catalog, roots: Sequence[str], hashed: bool, follow_links: b
     return int(scan_id)
 
 
-def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> None:
-    """Insert new rows and update known ones (matched by `prev_media_id`), atomically."""
+# The media files that sidecars the batch rewrites or moves describe where they were: their
+# search documents took a date from them, and the links are gone once the rows change.
+_OLD_LINKS = "SELECT DISTINCT media_id::VARCHAR FROM (" + links_sql(
+    "SELECT media_id, path, blake3, dir, name, path_raw FROM files WHERE kind = 'sidecar' AND media_id IN "
+    "(SELECT prev_media_id::UUID FROM mf_batch WHERE prev_media_id IS NOT NULL AND change <> 'touched')") + ")"
+
+
+def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> list[str]:
+    """Insert new rows and update known ones (matched by `prev_media_id`), atomically.
+    Returns the media ids of the media files that the sidecars it rewrote or moved
+    described at their old places (see `_OLD_LINKS`)."""
     now = utcnow()
     known = batch.num_rows - batch.column("prev_media_id").null_count
+    described: list[str] = []
     with cat.registered("mf_batch", batch), cat.transaction() as con:
         if known:
+            if "sidecar" in batch.column("kind").unique().to_pylist():
+                described = [r[0] for r in con.execute(_OLD_LINKS).fetchall()]
             _update_known(con, now, scan_id)
         if known < batch.num_rows:
             con.execute(
@@ -104,6 +117,7 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> None:
                 """,
                 {"now": now, "sid": scan_id},
             )
+    return described
 
 
 def _update_known(con, now: datetime, scan_id: int) -> None:  # noqa: ANN001
@@ -461,6 +475,11 @@ def finish_scan(
                 f"SELECT count(*) FROM files WHERE status = 'missing' AND {under} {behind}", params
             ).fetchone()
             con.execute(f"DELETE FROM files WHERE status = 'missing' AND {under} {behind}", params)
+            # What was attached to the ids pruned (by this prune, or by one before this
+            # version) goes with them: no file can take an id a prune dropped.
+            for table in ("tags", "collection_items", "xmp_imports"):
+                con.execute(f"DELETE FROM {table} t WHERE NOT EXISTS "
+                            "(SELECT 1 FROM files f WHERE f.media_id = t.media_id)")
         con.execute(
             """
             UPDATE scans SET finished_at = ?, status = 'completed', files_seen = ?, bytes_seen = ?,

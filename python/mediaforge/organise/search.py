@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
+from ..catalog.media_tables import links_sql
 from ..catalog.schema import KINDS
 from ..catalog.store import streamed
 from ..config import search_dir
@@ -291,6 +292,14 @@ def unhold_step(cat: Catalog, held: str) -> None:
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [SYNCED, held])
 
 
+# The media files that sidecars the scan added, changed or found gone describe where they
+# are now (a sidecar found gone keeps its path): a deleted XMP no longer dates its photo.
+# (`write_files` gives those a moved or rewritten sidecar described where it was.)
+_TOUCHED_SIDECARS_LINKS = links_sql(
+    "SELECT media_id, path, blake3, dir, name, path_raw FROM files WHERE kind = 'sidecar' "
+    "AND media_id::VARCHAR IN (SELECT media_id FROM mf_touched)")
+
+
 def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: Sequence[pa.Array] = (),
                        more: Sequence[str] = ()) -> RefreshResult:
     """After scan `scan_id`. When the index was in step right before it (no scan since its
@@ -311,6 +320,7 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
                   WHERE m.extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid)
             UNION SELECT l.media_id::VARCHAR FROM sidecar_links l JOIN media m ON m.blake3 = l.sidecar_blake3
                   WHERE m.extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid)
+            UNION SELECT media_id::VARCHAR FROM (""" + _TOUCHED_SIDECARS_LINKS + """)
             """, params={"sid": scan_id}).to_arrow_table().column(0)
     result = refresh(cat, catalog_path, only=ids)
     _mark_synced(cat, scan_id)

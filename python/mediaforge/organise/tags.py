@@ -226,7 +226,10 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
     renamed (merged ones included). A tag no file has (a typo) is refused, as `mv` refuses
     a name that is not there: renaming nothing must not look done."""
     old, new = tag_name(old), normalize_tag(new)
-    if not cat.con.execute(f"SELECT 1 FROM tags WHERE {matches_sql('$old')} LIMIT 1", {"old": old}).fetchall():
+    # On a file the catalog has (present or missing): a tag left on an id that `scan
+    # --prune` dropped (by a version that left those) is on no file.
+    if not cat.con.execute(f"SELECT 1 FROM tags WHERE {matches_sql('$old')} AND media_id IN (SELECT media_id FROM files) "
+                           "LIMIT 1", {"old": old}).fetchall():
         raise InvalidInputError(f"no tag {quoted(old)} on any file: nothing to rename (see `mediaforge tag list`)")
     if old == new:
         return 0

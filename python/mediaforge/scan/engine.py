@@ -147,7 +147,9 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             kind, payload = ev
             if kind == "files":
                 batch = pa.record_batch(payload)
-                write_files(cat, batch, scan_id)
+                described = write_files(cat, batch, scan_id)
+                if described:
+                    touched.append(pa.array(described, pa.string()))
                 known = batch.column("prev_media_id")
                 if known.null_count < len(known):
                     # Rows whose link count or change time alone moved need no reindexing.
