@@ -842,7 +842,9 @@ def test_an_error_duckdb_meets_after_the_first_batch_comes_out_as_duckdbs() -> N
 
     from mediaforge.catalog.store import streamed
 
-    con = duckdb.connect()
+    # One thread reads the rows in order, so the bad one, last, is met after batches came
+    # out (with more, on a busy machine, a thread may reach it first).
+    con = duckdb.connect(config={"threads": 1})
     con.execute("CREATE TABLE t AS SELECT range::VARCHAR AS s FROM range(300000)")
     con.execute("INSERT INTO t VALUES ('x')")
     got = 0

@@ -213,7 +213,7 @@ def test_smart_collections_match_their_sql(lib) -> None:
     assert _ids(run_cli("search", "collection:\"long VIDEOS\"", "--format", "json", catalog=catalog).out) == want
     assert run_cli("collection", "create", "LONG VIDEOS", catalog=catalog).rc == 0
     res = run_cli("search", "collection:\"long videos\"", catalog=catalog)
-    assert res.rc == 2 and "no collection named" in res.err
+    assert res.rc == 2 and "differ in letter case" in res.err
     assert run_cli("collection", "delete", "LONG VIDEOS", catalog=catalog).rc == 0
     assert run_cli("collection", "add", "Long videos", "--where", "true", catalog=catalog).rc == 2
 
@@ -825,12 +825,14 @@ def test_search_matches_names_written_decomposed_and_rebuilds_an_older_index(lib
     assert found("crème") == found(unicodedata.normalize("NFD", "crème")) == ["한글 crème.jpg"]
     owner = catalog.parent / "cat.search" / "catalog-id"
     catalog_id, fmt = owner.read_text().split()
-    assert fmt == "format=2"
-    owner.write_text(catalog_id + "\n")  # as versions before format 2 wrote it
+    from mediaforge.organise.search import INDEX_FORMAT
+
+    assert fmt == f"format={INDEX_FORMAT}"
+    owner.write_text(catalog_id + " format=2\n")  # as an index an earlier version built says
     res = run_cli("search", "한글", "--format", "json", catalog=catalog)
     assert res.rc == 0, res.err
     assert len(json.loads(res.out)) == 2
-    assert owner.read_text().split() == [catalog_id, "format=2"]
+    assert owner.read_text().split() == [catalog_id, f"format={INDEX_FORMAT}"]
 
 
 def test_index_updates_touch_only_the_changed_documents(lib) -> None:
@@ -1304,7 +1306,7 @@ def test_a_collection_filter_without_its_closing_quote_says_so(lib) -> None:
     assert run_cli("collection", "create", "a b", catalog=catalog).rc == 0
     res = run_cli("search", 'paris collection:"a b', catalog=catalog)
     assert res.rc == 2
-    assert_one_line_error(res.err, "closing quote")
+    assert_one_line_error(res.err, "quote in the search is not closed")
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
@@ -1447,3 +1449,54 @@ def test_a_prune_takes_away_the_tags_and_collection_places_of_the_files_it_drops
     res = run_cli("tag", "rename", "gone", "other", catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "no tag 'gone' on any file")
+
+
+def test_search_folds_greek_and_turkish_case_reads_escaped_quotes_and_says_what_is_wrong(tmp_path: Path) -> None:
+    """Letter case folds letter by letter (a final sigma, Turkish İ) in words and filters;
+    `\\"` puts a quote in a filter's value; a kind or collection in quotes is read
+    unquoted; ambiguous, empty and unclosed filters and a flood of words each get their
+    one-line error (exit 2); searches started together while the index is behind all
+    answer; equal scores keep one order through a rebuild."""
+    import subprocess
+
+    from conftest import cli_cmd
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("İKİ.txt", "ΣΑΣ.txt", "beach.txt", "Beach.TXT", "a.txt"):
+        (lib / name).write_text(name)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    for args in (("tag", "add", "place/İzmir", lib / "İKİ.txt"), ("tag", "add", 'quote"d', lib / "a.txt"),
+                 ("collection", "create", 'Say "hi"'), ("collection", "add", 'Say "hi"', lib / "a.txt"),
+                 ("collection", "create", "Two words"), ("collection", "create", "two WORDS")):
+        assert run_cli(*args, catalog=catalog).rc == 0, args
+
+    def names(q: str) -> list[str]:
+        res = run_cli("search", q, "-f", "json", catalog=catalog)
+        assert res.rc == 0, (q, res.err)
+        return [Path(r["path"]).name for r in json.loads(res.out)]
+
+    assert names("iki") == names("İKİ") == names("tag:place/izmir") == names("tag:PLACE/İZMİR") == ["İKİ.txt"]
+    assert names("σας") == names("σασ") == ["ΣΑΣ.txt"]
+    assert names(r'collection:"say \"hi\""') == names(r'tag:quote\"d') == ["a.txt"]
+    assert names('kind:"other" a.txt') == ["a.txt"]
+    for q, fragment in ((r'collection:""', "filter collection: needs a value"),
+                        ('collection:"two words"', "differ in letter case"),
+                        ('tag:"open', "not closed"),
+                        ("foo:bar", 'goes in quotes: "foo:...'),
+                        (" ".join(f"w{i}" for i in range(65)), "at most 64")):
+        res = run_cli("search", q, catalog=catalog)
+        assert res.rc == 2, (q, res.out, res.err)
+        assert_one_line_error(res.err, fragment)
+    # Behind after a scan without indexing: three searches at once take turns.
+    (lib / "beach2.txt").write_text("beach")
+    assert run_cli("scan", lib, "--no-meta", "--no-index", catalog=catalog).rc == 0
+    procs = [subprocess.Popen(cli_cmd("search", "beach", "-f", "json"), env=cli_env(catalog), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [e for _, e in outs]
+    first = [[r["path"] for r in json.loads(o)] for o, _ in outs]
+    assert first[0] == first[1] == first[2] and len(first[0]) == 3
+    assert run_cli("search", "--reindex", catalog=catalog).rc == 0
+    assert [Path(p).name for p in first[0]][:2] == names("beach")[:2]

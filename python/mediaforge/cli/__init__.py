@@ -161,11 +161,13 @@ def _empty_argument(args: list[str]) -> str | None:
 
 
 def _prestart_workers(args: list[str]) -> None:
-    """Commands that extract metadata start their worker processes before anything else,
-    so the workers' interpreter start-up overlaps this one's imports."""
+    """`meta` and `thumbs` start their worker processes before anything else, so the
+    workers' interpreter start-up overlaps this one's imports. A scan starts them only
+    once it has found contents to extract: a rescan mostly finds none, and two idle
+    interpreters starting would take the cores its walk needs."""
     words = [a for a in args if not a.startswith("-")]
     command = next((w for w in words if w in ("scan", "meta", "thumbs")), None)
-    if command is None or "--help" in args or (command == "scan" and ({"--no-meta", "--no-hash"} & set(args))):
+    if command in (None, "scan") or "--help" in args:
         return
     try:
         from ..config import worker_count

@@ -89,13 +89,27 @@ def _main(
     ctx.obj = Globals(catalog=catalog_path(catalog) if catalog else default_catalog_path(), quiet=quiet)
 
 
-def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = None, create: bool = False) -> Catalog:
+def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = None, create: bool = False,
+                 wait: float = 0.0) -> Catalog:
     """`catalog.open_catalog`, with DuckDB loaded on this first use. Only `create` (the
     scan) makes a catalog that is not there: any other command at a mistyped path would
-    leave an empty catalog behind and report on nothing."""
+    leave an empty catalog behind and report on nothing. `wait`: seconds to go on trying
+    while another process holds the catalog (a search that another one's catch-up of the
+    index holds for a moment), before the busy error."""
+    import time
+
+    from ..errors import CatalogBusyError
+
     if not read_only and not create and not os.path.lexists(path):
         raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
-    return catalog.open_catalog(path, read_only=read_only, threads=threads)
+    until = time.monotonic() + wait
+    while True:
+        try:
+            return catalog.open_catalog(path, read_only=read_only, threads=threads)
+        except CatalogBusyError:
+            if time.monotonic() >= until:
+                raise
+            time.sleep(0.1)
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -163,7 +177,7 @@ def scan_cmd(
                 summary = scan(cat, config, on_progress=bar.update, walk=walk)
             if xconfig is not None:
                 with render.ExtractProgressBar(show, "extract") as xbar:
-                    xsummary = meta.extract(cat, xconfig, on_progress=xbar.update)
+                    xsummary = meta.extract(cat, xconfig, on_progress=xbar.update, prestart=False)
             index_error = None
             try:
                 indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried)

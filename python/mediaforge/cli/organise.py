@@ -184,7 +184,7 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
             n = (collection.add if adding else collection.remove)(cat, name, ids)
             follow.done(ids)
     verb = "added" if adding else "removed"
-    _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {name!r}", name=name, **{verb: n})
+    _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {quoted(name)}", name=name, **{verb: n})
 
 
 @sub(coll_app, "add")
@@ -255,7 +255,7 @@ def coll_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A 
         with IndexFollows(cat, g.catalog) as follow:
             collection.delete(cat, name)
             follow.done(ids)
-    _report(as_json, f"deleted collection {name!r}", name=name, deleted=True)
+    _report(as_json, f"deleted collection {quoted(name)}", name=name, deleted=True)
 
 
 @sub(xmp_app, "import")
@@ -335,6 +335,10 @@ def _print_export_plan(out, as_json: bool) -> None:  # noqa: ANN001
           "to date; run without --dry-run to write them")
 
 
+# Seconds a search waits for another process's hold on the catalog to end.
+SEARCH_WAIT_S = 10.0
+
+
 @command("search")
 def search_cmd(
     ctx: typer.Context,
@@ -352,11 +356,14 @@ def search_cmd(
     check_output_args(fmt, output, g.catalog)
     if query is not None and not is_text(query):  # checked before any indexing
         raise InvalidInputError("the search holds bytes that are not valid UTF-8")
+    # Searches started together may find the index behind: one catches it up while the
+    # others wait for it (a few seconds at most), then they all read.
+    wait = SEARCH_WAIT_S
     if not reindex:
-        with open_catalog(g.catalog, read_only=True) as cat:
+        with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
             stale = not in_step(cat, g.catalog)
     if reindex or stale:
-        with open_catalog(g.catalog) as cat:
+        with open_catalog(g.catalog, wait=wait) as cat:
             r = refresh(cat, g.catalog, rebuild=reindex)
         if query is None or fmt is Format.table:
             import sys
@@ -366,7 +373,7 @@ def search_cmd(
         if not reindex:
             raise InvalidInputError("give a search, e.g. mediaforge search \"paris 2019 kind:image\"")
         return
-    with open_catalog(g.catalog, read_only=True) as cat:
+    with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
         table = search(cat, g.catalog, query, limit)
     if fmt is Format.table and output is None:
         if table.num_rows:

@@ -165,15 +165,17 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
 
 
 def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None = None,
-            catch_up: bool = False) -> ExtractSummary:
+            catch_up: bool = False, prestart: bool = True) -> ExtractSummary:
     """Extract metadata (and thumbnails, and fingerprints) for every present content the
     catalog has no `media` row for yet. A rescan of an unchanged library extracts
     nothing. Then, with fingerprints on, fingerprint the contents extracted earlier
     without them: when an extraction with `fingerprints=False` marked the catalog, or
-    always with `catch_up` (`meta`: also contents from before a fingerprint existed)."""
+    always with `catch_up` (`meta`: also contents from before a fingerprint existed).
+    `prestart` as for `_run` (a scan: False, for a rescan mostly finds nothing new)."""
     if not config.fingerprints:
         set_fingerprints_pending(cat, True)
-    summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write_results, on_progress)
+    summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write_results, on_progress,
+                   prestart=prestart)
     if not config.fingerprints or not (catch_up or fingerprints_pending(cat)):
         return summary
     return summary + fingerprint(cat, config, on_progress=on_progress)

@@ -50,9 +50,14 @@ def _get(cat: Catalog, name: str, any_case: bool = False) -> tuple[int, str, str
     rows = cat.con.sql(f"SELECT collection_id, kind, predicate FROM collections WHERE {folded_sql('name')} = $n "
                        "ORDER BY name = $typed DESC, name = $n DESC LIMIT 1", params=params).fetchall()
     if not rows and any_case:
-        rows = cat.con.sql(f"SELECT collection_id, kind, predicate FROM collections "
-                           f"WHERE lower({folded_sql('name')}) = lower($n) LIMIT 2", params={"n": params["n"]}).fetchall()
-        rows = rows if len(rows) == 1 else []
+        rows = cat.con.sql(f"SELECT collection_id, kind, predicate, name FROM collections "
+                           f"WHERE lower({folded_sql('name')}) = lower($n) ORDER BY name",
+                           params={"n": params["n"]}).fetchall()
+        if len(rows) > 1:
+            names = ", ".join(quoted(r[3]) for r in rows)
+            raise InvalidInputError(f"{quoted(name)} names {len(rows)} collections that differ in letter case "
+                                    f"({names}): give one exactly as it is written")
+        rows = [r[:3] for r in rows]
     if not rows:
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     cid, kind, pred = rows[0]

@@ -16,7 +16,6 @@ filters `kind:`, `ext:`, `year:2019` or `year:2018..2020`, `tag:` (a whole subtr
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from ..catalog.media_tables import links_sql
 from ..catalog.schema import KINDS
 from ..catalog.store import streamed
 from ..config import search_dir
-from ..errors import InvalidInputError, PathIOError
+from ..errors import InvalidInputError, PathIOError, quoted
 
 # A file's year, as the `library` view has it: date taken, else a linked sidecar's (`sd`),
 # else creation time, else mtime.
@@ -136,9 +135,10 @@ SYNCED = "search_synced_scan"
 CATALOG_ID = "catalog_id"
 OWNER = "catalog-id"
 # What the index's documents are made of, written after the catalog id in `OWNER`: an
-# index another version wrote (before 2, words were not Unicode-normalised) is rebuilt by
-# the next search or scan, as if it were another catalog's.
-INDEX_FORMAT = 2
+# index another version wrote is rebuilt by the next search or scan, as if it were another
+# catalog's. (Before 2, words were not Unicode-normalised; before 3, a final sigma, Turkish
+# `İ` and the accents of Greek and Cyrillic were not folded, nor ties in a fixed order.)
+INDEX_FORMAT = 3
 
 
 def _ours(cat: Catalog, folder: Path) -> bool:
@@ -327,11 +327,49 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
     return result
 
 
-_COLLECTION = re.compile(r'(?:^|\s)collection:(?:"([^"]+)"|(\S+))')
-_OPEN_QUOTE = re.compile(r'(?:^|\s)collection:"[^"]*$')
+def _words(query: str) -> list[tuple[str, str, str | None]]:
+    """The query's words as the core's lexer reads them: split on whitespace outside
+    double quotes, quotes taken out, `\\"` and `\\\\` a quote and a backslash of the word.
+    Each is (its text as typed, its value, its filter key or None); a word is a filter
+    when a colon outside quotes follows a key of letters alone."""
+    out: list[tuple[str, str, str | None]] = []
+    raw: list[str] = []
+    word: list[str] = []
+    colon: int | None = None
+    inside = False
+    i = 0
+    while i < len(query):
+        c = query[i]
+        if c == "\\" and query[i + 1:i + 2] in ('"', "\\"):
+            raw.append(query[i:i + 2])
+            word.append(query[i + 1])
+            i += 2
+            continue
+        i += 1
+        if c == '"':
+            inside = not inside
+            raw.append(c)
+        elif c.isspace() and not inside:
+            if raw:
+                out.append(_word(raw, word, colon))
+                raw, word, colon = [], [], None
+        else:
+            if c == ":" and not inside and colon is None:
+                colon = len(word)
+            raw.append(c)
+            word.append(c)
+    if inside:
+        raise InvalidInputError('a quote in the search is not closed: close it, or write \\" for a quote in a word')
+    if raw:
+        out.append(_word(raw, word, colon))
+    return out
 
 
-_KIND = re.compile(r"(?:^|\s)kind:(\S+)", re.I)
+def _word(raw: list[str], word: list[str], colon: int | None) -> tuple[str, str, str | None]:
+    text = "".join(word)
+    if colon is not None and colon > 0 and text[:colon].isascii() and text[:colon].isalpha():
+        return "".join(raw), text[colon + 1:].strip(), text[:colon].lower()
+    return "".join(raw), text, None
 
 
 def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.Table:
@@ -343,9 +381,12 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError("empty search: give words and/or filters, e.g. \"paris 2019 kind:image\"")
     if limit < 1:
         raise InvalidInputError("--limit must be at least 1")
-    for m in _KIND.finditer(query):
-        if m.group(1).lower() not in KINDS:
-            raise InvalidInputError(f"unknown kind {m.group(1)!r} in the search: one of {', '.join(KINDS)}")
+    words = _words(query)
+    for _, value, key in words:
+        if key in ("kind", "collection") and not value:
+            raise InvalidInputError(f"filter {key}: needs a value")
+        if key == "kind" and value.lower() not in KINDS:
+            raise InvalidInputError(f"unknown kind {quoted(value)} in the search: one of {', '.join(KINDS)}")
     folder = index_dir(catalog_path)
     if not folder.exists():
         raise InvalidInputError(f"no search index at {folder}: run `mediaforge search --reindex` (or a scan) first")
@@ -353,13 +394,13 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError(f"the search index at {folder} is another catalog's or another version's: run "
                                 "`mediaforge search --reindex`")
     restrict: list[str] | None = None
-    if _OPEN_QUOTE.search(query):
-        raise InvalidInputError('a collection:"... in the search has no closing quote')
-    for m in _COLLECTION.finditer(query):
-        ids = members(cat, m.group(1) or m.group(2), any_case=True)
-        keep = set(ids)
-        restrict = ids if restrict is None else [i for i in restrict if i in keep]
-    text = _COLLECTION.sub(" ", query).strip()
+    for _, value, key in words:
+        if key == "collection":
+            ids = members(cat, value, any_case=True)
+            keep = set(ids)
+            restrict = ids if restrict is None else [i for i in restrict if i in keep]
+    # The rest goes to the index as typed (quotes and escapes for its own lexer).
+    text = " ".join(raw for raw, _, key in words if key != "collection")
     if not text:  # a collection alone: its members, in its order, with their years from the catalog
         ids = (restrict or [])[:limit]
         hits = pa.record_batch({"media_id": pa.array(ids, pa.string()),

@@ -32,9 +32,12 @@ use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+    AsciiFoldingFilter, SimpleTokenizer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, TantivyError, Term};
+use tantivy::{
+    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader, TantivyDocument,
+    TantivyError, Term,
+};
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 use crate::error::{Error, Result};
@@ -77,6 +80,19 @@ const BOOST_PATH: f32 = 1.0;
 const BOOST_PREFIX: f32 = 0.5;
 const BOOST_TYPO: f32 = 0.3;
 const BOOST_EXACT_NAME: f32 = 10.0;
+/// Free words a query may hold (after folding, each counted once): each one is looked up
+/// through typo-tolerant automata over five fields (about 2 MB for a long word), and every
+/// one must match, so a pasted page of text finds nothing anyway.
+const MAX_WORDS: usize = 64;
+/// The fast field that orders documents of equal score: see `tiebreak`.
+const TIEBREAK: &str = "tiebreak";
+
+/// A document's place among those of equal score: from its media_id, so fixed for as long
+/// as the file is, whatever order the documents were indexed in.
+fn tiebreak(media_id: &str) -> u64 {
+    let h = blake3::hash(media_id.as_bytes());
+    u64::from_be_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
+}
 
 /// Threads for indexing and for searching the segments of one query.
 fn threads() -> usize {
@@ -87,59 +103,95 @@ fn threads() -> usize {
 
 fn mf_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(Truncate(MAX_TOKEN_LEN))
-        .filter(LowerCaser)
+        .filter(EachToken(truncate_token))
+        .filter(EachToken(fold_token))
         .filter(AsciiFoldingFilter)
         .build()
 }
 
-/// A token filter that cuts each token to at most `.0` bytes, at a character boundary.
+/// A token cut to at most `MAX_TOKEN_LEN` bytes, at a character boundary.
+fn truncate_token(text: &mut String) {
+    if text.len() > MAX_TOKEN_LEN {
+        let mut end = MAX_TOKEN_LEN;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+/// A word as the text fields hold it: `fold_case`, then without the accents of Latin,
+/// Greek and Cyrillic letters (`οδός` is `οδοσ`, `é` is `e`; the marks of other scripts,
+/// as Japanese voicing marks, stay). `AsciiFoldingFilter` then folds what has no
+/// decomposition (`ø`, `ß`, `æ`).
+fn fold_token(text: &mut String) {
+    let folded = fold_case(text);
+    if folded.is_ascii() {
+        *text = folded;
+        return;
+    }
+    *text = folded
+        .nfd()
+        .filter(|c| !('\u{300}'..='\u{36f}').contains(c))
+        .nfc()
+        .collect();
+}
+
+/// Letter case as the search compares it, in words and in filters alike: each letter in
+/// lower case on its own, so that a final sigma is a sigma (`ΣΑΣ`, `σας` and `σασ` are one
+/// word), and the dot that Turkish `İ` keeps in lower case dropped (`İzmir` is `izmir`).
+fn fold_case(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().flat_map(char::to_lowercase) {
+        match c {
+            '\u{307}' if out.ends_with('i') => {}
+            'ς' => out.push('σ'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A token filter that rewrites the text of each token with `.0`.
 #[derive(Clone, Copy)]
-struct Truncate(usize);
+struct EachToken(fn(&mut String));
 
-impl TokenFilter for Truncate {
-    type Tokenizer<T: Tokenizer> = TruncateTokenizer<T>;
+impl TokenFilter for EachToken {
+    type Tokenizer<T: Tokenizer> = EachTokenTokenizer<T>;
 
-    fn transform<T: Tokenizer>(self, inner: T) -> TruncateTokenizer<T> {
-        TruncateTokenizer { limit: self.0, inner }
+    fn transform<T: Tokenizer>(self, inner: T) -> EachTokenTokenizer<T> {
+        EachTokenTokenizer { edit: self.0, inner }
     }
 }
 
 #[derive(Clone)]
-struct TruncateTokenizer<T> {
-    limit: usize,
+struct EachTokenTokenizer<T> {
+    edit: fn(&mut String),
     inner: T,
 }
 
-impl<T: Tokenizer> Tokenizer for TruncateTokenizer<T> {
-    type TokenStream<'a> = TruncateStream<T::TokenStream<'a>>;
+impl<T: Tokenizer> Tokenizer for EachTokenTokenizer<T> {
+    type TokenStream<'a> = EachTokenStream<T::TokenStream<'a>>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        TruncateStream {
-            limit: self.limit,
+        EachTokenStream {
+            edit: self.edit,
             tail: self.inner.token_stream(text),
         }
     }
 }
 
-struct TruncateStream<S> {
-    limit: usize,
+struct EachTokenStream<S> {
+    edit: fn(&mut String),
     tail: S,
 }
 
-impl<S: TokenStream> TokenStream for TruncateStream<S> {
+impl<S: TokenStream> TokenStream for EachTokenStream<S> {
     fn advance(&mut self) -> bool {
         if !self.tail.advance() {
             return false;
         }
-        let text = &mut self.tail.token_mut().text;
-        if text.len() > self.limit {
-            let mut end = self.limit;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-        }
+        (self.edit)(&mut self.tail.token_mut().text);
         true
     }
 
@@ -166,6 +218,7 @@ struct Fields {
     ext: Field,
     year: Field,
     name_key: Field,
+    tiebreak: Field,
 }
 
 impl Fields {
@@ -203,6 +256,7 @@ fn schema() -> (Schema, Fields) {
         ext: b.add_text_field("ext", STRING),
         year: b.add_i64_field("year", INDEXED | FAST),
         name_key: b.add_text_field("name_key", STRING),
+        tiebreak: b.add_u64_field(TIEBREAK, FAST),
     };
     (b.build(), fields)
 }
@@ -462,10 +516,10 @@ impl SearchIndex {
         for c in &d.collections {
             let c = nfc(c);
             t.add_text(f.collections, &c);
-            t.add_text(f.collection_keys, c.trim().to_lowercase());
+            t.add_text(f.collection_keys, fold_case(c.trim()));
         }
         t.add_text(f.meta, nfc(&d.meta));
-        let kind = d.kind.trim().to_lowercase();
+        let kind = fold_case(d.kind.trim());
         if !kind.is_empty() {
             t.add_text(f.kind, kind);
         }
@@ -476,7 +530,8 @@ impl SearchIndex {
         if let Some(y) = d.year {
             t.add_i64(f.year, y.into());
         }
-        let name = name.trim().to_lowercase();
+        t.add_u64(f.tiebreak, tiebreak(&d.media_id));
+        let name = fold_case(name.trim());
         if !name.is_empty() {
             if let Some((stem, _)) = name.rsplit_once('.').filter(|(s, _)| !s.is_empty()) {
                 t.add_text(f.name_key, stem);
@@ -491,18 +546,32 @@ impl SearchIndex {
     /// from the index's fast column, so callers need not look it up in the catalog.
     pub fn search(&self, query: &str, limit: usize, restrict: Option<&[String]>) -> Result<Vec<Hit>> {
         let parsed = parse(&nfc(query))?;
-        let Some(q) = self.build(&parsed, restrict) else {
+        let tokens = self.tokens(&parsed.words);
+        if tokens.len() > MAX_WORDS {
+            return Err(Error::InvalidInput(format!(
+                "the search has {} different words; it takes at most {MAX_WORDS} (each one must match)",
+                tokens.len()
+            )));
+        }
+        let Some(q) = self.build(&parsed, &tokens, restrict) else {
             return Ok(Vec::new());
         };
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let top = self
-            .searcher
-            .search(&q, &TopDocs::with_limit(limit).order_by_score())
-            .map_err(|e| self.err(e))?;
+        // Equal scores in the order of `tiebreak`, the same from one search (and one
+        // rebuilt index) to the next: a cut at `limit` keeps the same files.
+        let ranked = TopDocs::with_limit(limit).tweak_score(|segment: &SegmentReader| {
+            let order = segment
+                .fast_fields()
+                .u64(TIEBREAK)
+                .ok()
+                .map(|c| c.first_or_default_col(0));
+            move |doc: DocId, score: Score| (score, order.as_ref().map_or(0, |c| c.get_val(doc)))
+        });
+        let top = self.searcher.search(&q, &ranked).map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(top.len());
-        for (score, addr) in top {
+        for ((score, _), addr) in top {
             let doc: TantivyDocument = self.searcher.doc(addr).map_err(|e| self.err(e))?;
             let id = doc
                 .get_first(self.fields.media_id)
@@ -582,19 +651,18 @@ impl SearchIndex {
         Box::new(BooleanQuery::new(should))
     }
 
-    fn build(&self, p: &Parsed, restrict: Option<&[String]>) -> Option<Box<dyn Query>> {
+    fn build(&self, p: &Parsed, tokens: &[String], restrict: Option<&[String]>) -> Option<Box<dyn Query>> {
         let f = &self.fields;
-        let tokens = self.tokens(&p.words);
         if tokens.is_empty() && !p.has_filters() {
             // Only punctuation: nothing can match.
             return None;
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for t in &tokens {
+        for t in tokens {
             clauses.push((Occur::Must, self.token_query(t)));
         }
         if !tokens.is_empty() {
-            let whole = p.words.join(" ").to_lowercase();
+            let whole = fold_case(&p.words.join(" "));
             let exact = TermQuery::new(Term::from_field_text(f.name_key, &whole), IndexRecordOption::Basic);
             clauses.push((
                 Occur::Should,
@@ -670,14 +738,14 @@ fn tag_prefixes(tag: &str) -> Vec<String> {
         if !acc.is_empty() {
             acc.push('/');
         }
-        acc.push_str(&part.to_lowercase());
+        acc.push_str(&fold_case(part));
         out.push(acc.clone());
     }
     out
 }
 
 fn ext_key(ext: &str) -> String {
-    ext.trim().trim_start_matches('.').to_lowercase()
+    fold_case(ext.trim().trim_start_matches('.'))
 }
 
 /// A query split into its free words and its filters (values normalised as indexed).
@@ -702,16 +770,23 @@ impl Parsed {
     }
 }
 
-/// Split on whitespace outside double quotes; quotes go. Each word comes with the byte
-/// offset of its first colon outside quotes, which makes it a `key:value` filter.
-fn lex(query: &str) -> Vec<(String, Option<usize>)> {
+/// Split on whitespace outside double quotes; quotes go, and `\"` and `\\` are a quote
+/// and a backslash that belong to the word (`collection:"Say \"hi\""`). Each word comes
+/// with the byte offset of its first colon outside quotes, which makes it a `key:value`
+/// filter. A quote left open is an error: what it was to hold is unclear.
+fn lex(query: &str) -> Result<Vec<(String, Option<usize>)>> {
     let mut out = Vec::new();
     let mut word = String::new();
     let mut colon = None;
     let mut quoted = false;
     let mut started = false;
-    for c in query.chars() {
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
+            '\\' if matches!(chars.peek(), Some('"' | '\\')) => {
+                word.extend(chars.next());
+                started = true;
+            }
             '"' => {
                 quoted = !quoted;
                 started = true;
@@ -731,10 +806,15 @@ fn lex(query: &str) -> Vec<(String, Option<usize>)> {
             }
         }
     }
+    if quoted {
+        return Err(Error::InvalidInput(
+            "a quote in the search is not closed: close it, or write \\\" for a quote in a word".into(),
+        ));
+    }
     if started {
         out.push((word, colon));
     }
-    out
+    Ok(out)
 }
 
 /// Text in Unicode's composed form (NFC), as documents are indexed and queries read: a
@@ -770,7 +850,7 @@ fn parse_year(v: &str) -> Result<(Option<i32>, Option<i32>)> {
 }
 
 fn parse(query: &str) -> Result<Parsed> {
-    let words = lex(query);
+    let words = lex(query)?;
     if words.iter().all(|(w, _)| w.trim().is_empty()) {
         return Err(Error::InvalidInput("empty search query".into()));
     }
@@ -788,18 +868,19 @@ fn parse(query: &str) -> Result<Parsed> {
         let key = key.to_ascii_lowercase();
         if !matches!(key.as_str(), "kind" | "ext" | "year" | "tag" | "collection") {
             return Err(Error::InvalidInput(format!(
-                "unknown filter {key}: use kind, ext, year, tag or collection"
+                "unknown filter {key}: use kind, ext, year, tag or collection (a word with a colon in it goes in \
+                 quotes: \"{key}:...\")"
             )));
         }
         if value.is_empty() {
             return Err(Error::InvalidInput(format!("filter {key}: needs a value")));
         }
         match key.as_str() {
-            "kind" => p.kinds.push(value.to_lowercase()),
+            "kind" => p.kinds.push(fold_case(value)),
             "ext" => p.exts.push(ext_key(value)),
             "year" => p.years.push(parse_year(value)?),
             "tag" => p.tags.push(tag_prefixes(value).pop().unwrap_or_default()),
-            _ => p.collections.push(value.to_lowercase()),
+            _ => p.collections.push(fold_case(value)),
         }
     }
     Ok(p)
@@ -1058,6 +1139,86 @@ mod tests {
     }
 
     #[test]
+    fn greek_final_sigma_turkish_dotted_i_and_accents_fold_in_words_and_filters() {
+        let docs = vec![
+            Doc {
+                tags: vec!["place/İzmir".into()],
+                collections: vec!["ΒΑΣ".into()],
+                ..doc("iki", "İKİ.txt")
+            },
+            Doc {
+                tags: vec!["Σας".into()],
+                ..doc("sas", "ΣΑΣ.txt")
+            },
+            doc("odos", "ΟΔΌΣ.txt"),
+        ];
+        let (_dir, index) = indexed(&docs);
+        for q in ["iki", "İKİ", "Iki"] {
+            assert_eq!(ids(&index, q), ["iki"], "{q}");
+        }
+        for q in ["σας", "σασ", "ΣΑΣ"] {
+            assert_eq!(ids(&index, q), ["sas"], "{q}");
+        }
+        for q in ["οδος", "οδός", "ΟΔΟΣ"] {
+            assert_eq!(ids(&index, q), ["odos"], "{q}");
+        }
+        for q in [
+            "tag:place/izmir",
+            "tag:PLACE/İZMİR",
+            "tag:place/İzmir",
+            "collection:βασ",
+            "collection:Βας",
+        ] {
+            assert_eq!(ids(&index, q), ["iki"], "{q}");
+        }
+        for q in ["tag:σασ", "tag:ΣΑΣ", "tag:σας"] {
+            assert_eq!(ids(&index, q), ["sas"], "{q}");
+        }
+        // The exact name ranks first whichever way its case is typed.
+        assert_eq!(index.search("σας.txt", 10, None).unwrap()[0].media_id, "sas");
+    }
+
+    #[test]
+    fn quotes_and_backslashes_in_filter_values() {
+        let docs = vec![
+            Doc {
+                tags: vec!["quote\"d".into(), "back\\slash".into()],
+                collections: vec!["Say \"hi\"".into()],
+                ..doc("q", "a.txt")
+            },
+            doc("other", "b.txt"),
+        ];
+        let (_dir, index) = indexed(&docs);
+        for q in [
+            "tag:quote\\\"d",
+            "tag:\"quote\\\"d\"",
+            "tag:back\\\\slash",
+            "tag:back\\slash",
+            "collection:\"say \\\"hi\\\"\"",
+        ] {
+            assert_eq!(ids(&index, q), ["q"], "{q}");
+        }
+    }
+
+    #[test]
+    fn equal_scores_come_in_one_order_whatever_order_they_were_indexed_in() {
+        let docs: Vec<Doc> = (0..40).map(|i| doc(&format!("id{i}"), "same name.jpg")).collect();
+        let (_d1, forward) = indexed(&docs);
+        let reversed: Vec<Doc> = docs.iter().rev().cloned().collect();
+        let (_d2, backward) = indexed(&reversed);
+        let top = |index: &SearchIndex| -> Vec<String> {
+            index
+                .search("same", 7, None)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.media_id)
+                .collect()
+        };
+        assert_eq!(top(&forward).len(), 7);
+        assert_eq!(top(&forward), top(&backward));
+    }
+
+    #[test]
     fn composed_and_decomposed_text_match_either_way() {
         // Hangul as a Mac writes it (jamo) and as typed (syllables); an accent both ways.
         let docs = vec![
@@ -1120,8 +1281,14 @@ mod tests {
         };
         assert_eq!(
             msg("foo:bar"),
-            "unknown filter foo: use kind, ext, year, tag or collection"
+            "unknown filter foo: use kind, ext, year, tag or collection (a word with a colon in it goes in quotes: \
+             \"foo:...\")"
         );
+        assert!(msg("tag:\"open").contains("not closed"));
+        let many: Vec<String> = (0..=MAX_WORDS).map(|i| format!("word{i}")).collect();
+        assert!(msg(&many.join(" ")).contains("at most 64"));
+        // The same word over and over is one word.
+        assert!(index.search(&["holiday"; 100].join(" "), 10, None).is_ok());
         assert!(msg("year:twenty").contains("bad year"));
         assert!(msg("year:2020..2018").contains("bad year"));
         assert!(msg("year:..").contains("bad year"));

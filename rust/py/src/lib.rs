@@ -42,7 +42,11 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
         Error::Cancelled => return pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
         Error::Arrow(_) => "InternalError",
     };
-    let msg = e.to_string();
+    // The class says what kind of error it is: an invalid input's text is the reason alone.
+    let msg = match e {
+        Error::InvalidInput(m) => m,
+        e => e.to_string(),
+    };
     match py.import("mediaforge.errors").and_then(|m| m.getattr(class)) {
         Ok(cls) => match cls.call1((msg.clone(),)) {
             Ok(inst) => PyErr::from_value(inst),
