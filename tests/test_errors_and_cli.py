@@ -126,6 +126,12 @@ def test_missing_path_exits_3_with_one_line(tmp_path: Path, catalog_path: Path) 
     # The roots are checked before the catalog is opened: a mistyped path leaves no new,
     # empty catalog behind.
     assert not catalog_path.exists()
+    # A file named with a slash at its end is no folder, as for `ls`.
+    (tmp_path / "a.txt").write_text("a")
+    res = run_cli("scan", f"{tmp_path / 'a.txt'}/", catalog=catalog_path)
+    assert res.rc == ExitCode.PATH
+    assert_one_line_error(res.err, "a.txt/: not a directory")
+    assert not catalog_path.exists()
 
 
 def test_the_cli_walks_before_it_loads_duckdb() -> None:

@@ -125,8 +125,8 @@ NoFingerprints = Annotated[bool, typer.Option(
 @command("scan")
 def scan_cmd(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(
-        help="Folders (or files) to scan.", show_default=False, readable=False, resolve_path=False)],
+    # Text as typed (a Path would drop a trailing slash, which a file does not take).
+    paths: Annotated[list[str], typer.Argument(help="Folders (or files) to scan.", show_default=False)],
     no_hash: Annotated[bool, typer.Option("--no-hash", help="Walk and stat only; no BLAKE3.")] = False,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker threads [default: all cores].")] = None,

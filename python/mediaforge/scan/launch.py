@@ -43,6 +43,9 @@ def resolve_root(p: PathLike) -> bytes:
     raw = os.fsencode(p)
     real = os.path.realpath(raw)
     try:
+        # As typed first: `realpath` drops a trailing slash, which a file does not take
+        # (`photo.jpg/` is "Not a directory", as for `ls`).
+        os.stat(raw)
         st = os.stat(real)
         if not stat.S_ISDIR(st.st_mode) and not stat.S_ISREG(st.st_mode):
             # A FIFO would block the open below for ever; a device is no media file.
