@@ -1530,3 +1530,36 @@ def test_a_file_moved_before_its_fingerprint_catch_up_is_fingerprinted_by_the_ne
     assert (out["changed"], out["fingerprinted"]) == (1, 0)
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
     assert len(rows(catalog, "SELECT * FROM image_hashes")) == 1
+
+
+def test_a_rewrite_that_put_the_mtime_back_is_not_read_as_the_content_the_scan_hashed(tmp_path: Path) -> None:
+    """`exiftool -P` rewrites a photo and puts its mtime back, size unchanged: `meta` and
+    `thumbs` must tell it from what the scan hashed (by its change time) and leave it to
+    the next scan, never file its picture or its errors under the old content."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(64, 48, 1).save(lib / "a.jpg", quality=90)
+    media_corpus.picture(64, 48, 2).save(lib / "b.jpg", quality=90)
+    catalog = tmp_path / "c.duckdb"
+
+    def rewrite(name: str) -> None:
+        p = lib / name
+        st = p.stat()
+        p.write_bytes(os.urandom(st.st_size))  # what no reader can open: any read files an error
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    rewrite("a.jpg")
+    res = run_cli("meta", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["changed"] == 1
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+    assert [r["name"] for r in rows(catalog, "SELECT f.name FROM media JOIN files f USING (blake3)")] == ["b.jpg"]
+    rewrite("b.jpg")
+    res = run_cli("thumbs", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["changed"] == 1
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+    # The next scan reads both again, as changed.
+    res = run_cli("scan", lib, "--json", catalog=catalog)
+    assert json.loads(res.out)["changed"] == 2, res.out

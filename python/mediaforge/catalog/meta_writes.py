@@ -21,7 +21,8 @@ def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
     return cat.con.sql(
         f"""
         SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
-               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns
+               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
+               arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns
         FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
         WHERE f.status = 'present' AND f.blake3 IS NOT NULL
           AND f.kind IN {EXTRACTABLE}
@@ -76,7 +77,8 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KI
     return cat.con.sql(
         f"""
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
-               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns
+               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
+               arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
         WHERE m.status IN ('ok', 'partial') {failed} AND ({' OR '.join(f'({w})' for w in want)})
         GROUP BY m.blake3 ORDER BY path_bytes
@@ -92,7 +94,8 @@ def thumb_candidates(cat: Catalog) -> pa.Table:
     return cat.con.sql(
         """
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
-               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns, any_value(m.thumb) AS thumb
+               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
+               arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns, any_value(m.thumb) AS thumb
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
         WHERE m.status NOT IN ('error', 'unsupported', 'timeout', 'crashed')
           AND (m.kind IN ('image', 'raw', 'video')

@@ -95,10 +95,10 @@ _Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], None]
 
 def _tasks(rows: pa.Table, config: ExtractConfig, root: str) -> Iterator[Task]:
     for batch in rows.to_batches(max_chunksize=10_000):
-        columns = ("blake3", "path_bytes", "kind", "size", "mtime_ns")
-        for h, p, k, size, mtime in zip(*(batch.column(c).to_pylist() for c in columns)):
+        columns = ("blake3", "path_bytes", "kind", "size", "mtime_ns", "ctime_ns")
+        for h, p, k, size, mtime, ctime in zip(*(batch.column(c).to_pylist() for c in columns)):
             yield Task(h, p, k, meta=config.meta, thumbs=config.thumbs, fingerprints=config.fingerprints,
-                       thumb_size=config.thumb_size, thumbs_root=root, size=size, mtime_ns=mtime)
+                       thumb_size=config.thumb_size, thumbs_root=root, size=size, mtime_ns=mtime, ctime_ns=ctime)
 
 
 def _status(result: dict[str, Any], config: ExtractConfig) -> str:

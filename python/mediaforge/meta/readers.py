@@ -37,10 +37,13 @@ class Task:
     fingerprints: bool = True
     thumb_size: int = 256
     thumbs_root: str = ""
-    # The size and mtime the catalog has for `path` (None: not known): a file changed or
-    # replaced since the scan holds another content than `blake3`, and is left alone.
+    # The size, mtime and change time the catalog has for `path` (None: not known): a file
+    # changed or replaced since the scan holds another content than `blake3`, and is left
+    # alone. The change time catches a rewrite that put the mtime back (`exiftool -P`); a
+    # `chmod` or a new hard link moves it too, and the next scan brings it in step.
     size: int | None = None
     mtime_ns: int | None = None
+    ctime_ns: int | None = None
 
 
 def _msg(e: BaseException) -> str:
@@ -123,8 +126,9 @@ def extract_one(task: Task) -> dict[str, Any]:
     path = task.path
     try:
         st = os.stat(path)
-        if task.mtime_ns is not None and (not stat.S_ISREG(st.st_mode)
-                                          or (st.st_size, st.st_mtime_ns) != (task.size, task.mtime_ns)):
+        if task.mtime_ns is not None and (
+                not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (task.size, task.mtime_ns)
+                or task.ctime_ns is not None and st.st_ctime_ns != task.ctime_ns):
             # Not the content the catalog hashed: its metadata would be filed under another
             # content's hash (and a FIFO put there would block until the timeout).
             return {"blake3": task.blake3, "stale": True}
