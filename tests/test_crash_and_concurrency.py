@@ -533,7 +533,7 @@ def test_ctrl_c_stops_a_long_query_at_once(tmp_path: Path, sig: int, code: int, 
     finally:
         stop(p)
     assert p.returncode == code
-    assert_one_line_error(err.decode(), word, "the query was stopped; it writes nothing")
+    assert_one_line_error(err.decode(), word, "the query was stopped; the catalog is unchanged, and any rows")
     assert out == b""
 
 

@@ -797,6 +797,11 @@ def test_stats_json(cataloged: MediaTree, catalog_path: Path) -> None:
     assert started.strftime("%Y-%m-%d %H:%M") == last["started"] and started <= finished
     assert started.utcoffset() is not None and started.utcoffset().total_seconds() == 0
     assert last["seconds"] > 0 and round(last["seconds"], 2) == last["secs"]
+    # Extraction statuses count the contents present files have: the deleted song's stays
+    # in `media` (for a copy that comes back) but not in the table.
+    gone = cataloged.content[cataloged.files["flac"]] not in present.values()
+    (extracted,) = rows(catalog_path, "SELECT count(*) AS n FROM media")
+    assert sum(e["contents"] for e in st["extraction"]) == extracted["n"] - gone
 
 
 def test_stats_lists_look_alike_folders_apart(tmp_path: Path, catalog_path: Path) -> None:
@@ -830,6 +835,20 @@ def test_stats_table(cataloged: MediaTree, catalog_path: Path) -> None:
     assert res.rc == 0, res.err
     assert res.out.startswith(f"{len(cataloged.files)} files")
     assert "image" in res.out and "audio" in res.out
+    # Into a pipe the tables take the width they need: nothing is cut with an ellipsis.
+    assert "completed" in res.out and "\u2026" not in res.out
+    assert run_cli("stats", "--top", "1", catalog=catalog_path).rc == 0
+
+
+def test_query_takes_a_pivot_and_refuses_an_empty_statement_as_a_usage_error(cataloged: MediaTree,
+                                                                               catalog_path: Path) -> None:
+    res = run_cli("query", "PIVOT (SELECT kind FROM files) ON kind USING count(*)", "-f", "json",
+                  catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)[0]["image"] >= 1
+    res = run_cli("query", "  ", catalog=catalog_path)
+    assert res.rc == ExitCode.USAGE
+    assert_one_line_error(res.err, "empty SQL statement")
 
 
 def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_the_work(cataloged: MediaTree,

@@ -1563,3 +1563,37 @@ def test_a_rewrite_that_put_the_mtime_back_is_not_read_as_the_content_the_scan_h
     # The next scan reads both again, as changed.
     res = run_cli("scan", lib, "--json", catalog=catalog)
     assert json.loads(res.out)["changed"] == 2, res.out
+
+
+def test_thumbs_missing_only_keeps_the_catalogs_size_and_info_says_when_a_thumbnail_is_gone(tmp_path: Path) -> None:
+    """`thumbs --missing-only` remakes a deleted thumbnail at the size its neighbours have
+    (not the default), `--missing-only --size` remakes those of another size; `info`
+    says when the thumbnail it names is gone, and names a broken link as given."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for k in range(3):
+        media_corpus.picture(320, 200, k + 1).save(lib / f"p{k}.jpg", quality=90)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("thumbs", "--size", "100", catalog=catalog).rc == 0
+    thumbs = sorted((tmp_path / "thumbs" / "100").rglob("*.webp"))
+    assert len(thumbs) == 3
+    thumbs[0].unlink()
+    info = json.loads(run_cli("info", lib / "p0.jpg", "--json", catalog=catalog).out)
+    gone = Path(info["thumbnail_file"])
+    assert info["thumbnail_missing"] is (not gone.exists())
+    res = run_cli("thumbs", "--missing-only", "--json", catalog=catalog)
+    assert json.loads(res.out)["thumbs"] == 1, res.out + res.err
+    assert len(list((tmp_path / "thumbs" / "100").rglob("*.webp"))) == 3
+    assert rows(catalog, "SELECT DISTINCT split_part(thumb, '/', 1) AS s FROM media") == [{"s": "100"}]
+    res = run_cli("thumbs", "--missing-only", "--size", "64", "--json", catalog=catalog)
+    assert json.loads(res.out)["thumbs"] == 3, res.out + res.err
+    sizes = set()
+    for p in (tmp_path / "thumbs" / "64").rglob("*.webp"):
+        with Image.open(p) as im:
+            sizes.add(im.size)
+    assert sizes == {(64, 40)}
+    assert json.loads(run_cli("info", lib / "p1.jpg", "--json", catalog=catalog).out)["thumbnail_missing"] is False
+    (lib / "broken.jpg").symlink_to("nowhere.jpg")
+    res = run_cli("info", lib / "broken.jpg", catalog=catalog)
+    assert res.rc == 3 and f"not in the catalog: {lib / 'broken.jpg'} " in res.err, res.err

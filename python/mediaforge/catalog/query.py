@@ -48,6 +48,10 @@ def _reading(sql: str, kind: duckdb.StatementType) -> bool:  # noqa: C901 - one 
         return False
     if kind == duckdb.StatementType.SELECT:
         return True
+    if kind == duckdb.StatementType.MULTI:
+        # A PIVOT without its IN list: DuckDB first reads the column's distinct values,
+        # then selects (two statements inside one).
+        return bool(words) and words[0][1].upper() in ("PIVOT", "PIVOT_WIDER")
     if kind == duckdb.StatementType.EXPLAIN:
         # EXPLAIN [ANALYZE | (options)] SELECT ...: ANALYZE runs what it explains.
         if len(words) < 2:
@@ -171,7 +175,7 @@ def run_query(cat: Catalog, sql: str) -> QueryResult:
         # The catalog is opened read-only, but ATTACH could open it again for writing,
         # COPY or EXPORT write files anywhere, EXPLAIN ANALYZE runs what it explains and
         # IMPORT DATABASE runs a script: only reading statements run here.
-        raise QueryError(f"query runs one reading statement (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, "
+        raise QueryError(f"query runs one reading statement (SELECT, WITH, FROM, VALUES, PIVOT, DESCRIBE, SHOW, "
                          f"SUMMARIZE, EXPLAIN of one of those, or a PRAGMA that describes the catalog), "
                          f"refused: {' '.join(sql.split())[:60]!r}")
     wrapped = False
@@ -329,7 +333,8 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
         """
         SELECT 'scan' AS step, stage, count(*) AS errors FROM scan_errors GROUP BY stage
         UNION ALL
-        SELECT 'extract', stage, count(*) FROM meta_errors GROUP BY stage
+        SELECT 'extract', stage, count(*) FROM meta_errors
+        WHERE blake3 IN (SELECT blake3 FROM files WHERE status = 'present') GROUP BY stage
         ORDER BY errors DESC, step, stage
         """,
     )
@@ -383,7 +388,8 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
                    count(*) FILTER (WHERE status IN ('ok', 'partial')
                                     AND ({' OR '.join(f'({c})' for c in LACKS_FINGERPRINT.values())})
                    ) AS without_fingerprint
-            FROM media m GROUP BY ALL ORDER BY kind, status"""),
+            FROM media m WHERE m.blake3 IN (SELECT blake3 FROM files WHERE status = 'present')
+            GROUP BY ALL ORDER BY kind, status"""),
     }
 
 

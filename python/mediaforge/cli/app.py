@@ -322,17 +322,20 @@ def thumbs_cmd(
     ctx: typer.Context,
     missing_only: Annotated[bool, typer.Option("--missing-only",
                                                help="Only contents with no thumbnail file yet.")] = False,
-    size: Annotated[int, typer.Option("--size", help="Thumbnail long side in px.")] = 256,
+    size: Annotated[Optional[int], typer.Option(
+        "--size", help="Thumbnail long side in px [default: 256; with --missing-only, the size most thumbnails "
+                       "have].", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Make thumbnails again (all of them, or only the missing ones)."""
-    config = meta.ExtractConfig(thumb_size=size, workers=threads, timeout=timeout)
+    config = meta.ExtractConfig(workers=threads, timeout=timeout,
+                                **({"thumb_size": size} if size is not None else {}))
     _run_extraction(ctx, "thumbs", "thumbnails",
                     lambda cat, progress: meta.make_thumbs(cat, config, missing_only=missing_only,
-                                                           on_progress=progress),
+                                                           on_progress=progress, size_given=size is not None),
                     threads, as_json)
 
 
@@ -347,7 +350,8 @@ def info_cmd(
 
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
-        for raw in as_catalogued(path):  # the link's own path first (a scan with -L), then the resolved one
+        tried = as_catalogued(path)  # the link's own path first (a scan with -L), then the resolved one
+        for raw in tried:
             info = catalog.file_info(cat, raw)
             if info is not None:
                 break
@@ -355,11 +359,15 @@ def info_cmd(
         if os.path.isdir(raw):
             raise InvalidInputError(f"{path_text(raw)} is a folder: info shows one file (for a folder, try "
                                     "mediaforge search or query)")
-        raise PathNotFoundError(f"not in the catalog: {path_text(raw)} (scan its folder first)")
+        # Named as given (made absolute), not as a link resolves: a broken link names nowhere.
+        raise PathNotFoundError(f"not in the catalog: {path_text(tried[0])} (scan its folder first)")
     if info["media"] and info["media"].get("thumb"):
         from ..meta.thumbs import thumbs_root
 
-        info["thumbnail_file"] = str(thumbs_root(g.catalog) / info["media"]["thumb"])
+        thumb = thumbs_root(g.catalog) / info["media"]["thumb"]
+        info["thumbnail_file"] = str(thumb)
+        # The catalog names it; the file may be gone (the folder cleared, the catalog copied).
+        info["thumbnail_missing"] = not thumb.is_file()
     if as_json:
         copies = info.pop("copies_bytes")
         info["copies_raw"] = [render.path_fields("p", b)["p_raw"] for b in copies]
@@ -375,7 +383,7 @@ _EXACT_ONLY = ("started_at", "finished_at", "seconds")
 @command("stats")
 def stats_cmd(
     ctx: typer.Context,
-    top: Annotated[int, typer.Option("--top", min=1, max=100_000, help="How many folders to list.")] = 10,
+    top: Annotated[int, typer.Option("--top", min=1, max=100_000, help="How many rows the folder, codec and camera tables list.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Counts and bytes by kind, the largest folders and the last scans."""
@@ -421,6 +429,8 @@ def query_cmd(
     (library, sidecar_links), documented in docs/catalog.md."""
     g = _globals(ctx)
     check_output_args(fmt, output, g.catalog)
+    if not sql.strip():
+        raise InvalidInputError('empty SQL statement: give one, e.g. "SELECT kind, count(*) FROM files GROUP BY kind"')
     try:
         with open_catalog(g.catalog, read_only=True) as cat:
             rows = catalog.run_query(cat, sql)  # streams from the catalog: written out while it is open
@@ -428,8 +438,10 @@ def query_cmd(
                 render.print_table(rows)
                 return
             _write_table(rows, fmt, output, g.catalog)
-    except KeyboardInterrupt:  # a reading command: there is no committed work to speak of
-        raise Interrupted("interrupted: the query was stopped; it writes nothing") from None
+    except KeyboardInterrupt:  # a reading command: the catalog is as it was
+        where = (f"{output} was not written (what it held is kept)" if output is not None
+                 else "any rows printed are only a part of the result")
+        raise Interrupted(f"interrupted: the query was stopped; the catalog is unchanged, and {where}") from None
 
 
 def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:

@@ -192,7 +192,8 @@ def print_info(info: dict[str, Any]) -> None:
     if info.get("describes"):
         section("Describes", {str(i + 1): p for i, p in enumerate(info["describes"])})
     if info.get("thumbnail_file"):
-        section("Thumbnail", {"file": info["thumbnail_file"]})
+        missing = " (missing: `mediaforge thumbs --missing-only` makes it again)" if info.get("thumbnail_missing") else ""
+        section("Thumbnail", {"file": info["thumbnail_file"] + missing})
     if info["copies"]:
         section("Other copies", {str(i + 1): path_text(b) for i, b in enumerate(info["copies_bytes"])})
     for e in info["errors"]:
@@ -570,13 +571,24 @@ def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, 
     t = Table(title=shown(title), header_style="bold", title_justify="left")
     cols = list(rows[0].keys())
     for c in cols:
-        t.add_column(shown(c), justify="right" if isinstance(rows[0][c], (int, float)) else "left")
+        # Folded, never cut with an ellipsis, where a terminal is too narrow.
+        t.add_column(shown(c), justify="right" if isinstance(rows[0][c], (int, float)) else "left", overflow="fold")
     for r in rows:
         t.add_row(*[shown(human_bytes(r[c]) if c in byte_cols and r[c] is not None else
                           ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
                            else plain(r[c])))
                     for c in cols])
-    out_console.print(t)
+    # Into a file or a pipe the table takes the width it needs (up to 200 columns), not
+    # the 80 rich assumes: a saved report keeps every date and status on one line.
+    if out_console.is_terminal:
+        out_console.print(t)
+        return
+    width = out_console.width
+    out_console.width = max(width, 200)
+    try:
+        out_console.print(t)
+    finally:
+        out_console.width = width
 
 
 def dump_json(obj: Any) -> None:

@@ -11,6 +11,8 @@ before it compares.
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -199,10 +201,23 @@ def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = FI
     return summary
 
 
+def catalog_thumb_size(cat: Catalog) -> int | None:
+    """The long side most of the catalog's thumbnails have (their folder, `<size>/`), or
+    None when it has none."""
+    got = cat.con.sql("SELECT split_part(thumb, '/', 1) AS s, count(*) AS n FROM media WHERE thumb IS NOT NULL "
+                      "GROUP BY s ORDER BY n DESC, s LIMIT 1").fetchall()
+    return int(got[0][0]) if got and got[0][0].isdigit() else None
+
+
 def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
-                on_progress: ProgressFn | None = None) -> ExtractSummary:
+                on_progress: ProgressFn | None = None, size_given: bool = True) -> ExtractSummary:
     """(Re)make thumbnails of extracted contents; with `missing_only`, only those with no
-    thumbnail recorded or whose file is gone from the thumbnail folder."""
+    thumbnail of `config.thumb_size` recorded or whose file is gone from the thumbnail
+    folder. Without `size_given`, `missing_only` makes them at the size most of the
+    catalog's thumbnails have (so one deleted is made again as its neighbours are)."""
+    if missing_only and not size_given:
+        config = dataclasses.replace(config, thumb_size=catalog_thumb_size(cat) or config.thumb_size)
+    size_dir = f"{config.thumb_size}/"
     root = thumbs_root(cat.path)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -214,7 +229,8 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         if not missing_only:
             return rows
         root = thumbs_root(cat.path)
-        keep = [t is None or not (root / t).is_file() for t in rows.column("thumb").to_pylist()]
+        keep = [t is None or not t.startswith(size_dir) or not (root / t).is_file()
+                for t in rows.column("thumb").to_pylist()]
         return rows.filter(pa.array(keep, pa.bool_()))
 
     config = ExtractConfig(meta=False, thumbs=True, fingerprints=False, thumb_size=config.thumb_size,
