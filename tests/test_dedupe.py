@@ -1206,3 +1206,30 @@ def test_tags_of_copies_a_killed_dedupe_removed_reach_the_kept_files(lib, then: 
     source = {r["source"] for r in rows(catalog, "SELECT t.source FROM tags t JOIN files f USING (media_id) "
                                                  "WHERE f.path_bytes = ?", [os.fsencode(root / "a" / "photo.jpg")])}
     assert "dedupe" not in source or then == "dedupe again"
+
+
+def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_trash_and_journals_out(tmp_path: Path) -> None:
+    """`scan ~` with the catalog under ~: the duplicates trashed beside the catalog are
+    not found again as files (nor moved ones, nor dupes to act on again), nor are the
+    journals; a folder of the user's named `trash` beside a catalog that never deduped
+    is scanned as any other."""
+    lib = tmp_path / "home"
+    for d in ("a", "b", "trash"):
+        (lib / d).mkdir(parents=True)
+    data = os.urandom(4096)
+    (lib / "a" / "x.bin").write_bytes(data)
+    (lib / "b" / "x.bin").write_bytes(data)
+    (lib / "trash" / "mine.txt").write_text("the user's own")
+    catalog = lib / "cat.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM files WHERE name = 'mine.txt'") == [{"n": 1}]
+    res = run_cli("dedupe", "--action", "trash", "--keep", "prefix:" + str(lib / "a"), "--apply", "--json",
+                  catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["done"] == 1, res.out + res.err
+    res = run_cli("scan", lib, "--no-meta", "--json", catalog=catalog)
+    got = json.loads(res.out)
+    assert got["new"] == 0 and got["moved"] == 0, res.out
+    assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present' AND "
+                         f"(starts_with(path, '{lib / 'trash'}/') OR starts_with(path, '{lib / 'journal'}/'))") \
+        == [{"n": 0}]  # the user's own file too: the folder is dedupe's now (see docs/cli.md)
+    assert json.loads(run_cli("dupes", "-f", "json", catalog=catalog).out) == []

@@ -1593,7 +1593,14 @@ def test_thumbs_missing_only_keeps_the_catalogs_size_and_info_says_when_a_thumbn
         with Image.open(p) as im:
             sizes.add(im.size)
     assert sizes == {(64, 40)}
-    assert json.loads(run_cli("info", lib / "p1.jpg", "--json", catalog=catalog).out)["thumbnail_missing"] is False
+    assert run_cli("tag", "add", "trip/rome", lib / "p1.jpg", catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Wide", "--smart", "width > height", catalog=catalog).rc == 0
+    got = json.loads(run_cli("info", lib / "p1.jpg", "--json", catalog=catalog).out)
+    assert got["thumbnail_missing"] is False
+    assert [(t["tag"], t["source"]) for t in got["tags"]] == [("trip/rome", "user")]
+    assert got["collections"] == [{"name": "Wide", "kind": "smart"}]
+    text = run_cli("info", lib / "p1.jpg", catalog=catalog).out
+    assert "trip/rome" in text and "Wide" in text
     (lib / "broken.jpg").symlink_to("nowhere.jpg")
     res = run_cli("info", lib / "broken.jpg", catalog=catalog)
     assert res.rc == 3 and f"not in the catalog: {lib / 'broken.jpg'} " in res.err, res.err

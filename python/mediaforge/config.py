@@ -41,13 +41,29 @@ def search_dir(catalog: os.PathLike[str] | str) -> Path:
     return p.with_name(p.stem + ".search")
 
 
+# Beside the catalog, `dedupe --apply` writes its journals here and `--action trash`
+# moves files here.
+JOURNAL_DIR = "journal"
+TRASH_DIR = "trash"
+
+
 def catalog_files(catalog: os.PathLike[str] | str | bytes) -> list[bytes]:
     """The catalog file, its write-ahead log, thumbnail folder and search index, as real
-    absolute paths: what a scan of the folder holding them leaves out."""
+    absolute paths: what a scan of the folder holding them leaves out. So are dedupe's
+    journal and trash folders beside it, once the journal folder holds a dedupe journal
+    (a folder of the user's that happens to be named so is scanned): the files trashed
+    are duplicates put aside, not files found anew."""
     path = Path(os.fsdecode(catalog))
     real = Path(os.path.realpath(path))
-    return [os.fsencode(p) for p in (real, real.with_name(real.name + ".wal"), thumbs_dir(real),
-                                     real.parent / search_dir(path).name)]
+    out = [real, real.with_name(real.name + ".wal"), thumbs_dir(real), real.parent / search_dir(path).name]
+    journal = real.parent / JOURNAL_DIR
+    try:
+        ours = journal.is_dir() and any(journal.glob("dedupe-*.jsonl"))
+    except OSError:
+        ours = False
+    if ours:
+        out += [journal, real.parent / TRASH_DIR]
+    return [os.fsencode(p) for p in out]
 
 
 MAX_THREADS = 1024  # threads, or worker processes for extraction: more is a typo, not a machine

@@ -378,9 +378,16 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
             FROM files f JOIN exif e ON e.blake3 = f.blake3
             WHERE f.status = 'present' AND e.model IS NOT NULL
             GROUP BY ALL ORDER BY files DESC, camera LIMIT ?""", [top]),
-        "by_year": _rows(cat, f"""
-            SELECT year(m.taken_at) AS year, count(*) AS files, sum(f.size) AS bytes
-            FROM {_PRESENT_MEDIA} AND m.taken_at IS NOT NULL GROUP BY ALL ORDER BY year"""),
+        # Pictures and videos by the year they were taken, their own date first, else a
+        # linked sidecar's (as `library.taken_at`); the sidecars are not counted themselves.
+        "by_year": _rows(cat, """
+            SELECT year(coalesce(m.taken_at, sd.taken_at)) AS year, count(*) AS files, sum(f.size) AS bytes
+            FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
+            LEFT JOIN (SELECT l.media_id, min(s.taken_at) AS taken_at FROM sidecar_links l
+                       JOIN sidecars s ON s.blake3 = l.sidecar_blake3 GROUP BY l.media_id) sd ON sd.media_id = f.media_id
+            WHERE f.status = 'present' AND f.kind IN ('image', 'raw', 'video')
+              AND coalesce(m.taken_at, sd.taken_at) IS NOT NULL
+            GROUP BY ALL ORDER BY year"""),
         # `without_fingerprint`: extracted with --no-fingerprints and not fingerprinted since,
         # or no fingerprint could be made (a flat picture: see meta_errors).
         "extraction": _rows(cat, f"""
@@ -391,6 +398,21 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
             FROM media m WHERE m.blake3 IN (SELECT blake3 FROM files WHERE status = 'present')
             GROUP BY ALL ORDER BY kind, status"""),
     }
+
+
+def _smart_of(cat: Catalog, media_id: Any) -> list[dict[str, Any]]:
+    """The smart collections whose condition the file's `library` row matches now (one
+    whose condition fails on this catalog is left out, as `collection list` shows it)."""
+    from ..organise.search import smart_collections
+
+    out = []
+    for name, pred in smart_collections(cat):
+        try:
+            if cat.con.execute(f"SELECT 1 FROM library WHERE media_id = ? AND ({pred}\n)", [media_id]).fetchall():
+                out.append({"name": name, "kind": "smart"})
+        except duckdb.Error:
+            continue
+    return out
 
 
 def file_info(cat: Catalog, path_bytes: bytes) -> dict[str, Any] | None:
@@ -426,6 +448,13 @@ def file_info(cat: Catalog, path_bytes: bytes) -> dict[str, Any] | None:
     info["sidecar"] = parsed[0] if parsed else None
     info["describes"] = [r["path"] for r in _rows(
         cat, "SELECT path FROM sidecar_links WHERE sidecar_id = ? ORDER BY path", [found[0]["media_id"]])]
+    # What the user attached to it: tags (with where each came from), the manual
+    # collections it is in, and the smart ones its row matches now.
+    mid = found[0]["media_id"]
+    info["tags"] = _rows(cat, "SELECT tag, source, added_at FROM tags WHERE media_id = ? ORDER BY tag", [mid])
+    info["collections"] = _rows(cat, """
+        SELECT c.name, c.kind FROM collection_items i JOIN collections c USING (collection_id)
+        WHERE i.media_id = ? ORDER BY c.name""", [mid]) + _smart_of(cat, mid)
     info["errors"] = _rows(cat, """
         SELECT 'extract' AS step, stage, message, logged_at FROM meta_errors WHERE blake3 = ?
         UNION ALL

@@ -19,7 +19,7 @@ import typer
 # The catalog, meta and scan packages load DuckDB, pyarrow and Pillow on first use, so a
 # command is running (a scan is walking) before they are loaded.
 from .. import __version__, catalog, meta
-from ..config import MAX_THREADS, catalog_path, check_timeout, default_catalog_path
+from ..config import JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_timeout, default_catalog_path
 from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
                       PathNotFoundError, first_line, is_text, path_text)
 from ..scan.launch import ScanConfig, claim_walk
@@ -220,7 +220,7 @@ class IndexBehind(PathIOError):
 
 def _carry_unfinished(cat: Catalog, catalog_path: Path) -> list[str]:
     """`dedupe.carry_unfinished` for the dedupe journals beside the catalog, if any."""
-    journals = Path(catalog_path).resolve().parent / "journal"
+    journals = Path(catalog_path).resolve().parent / JOURNAL_DIR
     if not journals.is_dir():
         return []
     from ..dupes.dedupe import carry_unfinished
@@ -699,8 +699,11 @@ def dedupe_cmd(
             return
         for s in plan.steps:
             print(f"[{s.group}] keep {path_text(s.keep)}\n      {action} {path_text(s.victim)}")
+        # Moved files free their space only where they go: the trash once emptied, or
+        # another disk.
+        where = {"trash": " once the trash folder is emptied", "move-to": " from this disk if DIR is on another"}
         print(f"dry run: {render.counted(len(steps), 'file')} would be {DONE.get(action, action)}, "
-              f"{render.human_bytes(plan.reclaimable)} reclaimed; add --apply to do it")
+              f"{render.human_bytes(plan.reclaimable)} reclaimed{where.get(action, '')}; add --apply to do it")
         return
     if not plan.steps:  # no journal, no trash folder, no undo command for nothing
         if as_json:
@@ -717,7 +720,7 @@ def dedupe_cmd(
         with open_catalog(g.catalog) as cat:
             replayed = _carry_unfinished(cat, g.catalog)  # an earlier dedupe killed before its carry-over
             with render.ExtractProgressBar(not g.quiet and sys.stderr.isatty(), "dedupe", "skipped") as bar:
-                out = apply(plan, root / "journal", root / "trash", bar.step)
+                out = apply(plan, root / JOURNAL_DIR, root / TRASH_DIR, bar.step)
             from .organise import IndexFollows
 
             follow = IndexFollows(cat, g.catalog) if has_carry(cat, out) or replayed else None
@@ -815,6 +818,9 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> 
         print(f"skipped {p}: {why}")
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
           + (f" ({out.already} restored by an earlier undo)" if out.already else "") + f"; journal {out.journal}")
+    if verb == "trashed":
+        print(f"the space comes back once you delete {Path(out.journal).parent.parent / TRASH_DIR} (or its dated "
+              "folders): it is not your desktop's Trash, and nothing empties it for you")
     if verb != "restored":
         print(f"undo with: mediaforge dedupe --undo {out.journal}; rescan to update the catalog")
     if out.interrupted:

@@ -186,6 +186,10 @@ def print_info(info: dict[str, Any]) -> None:
         section(f"Stream {s['stream_index']} ({s['type']})", s)
     section("Audio tags", info["audio_tags"])
     section("EXIF", info["exif"])
+    if info.get("tags"):
+        section("Tags", {t["tag"]: t["source"] for t in info["tags"]})
+    if info.get("collections"):
+        section("Collections", {c["name"]: c["kind"] for c in info["collections"]})
     for s in info["sidecars"]:
         section("Sidecar", s)
     section("Sidecar contents", info.get("sidecar"))
