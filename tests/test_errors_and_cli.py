@@ -593,6 +593,12 @@ def test_query_parquet_output(cataloged: MediaTree, catalog_path: Path, tmp_path
     assert t.column_names == ["path_bytes", "size", "blake3", "kind"]
     assert {bytes(b): s for b, s in zip(t["path_bytes"].to_pylist(), t["size"].to_pylist())} == {
         p: len(d) for p, d in cataloged.content.items()}
+    # Without --format, a file gets what its name ends with: no CSV in a `.parquet`.
+    for name, read in (("n.parquet", lambda p: pq.read_table(p).num_rows), ("n.json", lambda p: len(json.loads(p.read_text()))),
+                       ("n.txt", lambda p: len(p.read_text().splitlines()) - 1)):
+        res = run_cli("query", "SELECT kind FROM files", "-o", tmp_path / name, catalog=catalog_path)
+        assert res.rc == 0, res.err
+        assert read(tmp_path / name) == len(cataloged.content), name
 
 
 def test_query_results_stream_in_batches(cataloged: MediaTree, catalog_path: Path, tmp_path: Path) -> None:

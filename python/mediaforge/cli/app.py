@@ -484,6 +484,8 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
     if output is None:
         (render.write_json if fmt is Format.json else render.write_csv)(table, sys.stdout)
         return
+    if fmt is Format.table:  # no table is drawn into a file: what its name says, else CSV
+        fmt = {".parquet": Format.parquet, ".json": Format.json}.get(Path(output).suffix.lower(), Format.csv)
     fd = _descriptor(output)
     target = os.fsencode(os.path.realpath(output))
     try:
