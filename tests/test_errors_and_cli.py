@@ -342,7 +342,7 @@ def cataloged_tmp(media_tree: MediaTree, tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "sql",
     ["SELEC * FROM files", "SELECT no_such_column FROM files", "SELECT * FROM no_such_table",
-     "DELETE FROM files", "DROP TABLE files", "",
+     "DELETE FROM files", "DROP TABLE files",
      # The catalog opened again for writing behind the read-only connection's back.
      "ATTACH ':memory:' AS m (READ_WRITE); USE m; DETACH {alias}; ATTACH '{catalog}' AS w (READ_WRITE); "
      "DROP TABLE w.tags; SELECT 'dropped'",
