@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+import forkserver
+
 # --------------------------------------------------------------------------------------
 # Real media, made once per session with real encoders and kept as bytes.
 # --------------------------------------------------------------------------------------
@@ -333,9 +335,13 @@ def run_cli(*args: str | os.PathLike | bytes, catalog: Path | None = None, timeo
             **popen: object) -> CliResult:
     """Run `mediaforge ARGS...` in a subprocess; return (rc, stdout, stderr)."""
     env = popen.pop("env", None) or cli_env(catalog)
-    p = subprocess.run(cli_cmd(*args), capture_output=True, timeout=timeout, env=env,
-                       **popen)  # type: ignore[call-overload]
-    return CliResult(p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"))
+    if set(popen) <= {"cwd"}:  # through the fork server (see forkserver.py) where it can
+        rc, out, err = forkserver.run(cli_cmd(*args), env, timeout, popen.get("cwd"), cli_env())  # type: ignore[arg-type]
+    else:
+        p = subprocess.run(cli_cmd(*args), capture_output=True, timeout=timeout, env=env,
+                           **popen)  # type: ignore[call-overload]
+        rc, out, err = p.returncode, p.stdout, p.stderr
+    return CliResult(rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
 
 def assert_one_line_error(err: str, *fragments: str) -> None:
