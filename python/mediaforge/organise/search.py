@@ -327,51 +327,6 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
     return result
 
 
-def _words(query: str) -> list[tuple[str, str, str | None]]:
-    """The query's words as the core's lexer reads them: split on whitespace outside
-    double quotes, quotes taken out, `\\"` and `\\\\` a quote and a backslash of the word.
-    Each is (its text as typed, its value, its filter key or None); a word is a filter
-    when a colon outside quotes follows a key of letters alone."""
-    out: list[tuple[str, str, str | None]] = []
-    raw: list[str] = []
-    word: list[str] = []
-    colon: int | None = None
-    inside = False
-    i = 0
-    while i < len(query):
-        c = query[i]
-        if c == "\\" and query[i + 1:i + 2] in ('"', "\\"):
-            raw.append(query[i:i + 2])
-            word.append(query[i + 1])
-            i += 2
-            continue
-        i += 1
-        if c == '"':
-            inside = not inside
-            raw.append(c)
-        elif c.isspace() and not inside:
-            if raw:
-                out.append(_word(raw, word, colon))
-                raw, word, colon = [], [], None
-        else:
-            if c == ":" and not inside and colon is None:
-                colon = len(word)
-            raw.append(c)
-            word.append(c)
-    if inside:
-        raise InvalidInputError('a quote in the search is not closed: close it, or write \\" for a quote in a word')
-    if raw:
-        out.append(_word(raw, word, colon))
-    return out
-
-
-def _word(raw: list[str], word: list[str], colon: int | None) -> tuple[str, str, str | None]:
-    text = "".join(word)
-    if colon is not None and colon > 0 and text[:colon].isascii() and text[:colon].isalpha():
-        return "".join(raw), text[colon + 1:].strip(), text[:colon].lower()
-    return "".join(raw), text, None
-
-
 def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.Table:
     """Ranked results: score, path, kind, year, tags, media_id, path_raw (the exact bytes
     of a path that is not valid UTF-8, else null)."""
@@ -381,7 +336,7 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError("empty search: give words and/or filters, e.g. \"paris 2019 kind:image\"")
     if limit < 1:
         raise InvalidInputError("--limit must be at least 1")
-    words = _words(query)
+    words = _core.search_words(query)  # (as typed, value, key): the index's own reading
     for _, value, key in words:
         if key in ("kind", "collection") and not value:
             raise InvalidInputError(f"filter {key}: needs a value")

@@ -770,49 +770,73 @@ impl Parsed {
     }
 }
 
+/// One word of a search query, as typed and as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryWord {
+    /// The word as typed, quotes and escapes kept (`collection:"Say \"hi\""`): joined
+    /// with spaces, such words are a query that reads the same.
+    pub raw: String,
+    /// The filter's key, lowercased, when the word is `key:value`: a colon outside quotes
+    /// follows a key of ASCII letters alone.
+    pub key: Option<String>,
+    /// The filter's value, or the plain word, quotes out, escapes resolved, trimmed.
+    pub value: String,
+}
+
 /// Split on whitespace outside double quotes; quotes go, and `\"` and `\\` are a quote
-/// and a backslash that belong to the word (`collection:"Say \"hi\""`). Each word comes
-/// with the byte offset of its first colon outside quotes, which makes it a `key:value`
-/// filter. A quote left open is an error: what it was to hold is unclear.
-fn lex(query: &str) -> Result<Vec<(String, Option<usize>)>> {
+/// and a backslash that belong to the word (`collection:"Say \"hi\""`). A word whose
+/// first colon outside quotes follows a key of letters is a `key:value` filter. A quote
+/// left open is an error: what it was to hold is unclear.
+pub fn query_words(query: &str) -> Result<Vec<QueryWord>> {
+    fn finish(raw: &str, word: &str, colon: Option<usize>) -> QueryWord {
+        let filter = colon
+            .map(|i| (&word[..i], &word[i + 1..]))
+            .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphabetic()));
+        let (key, value) = match filter {
+            Some((k, v)) => (Some(k.to_ascii_lowercase()), v),
+            None => (None, word),
+        };
+        QueryWord {
+            raw: raw.to_string(),
+            key,
+            value: value.trim().to_string(),
+        }
+    }
     let mut out = Vec::new();
     let mut word = String::new();
     let mut colon = None;
     let mut quoted = false;
-    let mut started = false;
-    let mut chars = query.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut start: Option<usize> = None;
+    let mut chars = query.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
         match c {
-            '\\' if matches!(chars.peek(), Some('"' | '\\')) => {
-                word.extend(chars.next());
-                started = true;
-            }
-            '"' => {
-                quoted = !quoted;
-                started = true;
-            }
             c if c.is_whitespace() && !quoted => {
-                if started {
-                    out.push((std::mem::take(&mut word), colon.take()));
-                    started = false;
+                if let Some(s) = start.take() {
+                    out.push(finish(&query[s..at], &word, colon.take()));
+                    word.clear();
                 }
+                continue;
             }
+            '\\' if matches!(chars.peek(), Some((_, '"' | '\\'))) => {
+                word.extend(chars.next().map(|(_, c)| c));
+            }
+            '"' => quoted = !quoted,
             c => {
                 if c == ':' && !quoted && colon.is_none() {
                     colon = Some(word.len());
                 }
                 word.push(c);
-                started = true;
             }
         }
+        start.get_or_insert(at);
     }
     if quoted {
         return Err(Error::InvalidInput(
             "a quote in the search is not closed: close it, or write \\\" for a quote in a word".into(),
         ));
     }
-    if started {
-        out.push((word, colon));
+    if let Some(s) = start {
+        out.push(finish(&query[s..], &word, colon));
     }
     Ok(out)
 }
@@ -850,22 +874,19 @@ fn parse_year(v: &str) -> Result<(Option<i32>, Option<i32>)> {
 }
 
 fn parse(query: &str) -> Result<Parsed> {
-    let words = lex(query)?;
-    if words.iter().all(|(w, _)| w.trim().is_empty()) {
+    let words = query_words(query)?;
+    if words.iter().all(|w| w.key.is_none() && w.value.is_empty()) {
         return Err(Error::InvalidInput("empty search query".into()));
     }
     let mut p = Parsed::default();
-    for (word, colon) in words {
-        let filter = colon
-            .map(|i| (&word[..i], word[i + 1..].trim()))
-            .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphabetic()));
-        let Some((key, value)) = filter else {
-            if !word.trim().is_empty() {
-                p.words.push(word.trim().to_string());
+    for QueryWord { key, value, .. } in words {
+        let Some(key) = key else {
+            if !value.is_empty() {
+                p.words.push(value);
             }
             continue;
         };
-        let key = key.to_ascii_lowercase();
+        let value = value.as_str();
         if !matches!(key.as_str(), "kind" | "ext" | "year" | "tag" | "collection") {
             return Err(Error::InvalidInput(format!(
                 "unknown filter {key}: use kind, ext, year, tag or collection (a word with a colon in it goes in \
@@ -1198,6 +1219,35 @@ mod tests {
         ] {
             assert_eq!(ids(&index, q), ["q"], "{q}");
         }
+    }
+
+    #[test]
+    fn query_words_keep_what_was_typed_and_read_keys_and_values() {
+        let q = "  paris\tcollection:\"Say \\\"hi\\\"\"  KIND:image \"a b\" http://x tag:back\\\\slash 2:30 :x \"\" ";
+        let got = query_words(q).unwrap();
+        let seen: Vec<(&str, Option<&str>, &str)> = got
+            .iter()
+            .map(|w| (w.raw.as_str(), w.key.as_deref(), w.value.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("paris", None, "paris"),
+                ("collection:\"Say \\\"hi\\\"\"", Some("collection"), "Say \"hi\""),
+                ("KIND:image", Some("kind"), "image"),
+                ("\"a b\"", None, "a b"),
+                ("http://x", Some("http"), "//x"),
+                ("tag:back\\\\slash", Some("tag"), "back\\slash"),
+                ("2:30", None, "2:30"),
+                (":x", None, ":x"),
+                ("\"\"", None, ""),
+            ]
+        );
+        // The words as typed, joined, read the same.
+        let again = got.iter().map(|w| w.raw.as_str()).collect::<Vec<_>>().join(" ");
+        assert_eq!(query_words(&again).unwrap(), got);
+        assert!(query_words("tag:\"open").is_err());
+        assert!(query_words("   ").unwrap().is_empty());
     }
 
     #[test]

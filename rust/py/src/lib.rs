@@ -372,6 +372,13 @@ fn hash_bytes(data: &[u8]) -> String {
     mediaforge_core::hash::hash_bytes(data).to_hex()
 }
 
+/// A search query's words as the index reads them: (as typed, value, filter key or None).
+#[pyfunction]
+fn search_words(py: Python<'_>, query: &str) -> PyResult<Vec<(String, String, Option<String>)>> {
+    let words = search::query_words(query).map_err(|e| to_py_err(py, e))?;
+    Ok(words.into_iter().map(|w| (w.raw, w.value, w.key)).collect())
+}
+
 /// Kind and MIME of a file name and (optionally) its first bytes.
 #[pyfunction]
 #[pyo3(signature = (name, head=None))]
@@ -693,6 +700,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SearchIndex>()?;
     m.add_function(wrap_pyfunction!(hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(hash_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(search_words, m)?)?;
     m.add_function(wrap_pyfunction!(classify, m)?)?;
     m.add_function(wrap_pyfunction!(image_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_luma_eighth, m)?)?;
