@@ -14,6 +14,11 @@ whose Python, locale or language settings differ from the server's (those shape 
 interpreter's own start-up), `subprocess` options other than `cwd`, and every call when
 MEDIAFORGE_TEST_FORK=0. Tests that signal a command, watch its start-up or give it a
 terminal start it themselves with `cli_cmd` and never come here.
+
+What a fork cannot undo: it has the server's string hash seed (each server run draws its
+own), so a test of output order across runs starts its commands with `cli_cmd`; and the
+libraries above are loaded before the command imports them, so run the suite with
+MEDIAFORGE_TEST_FORK=0 after changing what the command line imports.
 """
 
 from __future__ import annotations
@@ -24,15 +29,18 @@ import pickle
 import re
 import socket
 import struct
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 # Environment variables read while the interpreter starts (encodings, buffering, paths,
-# hash seed ...): a call that sets them differently from the server gets a real process.
-_STARTUP_ENV = re.compile(rb"^(PYTHON|LC_|LANG$|LANGUAGE$)")
+# hash seed ...) or while the preloaded libraries load (time zone, allocators, typer's
+# switches): a call that sets them differently from the server gets a real process.
+_STARTUP_ENV = re.compile(rb"^(PYTHON|LC_|LANG$|LANGUAGE$|TZ$|ARROW_|MIMALLOC_|JE_|OMP_|_?TYPER_)")
 _MAX_REQUEST = 64 * 1024
 
 # What the server runs. It loads the command line's libraries (pyarrow as the command line
@@ -41,7 +49,7 @@ _MAX_REQUEST = 64 * 1024
 # whose descriptor it is given. A fork leaves the loop and runs the command at the top
 # level, so the command's SystemExit ends it as it ends any interpreter.
 _SERVER = r"""
-import importlib.util, os, pickle, runpy, socket, struct, sys, threading
+import importlib.util, io, os, pickle, runpy, signal, socket, struct, sys, threading, warnings
 
 spec = importlib.util.spec_from_file_location("_mf_arrowload", sys.argv[2])
 arrowload = importlib.util.module_from_spec(spec)
@@ -49,16 +57,11 @@ spec.loader.exec_module(arrowload)
 arrowload.install()
 import pyarrow, pyarrow.lib
 sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, arrowload._WithoutNumpy)]
-for name in ("duckdb", "typer", "typer.main", "rich.console", "rich.progress", "rich.table", "rich.markup",
-             "PIL.Image", "shellingham", "inspect", "dataclasses", "decimal", "json", "csv", "uuid", "difflib",
-             "tempfile", "zipfile", "logging", "subprocess", "multiprocessing.connection", "xml.etree.ElementTree",
-             "importlib.metadata"):
-    try:
-        __import__(name)
-    except ImportError:
-        pass
+for name in ("duckdb", "typer", "typer.main", "rich.console", "rich.progress", "rich.table", "rich.markup"):
+    __import__(name)
 
 ctl = socket.socket(fileno=int(sys.argv[1]))
+live = set()  # this side of the requests whose commands still run
 
 
 def reap(pid, conn):
@@ -67,6 +70,7 @@ def reap(pid, conn):
         conn.sendall(struct.pack("!i", os.waitstatus_to_exitcode(status)))
     except OSError:
         pass
+    live.discard(conn)
     conn.close()
 
 
@@ -76,14 +80,20 @@ def serve():
         if not msg:  # the test process is gone
             os._exit(0)
         conn = socket.socket(fileno=fds[0])
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python 3.12+ warns of pyarrow's allocator thread
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
             ctl.close()
-            conn.close()
+            for c in (conn, *live):
+                c.close()
             return pickle.loads(msg), fds[1:]
         for fd in fds[1:]:
             os.close(fd)
-        conn.sendall(struct.pack("!i", pid))
+        pidfd = os.pidfd_open(pid)  # for the caller to kill it with, and never another process
+        socket.send_fds(conn, [struct.pack("!i", pid)], [pidfd])
+        os.close(pidfd)
+        live.add(conn)
         threading.Thread(target=reap, args=(pid, conn), daemon=True).start()
 
 
@@ -93,6 +103,15 @@ for target, fd in enumerate(fds):
 for fd in set(fds):
     if fd > 2:
         os.close(fd)
+# Standard streams as a fresh interpreter makes them over these descriptors (the server's
+# were made over others, and remember whether those could seek).
+for fd, name in enumerate(("stdin", "stdout", "stderr")):
+    old = getattr(sys, name)
+    raw = io.FileIO(fd, "rb" if fd == 0 else "wb", closefd=False)
+    buf = raw if fd and old.write_through else (io.BufferedReader if fd == 0 else io.BufferedWriter)(raw)
+    new = io.TextIOWrapper(buf, old.encoding, old.errors, "\n", old.line_buffering, old.write_through)
+    setattr(sys, name, new)
+    setattr(sys, f"__{name}__", new)
 os.umask(req["umask"])
 os.chdir(req["cwd"])
 os.environ.clear()
@@ -113,9 +132,12 @@ class _Server:
             import mediaforge
 
             arrowload = Path(mediaforge.__file__).parent / "_arrowload.py"
+        # Its own messages (a failed start) go to a log, not into some test's captured stderr.
+        self.log = tempfile.NamedTemporaryFile(prefix="mediaforge-forkserver-", suffix=".log")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _SERVER, str(theirs.fileno()), str(arrowload)],
             pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=self.log,
         )
         theirs.close()
         self.ctl = ours
@@ -127,12 +149,14 @@ class _Server:
         return self.proc.poll() is None and self.startup_env == {
             k: v for k, v in env.items() if _STARTUP_ENV.match(k)}
 
+    def gone(self) -> ConnectionError:
+        self.log.seek(0)
+        return ConnectionError(f"the test fork server is gone: {self.log.read().decode(errors='replace')[-2000:]}")
+
     def run(self, args: list[bytes], env: dict[bytes, bytes], cwd: bytes, timeout: float | None,
             cmd: list) -> tuple[int, bytes, bytes] | None:
         """Run the command in a fork; None when the request could not be made."""
-        umask = os.umask(0)
-        os.umask(umask)
-        msg = pickle.dumps({"args": args, "env": env, "cwd": cwd, "umask": umask})
+        msg = pickle.dumps({"args": args, "env": env, "cwd": cwd, "umask": _umask()})
         if len(msg) > _MAX_REQUEST:
             return None
         mine, its = socket.socketpair()
@@ -155,26 +179,51 @@ class _Server:
         its.close()
         os.close(out_w)
         os.close(err_w)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
+        readers = [threading.Thread(target=_drain, args=(fd, buf), daemon=True)
+                   for fd, buf in ((out_r, out), (err_r, err))]
+        for t in readers:
+            t.start()
         with mine:
-            pid = struct.unpack("!i", _recv_exact(mine, 4))[0]
-            out, err = bytearray(), bytearray()
-            readers = [threading.Thread(target=_drain, args=(fd, buf), daemon=True)
-                       for fd, buf in ((out_r, out), (err_r, err))]
-            for t in readers:
-                t.start()
-            deadline = None if timeout is None else time.monotonic() + timeout
-            for t in readers:
-                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                if t.is_alive():  # as subprocess.run does: kill the command, keep its output
+            try:
+                got, fds, _, _ = socket.recv_fds(mine, 4, 1)
+            except OSError:
+                got, fds = b"", []
+            if len(got) != 4 or len(fds) != 1:
+                raise self.gone()
+            pidfd = fds[0]
+            try:
+                for t in readers:
+                    t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                mine.settimeout(None if deadline is None else max(0.01, deadline - time.monotonic()))
+                try:
+                    rc: int | None = struct.unpack("!i", _recv_exact(mine, 4, self))[0]
+                except TimeoutError:
+                    rc = None
+                if rc is None or any(t.is_alive() for t in readers):
+                    # Past the timeout, as subprocess.run sees it (the command, or a process
+                    # it started, still holds its output): kill the command, through its
+                    # pidfd so never a process that took its pid since; keep what it wrote.
                     try:
-                        os.kill(pid, 9)
+                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-                    for r in readers:
-                        r.join(5)
+                    for t in readers:
+                        t.join(0.5)
                     raise subprocess.TimeoutExpired(cmd, timeout, bytes(out), bytes(err))
-            rc = struct.unpack("!i", _recv_exact(mine, 4))[0]
+            finally:
+                os.close(pidfd)
         return rc, bytes(out), bytes(err)
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (which another thread would see)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    raise OSError("no Umask in /proc/self/status")
 
 
 def _is_open(fd: int) -> bool:
@@ -185,12 +234,12 @@ def _is_open(fd: int) -> bool:
     return True
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _recv_exact(sock: socket.socket, n: int, server: _Server) -> bytes:
     data = b""
     while len(data) < n:
         chunk = sock.recv(n - len(data))
         if not chunk:
-            raise ConnectionError("the test fork server is gone")
+            raise server.gone()
         data += chunk
     return data
 
@@ -233,7 +282,7 @@ def run(cmd: list, env: dict[str, str], timeout: float | None, cwd: os.PathLike 
     if cmd[1:3] == ["-m", "mediaforge"] and os.environ.get("MEDIAFORGE_TEST_FORK", "1") != "0":
         benv = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
         server = _get_server(base_env)
-        if server is not None and server.serves(benv):
+        if server is not None and server.serves(benv) and os.path.isdir(cwd or "."):
             got = server.run([os.fsencode(a) for a in cmd[3:]], benv, os.fsencode(os.path.abspath(cwd or ".")),
                              timeout, cmd)
             if got is not None:

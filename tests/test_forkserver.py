@@ -53,3 +53,32 @@ def test_a_command_past_its_timeout_is_killed_as_subprocess_would(tmp_path: Path
     sql = "SELECT count(*) FROM range(1000000000000) a"
     with pytest.raises(subprocess.TimeoutExpired):
         forkserver.run(cli_cmd("query", sql), env, 3, tmp_path, cli_env())
+
+
+def test_commands_run_side_by_side_keep_their_own_output_and_codes(tmp_path: Path) -> None:
+    import threading
+
+    env = cli_env(tmp_path / "c.duckdb")
+    (tmp_path / "empty").mkdir()
+    assert forkserver.run(cli_cmd("scan", tmp_path / "empty"), env, 60, tmp_path, cli_env())[0] == 0
+    got: dict[int, tuple] = {}
+
+    def one(i: int) -> None:
+        sql = f"SELECT {i} AS n" if i % 2 else f"SELECT * FROM no_table_{i}"
+        got[i] = forkserver.run(cli_cmd("query", sql, "-f", "csv"), env, 60, tmp_path, cli_env())
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (rc, out, err) in got.items():
+        if i % 2:
+            assert (rc, out, err) == (0, f"n\n{i}\n".encode(), b""), (i, err)
+        else:
+            assert rc == 6 and f"no_table_{i}".encode() in err, (i, err)
+
+
+def test_a_folder_that_is_not_there_fails_as_subprocess_would(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        forkserver.run(cli_cmd("stats"), cli_env(tmp_path / "c.duckdb"), 60, tmp_path / "gone", cli_env())
