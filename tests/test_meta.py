@@ -1565,6 +1565,27 @@ def test_a_rewrite_that_put_the_mtime_back_is_not_read_as_the_content_the_scan_h
     assert json.loads(res.out)["changed"] == 2, res.out
 
 
+def test_scans_after_thumbs_size_make_new_thumbnails_at_that_size(tmp_path: Path) -> None:
+    """Once `thumbs --size` remade the catalog's thumbnails, later scans and `meta` make
+    new ones at that size, not the default; a size given to them still wins."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(320, 200, 1).save(lib / "p0.jpg", quality=90)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("thumbs", "--size", "100", catalog=catalog).rc == 0
+    media_corpus.picture(320, 200, 2).save(lib / "p1.jpg", quality=90)
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    media_corpus.picture(320, 200, 3).save(lib / "p2.jpg", quality=90)
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    assert run_cli("meta", catalog=catalog).rc == 0
+    media_corpus.picture(320, 200, 4).save(lib / "p3.jpg", quality=90)
+    assert run_cli("scan", lib, "--thumb-size", "64", catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT f.name, m.thumb_width FROM files f JOIN media m USING (blake3) ORDER BY f.name")
+    assert [(r["name"], r["thumb_width"]) for r in got] == [("p0.jpg", 100), ("p1.jpg", 100), ("p2.jpg", 100),
+                                                           ("p3.jpg", 64)]
+
+
 def test_thumbs_missing_only_keeps_the_catalogs_size_and_info_says_when_a_thumbnail_is_gone(tmp_path: Path) -> None:
     """`thumbs --missing-only` remakes a deleted thumbnail at the size its neighbours have
     (not the default), `--missing-only --size` remakes those of another size; `info`

@@ -120,6 +120,9 @@ def _globals(ctx: typer.Context) -> Globals:
 NoFingerprints = Annotated[bool, typer.Option(
     "--no-fingerprints", help="Metadata only: no near-duplicate fingerprints (made later by `meta` or "
                               "`dupes --similar`).")]
+ThumbSize = Annotated[Optional[int], typer.Option(
+    "--thumb-size", help="Thumbnail long side in px [default: the size most of the catalog's thumbnails have, "
+                         "else 256].", show_default=False)]
 
 
 @command("scan")
@@ -141,7 +144,7 @@ def scan_cmd(
     no_meta: Annotated[bool, typer.Option("--no-meta", help="Skip metadata extraction (and thumbnails).")] = False,
     no_thumbs: Annotated[bool, typer.Option("--no-thumbs", help="Extract metadata but make no thumbnails.")] = False,
     no_fingerprints: NoFingerprints = False,
-    thumb_size: Annotated[int, typer.Option("--thumb-size", help="Thumbnail long side in px.")] = 256,
+    thumb_size: ThumbSize = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file for extraction.")] = 30.0,
     retry_failed: Annotated[bool, typer.Option("--retry-failed",
                                                help="Extract again files that failed or timed out before.")] = False,
@@ -272,7 +275,7 @@ def meta_cmd(
     ctx: typer.Context,
     no_thumbs: Annotated[bool, typer.Option("--no-thumbs", help="Extract metadata but make no thumbnails.")] = False,
     no_fingerprints: NoFingerprints = False,
-    thumb_size: Annotated[int, typer.Option("--thumb-size", help="Thumbnail long side in px.")] = 256,
+    thumb_size: ThumbSize = None,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
@@ -323,19 +326,18 @@ def thumbs_cmd(
     missing_only: Annotated[bool, typer.Option("--missing-only",
                                                help="Only contents with no thumbnail file yet.")] = False,
     size: Annotated[Optional[int], typer.Option(
-        "--size", help="Thumbnail long side in px [default: 256; with --missing-only, the size most thumbnails "
-                       "have].", show_default=False)] = None,
+        "--size", help="Thumbnail long side in px [default: the size most of the catalog's thumbnails have, "
+                       "else 256].", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Make thumbnails again (all of them, or only the missing ones)."""
-    config = meta.ExtractConfig(workers=threads, timeout=timeout,
-                                **({"thumb_size": size} if size is not None else {}))
+    config = meta.ExtractConfig(workers=threads, timeout=timeout, thumb_size=size)
     _run_extraction(ctx, "thumbs", "thumbnails",
                     lambda cat, progress: meta.make_thumbs(cat, config, missing_only=missing_only,
-                                                           on_progress=progress, size_given=size is not None),
+                                                           on_progress=progress),
                     threads, as_json)
 
 

@@ -38,7 +38,9 @@ class ExtractConfig:
     meta: bool = True
     thumbs: bool = True
     fingerprints: bool = True
-    thumb_size: int = DEFAULT_SIZE
+    # None: the size most of the catalog's thumbnails have (DEFAULT_SIZE for a catalog with
+    # none), so thumbnails made later match those made before at another size.
+    thumb_size: int | None = None
     workers: int | None = None
     timeout: float = 30.0
     retry_failed: bool = False
@@ -46,7 +48,7 @@ class ExtractConfig:
     flush_seconds: float = 2.0
 
     def __post_init__(self) -> None:
-        if not 16 <= self.thumb_size <= 2048:
+        if self.thumb_size is not None and not 16 <= self.thumb_size <= 2048:
             raise InvalidInputError(f"thumbnail size must be 16 to 2048 px, got {self.thumb_size}")
         check_timeout(self.timeout)
 
@@ -128,6 +130,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     rows = None if prestart else select()
     if rows is not None and rows.num_rows == 0:
         return ExtractSummary(0, 0, 0, 0, 0, 0, 0, 0, time.monotonic() - started)
+    config = sized(cat, config)
     pool = WorkerPool(worker_count(config.workers), config.timeout)
     try:
         with pool:
@@ -209,14 +212,21 @@ def catalog_thumb_size(cat: Catalog) -> int | None:
     return int(got[0][0]) if got and got[0][0].isdigit() else None
 
 
+def sized(cat: Catalog, config: ExtractConfig) -> ExtractConfig:
+    """`config` with its thumbnail size settled: as given, else the size most of the
+    catalog's thumbnails have, else DEFAULT_SIZE."""
+    if config.thumb_size is not None:
+        return config
+    return dataclasses.replace(config, thumb_size=catalog_thumb_size(cat) or DEFAULT_SIZE)
+
+
 def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
-                on_progress: ProgressFn | None = None, size_given: bool = True) -> ExtractSummary:
+                on_progress: ProgressFn | None = None) -> ExtractSummary:
     """(Re)make thumbnails of extracted contents; with `missing_only`, only those with no
-    thumbnail of `config.thumb_size` recorded or whose file is gone from the thumbnail
-    folder. Without `size_given`, `missing_only` makes them at the size most of the
-    catalog's thumbnails have (so one deleted is made again as its neighbours are)."""
-    if missing_only and not size_given:
-        config = dataclasses.replace(config, thumb_size=catalog_thumb_size(cat) or config.thumb_size)
+    thumbnail of the size recorded or whose file is gone from the thumbnail folder. With
+    no size in `config`, at the size most of the catalog's thumbnails have (so one deleted
+    is made again as its neighbours are)."""
+    config = sized(cat, config)
     size_dir = f"{config.thumb_size}/"
     root = thumbs_root(cat.path)
     try:
