@@ -256,12 +256,10 @@ _server: _Server | None = None
 _server_lock = threading.Lock()
 
 
-def _get_server(env: dict[str, str]) -> _Server | None:
+def _get_server(env: dict[str, str]) -> _Server:
     global _server
     with _server_lock:
         if _server is None or _server.proc.poll() is not None:
-            if os.environ.get("MEDIAFORGE_TEST_FORK", "1") == "0":
-                return None
             _server = _Server(env)
             atexit.register(_stop, _server)
         return _server
@@ -282,7 +280,7 @@ def run(cmd: list, env: dict[str, str], timeout: float | None, cwd: os.PathLike 
     if cmd[1:3] == ["-m", "mediaforge"] and os.environ.get("MEDIAFORGE_TEST_FORK", "1") != "0":
         benv = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
         server = _get_server(base_env)
-        if server is not None and server.serves(benv) and os.path.isdir(cwd or "."):
+        if server.serves(benv) and os.path.isdir(cwd or "."):
             got = server.run([os.fsencode(a) for a in cmd[3:]], benv, os.fsencode(os.path.abspath(cwd or ".")),
                              timeout, cmd)
             if got is not None:
