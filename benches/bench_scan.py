@@ -513,6 +513,10 @@ def main() -> int:
     write_cpu = cpu("f", "write")
     floor_a = max(b("f", "stat"), (cpu("f", "stat") + write_cpu) / NPROC)
     floor_b = max(b("f", "read"), (cpu("f", "read") + write_cpu) / NPROC)
+    hash_cpu = cpu("d", "b3")
+    hash_cpu_b = hash_cpu * n_bytes / big["bytes"]
+    floor_b_hash = (cpu("f", "read") + write_cpu + hash_cpu_b) / NPROC
+    floor_d = floor_s + e("d", "py")
     floor_notes = [
         f"Floor for a: the C walker's {cpu('f', 'stat'):.2f} CPU-s plus the catalog write's {write_cpu:.2f} "
         f"CPU-s over {NPROC} cores is {floor_a:.3f} s; the target is {0.6 * b('a', 'find'):.3f} s (0.6 x find), "
@@ -522,6 +526,17 @@ def main() -> int:
         f"{cpu('f', 'read'):.2f} CPU-s, plus the catalog write over {NPROC} cores is {floor_b:.3f} s; the target "
         f"is {0.7 * b('b', 'b3'):.3f} s (0.7 x the b3sum pipeline), and BLAKE3 over {n_bytes / 1e9:.2f} GB comes "
         "on top.",
+        f"Floor for b, hashing included: BLAKE3 costs b3sum {hash_cpu:.2f} CPU-s over the big file, "
+        f"{hash_cpu_b:.2f} CPU-s at that rate over the tree's {n_bytes / 1e9:.2f} GB (small files hash no faster); "
+        f"with the above, {floor_b_hash:.3f} s over {NPROC} cores against the target's {0.7 * b('b', 'b3'):.3f} s"
+        + (": out of reach." if floor_b_hash > 0.7 * b("b", "b3") else
+           f", which leaves {0.7 * b('b', 'b3') - floor_b_hash:.3f} s for everything else a scan does."),
+        f"Floor for d: mediaforge's import floor (case x, {floor_s:.3f} s) plus the hash_file call alone "
+        f"({e('d', 'py'):.3f} s) is {floor_d:.3f} s; the target is {b('d', 'b3') / 0.95:.3f} s (b3sum's "
+        f"{b('d', 'b3'):.3f} s / 0.95)"
+        + (", so a scan started from the shell cannot reach it at this size, however fast it hashes (the hash "
+           f"itself: {b('d', 'b3') / e('d', 'py'):.2f} x b3sum's speed)." if floor_d > b("d", "b3") / 0.95
+           else ", so it is reachable in principle."),
     ]
     versions = {
         "mediaforge": first_line(sh([mf, "--version"])).replace("mediaforge ", "") + git_state(),

@@ -145,3 +145,56 @@ def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path:
         assert len(json.loads(found.stdout)) == 300
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path: Path) -> None:
+    """Thumbnails beside the catalog on a nearly full disk were written until no byte was
+    left, so the catalog's own next write could fail. They now stop while the disk still
+    has MEDIAFORGE_MIN_FREE free: every file's metadata is written, no write meets a full
+    disk, and once there is room `thumbs --missing-only` makes the rest."""
+    import json
+
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(80):
+        # Noise: thumbnails of some 20 KB each, 1.6 MB in all, more than the disk has free.
+        Image.effect_noise((384, 256), 60 + i).convert("RGB").save(lib / f"n{i:02d}.png")
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "8m")
+    try:
+        catalog = disk / "cat.duckdb"
+        first = _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", str(lib))
+        assert first.returncode == 0, first.stderr
+        filler = disk / "filler"
+        room = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * max(0, room - (1280 << 10)))  # 1.25 MiB left
+        left = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        env = {**os.environ, "MEDIAFORGE_DEBUG": "", "MEDIAFORGE_MIN_FREE": "1M"}
+        res = subprocess.run([sys.executable, "-m", "mediaforge", "-q", "--catalog", str(catalog), "meta", "--json"],
+                             capture_output=True, text=True, env=env)
+        assert res.returncode == 0, res.stderr
+        x = json.loads(res.stdout)
+        assert x["files"] == 80 and x["thumbs"] > 0 and x["thumbs_low_space"] > 0, x
+        assert x["thumbs"] + x["thumbs_low_space"] == 80, x
+        # The thumbnails took what was free above the floor, and no more than the ones
+        # already being written when it was reached (two workers); the floor is left to
+        # the catalog's own writes (its checkpoint here).
+        sizes = [p.stat().st_size for p in (disk / "thumbs").rglob("*.webp")]
+        assert len(sizes) == x["thumbs"]
+        assert sum(sizes) <= left - (1 << 20) + 2 * max(sizes), (sum(sizes), left)
+        con = duckdb.connect(str(catalog), read_only=True)
+        assert con.execute("SELECT count(*) FROM media WHERE width = 384 AND height = 256").fetchone() == (80,)
+        messages = [r[0] for r in con.execute("SELECT message FROM meta_errors").fetchall()]
+        con.close()
+        assert len(messages) == x["thumbs_low_space"], messages
+        assert all("kept free (MEDIAFORGE_MIN_FREE)" in m for m in messages), messages
+        filler.unlink()
+        again = subprocess.run([sys.executable, "-m", "mediaforge", "-q", "--catalog", str(catalog), "thumbs",
+                                "--missing-only", "--json"], capture_output=True, text=True, env=env)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["thumbs"] == x["thumbs_low_space"]
+        assert len(list((disk / "thumbs").rglob("*.webp"))) == 80
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -678,6 +678,60 @@ def test_a_thumbnail_that_failed_then_succeeds_leaves_no_error_behind(tmp_path: 
     assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
 
 
+
+def test_thumbnails_leave_the_free_space_floor_and_thumbs_missing_only_makes_them_later(tmp_path: Path) -> None:
+    """Thumbnails were written until their disk was full, leaving no room for the
+    catalog's own writes. Under MEDIAFORGE_MIN_FREE free they are not written: the
+    metadata is, and the summary says how to make the thumbnails later."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(3):
+        media_corpus.picture(96, 64, i + 1).save(lib / f"p{i}.png")
+    catalog = tmp_path / "cat.duckdb"
+    floor = {**cli_env(catalog), "MEDIAFORGE_MIN_FREE": "1000T"}  # more than any disk has
+    res = run_cli("scan", lib, "--json", catalog=catalog, env=floor)
+    assert res.rc == 0, res.err
+    x = json.loads(res.out)["extract"]
+    assert (x["files"], x["thumbs"], x["thumbs_low_space"], x["min_free"]) == (3, 0, 3, 1000 << 40)
+    assert not any((tmp_path / "thumbs").rglob("*.webp"))
+    got = rows(catalog, "SELECT m.status, m.width, m.thumb, e.stage, e.message FROM media m "
+                        "JOIN meta_errors e USING (blake3)")
+    assert len(got) == 3
+    for r in got:
+        assert (r["status"], r["width"], r["thumb"], r["stage"]) == ("partial", 96, None, "thumb")
+        assert "iB free on the disk of" in r["message"] and "MEDIAFORGE_MIN_FREE" in r["message"], r
+    said = run_cli("thumbs", catalog=catalog, env=floor)
+    assert said.rc == 0, said.err
+    assert ("3 thumbnails not written: their disk has under 1,000.0 TiB free (MEDIAFORGE_MIN_FREE); "
+            "free some space, then run mediaforge thumbs --missing-only") in said.out, said.out
+    # A floor that is not a size is a usage error before any work; 0 turns the check off.
+    bad = run_cli("thumbs", catalog=catalog, env={**floor, "MEDIAFORGE_MIN_FREE": "lots"})
+    assert bad.rc == 2 and bad.err.count("\n") == 1 and "MEDIAFORGE_MIN_FREE='lots' is not a size" in bad.err
+    res = run_cli("thumbs", "--missing-only", "--json", catalog=catalog,
+                  env={**floor, "MEDIAFORGE_MIN_FREE": "0"})
+    assert res.rc == 0 and json.loads(res.out)["thumbs"] == 3, res.err
+    assert len(list((tmp_path / "thumbs").rglob("*.webp"))) == 3
+    assert rows(catalog, "SELECT DISTINCT status FROM media") == [{"status": "ok"}]
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+
+
+def test_a_flat_pictures_remade_thumbnail_makes_it_whole_again(tmp_path: Path) -> None:
+    """A flat picture's note that it has no fingerprint is no failure: once its failed
+    thumbnail was made, its status stayed 'partial' for that note."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    Image.new("RGB", (80, 60), (20, 120, 200)).save(lib / "flat.png")
+    catalog = tmp_path / "cat.duckdb"
+    (tmp_path / "thumbs").write_bytes(b"a file where the thumbnail folder goes")
+    assert run_cli("scan", lib, "--json", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT status FROM media") == [{"status": "partial"}]
+    (tmp_path / "thumbs").unlink()
+    assert run_cli("thumbs", "--missing-only", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT status, thumb IS NOT NULL AS t FROM media") == [{"status": "ok", "t": True}]
+    assert [r["message"] for r in rows(catalog, "SELECT message FROM meta_errors")] == [
+        "no fingerprint: the picture is one flat colour"]
+
+
 # -- the worker pool ---------------------------------------------------------------------
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .errors import InvalidInputError
 
 CATALOG_ENV = "MEDIAFORGE_CATALOG"
 THREADS_ENV = "MEDIAFORGE_THREADS"
+MIN_FREE_ENV = "MEDIAFORGE_MIN_FREE"
+# Space thumbnails leave free on their disk: the catalog's own writes (a checkpoint
+# copies changed blocks before it frees the old ones) and everything else on that disk
+# need room after a big thumbnail run.
+DEFAULT_MIN_FREE = 1 << 30
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def default_catalog_path() -> Path:
@@ -117,3 +124,17 @@ def thread_count(option: int | None) -> int:
     if not 1 <= value <= MAX_THREADS:
         raise InvalidInputError(f"thread count must be 1 to {MAX_THREADS}, got {value}")
     return value
+
+
+def min_free_bytes() -> int:
+    """Bytes thumbnails leave free on the disk they are written to: `$MEDIAFORGE_MIN_FREE`
+    (bytes, or a number with K, M, G or T for binary multiples: `500M`, `2G`, `1.5GiB`;
+    0 turns the check off), else 1 GiB."""
+    raw = os.environ.get(MIN_FREE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MIN_FREE
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?", raw, re.IGNORECASE)
+    if m is None:
+        raise InvalidInputError(f"{MIN_FREE_ENV}={raw!r} is not a size: write bytes, or a number with K, M, G or T "
+                                "(500M, 2G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])

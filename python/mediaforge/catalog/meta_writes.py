@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from .media_tables import arrow_schema, columns
 from .store import Catalog
+from ..meta.readers import NO_FINGERPRINT
 from .writes import utcnow
 
 EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
@@ -284,9 +285,11 @@ def _record_thumbs(cat: Catalog) -> None:
         )
         con.execute(f"INSERT INTO meta_errors SELECT {', '.join(columns('meta_errors'))} FROM mf_thumb_errors")
         # 'partial' means some step failed; when the thumbnail was what failed and now
-        # succeeded, no error is left and the content is whole again.
+        # succeeded, no failure is left (a flat picture's note that it has no fingerprint
+        # is none) and the content is whole again.
         con.execute(
             "UPDATE media SET status = 'ok' WHERE status = 'partial' "
             "AND blake3 IN (SELECT blake3 FROM mf_thumbs WHERE thumb IS NOT NULL) "
-            "AND blake3 NOT IN (SELECT blake3 FROM meta_errors)"
+            "AND blake3 NOT IN (SELECT blake3 FROM meta_errors "
+            "WHERE NOT (stage = 'fingerprint' AND starts_with(message, ?)))", [NO_FINGERPRINT]
         )

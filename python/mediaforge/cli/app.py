@@ -261,11 +261,17 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
 
 
 def _print_extract(x: ExtractSummary, what: str) -> None:
+    from ..meta.thumbs import binary_size
+
     print(f"  {what}: {render.counted(x.files, 'file')} in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
           f"unsupported {x.unsupported:,}  failed {x.failed:,}  thumbnails {x.thumbs:,}"
           + (f"  fingerprinted later {x.fingerprinted:,}" if x.fingerprinted else "")
           + (f"  fingerprints failed {x.fingerprint_failed:,}" if x.fingerprint_failed else "")
           + (f"  left alone {x.changed:,} (changed, gone or now a link since the scan: scan again, with -L to follow links)" if x.changed else ""))
+    if x.thumbs_low_space:
+        print(f"  {render.counted(x.thumbs_low_space, 'thumbnail')} not written: their disk has under "
+              f"{binary_size(x.min_free)} free (MEDIAFORGE_MIN_FREE); free some space, then run "
+              "mediaforge thumbs --missing-only")
     if x.errors:
         print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")
 

@@ -24,7 +24,7 @@ from ..catalog import Catalog
 from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, pending_extraction, pending_fingerprints,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
-from ..config import check_timeout, worker_count
+from ..config import check_timeout, min_free_bytes, worker_count
 from ..errors import InvalidInputError, PathIOError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
@@ -51,6 +51,8 @@ class ExtractConfig:
         if self.thumb_size is not None and not 16 <= self.thumb_size <= 2048:
             raise InvalidInputError(f"thumbnail size must be 16 to 2048 px, got {self.thumb_size}")
         check_timeout(self.timeout)
+        if self.thumbs:
+            min_free_bytes()  # a bad MEDIAFORGE_MIN_FREE is a usage error before any work
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class ExtractSummary:
     fingerprinted: int = 0  # contents the catch-up after the extraction fingerprinted
     changed: int = 0  # left alone: the file changed since the scan (the next scan sees to it)
     fingerprint_failed: int = 0  # contents the catch-up could not fingerprint (see meta_errors)
+    # Thumbnails not written because their disk had under `min_free` bytes free.
+    thumbs_low_space: int = 0
+    min_free: int = 0
 
     def __add__(self, other: ExtractSummary) -> ExtractSummary:
         """This run, then a fingerprint catch-up (`other`): the fingerprints it made count
@@ -87,7 +92,8 @@ class ExtractSummary:
             failed=self.failed, thumbs=self.thumbs, errors=self.errors + other.errors,
             workers_replaced=self.workers_replaced + other.workers_replaced, seconds=self.seconds + other.seconds,
             fingerprinted=self.fingerprinted + other.ok, changed=self.changed + other.changed,
-            fingerprint_failed=self.fingerprint_failed + other.failed)
+            fingerprint_failed=self.fingerprint_failed + other.failed,
+            thumbs_low_space=self.thumbs_low_space + other.thumbs_low_space, min_free=self.min_free)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -97,12 +103,13 @@ ProgressFn = Callable[[ExtractProgress], None]
 _Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], None]
 
 
-def _tasks(rows: pa.Table, config: ExtractConfig, root: str) -> Iterator[Task]:
+def _tasks(rows: pa.Table, config: ExtractConfig, root: str, min_free: int) -> Iterator[Task]:
     for batch in rows.to_batches(max_chunksize=10_000):
         columns = ("blake3", "path_bytes", "kind", "size", "mtime_ns", "ctime_ns")
         for h, p, k, size, mtime, ctime in zip(*(batch.column(c).to_pylist() for c in columns)):
             yield Task(h, p, k, meta=config.meta, thumbs=config.thumbs, fingerprints=config.fingerprints,
-                       thumb_size=config.thumb_size, thumbs_root=root, size=size, mtime_ns=mtime, ctime_ns=ctime)
+                       thumb_size=config.thumb_size, thumbs_root=root, size=size, mtime_ns=mtime, ctime_ns=ctime,
+                       min_free=min_free)
 
 
 def _status(result: dict[str, Any], config: ExtractConfig) -> str:
@@ -123,7 +130,8 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     queried; otherwise query first, and start no worker when nothing is selected."""
     started = time.monotonic()
     counts = {OK: 0, PARTIAL: 0, UNSUPPORTED: 0, ERROR: 0, TIMEOUT: 0, CRASHED: 0}
-    done = thumbs = errors = total = skipped = 0
+    done = thumbs = errors = total = skipped = low_space = 0
+    min_free = min_free_bytes() if config.thumbs else 0
     pending: list[dict[str, Any]] = []
     paths: dict[str, bytes] = {}
     last_flush = last_report = time.monotonic()
@@ -139,7 +147,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
                 rows = select()
             total = rows.num_rows
             paths = dict(zip(rows.column("blake3").to_pylist(), rows.column("path_bytes").to_pylist()))
-            for result in pool.map(_tasks(rows, config, str(thumbs_root(cat.path)))):
+            for result in pool.map(_tasks(rows, config, str(thumbs_root(cat.path)), min_free)):
                 if result.get("stale"):  # changed since the scan: the next scan sees to it
                     skipped += 1
                     continue
@@ -147,6 +155,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
                 done += 1
                 errors += len(result["errors"])
                 thumbs += result["thumb"] is not None
+                low_space += bool(result.get("low_space"))
                 status = _status(result, config)
                 counts[status] = counts.get(status, 0) + 1
                 now = time.monotonic()
@@ -166,6 +175,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
         files=done, ok=counts[OK], partial=counts[PARTIAL], unsupported=counts[UNSUPPORTED],
         failed=counts[ERROR] + counts[TIMEOUT] + counts[CRASHED], thumbs=thumbs, errors=errors,
         workers_replaced=pool.replaced, seconds=time.monotonic() - started, changed=skipped,
+        thumbs_low_space=low_space, min_free=min_free,
     )
 
 

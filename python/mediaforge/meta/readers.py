@@ -21,6 +21,10 @@ from typing import Any
 
 from ..errors import first_line
 
+# How a meta_errors message that records no failure starts: a flat picture or video has
+# no fingerprint to make, and says so (its status stays as it was).
+NO_FINGERPRINT = "no fingerprint: "
+
 # Extraction statuses, as stored in media.status.
 OK, PARTIAL, UNSUPPORTED, ERROR, TIMEOUT, CRASHED = "ok", "partial", "unsupported", "error", "timeout", "crashed"
 
@@ -44,6 +48,8 @@ class Task:
     size: int | None = None
     mtime_ns: int | None = None
     ctime_ns: int | None = None
+    # Bytes to leave free on the thumbnails' disk (0: no check): see `thumbs.space_short`.
+    min_free: int = 0
 
 
 def _msg(e: BaseException) -> str:
@@ -70,6 +76,7 @@ class _Result:
         self.thumb: str | None = None
         self.thumb_wh: tuple[int, int] | None = None
         self.raw_problem: str | None = None  # why rawpy did not read a RAW file
+        self.low_space = False  # the thumbnail was not written: its disk is under min_free
 
     def fail(self, stage: str, e: BaseException | str, status: str = PARTIAL) -> None:
         self.errors.append((stage, e if isinstance(e, str) else _msg(e)))
@@ -79,8 +86,13 @@ class _Result:
 
     def save_thumb(self, picture: Any) -> None:
         from ..fsops import sweep_stale
-        from .thumbs import TMP_PATTERN, save_thumb, thumb_relpath
+        from .thumbs import TMP_PATTERN, save_thumb, space_short, thumb_relpath
 
+        short = space_short(self.task.thumbs_root, self.task.min_free)
+        if short:
+            self.low_space = True
+            self.fail("thumb", short)
+            return
         rel = thumb_relpath(self.task.blake3, self.task.thumb_size)
         # What workers killed with their parent (kill -9) left in this shard.
         sweep_stale(os.fsencode(os.path.join(self.task.thumbs_root, os.path.dirname(rel))), TMP_PATTERN, 10)
@@ -102,7 +114,7 @@ class _Result:
             # One colour (a black frame grab, a blank scan, a 1x1 pixel): every such
             # picture hashes alike, so it would be "similar" to all the others. Recorded,
             # as for a video of flat frames, so that no catch-up tries again.
-            self.errors.append(("fingerprint", "no fingerprint: the picture is one flat colour"))
+            self.errors.append(("fingerprint", NO_FINGERPRINT + "the picture is one flat colour"))
             return
         p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
         self.hashes = {"phash": p, "dhash": d}
@@ -117,6 +129,7 @@ class _Result:
                 "streams": self.streams, "audio": self.audio, "exif": self.exif, "sidecar": self.sidecar,
                 "hashes": self.hashes, "video_hashes": self.video_hashes,
                 "audio_hash": self.audio_hash, "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh,
+                "low_space": self.low_space,
                 "rotation": self.media.get("rotation")}
 
 
@@ -366,7 +379,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
                                  "claims: cut short?")
             if not r.video_hashes:
                 # Recorded (the extraction itself is fine) so that no catch-up tries again.
-                r.errors.append(("fingerprint", "no fingerprint: every sampled frame is black or flat"))
+                r.errors.append(("fingerprint", NO_FINGERPRINT + "every sampled frame is black or flat"))
     # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
     if t.fingerprints and media.get("audio_codec") and not media.get("video_codec"):
         try:
