@@ -196,5 +196,17 @@ def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path:
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["thumbs"] == x["thumbs_low_space"]
         assert len(list((disk / "thumbs").rglob("*.webp"))) == 80
+        # A remake at another size on a nearly full disk again: what it holds back is
+        # partial, not failed, and what to run again is that remake.
+        room = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * max(0, room - (1280 << 10)))
+        remake = subprocess.run([sys.executable, "-m", "mediaforge", "--catalog", str(catalog), "thumbs",
+                                 "--size", "128"], capture_output=True, text=True, env=env)
+        assert remake.returncode == 0, remake.stderr
+        made = len(list((disk / "thumbs" / "128").rglob("*.webp")))
+        assert 0 < made < 80
+        assert (f"ok {made}  partial {80 - made}  unsupported 0  failed 0  thumbnails {made}\n  {80 - made} "
+                "thumbnails not written: their disk has under 1.0 MiB free (MEDIAFORGE_MIN_FREE); free some space, "
+                "then run mediaforge thumbs --size 128\n") in remake.stdout, remake.stdout
     finally:
         subprocess.run(["umount", str(disk)], check=False)

@@ -689,30 +689,97 @@ def test_thumbnails_leave_the_free_space_floor_and_thumbs_missing_only_makes_the
         media_corpus.picture(96, 64, i + 1).save(lib / f"p{i}.png")
     catalog = tmp_path / "cat.duckdb"
     floor = {**cli_env(catalog), "MEDIAFORGE_MIN_FREE": "1000T"}  # more than any disk has
-    res = run_cli("scan", lib, "--json", catalog=catalog, env=floor)
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("meta", "--json", "--thumb-size", "200", catalog=catalog, env=floor)
     assert res.rc == 0, res.err
-    x = json.loads(res.out)["extract"]
-    assert (x["files"], x["thumbs"], x["thumbs_low_space"], x["min_free"]) == (3, 0, 3, 1000 << 40)
+    x = json.loads(res.out)
+    assert (x["files"], x["partial"], x["failed"], x["thumbs"]) == (3, 3, 0, 0)
+    assert (x["thumbs_low_space"], x["min_free"], x["thumb_size"]) == (3, 1000 << 40, 200)
     assert not any((tmp_path / "thumbs").rglob("*.webp"))
     got = rows(catalog, "SELECT m.status, m.width, m.thumb, e.stage, e.message FROM media m "
                         "JOIN meta_errors e USING (blake3)")
     assert len(got) == 3
     for r in got:
         assert (r["status"], r["width"], r["thumb"], r["stage"]) == ("partial", 96, None, "thumb")
-        assert "iB free on the disk of" in r["message"] and "MEDIAFORGE_MIN_FREE" in r["message"], r
-    said = run_cli("thumbs", catalog=catalog, env=floor)
+        assert r["message"].startswith("thumbnail not written: "), r
+        assert r["message"].endswith(" under the 1,000.0 TiB kept free (MEDIAFORGE_MIN_FREE)"), r
+    # The same on another catalog, as people read it: the size to make them at is named.
+    other = tmp_path / "other" / "cat.duckdb"
+    other.parent.mkdir()
+    said = run_cli("scan", lib, "--thumb-size", "200", catalog=other, env={**floor, **{"MEDIAFORGE_CATALOG": str(other)}})
     assert said.rc == 0, said.err
     assert ("3 thumbnails not written: their disk has under 1,000.0 TiB free (MEDIAFORGE_MIN_FREE); "
-            "free some space, then run mediaforge thumbs --missing-only") in said.out, said.out
+            "free some space, then run mediaforge thumbs --size 200 --missing-only") in said.out, said.out
+    # With the disk already under the floor, `thumbs` makes nothing and writes nothing.
+    before = rows(catalog, "SELECT * FROM meta_errors ORDER BY blake3")
+    full = run_cli("thumbs", catalog=catalog, env=floor)
+    assert full.rc == 3 and full.err.count("\n") == 1, full.err
+    assert full.err.startswith("mediaforge: error: no thumbnail made: ") and "lower MEDIAFORGE_MIN_FREE" in full.err
+    assert rows(catalog, "SELECT * FROM meta_errors ORDER BY blake3") == before
     # A floor that is not a size is a usage error before any work; 0 turns the check off.
     bad = run_cli("thumbs", catalog=catalog, env={**floor, "MEDIAFORGE_MIN_FREE": "lots"})
     assert bad.rc == 2 and bad.err.count("\n") == 1 and "MEDIAFORGE_MIN_FREE='lots' is not a size" in bad.err
-    res = run_cli("thumbs", "--missing-only", "--json", catalog=catalog,
+    res = run_cli("thumbs", "--size", "200", "--missing-only", "--json", catalog=catalog,
                   env={**floor, "MEDIAFORGE_MIN_FREE": "0"})
     assert res.rc == 0 and json.loads(res.out)["thumbs"] == 3, res.err
-    assert len(list((tmp_path / "thumbs").rglob("*.webp"))) == 3
+    assert len(list((tmp_path / "thumbs" / "200").rglob("*.webp"))) == 3
     assert rows(catalog, "SELECT DISTINCT status FROM media") == [{"status": "ok"}]
     assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+
+
+def test_min_free_sizes_and_commands_that_make_no_thumbnails(tmp_path: Path) -> None:
+    """A floor of 10**400 bytes was an internal error, 0.4 turned the check off, and
+    `dupes --similar`, which makes no thumbnail, refused a bad value."""
+    from mediaforge.config import min_free_bytes
+    from mediaforge.errors import InvalidInputError
+
+    cases = {"": 1 << 30, "0": 0, "0B": 0, "0.4": 1, "1.5G": 3 << 29, " 2g ": 2 << 30, "500M": 500 << 20,
+             "1 GiB": 1 << 30, "1KB": 1024, "1" + "0" * 400: 1 << 62, "64": 64}
+    for raw, want in cases.items():
+        os.environ["MEDIAFORGE_MIN_FREE"] = raw
+        try:
+            assert min_free_bytes() == want, raw
+        finally:
+            del os.environ["MEDIAFORGE_MIN_FREE"]
+    for raw in ("-1", "inf", "nan", "1e9", "0x10", "5P", "lots"):
+        os.environ["MEDIAFORGE_MIN_FREE"] = raw
+        try:
+            with pytest.raises(InvalidInputError, match="is not a size"):
+                min_free_bytes()
+        finally:
+            del os.environ["MEDIAFORGE_MIN_FREE"]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(96, 64, 1).save(lib / "p.png")
+    catalog = tmp_path / "cat.duckdb"
+    huge = {**cli_env(catalog), "MEDIAFORGE_MIN_FREE": "1" + "0" * 400}
+    res = run_cli("scan", lib, "--json", catalog=catalog, env=huge)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["extract"]["thumbs_low_space"] == 1
+    res = run_cli("dupes", "--similar", catalog=catalog, env={**huge, "MEDIAFORGE_MIN_FREE": "lots"})
+    assert res.rc == 0, res.err
+
+
+def test_a_thumbnail_remade_after_it_was_held_back_keeps_what_only_the_reading_found(tmp_path: Path) -> None:
+    """`thumbs` deleted every `decode` row of the contents it made thumbnails of, and set
+    them `ok`: a GIF cut short before its trailer lost its error and looked whole."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    frames = [media_corpus.picture(64, 48, i) for i in range(3)]
+    whole = lib / "whole.gif"
+    frames[0].save(whole, save_all=True, append_images=frames[1:], duration=100)
+    data = whole.read_bytes()
+    assert data.endswith(b";")
+    (lib / "cut.gif").write_bytes(data[:-1] + b"\0")  # the trailer gone (same size: another content)
+    whole.unlink()
+    catalog = tmp_path / "cat.duckdb"
+    env = {**cli_env(catalog), "MEDIAFORGE_MIN_FREE": "1000T"}
+    assert run_cli("scan", lib, catalog=catalog, env=env).rc == 0
+    stages = lambda: sorted(r["stage"] for r in rows(catalog, "SELECT stage FROM meta_errors"))  # noqa: E731
+    assert stages() == ["decode", "thumb"]
+    assert run_cli("thumbs", "--missing-only", catalog=catalog).rc == 0
+    assert stages() == ["decode"]
+    assert rows(catalog, "SELECT status, thumb IS NOT NULL AS t FROM media") == [{"status": "partial", "t": True}]
 
 
 def test_a_flat_pictures_remade_thumbnail_makes_it_whole_again(tmp_path: Path) -> None:

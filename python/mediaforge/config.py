@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import os
 import re
 from pathlib import Path
@@ -129,7 +130,7 @@ def thread_count(option: int | None) -> int:
 def min_free_bytes() -> int:
     """Bytes thumbnails leave free on the disk they are written to: `$MEDIAFORGE_MIN_FREE`
     (bytes, or a number with K, M, G or T for binary multiples: `500M`, `2G`, `1.5GiB`;
-    0 turns the check off), else 1 GiB."""
+    0 turns the check off), else 1 GiB. Capped at 2**62 (more than any disk)."""
     raw = os.environ.get(MIN_FREE_ENV, "").strip()
     if not raw:
         return DEFAULT_MIN_FREE
@@ -137,4 +138,7 @@ def min_free_bytes() -> int:
     if m is None:
         raise InvalidInputError(f"{MIN_FREE_ENV}={raw!r} is not a size: write bytes, or a number with K, M, G or T "
                                 "(500M, 2G)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    # A fraction of a byte rounds up (0.4 must not turn the check off); a number too big
+    # for any disk holds every thumbnail back, as a smaller one past the disk's size does.
+    value = decimal.Decimal(m.group(1)) * _UNITS[m.group(2).upper()]
+    return min(int(value.to_integral_value(decimal.ROUND_CEILING)), 1 << 62)

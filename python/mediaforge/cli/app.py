@@ -260,7 +260,9 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
                           "search or scan brings the search index up to date") from None
 
 
-def _print_extract(x: ExtractSummary, what: str) -> None:
+def _print_extract(x: ExtractSummary, what: str, remake: bool = False) -> None:
+    """`remake`: a `thumbs` run over every content (what to run again is that, not a
+    `--missing-only` one: the old thumbnails it was to replace are still there)."""
     from ..meta.thumbs import binary_size
 
     print(f"  {what}: {render.counted(x.files, 'file')} in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
@@ -271,7 +273,7 @@ def _print_extract(x: ExtractSummary, what: str) -> None:
     if x.thumbs_low_space:
         print(f"  {render.counted(x.thumbs_low_space, 'thumbnail')} not written: their disk has under "
               f"{binary_size(x.min_free)} free (MEDIAFORGE_MIN_FREE); free some space, then run "
-              "mediaforge thumbs --missing-only")
+              f"mediaforge thumbs --size {x.thumb_size}{'' if remake else ' --missing-only'}")
     if x.errors:
         print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")
 
@@ -301,7 +303,7 @@ def meta_cmd(
 
 def _run_extraction(ctx: typer.Context, label: str, what: str,
                     run: Callable[[Catalog, Callable[[ExtractProgress], None]], ExtractSummary],
-                    threads: int | None, as_json: bool, metadata: bool = False) -> None:
+                    threads: int | None, as_json: bool, metadata: bool = False, remake: bool = False) -> None:
     """Open the catalog for writing, run one extraction with a progress bar, print its
     summary. After new `metadata`, XMP keywords become tags and an existing search index
     catches up, as after a scan."""
@@ -321,7 +323,7 @@ def _run_extraction(ctx: typer.Context, label: str, what: str,
     if as_json:
         render.dump_json(dict(summary.as_dict(), **({"index": {"error": str(index_error)}} if index_error else {})))
     else:
-        _print_extract(summary, what)
+        _print_extract(summary, what, remake)
     if index_error:
         raise index_error
 
@@ -344,7 +346,7 @@ def thumbs_cmd(
     _run_extraction(ctx, "thumbs", "thumbnails",
                     lambda cat, progress: meta.make_thumbs(cat, config, missing_only=missing_only,
                                                            on_progress=progress),
-                    threads, as_json)
+                    threads, as_json, remake=not missing_only)
 
 
 @command("info")
@@ -584,7 +586,7 @@ def _fingerprint_missing(cat: Catalog, kind: str, quiet: bool) -> None:
     """Before `dupes --similar`: fingerprint the contents of this kind that were
     extracted without (`--no-fingerprints`), with a progress bar."""
     with render.ExtractProgressBar(not quiet and sys.stderr.isatty(), "fingerprint") as bar:
-        got = meta.fingerprint(cat, meta.ExtractConfig(), kinds=(kind,), on_progress=bar.update)
+        got = meta.fingerprint(cat, meta.ExtractConfig(thumbs=False), kinds=(kind,), on_progress=bar.update)
     if got.files and not quiet:
         print(f"fingerprinted {got.ok:,} {kind} files extracted without fingerprints in {got.seconds:.2f} s"
               + (f"; {got.failed:,} could not be (see meta_errors)" if got.failed else ""), file=sys.stderr)

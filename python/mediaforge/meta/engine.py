@@ -28,7 +28,7 @@ from ..config import check_timeout, min_free_bytes, worker_count
 from ..errors import InvalidInputError, PathIOError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
-from .thumbs import DEFAULT_SIZE, thumbs_root
+from .thumbs import DEFAULT_SIZE, space_short, thumbs_root
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class ExtractSummary:
     # Thumbnails not written because their disk had under `min_free` bytes free.
     thumbs_low_space: int = 0
     min_free: int = 0
+    thumb_size: int = 0  # the long side thumbnails were made at (0: none made)
 
     def __add__(self, other: ExtractSummary) -> ExtractSummary:
         """This run, then a fingerprint catch-up (`other`): the fingerprints it made count
@@ -93,7 +94,8 @@ class ExtractSummary:
             workers_replaced=self.workers_replaced + other.workers_replaced, seconds=self.seconds + other.seconds,
             fingerprinted=self.fingerprinted + other.ok, changed=self.changed + other.changed,
             fingerprint_failed=self.fingerprint_failed + other.failed,
-            thumbs_low_space=self.thumbs_low_space + other.thumbs_low_space, min_free=self.min_free)
+            thumbs_low_space=self.thumbs_low_space + other.thumbs_low_space, min_free=self.min_free,
+            thumb_size=self.thumb_size)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -119,7 +121,9 @@ def _status(result: dict[str, Any], config: ExtractConfig) -> str:
     if result["media"] is not None:
         return result["media"]["status"]
     if config.thumbs:
-        return OK if result["thumb"] is not None else ERROR
+        if result["thumb"] is None:  # held back for want of room is not a failure
+            return PARTIAL if result.get("low_space") else ERROR
+        return OK
     made = result["hashes"] or result["video_hashes"] or result["audio_hash"]
     return OK if made else ERROR
 
@@ -175,7 +179,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
         files=done, ok=counts[OK], partial=counts[PARTIAL], unsupported=counts[UNSUPPORTED],
         failed=counts[ERROR] + counts[TIMEOUT] + counts[CRASHED], thumbs=thumbs, errors=errors,
         workers_replaced=pool.replaced, seconds=time.monotonic() - started, changed=skipped,
-        thumbs_low_space=low_space, min_free=min_free,
+        thumbs_low_space=low_space, min_free=min_free, thumb_size=config.thumb_size if config.thumbs else 0,
     )
 
 
@@ -243,6 +247,10 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # the whole point of the command: one clear line, nothing touched
         raise PathIOError(f"cannot create the thumbnail folder {root}: {e.strerror}") from None
+    short = space_short(root, min_free_bytes())
+    if short:  # not one could be written: say so once, and leave the catalog as it is
+        raise PathIOError(f"no {short.replace('thumbnail not written', 'thumbnail made')}; free some space, or "
+                          "lower MEDIAFORGE_MIN_FREE")
 
     def select() -> pa.Table:
         rows = thumb_candidates(cat)

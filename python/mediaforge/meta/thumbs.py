@@ -189,12 +189,15 @@ def space_short(root: os.PathLike[str] | str, min_free: int) -> str | None:
 
 
 def binary_size(n: int) -> str:
-    """`812 MiB`, `1.5 GiB`: a size in the binary units MEDIAFORGE_MIN_FREE is given in."""
-    if n < 1 << 30:
-        return f"{n / (1 << 20):,.0f} MiB"
-    if n < 1 << 40:
-        return f"{n / (1 << 30):,.1f} GiB"
-    return f"{n / (1 << 40):,.1f} TiB"
+    """`1,023.4 KiB`, `1.5 GiB`: a size in the binary units MEDIAFORGE_MIN_FREE is given
+    in, the largest that keeps it at 1 or more, to a tenth (bytes: whole)."""
+    if n < 1024:
+        return f"{n} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            break
+    return f"{n:,.1f} {unit}"
 
 
 def tmp_name(target: os.PathLike[str] | str, pid: int) -> str:
