@@ -263,7 +263,7 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
 def _print_extract(x: ExtractSummary, what: str, remake: bool = False) -> None:
     """`remake`: a `thumbs` run over every content (what to run again is that, not a
     `--missing-only` one: the old thumbnails it was to replace are still there)."""
-    from ..meta.thumbs import binary_size
+    from ..meta.space import binary_size
 
     print(f"  {what}: {render.counted(x.files, 'file')} in {x.seconds:.2f} s  ok {x.ok:,}  partial {x.partial:,}  "
           f"unsupported {x.unsupported:,}  failed {x.failed:,}  thumbnails {x.thumbs:,}"

@@ -28,7 +28,6 @@ from ..config import check_timeout, min_free_bytes, worker_count
 from ..errors import InvalidInputError, PathIOError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
-from .thumbs import DEFAULT_SIZE, space_short, thumbs_root
 
 
 @dataclass(frozen=True)
@@ -143,6 +142,8 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     if rows is not None and rows.num_rows == 0:
         return ExtractSummary(0, 0, 0, 0, 0, 0, 0, 0, time.monotonic() - started)
     config = sized(cat, config)
+    from .thumbs import thumbs_root  # Pillow: only once there is something to extract
+
     pool = WorkerPool(worker_count(config.workers), config.timeout)
     try:
         with pool:
@@ -231,6 +232,8 @@ def sized(cat: Catalog, config: ExtractConfig) -> ExtractConfig:
     catalog's thumbnails have, else DEFAULT_SIZE."""
     if config.thumb_size is not None:
         return config
+    from .thumbs import DEFAULT_SIZE
+
     return dataclasses.replace(config, thumb_size=catalog_thumb_size(cat) or DEFAULT_SIZE)
 
 
@@ -240,6 +243,9 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
     thumbnail of the size recorded or whose file is gone from the thumbnail folder. With
     no size in `config`, at the size most of the catalog's thumbnails have (so one deleted
     is made again as its neighbours are)."""
+    from .space import space_short
+    from .thumbs import thumbs_root
+
     config = sized(cat, config)
     size_dir = f"{config.thumb_size}/"
     root = thumbs_root(cat.path)

@@ -86,7 +86,8 @@ class _Result:
 
     def save_thumb(self, picture: Any) -> None:
         from ..fsops import sweep_stale
-        from .thumbs import TMP_PATTERN, save_thumb, space_short, thumb_relpath
+        from .space import space_short
+        from .thumbs import TMP_PATTERN, save_thumb, thumb_relpath
 
         short = space_short(self.task.thumbs_root, self.task.min_free)
         if short:

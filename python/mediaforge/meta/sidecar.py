@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from .image import exif_datetime
 
 MAX_SIDECAR_BYTES = 8 * 1024 * 1024
 _NS = {
@@ -120,6 +119,8 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
     lightroom = bag("lr:hierarchicalSubject")
     hierarchical = ([k.replace("|", "/") for k in lightroom if "/" not in k] if lightroom
                     else bag("digiKam:TagsList"))
+    from .image import exif_datetime  # Pillow, which a scan that reads no XMP never needs
+
     return {
         "format": "xmp",
         "taken_at": _iso_local(date_s) or exif_datetime(date_s),

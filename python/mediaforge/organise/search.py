@@ -180,6 +180,11 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
         ((owner,),) = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
         (folder / OWNER).write_text(f"{owner} format={INDEX_FORMAT}\n")
     ids = only if isinstance(only, (pa.Array, pa.ChunkedArray)) else pa.array(list(only or []), pa.string())
+    if only is not None and len(ids) == 0:
+        # Nothing named (a rescan that changed nothing): nothing to compare, and comparing
+        # it would still build every document of the library first.
+        index.discard_staged()
+        return RefreshResult(0, 0, int(index.num_docs()), time.perf_counter() - t0)
     scope = pa.table({"media_id": ids})
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
@@ -298,6 +303,12 @@ def unhold_step(cat: Catalog, held: str) -> None:
 _TOUCHED_SIDECARS_LINKS = links_sql(
     "SELECT media_id, path, blake3, dir, name, path_raw FROM files WHERE kind = 'sidecar' "
     "AND media_id::VARCHAR IN (SELECT media_id FROM mf_touched)")
+# The media files that present sidecars whose metadata was extracted since scan $sid began
+# describe (the `sidecar_links` view, filtered, but linking only those sidecars: the view
+# links every sidecar of the library first, a second per million files).
+_EXTRACTED_SIDECARS_LINKS = links_sql(
+    "SELECT media_id, path, blake3, dir, name, path_raw FROM files WHERE kind = 'sidecar' AND status = 'present' "
+    "AND blake3 IN (SELECT blake3 FROM media WHERE extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid))")
 
 
 def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: Sequence[pa.Array] = (),
@@ -318,8 +329,7 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
             UNION SELECT media_id::VARCHAR FROM files WHERE first_scan_id = $sid
             UNION SELECT f.media_id::VARCHAR FROM files f JOIN media m ON m.blake3 = f.blake3
                   WHERE m.extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid)
-            UNION SELECT l.media_id::VARCHAR FROM sidecar_links l JOIN media m ON m.blake3 = l.sidecar_blake3
-                  WHERE m.extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid)
+            UNION SELECT media_id::VARCHAR FROM (""" + _EXTRACTED_SIDECARS_LINKS + """)
             UNION SELECT media_id::VARCHAR FROM (""" + _TOUCHED_SIDECARS_LINKS + """)
             """, params={"sid": scan_id}).to_arrow_table().column(0)
     result = refresh(cat, catalog_path, only=ids)
