@@ -19,6 +19,20 @@ def _mount_tiny(where: Path, size: str) -> None:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
 
 
+def _leave_free(disk: Path, filler: Path, leave: int) -> int:
+    """Write `filler` so that about `leave` bytes stay free on `disk`; return what is free."""
+    st = os.statvfs(disk)
+    filler.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    st = os.statvfs(disk)
+    return st.f_bavail * st.f_frsize
+
+
+def _scan_bare(catalog: Path, lib: Path) -> None:
+    """Scan `lib` into `catalog` without metadata or search index, which must succeed."""
+    r = _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", str(lib))
+    assert r.returncode == 0, r.stderr
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mediaforge", *args], capture_output=True, text=True,
                           env={**os.environ, "MEDIAFORGE_DEBUG": ""})
@@ -77,10 +91,8 @@ def test_dedupe_to_a_full_trash_leaves_no_half_copy_and_undoes_whole(tmp_path: P
     _mount_tiny(disk, "5m")
     try:
         catalog = disk / "c.duckdb"
-        ok = _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", str(lib))
-        assert ok.returncode == 0, ok.stderr
-        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
-        (disk / "fill").write_bytes(b"\0" * (free - 1_000_000))
+        _scan_bare(catalog, lib)
+        _leave_free(disk, disk / "fill", 1_000_000)
         res = _cli("--catalog", str(catalog), "dedupe", "--action", "trash", "--apply")
         lines = res.stderr.strip().splitlines()
         assert "Traceback" not in res.stderr and "standard output" not in res.stderr, res.stderr
@@ -165,12 +177,9 @@ def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path:
     _mount_tiny(disk, "8m")
     try:
         catalog = disk / "cat.duckdb"
-        first = _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", str(lib))
-        assert first.returncode == 0, first.stderr
+        _scan_bare(catalog, lib)
         filler = disk / "filler"
-        room = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
-        filler.write_bytes(b"\0" * max(0, room - (1280 << 10)))  # 1.25 MiB left
-        left = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        left = _leave_free(disk, filler, 1280 << 10)  # 1.25 MiB
         env = {**os.environ, "MEDIAFORGE_DEBUG": "", "MEDIAFORGE_MIN_FREE": "1M"}
         res = subprocess.run([sys.executable, "-m", "mediaforge", "-q", "--catalog", str(catalog), "meta", "--json"],
                              capture_output=True, text=True, env=env)
@@ -198,8 +207,7 @@ def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path:
         assert len(list((disk / "thumbs").rglob("*.webp"))) == 80
         # A remake at another size on a nearly full disk again: what it holds back is
         # partial, not failed, and what to run again is that remake.
-        room = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
-        filler.write_bytes(b"\0" * max(0, room - (1280 << 10)))
+        _leave_free(disk, filler, 1280 << 10)
         remake = subprocess.run([sys.executable, "-m", "mediaforge", "--catalog", str(catalog), "thumbs",
                                  "--size", "128"], capture_output=True, text=True, env=env)
         assert remake.returncode == 0, remake.stderr
