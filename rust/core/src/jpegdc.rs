@@ -418,12 +418,17 @@ pub fn luma_eighth(data: &[u8]) -> Result<Luma, Refusal> {
                             id: c[0],
                             h: (c[1] >> 4) as usize,
                             v: (c[1] & 15) as usize,
-                            tq: (c[2] & 3) as usize,
+                            tq: c[2] as usize,
                         }
                     })
                     .collect();
                 if comps.iter().any(|c| !(1..=4).contains(&c.h) || !(1..=4).contains(&c.v)) {
                     return Err("bad sampling factors");
+                }
+                // libjpeg-turbo renames a repeated component id rather than refusing it,
+                // which a scan's components are then matched against: left to it.
+                if (1..nc).any(|i| comps[..i].iter().any(|c| c.id == comps[i].id)) {
+                    return Err("repeated component id");
                 }
                 frame = Some((w, h, comps));
             }
@@ -491,30 +496,43 @@ pub fn luma_eighth(data: &[u8]) -> Result<Luma, Refusal> {
                 if ns == 0 || ns > comps.len() || seg.len() < 1 + 2 * ns + 3 {
                     return Err("bad scan header");
                 }
-                let mut in_scan = Vec::with_capacity(ns);
+                let mut in_scan: Vec<(usize, usize, usize)> = Vec::with_capacity(ns);
                 for i in 0..ns {
                     let (cid, tables) = (seg[1 + 2 * i], seg[2 + 2 * i]);
                     let ci = comps
                         .iter()
                         .position(|c| c.id == cid)
                         .ok_or("scan of an unknown component")?;
-                    in_scan.push((ci, (tables >> 4) as usize & 3, (tables & 15) as usize & 3));
+                    if in_scan.iter().any(|&(seen, _, _)| seen == ci) {
+                        return Err("a component twice in one scan");
+                    }
+                    // Table numbers as written: libjpeg refuses one of 4 and over (as it
+                    // refuses a quantisation table that is missing), never wraps it.
+                    let (td, ta) = ((tables >> 4) as usize, (tables & 15) as usize);
+                    if td > 3 || ta > 3 {
+                        return Err("Huffman table number out of range");
+                    }
+                    if quant.get(comps[ci].tq).copied().flatten().is_none() {
+                        return Err("no quantisation table for a component of the scan");
+                    }
+                    in_scan.push((ci, td, ta));
                 }
                 let (ss, se, a) = (seg[1 + 2 * ns], seg[2 + 2 * ns], seg[3 + 2 * ns]);
                 if ss != 0 || se != 63 || a != 0 {
                     return Err("not a sequential scan");
                 }
-                if in_scan.iter().all(|&(ci, _, _)| ci != 0) {
-                    // A scan of chroma only: step over its data to the next marker.
-                    pos = skip_entropy(data, pos);
-                    continue;
+                if ns != comps.len() {
+                    // Components in scans of their own: libjpeg reads every scan (and
+                    // refuses a bad header in any of them), where this would stop at the
+                    // luma's. Rare outside progressive files: left to libjpeg.
+                    return Err("components in separate scans");
                 }
                 let hmax = comps.iter().map(|c| c.h).max().unwrap();
                 let vmax = comps.iter().map(|c| c.v).max().unwrap();
                 if comps[0].h != hmax || comps[0].v != vmax {
                     return Err("luma is not at the highest sampling");
                 }
-                let q = quant[comps[0].tq].ok_or("no quantisation table for luma")?;
+                let q = quant[comps[0].tq].ok_or("no quantisation table for luma")?; // checked above
                 let mut tables = Vec::with_capacity(ns);
                 for &(ci, td, ta) in &in_scan {
                     let dc: &Huff = dc_tables[td].as_deref().ok_or("missing Huffman table")?;
