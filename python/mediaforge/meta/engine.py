@@ -255,8 +255,7 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         raise PathIOError(f"cannot create the thumbnail folder {root}: {e.strerror}") from None
     short = space_short(root, min_free_bytes())
     if short:  # not one could be written: say so once, and leave the catalog as it is
-        raise PathIOError(f"no {short.replace('thumbnail not written', 'thumbnail made')}; free some space, or "
-                          "lower MEDIAFORGE_MIN_FREE")
+        raise PathIOError(f"no thumbnail made: {short}; free some space, or lower MEDIAFORGE_MIN_FREE")
 
     def select() -> pa.Table:
         rows = thumb_candidates(cat)

@@ -48,7 +48,7 @@ class Task:
     size: int | None = None
     mtime_ns: int | None = None
     ctime_ns: int | None = None
-    # Bytes to leave free on the thumbnails' disk (0: no check): see `thumbs.space_short`.
+    # Bytes to leave free on the thumbnails' disk (0: no check): see `space.space_short`.
     min_free: int = 0
 
 
@@ -92,7 +92,7 @@ class _Result:
         short = space_short(self.task.thumbs_root, self.task.min_free)
         if short:
             self.low_space = True
-            self.fail("thumb", short)
+            self.fail("thumb", f"thumbnail not written: {short}")
             return
         rel = thumb_relpath(self.task.blake3, self.task.thumb_size)
         # What workers killed with their parent (kill -9) left in this shard.

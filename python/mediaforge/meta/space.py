@@ -8,9 +8,10 @@ import os
 
 
 def space_short(root: os.PathLike[str] | str, min_free: int) -> str | None:
-    """Why no thumbnail may be written under `root` now: its disk has under `min_free`
-    bytes free for this user (None: it has enough, or `min_free` is 0). The folder may not
-    exist yet: then the nearest one above it that does is asked."""
+    """Why no thumbnail may be written under `root` now, as "N free on the disk of ROOT,
+    under the M kept free (...)": its disk has under `min_free` bytes free for this user
+    (None: it has enough, or `min_free` is 0). The folder may not exist yet: then the
+    nearest one above it that does is asked."""
     if min_free <= 0:
         return None
     folder = os.fspath(root)
@@ -28,7 +29,7 @@ def space_short(root: os.PathLike[str] | str, min_free: int) -> str | None:
     free = st.f_bavail * st.f_frsize
     if free >= min_free:
         return None
-    return (f"thumbnail not written: {binary_size(free)} free on the disk of {os.fspath(root)}, "
+    return (f"{binary_size(free)} free on the disk of {os.fspath(root)}, "
             f"under the {binary_size(min_free)} kept free (MEDIAFORGE_MIN_FREE)")
 
 
