@@ -1746,3 +1746,30 @@ def test_thumbs_missing_only_keeps_the_catalogs_size_and_info_says_when_a_thumbn
     (lib / "broken.jpg").symlink_to("nowhere.jpg")
     res = run_cli("info", lib / "broken.jpg", catalog=catalog)
     assert res.rc == 3 and f"not in the catalog: {lib / 'broken.jpg'} " in res.err, res.err
+
+
+def test_a_json_metadata_run_loads_neither_rich_nor_pillow_in_the_command(tmp_path: Path) -> None:
+    """`meta --json` (scripts, the benchmark) draws no bar and decodes nothing itself: rich,
+    Pillow and the XMP reader (a library without XMP sidecars) stay out of the command's
+    own process, whose start-up they made about 0.09 s longer. The workers still decode."""
+    from conftest import make_jpeg
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.jpg").write_bytes(make_jpeg())
+    cat = tmp_path / "c.duckdb"
+    assert run_cli("scan", tree, "--no-meta", "--json", catalog=cat).rc == 0
+    # The command as the console script runs it, telling at its exit what it had loaded.
+    seen = tmp_path / "modules.txt"
+    script = ("import atexit, sys\n"
+              f"atexit.register(lambda: open({str(seen)!r}, 'w').write('\\n'.join(sys.modules)))\n"
+              "sys.argv = ['mediaforge', 'meta', '--json']\n"
+              "from mediaforge._entry import main\n"
+              "main()\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, env=cli_env(cat), timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout)["ok"] == 1
+    loaded = set(seen.read_text().split("\n"))
+    assert {"duckdb", "typer", "mediaforge.meta.engine", "mediaforge.meta.pool"} <= loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("rich", "PIL") or m == "mediaforge.organise.xmp"}
+    assert rows(cat, "SELECT m.width FROM media m") == [{"width": 96}]

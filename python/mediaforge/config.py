@@ -37,6 +37,10 @@ def catalog_path(given: os.PathLike[str] | str) -> Path:
     return Path(os.path.expanduser(os.fspath(given))).absolute()
 
 
+# Thumbnails' long side in px where neither the command nor the catalog says otherwise.
+DEFAULT_THUMB_SIZE = 256
+
+
 def thumbs_dir(catalog: os.PathLike[str] | str) -> Path:
     """The thumbnail folder of a catalog: `thumbs/` beside the catalog file. (Also
     `meta.thumbs.thumbs_root`, which says the same: that module loads without the package.)"""

@@ -238,14 +238,17 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
     tagged: list[str] = list(more)
     if extracted:
         from ..organise.search import hold_step
-        from ..organise.xmp import import_xmp
 
         if summary is None:
             # `meta`: no new scan row marks the index behind; tags may change here, so
             # until the refresh below has run the index is marked behind (a kill between
             # leaves it to the next search or scan).
             hold_step(cat, catalog_path)
-        tagged += import_xmp(cat).media_ids
+        # A library with no XMP sidecar (most) skips loading the XMP reader.
+        if cat.con.execute("SELECT 1 FROM sidecars WHERE format = 'xmp' LIMIT 1").fetchall():
+            from ..organise.xmp import import_xmp
+
+            tagged += import_xmp(cat).media_ids
     if not index:
         return None
     from ..organise.search import refresh, refresh_after_scan

@@ -1,4 +1,5 @@
-"""Terminal output: the scan progress bar, tables, and machine formats."""
+"""Terminal output: the machine formats (JSON, CSV) and plain text; the progress bars and
+tables, drawn with rich, are in `richout`, loaded only when one is shown."""
 
 from __future__ import annotations
 
@@ -6,53 +7,18 @@ import base64
 import csv
 import datetime as dt
 import decimal
-import errno
 import json
 import math
-import os
-import signal
 import struct
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
-
-from ..errors import path_text, printable
+from ..errors import printable
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from ..scan import ScanProgress
-
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        """The reader of our output left (`| head`): rich would exit 1 on the spot; this
-        lets the command line end with 0, as for any other output."""
-        self.quiet = True
-        raise BrokenPipeError(errno.EPIPE, "the reader of the output left")
-
-
-err_console = _Console(stderr=True)
-out_console = _Console()
-# A progress bar on fewer columns would wrap, and each frame left its wrapped rows behind.
-BARS_FIT = err_console.width >= 20
-for _c in (err_console, out_console):
-    if _c.width < 20:  # COLUMNS=0 or 5: rich would print empty boxes, or nothing
-        _c.width = 80
-
-
-def shown(value: Any) -> Text:
-    """A value for a table cell or header: plain text, never rich markup (a file named
-    `[red]x.jpg` is shown as named), with control characters escaped (`\\x1b`, `\\n`) so a
-    name cannot move the cursor, clear the screen or split its row."""
-    return Text(printable(value if isinstance(value, str) else str(value)))
 
 
 def counted(n: int, noun: str) -> str:
@@ -66,142 +32,6 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} PB"
-
-
-class _Rates(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        f = task.fields
-        secs = max(f.get("elapsed", 0.0), 1e-6)
-        return Text(f"{f.get('files', 0):,} files  {f.get('files', 0) / secs:,.0f} files/s  "
-                    f"{f.get('bytes', 0) / secs / 1e6:,.1f} MB/s", style="progress.data.speed")
-
-
-class _Bar:
-    """A rich progress bar on stderr, as a context. A Ctrl-C that lands while the bar
-    starts (rich has hidden the cursor and started its drawing thread) stops it before
-    going on: the terminal gets its cursor back, and no frame is drawn after the error."""
-
-    progress: Progress
-
-    def __enter__(self) -> Any:
-        # Ctrl-C is held back while rich starts (a KeyboardInterrupt inside it left its
-        # drawing thread running and the cursor hidden), and taken once it has.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            self.progress.__enter__()
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            return self
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            self.progress.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(None, None, None)
-
-
-class ScanProgressBar(_Bar):
-    """A rich progress bar fed by `ScanProgress` snapshots (drawn on stderr)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled = enabled and BARS_FIT
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description:<9}"),
-            BarColumn(bar_width=24),
-            _Rates(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-            disable=not enabled,
-        )
-        self.task = self.progress.add_task("walk", total=None, files=0, bytes=0, elapsed=0.0)
-        self.walk_ended = 0.0  # elapsed s at the last update before the hash phase
-
-    def update(self, p: ScanProgress) -> None:
-        if p.phase in ("hash", "write", "done") and p.hash_phase_bytes:
-            # During the hash phase the bar is its bytes hashed of its bytes to hash, so the
-            # ETA is real. What was hashed during the walk (files under 1 MiB: see
-            # `INLINE_MAX` in rust/core/src/scan.rs) is done by then and counted out.
-            files = max(0, p.hash_files_done - (p.hash_files_total - p.hash_phase_files))
-            done = max(0, p.hash_bytes_done - (p.hash_bytes_total - p.hash_phase_bytes))
-            self.progress.update(self.task, description=p.phase, total=p.hash_phase_bytes, completed=done,
-                                 files=files, bytes=done, elapsed=p.elapsed - self.walk_ended)
-        else:
-            # The walk hashes small files as it lists them.
-            self.walk_ended = p.elapsed
-            what = "walk+hash" if p.phase == "walk" and p.hash_files_done else p.phase
-            self.progress.update(self.task, description=what, total=None, completed=0,
-                                 files=p.files, bytes=p.bytes, elapsed=p.elapsed)
-
-
-class ExtractProgressBar(_Bar):
-    """Files done of files to extract, with files/s and an ETA (drawn on stderr)."""
-
-    def __init__(self, enabled: bool, label: str, what: str = "errors") -> None:
-        enabled = enabled and BARS_FIT
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn(f"{label:<8}"), BarColumn(bar_width=24),
-            # The count as text: the total is unknown (None) until the files to do are
-            # listed, and a format spec on None fails as the bar draws.
-            TextColumn("{task.fields[count]}  {task.fields[rate]:,.0f} files/s  {task.fields[errors]:,} " + what,
-                       style="progress.data.speed"),
-            TimeRemainingColumn(), console=err_console, transient=True, disable=not enabled,
-        )
-        self.task = self.progress.add_task(label, total=None, rate=0.0, errors=0, count="0 files")
-        self.started = time.monotonic()
-
-    def step(self, done: int, total: int, errors: int) -> None:
-        """`update` from a count: for the steps of a dedupe or its undo."""
-        self.update(SimpleNamespace(done=done, total=total, errors=errors, elapsed=time.monotonic() - self.started))
-
-    def update(self, p: Any) -> None:
-        count = f"{p.done:,} files" if p.total is None else f"{p.done:,}/{p.total:,} files"
-        self.progress.update(self.task, total=p.total, completed=p.done, errors=p.errors, count=count,
-                             rate=p.done / p.elapsed if p.elapsed > 0 else 0.0)
-
-
-def print_info(info: dict[str, Any]) -> None:
-    """`mediaforge info`: one section per table, empty fields left out."""
-    def section(title: str, row: dict[str, Any] | None) -> None:
-        if not row:
-            return
-        t = Table(title=shown(title), show_header=False, title_justify="left", box=None, padding=(0, 2))
-        t.add_column(style="bold")
-        t.add_column(overflow="fold")
-        for k, v in row.items():
-            if v is None or v == [] or k == "path_bytes":
-                continue
-            exact = row.get("path_bytes")
-            if k in ("path", "dir", "name") and isinstance(exact, bytes):
-                # The exact bytes: U+FFFD would hide which.
-                v = path_text({"path": exact, "dir": os.path.dirname(exact), "name": os.path.basename(exact)}[k])
-            t.add_row(shown(k), shown(human_bytes(v) if k == "size" else plain(v)))
-        out_console.print(t)
-        out_console.print()
-
-    section("File", info["file"])
-    section("Media", info["media"])
-    for s in info["streams"]:
-        section(f"Stream {s['stream_index']} ({s['type']})", s)
-    section("Audio tags", info["audio_tags"])
-    section("EXIF", info["exif"])
-    if info.get("tags"):
-        section("Tags", {t["tag"]: t["source"] for t in info["tags"]})
-    if info.get("collections"):
-        section("Collections", {c["name"]: c["kind"] for c in info["collections"]})
-    for s in info["sidecars"]:
-        section("Sidecar", s)
-    section("Sidecar contents", info.get("sidecar"))
-    if info.get("describes"):
-        section("Describes", {str(i + 1): p for i, p in enumerate(info["describes"])})
-    if info.get("thumbnail_file"):
-        missing = " (missing: `mediaforge thumbs --missing-only` makes it again)" if info.get("thumbnail_missing") else ""
-        section("Thumbnail", {"file": info["thumbnail_file"] + missing})
-    if info["copies"]:
-        section("Other copies", {str(i + 1): path_text(b) for i, b in enumerate(info["copies_bytes"])})
-    for e in info["errors"]:
-        section("Error", e)
 
 
 def plain(v: Any) -> Any:
@@ -502,38 +332,6 @@ def _may_nest(t: pa.DataType) -> bool:
     return not (_simple(t) or any(f(t) for f in flat))
 
 
-def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 1000,
-                hide: tuple[str, ...] = ()) -> None:
-    """A rich table on stdout; long results are cut with a note on stderr (the rows past
-    `limit` are counted, never held). `hide`: columns meant for scripts (ids, raw path
-    bytes) that the table leaves out where present."""
-    rows = batches_of(data)
-    names = [n for n in rows.schema.names if n not in hide]
-    batches = (b.select(names) if len(names) < b.num_columns else b for b in rows)
-    width = out_console.width
-    shown_rows: list[dict[str, Any]] = []
-    dicts = _dicts(batches)
-    for row in dicts:
-        shown_rows.append(row)
-        if len(shown_rows) >= limit:
-            break
-    # Printed before the rest is counted: a statement that fails further on has shown
-    # its first rows.
-    if len(names) * (_MIN_CELL + 3) + 1 > width:
-        _print_expanded(names, shown_rows, title, width)
-    else:
-        t = Table(title=shown(title) if title else None, show_lines=False, header_style="bold")
-        for name in names:
-            t.add_column(shown(name), overflow="fold")
-        for row in shown_rows:
-            t.add_row(*[shown(_table_cell(v)) for v in row.values()])
-        out_console.print(t)
-    more = sum(1 for _ in dicts)  # the rest of the batch it was in
-    more += sum(b.num_rows for b in batches)  # and the batches after it
-    if more:
-        err_console.print(f"[dim]{more:,} more rows not shown; use --format csv or --output[/]")
-
-
 # The most characters of one value a table shows: laying out a longer one costs time
 # that grows with the square of its length (10 MB: minutes), and no terminal shows it.
 _CELL_MAX = 2000
@@ -565,35 +363,59 @@ def _print_expanded(names: list[str], rows: list[dict[str, Any]], title: str | N
     sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
 
 
-_NO_COMMAS = ("year", "id")
+def dump_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(plain(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+class _NoBar:
+    """The progress bar of a run that shows none (`--json`, `-q`, output not a terminal):
+    it draws nothing and loads no rich."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, p: Any) -> None:
+        pass
+
+    def step(self, done: int, total: int, errors: int) -> None:
+        pass
+
+
+def ScanProgressBar(enabled: bool) -> Any:  # noqa: N802 - used as the class it hands out
+    """The scan's progress bar on stderr (see `richout.ScanProgressBar`), or none."""
+    if not enabled:
+        return _NoBar()
+    from .richout import ScanProgressBar as bar
+
+    return bar(enabled)
+
+
+def ExtractProgressBar(enabled: bool, label: str, what: str = "errors") -> Any:  # noqa: N802
+    """Files done of files to extract (see `richout.ExtractProgressBar`), or none."""
+    if not enabled:
+        return _NoBar()
+    from .richout import ExtractProgressBar as bar
+
+    return bar(enabled, label, what)
+
+
+def print_info(info: dict[str, Any]) -> None:
+    from .richout import print_info as show
+
+    show(info)
+
+
+def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 1000,
+                hide: tuple[str, ...] = ()) -> None:
+    from .richout import print_table as show
+
+    show(data, title, limit, hide)
 
 
 def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, ...] = ("bytes",)) -> None:
-    """A small list of dicts as a table, with byte counts humanised."""
-    if not rows:
-        return
-    t = Table(title=shown(title), header_style="bold", title_justify="left")
-    cols = list(rows[0].keys())
-    for c in cols:
-        # Folded, never cut with an ellipsis, where a terminal is too narrow.
-        t.add_column(shown(c), justify="right" if isinstance(rows[0][c], (int, float)) else "left", overflow="fold")
-    for r in rows:
-        t.add_row(*[shown(human_bytes(r[c]) if c in byte_cols and r[c] is not None else
-                          ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
-                           else plain(r[c])))
-                    for c in cols])
-    # Into a file or a pipe the table takes the width it needs (up to 200 columns), not
-    # the 80 rich assumes: a saved report keeps every date and status on one line.
-    if out_console.is_terminal:
-        out_console.print(t)
-        return
-    width = out_console.width
-    out_console.width = max(width, 200)
-    try:
-        out_console.print(t)
-    finally:
-        out_console.width = width
+    from .richout import print_records as show
 
-
-def dump_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(plain(obj), indent=2, ensure_ascii=False) + "\n")
+    show(rows, title, byte_cols)

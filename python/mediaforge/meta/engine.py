@@ -24,7 +24,7 @@ from ..catalog import Catalog
 from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, pending_extraction, pending_fingerprints,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
-from ..config import check_timeout, min_free_bytes, worker_count
+from ..config import DEFAULT_THUMB_SIZE, check_timeout, min_free_bytes, thumbs_dir, worker_count
 from ..errors import InvalidInputError, PathIOError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
@@ -37,7 +37,7 @@ class ExtractConfig:
     meta: bool = True
     thumbs: bool = True
     fingerprints: bool = True
-    # None: the size most of the catalog's thumbnails have (DEFAULT_SIZE for a catalog with
+    # None: the size most of the catalog's thumbnails have (DEFAULT_THUMB_SIZE for a catalog with
     # none), so thumbnails made later match those made before at another size.
     thumb_size: int | None = None
     workers: int | None = None
@@ -142,7 +142,6 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     if rows is not None and rows.num_rows == 0:
         return ExtractSummary(0, 0, 0, 0, 0, 0, 0, 0, time.monotonic() - started)
     config = sized(cat, config)
-    from .thumbs import thumbs_root  # Pillow: only once there is something to extract
 
     pool = WorkerPool(worker_count(config.workers), config.timeout)
     try:
@@ -152,7 +151,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
                 rows = select()
             total = rows.num_rows
             paths = dict(zip(rows.column("blake3").to_pylist(), rows.column("path_bytes").to_pylist()))
-            for result in pool.map(_tasks(rows, config, str(thumbs_root(cat.path)), min_free)):
+            for result in pool.map(_tasks(rows, config, str(thumbs_dir(cat.path)), min_free)):
                 if result.get("stale"):  # changed since the scan: the next scan sees to it
                     skipped += 1
                     continue
@@ -229,12 +228,10 @@ def catalog_thumb_size(cat: Catalog) -> int | None:
 
 def sized(cat: Catalog, config: ExtractConfig) -> ExtractConfig:
     """`config` with its thumbnail size settled: as given, else the size most of the
-    catalog's thumbnails have, else DEFAULT_SIZE."""
+    catalog's thumbnails have, else DEFAULT_THUMB_SIZE."""
     if config.thumb_size is not None:
         return config
-    from .thumbs import DEFAULT_SIZE
-
-    return dataclasses.replace(config, thumb_size=catalog_thumb_size(cat) or DEFAULT_SIZE)
+    return dataclasses.replace(config, thumb_size=catalog_thumb_size(cat) or DEFAULT_THUMB_SIZE)
 
 
 def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
@@ -244,11 +241,10 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
     no size in `config`, at the size most of the catalog's thumbnails have (so one deleted
     is made again as its neighbours are)."""
     from .space import space_short
-    from .thumbs import thumbs_root
 
     config = sized(cat, config)
     size_dir = f"{config.thumb_size}/"
-    root = thumbs_root(cat.path)
+    root = thumbs_dir(cat.path)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # the whole point of the command: one clear line, nothing touched
@@ -261,7 +257,7 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         rows = thumb_candidates(cat)
         if not missing_only:
             return rows
-        root = thumbs_root(cat.path)
+        root = thumbs_dir(cat.path)
         keep = [t is None or not t.startswith(size_dir) or not (root / t).is_file()
                 for t in rows.column("thumb").to_pylist()]
         return rows.filter(pa.array(keep, pa.bool_()))

@@ -80,13 +80,15 @@ class _Worker:
 def _sweep(w: _Worker) -> None:
     """Remove the temporary thumbnail files a stopped worker may have been writing for the
     tasks it held (named by its pid): a Ctrl-C or a time-out leaves nothing behind."""
+    held = [t for t in w.inflight if t.thumbs and t.thumbs_root]
+    if not held:  # nothing to sweep: Pillow (which the module below loads) stays out of the parent
+        return
     from .thumbs import thumb_relpath, tmp_name
 
-    for t in w.inflight:
-        if t.thumbs and t.thumbs_root:
-            target = os.path.join(t.thumbs_root, thumb_relpath(t.blake3, t.thumb_size))
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name(target, w.proc.pid))
+    for t in held:
+        target = os.path.join(t.thumbs_root, thumb_relpath(t.blake3, t.thumb_size))
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name(target, w.proc.pid))
 
 
 class WorkerPool:

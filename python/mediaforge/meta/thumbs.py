@@ -15,7 +15,6 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-DEFAULT_SIZE = 256
 WEBP_QUALITY = 80
 
 
