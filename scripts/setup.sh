@@ -15,8 +15,8 @@ fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 
-# Python dependencies, re-installed only when pyproject.toml or this script changes.
-stamp="$VENV/.deps-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+# Python dependencies, re-installed only when pyproject.toml or these scripts change.
+stamp="$VENV/.deps-$(cat pyproject.toml scripts/setup.sh scripts/pillow_simd.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "setup: installing Python dependencies" >&2
     python -m pip install -q --upgrade pip

@@ -213,6 +213,7 @@ def _tag_opus(path: Path) -> None:
     f = OggOpus(str(path))
     f["title"], f["artist"], f["album"], f["tracknumber"], f["date"] = "Opus Title", "Opus Artist", "Opus Album", "5", "2020"
     f["R128_TRACK_GAIN"], f["R128_ALBUM_GAIN"] = "-512", "256"  # Q7.8 dB towards -23 LUFS (RFC 7845)
+    f["discnumber"], f["TOTALTRACKS"], f["TOTALDISCS"] = "1", "11", "2"  # totals as foobar2000 names them
     f.save()
 
 

@@ -133,3 +133,20 @@ def test_classify_binding(media_blobs: MediaBlobs, name: bytes, head: str | None
              "mp4": media_blobs.mp4, "srt": SRT, "json": JSON_SIDECAR, "xmp": XMP, "": b""}
     data = None if head is None else heads[head][:512]
     assert _core.classify(name, data) == expected
+
+
+def test_sound_alone_in_matroska_and_jpeg_2000_are_what_they_are(tmp_path: Path, catalog_path: Path) -> None:
+    """An `.mka` (Matroska holding sound alone) was a video, out of every `kind = 'audio'`
+    query and of `dupes --kind audio`; JPEG 2000 pictures were `other`, never read."""
+    from conftest import _encode_audio, _encode_video, _picture
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _encode_audio(lib / "live.mka", "flac", "matroska")
+    _encode_video(lib / "clip.mkv")
+    _picture(64, 48, 1).save(lib / "scan.jp2")
+    _picture(64, 48, 2).save(lib / "plate.bin", format="JPEG2000")  # the JP2 box, named as nothing
+    do_scan(catalog_path, lib)
+    got = {os.path.basename(p): (r["kind"], r["mime"]) for p, r in files_by_path(catalog_path).items()}
+    assert got == {b"live.mka": ("audio", "audio/x-matroska"), b"clip.mkv": ("video", "video/x-matroska"), b"scan.jp2": ("image", "image/jp2"),
+                   b"plate.bin": ("image", "image/jp2")}

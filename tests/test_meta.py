@@ -271,6 +271,7 @@ def test_audio_tags_flac_m4a_opus(corpus) -> None:
     assert (m["created_at"], m["taken_at"]) == (None, None)
     opus = _one(catalog, "tags_audio", paths["opus"])
     assert (opus["title"], opus["album"], opus["track"], opus["year"]) == ("Opus Title", "Opus Album", 5, 2020)
+    assert (opus["track_total"], opus["disc"], opus["disc_total"]) == (11, 1, 2)  # TOTALTRACKS, TOTALDISCS
     # R128 gains (Q7.8 dB towards -23 LUFS) become ReplayGain figures (5 dB louder).
     assert (opus["rg_track_gain"], opus["rg_album_gain"]) == (pytest.approx(3.0), pytest.approx(6.0))
     alac = _one(catalog, "tags_audio", paths["alac"])
@@ -1773,3 +1774,132 @@ def test_a_json_metadata_run_loads_neither_rich_nor_pillow_in_the_command(tmp_pa
     assert {"duckdb", "typer", "mediaforge.meta.engine", "mediaforge.meta.pool"} <= loaded
     assert not {m for m in loaded if m.split(".")[0] in ("rich", "PIL") or m == "mediaforge.organise.xmp"}
     assert rows(cat, "SELECT m.width FROM media m") == [{"width": 96}]
+
+
+def _one_keyframe_clip(path: Path, fmt: str, frames: int = 200) -> None:
+    """Pictures that change every frame, encoded as one group of pictures (a single
+    keyframe at the start, as camcorders and recorders write short MPEG-TS clips)."""
+    import random
+
+    import av
+    from PIL import ImageDraw
+
+    def picture(seed: int) -> Image.Image:  # never flat: every frame is fingerprinted
+        rng = random.Random(seed)
+        img = Image.new("RGB", (160, 120), (rng.randrange(256), 90, 160))
+        d = ImageDraw.Draw(img)
+        for _ in range(12):
+            x, y = rng.randrange(150), rng.randrange(110)
+            d.rectangle((x, y, x + rng.randrange(10, 60), y + rng.randrange(10, 50)),
+                        fill=tuple(rng.randrange(256) for _ in range(3)))
+        return img
+
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream("libx264", rate=25)
+        st.width, st.height, st.pix_fmt = 160, 120, "yuv420p"
+        st.options = {"preset": "ultrafast", "x264-params": "keyint=1000:min-keyint=1000:scenecut=0"}
+        for i in range(frames):
+            for p in st.encode(av.VideoFrame.from_image(picture(i // 5))):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    with av.open(str(path)) as c:
+        assert sum(p.is_keyframe for p in c.demux(video=0) if p.size) == 1  # the premise
+
+
+def test_a_one_keyframe_mpeg_ts_clip_gets_its_thumbnail_fingerprint_and_rotation(tmp_path: Path) -> None:
+    """An 8 s MPEG-TS clip with one keyframe: the keyframe seek to 10% landed past it and
+    nothing decoded, so the clip had no thumbnail, no rotation and no fingerprint ("every
+    sampled frame is black or flat", which no frame was). Its MP4 twin, the same pictures,
+    was fine; now both are, with the same fingerprint."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _one_keyframe_clip(lib / "clip.ts", "mpegts")
+    _one_keyframe_clip(lib / "twin.mp4", "mp4")
+    cat = tmp_path / "c.duckdb"
+    res = run_cli("scan", lib, "--json", catalog=cat)
+    assert res.rc == 0, res.err
+    got = {r["name"]: r for r in rows(cat, """
+        SELECT f.name, m.status, m.thumb IS NOT NULL AS thumb, m.rotation,
+               list(v.phash ORDER BY v.k) AS phashes, list(v.k ORDER BY v.k) AS ks
+        FROM files f JOIN media m USING (blake3) LEFT JOIN video_hashes v USING (blake3)
+        GROUP BY ALL""")}
+    assert got["clip.ts"]["status"] == got["twin.mp4"]["status"] == "ok", rows(cat, "SELECT * FROM meta_errors")
+    assert got["clip.ts"]["thumb"] and got["clip.ts"]["rotation"] == 0
+    assert got["clip.ts"]["ks"] == got["twin.mp4"]["ks"] == list(range(9))
+    assert got["clip.ts"]["phashes"] == got["twin.mp4"]["phashes"]
+    assert rows(cat, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+
+
+@pytest.mark.parametrize(("name", "date", "want"), [
+    ("tagged.mkv", "2019-05-04T10:11:12", "2019-05-04 10:11:12"),  # read back as Matroska's DATE
+    ("dated.mp4", "2019-05-04", "2019-05-04 00:00:00"),  # a day without a time
+])
+def test_a_video_date_tag_in_any_case_or_without_a_time_is_its_creation_time(tmp_path: Path, name: str, date: str,
+                                                                               want: str) -> None:
+    """catalog.md: for video, a `date` tag when there is no `creation_time`. Matroska's
+    upper-case `DATE` and a date without a time were dropped, so the clip's year fell back
+    to its file's change time."""
+    import av
+    from conftest import _picture
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(lib / name), "w") as out:
+        out.metadata["date"] = date
+        st = out.add_stream("libx264", rate=24)
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for i in range(24):
+            for p in st.encode(av.VideoFrame.from_image(_picture(64, 48, i))):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    with av.open(str(lib / name)) as c:
+        assert "creation_time" not in {k.lower() for k in c.metadata}  # the premise: the date tag alone
+    cat = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--json", catalog=cat).rc == 0
+    got = rows(cat, "SELECT m.created_at::VARCHAR AS c, l.year FROM media m JOIN library l USING (blake3)")
+    assert got == [{"c": want, "year": 2019}]
+
+
+def _deep_rgb(path: Path, codec: str) -> None:
+    """A 16-bit-per-sample RGB picture, written by FFmpeg's encoder (Pillow writes none)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="image2") as out:
+        st = out.add_stream(codec, rate=1)
+        st.width, st.height, st.pix_fmt = 96, 64, "rgb48be" if codec == "png" else "rgb48le"
+        pixels = (np.arange(96 * 64 * 3, dtype=np.uint32).reshape(64, 96, 3) * 211 % 65536).astype(np.uint16)
+        for p in st.encode(av.VideoFrame.from_ndarray(pixels, format="rgb48le")):
+            out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+def test_compressed_tiffs_and_deep_pictures_read_with_their_bit_depth(tmp_path: Path) -> None:
+    """LZW and Deflate TIFFs (what scanners and editors save) and 16-bit TIFFs need libtiff,
+    which the pillow-simd build lacked: they were `partial`, "decoder libtiff not
+    available", with no thumbnail. And 16-bit RGB PNGs and TIFFs, which Pillow loads as
+    8-bit RGB, and 4-bit palette PNGs, had a bit_depth of 8."""
+    from PIL import features
+
+    from conftest import _picture
+
+    assert features.check("libtiff") and features.check("jpg_2000")  # what scripts/pillow_simd.sh builds with
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    pic = _picture(120, 80, 3)
+    pic.save(lib / "lzw.tif", compression="tiff_lzw")
+    pic.save(lib / "deflate.tif", compression="tiff_adobe_deflate")
+    pic.save(lib / "picture.jp2")
+    _deep_rgb(lib / "deep.png", "png")
+    _deep_rgb(lib / "deep.tif", "tiff")
+    pic.convert("P", colors=16).save(lib / "sixteen.png", bits=4)
+    cat = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--json", catalog=cat).rc == 0
+    got = {r["name"]: (r["status"], r["bit_depth"], r["thumb"]) for r in rows(cat, """
+        SELECT f.name, m.status, m.bit_depth, m.thumb IS NOT NULL AS thumb
+        FROM files f JOIN media m USING (blake3)""")}
+    assert got == {"lzw.tif": ("ok", 8, True), "deflate.tif": ("ok", 8, True), "picture.jp2": ("ok", 8, True),
+                   "deep.png": ("ok", 16, True), "deep.tif": ("ok", 16, True), "sixteen.png": ("ok", 4, True)}

@@ -164,8 +164,10 @@ def read_tags(path: str | bytes) -> tuple[dict[str, Any] | None, bytes | None]:
         row["track"], row["track_total"] = _pair(_first(_raw(tags, family, "track")))
         row["disc"], row["disc_total"] = _pair(_first(_raw(tags, family, "disc")))
         if family is _VORBIS:
-            row["track_total"] = row["track_total"] or _pair(_first(_raw(tags, family, "track_total")))[0]
-            row["disc_total"] = row["disc_total"] or _pair(_first(_raw(tags, family, "disc_total")))[0]
+            # TRACKTOTAL and DISCTOTAL, or foobar2000's TOTALTRACKS and TOTALDISCS.
+            for key, other in (("track_total", "totaltracks"), ("disc_total", "totaldiscs")):
+                row[key] = (row[key] or _pair(_first(_raw(tags, family, key)))[0]
+                            or _pair(_first(_raw(tags, {key: other}, key)))[0])
     for key in ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak"):
         row[key] = _float(_first(_raw(tags, family, key)))
     if family is _ID3:

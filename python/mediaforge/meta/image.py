@@ -146,7 +146,7 @@ def image_info(im: Image.Image) -> dict[str, Any]:
         "height": height,
         "mode": im.mode,
         "frames": int(frames),
-        "bit_depth": _bit_depth(im.mode),
+        "bit_depth": _stored_bits(im) or _bit_depth(im.mode),
     }
 
 
@@ -156,6 +156,24 @@ def _turns_sideways(im: Image.Image) -> bool:
         return im.getexif().get(0x0112) in (5, 6, 7, 8)
     except Exception:  # noqa: BLE001
         return False
+
+
+def _stored_bits(im: Image.Image) -> int | None:
+    """Bits per sample as the file stores them, where Pillow's mode says otherwise: 16-bit
+    RGB and RGBA PNGs and TIFFs load as 8-bit RGB, 2- and 4-bit PNGs as 8-bit L or P.
+    None when the file does not say (then the mode tells)."""
+    try:
+        if im.format == "TIFF":
+            bits = getattr(im, "tag_v2", {}).get(258)  # BitsPerSample: one per sample
+            bits = max(bits) if isinstance(bits, tuple) and bits else bits
+            return int(bits) if isinstance(bits, int) and 0 < bits <= 64 else None
+        if im.format == "PNG" and im.tile:
+            raw = im.tile[0][3]  # the raw mode of the IHDR's depth: `RGB;16B`, `L;4`, `P;2`
+            m = re.search(r";(\d+)", raw if isinstance(raw, str) else "")
+            return int(m.group(1)) if m else None
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    return None
 
 
 def _bit_depth(mode: str) -> int | None:

@@ -39,15 +39,18 @@ def _rate(r: Fraction | None) -> float | None:
 
 def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
     # A `date` tag is when a video was recorded, but a song's release date: only the
-    # container's own creation time counts for sound.
+    # container's own creation time counts for sound. Tag names in any case: Matroska's
+    # are upper case (`DATE`).
+    meta = {k.lower(): v for k, v in meta.items()}
     s = meta.get("creation_time") or (meta.get("date") if video else None)
     if not s:
         return None
-    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})", s)
+    # A date alone (`2019-05-04`) is that day at midnight.
+    m = re.match(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?", s)
     if not m:
         return None
     try:
-        t = datetime(*(int(x) for x in m.groups()))
+        t = datetime(*(int(x or 0) for x in m.groups()))
     except ValueError:
         return None
     # 1904-01-01 and 1970-01-01 are "not set" in MP4 and in many muxers.
@@ -245,23 +248,27 @@ def _track_rotations(path: str | bytes) -> dict[int, int]:
 def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any], size: int) -> Any:
     """A picture about 10% into the video, via a keyframe seek; None if nothing decodes."""
     stream.thread_type = "AUTO"
-    if duration and duration > 1 and stream.time_base:
+    seeked = bool(duration and duration > 1 and stream.time_base)
+    if seeked:
         target = int(duration * 0.1 / stream.time_base) + (stream.start_time or 0)
         try:
             c.seek(target, stream=stream, backward=True, any_frame=False)
         except av.error.FFmpegError:
             c.seek(0)
-    sar = _sample_aspect(stream)
-    for frame in c.decode(stream):
-        rot = int(getattr(frame, "rotation", 0) or 0) % 360
-        if media.get("rotation") is None:
-            media["rotation"] = rot
-        # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
-        w, h = _scaled(max(1, round(frame.width * sar)), frame.height, size)
-        img = frame.to_image(width=w, height=h)
-        # The display matrix turns the picture counter-clockwise by `rot` degrees.
-        return img.rotate(rot, expand=True) if rot else img
-    return None
+            seeked = False
+    frame = next(c.decode(stream), None)  # the keyframe the seek found
+    if frame is None and seeked:  # nothing decodes after it (see `_frames_from_start`)
+        frame = _next_at(_frames_from_start(c, stream), _start(stream) + duration * 0.1, [FP_MAX_DECODE])
+    if frame is None:
+        return None
+    rot = int(getattr(frame, "rotation", 0) or 0) % 360
+    if media.get("rotation") is None:
+        media["rotation"] = rot
+    # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
+    w, h = _scaled(max(1, round(frame.width * _sample_aspect(stream))), frame.height, size)
+    img = frame.to_image(width=w, height=h)
+    # The display matrix turns the picture counter-clockwise by `rot` degrees.
+    return img.rotate(rot, expand=True) if rot else img
 
 
 # Video fingerprints: a frame at each of these fractions of the duration, never in the
@@ -271,39 +278,57 @@ FP_FRACTIONS = tuple(k / 10 for k in range(1, 10))
 FP_SKIP_START = 3.0
 FP_FLAT_STDDEV = 6.0
 FP_MAX_DECODE = 240  # frames decoded after a keyframe seek to reach the wanted time
+# Frames decoded in all from the start of a file whose keyframe seeks decode nothing (an
+# MPEG-TS clip with one keyframe): about 80 s of 25 fps video; positions past it are left out.
+FP_LINEAR_MAX = 2000
 
 
 def video_fingerprint(path: str | bytes, duration: float | None,
-                      by_content: bool = False) -> tuple[list[dict[str, Any]], float | None]:
+                      by_content: bool = False) -> tuple[list[dict[str, Any]], float | None, int]:
     """(k, position, pHash) of frames at fixed fractions of the duration, via keyframe
     seeks; the pHash is computed in the Rust core from a small grey frame. Second: where
     the pictures end when that is well before the duration the header claims (a file cut
-    short), else None; positions past it are left out rather than all given its last frame."""
+    short), else None; positions past it are left out rather than all given its last frame.
+    Third: how many frames were decoded and looked at (0: none could be)."""
     import numpy as np
 
     from .. import _core
 
     if not duration or duration <= 0:
-        return [], None
+        return [], None, 0
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     out: list[dict[str, Any]] = []
     ended: float | None = None
+    decoded = 0
     slack = 0.5  # a frame is found at or after its target, unless the pictures stop first
     with _container(path, name, by_content) as c:
         vs = next((s for s in c.streams.video if not _is_cover(s)), None)
         if vs is None or not vs.time_base:
-            return [], None
+            return [], None, 0
         vs.thread_type = "AUTO"
         if vs.duration and vs.time_base:  # the pictures' own length (sound may run on after them)
             duration = min(duration, float(vs.duration * vs.time_base)) or duration
         start = FP_SKIP_START if duration > 2 * FP_SKIP_START else 0.0
+        t0 = _start(vs)
+        linear: Iterator[Any] | None = None  # decoding on from the start, once a seek decoded nothing
+        held = None  # its last frame
+        budget = [FP_LINEAR_MAX]
         for k, f in enumerate(FP_FRACTIONS):
             t = max(start, f * duration)
-            frame = _frame_after(c, vs, t)
+            frame = _frame_after(c, vs, t) if linear is None else None
+            if frame is None and linear is None:
+                linear = _frames_from_start(c, vs)
+            if linear is not None:
+                # Two fractions may want the same time (both within the first seconds): a
+                # frame already decoded that reaches it serves again.
+                if held is None or (held.time is not None and held.time < t0 + t - 0.02):
+                    held = _next_at(linear, t0 + t, budget, settle=False)
+                frame = held
             if frame is None:
                 continue
-            if frame.time is not None and frame.time < t - slack:  # the pictures stop before t
-                ended = float(frame.time)
+            decoded += 1
+            if frame.time is not None and frame.time < t0 + t - slack:  # the pictures stop before t
+                ended = float(frame.time - t0)
                 break
             w = 64
             h = max(8, round(64 * frame.height / max(frame.width, 1)))
@@ -311,8 +336,9 @@ def video_fingerprint(path: str | bytes, duration: float | None,
             if float(np.std(grey)) < FP_FLAT_STDDEV:
                 continue  # black or flat: says nothing about the content
             phash, _ = _core.image_hashes(np.ascontiguousarray(grey).tobytes(), w, h)
-            out.append({"k": k, "position": round(float(frame.time or t), 3), "phash": phash})
-    return out, ended
+            out.append({"k": k, "position": round(float(frame.time - t0 if frame.time is not None else t), 3),
+                        "phash": phash})
+    return out, ended, decoded
 
 
 AFP_RATE = 11025  # what the Rust fingerprint expects
@@ -440,18 +466,48 @@ def sound_end(path: str | bytes, claimed: float, by_content: bool = False) -> fl
         return end if end < claimed - slack else None
 
 
+def _start(stream: Any) -> float:
+    """Where the stream's timestamps start, in seconds (MPEG-TS: 1.4 s, say)."""
+    return float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+
+
 def _frame_after(c: Any, stream: Any, t: float) -> Any:
-    """The first decoded frame at or after `t` seconds (keyframe seek, then decode on)."""
+    """The first decoded frame at or after `t` seconds from the stream's start (keyframe
+    seek, then decode on); None when nothing decodes after the seek."""
     try:
         c.seek(int(t / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True, any_frame=False)
     except av.error.FFmpegError:
         return None
+    return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE])
+
+
+def _frames_from_start(c: Any, stream: Any) -> Iterator[Any]:
+    """Frames decoded from the file's start. For files where a keyframe seek lands past
+    the only keyframe and nothing decodes after it: an MPEG-TS clip from a camcorder or
+    a recorder is one long group of pictures, and its demuxer seeks by byte position."""
+    try:
+        c.seek(0)
+    except av.error.FFmpegError:
+        return iter(())
+    return iter(c.decode(stream))
+
+
+def _next_at(frames: Iterator[Any], at: float, budget: list[int], settle: bool = True) -> Any:
+    """The next frame of `frames` at or after `at` seconds (timestamps as the stream has
+    them), decoding at most `budget[0]` frames (spent in place). When the frames end
+    first: the last one decoded (the pictures stop early), or None if none decoded. When
+    the budget ends first: the frame reached with `settle`, else None (the wanted time
+    is out of reach, which says nothing of where the pictures end)."""
     last = None
-    for n, frame in enumerate(c.decode(stream)):
+    while budget[0] > 0:
+        frame = next(frames, None)
+        if frame is None:
+            return last
         last = frame
-        if frame.time is None or frame.time >= t - 0.02 or n >= FP_MAX_DECODE:
+        budget[0] -= 1
+        if frame.time is None or frame.time >= at - 0.02:
             return frame
-    return last
+    return last if settle else None
 
 
 def _scaled(w: int, h: int, size: int) -> tuple[int, int]:

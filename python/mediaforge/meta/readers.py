@@ -371,7 +371,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     # Frames at fixed fractions of the duration: the video's near-duplicate fingerprint.
     if t.fingerprints and t.kind == "video" and media.get("video_codec"):
         try:
-            r.video_hashes, ended = video_fingerprint(t.path, media.get("duration"), by_content)
+            r.video_hashes, ended, looked_at = video_fingerprint(t.path, media.get("duration"), by_content)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
         else:
@@ -380,7 +380,8 @@ def _av(r: _Result, fallback: bool = False) -> bool:
                                  "claims: cut short?")
             if not r.video_hashes:
                 # Recorded (the extraction itself is fine) so that no catch-up tries again.
-                r.errors.append(("fingerprint", NO_FINGERPRINT + "every sampled frame is black or flat"))
+                r.errors.append(("fingerprint", NO_FINGERPRINT + ("every sampled frame is black or flat" if looked_at
+                                                                  else "no frame could be decoded")))
     # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
     if t.fingerprints and media.get("audio_codec") and not media.get("video_codec"):
         try:

@@ -66,6 +66,9 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"tif" | b"tiff" => c(Image, "image/tiff"),
         b"bmp" => c(Image, "image/bmp"),
         b"jxl" => c(Image, "image/jxl"),
+        b"jp2" => c(Image, "image/jp2"),
+        b"jpx" | b"jpf" => c(Image, "image/jpx"),
+        b"j2k" | b"j2c" | b"jpc" => c(Image, "image/x-jp2-codestream"),
         b"svg" => c(Image, "image/svg+xml"),
         b"ico" => c(Image, "image/vnd.microsoft.icon"),
         b"psd" => c(Image, "image/vnd.adobe.photoshop"),
@@ -108,6 +111,7 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"ape" => c(Audio, "audio/x-ape"),
         b"wv" => c(Audio, "audio/x-wavpack"),
         b"mka" => c(Audio, "audio/x-matroska"),
+        b"weba" => c(Audio, "audio/webm"),
         b"dsf" | b"dff" => c(Audio, "audio/x-dsd"),
         b"mid" | b"midi" => c(Audio, "audio/midi"),
         b"xmp" => c(Sidecar, "application/rdf+xml"),
@@ -227,10 +231,14 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
     }
     if at(0, b"\x1A\x45\xDF\xA3") {
         let webm = h.windows(4).take(64).any(|w| w == b"webm");
-        return Some(if webm {
-            c(Video, "video/webm")
-        } else {
-            c(Video, "video/x-matroska")
+        // Matroska and WebM hold sound alone as well as video: the header cannot tell
+        // which without reading the tracks, so a name that says sound (`.mka`, `.weba`) decides.
+        let sound = matches!(from_extension(ext), Some(Class { kind: Audio, .. }));
+        return Some(match (webm, sound) {
+            (true, false) => c(Video, "video/webm"),
+            (true, true) => c(Audio, "audio/webm"),
+            (false, false) => c(Video, "video/x-matroska"),
+            (false, true) => c(Audio, "audio/x-matroska"),
         });
     }
     if at(0, b"fLaC") {
@@ -266,6 +274,14 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
     }
     if at(0, b"\xFF\x0A") || at(0, b"\0\0\0\x0CJXL \r\n\x87\n") {
         return Some(c(Image, "image/jxl"));
+    }
+    // JPEG 2000: the JP2 signature box (`jpx ` files carry it too), or a bare codestream.
+    if at(0, b"\0\0\0\x0CjP  \r\n\x87\n") {
+        let jpx = at(20, b"jpx ");
+        return Some(c(Image, if jpx { "image/jpx" } else { "image/jp2" }));
+    }
+    if at(0, b"\xFF\x4F\xFF\x51") {
+        return Some(c(Image, "image/x-jp2-codestream"));
     }
     if at(0, b"BM") && h.len() >= 14 && ext.eq_ignore_ascii_case(b"bmp") {
         return Some(c(Image, "image/bmp"));
@@ -428,6 +444,33 @@ mod tests {
         assert_eq!(classify(b"m4v", Some(m4v)).kind, Kind::Video);
         let both = b"\0\0\0\x20ftypmp42\0\0\0\0isomM4A avc1mp42";
         assert_eq!(classify(b"mp4", Some(both)).kind, Kind::Video);
+    }
+
+    #[test]
+    fn jpeg_2000_by_name_and_by_content() {
+        let jp2 = b"\0\0\0\x0CjP  \r\n\x87\n\0\0\0\x14ftypjp2 \0\0\0\0jp2 ";
+        assert_eq!(classify(b"bin", Some(jp2)).mime, "image/jp2");
+        let jpx = b"\0\0\0\x0CjP  \r\n\x87\n\0\0\0\x1cftypjpx \0\0\0\0jpx jp2 ";
+        assert_eq!(classify(b"jpf", Some(jpx)).mime, "image/jpx");
+        assert_eq!(
+            classify(b"", Some(b"\xFF\x4F\xFF\x51\0\x2f")).mime,
+            "image/x-jp2-codestream"
+        );
+        assert_eq!(classify(b"J2K", None).kind, Kind::Image);
+    }
+
+    #[test]
+    fn matroska_and_webm_named_as_sound_are_sound() {
+        let mkv = b"\x1A\x45\xDF\xA3\x9f\x42\x86\x81\x01\x42\x82\x88matroska";
+        let webm = b"\x1A\x45\xDF\xA3\x9f\x42\x86\x81\x01\x42\x82\x84webm";
+        assert_eq!(classify(b"mka", Some(mkv)).mime, "audio/x-matroska");
+        assert_eq!(classify(b"MKA", Some(mkv)).kind, Kind::Audio);
+        assert_eq!(classify(b"weba", Some(webm)).mime, "audio/webm");
+        assert_eq!(classify(b"mkv", Some(mkv)).mime, "video/x-matroska");
+        assert_eq!(classify(b"webm", Some(webm)).mime, "video/webm");
+        assert_eq!(classify(b"", Some(mkv)).kind, Kind::Video);
+        // A Matroska file named as a photo is still no photo.
+        assert_eq!(classify(b"jpg", Some(mkv)).kind, Kind::Video);
     }
 
     #[test]
