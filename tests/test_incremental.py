@@ -1319,3 +1319,54 @@ def test_a_file_made_after_a_row_was_last_seen_is_another_file_whatever_its_inod
     assert (got["new"], got["moved"], got["missing"]) == (1, 0, 1), got
     assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present' AND blake3 = ?",
                 [real["b.jpg"]]) == [{"n": 0}]
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_another_file_saved_under_a_gone_files_name_is_a_new_file(tmp_path: Path, hashed: bool) -> None:
+    """A camera's counter starting over: IMG_0001.jpg deleted (a scan marks it missing),
+    then another photo imported under the same name. It took the gone photo's id and tags
+    ("people/alice" on a stranger). Now it is a new file; the gone one keeps its row and
+    tags. (A copy of the gone photo put back, new inode and same bytes, still revives it:
+    `test_file_restored_from_a_copy_is_revived`.)"""
+    from conftest import make_jpeg
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    photo = root / "IMG_0001.jpg"
+    first, other = make_jpeg(seed=1), make_jpeg(seed=2, size=(120, 90))
+    photo.write_bytes(first)
+    catalog = tmp_path / "cat.duckdb"
+    do_scan(catalog, root, hash=hashed)
+    assert run_cli("tag", "add", "people/alice", photo, catalog=catalog).rc == 0
+    (gone,) = rows(catalog, "SELECT media_id FROM files")
+    # Made while the photo still holds its inode, so the stranger has another one (a test
+    # cannot wait for birth times to tell a reused inode apart, as they do between imports).
+    incoming = tmp_path / "card.jpg"
+    incoming.write_bytes(other)
+    photo.unlink()
+    assert do_scan(catalog, root, hash=hashed).missing == 1
+    incoming.rename(photo)
+    s = do_scan(catalog, root, hash=hashed)
+    assert (s.new, s.revived, s.changed, s.missing) == (1, 0, 0, 0)
+    got = rows(catalog, "SELECT media_id, status, size, tags FROM files LEFT JOIN "
+                        "(SELECT media_id, list(tag) AS tags FROM tags GROUP BY ALL) USING (media_id) ORDER BY status")
+    assert [(r["status"], r["size"], r["tags"]) for r in got] == [("missing", len(first), ["people/alice"]),
+                                                                  ("present", len(other), None)]
+    assert got[0]["media_id"] == gone["media_id"] != got[1]["media_id"]
+
+
+def test_a_subfolder_scan_follows_the_ignore_file_above_it(tmp_path: Path) -> None:
+    """`scan LIB/sub` catalogued (and hashed) what LIB's .mediaforgeignore leaves out, and a
+    later `scan LIB`, which does not look there, left that row present for good."""
+    root = tmp_path / "lib"
+    (root / "sub").mkdir(parents=True)
+    (root / ".mediaforgeignore").write_text("*.tmp\n")
+    (root / "sub" / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    (root / "sub" / "x.tmp").write_bytes(b"scratch")
+    catalog = tmp_path / "cat.duckdb"
+    assert scanned(catalog, root / "sub")["files_seen"] == 1  # a.jpg
+    assert [r["name"] for r in rows(catalog, "SELECT name FROM files")] == ["a.jpg"]
+    assert scanned(catalog, root)["files_seen"] == 2  # and the ignore file itself
+    assert scanned(catalog, root / "sub", "--no-ignore")["files_seen"] == 2
+    assert sorted(r["name"] for r in rows(catalog, "SELECT name FROM files")) == [".mediaforgeignore", "a.jpg",
+                                                                                "x.tmp"]

@@ -277,7 +277,22 @@ class Library:
                     out[p] = Expect("same path, saved over, old inode moved", allowed=frozenset({r.media_id}),
                                     fresh_ok=True)
             elif missing_at[p]:
-                out[p] = Expect("revived at its path", allowed=frozenset(r.media_id for r in missing_at[p]))
+                # A path a scan found empty holds a file again: the gone file, if it is its
+                # inode (back from elsewhere, maybe edited) or, read, holds its bytes (a copy
+                # put back); else another file saved under the name, new. (Its inode, edited:
+                # new too when its birth time shows the inode number reused.)
+                revive, fresh = set(), False
+                for r in missing_at[p]:
+                    same_bytes = hashed and s.st_size > 0 and r.blake3 == digests[p]
+                    same_inode = (r.dev, r.inode) == (s.st_dev, s.st_ino)
+                    if same_bytes or same_inode:
+                        revive.add(r.media_id)
+                    fresh = fresh or not same_bytes
+                # Or, another file there, the missing row of its own inode (a hard link
+                # made again, as below for a new path).
+                revive |= {r.media_id for rs in missing_at.values() for r in rs if r.sig == sg}
+                out[p] = Expect("revived at its path (its inode or its bytes), else new", allowed=frozenset(revive),
+                                fresh_ok=fresh)
             else:
                 # A new name of an inode whose row is missing (a hard link made after the
                 # link that row named was deleted) may revive that row: its file is there.

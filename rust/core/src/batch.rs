@@ -28,6 +28,11 @@ pub enum Change {
     Recheck(Digest),
     /// A known path that was missing and is back.
     Revived,
+    /// A file at the path of a row a scan found gone that is not that file (another
+    /// inode, or one made since): hashed, then `Revived` if it holds the row's bytes (a
+    /// restore from a copy), else `New` with an id of its own (another file saved under
+    /// the name, as a camera's counter starting over does). Never written as such.
+    Recover(Digest),
     /// A known file (same device, inode, size, mtime) under a new path: it keeps its id.
     Moved,
     /// A known, unchanged file whose link count or inode change time moved (a hard link
@@ -41,7 +46,7 @@ impl Change {
             Change::New => "new",
             Change::Changed => "changed",
             Change::Hashed | Change::Recheck(_) => "hashed",
-            Change::Revived => "revived",
+            Change::Revived | Change::Recover(_) => "revived",
             Change::Moved => "moved",
             Change::Touched => "touched",
         }

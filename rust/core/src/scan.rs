@@ -396,6 +396,9 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
                     hash: true,
                 };
             }
+            if !prev.present[iu] && !same && !gone_file_back(prev, iu, f) {
+                return recover_or_new(prev, iu, f, want_hash);
+            }
             let id = Some(prev.media_id(iu));
             let digest = if same { prev.digest(iu) } else { None };
             let change = if !prev.present[iu] {
@@ -418,6 +421,34 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
                 digest: None,
                 hash: want_hash,
             },
+        },
+    }
+}
+
+/// Whether `f`, at the path of row `i` (one a scan found gone), is that row's file come
+/// back: its inode, and not made since the row was last seen.
+fn gone_file_back(prev: &PrevState, i: usize, f: &WalkedFile) -> bool {
+    prev.stat[i].id == f.stat.id && !prev.born_after_seen(i, f.born_ns)
+}
+
+/// `f` at the path of row `i`, a file a scan found gone, when `f` is another file: a copy
+/// of the gone one put back, or a new file under its name (a camera's counter starting
+/// over). Only the bytes tell (`Change::Recover`, settled once hashed); without them, a
+/// new file, so the gone one's id and tags never pass to a stranger. Empty files all share
+/// one digest: never the same file by content.
+fn recover_or_new(prev: &PrevState, i: usize, f: &WalkedFile, want_hash: bool) -> Plan {
+    match prev.digest(i) {
+        Some(was) if want_hash && f.stat.len.0 > 0 => Plan::Row {
+            prev: Some(prev.media_id(i)),
+            change: Change::Recover(was),
+            digest: None,
+            hash: true,
+        },
+        _ => Plan::Row {
+            prev: None,
+            change: Change::New,
+            digest: None,
+            hash: want_hash,
         },
     }
 }
@@ -502,11 +533,11 @@ fn resolve_deferred(
         });
         match (pick, reused_row) {
             // A row already gone when the last scan ran, of this inode, against the row of
-            // this very path: the path wins. The file is a new name of an inode whose other
-            // name the catalog lost earlier (a hard link made again), and the path's own
-            // row is the one a user would look for here.
-            // If another file takes the path's row after all, this one takes the row it
-            // picked (when still free).
+            // this very path: settled once every file has its plan (see `later` below).
+            // The path's row wins while it is present (the file saved over) or describes
+            // this very file come back; a gone path row of another file yields to the
+            // inode's own row (a hard link made again). If another file takes the path's
+            // row, this one takes the row it picked (when still free).
             (Some(k), Some(i)) if k != i && !prev.present[k as usize] && !taken.contains(&i) => {
                 later.push((f, i, Some((k, digest))))
             }
@@ -562,7 +593,7 @@ fn resolve_deferred(
                     hash: want_hash,
                 },
             }
-        } else {
+        } else if prev.present[iu] || gone_file_back(prev, iu, &f) {
             Plan::Row {
                 prev: Some(prev.media_id(iu)),
                 change: if prev.present[iu] {
@@ -572,6 +603,22 @@ fn resolve_deferred(
                 },
                 digest: None,
                 hash: want_hash,
+            }
+        } else {
+            // Another file at a gone file's path: the row of its own inode, when one is
+            // free (a hard link made again), else the gone file's bytes decide.
+            match fallback.filter(|(k, _)| !taken.contains(k)) {
+                Some((k, digest)) => {
+                    taken.insert(k);
+                    prev.mark_seen(k);
+                    Plan::Row {
+                        prev: Some(prev.media_id(k as usize)),
+                        change: Change::Moved,
+                        digest,
+                        hash: want_hash && digest.is_none(),
+                    }
+                }
+                None => recover_or_new(prev, iu, &f, want_hash),
             }
         };
         out.push((f, plan));
@@ -772,7 +819,7 @@ impl Counts {
             Change::Changed => &self.changed,
             Change::Hashed => &self.hashed,
             // Counted once hashed (see `settle`).
-            Change::Recheck(_) => return None,
+            Change::Recheck(_) | Change::Recover(_) => return None,
             Change::Revived => &self.revived,
             Change::Moved => &self.moved,
             Change::Touched => &self.unchanged,
@@ -793,7 +840,7 @@ impl Counts {
             Change::Changed => &self.changed,
             Change::Hashed => &self.hashed,
             // Counted once hashed (see `settle`).
-            Change::Recheck(_) => return,
+            Change::Recheck(_) | Change::Recover(_) => return,
             Change::Revived => &self.revived,
             Change::Moved => &self.moved,
             Change::Touched => &self.unchanged,
@@ -1089,16 +1136,18 @@ enum Unseen {
 
 /// A file hashed again because its change time moved: changed if its bytes did (counted
 /// here, not when planned); unchanged if they did not, or if no digest came (unstable or
-/// unreadable, which its error row says).
-fn settle(change: Change, digest: Option<Digest>, counts: &Counts) -> Change {
-    let Change::Recheck(was) = change else { return change };
-    let now = if digest.is_some_and(|d| d != was) {
-        Change::Changed
-    } else {
-        Change::Hashed
+/// unreadable, which its error row says). A file at the path of a gone row (`Recover`):
+/// that row come back if it holds the same bytes, else a new file, without the row's id.
+fn settle(change: Change, digest: Option<Digest>, id: Option<MediaId>, counts: &Counts) -> (Change, Option<MediaId>) {
+    let settled = match change {
+        Change::Recheck(was) if digest.is_some_and(|d| d != was) => (Change::Changed, id),
+        Change::Recheck(_) => (Change::Hashed, id),
+        Change::Recover(was) if digest == Some(was) => (Change::Revived, id),
+        Change::Recover(_) => (Change::New, None),
+        _ => return (change, id),
     };
-    counts.add(now);
-    now
+    counts.add(settled.0);
+    settled
 }
 
 fn hash_job(job: HashJob, out: &Outlets<'_>) {
@@ -1217,7 +1266,7 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
                 (None, kind::classify(ext, None))
             }
         };
-        let change = settle(change, digest, out.counts);
+        let (change, id) = settle(change, digest, id, out.counts);
         rows.push(FileRow::of(f, class, digest, id, change));
         progress.hash_files_done.fetch_add(1, Relaxed);
     }

@@ -289,12 +289,69 @@ fn read_ignore_file(dir: BorrowedFd<'_>) -> std::result::Result<Vec<u8>, String>
 
 /// Refuse malformed exclude patterns up front, before a scan starts (and is recorded).
 pub fn check_excludes(patterns: &[String]) -> Result<()> {
-    build_excludes(b"/", patterns).map(|_| ())
+    build_excludes(b"/", patterns, None).map(|_| ())
 }
 
-fn build_excludes(root: &[u8], patterns: &[String]) -> Result<Option<Arc<IgnoreNode>>> {
+/// The `.mediaforgeignore` files of the folders above `root`, nearest first: a scan of a
+/// subfolder leaves out what a scan of the folder above it would (gitignore's rule, where
+/// a file's patterns hold for everything below it), so which folder was named does not
+/// change what is catalogued. A folder above that cannot be read has none as far as the
+/// walk can tell; an ignore file that cannot be read is an `ignore-file` error row.
+fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> Option<Arc<IgnoreNode>> {
+    if !root.starts_with(b"/") {
+        return None;
+    }
+    let mut node: Option<Arc<IgnoreNode>> = None;
+    // Each folder from `/` down to the root's parent: the root's path up to each of its `/`.
+    for (at, _) in root.iter().enumerate().filter(|&(_, &c)| c == b'/') {
+        let dir = &root[..at.max(1)];
+        let Ok(fd) = rustix::fs::openat(
+            CWD,
+            os(dir),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        if matches!(
+            rustix::fs::statat(&fd, IGNORE_FILE, AtFlags::empty()),
+            Err(Errno::NOENT)
+        ) {
+            continue;
+        }
+        let file = join(dir, IGNORE_FILE.as_bytes());
+        let mut b = GitignoreBuilder::new(os(dir));
+        match read_ignore_file(fd.as_fd()) {
+            Ok(text) => {
+                let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
+                for line in text.split(|&c| c == b'\n') {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    // Problems with its lines are reported by the scan that walks that folder.
+                    if let Ok(line) = std::str::from_utf8(line) {
+                        let _ = b.add_line(Some(os(&file).to_path_buf()), line);
+                    }
+                }
+            }
+            Err(message) => {
+                ctx.error(PathError {
+                    path: file.into(),
+                    stage: "ignore-file",
+                    message,
+                    errno: None,
+                });
+                continue;
+            }
+        }
+        if let Ok(matcher) = b.build() {
+            node = Some(Arc::new(IgnoreNode { matcher, parent: node }));
+        }
+    }
+    node
+}
+
+fn build_excludes(root: &[u8], patterns: &[String], above: Option<Arc<IgnoreNode>>) -> Result<Option<Arc<IgnoreNode>>> {
     if patterns.is_empty() {
-        return Ok(None);
+        return Ok(above);
     }
     let mut b = GitignoreBuilder::new(os(root));
     for p in patterns {
@@ -304,7 +361,7 @@ fn build_excludes(root: &[u8], patterns: &[String]) -> Result<Option<Arc<IgnoreN
     let matcher = b
         .build()
         .map_err(|e| Error::InvalidInput(format!("bad exclude patterns: {e}")))?;
-    Ok(Some(Arc::new(IgnoreNode { matcher, parent: None })))
+    Ok(Some(Arc::new(IgnoreNode { matcher, parent: above })))
 }
 
 /// Walk the roots in parallel on the current rayon pool.
@@ -340,8 +397,13 @@ pub fn walk(
             .map_err(|e| Error::from_io(os(root), e.into()))?;
         let ft = FileType::from_raw_mode(st.st_mode);
         if ft == FileType::Directory {
+            let above = if opts.use_ignore_files {
+                ancestor_ignores(&ctx, root)
+            } else {
+                None
+            };
             tasks.push(DirTask {
-                ignores: build_excludes(root, &opts.excludes)?,
+                ignores: build_excludes(root, &opts.excludes, above)?,
                 path: root.to_vec(),
                 ancestors: None,
                 root_dev: st.st_dev as u64,
@@ -843,6 +905,36 @@ mod tests {
         );
         let total: u64 = out.dirs.iter().flat_map(|d| d.files.iter()).map(|f| f.stat.len.0).sum();
         assert_eq!(total, 1 + 2 + 15);
+    }
+
+    #[test]
+    fn ignore_files_above_the_root_hold_below_it() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("sub/deep")).unwrap();
+        fs::write(r.join(".mediaforgeignore"), b"*.tmp\n/sub/deep/only-here.jpg\nsub/\n").unwrap();
+        fs::write(r.join("sub/a.jpg"), b"1").unwrap();
+        fs::write(r.join("sub/x.tmp"), b"2").unwrap();
+        fs::write(r.join("sub/deep/only-here.jpg"), b"3").unwrap();
+        fs::write(r.join("sub/deep/b.jpg"), b"4").unwrap();
+        let sub = r.join("sub");
+        // Scanning the subfolder itself: named, so `sub/` (a pattern for the folder) does
+        // not leave it out; its files follow the patterns above it, anchored ones too.
+        assert_eq!(
+            names(&run(&sub, &WalkOptions::default()), &sub),
+            vec!["a.jpg", "deep/b.jpg"]
+        );
+        let all = WalkOptions {
+            use_ignore_files: false,
+            ..WalkOptions::default()
+        };
+        assert_eq!(
+            names(&run(&sub, &all), &sub),
+            vec!["a.jpg", "deep/b.jpg", "deep/only-here.jpg", "x.tmp"]
+        );
+        // The folder's own ignore file still wins over the one above it.
+        fs::write(sub.join(".mediaforgeignore"), b"!x.tmp\n").unwrap();
+        assert!(names(&run(&sub, &WalkOptions::default()), &sub).contains(&"x.tmp".to_string()));
     }
 
     #[test]
