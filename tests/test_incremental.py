@@ -1370,3 +1370,32 @@ def test_a_subfolder_scan_follows_the_ignore_file_above_it(tmp_path: Path) -> No
     assert scanned(catalog, root / "sub", "--no-ignore")["files_seen"] == 2
     assert sorted(r["name"] for r in rows(catalog, "SELECT name FROM files")) == [".mediaforgeignore", "a.jpg",
                                                                                 "x.tmp"]
+
+
+def test_prune_over_an_empty_mount_point_prunes_nothing(tmp_path: Path) -> None:
+    """A disk not mounted leaves an empty folder where the library was: `scan --prune`
+    there deleted every row below it, and their tags with them."""
+    root = tmp_path / "disk"
+    root.mkdir()
+    for i in range(3):
+        (root / f"p{i}.jpg").write_bytes(b"\xff\xd8\xff" + bytes([i]) * 50)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, root)
+    assert run_cli("tag", "add", "family", root / "p0.jpg", catalog=catalog).rc == 0
+    hidden = tmp_path / "unmounted"
+    root.rename(hidden)
+    root.mkdir()  # the bare mount point
+    res = run_cli("scan", "--no-meta", "--prune", root, catalog=catalog)
+    assert res.rc == 0 and "--prune did nothing" in res.out and "empty folder" in res.out, res.out
+    s = scanned(catalog, root, "--prune")
+    assert (s["missing"], s["pruned"], s["prune_skipped"]) == (0, 0, True)
+    assert s["empty_roots"] == [str(root)]
+    assert rows(catalog, "SELECT count(*) AS n, count(*) FILTER (status = 'missing') AS gone FROM files") == [
+        {"n": 3, "gone": 3}]
+    assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "family"}]
+    root.rmdir()
+    hidden.rename(root)  # mounted again: everything is back, ids and tags too
+    s = scanned(catalog, root, "--prune")
+    assert (s["revived"], s["pruned"], s["prune_skipped"]) == (3, 0, False)
+    assert rows(catalog, "SELECT tag FROM tags t JOIN files f USING (media_id) WHERE f.status = 'present'") == [
+        {"tag": "family"}]

@@ -611,8 +611,9 @@ def test_each_exif_time_keeps_its_own_offset_and_placeholder_numbers_are_null() 
     assert exif_of(later, {0x9003: "2019:06:01 10:00:00", 0x9011: "-03:00", 0x9010: "+09:00"})[
         "taken_offset"] == "-03:00"
     ones = TiffImagePlugin.IFDRational(4294967295, 1)
-    junk = exif_of({}, {0x829A: ones, 0x829D: ones, 0x920A: TiffImagePlugin.IFDRational(0, 1), 0x8827: 65535},
-                   {5: 0, 6: ones})
+    # (A camera make beside them: a directory whose fields are all placeholders has no row.)
+    junk = exif_of({0x010F: "Cam"}, {0x829A: ones, 0x829D: ones, 0x920A: TiffImagePlugin.IFDRational(0, 1),
+                                     0x8827: 65535}, {5: 0, 6: ones})
     assert {k: junk[k] for k in ("exposure_time", "f_number", "focal_length", "iso", "gps_alt")} == dict.fromkeys(
         ("exposure_time", "f_number", "focal_length", "iso", "gps_alt"))
     assert exif_of({}, {0x829A: TiffImagePlugin.IFDRational(172_800, 1)})["exposure_time"] == 172_800.0  # 2 days
@@ -1881,7 +1882,8 @@ def test_compressed_tiffs_and_deep_pictures_read_with_their_bit_depth(tmp_path: 
     """LZW and Deflate TIFFs (what scanners and editors save) and 16-bit TIFFs need libtiff,
     which the pillow-simd build lacked: they were `partial`, "decoder libtiff not
     available", with no thumbnail. And 16-bit RGB PNGs and TIFFs, which Pillow loads as
-    8-bit RGB, and 4-bit palette PNGs, had a bit_depth of 8."""
+    8-bit RGB, and 4-bit palette PNGs, had a bit_depth of 8. (JPEG 2000 was not even
+    taken for a picture.)"""
     from PIL import features
 
     from conftest import _picture
@@ -1903,3 +1905,42 @@ def test_compressed_tiffs_and_deep_pictures_read_with_their_bit_depth(tmp_path: 
         FROM files f JOIN media m USING (blake3)""")}
     assert got == {"lzw.tif": ("ok", 8, True), "deflate.tif": ("ok", 8, True), "picture.jp2": ("ok", 8, True),
                    "deep.png": ("ok", 16, True), "deep.tif": ("ok", 16, True), "sixteen.png": ("ok", 4, True)}
+    # A TIFF's own directory (its size and strips) made an `exif` row of nothing but NULLs,
+    # counted among "photos with EXIF": only FFmpeg's, which names its software, has one.
+    got = rows(cat, "SELECT f.name, e.software FROM exif e JOIN files f USING (blake3)")
+    assert [r["name"] for r in got] == ["deep.tif"] and got[0]["software"].startswith("Lavc")
+
+
+def test_each_matroska_track_has_its_own_length(tmp_path: Path) -> None:
+    """Matroska keeps each track's length in its DURATION tag; every stream of an MKV was
+    given the container's length (a 1 s sound track beside 2 s of video said 2 s)."""
+    import array
+
+    import av
+    from conftest import _picture
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(lib / "two.mkv"), "w") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("flac", rate=44100)
+        a.layout = "mono"
+        for i in range(48):  # 2 s of pictures
+            for p in v.encode(av.VideoFrame.from_image(_picture(64, 48, i))):
+                out.mux(p)
+        for pts in range(0, 44100, 1152):  # 1 s of silence
+            frame = av.AudioFrame(format=a.format.name, layout="mono", samples=1152)
+            frame.planes[0].update(array.array("h", [0] * 1152).tobytes())
+            frame.sample_rate, frame.pts, frame.time_base = 44100, pts, Fraction(1, 44100)
+            for p in a.encode(frame):
+                out.mux(p)
+        for s in (v, a):
+            for p in s.encode():
+                out.mux(p)
+    cat = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--json", catalog=cat).rc == 0
+    got = rows(cat, "SELECT type, duration FROM streams ORDER BY stream_index")
+    assert [r["type"] for r in got] == ["video", "audio"]
+    assert got[0]["duration"] == pytest.approx(2.0, abs=0.05) and got[1]["duration"] == pytest.approx(1.0, abs=0.05)
+    assert rows(cat, "SELECT duration FROM media")[0]["duration"] == pytest.approx(2.0, abs=0.05)

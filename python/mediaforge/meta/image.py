@@ -265,7 +265,7 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
     iso = sub.get(0x8827)
     if isinstance(iso, tuple):
         iso = iso[0] if iso else None
-    return {
+    row = {
         "make": _text(ex.get(0x010F)),
         "model": _text(ex.get(0x0110)),
         "lens": _text(sub.get(0xA434)),
@@ -284,6 +284,9 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         "gps_lon": lon if lat is not None else None,
         "gps_alt": alt,
     }
+    # A TIFF's directory holds only its layout (size, compression, strips) when nothing
+    # wrote EXIF into it: no row, as for a PNG without EXIF.
+    return row if any(v is not None for v in row.values()) else None
 
 
 def _plausible(v: float | None, low: float, high: float) -> float | None:

@@ -64,13 +64,25 @@ def _bit_depth(cc: Any) -> int | None:
 
 
 def _duration(container: Any, stream: Any = None) -> float | None:
+    tagged = _tagged_duration(stream) if stream is not None else None
     if stream is not None and stream.duration and stream.time_base:
         d = float(stream.duration * stream.time_base)
+    elif tagged is not None:  # Matroska keeps each track's length in a DURATION tag
+        d = tagged
     elif container.duration:
         d = container.duration / av.time_base
     else:
         return None
     return round(d, 3) if d >= 0 else None
+
+
+def _tagged_duration(stream: Any) -> float | None:
+    """A stream's `DURATION` tag (`00:00:02.016000000`, as mkvmerge and FFmpeg write it
+    into Matroska), in seconds; None without one."""
+    meta = getattr(stream, "metadata", None) or {}
+    text = next((v for k, v in meta.items() if k.upper() == "DURATION"), None)
+    m = re.fullmatch(r"\s*(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)\s*", text or "")
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
 
 
 def _codec_name(cc: Any) -> str | None:

@@ -15,6 +15,7 @@ from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, previous_state, write_errors,
                               write_files)
+from ..errors import path_text
 from ..stop import Stop
 from .launch import ScanConfig, Walk
 
@@ -59,8 +60,12 @@ class ScanSummary:
     pruned: int
     seconds: float
     catalog: str = field(default="")
-    # --prune was asked for but this scan excluded paths, so nothing was pruned.
+    # --prune was asked for but this scan excluded paths, or a root was an empty folder, so
+    # nothing was pruned.
     prune_skipped: bool = False
+    # The roots that were empty folders (nothing at all in them): with --prune, a disk not
+    # mounted there would lose every row the catalog has below it.
+    empty_roots: tuple[str, ...] = ()
     # The media ids of catalog rows this scan rewrote or found gone (string arrays), for the
     # search index to update just those; rows it added have first_scan_id = scan_id.
     touched: tuple[pa.Array, ...] = field(default=(), repr=False, compare=False)
@@ -173,8 +178,10 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             on_progress(_snapshot(scanner, started, phase="write"))
         gone = pa.Table.from_batches(vanished) if vanished else None
         held = pa.Table.from_batches(kept) if kept else None
-        counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started, config.prune,
-                             kept=held, linked=pa.Table.from_batches(linked) if linked else None)
+        empty = _empty_folders(roots_b) if config.prune else []
+        counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
+                             config.prune and not empty, kept=held,
+                             linked=pa.Table.from_batches(linked) if linked else None)
     except BaseException as e:
         scanner.close()
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.
@@ -203,12 +210,27 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         unstable=totals["unstable"],
         errors=totals["errors"],
         pruned=counts.pruned,
-        prune_skipped=bool(config.prune and totals.get("excluded")),
+        prune_skipped=bool(config.prune and (totals.get("excluded") or empty)),
+        empty_roots=tuple(path_text(r) for r in empty),
         seconds=time.monotonic() - started,
         catalog=os.path.abspath(cat.path),  # as typed it may be relative: the summary names it whole
         touched=tuple(touched) + tuple(b.column("media_id") for b in vanished)
         + (pa.array(list(counts.retired), pa.string()),),
     )
+
+
+def _empty_folders(roots: list[bytes]) -> list[bytes]:
+    """The roots that are folders holding nothing at all, as the mount point of a disk
+    that is not mounted is: a prune there would take them for a library deleted whole."""
+    empty = []
+    for r in roots:
+        try:
+            with os.scandir(r) as it:
+                if next(it, None) is None:
+                    empty.append(r)
+        except OSError:  # a file, or not readable: the walk has its own word on it
+            continue
+    return empty
 
 
 __all__ = ["ScanConfig", "ScanProgress", "ScanSummary", "Walk", "scan"]
