@@ -574,26 +574,11 @@ fn resolve_deferred(
     }
     for (f, i, fallback) in later {
         let iu = i as usize;
-        let plan = if taken.contains(&i) {
-            match fallback.filter(|(k, _)| !taken.contains(k)) {
-                Some((k, digest)) => {
-                    taken.insert(k);
-                    prev.mark_seen(k);
-                    Plan::Row {
-                        prev: Some(prev.media_id(k as usize)),
-                        change: Change::Moved,
-                        digest,
-                        hash: want_hash && digest.is_none(),
-                    }
-                }
-                None => Plan::Row {
-                    prev: None,
-                    change: Change::New,
-                    digest: None,
-                    hash: want_hash,
-                },
-            }
-        } else if prev.present[iu] || gone_file_back(prev, iu, &f) {
+        // The path's own row, unless another file took it: while present (the file saved
+        // over) or when this is its file come back. Else the row of this file's inode, when
+        // one is free (a hard link made again); else, at a gone file's path, its bytes decide.
+        let own_row = !taken.contains(&i) && (prev.present[iu] || gone_file_back(prev, iu, &f));
+        let plan = if own_row {
             Plan::Row {
                 prev: Some(prev.media_id(iu)),
                 change: if prev.present[iu] {
@@ -604,22 +589,24 @@ fn resolve_deferred(
                 digest: None,
                 hash: want_hash,
             }
-        } else {
-            // Another file at a gone file's path: the row of its own inode, when one is
-            // free (a hard link made again), else the gone file's bytes decide.
-            match fallback.filter(|(k, _)| !taken.contains(k)) {
-                Some((k, digest)) => {
-                    taken.insert(k);
-                    prev.mark_seen(k);
-                    Plan::Row {
-                        prev: Some(prev.media_id(k as usize)),
-                        change: Change::Moved,
-                        digest,
-                        hash: want_hash && digest.is_none(),
-                    }
-                }
-                None => recover_or_new(prev, iu, &f, want_hash),
+        } else if let Some((k, digest)) = fallback.filter(|(k, _)| !taken.contains(k)) {
+            taken.insert(k);
+            prev.mark_seen(k);
+            Plan::Row {
+                prev: Some(prev.media_id(k as usize)),
+                change: Change::Moved,
+                digest,
+                hash: want_hash && digest.is_none(),
             }
+        } else if taken.contains(&i) {
+            Plan::Row {
+                prev: None,
+                change: Change::New,
+                digest: None,
+                hash: want_hash,
+            }
+        } else {
+            recover_or_new(prev, iu, &f, want_hash)
         };
         out.push((f, plan));
     }

@@ -287,6 +287,17 @@ fn read_ignore_file(dir: BorrowedFd<'_>) -> std::result::Result<Vec<u8>, String>
     Ok(text)
 }
 
+/// The lines of an ignore file, numbered from 0: without a byte-order mark before the
+/// first (Windows editors save one) or a `\r` at the end (their line ends); a line that is
+/// not UTF-8 is an `Err`.
+fn ignore_file_lines(text: &[u8]) -> impl Iterator<Item = (usize, std::result::Result<&str, std::str::Utf8Error>)> {
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
+    text.split(|&c| c == b'\n').enumerate().map(|(n, line)| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        (n, std::str::from_utf8(line))
+    })
+}
+
 /// Refuse malformed exclude patterns up front, before a scan starts (and is recorded).
 pub fn check_excludes(patterns: &[String]) -> Result<()> {
     build_excludes(b"/", patterns, None).map(|_| ())
@@ -323,11 +334,9 @@ fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> Option<Arc<IgnoreNode>> {
         let mut b = GitignoreBuilder::new(os(dir));
         match read_ignore_file(fd.as_fd()) {
             Ok(text) => {
-                let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
-                for line in text.split(|&c| c == b'\n') {
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    // Problems with its lines are reported by the scan that walks that folder.
-                    if let Ok(line) = std::str::from_utf8(line) {
+                // Problems with its lines are reported by the scan that walks that folder.
+                for (_, line) in ignore_file_lines(&text) {
+                    if let Ok(line) = line {
                         let _ = b.add_line(Some(os(&file).to_path_buf()), line);
                     }
                 }
@@ -551,11 +560,8 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         let mut problem = None;
         match read_ignore_file(fd.as_fd()) {
             Ok(text) => {
-                // A byte-order mark (Windows editors save one) is no part of the first pattern.
-                let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
-                for (n, line) in text.split(|&c| c == b'\n').enumerate() {
-                    let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    match std::str::from_utf8(line) {
+                for (n, line) in ignore_file_lines(&text) {
+                    match line {
                         Ok(line) => {
                             if let Err(e) = b.add_line(Some(os(&file).to_path_buf()), line) {
                                 problem.get_or_insert_with(|| e.to_string());
