@@ -1399,3 +1399,68 @@ def test_prune_over_an_empty_mount_point_prunes_nothing(tmp_path: Path) -> None:
     assert (s["revived"], s["pruned"], s["prune_skipped"]) == (3, 0, False)
     assert rows(catalog, "SELECT tag FROM tags t JOIN files f USING (media_id) WHERE f.status = 'present'") == [
         {"tag": "family"}]
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_a_gone_file_back_under_a_new_name_keeps_its_id_when_a_stranger_took_its_old_one(tmp_path: Path,
+                                                                                          hashed: bool) -> None:
+    """The gone file came back as q.jpg while another file was saved as p.jpg: both were new,
+    and the gone file's tags stayed on a missing row for --prune to delete."""
+    root, away = tmp_path / "lib", tmp_path / "away"
+    root.mkdir()
+    away.mkdir()
+    (root / "p.jpg").write_bytes(b"\xff\xd8\xff" + b"X" * 500)
+    catalog = tmp_path / "cat.duckdb"
+    do_scan(catalog, root, hash=hashed)
+    assert run_cli("tag", "add", "keep", root / "p.jpg", catalog=catalog).rc == 0
+    (gone,) = rows(catalog, "SELECT media_id FROM files")
+    (root / "p.jpg").rename(away / "p.jpg")
+    assert do_scan(catalog, root, hash=hashed).missing == 1
+    (away / "p.jpg").rename(root / "q.jpg")  # its inode, size and mtime
+    (root / "p.jpg").write_bytes(b"\xff\xd8\xff" + b"Y" * 700)  # a stranger under its old name
+    s = do_scan(catalog, root, hash=hashed)
+    assert (s.moved, s.new, s.revived, s.missing) == (1, 1, 0, 0)
+    got = {r["name"]: r for r in rows(catalog, "SELECT name, media_id, status FROM files")}
+    assert (got["q.jpg"]["media_id"], got["q.jpg"]["status"]) == (gone["media_id"], "present")
+    assert got["p.jpg"]["media_id"] != gone["media_id"] and len(got) == 2
+    assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id)") == [{"name": "q.jpg"}]
+
+
+def test_a_copy_put_back_that_was_still_being_written_revives_its_row_once_read_whole(tmp_path: Path) -> None:
+    """A backup copy caught mid-copy by a scan (unstable) got a new id for good, and the gone
+    row kept the tags for --prune to delete. Now it has no row until a scan reads it whole,
+    which finds the gone file's bytes and revives its row."""
+    import threading
+
+    from test_unstable import MIB, _keep_writing
+
+    root, backup = tmp_path / "lib", tmp_path / "backup.mov"
+    root.mkdir()
+    data = os.urandom(MIB) * 256
+    video = root / "v.mov"
+    video.write_bytes(data)
+    catalog = tmp_path / "cat.duckdb"
+    do_scan(catalog, root)
+    assert run_cli("tag", "add", "keep", video, catalog=catalog).rc == 0
+    (gone,) = rows(catalog, "SELECT media_id FROM files")
+    backup.write_bytes(data)  # made while the original holds its inode: another one
+    video.unlink()
+    assert do_scan(catalog, root).missing == 1
+    backup.rename(video)  # the same bytes: being written to as the scan reads it
+    stop = threading.Event()
+    writer = threading.Thread(target=_keep_writing, args=(video, stop))
+    writer.start()
+    try:
+        s = do_scan(catalog, root)
+    finally:
+        stop.set()
+        writer.join()
+    assert (s.unstable, s.new, s.revived, s.changed) == (1, 0, 0, 0)
+    assert rows(catalog, "SELECT status, media_id FROM files") == [{"status": "missing",
+                                                                   "media_id": gone["media_id"]}]
+    with open(video, "r+b") as f:  # the copy done: the gone file's bytes
+        f.write(data[:8])
+    s = do_scan(catalog, root)
+    assert (s.revived, s.new) == (1, 0)
+    assert rows(catalog, "SELECT f.status, f.media_id, t.tag FROM files f JOIN tags t USING (media_id)") == [
+        {"status": "present", "media_id": gone["media_id"], "tag": "keep"}]

@@ -397,7 +397,9 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
                 };
             }
             if !prev.present[iu] && !same && !gone_file_back(prev, iu, f) {
-                return recover_or_new(prev, iu, f, want_hash);
+                // Another file at a gone file's path: which, only the whole walk can tell
+                // (the gone file may turn up under another name, and take its row back).
+                return Plan::Defer(Deferred::PathReused(i));
             }
             let id = Some(prev.media_id(iu));
             let digest = if same { prev.digest(iu) } else { None };
@@ -472,6 +474,15 @@ fn resolve_deferred(
             _ => None,
         })
         .collect();
+    // Gone rows whose paths hold another file now: not theirs, so free to their own file
+    // found under another name (a gone row whose path holds its file again is that file's).
+    let strangers: hashbrown::HashSet<u32> = deferred
+        .iter()
+        .filter_map(|(f, d)| match d {
+            Deferred::PathReused(i) if !prev.present[*i as usize] && !gone_file_back(prev, *i as usize, f) => Some(*i),
+            _ => None,
+        })
+        .collect();
     let mut taken: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
     // Folders known to be (or not be) their own real path: snapshots of hard links have
     // many rows per folder to check.
@@ -493,10 +504,10 @@ fn resolve_deferred(
         // is one the last scan saw, and its tags go with it; a missing row was gone
         // before), then the row of this very path (a name of the inode back where it was),
         // then the one with this file's name, so links moved together each keep their own
-        // id. A missing row whose path holds a file again belongs to that file, not to
-        // another name of its inode; a present row the walk did not look at (left out, or
-        // behind a link it did not follow, as found through it) has not moved as far as
-        // anyone knows. Nor has a row whose path (outside what this scan walked, as a
+        // id. A missing row whose path holds its own file again belongs to that file, not
+        // to another name of its inode (one holding another file is free to its own); a
+        // present row the walk did not look at (left out, or behind a link it did not
+        // follow, as found through it) has not moved as far as anyone knows. Nor has a row whose path (outside what this scan walked, as a
         // rule) still holds the inode: this file is another name of it (a hard link, or a
         // folder or file reached again through a link). Between rows alike, one under the
         // roots walked (a rename there, not the alias row of another root), then one a
@@ -509,7 +520,7 @@ fn resolve_deferred(
             !prev.born_after_seen(ku, f.born_ns)
                 && !(prev.seen[ku].load(Relaxed) && !reused.contains(k))
                 && !taken.contains(k)
-                && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row)
+                && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row || strangers.contains(k))
                 && !(prev.present[ku] && !prev.seen[ku].load(Relaxed) && unlooked(ku))
                 && (Some(*k) == reused_row || !still_holds(prev, ku, &real))
         };
@@ -1253,6 +1264,14 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
                 (None, kind::classify(ext, None))
             }
         };
+        if digest.is_none() && matches!(change, Change::Recover(_)) {
+            // Not read whole (changing as it was read, as a copy being made is, or not
+            // readable): whether it is the gone file is left to a scan that reads it, and
+            // until then it has no row; its error row says why.
+            out.counts.gone(change);
+            progress.hash_files_done.fetch_add(1, Relaxed);
+            continue;
+        }
         let (change, id) = settle(change, digest, id, out.counts);
         rows.push(FileRow::of(f, class, digest, id, change));
         progress.hash_files_done.fetch_add(1, Relaxed);
