@@ -328,7 +328,9 @@ def video_fingerprint(path: str | bytes, duration: float | None,
         for k, f in enumerate(FP_FRACTIONS):
             t = max(start, f * duration)
             frame = _frame_after(c, vs, t) if linear is None else None
-            if frame is None and linear is None:
+            if frame is None and linear is None and not decoded:
+                # Not one seek has decoded anything: decode on from the start instead. (Once
+                # one has, a seek that finds nothing is past where the pictures end.)
                 linear = _frames_from_start(c, vs)
             if linear is not None:
                 # Two fractions may want the same time (both within the first seconds): a
