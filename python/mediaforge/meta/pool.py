@@ -46,6 +46,11 @@ def _spawn() -> _Worker:
 
 
 _PRESTARTED: list[_Worker] = []
+# Workers stopped and waited for. Kept, not dropped: dropping one runs Popen.__del__, and a
+# Ctrl-C that lands inside it (a second one, as `timeout -s INT` sends) is swallowed with an
+# "Exception ignored ... KeyboardInterrupt" traceback on stderr. They go at the process's
+# exit, once Ctrl-C is ignored (a few per run).
+_REAPED: list[subprocess.Popen[bytes]] = []
 
 
 def prestart(count: int) -> None:
@@ -144,6 +149,7 @@ class WorkerPool:
                 w.proc.wait()
             _sweep(w)
             w.conn.close()
+            _REAPED.append(w.proc)
             self.workers.pop(0)
 
     def start(self) -> None:
@@ -217,6 +223,7 @@ class WorkerPool:
                         why = f"signal {-code}" if code < 0 else f"exit code {code}"
                         yield failed(task, CRASHED, "crash", f"the extraction worker died ({why})")
                 w.conn.close()
+                _REAPED.append(w.proc)
                 self.replaced += 1
                 self.workers[i] = self._start()
 
