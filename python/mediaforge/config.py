@@ -42,8 +42,7 @@ DEFAULT_THUMB_SIZE = 256
 
 
 def thumbs_dir(catalog: os.PathLike[str] | str) -> Path:
-    """The thumbnail folder of a catalog: `thumbs/` beside the catalog file. (Also
-    `meta.thumbs.thumbs_root`, which says the same: that module loads without the package.)"""
+    """The thumbnail folder of a catalog: `thumbs/` beside the catalog file."""
     return Path(catalog).resolve().parent / "thumbs"
 
 

@@ -19,7 +19,8 @@ import typer
 # The catalog, meta and scan packages load DuckDB, pyarrow and Pillow on first use, so a
 # command is running (a scan is walking) before they are loaded.
 from .. import __version__, catalog, meta
-from ..config import JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_timeout, default_catalog_path
+from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_timeout, default_catalog_path,
+                      thumbs_dir)
 from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
                       PathNotFoundError, first_line, is_text, path_text)
 from ..scan.launch import ScanConfig, claim_walk
@@ -379,9 +380,7 @@ def info_cmd(
         # Named as given (made absolute), not as a link resolves: a broken link names nowhere.
         raise PathNotFoundError(f"not in the catalog: {path_text(tried[0])} (scan its folder first)")
     if info["media"] and info["media"].get("thumb"):
-        from ..meta.thumbs import thumbs_root
-
-        thumb = thumbs_root(g.catalog) / info["media"]["thumb"]
+        thumb = thumbs_dir(g.catalog) / info["media"]["thumb"]
         info["thumbnail_file"] = str(thumb)
         # The catalog names it; the file may be gone (the folder cleared, the catalog copied).
         info["thumbnail_missing"] = not thumb.is_file()
@@ -465,11 +464,10 @@ def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
     """Refuse an --output that would overwrite the catalog, its write-ahead log, its search
     index or its thumbnails: a typo there must not destroy the user's tags. Compared as
     files too, so a hard link or another name for the catalog is refused as well."""
-    from ..meta.thumbs import thumbs_root
     from ..organise.search import index_dir
 
     out, cat = os.path.realpath(output), os.path.realpath(catalog)
-    folders = [os.path.realpath(index_dir(Path(cat))), os.path.realpath(thumbs_root(cat))]
+    folders = [os.path.realpath(index_dir(Path(cat))), os.path.realpath(thumbs_dir(cat))]
     if (out in (cat, cat + ".wal") or any(out == d or out.startswith(d + os.sep) for d in folders)
             or any(_same_file(out, p) for p in (cat, cat + ".wal"))):
         raise InvalidInputError(f"{what} {output} would overwrite the catalog or its files: choose another path")

@@ -23,11 +23,6 @@ def thumb_relpath(blake3: str, size: int) -> str:
     return f"{size}/{blake3[:2]}/{blake3}.webp"
 
 
-def thumbs_root(catalog_path: os.PathLike[str] | str) -> Path:
-    """The thumbnail folder of a catalog: `thumbs/` beside the catalog file."""
-    return Path(catalog_path).resolve().parent / "thumbs"
-
-
 def reduce_image(im: Image.Image, size: int) -> Image.Image:
     """Decode `im` as cheaply as possible and return it upright, long side at most `size`.
 
