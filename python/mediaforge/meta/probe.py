@@ -85,10 +85,16 @@ def _tagged_duration(stream: Any) -> float | None:
     return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
 
 
-def _codec_name(cc: Any) -> str | None:
-    """The codec's canonical name (mp3, not the decoder's mp3float)."""
+def _codec_name(s: Any) -> str | None:
+    """The codec's canonical name (mp3, not the decoder's mp3float). A stream with no codec
+    context (an MP4 chapter track, `bin_data`) still has the codec id's name."""
+    cc = s.codec_context
     codec = getattr(cc, "codec", None)
-    return getattr(codec, "canonical_name", None) or getattr(cc, "name", None)
+    name = getattr(codec, "canonical_name", None) or getattr(cc, "name", None)
+    if name is None:
+        with contextlib.suppress(AttributeError, ValueError):
+            name = s.name or None
+    return name
 
 
 # ISO base media files say what they are in their `ftyp` box's major brand: the format
@@ -154,7 +160,7 @@ def _stream_row(container: Any, s: Any, rotations: dict[int, int]) -> dict[str, 
     row: dict[str, Any] = {
         "stream_index": s.index,
         "type": s.type,
-        "codec": _codec_name(cc),
+        "codec": _codec_name(s),
         "profile": s.profile,
         "bitrate": int(cc.bit_rate) if getattr(cc, "bit_rate", 0) else None,
         "duration": _duration(container, s),
