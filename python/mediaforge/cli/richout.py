@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import path_text, printable
+from ..stop import Stop
 from .render import _MIN_CELL, Rows, _dicts, _print_expanded, _table_cell, batches_of, human_bytes, plain
 
 if TYPE_CHECKING:
@@ -71,25 +71,25 @@ class _Bar:
 
     def __enter__(self) -> Any:
         # Ctrl-C is held back while rich starts (a KeyboardInterrupt inside it left its
-        # drawing thread running and the cursor hidden), and taken once it has.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
+        # drawing thread running and the cursor hidden), and taken once it has. Held back
+        # by the handler, not by blocking the signal: the process's other threads (the
+        # walk's, the Ctrl-C watcher) take it then, and Python runs its handler in this
+        # thread all the same.
+        with Stop() as stop:
             self.progress.__enter__()
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            return self
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            self.progress.stop()
-            raise
+        if stop.requested:
+            self.__exit__()
+            raise KeyboardInterrupt
+        return self
 
     def __exit__(self, *exc: object) -> None:
         # And while it stops: a Ctrl-C inside rich's stop left the cursor hidden. One
-        # that came meanwhile is taken once the terminal is back as it was.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
+        # that came meanwhile is taken once the terminal is back as it was, unless the
+        # bar is stopping for an error (or that Ctrl-C) already.
+        with Stop() as stop:
             self.progress.__exit__(None, None, None)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if stop.requested and (not exc or exc[0] is None):
+            raise KeyboardInterrupt
 
 
 class ScanProgressBar(_Bar):
