@@ -171,7 +171,7 @@ def _prestart_workers(args: list[str]) -> None:
         return
     try:
         from ..config import worker_count
-        from ..meta.pool import prestart
+        from ..meta.spawn import prestart
 
         prestart(worker_count(None))
     except Exception:  # noqa: BLE001 - an optimisation only; the pool starts its own workers

@@ -14,7 +14,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -22,54 +21,26 @@ from dataclasses import dataclass, field
 from typing import Any
 from multiprocessing.connection import Connection, wait
 
-from ..errors import InternalError, PathIOError
+from ..errors import InternalError
 from .readers import CRASHED, TIMEOUT, Task, failed
+from .spawn import PRESTARTED, spawn
 
 CHUNK = 8
 
 
 def _spawn() -> _Worker:
-    # A fresh interpreter rather than multiprocessing's spawn: it does not re-run the
-    # caller's __main__ (a notebook, a script on stdin) and inherits nothing but a socket.
-    parent, child = socket.socketpair()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno()), str(os.getpid())],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    except OSError as e:  # the interpreter cannot be run by this user, too many processes ...
-        parent.close()
-        raise PathIOError(f"cannot start the extraction workers ({sys.executable}: {e.strerror})") from None
-    finally:
-        child.close()
-    return _Worker(proc, Connection(parent.detach()))
+    return _wrap(*spawn())
 
 
-_PRESTARTED: list[_Worker] = []
+def _wrap(proc: subprocess.Popen[bytes], sock: socket.socket) -> _Worker:
+    return _Worker(proc, Connection(sock.detach()))
+
+
 # Workers stopped and waited for. Kept, not dropped: dropping one runs Popen.__del__, and a
 # Ctrl-C that lands inside it (a second one, as `timeout -s INT` sends) is swallowed with an
 # "Exception ignored ... KeyboardInterrupt" traceback on stderr. They go at the process's
 # exit, once Ctrl-C is ignored (a few per run).
 _REAPED: list[subprocess.Popen[bytes]] = []
-
-
-def prestart(count: int) -> None:
-    """Start `count` workers now, for a pool made later in this process to take over: the
-    CLI calls this first thing, so workers boot while it imports DuckDB and opens the
-    catalog. Workers nobody takes are killed when the process exits."""
-    import atexit
-
-    if not _PRESTARTED:
-        atexit.register(_discard_prestarted)
-    _PRESTARTED.extend(_spawn() for _ in range(max(0, count - len(_PRESTARTED))))
-
-
-def _discard_prestarted() -> None:
-    while _PRESTARTED:
-        w = _PRESTARTED.pop()
-        w.proc.kill()
-        w.proc.wait()
-        w.conn.close()
 
 
 @dataclass
@@ -107,7 +78,7 @@ class WorkerPool:
         self.failed_starts = 0
 
     def _start(self) -> _Worker:
-        return _PRESTARTED.pop() if _PRESTARTED else _spawn()
+        return _wrap(*PRESTARTED.pop()) if PRESTARTED else _spawn()
 
     def __enter__(self) -> WorkerPool:
         return self
