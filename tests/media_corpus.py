@@ -115,7 +115,8 @@ def _silence(out: Any, st: Any, seconds: float) -> None:
         out.mux(p)
 
 
-def _audio(path: Path, codec: str, fmt: str, seconds: float, rate: int = 44100, layout: str = "stereo") -> None:
+def _audio(path: Path, codec: str, fmt: str, seconds: float, rate: int = 44100, layout: str = "stereo",
+           sample_fmt: str | None = None) -> None:
     import array
 
     import av
@@ -123,6 +124,8 @@ def _audio(path: Path, codec: str, fmt: str, seconds: float, rate: int = 44100, 
     with av.open(str(path), "w", format=fmt) as out:
         st = out.add_stream(codec, rate=rate)
         st.layout = layout
+        if sample_fmt:
+            st.codec_context.format = sample_fmt
         sample_fmt = st.format.name
         channels = len(st.layout.channels)
         n = st.codec_context.frame_size or 1024

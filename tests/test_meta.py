@@ -169,6 +169,114 @@ def test_video_with_sound_language_and_chapters(corpus) -> None:
     assert a["bitrate"] > 0 and a["duration"] == pytest.approx(1.0, abs=0.1)
 
 
+def _mp4_claiming_quicktime(path: Path) -> None:
+    """An MP4 (ftyp `isom`) whose metadata carries a `major_brand` of `qt  `, as
+    `-movflags use_metadata_tags` copies a QuickTime source's: libav reports that one."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4", options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata["major_brand"] = "qt  "
+        st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(st.encode(frame))
+        out.mux(st.encode())
+
+
+def _undecodable_aac(path: Path) -> None:
+    """An M4A whose AAC config names audio object type 22 (ER BSAC), which libav's decoder
+    does not implement: the container reads, the sound does not decode."""
+    media_corpus._audio(path, "aac", "ipod", 2.0)
+    data = path.read_bytes()
+    at = data.find(b"\x05\x80\x80\x80\x05") + 5  # the DecoderSpecificInfo: AudioSpecificConfig
+    assert at > 5
+    config = int.from_bytes(data[at:at + 2], "big")
+    path.write_bytes(data[:at] + ((22 << 11) | (config & 0x7FF)).to_bytes(2, "big") + data[at + 2:])
+
+
+def test_files_are_read_by_what_they_hold_not_by_their_names(tmp_path: Path) -> None:
+    """An MP3 named .flac (a "fake FLAC") lost its tags: mutagen went by the name. Matroska
+    and WebM, MOV and MP4 were told apart by the name, or by a copied metadata brand."""
+    from mutagen import id3
+    from mutagen.flac import FLAC
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "fake.flac", "libmp3lame", "mp3", 0.5)
+    t = id3.ID3()
+    t.add(id3.TIT2(encoding=3, text="Mp3 Title"))
+    t.add(id3.TDRC(encoding=3, text="2019-05-04T10:00"))
+    t.save(str(lib / "fake.flac"), v2_version=4)
+    media_corpus._audio(lib / "lossless.mp3", "flac", "flac", 0.5)
+    f = FLAC(str(lib / "lossless.mp3"))
+    f["title"] = "Flac Title"
+    f.save()
+    media_corpus._audio(lib / "packed.wv", "wavpack", "wv", 0.5, sample_fmt="fltp")
+    from mutagen.wavpack import WavPack
+
+    w = WavPack(str(lib / "packed.wv"))  # libav's muxer has written an APEv2 tag (its name)
+    w.tags["Title"], w.tags["Track"], w.tags["Disc"], w.tags["Year"], w.tags["Album Artist"] = (
+        "Packed", "2/5", "1/2", "2017", "Someone")
+    w.save()
+    media_corpus._video(lib / "h264.webm", "libx264", "matroska", (64, 48), 3, options={"preset": "ultrafast"})
+    media_corpus._video(lib / "vp9.mkv", "libvpx-vp9", "webm", (64, 48), 3,
+                        options={"deadline": "realtime", "cpu-used": "8"})
+    _mp4_claiming_quicktime(lib / "clip.mov")
+    _undecodable_aac(lib / "bsac.m4a")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+
+    def media(name: str) -> dict:
+        return _media(catalog, lib / name)
+
+    def tags(name: str) -> dict:
+        return _one(catalog, "tags_audio", lib / name)
+
+    assert (media("fake.flac")["status"], media("fake.flac")["format"]) == ("ok", "mp3")
+    assert (tags("fake.flac")["title"], tags("fake.flac")["date"], tags("fake.flac")["year"]) == (
+        "Mp3 Title", "2019-05-04T10:00", 2019)  # as written: mutagen prints it with a space
+    assert (media("lossless.mp3")["status"], media("lossless.mp3")["format"]) == ("ok", "flac")
+    assert (tags("lossless.mp3")["title"], tags("lossless.mp3")["lossless"]) == ("Flac Title", True)
+    wv = tags("packed.wv")
+    assert (wv["title"], wv["track"], wv["track_total"], wv["disc"], wv["disc_total"], wv["year"],
+            wv["album_artist"]) == ("Packed", 2, 5, 1, 2, 2017, "Someone")
+    assert (media("h264.webm")["format"], media("vp9.mkv")["format"]) == ("matroska", "webm")
+    assert media("clip.mov")["format"] == "mp4"
+    assert _errors(catalog, lib / "fake.flac") == [] and _errors(catalog, lib / "lossless.mp3") == []
+    # Not "cut short?": its sound has a decoder libav does not implement.
+    bsac = media("bsac.m4a")
+    assert bsac["status"] == "partial" and bsac["duration"] == pytest.approx(2.0, abs=0.1)
+    assert ("decode", "libav cannot decode this aac sound (Function not implemented)") in _errors(
+        catalog, lib / "bsac.m4a")
+    assert not any("cut short" in m for _s, m in _errors(catalog, lib / "bsac.m4a"))
+
+
+def test_heic_size_and_orientation_as_stored(tmp_path: Path) -> None:
+    """pillow-heif turns a HEIC upright and sets its EXIF orientation to 1: width, height
+    and orientation were the turned picture's, not the file's (as for a JPEG)."""
+    from pillow_heif import register_heif_opener
+
+    from mediaforge.meta.image import exif_of_heif
+
+    register_heif_opener()
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    ex = Image.Exif()
+    ex[0x0112], ex[0x010F], ex[0x0110] = 6, "Apple", "iPhone 15 Pro"
+    media_corpus.picture(120, 80, 3).save(lib / "phone.heic", "HEIF", exif=ex.tobytes(), quality=60)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, lib / "phone.heic")
+    assert (m["status"], m["width"], m["height"], m["thumb_width"], m["thumb_height"]) == ("ok", 120, 80, 80, 120)
+    assert _one(catalog, "exif", lib / "phone.heic")["orientation"] == 6
+    # libheif's own EXIF reading (the AVIF path, when Pillow cannot decode the picture).
+    row = exif_of_heif(os.fsencode(lib / "phone.heic"))
+    assert row is not None and (row["make"], row["model"]) == ("Apple", "iPhone 15 Pro")
+
+
 def test_hdr10_video(corpus) -> None:
     paths, catalog, _ = corpus
     m = _media(catalog, paths["hdr"])

@@ -27,6 +27,8 @@ _VORBIS = {
     "rg_track_gain": "replaygain_track_gain", "rg_album_gain": "replaygain_album_gain",
     "rg_track_peak": "replaygain_track_peak", "rg_album_peak": "replaygain_album_peak",
 }
+# APEv2 (WavPack, Monkey's Audio, Musepack): Vorbis-like names, but for these.
+_APE = dict(_VORBIS, track="track", disc="disc", date="year", album_artist="album artist")
 _MP4 = {
     "title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "album_artist": "aART", "date": "\xa9day",
     "genre": "\xa9gen", "composer": "\xa9wrt",
@@ -62,6 +64,9 @@ def _first(v: Any) -> str | None:
         v = v[0] if v else None
     if hasattr(v, "text") and not isinstance(v, (str, bytes)):  # an ID3 text frame
         v = v.text[0] if v.text else None
+        if type(v).__name__ == "ID3TimeStamp":
+            # As written (ID3v2.4: 2019-05-04T10:00), not as mutagen prints it, with a space.
+            v = str(v).replace(" ", "T", 1)
     elif hasattr(v, "data") and not isinstance(v, (str, bytes)):  # UFID, MP4 freeform
         v = v.data
     if isinstance(v, bytes):
@@ -143,9 +148,65 @@ def _gain_from_ape(path: str | bytes, row: dict[str, Any]) -> None:
             row[key] = _float(str(value)) if value is not None else None
 
 
-def read_tags(path: str | bytes) -> tuple[dict[str, Any] | None, bytes | None]:
-    """The `tags_audio` row and the cover art bytes (or None for each)."""
-    f = mutagen.File(path)
+def _readers(container: str | None) -> list[Any] | None:
+    """mutagen's readers for the container libav found in the file (None: not known, then
+    mutagen guesses). mutagen alone goes by the name first: an MP3 named `.flac` (a "fake
+    FLAC") was read as FLAC and failed, its tags lost."""
+    if container == "mp3":
+        from mutagen.mp3 import MP3
+
+        return [MP3]
+    if container == "flac":
+        from mutagen.flac import FLAC
+
+        return [FLAC]
+    if container in ("m4a", "mp4", "mov", "3gp", "3g2"):
+        from mutagen.mp4 import MP4
+
+        return [MP4]
+    if container == "ogg":
+        from mutagen.oggflac import OggFLAC
+        from mutagen.oggopus import OggOpus
+        from mutagen.oggspeex import OggSpeex
+        from mutagen.oggtheora import OggTheora
+        from mutagen.oggvorbis import OggVorbis
+
+        return [OggVorbis, OggOpus, OggFLAC, OggSpeex, OggTheora]
+    if container == "wav":
+        from mutagen.wave import WAVE
+
+        return [WAVE]
+    if container == "aiff":
+        from mutagen.aiff import AIFF
+
+        return [AIFF]
+    if container == "wv":
+        from mutagen.wavpack import WavPack
+
+        return [WavPack]
+    if container == "ape":
+        from mutagen.monkeysaudio import MonkeysAudio
+
+        return [MonkeysAudio]
+    return None
+
+
+def _open(path: str | bytes, container: str | None) -> Any:
+    readers = _readers(container)
+    if readers is None:
+        return mutagen.File(path)
+    if len(readers) == 1:
+        # The reader itself, not mutagen's guess among one: the guess scores by the name
+        # and by a tag at the start, and an MP3 with neither would be no file at all.
+        return readers[0](path)
+    return mutagen.File(path, options=readers)
+
+
+def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str, Any] | None, bytes | None]:
+    """The `tags_audio` row and the cover art bytes (or None for each). `container`: the
+    format libav found in the file (`mp3`, `flac`, `ogg`, `m4a` ...), which picks the tag
+    reader whatever the file is named."""
+    f = _open(path, container)
     if f is None or f.tags is None:
         return None, _cover(f) if f is not None else None
     tags = f.tags
@@ -188,6 +249,8 @@ def _family(tags: Any) -> dict[str, str]:
         return _ID3
     if kind in ("MP4Tags",):
         return _MP4
+    if kind in ("APEv2",):
+        return _APE
     return _VORBIS
 
 

@@ -138,8 +138,8 @@ def image_info(im: Image.Image) -> dict[str, Any]:
 
     frames = getattr(im, "n_frames", 1) or 1
     width, height = im.size
-    if turned_on_load(im) and _turns_sideways(im):
-        width, height = height, width  # Pillow reports the upright size; the stored one is wanted
+    if turned_on_load(im) and _turns_sideways(im) or _heif_orientation(im) in (5, 6, 7, 8):
+        width, height = height, width  # the reader reports the upright size; the stored one is wanted
     return {
         "format": (im.format or "").lower() or None,
         "width": width,
@@ -148,6 +148,14 @@ def image_info(im: Image.Image) -> dict[str, Any]:
         "frames": int(frames),
         "bit_depth": _stored_bits(im) or _bit_depth(im.mode),
     }
+
+
+def _heif_orientation(im: Image.Image) -> int | None:
+    """The EXIF orientation of a HEIF picture as stored. pillow-heif turns the picture
+    upright as libheif decodes it (its `irot` and `imir`, which match the EXIF orientation)
+    and sets that orientation to 1 in the EXIF it hands over; it keeps the stored value."""
+    o = im.info.get("original_orientation") if isinstance(getattr(im, "info", None), dict) else None
+    return o if isinstance(o, int) and 1 <= o <= 8 else None
 
 
 def _turns_sideways(im: Image.Image) -> bool:
@@ -244,6 +252,29 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         ex = im.getexif()
     except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken image
         return None
+    return exif_row(ex, _heif_orientation(im))
+
+
+def exif_of_heif(path: str | bytes) -> dict[str, Any] | None:
+    """The `exif` row of a HEIF-family still (AVIF) that Pillow cannot decode here: libheif
+    reads the container's EXIF item without decoding the picture. None when there is none."""
+    try:
+        from pillow_heif import open_heif
+
+        with open(path, "rb") as f:  # a file, not the path: pillow-heif takes bytes for data
+            raw = open_heif(f).info.get("exif")
+        if not raw:
+            return None
+        ex = Image.Exif()
+        ex.load(raw[6:] if raw.startswith(b"Exif\x00\x00") else raw)
+        return exif_row(ex, None)
+    except Exception:  # noqa: BLE001 - no pillow-heif, no EXIF item, a broken one: no row
+        return None
+
+
+def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[str, Any] | None:
+    """The `exif` row of an EXIF block (None when it says nothing). `orientation_as_stored`:
+    the file's orientation where the reader has reset the block's (HEIF)."""
     if not ex:
         return None
     sub = _ifd(ex, _EXIF_IFD)
@@ -261,7 +292,7 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
     alt = _plausible(_num(gps.get(6)), 0, 1e6)
     if alt is not None and gps.get(5) in (1, b"\x01"):
         alt = -alt
-    orientation = ex.get(0x0112)
+    orientation = orientation_as_stored or ex.get(0x0112)
     iso = sub.get(0x8827)
     if isinstance(iso, tuple):
         iso = iso[0] if iso else None

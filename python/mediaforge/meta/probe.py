@@ -104,10 +104,21 @@ _BRANDS = {"qt": "mov", "m4a": "m4a", "m4b": "m4a", "m4p": "m4a", "m4v": "mp4", 
            "msf1": "heif"}
 
 
-def _brand_format(c: Any) -> str | None:
-    brand = str((c.metadata or {}).get("major_brand") or "").strip().lower()
-    if not brand:
-        return None
+def _head(path: str | bytes, size: int = 64) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
+def _brand_format(head: bytes) -> str | None:
+    """The format an ISO media file's `ftyp` box names as its major brand; `mov` for a
+    QuickTime file without one. Read from the box itself: libav's `major_brand` may be a
+    copied `keys` entry (`-movflags use_metadata_tags`) naming the source's brand."""
+    if head[4:8] != b"ftyp":
+        return "mov" if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot") else None
+    brand = head[8:12].decode("latin-1").strip().lower()
     if brand in _BRANDS:
         return _BRANDS[brand]
     if brand.startswith(("3gp", "3ge", "3gg", "3gs")):
@@ -117,19 +128,35 @@ def _brand_format(c: Any) -> str | None:
     return None
 
 
-def _format_name(c: Any, path: str) -> str | None:
-    """libavformat names a family ('mov,mp4,m4a,3gp,3g2,mj2'): the member the file's brand
-    names (ISO media files), else the one its extension names, else the first."""
+def _doc_type(head: bytes) -> str | None:
+    """The DocType of a Matroska file's EBML header (`matroska`, `webm`), or None."""
+    if not head.startswith(b"\x1a\x45\xdf\xa3"):
+        return None
+    at = head.find(b"\x42\x82")
+    if at < 0 or at + 3 > len(head) or not head[at + 2] & 0x80:  # a one-byte size, as every muxer writes
+        return None
+    size = head[at + 2] & 0x7F
+    return head[at + 3:at + 3 + size].rstrip(b"\x00").decode("ascii", "replace").lower() or None
+
+
+def _format_name(c: Any, path: str | bytes, name: str) -> str | None:
+    """libavformat names a family ('mov,mp4,m4a,3gp,3g2,mj2', 'matroska,webm'): the member
+    the file's own header names (an ISO file's brand, a Matroska file's DocType), else the
+    one its extension names, else the first."""
     if not c.format:
         return None
     names = c.format.name.split(",")
     if names[0] == "mov":
-        branded = _brand_format(c)
+        branded = _brand_format(_head(path))
         if branded == "mp4" and not any(not _is_cover(v) for v in c.streams.video):
             return "m4a"  # sound alone in an MP4 file: what every player calls m4a
         if branded:
             return branded
-    ext = path.rsplit(".", 1)[-1].lower() if "." in path[-6:] else ""
+    if names[0] == "matroska":
+        doc = _doc_type(_head(path))
+        if doc in names:
+            return doc
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name[-6:] else ""
     if ext in names:
         return ext
     # HEIF-family stills (AVIF, HEIC) are read by the MOV demuxer.
@@ -227,7 +254,7 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
         except Exception:  # noqa: BLE001 - older builds have no chapter API
             chapters = None
         media: dict[str, Any] = {
-            "format": _format_name(c, name),
+            "format": _format_name(c, path, name),
             "duration": _duration(c),
             "bitrate": int(c.bit_rate) if c.bit_rate else None,
             "created_at": _creation_time(dict(c.metadata or {}), video=bool(video)),
@@ -437,6 +464,10 @@ def length_in_header(fmt: str | None, path: str | bytes) -> bool:
     return bool(sync and _MP3_LENGTH_FRAME.search(data, sync.start(), sync.start() + 200))
 
 
+class CannotDecode(Exception):
+    """The file's sound has a decoder libav cannot open."""
+
+
 def sound_end(path: str | bytes, claimed: float, by_content: bool = False) -> float | None:
     """Where the sound of a file whose header claims `claimed` seconds ends, when that is
     well before (a download or copy that stopped); None when it plays to about its end,
@@ -465,8 +496,14 @@ def sound_end(path: str | bytes, claimed: float, by_content: bool = False) -> fl
                         end = float(frame.pts * frame.time_base) - start + frame.samples / frame.sample_rate
                         if not whole:
                             break
-            except av.error.FFmpegError:
-                pass  # the bytes end mid-frame: what decoded before stands
+            except av.error.FFmpegError as e:
+                if not getattr(stream.codec_context, "is_open", True):
+                    # The decoder would not open (HE-AAC v2 from FFmpeg's own encoder: "SBR+PS
+                    # not implemented"): nothing of the sound can be told, least of all that it
+                    # was cut short.
+                    raise CannotDecode(f"libav cannot decode this {stream.codec_context.name} sound "
+                                       f"({e.strerror or e})") from None
+                # Else the bytes end mid-frame: what decoded before stands.
             return end
 
         slack = max(1.5, claimed / 200)

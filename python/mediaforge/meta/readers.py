@@ -161,7 +161,8 @@ def extract_one(task: Task) -> dict[str, Any]:
     if task.kind == "raw" and _raw(r):
         pass
     elif task.kind in ("image", "raw"):
-        _image(r) or _av(r, fallback=True)
+        if not _image(r) and _av(r, fallback=True) and task.meta:
+            _heif_exif(r)
     elif task.kind in ("video", "audio"):
         _av(r) or _image(r, fallback=True)
         sound = task.kind == "audio" or r.media.get("audio_codec") and not r.media.get("video_codec")
@@ -242,6 +243,18 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     return True
 
 
+def _heif_exif(r: _Result) -> None:
+    """The EXIF of a HEIF-family still that only libav decodes here (AVIF: pillow-simd has
+    no AVIF reader), through libheif, which reads it without decoding the picture."""
+    if r.exif or r.media.get("format") not in ("avif", "heic", "heif"):
+        return
+    from .image import exif_of_heif
+
+    r.exif = exif_of_heif(r.task.path)
+    if r.exif and r.exif.get("taken_at"):
+        r.media["taken_at"] = r.exif["taken_at"]
+
+
 def _raw(r: _Result) -> bool:
     """A RAW through rawpy (LibRaw): the sensor's size, the embedded preview for the
     thumbnail and pHash, and the EXIF through Pillow where the RAW is TIFF-based. False
@@ -317,7 +330,7 @@ def _raw_exif(r: _Result) -> None:
 def _av(r: _Result, fallback: bool = False) -> bool:
     import av
 
-    from .probe import audio_fingerprint, length_in_header, probe, sound_end, video_fingerprint
+    from .probe import CannotDecode, audio_fingerprint, length_in_header, probe, sound_end, video_fingerprint
     from .thumbs import fit
 
     t = r.task
@@ -396,6 +409,9 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             and length_in_header(media.get("format"), t.path):
         try:
             ended = sound_end(t.path, claimed, by_content)
+        except CannotDecode as e:
+            r.fail("decode", str(e))
+            ended = None
         except (av.error.FFmpegError, OSError, ValueError):
             ended = None
         if ended is not None:
@@ -436,7 +452,7 @@ def _tags(r: _Result) -> None:
 
     t = r.task
     try:
-        row, cover = read_tags(t.path)
+        row, cover = read_tags(t.path, r.media.get("format"))
     except Exception as e:  # noqa: BLE001 - mutagen raises MutagenError and plain errors alike
         r.fail("tags", e)
         return
