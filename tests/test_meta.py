@@ -94,6 +94,27 @@ def test_southern_and_eastern_gps_signs_and_orientation_applied_to_thumbnail(cor
         assert im.format == "WEBP" and im.size == (192, 256)
 
 
+def test_fractions_of_a_second_order_a_burst(tmp_path: Path) -> None:
+    """A burst's frames share DateTimeOriginal's second; SubSecTimeOriginal orders them."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i, subsec in enumerate(("07", "5", "93")):
+        ex = Image.Exif()
+        ex[0x0132] = "2021:03:04 05:06:07"
+        sub = ex.get_ifd(0x8769)
+        sub[0x9003], sub[0x9291], sub[0x9011] = "2021:03:04 05:06:07", subsec, "-05:00"
+        media_corpus.picture(64, 48, i).save(lib / f"burst_{i}.jpg", "JPEG", exif=ex.tobytes())
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT f.name, e.taken_at, e.taken_offset, m.taken_at AS media_taken FROM files f "
+                        "JOIN exif e USING (blake3) JOIN media m USING (blake3) ORDER BY e.taken_at")
+    assert [(r["name"], str(r["taken_at"]), r["taken_offset"]) for r in got] == [
+        ("burst_0.jpg", "2021-03-04 05:06:07.070000", "-05:00"),
+        ("burst_1.jpg", "2021-03-04 05:06:07.500000", "-05:00"),
+        ("burst_2.jpg", "2021-03-04 05:06:07.930000", "-05:00")]
+    assert all(r["media_taken"] == r["taken_at"] for r in got)
+
+
 def test_western_longitude_and_altitude_below_sea_level(corpus) -> None:
     paths, catalog, _ = corpus
     e = _one(catalog, "exif", paths["jpeg_west"])

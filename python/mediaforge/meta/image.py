@@ -215,8 +215,10 @@ def _text(v: Any, limit: int = 256) -> str | None:
     return v[:limit] or None
 
 
-def exif_datetime(v: Any) -> datetime | None:
-    """'YYYY:MM:DD HH:MM:SS' (EXIF's form, also seen with '-' or 'T') as a naive local time."""
+def exif_datetime(v: Any, subsec: Any = None) -> datetime | None:
+    """'YYYY:MM:DD HH:MM:SS' (EXIF's form, also seen with '-' or 'T') as a naive local time;
+    `subsec`, the matching SubSecTime tag's digits ("07" is 0.07 s), to the microsecond
+    (a burst's frames share the second)."""
     s = _text(v, 64)
     if not s:
         return None
@@ -224,9 +226,11 @@ def exif_datetime(v: Any) -> datetime | None:
     if not m:
         return None
     try:
-        return datetime(*(int(x) for x in m.groups()))
+        when = datetime(*(int(x) for x in m.groups()))
     except ValueError:
         return None  # 0000:00:00 00:00:00 and other placeholders
+    digits = re.match(r"\s*(\d{1,9})\s*$", _text(subsec, 16) or "")
+    return when.replace(microsecond=int(digits.group(1)[:6].ljust(6, "0"))) if digits else when
 
 
 def _gps_coord(value: Any, ref: Any) -> float | None:
@@ -281,9 +285,11 @@ def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[s
     gps = _ifd(ex, _GPS_IFD)
     # Each time has its own offset: DateTimeOriginal's is OffsetTimeOriginal; DateTime's
     # (OffsetTime) stands in only for the time it belongs to, or one equal to it.
-    original, modified = exif_datetime(sub.get(0x9003)), exif_datetime(ex.get(0x0132))
+    original = exif_datetime(sub.get(0x9003), sub.get(0x9291))  # with SubSecTimeOriginal
+    modified = exif_datetime(ex.get(0x0132), sub.get(0x9290))  # with SubSecTime
     offset = _text(sub.get(0x9011)) if original is not None else None
-    if offset is None and (original is None or original == modified):
+    if offset is None and (original is None or modified is not None
+                           and original.replace(microsecond=0) == modified.replace(microsecond=0)):
         offset = _text(sub.get(0x9010))
     lat = _gps_coord(gps.get(2), gps.get(1))
     lon = _gps_coord(gps.get(4), gps.get(3))
