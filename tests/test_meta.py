@@ -275,6 +275,31 @@ def test_files_are_read_by_what_they_hold_not_by_their_names(tmp_path: Path) -> 
     assert not any("cut short" in m for _s, m in _errors(catalog, lib / "bsac.m4a"))
 
 
+def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
+    """An iPhone's MOV keeps its local time in `com.apple.quicktime.creationdate`, its
+    container time in UTC: taken_at is the local one, as for the phone's photos."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(lib / "IMG_0001.MOV"), "w", format="mov", options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata["com.apple.quicktime.creationdate"] = "2019-05-04T10:00:00+0200"
+        out.metadata["creation_time"] = "2019-05-04T08:00:00.000000Z"
+        st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(st.encode(frame))
+        out.mux(st.encode())
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    m = _media(catalog, lib / "IMG_0001.MOV")
+    assert (m["format"], str(m["created_at"]), str(m["taken_at"])) == ("mov", "2019-05-04 08:00:00",
+                                                                       "2019-05-04 10:00:00")
+
+
 def test_heic_size_and_orientation_as_stored(tmp_path: Path) -> None:
     """pillow-heif turns a HEIC upright and sets its EXIF orientation to 1: width, height
     and orientation were the turned picture's, not the file's (as for a JPEG)."""

@@ -57,6 +57,21 @@ def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
     return None if t.year < 1971 else t
 
 
+def _local_capture_time(meta: dict[str, str]) -> datetime | None:
+    """When a phone recorded a video, on its own clock: QuickTime's
+    `com.apple.quicktime.creationdate` (iPhones, many Android phones: `2019-05-04T10:00:00+0200`),
+    the offset dropped, as a photo's EXIF time is kept. The container's creation time is UTC."""
+    s = next((v for k, v in meta.items() if k.lower() == "com.apple.quicktime.creationdate"), None)
+    m = re.match(r"^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?", s or "")
+    if not m:
+        return None
+    try:
+        t = datetime(*(int(x or 0) for x in m.groups()))
+    except ValueError:
+        return None
+    return None if t.year < 1971 else t
+
+
 def _bit_depth(cc: Any) -> int | None:
     fmt = getattr(cc, "format", None)
     comps = getattr(fmt, "components", None) if fmt is not None else None
@@ -258,6 +273,7 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
             "duration": _duration(c),
             "bitrate": int(c.bit_rate) if c.bit_rate else None,
             "created_at": _creation_time(dict(c.metadata or {}), video=bool(video)),
+            "taken_at": _local_capture_time(dict(c.metadata or {})) if video else None,
             "stream_count": len(streams),
             "chapters": chapters,
             "video_codec": v["codec"] if v else None,

@@ -357,11 +357,13 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     if fallback:
         r.errors.clear()
         r.status = OK
+    local = media.pop("taken_at", None)
     r.media.update(media)
     r.streams = streams
-    if media["created_at"] is not None and media.get("video_codec") and t.kind != "audio":
-        # When a video was shot; a song's container time is only when it was encoded.
-        r.media["taken_at"] = media["created_at"]
+    if (local or media["created_at"]) is not None and media.get("video_codec") and t.kind != "audio":
+        # When a video was shot, on the phone's clock where it says (as a photo's EXIF
+        # time is), else the container's time; a song's is only when it was encoded.
+        r.media["taken_at"] = local or media["created_at"]
     if not media.get("video_codec") and not media.get("audio_codec"):
         unknown = any(s["type"] in ("video", "audio") for s in streams)
         r.fail("probe", "no audio or video stream libav can decode" if unknown else "no audio or video stream", ERROR)
