@@ -300,6 +300,17 @@ def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
                                                                        "2019-05-04 10:00:00")
 
 
+def test_a_sound_stream_that_names_no_layout_has_none(tmp_path: Path) -> None:
+    """PCM in AVI names no channel layout: libav's placeholder ("1 channels") is no layout."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "voice.avi", "pcm_s16le", "avi", 0.5, layout="mono")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    s = _one(catalog, "streams", lib / "voice.avi")
+    assert (s["type"], s["codec"], s["channels"], s["channel_layout"]) == ("audio", "pcm_s16le", 1, None)
+
+
 def test_heic_size_and_orientation_as_stored(tmp_path: Path) -> None:
     """pillow-heif turns a HEIC upright and sets its EXIF orientation to 1: width, height
     and orientation were the turned picture's, not the file's (as for a JPEG)."""

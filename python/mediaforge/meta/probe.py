@@ -57,6 +57,9 @@ def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
     return None if t.year < 1971 else t
 
 
+_NO_LAYOUT = re.compile(r"^\d+ channels?$")
+
+
 def _local_capture_time(meta: dict[str, str]) -> datetime | None:
     """When a phone recorded a video, on its own clock: QuickTime's
     `com.apple.quicktime.creationdate` (iPhones, many Android phones: `2019-05-04T10:00:00+0200`),
@@ -228,7 +231,8 @@ def _stream_row(container: Any, s: Any, rotations: dict[int, int]) -> dict[str, 
         layout = getattr(cc, "layout", None)
         row.update(
             channels=getattr(cc, "channels", None) or (len(layout.channels) if layout is not None else None),
-            channel_layout=layout.name if layout is not None else None,
+            # A stream that names no layout has libav's placeholder ("1 channels"): none.
+            channel_layout=layout.name if layout is not None and not _NO_LAYOUT.match(layout.name) else None,
             sample_rate=getattr(cc, "sample_rate", None) or None,
         )
     return row
