@@ -1464,3 +1464,116 @@ def test_a_copy_put_back_that_was_still_being_written_revives_its_row_once_read_
     assert (s.revived, s.new) == (1, 0)
     assert rows(catalog, "SELECT f.status, f.media_id, t.tag FROM files f JOIN tags t USING (media_id)") == [
         {"status": "present", "media_id": gone["media_id"], "tag": "keep"}]
+
+
+def _tags_by_name(catalog: Path) -> dict[str, tuple[str, str | None]]:
+    return {r["name"]: (r["status"], r["tags"]) for r in rows(
+        catalog, "SELECT name, status, (SELECT string_agg(tag, ',' ORDER BY tag) FROM tags t "
+                 "WHERE t.media_id = f.media_id) AS tags FROM files f")}
+
+
+@pytest.mark.parametrize("case", ["unhashed", "empty"])
+def test_a_file_given_a_deleted_files_inode_number_is_new_in_every_pass(tmp_path: Path, case: str) -> None:
+    """ext4 gives a deleted file's inode number to the next file made; with the same size
+    and mtime, only its birth time tells it from the deleted file moved. The walk saw that,
+    and the move pairing after the walk paired the two by (device, inode, size, mtime)
+    all the same: the stranger took the deleted file's id and tags, and no missing row was
+    left. The digests did not tell: not read (--no-hash), or both empty files."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    body, other = (b"AAAA", b"BBBB") if case == "unhashed" else (b"", b"")
+    (lib / "a.jpg").write_bytes(body)
+    os.utime(lib / "a.jpg", (1_577_836_800, 1_577_836_800))
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    assert run_cli("tag", "add", "holiday", lib / "a.jpg", catalog=catalog).rc == 0
+    freed = (lib / "a.jpg").stat().st_ino
+    time.sleep(1.2)  # made over a second after the row was last seen
+    (lib / "a.jpg").unlink()
+    # ext4 hands the freed number to the next file made; make files until one has it.
+    made = []
+    for i in range(50):
+        p = lib / f"z{i}.jpg"
+        p.write_bytes(other)
+        made.append(p)
+        if p.stat().st_ino == freed:
+            break
+    else:
+        raise AssertionError("the file system did not reuse the inode number; this test needs ext4's reuse")
+    for p in made[:-1]:
+        p.unlink()
+    os.utime(made[-1], (1_577_836_800, 1_577_836_800))
+    got = scanned(catalog, lib, *(["--no-hash"] if case == "unhashed" else []))
+    assert (got["new"], got["moved"], got["missing"]) == (1, 0, 1), got
+    assert _tags_by_name(catalog) == {"a.jpg": ("missing", "holiday"), made[-1].name: ("present", None)}
+
+
+def test_a_copy_found_after_its_original_went_missing_takes_over_the_original(tmp_path: Path) -> None:
+    """Copy then delete, the two disks scanned one at a time: the original's disk first
+    (its row goes missing), then the copy's (new). Only the reverse order counted a move;
+    the tags stayed on the missing row, for --prune to drop."""
+    a, b = tmp_path / "DiskA", tmp_path / "DiskB"
+    a.mkdir()
+    b.mkdir()
+    (a / "b.jpg").write_bytes(b"photo-b" * 100)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, a)
+    assert run_cli("tag", "add", "keep", a / "b.jpg", catalog=catalog).rc == 0
+    shutil.copy(a / "b.jpg", b / "b.jpg")
+    (a / "b.jpg").unlink()
+    assert (scanned(catalog, a)["missing"], scanned(catalog, b)["moved"]) == (1, 1)
+    assert rows(catalog, "SELECT path, status FROM files") == [{"path": str(b / "b.jpg"), "status": "present"}]
+    assert _tags_by_name(catalog) == {"b.jpg": ("present", "keep")}
+
+
+def test_a_copy_found_unhashed_takes_over_its_missing_original_once_hashed(tmp_path: Path) -> None:
+    """A quick --no-hash scan finds the copy (no digest, so new) and the original gone; the
+    next scan hashes the copy: the same bytes as the missing row, which it takes over."""
+    lib = tmp_path / "lib"
+    (lib / "2023").mkdir(parents=True)
+    (lib / "best").mkdir()
+    (lib / "2023" / "c.jpg").write_bytes(b"photo-c" * 100)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    assert run_cli("tag", "add", "keep", lib / "2023" / "c.jpg", catalog=catalog).rc == 0
+    shutil.copy(lib / "2023" / "c.jpg", lib / "best" / "c.jpg")
+    (lib / "2023" / "c.jpg").unlink()
+    got = scanned(catalog, lib, "--no-hash")
+    assert (got["new"], got["missing"]) == (1, 1), got
+    assert run_cli("tag", "add", "later", lib / "best" / "c.jpg", catalog=catalog).rc == 0
+    got = scanned(catalog, lib)
+    assert got["moved"] == 1, got
+    assert _tags_by_name(catalog) == {"c.jpg": ("present", "keep,later")}
+    assert scanned(catalog, lib, "--prune")["pruned"] == 0
+
+
+def test_identical_copies_named_alike_but_for_undecodable_bytes_keep_their_own_tags(tmp_path: Path) -> None:
+    """Three copies of one content whose names differ only in bytes that are not UTF-8 (and
+    one real U+FFFD) show alike; copied to another disk (a tmpfs, which lists a folder in
+    another order than ext4) and deleted, they were paired by the shown path, in listing
+    order, and swapped tags."""
+    import subprocess
+
+    disk, usb = tmp_path / "disk", tmp_path / "usb"
+    disk.mkdir()
+    usb.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(usb)], capture_output=True)
+    assert mounted.returncode == 0, f"mounting a tmpfs needs root: {mounted.stderr!r}"
+    try:
+        names = [b"a\xff.jpg", b"a\xfe.jpg", "a\ufffd.jpg".encode()]
+        for n in names:
+            write_bytes_path(os.fsencode(disk) + b"/" + n, b"same bytes" * 50)
+        catalog = tmp_path / "cat.duckdb"
+        scanned(catalog, disk, usb)
+        for i, n in enumerate(names):
+            assert run_cli("tag", "add", f"t{i}", os.fsencode(disk) + b"/" + n, catalog=catalog).rc == 0
+        for n in names:
+            shutil.copy(os.fsencode(disk) + b"/" + n, os.fsencode(usb) + b"/" + n)
+            os.unlink(os.fsencode(disk) + b"/" + n)
+        assert scanned(catalog, disk, usb)["moved"] == 3
+        got = {bytes(r["path_bytes"]).rsplit(b"/", 1)[1]: r["tags"] for r in rows(
+            catalog, "SELECT path_bytes, (SELECT string_agg(tag, ',') FROM tags t WHERE t.media_id = f.media_id) "
+                     "AS tags FROM files f WHERE status = 'present'")}
+        assert got == {n: f"t{i}" for i, n in enumerate(names)}
+    finally:
+        subprocess.run(["umount", str(usb)], check=False)

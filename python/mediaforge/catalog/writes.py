@@ -199,15 +199,34 @@ _HELD = "('walk', 'stat', 'vanished')"
 # A vanished row's candidates: rows that appeared since it was last seen, present now.
 _MOVE_OLD = """
     SELECT o.media_id AS old_id, o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
-           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path, o.path_bytes
+           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path, o.path_bytes,
+           false AS earlier_gone
     FROM files o JOIN mf_gone g ON g.media_id = o.media_id
+"""
+# Rows an earlier scan found gone whose content a present file found since holds: a copy
+# then the original deleted, seen in the other order (the copy's disk scanned after the
+# original's) or read later (found by a --no-hash scan, hashed by this one). Content
+# only: their paths were looked at and held nothing of theirs. Not one at or below a link
+# this scan did not follow (its file may be behind the link), nor one whose inode a
+# present row has (another name of the file, a hard link, whose going was no move).
+_MOVE_OLD_EARLIER = """
+    INSERT INTO mf_gone_rows
+    SELECT o.media_id, o.first_seen, o.first_scan_id, o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns,
+           o.blake3, o.name, o.path, o.path_bytes, true
+    FROM files o
+    WHERE o.status = 'missing' AND o.blake3 IS NOT NULL AND o.size > 0
+      AND o.media_id NOT IN (SELECT media_id FROM mf_gone) AND o.media_id NOT IN (SELECT media_id::UUID FROM mf_linked)
+      AND NOT EXISTS (SELECT 1 FROM files p WHERE p.status = 'present' AND p.dev = o.dev AND p.inode = o.inode)
+      AND EXISTS (SELECT 1 FROM files n WHERE n.status = 'present' AND n.blake3 = o.blake3 AND n.size = o.size
+                    AND n.first_scan_id > o.last_scan_id AND n.media_id NOT IN (SELECT media_id FROM mf_gone))
 """
 _MOVE_NEW = """
     SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3, n.name, n.path,
            n.path_bytes, n.nlink, {under} AS inside, false AS second_name
     FROM files n
     WHERE n.status = 'present' AND n.media_id NOT IN (SELECT media_id FROM mf_gone)
-      AND n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows)
+      AND (n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows WHERE NOT earlier_gone)
+           OR n.blake3 IN (SELECT blake3 FROM mf_gone_rows WHERE earlier_gone))
 """
 
 
@@ -236,7 +255,7 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
     found after that. Taking the earliest eligible new row for the earliest seen old one
     makes as many pairs as any matching can."""
     olds = con.execute(f"""
-        SELECT {key}, last_scan_id, path, old_id, old_first_seen, old_first_scan FROM mf_gone_rows o
+        SELECT {key}, last_scan_id, path_bytes, old_id, old_first_seen, old_first_scan FROM mf_gone_rows o
         WHERE blake3 IS NOT NULL AND size > 0 AND old_id NOT IN (SELECT old_id FROM mf_moves)
           AND EXISTS (SELECT 1 FROM mf_new_rows n WHERE n.first_scan_id < ? AND n.blake3 = o.blake3)
         ORDER BY ALL""", [scan_id]).fetchall()
@@ -245,7 +264,7 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
     width = len(key.split(","))
     news: dict[tuple, list[tuple]] = {}
     for row in con.execute(f"""
-            SELECT {key}, first_scan_id, path, new_id FROM mf_new_rows
+            SELECT {key}, first_scan_id, path_bytes, new_id FROM mf_new_rows
             WHERE blake3 IS NOT NULL AND size > 0 AND first_scan_id < ? AND new_id NOT IN (SELECT new_id FROM mf_moves)
               AND NOT second_name
             ORDER BY ALL""", [scan_id]).fetchall():
@@ -289,6 +308,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     is no move. (Below that scan's roots, the old row may have been left out or
     unreadable to it; then nothing is known of it.)"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
+    con.execute(_MOVE_OLD_EARLIER)
     if not con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # a rescan where nothing went
         con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
                     "old_first_scan BIGINT)")
@@ -300,7 +320,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
                n.first_scan_id > o.last_scan_id AND s.follow_links = false AND so.follow_links = false, s.roots,
                s.roots_raw
         FROM mf_new_rows n
-        JOIN mf_gone_rows o ON n.dev = o.dev AND n.inode = o.inode
+        JOIN mf_gone_rows o ON n.dev = o.dev AND n.inode = o.inode AND NOT o.earlier_gone
         JOIN scans s ON s.scan_id = n.first_scan_id
         JOIN scans so ON so.scan_id = o.last_scan_id
         WHERE n.first_scan_id <> ?""", [scan_id]).fetchall()
@@ -315,10 +335,16 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
         CREATE OR REPLACE TEMP TABLE mf_moves AS
         WITH cand AS (
             SELECT o.old_id, n.new_id, o.old_first_seen, o.old_first_scan,
-                   CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed, n.path AS new_path, o.path AS old_path
+                   CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed, n.path_bytes AS new_path,
+                   o.path_bytes AS old_path
             FROM mf_gone_rows o JOIN mf_new_rows n
               ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
-             AND n.first_scan_id > o.last_scan_id AND NOT n.second_name
+             AND n.first_scan_id > o.last_scan_id AND NOT n.second_name AND NOT o.earlier_gone
+             -- This scan's own new rows were matched by identity as it planned them, with
+             -- what only the walk knows (a file made after the row was last seen, by its
+             -- birth time, got the freed inode number: another file, even one of the same
+             -- size and mtime, unread or empty). Only rows earlier scans found are left.
+             AND n.first_scan_id <> ?
              -- Read, and found to hold other bytes: another file that got the freed inode
              -- number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
              AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
@@ -329,7 +355,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
             FROM best_new WHERE r1 = 1
         )
         SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
-        """
+        """, [scan_id]
     )
     # Content, among what is left: the same name first, then any. Empty files never pair
     # by content: every one has the same digest, and an unrelated new empty file would
@@ -344,12 +370,12 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
             f"""
             INSERT INTO mf_moves
             WITH o AS (
-                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY last_scan_id DESC, path) AS k
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY last_scan_id DESC, path_bytes) AS k
                 FROM mf_gone_rows
                 WHERE blake3 IS NOT NULL AND size > 0 AND old_id NOT IN (SELECT old_id FROM mf_moves)
             ),
             n AS (
-                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY path) AS k FROM mf_new_rows
+                SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY path_bytes) AS k FROM mf_new_rows
                 WHERE blake3 IS NOT NULL AND size > 0 AND first_scan_id = ?
                   AND new_id NOT IN (SELECT new_id FROM mf_moves)
             )
