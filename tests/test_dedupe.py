@@ -1208,6 +1208,37 @@ def test_tags_of_copies_a_killed_dedupe_removed_reach_the_kept_files(lib, then: 
     assert "dedupe" not in source or then == "dedupe again"
 
 
+# Killed between a copy's move to the trash and its `done` line.
+_KILL_BEFORE_THE_FIRST_DONE_LINE = """
+real = dedupe.Journal.write
+def write(self, **entry):
+    if entry.get("kind") == "done":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, **entry)
+dedupe.Journal.write = write
+"""
+
+
+def test_tags_of_a_copy_moved_just_before_the_kill_reach_the_kept_file(lib) -> None:
+    """The copy was in the trash but its `done` line never written: its `intent` line's
+    move had happened all the same, and its tags were left on a row `--prune` deleted."""
+    root, catalog = lib
+    names = ("photo copy.jpg", "photo (2).jpg", "song.mp3")
+    for name in names:
+        assert run_cli("tag", "add", f"t/{name}", root / "b" / name, catalog=catalog).rc == 0
+    p = _run_driver(_KILL_BEFORE_THE_FIRST_DONE_LINE, catalog, "dedupe", "--apply", "--action", "trash",
+                    "--keep", "prefix:" + str(root / "a"))
+    assert p.returncode == -signal.SIGKILL, (p.stdout, p.stderr)
+    (journal,) = (catalog.parent / "journal").glob("dedupe-*.jsonl")
+    assert '"kind": "done"' not in journal.read_text()
+    (moved,) = [n for n in names if not (root / "b" / n).exists()]
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    kept = root / "a" / ("song.mp3" if moved == "song.mp3" else "photo.jpg")
+    tagged = rows(catalog, "SELECT f.path FROM tags t JOIN files f USING (media_id) WHERE t.tag = ?", [f"t/{moved}"])
+    assert tagged == [{"path": str(kept)}]
+    assert '"kind": "carried"' in journal.read_text()
+
+
 def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_trash_and_journals_out(tmp_path: Path) -> None:
     """`scan ~` with the catalog under ~: the duplicates trashed beside the catalog are
     not found again as files (nor moved ones, nor dupes to act on again), nor are the

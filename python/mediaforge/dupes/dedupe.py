@@ -609,8 +609,8 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
         if any(e["kind"] in ("undone", "carried", "end") for e in entries):
             continue
         out = Outcome(journal=path)
-        for e in entries:
-            if e["kind"] == "done" and e.get("victim_id") and e.get("keep_id"):
+        for e in _done_or_moved(entries):
+            if e.get("victim_id") and e.get("keep_id"):
                 with contextlib.suppress(TypeError, ValueError, binascii.Error):
                     out.done_steps.append(Step(0, _unb64(e["keep"]), _unb64(e["victim"]), 0, 0, 0, 0,
                                                blake3=e.get("blake3"), keep_id=e["keep_id"],
@@ -624,6 +624,31 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
         if out.tags_carried or out.collections_carried:
             touched += [s.keep_id for s in out.done_steps if s.keep_id]
     return touched
+
+
+def _done_or_moved(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A killed journal's steps that were done: its `done` lines, and the `intent` lines
+    without one whose move did happen (killed between the move and its `done` line): the
+    copy gone from its path and at its destination (the trash, `--to`)."""
+    steps: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        victim = e.get("victim")
+        if e["kind"] == "intent" and isinstance(victim, str):
+            steps[victim] = e
+        elif e["kind"] == "done" and isinstance(victim, str):
+            steps[victim] = dict(e, done=True)
+        elif e["kind"] == "skipped" and isinstance(victim, str):
+            steps.pop(victim, None)
+    out = []
+    for e in steps.values():
+        if e.get("done"):
+            out.append(e)
+            continue
+        with contextlib.suppress(TypeError, ValueError, binascii.Error):
+            if e.get("moved_to") and not os.path.lexists(_unb64(e["victim"])) and os.path.lexists(
+                    _unb64(e["moved_to"])):
+                out.append(e)
+    return out
 
 
 def _unfinished(path: Path) -> bool:
