@@ -156,3 +156,20 @@ def test_an_error_line_that_cannot_be_written_keeps_the_commands_exit_code(media
         p = subprocess.run([*cli_cmd(), "--catalog", str(catalog), "stats"], stdout=full, stderr=full,
                            env=cli_env(), timeout=120)
         assert p.returncode == ExitCode.PATH
+
+
+@pytest.mark.parametrize("command", [("scan", "--no-meta", "{lib}"), ("meta",), ("thumbs",), ("stats",),
+                                     ("collection", "create", "Best"), ("tag", "add", "x", "{lib}/a.jpg")])
+def test_a_catalog_path_that_links_to_nothing_makes_no_catalog_behind_it(tmp_path: Path, command: tuple) -> None:
+    """The catalog's path a link to a disk not mounted: writers made a new, empty catalog
+    at the link's target (and reported success on it); now every command exits 3."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"x" * 100)
+    link = tmp_path / "catalog.duckdb"
+    link.symlink_to(tmp_path / "disk" / "catalog.duckdb")
+    (tmp_path / "disk").mkdir()
+    r = run_cli(*(c.format(lib=lib) for c in command), catalog=link)
+    assert r.rc == ExitCode.PATH, r.err
+    assert_one_line_error(r.err, "is a link to", "which is not there")
+    assert list((tmp_path / "disk").iterdir()) == []
