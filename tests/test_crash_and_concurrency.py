@@ -456,40 +456,43 @@ def test_ctrl_c_while_the_command_starts_ends_in_130(tmp_path: Path) -> None:
             assert_one_line_error(err, "interrupted")
 
 
-# Sends a real SIGINT `delay` seconds after the interpreter first looks for DuckDB's
-# extension, then runs the CLI: a Ctrl-C that lands while the extension starts.
-_SIGINT_AS_DUCKDB_LOADS = """
+# Sends a real signal (SIGINT, SIGTERM) `delay` seconds after the interpreter first looks
+# for DuckDB's extension, then runs the CLI: a Ctrl-C or a stop that lands while the
+# extension starts.
+_SIGNAL_AS_DUCKDB_LOADS = """
 import os, signal, sys, threading
-delay = float(sys.argv[1])
+delay, sig = float(sys.argv[1]), getattr(signal, sys.argv[2])
 class Trip:
     def find_spec(self, name, path=None, target=None):
         if name == "_duckdb":
             sys.meta_path.remove(self)
-            threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
+            threading.Timer(delay, os.kill, (os.getpid(), sig)).start()
         return None
 sys.meta_path.insert(0, Trip())
 from mediaforge.cli import main
-main(sys.argv[2:])
+main(sys.argv[3:])
 """
 
 
-def test_ctrl_c_while_duckdb_loads_ends_in_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code", "said"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_a_signal_while_duckdb_loads_ends_in_one_line(tmp_path: Path, sig: str, code: int, said: str) -> None:
     """DuckDB's extension (nanobind) aborts the process, with no message and exit code
     134, when a KeyboardInterrupt lands while it registers its types, and again when the
     cut-short import is retried (the error path used to retry it). A sweep over the first
-    12 ms of its start-up hit that window several times before the load held Ctrl-C back."""
+    12 ms of its start-up hit that window several times before the load held Ctrl-C back,
+    and SIGTERM (whose handler raises the same) about one stop in twenty after that."""
     root = tmp_path / "lib"
     root.mkdir()
     (root / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff")
     outcomes = []
     for k in range(25):
         catalog = tmp_path / f"c{k}.duckdb"
-        p = subprocess.run([sys.executable, "-c", _SIGINT_AS_DUCKDB_LOADS, str(0.0005 * k), "--catalog", catalog,
-                            "scan", root, "--no-hash"], env=cli_env(), capture_output=True, timeout=60)
+        p = subprocess.run([sys.executable, "-c", _SIGNAL_AS_DUCKDB_LOADS, str(0.0005 * k), sig, "--catalog",
+                            catalog, "scan", root, "--no-hash"], env=cli_env(), capture_output=True, timeout=60)
         outcomes.append((k, p.returncode, p.stderr.decode(errors="replace").strip()))
-    assert [o for o in outcomes if o[1] != 130] == []
+    assert [o for o in outcomes if o[1] != code] == []
     for _k, _rc, err in outcomes:
-        assert_one_line_error(err, "interrupted")
+        assert_one_line_error(err, said)
 
 
 def _cpu_seconds(pid: int) -> float:

@@ -1,4 +1,4 @@
-"""Loads DuckDB with Ctrl-C held back until its extension has started.
+"""Loads DuckDB with Ctrl-C (and SIGTERM) held back until its extension has started.
 
 DuckDB's extension is built with nanobind, which aborts the whole process (SIGABRT,
 no message, no exit code) when a KeyboardInterrupt lands while it registers its types,
@@ -29,13 +29,16 @@ def _load() -> None:
         _ctrlc.taken()
         held.append(signum)
 
-    previous = signal.signal(signal.SIGINT, hold)
+    # SIGTERM too: the CLI's handler raises KeyboardInterrupt for it as well (a shutdown,
+    # a service manager's stop), and nanobind aborts the same way.
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         import duckdb  # noqa: F401
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if held:
-        signal.raise_signal(signal.SIGINT)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for sig in dict.fromkeys(held):  # each signal that came, once, as it would have been taken
+        signal.raise_signal(sig)
 
 
 _load()
