@@ -883,3 +883,38 @@ def test_an_error_duckdb_meets_after_the_first_batch_comes_out_as_duckdbs() -> N
         for batch in streamed(con.sql("SELECT CAST(s AS INTEGER) AS i FROM t").to_arrow_reader(1000)):
             got += batch.num_rows
     assert got > 0  # it failed after batches had come
+
+
+def test_stats_counts_the_scan_errors_of_the_latest_scans_not_of_every_scan(tmp_path: Path) -> None:
+    """One broken link, scanned twice with -L, was two walk errors in `stats`, and still two
+    once the link was gone and a scan found no error."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"x" * 100)
+    (lib / "broken.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    catalog = tmp_path / "c.duckdb"
+
+    def scan_errors() -> dict:
+        got = json.loads(run_cli("stats", "--json", catalog=catalog).out)["error_stages"]
+        return {e["stage"]: e["errors"] for e in got if e["step"] == "scan"}
+
+    for _ in range(2):
+        assert run_cli("scan", "-L", "--no-meta", lib, catalog=catalog).rc == 0
+    assert scan_errors() == {"walk": 1}
+    (lib / "broken.jpg").unlink()
+    assert run_cli("scan", "-L", "--no-meta", lib, catalog=catalog).rc == 0
+    assert scan_errors() == {}
+    assert rows(catalog, "SELECT count(*) AS n FROM scan_errors") == [{"n": 2}]  # kept, as documented
+
+
+def test_a_rescan_with_nothing_to_extract_reports_the_real_free_space_floor(tmp_path: Path) -> None:
+    """`scan --json` gave `min_free: 0` (the check off, as documented) when it found nothing
+    to extract; `meta` in the same state gave the floor."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "notes.txt").write_bytes(b"x" * 100)
+    catalog = tmp_path / "c.duckdb"
+    env = dict(cli_env(catalog), MEDIAFORGE_MIN_FREE="5M")
+    for extra in ((), ("--thumb-size", "128")):
+        x = json.loads(run_cli("scan", lib, "--json", *extra, catalog=catalog, env=env).out)["extract"]
+        assert (x["files"], x["min_free"], x["thumb_size"]) == (0, 5 << 20, 128 if extra else 0)

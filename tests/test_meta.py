@@ -655,6 +655,8 @@ def test_info_shows_everything_for_one_file(corpus) -> None:
     # A sidecar's own info: what it says, and the file it describes.
     side = json.loads(run_cli("info", paths["xmp"], "--json", catalog=catalog).out)
     assert side["sidecar"]["rating"] == 4 and side["describes"] == [str(paths["jpeg"])]
+    # No thumbnail: the keys are there all the same, null.
+    assert (side["thumbnail_file"], side["thumbnail_missing"]) == (None, None)
     pretty = run_cli("info", paths["jpeg"], catalog=catalog)
     assert pretty.rc == 0 and "Canon EOS R5" in pretty.out and "Eiffel tower" in pretty.out
     missing = run_cli("info", paths["jpeg"].parent / "nope.jpg", catalog=catalog)

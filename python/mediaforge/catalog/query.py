@@ -331,7 +331,8 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
     stages = _rows(
         cat,
         """
-        SELECT 'scan' AS step, stage, count(*) AS errors FROM scan_errors GROUP BY stage
+        SELECT 'scan' AS step, stage, count(*) AS errors FROM scan_errors
+        WHERE scan_id IN (SELECT max(scan_id) FROM scans GROUP BY roots, roots_raw) GROUP BY stage
         UNION ALL
         SELECT 'extract', stage, count(*) FROM meta_errors
         WHERE blake3 IN (SELECT blake3 FROM files WHERE status = 'present') GROUP BY stage

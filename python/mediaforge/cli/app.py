@@ -389,6 +389,9 @@ def info_cmd(
         # The catalog names it; the file may be gone (the folder cleared, the catalog copied).
         info["thumbnail_missing"] = not thumb.is_file()
     if as_json:
+        # Every key in every answer: null where the file has no thumbnail.
+        info.setdefault("thumbnail_file", None)
+        info.setdefault("thumbnail_missing", None)
         copies = info.pop("copies_bytes")
         info["copies_raw"] = [render.path_fields("p", b)["p_raw"] for b in copies]
         render.dump_json(info)

@@ -140,7 +140,10 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     last_flush = last_report = time.monotonic()
     rows = None if prestart else select()
     if rows is not None and rows.num_rows == 0:
-        return ExtractSummary(0, 0, 0, 0, 0, 0, 0, 0, time.monotonic() - started)
+        # Nothing to extract (a rescan): the floor as for any run; the thumbnail size only
+        # when one was asked for (settling it would query the catalog for nothing).
+        return ExtractSummary(0, 0, 0, 0, 0, 0, 0, 0, time.monotonic() - started, min_free=min_free,
+                              thumb_size=config.thumb_size or 0 if config.thumbs else 0)
     config = sized(cat, config)
 
     pool = WorkerPool(worker_count(config.workers), config.timeout)
