@@ -175,7 +175,7 @@ def run_query(cat: Catalog, sql: str) -> QueryResult:
         # The catalog is opened read-only, but ATTACH could open it again for writing,
         # COPY or EXPORT write files anywhere, EXPLAIN ANALYZE runs what it explains and
         # IMPORT DATABASE runs a script: only reading statements run here.
-        raise QueryError(f"query runs one reading statement (SELECT, WITH, FROM, VALUES, PIVOT, DESCRIBE, SHOW, "
+        raise QueryError(f"query runs one reading statement (SELECT, WITH, FROM, VALUES, PIVOT, UNPIVOT, DESCRIBE, SHOW, "
                          f"SUMMARIZE, EXPLAIN of one of those, or a PRAGMA that describes the catalog), "
                          f"refused: {' '.join(sql.split())[:60]!r}")
     wrapped = False

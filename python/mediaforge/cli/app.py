@@ -151,8 +151,8 @@ def scan_cmd(
     no_fingerprints: NoFingerprints = False,
     thumb_size: ThumbSize = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file for extraction.")] = 30.0,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed",
-                                               help="Extract again files that failed or timed out before.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Extract again files whose extraction "
+                                               "failed, timed out, crashed or was unsupported.")] = False,
     no_index: Annotated[bool, typer.Option("--no-index", help="Leave the search index as it is.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -299,8 +299,8 @@ def meta_cmd(
     threads: Annotated[Optional[int], typer.Option(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed",
-                                               help="Extract again files that failed or timed out before.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Extract again files whose extraction "
+                                               "failed, timed out, crashed or was unsupported.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Extract metadata for catalogued files that have none yet (what `scan` does after
@@ -409,7 +409,8 @@ def stats_cmd(
     top: Annotated[int, typer.Option("--top", min=1, max=100_000, help="How many rows the folder, codec and camera tables list.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Counts and bytes by kind, the largest folders and the last scans."""
+    """Counts and bytes by kind, the largest folders, the last scans; files by codec, resolution,
+    camera and year taken; extraction statuses and errors."""
     with open_catalog(_globals(ctx).catalog, read_only=True) as cat:
         st = catalog.stats(cat, top=top)
     if as_json:

@@ -163,5 +163,5 @@ def listing(cat: Catalog) -> list[dict]:
         except InvalidInputError:  # a smart condition the current files make fail: listed, not fatal
             files = None
         out.append({"name": name, "kind": kind, "condition": pred, "files": files,
-                    "created_by": by, "created_at": at.isoformat(sep=" ", timespec="seconds"), "id": int(cid)})
+                    "created_by": by, "created_at": at, "id": int(cid)})
     return out
