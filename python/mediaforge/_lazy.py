@@ -3,8 +3,6 @@ submodule on first use, so importing a subpackage does not drag in DuckDB or pya
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # typing and collections.abc are not imported at start-up
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,6 +17,10 @@ def lazy_exports(package: str, namespace: dict[str, Any], names: dict[str, str])
         module = names.get(attr)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {attr!r}")
+        # importlib on first use only: it imports `warnings`, and the package's `__init__`
+        # runs before the console script has taken Ctrl-C (see `_entry`).
+        import importlib
+
         mod = importlib.import_module(f".{module}", package)
         # Bind every name this submodule exports, not just `attr`: importing `.scan` sets
         # the package's `scan` attribute to the submodule, and the function of the same
