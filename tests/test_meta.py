@@ -311,6 +311,45 @@ def test_a_sound_stream_that_names_no_layout_has_none(tmp_path: Path) -> None:
     assert (s["type"], s["codec"], s["channels"], s["channel_layout"]) == ("audio", "pcm_s16le", 1, None)
 
 
+def _with_riff_info(path: Path, fields: dict[bytes, bytes]) -> None:
+    """Append a LIST/INFO chunk to a WAV file (as Windows and field recorders write one)
+    and set the RIFF size to match."""
+    body = b"INFO"
+    for key, value in fields.items():
+        text = value + b"\x00"
+        body += key + len(text).to_bytes(4, "little") + text + (b"\x00" if len(text) & 1 else b"")
+    data = path.read_bytes() + b"LIST" + len(body).to_bytes(4, "little") + body
+    path.write_bytes(data[:4] + (len(data) - 8).to_bytes(4, "little") + data[8:])
+
+
+def test_a_wav_files_riff_info_tags_are_read(tmp_path: Path) -> None:
+    """RIFF INFO (INAM, IART, IPRD, ICRD, IGNR, ITRK) was ignored: only an ID3 chunk was read.
+    Text that is not UTF-8 is Windows' code page; an ID3 chunk's fields come first."""
+    from mutagen.wave import WAVE
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "take.wav", "pcm_s16le", "wav", 0.5)
+    _with_riff_info(lib / "take.wav", {b"INAM": b"Caf\xe9 session", b"IART": b"Field Rec", b"IPRD": b"Tapes",
+                                        b"ICRD": b"2014-06-01", b"IGNR": b"Ambient", b"ITRK": b"4/9"})
+    media_corpus._audio(lib / "both.wav", "pcm_s16le", "wav", 0.5)
+    _with_riff_info(lib / "both.wav", {b"INAM": b"Info title", b"IART": b"Info artist"})
+    w = WAVE(str(lib / "both.wav"))
+    w.add_tags()
+    from mutagen import id3
+
+    w.tags.add(id3.TIT2(encoding=3, text="Id3 title"))
+    w.save()
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    t = _one(catalog, "tags_audio", lib / "take.wav")
+    assert (t["title"], t["artist"], t["album"], t["date"], t["year"], t["genre"], t["track"], t["track_total"],
+            t["lossless"]) == ("Caf\xe9 session", "Field Rec", "Tapes", "2014-06-01", 2014, "Ambient", 4, 9, True)
+    assert _media(catalog, lib / "take.wav")["status"] == "ok"
+    both = _one(catalog, "tags_audio", lib / "both.wav")
+    assert (both["title"], both["artist"]) == ("Id3 title", "Info artist")
+
+
 def test_heic_size_and_orientation_as_stored(tmp_path: Path) -> None:
     """pillow-heif turns a HEIC upright and sets its EXIF orientation to 1: width, height
     and orientation were the turned picture's, not the file's (as for a JPEG)."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Any
 
@@ -207,8 +208,15 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     format libav found in the file (`mp3`, `flac`, `ogg`, `m4a` ...), which picks the tag
     reader whatever the file is named."""
     f = _open(path, container)
+    info = _wav_info(path) if container == "wav" else {}
     if f is None or f.tags is None:
-        return None, _cover(f) if f is not None else None
+        if not info:
+            return None, _cover(f) if f is not None else None
+        row = dict.fromkeys(_ROW_KEYS)
+        _fill_from_info(row, info)
+        row["year"] = year_of(row["date"])
+        row["has_cover"] = False
+        return row, None
     tags = f.tags
     family = _family(tags)
     row: dict[str, Any] = {}
@@ -237,10 +245,60 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
             _gain_from_ape(path, row)
     elif family is _VORBIS:
         _gain_from_r128(tags, row)
+    _fill_from_info(row, info)  # a WAV file's ID3 chunk first, its RIFF INFO for the rest
     row["year"] = year_of(row["date"])
     cover = _cover(f)
     row["has_cover"] = cover is not None
     return row, cover
+
+
+_ROW_KEYS = ("title", "artist", "album", "album_artist", "date", "genre", "composer", "mb_track_id", "mb_album_id",
+             "mb_artist_id", "mb_recording_id", "track", "track_total", "disc", "disc_total", "rg_track_gain",
+             "rg_album_gain", "rg_track_peak", "rg_album_peak")
+# RIFF INFO, a WAV file's LIST chunk: what Windows, field recorders and many rippers write.
+_INFO = {b"INAM": "title", b"IART": "artist", b"IPRD": "album", b"ICRD": "date", b"IGNR": "genre",
+         b"ITRK": "track", b"IPRT": "track"}
+
+
+def _fill_from_info(row: dict[str, Any], info: dict[str, str]) -> None:
+    for key, value in info.items():
+        if key == "track":
+            if row["track"] is None:
+                row["track"], row["track_total"] = _pair(value)
+        elif row.get(key) is None:
+            row[key] = value
+
+
+def _wav_info(path: str | bytes) -> dict[str, str]:
+    """Our columns from a WAV file's RIFF INFO list (first value of each)."""
+    from .ends import riff_chunks
+
+    out: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f:
+            for kind, at, n in riff_chunks(f, os.fstat(f.fileno()).st_size):
+                if kind != b"LIST" or n < 4:
+                    continue
+                f.seek(at)
+                body = f.read(min(n, 1 << 20))
+                if body[:4] != b"INFO":
+                    continue
+                i = 4
+                while i + 8 <= len(body):
+                    sub, size = body[i:i + 4], int.from_bytes(body[i + 4:i + 8], "little")
+                    raw = body[i + 8:i + 8 + size].split(b"\x00", 1)[0]
+                    i += 8 + size + (size & 1)
+                    key = _INFO.get(sub)
+                    if key and key not in out:
+                        try:
+                            text = raw.decode("utf-8")
+                        except UnicodeDecodeError:
+                            text = raw.decode("cp1252", "replace")  # what Windows wrote
+                        if text.strip():
+                            out[key] = text.strip()[:512]
+    except OSError:
+        pass
+    return out
 
 
 def _family(tags: Any) -> dict[str, str]:

@@ -10,7 +10,9 @@ whole page without that flag, stopped before its end.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 # The largest Ogg page: a 27-byte header, 255 lacing values, 255 segments of 255 bytes.
 _OGG_MAX_PAGE = 27 + 255 + 255 * 255
@@ -88,29 +90,39 @@ class WavEnd:
     present: float  # seconds of it the file holds
 
 
+def riff_chunks(f: BinaryIO, size: int) -> Iterator[tuple[bytes, int, int]]:
+    """The chunks of a RIFF WAVE file open as `f` (`size` bytes): (id, where its body
+    starts, its length as its header says). Nothing when it is not one."""
+    f.seek(0)
+    head = f.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return
+    at = 12
+    while at + 8 <= size:
+        f.seek(at)
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return
+        n = int.from_bytes(chunk[4:], "little")
+        yield chunk[:4], at + 8, n
+        at += 8 + n + (n & 1)
+
+
 def wav_end(path: str | bytes) -> WavEnd | None:
     """The sound a RIFF WAVE file's `data` chunk claims and the sound the file holds, when
     it holds less than claimed by more than `WAV_SLACK_SECONDS`; None for a whole file, a
     size left open by a writer that streamed (0 or 0xFFFFFFFF, RF64), or no such chunk."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = f.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        at, byte_rate = 12, 0
-        while at + 8 <= size:
-            f.seek(at)
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None
-            n = int.from_bytes(chunk[4:], "little")
-            if chunk[:4] == b"fmt ":
+        byte_rate = 0
+        for kind, at, n in riff_chunks(f, size):
+            if kind == b"fmt ":
+                f.seek(at)
                 fmt = f.read(min(n, 16))
                 byte_rate = int.from_bytes(fmt[8:12], "little") if len(fmt) >= 12 else 0
-            elif chunk[:4] == b"data":
+            elif kind == b"data":
                 if not byte_rate or n in (0, 0xFFFFFFFF):
                     return None
-                claimed, present = n / byte_rate, min(n, size - at - 8) / byte_rate
+                claimed, present = n / byte_rate, min(n, size - at) / byte_rate
                 return WavEnd(claimed, present) if claimed - present > WAV_SLACK_SECONDS else None
-            at += 8 + n + (n & 1)
     return None
