@@ -330,12 +330,14 @@ class Library:
         present row has (else a hard link's name, gone: no move)."""
         alive = {(r.dev, r.inode) for r in now if r.status == "present"}
         gone = [r for r in prev if r.status == "missing" and r.blake3 and r.size > 0 and (r.dev, r.inode) not in alive]
-        # When the path's row was first found: before this scan (its row then), or now.
-        first = {r.path: r.first_scan_id for r in prev if r.status == "present"}
+        # When the row was first found: before this scan (the row of its inode then, else of
+        # its path: moved, or saved over), or now.
+        by_inode = {(r.dev, r.inode): r.first_scan_id for r in prev if r.status == "present"}
+        by_path = {r.path: r.first_scan_id for r in prev if r.status == "present"}
         out: dict[bytes, frozenset] = {}
         for r in now:
             if r.status == "present" and r.blake3:
-                found = first.get(r.path, 1 << 62)
+                found = by_inode.get((r.dev, r.inode), by_path.get(r.path, 1 << 62))
                 ids = frozenset(m.media_id for m in gone if m.blake3 == r.blake3 and m.size == r.size
                                 and found > m.last_scan_id)
                 if ids:
@@ -379,10 +381,11 @@ class Library:
         # tags go with it): the only id that may go.
         took = self.takeovers(prev, now)
         by_id = {r.media_id: r for r in prev}
+        # (The file whose row did that is found by its inode: it may have moved too.)
+        taker = {(r.dev, r.inode) for p, r in got.items() if r.media_id in took.get(p, ())}
         for lost in self.ever_seen - set(all_ids):
             was = by_id.get(lost)
-            assert was is not None and was.path in got and got[was.path].media_id in took.get(was.path, ()), (
-                f"ids lost: {lost}")
+            assert was is not None and (was.dev, was.inode) in taker, f"ids lost: {lost}"
             self.ever_seen.discard(lost)  # retired, as the docs say
 
         # 3. Identity, as the documented rules give it...
