@@ -190,14 +190,14 @@ def test_video_with_sound_language_and_chapters(corpus) -> None:
     assert a["bitrate"] > 0 and a["duration"] == pytest.approx(1.0, abs=0.1)
 
 
-def _mp4_claiming_quicktime(path: Path) -> None:
-    """An MP4 (ftyp `isom`) whose metadata carries a `major_brand` of `qt  `, as
-    `-movflags use_metadata_tags` copies a QuickTime source's: libav reports that one."""
+def _clip_with_metadata_keys(path: Path, fmt: str, metadata: dict[str, str]) -> None:
+    """Three H.264 frames in `fmt` (mp4, mov), with `metadata` written as QuickTime keys
+    (`-movflags use_metadata_tags`), as phones and remuxes keep them."""
     import av
     import numpy as np
 
-    with av.open(str(path), "w", format="mp4", options={"movflags": "use_metadata_tags"}) as out:
-        out.metadata["major_brand"] = "qt  "
+    with av.open(str(path), "w", format=fmt, options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata.update(metadata)
         st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
         st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
         for i in range(3):
@@ -245,7 +245,9 @@ def test_files_are_read_by_what_they_hold_not_by_their_names(tmp_path: Path) -> 
     media_corpus._video(lib / "h264.webm", "libx264", "matroska", (64, 48), 3, options={"preset": "ultrafast"})
     media_corpus._video(lib / "vp9.mkv", "libvpx-vp9", "webm", (64, 48), 3,
                         options={"deadline": "realtime", "cpu-used": "8"})
-    _mp4_claiming_quicktime(lib / "clip.mov")
+    # An MP4 (ftyp `isom`) whose keys carry a `major_brand` of `qt  `, as a remux of a
+    # QuickTime source keeps it: libav reports that one.
+    _clip_with_metadata_keys(lib / "clip.mov", "mp4", {"major_brand": "qt  "})
     _undecodable_aac(lib / "bsac.m4a")
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
@@ -278,21 +280,11 @@ def test_files_are_read_by_what_they_hold_not_by_their_names(tmp_path: Path) -> 
 def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     """An iPhone's MOV keeps its local time in `com.apple.quicktime.creationdate`, its
     container time in UTC: taken_at is the local one, as for the phone's photos."""
-    import av
-    import numpy as np
-
     lib = tmp_path / "lib"
     lib.mkdir()
-    with av.open(str(lib / "IMG_0001.MOV"), "w", format="mov", options={"movflags": "use_metadata_tags"}) as out:
-        out.metadata["com.apple.quicktime.creationdate"] = "2019-05-04T10:00:00+0200"
-        out.metadata["creation_time"] = "2019-05-04T08:00:00.000000Z"
-        st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
-        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(st.encode(frame))
-        out.mux(st.encode())
+    _clip_with_metadata_keys(lib / "IMG_0001.MOV", "mov",
+                             {"com.apple.quicktime.creationdate": "2019-05-04T10:00:00+0200",
+                              "creation_time": "2019-05-04T08:00:00.000000Z"})
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
     m = _media(catalog, lib / "IMG_0001.MOV")

@@ -42,18 +42,23 @@ def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
     # container's own creation time counts for sound. Tag names in any case: Matroska's
     # are upper case (`DATE`).
     meta = {k.lower(): v for k, v in meta.items()}
-    s = meta.get("creation_time") or (meta.get("date") if video else None)
-    if not s:
-        return None
-    # A date alone (`2019-05-04`) is that day at midnight.
-    m = re.match(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?", s)
+    return _wall_time(meta.get("creation_time") or (meta.get("date") if video else None))
+
+
+# A date, and maybe a time (`2019-05-04`, `2019-05-04T10:00:00+0200`): the offset is left.
+_WALL_TIME = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
+
+
+def _wall_time(s: str | None) -> datetime | None:
+    """A tag's date and time as written (a date alone is that day at midnight); None for
+    1904-01-01 and 1970-01-01, "not set" in MP4 and in many muxers."""
+    m = _WALL_TIME.match(s or "")
     if not m:
         return None
     try:
         t = datetime(*(int(x or 0) for x in m.groups()))
     except ValueError:
         return None
-    # 1904-01-01 and 1970-01-01 are "not set" in MP4 and in many muxers.
     return None if t.year < 1971 else t
 
 
@@ -64,15 +69,7 @@ def _local_capture_time(meta: dict[str, str]) -> datetime | None:
     """When a phone recorded a video, on its own clock: QuickTime's
     `com.apple.quicktime.creationdate` (iPhones, many Android phones: `2019-05-04T10:00:00+0200`),
     the offset dropped, as a photo's EXIF time is kept. The container's creation time is UTC."""
-    s = next((v for k, v in meta.items() if k.lower() == "com.apple.quicktime.creationdate"), None)
-    m = re.match(r"^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?", s or "")
-    if not m:
-        return None
-    try:
-        t = datetime(*(int(x or 0) for x in m.groups()))
-    except ValueError:
-        return None
-    return None if t.year < 1971 else t
+    return _wall_time(next((v for k, v in meta.items() if k.lower() == "com.apple.quicktime.creationdate"), None))
 
 
 def _bit_depth(cc: Any) -> int | None:
