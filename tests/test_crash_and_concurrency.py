@@ -601,3 +601,35 @@ def test_temporaries_of_a_killed_writer_are_swept_by_the_next_one(tmp_path: Path
         os.utime(f, (old, old))
     assert run_cli("thumbs", catalog=catalog_path).rc == 0
     assert not left.exists() and other.exists() and target.is_file()
+
+
+# A SIGTERM whose KeyboardInterrupt lands inside a callback Python runs for itself (an
+# import lock's weakref callback, say): Python swallows it, with an "Exception ignored"
+# traceback, and the command went on to exit 0.
+_SIGTERM_IN_A_WEAKREF_CALLBACK = """
+import signal, sys, weakref
+class Trip:
+    def find_spec(self, name, path=None, target=None):
+        if name == "typer":  # imported once the command line's handlers are set
+            sys.meta_path.remove(self)
+            class Box:
+                pass
+            box = Box()
+            self.ref = weakref.ref(box, lambda _ref: signal.raise_signal(signal.SIGTERM))
+            del box
+        return None
+sys.meta_path.insert(0, Trip())
+from mediaforge.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_sigterm_python_swallows_in_its_own_callback_still_stops_the_command(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "IMG_0001.jpg").write_bytes(b"\xff\xd8\xff")
+    p = subprocess.run([sys.executable, "-c", _SIGTERM_IN_A_WEAKREF_CALLBACK, "--catalog", tmp_path / "c.duckdb",
+                        "scan", root, "--no-hash"], env=cli_env(), capture_output=True, timeout=60)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 143, err
+    assert_one_line_error(err, "terminated")

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     if sys.stdout is None:  # started with stdout closed (>&-): fail before doing anything
         _fail("the standard output is closed; give the command somewhere to write (such as >/dev/null)",
               ExitCode.PATH)
+    sys.unraisablehook = _unraisable  # before the handlers that raise are set
     try:
         give_ctrl_c_back()
         from .._ctrlc import start as watch_ctrl_c
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
     try:
         rv = app(args=args, prog_name="mediaforge", standalone_mode=False)
+        if was_terminated():
+            # A SIGTERM whose KeyboardInterrupt Python swallowed (raised inside a callback
+            # it runs for itself, such as an import lock's weakref): stopped all the same.
+            _fail(INTERRUPTED, ExitCode.INTERRUPTED)
     except typer.Exit as e:
         _exit(e.exit_code)
     except typer.Abort:
@@ -257,6 +262,15 @@ def _prestart_walk(args: list[str]) -> None:
             start_early(*parsed)
     except Exception:  # noqa: BLE001 - an optimisation only: the command reports any error itself
         pass
+
+
+def _unraisable(hook_args: object) -> None:
+    """Python's report of an exception it could not raise: a KeyboardInterrupt (Ctrl-C,
+    SIGTERM) landing in one of its own callbacks is not printed as a traceback (`main`
+    honours a SIGTERM so lost); anything else is reported as usual."""
+    if isinstance(getattr(hook_args, "exc_value", None), KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(hook_args)  # type: ignore[arg-type]
 
 
 def _fail(message: str, code: int) -> NoReturn:
