@@ -5,6 +5,7 @@ and crashes."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -340,6 +341,64 @@ def test_a_wav_files_riff_info_tags_are_read(tmp_path: Path) -> None:
     assert _media(catalog, lib / "take.wav")["status"] == "ok"
     both = _one(catalog, "tags_audio", lib / "both.wav")
     assert (both["title"], both["artist"]) == ("Id3 title", "Info artist")
+
+
+def test_hostile_variants_end_in_the_right_status_and_a_clean_terminal(tmp_path: Path) -> None:
+    """Found by fuzzing: a PNG whose pixel data is corrupt (its CRC made right) was `ok`
+    with a half-black thumbnail (the EXIF lookup decoded it and swallowed the error);
+    libtiff printed its complaints on the terminal; WebM sound named .mp3 was `partial`
+    (mutagen went by the name); a Matroska file cut after its header lost what its header
+    says to an EPERM from libav's seek; a HEIC whose EXIF says 6 but that has no `irot`
+    had its sides swapped."""
+    import random
+    import struct
+    import zlib
+
+    from pillow_heif import register_heif_opener
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    noise = Image.effect_noise((320, 240), 64).convert("RGB")
+    buf = io.BytesIO()
+    noise.save(buf, "PNG")
+    png = bytearray(buf.getvalue())
+    at = png.find(b"IDAT")
+    length = struct.unpack(">I", png[at - 4:at])[0]
+    for k in range(8):
+        png[at + 4 + length // 2 + k] ^= 0xA5
+    png[at + 4 + length:at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(png[at:at + 4 + length])))
+    (lib / "broken.png").write_bytes(bytes(png))
+    buf = io.BytesIO()
+    noise.save(buf, "TIFF", compression="tiff_lzw")
+    tif = bytearray(buf.getvalue())
+    rng = random.Random(3)
+    for _ in range(40):
+        tif[rng.randrange(200, len(tif) // 2)] ^= 0xFF
+    (lib / "flipped.tif").write_bytes(bytes(tif))
+    media_corpus._audio(lib / "download.mp3", "libopus", "webm", 1.0, rate=48000)
+    media_corpus._video(tmp_path / "whole.mkv", "libx264", "matroska", (160, 120), 48,
+                        options={"preset": "ultrafast", "g": "24"})
+    data = (tmp_path / "whole.mkv").read_bytes()
+    cluster = data.find(b"\x1f\x43\xb6\x75", data.find(b"\x16\x54\xae\x6b"))  # the first Cluster, after Tracks
+    (lib / "cut.mkv").write_bytes(data[:cluster + 16])  # its header, and no picture
+    register_heif_opener()
+    ex = Image.Exif()
+    ex[0x0112] = 6
+    noise.save(lib / "no_irot.heic", "HEIF", exif=ex)  # an Exif object: pillow-heif writes no irot
+    catalog = tmp_path / "c.duckdb"
+    res = run_cli("scan", lib, catalog=catalog)
+    assert res.rc == 0 and res.err == "", res.err
+    png_row = _media(catalog, lib / "broken.png")
+    assert (png_row["status"], png_row["thumb"]) == ("partial", None)
+    assert _errors(catalog, lib / "broken.png")[0][0] == "decode"
+    assert _media(catalog, lib / "flipped.tif")["status"] == "partial"
+    song = _media(catalog, lib / "download.mp3")
+    assert (song["status"], song["format"], song["audio_codec"]) == ("ok", "webm", "opus")
+    cut = _media(catalog, lib / "cut.mkv")
+    assert (cut["status"], cut["format"], cut["video_codec"], cut["width"]) == ("partial", "matroska", "h264", 160)
+    assert ("thumb", "no frame could be decoded") in _errors(catalog, lib / "cut.mkv")
+    heic = _media(catalog, lib / "no_irot.heic")
+    assert (heic["width"], heic["height"], heic["thumb_width"], heic["thumb_height"]) == (320, 240, 256, 192)
 
 
 def test_heic_size_and_orientation_as_stored(tmp_path: Path) -> None:

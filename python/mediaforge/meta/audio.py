@@ -189,13 +189,26 @@ def _readers(container: str | None) -> list[Any] | None:
         from mutagen.monkeysaudio import MonkeysAudio
 
         return [MonkeysAudio]
+    if container == "asf":
+        from mutagen.asf import ASF
+
+        return [ASF]
+    if container in _UNTAGGED:
+        return []  # mutagen reads no tags from these: none, whatever the file is named
     return None
+
+
+# Containers libav reads whose tags mutagen does not: sound in them has no `tags_audio`
+# row of tags (a WebM download renamed .mp3 is not an MP3 without its header).
+_UNTAGGED = frozenset({"matroska", "webm", "avi", "mpegts", "mpeg", "flv", "caf", "au", "w64", "rm", "amr"})
 
 
 def _open(path: str | bytes, container: str | None) -> Any:
     readers = _readers(container)
     if readers is None:
         return mutagen.File(path)
+    if not readers:
+        return None
     if len(readers) == 1:
         # The reader itself, not mutagen's guess among one: the guess scores by the name
         # and by a tag at the start, and an MP3 with neither would be no file at all.

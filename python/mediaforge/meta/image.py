@@ -138,7 +138,7 @@ def image_info(im: Image.Image) -> dict[str, Any]:
 
     frames = getattr(im, "n_frames", 1) or 1
     width, height = im.size
-    if turned_on_load(im) and _turns_sideways(im) or _heif_orientation(im) in (5, 6, 7, 8):
+    if turned_on_load(im) and _turns_sideways(im) or _heif_quarter_turned(im):
         width, height = height, width  # the reader reports the upright size; the stored one is wanted
     return {
         "format": (im.format or "").lower() or None,
@@ -156,6 +156,22 @@ def _heif_orientation(im: Image.Image) -> int | None:
     and sets that orientation to 1 in the EXIF it hands over; it keeps the stored value."""
     o = im.info.get("original_orientation") if isinstance(getattr(im, "info", None), dict) else None
     return o if isinstance(o, int) and 1 <= o <= 8 else None
+
+
+def _heif_quarter_turned(im: Image.Image) -> bool:
+    """Whether libheif turned a HEIF picture a quarter turn as it decoded it: its `irot`
+    property says 90 or 270 degrees. (pillow-heif's own writer can leave an EXIF
+    orientation of 6 with no `irot`: then nothing was turned.)"""
+    if _heif_orientation(im) is None:
+        return False
+    name = getattr(im, "filename", None)
+    try:
+        with open(name, "rb") as f:  # type: ignore[arg-type]
+            head = f.read(1 << 18)  # the `meta` box, with its properties, comes first
+    except (OSError, TypeError, ValueError):
+        return _heif_orientation(im) in (5, 6, 7, 8)  # as the writer should have made it
+    at = head.find(b"irot")
+    return at >= 4 and at + 4 < len(head) and head[at + 4] & 3 in (1, 3)
 
 
 def _turns_sideways(im: Image.Image) -> bool:
@@ -250,11 +266,20 @@ def _gps_coord(value: Any, ref: Any) -> float | None:
     return round(deg, 7)
 
 
+class BrokenPicture(Exception):
+    """The picture's data does not decode (found while looking for its EXIF)."""
+
+
 def read_exif(im: Image.Image) -> dict[str, Any] | None:
-    """The `exif` row of an image, or None when it has no EXIF."""
+    """The `exif` row of an image, or None when it has no EXIF. Raises BrokenPicture when
+    the search decoded the picture and that failed: Pillow decodes a PNG to find an eXIf
+    chunk after its pixels, and a later load hands back what it got, half black."""
+    had_tiles = bool(getattr(im, "tile", None))
     try:
         ex = im.getexif()
-    except Exception:  # noqa: BLE001 - a broken EXIF block is not a broken image
+    except Exception as e:  # noqa: BLE001 - a broken EXIF block is not a broken image
+        if had_tiles and not getattr(im, "tile", None):
+            raise BrokenPicture(f"{type(e).__name__}: {e}") from None
         return None
     return exif_row(ex, _heif_orientation(im))
 

@@ -290,7 +290,13 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
         }
         picture = None
         if want_frame and video and video[0]["codec"] is not None:
-            picture = _frame_at(c, c.streams[video[0]["stream_index"]], media["duration"], media, thumb_size)
+            try:
+                picture = _frame_at(c, c.streams[video[0]["stream_index"]], media["duration"], media, thumb_size)
+            except (av.error.FFmpegError, OSError, EOFError):
+                # The header read, the pictures not (a file cut after its header: libav's
+                # seeks fail with EPERM or EIO). What the header says stands; the caller
+                # records that no frame could be decoded.
+                picture = None
             if video[0]["rotation"] is None:
                 video[0]["rotation"] = media["rotation"]
     return media, streams, picture

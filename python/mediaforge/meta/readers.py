@@ -183,7 +183,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import TooLarge, gif_complete, image_info, open_image, read_exif, unsupported_reason
+    from .image import BrokenPicture, TooLarge, gif_complete, image_info, open_image, read_exif, unsupported_reason
     from .thumbs import reduce_grey, reduce_image
 
     t = r.task
@@ -218,7 +218,12 @@ def _image(r: _Result, fallback: bool = False) -> bool:
                 # Pillow counts the frames it can read: a GIF cut short loses the rest
                 # without a word, and only its missing trailer tells.
                 r.fail("decode", f"the GIF ends before its trailer ({r.media['frames']} frames read): cut short?")
-            r.exif = read_exif(im)
+            try:
+                r.exif = read_exif(im)
+            except BrokenPicture as e:
+                # Its header fields are known, its pixels are not: no thumbnail, no pHash.
+                r.fail("decode", str(e), PARTIAL)
+                return True
             if r.exif and r.exif.get("taken_at"):
                 r.media["taken_at"] = r.exif["taken_at"]
         if t.thumbs:
@@ -348,7 +353,13 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             media, streams, picture = probe(t.path, want_picture, t.thumb_size, by_content=True)
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError, IndexError, ZeroDivisionError) as e:
         if not fallback:
-            r.fail("probe", e, ERROR)
+            import errno
+
+            if isinstance(e, av.error.FFmpegError) and e.errno in (errno.EIO, errno.EPERM):
+                # libav's demuxers say EIO or EPERM for data they cannot parse: not the disk.
+                r.fail("probe", f"libav cannot read it ({e.strerror}): corrupt, or cut short?", ERROR)
+            else:
+                r.fail("probe", e, ERROR)
         return False
     if fallback and still and not (media.get("width") and media.get("height")):
         # libav's image reader "opens" any file named like a picture, even one whose header

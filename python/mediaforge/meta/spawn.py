@@ -25,6 +25,10 @@ def spawn() -> tuple[subprocess.Popen[bytes], socket.socket]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mediaforge.meta.worker", str(child.fileno()), str(os.getpid())],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
+            # Decoders' C libraries write their complaints to stderr (libtiff: "LZWDecode:
+            # Not enough data at scanline 0"): what matters reaches meta_errors, and the
+            # terminal stays clean. MEDIAFORGE_DEBUG=1 lets them through.
+            stderr=None if os.environ.get("MEDIAFORGE_DEBUG") else subprocess.DEVNULL,
         )
     except OSError as e:  # the interpreter cannot be run by this user, too many processes ...
         parent.close()
