@@ -69,8 +69,6 @@ class Row:
     blake3: str | None
     media_id: uuid.UUID
     status: str
-    first_scan_id: int
-    last_scan_id: int
 
     @property
     def sig(self) -> Sig:
@@ -80,8 +78,8 @@ class Row:
 def catalog_rows(catalog: Path) -> list[Row]:
     if not catalog.exists():
         return []
-    got = rows(catalog, "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id, status,"
-                        " first_scan_id, last_scan_id FROM files")
+    got = rows(catalog, "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id, status"
+                        " FROM files")
     return [Row(path=bytes(r.pop("path_bytes")), **r) for r in got]
 
 
@@ -322,28 +320,6 @@ class Library:
                 out[p] = Expect(e.why, allowed=frozenset(allowed), fresh_ok=True)
         return out
 
-    @staticmethod
-    def takeovers(prev: list[Row], now: list[Row]) -> dict[bytes, frozenset]:
-        """Per path, the rows an earlier scan found gone that its row may take over by
-        content (docs/catalog.md, `media_id`): missing before this scan, of the bytes the
-        path's row holds now, last seen before that row was first found, and of an inode no
-        present row has (else a hard link's name, gone: no move)."""
-        alive = {(r.dev, r.inode) for r in now if r.status == "present"}
-        gone = [r for r in prev if r.status == "missing" and r.blake3 and r.size > 0 and (r.dev, r.inode) not in alive]
-        # When the row was first found: before this scan (the row of its inode then, else of
-        # its path: moved, or saved over), or now.
-        by_inode = {(r.dev, r.inode): r.first_scan_id for r in prev if r.status == "present"}
-        by_path = {r.path: r.first_scan_id for r in prev if r.status == "present"}
-        out: dict[bytes, frozenset] = {}
-        for r in now:
-            if r.status == "present" and r.blake3:
-                found = by_inode.get((r.dev, r.inode), by_path.get(r.path, 1 << 62))
-                ids = frozenset(m.media_id for m in gone if m.blake3 == r.blake3 and m.size == r.size
-                                and found > m.last_scan_id)
-                if ids:
-                    out[r.path] = ids
-        return out
-
     # ------------------------------------------------------------------ one scan
 
     def scan_and_check(self, hashed: bool) -> None:  # noqa: C901, PLR0912, PLR0915
@@ -377,23 +353,11 @@ class Library:
         all_ids = [r.media_id for r in now]
         assert len(set(all_ids)) == len(all_ids), "a media_id is on two rows"
         # 6. Nothing is deleted without --prune: a move by content keeps the old row's id.
-        # A row that takes over one an earlier scan found gone gives up its own id (its
-        # tags go with it): the only id that may go.
-        took = self.takeovers(prev, now)
-        by_id = {r.media_id: r for r in prev}
-        # (The file whose row did that is found by its inode: it may have moved too.)
-        taker = {(r.dev, r.inode) for p, r in got.items() if r.media_id in took.get(p, ())}
-        for lost in self.ever_seen - set(all_ids):
-            was = by_id.get(lost)
-            assert was is not None and (was.dev, was.inode) in taker, f"ids lost: {lost}"
-            self.ever_seen.discard(lost)  # retired, as the docs say
+        assert self.ever_seen <= set(all_ids), f"ids lost: {self.ever_seen - set(all_ids)}"
 
         # 3. Identity, as the documented rules give it...
         for p, e in expect.items():
             mid = got[p].media_id
-            if mid in took.get(p, ()):
-                event("took over a row an earlier scan found gone")
-                continue
             if e.exact is not None:
                 assert mid == e.exact, f"{p!r}: {e.why}: expected {e.exact}, got {mid}"
             else:
@@ -410,7 +374,7 @@ class Library:
             mid, st_ = got[p].media_id, disk[p]
             ino = (st_.st_dev, st_.st_ino)
             if (lf.mid is not None and sig_of(st_) == lf.scanned_sig and len(same_inode[ino]) == 1
-                    and len(rows_of_inode[ino]) == 1 and mid not in took.get(p, ())):
+                    and len(rows_of_inode[ino]) == 1):
                 assert mid == lf.mid, f"{p!r} (was {lf.scanned_path!r}) lost its media_id"
             if lf.origin == "link" and lf.source is not None and lf.source.mid is not None:
                 src_path, src_sig = lf.source.scanned_path, lf.source.scanned_sig

@@ -199,34 +199,15 @@ _HELD = "('walk', 'stat', 'vanished')"
 # A vanished row's candidates: rows that appeared since it was last seen, present now.
 _MOVE_OLD = """
     SELECT o.media_id AS old_id, o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
-           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path, o.path_bytes,
-           false AS earlier_gone
+           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path, o.path_bytes
     FROM files o JOIN mf_gone g ON g.media_id = o.media_id
-"""
-# Rows an earlier scan found gone whose content a present file found since holds: a copy
-# then the original deleted, seen in the other order (the copy's disk scanned after the
-# original's) or read later (found by a --no-hash scan, hashed by this one). Content
-# only: their paths were looked at and held nothing of theirs. Not one at or below a link
-# this scan did not follow (its file may be behind the link), nor one whose inode a
-# present row has (another name of the file, a hard link, whose going was no move).
-_MOVE_OLD_EARLIER = """
-    INSERT INTO mf_gone_rows
-    SELECT o.media_id, o.first_seen, o.first_scan_id, o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns,
-           o.blake3, o.name, o.path, o.path_bytes, true
-    FROM files o
-    WHERE o.status = 'missing' AND o.blake3 IS NOT NULL AND o.size > 0
-      AND o.media_id NOT IN (SELECT media_id FROM mf_gone) AND o.media_id NOT IN (SELECT media_id::UUID FROM mf_linked)
-      AND NOT EXISTS (SELECT 1 FROM files p WHERE p.status = 'present' AND p.dev = o.dev AND p.inode = o.inode)
-      AND EXISTS (SELECT 1 FROM files n WHERE n.status = 'present' AND n.blake3 = o.blake3 AND n.size = o.size
-                    AND n.first_scan_id > o.last_scan_id AND n.media_id NOT IN (SELECT media_id FROM mf_gone))
 """
 _MOVE_NEW = """
     SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3, n.name, n.path,
            n.path_bytes, n.nlink, {under} AS inside, false AS second_name
     FROM files n
     WHERE n.status = 'present' AND n.media_id NOT IN (SELECT media_id FROM mf_gone)
-      AND (n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows WHERE NOT earlier_gone)
-           OR n.blake3 IN (SELECT blake3 FROM mf_gone_rows WHERE earlier_gone))
+      AND n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows)
 """
 
 
@@ -308,7 +289,6 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     is no move. (Below that scan's roots, the old row may have been left out or
     unreadable to it; then nothing is known of it.)"""
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
-    con.execute(_MOVE_OLD_EARLIER)
     if not con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # a rescan where nothing went
         con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
                     "old_first_scan BIGINT)")
@@ -320,7 +300,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
                n.first_scan_id > o.last_scan_id AND s.follow_links = false AND so.follow_links = false, s.roots,
                s.roots_raw
         FROM mf_new_rows n
-        JOIN mf_gone_rows o ON n.dev = o.dev AND n.inode = o.inode AND NOT o.earlier_gone
+        JOIN mf_gone_rows o ON n.dev = o.dev AND n.inode = o.inode
         JOIN scans s ON s.scan_id = n.first_scan_id
         JOIN scans so ON so.scan_id = o.last_scan_id
         WHERE n.first_scan_id <> ?""", [scan_id]).fetchall()
@@ -339,12 +319,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
                    o.path_bytes AS old_path
             FROM mf_gone_rows o JOIN mf_new_rows n
               ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
-             AND n.first_scan_id > o.last_scan_id AND NOT n.second_name AND NOT o.earlier_gone
-             -- This scan's own new rows were matched by identity as it planned them, with
-             -- what only the walk knows (a file made after the row was last seen, by its
-             -- birth time, got the freed inode number: another file, even one of the same
-             -- size and mtime, unread or empty). Only rows earlier scans found are left.
-             AND n.first_scan_id <> ?
+             AND n.first_scan_id > o.last_scan_id AND NOT n.second_name
              -- Read, and found to hold other bytes: another file that got the freed inode
              -- number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
              AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
@@ -355,7 +330,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
             FROM best_new WHERE r1 = 1
         )
         SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
-        """, [scan_id]
+        """
     )
     # Content, among what is left: the same name first, then any. Empty files never pair
     # by content: every one has the same digest, and an unrelated new empty file would
