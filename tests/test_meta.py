@@ -243,6 +243,10 @@ def test_files_are_read_by_what_they_hold_not_by_their_names(tmp_path: Path) -> 
     w.tags["Title"], w.tags["Track"], w.tags["Disc"], w.tags["Year"], w.tags["Album Artist"] = (
         "Packed", "2/5", "1/2", "2017", "Someone")
     w.save()
+    media_corpus._audio(lib / "dated.wv", "wavpack", "wv", 0.5, sample_fmt="fltp")
+    w = WavPack(str(lib / "dated.wv"))
+    w.tags["Date"] = "2019-05-04"  # what ffmpeg and some taggers write, not `Year`
+    w.save()
     media_corpus._video(lib / "h264.webm", "libx264", "matroska", (64, 48), 3, options={"preset": "ultrafast"})
     media_corpus._video(lib / "vp9.mkv", "libvpx-vp9", "webm", (64, 48), 3,
                         options={"deadline": "realtime", "cpu-used": "8"})
@@ -267,6 +271,7 @@ def test_files_are_read_by_what_they_hold_not_by_their_names(tmp_path: Path) -> 
     wv = tags("packed.wv")
     assert (wv["title"], wv["track"], wv["track_total"], wv["disc"], wv["disc_total"], wv["year"],
             wv["album_artist"]) == ("Packed", 2, 5, 1, 2, 2017, "Someone")
+    assert (tags("dated.wv")["date"], tags("dated.wv")["year"]) == ("2019-05-04", 2019)
     assert (media("h264.webm")["format"], media("vp9.mkv")["format"]) == ("matroska", "webm")
     assert media("clip.mov")["format"] == "mp4"
     assert _errors(catalog, lib / "fake.flac") == [] and _errors(catalog, lib / "lossless.mp3") == []

@@ -332,7 +332,8 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
         cat,
         """
         SELECT 'scan' AS step, stage, count(*) AS errors FROM scan_errors
-        WHERE scan_id IN (SELECT max(scan_id) FROM scans GROUP BY roots, roots_raw) GROUP BY stage
+        WHERE scan_id IN (SELECT max(scan_id) FROM scans GROUP BY list_sort(roots), list_sort(roots_raw))
+        GROUP BY stage
         UNION ALL
         SELECT 'extract', stage, count(*) FROM meta_errors
         WHERE blake3 IN (SELECT blake3 FROM files WHERE status = 'present') GROUP BY stage

@@ -7,9 +7,9 @@ Names are imported on first use: the worker processes import only the readers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .._lazy import lazy_exports
+
+TYPE_CHECKING = False  # typing is not imported: the CLI starts its workers from here (see spawn)
 
 # An audio fingerprint covers the sound's first two minutes (`audio_hashes.seconds`, at
 # most this: less is the whole sound, decoded).

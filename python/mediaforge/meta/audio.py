@@ -236,6 +236,8 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     for key in ("title", "artist", "album", "album_artist", "date", "genre", "composer",
                 "mb_track_id", "mb_album_id", "mb_artist_id", "mb_recording_id"):
         row[key] = _first(_raw(tags, family, key))
+    if family is _APE and row["date"] is None:  # APEv2's `Year`, else the `Date` some taggers write
+        row["date"] = _first(_raw(tags, _VORBIS, "date"))
     if family is _MP4:
         trkn, disk = tags.get("trkn"), tags.get("disk")
         row["track"], row["track_total"] = (trkn[0] if trkn else (None, None))
