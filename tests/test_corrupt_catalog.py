@@ -173,3 +173,16 @@ def test_a_catalog_path_that_links_to_nothing_makes_no_catalog_behind_it(tmp_pat
     assert r.rc == ExitCode.PATH, r.err
     assert_one_line_error(r.err, "is a link to", "which is not there")
     assert list((tmp_path / "disk").iterdir()) == []
+
+
+def test_a_catalog_folder_that_links_to_nothing_makes_no_catalog(tmp_path: Path) -> None:
+    """The catalog's folder a link to a disk not mounted: scan said "cannot create the
+    catalog's folder ...: File exists" with exit 5."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"x" * 100)
+    (tmp_path / "state").symlink_to(tmp_path / "disk" / "mediaforge")
+    r = run_cli("scan", "--no-meta", lib, catalog=tmp_path / "state" / "catalog.duckdb")
+    assert r.rc == ExitCode.PATH, r.err
+    assert_one_line_error(r.err, "is a link to", "which is not there")
+    assert not (tmp_path / "disk").exists()

@@ -461,12 +461,12 @@ def test_ctrl_c_while_the_command_starts_ends_in_130(tmp_path: Path) -> None:
 # extension starts.
 _SIGNAL_AS_DUCKDB_LOADS = """
 import os, signal, sys, threading
-delay, sig = float(sys.argv[1]), getattr(signal, sys.argv[2])
+delay, sigs = float(sys.argv[1]), [getattr(signal, s) for s in sys.argv[2].split("+")]
 class Trip:
     def find_spec(self, name, path=None, target=None):
         if name == "_duckdb":
             sys.meta_path.remove(self)
-            threading.Timer(delay, os.kill, (os.getpid(), sig)).start()
+            threading.Timer(delay, lambda: [os.kill(os.getpid(), s) for s in sigs]).start()
         return None
 sys.meta_path.insert(0, Trip())
 from mediaforge.cli import main
@@ -474,7 +474,8 @@ main(sys.argv[3:])
 """
 
 
-@pytest.mark.parametrize(("sig", "code", "said"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+@pytest.mark.parametrize(("sig", "code", "said"), [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated"),
+                                                    ("SIGINT+SIGTERM", 143, "terminated")])
 def test_a_signal_while_duckdb_loads_ends_in_one_line(tmp_path: Path, sig: str, code: int, said: str) -> None:
     """DuckDB's extension (nanobind) aborts the process, with no message and exit code
     134, when a KeyboardInterrupt lands while it registers its types, and again when the

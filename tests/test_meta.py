@@ -381,6 +381,13 @@ def test_hostile_variants_end_in_the_right_status_and_a_clean_terminal(tmp_path:
         tif[rng.randrange(200, len(tif) // 2)] ^= 0xFF
     (lib / "flipped.tif").write_bytes(bytes(tif))
     media_corpus._audio(lib / "download.mp3", "libopus", "webm", 1.0, rate=48000)
+    media_corpus._audio(tmp_path / "whole.mp3", "libmp3lame", "mp3", 0.5)
+    from mutagen import id3
+
+    t = id3.ID3()
+    t.add(id3.TIT2(encoding=3, text="x"))
+    t.save(str(tmp_path / "whole.mp3"))
+    (lib / "stub.mp3").write_bytes((tmp_path / "whole.mp3").read_bytes()[:16])
     media_corpus._video(tmp_path / "whole.mkv", "libx264", "matroska", (160, 120), 48,
                         options={"preset": "ultrafast", "g": "24"})
     data = (tmp_path / "whole.mkv").read_bytes()
@@ -403,6 +410,8 @@ def test_hostile_variants_end_in_the_right_status_and_a_clean_terminal(tmp_path:
     assert (cut["status"], cut["format"], cut["video_codec"], cut["width"]) == ("partial", "matroska", "h264", 160)
     assert ("thumb", "no frame could be decoded") in _errors(catalog, lib / "cut.mkv")
     heic = _media(catalog, lib / "no_irot.heic")
+    # mutagen's bare `error()` (an MP3 cut inside its ID3 header) read "error: error".
+    assert ("tags", "mutagen error, with no reason given") in _errors(catalog, lib / "stub.mp3")
     assert (heic["width"], heic["height"], heic["thumb_width"], heic["thumb_height"]) == (320, 240, 256, 192)
 
 

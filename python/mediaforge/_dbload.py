@@ -37,8 +37,8 @@ def _load() -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    for sig in dict.fromkeys(held):  # each signal that came, once, as it would have been taken
-        signal.raise_signal(sig)
+    if held:  # taken now; a SIGTERM first, for it says how to end (143, "terminated")
+        signal.raise_signal(signal.SIGTERM if signal.SIGTERM in held else held[0])
 
 
 _load()

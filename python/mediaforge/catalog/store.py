@@ -147,6 +147,11 @@ class Catalog:
         except OSError as e:  # a folder on the way that may not be entered, a name too long ...
             raise CatalogInvalidError(f"cannot open catalog {path}: {e.strerror}") from None
         if not read_only:
+            for folder in (path.parent, *path.parent.parents):
+                if folder.is_symlink() and not folder.exists():
+                    # The catalog's folder on a disk not mounted: no catalog made elsewhere.
+                    raise CatalogMissingError(f"no catalog at {path}: its folder {folder} is a link to "
+                                              f"{os.readlink(folder)}, which is not there (a disk not mounted?)")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:

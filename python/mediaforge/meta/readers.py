@@ -53,6 +53,10 @@ class Task:
 
 
 def _msg(e: BaseException) -> str:
+    if not str(e).strip():  # mutagen's bare `error()` read "error: error"
+        origin = type(e).__module__.split(".")[0]
+        named = type(e).__name__ if origin == "builtins" else f"{origin} {type(e).__name__}"
+        return f"{named}, with no reason given"
     return f"{type(e).__name__}: {first_line(e)}"[:500]
 
 
