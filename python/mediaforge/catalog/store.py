@@ -124,6 +124,13 @@ class Catalog:
             raise InvalidInputError(f"the catalog path {quoted(str(path))} is not valid UTF-8: DuckDB cannot open it; "
                                     "choose a catalog path of UTF-8 text")
         try:
+            for p in (path, *path.parents):
+                if p.is_symlink() and not p.exists():
+                    # A catalog (or its folder) on a disk not mounted, say: never a new
+                    # catalog made behind the link, nor an empty one reported on.
+                    what = "it" if p == path else f"its folder {p}"
+                    raise CatalogMissingError(f"no catalog at {path}: {what} is a link to {os.readlink(p)}, which is "
+                                              "not there (a disk not mounted?)")
             if read_only and not path.exists():
                 raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
             if path.exists() and path.is_dir():
@@ -147,11 +154,6 @@ class Catalog:
         except OSError as e:  # a folder on the way that may not be entered, a name too long ...
             raise CatalogInvalidError(f"cannot open catalog {path}: {e.strerror}") from None
         if not read_only:
-            for folder in (path.parent, *path.parent.parents):
-                if folder.is_symlink() and not folder.exists():
-                    # The catalog's folder on a disk not mounted: no catalog made elsewhere.
-                    raise CatalogMissingError(f"no catalog at {path}: its folder {folder} is a link to "
-                                              f"{os.readlink(folder)}, which is not there (a disk not mounted?)")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:

@@ -101,10 +101,6 @@ def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = N
 
     from ..errors import CatalogBusyError
 
-    if os.path.islink(path) and not os.path.exists(path):
-        # A link to a catalog on a disk not mounted, say: never a new catalog made behind it.
-        raise CatalogMissingError(f"no catalog at {path}: it is a link to {os.readlink(path)}, which is not there "
-                                  "(a disk not mounted?)")
     if not read_only and not create and not os.path.lexists(path):
         raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
     until = time.monotonic() + wait

@@ -233,8 +233,7 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     tags = f.tags
     family = _family(tags)
     row: dict[str, Any] = {}
-    for key in ("title", "artist", "album", "album_artist", "date", "genre", "composer",
-                "mb_track_id", "mb_album_id", "mb_artist_id", "mb_recording_id"):
+    for key in _TEXT_KEYS:
         row[key] = _first(_raw(tags, family, key))
     if family is _APE and row["date"] is None:  # APEv2's `Year`, else the `Date` some taggers write
         row["date"] = _first(_raw(tags, _VORBIS, "date"))
@@ -267,9 +266,11 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     return row, cover
 
 
-_ROW_KEYS = ("title", "artist", "album", "album_artist", "date", "genre", "composer", "mb_track_id", "mb_album_id",
-             "mb_artist_id", "mb_recording_id", "track", "track_total", "disc", "disc_total", "rg_track_gain",
-             "rg_album_gain", "rg_track_peak", "rg_album_peak")
+# The row's columns read as text, then all of them (`year`, `has_cover` come last).
+_TEXT_KEYS = ("title", "artist", "album", "album_artist", "date", "genre", "composer", "mb_track_id", "mb_album_id",
+              "mb_artist_id", "mb_recording_id")
+_ROW_KEYS = (*_TEXT_KEYS, "track", "track_total", "disc", "disc_total", "rg_track_gain", "rg_album_gain",
+             "rg_track_peak", "rg_album_peak")
 # RIFF INFO, a WAV file's LIST chunk: what Windows, field recorders and many rippers write.
 _INFO = {b"INAM": "title", b"IART": "artist", b"IPRD": "album", b"ICRD": "date", b"IGNR": "genre",
          b"ITRK": "track", b"IPRT": "track"}
