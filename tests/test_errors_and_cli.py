@@ -717,7 +717,7 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     assert {bytes(b) for b in files["path_bytes"].to_pylist()} == set(cataloged.content)
     expected_cols = {"media_id", "path", "path_bytes", "dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev",
                      "inode", "nlink", "kind", "mime", "blake3", "status", "first_seen", "last_seen", "missing_since",
-                     "first_scan_id", "last_scan_id", "path_raw"}
+                     "first_scan_id", "last_scan_id", "path_raw", "btime_ns"}
     assert set(files.column_names) == expected_cols
     # path_raw holds the bytes of exactly the paths that are not valid UTF-8.
     for raw, exact in zip(files["path_raw"].to_pylist(), files["path_bytes"].to_pylist()):

@@ -1321,6 +1321,74 @@ def test_a_file_made_after_a_row_was_last_seen_is_another_file_whatever_its_inod
                 [real["b.jpg"]]) == [{"n": 0}]
 
 
+@pytest.mark.parametrize("hashed", [False, True])
+def test_a_new_file_takes_over_a_gone_row_only_if_made_before_it_was_last_seen(tmp_path: Path, hashed: bool) -> None:
+    """A file deleted and another made in the library that got its inode number (ext4
+    hands it to the next file made) with its size and mtime (`cp -p`, `tar x`; or both
+    empty). The walk saw the stranger was born after the gone file's row was last seen and
+    made it a new row; the pairing after the walk then matched the gone row with it by
+    (device, inode, size, mtime): the gone file's id and tags moved to the stranger,
+    where the scan did not hash or both were empty. The catalog keeps birth times now and
+    the pairing applies the walk's rule. A real move still keeps its id and tags."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    (lib / "sub").mkdir(parents=True)
+    catalog = tmp_path / "cat.duckdb"
+    data = b"" if hashed else b"X" * 4000
+    for name in ("gone.jpg", "moved.jpg"):
+        (lib / name).write_bytes(data)
+        os.utime(lib / name, (1_577_836_800, 1_577_836_800))
+    do_scan(catalog, lib, hash=hashed)
+    for name in ("gone.jpg", "moved.jpg"):
+        assert run_cli("tag", "add", name, lib / name, catalog=catalog).rc == 0
+    ids = {r["name"]: r["media_id"] for r in rows(catalog, "SELECT name, media_id FROM files")}
+    assert all(r["btime_ns"] for r in rows(catalog, "SELECT btime_ns FROM files"))  # ext4 keeps birth times
+    # gone.jpg's row as if last seen long ago: the file renamed to stranger.jpg, though
+    # its inode, size and mtime are the row's, was made since, so it is another file (what
+    # a freed inode number reused looks like, without waiting on the clock).
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01' WHERE name = 'gone.jpg'")
+    os.rename(lib / "gone.jpg", lib / "sub" / "stranger.jpg")
+    os.rename(lib / "moved.jpg", lib / "sub" / "moved.jpg")
+    s = do_scan(catalog, lib, hash=hashed)
+    assert (s.new, s.moved, s.missing) == (1, 1, 1), s
+    got = {r["name"]: r for r in rows(catalog, "SELECT name, media_id, status, tags FROM files LEFT JOIN "
+                                               "(SELECT media_id, list(tag) AS tags FROM tags GROUP BY ALL) "
+                                               "USING (media_id)")}
+    assert got["gone.jpg"]["status"] == "missing" and got["gone.jpg"]["tags"] == ["gone.jpg"]
+    assert got["gone.jpg"]["media_id"] == ids["gone.jpg"]
+    assert got["stranger.jpg"]["status"] == "present" and got["stranger.jpg"]["tags"] is None
+    assert got["stranger.jpg"]["media_id"] != ids["gone.jpg"]
+    assert "moved.jpg" in got and got["moved.jpg"]["status"] == "present"
+    assert (got["moved.jpg"]["media_id"], got["moved.jpg"]["tags"]) == (ids["moved.jpg"], ["moved.jpg"])
+    assert len(got) == 3
+
+
+def test_schema_14_adds_birth_times_and_older_rows_read_as_unknown(tmp_path: Path) -> None:
+    """A catalog at schema 13 gains `files.btime_ns`, NULL for its rows (unknown: they pair
+    as before) until a scan rewrites them; new rows get theirs."""
+    import duckdb
+
+    from mediaforge.catalog.schema import MIGRATIONS
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "old.jpg").write_bytes(b"O" * 100)
+    catalog = tmp_path / "cat.duckdb"
+    do_scan(catalog, lib)
+    with duckdb.connect(str(catalog)) as con:  # back to 13: what MIGRATIONS[14] added, gone
+        assert MIGRATIONS[14] == ["ALTER TABLE files ADD COLUMN IF NOT EXISTS btime_ns BIGINT"]
+        con.execute("ALTER TABLE files DROP COLUMN btime_ns")
+        con.execute("UPDATE meta SET value = '13' WHERE key = 'schema_version'")
+    (lib / "new.jpg").write_bytes(b"N" * 100)
+    s = do_scan(catalog, lib)
+    assert (s.new, s.unchanged) == (1, 1), s
+    got = {r["name"]: r["btime_ns"] for r in rows(catalog, "SELECT name, btime_ns FROM files")}
+    assert got["old.jpg"] is None and time.time_ns() - 60_000_000_000 < got["new.jpg"] <= time.time_ns()
+    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "14"}]
+
+
 @pytest.mark.parametrize("hashed", [True, False])
 def test_another_file_saved_under_a_gone_files_name_is_a_new_file(tmp_path: Path, hashed: bool) -> None:
     """A camera's counter starting over: IMG_0001.jpg deleted (a scan marks it missing),

@@ -9,7 +9,7 @@ from .media_tables import (LIBRARY_VIEW_V13, MIGRATION_2, MIGRATION_3, MIGRATION
                            SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5,
                            TABLES_V6)
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 APPLICATION = "mediaforge"
 # The values of files.kind.
 KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
@@ -217,6 +217,18 @@ MIGRATIONS[12] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS follow_links BOOLE
 # rating from linked sidecars where the file itself has none.
 MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]", SIDECAR_LINKS_VIEW,
                   LIBRARY_VIEW_V13]
+
+# Version 14 keeps each file's birth time (`btime_ns`, NULL where the file system keeps
+# none, and for rows not rewritten since 13). A file made after a vanished row was last
+# seen is not that row's file moved, though it may have the row's freed inode number and
+# even its size and mtime (`cp -p`, `tar x`): the walk told them apart by the birth time,
+# but the pairing after it (of a row gone from one root with a file a scan of another root
+# found) had no birth time to look at, and a stranger took the gone file's id and tags
+# where the scan did not hash (or both were empty).
+MIGRATIONS[14] = ["ALTER TABLE files ADD COLUMN IF NOT EXISTS btime_ns BIGINT"]
+FILES_STORED_V8 = FILES_STORED
+# The stored columns of `files` since version 14, in table order (what an INSERT lists).
+FILES_STORED = FILES_STORED_V8 + ", btime_ns"
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

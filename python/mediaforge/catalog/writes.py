@@ -25,9 +25,9 @@ from .store import Catalog
 # not valid UTF-8; `path` is computed from `dir` and `name`, `path_bytes` from those and
 # `path_raw`).
 _BATCH_COLS = ("dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev", "inode", "nlink", "kind", "mime",
-               "blake3", "path_raw")
+               "blake3", "path_raw", "btime_ns")
 # A new row's values after its media_id, in `FILES_STORED` order.
-_INSERT_VALUES = (", ".join(_BATCH_COLS[:-1]) + ", 'present', $now, $now, NULL, $sid, $sid, path_raw")
+_INSERT_VALUES = (", ".join(_BATCH_COLS[:-2]) + ", 'present', $now, $now, NULL, $sid, $sid, path_raw, btime_ns")
 
 
 # Rows per batch of the previous state's stream (DuckDB's row group size).
@@ -124,7 +124,7 @@ def _update_known(con, now: datetime, scan_id: int) -> None:  # noqa: ANN001
     sets = ", ".join(f"{c} = b.{c}" for c in _BATCH_COLS)
     # 'touched': an unchanged file whose link count or change time moved; the rest of its
     # row (kind from magic bytes, digest) stands.
-    for cols, which in ((sets, "<>"), ("ctime_ns = b.ctime_ns, nlink = b.nlink", "=")):
+    for cols, which in ((sets, "<>"), ("ctime_ns = b.ctime_ns, nlink = b.nlink, btime_ns = b.btime_ns", "=")):
         con.execute(
             f"""
             UPDATE files SET {cols},
@@ -199,12 +199,13 @@ _HELD = "('walk', 'stat', 'vanished')"
 # A vanished row's candidates: rows that appeared since it was last seen, present now.
 _MOVE_OLD = """
     SELECT o.media_id AS old_id, o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
-           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path, o.path_bytes
+           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path, o.path_bytes,
+           epoch_ns(o.last_seen) AS seen_ns
     FROM files o JOIN mf_gone g ON g.media_id = o.media_id
 """
 _MOVE_NEW = """
     SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3, n.name, n.path,
-           n.path_bytes, n.nlink, {under} AS inside, false AS second_name
+           n.path_bytes, n.nlink, n.btime_ns, {under} AS inside, false AS second_name
     FROM files n
     WHERE n.status = 'present' AND n.media_id NOT IN (SELECT media_id FROM mf_gone)
       AND n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows)
@@ -270,7 +271,8 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     and each new row with at most one vanished row: one file that moved, whose new row
     takes over the old media_id (and so its tags). Paired first by identity (device,
     inode, size, mtime, and the same BLAKE3 where both were read: a rename or a move on
-    one file system, not another file given the freed inode number), then by content (BLAKE3
+    one file system, not another file given the freed inode number, nor one born after
+    the old row was last seen), then by content (BLAKE3
     and size: a copy then delete), the same name first. Copies of one content pair off
     one to one in path order, so two copies moved together both keep their ids; pairing
     by rank keeps this a join of equals, never one of every old copy with every new one.
@@ -323,6 +325,9 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
              -- Read, and found to hold other bytes: another file that got the freed inode
              -- number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
              AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
+             -- Made after the old row was last seen (by more than the clock's second of
+             -- slack, as the walk judges): another file, whatever its inode, size and mtime.
+             AND NOT coalesce(n.btime_ns > o.seen_ns + 1000000000, false)
         ),
         best_new AS (SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY renamed, new_path) AS r1 FROM cand),
         one_each AS (

@@ -63,6 +63,8 @@ pub struct FileRow {
     pub digest: Option<Digest>,
     pub prev: Option<MediaId>,
     pub change: Change,
+    /// The file's birth time (ns since the epoch), 0 where the file system keeps none.
+    pub born_ns: i64,
 }
 
 impl FileRow {
@@ -76,6 +78,7 @@ impl FileRow {
             digest,
             prev,
             change,
+            born_ns: f.born_ns,
         }
     }
 }
@@ -101,6 +104,8 @@ pub fn files_schema() -> SchemaRef {
         Field::new("blake3", DataType::Utf8, true),
         Field::new("prev_media_id", DataType::Utf8, true),
         Field::new("change", DataType::Utf8, false),
+        // NULL where the file system keeps no birth times.
+        Field::new("btime_ns", DataType::Int64, true),
     ]))
 }
 
@@ -154,6 +159,7 @@ pub struct FilesBuilder {
     digest: StringBuilder,
     prev: StringBuilder,
     change: StringBuilder,
+    btime: Int64Builder,
     ext_buf: [u8; 16],
     hex_buf: [u8; 64],
     uuid_buf: [u8; 36],
@@ -179,6 +185,7 @@ impl FilesBuilder {
             digest: StringBuilder::with_capacity(n, 0),
             prev: StringBuilder::with_capacity(n, 0),
             change: StringBuilder::with_capacity(n, n * 7),
+            btime: Int64Builder::with_capacity(n),
             ext_buf: [0; 16],
             hex_buf: [0; 64],
             uuid_buf: [0; 36],
@@ -244,6 +251,7 @@ impl FilesBuilder {
             None => self.prev.append_null(),
         }
         self.change.append_value(r.change.as_str());
+        self.btime.append_option((r.born_ns > 0).then_some(r.born_ns));
     }
 
     /// The rows appended so far as a batch; the builder starts over, empty.
@@ -264,6 +272,7 @@ impl FilesBuilder {
             Arc::new(self.digest.finish()),
             Arc::new(self.prev.finish()),
             Arc::new(self.change.finish()),
+            Arc::new(self.btime.finish()),
         ];
         Ok(RecordBatch::try_new(files_schema(), cols)?)
     }
