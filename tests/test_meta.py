@@ -2049,9 +2049,10 @@ def test_a_json_metadata_run_loads_neither_rich_nor_pillow_in_the_command(tmp_pa
     assert rows(cat, "SELECT m.width FROM media m") == [{"width": 96}]
 
 
-def _one_keyframe_clip(path: Path, fmt: str, frames: int = 200) -> None:
+def _one_keyframe_clip(path: Path, fmt: str, frames: int = 200, rate: int = 25, black: int = 0) -> None:
     """Pictures that change every frame, encoded as one group of pictures (a single
-    keyframe at the start, as camcorders and recorders write short MPEG-TS clips)."""
+    keyframe at the start, as camcorders and recorders write short MPEG-TS clips); the
+    first `black` frames black."""
     import random
 
     import av
@@ -2068,11 +2069,12 @@ def _one_keyframe_clip(path: Path, fmt: str, frames: int = 200) -> None:
         return img
 
     with av.open(str(path), "w", format=fmt) as out:
-        st = out.add_stream("libx264", rate=25)
+        st = out.add_stream("libx264", rate=rate)
         st.width, st.height, st.pix_fmt = 160, 120, "yuv420p"
         st.options = {"preset": "ultrafast", "x264-params": "keyint=1000:min-keyint=1000:scenecut=0"}
         for i in range(frames):
-            for p in st.encode(av.VideoFrame.from_image(picture(i // 5))):
+            img = Image.new("RGB", (160, 120)) if i < black else picture(i // 5)
+            for p in st.encode(av.VideoFrame.from_image(img)):
                 out.mux(p)
         for p in st.encode():
             out.mux(p)
@@ -2102,6 +2104,29 @@ def test_a_one_keyframe_mpeg_ts_clip_gets_its_thumbnail_fingerprint_and_rotation
     assert got["clip.ts"]["ks"] == got["twin.mp4"]["ks"] == list(range(9))
     assert got["clip.ts"]["phashes"] == got["twin.mp4"]["phashes"]
     assert rows(cat, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+
+
+def test_a_video_opening_on_black_in_one_long_group_of_pictures_is_whole_with_a_picture_as_thumbnail(
+        tmp_path: Path) -> None:
+    """A 30 s screen recording: one keyframe, the first 2 s black. Its thumbnail was the
+    black keyframe the seek to 10% found, and it was `partial`, "cut short?": the
+    fingerprint took a frame out of its decoding budget (240 frames past the keyframe)
+    for where the pictures end. Now the thumbnail is the first picture past the black,
+    and frames out of reach are left out of the fingerprint; the file is whole."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _one_keyframe_clip(lib / "screen.mp4", "mp4", frames=300, rate=10, black=20)
+    cat = tmp_path / "c.duckdb"
+    res = run_cli("scan", lib, "--json", catalog=cat)
+    assert res.rc == 0, res.err
+    (m,) = rows(cat, "SELECT status, thumb, duration FROM media")
+    assert m["duration"] == pytest.approx(30.0, abs=0.2)
+    assert (m["status"], rows(cat, "SELECT stage, message FROM meta_errors")) == ("ok", [])
+    with Image.open(cat.parent / "thumbs" / m["thumb"]) as im:
+        st = ImageStat.Stat(im.convert("L"))
+    assert st.mean[0] > 40 and st.stddev[0] > 20, (st.mean, st.stddev)
+    ks = [r["k"] for r in rows(cat, "SELECT k FROM video_hashes ORDER BY k")]
+    assert ks[:3] == [0, 1, 2] and len(ks) >= 5, ks
 
 
 @pytest.mark.parametrize(("name", "date", "want"), [

@@ -3,12 +3,14 @@ frame for the thumbnail from one open file.
 
 Probing stays cheap: a small probe size and analyse duration, and MP4/MOV answer from
 their moov box without reading media data. A keyframe seek to about 10% of the duration
-gives the thumbnail frame, past black intros and title cards.
+gives the thumbnail frame; a black or flat one (an intro, a fade-in) gives way to a
+later picture.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import struct
 from collections.abc import Iterator
@@ -324,11 +326,15 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
         except av.error.FFmpegError:
             c.seek(0)
             seeked = False
-    frame = next(c.decode(stream), None)  # the keyframe the seek found
+    frames = iter(c.decode(stream))
+    frame = next(frames, None)  # the keyframe the seek found
     if frame is None and seeked:  # nothing decodes after it (see `_frames_from_start`)
-        frame = _next_at(_frames_from_start(c, stream), _start(stream) + duration * 0.1, [FP_MAX_DECODE])
+        frames = _frames_from_start(c, stream)
+        frame = _next_at(frames, _start(stream) + duration * 0.1, [FP_MAX_DECODE])
     if frame is None:
         return None
+    if _dull(frame):  # a black intro, a fade-in, a title on black: a later picture shows more
+        frame = _livelier(c, stream, frames, duration if seeked else None) or frame
     rot = int(getattr(frame, "rotation", 0) or 0) % 360
     if media.get("rotation") is None:
         media["rotation"] = rot
@@ -337,6 +343,42 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
     img = frame.to_image(width=w, height=h)
     # The display matrix turns the picture counter-clockwise by `rot` degrees.
     return img.rotate(rot, expand=True) if rot else img
+
+
+# A thumbnail frame darker or flatter than this (8-bit grey mean, standard deviation) is
+# passed over for a later one: frames decoded on from it, at most THUMB_MAX_DECODE (about 5 s
+# at 25 fps), then keyframes at these fractions of the duration. None livelier: it stays.
+THUMB_DULL_MEAN = 16.0
+THUMB_DULL_STDDEV = 6.0
+THUMB_MAX_DECODE = 120
+THUMB_LATER = (0.25, 0.5, 0.75)
+
+
+def _dull(frame: Any) -> bool:
+    """Whether a frame is near black or one flat colour (its grey at 64 px)."""
+    from PIL import ImageStat
+
+    h = max(1, round(64 * frame.height / max(frame.width, 1)))
+    st = ImageStat.Stat(frame.reformat(width=64, height=h, format="gray").to_image())
+    return st.mean[0] < THUMB_DULL_MEAN or st.stddev[0] < THUMB_DULL_STDDEV
+
+
+def _livelier(c: Any, stream: Any, frames: Iterator[Any], duration: float | None) -> Any:
+    """The first frame that is not dull: decoding on from the dull one, then from
+    keyframes further in (`duration`: None when keyframe seeks do not work); None if none."""
+    for frame in itertools.islice(frames, THUMB_MAX_DECODE):
+        if not _dull(frame):
+            return frame
+    for f in THUMB_LATER if duration else ():
+        try:
+            c.seek(int(duration * f / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True,
+                   any_frame=False)
+            frame = next(iter(c.decode(stream)), None)
+        except av.error.FFmpegError:
+            return None
+        if frame is not None and not _dull(frame):
+            return frame
+    return None
 
 
 # Video fingerprints: a frame at each of these fractions of the duration, never in the
@@ -553,12 +595,14 @@ def _start(stream: Any) -> float:
 
 def _frame_after(c: Any, stream: Any, t: float) -> Any:
     """The first decoded frame at or after `t` seconds from the stream's start (keyframe
-    seek, then decode on); None when nothing decodes after the seek."""
+    seek, then decode on); None when nothing decodes after the seek, or `t` is more than
+    FP_MAX_DECODE frames past the keyframe (a long group of pictures: that frame is out
+    of reach, which says nothing of where the pictures end)."""
     try:
         c.seek(int(t / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True, any_frame=False)
     except av.error.FFmpegError:
         return None
-    return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE])
+    return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE], settle=False)
 
 
 def _frames_from_start(c: Any, stream: Any) -> Iterator[Any]:
