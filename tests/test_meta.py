@@ -1504,6 +1504,64 @@ def test_thumbnails_are_sharded_by_content_and_sized_on_request(tmp_path: Path) 
     assert (tmp_path / "thumbs" / f"128/{b3[:2]}/{b3}.webp").is_file()
 
 
+def _icc(space: bytes, description: str, utf16: bool = False) -> bytes:
+    """A small ICC profile: its header (colour space `space`) and one description tag,
+    ASCII as version 2 writes it ('desc') or UTF-16 as version 4 does ('mluc')."""
+    import struct
+
+    text = description.encode("utf-16-be") if utf16 else description.encode("ascii") + b"\0"
+    tag = (b"mluc" + bytes(4) + struct.pack(">II", 1, 12) + b"enUS" + struct.pack(">II", len(text), 28) + text
+           if utf16 else b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(12))
+    body_at = 128 + 4 + 12
+    size = body_at + len(tag)
+    header = (struct.pack(">I", size) + b"none" + struct.pack(">I", 0x02100000) + b"mntr" + space + b"XYZ "
+              + bytes(12) + b"acsp" + bytes(128 - 40))
+    return header + struct.pack(">I", 1) + b"desc" + struct.pack(">II", body_at, len(tag)) + tag
+
+
+def test_a_wide_gamut_pictures_thumbnail_keeps_its_colour_profile(tmp_path: Path) -> None:
+    """An Adobe RGB or Display P3 photo's thumbnail had no colour profile: its values,
+    read as sRGB, showed dull colours (a P3 red 40 levels off). The profile now goes with
+    the thumbnail; none for sRGB (what viewers assume), nor for a CMYK photo's, which no
+    longer describes the RGB thumbnail."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    adobe, p3 = _icc(b"RGB ", "Adobe RGB (1998)"), _icc(b"RGB ", "Display P3", utf16=True)
+    picture = media_corpus.picture(320, 240, 3)
+    picture.save(lib / "adobe.jpg", "JPEG", icc_profile=adobe)
+    picture.save(lib / "p3.png", "PNG", icc_profile=p3)
+    picture.save(lib / "srgb.jpg", "JPEG", icc_profile=_icc(b"RGB ", "sRGB IEC61966-2.1"))
+    picture.save(lib / "srgb4.jpg", "JPEG", icc_profile=_icc(b"RGB ", "sRGB", utf16=True))
+    picture.convert("CMYK").save(lib / "cmyk.jpg", "JPEG", icc_profile=_icc(b"CMYK", "Coated FOGRA39"))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = {}
+    for r in rows(catalog, "SELECT f.name, m.thumb, m.status FROM files f JOIN media m USING (blake3)"):
+        assert r["status"] == "ok", r
+        with Image.open(catalog.parent / "thumbs" / r["thumb"]) as im:
+            got[r["name"]] = (im.size, im.info.get("icc_profile"))
+    assert got == {"adobe.jpg": ((256, 192), adobe), "p3.png": ((256, 192), p3), "srgb.jpg": ((256, 192), None),
+                   "srgb4.jpg": ((256, 192), None), "cmyk.jpg": ((256, 192), None)}
+
+
+def test_a_flat_16_bit_pictures_thumbnail_is_its_grey_not_black(tmp_path: Path) -> None:
+    """16-bit grey pictures are stretched from their darkest to their brightest value; a
+    flat one has no range, and its thumbnail was black whatever its value (a white page
+    scanned at 16 bits)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, value in (("white.png", 65535), ("mid.png", 32768), ("black.png", 0)):
+        Image.new("I;16", (300, 200), value).save(lib / name)
+    Image.new("F", (300, 200), 0.5).save(lib / "half.tif")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = {}
+    for r in rows(catalog, "SELECT f.name, m.thumb FROM files f JOIN media m USING (blake3)"):
+        with Image.open(catalog.parent / "thumbs" / r["thumb"]) as im:
+            got[r["name"]] = im.convert("L").getextrema()
+    assert got == {"white.png": (255, 255), "mid.png": (128, 128), "black.png": (0, 0), "half.tif": (128, 128)}, got
+
+
 def test_raw_without_rawpy_says_what_to_install(tmp_path: Path) -> None:
     """An install without rawpy (here hidden from every process by a module that refuses
     to import): a TIFF-based RAW gives its preview and says why only that; a RAW that

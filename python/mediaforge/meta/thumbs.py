@@ -50,15 +50,18 @@ _DEEP_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
 def eight_bit(im: Image.Image) -> Image.Image:
     """`im` in 8-bit grey ("L") when its samples are deeper, their range (darkest to
-    brightest) stretched over 0-255: the picture as it looks, whatever the depth. Other
-    pictures as they are."""
+    brightest) stretched over 0-255: the picture as it looks, whatever the depth (a flat
+    one at its value's place in 16 bits, or in 0-1 for floats). Other pictures as they are."""
     if im.mode not in _DEEP_MODES:
         return im
     if im.mode != "F":
         im = im.convert("I")
     lo, hi = im.getextrema()
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:  # flat, or NaN/infinite floats
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN or infinite floats
         return Image.new("L", im.size, 0)
+    if hi <= lo:  # one flat value, with no range to stretch: its place in the mode's own range
+        full = 1.0 if im.mode == "F" else 65535.0
+        return Image.new("L", im.size, round(255 * min(max(lo / full, 0.0), 1.0)))
     scale = 255.0 / (hi - lo)
     return im.point(lambda v: v * scale - lo * scale).convert("L")
 
@@ -168,14 +171,29 @@ def tmp_name(target: os.PathLike[str] | str, pid: int) -> str:
 TMP_PATTERN = re.compile(rb"\.[0-9a-f]{64}\.webp\.([0-9]+)\.tmp")
 
 
+def wide_profile(im: Image.Image) -> bytes | None:
+    """The picture's ICC colour profile when a viewer needs it to show the thumbnail's
+    colours: an RGB profile (Adobe RGB, Display P3, ProPhoto) on an RGB picture. None for
+    sRGB (what viewers assume without one: not worth 3 KB a thumbnail), for none, and
+    for a profile of the source's colour space that the thumbnail no longer has (CMYK, grey)."""
+    icc = im.info.get("icc_profile")
+    if im.mode not in ("RGB", "RGBA") or not isinstance(icc, bytes) or len(icc) < 132 or icc[16:20] != b"RGB ":
+        return None
+    # The profile's description: ASCII in version 2 ('desc'), UTF-16 in version 4 ('mluc').
+    return None if b"sRGB" in icc or "sRGB".encode("utf-16-be") in icc else icc
+
+
 def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int]:
     """Write atomically (temporary name, then rename): a crash never leaves half a file
-    under the final name. Returns the thumbnail's width and height."""
+    under the final name. A wide-gamut picture's colour profile goes with it (its pixels
+    are not converted: Pillow here is built without LittleCMS), so viewers show its
+    colours, not the dull ones its values mean in sRGB. Returns the thumbnail's width and
+    height."""
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tmp_name(target, os.getpid()))
     try:
-        im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4)
+        im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=wide_profile(im))
         os.replace(tmp, target)
     finally:
         if tmp.exists():
