@@ -2060,6 +2060,19 @@ def test_thumbs_missing_only_keeps_the_catalogs_size_and_info_says_when_a_thumbn
     assert json.loads(res.out)["thumbs"] == 1, res.out + res.err
     assert len(list((tmp_path / "thumbs" / "100").rglob("*.webp"))) == 3
     assert rows(catalog, "SELECT DISTINCT split_part(thumb, '/', 1) AS s FROM media") == [{"s": "100"}]
+    # Damaged ones too (a crash or a sync cut them short, emptied them, wrote over them):
+    # `info` says so, and `--missing-only` makes them again.
+    whole = {p: p.read_bytes() for p in thumbs}
+    thumbs[0].write_bytes(b"")
+    thumbs[1].write_bytes(whole[thumbs[1]][: len(whole[thumbs[1]]) // 2])
+    thumbs[2].write_bytes(b"RIFF" + os.urandom(len(whole[thumbs[2]]) - 4))
+    for k in range(3):
+        assert json.loads(run_cli("info", lib / f"p{k}.jpg", "--json", catalog=catalog).out)["thumbnail_missing"]
+    res = run_cli("thumbs", "--missing-only", "--json", catalog=catalog)
+    assert json.loads(res.out)["thumbs"] == 3, res.out + res.err
+    assert {p: p.read_bytes() for p in thumbs} == whole
+    for k in range(3):
+        assert not json.loads(run_cli("info", lib / f"p{k}.jpg", "--json", catalog=catalog).out)["thumbnail_missing"]
     res = run_cli("thumbs", "--missing-only", "--size", "64", "--json", catalog=catalog)
     assert json.loads(res.out)["thumbs"] == 3, res.out + res.err
     sizes = set()

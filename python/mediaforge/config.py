@@ -5,6 +5,7 @@ from __future__ import annotations
 import decimal
 import os
 import re
+import stat
 from pathlib import Path
 
 from .errors import InvalidInputError
@@ -44,6 +45,26 @@ DEFAULT_THUMB_SIZE = 256
 def thumbs_dir(catalog: os.PathLike[str] | str) -> Path:
     """The thumbnail folder of a catalog: `thumbs/` beside the catalog file."""
     return Path(catalog).resolve().parent / "thumbs"
+
+
+def thumb_whole(path: os.PathLike[str] | str) -> bool:
+    """Whether a thumbnail file is there and whole: a WebP whose RIFF header gives the
+    file's length (a zero-byte file, one cut short by a copy or a sync, or another file's
+    bytes are not). Its header only, not a decode: cheap enough for a million."""
+    try:  # not blocking on a FIFO put there
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        head = os.read(fd, 12) if stat.S_ISREG(st.st_mode) else b""
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    length = st.st_size
+    return (len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+            and int.from_bytes(head[4:8], "little") + 8 == length)
 
 
 def search_dir(catalog: os.PathLike[str] | str) -> Path:

@@ -382,8 +382,11 @@ def info_cmd(
     if info["media"] and info["media"].get("thumb"):
         thumb = thumbs_dir(g.catalog) / info["media"]["thumb"]
         info["thumbnail_file"] = str(thumb)
-        # The catalog names it; the file may be gone (the folder cleared, the catalog copied).
-        info["thumbnail_missing"] = not thumb.is_file()
+        # The catalog names it; the file may be gone (the folder cleared, the catalog copied)
+        # or damaged (cut short by a copy or a sync).
+        from ..config import thumb_whole
+
+        info["thumbnail_missing"] = not thumb_whole(thumb)
     if as_json:
         # Every key in every answer: null where the file has no thumbnail.
         info.setdefault("thumbnail_file", None)

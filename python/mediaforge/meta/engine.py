@@ -260,8 +260,10 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         rows = thumb_candidates(cat)
         if not missing_only:
             return rows
+        from ..config import thumb_whole
+
         root = thumbs_dir(cat.path)
-        keep = [t is None or not t.startswith(size_dir) or not (root / t).is_file()
+        keep = [t is None or not t.startswith(size_dir) or not thumb_whole(root / t)
                 for t in rows.column("thumb").to_pylist()]
         return rows.filter(pa.array(keep, pa.bool_()))
 
