@@ -690,7 +690,6 @@ def _jpeg_taken(when: str) -> bytes:
     ("truncated_mp4", "probe", "Invalid data"),
     ("corrupt_jpeg", "image", "cannot identify"),
     ("empty", "open", "empty file"),
-    ("bomb", "image", "decompression bomb"),
     ("bad_heic", "image", ""),
     ("fake_raw", "raw", ""),
     ("unknown_codec", "probe", "no audio or video stream libav can decode"),
@@ -703,6 +702,53 @@ def test_broken_files_are_recorded_errors(corpus, label: str, stage: str, needle
     errs = _errors(catalog, paths[label])
     assert len(errs) == 1 and errs[0][0] == stage and needle in errs[0][1]
     assert "\n" not in errs[0][1]
+
+
+def test_a_decompression_bomb_is_refused_and_its_header_kept(corpus) -> None:
+    """A 144-megapixel PNG is never decoded: `partial`, with the size its header gives,
+    no thumbnail."""
+    paths, catalog, _ = corpus
+    m = _media(catalog, paths["bomb"])
+    assert (m["status"], m["width"], m["height"], m["thumb"]) == ("partial", 12000, 12000, None)
+    [(stage, message)] = _errors(catalog, paths["bomb"])
+    assert stage == "image" and "decompression bomb" in message and "\n" not in message
+
+
+def test_a_jpeg_over_the_pixel_guard_is_read_at_reduced_scale_with_its_exif(tmp_path: Path) -> None:
+    """A 12,000 x 10,500 JPEG (126 megapixels: a stitched panorama, a medium-format camera)
+    was `error`, refused as a decompression bomb, with no size, EXIF or thumbnail. A JPEG
+    decodes at 1/8 scale for its thumbnail and fingerprint (16 times fewer pixels than
+    the guard allows), so it is read as any photo. A PNG of the size keeps its header's
+    fields and EXIF, `partial`, its pixels not decoded."""
+    from PIL import ImageDraw
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    big = Image.new("L", (12000, 10500), 40)
+    d = ImageDraw.Draw(big)
+    for k in range(12):
+        d.rectangle((k * 1000, k * 800, k * 1000 + 900, k * 800 + 2500), fill=60 + k * 15)
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Phase One", "IQ4 150MP"
+    exif[0x8769] = {0x9003: "2021:07:08 09:10:11"}
+    big.save(lib / "pano.jpg", "JPEG", quality=70, exif=exif)
+    big.save(lib / "pano.png", "PNG", exif=exif, compress_level=1)
+    del big, d
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = {r["name"]: r for r in rows(catalog, """
+        SELECT f.name, m.status, m.width, m.height, m.thumb_width, m.thumb_height, e.make, e.model,
+               m.taken_at::VARCHAR AS taken, (SELECT count(*) FROM image_hashes h WHERE h.blake3 = m.blake3) AS fp
+        FROM files f JOIN media m USING (blake3) LEFT JOIN exif e USING (blake3)""")}
+    assert got["pano.jpg"] == {"name": "pano.jpg", "status": "ok", "width": 12000, "height": 10500,
+                               "thumb_width": 256, "thumb_height": 224, "make": "Phase One", "model": "IQ4 150MP",
+                               "taken": "2021-07-08 09:10:11", "fp": 1}
+    assert _errors(catalog, lib / "pano.jpg") == []
+    assert got["pano.png"] == {"name": "pano.png", "status": "partial", "width": 12000, "height": 10500,
+                               "thumb_width": None, "thumb_height": None, "make": "Phase One",
+                               "model": "IQ4 150MP", "taken": "2021-07-08 09:10:11", "fp": 0}
+    [(stage, message)] = _errors(catalog, lib / "pano.png")
+    assert stage == "image" and "12000x10500 pixels" in message and "decompression bomb" in message
 
 
 def test_raw_read_by_libraw_with_preview_thumbnail_and_exif(corpus) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from datetime import datetime
 from typing import Any
 
@@ -79,19 +78,37 @@ def unsupported_reason(name: bytes) -> str | None:
     return need[1] if need and need[0] not in PLUGINS else None
 
 
-def open_image(path: str | bytes) -> Image.Image:
-    """Open an image (header only). Raises TooLarge before any pixel is decoded."""
+def open_image(path: str | bytes, large: bool = False) -> Image.Image:
+    """Open an image (header only). Raises TooLarge before any pixel is decoded, unless
+    `large`: then the caller asks `too_large` and decodes only what it allows."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the guard is ours, below: Pillow's refuses the header too
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
-    except Image.DecompressionBombError as e:
-        raise TooLarge(str(e)) from None
-    w, h = im.size
-    if w * h > MAX_PIXELS:
+        im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    problem = None if large else too_large(im)
+    if problem:
         im.close()
-        raise TooLarge(f"{w}x{h} pixels is over the {MAX_PIXELS:,}-pixel guard (decompression bomb)")
+        raise TooLarge(problem)
     return im
+
+
+# libjpeg decodes at 1/8 scale at the least (`draft`): the pixels a JPEG's thumbnail or
+# fingerprint decode needs are then about 1/64 of its own.
+_JPEG_LEAST_SCALE = 8
+
+
+def too_large(im: Image.Image) -> str | None:
+    """Why the picture's pixels must not be decoded: more than MAX_PIXELS of them (a
+    decompression bomb, or a giant panorama), None when not. A JPEG only when even its
+    reduced-scale decode, which is all thumbnails and fingerprints use, would be over."""
+    w, h = im.size
+    if w * h <= MAX_PIXELS:
+        return None
+    if im.format == "JPEG" and -(-w // _JPEG_LEAST_SCALE) * -(-h // _JPEG_LEAST_SCALE) <= MAX_PIXELS:
+        return None
+    return f"{w}x{h} pixels is over the {MAX_PIXELS:,}-pixel guard (decompression bomb)"
 
 
 def gif_complete(path: str | bytes) -> bool:

@@ -187,15 +187,13 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import BrokenPicture, TooLarge, gif_complete, image_info, open_image, read_exif, unsupported_reason
+    from .image import (BrokenPicture, gif_complete, image_info, open_image, read_exif, too_large,
+                        unsupported_reason)
     from .thumbs import reduce_grey, reduce_image
 
     t = r.task
     try:
-        im = open_image(t.path)
-    except TooLarge as e:
-        r.fail("image", f"refused: {e}", ERROR)
-        return True  # read enough to know not to decode it
+        im = open_image(t.path, large=True)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         if fallback:
             return False
@@ -212,6 +210,10 @@ def _image(r: _Result, fallback: bool = False) -> bool:
         if fallback:
             r.errors.clear()
             r.status = OK
+        huge = too_large(im)
+        if huge:
+            _huge_image(r, im, huge)
+            return True  # read enough to know not to decode it
         if t.kind == "raw":
             # rawpy could not read it, Pillow could: what Pillow sees in a TIFF-based RAW is
             # the small preview image, not the sensor's picture.
@@ -250,6 +252,28 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
                 r.fail(stage, e, PARTIAL)
     return True
+
+
+def _huge_image(r: _Result, im: Any, why: str) -> None:
+    """A picture too large to decode: what its header says (size, mode, EXIF), `partial`
+    with the reason, no thumbnail or fingerprint. Only readers that do not decode: a PNG's
+    EXIF after its pixel data is found by decoding them, so it is left out."""
+    from PIL import Image
+
+    from .image import BrokenPicture, image_info, read_exif
+
+    t = r.task
+    r.fail("image", f"refused: {why}; its header is read, its pixels are not", PARTIAL)
+    if not t.meta:
+        return
+    try:
+        r.media.update(image_info(im))
+        if im.format != "PNG" or "exif" in im.info:
+            r.exif = read_exif(im)
+    except (Image.DecompressionBombError, BrokenPicture, OSError, ValueError, SyntaxError) as e:
+        r.fail("image", e, PARTIAL)
+    if r.exif and r.exif.get("taken_at"):
+        r.media["taken_at"] = r.exif["taken_at"]
 
 
 def _heif_exif(r: _Result) -> None:
