@@ -616,6 +616,30 @@ def test_google_takeout_and_other_sidecar_names_link_to_their_photo(tmp_path: Pa
     assert links == want
 
 
+def test_a_videos_sidecar_date_comes_before_its_container_time_but_not_before_a_phones_capture_date(
+        tmp_path: Path) -> None:
+    """A re-encoded or exported video's container `creation_time` is when that ran; the
+    `library` view and the search dated it so though its Takeout JSON or XMP said when it
+    was shot (docs: the date taken, else a sidecar's, else the container's time). A
+    phone's own capture date (QuickTime `creationdate`) still comes first."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, meta in (("export.mp4", {"creation_time": "2024-03-03T10:00:00.000000Z"}),
+                       ("phone.mov", {"creation_time": "2024-03-03T10:00:00.000000Z",
+                                      "com.apple.quicktime.creationdate": "2019-07-14T18:30:00+0200"})):
+        _clip_with_metadata_keys(lib / name, name[-3:], meta)
+        (lib / f"{name}.json").write_text(json.dumps({"title": name, "photoTakenTime": {"timestamp": "1420070400"}}))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: (str(r["taken_at"]), r["year"]) for r in rows(
+        catalog, "SELECT name, taken_at, year FROM library WHERE kind = 'video'")}
+    assert got == {"export.mp4": ("2015-01-01 00:00:00", 2015), "phone.mov": ("2019-07-14 18:30:00", 2019)}, got
+    for year, names in ((2015, {"export.mp4", "export.mp4.json", "phone.mov.json"}), (2019, {"phone.mov"}),
+                        (2024, set())):
+        found = json.loads(run_cli("search", f"year:{year}", "-f", "json", catalog=catalog).out)
+        assert {Path(r["path"]).name for r in found} == names, (year, found)
+
+
 def test_a_photo_without_exif_takes_its_date_place_and_rating_from_its_sidecar(tmp_path: Path) -> None:
     """A Google Takeout photo stripped of its EXIF, its mtime the download's: the `library`
     view, `--where` and the search take the date, place and rating its JSON gives; a

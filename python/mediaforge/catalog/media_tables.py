@@ -268,6 +268,26 @@ LEFT JOIN (
 ) x ON x.media_id = f.media_id
 WHERE f.status = 'present'
 """
+
+
+def taken_sql(media: str, sidecar: str) -> str:
+    """A file's date taken, for `library` and the search index: the media's own capture
+    time (EXIF for photos; a phone video's QuickTime capture date), else the earliest its
+    linked sidecars give (`sidecar`: their date per file), else the container's creation
+    time. A video's `media.taken_at` is its `created_at` when it has no capture date of
+    its own; that time says when the file was written (a re-encode, an export), so a
+    sidecar's date comes before it."""
+    m, x = media, sidecar
+    return f"coalesce(nullif({m}.taken_at, {m}.created_at), {x}.taken_at, {m}.taken_at, {m}.created_at)"
+
+
+# Version 14: a video's container time no longer comes before its sidecar's date.
+# (Its `year` goes on to the file's mtime: the last argument of the same coalesce.)
+_V13_TAKEN = "coalesce(m.taken_at, x.taken_at, m.created_at"
+if LIBRARY_VIEW_V13.count(_V13_TAKEN) != 2 or not taken_sql("m", "x").endswith(")"):
+    raise RuntimeError("schema 14's view is derived from schema 13's text, which no longer reads as expected")
+LIBRARY_VIEW_V14 = LIBRARY_VIEW_V13.replace(_V13_TAKEN, taken_sql("m", "x")[:-1])
+
 _ALL = {**TABLES, **TABLES_V3, **TABLES_V4, **TABLES_V5, **TABLES_V6}
 
 

@@ -5,12 +5,14 @@ is at in `meta`, and a catalog newer than this code is refused rather than guess
 
 from __future__ import annotations
 
-from .media_tables import (LIBRARY_VIEW_V13, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6,
-                           SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5,
-                           TABLES_V6)
+from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
+                           MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4,
+                           TABLES_V5, TABLES_V6)
 
 SCHEMA_VERSION = 14
 APPLICATION = "mediaforge"
+# The `meta` key recording the last scan the search index is in step with.
+SEARCH_SYNCED = "search_synced_scan"
 # The values of files.kind.
 KINDS = ("image", "raw", "video", "audio", "sidecar", "other")
 
@@ -225,7 +227,11 @@ MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]",
 # but the pairing after it (of a row gone from one root with a file a scan of another root
 # found) had no birth time to look at, and a stranger took the gone file's id and tags
 # where the scan did not hash (or both were empty).
-MIGRATIONS[14] = ["ALTER TABLE files ADD COLUMN IF NOT EXISTS btime_ns BIGINT"]
+# It also dates a video by a linked sidecar (a Takeout JSON, an XMP) before its container's
+# creation time, which a re-encode or an export sets to when it ran: the `library` view,
+# and the search index, whose next update compares every document again.
+MIGRATIONS[14] = ["ALTER TABLE files ADD COLUMN IF NOT EXISTS btime_ns BIGINT", LIBRARY_VIEW_V14,
+                  f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}'"]
 FILES_STORED_V8 = FILES_STORED
 # The stored columns of `files` since version 14, in table order (what an INSERT lists).
 FILES_STORED = FILES_STORED_V8 + ", btime_ns"

@@ -29,15 +29,15 @@ import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
-from ..catalog.media_tables import links_sql
-from ..catalog.schema import KINDS
+from ..catalog.media_tables import links_sql, taken_sql
+from ..catalog.schema import KINDS, SEARCH_SYNCED
 from ..catalog.store import streamed
 from ..config import search_dir
 from ..errors import InvalidInputError, PathIOError, quoted
 
-# A file's year, as the `library` view has it: date taken, else a linked sidecar's (`sd`),
-# else creation time, else mtime.
-YEAR = "year(coalesce(m.taken_at, sd.taken_at, m.created_at, make_timestamp(f.mtime_ns // 1000)))::INTEGER"
+# A file's year, as the `library` view has it: of its date taken (`taken_sql`; `sd`: its
+# linked sidecars' date), else of its mtime.
+YEAR = f"year(coalesce({taken_sql('m', 'sd')}, make_timestamp(f.mtime_ns // 1000)))::INTEGER"
 # The date taken its linked sidecars give each file (for `YEAR`).
 SIDECAR_DATES = """(SELECT l.media_id, min(s.taken_at) AS taken_at FROM sidecar_links l
                    JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE TRUE {only} GROUP BY l.media_id) sd"""
@@ -128,7 +128,7 @@ class RefreshResult:
 
 
 # `meta` key: the last scan after which the index was brought in step with the catalog.
-SYNCED = "search_synced_scan"
+SYNCED = SEARCH_SYNCED
 # `meta` key: the catalog's own id, also written into its index folder (`OWNER`): an index
 # left by a catalog moved aside, or shared by `lib.duckdb` and `lib.db` (one stem), is
 # another catalog's, and is rebuilt rather than searched.
