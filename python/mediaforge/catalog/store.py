@@ -232,9 +232,11 @@ class Catalog:
                 raise _NeedsUpgrade(f"catalog {self.path} is at schema version {version}")
             self._migrate(version)
         if not self.read_only:
-            # A writer holds the lock, so a scan still marked running died with its process.
+            # A writer holds the lock, so a scan still marked running died with its process;
+            # its `errors`, as for any scan that did not complete, are the rows it wrote.
             with self.transaction() as con:
-                con.execute("UPDATE scans SET status = 'interrupted' WHERE status = 'running'")
+                con.execute("UPDATE scans SET status = 'interrupted', errors = (SELECT count(*) FROM scan_errors e "
+                            "WHERE e.scan_id = scans.scan_id) WHERE status = 'running'")
 
     def _migrate(self, current: int) -> None:
         with self.transaction():
