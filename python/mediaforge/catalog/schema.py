@@ -230,9 +230,23 @@ MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]",
 # It also dates a video by a linked sidecar (a Takeout JSON, an XMP) before its container's
 # creation time, which a re-encode or an export sets to when it ran: the `library` view,
 # and the search index, whose next update compares every document again.
-MIGRATIONS[14] = ["ALTER TABLE files ADD COLUMN IF NOT EXISTS btime_ns BIGINT", LIBRARY_VIEW_V14,
-                  f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}'"]
+# The table is rebuilt, not altered: DuckDB (2.0) cannot replay an ALTER TABLE of a table
+# with computed columns from its write-ahead log (it binds `encode` before its functions are
+# loaded), so a crash before the next checkpoint left a catalog that would not open.
+_V9_LAST = "    path_raw      BLOB\n)"
+if _V9_LAST not in FILES_V9:
+    raise RuntimeError("schema 14 is derived from schema 9's text, which no longer reads as expected")
+FILES_V14 = (FILES_V9.replace("files_v9", "files_v14")
+             .replace(_V9_LAST, "    path_raw      BLOB,\n    btime_ns      BIGINT\n)"))
 FILES_STORED_V8 = FILES_STORED
+MIGRATIONS[14] = [
+    FILES_V14,
+    f"INSERT INTO files_v14 ({FILES_STORED_V8}) SELECT {FILES_STORED_V8} FROM files",
+    "DROP TABLE files",
+    "ALTER TABLE files_v14 RENAME TO files",
+    LIBRARY_VIEW_V14,
+    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}'",
+]
 # The stored columns of `files` since version 14, in table order (what an INSERT lists).
 FILES_STORED = FILES_STORED_V8 + ", btime_ns"
 
