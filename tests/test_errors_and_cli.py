@@ -584,6 +584,32 @@ def test_query_csv_round_trips_hostile_names(cataloged: MediaTree, catalog_path:
     assert sorted(written[1:]) == sorted(body)
 
 
+def test_query_csv_tells_empty_text_from_null_and_parquet_refuses_a_hugeint_it_cannot_hold(
+        cataloged: MediaTree, catalog_path: Path, tmp_path: Path) -> None:
+    """CSV wrote an empty text (`files.ext` of a file without one) and NULL alike, so `ext =
+    ''` matched nothing once read back; now `""` and an empty cell, as DuckDB writes them,
+    and booleans `true`/`false` as in JSON. HUGEINT comes out of DuckDB as a 38-digit
+    DECIMAL: its 39-digit values made a Parquet file readers refuse (exit 2 now)."""
+    import duckdb
+
+    out = tmp_path / "q.csv"
+    sql = "SELECT '' AS empty, NULL::VARCHAR AS nothing, 'a,\"b\"' AS text, true AS yes, NULL::BOOLEAN AS unknown"
+    res = run_cli("query", sql, "--format", "csv", "--output", out, catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert out.read_text().splitlines() == ["empty,nothing,text,yes,unknown", '"",,"a,""b""",true,']
+    back = duckdb.sql(f"SELECT empty = '' AS e, nothing IS NULL AS n, text, yes, unknown IS NULL AS u "
+                      f"FROM read_csv('{out}', allow_quoted_nulls = false)").fetchall()
+    assert back == [(True, True, 'a,"b"', True, True)]
+    res = run_cli("query", "SELECT 170141183460469231731687303715884105727::HUGEINT AS h", "--format", "parquet",
+                  "--output", tmp_path / "h.parquet", catalog=catalog_path)
+    assert res.rc == 2 and not (tmp_path / "h.parquet").exists()
+    assert_one_line_error(res.err, "parquet cannot hold", "does not fit", "cast")
+    res = run_cli("query", "SELECT 99999999999999999999999999999999999999::HUGEINT AS big, sum(size) AS total FROM files", "--format", "parquet",
+                  "--output", tmp_path / "ok.parquet", catalog=catalog_path)
+    assert res.rc == 0, res.err
+    pq.read_table(tmp_path / "ok.parquet").validate(full=True)
+
+
 def test_query_parquet_output(cataloged: MediaTree, catalog_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "q.parquet"
     res = run_cli("query", "SELECT path_bytes, size, blake3, kind FROM files", "--format", "parquet",

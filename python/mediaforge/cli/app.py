@@ -562,9 +562,19 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
                 raise
             raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); "
                                     "cast such columns to text in the SQL, or use --format csv or json") from None
+        # DuckDB hands HUGEINT over as a 38-digit DECIMAL, which its largest values (39
+        # digits) overflow: Parquet readers refuse such a file, so it is never written.
+        decimals = any(pa.types.is_decimal(fld.type) for fld in schema)
         with writer:
             for batch in rows:
-                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+                out = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                if decimals:
+                    try:
+                        out.validate(full=True)
+                    except pa.ArrowInvalid as e:
+                        raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); cast "
+                                                "such columns to text in the SQL, or use --format csv or json") from None
+                writer.write_batch(out)
         return
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")
     (render.write_json if fmt is Format.json else render.write_csv)(table, text)

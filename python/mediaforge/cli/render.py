@@ -7,6 +7,7 @@ import base64
 import csv
 import datetime as dt
 import decimal
+import io
 import json
 import math
 import struct
@@ -313,14 +314,34 @@ def path_fields(key: str, raw: bytes) -> dict[str, Any]:
         return {key: raw.decode("utf-8", "replace"), f"{key}_raw": plain(raw)}
 
 
+# What an empty text value is written as, for a moment: the csv module writes it and NULL
+# alike (an empty cell), so '' is marked, then written as `""` (as DuckDB's writer does).
+_EMPTY_MARK = "\ue000mediaforge:empty\ue000"
+
+
 def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
-    """A header line, then a line per row, written batch by batch as they come."""
+    """A header line, then a line per row, written batch by batch as they come. NULL is
+    an empty cell, an empty text `""`; booleans `true` and `false`, as in JSON."""
+    import pyarrow as pa  # noqa: PLC0415
+
     rows = batches_of(data)
-    w = csv.writer(out, lineterminator="\n")  # None is written as an empty cell
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")  # None is written as an empty cell
     w.writerow(rows.schema.names)
     for batch in rows:
-        cols = [[_cell(v) for v in _plain_column(c)] if _may_nest(c.type) else _plain_column(c) for c in batch.columns]
+        cols = []
+        for c in batch.columns:
+            values = [_cell(v) for v in _plain_column(c)] if _may_nest(c.type) else _plain_column(c)
+            if pa.types.is_boolean(c.type):
+                values = [None if v is None else "true" if v else "false" for v in values]
+            elif pa.types.is_string(c.type) or pa.types.is_large_string(c.type):
+                values = [_EMPTY_MARK if v == "" else v for v in values]
+            cols.append(values)
         w.writerows(zip(*cols))
+        out.write(buf.getvalue().replace(_EMPTY_MARK, '""'))
+        buf.seek(0)
+        buf.truncate()
+    out.write(buf.getvalue())
 
 
 def _may_nest(t: pa.DataType) -> bool:
