@@ -952,6 +952,8 @@ def test_each_exif_time_keeps_its_own_offset_and_placeholder_numbers_are_null() 
     assert (str(got["taken_at"]), got["taken_offset"]) == ("2020-01-01 00:00:00", "+09:00")
     assert exif_of(later, {0x9003: "2019:06:01 10:00:00", 0x9011: "-03:00", 0x9010: "+09:00"})[
         "taken_offset"] == "-03:00"
+    # Written without its colon (as some software does): the same offset, written as EXIF has it.
+    assert exif_of(later, {0x9003: "2019:06:01 10:00:00", 0x9011: "+0530"})["taken_offset"] == "+05:30"
     ones = TiffImagePlugin.IFDRational(4294967295, 1)
     # (A camera make beside them: a directory whose fields are all placeholders has no row.)
     junk = exif_of({0x010F: "Cam"}, {0x829A: ones, 0x829D: ones, 0x920A: TiffImagePlugin.IFDRational(0, 1),

@@ -21,17 +21,17 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-_OFFSET = re.compile(r"^([+-])(\d{2}):([0-5]\d)$")
+_OFFSET = re.compile(r"^([+-])(\d{2}):?([0-5]\d)$")
 
 
 def _utc_offset(s: str | None) -> str | None:
-    """A UTC offset as EXIF writes it (+02:00), kept only within the range real time zones
-    use, -12:00 to +14:00."""
-    m = _OFFSET.match(s or "")
+    """A UTC offset as EXIF writes it (+02:00; some software leaves out the colon, +0530),
+    written +05:30, kept only within the range real time zones use, -12:00 to +14:00."""
+    m = _OFFSET.match((s or "").strip())
     if not m:
         return None
     minutes = (int(m.group(2)) * 60 + int(m.group(3))) * (-1 if m.group(1) == "-" else 1)
-    return s if -12 * 60 <= minutes <= 14 * 60 else None
+    return f"{m.group(1)}{m.group(2)}:{m.group(3)}" if -12 * 60 <= minutes <= 14 * 60 else None
 
 
 class TooLarge(Exception):
