@@ -392,6 +392,33 @@ def test_info_names_copies_whose_names_differ_only_in_undecodable_bytes_apart(tm
     assert res.rc == 0 and (fields["dir"], fields["name"]) == (f"{lib}/sub\\xfe", "c\\xfd.jpg"), res.out
 
 
+def test_info_gives_the_exact_bytes_of_sidecars_and_of_what_a_sidecar_describes(tmp_path: Path) -> None:
+    """`info --json` named a photo's sidecars, and the photo a sidecar describes, by their
+    display text alone: in a folder whose name is not UTF-8 a script could not open them,
+    and two such folders' sidecars looked alike. Each now has its exact bytes too."""
+    import base64
+
+    lib = tmp_path / "lib"
+    folder = os.path.join(os.fsencode(lib), b"trip\xff")
+    os.makedirs(folder)
+    photo, xmp = os.path.join(folder, b"caf\xe9.jpg"), os.path.join(folder, b"caf\xe9.jpg.xmp")
+    Image.new("RGB", (16, 16), (0, 0, 200)).save(os.fsdecode(photo), "JPEG")
+    with open(xmp, "wb") as f:
+        f.write(b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                b'<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="4"/></rdf:RDF></x:xmpmeta>')
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    info = json.loads(run_cli("info", photo, "--json", catalog=catalog).out)
+    [sc] = info["sidecars"]
+    assert (base64.b64decode(sc["path_raw"]), sc["rating"]) == (xmp, 4) and "\ufffd" in sc["path"]
+    info = json.loads(run_cli("info", xmp, "--json", catalog=catalog).out)
+    assert [base64.b64decode(r) for r in info["describes_raw"]] == [photo] and len(info["describes"]) == 1
+    text = run_cli("info", xmp, env=cli_env(catalog, COLUMNS="400")).out
+    assert "trip\\xff/caf\\xe9.jpg" in text
+    text = run_cli("info", photo, env=cli_env(catalog, COLUMNS="400")).out
+    assert "trip\\xff/caf\\xe9.jpg.xmp" in text
+
+
 def test_floats_far_zoned_times_and_sql_opening_with_a_comment(small_catalog: Path) -> None:
     """A FLOAT prints as DuckDB prints it (0.1, not 0.10000000149011612), inside lists
     too; a TIMESTAMPTZ past year 9999 keeps its offset like a near one; SQL that opens

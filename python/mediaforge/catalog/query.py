@@ -439,17 +439,22 @@ def file_info(cat: Catalog, path_bytes: bytes) -> dict[str, Any] | None:
     info["streams"] = _rows(cat, "SELECT * EXCLUDE (blake3) FROM streams WHERE blake3 = ? ORDER BY stream_index",
                             [h]) if h else []
     # Its sidecars with what they say, or why they could not be read (malformed XML).
+    # (`path_bytes`: its exact bytes, as for the copies.)
     info["sidecars"] = _rows(cat, """
-        SELECT l.sidecar_path AS path, s.* EXCLUDE (blake3),
+        SELECT l.sidecar_path AS path, f.path_bytes, s.* EXCLUDE (blake3),
                (SELECT string_agg(e.message, '; ') FROM meta_errors e WHERE e.blake3 = l.sidecar_blake3) AS error
-        FROM sidecar_links l
-        LEFT JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE l.media_id = ? ORDER BY l.sidecar_path""",
+        FROM sidecar_links l JOIN files f ON f.media_id = l.sidecar_id
+        LEFT JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE l.media_id = ? ORDER BY f.path_bytes""",
         [found[0]["media_id"]])
+    for sc in info["sidecars"]:
+        sc["path_bytes"] = bytes(sc["path_bytes"])
     # A sidecar itself: what it says, and the files it describes.
     parsed = _rows(cat, "SELECT * EXCLUDE (blake3) FROM sidecars WHERE blake3 = ?", [h]) if h else []
     info["sidecar"] = parsed[0] if parsed else None
-    info["describes"] = [r["path"] for r in _rows(
-        cat, "SELECT path FROM sidecar_links WHERE sidecar_id = ? ORDER BY path", [found[0]["media_id"]])]
+    described = _rows(cat, "SELECT f.path, f.path_bytes FROM sidecar_links l JOIN files f USING (media_id) "
+                           "WHERE l.sidecar_id = ? ORDER BY f.path_bytes", [found[0]["media_id"]])
+    info["describes"] = [r["path"] for r in described]
+    info["describes_bytes"] = [bytes(r["path_bytes"]) for r in described]
     # What the user attached to it: tags (with where each came from), the manual
     # collections it is in, and the smart ones its row matches now.
     mid = found[0]["media_id"]

@@ -391,8 +391,10 @@ def info_cmd(
         # Every key in every answer: null where the file has no thumbnail.
         info.setdefault("thumbnail_file", None)
         info.setdefault("thumbnail_missing", None)
-        copies = info.pop("copies_bytes")
-        info["copies_raw"] = [render.path_fields("p", b)["p_raw"] for b in copies]
+        for key in ("copies", "describes"):
+            info[f"{key}_raw"] = [render.path_fields("p", b)["p_raw"] for b in info.pop(f"{key}_bytes")]
+        for sc in info["sidecars"]:
+            sc["path_raw"] = render.path_fields("p", sc.pop("path_bytes"))["p_raw"]
         render.dump_json(info)
     else:
         render.print_info(info)

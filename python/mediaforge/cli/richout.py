@@ -184,10 +184,12 @@ def print_info(info: dict[str, Any]) -> None:
     if info.get("collections"):
         section("Collections", {c["name"]: c["kind"] for c in info["collections"]})
     for s in info["sidecars"]:
+        s = dict(s)
+        s["path"] = path_text(s.pop("path_bytes"))
         section("Sidecar", s)
     section("Sidecar contents", info.get("sidecar"))
     if info.get("describes"):
-        section("Describes", {str(i + 1): p for i, p in enumerate(info["describes"])})
+        section("Describes", {str(i + 1): path_text(b) for i, b in enumerate(info["describes_bytes"])})
     if info.get("thumbnail_file"):
         missing = " (missing: `mediaforge thumbs --missing-only` makes it again)" if info.get("thumbnail_missing") else ""
         section("Thumbnail", {"file": info["thumbnail_file"] + missing})
