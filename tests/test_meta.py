@@ -2249,6 +2249,68 @@ def test_a_one_keyframe_mpeg_ts_clip_gets_its_thumbnail_fingerprint_and_rotation
     assert rows(cat, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
 
 
+HDR_SWATCHES = ((220, 30, 30), (30, 200, 40), (225, 170, 140), (235, 235, 235))
+
+
+def _hdr_clip(path: Path, transfer: str) -> None:
+    """Four SDR colour swatches as an HDR10 (PQ) or HLG video, BT.2020, 10 bits, made as
+    an HDR master would show them: SDR white at 203 cd/m2 (ITU-R BT.2408). The signal is
+    computed here from the standards' encoding formulas (ST 2084, ARIB STD-B67)."""
+    import av
+    import numpy as np
+
+    w, h = 160, 90
+    rgb = np.zeros((h, w, 3), np.float64)
+    for k, colour in enumerate(HDR_SWATCHES):
+        rgb[:, k * w // 4:(k + 1) * w // 4] = np.asarray(colour) / 255
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)  # sRGB to light
+    to2020 = np.asarray(((0.6274, 0.3293, 0.0433), (0.0691, 0.9195, 0.0114), (0.0164, 0.0880, 0.8956)))
+    lin = np.clip(lin @ to2020.T, 0, None)
+    if transfer == "pq":
+        y = lin * 203 / 10000
+        m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+        signal, trc = ((c1 + c2 * y ** m1) / (1 + c3 * y ** m1)) ** m2, 16
+    else:
+        a, b, c = 0.17883277, 1 - 4 * 0.17883277, 0.5 - 0.17883277 * np.log(4 * 0.17883277)
+        scene = lin ** (1 / 1.2) * ((np.exp((0.75 - c) / a) + b) / 12)  # reference white at 75% signal
+        signal = np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-12)) + c)
+        trc = 18
+    pixels = np.ascontiguousarray(np.rint(np.clip(signal, 0, 1) * 65535).astype("<u2"))
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("libx265", rate=10)
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p10le"
+        st.options = {"x265-params": "log-level=error"}
+        for attr, value in (("color_primaries", 9), ("color_trc", trc), ("colorspace", 9)):
+            setattr(st.codec_context, attr, value)
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le").reformat(format="yuv420p10le",
+                                                                                  dst_colorspace="bt2020")
+            frame.pts = i
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+def test_an_hdr_videos_thumbnail_shows_its_colours_as_an_sdr_screen_would(tmp_path: Path) -> None:
+    """An HLG (every iPhone since the 12) or HDR10 video's thumbnail was its signal read as
+    if it were SDR: grey and washed out (a red of 220 came out 124-156, white 141-182). Its
+    light is now mapped to SDR: diffuse white to white, BT.2020 colours to sRGB."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for transfer in ("pq", "hlg"):
+        _hdr_clip(lib / f"{transfer}.mp4", transfer)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for r in rows(catalog, "SELECT f.name, m.thumb, m.hdr, m.status FROM files f JOIN media m USING (blake3)"):
+        assert (r["hdr"], r["status"]) == (True, "ok"), r
+        with Image.open(catalog.parent / "thumbs" / r["thumb"]) as im:
+            im = im.convert("RGB")
+            got = [im.getpixel(((2 * k + 1) * im.width // 8, im.height // 2)) for k in range(4)]
+        for want, have in zip(HDR_SWATCHES, got):
+            assert max(abs(x - y) for x, y in zip(want, have)) <= 12, (r["name"], got)
+
+
 def test_a_video_opening_on_black_in_one_long_group_of_pictures_is_whole_with_a_picture_as_thumbnail(
         tmp_path: Path) -> None:
     """A 30 s screen recording: one keyframe, the first 2 s black. Its thumbnail was the

@@ -340,9 +340,45 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
         media["rotation"] = rot
     # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
     w, h = _scaled(max(1, round(frame.width * _sample_aspect(stream))), frame.height, size)
-    img = frame.to_image(width=w, height=h)
+    img = (_sdr_picture(frame, w, h) if getattr(frame, "color_trc", None) in (_TRC_PQ, _TRC_HLG)
+           else frame.to_image(width=w, height=h))
     # The display matrix turns the picture counter-clockwise by `rot` degrees.
     return img.rotate(rot, expand=True) if rot else img
+
+
+# HDR transfers (libav's numbering): PQ (HDR10, Dolby Vision's base layer) and HLG (phones).
+_TRC_PQ, _TRC_HLG = 16, 18
+# Diffuse ("reference") white of HDR video, in cd/m2 (ITU-R BT.2408): what SDR shows as white.
+_HDR_WHITE_NITS = 203.0
+# BT.2020 primaries to BT.709 (sRGB's), on linear light.
+_BT2020_TO_709 = ((1.6605, -0.5876, -0.0728), (-0.1246, 1.1329, -0.0083), (-0.0182, -0.1006, 1.1187))
+# Linear SDR values above this are rolled off smoothly towards 1 rather than clipped.
+_KNEE = 0.8
+
+
+def _sdr_picture(frame: Any, w: int, h: int) -> Any:
+    """An HDR frame (PQ or HLG, BT.2020) as an sRGB picture, as an SDR screen would show
+    it: its signal decoded to light, diffuse white at SDR white, highlights rolled off,
+    colours brought into BT.709. Its 8-bit values read as sRGB looked grey and washed out."""
+    import numpy as np
+    from PIL import Image
+
+    e = frame.reformat(width=w, height=h, format="rgb48le").to_ndarray().astype(np.float32) / 65535.0
+    if frame.color_trc == _TRC_PQ:  # SMPTE ST 2084: signal to cd/m2
+        m1, m2, c1, c2, c3 = 0.1593017578125, 78.84375, 0.8359375, 18.8515625, 18.6875
+        p = np.power(e, 1 / m2)
+        light = np.power(np.maximum(p - c1, 0) / (c2 - c3 * p), 1 / m1) * (10000.0 / _HDR_WHITE_NITS)
+    else:  # HLG (ARIB STD-B67): signal to scene light, its reference white (75%) at 1, then
+        # the system gamma of a 1,000 cd/m2 display (1.2), per channel as zscale applies it
+        a, b, c = 0.17883277, 0.28466892, 0.55991073
+        scene = np.where(e <= 0.5, e * e / 3, (np.exp((e - c) / a) + b) / 12)
+        light = np.power(scene / ((np.exp((0.75 - c) / a) + b) / 12), 1.2)
+    light = light @ np.asarray(_BT2020_TO_709, np.float32).T
+    light = np.maximum(light, 0)
+    over = light > _KNEE
+    light[over] = _KNEE + (1 - _KNEE) * (1 - np.exp(-(light[over] - _KNEE) / (1 - _KNEE)))
+    srgb = np.where(light <= 0.0031308, light * 12.92, 1.055 * np.power(light, 1 / 2.4) - 0.055)
+    return Image.fromarray(np.clip(np.rint(srgb * 255), 0, 255).astype(np.uint8), "RGB")
 
 
 # A thumbnail frame darker or flatter than this (8-bit grey mean, standard deviation) is
