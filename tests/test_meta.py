@@ -21,7 +21,7 @@ import pytest
 from PIL import Image, ImageStat
 
 import media_corpus
-from conftest import cli_cmd, cli_env, rows, run_cli
+from conftest import assert_one_line_error, cli_cmd, cli_env, rows, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -2088,6 +2088,32 @@ def test_a_rewrite_that_put_the_mtime_back_is_not_read_as_the_content_the_scan_h
     # The next scan reads both again, as changed.
     res = run_cli("scan", lib, "--json", catalog=catalog)
     assert json.loads(res.out)["changed"] == 2, res.out
+
+
+def test_thumbs_into_a_folder_it_cannot_write_says_so_and_exits_3(tmp_path: Path, unprivileged) -> None:
+    """`thumbs` with a thumbnail folder it may not write into (read-only, another user's)
+    reported `failed: N` and exit 0: not one could be made. Now one line and exit 3, and
+    the catalog's thumbnails stay as they were."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(320, 200, 1).save(lib / "p0.jpg", quality=90)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    before = rows(catalog, "SELECT thumb, thumb_width FROM media")
+    unprivileged.share(tmp_path)
+    thumbs = tmp_path / "thumbs"
+    modes = {p: p.stat().st_mode for p in (thumbs, *thumbs.rglob("*")) if p.is_dir()}
+    for p in modes:
+        p.chmod(0o555)
+    try:
+        p = subprocess.run(cli_cmd("thumbs", "--json"), capture_output=True, text=True, env=cli_env(catalog),
+                           timeout=120, **unprivileged.popen)
+    finally:
+        for p_, mode in modes.items():
+            p_.chmod(mode)
+    assert p.returncode == 3 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+    assert_one_line_error(p.stderr, "no thumbnail made", "cannot write into the thumbnail folder", str(thumbs))
+    assert rows(catalog, "SELECT thumb, thumb_width FROM media") == before
 
 
 def test_scans_after_thumbs_size_make_new_thumbnails_at_that_size(tmp_path: Path) -> None:

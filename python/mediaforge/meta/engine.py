@@ -12,7 +12,7 @@ before it compares.
 from __future__ import annotations
 
 import dataclasses
-
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -252,6 +252,10 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # the whole point of the command: one clear line, nothing touched
         raise PathIOError(f"cannot create the thumbnail folder {root}: {e.strerror}") from None
+    try:  # a folder it may not write into (read-only, another user's): not one could be made
+        tempfile.TemporaryFile(dir=root).close()  # O_TMPFILE: nothing is left, even if killed
+    except OSError as e:
+        raise PathIOError(f"no thumbnail made: cannot write into the thumbnail folder {root}: {e.strerror}") from None
     short = space_short(root, min_free_bytes())
     if short:  # not one could be written: say so once, and leave the catalog as it is
         raise PathIOError(f"no thumbnail made: {short}; free some space, or lower MEDIAFORGE_MIN_FREE")
