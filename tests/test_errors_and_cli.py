@@ -600,6 +600,14 @@ def test_query_csv_tells_empty_text_from_null_and_parquet_refuses_a_hugeint_it_c
     back = duckdb.sql(f"SELECT empty = '' AS e, nothing IS NULL AS n, text, yes, unknown IS NULL AS u "
                       f"FROM read_csv('{out}', allow_quoted_nulls = false)").fetchall()
     assert back == [(True, True, 'a,"b"', True, True)]
+    # A name ending in .gz: the text gzip-compressed (it was plain CSV under a .gz name).
+    import gzip
+
+    for name, fmt in (("q.csv.gz", "csv"), ("q.json.gz", "json")):
+        res = run_cli("query", sql, "--output", tmp_path / name, catalog=catalog_path)
+        assert res.rc == 0, res.err
+        text = gzip.decompress((tmp_path / name).read_bytes()).decode()
+        assert text == out.read_text() if fmt == "csv" else json.loads(text)[0]["empty"] == "", text
     res = run_cli("query", "SELECT 170141183460469231731687303715884105727::HUGEINT AS h", "--format", "parquet",
                   "--output", tmp_path / "h.parquet", catalog=catalog_path)
     assert res.rc == 2 and not (tmp_path / "h.parquet").exists()

@@ -508,22 +508,35 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
     if output is None:
         (render.write_json if fmt is Format.json else render.write_csv)(table, sys.stdout)
         return
+    # `x.csv.gz`, `x.json.gz`: the text gzip-compressed (Parquet compresses itself).
+    gz = Path(output).suffix.lower() == ".gz"
     if fmt is Format.table:  # no table is drawn into a file: what its name says, else CSV
-        fmt = {".parquet": Format.parquet, ".json": Format.json}.get(Path(output).suffix.lower(), Format.csv)
+        named = Path(output).with_suffix("") if gz else Path(output)
+        fmt = {".parquet": Format.parquet, ".json": Format.json}.get(named.suffix.lower(), Format.csv)
+
+    def write(f: BinaryIO) -> None:
+        if gz and fmt is not Format.parquet:
+            import gzip
+
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as z:
+                _write_into(table, fmt, z)  # type: ignore[arg-type]
+        else:
+            _write_into(table, fmt, f)
+
     fd = _descriptor(output)
     target = os.fsencode(os.path.realpath(output))
     try:
         if fd is not None:  # /dev/stdout, /dev/fd/N: the open file itself, as the shell set it up (>> appends)
             sys.stdout.flush()
             with os.fdopen(os.dup(fd), "wb") as f:
-                _write_into(table, fmt, f)
+                write(f)
         elif not os.path.exists(target) or stat.S_ISREG(os.stat(target).st_mode):
             from ..fsops import replace_with
 
-            replace_with(target, lambda f: _write_into(table, fmt, f))
+            replace_with(target, write)
         else:  # a device, a FIFO: written in place, never replaced or removed
             with open(target, "wb") as f:
-                _write_into(table, fmt, f)
+                write(f)
     except BrokenPipeError:
         raise  # the reader left (a FIFO, a pipe): as for `| head`, not an error
     except OSError as e:
