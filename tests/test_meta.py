@@ -1324,12 +1324,13 @@ def test_info_says_why_a_linked_sidecar_could_not_be_read(tmp_path: Path) -> Non
 
 def test_sidecar_dates_to_the_year_offsets_without_colon_and_takeout_album_json(tmp_path: Path) -> None:
     """XMP dates given to the year or month (a scanned print's `2015`, `2015-03`) are its
-    first day; an offset written `+0900` is `+09:00`; a Takeout album's metadata.json is
-    JSON that describes no photo: `unsupported`, not a failed extraction."""
+    first day; an offset written `+0900` is `+09:00`; a fraction of a second is kept; a
+    Takeout album's metadata.json is JSON that describes no photo: `unsupported`, not a
+    failed extraction."""
     lib = tmp_path / "lib"
     lib.mkdir()
     for i, (name, date) in enumerate((("y.jpg", "2015"), ("m.jpg", "2015-03"), ("o.jpg", "2019-07-14T10:30:05+0900"),
-                                      ("bad.jpg", "2015-13"))):
+                                      ("bad.jpg", "2015-13"), ("f.jpg", "2009-09-09T09:09:09.5+02:00"))):
         media_corpus.picture(24, 16, i).save(lib / name)
         (lib / f"{name}.xmp").write_text(
             '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -1347,6 +1348,9 @@ def test_sidecar_dates_to_the_year_offsets_without_colon_and_takeout_album_json(
     assert str(got["m.jpg.xmp"]["taken_at"]) == "2015-03-01 00:00:00"
     assert (str(got["o.jpg.xmp"]["taken_at"]), got["o.jpg.xmp"]["taken_offset"]) == ("2019-07-14 10:30:05", "+09:00")
     assert got["bad.jpg.xmp"]["taken_at"] is None
+    # A fraction of a second is kept, as EXIF's sub-seconds are (it was dropped).
+    assert (str(got["f.jpg.xmp"]["taken_at"]), got["f.jpg.xmp"]["taken_offset"]) == ("2009-09-09 09:09:09.500000",
+                                                                                      "+02:00")
     assert _media(catalog, lib / "metadata.json")["status"] == "unsupported"
     ((stage, message),) = _errors(catalog, lib / "metadata.json")
     assert stage == "sidecar" and "describes no photo" in message

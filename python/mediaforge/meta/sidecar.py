@@ -26,7 +26,7 @@ _NS = {
     "lr": "http://ns.adobe.com/lightroom/1.0/",
     "digiKam": "http://www.digikam.org/ns/1.0/",
 }
-_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?")
 
 
 class SidecarError(ValueError):
@@ -41,12 +41,13 @@ _YEAR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
 def _iso_local(s: str | None) -> datetime | None:
-    """XMP dates ('2019-07-14T10:00:00+02:00') as the local wall time they name; a date
-    XMP gives only to the year or month (`2015`, `2015-03`: a scanned print's) as its
-    first day."""
+    """XMP dates ('2019-07-14T10:00:00.25+02:00') as the local wall time they name, to the
+    fraction of a second they give (a burst's frames, as EXIF's sub-seconds); a date XMP
+    gives only to the year or month (`2015`, `2015-03`: a scanned print's) as its first day."""
     m = _ISO.match(s or "")
     if m:
-        parts = [int(x) if x else 0 for x in m.groups()]
+        *whole, fraction = m.groups()
+        parts = [int(x) if x else 0 for x in whole] + [int((fraction or "0")[:6].ljust(6, "0"))]
     elif (m := _YEAR_MONTH.fullmatch((s or "").strip())) is not None:
         parts = [int(m.group(1)), int(m.group(2) or 1), 1]
     else:
