@@ -735,7 +735,11 @@ def test_a_decompression_bomb_is_refused_and_its_header_kept(corpus) -> None:
     m = _media(catalog, paths["bomb"])
     assert (m["status"], m["width"], m["height"], m["thumb"]) == ("partial", 12000, 12000, None)
     [(stage, message)] = _errors(catalog, paths["bomb"])
-    assert stage == "image" and "decompression bomb" in message and "\n" not in message
+    assert stage == "decode" and "decompression bomb" in message and "\n" not in message
+    # No later run tries to fingerprint (decode) it again.
+    res = run_cli("meta", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["fingerprinted"] == 0, res.out
+    assert len(_errors(catalog, paths["bomb"])) == 1
 
 
 def test_a_jpeg_over_the_pixel_guard_is_read_at_reduced_scale_with_its_exif(tmp_path: Path) -> None:
@@ -772,7 +776,7 @@ def test_a_jpeg_over_the_pixel_guard_is_read_at_reduced_scale_with_its_exif(tmp_
                                "thumb_width": None, "thumb_height": None, "make": "Phase One",
                                "model": "IQ4 150MP", "taken": "2021-07-08 09:10:11", "fp": 0}
     [(stage, message)] = _errors(catalog, lib / "pano.png")
-    assert stage == "image" and "12000x10500 pixels" in message and "decompression bomb" in message
+    assert stage == "decode" and "12000x10500 pixels" in message and "decompression bomb" in message
 
 
 def test_raw_read_by_libraw_with_preview_thumbnail_and_exif(corpus) -> None:

@@ -263,7 +263,9 @@ def _huge_image(r: _Result, im: Any, why: str) -> None:
     from .image import BrokenPicture, image_info, read_exif
 
     t = r.task
-    r.fail("image", f"refused: {why}; its header is read, its pixels are not", PARTIAL)
+    # At stage `decode`, as a picture whose pixels fail to decode: no later run tries to
+    # fingerprint it again.
+    r.fail("decode", f"refused: {why}; its header is read, its pixels are not", PARTIAL)
     if not t.meta:
         return
     try:
