@@ -779,6 +779,36 @@ def test_a_jpeg_over_the_pixel_guard_is_read_at_reduced_scale_with_its_exif(tmp_
     assert stage == "decode" and "12000x10500 pixels" in message and "decompression bomb" in message
 
 
+def _claiming(size: tuple[int, int], progressive: bool) -> bytes:
+    """A small JPEG whose header claims `size` (a bomb: its data is a 64 x 48 picture's)."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(out, "JPEG", progressive=progressive)
+    data = bytearray(out.getvalue())
+    at = data.find(b"\xff\xc2" if progressive else b"\xff\xc0")
+    data[at + 5:at + 9] = size[1].to_bytes(2, "big") + size[0].to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_a_jpeg_whose_reduced_decode_is_still_over_the_guard_is_refused(tmp_path: Path) -> None:
+    """The guard for JPEGs is the decode the thumbnail needs: a progressive JPEG decodes
+    all its coefficients whatever the scale (a 2 KB one claiming 40000 x 40000 took 4.7 GB),
+    and Pillow reduces a long strip by its short side (65535 x 4095 at a 2048 px thumbnail:
+    not at all). Both are refused; the same strip at 256 px decodes at 1/8."""
+    from mediaforge.meta.image import open_image, too_large
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "progressive.jpg").write_bytes(_claiming((40000, 40000), True))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, lib / "progressive.jpg")
+    assert (m["status"], m["width"], m["thumb"]) == ("partial", 40000, None)
+    [(stage, message)] = _errors(catalog, lib / "progressive.jpg")
+    assert stage == "decode" and "decompression bomb" in message
+    with open_image(io.BytesIO(_claiming((65535, 4095), False)), large=True) as strip:  # type: ignore[arg-type]
+        assert too_large(strip, 2048) and too_large(strip) and not too_large(strip, 256)
+
+
 def test_raw_read_by_libraw_with_preview_thumbnail_and_exif(corpus) -> None:
     paths, catalog, _ = corpus
     m = _media(catalog, paths["dng"])

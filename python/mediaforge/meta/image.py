@@ -94,20 +94,23 @@ def open_image(path: str | bytes, large: bool = False) -> Image.Image:
     return im
 
 
-# libjpeg decodes at 1/8 scale at the least (`draft`): the pixels a JPEG's thumbnail or
-# fingerprint decode needs are then about 1/64 of its own.
-_JPEG_LEAST_SCALE = 8
-
-
-def too_large(im: Image.Image) -> str | None:
+def too_large(im: Image.Image, size: int | None = None) -> str | None:
     """Why the picture's pixels must not be decoded: more than MAX_PIXELS of them (a
-    decompression bomb, or a giant panorama), None when not. A JPEG only when even its
-    reduced-scale decode, which is all thumbnails and fingerprints use, would be over."""
+    decompression bomb, or a giant panorama), None when not. With `size` (the long side
+    of the thumbnail or fingerprint to make from it), a baseline JPEG is judged by the
+    pixels of its reduced-scale decode (`draft`, which is all `reduce_image` and
+    `reduce_grey` decode): a 150-megapixel panorama is read as any photo. Not a
+    progressive JPEG: libjpeg holds all its coefficients whatever the scale."""
     w, h = im.size
     if w * h <= MAX_PIXELS:
         return None
-    if im.format == "JPEG" and -(-w // _JPEG_LEAST_SCALE) * -(-h // _JPEG_LEAST_SCALE) <= MAX_PIXELS:
-        return None
+    if size and im.format == "JPEG" and not im.info.get("progressive") and not im.info.get("progression"):
+        # The scale Pillow's `draft` picks for (size, size): the largest of 1/8, 1/4,
+        # 1/2 that leaves both sides at least `size`.
+        fits = min(w // size, h // size)
+        scale = next(a for a in (8, 4, 2, 1) if fits >= a or a == 1)
+        if -(-w // scale) * -(-h // scale) <= MAX_PIXELS:
+            return None
     return f"{w}x{h} pixels is over the {MAX_PIXELS:,}-pixel guard (decompression bomb)"
 
 

@@ -210,7 +210,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
         if fallback:
             r.errors.clear()
             r.status = OK
-        huge = too_large(im)
+        huge = too_large(im, t.thumb_size)
         if huge:
             _huge_image(r, im, huge)
             return True  # read enough to know not to decode it
