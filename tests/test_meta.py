@@ -2256,10 +2256,11 @@ def test_a_json_metadata_run_loads_neither_rich_nor_pillow_in_the_command(tmp_pa
     assert rows(cat, "SELECT m.width FROM media m") == [{"width": 96}]
 
 
-def _one_keyframe_clip(path: Path, fmt: str, frames: int = 200, rate: int = 25, black: int = 0) -> None:
+def _one_keyframe_clip(path: Path, fmt: str, frames: int = 200, rate: int = 25, black: int = 0,
+                       keyint: int = 1000) -> None:
     """Pictures that change every frame, encoded as one group of pictures (a single
-    keyframe at the start, as camcorders and recorders write short MPEG-TS clips); the
-    first `black` frames black."""
+    keyframe at the start, as camcorders and recorders write short MPEG-TS clips; or one
+    every `keyint` frames); the first `black` frames black."""
     import random
 
     import av
@@ -2278,7 +2279,7 @@ def _one_keyframe_clip(path: Path, fmt: str, frames: int = 200, rate: int = 25, 
     with av.open(str(path), "w", format=fmt) as out:
         st = out.add_stream("libx264", rate=rate)
         st.width, st.height, st.pix_fmt = 160, 120, "yuv420p"
-        st.options = {"preset": "ultrafast", "x264-params": "keyint=1000:min-keyint=1000:scenecut=0"}
+        st.options = {"preset": "ultrafast", "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0"}
         for i in range(frames):
             img = Image.new("RGB", (160, 120)) if i < black else picture(i // 5)
             for p in st.encode(av.VideoFrame.from_image(img)):
@@ -2286,7 +2287,7 @@ def _one_keyframe_clip(path: Path, fmt: str, frames: int = 200, rate: int = 25, 
         for p in st.encode():
             out.mux(p)
     with av.open(str(path)) as c:
-        assert sum(p.is_keyframe for p in c.demux(video=0) if p.size) == 1  # the premise
+        assert sum(p.is_keyframe for p in c.demux(video=0) if p.size) == -(-frames // keyint)  # the premise
 
 
 def test_a_one_keyframe_mpeg_ts_clip_gets_its_thumbnail_fingerprint_and_rotation(tmp_path: Path) -> None:
@@ -2396,6 +2397,21 @@ def test_a_video_opening_on_black_in_one_long_group_of_pictures_is_whole_with_a_
     assert st.mean[0] > 40 and st.stddev[0] > 20, (st.mean, st.stddev)
     ks = [r["k"] for r in rows(cat, "SELECT k FROM video_hashes ORDER BY k")]
     assert ks[:3] == [0, 1, 2] and len(ks) >= 5, ks
+
+
+def test_fingerprint_positions_too_far_past_their_keyframe_are_left_out_not_the_rest(tmp_path: Path) -> None:
+    """A 400 s clip with a keyframe every 50 s: the first position (40 s) is 400 frames past
+    its keyframe, out of the decoding budget. That was taken for "seeks decode nothing", and
+    the fingerprint fell back to decoding from the start, losing every later position. Each
+    position out of reach is now left out alone: those within 240 frames of a keyframe stay."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _one_keyframe_clip(lib / "long_gop.mp4", "mp4", frames=4000, rate=10, keyint=500)
+    cat = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=cat).rc == 0
+    assert rows(cat, "SELECT status FROM media") == [{"status": "ok"}], rows(cat, "SELECT * FROM meta_errors")
+    # Targets 40, 80 ... 360 s: 400, 300, 200, 100, 0, 400, 300, 200, 100 frames past their keyframe.
+    assert [r["k"] for r in rows(cat, "SELECT k FROM video_hashes ORDER BY k")] == [2, 3, 4, 7, 8]
 
 
 @pytest.mark.parametrize(("name", "date", "want"), [

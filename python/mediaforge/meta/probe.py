@@ -331,6 +331,7 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
     if frame is None and seeked:  # nothing decodes after it (see `_frames_from_start`)
         frames = _frames_from_start(c, stream)
         frame = _next_at(frames, _start(stream) + duration * 0.1, [FP_MAX_DECODE])
+        seeked = False  # such a file's seeks decode nothing: none further in is tried
     if frame is None:
         return None
     if _dull(frame):  # a black intro, a fade-in, a title on black: a later picture shows more
@@ -350,7 +351,8 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
 _TRC_PQ, _TRC_HLG = 16, 18
 # Diffuse ("reference") white of HDR video, in cd/m2 (ITU-R BT.2408): what SDR shows as white.
 _HDR_WHITE_NITS = 203.0
-# BT.2020 primaries to BT.709 (sRGB's), on linear light.
+# BT.2020 primaries (libav's number), and their conversion to BT.709 (sRGB's), on linear light.
+_PRIMARIES_BT2020 = 9
 _BT2020_TO_709 = ((1.6605, -0.5876, -0.0728), (-0.1246, 1.1329, -0.0083), (-0.0182, -0.1006, 1.1187))
 # Linear SDR values above this are rolled off smoothly towards 1 rather than clipped.
 _KNEE = 0.8
@@ -363,7 +365,10 @@ def _sdr_picture(frame: Any, w: int, h: int) -> Any:
     import numpy as np
     from PIL import Image
 
-    e = frame.reformat(width=w, height=h, format="rgb48le").to_ndarray().astype(np.float32) / 65535.0
+    # Full-range 10-bit video has no `yuvj` format to say so: its range is passed on.
+    full = "JPEG" if getattr(frame, "color_range", 0) == 2 else None
+    e = frame.reformat(width=w, height=h, format="rgb48le", src_color_range=full).to_ndarray().astype(np.float32)
+    e /= 65535.0
     if frame.color_trc == _TRC_PQ:  # SMPTE ST 2084: signal to cd/m2
         m1, m2, c1, c2, c3 = 0.1593017578125, 78.84375, 0.8359375, 18.8515625, 18.6875
         p = np.power(e, 1 / m2)
@@ -373,8 +378,9 @@ def _sdr_picture(frame: Any, w: int, h: int) -> Any:
         a, b, c = 0.17883277, 0.28466892, 0.55991073
         scene = np.where(e <= 0.5, e * e / 3, (np.exp((e - c) / a) + b) / 12)
         light = np.power(scene / ((np.exp((0.75 - c) / a) + b) / 12), 1.2)
-    light = light @ np.asarray(_BT2020_TO_709, np.float32).T
-    light = np.maximum(light, 0)
+    if getattr(frame, "color_primaries", None) == _PRIMARIES_BT2020:  # (HLG is also broadcast in BT.709)
+        light = light @ np.asarray(_BT2020_TO_709, np.float32).T
+    light = np.maximum(np.nan_to_num(light), 0)
     over = light > _KNEE
     light[over] = _KNEE + (1 - _KNEE) * (1 - np.exp(-(light[over] - _KNEE) / (1 - _KNEE)))
     srgb = np.where(light <= 0.0031308, light * 12.92, 1.055 * np.power(light, 1 / 2.4) - 0.055)
@@ -383,7 +389,8 @@ def _sdr_picture(frame: Any, w: int, h: int) -> Any:
 
 # A thumbnail frame darker or flatter than this (8-bit grey mean, standard deviation) is
 # passed over for a later one: frames decoded on from it, at most THUMB_MAX_DECODE (about 5 s
-# at 25 fps), then keyframes at these fractions of the duration. None livelier: it stays.
+# at 25 fps; fewer of larger pictures, see `_livelier`), then keyframes at these fractions of
+# the duration. None livelier: it stays.
 THUMB_DULL_MEAN = 16.0
 THUMB_DULL_STDDEV = 6.0
 THUMB_MAX_DECODE = 120
@@ -401,10 +408,19 @@ def _dull(frame: Any) -> bool:
 
 def _livelier(c: Any, stream: Any, frames: Iterator[Any], duration: float | None) -> Any:
     """The first frame that is not dull: decoding on from the dull one, then from
-    keyframes further in (`duration`: None when keyframe seeks do not work); None if none."""
-    for frame in itertools.islice(frames, THUMB_MAX_DECODE):
-        if not _dull(frame):
-            return frame
+    keyframes further in (`duration`: None when keyframe seeks do not work); None if none
+    (or a later part does not decode: the dull frame stays). Decoding on costs as much as
+    THUMB_MAX_DECODE frames of 1080p at the most (a quarter as many of 4K)."""
+    budget = float(THUMB_MAX_DECODE)
+    try:
+        for frame in frames:
+            if not _dull(frame):
+                return frame
+            budget -= max(1.0, frame.width * frame.height / (1920 * 1080))
+            if budget <= 0:
+                break
+    except av.error.FFmpegError:
+        return None
     for f in THUMB_LATER if duration else ():
         try:
             c.seek(int(duration * f / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True,
@@ -462,6 +478,8 @@ def video_fingerprint(path: str | bytes, duration: float | None,
         for k, f in enumerate(FP_FRACTIONS):
             t = max(start, f * duration)
             frame = _frame_after(c, vs, t) if linear is None else None
+            if frame is OUT_OF_REACH:  # too far past its keyframe: left out, the next one may be near one
+                continue
             if frame is None and linear is None and not decoded:
                 # Not one seek has decoded anything: decode on from the start instead. (Once
                 # one has, a seek that finds nothing is past where the pictures end.)
@@ -631,14 +649,14 @@ def _start(stream: Any) -> float:
 
 def _frame_after(c: Any, stream: Any, t: float) -> Any:
     """The first decoded frame at or after `t` seconds from the stream's start (keyframe
-    seek, then decode on); None when nothing decodes after the seek, or `t` is more than
-    FP_MAX_DECODE frames past the keyframe (a long group of pictures: that frame is out
-    of reach, which says nothing of where the pictures end)."""
+    seek, then decode on); None when nothing decodes after the seek; OUT_OF_REACH when `t`
+    is more than FP_MAX_DECODE frames past the keyframe (a long group of pictures: that
+    says nothing of where the pictures end, nor of whether seeks work)."""
     try:
         c.seek(int(t / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True, any_frame=False)
     except av.error.FFmpegError:
         return None
-    return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE], settle=False)
+    return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE], settle=OUT_OF_REACH)
 
 
 def _frames_from_start(c: Any, stream: Any) -> Iterator[Any]:
@@ -652,12 +670,17 @@ def _frames_from_start(c: Any, stream: Any) -> Iterator[Any]:
     return iter(c.decode(stream))
 
 
-def _next_at(frames: Iterator[Any], at: float, budget: list[int], settle: bool = True) -> Any:
+# What `_frame_after` gives for a time too far past the keyframe to decode to.
+OUT_OF_REACH = object()
+
+
+def _next_at(frames: Iterator[Any], at: float, budget: list[int], settle: Any = True) -> Any:
     """The next frame of `frames` at or after `at` seconds (timestamps as the stream has
     them), decoding at most `budget[0]` frames (spent in place). When the frames end
     first: the last one decoded (the pictures stop early), or None if none decoded. When
-    the budget ends first: the frame reached with `settle`, else None (the wanted time
-    is out of reach, which says nothing of where the pictures end)."""
+    the budget ends first: with `settle` True, the frame reached; else `settle` itself
+    (False: None), for the wanted time is out of reach, which says nothing of where the
+    pictures end."""
     last = None
     while budget[0] > 0:
         frame = next(frames, None)
@@ -667,7 +690,7 @@ def _next_at(frames: Iterator[Any], at: float, budget: list[int], settle: bool =
         budget[0] -= 1
         if frame.time is None or frame.time >= at - 0.02:
             return frame
-    return last if settle else None
+    return last if settle is True else (None if settle is False else settle)
 
 
 def _scaled(w: int, h: int, size: int) -> tuple[int, int]:
