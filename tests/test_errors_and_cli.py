@@ -608,10 +608,19 @@ def test_query_csv_tells_empty_text_from_null_and_parquet_refuses_a_hugeint_it_c
         assert res.rc == 0, res.err
         text = gzip.decompress((tmp_path / name).read_bytes()).decode()
         assert text == out.read_text() if fmt == "csv" else json.loads(text)[0]["empty"] == "", text
-    res = run_cli("query", "SELECT 170141183460469231731687303715884105727::HUGEINT AS h", "--format", "parquet",
-                  "--output", tmp_path / "h.parquet", catalog=catalog_path)
-    assert res.rc == 2 and not (tmp_path / "h.parquet").exists()
-    assert_one_line_error(res.err, "parquet cannot hold", "does not fit", "cast")
+    res = run_cli("query", sql, "--output", tmp_path / "q.parquet.gz", catalog=catalog_path)
+    assert res.rc == 2 and not (tmp_path / "q.parquet.gz").exists()
+    assert_one_line_error(res.err, "Parquet is compressed inside", "name it .parquet")
+    # One column: NULL is a blank line, as DuckDB writes it (the csv module wrote `""`).
+    res = run_cli("query", "SELECT * FROM (VALUES (NULL), (''), ('x')) t(v) ORDER BY v NULLS FIRST", "--format",
+                  "csv", catalog=catalog_path)
+    assert res.rc == 0 and res.out == 'v\n\n""\nx\n', res.out
+    for sql in ("SELECT 170141183460469231731687303715884105727::HUGEINT AS h",
+                "SELECT [170141183460469231731687303715884105727::HUGEINT] AS h",
+                "SELECT {'a': 170141183460469231731687303715884105727::HUGEINT} AS h"):
+        res = run_cli("query", sql, "--format", "parquet", "--output", tmp_path / "h.parquet", catalog=catalog_path)
+        assert res.rc == 2 and not (tmp_path / "h.parquet").exists(), (sql, res.err)
+        assert_one_line_error(res.err, "parquet cannot hold", "does not fit", "cast")
     res = run_cli("query", "SELECT 99999999999999999999999999999999999999::HUGEINT AS big, sum(size) AS total FROM files", "--format", "parquet",
                   "--output", tmp_path / "ok.parquet", catalog=catalog_path)
     assert res.rc == 0, res.err

@@ -513,6 +513,9 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
     if fmt is Format.table:  # no table is drawn into a file: what its name says, else CSV
         named = Path(output).with_suffix("") if gz else Path(output)
         fmt = {".parquet": Format.parquet, ".json": Format.json}.get(named.suffix.lower(), Format.csv)
+    if gz and fmt is Format.parquet:
+        raise InvalidInputError(f"--output {output}: Parquet is compressed inside (zstd), not gzipped as the "
+                                "name says; name it .parquet")
 
     def write(f: BinaryIO) -> None:
         if gz and fmt is not Format.parquet:
@@ -560,6 +563,15 @@ def _descriptor(output: Path) -> int | None:
     return fd
 
 
+def _holds_decimal(t) -> bool:  # noqa: ANN001 - a pyarrow DataType
+    """Whether a column's type is a DECIMAL or holds one (in a list, struct or map)."""
+    import pyarrow as pa
+
+    if pa.types.is_decimal(t):
+        return True
+    return any(_holds_decimal(t.field(k).type) for k in range(t.num_fields))
+
+
 def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
     """Write `table` as `fmt` into the open binary file `f`."""
     if fmt is Format.parquet:
@@ -579,13 +591,13 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
                                     "cast such columns to text in the SQL, or use --format csv or json") from None
         # DuckDB hands HUGEINT over as a 38-digit DECIMAL, which its largest values (39
         # digits) overflow: Parquet readers refuse such a file, so it is never written.
-        decimals = any(pa.types.is_decimal(fld.type) for fld in schema)
+        decimals = [k for k, fld in enumerate(schema) if _holds_decimal(fld.type)]
         with writer:
             for batch in rows:
                 out = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-                if decimals:
+                for k in decimals:
                     try:
-                        out.validate(full=True)
+                        out.column(k).validate(full=True)
                     except pa.ArrowInvalid as e:
                         raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); cast "
                                                 "such columns to text in the SQL, or use --format csv or json") from None

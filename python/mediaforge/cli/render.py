@@ -316,7 +316,19 @@ def path_fields(key: str, raw: bytes) -> dict[str, Any]:
 
 # What an empty text value is written as, for a moment: the csv module writes it and NULL
 # alike (an empty cell), so '' is marked, then written as `""` (as DuckDB's writer does).
+# And NULL in a one-column result, which the module writes as `""` (a line of one empty
+# cell would be a blank line), is marked and then written as that blank line, as DuckDB does.
 _EMPTY_MARK = "\ue000mediaforge:empty\ue000"
+_NULL_MARK = "\ue000mediaforge:null\ue000"
+
+
+def _texts(t: pa.DataType) -> bool:
+    """Whether a column's values are text (also an ENUM's, a dictionary of text)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
@@ -334,11 +346,13 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
             values = [_cell(v) for v in _plain_column(c)] if _may_nest(c.type) else _plain_column(c)
             if pa.types.is_boolean(c.type):
                 values = [None if v is None else "true" if v else "false" for v in values]
-            elif pa.types.is_string(c.type) or pa.types.is_large_string(c.type):
+            elif _texts(c.type):
                 values = [_EMPTY_MARK if v == "" else v for v in values]
+            if batch.num_columns == 1:
+                values = [_NULL_MARK if v is None else v for v in values]
             cols.append(values)
         w.writerows(zip(*cols))
-        out.write(buf.getvalue().replace(_EMPTY_MARK, '""'))
+        out.write(buf.getvalue().replace(_EMPTY_MARK, '""').replace(_NULL_MARK, ""))
         buf.seek(0)
         buf.truncate()
     out.write(buf.getvalue())
