@@ -1387,6 +1387,12 @@ def test_schema_14_adds_birth_times_and_older_rows_read_as_unknown(tmp_path: Pat
     got = {r["name"]: r["btime_ns"] for r in rows(catalog, "SELECT name, btime_ns FROM files")}
     assert got["old.jpg"] is None and time.time_ns() - 60_000_000_000 < got["new.jpg"] <= time.time_ns()
     assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "14"}]
+    # A scan that does not get the birth time (a file given as its root) keeps the one known.
+    born = got["new.jpg"]
+    (lib / "new.jpg").write_bytes(b"M" * 150)
+    s = do_scan(catalog, lib / "new.jpg")
+    assert s.changed == 1, s
+    assert rows(catalog, "SELECT btime_ns FROM files WHERE name = 'new.jpg'") == [{"btime_ns": born}]
 
 
 @pytest.mark.parametrize("hashed", [True, False])

@@ -120,11 +120,16 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> list[str]:
     return described
 
 
+# A birth time the walk did not get (a file reached through a link by `-L`, a file given
+# as a root) leaves the one known.
+_BTIME = "btime_ns = coalesce(b.btime_ns, files.btime_ns)"
+
+
 def _update_known(con, now: datetime, scan_id: int) -> None:  # noqa: ANN001
-    sets = ", ".join(f"{c} = b.{c}" for c in _BATCH_COLS)
+    sets = ", ".join(_BTIME if c == "btime_ns" else f"{c} = b.{c}" for c in _BATCH_COLS)
     # 'touched': an unchanged file whose link count or change time moved; the rest of its
     # row (kind from magic bytes, digest) stands.
-    for cols, which in ((sets, "<>"), ("ctime_ns = b.ctime_ns, nlink = b.nlink, btime_ns = b.btime_ns", "=")):
+    for cols, which in ((sets, "<>"), (f"ctime_ns = b.ctime_ns, nlink = b.nlink, {_BTIME}", "=")):
         con.execute(
             f"""
             UPDATE files SET {cols},
