@@ -252,24 +252,25 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # the whole point of the command: one clear line, nothing touched
         raise PathIOError(f"cannot create the thumbnail folder {root}: {e.strerror}") from None
-    try:  # a folder it may not write into (read-only, another user's): not one could be made
-        tempfile.TemporaryFile(dir=root).close()  # O_TMPFILE: nothing is left, even if killed
-    except OSError as e:
-        raise PathIOError(f"no thumbnail made: cannot write into the thumbnail folder {root}: {e.strerror}") from None
     short = space_short(root, min_free_bytes())
     if short:  # not one could be written: say so once, and leave the catalog as it is
         raise PathIOError(f"no thumbnail made: {short}; free some space, or lower MEDIAFORGE_MIN_FREE")
 
     def select() -> pa.Table:
         rows = thumb_candidates(cat)
-        if not missing_only:
-            return rows
-        from ..config import thumb_whole
+        if missing_only:
+            from ..config import thumb_whole
 
-        root = thumbs_dir(cat.path)
-        keep = [t is None or not t.startswith(size_dir) or not thumb_whole(root / t)
-                for t in rows.column("thumb").to_pylist()]
-        return rows.filter(pa.array(keep, pa.bool_()))
+            keep = [t is None or not t.startswith(size_dir) or not thumb_whole(root / t)
+                    for t in rows.column("thumb").to_pylist()]
+            rows = rows.filter(pa.array(keep, pa.bool_()))
+        if rows.num_rows:  # a folder it may not write into (read-only, another user's): not one could be made
+            try:
+                tempfile.TemporaryFile(dir=root).close()  # O_TMPFILE: nothing is left, even if killed
+            except OSError as e:
+                raise PathIOError(f"no thumbnail made: cannot write into the thumbnail folder {root}: "
+                                  f"{e.strerror}") from None
+        return rows
 
     config = ExtractConfig(meta=False, thumbs=True, fingerprints=False, thumb_size=config.thumb_size,
                            workers=config.workers, timeout=config.timeout, flush_rows=config.flush_rows,
