@@ -2201,8 +2201,16 @@ def test_thumbs_missing_only_keeps_the_catalogs_size_and_info_says_when_a_thumbn
     assert len(list((tmp_path / "thumbs" / "100").rglob("*.webp"))) == 3
     assert rows(catalog, "SELECT DISTINCT split_part(thumb, '/', 1) AS s FROM media") == [{"s": "100"}]
     # Damaged ones too (a crash or a sync cut them short, emptied them, wrote over them):
-    # `info` says so, and `--missing-only` makes them again.
+    # `info` says so, and `--missing-only` makes them again. The catalog knows each one's
+    # length (one stat tells); for one made before it recorded lengths, the WebP header
+    # is read, which tells even bytes of the right length.
+    import duckdb
+
     whole = {p: p.read_bytes() for p in thumbs}
+    assert sorted(r["n"] for r in rows(catalog, "SELECT thumb_bytes AS n FROM media")) == sorted(
+        len(b) for b in whole.values())
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE media SET thumb_bytes = NULL WHERE thumb LIKE ?", [f"%{thumbs[2].name}"])
     thumbs[0].write_bytes(b"")
     thumbs[1].write_bytes(whole[thumbs[1]][: len(whole[thumbs[1]]) // 2])
     thumbs[2].write_bytes(b"RIFF" + os.urandom(len(whole[thumbs[2]]) - 4))
@@ -2211,6 +2219,7 @@ def test_thumbs_missing_only_keeps_the_catalogs_size_and_info_says_when_a_thumbn
     res = run_cli("thumbs", "--missing-only", "--json", catalog=catalog)
     assert json.loads(res.out)["thumbs"] == 3, res.out + res.err
     assert {p: p.read_bytes() for p in thumbs} == whole
+    assert rows(catalog, "SELECT count(*) AS n FROM media WHERE thumb_bytes IS NULL") == [{"n": 0}]
     for k in range(3):
         assert not json.loads(run_cli("info", lib / f"p{k}.jpg", "--json", catalog=catalog).out)["thumbnail_missing"]
     res = run_cli("thumbs", "--missing-only", "--size", "64", "--json", catalog=catalog)

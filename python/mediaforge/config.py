@@ -47,10 +47,17 @@ def thumbs_dir(catalog: os.PathLike[str] | str) -> Path:
     return Path(catalog).resolve().parent / "thumbs"
 
 
-def thumb_whole(path: os.PathLike[str] | str) -> bool:
-    """Whether a thumbnail file is there and whole: a WebP whose RIFF header gives the
-    file's length (a zero-byte file, one cut short by a copy or a sync, or another file's
-    bytes are not). Its header only, not a decode: cheap enough for a million."""
+def thumb_whole(path: os.PathLike[str] | str, length: int | None = None) -> bool:
+    """Whether a thumbnail file is there and whole: a regular file of the `length` the
+    catalog recorded when it was written (one stat: a zero-byte file, or one cut short by
+    a copy or a sync, is not); where none was recorded (before schema 14), a WebP whose
+    RIFF header gives the file's length (its header only, not a decode)."""
+    if length is not None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == length
     try:  # not blocking on a FIFO put there
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:

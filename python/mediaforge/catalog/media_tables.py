@@ -318,3 +318,11 @@ MIGRATION_6 = [ddl(t) for t in TABLES_V6] + ["""
     SELECT DISTINCT l.media_id, l.sidecar_blake3, now()::TIMESTAMP
     FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE s.format = 'xmp'
     """]
+
+# Version 14 records each thumbnail's length in bytes (`media.thumb_bytes`): a thumbnail
+# cut short (a copy or a sync of `thumbs/` stopped halfway) is told by one stat. Added at
+# the end of the table, where the writers' column list (`columns`) puts it; the version-2
+# spec above, which built older catalogs, stays as it was.
+MEDIA_V14 = ("thumb_bytes", "BIGINT")
+MIGRATION_14_MEDIA = f"ALTER TABLE media ADD COLUMN IF NOT EXISTS {MEDIA_V14[0]} {MEDIA_V14[1]}"
+_ALL["media"] = [*TABLES["media"], MEDIA_V14]

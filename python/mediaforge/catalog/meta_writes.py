@@ -96,7 +96,8 @@ def thumb_candidates(cat: Catalog) -> pa.Table:
         """
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
                arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
-               arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns, any_value(m.thumb) AS thumb
+               arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns, any_value(m.thumb) AS thumb,
+               any_value(m.thumb_bytes) AS thumb_bytes
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
         WHERE m.status NOT IN ('error', 'unsupported', 'timeout', 'crashed')
           AND (m.kind IN ('image', 'raw', 'video')
@@ -243,6 +244,7 @@ def write_thumbs(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, b
         "thumb": pa.array([r["thumb"] for r in results], pa.string()),
         "w": pa.array([r["thumb_wh"][0] if r["thumb_wh"] else None for r in results], pa.int32()),
         "h": pa.array([r["thumb_wh"][1] if r["thumb_wh"] else None for r in results], pa.int32()),
+        "n": pa.array([r["thumb_wh"][2] if r["thumb_wh"] else None for r in results], pa.int64()),
         "rotation": pa.array([r.get("rotation") for r in results], pa.int32()),
     })
     errors = _error_rows(results, paths)
@@ -260,7 +262,7 @@ def _record_thumbs(cat: Catalog) -> None:
         con.execute("DELETE FROM image_hashes WHERE blake3 IN (SELECT blake3 FROM mf_hashes)")
         con.execute("INSERT INTO image_hashes SELECT blake3, phash, dhash FROM mf_hashes")
         con.execute(
-            "UPDATE media SET thumb = t.thumb, thumb_width = t.w, thumb_height = t.h "
+            "UPDATE media SET thumb = t.thumb, thumb_width = t.w, thumb_height = t.h, thumb_bytes = t.n "
             # A remake that failed (a full disk, a folder that cannot be written) keeps
             # the thumbnail the content had.
             "FROM mf_thumbs t WHERE media.blake3 = t.blake3 AND t.thumb IS NOT NULL"

@@ -5,7 +5,7 @@ is at in `meta`, and a catalog newer than this code is refused rather than guess
 
 from __future__ import annotations
 
-from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
+from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDIA, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
                            MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4,
                            TABLES_V5, TABLES_V6)
 
@@ -246,6 +246,7 @@ MIGRATIONS[14] = [
     "ALTER TABLE files_v14 RENAME TO files",
     LIBRARY_VIEW_V14,
     f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}'",
+    MIGRATION_14_MEDIA,
 ]
 # The stored columns of `files` since version 14, in table order (what an INSERT lists).
 FILES_STORED = FILES_STORED_V8 + ", btime_ns"

@@ -386,7 +386,7 @@ def info_cmd(
         # or damaged (cut short by a copy or a sync).
         from ..config import thumb_whole
 
-        info["thumbnail_missing"] = not thumb_whole(thumb)
+        info["thumbnail_missing"] = not thumb_whole(thumb, info["media"].get("thumb_bytes"))
     if as_json:
         # Every key in every answer: null where the file has no thumbnail.
         info.setdefault("thumbnail_file", None)

@@ -261,8 +261,8 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         if missing_only:
             from ..config import thumb_whole
 
-            keep = [t is None or not t.startswith(size_dir) or not thumb_whole(root / t)
-                    for t in rows.column("thumb").to_pylist()]
+            keep = [t is None or not t.startswith(size_dir) or not thumb_whole(root / t, n)
+                    for t, n in zip(rows.column("thumb").to_pylist(), rows.column("thumb_bytes").to_pylist())]
             rows = rows.filter(pa.array(keep, pa.bool_()))
         if rows.num_rows:  # a folder it may not write into (read-only, another user's): not one could be made
             try:

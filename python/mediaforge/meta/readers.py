@@ -78,7 +78,7 @@ class _Result:
         self.errors: list[tuple[str, str]] = []
         self.status = OK
         self.thumb: str | None = None
-        self.thumb_wh: tuple[int, int] | None = None
+        self.thumb_wh: tuple[int, int, int] | None = None  # width, height, bytes
         self.raw_problem: str | None = None  # why rawpy did not read a RAW file
         self.low_space = False  # the thumbnail was not written: its disk is under min_free
 
@@ -129,6 +129,7 @@ class _Result:
         media.update(blake3=self.task.blake3, status=self.status, thumb=self.thumb,
                      thumb_width=self.thumb_wh[0] if self.thumb_wh else None,
                      thumb_height=self.thumb_wh[1] if self.thumb_wh else None,
+                     thumb_bytes=self.thumb_wh[2] if self.thumb_wh else None,
                      extracted_at=datetime.now(timezone.utc).replace(tzinfo=None))
         return {"blake3": self.task.blake3, "media": media if self.task.meta else None,
                 "streams": self.streams, "audio": self.audio, "exif": self.exif, "sidecar": self.sidecar,

@@ -183,22 +183,23 @@ def wide_profile(im: Image.Image) -> bytes | None:
     return None if b"sRGB" in icc or "sRGB".encode("utf-16-be") in icc else icc
 
 
-def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int]:
+def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int]:
     """Write atomically (temporary name, then rename): a crash never leaves half a file
     under the final name. A wide-gamut picture's colour profile goes with it (its pixels
     are not converted: Pillow here is built without LittleCMS), so viewers show its
     colours, not the dull ones its values mean in sRGB. Returns the thumbnail's width and
-    height."""
+    height and its length in bytes."""
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tmp_name(target, os.getpid()))
     try:
         im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=wide_profile(im))
+        length = os.stat(tmp).st_size
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return im.size
+    return im.size[0], im.size[1], length
 
 
 def plain_pillow_thumb(path: str, size: int, out: str) -> None:
