@@ -316,10 +316,9 @@ def path_fields(key: str, raw: bytes) -> dict[str, Any]:
 
 # What an empty text value is written as, for a moment: the csv module writes it and NULL
 # alike (an empty cell), so '' is marked, then written as `""` (as DuckDB's writer does).
-# And NULL in a one-column result, which the module writes as `""` (a line of one empty
-# cell would be a blank line), is marked and then written as that blank line, as DuckDB does.
+# (In a one-column result the module writes NULL as `""` too, so that no line is blank:
+# many readers skip blank lines, and a row would be lost.)
 _EMPTY_MARK = "\ue000mediaforge:empty\ue000"
-_NULL_MARK = "\ue000mediaforge:null\ue000"
 
 
 def _texts(t: pa.DataType) -> bool:
@@ -333,7 +332,8 @@ def _texts(t: pa.DataType) -> bool:
 
 def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
     """A header line, then a line per row, written batch by batch as they come. NULL is
-    an empty cell, an empty text `""`; booleans `true` and `false`, as in JSON."""
+    an empty cell (in a one-column result `""`: no line is blank), an empty text `""`;
+    booleans `true` and `false`, as in JSON."""
     import pyarrow as pa  # noqa: PLC0415
 
     rows = batches_of(data)
@@ -348,11 +348,9 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
                 values = [None if v is None else "true" if v else "false" for v in values]
             elif _texts(c.type):
                 values = [_EMPTY_MARK if v == "" else v for v in values]
-            if batch.num_columns == 1:
-                values = [_NULL_MARK if v is None else v for v in values]
             cols.append(values)
         w.writerows(zip(*cols))
-        out.write(buf.getvalue().replace(_EMPTY_MARK, '""').replace(_NULL_MARK, ""))
+        out.write(buf.getvalue().replace(_EMPTY_MARK, '""'))
         buf.seek(0)
         buf.truncate()
     out.write(buf.getvalue())
