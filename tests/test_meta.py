@@ -779,10 +779,10 @@ def test_a_jpeg_over_the_pixel_guard_is_read_at_reduced_scale_with_its_exif(tmp_
     assert stage == "decode" and "12000x10500 pixels" in message and "decompression bomb" in message
 
 
-def _claiming(size: tuple[int, int], progressive: bool) -> bytes:
+def _claiming(size: tuple[int, int], progressive: bool, mode: str = "RGB") -> bytes:
     """A small JPEG whose header claims `size` (a bomb: its data is a 64 x 48 picture's)."""
     out = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 10, 10)).save(out, "JPEG", progressive=progressive)
+    Image.new("RGB", (64, 48), (200, 10, 10)).convert(mode).save(out, "JPEG", progressive=progressive)
     data = bytearray(out.getvalue())
     at = data.find(b"\xff\xc2" if progressive else b"\xff\xc0")
     data[at + 5:at + 9] = size[1].to_bytes(2, "big") + size[0].to_bytes(2, "big")
@@ -799,12 +799,20 @@ def test_a_jpeg_whose_reduced_decode_is_still_over_the_guard_is_refused(tmp_path
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / "progressive.jpg").write_bytes(_claiming((40000, 40000), True))
+    # Under the guard in pixels, but a progressive CMYK decode holds 4 planes of 2-byte
+    # coefficients (about 0.5 GB here); and a baseline one whose bytes cannot hold the
+    # pixels it claims (libjpeg fills the rest grey without an error: it was `ok`).
+    (lib / "cmyk.jpg").write_bytes(_claiming((8000, 8000), True, "CMYK"))
+    (lib / "forged.jpg").write_bytes(_claiming((4000, 3000), False))
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    m = _media(catalog, lib / "progressive.jpg")
-    assert (m["status"], m["width"], m["thumb"]) == ("partial", 40000, None)
-    [(stage, message)] = _errors(catalog, lib / "progressive.jpg")
-    assert stage == "decode" and "decompression bomb" in message
+    for name, width, needle in (("progressive.jpg", 40000, "decompression bomb"),
+                                ("cmyk.jpg", 8000, "in 4 components need more memory"),
+                                ("forged.jpg", 4000, "too few for 4000x3000 pixels: cut short, or a forged header")):
+        m = _media(catalog, lib / name)
+        assert (m["status"], m["width"], m["thumb"]) == ("partial", width, None), (name, m)
+        [(stage, message)] = _errors(catalog, lib / name)
+        assert stage == "decode" and needle in message, (name, message)
     with open_image(io.BytesIO(_claiming((65535, 4095), False)), large=True) as strip:  # type: ignore[arg-type]
         assert too_large(strip, 2048) and too_large(strip) and not too_large(strip, 256)
 

@@ -94,6 +94,31 @@ def open_image(path: str | bytes, large: bool = False) -> Image.Image:
     return im
 
 
+def _jpeg_blocks(im: Image.Image) -> int:
+    """The 8x8 blocks of a JPEG's components, as its header gives them (their sampling
+    factors: the chroma of a 4:2:0 picture has a quarter of the luma's)."""
+    w, h = im.size
+    layers = getattr(im, "layer", None) or [("", 1, 1, 0)] * len(im.getbands())
+    hmax, vmax = max(x[1] for x in layers) or 1, max(x[2] for x in layers) or 1
+    return sum(-(-(-(-w * x[1] // hmax)) // 8) * -(-(-(-h * x[2] // vmax)) // 8) for x in layers)
+
+
+def jpeg_cut_short(im: Image.Image, length: int) -> str | None:
+    """Why a baseline JPEG of `length` bytes cannot hold the picture its header claims:
+    each 8x8 block takes at least 2 bits (the shortest Huffman codes for its DC and its
+    end of block), so fewer bytes than a quarter of its blocks is a file cut short or a
+    forged header. libjpeg decodes such a file without an error, the rest grey; Pillow
+    says nothing. None when it may be whole (a progressive JPEG codes runs of empty blocks
+    in a few bits: not judged)."""
+    if im.format != "JPEG" or im.info.get("progressive") or im.info.get("progression"):
+        return None
+    blocks = _jpeg_blocks(im)
+    if length * 4 >= blocks:
+        return None
+    w, h = im.size
+    return f"its {length:,} bytes are too few for {w}x{h} pixels: cut short, or a forged header"
+
+
 def too_large(im: Image.Image, size: int | None = None) -> str | None:
     """Why the picture's pixels must not be decoded: more than MAX_PIXELS of them (a
     decompression bomb, or a giant panorama), None when not. With `size` (the long side
@@ -102,9 +127,16 @@ def too_large(im: Image.Image, size: int | None = None) -> str | None:
     `reduce_grey` decode): a 150-megapixel panorama is read as any photo. Not a
     progressive JPEG: libjpeg holds all its coefficients whatever the scale."""
     w, h = im.size
+    progressive = im.format == "JPEG" and bool(im.info.get("progressive") or im.info.get("progression"))
+    if progressive and 2 * 64 * _jpeg_blocks(im) > 3 * MAX_PIXELS:
+        # libjpeg holds every coefficient (2 bytes) of a progressive JPEG while it decodes,
+        # whatever the scale: a CMYK one of 120 megapixels takes about 1 GB, not 360 MB.
+        n = len(getattr(im, "layer", None) or im.getbands())
+        return (f"{w}x{h} pixels in {n} component{'s' if n != 1 else ''} need more memory to decode progressively "
+                f"than a {MAX_PIXELS:,}-pixel picture (decompression bomb)")
     if w * h <= MAX_PIXELS:
         return None
-    if size and im.format == "JPEG" and not im.info.get("progressive") and not im.info.get("progression"):
+    if size and im.format == "JPEG" and not progressive:
         # The scale Pillow's `draft` picks for (size, size): the largest of 1/8, 1/4,
         # 1/2 that leaves both sides at least `size`.
         fits = min(w // size, h // size)

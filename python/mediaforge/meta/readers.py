@@ -188,7 +188,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import (BrokenPicture, gif_complete, image_info, open_image, read_exif, too_large,
+    from .image import (BrokenPicture, gif_complete, image_info, jpeg_cut_short, open_image, read_exif, too_large,
                         unsupported_reason)
     from .thumbs import reduce_grey, reduce_image
 
@@ -215,6 +215,10 @@ def _image(r: _Result, fallback: bool = False) -> bool:
         if huge:
             _huge_image(r, im, huge)
             return True  # read enough to know not to decode it
+        short = jpeg_cut_short(im, os.path.getsize(t.path)) if im.format == "JPEG" else None
+        if short:
+            _huge_image(r, im, short, refused=False)
+            return True
         if t.kind == "raw":
             # rawpy could not read it, Pillow could: what Pillow sees in a TIFF-based RAW is
             # the small preview image, not the sensor's picture.
@@ -255,10 +259,11 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     return True
 
 
-def _huge_image(r: _Result, im: Any, why: str) -> None:
-    """A picture too large to decode: what its header says (size, mode, EXIF), `partial`
-    with the reason, no thumbnail or fingerprint. Only readers that do not decode: a PNG's
-    EXIF after its pixel data is found by decoding them, so it is left out."""
+def _huge_image(r: _Result, im: Any, why: str, refused: bool = True) -> None:
+    """A picture too large to decode, or (not `refused`) one that cannot hold what its
+    header claims: what its header says (size, mode, EXIF), `partial` with the reason, no
+    thumbnail or fingerprint. Only readers that do not decode: a PNG's EXIF after its
+    pixel data is found by decoding them, so it is left out."""
     from PIL import Image
 
     from .image import BrokenPicture, image_info, read_exif
@@ -266,7 +271,8 @@ def _huge_image(r: _Result, im: Any, why: str) -> None:
     t = r.task
     # At stage `decode`, as a picture whose pixels fail to decode: no later run tries to
     # fingerprint it again.
-    r.fail("decode", f"refused: {why}; its header is read, its pixels are not", PARTIAL)
+    r.fail("decode", f"refused: {why}; its header is read, its pixels are not" if refused else
+           f"{why}; its header is read, its pixels are not", PARTIAL)
     if not t.meta:
         return
     try:
