@@ -94,13 +94,17 @@ def open_image(path: str | bytes, large: bool = False) -> Image.Image:
     return im
 
 
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def _jpeg_blocks(im: Image.Image) -> int:
     """The 8x8 blocks of a JPEG's components, as its header gives them (their sampling
     factors: the chroma of a 4:2:0 picture has a quarter of the luma's)."""
     w, h = im.size
     layers = getattr(im, "layer", None) or [("", 1, 1, 0)] * len(im.getbands())
     hmax, vmax = max(x[1] for x in layers) or 1, max(x[2] for x in layers) or 1
-    return sum(-(-(-(-w * x[1] // hmax)) // 8) * -(-(-(-h * x[2] // vmax)) // 8) for x in layers)
+    return sum(_ceil(_ceil(w * hs, hmax), 8) * _ceil(_ceil(h * vs, vmax), 8) for _id, hs, vs, _q in layers)
 
 
 def jpeg_cut_short(im: Image.Image, length: int) -> str | None:
@@ -141,7 +145,7 @@ def too_large(im: Image.Image, size: int | None = None) -> str | None:
         # 1/2 that leaves both sides at least `size`.
         fits = min(w // size, h // size)
         scale = next(a for a in (8, 4, 2, 1) if fits >= a or a == 1)
-        if -(-w // scale) * -(-h // scale) <= MAX_PIXELS:
+        if _ceil(w, scale) * _ceil(h, scale) <= MAX_PIXELS:
             return None
     return f"{w}x{h} pixels is over the {MAX_PIXELS:,}-pixel guard (decompression bomb)"
 

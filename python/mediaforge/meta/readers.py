@@ -213,11 +213,11 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             r.status = OK
         huge = too_large(im, t.thumb_size)
         if huge:
-            _huge_image(r, im, huge)
+            _header_only(r, im, huge)
             return True  # read enough to know not to decode it
-        short = jpeg_cut_short(im, os.path.getsize(t.path)) if im.format == "JPEG" else None
+        short = jpeg_cut_short(im, os.path.getsize(t.path)) if im.format == "JPEG" else None  # one stat
         if short:
-            _huge_image(r, im, short, refused=False)
+            _header_only(r, im, short, refused=False)
             return True
         if t.kind == "raw":
             # rawpy could not read it, Pillow could: what Pillow sees in a TIFF-based RAW is
@@ -259,7 +259,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     return True
 
 
-def _huge_image(r: _Result, im: Any, why: str, refused: bool = True) -> None:
+def _header_only(r: _Result, im: Any, why: str, refused: bool = True) -> None:
     """A picture too large to decode, or (not `refused`) one that cannot hold what its
     header claims: what its header says (size, mode, EXIF), `partial` with the reason, no
     thumbnail or fingerprint. Only readers that do not decode: a PNG's EXIF after its
