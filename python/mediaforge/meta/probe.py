@@ -10,7 +10,6 @@ later picture.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
 import struct
 from collections.abc import Iterator
@@ -391,8 +390,7 @@ def _sdr_picture(frame: Any, w: int, h: int) -> Any:
 # passed over for a later one: frames decoded on from it, at most THUMB_MAX_DECODE (about 5 s
 # at 25 fps; fewer of larger pictures, see `_livelier`), then keyframes at these fractions of
 # the duration. None livelier: it stays.
-THUMB_DULL_MEAN = 16.0
-THUMB_DULL_STDDEV = 6.0
+THUMB_DULL_MEAN = 16.0  # and flat as the fingerprint's frames are (FP_FLAT_STDDEV)
 THUMB_MAX_DECODE = 120
 THUMB_LATER = (0.25, 0.5, 0.75)
 
@@ -403,7 +401,7 @@ def _dull(frame: Any) -> bool:
 
     h = max(1, round(64 * frame.height / max(frame.width, 1)))
     st = ImageStat.Stat(frame.reformat(width=64, height=h, format="gray").to_image())
-    return st.mean[0] < THUMB_DULL_MEAN or st.stddev[0] < THUMB_DULL_STDDEV
+    return st.mean[0] < THUMB_DULL_MEAN or st.stddev[0] < FP_FLAT_STDDEV
 
 
 def _livelier(c: Any, stream: Any, frames: Iterator[Any], duration: float | None) -> Any:
