@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -1570,3 +1571,255 @@ def test_identical_copies_named_alike_but_for_undecodable_bytes_keep_their_own_t
         assert got == {n: f"t{i}" for i, n in enumerate(names)}
     finally:
         subprocess.run(["umount", str(usb)], check=False)
+
+
+def _moved_to_another_disk(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """(disk a, disk b, catalog, photo): a tagged photo on disk a, catalogued, in the
+    search index and in a collection; then moved to disk b as `mv` does across file
+    systems (a copy, then the original deleted), and disk a scanned: its row is missing."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "2019").mkdir(parents=True)
+    b.mkdir()
+    photo = a / "2019" / "p.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 moved across disks" * 60)
+    (a / "2019" / "stays.jpg").write_bytes(b"\xff\xd8\xff\xe0 stays" * 60)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, a)
+    for args in (("tag", "add", "family", photo), ("collection", "create", "C"), ("collection", "add", "C", photo)):
+        assert run_cli(*args, catalog=catalog).rc == 0
+    time.sleep(0.01)
+    shutil.copy2(photo, b / "p.jpg")
+    photo.unlink()
+    assert scanned(catalog, a)["missing"] == 1
+    return a, b, catalog, photo
+
+
+@pytest.mark.parametrize("hash_first", [True, False])
+def test_a_file_moved_to_another_disk_scanned_after_keeps_its_id(tmp_path: Path, hash_first: bool) -> None:
+    """A copy found after its original went missing (disk a scanned, then disk b; or the
+    copy found by a scan without hashing and read later) was a new file, and the tags
+    stayed on the missing row for --prune to delete; the reverse order kept them."""
+    _a, b, catalog, photo = _moved_to_another_disk(tmp_path)
+    (old,) = rows(catalog, "SELECT media_id, first_seen FROM files WHERE status = 'missing'")
+    # Disk b another file system where the machine lets a test mount one: as `mv` does.
+    disk_b = tmp_path / "disk_b"
+    disk_b.mkdir()
+    if _mount_tmpfs(disk_b):
+        try:
+            _moved_to_another_disk_checked(catalog, old, b, disk_b, hash_first)
+        finally:
+            subprocess.run(["umount", str(disk_b)], check=True)
+    else:
+        _moved_to_another_disk_checked(catalog, old, b, b, hash_first)
+
+
+def _moved_to_another_disk_checked(catalog: Path, old: dict, b: Path, disk: Path, hash_first: bool) -> None:
+    if disk != b:
+        shutil.move(b / "p.jpg", disk / "p.jpg")
+        b = disk
+    if not hash_first:
+        s = scanned(catalog, b, "--no-hash")
+        assert (s["new"], s["moved"]) == (1, 0)  # nothing to match it by yet
+        assert run_cli("tag", "add", "mine", b / "p.jpg", catalog=catalog).rc == 0
+    s = scanned(catalog, b)
+    assert (s["moved"], s["new"], s["missing"]) == (1, 0, 0), s
+    got = {r["name"]: r for r in rows(catalog, "SELECT name, media_id, status, first_seen, path FROM files")}
+    assert got["p.jpg"]["path"] == str(b / "p.jpg") and got["p.jpg"]["status"] == "present"
+    assert (got["p.jpg"]["media_id"], got["p.jpg"]["first_seen"]) == (old["media_id"], old["first_seen"])
+    assert len(got) == 2
+    tags = sorted(r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE media_id = ?", [old["media_id"]]))
+    assert tags == (["family"] if hash_first else ["family", "mine"])
+    assert rows(catalog, "SELECT media_id FROM collection_items") == [{"media_id": old["media_id"]}]
+    assert rows(catalog, "SELECT count(*) AS n FROM tags") == [{"n": len(tags)}]
+    for word in ("family", "mine") if not hash_first else ("family",):
+        found = json.loads(run_cli("search", word, "-f", "json", catalog=catalog).out)
+        assert [(r["path"], r["media_id"]) for r in found] == [(str(b / "p.jpg"), str(old["media_id"]))], word
+    s = scanned(catalog, b)  # and nothing moves again
+    assert (s["moved"], s["new"], s["unchanged"]) == (0, 0, 1)
+
+
+def test_a_backup_made_before_the_original_was_last_seen_does_not_take_its_id(tmp_path: Path) -> None:
+    """A copy that was already there when the original was last seen is a copy beside it
+    (a backup), not the original moved: the missing row keeps its id and tags."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "p.jpg").write_bytes(b"\xff\xd8\xff\xe0 backed up" * 60)
+    catalog = tmp_path / "cat.duckdb"
+    shutil.copy2(a / "p.jpg", b / "p.jpg")
+    scanned(catalog, a)
+    assert run_cli("tag", "add", "family", a / "p.jpg", catalog=catalog).rc == 0
+    (a / "p.jpg").unlink()
+    assert scanned(catalog, a)["missing"] == 1
+    s = scanned(catalog, b)
+    assert (s["moved"], s["new"]) == (0, 1)
+    assert _tags_by_status(catalog) == {"missing": ["family"], "present": []}
+
+
+def _tags_by_status(catalog: Path) -> dict[str, list[str]]:
+    return {r["status"]: sorted(r["tags"] or []) for r in rows(
+        catalog, "SELECT f.status, list(t.tag) FILTER (t.tag IS NOT NULL) AS tags FROM files f "
+                 "LEFT JOIN tags t USING (media_id) GROUP BY f.status")}
+
+
+def _tagged_then_copied(catalog: Path, photo: Path, tag: str, copy: Path) -> None:
+    """Scan `photo`'s folder into `catalog`, tag `photo`, then copy it to `copy` (made
+    after the scan saw the photo)."""
+    scanned(catalog, photo.parent)
+    assert run_cli("tag", "add", tag, photo, catalog=catalog).rc == 0
+    time.sleep(0.01)
+    shutil.copy2(photo, copy)
+
+
+def _mount_tmpfs(folder: Path) -> bool:
+    """Mount a tmpfs on `folder` (as root, where the machine allows it)."""
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "mf-test", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_backup_does_not_take_the_ids_of_a_disk_that_is_not_mounted(tmp_path: Path) -> None:
+    """Disk a scanned while not mounted (its rows all missing), then its backup, made
+    after a's last scan: the backup's files are copies of a disk that is away, not
+    moves; a's rows keep their ids and tags for when it is back."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    mounted = _mount_tmpfs(a)
+    try:
+        (a / "p.jpg").write_bytes(b"\xff\xd8\xff\xe0 on disk a" * 60)
+        catalog = tmp_path / "cat.duckdb"
+        _tagged_then_copied(catalog, a / "p.jpg", "family", b / "p.jpg")
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(a)], check=True)
+    if not mounted:  # no mount here: the disk's folder put aside, its rows on a device not there
+        a.rename(tmp_path / "away")
+        a.mkdir()
+        from mediaforge import open_catalog
+
+        with open_catalog(catalog) as cat:
+            cat.con.execute("UPDATE files SET dev = dev + 7")
+    assert scanned(catalog, a)["missing"] == 1  # an empty mount point
+    s = scanned(catalog, b)
+    assert (s["moved"], s["new"]) == (0, 1)
+    assert _tags_by_status(catalog) == {"missing": ["family"], "present": []}
+
+
+def test_a_gone_file_whose_path_now_holds_a_link_is_not_taken_over(tmp_path: Path) -> None:
+    """A file replaced by a link to where it went may be behind the link: an -L scan
+    finds it there. A copy elsewhere does not take its row."""
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d in (a, b, c):
+        d.mkdir()
+    (a / "p.jpg").write_bytes(b"\xff\xd8\xff\xe0 linked" * 60)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, a)
+    time.sleep(0.01)
+    (a / "p.jpg").rename(c / "p.jpg")
+    (a / "p.jpg").symlink_to(c / "p.jpg")
+    assert scanned(catalog, a)["missing"] == 1
+    shutil.copy2(c / "p.jpg", b / "p.jpg")
+    s = scanned(catalog, b)
+    assert (s["moved"], s["new"]) == (0, 1)
+
+
+def _second_name_gone(tmp_path: Path, link: bool, copy_before: bool) -> tuple[Path, Path]:
+    """(catalog, exports): lib/x.jpg and a second name of it, y.jpg (a copy, or a hard
+    link), catalogued, y tagged, then y deleted and found gone; x copied into exports
+    before y's deletion or (a second and more) after its scan."""
+    lib, out = tmp_path / "lib", tmp_path / "exports"
+    lib.mkdir()
+    out.mkdir()
+    (lib / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0 one picture" * 60)
+    (os.link if link else shutil.copy2)(lib / "x.jpg", lib / "y.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    assert run_cli("tag", "add", "onY", lib / "y.jpg", catalog=catalog).rc == 0
+    time.sleep(0.01)
+    if copy_before:
+        shutil.copy2(lib / "x.jpg", out / "x-for-print.jpg")
+    (lib / "y.jpg").unlink()
+    assert scanned(catalog, lib)["missing"] == 1
+    if not copy_before:
+        time.sleep(1.2)  # past the second of slack on the time the row was found gone
+        shutil.copy2(lib / "x.jpg", out / "x-for-print.jpg")
+    return catalog, out
+
+
+@pytest.mark.parametrize(("link", "copy_before"), [(False, False), (True, True)])
+def test_a_copy_of_a_file_that_stayed_does_not_take_over_its_gone_twin(tmp_path: Path, link: bool,
+                                                                      copy_before: bool) -> None:
+    """y, a copy of x (tagged, say, as rejected), deleted and found gone; later x is
+    copied for print: the print copy is a new file, not y back. Or y a hard link of x:
+    y's name gone is no move, the file is still there as x, and a copy made of it
+    meanwhile is a new file. Either way it gets none of y's tags."""
+    catalog, out = _second_name_gone(tmp_path, link, copy_before)
+    s = scanned(catalog, out)
+    assert (s["moved"], s["new"]) == (0, 1)
+    assert _tags_by_status(catalog) == {"missing": ["onY"], "present": []}
+
+
+def test_another_disk_at_the_mount_point_does_not_let_a_backup_take_the_ids(tmp_path: Path) -> None:
+    """Disk a (tagged) and its backup b; a unplugged and another disk put at its mount
+    point, and scanned: a's rows go missing. The other disk's device number may be a's
+    (the first USB disk plugged in is always 8:17), so its folder being on that device
+    proves nothing: a file of a's, still there, would. (Mounted as tmpfs where the
+    machine allows; else the disks are one folder, emptied and given another file.)"""
+    m, b = tmp_path / "m", tmp_path / "b"
+    m.mkdir()
+    b.mkdir()
+    catalog = tmp_path / "cat.duckdb"
+    real = _mount_tmpfs(m)
+    try:
+        (m / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 disk a" * 60)
+        scanned(catalog, m)
+        assert run_cli("tag", "add", "from-a", m / "a.jpg", catalog=catalog).rc == 0
+        time.sleep(0.01)
+        shutil.copy2(m / "a.jpg", b / "a.jpg")  # the backup
+    finally:
+        if real:
+            subprocess.run(["umount", str(m)], check=True)
+    if real:
+        assert _mount_tmpfs(m)
+    else:
+        shutil.rmtree(m)
+        m.mkdir()
+    try:
+        (m / "other.jpg").write_bytes(b"\xff\xd8\xff\xe0 another disk" * 60)
+        s = scanned(catalog, m)
+        assert (s["missing"], s["new"]) == (1, 1)
+        s = scanned(catalog, b)
+        assert (s["moved"], s["new"]) == (0, 1)
+        tags = {r["name"]: r["tags"] for r in rows(
+            catalog, "SELECT f.name, f.status, list(t.tag) FILTER (t.tag IS NOT NULL) AS tags FROM files f "
+                     "LEFT JOIN tags t USING (media_id) WHERE f.status = 'present' GROUP BY ALL")}
+        assert tags == {"a.jpg": None, "other.jpg": None}
+    finally:
+        if real:
+            subprocess.run(["umount", str(m)], check=True)
+
+
+
+def test_a_copy_turned_down_gets_no_second_chance(tmp_path: Path) -> None:
+    """The rule is applied when a file is first read, once: a copy turned down (here:
+    something was at the gone file's path) does not take the row over later, when a
+    `--no-hash` scan after a chmod dropped its digest, nor through a new hard link."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "r.jpg").write_bytes(b"\xff\xd8\xff\xe0 gone" * 60)
+    (a / "w.jpg").write_bytes(b"\xff\xd8\xff\xe0 stays" * 60)
+    catalog = tmp_path / "cat.duckdb"
+    _tagged_then_copied(catalog, a / "r.jpg", "onR", b / "p.jpg")
+    (a / "r.jpg").unlink()
+    assert scanned(catalog, a)["missing"] == 1
+    (a / "r.jpg").mkdir()  # something at the old path
+    assert (scanned(catalog, b)["moved"]) == 0
+    (a / "r.jpg").rmdir()
+    os.chmod(b / "p.jpg", 0o600)
+    scanned(catalog, b, "--no-hash")
+    assert scanned(catalog, b)["moved"] == 0
+    os.link(b / "p.jpg", b / "zz.jpg")
+    assert scanned(catalog, b, "--no-hash")["moved"] == 0
+    assert scanned(catalog, b)["moved"] == 0
+    assert _tags_by_status(catalog) == {"missing": ["onR"], "present": []}

@@ -9,7 +9,9 @@ whole batches behind; the next scan completes the work.
 
 from __future__ import annotations
 
+import bisect
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,17 +98,42 @@ _OLD_LINKS = "SELECT DISTINCT media_id::VARCHAR FROM (" + links_sql(
     "(SELECT prev_media_id::UUID FROM mf_batch WHERE prev_media_id IS NOT NULL AND change <> 'touched')") + ")"
 
 
-def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> list[str]:
+# Known rows the batch gives their first digest (found by a scan without hashing): for
+# the pairing at the scan's end, as good as new (see `_pair_gone_before`).
+_FIRST_HASHED = """
+    SELECT b.prev_media_id FROM mf_batch b JOIN files f ON f.media_id = b.prev_media_id::UUID
+    WHERE b.change = 'hashed' AND b.blake3 IS NOT NULL AND f.blake3 IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class Written:
+    # The media ids of the media files that the sidecars the batch rewrote or moved
+    # described at their old places (see `_OLD_LINKS`).
+    described: list[str]
+    # Known rows that got their first digest (see `_FIRST_HASHED`), when asked for.
+    first_hashed: pa.ChunkedArray | None = None
+
+
+def gone_with_digests(cat: Catalog) -> bool:
+    """Whether the catalog holds missing rows with a digest: only then can a scan's files
+    take over rows gone before it (`_pair_gone_before`)."""
+    return bool(cat.con.execute(f"SELECT count(*) FROM ({_GONE_BEFORE})").fetchall()[0][0])
+
+
+def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed: bool = False) -> Written:
     """Insert new rows and update known ones (matched by `prev_media_id`), atomically.
-    Returns the media ids of the media files that the sidecars it rewrote or moved
-    described at their old places (see `_OLD_LINKS`)."""
+    `first_hashed`: also tell the known rows the batch gives their first digest."""
     now = utcnow()
     known = batch.num_rows - batch.column("prev_media_id").null_count
     described: list[str] = []
+    hashed: pa.ChunkedArray | None = None
     with cat.registered("mf_batch", batch), cat.transaction() as con:
         if known:
             if "sidecar" in batch.column("kind").unique().to_pylist():
                 described = [r[0] for r in con.execute(_OLD_LINKS).fetchall()]
+            if first_hashed and "hashed" in batch.column("change").unique().to_pylist():
+                hashed = con.sql(_FIRST_HASHED).to_arrow_table().column(0)
             _update_known(con, now, scan_id)
         if known < batch.num_rows:
             con.execute(
@@ -117,7 +144,7 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int) -> list[str]:
                 """,
                 {"now": now, "sid": scan_id},
             )
-    return described
+    return Written(described, hashed if hashed is not None and len(hashed) else None)
 
 
 # A birth time the walk did not get (a file reached through a link by `-L`, a file given
@@ -160,6 +187,8 @@ class FinishCounts:
     moved_earlier: int = 0
     # The ids those earlier new rows had, now gone (the search index still holds them).
     retired: tuple[str, ...] = ()
+    # Ids of rows gone before this scan that a file it found took over (`_pair_gone_before`).
+    taken: tuple[str, ...] = ()
 
 
 def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
@@ -270,7 +299,157 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
         con.executemany("INSERT INTO mf_moves VALUES (?, ?, ?, ?)", pairs)
 
 
-def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: ANN001
+# Rows that went missing before this scan, and files this scan found (or read) for the
+# first time that may have been them, moved (see `_pair_gone_before`): same bytes, made
+# (birth time, known) after the row was last seen and by the time a scan found it gone.
+# Not a row whose file is still catalogued under another name (a hard link: its inode on
+# a present row made before it was last seen), nor one a scan that followed links last
+# saw (its path may have been a link's, the file elsewhere).
+_GONE_BEFORE = """
+    SELECT o.media_id, o.blake3, o.size, o.path_bytes, epoch_ns(o.last_seen) AS seen_ns,
+           epoch_ns(o.missing_since) AS gone_ns, o.dev, o.last_scan_id, o.first_seen, o.first_scan_id
+    FROM files o JOIN scans s ON s.scan_id = o.last_scan_id
+    WHERE o.status = 'missing' AND o.blake3 IS NOT NULL AND o.size > 0 AND o.missing_since IS NOT NULL
+      AND s.follow_links = false
+      AND NOT EXISTS (SELECT 1 FROM files p WHERE p.dev = o.dev AND p.inode = o.inode AND p.status = 'present'
+                      AND NOT coalesce(p.btime_ns > epoch_ns(o.last_seen) + 1000000000, false))
+"""
+# Read for the first time: new in this scan, or found since the last scan that hashed
+# (a digest a `--no-hash` scan dropped after a chmod is no first reading), by a scan that
+# did not follow links; and not another name of a file known before (a new hard link).
+_FIRST_SIGHT = """
+    SELECT n.media_id, n.blake3, n.size, n.path_bytes, n.btime_ns FROM files n
+    WHERE n.status = 'present' AND n.blake3 IS NOT NULL AND n.size > 0 AND n.btime_ns IS NOT NULL
+      AND (n.first_scan_id = $sid OR (n.media_id IN (SELECT media_id::UUID FROM mf_first_hashed)
+           AND n.first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE hashed AND scan_id < $sid)))
+      AND n.media_id NOT IN (SELECT new_id FROM mf_moves)
+      AND NOT EXISTS (SELECT 1 FROM files x WHERE x.dev = n.dev AND x.inode = n.inode AND x.media_id <> n.media_id
+                      AND x.first_scan_id < n.first_scan_id AND x.status = 'present')
+      AND (SELECT follow_links = false FROM scans WHERE scan_id = $sid)
+"""
+_IN_WINDOW = ("n.blake3 = o.blake3 AND n.size = o.size "
+              "AND n.btime_ns > o.seen_ns AND n.btime_ns <= o.gone_ns + 1000000000")
+
+
+def _gone_from_its_disk(path: bytes, dev: int, folders: dict[tuple[bytes, int], bool]) -> bool:
+    """Whether nothing is at `path` now while the nearest folder above it that exists is a
+    real folder (not a link) on device `dev`. A disk that is not mounted leaves its mount
+    point behind, a folder of another device (or nothing at all). `folders` caches the
+    answer by folder and device."""
+    try:
+        os.lstat(path)
+        return False  # something is there: a link, or a file this scan did not look at
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        return False
+    key = (os.path.dirname(path), dev)
+    if key not in folders:
+        up, folders[key] = key[0], False
+        while True:
+            try:
+                st = os.lstat(up)
+            except FileNotFoundError:
+                if os.path.dirname(up) == up:
+                    break
+                up = os.path.dirname(up)
+                continue
+            except (OSError, ValueError):
+                break
+            folders[key] = stat.S_ISDIR(st.st_mode) and st.st_dev == dev
+            break
+    return folders[key]
+
+
+def _disk_is_there(con, dev: int, seen_by: int) -> bool:  # noqa: ANN001
+    """Whether the file system that device number `dev` named when scan `seen_by` ran is
+    mounted now: a file a scan up to then found on it still there, by path, device and
+    inode. (Device numbers are handed out again: the first USB disk plugged in is 8:17,
+    whichever it is, so the number alone proves nothing.)"""
+    for path, inode in con.execute(
+            "SELECT path_bytes, inode FROM files WHERE status = 'present' AND dev = ? AND first_scan_id <= ? "
+            "ORDER BY last_scan_id DESC, path_bytes LIMIT 16", [dev, seen_by]).fetchall():
+        if _holds(bytes(path), dev, inode):
+            return True
+    return False
+
+
+def _match_in_windows(olds: list[tuple], news: list[tuple], key) -> list[tuple[tuple, tuple]]:  # noqa: ANN001
+    """Pairs of `olds` (rows gone before) with `news` (files first seen), one to one, in
+    groups by `key`: each old row with the first new file (by birth time, then path)
+    made inside its window (after it was last seen, by the time it was found gone), the
+    rows whose windows close first served first: as many pairs as the group allows."""
+    groups: dict[tuple, tuple[list, list]] = {}
+    for o in olds:
+        groups.setdefault(key(o), ([], []))[0].append(o)
+    for n in news:
+        if key(n) in groups:
+            groups[key(n)][1].append(n)
+    pairs = []
+    for group_olds, group_news in groups.values():
+        group_news.sort(key=lambda n: (n[4], bytes(n[3]), str(n[0])))
+        births = [n[4] for n in group_news]
+        for o in sorted(group_olds, key=lambda o: (o[5], -o[4], bytes(o[3]), str(o[0]))):
+            j = bisect.bisect_right(births, o[4])
+            if j < len(births) and births[j] <= o[5] + 1_000_000_000:
+                pairs.append((o, group_news.pop(j)))
+                births.pop(j)
+    return pairs
+
+
+def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
+    """Pairs, added to `mf_moves`, of rows that went missing in an earlier scan with files
+    this scan found (or read) for the first time holding their bytes: a file moved to
+    another disk (copied there, then deleted here), this disk scanned first and the other
+    after. Held to what tells such a move from a copy:
+    - the new file was made (its birth time, which must be known) after the old row was
+      last seen and by the time a scan found it gone (with a second's slack): a backup
+      made before is a copy beside the original; a copy made later (an export, a copy of
+      a duplicate that stayed) is another file;
+    - the old path holds nothing now, the nearest folder above it that exists is on the
+      old row's device (`_gone_from_its_disk`), and that file system is the one the old
+      row was on (`_disk_is_there`): a disk that is not mounted keeps its rows for when
+      it is back.
+    Empty files never pair (they all share one digest). The same name (its exact bytes)
+    first, then any. Returns the old ids taken over (the search index has documents of
+    them, as missing files)."""
+    params = {"sid": scan_id}
+    olds = con.execute(
+        f"SELECT * FROM ({_GONE_BEFORE}) o WHERE EXISTS (SELECT 1 FROM ({_FIRST_SIGHT}) n WHERE {_IN_WINDOW})",
+        params).fetchall()
+    if not olds:
+        return []
+    folders: dict[tuple[bytes, int], bool] = {}
+    olds = [o for o in olds if _gone_from_its_disk(bytes(o[3]), o[6], folders)]
+    there: dict[int, bool] = {}
+    for dev in {o[6] for o in olds}:
+        there[dev] = _disk_is_there(con, dev, min(o[7] for o in olds if o[6] == dev))
+    olds = [o for o in olds if there[o[6]]]
+    if not olds:
+        return []
+    news = con.execute(
+        f"SELECT * FROM ({_FIRST_SIGHT}) n WHERE EXISTS (SELECT 1 FROM ({_GONE_BEFORE}) o WHERE {_IN_WINDOW})",
+        params).fetchall()
+    pairs: list[tuple[tuple, tuple]] = []
+    for key in (lambda r: (r[1], r[2], bytes(r[3]).rsplit(b"/", 1)[-1]), lambda r: (r[1], r[2])):
+        taken_old, taken_new = {p[0][0] for p in pairs}, {p[1][0] for p in pairs}
+        pairs += _match_in_windows([o for o in olds if o[0] not in taken_old],
+                                   [n for n in news if n[0] not in taken_new], key)
+    if not pairs:
+        return []
+    table = pa.table({"old_id": [str(o[0]) for o, _n in pairs], "new_id": [str(n[0]) for _o, n in pairs],
+                      "old_first_seen": pa.array([o[8] for o, _n in pairs], pa.timestamp("us")),
+                      "old_first_scan": pa.array([o[9] for o, _n in pairs], pa.int64())})
+    con.register("mf_late_pairs", table)
+    try:
+        con.execute("INSERT INTO mf_moves SELECT old_id::UUID, new_id::UUID, old_first_seen, old_first_scan "
+                    "FROM mf_late_pairs")
+    finally:
+        con.unregister("mf_late_pairs")
+    return [str(o[0]) for o, _n in pairs]
+
+
+def _pair_moves(con, scan_id: int, under: str, params: list) -> list[str]:  # noqa: ANN001
     """Fill the temp table `mf_moves` (old_id, new_id, old_first_seen, old_first_scan):
     each vanished row paired with at most one row that appeared since it was last seen,
     and each new row with at most one vanished row: one file that moved, whose new row
@@ -294,13 +473,20 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     it still held the file (the engine writes no row of a known inode before that check,
     also in a scan cut short), so the two were hard links at once, and one of them going
     is no move. (Below that scan's roots, the old row may have been left out or
-    unreadable to it; then nothing is known of it.)"""
+    unreadable to it; then nothing is known of it.) Last, rows gone before this scan, by
+    content (`_pair_gone_before`, whose result this returns)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
+                "old_first_scan BIGINT)")
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
-    if not con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # a rescan where nothing went
-        con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
-                    "old_first_scan BIGINT)")
-        con.execute("DROP TABLE mf_gone_rows")
-        return
+    if con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # else a rescan where nothing went
+        _pair_gone_now(con, scan_id, under, params)
+    con.execute("DROP TABLE IF EXISTS mf_gone_rows")
+    con.execute("DROP TABLE IF EXISTS mf_new_rows")
+    return _pair_gone_before(con, scan_id)
+
+
+def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa: ANN001
+    """`_pair_moves` for the rows this scan found gone (`mf_gone_rows`)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_new_rows AS {_MOVE_NEW.format(under=under)}", params)
     others = con.execute("""
         SELECT n.new_id, n.path_bytes, n.dev, n.inode, n.nlink, n.inside, o.path_bytes,
@@ -319,7 +505,7 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
     # Identity: hard links can give one old row several new ones; the same name first.
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE mf_moves AS
+        INSERT INTO mf_moves
         WITH cand AS (
             SELECT o.old_id, n.new_id, o.old_first_seen, o.old_first_scan,
                    CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed, n.path_bytes AS new_path,
@@ -368,8 +554,6 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> None:  # noqa: A
             FROM o JOIN n USING ({key}, k)
             """, [scan_id])
         _pair_earlier(con, key, scan_id)
-    con.execute("DROP TABLE IF EXISTS mf_gone_rows")
-    con.execute("DROP TABLE IF EXISTS mf_new_rows")
 
 
 def _carry_over(con) -> None:  # noqa: ANN001
@@ -398,6 +582,7 @@ def finish_scan(
     prune: bool,
     kept: pa.Table | None = None,
     linked: pa.Table | None = None,
+    first_hashed: pa.ChunkedArray | None = None,
 ) -> FinishCounts:
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
     `kept`: media ids of rows the walk did not see but that are not gone (below a folder
@@ -405,7 +590,8 @@ def finish_scan(
     `linked`: rows at or below a symbolic link the walk did not follow. A present one is
     gone when the scan that last found it did not follow links either (a file replaced by
     a link), else (found through the link by an `-L` scan) left as it was. None of them is
-    pruned: the file may be behind the link."""
+    pruned: the file may be behind the link. `first_hashed`: media ids of known rows this
+    scan read for the first time (`Written.first_hashed`)."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     under, params = under_roots_sql(roots)
@@ -414,7 +600,9 @@ def finish_scan(
             else linked
     with (cat.registered("mf_vanished", vanished if vanished is not None else none),
           cat.registered("mf_kept", kept if kept is not None else none),
-          cat.registered("mf_linked", linked if linked is not None else none), cat.transaction() as con):
+          cat.registered("mf_linked", linked if linked is not None else none),
+          cat.registered("mf_first_hashed", pa.table({"media_id": first_hashed}) if first_hashed is not None
+                         else none), cat.transaction() as con):
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
         # Replaced by a link: missing, but never a move's old row (its file may be behind the
         # link, and an -L scan brings the row back there; a copy found elsewhere is new).
@@ -427,7 +615,7 @@ def finish_scan(
             WHERE s.follow_links = false AND f.status = 'present' {"" if linked is not None else "AND false"}
             """
         )
-        _pair_moves(con, scan_id, under, params)
+        taken = _pair_moves(con, scan_id, under, params)
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
         # New rows an earlier scan added that take over a vanished row's id: theirs retire.
         retired: tuple[str, ...] = tuple(r[0] for r in con.execute(
@@ -511,7 +699,7 @@ def finish_scan(
         con.execute("DROP TABLE IF EXISTS mf_gone")
         con.execute("DROP TABLE IF EXISTS mf_link_gone")
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
-                        retired=retired)
+                        retired=retired, taken=tuple(taken))
 
 
 def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float) -> None:

@@ -13,8 +13,8 @@ import pyarrow as pa
 from .. import _core
 from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
-from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, previous_state, write_errors,
-                              write_files)
+from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
+                              write_errors, write_files)
 from ..errors import path_text
 from ..stop import Stop
 from .launch import ScanConfig, Walk
@@ -134,10 +134,12 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     kept: list[pa.RecordBatch] = []  # not seen, not gone: unreadable or left out by the options
     linked: list[pa.RecordBatch] = []  # not seen, at or below a link not followed: see finish_scan
     touched: list[pa.Array] = []
+    first_hashed: list[pa.Array] = []  # known rows read for the first time: see finish_scan
     totals: dict[str, int] | None = None
     last_report = 0.0
     try:
         scan_id = begin_scan(cat, roots, config.hash, config.follow_symlinks, roots_b)
+        gone_before = gone_with_digests(cat)
         while totals is None:
             try:
                 ev = scanner.poll(0.1)
@@ -152,9 +154,11 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             kind, payload = ev
             if kind == "files":
                 batch = pa.record_batch(payload)
-                described = write_files(cat, batch, scan_id)
-                if described:
-                    touched.append(pa.array(described, pa.string()))
+                written = write_files(cat, batch, scan_id, first_hashed=gone_before)
+                if written.described:
+                    touched.append(pa.array(written.described, pa.string()))
+                if written.first_hashed is not None:
+                    first_hashed.extend(written.first_hashed.chunks)
                 known = batch.column("prev_media_id")
                 if known.null_count < len(known):
                     # Rows whose link count or change time alone moved need no reindexing.
@@ -181,7 +185,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         empty = _empty_folders(roots_b) if config.prune else []
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
                              config.prune and not empty, kept=held,
-                             linked=pa.Table.from_batches(linked) if linked else None)
+                             linked=pa.Table.from_batches(linked) if linked else None,
+                             first_hashed=pa.chunked_array(first_hashed, pa.string()) if first_hashed else None)
     except BaseException as e:
         scanner.close()
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.
@@ -215,7 +220,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         seconds=time.monotonic() - started,
         catalog=os.path.abspath(cat.path),  # as typed it may be relative: the summary names it whole
         touched=tuple(touched) + tuple(b.column("media_id") for b in vanished)
-        + (pa.array(list(counts.retired), pa.string()),),
+        + (pa.array(list(counts.retired + counts.taken), pa.string()),),
     )
 
 
