@@ -1762,42 +1762,22 @@ def test_a_copy_of_a_file_that_stayed_does_not_take_over_its_gone_twin(tmp_path:
 def test_another_disk_at_the_mount_point_does_not_let_a_backup_take_the_ids(tmp_path: Path) -> None:
     """Disk a (tagged) and its backup b; a unplugged and another disk put at its mount
     point, and scanned: a's rows go missing. The other disk's device number may be a's
-    (the first USB disk plugged in is always 8:17), so its folder being on that device
-    proves nothing: a file of a's, still there, would. (Mounted as tmpfs where the
-    machine allows; else the disks are one folder, emptied and given another file.)"""
+    (USB disks get theirs in the order they are plugged in), so its folder being on
+    that device proves nothing: a file of a's, still there, would. (The disks are the
+    contents of one folder, one after the other: one device number.)"""
     m, b = tmp_path / "m", tmp_path / "b"
     m.mkdir()
     b.mkdir()
     catalog = tmp_path / "cat.duckdb"
-    real = _mount_tmpfs(m)
-    try:
-        (m / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 disk a" * 60)
-        scanned(catalog, m)
-        assert run_cli("tag", "add", "from-a", m / "a.jpg", catalog=catalog).rc == 0
-        time.sleep(0.01)
-        shutil.copy2(m / "a.jpg", b / "a.jpg")  # the backup
-    finally:
-        if real:
-            subprocess.run(["umount", str(m)], check=True)
-    if real:
-        assert _mount_tmpfs(m)
-    else:
-        shutil.rmtree(m)
-        m.mkdir()
-    try:
-        (m / "other.jpg").write_bytes(b"\xff\xd8\xff\xe0 another disk" * 60)
-        s = scanned(catalog, m)
-        assert (s["missing"], s["new"]) == (1, 1)
-        s = scanned(catalog, b)
-        assert (s["moved"], s["new"]) == (0, 1)
-        tags = {r["name"]: r["tags"] for r in rows(
-            catalog, "SELECT f.name, f.status, list(t.tag) FILTER (t.tag IS NOT NULL) AS tags FROM files f "
-                     "LEFT JOIN tags t USING (media_id) WHERE f.status = 'present' GROUP BY ALL")}
-        assert tags == {"a.jpg": None, "other.jpg": None}
-    finally:
-        if real:
-            subprocess.run(["umount", str(m)], check=True)
-
+    (m / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 disk a" * 60)
+    _tagged_then_copied(catalog, m / "a.jpg", "from-a", b / "a.jpg")  # the backup
+    (m / "a.jpg").rename(tmp_path / "a.jpg")  # disk a unplugged
+    (m / "other.jpg").write_bytes(b"\xff\xd8\xff\xe0 another disk" * 60)
+    s = scanned(catalog, m)
+    assert (s["missing"], s["new"]) == (1, 1)
+    s = scanned(catalog, b)
+    assert (s["moved"], s["new"]) == (0, 1)
+    assert _tags_by_status(catalog) == {"missing": ["from-a"], "present": []}
 
 
 def test_a_copy_turned_down_gets_no_second_chance(tmp_path: Path) -> None:
@@ -1823,3 +1803,60 @@ def test_a_copy_turned_down_gets_no_second_chance(tmp_path: Path) -> None:
     assert scanned(catalog, b, "--no-hash")["moved"] == 0
     assert scanned(catalog, b)["moved"] == 0
     assert _tags_by_status(catalog) == {"missing": ["onR"], "present": []}
+
+
+def test_a_disk_catalogued_before_put_back_in_place_of_another_is_no_witness(tmp_path: Path) -> None:
+    """Disk y catalogued at m; then disk x at m (y's rows missing), x's photo tagged and
+    backed up to b; x unplugged and y put back at m, scanned: y's rows come back and
+    x's photo goes missing. y may have x's device number (USB disks get theirs in the
+    order they are plugged in), and its file, found before x's photo was last seen and
+    still there, looks like one of x's: but the scan that found the photo gone brought
+    y's rows back, so the disk it looked at was not x. The backup is a new file. (The
+    disks are the contents of one folder, put aside in turn: one device number.)"""
+    m, b, aside = tmp_path / "m", tmp_path / "b", tmp_path / "aside"
+    for d in (m, b, aside):
+        d.mkdir()
+    catalog = tmp_path / "cat.duckdb"
+
+    def swap(out: str, back: str | None) -> None:
+        (aside / out).mkdir()
+        for f in m.iterdir():
+            f.rename(aside / out / f.name)
+        for f in (aside / back).iterdir() if back else ():
+            f.rename(m / f.name)
+
+    (m / "y.jpg").write_bytes(b"\xff\xd8\xff\xe0 disk y" * 60)
+    scanned(catalog, m)
+    swap("y", None)
+    (m / "p.jpg").write_bytes(b"\xff\xd8\xff\xe0 disk x" * 60)
+    _tagged_then_copied(catalog, m / "p.jpg", "fromX", b / "p.jpg")
+    swap("x", "y")
+    s = scanned(catalog, m)
+    assert (s["missing"], s["revived"]) == (1, 1), s
+    s = scanned(catalog, b)
+    assert (s["moved"], s["new"]) == (0, 1)
+    assert _tags_by_status(catalog) == {"missing": ["fromX"], "present": []}
+
+
+def test_a_move_to_another_disk_whose_scan_was_cut_short_is_paired_by_the_next(tmp_path: Path) -> None:
+    """The scan of the disk the file went to was cut short after writing its row, before
+    the pairing: the next scan (of any folder) pairs it, once."""
+    from mediaforge import ScanConfig, open_catalog, scan
+
+    _a, b, catalog, _photo = _moved_to_another_disk(tmp_path)
+    (old,) = rows(catalog, "SELECT media_id FROM files WHERE status = 'missing'")
+
+    def cut_short(p) -> None:  # noqa: ANN001 - as the rows are written, before the moves are paired
+        if p.phase == "write":
+            raise KeyboardInterrupt
+
+    with open_catalog(catalog) as cat, pytest.raises(KeyboardInterrupt):
+        scan(cat, ScanConfig(roots=(str(b),), threads=2), on_progress=cut_short)
+    other = tmp_path / "other"
+    other.mkdir()
+    s = scanned(catalog, other)
+    assert s["moved"] == 1
+    got = rows(catalog, "SELECT path, media_id FROM files WHERE name = 'p.jpg'")
+    assert got == [{"path": str(b / "p.jpg"), "media_id": old["media_id"]}]
+    assert sorted(r["tag"] for r in rows(catalog, "SELECT tag FROM tags")) == ["family"]
+    assert scanned(catalog, b)["moved"] == 0

@@ -305,27 +305,36 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
 # Not a row whose file is still catalogued under another name (a hard link: its inode on
 # a present row made before it was last seen), nor one a scan that followed links last
 # saw (its path may have been a link's, the file elsewhere).
+# The scan that found it gone (`gone_scan`: it ended when the row was marked missing)
+# brought no gone row back: had it, the disk it looked at may have been another one
+# catalogued before, mounted in the old one's place (see `_disk_is_there`).
 _GONE_BEFORE = """
     SELECT o.media_id, o.blake3, o.size, o.path_bytes, epoch_ns(o.last_seen) AS seen_ns,
-           epoch_ns(o.missing_since) AS gone_ns, o.dev, o.last_scan_id, o.first_seen, o.first_scan_id
+           epoch_ns(o.missing_since) AS gone_ns, o.dev, o.last_scan_id, o.first_seen, o.first_scan_id,
+           g.scan_id AS gone_scan
     FROM files o JOIN scans s ON s.scan_id = o.last_scan_id
+    JOIN scans g ON g.finished_at = o.missing_since AND g.status = 'completed' AND g.revived_files = 0
     WHERE o.status = 'missing' AND o.blake3 IS NOT NULL AND o.size > 0 AND o.missing_since IS NOT NULL
       AND s.follow_links = false
       AND NOT EXISTS (SELECT 1 FROM files p WHERE p.dev = o.dev AND p.inode = o.inode AND p.status = 'present'
                       AND NOT coalesce(p.btime_ns > epoch_ns(o.last_seen) + 1000000000, false))
 """
-# Read for the first time: new in this scan, or found since the last scan that hashed
-# (a digest a `--no-hash` scan dropped after a chmod is no first reading), by a scan that
-# did not follow links; and not another name of a file known before (a new hard link).
+# Read for the first time: found since the last scan that completed (by this one, or by
+# scans cut short before they could pair), or given its first digest now, found since the
+# last scan that hashed (a digest a `--no-hash` scan dropped after a chmod is no first
+# reading); by scans that did not follow links; and not another name of a file known
+# before (a new hard link).
 _FIRST_SIGHT = """
     SELECT n.media_id, n.blake3, n.size, n.path_bytes, n.btime_ns FROM files n
     WHERE n.status = 'present' AND n.blake3 IS NOT NULL AND n.size > 0 AND n.btime_ns IS NOT NULL
-      AND (n.first_scan_id = $sid OR (n.media_id IN (SELECT media_id::UUID FROM mf_first_hashed)
-           AND n.first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE hashed AND scan_id < $sid)))
+      AND (n.first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE status = 'completed'
+                              AND scan_id < $sid)
+           OR (n.media_id IN (SELECT media_id::UUID FROM mf_first_hashed)
+               AND n.first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE hashed AND scan_id < $sid)))
       AND n.media_id NOT IN (SELECT new_id FROM mf_moves)
       AND NOT EXISTS (SELECT 1 FROM files x WHERE x.dev = n.dev AND x.inode = n.inode AND x.media_id <> n.media_id
                       AND x.first_scan_id < n.first_scan_id AND x.status = 'present')
-      AND (SELECT follow_links = false FROM scans WHERE scan_id = $sid)
+      AND NOT EXISTS (SELECT 1 FROM scans WHERE scan_id IN (n.first_scan_id, $sid) AND follow_links)
 """
 _IN_WINDOW = ("n.blake3 = o.blake3 AND n.size = o.size "
               "AND n.btime_ns > o.seen_ns AND n.btime_ns <= o.gone_ns + 1000000000")
@@ -361,14 +370,18 @@ def _gone_from_its_disk(path: bytes, dev: int, folders: dict[tuple[bytes, int], 
     return folders[key]
 
 
-def _disk_is_there(con, dev: int, seen_by: int) -> bool:  # noqa: ANN001
-    """Whether the file system that device number `dev` named when scan `seen_by` ran is
-    mounted now: a file a scan up to then found on it still there, by path, device and
-    inode. (Device numbers are handed out again: the first USB disk plugged in is 8:17,
-    whichever it is, so the number alone proves nothing.)"""
+def _disk_is_there(con, dev: int, seen_by: int, gone_scan: int) -> bool:  # noqa: ANN001
+    """Whether the file system that device number `dev` named when scan `seen_by` last
+    saw a row on it is the one that scan `gone_scan` found the row gone from, and is
+    mounted now: a file found on it by `seen_by` or before, that `gone_scan` (or a later
+    scan) found too, is still there, by path, device and inode. Device numbers are
+    handed out again (the first USB disk plugged in is 8:17, whichever it is), so the
+    number alone proves nothing; and a disk catalogued before, mounted in the old one's
+    place, would have its rows brought back by `gone_scan` (see `_GONE_BEFORE`)."""
     for path, inode in con.execute(
             "SELECT path_bytes, inode FROM files WHERE status = 'present' AND dev = ? AND first_scan_id <= ? "
-            "ORDER BY last_scan_id DESC, path_bytes LIMIT 16", [dev, seen_by]).fetchall():
+            "AND last_scan_id >= ? ORDER BY last_scan_id DESC, path_bytes LIMIT 16",
+            [dev, seen_by, gone_scan]).fetchall():
         if _holds(bytes(path), dev, inode):
             return True
     return False
@@ -421,10 +434,11 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
         return []
     folders: dict[tuple[bytes, int], bool] = {}
     olds = [o for o in olds if _gone_from_its_disk(bytes(o[3]), o[6], folders)]
-    there: dict[int, bool] = {}
-    for dev in {o[6] for o in olds}:
-        there[dev] = _disk_is_there(con, dev, min(o[7] for o in olds if o[6] == dev))
-    olds = [o for o in olds if there[o[6]]]
+    there: dict[tuple[int, int, int], bool] = {}
+    for o in olds:
+        if (o[6], o[7], o[10]) not in there:
+            there[o[6], o[7], o[10]] = _disk_is_there(con, o[6], o[7], o[10])
+    olds = [o for o in olds if there[o[6], o[7], o[10]]]
     if not olds:
         return []
     news = con.execute(
