@@ -1860,3 +1860,45 @@ def test_a_move_to_another_disk_whose_scan_was_cut_short_is_paired_by_the_next(t
     assert got == [{"path": str(b / "p.jpg"), "media_id": old["media_id"]}]
     assert sorted(r["tag"] for r in rows(catalog, "SELECT tag FROM tags")) == ["family"]
     assert scanned(catalog, b)["moved"] == 0
+
+
+def test_a_backup_of_the_copy_dedupe_kept_does_not_take_the_removed_copys_row(tmp_path: Path) -> None:
+    """`dedupe` removed one of two copies (to the trash) and the kept one was backed up
+    before the next scan: the backup is made inside the removed copy's window, but it
+    is a copy of the twin that stayed, not the removed copy moved. It stays a new file,
+    and the removed copy's row keeps its id for `dedupe --undo`."""
+    r, t = tmp_path / "r", tmp_path / "t"
+    r.mkdir()
+    t.mkdir()
+    (r / "keep.jpg").write_bytes(b"\xff\xd8\xff\xe0 twins" * 60)
+    shutil.copy2(r / "keep.jpg", r / "victim.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, r)
+    assert run_cli("tag", "add", "fromvictim", r / "victim.jpg", catalog=catalog).rc == 0
+    (victim,) = rows(catalog, "SELECT media_id FROM files WHERE name = 'victim.jpg'")
+    res = run_cli("dedupe", "--action", "trash", "--apply", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["done"] == 1, res.out + res.err
+    assert not (r / "victim.jpg").exists()
+    shutil.copy2(r / "keep.jpg", t / "keep-backup.jpg")
+    assert scanned(catalog, r)["missing"] == 1
+    s = scanned(catalog, t)
+    assert (s["moved"], s["new"]) == (0, 1)
+    got = {r_["name"]: (r_["media_id"], r_["status"]) for r_ in rows(catalog, "SELECT name, media_id, status FROM files")}
+    assert got["victim.jpg"] == (victim["media_id"], "missing") and got["keep-backup.jpg"][0] != victim["media_id"]
+
+
+def test_a_completed_scan_is_never_rewritten_as_interrupted(tmp_path: Path) -> None:
+    """A Ctrl-C that lands right after a scan's last commit, before the scan returns, has
+    the scan closed as interrupted: that must not rewrite a scan that completed (its end
+    time dates the rows it found gone)."""
+    from mediaforge import open_catalog
+    from mediaforge.catalog.writes import end_scan
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0" * 10)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, tmp_path / "lib")
+    before = rows(catalog, "SELECT scan_id, status, finished_at FROM scans")
+    with open_catalog(catalog) as cat:
+        end_scan(cat, before[0]["scan_id"], "interrupted", 9.0)
+    assert rows(catalog, "SELECT scan_id, status, finished_at FROM scans") == before

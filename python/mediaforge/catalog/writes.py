@@ -118,7 +118,7 @@ class Written:
 def gone_with_digests(cat: Catalog) -> bool:
     """Whether the catalog holds missing rows with a digest: only then can a scan's files
     take over rows gone before it (`_pair_gone_before`)."""
-    return bool(cat.con.execute(f"SELECT count(*) FROM ({_GONE_BEFORE})").fetchall()[0][0])
+    return bool(cat.con.execute(f"SELECT EXISTS ({_GONE_BEFORE})").fetchall()[0][0])
 
 
 def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed: bool = False) -> Written:
@@ -304,7 +304,9 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
 # (birth time, known) after the row was last seen and by the time a scan found it gone.
 # Not a row whose file is still catalogued under another name (a hard link: its inode on
 # a present row made before it was last seen), nor one a scan that followed links last
-# saw (its path may have been a link's, the file elsewhere).
+# saw (its path may have been a link's, the file elsewhere), nor one whose bytes a file
+# known since then still holds (a twin: a copy made may be the twin's, as when `dedupe`
+# removed one of two copies and the kept one is backed up before the next scan).
 # The scan that found it gone (`gone_scan`: it ended when the row was marked missing)
 # brought no gone row back: had it, the disk it looked at may have been another one
 # catalogued before, mounted in the old one's place (see `_disk_is_there`).
@@ -318,6 +320,8 @@ _GONE_BEFORE = """
       AND s.follow_links = false
       AND NOT EXISTS (SELECT 1 FROM files p WHERE p.dev = o.dev AND p.inode = o.inode AND p.status = 'present'
                       AND NOT coalesce(p.btime_ns > epoch_ns(o.last_seen) + 1000000000, false))
+      AND NOT EXISTS (SELECT 1 FROM files t WHERE t.blake3 = o.blake3 AND t.size = o.size AND t.status = 'present'
+                      AND t.first_scan_id <= o.last_scan_id)
 """
 # Read for the first time: found since the last scan that completed (by this one, or by
 # scans cut short before they could pair), or given its first digest now, found since the
@@ -334,7 +338,7 @@ _FIRST_SIGHT = """
       AND n.media_id NOT IN (SELECT new_id FROM mf_moves)
       AND NOT EXISTS (SELECT 1 FROM files x WHERE x.dev = n.dev AND x.inode = n.inode AND x.media_id <> n.media_id
                       AND x.first_scan_id < n.first_scan_id AND x.status = 'present')
-      AND NOT EXISTS (SELECT 1 FROM scans WHERE scan_id IN (n.first_scan_id, $sid) AND follow_links)
+      AND NOT EXISTS (SELECT 1 FROM scans WHERE scan_id IN (n.first_scan_id, $sid) AND follow_links IS NOT false)
 """
 _IN_WINDOW = ("n.blake3 = o.blake3 AND n.size = o.size "
               "AND n.btime_ns > o.seen_ns AND n.btime_ns <= o.gone_ns + 1000000000")
@@ -721,7 +725,9 @@ def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float) -> 
     it wrote to `scan_errors`. With no id (cut short while its row was being written),
     close any row still marked running: this process holds the write lock, so such a row
     is ours or belongs to a dead process."""
-    where, params = ("scan_id = ?", [scan_id]) if scan_id is not None else ("status = 'running'", [])
+    # Never a scan that completed: a Ctrl-C right after its commit must not rewrite it.
+    where, params = (("scan_id = ? AND status = 'running'", [scan_id]) if scan_id is not None
+                     else ("status = 'running'", []))
     # A Ctrl-C can land between BEGIN and the `try` that would roll it back, leaving a
     # transaction open: roll it back and try once more.
     for _attempt in range(2):
