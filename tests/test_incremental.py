@@ -1883,7 +1883,8 @@ def test_a_backup_of_the_copy_dedupe_kept_does_not_take_the_removed_copys_row(tm
     assert scanned(catalog, r)["missing"] == 1
     s = scanned(catalog, t)
     assert (s["moved"], s["new"]) == (0, 1)
-    got = {r_["name"]: (r_["media_id"], r_["status"]) for r_ in rows(catalog, "SELECT name, media_id, status FROM files")}
+    got = {r_["name"]: (r_["media_id"], r_["status"])
+           for r_ in rows(catalog, "SELECT name, media_id, status FROM files")}
     assert got["victim.jpg"] == (victim["media_id"], "missing") and got["keep-backup.jpg"][0] != victim["media_id"]
 
 
@@ -1902,3 +1903,14 @@ def test_a_completed_scan_is_never_rewritten_as_interrupted(tmp_path: Path) -> N
     with open_catalog(catalog) as cat:
         end_scan(cat, before[0]["scan_id"], "interrupted", 9.0)
     assert rows(catalog, "SELECT scan_id, status, finished_at FROM scans") == before
+
+
+def test_the_disk_a_file_left_may_be_unplugged_when_the_disk_it_went_to_is_scanned(tmp_path: Path) -> None:
+    """The disk the photo left was scanned while plugged in (the scan saw its other files
+    and found the photo gone), then unplugged; the disk the photo went to is scanned
+    after: the photo keeps its id and tags."""
+    a, b, catalog, _photo = _moved_to_another_disk(tmp_path)
+    a.rename(tmp_path / "drawer")
+    s = scanned(catalog, b)
+    assert (s["moved"], s["new"]) == (1, 0)
+    assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id)") == [{"name": "p.jpg"}]

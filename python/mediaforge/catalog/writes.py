@@ -10,8 +10,8 @@ whole batches behind; the next scan completes the work.
 from __future__ import annotations
 
 import bisect
+import json
 import os
-import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,6 +113,8 @@ class Written:
     described: list[str]
     # Known rows that got their first digest (see `_FIRST_HASHED`), when asked for.
     first_hashed: pa.ChunkedArray | None = None
+    # Known rows that were missing and are back (at their path or another).
+    came_back: pa.ChunkedArray | None = None
 
 
 def gone_with_digests(cat: Catalog) -> bool:
@@ -128,12 +130,15 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed:
     known = batch.num_rows - batch.column("prev_media_id").null_count
     described: list[str] = []
     hashed: pa.ChunkedArray | None = None
+    back: pa.ChunkedArray | None = None
     with cat.registered("mf_batch", batch), cat.transaction() as con:
         if known:
             if "sidecar" in batch.column("kind").unique().to_pylist():
                 described = [r[0] for r in con.execute(_OLD_LINKS).fetchall()]
             if first_hashed and "hashed" in batch.column("change").unique().to_pylist():
                 hashed = con.sql(_FIRST_HASHED).to_arrow_table().column(0)
+            back = con.sql("SELECT b.prev_media_id FROM mf_batch b JOIN files f ON f.media_id = b.prev_media_id::UUID "
+                           "WHERE f.status = 'missing'").to_arrow_table().column(0)
             _update_known(con, now, scan_id)
         if known < batch.num_rows:
             con.execute(
@@ -144,7 +149,8 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed:
                 """,
                 {"now": now, "sid": scan_id},
             )
-    return Written(described, hashed if hashed is not None and len(hashed) else None)
+    return Written(described, hashed if hashed is not None and len(hashed) else None,
+                   back if back is not None and len(back) else None)
 
 
 # A birth time the walk did not get (a file reached through a link by `-L`, a file given
@@ -305,17 +311,16 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
 # Not a row whose file is still catalogued under another name (a hard link: its inode on
 # a present row made before it was last seen), nor one a scan that followed links last
 # saw (its path may have been a link's, the file elsewhere), nor one whose bytes a file
-# known since then still holds (a twin: a copy made may be the twin's, as when `dedupe`
+# known by then still holds (a twin: a copy made may be the twin's, as when `dedupe`
 # removed one of two copies and the kept one is backed up before the next scan).
-# The scan that found it gone (`gone_scan`: it ended when the row was marked missing)
-# brought no gone row back: had it, the disk it looked at may have been another one
-# catalogued before, mounted in the old one's place (see `_disk_is_there`).
+# `gone_scan`: the scan that found it gone (it ended when the row was marked missing);
+# whether that scan saw the row's disk is in `meta` (see `_record_disks_seen`).
 _GONE_BEFORE = """
     SELECT o.media_id, o.blake3, o.size, o.path_bytes, epoch_ns(o.last_seen) AS seen_ns,
            epoch_ns(o.missing_since) AS gone_ns, o.dev, o.last_scan_id, o.first_seen, o.first_scan_id,
            g.scan_id AS gone_scan
     FROM files o JOIN scans s ON s.scan_id = o.last_scan_id
-    JOIN scans g ON g.finished_at = o.missing_since AND g.status = 'completed' AND g.revived_files = 0
+    JOIN scans g ON g.finished_at = o.missing_since AND g.status = 'completed'
     WHERE o.status = 'missing' AND o.blake3 IS NOT NULL AND o.size > 0 AND o.missing_since IS NOT NULL
       AND s.follow_links = false
       AND NOT EXISTS (SELECT 1 FROM files p WHERE p.dev = o.dev AND p.inode = o.inode AND p.status = 'present'
@@ -344,51 +349,54 @@ _IN_WINDOW = ("n.blake3 = o.blake3 AND n.size = o.size "
               "AND n.btime_ns > o.seen_ns AND n.btime_ns <= o.gone_ns + 1000000000")
 
 
-def _gone_from_its_disk(path: bytes, dev: int, folders: dict[tuple[bytes, int], bool]) -> bool:
-    """Whether nothing is at `path` now while the nearest folder above it that exists is a
-    real folder (not a link) on device `dev`. A disk that is not mounted leaves its mount
-    point behind, a folder of another device (or nothing at all). `folders` caches the
-    answer by folder and device."""
-    try:
-        os.lstat(path)
-        return False  # something is there: a link, or a file this scan did not look at
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError):
-        return False
-    key = (os.path.dirname(path), dev)
-    if key not in folders:
-        up, folders[key] = key[0], False
-        while True:
-            try:
-                st = os.lstat(up)
-            except FileNotFoundError:
-                if os.path.dirname(up) == up:
-                    break
-                up = os.path.dirname(up)
-                continue
-            except (OSError, ValueError):
-                break
-            folders[key] = stat.S_ISDIR(st.st_mode) and st.st_dev == dev
-            break
-    return folders[key]
+DISKS_SEEN = "disks_seen:"  # + scan_id, in `meta`: see `_record_disks_seen`
 
 
-def _disk_is_there(con, dev: int, seen_by: int, gone_scan: int) -> bool:  # noqa: ANN001
-    """Whether the file system that device number `dev` named when scan `seen_by` last
-    saw a row on it is the one that scan `gone_scan` found the row gone from, and is
-    mounted now: a file found on it by `seen_by` or before, that `gone_scan` (or a later
-    scan) found too, is still there, by path, device and inode. Device numbers are
-    handed out again (the first USB disk plugged in is 8:17, whichever it is), so the
-    number alone proves nothing; and a disk catalogued before, mounted in the old one's
-    place, would have its rows brought back by `gone_scan` (see `_GONE_BEFORE`)."""
-    for path, inode in con.execute(
-            "SELECT path_bytes, inode FROM files WHERE status = 'present' AND dev = ? AND first_scan_id <= ? "
-            "AND last_scan_id >= ? ORDER BY last_scan_id DESC, path_bytes LIMIT 16",
-            [dev, seen_by, gone_scan]).fetchall():
-        if _holds(bytes(path), dev, inode):
-            return True
-    return False
+def _record_disks_seen(con, scan_id: int) -> None:  # noqa: ANN001
+    """Record in `meta`, for the rows this scan found gone, which of them it found gone
+    from a disk it saw: the devices on which it also found a file that was there when
+    the gone row was last seen and is there still (known before, not brought back by
+    this scan from missing, nor a new file that took over an id). Device numbers are
+    handed out again (the first USB disk plugged in is 8:17, whichever it is), so a
+    mount point's device proves nothing; a file of the disk's own does. A disk that is
+    not mounted, or another one in its place, shows none. Rows replaced by a link are
+    listed apart: their file may be behind the link. Read by `_pair_gone_before`."""
+    devices = [r[0] for r in con.execute(
+        """
+        SELECT DISTINCT g.dev FROM files g JOIN mf_gone m ON m.media_id = g.media_id
+        WHERE g.status = 'missing' AND g.media_id NOT IN (SELECT media_id FROM mf_link_gone)
+          AND EXISTS (SELECT 1 FROM files r WHERE r.dev = g.dev AND r.status = 'present' AND r.last_scan_id = $sid
+                      AND r.first_scan_id <= g.last_scan_id
+                      AND r.media_id NOT IN (SELECT media_id::UUID FROM mf_came_back)
+                      AND r.media_id NOT IN (SELECT old_id FROM mf_moves))
+        ORDER BY 1""", {"sid": scan_id}).fetchall()]
+    if devices:
+        linked = [str(r[0]) for r in con.execute("SELECT media_id FROM mf_link_gone ORDER BY 1").fetchall()]
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [f"{DISKS_SEEN}{scan_id}", json.dumps({"devices": devices, "linked": linked})])
+
+
+def _seen_gone(con, olds: list[tuple]) -> list[tuple]:  # noqa: ANN001
+    """The rows of `olds` (`_GONE_BEFORE`) that the scan that found them gone found gone
+    from a disk it saw (`_record_disks_seen`), and whose path holds nothing now."""
+    seen: dict[int, tuple[set[int], set[str]]] = {}
+    for gone_scan in {o[10] for o in olds}:
+        got = con.execute("SELECT value FROM meta WHERE key = ?", [f"{DISKS_SEEN}{gone_scan}"]).fetchall()
+        record = json.loads(got[0][0]) if got else {}
+        seen[gone_scan] = (set(record.get("devices", ())), set(record.get("linked", ())))
+    out = []
+    for o in olds:
+        devices, linked = seen[o[10]]
+        if o[6] not in devices or str(o[0]) in linked:
+            continue
+        try:
+            os.lstat(bytes(o[3]))
+            continue  # something is there again: a link, or a file no scan has looked at yet
+        except FileNotFoundError:
+            out.append(o)
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def _match_in_windows(olds: list[tuple], news: list[tuple], key) -> list[tuple[tuple, tuple]]:  # noqa: ANN001
@@ -423,10 +431,9 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
       last seen and by the time a scan found it gone (with a second's slack): a backup
       made before is a copy beside the original; a copy made later (an export, a copy of
       a duplicate that stayed) is another file;
-    - the old path holds nothing now, the nearest folder above it that exists is on the
-      old row's device (`_gone_from_its_disk`), and that file system is the one the old
-      row was on (`_disk_is_there`): a disk that is not mounted keeps its rows for when
-      it is back.
+    - the scan that found the old row gone saw its disk (`_record_disks_seen`): a disk
+      that was not mounted then keeps its rows for when it is back; and the old path
+      holds nothing now.
     Empty files never pair (they all share one digest). The same name (its exact bytes)
     first, then any. Returns the old ids taken over (the search index has documents of
     them, as missing files)."""
@@ -436,13 +443,7 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
         params).fetchall()
     if not olds:
         return []
-    folders: dict[tuple[bytes, int], bool] = {}
-    olds = [o for o in olds if _gone_from_its_disk(bytes(o[3]), o[6], folders)]
-    there: dict[tuple[int, int, int], bool] = {}
-    for o in olds:
-        if (o[6], o[7], o[10]) not in there:
-            there[o[6], o[7], o[10]] = _disk_is_there(con, o[6], o[7], o[10])
-    olds = [o for o in olds if there[o[6], o[7], o[10]]]
+    olds = _seen_gone(con, olds)
     if not olds:
         return []
     news = con.execute(
@@ -601,6 +602,7 @@ def finish_scan(
     kept: pa.Table | None = None,
     linked: pa.Table | None = None,
     first_hashed: pa.ChunkedArray | None = None,
+    came_back: pa.ChunkedArray | None = None,
 ) -> FinishCounts:
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
     `kept`: media ids of rows the walk did not see but that are not gone (below a folder
@@ -609,7 +611,8 @@ def finish_scan(
     gone when the scan that last found it did not follow links either (a file replaced by
     a link), else (found through the link by an `-L` scan) left as it was. None of them is
     pruned: the file may be behind the link. `first_hashed`: media ids of known rows this
-    scan read for the first time (`Written.first_hashed`)."""
+    scan read for the first time (`Written.first_hashed`); `came_back`: those it found
+    again that were missing (`Written.came_back`)."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     under, params = under_roots_sql(roots)
@@ -620,7 +623,9 @@ def finish_scan(
           cat.registered("mf_kept", kept if kept is not None else none),
           cat.registered("mf_linked", linked if linked is not None else none),
           cat.registered("mf_first_hashed", pa.table({"media_id": first_hashed}) if first_hashed is not None
-                         else none), cat.transaction() as con):
+                         else none),
+          cat.registered("mf_came_back", pa.table({"media_id": came_back}) if came_back is not None else none),
+          cat.transaction() as con):
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
         # Replaced by a link: missing, but never a move's old row (its file may be behind the
         # link, and an -L scan brings the row back there; a copy found elsewhere is new).
@@ -680,6 +685,8 @@ def finish_scan(
             f"WHERE status = 'present' AND last_scan_id <> ? AND {under} {held}",
             [now, scan_id, scan_id, *params],
         )
+        if missing:
+            _record_disks_seen(con, scan_id)
         pruned = 0
         # A scan that excluded paths (a pattern, another file system) prunes nothing: a
         # file gone from its place may have moved into what it did not look at, and its
