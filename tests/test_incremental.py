@@ -1634,6 +1634,8 @@ def _moved_to_another_disk_checked(catalog: Path, old: dict, b: Path, disk: Path
     for word in ("family", "mine") if not hash_first else ("family",):
         found = json.loads(run_cli("search", word, "-f", "json", catalog=catalog).out)
         assert [(r["path"], r["media_id"]) for r in found] == [(str(b / "p.jpg"), str(old["media_id"]))], word
+    # The record of what the scan that found it gone saw is dropped with the last row it vouched for.
+    assert rows(catalog, "SELECT key FROM meta WHERE starts_with(key, 'disks_seen:')") == []
     s = scanned(catalog, b)  # and nothing moves again
     assert (s["moved"], s["new"], s["unchanged"]) == (0, 0, 1)
 
@@ -1805,14 +1807,18 @@ def test_a_copy_turned_down_gets_no_second_chance(tmp_path: Path) -> None:
     assert _tags_by_status(catalog) == {"missing": ["onR"], "present": []}
 
 
-def test_a_disk_catalogued_before_put_back_in_place_of_another_is_no_witness(tmp_path: Path) -> None:
+@pytest.mark.parametrize("revived_first", [False, True])
+def test_a_disk_catalogued_before_put_back_in_place_of_another_is_no_witness(tmp_path: Path,
+                                                                             revived_first: bool) -> None:
     """Disk y catalogued at m; then disk x at m (y's rows missing), x's photo tagged and
     backed up to b; x unplugged and y put back at m, scanned: y's rows come back and
     x's photo goes missing. y may have x's device number (USB disks get theirs in the
     order they are plugged in), and its file, found before x's photo was last seen and
     still there, looks like one of x's: but the scan that found the photo gone brought
-    y's rows back, so the disk it looked at was not x. The backup is a new file. (The
-    disks are the contents of one folder, put aside in turn: one device number.)"""
+    y's rows back, so the disk it looked at was not x. The backup is a new file. So too
+    when y's file was brought back first by a scan of it alone: it was not seen with x's
+    photo. (The disks are the contents of one folder, put aside in turn: one device
+    number.)"""
     m, b, aside = tmp_path / "m", tmp_path / "b", tmp_path / "aside"
     for d in (m, b, aside):
         d.mkdir()
@@ -1831,8 +1837,10 @@ def test_a_disk_catalogued_before_put_back_in_place_of_another_is_no_witness(tmp
     (m / "p.jpg").write_bytes(b"\xff\xd8\xff\xe0 disk x" * 60)
     _tagged_then_copied(catalog, m / "p.jpg", "fromX", b / "p.jpg")
     swap("x", "y")
+    if revived_first:
+        assert scanned(catalog, m / "y.jpg")["revived"] == 1
     s = scanned(catalog, m)
-    assert (s["missing"], s["revived"]) == (1, 1), s
+    assert (s["missing"], s["revived"]) == (1, 0 if revived_first else 1), s
     s = scanned(catalog, b)
     assert (s["moved"], s["new"]) == (0, 1)
     assert _tags_by_status(catalog) == {"missing": ["fromX"], "present": []}
@@ -1914,3 +1922,36 @@ def test_the_disk_a_file_left_may_be_unplugged_when_the_disk_it_went_to_is_scann
     s = scanned(catalog, b)
     assert (s["moved"], s["new"]) == (1, 0)
     assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id)") == [{"name": "p.jpg"}]
+
+
+def test_a_file_given_another_device_number_is_no_witness_and_a_damaged_record_is_none(tmp_path: Path) -> None:
+    """Disk A unplugged while disk B, which had another device number, now has A's: B's
+    file, at its known path, comes with another device (rewritten by the scan) and
+    does not vouch for A's rows; the backup of A's photo is a new file. And a record of
+    what a scan saw, damaged by hand, is read as nothing seen: no scan fails on it."""
+    m, c = tmp_path / "m", tmp_path / "c"
+    (m / "A").mkdir(parents=True)
+    (m / "B").mkdir()
+    c.mkdir()
+    (m / "B" / "y.jpg").write_bytes(b"\xff\xd8\xff\xe0 disk b" * 60)
+    (m / "A" / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0 disk a" * 60)
+    catalog = tmp_path / "cat.duckdb"
+    _tagged_then_copied(catalog, m / "A" / "x.jpg", "keep", c / "x.jpg")
+    scanned(catalog, m)
+    from mediaforge import open_catalog
+
+    with open_catalog(catalog) as cat:  # B was found on another device number
+        cat.con.execute("UPDATE files SET dev = dev + 1 WHERE name = 'y.jpg'")
+    shutil.rmtree(m / "A")
+    s = scanned(catalog, m)
+    assert (s["missing"], s["changed"]) == (1, 1), s
+    assert rows(catalog, "SELECT key FROM meta WHERE starts_with(key, 'disks_seen:')") == []
+    s = scanned(catalog, c)
+    assert (s["moved"], s["new"]) == (0, 1)
+    assert _tags_by_status(catalog) == {"missing": ["keep"], "present": []}
+    # A damaged record (edited by hand) reads as nothing seen, never as an error.
+    from mediaforge.catalog.writes import _vouched
+
+    for value in ("oops", "null", "[]", '{"seen": null}', '{"seen": [[1]], "linked": []}', '{"seen": [[1, 2]]}'):
+        assert _vouched(value) == (set(), set()), value
+    assert _vouched('{"seen": [[5, 2]], "linked": ["x"]}') == ({(5, 2)}, {"x"})

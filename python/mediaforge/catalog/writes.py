@@ -113,8 +113,6 @@ class Written:
     described: list[str]
     # Known rows that got their first digest (see `_FIRST_HASHED`), when asked for.
     first_hashed: pa.ChunkedArray | None = None
-    # Known rows that were missing and are back (at their path or another).
-    came_back: pa.ChunkedArray | None = None
 
 
 def gone_with_digests(cat: Catalog) -> bool:
@@ -130,15 +128,12 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed:
     known = batch.num_rows - batch.column("prev_media_id").null_count
     described: list[str] = []
     hashed: pa.ChunkedArray | None = None
-    back: pa.ChunkedArray | None = None
     with cat.registered("mf_batch", batch), cat.transaction() as con:
         if known:
             if "sidecar" in batch.column("kind").unique().to_pylist():
                 described = [r[0] for r in con.execute(_OLD_LINKS).fetchall()]
             if first_hashed and "hashed" in batch.column("change").unique().to_pylist():
                 hashed = con.sql(_FIRST_HASHED).to_arrow_table().column(0)
-            back = con.sql("SELECT b.prev_media_id FROM mf_batch b JOIN files f ON f.media_id = b.prev_media_id::UUID "
-                           "WHERE f.status = 'missing'").to_arrow_table().column(0)
             _update_known(con, now, scan_id)
         if known < batch.num_rows:
             con.execute(
@@ -149,8 +144,7 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed:
                 """,
                 {"now": now, "sid": scan_id},
             )
-    return Written(described, hashed if hashed is not None and len(hashed) else None,
-                   back if back is not None and len(back) else None)
+    return Written(described, hashed if hashed is not None and len(hashed) else None)
 
 
 # A birth time the walk did not get (a file reached through a link by `-L`, a file given
@@ -314,7 +308,7 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
 # known by then still holds (a twin: a copy made may be the twin's, as when `dedupe`
 # removed one of two copies and the kept one is backed up before the next scan).
 # `gone_scan`: the scan that found it gone (it ended when the row was marked missing);
-# whether that scan saw the row's disk is in `meta` (see `_record_disks_seen`).
+# whether that scan saw the row's disk is in `meta` (see `_disks_seen`).
 _GONE_BEFORE = """
     SELECT o.media_id, o.blake3, o.size, o.path_bytes, epoch_ns(o.last_seen) AS seen_ns,
            epoch_ns(o.missing_since) AS gone_ns, o.dev, o.last_scan_id, o.first_seen, o.first_scan_id,
@@ -352,42 +346,73 @@ _IN_WINDOW = ("n.blake3 = o.blake3 AND n.size = o.size "
 DISKS_SEEN = "disks_seen:"  # + scan_id, in `meta`: see `_record_disks_seen`
 
 
-def _record_disks_seen(con, scan_id: int) -> None:  # noqa: ANN001
-    """Record in `meta`, for the rows this scan found gone, which of them it found gone
-    from a disk it saw: the devices on which it also found a file that was there when
-    the gone row was last seen and is there still (known before, not brought back by
-    this scan from missing, nor a new file that took over an id). Device numbers are
+def _disks_seen(con, under: str, held: str, params: list) -> list[tuple[int, int]]:  # noqa: ANN001
+    """Of the rows this scan found gone (not replaced by a link), the (device, last scan)
+    pairs it found gone from a disk it saw: it also found, unchanged, a file on that
+    device that the scan which last saw them saw too, and no scan has written since (not
+    revived, moved, changed, nor given another device or inode). Device numbers are
     handed out again (the first USB disk plugged in is 8:17, whichever it is), so a
-    mount point's device proves nothing; a file of the disk's own does. A disk that is
-    not mounted, or another one in its place, shows none. Rows replaced by a link are
-    listed apart: their file may be behind the link. Read by `_pair_gone_before`."""
-    devices = [r[0] for r in con.execute(
-        """
-        SELECT DISTINCT g.dev FROM files g JOIN mf_gone m ON m.media_id = g.media_id
+    mount point's device proves nothing; a file of the disk's own, seen with the gone
+    rows and untouched since, does. A disk that is not mounted, or another disk in its
+    place, shows none. Asked before this scan stamps the files it found unchanged: the
+    witnesses are those rows, still with their last scan's id (`under` and `held`, the
+    stamp's own conditions)."""
+    return [(int(d), int(s)) for d, s in con.execute(
+        f"""
+        SELECT DISTINCT g.dev, g.last_scan_id FROM files g JOIN mf_gone m ON m.media_id = g.media_id
         WHERE g.status = 'missing' AND g.media_id NOT IN (SELECT media_id FROM mf_link_gone)
-          AND EXISTS (SELECT 1 FROM files r WHERE r.dev = g.dev AND r.status = 'present' AND r.last_scan_id = $sid
-                      AND r.first_scan_id <= g.last_scan_id
-                      AND r.media_id NOT IN (SELECT media_id::UUID FROM mf_came_back)
-                      AND r.media_id NOT IN (SELECT old_id FROM mf_moves))
-        ORDER BY 1""", {"sid": scan_id}).fetchall()]
-    if devices:
-        linked = [str(r[0]) for r in con.execute("SELECT media_id FROM mf_link_gone ORDER BY 1").fetchall()]
+          AND EXISTS (SELECT 1 FROM files WHERE files.dev = g.dev AND files.last_scan_id = g.last_scan_id
+                      AND files.status = 'present' AND {under} {held})
+        ORDER BY ALL""", params).fetchall()]
+
+
+def _record_disks_seen(con, scan_id: int, seen: list[tuple[int, int]]) -> None:  # noqa: ANN001
+    """Keep `seen` (`_disks_seen`) in `meta` while rows it vouches for are missing, with
+    the ids of the rows on those devices this scan found replaced by a link (their file
+    may be behind the link: never taken over). Other scans' keys whose rows are all gone
+    from the catalog (taken over, back, pruned) are dropped (this scan's own end time is
+    not written yet). Read by `_pair_gone_before`."""
+    if seen:
+        left = {(int(d), int(s)) for d, s in con.execute(
+            "SELECT DISTINCT f.dev, f.last_scan_id FROM files f JOIN mf_gone m ON m.media_id = f.media_id "
+            "WHERE f.status = 'missing'").fetchall()}
+        seen = [p for p in seen if p in left]
+    if seen:
+        devices = sorted({d for d, _s in seen})
+        linked = [str(r[0]) for r in con.execute(
+            f"SELECT f.media_id FROM files f JOIN mf_link_gone l ON l.media_id = f.media_id "
+            f"WHERE f.status = 'missing' AND f.dev IN ({', '.join(str(d) for d in devices)}) ORDER BY 1").fetchall()]
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                    [f"{DISKS_SEEN}{scan_id}", json.dumps({"devices": devices, "linked": linked})])
+                    [f"{DISKS_SEEN}{scan_id}", json.dumps({"seen": [list(p) for p in seen], "linked": linked})])
+    if con.execute(f"SELECT count(*) FROM meta WHERE starts_with(key, '{DISKS_SEEN}')").fetchall()[0][0]:
+        con.execute(f"""
+            DELETE FROM meta WHERE starts_with(key, '{DISKS_SEEN}') AND key <> '{DISKS_SEEN}{int(scan_id)}'
+              AND coalesce(TRY_CAST(substr(key, {len(DISKS_SEEN) + 1}) AS BIGINT) NOT IN (
+                  SELECT s.scan_id FROM scans s WHERE s.finished_at IN
+                  (SELECT DISTINCT missing_since FROM files WHERE status = 'missing')), true)""")
+
+
+def _vouched(value: str) -> tuple[set[tuple[int, int]], set[str]]:
+    """A `disks_seen:` value read back: (device, last scan) pairs and link ids; nothing
+    from one that is not as written (edited by hand, cut short)."""
+    try:
+        record = json.loads(value)
+        return ({(int(d), int(s)) for d, s in record["seen"]}, {str(i) for i in record["linked"]})
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return set(), set()
 
 
 def _seen_gone(con, olds: list[tuple]) -> list[tuple]:  # noqa: ANN001
     """The rows of `olds` (`_GONE_BEFORE`) that the scan that found them gone found gone
-    from a disk it saw (`_record_disks_seen`), and whose path holds nothing now."""
-    seen: dict[int, tuple[set[int], set[str]]] = {}
+    from a disk it saw (`_disks_seen`), and whose path holds nothing now."""
+    seen: dict[int, tuple[set[tuple[int, int]], set[str]]] = {}
     for gone_scan in {o[10] for o in olds}:
         got = con.execute("SELECT value FROM meta WHERE key = ?", [f"{DISKS_SEEN}{gone_scan}"]).fetchall()
-        record = json.loads(got[0][0]) if got else {}
-        seen[gone_scan] = (set(record.get("devices", ())), set(record.get("linked", ())))
+        seen[gone_scan] = _vouched(got[0][0]) if got else (set(), set())
     out = []
     for o in olds:
-        devices, linked = seen[o[10]]
-        if o[6] not in devices or str(o[0]) in linked:
+        pairs, linked = seen[o[10]]
+        if (o[6], o[7]) not in pairs or str(o[0]) in linked:
             continue
         try:
             os.lstat(bytes(o[3]))
@@ -431,7 +456,7 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
       last seen and by the time a scan found it gone (with a second's slack): a backup
       made before is a copy beside the original; a copy made later (an export, a copy of
       a duplicate that stayed) is another file;
-    - the scan that found the old row gone saw its disk (`_record_disks_seen`): a disk
+    - the scan that found the old row gone saw its disk (`_disks_seen`): a disk
       that was not mounted then keeps its rows for when it is back; and the old path
       holds nothing now.
     Empty files never pair (they all share one digest). The same name (its exact bytes)
@@ -602,7 +627,6 @@ def finish_scan(
     kept: pa.Table | None = None,
     linked: pa.Table | None = None,
     first_hashed: pa.ChunkedArray | None = None,
-    came_back: pa.ChunkedArray | None = None,
 ) -> FinishCounts:
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
     `kept`: media ids of rows the walk did not see but that are not gone (below a folder
@@ -611,8 +635,7 @@ def finish_scan(
     gone when the scan that last found it did not follow links either (a file replaced by
     a link), else (found through the link by an `-L` scan) left as it was. None of them is
     pruned: the file may be behind the link. `first_hashed`: media ids of known rows this
-    scan read for the first time (`Written.first_hashed`); `came_back`: those it found
-    again that were missing (`Written.came_back`)."""
+    scan read for the first time (`Written.first_hashed`)."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     under, params = under_roots_sql(roots)
@@ -624,7 +647,6 @@ def finish_scan(
           cat.registered("mf_linked", linked if linked is not None else none),
           cat.registered("mf_first_hashed", pa.table({"media_id": first_hashed}) if first_hashed is not None
                          else none),
-          cat.registered("mf_came_back", pa.table({"media_id": came_back}) if came_back is not None else none),
           cat.transaction() as con):
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
         # Replaced by a link: missing, but never a move's old row (its file may be behind the
@@ -680,13 +702,12 @@ def finish_scan(
                     f"AND e.stage IN {_HELD} AND e.path_bytes = files.path_bytes)")
         if kept is not None and kept.num_rows:
             held += " AND media_id NOT IN (SELECT media_id::UUID FROM mf_kept)"
+        seen = _disks_seen(con, under, held, params) if missing else []
         con.execute(
             f"UPDATE files SET last_seen = ?, last_scan_id = ? "
             f"WHERE status = 'present' AND last_scan_id <> ? AND {under} {held}",
             [now, scan_id, scan_id, *params],
         )
-        if missing:
-            _record_disks_seen(con, scan_id)
         pruned = 0
         # A scan that excluded paths (a pattern, another file system) prunes nothing: a
         # file gone from its place may have moved into what it did not look at, and its
@@ -704,6 +725,7 @@ def finish_scan(
             for table in ("tags", "collection_items", "xmp_imports"):
                 con.execute(f"DELETE FROM {table} t WHERE NOT EXISTS "
                             "(SELECT 1 FROM files f WHERE f.media_id = t.media_id)")
+        _record_disks_seen(con, scan_id, seen)
         con.execute(
             """
             UPDATE scans SET finished_at = ?, status = 'completed', files_seen = ?, bytes_seen = ?,

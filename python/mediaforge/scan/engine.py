@@ -135,7 +135,6 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     linked: list[pa.RecordBatch] = []  # not seen, at or below a link not followed: see finish_scan
     touched: list[pa.Array] = []
     first_hashed: list[pa.Array] = []  # known rows read for the first time: see finish_scan
-    came_back: list[pa.Array] = []  # known rows that were missing, found again
     totals: dict[str, int] | None = None
     last_report = 0.0
     try:
@@ -160,8 +159,6 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                     touched.append(pa.array(written.described, pa.string()))
                 if written.first_hashed is not None:
                     first_hashed.extend(written.first_hashed.chunks)
-                if written.came_back is not None:
-                    came_back.extend(written.came_back.chunks)
                 known = batch.column("prev_media_id")
                 if known.null_count < len(known):
                     # Rows whose link count or change time alone moved need no reindexing.
@@ -189,8 +186,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
                              config.prune and not empty, kept=held,
                              linked=pa.Table.from_batches(linked) if linked else None,
-                             first_hashed=pa.chunked_array(first_hashed, pa.string()) if first_hashed else None,
-                             came_back=pa.chunked_array(came_back, pa.string()) if came_back else None)
+                             first_hashed=pa.chunked_array(first_hashed, pa.string()) if first_hashed else None)
     except BaseException as e:
         scanner.close()
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.
