@@ -1955,3 +1955,29 @@ def test_a_file_given_another_device_number_is_no_witness_and_a_damaged_record_i
     for value in ("oops", "null", "[]", '{"seen": null}', '{"seen": [[1]], "linked": []}', '{"seen": [[1, 2]]}'):
         assert _vouched(value) == (set(), set()), value
     assert _vouched('{"seen": [[5, 2]], "linked": ["x"]}') == ({(5, 2)}, {"x"})
+
+
+def test_a_scan_that_left_something_out_vouches_for_no_disk(tmp_path: Path) -> None:
+    """The photo moved into a folder the scan that found it gone left out (`--exclude`),
+    and a copy made: the scan did not look everywhere, so the photo is not known to be
+    gone, and the copy is a new file (the photo, found later, keeps its id)."""
+    d, backup = tmp_path / "d", tmp_path / "backup"
+    (d / "p" / "ex").mkdir(parents=True)
+    backup.mkdir()
+    (d / "p" / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0 unique" * 60)
+    (d / "p" / "w.jpg").write_bytes(b"\xff\xd8\xff\xe0 witness" * 60)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, d)
+    assert run_cli("tag", "add", "keep", d / "p" / "x.jpg", catalog=catalog).rc == 0
+    (x,) = rows(catalog, "SELECT media_id FROM files WHERE name = 'x.jpg'")
+    time.sleep(0.01)
+    (d / "p" / "x.jpg").rename(d / "p" / "ex" / "x.jpg")
+    shutil.copy2(d / "p" / "ex" / "x.jpg", backup / "x.jpg")
+    assert scanned(catalog, d, "--exclude", "ex")["missing"] == 1
+    s = scanned(catalog, backup)
+    assert (s["moved"], s["new"]) == (0, 1)
+    s = scanned(catalog, d)
+    assert s["revived"] + s["moved"] == 1
+    assert rows(catalog, "SELECT f.path FROM tags t JOIN files f USING (media_id)") == [
+        {"path": str(d / "p" / "ex" / "x.jpg")}]
+    assert rows(catalog, "SELECT media_id FROM files WHERE path = ?", [str(d / "p" / "ex" / "x.jpg")]) == [x]

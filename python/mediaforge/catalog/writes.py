@@ -356,7 +356,10 @@ def _disks_seen(con, under: str, held: str, params: list) -> list[tuple[int, int
     rows and untouched since, does. A disk that is not mounted, or another disk in its
     place, shows none. Asked before this scan stamps the files it found unchanged: the
     witnesses are those rows, still with their last scan's id (`under` and `held`, the
-    stamp's own conditions)."""
+    stamp's own conditions). Its caller asks only when the scan left nothing out and
+    read every folder: a file moved into what it did not look at would be taken for
+    gone, and a copy of it could take its id. (A file moved elsewhere on its disk,
+    outside the scan's roots, still is: see `files.media_id` in docs/catalog.md.)"""
     return [(int(d), int(s)) for d, s in con.execute(
         f"""
         SELECT DISTINCT g.dev, g.last_scan_id FROM files g JOIN mf_gone m ON m.media_id = g.media_id
@@ -639,6 +642,9 @@ def finish_scan(
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     under, params = under_roots_sql(roots)
+    # Rows the walk could not read, or the options left out, under the roots: a file moved
+    # there was not seen, so the scan did not look at its disk whole (see `_disks_seen`).
+    unlooked = kept is not None and kept.num_rows > 0
     if linked is not None and linked.num_rows:
         kept = pa.concat_tables([kept.select(["media_id"]), linked.select(["media_id"])]) if kept is not None \
             else linked
@@ -702,7 +708,8 @@ def finish_scan(
                     f"AND e.stage IN {_HELD} AND e.path_bytes = files.path_bytes)")
         if kept is not None and kept.num_rows:
             held += " AND media_id NOT IN (SELECT media_id::UUID FROM mf_kept)"
-        seen = _disks_seen(con, under, held, params) if missing else []
+        whole = missing and not unread and not unlooked and not totals.get("excluded")
+        seen = _disks_seen(con, under, held, params) if whole else []
         con.execute(
             f"UPDATE files SET last_seen = ?, last_scan_id = ? "
             f"WHERE status = 'present' AND last_scan_id <> ? AND {under} {held}",
