@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> None:
         gc.enable()
     except KeyboardInterrupt:  # Ctrl-C while starting: nothing was done yet
         _fail(INTERRUPTED, ExitCode.INTERRUPTED)
-    except ImportError as e:
+    except Exception as e:
+        # An ImportError (a C extension's start-up cut short) or, on Python 3.11, the
+        # RuntimeError a class being made wraps it in (`__set_name__`, as `platform` runs
+        # while rich loads), the KeyboardInterrupt its cause.
         if _caused_by_interrupt(e):
             _fail(INTERRUPTED, ExitCode.INTERRUPTED)
         raise
