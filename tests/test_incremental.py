@@ -1955,6 +1955,13 @@ def test_a_file_given_another_device_number_is_no_witness_and_a_damaged_record_i
     for value in ("oops", "null", "[]", '{"seen": null}', '{"seen": [[1]], "linked": []}', '{"seen": [[1, 2]]}'):
         assert _vouched(value) == (set(), set()), value
     assert _vouched('{"seen": [[5, 2]], "linked": ["x"]}') == ({(5, 2)}, {"x"})
+    # So do keys no scan wrote; the next scan drops them.
+    with open_catalog(catalog) as cat:
+        for key in ("disks_seen:\u00b2", "disks_seen:99999999999999999999", "disks_seen:x", "disks_seen:"):
+            cat.con.execute("INSERT INTO meta VALUES (?, 'oops')", [key])
+    (c / "z.jpg").write_bytes(b"\xff\xd8\xff\xe0 another" * 60)
+    assert scanned(catalog, c)["new"] == 1
+    assert rows(catalog, "SELECT key FROM meta WHERE starts_with(key, 'disks_seen:')") == []
 
 
 def test_a_scan_that_left_something_out_vouches_for_no_disk(tmp_path: Path) -> None:

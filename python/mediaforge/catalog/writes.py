@@ -116,9 +116,12 @@ class Written:
 
 
 def gone_with_digests(cat: Catalog) -> bool:
-    """Whether the catalog holds missing rows with a digest: only then can a scan's files
-    take over rows gone before it (`_pair_gone_before`)."""
-    return bool(cat.con.execute(f"SELECT EXISTS ({_GONE_BEFORE})").fetchall()[0][0])
+    """Whether the catalog holds missing rows with a digest that a scan which saw their disk
+    found gone: only then can a scan's files take over rows gone before it
+    (`_pair_gone_before`). Two lookups, not the pairing's joins: a scan asks at its start."""
+    return bool(cat.con.execute(
+        f"""SELECT EXISTS (SELECT 1 FROM meta WHERE starts_with(key, '{DISKS_SEEN}'))
+              AND EXISTS (SELECT 1 FROM files WHERE status = 'missing' AND blake3 IS NOT NULL)""").fetchall()[0][0])
 
 
 def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed: bool = False) -> Written:
@@ -302,23 +305,30 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
 # Rows that went missing before this scan, and files this scan found (or read) for the
 # first time that may have been them, moved (see `_pair_gone_before`): same bytes, made
 # (birth time, known) after the row was last seen and by the time a scan found it gone.
-# Not a row whose file is still catalogued under another name (a hard link: its inode on
-# a present row made before it was last seen), nor one a scan that followed links last
-# saw (its path may have been a link's, the file elsewhere), nor one whose bytes a file
-# known by then still holds (a twin: a copy made may be the twin's, as when `dedupe`
-# removed one of two copies and the kept one is backed up before the next scan).
-# `gone_scan`: the scan that found it gone (it ended when the row was marked missing);
-# whether that scan saw the row's disk is in `meta` (see `_disks_seen`).
+# Not one a scan that followed links last saw (its path may have been a link's, the file
+# elsewhere). `gone_scan`: the scan that found it gone (it ended when the row was marked
+# missing); only a scan that saw some disk whole left a record (`mf_vouching`, the scans
+# with a `disks_seen:` key in `meta`; whether it saw this row's disk: `_seen_gone`).
 _GONE_BEFORE = """
-    SELECT o.media_id, o.blake3, o.size, o.path_bytes, epoch_ns(o.last_seen) AS seen_ns,
+    SELECT o.media_id::VARCHAR AS media_id, o.blake3, o.size, o.path_bytes, epoch_ns(o.last_seen) AS seen_ns,
            epoch_ns(o.missing_since) AS gone_ns, o.dev, o.last_scan_id, o.first_seen, o.first_scan_id,
-           g.scan_id AS gone_scan
+           g.scan_id AS gone_scan, o.inode
     FROM files o JOIN scans s ON s.scan_id = o.last_scan_id
     JOIN scans g ON g.finished_at = o.missing_since AND g.status = 'completed'
     WHERE o.status = 'missing' AND o.blake3 IS NOT NULL AND o.size > 0 AND o.missing_since IS NOT NULL
-      AND s.follow_links = false
+      AND s.follow_links = false AND g.scan_id IN (SELECT scan_id FROM mf_vouching)
+"""
+# Of those (`mf_gone_before`), the ones with a first sight in their window (`mf_first_sight`)
+# that are no second name and have no twin: not a row whose file is still catalogued under
+# another name (a hard link: its inode on a present row made before it was last seen), nor
+# one whose bytes a file known by then still holds (a twin: a copy made may be the twin's,
+# as when `dedupe` removed one of two copies and the kept one is backed up before the next
+# scan). Checked last, on the few rows left: each is a join over the whole catalog.
+_GONE_BEFORE_LEFT = """
+    SELECT o.* EXCLUDE (inode) FROM mf_gone_before o
+    WHERE EXISTS (SELECT 1 FROM mf_first_sight n WHERE {in_window})
       AND NOT EXISTS (SELECT 1 FROM files p WHERE p.dev = o.dev AND p.inode = o.inode AND p.status = 'present'
-                      AND NOT coalesce(p.btime_ns > epoch_ns(o.last_seen) + 1000000000, false))
+                      AND NOT coalesce(p.btime_ns > o.seen_ns + 1000000000, false))
       AND NOT EXISTS (SELECT 1 FROM files t WHERE t.blake3 = o.blake3 AND t.size = o.size AND t.status = 'present'
                       AND t.first_scan_id <= o.last_scan_id)
 """
@@ -328,7 +338,7 @@ _GONE_BEFORE = """
 # reading); by scans that did not follow links; and not another name of a file known
 # before (a new hard link).
 _FIRST_SIGHT = """
-    SELECT n.media_id, n.blake3, n.size, n.path_bytes, n.btime_ns FROM files n
+    SELECT n.media_id::VARCHAR AS media_id, n.blake3, n.size, n.path_bytes, n.btime_ns FROM files n
     WHERE n.status = 'present' AND n.blake3 IS NOT NULL AND n.size > 0 AND n.btime_ns IS NOT NULL
       AND (n.first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE status = 'completed'
                               AND scan_id < $sid)
@@ -341,6 +351,7 @@ _FIRST_SIGHT = """
 """
 _IN_WINDOW = ("n.blake3 = o.blake3 AND n.size = o.size "
               "AND n.btime_ns > o.seen_ns AND n.btime_ns <= o.gone_ns + 1000000000")
+_GONE_BEFORE_LEFT = _GONE_BEFORE_LEFT.format(in_window=_IN_WINDOW)
 
 
 DISKS_SEEN = "disks_seen:"  # + scan_id, in `meta`: see `_record_disks_seen`
@@ -405,17 +416,15 @@ def _vouched(value: str) -> tuple[set[tuple[int, int]], set[str]]:
         return set(), set()
 
 
-def _seen_gone(con, olds: list[tuple]) -> list[tuple]:  # noqa: ANN001
+def _seen_gone(olds: list[tuple], records: dict[int, str]) -> list[tuple]:
     """The rows of `olds` (`_GONE_BEFORE`) that the scan that found them gone found gone
-    from a disk it saw (`_disks_seen`), and whose path holds nothing now."""
-    seen: dict[int, tuple[set[tuple[int, int]], set[str]]] = {}
-    for gone_scan in {o[10] for o in olds}:
-        got = con.execute("SELECT value FROM meta WHERE key = ?", [f"{DISKS_SEEN}{gone_scan}"]).fetchall()
-        seen[gone_scan] = _vouched(got[0][0]) if got else (set(), set())
+    from a disk it saw (`_disks_seen`; `records`: the `disks_seen:` values by scan), and
+    whose path holds nothing now."""
+    seen = {gone_scan: _vouched(records[gone_scan]) for gone_scan in {o[10] for o in olds}}
     out = []
     for o in olds:
         pairs, linked = seen[o[10]]
-        if (o[6], o[7]) not in pairs or str(o[0]) in linked:
+        if (o[6], o[7]) not in pairs or o[0] in linked:
             continue
         try:
             os.lstat(bytes(o[3]))
@@ -436,10 +445,16 @@ def _match_in_windows(olds: list[tuple], news: list[tuple], key) -> list[tuple[t
     for o in olds:
         groups.setdefault(key(o), ([], []))[0].append(o)
     for n in news:
-        if key(n) in groups:
-            groups[key(n)][1].append(n)
+        group = groups.get(key(n))
+        if group is not None:
+            group[1].append(n)
     pairs = []
     for group_olds, group_news in groups.values():
+        if len(group_olds) == 1 and len(group_news) == 1:  # most groups: one file moved
+            o, n = group_olds[0], group_news[0]
+            if o[4] < n[4] <= o[5] + 1_000_000_000:
+                pairs.append((o, n))
+            continue
         group_news.sort(key=lambda n: (n[4], bytes(n[3]), str(n[0])))
         births = [n[4] for n in group_news]
         for o in sorted(group_olds, key=lambda o: (o[5], -o[4], bytes(o[3]), str(o[0]))):
@@ -465,26 +480,41 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
     Empty files never pair (they all share one digest). The same name (its exact bytes)
     first, then any. Returns the old ids taken over (the search index has documents of
     them, as missing files)."""
-    params = {"sid": scan_id}
-    olds = con.execute(
-        f"SELECT * FROM ({_GONE_BEFORE}) o WHERE EXISTS (SELECT 1 FROM ({_FIRST_SIGHT}) n WHERE {_IN_WINDOW})",
-        params).fetchall()
-    if not olds:
+    records: dict[int, str] = {}
+    for key, value in con.execute(f"SELECT key, value FROM meta WHERE starts_with(key, '{DISKS_SEEN}')").fetchall():
+        scan = key[len(DISKS_SEEN):]
+        if scan.isascii() and scan.isdigit() and len(scan) < 19:  # else not a key a scan wrote
+            records[int(scan)] = value
+    if not records:
         return []
-    olds = _seen_gone(con, olds)
-    if not olds:
-        return []
-    news = con.execute(
-        f"SELECT * FROM ({_FIRST_SIGHT}) n WHERE EXISTS (SELECT 1 FROM ({_GONE_BEFORE}) o WHERE {_IN_WINDOW})",
-        params).fetchall()
+    con.register("mf_vouching", pa.table({"scan_id": pa.array(sorted(records), pa.int64())}))
+    try:
+        # Step by step, the narrowest first: few rows gone, few files new, fewer in a window.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_before AS {_GONE_BEFORE}")
+        if not con.execute("SELECT count(*) FROM mf_gone_before").fetchall()[0][0]:
+            return []
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE mf_first_sight AS SELECT * FROM ({_FIRST_SIGHT}) n
+                        WHERE EXISTS (SELECT 1 FROM mf_gone_before o WHERE {_IN_WINDOW})""", {"sid": scan_id})
+        if not con.execute("SELECT count(*) FROM mf_first_sight").fetchall()[0][0]:
+            return []
+        olds = _seen_gone(con.execute(_GONE_BEFORE_LEFT).fetchall(), records)
+        if not olds:
+            return []
+        news = con.execute("SELECT * FROM mf_first_sight").fetchall()
+    finally:
+        con.unregister("mf_vouching")
+        con.execute("DROP TABLE IF EXISTS mf_gone_before")
+        con.execute("DROP TABLE IF EXISTS mf_first_sight")
     pairs: list[tuple[tuple, tuple]] = []
     for key in (lambda r: (r[1], r[2], bytes(r[3]).rsplit(b"/", 1)[-1]), lambda r: (r[1], r[2])):
         taken_old, taken_new = {p[0][0] for p in pairs}, {p[1][0] for p in pairs}
-        pairs += _match_in_windows([o for o in olds if o[0] not in taken_old],
-                                   [n for n in news if n[0] not in taken_new], key)
+        olds, news = [o for o in olds if o[0] not in taken_old], [n for n in news if n[0] not in taken_new]
+        if not olds or not news:
+            break
+        pairs += _match_in_windows(olds, news, key)
     if not pairs:
         return []
-    table = pa.table({"old_id": [str(o[0]) for o, _n in pairs], "new_id": [str(n[0]) for _o, n in pairs],
+    table = pa.table({"old_id": [o[0] for o, _n in pairs], "new_id": [n[0] for _o, n in pairs],
                       "old_first_seen": pa.array([o[8] for o, _n in pairs], pa.timestamp("us")),
                       "old_first_scan": pa.array([o[9] for o, _n in pairs], pa.int64())})
     con.register("mf_late_pairs", table)
@@ -493,7 +523,7 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
                     "FROM mf_late_pairs")
     finally:
         con.unregister("mf_late_pairs")
-    return [str(o[0]) for o, _n in pairs]
+    return [o[0] for o, _n in pairs]
 
 
 def _pair_moves(con, scan_id: int, under: str, params: list) -> list[str]:  # noqa: ANN001
