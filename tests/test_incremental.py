@@ -1573,6 +1573,42 @@ def test_identical_copies_named_alike_but_for_undecodable_bytes_keep_their_own_t
         subprocess.run(["umount", str(usb)], check=False)
 
 
+def test_identical_copies_with_undecodable_names_moved_to_other_folders_keep_their_own_tags(tmp_path: Path) -> None:
+    """Two copies of one content whose names differ only in bytes that are not UTF-8 (so
+    they show alike), each copied into a folder of its own and deleted: the pass by name
+    went by the shown name, so the two paired in path order, which the folders reversed,
+    and swapped tags. Also a name that is UTF-8 in a folder that is not, moved to one that
+    is, pairs by its name first."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    root = os.fsencode(lib)
+    names = [b"a\xff.jpg", b"a\xfe.jpg"]
+    for n in names:
+        write_bytes_path(root + b"/" + n, b"same bytes" * 50)
+    os.mkdir(root + b"/\xf0old")
+    for n in (b"b.jpg", b"c.jpg"):
+        write_bytes_path(root + b"/\xf0old/" + n, b"other bytes" * 50)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    tagged = [*(root + b"/" + n for n in names), root + b"/\xf0old/b.jpg", root + b"/\xf0old/c.jpg"]
+    for i, path in enumerate(tagged):
+        assert run_cli("tag", "add", f"t{i}", path, catalog=catalog).rc == 0
+    moves = {names[0]: b"y", names[1]: b"z"}
+    for n, folder in moves.items():
+        os.makedirs(root + b"/" + folder, exist_ok=True)
+        shutil.copy(root + b"/" + n, root + b"/" + folder + b"/" + n)
+        os.unlink(root + b"/" + n)
+    for n, folder in ((b"b.jpg", b"q"), (b"c.jpg", b"p")):  # paired in path order, they would swap
+        os.mkdir(root + b"/" + folder)
+        shutil.copy(root + b"/\xf0old/" + n, root + b"/" + folder + b"/" + n)
+    shutil.rmtree(root + b"/\xf0old")
+    assert scanned(catalog, lib)["moved"] == 4
+    got = {bytes(r["path_bytes"])[len(root):]: r["tags"] for r in rows(
+        catalog, "SELECT path_bytes, (SELECT string_agg(tag, ',') FROM tags t WHERE t.media_id = f.media_id) "
+                 "AS tags FROM files f WHERE status = 'present'")}
+    assert got == {b"/y/a\xff.jpg": "t0", b"/z/a\xfe.jpg": "t1", b"/q/b.jpg": "t2", b"/p/c.jpg": "t3"}
+
+
 def _moved_to_another_disk(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     """(disk a, disk b, catalog, photo): a tagged photo on disk a, catalogued, in the
     search index and in a collection; then moved to disk b as `mv` does across file

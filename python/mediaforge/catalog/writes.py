@@ -233,16 +233,28 @@ def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
 _HELD = "('walk', 'stat', 'vanished')"
 
 
+def _name_key(t: str) -> str:
+    """SQL for the file name of table alias `t` as pairing compares it: its exact bytes.
+    `name` shows bytes that are not UTF-8 as U+FFFD, so two names that differ only there
+    show alike: such a name is keyed by the hex of its bytes (after a `/`, which no name
+    holds), cut from the raw path at its last `/` (0x2F, on a byte boundary). A name that
+    is UTF-8 keeps its text as key, in whatever folder."""
+    raw = f"regexp_extract(hex({t}.path_raw), '^(?:[0-9A-F][0-9A-F])*2F((?:[013-9A-F][0-9A-F]|2[0-9A-E])*)$', 1)"
+    return (f"CASE WHEN {t}.path_raw IS NULL OR {raw} = hex(encode({t}.name)) THEN {t}.name "
+            f"ELSE '/' || {raw} END")
+
+
 # A vanished row's candidates: rows that appeared since it was last seen, present now.
-_MOVE_OLD = """
+_MOVE_OLD = f"""
     SELECT o.media_id AS old_id, o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
-           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, o.name, o.path, o.path_bytes,
-           epoch_ns(o.last_seen) AS seen_ns
+           o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, {_name_key("o")} AS name_key, o.path,
+           o.path_bytes, epoch_ns(o.last_seen) AS seen_ns
     FROM files o JOIN mf_gone g ON g.media_id = o.media_id
 """
-_MOVE_NEW = """
-    SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3, n.name, n.path,
-           n.path_bytes, n.nlink, n.btime_ns, {under} AS inside, false AS second_name
+_MOVE_NEW = f"""
+    SELECT n.media_id AS new_id, n.first_scan_id, n.dev, n.inode, n.size, n.mtime_ns, n.blake3,
+           {_name_key("n")} AS name_key, n.path, n.path_bytes, n.nlink, n.btime_ns, {{under}} AS inside,
+           false AS second_name
     FROM files n
     WHERE n.status = 'present' AND n.media_id NOT IN (SELECT media_id FROM mf_gone)
       AND n.first_scan_id > (SELECT min(last_scan_id) FROM mf_gone_rows)
@@ -585,7 +597,7 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
         INSERT INTO mf_moves
         WITH cand AS (
             SELECT o.old_id, n.new_id, o.old_first_seen, o.old_first_scan,
-                   CASE WHEN n.name = o.name THEN 0 ELSE 1 END AS renamed, n.path_bytes AS new_path,
+                   CASE WHEN n.name_key = o.name_key THEN 0 ELSE 1 END AS renamed, n.path_bytes AS new_path,
                    o.path_bytes AS old_path
             FROM mf_gone_rows o JOIN mf_new_rows n
               ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
@@ -613,7 +625,7 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
     # found can take over only a row last seen before they appeared: those few are
     # matched in order (`_pair_earlier`), so within a pass no pair that could be made
     # is stranded (the same-name pass, first, may take a row a later pass wanted).
-    for key in ("blake3, size, name", "blake3, size"):
+    for key in ("blake3, size, name_key", "blake3, size"):
         con.execute(
             f"""
             INSERT INTO mf_moves
