@@ -2061,6 +2061,31 @@ def test_text_named_like_a_song_is_an_error_not_a_partial_song(tmp_path: Path) -
     assert ("probe", "not flac sound: its stream has no channels or sample rate") in _errors(catalog, lib / "bad.flac")
 
 
+def test_retry_failed_reads_partial_contents_again(tmp_path: Path) -> None:
+    """`meta --retry-failed` read again contents that failed, timed out, crashed or were
+    unsupported, but not `partial` ones: a photo whose thumbnail could not be written
+    (the thumbnails' folder was a file) stayed partial, its error kept, after the cause
+    was gone. Whole contents are not read again."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    Image.effect_noise((300, 200), 50).convert("RGB").save(lib / "a.jpg")
+    catalog = tmp_path / "c.duckdb"
+    (tmp_path / "thumbs").write_bytes(b"")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert _media(catalog, lib / "a.jpg")["status"] == "partial"
+    assert [stage for stage, _m in _errors(catalog, lib / "a.jpg")] == ["thumb"]
+    (tmp_path / "thumbs").unlink()
+    Image.effect_noise((200, 300), 60).convert("RGB").save(lib / "b.jpg")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0  # b.jpg: ok
+    out = json.loads(run_cli("meta", "--json", catalog=catalog).out)
+    assert (out["files"], out["partial"]) == (0, 0), out
+    out = json.loads(run_cli("meta", "--retry-failed", "--json", catalog=catalog).out)
+    assert (out["files"], out["ok"], out["thumbs"]) == (1, 1, 1), out
+    m = _media(catalog, lib / "a.jpg")
+    assert m["status"] == "ok" and (tmp_path / "thumbs").is_dir() and m["thumb"], m
+    assert _errors(catalog, lib / "a.jpg") == []
+
+
 def test_sound_alone_in_an_mp4_is_m4a_with_or_without_cover_art(tmp_path: Path) -> None:
     from mutagen.mp4 import MP4, MP4Cover
 

@@ -17,8 +17,9 @@ EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
 
 def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
     """One row per present content with no `media` row yet: blake3, a path that has it
-    (the smallest, so runs are repeatable), and its kind."""
-    retry = "OR m.status IN ('error', 'timeout', 'crashed', 'unsupported')" if retry_failed else ""
+    (the smallest, so runs are repeatable), and its kind. `retry_failed`: also those whose
+    extraction did not read them whole (any status but `ok`)."""
+    retry = "OR m.status <> 'ok'" if retry_failed else ""
     return cat.con.sql(
         f"""
         SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,

@@ -148,7 +148,7 @@ def scan_cmd(
     thumb_size: ThumbSize = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file for extraction.")] = 30.0,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Extract again files whose extraction "
-                                               "failed, timed out, crashed or was unsupported.")] = False,
+                                               "failed, was partial, timed out, crashed or was unsupported.")] = False,
     no_index: Annotated[bool, typer.Option("--no-index", help="Leave the search index as it is.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -296,7 +296,7 @@ def meta_cmd(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Extract again files whose extraction "
-                                               "failed, timed out, crashed or was unsupported.")] = False,
+                                               "failed, was partial, timed out, crashed or was unsupported.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Extract metadata for catalogued files that have none yet (what `scan` does after
