@@ -450,6 +450,31 @@ def test_query_values_arrow_would_garble_and_names_given_twice(media_tree: Media
     assert res.out.splitlines() == ["n,s,l,o,z", '1,"""x""","[2,""y""]","{""a"":[1,2]}",']
 
 
+def test_query_parquet_stores_uuids_as_export_does(media_tree: MediaTree, catalog_path: Path, tmp_path: Path) -> None:
+    """`query -f parquet` wrote `media_id` as text, where `export` stores a UUID: a join of
+    the two in DuckDB compared a UUID with a VARCHAR. Now both are UUIDs (NULL kept, a
+    name given twice too); a list of UUIDs holds their text; JSON and CSV give the text."""
+    do_scan(catalog_path, media_tree.root)
+    sql = "SELECT media_id, NULL::UUID AS u, [media_id] AS l, media_id AS media_id FROM files ORDER BY path"
+    out, ex = tmp_path / "q.parquet", tmp_path / "ex"
+    assert run_cli("query", sql, "-o", out, catalog=catalog_path).rc == 0
+    assert run_cli("export", ex, catalog=catalog_path).rc == 0
+    t = pq.read_table(out)
+    assert [str(f.type) for f in t.schema] == ["extension<arrow.uuid>"] * 2 + ["list<element: string>",
+                                                                            "extension<arrow.uuid>"]
+    assert t.column_names == ["media_id", "u", "l", "media_id_2"]
+    ids = json.loads(run_cli("query", sql, "-f", "json", catalog=catalog_path).out)
+    assert [str(v) for v in t.column("media_id").to_pylist()] == [r["media_id"] for r in ids] == [
+        r["l"][0] for r in ids]
+    assert t.column("u").to_pylist() == [None] * len(ids) and len(ids) == len(media_tree.files)
+    import duckdb
+
+    con = duckdb.connect()
+    assert con.execute(f"SELECT count(*) FROM '{out}' q JOIN '{ex / 'files.parquet'}' f USING (media_id)").fetchall() == [
+        (len(ids),)]
+    assert con.execute(f"SELECT DISTINCT typeof(media_id) FROM '{out}'").fetchall() == [("UUID",)]
+
+
 @pytest.mark.parametrize("sql", ["EXPLAIN ANALYZE SELECT count(*) FROM files", "/* plan */ EXPLAIN SELECT 1",
                                  "EXPLAIN (FORMAT json) SELECT 1", "PRAGMA table_info('files')", "pragma show_tables",
                                  "SUMMARIZE files", "SELECT count(*) AS n FROM read_csv('{mine}')"])

@@ -95,9 +95,12 @@ class QueryResult:
     once, while the catalog is still open; DuckDB's errors met on the way (a failing
     cast, Ctrl-C, a damaged block) come as MediaForge's."""
 
-    def __init__(self, reader: pa.RecordBatchReader, path: Path, wrapped: bool = False) -> None:
+    def __init__(self, reader: pa.RecordBatchReader, path: Path, wrapped: bool = False,
+                 uuids: tuple[int, ...] = ()) -> None:
         self.schema: pa.Schema = reader.schema
         self._reader, self._path = reader, path
+        # Positions of the UUID columns sent as their 16 bytes (`run_query(uuid_bytes=True)`).
+        self.uuids = uuids
         # Read through a projection of the statement (`_as_text_where_arrow_cannot`): an
         # error's line and column would be the projection's, so none is given.
         self._wrapped = wrapped
@@ -129,16 +132,21 @@ _TEXT_TYPES = frozenset({"BIGNUM", "VARINT", "BIT", "TIME WITH TIME ZONE", "UHUG
 _VARIANT = re.compile(r"\bVARIANT\b")
 
 
-def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation, uuid_bytes: bool = False) -> duckdb.DuckDBPyRelation:
+    """`rel`, with the columns Arrow would carry wrongly as text (or JSON), and with
+    `uuid_bytes` its UUID columns as their 16 bytes (DuckDB hands a UUID to Arrow as text)."""
     types = [str(t) for t in rel.types]
     as_json = [bool(_VARIANT.search(t)) for t in types]
     garbled = [t in _TEXT_TYPES or bool(_NESTED_TEXT_TYPE.search(t)) for t in types]
-    if not any(garbled) and not any(as_json):
+    uuids = [uuid_bytes and t == "UUID" for t in types]
+    if not any(garbled) and not any(as_json) and not any(uuids):
         return rel
     # By position (#k), for a result may name two columns alike. A list or struct holding
     # such a value is DuckDB's text as a whole.
-    cols = [f"{'CAST(#%d AS JSON)' % k if js else 'CAST(#%d AS VARCHAR)' % k if bad else '#%d' % k} "
-            f"AS {_quoted(name)}" for k, (name, js, bad) in enumerate(zip(rel.columns, as_json, garbled), 1)]
+    cast = [" AS JSON" if js else " AS VARCHAR" if bad else " AS BLOB" if u else ""
+            for js, bad, u in zip(as_json, garbled, uuids)]
+    cols = [f"{f'CAST(#{k}{to})' if to else f'#{k}'} AS {_quoted(name)}"
+            for k, (name, to) in enumerate(zip(rel.columns, cast), 1)]
     return rel.project(", ".join(cols))
 
 
@@ -154,9 +162,11 @@ def _quoted(name: str) -> str:
 _BATCH_ROWS = 20_000
 
 
-def run_query(cat: Catalog, sql: str) -> QueryResult:
+def run_query(cat: Catalog, sql: str, uuid_bytes: bool = False) -> QueryResult:
     """Run one reading SQL statement; its rows stream from the returned result. The
-    connection's settings are locked afterwards: use it for this one statement."""
+    connection's settings are locked afterwards: use it for this one statement.
+    `uuid_bytes`: UUID columns (not those nested in a list or struct) come as their 16
+    bytes, listed in `QueryResult.uuids`, for a writer that stores UUIDs as such."""
     if not sql.strip():
         raise QueryError("empty SQL statement")
     if not is_text(sql):
@@ -184,9 +194,10 @@ def run_query(cat: Catalog, sql: str) -> QueryResult:
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
             return QueryResult(pa.RecordBatchReader.from_batches(pa.schema([]), []), cat.path)
-        shown = _as_text_where_arrow_cannot(rel)
+        shown = _as_text_where_arrow_cannot(rel, uuid_bytes)
         wrapped = shown is not rel
-        return QueryResult(shown.to_arrow_reader(_BATCH_ROWS), cat.path, wrapped)
+        uuids = tuple(k for k, t in enumerate(rel.types) if uuid_bytes and str(t) == "UUID")
+        return QueryResult(shown.to_arrow_reader(_BATCH_ROWS), cat.path, wrapped, uuids)
     except (duckdb.Error, RuntimeError) as e:  # RuntimeError: a Ctrl-C, as DuckDB's Arrow reader reports it
         raise _failure(e, cat.path, wrapped) from None
     except pa.ArrowException as e:  # a result Arrow cannot carry (lists nested 64 deep)

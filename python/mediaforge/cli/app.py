@@ -458,7 +458,8 @@ def query_cmd(
         raise InvalidInputError('empty SQL statement: give one, e.g. "SELECT kind, count(*) FROM files GROUP BY kind"')
     try:
         with open_catalog(g.catalog, read_only=True) as cat:
-            rows = catalog.run_query(cat, sql)  # streams from the catalog: written out while it is open
+            # Streams from the catalog: written out while it is open. Parquet stores UUIDs as such.
+            rows = catalog.run_query(cat, sql, uuid_bytes=_written_as(fmt, output) is Format.parquet)
             if fmt is Format.table and output is None:
                 render.print_table(rows)
                 return
@@ -500,6 +501,15 @@ def check_output_args(fmt: Format, output: Optional[Path], catalog: Path) -> Non
         raise InvalidInputError("--format parquet needs --output FILE")
 
 
+def _written_as(fmt: Format, output: Optional[Path]) -> Format:
+    """The format a result is written in: no table is drawn into a file, which gets what its
+    name says (`x.parquet`, `x.json`, `x.json.gz`), else CSV."""
+    if fmt is not Format.table or output is None:
+        return fmt
+    named = Path(output).with_suffix("") if Path(output).suffix.lower() == ".gz" else Path(output)
+    return {".parquet": Format.parquet, ".json": Format.json}.get(named.suffix.lower(), Format.csv)
+
+
 def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
     """A result (an Arrow table or `render.Rows`) as csv or json (stdout or a file), or
     parquet into a file. A file is written beside its target under a temporary name and
@@ -510,9 +520,7 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
         return
     # `x.csv.gz`, `x.json.gz`: the text gzip-compressed (Parquet compresses itself).
     gz = Path(output).suffix.lower() == ".gz"
-    if fmt is Format.table:  # no table is drawn into a file: what its name says, else CSV
-        named = Path(output).with_suffix("") if gz else Path(output)
-        fmt = {".parquet": Format.parquet, ".json": Format.json}.get(named.suffix.lower(), Format.csv)
+    fmt = _written_as(fmt, output)
     if gz and fmt is Format.parquet:
         raise InvalidInputError(f"--output {output}: Parquet is compressed inside (zstd), not gzipped as the "
                                 "name says; name it .parquet")
@@ -580,8 +588,11 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
 
         rows = render.batches_of(table)
         # Names given twice are told apart as in JSON (`a`, `a_2`): readers refuse a
-        # Parquet file whose columns share a name.
-        schema = pa.schema([fld.with_name(n) for fld, n in zip(rows.schema, render.unique_names(rows.schema.names))])
+        # Parquet file whose columns share a name. UUIDs sent as their bytes are stored
+        # as UUIDs (`QueryResult.uuids`), as `export` stores them.
+        uuids = getattr(table, "uuids", ())
+        schema = pa.schema([(fld.with_type(pa.uuid()) if k in uuids else fld).with_name(n)
+                            for k, (fld, n) in enumerate(zip(rows.schema, render.unique_names(rows.schema.names)))])
         try:
             writer = pq.ParquetWriter(f, schema, compression="zstd")  # a file object: pyarrow removes no path
         except pa.ArrowException as e:
@@ -594,7 +605,9 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
         decimals = [k for k, fld in enumerate(schema) if _holds_decimal(fld.type)]
         with writer:
             for batch in rows:
-                out = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+                columns = [pa.ExtensionArray.from_storage(pa.uuid(), c.cast(pa.binary(16))) if k in uuids else c
+                           for k, c in enumerate(batch.columns)]
+                out = pa.RecordBatch.from_arrays(columns, schema=schema)
                 for k in decimals:
                     try:
                         out.column(k).validate(full=True)
