@@ -473,6 +473,15 @@ def test_query_parquet_stores_uuids_as_export_does(media_tree: MediaTree, catalo
     assert con.execute(f"SELECT count(*) FROM '{out}' q JOIN '{ex / 'files.parquet'}' f USING (media_id)").fetchall() == [
         (len(ids),)]
     assert con.execute(f"SELECT DISTINCT typeof(media_id) FROM '{out}'").fetchall() == [("UUID",)]
+    # So do the other commands' results that carry media_id.
+    assert run_cli("collection", "create", "all", "--smart", "true", catalog=catalog_path).rc == 0
+    for args in (("search", "kind:image"), ("collection", "show", "all")):
+        res = run_cli(*args, "-o", tmp_path / "r.parquet", catalog=catalog_path)
+        assert res.rc == 0, res.err
+        got = pq.read_table(tmp_path / "r.parquet")
+        assert str(got.schema.field("media_id").type) == "extension<arrow.uuid>", args
+        shown = json.loads(run_cli(*args, "-f", "json", catalog=catalog_path).out)
+        assert [str(v) for v in got.column("media_id").to_pylist()] == [r["media_id"] for r in shown] != []
 
 
 @pytest.mark.parametrize("sql", ["EXPLAIN ANALYZE SELECT count(*) FROM files", "/* plan */ EXPLAIN SELECT 1",
