@@ -383,11 +383,18 @@ def test_query_json_and_csv_are_valid_and_exact_for_odd_values(media_tree: Media
     sql = ("SELECT 'nan'::DOUBLE AS a, '-inf'::DOUBLE AS b, 'infinity'::TIMESTAMP AS t, '-infinity'::DATE AS d, "
            "'294247-01-01'::TIMESTAMP AS far, '12345-06-07'::DATE AS fd, '0044-03-15 (BC)'::DATE AS bc, 170141183460469231731687303715884105727::HUGEINT AS h, "
            "123456789012345678.123::DECIMAL(38,3) AS dd, 1.5::DECIMAL(4,1) AS small, "
-           "INTERVAL 3 DAY + INTERVAL 1500 MILLISECOND AS i, ['x,y', 'z'] AS l, NULL::TIMESTAMP AS nt")
-    want = {"a": "NaN", "b": "-Infinity", "t": "infinity", "d": "-infinity", "far": "294247-01-01T00:00:00.000000",
-            "fd": "12345-06-07", "bc": "-043-03-15",
+           "INTERVAL 3 DAY + INTERVAL 1500 MILLISECOND AS i, ['x,y', 'z'] AS l, NULL::TIMESTAMP AS nt, "
+           "make_timestamp(-43, 3, 15, 0, 0, 1.5) AS bct, '0001-01-01 (BC)'::DATE AS y0, "
+           "make_timestamp(-43, 3, 15, 0, 0, 2.25)::TIMESTAMP_MS AS bms, "
+           "make_timestamp(43, 3, 15, 0, 0, 2.25)::TIMESTAMP_MS AS ms")
+    want = {"a": "NaN", "b": "-Infinity", "t": "infinity", "d": "-infinity", "far": "294247-01-01T00:00:00",
+            "fd": "12345-06-07", "bc": "-0043-03-15",
             "h": 170141183460469231731687303715884105727, "dd": "123456789012345678.123", "small": 1.5,
-            "i": "P0M3DT1.5S", "l": ["x,y", "z"], "nt": None}
+            "i": "P0M3DT1.5S", "l": ["x,y", "z"], "nt": None,
+            # Years before 1 AD counted with a year 0 (1 BC), four digits after the sign; a
+            # fraction as a datetime shows one (none when zero, milliseconds as microseconds).
+            "bct": "-0043-03-15T00:00:01.500000", "y0": "0000-01-01", "bms": "-0043-03-15T00:00:02.250000",
+            "ms": "0043-03-15T00:00:02.250000"}
     res = run_cli("query", sql, "--format", "json", catalog=catalog_path)
     assert res.rc == 0, res.err
     assert json.loads(res.out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}")) == [want]

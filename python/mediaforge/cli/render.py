@@ -145,21 +145,25 @@ _DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
 
 
 def _far_iso(n: int, typ: pa.DataType) -> str:
-    """ISO 8601 text of a date or timestamp past Python's year 9999 (DuckDB reaches year
-    294247), in the proleptic Gregorian calendar, written as numpy writes it."""
+    """ISO 8601 text of a date or timestamp outside Python's years 1..9999 (DuckDB reaches
+    year 294247, and 290309 BC), in the proleptic Gregorian calendar with a year 0 (1 BC,
+    so 44 BC is -0043), the year at least four digits after its sign; a time as
+    `datetime.isoformat` writes one (no fraction when it is zero)."""
     import pyarrow as pa  # noqa: PLC0415
 
     unit = "D" if pa.types.is_date32(typ) else "ms" if pa.types.is_date64(typ) else typ.unit
     days, rest = divmod(n, _PER_DAY[unit])
     y, m, d = _civil(days)
-    text = f"{y:04d}-{m:02d}-{d:02d}"
+    text = f"{'-' if y < 0 else ''}{abs(y):04d}-{m:02d}-{d:02d}"
     if unit == "D":
         return text
     digits = _DIGITS[unit]
     secs, frac = divmod(rest, 10**digits)
     text += f"T{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
     zone = "+00:00" if getattr(typ, "tz", None) else ""  # a TIMESTAMPTZ is UTC, as nearer ones show
-    return text + (f".{frac:0{digits}d}" if digits else "") + zone
+    if frac and digits < 6:  # milliseconds as microseconds, as a datetime shows them
+        frac, digits = frac * 10 ** (6 - digits), 6
+    return text + (f".{frac:0{digits}d}" if frac else "") + zone
 
 
 def _civil(days: int) -> tuple[int, int, int]:
