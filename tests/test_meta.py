@@ -1905,6 +1905,58 @@ def test_an_animated_gif_cut_short_is_partial(tmp_path: Path) -> None:
     assert stage == "decode" and "cut short?" in message
 
 
+def test_a_tiff_cut_short_is_partial_though_its_pixels_decode(tmp_path: Path) -> None:
+    """A TIFF that lost its last byte (its directory, written after the pixel data, cut)
+    read as a whole picture: Pillow reads a directory cut short as far as it goes (or gives
+    up, and libav reads it), and nothing told. Now the file's structure is checked: each directory, the values it points
+    to and every strip of pixel data must lie inside the file. TIFFs made whole by Pillow
+    (uncompressed, LZW, Deflate, JPEG, several pages, BigTIFF, with EXIF) and by libav
+    are `ok` with no error; each cut short is not."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    pic = media_corpus.picture(120, 80, 7)
+    for comp in ("raw", "tiff_lzw", "tiff_deflate", "jpeg"):
+        pic.save(lib / f"{comp}.tif", compression=None if comp == "raw" else comp)
+    pages = [media_corpus.picture(60 + i, 40, i) for i in range(3)]
+    pages[0].save(lib / "pages.tif", save_all=True, append_images=pages[1:], compression="tiff_lzw")
+    pic.save(lib / "big.tif", big_tiff=True)
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Maker", "Model X"
+    pic.save(lib / "exif.tif", exif=exif, compression="tiff_deflate")
+    with av.open(str(lib / "libav.tif"), "w", format="image2") as c:
+        s = c.add_stream("tiff", rate=1)
+        s.width, s.height, s.pix_fmt = 64, 48, "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.random.default_rng(1).integers(0, 255, (48, 64, 3), np.uint8), "rgb24")
+        for packet in [*s.encode(frame), *s.encode()]:
+            c.mux(packet)
+    whole = sorted(p.name for p in lib.iterdir())
+    for name in whole:
+        data = (lib / name).read_bytes()
+        (lib / f"cut1_{name}").write_bytes(data[:-1])
+        (lib / f"cut16_{name}").write_bytes(data[:-16])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name in whole:
+        m = _media(catalog, lib / name)
+        assert (m["status"], _errors(catalog, lib / name)) == ("ok", []), (name, m["status"])
+    for name in whole:
+        for cut in ("cut16_", *(("cut1_",) if name != "pages.tif" else ())):  # pages.tif ends in padding
+            m = _media(catalog, lib / (cut + name))
+            assert m["status"] in ("partial", "error"), (cut + name, m["status"])
+            if m["status"] == "partial":
+                assert any(stage == "decode" and "past the end of the file: cut short?" in message
+                           for stage, message in _errors(catalog, lib / (cut + name))), cut + name
+    # Their pixels decode whole, so their thumbnails are made: only the structure tells.
+    for name, width in (("exif.tif", 120), ("libav.tif", 64)):
+        m = _media(catalog, lib / f"cut1_{name}")
+        assert (m["status"], m["width"], bool(m["thumb"])) == ("partial", width, True), name
+        assert _errors(catalog, lib / f"cut1_{name}") == [
+            ("decode", "the TIFF's directory ends 1 byte past the end of the file: cut short?")]
+
+
 def _mp3(path: Path, pcm: object, rate: int, xing: bool, vbr: bool) -> None:
     """Mono MP3 with LAME: CBR 64 kbit/s or VBR (quality 6); with or without the Xing frame
     that states the length."""

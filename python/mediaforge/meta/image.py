@@ -7,6 +7,7 @@ thumbnail is wanted (see `thumbs.py`), so the same open image feeds both.
 from __future__ import annotations
 
 import math
+import os
 import re
 from datetime import datetime
 from typing import Any
@@ -186,6 +187,85 @@ def gif_complete(path: str | bytes) -> bool:
             return False
     except (OSError, ValueError):
         return False
+
+
+# TIFF field types: the size of one value, by type number (BYTE, ASCII, SHORT, LONG,
+# RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE, IFD, LONG8, SLONG8, IFD8).
+_TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+# Tags whose values are the offsets of the pixel data, with the tag of those pieces' sizes:
+# strips, tiles, and a JPEG thumbnail's.
+_TIFF_PIECES = {273: 279, 324: 325, 513: 514}
+_TIFF_INTS = {3: "H", 4: "L", 13: "L", 16: "Q"}
+
+
+def tiff_cut_short(path: str | bytes) -> str | None:
+    """Why a TIFF's bytes end before what its structure claims, or None: each directory
+    (its entries and the values they point to) and each strip or tile of pixel data must
+    lie inside the file. Pillow reads a directory cut short as far as it goes, without an
+    error, and a picture whose last piece lies before the cut decodes whole: a copy that
+    lost its last bytes reads as a whole picture. None too when it is no TIFF."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+
+            def read(at: int, n: int) -> bytes:
+                f.seek(at)
+                return f.read(n)
+
+            head = read(0, 16)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None or len(head) < 8:
+                return None
+            magic = struct.unpack(order + "H", head[2:4])[0]
+            if magic == 42:
+                big, where = False, struct.unpack(order + "L", head[4:8])[0]
+            elif magic == 43 and len(head) == 16:
+                big, where = True, struct.unpack(order + "Q", head[8:16])[0]
+            else:
+                return None
+            count_f, entry, word = ("Q", 20, "Q") if big else ("H", 12, "L")
+            seen: set[int] = set()
+            ends: list[tuple[int, str]] = []
+            while where and where not in seen and len(seen) < 10_000:
+                seen.add(where)
+                raw = read(where, 8 if big else 2)
+                if len(raw) < (8 if big else 2):
+                    ends.append((where + len(raw) + 1, "directory"))
+                    break
+                n = struct.unpack(order + count_f, raw)[0]
+                body = read(where + len(raw), n * entry + (8 if big else 4))
+                ends.append((where + len(raw) + n * entry + (8 if big else 4), "directory"))
+                values: dict[int, tuple[int, int, bytes]] = {}
+                for k in range(min(n, len(body) // entry)):
+                    tag, typ = struct.unpack(order + "HH", body[k * entry:k * entry + 4])
+                    count = struct.unpack(order + word, body[k * entry + 4:k * entry + (12 if big else 8)])[0]
+                    inline = body[k * entry + (12 if big else 8):(k + 1) * entry]
+                    length = count * _TIFF_SIZES.get(typ, 0)
+                    if length > len(inline):
+                        at = struct.unpack(order + word, inline)[0]
+                        ends.append((at + length, "directory"))
+                        values[tag] = (typ, count, b"" if tag not in _TIFF_PIECES and tag not in
+                                       _TIFF_PIECES.values() else read(at, min(length, 1 << 24)))
+                    else:
+                        values[tag] = (typ, count, inline[:length])
+                for offsets, sizes in _TIFF_PIECES.items():
+                    if offsets in values and sizes in values:
+                        (t1, n1, d1), (t2, n2, d2) = values[offsets], values[sizes]
+                        if t1 in _TIFF_INTS and t2 in _TIFF_INTS and n1 == n2 and n1 * _TIFF_SIZES[t1] == len(d1) \
+                                and n2 * _TIFF_SIZES[t2] == len(d2):
+                            starts = struct.unpack(f"{order}{n1}{_TIFF_INTS[t1]}", d1)
+                            lengths = struct.unpack(f"{order}{n2}{_TIFF_INTS[t2]}", d2)
+                            ends += [(a + b, "pixel data") for a, b in zip(starts, lengths) if b]
+                tail = body[n * entry:n * entry + (8 if big else 4)]
+                where = struct.unpack(order + word, tail)[0] if len(tail) == (8 if big else 4) else 0
+    except (OSError, ValueError, struct.error):
+        return None
+    end, what = max(ends, default=(0, ""))
+    if end <= size:
+        return None
+    return f"the TIFF's {what} ends {end - size:,} byte{'s' if end - size > 1 else ''} past the end of the file: cut short?"
 
 
 def image_info(im: Image.Image) -> dict[str, Any]:

@@ -168,6 +168,15 @@ def extract_one(task: Task) -> dict[str, Any]:
     elif task.kind in ("image", "raw"):
         if not _image(r) and _av(r, fallback=True) and task.meta:
             _heif_exif(r)
+        if task.kind == "image" and task.meta and r.status in (OK, PARTIAL):
+            from .image import tiff_cut_short
+
+            # Pillow reads a TIFF directory cut short as far as it goes, libav reads what
+            # Pillow cannot, and pixel data that lies before the cut decodes whole: only
+            # the file's structure tells (None for a file that is no TIFF).
+            short = tiff_cut_short(task.path)
+            if short:
+                r.fail("decode", short)
     elif task.kind in ("video", "audio"):
         _av(r) or _image(r, fallback=True)
         sound = task.kind == "audio" or r.media.get("audio_codec") and not r.media.get("video_codec")
