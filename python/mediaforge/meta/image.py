@@ -196,6 +196,7 @@ _TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 
 # strips, tiles, and a JPEG thumbnail's.
 _TIFF_PIECES = {273: 279, 324: 325, 513: 514}
 _TIFF_INTS = {3: "H", 4: "L", 13: "L", 16: "Q"}
+_TIFF_READ_BUDGET = 64 << 20  # bytes of structure read at most; past that, nothing is said
 
 
 def tiff_cut_short(path: str | bytes) -> str | None:
@@ -210,7 +211,12 @@ def tiff_cut_short(path: str | bytes) -> str | None:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
 
+            budget = [_TIFF_READ_BUDGET]
+
             def read(at: int, n: int) -> bytes:
+                budget[0] -= n
+                if budget[0] < 0:  # a hostile file's directories all pointing at one big table
+                    raise ValueError("too much to read")
                 f.seek(at)
                 return f.read(n)
 
@@ -247,7 +253,7 @@ def tiff_cut_short(path: str | bytes) -> str | None:
                         at = struct.unpack(order + word, inline)[0]
                         ends.append((at + length, "directory"))
                         values[tag] = (typ, count, b"" if tag not in _TIFF_PIECES and tag not in
-                                       _TIFF_PIECES.values() else read(at, min(length, 1 << 24)))
+                                       _TIFF_PIECES.values() else read(at, max(0, min(length, size - at))))
                     else:
                         values[tag] = (typ, count, inline[:length])
                 for offsets, sizes in _TIFF_PIECES.items():
