@@ -1371,7 +1371,7 @@ def test_schema_14_adds_birth_times_and_older_rows_read_as_unknown(tmp_path: Pat
     as before) until a scan rewrites them; new rows get theirs."""
     import duckdb
 
-    from mediaforge.catalog.schema import MIGRATIONS
+    from mediaforge.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -1387,7 +1387,7 @@ def test_schema_14_adds_birth_times_and_older_rows_read_as_unknown(tmp_path: Pat
     assert (s.new, s.unchanged) == (1, 1), s
     got = {r["name"]: r["btime_ns"] for r in rows(catalog, "SELECT name, btime_ns FROM files")}
     assert got["old.jpg"] is None and time.time_ns() - 60_000_000_000 < got["new.jpg"] <= time.time_ns()
-    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "14"}]
+    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": str(SCHEMA_VERSION)}]
     # A scan that does not get the birth time (a file given as its root) keeps the one known.
     born = got["new.jpg"]
     (lib / "new.jpg").write_bytes(b"M" * 150)

@@ -2415,37 +2415,46 @@ def test_a_one_keyframe_mpeg_ts_clip_gets_its_thumbnail_fingerprint_and_rotation
 HDR_SWATCHES = ((220, 30, 30), (30, 200, 40), (225, 170, 140), (235, 235, 235))
 
 
-def _hdr_clip(path: Path, transfer: str) -> None:
-    """Four SDR colour swatches as an HDR10 (PQ) or HLG video, BT.2020, 10 bits, made as
-    an HDR master would show them: SDR white at 203 cd/m2 (ITU-R BT.2408). The signal is
-    computed here from the standards' encoding formulas (ST 2084, ARIB STD-B67)."""
+def _swatches() -> Image.Image:
+    w, h = 160, 90
+    img = Image.new("RGB", (w, h))
+    for k, colour in enumerate(HDR_SWATCHES):
+        img.paste(colour, (k * w // 4, 0, (k + 1) * w // 4, h))
+    return img
+
+
+def _hdr_clip(path: Path, transfer: str, frames: list[Image.Image] | None = None, rate: int = 10) -> None:
+    """SDR pictures (by default five of four colour swatches) as an HDR10 (PQ) or HLG
+    video, BT.2020, 10 bits, made as an HDR master would show them: SDR white at 203 cd/m2
+    (ITU-R BT.2408). The signal is computed here from the standards' encoding formulas (ST
+    2084, ARIB STD-B67)."""
     import av
     import numpy as np
 
-    w, h = 160, 90
-    rgb = np.zeros((h, w, 3), np.float64)
-    for k, colour in enumerate(HDR_SWATCHES):
-        rgb[:, k * w // 4:(k + 1) * w // 4] = np.asarray(colour) / 255
-    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)  # sRGB to light
+    frames = frames or [_swatches()] * 5
+    w, h = frames[0].size
     to2020 = np.asarray(((0.6274, 0.3293, 0.0433), (0.0691, 0.9195, 0.0114), (0.0164, 0.0880, 0.8956)))
-    lin = np.clip(lin @ to2020.T, 0, None)
-    if transfer == "pq":
-        y = lin * 203 / 10000
-        m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-        signal, trc = ((c1 + c2 * y ** m1) / (1 + c3 * y ** m1)) ** m2, 16
-    else:
-        a, b, c = 0.17883277, 1 - 4 * 0.17883277, 0.5 - 0.17883277 * np.log(4 * 0.17883277)
-        scene = lin ** (1 / 1.2) * ((np.exp((0.75 - c) / a) + b) / 12)  # reference white at 75% signal
-        signal = np.where(scene <= 1 / 12, np.sqrt(3 * scene), a * np.log(np.maximum(12 * scene - b, 1e-12)) + c)
-        trc = 18
-    pixels = np.ascontiguousarray(np.rint(np.clip(signal, 0, 1) * 65535).astype("<u2"))
     with av.open(str(path), "w") as out:
-        st = out.add_stream("libx265", rate=10)
+        st = out.add_stream("libx265", rate=rate)
         st.width, st.height, st.pix_fmt = w, h, "yuv420p10le"
         st.options = {"x265-params": "log-level=error"}
-        for attr, value in (("color_primaries", 9), ("color_trc", trc), ("colorspace", 9)):
+        for attr, value in (("color_primaries", 9), ("color_trc", 16 if transfer == "pq" else 18),
+                            ("colorspace", 9)):
             setattr(st.codec_context, attr, value)
-        for i in range(5):
+        for i, img in enumerate(frames):
+            rgb = np.asarray(img.convert("RGB"), np.float64) / 255
+            lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)  # sRGB to light
+            lin = np.clip(lin @ to2020.T, 0, None)
+            if transfer == "pq":
+                y = lin * 203 / 10000
+                m1, m2, c1, c2, c3 = 2610 / 16384, 2523 / 4096 * 128, 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+                signal = ((c1 + c2 * y ** m1) / (1 + c3 * y ** m1)) ** m2
+            else:
+                a, b, c = 0.17883277, 1 - 4 * 0.17883277, 0.5 - 0.17883277 * np.log(4 * 0.17883277)
+                scene = lin ** (1 / 1.2) * ((np.exp((0.75 - c) / a) + b) / 12)  # reference white at 75% signal
+                signal = np.where(scene <= 1 / 12, np.sqrt(3 * scene),
+                                  a * np.log(np.maximum(12 * scene - b, 1e-12)) + c)
+            pixels = np.ascontiguousarray(np.rint(np.clip(signal, 0, 1) * 65535).astype("<u2"))
             frame = av.VideoFrame.from_ndarray(pixels, format="rgb48le").reformat(format="yuv420p10le",
                                                                                   dst_colorspace="bt2020")
             frame.pts = i
@@ -2453,6 +2462,82 @@ def _hdr_clip(path: Path, transfer: str) -> None:
                 out.mux(p)
         for p in st.encode():
             out.mux(p)
+
+
+def _hdr_and_sdr_twins(lib: Path) -> None:
+    """One 10 s clip three times: SDR H.264 (`sdr.mp4`), and HDR10 and HLG HEVC made from
+    the same pictures (`pq.mp4`, `hlg.mp4`), as a phone's HDR video and its SDR export."""
+    frames = [media_corpus.picture(192, 108, i // 10) for i in range(100)]
+    media_corpus._video(lib / "sdr.mp4", "libx264", "mp4", (192, 108), 100, rate=10,
+                        frame_picture=lambda i: frames[i])
+    for transfer in ("pq", "hlg"):
+        _hdr_clip(lib / f"{transfer}.mp4", transfer, frames)
+
+
+def _video_phashes(catalog: Path) -> dict[str, dict[int, int]]:
+    got: dict[str, dict[int, int]] = {}
+    for r in rows(catalog, "SELECT f.name, v.k, v.phash FROM video_hashes v JOIN files f USING (blake3)"):
+        got.setdefault(r["name"], {})[r["k"]] = r["phash"]
+    return got
+
+
+def test_an_hdr_videos_fingerprint_is_of_its_frames_as_an_sdr_screen_shows_them(tmp_path: Path) -> None:
+    """An HDR video's fingerprint was made from its signal read as if it were SDR (the
+    thumbnail was mapped to SDR light, the fingerprint's frames were not): its SDR export
+    was 6 bits away at the median position, 10 at the worst, and one position was left
+    out as flat. Its frames are now mapped as the thumbnail's are: every position is there,
+    a few bits from the SDR copy's."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _hdr_and_sdr_twins(lib)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = _video_phashes(catalog)
+    assert sorted(got) == ["hlg.mp4", "pq.mp4", "sdr.mp4"] and all(sorted(h) == list(range(9)) for h in got.values())
+    for name in ("pq.mp4", "hlg.mp4"):
+        far = sorted(bin(got[name][k] ^ got["sdr.mp4"][k]).count("1") for k in range(9))
+        assert far[4] <= 2 and far[-1] <= 5, (name, far)
+    res = run_cli("dupes", "--similar", "--kind", "video", "-f", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    groups = {(r["group"], Path(r["path"]).name, r["distance"]) for r in json.loads(res.out)}
+    assert {g for g, _n, _d in groups} == {1} and {n for _g, n, _d in groups} == {"sdr.mp4", "pq.mp4", "hlg.mp4"}
+    assert all(d <= 2 for _g, _n, d in groups), groups
+
+
+def test_schema_15_drops_hdr_video_fingerprints_made_from_the_signal(tmp_path: Path) -> None:
+    """A catalog of schema 14 holds HDR videos' fingerprints made from their signal: the
+    upgrade drops them, and the near-duplicate groups holding one, and the next scan makes
+    them again; SDR videos' fingerprints and groups are kept."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _hdr_and_sdr_twins(lib)
+    for name, crf in (("other.mp4", "20"), ("other smaller.mp4", "35")):  # an SDR pair
+        media_corpus._video(lib / name, "libx264", "mp4", (192, 108), 100, rate=10, options={"crf": crf},
+                            frame_picture=lambda i: media_corpus.picture(192, 108, 50 + i // 10))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("dupes", "--similar", "--kind", "video", catalog=catalog).rc == 0
+    made = _video_phashes(catalog)
+    con = duckdb.connect(str(catalog))
+    # As schema 14 left it: the HDR fingerprints made from the signal (any other hash).
+    con.execute("UPDATE video_hashes SET phash = xor(phash, 255) WHERE blake3 IN (SELECT blake3 FROM media WHERE hdr)")
+    con.execute("UPDATE meta SET value = '14' WHERE key = 'schema_version'")
+    con.execute("DELETE FROM meta WHERE key = 'fingerprints_pending'")
+    groups = "SELECT f.name FROM similar_groups g JOIN files f USING (blake3) WHERE g.method = 'video' ORDER BY 1"
+    assert [r[0] for r in con.execute(groups).fetchall()] == ["hlg.mp4", "other smaller.mp4", "other.mp4", "pq.mp4",
+                                                              "sdr.mp4"]
+    con.close()
+    assert run_cli("stats", catalog=catalog).rc == 0  # opening it upgrades it
+    assert [r["name"] for r in rows(catalog, groups)] == ["other smaller.mp4", "other.mp4"]
+    assert sorted(_video_phashes(catalog)) == ["other smaller.mp4", "other.mp4", "sdr.mp4"]
+    assert rows(catalog, "SELECT value FROM meta WHERE key = 'fingerprints_pending'") == [{"value": "1"}]
+    res = run_cli("scan", lib, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["extract"]["fingerprinted"] == 2
+    assert _video_phashes(catalog) == made
+    assert rows(catalog, "SELECT value FROM meta WHERE key = 'fingerprints_pending'") == []
 
 
 def test_an_hdr_videos_thumbnail_shows_its_colours_as_an_sdr_screen_would(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4,
                            TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -250,6 +250,19 @@ MIGRATIONS[14] = [
 ]
 # The stored columns of `files` since version 14, in table order (what an INSERT lists).
 FILES_STORED = FILES_STORED_V8 + ", btime_ns"
+
+# Version 15 drops the video fingerprints of HDR videos (PQ, HLG), made before their frames
+# were mapped to SDR light as the thumbnails are: they were hashes of the signal read as if
+# it were SDR, further from an SDR copy's than the frames' look is. Near-duplicate groups
+# holding one go too (no `dedupe --similar` acts on them); the next scan, `meta` or `dupes
+# --similar` fingerprints them again (`fingerprints_pending`).
+_HDR_VIDEOS = "SELECT blake3 FROM media WHERE hdr AND blake3 IN (SELECT blake3 FROM video_hashes)"
+MIGRATIONS[15] = [
+    f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({_HDR_VIDEOS})",
+    f"""DELETE FROM similar_groups WHERE method = 'video' AND group_id IN (
+        SELECT group_id FROM similar_groups WHERE method = 'video' AND blake3 IN ({_HDR_VIDEOS}))""",
+    f"DELETE FROM video_hashes WHERE blake3 IN ({_HDR_VIDEOS})",
+]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

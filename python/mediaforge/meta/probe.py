@@ -496,7 +496,11 @@ def video_fingerprint(path: str | bytes, duration: float | None,
                 break
             w = 64
             h = max(8, round(64 * frame.height / max(frame.width, 1)))
-            grey = frame.reformat(width=w, height=h, format="gray").to_ndarray()
+            # An HDR frame as an SDR screen shows it, as its thumbnail: its signal read as
+            # SDR lay further from an SDR copy's frame (see schema 15).
+            grey = (np.asarray(_sdr_picture(frame, w, h).convert("L"))
+                    if getattr(frame, "color_trc", None) in (_TRC_PQ, _TRC_HLG)
+                    else frame.reformat(width=w, height=h, format="gray").to_ndarray())
             if float(np.std(grey)) < FP_FLAT_STDDEV:
                 continue  # black or flat: says nothing about the content
             phash, _ = _core.image_hashes(np.ascontiguousarray(grey).tobytes(), w, h)
