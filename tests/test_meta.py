@@ -1435,6 +1435,44 @@ def test_a_video_cut_short_behind_an_intact_header_is_partial_and_fingerprinted_
     assert positions and len(set(positions)) == len(positions) and max(positions) < 4.0
 
 
+def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_those_it_had(tmp_path: Path) -> None:
+    """`meta --retry-failed --no-thumbs` replaced a partial content's row, thumbnail and
+    all: a GIF without its trailer lost its thumbnail. `--no-fingerprints` dropped a cut
+    video's fingerprint and, with it, what only its frames tell (its pictures end early):
+    the video became `ok`. And a video first extracted without fingerprints stayed `ok`
+    when the catch-up found its pictures end early. Each now keeps or gets what it should."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    frames = [media_corpus.picture(100, 80, i) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100)
+    (lib / "no trailer.gif").write_bytes((tmp_path / "a.gif").read_bytes()[:-1])
+    whole = tmp_path / "whole.mkv"
+    media_corpus._video(whole, "libx264", "matroska", (160, 120), frames=6 * 24)
+    data = whole.read_bytes()
+    (lib / "cut.mkv").write_bytes(data[: len(data) // 2])
+    catalog = tmp_path / "c.duckdb"
+    query = ("SELECT f.name, m.status, m.thumb, (SELECT count(*) FROM image_hashes i WHERE i.blake3 = m.blake3) "
+             "+ (SELECT count(*) FROM video_hashes v WHERE v.blake3 = m.blake3) AS hashes, (SELECT list(e.stage "
+             "ORDER BY e.stage) FROM meta_errors e WHERE e.blake3 = m.blake3) AS stages "
+             "FROM files f JOIN media m USING (blake3) ORDER BY f.name")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    before = rows(catalog, query)
+    assert [(r["name"], r["status"], bool(r["thumb"]), r["hashes"] > 0, r["stages"]) for r in before] == [
+        ("cut.mkv", "partial", True, True, ["decode"]), ("no trailer.gif", "partial", True, True, ["decode"])]
+    for flag in ("--no-thumbs", "--no-fingerprints"):
+        out = json.loads(run_cli("meta", "--retry-failed", flag, "--json", catalog=catalog).out)
+        assert out["files"] == 2, out  # (its counts are what this run read: the video `ok`, unfingerprinted)
+        assert rows(catalog, query) == before, flag
+    # A first extraction without fingerprints cannot tell; the catch-up that makes them does.
+    catalog.unlink()
+    assert run_cli("scan", "--no-fingerprints", lib, catalog=catalog).rc == 0
+    assert _media(catalog, lib / "cut.mkv")["status"] == "ok"
+    for _ in range(2):  # once, even when tried again
+        assert run_cli("meta", "--retry-failed", catalog=catalog).rc == 0
+        got = {r["name"]: r for r in rows(catalog, query)}
+        assert (got["cut.mkv"]["status"], got["cut.mkv"]["stages"]) == ("partial", ["decode"])
+
+
 def test_bytes_after_the_sound_keep_the_audio_fingerprint(tmp_path: Path) -> None:
     """One NUL byte, zeros or a LYRICS tag after an MP3's last frame: the decode error
     there threw away the whole fingerprint, and `dupes --similar` lost the song."""

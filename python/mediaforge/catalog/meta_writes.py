@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from .media_tables import arrow_schema, columns
 from .store import Catalog
-from ..meta.readers import NO_FINGERPRINT
+from ..meta.readers import NO_FINGERPRINT, PICTURES_END
 from .writes import utcnow
 
 EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
@@ -165,9 +165,15 @@ def _conformed(r: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
-def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
+def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes],
+                  keep_thumbs: bool = False, keep_fingerprints: bool = False) -> None:
     """Replace the metadata of these contents with `results`, in one transaction. A value
-    that does not fit its column is stored as NULL, with an error row, never a failed batch."""
+    that does not fit its column is stored as NULL, with an error row, never a failed batch.
+    For an extraction that makes no thumbnails or no fingerprints, of contents extracted
+    before (`meta --retry-failed --no-thumbs`, `--no-fingerprints`): with `keep_thumbs` a
+    content's thumbnail stays where the result has none; with `keep_fingerprints` its
+    fingerprints stay, with what their making found (their errors, and a video's pictures
+    that end early, which keeps it `partial`)."""
     if not results:
         return
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in _RESULT_TABLES}
@@ -184,8 +190,42 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
                 rows[table] += table_rows
         batches = {t: _batch(t, v) for t, v in rows.items()}
         batches["meta_errors"] = _error_rows(results, paths)
-    with cat.registered("mf_keys", _keys(results)), cat.transaction() as con:
-        _replace(con, batches, delete=tuple(batches))
+    # Contents whose fingerprints (and what their making found) stay: the result made none.
+    kept = [r["blake3"] for r in results if keep_fingerprints and not r["hashes"] and not r["video_hashes"]
+            and not r["audio_hash"] and not any(_found_by_fingerprint(stage, m) for stage, m in r["errors"])]
+    with cat.registered("mf_keys", _keys(results)), cat.registered("mf_kept", pa.table({
+            "blake3": pa.array(kept, pa.string())})), cat.transaction() as con:
+        if keep_thumbs:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE mf_old_thumbs AS SELECT blake3, {', '.join(_THUMB_COLUMNS)} "
+                        "FROM media WHERE thumb IS NOT NULL AND blake3 IN (SELECT blake3 FROM mf_keys)")
+        if kept:
+            for table in _FINGERPRINT_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM mf_keys) "
+                            "AND blake3 NOT IN (SELECT blake3 FROM mf_kept)")
+            con.execute(f"DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_keys) "
+                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_kept) AND ({_FOUND_BY_FP}))", [PICTURES_END])
+        _replace(con, batches, delete=tuple(t for t in batches if not (
+            kept and (t in _FINGERPRINT_TABLES or t == "meta_errors"))))
+        if kept:
+            con.execute(f"UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (SELECT blake3 "
+                        f"FROM meta_errors WHERE stage = 'decode' AND starts_with(message, ?) "
+                        f"AND blake3 IN (SELECT blake3 FROM mf_kept))", [PICTURES_END])
+        if keep_thumbs:
+            con.execute(f"UPDATE media SET {', '.join(f'{c} = o.{c}' for c in _THUMB_COLUMNS)} FROM mf_old_thumbs o "
+                        "WHERE media.blake3 = o.blake3 AND media.thumb IS NULL")
+            con.execute("DROP TABLE mf_old_thumbs")
+
+
+_THUMB_COLUMNS = ("thumb", "thumb_width", "thumb_height", "thumb_bytes")
+_FINGERPRINT_TABLES = ("image_hashes", "video_hashes", "audio_hashes")
+# The `meta_errors` rows that making a fingerprint writes: its own, and a video's pictures
+# found to end early (`$1`: `PICTURES_END`).
+_FOUND_BY_FP = "stage = 'fingerprint' OR stage = 'decode' AND starts_with(message, $1)"
+
+
+def _found_by_fingerprint(stage: str, message: str) -> bool:
+    """`_FOUND_BY_FP` of one error."""
+    return stage == "fingerprint" or stage == "decode" and message.startswith(PICTURES_END)
 
 
 def write_fingerprints(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
@@ -203,8 +243,14 @@ def write_fingerprints(cat: Catalog, results: list[dict[str, Any]], paths: dict[
         "meta_errors": _error_rows(results, paths),
     }
     with cat.registered("mf_keys", _keys(results)), cat.transaction() as con:
-        con.execute("DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN (SELECT blake3 FROM mf_keys)")
-        _replace(con, batches, delete=("image_hashes", "video_hashes", "audio_hashes"))
+        con.execute(f"DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_keys) AND ({_FOUND_BY_FP})",
+                    [PICTURES_END])
+        _replace(con, batches, delete=_FINGERPRINT_TABLES)
+        # A video whose pictures end well before its stated length, which only these frames
+        # tell (an extraction made without fingerprints): `partial`, as a full one makes it.
+        con.execute("UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (SELECT blake3 "
+                    "FROM meta_errors WHERE stage = 'decode' AND starts_with(message, ?) "
+                    "AND blake3 IN (SELECT blake3 FROM mf_keys))", [PICTURES_END])
 
 
 def _keys(results: list[dict[str, Any]]) -> pa.Table:

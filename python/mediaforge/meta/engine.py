@@ -196,7 +196,10 @@ def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None 
     `prestart` as for `_run` (a scan: False, for a rescan mostly finds nothing new)."""
     if not config.fingerprints:
         set_fingerprints_pending(cat, True)
-    summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write_results, on_progress,
+    def write(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
+        write_results(cat, results, paths, keep_thumbs=not config.thumbs, keep_fingerprints=not config.fingerprints)
+
+    summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write, on_progress,
                    prestart=prestart)
     if not config.fingerprints or not (catch_up or fingerprints_pending(cat)):
         return summary

@@ -24,6 +24,9 @@ from ..errors import first_line
 # How a meta_errors message that records no failure starts: a flat picture or video has
 # no fingerprint to make, and says so (its status stays as it was).
 NO_FINGERPRINT = "no fingerprint: "
+# The start of the `decode` error of a video whose pictures end well before its stated
+# length, which only the fingerprint's frames tell: a fingerprint catch-up records it too.
+PICTURES_END = "the pictures end at "
 
 # Extraction statuses, as stored in media.status.
 OK, PARTIAL, UNSUPPORTED, ERROR, TIMEOUT, CRASHED = "ok", "partial", "unsupported", "error", "timeout", "crashed"
@@ -187,7 +190,10 @@ def extract_one(task: Task) -> dict[str, Any]:
     if not task.meta and not task.thumbs:
         # A fingerprint-only task: whatever stopped it is a fingerprint error, recorded once
         # so that later catch-ups do not pick the content again.
-        r.errors = [("fingerprint", message) for _stage, message in r.errors]
+        # All but the finding that a video's pictures end early, which makes it `partial`
+        # as a full extraction would (`write_fingerprints`).
+        r.errors = [(stage if stage == "decode" and message.startswith(PICTURES_END) else "fingerprint", message)
+                    for stage, message in r.errors]
         if not r.errors and r.hashes is None and not r.video_hashes and r.audio_hash is None:
             r.fail("fingerprint", "no picture or sound to fingerprint", ERROR)
     return r.as_dict()
@@ -448,7 +454,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.fail("fingerprint", e)
         else:
             if ended is not None:
-                r.fail("decode", f"the pictures end at {ended:.1f} s of the {media['duration']:.1f} s the file "
+                r.fail("decode", f"{PICTURES_END}{ended:.1f} s of the {media['duration']:.1f} s the file "
                                  "claims: cut short?")
             if not r.video_hashes:
                 # Recorded (the extraction itself is fine) so that no catch-up tries again.
