@@ -431,6 +431,17 @@ def test_floats_far_zoned_times_and_sql_opening_with_a_comment(small_catalog: Pa
         assert json.loads(res.out) == [{"f": 0.1, "l": [0.3, None], "g": 1e38,
                                         "far": "294247-01-10T04:00:54.775806+00:00",
                                         "near": "2020-01-01T10:00:00+00:00"}]
+    # In another zone a far one is in it too, as the near ones are (it was always UTC), by
+    # the zone's rules at year 9999 (or 1, where a zone's local mean time shows).
+    sql = ("SELECT '2020-06-01 12:00+00'::TIMESTAMPTZ AS near, '12020-06-01 12:00+00'::TIMESTAMPTZ AS far, "
+           "['12021-01-01 02:00+00'::TIMESTAMPTZ] AS l, '0100-06-01 12:00+00'::TIMESTAMPTZ AS old, "
+           "make_timestamptz(-43, 6, 1, 12, 0, 0, 'UTC') AS bc")
+    res = run_cli("query", sql, "-f", "json", catalog=small_catalog,
+                  env=dict(cli_env(small_catalog), TZ="America/New_York"))
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"near": "2020-06-01T08:00:00-04:00", "far": "12020-06-01T08:00:00-04:00",
+                                    "l": ["12020-12-31T21:00:00-05:00"], "old": "0100-06-01T07:03:58-04:56:02",
+                                    "bc": "-0042-06-01T07:03:58-04:56:02"}]
 
 
 @pytest.mark.parametrize("args, want", [

@@ -580,15 +580,22 @@ def _holds_decimal(t) -> bool:  # noqa: ANN001 - a pyarrow DataType
     return any(_holds_decimal(t.field(k).type) for k in range(t.num_fields))
 
 
-def _uuid_bytes(column):  # noqa: ANN001, ANN202 - pyarrow arrays
-    """A column of UUIDs, as bytes or as text, as 16-byte values."""
+def _media_ids_as_uuids(table):  # noqa: ANN001, ANN202 - a pyarrow Table
+    """`table` (a command's result) with its text `media_id` column as UUIDs, when every
+    value reads as one."""
     import uuid
 
     import pyarrow as pa
 
-    if pa.types.is_string(column.type):
-        column = pa.array([None if v is None else uuid.UUID(v).bytes for v in column.to_pylist()], pa.binary(16))
-    return column.cast(pa.binary(16))
+    k = table.schema.get_field_index("media_id")
+    if k < 0 or not pa.types.is_string(table.schema.field(k).type):
+        return table
+    try:
+        raw = [None if v is None else uuid.UUID(v).bytes for v in table.column(k).to_pylist()]
+    except ValueError:
+        return table
+    return table.set_column(k, table.schema.field(k).with_type(pa.uuid()),
+                            pa.ExtensionArray.from_storage(pa.uuid(), pa.array(raw, pa.binary(16))))
 
 
 def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
@@ -597,15 +604,14 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = render.batches_of(table)
-        # Names given twice are told apart as in JSON (`a`, `a_2`): readers refuse a
-        # Parquet file whose columns share a name. UUIDs are stored as UUIDs, as `export`
-        # stores them: a query's sent as their bytes (`QueryResult.uuids`), the `media_id`
-        # text of the other commands' results read back.
+        # UUIDs are stored as UUIDs, as `export` stores them: a query's sent as their bytes
+        # (`QueryResult.uuids`), the `media_id` text of the other commands' results read back.
         uuids = getattr(table, "uuids", None)
         if uuids is None:
-            uuids = tuple(k for k, fld in enumerate(rows.schema)
-                          if fld.name == "media_id" and pa.types.is_string(fld.type))
+            table, uuids = _media_ids_as_uuids(table), ()
+        rows = render.batches_of(table)
+        # Names given twice are told apart as in JSON (`a`, `a_2`): readers refuse a
+        # Parquet file whose columns share a name.
         schema = pa.schema([(fld.with_type(pa.uuid()) if k in uuids else fld).with_name(n)
                             for k, (fld, n) in enumerate(zip(rows.schema, render.unique_names(rows.schema.names)))])
         try:
@@ -620,7 +626,7 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
         decimals = [k for k, fld in enumerate(schema) if _holds_decimal(fld.type)]
         with writer:
             for batch in rows:
-                columns = [pa.ExtensionArray.from_storage(pa.uuid(), _uuid_bytes(c)) if k in uuids else c
+                columns = [pa.ExtensionArray.from_storage(pa.uuid(), c.cast(pa.binary(16))) if k in uuids else c
                            for k, c in enumerate(batch.columns)]
                 out = pa.RecordBatch.from_arrays(columns, schema=schema)
                 for k in decimals:

@@ -152,6 +152,12 @@ def _far_iso(n: int, typ: pa.DataType) -> str:
     import pyarrow as pa  # noqa: PLC0415
 
     unit = "D" if pa.types.is_date32(typ) else "ms" if pa.types.is_date64(typ) else typ.unit
+    zone = ""
+    if getattr(typ, "tz", None):  # a TIMESTAMPTZ: in the session's zone, as nearer ones show
+        offset = _far_offset(typ.tz, n // (_PER_DAY[unit] // 86_400))
+        n += offset * (_PER_DAY[unit] // 86_400)
+        zone = f"{'-' if offset < 0 else '+'}{abs(offset) // 3600:02d}:{abs(offset) // 60 % 60:02d}" + (
+            f":{abs(offset) % 60:02d}" if offset % 60 else "")  # as `isoformat` writes an offset
     days, rest = divmod(n, _PER_DAY[unit])
     y, m, d = _civil(days)
     text = f"{'-' if y < 0 else ''}{abs(y):04d}-{m:02d}-{d:02d}"
@@ -160,10 +166,29 @@ def _far_iso(n: int, typ: pa.DataType) -> str:
     digits = _DIGITS[unit]
     secs, frac = divmod(rest, 10**digits)
     text += f"T{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
-    zone = "+00:00" if getattr(typ, "tz", None) else ""  # a TIMESTAMPTZ is UTC, as nearer ones show
     if frac and digits < 6:  # milliseconds as microseconds, as a datetime shows them
         frac, digits = frac * 10 ** (6 - digits), 6
     return text + (f".{frac:0{digits}d}" if frac else "") + zone
+
+
+def _far_offset(tz: str, seconds: int) -> int:
+    """The UTC offset, in seconds, of the zone `tz` (a name or `+05:30`) at
+    an instant outside Python's years 1..9999: its offset at the same day and time of year
+    9999 (or year 1), as the zone's rules carry on. 0 when the zone is not known here."""
+    from datetime import datetime, timedelta, timezone  # noqa: PLC0415
+
+    days, secs = divmod(seconds, 86_400)
+    y, m, d = _civil(days)
+    try:
+        from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+        zone = ZoneInfo(tz) if tz[:1] not in "+-" else datetime.strptime(tz.replace(":", ""), "%z").tzinfo
+        near = datetime(9999 if y > 9999 else 1, m, min(d, 28 if m == 2 else d), tzinfo=timezone.utc)
+        got = (near + timedelta(seconds=secs)).astimezone(zone).utcoffset() if y > 9999 else \
+            near.replace(hour=secs // 3600, minute=secs // 60 % 60).astimezone(zone).utcoffset()
+    except (ValueError, OverflowError, KeyError, OSError, ImportError):
+        return 0
+    return int(got.total_seconds()) if got is not None else 0
 
 
 def _civil(days: int) -> tuple[int, int, int]:
