@@ -65,7 +65,7 @@ def set_case(cat: Catalog, missing: int, recorded: bool, moved: int) -> int:
             sel = (FILES_STORED.replace("media_id,", "gen_random_uuid(),")
                    .replace(" inode,", " inode + 1099511627776,").replace(" first_scan_id,", f" {last + 1},")
                    .replace(" status,", " 'present',").replace(" missing_since,", " NULL,")
-                   .replace(" path_raw,", " ('/moved/' || inode)::BLOB,")
+                   .replace(" path_raw,", " ('/moved/' || inode || '/' || name)::BLOB,")
                    .replace("btime_ns", "epoch_ns(last_seen) + 1"))
             c.execute(f"INSERT INTO files ({FILES_STORED}) SELECT {sel} FROM files WHERE status = 'missing' "
                       f"ORDER BY inode LIMIT {moved}")

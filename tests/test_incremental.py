@@ -1630,6 +1630,29 @@ def _moved_to_another_disk(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     return a, b, catalog, photo
 
 
+def test_an_error_while_pairing_rows_gone_before_is_the_one_reported(tmp_path: Path) -> None:
+    """A DuckDB error inside the pairing (a damaged block: exit 5) aborts the transaction;
+    the cleanup after it then failed too, and its "transaction is aborted" was what the
+    user saw (exit 7, a failed write). The first error is the one that comes out."""
+    import duckdb
+
+    from mediaforge import open_catalog
+    from mediaforge.catalog.writes import _pair_gone_before
+
+    _a, _b, catalog, _photo = _moved_to_another_disk(tmp_path)
+    with open_catalog(catalog) as cat:
+        con = cat.con
+        assert con.execute("SELECT count(*) FROM meta WHERE starts_with(key, 'disks_seen:')").fetchall() == [(1,)]
+        con.execute("BEGIN")
+        con.execute("CREATE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
+                    "old_first_scan BIGINT)")
+        # `mf_first_hashed` left unregistered: the first sights' query fails, as a damaged block would.
+        with pytest.raises(duckdb.Error) as got:
+            _pair_gone_before(con, 99)
+        con.execute("ROLLBACK")
+    assert "mf_first_hashed" in str(got.value) and not isinstance(got.value, duckdb.TransactionException), got.value
+
+
 @pytest.mark.parametrize("hash_first", [True, False])
 def test_a_file_moved_to_another_disk_scanned_after_keeps_its_id(tmp_path: Path, hash_first: bool) -> None:
     """A copy found after its original went missing (disk a scanned, then disk b; or the
@@ -1657,6 +1680,15 @@ def _moved_to_another_disk_checked(catalog: Path, old: dict, b: Path, disk: Path
         s = scanned(catalog, b, "--no-hash")
         assert (s["new"], s["moved"]) == (1, 0)  # nothing to match it by yet
         assert run_cli("tag", "add", "mine", b / "p.jpg", catalog=catalog).rc == 0
+    # Keys no scan wrote, beside the real record (`disks_seen:2`, say): a damaged one that
+    # reads as the same scan (`02`) did not override it, and the next scan drops them.
+    from mediaforge import open_catalog
+
+    with open_catalog(catalog) as cat:
+        ((key,),) = cat.con.execute("SELECT key FROM meta WHERE starts_with(key, 'disks_seen:')").fetchall()
+        gone = key.split(":")[1]
+        for hand in (f"0{gone}", f" {gone}", f"+{gone}", f"{gone} ", f"{gone}.0"):
+            cat.con.execute("INSERT INTO meta VALUES (?, 'oops')", [f"disks_seen:{hand}"])
     s = scanned(catalog, b)
     assert (s["moved"], s["new"], s["missing"]) == (1, 0, 0), s
     got = {r["name"]: r for r in rows(catalog, "SELECT name, media_id, status, first_seen, path FROM files")}
@@ -1992,8 +2024,11 @@ def test_a_file_given_another_device_number_is_no_witness_and_a_damaged_record_i
         assert _vouched(value) == (set(), set()), value
     assert _vouched('{"seen": [[5, 2]], "linked": ["x"]}') == ({(5, 2)}, {"x"})
     # So do keys no scan wrote; the next scan drops them.
-    with open_catalog(catalog) as cat:
-        for key in ("disks_seen:\u00b2", "disks_seen:99999999999999999999", "disks_seen:x", "disks_seen:"):
+    with open_catalog(catalog) as cat:  # (`0<G>`: G found a row gone that is missing still)
+        ((gone,),) = cat.con.execute("SELECT s.scan_id FROM scans s JOIN files f ON f.missing_since = s.finished_at "
+                                     "WHERE f.status = 'missing'").fetchall()
+        for key in ("disks_seen:\u00b2", "disks_seen:99999999999999999999", "disks_seen:x", "disks_seen:",
+                    f"disks_seen:0{gone}", f"disks_seen:{gone} ", f"disks_seen:-{gone}"):
             cat.con.execute("INSERT INTO meta VALUES (?, 'oops')", [key])
     (c / "z.jpg").write_bytes(b"\xff\xd8\xff\xe0 another" * 60)
     assert scanned(catalog, c)["new"] == 1

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import duckdb
 import pyarrow as pa
 
 from .media_tables import links_sql
@@ -411,11 +412,20 @@ def _record_disks_seen(con, scan_id: int, seen: list[tuple[int, int]]) -> None: 
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     [f"{DISKS_SEEN}{scan_id}", json.dumps({"seen": [list(p) for p in seen], "linked": linked})])
     if con.execute(f"SELECT count(*) FROM meta WHERE starts_with(key, '{DISKS_SEEN}')").fetchall()[0][0]:
+        # Those of scans whose rows are all back, taken over or pruned, and any a scan
+        # did not write (`_scan_key`: `02` is no scan's key).
+        scan = f"TRY_CAST(substr(key, {len(DISKS_SEEN) + 1}) AS BIGINT)"
         con.execute(f"""
             DELETE FROM meta WHERE starts_with(key, '{DISKS_SEEN}') AND key <> '{DISKS_SEEN}{int(scan_id)}'
-              AND coalesce(TRY_CAST(substr(key, {len(DISKS_SEEN) + 1}) AS BIGINT) NOT IN (
+              AND coalesce(key <> '{DISKS_SEEN}' || {scan} OR {scan} < 0 OR {scan} NOT IN (
                   SELECT s.scan_id FROM scans s WHERE s.finished_at IN
                   (SELECT DISTINCT missing_since FROM files WHERE status = 'missing')), true)""")
+
+
+def _scan_key(text: str) -> bool:
+    """Whether `text` is a scan id as `_record_disks_seen` writes one in a key: digits, no
+    leading zero (`02`, ` 2`, `+2` are hand-made)."""
+    return text.isascii() and text.isdigit() and len(text) < 19 and str(int(text)) == text
 
 
 def _vouched(value: str) -> tuple[set[tuple[int, int]], set[str]]:
@@ -495,7 +505,7 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
     records: dict[int, str] = {}
     for key, value in con.execute(f"SELECT key, value FROM meta WHERE starts_with(key, '{DISKS_SEEN}')").fetchall():
         scan = key[len(DISKS_SEEN):]
-        if scan.isascii() and scan.isdigit() and len(scan) < 19:  # else not a key a scan wrote
+        if _scan_key(scan):  # else not a key a scan wrote (the next scan drops it)
             records[int(scan)] = value
     if not records:
         return []
@@ -514,9 +524,12 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
             return []
         news = con.execute("SELECT * FROM mf_first_sight").fetchall()
     finally:
-        con.unregister("mf_vouching")
-        con.execute("DROP TABLE IF EXISTS mf_gone_before")
-        con.execute("DROP TABLE IF EXISTS mf_first_sight")
+        try:
+            con.unregister("mf_vouching")
+            con.execute("DROP TABLE IF EXISTS mf_gone_before")
+            con.execute("DROP TABLE IF EXISTS mf_first_sight")
+        except duckdb.Error:
+            pass  # the transaction failed (and its rollback drops them): keep the original error
     pairs: list[tuple[tuple, tuple]] = []
     for key in (lambda r: (r[1], r[2], bytes(r[3]).rsplit(b"/", 1)[-1]), lambda r: (r[1], r[2])):
         taken_old, taken_new = {p[0][0] for p in pairs}, {p[1][0] for p in pairs}
