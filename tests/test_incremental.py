@@ -1630,6 +1630,23 @@ def _moved_to_another_disk(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     return a, b, catalog, photo
 
 
+def test_the_previous_state_stream_closes_quietly_after_its_catalog(tmp_path: Path) -> None:
+    """A Ctrl-C during the walk could close the catalog before the stream of known rows
+    was let go: its cleanup then met a closed connection, and Python printed "Exception
+    ignored in: <generator object previous_state>" with a traceback under the message."""
+    from mediaforge import open_catalog
+    from mediaforge.catalog.writes import previous_state
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.jpg").write_bytes(b"a" * 10)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, tmp_path / "lib")
+    cat = open_catalog(catalog)
+    with previous_state(cat) as stream:
+        assert stream.read_next_batch().num_rows == 1
+        cat.close()
+
+
 def test_an_error_while_pairing_rows_gone_before_is_the_one_reported(tmp_path: Path) -> None:
     """A DuckDB error inside the pairing (a damaged block: exit 5) aborts the transaction;
     the cleanup after it then failed too, and its "transaction is aborted" was what the

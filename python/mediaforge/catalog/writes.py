@@ -69,7 +69,10 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
             f" status = 'present' AS present, ({flag}) AS followed, epoch_ns(last_seen) AS seen_ns FROM files"
         ).to_arrow_reader(_PREVIOUS_BATCH_ROWS)
     finally:
-        cat.con.execute("RESET arrow_lossless_conversion")
+        try:
+            cat.con.execute("RESET arrow_lossless_conversion")
+        except duckdb.Error:
+            pass  # closed already (a Ctrl-C during the walk): nothing is left to reset
 
 
 def count_files(cat: Catalog) -> int:
