@@ -442,6 +442,17 @@ def test_floats_far_zoned_times_and_sql_opening_with_a_comment(small_catalog: Pa
     assert json.loads(res.out) == [{"near": "2020-06-01T08:00:00-04:00", "far": "12020-06-01T08:00:00-04:00",
                                     "l": ["12020-12-31T21:00:00-05:00"], "old": "0100-06-01T07:03:58-04:56:02",
                                     "bc": "-0042-06-01T07:03:58-04:56:02"}]
+    # By the rules of that year's calendar (summer time began on 12020-03-08, a Sunday),
+    # and at the edges, where only the zone's time passes year 9999 or year 1 (as DuckDB
+    # shows them).
+    for zone, sql, want in (
+            ("America/New_York", "SELECT make_timestamptz(12020, 3, 8, 7, 30, 0, 'UTC') AS t",
+             "12020-03-08T03:30:00-04:00"),
+            ("America/New_York", "SELECT '0001-01-01 02:00+00'::TIMESTAMPTZ AS t", "0000-12-31T21:03:58-04:56:02"),
+            ("Asia/Tokyo", "SELECT '9999-12-31 23:00+00'::TIMESTAMPTZ AS t", "10000-01-01T08:00:00+09:00"),
+            ("Asia/Tokyo", "SELECT '12020-12-31 20:00+00'::TIMESTAMPTZ AS t", "12021-01-01T05:00:00+09:00")):
+        res = run_cli("query", sql, "-f", "json", catalog=small_catalog, env=dict(cli_env(small_catalog), TZ=zone))
+        assert res.rc == 0 and json.loads(res.out) == [{"t": want}], (zone, sql, res.out, res.err)
 
 
 @pytest.mark.parametrize("args, want", [

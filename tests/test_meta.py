@@ -1437,10 +1437,48 @@ def test_a_video_cut_short_behind_an_intact_header_is_partial_and_fingerprinted_
 
 def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_those_it_had(tmp_path: Path) -> None:
     """`meta --retry-failed --no-thumbs` replaced a partial content's row, thumbnail and
-    all: a GIF without its trailer lost its thumbnail. `--no-fingerprints` dropped a cut
-    video's fingerprint and, with it, what only its frames tell (its pictures end early):
-    the video became `ok`. And a video first extracted without fingerprints stayed `ok`
-    when the catch-up found its pictures end early. Each now keeps or gets what it should."""
+    all: a GIF without its trailer lost its thumbnail, a cut video the rotation only its
+    decoded frame told. `--no-fingerprints` dropped a cut video's fingerprint and, with
+    it, what only its frames tell (its pictures end early): the video became `ok`, as did
+    a cut JPEG whose pixels do not decode. Each now keeps what it had."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    frames = [media_corpus.picture(100, 80, i) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100)
+    (lib / "no trailer.gif").write_bytes((tmp_path / "a.gif").read_bytes()[:-1])
+    whole = tmp_path / "whole.mkv"
+    media_corpus._video(whole, "libx264", "matroska", (160, 120), frames=6 * 24, rotation=90)
+    data = whole.read_bytes()
+    (lib / "cut.mkv").write_bytes(data[: len(data) // 2])
+    media_corpus.picture(640, 480, 5).save(tmp_path / "p.jpg", quality=90)
+    (lib / "cut.jpg").write_bytes((tmp_path / "p.jpg").read_bytes()[:-3000])
+    catalog = tmp_path / "c.duckdb"
+    query = ("SELECT f.name, m.status, m.thumb, m.rotation, (SELECT list(rotation) FROM streams s "
+             "WHERE s.blake3 = m.blake3) AS rotations, (SELECT count(*) FROM image_hashes i WHERE i.blake3 = m.blake3) "
+             "+ (SELECT count(*) FROM video_hashes v WHERE v.blake3 = m.blake3) AS hashes, (SELECT list(e.stage "
+             "ORDER BY e.stage) FROM meta_errors e WHERE e.blake3 = m.blake3) AS stages "
+             "FROM files f JOIN media m USING (blake3) ORDER BY f.name")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    # A retry with everything on settles the state (its fingerprint catch-up, told to retry,
+    # tries the cut JPEG's pixels too, and records that they fail); later ones keep it.
+    assert run_cli("meta", "--retry-failed", catalog=catalog).rc == 0
+    before = rows(catalog, query)
+    assert [(r["name"], r["status"], bool(r["thumb"]), r["hashes"] > 0, r["stages"]) for r in before] == [
+        ("cut.jpg", "partial", False, False, ["decode", "fingerprint"]), ("cut.mkv", "partial", True, True, ["decode"]),
+        ("no trailer.gif", "partial", True, True, ["decode"])]
+    assert before[1]["rotation"] == 90
+    for flags in (("--no-thumbs",), ("--no-fingerprints",), ("--no-thumbs", "--no-fingerprints")):
+        out = json.loads(run_cli("meta", "--retry-failed", *flags, "--json", catalog=catalog).out)
+        assert out["files"] == 3, out  # (its counts are what this run read: the video `ok`, unfingerprinted)
+        assert rows(catalog, query) == before, flags
+
+
+def test_a_fingerprint_catch_up_finds_what_an_extraction_without_fingerprints_could_not(tmp_path: Path) -> None:
+    """Extracted without fingerprints, a cut video and a cut JPEG are `ok`: only decoding
+    frames or pixels tells. The catch-up that made their fingerprints left them `ok`; now
+    they are `partial`, once, as a full extraction makes them. A GIF without its trailer
+    got no fingerprint from it at all (its note that the end is missing counted as a
+    failed decode); now it does."""
     lib = tmp_path / "lib"
     lib.mkdir()
     frames = [media_corpus.picture(100, 80, i) for i in range(3)]
@@ -1450,27 +1488,24 @@ def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_thos
     media_corpus._video(whole, "libx264", "matroska", (160, 120), frames=6 * 24)
     data = whole.read_bytes()
     (lib / "cut.mkv").write_bytes(data[: len(data) // 2])
+    media_corpus.picture(640, 480, 5).save(tmp_path / "p.jpg", quality=90)
+    (lib / "cut.jpg").write_bytes((tmp_path / "p.jpg").read_bytes()[:-3000])
     catalog = tmp_path / "c.duckdb"
-    query = ("SELECT f.name, m.status, m.thumb, (SELECT count(*) FROM image_hashes i WHERE i.blake3 = m.blake3) "
+    query = ("SELECT f.name, m.status, (SELECT count(*) FROM image_hashes i WHERE i.blake3 = m.blake3) "
              "+ (SELECT count(*) FROM video_hashes v WHERE v.blake3 = m.blake3) AS hashes, (SELECT list(e.stage "
              "ORDER BY e.stage) FROM meta_errors e WHERE e.blake3 = m.blake3) AS stages "
              "FROM files f JOIN media m USING (blake3) ORDER BY f.name")
-    assert run_cli("scan", lib, catalog=catalog).rc == 0
-    before = rows(catalog, query)
-    assert [(r["name"], r["status"], bool(r["thumb"]), r["hashes"] > 0, r["stages"]) for r in before] == [
-        ("cut.mkv", "partial", True, True, ["decode"]), ("no trailer.gif", "partial", True, True, ["decode"])]
-    for flag in ("--no-thumbs", "--no-fingerprints"):
-        out = json.loads(run_cli("meta", "--retry-failed", flag, "--json", catalog=catalog).out)
-        assert out["files"] == 2, out  # (its counts are what this run read: the video `ok`, unfingerprinted)
-        assert rows(catalog, query) == before, flag
-    # A first extraction without fingerprints cannot tell; the catch-up that makes them does.
-    catalog.unlink()
-    assert run_cli("scan", "--no-fingerprints", lib, catalog=catalog).rc == 0
-    assert _media(catalog, lib / "cut.mkv")["status"] == "ok"
-    for _ in range(2):  # once, even when tried again
-        assert run_cli("meta", "--retry-failed", catalog=catalog).rc == 0
-        got = {r["name"]: r for r in rows(catalog, query)}
-        assert (got["cut.mkv"]["status"], got["cut.mkv"]["stages"]) == ("partial", ["decode"])
+    assert run_cli("scan", "--no-thumbs", "--no-fingerprints", lib, catalog=catalog).rc == 0
+    assert [(r["name"], r["status"], r["hashes"], r["stages"]) for r in rows(catalog, query)] == [
+        ("cut.jpg", "ok", 0, None), ("cut.mkv", "ok", 0, None), ("no trailer.gif", "partial", 0, ["decode"])]
+    for args in (("meta",), ("meta",), ("meta", "--retry-failed", "--no-thumbs")):
+        assert run_cli(*args, catalog=catalog).rc == 0
+        got = [(r["name"], r["status"], r["hashes"] > 0, r["stages"]) for r in rows(catalog, query)]
+        # (tried again, its pixels are refused as they are by a full extraction, and the
+        # catch-up after it, told to retry too, fails on them again)
+        assert got == [("cut.jpg", "partial", False, ["decode", "fingerprint"] if "--retry-failed" in args
+                        else ["fingerprint"]),
+                       ("cut.mkv", "partial", True, ["decode"]), ("no trailer.gif", "partial", True, ["decode"])], args
 
 
 def test_bytes_after_the_sound_keep_the_audio_fingerprint(tmp_path: Path) -> None:
@@ -2542,15 +2577,24 @@ def test_an_hdr_videos_fingerprint_is_of_its_frames_as_an_sdr_screen_shows_them(
     assert all(d <= 2 for _g, _n, d in groups), groups
 
 
+def rows_of(con: object, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()  # type: ignore[attr-defined]
+
+
 def test_schema_15_drops_hdr_video_fingerprints_made_from_the_signal(tmp_path: Path) -> None:
     """A catalog of schema 14 holds HDR videos' fingerprints made from their signal: the
     upgrade drops them, and the near-duplicate groups holding one, and the next scan makes
-    them again; SDR videos' fingerprints and groups are kept."""
+    them again; SDR videos' fingerprints and groups are kept. So it does for an HDR video
+    cut short (its note that its pictures end early kept it from the catch-up) and one
+    whose frames the old reading found all flat (its note that it has no fingerprint)."""
     import duckdb
 
     lib = tmp_path / "lib"
     lib.mkdir()
     _hdr_and_sdr_twins(lib)
+    _hdr_clip(tmp_path / "whole.mkv", "pq", [media_corpus.picture(192, 108, 20 + i // 10) for i in range(200)])
+    whole = (tmp_path / "whole.mkv").read_bytes()
+    (lib / "cut pq.mkv").write_bytes(whole[: len(whole) * 6 // 10])
     for name, crf in (("other.mp4", "20"), ("other smaller.mp4", "35")):  # an SDR pair
         media_corpus._video(lib / name, "libx264", "mp4", (192, 108), 100, rate=10, options={"crf": crf},
                             frame_picture=lambda i: media_corpus.picture(192, 108, 50 + i // 10))
@@ -2561,6 +2605,12 @@ def test_schema_15_drops_hdr_video_fingerprints_made_from_the_signal(tmp_path: P
     con = duckdb.connect(str(catalog))
     # As schema 14 left it: the HDR fingerprints made from the signal (any other hash).
     con.execute("UPDATE video_hashes SET phash = xor(phash, 255) WHERE blake3 IN (SELECT blake3 FROM media WHERE hdr)")
+    flat = "SELECT blake3 FROM files WHERE name = 'hlg.mp4'"
+    con.execute(f"DELETE FROM video_hashes WHERE blake3 IN ({flat})")
+    con.execute(f"INSERT INTO meta_errors SELECT blake3, path, path_bytes, 'fingerprint', "
+                f"'no fingerprint: every sampled frame is black or flat', now() FROM files WHERE name = 'hlg.mp4'")
+    assert rows_of(con, "SELECT m.status, e.stage FROM media m JOIN files f USING (blake3) JOIN meta_errors e "
+                        "USING (blake3) WHERE f.name = 'cut pq.mkv'") == [("partial", "decode")]
     con.execute("UPDATE meta SET value = '14' WHERE key = 'schema_version'")
     con.execute("DELETE FROM meta WHERE key = 'fingerprints_pending'")
     groups = "SELECT f.name FROM similar_groups g JOIN files f USING (blake3) WHERE g.method = 'video' ORDER BY 1"
@@ -2571,10 +2621,11 @@ def test_schema_15_drops_hdr_video_fingerprints_made_from_the_signal(tmp_path: P
     assert [r["name"] for r in rows(catalog, groups)] == ["other smaller.mp4", "other.mp4"]
     assert sorted(_video_phashes(catalog)) == ["other smaller.mp4", "other.mp4", "sdr.mp4"]
     assert rows(catalog, "SELECT value FROM meta WHERE key = 'fingerprints_pending'") == [{"value": "1"}]
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors WHERE stage = 'fingerprint'") == [{"n": 0}]
     res = run_cli("scan", lib, "--json", catalog=catalog)
     assert res.rc == 0, res.err
-    assert json.loads(res.out)["extract"]["fingerprinted"] == 2
-    assert _video_phashes(catalog) == made
+    assert json.loads(res.out)["extract"]["fingerprinted"] == 3
+    assert _video_phashes(catalog) == made and len(made["cut pq.mkv"]) >= 3
     assert rows(catalog, "SELECT value FROM meta WHERE key = 'fingerprints_pending'") == []
 
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from .media_tables import arrow_schema, columns
 from .store import Catalog
-from ..meta.readers import NO_FINGERPRINT, PICTURES_END
+from ..meta.readers import CUT_SHORT, NO_FINGERPRINT, PICTURES_END
 from .writes import utcnow
 
 EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
@@ -74,8 +74,11 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KI
     want = [LACKS_FINGERPRINT[k] for k in kinds if k in LACKS_FINGERPRINT]
     if not want:
         raise ValueError(f"no fingerprinted kind among {kinds}")
+    # A failed fingerprint, or pixels that did not decode; a note that the file's end is
+    # missing (what is there decodes) does not keep it from a fingerprint.
     failed = "" if retry_failed else ("AND NOT EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 "
-                                      "AND e.stage IN ('fingerprint', 'decode'))")
+                                      "AND (e.stage = 'fingerprint' OR e.stage = 'decode' "
+                                      f"AND NOT ends_with(e.message, '{CUT_SHORT}')))")
     return cat.con.sql(
         f"""
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
@@ -190,33 +193,67 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
                 rows[table] += table_rows
         batches = {t: _batch(t, v) for t, v in rows.items()}
         batches["meta_errors"] = _error_rows(results, paths)
-    # Contents whose fingerprints (and what their making found) stay: the result made none.
-    kept = [r["blake3"] for r in results if keep_fingerprints and not r["hashes"] and not r["video_hashes"]
-            and not r["audio_hash"] and not any(_found_by_fingerprint(stage, m) for stage, m in r["errors"])]
+    # Contents whose fingerprints (and what their making found) stay: read again (not timed
+    # out, not failed), the result made none.
+    kept = [r["blake3"] for r in results if keep_fingerprints and _read(r) and not r["hashes"]
+            and not r["video_hashes"] and not r["audio_hash"]
+            and not any(_found_by_fingerprint(stage, m) for stage, m in r["errors"])]
+    thumbed = [r["blake3"] for r in results if keep_thumbs and _read(r) and not r.get("thumb")]
+    # With neither, no picture was decoded: what an earlier decode found stays too (pixels
+    # that do not decode), unless this reading found something of that stage itself.
+    undecoded = [r["blake3"] for r in results if keep_thumbs and keep_fingerprints and _read(r)
+                 and not any(stage == "decode" for stage, _m in r["errors"])]
     with cat.registered("mf_keys", _keys(results)), cat.registered("mf_kept", pa.table({
-            "blake3": pa.array(kept, pa.string())})), cat.transaction() as con:
-        if keep_thumbs:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE mf_old_thumbs AS SELECT blake3, {', '.join(_THUMB_COLUMNS)} "
-                        "FROM media WHERE thumb IS NOT NULL AND blake3 IN (SELECT blake3 FROM mf_keys)")
+            "blake3": pa.array(kept, pa.string())})), cat.registered("mf_thumbed", pa.table({
+            "blake3": pa.array(thumbed, pa.string())})), cat.registered("mf_undecoded", pa.table({
+            "blake3": pa.array(undecoded, pa.string())})), cat.transaction() as con:
+        if thumbed:
+            # With the rotation only a decoded frame may have told (see `write_thumbs`).
+            con.execute(f"CREATE OR REPLACE TEMP TABLE mf_old_thumbs AS SELECT blake3, {', '.join(_THUMB_COLUMNS)}, "
+                        "rotation FROM media WHERE thumb IS NOT NULL AND blake3 IN (SELECT blake3 FROM mf_thumbed)")
         if kept:
             for table in _FINGERPRINT_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM mf_keys) "
                             "AND blake3 NOT IN (SELECT blake3 FROM mf_kept)")
+        if kept or undecoded:
             con.execute(f"DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_keys) "
-                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_kept) AND ({_FOUND_BY_FP}))", [PICTURES_END])
+                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_kept) AND ({_FOUND_BY_FP})) "
+                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_undecoded) AND stage = 'decode')", [PICTURES_END])
         _replace(con, batches, delete=tuple(t for t in batches if not (
-            kept and (t in _FINGERPRINT_TABLES or t == "meta_errors"))))
+            kept and t in _FINGERPRINT_TABLES or (kept or undecoded) and t == "meta_errors")))
         if kept:
-            con.execute(f"UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (SELECT blake3 "
-                        f"FROM meta_errors WHERE stage = 'decode' AND starts_with(message, ?) "
-                        f"AND blake3 IN (SELECT blake3 FROM mf_kept))", [PICTURES_END])
-        if keep_thumbs:
-            con.execute(f"UPDATE media SET {', '.join(f'{c} = o.{c}' for c in _THUMB_COLUMNS)} FROM mf_old_thumbs o "
+            _partial_where_fingerprint_failed(con, "mf_kept")
+        if undecoded:
+            con.execute("UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (SELECT blake3 "
+                        "FROM meta_errors WHERE stage = 'decode' AND blake3 IN (SELECT blake3 FROM mf_undecoded))")
+        if thumbed:
+            con.execute(f"UPDATE media SET {', '.join(f'{c} = o.{c}' for c in _THUMB_COLUMNS)}, "
+                        "rotation = coalesce(media.rotation, o.rotation) FROM mf_old_thumbs o "
                         "WHERE media.blake3 = o.blake3 AND media.thumb IS NULL")
+            con.execute(f"UPDATE streams SET rotation = o.rotation FROM mf_old_thumbs o "
+                        f"WHERE streams.blake3 = o.blake3 AND streams.rotation IS NULL AND o.rotation IS NOT NULL "
+                        f"AND {_VIDEO_STREAM}")
             con.execute("DROP TABLE mf_old_thumbs")
 
 
+def _read(result: dict[str, Any]) -> bool:
+    """Whether an extraction result read its file (`ok` or `partial`)."""
+    return result["media"] is not None and result["media"].get("status") in ("ok", "partial")
+
+
+def _partial_where_fingerprint_failed(con: Any, keys: str) -> None:
+    """Contents (of the registered table `keys`) `ok` whose fingerprint failed (a note that
+    there is none, a flat picture's, is no failure) or whose video pictures end early: they
+    are `partial`, as a full extraction makes them."""
+    con.execute(f"""
+        UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (
+            SELECT blake3 FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM {keys})
+              AND (stage = 'fingerprint' AND NOT starts_with(message, $2)
+                   OR stage = 'decode' AND starts_with(message, $1)))""", [PICTURES_END, NO_FINGERPRINT])
+
+
 _THUMB_COLUMNS = ("thumb", "thumb_width", "thumb_height", "thumb_bytes")
+_VIDEO_STREAM = "streams.type = 'video' AND NOT coalesce(streams.is_cover, FALSE)"
 _FINGERPRINT_TABLES = ("image_hashes", "video_hashes", "audio_hashes")
 # The `meta_errors` rows that making a fingerprint writes: its own, and a video's pictures
 # found to end early (`$1`: `PICTURES_END`).
@@ -246,11 +283,9 @@ def write_fingerprints(cat: Catalog, results: list[dict[str, Any]], paths: dict[
         con.execute(f"DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_keys) AND ({_FOUND_BY_FP})",
                     [PICTURES_END])
         _replace(con, batches, delete=_FINGERPRINT_TABLES)
-        # A video whose pictures end well before its stated length, which only these frames
-        # tell (an extraction made without fingerprints): `partial`, as a full one makes it.
-        con.execute("UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (SELECT blake3 "
-                    "FROM meta_errors WHERE stage = 'decode' AND starts_with(message, ?) "
-                    "AND blake3 IN (SELECT blake3 FROM mf_keys))", [PICTURES_END])
+        # What only these frames or this decode tell (an extraction made without
+        # fingerprints: pixels that do not decode, a video whose pictures end early).
+        _partial_where_fingerprint_failed(con, "mf_keys")
 
 
 def _keys(results: list[dict[str, Any]]) -> pa.Table:
@@ -316,8 +351,7 @@ def _record_thumbs(cat: Catalog) -> None:
         )
         # A rotation that only the decoded frame tells (a video extracted with --no-thumbs
         # whose container has no track header matrix) is known now.
-        video_stream = "streams.type = 'video' AND NOT coalesce(streams.is_cover, FALSE)"
-        for table, video in (("media", "TRUE"), ("streams", video_stream)):
+        for table, video in (("media", "TRUE"), ("streams", _VIDEO_STREAM)):
             con.execute(
                 f"UPDATE {table} SET rotation = t.rotation FROM mf_thumbs t WHERE {table}.blake3 = t.blake3 "
                 f"AND {table}.rotation IS NULL AND t.rotation IS NOT NULL AND {video}"

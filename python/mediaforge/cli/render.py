@@ -172,20 +172,23 @@ def _far_iso(n: int, typ: pa.DataType) -> str:
 
 
 def _far_offset(tz: str, seconds: int) -> int:
-    """The UTC offset, in seconds, of the zone `tz` (a name or `+05:30`) at
-    an instant outside Python's years 1..9999: its offset at the same day and time of year
-    9999 (or year 1), as the zone's rules carry on. 0 when the zone is not known here."""
+    """The UTC offset, in seconds, of the zone `tz` (a name or `+05:30`) at an instant
+    (seconds since the epoch, UTC) that Python's datetime cannot show in that zone: taken
+    at the same time of a year it can, with the same calendar (the Gregorian calendar
+    repeats every 400 years, so rules such as "the second Sunday of March" fall alike):
+    years 2400-2799 for later ones, as the zone's rules carry on, years 400-799 for earlier
+    ones, before any zone kept its offsets (its local mean time). 0 when the zone is not
+    known here."""
     from datetime import datetime, timedelta, timezone  # noqa: PLC0415
 
     days, secs = divmod(seconds, 86_400)
     y, m, d = _civil(days)
+    alike = 2400 + y % 400 if y >= 2400 else 400 + y % 400 if y < 400 else y
     try:
         from zoneinfo import ZoneInfo  # noqa: PLC0415
 
         zone = ZoneInfo(tz) if tz[:1] not in "+-" else datetime.strptime(tz.replace(":", ""), "%z").tzinfo
-        near = datetime(9999 if y > 9999 else 1, m, min(d, 28 if m == 2 else d), tzinfo=timezone.utc)
-        got = (near + timedelta(seconds=secs)).astimezone(zone).utcoffset() if y > 9999 else \
-            near.replace(hour=secs // 3600, minute=secs // 60 % 60).astimezone(zone).utcoffset()
+        got = (datetime(alike, m, d, tzinfo=timezone.utc) + timedelta(seconds=secs)).astimezone(zone).utcoffset()
     except (ValueError, OverflowError, KeyError, OSError, ImportError):
         return 0
     return int(got.total_seconds()) if got is not None else 0

@@ -27,6 +27,10 @@ NO_FINGERPRINT = "no fingerprint: "
 # The start of the `decode` error of a video whose pictures end well before its stated
 # length, which only the fingerprint's frames tell: a fingerprint catch-up records it too.
 PICTURES_END = "the pictures end at "
+# How every `decode` note of a file whose end is missing ends (a GIF without its trailer,
+# sound or pictures that end early, a TIFF cut short): what is there decodes, so such a
+# file can still be fingerprinted (see `pending_fingerprints`).
+CUT_SHORT = "cut short?"
 
 # Extraction statuses, as stored in media.status.
 OK, PARTIAL, UNSUPPORTED, ERROR, TIMEOUT, CRASHED = "ok", "partial", "unsupported", "error", "timeout", "crashed"
