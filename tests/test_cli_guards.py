@@ -527,3 +527,36 @@ def test_ctrl_c_as_the_progress_bar_starts_gives_the_cursor_back(tmp_path: Path)
     rc, out = _on_a_terminal("scan", lib, "--no-meta", catalog=catalog, ctrl_c_at=b"\x1b[?25l")
     assert rc == 130 and "Traceback" not in out, out[-2000:]
     assert out.rfind("\x1b[?25h") > out.rfind("\x1b[?25l"), out[-2000:]
+
+
+def test_sample_into_a_path_it_cannot_write_is_one_line_not_an_internal_error(tmp_path: Path) -> None:
+    """`sample` below a file, or where nothing can be made, said "internal error" (exit 1,
+    a bug) with the OSError's class; it is a path error (exit 3) that says where."""
+    (tmp_path / "a file").write_bytes(b"x")
+    for dest, why in ((tmp_path / "a file" / "lib", "Not a directory"), (Path("/proc/no such"), "No such file")):
+        res = run_cli("sample", dest)
+        assert res.rc == 3 and res.out == "", (res.rc, res.err)
+        assert_one_line_error(res.err, f"cannot make the sample library in {dest}", why)
+
+
+def test_output_never_overwrites_dedupes_journals_or_trash(tmp_path: Path) -> None:
+    """`query -o` could overwrite a dedupe journal beside the catalog (its `--undo` then
+    failed: "not valid JSON"), and `export` write into the journal or trash folder. They
+    are refused as the catalog's own files are (exit 2), and the journal is kept whole."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (lib / name).write_bytes(b"\xff\xd8\xff\xe0 same" * 100)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    assert run_cli("dedupe", "--action", "trash", "--apply", catalog=catalog).rc == 0
+    (journal,) = (tmp_path / "journal").glob("dedupe-*.jsonl")
+    before = journal.read_bytes()
+    for args in (("query", "SELECT 1", "-f", "csv", "-o", journal),
+                 ("query", "SELECT 1", "-o", tmp_path / "trash" / "x.csv"),
+                 ("export", tmp_path / "journal"), ("export", tmp_path / "trash" / "t")):
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == 2, (args, res.rc, res.err)
+        assert_one_line_error(res.err, "would overwrite the catalog or its files")
+    assert journal.read_bytes() == before and sorted(p.name for p in (tmp_path / "journal").iterdir()) == [journal.name]
+    assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0

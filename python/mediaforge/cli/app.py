@@ -474,10 +474,14 @@ def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
     """Refuse an --output that would overwrite the catalog, its write-ahead log, its search
     index or its thumbnails: a typo there must not destroy the user's tags. Compared as
     files too, so a hard link or another name for the catalog is refused as well."""
+    from ..config import catalog_files
     from ..organise.search import index_dir
 
     out, cat = os.path.realpath(output), os.path.realpath(catalog)
-    folders = [os.path.realpath(index_dir(Path(cat))), os.path.realpath(thumbs_dir(cat))]
+    # With dedupe's journals and trash beside it (once it has written one there): a journal
+    # overwritten cannot be undone.
+    folders = [os.path.realpath(index_dir(Path(cat))), os.path.realpath(thumbs_dir(cat)),
+               *(os.fsdecode(p) for p in catalog_files(cat)[2:])]
     if (out in (cat, cat + ".wal") or any(out == d or out.startswith(d + os.sep) for d in folders)
             or any(_same_file(out, p) for p in (cat, cat + ".wal"))):
         raise InvalidInputError(f"{what} {output} would overwrite the catalog or its files: choose another path")
@@ -929,7 +933,13 @@ def sample_cmd(
     """Make a small sample library with real encoders (photos, a video, songs)."""
     from ..sample import make_sample_library
 
-    for p in make_sample_library(dest):
+    try:
+        made = make_sample_library(dest)
+    except OSError as e:  # a file where a folder goes, a folder that cannot be written, a full disk
+        where = path_text(os.fsencode(e.filename)) if e.filename is not None else str(dest)
+        raise PathIOError(f"cannot make the sample library in {dest}: {where}: "
+                          f"{e.strerror or first_line(e)}") from None
+    for p in made:
         print(p)
 
 
