@@ -71,6 +71,28 @@ def test_exact_groups_count_hard_links_once(library) -> None:
     assert copy["width"] > 0 and copy["height"] > 0  # the resolution of pictures
 
 
+def test_empty_files_are_no_duplicates(tmp_path: Path) -> None:
+    """Zero-byte files of any kind (an empty JPEG, an empty MP4) made one group of "video"
+    in `dupes`, under no `--kind`, and `dedupe` planned to hard-link them, saving nothing:
+    they hold nothing, and a placeholder's name is what matters. Also with `--no-hash`."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("empty.jpg", "empty2.mp4", ".nomedia"):
+        (lib / name).write_bytes(b"")
+    for name in ("a.jpg", "b.jpg"):
+        (lib / name).write_bytes(b"\xff\xd8\xff\xe0 same" * 100)
+    for hashed in (True, False):
+        catalog = tmp_path / f"c{hashed}.duckdb"
+        assert run_cli("scan", lib, "--no-meta", *(() if hashed else ("--no-hash",)), catalog=catalog).rc == 0
+        found = json.loads(run_cli("dupes", "-f", "json", catalog=catalog).out)
+        assert sorted(os.path.basename(r["path"]) for r in found) == ["a.jpg", "b.jpg"], found
+        res = run_cli("dedupe", "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        steps = json.loads(res.out)["steps"]
+        assert [(os.path.basename(st["keep"]), os.path.basename(st["hardlink"])) for st in steps] == [
+            ("a.jpg", "b.jpg")], steps
+
+
 def test_dupes_json_and_csv_give_the_exact_bytes_of_undecodable_names(tmp_path: Path) -> None:
     """A script acting on `dupes --format json` needs the real name of a copy whose name
     is not UTF-8 (`path` shows U+FFFD): `path_raw` carries its bytes, null otherwise."""

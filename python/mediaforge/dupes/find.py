@@ -49,7 +49,7 @@ def _funnel_candidates(columns: str, kind: str | None) -> tuple[str, list[Any]]:
     where, params = _kind_filter(kind)
     return f"""
         SELECT {columns} FROM files
-        WHERE status = 'present' {where} AND size IN (
+        WHERE status = 'present' {where} AND size > 0 AND size IN (
             SELECT size FROM files WHERE status = 'present' {where} GROUP BY size
             HAVING count(*) > 1 AND count(*) FILTER (WHERE blake3 IS NULL) > 0)
         """, params + params
@@ -95,12 +95,14 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
 def numbered_groups_sql(where: str = "") -> str:
     """SQL: every content present more than once (`where`: more of the condition on
     `files`), with its copies, reclaimable bytes (hard links to one inode count once) and
-    its group number, biggest savings first: the numbers `dupes` and `dedupe` both show."""
+    its group number, biggest savings first: the numbers `dupes` and `dedupe` both show.
+    Empty files are none: they hold nothing to save, and are often placeholders (a
+    `.nomedia`, a lock) whose names matter, of any kind."""
     return f"""
         SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM (
             SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, count(*) AS copies,
                    ((count(DISTINCT (dev, inode)) - 1) * any_value(size))::UBIGINT AS reclaimable
-            FROM files WHERE status = 'present' AND blake3 IS NOT NULL {where}
+            FROM files WHERE status = 'present' AND blake3 IS NOT NULL AND size > 0 {where}
             GROUP BY blake3 HAVING count(*) > 1)"""
 
 
