@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import shutil
+import stat
 import signal
 import subprocess
 import sys
@@ -68,6 +69,30 @@ def test_hardlink_apply_then_undo(lib) -> None:
     restored = _state(root)
     assert len({v[0] for v in restored.values()}) == len(restored)  # independent files again
     assert {k: (v[1], v[2]) for k, v in restored.items()} == {k: (v[1], v[2]) for k, v in before.items()}
+
+
+def test_a_copy_whose_permissions_or_owner_differ_is_not_hard_linked(lib) -> None:
+    """A hard link gives the copy the kept file's inode, so its mode and owner: a copy
+    kept private (0600) became readable by all, one readable by all private. Such a copy
+    is skipped, saying why; a copy alike is linked."""
+    root, catalog = lib
+    os.chmod(root / "b" / "photo copy.jpg", 0o600)
+    os.chown(root / "b" / "song.mp3", 65534, 65534)
+    before = _state(root)
+    res = run_cli("dedupe", "--apply", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert out["done"] == 1, out
+    skipped = {os.path.basename(r["path"]): r["why"] for r in out["skipped"]}
+    assert sorted(skipped) == ["photo copy.jpg", "song.mp3"], skipped
+    assert "rw------- 0:0" in skipped["photo copy.jpg"] and "rw-r--r-- 0:0" in skipped["photo copy.jpg"]
+    assert "65534:65534" in skipped["song.mp3"] and "hard link would give it the kept file's" in skipped["song.mp3"]
+    after = _state(root)
+    assert after["b/photo (2).jpg"][0] == after["a/photo.jpg"][0]
+    for name in ("b/photo copy.jpg", "b/song.mp3"):
+        assert after[name] == before[name], name
+    assert stat.S_IMODE((root / "b" / "photo copy.jpg").stat().st_mode) == 0o600
+    assert (root / "b" / "song.mp3").stat().st_uid == 65534
 
 
 @pytest.mark.parametrize("action", ["symlink", "hardlink", "trash"])

@@ -733,6 +733,12 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
             return "already the same file as the kept one"
         if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
             return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
+        if action == "hardlink" and (stat.S_IMODE(kst.st_mode), kst.st_uid, kst.st_gid) != (
+                stat.S_IMODE(vst.st_mode), vst.st_uid, vst.st_gid):
+            # One inode has one mode and owner: the copy would take the kept file's, and
+            # whoever could read it (or could not) would lose (or gain) that.
+            return (f"its permissions or owner ({_mode_owner(vst)}) differ from the kept file's ({_mode_owner(kst)}): "
+                    "a hard link would give it the kept file's (make them alike first)")
         if similar:
             from .. import _core
 
@@ -755,6 +761,11 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
     except OSError as e:
         return f"cannot check it: {e.strerror or first_line(e)}"
     return None
+
+
+def _mode_owner(st: os.stat_result) -> str:
+    """A file's permission bits and owner, as `ls -l` shows them: `rw-r--r-- 1000:1000`."""
+    return f"{stat.filemode(st.st_mode)[1:]} {st.st_uid}:{st.st_gid}"
 
 
 def _written_since(before: os.stat_result, now: os.stat_result) -> bool:
