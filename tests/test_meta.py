@@ -2554,6 +2554,29 @@ def _video_phashes(catalog: Path) -> dict[str, dict[int, int]]:
     return got
 
 
+def test_a_six_second_clip_and_its_copy_a_little_longer_are_near_duplicates(tmp_path: Path) -> None:
+    """The first 3 s were left out of fingerprints of videos longer than 6 s, and none of
+    shorter ones: a 6.0 s clip and its copy of 6.1 s took their frames at other times,
+    only 5 of 9 positions lined up, and they were not grouped. What is left out now grows
+    with the length; the same two at 12 s grouped before and still do."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for seconds in (6, 12):
+        frames = [media_corpus.picture(192, 108, i // 5) for i in range(seconds * 10 + 1)]
+        media_corpus._video(lib / f"{seconds} s.mp4", "libx264", "mp4", (192, 108), seconds * 10, rate=10,
+                            frame_picture=lambda i: frames[i])
+        media_corpus._video(lib / f"{seconds} s longer.mkv", "libx264", "matroska", (192, 108), seconds * 10 + 1,
+                            rate=10, options={"crf": "30"}, frame_picture=lambda i: frames[i])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--similar", "--kind", "video", "-f", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    groups: dict[int, list[str]] = {}
+    for r in json.loads(res.out):
+        groups.setdefault(r["group"], []).append(Path(r["path"]).name)
+    assert sorted(sorted(g) for g in groups.values()) == [["12 s longer.mkv", "12 s.mp4"], ["6 s longer.mkv", "6 s.mp4"]]
+
+
 def test_an_hdr_videos_fingerprint_is_of_its_frames_as_an_sdr_screen_shows_them(tmp_path: Path) -> None:
     """An HDR video's fingerprint was made from its signal read as if it were SDR (the
     thumbnail was mapped to SDR light, the fingerprint's frames were not): its SDR export
@@ -2598,13 +2621,17 @@ def test_schema_15_drops_hdr_video_fingerprints_made_from_the_signal(tmp_path: P
     for name, crf in (("other.mp4", "20"), ("other smaller.mp4", "35")):  # an SDR pair
         media_corpus._video(lib / name, "libx264", "mp4", (192, 108), 100, rate=10, options={"crf": crf},
                             frame_picture=lambda i: media_corpus.picture(192, 108, 50 + i // 10))
+    # 7 s: its fingerprint's frames are taken at other times since schema 15.
+    media_corpus._video(lib / "seven.mp4", "libx264", "mp4", (192, 108), 70, rate=10,
+                        frame_picture=lambda i: media_corpus.picture(192, 108, 80 + i // 10))
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert run_cli("dupes", "--similar", "--kind", "video", catalog=catalog).rc == 0
     made = _video_phashes(catalog)
     con = duckdb.connect(str(catalog))
     # As schema 14 left it: the HDR fingerprints made from the signal (any other hash).
-    con.execute("UPDATE video_hashes SET phash = xor(phash, 255) WHERE blake3 IN (SELECT blake3 FROM media WHERE hdr)")
+    con.execute("UPDATE video_hashes SET phash = xor(phash, 255) WHERE blake3 IN (SELECT blake3 FROM media WHERE hdr "
+                "OR blake3 IN (SELECT blake3 FROM files WHERE name = 'seven.mp4'))")
     flat = "SELECT blake3 FROM files WHERE name = 'hlg.mp4'"
     con.execute(f"DELETE FROM video_hashes WHERE blake3 IN ({flat})")
     con.execute(f"INSERT INTO meta_errors SELECT blake3, path, path_bytes, 'fingerprint', "
@@ -2624,7 +2651,7 @@ def test_schema_15_drops_hdr_video_fingerprints_made_from_the_signal(tmp_path: P
     assert rows(catalog, "SELECT count(*) AS n FROM meta_errors WHERE stage = 'fingerprint'") == [{"n": 0}]
     res = run_cli("scan", lib, "--json", catalog=catalog)
     assert res.rc == 0, res.err
-    assert json.loads(res.out)["extract"]["fingerprinted"] == 3
+    assert json.loads(res.out)["extract"]["fingerprinted"] == 4
     assert _video_phashes(catalog) == made and len(made["cut pq.mkv"]) >= 3
     assert rows(catalog, "SELECT value FROM meta WHERE key = 'fingerprints_pending'") == []
 

@@ -254,16 +254,18 @@ FILES_STORED = FILES_STORED_V8 + ", btime_ns"
 # Version 15 drops the video fingerprints of HDR videos (PQ, HLG), made before their frames
 # were mapped to SDR light as the thumbnails are: they were hashes of the signal read as if
 # it were SDR, further from an SDR copy's than the frames' look is, and some were found all
-# flat. Their `fingerprint` notes and errors go with them, and near-duplicate groups
-# holding one (no `dedupe --similar` acts on them); the next scan, `meta` or `dupes
-# --similar` fingerprints them again (`fingerprints_pending`).
-_HDR_VIDEOS = "SELECT blake3 FROM media WHERE hdr AND kind = 'video'"
+# flat. So it does those of videos of 6 to 9 s, whose first 3 s were left out past 6 s
+# and not at all up to it (a 6.0 s clip and its 6.02 s copy compared other frames); now
+# what is left out grows with the length. Their `fingerprint` notes and errors go with
+# them, and near-duplicate groups holding one (no `dedupe --similar` acts on them); the
+# next scan, `meta` or `dupes --similar` fingerprints them again (`fingerprints_pending`).
+_REFINGERPRINT = "SELECT blake3 FROM media WHERE kind = 'video' AND (hdr OR duration > 5.9 AND duration < 9.1)"
 MIGRATIONS[15] = [
-    f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({_HDR_VIDEOS})",
+    f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({_REFINGERPRINT})",
     f"""DELETE FROM similar_groups WHERE method = 'video' AND group_id IN (
-        SELECT group_id FROM similar_groups WHERE method = 'video' AND blake3 IN ({_HDR_VIDEOS}))""",
-    f"DELETE FROM video_hashes WHERE blake3 IN ({_HDR_VIDEOS})",
-    f"DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN ({_HDR_VIDEOS})",
+        SELECT group_id FROM similar_groups WHERE method = 'video' AND blake3 IN ({_REFINGERPRINT}))""",
+    f"DELETE FROM video_hashes WHERE blake3 IN ({_REFINGERPRINT})",
+    f"DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN ({_REFINGERPRINT})",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

@@ -468,7 +468,10 @@ def video_fingerprint(path: str | bytes, duration: float | None,
         vs.thread_type = "AUTO"
         if vs.duration and vs.time_base:  # the pictures' own length (sound may run on after them)
             duration = min(duration, float(vs.duration * vs.time_base)) or duration
-        start = FP_SKIP_START if duration > 2 * FP_SKIP_START else 0.0
+        # The first seconds left out grow with the length, from none at 6 s to all three at
+        # 9 s: a clip of 6.0 s and its copy of 6.02 s (a sound track a frame longer) take
+        # their frames at the same times, as near-duplicates must (see schema 15).
+        start = min(FP_SKIP_START, max(0.0, duration - 2 * FP_SKIP_START))
         t0 = _start(vs)
         linear: Iterator[Any] | None = None  # decoding on from the start, once a seek decoded nothing
         held = None  # its last frame
