@@ -1435,12 +1435,10 @@ def test_a_video_cut_short_behind_an_intact_header_is_partial_and_fingerprinted_
     assert positions and len(set(positions)) == len(positions) and max(positions) < 4.0
 
 
-def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_those_it_had(tmp_path: Path) -> None:
-    """`meta --retry-failed --no-thumbs` replaced a partial content's row, thumbnail and
-    all: a GIF without its trailer lost its thumbnail, a cut video the rotation only its
-    decoded frame told. `--no-fingerprints` dropped a cut video's fingerprint and, with
-    it, what only its frames tell (its pictures end early): the video became `ok`, as did
-    a cut JPEG whose pixels do not decode. Each now keeps what it had."""
+def _cut_library(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(library, catalog, query): a GIF without its trailer, a Matroska video turned 90
+    degrees cut to half its length, a JPEG missing its last 3,000 bytes; the query gives
+    each one's name, status, thumbnail, rotations, fingerprint rows and error stages."""
     lib = tmp_path / "lib"
     lib.mkdir()
     frames = [media_corpus.picture(100, 80, i) for i in range(3)]
@@ -1452,12 +1450,21 @@ def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_thos
     (lib / "cut.mkv").write_bytes(data[: len(data) // 2])
     media_corpus.picture(640, 480, 5).save(tmp_path / "p.jpg", quality=90)
     (lib / "cut.jpg").write_bytes((tmp_path / "p.jpg").read_bytes()[:-3000])
-    catalog = tmp_path / "c.duckdb"
     query = ("SELECT f.name, m.status, m.thumb, m.rotation, (SELECT list(rotation) FROM streams s "
              "WHERE s.blake3 = m.blake3) AS rotations, (SELECT count(*) FROM image_hashes i WHERE i.blake3 = m.blake3) "
              "+ (SELECT count(*) FROM video_hashes v WHERE v.blake3 = m.blake3) AS hashes, (SELECT list(e.stage "
              "ORDER BY e.stage) FROM meta_errors e WHERE e.blake3 = m.blake3) AS stages "
              "FROM files f JOIN media m USING (blake3) ORDER BY f.name")
+    return lib, tmp_path / "c.duckdb", query
+
+
+def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_those_it_had(tmp_path: Path) -> None:
+    """`meta --retry-failed --no-thumbs` replaced a partial content's row, thumbnail and
+    all: a GIF without its trailer lost its thumbnail, a cut video the rotation only its
+    decoded frame told. `--no-fingerprints` dropped a cut video's fingerprint and, with
+    it, what only its frames tell (its pictures end early): the video became `ok`, as did
+    a cut JPEG whose pixels do not decode. Each now keeps what it had."""
+    lib, catalog, query = _cut_library(tmp_path)
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     # A retry with everything on settles the state (its fingerprint catch-up, told to retry,
     # tries the cut JPEG's pixels too, and records that they fail); later ones keep it.
@@ -1479,22 +1486,7 @@ def test_a_fingerprint_catch_up_finds_what_an_extraction_without_fingerprints_co
     they are `partial`, once, as a full extraction makes them. A GIF without its trailer
     got no fingerprint from it at all (its note that the end is missing counted as a
     failed decode); now it does."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    frames = [media_corpus.picture(100, 80, i) for i in range(3)]
-    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100)
-    (lib / "no trailer.gif").write_bytes((tmp_path / "a.gif").read_bytes()[:-1])
-    whole = tmp_path / "whole.mkv"
-    media_corpus._video(whole, "libx264", "matroska", (160, 120), frames=6 * 24)
-    data = whole.read_bytes()
-    (lib / "cut.mkv").write_bytes(data[: len(data) // 2])
-    media_corpus.picture(640, 480, 5).save(tmp_path / "p.jpg", quality=90)
-    (lib / "cut.jpg").write_bytes((tmp_path / "p.jpg").read_bytes()[:-3000])
-    catalog = tmp_path / "c.duckdb"
-    query = ("SELECT f.name, m.status, (SELECT count(*) FROM image_hashes i WHERE i.blake3 = m.blake3) "
-             "+ (SELECT count(*) FROM video_hashes v WHERE v.blake3 = m.blake3) AS hashes, (SELECT list(e.stage "
-             "ORDER BY e.stage) FROM meta_errors e WHERE e.blake3 = m.blake3) AS stages "
-             "FROM files f JOIN media m USING (blake3) ORDER BY f.name")
+    lib, catalog, query = _cut_library(tmp_path)
     assert run_cli("scan", "--no-thumbs", "--no-fingerprints", lib, catalog=catalog).rc == 0
     assert [(r["name"], r["status"], r["hashes"], r["stages"]) for r in rows(catalog, query)] == [
         ("cut.jpg", "ok", 0, None), ("cut.mkv", "ok", 0, None), ("no trailer.gif", "partial", 0, ["decode"])]
