@@ -1630,6 +1630,34 @@ def _moved_to_another_disk(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     return a, b, catalog, photo
 
 
+def test_a_file_renamed_keeps_the_kind_its_bytes_told(tmp_path: Path) -> None:
+    """A scan judges a file it does not read by its name: an MP3 renamed `song.jpg` became
+    an image/jpeg (gone from `search kind:audio`, from `dupes --kind audio`), a WebP
+    renamed `.mp4` a video. A renamed file keeps what its bytes told when it was read; a
+    file never read (a `--no-hash` scan) is judged by its new name."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "song.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 400)
+    (lib / "pic.webp").write_bytes(b"RIFF\x00\x10\x00\x00WEBPVP8 " + b"\x00" * 600)
+    (lib / "notes.bin").write_bytes(b"\x00\x01" * 300)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    kinds = "SELECT name, kind, mime FROM files ORDER BY name"
+    before = {r["name"]: (r["kind"], r["mime"]) for r in rows(catalog, kinds)}
+    assert before["song.mp3"][0] == "audio" and before["pic.webp"] == ("image", "image/webp"), before
+    (lib / "song.mp3").rename(lib / "song.jpg")
+    (lib / "pic.webp").rename(lib / "pic.mp4")
+    s = scanned(catalog, lib)
+    assert (s["moved"], s["new"]) == (2, 0), s
+    after = {r["name"]: (r["kind"], r["mime"]) for r in rows(catalog, kinds)}
+    assert after == {"song.jpg": before["song.mp3"], "pic.mp4": before["pic.webp"], "notes.bin": before["notes.bin"]}
+    unread = tmp_path / "unread.duckdb"
+    scanned(unread, lib, "--no-hash")
+    (lib / "pic.mp4").rename(lib / "pic.png")
+    scanned(unread, lib, "--no-hash")
+    assert {r["name"]: r["kind"] for r in rows(unread, kinds)}["pic.png"] == "image"
+
+
 def test_the_previous_state_stream_closes_quietly_after_its_catalog(tmp_path: Path) -> None:
     """A Ctrl-C during the walk could close the catalog before the stream of known rows
     was let go: its cleanup then met a closed connection, and Python printed "Exception

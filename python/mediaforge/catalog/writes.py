@@ -159,8 +159,15 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed:
 _BTIME = "btime_ns = coalesce(b.btime_ns, files.btime_ns)"
 
 
+# A file moved unread (same inode, size and mtime) keeps the kind and MIME type its bytes
+# told when it was read (its digest says it was): the walk judges an unread file by its
+# name alone, and `song.mp3` renamed `song.jpg` is no picture.
+_KEPT_BY_CONTENT = {c: f"{c} = CASE WHEN b.change = 'moved' AND files.blake3 IS NOT NULL THEN files.{c} ELSE b.{c} END"
+                    for c in ("kind", "mime")}
+
+
 def _update_known(con, now: datetime, scan_id: int) -> None:  # noqa: ANN001
-    sets = ", ".join(_BTIME if c == "btime_ns" else f"{c} = b.{c}" for c in _BATCH_COLS)
+    sets = ", ".join(_BTIME if c == "btime_ns" else _KEPT_BY_CONTENT.get(c, f"{c} = b.{c}") for c in _BATCH_COLS)
     # 'touched': an unchanged file whose link count or change time moved; the rest of its
     # row (kind from magic bytes, digest) stands.
     for cols, which in ((sets, "<>"), (f"ctime_ns = b.ctime_ns, nlink = b.nlink, {_BTIME}", "=")):
