@@ -1480,6 +1480,24 @@ def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_thos
         assert rows(catalog, query) == before, flags
 
 
+def test_thumbs_missing_only_does_not_try_pixels_that_do_not_decode_again_and_again(tmp_path: Path) -> None:
+    """`thumbs --missing-only` tried a cut JPEG (no thumbnail: its pixels do not decode)
+    on every run, and said `failed: 1` every time. It leaves such contents alone (plain
+    `thumbs` still tries them); one whose thumbnail is gone is made again, and a GIF only
+    missing its trailer keeps being a candidate when its thumbnail goes."""
+    lib, catalog, _query = _cut_library(tmp_path)
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    thumbs = {r["name"]: r["thumb"] for r in rows(catalog, "SELECT f.name, m.thumb FROM files f JOIN media m "
+                                                           "USING (blake3)")}
+    assert thumbs["cut.jpg"] is None and thumbs["no trailer.gif"] and thumbs["cut.mkv"]
+    (catalog.parent / "thumbs" / thumbs["no trailer.gif"]).unlink()
+    for want in (1, 0):
+        out = json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)
+        assert (out["files"], out["failed"], out["thumbs"]) == (want, 0, want), out
+    out = json.loads(run_cli("thumbs", "--json", catalog=catalog).out)
+    assert (out["files"], out["failed"]) == (3, 1), out
+
+
 def test_a_fingerprint_catch_up_finds_what_an_extraction_without_fingerprints_could_not(tmp_path: Path) -> None:
     """Extracted without fingerprints, a cut video and a cut JPEG are `ok`: only decoding
     frames or pixels tells. The catch-up that made their fingerprints left them `ok`; now

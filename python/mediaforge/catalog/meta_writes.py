@@ -91,13 +91,17 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KI
     ).to_arrow_table()
 
 
-def thumb_candidates(cat: Catalog) -> pa.Table:
+def thumb_candidates(cat: Catalog, missing_only: bool = False) -> pa.Table:
     """Every extracted content that can have a thumbnail, with a present path and its
     current thumbnail (NULL when none was made). Contents extraction could not read at all
     (`error`, `unsupported`, `timeout`, `crashed`) are left out: `meta --retry-failed`
-    tries those again, and their thumbnails come with it."""
+    tries those again, and their thumbnails come with it. `missing_only`: nor those with
+    none because their pixels do not decode (a `decode` error that is no note of a missing
+    end): the same bytes decode the same way, and each run failed on them again."""
+    undecodable = (f"""AND NOT (m.thumb IS NULL AND m.blake3 IN (SELECT blake3 FROM meta_errors
+                       WHERE stage = 'decode' AND NOT ends_with(message, '{CUT_SHORT}')))""" if missing_only else "")
     return cat.con.sql(
-        """
+        f"""
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
                arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
                arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns, any_value(m.thumb) AS thumb,
@@ -106,6 +110,7 @@ def thumb_candidates(cat: Catalog) -> pa.Table:
         WHERE m.status NOT IN ('error', 'unsupported', 'timeout', 'crashed')
           AND (m.kind IN ('image', 'raw', 'video')
                OR m.kind = 'audio' AND m.blake3 IN (SELECT blake3 FROM tags_audio WHERE has_cover))
+          {undecodable}
         GROUP BY m.blake3 ORDER BY path_bytes
         """
     ).to_arrow_table()

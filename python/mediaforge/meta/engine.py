@@ -260,7 +260,7 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         raise PathIOError(f"no thumbnail made: {short}; free some space, or lower MEDIAFORGE_MIN_FREE")
 
     def select() -> pa.Table:
-        rows = thumb_candidates(cat)
+        rows = thumb_candidates(cat, missing_only)
         if missing_only:
             from ..config import thumb_whole
 
