@@ -95,6 +95,96 @@ def test_a_copy_whose_permissions_or_owner_differ_is_not_hard_linked(lib) -> Non
     assert (root / "b" / "song.mp3").stat().st_uid == 65534
 
 
+def test_a_copy_whose_extended_attributes_differ_is_not_hard_linked(lib) -> None:
+    """Extended attributes (ACLs, a file manager's tags) live in the inode too: a copy
+    tagged otherwise than the kept file is skipped, saying why; copies tagged alike are
+    linked, and the undo gives each its own copy of the tags again."""
+    root, catalog = lib
+    os.setxattr(root / "b" / "photo copy.jpg", "user.xdg.tags", b"holiday")
+    for name in ("a/song.mp3", "b/song.mp3"):
+        os.setxattr(root / name, "user.xdg.tags", b"music")
+    out = _apply(catalog)
+    assert out["done"] == 2, out
+    assert [(os.path.basename(r["path"]), "extended attributes differ" in r["why"]) for r in out["skipped"]] == \
+        [("photo copy.jpg", True)]
+    assert os.getxattr(root / "b" / "photo copy.jpg", "user.xdg.tags") == b"holiday"
+    assert os.stat(root / "b" / "song.mp3").st_ino == os.stat(root / "a" / "song.mp3").st_ino
+    assert _undo(catalog, out["journal"])["done"] == 2
+    assert os.stat(root / "b" / "song.mp3").st_ino != os.stat(root / "a" / "song.mp3").st_ino
+    assert os.getxattr(root / "b" / "song.mp3", "user.xdg.tags") == b"music"
+    assert "user.xdg.tags" not in os.listxattr(root / "b" / "photo (2).jpg")
+
+
+@pytest.mark.parametrize("where", ["symlink", "trash-elsewhere"])
+def test_undo_gives_back_the_owner_and_extended_attributes(lib, tmp_path: Path, where: str) -> None:
+    """A copy replaced by a symlink, or moved to a trash on another file system (where it
+    is copied), comes back with its owner, extended attributes, mode and times, and the
+    moved copy has them in the trash too."""
+    root, catalog = lib
+    copy = root / "b" / "photo copy.jpg"
+    os.chown(copy, 65534, 65533)
+    os.chmod(copy, 0o640)
+    os.setxattr(copy, "user.xdg.comment", b"\xffgrandma's birthday")
+    os.setxattr(copy, "user.empty", b"")
+    before = os.stat(copy)
+    args = ["--action", "symlink"]
+    other = _elsewhere(tmp_path, "mf-trash-") if where == "trash-elsewhere" else None
+    try:
+        if other is not None:
+            args = ["--action", "move-to", "--to", str(other)]
+        out = _apply(catalog, *args)
+        assert out["done"] == 3, out
+        if other is not None:
+            there = Path(os.path.join(other, str(copy).lstrip("/")))
+            st = os.stat(there)
+            assert (st.st_dev != before.st_dev, st.st_uid, st.st_gid, st.st_mtime_ns) == \
+                (True, 65534, 65533, before.st_mtime_ns)
+            assert os.getxattr(there, "user.xdg.comment") == b"\xffgrandma's birthday"
+        undone = _undo(catalog, out["journal"])
+        assert undone["done"] == 3 and undone["skipped"] == [], undone
+    finally:
+        if other is not None:
+            shutil.rmtree(other)
+    now = os.lstat(copy)
+    assert stat.S_ISREG(now.st_mode)
+    assert (now.st_uid, now.st_gid, stat.S_IMODE(now.st_mode), now.st_mtime_ns) == \
+        (65534, 65533, 0o640, before.st_mtime_ns)
+    assert sorted(os.listxattr(copy)) == ["user.empty", "user.xdg.comment"]
+    assert os.getxattr(copy, "user.xdg.comment") == b"\xffgrandma's birthday"
+
+
+def _without_chown() -> None:  # runs in the child, between fork and exec
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, 0, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_CHOWN: as a user, who may not give files away
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_an_undo_that_may_not_give_back_the_owner_leaves_the_link_and_says_so(lib) -> None:
+    """Only root gives a file away: an undo run without that right, of a copy that was
+    another user's, keeps the symlink (the bytes are safe in the kept file) and says why;
+    the same undo run with it then restores the copy, that user's again."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root, to make a file of another user's")
+    from conftest import cli_env
+
+    root, catalog = lib
+    copy = root / "b" / "song.mp3"
+    os.chown(copy, 65534, 65534)
+    out = _apply(catalog, "--action", "symlink")
+    p = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--undo", out["journal"], "--json"],
+                       capture_output=True, text=True, env=cli_env(catalog), timeout=120, preexec_fn=_without_chown)
+    assert p.returncode == 0, p.stderr
+    undone = json.loads(p.stdout)
+    assert undone["done"] == 2 and [(os.path.basename(s["path"]), s["why"]) for s in undone["skipped"]] == \
+        [("song.mp3", "cannot give it its owner 65534:65534 back (only root can give a file away)")], undone
+    assert copy.is_symlink() and not list(root.rglob(".mediaforge-*.tmp"))
+    again = _undo(catalog, out["journal"])
+    assert (again["done"], again["already_restored"]) == (1, 2), again
+    assert not copy.is_symlink() and os.stat(copy).st_uid == 65534
+
+
 @pytest.mark.parametrize("action", ["symlink", "hardlink", "trash"])
 def test_hard_linked_copies_count_their_bytes_once_and_undo_links_them_again(tmp_path: Path, action: str) -> None:
     """Copies that are hard links of one another hold their bytes once: the plan and the
@@ -245,7 +335,10 @@ def test_a_malformed_journal_is_refused_in_one_line(lib, tmp_path: Path) -> None
     _root, catalog = lib
     bad = tmp_path / "bad.jsonl"
     for text in ('{"kind":"start","action":"hardlink","dest":null}\n{"kind":"done","victim":"!!!","keep":null}\n',
-                 "[1]\n", '{"kind":"start","action":"nuke"}\n', "\xff\xfe not text"):
+                 "[1]\n", '{"kind":"start","action":"nuke"}\n', "\xff\xfe not text",
+                 *(f'{{"kind":"start","action":"symlink"}}\n{{"kind":"done","victim":"YQ==","keep":"Yg==","mode":33188,'
+                   f'"atime_ns":0,"mtime_ns":0,{extra}}}\n' for extra in
+                   ('"uid":-1,"gid":0', '"uid":true,"gid":0', '"xattrs":[["dXNlci5h"]]', '"xattrs":{"a":"b"}'))):
         bad.write_bytes(text.encode("latin-1"))
         res = run_cli("dedupe", "--undo", bad, catalog=catalog)
         assert res.rc in (2, 3) and res.err.count("\n") == 1 and "journal" in res.err, (text, res.err)
@@ -539,7 +632,9 @@ def test_reflink_on_xfs_clones_and_undo_restores(xfs: Path) -> None:
     data = os.urandom(3_000_000)
     (root / "a" / "clip.mov").write_bytes(data)
     shutil.copy2(root / "a" / "clip.mov", root / "b" / "clip copy.mov")
-    os.chmod(root / "b" / "clip copy.mov", 0o640)
+    os.chmod(root / "b" / "clip copy.mov", 0o666)  # not less the umask
+    os.chown(root / "b" / "clip copy.mov", 65534, 65533)
+    os.setxattr(root / "b" / "clip copy.mov", "user.xdg.tags", b"keep")
     catalog = xfs / "state" / "cat.duckdb"
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
     before = _state(root)
@@ -551,10 +646,12 @@ def test_reflink_on_xfs_clones_and_undo_restores(xfs: Path) -> None:
     copy = root / "b" / "clip copy.mov"
     assert after["b/clip copy.mov"][1:] == before["b/clip copy.mov"][1:]  # same bytes, same mtime
     assert after["b/clip copy.mov"][0] != after["a/clip.mov"][0]  # its own inode, unlike a hard link
-    assert oct(copy.stat().st_mode & 0o777) == "0o640"
+    assert (oct(copy.stat().st_mode & 0o777), copy.stat().st_uid, copy.stat().st_gid) == ("0o666", 65534, 65533)
+    assert os.getxattr(copy, "user.xdg.tags") == b"keep"
     assert shutil.disk_usage(xfs).used < used - 2_000_000  # the copy's blocks are shared now
     assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
     assert copy.read_bytes() == data
+    assert (copy.stat().st_uid, os.getxattr(copy, "user.xdg.tags")) == (65534, b"keep")
 
 
 def test_dry_run_names_stay_distinct_and_one_line_each(tmp_path: Path) -> None:

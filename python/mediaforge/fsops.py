@@ -117,3 +117,50 @@ def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # made above by this call
         raise
+
+
+# The label a security module gives each file by where it lies: not the user's data,
+# set again by the system on every new file, and only the policy may change it.
+_SYSTEM_LABELS = frozenset({"security.selinux", "security.apparmor", "security.SMACK64"})
+
+
+def xattrs(path: bytes) -> dict[bytes, bytes]:
+    """A file's extended attributes (ACLs, `user.` tags such as a file manager's), never
+    a symlink's target's; empty where the file system keeps none."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.ENOSYS):
+            return {}
+        raise
+    got = {}
+    for name in names:
+        if name in _SYSTEM_LABELS:
+            continue
+        try:
+            got[os.fsencode(name)] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError as e:
+            if e.errno != errno.ENODATA:  # removed since the list was read
+                raise
+    return got
+
+
+def give_back(path: bytes, owner: tuple[int, int] | None, attrs: dict[bytes, bytes] | None, mode: int) -> None:
+    """Give the new file at `path` (made by this process, never a user's file) the owner,
+    extended attributes and permission bits a file it stands in for had; a PermissionError
+    saying what when this process may not (only root gives a file away)."""
+    if owner is not None:
+        st = os.lstat(path)
+        if (st.st_uid, st.st_gid) != owner:
+            try:
+                os.chown(path, *owner, follow_symlinks=False)
+            except PermissionError:
+                raise PermissionError(errno.EPERM, f"cannot give it its owner {owner[0]}:{owner[1]} back (only root "
+                                      "can give a file away)") from None
+    for name, value in (attrs or {}).items():
+        try:
+            os.setxattr(path, name, value, follow_symlinks=False)
+        except OSError as e:
+            raise PermissionError(e.errno, f"cannot give it its extended attribute {os.fsdecode(name)} back: "
+                                  f"{e.strerror}") from None
+    os.chmod(path, stat.S_IMODE(mode))  # after the owner and the ACLs: a chown clears set-id bits

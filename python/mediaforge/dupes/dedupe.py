@@ -46,7 +46,7 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
-from ..fsops import new_tmp
+from ..fsops import give_back, new_tmp, xattrs
 from ..stop import Stop
 from .find import NOT_BY_DEFAULT, numbered_groups_sql
 
@@ -433,9 +433,12 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
         st = os.lstat(s.victim)
         entry: dict[str, Any] = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode,
                                  "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "blake3": s.blake3,
-                                 "was_dev": st.st_dev, "was_ino": st.st_ino,
+                                 "was_dev": st.st_dev, "was_ino": st.st_ino, "uid": st.st_uid, "gid": st.st_gid,
                                  # For the tags' carry-over, replayed if the run is killed first.
                                  "victim_id": s.victim_id, "keep_id": s.keep_id, "keep_blake3": s.keep_blake3}
+        attrs = xattrs(s.victim)
+        if attrs:  # what undo gives a copy of its own again
+            entry["xattrs"] = [[_b64(k), _b64(v)] for k, v in attrs.items()]
         if action == "symlink":
             entry["target"] = _b64(os.fsencode(os.path.abspath(s.keep)))
         elif action in ("move-to", "trash"):
@@ -494,7 +497,7 @@ def _link(action: str, s: Step, st: os.stat_result) -> str | None:
             target = os.path.abspath(s.keep)
             tmp = new_tmp(s.victim, lambda t: os.symlink(target, t))
         else:
-            tmp = new_tmp(s.victim, lambda t: _reflink(s.keep, t, st))
+            tmp = new_tmp(s.victim, lambda t: _reflink(s.keep, t, s.victim, st))
     except _Refused as e:
         return str(e)
     except OSError as e:
@@ -508,10 +511,11 @@ def _link(action: str, s: Step, st: os.stat_result) -> str | None:
     return None
 
 
-def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> None:
-    """Clone `keep` to the new name `tmp` sharing its blocks, with the victim's mode and
-    times; _Refused when the file system cannot."""
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(victim.st_mode))
+def _reflink(keep: bytes, tmp: bytes, victim_path: bytes, victim: os.stat_result) -> None:
+    """Clone `keep` to the new name `tmp` sharing its blocks, with the victim's owner,
+    extended attributes, mode and times; _Refused when the file system cannot, or this
+    process may not give the clone the victim's owner (a file of another user, not root)."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with open(keep, "rb") as src:
             fcntl.ioctl(fd, FICLONE, src.fileno())
@@ -524,6 +528,11 @@ def _reflink(keep: bytes, tmp: bytes, victim: os.stat_result) -> None:
                            "system)") from None
         raise _Refused(f"reflink failed: {e.strerror}") from None
     os.close(fd)
+    try:
+        give_back(tmp, (victim.st_uid, victim.st_gid), xattrs(victim_path), victim.st_mode)
+    except OSError as e:
+        os.unlink(tmp)
+        raise _Refused(f"reflink refused: the clone {e.strerror}") from None
     os.utime(tmp, ns=(victim.st_atime_ns, victim.st_mtime_ns))
 
 
@@ -739,6 +748,9 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
             # whoever could read it (or could not) would lose (or gain) that.
             return (f"its permissions or owner ({_mode_owner(vst)}) differ from the kept file's ({_mode_owner(kst)}): "
                     "a hard link would give it the kept file's (make them alike first)")
+        if action == "hardlink" and xattrs(s.victim) != xattrs(s.keep):  # ACLs, a file manager's tags
+            return ("its extended attributes differ from the kept file's: a hard link would give it the kept file's "
+                    "(make them alike first)")
         if similar:
             from .. import _core
 
@@ -804,7 +816,8 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
                 return
         tmp = new_tmp(dst, lambda t: _copy_new(src, t))
         with _removed_on_error(tmp):
-            shutil.copystat(src, tmp)
+            give_back(tmp, (st.st_uid, st.st_gid), xattrs(src), st.st_mode)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
             if not same_bytes(src, tmp):
                 raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
             _name_new(tmp, dst)
@@ -906,6 +919,30 @@ class _Record:
     undone: tuple[int, int] | None = None
     # For a file moved back: the inode it had in the trash or --to folder.
     undone_from: tuple[int, int] | None = None
+    # The victim's owner and extended attributes before the dedupe (journals from earlier
+    # versions lack them): a copy of its own gets them back.
+    owner: tuple[int, int] | None = None
+    xattrs: dict[bytes, bytes] | None = None
+
+
+def _owner(e: dict[str, Any]) -> tuple[int, int] | None:
+    """A journal line's owner of the victim; None in a journal from before it was kept."""
+    if e.get("uid") is None and e.get("gid") is None:
+        return None
+    ids = (e.get("uid"), e.get("gid"))
+    if not all(type(v) is int and 0 <= v < 1 << 32 for v in ids):
+        raise TypeError("an owner that is not a user and group number")
+    return ids  # type: ignore[return-value]
+
+
+def _xattrs(e: dict[str, Any]) -> dict[bytes, bytes] | None:
+    """A journal line's extended attributes of the victim, as [name, value] in base64."""
+    pairs = e.get("xattrs")
+    if pairs is None:
+        return None
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise TypeError("extended attributes that are not [name, value] pairs")
+    return {_unb64(k): _unb64(v) for k, v in pairs}
 
 
 def _records(path: Path) -> tuple[str, list[_Record]]:
@@ -932,6 +969,7 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                     if not all(type(v) is int for v in (was_dev, was_ino)):  # not 1.7, true or "5"
                         raise TypeError("an inode that is not a whole number")
                     r.was = (was_dev, was_ino)
+                r.owner, r.xattrs = _owner(e), _xattrs(e)
                 if not (0 <= r.mode < 1 << 32 and all(-(1 << 63) <= t < 1 << 63 for t in (r.atime_ns, r.mtime_ns))
                         and all(v is None or 0 <= v < 1 << 64 for v in (r.dev, r.ino, was_dev, was_ino))):
                     raise ValueError("a mode, time, device or inode out of range")
@@ -1017,8 +1055,8 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
                    if action == "symlink" else "its bytes were edited since the dedupe (the shared file); left as it is")
             os.unlink(tmp)
             return why
-        if twin is None:  # a link of a twin already has the inode's mode and times
-            os.chmod(tmp, stat.S_IMODE(r.mode))
+        if twin is None:  # a link of a twin already has the inode's owner, mode and times
+            give_back(tmp, r.owner, r.xattrs, r.mode)
             os.utime(tmp, ns=(r.atime_ns, r.mtime_ns))
         now = os.lstat(r.victim)
         if (now.st_dev, now.st_ino, now.st_mode) != (lst.st_dev, lst.st_ino, lst.st_mode):
