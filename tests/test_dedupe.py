@@ -185,12 +185,57 @@ def test_an_undo_that_may_not_give_back_the_owner_leaves_the_link_and_says_so(li
     assert not copy.is_symlink() and os.stat(copy).st_uid == 65534
 
 
+@pytest.mark.parametrize(("action", "keep"), [("hardlink", "oldest"), ("symlink", "oldest"), ("trash", "oldest"),
+                                            ("symlink", "prefix:c"), ("trash", "prefix:d")])
+def test_the_dry_run_promises_what_apply_does_in_a_catalog_made_with_links_followed(tmp_path: Path, action: str,
+                                                                                   keep: str) -> None:
+    """With `-L`, a link and a folder reached through one are catalogued with the inode of
+    what they lead to, beside the real names; a hard link of the kept file is the kept
+    file again. The dry run lists only what apply then does, with nothing skipped: a link
+    is never acted on, a file reached through a link is acted on where it lies, once, and a
+    kept link keeps the file it leads to."""
+    root = tmp_path / "lib"
+    for d in ("a", "b", "e"):
+        (root / d).mkdir(parents=True)
+    data = os.urandom(30_000)
+    (root / "a" / "x.jpg").write_bytes(data)
+    (root / "b" / "x copy.jpg").write_bytes(data)
+    (root / "e" / "y.jpg").write_bytes(data)
+    os.link(root / "a" / "x.jpg", root / "b" / "x link.jpg")
+    (root / "c").mkdir()
+    (root / "c" / "x.jpg").symlink_to("../a/x.jpg")
+    (root / "d").symlink_to("e")  # d/y.jpg is e/y.jpg
+    for n, p in enumerate(["a/x.jpg", "e/y.jpg", "b/x copy.jpg"]):  # oldest first
+        os.utime(root / p, ns=(10**18 + n, 10**18 + n))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "-L", "--no-meta", root, catalog=catalog).rc == 0
+    if keep.startswith("prefix:"):
+        keep = f"prefix:{root / keep[7:]}"
+    res = run_cli("dedupe", "--action", action, "--keep", keep, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    plan = json.loads(res.out)
+    promised = sorted((os.path.relpath(s["keep"], root), os.path.relpath(s[action], root)) for s in plan["steps"])
+    kept = "e/y.jpg" if keep.endswith("/d") else "a/x.jpg"
+    # Both names of a/x.jpg go when it is not kept; each inode's bytes count once.
+    others = {"a/x.jpg", "e/y.jpg", "b/x copy.jpg"} - {kept} | ({"b/x link.jpg"} if kept != "a/x.jpg" else set())
+    assert promised == sorted((kept, o) for o in others), promised
+    assert plan["reclaimable"] == 2 * len(data)
+    out = _apply(catalog, "--action", action, "--keep", keep)
+    assert (out["done"], out["skipped"]) == (len(others), []), out
+    assert (root / "c" / "x.jpg").is_symlink() and (root / "d").is_symlink()
+    # A link, and a hard link, still lead to the bytes unless what they name was moved away.
+    moved = others if action == "trash" else set()
+    aliases = {"c/x.jpg": "a/x.jpg", "d/y.jpg": "e/y.jpg", "b/x link.jpg": "a/x.jpg"}
+    assert {p: (root / p).exists() for p in aliases} == {p: t not in moved for p, t in aliases.items()}
+    assert all((root / p).read_bytes() == data for p in [kept, *(p for p, t in aliases.items() if t not in moved)])
+
+
 @pytest.mark.parametrize("action", ["symlink", "hardlink", "trash"])
 def test_hard_linked_copies_count_their_bytes_once_and_undo_links_them_again(tmp_path: Path, action: str) -> None:
     """Copies that are hard links of one another hold their bytes once: the plan and the
-    summary count them once, a copy that is a hard link of the kept file frees nothing,
-    nor does one whose inode keeps a name outside the library; --undo gives names that
-    shared an inode one inode again."""
+    summary count them once, a hard link of the kept file is no copy (no step, whatever the
+    action), a copy whose inode keeps a name outside the library frees nothing; --undo
+    gives names that shared an inode one inode again."""
     root, outside = tmp_path / "lib", tmp_path / "outside"
     for d in (root / "a", root / "b", outside):
         d.mkdir(parents=True)
@@ -212,13 +257,11 @@ def test_hard_linked_copies_count_their_bytes_once_and_undo_links_them_again(tmp
     plan = json.loads(res.out)
     moved = action == "trash"  # moved copies leave the library whole, their links with them
     want = 30_000 + (7_000 if moved else 0)
-    if action == "hardlink":  # the kept inode's own name is no step at all
-        assert len(plan["steps"]) == 3
+    assert len(plan["steps"]) == 3  # the kept inode's own name is no step at all
     assert plan["reclaimable"] == want
     out = _apply(catalog, *act)
     assert out["bytes"] == want
-    # A link of the kept file is left alone: replacing or moving it would free nothing.
-    assert [os.path.basename(x["path"]) for x in out["skipped"]] == ([] if action == "hardlink" else ["keep link.jpg"])
+    assert (out["done"], out["skipped"]) == (3, [])
     undone = _undo(catalog, out["journal"])
     assert undone["done"] == out["done"] and undone["skipped"] == []
     now = {p: os.lstat(root / p) for p in before}

@@ -97,10 +97,6 @@ class Step:
     # every name of its inode goes.
     nlink: int = 1
 
-    @property
-    def shares_keepers_inode(self) -> bool:
-        return (self.dev, self.inode) == (self.keep_dev, self.keep_inode)
-
 
 @dataclass
 class Plan:
@@ -113,15 +109,13 @@ class Plan:
 
     @property
     def reclaimable(self) -> int:
-        """The bytes the plan frees, counted once an inode: a copy that is a hard link of
-        the kept file frees nothing, and neither does one whose inode keeps a name the
-        plan leaves (another link, maybe outside the library). Moved copies leave the
+        """The bytes the plan frees, counted once an inode: a copy whose inode keeps a name
+        the plan leaves (another link, maybe outside the library) frees nothing. Moved copies leave the
         library whole whatever their link count, so for `move-to` and `trash` every inode
         counts once."""
         names: dict[tuple[int, int], list[Step]] = {}
-        for s in self.steps:
-            if not s.shares_keepers_inode:
-                names.setdefault((s.dev, s.inode), []).append(s)
+        for s in self.steps:  # (never a name of the kept file: see `_steps`)
+            names.setdefault((s.dev, s.inode), []).append(s)
         moving = self.action in ("move-to", "trash")
         return sum(ss[0].size for ss in names.values() if moving or len(ss) >= ss[0].nlink)
 
@@ -166,8 +160,9 @@ def _check_outside_library(cat: Catalog, target: Path | None) -> None:
 
 def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
-    victim blake3, keep id, victim id, keep size, keep mtime, keep blake3) for `source`, a
-    query of (grp, f.*) rows, ranked by the keep rule."""
+    victim blake3, keep id, victim id, keep size, keep mtime, keep blake3, victim nlink) for
+    `source`, a query of (grp, f.*) rows, ranked by the keep rule; then whether the kept
+    file and the victim were last seen by a scan following links (`-L`)."""
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
         given = keep.split(":", 1)[1]
@@ -179,12 +174,14 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
     sql = f"""
         WITH src AS ({source}), ranked AS (
             SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode, f.nlink, f.media_id::VARCHAR AS mid,
+                   coalesce(sc.follow_links, false) AS via_link,
                    row_number() OVER (PARTITION BY s.grp ORDER BY {_order(keep)}) AS rank
             FROM src s JOIN files f ON f.path_bytes = s.path_bytes AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = f.blake3
+            LEFT JOIN scans sc ON sc.scan_id = f.last_scan_id
         )
         SELECT v.grp, k.path_bytes, v.path_bytes, v.size, v.mtime_ns, v.dev, v.inode, k.dev, k.inode, v.blake3,
-               k.mid, v.mid, k.size, k.mtime_ns, k.blake3, v.nlink
+               k.mid, v.mid, k.size, k.mtime_ns, k.blake3, v.nlink, k.via_link, v.via_link
         FROM ranked v JOIN ranked k ON k.grp = v.grp AND k.rank = 1
         WHERE v.rank > 1 ORDER BY v.grp, v.path_bytes
         """
@@ -208,11 +205,7 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
     rows = _ranked(cat, keep, f"""
         SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where)}) g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {of_file}""", params)
-    steps = [
-        _step(row) for row in rows
-        # Already a hard link to the kept file: nothing to link or clone.
-        if not (action in ("hardlink", "reflink") and (row[5], row[6]) == (row[7], row[8]))
-    ]
+    steps = _steps(rows)
     return Plan(action, target, steps, names=_inode_names(cat, steps) if action == "move-to" else {})
 
 
@@ -234,11 +227,40 @@ def _inode_names(cat: Catalog, steps: list[Step]) -> dict[tuple[int, int], list[
     return {k: v for k, v in names.items() if len(v) > 1}
 
 
-def _step(row: tuple[Any, ...]) -> Step:
-    g, kp, vp, size, mt, dev, ino, kdev, kino, h, kid, vid, ksize, kmt, kh, nlink = row
-    return Step(int(g), bytes(kp), bytes(vp), int(size), int(mt), int(dev), int(ino), blake3=h, keep_id=kid,
-                victim_id=vid, keep_size=int(ksize), keep_mtime_ns=int(kmt), keep_inode=int(kino), keep_blake3=kh,
-                keep_dev=int(kdev), nlink=int(nlink or 1))
+def _steps(rows: list[tuple[Any, ...]]) -> list[Step]:
+    """The steps of ranked rows (`_ranked`), only those `apply` can take. A victim that is
+    the kept file under another name (a hard link of it) is left out: nothing would be
+    freed. A path a scan with `-L` found may be a symbolic link, or lie below one, and
+    carries the inode of the file it leads to: it stands for that file (its resolved path),
+    so a kept link keeps its target and a victim reached through a link is acted on where
+    it lies; a link is never replaced or moved itself, nor a file acted on twice."""
+    real: dict[bytes, bytes] = {}
+    for row in rows:
+        for path, dev, ino, via_link in ((row[1], row[7], row[8], row[16]), (row[2], row[5], row[6], row[17])):
+            if via_link and bytes(path) not in real:
+                real[bytes(path)] = _resolved(bytes(path), int(dev), int(ino))
+    steps, seen = [], set()
+    for row in rows:
+        g, kp, vp, size, mt, dev, ino, kdev, kino, h, kid, vid, ksize, kmt, kh, nlink = row[:16]
+        keep, victim = real.get(bytes(kp), bytes(kp)), real.get(bytes(vp), bytes(vp))
+        if (dev, ino) == (kdev, kino) or victim == keep or (g, victim) in seen:
+            continue
+        seen.add((g, victim))
+        steps.append(Step(int(g), keep, victim, int(size), int(mt), int(dev), int(ino), blake3=h, keep_id=kid,
+                          victim_id=vid, keep_size=int(ksize), keep_mtime_ns=int(kmt), keep_inode=int(kino),
+                          keep_blake3=kh, keep_dev=int(kdev), nlink=int(nlink or 1)))
+    return steps
+
+
+def _resolved(path: bytes, dev: int, ino: int) -> bytes:
+    """The path, free of symbolic links, of the regular file with this device and inode
+    that `path` leads to; `path` itself if it leads to no such file (apply then says why)."""
+    with contextlib.suppress(OSError, ValueError):
+        real = os.path.realpath(path)
+        st = os.lstat(real)
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (dev, ino):
+            return real
+    return path
 
 
 def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = None, method: str = "phash") -> Plan:
@@ -251,7 +273,7 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
         WHERE g.method = $method""", {"method": method})
-    steps = [_step(row) for row in rows]
+    steps = _steps(rows)
     return Plan(action, target, steps, similar=True, names=_inode_names(cat, steps) if action == "move-to" else {})
 
 
@@ -356,13 +378,13 @@ class Outcome:
     destinations: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
 
 
-def _freed(action: str, s: Step, st: os.stat_result, moved: set[tuple[int, int]]) -> int:
+def _freed(action: str, st: os.stat_result, moved: set[tuple[int, int]]) -> int:
     """The bytes one done step freed, `st` being the victim as it was just before: a link
     or clone frees its old inode only when that was the inode's last name; a move takes
-    an inode out of the library once, unless the kept file is a name of it too."""
+    an inode out of the library once."""
     if action in ("move-to", "trash"):
         key = (st.st_dev, st.st_ino)
-        if key in moved or s.shares_keepers_inode:
+        if key in moved:
             return 0
         moved.add(key)
         return st.st_size
@@ -477,7 +499,7 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
     # all the same (its 'intent' line lets undo find it).
     out.done_steps.append(s)
     out.done += 1
-    out.bytes_freed += _freed(action, s, st, out.moved_inodes)
+    out.bytes_freed += _freed(action, st, out.moved_inodes)
     journal.write(kind="done", **entry)
     return None
 
