@@ -374,6 +374,30 @@ def test_refused_destinations_and_journals_change_nothing(lib, tmp_path: Path, u
     assert _state(root) == before
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_report_that_cannot_be_written_still_names_the_journal(lib, as_json: bool) -> None:
+    """The files are acted on before the report: with stdout on a full disk, or its reader
+    gone, the one line on stderr says what was done and how to undo it."""
+    from conftest import cli_cmd, cli_env
+
+    root, catalog = lib
+    json_arg = ["--json"] if as_json else []
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(cli_cmd("dedupe", "--apply", *json_arg), env=cli_env(catalog), stdout=full,
+                           stderr=subprocess.PIPE, timeout=120)
+    journal = next((catalog.parent / "journal").glob("dedupe-*.jsonl"))
+    assert p.returncode == 3
+    assert_one_line_error(p.stderr.decode(), "cannot write the standard output", "No space left", "3 files hard-linked",
+                          f"undo with: mediaforge dedupe --undo {journal}")
+    p = subprocess.Popen(cli_cmd("dedupe", "--undo", journal, *json_arg), env=cli_env(catalog),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader is gone before the first byte
+    _out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and err.decode() == f"mediaforge: the reader of the report left: 3 files restored; " \
+        f"journal {journal}\n", err
+    assert len({p.stat().st_ino for p in root.rglob("*") if p.is_file()}) == 6
+
+
 def test_a_malformed_journal_is_refused_in_one_line(lib, tmp_path: Path) -> None:
     _root, catalog = lib
     bad = tmp_path / "bad.jsonl"

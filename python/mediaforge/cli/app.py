@@ -901,6 +901,26 @@ def _step_rows(steps, action: str, dest: Path | None = None) -> list[dict]:  # n
 
 
 def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> None:  # noqa: ANN001
+    """The report of an --apply or --undo. Output that cannot be written (a full disk, a
+    reader gone) still leaves, on stderr, what was done and the journal to undo it."""
+    try:
+        _write_outcome(out, verb, as_json, action)
+        sys.stdout.flush()
+    except OSError as e:
+        from . import OutputClosed, _to_stderr
+
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is buffered cannot be written
+        line = (f"{render.counted(out.done, 'file')} {verb}; journal {out.journal}"
+                + (f"; undo with: mediaforge dedupe --undo {out.journal}" if verb != "restored" else ""))
+        if isinstance(e, BrokenPipeError):
+            _to_stderr(f"mediaforge: the reader of the report left: {line}")
+            raise OutputClosed from None
+        raise PathIOError(f"cannot write the standard output: {e.strerror or first_line(e)}; {line}") from None
+    if out.interrupted:
+        raise KeyboardInterrupt
+
+
+def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  # noqa: ANN001
     if as_json:
         # What was done, file by file: the steps of an --apply, the paths an undo restored.
         done = {"restored": [render.path_fields("path", p) for p in out.restored]} if verb == "restored" \
@@ -910,8 +930,6 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> 
                           "tags_carried": out.tags_carried,
                           "collections_carried": out.collections_carried,
                           "skipped": [{"path": p, "why": w} for p, w in out.skipped], **done})
-        if out.interrupted:
-            raise KeyboardInterrupt
         return
     for p, why in out.skipped:
         print(f"skipped {p}: {why}")
@@ -922,8 +940,6 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> 
               "folders): it is not your desktop's Trash, and nothing empties it for you")
     if verb != "restored":
         print(f"undo with: mediaforge dedupe --undo {out.journal}; rescan to update the catalog")
-    if out.interrupted:
-        raise KeyboardInterrupt
 
 
 @command("sample")
