@@ -367,10 +367,17 @@ def test_refused_destinations_and_journals_change_nothing(lib, tmp_path: Path, u
 
         p = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--apply"], capture_output=True,
                            text=True, env=cli_env(catalog), timeout=120, **unprivileged.popen)
+        (tmp_path / "away").mkdir()
+        unprivileged.share(tmp_path / "away")
+        moved = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--apply", "--action", "move-to",
+                                "--to", str(tmp_path / "away" / "new" / "to")], capture_output=True, text=True,
+                               env=cli_env(catalog), timeout=120, **unprivileged.popen)
     finally:
         os.chmod(catalog.parent, 0o755)
-    assert p.returncode in (3, 7), p.stderr
-    assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    for p in (p, moved):
+        assert p.returncode in (3, 7), p.stderr
+        assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+    assert "journal" in moved.stderr and os.listdir(tmp_path / "away") == []  # the --to it made is gone again
     assert _state(root) == before
 
 
@@ -547,7 +554,7 @@ def test_trash_and_bad_options(lib) -> None:
     undone = _undo(catalog, out["journal"])
     assert sorted(r["path"] for r in undone["restored"]) == sorted(s["trash"] for s in out["steps"])
     assert undone["bytes"] == sum(s["size"] for s in out["steps"])
-    assert (root / "a" / "photo.jpg").exists() and list((catalog.parent / "trash").iterdir()) == []
+    assert (root / "a" / "photo.jpg").exists() and not (catalog.parent / "trash").exists()  # made by it: gone
     # To a --to folder: the folders the move made go with the undo; ones there before stay.
     dest = catalog.parent / "moved"
     (dest / str(root / "a").lstrip("/")).mkdir(parents=True)
@@ -560,6 +567,12 @@ def test_trash_and_bad_options(lib) -> None:
     assert all(s["to"] == str(dest) + s["move-to"] and Path(s["to"]).is_file() for s in out["steps"])
     _undo(catalog, out["journal"])
     assert (dest / str(root / "a").lstrip("/")).is_dir() and not (dest / str(root / "b").lstrip("/")).exists()
+    # A --to the dedupe made goes too, with the folders it made above it.
+    fresh = catalog.parent / "fresh" / "to"
+    out = _apply(catalog, "--action", "move-to", "--to", str(fresh))
+    assert out["done"] == 3 and fresh.is_dir()
+    _undo(catalog, out["journal"])
+    assert not (catalog.parent / "fresh").exists()
     bad = run_cli("dedupe", "--action", "shred", catalog=catalog)
     assert bad.rc == 2 and bad.err.count("\n") == 1
     assert run_cli("dedupe", "--action", "move-to", catalog=catalog).rc == 2

@@ -396,20 +396,22 @@ def moved_path(victim: bytes, dest_root: Path) -> bytes:
     return os.path.join(os.fsencode(dest_root), victim.lstrip(b"/"))
 
 
-def _destination(plan: Plan, trash_root: Path, stamp: str) -> Path | None:
-    """Where moved files go, created up front: a bad --to fails before anything moves."""
+def _destination(plan: Plan, trash_root: Path, stamp: str) -> tuple[Path | None, list[bytes]]:
+    """Where moved files go, created up front: a bad --to fails before anything moves;
+    and the folders made for it, deepest first (an undo takes them away again, empty)."""
     if plan.action not in ("move-to", "trash"):
-        return None
+        return None, []
     dest = plan.target if plan.action == "move-to" else trash_root / stamp
     assert dest is not None
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise InvalidInputError(f"--to {dest}: not a folder")
+    made = _missing_folders(os.fsencode(dest)) if plan.steps else []
     if plan.steps:
         try:
             os.makedirs(dest, exist_ok=True)
         except OSError as e:
             raise PathIOError(f"cannot create {dest}: {e.strerror}; nothing was changed") from None
-    return dest
+    return dest, made
 
 
 # Told after each file: (files looked at, files in all, files skipped), for a progress bar.
@@ -419,12 +421,19 @@ StepFn = Callable[[int, int, int], None]
 def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | None = None) -> Outcome:
     """Carry out the plan, checking each file first; see the module docstring."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    dest = _destination(plan, trash_root, stamp)
-    journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl")
+    dest, made = _destination(plan, trash_root, stamp)
+    try:
+        journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl")
+        journal.write(kind="start", action=plan.action, dest=str(dest) if dest is not None else None,
+                      **({"made": [_b64(m) for m in made]} if made else {}))
+    except PathIOError:  # nothing was done: the folders made for it go again
+        for folder in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
     out = Outcome(journal=journal.path, dest=dest)
     if dest is not None:
         out.destinations = {k: [moved_path(p, dest) for p in ps] for k, ps in plan.names.items()}
-    journal.write(kind="start", action=plan.action, dest=str(dest) if dest is not None else None)
     try:
         with Stop() as stop:
             for s in plan.steps:
@@ -1310,7 +1319,7 @@ def _prune_emptied(path: Path, action: str) -> None:
     entries = list(_entries(path))
     made: set[bytes] = set()
     for e in entries:
-        if e.get("kind") == "done" and isinstance(e.get("made"), list):
+        if e.get("kind") in ("start", "done") and isinstance(e.get("made"), list):
             for m in e["made"]:
                 with contextlib.suppress(TypeError, ValueError):  # a line edited by hand: that folder stays
                     made.add(_unb64(m))
