@@ -1463,7 +1463,8 @@ def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_thos
     all: a GIF without its trailer lost its thumbnail, a cut video the rotation only its
     decoded frame told. `--no-fingerprints` dropped a cut video's fingerprint and, with
     it, what only its frames tell (its pictures end early): the video became `ok`, as did
-    a cut JPEG whose pixels do not decode. Each now keeps what it had."""
+    a cut JPEG whose pixels do not decode. Each now keeps what it had, and the run's
+    counts say so."""
     lib, catalog, query = _cut_library(tmp_path)
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     # A retry with everything on settles the state (its fingerprint catch-up, told to retry,
@@ -1476,7 +1477,9 @@ def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_thos
     assert before[1]["rotation"] == 90
     for flags in (("--no-thumbs",), ("--no-fingerprints",), ("--no-thumbs", "--no-fingerprints")):
         out = json.loads(run_cli("meta", "--retry-failed", *flags, "--json", catalog=catalog).out)
-        assert out["files"] == 3, out  # (its counts are what this run read: the video `ok`, unfingerprinted)
+        # Its counts are what the catalog holds: all three partial, not the video `ok`
+        # (unfingerprinted, its frames unread) nor the JPEG (its pixels undecoded).
+        assert (out["files"], out["ok"], out["partial"]) == (3, 0, 3), (flags, out)
         assert rows(catalog, query) == before, flags
 
 

@@ -174,16 +174,17 @@ def _conformed(r: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes],
-                  keep_thumbs: bool = False, keep_fingerprints: bool = False) -> None:
+                  keep_thumbs: bool = False, keep_fingerprints: bool = False) -> int:
     """Replace the metadata of these contents with `results`, in one transaction. A value
     that does not fit its column is stored as NULL, with an error row, never a failed batch.
     For an extraction that makes no thumbnails or no fingerprints, of contents extracted
     before (`meta --retry-failed --no-thumbs`, `--no-fingerprints`): with `keep_thumbs` a
     content's thumbnail stays where the result has none; with `keep_fingerprints` its
     fingerprints stay, with what their making found (their errors, and a video's pictures
-    that end early, which keeps it `partial`)."""
+    that end early, which keeps it `partial`). Returns how many results read `ok` are
+    `partial` in the catalog for what it kept."""
     if not results:
-        return
+        return 0
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in _RESULT_TABLES}
     for r in results:
         for table, table_rows in _result_rows(r).items():
@@ -212,6 +213,7 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
             "blake3": pa.array(kept, pa.string())})), cat.registered("mf_thumbed", pa.table({
             "blake3": pa.array(thumbed, pa.string())})), cat.registered("mf_undecoded", pa.table({
             "blake3": pa.array(undecoded, pa.string())})), cat.transaction() as con:
+        kept_partial = 0
         if thumbed:
             # With the rotation only a decoded frame may have told (see `write_thumbs`).
             con.execute(f"CREATE OR REPLACE TEMP TABLE mf_old_thumbs AS SELECT blake3, {', '.join(_THUMB_COLUMNS)}, "
@@ -227,10 +229,11 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
         _replace(con, batches, delete=tuple(t for t in batches if not (
             kept and t in _FINGERPRINT_TABLES or (kept or undecoded) and t == "meta_errors")))
         if kept:
-            _partial_where_fingerprint_failed(con, "mf_kept")
+            kept_partial += _partial_where_fingerprint_failed(con, "mf_kept")
         if undecoded:
-            con.execute("UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (SELECT blake3 "
-                        "FROM meta_errors WHERE stage = 'decode' AND blake3 IN (SELECT blake3 FROM mf_undecoded))")
+            kept_partial += _changed(con.execute(
+                "UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (SELECT blake3 FROM "
+                "meta_errors WHERE stage = 'decode' AND blake3 IN (SELECT blake3 FROM mf_undecoded))"))
         if thumbed:
             con.execute(f"UPDATE media SET {', '.join(f'{c} = o.{c}' for c in _THUMB_COLUMNS)}, "
                         "rotation = coalesce(media.rotation, o.rotation) FROM mf_old_thumbs o "
@@ -239,6 +242,13 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
                         f"WHERE streams.blake3 = o.blake3 AND streams.rotation IS NULL AND o.rotation IS NOT NULL "
                         f"AND {_VIDEO_STREAM}")
             con.execute("DROP TABLE mf_old_thumbs")
+    return kept_partial
+
+
+def _changed(cursor: Any) -> int:
+    """The number of rows an UPDATE changed."""
+    got = cursor.fetchone()
+    return int(got[0]) if got else 0
 
 
 def _read(result: dict[str, Any]) -> bool:
@@ -246,15 +256,15 @@ def _read(result: dict[str, Any]) -> bool:
     return result["media"] is not None and result["media"].get("status") in ("ok", "partial")
 
 
-def _partial_where_fingerprint_failed(con: Any, keys: str) -> None:
+def _partial_where_fingerprint_failed(con: Any, keys: str) -> int:
     """Contents (of the registered table `keys`) `ok` whose fingerprint failed (a note that
     there is none, a flat picture's, is no failure) or whose video pictures end early: they
-    are `partial`, as a full extraction makes them."""
-    con.execute(f"""
+    are `partial`, as a full extraction makes them. Returns how many became so."""
+    return _changed(con.execute(f"""
         UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (
             SELECT blake3 FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM {keys})
               AND (stage = 'fingerprint' AND NOT starts_with(message, $2)
-                   OR stage = 'decode' AND starts_with(message, $1)))""", [PICTURES_END, NO_FINGERPRINT])
+                   OR stage = 'decode' AND starts_with(message, $1)))""", [PICTURES_END, NO_FINGERPRINT]))
 
 
 _THUMB_COLUMNS = ("thumb", "thumb_width", "thumb_height", "thumb_bytes")
@@ -290,7 +300,7 @@ def write_fingerprints(cat: Catalog, results: list[dict[str, Any]], paths: dict[
         _replace(con, batches, delete=_FINGERPRINT_TABLES)
         # What only these frames or this decode tell (an extraction made without
         # fingerprints: pixels that do not decode, a video whose pictures end early).
-        _partial_where_fingerprint_failed(con, "mf_keys")
+        _partial_where_fingerprint_failed(con, "mf_keys")  # (the media rows, not this run's counts)
 
 
 def _keys(results: list[dict[str, Any]]) -> pa.Table:

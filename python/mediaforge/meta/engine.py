@@ -101,7 +101,9 @@ class ExtractSummary:
 
 
 ProgressFn = Callable[[ExtractProgress], None]
-_Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], None]
+# Writes a batch of results; returns how many read `ok` the catalog keeps `partial` (for
+# what an earlier extraction found that this one did not look at), or None.
+_Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], int | None]
 
 
 def _tasks(rows: pa.Table, config: ExtractConfig, root: str, min_free: int) -> Iterator[Task]:
@@ -125,6 +127,12 @@ def _status(result: dict[str, Any], config: ExtractConfig) -> str:
         return OK
     made = result["hashes"] or result["video_hashes"] or result["audio_hash"]
     return OK if made else ERROR
+
+
+def _written(kept_partial: int | None, counts: dict[str, int]) -> None:
+    """Count as `partial` the results read `ok` that the catalog keeps so."""
+    counts[OK] -= kept_partial or 0
+    counts[PARTIAL] += kept_partial or 0
 
 
 def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, write: _Writer,
@@ -167,7 +175,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
                 counts[status] = counts.get(status, 0) + 1
                 now = time.monotonic()
                 if len(pending) >= config.flush_rows or now - last_flush >= config.flush_seconds:
-                    write(cat, pending, paths)
+                    _written(write(cat, pending, paths), counts)
                     pending, last_flush = [], now
                 if on_progress is not None and now - last_report >= 0.1:
                     on_progress(ExtractProgress(done, total, errors, now - started))
@@ -175,7 +183,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     finally:
         # Whatever stopped the run (Ctrl-C, a full disk), keep every finished result.
         if pending:
-            write(cat, pending, paths)
+            _written(write(cat, pending, paths), counts)
     if on_progress is not None:
         on_progress(ExtractProgress(done, total, errors, time.monotonic() - started))
     return ExtractSummary(
@@ -196,8 +204,9 @@ def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None 
     `prestart` as for `_run` (a scan: False, for a rescan mostly finds nothing new)."""
     if not config.fingerprints:
         set_fingerprints_pending(cat, True)
-    def write(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
-        write_results(cat, results, paths, keep_thumbs=not config.thumbs, keep_fingerprints=not config.fingerprints)
+    def write(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> int:
+        return write_results(cat, results, paths, keep_thumbs=not config.thumbs,
+                             keep_fingerprints=not config.fingerprints)
 
     summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write, on_progress,
                    prestart=prestart)
