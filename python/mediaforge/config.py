@@ -95,6 +95,8 @@ def catalog_files(catalog: os.PathLike[str] | str | bytes) -> list[bytes]:
     path = Path(os.fsdecode(catalog))
     real = Path(os.path.realpath(path))
     out = [real, real.with_name(real.name + ".wal"), thumbs_dir(real), real.parent / search_dir(path).name]
+    if search_dir(real).name != search_dir(path).name:  # a link to it by another name: each name's index
+        out.append(search_dir(real))
     journal = real.parent / JOURNAL_DIR
     try:
         ours = journal.is_dir() and any(journal.glob("dedupe-*.jsonl"))

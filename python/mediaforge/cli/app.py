@@ -475,13 +475,12 @@ def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
     index or its thumbnails: a typo there must not destroy the user's tags. Compared as
     files too, so a hard link or another name for the catalog is refused as well."""
     from ..config import catalog_files
-    from ..organise.search import index_dir
 
     out, cat = os.path.realpath(output), os.path.realpath(catalog)
-    # With dedupe's journals and trash beside it (once it has written one there): a journal
-    # overwritten cannot be undone.
-    folders = [os.path.realpath(index_dir(Path(cat))), os.path.realpath(thumbs_dir(cat)),
-               *(os.fsdecode(p) for p in catalog_files(cat)[2:])]
+    # Its thumbnails, search index (named after the catalog as given), and dedupe's journals
+    # and trash beside it (once it has written one there): a journal overwritten cannot be
+    # undone.
+    folders = [os.path.realpath(os.fsdecode(p)) for p in catalog_files(catalog)[2:]]
     if (out in (cat, cat + ".wal") or any(out == d or out.startswith(d + os.sep) for d in folders)
             or any(_same_file(out, p) for p in (cat, cat + ".wal"))):
         raise InvalidInputError(f"{what} {output} would overwrite the catalog or its files: choose another path")
