@@ -132,19 +132,20 @@ _TEXT_TYPES = frozenset({"BIGNUM", "VARINT", "BIT", "TIME WITH TIME ZONE", "UHUG
 _VARIANT = re.compile(r"\bVARIANT\b")
 
 
-def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation, uuid_bytes: bool = False) -> duckdb.DuckDBPyRelation:
-    """`rel`, with the columns Arrow would carry wrongly as text (or JSON), and with
-    `uuid_bytes` its UUID columns as their 16 bytes (DuckDB hands a UUID to Arrow as text)."""
+def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation, uuids: tuple[int, ...] = ()) -> duckdb.DuckDBPyRelation:
+    """`rel`, with the columns Arrow would carry wrongly as text (or JSON), and its UUID
+    columns at the positions `uuids` as their 16 bytes (DuckDB hands a UUID to Arrow as
+    text)."""
     types = [str(t) for t in rel.types]
     as_json = [bool(_VARIANT.search(t)) for t in types]
     garbled = [t in _TEXT_TYPES or bool(_NESTED_TEXT_TYPE.search(t)) for t in types]
-    uuids = [uuid_bytes and t == "UUID" for t in types]
-    if not any(garbled) and not any(as_json) and not any(uuids):
+    as_bytes = [k in uuids for k in range(len(types))]
+    if not any(garbled) and not any(as_json) and not uuids:
         return rel
     # By position (#k), for a result may name two columns alike. A list or struct holding
     # such a value is DuckDB's text as a whole.
     cast = [" AS JSON" if js else " AS VARCHAR" if bad else " AS BLOB" if u else ""
-            for js, bad, u in zip(as_json, garbled, uuids)]
+            for js, bad, u in zip(as_json, garbled, as_bytes)]
     cols = [f"{f'CAST(#{k}{to})' if to else f'#{k}'} AS {_quoted(name)}"
             for k, (name, to) in enumerate(zip(rel.columns, cast), 1)]
     return rel.project(", ".join(cols))
@@ -194,9 +195,9 @@ def run_query(cat: Catalog, sql: str, uuid_bytes: bool = False) -> QueryResult:
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
             return QueryResult(pa.RecordBatchReader.from_batches(pa.schema([]), []), cat.path)
-        shown = _as_text_where_arrow_cannot(rel, uuid_bytes)
-        wrapped = shown is not rel
         uuids = tuple(k for k, t in enumerate(rel.types) if uuid_bytes and str(t) == "UUID")
+        shown = _as_text_where_arrow_cannot(rel, uuids)
+        wrapped = shown is not rel
         return QueryResult(shown.to_arrow_reader(_BATCH_ROWS), cat.path, wrapped, uuids)
     except (duckdb.Error, RuntimeError) as e:  # RuntimeError: a Ctrl-C, as DuckDB's Arrow reader reports it
         raise _failure(e, cat.path, wrapped) from None
