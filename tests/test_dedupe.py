@@ -230,6 +230,33 @@ def test_the_dry_run_promises_what_apply_does_in_a_catalog_made_with_links_follo
     assert all((root / p).read_bytes() == data for p in [kept, *(p for p, t in aliases.items() if t not in moved)])
 
 
+@pytest.mark.parametrize("action", ["trash", "hardlink", "symlink"])
+def test_a_link_out_of_the_library_is_neither_kept_nor_acted_on(tmp_path: Path, action: str) -> None:
+    """With `-L`, a link in the library to a file outside it (another disk) is catalogued
+    with that file's bytes. That file is not the library's: it is never acted on (a
+    `trash` moved it away from its own disk), nor kept in place of the library's own copy
+    (which `--keep shortest-path` then removed: unplug the disk and it is gone)."""
+    root, outside = tmp_path / "lib", tmp_path / "usb"
+    (root / "photos").mkdir(parents=True)
+    outside.mkdir()
+    data = os.urandom(30_000)
+    (root / "photos" / "IMG_0001.jpg").write_bytes(data)
+    (outside / "IMG_0001.jpg").write_bytes(data)
+    (root / "x.jpg").symlink_to(outside / "IMG_0001.jpg")  # the shortest path, and the oldest
+    os.utime(outside / "IMG_0001.jpg", ns=(10**18, 10**18))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "-L", "--no-meta", root, catalog=catalog).rc == 0
+    for keep in ("shortest-path", "oldest", "newest"):
+        res = run_cli("dedupe", "--action", action, "--keep", keep, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        assert json.loads(res.out)["steps"] == [], (keep, res.out)
+        out = _apply(catalog, "--action", action, "--keep", keep)
+        assert (out["done"], out["skipped"]) == (0, []), out
+    assert (root / "photos" / "IMG_0001.jpg").read_bytes() == data and not (root / "photos" / "IMG_0001.jpg").is_symlink()
+    assert (outside / "IMG_0001.jpg").read_bytes() == data and os.stat(outside / "IMG_0001.jpg").st_nlink == 1
+    assert (root / "x.jpg").is_symlink()
+
+
 @pytest.mark.parametrize("action", ["symlink", "hardlink", "trash"])
 def test_hard_linked_copies_count_their_bytes_once_and_undo_links_them_again(tmp_path: Path, action: str) -> None:
     """Copies that are hard links of one another hold their bytes once: the plan and the

@@ -281,12 +281,12 @@ def _holds(path: bytes, dev: int, ino: int) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
-def _below(path: bytes, roots: Sequence[bytes]) -> bool:
+def below(path: bytes, roots: Sequence[bytes]) -> bool:
     """Whether `path` is one of `roots` or below one."""
     return any(path == r or path.startswith(r.rstrip(b"/") + b"/") for r in roots)
 
 
-def _roots_bytes(roots: Sequence[str] | None, raw: Sequence[bytes] | None) -> list[bytes]:
+def roots_bytes(roots: Sequence[str] | None, raw: Sequence[bytes] | None) -> list[bytes]:
     """A scan's roots as bytes: exact where recorded (schema 13), else from the text."""
     return [bytes(r) for r in raw] if raw is not None else [r.encode() for r in roots or ()]
 
@@ -610,7 +610,7 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
         JOIN scans so ON so.scan_id = o.last_scan_id
         WHERE n.first_scan_id <> ?""", [scan_id]).fetchall()
     second = {(nid,) for nid, path, dev, ino, nlink, inside, old_path, real_then, birth_roots, birth_raw in others
-              if (real_then and not _below(bytes(old_path), _roots_bytes(birth_roots, birth_raw)))
+              if (real_then and not below(bytes(old_path), roots_bytes(birth_roots, birth_raw)))
               or (not inside and not (nlink == 1 and _holds(path, dev, ino)))}
     if second:
         con.executemany("UPDATE mf_new_rows SET second_name = true WHERE new_id = ?", sorted(second))

@@ -144,25 +144,42 @@ def _check_action(action: str, target: Path | None, allowed: tuple[str, ...]) ->
         raise InvalidInputError("--action move-to needs a folder: --to DIR")
 
 
+def _library(cat: Catalog) -> list[bytes]:
+    """The folders the catalog's scans looked at, links resolved."""
+    from ..catalog.writes import roots_bytes
+
+    roots = {r for text, raw in cat.con.execute("SELECT roots, roots_raw FROM scans").fetchall()
+             for r in roots_bytes(text, raw)}
+    return sorted(os.path.realpath(r) for r in roots)
+
+
+def _inside(path: bytes, library: list[bytes]) -> bytes | None:
+    """The folder of `library` that holds `path`, or None."""
+    from ..catalog.writes import below
+
+    return next((r for r in library if below(path, [r])), None)
+
+
 def _check_outside_library(cat: Catalog, target: Path | None) -> None:
     """A `--to` folder inside a folder the catalog scans is refused: the next scan would
     catalog the moved files again, as duplicates of the kept ones, and the next dedupe
     would move them again, nested deeper; nothing would be reclaimed."""
     if target is None:
         return
-    to = os.path.realpath(os.fsencode(target))
-    for (root,) in cat.con.execute("SELECT DISTINCT unnest(roots) FROM scans").fetchall():
-        r = os.path.realpath(os.fsencode(root)).rstrip(b"/") + b"/"
-        if to + b"/" == r or to.startswith(r):
-            raise InvalidInputError(f"--to {target} is inside {root}, which the catalog scans: the moved files "
-                                    "would be catalogued as duplicates again; choose a folder outside it")
+    root = _inside(os.path.realpath(os.fsencode(target)), _library(cat))
+    if root is not None:
+        raise InvalidInputError(f"--to {target} is inside {path_text(root)}, which the catalog "
+                                "scans: the moved files would be catalogued as duplicates again; choose a folder "
+                                "outside it")
 
 
 def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
     victim blake3, keep id, victim id, keep size, keep mtime, keep blake3, victim nlink) for
-    `source`, a query of (grp, f.*) rows, ranked by the keep rule; then whether the kept
-    file and the victim were last seen by a scan following links (`-L`)."""
+    `source`, a query of (grp, f.*) rows, ranked by the keep rule. A path that leads through
+    a link (see `_links`) is given as where it leads, and one that leads out of the library
+    is left out."""
+    links = _links(cat, source, params)
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
         given = keep.split(":", 1)[1]
@@ -173,20 +190,22 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
         params["prefix"], params["prefix_end"] = folder + b"/", folder + b"0"
     sql = f"""
         WITH src AS ({source}), ranked AS (
-            SELECT s.grp, f.blake3, f.path_bytes, f.size, f.mtime_ns, f.dev, f.inode, f.nlink, f.media_id::VARCHAR AS mid,
-                   coalesce(sc.follow_links, false) AS via_link,
+            SELECT s.grp, f.blake3, coalesce(l.real, f.path_bytes) AS path_bytes, f.size, f.mtime_ns, f.dev, f.inode,
+                   f.nlink, f.media_id::VARCHAR AS mid,
                    row_number() OVER (PARTITION BY s.grp ORDER BY {_order(keep)}) AS rank
             FROM src s JOIN files f ON f.path_bytes = s.path_bytes AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = f.blake3
-            LEFT JOIN scans sc ON sc.scan_id = f.last_scan_id
+            LEFT JOIN mf_links l ON l.path_bytes = f.path_bytes
+            WHERE NOT coalesce(l.outside, false)
         )
         SELECT v.grp, k.path_bytes, v.path_bytes, v.size, v.mtime_ns, v.dev, v.inode, k.dev, k.inode, v.blake3,
-               k.mid, v.mid, k.size, k.mtime_ns, k.blake3, v.nlink, k.via_link, v.via_link
+               k.mid, v.mid, k.size, k.mtime_ns, k.blake3, v.nlink
         FROM ranked v JOIN ranked k ON k.grp = v.grp AND k.rank = 1
         WHERE v.rank > 1 ORDER BY v.grp, v.path_bytes
         """
     try:
-        return cat.con.sql(sql, params=params).fetchall()
+        with cat.registered("mf_links", links):
+            return cat.con.sql(sql, params=params).fetchall()
     except duckdb.Error as e:
         if keep.startswith("sql:"):
             raise InvalidInputError(f"--keep {keep!r} is not a valid ORDER BY over files f and media m: "
@@ -227,22 +246,43 @@ def _inode_names(cat: Catalog, steps: list[Step]) -> dict[tuple[int, int], list[
     return {k: v for k, v in names.items() if len(v) > 1}
 
 
+def _links(cat: Catalog, source: str, params: dict[str, Any]) -> Any:
+    """A path a scan with `-L` found (or one from before scans recorded that) may be a
+    symbolic link, or lie below one, and carries the inode of the file it leads to: it
+    stands for that file. For such paths of `source`: (path_bytes, real: where it leads,
+    links resolved; outside: whether that lies out of the folders the catalog scans). A
+    link is then never replaced or moved itself; a file it leads to in the library is
+    acted on, or kept, where it lies; one out of the library is neither kept nor acted on
+    (it is not the library's: kept, the library's own copy could go)."""
+    import pyarrow as pa
+
+    rows = cat.con.sql(f"""
+        WITH src AS ({source})
+        SELECT DISTINCT f.path_bytes, f.dev, f.inode FROM src s
+        JOIN files f ON f.path_bytes = s.path_bytes AND f.status = 'present'
+        JOIN scans sc ON sc.scan_id = f.last_scan_id
+        WHERE sc.follow_links IS NOT false""", params=params).fetchall()
+    library = _library(cat) if rows else []
+    found: dict[str, list[Any]] = {"path_bytes": [], "real": [], "outside": []}
+    for path, dev, ino in rows:
+        real = _resolved(bytes(path), int(dev), int(ino))
+        if real != bytes(path):
+            found["path_bytes"].append(bytes(path))
+            found["real"].append(real)
+            found["outside"].append(_inside(real, library) is None)
+    return pa.table({"path_bytes": pa.array(found["path_bytes"], pa.binary()),
+                     "real": pa.array(found["real"], pa.binary()), "outside": pa.array(found["outside"], pa.bool_())})
+
+
 def _steps(rows: list[tuple[Any, ...]]) -> list[Step]:
     """The steps of ranked rows (`_ranked`), only those `apply` can take. A victim that is
-    the kept file under another name (a hard link of it) is left out: nothing would be
-    freed. A path a scan with `-L` found may be a symbolic link, or lie below one, and
-    carries the inode of the file it leads to: it stands for that file (its resolved path),
-    so a kept link keeps its target and a victim reached through a link is acted on where
-    it lies; a link is never replaced or moved itself, nor a file acted on twice."""
-    real: dict[bytes, bytes] = {}
-    for row in rows:
-        for path, dev, ino, via_link in ((row[1], row[7], row[8], row[16]), (row[2], row[5], row[6], row[17])):
-            if via_link and bytes(path) not in real:
-                real[bytes(path)] = _resolved(bytes(path), int(dev), int(ino))
+    the kept file under another name (a hard link of it, or a link to it in a catalog
+    made with `-L`) is left out: nothing would be freed. So is a second path to a victim
+    (`-L`): a file is acted on once."""
     steps, seen = [], set()
     for row in rows:
-        g, kp, vp, size, mt, dev, ino, kdev, kino, h, kid, vid, ksize, kmt, kh, nlink = row[:16]
-        keep, victim = real.get(bytes(kp), bytes(kp)), real.get(bytes(vp), bytes(vp))
+        g, kp, vp, size, mt, dev, ino, kdev, kino, h, kid, vid, ksize, kmt, kh, nlink = row
+        keep, victim = bytes(kp), bytes(vp)
         if (dev, ino) == (kdev, kino) or victim == keep or (g, victim) in seen:
             continue
         seen.add((g, victim))
