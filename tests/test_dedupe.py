@@ -161,6 +161,54 @@ def _without_chown() -> None:  # runs in the child, between fork and exec
         raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
+@pytest.mark.parametrize("action", ["hardlink", "symlink"])
+def test_a_link_that_this_user_could_not_undo_is_not_made(lib, action: str) -> None:
+    """An undo makes a linked copy a file of its own again, owned by whoever runs it: a
+    run that may not give a file away (not root) does not link another user's copy, which
+    only root could then restore as it was. Its own copies are linked."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root, to make a file of another user's")
+    from conftest import cli_cmd, cli_env
+
+    root, catalog = lib
+    for name in ("a/song.mp3", "b/song.mp3"):
+        os.chown(root / name, 65534, 65534)
+    p = subprocess.run(cli_cmd("dedupe", "--apply", "--action", action, "--json"), capture_output=True, text=True,
+                       env=cli_env(catalog), timeout=120, preexec_fn=_without_chown)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["done"] == 2 and [(os.path.basename(s["path"]), s["why"]) for s in out["skipped"]] == [
+        ("song.mp3", "owned by 65534:65534: an undo by this user could not give it that owner back (run as root, "
+                     "or as its owner)")], out
+    assert not (root / "b" / "song.mp3").is_symlink() and os.stat(root / "b" / "song.mp3").st_nlink == 1
+
+
+def _acl(*entries: tuple[int, int, int]) -> bytes:
+    """A POSIX ACL as Linux stores it in `system.posix_acl_*`: (tag, permissions, id)."""
+    import struct
+
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+# A folder's default ACL: files made in it get `rwx` for user 65534 (mask r-x).
+_ANY = 0xFFFFFFFF
+_DEFAULT_ACL = _acl((1, 6, _ANY), (2, 7, 65534), (4, 4, _ANY), (0x10, 5, _ANY), (0x20, 4, _ANY))
+
+
+def test_a_restored_copy_does_not_take_its_folders_default_acl(lib) -> None:
+    """A file made in a folder with a default ACL takes it: the copy an undo restored could
+    be read by a user who could not read the original. It gets exactly the extended
+    attributes the original had, and its mode."""
+    root, catalog = lib
+    copy = root / "b" / "photo copy.jpg"
+    os.chmod(copy, 0o640)
+    os.setxattr(root / "b", "system.posix_acl_default", _DEFAULT_ACL)
+    out = _apply(catalog, "--action", "symlink")
+    assert out["done"] == 3, out
+    assert _undo(catalog, out["journal"])["done"] == 3
+    assert os.listxattr(copy) == [] and stat.S_IMODE(os.stat(copy).st_mode) == 0o640
+
+
 def test_an_undo_that_may_not_give_back_the_owner_leaves_the_link_and_says_so(lib) -> None:
     """Only root gives a file away: an undo run without that right, of a copy that was
     another user's, keeps the symlink (the bytes are safe in the kept file) and says why;
@@ -178,7 +226,8 @@ def test_an_undo_that_may_not_give_back_the_owner_leaves_the_link_and_says_so(li
     assert p.returncode == 0, p.stderr
     undone = json.loads(p.stdout)
     assert undone["done"] == 2 and [(os.path.basename(s["path"]), s["why"]) for s in undone["skipped"]] == \
-        [("song.mp3", "cannot give it its owner 65534:65534 back (only root can give a file away)")], undone
+        [("song.mp3", "cannot give it its owner 65534:65534 back: Operation not permitted (only root gives a file "
+                      "away)")], undone
     assert copy.is_symlink() and not list(root.rglob(".mediaforge-*.tmp"))
     again = _undo(catalog, out["journal"])
     assert (again["done"], again["already_restored"]) == (1, 2), again
@@ -439,7 +488,8 @@ def test_a_malformed_journal_is_refused_in_one_line(lib, tmp_path: Path) -> None
                  "[1]\n", '{"kind":"start","action":"nuke"}\n', "\xff\xfe not text",
                  *(f'{{"kind":"start","action":"symlink"}}\n{{"kind":"done","victim":"YQ==","keep":"Yg==","mode":33188,'
                    f'"atime_ns":0,"mtime_ns":0,{extra}}}\n' for extra in
-                   ('"uid":-1,"gid":0', '"uid":true,"gid":0', '"xattrs":[["dXNlci5h"]]', '"xattrs":{"a":"b"}'))):
+                   ('"uid":-1,"gid":0', '"uid":true,"gid":0', '"xattrs":[["dXNlci5h"]]', '"xattrs":{"a":"b"}',
+                    '"xattrs":[["dXNlcgBh","eA=="]]'))):
         bad.write_bytes(text.encode("latin-1"))
         res = run_cli("dedupe", "--undo", bad, catalog=catalog)
         assert res.rc in (2, 3) and res.err.count("\n") == 1 and "journal" in res.err, (text, res.err)
@@ -742,6 +792,7 @@ def test_reflink_on_xfs_clones_and_undo_restores(xfs: Path) -> None:
     os.chmod(root / "b" / "clip copy.mov", 0o666)  # not less the umask
     os.chown(root / "b" / "clip copy.mov", 65534, 65533)
     os.setxattr(root / "b" / "clip copy.mov", "user.xdg.tags", b"keep")
+    os.setxattr(root / "b", "system.posix_acl_default", _DEFAULT_ACL)  # not for the clone made there
     catalog = xfs / "state" / "cat.duckdb"
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
     before = _state(root)
@@ -754,7 +805,7 @@ def test_reflink_on_xfs_clones_and_undo_restores(xfs: Path) -> None:
     assert after["b/clip copy.mov"][1:] == before["b/clip copy.mov"][1:]  # same bytes, same mtime
     assert after["b/clip copy.mov"][0] != after["a/clip.mov"][0]  # its own inode, unlike a hard link
     assert (oct(copy.stat().st_mode & 0o777), copy.stat().st_uid, copy.stat().st_gid) == ("0o666", 65534, 65533)
-    assert os.getxattr(copy, "user.xdg.tags") == b"keep"
+    assert os.listxattr(copy) == ["user.xdg.tags"] and os.getxattr(copy, "user.xdg.tags") == b"keep"
     assert shutil.disk_usage(xfs).used < used - 2_000_000  # the copy's blocks are shared now
     assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
     assert copy.read_bytes() == data
@@ -1397,12 +1448,55 @@ dedupe._act = act
 """
 
 
+@pytest.mark.parametrize("prune", [False, True])
+def test_undo_takes_back_a_carried_tag_only_while_the_copy_still_holds_it(lib, prune: bool) -> None:
+    """A tag and a collection place carried to the kept file are taken back by the undo
+    when the copy's row still has them (the copy comes back to them). After a `scan
+    --prune` deleted that row, the kept file holds the only ones left: the undo keeps
+    them, as it does a tag the user added to the kept file since."""
+    root, catalog = lib
+    copy = root / "b" / "song.mp3"
+    assert run_cli("tag", "add", "mix", copy, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "mine", copy, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Album", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Album", copy, catalog=catalog).rc == 0
+    out = _apply(catalog, "--action", "trash", "--keep", "prefix:" + str(root / "a"))
+    assert (out["tags_carried"], out["collections_carried"]) == (2, 1), out
+    assert run_cli("tag", "add", "mine", root / "a" / "song.mp3", catalog=catalog).rc == 0  # the user's now
+    assert run_cli("scan", root, "--no-meta", *(["--prune"] if prune else []), catalog=catalog).rc == 0
+    undone = _undo(catalog, out["journal"])
+    assert (undone["tags_carried"], undone["collections_carried"]) == ((0, 0) if prune else (1, 1)), undone
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    tagged = rows(catalog, "SELECT f.name, f.path, t.tag FROM tags t JOIN files f USING (media_id) "
+                           "WHERE f.name = 'song.mp3' ORDER BY ALL")
+    where = {(Path(r["path"]).parent.name, r["tag"]) for r in tagged}
+    assert ("a", "mine") in where and (("a", "mix") in where) == prune and (("b", "mix") in where) != prune
+    members = json.loads(run_cli("collection", "show", "Album", "-f", "json", catalog=catalog).out)
+    assert [Path(m["path"]).parent.name for m in members] == (["a"] if prune else ["b"]), members
+
+
+def test_an_undo_stopped_part_way_leaves_the_tags_of_copies_not_restored(tmp_path: Path) -> None:
+    """Tags carried from copies an undo did not get to stay on the kept file, which still
+    stands for them; the undo run again takes them back."""
+    root, catalog, data = _three_linked_copies_scanned(tmp_path)
+    for n in ("c1.jpg", "c2.jpg", "c3.jpg"):
+        assert run_cli("tag", "add", f"t/{n}", root / "b" / n, catalog=catalog).rc == 0
+    out = _apply(catalog, "--action", "symlink")
+    assert out["tags_carried"] == 3, out
+    _undo_stopped_after(catalog, out["journal"], 1)
+    left = {r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE source = 'dedupe'")}
+    assert len(left) == 2, left
+    assert _undo(catalog, out["journal"])["tags_carried"] == 2
+    assert not rows(catalog, "SELECT tag FROM tags WHERE source = 'dedupe'")
+
+
 @pytest.mark.parametrize("then", ["scan --prune", "dedupe again"])
 def test_tags_of_copies_a_killed_dedupe_removed_reach_the_kept_files(lib, then: str) -> None:
     """The carry-over of tags and collection places comes once the files are done: a
     dedupe killed before it (kill -9, a power cut) had left them on rows of files gone to
     the trash, and a `scan --prune` deleted them for good. The next scan, or the next
-    dedupe, gives them from the journal's `done` lines; an undo takes them back."""
+    dedupe, gives them from the journal's `done` lines. An undo then leaves them on the
+    kept files: the pruned rows of the copies lost theirs, so those are the only ones left."""
     root, catalog = lib
     for name in ("photo copy.jpg", "photo (2).jpg", "song.mp3"):
         assert run_cli("tag", "add", f"t/{name}", root / "b" / name, catalog=catalog).rc == 0
@@ -1429,12 +1523,14 @@ def test_tags_of_copies_a_killed_dedupe_removed_reach_the_kept_files(lib, then: 
     members = run_cli("collection", "show", "Best", "-f", "json", catalog=catalog)
     if "photo copy.jpg" in gone:
         assert str(root / "a" / "photo.jpg") in members.out, members.out
-    # The undo of the killed run puts its files back and takes the carried tags back.
-    assert run_cli("dedupe", "--undo", str(journal), catalog=catalog).rc == 0
+    # The undo of the killed run puts its files back and leaves the carried tags.
+    res = run_cli("dedupe", "--undo", str(journal), "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["tags_carried"] == 0, res.out
     assert all((root / "b" / n).exists() for n in gone)
-    source = {r["source"] for r in rows(catalog, "SELECT t.source FROM tags t JOIN files f USING (media_id) "
-                                                 "WHERE f.path_bytes = ?", [os.fsencode(root / "a" / "photo.jpg")])}
-    assert "dedupe" not in source or then == "dedupe again"
+    again = {r["tag"] for r in rows(catalog, "SELECT t.tag FROM tags t JOIN files f USING (media_id) "
+                                             "WHERE f.path_bytes IN (?, ?)",
+                                    [os.fsencode(root / "a" / "photo.jpg"), os.fsencode(root / "a" / "song.mp3")])}
+    assert again == kept
 
 
 # Killed between a copy's move to the trash and its `done` line.

@@ -119,9 +119,11 @@ def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
         raise
 
 
-# The label a security module gives each file by where it lies: not the user's data,
-# set again by the system on every new file, and only the policy may change it.
-_SYSTEM_LABELS = frozenset({"security.selinux", "security.apparmor", "security.SMACK64"})
+# Not carried from file to file: the label a security module gives each file by where it
+# lies (set again by the system on every new file, and only the policy may change it),
+# and XFS's own copy of the POSIX ACLs, which `system.posix_acl_*` carry.
+_NOT_CARRIED = frozenset({"security.selinux", "security.apparmor", "security.SMACK64", "trusted.SGI_ACL_FILE",
+                          "trusted.SGI_ACL_DEFAULT"})
 
 
 def xattrs(path: bytes) -> dict[bytes, bytes]:
@@ -135,7 +137,7 @@ def xattrs(path: bytes) -> dict[bytes, bytes]:
         raise
     got = {}
     for name in names:
-        if name in _SYSTEM_LABELS:
+        if name in _NOT_CARRIED:
             continue
         try:
             got[os.fsencode(name)] = os.getxattr(path, name, follow_symlinks=False)
@@ -145,18 +147,41 @@ def xattrs(path: bytes) -> dict[bytes, bytes]:
     return got
 
 
+def may_give(owner: tuple[int, int]) -> bool:
+    """Whether this process may give a file it makes this owner (user, group)."""
+    uid, gid = owner
+    if uid == os.geteuid() and (gid == os.getegid() or gid in os.getgroups()):
+        return True
+    try:  # CAP_CHOWN, bit 0 of the effective capabilities (root has it, unless dropped)
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.geteuid() == 0
+
+
 def give_back(path: bytes, owner: tuple[int, int] | None, attrs: dict[bytes, bytes] | None, mode: int) -> None:
     """Give the new file at `path` (made by this process, never a user's file) the owner,
-    extended attributes and permission bits a file it stands in for had; a PermissionError
-    saying what when this process may not (only root gives a file away)."""
+    extended attributes and permission bits a file it stands in for had; with `attrs`, no
+    others (the default ACL of its folder gives a new file one: it could widen who may read
+    it). A PermissionError saying what when this process may not."""
     if owner is not None:
         st = os.lstat(path)
         if (st.st_uid, st.st_gid) != owner:
             try:
                 os.chown(path, *owner, follow_symlinks=False)
-            except PermissionError:
-                raise PermissionError(errno.EPERM, f"cannot give it its owner {owner[0]}:{owner[1]} back (only root "
-                                      "can give a file away)") from None
+            except PermissionError as e:
+                raise PermissionError(errno.EPERM, f"cannot give it its owner {owner[0]}:{owner[1]} back: "
+                                      f"{e.strerror} (only root gives a file away)") from None
+    if attrs is not None:
+        for name in xattrs(path).keys() - attrs.keys():
+            try:
+                os.removexattr(path, name, follow_symlinks=False)
+            except OSError as e:
+                raise PermissionError(e.errno, f"cannot remove the extended attribute {os.fsdecode(name)} its "
+                                      f"folder gave it: {e.strerror}") from None
     for name, value in (attrs or {}).items():
         try:
             os.setxattr(path, name, value, follow_symlinks=False)

@@ -873,8 +873,11 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
         if cat is not None:
             from .organise import IndexFollows
 
-            with IndexFollows(cat, catalog_path) as follow:
-                follow.done(uncarry(cat, journal, out))
+            try:
+                with IndexFollows(cat, catalog_path) as follow:
+                    follow.done(uncarry(cat, journal, out))
+            except KeyboardInterrupt:  # the files are back: say so (the next undo takes the tags back)
+                out.interrupted = True
     finally:
         if cat is not None:
             cat.close()
@@ -911,8 +914,14 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> 
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is buffered cannot be written
         line = (f"{render.counted(out.done, 'file')} {verb}; journal {out.journal}"
                 + (f"; undo with: mediaforge dedupe --undo {out.journal}" if verb != "restored" else ""))
-        if isinstance(e, BrokenPipeError):
-            _to_stderr(f"mediaforge: the reader of the report left: {line}")
+        if out.journal_failed:  # why it stopped there
+            line += f"; {out.journal_failed}"
+        if isinstance(e, BrokenPipeError) or out.interrupted:
+            why = "the reader of the report left" if isinstance(e, BrokenPipeError) else \
+                f"cannot write the standard output: {e.strerror or first_line(e)}"
+            _to_stderr(f"mediaforge: {why}: {line}")
+            if out.interrupted:  # a Ctrl-C's exit code all the same
+                raise KeyboardInterrupt from None
             raise OutputClosed from None
         raise PathIOError(f"cannot write the standard output: {e.strerror or first_line(e)}; {line}") from None
     if out.interrupted:

@@ -46,7 +46,7 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
-from ..fsops import give_back, new_tmp, xattrs
+from ..fsops import give_back, may_give, new_tmp, xattrs
 from ..stop import Stop
 from .find import NOT_BY_DEFAULT, numbered_groups_sql
 
@@ -507,9 +507,8 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                                  "was_dev": st.st_dev, "was_ino": st.st_ino, "uid": st.st_uid, "gid": st.st_gid,
                                  # For the tags' carry-over, replayed if the run is killed first.
                                  "victim_id": s.victim_id, "keep_id": s.keep_id, "keep_blake3": s.keep_blake3}
-        attrs = xattrs(s.victim)
-        if attrs:  # what undo gives a copy of its own again
-            entry["xattrs"] = [[_b64(k), _b64(v)] for k, v in attrs.items()]
+        # What undo gives a copy of its own again, and nothing else (none: none).
+        entry["xattrs"] = [[_b64(k), _b64(v)] for k, v in xattrs(s.victim).items()]
         if action == "symlink":
             entry["target"] = _b64(os.fsencode(os.path.abspath(s.keep)))
         elif action in ("move-to", "trash"):
@@ -590,7 +589,6 @@ def _reflink(keep: bytes, tmp: bytes, victim_path: bytes, victim: os.stat_result
     try:
         with open(keep, "rb") as src:
             fcntl.ioctl(fd, FICLONE, src.fileno())
-        os.fsync(fd)
     except OSError as e:
         os.close(fd)
         os.unlink(tmp)
@@ -598,13 +596,15 @@ def _reflink(keep: bytes, tmp: bytes, victim_path: bytes, victim: os.stat_result
             raise _Refused("reflink not supported here (needs Btrfs, XFS or bcachefs, both files on one file "
                            "system)") from None
         raise _Refused(f"reflink failed: {e.strerror}") from None
-    os.close(fd)
     try:
         give_back(tmp, (victim.st_uid, victim.st_gid), xattrs(victim_path), victim.st_mode)
+        os.utime(tmp, ns=(victim.st_atime_ns, victim.st_mtime_ns))
+        os.fsync(fd)  # its blocks and all it was given, before the rename
     except OSError as e:
         os.unlink(tmp)
-        raise _Refused(f"reflink refused: the clone {e.strerror}") from None
-    os.utime(tmp, ns=(victim.st_atime_ns, victim.st_mtime_ns))
+        raise _Refused(f"reflink refused: {e.strerror or first_line(e)}") from None
+    finally:
+        os.close(fd)
 
 
 def has_carry(cat: Catalog, out: Outcome) -> bool:
@@ -633,17 +633,22 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
     moves = pa.table({"victim": pa.array([v for v, _ in pairs], pa.string()),
                       "keep": pa.array([k for _, k in pairs], pa.string())})
     with cat.registered("mf_moves", moves), cat.transaction() as con:
+        # Each with the copies it came from: undo takes it back only once they all hold it again.
         tags = con.execute("""
-            SELECT DISTINCT m.keep, t.tag FROM mf_moves m JOIN tags t ON t.media_id = m.victim::UUID
-            WHERE NOT EXISTS (SELECT 1 FROM tags k WHERE k.media_id = m.keep::UUID AND k.tag = t.tag)""").fetchall()
+            SELECT m.keep, t.tag, list(DISTINCT m.victim ORDER BY m.victim) FROM mf_moves m
+            JOIN tags t ON t.media_id = m.victim::UUID
+            WHERE NOT EXISTS (SELECT 1 FROM tags k WHERE k.media_id = m.keep::UUID AND k.tag = t.tag)
+            GROUP BY ALL ORDER BY ALL""").fetchall()
         if tags:
             con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, now()::TIMESTAMP FROM "
                         "(SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS t)",
-                        [who(), [k for k, _ in tags], [t for _, t in tags]])
+                        [who(), [k for k, _, _ in tags], [t for _, t, _ in tags]])
         items = con.execute("""
-            SELECT DISTINCT m.keep, i.collection_id FROM mf_moves m JOIN collection_items i ON i.media_id = m.victim::UUID
+            SELECT m.keep, i.collection_id, list(DISTINCT m.victim ORDER BY m.victim) FROM mf_moves m
+            JOIN collection_items i ON i.media_id = m.victim::UUID
             WHERE NOT EXISTS (SELECT 1 FROM collection_items k WHERE k.media_id = m.keep::UUID
-                              AND k.collection_id = i.collection_id)""").fetchall()
+                              AND k.collection_id = i.collection_id)
+            GROUP BY ALL ORDER BY ALL""").fetchall()
         if items:  # one insert: each collection's new members go after its current last one
             con.execute("""
                 WITH x AS (SELECT unnest(?::VARCHAR[]) AS keep, unnest(?::BIGINT[]) AS cid)
@@ -652,16 +657,18 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                        (SELECT coalesce(max(position), 0) FROM collection_items c WHERE c.collection_id = x.cid)
                            + row_number() OVER (PARTITION BY x.cid ORDER BY x.keep),
                        ?, now()::TIMESTAMP
-                FROM x""", [[k for k, _ in items], [int(c) for _, c in items], who()])
+                FROM x""", [[k for k, _, _ in items], [int(c) for _, c, _ in items], who()])
         # Journalled before the commit: what undo cannot find in the journal is not added.
         # The kept files' paths too: a later scan can hand a kept row an older id (a file it
         # took for moved), and undo then finds the row by its path.
         kept_at = {s.keep_id: [_b64(s.keep), s.keep_blake3 or s.blake3 or ""] for s in out.done_steps if s.keep_id}
         journal = Journal(out.journal, appending=True)
         try:
-            journal.write(kind="carried", tags=[[k, t] for k, t in tags],
-                          collections=[[k, int(c)] for k, c in items],
-                          kept_at={k: kept_at[k] for k in {k for k, _ in tags} | {k for k, _ in items} if k in kept_at})
+            journal.write(kind="carried", tags=[[k, t] for k, t, _ in tags],
+                          collections=[[k, int(c)] for k, c, _ in items],
+                          tags_from=[list(v) for _, _, v in tags], collections_from=[list(v) for _, _, v in items],
+                          kept_at={k: kept_at[k] for k in {k for k, _, _ in tags} | {k for k, _, _ in items}
+                                   if k in kept_at})
         finally:
             journal.close()
     out.tags_carried = len(tags)
@@ -748,18 +755,31 @@ def _unfinished(path: Path) -> bool:
 def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
     """Take back the tags and collection places a journal's dedupe carried over; returns
     the media ids that lost one (their search documents change). `out` counts them, in
-    its `tags_carried` and `collections_carried`."""
+    its `tags_carried` and `collections_carried`. One is taken back only once every copy
+    it came from is restored (an undo stopped part way leaves the kept file standing for
+    the others) and still holds it in the catalog: a copy whose row a `scan --prune`
+    deleted lost it there, and the kept file keeps the only one left."""
     touched: set[str] = set()
     taken = {"tags": 0, "collections": 0}
+    entries = list(_entries(path))
+    undone = {e["victim"] for e in entries if e.get("kind") == "undone"}
+    restored = {e.get("victim_id") for e in entries if e.get("kind") in ("intent", "done") and e.get("victim") in undone}
+    holds = {"tags": "SELECT count(*) FROM tags WHERE media_id = ?::UUID AND tag = ?",
+             "collections": "SELECT count(*) FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?"}
     with cat.transaction() as con:
-        for e in _entries(path):
+        for e in entries:
             if e.get("kind") != "carried":
                 continue
             ids = _current_ids(con, e)
             for what, sql in (("tags", "DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'"),
                               ("collections", "DELETE FROM collection_items WHERE media_id = ?::UUID "
                                               "AND collection_id = ?")):
-                for keep, value in e.get(what, []):
+                froms = e.get(f"{what}_from")  # (journals from before it was recorded: none)
+                for n, (keep, value) in enumerate(e.get(what, [])):
+                    if froms is not None and not all(
+                            v in restored and con.execute(holds[what], [v, value]).fetchall()[0][0]
+                            for v in froms[n]):
+                        continue
                     for mid in ids.get(keep, [keep]):
                         gone = con.execute(sql, [mid, value]).fetchall()[0][0]
                         if gone:
@@ -822,6 +842,10 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
         if action == "hardlink" and xattrs(s.victim) != xattrs(s.keep):  # ACLs, a file manager's tags
             return ("its extended attributes differ from the kept file's: a hard link would give it the kept file's "
                     "(make them alike first)")
+        if action in ("hardlink", "symlink") and not may_give((vst.st_uid, vst.st_gid)):
+            # An undo makes it a file of its own again: this user could not give it back.
+            return (f"owned by {vst.st_uid}:{vst.st_gid}: an undo by this user could not give it that owner back "
+                    "(run as root, or as its owner)")
         if similar:
             from .. import _core
 
@@ -1013,7 +1037,10 @@ def _xattrs(e: dict[str, Any]) -> dict[bytes, bytes] | None:
         return None
     if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
         raise TypeError("extended attributes that are not [name, value] pairs")
-    return {_unb64(k): _unb64(v) for k, v in pairs}
+    got = {_unb64(k): _unb64(v) for k, v in pairs}
+    if not all(0 < len(k) <= 255 and b"\0" not in k and len(v) <= 1 << 16 for k, v in got.items()):
+        raise ValueError("an extended attribute that no file system holds")
+    return got
 
 
 def _records(path: Path) -> tuple[str, list[_Record]]:
@@ -1062,6 +1089,12 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                 for pair in [*e.get("tags", []), *e.get("collections", [])]:
                     if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
                         raise TypeError("a carried tag or collection is not a pair")
+                for what in ("tags", "collections"):
+                    froms = e.get(f"{what}_from")
+                    if froms is not None and not (isinstance(froms, list) and len(froms) == len(e.get(what, []))
+                                                  and all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                                                          for v in froms)):
+                        raise TypeError("the copies a carried tag or collection came from are not a list of ids")
                 kept_at = e.get("kept_at", {})
                 if not isinstance(kept_at, dict) or not all(
                         isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)
