@@ -160,6 +160,20 @@ def test_bulk_tagging_and_the_tag_tree(lib) -> None:
     assert run_cli("tag", "add", "a|b", "--where", "true", catalog=catalog).rc == 2
 
 
+def test_a_rename_never_makes_a_tag_longer_than_a_tag_may_be(lib) -> None:
+    """`tag add` refuses a tag over 512 characters; a rename of the part above a long
+    one made a 529-character tag, which sidecars then got. It is refused (exit 2), and
+    nothing is renamed."""
+    _root, catalog = lib
+    long_tag = "p/" + "y" * 508
+    assert run_cli("tag", "add", long_tag, "--where", "name = 'paris.jpg'", catalog=catalog).rc == 0
+    res = run_cli("tag", "rename", "p", "p" * 20, catalog=catalog)
+    assert res.rc == 2, res.err
+    assert_one_line_error(res.err, "more than 512 characters")
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags WHERE tag LIKE 'p%'")] == [long_tag]
+    assert run_cli("tag", "rename", "p", "q", catalog=catalog).rc == 0  # as long: fine
+
+
 def test_tag_renames_onto_themselves_or_into_their_subtree_lose_nothing(lib) -> None:
     _root, catalog = lib
 

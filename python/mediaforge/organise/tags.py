@@ -190,7 +190,8 @@ def add_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str], source
 
 def add_tag_pairs(cat: Catalog, pairs: Sequence[tuple[str, str]], source: str = "user", by: str | None = None) -> int:
     """Attach each (media id, normalized tag) pair, all in one transaction (once: existing
-    pairs are kept as they were). Returns the rows added."""
+    pairs are kept as they were, but one a dedupe carried over that the user now adds
+    becomes the user's: undoing the dedupe leaves it). Returns the rows added."""
     if not pairs:
         return 0
     now, by = utcnow(), by or who()
@@ -204,6 +205,10 @@ def add_tag_pairs(cat: Catalog, pairs: Sequence[tuple[str, str]], source: str = 
             INSERT INTO tags SELECT DISTINCT {', '.join(f'n.{c}' for c in columns('tags'))} FROM mf_tags n
             WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.media_id = n.media_id::UUID AND t.tag = n.tag)""")
         after = con.execute("SELECT count(*) FROM tags").fetchall()[0][0]
+        if source == "user":
+            con.execute("""
+                UPDATE tags SET source = 'user', added_by = n.added_by, added_at = n.added_at FROM mf_tags n
+                WHERE tags.media_id = n.media_id::UUID AND tags.tag = n.tag AND tags.source = 'dedupe'""")
     return int(after - before)
 
 
@@ -233,6 +238,11 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
         raise InvalidInputError(f"no tag {quoted(old)} on any file: nothing to rename (see `mediaforge tag list`)")
     if old == new:
         return 0
+    longest = cat.con.execute(f"SELECT max(length({folded_sql('tag')})) FROM tags WHERE {matches_sql('$old')}",
+                              {"old": old}).fetchall()
+    if longest[0][0] is not None and len(new) - len(old) + longest[0][0] > MAX_TAG:
+        raise InvalidInputError(f"renaming {quoted(old)} to {quoted(new)} would make a tag of more than {MAX_TAG} "
+                                "characters (one below it is long): choose a shorter name")
     subtree = matches_sql("$old")
     cols = ", ".join(columns("tags"))
     with cat.transaction() as con:
