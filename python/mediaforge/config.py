@@ -75,8 +75,9 @@ def thumb_whole(path: os.PathLike[str] | str, length: int | None = None) -> bool
 
 
 def search_dir(catalog: os.PathLike[str] | str) -> Path:
-    """Where the search index of a catalog lives: beside it, `<name>.search/`."""
-    p = Path(catalog)
+    """Where the search index of a catalog lives: beside it, `<name>.search/`, named after
+    the catalog file itself (links resolved): one catalog, reached by any name, has one."""
+    p = Path(os.path.realpath(catalog))
     return p.with_name(p.stem + ".search")
 
 
@@ -94,9 +95,7 @@ def catalog_files(catalog: os.PathLike[str] | str | bytes) -> list[bytes]:
     are duplicates put aside, not files found anew."""
     path = Path(os.fsdecode(catalog))
     real = Path(os.path.realpath(path))
-    out = [real, real.with_name(real.name + ".wal"), thumbs_dir(real), real.parent / search_dir(path).name]
-    if search_dir(real).name != search_dir(path).name:  # a link to it by another name: each name's index
-        out.append(search_dir(real))
+    out = [real, real.with_name(real.name + ".wal"), thumbs_dir(real), search_dir(real)]
     journal = real.parent / JOURNAL_DIR
     try:
         ours = journal.is_dir() and any(journal.glob("dedupe-*.jsonl"))
