@@ -122,9 +122,14 @@ def test_an_empty_catalog_file_is_made_a_catalog_and_other_files_are_named(media
 
     empty = tmp_path / "empty.duckdb"
     empty.touch()
-    res = run_cli("stats", catalog=empty)
-    assert res.rc == ExitCode.PATH
-    assert_one_line_error(res.err, "empty (0 bytes)", "mediaforge scan")
+    # Readers, and commands that write but make no catalog (they made one in it, and
+    # said nothing).
+    for args in (("stats",), ("collection", "create", "Z"), ("tag", "add", "x", "--where", "true"), ("xmp", "import"),
+                 ("meta",)):
+        res = run_cli(*args, catalog=empty)
+        assert res.rc == ExitCode.PATH, (args, res)
+        assert_one_line_error(res.err, "empty (0 bytes)", "mediaforge scan")
+        assert empty.stat().st_size == 0
     assert run_cli("scan", media_tree.root, "--no-meta", catalog=empty).rc == 0
     assert run_cli("stats", catalog=empty).rc == 0
     lite = tmp_path / "photos.sqlite"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import io
@@ -101,8 +102,13 @@ def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = N
 
     from ..errors import CatalogBusyError
 
-    if not read_only and not create and not os.path.lexists(path):
-        raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
+    if not read_only and not create:
+        if not os.path.lexists(path):
+            raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
+        with contextlib.suppress(OSError):  # (one that cannot be looked at: opening it says why)
+            if os.stat(path).st_size == 0:  # a 0-byte file counts as none: only a scan makes one in it
+                raise CatalogMissingError(f"the catalog at {path} is empty (0 bytes): run `mediaforge scan PATH` "
+                                          "first")
     until = time.monotonic() + wait
     while True:
         try:
