@@ -815,6 +815,22 @@ def test_search_after_a_scan_without_indexing_brings_the_index_up_to_date(lib) -
     assert json.loads(run_cli("search", "eiffel", "--format", "json", catalog=catalog).out) == []
 
 
+def test_a_damaged_search_index_is_built_again_by_whatever_comes_first(lib) -> None:
+    """An index whose files are not what this version writes (a crash in the middle of a
+    write, a hand edit) stopped the command that touched it with exit 2, a usage error: a
+    scan lost its summary, a tag command its output, a search its results, until the user
+    ran `search --reindex`. Each builds it again from the catalog, as a missing index is."""
+    root, catalog = lib
+    index = catalog.with_name("cat.search")
+    assert run_cli("search", "paris", catalog=catalog).rc == 0
+    for args in (("scan", root, "--json"), ("tag", "add", "trip", root / "2019 Paris" / "paris.jpg", "--json"),
+                 ("search", "tag:trip", "--format", "json")):
+        (index / "meta.json").write_text("garbage")
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == 0 and res.err == "" and json.loads(res.out), (args, res)
+    assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["paris.jpg"]
+
+
 def test_search_matches_names_written_decomposed_and_rebuilds_an_older_index(lib) -> None:
     """A name macOS wrote decomposed (Korean as jamo, an accent as a separate mark) is
     found by the same words typed composed, and the other way round. An index written by

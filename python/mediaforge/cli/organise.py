@@ -350,7 +350,7 @@ def search_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Full-text search over names, folders, tags, collections and metadata, ranked."""
-    from ..organise.search import in_step, refresh, search
+    from ..organise.search import DAMAGED, in_step, refresh, search
 
     g = _globals(ctx)
     check_output_args(fmt, output, g.catalog)
@@ -373,8 +373,18 @@ def search_cmd(
         if not reindex:
             raise InvalidInputError("give a search, e.g. mediaforge search \"paris 2019 kind:image\"")
         return
-    with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
-        table = search(cat, g.catalog, query, limit)
+    try:
+        with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
+            table = search(cat, g.catalog, query, limit)
+    except InvalidInputError as e:
+        if DAMAGED not in str(e):
+            raise
+        # Its files are not what this version writes (a crash in the middle of a write, a
+        # hand edit): built again from the catalog, as a missing one is, then searched.
+        with open_catalog(g.catalog, wait=wait) as cat:
+            refresh(cat, g.catalog, rebuild=True)
+        with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
+            table = search(cat, g.catalog, query, limit)
     if fmt is Format.table and output is None:
         if table.num_rows:
             render.print_table(table, hide=("media_id", "path_raw"))

@@ -139,6 +139,8 @@ OWNER = "catalog-id"
 # catalog's. (Before 2, words were not Unicode-normalised; before 3, a final sigma, Turkish
 # `İ` and the accents of Greek and Cyrillic were not folded, nor ties in a fixed order.)
 INDEX_FORMAT = 3
+# What opening an index whose files are not what this version writes says (search.rs).
+DAMAGED = "is damaged or from another version"
 
 
 def _ours(cat: Catalog, folder: Path) -> bool:
@@ -175,7 +177,14 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             con.execute("INSERT INTO meta SELECT ?, uuid()::VARCHAR WHERE NOT EXISTS "
                         "(SELECT 1 FROM meta WHERE key = ?)", [CATALOG_ID, CATALOG_ID])
         only = None
-    index = _core.SearchIndex(folder)
+    try:
+        index = _core.SearchIndex(folder)
+    except InvalidInputError as e:
+        if fresh or DAMAGED not in str(e):
+            raise
+        # Its files are not what this version writes (a crash in the middle of a write, a
+        # hand edit): built again from the catalog, as a missing index is.
+        return refresh(cat, catalog_path, rebuild=True)
     if fresh:
         ((owner,),) = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
         (folder / OWNER).write_text(f"{owner} format={INDEX_FORMAT}\n")
