@@ -1458,6 +1458,21 @@ def _cut_library(tmp_path: Path) -> tuple[Path, Path, str]:
     return lib, tmp_path / "c.duckdb", query
 
 
+def test_error_messages_name_files_as_text_not_python_bytes(tmp_path: Path) -> None:
+    """A file opened by its bytes was named in the libraries' messages as Python shows
+    bytes: `cannot identify image file b'/lib/x.jpg'`. The message names it as text."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "zeros.jpg").write_bytes(bytes(3000))
+    with open(os.path.join(os.fsencode(lib), b"caf\xe9.jpg"), "wb") as f:
+        f.write(bytes(3000))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT e.message FROM meta_errors e JOIN files f USING (blake3) ORDER BY f.path")
+    assert got and all("b'" not in r["message"] and 'b"' not in r["message"] for r in got), got
+    assert any(f"'{lib}/zeros.jpg'" in r["message"] or f"'{lib}/caf\ufffd.jpg'" in r["message"] for r in got), got
+
+
 def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_those_it_had(tmp_path: Path) -> None:
     """`meta --retry-failed --no-thumbs` replaced a partial content's row, thumbnail and
     all: a GIF without its trailer lost its thumbnail, a cut video the rotation only its

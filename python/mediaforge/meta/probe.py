@@ -252,7 +252,8 @@ def _container(path: str | bytes, name: str, by_content: bool) -> Iterator[Any]:
         with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
             yield c
         return
-    with open(path, "rb") as f, av.open(f, options=OPEN_OPTIONS, metadata_errors="replace") as c:
+    # Opened by its text name: libav's errors name the file by it (by bytes, as `b'...'`).
+    with open(name, "rb") as f, av.open(f, options=OPEN_OPTIONS, metadata_errors="replace") as c:
         yield c
 
 

@@ -11,8 +11,10 @@ pHash comes with its thumbnail's decode whenever one is made, at no extra cost.
 
 from __future__ import annotations
 
+import ast
 import io
 import os
+import re
 import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -64,7 +66,24 @@ def _msg(e: BaseException) -> str:
         origin = type(e).__module__.split(".")[0]
         named = type(e).__name__ if origin == "builtins" else f"{origin} {type(e).__name__}"
         return f"{named}, with no reason given"
-    return f"{type(e).__name__}: {first_line(e)}"[:500]
+    return plain_paths(f"{type(e).__name__}: {first_line(e)}")[:500]
+
+
+# A path given to a library as bytes, as its message shows it: b'/photos/a.jpg'.
+_BYTES_REPR = re.compile(r"(?<!\w)b'(?:[^'\\]|\\.)*'" + r'|(?<!\w)b"(?:[^"\\]|\\.)*"')
+
+
+def plain_paths(text: str) -> str:
+    """`text` with the paths a library wrote as Python bytes (`b'/a/b.jpg'`, from a file
+    opened by its bytes) written as text: `'/a/b.jpg'`."""
+    def plain(m: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(m.group(0))
+        except (ValueError, SyntaxError):
+            return m.group(0)
+        return "'" + value.decode("utf-8", "replace") + "'"
+
+    return _BYTES_REPR.sub(plain, text)
 
 
 # The grey standard deviation (0-255) under which a picture counts as one flat colour.
