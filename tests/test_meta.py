@@ -1516,6 +1516,21 @@ def test_thumbs_missing_only_does_not_try_pixels_that_do_not_decode_again_and_ag
     assert (out["files"], out["failed"]) == (3, 1), out
 
 
+def test_sound_alone_in_a_video_container_is_no_thumbnail_candidate(tmp_path: Path) -> None:
+    """Sound alone in a file named `.mp4` is a video by its name, with no picture: `thumbs`
+    tried it on every run and counted it failed, `--missing-only` too, for ever."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "voice memo.mp4", "aac", "mp4", 2.0)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [(r["kind"], r["video_codec"], r["status"]) for r in rows(catalog, "SELECT * FROM media")] == \
+        [("video", None, "ok")]
+    for args in (("thumbs", "--missing-only"), ("thumbs",)):
+        out = json.loads(run_cli(*args, "--json", catalog=catalog).out)
+        assert (out["files"], out["failed"]) == (0, 0), (args, out)
+
+
 def test_a_fingerprint_catch_up_finds_what_an_extraction_without_fingerprints_could_not(tmp_path: Path) -> None:
     """Extracted without fingerprints, a cut video and a cut JPEG are `ok`: only decoding
     frames or pixels tells. The catch-up that made their fingerprints left them `ok`; now

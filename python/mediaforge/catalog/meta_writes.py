@@ -92,7 +92,8 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KI
 
 
 def thumb_candidates(cat: Catalog, missing_only: bool = False) -> pa.Table:
-    """Every extracted content that can have a thumbnail, with a present path and its
+    """Every extracted content that can have a thumbnail (a picture, a video with pictures,
+    sound with a cover), with a present path and its
     current thumbnail (NULL when none was made). Contents extraction could not read at all
     (`error`, `unsupported`, `timeout`, `crashed`) are left out: `meta --retry-failed`
     tries those again, and their thumbnails come with it. `missing_only`: nor those with
@@ -108,8 +109,9 @@ def thumb_candidates(cat: Catalog, missing_only: bool = False) -> pa.Table:
                any_value(m.thumb_bytes) AS thumb_bytes
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
         WHERE m.status NOT IN ('error', 'unsupported', 'timeout', 'crashed')
-          AND (m.kind IN ('image', 'raw', 'video')
-               OR m.kind = 'audio' AND m.blake3 IN (SELECT blake3 FROM tags_audio WHERE has_cover))
+          AND (m.kind IN ('image', 'raw') OR m.kind = 'video' AND m.video_codec IS NOT NULL
+               -- sound alone (an M4A named .mp4 is a video by its name): a picture only from its cover
+               OR m.kind IN ('audio', 'video') AND m.blake3 IN (SELECT blake3 FROM tags_audio WHERE has_cover))
           {undecodable}
         GROUP BY m.blake3 ORDER BY path_bytes
         """
