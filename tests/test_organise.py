@@ -141,7 +141,7 @@ def test_output_never_overwrites_the_catalog_or_its_files(lib) -> None:
 
 
 def test_bulk_tagging_and_the_tag_tree(lib) -> None:
-    _root, catalog = lib
+    root, catalog = lib
     res = run_cli("tag", "add", "places/france/paris", "--where", "kind = 'image' AND name ILIKE '%paris%'", "--json", catalog=catalog)
     assert res.rc == 0, res.err
     want = rows(catalog, "SELECT count(*) AS n FROM library WHERE kind = 'image' AND name ILIKE '%paris%'")[0]["n"]
@@ -156,7 +156,15 @@ def test_bulk_tagging_and_the_tag_tree(lib) -> None:
     assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE source = 'user'")[0]["n"] == 0
     res = run_cli("tag", "add", "x", "/no/such/file.jpg", catalog=catalog)
     assert res.rc == 2
-    assert_one_line_error(res.err, "not in the catalog")
+    assert_one_line_error(res.err, "no such file or folder: /no/such/file.jpg (nor in the catalog)")
+    (root / "new.jpg").write_bytes(b"not scanned yet")  # on disk, not catalogued: scanning helps
+    res = run_cli("tag", "add", "x", root / "new.jpg", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, f"not in the catalog: {root / 'new.jpg'} (scan it first)")
+    # A glob through a linked folder matches the files the scan catalogued by real path.
+    (root.parent / "link").symlink_to(root / "2019 Paris")
+    res = run_cli("tag", "add", "linked", str(root.parent / "link" / "*.jpg"), "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["files"] == 2, res
     assert run_cli("tag", "add", "a|b", "--where", "true", catalog=catalog).rc == 2
 
 

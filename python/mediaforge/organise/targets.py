@@ -91,10 +91,13 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
         if glob:
             if not is_text(os.fsdecode(p)):
                 raise InvalidInputError(f"a pattern must be UTF-8 text: {text} (give the file or folder itself)")
-            rows = cat.con.sql(
-                "SELECT media_id::VARCHAR FROM files WHERE status = 'present' AND regexp_full_match(path, $re) "
-                "ORDER BY path",
-                params={"re": glob_regex(os.fsdecode(p))}).fetchall()
+            for pattern in _globs_catalogued(p):  # as given, then through its folder's links resolved
+                rows = cat.con.sql(
+                    "SELECT media_id::VARCHAR FROM files WHERE status = 'present' AND regexp_full_match(path, $re) "
+                    "ORDER BY path",
+                    params={"re": glob_regex(os.fsdecode(pattern))}).fetchall()
+                if rows:
+                    break
         else:
             for p in as_catalogued(arg):  # the link's path first, then the resolved one
                 rows = _under(cat, p)
@@ -106,6 +109,8 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
                 "SELECT 1 FROM files WHERE path_bytes = ? AND status = 'missing'", [p]).fetchall()
             if missing:
                 raise InvalidInputError(f"{text} is missing since the last scan: the catalog has it, but not on disk")
+            if not glob and not os.path.lexists(p):  # a typo: scanning would not help
+                raise InvalidInputError(f"no such file or folder: {text} (nor in the catalog)")
             raise InvalidInputError(f"not in the catalog: {text} (scan it first)")
         ids.update((r[0], None) for r in rows)
     if where is not None:
@@ -115,6 +120,19 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
 
         ids.update((m, None) for m in members(cat, collection))
     return list(ids)
+
+
+def _globs_catalogued(pattern: bytes) -> list[bytes]:
+    """A glob as given, then with the folder it starts from (its part before the first
+    component with a wildcard) resolved, when that folder is reached through a link: a
+    scan catalogues its files by their real path."""
+    parts = pattern.split(b"/")
+    fixed = next((i for i, part in enumerate(parts) if any(c in os.fsdecode(part) for c in GLOB_CHARS)), len(parts))
+    folder = b"/".join(parts[:fixed]) or b"/"
+    real = os.path.realpath(folder)
+    if real == os.path.normpath(folder) or not os.path.isdir(real):
+        return [pattern]
+    return [pattern, b"/".join([real.rstrip(b"/"), *parts[fixed:]])]
 
 
 def _under(cat: Catalog, p: bytes) -> list[tuple[str]]:
