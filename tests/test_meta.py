@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -1514,6 +1515,23 @@ def test_thumbs_missing_only_does_not_try_pixels_that_do_not_decode_again_and_ag
         assert (out["files"], out["failed"], out["thumbs"]) == (want, 0, want), out
     out = json.loads(run_cli("thumbs", "--json", catalog=catalog).out)
     assert (out["files"], out["failed"]) == (3, 1), out
+
+
+def test_sound_libav_cannot_read_gets_one_error_row(tmp_path: Path) -> None:
+    """Noise after a FLAC or MP3 header got two rows: libav's, and mutagen's raw words
+    about the same bytes ("file said 4480646 bytes, read 19996 bytes"). A file that
+    cannot be read at all gets one, as a broken picture or video does."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    noise = random.Random(7).randbytes(20_000)
+    (lib / "garbage.flac").write_bytes(b"fLaC" + noise)
+    (lib / "garbage.mp3").write_bytes(b"\xff\xe4" + noise[::-1])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT f.name, m.status, list(e.stage) AS stages FROM files f JOIN media m USING (blake3) "
+                        "JOIN meta_errors e USING (blake3) GROUP BY ALL ORDER BY f.name")
+    assert [(r["name"], r["status"], r["stages"]) for r in got] == [
+        ("garbage.flac", "error", ["probe"]), ("garbage.mp3", "error", ["probe"])], got
 
 
 def test_sound_alone_in_a_video_container_is_no_thumbnail_candidate(tmp_path: Path) -> None:

@@ -542,7 +542,8 @@ def _tags(r: _Result) -> None:
     try:
         row, cover = read_tags(t.path, r.media.get("format"))
     except Exception as e:  # noqa: BLE001 - mutagen raises MutagenError and plain errors alike
-        r.fail("tags", e)
+        if r.status != ERROR:  # (a file libav could not read either: its one row says so)
+            r.fail("tags", e)
         return
     codec = r.media.get("audio_codec") or ""
     lossless = codec in LOSSLESS_AUDIO or codec.startswith("pcm_")
