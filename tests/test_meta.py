@@ -1483,12 +1483,13 @@ def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_thos
     counts say so."""
     lib, catalog, query = _cut_library(tmp_path)
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    # A retry with everything on settles the state (its fingerprint catch-up, told to retry,
-    # tries the cut JPEG's pixels too, and records that they fail); later ones keep it.
-    assert run_cli("meta", "--retry-failed", catalog=catalog).rc == 0
+    # A retry with everything on settles the state (the cut JPEG's pixels do not decode:
+    # one row says so); later ones keep it.
+    res = run_cli("meta", "--retry-failed", "--json", catalog=catalog)
+    assert json.loads(res.out)["fingerprint_failed"] == 0, res.out
     before = rows(catalog, query)
     assert [(r["name"], r["status"], bool(r["thumb"]), r["hashes"] > 0, r["stages"]) for r in before] == [
-        ("cut.jpg", "partial", False, False, ["decode", "fingerprint"]), ("cut.mkv", "partial", True, True, ["decode"]),
+        ("cut.jpg", "partial", False, False, ["decode"]), ("cut.mkv", "partial", True, True, ["decode"]),
         ("no trailer.gif", "partial", True, True, ["decode"])]
     assert before[1]["rotation"] == 90
     for flags in (("--no-thumbs",), ("--no-fingerprints",), ("--no-thumbs", "--no-fingerprints")):
@@ -1549,6 +1550,20 @@ def test_sound_alone_in_a_video_container_is_no_thumbnail_candidate(tmp_path: Pa
         assert (out["files"], out["failed"]) == (0, 0), (args, out)
 
 
+def test_thumbs_missing_only_does_not_try_a_picture_whose_fingerprint_found_it_undecodable(tmp_path: Path) -> None:
+    """Scanned without thumbnails or fingerprints, a cut JPEG is `ok`; `dupes --similar`
+    fails on its pixels (a `fingerprint` row). `thumbs --missing-only` then tried it, failed
+    the same way under a second row, and did so on every run."""
+    lib, catalog, query = _cut_library(tmp_path)
+    assert run_cli("scan", "--no-thumbs", "--no-fingerprints", lib, catalog=catalog).rc == 0
+    assert run_cli("dupes", "--similar", catalog=catalog).rc == 0
+    for _ in range(2):
+        out = json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)
+        assert out["failed"] == 0, out
+    got = {r["name"]: r["stages"] for r in rows(catalog, query)}
+    assert got["cut.jpg"] == ["fingerprint"], got
+
+
 def test_a_fingerprint_catch_up_finds_what_an_extraction_without_fingerprints_could_not(tmp_path: Path) -> None:
     """Extracted without fingerprints, a cut video and a cut JPEG are `ok`: only decoding
     frames or pixels tells. The catch-up that made their fingerprints left them `ok`; now
@@ -1562,10 +1577,9 @@ def test_a_fingerprint_catch_up_finds_what_an_extraction_without_fingerprints_co
     for args in (("meta",), ("meta",), ("meta", "--retry-failed", "--no-thumbs")):
         assert run_cli(*args, catalog=catalog).rc == 0
         got = [(r["name"], r["status"], r["hashes"] > 0, r["stages"]) for r in rows(catalog, query)]
-        # (tried again, its pixels are refused as they are by a full extraction, and the
-        # catch-up after it, told to retry too, fails on them again)
-        assert got == [("cut.jpg", "partial", False, ["decode", "fingerprint"] if "--retry-failed" in args
-                        else ["fingerprint"]),
+        # (tried again, its pixels are refused as they are by a full extraction, once: the
+        # catch-up after it does not try them a second time)
+        assert got == [("cut.jpg", "partial", False, ["decode"] if "--retry-failed" in args else ["fingerprint"]),
                        ("cut.mkv", "partial", True, ["decode"]), ("no trailer.gif", "partial", True, ["decode"])], args
 
 

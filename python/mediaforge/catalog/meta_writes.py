@@ -98,9 +98,13 @@ def thumb_candidates(cat: Catalog, missing_only: bool = False) -> pa.Table:
     (`error`, `unsupported`, `timeout`, `crashed`) are left out: `meta --retry-failed`
     tries those again, and their thumbnails come with it. `missing_only`: nor those with
     none because their pixels do not decode (a `decode` error that is no note of a missing
-    end): the same bytes decode the same way, and each run failed on them again."""
+    end, or a picture's failed fingerprint): the same bytes decode the same way, and each
+    run failed on them again."""
     undecodable = (f"""AND NOT (m.thumb IS NULL AND m.blake3 IN (SELECT blake3 FROM meta_errors
-                       WHERE stage = 'decode' AND NOT ends_with(message, '{CUT_SHORT}')))""" if missing_only else "")
+                       WHERE stage = 'decode' AND NOT ends_with(message, '{CUT_SHORT}')
+                          -- a picture's fingerprint fails on the same pixels
+                          OR stage = 'fingerprint' AND NOT starts_with(message, '{NO_FINGERPRINT}')
+                             AND m.kind IN ('image', 'raw')))""" if missing_only else "")
     return cat.con.sql(
         f"""
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,

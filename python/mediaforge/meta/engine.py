@@ -212,7 +212,10 @@ def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None 
                    prestart=prestart)
     if not config.fingerprints or not (catch_up or fingerprints_pending(cat)):
         return summary
-    return summary + fingerprint(cat, config, on_progress=on_progress)
+    # Not told to retry: with `retry_failed` the extraction just tried, fingerprints and
+    # all, every content not read whole; pixels it found not to decode would fail again,
+    # under a second error row that says the same.
+    return summary + fingerprint(cat, dataclasses.replace(config, retry_failed=False), on_progress=on_progress)
 
 
 def fingerprint(cat: Catalog, config: ExtractConfig, kinds: tuple[str, ...] = FINGERPRINTED_KINDS,
