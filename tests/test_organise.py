@@ -583,6 +583,36 @@ def test_a_sidecar_two_files_share_by_name_gets_neither_files_tags(tmp_path: Pat
                                                                                   ("IMG_1.png", "dog")}
 
 
+def test_names_alike_but_for_case_or_unicode_form_keep_their_own_sidecars(tmp_path: Path) -> None:
+    """`Pic.jpg` and `pic.jpg`, each with its sidecar, and `café.jpg` composed and
+    decomposed, each with its own: names compare whatever their case and form, so each
+    photo got both sidecars' keywords, and `xmp export` wrote the other's into its
+    sidecar. A sidecar matching a name exactly is that file's alone; one matching only
+    without case (`IMG_9.JPG` and `img_9.jpg.xmp`) still describes it."""
+    import unicodedata
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    names = {"Pic.jpg": "kwUpper", "pic.jpg": "kwLower", f"{nfc}.jpg": "kwComposed", f"{nfd}.jpg": "kwDecomposed"}
+    for n, (name, keyword) in enumerate(names.items()):
+        picture(64, 48, n).save(lib / name, format="JPEG")
+        (lib / f"{name}.xmp").write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+                                         f'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag>'
+                                         f'<rdf:li>{keyword}</rdf:li></rdf:Bag></dc:subject></rdf:Description>'
+                                         f'</rdf:RDF></x:xmpmeta>', encoding="utf-8")
+    picture(64, 48, 9).save(lib / "IMG_9.JPG", format="JPEG")
+    (lib / "img_9.jpg.xmp").write_text((lib / "Pic.jpg.xmp").read_text().replace("kwUpper", "kwFolded"))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = sorted((r["name"], r["tag"]) for r in rows(catalog, "SELECT f.name, t.tag FROM tags t JOIN files f "
+                                                              "USING (media_id)"))
+    assert got == sorted([*names.items(), ("IMG_9.JPG", "kwFolded")]), got
+    assert run_cli("tag", "add", "onlyUpper", lib / "Pic.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "Pic.jpg", "--dry-run", "--json", catalog=catalog)
+    assert res.rc == 0 and "kwLower" not in res.out and "onlyUpper" in res.out, res.out
+
+
 def test_export_never_takes_out_keywords_it_did_not_import(tmp_path: Path) -> None:
     """A keyword another program added since the last import (B) is imported by the next
     scan, not lost; one no tag can hold (Rock|Pop) stays in the sidecar; `--all` also

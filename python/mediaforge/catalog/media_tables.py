@@ -123,7 +123,11 @@ def _folder(t: str) -> str:
 
 
 def _key_name(t: str) -> str:
-    return f"lower(nfc_normalize(CASE WHEN {t}.path_raw IS NULL THEN {t}.name ELSE {_raw_name(t)} END))"
+    return f"lower(nfc_normalize({_exact_name(t)}))"
+
+
+def _exact_name(t: str) -> str:
+    return f"CASE WHEN {t}.path_raw IS NULL THEN {t}.name ELSE {_raw_name(t)} END"
 
 
 def _dup_moved(x: str) -> str:
@@ -156,22 +160,30 @@ def _media_keys(n: str) -> str:
 def links_sql(sidecars: str) -> str:
     """SQL: (sidecar_id, sidecar_path, sidecar_blake3, media_id, path, blake3), a row for
     each present media file each sidecar of `sidecars` (a query with media_id, path,
-    blake3, dir, name and path_raw) describes."""
+    blake3, dir, name and path_raw) describes. Names match whatever their case and Unicode
+    form, except that a sidecar matching a file's name exactly describes only the files
+    it matches so: `Pic.jpg.xmp` beside `pic.jpg.xmp` is `Pic.jpg`'s, not `pic.jpg`'s too."""
     return f"""
 WITH sc AS ({sidecars}),
-sk AS (
-    SELECT DISTINCT s.media_id, s.path, s.blake3, {_folder('s')} AS folder, unnest({_sidecar_keys('s.n')}) AS k
-    FROM (SELECT *, {_key_name('sc')} AS n FROM sc) s
+sn AS (
+    SELECT *, {_key_name('sc')} AS n, {_exact_name('sc')} AS x, {_folder('sc')} AS folder, row_number() OVER () AS sid
+    FROM sc
 ),
-mk AS (
-    SELECT m.media_id, m.path, m.blake3, {_folder('m')} AS folder, unnest({_media_keys('m.n')}) AS k
-    FROM (SELECT *, {_key_name('f')} AS n FROM files f
-          WHERE f.status = 'present' AND f.kind IN ('image', 'raw', 'video', 'audio')
-            AND f.dir IN (SELECT dir FROM sc)) m
+mn AS (
+    SELECT *, {_key_name('f')} AS n, {_exact_name('f')} AS x, {_folder('f')} AS folder FROM files f
+    WHERE f.status = 'present' AND f.kind IN ('image', 'raw', 'video', 'audio') AND f.dir IN (SELECT dir FROM sc)
+),
+sk AS (SELECT DISTINCT sid, media_id, path, blake3, folder, unnest({_sidecar_keys('n')}) AS k FROM sn),
+mk AS (SELECT media_id, path, blake3, folder, unnest({_media_keys('n')}) AS k FROM mn),
+exact AS (
+    SELECT DISTINCT s.sid, m.media_id FROM
+    (SELECT sid, folder, unnest({_sidecar_keys('x')}) AS k FROM sn) s
+    JOIN (SELECT media_id, folder, unnest({_media_keys('x')}) AS k FROM mn) m ON m.folder = s.folder AND m.k = s.k
 )
 SELECT DISTINCT s.media_id AS sidecar_id, s.path AS sidecar_path, s.blake3 AS sidecar_blake3,
        m.media_id, m.path, m.blake3
-FROM sk s JOIN mk m ON m.folder = s.folder AND m.k = s.k"""
+FROM sk s JOIN mk m ON m.folder = s.folder AND m.k = s.k
+WHERE s.sid NOT IN (SELECT sid FROM exact) OR (s.sid, m.media_id) IN (SELECT (sid, media_id) FROM exact)"""
 
 
 SIDECAR_LINKS_VIEW = "CREATE OR REPLACE VIEW sidecar_links AS " + links_sql(

@@ -9,7 +9,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4,
                            TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -267,6 +267,14 @@ MIGRATIONS[15] = [
     f"DELETE FROM video_hashes WHERE blake3 IN ({_REFINGERPRINT})",
     f"DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN ({_REFINGERPRINT})",
 ]
+
+# Version 16: a sidecar whose name matches a file's exactly describes only the files it
+# matches so. Names compare whatever their case and Unicode form, and `Pic.jpg.xmp` beside
+# `pic.jpg.xmp` (two photos whose names differ in case, or `café` composed and
+# decomposed) described both photos: each got the other's keywords, which `xmp export`
+# then wrote into its sidecar. (Version 13 makes the view as it is now; this brings the
+# catalogs made before.)
+MIGRATIONS[16] = [SIDECAR_LINKS_VIEW]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.
