@@ -1451,26 +1451,31 @@ dedupe._act = act
 @pytest.mark.parametrize("prune", [False, True])
 def test_undo_takes_back_a_carried_tag_only_while_the_copy_still_holds_it(lib, prune: bool) -> None:
     """A tag and a collection place carried to the kept file are taken back by the undo
-    when the copy's row still has them (the copy comes back to them). After a `scan
-    --prune` deleted that row, the kept file holds the only ones left: the undo keeps
-    them, as it does a tag the user added to the kept file since."""
+    while the copy's row is in the catalog (the copy comes back to them; one the user took
+    off the copy since is taken back all the same). After a `scan --prune` deleted that
+    row, the kept file holds the only ones left: the undo keeps them, as it does a tag
+    the user added to the kept file since."""
     root, catalog = lib
     copy = root / "b" / "song.mp3"
     assert run_cli("tag", "add", "mix", copy, catalog=catalog).rc == 0
     assert run_cli("tag", "add", "mine", copy, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "gone", copy, catalog=catalog).rc == 0
     assert run_cli("collection", "create", "Album", catalog=catalog).rc == 0
     assert run_cli("collection", "add", "Album", copy, catalog=catalog).rc == 0
     out = _apply(catalog, "--action", "trash", "--keep", "prefix:" + str(root / "a"))
-    assert (out["tags_carried"], out["collections_carried"]) == (2, 1), out
+    assert (out["tags_carried"], out["collections_carried"]) == (3, 1), out
     assert run_cli("tag", "add", "mine", root / "a" / "song.mp3", catalog=catalog).rc == 0  # the user's now
+    res = run_cli("tag", "remove", "gone", copy, catalog=catalog)  # (its row: the file is in the trash)
+    assert res.rc == 0, res.err
     assert run_cli("scan", root, "--no-meta", *(["--prune"] if prune else []), catalog=catalog).rc == 0
     undone = _undo(catalog, out["journal"])
-    assert (undone["tags_carried"], undone["collections_carried"]) == ((0, 0) if prune else (1, 1)), undone
+    assert (undone["tags_carried"], undone["collections_carried"]) == ((0, 0) if prune else (2, 1)), undone
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
     tagged = rows(catalog, "SELECT f.name, f.path, t.tag FROM tags t JOIN files f USING (media_id) "
                            "WHERE f.name = 'song.mp3' ORDER BY ALL")
     where = {(Path(r["path"]).parent.name, r["tag"]) for r in tagged}
     assert ("a", "mine") in where and (("a", "mix") in where) == prune and (("b", "mix") in where) != prune
+    assert (("a", "gone") in where) == prune and ("b", "gone") not in where
     members = json.loads(run_cli("collection", "show", "Album", "-f", "json", catalog=catalog).out)
     assert [Path(m["path"]).parent.name for m in members] == (["a"] if prune else ["b"]), members
 

@@ -587,8 +587,10 @@ def test_names_alike_but_for_case_or_unicode_form_keep_their_own_sidecars(tmp_pa
     """`Pic.jpg` and `pic.jpg`, each with its sidecar, and `café.jpg` composed and
     decomposed, each with its own: names compare whatever their case and form, so each
     photo got both sidecars' keywords, and `xmp export` wrote the other's into its
-    sidecar. A sidecar matching a name exactly is that file's alone; one matching only
-    without case (`IMG_9.JPG` and `img_9.jpg.xmp`) still describes it."""
+    sidecar. A sidecar matching a name exactly is not its twins' (names alike but for case
+    or form); one matching only without case (`IMG_9.JPG` and `img_9.jpg.xmp`) still
+    describes a file, and a stem's sidecar (`DSC_1.xmp`) still describes every file of
+    that stem (`DSC_1.JPG`, `dsc_1.png`)."""
     import unicodedata
 
     lib = tmp_path / "lib"
@@ -603,11 +605,15 @@ def test_names_alike_but_for_case_or_unicode_form_keep_their_own_sidecars(tmp_pa
                                          f'</rdf:RDF></x:xmpmeta>', encoding="utf-8")
     picture(64, 48, 9).save(lib / "IMG_9.JPG", format="JPEG")
     (lib / "img_9.jpg.xmp").write_text((lib / "Pic.jpg.xmp").read_text().replace("kwUpper", "kwFolded"))
+    picture(64, 48, 10).save(lib / "DSC_1.JPG", format="JPEG")
+    picture(64, 48, 11).save(lib / "dsc_1.png", format="PNG")
+    (lib / "DSC_1.xmp").write_text((lib / "Pic.jpg.xmp").read_text().replace("kwUpper", "kwPair"))
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     got = sorted((r["name"], r["tag"]) for r in rows(catalog, "SELECT f.name, t.tag FROM tags t JOIN files f "
                                                               "USING (media_id)"))
-    assert got == sorted([*names.items(), ("IMG_9.JPG", "kwFolded")]), got
+    assert got == sorted([*names.items(), ("IMG_9.JPG", "kwFolded"), ("DSC_1.JPG", "kwPair"),
+                          ("dsc_1.png", "kwPair")]), got
     assert run_cli("tag", "add", "onlyUpper", lib / "Pic.jpg", catalog=catalog).rc == 0
     res = run_cli("xmp", "export", lib / "Pic.jpg", "--dry-run", "--json", catalog=catalog)
     assert res.rc == 0 and "kwLower" not in res.out and "onlyUpper" in res.out, res.out
@@ -867,6 +873,11 @@ def test_a_damaged_search_index_is_built_again_by_whatever_comes_first(lib) -> N
         res = run_cli(*args, catalog=catalog)
         assert res.rc == 0 and res.err == "" and json.loads(res.out), (args, res)
     assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["paris.jpg"]
+    # Its record gone (an empty index took its place, and found nothing): the same.
+    (index / "meta.json").unlink()
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    res = run_cli("search", "tag:trip", "--format", "json", catalog=catalog)
+    assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["paris.jpg"], res
 
 
 def test_search_matches_names_written_decomposed_and_rebuilds_an_older_index(lib) -> None:

@@ -161,8 +161,9 @@ def links_sql(sidecars: str) -> str:
     """SQL: (sidecar_id, sidecar_path, sidecar_blake3, media_id, path, blake3), a row for
     each present media file each sidecar of `sidecars` (a query with media_id, path,
     blake3, dir, name and path_raw) describes. Names match whatever their case and Unicode
-    form, except that a sidecar matching a file's name exactly describes only the files
-    it matches so: `Pic.jpg.xmp` beside `pic.jpg.xmp` is `Pic.jpg`'s, not `pic.jpg`'s too."""
+    form, except that a sidecar matching a file's name exactly does not describe that
+    file's twins, files whose names differ from it only in case or Unicode form:
+    `Pic.jpg.xmp` beside `pic.jpg.xmp` is `Pic.jpg`'s, not `pic.jpg`'s too."""
     return f"""
 WITH sc AS ({sidecars}),
 sn AS (
@@ -174,16 +175,18 @@ mn AS (
     WHERE f.status = 'present' AND f.kind IN ('image', 'raw', 'video', 'audio') AND f.dir IN (SELECT dir FROM sc)
 ),
 sk AS (SELECT DISTINCT sid, media_id, path, blake3, folder, unnest({_sidecar_keys('n')}) AS k FROM sn),
-mk AS (SELECT media_id, path, blake3, folder, unnest({_media_keys('n')}) AS k FROM mn),
+mk AS (SELECT media_id, path, blake3, folder, n, unnest({_media_keys('n')}) AS k FROM mn),
 exact AS (
     SELECT DISTINCT s.sid, m.media_id FROM
     (SELECT sid, folder, unnest({_sidecar_keys('x')}) AS k FROM sn) s
     JOIN (SELECT media_id, folder, unnest({_media_keys('x')}) AS k FROM mn) m ON m.folder = s.folder AND m.k = s.k
-)
+),
+twins AS (SELECT DISTINCT e.sid, m.folder, m.n FROM exact e JOIN mn m USING (media_id))
 SELECT DISTINCT s.media_id AS sidecar_id, s.path AS sidecar_path, s.blake3 AS sidecar_blake3,
        m.media_id, m.path, m.blake3
 FROM sk s JOIN mk m ON m.folder = s.folder AND m.k = s.k
-WHERE s.sid NOT IN (SELECT sid FROM exact) OR (s.sid, m.media_id) IN (SELECT (sid, media_id) FROM exact)"""
+WHERE (s.sid, m.folder, m.n) NOT IN (SELECT (sid, folder, n) FROM twins)
+   OR (s.sid, m.media_id) IN (SELECT (sid, media_id) FROM exact)"""
 
 
 SIDECAR_LINKS_VIEW = "CREATE OR REPLACE VIEW sidecar_links AS " + links_sql(

@@ -757,15 +757,20 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
     the media ids that lost one (their search documents change). `out` counts them, in
     its `tags_carried` and `collections_carried`. One is taken back only once every copy
     it came from is restored (an undo stopped part way leaves the kept file standing for
-    the others) and still holds it in the catalog: a copy whose row a `scan --prune`
-    deleted lost it there, and the kept file keeps the only one left."""
+    the others) and still has its row in the catalog: a copy whose row a `scan --prune`
+    deleted lost its tags with it, and the kept file keeps the only ones left."""
     touched: set[str] = set()
     taken = {"tags": 0, "collections": 0}
     entries = list(_entries(path))
     undone = {e["victim"] for e in entries if e.get("kind") == "undone"}
     restored = {e.get("victim_id") for e in entries if e.get("kind") in ("intent", "done") and e.get("victim") in undone}
-    holds = {"tags": "SELECT count(*) FROM tags WHERE media_id = ?::UUID AND tag = ?",
-             "collections": "SELECT count(*) FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?"}
+    kept_rows: dict[str, bool] = {}
+
+    def row_kept(con: Any, victim: str) -> bool:
+        if victim not in kept_rows:
+            kept_rows[victim] = bool(con.execute("SELECT 1 FROM files WHERE media_id = ?::UUID", [victim]).fetchall())
+        return kept_rows[victim]
+
     with cat.transaction() as con:
         for e in entries:
             if e.get("kind") != "carried":
@@ -776,9 +781,7 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
                                               "AND collection_id = ?")):
                 froms = e.get(f"{what}_from")  # (journals from before it was recorded: none)
                 for n, (keep, value) in enumerate(e.get(what, [])):
-                    if froms is not None and not all(
-                            v in restored and con.execute(holds[what], [v, value]).fetchall()[0][0]
-                            for v in froms[n]):
+                    if froms is not None and not all(v in restored and row_kept(con, v) for v in froms[n]):
                         continue
                     for mid in ids.get(keep, [keep]):
                         gone = con.execute(sql, [mid, value]).fetchall()[0][0]

@@ -252,8 +252,9 @@ def _container(path: str | bytes, name: str, by_content: bool) -> Iterator[Any]:
         with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
             yield c
         return
-    # Opened by its text name: libav's errors name the file by it (by bytes, as `b'...'`).
-    with open(name, "rb") as f, av.open(f, options=OPEN_OPTIONS, metadata_errors="replace") as c:
+    # (Opened as given: a text name would let libav choose its reader by the name again.
+    # `readers.plain_paths` writes a name given as bytes as text in the error messages.)
+    with open(path, "rb") as f, av.open(f, options=OPEN_OPTIONS, metadata_errors="replace") as c:
         yield c
 
 

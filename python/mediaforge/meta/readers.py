@@ -69,8 +69,9 @@ def _msg(e: BaseException) -> str:
     return plain_paths(f"{type(e).__name__}: {first_line(e)}")[:500]
 
 
-# A path given to a library as bytes, as its message shows it: b'/photos/a.jpg'.
-_BYTES_REPR = re.compile(r"(?<!\w)b'(?:[^'\\]|\\.)*'" + r'|(?<!\w)b"(?:[^"\\]|\\.)*"')
+# A path given to a library as bytes, as its message shows it: b'/photos/a.jpg' (always
+# absolute here; other bytes a message shows, such as b'RIFF', stay as they are).
+_BYTES_REPR = re.compile(r"(?<!\w)b'/(?:[^'\\]|\\.)*'" + r'|(?<!\w)b"/(?:[^"\\]|\\.)*"')
 
 
 def plain_paths(text: str) -> str:

@@ -144,10 +144,12 @@ DAMAGED = "is damaged or from another version"
 
 
 def _ours(cat: Catalog, folder: Path) -> bool:
-    """Whether the index in `folder` is this catalog's."""
+    """Whether the index in `folder` is this catalog's (and is there: tantivy's own record
+    of it, `meta.json`, lost, an empty index would take its place)."""
     got = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
     try:
-        return bool(got) and (folder / OWNER).read_text().split() == [got[0][0], f"format={INDEX_FORMAT}"]
+        return bool(got) and (folder / OWNER).read_text().split() == [got[0][0], f"format={INDEX_FORMAT}"] \
+            and (folder / "meta.json").is_file()
     except (OSError, UnicodeDecodeError):
         return False
 
