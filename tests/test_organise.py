@@ -619,6 +619,42 @@ def test_names_alike_but_for_case_or_unicode_form_keep_their_own_sidecars(tmp_pa
     assert res.rc == 0 and "kwLower" not in res.out and "onlyUpper" in res.out, res.out
 
 
+def test_the_upgrade_to_schema_16_takes_back_a_twins_keywords_imported_before(tmp_path: Path) -> None:
+    """A catalog from before schema 16 gave `Pic.jpg` the keywords of `pic.jpg.xmp` too.
+    After the upgrade, the next scan takes back what was imported so, keeps the photo's
+    own keywords (one both sidecars hold among them) and the user's tags, and export
+    writes no twin's keyword any more."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for n, (name, words) in enumerate({"Pic.jpg": ("kwUpper", "both"), "pic.jpg": ("kwLower", "both")}.items()):
+        picture(64, 48, n).save(lib / name, format="JPEG")
+        items = "".join(f"<rdf:li>{w}</rdf:li>" for w in words)
+        (lib / f"{name}.xmp").write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+                                         f'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag>{items}'
+                                         f'</rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>')
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "mine", lib / "Pic.jpg", catalog=catalog).rc == 0
+    # As an import before schema 16 left it: pic.jpg.xmp imported onto Pic.jpg as well.
+    con = duckdb.connect(str(catalog))
+    upper = con.execute("SELECT media_id FROM files WHERE name = 'Pic.jpg'").fetchone()[0]
+    lower_xmp = con.execute("SELECT blake3 FROM files WHERE name = 'pic.jpg.xmp'").fetchone()[0]
+    con.execute("INSERT INTO tags VALUES (?, 'kwLower', 'xmp', 'x', now()::TIMESTAMP)", [upper])
+    con.execute("INSERT INTO xmp_imports VALUES (?, ?, now()::TIMESTAMP)", [upper, lower_xmp])
+    con.execute("UPDATE meta SET value = '15' WHERE key = 'schema_version'")
+    con.close()
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = sorted((r["name"], r["tag"]) for r in rows(catalog, "SELECT f.name, t.tag FROM tags t JOIN files f "
+                                                              "USING (media_id)"))
+    assert got == [("Pic.jpg", "both"), ("Pic.jpg", "kwUpper"), ("Pic.jpg", "mine"), ("pic.jpg", "both"),
+                   ("pic.jpg", "kwLower")], got
+    res = run_cli("xmp", "export", lib / "Pic.jpg", "--dry-run", "--json", catalog=catalog)
+    assert res.rc == 0 and "kwLower" not in res.out, res.out
+    assert rows(catalog, "SELECT count(*) AS n FROM meta WHERE key = 'xmp_twins_repair'") == [{"n": 0}]
+
+
 def test_export_never_takes_out_keywords_it_did_not_import(tmp_path: Path) -> None:
     """A keyword another program added since the last import (B) is imported by the next
     scan, not lost; one no tag can hold (Rock|Pop) stays in the sidecar; `--all` also

@@ -273,8 +273,10 @@ MIGRATIONS[15] = [
 # `pic.jpg.xmp` (two photos whose names differ in case, or `café` composed and
 # decomposed) described both photos: each got the other's keywords, which `xmp export`
 # then wrote into its sidecar. (Version 13 makes the view as it is now; this brings the
-# catalogs made before.)
-MIGRATIONS[16] = [SIDECAR_LINKS_VIEW]
+# catalogs made before.) The next XMP import takes back what was imported so
+# (`xmp._untwin`, told by this `meta` key).
+MIGRATIONS[16] = [SIDECAR_LINKS_VIEW,
+                  "INSERT OR REPLACE INTO meta SELECT 'xmp_twins_repair', '1' WHERE EXISTS (SELECT 1 FROM xmp_imports)"]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

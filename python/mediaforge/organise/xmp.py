@@ -71,6 +71,7 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
     XMP sidecars: only sidecar contents not imported before for that file (`xmp_imports`),
     so a tag the user removed stays removed until the sidecar itself changes; `everything`
     imports every linked sidecar again. Nothing doubles."""
+    repaired = _untwin(cat)
     pending = "" if everything else """
         AND NOT EXISTS (SELECT 1 FROM xmp_imports x
                         WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)"""
@@ -79,8 +80,8 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
         FROM ({_XMP_LINKS}) l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
         WHERE s.format = 'xmp' {pending}""").to_arrow_table()
     if not pairs.num_rows:
-        return Imported(0, [])
-    removed = 0 if everything else _take_off_removed(cat, pairs)
+        return Imported(0, sorted(repaired), sum(repaired.values()))
+    removed = (0 if everything else _take_off_removed(cat, pairs)) + sum(repaired.values())
     by_tag: dict[str, list[str]] = {}
     by_coll: dict[str, list[str]] = {}
     rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "keywords", "hierarchical_keywords")))
@@ -110,7 +111,63 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
             except InvalidInputError:
                 continue
     _mark_imported(cat, pairs.select(["media_id", "sidecar_blake3"]))
-    return Imported(added, sorted(set(pairs.column("media_id").to_pylist())), removed)
+    return Imported(added, sorted(set(pairs.column("media_id").to_pylist()) | set(repaired)), removed)
+
+
+# `meta` key set by the upgrade to schema 16 (see `schema.MIGRATIONS[16]`): imports made
+# before may have given a file its twin's keywords.
+UNTWIN = "xmp_twins_repair"
+
+
+def _untwin(cat: Catalog) -> dict[str, int]:
+    """Once, after the upgrade to schema 16: before it, a sidecar matching a file exactly
+    (`Pic.jpg.xmp`) also described the file's twins, files whose names differ from it only
+    in case or Unicode form (`pic.jpg`), and its keywords were imported onto them. Each
+    such import no longer linked, whose sidecar now describes a twin of the file, is taken
+    back: the tags (source 'xmp') and collection places its keywords gave the file, but
+    those its own sidecars give it too. Returns the files changed, with how many each lost."""
+    if not cat.con.execute("SELECT 1 FROM meta WHERE key = ?", [UNTWIN]).fetchall():
+        return {}
+    from . import collection
+    from .tags import folded_sql
+
+    crossed = cat.con.sql(f"""
+        WITH links AS ({_XMP_LINKS})
+        SELECT x.media_id::VARCHAR, x.sidecar_blake3, s.keywords, s.hierarchical_keywords
+        FROM xmp_imports x JOIN sidecars s ON s.blake3 = x.sidecar_blake3
+        JOIN files f ON f.media_id = x.media_id AND f.status = 'present'
+        WHERE NOT EXISTS (SELECT 1 FROM links l WHERE l.media_id = x.media_id AND l.sidecar_blake3 = x.sidecar_blake3)
+          AND EXISTS (SELECT 1 FROM links l JOIN files t ON t.media_id = l.media_id
+                      WHERE l.sidecar_blake3 = x.sidecar_blake3 AND t.dir = f.dir AND t.media_id <> f.media_id
+                        AND lower(nfc_normalize(t.name)) = lower(nfc_normalize(f.name)))""").fetchall()
+    changed: dict[str, int] = {}
+    places: list[tuple[str, str]] = []
+    with cat.transaction() as con:
+        for media_id, digest, flat, tree in crossed:
+            own = con.sql(f"""
+                WITH links AS ({_XMP_LINKS})
+                SELECT s.keywords, s.hierarchical_keywords FROM links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+                WHERE l.media_id = $m""", params={"m": media_id}).fetchall()
+            kept = {k for f, t in own for k in _storable_keywords((f or [], t or []))}
+            for k in _storable_keywords((flat or [], tree or [])):
+                place = _collection_of(k)
+                if k in kept or place == "":
+                    continue
+                if place is not None:
+                    places.append((media_id, place))
+                    continue
+                n = con.execute(f"DELETE FROM tags WHERE media_id = ?::UUID AND source = 'xmp' AND "
+                                f"{folded_sql('tag')} = ?", [media_id, normalize_tag(k)]).fetchall()[0][0]
+                if n:
+                    changed[media_id] = changed.get(media_id, 0) + n
+            con.execute("DELETE FROM xmp_imports WHERE media_id = ?::UUID AND sidecar_blake3 = ?", [media_id, digest])
+    for media_id, place in places:
+        with contextlib.suppress(InvalidInputError):  # gone since, or a smart one of that name
+            if collection.remove(cat, place, [media_id]):
+                changed[media_id] = changed.get(media_id, 0) + 1
+    with cat.transaction() as con:
+        con.execute("DELETE FROM meta WHERE key = ?", [UNTWIN])
+    return changed
 
 
 def _take_off_removed(cat: Catalog, pairs: pa.Table) -> int:
