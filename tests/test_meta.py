@@ -877,8 +877,13 @@ def test_info_shows_everything_for_one_file(corpus) -> None:
     assert (side["thumbnail_file"], side["thumbnail_missing"]) == (None, None)
     pretty = run_cli("info", paths["jpeg"], catalog=catalog)
     assert pretty.rc == 0 and "Canon EOS R5" in pretty.out and "Eiffel tower" in pretty.out
-    missing = run_cli("info", paths["jpeg"].parent / "nope.jpg", catalog=catalog)
-    assert missing.rc == 3 and missing.err.count("\n") == 1 and "not in the catalog" in missing.err
+    missing = run_cli("info", paths["jpeg"].parent / "nope.jpg", catalog=catalog)  # a typo: not on disk either
+    assert missing.rc == 3 and missing.err.count("\n") == 1, missing
+    assert f"no such file: {paths['jpeg'].parent / 'nope.jpg'} (nor in the catalog)" in missing.err
+    (paths["jpeg"].parent / "new.jpg").write_bytes(b"made since the scan")
+    unscanned = run_cli("info", paths["jpeg"].parent / "new.jpg", catalog=catalog)
+    assert unscanned.rc == 3 and "not in the catalog" in unscanned.err and "scan its folder first" in unscanned.err
+    (paths["jpeg"].parent / "new.jpg").unlink()
 
 
 def test_rescan_extracts_nothing_and_copies_share_metadata(tmp_path: Path, media_blobs) -> None:

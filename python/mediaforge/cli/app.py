@@ -384,6 +384,8 @@ def info_cmd(
             raise InvalidInputError(f"{path_text(raw)} is a folder: info shows one file (for a folder, try "
                                     "mediaforge search or query)")
         # Named as given (made absolute), not as a link resolves: a broken link names nowhere.
+        if not os.path.lexists(tried[0]):  # a typo: scanning would not help
+            raise PathNotFoundError(f"no such file: {path_text(tried[0])} (nor in the catalog)")
         raise PathNotFoundError(f"not in the catalog: {path_text(tried[0])} (scan its folder first)")
     if info["media"] and info["media"].get("thumb"):
         thumb = thumbs_dir(g.catalog) / info["media"]["thumb"]
