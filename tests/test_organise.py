@@ -161,6 +161,9 @@ def test_bulk_tagging_and_the_tag_tree(lib) -> None:
     res = run_cli("tag", "add", "x", root / "new.jpg", catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, f"not in the catalog: {root / 'new.jpg'} (scan it first)")
+    res = run_cli("tag", "add", "x", "/no/such/folder/*.jpg", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "no such folder: /no/such/folder, for /no/such/folder/*.jpg (nor in the catalog)")
     # A glob through a linked folder matches the files the scan catalogued by real path.
     (root.parent / "link").symlink_to(root / "2019 Paris")
     res = run_cli("tag", "add", "linked", str(root.parent / "link" / "*.jpg"), "--json", catalog=catalog)

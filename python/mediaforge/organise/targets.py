@@ -111,6 +111,9 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
                 raise InvalidInputError(f"{text} is missing since the last scan: the catalog has it, but not on disk")
             if not glob and not os.path.lexists(p):  # a typo: scanning would not help
                 raise InvalidInputError(f"no such file or folder: {text} (nor in the catalog)")
+            if glob and not os.path.isdir(_glob_folder(p)):
+                raise InvalidInputError(f"no such folder: {path_text(_glob_folder(p))}, for {text} (nor in the "
+                                        "catalog)")
             raise InvalidInputError(f"not in the catalog: {text} (scan it first)")
         ids.update((r[0], None) for r in rows)
     if where is not None:
@@ -126,13 +129,18 @@ def _globs_catalogued(pattern: bytes) -> list[bytes]:
     """A glob as given, then with the folder it starts from (its part before the first
     component with a wildcard) resolved, when that folder is reached through a link: a
     scan catalogues its files by their real path."""
-    parts = pattern.split(b"/")
-    fixed = next((i for i, part in enumerate(parts) if any(c in os.fsdecode(part) for c in GLOB_CHARS)), len(parts))
-    folder = b"/".join(parts[:fixed]) or b"/"
+    folder = _glob_folder(pattern)
     real = os.path.realpath(folder)
     if real == os.path.normpath(folder) or not os.path.isdir(real):
         return [pattern]
-    return [pattern, b"/".join([real.rstrip(b"/"), *parts[fixed:]])]
+    return [pattern, real.rstrip(b"/") + pattern[len(folder.rstrip(b"/")):]]
+
+
+def _glob_folder(pattern: bytes) -> bytes:
+    """The folder a glob starts from: its part before the first component with a wildcard."""
+    parts = pattern.split(b"/")
+    fixed = next((i for i, part in enumerate(parts) if any(c in os.fsdecode(part) for c in GLOB_CHARS)), len(parts))
+    return b"/".join(parts[:fixed]) or b"/"
 
 
 def _under(cat: Catalog, p: bytes) -> list[tuple[str]]:
