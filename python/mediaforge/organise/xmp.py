@@ -140,18 +140,23 @@ def _untwin(cat: Catalog) -> dict[str, int]:
           AND EXISTS (SELECT 1 FROM links l JOIN files t ON t.media_id = l.media_id
                       WHERE l.sidecar_blake3 = x.sidecar_blake3 AND t.dir = f.dir AND t.media_id <> f.media_id
                         AND lower(nfc_normalize(t.name)) = lower(nfc_normalize(f.name)))""").fetchall()
+    # What each such file's own sidecars give it, all in one pass over the links.
+    ids = pa.table({"media_id": pa.array(sorted({r[0] for r in crossed}), pa.string())})
+    kept: dict[str, set[str]] = {}
+    with cat.registered("mf_crossed", ids):
+        for media_id, f, t in cat.con.sql(f"""
+                WITH links AS ({_XMP_LINKS})
+                SELECT l.media_id::VARCHAR, s.keywords, s.hierarchical_keywords FROM links l
+                JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+                WHERE l.media_id IN (SELECT media_id::UUID FROM mf_crossed)""").fetchall():
+            kept.setdefault(media_id, set()).update(_storable_keywords((f or [], t or [])))
     changed: dict[str, int] = {}
     places: list[tuple[str, str]] = []
     with cat.transaction() as con:
         for media_id, digest, flat, tree in crossed:
-            own = con.sql(f"""
-                WITH links AS ({_XMP_LINKS})
-                SELECT s.keywords, s.hierarchical_keywords FROM links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
-                WHERE l.media_id = $m""", params={"m": media_id}).fetchall()
-            kept = {k for f, t in own for k in _storable_keywords((f or [], t or []))}
             for k in _storable_keywords((flat or [], tree or [])):
                 place = _collection_of(k)
-                if k in kept or place == "":
+                if k in kept.get(media_id, ()) or place == "":
                     continue
                 if place is not None:
                     places.append((media_id, place))
