@@ -32,6 +32,8 @@ def music(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     write_audio(root / "other.flac", song_pcm(2, 20.0, RATE), RATE, "flac", "flac")
     write_audio(root / "song cut.flac", song[: int(14 * RATE)], RATE, "flac", "flac")
     write_audio(root / "silence.flac", np.zeros(20 * RATE, np.float32), RATE, "flac", "flac")
+    # The lossy copy is the oldest: a dedupe keeping by age would trash the FLAC.
+    os.utime(root / "song.mp3", (1.5e9, 1.5e9))
     catalog = tmp_path_factory.mktemp("state") / "cat.duckdb"
     res = run_cli("scan", root, "--no-thumbs", catalog=catalog)
     assert res.rc == 0, res.err
@@ -121,3 +123,37 @@ def test_a_file_gone_from_the_library_is_in_no_group(music, tmp_path: Path) -> N
     assert sorted(os.path.basename(r["path"]) for r in found) == ["song.flac", "song.mp3", "song.opus"]
     # Nor is it grouped out of sight: the stored groups hold the three present contents.
     assert rows(gone, "SELECT count(*) AS n FROM similar_groups WHERE method = 'audio'")[0]["n"] == 3
+
+
+def test_the_default_keep_of_near_duplicates_is_the_best_copy(music) -> None:
+    """With --similar and no --keep, the lossless recording stays, though the MP3 is the
+    oldest; `dupes` counts what that keep frees, and the dry run says why it stays."""
+    _root, catalog = music
+    found = json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=catalog).out)
+    sizes = {os.path.basename(r["path"]): r["size"] for r in found}
+    assert {r["reclaimable"] for r in found} == {sum(sizes.values()) - sizes["song.flac"]}
+    plan = json.loads(run_cli("dedupe", "--similar", "--kind", "audio", "--json", catalog=catalog).out)
+    assert {os.path.basename(s["keep"]) for s in plan["steps"]} == {"song.flac"}
+    assert plan["reclaimable"] == sum(sizes.values()) - sizes["song.flac"]
+    res = run_cli("dedupe", "--similar", "--kind", "audio", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert "keep best" in res.out and "--threshold 25" in res.out
+    assert "song.flac (0:20.0, lossless," in res.out and "kb/s" in res.out.split("song.mp3", 1)[1].split("\n")[0]
+
+
+def test_cuts_of_different_lengths_are_no_group(tmp_path: Path) -> None:
+    """Each of a 2 s and a 4 s cut of one song is within the guard's second of a 3 s cut,
+    but not of each other: they never share a group (whose dedupe would keep one cut and
+    trash the longer one)."""
+    song = song_pcm(3, 6.0, RATE)
+    for secs in (2, 3, 4):
+        write_audio(tmp_path / f"cut{secs}.flac", song[: secs * RATE], RATE, "flac", "flac")
+    write_audio(tmp_path / "cut4.mp3", song[: 4 * RATE], RATE, "libmp3lame", "mp3", 128_000)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", tmp_path, "--no-thumbs", catalog=catalog).rc == 0
+    found = json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=catalog).out)
+    groups: dict[int, set[str]] = {}
+    for r in found:
+        groups.setdefault(r["group"], set()).add(os.path.basename(r["path"]))
+    assert {"cut4.flac", "cut4.mp3"} in groups.values(), groups
+    assert not any({"cut2.flac", "cut4.flac"} <= g or {"cut2.flac", "cut4.mp3"} <= g for g in groups.values())

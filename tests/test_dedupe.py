@@ -723,11 +723,27 @@ def test_similar_pictures_keep_the_largest(tmp_path: Path) -> None:
     big = picture(1200, 800, 7)
     big.save(root / "full.jpg", quality=92)
     big.resize((600, 400)).save(root / "small.jpg", quality=70)
+    os.utime(root / "small.jpg", (1e9, 1e9))  # the oldest: keeping by age would keep it
     picture(1200, 800, 99).save(root / "other.jpg", quality=92)
     catalog = tmp_path / "state" / "cat.duckdb"
     assert run_cli("scan", root, catalog=catalog).rc == 0
+    # No groups looked for yet: said so, not "no duplicates".
+    res = run_cli("dedupe", "--similar", catalog=catalog)
+    assert res.rc == 0 and "no near-duplicate groups of pictures; `mediaforge dupes --similar --kind image`" in res.out
     assert run_cli("dupes", "--similar", "--format", "json", catalog=catalog).rc == 0
     assert run_cli("dedupe", "--similar", "--action", "hardlink", catalog=catalog).rc == 2  # never link other bytes
+    # Without --keep, the best copy stays: the most pixels, whatever its age.
+    res = run_cli("dedupe", "--similar", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert "keep best" in res.out and "full.jpg (1200x800, " in res.out and "small.jpg (600x400, " in res.out
+    plan = json.loads(run_cli("dedupe", "--similar", "--json", catalog=catalog).out)
+    assert [(os.path.basename(s["keep"]), os.path.basename(s["trash"])) for s in plan["steps"]] == \
+        [("full.jpg", "small.jpg")]
+    # Groups found with a looser threshold than the default are shown with a warning.
+    assert run_cli("dupes", "--similar", "--threshold", "20", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--similar", catalog=catalog)
+    assert "--threshold 20`" in res.out and "warning: these groups were found with --threshold 20" in res.err
+    assert run_cli("dupes", "--similar", catalog=catalog).rc == 0
     plan = json.loads(run_cli("dedupe", "--similar", "--keep", "largest-resolution", "--action", "trash", "--json",
                               catalog=catalog).out)
     assert [(os.path.basename(s["keep"]), os.path.basename(s["trash"])) for s in plan["steps"]] == \
@@ -1230,6 +1246,19 @@ def test_an_empty_plan_writes_no_journal_and_a_missing_prefix_folder_is_refused(
     res = run_cli("dedupe", "--apply", catalog=catalog)  # everything is linked: nothing to do
     assert res.rc == 0 and res.out.strip() == "nothing to do: no duplicates to hardlink"
     assert set(os.listdir(catalog.parent / "journal")) == journals
+    res = run_cli("dedupe", catalog=catalog)  # the dry run says so too
+    assert res.rc == 0 and res.out.strip() == "nothing to do: no duplicates to hardlink"
+    res = run_cli("dedupe", "--apply", "--json", catalog=catalog)  # every documented field, steps too
+    assert json.loads(res.out) == {"done": 0, "bytes": 0, "journal": None, "tags_carried": 0,
+                                   "collections_carried": 0, "skipped": [], "steps": []}
+    # Options an undo cannot take are refused, not ignored; so is a move onto itself.
+    res = run_cli("dedupe", "--undo", next((catalog.parent / "journal").iterdir()), "--apply", "--keep", "newest",
+                  catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "--undo reverses what its journal did, and takes no --keep, --apply")
+    res = run_cli("dedupe", "--action", "move-to", "--to", "/", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "--to /: each file would be moved onto itself")
 
 
 def test_undo_with_the_catalog_busy_touches_no_file(lib) -> None:

@@ -130,7 +130,7 @@ def test_similar_groups_gather_every_variant_and_nothing_else(library) -> None:
         groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
         sizes.setdefault(r["group"], []).append(r["size"])
         assert r["width"] and r["height"]
-    for r in json.loads(res.out):  # keeping the largest file frees the rest
+    for r in json.loads(res.out):  # keeping the best copy (most pixels, then the biggest) frees the rest
         assert r["reclaimable"] == sum(sizes[r["group"]]) - max(sizes[r["group"]])
     expected = []
     for i in range(8):

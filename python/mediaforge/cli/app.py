@@ -672,6 +672,7 @@ def export_cmd(
 
 
 SIMILAR_KINDS = {"image": "phash", "video": "video", "audio": "audio"}
+SIMILAR_NAMES = {"phash": "pictures", "video": "videos", "audio": "recordings"}
 DONE = {"hardlink": "hard-linked", "symlink": "symlinked", "reflink": "reflinked", "move-to": "moved",
         "trash": "trashed"}
 
@@ -752,9 +753,12 @@ def dupes_cmd(
 @command("dedupe")
 def dedupe_cmd(
     ctx: typer.Context,
-    keep: Annotated[str, typer.Option("--keep", help="Which file stays: oldest, newest, shortest-path, longest-path, "
-                                                      "largest-resolution, highest-bitrate, oldest-taken, biggest, "
-                                                      "prefix:PATH or sql:ORDER BY over f.* and m.*.")] = "oldest",
+    keep: Annotated[Optional[str], typer.Option("--keep", help="Which file stays: oldest (the default for exact "
+                                                                "copies), best (the default with --similar: most "
+                                                                "pixels, lossless, bitrate, length), newest, "
+                                                                "shortest-path, longest-path, largest-resolution, "
+                                                                "highest-bitrate, oldest-taken, biggest, prefix:PATH "
+                                                                "or sql:ORDER BY over f.* and m.*.")] = None,
     action: Annotated[Optional[str], typer.Option("--action", help="hardlink (default), symlink, reflink, move-to "
                                                                    "(with --to) or trash; near-duplicates: move-to or "
                                                                    "trash (default).")] = None,
@@ -771,10 +775,20 @@ def dedupe_cmd(
     """Remove duplicates: a dry run by default; --apply verifies every file first (bytes
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
-    from ..dupes.dedupe import JournalError, apply, carry_over, has_carry, plan_exact, plan_similar
+    from ..dupes import DEFAULT_RADIUS
+    from ..dupes.dedupe import (DEFAULT_KEEP, JournalError, apply, carry_over, has_carry, media_notes, plan_exact,
+                                plan_similar, similar_made)
+    from ..dupes.find import AUDIO_MAX_BER
+    from . import _to_stderr
     from ..stop import Stop
 
     g = _globals(ctx)
+    if undo_journal is not None:  # what the journal did is undone; nothing else is chosen here
+        given = [o for o, v in (("--keep", keep), ("--action", action), ("--to", to), ("--kind", kind),
+                                ("--similar", similar), ("--apply", do_apply)) if v]
+        if given:
+            raise InvalidInputError(f"--undo reverses what its journal did, and takes no {', '.join(given)}")
+    keep = keep or DEFAULT_KEEP[similar]
     action = action or ("trash" if similar else "hardlink")
     if to is not None and action != "move-to":
         raise InvalidInputError(f"--to is for --action move-to, not {action}")
@@ -787,6 +801,8 @@ def dedupe_cmd(
         _undo(undo_journal, g.catalog, as_json, not g.quiet and sys.stderr.isatty())
         return
     target = to.resolve() if to is not None else None
+    if target is not None and target == Path("/"):  # a file's place below / is where it is
+        raise InvalidInputError("--to /: each file would be moved onto itself; choose a folder outside the library")
     if similar:
         method = SIMILAR_KINDS.get(kind or "image")
         if method is None:
@@ -794,6 +810,22 @@ def dedupe_cmd(
                                     "videos or audio")
         with open_catalog(g.catalog, read_only=True) as cat:
             plan = plan_similar(cat, keep, action, target, method)
+            made = similar_made(cat, method)
+            notes = media_notes(cat, plan.steps) if not do_apply and not as_json else {}
+        if made is None and not as_json:  # not "no duplicates": none found, or none looked for yet
+            print(f"nothing to do: no near-duplicate groups of {SIMILAR_NAMES[method]}; "
+                  f"`mediaforge dupes --similar --kind {kind or 'image'}` finds them")
+            return
+        if made is not None:
+            radius, made_at = made
+            default = AUDIO_MAX_BER if method == "audio" else DEFAULT_RADIUS
+            if not as_json and not do_apply:
+                print(f"the groups of `dupes --similar --kind {kind or 'image'} --threshold {radius}`, "
+                      f"made {made_at:%Y-%m-%d %H:%M} UTC; keep {keep}")
+            if radius > default:
+                _to_stderr(f"mediaforge: warning: these groups were found with --threshold {radius}, looser than "
+                           f"the default {default}: they may hold different pictures or recordings; check them "
+                           "before --apply")
     else:
         _hash_candidates(g.catalog, kind, g.quiet or as_json)
         with open_catalog(g.catalog, read_only=True) as cat:
@@ -803,8 +835,17 @@ def dedupe_cmd(
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": plan.reclaimable, "steps": steps})
             return
+        if not plan.steps:
+            print(f"nothing to do: no duplicates to {action}")
+            return
         for s in plan.steps:
-            print(f"[{s.group}] keep {path_text(s.keep)}\n      {action} {path_text(s.victim)}")
+            if plan.similar:  # what differs between the copies: why this one stays
+                kept, gone = notes.get(s.keep_blake3 or "", ""), notes.get(s.blake3 or "", "")
+                print(f"[{s.group}] keep {path_text(s.keep)} ({kept + ', ' if kept else ''}"
+                      f"{render.human_bytes(s.keep_size)})\n      {action} {path_text(s.victim)} "
+                      f"({gone + ', ' if gone else ''}{render.human_bytes(s.size)})")
+            else:
+                print(f"[{s.group}] keep {path_text(s.keep)}\n      {action} {path_text(s.victim)}")
         # Moved files free their space only where they go: the trash once emptied, or
         # another disk.
         where = {"trash": " once the trash folder is emptied", "move-to": " from this disk if DIR is on another"}
@@ -814,7 +855,7 @@ def dedupe_cmd(
     if not plan.steps:  # no journal, no trash folder, no undo command for nothing
         if as_json:
             render.dump_json({"done": 0, "bytes": 0, "journal": None, "tags_carried": 0, "collections_carried": 0,
-                              "skipped": []})
+                              "skipped": [], "steps": []})
         else:
             print(f"nothing to do: no duplicates to {action}")
         return

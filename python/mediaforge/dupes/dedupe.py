@@ -48,7 +48,7 @@ from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
 from ..fsops import give_back, may_give, new_tmp, xattrs
 from ..stop import Stop
-from .find import NOT_BY_DEFAULT, numbered_groups_sql
+from .find import BEST_ORDER, NOT_BY_DEFAULT, numbered_groups_sql
 
 ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
 SIMILAR_ACTIONS = ("move-to", "trash")
@@ -63,8 +63,11 @@ RULE_ORDERS = {
     "highest-bitrate": "m.bitrate DESC NULLS LAST, f.size DESC",
     "oldest-taken": "coalesce(m.taken_at, m.created_at) NULLS LAST, f.mtime_ns",
     "biggest": "f.size DESC",
+    "best": BEST_ORDER,  # the default with --similar
 }
 RULES = tuple(RULE_ORDERS)
+# The keep rule when none is given: near-duplicates differ, and the best one stays.
+DEFAULT_KEEP = {False: "oldest", True: "best"}
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 CHUNK = 1 << 20
 
@@ -315,6 +318,34 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
         WHERE g.method = $method""", {"method": method})
     steps = _steps(rows)
     return Plan(action, target, steps, similar=True, names=_inode_names(cat, steps) if action == "move-to" else {})
+
+
+def similar_made(cat: Catalog, method: str) -> tuple[int, datetime] | None:
+    """The threshold and time of the `dupes --similar` run whose groups of this method a
+    plan acts on, or None when there are none."""
+    row = cat.con.execute("SELECT max(radius), max(created_at) FROM similar_groups WHERE method = ?",
+                          [method]).fetchall()[0]
+    return None if row[1] is None else (int(row[0]), row[1])
+
+
+def media_notes(cat: Catalog, steps: Sequence[Step]) -> dict[str, str]:
+    """A few words on each content of a near-duplicate plan, by BLAKE3, for the user to
+    see why one stays: pixels, length, bitrate, lossless sound."""
+    digests = sorted({d for s in steps for d in (s.blake3, s.keep_blake3) if d})
+    notes: dict[str, str] = {}
+    for digest, kind, w, h, secs, rate, lossless in cat.con.execute("""
+            SELECT m.blake3, m.kind, m.width, m.height, m.duration, m.bitrate, a.lossless
+            FROM media m LEFT JOIN tags_audio a USING (blake3)
+            WHERE m.blake3 IN (SELECT unnest(?::VARCHAR[]))""", [digests]).fetchall():
+        words = [f"{w}x{h}"] if w and h and kind in ("image", "raw", "video") else []
+        if secs and kind in ("video", "audio"):
+            words.append(f"{int(secs // 60)}:{secs % 60:04.1f}")
+        if lossless:
+            words.append("lossless")
+        elif rate and kind in ("video", "audio"):
+            words.append(f"{round(rate / 1000)} kb/s")
+        notes[digest] = ", ".join(words)
+    return notes
 
 
 def same_bytes(a: bytes, b: bytes, stop: Stop | None = None) -> bool:

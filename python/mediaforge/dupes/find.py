@@ -156,9 +156,13 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
     return _store_and_show(cat, _leader_rows([(a, b, d) for a, b, _close, _n, d in pairs], "video", radius), "video")
 
 
-def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int) -> pa.Table:
+def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
+                 durations: dict[str, float] | None = None) -> pa.Table:
     """Leader grouping, as for pictures: every member matches its group's leader (no
-    chaining); the busiest content leads first. `similar_groups` rows."""
+    chaining); the busiest content leads first. With `durations`, the lengths of every
+    two members of a group agree too (`_durations_agree`), not only each one's with the
+    leader's: a 2 s cut and the 4 s clip it came from, each within a second of a 3 s
+    one, are not one group. Members closest to the leader join first. `similar_groups` rows."""
     neighbours: dict[str, dict[str, int]] = {}
     for a, b, d in pairs:
         neighbours.setdefault(a, {})[b] = d
@@ -168,12 +172,18 @@ def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int) ->
     for lead in sorted(neighbours, key=lambda x: (-len(neighbours[x]), x)):
         if lead in group_of:
             continue
-        free = {m: d for m, d in neighbours[lead].items() if m not in group_of}
-        if not free:
+        members: list[tuple[str, int]] = []
+        for m, d in sorted(neighbours[lead].items(), key=lambda p: (p[1], p[0])):
+            if m in group_of:
+                continue
+            if durations is not None and not all(_durations_agree(durations[m], durations[x]) for x, _ in members):
+                continue
+            members.append((m, d))
+        if not members:
             continue
         groups += 1
         group_of[lead] = (groups, lead, 0)
-        for m, d in free.items():
+        for m, d in members:
             group_of[m] = (groups, lead, d)
     now = utcnow()
     return pa.Table.from_pylist(
@@ -181,6 +191,12 @@ def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int) ->
           "created_at": now} for h, (g, lead, d) in group_of.items()],
         schema=arrow_schema("similar_groups"),
     )
+
+
+def _durations_agree(a: float, b: float) -> bool:
+    """The Rust core's duration guard (`afp::durations_agree`): within 2 % of the longer,
+    or 1 s."""
+    return abs(a - b) <= max(0.02 * max(a, b), 1.0)
 
 
 # Two recordings are the same when their durations agree and at most this share of
@@ -215,7 +231,20 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
     ids = [h for h, _, _ in fps]
     pairs = [(ids[a], ids[b], round(ber * 100)) for a, b, ber in zip(
         found.column("a").to_pylist(), found.column("b").to_pylist(), found.column("ber").to_pylist(), strict=True)]
-    return _store_and_show(cat, _leader_rows(pairs, "audio", max_ber_percent), "audio")
+    return _store_and_show(cat, _leader_rows(pairs, "audio", max_ber_percent,
+                                             {h: float(d) for h, _, d in fps}), "audio")
+
+
+# Which copy of a near-duplicate group is best kept (`dedupe --similar`'s default keep
+# rule, and what `reclaimable` assumes stays), as an ORDER BY over files f and media m: the
+# one with the most in it, first by pixels (pictures and video; an audio file's cover art
+# does not count), then a lossless sound over a lossy one, then bitrate, then length (a
+# version cut shorter loses to the whole one), then size (the less compressed of two
+# equal pictures), then age, then the shortest path. For exact copies every media column
+# ties, and it keeps the oldest.
+BEST_ORDER = ("CASE WHEN f.kind IN ('image', 'raw', 'video') THEN m.width::BIGINT * m.height END DESC NULLS LAST, "
+              "(SELECT a.lossless FROM tags_audio a WHERE a.blake3 = f.blake3) DESC NULLS LAST, "
+              "m.bitrate DESC NULLS LAST, m.duration DESC NULLS LAST, f.size DESC, f.mtime_ns")
 
 
 def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
@@ -223,17 +252,20 @@ def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
         con.execute("DELETE FROM similar_groups WHERE method = ?", [method])
         con.execute(f"INSERT INTO similar_groups SELECT {', '.join(columns('similar_groups'))} FROM mf_similar")
     return cat.con.sql(
-        """
-        SELECT *, (sum(size) OVER w - max(size) OVER w)::UBIGINT AS reclaimable
+        f"""
+        SELECT * EXCLUDE (kept), (sum(size) OVER w - sum(CASE WHEN kept THEN size END) OVER w)::UBIGINT
+                   AS reclaimable
         FROM (
             SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
-                   m.width, m.height, m.duration, f.size, f.path, f.path_raw
+                   m.width, m.height, m.duration, f.size, f.path, f.path_raw,
+                   row_number() OVER (PARTITION BY g.group_id
+                                      ORDER BY {BEST_ORDER}, length(f.path), f.path_bytes) = 1 AS kept
             FROM similar_groups g
             JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = g.blake3
             WHERE g.method = $method
         )
-        -- What keeping only the largest file of the group would free.
+        -- What keeping only the file `dedupe --similar` keeps by default would free.
         WINDOW w AS (PARTITION BY "group")
         ORDER BY "group", distance, path
         """,
