@@ -16,6 +16,7 @@ import pytest
 
 from conftest import (
     MediaTree,
+    assert_one_line_error,
     do_scan,
     files_by_path,
     reference_walk,
@@ -1474,6 +1475,49 @@ def test_prune_over_an_empty_mount_point_prunes_nothing(tmp_path: Path) -> None:
     assert (s["revived"], s["pruned"], s["prune_skipped"]) == (3, 0, False)
     assert rows(catalog, "SELECT tag FROM tags t JOIN files f USING (media_id) WHERE f.status = 'present'") == [
         {"tag": "family"}]
+
+
+def test_an_empty_root_is_named_without_prune_too(tmp_path: Path) -> None:
+    """A disk not mounted: its files go missing, and the scan says the folder was empty
+    (not only when --prune was asked for)."""
+    root = tmp_path / "disk"
+    root.mkdir()
+    (root / "p.jpg").write_bytes(b"\xff\xd8\xff" + b"x" * 50)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, root)
+    (root / "p.jpg").unlink()
+    res = run_cli("scan", "--no-meta", root, catalog=catalog)
+    assert res.rc == 0 and f"{root} is an empty folder (a disk not mounted there?): the files missing keep their " \
+        "rows and tags" in res.out, res.out
+    s = scanned(catalog, root)
+    assert (s["missing"], s["empty_roots"], s["prune_skipped"]) == (0, [str(root)], False)
+
+
+def test_the_catalogs_own_files_named_as_roots_are_left_out(tmp_path: Path) -> None:
+    """`scan ~/Media/*` with the catalog in ~/Media names the catalog, its thumbnails and
+    its search index as roots: they are left out, as a scan of ~/Media leaves them, and
+    never become rows (a dedupe would link the index's files)."""
+    lib = tmp_path / "Media"
+    (lib / "Photos").mkdir(parents=True)
+    (lib / "Photos" / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 50)
+    (lib / "notes.txt").write_text("x")
+    catalog = lib / "catalog.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0  # makes the search index beside it
+    assert (lib / "catalog.search").is_dir()
+    everything = sorted(lib.iterdir())
+    res = run_cli("scan", *everything, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    s = json.loads(res.out)
+    assert sorted(s["left_out_roots"]) == sorted(str(p) for p in everything if p.name.startswith("catalog."))
+    assert (s["new"], s["missing"]) == (0, 0)
+    res = run_cli("scan", *everything, catalog=catalog)
+    assert "left out " in res.out and "the catalog's own" in res.out, res.out
+    assert sorted(r["path"] for r in rows(catalog, "SELECT path FROM files")) == [
+        str(lib / "Photos" / "a.jpg"), str(lib / "notes.txt")]
+    for own in (catalog, lib / "catalog.search" / "meta.json"):  # nothing else to scan: refused
+        res = run_cli("scan", own, catalog=catalog)
+        assert res.rc == 2
+        assert_one_line_error(res.err, "is the catalog's own")
 
 
 @pytest.mark.parametrize("hashed", [True, False])

@@ -210,10 +210,17 @@ def scan_cmd(
           f"revived {s.revived:,}  unchanged {s.unchanged:,}")
     print(f"  hashed {render.counted(s.hashed_files, 'file')} ({render.human_bytes(s.hashed_bytes)})  "
           f"errors {s.errors:,}  unstable {s.unstable:,}" + (f"  pruned {s.pruned:,}" if prune else ""))
+    if s.left_out_roots:
+        print(f"  left out {s.left_out_roots[0]}" + (f" and {len(s.left_out_roots) - 1:,} more" if
+                                                     len(s.left_out_roots) > 1 else "")
+              + ": the catalog's own (its file, thumbnails, search index or dedupe folders), not media")
     if prune and s.empty_roots:
         print(f"  --prune did nothing: {s.empty_roots[0]} is an empty folder (a disk not mounted there?), and a prune "
               "would drop every row the catalog has below it, with its tags; prune with a scan that finds the files, "
               "or of the folder above")
+    elif s.empty_roots:
+        print(f"  {s.empty_roots[0]} is an empty folder (a disk not mounted there?)"
+              + (": the files missing keep their rows and tags" if s.missing else ""))
     elif prune and s.prune_skipped:
         print("  --prune did nothing: this scan excluded paths (--exclude, .mediaforgeignore, -x), and a missing "
               "file may have moved there; prune with a scan that excludes nothing")

@@ -63,9 +63,12 @@ class ScanSummary:
     # --prune was asked for but this scan excluded paths, or a root was an empty folder, so
     # nothing was pruned.
     prune_skipped: bool = False
-    # The roots that were empty folders (nothing at all in them): with --prune, a disk not
-    # mounted there would lose every row the catalog has below it.
+    # The roots that were empty folders (nothing at all in them): a disk not mounted there?
+    # Its files are only `missing`, and with --prune nothing is pruned.
     empty_roots: tuple[str, ...] = ()
+    # Roots given that are the catalog's own files or folders (a glob over the folder
+    # holding it): not scanned.
+    left_out_roots: tuple[str, ...] = ()
     # The media ids of catalog rows this scan rewrote or found gone (string arrays), for the
     # search index to update just those; rows it added have first_scan_id = scan_id.
     touched: tuple[pa.Array, ...] = field(default=(), repr=False, compare=False)
@@ -182,7 +185,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             on_progress(_snapshot(scanner, started, phase="write"))
         gone = pa.Table.from_batches(vanished) if vanished else None
         held = pa.Table.from_batches(kept) if kept else None
-        empty = _empty_folders(roots_b) if config.prune else []
+        empty = _empty_folders(roots_b)
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
                              config.prune and not empty, kept=held,
                              linked=pa.Table.from_batches(linked) if linked else None,
@@ -217,6 +220,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         pruned=counts.pruned,
         prune_skipped=bool(config.prune and (totals.get("excluded") or empty)),
         empty_roots=tuple(path_text(r) for r in empty),
+        left_out_roots=tuple(path_text(r) for r in walk.left_out),
         seconds=time.monotonic() - started,
         catalog=os.path.abspath(cat.path),  # as typed it may be relative: the summary names it whole
         touched=tuple(touched) + tuple(b.column("media_id") for b in vanished)

@@ -69,6 +69,10 @@ def display(p: bytes) -> str:
     return p.decode("utf-8", "replace")
 
 
+def _at_or_below(path: bytes, folder: bytes) -> bool:
+    return path == folder or path.startswith(folder.rstrip(b"/") + b"/")
+
+
 class Walk:
     """A scan's walk, started before the catalog is open; `scan(cat, config, walk=...)`
     finishes it. Close it (or use it as a context manager) if the scan never runs: that
@@ -86,7 +90,15 @@ class Walk:
         self.config = config
         self.catalog = None if catalog is None else os.path.abspath(os.fsencode(catalog))
         self.started = time.monotonic()
-        self.roots_b: list[bytes] = [resolve_root(r) for r in config.roots]
+        self.given_b: list[bytes] = [resolve_root(r) for r in config.roots]
+        skip = [] if catalog is None else catalog_files(catalog)
+        # The catalog's own files and folders, named as roots (`scan ~/Media/*` with the
+        # catalog in ~/Media): left out, as a scan of the folder holding them leaves them.
+        self.left_out: list[bytes] = [r for r in self.given_b if any(_at_or_below(r, p) for p in skip)]
+        self.roots_b: list[bytes] = [r for r in self.given_b if r not in self.left_out]
+        if not self.roots_b:
+            raise InvalidInputError(f"{path_text(self.left_out[0])} is the catalog's own (its file, thumbnails, "
+                                    "search index or dedupe folders): there is nothing else to scan")
         self.roots: tuple[str, ...] = tuple(display(r) for r in self.roots_b)
         self.fresh = catalog is not None and not any(
             os.path.lexists(p) for p in (os.fsencode(catalog), os.fsencode(catalog) + b".wal"))
@@ -114,7 +126,7 @@ class Walk:
         roots and the same options (roots may be spelled differently)."""
         same_catalog = self.catalog == (None if catalog is None else os.path.abspath(os.fsencode(catalog)))
         return (same_catalog and replace(self.config, roots=()) == replace(config, roots=())
-                and self.roots_b == [resolve_root(r) for r in config.roots])
+                and self.given_b == [resolve_root(r) for r in config.roots])
 
     def __enter__(self) -> Walk:
         return self
