@@ -1623,3 +1623,33 @@ def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_trash_and_journals_
                          f"(starts_with(path, '{lib / 'trash'}/') OR starts_with(path, '{lib / 'journal'}/'))") \
         == [{"n": 0}]  # the user's own file too: the folder is dedupe's now (see docs/cli.md)
     assert json.loads(run_cli("dupes", "-f", "json", catalog=catalog).out) == []
+
+
+def test_a_file_dated_past_2262_is_held_at_the_end_not_wrapped(tmp_path: Path) -> None:
+    """A camera clock gone wrong dates a file 2300: its ns time is past what the catalog's
+    i64 holds. Stored as the last one, never wrapped round to 1715 (which made it the
+    "oldest" copy), and apply and metadata extraction still take it for unchanged."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    for name, when in (("a2020.jpg", 1_577_836_800), ("b2300.jpg", 10_413_792_000)):
+        (root / name).write_bytes(b"\xff\xd8\xff" + b"same" * 100)
+        os.utime(root / name, (when, when))
+    from media_corpus import picture
+
+    picture(64, 48, 3).save(root / "only2300.jpg")
+    os.utime(root / "only2300.jpg", (10_413_792_000, 10_413_792_000))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    got = {r["name"]: r["mtime_ns"] for r in rows(catalog, "SELECT name, mtime_ns FROM files")}
+    assert got == {"a2020.jpg": 1_577_836_800 * 10**9, "b2300.jpg": 2**63 - 1, "only2300.jpg": 2**63 - 1}
+    # Read, not taken for a file changed since the scan.
+    assert rows(catalog, "SELECT m.width FROM media m JOIN files f USING (blake3) WHERE f.name = 'only2300.jpg'") == [
+        {"width": 64}]
+    res = run_cli("dedupe", "--keep", "newest", "--apply", "--json", catalog=catalog)
+    out = json.loads(res.out)
+    assert (out["done"], out["skipped"]) == (1, []) and out["steps"][0]["keep"].endswith("b2300.jpg")
+    assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
+    assert (root / "a2020.jpg").stat().st_mtime_ns == 1_577_836_800 * 10**9
+    assert (root / "b2300.jpg").stat().st_mtime_ns == 10_413_792_000 * 10**9
+    res = run_cli("dedupe", "--keep", "oldest", "--json", catalog=catalog)
+    assert json.loads(res.out)["steps"][0]["keep"].endswith("a2020.jpg")

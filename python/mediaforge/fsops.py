@@ -7,7 +7,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import stat
 import time
 from collections.abc import Callable
@@ -18,6 +17,16 @@ from typing import BinaryIO
 # form a scan knows to skip; the pid tells a sweep whether its writer is still alive.
 _OWN_TMP = re.compile(rb"\.mediaforge-([0-9a-f]{8})[0-9a-f]{8}\.tmp")
 _swept: set[bytes] = set()
+
+
+# The range of the catalog's ns times (i64: years 1677 to 2262).
+_NS_MIN, _NS_MAX = -(2**63), 2**63 - 1
+
+
+def time_ns(ns: int) -> int:
+    """An `os.stat` time in ns as the catalog holds it: outside what an i64 holds (a camera
+    clock gone wrong), the nearest end, as the Rust core's `types::time_ns` stores it."""
+    return min(max(ns, _NS_MIN), _NS_MAX)
 
 
 def alive(pid: int) -> bool:
@@ -74,7 +83,7 @@ def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
     folder = os.path.dirname(beside)
     sweep_stale(folder)
     for _ in range(16):
-        tmp = os.path.join(folder, b".mediaforge-%08x" % os.getpid() + secrets.token_hex(4).encode() + b".tmp")
+        tmp = os.path.join(folder, b".mediaforge-%08x" % os.getpid() + os.urandom(4).hex().encode() + b".tmp")
         try:
             create(tmp)
         except FileExistsError:

@@ -46,7 +46,7 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
-from ..fsops import give_back, may_give, new_tmp, xattrs
+from ..fsops import give_back, may_give, new_tmp, time_ns, xattrs
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, numbered_groups_sql
 
@@ -861,7 +861,7 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
             return f"the kept file {kept} is not a regular file"
         if not stat.S_ISREG(vst.st_mode):
             return "not a regular file any more"
-        if (vst.st_size, vst.st_mtime_ns, vst.st_ino) != (s.size, s.mtime_ns, s.inode):
+        if (vst.st_size, time_ns(vst.st_mtime_ns), vst.st_ino) != (s.size, s.mtime_ns, s.inode):
             return "changed since the scan (rescan first)"
         if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
             return "already the same file as the kept one"
@@ -885,7 +885,7 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
 
             # Nothing compares these bytes with the kept file's, so the kept file must be
             # exactly the one that was compared, or the victim could be the last copy.
-            if (kst.st_size, kst.st_mtime_ns, kst.st_ino) != (s.keep_size, s.keep_mtime_ns, s.keep_inode):
+            if (kst.st_size, time_ns(kst.st_mtime_ns), kst.st_ino) != (s.keep_size, s.keep_mtime_ns, s.keep_inode):
                 return f"the kept file {kept} changed since the scan (rescan first)"
             if _core.hash_file(s.victim) != s.blake3:
                 return "contents changed since they were compared (rescan first)"
@@ -1249,7 +1249,7 @@ def _not_ours(r: _Record, lst: os.stat_result) -> str:
 def _is_original(r: _Record, path: bytes, lst: os.stat_result) -> bool:
     from .. import _core
 
-    if not (stat.S_ISREG(lst.st_mode) and r.blake3 is not None and lst.st_mtime_ns == r.mtime_ns
+    if not (stat.S_ISREG(lst.st_mode) and r.blake3 is not None and time_ns(lst.st_mtime_ns) == r.mtime_ns
             and stat.S_IMODE(lst.st_mode) == stat.S_IMODE(r.mode)) or _same_file(path, r.keep):
         return False  # (a name of the kept file is no copy of its own)
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import first_line
+from ..fsops import time_ns
 
 # How a meta_errors message that records no failure starts: a flat picture or video has
 # no fingerprint to make, and says so (its status stays as it was).
@@ -173,8 +174,8 @@ def extract_one(task: Task) -> dict[str, Any]:
     try:
         st = os.stat(path)
         if task.mtime_ns is not None and (
-                not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (task.size, task.mtime_ns)
-                or task.ctime_ns is not None and st.st_ctime_ns != task.ctime_ns):
+                not stat.S_ISREG(st.st_mode) or (st.st_size, time_ns(st.st_mtime_ns)) != (task.size, task.mtime_ns)
+                or task.ctime_ns is not None and time_ns(st.st_ctime_ns) != task.ctime_ns):
             # Not the content the catalog hashed: its metadata would be filed under another
             # content's hash (and a FIFO put there would block until the timeout).
             return {"blake3": task.blake3, "stale": True}

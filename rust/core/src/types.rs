@@ -40,6 +40,14 @@ impl fmt::Debug for Digest {
     }
 }
 
+/// A file time in ns since the epoch, held to what an i64 holds (years 1677 to 2262): a
+/// time outside (a camera clock gone wrong; ext4 keeps dates to 2446) is stored as the
+/// nearest end, never wrapped round to a date on the other side. Python's
+/// `fsops.time_ns` holds `os.stat` times to the same range.
+pub fn time_ns(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
 /// What the walker learned of one regular file from a single `fstatat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStat {
@@ -55,8 +63,8 @@ impl FileStat {
     pub fn from_stat(st: &rustix::fs::Stat) -> Self {
         FileStat {
             len: FileLen(st.st_size as u64),
-            mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
-            ctime_ns: st.st_ctime as i64 * 1_000_000_000 + st.st_ctime_nsec as i64,
+            mtime_ns: time_ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: time_ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
             id: FileId {
                 dev: st.st_dev as u64,
                 ino: st.st_ino as u64,
@@ -68,7 +76,7 @@ impl FileStat {
     /// Build from a `statx` result (the basic stats asked for), with the file's birth
     /// time in ns since the epoch, or 0 where the file system keeps none.
     pub fn from_statx(st: &rustix::fs::Statx) -> (Self, i64) {
-        let ns = |t: &rustix::fs::StatxTimestamp| t.tv_sec * 1_000_000_000 + t.tv_nsec as i64;
+        let ns = |t: &rustix::fs::StatxTimestamp| time_ns(t.tv_sec, t.tv_nsec as i64);
         let born = if st.stx_mask & rustix::fs::StatxFlags::BTIME.bits() != 0 {
             ns(&st.stx_btime)
         } else {
@@ -97,6 +105,14 @@ impl FileStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_times_past_2262_are_held_not_wrapped() {
+        assert_eq!(time_ns(1_600_000_000, 5), 1_600_000_000_000_000_005);
+        assert_eq!(time_ns(10_413_792_000, 0), i64::MAX); // 2300-01-01
+        assert_eq!(time_ns(-10_413_792_000, 0), i64::MIN);
+        assert_eq!(time_ns(-1, 500), -999_999_500);
+    }
 
     #[test]
     fn hex_is_lowercase_and_64_chars() {
