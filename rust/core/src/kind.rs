@@ -307,26 +307,81 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
         }
         return None;
     }
-    if h.len() >= 3
-        && h[0] == 0xFF
-        && (h[1] & 0xE0) == 0xE0
-        && (h[1] & 0x06) != 0
-        && (h[1] & 0x18) != 0x08
-        && (h[2] & 0xF0) != 0xF0
-        && (h[2] & 0x0C) != 0x0C
-    {
-        // An MPEG audio frame header: sync, a version, a layer (ADTS AAC has layer bits
-        // 00), no reserved version, bit rate or sample rate.
-        return Some(c(Audio, "audio/mpeg"));
+    // A frame sync and a plausible header happen in one random file of several thousand
+    // (compressed or encrypted blobs): an MPEG audio or ADTS stream is told by its second
+    // frame header, where the first frame's length puts it, within the head. One whose
+    // second header lies past the head (a long frame, a file shorter than a frame) is
+    // left to its extension.
+    if let Some(len) = mpeg_frame_len(h) {
+        if len + 4 <= h.len() && mpeg_frame_len(&h[len..]).is_some() && (h[len + 1] & 0xFE) == (h[1] & 0xFE) {
+            return Some(c(Audio, "audio/mpeg"));
+        }
     }
-    if h.len() >= 2 && h[0] == 0xFF && (h[1] & 0xF6) == 0xF0 {
-        return Some(c(Audio, "audio/aac"));
+    if let Some(len) = adts_frame_len(h) {
+        if len + 7 <= h.len() && adts_frame_len(&h[len..]).is_some() && (h[len + 1] & 0xF6) == (h[1] & 0xF6) {
+            return Some(c(Audio, "audio/aac"));
+        }
     }
     let text = trim_bom(h);
     if text.starts_with(b"<?xpacket") || text.starts_with(b"<x:xmpmeta") {
         return Some(c(Sidecar, "application/rdf+xml"));
     }
     None
+}
+
+/// The length in bytes of the MPEG audio frame (MPEG-1, 2 or 2.5, layer I, II or III)
+/// whose header starts `h`: sync, a version, a layer (ADTS AAC has layer bits 00), a bit
+/// rate and a sample rate, none reserved. None for anything else, and for a free-format
+/// frame (bit rate index 0), whose length no header states.
+fn mpeg_frame_len(h: &[u8]) -> Option<usize> {
+    const V1: [[u32; 14]; 3] = [
+        [32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448], // layer I
+        [32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384],    // layer II
+        [32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320],     // layer III
+    ];
+    const V2: [[u32; 14]; 2] = [
+        [32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256], // layer I
+        [8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160],      // layers II, III
+    ];
+    if h.len() < 4 || h[0] != 0xFF || (h[1] & 0xE0) != 0xE0 {
+        return None;
+    }
+    let version = (h[1] >> 3) & 3; // 0: MPEG-2.5, 1: reserved, 2: MPEG-2, 3: MPEG-1
+    let layer = (h[1] >> 1) & 3; // 1: III, 2: II, 3: I, 0: reserved
+    let rate_index = (h[2] >> 4) as usize;
+    let sample_index = ((h[2] >> 2) & 3) as usize;
+    if version == 1 || layer == 0 || rate_index == 0 || rate_index == 15 || sample_index == 3 {
+        return None;
+    }
+    let kbps = match (version, layer) {
+        (3, l) => V1[(3 - l) as usize][rate_index - 1],
+        (_, 3) => V2[0][rate_index - 1],
+        _ => V2[1][rate_index - 1],
+    };
+    let base = [44_100u32, 48_000, 32_000][sample_index];
+    let rate = match version {
+        3 => base,
+        2 => base / 2,
+        _ => base / 4,
+    };
+    let padding = ((h[2] >> 1) & 1) as u32;
+    let len = match (version, layer) {
+        (_, 3) => (12 * kbps * 1000 / rate + padding) * 4,
+        (3, _) | (_, 2) => 144 * kbps * 1000 / rate + padding,
+        _ => 72 * kbps * 1000 / rate + padding, // MPEG-2 and 2.5 layer III
+    };
+    Some(len as usize)
+}
+
+/// The length in bytes (header included) of the ADTS AAC frame whose header starts `h`:
+/// sync, layer 00, a sample rate index that is not reserved and a length that holds at
+/// least the header. None for anything else.
+fn adts_frame_len(h: &[u8]) -> Option<usize> {
+    if h.len() < 7 || h[0] != 0xFF || (h[1] & 0xF6) != 0xF0 || (h[2] >> 2) & 0xF >= 13 {
+        return None;
+    }
+    let len = (((h[3] & 0x03) as usize) << 11) | ((h[4] as usize) << 3) | ((h[5] >> 5) as usize);
+    (len >= 7).then_some(len)
 }
 
 /// The ASCII characters of a head that starts with a UTF-16 byte order mark and whose
@@ -396,8 +451,36 @@ mod tests {
         assert_eq!(classify(b"txt", Some(&srt)).mime, "text/plain");
         let xmp = utf16le("<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">");
         assert_eq!(classify(b"", Some(&xmp)).kind, Kind::Sidecar);
-        // A real MPEG-1 layer III header still is one, whatever the name.
-        assert_eq!(classify(b"bin", Some(b"\xFF\xFB\x90\x64\x00")).mime, "audio/mpeg");
+        // Real MPEG-1 layer III frames still are, whatever the name: 128 kb/s at 44.1 kHz
+        // makes 417-byte frames, and the second header is where the first one says.
+        let mut two = vec![0u8; 417 + 4];
+        two[..4].copy_from_slice(b"\xFF\xFB\x90\x64");
+        two[417..].copy_from_slice(b"\xFF\xFB\x92\x64");
+        assert_eq!(classify(b"bin", Some(&two)).mime, "audio/mpeg");
+    }
+
+    #[test]
+    fn a_lone_frame_sync_in_random_bytes_is_no_audio() {
+        // A header QA found at the start of a random file: MPEG-2.5 layer I, valid on its
+        // own; nothing follows where its frame ends.
+        let mut blob: Vec<u8> = (0..512u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        blob[..4].copy_from_slice(b"\xFF\xE7\x20\xEF");
+        assert_eq!(classify(b"dat", Some(&blob)).kind, Kind::Other);
+        assert_eq!(classify(b"mp3", Some(&blob)).mime, "audio/mpeg"); // the name still says so
+        // ADTS: a 7-byte header stating a 100-byte frame, then the next header.
+        let mut adts = vec![0u8; 120];
+        let hdr = |len: usize| [0xFF, 0xF1, 0x50, 0x80 | ((len >> 11) & 3) as u8, (len >> 3) as u8, ((len & 7) << 5) as u8 | 0x1F, 0xFC];
+        adts[..7].copy_from_slice(&hdr(100));
+        adts[100..107].copy_from_slice(&hdr(20));
+        assert_eq!(classify(b"bin", Some(&adts)).mime, "audio/aac");
+        adts[100] = 0;
+        assert_eq!(classify(b"bin", Some(&adts)).kind, Kind::Other);
+        // Each MPEG header's own length: MPEG-1 layer II 192 kb/s 48 kHz, MPEG-2 layer III
+        // 64 kb/s 22.05 kHz with padding, MPEG-2.5 layer III 8 kb/s 8 kHz.
+        assert_eq!(mpeg_frame_len(b"\xFF\xFD\xA4\x00"), Some(576));
+        assert_eq!(mpeg_frame_len(b"\xFF\xF3\x82\x00"), Some(209));
+        assert_eq!(mpeg_frame_len(b"\xFF\xE3\x18\x00"), Some(72));
+        assert_eq!(mpeg_frame_len(b"\xFF\xFB\x00\x00"), None); // free format
     }
 
     #[test]
