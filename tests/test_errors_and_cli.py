@@ -818,6 +818,11 @@ def test_export_writes_parquet_tables_readable_by_pyarrow(cataloged: MediaTree, 
     # Exporting again over the same folder replaces the files.
     assert run_cli("export", out, "--json", catalog=catalog_path).rc == 0
     assert sorted(os.listdir(out)) == names
+    # The folder is made, as mkdir makes one; a typo in a folder above it makes nothing.
+    res = run_cli("export", tmp_path / "nosuch" / "deeper" / "export", catalog=catalog_path)
+    assert res.rc == 3
+    assert_one_line_error(res.err, f"no such folder {tmp_path / 'nosuch' / 'deeper'}")
+    assert not (tmp_path / "nosuch").exists()
 
 
 def test_a_failed_export_leaves_the_earlier_one_whole_and_no_litter(cataloged: MediaTree, catalog_path: Path,
@@ -858,6 +863,10 @@ def test_a_tilde_means_home_in_a_catalog_path_and_nothing_in_an_export_folder(ca
         res = run_cli(*how.get("args", ()), "stats", "--json", env=how["env"], cwd=work)
         assert res.rc == 0, res.err
         assert json.loads(res.out)["totals"]["files"] == len(cataloged.files)
+    res = run_cli("-c", "~/cat.duckdb", "export", "~/out", env=env, cwd=work)
+    assert res.rc == 3  # a folder `~` in work, which is not there: made by nothing
+    assert_one_line_error(res.err, "no such folder ~")
+    (work / "~").mkdir()
     res = run_cli("-c", "~/cat.duckdb", "export", "~/out", env=env, cwd=work)
     assert res.rc == 0, res.err
     assert pq.read_table(work / "~" / "out" / "files.parquet").num_rows == len(cataloged.files)

@@ -14,7 +14,7 @@ from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it
 import duckdb
 import pyarrow as pa
 
-from ..errors import InvalidInputError, PathIOError, QueryError, first_line, is_text, quoted, sql_error_text
+from ..errors import InvalidInputError, PathIOError, PathNotFoundError, QueryError, first_line, is_text, quoted, sql_error_text
 from ..fsops import new_tmp
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
@@ -221,8 +221,10 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
     temporary file behind."""
     if not is_text(str(out_dir)):  # DuckDB's COPY takes text paths only: refuse before making the folder
         raise InvalidInputError(f"cannot export into {quoted(str(out_dir))}: the path is not valid UTF-8")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    try:  # the folder itself, as mkdir makes it: a typo in a folder above makes nothing
+        out_dir.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise PathNotFoundError(f"cannot export into {out_dir}: no such folder {out_dir.parent}") from None
     except OSError as e:
         raise PathIOError(f"cannot create {out_dir}: {e.strerror}") from None
     catalog_files = {_file_id(f"{cat.path}{ext}") for ext in ("", ".wal")} - {None}
