@@ -218,3 +218,30 @@ def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path:
                 "then run mediaforge thumbs --size 128\n") in remake.stdout, remake.stdout
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_catalog_on_a_read_only_disk_is_read_and_writers_say_why(tmp_path: Path) -> None:
+    """A catalog on a read-only medium (a backup disk mounted read-only): commands that
+    read it work; one that writes it (a scan, a tag, the first search, which builds the
+    index) says the file system is read-only, exit 3, not "cannot open catalog" (exit 5,
+    which reads as a damaged catalog)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "8m")
+    try:
+        catalog = disk / "cat.duckdb"
+        assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", str(lib)).returncode == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        for args in (("stats",), ("query", "SELECT count(*) FROM files")):
+            r = _cli("--catalog", str(catalog), *args)
+            assert r.returncode == 0, r.stderr
+        for args in (("scan", str(lib)), ("tag", "add", "x", str(lib / "a.jpg")), ("search", "a")):
+            r = _cli("--catalog", str(catalog), *args)
+            assert r.returncode == 3, (args, r.stderr)
+            lines = r.stderr.strip().splitlines()
+            assert lines == [f"mediaforge: error: cannot write the catalog {catalog}: it is on a read-only file "
+                             "system (commands that only read it, such as query and stats, work)"], lines
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

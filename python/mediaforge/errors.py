@@ -184,6 +184,12 @@ class CatalogMissingError(CatalogError):
     exit_code = ExitCode.PATH
 
 
+class CatalogReadOnlyError(CatalogError):
+    """A command that writes the catalog found it on a read-only file system."""
+
+    exit_code = ExitCode.PATH
+
+
 class CatalogWriteError(CatalogError):
     """A write to the catalog failed (disk full, I/O error); committed work is kept."""
 
