@@ -71,24 +71,30 @@ def test_hardlink_apply_then_undo(lib) -> None:
     assert {k: (v[1], v[2]) for k, v in restored.items()} == {k: (v[1], v[2]) for k, v in before.items()}
 
 
-def test_a_copy_whose_permissions_or_owner_differ_is_not_hard_linked(lib) -> None:
-    """A hard link gives the copy the kept file's inode, so its mode and owner: a copy
-    kept private (0600) became readable by all, one readable by all private. Such a copy
-    is skipped, saying why; a copy alike is linked."""
+@pytest.mark.parametrize("action", ["hardlink", "symlink"])
+def test_a_copy_whose_permissions_or_owner_differ_is_not_linked(lib, action: str) -> None:
+    """A hard link gives the copy the kept file's inode, so its mode and owner, and a
+    symbolic link is read with its target's: a copy kept private (0600) became readable
+    by all, one readable by all (another user's) private. Such a copy is skipped, saying
+    why; a copy alike is linked."""
     root, catalog = lib
     os.chmod(root / "b" / "photo copy.jpg", 0o600)
     os.chown(root / "b" / "song.mp3", 65534, 65534)
     before = _state(root)
-    res = run_cli("dedupe", "--apply", "--json", catalog=catalog)
+    res = run_cli("dedupe", "--action", action, "--apply", "--json", catalog=catalog)
     assert res.rc == 0, res.err
     out = json.loads(res.out)
     assert out["done"] == 1, out
     skipped = {os.path.basename(r["path"]): r["why"] for r in out["skipped"]}
     assert sorted(skipped) == ["photo copy.jpg", "song.mp3"], skipped
     assert "rw------- 0:0" in skipped["photo copy.jpg"] and "rw-r--r-- 0:0" in skipped["photo copy.jpg"]
-    assert "65534:65534" in skipped["song.mp3"] and "hard link would give it the kept file's" in skipped["song.mp3"]
+    link = {"hardlink": "hard link", "symlink": "symbolic link"}[action]
+    assert "65534:65534" in skipped["song.mp3"] and f"{link} would give it the kept file's" in skipped["song.mp3"]
     after = _state(root)
-    assert after["b/photo (2).jpg"][0] == after["a/photo.jpg"][0]
+    if action == "hardlink":
+        assert after["b/photo (2).jpg"][0] == after["a/photo.jpg"][0]
+    else:
+        assert os.readlink(root / "b" / "photo (2).jpg") == os.fspath(root / "a" / "photo.jpg")
     for name in ("b/photo copy.jpg", "b/song.mp3"):
         assert after[name] == before[name], name
     assert stat.S_IMODE((root / "b" / "photo copy.jpg").stat().st_mode) == 0o600
@@ -1653,3 +1659,33 @@ def test_a_file_dated_past_2262_is_held_at_the_end_not_wrapped(tmp_path: Path) -
     assert (root / "b2300.jpg").stat().st_mtime_ns == 10_413_792_000 * 10**9
     res = run_cli("dedupe", "--keep", "oldest", "--json", catalog=catalog)
     assert json.loads(res.out)["steps"][0]["keep"].endswith("a2020.jpg")
+
+
+def test_a_skip_names_the_file_that_changed(lib, tmp_path: Path) -> None:
+    """Bytes that differ at apply: when the kept file is the one edited since the scan
+    (size and times kept), the reason says so, not that the copy differs; a file already
+    at a move's destination is named and left as it is."""
+    root, catalog = lib
+    kept = root / "a" / "song.mp3"
+    st, original = kept.stat(), kept.read_bytes()
+    with open(kept, "r+b") as f:
+        f.seek(st.st_size // 2)
+        f.write(b"\x00\x01\x02\x03")
+    os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns))
+    out = _apply(catalog)
+    why = {os.path.basename(r["path"]): r["why"] for r in out["skipped"]}
+    assert why == {"song.mp3": f"the kept file {kept} changed since the scan (rescan first)"}, why
+    assert _undo(catalog, out["journal"])["done"] == out["done"]
+    kept.write_bytes(original)
+    os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns))
+    dest = tmp_path / "away"
+    there = dest / os.fspath(root / "b" / "song.mp3").lstrip("/")
+    there.parent.mkdir(parents=True)
+    there.write_bytes(b"someone else's")
+    res = run_cli("scan", root, "--no-meta", catalog=catalog)
+    assert res.rc == 0, res.err
+    res = run_cli("dedupe", "--action", "move-to", "--to", dest, "--kind", "audio", "--apply", "--json",
+                  catalog=catalog)
+    out = json.loads(res.out)
+    assert [r["why"] for r in out["skipped"]] == [f"{there} is already there (left as it is)"], out
+    assert there.read_bytes() == b"someone else's"

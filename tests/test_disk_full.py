@@ -245,3 +245,32 @@ def test_a_catalog_on_a_read_only_disk_is_read_and_writers_say_why(tmp_path: Pat
                              "system (commands that only read it, such as query and stats, work)"], lines
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_moves_that_fail_leave_no_folders_behind(tmp_path: Path) -> None:
+    """`move-to` a full disk: each move fails, and the folders made for it (the file's
+    path below --to) went with it; the --to folder the run made goes at the undo. They
+    stayed, a tree of empty folders under --to."""
+    lib = tmp_path / "lib"
+    for d in ("a", "b"):
+        (lib / d).mkdir(parents=True)
+        (lib / d / "big.bin").write_bytes(b"\x01" * 600_000)
+    catalog = tmp_path / "c.duckdb"
+    _scan_bare(catalog, lib)
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "1m")
+    try:
+        _leave_free(disk, disk / "fill", 100_000)
+        to = disk / "away"
+        res = _cli("--catalog", str(catalog), "dedupe", "--action", "move-to", "--to", str(to), "--apply", "--json")
+        assert res.returncode == 0, res.stderr
+        import json
+
+        out = json.loads(res.stdout)
+        assert out["done"] == 0 and [("could not move it" in s["why"]) for s in out["skipped"]] == [True], out
+        assert os.listdir(to) == []
+        assert _cli("--catalog", str(catalog), "dedupe", "--undo", out["journal"]).returncode == 0
+        assert not to.exists()
+        assert (lib / "b" / "big.bin").read_bytes() == b"\x01" * 600_000
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -46,7 +46,7 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
-from ..fsops import give_back, may_give, new_tmp, time_ns, xattrs
+from ..fsops import give_back, may_give, new_tmp, sweep_stale, time_ns, xattrs
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, numbered_groups_sql
 
@@ -545,6 +545,11 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
         elif action in ("move-to", "trash"):
             assert dest is not None
             entry["moved_to"] = _b64(moved_path(s.victim, dest))
+            # The folders the move makes, journalled before it makes them: what the undo
+            # takes away again once empty, whatever became of the move (a kill -9 in it).
+            made = _missing_folders(os.path.dirname(moved_path(s.victim, dest)))
+            if made:
+                entry["made"] = [_b64(m) for m in made]
         journal.write(kind="intent", **entry)
         if action in ("hardlink", "symlink", "reflink"):
             why = _link(action, s, st)
@@ -555,16 +560,17 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
             entry["dev"], entry["ino"] = now.st_dev, now.st_ino  # what undo must find there
         else:
             target = _unb64(entry["moved_to"])
-            if os.path.lexists(target):
-                journal.write(kind="skipped", victim=entry["victim"], why="already present at the destination")
-                return "already present at the destination"
+            if os.path.lexists(target):  # never written over, whatever it holds
+                why = f"{path_text(target)} is already there (left as it is)"
+                journal.write(kind="skipped", victim=entry["victim"], why=why)
+                return why
             try:
-                made = _missing_folders(os.path.dirname(target))
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                if made:  # what the undo may take away again once it is empty
-                    entry["made"] = [_b64(m) for m in made]
                 _move(s.victim, target, out.moved_names, out.destinations.get((s.dev, s.inode), ()))
             except OSError as e:
+                for folder in made:  # made for this file alone, deepest first: they go again
+                    with contextlib.suppress(OSError):
+                        os.rmdir(folder)
                 why = f"could not move it: {e.strerror or first_line(e)}"
                 journal.write(kind="skipped", victim=entry["victim"], why=why)
                 return why
@@ -867,14 +873,16 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
             return "already the same file as the kept one"
         if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
             return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
-        if action == "hardlink" and (stat.S_IMODE(kst.st_mode), kst.st_uid, kst.st_gid) != (
+        link = {"hardlink": "a hard link", "symlink": "a symbolic link"}.get(action)
+        if link and (stat.S_IMODE(kst.st_mode), kst.st_uid, kst.st_gid) != (
                 stat.S_IMODE(vst.st_mode), vst.st_uid, vst.st_gid):
-            # One inode has one mode and owner: the copy would take the kept file's, and
-            # whoever could read it (or could not) would lose (or gain) that.
+            # One inode has one mode and owner, and a symbolic link is read with its
+            # target's: the copy would take the kept file's, and whoever could read it (or
+            # could not) would lose (or gain) that.
             return (f"its permissions or owner ({_mode_owner(vst)}) differ from the kept file's ({_mode_owner(kst)}): "
-                    "a hard link would give it the kept file's (make them alike first)")
-        if action == "hardlink" and xattrs(s.victim) != xattrs(s.keep):  # ACLs, a file manager's tags
-            return ("its extended attributes differ from the kept file's: a hard link would give it the kept file's "
+                    f"{link} would give it the kept file's (make them alike first)")
+        if link and xattrs(s.victim) != xattrs(s.keep):  # ACLs, a file manager's tags
+            return (f"its extended attributes differ from the kept file's: {link} would give it the kept file's "
                     "(make them alike first)")
         if action in ("hardlink", "symlink") and not may_give((vst.st_uid, vst.st_gid)):
             # An undo makes it a file of its own again: this user could not give it back.
@@ -892,7 +900,14 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
             if s.keep_blake3 is None or _core.hash_file(s.keep) != s.keep_blake3:
                 return f"the kept file {kept} changed since it was compared (rescan first)"
         elif not same_bytes(s.keep, s.victim, stop):
-            return "contents differ from the kept file"
+            if stop is not None and stop.requested:
+                return "stopped before it was compared whole"
+            from .. import _core
+
+            # Which one changed since the scan hashed them (size and times kept)?
+            if s.blake3 is not None and _core.hash_file(s.keep) != s.blake3:
+                return f"the kept file {kept} changed since the scan (rescan first)"
+            return "contents differ from the kept file (changed since the scan: rescan first)"
         # A save to either file while it was read (a comparison of big videos takes
         # minutes) changes its mtime or ctime: acting now would lose that edit.
         if _written_since(vst, os.lstat(s.victim)):
@@ -900,6 +915,8 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
         if _written_since(kst, os.lstat(s.keep)):
             return f"the kept file {kept} changed while it was being compared (rescan first)"
     except OSError as e:
+        if e.filename is not None and os.fsencode(e.filename) == s.keep:
+            return f"cannot read the kept file {kept}: {e.strerror or first_line(e)}"
         return f"cannot check it: {e.strerror or first_line(e)}"
     return None
 
@@ -1425,8 +1442,14 @@ def _prune_emptied(path: Path, action: str) -> None:
     a folder that was there before, nor one holding anything."""
     entries = list(_entries(path))
     made: set[bytes] = set()
+    done = {e.get("victim") for e in entries if e.get("kind") == "done"}
     for e in entries:
-        if e.get("kind") in ("start", "done") and isinstance(e.get("made"), list):
+        if e.get("kind") == "intent" and e.get("victim") not in done and isinstance(e.get("moved_to"), str):
+            # A move killed part way may have left its hidden temporary copy: one that
+            # nothing has touched for ten minutes, of a process gone, goes.
+            with contextlib.suppress(TypeError, ValueError, OSError):
+                sweep_stale(os.path.dirname(_unb64(e["moved_to"])))
+        if e.get("kind") in ("start", "intent", "done") and isinstance(e.get("made"), list):
             for m in e["made"]:
                 with contextlib.suppress(TypeError, ValueError):  # a line edited by hand: that folder stays
                     made.add(_unb64(m))
