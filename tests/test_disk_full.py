@@ -103,7 +103,7 @@ def test_dedupe_to_a_full_trash_leaves_no_half_copy_and_undoes_whole(tmp_path: P
             name = p.name
             assert p.read_bytes() in (big, *(f"content {i}\n".encode() for i in range(40))), name
         assert len(originals) + len(in_trash) == 3 + 80
-        if res.returncode != 0:
+        if res.returncode not in (0, 8):  # 8: done in part, the files that did not fit skipped
             assert res.returncode == 3 and len(lines) == 1 and lines[0].startswith("mediaforge: error:"), res.stderr
         (disk / "fill").unlink()
         journals = sorted((disk / "journal").glob("*.jsonl"))
@@ -263,7 +263,7 @@ def test_moves_that_fail_leave_no_folders_behind(tmp_path: Path) -> None:
         _leave_free(disk, disk / "fill", 100_000)
         to = disk / "away"
         res = _cli("--catalog", str(catalog), "dedupe", "--action", "move-to", "--to", str(to), "--apply", "--json")
-        assert res.returncode == 0, res.stderr
+        assert res.returncode == 8, res.stderr  # nothing done: the file skipped, saying why
         import json
 
         out = json.loads(res.stdout)

@@ -22,7 +22,7 @@ import typer
 from .. import __version__, catalog, meta
 from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_timeout, default_catalog_path,
                       thumbs_dir)
-from ..errors import (CatalogMissingError, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
+from ..errors import (CatalogMissingError, ExitCode, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
                       PathNotFoundError, first_line, is_text, path_text)
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
@@ -900,6 +900,14 @@ def dedupe_cmd(
         raise PathIOError(out.journal_failed)
     if index_error is not None:
         raise index_error
+    _done_in_part(out)
+
+
+def _done_in_part(out) -> None:  # noqa: ANN001
+    """Exit 8 after the report of an --apply or --undo that skipped files (each listed
+    with its reason): a script can tell it from one that did everything."""
+    if out.skipped and not out.interrupted:
+        raise typer.Exit(ExitCode.PARTIAL)
 
 
 def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = False) -> None:
@@ -945,6 +953,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
         problem.args = (f"{first_line(problem)}; the files are restored, but the tags the dedupe carried over "
                         "were not taken back: run the undo again once the catalog opens",)
         raise problem
+    _done_in_part(out)
 
 
 def _step_rows(steps, action: str, dest: Path | None = None) -> list[dict]:  # noqa: ANN001
