@@ -1011,3 +1011,20 @@ def test_a_rescan_with_nothing_to_extract_reports_the_real_free_space_floor(tmp_
     for extra in ((), ("--thumb-size", "128")):
         x = json.loads(run_cli("scan", lib, "--json", *extra, catalog=catalog, env=env).out)["extract"]
         assert (x["files"], x["min_free"], x["thumb_size"]) == (0, 5 << 20, 128 if extra else 0)
+
+
+def test_usage_errors_point_to_the_commands_help_and_global_options_go_first(catalog_path: Path) -> None:
+    """A bad option of a command points to that command's help; a global option given
+    after the command (`scan -q`) says where it goes."""
+    res = run_cli("scan", "-j", "0", "/nowhere", catalog=catalog_path)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "0 is not in the range", "(see mediaforge scan --help)")
+    res = run_cli("scan", "/nowhere", "-q", catalog=catalog_path)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "No such option: -q (-q is an option of mediaforge itself, given before the "
+                                   "command: mediaforge -q scan ...) (see mediaforge scan --help)")
+    res = run_cli("stats", "--catalog", "x.duckdb", catalog=catalog_path)
+    assert res.rc == 2 and "mediaforge --catalog PATH stats ..." in res.err
+    res = run_cli("--bogus", catalog=catalog_path)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "No such option: --bogus (see mediaforge --help)")

@@ -78,8 +78,15 @@ def main(argv: list[str] | None = None) -> None:
         if type(e).__name__ == "NoArgsIsHelpError":  # `mediaforge`, `mediaforge tag`: the help, whole
             sys.stderr.write(text.rstrip("\n") + "\n")
             _exit(ExitCode.USAGE)
-        # Usage errors (unknown option, bad value): one line, with a pointer to --help.
-        _fail(f"{text} (see mediaforge --help)", ExitCode.USAGE)
+        # Usage errors (unknown option, bad value): one line, with a pointer to the help
+        # of the command it is about (`mediaforge scan --help`).
+        where = getattr(getattr(e, "ctx", None), "command_path", None) or "mediaforge"
+        option = getattr(e, "option_name", None)
+        if option in _GLOBAL_OPTIONS and where != "mediaforge":
+            value = " PATH" if option in ("--catalog", "-c") else ""
+            text += f" ({option} is an option of mediaforge itself, given before the command: mediaforge {option}" \
+                    f"{value} {where.split(' ', 1)[1]} ...)"
+        _fail(f"{text} (see {where} --help)", ExitCode.USAGE)
     except MediaForgeError as e:
         if debug:
             raise
@@ -189,6 +196,8 @@ def _prestart_workers(args: list[str]) -> None:
 # What `_scan_arguments` knows of the command line: options before the command, and the
 # scan's flags and options that take a value. Anything else leaves the walk to the command.
 _GLOBAL_FLAGS = frozenset({"--quiet", "-q"})
+# The options of `mediaforge` itself, which a command does not take.
+_GLOBAL_OPTIONS = frozenset({"--quiet", "-q", "--catalog", "-c", "--version"})
 _SCAN_FLAGS = frozenset({"--no-hash", "--follow-symlinks", "-L", "--one-file-system", "-x", "--no-ignore", "--prune",
                          "--no-meta", "--no-thumbs", "--no-fingerprints", "--retry-failed", "--no-index", "--json"})
 _SCAN_VALUED = frozenset({"--threads", "-j", "--exclude", "-e", "--thumb-size", "--timeout"})

@@ -139,7 +139,7 @@ def scan_cmd(
     paths: Annotated[list[str], typer.Argument(help="Folders (or files) to scan.", show_default=False)],
     no_hash: Annotated[bool, typer.Option("--no-hash", help="Walk and stat only; no BLAKE3.")] = False,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker threads [default: all cores].")] = None,
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker threads (walk, hashing) and extraction processes [default: all cores].")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(
         "--exclude", "-e", help="Gitignore-style pattern to skip; repeatable.")] = None,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", "-L",
@@ -441,8 +441,8 @@ def stats_cmd(
     render.print_records([{**{k: v for k, v in r.items() if k != "dir_raw"},
                            "dir": r["dir"] if r["dir_raw"] is None else path_text(bytes(r["dir_raw"]))}
                           for r in st.largest_dirs], "Largest folders")
-    render.print_records([{k: v for k, v in r.items() if k not in _EXACT_ONLY} for r in st.last_scans], "Last scans",
-                         byte_cols=())
+    render.print_records([{("started (UTC)" if k == "started" else k): v for k, v in r.items() if k not in _EXACT_ONLY}
+                          for r in st.last_scans], "Last scans", byte_cols=())
     render.print_records(st.by_codec, "By codec")
     render.print_records(st.by_resolution, "By resolution")
     render.print_records(st.by_camera, "By camera")

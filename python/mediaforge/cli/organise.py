@@ -298,6 +298,8 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
             ids = [str(r[0]) for r in cat.con.sql(
                 "SELECT DISTINCT media_id FROM tags UNION SELECT DISTINCT media_id FROM collection_items "
                 "UNION SELECT DISTINCT media_id FROM xmp_imports").fetchall()]
+        elif not paths and where is None and collection is None:
+            raise InvalidInputError("say what to act on: PATH..., --where CONDITION, --collection NAME or --all")
         else:
             ids = resolve_targets(cat, paths or [], where, collection)
         out = export_xmp(cat, ids, dry_run=dry_run)
