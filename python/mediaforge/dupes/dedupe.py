@@ -113,14 +113,13 @@ class Plan:
     @property
     def reclaimable(self) -> int:
         """The bytes the plan frees, counted once an inode: a copy whose inode keeps a name
-        the plan leaves (another link, maybe outside the library) frees nothing. Moved copies leave the
-        library whole whatever their link count, so for `move-to` and `trash` every inode
-        counts once."""
+        the plan leaves (another link, maybe outside the library) frees nothing, whatever
+        the action: a moved copy's bytes stay on their disk while another name holds them,
+        and a trashed one's once the trash is emptied."""
         names: dict[tuple[int, int], list[Step]] = {}
         for s in self.steps:  # (never a name of the kept file: see `_steps`)
             names.setdefault((s.dev, s.inode), []).append(s)
-        moving = self.action in ("move-to", "trash")
-        return sum(ss[0].size for ss in names.values() if moving or len(ss) >= ss[0].nlink)
+        return sum(ss[0].size for ss in names.values() if len(ss) >= ss[0].nlink)
 
 
 def _order(rule: str) -> str:
@@ -440,7 +439,7 @@ class Outcome:
     # more was done, not even the tags' carry-over), else None.
     journal_failed: str | None = None
     # The inodes moved away so far: hard links moved together leave the library once.
-    moved_inodes: set[tuple[int, int]] = field(default_factory=set)
+    moved_inodes: dict[tuple[int, int], int] = field(default_factory=dict)  # names moved, by inode
     # The name each inode with several names got on another file system (see `_move`).
     moved_names: dict[tuple[int, int], bytes] = field(default_factory=dict)
     # Where `move-to` and `trash` put the files (the trash's dated folder), else None.
@@ -449,16 +448,16 @@ class Outcome:
     destinations: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
 
 
-def _freed(action: str, st: os.stat_result, moved: set[tuple[int, int]]) -> int:
+def _freed(action: str, st: os.stat_result, moved: dict[tuple[int, int], int]) -> int:
     """The bytes one done step freed, `st` being the victim as it was just before: a link
-    or clone frees its old inode only when that was the inode's last name; a move takes
-    an inode out of the library once."""
+    or clone frees its old inode only when that was the inode's last name; a move frees
+    it (on this disk for a move to another, once the trash is emptied for a trash) with
+    the last of its names: a rename leaves the count of names as it was, a copy to another
+    disk takes one away each time."""
     if action in ("move-to", "trash"):
         key = (st.st_dev, st.st_ino)
-        if key in moved:
-            return 0
-        moved.add(key)
-        return st.st_size
+        moved[key] = moved.get(key, 0) + 1
+        return st.st_size if moved[key] >= st.st_nlink else 0
     return st.st_size if st.st_nlink == 1 else 0
 
 
