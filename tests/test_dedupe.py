@@ -81,6 +81,13 @@ def test_a_copy_whose_permissions_or_owner_differ_is_not_linked(lib, action: str
     os.chmod(root / "b" / "photo copy.jpg", 0o600)
     os.chown(root / "b" / "song.mp3", 65534, 65534)
     before = _state(root)
+    # The dry run already tells: those two are shown as skipped, and neither counted nor reclaimed.
+    plan = json.loads(run_cli("dedupe", "--action", action, "--json", catalog=catalog).out)
+    assert [os.path.basename(s[action]) for s in plan["steps"]] == ["photo (2).jpg"] and plan["reclaimable"] == 40_000
+    assert sorted(os.path.basename(s["path"]) for s in plan["skipped"]) == ["photo copy.jpg", "song.mp3"]
+    text = run_cli("dedupe", "--action", action, catalog=catalog).out
+    assert f"skip {root / 'b' / 'photo copy.jpg'}: its permissions or owner" in text
+    assert "1 file would be" in text and "2 would be skipped (see above)" in text, text
     res = run_cli("dedupe", "--action", action, "--apply", "--json", catalog=catalog)
     assert res.rc == 8, res.err  # done in part: the skipped files are listed
     out = json.loads(res.out)

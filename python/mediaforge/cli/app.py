@@ -11,7 +11,7 @@ import re
 import stat
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, Optional
 
@@ -784,7 +784,7 @@ def dedupe_cmd(
     writes a journal that --undo reverses."""
     from ..dupes import DEFAULT_RADIUS
     from ..dupes.dedupe import (DEFAULT_KEEP, JournalError, apply, carry_over, has_carry, media_notes, plan_exact,
-                                plan_similar, similar_made)
+                                plan_similar, preview, similar_made)
     from ..dupes.find import AUDIO_MAX_BER
     from . import _to_stderr
     from ..stop import Stop
@@ -838,14 +838,22 @@ def dedupe_cmd(
         with open_catalog(g.catalog, read_only=True) as cat:
             plan = plan_exact(cat, keep, action, target, kind)
     if not do_apply:
-        steps = _step_rows(plan.steps, action, target)
+        # What a look at the files already tells apply would skip: shown as such, and
+        # neither counted nor reclaimed.
+        blocked = preview(plan)
+        doable = replace(plan, steps=[s for s in plan.steps if s.victim not in blocked])
+        steps = _step_rows(doable.steps, action, target)
         if as_json:
-            render.dump_json({"dry_run": True, "action": action, "reclaimable": plan.reclaimable, "steps": steps})
+            render.dump_json({"dry_run": True, "action": action, "reclaimable": doable.reclaimable, "steps": steps,
+                              "skipped": [{**render.path_fields("path", v), "why": why} for v, why in blocked.items()]})
             return
         if not plan.steps:
             print(f"nothing to do: no duplicates to {action}")
             return
         for s in plan.steps:
+            if s.victim in blocked:
+                print(f"[{s.group}] keep {path_text(s.keep)}\n      skip {path_text(s.victim)}: {blocked[s.victim]}")
+                continue
             if plan.similar:  # what differs between the copies: why this one stays
                 kept, gone = notes.get(s.keep_blake3 or "", ""), notes.get(s.blake3 or "", "")
                 print(f"[{s.group}] keep {path_text(s.keep)} ({kept + ', ' if kept else ''}"
@@ -857,7 +865,8 @@ def dedupe_cmd(
         # another disk.
         where = {"trash": " once the trash folder is emptied", "move-to": " from this disk if DIR is on another"}
         print(f"dry run: {render.counted(len(steps), 'file')} would be {DONE.get(action, action)}, "
-              f"{render.human_bytes(plan.reclaimable)} reclaimed{where.get(action, '')}; add --apply to do it")
+              f"{render.human_bytes(doable.reclaimable)} reclaimed{where.get(action, '')}"
+              + (f"; {len(blocked):,} would be skipped (see above)" if blocked else "") + "; add --apply to do it")
         return
     if not plan.steps:  # no journal, no trash folder, no undo command for nothing
         if as_json:

@@ -439,7 +439,8 @@ class Outcome:
     # more was done, not even the tags' carry-over), else None.
     journal_failed: str | None = None
     # The inodes moved away so far: hard links moved together leave the library once.
-    moved_inodes: dict[tuple[int, int], int] = field(default_factory=dict)  # names moved, by inode
+    # By inode: the names moved, and the names it had before the first one moved.
+    moved_inodes: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     # The name each inode with several names got on another file system (see `_move`).
     moved_names: dict[tuple[int, int], bytes] = field(default_factory=dict)
     # Where `move-to` and `trash` put the files (the trash's dated folder), else None.
@@ -448,16 +449,17 @@ class Outcome:
     destinations: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
 
 
-def _freed(action: str, st: os.stat_result, moved: dict[tuple[int, int], int]) -> int:
+def _freed(action: str, st: os.stat_result, moved: dict[tuple[int, int], tuple[int, int]]) -> int:
     """The bytes one done step freed, `st` being the victim as it was just before: a link
     or clone frees its old inode only when that was the inode's last name; a move frees
     it (on this disk for a move to another, once the trash is emptied for a trash) with
-    the last of its names: a rename leaves the count of names as it was, a copy to another
-    disk takes one away each time."""
+    the last of the names it had (a rename leaves the count of names as it was, a move to
+    another disk takes one away each time: the count before the first is the one)."""
     if action in ("move-to", "trash"):
         key = (st.st_dev, st.st_ino)
-        moved[key] = moved.get(key, 0) + 1
-        return st.st_size if moved[key] >= st.st_nlink else 0
+        count, names = moved.get(key, (0, st.st_nlink))
+        moved[key] = (count + 1, names)
+        return st.st_size if count + 1 == names else 0
     return st.st_size if st.st_nlink == 1 else 0
 
 
@@ -850,8 +852,21 @@ def _current_ids(con: Any, entry: dict[str, Any]) -> dict[str, list[str]]:
 
 
 
-def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
-    """Why this step must not run, or None."""
+def preview(plan: Plan) -> dict[bytes, str]:
+    """The steps of a plan that `apply` would skip for what a look at the two files tells
+    (no byte is read): gone or changed since the scan, on two file systems, a link that
+    would change who may read the copy. By victim path, with the reason."""
+    out: dict[bytes, str] = {}
+    for s in plan.steps:
+        why = _look(s, plan.action)
+        if isinstance(why, str):
+            out[s.victim] = why
+    return out
+
+
+def _look(s: Step, action: str) -> str | tuple[os.stat_result, os.stat_result]:
+    """Why this step must not run, as the two files' `lstat` and attributes tell; else
+    their `lstat`s."""
     kept = path_text(s.keep)
     try:
         try:
@@ -887,6 +902,19 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
             # An undo makes it a file of its own again: this user could not give it back.
             return (f"owned by {vst.st_uid}:{vst.st_gid}: an undo by this user could not give it that owner back "
                     "(run as root, or as its owner)")
+    except OSError as e:
+        return _unreadable(s, e)
+    return kst, vst
+
+
+def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
+    """Why this step must not run, or None."""
+    kept = path_text(s.keep)
+    looked = _look(s, action)
+    if isinstance(looked, str):
+        return looked
+    kst, vst = looked
+    try:
         if similar:
             from .. import _core
 
@@ -914,10 +942,15 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
         if _written_since(kst, os.lstat(s.keep)):
             return f"the kept file {kept} changed while it was being compared (rescan first)"
     except OSError as e:
-        if e.filename is not None and os.fsencode(e.filename) == s.keep:
-            return f"cannot read the kept file {kept}: {e.strerror or first_line(e)}"
-        return f"cannot check it: {e.strerror or first_line(e)}"
+        return _unreadable(s, e)
     return None
+
+
+def _unreadable(s: Step, e: OSError) -> str:
+    """Why a step could not be checked: the file that could not be read, and why."""
+    if e.filename is not None and os.fsencode(e.filename) == s.keep:
+        return f"cannot read the kept file {path_text(s.keep)}: {e.strerror or first_line(e)}"
+    return f"cannot check it: {e.strerror or first_line(e)}"
 
 
 def _mode_owner(st: os.stat_result) -> str:
