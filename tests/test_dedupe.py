@@ -1704,3 +1704,18 @@ def test_a_skip_names_the_file_that_changed(lib, tmp_path: Path) -> None:
     out = json.loads(res.out)
     assert [r["why"] for r in out["skipped"]] == [f"{there} is already there (left as it is)"], out
     assert there.read_bytes() == b"someone else's"
+
+
+def test_a_newline_and_a_backslash_n_in_names_never_look_alike(tmp_path: Path) -> None:
+    """`x<newline>line.jpg` and `x\\nline.jpg` (a backslash and an n) printed the same, so
+    a skip could not tell which file it meant: a backslash is shown doubled."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    data = os.urandom(5_000)
+    for name in ("a.jpg", "x\nline.jpg", "x\\nline.jpg"):
+        (root / name).write_bytes(data)
+    os.utime(root / "a.jpg", (1e9, 1e9))  # the oldest: kept
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    text = run_cli("dedupe", catalog=catalog).out
+    assert f"hardlink {root}/x\\nline.jpg\n" in text and f"hardlink {root}/x\\\\nline.jpg\n" in text, text

@@ -71,17 +71,19 @@ def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> st
 
 
 def path_text(raw: bytes) -> str:
-    """A raw path for one line of text: bytes that are not UTF-8 shown as \\xNN and control
-    characters (a newline in a name) escaped, so two names never look alike and one path
-    is always one line."""
-    return printable(raw.decode("utf-8", "backslashreplace"))
+    """A raw path for one line of text: bytes that are not UTF-8 shown as \\xNN, control
+    characters (a newline in a name) escaped, and so a backslash itself, doubled (as
+    `ls -b` shows names), so two names never look alike (`a\\nb` is a newline, `a\\\\nb` a
+    backslash and an n) and one path is always one line."""
+    text = raw.decode("utf-8", "surrogateescape").replace("\\", "\\\\")
+    return printable(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 def text_of(s: str) -> str:
     """`s` for a message: the bytes of a command-line argument that are not UTF-8 (which
     Python carries as U+DC80..U+DCFF) shown as \\xNN, control characters escaped."""
-    try:
-        return path_text(s.encode("utf-8", "surrogateescape"))
+    try:  # (a backslash stays one: a message's paths have theirs doubled by `path_text` already)
+        return printable(s.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
     except UnicodeEncodeError:  # another lone surrogate: not from a byte
         return printable(s.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"))
 

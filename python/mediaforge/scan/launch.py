@@ -94,7 +94,9 @@ class Walk:
         skip = [] if catalog is None else catalog_files(catalog)
         # The catalog's own files and folders, named as roots (`scan ~/Media/*` with the
         # catalog in ~/Media): left out, as a scan of the folder holding them leaves them.
-        self.left_out: list[bytes] = [r for r in self.given_b if any(_at_or_below(r, p) for p in skip)]
+        # (A catalog path that is a folder is no catalog: opening it says so.)
+        own = [] if catalog is None or os.path.isdir(catalog) else skip
+        self.left_out: list[bytes] = [r for r in self.given_b if any(_at_or_below(r, p) for p in own)]
         self.roots_b: list[bytes] = [r for r in self.given_b if r not in self.left_out]
         if not self.roots_b:
             raise InvalidInputError(f"{path_text(self.left_out[0])} is the catalog's own (its file, thumbnails, "
