@@ -1151,7 +1151,8 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                         raise TypeError("an inode that is not a whole number")
                     r.was = (was_dev, was_ino)
                 r.owner, r.xattrs = _owner(e), _xattrs(e)
-                if not (0 <= r.mode < 1 << 32 and all(-(1 << 63) <= t < 1 << 63 for t in (r.atime_ns, r.mtime_ns))
+                # Times as `os.stat` gave them: past 2262 too (ext4 keeps dates to 2446).
+                if not (0 <= r.mode < 1 << 32 and all(-(1 << 96) <= t < 1 << 96 for t in (r.atime_ns, r.mtime_ns))
                         and all(v is None or 0 <= v < 1 << 64 for v in (r.dev, r.ino, was_dev, was_ino))):
                     raise ValueError("a mode, time, device or inode out of range")
                 records[e["victim"]] = r
@@ -1298,7 +1299,7 @@ def _not_ours(r: _Record, lst: os.stat_result) -> str:
 def _is_original(r: _Record, path: bytes, lst: os.stat_result) -> bool:
     from .. import _core
 
-    if not (stat.S_ISREG(lst.st_mode) and r.blake3 is not None and time_ns(lst.st_mtime_ns) == r.mtime_ns
+    if not (stat.S_ISREG(lst.st_mode) and r.blake3 is not None and lst.st_mtime_ns == r.mtime_ns  # as journalled
             and stat.S_IMODE(lst.st_mode) == stat.S_IMODE(r.mode)) or _same_file(path, r.keep):
         return False  # (a name of the kept file is no copy of its own)
     try:
