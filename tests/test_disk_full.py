@@ -274,3 +274,53 @@ def test_moves_that_fail_leave_no_folders_behind(tmp_path: Path) -> None:
         assert (lib / "b" / "big.bin").read_bytes() == b"\x01" * 600_000
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_move_whose_original_cannot_go_leaves_no_second_copy(tmp_path: Path) -> None:
+    """A move to another file system copies, then removes the original: when that cannot
+    be removed (an immutable folder; a read-only disk), the copy made went again, and the
+    step is skipped. Each run left one more whole copy at the destination."""
+    import json
+    import shutil
+
+    if shutil.which("chattr") is None:
+        pytest.skip("needs chattr (e2fsprogs)")
+    lib = tmp_path / "lib"
+    for d in ("a", "b"):
+        (lib / d).mkdir(parents=True)
+        (lib / d / "x.bin").write_bytes(b"\x02" * 50_000)
+    os.utime(lib / "a" / "x.bin", (1e9, 1e9))  # the oldest: kept
+    catalog = tmp_path / "c.duckdb"
+    _scan_bare(catalog, lib)
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "2m")
+    locked = subprocess.run(["chattr", "+i", str(lib / "b")], capture_output=True)
+    if locked.returncode != 0:
+        subprocess.run(["umount", str(disk)], check=False)
+        pytest.skip("this file system has no immutable flag")
+    try:
+        for _ in range(2):
+            res = _cli("--catalog", str(catalog), "dedupe", "--action", "move-to", "--to", str(disk / "o"),
+                       "--apply", "--json")
+            out = json.loads(res.stdout)
+            assert res.returncode == 8 and out["done"] == 0, (res.stderr, out)
+            assert ["could not move it" in s["why"] for s in out["skipped"]] == [True], out
+            assert [f for _, _, fs in os.walk(disk / "o") for f in fs] == []
+        assert (lib / "b" / "x.bin").read_bytes() == b"\x02" * 50_000
+    finally:
+        subprocess.run(["chattr", "-i", str(lib / "b")], check=False)
+        subprocess.run(["umount", str(disk)], check=False)
+    # The library on a disk mounted read-only: the dry run already says so.
+    ro = tmp_path / "ro"
+    _mount_tiny(ro, "2m")
+    try:
+        shutil.copytree(lib, ro / "lib")
+        cat2 = tmp_path / "c2.duckdb"
+        _scan_bare(cat2, ro / "lib")
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        res = _cli("--catalog", str(cat2), "dedupe", "--action", "trash", "--json")
+        plan = json.loads(res.stdout)
+        assert plan["steps"] == [] and [s["why"] for s in plan["skipped"]] == [
+            "on a read-only file system: it cannot be replaced or moved"], plan
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)

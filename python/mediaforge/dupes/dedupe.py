@@ -885,6 +885,8 @@ def _look(s: Step, action: str) -> str | tuple[os.stat_result, os.stat_result]:
             return "changed since the scan (rescan first)"
         if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
             return "already the same file as the kept one"
+        if _read_only(s.victim, vst.st_dev):  # no action can replace or move it
+            return "on a read-only file system: it cannot be replaced or moved"
         if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
             return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
         link = {"hardlink": "a hard link", "symlink": "a symbolic link"}.get(action)
@@ -946,6 +948,19 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
     return None
 
 
+_READ_ONLY: dict[int, bool] = {}  # by device, for this process
+
+
+def _read_only(path: bytes, dev: int) -> bool:
+    """Whether the file system holding `path` (on device `dev`) is mounted read-only."""
+    if dev not in _READ_ONLY:
+        try:
+            _READ_ONLY[dev] = bool(os.statvfs(os.path.dirname(path) or b".").f_flag & os.ST_RDONLY)
+        except OSError:
+            return False
+    return _READ_ONLY[dev]
+
+
 def _unreadable(s: Step, e: OSError) -> str:
     """Why a step could not be checked: the file that could not be read, and why."""
     if e.filename is not None and os.fsencode(e.filename) == s.keep:
@@ -984,11 +999,11 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
         # Its last name here moves now: the inode number is free to be reused after it.
         twin = twins.pop(key, None) if st.st_nlink == 1 else twins.get(key)
         if twin is not None and _link_twin(src, twin, dst):
-            os.unlink(src)
+            _let_go(src, dst)
             return
         for there in earlier if twin is None else ():
             if there != dst and os.path.lexists(there) and _link_twin(src, there, dst):
-                os.unlink(src)
+                _let_go(src, dst)
                 if st.st_nlink > 1:
                     twins[key] = there
                 return
@@ -1000,9 +1015,21 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
                 raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
             _name_new(tmp, dst)
             _sync_folder(os.path.dirname(dst))  # the new name on disk before the old one goes
-        os.unlink(src)
+        _let_go(src, dst)
         if st.st_nlink > 1:
             twins[key] = dst
+
+
+def _let_go(src: bytes, dst: bytes) -> None:
+    """Remove `src` once `dst` holds its bytes on the other file system. If `src` cannot
+    go (its disk read-only, its folder not ours), `dst`, made by this move, goes again and
+    the error stands: a move that cannot finish leaves no second copy behind."""
+    try:
+        os.unlink(src)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(dst)
+        raise
 
 
 def _link_twin(src: bytes, twin: bytes, dst: bytes) -> bool:
