@@ -23,7 +23,7 @@ from .. import __version__, catalog, meta
 from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_timeout, default_catalog_path,
                       thumbs_dir)
 from ..errors import (CatalogMissingError, ExitCode, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
-                      PathNotFoundError, first_line, is_text, path_text)
+                      PathNotFoundError, first_line, is_text, path_text, printable)
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
 
@@ -211,15 +211,15 @@ def scan_cmd(
     print(f"  hashed {render.counted(s.hashed_files, 'file')} ({render.human_bytes(s.hashed_bytes)})  "
           f"errors {s.errors:,}  unstable {s.unstable:,}" + (f"  pruned {s.pruned:,}" if prune else ""))
     if s.left_out_roots:
-        print(f"  left out {s.left_out_roots[0]}" + (f" and {len(s.left_out_roots) - 1:,} more" if
+        print(f"  left out {printable(s.left_out_roots[0])}" + (f" and {len(s.left_out_roots) - 1:,} more" if
                                                      len(s.left_out_roots) > 1 else "")
               + ": the catalog's own (its file, thumbnails, search index or dedupe folders), not media")
     if prune and s.empty_roots:
-        print(f"  --prune did nothing: {s.empty_roots[0]} is an empty folder (a disk not mounted there?), and a prune "
+        print(f"  --prune did nothing: {printable(s.empty_roots[0])} is an empty folder (a disk not mounted there?), and a prune "
               "would drop every row the catalog has below it, with its tags; prune with a scan that finds the files, "
               "or of the folder above")
     elif s.empty_roots:
-        print(f"  {s.empty_roots[0]} is an empty folder (a disk not mounted there?)"
+        print(f"  {printable(s.empty_roots[0])} is an empty folder (a disk not mounted there?)"
               + (": the files missing keep their rows and tags" if s.missing else ""))
     elif prune and s.prune_skipped:
         print("  --prune did nothing: this scan excluded paths (--exclude, .mediaforgeignore, -x), and a missing "
@@ -1011,10 +1011,10 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  
                           "bytes": out.bytes_freed, "journal": str(out.journal),
                           "tags_carried": out.tags_carried,
                           "collections_carried": out.collections_carried,
-                          "skipped": [{"path": p, "why": w} for p, w in out.skipped], **done})
+                          "skipped": [{**render.path_fields("path", p), "why": w} for p, w in out.skipped], **done})
         return
     for p, why in out.skipped:
-        print(f"skipped {p}: {why}")
+        print(f"skipped {path_text(p)}: {why}")
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
           + (f" ({out.already} restored by an earlier undo)" if out.already else "") + f"; journal {out.journal}")
     if verb == "trashed":

@@ -424,7 +424,7 @@ def _unb64(s: Any) -> bytes:
 @dataclass
 class Outcome:
     done: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[bytes, str]] = field(default_factory=list)  # (path, why)
     bytes_freed: int = 0
     journal: Path | None = None
     done_steps: list[Step] = field(default_factory=list)
@@ -517,7 +517,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
                 if why is None:
                     why = _act(plan.action, s, dest, journal, out)
                 if why:
-                    out.skipped.append((path_text(s.victim), why))
+                    out.skipped.append((s.victim, why))
                 if on_step is not None:
                     on_step(out.done + len(out.skipped), len(plan.steps), len(out.skipped))
             out.interrupted = stop.requested
@@ -1473,7 +1473,7 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
                             moved_back.setdefault((r.dev, r.ino), r.victim)
                     journal.write(kind="undone", victim=_b64(r.victim), dev=st.st_dev, ino=st.st_ino, **came_from)
                 elif why:  # "": a file the journal only meant to act on, untouched
-                    out.skipped.append((path_text(r.victim), why))
+                    out.skipped.append((r.victim, why))
     except JournalError as e:  # a full disk: what is restored stays so; the rest waits for a rerun
         out.journal_failed = str(e)
     finally:

@@ -15,9 +15,8 @@ from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
                               write_errors, write_files)
-from ..errors import path_text
 from ..stop import Stop
-from .launch import ScanConfig, Walk
+from .launch import ScanConfig, Walk, display
 
 
 @dataclass(frozen=True)
@@ -219,8 +218,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         errors=totals["errors"],
         pruned=counts.pruned,
         prune_skipped=bool(config.prune and (totals.get("excluded") or empty)),
-        empty_roots=tuple(path_text(r) for r in empty),
-        left_out_roots=tuple(path_text(r) for r in walk.left_out),
+        empty_roots=tuple(display(r) for r in empty),  # as `roots` gives them
+        left_out_roots=tuple(display(r) for r in walk.left_out),
         seconds=time.monotonic() - started,
         catalog=os.path.abspath(cat.path),  # as typed it may be relative: the summary names it whole
         touched=tuple(touched) + tuple(b.column("media_id") for b in vanished)
