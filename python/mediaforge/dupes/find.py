@@ -253,20 +253,29 @@ def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
         con.execute(f"INSERT INTO similar_groups SELECT {', '.join(columns('similar_groups'))} FROM mf_similar")
     return cat.con.sql(
         f"""
-        SELECT * EXCLUDE (kept), (sum(size) OVER w - sum(CASE WHEN kept THEN size END) OVER w)::UBIGINT
-                   AS reclaimable
-        FROM (
+        WITH member AS (
             SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
-                   m.width, m.height, m.duration, f.size, f.path, f.path_raw,
+                   m.width, m.height, m.duration, f.size, f.path, f.path_raw, f.dev, f.inode, f.nlink,
                    row_number() OVER (PARTITION BY g.group_id
                                       ORDER BY {BEST_ORDER}, length(f.path), f.path_bytes) = 1 AS kept
             FROM similar_groups g
             JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = g.blake3
             WHERE g.method = $method
+        ),
+        -- What keeping only the file `dedupe --similar` keeps by default frees, as dedupe
+        -- counts it: each inode once, never the kept file's, and one that keeps a name
+        -- the group leaves (a hard link elsewhere) not at all.
+        inode AS (
+            SELECT "group", dev, inode, any_value(size) AS size, count(*) AS names, any_value(nlink) AS nlink,
+                   bool_or(kept) AS kept
+            FROM member GROUP BY ALL
+        ),
+        freed AS (
+            SELECT "group", sum(size) FILTER (NOT kept AND names >= nlink) AS bytes FROM inode GROUP BY ALL
         )
-        -- What keeping only the file `dedupe --similar` keeps by default would free.
-        WINDOW w AS (PARTITION BY "group")
+        SELECT m.* EXCLUDE (kept, dev, inode, nlink), coalesce(f.bytes, 0)::UBIGINT AS reclaimable
+        FROM member m JOIN freed f USING ("group")
         ORDER BY "group", distance, path
         """,
         params={"method": method},
