@@ -99,7 +99,7 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"flv" => c(Video, "video/x-flv"),
         b"ogv" => c(Video, "video/ogg"),
         b"mxf" => c(Video, "application/mxf"),
-        b"mp3" => c(Audio, "audio/mpeg"),
+        b"mp3" | b"mp2" | b"mp1" | b"mpa" | b"m2a" | b"mpga" => c(Audio, "audio/mpeg"),
         b"flac" => c(Audio, "audio/flac"),
         b"ogg" | b"oga" => c(Audio, "audio/ogg"),
         b"opus" => c(Audio, "audio/opus"),
@@ -467,6 +467,7 @@ mod tests {
         blob[..4].copy_from_slice(b"\xFF\xE7\x20\xEF");
         assert_eq!(classify(b"dat", Some(&blob)).kind, Kind::Other);
         assert_eq!(classify(b"mp3", Some(&blob)).mime, "audio/mpeg"); // the name still says so
+        assert_eq!(classify(b"mp2", Some(&blob)).mime, "audio/mpeg");
         // ADTS: a 7-byte header stating a 100-byte frame, then the next header.
         let mut adts = vec![0u8; 120];
         let hdr = |len: usize| [0xFF, 0xF1, 0x50, 0x80 | ((len >> 11) & 3) as u8, (len >> 3) as u8, ((len & 7) << 5) as u8 | 0x1F, 0xFC];
