@@ -50,8 +50,9 @@ def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
         who = f" (held by PID {holder.group(2)}, {os.path.basename(holder.group(1))})" if holder else ""
         return CatalogBusyError(f"catalog is busy: another process is using {path}{who}; run this again once it ends")
     if "Read-only file system" in text:  # a command that writes it, on a read-only medium
-        return CatalogReadOnlyError(f"cannot write the catalog {path}: it is on a read-only file system (commands "
-                                    "that only read it, such as query and stats, work)")
+        return CatalogReadOnlyError(f"cannot write the catalog {path}: it is on a read-only file system"
+                                    + (" (commands that only read it, such as query and stats, work)"
+                                       if path.exists() else ""))
     if _NOT_DB.search(text):
         return CatalogInvalidError(f"{path} is not a readable DuckDB catalog: {first_line(err)}; if it is a catalog "
                                    "a crash cut short, move it aside and scan again")

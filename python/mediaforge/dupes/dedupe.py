@@ -858,13 +858,13 @@ def preview(plan: Plan) -> dict[bytes, str]:
     would change who may read the copy. By victim path, with the reason."""
     out: dict[bytes, str] = {}
     for s in plan.steps:
-        why = _look(s, plan.action)
+        why = _look(s, plan.action, plan.similar)
         if isinstance(why, str):
             out[s.victim] = why
     return out
 
 
-def _look(s: Step, action: str) -> str | tuple[os.stat_result, os.stat_result]:
+def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_result, os.stat_result]:
     """Why this step must not run, as the two files' `lstat` and attributes tell; else
     their `lstat`s."""
     kept = path_text(s.keep)
@@ -883,6 +883,12 @@ def _look(s: Step, action: str) -> str | tuple[os.stat_result, os.stat_result]:
             return "not a regular file any more"
         if (vst.st_size, time_ns(vst.st_mtime_ns), vst.st_ino) != (s.size, s.mtime_ns, s.inode):
             return "changed since the scan (rescan first)"
+        # The kept file as the scan saw it: for near-duplicates nothing compares its bytes
+        # with the copy's, so it must be exactly the one that was compared; an exact
+        # copy's are compared, and a size that changed already tells they differ.
+        kept_then = (kst.st_size, time_ns(kst.st_mtime_ns), kst.st_ino) if similar else (kst.st_size,)
+        if s.keep_size >= 0 and kept_then != (s.keep_size, s.keep_mtime_ns, s.keep_inode)[:len(kept_then)]:
+            return f"the kept file {kept} changed since the scan (rescan first)"
         if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
             return "already the same file as the kept one"
         if _read_only(s.victim, vst.st_dev):  # no action can replace or move it
@@ -904,6 +910,9 @@ def _look(s: Step, action: str) -> str | tuple[os.stat_result, os.stat_result]:
             # An undo makes it a file of its own again: this user could not give it back.
             return (f"owned by {vst.st_uid}:{vst.st_gid}: an undo by this user could not give it that owner back "
                     "(run as root, or as its owner)")
+        if action == "reflink" and not may_give((vst.st_uid, vst.st_gid)):  # the clone is made by this user
+            return (f"owned by {vst.st_uid}:{vst.st_gid}: this user could not give the clone that owner (run as "
+                    "root, or as its owner)")
     except OSError as e:
         return _unreadable(s, e)
     return kst, vst
@@ -912,7 +921,7 @@ def _look(s: Step, action: str) -> str | tuple[os.stat_result, os.stat_result]:
 def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
     """Why this step must not run, or None."""
     kept = path_text(s.keep)
-    looked = _look(s, action)
+    looked = _look(s, action, similar)
     if isinstance(looked, str):
         return looked
     kst, vst = looked
@@ -920,10 +929,6 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
         if similar:
             from .. import _core
 
-            # Nothing compares these bytes with the kept file's, so the kept file must be
-            # exactly the one that was compared, or the victim could be the last copy.
-            if (kst.st_size, time_ns(kst.st_mtime_ns), kst.st_ino) != (s.keep_size, s.keep_mtime_ns, s.keep_inode):
-                return f"the kept file {kept} changed since the scan (rescan first)"
             if _core.hash_file(s.victim) != s.blake3:
                 return "contents changed since they were compared (rescan first)"
             if s.keep_blake3 is None or _core.hash_file(s.keep) != s.keep_blake3:
