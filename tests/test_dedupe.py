@@ -1730,3 +1730,29 @@ def test_a_newline_and_a_backslash_n_in_names_never_look_alike(tmp_path: Path) -
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
     text = run_cli("dedupe", catalog=catalog).out
     assert f"hardlink {root}/x\\nline.jpg\n" in text and f"hardlink {root}/x\\\\nline.jpg\n" in text, text
+
+
+def test_a_move_whose_original_went_all_the_same_keeps_the_copy(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A network file system's retried unlink can answer "no such file" after it removed
+    the original: the copy at the destination is then the only one, and stays (it was
+    removed again, as for an original that could not go, and the file was lost)."""
+    from mediaforge.dupes import dedupe
+
+    src = tmp_path / "only.jpg"
+    src.write_bytes(os.urandom(20_000))
+    data = src.read_bytes()
+    other = _elsewhere(tmp_path, "mf-letgo-")
+    try:
+        dst = other / "only.jpg"
+        real = os.unlink
+
+        def unlink_then_fail(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            real(path, *args, **kwargs)
+            if os.fsencode(path) == os.fsencode(src):
+                raise FileNotFoundError(2, "No such file or directory", path)
+
+        monkeypatch.setattr(dedupe.os, "unlink", unlink_then_fail)
+        dedupe._move(os.fsencode(src), os.fsencode(dst), {})
+        assert not src.exists() and dst.read_bytes() == data
+    finally:
+        shutil.rmtree(other)

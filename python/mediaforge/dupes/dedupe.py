@@ -859,6 +859,9 @@ def preview(plan: Plan) -> dict[bytes, str]:
     out: dict[bytes, str] = {}
     for s in plan.steps:
         why = _look(s, plan.action, plan.similar)
+        if why is not None and not isinstance(why, str) and plan.action == "move-to" and plan.target is not None \
+                and os.path.lexists(moved_path(s.victim, plan.target)):  # never written over
+            why = f"{path_text(moved_path(s.victim, plan.target))} is already there (left as it is)"
         if isinstance(why, str):
             out[s.victim] = why
     return out
@@ -891,7 +894,7 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
             return f"the kept file {kept} changed since the scan (rescan first)"
         if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
             return "already the same file as the kept one"
-        if _read_only(s.victim, vst.st_dev):  # no action can replace or move it
+        if _read_only(s.victim):  # no action can replace or move it
             return "on a read-only file system: it cannot be replaced or moved"
         if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
             return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
@@ -953,17 +956,13 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
     return None
 
 
-_READ_ONLY: dict[int, bool] = {}  # by device, for this process
-
-
-def _read_only(path: bytes, dev: int) -> bool:
-    """Whether the file system holding `path` (on device `dev`) is mounted read-only."""
-    if dev not in _READ_ONLY:
-        try:
-            _READ_ONLY[dev] = bool(os.statvfs(os.path.dirname(path) or b".").f_flag & os.ST_RDONLY)
-        except OSError:
-            return False
-    return _READ_ONLY[dev]
+def _read_only(path: bytes) -> bool:
+    """Whether the folder holding `path` is on a mount that is read-only (by its mount,
+    not its device: a read-only bind mount shares its device with a writable one)."""
+    try:
+        return bool(os.statvfs(os.path.dirname(path) or b".").f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _unreadable(s: Step, e: OSError) -> str:
@@ -1027,11 +1026,20 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
 
 def _let_go(src: bytes, dst: bytes) -> None:
     """Remove `src` once `dst` holds its bytes on the other file system. If `src` cannot
-    go (its disk read-only, its folder not ours), `dst`, made by this move, goes again and
-    the error stands: a move that cannot finish leaves no second copy behind."""
+    go (its disk read-only, its folder not ours) and is still there, `dst`, made by this
+    move, goes again and the error stands: a move that cannot finish leaves no second
+    copy behind. One that went all the same (a network file system's retried unlink
+    answering "no such file") leaves `dst`, now the only copy, and the move is done."""
+    before = os.lstat(src)
     try:
         os.unlink(src)
     except OSError:
+        try:
+            still = _inode(os.lstat(src)) == _inode(before)
+        except OSError:
+            still = False
+        if not still:
+            return
         with contextlib.suppress(OSError):
             os.unlink(dst)
         raise
@@ -1184,7 +1192,7 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                     r.was = (was_dev, was_ino)
                 r.owner, r.xattrs = _owner(e), _xattrs(e)
                 # Times as `os.stat` gave them: past 2262 too (ext4 keeps dates to 2446).
-                if not (0 <= r.mode < 1 << 32 and all(-(1 << 96) <= t < 1 << 96 for t in (r.atime_ns, r.mtime_ns))
+                if not (0 <= r.mode < 1 << 32 and all(-_TIME_T <= t < _TIME_T for t in (r.atime_ns, r.mtime_ns))
                         and all(v is None or 0 <= v < 1 << 64 for v in (r.dev, r.ino, was_dev, was_ino))):
                     raise ValueError("a mode, time, device or inode out of range")
                 records[e["victim"]] = r
@@ -1326,6 +1334,10 @@ def _not_ours(r: _Record, lst: os.stat_result) -> str:
     if _is_original(r, r.victim, lst):
         return ALREADY
     return "holds another file since the dedupe; left as it is"
+
+
+# The times `os.utime` can set, in ns: what a 64-bit time_t holds.
+_TIME_T = (1 << 63) * 10**9
 
 
 def _is_original(r: _Record, path: bytes, lst: os.stat_result) -> bool:
