@@ -859,7 +859,7 @@ def preview(plan: Plan) -> dict[bytes, str]:
     out: dict[bytes, str] = {}
     for s in plan.steps:
         why = _look(s, plan.action, plan.similar)
-        if why is not None and not isinstance(why, str) and plan.action == "move-to" and plan.target is not None \
+        if not isinstance(why, str) and plan.action == "move-to" and plan.target is not None \
                 and os.path.lexists(moved_path(s.victim, plan.target)):  # never written over
             why = f"{path_text(moved_path(s.victim, plan.target))} is already there (left as it is)"
         if isinstance(why, str):
