@@ -2148,3 +2148,18 @@ def test_a_scan_that_left_something_out_vouches_for_no_disk(tmp_path: Path) -> N
     assert rows(catalog, "SELECT f.path FROM tags t JOIN files f USING (media_id)") == [
         {"path": str(d / "p" / "ex" / "x.jpg")}]
     assert rows(catalog, "SELECT media_id FROM files WHERE path = ?", [str(d / "p" / "ex" / "x.jpg")]) == [x]
+
+
+def test_scan_json_gives_the_exact_bytes_of_roots_that_are_not_utf8(tmp_path: Path) -> None:
+    """A root whose name is not UTF-8 (an empty one here: a disk not mounted) shows U+FFFD
+    in `roots` and `empty_roots`; the `*_raw` lists give its bytes back."""
+    import base64
+
+    odd, plain = os.path.join(os.fsencode(tmp_path), b"disk\xff"), tmp_path / "ok"
+    os.mkdir(odd)
+    plain.mkdir()
+    (plain / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 50)
+    s = scanned(tmp_path / "cat.duckdb", os.fsdecode(odd), plain)
+    assert s["roots"] == [f"{tmp_path}/disk\ufffd", str(plain)] and s["empty_roots"] == [f"{tmp_path}/disk\ufffd"]
+    assert [r and base64.b64decode(r) for r in s["roots_raw"]] == [odd, None]
+    assert [base64.b64decode(r) for r in s["empty_roots_raw"]] == [odd] and s["left_out_roots_raw"] == []

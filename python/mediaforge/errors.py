@@ -79,6 +79,18 @@ def path_text(raw: bytes) -> str:
     return printable(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
+def raw_b64(raw: bytes) -> str | None:
+    """The exact bytes of a path whose text cannot hold them (not UTF-8), base64, for
+    JSON's `*_raw` fields; None for a path that is UTF-8."""
+    try:
+        raw.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        import base64
+
+        return base64.b64encode(raw).decode("ascii")
+
+
 def text_of(s: str) -> str:
     """`s` for a message: the bytes of a command-line argument that are not UTF-8 (which
     Python carries as U+DC80..U+DCFF) shown as \\xNN, control characters escaped."""

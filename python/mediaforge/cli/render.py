@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from ..errors import printable
+from ..errors import printable, raw_b64
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -340,10 +340,7 @@ def path_fields(key: str, raw: bytes) -> dict[str, Any]:
     """`key`: a path as text (U+FFFD for bytes that are not UTF-8), and `key_raw`: its
     exact bytes, base64 as `plain` gives BLOBs, when the text cannot hold them (else null),
     as `query` rows carry `path` and `path_raw`."""
-    try:
-        return {key: raw.decode("utf-8"), f"{key}_raw": None}
-    except UnicodeDecodeError:
-        return {key: raw.decode("utf-8", "replace"), f"{key}_raw": plain(raw)}
+    return {key: raw.decode("utf-8", "replace"), f"{key}_raw": raw_b64(raw)}
 
 
 # What an empty text value is written as, for a moment: the csv module writes it and NULL

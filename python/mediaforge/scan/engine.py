@@ -15,6 +15,7 @@ from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
                               write_errors, write_files)
+from ..errors import raw_b64
 from ..stop import Stop
 from .launch import ScanConfig, Walk, display
 
@@ -68,6 +69,11 @@ class ScanSummary:
     # Roots given that are the catalog's own files or folders (a glob over the folder
     # holding it): not scanned.
     left_out_roots: tuple[str, ...] = ()
+    # The exact bytes of each of `roots`, `empty_roots` and `left_out_roots` whose text
+    # cannot hold them (not UTF-8), base64; else None.
+    roots_raw: tuple[str | None, ...] = ()
+    empty_roots_raw: tuple[str | None, ...] = ()
+    left_out_roots_raw: tuple[str | None, ...] = ()
     # The media ids of catalog rows this scan rewrote or found gone (string arrays), for the
     # search index to update just those; rows it added have first_scan_id = scan_id.
     touched: tuple[pa.Array, ...] = field(default=(), repr=False, compare=False)
@@ -220,6 +226,9 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         prune_skipped=bool(config.prune and (totals.get("excluded") or empty)),
         empty_roots=tuple(display(r) for r in empty),  # as `roots` gives them
         left_out_roots=tuple(display(r) for r in walk.left_out),
+        roots_raw=tuple(raw_b64(r) for r in roots_b),
+        empty_roots_raw=tuple(raw_b64(r) for r in empty),
+        left_out_roots_raw=tuple(raw_b64(r) for r in walk.left_out),
         seconds=time.monotonic() - started,
         catalog=os.path.abspath(cat.path),  # as typed it may be relative: the summary names it whole
         touched=tuple(touched) + tuple(b.column("media_id") for b in vanished)
