@@ -63,6 +63,10 @@ def audio_fingerprint(pcm: bytes) -> bytes:
 def audio_matches(fingerprints: list[bytes], durations: list[float], max_ber: float) -> ArrowBatch:
     """Pairs (a, b, ber), a < b, of tracks within the duration guard and `max_ber` bit errors."""
 
+def durations_agree(a: float, b: float) -> bool:
+    """Whether two track lengths (seconds) pass the duration guard of `audio_matches`:
+    within 2 % of the longer, or 1 s."""
+
 
 class SearchIndex:
     """A full-text search index in a folder (created when missing)."""

@@ -160,7 +160,7 @@ def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
                  durations: dict[str, float] | None = None) -> pa.Table:
     """Leader grouping, as for pictures: every member matches its group's leader (no
     chaining); the busiest content leads first. With `durations`, the lengths of every
-    two members of a group agree too (`_durations_agree`), not only each one's with the
+    two members of a group agree too (the core's duration guard), not only each one's with the
     leader's: a 2 s cut and the 4 s clip it came from, each within a second of a 3 s
     one, are not one group. Members closest to the leader join first. `similar_groups` rows."""
     neighbours: dict[str, dict[str, int]] = {}
@@ -176,7 +176,7 @@ def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
         for m, d in sorted(neighbours[lead].items(), key=lambda p: (p[1], p[0])):
             if m in group_of:
                 continue
-            if durations is not None and not all(_durations_agree(durations[m], durations[x]) for x, _ in members):
+            if durations is not None and not all(_core.durations_agree(durations[m], durations[x]) for x, _ in members):
                 continue
             members.append((m, d))
         if not members:
@@ -191,12 +191,6 @@ def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
           "created_at": now} for h, (g, lead, d) in group_of.items()],
         schema=arrow_schema("similar_groups"),
     )
-
-
-def _durations_agree(a: float, b: float) -> bool:
-    """The Rust core's duration guard (`afp::durations_agree`): within 2 % of the longer,
-    or 1 s."""
-    return abs(a - b) <= max(0.02 * max(a, b), 1.0)
 
 
 # Two recordings are the same when their durations agree and at most this share of

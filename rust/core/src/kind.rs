@@ -463,14 +463,26 @@ mod tests {
     fn a_lone_frame_sync_in_random_bytes_is_no_audio() {
         // A header QA found at the start of a random file: MPEG-2.5 layer I, valid on its
         // own; nothing follows where its frame ends.
-        let mut blob: Vec<u8> = (0..512u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut blob: Vec<u8> = (0..512u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         blob[..4].copy_from_slice(b"\xFF\xE7\x20\xEF");
         assert_eq!(classify(b"dat", Some(&blob)).kind, Kind::Other);
         assert_eq!(classify(b"mp3", Some(&blob)).mime, "audio/mpeg"); // the name still says so
         assert_eq!(classify(b"mp2", Some(&blob)).mime, "audio/mpeg");
         // ADTS: a 7-byte header stating a 100-byte frame, then the next header.
         let mut adts = vec![0u8; 120];
-        let hdr = |len: usize| [0xFF, 0xF1, 0x50, 0x80 | ((len >> 11) & 3) as u8, (len >> 3) as u8, ((len & 7) << 5) as u8 | 0x1F, 0xFC];
+        let hdr = |len: usize| {
+            [
+                0xFF,
+                0xF1,
+                0x50,
+                0x80 | ((len >> 11) & 3) as u8,
+                (len >> 3) as u8,
+                ((len & 7) << 5) as u8 | 0x1F,
+                0xFC,
+            ]
+        };
         adts[..7].copy_from_slice(&hdr(100));
         adts[100..107].copy_from_slice(&hdr(20));
         assert_eq!(classify(b"bin", Some(&adts)).mime, "audio/aac");

@@ -578,6 +578,12 @@ fn audio_fingerprint(py: Python<'_>, pcm: &[u8]) -> PyResult<Vec<u8>> {
     Ok(words.iter().flat_map(|w| w.to_le_bytes()).collect())
 }
 
+/// Whether two track lengths (seconds) pass the duration guard of `audio_matches`.
+#[pyfunction]
+fn durations_agree(a: f64, b: f64) -> bool {
+    mediaforge_core::afp::durations_agree(a, b)
+}
+
 /// Pairs of tracks that sound the same: durations within the guard and at most `max_ber`
 /// of fingerprint bits differing at the best alignment. `fingerprints` are little-endian
 /// 32-bit words (as `audio_fingerprint` returns). An Arrow batch (a, b, ber), a < b.
@@ -709,5 +715,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(exact_funnel, m)?)?;
     m.add_function(wrap_pyfunction!(audio_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(audio_matches, m)?)?;
+    m.add_function(wrap_pyfunction!(durations_agree, m)?)?;
     Ok(())
 }
