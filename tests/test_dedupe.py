@@ -502,6 +502,22 @@ def test_a_report_that_cannot_be_written_still_names_the_journal(lib, as_json: b
     assert len({p.stat().st_ino for p in root.rglob("*") if p.is_file()}) == 6
 
 
+def test_an_apply_whose_reader_left_still_exits_8_for_its_skips(lib) -> None:
+    """`dedupe --apply | head -1`: the reader leaving takes the skipped files' lines with it,
+    so the line on stderr counts them, and the exit code is still 8 (done in part), not 0."""
+    from conftest import cli_cmd, cli_env
+
+    root, catalog = lib
+    (root / "b" / "song.mp3").write_bytes(os.urandom(9_000))  # changed since the scan: skipped
+    p = subprocess.Popen(cli_cmd("dedupe", "--apply"), env=cli_env(catalog), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    _out, err = p.communicate(timeout=120)
+    journal = next((catalog.parent / "journal").glob("dedupe-*.jsonl"))
+    assert p.returncode == 8 and err.decode() == f"mediaforge: the reader of the report left: 2 files hard-linked; " \
+        f"journal {journal}; undo with: mediaforge dedupe --undo {journal}; 1 file skipped\n", err
+
+
 def test_a_malformed_journal_is_refused_in_one_line(lib, tmp_path: Path) -> None:
     _root, catalog = lib
     bad = tmp_path / "bad.jsonl"

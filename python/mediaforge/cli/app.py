@@ -978,25 +978,32 @@ def _step_rows(steps, action: str, dest: Path | None = None) -> list[dict]:  # n
 
 def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> None:  # noqa: ANN001
     """The report of an --apply or --undo. Output that cannot be written (a full disk, a
-    reader gone) still leaves, on stderr, what was done and the journal to undo it."""
+    reader gone) still leaves, on stderr, what was done and the journal to undo it. With
+    the reader gone, the command goes on to its own exit code (8 for skipped files, 3 for
+    a journal that could not be finished), as it would have with the report read."""
     try:
         _write_outcome(out, verb, as_json, action)
         sys.stdout.flush()
     except OSError as e:
-        from . import OutputClosed, _to_stderr
+        from . import _to_stderr
 
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is buffered cannot be written
         line = (f"{render.counted(out.done, 'file')} {verb}; journal {out.journal}"
                 + (f"; undo with: mediaforge dedupe --undo {out.journal}" if verb != "restored" else ""))
+        if out.skipped:  # their reasons were in the report
+            line += f"; {render.counted(len(out.skipped), 'file')} skipped"
         if out.journal_failed:  # why it stopped there
             line += f"; {out.journal_failed}"
         if isinstance(e, BrokenPipeError) or out.interrupted:
             why = "the reader of the report left" if isinstance(e, BrokenPipeError) else \
                 f"cannot write the standard output: {e.strerror or first_line(e)}"
-            _to_stderr(f"mediaforge: {why}: {line}")
             if out.interrupted:  # a Ctrl-C's exit code all the same
+                _to_stderr(f"mediaforge: {why}: {line}")
                 raise KeyboardInterrupt from None
-            raise OutputClosed from None
+            if out.journal_failed:  # exit 3, the line saying why
+                raise PathIOError(f"{why}: {line}") from None
+            _to_stderr(f"mediaforge: {why}: {line}")
+            return  # on to the exit code the command would have had (8 after skips)
         raise PathIOError(f"cannot write the standard output: {e.strerror or first_line(e)}; {line}") from None
     if out.interrupted:
         raise KeyboardInterrupt
