@@ -776,6 +776,14 @@ def test_similar_pictures_keep_the_largest(tmp_path: Path) -> None:
     plan = json.loads(run_cli("dedupe", "--similar", "--json", catalog=catalog).out)
     assert [(os.path.basename(s["keep"]), os.path.basename(s["trash"])) for s in plan["steps"]] == \
         [("full.jpg", "small.jpg")]
+    # How far the copy is from the kept picture, in pHash bits (a group's distances are to
+    # its leader): for a burst of shots, the thing to look at.
+    ph = {os.path.basename(r["path"]): r["phash"]
+          for r in rows(catalog, "SELECT f.path, h.phash FROM files f JOIN image_hashes h USING (blake3)")}
+    bits = bin(ph["full.jpg"] ^ ph["small.jpg"]).count("1")
+    assert plan["steps"][0]["phash_bits"] == bits
+    assert ("same pHash as the kept" if bits == 0 else f"pHash {bits} bit{'' if bits == 1 else 's'} from the kept") \
+        in res.out.splitlines()[-2], res.out
     # Groups found with a looser threshold than the default are shown with a warning.
     assert run_cli("dupes", "--similar", "--threshold", "20", catalog=catalog).rc == 0
     res = run_cli("dedupe", "--similar", catalog=catalog)

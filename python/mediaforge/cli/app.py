@@ -783,8 +783,8 @@ def dedupe_cmd(
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
     from ..dupes import DEFAULT_RADIUS
-    from ..dupes.dedupe import (DEFAULT_KEEP, JournalError, apply, carry_over, has_carry, media_notes, plan_exact,
-                                plan_similar, preview, similar_made)
+    from ..dupes.dedupe import (DEFAULT_KEEP, JournalError, apply, carry_over, has_carry, media_notes, phash_apart,
+                                plan_exact, plan_similar, preview, similar_made)
     from ..dupes.find import AUDIO_MAX_BER
     from . import _to_stderr
     from ..stop import Stop
@@ -810,6 +810,7 @@ def dedupe_cmd(
     target = to.resolve() if to is not None else None
     if target is not None and target == Path("/"):  # a file's place below / is where it is
         raise InvalidInputError("--to /: each file would be moved onto itself; choose a folder outside the library")
+    apart: dict[tuple[str, str], int] = {}
     if similar:
         method = SIMILAR_KINDS.get(kind or "image")
         if method is None:
@@ -819,6 +820,7 @@ def dedupe_cmd(
             plan = plan_similar(cat, keep, action, target, method)
             made = similar_made(cat, method)
             notes = media_notes(cat, plan.steps) if not do_apply and not as_json else {}
+            apart = phash_apart(cat, plan.steps) if not do_apply and method == "phash" else {}
         if made is None and not as_json:  # not "no duplicates": none found, or none looked for yet
             print(f"nothing to do: no near-duplicate groups of {SIMILAR_NAMES[method]}; "
                   f"`mediaforge dupes --similar --kind {kind or 'image'}` finds them")
@@ -843,6 +845,9 @@ def dedupe_cmd(
         blocked = preview(plan)
         doable = replace(plan, steps=[s for s in plan.steps if s.victim not in blocked])
         steps = _step_rows(doable.steps, action, target)
+        if apart:  # pictures: how far each is from the kept one, in pHash bits
+            for row, s in zip(steps, doable.steps, strict=True):
+                row["phash_bits"] = apart.get((s.keep_blake3 or "", s.blake3 or ""))
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": doable.reclaimable, "steps": steps,
                               "skipped": [{**render.path_fields("path", v), "why": why} for v, why in blocked.items()]})
@@ -856,6 +861,10 @@ def dedupe_cmd(
                 continue
             if plan.similar:  # what differs between the copies: why this one stays
                 kept, gone = notes.get(s.keep_blake3 or "", ""), notes.get(s.blake3 or "", "")
+                bits = apart.get((s.keep_blake3 or "", s.blake3 or ""))
+                if bits is not None:
+                    gone += (", " if gone else "") + ("same pHash as the kept" if bits == 0 else
+                                                      f"pHash {render.counted(bits, 'bit')} from the kept")
                 print(f"[{s.group}] keep {path_text(s.keep)} ({kept + ', ' if kept else ''}"
                       f"{render.human_bytes(s.keep_size)})\n      {action} {path_text(s.victim)} "
                       f"({gone + ', ' if gone else ''}{render.human_bytes(s.size)})")

@@ -347,6 +347,20 @@ def media_notes(cat: Catalog, steps: Sequence[Step]) -> dict[str, str]:
     return notes
 
 
+def phash_apart(cat: Catalog, steps: Sequence[Step]) -> dict[tuple[str, str], int]:
+    """How many of the 64 pHash bits differ between each picture a near-duplicate plan
+    acts on and the one it keeps, by (kept BLAKE3, other BLAKE3): a group's distances are
+    to its leader, and two shots of a burst a few bits apart are worth a look."""
+    pairs = sorted({(s.keep_blake3, s.blake3) for s in steps if s.keep_blake3 and s.blake3})
+    if not pairs:
+        return {}
+    return {(k, v): int(bits) for k, v, bits in cat.con.execute("""
+            SELECT p.k, p.v, bit_count(xor(a.phash, b.phash)) FROM (
+                SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS v) p
+            JOIN image_hashes a ON a.blake3 = p.k JOIN image_hashes b ON b.blake3 = p.v""",
+            [[k for k, _ in pairs], [v for _, v in pairs]]).fetchall()}
+
+
 def same_bytes(a: bytes, b: bytes, stop: Stop | None = None) -> bool:
     """Byte-for-byte equality, read in full (never trust a hash alone before deleting).
     False as well when `stop` is requested part-way: nothing may act on half a comparison."""
