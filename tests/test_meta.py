@@ -744,6 +744,49 @@ def test_a_decompression_bomb_is_refused_and_its_header_kept(corpus) -> None:
     assert len(_errors(catalog, paths["bomb"])) == 1
 
 
+def _png(path: Path, width: int, height: int, *chunks: tuple[bytes, bytes]) -> None:
+    """A PNG of these chunks between its header and a small IDAT (a grey 64 x 64 picture's)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows_ = b"".join(b"\0" + b"\x80" * 192 for _ in range(64))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + b"".join(chunk(k, d) for k, d in chunks) + chunk(b"IDAT", zlib.compress(rows_))
+                     + chunk(b"IEND", b""))
+
+
+def test_a_png_whose_chunk_is_a_bomb_is_refused_and_a_huge_header_breaks_no_stats(tmp_path: Path) -> None:
+    """An ICC profile or compressed text that inflates to 40 MB from a 40 KB file: Pillow
+    refuses it, and it is refused, not handed to libav, which inflated the whole chunk
+    (gigabytes from a file of a few megabytes). A header claiming 100,000 x 100,000
+    pixels (over 2**31 of them) is kept as read, and `stats` sorts it under 32+ MP: it
+    failed, its product overflowing a 32-bit integer."""
+    import zlib
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    bomb = zlib.compress(bytes(40 << 20), 9)
+    _png(lib / "icc.png", 64, 64, (b"iCCP", b"x\0\0" + bomb))
+    _png(lib / "text.png", 64, 64, (b"zTXt", b"Comment\0\0" + bomb))
+    _png(lib / "huge.png", 100_000, 100_000)
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name in ("icc.png", "text.png"):
+        m = _media(catalog, lib / name)
+        assert (m["status"], m["format"], m["width"]) == ("error", None, None), m
+        assert _errors(catalog, lib / name) == [("decode", "refused: a compressed chunk (ICC profile or text) "
+                                                           "inflates past 1 MB: a decompression bomb?")]
+    m = _media(catalog, lib / "huge.png")
+    assert (m["status"], m["width"], m["height"]) == ("partial", 100_000, 100_000), m
+    res = run_cli("stats", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert {(r["kind"], r["resolution"], r["files"]) for r in json.loads(res.out)["by_resolution"]} == \
+        {("image", "32+ MP", 1)}, res.out
+
+
 def test_a_jpeg_over_the_pixel_guard_is_read_at_reduced_scale_with_its_exif(tmp_path: Path) -> None:
     """A 12,000 x 10,500 JPEG (126 megapixels: a stitched panorama, a medium-format camera)
     was `error`, refused as a decompression bomb, with no size, EXIF or thumbnail. A JPEG

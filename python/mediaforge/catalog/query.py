@@ -379,10 +379,10 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
                     WHEN greatest(m.width, m.height) >= 1280 THEN '720p'
                     ELSE 'SD' END
                 ELSE CASE
-                    WHEN m.width * m.height >= 32e6 THEN '32+ MP'
-                    WHEN m.width * m.height >= 16e6 THEN '16-32 MP'
-                    WHEN m.width * m.height >= 8e6 THEN '8-16 MP'
-                    WHEN m.width * m.height >= 2e6 THEN '2-8 MP'
+                    WHEN m.width::BIGINT * m.height >= 32e6 THEN '32+ MP'
+                    WHEN m.width::BIGINT * m.height >= 16e6 THEN '16-32 MP'
+                    WHEN m.width::BIGINT * m.height >= 8e6 THEN '8-16 MP'
+                    WHEN m.width::BIGINT * m.height >= 2e6 THEN '2-8 MP'
                     ELSE 'under 2 MP' END
                 END AS resolution, count(*) AS files, sum(f.size) AS bytes
             FROM {_PRESENT_MEDIA} AND m.width IS NOT NULL AND m.kind IN ('video', 'image', 'raw')

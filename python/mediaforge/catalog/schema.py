@@ -188,7 +188,7 @@ MIGRATIONS[9] = [
 _SUSPECT_PICTURES = """
     SELECT blake3 FROM image_hashes WHERE phash = 0
     UNION SELECT blake3 FROM media
-    WHERE mode IN ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I', 'F') OR width * height < 64
+    WHERE mode IN ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I', 'F') OR width::BIGINT * height < 64
 """
 MIGRATIONS[10] = [
     f"""DELETE FROM similar_groups WHERE method = 'phash' AND group_id IN (

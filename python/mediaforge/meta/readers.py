@@ -236,6 +236,13 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     try:
         im = open_image(t.path, large=True)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        if isinstance(e, ValueError) and str(e).startswith("Decompressed data too large"):
+            # A PNG chunk (an ICC profile, compressed text) that inflates past Pillow's
+            # limit: a decompression bomb, refused here rather than handed to libav, which
+            # inflates the whole chunk (gigabytes from a file of a few megabytes).
+            r.fail("decode", "refused: a compressed chunk (ICC profile or text) inflates past "
+                             f"{_text_limit() >> 20} MB: a decompression bomb?", ERROR)
+            return True
         if fallback:
             return False
         reason = unsupported_reason(os.path.basename(t.path))
@@ -297,6 +304,12 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
                 r.fail(stage, e, PARTIAL)
     return True
+
+
+def _text_limit() -> int:
+    from PIL import PngImagePlugin
+
+    return int(PngImagePlugin.MAX_TEXT_CHUNK)
 
 
 def _header_only(r: _Result, im: Any, why: str, refused: bool = True) -> None:
