@@ -1467,6 +1467,53 @@ def test_a_slow_file_does_not_hold_up_the_files_behind_it(tmp_path: Path) -> Non
     assert (slow - max(done.values())).total_seconds() > 0.5
 
 
+def _opened_by_another(path: Path) -> bool:
+    """Whether a process other than this one has `path` open (a worker reading it)."""
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        if fd_dir.parent.name == str(os.getpid()):
+            continue
+        with contextlib.suppress(OSError):
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == str(path):
+                        return True
+    return False
+
+
+def test_a_file_written_over_while_it_is_read_is_filed_under_no_content(tmp_path: Path) -> None:
+    """A copy over a photo while a worker decodes it (same inode, new bytes): the decode
+    of half of each was filed as the hashed content's, `partial` with a "broken data
+    stream", for good. It is counted as changed, nothing is filed under either content,
+    no thumbnail is left, and the next scan reads the new bytes."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = lib / "photo.jpg"
+    media_corpus.slow_jpeg(photo, repeats=16_000)  # seconds to decode
+    other = tmp_path / "other.jpg"
+    media_corpus.picture(320, 240, 5).save(other, quality=90)
+    catalog = tmp_path / "state" / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    [old] = [r["blake3"] for r in rows(catalog, "SELECT blake3 FROM files")]
+    p = subprocess.Popen(cli_cmd("meta", "-j", "1", "--json"), env=cli_env(catalog), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _opened_by_another(photo):  # a worker is decoding it
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.02)
+    with open(photo, "r+b") as f:  # written over in place, as `cp` does
+        f.write(other.read_bytes())
+        f.truncate()
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    got = json.loads(out)
+    assert (got["changed"], got["ok"], got["partial"], got["thumbs"]) == (1, 0, 0, 0), got
+    assert rows(catalog, "SELECT blake3 FROM media UNION ALL SELECT blake3 FROM meta_errors") == []
+    assert not [t for t in (catalog.parent / "thumbs").rglob("*") if t.is_file()]
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, photo)
+    assert m["blake3"] != old and (m["status"], m["width"], m["height"]) == ("ok", 320, 240), m
+
+
 def test_a_video_cut_short_behind_an_intact_header_is_partial_and_fingerprinted_honestly(tmp_path: Path) -> None:
     """A Matroska file cut to half its length still says 6 s: it was `ok`, and its
     fingerprint positions past 3 s all held the last frame that decodes."""

@@ -12,6 +12,7 @@ pHash comes with its thumbnail's decode whenever one is made, at no extra cost.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import os
 import re
@@ -221,7 +222,24 @@ def extract_one(task: Task) -> dict[str, Any]:
                     for stage, message in r.errors]
         if not r.errors and r.hashes is None and not r.video_hashes and r.audio_hash is None:
             r.fail("fingerprint", "no picture or sound to fingerprint", ERROR)
+    if task.mtime_ns is not None and _changed_since(path, st):
+        # Written to while it was read (a copy over it, an editor saving): what was read
+        # may be either content, or half of each, and is filed under neither; its
+        # thumbnail, made of those bytes, goes too. The next scan hashes the new content.
+        if r.thumb is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(task.thumbs_root, r.thumb))
+        return {"blake3": task.blake3, "stale": True}
     return r.as_dict()
+
+
+def _changed_since(path: str | bytes, before: os.stat_result) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != \
+        (before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns)
 
 
 def _image(r: _Result, fallback: bool = False) -> bool:
