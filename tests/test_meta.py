@@ -1532,6 +1532,48 @@ def test_a_video_cut_short_behind_an_intact_header_is_partial_and_fingerprinted_
     assert positions and len(set(positions)) == len(positions) and max(positions) < 4.0
 
 
+def test_an_mp4_with_its_index_first_cut_short_is_partial(tmp_path: Path) -> None:
+    """An MP4 written index first (`faststart`, as phones and web exports are) with sound,
+    cut to 30% or 60%: it opens whole and libav gives the length its index claims. It was
+    `ok`, 10 s long, no error; its media data box tells it is cut short. Its fingerprint
+    says why it has fewer (or no) frames, not that they were "black or flat"."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    whole = lib / "whole.mp4"
+    with av.open(str(whole), "w", format="mp4", options={"movflags": "faststart"}) as out:
+        v = out.add_stream("libx264", rate=25, options={"g": "25"})
+        v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
+        a = out.add_stream("aac", rate=44100)
+        a.layout = "stereo"
+        for i in range(250):
+            for p in v.encode(av.VideoFrame.from_image(media_corpus.picture(320, 240, i))):
+                out.mux(p)
+            sound = av.AudioFrame.from_ndarray(np.full((2, 1764), 0.01 * (i % 7), "float32"), format="fltp",
+                                               layout="stereo")
+            sound.sample_rate, sound.pts = 44100, i * 1764
+            for p in a.encode(sound):
+                out.mux(p)
+        for s in (v, a):
+            for p in s.encode():
+                out.mux(p)
+    data = whole.read_bytes()
+    assert data[4:8] == b"ftyp" and data.find(b"moov") < data.find(b"mdat")  # the index first
+    for part in (30, 60):
+        (lib / f"cut{part}.mp4").write_bytes(data[: len(data) * part // 100])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert (_media(catalog, whole)["status"], _errors(catalog, whole)) == ("ok", [])
+    for part in (30, 60):
+        cut = lib / f"cut{part}.mp4"
+        errors = _errors(catalog, cut)
+        assert _media(catalog, cut)["status"] == "partial", errors
+        assert any(stage == "decode" and msg.endswith("cut short?") for stage, msg in errors), errors
+        assert not any("black or flat" in msg for _, msg in errors), errors
+
+
 def _cut_library(tmp_path: Path) -> tuple[Path, Path, str]:
     """(library, catalog, query): a GIF without its trailer, a Matroska video turned 90
     degrees cut to half its length, a JPEG missing its last 3,000 bytes; the query gives

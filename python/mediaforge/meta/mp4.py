@@ -1,4 +1,5 @@
-"""The display rotation of each track of an MP4/MOV file, read from its track headers.
+"""The display rotation of each track of an MP4/MOV file, read from its track headers;
+and whether the file is cut short inside one of its top-level boxes.
 
 libav keeps a track's display matrix as side data that PyAV only shows on decoded frames,
 so without this a video's rotation would be known only when a frame is decoded for its
@@ -104,3 +105,36 @@ def track_rotations(path: str | bytes) -> dict[int, int]:
                         break
             break
     return out
+
+
+# The box an ISO media file (MP4, MOV, 3GP, HEIF) may begin with.
+_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+def cut_short(path: str | bytes) -> str | None:
+    """Why an MP4/MOV file is cut short, or None: a top-level box (the media data, most
+    often) whose header says it runs past the end of the file. A file written with its
+    index first ("faststart", as most phones and web exports are) keeps opening whole
+    when the end of its media data is lost, and libav gives the length the index claims."""
+    with open(path, "rb") as f:
+        if f.read(8)[4:] not in _FIRST_BOXES:  # not ISO media (Matroska, MPEG-TS, MP3 ...)
+            return None
+        size = f.seek(0, 2)
+        pos, n = 0, 0
+        while pos + 8 <= size and n < _MAX_BOXES:
+            n += 1
+            f.seek(pos)
+            head = f.read(16)
+            box, kind = struct.unpack(">I4s", head[:8])
+            if box == 1 and len(head) == 16:
+                box = struct.unpack(">Q", head[8:16])[0]
+            elif box == 0:  # runs to the end of the file, whatever its length
+                return None
+            if box < 8:  # not a box: not ours to judge
+                return None
+            if pos + box > size:
+                name = kind.decode("latin-1") if kind.isascii() and kind.decode("latin-1").isprintable() \
+                    else kind.hex()
+                return f"its '{name}' box runs to byte {pos + box:,}, past the file's end at {size:,}: cut short?"
+            pos += box
+    return None

@@ -17,6 +17,7 @@ import io
 import os
 import re
 import stat
+import struct
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -514,8 +515,9 @@ def _av(r: _Result, fallback: bool = False) -> bool:
                                  "claims: cut short?")
             if not r.video_hashes:
                 # Recorded (the extraction itself is fine) so that no catch-up tries again.
-                r.errors.append(("fingerprint", NO_FINGERPRINT + ("every sampled frame is black or flat" if looked_at
-                                                                  else "no frame could be decoded")))
+                why = ("the pictures end before the first time sampled" if ended is not None
+                       else "every sampled frame is black or flat" if looked_at else "no frame could be decoded")
+                r.errors.append(("fingerprint", NO_FINGERPRINT + why))
     # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
     if t.fingerprints and media.get("audio_codec") and not media.get("video_codec"):
         try:
@@ -540,6 +542,17 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.fail("decode", f"the sound ends at {ended:.1f} s of the {claimed:.1f} s the file claims: cut short?")
     elif t.meta and media.get("audio_codec") and not media.get("video_codec") and media.get("format") in ("wav", "ogg"):
         _framing_end(r, media)
+    if t.meta and not any(stage == "decode" and "cut short" in message for stage, message in r.errors):
+        # An MP4/MOV with its index first opens whole when the end of its media data is
+        # lost: its boxes tell, whether or not its fingerprint's frames reached the cut.
+        from .mp4 import cut_short
+
+        try:
+            short = cut_short(t.path)
+        except (OSError, struct.error):
+            short = None
+        if short:
+            r.fail("decode", short)
     return True
 
 
