@@ -1414,6 +1414,29 @@ def test_info_says_why_a_linked_sidecar_could_not_be_read(tmp_path: Path) -> Non
     assert "not well-formed XMP" in run_cli("info", lib / "bad.jpg", catalog=catalog).out
 
 
+def test_takeout_json_of_odd_shapes_loses_only_its_bad_fields(tmp_path: Path) -> None:
+    """A latitude of 400 digits (no float holds it) made the whole sidecar an `error`
+    ("OverflowError") and lost its good date; a timestamp of `true` dated the photo
+    1970-01-01 00:00:01. Each bad field alone is dropped."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    docs = {"big.jpg": {"photoTakenTime": {"timestamp": "1563098400"},
+                        "geoData": {"latitude": int("9" * 400), "longitude": 1}},
+            "true.jpg": {"photoTakenTime": {"timestamp": True}, "geoData": {"latitude": 48.5, "longitude": -2.25}},
+            "nan.jpg": {"photoTakenTime": {"timestamp": 1563098400}, "geoData": {"latitude": 1e400, "longitude": 2}}}
+    for i, (name, doc) in enumerate(docs.items()):
+        media_corpus.picture(24, 16, i).save(lib / name)
+        (lib / f"{name}.json").write_text(json.dumps(doc))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = {Path(r["path"]).name: r for r in rows(catalog, "SELECT f.path, s.taken_at, s.gps_lat, s.gps_lon FROM files f "
+                                                          "JOIN sidecars s USING (blake3)")}
+    assert {n: (str(r["taken_at"]), r["gps_lat"], r["gps_lon"]) for n, r in got.items()} == {
+        "big.jpg.json": ("2019-07-14 10:00:00", None, None), "true.jpg.json": ("None", 48.5, -2.25),
+        "nan.jpg.json": ("2019-07-14 10:00:00", None, None)}
+    assert rows(catalog, "SELECT * FROM meta_errors") == []
+
+
 def test_sidecar_dates_to_the_year_offsets_without_colon_and_takeout_album_json(tmp_path: Path) -> None:
     """XMP dates given to the year or month (a scanned print's `2015`, `2015-03`) are its
     first day; an offset written `+0900` is `+09:00`; a fraction of a second is kept; a

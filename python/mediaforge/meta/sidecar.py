@@ -8,7 +8,6 @@ link follows renames without re-reading anything.
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -136,6 +135,11 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
     }
 
 
+def _on_globe(v: Any, limit: int) -> bool:
+    """A JSON number within ±limit degrees (NaN and infinities are not)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and -limit <= v <= limit
+
+
 def parse_takeout(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_SIDECAR_BYTES:
         raise SidecarError(f"JSON sidecar over {MAX_SIDECAR_BYTES // 1_048_576} MiB")
@@ -153,14 +157,16 @@ def parse_takeout(data: bytes) -> dict[str, Any]:
     taken = None
     ts = doc["photoTakenTime"].get("timestamp") if isinstance(doc.get("photoTakenTime"), dict) else None
     try:
-        taken = datetime.fromtimestamp(int(ts), timezone.utc).replace(tzinfo=None) if ts else None
+        # Seconds as text (what Takeout writes) or a number; not `true`, which int() takes as 1.
+        taken = datetime.fromtimestamp(int(ts), timezone.utc).replace(tzinfo=None) \
+            if ts and not isinstance(ts, bool) else None
     except (ValueError, TypeError, OverflowError, OSError):  # text, a list, out of range
         taken = None
     geo = doc.get("geoData") if isinstance(doc.get("geoData"), dict) else {}
     lat, lon = geo.get("latitude"), geo.get("longitude")
-    # Numbers on the globe only (not NaN, not 500); 0, 0 is Takeout's "no place".
-    has_geo = (all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lat, lon))
-               and -90 <= lat <= 90 and -180 <= lon <= 180 and bool(lat or lon))
+    # Numbers on the globe only (not NaN, not 500, not an integer of 400 digits, which no
+    # float holds); 0, 0 is Takeout's "no place".
+    has_geo = _on_globe(lat, 90) and _on_globe(lon, 180) and bool(lat or lon)
     people_list = doc.get("people")
     people = [p.get("name") for p in people_list if isinstance(p, dict) and isinstance(p.get("name"), str)] \
         if isinstance(people_list, list) else []
