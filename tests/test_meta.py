@@ -1622,17 +1622,25 @@ def _cut_library(tmp_path: Path) -> tuple[Path, Path, str]:
 
 def test_error_messages_name_files_as_text_not_python_bytes(tmp_path: Path) -> None:
     """A file opened by its bytes was named in the libraries' messages as Python shows
-    bytes: `cannot identify image file b'/lib/x.jpg'`. The message names it as text."""
+    bytes: `cannot identify image file b'/lib/x.jpg'`. The message names it as text, as
+    every message shows a path: one line, a byte that is not UTF-8 as \\xNN (it was
+    U+FFFD, or Python's `\\udcfe` in a message of libav's), a newline as \\n (it was a
+    line break in a message documented as one line)."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    (lib / "zeros.jpg").write_bytes(bytes(3000))
-    with open(os.path.join(os.fsencode(lib), b"caf\xe9.jpg"), "wb") as f:
-        f.write(bytes(3000))
+    raw = os.fsencode(lib)
+    for i, name in enumerate((b"zeros.jpg", b"caf\xe9.jpg", b"bad\nname\xff.jpg", b"cut\n\xfe.mp4")):
+        with open(os.path.join(raw, name), "wb") as f:
+            f.write(bytes([i]) * 3000)  # a content of each's own
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    got = rows(catalog, "SELECT e.message FROM meta_errors e JOIN files f USING (blake3) ORDER BY f.path")
-    assert got and all("b'" not in r["message"] and 'b"' not in r["message"] for r in got), got
-    assert any(f"'{lib}/zeros.jpg'" in r["message"] or f"'{lib}/caf\ufffd.jpg'" in r["message"] for r in got), got
+    got = {bytes(r["path_bytes"]).rsplit(b"/", 1)[1]: r["message"] for r in rows(
+        catalog, "SELECT f.path_bytes, e.message FROM meta_errors e JOIN files f USING (blake3) ORDER BY f.path")}
+    assert len(got) == 4 and all("b'" not in m and 'b"' not in m and "\n" not in m and "\ufffd" not in m
+                                 and "udc" not in m for m in got.values()), got
+    assert f"'{lib}/zeros.jpg'" in got[b"zeros.jpg"] and f"'{lib}/caf\\xe9.jpg'" in got[b"caf\xe9.jpg"], got
+    assert f"'{lib}/bad\\nname\\xff.jpg'" in got[b"bad\nname\xff.jpg"], got
+    assert f"{lib}/cut\\n\\xfe.mp4" in got[b"cut\n\xfe.mp4"], got
 
 
 def test_retrying_partial_contents_without_thumbnails_or_fingerprints_keeps_those_it_had(tmp_path: Path) -> None:

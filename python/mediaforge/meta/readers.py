@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import first_line
+from ..errors import first_line, path_text
 from ..fsops import time_ns
 
 # How a meta_errors message that records no failure starts: a flat picture or video has
@@ -64,7 +64,8 @@ class Task:
     min_free: int = 0
 
 
-def _msg(e: BaseException) -> str:
+def message_of(e: BaseException) -> str:
+    """An exception as one line of a `meta_errors` message."""
     if not str(e).strip():  # mutagen's bare `error()` read "error: error"
         origin = type(e).__module__.split(".")[0]
         named = type(e).__name__ if origin == "builtins" else f"{origin} {type(e).__name__}"
@@ -77,17 +78,24 @@ def _msg(e: BaseException) -> str:
 _BYTES_REPR = re.compile(r"(?<!\w)b'/(?:[^'\\]|\\.)*'" + r'|(?<!\w)b"/(?:[^"\\]|\\.)*"')
 
 
+# A byte of a name that is not UTF-8 as Python's repr of a text shows it: '\udcff'.
+# (`\\udcff`, an escaped backslash before it, is a backslash and the text `udcff`.)
+_SURROGATE_REPR = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-fA-F][0-9a-fA-F])")
+
+
 def plain_paths(text: str) -> str:
     """`text` with the paths a library wrote as Python bytes (`b'/a/b.jpg'`, from a file
-    opened by its bytes) written as text: `'/a/b.jpg'`."""
+    opened by its bytes) written as text, `'/a/b.jpg'`, as every message shows a path: a
+    byte that is not UTF-8 as \\xNN, a newline as \\n (one line). So is such a byte in a
+    path a library wrote as Python text ('\\udcff')."""
     def plain(m: re.Match[str]) -> str:
         try:
             value = ast.literal_eval(m.group(0))
         except (ValueError, SyntaxError):
             return m.group(0)
-        return "'" + value.decode("utf-8", "replace") + "'"
+        return "'" + path_text(value) + "'"
 
-    return _BYTES_REPR.sub(plain, text)
+    return _SURROGATE_REPR.sub(r"\1\\x\2", _BYTES_REPR.sub(plain, text))
 
 
 # The grey standard deviation (0-255) under which a picture counts as one flat colour.
@@ -113,7 +121,7 @@ class _Result:
         self.low_space = False  # the thumbnail was not written: its disk is under min_free
 
     def fail(self, stage: str, e: BaseException | str, status: str = PARTIAL) -> None:
-        self.errors.append((stage, e if isinstance(e, str) else _msg(e)))
+        self.errors.append((stage, e if isinstance(e, str) else message_of(e)))
         rank = [OK, PARTIAL, UNSUPPORTED, ERROR]
         if rank.index(status) > rank.index(self.status):
             self.status = status
@@ -382,7 +390,7 @@ def _raw(r: _Result) -> bool:
     try:
         raw = rawpy.imread(os.fsdecode(t.path))
     except Exception as e:  # noqa: BLE001 - LibRawFileUnsupportedError, LibRawIOError ...
-        r.raw_problem = f"rawpy: {_msg(e)}"
+        r.raw_problem = f"rawpy: {message_of(e)}"
         return False
     with raw:
         sizes = raw.sizes
@@ -601,7 +609,7 @@ def _tags(r: _Result) -> None:
             picture = cover_image(cover, t.thumb_size)
         except Exception as e:  # noqa: BLE001 - broken cover art is a thumbnail error
             # Pillow names the in-memory file (`<_io.BytesIO object at 0x...>`): say what it was.
-            why = "not a picture Pillow can read" if "cannot identify image file" in str(e) else _msg(e)
+            why = "not a picture Pillow can read" if "cannot identify image file" in str(e) else message_of(e)
             r.fail("thumb", f"embedded cover art: {why}")
         else:
             r.save_thumb(picture)

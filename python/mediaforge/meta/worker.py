@@ -13,7 +13,7 @@ import sys
 import warnings
 from multiprocessing.connection import Connection
 
-from .readers import ERROR, extract_one, failed, plain_paths
+from .readers import ERROR, extract_one, failed, message_of
 from .image import register_plugins
 
 # Address space per worker: generous for 100-megapixel photos and 8K video, small enough
@@ -85,7 +85,7 @@ def _worker_main(fd: int, parent: int | None = None) -> None:
                 # must cost that file, not the worker and the rest of its share; and the
                 # user sees a meta_errors row, not a traceback. BaseException: a panic in
                 # the Rust core arrives as pyo3's PanicException, which derives from it.
-                result = failed(task, ERROR, "decode", plain_paths(f"{type(e).__name__}: {e}"))
+                result = failed(task, ERROR, "decode", message_of(e))
             try:
                 conn.send(("done", result))
             except OSError:  # the parent is gone (killed): nobody to answer, nothing to say
