@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -1052,6 +1053,24 @@ def test_each_exif_time_keeps_its_own_offset_and_placeholder_numbers_are_null() 
                                      0x8827: 65535}, {5: 0, 6: ones})
     assert {k: junk[k] for k in ("exposure_time", "f_number", "focal_length", "iso", "gps_alt")} == dict.fromkeys(
         ("exposure_time", "f_number", "focal_length", "iso", "gps_alt"))
+    # Both words all ones (4294967295/4294967295) is a placeholder too, not 1.0: not 1 s, f/1,
+    # 1 mm, 1 m up, or 1 degree, 1 minute and 1 second north-east. (Pillow writes such a
+    # rational as 1/1: the file gets a marked one, whose words are then set to all ones.)
+    mark = TiffImagePlugin.IFDRational(1234567, 7654321)
+    ex = Image.Exif()
+    ex[0x010F] = "Cam"
+    ex.get_ifd(0x8769).update({0x829A: mark, 0x829D: mark, 0x920A: mark})
+    ex.get_ifd(0x8825).update({1: "N", 2: (mark, mark, mark), 3: "E", 4: (mark, mark, mark), 5: 0, 6: mark})
+    buf = io.BytesIO()
+    media_corpus.picture(32, 24, 1).save(buf, "JPEG", exif=ex)
+    data = buf.getvalue()
+    for order in ("<", ">"):
+        data = data.replace(struct.pack(f"{order}II", 1234567, 7654321), b"\xff" * 8)
+    assert data.count(b"\xff" * 8) == 10
+    with Image.open(io.BytesIO(data)) as im:
+        junk = read_exif(im)
+    assert {k: junk[k] for k in ("exposure_time", "f_number", "focal_length", "gps_lat", "gps_lon", "gps_alt")} == \
+        dict.fromkeys(("exposure_time", "f_number", "focal_length", "gps_lat", "gps_lon", "gps_alt")), junk
     assert exif_of({}, {0x829A: TiffImagePlugin.IFDRational(172_800, 1)})["exposure_time"] == 172_800.0  # 2 days
     real = exif_of({}, {0x829A: TiffImagePlugin.IFDRational(1, 250), 0x829D: TiffImagePlugin.IFDRational(28, 10),
                         0x920A: TiffImagePlugin.IFDRational(50, 1), 0x8827: 409600},

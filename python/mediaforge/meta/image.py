@@ -352,8 +352,18 @@ def _bit_depth(mode: str) -> int | None:
     return 8 if mode in ("L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "La", "RGBa") else None
 
 
+# A 32-bit word of all ones: what a camera writes for a value it does not have (a GPS
+# without a fix, a lens that reports nothing), never a measurement.
+_ALL_ONES = 0xFFFFFFFF
+
+
 def _num(v: Any) -> float | None:
-    """EXIF rationals, ints and (numerator, denominator) pairs as a finite float."""
+    """EXIF rationals, ints and (numerator, denominator) pairs as a finite float; None
+    for a rational with an all-ones word (4294967295/4294967295 is no 1.0)."""
+    parts = v if isinstance(v, tuple) and len(v) == 2 else \
+        (getattr(v, "numerator", None), getattr(v, "denominator", None)) if not isinstance(v, int) else ()
+    if _ALL_ONES in parts:
+        return None
     try:
         if isinstance(v, tuple) and len(v) == 2:
             f = float(v[0]) / float(v[1]) if float(v[1]) else math.nan
