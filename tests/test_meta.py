@@ -1522,6 +1522,37 @@ def _opened_by_another(path: Path) -> bool:
     return False
 
 
+def _workers_of(pid: int) -> int:
+    """How many extraction workers process `pid` has started (and not yet reaped)."""
+    n = 0
+    for d in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid and b"mediaforge.meta.worker" in (d / "cmdline").read_bytes():
+                n += 1
+    return n
+
+
+@pytest.mark.parametrize("how", [["-j", "1"], ["-j1"], ["--threads=1"]])
+def test_meta_with_one_thread_starts_one_worker(tmp_path: Path, how: list[str]) -> None:
+    """`meta -j 1` started a worker per core all the same (the CLI starts them before it
+    parses its options), on a large machine dozens of interpreters."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.slow_jpeg(lib / "slow.jpg", repeats=8_000)  # a second or two to decode
+    catalog = tmp_path / "state" / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    env = {**cli_env(catalog), "MEDIAFORGE_THREADS": "2"}
+    p = subprocess.Popen(cli_cmd("meta", *how), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    most = 0
+    while p.poll() is None:
+        most = max(most, _workers_of(p.pid))
+        time.sleep(0.01)
+    _out, err = p.communicate()
+    assert p.returncode == 0, err
+    assert most == 1
+
+
 def test_a_file_written_over_while_it_is_read_is_filed_under_no_content(tmp_path: Path) -> None:
     """A copy over a photo while a worker decodes it (same inode, new bytes): the decode
     of half of each was filed as the hashed content's, `partial` with a "broken data

@@ -188,9 +188,23 @@ def _prestart_workers(args: list[str]) -> None:
         from ..config import worker_count
         from ..meta.spawn import prestart
 
-        prestart(worker_count(None))
+        prestart(worker_count(_threads_given(args[args.index(command) + 1:])))
     except Exception:  # noqa: BLE001 - an optimisation only; the pool starts its own workers
         pass
+
+
+def _threads_given(args: list[str]) -> int | None:
+    """The last `-j N` / `--threads N` (`-jN`, `--threads=N`) of a command's arguments, or
+    None: `meta -j 1` starts one worker, not one per core."""
+    found: int | None = None
+    for k, a in enumerate(args):
+        if a == "--":
+            break
+        value = args[k + 1] if a in ("-j", "--threads") and k + 1 < len(args) else \
+            a[2:] if a.startswith("-j") and len(a) > 2 else a.partition("=")[2] if a.startswith("--threads=") else None
+        if value is not None:
+            found = int(value) if value.isdigit() and int(value) > 0 else None
+    return found
 
 
 # What `_scan_arguments` knows of the command line: options before the command, and the
