@@ -2163,3 +2163,26 @@ def test_scan_json_gives_the_exact_bytes_of_roots_that_are_not_utf8(tmp_path: Pa
     assert s["roots"] == [f"{tmp_path}/disk\ufffd", str(plain)] and s["empty_roots"] == [f"{tmp_path}/disk\ufffd"]
     assert [r and base64.b64decode(r) for r in s["roots_raw"]] == [odd, None]
     assert [base64.b64decode(r) for r in s["empty_roots_raw"]] == [odd] and s["left_out_roots_raw"] == []
+
+
+def test_a_root_inside_another_keeps_its_own_excludes_and_ignore_files(tmp_path: Path, catalog_path: Path) -> None:
+    """`scan a a/b -e b/`: the inner root was dropped for lying inside the outer one, whose
+    excludes (and ignore files) then left it out: none of its files were catalogued. Each
+    root is walked with its own (a root named is never left out itself), each file once;
+    a file named as a root inside a folder root is kept whatever the patterns say."""
+    a = tmp_path / "a"
+    (a / "b").mkdir(parents=True)
+    (a / "c").mkdir()
+    for name in ("x.jpg", "b/y.jpg", "c/z.jpg", "c/w.png"):
+        (a / name).write_bytes(name.encode())
+    (a / ".mediaforgeignore").write_text("c/\n")
+    out = scanned(catalog_path, a, a / "b", a / "c" / "z.jpg", "-e", "b/", "-e", "*.png")
+    assert (out["new"], out["errors"]) == (4, 0), out
+    present = sorted(r["path"] for r in rows(catalog_path, "SELECT path FROM files WHERE status = 'present'"))
+    assert present == [str(a / n) for n in (".mediaforgeignore", "b/y.jpg", "c/z.jpg", "x.jpg")], present
+    # A file gone from the inner root is missing; the outer root alone leaves b/ out and
+    # keeps what it holds as it was.
+    (a / "b" / "y.jpg").unlink()
+    assert scanned(catalog_path, a, a / "b", "-e", "b/")["missing"] == 1
+    (a / "b" / "v.jpg").write_bytes(b"v")
+    assert scanned(catalog_path, a, "-e", "b/")["new"] == 0

@@ -246,7 +246,9 @@ impl Drop for ScanHandle {
     }
 }
 
-/// Drop roots that lie inside another root, so no file is walked twice.
+/// The roots without trailing slashes, sorted, each once. A root inside another stays:
+/// the walk gives it its own excludes, ignore files and file system, and the outer
+/// root's walk passes it by, so no file is walked twice.
 pub fn normalize_roots(roots: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut rs: Vec<Vec<u8>> = roots
         .iter()
@@ -260,13 +262,7 @@ pub fn normalize_roots(roots: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect();
     rs.sort();
     rs.dedup();
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for r in rs {
-        if !out.iter().any(|o| is_under(&r, o)) {
-            out.push(r);
-        }
-    }
-    out
+    rs
 }
 
 /// True if `path` is `root` or lies below it.
@@ -1328,9 +1324,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn roots_inside_roots_are_dropped() {
+    fn roots_are_trimmed_and_given_once() {
         let r = normalize_roots(&[b"/a/b/".to_vec(), b"/a".to_vec(), b"/ab".to_vec(), b"/a".to_vec()]);
-        assert_eq!(r, vec![b"/a".to_vec(), b"/ab".to_vec()]);
+        assert_eq!(r, vec![b"/a".to_vec(), b"/a/b".to_vec(), b"/ab".to_vec()]);
         assert!(is_under(b"/a/b", b"/a"));
         assert!(!is_under(b"/ab", b"/a"));
         assert!(is_under(b"/x", b"/"));

@@ -5,6 +5,7 @@
 //! per file, which is where `find` and full-path walkers spend their time). Subdirectories
 //! become new tasks, so both cores stay busy on wide and deep trees alike.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, OsStr};
 use std::io::Read;
 use std::mem::MaybeUninit;
@@ -195,6 +196,42 @@ struct Ctx<'a> {
     cancel: &'a AtomicBool,
     counters: &'a WalkCounters,
     sink: Mutex<WalkOutput>,
+    /// Roots that lie inside another root, by the folder holding them: the outer root's
+    /// walk passes them by, for each is walked as a root of its own, with its own
+    /// excludes, ignore files and file system.
+    claimed: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+}
+
+/// The roots that lie inside another root, as (folder holding one, its names there).
+fn nested_roots(roots: &[Vec<u8>]) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
+    let all: HashSet<&[u8]> = roots.iter().map(|r| trim_trailing_slashes(r)).collect();
+    let mut out: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
+    for &r in all.iter().filter(|r| **r != b"/") {
+        let mut above = r;
+        let nested = loop {
+            match above.iter().rposition(|&b| b == b'/') {
+                Some(cut) => {
+                    above = if cut == 0 { &b"/"[..] } else { &above[..cut] };
+                    if all.contains(above) {
+                        break true;
+                    }
+                    if cut == 0 {
+                        break false;
+                    }
+                }
+                None => break false,
+            }
+        };
+        if nested {
+            let cut = r
+                .iter()
+                .rposition(|&b| b == b'/')
+                .expect("a nested root has a folder above");
+            let parent = if cut == 0 { &b"/"[..] } else { &r[..cut] };
+            out.entry(parent.to_vec()).or_default().push(r[cut + 1..].to_vec());
+        }
+    }
+    out
 }
 
 impl Ctx<'_> {
@@ -391,6 +428,7 @@ pub fn walk(
         cancel,
         counters,
         sink: Mutex::new(WalkOutput::default()),
+        claimed: nested_roots(roots),
     };
     let mut tasks = Vec::new();
     for root in roots {
@@ -617,6 +655,10 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             (parent == trim_trailing_slashes(&task.path)).then(|| &p[cut + 1..])
         })
         .collect();
+    let claimed_here: &[Vec<u8>] = ctx
+        .claimed
+        .get(trim_trailing_slashes(&task.path))
+        .map_or(&[], Vec::as_slice);
     let mut files = Vec::new();
     let mut left_out: Vec<Box<[u8]>> = Vec::new();
     let mut links_left_out: Vec<Box<[u8]>> = Vec::new();
@@ -632,7 +674,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
             left_out.push(join(&task.path, name).into());
             continue;
         }
-        if skip_here.contains(&name) {
+        if skip_here.contains(&name) || claimed_here.iter().any(|c| c.as_slice() == name) {
             continue;
         }
         let mut pre_stat = None;
@@ -967,6 +1009,38 @@ mod tests {
             "{:?}",
             out.out.errors
         );
+    }
+
+    #[test]
+    fn a_root_inside_another_is_walked_once_with_its_own_excludes() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("a/b")).unwrap();
+        fs::write(r.join("a/x.jpg"), b"1").unwrap();
+        fs::write(r.join("a/b/y.jpg"), b"2").unwrap();
+        fs::write(r.join("a/z.png"), b"3").unwrap();
+        let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
+        let roots = [bytes(&r.join("a")), bytes(&r.join("a/b")), bytes(&r.join("a/z.png"))];
+        let opts = WalkOptions {
+            // Relative to each root: `b/` leaves out a/b below root a, never the root a/b.
+            excludes: vec!["b/".into(), "*.png".into()],
+            ..Default::default()
+        };
+        let (cancel, counters, dirs) = (AtomicBool::new(false), WalkCounters::default(), Mutex::new(Vec::new()));
+        let out = walk(&roots, &opts, &cancel, &counters, &|d| dirs.lock().unwrap().push(d)).unwrap();
+        let got = Run {
+            dirs: dirs.into_inner().unwrap(),
+            out,
+        };
+        // Each once; the file root is kept whatever the patterns say, as a folder root is.
+        assert_eq!(names(&got, r), vec!["a/b/y.jpg", "a/x.jpg", "a/z.png"]);
+        assert!(got.out.left_out.is_empty(), "{:?}", got.out.left_out);
+        let nested = nested_roots(&[b"/".to_vec(), b"/m".to_vec(), b"/m/n/".to_vec(), b"/o".to_vec()]);
+        let mut top = nested[&b"/"[..]].clone();
+        top.sort();
+        assert_eq!(top, vec![b"m".to_vec(), b"o".to_vec()]);
+        assert_eq!(nested[&b"/m"[..]], vec![b"n".to_vec()]);
+        assert_eq!(nested.len(), 2);
     }
 
     #[test]
