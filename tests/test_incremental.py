@@ -1389,7 +1389,7 @@ def test_schema_14_adds_birth_times_and_older_rows_read_as_unknown(tmp_path: Pat
     got = {r["name"]: r["btime_ns"] for r in rows(catalog, "SELECT name, btime_ns FROM files")}
     assert got["old.jpg"] is None and time.time_ns() - 60_000_000_000 < got["new.jpg"] <= time.time_ns()
     assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": str(SCHEMA_VERSION)}]
-    # A scan that does not get the birth time (a file given as its root) keeps the one known.
+    # A file given as its root (rewritten in place: the same inode) has the same birth time.
     born = got["new.jpg"]
     (lib / "new.jpg").write_bytes(b"M" * 150)
     s = do_scan(catalog, lib / "new.jpg")
@@ -2186,3 +2186,29 @@ def test_a_root_inside_another_keeps_its_own_excludes_and_ignore_files(tmp_path:
     assert scanned(catalog_path, a, a / "b", "-e", "b/")["missing"] == 1
     (a / "b" / "v.jpg").write_bytes(b"v")
     assert scanned(catalog_path, a, "-e", "b/")["new"] == 0
+
+
+def test_a_file_given_as_its_root_is_judged_by_its_birth_time_too(tmp_path: Path) -> None:
+    """A file named as a root got no birth time: a stranger that took a gone file's inode
+    number, size and mtime took its row too (`moved`, not read): the gone file's digest
+    and tags, for good. It is judged as a folder's files are."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "gone.jpg").write_bytes(b"G" * 4000)
+    os.utime(lib / "gone.jpg", (1_577_836_800, 1_577_836_800))
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    assert run_cli("tag", "add", "T", lib / "gone.jpg", catalog=catalog).rc == 0
+    # As if the row was last seen before the file at that inode was made (what a freed
+    # inode number reused looks like, without waiting on the clock).
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01', blake3 = ?", ["0" * 64])
+    os.rename(lib / "gone.jpg", lib / "stranger.jpg")
+    got = scanned(catalog, lib / "stranger.jpg")
+    assert (got["new"], got["moved"], got["hashed_files"]) == (1, 0, 1), got
+    now = {r["name"]: r for r in rows(catalog, "SELECT name, blake3, btime_ns, (SELECT count(*) FROM tags t "
+                                               "WHERE t.media_id = f.media_id) AS tags FROM files f")}
+    assert now["stranger.jpg"]["blake3"] == digest(b"G" * 4000) and now["stranger.jpg"]["tags"] == 0, now
+    assert now["stranger.jpg"]["btime_ns"], now

@@ -463,7 +463,19 @@ pub fn walk(
             } else {
                 &root[..name_start.max(1) - 1]
             };
-            let stat = FileStat::from_stat(&st);
+            // Its birth time too, as a folder's files get theirs: a file made since the
+            // catalog's row of its inode was last seen (the inode reused) is read again.
+            let (stat, born_ns) = match rustix::fs::statx(
+                CWD,
+                os(root),
+                AtFlags::empty(),
+                rustix::fs::StatxFlags::BASIC_STATS | rustix::fs::StatxFlags::BTIME,
+            ) {
+                Ok(sx) if FileType::from_raw_mode(sx.stx_mode.into()) == FileType::RegularFile => {
+                    FileStat::from_statx(&sx)
+                }
+                _ => (FileStat::from_stat(&st), 0),
+            };
             counters.files.fetch_add(1, Relaxed);
             counters.bytes.fetch_add(stat.len.0, Relaxed);
             (ctx.sink_files)(DirFiles {
@@ -476,7 +488,7 @@ pub fn walk(
                     path: root.into(),
                     name_start: name_start as u32,
                     stat,
-                    born_ns: 0,
+                    born_ns,
                 }],
             });
         } else {
