@@ -312,23 +312,34 @@ def test_what_a_rescan_leaves_out_is_not_marked_missing_nor_pruned(tmp_path: Pat
     assert scan("-L")["missing"] == 1 and status()["link/s.jpg"][0] == "missing"  # followed again: gone
 
 
-def test_an_ignore_file_that_is_not_a_small_regular_file_is_an_error_row(tmp_path: Path) -> None:
+def test_an_ignore_file_that_cannot_be_read_leaves_its_folder_as_it_was(tmp_path: Path) -> None:
     """A FIFO named .mediaforgeignore blocked the walk for good, and one linked to
-    /dev/zero filled memory; now each is one `ignore-file` error and the walk goes on.
-    A symlink to a real ignore file still counts."""
+    /dev/zero filled memory; then each was one `ignore-file` error and the folder was
+    walked with no rules at all: what it leaves out (a private folder) was catalogued and
+    read. Its rules unknown, the folder is now left as it was, as an unreadable folder is:
+    what the catalog knows there stays, nothing new is read. A symlink to a real ignore
+    file still counts."""
     root = tmp_path / "lib"
-    _tree(root, {"fifo/a.part": b"1", "zero/b.part": b"2", "big/c.part": b"3", "linked/d.part": b"4",
-                 "linked/keep.jpg": b"5", "rules.txt": b"*.part\n", "big/.mediaforgeignore": b"#" * (1 << 20) + b"x\n"})
+    _tree(root, {"fifo/a.jpg": b"1", "zero/b.jpg": b"2", "big/c.jpg": b"3", "linked/d.part": b"4",
+                 "linked/keep.jpg": b"5", "rules.txt": b"*.part\n"})
+    cat = tmp_path / "c.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=cat).rc == 0
+    for folder in ("fifo", "zero", "big"):
+        (root / folder / "private.part").write_bytes(b"secret")
     os.mkfifo(root / "fifo" / ".mediaforgeignore")
     (root / "zero" / ".mediaforgeignore").symlink_to("/dev/zero")
+    (root / "big" / ".mediaforgeignore").write_bytes(b"#" * (1 << 20) + b"*.part\n")
     (root / "linked" / ".mediaforgeignore").symlink_to(root / "rules.txt")
-    cat = tmp_path / "c.duckdb"
     res = run_cli("scan", root, "--no-meta", "--json", catalog=cat, timeout=60)
     assert res.rc == 0, res.err
-    assert {n for n in _names(cat, root) if n.endswith(".part")} == {"fifo/a.part", "zero/b.part", "big/c.part"}
+    assert (json.loads(res.out)["missing"], json.loads(res.out)["new"]) == (0, 0), res.out
+    assert {n for n in _names(cat, root) if n.endswith(".part")} == {"linked/d.part"}
+    assert {r["name"]: r["status"] for r in rows(cat, "SELECT name, status FROM files WHERE name LIKE '%.jpg'")} == \
+        {"a.jpg": "present", "b.jpg": "present", "c.jpg": "present", "keep.jpg": "present"}
     errors = {os.path.relpath(os.fsdecode(r["path"]), root): r["message"]
               for r in rows(cat, "SELECT path, message FROM scan_errors WHERE stage = 'ignore-file'")}
     assert set(errors) == {"fifo/.mediaforgeignore", "zero/.mediaforgeignore", "big/.mediaforgeignore"}
+    assert all(m.endswith("; its folder is left as it was") for m in errors.values()), errors
     assert "not a regular file" in errors["fifo/.mediaforgeignore"]
     assert "over the 1048576 bytes" in errors["big/.mediaforgeignore"]
 

@@ -631,7 +631,21 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     }
                 }
             }
-            Err(message) => problem = Some(message),
+            Err(message) => {
+                // Its rules unknown, the folder is not walked: what it leaves out (a
+                // private folder) would be catalogued, and read. Left as it was, as a
+                // folder that cannot be read is.
+                ctx.unreadable(
+                    &task.path,
+                    PathError {
+                        path: file.into(),
+                        stage: "ignore-file",
+                        message: format!("{message}; its folder is left as it was"),
+                        errno: None,
+                    },
+                );
+                return;
+            }
         }
         if let Some(message) = problem {
             ctx.error(PathError {
