@@ -2212,3 +2212,33 @@ def test_a_file_given_as_its_root_is_judged_by_its_birth_time_too(tmp_path: Path
                                                "WHERE t.media_id = f.media_id) AS tags FROM files f")}
     assert now["stranger.jpg"]["blake3"] == digest(b"G" * 4000) and now["stranger.jpg"]["tags"] == 0, now
     assert now["stranger.jpg"]["btime_ns"], now
+
+
+def test_a_file_renamed_to_another_extension_gets_the_kind_a_first_scan_gives(tmp_path: Path) -> None:
+    """A hashed file moved unread kept the kind and MIME type of its row, though what
+    told them may have been its old name (a text file named .jpg is a picture by name):
+    `photo.jpg` of text renamed `photo.txt` stayed image/jpeg, `note.txt` renamed
+    `note.jpg` stayed text. Renamed to another extension, it is classified again from its
+    first bytes and new name, as a fresh catalog has it; a rename within one extension
+    keeps what its bytes told."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "photo.jpg").write_bytes(b"garbage\n")
+    (lib / "note.txt").write_bytes(b"text\n")
+    (lib / "DSC_1.NEF").write_bytes(b"MM\0*\0\0\0\x08r")
+    (lib / "clip.mp4").write_bytes(b"\0\0\0\x18ftypisom\0\0\0\0isommp41")
+    (lib / "song.mp3").write_bytes(b"fLaC" + bytes(60))  # FLAC bytes under an MP3 name
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    for old, new in (("photo.jpg", "photo.txt"), ("note.txt", "note.jpg"), ("DSC_1.NEF", "DSC_1.tif"),
+                     ("clip.mp4", "clip.m4a"), ("song.mp3", "renamed.MP3")):
+        (lib / old).rename(lib / new)
+    got = scanned(catalog, lib)
+    assert (got["moved"], got["hashed_files"]) == (5, 0), got
+    query = "SELECT name, kind, mime FROM files WHERE status = 'present' ORDER BY name"
+    fresh = tmp_path / "fresh.duckdb"
+    scanned(fresh, lib)
+    assert rows(catalog, query) == rows(fresh, query)
+    assert {r["name"]: r["mime"] for r in rows(catalog, query)} == {
+        "DSC_1.tif": "image/tiff", "clip.m4a": "audio/mp4", "note.jpg": "image/jpeg", "photo.txt": "text/plain",
+        "renamed.MP3": "audio/flac"}

@@ -139,9 +139,13 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed:
         if known:
             if "sidecar" in batch.column("kind").unique().to_pylist():
                 described = [r[0] for r in con.execute(_OLD_LINKS).fetchall()]
-            if first_hashed and "hashed" in batch.column("change").unique().to_pylist():
+            changes = batch.column("change").unique().to_pylist()
+            if first_hashed and "hashed" in changes:
                 hashed = con.sql(_FIRST_HASHED).to_arrow_table().column(0)
+            renamed = [r[0] for r in con.execute(_RENAMED).fetchall()] if "moved" in changes else []
             _update_known(con, now, scan_id)
+            if renamed:
+                _classify_renamed(con, renamed)
         if known < batch.num_rows:
             con.execute(
                 f"""
@@ -164,6 +168,39 @@ _BTIME = "btime_ns = coalesce(b.btime_ns, files.btime_ns)"
 # name alone, and `song.mp3` renamed `song.jpg` is no picture.
 _KEPT_BY_CONTENT = {c: f"{c} = CASE WHEN b.change = 'moved' AND files.blake3 IS NOT NULL THEN files.{c} ELSE b.{c} END"
                     for c in ("kind", "mime")}
+
+
+# Files moved unread under another extension: the kind they keep was told by their bytes,
+# or by their old name where the bytes said nothing (a text file named .jpg); which one,
+# only their bytes tell again.
+_RENAMED = """
+    SELECT f.media_id FROM mf_batch b JOIN files f ON f.media_id = b.prev_media_id::UUID
+    WHERE b.change = 'moved' AND f.blake3 IS NOT NULL AND lower(coalesce(f.ext, '')) <> lower(coalesce(b.ext, ''))"""
+
+
+def _classify_renamed(con, ids: list) -> None:  # noqa: ANN001
+    """Kind and MIME type again, from the first bytes and the new name, as a first scan
+    would give them, of files renamed to another extension; one that cannot be read now
+    keeps what it had."""
+    from .. import _core
+
+    fixed = []
+    for media_id, path, name in con.execute(
+            "SELECT media_id, path_bytes, name FROM files WHERE media_id IN (SELECT unnest(?::UUID[]))",
+            [ids]).fetchall():
+        try:
+            with open(bytes(path), "rb") as f:
+                head = f.read(_HEAD_LEN)
+        except OSError:
+            continue
+        kind, mime = _core.classify(os.fsencode(name) if isinstance(name, str) else bytes(name), head)
+        fixed.append((kind, mime, media_id))
+    if fixed:
+        con.executemany("UPDATE files SET kind = ?, mime = ? WHERE media_id = ?", fixed)
+
+
+# The first bytes a scan reads to tell a file's kind (the Rust core's HEAD_LEN).
+_HEAD_LEN = 512
 
 
 def _update_known(con, now: datetime, scan_id: int) -> None:  # noqa: ANN001
