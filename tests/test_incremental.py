@@ -2242,3 +2242,30 @@ def test_a_file_renamed_to_another_extension_gets_the_kind_a_first_scan_gives(tm
     assert {r["name"]: r["mime"] for r in rows(catalog, query)} == {
         "DSC_1.tif": "image/tiff", "clip.m4a": "audio/mp4", "note.jpg": "image/jpeg", "photo.txt": "text/plain",
         "renamed.MP3": "audio/flac"}
+
+
+def test_many_roots_mark_gone_what_is_under_them_and_nothing_else(tmp_path: Path) -> None:
+    """`scan lib/*` with a dozen roots and more (folders, a file, a folder whose name is
+    not UTF-8): what lies under them is judged by lookups in what the catalog holds, not
+    by a few comparisons a root on every row (3,000 roots made a rescan ten times slower).
+    A file gone under any of them is missing; one gone outside them is not looked at."""
+    lib = tmp_path / "lib"
+    raw = os.fsencode(lib)
+    files = [b"/r%02d/%s.jpg" % (i, n) for i in range(12) for n in (b"a", b"b")]
+    files += [b"/r\xff/x.jpg", b"/r\xff/y.jpg", b"/solo.jpg", b"/other/o.jpg"]
+    for f in files:
+        os.makedirs(os.path.dirname(raw + f), exist_ok=True)
+        write_bytes_path(raw + f, f)
+    catalog = tmp_path / "cat.duckdb"
+    assert scanned(catalog, lib)["new"] == 28
+    for gone in (b"/r03/a.jpg", b"/r\xff/x.jpg", b"/other/o.jpg"):
+        os.unlink(raw + gone)
+    roots = [os.fsdecode(raw + b"/r%02d" % i) for i in range(12)] + [os.fsdecode(raw + b"/r\xff"),
+                                                                      os.fsdecode(raw + b"/solo.jpg")]
+    got = scanned(catalog, *roots)
+    assert (got["missing"], got["unchanged"]) == (2, 25), got
+    status = {bytes(r["path_bytes"])[len(raw):]: (r["status"], r["last_scan_id"])
+              for r in rows(catalog, "SELECT path_bytes, status, last_scan_id FROM files")}
+    assert [p for p, (s, _) in sorted(status.items()) if s == "missing"] == [b"/r03/a.jpg", b"/r\xff/x.jpg"]
+    assert status[b"/solo.jpg"] == ("present", 2) and status[b"/r\xff/y.jpg"] == ("present", 2)
+    assert status[b"/other/o.jpg"] == ("present", 1)  # not under this scan's roots: not looked at

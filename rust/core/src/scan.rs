@@ -969,6 +969,9 @@ fn run(
     tx: &Sender<Event>,
 ) -> Result<ScanTotals> {
     let counts = Counts::default();
+    // The roots as a set: whether a row lies under one is a few lookups of its folders,
+    // not a comparison with each root (`scan ~/Media/*` may name thousands).
+    let root_set: HashSet<&[u8]> = opts.roots.iter().map(|r| trim_trailing_slashes(r)).collect();
     let jobs: Mutex<Vec<HashJob>> = Mutex::new(Vec::new());
     let deferred: Mutex<Vec<(WalkedFile, Deferred)>> = Mutex::new(Vec::new());
     let unstable = AtomicU64::new(0);
@@ -1012,7 +1015,7 @@ fn run(
                 let unlooked = |k: usize| {
                     at_or_below_any(prev.path(k), &held) || (prev.followed[k] && at_or_below_any(prev.path(k), &links))
                 };
-                let under_roots = |k: usize| opts.roots.iter().any(|r| is_under(prev.path(k), r));
+                let under_roots = |k: usize| at_or_below_any(prev.path(k), &root_set);
                 let deferred = std::mem::take(&mut *deferred.lock().unwrap());
                 resolve_deferred(deferred, prev, opts.hash, &unlooked, &under_roots)
             };
@@ -1060,7 +1063,7 @@ fn run(
     let unseen: Vec<(MediaId, Unseen)> = (0..prev.len())
         .into_par_iter()
         .filter(|&i| prev.present[i] && !prev.seen[i].load(Relaxed))
-        .filter(|&i| opts.roots.iter().any(|r| is_under(prev.path(i), r)))
+        .filter(|&i| at_or_below_any(prev.path(i), &root_set))
         .map(|i| {
             let p = prev.path(i);
             let why = if at_or_below_any(p, &not_looked_at) {
