@@ -151,16 +151,20 @@ pub struct WalkOutput {
 struct IgnoreNode {
     matcher: Gitignore,
     parent: Option<Arc<IgnoreNode>>,
+    /// The command line's `--exclude` patterns: they come first, as git's do, so an
+    /// ignore file's `!name` does not bring back what the command line leaves out.
+    cli: bool,
 }
 
 impl IgnoreNode {
     fn is_ignored(node: &Option<Arc<IgnoreNode>>, path: &Path, is_dir: bool) -> bool {
-        let mut cur = node.as_deref();
-        while let Some(n) = cur {
+        let nodes = || std::iter::successors(node.as_deref(), |n| n.parent.as_deref());
+        // The command line's patterns, then the ignore files, nearest first.
+        for n in nodes().filter(|n| n.cli).chain(nodes().filter(|n| !n.cli)) {
             match n.matcher.matched(path, is_dir) {
                 Match::Ignore(_) => return true,
                 Match::Whitelist(_) => return false,
-                Match::None => cur = n.parent.as_deref(),
+                Match::None => {}
             }
         }
         false
@@ -335,6 +339,31 @@ fn ignore_file_lines(text: &[u8]) -> impl Iterator<Item = (usize, std::result::R
     })
 }
 
+/// A gitignore line as the matcher must be given it: git takes `{` and `}` literally (a
+/// folder `Album {2019}/`), where the glob library reads them as alternatives (`{a,b}`);
+/// each one not already escaped gets a backslash.
+fn literal_braces(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.contains(['{', '}']) {
+        return line.into();
+    }
+    let mut out = String::with_capacity(line.len() + 4);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                out.extend(chars.next());
+            }
+            '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out.into()
+}
+
 /// Refuse malformed exclude patterns up front, before a scan starts (and is recorded).
 pub fn check_excludes(patterns: &[String]) -> Result<()> {
     build_excludes(b"/", patterns, None).map(|_| ())
@@ -374,7 +403,7 @@ fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> Option<Arc<IgnoreNode>> {
                 // Problems with its lines are reported by the scan that walks that folder.
                 for (_, line) in ignore_file_lines(&text) {
                     if let Ok(line) = line {
-                        let _ = b.add_line(Some(os(&file).to_path_buf()), line);
+                        let _ = b.add_line(Some(os(&file).to_path_buf()), &literal_braces(line));
                     }
                 }
             }
@@ -389,7 +418,11 @@ fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> Option<Arc<IgnoreNode>> {
             }
         }
         if let Ok(matcher) = b.build() {
-            node = Some(Arc::new(IgnoreNode { matcher, parent: node }));
+            node = Some(Arc::new(IgnoreNode {
+                matcher,
+                parent: node,
+                cli: false,
+            }));
         }
     }
     node
@@ -401,13 +434,17 @@ fn build_excludes(root: &[u8], patterns: &[String], above: Option<Arc<IgnoreNode
     }
     let mut b = GitignoreBuilder::new(os(root));
     for p in patterns {
-        b.add_line(None, p)
+        b.add_line(None, &literal_braces(p))
             .map_err(|e| Error::InvalidInput(format!("bad exclude pattern {p:?}: {e}")))?;
     }
     let matcher = b
         .build()
         .map_err(|e| Error::InvalidInput(format!("bad exclude patterns: {e}")))?;
-    Ok(Some(Arc::new(IgnoreNode { matcher, parent: above })))
+    Ok(Some(Arc::new(IgnoreNode {
+        matcher,
+        parent: above,
+        cli: true,
+    })))
 }
 
 /// Walk the roots in parallel on the current rayon pool.
@@ -613,7 +650,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 for (n, line) in ignore_file_lines(&text) {
                     match line {
                         Ok(line) => {
-                            if let Err(e) = b.add_line(Some(os(&file).to_path_buf()), line) {
+                            if let Err(e) = b.add_line(Some(os(&file).to_path_buf()), &literal_braces(line)) {
                                 problem.get_or_insert_with(|| e.to_string());
                             }
                         }
@@ -660,6 +697,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 ignores = Some(Arc::new(IgnoreNode {
                     matcher: m,
                     parent: ignores,
+                    cli: false,
                 }))
             }
             Err(e) => ctx.error(PathError {
@@ -1067,6 +1105,38 @@ mod tests {
         assert_eq!(top, vec![b"m".to_vec(), b"o".to_vec()]);
         assert_eq!(nested[&b"/m"[..]], vec![b"n".to_vec()]);
         assert_eq!(nested.len(), 2);
+    }
+
+    #[test]
+    fn braces_in_patterns_are_literal_as_in_git() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in ["Album {2019}", "Album 2019", "x"] {
+            fs::create_dir_all(r.join(d)).unwrap();
+        }
+        fs::write(r.join("Album {2019}/a.jpg"), b"1").unwrap();
+        fs::write(r.join("Album 2019/b.jpg"), b"2").unwrap();
+        fs::write(r.join("x/{a,b}.jpg"), b"3").unwrap();
+        fs::write(r.join("x/a.jpg"), b"4").unwrap();
+        fs::write(r.join(".mediaforgeignore"), b"Album {2019}/\n").unwrap();
+        let opts = WalkOptions {
+            excludes: vec!["{a,b}.jpg".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&run(r, &opts), r),
+            vec![".mediaforgeignore", "Album 2019/b.jpg", "x/a.jpg"]
+        );
+        assert_eq!(literal_braces(r"a\{b{c}"), r"a\{b\{c\}");
+        // The command line's patterns come first, as git's do: `!x/a.jpg` in an ignore
+        // file does not bring back what `-e` leaves out.
+        fs::write(r.join("x/.mediaforgeignore"), b"!a.jpg\n").unwrap();
+        let opts = WalkOptions {
+            excludes: vec!["a.jpg".into()],
+            ..Default::default()
+        };
+        assert!(!names(&run(r, &opts), r).contains(&"x/a.jpg".to_string()));
+        assert!(check_excludes(&["{a,b".into()]).is_ok());
     }
 
     #[test]
