@@ -644,27 +644,23 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     if has_ignore_file && opts.use_ignore_files {
         let file = join(&task.path, IGNORE_FILE.as_bytes());
         let mut b = GitignoreBuilder::new(os(&task.path));
-        let mut problem = None;
+        // Each line that is no pattern, by its number: all of them in one row.
+        let mut problems: Vec<String> = Vec::new();
         match read_ignore_file(fd.as_fd()) {
             Ok(text) => {
                 for (n, line) in ignore_file_lines(&text) {
                     match line {
                         Ok(line) => {
                             if let Err(e) = b.add_line(Some(os(&file).to_path_buf()), &literal_braces(line)) {
-                                problem.get_or_insert_with(|| e.to_string());
+                                problems.push(format!("line {}: {e} (the line is left out)", n + 1));
                             }
                         }
                         // Patterns are text: such a line could match no name. Said, not
                         // silently dropped.
-                        Err(_) => {
-                            problem.get_or_insert_with(|| {
-                                format!(
-                                    "line {} holds bytes that are not UTF-8 and matches nothing: write each such \
-                                     byte as `?`",
-                                    n + 1
-                                )
-                            });
-                        }
+                        Err(_) => problems.push(format!(
+                            "line {} holds bytes that are not UTF-8 and matches nothing: write each such byte as `?`",
+                            n + 1
+                        )),
                     }
                 }
             }
@@ -684,11 +680,11 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 return;
             }
         }
-        if let Some(message) = problem {
+        if !problems.is_empty() {
             ctx.error(PathError {
                 path: file.clone().into(),
                 stage: "ignore-file",
-                message,
+                message: problems.join("; "),
                 errno: None,
             });
         }
@@ -1137,6 +1133,25 @@ mod tests {
         };
         assert!(!names(&run(r, &opts), r).contains(&"x/a.jpg".to_string()));
         assert!(check_excludes(&["{a,b".into()]).is_ok());
+    }
+
+    #[test]
+    fn every_bad_line_of_an_ignore_file_is_named_in_its_row() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::write(r.join("a.jpg"), b"1").unwrap();
+        fs::write(r.join(".mediaforgeignore"), b"*.tmp\ncaf\xe9/\n[z-a].jpg\n\xff\n").unwrap();
+        let out = run(r, &WalkOptions::default());
+        let msgs: Vec<&str> = out.out.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        // Each by its number: the two lines of bytes that are not UTF-8, and the range `[z-a]`.
+        for part in [
+            "line 2 holds bytes",
+            "; line 3: error parsing glob '[z-a].jpg'",
+            "; line 4 holds bytes",
+        ] {
+            assert!(msgs[0].contains(part), "{msgs:?}");
+        }
     }
 
     #[test]
