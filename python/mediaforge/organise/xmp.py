@@ -495,14 +495,21 @@ def _not_as_catalogued(cat: Catalog, media_id: str, path: bytes) -> str | None:
     """Why the file at `path` is not the one the catalog holds for `media_id` (moved,
     deleted, or another file at its name since the scan: its keywords must not land in a
     sidecar there), else None."""
-    ((dev, ino),) = cat.con.execute("SELECT dev, inode FROM files WHERE media_id = ?::UUID AND status = 'present' "
-                                    "ORDER BY last_scan_id DESC LIMIT 1", [media_id]).fetchall() or [(None, None)]
+    from ..fsops import time_ns
+
+    ((dev, ino, size, mtime),) = cat.con.execute(
+        "SELECT dev, inode, size, mtime_ns FROM files WHERE media_id = ?::UUID AND status = 'present' "
+        "ORDER BY last_scan_id DESC LIMIT 1", [media_id]).fetchall() or [(None, None, None, None)]
     try:
         st = os.stat(path)
     except OSError:
         return "gone since the scan (moved or deleted): rescan, then export"
     if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (dev, ino):
         return "another file at this name since the scan: rescan, then export"
+    if (st.st_size, time_ns(st.st_mtime_ns)) != (size, mtime):
+        # The same inode number, other bytes: the file written over, or deleted and a new
+        # one given its freed inode number (ext4 hands it to the next file made).
+        return "another file at this name, or this one written over, since the scan: rescan, then export"
     return None
 
 
