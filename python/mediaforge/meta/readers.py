@@ -119,6 +119,7 @@ class _Result:
         self.thumb_wh: tuple[int, int, int] | None = None  # width, height, bytes
         self.raw_problem: str | None = None  # why rawpy did not read a RAW file
         self.low_space = False  # the thumbnail was not written: its disk is under min_free
+        self.thumb_tmp: Path | None = None  # written, not yet in its place (`settle_thumb`)
 
     def fail(self, stage: str, e: BaseException | str, status: str = PARTIAL) -> None:
         self.errors.append((stage, e if isinstance(e, str) else message_of(e)))
@@ -140,10 +141,28 @@ class _Result:
         # What workers killed with their parent (kill -9) left in this shard.
         sweep_stale(os.fsencode(os.path.join(self.task.thumbs_root, os.path.dirname(rel))), TMP_PATTERN, 10)
         try:
-            self.thumb_wh = save_thumb(picture, Path(self.task.thumbs_root), rel)
+            w, h, n, self.thumb_tmp = save_thumb(picture, Path(self.task.thumbs_root), rel)
+            self.thumb_wh = (w, h, n)
             self.thumb = rel
         except Exception as e:  # noqa: BLE001 - a full disk here is a thumbnail error
             self.fail("thumb", e)
+
+    def settle_thumb(self, keep: bool) -> None:
+        """The thumbnail written under a temporary name into its place, or (`keep` false:
+        the file changed while it was read) removed: the content's thumbnail, if it had
+        one, stays as it was."""
+        tmp, self.thumb_tmp = self.thumb_tmp, None
+        if tmp is None:
+            return
+        try:
+            if keep:
+                os.replace(tmp, os.path.join(self.task.thumbs_root, self.thumb or ""))
+                return
+        except OSError as e:
+            self.thumb, self.thumb_wh = None, None
+            self.fail("thumb", e)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
     def image_hashes(self, picture: Any) -> None:
         """pHash and dHash (in the Rust core) of the decoded, upright picture: the decode
@@ -234,11 +253,11 @@ def extract_one(task: Task) -> dict[str, Any]:
     if task.mtime_ns is not None and _changed_since(path, st):
         # Written to while it was read (a copy over it, an editor saving): what was read
         # may be either content, or half of each, and is filed under neither; its
-        # thumbnail, made of those bytes, goes too. The next scan hashes the new content.
-        if r.thumb is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(task.thumbs_root, r.thumb))
+        # thumbnail, made of those bytes, never takes the content's place. The next scan
+        # hashes the new content.
+        r.settle_thumb(False)
         return {"blake3": task.blake3, "stale": True}
+    r.settle_thumb(True)
     return r.as_dict()
 
 

@@ -183,23 +183,25 @@ def wide_profile(im: Image.Image) -> bytes | None:
     return None if b"sRGB" in icc or "sRGB".encode("utf-16-be") in icc else icc
 
 
-def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int]:
-    """Write atomically (temporary name, then rename): a crash never leaves half a file
-    under the final name. A wide-gamut picture's colour profile goes with it (its pixels
-    are not converted: Pillow here is built without LittleCMS), so viewers show its
-    colours, not the dull ones its values mean in sRGB. Returns the thumbnail's width and
-    height and its length in bytes."""
+def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int, Path]:
+    """Write under a temporary name beside its place, for the caller to rename into place
+    (`os.replace`) once it knows the file it came from did not change while it was read,
+    or to remove: a crash never leaves half a file under the final name, and a content's
+    thumbnail is never replaced by one of other bytes. A wide-gamut picture's colour
+    profile goes with it (its pixels are not converted: Pillow here is built without
+    LittleCMS), so viewers show its colours, not the dull ones its values mean in sRGB.
+    Returns the thumbnail's width, height, length in bytes and temporary path."""
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tmp_name(target, os.getpid()))
     try:
         im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=wide_profile(im))
         length = os.stat(tmp).st_size
-        os.replace(tmp, target)
-    finally:
+    except BaseException:
         if tmp.exists():
             tmp.unlink()
-    return im.size[0], im.size[1], length
+        raise
+    return im.size[0], im.size[1], length, tmp
 
 
 def plain_pillow_thumb(path: str, size: int, out: str) -> None:
