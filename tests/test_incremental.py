@@ -2269,3 +2269,26 @@ def test_many_roots_mark_gone_what_is_under_them_and_nothing_else(tmp_path: Path
     assert [p for p, (s, _) in sorted(status.items()) if s == "missing"] == [b"/r03/a.jpg", b"/r\xff/x.jpg"]
     assert status[b"/solo.jpg"] == ("present", 2) and status[b"/r\xff/y.jpg"] == ("present", 2)
     assert status[b"/other/o.jpg"] == ("present", 1)  # not under this scan's roots: not looked at
+
+
+def test_a_root_below_what_the_outer_root_leaves_out_still_finds_its_files_gone(tmp_path: Path) -> None:
+    """`scan -e x/ a a/x/y`: the outer root's walk leaves `a/x` out, and every row below
+    it was kept as it was, those under the root `a/x/y` too, which was walked whole: a
+    file deleted there stayed present for good, and one moved out of it became a second
+    present row of its inode. What lies under a root is judged by that root's walk."""
+    a = tmp_path / "a"
+    (a / "x" / "y").mkdir(parents=True)
+    (a / "x" / "y" / "t.jpg").write_bytes(b"t")
+    (a / "x" / "y" / "u.jpg").write_bytes(b"u")
+    (a / "x" / "hidden.jpg").write_bytes(b"h")
+    catalog = tmp_path / "cat.duckdb"
+    assert scanned(catalog, a)["new"] == 3
+    (a / "x" / "y" / "t.jpg").unlink()
+    (a / "x" / "hidden.jpg").unlink()  # under what the outer walk left out: kept as it was
+    got = scanned(catalog, "-e", "x/", a, a / "x" / "y")
+    assert got["missing"] == 1, got
+    (a / "x" / "y" / "u.jpg").rename(a / "u.jpg")
+    got = scanned(catalog, "-e", "x/", a, a / "x" / "y")
+    assert (got["moved"], got["new"], got["missing"]) == (1, 0, 0), got
+    status = {r["name"]: r["status"] for r in rows(catalog, "SELECT name, status FROM files")}
+    assert status == {"t.jpg": "missing", "u.jpg": "present", "hidden.jpg": "present"}, status

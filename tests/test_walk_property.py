@@ -407,3 +407,20 @@ def test_one_file_system_stays_on_the_root_device(tmp_path: Path) -> None:
         assert (s.missing, s.pruned) == (0, 0)
         assert {r["name"]: r["status"] for r in rows(cat, "SELECT name, status FROM files")} == {
             "near.jpg": "present", "far.jpg": "present"}
+
+
+def test_an_unreadable_ignore_file_above_a_root_leaves_the_root_as_it_was(tmp_path: Path) -> None:
+    """A `.mediaforgeignore` above the root that cannot be read (a FIFO here; another
+    user's, for an unprivileged scan): the root was walked with none of its rules, and a
+    file they leave out was catalogued and read. The root is left as it was, as a folder
+    with such a file is, and the error row says so."""
+    root = tmp_path / "p"
+    _tree(root, {"sub/secret.key": b"s", "sub/a.jpg": b"a"})
+    cat = tmp_path / "c.duckdb"
+    os.mkfifo(root / ".mediaforgeignore")
+    res = run_cli("scan", root / "sub", "--no-meta", "--json", catalog=cat, timeout=60)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["new"] == 0 and _names(cat, root) == set()
+    [err] = rows(cat, "SELECT path, message FROM scan_errors WHERE stage = 'ignore-file'")
+    assert err["path"] == str(root / ".mediaforgeignore")
+    assert err["message"] == "not a regular file (a FIFO, device or folder); its folder is left as it was", err

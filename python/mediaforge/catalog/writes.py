@@ -334,6 +334,10 @@ def under_roots(con, roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:  
             "ELSE path_raw IN (SELECT path_raw FROM mf_under_raw) END)"), []
 
 
+# How the core's `ignore-file` error row of a folder it left as it was ends (its ignore
+# file could not be read): the folder was not looked at.
+IGNORE_FILE_HELD = "; its folder is left as it was"
+
 # scan_errors stages of paths the walk could not look into: what the catalog knows below
 # them is left as it was.
 _HELD = "('walk', 'stat', 'vanished')"
@@ -868,7 +872,12 @@ def finish_scan(
                     f"AND e.stage IN {_HELD} AND e.path_bytes = files.path_bytes)")
         if kept is not None and kept.num_rows:
             held += " AND media_id NOT IN (SELECT media_id::UUID FROM mf_kept)"
-        whole = missing and not unread and not unlooked and not totals.get("excluded")
+        # A folder left as it was for an ignore file that could not be read was not looked
+        # at either, whether or not the catalog knows files there.
+        (held_back,) = con.execute(
+            "SELECT count(*) FROM scan_errors WHERE scan_id = ? AND stage = 'ignore-file' "
+            "AND ends_with(message, ?)", [scan_id, IGNORE_FILE_HELD]).fetchone() if missing else (0,)
+        whole = missing and not unread and not unlooked and not held_back and not totals.get("excluded")
         seen = _disks_seen(con, under, held, params) if whole else []
         con.execute(
             f"UPDATE files SET last_seen = ?, last_scan_id = ? "

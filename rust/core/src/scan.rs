@@ -1013,7 +1013,8 @@ fn run(
                 // found through links: a file where the link is now was replaced by it.
                 let (held, links) = unlooked(&walked);
                 let unlooked = |k: usize| {
-                    at_or_below_any(prev.path(k), &held) || (prev.followed[k] && at_or_below_any(prev.path(k), &links))
+                    held_within_root(prev.path(k), &held, &root_set)
+                        || (prev.followed[k] && held_within_root(prev.path(k), &links, &root_set))
                 };
                 let under_roots = |k: usize| at_or_below_any(prev.path(k), &root_set);
                 let deferred = std::mem::take(&mut *deferred.lock().unwrap());
@@ -1066,9 +1067,9 @@ fn run(
         .filter(|&i| at_or_below_any(prev.path(i), &root_set))
         .map(|i| {
             let p = prev.path(i);
-            let why = if at_or_below_any(p, &not_looked_at) {
+            let why = if held_within_root(p, &not_looked_at, &root_set) {
                 Unseen::Kept
-            } else if at_or_below_any(p, &links) {
+            } else if held_within_root(p, &links, &root_set) {
                 Unseen::Linked
             } else {
                 Unseen::Vanished
@@ -1092,7 +1093,7 @@ fn run(
     if !links.is_empty() {
         let held: Vec<MediaId> = (0..prev.len())
             .into_par_iter()
-            .filter(|&i| !prev.present[i] && at_or_below_any(prev.path(i), &links))
+            .filter(|&i| !prev.present[i] && held_within_root(prev.path(i), &links, &root_set))
             .map(|i| prev.media_id(i))
             .collect();
         if !held.is_empty() {
@@ -1291,6 +1292,32 @@ fn unlooked(walked: &crate::walk::WalkOutput) -> (HashSet<&[u8]>, HashSet<&[u8]>
     )
 }
 
+/// Whether `path`, or a folder above it up to the innermost root holding it, is in `set`
+/// (paths the walk did not look into or behind). A root inside another is walked as a
+/// root of its own: what the outer root's walk left out above it (an excluded or
+/// unreadable folder, another file system) says nothing of the files below it.
+fn held_within_root(path: &[u8], set: &HashSet<&[u8]>, roots: &HashSet<&[u8]>) -> bool {
+    if set.is_empty() {
+        return false;
+    }
+    let path = trim_trailing_slashes(path);
+    let mut end = path.len();
+    loop {
+        let at = &path[..end];
+        if set.contains(at) {
+            return true;
+        }
+        if roots.contains(at) {
+            return false;
+        }
+        match at.iter().rposition(|&b| b == b'/') {
+            Some(0) if end > 1 => end = 1, // then `/` itself
+            Some(i) if i > 0 => end = i,
+            _ => return false,
+        }
+    }
+}
+
 /// Whether `path`, or a folder above it, is in `set` (paths without a trailing slash).
 fn at_or_below_any(path: &[u8], set: &HashSet<&[u8]>) -> bool {
     if set.is_empty() {
@@ -1325,6 +1352,21 @@ fn replaced_by(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<&'static st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_an_outer_walk_left_out_holds_nothing_under_a_root_of_its_own() {
+        let held: HashSet<&[u8]> = [&b"/a/x"[..], &b"/m"[..]].into_iter().collect();
+        let roots: HashSet<&[u8]> = [&b"/a"[..], &b"/a/x/y"[..], &b"/"[..]].into_iter().collect();
+        assert!(held_within_root(b"/a/x/t.jpg", &held, &roots));
+        assert!(held_within_root(b"/a/x", &held, &roots));
+        assert!(!held_within_root(b"/a/x/y/t.jpg", &held, &roots));
+        assert!(!held_within_root(b"/a/x/y", &held, &roots));
+        assert!(held_within_root(b"/m/n/o", &held, &roots));
+        assert!(!held_within_root(b"/b/c", &held, &roots));
+        let everything: HashSet<&[u8]> = [&b"/"[..]].into_iter().collect();
+        assert!(held_within_root(b"/q", &everything, &HashSet::new()));
+        assert!(!held_within_root(b"/a/q", &everything, &roots));
+    }
 
     #[test]
     fn roots_are_trimmed_and_given_once() {

@@ -339,6 +339,21 @@ fn ignore_file_lines(text: &[u8]) -> impl Iterator<Item = (usize, std::result::R
     })
 }
 
+/// The most lines of an ignore file that are no pattern its error row names.
+const MAX_PROBLEMS_NAMED: usize = 20;
+
+/// The error row of an ignore file whose rules are unknown (it cannot be read, or its
+/// patterns cannot be put together), whose folder is then left as it was.
+fn held_back(file: Vec<u8>, why: &str) -> PathError {
+    let why = why.strip_suffix(": ignored").unwrap_or(why);
+    PathError {
+        path: file.into(),
+        stage: "ignore-file",
+        message: format!("{why}; its folder is left as it was"),
+        errno: None,
+    }
+}
+
 /// A gitignore line as the matcher must be given it: git takes `{` and `}` literally (a
 /// folder `Album {2019}/`), where the glob library reads them as alternatives (`{a,b}`);
 /// each one not already escaped gets a backslash.
@@ -347,7 +362,7 @@ fn literal_braces(line: &str) -> std::borrow::Cow<'_, str> {
         return line.into();
     }
     let mut out = String::with_capacity(line.len() + 4);
-    let mut chars = line.chars();
+    let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
@@ -357,6 +372,31 @@ fn literal_braces(line: &str) -> std::borrow::Cow<'_, str> {
             '{' | '}' => {
                 out.push('\\');
                 out.push(c);
+            }
+            // A bracket expression as it stands (a backslash there is a character): up
+            // to its `]`, which may not be its first character (`[]a]`, `[!]a]`).
+            '[' => {
+                out.push(c);
+                let mut class = String::new();
+                for first in ['!', '^', ']'] {
+                    if chars.peek() == Some(&first) {
+                        class.extend(chars.next());
+                    }
+                }
+                let mut closed = false;
+                for d in chars.by_ref() {
+                    class.push(d);
+                    if d == ']' {
+                        closed = true;
+                        break;
+                    }
+                }
+                if closed {
+                    out.push_str(&class);
+                } else {
+                    // Unclosed: not a class; what follows is read as any text is.
+                    out.push_str(&literal_braces(&class));
+                }
             }
             _ => out.push(c),
         }
@@ -374,9 +414,13 @@ pub fn check_excludes(patterns: &[String]) -> Result<()> {
 /// a file's patterns hold for everything below it), so which folder was named does not
 /// change what is catalogued. A folder above that cannot be read has none as far as the
 /// walk can tell; an ignore file that cannot be read is an `ignore-file` error row.
-fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> Option<Arc<IgnoreNode>> {
+///
+/// Err when one of them cannot be read, or its patterns cannot be put together: what it
+/// leaves out is unknown, so the root is left as it was (an error row says why), as a
+/// folder below it with such a file is.
+fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> std::result::Result<Option<Arc<IgnoreNode>>, ()> {
     if !root.starts_with(b"/") {
-        return None;
+        return Ok(None);
     }
     let mut node: Option<Arc<IgnoreNode>> = None;
     // Each folder from `/` down to the root's parent: the root's path up to each of its `/`.
@@ -408,24 +452,25 @@ fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> Option<Arc<IgnoreNode>> {
                 }
             }
             Err(message) => {
-                ctx.error(PathError {
-                    path: file.into(),
-                    stage: "ignore-file",
-                    message,
-                    errno: None,
-                });
-                continue;
+                ctx.unreadable(root, held_back(file, &message));
+                return Err(());
             }
         }
-        if let Ok(matcher) = b.build() {
-            node = Some(Arc::new(IgnoreNode {
-                matcher,
-                parent: node,
-                cli: false,
-            }));
+        match b.build() {
+            Ok(matcher) => {
+                node = Some(Arc::new(IgnoreNode {
+                    matcher,
+                    parent: node,
+                    cli: false,
+                }))
+            }
+            Err(e) => {
+                ctx.unreadable(root, held_back(file, &e.to_string()));
+                return Err(());
+            }
         }
     }
-    node
+    Ok(node)
 }
 
 fn build_excludes(root: &[u8], patterns: &[String], above: Option<Arc<IgnoreNode>>) -> Result<Option<Arc<IgnoreNode>>> {
@@ -482,7 +527,10 @@ pub fn walk(
         let ft = FileType::from_raw_mode(st.st_mode);
         if ft == FileType::Directory {
             let above = if opts.use_ignore_files {
-                ancestor_ignores(&ctx, root)
+                match ancestor_ignores(&ctx, root) {
+                    Ok(above) => above,
+                    Err(()) => continue, // left as it was: the rules above it unknown
+                }
             } else {
                 None
             };
@@ -668,19 +716,17 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 // Its rules unknown, the folder is not walked: what it leaves out (a
                 // private folder) would be catalogued, and read. Left as it was, as a
                 // folder that cannot be read is.
-                ctx.unreadable(
-                    &task.path,
-                    PathError {
-                        path: file.into(),
-                        stage: "ignore-file",
-                        message: format!("{message}; its folder is left as it was"),
-                        errno: None,
-                    },
-                );
+                ctx.unreadable(&task.path, held_back(file, &message));
                 return;
             }
         }
         if !problems.is_empty() {
+            // The first lines by number; a file of thousands of such lines is one short row.
+            let more = problems.len().saturating_sub(MAX_PROBLEMS_NAMED);
+            problems.truncate(MAX_PROBLEMS_NAMED);
+            if more > 0 {
+                problems.push(format!("and {more} more such lines"));
+            }
             ctx.error(PathError {
                 path: file.clone().into(),
                 stage: "ignore-file",
@@ -696,12 +742,10 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     cli: false,
                 }))
             }
-            Err(e) => ctx.error(PathError {
-                path: join(&task.path, IGNORE_FILE.as_bytes()).into(),
-                stage: "ignore-file",
-                message: e.to_string(),
-                errno: None,
-            }),
+            Err(e) => {
+                ctx.unreadable(&task.path, held_back(file, &e.to_string()));
+                return;
+            }
         }
     }
 
@@ -730,11 +774,11 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         }
         let cname = CStr::from_bytes_until_nul(&names[start as usize..]).expect("a NUL ends every name");
         let name = cname.to_bytes();
-        if !opts.include_hidden && name.first() == Some(&b'.') {
-            left_out.push(join(&task.path, name).into());
+        if skip_here.contains(&name) || claimed_here.iter().any(|c| c.as_slice() == name) {
             continue;
         }
-        if skip_here.contains(&name) || claimed_here.iter().any(|c| c.as_slice() == name) {
+        if !opts.include_hidden && name.first() == Some(&b'.') {
+            left_out.push(join(&task.path, name).into());
             continue;
         }
         let mut pre_stat = None;
@@ -1124,6 +1168,11 @@ mod tests {
             vec![".mediaforgeignore", "Album 2019/b.jpg", "x/a.jpg"]
         );
         assert_eq!(literal_braces(r"a\{b{c}"), r"a\{b\{c\}");
+        // Inside a bracket expression a brace is already a character: left as it is.
+        assert_eq!(literal_braces("[{]*{"), r"[{]*\{");
+        assert_eq!(literal_braces("[]{]x}"), r"[]{]x\}");
+        assert_eq!(literal_braces("[a-{]x"), "[a-{]x");
+        assert_eq!(literal_braces("[{x"), r"[\{x");
         // The command line's patterns come first, as git's do: `!x/a.jpg` in an ignore
         // file does not bring back what `-e` leaves out.
         fs::write(r.join("x/.mediaforgeignore"), b"!a.jpg\n").unwrap();
@@ -1152,6 +1201,12 @@ mod tests {
         ] {
             assert!(msgs[0].contains(part), "{msgs:?}");
         }
+        // Thousands of such lines: the first twenty named, the rest counted.
+        fs::write(r.join(".mediaforgeignore"), b"\xff\n".repeat(5000)).unwrap();
+        let out = run(r, &WalkOptions::default());
+        let msg = &out.out.errors[0].message;
+        assert!(msg.contains("line 20 holds") && !msg.contains("line 21 holds"), "{msg}");
+        assert!(msg.ends_with("; and 4980 more such lines"), "{msg}");
     }
 
     #[test]
