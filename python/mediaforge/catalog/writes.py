@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -180,23 +181,40 @@ _RENAMED = """
 
 def _classify_renamed(con, ids: list) -> None:  # noqa: ANN001
     """Kind and MIME type again, from the first bytes and the new name, as a first scan
-    would give them, of files renamed to another extension; one that cannot be read now
-    keeps what it had."""
+    would give them, of files renamed to another extension."""
     from .. import _core
 
-    fixed = []
+    fixed: dict[str, list] = {"media_id": [], "kind": [], "mime": []}
     for media_id, path, name in con.execute(
-            "SELECT media_id, path_bytes, name FROM files WHERE media_id IN (SELECT unnest(?::UUID[]))",
+            "SELECT media_id::VARCHAR, path_bytes, name FROM files WHERE media_id IN (SELECT unnest(?::UUID[]))",
             [ids]).fetchall():
-        try:
-            with open(bytes(path), "rb") as f:
-                head = f.read(_HEAD_LEN)
-        except OSError:
-            continue
+        # One that cannot be read now is judged by its name, as a first scan would.
+        head = _head(bytes(path))
         kind, mime = _core.classify(os.fsencode(name) if isinstance(name, str) else bytes(name), head)
-        fixed.append((kind, mime, media_id))
-    if fixed:
-        con.executemany("UPDATE files SET kind = ?, mime = ? WHERE media_id = ?", fixed)
+        for column, value in (("media_id", media_id), ("kind", kind), ("mime", mime)):
+            fixed[column].append(value)
+    if fixed["media_id"]:
+        con.register("mf_reclassified", pa.table(fixed))
+        try:
+            con.execute("UPDATE files SET kind = r.kind, mime = r.mime FROM mf_reclassified r "
+                        "WHERE files.media_id = r.media_id::UUID")
+        finally:
+            con.unregister("mf_reclassified")
+
+
+def _head(path: bytes) -> bytes | None:
+    """The first bytes of the regular file at `path`, or None (gone, unreadable, or no
+    longer a regular file: a FIFO put there is not waited on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, _HEAD_LEN) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 # The first bytes a scan reads to tell a file's kind (the Rust core's HEAD_LEN).
