@@ -745,8 +745,10 @@ def test_a_decompression_bomb_is_refused_and_its_header_kept(corpus) -> None:
     assert len(_errors(catalog, paths["bomb"])) == 1
 
 
-def _png(path: Path, width: int, height: int, *chunks: tuple[bytes, bytes]) -> None:
-    """A PNG of these chunks between its header and a small IDAT (a grey 64 x 64 picture's)."""
+def _png(path: Path, width: int, height: int, *chunks: tuple[bytes, bytes],
+         after: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A PNG of these chunks between its header and a small IDAT (a grey 64 x 64 picture's),
+    and of those `after` it."""
     import struct
     import zlib
 
@@ -756,7 +758,7 @@ def _png(path: Path, width: int, height: int, *chunks: tuple[bytes, bytes]) -> N
     rows_ = b"".join(b"\0" + b"\x80" * 192 for _ in range(64))
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
                      + b"".join(chunk(k, d) for k, d in chunks) + chunk(b"IDAT", zlib.compress(rows_))
-                     + chunk(b"IEND", b""))
+                     + b"".join(chunk(k, d) for k, d in after or []) + chunk(b"IEND", b""))
 
 
 def test_a_png_whose_chunk_is_a_bomb_is_refused_and_a_huge_header_breaks_no_stats(tmp_path: Path) -> None:
@@ -772,6 +774,7 @@ def test_a_png_whose_chunk_is_a_bomb_is_refused_and_a_huge_header_breaks_no_stat
     bomb = zlib.compress(bytes(40 << 20), 9)
     _png(lib / "icc.png", 64, 64, (b"iCCP", b"x\0\0" + bomb))
     _png(lib / "text.png", 64, 64, (b"zTXt", b"Comment\0\0" + bomb))
+    _png(lib / "late.png", 64, 64, after=[(b"zTXt", b"Late\0\0" + bomb)])  # after the pixel data
     _png(lib / "huge.png", 100_000, 100_000)
     catalog = tmp_path / "state" / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
@@ -780,12 +783,17 @@ def test_a_png_whose_chunk_is_a_bomb_is_refused_and_a_huge_header_breaks_no_stat
         assert (m["status"], m["format"], m["width"]) == ("error", None, None), m
         assert _errors(catalog, lib / name) == [("decode", "refused: a compressed chunk (ICC profile or text) "
                                                            "inflates past 1 MB: a decompression bomb?")]
+    # After the pixel data, it is met as they are decoded: the header's fields are kept.
+    m = _media(catalog, lib / "late.png")
+    assert (m["status"], m["width"], m["thumb"]) == ("partial", 64, None), m
+    assert _errors(catalog, lib / "late.png") == [("decode", "refused: a compressed chunk (ICC profile or text) "
+                                                             "inflates past 1 MB: a decompression bomb?")]
     m = _media(catalog, lib / "huge.png")
     assert (m["status"], m["width"], m["height"]) == ("partial", 100_000, 100_000), m
     res = run_cli("stats", "--json", catalog=catalog)
     assert res.rc == 0, res.err
     assert {(r["kind"], r["resolution"], r["files"]) for r in json.loads(res.out)["by_resolution"]} == \
-        {("image", "32+ MP", 1)}, res.out
+        {("image", "32+ MP", 1), ("image", "under 2 MP", 1)}, res.out  # huge.png; late.png
 
 
 def test_a_jpeg_over_the_pixel_guard_is_read_at_reduced_scale_with_its_exif(tmp_path: Path) -> None:
@@ -1636,9 +1644,13 @@ def test_an_mp4_with_its_index_first_cut_short_is_partial(tmp_path: Path) -> Non
     assert data[4:8] == b"ftyp" and data.find(b"moov") < data.find(b"mdat")  # the index first
     for part in (30, 60):
         (lib / f"cut{part}.mp4").write_bytes(data[: len(data) * part // 100])
+    # A whole file with a trailer some phones append after the last box (its first bytes
+    # read as a box running past the end): not cut short.
+    (lib / "trailer.mp4").write_bytes(data + b"\0\0\x23\x0aSEFH" + bytes(44))
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    assert (_media(catalog, whole)["status"], _errors(catalog, whole)) == ("ok", [])
+    for name in ("whole.mp4", "trailer.mp4"):
+        assert (_media(catalog, lib / name)["status"], _errors(catalog, lib / name)) == ("ok", []), name
     for part in (30, 60):
         cut = lib / f"cut{part}.mp4"
         errors = _errors(catalog, cut)

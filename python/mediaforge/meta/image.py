@@ -431,7 +431,7 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         ex = im.getexif()
     except Exception as e:  # noqa: BLE001 - a broken EXIF block is not a broken image
         if had_tiles and not getattr(im, "tile", None):
-            raise BrokenPicture(f"{type(e).__name__}: {e}") from None
+            raise BrokenPicture(f"{type(e).__name__}: {e}") from e
         return None
     return exif_row(ex, _heif_orientation(im))
 

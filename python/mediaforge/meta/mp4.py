@@ -107,6 +107,11 @@ def track_rotations(path: str | bytes) -> dict[int, int]:
     return out
 
 
+# Boxes found at the top level of ISO media files: past the last of them, bytes that
+# read as another "box" are some program's trailer, not a box cut short.
+_TOP_BOXES = frozenset((b"ftyp", b"moov", b"mdat", b"moof", b"mfra", b"free", b"skip", b"wide", b"uuid", b"meta",
+                        b"pdin", b"styp", b"sidx", b"ssix", b"emsg", b"prft", b"udta", b"pnot", b"junk"))
+
 # The box an ISO media file (MP4, MOV, 3GP, HEIF) may begin with.
 _FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 
@@ -131,6 +136,8 @@ def cut_short(path: str | bytes) -> str | None:
             elif box == 0:  # runs to the end of the file, whatever its length
                 return None
             if box < 8:  # not a box: not ours to judge
+                return None
+            if kind not in _TOP_BOXES:  # trailing bytes of another program (a phone's own trailer)
                 return None
             if pos + box > size:
                 name = kind.decode("latin-1") if kind.isascii() and kind.decode("latin-1").isprintable() \

@@ -66,6 +66,8 @@ class Task:
 
 def message_of(e: BaseException) -> str:
     """An exception as one line of a `meta_errors` message."""
+    if _chunk_bomb(e):
+        return _CHUNK_BOMB.format(mb=_text_limit() >> 20)
     if not str(e).strip():  # mutagen's bare `error()` read "error: error"
         origin = type(e).__module__.split(".")[0]
         named = type(e).__name__ if origin == "builtins" else f"{origin} {type(e).__name__}"
@@ -282,12 +284,11 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     try:
         im = open_image(t.path, large=True)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        if isinstance(e, ValueError) and str(e).startswith("Decompressed data too large"):
+        if _chunk_bomb(e):
             # A PNG chunk (an ICC profile, compressed text) that inflates past Pillow's
             # limit: a decompression bomb, refused here rather than handed to libav, which
             # inflates the whole chunk (gigabytes from a file of a few megabytes).
-            r.fail("decode", "refused: a compressed chunk (ICC profile or text) inflates past "
-                             f"{_text_limit() >> 20} MB: a decompression bomb?", ERROR)
+            r.fail("decode", e, ERROR)
             return True
         if fallback:
             return False
@@ -326,7 +327,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
                 r.exif = read_exif(im)
             except BrokenPicture as e:
                 # Its header fields are known, its pixels are not: no thumbnail, no pHash.
-                r.fail("decode", str(e), PARTIAL)
+                r.fail("decode", e.__cause__ if isinstance(e.__cause__, Exception) else str(e), PARTIAL)
                 return True
             if r.exif and r.exif.get("taken_at"):
                 r.media["taken_at"] = r.exif["taken_at"]
@@ -350,6 +351,14 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
                 r.fail(stage, e, PARTIAL)
     return True
+
+
+# Pillow's refusal of a PNG chunk that inflates past its limit, as `meta_errors` says it.
+_CHUNK_BOMB = "refused: a compressed chunk (ICC profile or text) inflates past {mb} MB: a decompression bomb?"
+
+
+def _chunk_bomb(e: BaseException) -> bool:
+    return isinstance(e, ValueError) and str(e).startswith("Decompressed data too large")
 
 
 def _text_limit() -> int:
