@@ -1028,3 +1028,25 @@ def test_usage_errors_point_to_the_commands_help_and_global_options_go_first(cat
     res = run_cli("--bogus", catalog=catalog_path)
     assert res.rc == 2
     assert_one_line_error(res.err, "No such option: --bogus (see mediaforge --help)")
+
+
+def test_an_ignore_file_this_user_cannot_read_holds_its_folder_with_its_errno(tmp_path: Path, catalog_path: Path,
+                                                                               unprivileged: Unprivileged) -> None:
+    """Another user's `.mediaforgeignore`, unreadable to the one scanning: what it leaves
+    out (`private/`) was catalogued and read. Its folder is left as it was, and its error
+    row carries the OS error number (13), as a folder's does."""
+    lib = tmp_path / "lib"
+    (lib / "sub" / "private").mkdir(parents=True)
+    (lib / "sub" / "private" / "secret.jpg").write_bytes(b"\xff\xd8\xff" + b"s" * 100)
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    (lib / "sub" / ".mediaforgeignore").write_text("private/\n")
+    unprivileged.share(lib)
+    other = 65534 if unprivileged.uid in (None, 0) else 0  # not the scanning user
+    os.chown(lib / "sub" / ".mediaforgeignore", other, other)
+    os.chmod(lib / "sub" / ".mediaforgeignore", 0o600)
+    p = _scan_unprivileged(unprivileged, catalog_path, lib)
+    assert p.returncode == 0, p.stderr.decode()
+    assert set(files_by_path(catalog_path)) == {os.fsencode(lib / "a.jpg")}
+    [err] = rows(catalog_path, "SELECT path, message, errno FROM scan_errors WHERE stage = 'ignore-file'")
+    assert (err["path"], err["errno"]) == (str(lib / "sub" / ".mediaforgeignore"), 13), err
+    assert err["message"].endswith("; its folder is left as it was"), err

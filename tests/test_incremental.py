@@ -2292,3 +2292,14 @@ def test_a_root_below_what_the_outer_root_leaves_out_still_finds_its_files_gone(
     assert (got["moved"], got["new"], got["missing"]) == (1, 0, 0), got
     status = {r["name"]: r["status"] for r in rows(catalog, "SELECT name, status FROM files")}
     assert status == {"t.jpg": "missing", "u.jpg": "present", "hidden.jpg": "present"}, status
+
+
+def test_a_root_given_twice_in_other_spellings_is_one_root(tmp_path: Path) -> None:
+    """`scan e e/ ./e`: one root, listed once in `roots` and `empty_roots` (it was three
+    times), and in the scan's row."""
+    (tmp_path / "e").mkdir()
+    res = run_cli("scan", "--no-meta", "--json", "e", "e/", "./e", catalog=tmp_path / "cat.duckdb", cwd=tmp_path)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert out["roots"] == out["empty_roots"] == [str(tmp_path / "e")], out
+    assert rows(tmp_path / "cat.duckdb", "SELECT roots FROM scans") == [{"roots": [str(tmp_path / "e")]}]

@@ -12,6 +12,7 @@ import atexit
 import os
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .. import _core
@@ -36,6 +37,11 @@ class ScanConfig:
     prune: bool = False
     batch_rows: int = 245_760
     flush_seconds: float = 2.0
+
+
+def _once(roots: Iterable[bytes]) -> list[bytes]:
+    """The roots in the order given, each once."""
+    return list(dict.fromkeys(roots))
 
 
 def resolve_root(p: PathLike) -> bytes:
@@ -90,7 +96,8 @@ class Walk:
         self.config = config
         self.catalog = None if catalog is None else os.path.abspath(os.fsencode(catalog))
         self.started = time.monotonic()
-        self.given_b: list[bytes] = [resolve_root(r) for r in config.roots]
+        # Each root once, however it was spelled (`e`, `e/`, `./e`).
+        self.given_b: list[bytes] = _once(resolve_root(r) for r in config.roots)
         skip = [] if catalog is None else catalog_files(catalog)
         # The catalog's own files and folders, named as roots (`scan ~/Media/*` with the
         # catalog in ~/Media): left out, as a scan of the folder holding them leaves them.
@@ -128,7 +135,7 @@ class Walk:
         roots and the same options (roots may be spelled differently)."""
         same_catalog = self.catalog == (None if catalog is None else os.path.abspath(os.fsencode(catalog)))
         return (same_catalog and replace(self.config, roots=()) == replace(config, roots=())
-                and self.given_b == [resolve_root(r) for r in config.roots])
+                and self.given_b == _once(resolve_root(r) for r in config.roots))
 
     def __enter__(self) -> Walk:
         return self

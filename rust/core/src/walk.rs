@@ -304,26 +304,27 @@ pub const IGNORE_FILE_MAX: u64 = 1 << 20;
 /// The bytes of the `.mediaforgeignore` in the folder `dir`: a regular file (through a
 /// symlink too) of at most `IGNORE_FILE_MAX` bytes. A FIFO there would block the walk
 /// and `/dev/zero` would fill memory, so anything else is refused with a message.
-fn read_ignore_file(dir: BorrowedFd<'_>) -> std::result::Result<Vec<u8>, String> {
+fn read_ignore_file(dir: BorrowedFd<'_>) -> std::result::Result<Vec<u8>, (String, Option<i32>)> {
+    let io = |e: Errno| (describe_io(&e.into()), Some(e.raw_os_error()));
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let fd = rustix::fs::openat(dir, IGNORE_FILE, flags, Mode::empty()).map_err(|e| describe_io(&e.into()))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| describe_io(&e.into()))?;
+    let fd = rustix::fs::openat(dir, IGNORE_FILE, flags, Mode::empty()).map_err(io)?;
+    let st = rustix::fs::fstat(&fd).map_err(io)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err("not a regular file (a FIFO, device or folder): ignored".into());
+        return Err(("not a regular file (a FIFO, device or folder)".into(), None));
     }
     if st.st_size as u64 > IGNORE_FILE_MAX {
-        return Err(format!(
-            "{} bytes, over the {} bytes read: ignored",
-            st.st_size, IGNORE_FILE_MAX
+        return Err((
+            format!("{} bytes, over the {} bytes read", st.st_size, IGNORE_FILE_MAX),
+            None,
         ));
     }
     let mut text = Vec::with_capacity(st.st_size as usize);
     std::fs::File::from(fd)
         .take(IGNORE_FILE_MAX + 1)
         .read_to_end(&mut text)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), e.raw_os_error()))?;
     if text.len() as u64 > IGNORE_FILE_MAX {
-        return Err(format!("over the {IGNORE_FILE_MAX} bytes read: ignored"));
+        return Err((format!("over the {IGNORE_FILE_MAX} bytes read"), None));
     }
     Ok(text)
 }
@@ -344,13 +345,12 @@ const MAX_PROBLEMS_NAMED: usize = 20;
 
 /// The error row of an ignore file whose rules are unknown (it cannot be read, or its
 /// patterns cannot be put together), whose folder is then left as it was.
-fn held_back(file: Vec<u8>, why: &str) -> PathError {
-    let why = why.strip_suffix(": ignored").unwrap_or(why);
+fn held_back(file: Vec<u8>, why: &str, errno: Option<i32>) -> PathError {
     PathError {
         path: file.into(),
         stage: "ignore-file",
         message: format!("{why}; its folder is left as it was"),
-        errno: None,
+        errno,
     }
 }
 
@@ -451,8 +451,8 @@ fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> std::result::Result<Option<Ar
                     }
                 }
             }
-            Err(message) => {
-                ctx.unreadable(root, held_back(file, &message));
+            Err((message, errno)) => {
+                ctx.unreadable(root, held_back(file, &message, errno));
                 return Err(());
             }
         }
@@ -465,7 +465,7 @@ fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> std::result::Result<Option<Ar
                 }))
             }
             Err(e) => {
-                ctx.unreadable(root, held_back(file, &e.to_string()));
+                ctx.unreadable(root, held_back(file, &e.to_string(), None));
                 return Err(());
             }
         }
@@ -712,11 +712,11 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     }
                 }
             }
-            Err(message) => {
+            Err((message, errno)) => {
                 // Its rules unknown, the folder is not walked: what it leaves out (a
                 // private folder) would be catalogued, and read. Left as it was, as a
                 // folder that cannot be read is.
-                ctx.unreadable(&task.path, held_back(file, &message));
+                ctx.unreadable(&task.path, held_back(file, &message, errno));
                 return;
             }
         }
@@ -743,7 +743,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 }))
             }
             Err(e) => {
-                ctx.unreadable(&task.path, held_back(file, &e.to_string()));
+                ctx.unreadable(&task.path, held_back(file, &e.to_string(), None));
                 return;
             }
         }
