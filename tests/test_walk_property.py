@@ -424,3 +424,20 @@ def test_an_unreadable_ignore_file_above_a_root_leaves_the_root_as_it_was(tmp_pa
     [err] = rows(cat, "SELECT path, message FROM scan_errors WHERE stage = 'ignore-file'")
     assert err["path"] == str(root / ".mediaforgeignore")
     assert err["message"] == "not a regular file (a FIFO, device or folder); its folder is left as it was", err
+
+
+def test_roots_below_one_unreadable_ignore_file_get_one_error_row(tmp_path: Path) -> None:
+    """Two roots (one inside the other, and a third beside them) below one ignore file
+    that cannot be read: each is left as it was, and the file is named in one error row,
+    not one per root."""
+    root = tmp_path / "p"
+    _tree(root, {"a/b/x.jpg": b"x", "a/y.jpg": b"y", "c/z.jpg": b"z"})
+    cat = tmp_path / "c.duckdb"
+    os.mkfifo(root / ".mediaforgeignore")
+    res = run_cli("scan", root / "a", root / "a" / "b", root / "c", "--no-meta", "--json", catalog=cat,
+                  timeout=60)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert (out["new"], out["errors"]) == (0, 1), out
+    [err] = rows(cat, "SELECT path FROM scan_errors WHERE stage = 'ignore-file'")
+    assert err["path"] == str(root / ".mediaforgeignore")

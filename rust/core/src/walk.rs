@@ -417,8 +417,8 @@ pub fn check_excludes(patterns: &[String]) -> Result<()> {
 ///
 /// Err when one of them cannot be read, or its patterns cannot be put together: what it
 /// leaves out is unknown, so the root is left as it was (an error row says why), as a
-/// folder below it with such a file is.
-fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> std::result::Result<Option<Arc<IgnoreNode>>, ()> {
+/// folder below it with such a file is. The error is the row that says so.
+fn ancestor_ignores(root: &[u8]) -> std::result::Result<Option<Arc<IgnoreNode>>, PathError> {
     if !root.starts_with(b"/") {
         return Ok(None);
     }
@@ -451,10 +451,7 @@ fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> std::result::Result<Option<Ar
                     }
                 }
             }
-            Err((message, errno)) => {
-                ctx.unreadable(root, held_back(file, &message, errno));
-                return Err(());
-            }
+            Err((message, errno)) => return Err(held_back(file, &message, errno)),
         }
         match b.build() {
             Ok(matcher) => {
@@ -464,10 +461,7 @@ fn ancestor_ignores(ctx: &Ctx<'_>, root: &[u8]) -> std::result::Result<Option<Ar
                     cli: false,
                 }))
             }
-            Err(e) => {
-                ctx.unreadable(root, held_back(file, &e.to_string(), None));
-                return Err(());
-            }
+            Err(e) => return Err(held_back(file, &e.to_string(), None)),
         }
     }
     Ok(node)
@@ -513,6 +507,7 @@ pub fn walk(
         claimed: nested_roots(roots),
     };
     let mut tasks = Vec::new();
+    let mut held_above: HashSet<Box<[u8]>> = HashSet::new();
     for root in roots {
         let root = trim_trailing_slashes(root);
         let flags = if opts.follow_symlinks {
@@ -527,9 +522,18 @@ pub fn walk(
         let ft = FileType::from_raw_mode(st.st_mode);
         if ft == FileType::Directory {
             let above = if opts.use_ignore_files {
-                match ancestor_ignores(&ctx, root) {
+                match ancestor_ignores(root) {
                     Ok(above) => above,
-                    Err(()) => continue, // left as it was: the rules above it unknown
+                    // Left as it was: the rules above it unknown. One row per such file,
+                    // however many roots lie below it.
+                    Err(err) => {
+                        if held_above.insert(err.path.clone()) {
+                            ctx.unreadable(root, err);
+                        } else {
+                            ctx.sink.lock().unwrap().unreadable_dirs.push(root.into());
+                        }
+                        continue;
+                    }
                 }
             } else {
                 None
