@@ -74,6 +74,30 @@ def test_full_disk_keeps_committed_rows(tmp_path: Path) -> None:
         subprocess.run(["umount", str(disk)], check=False)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "table", "json"])
+def test_a_result_cut_short_by_a_full_disk_is_an_error_when_python_is_unbuffered(tmp_path: Path, fmt: str) -> None:
+    """Under PYTHONUNBUFFERED=1 (set by many containers and service units) the standard
+    output wrote straight to the file, and Python drops what a short write leaves over: a
+    1 MB result on a disk with 64 KiB free was cut to 64 KiB with exit code 0 and no word."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.txt").write_bytes(b"a")
+    catalog = tmp_path / "c.duckdb"
+    _scan_bare(catalog, lib)
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "64k")
+    try:
+        with open(disk / "out", "wb") as out:
+            r = subprocess.run([sys.executable, "-m", "mediaforge", "-c", str(catalog), "query",
+                                "SELECT repeat('x', 1000) AS r, * FROM range(1000)", "-f", fmt],
+                               stdout=out, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "MEDIAFORGE_DEBUG": "", "PYTHONUNBUFFERED": "1"})
+        assert r.returncode == 3, r.stderr
+        assert r.stderr == "mediaforge: error: cannot write the standard output: No space left on device\n"
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_dedupe_to_a_full_trash_leaves_no_half_copy_and_undoes_whole(tmp_path: Path) -> None:
     """The trash beside the catalog on a nearly full disk, the files on another: moving a
     file there is a copy, which ran out of space. The half copies stayed in the trash and

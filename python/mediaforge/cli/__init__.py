@@ -18,6 +18,19 @@ from .._entry import INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back,
 from ..errors import ExitCode, MediaForgeError, is_text, text_of
 
 
+def _buffer_stdout() -> None:
+    """Under PYTHONUNBUFFERED=1 (or `python -u`) the standard output writes straight to
+    the file, and Python drops what a short write left over: a result cut short where a
+    disk filled, with exit code 0. A buffered writer writes the rest, and a full disk
+    then fails the write as it should. Lines still go out as they are printed."""
+    import io  # noqa: PLC0415
+
+    raw = getattr(sys.stdout, "buffer", None)
+    if isinstance(raw, io.RawIOBase):
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=sys.stdout.encoding,
+                                      errors=sys.stdout.errors, line_buffering=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     # pyarrow would load numpy (0.05-0.1 s of CPU); the command line needs none of it.
@@ -36,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     if sys.stdout is None:  # started with stdout closed (>&-): fail before doing anything
         _fail("the standard output is closed; give the command somewhere to write (such as >/dev/null)",
               ExitCode.PATH)
+    _buffer_stdout()
     sys.unraisablehook = _unraisable  # before the handlers that raise are set
     try:
         give_ctrl_c_back()
