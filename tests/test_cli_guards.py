@@ -586,3 +586,29 @@ def test_a_catalog_reached_by_a_link_has_one_search_index(tmp_path: Path) -> Non
             res = run_cli("query", "SELECT 1", "-f", "csv", "-o", tmp_path / folder / "x.csv", catalog=name)
             assert res.rc == 2, (name, folder, res.err)
             assert_one_line_error(res.err, "would overwrite the catalog or its files")
+
+
+def test_a_carriage_return_in_a_name_is_quoted_in_csv(tmp_path: Path) -> None:
+    """The csv module quotes only what is in its line ending ("\\n"): a name holding a
+    bare "\\r" was written unquoted, and csv readers (Python's, DuckDB's) split its row."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a\rb.txt").write_bytes(b"x")
+    (lib / "plain.txt").write_bytes(b"y")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("query", "SELECT name AS \"n\rm\", size, '' AS e FROM files ORDER BY name", "-f", "csv",
+                  catalog=catalog)
+    assert res.rc == 0, res.err
+    import csv  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    assert list(csv.reader(io.StringIO(res.out, newline=""))) == [
+        ["n\rm", "size", "e"], ["a\rb.txt", "1", ""], ["plain.txt", "1", ""]]
+    out = tmp_path / "r.csv"
+    res = run_cli("query", "SELECT name, size, '' AS e FROM files ORDER BY name", "-f", "csv", "-o", out,
+                  catalog=catalog)
+    assert res.rc == 0, res.err
+    import duckdb  # noqa: PLC0415
+
+    assert duckdb.sql(f"SELECT * FROM read_csv('{out}')").fetchall() == [("a\rb.txt", 1, None), ("plain.txt", 1, None)]

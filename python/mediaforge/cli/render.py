@@ -348,6 +348,22 @@ def path_fields(key: str, raw: bytes) -> dict[str, Any]:
 # (In a one-column result the module writes NULL as `""` too, so that no line is blank:
 # many readers skip blank lines, and a row would be lost.)
 _EMPTY_MARK = "\ue000mediaforge:empty\ue000"
+# A carriage return the csv module would write bare (it quotes only what is in its line
+# ending, "\n"), and a reader would take for the end of a line: it is marked as
+# `<mark>\n`, which makes the module quote the cell, then written as "\r".
+_CR_MARK = "\ue000mediaforge:cr\ue000"
+
+
+def _csv_text(v: str | None) -> str | None:
+    if v == "":
+        return _EMPTY_MARK
+    if v is not None and "\r" in v:
+        return v.replace("\r", _CR_MARK + "\n")
+    return v
+
+
+def _csv_unmark(text: str) -> str:
+    return text.replace(_EMPTY_MARK, '""').replace(_CR_MARK + "\n", "\r")
 
 
 def _texts(t: pa.DataType) -> bool:
@@ -368,7 +384,7 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
     rows = batches_of(data)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")  # None is written as an empty cell
-    w.writerow(rows.schema.names)
+    w.writerow([_csv_text(n) for n in rows.schema.names])
     for batch in rows:
         cols = []
         for c in batch.columns:
@@ -376,13 +392,13 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
             if pa.types.is_boolean(c.type):
                 values = [None if v is None else "true" if v else "false" for v in values]
             elif _texts(c.type):
-                values = [_EMPTY_MARK if v == "" else v for v in values]
+                values = [_csv_text(v) for v in values]
             cols.append(values)
         w.writerows(zip(*cols))
-        out.write(buf.getvalue().replace(_EMPTY_MARK, '""'))
+        out.write(_csv_unmark(buf.getvalue()))
         buf.seek(0)
         buf.truncate()
-    out.write(buf.getvalue())
+    out.write(_csv_unmark(buf.getvalue()))
 
 
 def _may_nest(t: pa.DataType) -> bool:
