@@ -10,9 +10,11 @@ import errno
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -843,6 +845,45 @@ def test_a_failed_export_leaves_the_earlier_one_whole_and_no_litter(cataloged: M
     assert_one_line_error(res.err, "tags.parquet", "folder")
     after = {n: (out / n).read_bytes() for n in os.listdir(out) if (out / n).is_file()}
     assert after == {**{n: b for n, b in before.items() if n != "tags.parquet"}, ".files.parquet.partial": b"mine"}
+
+
+def _created_in(folder: Path) -> Callable[[], list[str]]:
+    """Watch `folder` (inotify): the returned call lists the names made there since."""
+    import ctypes  # noqa: PLC0415
+    import struct  # noqa: PLC0415
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0 and libc.inotify_add_watch(fd, os.fsencode(folder), 0x100 | 0x80) >= 0  # IN_CREATE | IN_MOVED_TO
+
+    def names() -> list[str]:
+        out: list[str] = []
+        try:
+            data = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            data = b""
+        finally:
+            os.close(fd)
+        at = 0
+        while at < len(data):
+            _wd, _mask, _cookie, size = struct.unpack_from("iIII", data, at)
+            out.append(os.fsdecode(data[at + 16: at + 16 + size].rstrip(b"\0")))
+            at += 16 + size
+        return out
+    return names
+
+
+def test_export_writes_only_temporaries_the_next_command_sweeps(cataloged: MediaTree, catalog_path: Path,
+                                                                tmp_path: Path) -> None:
+    """DuckDB's COPY wrote each table to `tmp_` + the name given, then renamed it: a kill -9
+    while it wrote left a `tmp_.mediaforge-<hex>.tmp` that no later command swept, and that
+    the next scan catalogued as a user's file. Every name made is now one of ours."""
+    out = tmp_path / "export"
+    out.mkdir()
+    made = _created_in(out)
+    assert run_cli("export", out, catalog=catalog_path).rc == 0
+    names = made()
+    assert names and all(re.fullmatch(r"\.mediaforge-[0-9a-f]+\.tmp|[a-z_]+\.parquet", n) for n in names), names
 
 
 def test_a_tilde_means_home_in_a_catalog_path_and_nothing_in_an_export_folder(cataloged: MediaTree,

@@ -243,9 +243,11 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
                 raise PathIOError(f"cannot write into {out_dir}: {e.strerror or first_line(e)}") from None
             done.append((tmp, target))
             try:
-                # Absolute: DuckDB would take a leading `~` for the home folder.
+                # Absolute: DuckDB would take a leading `~` for the home folder. Written in
+                # place: DuckDB's own temporary (`tmp_` + the name) is not one that the next
+                # command sweeps, or a scan passes by, when a kill -9 leaves it.
                 cat.con.execute(f"COPY (SELECT * FROM {t}) TO '{_sql_str(tmp.absolute())}' "
-                                "(FORMAT parquet, COMPRESSION zstd)")
+                                "(FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)")
             except duckdb.Error as e:
                 if is_corruption(e):
                     raise damaged(e, cat.path) from None
