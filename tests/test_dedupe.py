@@ -1780,3 +1780,214 @@ def test_a_move_whose_original_went_all_the_same_keeps_the_copy(tmp_path: Path, 
         assert not src.exists() and dst.read_bytes() == data
     finally:
         shutil.rmtree(other)
+
+
+@pytest.mark.parametrize("action", ["symlink", "trash"])
+def test_one_file_seen_through_two_mounts_is_never_its_own_duplicate(tmp_path: Path, action: str) -> None:
+    """An overlay over a folder shows its files on another device with the same inode
+    numbers: the two paths are one file. Kept through the overlay, the "copy" below it was
+    replaced by a link to itself (its bytes gone for good), or trashed with the kept one."""
+    lib, merged = tmp_path / "lib", tmp_path / "merged"
+    (lib / "k").mkdir(parents=True)
+    data = os.urandom(30_000)
+    (lib / "k" / "x.jpg").write_bytes(data)
+    for d in ("up", "wk"):
+        (tmp_path / d).mkdir()
+    merged.mkdir()
+    r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={lib},upperdir={tmp_path / 'up'},workdir={tmp_path / 'wk'}", str(merged)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount an overlay here (needs root): {r.stderr.strip()}")
+    catalog = tmp_path / "state" / "c.duckdb"
+    try:
+        assert run_cli("scan", lib, merged, "--no-meta", catalog=catalog).rc == 0
+        out = _done(run_cli("dedupe", "--keep", f"prefix:{merged}", "--action", action, "--apply", "--json",
+                            catalog=catalog))
+        assert out["done"] == 0, out
+        [(why,)] = [(s["why"],) for s in out["skipped"]]
+        assert "seen through another mount" in why, why
+    finally:
+        subprocess.run(["umount", str(merged)], check=False)
+    assert (lib / "k" / "x.jpg").read_bytes() == data and not (lib / "k" / "x.jpg").is_symlink()
+
+
+# Another dedupe (of another catalog over the same folders, keeping the other copy)
+# acting on the kept file while this one acts on its copy.
+_KEPT_TRASHED_MEANWHILE = """
+real = dedupe._move
+def _move(src, dst, *args, **kwargs):
+    real(src, dst, *args, **kwargs)
+    if b"/trash/" in dst:
+        os.rename(os.environ["KEPT"], os.environ["KEPT"] + ".in-the-other-trash")
+dedupe._move = _move
+"""
+
+_KEPT_LINKED_MEANWHILE = """
+real = dedupe._kept_whole
+def _kept_whole(s, kst, action):
+    os.replace(os.environ["KEPT"], os.environ["KEPT"] + ".gone")
+    os.symlink(s.victim, os.environ["KEPT"])
+    return real(s, kst, action)
+dedupe._kept_whole = _kept_whole
+"""
+
+
+@pytest.mark.parametrize(("action", "prelude"), [("trash", _KEPT_TRASHED_MEANWHILE),
+                                                 ("symlink", _KEPT_LINKED_MEANWHILE),
+                                                 ("hardlink", _KEPT_LINKED_MEANWHILE)])
+def test_a_kept_file_taken_while_its_copy_is_acted_on_gets_the_copy_back(lib, action: str, prelude: str) -> None:
+    """Two dedupes at once (two catalogs over one library, one keeping each copy): each
+    checked its kept file, then both acted, and neither copy was left in the library (27
+    of 60 pairs), or each became a link to the other. The kept file is now looked at
+    again after the act, and the copy put back when it is not what it was."""
+    root, catalog = lib
+    for name in ("photo copy.jpg", "photo (2).jpg", "song.mp3"):
+        (root / "b" / name).unlink()
+    before = (root / "a" / "song.mp3").read_bytes()
+    shutil.copy2(root / "a" / "song.mp3", root / "b" / "song.mp3")
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    os.environ["KEPT"] = str(root / "a" / "song.mp3")
+    try:
+        p = _run_driver(prelude, catalog, "dedupe", "--action", action, "--apply", "--json")
+    finally:
+        del os.environ["KEPT"]
+    assert p.returncode == 8, p.stderr
+    out = json.loads(p.stdout)
+    assert out["done"] == 0
+    [skip] = out["skipped"]
+    assert "changed or went when this copy was" in skip["why"] and skip["why"].endswith(
+        ("it was moved back", "it was put back")), skip
+    copy = root / "b" / "song.mp3"
+    assert not copy.is_symlink() and copy.read_bytes() == before and copy.stat().st_nlink == 1
+    assert not [n for n in os.listdir(root / "b") if n.startswith(".mediaforge-")]
+    assert _undo(catalog, out["journal"])["done"] == 0  # nothing journalled as done
+
+
+def test_a_prefix_named_through_a_link_keeps_that_folder(lib, tmp_path: Path) -> None:
+    """`--keep prefix:alias/b`, where `alias` links to the library: the catalog holds the
+    paths as scanned, and no row started with the given spelling, so the rule silently
+    kept by age."""
+    root, catalog = lib
+    alias = tmp_path / "alias"
+    alias.symlink_to(root)
+    res = run_cli("dedupe", "--keep", f"prefix:{alias / 'b'}", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert {Path(s["keep"]).parent.name for s in json.loads(res.out)["steps"]} == {"b"}
+
+
+def test_undo_leaves_alone_a_file_put_in_the_trash_in_place_of_the_moved_one(lib) -> None:
+    """Undo of a trash moved back whatever then sat at the trash path and called it
+    restored: here another file written there, which took the copy's name."""
+    root, catalog = lib
+    out = _apply(catalog, "--action", "trash")
+    assert out["done"] == 3
+    moved = [Path(s["to"]) for s in out["steps"]]
+    moved[0].write_bytes(b"another file")
+    back = _undo(catalog, out["journal"])
+    assert back["done"] == 2
+    [skip] = back["skipped"]
+    assert "holds another file since the dedupe" in skip["why"], skip
+    assert moved[0].read_bytes() == b"another file"
+    assert not os.path.lexists(out["steps"][0]["trash"])  # nothing was put back there
+
+
+@pytest.mark.parametrize("where", ["below-a-root", "at-the-top"])
+def test_a_to_folder_that_would_put_the_copies_back_in_the_library_is_refused(tmp_path: Path, where: str) -> None:
+    """--to /x with the library at /x/x: a copy's whole path goes again below --to, so
+    /x/x/v/f landed in /x/x/x/v/f, inside the library, and each rescan and dedupe moved
+    it again, deeper. So too when another scanned folder lies where the moves land."""
+    if where == "at-the-top":
+        top = Path(tempfile.mkdtemp(dir="/", prefix="mf-qz-"))
+        lib, dest, scanned = top / top.name, top, []
+    else:
+        top = tmp_path
+        lib, dest = tmp_path / "lib", tmp_path / "out"
+        scanned = [dest / str(lib).lstrip("/")]  # where lib's copies would land
+        scanned[0].mkdir(parents=True)
+    try:
+        (lib / "k").mkdir(parents=True)
+        (lib / "v").mkdir()
+        (lib / "k" / "x.jpg").write_bytes(os.urandom(5000))
+        shutil.copy2(lib / "k" / "x.jpg", lib / "v" / "x.jpg")
+        os.utime(lib / "k" / "x.jpg", (1, 1))
+        catalog = tmp_path / "state" / "c.duckdb"
+        assert run_cli("scan", lib, *scanned, "--no-meta", catalog=catalog).rc == 0
+        res = run_cli("dedupe", "--action", "move-to", "--to", dest, "--apply", catalog=catalog)
+        assert res.rc == 2, res.err
+        assert_one_line_error(res.err, f"--to {dest} would put the copies found in {lib}", "the catalog scans")
+        assert (lib / "v" / "x.jpg").exists() and not (catalog.parent / "journal").exists()
+    finally:
+        if where == "at-the-top":
+            shutil.rmtree(top)
+
+
+# The catalog's disk fills up just as the tags are to be carried over to the kept files.
+_DISK_FULL_AT_CARRY_OVER = """
+real = dedupe.has_carry
+def has_carry(cat, out):
+    fd = os.open(os.path.join(os.environ["DISK"], "filler"), os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\\0" * 65536):
+            pass
+    except OSError:
+        pass
+    os.close(fd)
+    return real(cat, out)
+dedupe.has_carry = has_carry
+"""
+
+
+def test_a_full_disk_as_the_tags_follow_still_reports_the_files_and_the_undo(lib, tmp_path: Path) -> None:
+    """The catalog's disk full once the files were acted on, as the tags they had were
+    carried over to the kept files: the error came out alone, exit 7, with no word of the
+    files linked, the journal or the undo command."""
+    root, _ = lib
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        catalog = disk / "cat.duckdb"
+        assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+        assert run_cli("tag", "add", "keepme", root / "b", catalog=catalog).rc == 0
+        os.environ["DISK"] = str(disk)
+        try:
+            p = _run_driver(_DISK_FULL_AT_CARRY_OVER, catalog, "dedupe", "--apply")
+        finally:
+            del os.environ["DISK"]
+        out, err = p.stdout.decode(), p.stderr.decode()
+        assert p.returncode == 7, err
+        assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err, err
+        journal = next((disk / "journal").iterdir())
+        assert "3 files hard-linked" in out and f"mediaforge dedupe --undo {journal}" in out, out
+        (disk / "filler").unlink()
+        # The rescan it asks for carries the tags over, and the undo puts every file back.
+        assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+        carried = rows(catalog, "SELECT f.dir, f.name FROM files f JOIN tags t USING (media_id) "
+                                "WHERE t.source = 'dedupe' AND t.tag = 'keepme' ORDER BY 2")
+        assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    assert [(Path(r["dir"]).name, r["name"]) for r in carried] == [("a", "photo.jpg"), ("a", "song.mp3")]
+    assert all((root / "b" / n).stat().st_nlink == 1 for n in os.listdir(root / "b"))
+
+
+_KILLED_BEFORE_CARRY_OVER = """
+dedupe.carry_over = lambda cat, out: os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_dedupe_killed_after_its_files_gets_its_carry_over_from_the_next_scan(lib) -> None:
+    """kill -9 after the files were done (the journal's `end` line written) and before
+    the tags went over: the journal was taken for finished, and the tags of the copies
+    were lost at the next `scan --prune`."""
+    root, catalog = lib
+    assert run_cli("tag", "add", "keepme", root / "b", catalog=catalog).rc == 0
+    p = _run_driver(_KILLED_BEFORE_CARRY_OVER, catalog, "dedupe", "--apply")
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    carried = rows(catalog, "SELECT f.dir, f.name FROM files f JOIN tags t USING (media_id) "
+                            "WHERE t.source = 'dedupe' ORDER BY 2")
+    assert [(Path(r["dir"]).name, r["name"]) for r in carried] == [("a", "photo.jpg"), ("a", "song.mp3")]

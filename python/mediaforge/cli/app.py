@@ -887,7 +887,9 @@ def dedupe_cmd(
     root = Path(g.catalog).resolve().parent
     # Hold the catalog's write lock while acting, so the tags can follow at once.
     out = None
-    index_error: MediaForgeError | None = None  # raised once the report of the files is out
+    # An error once the files were acted on (the catalog or the search index could not
+    # be written: a full disk): raised once the report of the files is out.
+    later_error: MediaForgeError | None = None
     try:
         with open_catalog(g.catalog) as cat:
             replayed = _carry_unfinished(cat, g.catalog)  # an earlier dedupe killed before its carry-over
@@ -895,29 +897,33 @@ def dedupe_cmd(
                 out = apply(plan, root / JOURNAL_DIR, root / TRASH_DIR, bar.step)
             from .organise import IndexFollows
 
-            follow = IndexFollows(cat, g.catalog) if has_carry(cat, out) or replayed else None
             try:
-                carry_over(cat, out)
-            except JournalError as e:  # tags left where they were; the files' report still follows
-                out.journal_failed = str(e)
-            if follow is not None:  # the kept files' documents, when tags or collections came over
-                carried = out.tags_carried or out.collections_carried
+                follow = IndexFollows(cat, g.catalog) if has_carry(cat, out) or replayed else None
                 try:
+                    carry_over(cat, out)
+                except JournalError as e:  # tags left where they were; the files' report still follows
+                    out.journal_failed = str(e)
+                if follow is not None:  # the kept files' documents, when tags or collections came over
+                    carried = out.tags_carried or out.collections_carried
                     follow.done(([s.keep_id for s in out.done_steps if s.keep_id] if carried else []) + replayed)
-                except MediaForgeError as e:
-                    index_error = e
+            except MediaForgeError as e:
+                later_error = e
     except KeyboardInterrupt:
         if out is None:
             raise
         # The files were acted on (and journalled) before this Ctrl-C: what was done, the
         # journal and the undo command are printed all the same.
         out.interrupted = True
+    except MediaForgeError as e:  # closing the catalog, after the files were acted on
+        if out is None:
+            raise
+        later_error = later_error or e
     with Stop():  # a second Ctrl-C (`timeout` signals the command, then its group) waits for the report
         _print_outcome(out, DONE[action], as_json, action)
     if out.journal_failed:  # after the report of what was done: exit 3 with the reason
         raise PathIOError(out.journal_failed)
-    if index_error is not None:
-        raise index_error
+    if later_error is not None:
+        raise later_error
     _done_in_part(out)
 
 
@@ -940,7 +946,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
 
     check_journal(journal)  # a file that is no journal: refused before anything is opened
     cat: Catalog | None = None
-    problem: CatalogError | None = None
+    problem: MediaForgeError | None = None
     try:
         cat = open_catalog(catalog_path)
     except CatalogBusyError:
@@ -960,16 +966,21 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
                     follow.done(uncarry(cat, journal, out))
             except KeyboardInterrupt:  # the files are back: say so (the next undo takes the tags back)
                 out.interrupted = True
+            except MediaForgeError as e:  # a full disk under the catalog: the report first
+                problem = e
     finally:
         if cat is not None:
-            cat.close()
+            try:
+                cat.close()
+            except MediaForgeError as e:
+                problem = problem or e
     with Stop():
         _print_outcome(out, "restored", as_json)
     if out.journal_failed:  # after the report of what was restored: exit 3 with the reason
         raise PathIOError(out.journal_failed)
     if problem is not None:
         problem.args = (f"{first_line(problem)}; the files are restored, but the tags the dedupe carried over "
-                        "were not taken back: run the undo again once the catalog opens",)
+                        "were not taken back: run the undo again once that is fixed",)
         raise problem
     _done_in_part(out)
 

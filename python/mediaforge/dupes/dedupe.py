@@ -127,7 +127,10 @@ def _order(rule: str) -> str:
     if rule.startswith("prefix:"):
         # On the exact bytes (a folder name that is not UTF-8 too): a BLOB starts with
         # "<dir>/" when it sorts from "<dir>/" up to, not including, "<dir>0".
-        order = "CASE WHEN f.path_bytes >= $prefix AND f.path_bytes < $prefix_end THEN 0 ELSE 1 END, f.mtime_ns"
+        # The folder as given or with its links resolved: the catalog holds the paths
+        # the scans were given, through a link or not.
+        order = ("CASE WHEN f.path_bytes >= $prefix AND f.path_bytes < $prefix_end OR f.path_bytes >= $real_prefix "
+                 "AND f.path_bytes < $real_prefix_end THEN 0 ELSE 1 END, f.mtime_ns")
     elif rule.startswith("sql:"):
         order = rule[4:].strip()
         if not order or ";" in order:
@@ -146,13 +149,13 @@ def _check_action(action: str, target: Path | None, allowed: tuple[str, ...]) ->
         raise InvalidInputError("--action move-to needs a folder: --to DIR")
 
 
-def _library(cat: Catalog) -> list[bytes]:
-    """The folders the catalog's scans looked at, links resolved."""
+def _library(cat: Catalog, resolved: bool = True) -> list[bytes]:
+    """The folders the catalog's scans looked at, links resolved (else as given)."""
     from ..catalog.writes import roots_bytes
 
     roots = {r for text, raw in cat.con.execute("SELECT roots, roots_raw FROM scans").fetchall()
              for r in roots_bytes(text, raw)}
-    return sorted(os.path.realpath(r) for r in roots)
+    return sorted(os.path.realpath(r) if resolved else r for r in roots)
 
 
 def _inside(path: bytes, library: list[bytes]) -> bytes | None:
@@ -168,11 +171,24 @@ def _check_outside_library(cat: Catalog, target: Path | None) -> None:
     would move them again, nested deeper; nothing would be reclaimed."""
     if target is None:
         return
-    root = _inside(os.path.realpath(os.fsencode(target)), _library(cat))
+    from ..catalog.writes import below
+
+    library = _library(cat)
+    root = _inside(os.path.realpath(os.fsencode(target)), library)
     if root is not None:
         raise InvalidInputError(f"--to {target} is inside {path_text(root)}, which the catalog "
                                 "scans: the moved files would be catalogued as duplicates again; choose a folder "
                                 "outside it")
+    # Outside, yet where the moves put files may lie inside: a copy's whole path goes
+    # again below --to, so with --to /mnt/backup the files of /mnt/backup/mnt land in
+    # /mnt/backup/mnt/backup/mnt.
+    for r in {*library, *_library(cat, resolved=False)}:
+        landing = os.path.realpath(moved_path(r, target))
+        root = _inside(landing, library) or next((lib for lib in library if below(lib, [landing])), None)
+        if root is not None:
+            raise InvalidInputError(f"--to {target} would put the copies found in {path_text(r)} in "
+                                    f"{path_text(landing)}, inside {path_text(root)}, which the catalog scans: they "
+                                    "would be catalogued as duplicates again; choose another folder")
 
 
 def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -189,7 +205,9 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
             raise PathNotFoundError(f"--keep prefix:{given}: no such folder" if given
                                     else "--keep prefix: give the folder whose copies to keep")
         folder = os.path.abspath(os.fsencode(given)).rstrip(b"/")
+        real = os.path.realpath(folder).rstrip(b"/")
         params["prefix"], params["prefix_end"] = folder + b"/", folder + b"0"
+        params["real_prefix"], params["real_prefix_end"] = real + b"/", real + b"0"
     sql = f"""
         WITH src AS ({source}), ranked AS (
             SELECT s.grp, f.blake3, coalesce(l.real, f.path_bytes) AS path_bytes, f.size, f.mtime_ns, f.dev, f.inode,
@@ -548,6 +566,7 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
     """Do one checked step, journaled before and after; the reason when it could not be done."""
     try:
         st = os.lstat(s.victim)
+        kst = os.lstat(s.keep)
         entry: dict[str, Any] = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode,
                                  "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "blake3": s.blake3,
                                  "was_dev": st.st_dev, "was_ino": st.st_ino, "uid": st.st_uid, "gid": st.st_gid,
@@ -567,7 +586,7 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                 entry["made"] = [_b64(m) for m in made]
         journal.write(kind="intent", **entry)
         if action in ("hardlink", "symlink", "reflink"):
-            why = _link(action, s, st)
+            why = _link(action, s, st, kst)
             if why:
                 journal.write(kind="skipped", victim=entry["victim"], why=why)
                 return why
@@ -591,6 +610,22 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                 return why
             with contextlib.suppress(OSError):  # where it is now: its names moved back link to it
                 entry["dev"], entry["ino"] = _inode(os.lstat(target))
+            if not _kept_whole(s, kst, action):
+                why = _NOT_WHOLE.format(kept=path_text(s.keep), done="moved")
+                try:
+                    if os.path.lexists(s.victim):
+                        raise FileExistsError(errno.EEXIST, "a file is there again", os.fsdecode(s.victim))
+                    _move(target, s.victim, {})
+                except OSError as e:  # done, then: journalled as such, so an undo puts it back
+                    out.skipped.append((s.victim, f"{why}; it could not be moved back ({e.strerror or first_line(e)}):"
+                                                  f" it is at {path_text(target)}, and --undo puts it back"))
+                else:
+                    for folder in made:
+                        with contextlib.suppress(OSError):
+                            os.rmdir(folder)
+                    why += "; it was moved back"
+                    journal.write(kind="skipped", victim=entry["victim"], why=why)
+                    return why
     except JournalError:
         raise
     except OSError as e:
@@ -608,10 +643,12 @@ class _Refused(Exception):
     """The file system cannot do what was asked (a reflink on ext4)."""
 
 
-def _link(action: str, s: Step, st: os.stat_result) -> str | None:
+def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result) -> str | None:
     """Replace the victim by a link to (or clone of) the kept file through a temporary name
     and an atomic rename, so its path always holds the bytes; the reason when the file
-    system refuses (the victim is then left exactly as it was)."""
+    system refuses (the victim is then left exactly as it was). Until the kept file is
+    seen whole after it (`_kept_whole`), a hard link keeps the victim's bytes at a second,
+    hidden name, to put them back if it is not."""
     try:
         if action == "hardlink":
             tmp = new_tmp(s.victim, lambda t: os.link(s.keep, t))
@@ -625,11 +662,28 @@ def _link(action: str, s: Step, st: os.stat_result) -> str | None:
     except OSError as e:
         return f"{action} failed: {e.strerror or first_line(e)}"
     try:
+        aside: bytes | None = new_tmp(s.victim, lambda t: os.link(s.victim, t))
+    except OSError:
+        aside = None  # a file system without hard links: the checks before it must do
+    try:
         os.replace(tmp, s.victim)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)  # made above by this run
+        for made in (tmp, aside):  # made above by this run
+            if made is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(made)
         return f"{action} failed: {e.strerror}"
+    if aside is None:
+        return None
+    if not _kept_whole(s, kst, action):
+        why = _NOT_WHOLE.format(kept=path_text(s.keep), done="replaced")
+        try:
+            os.replace(aside, s.victim)  # the copy's own bytes again
+        except OSError as e:  # they stay at the hidden name: say where
+            return f"{why}; its bytes are at {path_text(aside)} (could not put them back: {e.strerror})"
+        return why + "; it was put back"
+    with contextlib.suppress(OSError):
+        os.unlink(aside)
     return None
 
 
@@ -728,8 +782,9 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
 
 
 def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
-    """The carry-over of dedupes killed before it (`kill -9`, a power cut: it comes once
-    the files are done, and a journal without its closing line never got it): given now,
+    """The carry-over of dedupes stopped before it (`kill -9`, a power cut, a full disk
+    under the catalog: it comes once the files are done, and a journal without its
+    `carried` line never got it; the files' `end` line comes before it): given now,
     from each such journal's `done` lines, so the tags and collection places of the
     copies it removed are not left on rows a `scan --prune` would delete. A journal an
     undo has worked on is left alone. Returns the kept files' media ids that got some."""
@@ -745,7 +800,7 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
             entries = list(_entries(path))
         except (InvalidInputError, PathIOError):
             continue
-        if any(e["kind"] in ("undone", "carried", "end") for e in entries):
+        if any(e["kind"] in ("undone", "carried") for e in entries):
             continue
         out = Outcome(journal=path)
         for e in _done_or_moved(entries):
@@ -791,8 +846,8 @@ def _done_or_moved(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _unfinished(path: Path) -> bool:
-    """Whether a journal may lack its closing lines (its run killed), told cheaply from
-    its end: none of `end`, `carried` or an undo's `undone` there. (`carry_unfinished`
+    """Whether a journal may lack its carry-over (its run stopped first), told cheaply
+    from its end: neither `carried` nor an undo's `undone` there. (`carry_unfinished`
     reads it whole to be sure.)"""
     try:
         with open(path, "rb") as f:
@@ -801,7 +856,7 @@ def _unfinished(path: Path) -> bool:
             tail = f.read()
     except OSError:
         return False
-    return not any(f'"kind": "{k}"'.encode() in tail for k in ("end", "carried", "undone"))
+    return not any(f'"kind": "{k}"'.encode() in tail for k in ("carried", "undone"))
 
 
 def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
@@ -908,6 +963,9 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
             return f"the kept file {kept} changed since the scan (rescan first)"
         if (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
             return "already the same file as the kept one"
+        if _seen_twice(kst, vst):
+            return (f"the kept file {kept} looks like this very file seen through another mount (an overlay, "
+                    "a network or FUSE mount of the same disk): same inode number, size and times; left alone")
         if _read_only(s.victim):  # no action can replace or move it
             return "on a read-only file system: it cannot be replaced or moved"
         if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
@@ -933,6 +991,36 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
     except OSError as e:
         return _unreadable(s, e)
     return kst, vst
+
+
+def _seen_twice(a: os.stat_result, b: os.stat_result) -> bool:
+    """Whether two files on two devices are likely one file seen through two mounts (an
+    overlay over its lower folder, an NFS export mounted on its own server): the same
+    inode number, size and times to the nanosecond, which two copies never share (a
+    copy's change time is when it was made). Removing either would remove both."""
+    return a.st_dev != b.st_dev and (a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
+        b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
+
+
+def _kept_whole(s: Step, kst: os.stat_result, action: str) -> bool:
+    """After a step: whether the kept file is still the file it was before (and a link
+    made in the copy's place leads to it). It is not when the two were one file after
+    all, seen through two mounts, or when another dedupe (of another catalog over the
+    same folders) removed it meanwhile: then the step is taken back."""
+    try:
+        now = os.lstat(s.keep)
+        if not (stat.S_ISREG(now.st_mode) and _inode(now) == _inode(kst)
+                and (now.st_size, now.st_mtime_ns) == (kst.st_size, kst.st_mtime_ns)):
+            return False
+        if action in ("hardlink", "symlink"):  # the copy's path now leads to the kept file
+            return _inode(os.stat(s.victim) if action == "symlink" else os.lstat(s.victim)) == _inode(kst)
+    except OSError:
+        return False
+    return True
+
+
+_NOT_WHOLE = ("the kept file {kept} changed or went when this copy was {done} (one file seen through two mounts, "
+              "or another dedupe at work?)")
 
 
 def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
@@ -1380,6 +1468,17 @@ def _twin(r: _Record, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -
     return None
 
 
+def _moved_there(r: _Record, lst: os.stat_result) -> bool:
+    """Whether the trash or --to path holds the file the dedupe moved there: the inode the
+    journal recorded with its mode and mtime, else (a copy made by an earlier undo's
+    move, a journal cut short) a regular file of the recorded mode, mtime and content."""
+    assert r.moved_to is not None
+    if (r.dev, r.ino) == _inode(lst) and stat.S_ISREG(lst.st_mode) and lst.st_mtime_ns == r.mtime_ns \
+            and stat.S_IMODE(lst.st_mode) == stat.S_IMODE(r.mode):
+        return True
+    return _is_original(r, r.moved_to, lst)
+
+
 def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
     """Move a file back from the trash or the --to folder (None, a reason or "", as for
     `_unlink`); `twins` as for `_move`."""
@@ -1391,6 +1490,8 @@ def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
         return "a file is back at the original path" if r.certain else ""
     if not os.path.lexists(r.moved_to):
         return f"not found at {path_text(r.moved_to)} any more" if r.certain else ""
+    if not _moved_there(r, os.lstat(r.moved_to)):
+        return f"{path_text(r.moved_to)} holds another file since the dedupe; left as it is" if r.certain else ""
     os.makedirs(os.path.dirname(r.victim), exist_ok=True)
     _move(r.moved_to, r.victim, twins)
     return None
