@@ -178,6 +178,21 @@ def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_catalog_files_out(t
     assert len([t for t in thumbs.rglob("*") if t.is_file()]) == 3
 
 
+def test_a_relative_xdg_data_home_is_ignored(tmp_path: Path) -> None:
+    """A relative XDG_DATA_HOME (invalid, says the XDG spec) put the catalog below
+    whatever folder the command was run from: each folder got a catalog of its own."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / "lib").mkdir(parents=True)
+    elsewhere.mkdir()
+    (home / "lib" / "a.txt").write_bytes(b"a")
+    env = cli_env(HOME=str(home), XDG_DATA_HOME="rel")
+    env.pop("MEDIAFORGE_CATALOG", None)
+    p = subprocess.run(cli_cmd("scan", home / "lib", "--no-meta"), env=env, capture_output=True, cwd=elsewhere)
+    assert p.returncode == 0, p.stderr
+    assert (home / ".local" / "share" / "mediaforge" / "catalog.duckdb").is_file()
+    assert not (elsewhere / "rel").exists()
+
+
 def test_thumbs_without_a_thumbnail_folder_fails_once_and_keeps_every_reference(tmp_path: Path,
                                                                                 small_catalog: Path) -> None:
     """`thumbs` when its folder cannot be made reported every file failed, exit 0, and

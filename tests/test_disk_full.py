@@ -244,6 +244,47 @@ def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path:
         subprocess.run(["umount", str(disk)], check=False)
 
 
+def test_thumbnails_that_meet_a_full_disk_with_the_floor_off_are_held_back_and_said_so(tmp_path: Path) -> None:
+    """MEDIAFORGE_MIN_FREE=0 turns the floor off: a remake on a full disk then met
+    ENOSPC for each file, counted "failed", with no word of the disk, and exit 0 as
+    if it were the files' fault. They are held back for want of room, as under the
+    floor: partial, said so after the summary, with what to run once there is room."""
+    import json
+
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(6):
+        Image.effect_noise((384, 256), 60 + i).convert("RGB").save(lib / f"n{i}.png")
+    catalog = tmp_path / "state" / "cat.duckdb"
+    env = {**os.environ, "MEDIAFORGE_DEBUG": "", "MEDIAFORGE_MIN_FREE": "0"}
+    ok = subprocess.run([sys.executable, "-m", "mediaforge", "-q", "-c", str(catalog), "scan", str(lib)],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    disk = catalog.parent / "thumbs"  # a full disk there, the catalog's own beside it
+    disk.rename(tmp_path / "thumbs before")
+    _mount_tiny(disk, "64k")
+    try:
+        _leave_free(disk, disk / "filler", 0)
+        args = [sys.executable, "-m", "mediaforge", "-q", "-c", str(catalog), "thumbs", "--size", "128"]
+        res = subprocess.run([*args, "--json"], capture_output=True, text=True, env=env)
+        assert res.returncode == 0, res.stderr
+        x = json.loads(res.stdout)
+        assert (x["files"], x["thumbs"], x["thumbs_low_space"], x["failed"], x["partial"]) == (6, 0, 6, 0, 6), x
+        res = subprocess.run(args, capture_output=True, text=True, env=env)
+        assert ("6 thumbnails not written: their disk is full; free some space, then run mediaforge thumbs --size 128"
+                in res.stdout), res.stdout
+        con = duckdb.connect(str(catalog), read_only=True)
+        messages = {r[0] for r in con.execute("SELECT message FROM meta_errors WHERE stage = 'thumb'").fetchall()}
+        thumbs = con.execute("SELECT count(*) FROM media WHERE thumb LIKE '256/%'").fetchone()
+        con.close()
+        assert messages == {"thumbnail not written: its disk is full (No space left on device)"}, messages
+        assert thumbs == (6,)  # the thumbnails there before stay
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_a_catalog_on_a_read_only_disk_is_read_and_writers_say_why(tmp_path: Path) -> None:
     """A catalog on a read-only medium (a backup disk mounted read-only): commands that
     read it work; one that writes it (a scan, a tag, the first search, which builds the

@@ -21,12 +21,16 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def default_catalog_path() -> Path:
-    """`$MEDIAFORGE_CATALOG`, else `$XDG_DATA_HOME/mediaforge/catalog.duckdb`, else
-    `~/.local/share/mediaforge/catalog.duckdb`."""
+    """`$MEDIAFORGE_CATALOG`, else `$XDG_DATA_HOME/mediaforge/catalog.duckdb` (an
+    absolute one), else `~/.local/share/mediaforge/catalog.duckdb`."""
     env = os.environ.get(CATALOG_ENV)
     if env:
         return catalog_path(env)
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    # A relative XDG_DATA_HOME is not valid (the XDG spec: it is ignored): it would put a
+    # catalog in whatever folder each command is run from.
+    data = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(data):
+        data = str(Path.home() / ".local" / "share")
     return catalog_path(Path(data) / "mediaforge" / "catalog.duckdb")
 
 

@@ -106,7 +106,10 @@ def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = N
         if not os.path.lexists(path):
             raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
         with contextlib.suppress(OSError):  # (one that cannot be looked at: opening it says why)
-            if os.stat(path).st_size == 0:  # a 0-byte file counts as none: only a scan makes one in it
+            st = os.stat(path)
+            # A 0-byte file counts as none: only a scan makes one in it. (A FIFO or a device
+            # is no catalog at all: opening it says so.)
+            if stat.S_ISREG(st.st_mode) and st.st_size == 0:
                 raise CatalogMissingError(f"the catalog at {path} is empty (0 bytes): run `mediaforge scan PATH` "
                                           "first")
     until = time.monotonic() + wait
@@ -292,8 +295,9 @@ def _print_extract(x: ExtractSummary, what: str, remake: bool = False) -> None:
           + (f"  fingerprints failed {x.fingerprint_failed:,}" if x.fingerprint_failed else "")
           + (f"  left alone {x.changed:,} (changed, gone or now a link since the scan: scan again, with -L to follow links)" if x.changed else ""))
     if x.thumbs_low_space:
-        print(f"  {render.counted(x.thumbs_low_space, 'thumbnail')} not written: their disk has under "
-              f"{binary_size(x.min_free)} free (MEDIAFORGE_MIN_FREE); free some space, then run "
+        room = f"has under {binary_size(x.min_free)} free (MEDIAFORGE_MIN_FREE)" if x.min_free else "is full"
+        print(f"  {render.counted(x.thumbs_low_space, 'thumbnail')} not written: their disk {room}; free some "
+              "space, then run "
               f"mediaforge thumbs --size {x.thumb_size}{'' if remake else ' --missing-only'}")
     if x.errors:
         print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")

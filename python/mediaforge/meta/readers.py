@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import errno
 import io
 import os
 import re
@@ -147,6 +148,12 @@ class _Result:
             self.thumb_wh = (w, h, n)
             self.thumb = rel
         except Exception as e:  # noqa: BLE001 - a full disk here is a thumbnail error
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                # Held back for want of room, as under min_free (MEDIAFORGE_MIN_FREE=0
+                # turns that check off): counted so, and said so after the run.
+                self.low_space = True
+                self.fail("thumb", f"thumbnail not written: its disk is full ({e.strerror})")
+                return
             self.fail("thumb", e)
 
     def settle_thumb(self, keep: bool) -> None:
