@@ -627,3 +627,14 @@ def test_a_carriage_return_in_a_name_is_quoted_in_csv(tmp_path: Path) -> None:
     import duckdb  # noqa: PLC0415
 
     assert duckdb.sql(f"SELECT * FROM read_csv('{out}')").fetchall() == [("a\rb.txt", 1, None), ("plain.txt", 1, None)]
+
+
+def test_info_of_a_file_name_with_a_trailing_slash_is_no_such_folder(small_catalog: Path) -> None:
+    """`info photo.jpg/` showed the file, where `ls photo.jpg/` says "Not a directory"."""
+    photo = small_catalog.parent / "lib" / "IMG_1.jpg"
+    res = run_cli("info", f"{photo}/", catalog=small_catalog)
+    assert res.rc == 3, res.err
+    assert_one_line_error(res.err, f"not a folder: {photo}/")
+    assert run_cli("info", photo, catalog=small_catalog).rc == 0
+    res = run_cli("info", f"{photo.parent}/", catalog=small_catalog)  # a folder, with or without its /
+    assert res.rc == 2 and "is a folder" in res.err, res.err

@@ -377,12 +377,16 @@ def thumbs_cmd(
 @command("info")
 def info_cmd(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A file in the catalog.", show_default=False)],
+    path: Annotated[str, typer.Argument(help="A file in the catalog.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Everything the catalog knows about one file."""
     from ..organise.targets import as_catalogued
 
+    given = os.path.expanduser(path)
+    if given.endswith("/") and os.path.lexists(given.rstrip("/")) and not os.path.isdir(given):
+        # `photo.jpg/` names a folder that is not there (as `ls` says), not the file.
+        raise PathNotFoundError(f"not a folder: {path_text(os.fsencode(path))} (a file's name ends without a /)")
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
         tried = as_catalogued(path)  # the link's own path first (a scan with -L), then the resolved one
