@@ -1991,3 +1991,108 @@ def test_a_dedupe_killed_after_its_files_gets_its_carry_over_from_the_next_scan(
     carried = rows(catalog, "SELECT f.dir, f.name FROM files f JOIN tags t USING (media_id) "
                             "WHERE t.source = 'dedupe' ORDER BY 2")
     assert [(Path(r["dir"]).name, r["name"]) for r in carried] == [("a", "photo.jpg"), ("a", "song.mp3")]
+
+
+def test_undo_brings_back_a_move_whose_destination_keeps_times_more_coarsely(lib) -> None:
+    """A move to a disk with coarser times (FAT's 2 s, ext4's whole second with small
+    inodes) keeps the mtime only so far: undo took the file there for another one and
+    left it alone. It is known by its bytes."""
+    root, catalog = lib
+    out = _apply(catalog, "--action", "trash")
+    for step in out["steps"]:
+        moved = Path(step["to"])
+        st = moved.stat()
+        os.utime(moved, ns=(st.st_atime_ns, st.st_mtime_ns // 2_000_000_000 * 2_000_000_000))
+    back = _undo(catalog, out["journal"])
+    assert back["done"] == 3 and not back["skipped"], back
+    assert all((root / "b" / n).exists() for n in ("photo copy.jpg", "photo (2).jpg", "song.mp3"))
+
+
+def test_one_file_under_two_inode_numbers_is_found_by_its_link_count(tmp_path: Path) -> None:
+    """An overlay with `xino` shows its lower files under inode numbers of its own, so
+    the numbers do not tell that the two paths are one file, and after the copy was
+    replaced the overlay still showed the kept file from its cache: the bytes were gone
+    at the next mount. A second name given to the copy for a moment moves the kept
+    file's link count: then it is left alone."""
+    lib, merged, upper = tmp_path / "lib", tmp_path / "merged", tmp_path / "upper"
+    (lib / "k").mkdir(parents=True)
+    data = os.urandom(30_000)
+    (lib / "k" / "x.jpg").write_bytes(data)
+    merged.mkdir()
+    upper.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(upper)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        (upper / "up").mkdir()
+        (upper / "wk").mkdir()
+        r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={lib},upperdir={upper / 'up'},workdir={upper / 'wk'},xino=on", str(merged)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount an overlay with xino here: {r.stderr.strip()}")
+        try:
+            a, b = os.stat(lib / "k" / "x.jpg"), os.stat(merged / "k" / "x.jpg")
+            assert (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
+            catalog = tmp_path / "state" / "c.duckdb"
+            assert run_cli("scan", lib, merged, "--no-meta", catalog=catalog).rc == 0
+            for action in ("symlink", "trash"):
+                out = _done(run_cli("dedupe", "--keep", f"prefix:{merged}", "--action", action, "--apply", "--json",
+                                    catalog=catalog))
+                assert out["done"] == 0, out
+                [skip] = out["skipped"]
+                assert "seen through another mount" in skip["why"], skip
+            assert not [n for n in os.listdir(lib / "k") if n.startswith(".mediaforge-")]
+        finally:
+            subprocess.run(["umount", str(merged)], check=False)
+    finally:
+        subprocess.run(["umount", str(upper)], check=False)
+    assert (lib / "k" / "x.jpg").read_bytes() == data and not (lib / "k" / "x.jpg").is_symlink()
+
+
+_KEPT_GONE_AND_COPY_PATH_TAKEN = """
+real = dedupe._kept_whole
+def _kept_whole(s, kst, action):
+    with open(s.victim, "xb") as f:
+        f.write(b"a new file saved at the copy's old path")
+    return False
+dedupe._kept_whole = _kept_whole
+"""
+
+
+def test_a_copy_that_cannot_be_moved_back_is_counted_once_and_undone_later(lib) -> None:
+    """The kept file went while its copy was moved, and the copy's old path was taken
+    meanwhile: it could not be moved back. It was counted both done (bytes freed, tags
+    carried to the kept file that went) and skipped. It is now skipped only, saying
+    where it is, and journalled as done, so the undo brings it back once its path is free."""
+    root, catalog = lib
+    for name in ("photo copy.jpg", "photo (2).jpg"):
+        (root / "b" / name).unlink()
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    p = _run_driver(_KEPT_GONE_AND_COPY_PATH_TAKEN, catalog, "dedupe", "--action", "trash", "--apply", "--json")
+    assert p.returncode == 8, p.stderr
+    out = json.loads(p.stdout)
+    assert (out["done"], out["bytes"], out["tags_carried"]) == (0, 0, 0), out
+    [skip] = out["skipped"]
+    assert "could not be moved back" in skip["why"] and "puts it back once its path is free" in skip["why"], skip
+    (root / "b" / "song.mp3").unlink()  # the new file goes: the path is free again
+    back = _undo(catalog, out["journal"])
+    assert back["done"] == 1, back
+    assert (root / "b" / "song.mp3").read_bytes() == (root / "a" / "song.mp3").read_bytes()
+
+
+def test_a_journal_of_another_catalog_in_the_same_folder_is_left_to_its_own(lib, tmp_path: Path) -> None:
+    """Two catalogs in one folder share `journal/`: a scan into the second read the
+    first's journal of a run killed before its carry-over, found none of its files, and
+    marked it carried, so the first catalog's own scan never carried its tags."""
+    root, catalog = lib
+    assert run_cli("tag", "add", "keepme", root / "b", catalog=catalog).rc == 0
+    p = _run_driver(_KILLED_BEFORE_CARRY_OVER, catalog, "dedupe", "--apply")
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    other = catalog.parent / "other.duckdb"
+    assert run_cli("scan", root / "a", "--no-meta", catalog=other).rc == 0
+    (journal,) = (catalog.parent / "journal").glob("dedupe-*.jsonl")
+    assert '"kind": "carried"' not in journal.read_text()
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    assert '"kind": "carried"' in journal.read_text()
+    assert len(rows(catalog, "SELECT 1 FROM tags WHERE source = 'dedupe'")) == 2

@@ -565,6 +565,9 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
 def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome) -> str | None:
     """Do one checked step, journaled before and after; the reason when it could not be done."""
     try:
+        # What a killed run left beside it first (a second name of its inode would make
+        # its link count, and so the bytes it frees, look otherwise).
+        sweep_stale(os.path.dirname(s.victim))
         st = os.lstat(s.victim)
         kst = os.lstat(s.keep)
         entry: dict[str, Any] = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode,
@@ -598,6 +601,10 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                 why = f"{path_text(target)} is already there (left as it is)"
                 journal.write(kind="skipped", victim=entry["victim"], why=why)
                 return why
+            probe = _probe(s)
+            if probe is not None:
+                journal.write(kind="skipped", victim=entry["victim"], why=probe)
+                return probe
             try:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 _move(s.victim, target, out.moved_names, out.destinations.get((s.dev, s.inode), ()))
@@ -616,9 +623,11 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                     if os.path.lexists(s.victim):
                         raise FileExistsError(errno.EEXIST, "a file is there again", os.fsdecode(s.victim))
                     _move(target, s.victim, {})
-                except OSError as e:  # done, then: journalled as such, so an undo puts it back
-                    out.skipped.append((s.victim, f"{why}; it could not be moved back ({e.strerror or first_line(e)}):"
-                                                  f" it is at {path_text(target)}, and --undo puts it back"))
+                except OSError as e:  # left where it went, journalled as done: an undo can bring it back
+                    why += (f"; it could not be moved back ({e.strerror or first_line(e)}): it is at "
+                            f"{path_text(target)}, and the undo of this run's journal puts it back once its path is free")
+                    journal.write(kind="done", **entry)
+                    return why
                 else:
                     for folder in made:
                         with contextlib.suppress(OSError):
@@ -662,9 +671,20 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result) -> str 
     except OSError as e:
         return f"{action} failed: {e.strerror or first_line(e)}"
     try:
+        before = os.lstat(s.keep)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return f"cannot read the kept file {path_text(s.keep)}: {e.strerror}"
+    try:
         aside: bytes | None = new_tmp(s.victim, lambda t: os.link(s.victim, t))
     except OSError:
         aside = None  # a file system without hard links: the checks before it must do
+    if aside is not None and _moved_with(s.keep, before):
+        for made in (tmp, aside):
+            with contextlib.suppress(OSError):
+                os.unlink(made)
+        return _ONE_INODE.format(kept=path_text(s.keep))
     try:
         os.replace(tmp, s.victim)
     except OSError as e:
@@ -809,8 +829,18 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
                     out.done_steps.append(Step(0, _unb64(e["keep"]), _unb64(e["victim"]), 0, 0, 0, 0,
                                                blake3=e.get("blake3"), keep_id=e["keep_id"],
                                                victim_id=e["victim_id"], keep_blake3=e.get("keep_blake3")))
-        if not out.done_steps:
+        if not out.done_steps:  # nothing to carry (every step skipped, or a journal from before ids were kept)
+            with contextlib.suppress(PathIOError):  # marked so, not read whole at every scan again
+                journal = Journal(path, appending=True)
+                try:
+                    journal.write(kind="carried", tags=[], collections=[])
+                finally:
+                    journal.close()
             continue
+        ids = [i for s in out.done_steps for i in (s.victim_id, s.keep_id)]
+        if not cat.con.execute("SELECT count(*) FROM files WHERE media_id IN (SELECT unnest(?::UUID[]))",
+                               [ids]).fetchall()[0][0]:
+            continue  # another catalog's, beside this one in the same folder: its own scan carries it
         try:
             carry_over(cat, out)
         except JournalError:
@@ -1021,6 +1051,39 @@ def _kept_whole(s: Step, kst: os.stat_result, action: str) -> bool:
 
 _NOT_WHOLE = ("the kept file {kept} changed or went when this copy was {done} (one file seen through two mounts, "
               "or another dedupe at work?)")
+_ONE_INODE = ("the kept file {kept} is this very file seen through another mount (its link count moved with the "
+              "copy's): left alone")
+
+
+def _moved_with(keep: bytes, before: os.stat_result) -> bool:
+    """Whether the kept file's link count or change time moved since `before`, just as a
+    second name was given to the copy: then they are one inode, seen through two mounts
+    that show it under two device and inode numbers (an overlay with `xino`), which the
+    numbers alone do not tell, and a mount that caches its names may not tell after the
+    copy is replaced either. Its attributes are read from the inode each time."""
+    try:
+        now = os.lstat(keep)
+    except OSError:
+        return True  # gone meanwhile: not to be acted on
+    return (now.st_nlink, now.st_ctime_ns) != (before.st_nlink, before.st_ctime_ns)
+
+
+def _probe(s: Step) -> str | None:
+    """Before a move: a second name given to the copy for a moment (`_moved_with`); the
+    reason to leave it alone if the kept file felt it. A file system without hard links
+    cannot be probed: the checks before it must do."""
+    try:
+        before = os.lstat(s.keep)
+        probe = new_tmp(s.victim, lambda t: os.link(s.victim, t))
+    except OSError:
+        return None
+    try:
+        if _moved_with(s.keep, before):
+            return _ONE_INODE.format(kept=path_text(s.keep))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+    return None
 
 
 def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
@@ -1472,11 +1535,19 @@ def _moved_there(r: _Record, lst: os.stat_result) -> bool:
     """Whether the trash or --to path holds the file the dedupe moved there: the inode the
     journal recorded with its mode and mtime, else (a copy made by an earlier undo's
     move, a journal cut short) a regular file of the recorded mode, mtime and content."""
+    from .. import _core
+
     assert r.moved_to is not None
-    if (r.dev, r.ino) == _inode(lst) and stat.S_ISREG(lst.st_mode) and lst.st_mtime_ns == r.mtime_ns \
-            and stat.S_IMODE(lst.st_mode) == stat.S_IMODE(r.mode):
+    if not stat.S_ISREG(lst.st_mode):
+        return False
+    if (r.dev, r.ino) == _inode(lst) and lst.st_mtime_ns == r.mtime_ns:
         return True
-    return _is_original(r, r.moved_to, lst)
+    # Else by its bytes alone: a disk with coarser times (FAT's 2 s, exFAT's 10 ms, ext4's
+    # second with small inodes) keeps the mtime the move copied only so far.
+    try:
+        return r.blake3 is not None and _core.hash_file(r.moved_to) == r.blake3
+    except (OSError, ValueError):
+        return False
 
 
 def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
