@@ -955,6 +955,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
     check_journal(journal)  # a file that is no journal: refused before anything is opened
     cat: Catalog | None = None
     problem: MediaForgeError | None = None
+    tags_back = False
     try:
         cat = open_catalog(catalog_path)
     except CatalogBusyError:
@@ -971,7 +972,9 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
 
             try:
                 with IndexFollows(cat, catalog_path) as follow:
-                    follow.done(uncarry(cat, journal, out))
+                    taken = uncarry(cat, journal, out)
+                    tags_back = True  # committed: what may fail next is the search index alone
+                    follow.done(taken)
             except KeyboardInterrupt:  # the files are back: say so (the next undo takes the tags back)
                 out.interrupted = True
             except MediaForgeError as e:  # a full disk under the catalog: the report first
@@ -987,8 +990,9 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
     if out.journal_failed:  # after the report of what was restored: exit 3 with the reason
         raise PathIOError(out.journal_failed)
     if problem is not None:
-        problem.args = (f"{first_line(problem)}; the files are restored, but the tags the dedupe carried over "
-                        "were not taken back: run the undo again once that is fixed",)
+        if not tags_back:
+            problem.args = (f"{first_line(problem)}; the files are restored, but the tags the dedupe carried over "
+                            "were not taken back: run the undo again once that is fixed",)
         raise problem
     _done_in_part(out)
 
