@@ -1051,8 +1051,9 @@ def _kept_whole(s: Step, kst: os.stat_result, action: str) -> bool:
 
 _NOT_WHOLE = ("the kept file {kept} changed or went when this copy was {done} (one file seen through two mounts, "
               "or another dedupe at work?)")
-_ONE_INODE = ("the kept file {kept} is this very file seen through another mount (its link count moved with the "
-              "copy's): left alone")
+_ONE_INODE = ("the kept file {kept} moved with this copy when it was given a second name: it is this very file seen "
+              "through another mount (or another program, such as a dedupe of another catalog, is at work on it); "
+              "left alone")
 
 
 def _moved_with(keep: bytes, before: os.stat_result) -> bool:
