@@ -27,8 +27,9 @@ def _buffer_stdout() -> None:
 
     raw = getattr(sys.stdout, "buffer", None)
     if isinstance(raw, io.RawIOBase):
+        # write_through: text and bytes written to `sys.stdout.buffer` keep their order.
         sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=sys.stdout.encoding,
-                                      errors=sys.stdout.errors, line_buffering=True)
+                                      errors=sys.stdout.errors, line_buffering=True, write_through=True)
 
 
 def main(argv: list[str] | None = None) -> None:
