@@ -40,7 +40,7 @@ impl MediaId {
     }
 
     /// The 8-4-4-4-12 lowercase hex form, written into `buf` without allocating.
-    pub fn uuid<'a>(self, buf: &'a mut [u8; 36]) -> &'a str {
+    pub fn uuid(self, buf: &mut [u8; 36]) -> &str {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut at = 0;
         for i in 0..32 {
