@@ -3131,3 +3131,68 @@ def test_each_matroska_track_has_its_own_length(tmp_path: Path) -> None:
     assert [r["type"] for r in got] == ["video", "audio"]
     assert got[0]["duration"] == pytest.approx(2.0, abs=0.05) and got[1]["duration"] == pytest.approx(1.0, abs=0.05)
     assert rows(cat, "SELECT duration FROM media")[0]["duration"] == pytest.approx(2.0, abs=0.05)
+
+
+def test_a_display_matrix_that_is_no_right_angle_neither_tilts_nor_grows_the_thumbnail(tmp_path: Path) -> None:
+    """A hostile or broken display matrix (45 degrees; one of zeros reads as NaN, which
+    libav hands on as -2^31) turned the thumbnail by that angle, black corners and all,
+    and made it larger than the video: 194x200 from 160x120. Only right angles turn it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._video(lib / "tilted.mkv", "libx264", "matroska", (160, 120), 6, options={"preset": "ultrafast"},
+                        rotation=45)
+    media_corpus._video(lib / "upright.mkv", "libx264", "matroska", (160, 120), 6, options={"preset": "ultrafast"},
+                        rotation=90)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = {r["name"]: (r["rotation"], r["thumb_width"], r["thumb_height"]) for r in rows(
+        catalog, "SELECT f.name, m.rotation, m.thumb_width, m.thumb_height FROM files f JOIN media m USING (blake3)")}
+    assert got == {"tilted.mkv": (0, 160, 120), "upright.mkv": (90, 120, 160)}, got
+
+
+def test_a_jpeg_cut_short_in_its_header_is_an_error_not_a_video(tmp_path: Path) -> None:
+    """Pillow could not read a JPEG cut short in its header; libav's image reader, tried
+    next, found its size and said nothing else: the photo was `ok` (with --no-thumbs), a
+    "video" of format image2, 0.04 s of mjpeg. A still libav reads must give a picture."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(200, 100, 3).save(lib / "full.jpg", quality=90)
+    (lib / "cut.jpg").write_bytes((lib / "full.jpg").read_bytes()[:350])
+    catalog = tmp_path / "c.duckdb"
+    for extra in (["--no-thumbs"], []):
+        assert run_cli("scan", lib, *extra, catalog=catalog).rc == 0
+        cut = rows(catalog, "SELECT m.status, m.format, m.video_codec FROM files f JOIN media m USING (blake3) "
+                            "WHERE f.name = 'cut.jpg'")
+        assert cut == [{"status": "error", "format": None, "video_codec": None}], (extra, cut)
+        assert run_cli("meta", "--retry-failed", catalog=catalog).rc == 0
+        catalog.unlink()
+
+
+def test_a_picture_of_a_million_rows_is_refused_before_its_pixels_are_read(tmp_path: Path) -> None:
+    """1 x 60,000,000 pixels, 117 KB as a PNG, is under the pixel guard, but Pillow keeps
+    each row apart: 530 MB grey, 1.2 GB in colour, and 3 GB while shrinking it, in each
+    worker at once. Such a picture has its header read and its pixels refused."""
+    import zlib
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    rows_n = 2_000_000
+    packed = zlib.compress(b"\0\0" * rows_n, 9)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    (lib / "tall.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, rows_n, 8, 0, 0, 0, 0))
+                                   + chunk(b"IDAT", packed) + chunk(b"IEND", b""))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    [got] = rows(catalog, "SELECT m.status, m.width, m.height, m.thumb, e.message FROM media m "
+                          "JOIN meta_errors e USING (blake3) WHERE e.stage = 'decode'")
+    assert (got["status"], got["width"], got["height"], got["thumb"]) == ("partial", 1, rows_n, None), got
+    assert "over the 1,048,576-row guard" in got["message"], got
+
+
+def test_a_worker_out_of_memory_says_so() -> None:
+    from mediaforge.meta.readers import message_of
+
+    assert message_of(MemoryError()) == "out of memory decoding it (the worker's limit, MEDIAFORGE_WORKER_MEMORY)"

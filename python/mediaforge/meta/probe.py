@@ -10,6 +10,7 @@ later picture.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import struct
 from collections.abc import Iterator
@@ -316,6 +317,20 @@ def _track_rotations(path: str | bytes) -> dict[int, int]:
         return {}
 
 
+def _right_angle(angle: Any) -> int:
+    """A display matrix's turn (libav's, in degrees) as 0, 90, 180 or 270. Any other
+    angle is no camera's: a hostile or broken matrix (one of zeros reads as NaN, which
+    libav hands on as -2^31) would tilt the picture, black corners and all, and grow it
+    past its own size. It is taken as none."""
+    try:
+        turn = float(angle or 0)
+    except (TypeError, ValueError):
+        return 0
+    if not math.isfinite(turn) or abs(turn) > 360 or abs(turn - round(turn / 90) * 90) > 0.5:
+        return 0
+    return round(turn / 90) * 90 % 360
+
+
 def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any], size: int) -> Any:
     """A picture about 10% into the video, via a keyframe seek; None if nothing decodes."""
     stream.thread_type = "AUTO"
@@ -337,7 +352,7 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
         return None
     if _dull(frame):  # a black intro, a fade-in, a title on black: a later picture shows more
         frame = _livelier(c, stream, frames, duration if seeked else None) or frame
-    rot = int(getattr(frame, "rotation", 0) or 0) % 360
+    rot = _right_angle(getattr(frame, "rotation", 0))
     if media.get("rotation") is None:
         media["rotation"] = rot
     # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.

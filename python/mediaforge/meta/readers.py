@@ -69,6 +69,8 @@ def message_of(e: BaseException) -> str:
     """An exception as one line of a `meta_errors` message."""
     if _chunk_bomb(e):
         return _CHUNK_BOMB.format(mb=_text_limit() >> 20)
+    if isinstance(e, MemoryError):  # the worker's address-space cap, met by a hostile file
+        return "out of memory decoding it (the worker's limit, MEDIAFORGE_WORKER_MEMORY)"
     if not str(e).strip():  # mutagen's bare `error()` read "error: error"
         origin = type(e).__module__.split(".")[0]
         named = type(e).__name__ if origin == "builtins" else f"{origin} {type(e).__name__}"
@@ -494,7 +496,8 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     # A still that only libav reads (AVIF without Pillow's plugin) is fingerprinted from
     # the same decoded frame as its thumbnail.
     still = t.kind in ("image", "raw")
-    want_picture = t.kind != "audio" and (t.thumbs or still and t.fingerprints)
+    # A still Pillow could not read must show a picture to count as read (below).
+    want_picture = t.kind != "audio" and (t.thumbs or still and (t.fingerprints or fallback))
     by_content = False
     try:
         media, streams, picture = probe(t.path, want_picture, t.thumb_size)
@@ -513,9 +516,11 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             else:
                 r.fail("probe", e, ERROR)
         return False
-    if fallback and still and not (media.get("width") and media.get("height")):
+    if fallback and still and (not (media.get("width") and media.get("height")) or picture is None):
         # libav's image reader "opens" any file named like a picture, even one whose header
         # is garbage; without a picture size it read nothing, and what Pillow said stands.
+        # Nor did it with a size and no picture: a JPEG cut short in its header (the size
+        # comes early) is no picture, whatever libav's image reader says of it.
         return False
     if fallback:
         r.errors.clear()
@@ -537,7 +542,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     if picture is not None:
         try:
             small = fit(picture, t.thumb_size)
-            if still:
+            if still and (t.thumbs or t.fingerprints):
                 r.image_hashes(small)
         except Exception as e:  # noqa: BLE001
             r.fail("thumb" if t.thumbs else "fingerprint", e)

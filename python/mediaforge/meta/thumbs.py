@@ -37,10 +37,20 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
     im = eight_bit(im)
     if im.mode not in ("RGB", "RGBA"):
         im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-    im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+    _shrink(im, size)
     if orientation and orientation != 1:
         im = _apply_orientation(im, orientation)
     return im
+
+
+def _shrink(im: Image.Image, size: int) -> None:
+    """`im.thumbnail` to a long side of `size`, bicubic. A picture of extreme shape
+    (1 x 60,000,000 pixels: 117 KB as a PNG) shrinks by a factor in the hundreds of
+    thousands along one side, and Pillow's filter table for that one pass took 3 GB; past
+    a factor of 64 a box reduction by a whole factor comes first (ordinary pictures,
+    reduced less, are made exactly as before)."""
+    gap = 8.0 if max(im.size) > 64 * size else None
+    im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=gap)
 
 
 # Pillow's modes of more than 8 bits a sample (16-bit grey PNG and TIFF, 32-bit integer,
@@ -83,7 +93,7 @@ def reduce_grey(im: Image.Image, size: int = 256) -> Image.Image:
         im = eight_bit(im)
     if im.mode != "L":
         im = im.convert("L")
-    im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+    _shrink(im, size)
     if orientation and orientation != 1:
         im = _apply_orientation(im, orientation)
     return im
