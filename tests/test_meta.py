@@ -3196,3 +3196,28 @@ def test_a_worker_out_of_memory_says_so() -> None:
     from mediaforge.meta.readers import message_of
 
     assert message_of(MemoryError()) == "out of memory decoding it (the worker's limit, MEDIAFORGE_WORKER_MEMORY)"
+
+
+def test_the_cover_attached_to_a_matroska_sound_file_becomes_its_thumbnail(tmp_path: Path) -> None:
+    """mutagen reads no Matroska tags: the cover attached to an `.mka` was listed as a
+    cover stream, yet `has_cover` was false and no thumbnail was made of it."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(lib / "song.mka"), "w", format="matroska") as out:
+        st = out.add_stream("flac", rate=44100)
+        out.add_attachment("cover.jpg", "image/jpeg", media_corpus.cover_jpeg())
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.int16), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    [got] = rows(catalog, "SELECT m.status, m.thumb IS NOT NULL AS thumb, t.has_cover FROM media m "
+                          "JOIN tags_audio t USING (blake3)")
+    assert got == {"status": "ok", "thumb": True, "has_cover": True}, got

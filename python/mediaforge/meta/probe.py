@@ -245,6 +245,21 @@ def _is_cover(s: Any) -> bool:
         return False
 
 
+def attached_cover(path: str | bytes) -> bytes | None:
+    """The bytes of the first picture attached to the file as its cover, as libav finds
+    it: for a container whose tags mutagen does not read (a Matroska sound file's
+    attachment). None when there is none."""
+    name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
+    with _container(path, name, False) as c:
+        cover = next((s for s in c.streams.video if _is_cover(s)), None)
+        if cover is None:
+            return None
+        for packet in c.demux(cover):
+            if packet.size:
+                return bytes(packet)
+    return None
+
+
 @contextlib.contextmanager
 def _container(path: str | bytes, name: str, by_content: bool) -> Iterator[Any]:
     """The open container. libav lets a file's name pick its reader first (an MP3 named

@@ -639,6 +639,14 @@ def _tags(r: _Result) -> None:
         if r.status != ERROR:  # (a file libav could not read either: its one row says so)
             r.fail("tags", e)
         return
+    if cover is None and any(s.get("is_cover") for s in r.streams):
+        # A cover libav sees that the tag reader does not (a Matroska attachment).
+        from .probe import attached_cover
+
+        with contextlib.suppress(Exception):
+            cover = attached_cover(t.path)
+        if cover is not None and row is not None:
+            row = dict(row, has_cover=True)
     codec = r.media.get("audio_codec") or ""
     lossless = codec in LOSSLESS_AUDIO or codec.startswith("pcm_")
     r.audio = dict(row or {}, lossless=lossless) if row is not None else {"lossless": lossless, "has_cover": cover is not None}
