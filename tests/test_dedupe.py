@@ -2096,3 +2096,57 @@ def test_a_journal_of_another_catalog_in_the_same_folder_is_left_to_its_own(lib,
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
     assert '"kind": "carried"' in journal.read_text()
     assert len(rows(catalog, "SELECT 1 FROM tags WHERE source = 'dedupe'")) == 2
+
+
+def test_an_undo_run_again_after_a_move_back_across_disks_was_killed_finishes_it(lib, tmp_path: Path) -> None:
+    """An undo killed after its copy back across disks was made and before the moved
+    copy went: the next undo found both, said "a file is back at the original path" for
+    ever (exit 8), and left a whole copy in --to. The copy goes once it is known to hold
+    the bytes the original path holds again, and the file counts as restored."""
+    root, catalog = lib
+    dest = _elsewhere(tmp_path, "to-")
+    try:
+        out = _apply(catalog, "--action", "move-to", "--to", str(dest))
+        assert out["done"] == 3
+        moved = Path(out["steps"][0]["to"])
+        shutil.copy2(moved, out["steps"][0]["move-to"])  # what the killed undo had done
+        back = _undo(catalog, out["journal"])
+        assert (back["done"], back["already_restored"], back["skipped"]) == (2, 1, []), back
+        assert not moved.exists()
+        assert not [p for p in dest.rglob("*") if p.is_file()]
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def test_copies_on_two_disks_with_times_in_whole_seconds_are_not_taken_for_one_file(tmp_path: Path) -> None:
+    """On two fresh ext4 disks with small inodes (times in whole seconds), the first file
+    made on each gets inode 12, in the same second: the copies looked like one file seen
+    through two mounts, and were never deduped. The probe tells them apart."""
+    if shutil.which("mkfs.ext4") is None or os.geteuid() != 0:
+        pytest.skip("needs root and mkfs.ext4")
+    lib = tmp_path / "lib"
+    disks = [lib / "m1", lib / "m2"]
+    try:
+        for i, mnt in enumerate(disks):
+            img = tmp_path / f"d{i}.img"
+            with open(img, "wb") as f:
+                f.truncate(8 << 20)
+            subprocess.run(["mkfs.ext4", "-q", "-I", "128", str(img)], check=True)
+            mnt.mkdir(parents=True)
+            r = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True)
+            if r.returncode != 0:
+                pytest.skip(f"cannot mount a loop device here: {r.stderr.strip()}")
+        data = os.urandom(500)
+        for mnt in disks:
+            (mnt / "photo.jpg").write_bytes(data)
+            os.utime(mnt / "photo.jpg", (1e9, 1e9))
+        a, b = (os.stat(mnt / "photo.jpg") for mnt in disks)
+        if (a.st_ino, a.st_ctime_ns) != (b.st_ino, b.st_ctime_ns):
+            pytest.skip("the two disks did not give their first files one inode number in one second")
+        catalog = tmp_path / "state" / "c.duckdb"
+        assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+        out = _apply(catalog, "--action", "trash")
+        assert out["done"] == 1 and not out["skipped"], out
+    finally:
+        for mnt in disks:
+            subprocess.run(["umount", str(mnt)], capture_output=True, check=False)

@@ -1026,10 +1026,13 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
 def _seen_twice(a: os.stat_result, b: os.stat_result) -> bool:
     """Whether two files on two devices are likely one file seen through two mounts (an
     overlay over its lower folder, an NFS export mounted on its own server): the same
-    inode number, size and times to the nanosecond, which two copies never share (a
-    copy's change time is when it was made). Removing either would remove both."""
-    return a.st_dev != b.st_dev and (a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (
-        b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
+    inode number, size and times to the nanosecond, which two copies do not share (a
+    copy's change time is when it was made). Removing either would remove both. Times in
+    whole seconds (ext3, ext4 with small inodes) tell nothing: the first file made on two
+    fresh disks has one inode number on both, made in one second. Those are left to the
+    probe (`_moved_with`), right before the act."""
+    return a.st_dev != b.st_dev and a.st_ctime_ns % 1_000_000_000 != 0 and (
+        a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
 def _kept_whole(s: Step, kst: os.stat_result, action: str) -> bool:
@@ -1557,9 +1560,16 @@ def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
     if r.moved_to is None:
         return "the journal does not say where it went" if r.certain else ""
     if os.path.lexists(r.victim):
-        if r.certain and not os.path.lexists(r.moved_to) and _is_original(r, r.victim, os.lstat(r.victim)):
-            return ALREADY
-        return "a file is back at the original path" if r.certain else ""
+        if not _is_original(r, r.victim, os.lstat(r.victim)):
+            return "a file is back at the original path" if r.certain else ""
+        if os.path.lexists(r.moved_to) and _moved_there(r, os.lstat(r.moved_to)):
+            # Both whole: a move across disks (the dedupe's, or this undo's) killed after
+            # its copy was made and before the original went. The copy goes, once known
+            # to hold the very bytes the original path holds again.
+            os.unlink(r.moved_to)
+        elif os.path.lexists(r.moved_to):
+            return "a file is back at the original path" if r.certain else ""
+        return ALREADY if r.certain else ""
     if not os.path.lexists(r.moved_to):
         return f"not found at {path_text(r.moved_to)} any more" if r.certain else ""
     if not _moved_there(r, os.lstat(r.moved_to)):
