@@ -180,7 +180,8 @@ def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_catalog_files_out(t
 
 def test_a_relative_xdg_data_home_is_ignored(tmp_path: Path) -> None:
     """A relative XDG_DATA_HOME (invalid, says the XDG spec) put the catalog below
-    whatever folder the command was run from: each folder got a catalog of its own."""
+    whatever folder the command was run from: each folder got a catalog of its own. (A
+    leading `~`, as a systemd unit's Environment= line leaves it, is the home folder.)"""
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     (home / "lib").mkdir(parents=True)
     elsewhere.mkdir()
@@ -191,6 +192,10 @@ def test_a_relative_xdg_data_home_is_ignored(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert (home / ".local" / "share" / "mediaforge" / "catalog.duckdb").is_file()
     assert not (elsewhere / "rel").exists()
+    env["XDG_DATA_HOME"] = "~/xdg"
+    p = subprocess.run(cli_cmd("scan", home / "lib", "--no-meta"), env=env, capture_output=True, cwd=elsewhere)
+    assert p.returncode == 0, p.stderr
+    assert (home / "xdg" / "mediaforge" / "catalog.duckdb").is_file()
 
 
 def test_thumbs_without_a_thumbnail_folder_fails_once_and_keeps_every_reference(tmp_path: Path,
@@ -627,14 +632,20 @@ def test_a_carriage_return_in_a_name_is_quoted_in_csv(tmp_path: Path) -> None:
     import duckdb  # noqa: PLC0415
 
     assert duckdb.sql(f"SELECT * FROM read_csv('{out}')").fetchall() == [("a\rb.txt", 1, None), ("plain.txt", 1, None)]
+    # Text that looks like the marks used on the way keeps its bytes; a union's text is
+    # quoted too.
+    res = run_cli("query", "SELECT chr(57344) || 'mediaforge:cr' || chr(57344) || chr(10) || 't' AS v, "
+                  "union_value(t := 'a' || chr(13) || 'b') AS u", "-f", "csv", catalog=catalog)
+    assert list(csv.reader(io.StringIO(res.out, newline=""))) == [["v", "u"], ["\ue000mediaforge:cr\ue000\nt", "a\rb"]]
 
 
 def test_info_of_a_file_name_with_a_trailing_slash_is_no_such_folder(small_catalog: Path) -> None:
     """`info photo.jpg/` showed the file, where `ls photo.jpg/` says "Not a directory"."""
     photo = small_catalog.parent / "lib" / "IMG_1.jpg"
-    res = run_cli("info", f"{photo}/", catalog=small_catalog)
-    assert res.rc == 3, res.err
-    assert_one_line_error(res.err, f"not a folder: {photo}/")
+    for given in (f"{photo}/", f"{photo}/."):
+        res = run_cli("info", given, catalog=small_catalog)
+        assert res.rc == 3, res.err
+        assert_one_line_error(res.err, f"not a folder: {given}")
     assert run_cli("info", photo, catalog=small_catalog).rc == 0
     res = run_cli("info", f"{photo.parent}/", catalog=small_catalog)  # a folder, with or without its /
     assert res.rc == 2 and "is a folder" in res.err, res.err

@@ -3139,15 +3139,19 @@ def test_a_display_matrix_that_is_no_right_angle_neither_tilts_nor_grows_the_thu
     and made it larger than the video: 194x200 from 160x120. Only right angles turn it."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    media_corpus._video(lib / "tilted.mkv", "libx264", "matroska", (160, 120), 6, options={"preset": "ultrafast"},
-                        rotation=45)
+    for name, fmt in (("tilted.mkv", "matroska"), ("tilted.mp4", None), ("tilted.mov", "mov")):
+        media_corpus._video(lib / name, "libx264", fmt, (160, 120), 6, options={"preset": "ultrafast"},
+                            rotation=45)
     media_corpus._video(lib / "upright.mkv", "libx264", "matroska", (160, 120), 6, options={"preset": "ultrafast"},
                         rotation=90)
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     got = {r["name"]: (r["rotation"], r["thumb_width"], r["thumb_height"]) for r in rows(
         catalog, "SELECT f.name, m.rotation, m.thumb_width, m.thumb_height FROM files f JOIN media m USING (blake3)")}
-    assert got == {"tilted.mkv": (0, 160, 120), "upright.mkv": (90, 120, 160)}, got
+    # The MP4 and MOV track header's matrix too: the catalog never says to turn what its
+    # own thumbnail does not turn.
+    assert got == {"tilted.mkv": (0, 160, 120), "tilted.mp4": (0, 160, 120), "tilted.mov": (0, 160, 120),
+                   "upright.mkv": (90, 120, 160)}, got
 
 
 def test_a_jpeg_cut_short_in_its_header_is_an_error_not_a_video(tmp_path: Path) -> None:
@@ -3165,6 +3169,32 @@ def test_a_jpeg_cut_short_in_its_header_is_an_error_not_a_video(tmp_path: Path) 
                             "WHERE f.name = 'cut.jpg'")
         assert cut == [{"status": "error", "format": None, "video_codec": None}], (extra, cut)
         assert run_cli("meta", "--retry-failed", catalog=catalog).rc == 0
+        catalog.unlink()
+
+
+def test_an_avif_cut_short_keeps_what_its_header_says(tmp_path: Path) -> None:
+    """A still that only libav reads, cut short after its header: read as far as it
+    goes (`partial`, its size and format kept), as before the rule that a still libav's
+    image reader opens must give a picture; that rule is for the image reader alone."""
+    import av
+
+    if "libsvtav1" not in av.codecs_available:
+        pytest.skip("this PyAV has no AV1 encoder")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(tmp_path / "whole.avif"), "w", format="avif") as out:
+        st = out.add_stream("libsvtav1", rate=1)
+        st.width, st.height, st.pix_fmt = 640, 480, "yuv420p"
+        frame = av.VideoFrame.from_image(media_corpus.picture(640, 480, 5)).reformat(format="yuv420p")
+        for p in [*st.encode(frame), *st.encode()]:
+            out.mux(p)
+    data = (tmp_path / "whole.avif").read_bytes()
+    (lib / "cut.avif").write_bytes(data[: len(data) // 2])
+    catalog = tmp_path / "c.duckdb"
+    for extra in ([], ["--no-thumbs", "--no-fingerprints"]):
+        assert run_cli("scan", lib, *extra, catalog=catalog).rc == 0
+        [got] = rows(catalog, "SELECT status, width, height FROM media")
+        assert got == {"status": "partial", "width": 640, "height": 480}, (extra, got)
         catalog.unlink()
 
 

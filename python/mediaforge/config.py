@@ -28,7 +28,7 @@ def default_catalog_path() -> Path:
         return catalog_path(env)
     # A relative XDG_DATA_HOME is not valid (the XDG spec: it is ignored): it would put a
     # catalog in whatever folder each command is run from.
-    data = os.environ.get("XDG_DATA_HOME", "")
+    data = os.path.expanduser(os.environ.get("XDG_DATA_HOME", ""))  # a `~` as a shell would not expand it
     if not os.path.isabs(data):
         data = str(Path.home() / ".local" / "share")
     return catalog_path(Path(data) / "mediaforge" / "catalog.duckdb")

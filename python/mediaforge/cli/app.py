@@ -384,9 +384,16 @@ def info_cmd(
     from ..organise.targets import as_catalogued
 
     given = os.path.expanduser(path)
-    if given.endswith("/") and os.path.lexists(given.rstrip("/")) and not os.path.isdir(given):
-        # `photo.jpg/` names a folder that is not there (as `ls` says), not the file.
-        raise PathNotFoundError(f"not a folder: {path_text(os.fsencode(path))} (a file's name ends without a /)")
+    try:
+        os.stat(given)
+    except NotADirectoryError:
+        # `photo.jpg/` (or `photo.jpg/.`) names a folder that is not there, as `ls` says,
+        # not the file.
+        shown = given if os.path.isabs(given) else os.path.join(os.getcwd(), given)
+        raise PathNotFoundError(f"not a folder: {path_text(os.fsencode(shown))} (a file's name ends without a /)") \
+            from None
+    except (OSError, ValueError):
+        pass  # gone, or never there: the catalog is asked below
     g = _globals(ctx)
     with open_catalog(g.catalog, read_only=True) as cat:
         tried = as_catalogued(path)  # the link's own path first (a scan with -L), then the resolved one

@@ -10,6 +10,7 @@ import decimal
 import io
 import json
 import math
+import os
 import struct
 import sys
 import uuid
@@ -347,11 +348,12 @@ def path_fields(key: str, raw: bytes) -> dict[str, Any]:
 # alike (an empty cell), so '' is marked, then written as `""` (as DuckDB's writer does).
 # (In a one-column result the module writes NULL as `""` too, so that no line is blank:
 # many readers skip blank lines, and a row would be lost.)
-_EMPTY_MARK = "\ue000mediaforge:empty\ue000"
+# (The marks are made afresh by each process: no value can hold them.)
+_EMPTY_MARK = f"\ue000{os.urandom(12).hex()}\ue000"
 # A carriage return the csv module would write bare (it quotes only what is in its line
 # ending, "\n"), and a reader would take for the end of a line: it is marked as
 # `<mark>\n`, which makes the module quote the cell, then written as "\r".
-_CR_MARK = "\ue000mediaforge:cr\ue000"
+_CR_MARK = f"\ue001{os.urandom(12).hex()}\ue001"
 
 
 def _csv_text(v: str | None) -> str | None:
@@ -391,8 +393,8 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
             values = [_cell(v) for v in _plain_column(c)] if _may_nest(c.type) else _plain_column(c)
             if pa.types.is_boolean(c.type):
                 values = [None if v is None else "true" if v else "false" for v in values]
-            elif _texts(c.type):
-                values = [_csv_text(v) for v in values]
+            elif _texts(c.type) or pa.types.is_union(c.type):  # (a union's values may be text)
+                values = [_csv_text(v) if isinstance(v, str) else v for v in values]
             cols.append(values)
         w.writerows(zip(*cols))
         out.write(_csv_unmark(buf.getvalue()))

@@ -215,10 +215,13 @@ def _stream_row(container: Any, s: Any, rotations: dict[int, int]) -> dict[str, 
         trc, prim = getattr(cc, "color_trc", None), getattr(cc, "color_primaries", None)
         fmt = getattr(cc, "format", None)
         rot = meta.get("rotate")
+        # A `rotate` tag, else the track header's matrix: right angles only, as the
+        # thumbnail turns (`_right_angle`); None when neither says.
+        turn = int(rot) if rot and rot.lstrip("-").isdigit() else rotations.get(s.id)
         row.update(
             width=w, height=h,
             display_aspect=_display_aspect(w, h, _sample_aspect(s)),
-            rotation=int(rot) % 360 if rot and rot.lstrip("-").isdigit() else rotations.get(s.id),
+            rotation=None if turn is None else _right_angle(turn),
             fps=_rate(s.average_rate) or _rate(s.guessed_rate),
             pix_fmt=fmt.name if fmt is not None else None,
             bit_depth=_bit_depth(cc),

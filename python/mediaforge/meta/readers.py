@@ -516,11 +516,13 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             else:
                 r.fail("probe", e, ERROR)
         return False
-    if fallback and still and (not (media.get("width") and media.get("height")) or picture is None):
+    image_reader = media["format"] == "image2" or str(media["format"]).endswith("_pipe")
+    if fallback and still and (not (media.get("width") and media.get("height")) or image_reader and picture is None):
         # libav's image reader "opens" any file named like a picture, even one whose header
         # is garbage; without a picture size it read nothing, and what Pillow said stands.
         # Nor did it with a size and no picture: a JPEG cut short in its header (the size
-        # comes early) is no picture, whatever libav's image reader says of it.
+        # comes early) is no picture, whatever libav's image reader says of it. (A
+        # container, AVIF's, that reads and is cut short is read as far as it goes.)
         return False
     if fallback:
         r.errors.clear()

@@ -47,9 +47,10 @@ def _shrink(im: Image.Image, size: int) -> None:
     """`im.thumbnail` to a long side of `size`, bicubic. A picture of extreme shape
     (1 x 60,000,000 pixels: 117 KB as a PNG) shrinks by a factor in the hundreds of
     thousands along one side, and Pillow's filter table for that one pass took 3 GB; past
-    a factor of 64 a box reduction by a whole factor comes first (ordinary pictures,
-    reduced less, are made exactly as before)."""
-    gap = 8.0 if max(im.size) > 64 * size else None
+    65,536 pixels a side, a box reduction by a whole factor comes first (ordinary pictures,
+    reduced less, are made exactly as before: the table grows with the long side, which
+    no JPEG, WebP or HEIC can take past 65,535)."""
+    gap = 8.0 if max(im.size) > 1 << 16 else None
     im.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=gap)
 
 
