@@ -649,3 +649,24 @@ def test_info_of_a_file_name_with_a_trailing_slash_is_no_such_folder(small_catal
     assert run_cli("info", photo, catalog=small_catalog).rc == 0
     res = run_cli("info", f"{photo.parent}/", catalog=small_catalog)  # a folder, with or without its /
     assert res.rc == 2 and "is a folder" in res.err, res.err
+
+
+def test_an_output_encoding_that_cannot_hold_a_name_escapes_it(tmp_path: Path) -> None:
+    """PYTHONIOENCODING=ascii (or latin-1) and a name with an é, or bytes that are not
+    UTF-8: an internal error. Such characters are now escaped as \\uXXXX, which keeps
+    --json output valid JSON with the same text."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "café.txt").write_bytes(b"a")
+    (lib / "smile 😀.txt").write_bytes(b"b")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    for encoding in ("ascii", "latin-1"):
+        env = cli_env(catalog, PYTHONIOENCODING=encoding)
+        p = subprocess.run(cli_cmd("query", "SELECT name FROM files ORDER BY name", "-f", "json"), env=env,
+                           capture_output=True)
+        assert p.returncode == 0, p.stderr
+        assert [r["name"] for r in json.loads(p.stdout.decode(encoding))] == ["café.txt", "smile 😀.txt"]
+        for args in (["info", str(lib / "café.txt")], ["search", "smile"], ["stats"]):
+            p = subprocess.run(cli_cmd(*args), env=env, capture_output=True)
+            assert p.returncode == 0, (args, p.stderr)

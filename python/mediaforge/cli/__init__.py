@@ -32,6 +32,38 @@ def _buffer_stdout() -> None:
                                       errors=sys.stdout.errors, line_buffering=True, write_through=True)
 
 
+def _escape_what_stdout_cannot_hold() -> None:
+    """With an output encoding that cannot hold every character (PYTHONIOENCODING=ascii
+    or latin-1), a name with an é (or the U+FFFD that stands for bytes that are not
+    UTF-8) ended the command in an internal error. Such characters are escaped instead,
+    as `\\u00e9` (UTF-16 units, so that `--json` output stays valid JSON)."""
+    import codecs  # noqa: PLC0415
+
+    try:
+        name = codecs.lookup(sys.stdout.encoding or "utf-8").name
+    except (LookupError, AttributeError):
+        return
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if name.startswith("utf") or reconfigure is None or getattr(sys.stdout, "errors", "strict") != "strict":
+        return
+    codecs.register_error("mediaforge-u-escape", _u_escape)
+    reconfigure(errors="mediaforge-u-escape")
+
+
+def _u_escape(e: UnicodeError) -> tuple[str, int]:
+    if not isinstance(e, UnicodeEncodeError):
+        raise e
+    out = []
+    for ch in e.object[e.start:e.end]:
+        cp = ord(ch)
+        if cp > 0xFFFF:  # a surrogate pair, as JSON writes it
+            cp -= 0x10000
+            out.append(f"\\u{0xD800 + (cp >> 10):04x}\\u{0xDC00 + (cp & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{cp:04x}")
+    return "".join(out), e.end
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     # pyarrow would load numpy (0.05-0.1 s of CPU); the command line needs none of it.
@@ -51,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("the standard output is closed; give the command somewhere to write (such as >/dev/null)",
               ExitCode.PATH)
     _buffer_stdout()
+    _escape_what_stdout_cannot_hold()
     sys.unraisablehook = _unraisable  # before the handlers that raise are set
     try:
         give_ctrl_c_back()
