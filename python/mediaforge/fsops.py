@@ -53,10 +53,7 @@ def stale(path: bytes | str, pid: int) -> bool:
     except OSError:
         return False
     kind_ok = stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
-    # The change time too: a hard link made a moment ago (dedupe's second name for a copy
-    # it replaces) has the copy's old mtime.
-    touched = max(st.st_mtime, st.st_ctime)
-    return kind_ok and time.time() - touched > STALE_AFTER_S and not alive(pid)
+    return kind_ok and time.time() - st.st_mtime > STALE_AFTER_S and not alive(pid)
 
 
 def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP, base: int = 16) -> None:
