@@ -608,15 +608,22 @@ def test_a_catalog_reached_by_a_link_has_one_search_index(tmp_path: Path) -> Non
             assert_one_line_error(res.err, "would overwrite the catalog or its files")
 
 
+def _two_file_catalog(tmp_path: Path, *names: str) -> tuple[Path, Path]:
+    """A library of two one-byte files with these names, scanned without metadata: its
+    folder and its catalog."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, data in zip(names, (b"x", b"y"), strict=True):
+        (lib / name).write_bytes(data)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    return lib, catalog
+
+
 def test_a_carriage_return_in_a_name_is_quoted_in_csv(tmp_path: Path) -> None:
     """The csv module quotes only what is in its line ending ("\\n"): a name holding a
     bare "\\r" was written unquoted, and csv readers (Python's, DuckDB's) split its row."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    (lib / "a\rb.txt").write_bytes(b"x")
-    (lib / "plain.txt").write_bytes(b"y")
-    catalog = tmp_path / "c.duckdb"
-    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    _, catalog = _two_file_catalog(tmp_path, "a\rb.txt", "plain.txt")
     res = run_cli("query", "SELECT name AS \"n\rm\", size, '' AS e FROM files ORDER BY name", "-f", "csv",
                   catalog=catalog)
     assert res.rc == 0, res.err
@@ -655,12 +662,7 @@ def test_an_output_encoding_that_cannot_hold_a_name_escapes_it(tmp_path: Path) -
     """PYTHONIOENCODING=ascii (or latin-1) and a name with an é, or bytes that are not
     UTF-8: an internal error. Such characters are now escaped as \\uXXXX, which keeps
     --json output valid JSON with the same text."""
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    (lib / "café.txt").write_bytes(b"a")
-    (lib / "smile 😀.txt").write_bytes(b"b")
-    catalog = tmp_path / "c.duckdb"
-    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    lib, catalog = _two_file_catalog(tmp_path, "café.txt", "smile 😀.txt")
     for encoding in ("ascii", "latin-1"):
         env = cli_env(catalog, PYTHONIOENCODING=encoding)
         p = subprocess.run(cli_cmd("query", "SELECT name FROM files ORDER BY name", "-f", "json"), env=env,

@@ -670,21 +670,11 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result) -> str 
         return str(e)
     except OSError as e:
         return f"{action} failed: {e.strerror or first_line(e)}"
-    try:
-        before = os.lstat(s.keep)
-    except OSError as e:
+    aside, why = _second_name(s)
+    if why is not None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        return f"cannot read the kept file {path_text(s.keep)}: {e.strerror}"
-    try:
-        aside: bytes | None = new_tmp(s.victim, lambda t: os.link(s.victim, t))
-    except OSError:
-        aside = None  # a file system without hard links: the checks before it must do
-    if aside is not None and _moved_with(s.keep, before):
-        for made in (tmp, aside):
-            with contextlib.suppress(OSError):
-                os.unlink(made)
-        return _ONE_INODE.format(kept=path_text(s.keep))
+        return why
     try:
         os.replace(tmp, s.victim)
     except OSError as e:
@@ -1072,22 +1062,33 @@ def _moved_with(keep: bytes, before: os.stat_result) -> bool:
     return (now.st_nlink, now.st_ctime_ns) != (before.st_nlink, before.st_ctime_ns)
 
 
-def _probe(s: Step) -> str | None:
-    """Before a move: a second name given to the copy for a moment (`_moved_with`); the
-    reason to leave it alone if the kept file felt it. A file system without hard links
-    cannot be probed: the checks before it must do."""
+def _second_name(s: Step) -> tuple[bytes | None, str | None]:
+    """Give the copy a hidden second name (`_moved_with`): that name, or None on a file
+    system without hard links (the checks before it must do then); and the reason to
+    leave the copy alone, or None. The name is taken away again when there is a reason."""
     try:
         before = os.lstat(s.keep)
-        probe = new_tmp(s.victim, lambda t: os.link(s.victim, t))
-    except OSError:
-        return None
+    except OSError as e:
+        return None, f"cannot read the kept file {path_text(s.keep)}: {e.strerror}"
     try:
-        if _moved_with(s.keep, before):
-            return _ONE_INODE.format(kept=path_text(s.keep))
-    finally:
+        aside = new_tmp(s.victim, lambda t: os.link(s.victim, t))
+    except OSError:
+        return None, None
+    if not _moved_with(s.keep, before):
+        return aside, None
+    with contextlib.suppress(OSError):
+        os.unlink(aside)
+    return None, _ONE_INODE.format(kept=path_text(s.keep))
+
+
+def _probe(s: Step) -> str | None:
+    """Before a move: the copy's second name for a moment (`_second_name`); the reason to
+    leave it alone if the kept file felt it."""
+    probe, why = _second_name(s)
+    if probe is not None:
         with contextlib.suppress(OSError):
             os.unlink(probe)
-    return None
+    return why
 
 
 def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
