@@ -656,6 +656,13 @@ def test_info_of_a_file_name_with_a_trailing_slash_is_no_such_folder(small_catal
     assert run_cli("info", photo, catalog=small_catalog).rc == 0
     res = run_cli("info", f"{photo.parent}/", catalog=small_catalog)  # a folder, with or without its /
     assert res.rc == 2 and "is a folder" in res.err, res.err
+    # Deleted since its scan, the file is in the catalog alone: still no folder.
+    photo.unlink()
+    for given in (f"{photo}/", f"{photo}/."):
+        res = run_cli("info", given, catalog=small_catalog)
+        assert res.rc == 3, res.err
+        assert_one_line_error(res.err, f"not a folder: {given}")
+    assert run_cli("info", photo, catalog=small_catalog).rc == 0
 
 
 def test_an_output_encoding_that_cannot_hold_a_name_escapes_it(tmp_path: Path) -> None:

@@ -384,14 +384,17 @@ def info_cmd(
     from ..organise.targets import as_catalogued
 
     given = os.path.expanduser(path)
+
+    def not_a_folder() -> PathNotFoundError:
+        # `photo.jpg/` (or `photo.jpg/.`) names a folder that is not there, as `ls` says,
+        # not the file: whether the file is there or only in the catalog.
+        shown = given if os.path.isabs(given) else os.path.join(os.getcwd(), given)
+        return PathNotFoundError(f"not a folder: {path_text(os.fsencode(shown))} (a file's name ends without a /)")
+
     try:
         os.stat(given)
     except NotADirectoryError:
-        # `photo.jpg/` (or `photo.jpg/.`) names a folder that is not there, as `ls` says,
-        # not the file.
-        shown = given if os.path.isabs(given) else os.path.join(os.getcwd(), given)
-        raise PathNotFoundError(f"not a folder: {path_text(os.fsencode(shown))} (a file's name ends without a /)") \
-            from None
+        raise not_a_folder() from None
     except (OSError, ValueError):
         pass  # gone, or never there: the catalog is asked below
     g = _globals(ctx)
@@ -401,6 +404,8 @@ def info_cmd(
             info = catalog.file_info(cat, raw)
             if info is not None:
                 break
+    if info is not None and (given.endswith(os.sep) or given.endswith(os.sep + ".")):
+        raise not_a_folder()
     if info is None:
         if os.path.isdir(raw):
             raise InvalidInputError(f"{path_text(raw)} is a folder: info shows one file (for a folder, try "
