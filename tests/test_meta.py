@@ -3251,3 +3251,70 @@ def test_the_cover_attached_to_a_matroska_sound_file_becomes_its_thumbnail(tmp_p
     [got] = rows(catalog, "SELECT m.status, m.thumb IS NOT NULL AS thumb, t.has_cover FROM media m "
                           "JOIN tags_audio t USING (blake3)")
     assert got == {"status": "ok", "thumb": True, "has_cover": True}, got
+
+
+def test_odd_but_valid_tag_values_come_out_as_written_or_null(tmp_path: Path) -> None:
+    """A QA round's findings: µ-law and A-law WAV counted as lossless (so `dedupe --similar
+    --keep best` kept a telephone copy over a 320 kb/s MP3); ReplayGain written with a
+    decimal comma was cut at the comma ("0,988" a peak of 0.0) and ".5" was lost; an Opus
+    R128 gain past its 16 bits gave thousands of dB; UTF-8 camera names came out as
+    mojibake; OffsetTime filled taken_offset with no date taken; an XMP offset of +25:00
+    was kept; a Takeout timestamp of 0 was 1970 as text but no date as a number, and one
+    with a fraction was a date as a number but none as text."""
+    from mutagen.flac import FLAC
+    from mutagen.oggopus import OggOpus
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, codec in (("mulaw.wav", "pcm_mulaw"), ("alaw.wav", "pcm_alaw"), ("s16.wav", "pcm_s16le")):
+        media_corpus._audio(lib / name, codec, "wav", 0.5, rate=8000, layout="mono")
+    media_corpus._audio(lib / "comma.flac", "flac", "flac", 0.5)
+    f = FLAC(str(lib / "comma.flac"))
+    f["REPLAYGAIN_TRACK_GAIN"], f["REPLAYGAIN_TRACK_PEAK"] = "+1,2 dB", "0,988"
+    f["REPLAYGAIN_ALBUM_GAIN"], f["REPLAYGAIN_ALBUM_PEAK"] = ".5 dB", "1,2,3"
+    f.save()
+    media_corpus._audio(lib / "r128.opus", "libopus", "ogg", 0.5, rate=48000)
+    o = OggOpus(str(lib / "r128.opus"))
+    o["R128_TRACK_GAIN"], o["R128_ALBUM_GAIN"] = "999999", "-32768"
+    o.save()
+    ex = Image.Exif()
+    ex[0x010F], ex[0x0110], ex[0x0131] = "Café".encode(), "Xperia™".encode(), "写真".encode()
+    media_corpus.picture(32, 24, 1).save(lib / "utf8.jpg", exif=ex.tobytes())
+    ex = Image.Exif()
+    ex[0x010F] = "Caf\xe9".encode("latin-1")  # Latin-1 bytes that are no UTF-8 stay Latin-1
+    ex.get_ifd(0x8769).update({0x9003: "0000:00:00 00:00:00", 0x9010: "+01:00"})
+    media_corpus.picture(32, 24, 2).save(lib / "noday.jpg", exif=ex.tobytes())
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreateDate="{}"/>'
+           '</rdf:RDF></x:xmpmeta>')
+    for i, (name, date) in enumerate((("far.jpg", "2019-07-14T10:30:05+25:00"), ("near.jpg", "2019-07-14T10:30:05-0930"))):
+        media_corpus.picture(24, 16, 10 + i).save(lib / name)
+        (lib / f"{name}.xmp").write_text(xmp.format(date))
+    stamps = {"zero_n.jpg": 0, "zero_t.jpg": "0", "frac_n.jpg": 1563091200.9, "frac_t.jpg": "1563091200.9"}
+    for i, (name, ts) in enumerate(stamps.items()):
+        media_corpus.picture(24, 16, 20 + i).save(lib / name)
+        (lib / f"{name}.json").write_text(json.dumps({"photoTakenTime": {"timestamp": ts}}))
+    catalog = tmp_path / "c.duckdb"
+    res = run_cli("scan", lib, "--no-thumbs", catalog=catalog)
+    assert res.rc == 0, res.err
+
+    def by_name(sql: str) -> dict[str, dict]:
+        return {Path(r["path"]).name: r for r in rows(catalog, sql)}
+
+    audio = by_name("SELECT f.path, a.* FROM files f JOIN tags_audio a USING (blake3)")
+    assert {n: audio[n]["lossless"] for n in ("mulaw.wav", "alaw.wav", "s16.wav", "comma.flac")} == {
+        "mulaw.wav": False, "alaw.wav": False, "s16.wav": True, "comma.flac": True}
+    c = audio["comma.flac"]
+    assert (c["rg_track_gain"], c["rg_track_peak"], c["rg_album_gain"], c["rg_album_peak"]) == (1.2, 0.988, 0.5, None)
+    assert (audio["r128.opus"]["rg_track_gain"], audio["r128.opus"]["rg_album_gain"]) == (None, -123.0)
+    exif = by_name("SELECT f.path, e.* FROM files f JOIN exif e USING (blake3)")
+    assert (exif["utf8.jpg"]["make"], exif["utf8.jpg"]["model"], exif["utf8.jpg"]["software"]) == (
+        "Café", "Xperia™", "写真")
+    assert (exif["noday.jpg"]["make"], exif["noday.jpg"]["taken_at"], exif["noday.jpg"]["taken_offset"]) == (
+        "Café", None, None)
+    side = by_name("SELECT f.path, s.taken_at, s.taken_offset FROM files f JOIN sidecars s USING (blake3)")
+    assert (str(side["far.jpg.xmp"]["taken_at"]), side["far.jpg.xmp"]["taken_offset"]) == ("2019-07-14 10:30:05", None)
+    assert side["near.jpg.xmp"]["taken_offset"] == "-09:30"
+    assert [str(side[f"{n}.json"]["taken_at"]) for n in stamps] == [
+        "None", "None", "2019-07-14 08:00:00", "2019-07-14 08:00:00"]

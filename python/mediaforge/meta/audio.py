@@ -44,7 +44,9 @@ _MP4 = {
 }
 # "7" or "7/12"; a number longer than 6 digits is garbage, not a track number to cut short.
 _NUM = re.compile(r"^\s*(\d{1,6})(?!\d)(?:\s*/\s*(\d{1,6})(?!\d))?")
-_FLOAT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)")
+# A number, with a decimal point or comma ("-6.5 dB", "+1,2 dB", ".5", "0,988"), then at
+# most a unit: anything else ("1,2,3", "6 or 7") is no number.
+_FLOAT = re.compile(r"\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*(?:[a-zA-Z]+\s*)?")
 # ReplayGain gains and peaks: real ones are tens of dB at most; larger is a broken tag.
 _GAIN_LIMIT = 1000.0
 # A year: four digits standing alone ("2019", "2019-03-04", "c. 1999"), or the start of a
@@ -88,8 +90,8 @@ def _pair(v: str | None) -> tuple[int | None, int | None]:
 
 
 def _float(v: str | None) -> float | None:
-    m = _FLOAT.match(v or "")
-    f = float(m.group(1)) if m else None
+    m = _FLOAT.fullmatch(v or "")
+    f = float(m.group(1).replace(",", ".")) if m else None
     return f if f is not None and math.isfinite(f) and abs(f) <= _GAIN_LIMIT else None
 
 
@@ -131,7 +133,9 @@ def _gain_from_r128(tags: Any, row: dict[str, Any]) -> None:
     Q7.8 number of dB towards -23 LUFS, where ReplayGain aims 5 dB louder."""
     for which in ("track", "album"):
         value = _first(tags.get(f"r128_{which}_gain"))
-        if row[f"rg_{which}_gain"] is None and value and re.fullmatch(r"[+-]?\d{1,6}", value):
+        # A Q7.8 number is a 16-bit one: more is a broken tag.
+        if row[f"rg_{which}_gain"] is None and value and re.fullmatch(r"[+-]?\d{1,5}", value) \
+                and -32768 <= int(value) <= 32767:
             row[f"rg_{which}_gain"] = round(int(value) / 256 + 5.0, 2)
 
 

@@ -6,6 +6,7 @@ thumbnail is wanted (see `thumbs.py`), so the same open image feeds both.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -13,6 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from PIL import Image, ImageFile
+
+from .sidecar import utc_offset
 
 # Pillow refuses images over twice this many pixels (a decompression bomb) and warns
 # above it; the warning is an error under our test settings, so the guard is explicit.
@@ -26,17 +29,6 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-_OFFSET = re.compile(r"^([+-])(\d{2}):?([0-5]\d)$")
-
-
-def _utc_offset(s: str | None) -> str | None:
-    """A UTC offset as EXIF writes it (+02:00; some software leaves out the colon, +0530),
-    written +05:30, kept only within the range real time zones use, -12:00 to +14:00."""
-    m = _OFFSET.match((s or "").strip())
-    if not m:
-        return None
-    minutes = (int(m.group(2)) * 60 + int(m.group(3))) * (-1 if m.group(1) == "-" else 1)
-    return f"{m.group(1)}{m.group(2)}:{m.group(3)}" if -12 * 60 <= minutes <= 14 * 60 else None
 
 
 class TooLarge(Exception):
@@ -381,7 +373,13 @@ def _num(v: Any) -> float | None:
 
 
 def _text(v: Any, limit: int = 256) -> str | None:
-    if isinstance(v, bytes):
+    """An EXIF text value. Pillow reads ASCII-typed values as Latin-1, but cameras, phones
+    and exiftool write UTF-8 there ("Café", "写真"): bytes that are UTF-8 are read as such,
+    others stay Latin-1."""
+    if isinstance(v, str):
+        with contextlib.suppress(UnicodeError):
+            v = v.encode("latin-1").decode("utf-8")
+    elif isinstance(v, bytes):
         v = v.decode("utf-8", "replace")
     if not isinstance(v, str):
         return None
@@ -471,8 +469,8 @@ def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[s
     original = exif_datetime(sub.get(0x9003), sub.get(0x9291))  # with SubSecTimeOriginal
     modified = exif_datetime(ex.get(0x0132), sub.get(0x9290))  # with SubSecTime
     offset = _text(sub.get(0x9011)) if original is not None else None
-    if offset is None and (original is None or modified is not None
-                           and original.replace(microsecond=0) == modified.replace(microsecond=0)):
+    if offset is None and modified is not None and (
+            original is None or original.replace(microsecond=0) == modified.replace(microsecond=0)):
         offset = _text(sub.get(0x9010))
     lat = _gps_coord(gps.get(2), gps.get(1))
     lon = _gps_coord(gps.get(4), gps.get(3))
@@ -491,7 +489,7 @@ def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[s
         "lens": _text(sub.get(0xA434)),
         "software": _text(ex.get(0x0131)),
         "taken_at": original or modified,
-        "taken_offset": _utc_offset(offset),
+        "taken_offset": utc_offset(offset),
         "exposure_time": _plausible(_num(sub.get(0x829A)), 1e-7, 1e8),  # solargraphs run for months
         "f_number": _plausible(_num(sub.get(0x829D)), 0.5, 1_024),
         # 65535 is a SHORT's all-ones placeholder: cameras past ISO 65535 write it there.

@@ -29,6 +29,9 @@ _PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte24
               11: "smpte431", 12: "smpte432"}
 _HDR_TRC = {16, 18}  # PQ and HLG
 LOSSLESS_AUDIO = {"flac", "alac", "wavpack", "ape", "tta", "mlp", "truehd", "shorten", "tak"}
+# PCM that is not the samples as they were: G.711 companding (telephone sound) and
+# Acorn's 8-bit VIDC, lossy both.
+LOSSY_PCM = {"pcm_mulaw", "pcm_alaw", "pcm_vidc"}
 OPEN_OPTIONS = {"probesize": "2000000", "analyzeduration": "2000000"}
 
 

@@ -632,7 +632,7 @@ def _framing_end(r: _Result, media: dict[str, Any]) -> None:
 
 def _tags(r: _Result) -> None:
     from .audio import read_tags
-    from .probe import LOSSLESS_AUDIO
+    from .probe import LOSSLESS_AUDIO, LOSSY_PCM
 
     t = r.task
     try:
@@ -650,7 +650,7 @@ def _tags(r: _Result) -> None:
         if cover is not None and row is not None:
             row = dict(row, has_cover=True)
     codec = r.media.get("audio_codec") or ""
-    lossless = codec in LOSSLESS_AUDIO or codec.startswith("pcm_")
+    lossless = codec in LOSSLESS_AUDIO or codec.startswith("pcm_") and codec not in LOSSY_PCM
     r.audio = dict(row or {}, lossless=lossless) if row is not None else {"lossless": lossless, "has_cover": cover is not None}
     if cover is not None and t.thumbs:
         from .thumbs import cover_image

@@ -57,11 +57,24 @@ def _iso_local(s: str | None) -> datetime | None:
         return None
 
 
+_OFFSET = re.compile(r"^([+-])(\d{2}):?([0-5]\d)$")
+
+
+def utc_offset(s: str | None) -> str | None:
+    """A UTC offset as EXIF and XMP write it (+02:00; some software leaves out the colon,
+    +0530), written +05:30, kept only within the range real time zones use, -12:00 to
+    +14:00."""
+    m = _OFFSET.match((s or "").strip())
+    if not m:
+        return None
+    minutes = (int(m.group(2)) * 60 + int(m.group(3))) * (-1 if m.group(1) == "-" else 1)
+    return f"{m.group(1)}{m.group(2)}:{m.group(3)}" if -12 * 60 <= minutes <= 14 * 60 else None
+
+
 def _offset(s: str | None) -> str | None:
-    """The offset from UTC a date ends with, as `+09:00` (`Z` is `+00:00`; `+0900`, as
-    some tools write it, is `+09:00`)."""
-    m = re.search(r"(?<=\d)([+-])(\d{2}):?(\d{2})$|Z$", s or "")
-    return None if not m else ("+00:00" if m.group(0) == "Z" else f"{m.group(1)}{m.group(2)}:{m.group(3)}")
+    """The offset from UTC a date ends with (`utc_offset`; `Z` is `+00:00`)."""
+    m = re.search(r"(?<=\d)([+-]\d{2}:?\d{2})$|Z$", s or "")
+    return None if not m else ("+00:00" if m.group(0) == "Z" else utc_offset(m.group(1)))
 
 
 # An entity declaration in each encoding an XML parser reads by itself (UTF-8 and ASCII,
@@ -157,10 +170,12 @@ def parse_takeout(data: bytes) -> dict[str, Any]:
     taken = None
     ts = doc["photoTakenTime"].get("timestamp") if isinstance(doc.get("photoTakenTime"), dict) else None
     try:
-        # Seconds as text (what Takeout writes) or a number; not `true`, which int() takes as 1.
-        taken = datetime.fromtimestamp(int(ts), timezone.utc).replace(tzinfo=None) \
-            if ts and not isinstance(ts, bool) else None
-    except (ValueError, TypeError, OverflowError, OSError):  # text, a list, out of range
+        # Whole seconds as text (what Takeout writes) or a number, either one with a
+        # fraction; not `true`, which int() takes as 1. 0, the epoch, is no date taken
+        # but a placeholder, as text or as a number.
+        seconds = int(float(ts)) if isinstance(ts, (str, int, float)) and not isinstance(ts, bool) else 0
+        taken = datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None) if seconds else None
+    except (ValueError, TypeError, OverflowError, OSError):  # text, out of range
         taken = None
     geo = doc.get("geoData") if isinstance(doc.get("geoData"), dict) else {}
     lat, lon = geo.get("latitude"), geo.get("longitude")
