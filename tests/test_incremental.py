@@ -1864,6 +1864,97 @@ def test_a_backup_does_not_take_the_ids_of_a_disk_that_is_not_mounted(tmp_path: 
     assert _tags_by_status(catalog) == {"missing": ["family"], "present": []}
 
 
+@pytest.mark.parametrize("backup_seen", ["with the disk away", "before the disk went"])
+def test_a_backup_seen_with_a_disk_that_is_not_mounted_is_a_copy(tmp_path: Path, backup_seen: str) -> None:
+    """A QA finding: the disk's folder and the backup's scanned together, the disk not
+    mounted, the backup took the id and tags of the disk's file ("moved 1"), whose row
+    went; back, the disk's file was new and untagged. Also when an earlier scan found the
+    backup. Content pairs within a scan need the original's disk seen, as later ones do."""
+    disk, home = tmp_path / "disk", tmp_path / "home"
+    disk.mkdir()
+    home.mkdir()
+    content = {name: b"\xff\xd8\xff\xe0 " + name.encode() * 300 for name in ("p.jpg", "q.jpg")}
+    mounted = _mount_tmpfs(disk)
+    catalog = tmp_path / "cat.duckdb"
+
+    def plug() -> None:  # the disk's files as they were (a tmpfs keeps nothing once unmounted)
+        if mounted:
+            assert _mount_tmpfs(disk)
+        for name, data in content.items():
+            (disk / name).write_bytes(data)
+            os.utime(disk / name, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+
+    def unplug() -> None:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=True)
+            return
+        for name in content:  # no mounts here: the files away, their rows on a device not there
+            (disk / name).unlink()
+        from mediaforge import open_catalog
+
+        with open_catalog(catalog) as cat:
+            cat.con.execute("UPDATE files SET dev = dev + 7 WHERE starts_with(path, ?)", [f"{disk}/"])
+
+    if mounted:
+        subprocess.run(["umount", str(disk)], check=True)
+    try:
+        plug()
+        assert scanned(catalog, disk, home)["new"] == 2
+        assert run_cli("tag", "add", "trip", disk / "p.jpg", catalog=catalog).rc == 0
+        time.sleep(0.01)
+        shutil.copy2(disk / "p.jpg", home / "p backup.jpg")
+        if backup_seen == "before the disk went":
+            assert scanned(catalog, home)["new"] == 1
+        unplug()
+        s = scanned(catalog, disk, home)
+        assert (s["moved"], s["missing"]) == (0, 2), s
+        assert _tags_by_status(catalog) == {"missing": ["trip"], "present": []}
+        if mounted:  # plugged in again: its files come back with their ids and tags
+            plug()
+            s = scanned(catalog, disk, home)
+            assert (s["new"], s["revived"]) == (0, 2), s
+            assert rows(catalog, "SELECT f.path FROM files f JOIN tags USING (media_id)") == [
+                {"path": str(disk / "p.jpg")}]
+            # A file moved to another disk, seen by one scan, keeps its id: its disk was
+            # seen (q stayed there).
+            shutil.move(disk / "p.jpg", home / "p.jpg")
+            s = scanned(catalog, disk, home)
+            assert (s["moved"], s["new"], s["missing"]) == (1, 0, 0), s
+            assert rows(catalog, "SELECT f.path FROM files f JOIN tags USING (media_id)") == [
+                {"path": str(home / "p.jpg")}]
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_copy_put_back_takes_the_row_whose_bytes_it_holds_of_several_gone_at_its_path(tmp_path: Path) -> None:
+    """A QA finding: a.jpg deleted, b.jpg renamed to a.jpg and deleted too (two gone rows
+    at one path), then b's bytes restored from a backup as a.jpg: a new file, its tags
+    stranded, for the engine compared it with a's row alone."""
+    root, bk = tmp_path / "r", tmp_path / "bk"
+    root.mkdir()
+    bk.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (root / name).write_bytes(b"\xff\xd8\xff\xe0 " + name.encode() * 300)
+        shutil.copy2(root / name, bk / name)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, root)
+    for name in ("a.jpg", "b.jpg"):
+        assert run_cli("tag", "add", f"tag-{name}", root / name, catalog=catalog).rc == 0
+    time.sleep(0.01)
+    (root / "b.jpg").rename(root / "a.jpg")
+    scanned(catalog, root)
+    (root / "a.jpg").unlink()
+    scanned(catalog, root)
+    assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'missing' AND name = 'a.jpg'") == [{"n": 2}]
+    shutil.copy2(bk / "b.jpg", root / "a.jpg")
+    s = scanned(catalog, root)
+    assert (s["new"], s["revived"], s["moved"]) == (0, 1, 0), s
+    assert rows(catalog, "SELECT f.status, t.tag FROM files f JOIN tags t USING (media_id) ORDER BY t.tag") == [
+        {"status": "missing", "tag": "tag-a.jpg"}, {"status": "present", "tag": "tag-b.jpg"}]
+    assert rows(catalog, "SELECT revived_files FROM scans ORDER BY scan_id DESC LIMIT 1") == [{"revived_files": 1}]
+
+
 def test_a_gone_file_whose_path_now_holds_a_link_is_not_taken_over(tmp_path: Path) -> None:
     """A file replaced by a link to where it went may be behind the link: an -L scan
     finds it there. A copy elsewhere does not take its row."""

@@ -256,8 +256,12 @@ class FinishCounts:
     moved_earlier: int = 0
     # The ids those earlier new rows had, now gone (the search index still holds them).
     retired: tuple[str, ...] = ()
-    # Ids of rows gone before this scan that a file it found took over (`_pair_gone_before`).
+    # Ids of rows gone before this scan that a file it found took over (`_pair_gone_before`,
+    # `_back_at_their_path`).
     taken: tuple[str, ...] = ()
+    # Of `moved`, rows whose bytes came back at their own path (`_back_at_their_path`):
+    # revived, not moved.
+    back: int = 0
 
 
 def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
@@ -416,6 +420,7 @@ def _pair_earlier(con, key: str, scan_id: int) -> None:  # noqa: ANN001
     olds = con.execute(f"""
         SELECT {key}, last_scan_id, path_bytes, old_id, old_first_seen, old_first_scan FROM mf_gone_rows o
         WHERE blake3 IS NOT NULL AND size > 0 AND old_id NOT IN (SELECT old_id FROM mf_moves)
+          AND old_id IN (SELECT old_id FROM mf_witnessed)
           AND EXISTS (SELECT 1 FROM mf_new_rows n WHERE n.first_scan_id < ? AND n.blake3 = o.blake3)
         ORDER BY ALL""", [scan_id]).fetchall()
     if not olds:
@@ -678,7 +683,7 @@ def _pair_gone_before(con, scan_id: int) -> list[str]:  # noqa: ANN001
     return [o[0] for o, _n in pairs]
 
 
-def _pair_moves(con, scan_id: int, under: str, params: list) -> list[str]:  # noqa: ANN001
+def _pair_moves(con, scan_id: int, under: str, params: list) -> tuple[list[str], list[str]]:  # noqa: ANN001
     """Fill the temp table `mf_moves` (old_id, new_id, old_first_seen, old_first_scan):
     each vanished row paired with at most one row that appeared since it was last seen,
     and each new row with at most one vanished row: one file that moved, whose new row
@@ -703,15 +708,41 @@ def _pair_moves(con, scan_id: int, under: str, params: list) -> list[str]:  # no
     also in a scan cut short), so the two were hard links at once, and one of them going
     is no move. (Below that scan's roots, the old row may have been left out or
     unreadable to it; then nothing is known of it.) Last, rows gone before this scan, by
-    content (`_pair_gone_before`, whose result this returns)."""
+    content (`_pair_gone_before`). First of all, rows gone before this scan whose bytes
+    are back at their path (`_back_at_their_path`). Returns the old ids those two take."""
     con.execute("CREATE OR REPLACE TEMP TABLE mf_moves (old_id UUID, new_id UUID, old_first_seen TIMESTAMP, "
                 "old_first_scan BIGINT)")
+    back = _back_at_their_path(con, scan_id)
     con.execute(f"CREATE OR REPLACE TEMP TABLE mf_gone_rows AS {_MOVE_OLD}")
     if con.execute("SELECT count(*) FROM mf_gone_rows").fetchone()[0]:  # else a rescan where nothing went
         _pair_gone_now(con, scan_id, under, params)
-    con.execute("DROP TABLE IF EXISTS mf_gone_rows")
-    con.execute("DROP TABLE IF EXISTS mf_new_rows")
-    return _pair_gone_before(con, scan_id)
+    for table in ("mf_gone_rows", "mf_new_rows", "mf_witnessed"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return back, _pair_gone_before(con, scan_id)
+
+
+def _back_at_their_path(con, scan_id: int) -> list[str]:  # noqa: ANN001
+    """Pairs, added to `mf_moves`, of rows gone before this scan with the file now at their
+    path that holds their bytes: a copy put back from a backup. The engine checks the bytes
+    of one gone row a path has (`recover_or_new`); when several share it (a file deleted,
+    another saved under its name and deleted too), the one whose bytes came back may be
+    another, and takes its row back here. New rows first found since the last scan that
+    completed; the row seen last first. Returns the old ids taken back."""
+    if not con.execute("SELECT count(*) FROM (SELECT path_bytes FROM files WHERE status = 'missing' "
+                       "GROUP BY path_bytes HAVING count(*) > 1)").fetchone()[0]:
+        return []  # one gone row a path at most: the engine has settled it
+    pairs = con.execute("""
+        SELECT o.media_id, n.media_id, o.first_seen, o.first_scan_id FROM files n
+        JOIN files o ON o.path_bytes = n.path_bytes AND o.blake3 = n.blake3 AND o.size = n.size
+        WHERE n.status = 'present' AND n.blake3 IS NOT NULL AND n.size > 0
+          AND n.first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE status = 'completed'
+                                 AND scan_id < ?)
+          AND o.status = 'missing' AND o.media_id NOT IN (SELECT media_id FROM mf_gone)
+        QUALIFY row_number() OVER (PARTITION BY n.media_id ORDER BY o.last_seen DESC, o.media_id) = 1
+        ORDER BY ALL""", [scan_id]).fetchall()
+    if pairs:
+        con.executemany("INSERT INTO mf_moves VALUES (?, ?, ?, ?)", pairs)
+    return [str(p[0]) for p in pairs]
 
 
 def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa: ANN001
@@ -757,6 +788,7 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
         SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
         """
     )
+    _witnessed(con)
     # Content, among what is left: the same name first, then any. Empty files never pair
     # by content: every one has the same digest, and an unrelated new empty file would
     # take a deleted one's tags. New rows this scan found can take over any vanished row
@@ -773,6 +805,7 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
                 SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY last_scan_id DESC, path_bytes) AS k
                 FROM mf_gone_rows
                 WHERE blake3 IS NOT NULL AND size > 0 AND old_id NOT IN (SELECT old_id FROM mf_moves)
+                  AND old_id IN (SELECT old_id FROM mf_witnessed)
             ),
             n AS (
                 SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY path_bytes) AS k FROM mf_new_rows
@@ -783,6 +816,47 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
             FROM o JOIN n USING ({key}, k)
             """, [scan_id])
         _pair_earlier(con, key, scan_id)
+
+
+def _witnessed(con) -> None:  # noqa: ANN001
+    """Fill `mf_witnessed` with the rows this scan found gone (`mf_gone_rows`) that a copy
+    may take over by content: those gone from a disk that is there. It is when the
+    row's folder, or the nearest folder above it that is there (a folder moved off
+    whole), is on the row's device now. A disk that is not mounted leaves its mount
+    point on another device, and its files' backups are copies, not the files moved.
+    Asked only of rows whose bytes a new file holds."""
+    rows = con.execute("""
+        SELECT DISTINCT o.old_id, o.path_bytes, o.dev FROM mf_gone_rows o
+        WHERE o.blake3 IS NOT NULL AND o.size > 0
+          AND EXISTS (SELECT 1 FROM mf_new_rows n WHERE n.blake3 = o.blake3 AND n.size = o.size)""").fetchall()
+    device: dict[bytes, int | None] = {}
+
+    def device_of(folder: bytes) -> int | None:
+        gone = []  # folders not there, below the one that is
+        while folder not in device:
+            try:
+                device[folder] = os.lstat(folder).st_dev
+            except FileNotFoundError:
+                up = os.path.dirname(folder)
+                if up == folder:
+                    device[folder] = None
+                else:
+                    gone.append(folder)
+                    folder = up
+            except (OSError, ValueError):
+                device[folder] = None
+        for below in gone:
+            device[below] = device[folder]
+        return device[folder]
+
+    seen = [str(old_id) for old_id, path, dev in rows if device_of(os.path.dirname(bytes(path)) or b"/") == dev]
+    con.execute("CREATE OR REPLACE TEMP TABLE mf_witnessed (old_id UUID)")
+    if seen:
+        con.register("mf_seen_ids", pa.table({"old_id": pa.array(seen, pa.string())}))
+        try:
+            con.execute("INSERT INTO mf_witnessed SELECT old_id::UUID FROM mf_seen_ids")
+        finally:
+            con.unregister("mf_seen_ids")
 
 
 def _carry_over(con) -> None:  # noqa: ANN001
@@ -848,7 +922,8 @@ def finish_scan(
             WHERE s.follow_links = false AND f.status = 'present' {"" if linked is not None else "AND false"}
             """
         )
-        taken = _pair_moves(con, scan_id, under, params)
+        back, taken = _pair_moves(con, scan_id, under, params)
+        taken = back + taken
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
         # New rows an earlier scan added that take over a vanished row's id: theirs retire.
         retired: tuple[str, ...] = tuple(r[0] for r in con.execute(
@@ -930,7 +1005,7 @@ def finish_scan(
             """,
             [
                 now, totals["files_seen"], totals["bytes_seen"], totals["new"] - (moved - earlier),
-                totals["changed"], moved + totals["moved"], missing, totals["revived"],
+                totals["changed"], moved - len(back) + totals["moved"], missing, totals["revived"] + len(back),
                 max(0, totals["unchanged"] + totals["hashed"] - earlier), totals["hashed_files"],
                 totals["hashed_bytes"], pruned,
                 totals["errors"], seconds, scan_id,
@@ -940,7 +1015,7 @@ def finish_scan(
         con.execute("DROP TABLE IF EXISTS mf_gone")
         con.execute("DROP TABLE IF EXISTS mf_link_gone")
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
-                        retired=retired, taken=tuple(taken))
+                        retired=retired, taken=tuple(taken), back=len(back))
 
 
 def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float) -> None:
