@@ -173,11 +173,22 @@ def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path:
         assert len(lines) == 1 and "change is saved" in lines[0], lines
         assert "No space left on device" in lines[0] or "disk full" in lines[0], lines
         assert "IoError {" not in lines[0] and "invalid input" not in lines[0]
+        assert full.stdout.startswith("tagged 300 files with x/y"), full.stdout  # what it did, first
+        # With --json, the summary (a script learns what was done) with the index's error.
+        import json
+
+        assert _cli("-q", "--catalog", str(catalog), "collection", "create", "all").returncode == 0  # no index work
+        for args in (("tag", "add", "x/z", "--where", "true"), ("collection", "add", "all", "--where", "true")):
+            full = _cli("-q", "--catalog", str(catalog), *args, "--json")
+            assert full.returncode == 3, (args, full.stderr)
+            out = json.loads(full.stdout)
+            assert "change is saved" in out["index"]["error"] and "change is saved" in full.stderr, (args, out)
+            assert out["added"] == 300, (args, out)
+        assert json.loads(_cli("-q", "--catalog", str(catalog), "tag", "add", "x/z", "--where", "true",
+                               "--json").stdout)["added"] == 0  # it was saved
         filler.unlink()
         found = _cli("--catalog", str(catalog), "search", "tag:x/y", "-n", "1000", "-f", "json")
         assert found.returncode == 0, found.stderr
-        import json
-
         assert len(json.loads(found.stdout)) == 300
     finally:
         subprocess.run(["umount", str(disk)], check=False)

@@ -808,6 +808,38 @@ def test_a_rewritten_sidecar_keeps_its_mode_and_owner(tmp_path: Path) -> None:
     assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o664, *owner)
 
 
+def test_a_rewritten_sidecar_keeps_its_acl_and_extended_attributes(tmp_path: Path) -> None:
+    """A QA finding: a sidecar with an ACL (user 65534 may write it) came back without it
+    and without its `user.` attributes, and its group could write it, for with an ACL the
+    mode's group bits are the ACL's mask. Its folder's default ACL is not taken either."""
+    import struct
+
+    def acl(*entries: tuple[int, int, int]) -> bytes:  # as Linux stores `system.posix_acl_*`
+        return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+    anyone = 0xFFFFFFFF
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg")
+    sidecar = lib / "a.jpg.xmp"
+    sidecar.write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>')
+    os.chmod(sidecar, 0o640)
+    access = acl((1, 6, anyone), (2, 6, 65534), (4, 4, anyone), (0x10, 6, anyone), (0x20, 0, anyone))
+    os.setxattr(sidecar, "system.posix_acl_access", access)
+    os.setxattr(sidecar, "user.xdg.tags", b"red")
+    os.setxattr(lib, "system.posix_acl_default", acl((1, 6, anyone), (2, 7, 4242), (4, 4, anyone),
+                                                     (0x10, 7, anyone), (0x20, 4, anyone)))
+    before = {n: os.getxattr(sidecar, n) for n in os.listxattr(sidecar)}
+    mode = os.stat(sidecar).st_mode
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "t", lib / "a.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", lib / "a.jpg", catalog=catalog).rc == 0
+    assert "<rdf:li>t</rdf:li>" in sidecar.read_text()
+    assert {n: os.getxattr(sidecar, n) for n in os.listxattr(sidecar)} == before
+    assert os.stat(sidecar).st_mode == mode
+
+
 def test_a_tag_stored_before_a_naming_rule_can_still_be_removed_and_renamed(tmp_path: Path) -> None:
     import duckdb
 

@@ -103,12 +103,13 @@ def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
     """`replace_atomically`, with the new content written by `fill` into the open file: a
     `fill` that fails (a full disk, bad data) leaves the target as it was, and no
     temporary file. An existing target's permission bits are kept exactly (not less the
-    umask), and its owner and group where this process may set them (a root job keeps a
-    user's file that user's)."""
+    umask), with its ACL and other extended attributes, and its owner and group where this
+    process may set them (a root job keeps a user's file that user's)."""
     try:
         old: os.stat_result | None = os.stat(target)
+        attrs = xattrs(target)
     except FileNotFoundError:
-        old = None
+        old, attrs = None, {}
     fds: list[int] = []
     tmp = new_tmp(target, lambda t: fds.append(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
     try:
@@ -117,7 +118,10 @@ def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
                 if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
                     with contextlib.suppress(OSError):  # not ours to give away: it stays ours
                         os.fchown(f.fileno(), old.st_uid, old.st_gid)
-                os.fchmod(f.fileno(), stat.S_IMODE(old.st_mode))  # after: a chown clears set-id bits
+                # Its ACL and other extended attributes too: with an ACL, the mode's group
+                # bits are the ACL's mask, and on a file without one they would be the
+                # group's own rights (widened, and the users the ACL names shut out).
+                give_back(tmp, None, attrs, old.st_mode)
             fill(f)
             f.flush()
             os.fsync(f.fileno())

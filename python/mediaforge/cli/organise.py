@@ -46,6 +46,7 @@ class IndexFollows:
         self.cat, self.catalog_path = cat, catalog_path
         self.held = hold_step(cat, catalog_path)
         self.finished = False
+        self.failure: MediaForgeError | None = None
 
     def __enter__(self) -> IndexFollows:
         return self
@@ -57,25 +58,33 @@ class IndexFollows:
             unhold_step(self.cat, self.held)  # refused before it changed anything
 
     def done(self, ids: list[str] | None = None) -> None:
-        """Only the documents of `ids` when the command knows them, else by digest."""
+        """Only the documents of `ids` when the command knows them, else by digest. An
+        index that cannot be written is kept as `failure`, for `_report` to raise once the
+        command has said what it did (the change itself is committed)."""
         from ..organise.search import refresh_changed
 
         self.finished = True
         try:
             refresh_changed(self.cat, self.catalog_path, ids, self.held)
-        except (MediaForgeError, OSError) as e:  # the change itself is committed: say so
+        except (MediaForgeError, OSError) as e:
             saved = "the change is saved in the catalog"
             if isinstance(e, InvalidInputError):  # a damaged index: its own message says what to run
-                raise type(e)(f"{first_line(e)}; {saved}") from None
-            raise PathIOError(f"{first_line(e) if isinstance(e, MediaForgeError) else e}; {saved}, and the next "
-                              "search or scan brings the search index up to date") from None
+                self.failure = type(e)(f"{first_line(e)}; {saved}")
+            else:
+                self.failure = PathIOError(f"{first_line(e) if isinstance(e, MediaForgeError) else e}; {saved}, "
+                                           "and the next search or scan brings the search index up to date")
 
 
-def _report(as_json: bool, text: str, **data: object) -> None:
+def _report(as_json: bool, text: str, follow: IndexFollows | None = None, **data: object) -> None:
+    """Print what a command did; then, when the search index could not follow it, that
+    error (with `--json`, also as `index`: `{"error": ...}`)."""
+    failure = follow.failure if follow is not None else None
     if as_json:
-        render.dump_json(data)
+        render.dump_json(dict(data, **({"index": {"error": first_line(failure)}} if failure else {})))
     else:
         print(text)
+    if failure is not None:
+        raise failure
 
 
 @sub(tag_app, "add")
@@ -92,7 +101,7 @@ def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; 
         with IndexFollows(cat, g.catalog) as follow:
             n = add_tags(cat, ids, [tag])
             follow.done(ids)
-    _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", tag=tag, added=n,
+    _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", follow, tag=tag, added=n,
             files=len(ids))
 
 
@@ -110,7 +119,7 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
         with IndexFollows(cat, g.catalog) as follow:
             n = remove_tags(cat, ids, [tag])
             follow.done(ids)
-    _report(as_json, f"removed {render.counted(n, 'tag')}", tag=tag_name(tag), removed=n)
+    _report(as_json, f"removed {render.counted(n, 'tag')}", follow, tag=tag_name(tag), removed=n)
 
 
 @sub(tag_app, "rename")
@@ -124,7 +133,7 @@ def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag 
         with IndexFollows(cat, g.catalog) as follow:
             n = rename_tag(cat, old, new)
             follow.done()
-    _report(as_json, f"renamed {render.counted(n, 'tag')}", renamed=n)
+    _report(as_json, f"renamed {render.counted(n, 'tag')}", follow, renamed=n)
 
 
 @sub(tag_app, "list")
@@ -155,6 +164,7 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
     from ..organise import collection
 
     g = _globals(ctx)
+    follow: IndexFollows | None = None
     with open_catalog(g.catalog) as cat:
         if not smart:
             collection.create(cat, name, smart)
@@ -167,7 +177,7 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
                 ids = collection.members(cat, name)
                 count = len(ids)
                 follow.done(ids)
-    _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}" + (f": {render.counted(count, 'file')} now" if smart else ""),
+    _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}" + (f": {render.counted(count, 'file')} now" if smart else ""), follow,
             name=name, kind="smart" if smart else "manual", files=count)
 
 
@@ -184,7 +194,8 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
             n = (collection.add if adding else collection.remove)(cat, name, ids)
             follow.done(ids)
     verb = "added" if adding else "removed"
-    _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {quoted(name)}", name=name, **{verb: n})
+    _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {quoted(name)}", follow, name=name,
+            **{verb: n})
 
 
 @sub(coll_app, "add")
@@ -255,7 +266,7 @@ def coll_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A 
         with IndexFollows(cat, g.catalog) as follow:
             collection.delete(cat, name)
             follow.done(ids)
-    _report(as_json, f"deleted collection {quoted(name)}", name=name, deleted=True)
+    _report(as_json, f"deleted collection {quoted(name)}", follow, name=name, deleted=True)
 
 
 @sub(xmp_app, "import")
@@ -273,7 +284,7 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
             got = import_xmp(cat, everything=all_)
             follow.done()
     gone = f"; took off {render.counted(got.removed, 'tag')} their sidecars no longer hold" if got.removed else ""
-    _report(as_json, f"imported {render.counted(got.tags, 'tag')} from XMP sidecars{gone}", added=got.tags,
+    _report(as_json, f"imported {render.counted(got.tags, 'tag')} from XMP sidecars{gone}", follow, added=got.tags,
             removed=got.removed)
 
 
