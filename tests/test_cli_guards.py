@@ -679,3 +679,26 @@ def test_an_output_encoding_that_cannot_hold_a_name_escapes_it(tmp_path: Path) -
         for args in (["info", str(lib / "café.txt")], ["search", "smile"], ["stats"]):
             p = subprocess.run(cli_cmd(*args), env=env, capture_output=True)
             assert p.returncode == 0, (args, p.stderr)
+
+
+def test_tables_show_paths_as_ls_b_so_two_names_never_look_alike(tmp_path: Path) -> None:
+    """A QA finding: a name with a newline and one with a backslash and an n showed alike
+    in tables (`search`, `tag list`, `query`), and bytes that are not UTF-8 showed as
+    U+FFFD; messages already wrote them as `ls -b` does."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "new\nline.jpg").write_bytes(b"x")
+    (lib / "new\\nline.jpg").write_bytes(b"y")
+    with open(os.fsencode(lib) + b"/bad\xffline.jpg", "wb") as f:
+        f.write(b"z")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "t", "--where", "true", catalog=catalog).rc == 0
+    want = {"new\\nline.jpg", "new\\\\nline.jpg", "bad\\xffline.jpg"}
+    env = cli_env(catalog, COLUMNS="300")
+    for args in (["search", "line"], ["tag", "list", *(str(p) for p in lib.iterdir())],
+                 ["query", "SELECT path, path_raw FROM files"]):
+        p = subprocess.run(cli_cmd(*args), env=env, capture_output=True)
+        assert p.returncode == 0, (args, p.stderr)
+        shown = {w.rsplit("/", 1)[-1] for w in p.stdout.decode().split() if w.startswith(str(lib))}
+        assert shown == want, (args, p.stdout.decode())

@@ -7,6 +7,8 @@ about 0.04 s of CPU to import, which `--json`, `-q` and the machine formats skip
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import errno
 import os
 import time
@@ -207,11 +209,20 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
     bytes) that the table leaves out where present."""
     rows = batches_of(data)
     names = [n for n in rows.schema.names if n not in hide]
-    batches = (b.select(names) if len(names) < b.num_columns else b for b in rows)
+    # A path beside its exact bytes (`path` and `path_raw`) is shown as `ls -b` shows it,
+    # from those bytes: two names never look alike.
+    paths = {n: f"{n}_raw" for n in names if f"{n}_raw" in rows.schema.names}
+    extra = [r for r in paths.values() if r not in names]
+    picked = names + extra
+    batches = (b.select(picked) if len(picked) < b.num_columns else b for b in rows)
     width = out_console.width
     shown_rows: list[dict[str, Any]] = []
     dicts = _dicts(batches)
     for row in dicts:
+        for n, r in paths.items():
+            row[n] = _path_cell(row[n], row[r])
+        for r in extra:
+            del row[r]
         shown_rows.append(row)
         if len(shown_rows) >= limit:
             break
@@ -232,6 +243,17 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
         err_console.print(f"[dim]{more:,} more rows not shown; use --format csv or --output[/]")
 
 
+
+
+def _path_cell(text: Any, raw: Any) -> Any:
+    """A path for a table (`path_text`), from its exact bytes where the text cannot hold
+    them (`raw`: bytes, or base64 as JSON gives them)."""
+    if not isinstance(text, str):
+        return text
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            raw = base64.b64decode(raw, validate=True)
+    return path_text(raw if isinstance(raw, bytes) else text.encode("utf-8", "surrogateescape"))
 
 
 _NO_COMMAS = ("year", "id")
