@@ -951,6 +951,43 @@ def test_a_damaged_search_index_is_built_again_by_whatever_comes_first(lib) -> N
     assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["paris.jpg"], res
 
 
+def test_a_catalog_or_index_put_back_on_its_own_gets_the_index_rebuilt(lib, tmp_path: Path) -> None:
+    """A QA finding: a catalog put back from a backup beside a newer index found a tag it no
+    longer had, and an older index put back beside the catalog missed one it had: the
+    index's record in the catalog agreed with the catalog, so nothing was compared."""
+    root, catalog = lib
+    index = catalog.with_name("cat.search")
+    photo = root / "2019 Paris" / "paris.jpg"
+
+    def found(word: str) -> list[str]:
+        res = run_cli("search", word, "--format", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return [os.path.basename(r["path"]) for r in json.loads(res.out)]
+
+    assert found("paris")
+    shutil.copy2(catalog, tmp_path / "catalog.bak")
+    assert run_cli("tag", "add", "zebra", photo, catalog=catalog).rc == 0
+    assert found("zebra") == ["paris.jpg"]
+    shutil.copy2(tmp_path / "catalog.bak", catalog)  # the catalog alone put back
+    assert found("zebra") == []
+    shutil.copytree(index, tmp_path / "index.bak")
+    assert run_cli("tag", "add", "giraffe", photo, catalog=catalog).rc == 0
+    shutil.rmtree(index)
+    shutil.copytree(tmp_path / "index.bak", index)  # the index alone put back
+    assert found("giraffe") == ["paris.jpg"]
+    # The two kept and put back together: searched as they are, not rebuilt.
+    shutil.copy2(catalog, tmp_path / "catalog.bak")
+    shutil.rmtree(tmp_path / "index.bak")
+    shutil.copytree(index, tmp_path / "index.bak")
+    before = (index / "token").read_text()
+    assert run_cli("tag", "add", "okapi", photo, catalog=catalog).rc == 0
+    shutil.copy2(tmp_path / "catalog.bak", catalog)
+    shutil.rmtree(index)
+    shutil.copytree(tmp_path / "index.bak", index)
+    assert found("okapi") == [] and found("giraffe") == ["paris.jpg"]
+    assert (index / "token").read_text() == before
+
+
 def test_search_matches_names_written_decomposed_and_rebuilds_an_older_index(lib) -> None:
     """A name macOS wrote decomposed (Korean as jamo, an accent as a separate mark) is
     found by the same words typed composed, and the other way round. An index written by

@@ -16,6 +16,7 @@ filters `kind:`, `ext:`, `year:2019` or `year:2018..2020`, `tag:` (a whole subtr
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from ..catalog.schema import KINDS, SEARCH_SYNCED
 from ..catalog.store import streamed
 from ..config import search_dir
 from ..errors import InvalidInputError, PathIOError, quoted
+from ..fsops import replace_atomically
 
 # A file's year, as the `library` view has it: of its date taken (`taken_sql`; `sd`: its
 # linked sidecars' date), else of its mtime.
@@ -134,6 +136,12 @@ SYNCED = SEARCH_SYNCED
 # another catalog's, and is rebuilt rather than searched.
 CATALOG_ID = "catalog_id"
 OWNER = "catalog-id"
+# `meta` key, and the file in the index folder, holding the same random token, made anew
+# by each commit to the index: a catalog or an index put back from a backup on its own
+# holds another, and the index is rebuilt (`search_docs`, the catalog's record of what
+# the index holds, would agree with the catalog, and no comparison would see the change).
+TOKEN = "search_token"
+TOKEN_FILE = "token"
 # What the index's documents are made of, written after the catalog id in `OWNER`: an
 # index another version wrote is rebuilt by the next search or scan, as if it were another
 # catalog's. (Before 2, words were not Unicode-normalised; before 3, a final sigma, Turkish
@@ -147,11 +155,20 @@ def _ours(cat: Catalog, folder: Path) -> bool:
     """Whether the index in `folder` is this catalog's (and is there: tantivy's own record
     of it, `meta.json`, lost, an empty index would take its place)."""
     got = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
+    token = cat.con.execute("SELECT value FROM meta WHERE key = ?", [TOKEN]).fetchall()
     try:
-        return bool(got) and (folder / OWNER).read_text().split() == [got[0][0], f"format={INDEX_FORMAT}"] \
-            and (folder / "meta.json").is_file()
+        if not (got and (folder / OWNER).read_text().split() == [got[0][0], f"format={INDEX_FORMAT}"]
+                and (folder / "meta.json").is_file()):
+            return False
+        try:
+            held = (folder / TOKEN_FILE).read_text().strip()
+        except FileNotFoundError:
+            held = None
     except (OSError, UnicodeDecodeError):
         return False
+    # Neither has a token (an index an earlier version built, not committed to since):
+    # theirs alike.
+    return held == (token[0][0] if token else None)
 
 
 def _check_folder(folder: Path) -> None:
@@ -174,7 +191,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
         with cat.transaction() as con:
             # Not in step until this rebuild ends: if it is cut short (kill -9), the next
             # scan or search sees that and indexes every document again.
-            con.execute("DELETE FROM meta WHERE key = ?", [SYNCED])
+            con.execute("DELETE FROM meta WHERE key IN (?, ?)", [SYNCED, TOKEN])
             con.execute("DELETE FROM search_docs")
             con.execute("INSERT INTO meta SELECT ?, uuid()::VARCHAR WHERE NOT EXISTS "
                         "(SELECT 1 FROM meta WHERE key = ?)", [CATALOG_ID, CATALOG_ID])
@@ -216,13 +233,19 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             index.discard_staged()
             raise
     if state.num_rows or gone:
+        # The token goes first: a crash before the new one is recorded on both sides
+        # leaves them apart, and the index is rebuilt.
+        with cat.transaction() as con:
+            con.execute("DELETE FROM meta WHERE key = ?", [TOKEN])
         index.commit_staged()
-        # Recorded after the index committed: a crash between only redoes these next time.
+        token = os.urandom(12).hex()
+        replace_atomically(os.fsencode(folder / TOKEN_FILE), f"{token}\n".encode())
         gone_t = pa.table({"media_id": pa.array(gone, pa.string())})
         with cat.registered("mf_state", state), cat.registered("mf_gone", gone_t), cat.transaction() as con:
             con.execute("DELETE FROM search_docs WHERE media_id IN (SELECT media_id::UUID FROM mf_state) "
                         "OR media_id IN (SELECT media_id::UUID FROM mf_gone)")
             con.execute("INSERT INTO search_docs SELECT media_id::UUID, digest FROM mf_state")
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [TOKEN, token])
     else:
         index.discard_staged()  # empty batches alone: nothing to commit
     if only is None:  # every document compared: in step as of the latest scan
