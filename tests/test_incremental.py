@@ -1927,6 +1927,41 @@ def test_a_backup_seen_with_a_disk_that_is_not_mounted_is_a_copy(tmp_path: Path,
             subprocess.run(["umount", str(disk)], capture_output=True)
 
 
+def test_a_file_moved_off_an_overlay_keeps_its_id(tmp_path: Path) -> None:
+    """A review finding: an overlay whose layers are on other file systems (no `xino`)
+    shows its folders on one device and its files on another, so the folder's device did
+    not vouch for a file moved off it, and the move was a new file. Its other files, seen
+    unchanged, do."""
+    lower, upper, merged, home = (tmp_path / d for d in ("lower", "upper", "merged", "home"))
+    for d in (lower, upper, merged, home):
+        d.mkdir()
+    for name in ("p.jpg", "q.jpg"):
+        (lower / name).write_bytes(b"\xff\xd8\xff\xe0 " + name.encode() * 300)
+    r = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(upper)], capture_output=True, text=True)
+    assert r.returncode == 0, f"mounting a tmpfs needs root: {r.stderr}"
+    try:
+        (upper / "up").mkdir()
+        (upper / "wk").mkdir()
+        r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={lower},upperdir={upper / 'up'},workdir={upper / 'wk'},xino=off", str(merged)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, f"mounting an overlay needs root: {r.stderr}"
+        try:
+            assert os.stat(merged).st_dev != os.stat(merged / "p.jpg").st_dev  # as described
+            catalog = tmp_path / "cat.duckdb"
+            assert scanned(catalog, merged, home)["new"] == 2
+            assert run_cli("tag", "add", "trip", merged / "p.jpg", catalog=catalog).rc == 0
+            shutil.move(merged / "p.jpg", home / "p.jpg")
+            s = scanned(catalog, merged, home)
+            assert (s["moved"], s["new"], s["missing"]) == (1, 0, 0), s
+            assert rows(catalog, "SELECT f.path FROM files f JOIN tags USING (media_id)") == [
+                {"path": str(home / "p.jpg")}]
+        finally:
+            subprocess.run(["umount", str(merged)], capture_output=True)
+    finally:
+        subprocess.run(["umount", str(upper)], capture_output=True)
+
+
 def test_a_copy_put_back_takes_the_row_whose_bytes_it_holds_of_several_gone_at_its_path(tmp_path: Path) -> None:
     """A QA finding: a.jpg deleted, b.jpg renamed to a.jpg and deleted too (two gone rows
     at one path), then b's bytes restored from a backup as a.jpg: a new file, its tags
@@ -1953,6 +1988,42 @@ def test_a_copy_put_back_takes_the_row_whose_bytes_it_holds_of_several_gone_at_i
     assert rows(catalog, "SELECT f.status, t.tag FROM files f JOIN tags t USING (media_id) ORDER BY t.tag") == [
         {"status": "missing", "tag": "tag-a.jpg"}, {"status": "present", "tag": "tag-b.jpg"}]
     assert rows(catalog, "SELECT revived_files FROM scans ORDER BY scan_id DESC LIMIT 1") == [{"revived_files": 1}]
+
+
+def test_a_copy_put_back_then_gone_again_before_a_scan_completed_stays_gone(tmp_path: Path) -> None:
+    """A review finding: a copy put back at a path two gone rows share, found by a scan cut
+    short, then deleted before the next scan: that scan took the gone row back for it
+    (revived) and left it present at a path that holds nothing."""
+    from mediaforge import open_catalog
+    from mediaforge.scan import ScanConfig, scan
+
+    root, bk = tmp_path / "r", tmp_path / "bk"
+    root.mkdir()
+    bk.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (root / name).write_bytes(b"\xff\xd8\xff\xe0 " + name.encode() * 300)
+        shutil.copy2(root / name, bk / name)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, root)
+    assert run_cli("tag", "add", "tB", root / "b.jpg", catalog=catalog).rc == 0
+    time.sleep(0.01)
+    (root / "b.jpg").rename(root / "a.jpg")
+    scanned(catalog, root)
+    (root / "a.jpg").unlink()
+    scanned(catalog, root)
+    shutil.copy2(bk / "b.jpg", root / "a.jpg")
+
+    def cut_short(p) -> None:  # noqa: ANN001 - the copy's row written, nothing paired
+        if p.phase == "write":
+            raise KeyboardInterrupt
+
+    with open_catalog(catalog) as cat, pytest.raises(KeyboardInterrupt):
+        scan(cat, ScanConfig(roots=(str(root),), threads=2), on_progress=cut_short)
+    (root / "a.jpg").unlink()
+    s = scanned(catalog, root)
+    assert (s["revived"], s["moved"]) == (0, 0), s
+    assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present'") == [{"n": 0}]
+    assert rows(catalog, "SELECT f.status FROM files f JOIN tags t USING (media_id)") == [{"status": "missing"}]
 
 
 def test_a_gone_file_whose_path_now_holds_a_link_is_not_taken_over(tmp_path: Path) -> None:

@@ -3283,6 +3283,7 @@ def test_odd_but_valid_tag_values_come_out_as_written_or_null(tmp_path: Path) ->
     media_corpus.picture(32, 24, 1).save(lib / "utf8.jpg", exif=ex.tobytes())
     ex = Image.Exif()
     ex[0x010F] = "Caf\xe9".encode("latin-1")  # Latin-1 bytes that are no UTF-8 stay Latin-1
+    ex[0x0110] = "Xperia™".encode() + b"\x00\x00\xff\xfe"  # UTF-8, then padding and junk after a NUL
     ex.get_ifd(0x8769).update({0x9003: "0000:00:00 00:00:00", 0x9010: "+01:00"})
     media_corpus.picture(32, 24, 2).save(lib / "noday.jpg", exif=ex.tobytes())
     xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -3311,8 +3312,8 @@ def test_odd_but_valid_tag_values_come_out_as_written_or_null(tmp_path: Path) ->
     exif = by_name("SELECT f.path, e.* FROM files f JOIN exif e USING (blake3)")
     assert (exif["utf8.jpg"]["make"], exif["utf8.jpg"]["model"], exif["utf8.jpg"]["software"]) == (
         "Café", "Xperia™", "写真")
-    assert (exif["noday.jpg"]["make"], exif["noday.jpg"]["taken_at"], exif["noday.jpg"]["taken_offset"]) == (
-        "Café", None, None)
+    assert (exif["noday.jpg"]["make"], exif["noday.jpg"]["model"], exif["noday.jpg"]["taken_at"],
+            exif["noday.jpg"]["taken_offset"]) == ("Café", "Xperia™", None, None)
     side = by_name("SELECT f.path, s.taken_at, s.taken_offset FROM files f JOIN sidecars s USING (blake3)")
     assert (str(side["far.jpg.xmp"]["taken_at"]), side["far.jpg.xmp"]["taken_offset"]) == ("2019-07-14 10:30:05", None)
     assert side["near.jpg.xmp"]["taken_offset"] == "-09:30"

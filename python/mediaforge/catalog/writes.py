@@ -489,7 +489,7 @@ _FIRST_SIGHT = """
                               AND scan_id < $sid)
            OR (n.media_id IN (SELECT media_id::UUID FROM mf_first_hashed)
                AND n.first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE hashed AND scan_id < $sid)))
-      AND n.media_id NOT IN (SELECT new_id FROM mf_moves)
+      AND n.media_id NOT IN (SELECT new_id FROM mf_moves) AND n.media_id NOT IN (SELECT media_id FROM mf_gone)
       AND NOT EXISTS (SELECT 1 FROM files x WHERE x.dev = n.dev AND x.inode = n.inode AND x.media_id <> n.media_id
                       AND x.first_scan_id < n.first_scan_id AND x.status = 'present')
       AND NOT EXISTS (SELECT 1 FROM scans WHERE scan_id IN (n.first_scan_id, $sid) AND follow_links IS NOT false)
@@ -728,16 +728,23 @@ def _back_at_their_path(con, scan_id: int) -> list[str]:  # noqa: ANN001
     another saved under its name and deleted too), the one whose bytes came back may be
     another, and takes its row back here. New rows first found since the last scan that
     completed; the row seen last first. Returns the old ids taken back."""
-    if not con.execute("SELECT count(*) FROM (SELECT path_bytes FROM files WHERE status = 'missing' "
-                       "GROUP BY path_bytes HAVING count(*) > 1)").fetchone()[0]:
-        return []  # one gone row a path at most: the engine has settled it
+    if not con.execute("SELECT count(*) FROM (SELECT 1 FROM files WHERE status = 'missing' LIMIT 1)").fetchone()[0]:
+        return []
+    # This scan's few new rows first (not one it found gone, still `present` until the
+    # end), then the gone rows at their paths: compared as stored (folder, name, and the
+    # exact bytes where the text cannot hold them), never building every path.
     pairs = con.execute("""
-        SELECT o.media_id, n.media_id, o.first_seen, o.first_scan_id FROM files n
-        JOIN files o ON o.path_bytes = n.path_bytes AND o.blake3 = n.blake3 AND o.size = n.size
-        WHERE n.status = 'present' AND n.blake3 IS NOT NULL AND n.size > 0
-          AND n.first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE status = 'completed'
-                                 AND scan_id < ?)
-          AND o.status = 'missing' AND o.media_id NOT IN (SELECT media_id FROM mf_gone)
+        WITH n AS (
+            SELECT media_id, dir, name, path_raw, blake3, size FROM files
+            WHERE status = 'present' AND blake3 IS NOT NULL AND size > 0
+              AND first_scan_id > (SELECT coalesce(max(scan_id), 0) FROM scans WHERE status = 'completed'
+                                   AND scan_id < ?)
+              AND media_id NOT IN (SELECT media_id FROM mf_gone)
+        )
+        SELECT o.media_id, n.media_id, o.first_seen, o.first_scan_id FROM n
+        JOIN files o ON o.dir = n.dir AND o.name = n.name AND o.path_raw IS NOT DISTINCT FROM n.path_raw
+                    AND o.blake3 = n.blake3 AND o.size = n.size
+        WHERE o.status = 'missing' AND o.media_id NOT IN (SELECT media_id FROM mf_gone)
         QUALIFY row_number() OVER (PARTITION BY n.media_id ORDER BY o.last_seen DESC, o.media_id) = 1
         ORDER BY ALL""", [scan_id]).fetchall()
     if pairs:
@@ -773,6 +780,7 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
             FROM mf_gone_rows o JOIN mf_new_rows n
               ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
              AND n.first_scan_id > o.last_scan_id AND NOT n.second_name
+             AND n.new_id NOT IN (SELECT new_id FROM mf_moves)
              -- Read, and found to hold other bytes: another file that got the freed inode
              -- number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
              AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
@@ -788,7 +796,7 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
         SELECT old_id, new_id, old_first_seen, old_first_scan FROM one_each WHERE r2 = 1
         """
     )
-    _witnessed(con)
+    _witnessed(con, under, params)
     # Content, among what is left: the same name first, then any. Empty files never pair
     # by content: every one has the same digest, and an unrelated new empty file would
     # take a deleted one's tags. New rows this scan found can take over any vanished row
@@ -818,13 +826,17 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
         _pair_earlier(con, key, scan_id)
 
 
-def _witnessed(con) -> None:  # noqa: ANN001
+def _witnessed(con, under: str, params: list) -> None:  # noqa: ANN001
     """Fill `mf_witnessed` with the rows this scan found gone (`mf_gone_rows`) that a copy
-    may take over by content: those gone from a disk that is there. It is when the
-    row's folder, or the nearest folder above it that is there (a folder moved off
-    whole), is on the row's device now. A disk that is not mounted leaves its mount
-    point on another device, and its files' backups are copies, not the files moved.
-    Asked only of rows whose bytes a new file holds."""
+    may take over by content: those gone from a disk that is there. It is when the row's
+    folder, or the nearest folder above it that is there (a folder moved off whole), is
+    on the row's device now; or, failing that (an overlay, whose folders show another
+    device than its files), when this scan found there, unchanged, a file that the scan
+    which last saw the row saw too (as `_disks_seen` asks; queried before the stamp). A
+    disk that is not mounted leaves its mount point on another device and no file, and
+    its files' backups are copies, not the files moved. (Another disk mounted in its
+    place under its device number is not told apart.) Asked only of rows whose bytes a
+    new file holds."""
     rows = con.execute("""
         SELECT DISTINCT o.old_id, o.path_bytes, o.dev FROM mf_gone_rows o
         WHERE o.blake3 IS NOT NULL AND o.size > 0
@@ -849,7 +861,22 @@ def _witnessed(con) -> None:  # noqa: ANN001
             device[below] = device[folder]
         return device[folder]
 
-    seen = [str(old_id) for old_id, path, dev in rows if device_of(os.path.dirname(bytes(path)) or b"/") == dev]
+    seen, other = [], []
+    for old_id, path, dev in rows:
+        (seen if device_of(os.path.dirname(bytes(path)) or b"/") == dev else other).append(str(old_id))
+    if other:
+        con.register("mf_unseen_ids", pa.table({"old_id": pa.array(other, pa.string())}))
+        try:
+            seen += [str(r[0]) for r in con.execute(f"""
+                SELECT o.old_id FROM mf_gone_rows o
+                WHERE o.old_id IN (SELECT old_id::UUID FROM mf_unseen_ids)
+                  AND EXISTS (SELECT 1 FROM files w WHERE w.dev = o.dev AND w.last_scan_id = o.last_scan_id
+                              AND w.status = 'present' AND w.media_id NOT IN (SELECT media_id FROM mf_gone)
+                              AND w.media_id NOT IN (SELECT media_id::UUID FROM mf_kept)
+                              AND w.media_id NOT IN (SELECT media_id::UUID FROM mf_linked) AND {under})""",
+                params).fetchall()]
+        finally:
+            con.unregister("mf_unseen_ids")
     con.execute("CREATE OR REPLACE TEMP TABLE mf_witnessed (old_id UUID)")
     if seen:
         con.register("mf_seen_ids", pa.table({"old_id": pa.array(seen, pa.string())}))

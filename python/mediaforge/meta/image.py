@@ -376,14 +376,14 @@ def _text(v: Any, limit: int = 256) -> str | None:
     """An EXIF text value. Pillow reads ASCII-typed values as Latin-1, but cameras, phones
     and exiftool write UTF-8 there ("Café", "写真"): bytes that are UTF-8 are read as such,
     others stay Latin-1."""
-    if isinstance(v, str):
-        with contextlib.suppress(UnicodeError):
-            v = v.encode("latin-1").decode("utf-8")
-    elif isinstance(v, bytes):
+    if isinstance(v, bytes):
         v = v.decode("utf-8", "replace")
     if not isinstance(v, str):
         return None
-    v = v.split("\x00", 1)[0].strip()  # C strings: what follows a NUL is padding or junk
+    v = v.split("\x00", 1)[0]  # C strings: what follows a NUL is padding or junk
+    with contextlib.suppress(UnicodeError):
+        v = v.encode("latin-1").decode("utf-8")
+    v = v.strip()
     return v[:limit] or None
 
 
