@@ -393,3 +393,106 @@ def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:
     assert (out["files"], out["partial"], out["fingerprinted"], out["fingerprint_failed"]) == (1, 1, 0, 0), out
     cut = rows(fast, "SELECT e.stage FROM meta_errors e JOIN files f USING (blake3) WHERE f.name = 'p2_cut.jpg'")
     assert cut == [{"stage": "decode"}]
+
+
+def test_static_clips_of_three_lengths_never_chain_a_cut_to_its_whole(tmp_path: Path) -> None:
+    """A QA finding: clips of one still scene 2, 3 and 4 s long made one group around the
+    3 s one (each within a second of it), though the 2 s and the 4 s ones are 2 s apart;
+    `dedupe --similar` then kept the 2 s cut and trashed the 4 s clip."""
+    lib = tmp_path / "videos"
+    lib.mkdir()
+    for secs in (2, 3, 4):
+        _clip(lib / f"still_{secs}s.mp4", [7] * (secs * 2), (160, 120), "20")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--similar", "--kind", "video", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    groups: dict[int, set[str]] = {}
+    for r in json.loads(res.out):
+        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    assert groups, "the 3 s clip groups with one of its neighbours"
+    assert all({"still_2s.mp4", "still_4s.mp4"} - g for g in groups.values()), groups
+
+
+def test_near_duplicate_pictures_leave_out_animations_and_tiny_ones_and_keep_colour(tmp_path: Path) -> None:
+    """QA findings: an animation whose first frame is a photo was trashed as a copy of the
+    photo; 2x2 and 3x3 pictures of random pixels grouped; `--keep best` kept a grey copy
+    (bigger, 16-bit) over the colour original, which pHash and pixel counts tie with."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _photo(3)
+    photo.save(lib / "colour.jpg", quality=80)
+    photo.convert("I;16").save(lib / "grey16.png")
+    frames = [photo, _photo(4)]
+    frames[0].save(lib / "anim.gif", save_all=True, append_images=frames[1:], duration=200)
+    rnd = random.Random(5)
+    for i in range(12):
+        side = 2 + i % 2
+        Image.frombytes("RGB", (side, side), bytes(rnd.randrange(256) for _ in range(3 * side * side))).save(
+            lib / f"tiny{i}.png")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--similar", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    groups: dict[int, set[str]] = {}
+    for r in json.loads(res.out):
+        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    assert list(groups.values()) == [{"colour.jpg", "grey16.png"}], groups
+    res = run_cli("dedupe", "--similar", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    steps = json.loads(res.out)["steps"]
+    assert [(Path(s["keep"]).name, Path(s["trash"]).name) for s in steps] == [("colour.jpg", "grey16.png")], steps
+    res = run_cli("dupes", "--threshold", "4", catalog=catalog)
+    assert res.rc == 2 and "--threshold is for --similar" in res.err, res.err
+
+
+def test_a_group_whose_leader_is_gone_is_left_out_of_the_plan(tmp_path: Path) -> None:
+    """A QA finding: burst shots grouped around the middle one; that one moved away and
+    the library rescanned, `dedupe --similar` trashed a shot 10 bits from the one it
+    kept, past the threshold: members are near their leader, not always each other."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    base = _photo(11).resize((1600, 1200))
+    shots = {}
+    for dx in (0, 10, 25, 50):
+        shots[dx] = lib / f"b{dx}.jpg"
+        base.crop((dx, 0, dx + 1400, 1050)).save(shots[dx], quality=90)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--similar", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    got = json.loads(res.out)
+    leaders = [Path(r["path"]).name for r in got if r["leader"]]
+    assert len(leaders) == 1 and len(got) >= 3, got
+    shutil.move(lib / leaders[0], tmp_path / leaders[0])
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--similar", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["steps"] == []
+    assert "1 group left out: the file each was found around is gone since" in res.err, res.err
+    # Grouped again, the rest are what they are.
+    assert run_cli("dupes", "--similar", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--similar", "--json", catalog=catalog)
+    assert res.rc == 0 and "left out" not in res.err, res.err
+
+
+@pytest.mark.parametrize("older", ["k.jpg", "v.jpg"])
+def test_exact_reclaimable_is_what_dedupe_frees_with_a_link_outside_the_library(tmp_path: Path, older: str) -> None:
+    """A QA finding: a copy with a second name outside the library frees nothing when it
+    goes, yet `dupes` counted it: 262,530 reclaimable where `dedupe` freed 0 B."""
+    lib, outside = tmp_path / "lib", tmp_path / "outside"
+    lib.mkdir()
+    outside.mkdir()
+    data = os.urandom(50_000)
+    for name in ("k.jpg", "v.jpg"):
+        (lib / name).write_bytes(data)
+    os.link(lib / "v.jpg", outside / "v elsewhere.jpg")
+    os.utime(lib / older, (1_500_000_000, 1_500_000_000))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("dupes", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    (reclaimable,) = {r["reclaimable"] for r in json.loads(res.out)}
+    res = run_cli("dedupe", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert reclaimable == json.loads(res.out)["reclaimable"] == (0 if older == "k.jpg" else 50_000)

@@ -3319,3 +3319,30 @@ def test_odd_but_valid_tag_values_come_out_as_written_or_null(tmp_path: Path) ->
     assert side["near.jpg.xmp"]["taken_offset"] == "-09:30"
     assert [str(side[f"{n}.json"]["taken_at"]) for n in stamps] == [
         "None", "None", "2019-07-14 08:00:00", "2019-07-14 08:00:00"]
+
+
+def test_a_whole_sound_of_one_frame_is_not_cut_short(tmp_path: Path) -> None:
+    """A QA finding: 0.1 s of FLAC (one frame) was `partial`, "the sound ends at 0.0 s of
+    the 0.1 s the file claims", with a duration of 0: nothing decodes after a seek in it,
+    and that was taken for no sound at all, without the slack the claim is given."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    import array
+    import math
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(lib / "blip.flac"), "w", format="flac") as out:  # 4,410 samples: one frame
+        st = out.add_stream("flac", rate=44100)
+        st.layout = "mono"
+        frame = av.AudioFrame(format="s16", layout="mono", samples=4410)
+        frame.planes[0].update(array.array("h", (int(8000 * math.sin(i / 7)) for i in range(4410))).tobytes())
+        frame.sample_rate, frame.pts, frame.time_base = 44100, 0, Fraction(1, 44100)
+        for p in [*st.encode(frame), *st.encode()]:
+            out.mux(p)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = _media(catalog, lib / "blip.flac")
+    assert got["status"] == "ok" and 0.05 < got["duration"] < 0.2, got
+    assert _errors(catalog, lib / "blip.flac") == []

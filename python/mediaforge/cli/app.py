@@ -750,6 +750,8 @@ def dupes_cmd(
 
     g = _globals(ctx)
     check_output_args(fmt, output, g.catalog)
+    if threshold is not None and not similar:  # else a user who left out --similar thinks near copies were sought
+        raise InvalidInputError("--threshold is for --similar: exact copies have no threshold")
     if similar:
         kind = kind or "image"
         if kind not in SIMILAR_KINDS:
@@ -855,6 +857,10 @@ def dedupe_cmd(
                 _to_stderr(f"mediaforge: warning: these groups were found with --threshold {radius}, looser than "
                            f"the default {default}: they may hold different pictures or recordings; check them "
                            "before --apply")
+        if plan.stale:
+            _to_stderr(f"mediaforge: warning: {render.counted(plan.stale, 'group')} left out: the file each was found "
+                       f"around is gone since; `mediaforge dupes --similar --kind {kind or 'image'}` groups the rest "
+                       "again")
     else:
         _hash_candidates(g.catalog, kind, g.quiet or as_json)
         with open_catalog(g.catalog, read_only=True) as cat:

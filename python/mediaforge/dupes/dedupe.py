@@ -107,6 +107,9 @@ class Plan:
     target: Path | None
     steps: list[Step] = field(default_factory=list)
     similar: bool = False
+    # Near-duplicate groups left out: the file each was formed around (its leader) is gone
+    # since `dupes --similar` ran, and its members need be near that one alone.
+    stale: int = 0
     # For `move-to`: every path the catalog knows (present or gone) of each victim's inode.
     names: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
 
@@ -329,12 +332,16 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
     (say largest-resolution or highest-bitrate), move the others away."""
     _check_action(action, target, SIMILAR_ACTIONS)
     _check_outside_library(cat, target)
-    rows = _ranked(cat, keep, """
+    led = "EXISTS (SELECT 1 FROM files l WHERE l.blake3 = g.leader AND l.status = 'present')"
+    rows = _ranked(cat, keep, f"""
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
-        WHERE g.method = $method""", {"method": method})
+        WHERE g.method = $method AND {led}""", {"method": method})
+    ((stale,),) = cat.con.execute(f"SELECT count(DISTINCT group_id) FROM similar_groups g WHERE method = ? "
+                                  f"AND NOT {led}", [method]).fetchall()
     steps = _steps(rows)
-    return Plan(action, target, steps, similar=True, names=_inode_names(cat, steps) if action == "move-to" else {})
+    return Plan(action, target, steps, similar=True, stale=int(stale),
+                names=_inode_names(cat, steps) if action == "move-to" else {})
 
 
 def similar_made(cat: Catalog, method: str) -> tuple[int, datetime] | None:

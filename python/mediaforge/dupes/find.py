@@ -94,16 +94,30 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
 
 def numbered_groups_sql(where: str = "") -> str:
     """SQL: every content present more than once (`where`: more of the condition on
-    `files`), with its copies, reclaimable bytes (hard links to one inode count once) and
-    its group number, biggest savings first: the numbers `dupes` and `dedupe` both show.
-    Empty files are none: they hold nothing to save, and are often placeholders (a
-    `.nomedia`, a lock) whose names matter, of any kind."""
+    `files`), with its copies, reclaimable bytes and its group number, biggest savings
+    first: the numbers `dupes` and `dedupe` both show. Reclaimable is what `dedupe` with
+    its default keep rule (the oldest copy) frees, as it counts it: each inode once, never
+    the kept file's, and one that keeps a name outside the catalog (a hard link elsewhere)
+    not at all. Empty files are none: they hold nothing to save, and are often
+    placeholders (a `.nomedia`, a lock) whose names matter, of any kind."""
     return f"""
+        WITH d AS (
+            SELECT blake3, kind, size, dev, inode, nlink, mtime_ns, path, path_bytes FROM files
+            WHERE status = 'present' AND blake3 IS NOT NULL AND size > 0 {where}
+        ),
+        named AS (
+            SELECT *, row_number() OVER (PARTITION BY blake3 ORDER BY mtime_ns, length(path), path_bytes) = 1 AS kept
+            FROM d WHERE blake3 IN (SELECT blake3 FROM d GROUP BY blake3 HAVING count(*) > 1)
+        ),
+        inodes AS (
+            SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, count(*) AS names,
+                   coalesce(any_value(nlink), 1) AS nlink, bool_or(kept) AS kept
+            FROM named GROUP BY blake3, dev, inode
+        )
         SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM (
-            SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, count(*) AS copies,
-                   ((count(DISTINCT (dev, inode)) - 1) * any_value(size))::UBIGINT AS reclaimable
-            FROM files WHERE status = 'present' AND blake3 IS NOT NULL AND size > 0 {where}
-            GROUP BY blake3 HAVING count(*) > 1)"""
+            SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, sum(names)::BIGINT AS copies,
+                   coalesce(sum(size) FILTER (NOT kept AND names >= nlink), 0)::UBIGINT AS reclaimable
+            FROM inodes GROUP BY blake3)"""
 
 
 def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
@@ -145,7 +159,8 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         SELECT a.blake3 AS a, b.blake3 AS b,
                count(*) FILTER (WHERE bit_count(xor(a.phash, b.phash)) <= $r) AS close,
                count(*) AS compared,
-               median(bit_count(xor(a.phash, b.phash)))::INTEGER AS distance
+               median(bit_count(xor(a.phash, b.phash)))::INTEGER AS distance,
+               any_value(a.duration) AS a_secs, any_value(b.duration) AS b_secs
         FROM v a JOIN v b ON a.k = b.k AND a.blake3 < b.blake3
              AND abs(a.duration - b.duration) <= greatest(1.0, 0.02 * greatest(a.duration, b.duration))
         GROUP BY ALL
@@ -153,7 +168,11 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         """,
         params={"r": radius, "min_match": VIDEO_MIN_MATCH},
     ).fetchall()
-    return _store_and_show(cat, _leader_rows([(a, b, d) for a, b, _close, _n, d in pairs], "video", radius), "video")
+    # The guard holds between every two members, not only each one and the leader: a 2 s
+    # cut and the 4 s clip it came from, each within a second of a 3 s one, stay apart.
+    durations = {h: float(s) for row in pairs for h, s in ((row[0], row[5]), (row[1], row[6]))}
+    return _store_and_show(cat, _leader_rows([(a, b, d) for a, b, _close, _n, d, _sa, _sb in pairs], "video", radius,
+                                             durations), "video")
 
 
 def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
@@ -232,11 +251,16 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
 # Which copy of a near-duplicate group is best kept (`dedupe --similar`'s default keep
 # rule, and what `reclaimable` assumes stays), as an ORDER BY over files f and media m: the
 # one with the most in it, first by pixels (pictures and video; an audio file's cover art
-# does not count), then a lossless sound over a lossy one, then bitrate, then length (a
+# does not count), then colour over grey (pictures: pHash sees brightness alone, so a
+# grey copy ties with the colour one it came from), then a lossless sound over a lossy one, then bitrate, then length (a
 # version cut shorter loses to the whole one), then size (the less compressed of two
 # equal pictures), then age, then the shortest path. For exact copies every media column
 # ties, and it keeps the oldest.
+# Pillow's modes of pictures without colour: black and white, grey (with alpha), and grey
+# of 16 and 32 bits.
+GREY_MODES = "('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')"
 BEST_ORDER = ("CASE WHEN f.kind IN ('image', 'raw', 'video') THEN m.width::BIGINT * m.height END DESC NULLS LAST, "
+              f"CASE WHEN f.kind IN ('image', 'raw') THEN m.mode NOT IN {GREY_MODES} END DESC NULLS LAST, "
               "(SELECT a.lossless FROM tags_audio a WHERE a.blake3 = f.blake3) DESC NULLS LAST, "
               "m.bitrate DESC NULLS LAST, m.duration DESC NULLS LAST, f.size DESC, f.mtime_ns")
 
@@ -284,8 +308,12 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {radius}")
     hashes = cat.con.sql(
         """
-        SELECT h.blake3, h.phash FROM image_hashes h
+        SELECT h.blake3, h.phash FROM image_hashes h LEFT JOIN media m USING (blake3)
         WHERE EXISTS (SELECT 1 FROM files f WHERE f.blake3 = h.blake3 AND f.status = 'present')
+          -- An animation's pHash is its first frame's: a still of that frame is no copy of it.
+          AND coalesce(m.frames, 1) <= 1
+          -- A picture of a few pixels holds too little to tell it from another one.
+          AND coalesce(m.width::BIGINT * m.height, 1024) >= 1024
         ORDER BY h.blake3
         """
     ).to_arrow_table()
