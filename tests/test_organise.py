@@ -1692,3 +1692,19 @@ def test_search_folds_greek_and_turkish_case_reads_escaped_quotes_and_says_what_
     assert first[0] == first[1] == first[2] and len(first[0]) == 3
     assert run_cli("search", "--reindex", catalog=catalog).rc == 0
     assert [Path(p).name for p in first[0]][:2] == names("beach")[:2]
+
+
+def test_a_file_named_with_a_trailing_slash_is_not_a_folder_to_tag(lib) -> None:
+    """A QA finding: `tag add x photo.jpg/` tagged the file, where `ls photo.jpg/` and
+    `info photo.jpg/` say it is not a folder."""
+    root, catalog = lib
+    photo = root / "2019 Paris" / "paris.jpg"
+    for args in (("tag", "add", "x"), ("collection", "add", "c"), ("xmp", "export", "--dry-run")):
+        if args[0] == "collection":
+            assert run_cli("collection", "create", "c", catalog=catalog).rc == 0
+        for given in (f"{photo}/", f"{photo}/."):
+            res = run_cli(*args, given, catalog=catalog)
+            assert res.rc == 2, (args, res)
+            assert_one_line_error(res.err, f"not a folder: {given}")
+    assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE tag = 'x'") == [{"n": 0}]
+    assert run_cli("tag", "add", "x", f"{photo.parent}/", catalog=catalog).rc == 0  # a folder, with its /

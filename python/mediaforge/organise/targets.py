@@ -86,6 +86,15 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
         raise InvalidInputError("say what to act on: PATH..., --where CONDITION or --collection NAME")
     ids: dict[str, None] = {}
     for arg in paths:
+        raw = os.fsencode(arg)
+        if raw.endswith(b"/") or raw.endswith(b"/."):
+            try:
+                os.stat(raw)
+            except NotADirectoryError:  # `photo.jpg/` names a folder that is not there, as `ls` says
+                shown = raw if os.path.isabs(raw) else os.path.join(os.getcwd().encode(), raw)
+                raise InvalidInputError(f"not a folder: {path_text(shown)} (a file's name ends without a /)") from None
+            except (OSError, ValueError):
+                pass
         p, glob = _absolute(arg)
         text = path_text(p)
         if glob:
