@@ -32,6 +32,17 @@ def _photo(seed: int) -> Image.Image:
     return img
 
 
+def _scanned_groups(lib: Path, catalog: Path, kind: str) -> dict[int, set[str]]:
+    """Scan `lib` into `catalog`, then `dupes --similar --kind KIND`: the names in each group."""
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--similar", "--kind", kind, "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    groups: dict[int, set[str]] = {}
+    for r in json.loads(res.out):
+        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    return groups
+
+
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("dupes")
@@ -172,12 +183,7 @@ def test_deep_pictures_group_with_their_8_bit_copies_and_flat_ones_never_group(t
     with Image.open(lib / "s0_16.png") as a, Image.open(lib / "s0_float.tif") as b:
         assert (a.mode, b.mode) == ("I;16", "F")
     catalog = tmp_path / "cat.duckdb"
-    assert run_cli("scan", lib, catalog=catalog).rc == 0
-    res = run_cli("dupes", "--similar", "--format", "json", catalog=catalog)
-    assert res.rc == 0, res.err
-    groups: dict[int, set[str]] = {}
-    for r in json.loads(res.out):
-        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    groups = _scanned_groups(lib, catalog, "image")
     assert sorted(map(sorted, groups.values())) == [[f"s{i}_16.png", f"s{i}_8.png", f"s{i}_float.tif"]
                                                     for i in range(3)]
     flat = {"px_red.png", "px_blue.png", "black.jpg", "clear.png", "flat16.png"}
@@ -404,12 +410,7 @@ def test_static_clips_of_three_lengths_never_chain_a_cut_to_its_whole(tmp_path: 
     for secs in (2, 3, 4):
         _clip(lib / f"still_{secs}s.mp4", [7] * (secs * 2), (160, 120), "20")
     catalog = tmp_path / "cat.duckdb"
-    assert run_cli("scan", lib, catalog=catalog).rc == 0
-    res = run_cli("dupes", "--similar", "--kind", "video", "--format", "json", catalog=catalog)
-    assert res.rc == 0, res.err
-    groups: dict[int, set[str]] = {}
-    for r in json.loads(res.out):
-        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    groups = _scanned_groups(lib, catalog, "video")
     assert groups, "the 3 s clip groups with one of its neighbours"
     assert all({"still_2s.mp4", "still_4s.mp4"} - g for g in groups.values()), groups
 
@@ -431,12 +432,7 @@ def test_near_duplicate_pictures_leave_out_animations_and_tiny_ones_and_keep_col
         Image.frombytes("RGB", (side, side), bytes(rnd.randrange(256) for _ in range(3 * side * side))).save(
             lib / f"tiny{i}.png")
     catalog = tmp_path / "cat.duckdb"
-    assert run_cli("scan", lib, catalog=catalog).rc == 0
-    res = run_cli("dupes", "--similar", "--format", "json", catalog=catalog)
-    assert res.rc == 0, res.err
-    groups: dict[int, set[str]] = {}
-    for r in json.loads(res.out):
-        groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    groups = _scanned_groups(lib, catalog, "image")
     assert list(groups.values()) == [{"colour.jpg", "grey16.png"}], groups
     res = run_cli("dedupe", "--similar", "--json", catalog=catalog)
     assert res.rc == 0, res.err

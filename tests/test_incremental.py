@@ -1962,10 +1962,10 @@ def test_a_file_moved_off_an_overlay_keeps_its_id(tmp_path: Path) -> None:
         subprocess.run(["umount", str(upper)], capture_output=True)
 
 
-def test_a_copy_put_back_takes_the_row_whose_bytes_it_holds_of_several_gone_at_its_path(tmp_path: Path) -> None:
-    """A QA finding: a.jpg deleted, b.jpg renamed to a.jpg and deleted too (two gone rows
-    at one path), then b's bytes restored from a backup as a.jpg: a new file, its tags
-    stranded, for the engine compared it with a's row alone."""
+def _two_rows_gone_at_one_path(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(root, backup, catalog): root/a.jpg and root/b.jpg, copied to the backup folder,
+    catalogued and tagged `tag-a.jpg` and `tag-b.jpg`; then b renamed to a.jpg, scanned,
+    deleted, scanned: two gone rows at root/a.jpg."""
     root, bk = tmp_path / "r", tmp_path / "bk"
     root.mkdir()
     bk.mkdir()
@@ -1982,6 +1982,14 @@ def test_a_copy_put_back_takes_the_row_whose_bytes_it_holds_of_several_gone_at_i
     (root / "a.jpg").unlink()
     scanned(catalog, root)
     assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'missing' AND name = 'a.jpg'") == [{"n": 2}]
+    return root, bk, catalog
+
+
+def test_a_copy_put_back_takes_the_row_whose_bytes_it_holds_of_several_gone_at_its_path(tmp_path: Path) -> None:
+    """A QA finding: a.jpg deleted, b.jpg renamed to a.jpg and deleted too (two gone rows
+    at one path), then b's bytes restored from a backup as a.jpg: a new file, its tags
+    stranded, for the engine compared it with a's row alone."""
+    root, bk, catalog = _two_rows_gone_at_one_path(tmp_path)
     shutil.copy2(bk / "b.jpg", root / "a.jpg")
     s = scanned(catalog, root)
     assert (s["new"], s["revived"], s["moved"]) == (0, 1, 0), s
@@ -1997,20 +2005,7 @@ def test_a_copy_put_back_then_gone_again_before_a_scan_completed_stays_gone(tmp_
     from mediaforge import open_catalog
     from mediaforge.scan import ScanConfig, scan
 
-    root, bk = tmp_path / "r", tmp_path / "bk"
-    root.mkdir()
-    bk.mkdir()
-    for name in ("a.jpg", "b.jpg"):
-        (root / name).write_bytes(b"\xff\xd8\xff\xe0 " + name.encode() * 300)
-        shutil.copy2(root / name, bk / name)
-    catalog = tmp_path / "cat.duckdb"
-    scanned(catalog, root)
-    assert run_cli("tag", "add", "tB", root / "b.jpg", catalog=catalog).rc == 0
-    time.sleep(0.01)
-    (root / "b.jpg").rename(root / "a.jpg")
-    scanned(catalog, root)
-    (root / "a.jpg").unlink()
-    scanned(catalog, root)
+    root, bk, catalog = _two_rows_gone_at_one_path(tmp_path)
     shutil.copy2(bk / "b.jpg", root / "a.jpg")
 
     def cut_short(p) -> None:  # noqa: ANN001 - the copy's row written, nothing paired
@@ -2023,7 +2018,7 @@ def test_a_copy_put_back_then_gone_again_before_a_scan_completed_stays_gone(tmp_
     s = scanned(catalog, root)
     assert (s["revived"], s["moved"]) == (0, 0), s
     assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present'") == [{"n": 0}]
-    assert rows(catalog, "SELECT f.status FROM files f JOIN tags t USING (media_id)") == [{"status": "missing"}]
+    assert rows(catalog, "SELECT f.status FROM files f JOIN tags t USING (media_id)") == [{"status": "missing"}] * 2
 
 
 def test_a_gone_file_whose_path_now_holds_a_link_is_not_taken_over(tmp_path: Path) -> None:

@@ -783,15 +783,21 @@ def test_keywords_written_as_attributes_leave_the_sidecar_alone(tmp_path: Path) 
     assert (lib / "q.jpg.xmp").read_text() == body
 
 
-def test_a_rewritten_sidecar_keeps_its_mode_and_owner(tmp_path: Path) -> None:
-    """Written through a temporary file: its mode is the old one exactly (not less the
-    umask), and a root job gives it back to its owner."""
+def _photo_with_empty_sidecar(tmp_path: Path, mode: int) -> tuple[Path, Path]:
+    """(lib, sidecar): lib/a.jpg and an XMP sidecar for it with no keywords, of `mode`."""
     lib = tmp_path / "lib"
     lib.mkdir()
     picture(64, 48, 1).save(lib / "a.jpg")
     sidecar = lib / "a.jpg.xmp"
     sidecar.write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>')
-    os.chmod(sidecar, 0o664)
+    os.chmod(sidecar, mode)
+    return lib, sidecar
+
+
+def test_a_rewritten_sidecar_keeps_its_mode_and_owner(tmp_path: Path) -> None:
+    """Written through a temporary file: its mode is the old one exactly (not less the
+    umask), and a root job gives it back to its owner."""
+    lib, sidecar = _photo_with_empty_sidecar(tmp_path, 0o664)
     owner = (1234, 1234) if os.geteuid() == 0 else (os.getuid(), os.getgid())
     if os.geteuid() == 0:
         os.chown(sidecar, *owner)
@@ -818,12 +824,7 @@ def test_a_rewritten_sidecar_keeps_its_acl_and_extended_attributes(tmp_path: Pat
         return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
 
     anyone = 0xFFFFFFFF
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    picture(64, 48, 1).save(lib / "a.jpg")
-    sidecar = lib / "a.jpg.xmp"
-    sidecar.write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>')
-    os.chmod(sidecar, 0o640)
+    lib, sidecar = _photo_with_empty_sidecar(tmp_path, 0o640)
     access = acl((1, 6, anyone), (2, 6, 65534), (4, 4, anyone), (0x10, 6, anyone), (0x20, 0, anyone))
     os.setxattr(sidecar, "system.posix_acl_access", access)
     os.setxattr(sidecar, "user.xdg.tags", b"red")
