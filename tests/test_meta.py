@@ -3289,7 +3289,8 @@ def test_odd_but_valid_tag_values_come_out_as_written_or_null(tmp_path: Path) ->
     xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
            '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreateDate="{}"/>'
            '</rdf:RDF></x:xmpmeta>')
-    for i, (name, date) in enumerate((("far.jpg", "2019-07-14T10:30:05+25:00"), ("near.jpg", "2019-07-14T10:30:05-0930"))):
+    dates = (("far.jpg", "2019-07-14T10:30:05+25:00"), ("near.jpg", "2019-07-14T10:30:05-0930"))
+    for i, (name, date) in enumerate(dates):
         media_corpus.picture(24, 16, 10 + i).save(lib / name)
         (lib / f"{name}.xmp").write_text(xmp.format(date))
     stamps = {"zero_n.jpg": 0, "zero_t.jpg": "0", "frac_n.jpg": 1563091200.9, "frac_t.jpg": "1563091200.9"}

@@ -101,8 +101,8 @@ def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; 
         with IndexFollows(cat, g.catalog) as follow:
             n = add_tags(cat, ids, [tag])
             follow.done(ids)
-    _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", follow, tag=tag, added=n,
-            files=len(ids))
+    _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", follow,
+            tag=tag, added=n, files=len(ids))
 
 
 @sub(tag_app, "remove")
@@ -177,7 +177,8 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
                 ids = collection.members(cat, name)
                 count = len(ids)
                 follow.done(ids)
-    _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}" + (f": {render.counted(count, 'file')} now" if smart else ""), follow,
+    _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}"
+            + (f": {render.counted(count, 'file')} now" if smart else ""), follow,
             name=name, kind="smart" if smart else "manual", files=count)
 
 
@@ -194,8 +195,8 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
             n = (collection.add if adding else collection.remove)(cat, name, ids)
             follow.done(ids)
     verb = "added" if adding else "removed"
-    _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {quoted(name)}", follow, name=name,
-            **{verb: n})
+    _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {quoted(name)}", follow,
+            name=name, **{verb: n})
 
 
 @sub(coll_app, "add")
