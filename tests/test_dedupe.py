@@ -1864,6 +1864,49 @@ def test_a_kept_file_taken_while_its_copy_is_acted_on_gets_the_copy_back(lib, ac
     assert _undo(catalog, out["journal"])["done"] == 0  # nothing journalled as done
 
 
+# As above, and the copy cannot be put back over its path: its bytes stay at the hidden
+# second name, which a later run's sweep of killed writers' temporaries would remove.
+_KEPT_LINKED_AND_NO_WAY_BACK = _KEPT_LINKED_MEANWHILE + """
+armed = []
+real_kept_whole = dedupe._kept_whole
+def _kept_whole_armed(s, kst, action):
+    whole = real_kept_whole(s, kst, action)
+    armed.append(s.victim)
+    return whole
+dedupe._kept_whole = _kept_whole_armed
+real_replace = os.replace
+def replace(src, dst, *a, **k):
+    if armed and os.fsencode(dst) == armed[-1]:
+        raise PermissionError(13, "Permission denied")
+    return real_replace(src, dst, *a, **k)
+os.replace = replace
+"""
+
+
+def test_a_copy_that_cannot_be_put_back_gets_a_name_in_sight(lib) -> None:
+    """The copy's bytes, put aside under a hidden temporary name while it was linked, stay
+    there when they cannot be put back; a later run's sweep would remove that name once it
+    is ten minutes old. They are given a name of their own beside the copy's, named in
+    the skip."""
+    root, catalog = lib
+    for name in ("photo copy.jpg", "photo (2).jpg", "song.mp3"):
+        (root / "b" / name).unlink()
+    before = (root / "a" / "song.mp3").read_bytes()
+    shutil.copy2(root / "a" / "song.mp3", root / "b" / "song.mp3")
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    os.environ["KEPT"] = str(root / "a" / "song.mp3")
+    try:
+        p = _run_driver(_KEPT_LINKED_AND_NO_WAY_BACK, catalog, "dedupe", "--action", "hardlink", "--apply", "--json")
+    finally:
+        del os.environ["KEPT"]
+    assert p.returncode == 8, p.stderr
+    [skip] = json.loads(p.stdout)["skipped"]
+    kept = root / "b" / "song.mp3.mediaforge-copy"
+    assert f"its bytes are at {kept} (could not put them back: Permission denied)" in skip["why"], skip
+    assert kept.read_bytes() == before and kept.stat().st_nlink == 1
+    assert not [n for n in os.listdir(root / "b") if n.startswith(".mediaforge-")]
+
+
 def test_a_prefix_named_through_a_link_keeps_that_folder(lib, tmp_path: Path) -> None:
     """`--keep prefix:alias/b`, where `alias` links to the library: the catalog holds the
     paths as scanned, and no row started with the given spelling, so the rule silently

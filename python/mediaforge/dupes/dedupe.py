@@ -696,12 +696,30 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result) -> str 
         why = _NOT_WHOLE.format(kept=path_text(s.keep), done="replaced")
         try:
             os.replace(aside, s.victim)  # the copy's own bytes again
-        except OSError as e:  # they stay at the hidden name: say where
-            return f"{why}; its bytes are at {path_text(aside)} (could not put them back: {e.strerror})"
+        except OSError as e:
+            return f"{why}; its bytes are at {path_text(_in_sight(aside, s.victim))} (could not put them back: " \
+                   f"{e.strerror})"
         return why + "; it was put back"
     with contextlib.suppress(OSError):
         os.unlink(aside)
     return None
+
+
+def _in_sight(aside: bytes, victim: bytes) -> bytes:
+    """The copy's bytes, left at their hidden name when they could not be put back, given
+    a name of their own beside it (`<name>.mediaforge-copy`, or a short one where that is
+    too long): a later run's sweep of killed writers' temporaries would take the hidden
+    one. That name, or the hidden one where none can be given."""
+    for name in (victim + b".mediaforge-copy", os.path.join(os.path.dirname(victim),
+                                                             b"mediaforge-copy-" + os.urandom(4).hex().encode())):
+        try:
+            os.link(aside, name)
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(aside)
+        return name
+    return aside
 
 
 def _reflink(keep: bytes, tmp: bytes, victim_path: bytes, victim: os.stat_result) -> None:
