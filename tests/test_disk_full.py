@@ -140,6 +140,36 @@ def test_dedupe_to_a_full_trash_leaves_no_half_copy_and_undoes_whole(tmp_path: P
         subprocess.run(["umount", str(disk)], check=False)
 
 
+def test_a_read_only_search_index_after_a_dedupe_that_carried_tags_is_exit_3(tmp_path: Path) -> None:
+    """A review finding: once tag commands learnt to report first, `dedupe --apply` and its
+    undo, which carry tags to the kept file, stopped saying the index could not follow
+    (exit 0). Each reports what it did, then the error (exit 3)."""
+    import json
+    import shutil
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff one picture" * 100)
+    shutil.copy2(lib / "a.jpg", lib / "b.jpg")
+    os.utime(lib / "a.jpg", (1_500_000_000, 1_500_000_000))  # the older: kept
+    catalog = tmp_path / "cat.duckdb"
+    assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", str(lib)).returncode == 0
+    assert _cli("-q", "--catalog", str(catalog), "tag", "add", "onB", str(lib / "b.jpg")).returncode == 0
+    index = tmp_path / "cat.search"
+    r = subprocess.run(["mount", "--bind", "-o", "ro", str(index), str(index)], capture_output=True, text=True)
+    assert r.returncode == 0, f"a read-only bind mount needs root: {r.stderr}"
+    try:
+        out = _cli("-q", "--catalog", str(catalog), "dedupe", "--apply", "--action", "trash", "--json")
+        assert out.returncode == 3, (out.stdout, out.stderr)
+        assert json.loads(out.stdout)["tags_carried"] == 1 and "change is saved" in out.stderr, out.stderr
+        back = _cli("-q", "--catalog", str(catalog), "dedupe", "--undo", json.loads(out.stdout)["journal"], "--json")
+        assert back.returncode == 3, (back.stdout, back.stderr)
+        assert json.loads(back.stdout)["done"] == 1 and "change is saved" in back.stderr, back.stderr
+    finally:
+        subprocess.run(["umount", str(index)], check=False)
+    assert (lib / "b.jpg").read_bytes() == (lib / "a.jpg").read_bytes()
+
+
 def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path: Path) -> None:
     """The tags were committed, the index could not follow: the error said "invalid
     input" (exit 2), and no later search or scan brought the index up to date."""
@@ -187,6 +217,11 @@ def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path:
         assert json.loads(_cli("-q", "--catalog", str(catalog), "tag", "add", "x/z", "--where", "true",
                                "--json").stdout)["added"] == 0  # it was saved
         filler.unlink()
+        # A failed commit leaves the index as it was, and its token with the catalog's: the
+        # next search compares documents, it does not rebuild the index.
+        with duckdb.connect(str(catalog), read_only=True) as con:
+            token = con.execute("SELECT value FROM meta WHERE key = 'search_token'").fetchall()
+        assert token and token[0][0] == (disk / "cat.search" / "token").read_text().strip()
         found = _cli("--catalog", str(catalog), "search", "tag:x/y", "-n", "1000", "-f", "json")
         assert found.returncode == 0, found.stderr
         assert len(json.loads(found.stdout)) == 300

@@ -492,3 +492,32 @@ def test_exact_reclaimable_is_what_dedupe_frees_with_a_link_outside_the_library(
     res = run_cli("dedupe", "--json", catalog=catalog)
     assert res.rc == 0, res.err
     assert reclaimable == json.loads(res.out)["reclaimable"] == (0 if older == "k.jpg" else 50_000)
+
+
+def test_best_counts_a_raw_of_unknown_mode_as_colour_and_groups_a_jpeg_with_its_preview(tmp_path: Path) -> None:
+    """Review findings: a RAW has no Pillow mode, and the colour-over-grey rule ranked it
+    under its camera JPEG of the same pixels, so `--keep best` trashed the RAW; and a JPEG
+    carrying a preview (MPO, two frames) was left out with the animations."""
+    import duckdb
+
+    from mediaforge.dupes.find import BEST_ORDER
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE tags_audio (blake3 VARCHAR, lossless BOOLEAN)")
+    con.execute("CREATE TABLE f AS SELECT * FROM (VALUES ('r', 'raw', 25000000, 1, 'IMG_1.CR2'), "
+                "('j', 'image', 9000000, 2, 'IMG_1.JPG'), ('g', 'image', 30000000, 3, 'IMG_1 grey.png')) "
+                "t(blake3, kind, size, mtime_ns, path)")
+    con.execute("CREATE TABLE m AS SELECT * FROM (VALUES ('r', 6000, 4000, NULL, NULL, NULL), "
+                "('j', 6000, 4000, 'RGB', NULL, NULL), ('g', 6000, 4000, 'L', NULL, NULL)) "
+                "t(blake3, width, height, mode, bitrate, duration)")
+    ranked = con.sql(f"SELECT f.path FROM f JOIN m USING (blake3) ORDER BY {BEST_ORDER}").fetchall()
+    assert [p for (p,) in ranked] == ["IMG_1.CR2", "IMG_1.JPG", "IMG_1 grey.png"]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _photo(21)
+    photo.save(lib / "camera.mpo", "MPO", save_all=True, append_images=[photo.resize((160, 120))])
+    photo.save(lib / "copy.jpg", quality=70)
+    with Image.open(lib / "camera.mpo") as im:
+        assert im.n_frames == 2
+    groups = _scanned_groups(lib, tmp_path / "cat.duckdb", "image")
+    assert list(groups.values()) == [{"camera.mpo", "copy.jpg"}], groups

@@ -121,7 +121,7 @@ def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
                 # Its ACL and other extended attributes too: with an ACL, the mode's group
                 # bits are the ACL's mask, and on a file without one they would be the
                 # group's own rights (widened, and the users the ACL names shut out).
-                give_back(tmp, None, attrs, old.st_mode)
+                give_back(f.fileno(), None, attrs, old.st_mode)
             fill(f)
             f.flush()
             os.fsync(f.fileno())
@@ -136,14 +136,25 @@ def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
 # lies (set again by the system on every new file, and only the policy may change it),
 # and XFS's own copy of the POSIX ACLs, which `system.posix_acl_*` carry.
 _NOT_CARRIED = frozenset({"security.selinux", "security.apparmor", "security.SMACK64", "trusted.SGI_ACL_FILE",
-                          "trusted.SGI_ACL_DEFAULT"})
+                          "trusted.SGI_ACL_DEFAULT",
+                          # A program's file capabilities, which a write drops, and the
+                          # integrity records (IMA, EVM) the kernel keeps of each file's
+                          # own bytes: setting them takes rights a user has not.
+                          "security.capability", "security.ima", "security.evm"})
 
 
-def xattrs(path: bytes) -> dict[bytes, bytes]:
+def _own(path: bytes | int) -> dict[str, bool]:
+    """The keywords that keep an `os` call on `path` itself: a symlink is never followed; a
+    file descriptor takes none."""
+    return {} if isinstance(path, int) else {"follow_symlinks": False}
+
+
+def xattrs(path: bytes | int) -> dict[bytes, bytes]:
     """A file's extended attributes (ACLs, `user.` tags such as a file manager's), never
-    a symlink's target's; empty where the file system keeps none."""
+    a symlink's target's; empty where the file system keeps none. `path` may be an open
+    file's descriptor."""
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(path, **_own(path))
     except OSError as e:
         if e.errno in (errno.ENOTSUP, errno.ENOSYS):
             return {}
@@ -153,7 +164,7 @@ def xattrs(path: bytes) -> dict[bytes, bytes]:
         if name in _NOT_CARRIED:
             continue
         try:
-            got[os.fsencode(name)] = os.getxattr(path, name, follow_symlinks=False)
+            got[os.fsencode(name)] = os.getxattr(path, name, **_own(path))
         except OSError as e:
             if e.errno != errno.ENODATA:  # removed since the list was read
                 raise
@@ -175,29 +186,31 @@ def may_give(owner: tuple[int, int]) -> bool:
     return os.geteuid() == 0
 
 
-def give_back(path: bytes, owner: tuple[int, int] | None, attrs: dict[bytes, bytes] | None, mode: int) -> None:
-    """Give the new file at `path` (made by this process, never a user's file) the owner,
-    extended attributes and permission bits a file it stands in for had; with `attrs`, no
-    others (the default ACL of its folder gives a new file one: it could widen who may read
-    it). A PermissionError saying what when this process may not."""
+def give_back(path: bytes | int, owner: tuple[int, int] | None, attrs: dict[bytes, bytes] | None,
+              mode: int) -> None:
+    """Give the new file at `path` (made by this process, never a user's file; better its
+    open descriptor, which no one can swap for a link meanwhile) the owner, extended
+    attributes and permission bits a file it stands in for had; with `attrs`, no others
+    (the default ACL of its folder gives a new file one: it could widen who may read it).
+    A PermissionError saying what when this process may not."""
     if owner is not None:
-        st = os.lstat(path)
+        st = os.fstat(path) if isinstance(path, int) else os.lstat(path)
         if (st.st_uid, st.st_gid) != owner:
             try:
-                os.chown(path, *owner, follow_symlinks=False)
+                os.chown(path, *owner, **_own(path))
             except PermissionError as e:
                 raise PermissionError(errno.EPERM, f"cannot give it its owner {owner[0]}:{owner[1]} back: "
                                       f"{e.strerror} (only root gives a file away)") from None
     if attrs is not None:
         for name in xattrs(path).keys() - attrs.keys():
             try:
-                os.removexattr(path, name, follow_symlinks=False)
+                os.removexattr(path, name, **_own(path))
             except OSError as e:
                 raise PermissionError(e.errno, f"cannot remove the extended attribute {os.fsdecode(name)} its "
                                       f"folder gave it: {e.strerror}") from None
     for name, value in (attrs or {}).items():
         try:
-            os.setxattr(path, name, value, follow_symlinks=False)
+            os.setxattr(path, name, value, **_own(path))
         except OSError as e:
             raise PermissionError(e.errno, f"cannot give it its extended attribute {os.fsdecode(name)} back: "
                                   f"{e.strerror}") from None

@@ -876,6 +876,7 @@ def dedupe_cmd(
                 row["phash_bits"] = apart.get((s.keep_blake3 or "", s.blake3 or ""))
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": doable.reclaimable, "steps": steps,
+                              **({"groups_left_out": plan.stale} if plan.similar else {}),
                               "skipped": [{**render.path_fields("path", v), "why": why} for v, why in blocked.items()]})
             return
         if not plan.steps:

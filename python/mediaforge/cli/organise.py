@@ -57,10 +57,11 @@ class IndexFollows:
 
             unhold_step(self.cat, self.held)  # refused before it changed anything
 
-    def done(self, ids: list[str] | None = None) -> None:
+    def done(self, ids: list[str] | None = None, later: bool = False) -> None:
         """Only the documents of `ids` when the command knows them, else by digest. An
-        index that cannot be written is kept as `failure`, for `_report` to raise once the
-        command has said what it did (the change itself is committed)."""
+        index that cannot be written is an error saying the change itself is committed;
+        `later`: kept as `failure`, for `_report` to raise once the command has said what
+        it did."""
         from ..organise.search import refresh_changed
 
         self.finished = True
@@ -73,6 +74,8 @@ class IndexFollows:
             else:
                 self.failure = PathIOError(f"{first_line(e) if isinstance(e, MediaForgeError) else e}; {saved}, "
                                            "and the next search or scan brings the search index up to date")
+            if not later:
+                raise self.failure from None
 
 
 def _report(as_json: bool, text: str, follow: IndexFollows | None = None, **data: object) -> None:
@@ -100,7 +103,7 @@ def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; 
         ids = resolve_targets(cat, paths or [], where, collection)
         with IndexFollows(cat, g.catalog) as follow:
             n = add_tags(cat, ids, [tag])
-            follow.done(ids)
+            follow.done(ids, later=True)
     _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", follow,
             tag=tag, added=n, files=len(ids))
 
@@ -118,7 +121,7 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
         ids = resolve_targets(cat, paths or [], where, collection)
         with IndexFollows(cat, g.catalog) as follow:
             n = remove_tags(cat, ids, [tag])
-            follow.done(ids)
+            follow.done(ids, later=True)
     _report(as_json, f"removed {render.counted(n, 'tag')}", follow, tag=tag_name(tag), removed=n)
 
 
@@ -132,7 +135,7 @@ def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag 
     with open_catalog(g.catalog) as cat:
         with IndexFollows(cat, g.catalog) as follow:
             n = rename_tag(cat, old, new)
-            follow.done()
+            follow.done(later=True)
     _report(as_json, f"renamed {render.counted(n, 'tag')}", follow, renamed=n)
 
 
@@ -176,7 +179,7 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
                 name = collection.stored_name(name)
                 ids = collection.members(cat, name)
                 count = len(ids)
-                follow.done(ids)
+                follow.done(ids, later=True)
     _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}"
             + (f": {render.counted(count, 'file')} now" if smart else ""), follow,
             name=name, kind="smart" if smart else "manual", files=count)
@@ -193,7 +196,7 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
         ids = resolve_targets(cat, paths or [], where, other)
         with IndexFollows(cat, g.catalog) as follow:
             n = (collection.add if adding else collection.remove)(cat, name, ids)
-            follow.done(ids)
+            follow.done(ids, later=True)
     verb = "added" if adding else "removed"
     _report(as_json, f"{verb} {render.counted(n, 'file')} {'to' if adding else 'from'} {quoted(name)}", follow,
             name=name, **{verb: n})
@@ -266,7 +269,7 @@ def coll_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A 
             ids = None
         with IndexFollows(cat, g.catalog) as follow:
             collection.delete(cat, name)
-            follow.done(ids)
+            follow.done(ids, later=True)
     _report(as_json, f"deleted collection {quoted(name)}", follow, name=name, deleted=True)
 
 
@@ -283,7 +286,7 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
     with open_catalog(g.catalog) as cat:
         with IndexFollows(cat, g.catalog) as follow:
             got = import_xmp(cat, everything=all_)
-            follow.done()
+            follow.done(later=True)
     gone = f"; took off {render.counted(got.removed, 'tag')} their sidecars no longer hold" if got.removed else ""
     _report(as_json, f"imported {render.counted(got.tags, 'tag')} from XMP sidecars{gone}", follow, added=got.tags,
             removed=got.removed)

@@ -337,8 +337,12 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
         WHERE g.method = $method AND {led}""", {"method": method})
-    ((stale,),) = cat.con.execute(f"SELECT count(DISTINCT group_id) FROM similar_groups g WHERE method = ? "
-                                  f"AND NOT {led}", [method]).fetchall()
+    # (Only groups with something left to do: two members still present.)
+    ((stale,),) = cat.con.execute(f"""
+        SELECT count(*) FROM (
+            SELECT g.group_id FROM similar_groups g JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
+            WHERE g.method = ? AND NOT {led} GROUP BY g.group_id HAVING count(DISTINCT f.path_bytes) > 1)""",
+                                  [method]).fetchall()
     steps = _steps(rows)
     return Plan(action, target, steps, similar=True, stale=int(stale),
                 names=_inode_names(cat, steps) if action == "move-to" else {})

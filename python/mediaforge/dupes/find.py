@@ -252,7 +252,8 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
 # rule, and what `reclaimable` assumes stays), as an ORDER BY over files f and media m: the
 # one with the most in it, first by pixels (pictures and video; an audio file's cover art
 # does not count), then colour over grey (pictures: pHash sees brightness alone, so a
-# grey copy ties with the colour one it came from), then a lossless sound over a lossy one, then bitrate, then length (a
+# grey copy ties with the colour one it came from; a RAW, whose mode is unknown, counts
+# as colour), then a lossless sound over a lossy one, then bitrate, then length (a
 # version cut shorter loses to the whole one), then size (the less compressed of two
 # equal pictures), then age, then the shortest path. For exact copies every media column
 # ties, and it keeps the oldest.
@@ -260,7 +261,7 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
 # of 16 and 32 bits.
 GREY_MODES = "('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')"
 BEST_ORDER = ("CASE WHEN f.kind IN ('image', 'raw', 'video') THEN m.width::BIGINT * m.height END DESC NULLS LAST, "
-              f"CASE WHEN f.kind IN ('image', 'raw') THEN m.mode NOT IN {GREY_MODES} END DESC NULLS LAST, "
+              f"CASE WHEN f.kind IN ('image', 'raw') THEN coalesce(m.mode IN {GREY_MODES}, false) END NULLS LAST, "
               "(SELECT a.lossless FROM tags_audio a WHERE a.blake3 = f.blake3) DESC NULLS LAST, "
               "m.bitrate DESC NULLS LAST, m.duration DESC NULLS LAST, f.size DESC, f.mtime_ns")
 
@@ -310,8 +311,10 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         """
         SELECT h.blake3, h.phash FROM image_hashes h LEFT JOIN media m USING (blake3)
         WHERE EXISTS (SELECT 1 FROM files f WHERE f.blake3 = h.blake3 AND f.status = 'present')
-          -- An animation's pHash is its first frame's: a still of that frame is no copy of it.
-          AND coalesce(m.frames, 1) <= 1
+          -- An animation's pHash is its first frame's (a multi-page TIFF's, its first page's):
+          -- a still of that frame is no copy of it. A JPEG's second frame is a preview or a
+          -- gain map (MPO, Ultra HDR) of the one picture.
+          AND (coalesce(m.frames, 1) <= 1 OR m.format IN ('mpo', 'jpeg'))
           -- A picture of a few pixels holds too little to tell it from another one.
           AND coalesce(m.width::BIGINT * m.height, 1024) >= 1024
         ORDER BY h.blake3

@@ -234,10 +234,18 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             raise
     if state.num_rows or gone:
         # The token goes first: a crash before the new one is recorded on both sides
-        # leaves them apart, and the index is rebuilt.
+        # leaves them apart, and the index is rebuilt. A commit that fails (a full disk,
+        # Ctrl-C) leaves the index as it was, and the token is put back.
+        old_token = cat.con.execute("SELECT value FROM meta WHERE key = ?", [TOKEN]).fetchall()
         with cat.transaction() as con:
             con.execute("DELETE FROM meta WHERE key = ?", [TOKEN])
-        index.commit_staged()
+        try:
+            index.commit_staged()
+        except BaseException:
+            if old_token:
+                with contextlib.suppress(Exception), cat.transaction() as con:
+                    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [TOKEN, old_token[0][0]])
+            raise
         token = os.urandom(12).hex()
         replace_atomically(os.fsencode(folder / TOKEN_FILE), f"{token}\n".encode())
         gone_t = pa.table({"media_id": pa.array(gone, pa.string())})
