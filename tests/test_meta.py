@@ -1335,6 +1335,154 @@ def test_a_worker_that_dies_is_replaced_and_its_file_recorded(tmp_path: Path) ->
     assert by["b" * 64]["media"]["status"] == "ok"
 
 
+def test_worker_memory_takes_sizes_and_a_bad_one_is_a_usage_error(tmp_path: Path) -> None:
+    """MEDIAFORGE_WORKER_MEMORY=1G (a size, as MEDIAFORGE_MIN_FREE takes) made every
+    worker die as it started, and the run end in exit 1 "workers die as they start"."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(40, 30, 2).save(lib / "a.png")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", lib, catalog=catalog).rc == 0
+    for raw, why in (("lots", "MEDIAFORGE_WORKER_MEMORY='lots' is not a size"),
+                     ("100M", "MEDIAFORGE_WORKER_MEMORY='100M' is too little for a worker to start: give at least 256M")):
+        bad = run_cli("meta", catalog=catalog, env=cli_env(catalog, MEDIAFORGE_WORKER_MEMORY=raw))
+        assert bad.rc == 2, bad
+        assert_one_line_error(bad.err, why)
+        assert rows(catalog, "SELECT count(*) AS n FROM media") == [{"n": 0}]
+    for i, raw in enumerate(("1G", "0", "1.5 GiB")):
+        fresh = tmp_path / f"c{i}.duckdb"
+        assert run_cli("scan", "--no-meta", lib, catalog=fresh).rc == 0
+        res = run_cli("meta", "--json", catalog=fresh, env=cli_env(fresh, MEDIAFORGE_WORKER_MEMORY=raw))
+        assert res.rc == 0 and json.loads(res.out)["ok"] == 1, (raw, res)
+    # The limit reaches the workers.
+    from mediaforge.meta.pool import WorkerPool
+
+    for raw, want in (("1G", str(1 << 30)), ("0", "unlimited")):
+        os.environ["MEDIAFORGE_WORKER_MEMORY"] = raw
+        try:
+            with WorkerPool(1, timeout=30.0) as pool:
+                assert [r["media"]["status"] for r in pool.map([_task(lib / "a.png")])] == ["ok"]
+                limits = Path(f"/proc/{pool.workers[0].proc.pid}/limits").read_text()
+        finally:
+            del os.environ["MEDIAFORGE_WORKER_MEMORY"]
+        line = next(ln for ln in limits.splitlines() if ln.startswith("Max address space"))
+        assert line.split()[3:5] == [want, want], line
+
+
+def test_a_worker_that_hangs_as_it_starts_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker stuck before it was ready (an import that never returns, as on a hung
+    network mount) was waited on forever: no task ever reached it and no deadline ran.
+    It is now stopped after the start-up limit, and the third such start ends the run
+    with one line that says so."""
+    from mediaforge.errors import InternalError
+    from mediaforge.meta import pool as pool_module
+    from mediaforge.meta.pool import WorkerPool
+
+    hang = tmp_path / "hang"
+    hang.mkdir()
+    # Python imports sitecustomize from PYTHONPATH as it starts: the workers hang there.
+    (hang / "sitecustomize.py").write_text("import time\nwhile True:\n    time.sleep(1)\n")
+    monkeypatch.setenv("PYTHONPATH", f"{hang}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setattr(pool_module, "START_TIMEOUT", 1.0)
+    good = tmp_path / "good.png"
+    media_corpus.picture(40, 30, 2).save(good)
+    started = time.monotonic()
+    with pytest.raises(InternalError, match=r"extraction workers do not start within 1 s"):
+        with WorkerPool(1, timeout=1.0) as pool:
+            list(pool.map([_task(good, "image", "b" * 64)]))
+    assert time.monotonic() - started < 20
+    assert pool.failed_starts == 3 and not _workers(children_only=True)
+
+
+def test_answers_that_wait_while_the_parent_is_held_up_are_kept(tmp_path: Path) -> None:
+    """A parent held up past the timeout (stopped with Ctrl-Z, a slow consumer) killed
+    workers whose answers were already waiting, and filed their files as `timeout`."""
+    from mediaforge.meta.pool import WorkerPool
+
+    quick, fifo = tmp_path / "quick.png", tmp_path / "fed.mp4"
+    media_corpus.picture(40, 30, 2).save(quick)
+    os.mkfifo(fifo)
+    png = io.BytesIO()
+    media_corpus.picture(48, 32, 3).save(png, "PNG")
+
+    stop = threading.Event()
+
+    def feed() -> None:  # the second worker's file arrives while this process is held up
+        time.sleep(1)
+        while not stop.is_set():  # to each open of the FIFO by a reader
+            with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as f:  # a reader may stop early
+                if not stop.is_set():
+                    f.write(png.getvalue())
+
+    results = []
+    writer = threading.Thread(target=feed)
+    with WorkerPool(2, timeout=2.0) as pool:
+        pool.start()
+        time.sleep(3)  # both workers ready: one file each
+        for r in pool.map([_task(quick, "image", "a" * 64), _task(fifo, "video", "b" * 64)]):
+            results.append(r)
+            if len(results) == 1:
+                writer.start()
+                time.sleep(5)  # held up past the other file's deadline; its answer waits
+        assert pool.replaced == 0, results
+    stop.set()
+    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # the writer's last open returns
+    writer.join()
+    by = {r["blake3"]: r for r in results}
+    assert by["a" * 64]["media"]["status"] == "ok"
+    assert by["b" * 64]["media"]["status"] != "timeout" and by["b" * 64]["media"]["width"] == 48, by["b" * 64]
+
+
+# Loaded into the workers (as sitecustomize): the first time the worker's check of a file
+# named in MF_SWAP has looked at it, the file is replaced (by a FIFO, or a link to
+# /dev/urandom), as another program could between that check and a reader's own open.
+_SWAP_AFTER_CHECK = """
+import os
+_swap = {os.fsencode(p): how for p, how in (e.split("=", 1) for e in os.environ.get("MF_SWAP", "").split(";") if e)}
+_stat = os.stat
+def _swapping_stat(path, *args, **kwargs):
+    st = _stat(path, *args, **kwargs)
+    how = _swap.pop(os.fsencode(path), None) if isinstance(path, (str, bytes)) else None
+    if how:
+        os.unlink(path)
+        os.mkfifo(path) if how == "fifo" else os.symlink(how, path)
+    return st
+os.stat = _swapping_stat
+"""
+
+
+@pytest.mark.parametrize(("kind", "how"), [("video", "fifo"), ("audio", "/dev/urandom")])
+def test_a_file_swapped_while_it_is_read_is_stale_not_a_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               kind: str, how: str) -> None:
+    """A file replaced by a FIFO (or a link to /dev/urandom) after the worker's check
+    and before a reader's own open blocks that reader until the timeout. The content is
+    not at fault: the file is left to the next scan (`stale`), never filed as `timeout`."""
+    from mediaforge.meta.pool import WorkerPool
+    from mediaforge.meta.readers import Task
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SWAP_AFTER_CHECK)
+    monkeypatch.setenv("PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    clip, good = tmp_path / "clip.mp4", tmp_path / "good.png"
+    media_corpus.picture(40, 30, 2).save(clip, "PNG")
+    media_corpus.picture(40, 30, 3).save(good)
+    monkeypatch.setenv("MF_SWAP", f"{clip}={how}")
+
+    def task(p: Path, h: str) -> Task:
+        st = p.stat()
+        return Task(h, os.fsencode(p), kind, thumbs=False, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                    ctime_ns=st.st_ctime_ns)
+
+    with WorkerPool(1, timeout=2.0) as pool:
+        results = list(pool.map([task(clip, "c" * 64), task(good, "b" * 64)]))
+        assert pool.replaced == 1, results  # a reader blocked on what was put there
+    assert clip.is_fifo() if how == "fifo" else clip.is_symlink()
+    by = {r["blake3"]: r for r in results}
+    assert by["c" * 64] == {"blake3": "c" * 64, "stale": True}, by["c" * 64]
+    assert by["b" * 64]["media"]["status"] == "ok"
+
+
 def _copies_scanned_without_meta(tmp_path: Path, copy: str, other: tuple[str, int, int]) -> tuple[Path, Path]:
     """(library, catalog): `a.jpg` (80x60), its copy `copy` and another picture `other`
     (name, width, height), scanned with --no-meta."""

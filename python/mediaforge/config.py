@@ -17,6 +17,12 @@ MIN_FREE_ENV = "MEDIAFORGE_MIN_FREE"
 # copies changed blocks before it frees the old ones) and everything else on that disk
 # need room after a big thumbnail run.
 DEFAULT_MIN_FREE = 1 << 30
+WORKER_MEMORY_ENV = "MEDIAFORGE_WORKER_MEMORY"
+# Address space per extraction worker: generous for 100-megapixel photos and 8K video,
+# small enough that a hostile file ends in MemoryError in its worker rather than swapping
+# the machine. A worker needs about 140 MiB to start; below the floor none would.
+DEFAULT_WORKER_MEMORY = 8 << 30
+MIN_WORKER_MEMORY = 256 << 20
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -167,14 +173,33 @@ def min_free_bytes() -> int:
     """Bytes thumbnails leave free on the disk they are written to: `$MEDIAFORGE_MIN_FREE`
     (bytes, or a number with K, M, G or T for binary multiples: `500M`, `2G`, `1.5GiB`;
     0 turns the check off), else 1 GiB. Capped at 2**62 (more than any disk)."""
-    raw = os.environ.get(MIN_FREE_ENV, "").strip()
+    # A number too big for any disk holds every thumbnail back, as a smaller one past the
+    # disk's size does.
+    return min(_size_env(MIN_FREE_ENV, DEFAULT_MIN_FREE), 1 << 62)
+
+
+def worker_memory() -> int:
+    """The address space each extraction worker may use, in bytes: `$MEDIAFORGE_WORKER_MEMORY`
+    (a size, as `MEDIAFORGE_MIN_FREE` takes one: `2G`, `512M`; 0: no limit), else 8 GiB.
+    Checked here, in the parent, so that a bad value is a usage error, not workers that
+    die as they start."""
+    value = _size_env(WORKER_MEMORY_ENV, DEFAULT_WORKER_MEMORY)
+    if 0 < value < MIN_WORKER_MEMORY:
+        raise InvalidInputError(f"{WORKER_MEMORY_ENV}={os.environ[WORKER_MEMORY_ENV].strip()!r} is too little for "
+                                f"a worker to start: give at least {MIN_WORKER_MEMORY >> 20}M, or 0 for no limit")
+    return min(value, 1 << 62)  # more than any machine has, and what setrlimit takes
+
+
+def _size_env(name: str, default: int) -> int:
+    """A size in bytes from the environment variable `name`: bytes, or a number with K, M,
+    G or T for binary multiples (`500M`, `2G`, `1.5GiB`); `default` when unset or empty."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_MIN_FREE
+        return default
     m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(?:i?B)?", raw, re.IGNORECASE)
     if m is None:
-        raise InvalidInputError(f"{MIN_FREE_ENV}={raw!r} is not a size: write bytes, or a number with K, M, G or T "
+        raise InvalidInputError(f"{name}={raw!r} is not a size: write bytes, or a number with K, M, G or T "
                                 "(500M, 2G)")
-    # A fraction of a byte rounds up (0.4 must not turn the check off); a number too big
-    # for any disk holds every thumbnail back, as a smaller one past the disk's size does.
+    # A fraction of a byte rounds up (0.4 must not turn a check off).
     value = decimal.Decimal(m.group(1)) * _UNITS[m.group(2).upper()]
-    return min(int(value.to_integral_value(decimal.ROUND_CEILING)), 1 << 62)
+    return int(value.to_integral_value(decimal.ROUND_CEILING))

@@ -24,7 +24,7 @@ from ..catalog import Catalog
 from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, pending_extraction, pending_fingerprints,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
-from ..config import DEFAULT_THUMB_SIZE, check_timeout, min_free_bytes, thumbs_dir, worker_count
+from ..config import DEFAULT_THUMB_SIZE, check_timeout, min_free_bytes, thumbs_dir, worker_count, worker_memory
 from ..errors import InvalidInputError, PathIOError
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
@@ -50,6 +50,7 @@ class ExtractConfig:
         if self.thumb_size is not None and not 16 <= self.thumb_size <= 2048:
             raise InvalidInputError(f"thumbnail size must be 16 to 2048 px, got {self.thumb_size}")
         check_timeout(self.timeout)
+        worker_memory()  # a bad MEDIAFORGE_WORKER_MEMORY is a usage error before any work
         if self.thumbs:
             min_free_bytes()  # a bad MEDIAFORGE_MIN_FREE is a usage error before any work
 

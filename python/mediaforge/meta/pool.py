@@ -22,10 +22,14 @@ from typing import Any
 from multiprocessing.connection import Connection, wait
 
 from ..errors import InternalError
-from .readers import CRASHED, TIMEOUT, Task, failed
+from .readers import CRASHED, TIMEOUT, Task, failed, moved_on
 from .spawn import PRESTARTED, spawn
 
 CHUNK = 8
+# Seconds a worker has to start (its interpreter, PyAV, Pillow, mutagen: about a second),
+# or the per-file timeout if longer: one that hangs as it starts (a stuck network mount
+# on its import path) is stopped and counted as a failed start, never waited on forever.
+START_TIMEOUT = 60.0
 
 
 def _spawn() -> _Worker:
@@ -49,6 +53,7 @@ class _Worker:
     conn: Connection
     inflight: deque[Task] = field(default_factory=deque)
     deadline: float = 0.0
+    born: float = field(default_factory=time.monotonic)
     ready: bool = False
     dead: bool = False
 
@@ -173,21 +178,26 @@ class WorkerPool:
             now = time.monotonic()
             for i, w in enumerate(list(self.workers)):
                 late = bool(w.inflight) and now > w.deadline
-                if not (w.dead or late):
+                stuck = not w.ready and now > w.born + max(START_TIMEOUT, self.timeout)
+                if late and not w.dead and _answered(w):
+                    # Answers wait unread: this process was held up (stopped with Ctrl-Z,
+                    # a slow write of the results), not the worker. Read on the next turn.
+                    continue
+                if not (w.dead or late or stuck):
                     continue
                 w.proc.kill()
                 code = w.proc.wait()
                 _sweep(w)
-                if w.dead and not w.ready:
-                    self.failed_starts += 1
-                    if self.failed_starts >= 3:
-                        raise InternalError(
-                            f"extraction workers die as they start (exit code {code}); "
-                            "check that av, pillow and mutagen import: python -c 'import av, PIL, mutagen'")
+                if not w.ready:
+                    self._failed_start(code, stuck and not w.dead)
                 if w.inflight:
                     task = w.inflight.popleft()
                     queue.extendleft(reversed(w.inflight))
-                    if late and not w.dead:
+                    if moved_on(task):
+                        # Replaced since the scan (by a FIFO, a link to a device, another
+                        # file): what the worker met is no failure of this content.
+                        yield {"blake3": task.blake3, "stale": True}
+                    elif late and not w.dead:
                         yield failed(task, TIMEOUT, "timeout",
                                      f"gave up after {self.timeout:g} s; the worker was stopped")
                     else:
@@ -198,4 +208,21 @@ class WorkerPool:
                 self.replaced += 1
                 self.workers[i] = self._start()
 
+    def _failed_start(self, code: int, hung: bool) -> None:
+        """Count a worker that died or hung before it was ready; the third one ends the run."""
+        self.failed_starts += 1
+        if self.failed_starts < 3:
+            return
+        check = "check that av, pillow and mutagen import: python -c 'import av, PIL, mutagen'"
+        if hung:
+            raise InternalError(f"extraction workers do not start within "
+                                f"{max(START_TIMEOUT, self.timeout):g} s; {check}")
+        raise InternalError(f"extraction workers die as they start (exit code {code}); {check}")
 
+
+def _answered(w: _Worker) -> bool:
+    """Whether a worker's answers (or its end) wait to be read."""
+    try:
+        return w.conn.poll()
+    except (OSError, ValueError):
+        return False

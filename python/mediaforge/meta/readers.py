@@ -213,9 +213,7 @@ def extract_one(task: Task) -> dict[str, Any]:
     path = task.path
     try:
         st = os.stat(path)
-        if task.mtime_ns is not None and (
-                not stat.S_ISREG(st.st_mode) or (st.st_size, time_ns(st.st_mtime_ns)) != (task.size, task.mtime_ns)
-                or task.ctime_ns is not None and time_ns(st.st_ctime_ns) != task.ctime_ns):
+        if _not_as_scanned(task, st):
             # Not the content the catalog hashed: its metadata would be filed under another
             # content's hash (and a FIFO put there would block until the timeout).
             return {"blake3": task.blake3, "stale": True}
@@ -270,6 +268,28 @@ def extract_one(task: Task) -> dict[str, Any]:
         return {"blake3": task.blake3, "stale": True}
     r.settle_thumb(True)
     return r.as_dict()
+
+
+def _not_as_scanned(task: Task, st: os.stat_result) -> bool:
+    """Whether `st`, of `task.path`, is not the file the scan saw (a regular file of the
+    recorded size, mtime and change time); False when the task records none."""
+    return task.mtime_ns is not None and (
+        not stat.S_ISREG(st.st_mode) or (st.st_size, time_ns(st.st_mtime_ns)) != (task.size, task.mtime_ns)
+        or task.ctime_ns is not None and time_ns(st.st_ctime_ns) != task.ctime_ns)
+
+
+def moved_on(task: Task) -> bool:
+    """Whether `task.path` no longer holds the file the scan saw: gone, or replaced by
+    another file, a FIFO or a link to a device. The pool asks this of a file its worker
+    timed out or died on: readers open the path again, and one that meets a FIFO put there
+    meanwhile blocks until the timeout. Such a file is `stale`, never a failure filed
+    against the content."""
+    try:
+        return _not_as_scanned(task, os.stat(task.path))
+    except (FileNotFoundError, NotADirectoryError):
+        return task.mtime_ns is not None
+    except OSError:
+        return False
 
 
 def _changed_since(path: str | bytes, before: os.stat_result) -> bool:

@@ -16,10 +16,6 @@ from multiprocessing.connection import Connection
 from .readers import ERROR, extract_one, failed, message_of
 from .image import register_plugins
 
-# Address space per worker: generous for 100-megapixel photos and 8K video, small enough
-# that a hostile file ends in MemoryError in its worker rather than swapping the machine.
-WORKER_MEMORY = int(os.environ.get("MEDIAFORGE_WORKER_MEMORY", str(8 << 30)))
-
 
 def _die_with(parent: int) -> None:
     """Be killed by the kernel when the parent dies (`kill -9` included): a worker busy
@@ -50,7 +46,10 @@ def _worker_main(fd: int, parent: int | None = None) -> None:
     try:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
+        from ..config import worker_memory
+
+        limit = worker_memory() or resource.RLIM_INFINITY  # checked by the parent already
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
         pass
     register_plugins()
