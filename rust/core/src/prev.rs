@@ -459,6 +459,14 @@ impl PrevState {
         Some(rows.find(|&j| self.present[j as usize]).unwrap_or(first))
     }
 
+    /// Whether another row has row `i`'s exact path (several files gone from one name).
+    pub fn shares_path(&self, i: usize) -> bool {
+        let name = self.name(i);
+        self.folder_rows(self.folder(i))
+            .iter()
+            .any(|&j| j as usize != i && self.name(j as usize) == name)
+    }
+
     /// A row with this identity, size and mtime: the same file, seen under another name
     /// (a move or a hard link), so its id and digest can be reused without reading.
     pub fn find_same_inode(&self, st: &FileStat) -> Option<u32> {

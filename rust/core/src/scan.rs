@@ -397,8 +397,23 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
                 // (the gone file may turn up under another name, and take its row back).
                 return Plan::Defer(Deferred::PathReused(i));
             }
+            // A gone file back whose inode change time moved is read again, as a present
+            // one is: rewritten while away with its mtime put back, or another file on its
+            // reused inode number with its size and mtime (a copy made within the second
+            // `born_after_seen` allows).
+            let digest = if same && !(!prev.present[iu] && prev.attrs_moved(iu, &f.stat)) {
+                prev.digest(iu)
+            } else {
+                None
+            };
+            if !prev.present[iu] && digest.is_none() && prev.shares_path(iu) {
+                // Several files gone from this name: its inode number alone does not say
+                // which came back (numbers are reused), the bytes do. Not this row's: a
+                // new file, which takes the row of another gone here if it holds its bytes
+                // (the catalog's `_back_at_their_path`).
+                return recover_or_new(prev, iu, f, want_hash);
+            }
             let id = Some(prev.media_id(iu));
-            let digest = if same { prev.digest(iu) } else { None };
             let change = if !prev.present[iu] {
                 Change::Revived
             } else {
