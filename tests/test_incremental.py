@@ -2052,6 +2052,33 @@ def test_a_gone_file_back_with_its_change_time_moved_is_read_again(tmp_path: Pat
         {"status": "present", "blake3": blake3.blake3(second).hexdigest()}]
 
 
+@pytest.mark.parametrize(("hashing", "body"), [(False, b"\xff\xd8\xff\xe0 second" * 50), (True, b"")])
+def test_a_file_back_at_a_name_two_gone_rows_share_keeps_its_row_where_bytes_cannot_tell(
+        tmp_path: Path, hashing: bool, body: bytes) -> None:
+    """A review finding: where several gone rows share a path, the bytes of a file back
+    there decide which row it is; where they cannot (a scan without hashing, an empty
+    file), it became a new file, and its own row and tags stayed gone. Its inode decides."""
+    lib, away = tmp_path / "lib", tmp_path / "away"
+    lib.mkdir()
+    away.mkdir()
+    flags = () if hashing else ("--no-hash",)
+    catalog = tmp_path / "cat.duckdb"
+    (lib / "p.jpg").write_bytes(b"\xff\xd8\xff\xe0 first" * 50)
+    scanned(catalog, lib, *flags)
+    (lib / "p.jpg").rename(away / "first.jpg")
+    assert scanned(catalog, lib, *flags)["missing"] == 1
+    time.sleep(1.1)  # made well after the first was last seen: another file
+    (lib / "p.jpg").write_bytes(body)
+    assert scanned(catalog, lib, *flags)["new"] == 1
+    assert run_cli("tag", "add", "second", lib / "p.jpg", catalog=catalog).rc == 0
+    (lib / "p.jpg").rename(away / "p.jpg")  # renamed away and back: its change time moves
+    assert scanned(catalog, lib, *flags)["missing"] == 1
+    (away / "p.jpg").rename(lib / "p.jpg")
+    s = scanned(catalog, lib, *flags)
+    assert (s["new"], s["revived"]) == (0, 1), s
+    assert rows(catalog, "SELECT f.status FROM files f JOIN tags t USING (media_id)") == [{"status": "present"}]
+
+
 def test_a_gone_file_whose_path_now_holds_a_link_is_not_taken_over(tmp_path: Path) -> None:
     """A file replaced by a link to where it went may be behind the link: an -L scan
     finds it there. A copy elsewhere does not take its row."""

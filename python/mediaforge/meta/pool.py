@@ -179,9 +179,10 @@ class WorkerPool:
             for i, w in enumerate(list(self.workers)):
                 late = bool(w.inflight) and now > w.deadline
                 stuck = not w.ready and now > w.born + max(START_TIMEOUT, self.timeout)
-                if late and not w.dead and _answered(w):
-                    # Answers wait unread: this process was held up (stopped with Ctrl-Z,
-                    # a slow write of the results), not the worker. Read on the next turn.
+                if (late or stuck) and not w.dead and _answered(w):
+                    # Answers (or its "ready") wait unread: this process was held up
+                    # (stopped with Ctrl-Z, a slow write of the results), not the worker.
+                    # Read on the next turn.
                     continue
                 if not (w.dead or late or stuck):
                     continue

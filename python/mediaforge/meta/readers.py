@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import struct
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -278,18 +279,37 @@ def _not_as_scanned(task: Task, st: os.stat_result) -> bool:
         or task.ctime_ns is not None and time_ns(st.st_ctime_ns) != task.ctime_ns)
 
 
+# Seconds `moved_on` waits for a file's stat.
+STAT_WAIT = 2.0
+
+
 def moved_on(task: Task) -> bool:
     """Whether `task.path` no longer holds the file the scan saw: gone, or replaced by
     another file, a FIFO or a link to a device. The pool asks this of a file its worker
     timed out or died on: readers open the path again, and one that meets a FIFO put there
     meanwhile blocks until the timeout. Such a file is `stale`, never a failure filed
     against the content."""
-    try:
-        return _not_as_scanned(task, os.stat(task.path))
-    except (FileNotFoundError, NotADirectoryError):
-        return task.mtime_ns is not None
-    except OSError:
+    if task.mtime_ns is None:
         return False
+    found: list[os.stat_result | OSError] = []
+
+    def look() -> None:
+        try:
+            found.append(os.stat(task.path))
+        except OSError as e:
+            found.append(e)
+
+    # Apart, and not waited on for long: the file may be on a network mount that stopped
+    # answering (why its worker timed out), where a stat blocks this process for good.
+    looker = threading.Thread(target=look, daemon=True)
+    looker.start()
+    looker.join(STAT_WAIT)
+    if not found:
+        return False
+    st = found[0]
+    if isinstance(st, OSError):
+        return isinstance(st, (FileNotFoundError, NotADirectoryError))
+    return _not_as_scanned(task, st)
 
 
 def _changed_since(path: str | bytes, before: os.stat_result) -> bool:

@@ -401,16 +401,15 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
             // one is: rewritten while away with its mtime put back, or another file on its
             // reused inode number with its size and mtime (a copy made within the second
             // `born_after_seen` allows).
-            let digest = if same && !(!prev.present[iu] && prev.attrs_moved(iu, &f.stat)) {
-                prev.digest(iu)
-            } else {
-                None
-            };
-            if !prev.present[iu] && digest.is_none() && prev.shares_path(iu) {
+            let unsure = !prev.present[iu] && !(same && !prev.attrs_moved(iu, &f.stat));
+            let digest = if same && !unsure { prev.digest(iu) } else { None };
+            if unsure && want_hash && f.stat.len.0 > 0 && prev.digest(iu).is_some() && prev.shares_path(iu) {
                 // Several files gone from this name: its inode number alone does not say
                 // which came back (numbers are reused), the bytes do. Not this row's: a
                 // new file, which takes the row of another gone here if it holds its bytes
-                // (the catalog's `_back_at_their_path`).
+                // (the catalog's `_back_at_their_path`). Where the bytes cannot tell (a
+                // scan without hashing, a row with no digest, an empty file), the inode
+                // does, as before.
                 return recover_or_new(prev, iu, f, want_hash);
             }
             let id = Some(prev.media_id(iu));
