@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -1394,40 +1395,56 @@ def test_a_worker_that_hangs_as_it_starts_is_stopped(tmp_path: Path, monkeypatch
     assert pool.failed_starts == 3 and not _workers(children_only=True)
 
 
+@contextlib.contextmanager
+def _fed_fifos(tmp_path: Path, *names: str) -> Iterator[tuple[list[Path], list[threading.Event]]]:
+    """FIFOs in `tmp_path`, and for each an event: once it is set, a writer hands a small
+    PNG to each reader that opens the FIFO (readers open a file more than once), until
+    the block ends."""
+    png = io.BytesIO()
+    media_corpus.picture(48, 32, 3).save(png, "PNG")
+    fifos = [tmp_path / n for n in names]
+    gos = [threading.Event() for _ in fifos]
+    stop = threading.Event()
+
+    def feed(fifo: Path, go: threading.Event) -> None:
+        go.wait()
+        while not stop.is_set():
+            with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as f:  # a reader may stop early
+                if not stop.is_set():
+                    f.write(png.getvalue())
+
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    writers = [threading.Thread(target=feed, args=a) for a in zip(fifos, gos)]
+    for w in writers:
+        w.start()
+    try:
+        yield fifos, gos
+    finally:
+        stop.set()
+        for fifo, go, w in zip(fifos, gos, writers):
+            go.set()
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # the writer's last open returns
+            w.join()
+
+
 def test_answers_that_wait_while_the_parent_is_held_up_are_kept(tmp_path: Path) -> None:
     """A parent held up past the timeout (stopped with Ctrl-Z, a slow consumer) killed
     workers whose answers were already waiting, and filed their files as `timeout`."""
     from mediaforge.meta.pool import WorkerPool
 
-    quick, fifo = tmp_path / "quick.png", tmp_path / "fed.mp4"
+    quick = tmp_path / "quick.png"
     media_corpus.picture(40, 30, 2).save(quick)
-    os.mkfifo(fifo)
-    png = io.BytesIO()
-    media_corpus.picture(48, 32, 3).save(png, "PNG")
-
-    stop = threading.Event()
-
-    def feed() -> None:  # the second worker's file arrives while this process is held up
-        time.sleep(1)
-        while not stop.is_set():  # to each open of the FIFO by a reader
-            with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as f:  # a reader may stop early
-                if not stop.is_set():
-                    f.write(png.getvalue())
-
     results = []
-    writer = threading.Thread(target=feed)
-    with WorkerPool(2, timeout=2.0) as pool:
+    with _fed_fifos(tmp_path, "fed.mp4") as ([fifo], [go]), WorkerPool(2, timeout=2.0) as pool:
         pool.start()
         time.sleep(3)  # both workers ready: one file each
         for r in pool.map([_task(quick, "image", "a" * 64), _task(fifo, "video", "b" * 64)]):
             results.append(r)
             if len(results) == 1:
-                writer.start()
+                threading.Timer(1.0, go.set).start()  # the other file arrives while held up
                 time.sleep(5)  # held up past the other file's deadline; its answer waits
         assert pool.replaced == 0, results
-    stop.set()
-    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # the writer's last open returns
-    writer.join()
     by = {r["blake3"]: r for r in results}
     assert by["a" * 64]["media"]["status"] == "ok"
     assert by["b" * 64]["media"]["status"] != "timeout" and by["b" * 64]["media"]["width"] == 48, by["b" * 64]
@@ -1442,78 +1459,23 @@ def test_a_new_worker_whose_ready_waits_while_the_parent_is_held_up_is_kept(
     from mediaforge.meta.pool import WorkerPool
 
     monkeypatch.setattr(pool_module, "START_TIMEOUT", 2.0)
-    never, first, second = tmp_path / "never.mp4", tmp_path / "first.mp4", tmp_path / "second.mp4"
-    for fifo in (never, first, second):
-        os.mkfifo(fifo)
-    png = io.BytesIO()
-    media_corpus.picture(48, 32, 3).save(png, "PNG")
-    stop = threading.Event()
-
-    def feed(fifo: Path, go: threading.Event) -> None:  # to each open by a reader, once `go` is set
-        go.wait()
-        while not stop.is_set():
-            with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as f:
-                if not stop.is_set():
-                    f.write(png.getvalue())
-
-    go_first, go_second = threading.Event(), threading.Event()
-    writers = [threading.Thread(target=feed, args=a) for a in ((first, go_first), (second, go_second))]
-    for w in writers:
-        w.start()
+    never = tmp_path / "never.mp4"
+    os.mkfifo(never)
     results = []
-    try:
-        with WorkerPool(2, timeout=2.0) as pool:
-            pool.start()
-            time.sleep(3)  # both ready: `never` to one, `first` then `second` to the other
-            threading.Timer(1.0, go_first.set).start()  # `second`'s deadline runs from then
-            tasks = [_task(never, "video", "a" * 64), _task(first, "video", "b" * 64),
-                     _task(second, "video", "c" * 64)]
-            for r in pool.map(tasks):
-                results.append(r)
-                if r["blake3"] == "a" * 64:  # timed out: its worker is replaced once this returns
-                    go_second.set()
-                elif r["blake3"] == "c" * 64:
-                    time.sleep(3.5)  # held up while the new worker's "ready" waits
-            assert (pool.failed_starts, pool.replaced) == (0, 1)
-    finally:
-        stop.set()
-        go_first.set()
-        go_second.set()
-        for fifo, w in zip((first, second), writers):
-            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # the writer's last open returns
-            w.join()
+    with _fed_fifos(tmp_path, "first.mp4", "second.mp4") as ([first, second], [go_first, go_second]), \
+            WorkerPool(2, timeout=2.0) as pool:
+        pool.start()
+        time.sleep(3)  # both ready: `never` to one, `first` then `second` to the other
+        threading.Timer(1.0, go_first.set).start()  # `second`'s deadline runs from then
+        tasks = [_task(never, "video", "a" * 64), _task(first, "video", "b" * 64), _task(second, "video", "c" * 64)]
+        for r in pool.map(tasks):
+            results.append(r)
+            if r["blake3"] == "a" * 64:  # timed out: its worker is replaced once this returns
+                go_second.set()
+            elif r["blake3"] == "c" * 64:
+                time.sleep(3.5)  # held up while the new worker's "ready" waits
+        assert (pool.failed_starts, pool.replaced) == (0, 1)
     assert sorted(r["media"]["status"] for r in results) == ["ok", "ok", "timeout"]
-
-
-def test_a_stat_that_never_returns_does_not_hang_the_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A review finding: after a time-out, the parent looks at the file's path itself; on a
-    network mount that stopped answering (why the worker timed out) that stat blocks for
-    good. It is waited on for STAT_WAIT seconds at most, and the file is then a timeout
-    as before. (A hung mount cannot be made here: the stat is made to block instead.)"""
-    from mediaforge.meta import readers
-
-    good = tmp_path / "good.png"
-    media_corpus.picture(40, 30, 2).save(good)
-    st = good.stat()
-    task = readers.Task("a" * 64, os.fsencode(good), "image", size=st.st_size, mtime_ns=st.st_mtime_ns,
-                        ctime_ns=st.st_ctime_ns)
-    assert not readers.moved_on(task)
-    good.write_bytes(b"other")
-    assert readers.moved_on(task)
-    released = threading.Event()
-    real = os.stat
-
-    def blocked(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if os.fsencode(path) == task.path:
-            released.wait(30)
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "stat", blocked)
-    monkeypatch.setattr(readers, "STAT_WAIT", 0.5)
-    started = time.monotonic()
-    assert not readers.moved_on(task)
-    assert time.monotonic() - started < 5
-    released.set()
 
 
 # Loaded into the workers (as sitecustomize): the first time the worker's check of a file
