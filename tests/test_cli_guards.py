@@ -702,3 +702,47 @@ def test_tables_show_paths_as_ls_b_so_two_names_never_look_alike(tmp_path: Path)
         assert p.returncode == 0, (args, p.stderr)
         shown = {w.rsplit("/", 1)[-1] for w in p.stdout.decode().split() if w.startswith(str(lib))}
         assert shown == want, (args, p.stdout.decode())
+
+
+def test_every_table_cell_is_shown_as_ls_b(tmp_path: Path) -> None:
+    """A QA finding: a text cell with no `_raw` beside it (`query "SELECT name ..."`, and
+    `stats`' largest folders) kept a backslash single, so a name holding an ESC byte and
+    one spelling `\\x1b` out, or a folder `dir` + byte 0xff and one named `dir\\xff` in
+    backslash characters, showed alike."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "\x1bred.jpg").write_bytes(b"x")
+    (lib / "\\x1bred.jpg").write_bytes(b"y")
+    os.mkdir(os.fsencode(lib) + b"/dir\xff")
+    (lib / "dir\\xff").mkdir()
+    with open(os.fsencode(lib) + b"/dir\xff/a.jpg", "wb") as f:
+        f.write(b"z")
+    (lib / "dir\\xff" / "b.jpg").write_bytes(b"zz")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    env = cli_env(catalog, COLUMNS="300")
+    p = subprocess.run(cli_cmd("query", "SELECT name FROM files WHERE name LIKE '%red.jpg'"), env=env,
+                       capture_output=True)
+    assert p.returncode == 0, p.stderr
+    assert {w for w in p.stdout.decode().split() if w.endswith("red.jpg")} == {"\\x1bred.jpg", "\\\\x1bred.jpg"}, \
+        p.stdout.decode()
+    p = subprocess.run(cli_cmd("stats", "--top", "10"), env=env, capture_output=True)
+    assert p.returncode == 0, p.stderr
+    shown = {w.rsplit("/", 1)[-1] for w in p.stdout.decode().split() if w.startswith(str(lib) + "/dir")}
+    assert shown == {"dir\\xff", "dir\\\\xff"}, p.stdout.decode()
+
+
+def test_a_to_folder_that_is_not_utf8_is_named_as_ls_b_names_it(tmp_path: Path) -> None:
+    """A QA finding: the refusal of a `--to` folder whose name is not UTF-8 showed it as
+    Python bytes (`b'/x/mv\\xff'`), where every other message shows a path as `ls -b` does."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (lib / name).write_bytes(b"same bytes")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    to = os.fsencode(tmp_path) + b"/mv\xff"
+    res = run_cli("dedupe", "--action", "move-to", "--to", to, catalog=catalog)
+    assert res.rc == 2, res
+    assert_one_line_error(res.err, f"--to {tmp_path}/mv\\xff: the journal records this folder as text")
+    assert "b'" not in res.err

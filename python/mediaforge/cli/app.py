@@ -459,7 +459,7 @@ def stats_cmd(
     # A folder that is not UTF-8 by its exact bytes (as `info` shows paths): shown with
     # U+FFFD, two such folders would look alike.
     render.print_records([{**{k: v for k, v in r.items() if k != "dir_raw"},
-                           "dir": r["dir"] if r["dir_raw"] is None else path_text(bytes(r["dir_raw"]))}
+                           "dir": r["dir"] if r["dir_raw"] is None else bytes(r["dir_raw"])}
                           for r in st.largest_dirs], "Largest folders")
     render.print_records([{("started (UTC)" if k == "started" else k): v for k, v in r.items() if k not in _EXACT_ONLY}
                           for r in st.last_scans], "Last scans", byte_cols=())
@@ -822,9 +822,9 @@ def dedupe_cmd(
     if to is not None and action != "move-to":
         raise InvalidInputError(f"--to is for --action move-to, not {action}")
     if to is not None and os.path.lexists(to) and not os.path.isdir(to):  # the dry run says so too
-        raise InvalidInputError(f"--to {to}: not a folder")
+        raise InvalidInputError(f"--to {path_text(os.fsencode(to))}: not a folder")
     if to is not None and not is_text(str(to)):  # before a folder or journal is made
-        raise InvalidInputError(f"--to {os.fsencode(to)!r}: the journal records this folder as text, and its "
+        raise InvalidInputError(f"--to {path_text(os.fsencode(to))}: the journal records this folder as text, and its "
                                 "path is not valid UTF-8; choose another folder")
     if undo_journal is not None:
         _undo(undo_journal, g.catalog, as_json, not g.quiet and sys.stderr.isatty())

@@ -219,8 +219,8 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
     shown_rows: list[dict[str, Any]] = []
     dicts = _dicts(batches)
     for row in dicts:
-        for n, r in paths.items():
-            row[n] = _path_cell(row[n], row[r])
+        for n, v in row.items():  # every text shown as `ls -b` shows a name (see `cell_text`)
+            row[n] = _path_cell(v, row[paths[n]]) if n in paths else cell_text(v)
         for r in extra:
             del row[r]
         shown_rows.append(row)
@@ -243,6 +243,15 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
         err_console.print(f"[dim]{more:,} more rows not shown; use --format csv or --output[/]")
 
 
+
+
+def cell_text(v: Any) -> Any:
+    """A text or bytes value of a table cell as `ls -b` shows a name (`path_text`): a
+    backslash doubled, so that a name holding an ESC byte (`\x1b`) and one spelling those
+    four characters out (`\\x1b`) never look alike. Other values as they are."""
+    if isinstance(v, bytes):
+        return path_text(v)
+    return path_text(v.encode("utf-8", "surrogateescape")) if isinstance(v, str) else v
 
 
 def _path_cell(text: Any, raw: Any) -> Any:
@@ -271,7 +280,7 @@ def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, 
     for r in rows:
         t.add_row(*[shown(human_bytes(r[c]) if c in byte_cols and r[c] is not None else
                           ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
-                           else plain(r[c])))
+                           else plain(cell_text(r[c]))))
                     for c in cols])
     # Into a file or a pipe the table takes the width it needs (up to 200 columns), not
     # the 80 rich assumes: a saved report keeps every date and status on one line.

@@ -179,7 +179,7 @@ def _check_outside_library(cat: Catalog, target: Path | None) -> None:
     library = _library(cat)
     root = _inside(os.path.realpath(os.fsencode(target)), library)
     if root is not None:
-        raise InvalidInputError(f"--to {target} is inside {path_text(root)}, which the catalog "
+        raise InvalidInputError(f"--to {path_text(os.fsencode(target))} is inside {path_text(root)}, which the catalog "
                                 "scans: the moved files would be catalogued as duplicates again; choose a folder "
                                 "outside it")
     # Outside, yet where the moves put files may lie inside: a copy's whole path goes
@@ -189,9 +189,10 @@ def _check_outside_library(cat: Catalog, target: Path | None) -> None:
         landing = os.path.realpath(moved_path(r, target))
         root = _inside(landing, library) or next((lib for lib in library if below(lib, [landing])), None)
         if root is not None:
-            raise InvalidInputError(f"--to {target} would put the copies found in {path_text(r)} in "
-                                    f"{path_text(landing)}, inside {path_text(root)}, which the catalog scans: they "
-                                    "would be catalogued as duplicates again; choose another folder")
+            raise InvalidInputError(f"--to {path_text(os.fsencode(target))} would put the copies found in "
+                                    f"{path_text(r)} in {path_text(landing)}, inside {path_text(root)}, which the "
+                                    "catalog scans: they would be catalogued as duplicates again; choose another "
+                                    "folder")
 
 
 def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -519,7 +520,7 @@ def _destination(plan: Plan, trash_root: Path, stamp: str) -> tuple[Path | None,
     dest = plan.target if plan.action == "move-to" else trash_root / stamp
     assert dest is not None
     if os.path.lexists(dest) and not os.path.isdir(dest):
-        raise InvalidInputError(f"--to {dest}: not a folder")
+        raise InvalidInputError(f"--to {path_text(os.fsencode(dest))}: not a folder")
     made = _missing_folders(os.fsencode(dest)) if plan.steps else []
     if plan.steps:
         try:
