@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageStat
+from PIL import Image, ImageChops, ImageStat
 
 import media_corpus
 from conftest import assert_one_line_error, cli_cmd, cli_env, rows, run_cli
@@ -3540,3 +3540,46 @@ def test_a_whole_sound_of_one_frame_is_not_cut_short(tmp_path: Path) -> None:
     got = _media(catalog, lib / "blip.flac")
     assert got["status"] == "ok" and 0.05 < got["duration"] < 0.2, got
     assert _errors(catalog, lib / "blip.flac") == []
+
+
+def _lossless_jpeg(path: Path, picture: Image.Image) -> None:
+    """`picture` as a lossless (SOF3) JPEG, by libav's encoder."""
+    from fractions import Fraction
+
+    import av
+
+    codec = av.CodecContext.create("ljpeg", "w")
+    codec.width, codec.height = picture.size
+    codec.pix_fmt = "yuvj420p"
+    codec.time_base = Fraction(1, 25)
+    frame = av.VideoFrame.from_image(picture).reformat(format="yuvj420p")
+    path.write_bytes(b"".join(bytes(p) for p in codec.encode(frame) + codec.encode(None)))
+
+
+def test_a_lossless_jpeg_is_decoded_by_libav(tmp_path: Path) -> None:
+    """A lossless (SOF3) JPEG, which Pillow opens but libjpeg cannot decode ("broken data
+    stream"), was `partial` with no thumbnail or fingerprint, though libav decodes it."""
+    from mediaforge.meta.image import jpeg_lossless
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    pic = media_corpus.picture(96, 64, 3)
+    _lossless_jpeg(lib / "scan.jpg", pic)
+    pic.save(lib / "plain.jpg", quality=95)
+    assert jpeg_lossless(lib / "scan.jpg") and not jpeg_lossless(lib / "plain.jpg")
+    with Image.open(lib / "scan.jpg") as im, pytest.raises(OSError):
+        im.load()  # what Pillow does with it
+    catalog = tmp_path / "cat.duckdb"
+    res = run_cli("scan", lib, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    got = rows(catalog, "SELECT f.name, m.status, m.width, m.height, m.thumb, "
+                        "(SELECT count(*) FROM image_hashes h WHERE h.blake3 = m.blake3) AS fp, "
+                        "(SELECT count(*) FROM meta_errors e WHERE e.blake3 = m.blake3) AS errors "
+                        "FROM files f JOIN media m USING (blake3) ORDER BY f.name")
+    assert [(r["name"], r["status"], r["width"], r["height"], r["fp"], r["errors"]) for r in got] == [
+        ("plain.jpg", "ok", 96, 64, 1, 0), ("scan.jpg", "ok", 96, 64, 1, 0)], got
+    thumbs = tmp_path / "thumbs"
+    with Image.open(thumbs / got[1]["thumb"]) as small, Image.open(thumbs / got[0]["thumb"]) as ref:
+        assert small.size == ref.size
+        diff = ImageStat.Stat(ImageChops.difference(small.convert("RGB"), ref.convert("RGB"))).mean
+        assert max(diff) < 12, diff  # the same picture

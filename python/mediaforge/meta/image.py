@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 import re
+import struct
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +119,35 @@ def jpeg_cut_short(im: Image.Image, length: int) -> str | None:
         return None
     w, h = im.size
     return f"its {length:,} bytes are too few for {w}x{h} pixels: cut short, or a forged header"
+
+
+# Start-of-frame markers of the lossless JPEG processes (SOF3, SOF7, SOF11, SOF15), and
+# every start-of-frame marker (0xC0-0xCF but DHT, JPG and DAC).
+_LOSSLESS_SOF = {0xC3, 0xC7, 0xCB, 0xCF}
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_lossless(path: str | bytes) -> bool:
+    """Whether a JPEG file's frame is coded losslessly (as some scanners, medical and
+    archival tools write): libjpeg, as Pillow builds it, decodes none of those. Read from
+    its markers up to the frame header: a few small reads, past segments it skips."""
+    with open(path, "rb") as f:
+        f.seek(2)
+        for _ in range(1000):  # far more segments than precede any frame header
+            head = f.read(2)
+            if len(head) < 2 or head[0] != 0xFF:
+                return False
+            marker = head[1]
+            if marker == 0xFF:  # a fill byte: the marker follows
+                f.seek(-1, os.SEEK_CUR)
+            elif marker in _SOF:
+                return marker in _LOSSLESS_SOF
+            elif marker != 0x01 and not 0xD0 <= marker <= 0xD8:  # those have no length
+                size = f.read(2)
+                if len(size) < 2:
+                    return False
+                f.seek(struct.unpack(">H", size)[0] - 2, os.SEEK_CUR)
+    return False
 
 
 def too_large(im: Image.Image, size: int | None = None) -> str | None:

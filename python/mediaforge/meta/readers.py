@@ -325,8 +325,8 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import (BrokenPicture, gif_complete, image_info, jpeg_cut_short, open_image, read_exif, too_large,
-                        unsupported_reason)
+    from .image import (BrokenPicture, gif_complete, image_info, jpeg_cut_short, jpeg_lossless, open_image, read_exif,
+                        too_large, unsupported_reason)
     from .thumbs import reduce_grey, reduce_image
 
     t = r.task
@@ -380,6 +380,11 @@ def _image(r: _Result, fallback: bool = False) -> bool:
                 return True
             if r.exif and r.exif.get("taken_at"):
                 r.media["taken_at"] = r.exif["taken_at"]
+        if im.format == "JPEG" and not fallback and jpeg_lossless(t.path):
+            # A lossless JPEG: libav decodes it (the caller's fallback), libjpeg does not.
+            # Its header's fields and EXIF are kept; what libav makes of it replaces this.
+            r.fail("decode", "a lossless JPEG, which Pillow cannot decode", PARTIAL if t.meta else ERROR)
+            return False
         if t.thumbs:
             try:
                 small = reduce_image(im, t.thumb_size)
