@@ -380,11 +380,15 @@ def _image(r: _Result, fallback: bool = False) -> bool:
                 return True
             if r.exif and r.exif.get("taken_at"):
                 r.media["taken_at"] = r.exif["taken_at"]
-        if im.format == "JPEG" and not fallback and jpeg_lossless(t.path):
-            # A lossless JPEG: libav decodes it (the caller's fallback), libjpeg does not.
-            # Its header's fields and EXIF are kept; what libav makes of it replaces this.
+        # A JPEG whose pixels libjpeg does not decode may be a lossless one, which libav
+        # decodes (the caller's fallback): looked at only then, off the common path. Its
+        # header's fields and EXIF are kept; what libav makes of it replaces this.
+        def lossless() -> bool:
+            if im.format != "JPEG" or fallback or not jpeg_lossless(t.path):
+                return False
             r.fail("decode", "a lossless JPEG, which Pillow cannot decode", PARTIAL if t.meta else ERROR)
-            return False
+            return True
+
         if t.thumbs:
             try:
                 small = reduce_image(im, t.thumb_size)
@@ -393,6 +397,8 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except Image.DecompressionBombError as e:
                 r.fail("thumb", e)
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
+                if lossless():
+                    return False
                 # A truncated or corrupt image: its header fields are known, its pixels are not.
                 r.fail("decode", e, ERROR if not t.meta else PARTIAL)
         elif t.fingerprints:
@@ -403,6 +409,8 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             except Image.DecompressionBombError as e:
                 r.fail(stage, e)
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
+                if lossless():
+                    return False
                 r.fail(stage, e, PARTIAL)
     return True
 
