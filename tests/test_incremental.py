@@ -811,6 +811,41 @@ def test_a_scan_without_hashing_does_not_swallow_the_change_time_signal(tmp_path
     assert counts["unchanged_files"] == json.loads(res.out)["unchanged"] == 1  # the CLI and the table agree
 
 
+@pytest.mark.parametrize("hashing", [True, False])
+def test_a_rewrite_that_puts_the_mtime_back_then_its_folder_renamed_is_read_again(tmp_path: Path,
+                                                                                   hashing: bool) -> None:
+    """A QA finding: a photo rewritten with its mtime put back, then its folder renamed,
+    was found moved and kept its old digest for good (its row took the new change time).
+    A folder renamed changes no file in it: such a change time is a write, so the file is
+    read again (a scan without hashing drops the digest). Files moved one by one, and
+    folders moved whole, are still not read again."""
+    root = tmp_path / "lib"
+    (root / "album").mkdir(parents=True)
+    moved = root / "album" / "p.jpg"
+    moved.write_bytes(b"\xff\xd8\xff\xe0" + b"A" * 4000)
+    (root / "still.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"S" * 3000)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, root)
+    time.sleep(0.05)
+    st = moved.stat()
+    with open(moved, "r+b") as f:
+        f.write(b"\xff\xd8\xff\xe0 rewritten")
+    os.utime(moved, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (root / "album").rename(root / "album2")
+    s = scanned(catalog, root, *(() if hashing else ("--no-hash",)))
+    assert (s["moved"], s["hashed_files"]) == (1, 1 if hashing else 0), s
+    now = root / "album2" / "p.jpg"
+    assert files_by_path(catalog)[bytes(now)]["blake3"] == (digest(now.read_bytes()) if hashing else None)
+    if not hashing:
+        assert scanned(catalog, root)["hashed_files"] == 1
+        assert files_by_path(catalog)[bytes(now)]["blake3"] == digest(now.read_bytes())
+    time.sleep(0.05)
+    (root / "album2").rename(root / "album3")
+    (root / "still.jpg").rename(root / "album3" / "still.jpg")
+    s = scanned(catalog, root)
+    assert (s["moved"], s["hashed_files"]) == (2, 0), s  # moves alone: nothing read again
+
+
 
 def test_a_row_catalogued_through_a_link_survives_its_target_saved_anew(tmp_path: Path) -> None:
     """An -L scan catalogued a file through a link, and it was tagged. Its target is then

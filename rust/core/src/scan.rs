@@ -497,6 +497,12 @@ fn resolve_deferred(
     // Folders known to be (or not be) their own real path: snapshots of hard links have
     // many rows per folder to check.
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
+    let folder_times = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<i64>>::new());
+    // The digest a moved file takes from its row, unless it was also written (see
+    // `written_as_well`): then it is read again.
+    let kept = |k: u32, f: &WalkedFile, digest: Option<Digest>| {
+        digest.filter(|_| !written_as_well(prev, k as usize, f, &folder_times))
+    };
     let mut displaced = Vec::new();
     let mut out = Vec::with_capacity(deferred.len());
     let mut later = Vec::new();
@@ -566,6 +572,11 @@ fn resolve_deferred(
                 taken.insert(k);
                 prev.mark_seen(k);
                 displaced.extend(reused_row);
+                let digest = if Some(k) == reused_row {
+                    digest
+                } else {
+                    kept(k, &f, digest)
+                };
                 out.push((
                     f,
                     Plan::Row {
@@ -613,6 +624,7 @@ fn resolve_deferred(
         } else if let Some((k, digest)) = fallback.filter(|(k, _)| !taken.contains(k)) {
             taken.insert(k);
             prev.mark_seen(k);
+            let digest = kept(k, &f, digest);
             Plan::Row {
                 prev: Some(prev.media_id(k as usize)),
                 change: Change::Moved,
@@ -665,6 +677,36 @@ fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::
                 .borrow_mut()
                 .entry_ref(folder)
                 .or_insert_with(|| real_folder(folder)))
+}
+
+/// How much later than its folder's mtime a renamed file's change time may be: a rename
+/// sets both, the folder's first on some file systems, and a coarse clock can tick between.
+const RENAME_TICK_NS: i64 = 20_000_000;
+
+/// Whether file `f`, found moved with row `k`'s inode, size and mtime, was also written
+/// since that row was read (with its mtime put back, as `exiftool -P` does). Its change
+/// time moved, but so does a file's own rename or new hard link: what such a move leaves
+/// is a folder (the one it was renamed or linked into) changed at or after that time. A
+/// change time later than its folder's last change is a write (or a `chmod`), never the
+/// move; a folder moved whole changes no file in it. Errs toward reading again.
+fn written_as_well(
+    prev: &PrevState,
+    k: usize,
+    f: &WalkedFile,
+    folder_times: &std::cell::RefCell<hashbrown::HashMap<Vec<u8>, Option<i64>>>,
+) -> bool {
+    let was = prev.stat[k].ctime_ns;
+    if was == crate::prev::UNKNOWN_CTIME || was == f.stat.ctime_ns {
+        return false;
+    }
+    let folder = &f.path[..f.name_start as usize];
+    let changed = *folder_times.borrow_mut().entry_ref(folder).or_insert_with(|| {
+        let c = CString::new(if folder.is_empty() { &b"."[..] } else { folder }).ok()?;
+        rustix::fs::stat(c.as_c_str())
+            .ok()
+            .map(|st| crate::types::FileStat::from_stat(&st).mtime_ns)
+    });
+    changed.is_none_or(|m| f.stat.ctime_ns > m.saturating_add(RENAME_TICK_NS))
 }
 
 /// Whether `folder` (ending in '/') is its own real path: no symbolic link on the way.
