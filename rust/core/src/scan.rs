@@ -333,6 +333,10 @@ enum Plan {
     /// (a move, or a hard link), or a known path now holding another inode (a file moved
     /// away and a new one saved under its name).
     Defer(Deferred),
+    /// A file whose inode (with one link) the walk also found at another name: renamed as
+    /// the scan ran, so one of the two sightings is stale. No row for it this time (its
+    /// path's row, if any, stays as it was); the next scan finds where it is.
+    Elsewhere,
 }
 
 #[derive(Clone, Copy)]
@@ -474,6 +478,7 @@ fn resolve_deferred(
     deferred: Vec<(WalkedFile, Deferred)>,
     prev: &PrevState,
     want_hash: bool,
+    follow: bool,
     unlooked: &(dyn Fn(usize) -> bool + Sync),
     under_roots: &(dyn Fn(usize) -> bool + Sync),
 ) -> Vec<(WalkedFile, Plan)> {
@@ -497,6 +502,7 @@ fn resolve_deferred(
     // Folders known to be (or not be) their own real path: snapshots of hard links have
     // many rows per folder to check.
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
+    let folder_ids = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<crate::types::FileId>>::new());
     let folder_times = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<i64>>::new());
     // The digest a moved file takes from its row, unless it was also written (see
     // `written_as_well`): then it is read again.
@@ -554,6 +560,17 @@ fn resolve_deferred(
                 )
             })
         });
+        if let (None, Some(j), false, 1) = (pick, same, follow, f.stat.nlink) {
+            let found = |k: &u32| (prev.seen[*k as usize].load(Relaxed) && !reused.contains(k)) || taken.contains(k);
+            if prev
+                .same_identity(j)
+                .into_iter()
+                .any(|k| found(&k) && !one_file_two_ways(prev, k as usize, &f, &folder_ids))
+            {
+                out.push((f, Plan::Elsewhere));
+                continue;
+            }
+        }
         let digest = pick.and_then(|k| prev.digest(k as usize)).or_else(|| {
             same.filter(|&j| !prev.born_after_seen(j as usize, f.born_ns))
                 .and_then(|j| prev.digest(j as usize))
@@ -677,6 +694,31 @@ fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::
                 .borrow_mut()
                 .entry_ref(folder)
                 .or_insert_with(|| real_folder(folder)))
+}
+
+/// Whether file `f` and row `k`'s path, which held `f`'s inode when the walk passed, are
+/// one file reached two ways (a folder mounted twice): the same name in one folder. Else,
+/// as a file with one link has one name, the inode moved from one to the other as the
+/// walk ran. Folders are told apart by their identity; one gone since is no witness.
+fn one_file_two_ways(
+    prev: &PrevState,
+    k: usize,
+    f: &WalkedFile,
+    folder_ids: &std::cell::RefCell<hashbrown::HashMap<Vec<u8>, Option<crate::types::FileId>>>,
+) -> bool {
+    if prev.followed[k] || prev.name(k) != f.name() {
+        return prev.followed[k];
+    }
+    let id = |folder: &[u8]| {
+        *folder_ids.borrow_mut().entry_ref(folder).or_insert_with(|| {
+            let c = CString::new(if folder.is_empty() { &b"."[..] } else { folder }).ok()?;
+            rustix::fs::stat(c.as_c_str())
+                .ok()
+                .map(|st| crate::types::FileStat::from_stat(&st).id)
+        })
+    };
+    let here = id(&f.path[..f.name_start as usize]);
+    here.is_some() && here == id(prev.folder(k))
 }
 
 /// How much later than its folder's mtime a renamed file's change time may be: a rename
@@ -965,6 +1007,18 @@ fn dispatch(
             Plan::Skip => {
                 out.counts.unchanged.fetch_add(1, Relaxed);
             }
+            Plan::Elsewhere => {
+                out.counts.gone_before_read.fetch_add(1, Relaxed);
+                out.hash_errors.fetch_add(1, Relaxed);
+                let _ = out.mtx.send(Msg::Errors(vec![PathError {
+                    path: f.path.clone(),
+                    stage: "vanished",
+                    message: "renamed as the scan ran (its file was also found at another name); \
+                              the next scan records where it is"
+                        .into(),
+                    errno: None,
+                }]));
+            }
             Plan::Row {
                 prev: id,
                 change,
@@ -1074,7 +1128,14 @@ fn run(
                 };
                 let under_roots = |k: usize| at_or_below_any(prev.path(k), &root_set);
                 let deferred = std::mem::take(&mut *deferred.lock().unwrap());
-                resolve_deferred(deferred, prev, opts.hash, &unlooked, &under_roots)
+                resolve_deferred(
+                    deferred,
+                    prev,
+                    opts.hash,
+                    opts.walk.follow_symlinks,
+                    &unlooked,
+                    &under_roots,
+                )
             };
             for (f, plan) in settled {
                 let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
@@ -1287,6 +1348,22 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
                 progress.hash_files_done.fetch_add(1, Relaxed);
                 continue;
             }
+        }
+        if matches!(&hashed, Ok(Hashed::Unstable { now }) if now.id != f.stat.id) {
+            // Another inode at the name than the walk listed (files swapped or renamed over
+            // as the scan ran): what the walk saw there is gone. Its row, if any, stays as
+            // it was, never tied to an inode that passed through the name; the next scan
+            // sees where each file is.
+            fail(
+                &mut errs,
+                &f.path,
+                "vanished",
+                "replaced by another file since it was listed".into(),
+                None,
+            );
+            out.counts.gone(change);
+            progress.hash_files_done.fetch_add(1, Relaxed);
+            continue;
         }
         let (digest, class) = match hashed {
             Ok(Hashed::Stable { digest, head }) => (Some(digest), kind::classify(ext, Some(&head))),
