@@ -191,3 +191,47 @@ def test_a_catalog_folder_that_links_to_nothing_makes_no_catalog(tmp_path: Path)
     assert r.rc == ExitCode.PATH, r.err
     assert_one_line_error(r.err, "is a link to", "which is not there")
     assert not (tmp_path / "disk").exists()
+
+
+def _commit_left_in_the_log(catalog: Path) -> None:
+    """One more commit that only the write-ahead log holds, as a crash before the
+    checkpoint leaves it."""
+    import duckdb
+
+    con = duckdb.connect(str(catalog))
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    con.execute("SET checkpoint_threshold = '10GB'")
+    con.execute("INSERT INTO meta VALUES ('left-in-the-log', 'x')")
+    con.close()
+    assert Path(f"{catalog}.wal").stat().st_size > 0
+
+
+@pytest.mark.parametrize("how", ["damaged", "newer"])
+def test_a_log_that_cannot_be_replayed_is_named_not_the_catalog(media_tree: MediaTree, tmp_path: Path,
+                                                                 how: str) -> None:
+    """A QA finding: a damaged write-ahead log (or one newer than a catalog restored from
+    a backup beside it) was reported as the catalog "not a readable DuckDB catalog", with
+    the advice to move the catalog aside and scan again, which throws away every tag and
+    id of a sound catalog. The log is named, and moving it aside is the advice."""
+    catalog = tmp_path / "cat.duckdb"
+    do_scan(catalog, media_tree.root)
+    assert run_cli("tag", "add", "keep", "--where", "true", catalog=catalog).rc == 0
+    wal = Path(f"{catalog}.wal")
+    if how == "damaged":
+        _commit_left_in_the_log(catalog)
+        with open(wal, "r+b") as f:
+            f.seek(wal.stat().st_size // 2)
+            f.write(b"\xff\xff\xff\xff")
+    else:
+        backup = tmp_path / "backup.duckdb"
+        shutil.copyfile(catalog, backup)
+        assert run_cli("tag", "add", "later", "--where", "true", catalog=catalog).rc == 0
+        _commit_left_in_the_log(catalog)
+        shutil.copyfile(backup, catalog)  # the backup put back, the newer log left beside it
+    for args in (("stats",), ("scan", os.fsdecode(media_tree.root), "--no-meta")):
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == ExitCode.CATALOG_INVALID, res
+        assert_one_line_error(res.err, f"{wal}", "write-ahead log", "not the catalog")
+    wal.rename(tmp_path / "aside.wal")
+    res = run_cli("query", "SELECT DISTINCT tag FROM tags", "--format", "csv", catalog=catalog)
+    assert res.rc == 0 and "keep" in res.out, res

@@ -435,3 +435,36 @@ def test_a_move_whose_original_cannot_go_leaves_no_second_copy(tmp_path: Path) -
             "on a read-only file system: it cannot be replaced or moved"], plan
     finally:
         subprocess.run(["umount", str(ro)], check=False)
+
+
+@pytest.mark.parametrize("leave", [4096, 8192])
+def test_a_first_scan_on_a_nearly_full_disk_leaves_no_catalog_that_blocks_the_next(tmp_path: Path,
+                                                                                   leave: int) -> None:
+    """A QA finding: with a few KiB free, a first scan wrote part of the catalog's header
+    blocks and stopped with a generic open error (exit 5); every later command then called
+    the stub "not a readable DuckDB catalog", even once space was freed, until it was
+    deleted by hand. Now the disk full is exit 7, and the stub, which holds nothing, is
+    made a catalog by the next scan and counts as no catalog for readers."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 3000)
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "1m")
+    try:
+        catalog = disk / "catalog.duckdb"
+        _leave_free(disk, disk / "filler", leave)
+        full = _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", str(lib))
+        lines = full.stderr.strip().splitlines()
+        assert full.returncode == 7 and len(lines) == 1, full.stderr
+        assert "disk is full" in lines[0] and "free some space" in lines[0], lines
+        assert not catalog.exists() or catalog.stat().st_size < 12288  # a stub, or nothing
+        if catalog.exists():
+            reader = _cli("--catalog", str(catalog), "stats")
+            assert reader.returncode == 3 and "is empty" in reader.stderr, reader.stderr
+        (disk / "filler").unlink()
+        _scan_bare(catalog, lib)
+        con = duckdb.connect(str(catalog), read_only=True)
+        assert con.execute("SELECT count(*) FROM files").fetchone()[0] == 1
+        con.close()
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

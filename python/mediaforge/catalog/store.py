@@ -40,6 +40,28 @@ _LOCK = re.compile(r"Could not set lock on file|Conflicting lock", re.I)
 _NOT_DB = re.compile(r"not a valid DuckDB database|Corrupt database file|database file.*corrupt|"
                      r"invalid (storage|block|database)|checksum|Could not read enough bytes", re.I)
 _HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
+_WAL = re.compile(r"while replaying WAL file", re.I)
+_FULL = re.compile(r"No space left on device|Disk quota exceeded|File too large", re.I)
+# A DuckDB file's first block: a checksum, then its magic. Its three header blocks come
+# before any data: a shorter file was cut short as it was made, and holds no table.
+_DUCK_MAGIC = (8, b"DUCK")
+_DUCK_HEADERS = 3 * 4096
+
+
+def empty_catalog(path: Path | str) -> str | None:
+    """Why the regular file at `path` holds no catalog to keep, or None: 0 bytes (a first
+    scan killed as it made the file, `mktemp`), or a DuckDB file whose making stopped before
+    its header blocks were all written (a disk full as a first scan began), with no log
+    beside it: nothing was ever committed to it. Raises OSError if it cannot be read."""
+    size = os.stat(path).st_size
+    if size == 0:
+        return "0 bytes"
+    if size >= _DUCK_HEADERS or os.path.lexists(f"{path}.wal"):
+        return None
+    at, magic = _DUCK_MAGIC
+    with open(path, "rb") as f:
+        made = f.read(at + len(magic))[at:] == magic
+    return "a first scan stopped as it made it: no table in it" if made else None
 
 
 def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
@@ -53,6 +75,17 @@ def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
         return CatalogReadOnlyError(f"cannot write the catalog {path}: it is on a read-only file system"
                                     + (" (commands that only read it, such as query and stats, work)"
                                        if path.exists() else ""))
+    if _WAL.search(text):
+        # The log of the last commits, not the catalog, is what fails: moved aside, the
+        # catalog opens as it was at its last checkpoint (what only the log holds is lost).
+        return CatalogInvalidError(
+            f"the catalog's write-ahead log {path}.wal cannot be replayed ({first_line(err)}): it is damaged, or "
+            f"older or newer than the catalog (a catalog restored from a backup beside it?); move {path}.wal "
+            "aside (not the catalog) and run this again: the catalog opens as it was saved last, without the "
+            "changes only that log holds")
+    if _FULL.search(text):
+        return CatalogWriteError(f"cannot write the catalog {path}: its disk is full ({first_line(err)}); "
+                                 "free some space and run this again")
     if _NOT_DB.search(text):
         return CatalogInvalidError(f"{path} is not a readable DuckDB catalog: {first_line(err)}; if it is a catalog "
                                    "a crash cut short, move it aside and scan again")
@@ -146,10 +179,12 @@ class Catalog:
                     raise CatalogInvalidError(f"{p} is a folder, not the catalog's write-ahead log: move it away")
                 if p.exists() and not p.is_file():
                     raise CatalogInvalidError(f"{p} is not a regular file (a FIFO, socket or device): not a catalog")
-            if path.exists() and path.stat().st_size == 0:
-                # Nothing in it: a first scan killed as it made the file, or `mktemp`.
+            empty = path.exists() and empty_catalog(path)
+            if empty:
+                # Nothing in it: a first scan killed as it made the file, or one that met a
+                # full disk as it wrote the headers; or `mktemp`.
                 if read_only:
-                    raise CatalogMissingError(f"the catalog at {path} is empty (0 bytes): run `mediaforge scan PATH` "
+                    raise CatalogMissingError(f"the catalog at {path} is empty ({empty}): run `mediaforge scan PATH` "
                                               "first")
                 path.unlink()
             elif path.is_file():

@@ -106,11 +106,12 @@ def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = N
         if not os.path.lexists(path):
             raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
         with contextlib.suppress(OSError):  # (one that cannot be looked at: opening it says why)
-            st = os.stat(path)
-            # A 0-byte file counts as none: only a scan makes one in it. (A FIFO or a device
+            from ..catalog.store import empty_catalog
+
+            # An empty file counts as none: only a scan makes one in it. (A FIFO or a device
             # is no catalog at all: opening it says so.)
-            if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                raise CatalogMissingError(f"the catalog at {path} is empty (0 bytes): run `mediaforge scan PATH` "
+            if stat.S_ISREG(os.stat(path).st_mode) and (empty := empty_catalog(path)):
+                raise CatalogMissingError(f"the catalog at {path} is empty ({empty}): run `mediaforge scan PATH` "
                                           "first")
     until = time.monotonic() + wait
     while True:
