@@ -145,6 +145,16 @@ def _result_rows(r: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
+def _repaired(value: Any) -> Any:
+    """Text (or a list of texts: keywords, people) with its lone surrogates replaced; None
+    for any other value."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list) and all(v is None or isinstance(v, str) for v in value):
+        return [v if v is None else _repaired(v) for v in value]
+    return None
+
+
 def _fit(table: str, rows: list[dict[str, Any]], errors: list[tuple[str, str]]) -> None:
     """Make each value of `rows` fit its column: text with lone surrogates (a hostile
     sidecar's JSON escapes) has them replaced, any other value that does not fit (a frame
@@ -160,7 +170,11 @@ def _fit(table: str, rows: list[dict[str, Any]], errors: list[tuple[str, str]]) 
                 continue
             except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
                 pass
-            fixed = value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else None
+            fixed = _repaired(value)
+            try:
+                pa.array([fixed], typ)
+            except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
+                fixed = None
             row[name] = fixed
             if fixed is None:
                 errors.append(("store", f"{table}.{name}: the value {value!r:.80} does not fit {typ}; stored as NULL"))
@@ -188,21 +202,25 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
     content's thumbnail stays where the result has none; with `keep_fingerprints` its
     fingerprints stay, with what their making found (their errors, and a video's pictures
     that end early, which keeps it `partial`). Returns how many results read `ok` are
-    `partial` in the catalog for what it kept."""
+    `partial` in the catalog for what it kept, or for a value that did not fit (whose error
+    entry is added to the result's `errors`)."""
     if not results:
         return 0
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in _RESULT_TABLES}
     for r in results:
         for table, table_rows in _result_rows(r).items():
             rows[table] += table_rows
+    demoted = 0
     try:
         batches = {t: _batch(t, v) for t, v in rows.items()}
         batches["meta_errors"] = _error_rows(results, paths)
     except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
         rows = {t: [] for t in _RESULT_TABLES}
+        read_ok = [r for r in results if (r["media"] or {}).get("status") == "ok"]
         for r in results:
             for table, table_rows in _conformed(r).items():
                 rows[table] += table_rows
+        demoted = sum(r["media"]["status"] == "partial" for r in read_ok)  # a value lost (see `_conformed`)
         batches = {t: _batch(t, v) for t, v in rows.items()}
         batches["meta_errors"] = _error_rows(results, paths)
     # Contents whose fingerprints (and what their making found) stay: read again (not timed
@@ -219,7 +237,7 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
             "blake3": pa.array(kept, pa.string())})), cat.registered("mf_thumbed", pa.table({
             "blake3": pa.array(thumbed, pa.string())})), cat.registered("mf_undecoded", pa.table({
             "blake3": pa.array(undecoded, pa.string())})), cat.transaction() as con:
-        kept_partial = 0
+        kept_partial = demoted
         if thumbed:
             # With the rotation only a decoded frame may have told (see `write_thumbs`).
             con.execute(f"CREATE OR REPLACE TEMP TABLE mf_old_thumbs AS SELECT blake3, {', '.join(_THUMB_COLUMNS)}, "

@@ -130,10 +130,15 @@ def _status(result: dict[str, Any], config: ExtractConfig) -> str:
     return OK if made else ERROR
 
 
-def _written(kept_partial: int | None, counts: dict[str, int]) -> None:
-    """Count as `partial` the results read `ok` that the catalog keeps so."""
-    counts[OK] -= kept_partial or 0
-    counts[PARTIAL] += kept_partial or 0
+def _written(cat: Catalog, write: _Writer, pending: list[dict[str, Any]],
+             paths: dict[str, bytes], counts: dict[str, int]) -> int:
+    """Write `pending`, counting as `partial` the results read `ok` that the catalog keeps
+    so. Returns the error entries the write added (values that did not fit a column)."""
+    before = sum(len(r["errors"]) for r in pending)
+    kept_partial = write(cat, pending, paths) or 0
+    counts[OK] -= kept_partial
+    counts[PARTIAL] += kept_partial
+    return sum(len(r["errors"]) for r in pending) - before
 
 
 def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, write: _Writer,
@@ -176,7 +181,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
                 counts[status] = counts.get(status, 0) + 1
                 now = time.monotonic()
                 if len(pending) >= config.flush_rows or now - last_flush >= config.flush_seconds:
-                    _written(write(cat, pending, paths), counts)
+                    errors += _written(cat, write, pending, paths, counts)
                     pending, last_flush = [], now
                 if on_progress is not None and now - last_report >= 0.1:
                     on_progress(ExtractProgress(done, total, errors, now - started))
@@ -184,7 +189,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     finally:
         # Whatever stopped the run (Ctrl-C, a full disk), keep every finished result.
         if pending:
-            _written(write(cat, pending, paths), counts)
+            errors += _written(cat, write, pending, paths, counts)
     if on_progress is not None:
         on_progress(ExtractProgress(done, total, errors, time.monotonic() - started))
     return ExtractSummary(

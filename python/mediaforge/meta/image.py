@@ -179,6 +179,34 @@ def too_large(im: Image.Image, size: int | None = None) -> str | None:
     return f"{w}x{h} pixels is over the {MAX_PIXELS:,}-pixel guard (decompression bomb)"
 
 
+def apng_frames(path: str | bytes) -> int | None:
+    """The frames an animated PNG holds: one per frame control chunk (`fcTL`), plus its
+    default image when that is no frame of the animation (its `IDAT` before any `fcTL`).
+    Pillow takes the count its `acTL` chunk claims. None when the chunks cannot be read."""
+    import struct
+
+    controls, default_apart = 0, False
+    try:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    break
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"fcTL":
+                    controls += 1
+                elif kind == b"IDAT" and controls == 0:
+                    default_apart = True
+                elif kind == b"IEND":
+                    break
+                f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    except OSError:
+        return None
+    return controls + default_apart if controls else None
+
+
 def gif_complete(path: str | bytes) -> bool:
     """Whether a GIF's blocks run whole up to its trailer (0x3B): the screen descriptor
     and colour table, then extensions and images, each a chain of sub-blocks ended by a
@@ -435,19 +463,27 @@ def exif_datetime(v: Any, subsec: Any = None) -> datetime | None:
     return when.replace(microsecond=int(digits.group(1)[:6].ljust(6, "0"))) if digits else when
 
 
-def _gps_coord(value: Any, ref: Any) -> float | None:
+def _gps_coord(value: Any, ref: Any, refs: str) -> float | None:
     """Degrees from EXIF's (degrees, minutes, seconds) or a lone number, signed by the
-    reference (S and W, in either case, are negative) whatever form the value takes."""
+    reference (S and W, in either case, are negative) whatever form the value takes. None
+    for a broken field: minutes or seconds of 60 and more or below 0, negative degrees,
+    a reference that is not one of `refs` ("NS" or "EW"; none at all reads as N or E)."""
+    side = (_text(ref) or "").strip().upper()
+    if side and side not in refs:
+        return None
     if isinstance(value, tuple) and len(value) == 3:
         parts = [_num(x) for x in value]
         if any(p is None for p in parts):
             return None
-        deg = parts[0] + parts[1] / 60 + parts[2] / 3600  # type: ignore[operator]
+        d, m, sec = parts
+        if d < 0 or not 0 <= m < 60 or not 0 <= sec < 60:  # type: ignore[operator]
+            return None
+        deg = d + m / 60 + sec / 3600  # type: ignore[operator]
     else:
         deg = _num(value)  # type: ignore[assignment]
         if deg is None:
             return None
-    if (_text(ref) or "").strip().upper() in ("S", "W"):
+    if side in ("S", "W"):
         deg = -abs(deg)
     return round(deg, 7)
 
@@ -467,7 +503,10 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         if had_tiles and not getattr(im, "tile", None):
             raise BrokenPicture(f"{type(e).__name__}: {e}") from e
         return None
-    return exif_row(ex, _heif_orientation(im))
+    # A HEIF's orientation as stored, valid or not (a broken one is no orientation, never
+    # the 1 pillow-heif puts in its place).
+    stored = im.info.get("original_orientation") if isinstance(getattr(im, "info", None), dict) else None
+    return exif_row(ex, stored if isinstance(stored, int) else None)
 
 
 def exif_of_heif(path: str | bytes) -> dict[str, Any] | None:
@@ -502,14 +541,14 @@ def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[s
     if offset is None and modified is not None and (
             original is None or original.replace(microsecond=0) == modified.replace(microsecond=0)):
         offset = _text(sub.get(0x9010))
-    lat = _gps_coord(gps.get(2), gps.get(1))
-    lon = _gps_coord(gps.get(4), gps.get(3))
+    lat = _gps_coord(gps.get(2), gps.get(1), "NS")
+    lon = _gps_coord(gps.get(4), gps.get(3), "EW")
     if lat is not None and not -90 <= lat <= 90 or lon is not None and not -180 <= lon <= 180:
         lat = lon = None
     alt = _plausible(_num(gps.get(6)), 0, 1e6)
     if alt is not None and gps.get(5) in (1, b"\x01"):
         alt = -alt
-    orientation = orientation_as_stored or ex.get(0x0112)
+    orientation = orientation_as_stored if orientation_as_stored is not None else ex.get(0x0112)
     iso = sub.get(0x8827)
     if isinstance(iso, tuple):
         iso = iso[0] if iso else None
@@ -526,7 +565,7 @@ def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[s
         "iso": int(iso) if isinstance(iso, int) and 0 < iso <= 10_000_000 and iso != 65535 else None,
         "focal_length": _plausible(_num(sub.get(0x920A)), 0.1, 100_000),
         "focal_length_35mm": int(sub[0xA405]) if isinstance(sub.get(0xA405), int) and 0 < sub[0xA405] <= 100_000
-        else None,
+        and sub[0xA405] != 65535 else None,  # the SHORT's all-ones placeholder, as for ISO
         "orientation": int(orientation) if isinstance(orientation, int) and 1 <= orientation <= 8 else None,
         "gps_lat": lat if lon is not None else None,
         "gps_lon": lon if lat is not None else None,

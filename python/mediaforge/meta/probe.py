@@ -235,7 +235,8 @@ def _stream_row(container: Any, s: Any, rotations: dict[int, int]) -> dict[str, 
     elif s.type == "audio":
         layout = getattr(cc, "layout", None)
         row.update(
-            channels=getattr(cc, "channels", None) or (len(layout.channels) if layout is not None else None),
+            # (0 is no count: a header's 65535 channels reads as none here)
+            channels=(getattr(cc, "channels", None) or (len(layout.channels) if layout is not None else None)) or None,
             # A stream that names no layout has libav's placeholder ("1 channels"): none.
             channel_layout=layout.name if layout is not None and not _NO_LAYOUT.match(layout.name) else None,
             sample_rate=getattr(cc, "sample_rate", None) or None,

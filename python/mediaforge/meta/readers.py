@@ -325,8 +325,8 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import (BrokenPicture, gif_complete, image_info, jpeg_cut_short, jpeg_lossless, open_image, read_exif,
-                        too_large, unsupported_reason)
+    from .image import (BrokenPicture, apng_frames, gif_complete, image_info, jpeg_cut_short, jpeg_lossless,
+                        open_image, read_exif, too_large, unsupported_reason)
     from .thumbs import reduce_grey, reduce_image
 
     t = r.task
@@ -372,6 +372,12 @@ def _image(r: _Result, fallback: bool = False) -> bool:
                 # Pillow counts the frames it can read: a GIF cut short loses the rest
                 # without a word, and only its missing trailer tells.
                 r.fail("decode", f"the GIF ends before its trailer ({r.media['frames']} frames read): cut short?")
+            elif im.format == "PNG" and r.media["frames"] > 1:
+                held = apng_frames(t.path)
+                if held is None or held < r.media["frames"]:
+                    r.fail("decode", f"the animated PNG claims {r.media['frames']} frames and holds "
+                                     f"{'none that can be counted' if held is None else held}")
+                    r.media["frames"] = held
             try:
                 r.exif = read_exif(im)
             except BrokenPicture as e:
@@ -656,7 +662,30 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             short = None
         if short:
             r.fail("decode", short)
+    _settle_lengths(r)
     return True
+
+
+# No recording runs a year: a length past that in a header is a broken field.
+LONGEST_S = 366 * 86_400.0
+
+
+def _settle_lengths(r: _Result) -> None:
+    """Stream lengths the file's own length belies are not stored: a header's claim (an
+    MP3's frame count, FLAC's sample count, an Ogg page's granule, a Matroska track's tag)
+    well past what the file holds once that was measured or corrected, or past a year."""
+    whole = r.media.get("duration")
+    if whole is not None and not 0 <= whole <= LONGEST_S:
+        r.media["duration"] = whole = None
+    for s in r.streams:
+        length = s.get("duration")
+        if length is None:
+            continue
+        if length > LONGEST_S:
+            s["duration"] = None
+            r.fail("probe", f"stream {s['stream_index']}'s header claims {length:.0f} s: not plausible, not stored")
+        elif whole is not None and length > whole * 1.5 + 5:
+            s["duration"] = None  # the file's length (and what corrected it) says why
 
 
 def _framing_end(r: _Result, media: dict[str, Any]) -> None:
