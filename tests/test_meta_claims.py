@@ -222,3 +222,31 @@ def test_one_name_that_is_no_text_keeps_the_other_people_of_a_takeout_sidecar(tm
     catalog, _ = _scanned(root, tmp_path)
     keywords = _row(catalog, "sidecars", root / "p.jpg.json")["keywords"]
     assert keywords[0] == "Alice" and keywords[2] == "Bob" and len(keywords) == 3, keywords
+
+
+def test_a_value_that_does_not_fit_its_column_is_counted_partial_with_its_error(tmp_path: Path) -> None:
+    """A QA finding: a result read `ok` whose value did not fit its column (stored NULL,
+    with a `store` error row, and `partial` in the catalog) was counted `ok`, with no
+    error, in the run's summary. The write now says how many it demoted, and adds the
+    error to the result, which the summary counts."""
+    from mediaforge.catalog import open_catalog
+    from mediaforge.catalog.meta_writes import write_results
+    from mediaforge.meta.engine import _written
+    from mediaforge.meta.readers import OK, PARTIAL, Task, failed
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(root / "p.jpg")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    digest = rows(catalog, "SELECT blake3 FROM files")[0]["blake3"]
+    result = failed(Task(digest, os.fsencode(root / "p.jpg"), "image"), OK, "x", "x")
+    result["errors"].clear()
+    result["media"].update(format="png", width=64, height=48, frames=2**40)  # past INTEGER
+    counts = {OK: 1, PARTIAL: 0}
+    with open_catalog(catalog) as cat:
+        added = _written(cat, lambda c, r, p: write_results(c, r, p), [result], {digest: b""}, counts)
+    assert (added, counts) == (1, {OK: 0, PARTIAL: 1})
+    media = rows(catalog, "SELECT status, frames FROM media")[0]
+    assert media == {"status": "partial", "frames": None}
+    assert [r["stage"] for r in rows(catalog, "SELECT stage FROM meta_errors")] == ["store"]
