@@ -1093,3 +1093,27 @@ def test_an_ignore_file_this_user_cannot_read_holds_its_folder_with_its_errno(tm
     [err] = rows(catalog_path, "SELECT path, message, errno FROM scan_errors WHERE stage = 'ignore-file'")
     assert (err["path"], err["errno"]) == (str(lib / "sub" / ".mediaforgeignore"), 13), err
     assert err["message"].endswith("; its folder is left as it was"), err
+
+
+def test_a_catalog_folder_this_user_cannot_write_is_exit_5_not_a_failed_write(tmp_path: Path,
+                                                                               unprivileged: Unprivileged) -> None:
+    """A QA finding: a catalog file the user may write in a folder they may not (so no
+    `.wal` can be made) gave exit 7, "writing the catalog failed", as a full disk does;
+    it is a catalog that cannot be opened for writing: exit 5, the permission named."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    folder = tmp_path / "cat"
+    catalog = folder / "c.duckdb"
+    do_scan(catalog, lib)
+    unprivileged.share(folder, lib)
+    os.chmod(catalog, 0o666)
+    os.chmod(folder, 0o555)
+    try:
+        p = subprocess.run(cli_cmd("tag", "add", "k", lib / "a.jpg"), env=cli_env(catalog), capture_output=True,
+                           timeout=120, **unprivileged.popen)
+    finally:
+        os.chmod(folder, 0o755)
+    assert p.returncode == ExitCode.CATALOG_INVALID, p
+    assert_one_line_error(p.stderr.decode(), "permission denied", str(catalog))
+    assert rows(catalog, "SELECT count(*) AS n FROM tags") == [{"n": 0}]

@@ -330,6 +330,12 @@ class Catalog:
                 raise KeyboardInterrupt from None
             if is_corruption(e):
                 raise damaged(e, self.path) from None
+            if "Permission denied" in str(e):
+                # The catalog's folder or its .wal not writable by this user: not a write
+                # that failed part way, a catalog that cannot be opened for writing.
+                raise CatalogInvalidError(
+                    f"cannot write the catalog {self.path}: permission denied ({first_line(e)}); its folder and "
+                    "its .wal must be writable by this user; everything committed before is kept") from None
             raise CatalogWriteError(
                 f"writing the catalog {self.path} failed: {first_line(e)}; everything committed before is kept"
             ) from None
