@@ -1117,3 +1117,36 @@ def test_a_catalog_folder_this_user_cannot_write_is_exit_5_not_a_failed_write(tm
     assert p.returncode == ExitCode.CATALOG_INVALID, p
     assert_one_line_error(p.stderr.decode(), "permission denied", str(catalog))
     assert rows(catalog, "SELECT count(*) AS n FROM tags") == [{"n": 0}]
+
+
+def test_a_thumbnail_folder_that_refuses_writes_is_said_after_the_run(tmp_path: Path,
+                                                                     unprivileged: Unprivileged) -> None:
+    """A QA finding: a `thumbs/` folder this user cannot write left a scan or `meta` with
+    "thumbnails 0" and nothing said, and `meta_errors` rows in Python's words
+    (`PermissionError: [Errno 13] ...`). The run now says how many were refused and what to
+    run once the folder can be written; each row names the reason and the folder."""
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(lib / "p.jpg")
+    folder = tmp_path / "cat"
+    catalog = folder / "c.duckdb"
+    do_scan(catalog, lib)
+    thumbs = folder / "thumbs"
+    thumbs.mkdir()
+    unprivileged.share(folder, lib)
+    os.chmod(thumbs, 0o555)
+    try:
+        p = subprocess.run(cli_cmd("meta", "--no-fingerprints", "--json"), env=cli_env(catalog), capture_output=True,
+                           timeout=120, **unprivileged.popen)
+        text = subprocess.run(cli_cmd("meta", "--no-fingerprints", "--retry-failed"), env=cli_env(catalog),
+                              capture_output=True, timeout=120, **unprivileged.popen)
+    finally:
+        os.chmod(thumbs, 0o755)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["thumbs_refused"] == 1
+    assert "1 thumbnail not written: their folder refused them" in text.stdout.decode(), text.stdout
+    messages = [r["message"] for r in rows(catalog, "SELECT message FROM meta_errors WHERE stage = 'thumb'")]
+    assert messages and all(m.startswith("thumbnail not written: Permission denied (") and str(thumbs) in m
+                            for m in messages), messages

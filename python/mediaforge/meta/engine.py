@@ -81,6 +81,8 @@ class ExtractSummary:
     fingerprint_failed: int = 0  # contents the catch-up could not fingerprint (see meta_errors)
     # Thumbnails not written because their disk had under `min_free` bytes free.
     thumbs_low_space: int = 0
+    # Thumbnails not written because their folder refused them (read-only, not this user's).
+    thumbs_refused: int = 0
     min_free: int = 0
     thumb_size: int = 0  # the long side thumbnails were made at (0: none made)
 
@@ -94,7 +96,8 @@ class ExtractSummary:
             workers_replaced=self.workers_replaced + other.workers_replaced, seconds=self.seconds + other.seconds,
             fingerprinted=self.fingerprinted + other.ok, changed=self.changed + other.changed,
             fingerprint_failed=self.fingerprint_failed + other.failed,
-            thumbs_low_space=self.thumbs_low_space + other.thumbs_low_space, min_free=self.min_free,
+            thumbs_low_space=self.thumbs_low_space + other.thumbs_low_space,
+            thumbs_refused=self.thumbs_refused + other.thumbs_refused, min_free=self.min_free,
             thumb_size=self.thumb_size)
 
     def as_dict(self) -> dict[str, object]:
@@ -147,7 +150,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
     queried; otherwise query first, and start no worker when nothing is selected."""
     started = time.monotonic()
     counts = {OK: 0, PARTIAL: 0, UNSUPPORTED: 0, ERROR: 0, TIMEOUT: 0, CRASHED: 0}
-    done = thumbs = errors = total = skipped = low_space = 0
+    done = thumbs = errors = total = skipped = low_space = refused = 0
     min_free = min_free_bytes() if config.thumbs else 0
     pending: list[dict[str, Any]] = []
     paths: dict[str, bytes] = {}
@@ -177,6 +180,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
                 errors += len(result["errors"])
                 thumbs += result["thumb"] is not None
                 low_space += bool(result.get("low_space"))
+                refused += bool(result.get("thumb_refused"))
                 status = _status(result, config)
                 counts[status] = counts.get(status, 0) + 1
                 now = time.monotonic()
@@ -196,7 +200,7 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
         files=done, ok=counts[OK], partial=counts[PARTIAL], unsupported=counts[UNSUPPORTED],
         failed=counts[ERROR] + counts[TIMEOUT] + counts[CRASHED], thumbs=thumbs, errors=errors,
         workers_replaced=pool.replaced, seconds=time.monotonic() - started, changed=skipped,
-        thumbs_low_space=low_space, min_free=min_free, thumb_size=config.thumb_size if config.thumbs else 0,
+        thumbs_low_space=low_space, thumbs_refused=refused, min_free=min_free, thumb_size=config.thumb_size if config.thumbs else 0,
     )
 
 

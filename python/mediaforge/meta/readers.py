@@ -125,6 +125,7 @@ class _Result:
         self.thumb_wh: tuple[int, int, int] | None = None  # width, height, bytes
         self.raw_problem: str | None = None  # why rawpy did not read a RAW file
         self.low_space = False  # the thumbnail was not written: its disk is under min_free
+        self.thumb_refused = False  # the thumbnail was not written: its folder refused it
         self.thumb_tmp: Path | None = None  # written, not yet in its place (`settle_thumb`)
 
     def fail(self, stage: str, e: BaseException | str, status: str = PARTIAL) -> None:
@@ -156,6 +157,13 @@ class _Result:
                 # turns that check off): counted so, and said so after the run.
                 self.low_space = True
                 self.fail("thumb", f"thumbnail not written: its disk is full ({e.strerror})")
+                return
+            if isinstance(e, OSError) and e.strerror:
+                # Its folder not writable (read-only, another user's, a file in its place):
+                # said once after the run, as a full disk is.
+                self.thumb_refused = True
+                where = f" ({path_text(os.fsencode(e.filename))})" if e.filename else ""
+                self.fail("thumb", f"thumbnail not written: {e.strerror}{where}")
                 return
             self.fail("thumb", e)
 
@@ -205,6 +213,7 @@ class _Result:
                 "hashes": self.hashes, "video_hashes": self.video_hashes,
                 "audio_hash": self.audio_hash, "errors": self.errors, "thumb": self.thumb, "thumb_wh": self.thumb_wh,
                 "low_space": self.low_space,
+                "thumb_refused": self.thumb_refused,
                 "rotation": self.media.get("rotation")}
 
 
