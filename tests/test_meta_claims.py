@@ -250,3 +250,21 @@ def test_a_value_that_does_not_fit_its_column_is_counted_partial_with_its_error(
     media = rows(catalog, "SELECT status, frames FROM media")[0]
     assert media == {"status": "partial", "frames": None}
     assert [r["stage"] for r in rows(catalog, "SELECT stage FROM meta_errors")] == ["store"]
+
+
+def test_a_negative_replaygain_peak_is_none(tmp_path: Path) -> None:
+    """A QA finding: a ReplayGain peak of -0.5 was stored; a peak is an amplitude."""
+    from mutagen.flac import FLAC
+
+    import media_corpus
+
+    root = tmp_path / "lib"
+    root.mkdir()
+    for name, peak in (("negative.flac", "-0.5"), ("loud.flac", "1.02")):
+        media_corpus._audio(root / name, "flac", "flac", 0.5)
+        f = FLAC(str(root / name))
+        f["REPLAYGAIN_TRACK_PEAK"] = peak
+        f.save()
+    catalog, _ = _scanned(root, tmp_path)
+    assert _row(catalog, "tags_audio", root / "negative.flac")["rg_track_peak"] is None
+    assert _row(catalog, "tags_audio", root / "loud.flac")["rg_track_peak"] == pytest.approx(1.02)

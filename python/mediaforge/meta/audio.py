@@ -264,6 +264,9 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     elif family is _VORBIS:
         _gain_from_r128(tags, row)
     _fill_from_info(row, info)  # a WAV file's ID3 chunk first, its RIFF INFO for the rest
+    for key in ("rg_track_peak", "rg_album_peak"):
+        if row[key] is not None and row[key] < 0:  # a peak is an amplitude: never below 0
+            row[key] = None
     row["year"] = year_of(row["date"])
     cover = _cover(f)
     row["has_cover"] = cover is not None
