@@ -268,3 +268,22 @@ def test_a_negative_replaygain_peak_is_none(tmp_path: Path) -> None:
     catalog, _ = _scanned(root, tmp_path)
     assert _row(catalog, "tags_audio", root / "negative.flac")["rg_track_peak"] is None
     assert _row(catalog, "tags_audio", root / "loud.flac")["rg_track_peak"] == pytest.approx(1.02)
+
+
+@pytest.mark.parametrize("boxes", [(b"mvhd", b"mdhd"), (b"mdhd",)])
+def test_an_mp4_with_a_time_scale_of_0_has_no_length_or_rate(tmp_path: Path, boxes: tuple[bytes, ...]) -> None:
+    """A QA finding: an MP4 whose movie and media headers give a time scale of 0 (libav
+    then counts whole seconds) was stored as 2000 s long at 0.002 frames a second."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    _video(root / "zero.mp4", "mp4")
+    _video(root / "fine.mp4", "mp4")
+    data = bytearray((root / "zero.mp4").read_bytes())
+    for box in boxes:
+        struct.pack_into(">I", data, data.find(box) + 16, 0)  # version 0: after flags and two times
+    (root / "zero.mp4").write_bytes(bytes(data))
+    catalog, _ = _scanned(root, tmp_path)
+    zero, fine = (_row(catalog, "media", root / n) for n in ("zero.mp4", "fine.mp4"))
+    assert (zero["duration"], zero["fps"], zero["status"]) == (None, None, "partial"), zero
+    assert all(s["duration"] is None for s in _streams(catalog, root / "zero.mp4"))
+    assert (fine["duration"], fine["fps"], fine["status"]) == (pytest.approx(2.0, abs=0.1), 25.0, "ok"), fine

@@ -107,6 +107,44 @@ def track_rotations(path: str | bytes) -> dict[int, int]:
     return out
 
 
+def _time_scale(f: BinaryIO, body: int, end: int) -> int | None:
+    """The time scale of an `mvhd` or `mdhd` box: after the version and flags, and the
+    creation and modification times (4 bytes each in version 0, 8 in version 1)."""
+    f.seek(body)
+    version = f.read(1)
+    if not version:
+        return None
+    at = body + (20 if version[0] == 1 else 12)
+    if at + 4 > end:
+        return None
+    f.seek(at)
+    return struct.unpack(">I", f.read(4))[0]
+
+
+def zero_time_scale(path: str | bytes) -> bool:
+    """Whether the movie header or a track's media header gives a time scale of 0. libav
+    then counts in whole seconds: every length, frame rate and bit rate it gives is wrong
+    (a 2 s clip read as 2000 s at 0.002 frames a second)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        for kind, body, end in _boxes(f, 0, size):
+            if kind != b"moov":
+                continue
+            for sub, sbody, send in _boxes(f, body, end):
+                if sub == b"mvhd" and _time_scale(f, sbody, send) == 0:
+                    return True
+                if sub != b"trak":
+                    continue
+                for leaf, lbody, lend in _boxes(f, sbody, send):
+                    if leaf != b"mdia":
+                        continue
+                    for box, bbody, bend in _boxes(f, lbody, lend):
+                        if box == b"mdhd" and _time_scale(f, bbody, bend) == 0:
+                            return True
+            break
+    return False
+
+
 # Boxes found at the top level of ISO media files: past the last of them, bytes that
 # read as another "box" are some program's trailer, not a box cut short.
 _TOP_BOXES = frozenset((b"ftyp", b"moov", b"mdat", b"moof", b"mfra", b"free", b"skip", b"wide", b"uuid", b"meta",

@@ -584,6 +584,12 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             else:
                 r.fail("probe", e, ERROR)
         return False
+    if _no_time_scale(t.path, media):
+        # Counted in whole seconds by libav: lengths, rates and bit rates all wrong.
+        media.update(duration=None, fps=None, bitrate=None)
+        for s in streams:
+            s.update(duration=None, bitrate=None, **({"fps": None} if "fps" in s else {}))
+        r.fail("probe", "its header gives a time scale of 0: its length, frame rate and bit rate are not known")
     image_reader = media["format"] == "image2" or str(media["format"]).endswith("_pipe")
     if fallback and still and (not (media.get("width") and media.get("height")) or image_reader and picture is None):
         # libav's image reader "opens" any file named like a picture, even one whose header
@@ -673,6 +679,22 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.fail("decode", short)
     _settle_lengths(r)
     return True
+
+
+_ISO_MEDIA = frozenset(("mov", "mp4", "m4a", "m4v", "3gp", "3g2", "mj2", "ismv"))
+
+
+def _no_time_scale(path: bytes, media: dict[str, Any]) -> bool:
+    """Whether an MP4/MOV (an ISO media file: format mov, mp4, 3gp, ...) gives a time
+    scale of 0 (see `mp4.zero_time_scale`)."""
+    from .mp4 import zero_time_scale
+
+    if media.get("format") not in _ISO_MEDIA or not media.get("duration"):
+        return False
+    try:
+        return zero_time_scale(path)
+    except (OSError, struct.error):
+        return False
 
 
 # No recording runs a year: a length past that in a header is a broken field.
