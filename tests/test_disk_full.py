@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -468,3 +469,37 @@ def test_a_first_scan_on_a_nearly_full_disk_leaves_no_catalog_that_blocks_the_ne
         con.close()
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_scan_committed_before_its_extraction_met_a_full_disk_still_prints_its_summary(tmp_path: Path) -> None:
+    """A QA finding: a scan whose files were all committed, and whose metadata extraction
+    then met a full disk, exited 7 with its one error line and printed no summary: a
+    `--json` consumer learned nothing of the scan it had. The summary now comes first,
+    with the extraction's error in it. (Disk sizes are tried from small to larger until
+    one holds the scan but not the extraction.)"""
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(6000):
+        (many / f"f{i:05d}.jpg").write_bytes(b"\xff\xd8\xff" + os.urandom(200))
+    cut_in_extraction = 0
+    for n, size in enumerate(("2m", "3m", "4m")):
+        disk = tmp_path / f"disk{n}"
+        _mount_tiny(disk, size)
+        try:
+            r = subprocess.run([sys.executable, "-m", "mediaforge", "--catalog", str(disk / "c.duckdb"), "scan",
+                                str(many), "--json", "--no-fingerprints"], capture_output=True, text=True,
+                               env={**os.environ, "MEDIAFORGE_DEBUG": "", "MEDIAFORGE_MIN_FREE": "0"})
+            assert "Traceback" not in r.stderr, r.stderr
+            if r.returncode != 7:
+                continue
+            con = duckdb.connect(str(disk / "c.duckdb"), read_only=True)
+            committed = con.execute("SELECT count(*) FROM scans WHERE status = 'completed'").fetchone()[0]
+            con.close()
+            if committed:  # the scan's part is in: its summary must be out
+                summary = json.loads(r.stdout)
+                assert summary["new"] == 6000 and "No space left" in summary["extract"]["error"], summary
+                assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+                cut_in_extraction += 1
+        finally:
+            subprocess.run(["umount", str(disk)], check=False)
+    assert cut_in_extraction, "no disk size held the scan but not its extraction"

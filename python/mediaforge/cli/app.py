@@ -22,8 +22,8 @@ import typer
 from .. import __version__, catalog, meta
 from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_timeout, default_catalog_path,
                       thumbs_dir)
-from ..errors import (CatalogMissingError, ExitCode, Interrupted, InvalidInputError, MediaForgeError, PathIOError,
-                      PathNotFoundError, first_line, is_text, path_text, printable)
+from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, Interrupted, InvalidInputError, MediaForgeError,
+                      PathIOError, PathNotFoundError, first_line, is_text, path_text, printable)
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
 
@@ -189,22 +189,31 @@ def scan_cmd(
             carried = _carry_unfinished(cat, g.catalog)
             with render.ScanProgressBar(show) as bar:
                 summary = scan(cat, config, on_progress=bar.update, walk=walk)
+            index_error: MediaForgeError | None = None
+            extract_error: MediaForgeError | None = None
+            indexed = None
             if xconfig is not None:
-                with render.ExtractProgressBar(show, "extract") as xbar:
-                    xsummary = meta.extract(cat, xconfig, on_progress=xbar.update, prestart=False)
-            index_error = None
-            try:
-                indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried)
-            except IndexBehind as e:  # the scan is committed: its summary is still printed
-                indexed, index_error = None, e
+                try:
+                    with render.ExtractProgressBar(show, "extract") as xbar:
+                        xsummary = meta.extract(cat, xconfig, on_progress=xbar.update, prestart=False)
+                except CatalogWriteError as e:  # a full disk: the scan is committed, its summary still printed
+                    extract_error = e
+            if extract_error is None:
+                try:
+                    indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary,
+                                                   carried)
+                except IndexBehind as e:  # the scan is committed: its summary is still printed
+                    index_error = e
     finally:
         walk.close()
     if as_json:
-        render.dump_json(dict(summary.as_dict(), extract=xsummary.as_dict() if xsummary else None,
+        render.dump_json(dict(summary.as_dict(),
+                              extract=xsummary.as_dict() if xsummary else
+                              ({"error": str(extract_error)} if extract_error else None),
                               index=indexed.__dict__ if indexed else
                               ({"error": str(index_error)} if index_error else None)))
-        if index_error:
-            raise index_error
+        if extract_error or index_error:
+            raise extract_error or index_error
         return
     s = summary
     rate = s.files_seen / s.seconds if s.seconds else 0.0
@@ -235,8 +244,8 @@ def scan_cmd(
     if indexed is not None:
         print(f"  search index: {render.counted(indexed.indexed, 'file')} indexed, {indexed.removed:,} removed in "
               f"{indexed.seconds:.2f} s ({indexed.total:,} in the index)")
-    if index_error:
-        raise index_error
+    if extract_error or index_error:
+        raise extract_error or index_error
 
 
 class IndexBehind(PathIOError):
