@@ -97,9 +97,9 @@ def _wav(path: Path, channels_claimed: int) -> None:
     import numpy as np
 
     with av.open(str(path), "w", format="wav") as c:
-        s = c.add_stream("pcm_s16le", rate=8000, layout="stereo")
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 24000), np.int16), format="s16", layout="stereo")
-        f.rate = 8000
+        s = c.add_stream("pcm_s16le", rate=44100, layout="stereo")
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 2 * 3 * 44100), np.int16), format="s16", layout="stereo")
+        f.rate = 44100
         for p in s.encode(f):
             c.mux(p)
         for p in s.encode(None):
@@ -130,13 +130,16 @@ def test_lengths_a_header_claims_past_what_the_file_holds_are_not_stored(tmp_pat
 
 
 def test_a_wav_claiming_65535_channels_has_no_channel_count(tmp_path: Path) -> None:
-    """A QA finding: 65535 channels in a WAV's header were stored as 0 channels."""
+    """A QA finding: 65535 channels in a WAV's header were stored as 0 channels, and a
+    bit rate multiplied out of them (46 Gb/s)."""
     root = tmp_path / "lib"
     root.mkdir()
     _wav(root / "many.wav", 65535)
     catalog, _ = _scanned(root, tmp_path)
-    assert _row(catalog, "media", root / "many.wav")["channels"] is None
-    assert all(s["channels"] is None for s in _streams(catalog, root / "many.wav"))
+    media = _row(catalog, "media", root / "many.wav")
+    assert media["channels"] is None and (media["bitrate"] or 0) < 10_000_000, media  # not 0, not 46 Gb/s
+    assert all(s["channels"] is None and (s["bitrate"] or 0) < 10_000_000
+               for s in _streams(catalog, root / "many.wav"))
 
 
 def _apng_claiming(path: Path, claimed: int) -> None:

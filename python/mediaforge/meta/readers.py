@@ -699,12 +699,15 @@ def _no_time_scale(path: bytes, media: dict[str, Any]) -> bool:
 
 # No recording runs a year: a length past that in a header is a broken field.
 LONGEST_S = 366 * 86_400.0
+FASTEST_VIDEO_BPS = 100_000_000_000
+FASTEST_SOUND_BPS = 2_000_000_000
 
 
 def _settle_lengths(r: _Result) -> None:
     """Stream lengths the file's own length belies are not stored: a header's claim (an
     MP3's frame count, FLAC's sample count, an Ogg page's granule, a Matroska track's tag)
-    well past what the file holds once that was measured or corrected, or past a year."""
+    well past what the file holds once that was measured or corrected, or past a year;
+    nor bit rates past any recording's."""
     whole = r.media.get("duration")
     if whole is not None and not 0 <= whole <= LONGEST_S:
         r.media["duration"] = whole = None
@@ -717,6 +720,14 @@ def _settle_lengths(r: _Result) -> None:
             r.fail("probe", f"stream {s['stream_index']}'s header claims {length:.0f} s: not plausible, not stored")
         elif whole is not None and length > whole * 1.5 + 5:
             s["duration"] = None  # the file's length (and what corrected it) says why
+    # Bit rates past any recording's (uncompressed 8K video, 64 channels of 192 kHz sound):
+    # a header's count (65535 channels) multiplied out.
+    most = FASTEST_VIDEO_BPS if r.media.get("video_codec") else FASTEST_SOUND_BPS
+    if (r.media.get("bitrate") or 0) > most:
+        r.media["bitrate"] = None
+    for s in r.streams:
+        if (s.get("bitrate") or 0) > (FASTEST_VIDEO_BPS if s.get("type") == "video" else FASTEST_SOUND_BPS):
+            s["bitrate"] = None
 
 
 def _framing_end(r: _Result, media: dict[str, Any]) -> None:
