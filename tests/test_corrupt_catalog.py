@@ -235,3 +235,46 @@ def test_a_log_that_cannot_be_replayed_is_named_not_the_catalog(media_tree: Medi
     wal.rename(tmp_path / "aside.wal")
     res = run_cli("query", "SELECT DISTINCT tag FROM tags", "--format", "csv", catalog=catalog)
     assert res.rc == 0 and "keep" in res.out, res
+
+
+@pytest.mark.parametrize("cause", ["Failed to commit: could not allocate block of size 256.0 KiB (2.0 MiB/2.0 MiB used)",
+                                   'Could not write file "c.duckdb": No space left on device'])
+def test_a_log_that_fails_to_replay_for_want_of_room_is_not_called_damaged(tmp_path: Path, cause: str) -> None:
+    """A review finding: DuckDB words every failure while it replays a log the same way,
+    memory or disk running out included; those were met with the advice to move the log
+    aside, which throws away its commits over a condition that passes by itself."""
+    from mediaforge.catalog.store import _classify_open_error
+
+    err = _classify_open_error(tmp_path / "c.duckdb",
+                               RuntimeError(f'Failure while replaying WAL file "{tmp_path}/c.duckdb.wal": {cause}'))
+    assert "aside" not in str(err), err
+    damaged_log = _classify_open_error(tmp_path / "c.duckdb", RuntimeError(
+        f'Failure while replaying WAL file "{tmp_path}/c.duckdb.wal": Corrupt WAL file: entry at byte position 90'))
+    assert "move" in str(damaged_log) and ".wal aside" in str(damaged_log)
+
+
+def test_an_empty_catalog_a_process_is_making_is_not_removed(tmp_path: Path) -> None:
+    """A review finding: an empty catalog file (a stub a first scan stopped making) is
+    removed by the next writer, and one that another process is making at that moment (it
+    holds the file's lock as it writes the headers) was removed under it: it is busy."""
+    import subprocess
+    import sys
+
+    stub = tmp_path / "c.duckdb"
+    stub.write_bytes(b"\0" * 8 + b"DUCK" + b"\0" * (8192 - 12))
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.lockf(fd, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(30)"), str(stub)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = run_cli("scan", tmp_path, "--no-meta", catalog=stub)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert res.rc == ExitCode.CATALOG_BUSY, res
+    assert_one_line_error(res.err, "busy")
+    assert stub.stat().st_size == 8192
+    (tmp_path / "empty").mkdir()
+    assert run_cli("scan", tmp_path / "empty", "--no-meta", catalog=stub).rc == 0  # not held: made a catalog
+    assert stub.stat().st_size >= 12288

@@ -185,10 +185,12 @@ def test_gps_parts_past_their_range_and_unknown_references_are_no_place(tmp_path
                                           3: "E", 4: (r(5, 1), r(0, 1), r(7200, 1))})
     _jpeg_with_gps(root / "ref.jpg", {1: "X", 2: (r(10, 1), r(30, 1), r(0, 1)),
                                       3: "E", 4: (r(5, 1), r(0, 1), r(0, 1))})
+    _jpeg_with_gps(root / "both.jpg", {1: "NS", 2: (r(10, 1), r(30, 1), r(0, 1)),
+                                       3: "EW", 4: (r(5, 1), r(0, 1), r(0, 1))})
     _jpeg_with_gps(root / "good.jpg", {1: "S", 2: (r(10, 1), r(30, 1), r(0, 1)),
                                        3: "W", 4: (r(5, 1), r(15, 1), r(0, 1))})
     catalog, _ = _scanned(root, tmp_path)
-    for name in ("minutes.jpg", "ref.jpg"):
+    for name in ("minutes.jpg", "ref.jpg", "both.jpg"):
         exif = _row(catalog, "exif", root / name)
         assert (exif["gps_lat"], exif["gps_lon"]) == (None, None), (name, exif)
     good = _row(catalog, "exif", root / "good.jpg")

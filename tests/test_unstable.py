@@ -185,3 +185,32 @@ def test_files_swapped_by_name_as_a_scan_runs_keep_their_ids(tmp_path: Path) -> 
     after = {r["inode"]: r["id"] for r in rows(catalog, ids)}
     assert len(after) == 2 * n and s.new == 0
     assert [k for k in before if after.get(k) != before[k]] == []
+
+
+def test_a_folder_mounted_twice_is_no_race_after_a_move(tmp_path: Path) -> None:
+    """A review finding: a file renamed between scans, in a folder also reached through a
+    bind mount, was taken for one renamed as the scan ran (its inode, with one link, at
+    two names): its second view got no row and a `vanished` error. The same name in one
+    folder, reached two ways, is one file: each view gets its row."""
+    import subprocess
+
+    root = tmp_path / "lib"
+    (root / "d").mkdir(parents=True)
+    for i in range(3):
+        (root / "d" / f"f{i}.jpg").write_bytes(os.urandom(3000 + i))
+    catalog = tmp_path / "catalog.duckdb"
+    do_scan(catalog, root)
+    (root / "d" / "f1.jpg").rename(root / "d" / "g1.jpg")
+    view = tmp_path / "view"
+    view.mkdir()
+    r = subprocess.run(["mount", "--bind", str(root), str(view)], capture_output=True, text=True)
+    assert r.returncode == 0, f"a bind mount needs root: {r.stderr}"
+    try:
+        s = do_scan(catalog, root, view)
+        present = {bytes(p) for p, r in files_by_path(catalog).items() if r["status"] == "present"}
+    finally:
+        subprocess.run(["umount", str(view)], check=False)
+    assert s.errors == 0 and s.moved == 1, s
+    names = ("f0.jpg", "g1.jpg", "f2.jpg")
+    assert present == {os.fsencode(d / "d" / n) for d in (root, view) for n in names}
+    assert s.hashed_files == 0  # the second view's rows take the digests of the inodes' rows

@@ -41,7 +41,10 @@ _NOT_DB = re.compile(r"not a valid DuckDB database|Corrupt database file|databas
                      r"invalid (storage|block|database)|checksum|Could not read enough bytes", re.I)
 _HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
 _WAL = re.compile(r"while replaying WAL file", re.I)
-_FULL = re.compile(r"No space left on device|Disk quota exceeded|File too large", re.I)
+_FULL = re.compile(r"No space left on device|Disk quota exceeded", re.I)
+# What fails a log's replay without any fault in the log: it replays once this is fixed.
+_NOT_THE_LOG = re.compile(r"No space left on device|Disk quota exceeded|Permission denied|could not allocate|"
+                          r"Out of Memory|File too large", re.I)
 # A DuckDB file's first block: a checksum, then its magic. Its three header blocks come
 # before any data: a shorter file was cut short as it was made, and holds no table.
 _DUCK_MAGIC = (8, b"DUCK")
@@ -64,6 +67,23 @@ def empty_catalog(path: Path | str) -> str | None:
     return "a first scan stopped as it made it: no table in it" if made else None
 
 
+def _unlink_unless_held(path: Path) -> None:
+    """Remove an empty catalog file, unless a process holds it: one making the catalog at
+    this moment (DuckDB locks the file as it writes the headers) has it busy."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise CatalogBusyError(f"catalog is busy: another process is making {path}; run this again once it "
+                                   "ends") from None
+        path.unlink()
+    finally:
+        os.close(fd)
+
+
 def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
     text = str(err)
     if _LOCK.search(text):
@@ -75,7 +95,7 @@ def _classify_open_error(path: Path, err: Exception) -> MediaForgeError:
         return CatalogReadOnlyError(f"cannot write the catalog {path}: it is on a read-only file system"
                                     + (" (commands that only read it, such as query and stats, work)"
                                        if path.exists() else ""))
-    if _WAL.search(text):
+    if _WAL.search(text) and not _NOT_THE_LOG.search(text):
         # The log of the last commits, not the catalog, is what fails: moved aside, the
         # catalog opens as it was at its last checkpoint (what only the log holds is lost).
         return CatalogInvalidError(
@@ -186,7 +206,7 @@ class Catalog:
                 if read_only:
                     raise CatalogMissingError(f"the catalog at {path} is empty ({empty}): run `mediaforge scan PATH` "
                                               "first")
-                path.unlink()
+                _unlink_unless_held(path)
             elif path.is_file():
                 with open(path, "rb") as f:
                     if f.read(16) == b"SQLite format 3\x00":

@@ -198,12 +198,12 @@ def scan_cmd(
                         xsummary = meta.extract(cat, xconfig, on_progress=xbar.update, prestart=False)
                 except CatalogWriteError as e:  # a full disk: the scan is committed, its summary still printed
                     extract_error = e
-            if extract_error is None:
-                try:
-                    indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary,
-                                                   carried)
-                except IndexBehind as e:  # the scan is committed: its summary is still printed
-                    index_error = e
+            try:
+                indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried)
+            except IndexBehind as e:  # the scan is committed: its summary is still printed
+                index_error = e
+            except CatalogWriteError as e:  # (a full disk, as the extraction may have met)
+                extract_error = extract_error or e
     finally:
         walk.close()
     if as_json:

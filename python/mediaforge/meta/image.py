@@ -469,7 +469,7 @@ def _gps_coord(value: Any, ref: Any, refs: str) -> float | None:
     for a broken field: minutes or seconds of 60 and more or below 0, negative degrees,
     a reference that is not one of `refs` ("NS" or "EW"; none at all reads as N or E)."""
     side = (_text(ref) or "").strip().upper()
-    if side and side not in refs:
+    if side and side not in tuple(refs):
         return None
     if isinstance(value, tuple) and len(value) == 3:
         parts = [_num(x) for x in value]

@@ -158,7 +158,7 @@ class _Result:
                 self.low_space = True
                 self.fail("thumb", f"thumbnail not written: its disk is full ({e.strerror})")
                 return
-            if isinstance(e, OSError) and e.strerror:
+            if isinstance(e, OSError) and e.errno in _REFUSED:
                 # Its folder not writable (read-only, another user's, a file in its place):
                 # said once after the run, as a full disk is.
                 self.thumb_refused = True
@@ -697,6 +697,11 @@ def _no_time_scale(path: bytes, media: dict[str, Any]) -> bool:
         return False
 
 
+# What a thumbnail folder answers when it may not be written (read-only, another user's,
+# a file where a folder goes).
+_REFUSED = frozenset((errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR))
+
+
 # No recording runs a year: a length past that in a header is a broken field.
 LONGEST_S = 366 * 86_400.0
 FASTEST_VIDEO_BPS = 100_000_000_000
@@ -710,7 +715,9 @@ def _settle_lengths(r: _Result) -> None:
     nor bit rates past any recording's."""
     whole = r.media.get("duration")
     if whole is not None and not 0 <= whole <= LONGEST_S:
-        r.media["duration"] = whole = None
+        r.media["duration"] = None
+        r.fail("probe", f"the file's header claims {whole:.0f} s: not plausible, not stored")
+        whole = None
     for s in r.streams:
         length = s.get("duration")
         if length is None:

@@ -499,6 +499,8 @@ fn resolve_deferred(
         })
         .collect();
     let mut taken: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+    // Where each row taken by a move in this loop was found: (folder, name).
+    let mut taken_at: hashbrown::HashMap<u32, (Vec<u8>, Vec<u8>)> = hashbrown::HashMap::new();
     // Folders known to be (or not be) their own real path: snapshots of hard links have
     // many rows per folder to check.
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
@@ -561,11 +563,22 @@ fn resolve_deferred(
             })
         });
         if let (None, Some(j), false, 1) = (pick, same, follow, f.stat.nlink) {
-            let found = |k: &u32| (prev.seen[*k as usize].load(Relaxed) && !reused.contains(k)) || taken.contains(k);
+            // Where the walk also found this inode: a row's own path that still held it,
+            // or the path of a file that took a row by a move in this loop.
+            let elsewhere = |k: u32| -> Option<(&[u8], &[u8])> {
+                let ku = k as usize;
+                if prev.seen[ku].load(Relaxed) && !reused.contains(&k) && !taken.contains(&k) {
+                    return (!prev.followed[ku]).then(|| (prev.folder(ku), prev.name(ku)));
+                }
+                taken_at
+                    .get(&k)
+                    .map(|(folder, name)| (folder.as_slice(), name.as_slice()))
+            };
             if prev
                 .same_identity(j)
                 .into_iter()
-                .any(|k| found(&k) && !one_file_two_ways(prev, k as usize, &f, &folder_ids))
+                .filter_map(elsewhere)
+                .any(|(folder, name)| !one_file_two_ways(folder, name, &f, &folder_ids))
             {
                 out.push((f, Plan::Elsewhere));
                 continue;
@@ -587,6 +600,7 @@ fn resolve_deferred(
             }
             (Some(k), _) => {
                 taken.insert(k);
+                taken_at.insert(k, (folder.to_vec(), f.name().to_vec()));
                 prev.mark_seen(k);
                 displaced.extend(reused_row);
                 let digest = if Some(k) == reused_row {
@@ -696,18 +710,19 @@ fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::
                 .or_insert_with(|| real_folder(folder)))
 }
 
-/// Whether file `f` and row `k`'s path, which held `f`'s inode when the walk passed, are
-/// one file reached two ways (a folder mounted twice): the same name in one folder. Else,
-/// as a file with one link has one name, the inode moved from one to the other as the
-/// walk ran. Folders are told apart by their identity; one gone since is no witness.
+/// Whether file `f` and the name `name` in `other_folder`, which held `f`'s inode when the walk
+/// passed, are one file reached two ways (a folder mounted twice): the same name in one
+/// folder. Else, as a file with one link has one name, the inode moved from one to the
+/// other as the walk ran. Folders are told apart by their identity; one gone since is no
+/// witness.
 fn one_file_two_ways(
-    prev: &PrevState,
-    k: usize,
+    other_folder: &[u8],
+    name: &[u8],
     f: &WalkedFile,
     folder_ids: &std::cell::RefCell<hashbrown::HashMap<Vec<u8>, Option<crate::types::FileId>>>,
 ) -> bool {
-    if prev.followed[k] || prev.name(k) != f.name() {
-        return prev.followed[k];
+    if name != f.name() {
+        return false;
     }
     let id = |folder: &[u8]| {
         *folder_ids.borrow_mut().entry_ref(folder).or_insert_with(|| {
@@ -718,12 +733,13 @@ fn one_file_two_ways(
         })
     };
     let here = id(&f.path[..f.name_start as usize]);
-    here.is_some() && here == id(prev.folder(k))
+    here.is_some() && here == id(other_folder)
 }
 
 /// How much later than its folder's mtime a renamed file's change time may be: a rename
 /// sets both, the folder's first on some file systems, and a coarse clock can tick between.
 const RENAME_TICK_NS: i64 = 20_000_000;
+const COARSE_TICK_NS: i64 = 2_000_000_000;
 
 /// Whether file `f`, found moved with row `k`'s inode, size and mtime, was also written
 /// since that row was read (with its mtime put back, as `exiftool -P` does). Its change
@@ -748,7 +764,16 @@ fn written_as_well(
             .ok()
             .map(|st| crate::types::FileStat::from_stat(&st).mtime_ns)
     });
-    changed.is_none_or(|m| f.stat.ctime_ns > m.saturating_add(RENAME_TICK_NS))
+    // A folder time in whole seconds comes from a file system that keeps no finer ones
+    // (FAT keeps 2 s): the rename's instant is known to that much.
+    changed.is_none_or(|m| {
+        let tick = if m % 1_000_000_000 == 0 {
+            COARSE_TICK_NS
+        } else {
+            RENAME_TICK_NS
+        };
+        f.stat.ctime_ns > m.saturating_add(tick)
+    })
 }
 
 /// Whether `folder` (ending in '/') is its own real path: no symbolic link on the way.
@@ -1008,7 +1033,7 @@ fn dispatch(
                 out.counts.unchanged.fetch_add(1, Relaxed);
             }
             Plan::Elsewhere => {
-                out.counts.gone_before_read.fetch_add(1, Relaxed);
+                // Seen by the walk (files_seen), never planned a row or a read.
                 out.hash_errors.fetch_add(1, Relaxed);
                 let _ = out.mtx.send(Msg::Errors(vec![PathError {
                     path: f.path.clone(),
@@ -1319,13 +1344,12 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
         }
     };
     let mut buf = Vec::with_capacity(crate::hash::READ_CHUNK);
-    for (f, id, change) in job.files {
+    for (mut f, id, change) in job.files {
         if cancel.load(Relaxed) {
             return;
         }
         let Ok(name) = CString::new(f.name()) else { continue };
-        let ext = kind::extension(f.name());
-        let hashed = hash_file_at(
+        let mut hashed = hash_file_at(
             Some(dirfd.as_fd()),
             name.as_c_str(),
             &f.stat,
@@ -1333,6 +1357,25 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
             cancel,
             &progress.hash_bytes_done,
         );
+        if let Ok(Hashed::Unstable { now }) = &hashed {
+            if now.id != f.stat.id
+                && (now.len, now.mtime_ns, now.ctime_ns) == (f.stat.len, f.stat.mtime_ns, f.stat.ctime_ns)
+            {
+                // The same file under another inode number: file systems that number
+                // inodes as they load them (FAT, FUSE without fixed numbers) renumber one
+                // dropped from memory since the walk. Read under its number now.
+                f.stat.id = now.id;
+                hashed = hash_file_at(
+                    Some(dirfd.as_fd()),
+                    name.as_c_str(),
+                    &f.stat,
+                    &mut buf,
+                    cancel,
+                    &progress.hash_bytes_done,
+                );
+            }
+        }
+        let ext = kind::extension(f.name());
         if !matches!(hashed, Ok(Hashed::Stable { .. }) | Err(HashError::Cancelled)) {
             // Replaced since it was listed by a folder, a FIFO or a device (reading it
             // failed or gave another size): the file listed is gone, as if deleted.
