@@ -237,8 +237,9 @@ def test_a_log_that_cannot_be_replayed_is_named_not_the_catalog(media_tree: Medi
     assert res.rc == 0 and "keep" in res.out, res
 
 
-@pytest.mark.parametrize("cause", ["Failed to commit: could not allocate block of size 256.0 KiB (2.0 MiB/2.0 MiB used)",
-                                   'Could not write file "c.duckdb": No space left on device'])
+@pytest.mark.parametrize("cause", [
+    "Failed to commit: could not allocate block of size 256.0 KiB (2.0 MiB/2.0 MiB used)",
+    'Could not write file "c.duckdb": No space left on device'])
 def test_a_log_that_fails_to_replay_for_want_of_room_is_not_called_damaged(tmp_path: Path, cause: str) -> None:
     """A review finding: DuckDB words every failure while it replays a log the same way,
     memory or disk running out included; those were met with the advice to move the log
