@@ -214,3 +214,29 @@ def test_a_folder_mounted_twice_is_no_race_after_a_move(tmp_path: Path) -> None:
     names = ("f0.jpg", "g1.jpg", "f2.jpg")
     assert present == {os.fsencode(d / "d" / n) for d in (root, view) for n in names}
     assert s.hashed_files == 0  # the second view's rows take the digests of the inodes' rows
+
+
+def test_a_file_mounted_over_a_catalogued_file_is_that_file_not_a_race(tmp_path: Path) -> None:
+    """A QA finding: a file bind-mounted over another catalogued file (its inode, with one
+    link, at two names) was taken for a rename during the scan, on every scan: an error
+    each time, and the path kept the digest of the file under the mount. Both names hold
+    the inode at once: it is one file reached two ways, and the path takes its bytes."""
+    import subprocess
+
+    root = tmp_path / "lib"
+    (root / "x").mkdir(parents=True)
+    (root / "x" / "f1.jpg").write_bytes(os.urandom(5000))
+    (root / "x" / "cover.jpg").write_bytes(b"")
+    catalog = tmp_path / "catalog.duckdb"
+    do_scan(catalog, root)
+    r = subprocess.run(["mount", "--bind", str(root / "x" / "f1.jpg"), str(root / "x" / "cover.jpg")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"a bind mount needs root: {r.stderr}"
+    try:
+        s = do_scan(catalog, root)
+        cover = files_by_path(catalog)[os.fsencode(root / "x" / "cover.jpg")]
+        want = blake3.blake3((root / "x" / "f1.jpg").read_bytes()).hexdigest()
+    finally:
+        subprocess.run(["umount", str(root / "x" / "cover.jpg")], check=False)
+    assert (s.errors, s.changed) == (0, 1), s
+    assert (cover["status"], cover["blake3"]) == ("present", want)

@@ -499,12 +499,11 @@ fn resolve_deferred(
         })
         .collect();
     let mut taken: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
-    // Where each row taken by a move in this loop was found: (folder, name).
-    let mut taken_at: hashbrown::HashMap<u32, (Vec<u8>, Vec<u8>)> = hashbrown::HashMap::new();
+    // Where each row taken by a move in this loop was found.
+    let mut taken_at: hashbrown::HashMap<u32, Vec<u8>> = hashbrown::HashMap::new();
     // Folders known to be (or not be) their own real path: snapshots of hard links have
     // many rows per folder to check.
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
-    let folder_ids = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<crate::types::FileId>>::new());
     let folder_times = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<i64>>::new());
     // The digest a moved file takes from its row, unless it was also written (see
     // `written_as_well`): then it is read again.
@@ -565,20 +564,18 @@ fn resolve_deferred(
         if let (None, Some(j), false, 1) = (pick, same, follow, f.stat.nlink) {
             // Where the walk also found this inode: a row's own path that still held it,
             // or the path of a file that took a row by a move in this loop.
-            let elsewhere = |k: u32| -> Option<(&[u8], &[u8])> {
+            let elsewhere = |k: u32| -> Option<&[u8]> {
                 let ku = k as usize;
                 if prev.seen[ku].load(Relaxed) && !reused.contains(&k) && !taken.contains(&k) {
-                    return (!prev.followed[ku]).then(|| (prev.folder(ku), prev.name(ku)));
+                    return (!prev.followed[ku]).then(|| prev.path(ku));
                 }
-                taken_at
-                    .get(&k)
-                    .map(|(folder, name)| (folder.as_slice(), name.as_slice()))
+                taken_at.get(&k).map(|path| path.as_slice())
             };
             if prev
                 .same_identity(j)
                 .into_iter()
                 .filter_map(elsewhere)
-                .any(|(folder, name)| !one_file_two_ways(folder, name, &f, &folder_ids))
+                .any(|other| !one_file_two_ways(other, &f))
             {
                 out.push((f, Plan::Elsewhere));
                 continue;
@@ -600,7 +597,7 @@ fn resolve_deferred(
             }
             (Some(k), _) => {
                 taken.insert(k);
-                taken_at.insert(k, (folder.to_vec(), f.name().to_vec()));
+                taken_at.insert(k, f.path.to_vec());
                 prev.mark_seen(k);
                 displaced.extend(reused_row);
                 let digest = if Some(k) == reused_row {
@@ -710,30 +707,18 @@ fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::
                 .or_insert_with(|| real_folder(folder)))
 }
 
-/// Whether file `f` and the name `name` in `other_folder`, which held `f`'s inode when the walk
-/// passed, are one file reached two ways (a folder mounted twice): the same name in one
-/// folder. Else, as a file with one link has one name, the inode moved from one to the
-/// other as the walk ran. Folders are told apart by their identity; one gone since is no
-/// witness.
-fn one_file_two_ways(
-    other_folder: &[u8],
-    name: &[u8],
-    f: &WalkedFile,
-    folder_ids: &std::cell::RefCell<hashbrown::HashMap<Vec<u8>, Option<crate::types::FileId>>>,
-) -> bool {
-    if name != f.name() {
-        return false;
-    }
-    let id = |folder: &[u8]| {
-        *folder_ids.borrow_mut().entry_ref(folder).or_insert_with(|| {
-            let c = CString::new(if folder.is_empty() { &b"."[..] } else { folder }).ok()?;
-            rustix::fs::stat(c.as_c_str())
-                .ok()
-                .map(|st| crate::types::FileStat::from_stat(&st).id)
-        })
+/// Whether file `f` and the path `other`, which held `f`'s inode when the walk passed,
+/// are one file reached two ways (a folder or a file mounted twice): both hold it now.
+/// Else, as a file with one link has one name, the inode moved from one to the other as
+/// the walk ran.
+fn one_file_two_ways(other: &[u8], f: &WalkedFile) -> bool {
+    let holds = |path: &[u8]| {
+        CString::new(path)
+            .ok()
+            .and_then(|c| rustix::fs::lstat(c.as_c_str()).ok())
+            .is_some_and(|st| crate::types::FileStat::from_stat(&st).id == f.stat.id)
     };
-    let here = id(&f.path[..f.name_start as usize]);
-    here.is_some() && here == id(other_folder)
+    holds(other) && holds(&f.path)
 }
 
 /// How much later than its folder's mtime a renamed file's change time may be: a rename
