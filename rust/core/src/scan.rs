@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::hash::{hash_file_at, HashError, Hashed, HEAD_LEN};
 use crate::kind::{self, Class};
 use crate::prev::{FolderMatcher, MediaId, PrevState};
-use crate::types::Digest;
+use crate::types::{Digest, FileStat};
 use crate::walk::{
     describe_io, trim_trailing_slashes, walk, DirFiles, PathError, WalkCounters, WalkOptions, WalkedFile,
 };
@@ -1334,14 +1334,17 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
             return;
         }
         let Ok(name) = CString::new(f.name()) else { continue };
-        let mut hashed = hash_file_at(
-            Some(dirfd.as_fd()),
-            name.as_c_str(),
-            &f.stat,
-            &mut buf,
-            cancel,
-            &progress.hash_bytes_done,
-        );
+        let hash = |expected: &FileStat, buf: &mut Vec<u8>| {
+            hash_file_at(
+                Some(dirfd.as_fd()),
+                name.as_c_str(),
+                expected,
+                buf,
+                cancel,
+                &progress.hash_bytes_done,
+            )
+        };
+        let mut hashed = hash(&f.stat, &mut buf);
         if let Ok(Hashed::Unstable { now }) = &hashed {
             if now.id != f.stat.id
                 && (now.len, now.mtime_ns, now.ctime_ns) == (f.stat.len, f.stat.mtime_ns, f.stat.ctime_ns)
@@ -1350,14 +1353,7 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
                 // inodes as they load them (FAT, FUSE without fixed numbers) renumber one
                 // dropped from memory since the walk. Read under its number now.
                 f.stat.id = now.id;
-                hashed = hash_file_at(
-                    Some(dirfd.as_fd()),
-                    name.as_c_str(),
-                    &f.stat,
-                    &mut buf,
-                    cancel,
-                    &progress.hash_bytes_done,
-                );
+                hashed = hash(&f.stat, &mut buf);
             }
         }
         let ext = kind::extension(f.name());
