@@ -43,8 +43,7 @@ _HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
 _WAL = re.compile(r"while replaying WAL file", re.I)
 _FULL = re.compile(r"No space left on device|Disk quota exceeded", re.I)
 # What fails a log's replay without any fault in the log: it replays once this is fixed.
-_NOT_THE_LOG = re.compile(r"No space left on device|Disk quota exceeded|Permission denied|could not allocate|"
-                          r"Out of Memory|File too large", re.I)
+_NOT_THE_LOG = re.compile(_FULL.pattern + r"|Permission denied|could not allocate|Out of Memory|File too large", re.I)
 # A DuckDB file's first block: a checksum, then its magic. Its three header blocks come
 # before any data: a shorter file was cut short as it was made, and holds no table.
 _DUCK_MAGIC = (8, b"DUCK")

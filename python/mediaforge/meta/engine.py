@@ -200,7 +200,8 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
         files=done, ok=counts[OK], partial=counts[PARTIAL], unsupported=counts[UNSUPPORTED],
         failed=counts[ERROR] + counts[TIMEOUT] + counts[CRASHED], thumbs=thumbs, errors=errors,
         workers_replaced=pool.replaced, seconds=time.monotonic() - started, changed=skipped,
-        thumbs_low_space=low_space, thumbs_refused=refused, min_free=min_free, thumb_size=config.thumb_size if config.thumbs else 0,
+        thumbs_low_space=low_space, thumbs_refused=refused, min_free=min_free,
+        thumb_size=config.thumb_size if config.thumbs else 0,
     )
 
 

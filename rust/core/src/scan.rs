@@ -498,9 +498,8 @@ fn resolve_deferred(
             _ => None,
         })
         .collect();
-    let mut taken: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
-    // Where each row taken by a move in this loop was found.
-    let mut taken_at: hashbrown::HashMap<u32, Vec<u8>> = hashbrown::HashMap::new();
+    // Rows taken by a move, each with where in `out` the file that took it is.
+    let mut taken: hashbrown::HashMap<u32, usize> = hashbrown::HashMap::new();
     // Folders known to be (or not be) their own real path: snapshots of hard links have
     // many rows per folder to check.
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
@@ -511,7 +510,7 @@ fn resolve_deferred(
         digest.filter(|_| !written_as_well(prev, k as usize, f, &folder_times))
     };
     let mut displaced = Vec::new();
-    let mut out = Vec::with_capacity(deferred.len());
+    let mut out: Vec<(WalkedFile, Plan)> = Vec::with_capacity(deferred.len());
     let mut later = Vec::new();
     // In path order, not in the order the walk threads happened to list folders: two new
     // names of one inode competing for one row get the same answer on every run.
@@ -542,7 +541,7 @@ fn resolve_deferred(
             let ku = *k as usize;
             !prev.born_after_seen(ku, f.born_ns)
                 && !(prev.seen[ku].load(Relaxed) && !reused.contains(k))
-                && !taken.contains(k)
+                && !taken.contains_key(k)
                 && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row || strangers.contains(k))
                 && !(prev.present[ku] && !prev.seen[ku].load(Relaxed) && unlooked(ku))
                 && (Some(*k) == reused_row || !still_holds(prev, ku, &real))
@@ -566,10 +565,10 @@ fn resolve_deferred(
             // or the path of a file that took a row by a move in this loop.
             let elsewhere = |k: u32| -> Option<&[u8]> {
                 let ku = k as usize;
-                if prev.seen[ku].load(Relaxed) && !reused.contains(&k) && !taken.contains(&k) {
+                if prev.seen[ku].load(Relaxed) && !reused.contains(&k) && !taken.contains_key(&k) {
                     return (!prev.followed[ku]).then(|| prev.path(ku));
                 }
-                taken_at.get(&k).map(|path| path.as_slice())
+                taken.get(&k).map(|&at| &*out[at].0.path)
             };
             if prev
                 .same_identity(j)
@@ -592,12 +591,11 @@ fn resolve_deferred(
             // this very file come back; a gone path row of another file yields to the
             // inode's own row (a hard link made again). If another file takes the path's
             // row, this one takes the row it picked (when still free).
-            (Some(k), Some(i)) if k != i && !prev.present[k as usize] && !taken.contains(&i) => {
+            (Some(k), Some(i)) if k != i && !prev.present[k as usize] && !taken.contains_key(&i) => {
                 later.push((f, i, Some((k, digest))))
             }
             (Some(k), _) => {
-                taken.insert(k);
-                taken_at.insert(k, f.path.to_vec());
+                taken.insert(k, out.len());
                 prev.mark_seen(k);
                 displaced.extend(reused_row);
                 let digest = if Some(k) == reused_row {
@@ -637,7 +635,7 @@ fn resolve_deferred(
         // The path's own row, unless another file took it: while present (the file saved
         // over) or when this is its file come back. Else the row of this file's inode, when
         // one is free (a hard link made again); else, at a gone file's path, its bytes decide.
-        let own_row = !taken.contains(&i) && (prev.present[iu] || gone_file_back(prev, iu, &f));
+        let own_row = !taken.contains_key(&i) && (prev.present[iu] || gone_file_back(prev, iu, &f));
         let plan = if own_row {
             Plan::Row {
                 prev: Some(prev.media_id(iu)),
@@ -649,8 +647,8 @@ fn resolve_deferred(
                 digest: None,
                 hash: want_hash,
             }
-        } else if let Some((k, digest)) = fallback.filter(|(k, _)| !taken.contains(k)) {
-            taken.insert(k);
+        } else if let Some((k, digest)) = fallback.filter(|(k, _)| !taken.contains_key(k)) {
+            taken.insert(k, out.len());
             prev.mark_seen(k);
             let digest = kept(k, &f, digest);
             Plan::Row {
@@ -659,7 +657,7 @@ fn resolve_deferred(
                 digest,
                 hash: want_hash && digest.is_none(),
             }
-        } else if taken.contains(&i) {
+        } else if taken.contains_key(&i) {
             Plan::Row {
                 prev: None,
                 change: Change::New,
@@ -673,7 +671,7 @@ fn resolve_deferred(
     }
     // A path another known file was moved onto: its old file, found nowhere else, is gone.
     for i in displaced {
-        if !taken.contains(&i) {
+        if !taken.contains_key(&i) {
             prev.unmark_seen(i);
         }
     }
@@ -689,7 +687,7 @@ fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::
     let Ok(c) = CString::new(path) else {
         return false;
     };
-    let id = |st: rustix::fs::Stat| crate::types::FileStat::from_stat(&st).id;
+    let id = |st: rustix::fs::Stat| FileStat::from_stat(&st).id;
     let holds = match rustix::fs::lstat(c.as_c_str()) {
         Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink => {
             prev.followed[i] && rustix::fs::stat(c.as_c_str()).is_ok_and(|st| id(st) == prev.stat[i].id)
@@ -716,7 +714,7 @@ fn one_file_two_ways(other: &[u8], f: &WalkedFile) -> bool {
         CString::new(path)
             .ok()
             .and_then(|c| rustix::fs::lstat(c.as_c_str()).ok())
-            .is_some_and(|st| crate::types::FileStat::from_stat(&st).id == f.stat.id)
+            .is_some_and(|st| FileStat::from_stat(&st).id == f.stat.id)
     };
     holds(other) && holds(&f.path)
 }
@@ -747,7 +745,7 @@ fn written_as_well(
         let c = CString::new(if folder.is_empty() { &b"."[..] } else { folder }).ok()?;
         rustix::fs::stat(c.as_c_str())
             .ok()
-            .map(|st| crate::types::FileStat::from_stat(&st).mtime_ns)
+            .map(|st| FileStat::from_stat(&st).mtime_ns)
     });
     // A folder time in whole seconds comes from a file system that keeps no finer ones
     // (FAT keeps 2 s): the rename's instant is known to that much.
@@ -1622,7 +1620,7 @@ mod tests {
                 WalkedFile {
                     path,
                     name_start,
-                    stat: crate::types::FileStat::from_stat(&st),
+                    stat: FileStat::from_stat(&st),
                     born_ns: 0,
                 }
             })
