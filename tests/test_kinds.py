@@ -135,18 +135,42 @@ def test_classify_binding(media_blobs: MediaBlobs, name: bytes, head: str | None
     assert _core.classify(name, data) == expected
 
 
-def test_sound_alone_in_matroska_and_jpeg_2000_are_what_they_are(tmp_path: Path, catalog_path: Path) -> None:
-    """An `.mka` (Matroska holding sound alone) was a video, out of every `kind = 'audio'`
-    query and of `dupes --kind audio`; JPEG 2000 pictures were `other`, never read."""
+def _wma(path: Path) -> None:
+    """Sound alone in ASF, as Windows Media Player rips it (WMA v2)."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="asf") as out:
+        st = out.add_stream("wmav2", rate=44100)
+        st.layout, st.bit_rate = "mono", 64000
+        st.codec_context.open()
+        n = st.codec_context.frame_size
+        for i in range(10):
+            tone = (np.sin(np.arange(i * n, (i + 1) * n) / 10) * 0.3).astype("float32")[None, :]
+            frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 44100, i * n, Fraction(1, 44100)
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
+
+
+def test_sound_alone_in_matroska_asf_and_jpeg_2000_are_what_they_are(tmp_path: Path, catalog_path: Path) -> None:
+    """An `.mka` (Matroska holding sound alone) and a `.wma` (ASF holding sound alone)
+    were videos, out of every `kind = 'audio'` query and of `dupes --kind audio`; JPEG
+    2000 pictures were `other`, never read."""
     from conftest import _encode_audio, _encode_video, _picture
 
     lib = tmp_path / "lib"
     lib.mkdir()
     _encode_audio(lib / "live.mka", "flac", "matroska")
+    _wma(lib / "rip.wma")
     _encode_video(lib / "clip.mkv")
     _picture(64, 48, 1).save(lib / "scan.jp2")
     _picture(64, 48, 2).save(lib / "plate.bin", format="JPEG2000")  # the JP2 box, named as nothing
     do_scan(catalog_path, lib)
     got = {os.path.basename(p): (r["kind"], r["mime"]) for p, r in files_by_path(catalog_path).items()}
     assert got == {b"live.mka": ("audio", "audio/x-matroska"), b"clip.mkv": ("video", "video/x-matroska"), b"scan.jp2": ("image", "image/jp2"),
-                   b"plate.bin": ("image", "image/jp2")}
+                   b"plate.bin": ("image", "image/jp2"), b"rip.wma": ("audio", "audio/x-ms-wma")}

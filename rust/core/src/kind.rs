@@ -287,7 +287,13 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
         return Some(c(Image, "image/bmp"));
     }
     if at(0, b"\x30\x26\xB2\x75\x8E\x66\xCF\x11") {
-        return Some(c(Video, "video/x-ms-wmv"));
+        // ASF holds sound alone (WMA) as well as video (WMV), as Matroska does: a name
+        // that says sound decides.
+        return Some(if matches!(from_extension(ext), Some(Class { kind: Audio, .. })) {
+            c(Audio, "audio/x-ms-wma")
+        } else {
+            c(Video, "video/x-ms-wmv")
+        });
     }
     if at(0, b"FLV\x01") {
         return Some(c(Video, "video/x-flv"));
@@ -567,6 +573,16 @@ mod tests {
         assert_eq!(classify(b"", Some(mkv)).kind, Kind::Video);
         // A Matroska file named as a photo is still no photo.
         assert_eq!(classify(b"jpg", Some(mkv)).kind, Kind::Video);
+    }
+
+    #[test]
+    fn asf_named_as_sound_is_sound() {
+        let asf = b"\x30\x26\xB2\x75\x8E\x66\xCF\x11\xA6\xD9\x00\xAA\x00\x62\xCE\x6C";
+        assert_eq!(classify(b"wma", Some(asf)).mime, "audio/x-ms-wma");
+        assert_eq!(classify(b"WMA", Some(asf)).kind, Kind::Audio);
+        assert_eq!(classify(b"wmv", Some(asf)).mime, "video/x-ms-wmv");
+        assert_eq!(classify(b"asf", Some(asf)).kind, Kind::Video);
+        assert_eq!(classify(b"", Some(asf)).kind, Kind::Video);
     }
 
     #[test]
