@@ -57,7 +57,18 @@ elif mode == "hold":
 else:
     def on_progress(p):
         print(p.phase, p.hash_files_done, p.hash_files_total, flush=True)
-    config = ScanConfig(roots=(root,), threads=1, batch_rows=200, flush_seconds=0.05)
+    # "report-16": 16 threads, so four connections write batches of new rows at once;
+    # each batch committed says so.
+    config = ScanConfig(roots=(root,), threads=16 if mode == "report-16" else 1, batch_rows=200, flush_seconds=0.05)
+    if mode == "report-16":
+        import importlib
+        engine = importlib.import_module("mediaforge.scan.engine")
+        write = engine.write_files
+        def written(*args, **kwargs):
+            out = write(*args, **kwargs)
+            print("written", 0, 0, flush=True)
+            return out
+        engine.write_files = written
 s = scan(cat, config, on_progress=on_progress)
 cat.close()
 print("done", s.new, flush=True)
@@ -138,18 +149,21 @@ def big_tree(tmp_path: Path) -> tuple[Path, dict[bytes, str]]:
     return root, expected
 
 
+@pytest.mark.parametrize("mode", ["report", "report-16"])
 def test_kill_9_mid_scan_leaves_a_catalog_the_next_scan_completes(
-    big_tree: tuple[Path, dict[bytes, str]], catalog_path: Path,
+    big_tree: tuple[Path, dict[bytes, str]], catalog_path: Path, mode: str,
 ) -> None:
     root, expected = big_tree
-    p = start_driver(catalog_path, root, "report")
+    p = start_driver(catalog_path, root, mode)
+    written = 0
     try:
         assert p.stdout is not None
         for line in p.stdout:
             phase, done = line.split()[:2]
             if phase == b"done":
                 pytest.fail("the scan ended before it could be killed: make the tree heavier")
-            if phase == b"hash" and int(done) >= 300:
+            written += phase == b"written"
+            if (phase == b"hash" and int(done) >= 300 and mode == "report") or written >= 3:
                 break
         else:
             pytest.fail(f"the scan died: {p.stderr.read().decode()}")  # type: ignore[union-attr]
@@ -356,7 +370,8 @@ def _wait_until_open(p: subprocess.Popen, path: Path) -> bool:
     return False
 
 
-def test_ctrl_c_at_any_moment_of_a_scan_ends_in_130_or_a_completed_scan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", ["2", "16"])  # 16: the batch is written by another connection
+def test_ctrl_c_at_any_moment_of_a_scan_ends_in_130_or_a_completed_scan(tmp_path: Path, threads: str) -> None:
     """Ctrl-C while walking, while a batch is written to the catalog, while moves are
     settled: always exit 130 with one line and the scan marked interrupted (or, when it
     came too late to stop anything, a completed scan), never an internal error."""
@@ -372,7 +387,7 @@ def test_ctrl_c_at_any_moment_of_a_scan_ends_in_130_or_a_completed_scan(tmp_path
 
     def start(catalog: Path) -> subprocess.Popen:
         do_scan(catalog, empty)  # an existing catalog, so the Ctrl-C is about the scan
-        p = subprocess.Popen(cli_cmd("scan", root, "--no-hash"), env=cli_env(catalog),
+        p = subprocess.Popen(cli_cmd("scan", root, "--no-hash", "--threads", threads), env=cli_env(catalog),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert _wait_until_open(p, catalog), p.communicate()[1].decode()
         return p
@@ -439,7 +454,7 @@ def test_ctrl_c_while_the_command_starts_ends_in_130(tmp_path: Path) -> None:
     outcomes = []
     for k in range(32):
         catalog = tmp_path / f"c{k}.duckdb"
-        p = subprocess.Popen(cli_cmd("scan", root, "--no-hash"), env=cli_env(catalog), stdout=subprocess.PIPE,
+        p = subprocess.Popen(cli_cmd("scan", root, "--no-hash", "--threads", threads), env=cli_env(catalog), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         try:
             time.sleep(0.005 + 0.008 * k)

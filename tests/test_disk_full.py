@@ -39,7 +39,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "MEDIAFORGE_DEBUG": ""})
 
 
-def test_full_disk_keeps_committed_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", ["2", "16"])  # 16: the batch is written by another connection
+def test_full_disk_keeps_committed_rows(tmp_path: Path, threads: str) -> None:
     small = tmp_path / "small"
     small.mkdir()
     for i in range(5):
@@ -55,7 +56,7 @@ def test_full_disk_keeps_committed_rows(tmp_path: Path) -> None:
         catalog = disk / "catalog.duckdb"
         ok = _cli("-q", "--catalog", str(catalog), "scan", str(small))
         assert ok.returncode == 0, ok.stderr
-        full = _cli("-q", "--catalog", str(catalog), "scan", "--no-hash", str(big))
+        full = _cli("-q", "--catalog", str(catalog), "scan", "--no-hash", "--threads", threads, str(big))
         assert full.returncode == 7, full.stderr
         lines = full.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("mediaforge: error:"), full.stderr

@@ -307,6 +307,13 @@ class Catalog:
                     [APPLICATION, str(version)],
                 )
 
+    def on_own_connection(self) -> Catalog:
+        """This catalog on a connection of its own to the same database, for another
+        thread: its transactions are its own, and DuckDB runs them beside this one's
+        (new rows appended by two never conflict). `close` it when done: that closes the
+        connection alone, never the database."""
+        return Catalog(self.path, self.con.cursor(), self.read_only)
+
     def close(self) -> None:
         """Checkpoint and close. Safe to call twice."""
         _ctrlc.unwatch(self)

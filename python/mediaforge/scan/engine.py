@@ -4,8 +4,11 @@ the catalog one transaction at a time and reports progress through a callback.""
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -15,6 +18,7 @@ from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
                               write_errors, write_files)
+from ..config import thread_count
 from ..errors import raw_b64
 from ..stop import Stop
 from .launch import ScanConfig, Walk, display
@@ -102,6 +106,66 @@ def _snapshot(scanner: _core.Scanner, started: float, phase: str | None = None) 
     )
 
 
+def writer_count(threads: int) -> int:
+    """Connections writing batches of new rows at once, for a scan with `threads` threads.
+
+    One transaction writes one batch; DuckDB turns a batch into compressed row groups
+    much on one core, so on a machine of many cores one writer leaves the walk waiting
+    (measured on 16 cores: the write was most of a first scan's time). A second writer
+    only pays on a machine with cores to spare: on 2 it takes them from the walk.
+    """
+    return max(1, min(4, threads // 4))
+
+
+class _Writers:
+    """Batches that only add rows (a first scan's, or new files'), each in a transaction
+    of its own, on `n` connections at once; with `n` = 1 none is taken and every batch is
+    written in turn on the scan's own connection, as any batch that updates known rows
+    is. At most `n` are held in memory: `add` waits for the oldest beyond that."""
+
+    def __init__(self, cat: Catalog, n: int) -> None:
+        self.cat, self.n = cat, n
+        self.pool = ThreadPoolExecutor(n, thread_name_prefix="mediaforge-write") if n > 1 else None
+        self.pending: deque[Future[None]] = deque()
+        self.views: list[Catalog] = []
+        self.local = threading.local()
+        self.lock = threading.Lock()
+
+    def takes(self, batch: pa.RecordBatch) -> bool:
+        return self.pool is not None and batch.column("prev_media_id").null_count == batch.num_rows
+
+    def add(self, batch: pa.RecordBatch, scan_id: int) -> None:
+        while self.pending and (len(self.pending) >= self.n or self.pending[0].done()):
+            self.pending.popleft().result()  # a failed write raises its error here
+        assert self.pool is not None
+        self.pending.append(self.pool.submit(self._write, batch, scan_id))
+
+    def _write(self, batch: pa.RecordBatch, scan_id: int) -> None:
+        view = getattr(self.local, "view", None)
+        if view is None:
+            view = self.local.view = self.cat.on_own_connection()
+            with self.lock:
+                self.views.append(view)
+        write_files(view, batch, scan_id)
+
+    def drain(self) -> None:
+        """Wait until every batch handed over is committed; raise the first failure."""
+        while self.pending:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        """Wait for writes under way (each one is committed whole or not at all), keep
+        none of their errors (the scan is already ending on one), and let go."""
+        if self.pool is None:
+            return
+        for f in self.pending:
+            f.exception()
+        self.pending.clear()
+        self.pool.shutdown(wait=True)
+        for view in self.views:
+            view.close()
+
+
 def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None,
          walk: Walk | None = None) -> ScanSummary:
     """Scan `config.roots` into the catalog and return what changed.
@@ -145,6 +209,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     first_hashed: list[pa.Array] = []  # known rows read for the first time: see finish_scan
     totals: dict[str, int] | None = None
     last_report = 0.0
+    writers = _Writers(cat, writer_count(thread_count(config.threads)))
     try:
         scan_id = begin_scan(cat, roots, config.hash, config.follow_symlinks, roots_b)
         gone_before = gone_with_digests(cat)
@@ -162,6 +227,10 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             kind, payload = ev
             if kind == "files":
                 batch = pa.record_batch(payload)
+                if writers.takes(batch):
+                    writers.add(batch, scan_id)
+                    continue
+                writers.drain()  # only appends run side by side: a batch that updates rows waits its turn
                 written = write_files(cat, batch, scan_id, first_hashed=gone_before)
                 if written.described:
                     touched.append(pa.array(written.described, pa.string()))
@@ -186,6 +255,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 totals = payload
         if totals is None:
             raise RuntimeError("the scan ended without reporting its totals")
+        writers.drain()
         if on_progress is not None:
             on_progress(_snapshot(scanner, started, phase="write"))
         gone = pa.Table.from_batches(vanished) if vanished else None
@@ -200,10 +270,12 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.
         interrupted = isinstance(e, KeyboardInterrupt) or is_interrupt(e)
         with Stop():  # a second Ctrl-C must not leave the scan unrecorded
+            writers.close()
             end_scan(cat, scan_id, "interrupted" if interrupted else "failed", time.monotonic() - started)
         if interrupted and not isinstance(e, KeyboardInterrupt):
             raise KeyboardInterrupt from None
         raise
+    writers.close()
     if on_progress is not None:
         on_progress(_snapshot(scanner, started, phase="done"))
     scanner.close()
