@@ -823,27 +823,35 @@ def test_a_rewrite_that_puts_the_mtime_back_then_its_folder_renamed_is_read_agai
     (root / "album").mkdir(parents=True)
     moved = root / "album" / "p.jpg"
     moved.write_bytes(b"\xff\xd8\xff\xe0" + b"A" * 4000)
+    (root / "album" / "chmod.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"C" * 2000)
     (root / "still.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"S" * 3000)
     catalog = tmp_path / "cat.duckdb"
     scanned(catalog, root)
+    ids = {p: r["media_id"] for p, r in files_by_path(catalog).items()}
     time.sleep(0.05)
     st = moved.stat()
     with open(moved, "r+b") as f:
         f.write(b"\xff\xd8\xff\xe0 rewritten")
     os.utime(moved, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (root / "album" / "chmod.jpg").chmod(0o600)  # its change time moves, its bytes stand
     (root / "album").rename(root / "album2")
     s = scanned(catalog, root, *(() if hashing else ("--no-hash",)))
-    assert (s["moved"], s["hashed_files"]) == (1, 1 if hashing else 0), s
+    # Read again, the rewritten file counts as changed (and keeps its id); the other, the
+    # same bytes, as moved.
+    assert (s["moved"], s["changed"], s["hashed_files"]) == ((1, 1, 2) if hashing else (2, 0, 0)), s
+    after = files_by_path(catalog)
+    for name in (b"p.jpg", b"chmod.jpg"):
+        assert after[os.fsencode(root / "album2") + b"/" + name]["media_id"] == ids[os.fsencode(root / "album") + b"/" + name]
     now = root / "album2" / "p.jpg"
     assert files_by_path(catalog)[bytes(now)]["blake3"] == (digest(now.read_bytes()) if hashing else None)
     if not hashing:
-        assert scanned(catalog, root)["hashed_files"] == 1
+        assert scanned(catalog, root)["hashed_files"] == 2
         assert files_by_path(catalog)[bytes(now)]["blake3"] == digest(now.read_bytes())
     time.sleep(0.05)
     (root / "album2").rename(root / "album3")
     (root / "still.jpg").rename(root / "album3" / "still.jpg")
     s = scanned(catalog, root)
-    assert (s["moved"], s["hashed_files"]) == (2, 0), s  # moves alone: nothing read again
+    assert (s["moved"], s["hashed_files"]) == (3, 0), s  # moves alone: nothing read again
 
 
 

@@ -35,6 +35,11 @@ pub enum Change {
     Recover(Digest),
     /// A known file (same device, inode, size, mtime) under a new path: it keeps its id.
     Moved,
+    /// A known file under a new path whose change time says it was also written (see
+    /// `written_as_well` in scan.rs): hashed again and compared with the digest it had.
+    /// Settled after hashing: `Changed` (its id kept) if the bytes differ, else `Moved`;
+    /// never written as such.
+    MovedRecheck(Digest),
     /// A known, unchanged file whose link count or inode change time moved (a hard link
     /// added or removed, a chmod): only those two columns are refreshed.
     Touched,
@@ -47,7 +52,7 @@ impl Change {
             Change::Changed => "changed",
             Change::Hashed | Change::Recheck(_) => "hashed",
             Change::Revived | Change::Recover(_) => "revived",
-            Change::Moved => "moved",
+            Change::Moved | Change::MovedRecheck(_) => "moved",
             Change::Touched => "touched",
         }
     }

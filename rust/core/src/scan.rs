@@ -504,10 +504,18 @@ fn resolve_deferred(
     // many rows per folder to check.
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
     let folder_times = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<i64>>::new());
-    // The digest a moved file takes from its row, unless it was also written (see
-    // `written_as_well`): then it is read again.
-    let kept = |k: u32, f: &WalkedFile, digest: Option<Digest>| {
-        digest.filter(|_| !written_as_well(prev, k as usize, f, &folder_times))
+    // A moved file takes its row's digest, unless it was also written (see
+    // `written_as_well`): then it is read again, and counted changed if its bytes differ.
+    let moved = |k: u32, f: &WalkedFile, digest: Option<Digest>| match digest {
+        Some(was) if written_as_well(prev, k as usize, f, &folder_times) => (
+            if want_hash {
+                Change::MovedRecheck(was)
+            } else {
+                Change::Moved
+            },
+            None,
+        ),
+        _ => (Change::Moved, digest),
     };
     let mut displaced = Vec::new();
     let mut out: Vec<(WalkedFile, Plan)> = Vec::with_capacity(deferred.len());
@@ -598,21 +606,17 @@ fn resolve_deferred(
                 taken.insert(k, out.len());
                 prev.mark_seen(k);
                 displaced.extend(reused_row);
-                let digest = if Some(k) == reused_row {
-                    digest
+                // Its own row, at its own path: the file came back, it did not move.
+                let (change, digest) = if Some(k) == reused_row {
+                    (Change::Revived, digest)
                 } else {
-                    kept(k, &f, digest)
+                    moved(k, &f, digest)
                 };
                 out.push((
                     f,
                     Plan::Row {
                         prev: Some(prev.media_id(k as usize)),
-                        // Its own row, at its own path: the file came back, it did not move.
-                        change: if Some(k) == reused_row {
-                            Change::Revived
-                        } else {
-                            Change::Moved
-                        },
+                        change,
                         digest,
                         hash: want_hash && digest.is_none(),
                     },
@@ -650,10 +654,10 @@ fn resolve_deferred(
         } else if let Some((k, digest)) = fallback.filter(|(k, _)| !taken.contains_key(k)) {
             taken.insert(k, out.len());
             prev.mark_seen(k);
-            let digest = kept(k, &f, digest);
+            let (change, digest) = moved(k, &f, digest);
             Plan::Row {
                 prev: Some(prev.media_id(k as usize)),
-                change: Change::Moved,
+                change,
                 digest,
                 hash: want_hash && digest.is_none(),
             }
@@ -919,7 +923,7 @@ impl Counts {
             Change::Changed => &self.changed,
             Change::Hashed => &self.hashed,
             // Counted once hashed (see `settle`).
-            Change::Recheck(_) | Change::Recover(_) => return None,
+            Change::Recheck(_) | Change::Recover(_) | Change::MovedRecheck(_) => return None,
             Change::Revived => &self.revived,
             Change::Moved => &self.moved,
             Change::Touched => &self.unchanged,
@@ -940,7 +944,7 @@ impl Counts {
             Change::Changed => &self.changed,
             Change::Hashed => &self.hashed,
             // Counted once hashed (see `settle`).
-            Change::Recheck(_) | Change::Recover(_) => return,
+            Change::Recheck(_) | Change::Recover(_) | Change::MovedRecheck(_) => return,
             Change::Revived => &self.revived,
             Change::Moved => &self.moved,
             Change::Touched => &self.unchanged,
@@ -1267,6 +1271,8 @@ fn settle(change: Change, digest: Option<Digest>, id: Option<MediaId>, counts: &
         Change::Recheck(_) => (Change::Hashed, id),
         Change::Recover(was) if digest == Some(was) => (Change::Revived, id),
         Change::Recover(_) => (Change::New, None),
+        Change::MovedRecheck(was) if digest.is_some_and(|d| d != was) => (Change::Changed, id),
+        Change::MovedRecheck(_) => (Change::Moved, id),
         _ => return (change, id),
     };
     counts.add(settled.0);
