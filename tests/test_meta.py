@@ -2154,11 +2154,11 @@ def test_workers_started_early_by_the_cli_never_outlive_it(tmp_path: Path) -> No
 
 
 def test_track_header_reader_survives_cut_and_garbled_files(tmp_path: Path) -> None:
-    from mediaforge.meta.mp4 import track_rotations
+    from mediaforge.meta.mp4 import track_orientations
 
     good = tmp_path / "good.mp4"
     media_corpus._video(good, "libx264", None, (64, 48), 3, options={"preset": "ultrafast"}, rotation=180)
-    assert track_rotations(good) == {1: 180}
+    assert track_orientations(good) == {1: (180, False)}
     data = good.read_bytes()
     moov = data.index(b"moov") - 4
     cases = {
@@ -2173,7 +2173,7 @@ def test_track_header_reader_survives_cut_and_garbled_files(tmp_path: Path) -> N
     for label, blob in cases.items():
         f = tmp_path / "x.mp4"
         f.write_bytes(blob)
-        assert track_rotations(f) == {}, label
+        assert track_orientations(f) == {}, label
 
 
 def test_thumbnails_are_sharded_by_content_and_sized_on_request(tmp_path: Path) -> None:

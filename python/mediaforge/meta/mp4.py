@@ -1,4 +1,4 @@
-"""The display rotation of each track of an MP4/MOV file, read from its track headers;
+"""The display rotation (and mirroring) of each track of an MP4/MOV file, read from its track headers;
 and whether the file is cut short inside one of its top-level boxes.
 
 libav keeps a track's display matrix as side data that PyAV only shows on decoded frames,
@@ -78,10 +78,23 @@ def _degrees(a: float, b: float, c: float, d: float) -> int:
     return round(-math.degrees(math.atan2(b / sy, a / sx))) % 360
 
 
-def track_rotations(path: str | bytes) -> dict[int, int]:
-    """Track id -> display rotation in degrees counter-clockwise, for every track whose
-    header has a matrix; empty for a file that is not ISO BMFF or is cut short."""
-    out: dict[int, int] = {}
+def matrix_turn(a: float, b: float, c: float, d: float) -> tuple[int, bool]:
+    """(counter-clockwise degrees, mirrored) of a display matrix's (a, b, c, d). A matrix
+    that mirrors (a negative determinant: ffmpeg and players flip the picture) is read as
+    the stored picture flipped left to right, then turned, as EXIF describes orientations
+    2, 4, 5 and 7; libav's angle alone turns a mirrored picture upside down (a left-right
+    flip, (-1, 0, 0, 1), reads as 180 degrees) or the wrong way round (a transpose)."""
+    mirrored = a * d - b * c < 0
+    # The matrix maps a row vector (x, y): flipping first is the matrix with its first
+    # row negated.
+    return (_degrees(-a, -b, c, d) if mirrored else _degrees(a, b, c, d)), mirrored
+
+
+def track_orientations(path: str | bytes) -> dict[int, tuple[int, bool]]:
+    """Track id -> (display rotation in degrees counter-clockwise, mirrored) as
+    `matrix_turn` reads them, for every track whose header has a matrix; empty for a
+    file that is not ISO BMFF or is cut short."""
+    out: dict[int, tuple[int, bool]] = {}
     with open(path, "rb") as f:
         size = f.seek(0, 2)
         for kind, body, end in _boxes(f, 0, size):
@@ -101,7 +114,7 @@ def track_rotations(path: str | bytes) -> dict[int, int]:
                         # libav applies the track's matrix, then the movie's.
                         a, b, c, d = m
                         ma, mb, mc, md = movie
-                        out[tid] = _degrees(a * ma + b * mc, a * mb + b * md, c * ma + d * mc, c * mb + d * md)
+                        out[tid] = matrix_turn(a * ma + b * mc, a * mb + b * md, c * ma + d * mc, c * mb + d * md)
                         break
             break
     return out

@@ -199,7 +199,7 @@ def _display_aspect(w: int | None, h: int | None, sar: Fraction) -> str | None:
     return f"{dar.numerator}:{dar.denominator}" if dar.numerator < 10_000 and dar.denominator < 10_000 else None
 
 
-def _stream_row(container: Any, s: Any, rotations: dict[int, int]) -> dict[str, Any]:
+def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]]) -> dict[str, Any]:
     # A stream whose codec libav does not know has no codec context (None): the row keeps
     # what the container says and leaves the codec's fields empty.
     cc = s.codec_context
@@ -219,8 +219,10 @@ def _stream_row(container: Any, s: Any, rotations: dict[int, int]) -> dict[str, 
         fmt = getattr(cc, "format", None)
         rot = meta.get("rotate")
         # A `rotate` tag, else the track header's matrix: right angles only, as the
-        # thumbnail turns (`_right_angle`); None when neither says.
-        turn = int(rot) if rot and rot.lstrip("-").isdigit() else rotations.get(s.id)
+        # thumbnail turns (`_upright`); None when neither says.
+        turn = int(rot) if rot and rot.lstrip("-").isdigit() else None
+        if turn is None and s.id in orientations:
+            turn = _upright(*orientations[s.id])[0]
         row.update(
             width=w, height=h,
             display_aspect=_display_aspect(w, h, _sample_aspect(s)),
@@ -286,8 +288,9 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
     """Open a container and return (media columns, stream rows, thumbnail picture or None)."""
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     with _container(path, name, by_content) as c:
-        rotations = _track_rotations(path) if c.format and c.format.name.startswith("mov,") else {}
-        streams = [_stream_row(c, s, rotations) for s in c.streams if s.type in ("video", "audio", "subtitle", "data")]
+        orientations = _track_orientations(path) if c.format and c.format.name.startswith("mov,") else {}
+        streams = [_stream_row(c, s, orientations) for s in c.streams
+                   if s.type in ("video", "audio", "subtitle", "data")]
         video = [r for r in streams if r["type"] == "video" and not r.get("is_cover")]
         audio = [r for r in streams if r["type"] == "audio"]
         v, a = (video[0] if video else None), (audio[0] if audio else None)
@@ -328,15 +331,38 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
     return media, streams, picture
 
 
-def _track_rotations(path: str | bytes) -> dict[int, int]:
-    """Rotation by track id from an MP4/MOV's track headers; empty when they cannot be read
-    (the decoded frame then tells, when a thumbnail is made)."""
-    from .mp4 import track_rotations
+def _track_orientations(path: str | bytes) -> dict[int, tuple[int, bool]]:
+    """(Rotation, mirrored) by track id from an MP4/MOV's track headers; empty when they
+    cannot be read (the decoded frame then tells, when a thumbnail is made)."""
+    from .mp4 import track_orientations
 
     try:
-        return track_rotations(path)
+        return track_orientations(path)
     except (OSError, ValueError, struct.error):
         return {}
+
+
+def _upright(turn: int, mirrored: bool) -> tuple[int, bool]:
+    """A display matrix's (turn, mirrored) as the thumbnail applies it: a turn by no right
+    angle is no matrix at all (`_right_angle`), its flip included."""
+    rot = _right_angle(turn)
+    return (rot, mirrored) if rot == turn % 360 else (0, False)
+
+
+def _frame_turn(frame: Any) -> tuple[int, bool] | None:
+    """(Counter-clockwise right angle, mirrored) of a decoded frame's display matrix, as
+    `_upright` takes it; None when the frame has none."""
+    from .mp4 import matrix_turn
+
+    try:
+        data = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        m = struct.unpack("=9i", bytes(memoryview(data))) if data is not None else None
+    except (AttributeError, TypeError, ValueError, struct.error):  # a PyAV without side data access
+        m = None
+    if m is None:
+        angle = getattr(frame, "rotation", 0)
+        return (_right_angle(angle), False) if angle else None
+    return _upright(*matrix_turn(m[0] / 65536, m[1] / 65536, m[3] / 65536, m[4] / 65536))
 
 
 def _right_angle(angle: Any) -> int:
@@ -354,7 +380,8 @@ def _right_angle(angle: Any) -> int:
 
 
 def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any], size: int) -> Any:
-    """A picture about 10% into the video, via a keyframe seek; None if nothing decodes."""
+    """A picture about 10% into the video, via a keyframe seek, as players show it (its
+    display matrix applied); None if nothing decodes."""
     stream.thread_type = "AUTO"
     seeked = bool(duration and duration > 1 and stream.time_base)
     if seeked:
@@ -374,13 +401,17 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
         return None
     if _dull(frame):  # a black intro, a fade-in, a title on black: a later picture shows more
         frame = _livelier(c, stream, frames, duration if seeked else None) or frame
-    rot = _right_angle(getattr(frame, "rotation", 0))
+    rot, mirrored = _frame_turn(frame) or (0, False)
     if media.get("rotation") is None:
         media["rotation"] = rot
     # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
     w, h = _scaled(max(1, round(frame.width * _sample_aspect(stream))), frame.height, size)
     img = (_sdr_picture(frame, w, h) if getattr(frame, "color_trc", None) in (_TRC_PQ, _TRC_HLG)
            else frame.to_image(width=w, height=h))
+    if mirrored:  # flipped left to right, then turned (see `mp4.matrix_turn`)
+        from PIL import Image
+
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     # The display matrix turns the picture counter-clockwise by `rot` degrees.
     return img.rotate(rot, expand=True) if rot else img
 

@@ -1,0 +1,108 @@
+"""How a video is turned and mirrored, as players and ffprobe read the same files: a
+mirrored display matrix. Files are made with PyAV at test time; an MP4's track header
+matrix is patched in its bytes."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import media_corpus
+from conftest import rows, run_cli
+
+# A picture whose four quarters tell every turn and flip apart.
+_COLOURS = {"red": (230, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 230), "white": (240, 240, 240)}
+_SIZE = (96, 64)
+
+
+def _quarters(w: int = _SIZE[0], h: int = _SIZE[1]) -> Image.Image:
+    img = Image.new("RGB", (w, h))
+    for name, box in zip(_COLOURS, ((0, 0, w // 2, h // 2), (w // 2, 0, w, h // 2), (0, h // 2, w // 2, h),
+                                    (w // 2, h // 2, w, h))):
+        img.paste(_COLOURS[name], box)
+    return img
+
+
+def _corners(img: Image.Image) -> tuple[str, ...]:
+    """The colour nearest each quarter's centre: top left, top right, bottom left, bottom right."""
+    w, h = img.size
+    rgb = img.convert("RGB")
+    out = []
+    for x, y in ((w // 4, h // 4), (3 * w // 4, h // 4), (w // 4, 3 * h // 4), (3 * w // 4, 3 * h // 4)):
+        px = rgb.getpixel((x, y))
+        out.append(min(_COLOURS, key=lambda n: sum((a - b) ** 2 for a, b in zip(px, _COLOURS[n]))))
+    return tuple(out)
+
+
+def _video(path: Path, fmt: str | None, **kw) -> None:
+    media_corpus._video(path, "libx264", fmt, _SIZE, 6, options={"preset": "ultrafast"},
+                        frame_picture=lambda _i: _quarters(), **kw)
+
+
+# (a, b, c, d) of a track header matrix; what players show (the stored picture under
+# Pillow's transpose); the catalog's rotation (counter-clockwise, after a left-right flip).
+_MIRRORED = {
+    "hflip": ((-1, 0, 0, 1), Image.Transpose.FLIP_LEFT_RIGHT, 0),
+    "transpose": ((0, 1, 1, 0), Image.Transpose.TRANSPOSE, 90),
+    "vflip": ((1, 0, 0, -1), Image.Transpose.FLIP_TOP_BOTTOM, 180),
+    "transverse": ((0, -1, -1, 0), Image.Transpose.TRANSVERSE, 270),
+}
+
+
+def _with_matrix(src: Path, dst: Path, matrix: tuple[int, int, int, int]) -> None:
+    """`src` with its first track header's matrix replaced (16.16 fixed point)."""
+    data = bytearray(src.read_bytes())
+    tkhd = data.index(b"tkhd")
+    assert data[tkhd + 4] == 0  # version 0: the matrix is 40 bytes into the payload
+    a, b, c, d = (v * 65536 for v in matrix)
+    struct.pack_into(">9i", data, tkhd + 4 + 40, a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    dst.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(library, catalog): every file below, scanned once with thumbnails."""
+    root = tmp_path_factory.mktemp("orientation")
+    lib = root / "lib"
+    lib.mkdir()
+    _video(root / "plain.mp4", None)
+    for name, (matrix, _, _) in _MIRRORED.items():
+        _with_matrix(root / "plain.mp4", lib / f"{name}.mp4", matrix)
+    catalog = root / "c.duckdb"
+    res = run_cli("scan", lib, "--no-fingerprints", catalog=catalog)
+    assert res.rc == 0 and "Traceback" not in res.err, res.err
+    return lib, catalog
+
+
+def _media(catalog: Path, path: Path) -> dict:
+    found = rows(catalog, "SELECT m.*, (SELECT list(s.rotation) FROM streams s WHERE s.blake3 = m.blake3 "
+                 "AND s.type = 'video') AS stream_rotations, (SELECT list(s.fps) FROM streams s "
+                 "WHERE s.blake3 = m.blake3 AND s.type = 'video') AS stream_fps "
+                 "FROM files f JOIN media m USING (blake3) WHERE f.path_bytes = ?", [os.fsencode(path)])
+    assert len(found) == 1, (path, found)
+    return found[0]
+
+
+def _thumb(catalog: Path, m: dict) -> Image.Image:
+    with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
+        return im.convert("RGB")
+
+
+@pytest.mark.parametrize("name", list(_MIRRORED))
+def test_a_mirrored_track_matrix_makes_the_thumbnail_players_show(scanned, name: str) -> None:
+    """A left-right flip, (-1, 0, 0, 1), was read as a turn of 180 degrees (libav's angle
+    alone): its thumbnail came out upside down, and a transpose's turned 90 degrees the
+    wrong way, unmirrored. The thumbnail is now the picture as ffmpeg and players show it;
+    the rotation is the turn after a left-right flip, as EXIF's mirrored orientations."""
+    lib, catalog = scanned
+    _, shown, rotation = _MIRRORED[name]
+    m = _media(catalog, lib / f"{name}.mp4")
+    assert (m["status"], m["rotation"], m["stream_rotations"]) == ("ok", rotation, [rotation])
+    thumb = _thumb(catalog, m)
+    expected = _quarters().transpose(shown)
+    assert (thumb.width > thumb.height) == (expected.width > expected.height), (thumb.size, expected.size)
+    assert _corners(thumb) == _corners(expected)
