@@ -1,11 +1,12 @@
 """How a video is turned and mirrored, as players and ffprobe read the same files: a
-mirrored display matrix. Files are made with PyAV at test time; an MP4's track header
-matrix is patched in its bytes."""
+mirrored display matrix, a `rotate` tag. Files are made with PyAV at test time; an MP4's
+track header matrix is patched in its bytes."""
 
 from __future__ import annotations
 
 import os
 import struct
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,28 @@ def _with_matrix(src: Path, dst: Path, matrix: tuple[int, int, int, int]) -> Non
     dst.write_bytes(bytes(data))
 
 
+def _mkv_with_tags(path: Path, stream_tags: dict[str, str], pts_ms: list[int], rate: int = 10,
+                   file_tags: dict[str, str] | None = None) -> None:
+    """A Matroska video with frames at `pts_ms` and these tags on its track, as mkvmerge
+    and old FFmpeg builds write them."""
+    import av
+
+    with av.open(str(path), "w", format="matroska") as out:
+        out.metadata.update(file_tags or {})
+        st = out.add_stream("libx264", rate=rate)
+        st.width, st.height, st.pix_fmt = _SIZE[0], _SIZE[1], "yuv420p"
+        st.options = {"preset": "ultrafast"}
+        st.codec_context.time_base = st.time_base = Fraction(1, 1000)
+        st.metadata.update(stream_tags)
+        for t in pts_ms:
+            frame = av.VideoFrame.from_image(_quarters()).reformat(format="yuv420p")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(library, catalog): every file below, scanned once with thumbnails."""
@@ -72,6 +95,8 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _video(root / "plain.mp4", None)
     for name, (matrix, _, _) in _MIRRORED.items():
         _with_matrix(root / "plain.mp4", lib / f"{name}.mp4", matrix)
+    # Only FFmpeg's legacy tag says how to turn it (no display matrix): clockwise degrees.
+    _mkv_with_tags(lib / "rotate-tag.mkv", {"rotate": "90"}, [i * 100 for i in range(6)])
     catalog = root / "c.duckdb"
     res = run_cli("scan", lib, "--no-fingerprints", catalog=catalog)
     assert res.rc == 0 and "Traceback" not in res.err, res.err
@@ -106,3 +131,16 @@ def test_a_mirrored_track_matrix_makes_the_thumbnail_players_show(scanned, name:
     expected = _quarters().transpose(shown)
     assert (thumb.width > thumb.height) == (expected.width > expected.height), (thumb.size, expected.size)
     assert _corners(thumb) == _corners(expected)
+
+
+def test_a_rotate_tag_counts_clockwise_in_any_case(scanned) -> None:
+    """FFmpeg's legacy `rotate` tag (Matroska's `ROTATE`, as libav reads it back) was
+    missed in upper case, and taken as counter-clockwise where found: an iPhone's
+    portrait clip, `rotate` 90, has a display matrix of -90, which the column stores as
+    270. The thumbnail turns as the column says."""
+    lib, catalog = scanned
+    m = _media(catalog, lib / "rotate-tag.mkv")
+    assert (m["rotation"], m["stream_rotations"]) == (270, [270])
+    thumb = _thumb(catalog, m)
+    assert thumb.height > thumb.width
+    assert _corners(thumb) == _corners(_quarters().transpose(Image.Transpose.ROTATE_270))

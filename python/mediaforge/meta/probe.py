@@ -217,10 +217,12 @@ def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]
         w, h = getattr(cc, "width", None) or None, getattr(cc, "height", None) or None
         trc, prim = getattr(cc, "color_trc", None), getattr(cc, "color_primaries", None)
         fmt = getattr(cc, "format", None)
-        rot = meta.get("rotate")
-        # A `rotate` tag, else the track header's matrix: right angles only, as the
-        # thumbnail turns (`_upright`); None when neither says.
-        turn = int(rot) if rot and rot.lstrip("-").isdigit() else None
+        rot = next((v.strip() for k, v in meta.items() if k.lower() == "rotate"), None)
+        # A `rotate` tag (Matroska's is `ROTATE`), else the track header's matrix: right
+        # angles only, as the thumbnail turns (`_upright`); None when neither says. FFmpeg's
+        # legacy tag counts clockwise (an iPhone's portrait clip: `rotate` 90, display
+        # matrix -90); the column, as libav's matrix, counter-clockwise.
+        turn = -int(rot) if rot and re.fullmatch(r"-?[0-9]{1,9}", rot) else None
         if turn is None and s.id in orientations:
             turn = _upright(*orientations[s.id])[0]
         row.update(
@@ -381,7 +383,7 @@ def _right_angle(angle: Any) -> int:
 
 def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any], size: int) -> Any:
     """A picture about 10% into the video, via a keyframe seek, as players show it (its
-    display matrix applied); None if nothing decodes."""
+    display matrix, else the stream's `rotate` tag, applied); None if nothing decodes."""
     stream.thread_type = "AUTO"
     seeked = bool(duration and duration > 1 and stream.time_base)
     if seeked:
@@ -401,7 +403,8 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
         return None
     if _dull(frame):  # a black intro, a fade-in, a title on black: a later picture shows more
         frame = _livelier(c, stream, frames, duration if seeked else None) or frame
-    rot, mirrored = _frame_turn(frame) or (0, False)
+    # The frame's own matrix, else what the stream said (a `rotate` tag, which never flips).
+    rot, mirrored = _frame_turn(frame) or (media.get("rotation") or 0, False)
     if media.get("rotation") is None:
         media["rotation"] = rot
     # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
