@@ -1,6 +1,6 @@
-"""How a video is turned and mirrored, as players and ffprobe read the same files: a
-mirrored display matrix, a `rotate` tag. Files are made with PyAV at test time; an MP4's
-track header matrix is patched in its bytes."""
+"""How a video is turned, mirrored and timed, as players and ffprobe read the same files: a
+mirrored display matrix, a `rotate` tag, Matroska's frame statistics. Files are made with
+PyAV at test time; an MP4's track header matrix is patched in its bytes."""
 
 from __future__ import annotations
 
@@ -86,6 +86,10 @@ def _mkv_with_tags(path: Path, stream_tags: dict[str, str], pts_ms: list[int], r
             out.mux(p)
 
 
+# 10 frames a second for a second, then 50 a second for a second: 60 frames in 2 s.
+_VFR = [i * 100 for i in range(10)] + [1000 + i * 20 for i in range(50)]
+
+
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(library, catalog): every file below, scanned once with thumbnails."""
@@ -97,6 +101,10 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         _with_matrix(root / "plain.mp4", lib / f"{name}.mp4", matrix)
     # Only FFmpeg's legacy tag says how to turn it (no display matrix): clockwise degrees.
     _mkv_with_tags(lib / "rotate-tag.mkv", {"rotate": "90"}, [i * 100 for i in range(6)])
+    # mkvmerge's statistics; and ones copied from a longer source (a cut with -c copy).
+    _mkv_with_tags(lib / "vfr.mkv", {"NUMBER_OF_FRAMES-eng": "60", "DURATION-eng": "00:00:02.000000000"}, _VFR)
+    _mkv_with_tags(lib / "stale.mkv", {"NUMBER_OF_FRAMES-eng": "600", "DURATION-eng": "00:00:20.000000000"}, _VFR)
+    _mkv_with_tags(lib / "vfr-bare.mkv", {}, _VFR)
     catalog = root / "c.duckdb"
     res = run_cli("scan", lib, "--no-fingerprints", catalog=catalog)
     assert res.rc == 0 and "Traceback" not in res.err, res.err
@@ -144,3 +152,15 @@ def test_a_rotate_tag_counts_clockwise_in_any_case(scanned) -> None:
     thumb = _thumb(catalog, m)
     assert thumb.height > thumb.width
     assert _corners(thumb) == _corners(_quarters().transpose(Image.Transpose.ROTATE_270))
+
+
+def test_a_matroska_frame_rate_is_its_average_by_its_statistics_tags(scanned) -> None:
+    """A clip of 10 frames a second, then 50, was stored at 10 (libav's rate for Matroska
+    is its opening one); mkvmerge's NUMBER_OF_FRAMES over DURATION gives the average.
+    Statistics that belie the file's length (copied from a longer source) are not used."""
+    lib, catalog = scanned
+    m = _media(catalog, lib / "vfr.mkv")
+    assert (m["fps"], m["stream_fps"]) == (30.0, [30.0])
+    for name in ("stale.mkv", "vfr-bare.mkv"):
+        m = _media(catalog, lib / name)
+        assert (m["fps"], m["stream_fps"]) == (10.0, [10.0]), name

@@ -100,9 +100,35 @@ def _tagged_duration(stream: Any) -> float | None:
     """A stream's `DURATION` tag (`00:00:02.016000000`, as mkvmerge and FFmpeg write it
     into Matroska), in seconds; None without one."""
     meta = getattr(stream, "metadata", None) or {}
-    text = next((v for k, v in meta.items() if k.upper() == "DURATION"), None)
+    return _clock(next((v for k, v in meta.items() if k.upper() == "DURATION"), None))
+
+
+def _clock(text: str | None) -> float | None:
+    """`00:00:02.016000000` in seconds; None for anything else."""
     m = re.fullmatch(r"\s*(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)\s*", text or "")
     return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
+
+
+def _counted_rate(container: Any, stream: Any) -> float | None:
+    """The average frame rate a Matroska track's statistics tags give: mkvmerge's
+    `NUMBER_OF_FRAMES` over its `DURATION` (tags of one language suffix, as libav names
+    them: `NUMBER_OF_FRAMES-eng`). libav's own rate for Matroska is the track's default
+    frame duration or that of the frames read while probing: a clip of 10 then 50 frames
+    a second reads as 10. None without them, or when their length is not the file's
+    (within 1 s or 2%): statistics a cut copied from a longer source."""
+    meta = {k.upper(): v for k, v in (getattr(stream, "metadata", None) or {}).items()}
+    for key, value in meta.items():
+        suffix = key[len("NUMBER_OF_FRAMES"):]
+        if not key.startswith("NUMBER_OF_FRAMES") or suffix and not suffix.startswith("-"):
+            continue
+        frames, length = value.strip(), _clock(meta.get("DURATION" + suffix))
+        if not frames.isdigit() or len(frames) > 12 or not length:
+            continue
+        whole = container.duration / av.time_base if container.duration else None
+        if whole and abs(whole - length) > max(1.0, whole * 0.02):
+            continue
+        return _rate(Fraction(int(frames)) / Fraction(length))
+    return None
 
 
 def _codec_name(s: Any) -> str | None:
@@ -229,7 +255,7 @@ def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]
             width=w, height=h,
             display_aspect=_display_aspect(w, h, _sample_aspect(s)),
             rotation=None if turn is None else _right_angle(turn),
-            fps=_rate(s.average_rate) or _rate(s.guessed_rate),
+            fps=_counted_rate(container, s) or _rate(s.average_rate) or _rate(s.guessed_rate),
             pix_fmt=fmt.name if fmt is not None else None,
             bit_depth=_bit_depth(cc),
             color_transfer=_TRC.get(trc), color_primaries=_PRIMARIES.get(prim),
