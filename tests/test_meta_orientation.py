@@ -1,6 +1,7 @@
-"""How a video is turned, mirrored and timed, as players and ffprobe read the same files: a
-mirrored display matrix, a `rotate` tag, Matroska's frame statistics. Files are made with
-PyAV at test time; an MP4's track header matrix is patched in its bytes."""
+"""How a video is turned, mirrored, timed and dated, as players and ffprobe read the same
+files: a mirrored display matrix, a `rotate` tag, Matroska's frame statistics, a date
+with a UTC offset. Files are made with PyAV at test time; an MP4's track header matrix is
+patched in its bytes."""
 
 from __future__ import annotations
 
@@ -105,6 +106,9 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _mkv_with_tags(lib / "vfr.mkv", {"NUMBER_OF_FRAMES-eng": "60", "DURATION-eng": "00:00:02.000000000"}, _VFR)
     _mkv_with_tags(lib / "stale.mkv", {"NUMBER_OF_FRAMES-eng": "600", "DURATION-eng": "00:00:20.000000000"}, _VFR)
     _mkv_with_tags(lib / "vfr-bare.mkv", {}, _VFR)
+    _mkv_with_tags(lib / "dated.mkv", {}, [0, 100], file_tags={"DATE": "2019-05-04T10:00:00+02:00"})
+    _mkv_with_tags(lib / "dated-z.mkv", {}, [0, 200], file_tags={"DATE": "2019-05-04T10:00:00Z"})
+    _mkv_with_tags(lib / "dated-local.mkv", {}, [0, 300], file_tags={"DATE": "2019-05-04 10:00:00"})
     catalog = root / "c.duckdb"
     res = run_cli("scan", lib, "--no-fingerprints", catalog=catalog)
     assert res.rc == 0 and "Traceback" not in res.err, res.err
@@ -164,3 +168,18 @@ def test_a_matroska_frame_rate_is_its_average_by_its_statistics_tags(scanned) ->
     for name in ("stale.mkv", "vfr-bare.mkv"):
         m = _media(catalog, lib / name)
         assert (m["fps"], m["stream_fps"]) == (10.0, [10.0]), name
+
+
+def test_a_matroska_date_with_an_offset_is_utc_created_and_local_taken(scanned) -> None:
+    """`DATE` 2019-05-04T10:00:00+02:00 kept 10:00 with its offset dropped in both
+    columns. `created_at` is UTC (08:00); `taken_at` the wall-clock time (10:00), which
+    `library` dates the file by. A time without an offset is kept as written."""
+    lib, catalog = scanned
+    got = {r["name"]: (str(r["created_at"]), str(r["taken_at"]), str(r["library_taken"])) for r in rows(
+        catalog, "SELECT f.name, m.created_at, m.taken_at, l.taken_at AS library_taken FROM files f "
+                 "JOIN media m USING (blake3) JOIN library l USING (media_id) WHERE f.name LIKE 'dated%'")}
+    assert got == {
+        "dated.mkv": ("2019-05-04 08:00:00", "2019-05-04 10:00:00", "2019-05-04 10:00:00"),
+        "dated-z.mkv": ("2019-05-04 10:00:00", "2019-05-04 10:00:00", "2019-05-04 10:00:00"),
+        "dated-local.mkv": ("2019-05-04 10:00:00", "2019-05-04 10:00:00", "2019-05-04 10:00:00"),
+    }

@@ -14,7 +14,7 @@ import math
 import re
 import struct
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -43,38 +43,79 @@ def _rate(r: Fraction | None) -> float | None:
 
 
 def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
+    """When the file was made, in UTC: the container's creation time (libav gives it in
+    UTC), else, for video, a `date` tag, converted to UTC where it gives its offset
+    (Matroska's `DATE` 2019-05-04T10:00:00+02:00 is 08:00), as written where it gives none."""
     # A `date` tag is when a video was recorded, but a song's release date: only the
     # container's own creation time counts for sound. Tag names in any case: Matroska's
     # are upper case (`DATE`).
     meta = {k.lower(): v for k, v in meta.items()}
-    return _wall_time(meta.get("creation_time") or (meta.get("date") if video else None))
+    written = _written_time(meta.get("creation_time") or (meta.get("date") if video else None))
+    if written is None:
+        return None
+    offset = _utc_offset(written[1])
+    try:
+        return written[0] - offset if offset is not None else written[0]
+    except OverflowError:
+        return None
 
 
-# A date, and maybe a time (`2019-05-04`, `2019-05-04T10:00:00+0200`): the offset is left.
-_WALL_TIME = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
+# A date, and maybe a time, and maybe its offset from UTC (`2019-05-04`,
+# `2019-05-04T10:00:00+0200`, `2019-07-14T08:30:05.000000Z`); a fraction of a second is left.
+_WALL_TIME = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d*)?"
+                        r"\s*([zZ]|[+-]\d{2}(?::?\d{2})?(?!\d))?)?")
 
 
-def _wall_time(s: str | None) -> datetime | None:
-    """A tag's date and time as written (a date alone is that day at midnight); None for
-    1904-01-01 and 1970-01-01, "not set" in MP4 and in many muxers."""
+def _written_time(s: str | None) -> tuple[datetime, str | None] | None:
+    """A tag's date and time as written (a date alone is that day at midnight), and the
+    offset written after it (`Z`, `+02:00`) or None; None for 1904-01-01 and 1970-01-01,
+    "not set" in MP4 and in many muxers."""
     m = _WALL_TIME.match(s or "")
     if not m:
         return None
     try:
-        t = datetime(*(int(x or 0) for x in m.groups()))
+        t = datetime(*(int(x or 0) for x in m.groups()[:6]))
     except ValueError:
         return None
-    return None if t.year < 1971 else t
+    return None if t.year < 1971 else (t, m.group(7))
+
+
+def _utc_offset(zone: str | None) -> timedelta | None:
+    """`Z`, `+02:00` or `-0530` as an offset from UTC; None for none, or one no zone has."""
+    if not zone:
+        return None
+    if zone in "zZ":
+        return timedelta(0)
+    hours, minutes = int(zone[1:3]), int(zone.replace(":", "")[3:] or 0)
+    if hours > 14 or minutes > 59:
+        return None
+    return (-1 if zone[0] == "-" else 1) * timedelta(hours=hours, minutes=minutes)
+
+
+def _wall_time(s: str | None) -> datetime | None:
+    """A tag's date and time as written, its offset dropped."""
+    written = _written_time(s)
+    return written[0] if written else None
 
 
 _NO_LAYOUT = re.compile(r"^\d+ channels?$")
 
 
 def _local_capture_time(meta: dict[str, str]) -> datetime | None:
-    """When a phone recorded a video, on its own clock: QuickTime's
+    """When a video was recorded, on the recorder's clock: QuickTime's
     `com.apple.quicktime.creationdate` (iPhones, many Android phones: `2019-05-04T10:00:00+0200`),
-    the offset dropped, as a photo's EXIF time is kept. The container's creation time is UTC."""
-    return _wall_time(next((v for k, v in meta.items() if k.lower() == "com.apple.quicktime.creationdate"), None))
+    else a `date` tag that gives its offset (Matroska's `DATE` 2019-05-04T10:00:00+02:00),
+    the offset dropped, as a photo's EXIF time is kept (10:00). The container's creation
+    time is UTC, and so is `created_at` made from such a tag (08:00). A `date` in UTC (`Z`:
+    an iTunes release date) says nothing of a local clock."""
+    meta = {k.lower(): v for k, v in meta.items()}
+    phone = _wall_time(meta.get("com.apple.quicktime.creationdate"))
+    if phone is not None:
+        return phone
+    dated = _written_time(meta.get("date"))
+    if dated is None or dated[1] is None or dated[1] in "zZ" or _utc_offset(dated[1]) is None:
+        return None
+    return dated[0]
 
 
 def _bit_depth(cc: Any) -> int | None:
