@@ -1,7 +1,7 @@
 """How a video is turned, mirrored, timed and dated, as players and ffprobe read the same
 files: a mirrored display matrix, a `rotate` tag, Matroska's frame statistics, a date
-with a UTC offset. Files are made with PyAV at test time; an MP4's track header matrix is
-patched in its bytes."""
+with a UTC offset; and an M4A's placeholder track numbers. Files are made with PyAV and
+mutagen at test time; an MP4's track header matrix is patched in its bytes."""
 
 from __future__ import annotations
 
@@ -183,3 +183,22 @@ def test_a_matroska_date_with_an_offset_is_utc_created_and_local_taken(scanned) 
         "dated-z.mkv": ("2019-05-04 10:00:00", "2019-05-04 10:00:00", "2019-05-04 10:00:00"),
         "dated-local.mkv": ("2019-05-04 10:00:00", "2019-05-04 10:00:00", "2019-05-04 10:00:00"),
     }
+
+
+def test_an_m4a_track_or_disc_number_of_65535_is_none(tmp_path: Path) -> None:
+    """MP4's `trkn` and `disk` atoms hold 16-bit numbers; some taggers fill the ones they
+    do not know with all ones, 65535, which was stored as track 65535 of 65535."""
+    from mutagen.mp4 import MP4
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, trkn, disk in (("placeholder.m4a", (65535, 65535), (65535, 65535)), ("part.m4a", (3, 65535), (1, 0))):
+        media_corpus._audio(lib / name, "aac", "mp4", 0.4)
+        f = MP4(str(lib / name))
+        f["trkn"], f["disk"] = [trkn], [disk]
+        f.save()
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-fingerprints", "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: (r["track"], r["track_total"], r["disc"], r["disc_total"]) for r in rows(
+        catalog, "SELECT f.name, t.* FROM files f JOIN tags_audio t USING (blake3)")}
+    assert got == {"placeholder.m4a": (None, None, None, None), "part.m4a": (3, None, 1, None)}

@@ -42,6 +42,8 @@ _MP4 = {
     "rg_track_peak": "----:com.apple.iTunes:replaygain_track_peak",
     "rg_album_peak": "----:com.apple.iTunes:replaygain_album_peak",
 }
+# An MP4 `trkn` or `disk` number of all ones: no number.
+_MP4_NO_NUMBER = 0xFFFF
 # "7" or "7/12"; a number longer than 6 digits is garbage, not a track number to cut short.
 _NUM = re.compile(r"^\s*(\d{1,6})(?!\d)(?:\s*/\s*(\d{1,6})(?!\d))?")
 # A number, with a decimal point or comma ("-6.5 dB", "+1,2 dB", ".5", "0,988"), then at
@@ -245,8 +247,10 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
         trkn, disk = tags.get("trkn"), tags.get("disk")
         row["track"], row["track_total"] = (trkn[0] if trkn else (None, None))
         row["disc"], row["disc_total"] = (disk[0] if disk else (None, None))
-        row["track"], row["track_total"] = row["track"] or None, row["track_total"] or None
-        row["disc"], row["disc_total"] = row["disc"] or None, row["disc_total"] or None
+        for key in ("track", "track_total", "disc", "disc_total"):
+            # The atoms hold 16-bit numbers: 0 is an empty field, and 65535, all ones, the
+            # placeholder some taggers write (as EXIF's ISO 65535 is); no album has as many.
+            row[key] = row[key] if row[key] not in (0, _MP4_NO_NUMBER) else None
     else:
         row["track"], row["track_total"] = _pair(_first(_raw(tags, family, "track")))
         row["disc"], row["disc_total"] = _pair(_first(_raw(tags, family, "disc")))
