@@ -153,7 +153,7 @@ def tag_list(ctx: typer.Context, paths: PathsArg = None,
     with open_catalog(g.catalog, read_only=True) as cat:
         table = tags_of(cat, resolve_targets(cat, paths)) if paths else tag_counts(cat)
     if fmt is Format.table and output is None:
-        render.print_table(table, hide=("path_raw",))
+        render.print_table(table, hide=("path_raw",), exact=("path",))
     else:
         _write_table(table, fmt, output, g.catalog)
 
@@ -249,7 +249,7 @@ def coll_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A co
     with open_catalog(g.catalog, read_only=True) as cat:
         table = collection.show(cat, name)
     if fmt is Format.table and output is None:
-        render.print_table(table, hide=("media_id", "path_raw"))
+        render.print_table(table, hide=("media_id", "path_raw"), exact=("path",))
         print(f"{render.counted(table.num_rows, 'file')}")
     else:
         _write_table(table, fmt, output, g.catalog)
@@ -404,7 +404,7 @@ def search_cmd(
             table = search(cat, g.catalog, query, limit)
     if fmt is Format.table and output is None:
         if table.num_rows:
-            render.print_table(table, hide=("media_id", "path_raw"))
+            render.print_table(table, hide=("media_id", "path_raw"), exact=("path",))
         more = f" (the best {limit:,}: --limit shows more)" if table.num_rows == limit else ""
         print(f"{render.counted(table.num_rows, 'result')}{more}")
     else:

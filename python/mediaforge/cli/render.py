@@ -489,10 +489,10 @@ def print_info(info: dict[str, Any]) -> None:
 
 
 def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 1000,
-                hide: tuple[str, ...] = ()) -> None:
+                hide: tuple[str, ...] = (), exact: tuple[str, ...] = ()) -> None:
     from .richout import print_table as show
 
-    show(data, title, limit, hide)
+    show(data, title, limit, hide, exact)
 
 
 def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, ...] = ("bytes",)) -> None:

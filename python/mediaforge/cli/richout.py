@@ -203,15 +203,17 @@ def print_info(info: dict[str, Any]) -> None:
 
 
 def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 1000,
-                hide: tuple[str, ...] = ()) -> None:
+                hide: tuple[str, ...] = (), exact: tuple[str, ...] = ()) -> None:
     """A rich table on stdout; long results are cut with a note on stderr (the rows past
     `limit` are counted, never held). `hide`: columns meant for scripts (ids, raw path
-    bytes) that the table leaves out where present."""
+    bytes) that the table leaves out where present. `exact`: path columns the command
+    itself paired with their exact bytes in `<name>_raw` (`path` and `path_raw`): shown
+    from those bytes. Never a user's SQL result, whose `x_raw` may be anything."""
     rows = batches_of(data)
     names = [n for n in rows.schema.names if n not in hide]
-    # A path beside its exact bytes (`path` and `path_raw`) is shown as `ls -b` shows it,
-    # from those bytes: two names never look alike.
-    paths = {n: f"{n}_raw" for n in names if f"{n}_raw" in rows.schema.names}
+    # A path beside its exact bytes is shown as `ls -b` shows it, from those bytes: two
+    # names never look alike.
+    paths = {n: f"{n}_raw" for n in exact if n in names and f"{n}_raw" in rows.schema.names}
     extra = [r for r in paths.values() if r not in names]
     picked = names + extra
     batches = (b.select(picked) if len(picked) < b.num_columns else b for b in rows)

@@ -1,0 +1,57 @@
+"""What `query` and the other commands write: table cells, Parquet, CSV and JSON values,
+which statements run, and paths given relative to a current folder that is gone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error, cli_env, make_jpeg, run_cli, write_bytes_path
+
+# Two copies whose names are not UTF-8 (shown alike as U+FFFD were it not for their
+# exact bytes), and a file of its own.
+ODD = (b"copy \xff.jpg", b"copy \xfe.jpg")
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lib = tmp_path_factory.mktemp("lib")
+    for name in ODD:
+        write_bytes_path(os.fsencode(lib) + b"/" + name, make_jpeg(1))
+    (lib / "plain.jpg").write_bytes(make_jpeg(2))
+    cat = lib.parent / f"{lib.name}.duckdb"
+    assert run_cli("scan", "--no-meta", lib, catalog=cat).rc == 0
+    return cat
+
+
+def test_query_table_shows_each_column_as_itself(catalog: Path) -> None:
+    """A user's column `x_raw` is a column like any other: the table never shows it in
+    place of `x` (its base64 decoded), as CSV and JSON never do."""
+    wide = cli_env(catalog, COLUMNS="400")
+    res = run_cli("query", "SELECT 'hello' AS note, 'abcd' AS note_raw", env=wide)
+    assert res.rc == 0, res.err
+    assert "hello" in res.out and "abcd" in res.out
+    assert "\\x" not in res.out
+    # A join's path beside another file's exact bytes: each cell is its own.
+    res = run_cli("query", "SELECT a.path, b.path_raw FROM files a, files b "
+                           "WHERE a.name = 'plain.jpg' AND b.path_raw IS NOT NULL LIMIT 1", env=wide)
+    assert res.rc == 0, res.err
+    path_cell = res.out.splitlines()[3].split("│")[1]
+    assert path_cell.strip().endswith("/plain.jpg"), res.out
+
+
+def test_command_tables_still_show_paths_by_their_exact_bytes(catalog: Path, tmp_path: Path) -> None:
+    """`dupes`, `search`, `tag list` and `collection show` pair `path` with `path_raw`
+    themselves: two names that differ only in bytes that are not UTF-8 never look alike."""
+    lib = catalog.parent / catalog.stem
+    work = tmp_path / "cat.duckdb"
+    work.write_bytes(catalog.read_bytes())
+    odd = [os.fsencode(lib) + b"/" + n for n in ODD]
+    assert run_cli("tag", "add", "twin", *odd, catalog=work).rc == 0
+    assert run_cli("collection", "create", "twins", catalog=work).rc == 0
+    assert run_cli("collection", "add", "twins", *odd, catalog=work).rc == 0
+    for args in (("dupes",), ("search", "copy"), ("tag", "list", *odd), ("collection", "show", "twins")):
+        res = run_cli(*args, env=cli_env(work, COLUMNS="400"))
+        assert res.rc == 0, (args, res.err)
+        assert "copy \\xff.jpg" in res.out and "copy \\xfe.jpg" in res.out, (args, res.out)
