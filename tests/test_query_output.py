@@ -3,6 +3,7 @@ which statements run, and paths given relative to a current folder that is gone.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -55,3 +56,21 @@ def test_command_tables_still_show_paths_by_their_exact_bytes(catalog: Path, tmp
         res = run_cli(*args, env=cli_env(work, COLUMNS="400"))
         assert res.rc == 0, (args, res.err)
         assert "copy \\xff.jpg" in res.out and "copy \\xfe.jpg" in res.out, (args, res.out)
+
+
+def test_parquet_holds_infinite_timestamps_in_seconds(catalog: Path, tmp_path: Path) -> None:
+    """Parquet has no timestamps in seconds: a TIMESTAMP_S is written in milliseconds,
+    its infinities as a TIMESTAMP_MS's are (never an internal error), and read back."""
+    import pyarrow.parquet as pq
+
+    sql = ("SELECT TIMESTAMP_S 'infinity' a, TIMESTAMP_S '-infinity' b, "
+           "[TIMESTAMP_S 'infinity', TIMESTAMP_S '2020-01-02 03:04:05'] c, {'s': TIMESTAMP_S '-infinity'} d")
+    out, ms = tmp_path / "s.parquet", tmp_path / "ms.parquet"
+    res = run_cli("query", sql, "-o", out, catalog=catalog)
+    assert res.rc == 0, res.err
+    assert run_cli("query", sql.replace("TIMESTAMP_S", "TIMESTAMP_MS"), "-o", ms, catalog=catalog).rc == 0
+    assert pq.read_table(out).equals(pq.read_table(ms))
+    res = run_cli("query", f"SELECT * FROM '{out}'", "-f", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"a": "infinity", "b": "-infinity", "c": ["infinity", "2020-01-02T03:04:05"],
+                                    "d": {"s": "-infinity"}}]

@@ -99,7 +99,7 @@ class QueryResult:
                  uuids: tuple[int, ...] = ()) -> None:
         self.schema: pa.Schema = reader.schema
         self._reader, self._path = reader, path
-        # Positions of the UUID columns sent as their 16 bytes (`run_query(uuid_bytes=True)`).
+        # Positions of the UUID columns sent as their 16 bytes (`run_query(for_parquet=True)`).
         self.uuids = uuids
         # Read through a projection of the statement (`_as_text_where_arrow_cannot`): an
         # error's line and column would be the projection's, so none is given.
@@ -132,26 +132,32 @@ _TEXT_TYPES = frozenset({"BIGNUM", "VARINT", "BIT", "TIME WITH TIME ZONE", "UHUG
 _VARIANT = re.compile(r"\bVARIANT\b")
 
 
-def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation, uuids: tuple[int, ...] = ()) -> duckdb.DuckDBPyRelation:
+def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation, uuids: tuple[int, ...] = (),
+                                parquet: bool = False) -> duckdb.DuckDBPyRelation:
     """`rel`, with the columns Arrow would carry wrongly as text (or JSON), and its UUID
     columns at the positions `uuids` as their 16 bytes (DuckDB hands a UUID to Arrow as
-    text)."""
+    text). `parquet`: the rows are for a Parquet file, which has no timestamps in seconds:
+    those are cast to milliseconds here, where DuckDB keeps `infinity` infinite (as a
+    TIMESTAMP_MS is written); pyarrow's own conversion overflows on it."""
     types = [str(t) for t in rel.types]
     as_json = [bool(_VARIANT.search(t)) for t in types]
     garbled = [t in _TEXT_TYPES or bool(_NESTED_TEXT_TYPE.search(t)) for t in types]
     as_bytes = [k in uuids for k in range(len(types))]
-    if not any(garbled) and not any(as_json) and not uuids:
+    as_ms = [parquet and bool(_SECONDS.search(t)) for t in types]
+    if not any(garbled) and not any(as_json) and not uuids and not any(as_ms):
         return rel
     # By position (#k), for a result may name two columns alike. A list or struct holding
     # such a value is DuckDB's text as a whole.
-    cast = [" AS JSON" if js else " AS VARCHAR" if bad else " AS BLOB" if u else ""
-            for js, bad, u in zip(as_json, garbled, as_bytes)]
+    cast = [" AS JSON" if js else " AS VARCHAR" if bad else " AS BLOB" if u else
+            f" AS {_SECONDS.sub('TIMESTAMP_MS', t)}" if ms else ""
+            for js, bad, u, ms, t in zip(as_json, garbled, as_bytes, as_ms, types)]
     cols = [f"{f'CAST(#{k}{to})' if to else f'#{k}'} AS {_quoted(name)}"
             for k, (name, to) in enumerate(zip(rel.columns, cast), 1)]
     return rel.project(", ".join(cols))
 
 
 _NESTED_TEXT_TYPE = re.compile(r"\b(BIGNUM|VARINT|BIT|TIME WITH TIME ZONE|UHUGEINT|TIME|TIME_NS)\b(?=[\[\],)]|$)")
+_SECONDS = re.compile(r"\bTIMESTAMP_S\b(?=[\[\],)]|$)")
 
 
 def _quoted(name: str) -> str:
@@ -163,11 +169,12 @@ def _quoted(name: str) -> str:
 _BATCH_ROWS = 20_000
 
 
-def run_query(cat: Catalog, sql: str, uuid_bytes: bool = False) -> QueryResult:
+def run_query(cat: Catalog, sql: str, for_parquet: bool = False) -> QueryResult:
     """Run one reading SQL statement; its rows stream from the returned result. The
     connection's settings are locked afterwards: use it for this one statement.
-    `uuid_bytes`: UUID columns (not those nested in a list or struct) come as their 16
-    bytes, listed in `QueryResult.uuids`, for a writer that stores UUIDs as such."""
+    `for_parquet`: the rows are for a Parquet file: UUID columns (not those nested in a
+    list or struct) come as their 16 bytes, listed in `QueryResult.uuids`, for a writer
+    that stores UUIDs as such, and timestamps in seconds as milliseconds."""
     if not sql.strip():
         raise QueryError("empty SQL statement")
     if not is_text(sql):
@@ -195,8 +202,8 @@ def run_query(cat: Catalog, sql: str, uuid_bytes: bool = False) -> QueryResult:
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
             return QueryResult(pa.RecordBatchReader.from_batches(pa.schema([]), []), cat.path)
-        uuids = tuple(k for k, t in enumerate(rel.types) if uuid_bytes and str(t) == "UUID")
-        shown = _as_text_where_arrow_cannot(rel, uuids)
+        uuids = tuple(k for k, t in enumerate(rel.types) if for_parquet and str(t) == "UUID")
+        shown = _as_text_where_arrow_cannot(rel, uuids, for_parquet)
         wrapped = shown is not rel
         return QueryResult(shown.to_arrow_reader(_BATCH_ROWS), cat.path, wrapped, uuids)
     except (duckdb.Error, RuntimeError) as e:  # RuntimeError: a Ctrl-C, as DuckDB's Arrow reader reports it

@@ -508,7 +508,7 @@ def query_cmd(
     try:
         with open_catalog(g.catalog, read_only=True) as cat:
             # Streams from the catalog: written out while it is open. Parquet stores UUIDs as such.
-            rows = catalog.run_query(cat, sql, uuid_bytes=_written_as(fmt, output) is Format.parquet)
+            rows = catalog.run_query(cat, sql, for_parquet=_written_as(fmt, output) is Format.parquet)
             if fmt is Format.table and output is None:
                 render.print_table(rows)
                 return
@@ -681,13 +681,13 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
                 columns = [pa.ExtensionArray.from_storage(pa.uuid(), c.cast(pa.binary(16))) if k in uuids else c
                            for k, c in enumerate(batch.columns)]
                 out = pa.RecordBatch.from_arrays(columns, schema=schema)
-                for k in decimals:
-                    try:
+                try:
+                    for k in decimals:
                         out.column(k).validate(full=True)
-                    except pa.ArrowInvalid as e:
-                        raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); cast "
-                                                "such columns to text in the SQL, or use --format csv or json") from None
-                writer.write_batch(out)
+                    writer.write_batch(out)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                    raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); cast "
+                                            "such columns to text in the SQL, or use --format csv or json") from None
         return
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")
     (render.write_json if fmt is Format.json else render.write_csv)(table, text)
