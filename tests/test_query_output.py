@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error, cli_env, make_jpeg, run_cli, write_bytes_path
+from conftest import assert_one_line_error, cli_cmd, cli_env, make_jpeg, run_cli, write_bytes_path
 
 # Two copies whose names are not UTF-8 (shown alike as U+FFFD were it not for their
 # exact bytes), and a file of its own.
@@ -74,3 +75,20 @@ def test_parquet_holds_infinite_timestamps_in_seconds(catalog: Path, tmp_path: P
     assert res.rc == 0, res.err
     assert json.loads(res.out) == [{"a": "infinity", "b": "-infinity", "c": ["infinity", "2020-01-02T03:04:05"],
                                     "d": {"s": "-infinity"}}]
+
+
+@pytest.mark.parametrize("args", [
+    ("info", "x.jpg"), ("query", "SELECT 1", "-o", "out.csv"), ("export", "e"), ("scan", "x"),
+    ("tag", "add", "t", "x.jpg"), ("tag", "add", "t", "x*.jpg"), ("dupes", "-o", "d.csv"),
+    ("dedupe", "--action", "move-to", "--to", "aside"), ("-c", "cat.duckdb", "stats"),
+], ids=lambda a: " ".join(a))
+def test_relative_paths_in_a_deleted_current_folder_exit_3(catalog: Path, tmp_path: Path, args: tuple) -> None:
+    """A path given relative to a current folder that was deleted (a shell left in it) is
+    exit 3, with one line that says what happened, never an internal error."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    shell = 'cd "$1" && rmdir "$1" && shift && exec "$@"'
+    p = subprocess.run(["sh", "-c", shell, "sh", gone, *cli_cmd(*args)], capture_output=True, text=True,
+                       env=cli_env(catalog), timeout=120)
+    assert p.returncode == 3, p.stderr
+    assert_one_line_error(p.stderr, "the current folder no longer exists")

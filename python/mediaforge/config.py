@@ -45,7 +45,9 @@ def catalog_path(given: os.PathLike[str] | str) -> Path:
     folder (as DuckDB, which opens it, reads one; a folder named `~` is `./~`), and the
     path is made absolute, so the catalog, its index and its thumbnails are found in one
     place whatever the working folder."""
-    return Path(os.path.expanduser(os.fspath(given))).absolute()
+    from .fsops import from_cwd
+
+    return Path(from_cwd(os.path.expanduser(os.fspath(given))))
 
 
 # Thumbnails' long side in px where neither the command nor the catalog says otherwise.

@@ -10,7 +10,9 @@ import re
 import stat
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import AnyStr, BinaryIO
+
+from .errors import PathNotFoundError
 
 
 # `.mediaforge-<8 hex: the writer's pid><8 hex: random>.tmp`: 16 hex digits in all, the
@@ -27,6 +29,36 @@ def time_ns(ns: int) -> int:
     """An `os.stat` time in ns as the catalog holds it: outside what an i64 holds (a camera
     clock gone wrong), the nearest end, as the Rust core's `types::time_ns` stores it."""
     return min(max(ns, _NS_MIN), _NS_MAX)
+
+
+CWD_GONE = ("the current folder no longer exists (it was deleted): cd into one that does, "
+            "or give absolute paths")
+
+
+def from_cwd(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:
+    """A path the user gave, joined to the current folder when it is relative, not
+    normalised (`link/..` is left for `realpath` to resolve as the kernel does). Every
+    user path goes through here before `abspath`, `realpath` or `getcwd` would need the
+    current folder: one that was deleted has no path, and is `PathNotFoundError` (exit
+    3) with one line that says so, never Python's FileNotFoundError."""
+    p = os.fspath(path)
+    if os.path.isabs(p):
+        return p
+    try:
+        cwd = os.getcwdb() if isinstance(p, bytes) else os.getcwd()
+    except FileNotFoundError:
+        raise PathNotFoundError(CWD_GONE) from None
+    return os.path.join(cwd, p)  # type: ignore[arg-type]
+
+
+def absolute(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:
+    """`os.path.abspath` of a user's path (see `from_cwd`)."""
+    return os.path.normpath(from_cwd(path))
+
+
+def real(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:
+    """`os.path.realpath` of a user's path (see `from_cwd`)."""
+    return os.path.realpath(from_cwd(path))
 
 
 def alive(pid: int) -> bool:

@@ -24,6 +24,7 @@ from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_t
                       thumbs_dir)
 from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, Interrupted, InvalidInputError, MediaForgeError,
                       PathIOError, PathNotFoundError, first_line, is_text, path_text, printable)
+from ..fsops import absolute, from_cwd, real
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
 
@@ -402,8 +403,8 @@ def info_cmd(
     def not_a_folder() -> PathNotFoundError:
         # `photo.jpg/` (or `photo.jpg/.`) names a folder that is not there, as `ls` says,
         # not the file: whether the file is there or only in the catalog.
-        shown = given if os.path.isabs(given) else os.path.join(os.getcwd(), given)
-        return PathNotFoundError(f"not a folder: {path_text(os.fsencode(shown))} (a file's name ends without a /)")
+        return PathNotFoundError(f"not a folder: {path_text(os.fsencode(from_cwd(given)))} (a file's name ends "
+                                 "without a /)")
 
     try:
         os.stat(given)
@@ -525,7 +526,7 @@ def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
     files too, so a hard link or another name for the catalog is refused as well."""
     from ..config import catalog_files
 
-    out, cat = os.path.realpath(output), os.path.realpath(catalog)
+    out, cat = real(output), real(catalog)
     # Its thumbnails, search index (named after the catalog as given), and dedupe's journals
     # and trash beside it (once it has written one there): a journal overwritten cannot be
     # undone.
@@ -546,7 +547,7 @@ def check_output_args(fmt: Format, output: Optional[Path], catalog: Path) -> Non
     """Refuse a --format and --output that will not do, before any work is done."""
     if output is not None:
         _check_output(output, catalog)
-        folder = os.path.dirname(os.path.abspath(output))
+        folder = os.path.dirname(absolute(output))
         if not os.path.isdir(folder):
             raise PathNotFoundError(f"--output {output}: no such folder {folder}")
     if fmt is Format.parquet and output is None:
@@ -587,7 +588,7 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
             _write_into(table, fmt, f)
 
     fd = _descriptor(output)
-    target = os.fsencode(os.path.realpath(output))
+    target = os.fsencode(real(output))
     try:
         if fd is not None:  # /dev/stdout, /dev/fd/N: the open file itself, as the shell set it up (>> appends)
             sys.stdout.flush()
@@ -612,7 +613,7 @@ _FD_PATH = re.compile(r"/dev/(?:std(?P<std>in|out|err)|fd/(?P<fd>\d+))|/proc/(?P
 def _descriptor(output: Path) -> int | None:
     """The descriptor an --output path names (/dev/stdout, /dev/fd/3, /proc/self/fd/1),
     if open in this process: written through as it is, never replaced by a new file."""
-    m = _FD_PATH.fullmatch(os.path.normpath(os.path.abspath(output)))
+    m = _FD_PATH.fullmatch(absolute(output))
     if m is None or (m["pid"] not in (None, "self", "thread-self") and int(m["pid"]) != os.getpid()):
         return None
     fd = {"in": 0, "out": 1, "err": 2}[m["std"]] if m["std"] else int(m["fd"] or m["pfd"])
@@ -843,7 +844,7 @@ def dedupe_cmd(
     if undo_journal is not None:
         _undo(undo_journal, g.catalog, as_json, not g.quiet and sys.stderr.isatty())
         return
-    target = to.resolve() if to is not None else None
+    target = Path(real(to)) if to is not None else None
     if target is not None and target == Path("/"):  # a file's place below / is where it is
         raise InvalidInputError("--to /: each file would be moved onto itself; choose a folder outside the library")
     apart: dict[tuple[str, str], int] = {}

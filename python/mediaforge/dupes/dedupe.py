@@ -46,7 +46,7 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
-from ..fsops import give_back, may_give, new_tmp, sweep_stale, time_ns, xattrs
+from ..fsops import absolute, give_back, may_give, new_tmp, sweep_stale, time_ns, xattrs
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, numbered_groups_sql
 
@@ -208,7 +208,7 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> lis
         if not given or not os.path.isdir(os.fsencode(given)):  # a typo must not quietly keep by age
             raise PathNotFoundError(f"--keep prefix:{given}: no such folder" if given
                                     else "--keep prefix: give the folder whose copies to keep")
-        folder = os.path.abspath(os.fsencode(given)).rstrip(b"/")
+        folder = absolute(os.fsencode(given)).rstrip(b"/")
         real = os.path.realpath(folder).rstrip(b"/")
         params["prefix"], params["prefix_end"] = folder + b"/", folder + b"0"
         params["real_prefix"], params["real_prefix_end"] = real + b"/", real + b"0"

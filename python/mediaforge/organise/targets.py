@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ..catalog import Catalog
 from ..catalog.writes import under_roots_sql
 from ..errors import InvalidInputError, is_text, path_text
+from ..fsops import absolute, from_cwd, real
 from .predicate import matching
 
 GLOB_CHARS = set("*?[")
@@ -20,8 +21,8 @@ def as_catalogued(arg: str | bytes | os.PathLike) -> list[bytes]:
     (a file reached through a link the scan followed, `-L`, is catalogued at the link's
     path), then with its links resolved (a root scanned by its real path)."""
     raw = os.path.expanduser(os.fsencode(arg))
-    given, real = os.path.normpath(os.path.abspath(raw)), os.path.realpath(raw)
-    return [given] if given == real else [given, real]
+    given, resolved = absolute(raw), real(raw)
+    return [given] if given == resolved else [given, resolved]
 
 
 def _absolute(arg: str | bytes) -> tuple[bytes, bool]:
@@ -30,10 +31,8 @@ def _absolute(arg: str | bytes) -> tuple[bytes, bool]:
     that folder, not a pattern."""
     raw = os.path.expanduser(os.fsencode(arg))
     if os.path.lexists(raw):
-        return os.path.realpath(raw), False
-    if any(c in os.fsdecode(raw) for c in GLOB_CHARS):
-        return os.path.abspath(raw), True
-    return os.path.abspath(raw), False
+        return real(raw), False
+    return absolute(raw), any(c in os.fsdecode(raw) for c in GLOB_CHARS)
 
 
 def glob_regex(pattern: str) -> str:
@@ -91,8 +90,7 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
             try:
                 os.stat(raw)
             except NotADirectoryError:  # `photo.jpg/` names a folder that is not there, as `ls` says
-                shown = raw if os.path.isabs(raw) else os.path.join(os.getcwd().encode(), raw)
-                raise InvalidInputError(f"not a folder: {path_text(shown)} (a file's name ends without a /)") from None
+                raise InvalidInputError(f"not a folder: {path_text(from_cwd(raw))} (a file's name ends without a /)") from None
             except (OSError, ValueError):
                 pass
         p, glob = _absolute(arg)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from .. import _core
 from ..config import catalog_files, thread_count
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError, path_text
+from ..fsops import real as resolved
 
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
@@ -47,7 +48,7 @@ def _once(roots: Iterable[bytes]) -> list[bytes]:
 def resolve_root(p: PathLike) -> bytes:
     """An absolute, symlink-free path in raw bytes; raises if it does not exist."""
     raw = os.fsencode(p)
-    real = os.path.realpath(raw)
+    real = resolved(raw)
     try:
         # As typed first: `realpath` drops a trailing slash, which a file does not take
         # (`photo.jpg/` is "Not a directory", as for `ls`).
