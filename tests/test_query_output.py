@@ -92,3 +92,45 @@ def test_relative_paths_in_a_deleted_current_folder_exit_3(catalog: Path, tmp_pa
                        env=cli_env(catalog), timeout=120)
     assert p.returncode == 3, p.stderr
     assert_one_line_error(p.stderr, "the current folder no longer exists")
+
+
+@pytest.mark.parametrize("sql", [
+    "EXPLAIN PIVOT files ON kind USING count(*)",
+    "EXPLAIN ANALYZE PIVOT files ON kind USING count(*)",
+    "EXPLAIN (FORMAT json) PIVOT files ON kind USING count(*)",
+    "WITH d AS (SELECT 1) PIVOT files ON kind USING count(*)",
+    "WITH d(x) AS MATERIALIZED (SELECT 1), e AS (SELECT 2) PIVOT files ON kind USING count(*)",
+    "EXPLAIN WITH d AS (SELECT 1) PIVOT files ON kind USING count(*)",
+    "SELECT update, set FROM (SELECT 1 AS update, 2 AS set)",
+    "SELECT (update) AS u, set FROM (SELECT 1 AS update, 2 AS set)",
+])
+def test_reading_statements_run(catalog: Path, sql: str) -> None:
+    """What docs/cli.md lets `query` run: an EXPLAIN of a PIVOT, a PIVOT after a WITH,
+    columns named `update` and `set`."""
+    res = run_cli("query", sql, "-f", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)
+
+
+@pytest.mark.parametrize("sql", [
+    "WITH d AS (UPDATE files SET size = 0 RETURNING *) SELECT * FROM d",
+    "WITH d AS (UPDATE main.files AS f SET size = 0 RETURNING *) SELECT count(*) FROM d",
+    "WITH d AS (UPDATE files f SET size = 0 RETURNING *) SELECT count(*) FROM d",
+    'WITH d AS (UPDATE "files" SET size = 0 RETURNING *) SELECT count(*) FROM d',
+    "WITH d AS (DELETE FROM files RETURNING *) PIVOT d ON kind USING count(*)",
+    "WITH d AS (WITH e AS (SELECT 1) DELETE FROM files RETURNING *) SELECT 1",
+    "WITH d AS (INSERT INTO tags SELECT * FROM tags RETURNING *) SELECT 1",
+    "WITH d AS (SELECT 1) UPDATE files SET size = 2",
+    "EXPLAIN ANALYZE DELETE FROM files",
+    "EXPLAIN ANALYZE UPDATE files SET size = 0",
+    "EXPLAIN ANALYZE WITH d AS (DELETE FROM files RETURNING *) PIVOT d ON kind USING count(*)",
+    "EXPLAIN (ANALYZE) PIVOT (DELETE FROM files RETURNING *) ON kind USING count(*)",
+    "CREATE TABLE x (a INT)", "DROP TABLE files", "COPY files TO 'x.csv'", "ATTACH 'other.duckdb'",
+    "SET threads = 1", "PRAGMA threads = 1", "CHECKPOINT",
+])
+def test_writing_statements_are_refused(catalog: Path, sql: str) -> None:
+    """Every statement that writes, however it is dressed, is refused before it runs."""
+    res = run_cli("query", sql, catalog=catalog)
+    assert res.rc == 6, res.err
+    assert_one_line_error(res.err)
+    assert "refused" in res.err or "Parser Error" in res.err, res.err

@@ -48,11 +48,13 @@ def _reading(sql: str, kind: duckdb.StatementType) -> bool:  # noqa: C901 - one 
         return False
     if kind == duckdb.StatementType.SELECT:
         return True
-    if kind == duckdb.StatementType.MULTI:
+    explained = bool(words) and words[0][1].upper() == "EXPLAIN"
+    if kind == duckdb.StatementType.MULTI and not explained:
         # A PIVOT without its IN list: DuckDB first reads the column's distinct values,
-        # then selects (two statements inside one).
-        return bool(words) and words[0][1].upper() in ("PIVOT", "PIVOT_WIDER")
-    if kind == duckdb.StatementType.EXPLAIN:
+        # then selects (two statements inside one); a WITH may come before it.
+        main = _main_word(words)
+        return main is not None and words[main][1].upper() in ("PIVOT", "PIVOT_WIDER")
+    if kind in (duckdb.StatementType.EXPLAIN, duckdb.StatementType.MULTI):  # EXPLAIN of such a PIVOT is MULTI too
         # EXPLAIN [ANALYZE | (options)] SELECT ...: ANALYZE runs what it explains.
         if len(words) < 2:
             return False
@@ -68,25 +70,67 @@ def _reading(sql: str, kind: duckdb.StatementType) -> bool:  # noqa: C901 - one 
             return False
         try:
             inner = duckdb.extract_statements(sql[words[rest][0]:])
-        except duckdb.Error:
+            inner_kind = inner[0].type if len(inner) == 1 else None
+        except (duckdb.Error, ValueError):  # ValueError: a kind this duckdb package has no name for
             return False
-        return len(inner) == 1 and inner[0].type == duckdb.StatementType.SELECT
+        # What it explains, by the same rules: EXPLAIN PIVOT, never EXPLAIN ANALYZE of a write.
+        return inner_kind is not None and _reading(sql[words[rest][0]:], inner_kind)
     if kind == duckdb.StatementType.PRAGMA:
         return len(words) >= 2 and words[0][1].upper() == "PRAGMA" and words[1][1].lower() in READ_PRAGMAS
     return False
 
 
+def _main_word(words: list[tuple[int, str]]) -> int | None:
+    """The position of the word that says what a statement is: its first, or the first
+    after its WITH clause (the first word outside parentheses that follows a closing one
+    and is neither `,` nor part of a CTE's head: `AS`, `USING KEY`)."""
+    if not words or words[0][1].upper() != "WITH":
+        return 0 if words else None
+    depth, closed = 0, False
+    for k, (_, w) in enumerate(words):
+        if w == "(":
+            depth += 1
+        elif w == ")":
+            depth -= 1
+            closed = depth == 0
+            continue
+        elif depth == 0 and closed and w.upper() not in (",", "AS", "USING"):
+            return k
+        closed = False
+    return None
+
+
 def _writes_inside(words: list[tuple[int, str]]) -> bool:
     """Whether the tokens hold a writing clause anywhere (DELETE FROM, INSERT INTO, UPDATE
-    ... SET, MERGE INTO, UPDATE EXTENSIONS), as a data-modifying CTE does."""
+    table SET, MERGE INTO, UPDATE EXTENSIONS), as a data-modifying CTE does."""
     up = [w.upper() for _, w in words]
     for k, w in enumerate(up):
         after = up[k + 1:k + 6]
         if ((w == "DELETE" and after[:1] == ["FROM"]) or (w == "INSERT" and after[:1] in (["INTO"], ["OR"]))
                 or (w == "MERGE" and after[:1] == ["INTO"])
-                or (w == "UPDATE" and (after[:1] == ["EXTENSIONS"] or "SET" in after))):
+                or (w == "UPDATE" and (after[:1] == ["EXTENSIONS"] or _sets(up[k + 1:k + 12])))):
             return True
     return False
+
+
+def _name(w: str) -> bool:
+    """Whether a token can name a table or an alias (a word or a quoted name, not `,` or `(`)."""
+    return bool(w) and (w[0].isalnum() or w[0] in '_"')
+
+
+def _sets(after: list[str]) -> bool:
+    """Whether the tokens after an UPDATE are those of an UPDATE statement: a table (its
+    name qualified or not, an alias with or without AS), then SET; not a column named
+    `update` beside one named `set` (`SELECT update, set FROM ...`)."""
+    k = 0
+    if not (k < len(after) and _name(after[k])):
+        return False
+    k += 1
+    while k + 1 < len(after) and after[k] == "." and _name(after[k + 1]):
+        k += 2
+    rest = after[k:]
+    return (rest[:1] == ["SET"] or (len(rest) > 1 and _name(rest[0]) and rest[1] == "SET")
+            or (rest[:1] == ["AS"] and len(rest) > 2 and _name(rest[1]) and rest[2] == "SET"))
 
 
 class QueryResult:
