@@ -134,3 +134,18 @@ def test_writing_statements_are_refused(catalog: Path, sql: str) -> None:
     assert res.rc == 6, res.err
     assert_one_line_error(res.err)
     assert "refused" in res.err or "Parser Error" in res.err, res.err
+
+
+def test_csv_keeps_an_empty_blob_apart_from_null(catalog: Path) -> None:
+    """An empty BLOB is `""` in CSV, as an empty text is; NULL is an empty cell; and DuckDB
+    reads them back apart."""
+    res = run_cli("query", "SELECT ''::BLOB a, NULL::BLOB b, 'x'::BLOB c, '' d, NULL::VARCHAR e", "-f", "csv",
+                  catalog=catalog)
+    assert res.rc == 0, res.err
+    assert res.out == 'a,b,c,d,e\n"",,eA==,"",\n'
+    import duckdb
+
+    written = catalog.parent / "blobs.csv"
+    written.write_text(res.out)
+    back = duckdb.sql(f"SELECT * FROM read_csv('{written}', allow_quoted_nulls = false, all_varchar = true)").fetchall()
+    assert back == [("", None, "eA==", "", None)]

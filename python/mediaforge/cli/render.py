@@ -377,10 +377,17 @@ def _texts(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
+def _blobs(t: pa.DataType) -> bool:
+    """Whether a column's values are BLOBs (written as base64 text)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t)
+
+
 def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
     """A header line, then a line per row, written batch by batch as they come. NULL is
-    an empty cell (in a one-column result `""`: no line is blank), an empty text `""`;
-    booleans `true` and `false`, as in JSON."""
+    an empty cell (in a one-column result `""`: no line is blank), an empty text or BLOB
+    `""`; booleans `true` and `false`, as in JSON."""
     import pyarrow as pa  # noqa: PLC0415
 
     rows = batches_of(data)
@@ -393,7 +400,8 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
             values = [_cell(v) for v in _plain_column(c)] if _may_nest(c.type) else _plain_column(c)
             if pa.types.is_boolean(c.type):
                 values = [None if v is None else "true" if v else "false" for v in values]
-            elif _texts(c.type) or pa.types.is_union(c.type):  # (a union's values may be text)
+            elif _texts(c.type) or _blobs(c.type) or pa.types.is_union(c.type):  # (a union's values may be text)
+                # (an empty BLOB's base64 is an empty text, kept apart from NULL alike)
                 values = [_csv_text(v) if isinstance(v, str) else v for v in values]
             cols.append(values)
         w.writerows(zip(*cols))
