@@ -149,3 +149,12 @@ def test_csv_keeps_an_empty_blob_apart_from_null(catalog: Path) -> None:
     written.write_text(res.out)
     back = duckdb.sql(f"SELECT * FROM read_csv('{written}', allow_quoted_nulls = false, all_varchar = true)").fetchall()
     assert back == [("", None, "eA==", "", None)]
+
+
+def test_export_onto_a_file_says_it_is_not_a_folder(catalog: Path, tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    res = run_cli("export", afile, catalog=catalog)
+    assert res.rc == 3
+    assert_one_line_error(res.err, f"{afile}: it is not a folder")
+    assert afile.read_text() == "mine\n"

@@ -276,6 +276,8 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
         out_dir.mkdir(exist_ok=True)
     except FileNotFoundError:
         raise PathNotFoundError(f"cannot export into {out_dir}: no such folder {out_dir.parent}") from None
+    except FileExistsError:  # a file, or a link to one, is there
+        raise PathIOError(f"cannot export into {out_dir}: it is not a folder") from None
     except OSError as e:
         raise PathIOError(f"cannot create {out_dir}: {e.strerror}") from None
     catalog_files = {_file_id(f"{cat.path}{ext}") for ext in ("", ".wal")} - {None}
