@@ -3,6 +3,8 @@ which statements run, and paths given relative to a current folder that is gone.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -158,3 +160,31 @@ def test_export_onto_a_file_says_it_is_not_a_folder(catalog: Path, tmp_path: Pat
     assert res.rc == 3
     assert_one_line_error(res.err, f"{afile}: it is not a folder")
     assert afile.read_text() == "mine\n"
+
+
+BIG = 340282366920938463463374607431768211455  # UHUGEINT's largest: past 2^127, a DECIMAL in Arrow goes negative
+NESTED = (f"SELECT [TIME '24:00:00'] a, [1::UHUGEINT, {BIG}::UHUGEINT, NULL] c, "
+          "{'t': TIME_NS '01:02:03.5', 'u': [2::UHUGEINT], 'f': 0.1::FLOAT} s, MAP {3::UHUGEINT: TIME '23:00:00'} m")
+
+
+def test_lists_and_structs_holding_time_or_uhugeint_are_json(catalog: Path) -> None:
+    """In JSON they are arrays and objects, in CSV their JSON text: a TIME as its text
+    (24:00:00 whole), a UHUGEINT as the exact integer."""
+    res = run_cli("query", NESTED, "-f", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"a": ["24:00:00"], "c": [1, BIG, None],
+                                    "s": {"t": "01:02:03.5", "u": [2], "f": 0.1}, "m": [[3, "23:00:00"]]}]
+    res = run_cli("query", NESTED, "-f", "csv", catalog=catalog)
+    assert res.rc == 0, res.err
+    cells = next(csv.DictReader(io.StringIO(res.out)))
+    assert {k: json.loads(v) for k, v in cells.items()} == json.loads(run_cli(
+        "query", NESTED, "-f", "json", catalog=catalog).out)[0]
+
+
+def test_lists_holding_time_or_uhugeint_go_into_parquet(catalog: Path, tmp_path: Path) -> None:
+    out = tmp_path / "n.parquet"
+    res = run_cli("query", NESTED, "-o", out, catalog=catalog)
+    assert res.rc == 0, res.err
+    res = run_cli("query", f"SELECT a, c, s.t AS t FROM '{out}'", "-f", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"a": ["24:00:00"], "c": ["1", str(BIG), None], "t": "01:02:03.5"}]

@@ -140,8 +140,13 @@ class QueryResult:
     cast, Ctrl-C, a damaged block) come as MediaForge's."""
 
     def __init__(self, reader: pa.RecordBatchReader, path: Path, wrapped: bool = False,
-                 uuids: tuple[int, ...] = ()) -> None:
-        self.schema: pa.Schema = reader.schema
+                 uuids: tuple[int, ...] = (), retyped: dict[int, pa.DataType] | None = None) -> None:
+        # Columns cast on the way (`retyped`: by position), as `_numbers_marked` says.
+        self._retyped = retyped or {}
+        schema = reader.schema
+        for k, t in self._retyped.items():
+            schema = schema.set(k, schema.field(k).with_type(t))
+        self.schema: pa.Schema = schema
         self._reader, self._path = reader, path
         # Positions of the UUID columns sent as their 16 bytes (`run_query(for_parquet=True)`).
         self.uuids = uuids
@@ -151,7 +156,12 @@ class QueryResult:
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         try:
-            yield from streamed(self._reader)
+            for batch in streamed(self._reader):
+                if self._retyped:
+                    batch = pa.RecordBatch.from_arrays(
+                        [c.cast(self._retyped[k]) if k in self._retyped else c for k, c in enumerate(batch.columns)],
+                        schema=self.schema)
+                yield batch
         except duckdb.Error as e:
             raise _failure(e, self._path, self._wrapped) from None
 
@@ -177,30 +187,60 @@ _VARIANT = re.compile(r"\bVARIANT\b")
 
 
 def _as_text_where_arrow_cannot(rel: duckdb.DuckDBPyRelation, uuids: tuple[int, ...] = (),
-                                parquet: bool = False) -> duckdb.DuckDBPyRelation:
+                                parquet: bool = False) -> tuple[duckdb.DuckDBPyRelation, tuple[int, ...]]:
     """`rel`, with the columns Arrow would carry wrongly as text (or JSON), and its UUID
     columns at the positions `uuids` as their 16 bytes (DuckDB hands a UUID to Arrow as
     text). `parquet`: the rows are for a Parquet file, which has no timestamps in seconds:
     those are cast to milliseconds here, where DuckDB keeps `infinity` infinite (as a
-    TIMESTAMP_MS is written); pyarrow's own conversion overflows on it."""
+    TIMESTAMP_MS is written); pyarrow's own conversion overflows on it. Also the positions
+    of the lists and structs whose UHUGEINTs come as their digits (see `_numbers_marked`)."""
     types = [str(t) for t in rel.types]
     as_json = [bool(_VARIANT.search(t)) for t in types]
-    garbled = [t in _TEXT_TYPES or bool(_NESTED_TEXT_TYPE.search(t)) for t in types]
+    # A list or struct holding a BIGNUM, BIT or TIMETZ is DuckDB's text as a whole; one
+    # holding a TIME or UHUGEINT keeps its shape, those values in it as their text.
+    garbled = [t in _TEXT_TYPES or bool(_NESTED_TEXT_TYPE.search(t))
+               or ("UNION(" in t and bool(_NESTED_LEAF.search(t))) for t in types]
+    leaves = [not bad and bool(_NESTED_LEAF.search(t)) for bad, t in zip(garbled, types)]
     as_bytes = [k in uuids for k in range(len(types))]
     as_ms = [parquet and bool(_SECONDS.search(t)) for t in types]
-    if not any(garbled) and not any(as_json) and not uuids and not any(as_ms):
-        return rel
-    # By position (#k), for a result may name two columns alike. A list or struct holding
-    # such a value is DuckDB's text as a whole.
+    if not any(garbled) and not any(as_json) and not uuids and not any(as_ms) and not any(leaves):
+        return rel, ()
+    retyped = [_NESTED_LEAF.sub("VARCHAR", t) if leaf else t for leaf, t in zip(leaves, types)]
     cast = [" AS JSON" if js else " AS VARCHAR" if bad else " AS BLOB" if u else
-            f" AS {_SECONDS.sub('TIMESTAMP_MS', t)}" if ms else ""
-            for js, bad, u, ms, t in zip(as_json, garbled, as_bytes, as_ms, types)]
+            f" AS {_SECONDS.sub('TIMESTAMP_MS', t) if ms else t}" if ms or leaf else ""
+            for js, bad, u, ms, leaf, t in zip(as_json, garbled, as_bytes, as_ms, leaves, retyped)]
+    # By position (#k), for a result may name two columns alike.
     cols = [f"{f'CAST(#{k}{to})' if to else f'#{k}'} AS {_quoted(name)}"
             for k, (name, to) in enumerate(zip(rel.columns, cast), 1)]
-    return rel.project(", ".join(cols))
+    numbers = tuple(k for k, (leaf, t) in enumerate(zip(leaves, types)) if leaf and "UHUGEINT" in t)
+    return rel.project(", ".join(cols)), numbers
 
 
-_NESTED_TEXT_TYPE = re.compile(r"\b(BIGNUM|VARINT|BIT|TIME WITH TIME ZONE|UHUGEINT|TIME|TIME_NS)\b(?=[\[\],)]|$)")
+def _numbers_marked(duck: duckdb.DuckDBPyType, arrow: pa.DataType) -> pa.DataType:
+    """`arrow`, the type of a list or struct column as `_as_text_where_arrow_cannot` sends
+    it, with the text that was a UHUGEINT in `duck` typed JSON: its digits, which the
+    writers take as the exact integer (Arrow's DECIMAL would turn one past 2^127
+    negative)."""
+    kind = duck.id
+    if kind == "uhugeint":
+        return pa.json_()
+    if kind not in ("struct", "list", "array", "map"):
+        return arrow
+    kids = [t for _, t in duck.children]
+    if kind == "struct":
+        return pa.struct([f.with_type(_numbers_marked(d, f.type)) for f, d in zip(arrow, kids)])
+    if kind == "map":
+        return pa.map_(arrow.key_field.with_type(_numbers_marked(kids[0], arrow.key_type)),
+                       arrow.item_field.with_type(_numbers_marked(kids[1], arrow.item_type)))
+    value = arrow.value_field.with_type(_numbers_marked(kids[0], arrow.value_type))
+    if pa.types.is_fixed_size_list(arrow):
+        return pa.list_(value, arrow.list_size)
+    return pa.large_list(value) if pa.types.is_large_list(arrow) else pa.list_(value)
+
+
+_NESTED_TEXT_TYPE = re.compile(r"\b(BIGNUM|VARINT|BIT|TIME WITH TIME ZONE)\b(?=[\[\],)]|$)")
+# Inside a UNION, they are its text as a whole: Arrow casts no union.
+_NESTED_LEAF = re.compile(r"\b(UHUGEINT|TIME|TIME_NS)\b(?=[\[\],)]|$)")
 _SECONDS = re.compile(r"\bTIMESTAMP_S\b(?=[\[\],)]|$)")
 
 
@@ -247,9 +287,11 @@ def run_query(cat: Catalog, sql: str, for_parquet: bool = False) -> QueryResult:
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
             return QueryResult(pa.RecordBatchReader.from_batches(pa.schema([]), []), cat.path)
         uuids = tuple(k for k, t in enumerate(rel.types) if for_parquet and str(t) == "UUID")
-        shown = _as_text_where_arrow_cannot(rel, uuids, for_parquet)
+        shown, numbers = _as_text_where_arrow_cannot(rel, uuids, for_parquet)
         wrapped = shown is not rel
-        return QueryResult(shown.to_arrow_reader(_BATCH_ROWS), cat.path, wrapped, uuids)
+        reader = shown.to_arrow_reader(_BATCH_ROWS)
+        marked = {k: _numbers_marked(rel.types[k], reader.schema.field(k).type) for k in numbers}
+        return QueryResult(reader, cat.path, wrapped, uuids, marked)
     except (duckdb.Error, RuntimeError) as e:  # RuntimeError: a Ctrl-C, as DuckDB's Arrow reader reports it
         raise _failure(e, cat.path, wrapped) from None
     except pa.ArrowException as e:  # a result Arrow cannot carry (lists nested 64 deep)

@@ -81,7 +81,10 @@ def _values(col: pa.Array) -> list[Any]:
     try:
         if pa.types.is_float32(col.type):  # 0.1 as 0.1, not its double 0.10000000149011612
             return [None if v is None else _shortest_float32(v) for v in col.to_pylist()]
-        if pa.types.is_nested(col.type) and "float" in str(col.type):  # FLOATs inside: built from its children
+        if isinstance(col.type, pa.JsonType):  # a UHUGEINT in a list or struct, as its digits: the exact integer
+            return [None if v is None else json.loads(v) for v in col.storage.to_pylist()]
+        if pa.types.is_nested(col.type) and ("float" in str(col.type) or "arrow.json" in str(col.type)):
+            # FLOATs or such numbers inside: built from its children
             return _nested_values(pa.concat_arrays([col]))
         return col.to_pylist()
     except (OverflowError, ValueError):
