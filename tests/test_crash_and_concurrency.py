@@ -454,7 +454,7 @@ def test_ctrl_c_while_the_command_starts_ends_in_130(tmp_path: Path) -> None:
     outcomes = []
     for k in range(32):
         catalog = tmp_path / f"c{k}.duckdb"
-        p = subprocess.Popen(cli_cmd("scan", root, "--no-hash", "--threads", threads), env=cli_env(catalog), stdout=subprocess.PIPE,
+        p = subprocess.Popen(cli_cmd("scan", root, "--no-hash"), env=cli_env(catalog), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
         try:
             time.sleep(0.005 + 0.008 * k)
