@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import JSON_SIDECAR, SRT, XMP, MediaBlobs, MediaTree, do_scan, files_by_path, write_bytes_path
+from conftest import (JSON_SIDECAR, SRT, XMP, MediaBlobs, MediaTree, do_scan, files_by_path, rows, run_cli,
+                      write_bytes_path)
 from mediaforge import _core
 
 EXPECTED = {
@@ -174,3 +175,32 @@ def test_sound_alone_in_matroska_asf_and_jpeg_2000_are_what_they_are(tmp_path: P
     got = {os.path.basename(p): (r["kind"], r["mime"]) for p, r in files_by_path(catalog_path).items()}
     assert got == {b"live.mka": ("audio", "audio/x-matroska"), b"clip.mkv": ("video", "video/x-matroska"), b"scan.jp2": ("image", "image/jp2"),
                    b"plate.bin": ("image", "image/jp2"), b"rip.wma": ("audio", "audio/x-ms-wma")}
+
+
+def test_schema_17_files_sound_alone_that_earlier_scans_called_video_as_audio(tmp_path: Path, catalog_path: Path) -> None:
+    """Files are judged again only when they change: a WMA (or `.mka`, `.weba`) an earlier
+    version filed as a video stays one unless the catalog's upgrade says `audio`, in
+    `files` and `media`; the search index then compares every document again."""
+    import duckdb
+
+    from conftest import _encode_video
+    from mediaforge.catalog.schema import SCHEMA_VERSION, SEARCH_SYNCED
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _wma(lib / "rip.wma")
+    _encode_video(lib / "clip.mkv")  # a video, which stays one
+    assert run_cli("scan", lib, "--no-thumbs", "--no-fingerprints", catalog=catalog_path).rc == 0
+    with duckdb.connect(str(catalog_path)) as con:  # as schema 16 left it
+        con.execute("UPDATE files SET kind = 'video', mime = 'video/x-ms-wmv' WHERE ext = 'wma'")
+        con.execute("UPDATE media SET kind = 'video' WHERE blake3 IN (SELECT blake3 FROM files WHERE ext = 'wma')")
+        con.execute("UPDATE meta SET value = '16' WHERE key = 'schema_version'")
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", [SEARCH_SYNCED])
+    assert run_cli("stats", catalog=catalog_path).rc == 0  # any command upgrades it
+    assert rows(catalog_path, "SELECT f.ext, f.kind, f.mime, m.kind AS media_kind FROM files f JOIN media m USING (blake3) "
+                              "WHERE f.ext = 'wma'") == [
+        {"ext": "wma", "kind": "audio", "mime": "audio/x-ms-wma", "media_kind": "audio"}]
+    assert rows(catalog_path, "SELECT kind, mime FROM files WHERE ext = 'mkv'") == [
+        {"kind": "video", "mime": "video/x-matroska"}]
+    meta = {r["key"]: r["value"] for r in rows(catalog_path, "SELECT key, value FROM meta")}
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and SEARCH_SYNCED not in meta

@@ -6,6 +6,7 @@ mutagen at test time; an MP4's track header matrix is patched in its bytes."""
 from __future__ import annotations
 
 import os
+import re
 import struct
 from fractions import Fraction
 from pathlib import Path
@@ -66,9 +67,25 @@ def _with_matrix(src: Path, dst: Path, matrix: tuple[int, int, int, int]) -> Non
 
 
 def _mkv_with_tags(path: Path, stream_tags: dict[str, str], pts_ms: list[int], rate: int = 10,
-                   file_tags: dict[str, str] | None = None) -> None:
+                   file_tags: dict[str, str] | None = None, muxer: bytes | None = None) -> None:
     """A Matroska video with frames at `pts_ms` and these tags on its track, as mkvmerge
-    and old FFmpeg builds write them."""
+    and old FFmpeg builds write them; `muxer`: its muxing and writing apps say so, as
+    mkvmerge's (libav writes its own name there, `Lavf...`)."""
+    import av
+
+    _write_mkv(path, stream_tags, pts_ms, rate, file_tags)
+    if muxer is not None:
+        data = path.read_bytes()
+        head = data[:4096]
+        for lavf in set(re.findall(rb"Lavf[0-9.]+", head)):
+            head = head.replace(lavf, muxer[:len(lavf)].ljust(len(lavf), b" "))
+        path.write_bytes(head + data[4096:])
+        with av.open(str(path)) as c:
+            assert not c.metadata.get("ENCODER", "").startswith("Lavf"), c.metadata
+
+
+def _write_mkv(path: Path, stream_tags: dict[str, str], pts_ms: list[int], rate: int,
+               file_tags: dict[str, str] | None) -> None:
     import av
 
     with av.open(str(path), "w", format="matroska") as out:
@@ -102,9 +119,18 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         _with_matrix(root / "plain.mp4", lib / f"{name}.mp4", matrix)
     # Only FFmpeg's legacy tag says how to turn it (no display matrix): clockwise degrees.
     _mkv_with_tags(lib / "rotate-tag.mkv", {"rotate": "90"}, [i * 100 for i in range(6)])
-    # mkvmerge's statistics; and ones copied from a longer source (a cut with -c copy).
-    _mkv_with_tags(lib / "vfr.mkv", {"NUMBER_OF_FRAMES-eng": "60", "DURATION-eng": "00:00:02.000000000"}, _VFR)
-    _mkv_with_tags(lib / "stale.mkv", {"NUMBER_OF_FRAMES-eng": "600", "DURATION-eng": "00:00:20.000000000"}, _VFR)
+    # mkvmerge's statistics; ones copied from a longer source (a cut with -c copy); and
+    # ones FFmpeg copied into a re-encode (another frame count, the same length).
+    stats = {"_STATISTICS_WRITING_APP-eng": "mkvmerge v80.0 ('Roundabout') 64-bit"}
+    mkv = b"libebml v1.4.4 + libmatroska v1.7.1"
+    _mkv_with_tags(lib / "vfr.mkv", {"NUMBER_OF_FRAMES-eng": "60", "DURATION-eng": "00:00:02.000000000", **stats},
+                   _VFR, muxer=mkv)
+    _mkv_with_tags(lib / "stale.mkv", {"NUMBER_OF_FRAMES-eng": "600", "DURATION-eng": "00:00:20.000000000", **stats},
+                   _VFR, muxer=mkv)
+    _mkv_with_tags(lib / "unsigned.mkv", {"NUMBER_OF_FRAMES-eng": "60", "DURATION-eng": "00:00:02.000000000"},
+                   _VFR, muxer=mkv)
+    _mkv_with_tags(lib / "reencoded.mkv", {"NUMBER_OF_FRAMES-eng": "120", "DURATION-eng": "00:00:02.000000000",
+                                           **stats}, _VFR)
     _mkv_with_tags(lib / "vfr-bare.mkv", {}, _VFR)
     _mkv_with_tags(lib / "dated.mkv", {}, [0, 100], file_tags={"DATE": "2019-05-04T10:00:00+02:00"})
     _mkv_with_tags(lib / "dated-z.mkv", {}, [0, 200], file_tags={"DATE": "2019-05-04T10:00:00Z"})
@@ -161,11 +187,12 @@ def test_a_rotate_tag_counts_clockwise_in_any_case(scanned) -> None:
 def test_a_matroska_frame_rate_is_its_average_by_its_statistics_tags(scanned) -> None:
     """A clip of 10 frames a second, then 50, was stored at 10 (libav's rate for Matroska
     is its opening one); mkvmerge's NUMBER_OF_FRAMES over DURATION gives the average.
-    Statistics that belie the file's length (copied from a longer source) are not used."""
+    Statistics that belie the file's length (copied from a longer source), that no app
+    signs, or in a file libav muxed (copied by FFmpeg into a re-encode) are not used."""
     lib, catalog = scanned
     m = _media(catalog, lib / "vfr.mkv")
     assert (m["fps"], m["stream_fps"]) == (30.0, [30.0])
-    for name in ("stale.mkv", "vfr-bare.mkv"):
+    for name in ("stale.mkv", "vfr-bare.mkv", "unsigned.mkv", "reencoded.mkv"):
         m = _media(catalog, lib / name)
         assert (m["fps"], m["stream_fps"]) == (10.0, [10.0]), name
 

@@ -82,7 +82,7 @@ def test_parquet_holds_infinite_timestamps_in_seconds(catalog: Path, tmp_path: P
 @pytest.mark.parametrize("args", [
     ("info", "x.jpg"), ("query", "SELECT 1", "-o", "out.csv"), ("export", "e"), ("scan", "x"),
     ("tag", "add", "t", "x.jpg"), ("tag", "add", "t", "x*.jpg"), ("dupes", "-o", "d.csv"),
-    ("dedupe", "--action", "move-to", "--to", "aside"), ("-c", "cat.duckdb", "stats"),
+    ("dedupe", "--action", "move-to", "--to", "aside"), ("-c", "cat.duckdb", "stats"), ("sample", "lib"),
 ], ids=lambda a: " ".join(a))
 def test_relative_paths_in_a_deleted_current_folder_exit_3(catalog: Path, tmp_path: Path, args: tuple) -> None:
     """A path given relative to a current folder that was deleted (a shell left in it) is

@@ -9,7 +9,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4,
                            TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -277,6 +277,20 @@ MIGRATIONS[15] = [
 # (`xmp._untwin`, told by this `meta` key).
 MIGRATIONS[16] = [SIDECAR_LINKS_VIEW,
                   "INSERT OR REPLACE INTO meta SELECT 'xmp_twins_repair', '1' WHERE EXISTS (SELECT 1 FROM xmp_imports)"]
+
+# Version 17: sound alone in ASF named `.wma` was filed as a video, and in Matroska or
+# WebM named `.mka`/`.weba` by versions before those were told apart; a file is judged
+# again only when it changes, so the rows a scan made so say `audio` now, in `files` and
+# in `media`. The search index, which filters by kind, compares every document at its
+# next update (its in-step mark goes) where any row changed.
+_SOUND_NAMED = """(lower(ext) = 'wma' AND mime = 'video/x-ms-wmv' OR lower(ext) = 'mka' AND mime = 'video/x-matroska'
+                   OR lower(ext) = 'weba' AND mime = 'video/webm')"""
+MIGRATIONS[17] = [
+    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE {_SOUND_NAMED})",
+    f"UPDATE media SET kind = 'audio' WHERE kind = 'video' AND blake3 IN (SELECT blake3 FROM files WHERE {_SOUND_NAMED})",
+    f"""UPDATE files SET kind = 'audio', mime = CASE lower(ext) WHEN 'wma' THEN 'audio/x-ms-wma'
+        WHEN 'mka' THEN 'audio/x-matroska' ELSE 'audio/webm' END WHERE {_SOUND_NAMED}""",
+]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

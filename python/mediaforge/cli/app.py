@@ -1105,7 +1105,7 @@ def sample_cmd(
     from ..sample import make_sample_library
 
     try:
-        made = make_sample_library(dest)
+        made = make_sample_library(Path(from_cwd(dest)))
     except OSError as e:  # a file where a folder goes, a folder that cannot be written, a full disk
         where = path_text(os.fsencode(e.filename)) if e.filename is not None else str(dest)
         raise PathIOError(f"cannot make the sample library in {dest}: {where}: "

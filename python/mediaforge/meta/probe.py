@@ -155,12 +155,20 @@ def _counted_rate(container: Any, stream: Any) -> float | None:
     `NUMBER_OF_FRAMES` over its `DURATION` (tags of one language suffix, as libav names
     them: `NUMBER_OF_FRAMES-eng`). libav's own rate for Matroska is the track's default
     frame duration or that of the frames read while probing: a clip of 10 then 50 frames
-    a second reads as 10. None without them, or when their length is not the file's
-    (within 1 s or 2%): statistics a cut copied from a longer source."""
+    a second reads as 10. None without them; when their length is not the file's (within
+    1 s or 2%: statistics a cut copied from a longer source); when no writing app signs
+    them (`_STATISTICS_WRITING_APP`, as mkvmerge does); and in a file libav muxed (its
+    `ENCODER`, the muxing app, is `Lavf...`): FFmpeg writes no such counts but copies a
+    source's tags, so after a re-encode at another rate they count other frames."""
+    muxer = next((v for k, v in (getattr(container, "metadata", None) or {}).items() if k.upper() == "ENCODER"), "")
+    if muxer.startswith("Lavf"):
+        return None
     meta = {k.upper(): v for k, v in (getattr(stream, "metadata", None) or {}).items()}
     for key, value in meta.items():
         suffix = key[len("NUMBER_OF_FRAMES"):]
         if not key.startswith("NUMBER_OF_FRAMES") or suffix and not suffix.startswith("-"):
+            continue
+        if not meta.get("_STATISTICS_WRITING_APP" + suffix):
             continue
         frames, length = value.strip(), _clock(meta.get("DURATION" + suffix))
         if not frames.isdigit() or len(frames) > 12 or not length:

@@ -4,7 +4,7 @@ the catalog one transaction at a time and reports progress through a callback.""
 from __future__ import annotations
 
 import os
-import threading
+import queue
 import time
 from collections import deque
 from collections.abc import Callable
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from .. import _core
+from .. import _core, _ctrlc
 from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
@@ -124,12 +124,18 @@ class _Writers:
     is. At most `n` are held in memory: `add` waits for the oldest beyond that."""
 
     def __init__(self, cat: Catalog, n: int) -> None:
-        self.cat, self.n = cat, n
+        self.n = n
         self.pool = ThreadPoolExecutor(n, thread_name_prefix="mediaforge-write") if n > 1 else None
         self.pending: deque[Future[None]] = deque()
-        self.views: list[Catalog] = []
-        self.local = threading.local()
-        self.lock = threading.Lock()
+        # Their connections, made here (not in the writer threads, while this thread runs
+        # statements on the scan's own), each lent to one write at a time; watched, so a
+        # Ctrl-C interrupts their statements as it does the scan's (a write interrupted is
+        # rolled back whole).
+        self.views: list[Catalog] = [cat.on_own_connection() for _ in range(n)] if n > 1 else []
+        self.idle: queue.SimpleQueue[Catalog] = queue.SimpleQueue()
+        for view in self.views:
+            _ctrlc.watch(view)
+            self.idle.put(view)
 
     def takes(self, batch: pa.RecordBatch) -> bool:
         return self.pool is not None and batch.column("prev_media_id").null_count == batch.num_rows
@@ -141,12 +147,11 @@ class _Writers:
         self.pending.append(self.pool.submit(self._write, batch, scan_id))
 
     def _write(self, batch: pa.RecordBatch, scan_id: int) -> None:
-        view = getattr(self.local, "view", None)
-        if view is None:
-            view = self.local.view = self.cat.on_own_connection()
-            with self.lock:
-                self.views.append(view)
-        write_files(view, batch, scan_id)
+        view = self.idle.get()
+        try:
+            write_files(view, batch, scan_id)
+        finally:
+            self.idle.put(view)
 
     def drain(self) -> None:
         """Wait until every batch handed over is committed; raise the first failure."""
@@ -163,7 +168,7 @@ class _Writers:
         self.pending.clear()
         self.pool.shutdown(wait=True)
         for view in self.views:
-            view.close()
+            view.close()  # unwatched as it closes
 
 
 def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None,
