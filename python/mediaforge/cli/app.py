@@ -651,6 +651,12 @@ def _media_ids_as_uuids(table):  # noqa: ANN001, ANN202 - a pyarrow Table
                             pa.ExtensionArray.from_storage(pa.uuid(), pa.array(raw, pa.binary(16))))
 
 
+def _parquet_cannot_hold(e: Exception) -> InvalidInputError:
+    """A value the Parquet writer refuses (a type, a number out of its range): exit 2."""
+    return InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); "
+                             "cast such columns to text in the SQL, or use --format csv or json")
+
+
 def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
     """Write `table` as `fmt` into the open binary file `f`."""
     if fmt is Format.parquet:
@@ -672,8 +678,7 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
         except pa.ArrowException as e:
             if isinstance(e, OSError):  # a full disk
                 raise
-            raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); "
-                                    "cast such columns to text in the SQL, or use --format csv or json") from None
+            raise _parquet_cannot_hold(e) from None
         # DuckDB hands HUGEINT over as a 38-digit DECIMAL, which its largest values (39
         # digits) overflow: Parquet readers refuse such a file, so it is never written.
         decimals = [k for k, fld in enumerate(schema) if _holds_decimal(fld.type)]
@@ -687,8 +692,7 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
                         out.column(k).validate(full=True)
                     writer.write_batch(out)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-                    raise InvalidInputError(f"--format parquet cannot hold this result ({first_line(e)}); cast "
-                                            "such columns to text in the SQL, or use --format csv or json") from None
+                    raise _parquet_cannot_hold(e) from None
         return
     text = io.TextIOWrapper(f, encoding="utf-8", newline="")
     (render.write_json if fmt is Format.json else render.write_csv)(table, text)
