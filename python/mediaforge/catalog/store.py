@@ -266,7 +266,7 @@ class Catalog:
             if self.read_only:
                 # A first scan cut short before it wrote anything leaves an empty database.
                 raise CatalogMissingError(f"the catalog at {self.path} is empty: run `mediaforge scan PATH` first")
-            self._migrate(0)
+            self._create()
             return
         if "meta" not in tables:
             raise CatalogInvalidError(f"{self.path} is a DuckDB database but not a MediaForge catalog")
@@ -296,6 +296,18 @@ class Catalog:
             with self.transaction() as con:
                 con.execute("UPDATE scans SET status = 'interrupted', errors = (SELECT count(*) FROM scan_errors e "
                             "WHERE e.scan_id = scans.scan_id) WHERE status = 'running'")
+
+    def _create(self) -> None:
+        """Make the schema in a new catalog: from its statement at this version (`fresh`),
+        not by replaying every migration, unless that statement is of another version."""
+        from . import fresh  # noqa: PLC0415 - only a new catalog needs it
+
+        if fresh.VERSION != SCHEMA_VERSION:
+            self._migrate(0)
+            return
+        with self.transaction():
+            for stmt in fresh.STATEMENTS:
+                self.con.execute(stmt)
 
     def _migrate(self, current: int) -> None:
         with self.transaction():
