@@ -1150,3 +1150,16 @@ def test_a_thumbnail_folder_that_refuses_writes_is_said_after_the_run(tmp_path: 
     messages = [r["message"] for r in rows(catalog, "SELECT message FROM meta_errors WHERE stage = 'thumb'")]
     assert messages and all(m.startswith("thumbnail not written: Permission denied (") and str(thumbs) in m
                             for m in messages), messages
+
+
+@pytest.mark.parametrize(("args", "code"), [(("scan", "/no/such/folder"), ExitCode.PATH),
+                                            (("query", "SELEC 1"), ExitCode.SQL)])
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path, args: tuple[str, ...],
+                                                           code: int) -> None:
+    catalog = tmp_path / "c.duckdb"
+    if args[0] == "query":
+        assert run_cli("scan", tmp_path, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli(*args, env=cli_env(catalog, MEDIAFORGE_DEBUG="1"))
+    assert res.rc == code, res
+    assert "Traceback" in res.err
+    assert res.err.rstrip("\n").splitlines()[-1].startswith("mediaforge: error: "), res.err

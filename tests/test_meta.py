@@ -1661,7 +1661,7 @@ def test_sidecar_dates_to_the_year_offsets_without_colon_and_takeout_album_json(
     """XMP dates given to the year or month (a scanned print's `2015`, `2015-03`) are its
     first day; an offset written `+0900` is `+09:00`; a fraction of a second is kept; a
     Takeout album's metadata.json is JSON that describes no photo: `unsupported`, not a
-    failed extraction."""
+    failed extraction; so is a subtitle or cue sheet, with the reason."""
     lib = tmp_path / "lib"
     lib.mkdir()
     for i, (name, date) in enumerate((("y.jpg", "2015"), ("m.jpg", "2015-03"), ("o.jpg", "2019-07-14T10:30:05+0900"),
@@ -1673,6 +1673,9 @@ def test_sidecar_dates_to_the_year_offsets_without_colon_and_takeout_album_json(
             f'photoshop:DateCreated="{date}"/></rdf:RDF></x:xmpmeta>')
     (lib / "metadata.json").write_text(json.dumps({"title": "Trip", "description": "", "access": "protected",
                                                    "date": {"timestamp": "1262304000"}}))
+    (lib / "clip.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nhi\n")
+    (lib / "clip.vtt").write_text("WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n")
+    (lib / "album.cue").write_text('FILE "album.flac" WAVE\n')
     catalog = tmp_path / "c.duckdb"
     res = run_cli("scan", lib, "--json", catalog=catalog)
     assert res.rc == 0, res.err
@@ -1689,6 +1692,11 @@ def test_sidecar_dates_to_the_year_offsets_without_colon_and_takeout_album_json(
     assert _media(catalog, lib / "metadata.json")["status"] == "unsupported"
     ((stage, message),) = _errors(catalog, lib / "metadata.json")
     assert stage == "sidecar" and "describes no photo" in message
+    # Sidecars of a kind nothing reads: `unsupported`, and why (there was no reason).
+    for name, ext in (("clip.srt", ".srt"), ("clip.vtt", ".vtt"), ("album.cue", ".cue")):
+        assert _media(catalog, lib / name)["status"] == "unsupported"
+        ((stage, message),) = _errors(catalog, lib / name)
+        assert stage == "sidecar" and f"no metadata from {ext} sidecars" in message, message
 
 
 def test_a_slow_file_does_not_hold_up_the_files_behind_it(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The `mediaforge` command. Thin: options, a frozen config, one library call, output.
 
 Errors from the library become one line on stderr and a documented exit code
-(`mediaforge.errors.ExitCode`); set MEDIAFORGE_DEBUG=1 to see the traceback instead.
+(`mediaforge.errors.ExitCode`); MEDIAFORGE_DEBUG=1 adds the traceback (an internal
+error is then raised whole, exit code 1).
 """
 
 from __future__ import annotations
@@ -137,7 +138,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{text} (see {where} --help)", ExitCode.USAGE)
     except MediaForgeError as e:
         if debug:
-            raise
+            # Where it was raised, for a report; the line and its documented exit code stand.
+            import traceback  # noqa: PLC0415
+
+            traceback.print_exc()
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         _fail(INTERRUPTED, ExitCode.INTERRUPTED)

@@ -809,7 +809,9 @@ def _sidecar(r: _Result) -> None:
         r.fail("sidecar", e, ERROR)
         return
     if r.sidecar is None:
-        r.status = UNSUPPORTED
+        ext = os.path.splitext(name)[1] or name
+        r.fail("sidecar", f"MediaForge reads no metadata from {ext} sidecars, only from XMP and Google Takeout "
+                          "JSON ones (nothing to install: the file is catalogued as it is)", UNSUPPORTED)
         return
     r.media["format"] = r.sidecar["format"]
     r.media["taken_at"] = r.sidecar["taken_at"]
