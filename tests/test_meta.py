@@ -3423,6 +3423,33 @@ def test_a_picture_of_a_million_rows_is_refused_before_its_pixels_are_read(tmp_p
     assert "over the 1,048,576-row guard" in got["message"], got
 
 
+def test_the_row_guard_counts_the_rows_a_tiff_stores_not_those_its_orientation_shows(tmp_path: Path) -> None:
+    """Pillow's TIFF reader gives the size the EXIF orientation turns the picture to, but
+    decodes the rows as stored: 2,000,000 stored rows turned sideways were decoded whole
+    (a forged one of 110,000,000 rows took 1.1 GB), and a strip 2 rows high shown upright
+    was refused."""
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, shape in (("tall.tif", (2_000_000, 2)), ("wide.tif", (2, 1_100_000))):
+        ex = Image.Exif()
+        ex[0x0112] = 6
+        picture = np.zeros(shape, np.uint8)
+        picture[:, ::2] = 200
+        Image.fromarray(picture, "L").save(lib / name, "TIFF", exif=ex.tobytes(), compression="tiff_deflate")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = {r["name"]: r for r in rows(catalog, "SELECT f.name, m.status, m.width, m.height, m.thumb, e.message "
+                                               "FROM files f JOIN media m USING (blake3) LEFT JOIN meta_errors e "
+                                               "USING (blake3)")}
+    tall, wide = got["tall.tif"], got["wide.tif"]
+    assert (tall["status"], tall["width"], tall["height"], tall["thumb"]) == ("partial", 2, 2_000_000, None), tall
+    assert "2x2000000 pixels is over the 1,048,576-row guard" in tall["message"], tall
+    assert (wide["status"], wide["width"], wide["height"]) == ("ok", 1_100_000, 2), wide
+    assert wide["thumb"] is not None and "guard" not in (wide["message"] or ""), wide
+
+
 def test_a_worker_out_of_memory_says_so() -> None:
     from mediaforge.meta.readers import message_of
 

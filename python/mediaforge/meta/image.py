@@ -156,8 +156,9 @@ def too_large(im: Image.Image, size: int | None = None) -> str | None:
     of the thumbnail or fingerprint to make from it), a baseline JPEG is judged by the
     pixels of its reduced-scale decode (`draft`, which is all `reduce_image` and
     `reduce_grey` decode): a 150-megapixel panorama is read as any photo. Not a
-    progressive JPEG: libjpeg holds all its coefficients whatever the scale."""
-    w, h = im.size
+    progressive JPEG: libjpeg holds all its coefficients whatever the scale. Judged by the
+    size as stored: rows decode before any turn the EXIF orientation names."""
+    w, h = stored_size(im)
     progressive = im.format == "JPEG" and bool(im.info.get("progressive") or im.info.get("progression"))
     if progressive and 2 * 64 * _jpeg_blocks(im) > 3 * MAX_PIXELS:
         # libjpeg holds every coefficient (2 bytes) of a progressive JPEG while it decodes,
@@ -332,12 +333,8 @@ def tiff_cut_short(path: str | bytes) -> str | None:
 
 def image_info(im: Image.Image) -> dict[str, Any]:
     """The `media` columns an image fills."""
-    from .thumbs import turned_on_load
-
     frames = getattr(im, "n_frames", 1) or 1
-    width, height = im.size
-    if turned_on_load(im) and _turns_sideways(im) or _heif_quarter_turned(im):
-        width, height = height, width  # the reader reports the upright size; the stored one is wanted
+    width, height = stored_size(im)
     return {
         "format": (im.format or "").lower() or None,
         "width": width,
@@ -346,6 +343,18 @@ def image_info(im: Image.Image) -> dict[str, Any]:
         "frames": int(frames),
         "bit_depth": _stored_bits(im) or _bit_depth(im.mode),
     }
+
+
+def stored_size(im: Image.Image) -> tuple[int, int]:
+    """`im`'s width and height as its pixels are stored, and decoded, before any turn (ask
+    before it loads): Pillow's TIFF reader and pillow-heif report the upright size of a
+    picture their orientation turns sideways."""
+    from .thumbs import turned_on_load
+
+    width, height = im.size
+    if turned_on_load(im) and _turns_sideways(im) or _heif_quarter_turned(im):
+        return height, width
+    return width, height
 
 
 def _heif_orientation(im: Image.Image) -> int | None:
