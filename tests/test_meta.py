@@ -3450,6 +3450,30 @@ def test_the_row_guard_counts_the_rows_a_tiff_stores_not_those_its_orientation_s
     assert wide["thumb"] is not None and "guard" not in (wide["message"] or ""), wide
 
 
+def test_thumbs_makes_nothing_of_a_png_whose_pixels_do_not_decode(tmp_path: Path) -> None:
+    """Pillow's PNG reader decodes the pixels as it looks for EXIF: the decode error was
+    passed over with the orientation, and `thumbs` wrote a half-black thumbnail and a pHash
+    of a picture the scan had found broken."""
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    noise = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(lib / "broken.png")
+    data = bytearray((lib / "broken.png").read_bytes())
+    data[data.find(b"IDAT") + 4 + 200] ^= 0xFF  # one byte of the deflate stream
+    (lib / "broken.png").write_bytes(bytes(data))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("thumbs", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert (json.loads(res.out)["thumbs"], json.loads(res.out)["failed"]) == (0, 1), res.out
+    [got] = rows(catalog, "SELECT m.status, m.thumb, (SELECT count(*) FROM image_hashes h WHERE h.blake3 = m.blake3) "
+                          "AS hashes FROM media m")
+    assert got == {"status": "partial", "thumb": None, "hashes": 0}, got
+    assert not list(tmp_path.rglob("*.webp"))
+
+
 def test_a_worker_out_of_memory_says_so() -> None:
     from mediaforge.meta.readers import message_of
 

@@ -132,6 +132,11 @@ def _orientation(im: Image.Image) -> int | None:
     """The EXIF orientation still to apply after decoding `im` (None: none)."""
     if turned_on_load(im):
         return None
+    if im.format == "PNG":
+        # Pillow's PNG reader decodes the pixels to look for an eXIf chunk after them: a
+        # decode error there is the picture's, never one to pass over with the orientation
+        # (its half-filled picture then "loaded" without complaint).
+        im.load()
     try:
         o = im.getexif().get(0x0112)
     except Exception:  # noqa: BLE001
