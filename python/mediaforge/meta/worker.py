@@ -7,6 +7,7 @@ exits when the socket closes, so a parent killed with -9 leaves no worker behind
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -85,6 +86,12 @@ def _worker_main(fd: int, parent: int | None = None) -> None:
                 # user sees a meta_errors row, not a traceback. BaseException: a panic in
                 # the Rust core arrives as pyo3's PanicException, which derives from it.
                 result = failed(task, ERROR, "decode", message_of(e))
+            if task.kind in ("video", "audio"):
+                # libav's decoders (and the threads each one runs) go only when the garbage
+                # collector frees their streams: file after file they piled up in the worker
+                # (a hundred threads, 2 GB of address space), and valid files met its
+                # memory limit for what came before them. A few ms a file.
+                gc.collect()
             try:
                 conn.send(("done", result))
             except OSError:  # the parent is gone (killed): nobody to answer, nothing to say
