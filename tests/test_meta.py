@@ -3515,6 +3515,54 @@ def test_thumbs_makes_nothing_of_a_png_whose_pixels_do_not_decode(tmp_path: Path
     assert not list(tmp_path.rglob("*.webp"))
 
 
+def test_sound_libav_cannot_read_whose_tags_are_read_is_partial(tmp_path: Path) -> None:
+    """A FLAC whose tag block claims a length of 0: libav stops at it, mutagen reads the
+    tags and the cover past it. It was `error` ("nothing could be read") with its tags, a
+    cover thumbnail and a `thumbs` count: read in part."""
+    import io
+
+    import av
+    import numpy as np
+    from mutagen.flac import FLAC, Picture
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    song = lib / "song.flac"
+    with av.open(str(song), "w", format="flac") as out:
+        st = out.add_stream("flac", rate=44100)
+        st.layout = "stereo"
+        for t in range(0, 44100, 4608):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 4608 * 2), np.int16), format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = 44100, t
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    tags = FLAC(song)
+    tags["title"] = "Kept"
+    cover = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(cover, "JPEG")
+    pic = Picture()
+    pic.type, pic.mime, pic.data = 3, "image/jpeg", cover.getvalue()
+    tags.add_picture(pic)
+    tags.save()
+    data = bytearray(song.read_bytes())
+    at = 4
+    while data[at] & 0x7F != 4:  # the VORBIS_COMMENT block: its 24-bit length set to 0
+        at += 4 + int.from_bytes(data[at + 1:at + 4], "big")
+    data[at + 1:at + 4] = b"\0\0\0"
+    song.write_bytes(bytes(data))
+    catalog = tmp_path / "c.duckdb"
+    res = run_cli("scan", lib, "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    extract = json.loads(res.out)["extract"]
+    assert (extract["failed"], extract["partial"], extract["thumbs"]) == (0, 1, 1), extract
+    [got] = rows(catalog, "SELECT m.status, m.thumb IS NOT NULL AS thumb, t.title, t.has_cover FROM media m "
+                          "JOIN tags_audio t USING (blake3)")
+    assert got == {"status": "partial", "thumb": True, "title": "Kept", "has_cover": True}, got
+    assert [stage for stage, _ in _errors(catalog, song)] == ["probe"]
+
+
 def test_a_worker_out_of_memory_says_so() -> None:
     from mediaforge.meta.readers import message_of
 

@@ -780,6 +780,10 @@ def _tags(r: _Result) -> None:
             cover = attached_cover(t.path)
         if cover is not None and row is not None:
             row = dict(row, has_cover=True)
+    if r.status == ERROR and (row is not None or cover is not None):
+        # libav could not read the sound, but its tags (or cover) were read and are kept:
+        # read in part, not "nothing could be read" (and `thumbs` may redo its cover).
+        r.status = PARTIAL
     codec = r.media.get("audio_codec") or ""
     lossless = codec in LOSSLESS_AUDIO or codec.startswith("pcm_") and codec not in LOSSY_PCM
     r.audio = dict(row or {}, lossless=lossless) if row is not None else {"lossless": lossless, "has_cover": cover is not None}
