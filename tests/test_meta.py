@@ -3563,6 +3563,44 @@ def test_sound_libav_cannot_read_whose_tags_are_read_is_partial(tmp_path: Path) 
     assert [stage for stage, _ in _errors(catalog, song)] == ["probe"]
 
 
+def test_a_video_whose_header_gives_no_length_is_fingerprinted(tmp_path: Path) -> None:
+    """A WebM without its Duration (as a browser's MediaRecorder writes it), and one whose
+    Duration is not a number: every frame decodes, but no fingerprint was made, "no frame
+    could be decoded" was recorded, and as the status stayed `ok` nothing could retry it.
+    The length the timestamps span is used; the duration column stays NULL."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    made = lib / "made.webm"
+    with av.open(str(made), "w", format="webm") as out:
+        st = out.add_stream("libvpx-vp9", rate=12)
+        st.width, st.height, st.pix_fmt = 160, 120, "yuv420p"
+        st.options = {"deadline": "realtime", "cpu-used": "8"}
+        for i in range(24):
+            frame = av.VideoFrame.from_image(media_corpus.picture(160, 120, i))
+            frame.pts = i
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    data = made.read_bytes()
+    made.unlink()
+    at = data.find(b"\x44\x89\x88")  # Segment/Info/Duration, an 8-byte float
+    assert at > 0
+    (lib / "no_duration.webm").write_bytes(data[:at] + b"\xec\x89" + b"\0" * 9 + data[at + 11:])  # an EBML Void
+    (lib / "nan_duration.webm").write_bytes(data[:at + 3] + struct.pack(">d", float("nan")) + data[at + 11:])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT f.name, m.status, m.duration, (SELECT count(*) FROM video_hashes v "
+                        "WHERE v.blake3 = m.blake3) AS hashes FROM files f JOIN media m USING (blake3) ORDER BY 1")
+    assert [(r["name"], r["status"], r["duration"]) for r in got] == [("nan_duration.webm", "ok", None),
+                                                                      ("no_duration.webm", "ok", None)], got
+    assert all(r["hashes"] >= 5 for r in got), got
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+
+
 def test_a_worker_out_of_memory_says_so() -> None:
     from mediaforge.meta.readers import message_of
 

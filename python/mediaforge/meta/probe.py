@@ -597,13 +597,14 @@ def video_fingerprint(path: str | bytes, duration: float | None,
     seeks; the pHash is computed in the Rust core from a small grey frame. Second: where
     the pictures end when that is well before the duration the header claims (a file cut
     short), else None; positions past it are left out rather than all given its last frame.
-    Third: how many frames were decoded and looked at (0: none could be)."""
+    Third: how many frames were decoded and looked at (0: none could be). Where the header
+    gives no length to believe (`duration` None, 0, infinite, past a year), the video
+    stream's is taken, else the one its packets' timestamps span; with none of them, a
+    ValueError says so."""
     import numpy as np
 
     from .. import _core
 
-    if not duration or duration <= 0:
-        return [], None, 0
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     out: list[dict[str, Any]] = []
     ended: float | None = None
@@ -614,7 +615,15 @@ def video_fingerprint(path: str | bytes, duration: float | None,
         if vs is None or not vs.time_base:
             return [], None, 0
         vs.thread_type = "AUTO"
-        if vs.duration and vs.time_base:  # the pictures' own length (sound may run on after them)
+        measured = not _believable(duration)
+        if measured:
+            # No length in the header (a browser's MediaRecorder WebM), or none to believe:
+            # the pictures' own, else measured from their timestamps.
+            own = float(vs.duration * vs.time_base) if vs.duration and vs.duration > 0 else None
+            duration = own if _believable(own) else _pictures_length(c, vs)
+            if not _believable(duration):
+                raise ValueError("its length is not known: no duration in its header, nor timestamps to tell it by")
+        elif vs.duration and vs.time_base:  # the pictures' own length (sound may run on after them)
             duration = min(duration, float(vs.duration * vs.time_base)) or duration
         # The first seconds left out grow with the length, from none at 6 s to all three at
         # 9 s: a clip of 6.0 s and its copy of 6.02 s (a sound track a frame longer) take
@@ -657,7 +666,8 @@ def video_fingerprint(path: str | bytes, duration: float | None,
             phash, _ = _core.image_hashes(np.ascontiguousarray(grey).tobytes(), w, h)
             out.append({"k": k, "position": round(float(frame.time - t0 if frame.time is not None else t), 3),
                         "phash": phash})
-    return out, ended, decoded
+    # Pictures that end before a length the header did not give say nothing of a cut.
+    return out, None if measured else ended, decoded
 
 
 AFP_RATE = 11025  # what the Rust fingerprint expects
@@ -812,6 +822,34 @@ def _frame_after(c: Any, stream: Any, t: float) -> Any:
     except av.error.FFmpegError:
         return None
     return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE], settle=OUT_OF_REACH)
+
+
+# No recording runs a year: a length past that is a broken field, not a time to seek to.
+FP_LONGEST_S = 366 * 86_400.0
+
+
+def _believable(length: float | None) -> bool:
+    return bool(length) and math.isfinite(length) and 0 < length <= FP_LONGEST_S  # type: ignore[arg-type]
+
+
+def _pictures_length(c: Any, stream: Any) -> float | None:
+    """How long the video stream runs, from its packets' timestamps: every packet is read,
+    none decoded. None when they give none."""
+    end = None
+    try:
+        for packet in c.demux(stream):
+            if packet.pts is not None:
+                e = packet.pts + (packet.duration or 0)
+                end = e if end is None else max(end, e)
+    except av.error.FFmpegError:  # damaged further on: the timestamps read so far stand
+        pass
+    try:
+        c.seek(0)
+    except av.error.FFmpegError:
+        return None
+    if end is None:
+        return None
+    return float((end - (stream.start_time or 0)) * stream.time_base)
 
 
 def _frames_from_start(c: Any, stream: Any) -> Iterator[Any]:
