@@ -3601,6 +3601,26 @@ def test_a_video_whose_header_gives_no_length_is_fingerprinted(tmp_path: Path) -
     assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
 
 
+def test_thumbs_keeps_the_notes_only_the_metadata_reading_finds(tmp_path: Path) -> None:
+    """A 16-bit TIFF cut in half: the scan notes the decode's error and that the pixel
+    data runs past the file's end. `thumbs` decodes it again, reports the first, and
+    replaced every `decode` row with it: the reason, cut short, was gone."""
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    grey = (np.arange(100 * 80, dtype=np.uint16).reshape(80, 100) * 8)
+    Image.fromarray(grey).convert("I;16").save(lib / "t.tif", "TIFF")
+    data = (lib / "t.tif").read_bytes()
+    (lib / "t.tif").write_bytes(data[:len(data) // 2])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    before = _errors(catalog, lib / "t.tif")
+    assert any("past the end of the file: cut short?" in message for _stage, message in before), before
+    assert run_cli("thumbs", catalog=catalog).rc == 0
+    assert sorted(_errors(catalog, lib / "t.tif")) == sorted(before)
+
+
 def test_a_worker_out_of_memory_says_so() -> None:
     from mediaforge.meta.readers import message_of
 

@@ -396,17 +396,19 @@ def _record_thumbs(cat: Catalog) -> None:
                 f"AND {table}.rotation IS NULL AND t.rotation IS NOT NULL AND {video}"
             )
         # The errors this decode can tell again are replaced, not added to: the thumbnail's
-        # own, the reader's (a stage this run reported again) and, where the same decode
-        # made a picture's fingerprint, the fingerprint's. A `decode` row it did not report
-        # again stays: what only the metadata reading finds (a GIF without its trailer, a
-        # sound or video that ends before its stated length) is not looked for here, and
-        # the same bytes decode the same way.
+        # own, the reader's (a stage this run reported again; a `decode` row only where it
+        # reported the same words) and, where the same decode made a picture's fingerprint,
+        # the fingerprint's. A `decode` row it did not report again stays: what only the
+        # metadata reading finds (a GIF without its trailer, a TIFF's pixel data past the
+        # file's end, an animated PNG short of the frames it claims, a sound or video that
+        # ends before its stated length) is not looked for here, and the same bytes decode
+        # the same way.
         con.execute(
             "DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_thumbs) AND ("
             "stage IN ('thumb', 'timeout', 'crash') "
             "OR (stage = 'fingerprint' AND blake3 IN (SELECT blake3 FROM mf_hashes)) "
             "OR EXISTS (SELECT 1 FROM mf_thumb_errors e WHERE e.blake3 = meta_errors.blake3 "
-            "AND e.stage = meta_errors.stage))"
+            "AND e.stage = meta_errors.stage AND (e.stage <> 'decode' OR e.message = meta_errors.message)))"
         )
         con.execute(f"INSERT INTO meta_errors SELECT {', '.join(columns('meta_errors'))} FROM mf_thumb_errors")
         # 'partial' means some step failed; when the thumbnail was what failed and now
