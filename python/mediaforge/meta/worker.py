@@ -67,6 +67,7 @@ def _worker_main(fd: int, parent: int | None = None) -> None:
         conn.send(("ready", None))
     except OSError:
         return
+    av_files = 0
     while True:
         try:
             tasks = conn.recv()
@@ -90,8 +91,11 @@ def _worker_main(fd: int, parent: int | None = None) -> None:
                 # libav's decoders (and the threads each one runs) go only when the garbage
                 # collector frees their streams: file after file they piled up in the worker
                 # (a hundred threads, 2 GB of address space), and valid files met its
-                # memory limit for what came before them. A few ms a file.
-                gc.collect()
+                # memory limit for what came before them. The young generations hold them
+                # (a fraction of a ms); a whole collection (5 ms) now and then, for any
+                # that grew old within a long file.
+                av_files += 1
+                gc.collect(2 if av_files % 16 == 0 else 1)
             try:
                 conn.send(("done", result))
             except OSError:  # the parent is gone (killed): nobody to answer, nothing to say
