@@ -599,8 +599,8 @@ def video_fingerprint(path: str | bytes, duration: float | None,
     short), else None; positions past it are left out rather than all given its last frame.
     Third: how many frames were decoded and looked at (0: none could be). Where the header
     gives no length to believe (`duration` None, 0, infinite, past a year), the video
-    stream's is taken, else the one its packets' timestamps span; with none of them, a
-    ValueError says so."""
+    stream's is taken, else the one its packets' timestamps span; with none of them,
+    UnknownLength says so."""
     import numpy as np
 
     from .. import _core
@@ -622,7 +622,7 @@ def video_fingerprint(path: str | bytes, duration: float | None,
             own = float(vs.duration * vs.time_base) if vs.duration and vs.duration > 0 else None
             duration = own if _believable(own) else _pictures_length(c, vs)
             if not _believable(duration):
-                raise ValueError("its length is not known: no duration in its header, nor timestamps to tell it by")
+                raise UnknownLength("its length is not known: no duration in its header, nor timestamps to tell it by")
         elif vs.duration and vs.time_base:  # the pictures' own length (sound may run on after them)
             duration = min(duration, float(vs.duration * vs.time_base)) or duration
         # The first seconds left out grow with the length, from none at 6 s to all three at
@@ -822,6 +822,10 @@ def _frame_after(c: Any, stream: Any, t: float) -> Any:
     except av.error.FFmpegError:
         return None
     return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE], settle=OUT_OF_REACH)
+
+
+class UnknownLength(ValueError):
+    """A video with no length to take its fingerprint's frames at (`video_fingerprint`)."""
 
 
 # No recording runs a year: a length past that is a broken field, not a time to seek to.

@@ -557,7 +557,8 @@ def _raw_exif(r: _Result) -> None:
 def _av(r: _Result, fallback: bool = False) -> bool:
     import av
 
-    from .probe import CannotDecode, audio_fingerprint, length_in_header, probe, sound_end, video_fingerprint
+    from .probe import (CannotDecode, UnknownLength, audio_fingerprint, length_in_header, probe, sound_end,
+                        video_fingerprint)
     from .thumbs import fit
 
     t = r.task
@@ -631,6 +632,9 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     if t.fingerprints and t.kind == "video" and media.get("video_codec"):
         try:
             r.video_hashes, ended, looked_at = video_fingerprint(t.path, media.get("duration"), by_content)
+        except UnknownLength as e:
+            # Nothing to fingerprint by, as for a flat video (below): the extraction is fine.
+            r.errors.append(("fingerprint", NO_FINGERPRINT + str(e)))
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
         else:
