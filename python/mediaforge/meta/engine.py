@@ -110,10 +110,14 @@ ProgressFn = Callable[[ExtractProgress], None]
 _Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], int | None]
 
 
-def _tasks(rows: pa.Table, config: ExtractConfig, root: str, min_free: int) -> Iterator[Task]:
+def _tasks(rows: pa.Table, config: ExtractConfig, root: str, min_free: int,
+           paths: dict[str, bytes]) -> Iterator[Task]:
+    """One task a row, made as the workers need them; each one's path goes in `paths`
+    (content -> path, for the error rows) until its result is written."""
     for batch in rows.to_batches(max_chunksize=10_000):
         columns = ("blake3", "path_bytes", "kind", "size", "mtime_ns", "ctime_ns")
         for h, p, k, size, mtime, ctime in zip(*(batch.column(c).to_pylist() for c in columns)):
+            paths[h] = p
             yield Task(h, p, k, meta=config.meta, thumbs=config.thumbs, fingerprints=config.fingerprints,
                        thumb_size=config.thumb_size, thumbs_root=root, size=size, mtime_ns=mtime, ctime_ns=ctime,
                        min_free=min_free)
@@ -139,6 +143,8 @@ def _written(cat: Catalog, write: _Writer, pending: list[dict[str, Any]],
     so. Returns the error entries the write added (values that did not fit a column)."""
     before = sum(len(r["errors"]) for r in pending)
     kept_partial = write(cat, pending, paths) or 0
+    for r in pending:
+        paths.pop(r["blake3"], None)
     counts[OK] -= kept_partial
     counts[PARTIAL] += kept_partial
     return sum(len(r["errors"]) for r in pending) - before
@@ -170,10 +176,10 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
             if rows is None:
                 rows = select()
             total = rows.num_rows
-            paths = dict(zip(rows.column("blake3").to_pylist(), rows.column("path_bytes").to_pylist()))
-            for result in pool.map(_tasks(rows, config, str(thumbs_dir(cat.path)), min_free)):
+            for result in pool.map(_tasks(rows, config, str(thumbs_dir(cat.path)), min_free, paths), total):
                 if result.get("stale"):  # changed since the scan: the next scan sees to it
                     skipped += 1
+                    paths.pop(result["blake3"], None)
                     continue
                 pending.append(result)
                 done += 1

@@ -135,21 +135,25 @@ class WorkerPool:
         while len(self.workers) < min(self.size, os.cpu_count() or 1):
             self.workers.append(self._start())
 
-    def _feed(self, w: _Worker, queue: deque[Task]) -> None:
+    def _feed(self, w: _Worker, queue: _Queue) -> None:
         """Top a worker up before it runs dry, so it never waits on this process. Shares
         shrink as the queue does: files queued behind one that takes long (up to the
         timeout) wait with it, so a short run is spread over every worker."""
         size = max(1, min(CHUNK, len(queue) // (4 * max(1, len(self.workers)))))
         if w.ready and not w.dead and len(w.inflight) <= size // 2 and queue:
-            share = [queue.popleft() for _ in range(size)]
+            share = queue.take(size)
+            if not share:
+                return
             if not w.inflight:
                 w.deadline = time.monotonic() + self.timeout
             w.inflight.extend(share)
             w.conn.send(share)
 
-    def map(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
-        """Results in completion order, one per task, whatever happens to the workers."""
-        queue: deque[Task] = deque(tasks)
+    def map(self, tasks: Iterable[Task], total: int | None = None) -> Iterator[dict[str, Any]]:
+        """Results in completion order, one per task, whatever happens to the workers.
+        With `total` (how many `tasks` yields), tasks are drawn from it as workers need
+        them, never all held at once."""
+        queue = _Queue(tasks, total)
         if not queue:
             return
         while len(self.workers) < min(self.size, len(queue)):
@@ -219,6 +223,41 @@ class WorkerPool:
             raise InternalError(f"extraction workers do not start within "
                                 f"{max(START_TIMEOUT, self.timeout):g} s; {check}")
         raise InternalError(f"extraction workers die as they start (exit code {code}); {check}")
+
+
+class _Queue:
+    """The tasks still to hand out: those given back (a dead worker's share) first, then
+    the rest drawn from `tasks` as they are needed; a million tasks (2 KB each in this
+    process, with their paths) are never all held at once. `len` counts what remains,
+    from `total`; without it, every task is drawn at the start."""
+
+    def __init__(self, tasks: Iterable[Task], total: int | None) -> None:
+        self.front: deque[Task] = deque()
+        if total is None:
+            self.front.extend(tasks)
+            self.rest: Iterator[Task] = iter(())
+            self.left = 0
+        else:
+            self.rest, self.left = iter(tasks), max(0, total)
+
+    def __len__(self) -> int:
+        return len(self.front) + self.left
+
+    def take(self, n: int) -> list[Task]:
+        out: list[Task] = []
+        while len(out) < n and self.front:
+            out.append(self.front.popleft())
+        while len(out) < n and self.left:
+            task = next(self.rest, None)
+            if task is None:  # fewer than `total`: nothing more
+                self.left = 0
+                break
+            self.left -= 1
+            out.append(task)
+        return out
+
+    def extendleft(self, tasks: Iterable[Task]) -> None:
+        self.front.extendleft(tasks)
 
 
 def _answered(w: _Worker) -> bool:
