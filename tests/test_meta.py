@@ -1450,6 +1450,30 @@ def test_answers_that_wait_while_the_parent_is_held_up_are_kept(tmp_path: Path) 
     assert by["b" * 64]["media"]["status"] != "timeout" and by["b" * 64]["media"]["width"] == 48, by["b" * 64]
 
 
+def test_the_pool_draws_tasks_as_workers_need_them(tmp_path: Path) -> None:
+    """Every task (and its path) was made and held before the first file was handed out:
+    2 KB a file in the main process, gigabytes for a million. With their count given,
+    tasks are drawn as the workers need them; each comes back once."""
+    from mediaforge.meta.pool import CHUNK, WorkerPool
+
+    for i in range(300):
+        (tmp_path / f"s{i:03d}.xmp").write_text(f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><!-- {i} --></x:xmpmeta>')
+    drawn = []
+
+    def tasks():  # noqa: ANN202
+        for i in range(300):
+            drawn.append(i)
+            yield _task(tmp_path / f"s{i:03d}.xmp", "sidecar", f"{i:064x}")
+
+    seen, drawn_at_first = [], None
+    with WorkerPool(2, timeout=30.0) as pool:
+        for r in pool.map(tasks(), 300):
+            drawn_at_first = len(drawn) if drawn_at_first is None else drawn_at_first
+            seen.append(r["blake3"])
+    assert drawn_at_first is not None and drawn_at_first <= 4 * CHUNK, drawn_at_first
+    assert sorted(seen) == [f"{i:064x}" for i in range(300)]
+
+
 def test_a_new_worker_whose_ready_waits_while_the_parent_is_held_up_is_kept(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A review finding: a worker started to replace one that timed out, whose "ready"
