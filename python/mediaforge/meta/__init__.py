@@ -15,6 +15,9 @@ TYPE_CHECKING = False  # typing is not imported: the CLI starts its workers from
 # most this: less is the whole sound, decoded).
 AUDIO_FINGERPRINT_SECONDS = 120
 
+# No recording runs a year: a length past that in a header is a broken field.
+LONGEST_S = 366 * 86_400.0
+
 if TYPE_CHECKING:
     from .engine import ExtractConfig, ExtractProgress, ExtractSummary, extract, fingerprint, make_thumbs
 

@@ -227,8 +227,8 @@ class WorkerPool:
 
 class _Queue:
     """The tasks still to hand out: those given back (a dead worker's share) first, then
-    the rest drawn from `tasks` as they are needed; a million tasks (2 KB each in this
-    process, with their paths) are never all held at once. `len` counts what remains,
+    the rest drawn from `tasks` as they are needed; a million tasks (with their paths, about
+    1 KB each in this process) are never all held at once. `len` counts what remains,
     from `total`; without it, every task is drawn at the start."""
 
     def __init__(self, tasks: Iterable[Task], total: int | None) -> None:

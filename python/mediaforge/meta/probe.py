@@ -20,7 +20,7 @@ from typing import Any
 
 import av
 
-from . import AUDIO_FINGERPRINT_SECONDS
+from . import AUDIO_FINGERPRINT_SECONDS, LONGEST_S
 
 # libav's enums (AVColorTransferCharacteristic, AVColorPrimaries), the values seen in the field.
 _TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 13: "iec61966-2-1",
@@ -828,12 +828,8 @@ class UnknownLength(ValueError):
     """A video with no length to take its fingerprint's frames at (`video_fingerprint`)."""
 
 
-# No recording runs a year: a length past that is a broken field, not a time to seek to.
-FP_LONGEST_S = 366 * 86_400.0
-
-
 def _believable(length: float | None) -> bool:
-    return bool(length) and math.isfinite(length) and 0 < length <= FP_LONGEST_S  # type: ignore[arg-type]
+    return bool(length) and math.isfinite(length) and 0 < length <= LONGEST_S  # type: ignore[arg-type]
 
 
 def _pictures_length(c: Any, stream: Any) -> float | None:

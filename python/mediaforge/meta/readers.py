@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import first_line, path_text
 from ..fsops import time_ns
+from . import LONGEST_S
 
 # How a meta_errors message that records no failure starts: a flat picture or video has
 # no fingerprint to make, and says so (its status stays as it was).
@@ -706,8 +707,6 @@ def _no_time_scale(path: bytes, media: dict[str, Any]) -> bool:
 _REFUSED = frozenset((errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR))
 
 
-# No recording runs a year: a length past that in a header is a broken field.
-LONGEST_S = 366 * 86_400.0
 FASTEST_VIDEO_BPS = 100_000_000_000
 FASTEST_SOUND_BPS = 2_000_000_000
 
