@@ -34,8 +34,11 @@ _BATCH_COLS = ("dir", "name", "ext", "size", "mtime_ns", "ctime_ns", "dev", "ino
 _INSERT_VALUES = (", ".join(_BATCH_COLS[:-2]) + ", 'present', $now, $now, NULL, $sid, $sid, path_raw, btime_ns")
 
 
-# Rows per batch of the previous state's stream (DuckDB's row group size).
-_PREVIOUS_BATCH_ROWS = 122_880
+# Rows per batch of the previous state's stream. Small: DuckDB grows each batch's Arrow
+# buffers with the C library's realloc, and a batch of a row group (122,880 rows, 25 MB)
+# came in fresh pages every time (about 50,000 page faults for a million rows, 0.12 CPU-s
+# of a 1.3 s rescan). Buffers of 8,192 rows are reused from one batch to the next.
+_PREVIOUS_BATCH_ROWS = 8192
 
 
 def utcnow() -> datetime:

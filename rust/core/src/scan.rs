@@ -142,8 +142,15 @@ pub enum Event {
 #[derive(Default)]
 struct PrevSlot {
     state: OnceLock<PrevState>,
-    waiting: Mutex<Vec<DirFiles>>,
+    waiting: Mutex<Waiting>,
     arrived: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    folders: Vec<DirFiles>,
+    /// Walk threads holding back until the state arrives (see `PrevSlot::hold_back`).
+    walkers_held: usize,
 }
 
 /// What `PrevSlot::offer` gives back: nothing yet, or folders to plan against the state.
@@ -168,15 +175,32 @@ impl PrevSlot {
         let mut w = self.waiting.lock().unwrap();
         match self.state.get() {
             None => {
-                w.push(d);
+                w.folders.push(d);
                 Offer::Held
             }
             Some(p) => {
-                let mut ds = std::mem::take(&mut *w);
+                let mut ds = std::mem::take(&mut w.folders);
                 ds.push(d);
                 Offer::Ready(p, ds)
             }
         }
+    }
+
+    /// Called by a walk thread whose folder was held: while the state loads, only
+    /// `walkers` of the pool's `threads` go on listing, and the others wait here for it.
+    /// The catalog's rows load on the same cores: a walk at full speed meanwhile only
+    /// holds more of its folders in memory to plan later (on 2 cores, most of a million
+    /// files, 180 MB of fresh pages), and takes the cores the load needs.
+    fn hold_back(&self, cancel: &AtomicBool, threads: usize, walkers: usize) {
+        let mut w = self.waiting.lock().unwrap();
+        if self.state.get().is_some() || threads.saturating_sub(w.walkers_held) <= walkers {
+            return;
+        }
+        w.walkers_held += 1;
+        while self.state.get().is_none() && !cancel.load(Relaxed) {
+            w = self.arrived.wait_timeout(w, Duration::from_millis(50)).unwrap().0;
+        }
+        w.walkers_held -= 1;
     }
 
     /// Block until the state arrives (or the scan is cancelled); then the folders still held.
@@ -184,7 +208,7 @@ impl PrevSlot {
         let mut w = self.waiting.lock().unwrap();
         loop {
             if let Some(p) = self.state.get() {
-                return Ok((p, std::mem::take(&mut *w)));
+                return Ok((p, std::mem::take(&mut w.folders)));
             }
             if cancel.load(Relaxed) {
                 return Err(Error::Cancelled);
@@ -1117,14 +1141,19 @@ fn run(
             let plan = |d: DirFiles, prev: &PrevState, just_listed: bool| {
                 plan_dir(d, prev, opts.hash, &out, &deferred, just_listed)
             };
-            let sink = |d: DirFiles| {
-                if let Offer::Ready(prev, ds) = slot.offer(d) {
+            // Walk threads that go on while the previous state loads: half the pool (the
+            // load takes the other half's cores), at least one.
+            let threads = rayon::current_num_threads();
+            let walkers = (threads / 2).max(1);
+            let sink = |d: DirFiles| match slot.offer(d) {
+                Offer::Ready(prev, ds) => {
                     // The folder just listed comes last, after any held while the state loaded.
                     let last = ds.len().saturating_sub(1);
                     for (i, d) in ds.into_iter().enumerate() {
                         plan(d, prev, i == last);
                     }
                 }
+                Offer::Held => slot.hold_back(cancel, threads, walkers),
             };
             let walked = walk(&opts.roots, &opts.walk, cancel, &progress.walk, &sink)?;
             let (prev, held) = slot.wait(cancel)?;
@@ -1584,6 +1613,29 @@ mod tests {
         // Folders held while the state loaded are out of the caches: the hash phase hashes
         // them, spread over the threads, with an ETA.
         assert_eq!(h.progress.hash_phase_files.load(Relaxed), 300);
+    }
+
+    #[test]
+    fn while_the_state_loads_half_the_walk_threads_wait_and_a_close_frees_them() {
+        let (_d, mut opts) = tree(300);
+        opts.threads = 4;
+        let h = start(opts.clone(), None).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let held = h.prev.waiting.lock().unwrap().walkers_held;
+        assert_eq!(held, 2, "2 of 4 threads wait");
+        h.set_previous(PrevState::empty()).unwrap();
+        let (rows, t) = drain(&h);
+        assert_eq!((rows, t.files_seen, t.new), (300, 300, 300));
+        let held = h.prev.waiting.lock().unwrap().walkers_held;
+        assert_eq!(held, 0);
+
+        // Closed before any state came (the catalog could not be read): the threads
+        // waiting for it stop too.
+        let mut h = start(opts, None).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let t0 = std::time::Instant::now();
+        h.close();
+        assert!(t0.elapsed() < Duration::from_secs(1), "closed in {:?}", t0.elapsed());
     }
 
     #[test]
