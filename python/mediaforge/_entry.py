@@ -67,7 +67,19 @@ def give_ctrl_c_back() -> None:
         pass
 
 
+# Whether this process is the `mediaforge` command itself (the console script, or
+# `python -m mediaforge`), rather than a program that calls the CLI's `main`: only then
+# does the command end the process at once when done (see `cli._exit`).
+_owns_process = False
+
+
+def owns_process() -> bool:
+    return _owns_process
+
+
 def main() -> None:
+    global _owns_process
+    _owns_process = True
     take_ctrl_c_while_starting()
     # Imports make many objects and no garbage: the collector's passes over them while the
     # CLI starts (beside an early walk, on the same cores) are pure cost. It comes back,
