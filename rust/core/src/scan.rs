@@ -149,6 +149,8 @@ struct PrevSlot {
 #[derive(Default)]
 struct Waiting {
     folders: Vec<DirFiles>,
+    /// Whether the state is being read (see `ScanHandle::previous_loading`).
+    loading: bool,
     /// Walk threads holding back until the state arrives (see `PrevSlot::hold_back`).
     walkers_held: usize,
 }
@@ -190,10 +192,11 @@ impl PrevSlot {
     /// `walkers` of the pool's `threads` go on listing, and the others wait here for it.
     /// The catalog's rows load on the same cores: a walk at full speed meanwhile only
     /// holds more of its folders in memory to plan later (on 2 cores, most of a million
-    /// files, 180 MB of fresh pages), and takes the cores the load needs.
+    /// files, 180 MB of fresh pages), and takes the cores the load needs. Before the load
+    /// begins (the caller still starting up, on one core), every thread walks.
     fn hold_back(&self, cancel: &AtomicBool, threads: usize, walkers: usize) {
         let mut w = self.waiting.lock().unwrap();
-        if self.state.get().is_some() || threads.saturating_sub(w.walkers_held) <= walkers {
+        if self.state.get().is_some() || !w.loading || threads.saturating_sub(w.walkers_held) <= walkers {
             return;
         }
         w.walkers_held += 1;
@@ -243,6 +246,12 @@ impl ScanHandle {
     /// until then it walks and lists, but decides nothing. An error if it already has one.
     pub fn set_previous(&self, prev: PrevState) -> Result<()> {
         self.prev.set(prev)
+    }
+
+    /// Say that the previous state is being read now, on the cores the walk uses: until
+    /// it is set, half the walk threads wait.
+    pub fn previous_loading(&self) {
+        self.prev.waiting.lock().unwrap().loading = true;
     }
 
     /// Ask the scan to stop; workers notice within a file or a 64 MiB window.
@@ -1620,6 +1629,7 @@ mod tests {
         let (_d, mut opts) = tree(300);
         opts.threads = 4;
         let h = start(opts.clone(), None).unwrap();
+        h.previous_loading();
         std::thread::sleep(Duration::from_millis(200));
         let held = h.prev.waiting.lock().unwrap().walkers_held;
         assert_eq!(held, 2, "2 of 4 threads wait");
@@ -1629,9 +1639,18 @@ mod tests {
         let held = h.prev.waiting.lock().unwrap().walkers_held;
         assert_eq!(held, 0);
 
+        // Before the state begins to load, none waits.
+        let h = start(opts.clone(), None).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let held = h.prev.waiting.lock().unwrap().walkers_held;
+        assert_eq!(held, 0);
+        h.set_previous(PrevState::empty()).unwrap();
+        assert_eq!(drain(&h).0, 300);
+
         // Closed before any state came (the catalog could not be read): the threads
         // waiting for it stop too.
         let mut h = start(opts, None).unwrap();
+        h.previous_loading();
         std::thread::sleep(Duration::from_millis(200));
         let t0 = std::time::Instant::now();
         h.close();

@@ -241,10 +241,11 @@ impl Scanner {
     /// allocated once rather than grown.
     #[pyo3(signature = (previous=None, expected_rows=0))]
     fn set_previous(&self, py: Python<'_>, previous: Option<Bound<'_, PyAny>>, expected_rows: usize) -> PyResult<()> {
-        let prev = previous_state(py, previous.as_ref(), expected_rows)?;
         let Some(h) = self.handle.as_ref() else {
             return Err(PyValueError::new_err("the scan is closed"));
         };
+        h.previous_loading();
+        let prev = previous_state(py, previous.as_ref(), expected_rows)?;
         h.set_previous(prev).map_err(|e| to_py_err(py, e))
     }
 
