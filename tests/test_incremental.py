@@ -1766,6 +1766,29 @@ def test_the_previous_state_stream_closes_quietly_after_its_catalog(tmp_path: Pa
         cat.close()
 
 
+def test_a_previous_state_stream_left_half_read_lets_its_connection_go_on(tmp_path: Path) -> None:
+    """An error while the known rows streamed in (the core refusing a row, a damaged
+    block) left DuckDB's result open: the next statement on the catalog's connection, the
+    one recording the scan as failed, met "connection has an open result", and the
+    database stayed open past the catalog's close, its log never folded in."""
+    from mediaforge import open_catalog
+    from mediaforge.catalog.writes import previous_state
+
+    lib = tmp_path / "lib"
+    for d in range(9):
+        (lib / str(d)).mkdir(parents=True)
+        for i in range(1000):
+            (lib / str(d) / f"{i}.jpg").write_bytes(b"")
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib, "--no-hash")
+    cat = open_catalog(catalog)
+    with pytest.raises(RuntimeError), previous_state(cat) as stream:
+        assert stream.read_next_batch().num_rows < 9000
+        raise RuntimeError("the core refused a row")
+    assert cat.con.execute("SELECT count(*) FROM files").fetchone() == (9000,)
+    cat.close()
+
+
 def test_an_error_while_pairing_rows_gone_before_is_the_one_reported(tmp_path: Path) -> None:
     """A DuckDB error inside the pairing (a damaged block: exit 5) aborts the transaction;
     the cleanup after it then failed too, and its "transaction is aborted" was what the

@@ -67,12 +67,18 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
         WHERE f GROUP BY g ORDER BY 1""").fetchall()
     flag = " OR ".join(f"last_scan_id BETWEEN {int(lo)} AND {int(hi)}" for lo, hi in spans) or "false"
     cat.con.execute("SET arrow_lossless_conversion = true")
+    reader = None
     try:
-        yield cat.con.sql(
+        reader = cat.con.sql(
             "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id,"
             f" status = 'present' AS present, ({flag}) AS followed, epoch_ns(last_seen) AS seen_ns FROM files"
         ).to_arrow_reader(_PREVIOUS_BATCH_ROWS)
+        yield reader
     finally:
+        # A stream left half read (an error while it was read) would keep the database
+        # open past the catalog's close, its log never folded in.
+        if reader is not None:
+            reader.close()
         try:
             cat.con.execute("RESET arrow_lossless_conversion")
         except duckdb.Error:
