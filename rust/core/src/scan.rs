@@ -249,7 +249,7 @@ impl ScanHandle {
     }
 
     /// Say that the previous state is being read now, on the cores the walk uses: until
-    /// it is set, half the walk threads wait.
+    /// it is set, two walk threads wait (one on 2 cores).
     pub fn previous_loading(&self) {
         self.prev.waiting.lock().unwrap().loading = true;
     }
@@ -1150,10 +1150,12 @@ fn run(
             let plan = |d: DirFiles, prev: &PrevState, just_listed: bool| {
                 plan_dir(d, prev, opts.hash, &out, &deferred, just_listed)
             };
-            // Walk threads that go on while the previous state loads: half the pool (the
-            // load takes the other half's cores), at least one.
+            // Walk threads that go on while the previous state loads: all but two (the
+            // load keeps about two cores busy, the thread copying the rows in and DuckDB
+            // reading them), at least one. On many cores, waiting walkers would only
+            // leave cores idle while the load, not the walk, sets the pace.
             let threads = rayon::current_num_threads();
-            let walkers = (threads / 2).max(1);
+            let walkers = threads.saturating_sub(2).max(1);
             let sink = |d: DirFiles| match slot.offer(d) {
                 Offer::Ready(prev, ds) => {
                     // The folder just listed comes last, after any held while the state loaded.
@@ -1625,7 +1627,7 @@ mod tests {
     }
 
     #[test]
-    fn while_the_state_loads_half_the_walk_threads_wait_and_a_close_frees_them() {
+    fn while_the_state_loads_two_walk_threads_wait_and_a_close_frees_them() {
         let (_d, mut opts) = tree(300);
         opts.threads = 4;
         let h = start(opts.clone(), None).unwrap();
@@ -1633,6 +1635,21 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         let held = h.prev.waiting.lock().unwrap().walkers_held;
         assert_eq!(held, 2, "2 of 4 threads wait");
+        // On 2 threads, one goes on.
+        let h2 = start(
+            ScanOptions {
+                threads: 2,
+                ..opts.clone()
+            },
+            None,
+        )
+        .unwrap();
+        h2.previous_loading();
+        std::thread::sleep(Duration::from_millis(200));
+        let held = h2.prev.waiting.lock().unwrap().walkers_held;
+        assert_eq!(held, 1, "1 of 2 threads waits");
+        h2.set_previous(PrevState::empty()).unwrap();
+        assert_eq!(drain(&h2).0, 300);
         h.set_previous(PrevState::empty()).unwrap();
         let (rows, t) = drain(&h);
         assert_eq!((rows, t.files_seen, t.new), (300, 300, 300));
