@@ -19,9 +19,13 @@ from mediaforge.errors import MediaForgeError, PathNotFoundError
 
 KIB, MIB = 1024, 1024 * 1024
 # Below, at and above each threshold of rust/core/src/hash.rs (16 KiB mmap, 4 MiB
-# parallel, 64 MiB window) and of rust/core/src/scan.rs (below 1 MiB, the walker hashes
-# a file as soon as it has listed its folder; from 1 MiB on, the hash phase does).
-SIZES = [0, 1, 16 * KIB - 1, 16 * KIB, 16 * KIB + 1, 1 * MIB - 1, 1 * MIB, 4 * MIB - 1, 4 * MIB, 5 * MIB + 12_345]
+# parallel, 64 MiB window), of rust/core/src/lanes.rs (up to 64 KiB, files are hashed
+# together, one per SIMD lane) and of rust/core/src/scan.rs (below 1 MiB, the walker
+# hashes a file as soon as it has listed its folder; from 1 MiB on, the hash phase does).
+SIZES = [
+    0, 1, 16 * KIB - 1, 16 * KIB, 16 * KIB + 1, 64 * KIB, 64 * KIB + 1,
+    1 * MIB - 1, 1 * MIB, 4 * MIB - 1, 4 * MIB, 5 * MIB + 12_345,
+]
 
 
 def reference(data: bytes) -> str:
@@ -74,6 +78,27 @@ def test_catalog_digests_match_reference_at_every_size(tmp_path: Path, catalog_p
     summary = do_scan(catalog_path, lib)
     assert summary.hashed_files == len(SIZES)
     assert summary.hashed_bytes == sum(SIZES)
+    got = {p: r["blake3"] for p, r in files_by_path(catalog_path).items()}
+    assert got == expected
+
+
+def test_a_folder_of_many_small_files_hashed_side_by_side_matches_reference(tmp_path: Path, catalog_path: Path) -> None:
+    # Small files are hashed in batches, a block of a different file in each SIMD lane:
+    # lengths at every block (64 B) and chunk (1 KiB) edge, and random ones, in one folder
+    # of more files than a batch holds, so that lanes mix lengths and batches end mid-folder.
+    rng = random.Random(7)
+    edges = [n + d for n in (64, 1024, 2048, 3072, 4096, 8192, 16384, 32768, 65536) for d in (-1, 0, 1)]
+    sizes = [0, 1, 2, 63] + edges + [rng.randrange(0, 70 * KIB) for _ in range(600)]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    expected = {}
+    for i, n in enumerate(sizes):
+        data = pattern(n, 1000 + i)
+        p = os.fsencode(lib / f"small-{i:04d}.dat")
+        write_bytes_path(p, data)
+        expected[p] = reference(data)
+    summary = do_scan(catalog_path, lib)
+    assert summary.hashed_files == len(sizes)
     got = {p: r["blake3"] for p, r in files_by_path(catalog_path).items()}
     assert got == expected
 

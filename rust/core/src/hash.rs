@@ -227,6 +227,60 @@ fn read_whole(
     Ok(head)
 }
 
+/// A small file read whole for `lanes::hash_inputs`, or one that changed as it was read.
+#[derive(Debug)]
+pub enum Held {
+    /// Its bytes are `arena[start..start + len]`, unchanged while they were read.
+    Read { start: usize, len: usize },
+    /// As `Hashed::Unstable`; the arena is as it was.
+    Unstable { now: FileStat },
+}
+
+/// Read the file `name` (relative to `dir`), listed as `expected` and at most
+/// `lanes::LANES_MAX` bytes long, whole onto the end of `arena`, to be hashed later with
+/// others. It is checked as `hash_file_at` checks a file it hashes: one whose size, times
+/// or inode moved since it was listed is `Held::Unstable`. On anything but `Held::Read`
+/// the arena is left as it was.
+pub fn read_small_at(
+    dir: Option<BorrowedFd<'_>>,
+    name: &std::ffi::CStr,
+    expected: &FileStat,
+    arena: &mut Vec<u8>,
+    progress: &AtomicU64,
+) -> Result<Held, HashError> {
+    let len = expected.len.0 as usize;
+    debug_assert!(len <= crate::lanes::LANES_MAX);
+    let file = open_noatime(dir, name)?;
+    let start = arena.len();
+    arena.reserve(len);
+    let mut got = 0usize;
+    while got < len {
+        // Into the arena's spare room, so that nothing is zeroed only to be read over.
+        match rustix::io::read(&file, &mut arena.spare_capacity_mut()[..len - got]) {
+            Ok(([], _)) => break,
+            Ok((init, _)) => {
+                let n = init.len();
+                got += n;
+                // SAFETY: the read initialised these `n` bytes past the old length, all
+                // within the capacity reserved above.
+                unsafe { arena.set_len(start + got) };
+            }
+            Err(Errno::INTR) => continue,
+            Err(e) => {
+                arena.truncate(start);
+                return Err(e.into());
+            }
+        }
+    }
+    progress.fetch_add(got as u64, Relaxed);
+    let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd()).inspect_err(|_| arena.truncate(start))?);
+    if got < len || moved(&now, expected) || now.id != expected.id {
+        arena.truncate(start);
+        return Ok(Held::Unstable { now });
+    }
+    Ok(Held::Read { start, len })
+}
+
 /// BLAKE3 of bytes in memory (a sidecar MediaForge writes): the digest a scan of a file
 /// holding them records.
 pub fn hash_bytes(data: &[u8]) -> Digest {

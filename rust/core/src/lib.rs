@@ -7,6 +7,7 @@ pub mod funnel;
 pub mod hash;
 pub mod jpegdc;
 pub mod kind;
+pub mod lanes;
 pub mod mapguard;
 pub mod near;
 pub mod phash;

@@ -30,7 +30,7 @@ use rustix::fs::{Mode, OFlags, CWD};
 
 use crate::batch::{errors_batch, ids_batch, Change, FileRow, FilesBuilder};
 use crate::error::{Error, Result};
-use crate::hash::{hash_file_at, HashError, Hashed, HEAD_LEN};
+use crate::hash::{hash_file_at, HashError, Hashed, Held, HEAD_LEN};
 use crate::kind::{self, Class};
 use crate::prev::{FolderMatcher, MediaId, PrevState};
 use crate::types::{Digest, FileStat};
@@ -1320,10 +1320,19 @@ fn settle(change: Change, digest: Option<Digest>, id: Option<MediaId>, counts: &
 }
 
 fn hash_job(job: HashJob, out: &Outlets<'_>) {
+    thread_local! {
+        /// The hashing buffers of a thread: its read buffer and its small files' arena.
+        static ROOM: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    let mut room = ROOM.with(|r| r.take());
+    hash_job_in(job, out, (&mut room.0, &mut room.1));
+    ROOM.with(|r| *r.borrow_mut() = room);
+}
+
+fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8>)) {
     let Outlets {
         cancel,
         progress,
-        unstable,
         hash_errors: errors,
         mtx: tx,
         ..
@@ -1372,24 +1381,70 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
             return;
         }
     };
-    let mut buf = Vec::with_capacity(crate::hash::READ_CHUNK);
-    for (mut f, id, change) in job.files {
+    // Small files are read into the arena and hashed together, a block of a different
+    // file in each SIMD lane (`lanes`), a batch at a time; larger ones are hashed as read,
+    // through `buf`. Both are the thread's, kept from job to job with their capacity.
+    let (buf, arena) = room;
+    arena.clear();
+    let mut inputs: Vec<(usize, usize)> = Vec::new();
+    let mut read: Vec<(WalkedFile, Option<MediaId>, Change, CString, Got)> = Vec::new();
+    let mut files = job.files.into_iter();
+    loop {
+        let f = files.next();
+        if f.is_none() || arena.len() >= ARENA_FULL || read.len() >= BATCH_FILES {
+            let digests = crate::lanes::hash_inputs(arena, &inputs);
+            for (f, id, change, name, got) in read.drain(..) {
+                let hashed = match got {
+                    Got::Done(h) => h,
+                    Got::Held(i) => {
+                        let (start, len) = inputs[i];
+                        Ok(Hashed::Stable {
+                            digest: digests[i],
+                            head: arena[start..start + len.min(HEAD_LEN)].into(),
+                        })
+                    }
+                };
+                if settle_hashed(f, id, change, &name, hashed, dirfd.as_fd(), out, &mut rows, &mut errs).is_break() {
+                    return;
+                }
+            }
+            arena.clear();
+            inputs.clear();
+        }
+        let Some((mut f, id, change)) = f else { break };
         if cancel.load(Relaxed) {
             return;
         }
         let Ok(name) = CString::new(f.name()) else { continue };
-        let hash = |expected: &FileStat, buf: &mut Vec<u8>| {
-            hash_file_at(
+        let mut attempt = |expected: &FileStat, buf: &mut Vec<u8>| {
+            let len = expected.len.0;
+            if len == 0 || len as usize > crate::lanes::LANES_MAX {
+                return Got::Done(hash_file_at(
+                    Some(dirfd.as_fd()),
+                    name.as_c_str(),
+                    expected,
+                    buf,
+                    cancel,
+                    &progress.hash_bytes_done,
+                ));
+            }
+            match crate::hash::read_small_at(
                 Some(dirfd.as_fd()),
                 name.as_c_str(),
                 expected,
-                buf,
-                cancel,
+                arena,
                 &progress.hash_bytes_done,
-            )
+            ) {
+                Ok(Held::Read { start, len }) => {
+                    inputs.push((start, len));
+                    Got::Held(inputs.len() - 1)
+                }
+                Ok(Held::Unstable { now }) => Got::Done(Ok(Hashed::Unstable { now })),
+                Err(e) => Got::Done(Err(e)),
+            }
         };
-        let mut hashed = hash(&f.stat, &mut buf);
-        if let Ok(Hashed::Unstable { now }) = &hashed {
+        let mut got = attempt(&f.stat, buf);
+        if let Got::Done(Ok(Hashed::Unstable { now })) = &got {
             if now.id != f.stat.id
                 && (now.len, now.mtime_ns, now.ctime_ns) == (f.stat.len, f.stat.mtime_ns, f.stat.ctime_ns)
             {
@@ -1397,90 +1452,136 @@ fn hash_job(job: HashJob, out: &Outlets<'_>) {
                 // inodes as they load them (FAT, FUSE without fixed numbers) renumber one
                 // dropped from memory since the walk. Read under its number now.
                 f.stat.id = now.id;
-                hashed = hash(&f.stat, &mut buf);
+                got = attempt(&f.stat, buf);
             }
         }
-        let ext = kind::extension(f.name());
-        if !matches!(hashed, Ok(Hashed::Stable { .. }) | Err(HashError::Cancelled)) {
-            // Replaced since it was listed by a folder, a FIFO or a device (reading it
-            // failed or gave another size): the file listed is gone, as if deleted.
-            if let Some(what) = replaced_by(dirfd.as_fd(), name.as_c_str()) {
-                fail(
-                    &mut errs,
-                    &f.path,
-                    "vanished",
-                    format!("replaced by {what} since it was listed"),
-                    None,
-                );
-                out.counts.gone(change);
-                progress.hash_files_done.fetch_add(1, Relaxed);
-                continue;
-            }
-        }
-        if matches!(&hashed, Ok(Hashed::Unstable { now }) if now.id != f.stat.id) {
-            // Another inode at the name than the walk listed (files swapped or renamed over
-            // as the scan ran): what the walk saw there is gone. Its row, if any, stays as
-            // it was, never tied to an inode that passed through the name; the next scan
-            // sees where each file is.
-            fail(
-                &mut errs,
-                &f.path,
-                "vanished",
-                "replaced by another file since it was listed".into(),
-                None,
-            );
-            out.counts.gone(change);
-            progress.hash_files_done.fetch_add(1, Relaxed);
-            continue;
-        }
-        let (digest, class) = match hashed {
-            Ok(Hashed::Stable { digest, head }) => (Some(digest), kind::classify(ext, Some(&head))),
-            Ok(Hashed::Unstable { .. }) => {
-                unstable.fetch_add(1, Relaxed);
-                fail(
-                    &mut errs,
-                    &f.path,
-                    "unstable",
-                    "file changed while it was being hashed; stored without a digest".into(),
-                    None,
-                );
-                (None, kind::classify(ext, None))
-            }
-            Err(HashError::Cancelled) => return,
-            Err(HashError::Io(e)) => {
-                let gone = e == rustix::io::Errno::NOENT;
-                fail(
-                    &mut errs,
-                    &f.path,
-                    if gone { "vanished" } else { "hash" },
-                    describe_io(&e.into()),
-                    Some(e.raw_os_error()),
-                );
-                if gone {
-                    out.counts.gone(change);
-                    progress.hash_files_done.fetch_add(1, Relaxed);
-                    continue;
-                }
-                // Present but unreadable: keep its row, without a digest.
-                (None, kind::classify(ext, None))
-            }
-        };
-        if digest.is_none() && matches!(change, Change::Recover(_)) {
-            // Not read whole (changing as it was read, as a copy being made is, or not
-            // readable): whether it is the gone file is left to a scan that reads it, and
-            // until then it has no row; its error row says why.
-            out.counts.gone(change);
-            progress.hash_files_done.fetch_add(1, Relaxed);
-            continue;
-        }
-        let (change, id) = settle(change, digest, id, out.counts);
-        rows.push(FileRow::of(f, class, digest, id, change));
-        progress.hash_files_done.fetch_add(1, Relaxed);
+        read.push((f, id, change, name, got));
     }
     if !errs.is_empty() {
         let _ = tx.send(Msg::Errors(errs));
     }
     let _ = tx.send(Msg::Rows(rows));
+}
+
+/// A file's outcome in `hash_job` before its row is made: hashed (or failed) as it was
+/// read, or held in the arena as the `inputs` entry given, for the batch's digests.
+enum Got {
+    Done(Result<Hashed, HashError>),
+    Held(usize),
+}
+
+/// Bytes of small files read before their batch is hashed.
+const ARENA_FULL: usize = 256 << 10;
+/// Files read before their batch is hashed, whatever their size.
+const BATCH_FILES: usize = 128;
+
+/// Turn one file's hashing outcome into its row (in `rows`) or its error (in `errs`),
+/// as the walk's plan for it (`change`) and the outcome say. `Break` when cancelled.
+#[allow(clippy::too_many_arguments)]
+fn settle_hashed(
+    f: WalkedFile,
+    id: Option<MediaId>,
+    change: Change,
+    name: &std::ffi::CStr,
+    hashed: Result<Hashed, HashError>,
+    dirfd: BorrowedFd<'_>,
+    out: &Outlets<'_>,
+    rows: &mut Vec<FileRow>,
+    errs: &mut Vec<PathError>,
+) -> std::ops::ControlFlow<()> {
+    use std::ops::ControlFlow::{Break, Continue};
+    let Outlets {
+        progress,
+        unstable,
+        hash_errors: errors,
+        ..
+    } = *out;
+    let fail = |errs: &mut Vec<PathError>, path: &[u8], stage: &'static str, message: String, errno: Option<i32>| {
+        errors.fetch_add(1, Relaxed);
+        errs.push(PathError {
+            path: path.into(),
+            stage,
+            message,
+            errno,
+        });
+    };
+    let ext = kind::extension(f.name());
+    if !matches!(hashed, Ok(Hashed::Stable { .. }) | Err(HashError::Cancelled)) {
+        // Replaced since it was listed by a folder, a FIFO or a device (reading it
+        // failed or gave another size): the file listed is gone, as if deleted.
+        if let Some(what) = replaced_by(dirfd, name) {
+            fail(
+                errs,
+                &f.path,
+                "vanished",
+                format!("replaced by {what} since it was listed"),
+                None,
+            );
+            out.counts.gone(change);
+            progress.hash_files_done.fetch_add(1, Relaxed);
+            return Continue(());
+        }
+    }
+    if matches!(&hashed, Ok(Hashed::Unstable { now }) if now.id != f.stat.id) {
+        // Another inode at the name than the walk listed (files swapped or renamed over
+        // as the scan ran): what the walk saw there is gone. Its row, if any, stays as
+        // it was, never tied to an inode that passed through the name; the next scan
+        // sees where each file is.
+        fail(
+            errs,
+            &f.path,
+            "vanished",
+            "replaced by another file since it was listed".into(),
+            None,
+        );
+        out.counts.gone(change);
+        progress.hash_files_done.fetch_add(1, Relaxed);
+        return Continue(());
+    }
+    let (digest, class) = match hashed {
+        Ok(Hashed::Stable { digest, head }) => (Some(digest), kind::classify(ext, Some(&head))),
+        Ok(Hashed::Unstable { .. }) => {
+            unstable.fetch_add(1, Relaxed);
+            fail(
+                errs,
+                &f.path,
+                "unstable",
+                "file changed while it was being hashed; stored without a digest".into(),
+                None,
+            );
+            (None, kind::classify(ext, None))
+        }
+        Err(HashError::Cancelled) => return Break(()),
+        Err(HashError::Io(e)) => {
+            let gone = e == rustix::io::Errno::NOENT;
+            fail(
+                errs,
+                &f.path,
+                if gone { "vanished" } else { "hash" },
+                describe_io(&e.into()),
+                Some(e.raw_os_error()),
+            );
+            if gone {
+                out.counts.gone(change);
+                progress.hash_files_done.fetch_add(1, Relaxed);
+                return Continue(());
+            }
+            // Present but unreadable: keep its row, without a digest.
+            (None, kind::classify(ext, None))
+        }
+    };
+    if digest.is_none() && matches!(change, Change::Recover(_)) {
+        // Not read whole (changing as it was read, as a copy being made is, or not
+        // readable): whether it is the gone file is left to a scan that reads it, and
+        // until then it has no row; its error row says why.
+        out.counts.gone(change);
+        progress.hash_files_done.fetch_add(1, Relaxed);
+        return Continue(());
+    }
+    let (change, id) = settle(change, digest, id, out.counts);
+    rows.push(FileRow::of(f, class, digest, id, change));
+    progress.hash_files_done.fetch_add(1, Relaxed);
+    Continue(())
 }
 
 /// The paths a walk did not look below: those it could not read or was told to leave out,

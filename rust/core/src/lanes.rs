@@ -1,0 +1,712 @@
+//! BLAKE3 of many small inputs at once, a block of a different input in each SIMD lane.
+//!
+//! BLAKE3 is fast on a long input because it compresses 16 of its 1 KiB chunks side by
+//! side (AVX-512). A file of a few KiB has too few chunks to fill the lanes, and its last
+//! chunk and its parent nodes go one at a time: hashed one by one, such files come at
+//! well under half the speed of one long stream. Here every chunk of a batch of inputs is
+//! a job, and so is every parent node of a tree level; each lane takes the next job as
+//! soon as its own ends, so the lanes stay full whatever the lengths. Jobs run level by
+//! level (all chunks, then the first parents, and so on up), because a parent needs the
+//! chaining values below it.
+//!
+//! The digests equal `blake3::hash`'s: the tests compare them over every length class.
+//! Without AVX-512 or AVX2 (another architecture, an old CPU) each input is hashed by
+//! `blake3::hash`, whose own SIMD then works within the input.
+
+use crate::types::Digest;
+
+const IV: [u32; 8] = [
+    0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19,
+];
+const CHUNK_START: u32 = 1;
+const CHUNK_END: u32 = 2;
+const PARENT: u32 = 4;
+const ROOT: u32 = 8;
+const CHUNK_LEN: usize = 1024;
+const BLOCK_LEN: usize = 64;
+
+/// Inputs up to this long are worth a lane: a longer one has enough chunks of its own
+/// to fill the lanes in `blake3::hash`.
+pub const LANES_MAX: usize = 64 * 1024;
+
+/// The message word order of each of the seven rounds.
+const SCHED: [[usize; 16]; 7] = {
+    const PERM: [usize; 16] = [2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8];
+    let mut s = [[0usize; 16]; 7];
+    let mut cur = [0usize, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+    let mut r = 0;
+    while r < 7 {
+        s[r] = cur;
+        let mut next = [0usize; 16];
+        let mut i = 0;
+        while i < 16 {
+            next[i] = cur[PERM[i]];
+            i += 1;
+        }
+        cur = next;
+        r += 1;
+    }
+    s
+};
+
+/// The inputs of one compression in each of `L` lanes, word-major (`cv[w][lane]`);
+/// `cv` holds the new chaining values after it. `offs` are byte offsets of each lane's
+/// 64-byte block from the buffer's start.
+struct Lanes<const L: usize> {
+    offs: [u32; L],
+    cv: [[u32; L]; 8],
+    ctr_lo: [u32; L],
+    ctr_hi: [u32; L],
+    blen: [u32; L],
+    flags: [u32; L],
+}
+
+/// One round of G over the state `$v` with message `$m` in the order of round `$r`.
+macro_rules! round {
+    ($v:ident, $m:ident, $r:literal) => {
+        g!($v, 0, 4, 8, 12, $m[SCHED[$r][0]], $m[SCHED[$r][1]]);
+        g!($v, 1, 5, 9, 13, $m[SCHED[$r][2]], $m[SCHED[$r][3]]);
+        g!($v, 2, 6, 10, 14, $m[SCHED[$r][4]], $m[SCHED[$r][5]]);
+        g!($v, 3, 7, 11, 15, $m[SCHED[$r][6]], $m[SCHED[$r][7]]);
+        g!($v, 0, 5, 10, 15, $m[SCHED[$r][8]], $m[SCHED[$r][9]]);
+        g!($v, 1, 6, 11, 12, $m[SCHED[$r][10]], $m[SCHED[$r][11]]);
+        g!($v, 2, 7, 8, 13, $m[SCHED[$r][12]], $m[SCHED[$r][13]]);
+        g!($v, 3, 4, 9, 14, $m[SCHED[$r][14]], $m[SCHED[$r][15]]);
+    };
+}
+
+macro_rules! g {
+    ($v:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:expr, $y:expr) => {
+        $v[$a] = add(add($v[$a], $v[$b]), $x);
+        $v[$d] = rot16(xor($v[$d], $v[$a]));
+        $v[$c] = add($v[$c], $v[$d]);
+        $v[$b] = rot12(xor($v[$b], $v[$c]));
+        $v[$a] = add(add($v[$a], $v[$b]), $y);
+        $v[$d] = rot8(xor($v[$d], $v[$a]));
+        $v[$c] = add($v[$c], $v[$d]);
+        $v[$b] = rot7(xor($v[$b], $v[$c]));
+    };
+}
+
+/// The compression itself, written once over the vector helpers (`load`, `store`,
+/// `splat`, `gather`, `add`, `xor`, `rot*`) of the module it is expanded in. Each lane's
+/// block is `$step` bytes past its offset.
+macro_rules! compress_lanes {
+    ($base:ident, $s:ident, $step:expr) => {{
+        let offs = add(load(&$s.offs), splat($step));
+        let mut m = [splat(0); 16];
+        let mut w = 0;
+        while w < 16 {
+            m[w] = gather($base, add(offs, splat(4 * w as u32)));
+            w += 1;
+        }
+        let mut v = [splat(0); 16];
+        let mut w = 0;
+        while w < 8 {
+            v[w] = load(&$s.cv[w]);
+            w += 1;
+        }
+        v[8] = splat(IV[0]);
+        v[9] = splat(IV[1]);
+        v[10] = splat(IV[2]);
+        v[11] = splat(IV[3]);
+        v[12] = load(&$s.ctr_lo);
+        v[13] = load(&$s.ctr_hi);
+        v[14] = load(&$s.blen);
+        v[15] = load(&$s.flags);
+        round!(v, m, 0);
+        round!(v, m, 1);
+        round!(v, m, 2);
+        round!(v, m, 3);
+        round!(v, m, 4);
+        round!(v, m, 5);
+        round!(v, m, 6);
+        let mut w = 0;
+        while w < 8 {
+            store(&mut $s.cv[w], xor(v[w], v[w + 8]));
+            w += 1;
+        }
+    }};
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Lanes, CHUNK_END, CHUNK_START, IV, SCHED};
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(p: &[u32; 16]) -> __m512i {
+        // SAFETY: 64 readable bytes; the load has no alignment requirement.
+        unsafe { _mm512_loadu_si512(p.as_ptr().cast()) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn store(p: &mut [u32; 16], x: __m512i) {
+        // SAFETY: 64 writable bytes; the store has no alignment requirement.
+        unsafe { _mm512_storeu_si512(p.as_mut_ptr().cast(), x) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn splat(x: u32) -> __m512i {
+        _mm512_set1_epi32(x as i32)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gather(base: *const u8, offs: __m512i) -> __m512i {
+        // SAFETY (the caller's): every lane's offset names 4 readable bytes from `base`.
+        unsafe { _mm512_i32gather_epi32::<1>(offs, base.cast()) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn add(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_add_epi32(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn xor(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_xor_si512(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rot16(x: __m512i) -> __m512i {
+        _mm512_ror_epi32::<16>(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rot12(x: __m512i) -> __m512i {
+        _mm512_ror_epi32::<12>(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rot8(x: __m512i) -> __m512i {
+        _mm512_ror_epi32::<8>(x)
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn rot7(x: __m512i) -> __m512i {
+        _mm512_ror_epi32::<7>(x)
+    }
+
+    /// # Safety
+    /// AVX-512F is available, and each lane's offset names 64 readable bytes from `base`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn compress(base: *const u8, s: &mut Lanes<16>) {
+        unsafe { compress_lanes!(base, s, 0) }
+    }
+
+    /// A whole 1 KiB chunk in every lane, from its offset: sixteen compressions.
+    ///
+    /// # Safety
+    /// As `compress`, for 1024 readable bytes at each lane's offset.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn chunks(base: *const u8, s: &mut Lanes<16>) {
+        s.blen = [64; 16];
+        let mut b = 0;
+        while b < 16 {
+            s.flags = [if b == 0 {
+                CHUNK_START
+            } else if b == 15 {
+                CHUNK_END
+            } else {
+                0
+            }; 16];
+            unsafe { compress_lanes!(base, s, (b * 64) as u32) }
+            b += 1;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Lanes, CHUNK_END, CHUNK_START, IV, SCHED};
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn load(p: &[u32; 8]) -> __m256i {
+        // SAFETY: 32 readable bytes; the load has no alignment requirement.
+        unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn store(p: &mut [u32; 8], x: __m256i) {
+        // SAFETY: 32 writable bytes; the store has no alignment requirement.
+        unsafe { _mm256_storeu_si256(p.as_mut_ptr().cast(), x) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn splat(x: u32) -> __m256i {
+        _mm256_set1_epi32(x as i32)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn gather(base: *const u8, offs: __m256i) -> __m256i {
+        // SAFETY (the caller's): every lane's offset names 4 readable bytes from `base`.
+        unsafe { _mm256_i32gather_epi32::<1>(base.cast(), offs) }
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn add(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_add_epi32(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn xor(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_xor_si256(a, b)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rot16(x: __m256i) -> __m256i {
+        let m = _mm256_setr_epi8(
+            2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
+        );
+        _mm256_shuffle_epi8(x, m)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rot12(x: __m256i) -> __m256i {
+        _mm256_or_si256(_mm256_srli_epi32::<12>(x), _mm256_slli_epi32::<20>(x))
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rot8(x: __m256i) -> __m256i {
+        let m = _mm256_setr_epi8(
+            1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12,
+        );
+        _mm256_shuffle_epi8(x, m)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn rot7(x: __m256i) -> __m256i {
+        _mm256_or_si256(_mm256_srli_epi32::<7>(x), _mm256_slli_epi32::<25>(x))
+    }
+
+    /// # Safety
+    /// AVX2 is available, and each lane's offset names 64 readable bytes from `base`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn compress(base: *const u8, s: &mut Lanes<8>) {
+        unsafe { compress_lanes!(base, s, 0) }
+    }
+
+    /// A whole 1 KiB chunk in every lane, from its offset: sixteen compressions.
+    ///
+    /// # Safety
+    /// As `compress`, for 1024 readable bytes at each lane's offset.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn chunks(base: *const u8, s: &mut Lanes<8>) {
+        s.blen = [64; 8];
+        let mut b = 0;
+        while b < 16 {
+            s.flags = [if b == 0 {
+                CHUNK_START
+            } else if b == 15 {
+                CHUNK_END
+            } else {
+                0
+            }; 8];
+            unsafe { compress_lanes!(base, s, (b * 64) as u32) }
+            b += 1;
+        }
+    }
+}
+
+/// One compression job: a chunk of an input, or a parent node (two chaining values).
+#[derive(Clone, Copy)]
+struct Job {
+    /// Byte offset of its bytes in the buffer.
+    src: usize,
+    /// Its length: 1 to 1024 for a chunk, 64 for a parent.
+    len: usize,
+    /// The chunk's index in its input (0 for a parent).
+    counter: u64,
+    /// `PARENT` or 0, and `ROOT` for the compression whose output is the digest.
+    flags: u32,
+    /// Where its chaining value goes in the output.
+    dst: usize,
+}
+
+impl Job {
+    fn blocks(&self) -> usize {
+        self.len.div_ceil(BLOCK_LEN).max(1)
+    }
+}
+
+/// Run `jobs` over `buf` with `L` lanes of `compress`, writing each job's chaining value
+/// (or, for a `ROOT` job, the digest's words) to `out[job.dst]`. A lane's partial block
+/// is copied, zero-padded, into scratch room at the buffer's end, as BLAKE3 pads it.
+fn run<const L: usize>(
+    buf: &mut Vec<u8>,
+    jobs: &[Job],
+    out: &mut [[u32; 8]],
+    compress: unsafe fn(*const u8, &mut Lanes<L>),
+) {
+    const IDLE: usize = usize::MAX;
+    let scratch = buf.len();
+    buf.resize(scratch + L * BLOCK_LEN, 0);
+    assert!(
+        buf.len() < i32::MAX as usize,
+        "lanes: buffer past the reach of 32-bit offsets"
+    );
+    let mut s = Lanes::<L> {
+        offs: [scratch as u32; L],
+        cv: [[0; L]; 8],
+        ctr_lo: [0; L],
+        ctr_hi: [0; L],
+        blen: [0; L],
+        flags: [0; L],
+    };
+    // Each lane's job (`IDLE` once none is left) and its blocks still to compress.
+    let mut job_of = [IDLE; L];
+    let mut left = [0usize; L];
+    // Offset, length and flags of block `b` of `job` in lane `l`: the first and the last
+    // block of a job (a middle one is the block before it plus 64 bytes, flags clear).
+    let place = |s: &mut Lanes<L>, buf: &mut Vec<u8>, l: usize, job: &Job, b: usize| {
+        let last = b + 1 == job.blocks();
+        let from = job.src + b * BLOCK_LEN;
+        let n = (job.len - b * BLOCK_LEN).min(BLOCK_LEN);
+        if n < BLOCK_LEN {
+            let pad = scratch + l * BLOCK_LEN;
+            buf.copy_within(from..from + n, pad);
+            buf[pad + n..pad + BLOCK_LEN].fill(0);
+            s.offs[l] = pad as u32;
+        } else {
+            s.offs[l] = from as u32;
+        }
+        s.blen[l] = n as u32;
+        let mut f = job.flags & PARENT;
+        if f == 0 {
+            f |= if b == 0 { CHUNK_START } else { 0 } | if last { CHUNK_END } else { 0 };
+        }
+        if last {
+            f |= job.flags & ROOT;
+        }
+        s.flags[l] = f;
+    };
+    let mut next = 0usize;
+    let mut busy = 0usize;
+    let mut start = |s: &mut Lanes<L>, buf: &mut Vec<u8>, l: usize, job_of: &mut [usize; L], left: &mut [usize; L]| {
+        if next == jobs.len() {
+            job_of[l] = IDLE;
+            s.offs[l] = scratch as u32;
+            return false;
+        }
+        let job = &jobs[next];
+        for (w, iv) in IV.iter().enumerate() {
+            s.cv[w][l] = *iv;
+        }
+        s.ctr_lo[l] = job.counter as u32;
+        s.ctr_hi[l] = (job.counter >> 32) as u32;
+        job_of[l] = next;
+        left[l] = job.blocks();
+        place(s, buf, l, job, 0);
+        next += 1;
+        true
+    };
+    for l in 0..L {
+        busy += start(&mut s, buf, l, &mut job_of, &mut left) as usize;
+    }
+    while busy > 0 {
+        // SAFETY: every offset names a whole 64-byte block inside `buf` (a job's block,
+        // or scratch), and `compress` was chosen for a CPU that has its instructions.
+        unsafe { compress(buf.as_ptr(), &mut s) };
+        for l in 0..L {
+            let j = job_of[l];
+            if j == IDLE {
+                continue;
+            }
+            left[l] -= 1;
+            if left[l] > 1 {
+                s.offs[l] += BLOCK_LEN as u32;
+                s.flags[l] = 0;
+            } else if left[l] == 1 {
+                let job = &jobs[j];
+                place(&mut s, buf, l, job, job.blocks() - 1);
+            } else {
+                let dst = &mut out[jobs[j].dst];
+                for (w, d) in dst.iter_mut().enumerate() {
+                    *d = s.cv[w][l];
+                }
+                if !start(&mut s, buf, l, &mut job_of, &mut left) {
+                    busy -= 1;
+                }
+            }
+        }
+    }
+    buf.truncate(scratch);
+}
+
+/// Run the jobs of whole chunks that are not an input's last (`jobs`, all 1 KiB, none a
+/// root) `L` at a time with `chunks`, the lanes in step: no lane ends a job before another.
+fn run_full<const L: usize>(
+    buf: &[u8],
+    jobs: &[Job],
+    out: &mut [[u32; 8]],
+    chunks: unsafe fn(*const u8, &mut Lanes<L>),
+) {
+    assert!(
+        buf.len() < i32::MAX as usize,
+        "lanes: buffer past the reach of 32-bit offsets"
+    );
+    let mut s = Lanes::<L> {
+        offs: [0; L],
+        cv: [[0; L]; 8],
+        ctr_lo: [0; L],
+        ctr_hi: [0; L],
+        blen: [0; L],
+        flags: [0; L],
+    };
+    for group in jobs.chunks(L) {
+        for l in 0..L {
+            // A last group short of lanes repeats its last job in the rest.
+            let job = &group[l.min(group.len() - 1)];
+            debug_assert!(job.len == CHUNK_LEN && job.flags == 0 && job.src + CHUNK_LEN <= buf.len());
+            s.offs[l] = job.src as u32;
+            s.ctr_lo[l] = job.counter as u32;
+            s.ctr_hi[l] = (job.counter >> 32) as u32;
+            for (w, iv) in IV.iter().enumerate() {
+                s.cv[w][l] = *iv;
+            }
+        }
+        // SAFETY: each lane's offset starts 1 KiB inside `buf`, and `chunks` was chosen
+        // for a CPU that has its instructions.
+        unsafe { chunks(buf.as_ptr(), &mut s) };
+        for (l, job) in group.iter().enumerate() {
+            for (w, d) in out[job.dst].iter_mut().enumerate() {
+                *d = s.cv[w][l];
+            }
+        }
+    }
+}
+
+/// Which kernel this CPU runs, if any.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kernel {
+    Avx512,
+    Avx2,
+    None,
+}
+
+fn kernel() -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return Kernel::Avx512;
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            return Kernel::Avx2;
+        }
+    }
+    Kernel::None
+}
+
+/// The BLAKE3 digests of `buf[start..start + len]` for each `(start, len)` of `inputs`,
+/// in order. `buf` may be grown and is given back with its length as it was (its
+/// capacity may have grown). Inputs of any length are hashed right; those over
+/// `LANES_MAX` gain nothing here over `blake3::hash`.
+pub fn hash_inputs(buf: &mut Vec<u8>, inputs: &[(usize, usize)]) -> Vec<Digest> {
+    hash_with(kernel(), buf, inputs)
+}
+
+fn hash_with(k: Kernel, buf: &mut Vec<u8>, inputs: &[(usize, usize)]) -> Vec<Digest> {
+    let one_by_one = |buf: &[u8]| {
+        inputs
+            .iter()
+            .map(|&(s, n)| Digest(*blake3::hash(&buf[s..s + n]).as_bytes()))
+            .collect()
+    };
+    if k == Kernel::None || inputs.len() < 2 {
+        return one_by_one(buf);
+    }
+    let end = buf.len();
+    // The chunks of every input, and where each input's chaining values start: the
+    // whole chunks before each input's last, which run in step, and the last chunks.
+    let mut full = Vec::new();
+    let mut jobs = Vec::new();
+    let mut level: Vec<(usize, usize)> = Vec::with_capacity(inputs.len()); // (first cv, count)
+    let mut n_cvs = 0;
+    for &(s, n) in inputs {
+        let chunks = n.div_ceil(CHUNK_LEN).max(1);
+        level.push((n_cvs, chunks));
+        for c in 0..chunks {
+            let job = Job {
+                src: s + c * CHUNK_LEN,
+                len: (n - c * CHUNK_LEN).min(CHUNK_LEN),
+                counter: c as u64,
+                flags: if chunks == 1 { ROOT } else { 0 },
+                dst: n_cvs,
+            };
+            n_cvs += 1;
+            if c + 1 < chunks {
+                full.push(job);
+            } else {
+                jobs.push(job);
+            }
+        }
+    }
+    // Room for every level's parent blocks and the lanes' scratch, taken once: growing
+    // the buffer later would copy every input.
+    buf.reserve(n_cvs * BLOCK_LEN + 16 * BLOCK_LEN);
+    let mut cvs = vec![[0u32; 8]; n_cvs];
+    let go = |buf: &mut Vec<u8>, jobs: &[Job], out: &mut [[u32; 8]]| match k {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => run::<16>(buf, jobs, out, avx512::compress),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => run::<8>(buf, jobs, out, avx2::compress),
+        _ => unreachable!("no kernel: hashed one by one above"),
+    };
+    match k {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => run_full::<16>(buf, &full, &mut cvs, avx512::chunks),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => run_full::<8>(buf, &full, &mut cvs, avx2::chunks),
+        _ => unreachable!("no kernel: hashed one by one above"),
+    }
+    go(buf, &jobs, &mut cvs);
+    // Up the tree a level at a time: adjacent pairs become parents, an odd last node
+    // rises as it is (BLAKE3's tree is left-full, which this pairing builds).
+    let mut next_cvs = Vec::new();
+    while level.iter().any(|&(_, count)| count > 1) {
+        jobs.clear();
+        next_cvs.clear();
+        buf.truncate(end);
+        for node in level.iter_mut() {
+            let (first, count) = *node;
+            let new_first = next_cvs.len();
+            let mut i = 0;
+            while i < count {
+                if i + 1 < count {
+                    let src = buf.len();
+                    for w in cvs[first + i].iter().chain(cvs[first + i + 1].iter()) {
+                        buf.extend_from_slice(&w.to_le_bytes());
+                    }
+                    jobs.push(Job {
+                        src,
+                        len: BLOCK_LEN,
+                        counter: 0,
+                        flags: PARENT | if count == 2 { ROOT } else { 0 },
+                        dst: next_cvs.len(),
+                    });
+                    next_cvs.push([0u32; 8]);
+                } else {
+                    next_cvs.push(cvs[first + i]);
+                }
+                i += 2;
+            }
+            *node = (new_first, next_cvs.len() - new_first);
+        }
+        go(buf, &jobs, &mut next_cvs);
+        std::mem::swap(&mut cvs, &mut next_cvs);
+    }
+    buf.truncate(end);
+    level
+        .iter()
+        .zip(inputs)
+        .map(|(&(first, _), &(_, n))| {
+            if n == 0 {
+                return Digest(*blake3::hash(b"").as_bytes());
+            }
+            let mut d = [0u8; 32];
+            for (w, word) in cvs[first].iter().enumerate() {
+                d[4 * w..4 * w + 4].copy_from_slice(&word.to_le_bytes());
+            }
+            Digest(d)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Lengths around every boundary: blocks, chunks, powers of two of chunks.
+    fn lengths() -> Vec<usize> {
+        let mut v = vec![0, 1, 2, 63, 64, 65, 127, 128, 129, 1000];
+        for c in [1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65] {
+            for d in [-65i64, -64, -1, 0, 1, 63, 64, 65] {
+                let n = (c * CHUNK_LEN) as i64 + d;
+                if n >= 0 {
+                    v.push(n as usize);
+                }
+            }
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn check(k: Kernel, lens: &[usize]) {
+        let mut buf = Vec::new();
+        let mut inputs = Vec::new();
+        for (i, &n) in lens.iter().enumerate() {
+            inputs.push((buf.len(), n));
+            buf.extend(data(n, i as u64 + 7));
+        }
+        let before = buf.clone();
+        let got = hash_with(k, &mut buf, &inputs);
+        assert_eq!(buf, before, "the buffer comes back as it was");
+        for (&(s, n), d) in inputs.iter().zip(&got) {
+            assert_eq!(
+                *d,
+                Digest(*blake3::hash(&buf[s..s + n]).as_bytes()),
+                "{k:?}, length {n}"
+            );
+        }
+    }
+
+    fn kernels() -> Vec<Kernel> {
+        let mut ks = vec![Kernel::None];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                ks.push(Kernel::Avx512);
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                ks.push(Kernel::Avx2);
+            }
+        }
+        ks
+    }
+
+    #[test]
+    fn every_length_class_hashes_as_blake3_does() {
+        for k in kernels() {
+            // All at once (lanes mixing lengths), one at a time, and in reverse order.
+            let lens = lengths();
+            check(k, &lens);
+            let rev: Vec<usize> = lens.iter().rev().copied().collect();
+            check(k, &rev);
+            for n in [0usize, 1, 64, 1024, 1025, 5000] {
+                check(k, &[n, n]);
+            }
+        }
+    }
+
+    #[test]
+    fn many_random_lengths_in_one_batch_hash_as_blake3_does() {
+        for k in kernels() {
+            let mut x = 99u64;
+            let lens: Vec<usize> = (0..700)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x % (20 * 1024)) as usize
+                })
+                .collect();
+            check(k, &lens);
+        }
+    }
+}
