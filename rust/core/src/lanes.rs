@@ -577,9 +577,14 @@ fn hash_with(k: Kernel, buf: &mut Vec<u8>, inputs: &[(usize, usize)]) -> Vec<Dig
             while i < count {
                 if i + 1 < count {
                     let src = buf.len();
-                    for w in cvs[first + i].iter().chain(cvs[first + i + 1].iter()) {
-                        buf.extend_from_slice(&w.to_le_bytes());
+                    let mut block = [0u8; BLOCK_LEN];
+                    for (b, w) in block
+                        .chunks_exact_mut(4)
+                        .zip(cvs[first + i].iter().chain(&cvs[first + i + 1]))
+                    {
+                        b.copy_from_slice(&w.to_le_bytes());
                     }
+                    buf.extend_from_slice(&block);
                     jobs.push(Job {
                         src,
                         len: BLOCK_LEN,
