@@ -1387,24 +1387,25 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
     let (buf, arena) = room;
     arena.clear();
     let mut inputs: Vec<(usize, usize)> = Vec::new();
-    let mut read: Vec<(WalkedFile, Option<MediaId>, Change, CString, Got)> = Vec::new();
+    let mut read: Vec<(WalkedFile, Option<MediaId>, Change, Got)> = Vec::new();
+    let mut name_buf: Vec<u8> = Vec::new();
     let mut files = job.files.into_iter();
     loop {
         let f = files.next();
         if f.is_none() || arena.len() >= ARENA_FULL || read.len() >= BATCH_FILES {
             let digests = crate::lanes::hash_inputs(arena, &inputs);
-            for (f, id, change, name, got) in read.drain(..) {
-                let hashed = match got {
-                    Got::Done(h) => h,
+            for (f, id, change, got) in read.drain(..) {
+                let hashed = match &got {
+                    Got::Done(Ok(Hashed::Stable { digest, head })) => Outcome::Stable(*digest, head),
+                    Got::Done(Ok(Hashed::Unstable { now })) => Outcome::Unstable(*now),
+                    Got::Done(Err(HashError::Io(e))) => Outcome::Failed(HashError::Io(*e)),
+                    Got::Done(Err(HashError::Cancelled)) => Outcome::Failed(HashError::Cancelled),
                     Got::Held(i) => {
-                        let (start, len) = inputs[i];
-                        Ok(Hashed::Stable {
-                            digest: digests[i],
-                            head: arena[start..start + len.min(HEAD_LEN)].into(),
-                        })
+                        let (start, len) = inputs[*i];
+                        Outcome::Stable(digests[*i], &arena[start..start + len.min(HEAD_LEN)])
                     }
                 };
-                if settle_hashed(f, id, change, &name, hashed, dirfd.as_fd(), out, &mut rows, &mut errs).is_break() {
+                if settle_hashed(f, id, change, hashed, dirfd.as_fd(), out, &mut rows, &mut errs).is_break() {
                     return;
                 }
             }
@@ -1415,26 +1416,26 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
         if cancel.load(Relaxed) {
             return;
         }
-        let Ok(name) = CString::new(f.name()) else { continue };
+        // The name, NUL-ended, in a buffer reused from file to file.
+        name_buf.clear();
+        name_buf.extend_from_slice(f.name());
+        name_buf.push(0);
+        let Ok(name) = std::ffi::CStr::from_bytes_with_nul(&name_buf) else {
+            continue;
+        };
         let mut attempt = |expected: &FileStat, buf: &mut Vec<u8>| {
             let len = expected.len.0;
             if len == 0 || len as usize > crate::lanes::LANES_MAX {
                 return Got::Done(hash_file_at(
                     Some(dirfd.as_fd()),
-                    name.as_c_str(),
+                    name,
                     expected,
                     buf,
                     cancel,
                     &progress.hash_bytes_done,
                 ));
             }
-            match crate::hash::read_small_at(
-                Some(dirfd.as_fd()),
-                name.as_c_str(),
-                expected,
-                arena,
-                &progress.hash_bytes_done,
-            ) {
+            match crate::hash::read_small_at(Some(dirfd.as_fd()), name, expected, arena, &progress.hash_bytes_done) {
                 Ok(Held::Read { start, len }) => {
                     inputs.push((start, len));
                     Got::Held(inputs.len() - 1)
@@ -1455,7 +1456,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
                 got = attempt(&f.stat, buf);
             }
         }
-        read.push((f, id, change, name, got));
+        read.push((f, id, change, got));
     }
     if !errs.is_empty() {
         let _ = tx.send(Msg::Errors(errs));
@@ -1470,6 +1471,14 @@ enum Got {
     Held(usize),
 }
 
+/// What hashing a file came to, for `settle_hashed`: its digest and first bytes (for the
+/// kind sniffer), a change seen as it was read, or an error.
+enum Outcome<'a> {
+    Stable(Digest, &'a [u8]),
+    Unstable(FileStat),
+    Failed(HashError),
+}
+
 /// Bytes of small files read before their batch is hashed.
 const ARENA_FULL: usize = 256 << 10;
 /// Files read before their batch is hashed, whatever their size.
@@ -1482,8 +1491,7 @@ fn settle_hashed(
     f: WalkedFile,
     id: Option<MediaId>,
     change: Change,
-    name: &std::ffi::CStr,
-    hashed: Result<Hashed, HashError>,
+    hashed: Outcome<'_>,
     dirfd: BorrowedFd<'_>,
     out: &Outlets<'_>,
     rows: &mut Vec<FileRow>,
@@ -1506,10 +1514,11 @@ fn settle_hashed(
         });
     };
     let ext = kind::extension(f.name());
-    if !matches!(hashed, Ok(Hashed::Stable { .. }) | Err(HashError::Cancelled)) {
+    if !matches!(hashed, Outcome::Stable(..) | Outcome::Failed(HashError::Cancelled)) {
         // Replaced since it was listed by a folder, a FIFO or a device (reading it
         // failed or gave another size): the file listed is gone, as if deleted.
-        if let Some(what) = replaced_by(dirfd, name) {
+        let what = CString::new(f.name()).ok().and_then(|name| replaced_by(dirfd, &name));
+        if let Some(what) = what {
             fail(
                 errs,
                 &f.path,
@@ -1522,7 +1531,7 @@ fn settle_hashed(
             return Continue(());
         }
     }
-    if matches!(&hashed, Ok(Hashed::Unstable { now }) if now.id != f.stat.id) {
+    if matches!(&hashed, Outcome::Unstable(now) if now.id != f.stat.id) {
         // Another inode at the name than the walk listed (files swapped or renamed over
         // as the scan ran): what the walk saw there is gone. Its row, if any, stays as
         // it was, never tied to an inode that passed through the name; the next scan
@@ -1539,8 +1548,8 @@ fn settle_hashed(
         return Continue(());
     }
     let (digest, class) = match hashed {
-        Ok(Hashed::Stable { digest, head }) => (Some(digest), kind::classify(ext, Some(&head))),
-        Ok(Hashed::Unstable { .. }) => {
+        Outcome::Stable(digest, head) => (Some(digest), kind::classify(ext, Some(head))),
+        Outcome::Unstable(_) => {
             unstable.fetch_add(1, Relaxed);
             fail(
                 errs,
@@ -1551,8 +1560,8 @@ fn settle_hashed(
             );
             (None, kind::classify(ext, None))
         }
-        Err(HashError::Cancelled) => return Break(()),
-        Err(HashError::Io(e)) => {
+        Outcome::Failed(HashError::Cancelled) => return Break(()),
+        Outcome::Failed(HashError::Io(e)) => {
             let gone = e == rustix::io::Errno::NOENT;
             fail(
                 errs,
