@@ -106,8 +106,16 @@ pub fn hash_file_at(
     }
     let file = open_noatime(dir, name)?;
     let mut hasher = blake3::Hasher::new();
+    let unstable = |file: &File| -> Result<Hashed, HashError> {
+        Ok(Hashed::Unstable {
+            now: FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?),
+        })
+    };
     let head = if len < MMAP_MIN {
-        read_whole(&file, len, &mut hasher, buf, cancel, progress)?
+        match read_whole(&file, len, &mut hasher, buf, cancel, progress)? {
+            Some(head) => head,
+            None => return unstable(&file),
+        }
     } else {
         // Mapped only while it is still the file the listing saw: one that shrank since
         // would fault at once.
@@ -123,7 +131,10 @@ pub fn hash_file_at(
         match crate::mapguard::Guarded::new(map.as_ptr(), map.len()) {
             None => {
                 drop(map);
-                read_whole(&file, len, &mut hasher, buf, cancel, progress)?
+                match read_whole(&file, len, &mut hasher, buf, cancel, progress)? {
+                    Some(head) => head,
+                    None => return unstable(&file),
+                }
             }
             Some(guard) => {
                 let _ = map.advise(memmap2::Advice::Sequential);
@@ -181,8 +192,9 @@ pub fn hash_file_at(
 }
 
 /// Read and hash `len` bytes of `file` in chunks through `buf`; the first bytes (for the
-/// kind sniffer) are returned. A file shorter than `len` just reads short: the caller's
-/// check afterwards calls it unstable.
+/// kind sniffer) are returned; `None` if the file read short (cut short as it was read,
+/// or one whose size says more than can be read, as on some FUSE mounts): the caller
+/// calls it unstable, whatever its `fstat` says, rather than keep a digest of part of it.
 fn read_whole(
     file: &File,
     len: u64,
@@ -190,8 +202,9 @@ fn read_whole(
     buf: &mut Vec<u8>,
     cancel: &AtomicBool,
     progress: &AtomicU64,
-) -> Result<Box<[u8]>, HashError> {
+) -> Result<Option<Box<[u8]>>, HashError> {
     let mut head: Box<[u8]> = Box::new([]);
+    let mut short = false;
     // The buffer only grows, and only its new part is zeroed: a scan's small files each
     // had their length of it cleared before being read over (5 GB of writes for a
     // million files).
@@ -221,10 +234,11 @@ fn read_whole(
         progress.fetch_add(got as u64, Relaxed);
         total += got as u64;
         if got < want {
+            short = true;
             break;
         }
     }
-    Ok(head)
+    Ok((!short).then_some(head))
 }
 
 /// A small file read whole for `lanes::hash_inputs`, or one that changed as it was read.
