@@ -1340,13 +1340,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
     let mut rows = Vec::with_capacity(job.files.len());
     let mut errs = Vec::new();
     let fail = |errs: &mut Vec<PathError>, path: &[u8], stage: &'static str, message: String, errno: Option<i32>| {
-        errors.fetch_add(1, Relaxed);
-        errs.push(PathError {
-            path: path.into(),
-            stage,
-            message,
-            errno,
-        });
+        push_error(errors, errs, path, stage, message, errno)
     };
     let dirfd = CString::new(&*job.dir)
         .map_err(|_| rustix::io::Errno::INVAL)
@@ -1464,6 +1458,24 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
     let _ = tx.send(Msg::Rows(rows));
 }
 
+/// Record a file's error for the catalog (in `errs`) and count it (in `errors`).
+fn push_error(
+    errors: &AtomicU64,
+    errs: &mut Vec<PathError>,
+    path: &[u8],
+    stage: &'static str,
+    message: String,
+    errno: Option<i32>,
+) {
+    errors.fetch_add(1, Relaxed);
+    errs.push(PathError {
+        path: path.into(),
+        stage,
+        message,
+        errno,
+    });
+}
+
 /// A file's outcome in `hash_job` before its row is made: hashed (or failed) as it was
 /// read, or held in the arena as the `inputs` entry given, for the batch's digests.
 enum Got {
@@ -1505,13 +1517,7 @@ fn settle_hashed(
         ..
     } = *out;
     let fail = |errs: &mut Vec<PathError>, path: &[u8], stage: &'static str, message: String, errno: Option<i32>| {
-        errors.fetch_add(1, Relaxed);
-        errs.push(PathError {
-            path: path.into(),
-            stage,
-            message,
-            errno,
-        });
+        push_error(errors, errs, path, stage, message, errno)
     };
     let ext = kind::extension(f.name());
     if !matches!(hashed, Outcome::Stable(..) | Outcome::Failed(HashError::Cancelled)) {
