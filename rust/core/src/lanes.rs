@@ -10,10 +10,11 @@
 //! chaining values below it.
 //!
 //! The digests equal `blake3::hash`'s: the tests compare them over every length class.
-//! Only AVX-512 is used. Elsewhere each input is hashed by `blake3::hash`, whose own
-//! SIMD then works within the input: an 8-lane AVX2 version of this (gathers, as here)
-//! measured 1.0 to 1.2 times the speed of `blake3::hash` on 5 KiB inputs with blake3's
-//! AVX2 code, too little to keep, and gathers are slow on some CPUs that lack AVX-512.
+//! Each lane's 64-byte block is loaded whole and the 16 blocks are transposed in
+//! registers into the message words. Only AVX-512 is used. Elsewhere each input is hashed
+//! by `blake3::hash`, whose own SIMD then works within the input: an 8-lane AVX2 version
+//! of this (with gathers) measured 1.0 to 1.2 times the speed of `blake3::hash` on 5 KiB
+//! inputs with blake3's AVX2 code, too little to keep.
 
 use crate::types::Digest;
 
@@ -90,18 +91,12 @@ macro_rules! g {
     };
 }
 
-/// The compression itself, written once over the vector helpers (`load`, `store`,
-/// `splat`, `gather`, `add`, `xor`, `rot*`) of the module it is expanded in. Each lane's
-/// block is `$step` bytes past its offset.
+/// The compression of the message words `$m` (word-major, a lane each), written over
+/// the vector helpers (`load`, `store`, `splat`, `add`, `xor`, `rot*`) of the module it is
+/// expanded in.
 macro_rules! compress_lanes {
-    ($base:ident, $s:ident, $step:expr) => {{
-        let offs = add(load(&$s.offs), splat($step));
-        let mut m = [splat(0); 16];
-        let mut w = 0;
-        while w < 16 {
-            m[w] = gather($base, add(offs, splat(4 * w as u32)));
-            w += 1;
-        }
+    ($s:ident, $m:ident) => {{
+        let m = $m;
         let mut v = [splat(0); 16];
         let mut w = 0;
         while w < 8 {
@@ -155,12 +150,6 @@ mod avx512 {
     }
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn gather(base: *const u8, offs: __m512i) -> __m512i {
-        // SAFETY (the caller's): every lane's offset names 4 readable bytes from `base`.
-        unsafe { _mm512_i32gather_epi32::<1>(offs, base.cast()) }
-    }
-    #[inline]
-    #[target_feature(enable = "avx512f")]
     fn add(a: __m512i, b: __m512i) -> __m512i {
         _mm512_add_epi32(a, b)
     }
@@ -194,7 +183,66 @@ mod avx512 {
     /// AVX-512F is available, and each lane's offset names 64 readable bytes from `base`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn compress(base: *const u8, s: &mut Lanes<16>) {
-        unsafe { compress_lanes!(base, s, 0) }
+        // SAFETY: the caller's: 64 readable bytes at each lane's offset.
+        let m = transpose(&unsafe { blocks(base, &s.offs, 0) });
+        compress_lanes!(s, m)
+    }
+
+    /// The 64-byte block `step` bytes past each lane's offset from `base`, a row each.
+    ///
+    /// # Safety
+    /// 64 readable bytes at `base + offs[l] + step` for every lane `l`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn blocks(base: *const u8, offs: &[u32; 16], step: usize) -> [__m512i; 16] {
+        let mut rows = [_mm512_setzero_si512(); 16];
+        let mut l = 0;
+        while l < 16 {
+            // SAFETY: the caller's.
+            rows[l] = unsafe { _mm512_loadu_si512(base.add(offs[l] as usize + step).cast()) };
+            l += 1;
+        }
+        rows
+    }
+
+    /// The 16 words of each of 16 rows (a lane's block each) turned word-major: `out[w]`
+    /// holds word `w` of every row, row `l` in element `l`. In-register shuffles: a gather
+    /// per word would do the same, but gathers are slow on CPUs with the microcode fix for
+    /// Gather Data Sampling (Intel's AVX-512 parts from Skylake to Ice Lake).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn transpose(rows: &[__m512i; 16]) -> [__m512i; 16] {
+        // Within each 128-bit quarter: words 4q + k of rows 4g..4g + 3, for each k.
+        let mut u = [[_mm512_setzero_si512(); 4]; 4];
+        let mut g = 0;
+        while g < 4 {
+            let (a, b, c, d) = (rows[4 * g], rows[4 * g + 1], rows[4 * g + 2], rows[4 * g + 3]);
+            let (ab_lo, ab_hi) = (_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+            let (cd_lo, cd_hi) = (_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+            u[g] = [
+                _mm512_unpacklo_epi64(ab_lo, cd_lo),
+                _mm512_unpackhi_epi64(ab_lo, cd_lo),
+                _mm512_unpacklo_epi64(ab_hi, cd_hi),
+                _mm512_unpackhi_epi64(ab_hi, cd_hi),
+            ];
+            g += 1;
+        }
+        // Then the quarters: quarter q of the four groups' vectors makes word 4q + k.
+        let mut out = [_mm512_setzero_si512(); 16];
+        let mut k = 0;
+        while k < 4 {
+            let (a, b, c, d) = (u[0][k], u[1][k], u[2][k], u[3][k]);
+            let ab_lo = _mm512_shuffle_i32x4::<0x44>(a, b);
+            let ab_hi = _mm512_shuffle_i32x4::<0xEE>(a, b);
+            let cd_lo = _mm512_shuffle_i32x4::<0x44>(c, d);
+            let cd_hi = _mm512_shuffle_i32x4::<0xEE>(c, d);
+            out[k] = _mm512_shuffle_i32x4::<0x88>(ab_lo, cd_lo);
+            out[4 + k] = _mm512_shuffle_i32x4::<0xDD>(ab_lo, cd_lo);
+            out[8 + k] = _mm512_shuffle_i32x4::<0x88>(ab_hi, cd_hi);
+            out[12 + k] = _mm512_shuffle_i32x4::<0xDD>(ab_hi, cd_hi);
+            k += 1;
+        }
+        out
     }
 
     /// A whole 1 KiB chunk in every lane, from its offset: sixteen compressions.
@@ -213,7 +261,9 @@ mod avx512 {
             } else {
                 0
             }; 16];
-            unsafe { compress_lanes!(base, s, (b * 64) as u32) }
+            // SAFETY: the caller's: 1024 readable bytes at each lane's offset.
+            let m = transpose(&unsafe { blocks(base, &s.offs, 64 * b) });
+            compress_lanes!(s, m);
             b += 1;
         }
     }
