@@ -1397,24 +1397,45 @@ def test_a_worker_that_hangs_as_it_starts_is_stopped(tmp_path: Path, monkeypatch
 
 @contextlib.contextmanager
 def _fed_fifos(tmp_path: Path, *names: str) -> Iterator[tuple[list[Path], list[threading.Event]]]:
-    """FIFOs in `tmp_path`, and for each an event: once it is set, a writer hands a small
-    PNG to each reader that opens the FIFO (readers open a file more than once), until
-    the block ends."""
+    """FIFOs in `tmp_path`, and for each an event: once it is set, a small PNG takes the
+    FIFO's place, and a reader already waiting on the FIFO is handed the same PNG.
+
+    Readers open a file more than once. A FIFO fed once per open is no fit: a reader's
+    second open can join the pipe of its first while the writer still holds it, and read
+    what the first open left unread (the tail of the PNG), which made the test flaky."""
     png = io.BytesIO()
     media_corpus.picture(48, 32, 3).save(png, "PNG")
+    data = png.getvalue()
+    spare = tmp_path / ".fed"
+    spare.mkdir()
     fifos = [tmp_path / n for n in names]
     gos = [threading.Event() for _ in fifos]
     stop = threading.Event()
 
     def feed(fifo: Path, go: threading.Event) -> None:
         go.wait()
-        while not stop.is_set():
-            with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as f:  # a reader may stop early
-                if not stop.is_set():
-                    f.write(png.getvalue())
+        if stop.is_set():
+            return
+        (spare / f"{fifo.name}.png").replace(fifo)  # later opens read a plain file
+        # Only a reader that found the FIFO before that can still reach it, through its
+        # other link; it is given the PNG once. A reader counts as one while it waits
+        # in its open, so the write end opens at once (else ENXIO: none is there yet).
+        deadline = time.monotonic() + 2.0
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                fd = os.open(spare / fifo.name, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.01)
+                continue
+            with contextlib.suppress(BrokenPipeError):  # the reader gave up meanwhile
+                assert os.write(fd, data) == len(data)  # well under a pipe's 64 KiB: at once
+            os.close(fd)
+            return
 
     for fifo in fifos:
         os.mkfifo(fifo)
+        os.link(fifo, spare / fifo.name)
+        (spare / f"{fifo.name}.png").write_bytes(data)
     writers = [threading.Thread(target=feed, args=a) for a in zip(fifos, gos)]
     for w in writers:
         w.start()
@@ -1422,9 +1443,8 @@ def _fed_fifos(tmp_path: Path, *names: str) -> Iterator[tuple[list[Path], list[t
         yield fifos, gos
     finally:
         stop.set()
-        for fifo, go, w in zip(fifos, gos, writers):
+        for go, w in zip(gos, writers):
             go.set()
-            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # the writer's last open returns
             w.join()
 
 
