@@ -75,6 +75,7 @@ pub struct FileRow {
 impl FileRow {
     /// The row of a walked file; its path moves in, not copied.
     pub fn of(f: WalkedFile, class: Class, digest: Option<Digest>, prev: Option<MediaId>, change: Change) -> Self {
+        assert!(!f.stat.is_unknown(), "a file's row made before its stat was taken");
         FileRow {
             path: f.path,
             name_start: f.name_start,

@@ -59,9 +59,13 @@ pub fn empty_digest() -> Digest {
 }
 
 pub(crate) fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -> Result<File, Errno> {
+    open_with(dir, name, OFlags::empty())
+}
+
+fn open_with(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr, extra: OFlags) -> Result<File, Errno> {
     // O_NONBLOCK: a file replaced by a FIFO since it was listed must not hang the open
     // (reads of regular files ignore the flag).
-    let base = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let base = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | extra;
     let open = |flags| match dir {
         Some(d) => rustix::fs::openat(d, name, flags, Mode::empty()),
         None => rustix::fs::openat(CWD, name, flags, Mode::empty()),
@@ -75,8 +79,20 @@ pub(crate) fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -
     Ok(File::from(fd))
 }
 
-/// Hash the file `name` (relative to `dir`, or a path when `dir` is `None`), expected to
-/// match `expected` as seen by the walk.
+/// A file the walk listed by name only (`WalkOptions::defer_file_stat`), opened to be
+/// read, with its mode, stat and birth time taken from the open file: one lookup of its
+/// name, where a listing `statx` and then an open take two. A symbolic link put at the
+/// name since the folder was read is not followed (`Errno::LOOP`), as the walk's own
+/// `statx` would not follow it.
+pub fn open_unlisted(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+) -> Result<(File, rustix::fs::RawMode, FileStat, i64), Errno> {
+    let file = open_with(Some(dir), name, OFlags::NOFOLLOW)?;
+    let (mode, stat, born) = crate::walk::stat_born(file.as_fd(), c"", rustix::fs::AtFlags::EMPTY_PATH)?;
+    Ok((file, mode, stat, born))
+}
+
 /// Whether a file's stat shows it written since `expected` was taken. Its ctime is
 /// compared only when `expected` is a fresh stat (`UNKNOWN_CTIME` otherwise: a catalog
 /// row's change time moves with every `chmod` or hard link, which changes no content).
@@ -89,9 +105,29 @@ fn moved(now: &FileStat, expected: &FileStat) -> bool {
 /// `FileStat::ctime_ns` of an expectation that was not stat'ed just before (see `moved`).
 pub const UNKNOWN_CTIME: i64 = i64::MIN;
 
+/// Hash the file `name` (relative to `dir`, or a path when `dir` is `None`), expected to
+/// match `expected` as seen by the walk.
 pub fn hash_file_at(
     dir: Option<BorrowedFd<'_>>,
     name: &std::ffi::CStr,
+    expected: &FileStat,
+    buf: &mut Vec<u8>,
+    cancel: &AtomicBool,
+    progress: &AtomicU64,
+) -> Result<Hashed, HashError> {
+    if expected.len.0 == 0 {
+        return Ok(Hashed::Stable {
+            digest: empty_digest(),
+            head: Box::new([]),
+        }); // nothing to open
+    }
+    hash_file(&open_noatime(dir, name)?, expected, buf, cancel, progress)
+}
+
+/// Hash `file`, opened as `hash_file_at` opens it, and expected to match `expected`, as
+/// `hash_file_at` does.
+pub fn hash_file(
+    file: &File,
     expected: &FileStat,
     buf: &mut Vec<u8>,
     cancel: &AtomicBool,
@@ -104,7 +140,6 @@ pub fn hash_file_at(
             head: Box::new([]),
         });
     }
-    let file = open_noatime(dir, name)?;
     let mut hasher = blake3::Hasher::new();
     let unstable = |file: &File| -> Result<Hashed, HashError> {
         Ok(Hashed::Unstable {
@@ -112,9 +147,9 @@ pub fn hash_file_at(
         })
     };
     let head = if len < MMAP_MIN {
-        match read_whole(&file, len, &mut hasher, buf, cancel, progress)? {
+        match read_whole(file, len, &mut hasher, buf, cancel, progress)? {
             Some(head) => head,
-            None => return unstable(&file),
+            None => return unstable(file),
         }
     } else {
         // Mapped only while it is still the file the listing saw: one that shrank since
@@ -126,14 +161,14 @@ pub fn hash_file_at(
         // SAFETY: the mapping is read-only and private to this call, and it is read only
         // while guarded: the guard turns a fault (the file cut short by another program,
         // a bad sector) into zero pages and a flag, checked below before any digest is kept.
-        let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }
+        let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file) }
             .map_err(|e| HashError::Io(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
         match crate::mapguard::Guarded::new(map.as_ptr(), map.len()) {
             None => {
                 drop(map);
-                match read_whole(&file, len, &mut hasher, buf, cancel, progress)? {
+                match read_whole(file, len, &mut hasher, buf, cancel, progress)? {
                     Some(head) => head,
-                    None => return unstable(&file),
+                    None => return unstable(file),
                 }
             }
             Some(guard) => {
@@ -250,27 +285,25 @@ pub enum Held {
     Unstable { now: FileStat },
 }
 
-/// Read the file `name` (relative to `dir`), listed as `expected` and at most
+/// Read `file` (opened as `hash_file_at` opens a file), listed as `expected` and at most
 /// `lanes::LANES_MAX` bytes long, whole onto the end of `arena`, to be hashed later with
 /// others. It is checked as `hash_file_at` checks a file it hashes: one whose size, times
 /// or inode moved since it was listed is `Held::Unstable`. On anything but `Held::Read`
 /// the arena is left as it was.
-pub fn read_small_at(
-    dir: Option<BorrowedFd<'_>>,
-    name: &std::ffi::CStr,
+pub fn read_small(
+    file: &File,
     expected: &FileStat,
     arena: &mut Vec<u8>,
     progress: &AtomicU64,
 ) -> Result<Held, HashError> {
     let len = expected.len.0 as usize;
     debug_assert!(len <= crate::lanes::LANES_MAX);
-    let file = open_noatime(dir, name)?;
     let start = arena.len();
     arena.reserve(len);
     let mut got = 0usize;
     while got < len {
         // Into the arena's spare room, so that nothing is zeroed only to be read over.
-        match rustix::io::read(&file, &mut arena.spare_capacity_mut()[..len - got]) {
+        match rustix::io::read(file, &mut arena.spare_capacity_mut()[..len - got]) {
             Ok(([], _)) => break,
             Ok((init, _)) => {
                 let n = init.len();

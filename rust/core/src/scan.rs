@@ -2,9 +2,11 @@
 //! it, and stream Arrow batches out as they fill.
 //!
 //! Stages:
-//! 1. walk: every regular file with one `fstatat` (see `walk`); each folder's files are
+//! 1. walk: every regular file with one `statx` (see `walk`); each folder's files are
 //!    planned as soon as they are listed, so rows that need no reading reach the catalog
-//!    while the walk goes on;
+//!    while the walk goes on. A first scan that hashes (no previous rows) reads every
+//!    file anyway: its files are listed by name only, and each one's stat is taken from
+//!    the file once it is opened to be read (`WalkOptions::defer_file_stat`);
 //! 2. plan: each file is unchanged (same path, dev, inode, size, mtime: nothing to do),
 //!    or needs a row (new, changed, revived, moved), and maybe a digest. Identity
 //!    questions (a new path holding a known inode: a move or a hard link? a known path
@@ -30,7 +32,7 @@ use rustix::fs::{Mode, OFlags, CWD};
 
 use crate::batch::{errors_batch, ids_batch, Change, FileRow, FilesBuilder};
 use crate::error::{Error, Result};
-use crate::hash::{hash_file_at, HashError, Hashed, Held, HEAD_LEN};
+use crate::hash::{empty_digest, hash_file, open_noatime, HashError, Hashed, Held, HEAD_LEN};
 use crate::kind::{self, Class};
 use crate::prev::{FolderMatcher, MediaId, PrevState};
 use crate::types::{Digest, FileStat};
@@ -998,6 +1000,20 @@ fn plan_dir(
 ) {
     let mut matcher = FolderMatcher::new(prev);
     let planned = d.files.into_iter().map(|f| {
+        if f.stat.is_unknown() {
+            // Listed by name only, in a first scan that hashes (see `run`): a new file.
+            assert!(
+                want_hash && prev.len() == 0,
+                "a file listed by name only in a scan with rows to compare"
+            );
+            let p = Plan::Row {
+                prev: None,
+                change: Change::New,
+                digest: None,
+                hash: true,
+            };
+            return (f, p);
+        }
         let found = matcher.find(&f.path, f.name_start as usize);
         let p = plan_file(&f, found, prev, want_hash);
         (f, p)
@@ -1071,7 +1087,9 @@ fn dispatch(
                 hash,
             } => {
                 out.counts.add(change);
-                if hash && inline && f.stat.len.0 < INLINE_MAX {
+                // A file not yet stat-ed is hashed now whatever `inline` says: its stat,
+                // taken as it is opened, tells whether it waits for the hash phase after all.
+                if hash && (f.stat.is_unknown() || inline && f.stat.len.0 < INLINE_MAX) {
                     now.push((f, id, change));
                 } else if hash {
                     job_bytes += f.stat.len.0;
@@ -1109,7 +1127,12 @@ fn dispatch(
         let _ = out.mtx.send(Msg::Rows(rows));
     }
     if !now.is_empty() {
-        let bytes: u64 = now.iter().map(|(f, _, _)| f.stat.len.0).sum();
+        // Of files not yet stat-ed, once they are (`list_unlisted`).
+        let bytes: u64 = now
+            .iter()
+            .filter(|(f, _, _)| !f.stat.is_unknown())
+            .map(|(f, _, _)| f.stat.len.0)
+            .sum();
         out.progress.hash_files_total.fetch_add(now.len() as u64, Relaxed);
         out.progress.hash_bytes_total.fetch_add(bytes, Relaxed);
         hash_job(HashJob { dir, files: now }, out);
@@ -1166,7 +1189,13 @@ fn run(
                 }
                 Offer::Held => slot.hold_back(cancel, threads, walkers),
             };
-            let walked = walk(&opts.roots, &opts.walk, cancel, &progress.walk, &sink)?;
+            // With no previous rows to compare with, every file is new and read whole: none
+            // needs its stat before it is opened (see `WalkOptions::defer_file_stat`).
+            let walk_opts = WalkOptions {
+                defer_file_stat: opts.hash && slot.state.get().is_some_and(|p| p.len() == 0),
+                ..opts.walk.clone()
+            };
+            let walked = walk(&opts.roots, &walk_opts, cancel, &progress.walk, &sink)?;
             let (prev, held) = slot.wait(cancel)?;
             held.into_par_iter().for_each(|d| plan(d, prev, false));
             let settled = {
@@ -1382,6 +1411,8 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
     arena.clear();
     let mut inputs: Vec<(usize, usize)> = Vec::new();
     let mut read: Vec<(WalkedFile, Option<MediaId>, Change, Got)> = Vec::new();
+    // Files found too large to hash now once stat-ed here (see `list_unlisted`).
+    let mut later = Vec::new();
     let mut name_buf: Vec<u8> = Vec::new();
     let mut files = job.files.into_iter();
     loop {
@@ -1417,19 +1448,35 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
         let Ok(name) = std::ffi::CStr::from_bytes_with_nul(&name_buf) else {
             continue;
         };
-        let mut attempt = |expected: &FileStat, buf: &mut Vec<u8>| {
-            let len = expected.len.0;
-            if len == 0 || len as usize > crate::lanes::LANES_MAX {
-                return Got::Done(hash_file_at(
-                    Some(dirfd.as_fd()),
-                    name,
-                    expected,
-                    buf,
-                    cancel,
-                    &progress.hash_bytes_done,
-                ));
+        let mut opened = None;
+        if f.stat.is_unknown() {
+            match list_unlisted(&mut f, change, dirfd.as_fd(), name, out, &mut errs) {
+                Unlisted::Open(file) => opened = Some(file),
+                Unlisted::ByName => {}
+                Unlisted::Later => {
+                    later.push((f, id, change));
+                    continue;
+                }
+                Unlisted::Gone => continue,
             }
-            match crate::hash::read_small_at(Some(dirfd.as_fd()), name, expected, arena, &progress.hash_bytes_done) {
+        }
+        // `file`: the file already open, else it is opened here.
+        let mut attempt = |expected: &FileStat, buf: &mut Vec<u8>, file: Option<std::fs::File>| {
+            let len = expected.len.0;
+            if len == 0 {
+                return Got::Done(Ok(Hashed::Stable {
+                    digest: empty_digest(),
+                    head: Box::new([]),
+                }));
+            }
+            let file = match file.map_or_else(|| open_noatime(Some(dirfd.as_fd()), name), Ok) {
+                Ok(file) => file,
+                Err(e) => return Got::Done(Err(e.into())),
+            };
+            if len as usize > crate::lanes::LANES_MAX {
+                return Got::Done(hash_file(&file, expected, buf, cancel, &progress.hash_bytes_done));
+            }
+            match crate::hash::read_small(&file, expected, arena, &progress.hash_bytes_done) {
                 Ok(Held::Read { start, len }) => {
                     inputs.push((start, len));
                     Got::Held(inputs.len() - 1)
@@ -1438,7 +1485,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
                 Err(e) => Got::Done(Err(e)),
             }
         };
-        let mut got = attempt(&f.stat, buf);
+        let mut got = attempt(&f.stat, buf, opened);
         if let Got::Done(Ok(Hashed::Unstable { now })) = &got {
             if now.id != f.stat.id
                 && (now.len, now.mtime_ns, now.ctime_ns) == (f.stat.len, f.stat.mtime_ns, f.stat.ctime_ns)
@@ -1447,15 +1494,96 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
                 // inodes as they load them (FAT, FUSE without fixed numbers) renumber one
                 // dropped from memory since the walk. Read under its number now.
                 f.stat.id = now.id;
-                got = attempt(&f.stat, buf);
+                got = attempt(&f.stat, buf, None);
             }
         }
         read.push((f, id, change, got));
+    }
+    if !later.is_empty() {
+        out.jobs.lock().unwrap().push(HashJob {
+            dir: job.dir.clone(),
+            files: later,
+        });
     }
     if !errs.is_empty() {
         let _ = tx.send(Msg::Errors(errs));
     }
     let _ = tx.send(Msg::Rows(rows));
+}
+
+/// What `list_unlisted` found of a file the walk listed by name only.
+enum Unlisted {
+    /// Opened, its stat filled in from the open file: read it from there.
+    Open(std::fs::File),
+    /// Not opened (one we may not read), its stat read by name: it goes the way of a
+    /// listed file, which meets the same error.
+    ByName,
+    /// Its stat filled in, and too large to hash as its folder is listed: for the hash
+    /// phase (see `INLINE_MAX`), as a listed file of its size is.
+    Later,
+    /// Gone, or no longer a regular file, since its folder was read: no row, as the walk
+    /// lists none; gone is an error row, as the walk's is.
+    Gone,
+}
+
+/// Stat `f`, a file the walk listed by name only (`WalkOptions::defer_file_stat`), as the
+/// walk stats the others: from the file opened to read it, else by name. Progress counts
+/// its bytes now.
+fn list_unlisted(
+    f: &mut WalkedFile,
+    change: Change,
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    out: &Outlets<'_>,
+    errs: &mut Vec<PathError>,
+) -> Unlisted {
+    let progress = out.progress;
+    let (file, listed) = match crate::hash::open_unlisted(dir, name) {
+        Ok((file, mode, stat, born)) => (Some(file), Ok((mode, stat, born))),
+        Err(_) => (
+            None,
+            crate::walk::stat_born(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW),
+        ),
+    };
+    let not_listed = || {
+        out.counts.gone(change);
+        progress.hash_files_done.fetch_add(1, Relaxed);
+        progress.walk.files.fetch_sub(1, Relaxed);
+    };
+    match listed {
+        Ok((mode, stat, born)) if rustix::fs::FileType::from_raw_mode(mode) == rustix::fs::FileType::RegularFile => {
+            f.stat = stat;
+            f.born_ns = born;
+            progress.walk.bytes.fetch_add(stat.len.0, Relaxed);
+            if stat.len.0 >= INLINE_MAX {
+                progress.hash_files_total.fetch_sub(1, Relaxed); // counted again as the phase starts
+                return Unlisted::Later;
+            }
+            progress.hash_bytes_total.fetch_add(stat.len.0, Relaxed);
+            file.map_or(Unlisted::ByName, Unlisted::Open)
+        }
+        Ok(_) => {
+            not_listed(); // a folder, a FIFO, a link put there: the walk passes such by
+            Unlisted::Gone
+        }
+        Err(e) => {
+            not_listed();
+            let stage = if e == rustix::io::Errno::NOENT {
+                "vanished"
+            } else {
+                "stat"
+            };
+            push_error(
+                out.hash_errors,
+                errs,
+                &f.path,
+                stage,
+                describe_io(&e.into()),
+                Some(e.raw_os_error()),
+            );
+            Unlisted::Gone
+        }
+    }
 }
 
 /// Record a file's error for the catalog (in `errs`) and count it (in `errors`).
@@ -1796,6 +1924,7 @@ mod tests {
         let big = vec![7u8; INLINE_MAX as usize + 1];
         std::fs::write(d.path().join("d0").join("big.mov"), &big).unwrap();
         std::fs::write(d.path().join("d1").join("edge.mov"), &big[..INLINE_MAX as usize - 1]).unwrap();
+        // With no previous rows, files are listed by name only and stat-ed as opened.
         let h = start(opts, Some(PrevState::empty())).unwrap();
         let (rows, t) = drain(&h);
         let small: u64 = (0..50).map(|i| format!("file {i}").len() as u64).sum();
@@ -1847,6 +1976,54 @@ mod tests {
             0,
         )
         .unwrap();
+        let r = run_job(d.path(), listed);
+        // The three gone before their read are no new files: one row, one new.
+        assert_eq!(r.counts.new.load(Relaxed), 1);
+        assert_eq!(r.counts.gone_before_read.load(Relaxed), 3);
+        let rows: Vec<Vec<u8>> = r.rows.iter().map(|r| r.path.to_vec()).collect();
+        let kept = d.path().join("kept.jpg").as_os_str().as_encoded_bytes().to_vec();
+        assert_eq!(rows, vec![kept]);
+        let got = r.errors();
+        assert_eq!(got[0].0, "dir.jpg");
+        assert_eq!(
+            (got[0].1, got[0].2.as_str()),
+            ("vanished", "replaced by a folder since it was listed")
+        );
+        assert_eq!((got[1].0.as_str(), got[1].1), ("fifo.jpg", "vanished"));
+        assert_eq!(got[1].2, "replaced by a FIFO since it was listed");
+        assert_eq!((got[2].0.as_str(), got[2].1), ("gone.jpg", "vanished"));
+        assert_eq!(got.len(), 3);
+        assert_eq!(r.progress.hash_files_done.load(Relaxed), 4);
+    }
+
+    /// What `run_job` gives back.
+    struct JobRun {
+        rows: Vec<FileRow>,
+        errs: Vec<PathError>,
+        counts: Counts,
+        progress: Progress,
+        jobs: Vec<HashJob>,
+    }
+
+    impl JobRun {
+        /// Each error as (file name, stage, message), sorted.
+        fn errors(&self) -> Vec<(String, &str, String)> {
+            let mut got: Vec<(String, &str, String)> = self
+                .errs
+                .iter()
+                .map(|e| {
+                    let name = String::from_utf8_lossy(&e.path).rsplit('/').next().unwrap().to_string();
+                    (name, e.stage, e.message.clone())
+                })
+                .collect();
+            got.sort();
+            got
+        }
+    }
+
+    /// `files` of the folder `dir`, planned new and hashed as `dispatch` hashes them as
+    /// their folder is listed (counted by the walk, and as files to hash).
+    fn run_job(dir: &std::path::Path, files: Vec<WalkedFile>) -> JobRun {
         let (counts, progress) = (Counts::default(), Progress::default());
         let (unstable, errors, cancel) = (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -1860,43 +2037,124 @@ mod tests {
             unstable: &unstable,
             hash_errors: &errors,
         };
-        let dir: Arc<[u8]> = d.path().as_os_str().as_encoded_bytes().into();
-        let files: Vec<_> = listed.into_iter().map(|f| (f, None, Change::New)).collect();
+        let dir: Arc<[u8]> = dir.as_os_str().as_encoded_bytes().into();
+        let files: Vec<_> = files.into_iter().map(|f| (f, None, Change::New)).collect();
         for _ in &files {
             counts.add(Change::New); // as planned
         }
+        progress.walk.files.store(files.len() as u64, Relaxed);
+        progress.hash_files_total.store(files.len() as u64, Relaxed);
         hash_job(HashJob { dir, files }, &out);
-        // The three gone before their read are no new files: one row, one new.
-        assert_eq!(counts.new.load(Relaxed), 1);
-        assert_eq!(counts.gone_before_read.load(Relaxed), 3);
         drop(tx);
         let (mut rows, mut errs) = (Vec::new(), Vec::new());
         for m in rx {
             match m {
-                Msg::Rows(r) => rows.extend(r.into_iter().map(|r| r.path.to_vec())),
+                Msg::Rows(r) => rows.extend(r),
                 Msg::Errors(e) => errs.extend(e),
             }
         }
-        let kept = d.path().join("kept.jpg").as_os_str().as_encoded_bytes().to_vec();
-        assert_eq!(rows, vec![kept]);
-        let mut got: Vec<(String, &str, String)> = errs
+        JobRun {
+            rows,
+            errs,
+            counts,
+            progress,
+            jobs: jobs.into_inner().unwrap(),
+        }
+    }
+
+    /// A first scan's files, listed by name only (`WalkOptions::defer_file_stat`), each
+    /// stat-ed as it is opened: the stat a listing gives, birth time included; a large one
+    /// left to the hash phase, stat-ed; what is no longer a regular file passed by as the
+    /// walk passes it by, and a file gone, an error row as the walk makes.
+    #[test]
+    fn files_listed_by_name_only_are_stat_ed_as_they_are_opened() {
+        let d = tempfile::tempdir().unwrap();
+        let names = [
+            "kept.jpg",
+            "empty.jpg",
+            "big.mov",
+            "dir.jpg",
+            "fifo.jpg",
+            "link.jpg",
+            "gone.jpg",
+        ];
+        std::fs::write(d.path().join("kept.jpg"), b"some bytes to hash").unwrap();
+        std::fs::write(d.path().join("empty.jpg"), b"").unwrap();
+        std::fs::write(d.path().join("big.mov"), vec![3u8; INLINE_MAX as usize]).unwrap();
+        std::fs::create_dir(d.path().join("dir.jpg")).unwrap();
+        rustix::fs::mknodat(
+            CWD,
+            d.path().join("fifo.jpg").as_path(),
+            rustix::fs::FileType::Fifo,
+            Mode::RUSR | Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(d.path().join("kept.jpg"), d.path().join("link.jpg")).unwrap();
+        let listed: Vec<WalkedFile> = names
             .iter()
-            .map(|e| {
-                let name = String::from_utf8_lossy(&e.path).rsplit('/').next().unwrap().to_string();
-                (name, e.stage, e.message.clone())
+            .map(|n| {
+                let path: Box<[u8]> = d.path().join(n).as_os_str().as_encoded_bytes().into();
+                let name_start = (path.len() - n.len()) as u32;
+                WalkedFile {
+                    path,
+                    name_start,
+                    stat: FileStat::UNKNOWN,
+                    born_ns: 0,
+                }
             })
             .collect();
-        got.sort();
-        assert_eq!(got[0].0, "dir.jpg");
+        // What the walk's own listing gives for each.
+        let by_name = |n: &str| {
+            let c = CString::new(d.path().join(n).as_os_str().as_encoded_bytes()).unwrap();
+            let (_, stat, born) =
+                crate::walk::stat_born(CWD, c.as_c_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+            (stat, born)
+        };
+        let r = run_job(d.path(), listed);
+        let mut rows: Vec<(String, FileStat, i64, Option<Digest>)> = r
+            .rows
+            .iter()
+            .map(|r| {
+                let name = String::from_utf8_lossy(&r.path[r.name_start as usize..]).to_string();
+                (name, r.stat, r.born_ns, r.digest)
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let row = |n: &str, content: &[u8]| {
+            let (stat, born) = by_name(n);
+            (
+                n.to_string(),
+                stat,
+                born,
+                Some(Digest(*blake3::hash(content).as_bytes())),
+            )
+        };
         assert_eq!(
-            (got[0].1, got[0].2.as_str()),
-            ("vanished", "replaced by a folder since it was listed")
+            rows,
+            vec![row("empty.jpg", b""), row("kept.jpg", b"some bytes to hash")]
         );
-        assert_eq!((got[1].0.as_str(), got[1].1), ("fifo.jpg", "vanished"));
-        assert_eq!(got[1].2, "replaced by a FIFO since it was listed");
-        assert_eq!((got[2].0.as_str(), got[2].1), ("gone.jpg", "vanished"));
-        assert_eq!(got.len(), 3);
-        assert_eq!(progress.hash_files_done.load(Relaxed), 4);
+        assert_eq!(r.jobs.len(), 1);
+        let later: Vec<(&[u8], FileStat)> = r.jobs[0].files.iter().map(|(f, _, _)| (f.name(), f.stat)).collect();
+        assert_eq!(later, vec![(&b"big.mov"[..], by_name("big.mov").0)]);
+        let got = r.errors();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0.as_str(), got[0].1), ("gone.jpg", "vanished"));
+        // Four passed by: no longer counted as walked, nor as new.
+        assert_eq!(r.counts.new.load(Relaxed), 3);
+        assert_eq!(r.counts.gone_before_read.load(Relaxed), 4);
+        let p = &r.progress;
+        assert_eq!(p.walk.files.load(Relaxed), 3);
+        assert_eq!(p.walk.bytes.load(Relaxed), 18 + INLINE_MAX);
+        // The large file is counted again when the hash phase starts.
+        assert_eq!(
+            (p.hash_files_total.load(Relaxed), p.hash_bytes_total.load(Relaxed)),
+            (6, 18)
+        );
+        assert_eq!(
+            (p.hash_files_done.load(Relaxed), p.hash_bytes_done.load(Relaxed)),
+            (6, 18)
+        );
     }
 
     #[test]

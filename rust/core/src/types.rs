@@ -48,7 +48,7 @@ pub fn time_ns(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
-/// What the walker learned of one regular file from a single `fstatat`.
+/// What the walker learned of one regular file from a single `statx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStat {
     pub len: FileLen,
@@ -59,6 +59,20 @@ pub struct FileStat {
 }
 
 impl FileStat {
+    /// The stat of a file the walk listed by name only (`WalkOptions::defer_file_stat`):
+    /// it is taken from the file once it is opened to be read.
+    pub const UNKNOWN: FileStat = FileStat {
+        len: FileLen(u64::MAX),
+        mtime_ns: i64::MIN,
+        ctime_ns: i64::MIN,
+        id: FileId { dev: 0, ino: 0 },
+        nlink: 0,
+    };
+
+    pub fn is_unknown(&self) -> bool {
+        *self == Self::UNKNOWN
+    }
+
     /// Build from a raw `stat` result.
     pub fn from_stat(st: &rustix::fs::Stat) -> Self {
         FileStat {

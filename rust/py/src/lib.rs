@@ -225,6 +225,7 @@ impl Scanner {
                 follow_symlinks,
                 one_file_system,
                 skip,
+                defer_file_stat: false, // the scan decides
             },
             hash,
             threads,
