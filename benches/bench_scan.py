@@ -463,7 +463,8 @@ def main() -> int:
     floors = Case("f", "floors", [
         Cmd("stat", f"C walker, getdents + fstatat, {NPROC} threads (`benches/floor.c stat`)",
             [str(floor_bin), "stat", str(NPROC), root]),
-        Cmd("read", f"C walker + open, read, close of every file, {NPROC} threads (`benches/floor.c read`)",
+        Cmd("read", f"C walker: open, fstat, read, fstat, close of every file, {NPROC} threads "
+            "(`benches/floor.c read`)",
             [str(floor_bin), "read", str(NPROC), root]),
         Cmd("write", "catalog write alone: b's rows from Arrow into a fresh catalog, one transaction "
             "(`benches/write_floor.py`)",
@@ -530,7 +531,7 @@ def main() -> int:
         f"CPU-s over {NPROC} cores is {floor_a:.3f} s; the target is {0.6 * b('a', 'find'):.3f} s (0.6 x find), "
         + ("so it is out of reach for any engine that stores the rows." if floor_a > 0.6 * b("a", "find")
            else "so it is reachable in principle."),
-        f"Floor for b, before any hashing: the C walker's open, read and close of every file, "
+        f"Floor for b, before any hashing: the C walker's open, fstat, read, fstat and close of every file, "
         f"{cpu('f', 'read'):.2f} CPU-s, plus the catalog write over {NPROC} cores is {floor_b:.3f} s; the target "
         f"is {0.7 * b('b', 'b3'):.3f} s (0.7 x the b3sum pipeline), and BLAKE3 over {n_bytes / 1e9:.2f} GB comes "
         "on top.",
