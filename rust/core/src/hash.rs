@@ -65,7 +65,8 @@ pub(crate) fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -
 fn open_with(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr, extra: OFlags) -> Result<File, Errno> {
     // O_NONBLOCK: a file replaced by a FIFO since it was listed must not hang the open
     // (reads of regular files ignore the flag).
-    let base = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | extra;
+    // O_NOCTTY: nor may a terminal device put at the name become this process's terminal.
+    let base = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY | extra;
     let open = |flags| match dir {
         Some(d) => rustix::fs::openat(d, name, flags, Mode::empty()),
         None => rustix::fs::openat(CWD, name, flags, Mode::empty()),

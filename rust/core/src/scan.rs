@@ -935,6 +935,38 @@ fn collect(mrx: Receiver<Msg>, mut b: Batcher<'_>, flush_after: Duration, cancel
 struct HashJob {
     dir: Arc<[u8]>,
     files: Vec<(WalkedFile, Option<MediaId>, Change)>,
+    /// The folder as the walk opened it (see `DirFiles::fd`); else it is opened by path.
+    fd: Option<rustix::fd::OwnedFd>,
+}
+
+/// A hash job of the phase after the walk holds at most this many files, or about this
+/// many bytes, so that jobs spread over the threads.
+const JOB_FILES: usize = 256;
+const JOB_BYTES: u64 = 256 << 20;
+
+/// `files` of the folder `dir`, to hash in the phase after the walk, as jobs of at most
+/// `JOB_FILES` files or about `JOB_BYTES` bytes.
+fn into_jobs(dir: &Arc<[u8]>, files: Vec<(WalkedFile, Option<MediaId>, Change)>) -> Vec<HashJob> {
+    let mut jobs = Vec::new();
+    let (mut job, mut bytes) = (Vec::new(), 0u64);
+    for f in files {
+        bytes += f.0.stat.len.0;
+        job.push(f);
+        if job.len() >= JOB_FILES || bytes >= JOB_BYTES {
+            jobs.push(std::mem::take(&mut job));
+            bytes = 0;
+        }
+    }
+    if !job.is_empty() {
+        jobs.push(job);
+    }
+    jobs.into_iter()
+        .map(|files| HashJob {
+            dir: dir.clone(),
+            files,
+            fd: None,
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -999,7 +1031,8 @@ fn plan_dir(
     just_listed: bool,
 ) {
     let mut matcher = FolderMatcher::new(prev);
-    let planned = d.files.into_iter().map(|f| {
+    let DirFiles { dir, files, fd } = d;
+    let planned = files.into_iter().map(|f| {
         if f.stat.is_unknown() {
             // Listed by name only, in a first scan that hashes (see `run`): a new file.
             assert!(
@@ -1018,7 +1051,7 @@ fn plan_dir(
         let p = plan_file(&f, found, prev, want_hash);
         (f, p)
     });
-    dispatch(&d.dir, planned, out, Some(deferred), just_listed);
+    dispatch(&dir, fd, planned, out, Some(deferred), just_listed);
 }
 
 /// Files below this size that need hashing are hashed by the walker thread that just listed
@@ -1047,6 +1080,7 @@ struct Outlets<'a> {
 /// straight to hashing when `inline` (see `INLINE_MAX`), the rest to hash jobs.
 fn dispatch(
     dir: &[u8],
+    fd: Option<rustix::fd::OwnedFd>,
     planned: impl Iterator<Item = (WalkedFile, Plan)>,
     out: &Outlets<'_>,
     deferred: Option<&Mutex<Vec<(WalkedFile, Deferred)>>>,
@@ -1054,12 +1088,7 @@ fn dispatch(
 ) {
     let dir: Arc<[u8]> = dir.into();
     let mut rows = Vec::new();
-    let mut job = HashJob {
-        dir: dir.clone(),
-        files: Vec::new(),
-    };
-    let mut job_bytes = 0u64;
-    let mut new_jobs = Vec::new();
+    let mut later = Vec::new();
     let mut defer = Vec::new();
     let mut now = Vec::new();
     for (f, plan) in planned {
@@ -1092,19 +1121,7 @@ fn dispatch(
                 if hash && (f.stat.is_unknown() || inline && f.stat.len.0 < INLINE_MAX) {
                     now.push((f, id, change));
                 } else if hash {
-                    job_bytes += f.stat.len.0;
-                    job.files.push((f, id, change));
-                    // Keep jobs small enough to spread over the threads.
-                    if job.files.len() >= 256 || job_bytes >= 256 << 20 {
-                        new_jobs.push(std::mem::replace(
-                            &mut job,
-                            HashJob {
-                                dir: dir.clone(),
-                                files: Vec::new(),
-                            },
-                        ));
-                        job_bytes = 0;
-                    }
+                    later.push((f, id, change));
                 } else {
                     let class = classify_unread(&f);
                     rows.push(FileRow::of(f, class, digest, id, change));
@@ -1112,16 +1129,14 @@ fn dispatch(
             }
         }
     }
-    if !job.files.is_empty() {
-        new_jobs.push(job);
-    }
     if !defer.is_empty() {
         if let Some(d) = deferred {
             d.lock().unwrap().extend(defer);
         }
     }
-    if !new_jobs.is_empty() {
-        out.jobs.lock().unwrap().extend(new_jobs);
+    if !later.is_empty() {
+        let jobs = into_jobs(&dir, later);
+        out.jobs.lock().unwrap().extend(jobs);
     }
     if !rows.is_empty() {
         let _ = out.mtx.send(Msg::Rows(rows));
@@ -1135,7 +1150,7 @@ fn dispatch(
             .sum();
         out.progress.hash_files_total.fetch_add(now.len() as u64, Relaxed);
         out.progress.hash_bytes_total.fetch_add(bytes, Relaxed);
-        hash_job(HashJob { dir, files: now }, out);
+        hash_job(HashJob { dir, files: now, fd }, out);
     }
 }
 
@@ -1220,7 +1235,7 @@ fn run(
             };
             for (f, plan) in settled {
                 let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
-                dispatch(&dir, std::iter::once((f, plan)), &out, None, false);
+                dispatch(&dir, None, std::iter::once((f, plan)), &out, None, false);
             }
             if !walked.errors.is_empty() {
                 let _ = mtx.send(Msg::Errors(walked.errors.clone()));
@@ -1371,16 +1386,18 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
     let fail = |errs: &mut Vec<PathError>, path: &[u8], stage: &'static str, message: String, errno: Option<i32>| {
         push_error(errors, errs, path, stage, message, errno)
     };
-    let dirfd = CString::new(&*job.dir)
-        .map_err(|_| rustix::io::Errno::INVAL)
-        .and_then(|c| {
-            rustix::fs::openat(
-                CWD,
-                c.as_c_str(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-        });
+    let dirfd = job.fd.map(Ok).unwrap_or_else(|| {
+        CString::new(&*job.dir)
+            .map_err(|_| rustix::io::Errno::INVAL)
+            .and_then(|c| {
+                rustix::fs::openat(
+                    CWD,
+                    c.as_c_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+            })
+    });
     let dirfd = match dirfd {
         Ok(fd) => fd,
         Err(e) => {
@@ -1500,10 +1517,15 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
         read.push((f, id, change, got));
     }
     if !later.is_empty() {
-        out.jobs.lock().unwrap().push(HashJob {
-            dir: job.dir.clone(),
-            files: later,
-        });
+        // Before the hash phase takes the jobs: files are stat-ed here only as their folder
+        // is listed (`dispatch` hashes them at once).
+        assert_ne!(
+            progress.phase.load(Relaxed),
+            phase::HASH,
+            "files left for a hash phase already under way"
+        );
+        let jobs = into_jobs(&job.dir, later);
+        out.jobs.lock().unwrap().extend(jobs);
     }
     if !errs.is_empty() {
         let _ = tx.send(Msg::Errors(errs));
@@ -1953,29 +1975,13 @@ mod tests {
             .map(|n| {
                 let p = d.path().join(n);
                 std::fs::write(&p, b"some bytes to hash").unwrap();
-                let st = rustix::fs::stat(&p).unwrap();
-                let path: Box<[u8]> = p.as_os_str().as_encoded_bytes().into();
-                let name_start = (path.len() - n.len()) as u32;
-                WalkedFile {
-                    path,
-                    name_start,
-                    stat: FileStat::from_stat(&st),
-                    born_ns: 0,
-                }
+                listed_as(d.path(), n, FileStat::from_stat(&rustix::fs::stat(&p).unwrap()))
             })
             .collect();
         for n in ["dir.jpg", "fifo.jpg", "gone.jpg"] {
             std::fs::remove_file(d.path().join(n)).unwrap();
         }
-        std::fs::create_dir(d.path().join("dir.jpg")).unwrap();
-        rustix::fs::mknodat(
-            CWD,
-            d.path().join("fifo.jpg").as_path(),
-            rustix::fs::FileType::Fifo,
-            Mode::RUSR | Mode::WUSR,
-            0,
-        )
-        .unwrap();
+        folder_and_fifo(d.path());
         let r = run_job(d.path(), listed);
         // The three gone before their read are no new files: one row, one new.
         assert_eq!(r.counts.new.load(Relaxed), 1);
@@ -1994,6 +2000,31 @@ mod tests {
         assert_eq!((got[2].0.as_str(), got[2].1), ("gone.jpg", "vanished"));
         assert_eq!(got.len(), 3);
         assert_eq!(r.progress.hash_files_done.load(Relaxed), 4);
+    }
+
+    /// The file `name` of the folder `dir` as the walk lists it, with `stat`.
+    fn listed_as(dir: &std::path::Path, name: &str, stat: FileStat) -> WalkedFile {
+        let path: Box<[u8]> = dir.join(name).as_os_str().as_encoded_bytes().into();
+        let name_start = (path.len() - name.len()) as u32;
+        WalkedFile {
+            path,
+            name_start,
+            stat,
+            born_ns: 0,
+        }
+    }
+
+    /// A folder `dir.jpg` and a FIFO `fifo.jpg` in `dir`: names no regular file holds.
+    fn folder_and_fifo(dir: &std::path::Path) {
+        std::fs::create_dir(dir.join("dir.jpg")).unwrap();
+        rustix::fs::mknodat(
+            CWD,
+            dir.join("fifo.jpg").as_path(),
+            rustix::fs::FileType::Fifo,
+            Mode::RUSR | Mode::WUSR,
+            0,
+        )
+        .unwrap();
     }
 
     /// What `run_job` gives back.
@@ -2024,6 +2055,11 @@ mod tests {
     /// `files` of the folder `dir`, planned new and hashed as `dispatch` hashes them as
     /// their folder is listed (counted by the walk, and as files to hash).
     fn run_job(dir: &std::path::Path, files: Vec<WalkedFile>) -> JobRun {
+        run_job_in(dir, None, files)
+    }
+
+    /// `run_job`, with the folder's descriptor as the walk hands it over (`DirFiles::fd`).
+    fn run_job_in(dir: &std::path::Path, fd: Option<rustix::fd::OwnedFd>, files: Vec<WalkedFile>) -> JobRun {
         let (counts, progress) = (Counts::default(), Progress::default());
         let (unstable, errors, cancel) = (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -2044,7 +2080,7 @@ mod tests {
         }
         progress.walk.files.store(files.len() as u64, Relaxed);
         progress.hash_files_total.store(files.len() as u64, Relaxed);
-        hash_job(HashJob { dir, files }, &out);
+        hash_job(HashJob { dir, files, fd }, &out);
         drop(tx);
         let (mut rows, mut errs) = (Vec::new(), Vec::new());
         for m in rx {
@@ -2060,6 +2096,49 @@ mod tests {
             progress,
             jobs: jobs.into_inner().unwrap(),
         }
+    }
+
+    /// Large files found as a first scan's folder is listed wait for the hash phase in jobs
+    /// of at most `JOB_BYTES` (or `JOB_FILES`), spread over the threads as a listed
+    /// folder's are, never all in one.
+    #[test]
+    fn large_files_stat_ed_as_opened_wait_in_jobs_of_the_usual_size() {
+        let d = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..300).map(|i| format!("raw{i:03}.nef")).collect();
+        for n in &names {
+            // Sparse: 2 MiB long, and nothing is written.
+            std::fs::File::create(d.path().join(n))
+                .unwrap()
+                .set_len(2 << 20)
+                .unwrap();
+        }
+        let listed = names
+            .iter()
+            .map(|n| listed_as(d.path(), n, FileStat::UNKNOWN))
+            .collect();
+        let r = run_job(d.path(), listed);
+        let sizes: Vec<usize> = r.jobs.iter().map(|j| j.files.len()).collect();
+        assert_eq!(sizes, vec![128, 128, 44]);
+        assert!(r.rows.is_empty() && r.errs.is_empty());
+    }
+
+    /// Files listed by name only are opened relative to the folder the walk read, never
+    /// through its path: a folder swapped since for a link to another one holding the same
+    /// names gives none of that other folder's files.
+    #[test]
+    fn files_listed_by_name_only_are_read_from_the_folder_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let (lib, away, other) = (d.path().join("lib"), d.path().join("away"), d.path().join("other"));
+        for (dir, text) in [(&lib, "listed"), (&other, "elsewhere")] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("a.jpg"), text).unwrap();
+        }
+        let fd = rustix::fs::open(&lib, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        std::fs::rename(&lib, &away).unwrap();
+        std::os::unix::fs::symlink(&other, &lib).unwrap();
+        let r = run_job_in(&lib, Some(fd), vec![listed_as(&lib, "a.jpg", FileStat::UNKNOWN)]);
+        let digests: Vec<Option<Digest>> = r.rows.iter().map(|r| r.digest).collect();
+        assert_eq!(digests, vec![Some(Digest(*blake3::hash(b"listed").as_bytes()))]);
     }
 
     /// A first scan's files, listed by name only (`WalkOptions::defer_file_stat`), each
@@ -2081,28 +2160,11 @@ mod tests {
         std::fs::write(d.path().join("kept.jpg"), b"some bytes to hash").unwrap();
         std::fs::write(d.path().join("empty.jpg"), b"").unwrap();
         std::fs::write(d.path().join("big.mov"), vec![3u8; INLINE_MAX as usize]).unwrap();
-        std::fs::create_dir(d.path().join("dir.jpg")).unwrap();
-        rustix::fs::mknodat(
-            CWD,
-            d.path().join("fifo.jpg").as_path(),
-            rustix::fs::FileType::Fifo,
-            Mode::RUSR | Mode::WUSR,
-            0,
-        )
-        .unwrap();
+        folder_and_fifo(d.path());
         std::os::unix::fs::symlink(d.path().join("kept.jpg"), d.path().join("link.jpg")).unwrap();
         let listed: Vec<WalkedFile> = names
             .iter()
-            .map(|n| {
-                let path: Box<[u8]> = d.path().join(n).as_os_str().as_encoded_bytes().into();
-                let name_start = (path.len() - n.len()) as u32;
-                WalkedFile {
-                    path,
-                    name_start,
-                    stat: FileStat::UNKNOWN,
-                    born_ns: 0,
-                }
-            })
+            .map(|n| listed_as(d.path(), n, FileStat::UNKNOWN))
             .collect();
         // What the walk's own listing gives for each.
         let by_name = |n: &str| {

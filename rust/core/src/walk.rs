@@ -92,6 +92,10 @@ impl WalkedFile {
 pub struct DirFiles {
     pub dir: Box<[u8]>,
     pub files: Vec<WalkedFile>,
+    /// The folder as the walk opened it, where files were listed by name only
+    /// (`WalkOptions::defer_file_stat`): they are opened relative to it, never through a
+    /// path the folder may no longer be at (a folder swapped for a link to elsewhere).
+    pub fd: Option<rustix::fd::OwnedFd>,
 }
 
 /// A problem with one path; the walk goes on.
@@ -586,6 +590,7 @@ pub fn walk(
                     stat,
                     born_ns,
                 }],
+                fd: None,
             });
         } else {
             return Err(Error::InvalidInput(format!(
@@ -926,9 +931,11 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     if !files.is_empty() {
         ctx.counters.files.fetch_add(files.len() as u64, Relaxed);
         ctx.counters.bytes.fetch_add(bytes, Relaxed);
+        let deferred = files.iter().any(|f| f.stat.is_unknown());
         (ctx.sink_files)(DirFiles {
             dir: task.path.into(),
             files,
+            fd: deferred.then_some(fd),
         });
     }
 }
