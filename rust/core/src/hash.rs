@@ -40,6 +40,16 @@ pub enum Hashed {
     Unstable { now: FileStat },
 }
 
+impl Hashed {
+    /// What an empty file hashes to, without reading anything.
+    pub fn empty() -> Self {
+        Hashed::Stable {
+            digest: empty_digest(),
+            head: Box::new([]),
+        }
+    }
+}
+
 /// Why a file could not be hashed.
 #[derive(Debug)]
 pub enum HashError {
@@ -117,10 +127,7 @@ pub fn hash_file_at(
     progress: &AtomicU64,
 ) -> Result<Hashed, HashError> {
     if expected.len.0 == 0 {
-        return Ok(Hashed::Stable {
-            digest: empty_digest(),
-            head: Box::new([]),
-        }); // nothing to open
+        return Ok(Hashed::empty()); // nothing to open
     }
     hash_file(&open_noatime(dir, name)?, expected, buf, cancel, progress)
 }
@@ -136,10 +143,7 @@ pub fn hash_file(
 ) -> Result<Hashed, HashError> {
     let len = expected.len.0;
     if len == 0 {
-        return Ok(Hashed::Stable {
-            digest: empty_digest(),
-            head: Box::new([]),
-        });
+        return Ok(Hashed::empty());
     }
     let mut hasher = blake3::Hasher::new();
     let unstable = |file: &File| -> Result<Hashed, HashError> {

@@ -32,7 +32,7 @@ use rustix::fs::{Mode, OFlags, CWD};
 
 use crate::batch::{errors_batch, ids_batch, Change, FileRow, FilesBuilder};
 use crate::error::{Error, Result};
-use crate::hash::{empty_digest, hash_file, open_noatime, HashError, Hashed, Held, HEAD_LEN};
+use crate::hash::{hash_file, open_noatime, HashError, Hashed, Held, HEAD_LEN};
 use crate::kind::{self, Class};
 use crate::prev::{FolderMatcher, MediaId, PrevState};
 use crate::types::{Digest, FileStat};
@@ -1481,10 +1481,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
         let mut attempt = |expected: &FileStat, buf: &mut Vec<u8>, file: Option<std::fs::File>| {
             let len = expected.len.0;
             if len == 0 {
-                return Got::Done(Ok(Hashed::Stable {
-                    digest: empty_digest(),
-                    head: Box::new([]),
-                }));
+                return Got::Done(Ok(Hashed::empty()));
             }
             let file = match file.map_or_else(|| open_noatime(Some(dirfd.as_fd()), name), Ok) {
                 Ok(file) => file,
