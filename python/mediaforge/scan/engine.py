@@ -184,7 +184,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     marks the scan interrupted and re-raises `KeyboardInterrupt`.
     """
     if walk is None:
-        walk = Walk(config)
+        # Into a catalog with no rows, the core decides from the start: every file is new.
+        walk = Walk(config, empty=count_files(cat) == 0)
     elif walk.config != config:
         walk.close()
         raise ValueError("scan: the walk was started with another configuration")

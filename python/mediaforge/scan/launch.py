@@ -87,13 +87,14 @@ class Walk:
 
     `catalog`: the catalog file the scan will write. One that does not exist yet has no
     rows to compare against, so the core decides, and hashes, from the start (`fresh`);
-    `scan` checks that the catalog is still empty once it is open.
+    `scan` checks that the catalog is still empty once it is open. `empty`: the caller
+    has the catalog open and knows it holds no rows, which makes the walk fresh too.
 
     Raises `PathNotFoundError` (and the other path errors) for a bad root before any
     thread starts.
     """
 
-    def __init__(self, config: ScanConfig, catalog: PathLike | None = None) -> None:
+    def __init__(self, config: ScanConfig, catalog: PathLike | None = None, *, empty: bool = False) -> None:
         self.config = config
         self.catalog = None if catalog is None else os.path.abspath(os.fsencode(catalog))
         self.started = time.monotonic()
@@ -110,7 +111,7 @@ class Walk:
             raise InvalidInputError(f"{path_text(self.left_out[0])} is the catalog's own (its file, thumbnails, "
                                     "search index or dedupe folders): there is nothing else to scan")
         self.roots: tuple[str, ...] = tuple(display(r) for r in self.roots_b)
-        self.fresh = catalog is not None and not any(
+        self.fresh = empty or catalog is not None and not any(
             os.path.lexists(p) for p in (os.fsencode(catalog), os.fsencode(catalog) + b".wal"))
         self.scanner = _core.Scanner(
             list(self.roots_b),
