@@ -69,3 +69,7 @@ def test_a_new_catalog_takes_a_scan_and_reopens(tmp_path: Path) -> None:
                                                                            ("b.xmp", "present", 2)]
     assert rows(catalog, "SELECT count(*) AS n FROM library")[0]["n"] == 2
     assert rows(catalog, "SELECT count(*) AS n FROM sidecar_links")[0]["n"] == 0
+    # Stored as the schema asks (digests as they are, names with zstd), not as DuckDB would pick.
+    assert rows(catalog, "SELECT DISTINCT column_name AS c, compression FROM pragma_storage_info('files') "
+                "WHERE column_name IN ('name', 'blake3') AND segment_type = 'VARCHAR' ORDER BY 1") == [
+        {"c": "blake3", "compression": "Uncompressed"}, {"c": "name", "compression": "ZSTD"}]

@@ -641,6 +641,9 @@ def test_a_version_6_catalog_upgrades_in_place_keeping_ids_tags_and_exact_paths(
     # Version 9: digests are stored as they are, not run through DuckDB's string compression.
     assert rows(catalog_path, "SELECT DISTINCT compression FROM pragma_storage_info('files') "
                 "WHERE column_name = 'blake3' AND segment_type = 'VARCHAR'") == [{"compression": "Uncompressed"}]
+    # Version 18: names are compressed with zstd (FSST's training cost more than it saved).
+    assert rows(catalog_path, "SELECT DISTINCT compression FROM pragma_storage_info('files') "
+                "WHERE column_name = 'name' AND segment_type = 'VARCHAR'") == [{"compression": "ZSTD"}]
 
 
 def test_path_is_computed_from_folder_and_name(catalog_path: Path) -> None:

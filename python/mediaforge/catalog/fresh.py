@@ -4,7 +4,7 @@ DuckDB DDL. Generated from the migrations by `python scripts/fresh_schema.py`, n
 edited by hand; tests/test_fresh_schema.py checks that it is in step with them and
 that a catalog made from it equals one migrated from empty, object by object."""
 
-VERSION = 17
+VERSION = 18
 
 STATEMENTS = (
     'CREATE TABLE meta("key" VARCHAR PRIMARY KEY, "value" VARCHAR NOT NULL);',
@@ -63,12 +63,12 @@ STATEMENTS = (
     '\')) THEN ("name") WHEN ((dir = \'/\')) THEN ((\'/\' || "name")) ELSE ((dir || \'/\') || "name") END), '
     'path_bytes BLOB GENERATED ALWAYS AS(COALESCE(path_raw, encode(CASE  WHEN ((dir = \'\')) THEN ("nam'
     'e") WHEN ((dir = \'/\')) THEN ((\'/\' || "name")) ELSE ((dir || \'/\') || "name") END))), dir VARCHAR '
-    'NOT NULL, "name" VARCHAR NOT NULL, ext VARCHAR NOT NULL, size UBIGINT NOT NULL, mtime_ns BIGINT '
-    'NOT NULL, ctime_ns BIGINT NOT NULL, dev UBIGINT NOT NULL, inode UBIGINT NOT NULL, nlink UBIGINT '
-    'NOT NULL, kind VARCHAR NOT NULL, mime VARCHAR NOT NULL, blake3 VARCHAR USING COMPRESSION Uncompr'
-    'essed, status VARCHAR NOT NULL, first_seen TIMESTAMP NOT NULL, last_seen TIMESTAMP NOT NULL, mis'
-    'sing_since TIMESTAMP, first_scan_id BIGINT NOT NULL, last_scan_id BIGINT NOT NULL, path_raw BLOB'
-    ', btime_ns BIGINT);',
+    'NOT NULL, "name" VARCHAR USING COMPRESSION ZSTD NOT NULL, ext VARCHAR NOT NULL, size UBIGINT NOT'
+    ' NULL, mtime_ns BIGINT NOT NULL, ctime_ns BIGINT NOT NULL, dev UBIGINT NOT NULL, inode UBIGINT N'
+    'OT NULL, nlink UBIGINT NOT NULL, kind VARCHAR NOT NULL, mime VARCHAR NOT NULL, blake3 VARCHAR US'
+    'ING COMPRESSION Uncompressed, status VARCHAR NOT NULL, first_seen TIMESTAMP NOT NULL, last_seen '
+    'TIMESTAMP NOT NULL, missing_since TIMESTAMP, first_scan_id BIGINT NOT NULL, last_scan_id BIGINT '
+    'NOT NULL, path_raw BLOB, btime_ns BIGINT);',
     'CREATE VIEW sidecar_links AS WITH sc AS (SELECT media_id, path, blake3, dir, "name", path_raw FR'
     "OM files WHERE ((kind = 'sidecar') AND (status = 'present'))), sn AS (SELECT *, lower(nfc_normal"
     'ize(CASE  WHEN ((sc.path_raw IS NULL)) THEN (sc."name") ELSE regexp_extract(CAST(sc.path_raw AS '
@@ -137,5 +137,5 @@ STATEMENTS = (
     ' arg_min(s.gps_lon, (s.gps_lat IS NULL)) AS gps_lon FROM (sidecar_links AS l INNER JOIN sidecars'
     ' AS s ON ((s.blake3 = l.sidecar_blake3))) GROUP BY l.media_id) AS x ON ((x.media_id = f.media_id'
     "))) WHERE (f.status = 'present');",
-    "INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '17')",
+    "INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '18')",
 )
