@@ -140,46 +140,56 @@ MIGRATIONS[7] = [
     "ALTER TABLE files_v7 RENAME TO files",
 ]
 
+
+def _derived(base: str, since: int, version: int, *changes: tuple[str, str]) -> str:
+    """Version `since`'s `files` table statement as version `version`'s: its table named
+    for the new version, each (old, new) text of `changes` replaced. Raises when the old
+    text is not there (the base was edited: a published statement must not be)."""
+    if any(old not in base for old, _new in changes):
+        raise RuntimeError(f"schema {version} is derived from schema {since}'s text, which no longer reads as expected")
+    table = base.replace(f"files_v{since}", f"files_v{version}")
+    for old, new in changes:
+        table = table.replace(old, new)
+    return table
+
+
+def _rebuilt(table: str, version: int, stored: str) -> list[str]:
+    """The statements that move `files` into `table` (made by `_derived` for `version`),
+    copying the stored columns `stored`, and give it the name `files`. DuckDB changes no
+    column's compression or computation in place, and cannot replay an ALTER TABLE of a
+    table with computed columns from its write-ahead log: the table is rebuilt."""
+    return [
+        table,
+        f"INSERT INTO files_v{version} ({stored}) SELECT {stored} FROM files",
+        "DROP TABLE files",
+        f"ALTER TABLE files_v{version} RENAME TO files",
+    ]
+
+
 # Version 8 stores each path once more: as its folder and name, with `path` computed from the
 # two. A first scan writes a million paths about 0.7 CPU-seconds faster and the table is
 # about 40% smaller; readers see the same columns and values. The folder and name were
 # always the parts of the path on either side of its last '/', each decoded on its own,
 # which equals decoding the whole (an undecodable byte sequence never spans a '/').
 PATH_EXPR = "CASE WHEN dir = '' THEN name WHEN dir = '/' THEN '/' || name ELSE dir || '/' || name END"
-_STORED_PATH = "    path          VARCHAR   NOT NULL,\n"
-_V7_PATH_BYTES = "coalesce(path_raw, encode(path))"
-if _STORED_PATH not in FILES_V7 or _V7_PATH_BYTES not in FILES_V7:
-    raise RuntimeError("schema 8 is derived from schema 7's text, which no longer reads as expected")
 # Version 7's table, with `path` computed (and `path_bytes` from the same expression: DuckDB
 # computes no column from another computed one).
-FILES_V8 = (FILES_V7.replace("files_v7", "files_v8")
-            .replace(_STORED_PATH, f"    path          VARCHAR   GENERATED ALWAYS AS ({PATH_EXPR}) VIRTUAL,\n")
-            .replace(_V7_PATH_BYTES, f"coalesce(path_raw, encode({PATH_EXPR}))"))
+FILES_V8 = _derived(FILES_V7, 7, 8,
+                    ("    path          VARCHAR   NOT NULL,\n",
+                     f"    path          VARCHAR   GENERATED ALWAYS AS ({PATH_EXPR}) VIRTUAL,\n"),
+                    ("coalesce(path_raw, encode(path))", f"coalesce(path_raw, encode({PATH_EXPR}))"))
 FILES_STORED_V7 = FILES_STORED
 # The stored columns of `files` since version 8, in table order (what an INSERT lists).
 FILES_STORED = FILES_STORED_V7.replace("media_id, path, ", "media_id, ")
-MIGRATIONS[8] = [
-    FILES_V8,
-    f"INSERT INTO files_v8 ({FILES_STORED}) SELECT {FILES_STORED} FROM files",
-    "DROP TABLE files",
-    "ALTER TABLE files_v8 RENAME TO files",
-]
+MIGRATIONS[8] = _rebuilt(FILES_V8, 8, FILES_STORED)
 
 # Version 9 stores `blake3` uncompressed: a digest is random, so DuckDB's string compression
 # (dictionary, FSST) saved about a third of its hex text and cost about a third of a first
 # scan's inserts (0.5 CPU-seconds per million hashed rows). Same column, type and values;
 # DuckDB cannot change a column's compression in place, so the table is rebuilt.
-_V8_BLAKE3 = "    blake3        VARCHAR,\n"
-if _V8_BLAKE3 not in FILES_V8:
-    raise RuntimeError("schema 9 is derived from schema 8's text, which no longer reads as expected")
-FILES_V9 = (FILES_V8.replace("files_v8", "files_v9")
-            .replace(_V8_BLAKE3, "    blake3        VARCHAR   USING COMPRESSION uncompressed,\n"))
-MIGRATIONS[9] = [
-    FILES_V9,
-    f"INSERT INTO files_v9 ({FILES_STORED}) SELECT {FILES_STORED} FROM files",
-    "DROP TABLE files",
-    "ALTER TABLE files_v9 RENAME TO files",
-]
+FILES_V9 = _derived(FILES_V8, 8, 9, ("    blake3        VARCHAR,\n",
+                                      "    blake3        VARCHAR   USING COMPRESSION uncompressed,\n"))
+MIGRATIONS[9] = _rebuilt(FILES_V9, 9, FILES_STORED)
 
 # Version 10 drops the picture fingerprints made before pictures deeper than 8 bits were
 # scaled (a 16-bit scan was clipped to white, so unrelated scans hashed alike) and before
@@ -235,17 +245,11 @@ MIGRATIONS[13] = ["ALTER TABLE scans ADD COLUMN IF NOT EXISTS roots_raw BLOB[]",
 # The table is rebuilt, not altered: DuckDB (2.0) cannot replay an ALTER TABLE of a table
 # with computed columns from its write-ahead log (it binds `encode` before its functions are
 # loaded), so a crash before the next checkpoint left a catalog that would not open.
-_V9_LAST = "    path_raw      BLOB\n)"
-if _V9_LAST not in FILES_V9:
-    raise RuntimeError("schema 14 is derived from schema 9's text, which no longer reads as expected")
-FILES_V14 = (FILES_V9.replace("files_v9", "files_v14")
-             .replace(_V9_LAST, "    path_raw      BLOB,\n    btime_ns      BIGINT\n)"))
+FILES_V14 = _derived(FILES_V9, 9, 14,
+                     ("    path_raw      BLOB\n)", "    path_raw      BLOB,\n    btime_ns      BIGINT\n)"))
 FILES_STORED_V8 = FILES_STORED
 MIGRATIONS[14] = [
-    FILES_V14,
-    f"INSERT INTO files_v14 ({FILES_STORED_V8}) SELECT {FILES_STORED_V8} FROM files",
-    "DROP TABLE files",
-    "ALTER TABLE files_v14 RENAME TO files",
+    *_rebuilt(FILES_V14, 14, FILES_STORED_V8),
     LIBRARY_VIEW_V14,
     f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}'",
     MIGRATION_14_MEDIA,
@@ -300,17 +304,9 @@ MIGRATIONS[17] = [
 # zstd takes 0.10 and stores them in about as much room (10 MiB against 9 per million
 # names), and reads back as fast. Same column, type and values; DuckDB cannot change a
 # column's compression in place, so the table is rebuilt, as for version 14.
-_V14_NAME = "    name          VARCHAR   NOT NULL,\n"
-if _V14_NAME not in FILES_V14:
-    raise RuntimeError("schema 18 is derived from schema 14's text, which no longer reads as expected")
-FILES_V18 = (FILES_V14.replace("files_v14", "files_v18")
-             .replace(_V14_NAME, "    name          VARCHAR   NOT NULL USING COMPRESSION zstd,\n"))
-MIGRATIONS[18] = [
-    FILES_V18,
-    f"INSERT INTO files_v18 ({FILES_STORED}) SELECT {FILES_STORED} FROM files",
-    "DROP TABLE files",
-    "ALTER TABLE files_v18 RENAME TO files",
-]
+FILES_V18 = _derived(FILES_V14, 14, 18, ("    name          VARCHAR   NOT NULL,\n",
+                                         "    name          VARCHAR   NOT NULL USING COMPRESSION zstd,\n"))
+MIGRATIONS[18] = _rebuilt(FILES_V18, 18, FILES_STORED)
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.
