@@ -10,9 +10,12 @@
 //! The file's size, mtime and ctime are read again after hashing: if any moved, the file
 //! was being written while we read it and the digest is thrown away. The ctime catches a
 //! writer that puts the mtime back (`touch -r`, `exiftool -P`): only the kernel sets it.
+//! A write sets those times as it starts, though, not as it ends: a file changed within
+//! `SETTLE_NS` is read only under a read lease, which shows that no program has it open
+//! for writing and keeps any from opening it so until the read is done (see `Lease`).
 
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use rustix::fs::{Mode, OFlags, CWD};
@@ -38,6 +41,10 @@ pub enum Hashed {
     Stable { digest: Digest, head: Box<[u8]> },
     /// The size, mtime or ctime changed while the file was read: no digest.
     Unstable { now: FileStat },
+    /// Changed so recently (`SETTLE_NS`) that a write may still be under way, and not
+    /// shown otherwise: another program has it open for writing (`why` is `EAGAIN`), or no
+    /// read lease could be taken to tell (`why` says why). Not read: no digest.
+    Busy { now: FileStat, why: Errno },
 }
 
 impl Hashed {
@@ -116,6 +123,101 @@ fn moved(now: &FileStat, expected: &FileStat) -> bool {
 /// `FileStat::ctime_ns` of an expectation that was not stat'ed just before (see `moved`).
 pub const UNKNOWN_CTIME: i64 = i64::MIN;
 
+/// How long after its last change a file may still be in the middle of a write. A
+/// `write` sets the file's mtime and ctime as it starts, not as it ends, so a file read
+/// while one is under way in place (its size unchanged: a torrent's piece, a rewrite of
+/// a preallocated file) shows the same size and times before and after the read, and the
+/// bytes read are half old, half new. A file whose ctime or mtime is within this of now
+/// (either way: a clock ahead of ours) is read only under a `Lease`; one changed longer
+/// ago is taken as settled (a single `write` stalled for longer would go unseen). Ten
+/// seconds spans the 2-second times of FAT, and a file system's clock a little ahead.
+pub const SETTLE_NS: i64 = 10_000_000_000;
+
+/// Whether `st` shows a change within `SETTLE_NS` of now, by the clock the kernel stamps
+/// file times from (the coarse one: a stamp is never later than it).
+fn settling(st: &FileStat) -> bool {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid place for the time.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+        return true;
+    }
+    let now = crate::types::time_ns(ts.tv_sec, ts.tv_nsec);
+    let near = |t: i64| t != UNKNOWN_CTIME && t > now - SETTLE_NS && t < now + SETTLE_NS;
+    near(st.ctime_ns) || near(st.mtime_ns)
+}
+
+/// A read lease on an open file (`fcntl(F_SETLEASE, F_RDLCK)`). The kernel grants it only
+/// while no program has the file open for writing, and while it is held a program that
+/// opens the file for writing waits (a non-blocking open fails) and the lease is marked
+/// broken. Released when dropped. Leases need the file's owner or `CAP_LEASE`, and a file
+/// system that grants them (not NFS or SMB, as a rule).
+pub struct Lease<'a>(BorrowedFd<'a>);
+
+impl<'a> Lease<'a> {
+    /// Take a read lease on `file`, opened read-only: `EAGAIN` while a program has it open
+    /// for writing; `EACCES` for a file of another owner without `CAP_LEASE`; `EINVAL`
+    /// where the file system grants none.
+    pub fn take(file: &'a File) -> Result<Self, Errno> {
+        lease_signal_handled();
+        let fd = file.as_fd();
+        // SAFETY: fcntl on a descriptor `file` holds open for the lease's lifetime.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) } == -1 {
+            return Err(Errno::from_raw_os_error(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+        Ok(Lease(fd))
+    }
+
+    /// Whether a program has asked to open the file for writing since the lease was
+    /// taken: it waits until the lease goes, so a long read should stop and let it.
+    pub fn broken(&self) -> bool {
+        // SAFETY: as in `take`.
+        unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_GETLEASE) != libc::F_RDLCK }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // SAFETY: as in `take`.
+        unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    }
+}
+
+/// The kernel tells a lease's holder that a writer waits with SIGIO, whose default action
+/// ends the process. Where SIGIO has that default, a handler that does nothing takes its
+/// place (with `SA_RESTART`: a system call it lands in goes on); a handler the program
+/// installed, or SIGIO ignored, is left as it is. Checked before each lease, since the
+/// program may have set SIGIO back meanwhile. A handler, unlike an ignored signal, is not
+/// passed on to the programs this process starts.
+fn lease_signal_handled() {
+    extern "C" fn nothing(_: libc::c_int) {}
+    // SAFETY: sigaction with valid pointers; the handler is async-signal-safe (it does
+    // nothing).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGIO, std::ptr::null(), &mut old) != 0 || old.sa_sigaction != libc::SIG_DFL {
+            return;
+        }
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = nothing as *const () as usize;
+        act.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(libc::SIGIO, &act, std::ptr::null_mut());
+    }
+}
+
+/// For `file`, about to be read and listed as `expected`: `Ok(None)` when it changed long
+/// enough ago (`SETTLE_NS`); `Ok(Some(lease))`, to hold while it is read, when it changed
+/// since but no program has it open for writing; `Err` when one has (`EAGAIN`), or when no
+/// lease can be taken to tell.
+fn settle<'a>(file: &'a File, expected: &FileStat) -> Result<Option<Lease<'a>>, Errno> {
+    if !settling(expected) {
+        return Ok(None);
+    }
+    Lease::take(file).map(Some)
+}
+
 /// Hash the file `name` (relative to `dir`, or a path when `dir` is `None`), expected to
 /// match `expected` as seen by the walk.
 pub fn hash_file_at(
@@ -145,6 +247,14 @@ pub fn hash_file(
     if len == 0 {
         return Ok(Hashed::empty());
     }
+    let lease = match settle(file, expected) {
+        Ok(lease) => lease,
+        Err(why) => {
+            let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
+            return Ok(Hashed::Busy { now, why });
+        }
+    };
+    let lease = lease.as_ref();
     let mut hasher = blake3::Hasher::new();
     let unstable = |file: &File| -> Result<Hashed, HashError> {
         Ok(Hashed::Unstable {
@@ -152,7 +262,7 @@ pub fn hash_file(
         })
     };
     let head = if len < MMAP_MIN {
-        match read_whole(file, len, &mut hasher, buf, cancel, progress)? {
+        match read_whole(file, len, &mut hasher, buf, cancel, progress, lease)? {
             Some(head) => head,
             None => return unstable(file),
         }
@@ -171,7 +281,7 @@ pub fn hash_file(
         match crate::mapguard::Guarded::new(map.as_ptr(), map.len()) {
             None => {
                 drop(map);
-                match read_whole(file, len, &mut hasher, buf, cancel, progress)? {
+                match read_whole(file, len, &mut hasher, buf, cancel, progress, lease)? {
                     Some(head) => head,
                     None => return unstable(file),
                 }
@@ -186,7 +296,8 @@ pub fn hash_file(
                     }
                     if off > 0 {
                         let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
-                        if moved(&now, expected) {
+                        if moved(&now, expected) || lease.is_some_and(Lease::broken) {
+                            // A writer waits on the lease: let it, and keep no digest.
                             return Ok(Hashed::Unstable { now });
                         }
                     }
@@ -233,8 +344,9 @@ pub fn hash_file(
 
 /// Read and hash `len` bytes of `file` in chunks through `buf`; the first bytes (for the
 /// kind sniffer) are returned; `None` if the file read short (cut short as it was read,
-/// or one whose size says more than can be read, as on some FUSE mounts): the caller
-/// calls it unstable, whatever its `fstat` says, rather than keep a digest of part of it.
+/// or one whose size says more than can be read, as on some FUSE mounts), or a writer
+/// came to wait on `lease` before the last chunk: the caller calls it unstable, whatever
+/// its `fstat` says, rather than keep a digest of part of it.
 fn read_whole(
     file: &File,
     len: u64,
@@ -242,6 +354,7 @@ fn read_whole(
     buf: &mut Vec<u8>,
     cancel: &AtomicBool,
     progress: &AtomicU64,
+    lease: Option<&Lease<'_>>,
 ) -> Result<Option<Box<[u8]>>, HashError> {
     let mut head: Box<[u8]> = Box::new([]);
     let mut short = false;
@@ -256,6 +369,9 @@ fn read_whole(
     while total < len {
         if total > 0 && cancel.load(Relaxed) {
             return Err(HashError::Cancelled);
+        }
+        if total > 0 && lease.is_some_and(Lease::broken) {
+            return Ok(None);
         }
         let want = ((len - total) as usize).min(need);
         let mut got = 0usize;
@@ -288,6 +404,8 @@ pub enum Held {
     Read { start: usize, len: usize },
     /// As `Hashed::Unstable`; the arena is as it was.
     Unstable { now: FileStat },
+    /// As `Hashed::Busy`: not read.
+    Busy { now: FileStat, why: Errno },
 }
 
 /// Read `file` (opened as `hash_file_at` opens a file), listed as `expected` and at most
@@ -303,6 +421,15 @@ pub fn read_small(
 ) -> Result<Held, HashError> {
     let len = expected.len.0 as usize;
     debug_assert!(len <= crate::lanes::LANES_MAX);
+    // Held while the file is read (a few microseconds: a writer that comes meanwhile
+    // waits that long, the lease is not watched).
+    let _lease = match settle(file, expected) {
+        Ok(lease) => lease,
+        Err(why) => {
+            let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
+            return Ok(Held::Busy { now, why });
+        }
+    };
     let start = arena.len();
     arena.reserve(len);
     let mut got = 0usize;
@@ -339,6 +466,20 @@ pub fn hash_bytes(data: &[u8]) -> Digest {
     Digest(*blake3::hash(data).as_bytes())
 }
 
+/// Why a file was not read (`Hashed::Busy`), in words.
+pub fn busy_reason(why: Errno) -> String {
+    let s = SETTLE_NS / 1_000_000_000;
+    if why == Errno::AGAIN {
+        format!("another program has the file open for writing, and it changed within the last {s} s: a write may be under way")
+    } else {
+        format!(
+            "the file changed within the last {s} s, and whether a write is still under way cannot be told here \
+             (no read lease: {})",
+            std::io::Error::from(why)
+        )
+    }
+}
+
 /// Hash one file by path on the current rayon pool: the single-file entry point.
 pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Digest> {
     use std::os::unix::ffi::OsStrExt;
@@ -355,6 +496,10 @@ pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Diges
         Ok(Hashed::Unstable { .. }) => Err(crate::error::Error::Io {
             path: p.into(),
             source: std::io::Error::other("file changed while it was being hashed"),
+        }),
+        Ok(Hashed::Busy { why, .. }) => Err(crate::error::Error::Io {
+            path: p.into(),
+            source: std::io::Error::other(busy_reason(why)),
         }),
         Err(HashError::Cancelled) => Err(crate::error::Error::Cancelled),
         Err(HashError::Io(e)) => Err(crate::error::Error::from_io(p, e.into())),
@@ -503,8 +648,19 @@ mod tests {
         let faults_before = crate::mapguard::faults();
         for attempt in 0..5 {
             std::fs::write(&p, &data).unwrap();
-            let listed =
+            // Listed as changed an hour ago (its catalog row's mtime, no ctime): no lease is
+            // taken, so the cut does not wait for the hash to let it in (as it would for a
+            // file just written, see `a_writer_opening_a_leased_file_breaks_the_lease...`).
+            let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+            File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+            let mut listed =
                 FileStat::from_stat(&rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty()).unwrap());
+            listed.ctime_ns = UNKNOWN_CTIME;
             let (cancel, progress, mut buf) = (AtomicBool::new(false), AtomicU64::new(0), Vec::new());
             let got = std::thread::scope(|scope| {
                 scope.spawn(|| {
@@ -523,6 +679,7 @@ mod tests {
             match got {
                 Ok(Hashed::Stable { digest, .. }) => assert_eq!(digest.0, whole, "attempt {attempt}"),
                 Ok(Hashed::Unstable { .. }) => {}
+                Ok(busy @ Hashed::Busy { .. }) => panic!("attempt {attempt}: {busy:?}"),
                 Err(e) => panic!("attempt {attempt}: {e:?}"),
             }
             if crate::mapguard::faults() > faults_before {
@@ -540,5 +697,111 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let r = hash_path(p.as_os_str().as_bytes(), &AtomicBool::new(true));
         assert!(matches!(r, Err(crate::error::Error::Cancelled)));
+    }
+
+    /// Open `p` to be read as a scan opens it, and its stat as the walk would list it.
+    fn opened(p: &std::path::Path) -> (File, FileStat) {
+        let file = File::open(p).unwrap();
+        let st = FileStat::from_stat(&rustix::fs::fstat(file.as_fd()).unwrap());
+        (file, st)
+    }
+
+    #[test]
+    fn a_file_just_changed_and_open_for_writing_is_busy_and_not_read() {
+        // A write under way in place: the size and times it set as it began are those
+        // before and after any read, so only the open writer tells.
+        let dir = tempfile::tempdir().unwrap();
+        let progress = AtomicU64::new(0);
+        for len in [40_000usize, 3 << 20] {
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, vec![b'A'; len]).unwrap();
+            let mut writer = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+            writer.write_all(&vec![b'B'; len / 2]).unwrap();
+            let (file, st) = opened(&p);
+            let before = progress.load(Relaxed);
+            let got = hash_file(&file, &st, &mut Vec::new(), &AtomicBool::new(false), &progress).unwrap();
+            assert!(
+                matches!(got, Hashed::Busy { why: Errno::AGAIN, .. }),
+                "len {len}: {got:?}"
+            );
+            if len <= crate::lanes::LANES_MAX {
+                let mut arena = Vec::new();
+                let held = read_small(&file, &st, &mut arena, &progress).unwrap();
+                assert!(
+                    matches!(held, Held::Busy { why: Errno::AGAIN, .. }),
+                    "len {len}: {held:?}"
+                );
+                assert!(arena.is_empty());
+            }
+            assert_eq!(progress.load(Relaxed), before, "nothing read");
+            // The writer done and gone: read, under a lease, to the bytes it left.
+            writer.write_all(&vec![b'B'; len - len / 2]).unwrap();
+            drop(writer);
+            let (file, st) = opened(&p);
+            assert!(settling(&st), "just written");
+            match hash_file(&file, &st, &mut Vec::new(), &AtomicBool::new(false), &progress).unwrap() {
+                Hashed::Stable { digest, .. } => assert_eq!(digest.0, *blake3::hash(&vec![b'B'; len]).as_bytes()),
+                other => panic!("len {len}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_changed_long_ago_is_read_without_a_lease() {
+        // Its times (as a catalog row gives them: mtime alone) are an hour old: no lease is
+        // asked for, so a writer that holds it open (and writes nothing) is not in the way.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old");
+        std::fs::write(&p, b"settled").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let _writer = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        let (file, mut st) = opened(&p);
+        st.ctime_ns = UNKNOWN_CTIME;
+        assert!(!settling(&st));
+        match hash_file(&file, &st, &mut Vec::new(), &AtomicBool::new(false), &AtomicU64::new(0)).unwrap() {
+            Hashed::Stable { digest, .. } => assert_eq!(digest.0, *blake3::hash(b"settled").as_bytes()),
+            other => panic!("{other:?}"),
+        }
+        // Nor a time far ahead of the clock (a camera's wrong date kept by the copy).
+        st.mtime_ns += 2 * 3600 * 1_000_000_000;
+        assert!(!settling(&st));
+    }
+
+    #[test]
+    fn a_writer_opening_a_leased_file_breaks_the_lease_and_the_process_lives_on() {
+        // The kernel signals the break with SIGIO, whose default action would end this
+        // test's process; the lease's holder sees the break and can let the writer in.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("leased");
+        std::fs::write(&p, b"x").unwrap();
+        let file = File::open(&p).unwrap();
+        let lease = Lease::take(&file).unwrap();
+        assert!(!lease.broken());
+        use std::os::unix::fs::OpenOptionsExt;
+        let waited = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&p);
+        assert_eq!(waited.unwrap_err().raw_os_error(), Some(libc::EWOULDBLOCK));
+        std::thread::sleep(std::time::Duration::from_millis(50)); // the signal lands meanwhile
+        assert!(lease.broken());
+        drop(lease);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"y")
+            .unwrap();
+        // And no lease is granted while a writer holds the file open.
+        let writer = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        assert_eq!(Lease::take(&file).err(), Some(Errno::AGAIN));
+        drop(writer);
+        assert!(Lease::take(&file).is_ok());
     }
 }

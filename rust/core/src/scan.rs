@@ -1440,6 +1440,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
                 let hashed = match &got {
                     Got::Done(Ok(Hashed::Stable { digest, head })) => Outcome::Stable(*digest, head),
                     Got::Done(Ok(Hashed::Unstable { now })) => Outcome::Unstable(*now),
+                    Got::Done(Ok(Hashed::Busy { now, why })) => Outcome::Busy(*now, *why),
                     Got::Done(Err(HashError::Io(e))) => Outcome::Failed(HashError::Io(*e)),
                     Got::Done(Err(HashError::Cancelled)) => Outcome::Failed(HashError::Cancelled),
                     Got::Held(i) => {
@@ -1496,6 +1497,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
                     Got::Held(inputs.len() - 1)
                 }
                 Ok(Held::Unstable { now }) => Got::Done(Ok(Hashed::Unstable { now })),
+                Ok(Held::Busy { now, why }) => Got::Done(Ok(Hashed::Busy { now, why })),
                 Err(e) => Got::Done(Err(e)),
             }
         };
@@ -1635,6 +1637,8 @@ enum Got {
 enum Outcome<'a> {
     Stable(Digest, &'a [u8]),
     Unstable(FileStat),
+    /// Not read: it may be being written (`Hashed::Busy`).
+    Busy(FileStat, rustix::io::Errno),
     Failed(HashError),
 }
 
@@ -1684,7 +1688,7 @@ fn settle_hashed(
             return Continue(());
         }
     }
-    if matches!(&hashed, Outcome::Unstable(now) if now.id != f.stat.id) {
+    if matches!(&hashed, Outcome::Unstable(now) | Outcome::Busy(now, _) if now.id != f.stat.id) {
         // Another inode at the name than the walk listed (files swapped or renamed over
         // as the scan ran): what the walk saw there is gone. Its row, if any, stays as
         // it was, never tied to an inode that passed through the name; the next scan
@@ -1709,6 +1713,20 @@ fn settle_hashed(
                 &f.path,
                 "unstable",
                 "file changed while it was being hashed; stored without a digest".into(),
+                None,
+            );
+            (None, kind::classify(ext, None))
+        }
+        Outcome::Busy(_, why) => {
+            unstable.fetch_add(1, Relaxed);
+            fail(
+                errs,
+                &f.path,
+                "unstable",
+                format!(
+                    "{}; not read, stored without a digest (the next scan reads it)",
+                    crate::hash::busy_reason(why)
+                ),
                 None,
             );
             (None, kind::classify(ext, None))
