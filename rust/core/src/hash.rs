@@ -79,6 +79,14 @@ pub(crate) fn open_noatime(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr) -
     open_with(dir, name, OFlags::empty())
 }
 
+/// A file the walk listed in `dir`, opened to be read. Unless the scan follows links
+/// (`follow`), a symbolic link put at its name since the listing is not followed
+/// (`Errno::LOOP`): what it points to (a device, a file elsewhere) is not what was listed,
+/// and opening some devices acts (a watchdog starts its countdown).
+pub(crate) fn open_listed(dir: BorrowedFd<'_>, name: &std::ffi::CStr, follow: bool) -> Result<File, Errno> {
+    open_with(Some(dir), name, if follow { OFlags::empty() } else { OFlags::NOFOLLOW })
+}
+
 fn open_with(dir: Option<BorrowedFd<'_>>, name: &std::ffi::CStr, extra: OFlags) -> Result<File, Errno> {
     // O_NONBLOCK: a file replaced by a FIFO since it was listed must not hang the open
     // (reads of regular files ignore the flag).

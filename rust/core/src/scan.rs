@@ -32,7 +32,7 @@ use rustix::fs::{Mode, OFlags, CWD};
 
 use crate::batch::{errors_batch, ids_batch, Change, FileRow, FilesBuilder};
 use crate::error::{Error, Result};
-use crate::hash::{hash_file, open_noatime, HashError, Hashed, Held, HEAD_LEN};
+use crate::hash::{hash_file, open_listed, HashError, Hashed, Held, HEAD_LEN};
 use crate::kind::{self, Class};
 use crate::prev::{FolderMatcher, MediaId, PrevState};
 use crate::types::{Digest, FileStat};
@@ -1074,6 +1074,9 @@ struct Outlets<'a> {
     progress: &'a Progress,
     unstable: &'a AtomicU64,
     hash_errors: &'a AtomicU64,
+    /// Whether the walk follows symbolic links (`-L`): else a file is never read through
+    /// a link put at its name since it was listed.
+    follow: bool,
 }
 
 /// Send planned files on: rows that need no reading to the batcher, small files to hash
@@ -1184,6 +1187,7 @@ fn run(
                 progress,
                 unstable: &unstable,
                 hash_errors: &hash_errors,
+                follow: opts.walk.follow_symlinks,
             };
             let plan = |d: DirFiles, prev: &PrevState, just_listed: bool| {
                 plan_dir(d, prev, opts.hash, &out, &deferred, just_listed)
@@ -1484,7 +1488,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
             if len == 0 {
                 return Got::Done(Ok(Hashed::empty()));
             }
-            let file = match file.map_or_else(|| open_noatime(Some(dirfd.as_fd()), name), Ok) {
+            let file = match file.map_or_else(|| open_listed(dirfd.as_fd(), name, out.follow), Ok) {
                 Ok(file) => file,
                 Err(e) => return Got::Done(Err(e.into())),
             };
@@ -1674,7 +1678,9 @@ fn settle_hashed(
     if !matches!(hashed, Outcome::Stable(..) | Outcome::Failed(HashError::Cancelled)) {
         // Replaced since it was listed by a folder, a FIFO or a device (reading it
         // failed or gave another size): the file listed is gone, as if deleted.
-        let what = CString::new(f.name()).ok().and_then(|name| replaced_by(dirfd, &name));
+        let what = CString::new(f.name())
+            .ok()
+            .and_then(|name| replaced_by(dirfd, &name, out.follow));
         if let Some(what) = what {
             fail(
                 errs,
@@ -1818,11 +1824,17 @@ fn at_or_below_any(path: &[u8], set: &HashSet<&[u8]>) -> bool {
 /// What now stands at `name` in `dir` when it is no longer a regular file: a folder, a
 /// FIFO, a device, a socket. None for a regular file, and when nothing is there (a
 /// vanished file is told by its own error).
-fn replaced_by(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<&'static str> {
-    use rustix::fs::FileType;
-    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::empty()).ok()?;
+fn replaced_by(dir: BorrowedFd<'_>, name: &std::ffi::CStr, follow: bool) -> Option<&'static str> {
+    use rustix::fs::{AtFlags, FileType};
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
+    let st = rustix::fs::statat(dir, name, flags).ok()?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => None,
+        FileType::Symlink => Some("a symbolic link"),
         FileType::Directory => Some("a folder"),
         FileType::Fifo => Some("a FIFO"),
         FileType::CharacterDevice | FileType::BlockDevice => Some("a device"),
@@ -1980,12 +1992,13 @@ mod tests {
         assert_eq!(p.hash_phase_bytes.load(Relaxed), INLINE_MAX + 1);
     }
 
-    /// Files listed, then replaced by a folder, a FIFO or nothing before they are hashed:
-    /// each is an error at stage `vanished` and gives no row, and none blocks the worker.
+    /// Files listed, then replaced by a folder, a FIFO, a symbolic link (to a file: it is
+    /// not read through) or nothing before they are hashed: each is an error at stage
+    /// `vanished` and gives no row, and none blocks the worker.
     #[test]
     fn files_replaced_after_listing_vanished() {
         let d = tempfile::tempdir().unwrap();
-        let listed: Vec<WalkedFile> = ["dir.jpg", "fifo.jpg", "gone.jpg", "kept.jpg"]
+        let listed: Vec<WalkedFile> = ["dir.jpg", "fifo.jpg", "gone.jpg", "kept.jpg", "link.jpg"]
             .iter()
             .map(|n| {
                 let p = d.path().join(n);
@@ -1993,14 +2006,16 @@ mod tests {
                 listed_as(d.path(), n, FileStat::from_stat(&rustix::fs::stat(&p).unwrap()))
             })
             .collect();
-        for n in ["dir.jpg", "fifo.jpg", "gone.jpg"] {
+        for n in ["dir.jpg", "fifo.jpg", "gone.jpg", "link.jpg"] {
             std::fs::remove_file(d.path().join(n)).unwrap();
         }
         folder_and_fifo(d.path());
+        std::os::unix::fs::symlink("kept.jpg", d.path().join("link.jpg")).unwrap();
         let r = run_job(d.path(), listed);
-        // The three gone before their read are no new files: one row, one new.
+        // The four gone before their read are no new files: one row, one new.
         assert_eq!(r.counts.new.load(Relaxed), 1);
-        assert_eq!(r.counts.gone_before_read.load(Relaxed), 3);
+        assert_eq!(r.counts.gone_before_read.load(Relaxed), 4);
+        assert_eq!(r.progress.hash_bytes_done.load(Relaxed), 18, "kept.jpg alone read");
         let rows: Vec<Vec<u8>> = r.rows.iter().map(|r| r.path.to_vec()).collect();
         let kept = d.path().join("kept.jpg").as_os_str().as_encoded_bytes().to_vec();
         assert_eq!(rows, vec![kept]);
@@ -2013,8 +2028,10 @@ mod tests {
         assert_eq!((got[1].0.as_str(), got[1].1), ("fifo.jpg", "vanished"));
         assert_eq!(got[1].2, "replaced by a FIFO since it was listed");
         assert_eq!((got[2].0.as_str(), got[2].1), ("gone.jpg", "vanished"));
-        assert_eq!(got.len(), 3);
-        assert_eq!(r.progress.hash_files_done.load(Relaxed), 4);
+        assert_eq!((got[3].0.as_str(), got[3].1), ("link.jpg", "vanished"));
+        assert_eq!(got[3].2, "replaced by a symbolic link since it was listed");
+        assert_eq!(got.len(), 4);
+        assert_eq!(r.progress.hash_files_done.load(Relaxed), 5);
     }
 
     /// The file `name` of the folder `dir` as the walk lists it, with `stat`.
@@ -2087,6 +2104,7 @@ mod tests {
             progress: &progress,
             unstable: &unstable,
             hash_errors: &errors,
+            follow: false,
         };
         let dir: Arc<[u8]> = dir.as_os_str().as_encoded_bytes().into();
         let files: Vec<_> = files.into_iter().map(|f| (f, None, Change::New)).collect();
