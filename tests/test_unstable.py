@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -95,8 +96,9 @@ def test_a_file_open_for_writing_mid_rewrite_is_not_read_then_hashed_once_closed
         assert got[bytes(torn)]["blake3"] is None and got[bytes(big)]["blake3"] is None
         assert got[bytes(torn)]["size"] == sizes[torn] and got[bytes(torn)]["status"] == "present"
         assert got[bytes(quiet)]["blake3"] == blake3.blake3(quiet.read_bytes()).hexdigest()
-        errs = rows(catalog, "SELECT path, stage, message FROM scan_errors WHERE scan_id = ?", [s.scan_id])
-        assert {(e["path"], e["stage"]) for e in errs} == {(str(torn), "unstable"), (str(big), "unstable")}
+        errs = rows(catalog, "SELECT path, stage, message, errno FROM scan_errors WHERE scan_id = ?", [s.scan_id])
+        assert {(e["path"], e["stage"], e["errno"]) for e in errs} == {(str(torn), "unstable", errno.EAGAIN),
+                                                                      (str(big), "unstable", errno.EAGAIN)}
         assert all("open for writing" in e["message"] and "next scan" in e["message"] for e in errs), errs
         for p, w in writers.items():
             w.write(b"B" * (sizes[p] - sizes[p] // 2))

@@ -42,9 +42,55 @@ pub enum Hashed {
     /// The size, mtime or ctime changed while the file was read: no digest.
     Unstable { now: FileStat },
     /// Changed so recently (`SETTLE_NS`) that a write may still be under way, and not
-    /// shown otherwise: another program has it open for writing (`why` is `EAGAIN`), or no
-    /// read lease could be taken to tell (`why` says why). Not read: no digest.
-    Busy { now: FileStat, why: Errno },
+    /// shown otherwise (`why`): no digest.
+    Busy { now: FileStat, why: Unsettled },
+}
+
+/// Why a file changed within `SETTLE_NS` was not shown free of writers (`Hashed::Busy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsettled {
+    /// A program has it open for writing (the lease was refused with `EAGAIN`): not read.
+    Writer,
+    /// A program asked to open it for writing while it was read, and was let in: the
+    /// read stopped there.
+    Waited,
+    /// Its file system's leases do not see every writer (FUSE, network file systems: see
+    /// `leases_see_all_writers`): not read.
+    Unwatched,
+    /// No lease could be taken to tell (`EACCES`: another owner's file, without
+    /// `CAP_LEASE`; `EINVAL`: leases off): not read.
+    NoLease(Errno),
+}
+
+impl Unsettled {
+    /// Why, in words.
+    pub fn reason(self) -> String {
+        let s = SETTLE_NS / 1_000_000_000;
+        match self {
+            Unsettled::Writer => {
+                format!("the file is open for writing and changed within the last {s} s: a write may be under way")
+            }
+            Unsettled::Waited => "a program asked to open the file for writing while it was being read".into(),
+            Unsettled::Unwatched => format!(
+                "the file changed within the last {s} s, on a file system (FUSE or network) where this machine \
+                 cannot see every writer: a write may be under way"
+            ),
+            Unsettled::NoLease(e) => format!(
+                "the file changed within the last {s} s, and whether a write is still under way cannot be told \
+                 here (no read lease: {})",
+                std::io::Error::from(e)
+            ),
+        }
+    }
+
+    /// The OS error behind it, if one.
+    pub fn errno(self) -> Option<i32> {
+        match self {
+            Unsettled::Writer => Some(Errno::AGAIN.raw_os_error()),
+            Unsettled::NoLease(e) => Some(e.raw_os_error()),
+            Unsettled::Waited | Unsettled::Unwatched => None,
+        }
+    }
 }
 
 impl Hashed {
@@ -215,15 +261,49 @@ fn lease_signal_handled() {
     }
 }
 
+/// Whether the leases of a file system of type `f_type` (`statfs`) see every program that
+/// may write its files. Not FUSE's: the kernel grants a lease on its own, blind to writes
+/// made to what lies beneath (bindfs, mergerfs: the folders it shows can be written
+/// directly) or from elsewhere (sshfs, rclone); nor those of file systems shared over a
+/// network or between machines, written by other hosts.
+pub fn leases_see_all_writers(f_type: i64) -> bool {
+    const SHARED: [i64; 14] = [
+        0x6573_5546, // FUSE (and virtiofs)
+        0x6969,      // NFS
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x517B,      // SMB
+        0x0102_1997, // 9P
+        0x00C3_6400, // Ceph
+        0x5346_414F, // AFS
+        0x6B41_4653, // kAFS
+        0x0116_1970, // GFS2
+        0x7461_636F, // OCFS2
+        0x0BD0_0BD0, // Lustre
+        0x2021_1120, // OrangeFS
+        0x4750_4653, // GPFS
+    ];
+    !SHARED.contains(&f_type)
+}
+
 /// For `file`, about to be read and listed as `expected`: `Ok(None)` when it changed long
 /// enough ago (`SETTLE_NS`); `Ok(Some(lease))`, to hold while it is read, when it changed
-/// since but no program has it open for writing; `Err` when one has (`EAGAIN`), or when no
-/// lease can be taken to tell.
-fn settle<'a>(file: &'a File, expected: &FileStat) -> Result<Option<Lease<'a>>, Errno> {
+/// since but no program has it open for writing; else why not.
+fn settle<'a>(file: &'a File, expected: &FileStat) -> Result<Option<Lease<'a>>, Unsettled> {
     if !settling(expected) {
         return Ok(None);
     }
-    Lease::take(file).map(Some)
+    match rustix::fs::fstatfs(file) {
+        Ok(fs) if !leases_see_all_writers(fs.f_type as i64) => return Err(Unsettled::Unwatched),
+        _ => {}
+    }
+    Lease::take(file).map(Some).map_err(|e| {
+        if e == Errno::AGAIN {
+            Unsettled::Writer
+        } else {
+            Unsettled::NoLease(e)
+        }
+    })
 }
 
 /// Hash the file `name` (relative to `dir`, or a path when `dir` is `None`), expected to
@@ -269,10 +349,17 @@ pub fn hash_file(
             now: FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?),
         })
     };
+    let waited = |file: &File| -> Result<Hashed, HashError> {
+        Ok(Hashed::Busy {
+            now: FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?),
+            why: Unsettled::Waited,
+        })
+    };
     let head = if len < MMAP_MIN {
         match read_whole(file, len, &mut hasher, buf, cancel, progress, lease)? {
-            Some(head) => head,
-            None => return unstable(file),
+            Whole::Read(head) => head,
+            Whole::Short => return unstable(file),
+            Whole::Waited => return waited(file),
         }
     } else {
         // Mapped only while it is still the file the listing saw: one that shrank since
@@ -290,8 +377,9 @@ pub fn hash_file(
             None => {
                 drop(map);
                 match read_whole(file, len, &mut hasher, buf, cancel, progress, lease)? {
-                    Some(head) => head,
-                    None => return unstable(file),
+                    Whole::Read(head) => head,
+                    Whole::Short => return unstable(file),
+                    Whole::Waited => return waited(file),
                 }
             }
             Some(guard) => {
@@ -304,9 +392,15 @@ pub fn hash_file(
                     }
                     if off > 0 {
                         let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
-                        if moved(&now, expected) || lease.is_some_and(Lease::broken) {
-                            // A writer waits on the lease: let it, and keep no digest.
+                        if moved(&now, expected) {
                             return Ok(Hashed::Unstable { now });
+                        }
+                        if lease.is_some_and(Lease::broken) {
+                            // A writer waits on the lease: let it in, and keep no digest.
+                            return Ok(Hashed::Busy {
+                                now,
+                                why: Unsettled::Waited,
+                            });
                         }
                     }
                     let end = (off + WINDOW).min(map.len());
@@ -350,11 +444,19 @@ pub fn hash_file(
     })
 }
 
-/// Read and hash `len` bytes of `file` in chunks through `buf`; the first bytes (for the
-/// kind sniffer) are returned; `None` if the file read short (cut short as it was read,
-/// or one whose size says more than can be read, as on some FUSE mounts), or a writer
-/// came to wait on `lease` before the last chunk: the caller calls it unstable, whatever
-/// its `fstat` says, rather than keep a digest of part of it.
+/// What `read_whole` read.
+enum Whole {
+    /// All of it; the first bytes, for the kind sniffer.
+    Read(Box<[u8]>),
+    /// Less than its size (cut short as it was read, or a size that says more than can be
+    /// read, as on some FUSE mounts): unstable, whatever `fstat` says, rather than a digest
+    /// of part of it.
+    Short,
+    /// A writer came to wait on the lease before the last chunk: stopped, to let it in.
+    Waited,
+}
+
+/// Read and hash `len` bytes of `file` in chunks through `buf`.
 fn read_whole(
     file: &File,
     len: u64,
@@ -363,7 +465,7 @@ fn read_whole(
     cancel: &AtomicBool,
     progress: &AtomicU64,
     lease: Option<&Lease<'_>>,
-) -> Result<Option<Box<[u8]>>, HashError> {
+) -> Result<Whole, HashError> {
     let mut head: Box<[u8]> = Box::new([]);
     let mut short = false;
     // The buffer only grows, and only its new part is zeroed: a scan's small files each
@@ -379,7 +481,7 @@ fn read_whole(
             return Err(HashError::Cancelled);
         }
         if total > 0 && lease.is_some_and(Lease::broken) {
-            return Ok(None);
+            return Ok(Whole::Waited);
         }
         let want = ((len - total) as usize).min(need);
         let mut got = 0usize;
@@ -402,7 +504,7 @@ fn read_whole(
             break;
         }
     }
-    Ok((!short).then_some(head))
+    Ok(if short { Whole::Short } else { Whole::Read(head) })
 }
 
 /// A small file read whole for `lanes::hash_inputs`, or one that changed as it was read.
@@ -413,7 +515,7 @@ pub enum Held {
     /// As `Hashed::Unstable`; the arena is as it was.
     Unstable { now: FileStat },
     /// As `Hashed::Busy`: not read.
-    Busy { now: FileStat, why: Errno },
+    Busy { now: FileStat, why: Unsettled },
 }
 
 /// Read `file` (opened as `hash_file_at` opens a file), listed as `expected` and at most
@@ -474,20 +576,6 @@ pub fn hash_bytes(data: &[u8]) -> Digest {
     Digest(*blake3::hash(data).as_bytes())
 }
 
-/// Why a file was not read (`Hashed::Busy`), in words.
-pub fn busy_reason(why: Errno) -> String {
-    let s = SETTLE_NS / 1_000_000_000;
-    if why == Errno::AGAIN {
-        format!("another program has the file open for writing, and it changed within the last {s} s: a write may be under way")
-    } else {
-        format!(
-            "the file changed within the last {s} s, and whether a write is still under way cannot be told here \
-             (no read lease: {})",
-            std::io::Error::from(why)
-        )
-    }
-}
-
 /// Hash one file by path on the current rayon pool: the single-file entry point.
 pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Digest> {
     use std::os::unix::ffi::OsStrExt;
@@ -507,7 +595,7 @@ pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Diges
         }),
         Ok(Hashed::Busy { why, .. }) => Err(crate::error::Error::Io {
             path: p.into(),
-            source: std::io::Error::other(busy_reason(why)),
+            source: std::io::Error::other(why.reason()),
         }),
         Err(HashError::Cancelled) => Err(crate::error::Error::Cancelled),
         Err(HashError::Io(e)) => Err(crate::error::Error::from_io(p, e.into())),
@@ -729,14 +817,26 @@ mod tests {
             let before = progress.load(Relaxed);
             let got = hash_file(&file, &st, &mut Vec::new(), &AtomicBool::new(false), &progress).unwrap();
             assert!(
-                matches!(got, Hashed::Busy { why: Errno::AGAIN, .. }),
+                matches!(
+                    got,
+                    Hashed::Busy {
+                        why: Unsettled::Writer,
+                        ..
+                    }
+                ),
                 "len {len}: {got:?}"
             );
             if len <= crate::lanes::LANES_MAX {
                 let mut arena = Vec::new();
                 let held = read_small(&file, &st, &mut arena, &progress).unwrap();
                 assert!(
-                    matches!(held, Held::Busy { why: Errno::AGAIN, .. }),
+                    matches!(
+                        held,
+                        Held::Busy {
+                            why: Unsettled::Writer,
+                            ..
+                        }
+                    ),
                     "len {len}: {held:?}"
                 );
                 assert!(arena.is_empty());
@@ -752,6 +852,62 @@ mod tests {
                 other => panic!("len {len}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_writer_that_asks_in_while_a_file_is_read_is_let_in_and_the_read_given_up() {
+        // 48 MiB, read in chunks of 1 MiB (not mapped): as soon as the read has begun,
+        // another open asks to write (non-blocking: it is refused, the lease marked broken).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        let len = 48usize << 20;
+        use std::os::unix::fs::OpenOptionsExt;
+        for attempt in 0..5 {
+            std::fs::write(&p, vec![b'A'; len]).unwrap();
+            let (file, st) = opened(&p);
+            let (cancel, progress) = (AtomicBool::new(false), AtomicU64::new(0));
+            let got = std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    while progress.load(Relaxed) == 0 {
+                        std::hint::spin_loop();
+                    }
+                    let asked = std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&p);
+                    assert_eq!(asked.unwrap_err().raw_os_error(), Some(libc::EWOULDBLOCK));
+                });
+                hash_file(&file, &st, &mut Vec::new(), &cancel, &progress).unwrap()
+            });
+            match got {
+                Hashed::Busy {
+                    why: Unsettled::Waited, ..
+                } => {
+                    assert!(progress.load(Relaxed) < len as u64, "stopped before the end");
+                    assert_eq!(Unsettled::Waited.errno(), None);
+                    return;
+                }
+                Hashed::Stable { .. } => {} // read whole before the open came: again
+                other => panic!("attempt {attempt}: {other:?}"),
+            }
+        }
+        panic!("no writer asked in while the file was read, in five attempts");
+    }
+
+    #[test]
+    fn leases_are_trusted_only_where_they_see_every_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = rustix::fs::statfs(dir.path()).unwrap();
+        assert!(
+            leases_see_all_writers(here.f_type as i64),
+            "a local file system: {:#x}",
+            here.f_type
+        );
+        for shared in [0x6573_5546i64, 0x6969, 0xFE53_4D42] {
+            assert!(!leases_see_all_writers(shared), "{shared:#x}");
+        }
+        assert_eq!(Unsettled::Writer.errno(), Some(libc::EAGAIN));
+        assert!(Unsettled::Unwatched.reason().contains("FUSE or network"));
     }
 
     #[test]

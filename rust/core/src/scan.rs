@@ -1641,8 +1641,8 @@ enum Got {
 enum Outcome<'a> {
     Stable(Digest, &'a [u8]),
     Unstable(FileStat),
-    /// Not read: it may be being written (`Hashed::Busy`).
-    Busy(FileStat, rustix::io::Errno),
+    /// No digest: it may be being written (`Hashed::Busy`).
+    Busy(FileStat, crate::hash::Unsettled),
     Failed(HashError),
 }
 
@@ -1729,11 +1729,8 @@ fn settle_hashed(
                 errs,
                 &f.path,
                 "unstable",
-                format!(
-                    "{}; not read, stored without a digest (the next scan reads it)",
-                    crate::hash::busy_reason(why)
-                ),
-                None,
+                format!("{}; stored without a digest (the next scan reads it)", why.reason()),
+                why.errno(),
             );
             (None, kind::classify(ext, None))
         }
