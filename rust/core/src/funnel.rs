@@ -245,7 +245,7 @@ pub fn run(files: &[Candidate], cancel: &AtomicBool) -> Result<(Vec<Verdict>, Fu
             };
             let v = match hash::hash_file_at(None, name.as_c_str(), &expected, buf, cancel, &read) {
                 Ok(Hashed::Stable { digest, .. }) => Verdict::Digest(digest),
-                Ok(Hashed::Unstable { .. } | Hashed::Busy { .. }) => Verdict::Changed,
+                Ok(Hashed::Unstable { .. } | Hashed::Busy(_)) => Verdict::Changed,
                 Err(HashError::Cancelled) => Verdict::Failed("interrupted".into()),
                 Err(HashError::Io(e)) => io_verdict(e),
             };

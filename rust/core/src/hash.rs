@@ -42,8 +42,24 @@ pub enum Hashed {
     /// The size, mtime or ctime changed while the file was read: no digest.
     Unstable { now: FileStat },
     /// Changed so recently (`SETTLE_NS`) that a write may still be under way, and not
-    /// shown otherwise (`why`): no digest.
-    Busy { now: FileStat, why: Unsettled },
+    /// shown otherwise: no digest.
+    Busy(Busy),
+}
+
+/// A file that may be being written (see `Hashed::Busy`): its stat now, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Busy {
+    pub now: FileStat,
+    pub why: Unsettled,
+}
+
+impl Busy {
+    fn of(file: &File, why: Unsettled) -> Result<Busy, HashError> {
+        Ok(Busy {
+            now: FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?),
+            why,
+        })
+    }
 }
 
 /// Why a file changed within `SETTLE_NS` was not shown free of writers (`Hashed::Busy`).
@@ -288,22 +304,20 @@ pub fn leases_see_all_writers(f_type: i64) -> bool {
 
 /// For `file`, about to be read and listed as `expected`: `Ok(None)` when it changed long
 /// enough ago (`SETTLE_NS`); `Ok(Some(lease))`, to hold while it is read, when it changed
-/// since but no program has it open for writing; else why not.
-fn settle<'a>(file: &'a File, expected: &FileStat) -> Result<Option<Lease<'a>>, Unsettled> {
+/// since but no program has it open for writing; else `Busy`, not to be read.
+fn settle<'a>(file: &'a File, expected: &FileStat) -> Result<Result<Option<Lease<'a>>, Busy>, HashError> {
     if !settling(expected) {
-        return Ok(None);
+        return Ok(Ok(None));
     }
-    match rustix::fs::fstatfs(file) {
-        Ok(fs) if !leases_see_all_writers(fs.f_type as i64) => return Err(Unsettled::Unwatched),
-        _ => {}
-    }
-    Lease::take(file).map(Some).map_err(|e| {
-        if e == Errno::AGAIN {
-            Unsettled::Writer
-        } else {
-            Unsettled::NoLease(e)
-        }
-    })
+    let why = match rustix::fs::fstatfs(file) {
+        Ok(fs) if !leases_see_all_writers(fs.f_type as i64) => Unsettled::Unwatched,
+        _ => match Lease::take(file) {
+            Ok(lease) => return Ok(Ok(Some(lease))),
+            Err(Errno::AGAIN) => Unsettled::Writer,
+            Err(e) => Unsettled::NoLease(e),
+        },
+    };
+    Ok(Err(Busy::of(file, why)?))
 }
 
 /// Hash the file `name` (relative to `dir`, or a path when `dir` is `None`), expected to
@@ -335,12 +349,9 @@ pub fn hash_file(
     if len == 0 {
         return Ok(Hashed::empty());
     }
-    let lease = match settle(file, expected) {
+    let lease = match settle(file, expected)? {
         Ok(lease) => lease,
-        Err(why) => {
-            let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
-            return Ok(Hashed::Busy { now, why });
-        }
+        Err(busy) => return Ok(Hashed::Busy(busy)),
     };
     let lease = lease.as_ref();
     let mut hasher = blake3::Hasher::new();
@@ -349,12 +360,7 @@ pub fn hash_file(
             now: FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?),
         })
     };
-    let waited = |file: &File| -> Result<Hashed, HashError> {
-        Ok(Hashed::Busy {
-            now: FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?),
-            why: Unsettled::Waited,
-        })
-    };
+    let waited = |file: &File| -> Result<Hashed, HashError> { Ok(Hashed::Busy(Busy::of(file, Unsettled::Waited)?)) };
     let head = if len < MMAP_MIN {
         match read_whole(file, len, &mut hasher, buf, cancel, progress, lease)? {
             Whole::Read(head) => head,
@@ -397,10 +403,10 @@ pub fn hash_file(
                         }
                         if lease.is_some_and(Lease::broken) {
                             // A writer waits on the lease: let it in, and keep no digest.
-                            return Ok(Hashed::Busy {
+                            return Ok(Hashed::Busy(Busy {
                                 now,
                                 why: Unsettled::Waited,
-                            });
+                            }));
                         }
                     }
                     let end = (off + WINDOW).min(map.len());
@@ -515,7 +521,7 @@ pub enum Held {
     /// As `Hashed::Unstable`; the arena is as it was.
     Unstable { now: FileStat },
     /// As `Hashed::Busy`: not read.
-    Busy { now: FileStat, why: Unsettled },
+    Busy(Busy),
 }
 
 /// Read `file` (opened as `hash_file_at` opens a file), listed as `expected` and at most
@@ -533,12 +539,9 @@ pub fn read_small(
     debug_assert!(len <= crate::lanes::LANES_MAX);
     // Held while the file is read (a few microseconds: a writer that comes meanwhile
     // waits that long, the lease is not watched).
-    let _lease = match settle(file, expected) {
+    let _lease = match settle(file, expected)? {
         Ok(lease) => lease,
-        Err(why) => {
-            let now = FileStat::from_stat(&rustix::fs::fstat(file.as_fd())?);
-            return Ok(Held::Busy { now, why });
-        }
+        Err(busy) => return Ok(Held::Busy(busy)),
     };
     let start = arena.len();
     arena.reserve(len);
@@ -593,7 +596,7 @@ pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Diges
             path: p.into(),
             source: std::io::Error::other("file changed while it was being hashed"),
         }),
-        Ok(Hashed::Busy { why, .. }) => Err(crate::error::Error::Io {
+        Ok(Hashed::Busy(Busy { why, .. })) => Err(crate::error::Error::Io {
             path: p.into(),
             source: std::io::Error::other(why.reason()),
         }),
@@ -747,13 +750,7 @@ mod tests {
             // Listed as changed an hour ago (its catalog row's mtime, no ctime): no lease is
             // taken, so the cut does not wait for the hash to let it in (as it would for a
             // file just written, see `a_writer_opening_a_leased_file_breaks_the_lease...`).
-            let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-            File::options()
-                .write(true)
-                .open(&p)
-                .unwrap()
-                .set_modified(hour_ago)
-                .unwrap();
+            changed_an_hour_ago(&p);
             let mut listed =
                 FileStat::from_stat(&rustix::fs::statat(CWD, c.as_c_str(), rustix::fs::AtFlags::empty()).unwrap());
             listed.ctime_ns = UNKNOWN_CTIME;
@@ -775,7 +772,7 @@ mod tests {
             match got {
                 Ok(Hashed::Stable { digest, .. }) => assert_eq!(digest.0, whole, "attempt {attempt}"),
                 Ok(Hashed::Unstable { .. }) => {}
-                Ok(busy @ Hashed::Busy { .. }) => panic!("attempt {attempt}: {busy:?}"),
+                Ok(busy @ Hashed::Busy(_)) => panic!("attempt {attempt}: {busy:?}"),
                 Err(e) => panic!("attempt {attempt}: {e:?}"),
             }
             if crate::mapguard::faults() > faults_before {
@@ -793,6 +790,17 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let r = hash_path(p.as_os_str().as_bytes(), &AtomicBool::new(true));
         assert!(matches!(r, Err(crate::error::Error::Cancelled)));
+    }
+
+    /// Set `p`'s mtime an hour back (its ctime is now, as ever after a change).
+    fn changed_an_hour_ago(p: &std::path::Path) {
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
     }
 
     /// Open `p` to be read as a scan opens it, and its stat as the walk would list it.
@@ -819,10 +827,10 @@ mod tests {
             assert!(
                 matches!(
                     got,
-                    Hashed::Busy {
+                    Hashed::Busy(Busy {
                         why: Unsettled::Writer,
                         ..
-                    }
+                    })
                 ),
                 "len {len}: {got:?}"
             );
@@ -832,10 +840,10 @@ mod tests {
                 assert!(
                     matches!(
                         held,
-                        Held::Busy {
+                        Held::Busy(Busy {
                             why: Unsettled::Writer,
                             ..
-                        }
+                        })
                     ),
                     "len {len}: {held:?}"
                 );
@@ -880,9 +888,9 @@ mod tests {
                 hash_file(&file, &st, &mut Vec::new(), &cancel, &progress).unwrap()
             });
             match got {
-                Hashed::Busy {
+                Hashed::Busy(Busy {
                     why: Unsettled::Waited, ..
-                } => {
+                }) => {
                     assert!(progress.load(Relaxed) < len as u64, "stopped before the end");
                     assert_eq!(Unsettled::Waited.errno(), None);
                     return;
@@ -917,13 +925,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("old");
         std::fs::write(&p, b"settled").unwrap();
-        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(hour_ago)
-            .unwrap();
+        changed_an_hour_ago(&p);
         let _writer = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         let (file, mut st) = opened(&p);
         st.ctime_ns = UNKNOWN_CTIME;

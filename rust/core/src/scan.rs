@@ -1444,7 +1444,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
                 let hashed = match &got {
                     Got::Done(Ok(Hashed::Stable { digest, head })) => Outcome::Stable(*digest, head),
                     Got::Done(Ok(Hashed::Unstable { now })) => Outcome::Unstable(*now),
-                    Got::Done(Ok(Hashed::Busy { now, why })) => Outcome::Busy(*now, *why),
+                    Got::Done(Ok(Hashed::Busy(busy))) => Outcome::Busy(*busy),
                     Got::Done(Err(HashError::Io(e))) => Outcome::Failed(HashError::Io(*e)),
                     Got::Done(Err(HashError::Cancelled)) => Outcome::Failed(HashError::Cancelled),
                     Got::Held(i) => {
@@ -1501,7 +1501,7 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
                     Got::Held(inputs.len() - 1)
                 }
                 Ok(Held::Unstable { now }) => Got::Done(Ok(Hashed::Unstable { now })),
-                Ok(Held::Busy { now, why }) => Got::Done(Ok(Hashed::Busy { now, why })),
+                Ok(Held::Busy(busy)) => Got::Done(Ok(Hashed::Busy(busy))),
                 Err(e) => Got::Done(Err(e)),
             }
         };
@@ -1642,7 +1642,7 @@ enum Outcome<'a> {
     Stable(Digest, &'a [u8]),
     Unstable(FileStat),
     /// No digest: it may be being written (`Hashed::Busy`).
-    Busy(FileStat, crate::hash::Unsettled),
+    Busy(crate::hash::Busy),
     Failed(HashError),
 }
 
@@ -1694,7 +1694,7 @@ fn settle_hashed(
             return Continue(());
         }
     }
-    if matches!(&hashed, Outcome::Unstable(now) | Outcome::Busy(now, _) if now.id != f.stat.id) {
+    if matches!(&hashed, Outcome::Unstable(now) | Outcome::Busy(crate::hash::Busy { now, .. }) if now.id != f.stat.id) {
         // Another inode at the name than the walk listed (files swapped or renamed over
         // as the scan ran): what the walk saw there is gone. Its row, if any, stays as
         // it was, never tied to an inode that passed through the name; the next scan
@@ -1723,7 +1723,7 @@ fn settle_hashed(
             );
             (None, kind::classify(ext, None))
         }
-        Outcome::Busy(_, why) => {
+        Outcome::Busy(crate::hash::Busy { why, .. }) => {
             unstable.fetch_add(1, Relaxed);
             fail(
                 errs,
