@@ -1819,8 +1819,9 @@ fn at_or_below_any(path: &[u8], set: &HashSet<&[u8]>) -> bool {
 }
 
 /// What now stands at `name` in `dir` when it is no longer a regular file: a folder, a
-/// FIFO, a device, a socket. None for a regular file, and when nothing is there (a
-/// vanished file is told by its own error).
+/// FIFO, a device, a socket, or (unless the scan follows links, `follow`) a symbolic
+/// link. None for a regular file, and when nothing is there (a vanished file is told by
+/// its own error).
 fn replaced_by(dir: BorrowedFd<'_>, name: &std::ffi::CStr, follow: bool) -> Option<&'static str> {
     use rustix::fs::{AtFlags, FileType};
     let flags = if follow {
