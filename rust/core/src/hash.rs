@@ -176,7 +176,7 @@ pub fn open_unlisted(
     dir: BorrowedFd<'_>,
     name: &std::ffi::CStr,
 ) -> Result<(File, rustix::fs::RawMode, FileStat, i64), Errno> {
-    let file = open_with(Some(dir), name, OFlags::NOFOLLOW)?;
+    let file = open_listed(dir, name, false)?;
     let (mode, stat, born) = crate::walk::stat_born(file.as_fd(), c"", rustix::fs::AtFlags::EMPTY_PATH)?;
     Ok((file, mode, stat, born))
 }
