@@ -116,7 +116,7 @@ def _silence(out: Any, st: Any, seconds: float) -> None:
 
 
 def _audio(path: Path, codec: str, fmt: str, seconds: float, rate: int = 44100, layout: str = "stereo",
-           sample_fmt: str | None = None) -> None:
+           sample_fmt: str | None = None, bit_rate: int | None = None) -> None:
     import array
 
     import av
@@ -126,6 +126,9 @@ def _audio(path: Path, codec: str, fmt: str, seconds: float, rate: int = 44100, 
         st.layout = layout
         if sample_fmt:
             st.codec_context.format = sample_fmt
+        if bit_rate:  # for encoders that want one (WMA), which then tell their frame size once open
+            st.bit_rate = bit_rate
+            st.codec_context.open()
         sample_fmt = st.format.name
         channels = len(st.layout.channels)
         n = st.codec_context.frame_size or 1024

@@ -286,6 +286,55 @@ def test_files_are_read_by_what_they_hold_not_by_their_names(tmp_path: Path) -> 
     assert not any("cut short" in m for _s, m in _errors(catalog, lib / "bsac.m4a"))
 
 
+def test_wma_tags_and_a_wma_cut_short_and_foobars_album_artist(tmp_path: Path) -> None:
+    """ASF attributes have names of their own (Windows Media Player's `Author`,
+    `WM/AlbumTitle`, ...): they were looked up by Vorbis names and all came back empty. An
+    ASF file cut in half read as a whole, shorter one: libav takes its length from what
+    it holds, and only the header states the length it had. foobar2000 names the album
+    artist `ALBUM ARTIST` in Vorbis comments."""
+    from mutagen.asf import ASF, ASFDWordAttribute
+    from mutagen.flac import FLAC
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "rip.wma", "wmav2", "asf", 1.0, bit_rate=64000)
+    f = ASF(str(lib / "rip.wma"))
+    f["Title"], f["Author"], f["WM/AlbumTitle"], f["WM/AlbumArtist"] = "Wma Title", "Wma Artist", "Wma Album", "Va"
+    f["WM/TrackNumber"], f["WM/PartOfSet"], f["WM/Year"], f["WM/Genre"] = "3", "2/3", "2019", "Jazz"
+    f["WM/Composer"], f["MusicBrainz/Album Id"] = "Wma Composer", media_corpus.MB_ALBUM
+    f["REPLAYGAIN_TRACK_GAIN"] = "-6.5 dB"  # foobar2000's case; Picard writes it in lower case
+    f.save()
+    # Windows Media Player before version 7 wrote only WM/Track, counted from 0.
+    media_corpus._audio(lib / "old.wma", "wmav2", "asf", 1.0, bit_rate=64000)
+    f = ASF(str(lib / "old.wma"))
+    f["Title"], f["WM/Track"] = "Old", [ASFDWordAttribute(4)]
+    f.save()
+    media_corpus._audio(lib / "whole.wma", "wmav2", "asf", 30.0, bit_rate=64000)
+    data = (lib / "whole.wma").read_bytes()
+    (lib / "half.wma").write_bytes(data[:len(data) // 2])
+    media_corpus._audio(lib / "foobar.flac", "flac", "flac", 0.5)
+    f = FLAC(str(lib / "foobar.flac"))
+    f["ALBUM ARTIST"] = "Foo Band"
+    f.save()
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    rip = _one(catalog, "tags_audio", lib / "rip.wma")
+    assert {k: rip[k] for k in ("title", "artist", "album", "album_artist", "track", "disc", "disc_total", "date",
+                                "year", "genre", "composer", "mb_album_id", "lossless")} == {
+        "title": "Wma Title", "artist": "Wma Artist", "album": "Wma Album", "album_artist": "Va", "track": 3,
+        "disc": 2, "disc_total": 3, "date": "2019", "year": 2019, "genre": "Jazz", "composer": "Wma Composer",
+        "mb_album_id": media_corpus.MB_ALBUM, "lossless": False}
+    assert rip["rg_track_gain"] == pytest.approx(-6.5)
+    assert (_one(catalog, "tags_audio", lib / "old.wma")["track"]) == 5
+    whole, half = _media(catalog, lib / "whole.wma"), _media(catalog, lib / "half.wma")
+    assert whole["status"] == "ok" and whole["duration"] == pytest.approx(30.0, abs=0.1)
+    assert half["status"] == "partial" and 12.0 < half["duration"] < 17.0, half
+    (message,) = [m for stage, m in _errors(catalog, lib / "half.wma") if stage == "decode"]
+    assert message.endswith("of the 30.0 s the file claims: cut short?"), message
+    assert _errors(catalog, lib / "whole.wma") == [] and _errors(catalog, lib / "rip.wma") == []
+    assert _one(catalog, "tags_audio", lib / "foobar.flac")["album_artist"] == "Foo Band"
+
+
 def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     """An iPhone's MOV keeps its local time in `com.apple.quicktime.creationdate`, its
     container time in UTC: taken_at is the local one, as for the phone's photos."""

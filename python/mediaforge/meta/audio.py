@@ -1,5 +1,6 @@
 """Audio tags with mutagen, normalised across ID3 (MP3, WAV, AIFF), Vorbis comments
-(FLAC, Ogg Vorbis/Opus) and MP4 atoms (M4A), plus the embedded cover art."""
+(FLAC, Ogg Vorbis/Opus), MP4 atoms (M4A), APEv2 and ASF attributes (WMA), plus the
+embedded cover art."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ _VORBIS = {
 }
 # APEv2 (WavPack, Monkey's Audio, Musepack): Vorbis-like names, but for these.
 _APE = dict(_VORBIS, track="track", disc="disc", date="year", album_artist="album artist")
+# ASF attributes (WMA): Windows Media Player's names, and MusicBrainz Picard's for the rest.
+# Looked up without regard to case, as taggers disagree (foobar2000 writes REPLAYGAIN_...).
+_ASF = dict(_VORBIS, title="Title", artist="Author", album="WM/AlbumTitle", album_artist="WM/AlbumArtist",
+            track="WM/TrackNumber", disc="WM/PartOfSet", date="WM/Year", genre="WM/Genre", composer="WM/Composer",
+            mb_track_id="MusicBrainz/Release Track Id", mb_album_id="MusicBrainz/Album Id",
+            mb_artist_id="MusicBrainz/Artist Id", mb_recording_id="MusicBrainz/Track Id")
+del _ASF["track_total"], _ASF["disc_total"]
+# Vorbis comment names other taggers give the album artist (foobar2000: ALBUM ARTIST).
+_VORBIS_ALBUM_ARTIST = ("album artist", "album_artist")
 _MP4 = {
     "title": "\xa9nam", "artist": "\xa9ART", "album": "\xa9alb", "album_artist": "aART", "date": "\xa9day",
     "genre": "\xa9gen", "composer": "\xa9wrt",
@@ -110,7 +120,7 @@ def _raw(tags: Any, family: dict[str, str], key: str) -> Any:
                 found = [f for f in tags.getall("TXXX") if str(f.desc).casefold() == want]
             return found or None
         found = tags.get(name)
-        if found is None and name.startswith("----:"):
+        if found is None and (name.startswith("----:") or family is _ASF):
             want = name.casefold()
             found = next((v for k, v in tags.items() if k.casefold() == want), None)
         return found
@@ -243,6 +253,9 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
         row[key] = _first(_raw(tags, family, key))
     if family is _APE and row["date"] is None:  # APEv2's `Year`, else the `Date` some taggers write
         row["date"] = _first(_raw(tags, _VORBIS, "date"))
+    if family is _VORBIS and row["album_artist"] is None:
+        row["album_artist"] = next(filter(None, (_first(_raw(tags, {"album_artist": name}, "album_artist"))
+                                                 for name in _VORBIS_ALBUM_ARTIST)), None)
     if family is _MP4:
         trkn, disk = tags.get("trkn"), tags.get("disk")
         row["track"], row["track_total"] = (trkn[0] if trkn else (None, None))
@@ -254,6 +267,10 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     else:
         row["track"], row["track_total"] = _pair(_first(_raw(tags, family, "track")))
         row["disc"], row["disc_total"] = _pair(_first(_raw(tags, family, "disc")))
+        if family is _ASF and row["track"] is None:
+            # Players before Windows Media Player 7 wrote only WM/Track, counted from 0.
+            m = _NUM.match(_first(_raw(tags, {"track": "WM/Track"}, "track")) or "")
+            row["track"] = int(m.group(1)) + 1 if m else None
         if family is _VORBIS:
             # TRACKTOTAL and DISCTOTAL, or foobar2000's TOTALTRACKS and TOTALDISCS.
             for key, other in (("track_total", "totaltracks"), ("disc_total", "totaldiscs")):
@@ -336,6 +353,8 @@ def _family(tags: Any) -> dict[str, str]:
         return _MP4
     if kind in ("APEv2",):
         return _APE
+    if kind in ("ASFTags",):
+        return _ASF
     return _VORBIS
 
 

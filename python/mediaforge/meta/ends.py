@@ -1,4 +1,5 @@
-"""Whether a WAV or Ogg file was cut short, told from its own framing.
+"""Whether a WAV or Ogg file was cut short, told from its own framing; and the length an
+ASF (WMA) file's header states.
 
 libav measures both by the sound the bytes hold, so a download or copy that stopped
 halfway reads as a shorter, whole file. A WAV file's `data` chunk states how many bytes
@@ -18,6 +19,13 @@ from typing import BinaryIO
 _OGG_MAX_PAGE = 27 + 255 + 255 * 255
 # A WAV file missing less than this is taken as whole (a writer's rounding, a pad byte).
 WAV_SLACK_SECONDS = 0.1
+# ASF objects by GUID, as stored (the first three fields little-endian): the header object
+# and its file properties object, which states the play length.
+_ASF_HEADER = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+_ASF_FILE_PROPERTIES = bytes.fromhex("a1dcab8c47a9cf118ee400c00c205365")
+# The header objects read at most: real headers are kilobytes, a cover art picture or two
+# among them.
+_ASF_HEADER_MAX = 16 << 20
 
 
 def _ogg_crc_table() -> list[int]:
@@ -125,4 +133,36 @@ def wav_end(path: str | bytes) -> WavEnd | None:
                     return None
                 claimed, present = n / byte_rate, min(n, size - at) / byte_rate
                 return WavEnd(claimed, present) if claimed - present > WAV_SLACK_SECONDS else None
+    return None
+
+
+def asf_length(path: str | bytes) -> float | None:
+    """The seconds an ASF (WMA, WMV) file's header says it plays: the file properties
+    object's play duration less its preroll. libav takes a cut file's length from what it
+    holds, so only this tells that it was cut. None where the header does not say (a
+    broadcast, a live stream's, or no such object)."""
+    with open(path, "rb") as f:
+        head = f.read(30)
+        if len(head) < 30 or head[:16] != _ASF_HEADER:
+            return None
+        end = min(int.from_bytes(head[16:24], "little"), _ASF_HEADER_MAX)
+        at = 30
+        while at + 24 <= end:
+            f.seek(at)
+            obj = f.read(24)
+            size = int.from_bytes(obj[16:24], "little")
+            if len(obj) < 24 or size < 24:
+                return None
+            if obj[:16] == _ASF_FILE_PROPERTIES:
+                # After the object's GUID and size: a file id (16 bytes), the file size,
+                # creation date and packet count (8 each), then the play duration (100 ns
+                # units), send duration, preroll (ms) and flags.
+                body = f.read(68)
+                if len(body) < 68:
+                    return None
+                play, preroll = int.from_bytes(body[40:48], "little"), int.from_bytes(body[56:64], "little")
+                if body[64] & 1 or not play:  # the broadcast flag: the durations mean nothing
+                    return None
+                return max(0.0, play / 1e7 - preroll / 1e3)
+            at += size
     return None

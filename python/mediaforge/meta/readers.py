@@ -657,6 +657,8 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     # download or copy that stopped): it must not pass for the whole song, in a near-
     # duplicate group or a dedupe. Its duration is how far it plays.
     claimed = media.get("duration")
+    if claimed and media.get("format") == "asf":
+        claimed = max(claimed, _asf_length(t.path) or 0.0)  # libav's is what a cut file holds
     if t.meta and claimed and media.get("audio_codec") and not media.get("video_codec") \
             and length_in_header(media.get("format"), t.path):
         try:
@@ -684,6 +686,16 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.fail("decode", short)
     _settle_lengths(r)
     return True
+
+
+def _asf_length(path: bytes) -> float | None:
+    """The length an ASF file's header states (`ends.asf_length`), None where unread."""
+    from .ends import asf_length
+
+    try:
+        return asf_length(path)
+    except OSError:
+        return None
 
 
 _ISO_MEDIA = frozenset(("mov", "mp4", "m4a", "m4v", "3gp", "3g2", "mj2", "ismv"))
