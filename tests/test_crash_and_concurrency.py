@@ -650,3 +650,38 @@ def test_a_sigterm_python_swallows_in_its_own_callback_still_stops_the_command(t
     err = p.stderr.decode(errors="replace")
     assert p.returncode == 143, err
     assert_one_line_error(err, "terminated")
+
+
+def test_a_transaction_cut_off_before_its_rollback_does_not_block_the_work_kept_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C whose handler runs at the `with` statement's exit, after a statement it
+    interrupted failed, raises there, before the block's rollback: the transaction stayed
+    open and aborted, and the results kept after the Ctrl-C failed to be written, ending
+    in an internal error ("Current transaction is aborted"). Here the block is left that
+    way by hand: its exit never runs."""
+    import duckdb
+    import pyarrow as pa
+
+    from mediaforge import _ctrlc
+
+    cat = open_catalog(tmp_path / "c.duckdb")
+    cut_off = cat.transaction()
+    con = cut_off.__enter__()
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(duckdb.Error):
+        con.execute("SELECT error('interrupted')")
+    monkeypatch.setattr(_ctrlc, "_taken", 1)  # the Ctrl-C came; the work done is being kept
+    with cat.registered("kept", pa.table({"x": [2, 3]})), cat.transaction() as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.execute("INSERT INTO t SELECT x FROM kept")
+    # The cut-off block, ended at last (as when its exception is dropped), rolls back
+    # nothing of the later work.
+    assert cut_off.__exit__(KeyError, KeyError("late"), None) is False  # not swallowed
+    assert cat.con.execute("SELECT list(x ORDER BY x) FROM t").fetchone()[0] == [2, 3]
+    with cat.transaction() as con:
+        con.execute("INSERT INTO t VALUES (4)")
+    cat.close()
+    cat = open_catalog(tmp_path / "c.duckdb")
+    assert cat.con.execute("SELECT list(x ORDER BY x) FROM t").fetchone()[0] == [2, 3, 4]
+    cat.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -128,10 +128,13 @@ def streamed(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
 
 
 def is_interrupt(e: BaseException) -> bool:
-    """DuckDB turns a Ctrl-C during a query into its own errors; recognise them."""
+    """DuckDB turns a Ctrl-C during a query into its own errors; recognise them, and a
+    statement refused after one because the interrupt aborted its transaction."""
     if isinstance(e, duckdb.InterruptException):
         return True
     text = str(e)
+    if _ctrlc.signalled() and isinstance(e, duckdb.TransactionException) and "transaction is aborted" in text:
+        return True
     return "Query interrupted" in text or "KeyboardInterrupt" in text or "INTERRUPT Error" in text
 
 
@@ -169,6 +172,8 @@ class Catalog:
         self.path = path
         self.con = con
         self.read_only = read_only
+        # The transaction `transaction` began and has not ended, as a token of its own.
+        self._txn: object | None = None
 
     # -- opening -------------------------------------------------------------------
 
@@ -346,20 +351,37 @@ class Catalog:
 
     # -- transactions and bulk writes --------------------------------------------------
 
+    def _end_left_over(self) -> None:
+        """Roll back a transaction whose block ended without ending it. A Ctrl-C's handler
+        runs at the first Python call after a statement it interrupted from another thread,
+        which may be the `with` statement's own exit, before the block's rollback: the
+        exception goes on, and the transaction stays, aborted, for the work kept after a
+        Ctrl-C to fail on. Only for the paths that run between blocks: a block still under
+        way on this connection cannot tell from one cut off so."""
+        if self._txn is not None:
+            self._txn = None
+            with suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One atomic unit of work: committed on success, rolled back on any exception."""
         try:
+            self._end_left_over()  # transactions do not nest: one begun is one left over
             self.con.execute("BEGIN TRANSACTION")
+            self._txn = token = object()
             try:
                 yield self.con
             except BaseException:
-                try:
-                    self.con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
+                if self._txn is token:  # else a later transaction rolled it back already
+                    self._txn = None
+                    try:
+                        self.con.execute("ROLLBACK")
+                    except duckdb.Error:
+                        pass
                 raise
             self.con.execute("COMMIT")
+            self._txn = None
         except (duckdb.Error, RuntimeError) as e:
             _reraise_unless_duckdb(e)
             if _ctrlc.signalled() and "transaction is aborted" in str(e):
@@ -381,7 +403,15 @@ class Catalog:
     @contextmanager
     def registered(self, name: str, data: pa.RecordBatch | pa.Table) -> Iterator[str]:
         """Expose an Arrow batch to SQL as `name` for the duration of the block."""
-        self.con.register(name, data)
+        try:
+            self.con.register(name, data)
+        except duckdb.TransactionException as e:
+            if not (_ctrlc.signalled() and "transaction is aborted" in str(e) and self._txn is not None):
+                raise
+            # After a Ctrl-C, where the work done is being kept: a transaction cut off
+            # before its rollback (see `_end_left_over`).
+            self._end_left_over()
+            self.con.register(name, data)
         try:
             yield name
         finally:
