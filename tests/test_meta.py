@@ -693,6 +693,47 @@ def test_a_videos_sidecar_date_comes_before_its_container_time_but_not_before_a_
         assert {Path(r["path"]).name for r in found} == names, (year, found)
 
 
+def _xmp_with_gps(lat: str, lon: str, as_elements: bool = False) -> bytes:
+    """An XMP sidecar as Lightroom writes one for a geotagged photo: GPSCoordinate text."""
+    head = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/"')
+    if as_elements:
+        body = f'><exif:GPSLatitude>{lat}</exif:GPSLatitude><exif:GPSLongitude>{lon}</exif:GPSLongitude>'
+    else:
+        body = f' exif:GPSLatitude="{lat}" exif:GPSLongitude="{lon}">'
+    return (head + body + "</rdf:Description></rdf:RDF></x:xmpmeta>").encode()
+
+
+def test_xmp_sidecars_give_their_gps_coordinates(tmp_path: Path) -> None:
+    """Lightroom and digiKam geotag a RAW in its XMP sidecar (`exif:GPSLatitude`,
+    "DDD,MM.mmk" or "DDD,MM,SSk"): the sidecar's place was not read, though the `library`
+    view takes a photo's place from its sidecar when its EXIF has none."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    cases = {
+        "minutes": ("48,51.50222N", "2,17.66888E", False, 48.8583703, 2.2944813),
+        "seconds": ("33,51,54S", "151,12,36W", True, -33.865, -151.21),
+        "degrees": ("52.5208N", "13.4094E", False, 52.5208, 13.4094),
+        "past_pole": ("91,0.0N", "2,0.0E", False, None, None),
+        "axes_swapped": ("2,0.0E", "48,0.0N", False, None, None),
+        "sixty_minutes": ("48,60.0N", "2,0.0E", False, None, None),
+        "garbage": ("north", "2,0.0E", False, None, None),
+    }
+    for i, (name, (lat, lon, elements, _la, _lo)) in enumerate(cases.items()):
+        media_corpus.picture(32, 24, i).save(lib / f"{name}.png")
+        (lib / f"{name}.png.xmp").write_bytes(_xmp_with_gps(lat, lon, elements))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    for name, (_lat, _lon, _elements, want_lat, want_lon) in cases.items():
+        x = _one(catalog, "sidecars", lib / f"{name}.png.xmp")
+        got = (x["gps_lat"], x["gps_lon"])
+        assert got == ((pytest.approx(want_lat), pytest.approx(want_lon)) if want_lat is not None else (None, None)), (
+            name, got)
+        (view,) = rows(catalog, f"SELECT gps_lat, gps_lon FROM library WHERE name = '{name}.png'")
+        assert (view["gps_lat"], view["gps_lon"]) == got, name
+        assert _errors(catalog, lib / f"{name}.png.xmp") == []
+
+
 def test_a_photo_without_exif_takes_its_date_place_and_rating_from_its_sidecar(tmp_path: Path) -> None:
     """A Google Takeout photo stripped of its EXIF, its mtime the download's: the `library`
     view, `--where` and the search take the date, place and rating its JSON gives; a

@@ -87,6 +87,29 @@ def declares_entities(data: bytes) -> bool:
     return any(e in data for e in _ENTITY)
 
 
+# XMP's GPSCoordinate: "DDD,MM,SSk" or "DDD,MM.mmk", k the reference (N, S, E, W); some
+# software writes decimal degrees before it ("52.5208N").
+_XMP_GPS = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)(?:,(\d{1,2}(?:\.\d+)?))?(?:,(\d{1,2}(?:\.\d+)?))?\s*([NSEWnsew])\s*$")
+
+
+def xmp_coordinate(s: str | None, axis: str) -> float | None:
+    """Decimal degrees (south and west negative) of an XMP GPSCoordinate on `axis`
+    ("lat": N or S, at most 90; "lon": E or W, at most 180); None for anything else:
+    minutes or seconds of 60 and more, minutes beside decimal degrees, the wrong axis."""
+    m = _XMP_GPS.match(s or "")
+    if not m:
+        return None
+    degrees, minutes, seconds, ref = m.group(1), m.group(2), m.group(3), m.group(4).upper()
+    if ref not in ("NS" if axis == "lat" else "EW") or ("." in degrees and minutes is not None):
+        return None
+    if float(minutes or 0) >= 60 or float(seconds or 0) >= 60 or ("." in (minutes or "") and seconds is not None):
+        return None
+    value = float(degrees) + float(minutes or 0) / 60 + float(seconds or 0) / 3600
+    if value > (90 if axis == "lat" else 180):
+        return None
+    return -value if ref in "SW" and value else value
+
+
 def parse_xmp(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_SIDECAR_BYTES:
         raise SidecarError(f"XMP sidecar over {MAX_SIDECAR_BYTES // 1_048_576} MiB")
@@ -134,6 +157,8 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
                     else bag("digiKam:TagsList"))
     from .image import exif_datetime  # Pillow, which a scan that reads no XMP never needs
 
+    lat, lon = xmp_coordinate(prop("exif:GPSLatitude"), "lat"), xmp_coordinate(prop("exif:GPSLongitude"), "lon")
+
     return {
         "format": "xmp",
         "taken_at": _iso_local(date_s) or exif_datetime(date_s),
@@ -143,8 +168,8 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
         "description": prop("dc:description"),
         "keywords": keywords or None,
         "hierarchical_keywords": hierarchical or None,
-        "gps_lat": None,
-        "gps_lon": None,
+        "gps_lat": lat if lat is not None and lon is not None else None,
+        "gps_lon": lon if lat is not None and lon is not None else None,
     }
 
 
