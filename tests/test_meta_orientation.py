@@ -119,6 +119,8 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         _with_matrix(root / "plain.mp4", lib / f"{name}.mp4", matrix)
     # Only FFmpeg's legacy tag says how to turn it (no display matrix): clockwise degrees.
     _mkv_with_tags(lib / "rotate-tag.mkv", {"rotate": "90"}, [i * 100 for i in range(6)])
+    # A whole turn more: FFmpeg reads it as 90 too.
+    _mkv_with_tags(lib / "rotate-450.mkv", {"rotate": "450"}, [i * 100 for i in range(7)])
     # mkvmerge's statistics; ones copied from a longer source (a cut with -c copy); and
     # ones FFmpeg copied into a re-encode (another frame count, the same length).
     stats = {"_STATISTICS_WRITING_APP-eng": "mkvmerge v80.0 ('Roundabout') 64-bit"}
@@ -177,11 +179,12 @@ def test_a_rotate_tag_counts_clockwise_in_any_case(scanned) -> None:
     portrait clip, `rotate` 90, has a display matrix of -90, which the column stores as
     270. The thumbnail turns as the column says."""
     lib, catalog = scanned
-    m = _media(catalog, lib / "rotate-tag.mkv")
-    assert (m["rotation"], m["stream_rotations"]) == (270, [270])
-    thumb = _thumb(catalog, m)
-    assert thumb.height > thumb.width
-    assert _corners(thumb) == _corners(_quarters().transpose(Image.Transpose.ROTATE_270))
+    for name in ("rotate-tag.mkv", "rotate-450.mkv"):
+        m = _media(catalog, lib / name)
+        assert (m["rotation"], m["stream_rotations"]) == (270, [270]), name
+        thumb = _thumb(catalog, m)
+        assert thumb.height > thumb.width
+        assert _corners(thumb) == _corners(_quarters().transpose(Image.Transpose.ROTATE_270))
 
 
 def test_a_matroska_frame_rate_is_its_average_by_its_statistics_tags(scanned) -> None:

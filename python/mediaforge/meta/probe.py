@@ -446,12 +446,13 @@ def _right_angle(angle: Any) -> int:
     """A display matrix's turn (libav's, in degrees) as 0, 90, 180 or 270. Any other
     angle is no camera's: a hostile or broken matrix (one of zeros reads as NaN, which
     libav hands on as -2^31) would tilt the picture, black corners and all, and grow it
-    past its own size. It is taken as none."""
+    past its own size. It is taken as none. Whole turns more are none (a `rotate` tag
+    of 450 is 90, as FFmpeg reads it)."""
     try:
         turn = float(angle or 0)
     except (TypeError, ValueError):
         return 0
-    if not math.isfinite(turn) or abs(turn) > 360 or abs(turn - round(turn / 90) * 90) > 0.5:
+    if not math.isfinite(turn) or abs(turn) > 36_000 or abs(turn - round(turn / 90) * 90) > 0.5:
         return 0
     return round(turn / 90) * 90 % 360
 
