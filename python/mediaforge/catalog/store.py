@@ -323,6 +323,8 @@ class Catalog:
                     "INSERT OR REPLACE INTO meta VALUES ('application', ?), ('schema_version', ?)",
                     [APPLICATION, str(version)],
                 )
+            # A migration may leave contents to extract again: the next scan looks for them.
+            self.con.execute("DELETE FROM meta WHERE key = 'extracted_through_scan'")
 
     def on_own_connection(self) -> Catalog:
         """This catalog on a connection of its own to the same database, for another

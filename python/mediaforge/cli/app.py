@@ -196,7 +196,10 @@ def scan_cmd(
             if xconfig is not None:
                 try:
                     with render.ExtractProgressBar(show, "extract") as xbar:
-                        xsummary = meta.extract(cat, xconfig, on_progress=xbar.update, prestart=False)
+                        wrote = any((summary.new, summary.changed, summary.moved, summary.revived,
+                                     summary.hashed_files))
+                        xsummary = meta.extract(cat, xconfig, on_progress=xbar.update, prestart=False,
+                                                after_scan=(summary.scan_id, wrote))
                 except CatalogWriteError as e:  # a full disk: the scan is committed, its summary still printed
                     extract_error = e
             try:

@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..catalog import Catalog
-from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, pending_extraction, pending_fingerprints,
+from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, nothing_to_extract_after,
+                                   pending_extraction, pending_fingerprints, set_extracted_through,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
 from ..config import DEFAULT_THUMB_SIZE, check_timeout, min_free_bytes, thumbs_dir, worker_count, worker_memory
@@ -212,21 +213,34 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
 
 
 def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None = None,
-            catch_up: bool = False, prestart: bool = True) -> ExtractSummary:
+            catch_up: bool = False, prestart: bool = True, after_scan: tuple[int, bool] | None = None
+            ) -> ExtractSummary:
     """Extract metadata (and thumbnails, and fingerprints) for every present content the
     catalog has no `media` row for yet. A rescan of an unchanged library extracts
     nothing. Then, with fingerprints on, fingerprint the contents extracted earlier
     without them: when an extraction with `fingerprints=False` marked the catalog, or
     always with `catch_up` (`meta`: also contents from before a fingerprint existed).
-    `prestart` as for `_run` (a scan: False, for a rescan mostly finds nothing new)."""
+    `prestart` as for `_run` (a scan: False, for a rescan mostly finds nothing new).
+    `after_scan`: (id, wrote contents) of the scan this extraction follows, which then
+    looks for nothing when nothing can be waiting (`nothing_to_extract_after`), and is
+    recorded as leaving nothing when run whole."""
     if not config.fingerprints:
         set_fingerprints_pending(cat, True)
     def write(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> int:
         return write_results(cat, results, paths, keep_thumbs=not config.thumbs,
                              keep_fingerprints=not config.fingerprints)
 
-    summary = _run(cat, lambda: pending_extraction(cat, config.retry_failed), config, write, on_progress,
-                   prestart=prestart)
+    def select() -> pa.Table:
+        if after_scan is not None and not after_scan[1] and not config.retry_failed \
+                and nothing_to_extract_after(cat, after_scan[0]):
+            return pa.table({})
+        return pending_extraction(cat, config.retry_failed)
+
+    summary = _run(cat, select, config, write, on_progress, prestart=prestart)
+    if after_scan is not None and not summary.changed:
+        # Every content selected was extracted (or its failure recorded); one changed since
+        # the scan is the next scan's to write, and to extract.
+        set_extracted_through(cat, after_scan[0])
     if not config.fingerprints or not (catch_up or fingerprints_pending(cat)):
         return summary
     # Not told to retry: with `retry_failed` the extraction just tried, fingerprints and
