@@ -61,7 +61,10 @@ def test_a_schema_version_that_is_not_a_number_gives_exit_5(media_tree: MediaTre
 
 
 @pytest.mark.parametrize(("command", "column"), [
-    (("query", "SELECT * FROM files"), "size"), (("export", "OUT"), "size"), (("scan", "ROOT"), "size")])
+    (("query", "SELECT * FROM files"), "size"), (("export", "OUT"), "size"), (("scan", "ROOT"), "size"),
+    # A condition that reads the block was called a bad condition (exit 2).
+    (("tag", "add", "x", "--where", "size > 0"), "size"),
+    (("collection", "create", "big", "--smart", "size > 0"), "size")])
 def test_one_damaged_block_of_files_gives_exit_5_for_every_command(media_tree: MediaTree, tmp_path: Path,
                                                                  command: tuple[str, ...], column: str) -> None:
     """One bad block in the `files` table's data: the catalog opens and answers until a

@@ -18,6 +18,7 @@ from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it
 import duckdb
 
 from ..catalog import Catalog
+from ..catalog.store import damaged, is_corruption
 from ..errors import InvalidInputError, first_line, is_text
 
 # The documented columns of the `library` view are what a predicate may name.
@@ -71,6 +72,7 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     try:
         cat.con.sql(f"SELECT count(*) FROM ({sql} LIMIT 0)").fetchall()
     except duckdb.Error as e:
+        _unless_damaged(cat, e)
         raise InvalidInputError(f"bad condition {pred!r}: {first_line(e)} (columns: see the `library` view in "
                                 "docs/catalog.md)") from None
     return pred
@@ -92,7 +94,15 @@ def _on_data(cat: Catalog, sql: str, pred: str, what: str) -> list[tuple]:
     try:
         return cat.con.sql(sql).fetchall()
     except duckdb.Error as e:
+        _unless_damaged(cat, e)
         raise InvalidInputError(f"{what} {pred!r} fails on this catalog: {first_line(e)}") from None
+
+
+def _unless_damaged(cat: Catalog, e: duckdb.Error) -> None:
+    """A damaged block met while the condition reads the catalog is the catalog's fault,
+    not the condition's: `CatalogInvalidError` (exit 5), as for any other read."""
+    if is_corruption(e):
+        raise damaged(e, cat.path) from None
 
 
 def matching(cat: Catalog, predicate: str) -> list[str]:
