@@ -147,6 +147,34 @@ def test_an_empty_catalog_file_is_made_a_catalog_and_other_files_are_named(media
     assert_one_line_error(res.err, "w.duckdb.wal is a folder")
 
 
+@pytest.mark.parametrize("cut", [8192, 0])
+def test_a_catalog_cut_short_after_it_held_data_is_damaged_not_made_anew(media_tree: MediaTree, tmp_path: Path,
+                                                                        cut: int) -> None:
+    """A QA finding: a catalog cut to under three header blocks (8 KiB), or emptied with
+    its log of changes beside it, was taken for one whose making stopped: removed and made
+    anew by the next scan, its tags gone without a word. Its header counts checkpoints, and
+    a log holds changes: it held data, and it is left as it is for the user to restore."""
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", media_tree.root, "--no-meta", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "keep", "--where", "true", catalog=catalog).rc == 0
+    if cut == 0:
+        # Changes committed to the log, not yet folded into the file, then the file emptied.
+        import duckdb
+
+        with duckdb.connect(str(catalog)) as con:
+            con.execute("SET checkpoint_threshold = '1GB'")
+            con.execute("PRAGMA disable_checkpoint_on_shutdown")
+            con.execute("UPDATE tags SET tag = 'kept'")
+        assert (tmp_path / "c.duckdb.wal").stat().st_size > 0
+    with open(catalog, "r+b") as f:
+        f.truncate(cut)
+    for args in (("scan", media_tree.root, "--no-meta"), ("stats",), ("tag", "list")):
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == ExitCode.CATALOG_INVALID, (args, res)
+        assert_one_line_error(res.err, str(catalog), "restore it from a backup")
+        assert catalog.stat().st_size == cut
+
+
 def test_an_error_line_that_cannot_be_written_keeps_the_commands_exit_code(media_tree: MediaTree,
                                                                           tmp_path: Path) -> None:
     """stderr on a full disk (a cron job's log): the error is lost, its exit code is not

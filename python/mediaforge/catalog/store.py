@@ -54,16 +54,33 @@ def empty_catalog(path: Path | str) -> str | None:
     """Why the regular file at `path` holds no catalog to keep, or None: 0 bytes (a first
     scan killed as it made the file, `mktemp`), or a DuckDB file whose making stopped before
     its header blocks were all written (a disk full as a first scan began), with no log
-    beside it: nothing was ever committed to it. Raises OSError if it cannot be read."""
+    beside it: nothing was ever committed to it. Raises OSError if it cannot be read, and
+    `CatalogInvalidError` for a catalog cut short that held data: its headers count
+    checkpoints, or a log of changes lies beside the empty file. Such a file was replaced
+    by a new catalog, its tags and collections gone without a word."""
     size = os.stat(path).st_size
+    wal = f"{path}.wal"
     if size == 0:
+        if os.path.isfile(wal) and os.path.getsize(wal) > 0:
+            raise CatalogInvalidError(
+                f"the catalog file {path} is empty but its log {wal} holds changes: the file was emptied after it "
+                "held data; restore it from a backup, or move both aside and scan again")
         return "0 bytes"
-    if size >= _DUCK_HEADERS or os.path.lexists(f"{path}.wal"):
+    if size >= _DUCK_HEADERS or os.path.lexists(wal):
         return None
     at, magic = _DUCK_MAGIC
     with open(path, "rb") as f:
-        made = f.read(at + len(magic))[at:] == magic
-    return "a first scan stopped as it made it: no table in it" if made else None
+        head = f.read(_DUCK_HEADERS)
+    if head[at:at + len(magic)] != magic:
+        return None
+    # The two database headers after the file's own (4 KiB each): a checksum, then the
+    # checkpoint count, which is 0 until something is committed.
+    if any(len(head) >= start + 16 and int.from_bytes(head[start + 8:start + 16], "little")
+           for start in (4096, 8192)):
+        raise CatalogInvalidError(
+            f"the catalog file {path} is damaged (cut short to {size:,} bytes after it held data); restore it from "
+            "a backup, or move it aside and scan again")
+    return "a first scan stopped as it made it: no table in it"
 
 
 def _unlink_unless_held(path: Path) -> None:
