@@ -1373,42 +1373,6 @@ def test_a_file_made_after_a_row_was_last_seen_is_another_file_whatever_its_inod
                 [real["b.jpg"]]) == [{"n": 0}]
 
 
-def test_a_file_made_right_after_a_scan_on_a_deleted_files_inode_is_another_file(tmp_path: Path) -> None:
-    """A QA finding: a file deleted just after a scan, and another made in its place that
-    got its inode number (ext4 hands a freed one to the next file made), given its size
-    and mtime and moved elsewhere in the library, took over the deleted file's row: its
-    id, its tags and its digest, which is not the new file's. Rows were stamped seen when
-    the scan ended, and a file counted as made since only a second after that; so did a
-    file made while a long scan ran. The stamp is now when the walk began."""
-    lib, scratch = tmp_path / "lib", tmp_path / "scratch"
-    (lib / "a").mkdir(parents=True)
-    (lib / "b").mkdir()
-    scratch.mkdir()
-    (lib / "a" / "A.jpg").write_bytes(b"AAAA1111")
-    catalog = tmp_path / "cat.duckdb"
-    scanned(catalog, lib)
-    assert run_cli("tag", "add", "precious", lib / "a" / "A.jpg", catalog=catalog).rc == 0
-    scanned(catalog, lib)
-    st = (lib / "a" / "A.jpg").stat()
-    (lib / "a" / "A.jpg").unlink()
-    for i in range(200):  # ext4 gives the freed number to one of the next files made
-        made = lib / "a" / f"{i}.tmp"
-        made.write_bytes(b"BBBB2222")
-        if made.stat().st_ino == st.st_ino:
-            break
-        made.rename(scratch / made.name)
-    else:
-        pytest.fail("the file system never gave the freed inode number again")
-    os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
-    made.rename(lib / "b" / "B.jpg")
-    got = scanned(catalog, lib)
-    assert (got["new"], got["moved"], got["missing"]) == (1, 0, 1), got
-    assert rows(catalog, "SELECT name, status, blake3 FROM files ORDER BY name") == [
-        {"name": "A.jpg", "status": "missing", "blake3": blake3.blake3(b"AAAA1111").hexdigest()},
-        {"name": "B.jpg", "status": "present", "blake3": blake3.blake3(b"BBBB2222").hexdigest()}]
-    assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id)") == [{"name": "A.jpg"}]
-
-
 @pytest.mark.parametrize("hashed", [False, True])
 def test_a_new_file_takes_over_a_gone_row_only_if_made_before_it_was_last_seen(tmp_path: Path, hashed: bool) -> None:
     """A file deleted and another made in the library that got its inode number (ext4

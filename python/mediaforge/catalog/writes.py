@@ -16,7 +16,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import duckdb
 import pyarrow as pa
@@ -44,15 +44,6 @@ _PREVIOUS_BATCH_ROWS = 8192
 def utcnow() -> datetime:
     """Naive UTC timestamp, as the catalog stores them."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def seen_time(ns: int | None) -> datetime:
-    """`files.last_seen` for a scan whose walk began at `ns` (since the epoch; now when
-    None), as the catalog stores times: to the microsecond above, so a file made within
-    the same nanoseconds is never made after."""
-    if ns is None:
-        return utcnow()
-    return datetime(1970, 1, 1) + timedelta(microseconds=-(-ns // 1000))
 
 
 @contextmanager
@@ -147,13 +138,10 @@ def gone_with_digests(cat: Catalog) -> bool:
               AND EXISTS (SELECT 1 FROM files WHERE status = 'missing' AND blake3 IS NOT NULL)""").fetchall()[0][0])
 
 
-def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed: bool = False,
-                seen_at_ns: int | None = None) -> Written:
+def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed: bool = False) -> Written:
     """Insert new rows and update known ones (matched by `prev_media_id`), atomically.
-    `first_hashed`: also tell the known rows the batch gives their first digest.
-    `seen_at_ns`: when the walk that found them began (`Walk.seen_at_ns`), their
-    `first_seen` (new rows) and `last_seen`; else now."""
-    now = seen_time(seen_at_ns)
+    `first_hashed`: also tell the known rows the batch gives their first digest."""
+    now = utcnow()
     known = batch.num_rows - batch.column("prev_media_id").null_count
     described: list[str] = []
     hashed: pa.ChunkedArray | None = None
@@ -494,7 +482,7 @@ _GONE_BEFORE_LEFT = """
     SELECT o.* EXCLUDE (inode) FROM mf_gone_before o
     WHERE EXISTS (SELECT 1 FROM mf_first_sight n WHERE {in_window})
       AND NOT EXISTS (SELECT 1 FROM files p WHERE p.dev = o.dev AND p.inode = o.inode AND p.status = 'present'
-                      AND NOT coalesce(p.btime_ns > o.seen_ns, false))
+                      AND NOT coalesce(p.btime_ns > o.seen_ns + 1000000000, false))
       AND NOT EXISTS (SELECT 1 FROM files t WHERE t.blake3 = o.blake3 AND t.size = o.size AND t.status = 'present'
                       AND t.first_scan_id <= o.last_scan_id)
 """
@@ -805,9 +793,9 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
              -- Read, and found to hold other bytes: another file that got the freed inode
              -- number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
              AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
-             -- Made after the old row was last seen (when the walk that last found it
-             -- began, as the walk judges): another file, whatever its inode, size and mtime.
-             AND NOT coalesce(n.btime_ns > o.seen_ns, false)
+             -- Made after the old row was last seen (by more than the clock's second of
+             -- slack, as the walk judges): another file, whatever its inode, size and mtime.
+             AND NOT coalesce(n.btime_ns > o.seen_ns + 1000000000, false)
         ),
         best_new AS (SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY renamed, new_path) AS r1 FROM cand),
         one_each AS (
@@ -934,7 +922,6 @@ def finish_scan(
     kept: pa.Table | None = None,
     linked: pa.Table | None = None,
     first_hashed: pa.ChunkedArray | None = None,
-    seen_at_ns: int | None = None,
 ) -> FinishCounts:
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
     `kept`: media ids of rows the walk did not see but that are not gone (below a folder
@@ -943,8 +930,7 @@ def finish_scan(
     gone when the scan that last found it did not follow links either (a file replaced by
     a link), else (found through the link by an `-L` scan) left as it was. None of them is
     pruned: the file may be behind the link. `first_hashed`: media ids of known rows this
-    scan read for the first time (`Written.first_hashed`). `seen_at_ns`: as for
-    `write_files`, the `last_seen` of the rows found unchanged."""
+    scan read for the first time (`Written.first_hashed`)."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     # Rows the walk could not read, or the options left out, under the roots: a file moved
@@ -1025,7 +1011,7 @@ def finish_scan(
         con.execute(
             f"UPDATE files SET last_seen = ?, last_scan_id = ? "
             f"WHERE status = 'present' AND last_scan_id <> ? AND {under} {held}",
-            [seen_time(seen_at_ns), scan_id, scan_id, *params],
+            [now, scan_id, scan_id, *params],
         )
         pruned = 0
         # A scan that excluded paths (a pattern, another file system) prunes nothing: a

@@ -140,16 +140,16 @@ class _Writers:
     def takes(self, batch: pa.RecordBatch) -> bool:
         return self.pool is not None and batch.column("prev_media_id").null_count == batch.num_rows
 
-    def add(self, batch: pa.RecordBatch, scan_id: int, seen_at_ns: int) -> None:
+    def add(self, batch: pa.RecordBatch, scan_id: int) -> None:
         while self.pending and (len(self.pending) >= self.n or self.pending[0].done()):
             self.pending.popleft().result()  # a failed write raises its error here
         assert self.pool is not None
-        self.pending.append(self.pool.submit(self._write, batch, scan_id, seen_at_ns))
+        self.pending.append(self.pool.submit(self._write, batch, scan_id))
 
-    def _write(self, batch: pa.RecordBatch, scan_id: int, seen_at_ns: int) -> None:
+    def _write(self, batch: pa.RecordBatch, scan_id: int) -> None:
         view = self.idle.get()
         try:
-            write_files(view, batch, scan_id, seen_at_ns=seen_at_ns)
+            write_files(view, batch, scan_id)
         finally:
             self.idle.put(view)
 
@@ -234,10 +234,10 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             if kind == "files":
                 batch = pa.record_batch(payload)
                 if writers.takes(batch):
-                    writers.add(batch, scan_id, walk.seen_at_ns)
+                    writers.add(batch, scan_id)
                     continue
                 writers.drain()  # only appends run side by side: a batch that updates rows waits its turn
-                written = write_files(cat, batch, scan_id, first_hashed=gone_before, seen_at_ns=walk.seen_at_ns)
+                written = write_files(cat, batch, scan_id, first_hashed=gone_before)
                 if written.described:
                     touched.append(pa.array(written.described, pa.string()))
                 if written.first_hashed is not None:
@@ -270,8 +270,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
                              config.prune and not empty, kept=held,
                              linked=pa.Table.from_batches(linked) if linked else None,
-                             first_hashed=pa.chunked_array(first_hashed, pa.string()) if first_hashed else None,
-                             seen_at_ns=walk.seen_at_ns)
+                             first_hashed=pa.chunked_array(first_hashed, pa.string()) if first_hashed else None)
     except BaseException as e:
         scanner.close()
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.

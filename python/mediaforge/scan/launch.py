@@ -20,9 +20,6 @@ from ..config import catalog_files, thread_count
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError, path_text
 from ..fsops import real as resolved
 
-# Linux's clock id (Python's `time` names it from 3.13 on).
-CLOCK_REALTIME_COARSE = getattr(time, "CLOCK_REALTIME_COARSE", 5)
-
 PathLike = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 
@@ -116,13 +113,6 @@ class Walk:
         self.roots: tuple[str, ...] = tuple(display(r) for r in self.roots_b)
         self.fresh = empty or catalog is not None and not any(
             os.path.lexists(p) for p in (os.fsencode(catalog), os.fsencode(catalog) + b".wal"))
-        # When the walk began: the time each file this scan finds is recorded as last seen
-        # at (`files.last_seen`). No later, or a file made while the scan ran, on a deleted
-        # file's reused inode number with its size and mtime, would pass for that file at
-        # the next scan, its old digest kept. By the clock file systems stamp new files
-        # with (the kernel's coarse clock, a tick behind the precise one): a file made
-        # before the walk is never made after it.
-        self.seen_at_ns = time.clock_gettime_ns(CLOCK_REALTIME_COARSE)
         self.scanner = _core.Scanner(
             list(self.roots_b),
             None,

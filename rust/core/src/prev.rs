@@ -402,14 +402,13 @@ impl PrevState {
     }
 
     /// Whether row `i` has a digest (without decoding it).
-    /// Whether `born_ns` (a walked file's birth time) comes after row `i` was last seen:
-    /// the file is not the one the row describes, though it may have the row's inode
-    /// number (freed by a delete, reused at once) and even its size and mtime (`cp -p`,
-    /// `tar x`). The catalog stamps a row seen when the walk that found it began, by the
-    /// clock file systems stamp new files with, so a file made while that scan ran, or
-    /// just after it, counts as made since. Unknown times say nothing.
+    /// Whether `born_ns` (a walked file's birth time) comes after row `i` was last seen,
+    /// by more than a second of clock slack: the file is not the one the row describes,
+    /// though it may have the row's inode number (freed by a delete, reused at once) and
+    /// even its size and mtime (`cp -p`, `tar x`). Unknown times say nothing.
     pub fn born_after_seen(&self, i: usize, born_ns: i64) -> bool {
-        born_ns > 0 && self.seen_ns[i] > 0 && born_ns > self.seen_ns[i]
+        const SLACK_NS: i64 = 1_000_000_000;
+        born_ns > 0 && self.seen_ns[i] > 0 && born_ns > self.seen_ns[i].saturating_add(SLACK_NS)
     }
 
     pub fn has_digest(&self, i: usize) -> bool {
@@ -675,9 +674,8 @@ mod tests {
         }
         let s = PrevState::from_batches(&[RecordBatch::try_from_iter(batch_cols).unwrap()]).unwrap();
         assert!(!s.born_after_seen(0, seen - 10)); // made before it was seen: maybe this file
-        assert!(!s.born_after_seen(0, seen)); // at the very time
-        assert!(s.born_after_seen(0, seen + 1_000)); // made since, however soon: another file
-        assert!(s.born_after_seen(0, seen + 2_000_000_000));
+        assert!(!s.born_after_seen(0, seen + 500_000_000)); // within the clock's slack
+        assert!(s.born_after_seen(0, seen + 2_000_000_000)); // made since: another file
         assert!(!s.born_after_seen(0, 0)); // a file system without birth times
         assert!(!s.born_after_seen(1, seen + 2_000_000_000)); // a row without a time
     }

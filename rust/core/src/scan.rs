@@ -438,8 +438,8 @@ fn plan_file(f: &WalkedFile, found: Option<u32>, prev: &PrevState, want_hash: bo
             }
             // A gone file back whose inode change time moved is read again, as a present
             // one is: rewritten while away with its mtime put back, or another file on its
-            // reused inode number with its size and mtime (on a file system that keeps no
-            // birth time, for `born_after_seen` to tell).
+            // reused inode number with its size and mtime (a copy made within the second
+            // `born_after_seen` allows).
             let unsure = !prev.present[iu] && !(same && !prev.attrs_moved(iu, &f.stat));
             let digest = if same && !unsure { prev.digest(iu) } else { None };
             if unsure && want_hash && f.stat.len.0 > 0 && prev.digest(iu).is_some() && prev.shares_path(iu) {
