@@ -1346,10 +1346,11 @@ def test_a_file_made_after_a_row_was_last_seen_is_another_file_whatever_its_inod
     scanned(catalog, lib)
     assert run_cli("tag", "add", "T", lib / "a.jpg", catalog=catalog).rc == 0
     real = {r["name"]: r["blake3"] for r in rows(catalog, "SELECT name, blake3 FROM files")}
-    # As if both rows were last seen before their files were made: a's row with another
-    # file's digest (the file that had its inode number), b's too.
+    # As if both rows described files born and last seen before their files were made:
+    # a's row with another file's digest (the file that had its inode number), b's too.
     with duckdb.connect(str(catalog)) as con:
-        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01', blake3 = ? WHERE name IN ('a.jpg', 'b.jpg')",
+        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01', btime_ns = epoch_ns(TIMESTAMP '2001-01-01'), "
+                    "blake3 = ? WHERE name IN ('a.jpg', 'b.jpg')",
                     ["0" * 64])
     os.rename(lib / "a.jpg", lib / "c.jpg")  # c.jpg: a's inode, size and mtime at a new path
     got = scanned(catalog, lib)
@@ -1371,6 +1372,45 @@ def test_a_file_made_after_a_row_was_last_seen_is_another_file_whatever_its_inod
     assert (got["new"], got["moved"], got["missing"]) == (1, 0, 1), got
     assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present' AND blake3 = ?",
                 [real["b.jpg"]]) == [{"n": 0}]
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-hash",)])
+def test_a_file_made_right_after_a_scan_on_a_deleted_files_inode_is_another_file(tmp_path: Path,
+                                                                                 flags: tuple[str, ...]) -> None:
+    """A QA finding: a file deleted just after a scan, and another made in its place that
+    got its inode number (ext4 hands a freed one to the next file made), given its size
+    and mtime and moved elsewhere in the library, took over the deleted file's row: its
+    id, its tags and its digest, which is not the new file's. A file counted as made
+    since only a second after the scan that last saw the row ended (so did one made
+    while a long scan ran); the row's own birth time tells now."""
+    lib, scratch = tmp_path / "lib", tmp_path / "scratch"
+    (lib / "a").mkdir(parents=True)
+    (lib / "b").mkdir()
+    scratch.mkdir()
+    (lib / "a" / "A.jpg").write_bytes(b"AAAA1111")
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib, *flags)
+    assert run_cli("tag", "add", "precious", lib / "a" / "A.jpg", catalog=catalog).rc == 0
+    scanned(catalog, lib, *flags)
+    st = (lib / "a" / "A.jpg").stat()
+    (lib / "a" / "A.jpg").unlink()
+    for i in range(200):  # ext4 gives the freed number to one of the next files made
+        made = lib / "a" / f"{i}.tmp"
+        made.write_bytes(b"BBBB2222")
+        if made.stat().st_ino == st.st_ino:
+            break
+        made.rename(scratch / made.name)
+    else:
+        pytest.fail("the file system never gave the freed inode number again")
+    os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
+    made.rename(lib / "b" / "B.jpg")
+    got = scanned(catalog, lib, *flags)
+    assert (got["new"], got["moved"], got["missing"]) == (1, 0, 1), got
+    digest = (lambda b: None) if flags else (lambda b: blake3.blake3(b).hexdigest())
+    assert rows(catalog, "SELECT name, status, blake3 FROM files ORDER BY name") == [
+        {"name": "A.jpg", "status": "missing", "blake3": digest(b"AAAA1111")},
+        {"name": "B.jpg", "status": "present", "blake3": digest(b"BBBB2222")}]
+    assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id)") == [{"name": "A.jpg"}]
 
 
 @pytest.mark.parametrize("hashed", [False, True])
@@ -1396,11 +1436,13 @@ def test_a_new_file_takes_over_a_gone_row_only_if_made_before_it_was_last_seen(t
         assert run_cli("tag", "add", name, lib / name, catalog=catalog).rc == 0
     ids = {r["name"]: r["media_id"] for r in rows(catalog, "SELECT name, media_id FROM files")}
     assert all(r["btime_ns"] for r in rows(catalog, "SELECT btime_ns FROM files"))  # ext4 keeps birth times
-    # gone.jpg's row as if last seen long ago: the file renamed to stranger.jpg, though
-    # its inode, size and mtime are the row's, was made since, so it is another file (what
-    # a freed inode number reused looks like, without waiting on the clock).
+    # gone.jpg's row as if its file was born and last seen long ago: the file renamed to
+    # stranger.jpg, though its inode, size and mtime are the row's, was born at another
+    # time, so it is another file (what a freed inode number reused looks like, without
+    # waiting on the clock).
     with duckdb.connect(str(catalog)) as con:
-        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01' WHERE name = 'gone.jpg'")
+        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01', btime_ns = epoch_ns(TIMESTAMP '2001-01-01') "
+                    "WHERE name = 'gone.jpg'")
     os.rename(lib / "gone.jpg", lib / "sub" / "stranger.jpg")
     os.rename(lib / "moved.jpg", lib / "sub" / "moved.jpg")
     s = do_scan(catalog, lib, hash=hashed)
@@ -2485,10 +2527,11 @@ def test_a_file_given_as_its_root_is_judged_by_its_birth_time_too(tmp_path: Path
     catalog = tmp_path / "cat.duckdb"
     scanned(catalog, lib)
     assert run_cli("tag", "add", "T", lib / "gone.jpg", catalog=catalog).rc == 0
-    # As if the row was last seen before the file at that inode was made (what a freed
-    # inode number reused looks like, without waiting on the clock).
+    # As if the row described a file born and last seen before the file at that inode was
+    # made (what a freed inode number reused looks like, without waiting on the clock).
     with duckdb.connect(str(catalog)) as con:
-        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01', blake3 = ?", ["0" * 64])
+        con.execute("UPDATE files SET last_seen = TIMESTAMP '2001-01-01', btime_ns = epoch_ns(TIMESTAMP '2001-01-01'), "
+                    "blake3 = ?", ["0" * 64])
     os.rename(lib / "gone.jpg", lib / "stranger.jpg")
     got = scanned(catalog, lib / "stranger.jpg")
     assert (got["new"], got["moved"], got["hashed_files"]) == (1, 0, 1), got

@@ -52,8 +52,8 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
     as a stream to read inside the `with`: streamed, a million rows never sit in memory
     twice over (DuckDB's result and its Arrow copy) beside the walk that is already
     running. Media ids come as 16-byte UUIDs (DuckDB's lossless Arrow mode), not as text
-    to parse. `seen_ns`: when each row was last seen, for the core to tell a file made
-    since (a reused inode number) from the one the row describes."""
+    to parse. `btime_ns`, else `seen_ns` (when each row was last seen): for the core to
+    tell a file made since (a reused inode number) from the one the row describes."""
     # Whether the scan that last found each row may have followed links (its path may run
     # through one): `-L` scans, and those from before schema 12, which did not say (as
     # `finish_scan` takes them). Their ids inline, as ranges (the old scans are one), a
@@ -71,7 +71,8 @@ def previous_state(cat: Catalog) -> Iterator[pa.RecordBatchReader]:
     try:
         reader = cat.con.sql(
             "SELECT path_bytes, dev, inode, size, mtime_ns, ctime_ns, nlink, blake3, media_id,"
-            f" status = 'present' AS present, ({flag}) AS followed, epoch_ns(last_seen) AS seen_ns FROM files"
+            f" status = 'present' AS present, ({flag}) AS followed, epoch_ns(last_seen) AS seen_ns, btime_ns"
+            " FROM files"
         ).to_arrow_reader(_PREVIOUS_BATCH_ROWS)
         yield reader
     finally:
@@ -389,7 +390,7 @@ def _name_key(t: str) -> str:
 _MOVE_OLD = f"""
     SELECT o.media_id AS old_id, o.first_seen AS old_first_seen, o.first_scan_id AS old_first_scan,
            o.last_scan_id, o.dev, o.inode, o.size, o.mtime_ns, o.blake3, {_name_key("o")} AS name_key, o.path,
-           o.path_bytes, epoch_ns(o.last_seen) AS seen_ns
+           o.path_bytes, epoch_ns(o.last_seen) AS seen_ns, o.btime_ns AS old_btime
     FROM files o JOIN mf_gone g ON g.media_id = o.media_id
 """
 _MOVE_NEW = f"""
@@ -793,9 +794,11 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
              -- Read, and found to hold other bytes: another file that got the freed inode
              -- number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
              AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
-             -- Made after the old row was last seen (by more than the clock's second of
-             -- slack, as the walk judges): another file, whatever its inode, size and mtime.
-             AND NOT coalesce(n.btime_ns > o.seen_ns + 1000000000, false)
+             -- Born at another time than the old row's file, where it was kept, else made
+             -- after the old row was last seen (by more than the clock's second of slack),
+             -- as the walk judges: another file, whatever its inode, size and mtime.
+             AND NOT coalesce(CASE WHEN o.old_btime IS NOT NULL THEN n.btime_ns <> o.old_btime
+                                   ELSE n.btime_ns > o.seen_ns + 1000000000 END, false)
         ),
         best_new AS (SELECT *, row_number() OVER (PARTITION BY old_id ORDER BY renamed, new_path) AS r1 FROM cand),
         one_each AS (

@@ -93,6 +93,9 @@ pub struct PrevState {
     /// When a scan last found the row's file there (ns since the epoch), or 0 where the
     /// catalog does not say: a file born after it is another file.
     pub seen_ns: Vec<i64>,
+    /// The birth time of the row's file (ns since the epoch), or 0 where the catalog does
+    /// not keep one: a file born at another time is another file.
+    born_ns: Vec<i64>,
     /// Per row: `DIGEST_HEX` bytes of its digest's hex text (`b'z'`s, which never decode,
     /// where the text is not 64 long), and whether it has one at all.
     digest_hex: Vec<u8>,
@@ -225,6 +228,7 @@ impl PrevState {
             followed: Vec::with_capacity(rows),
             seen: Vec::with_capacity(rows),
             seen_ns: Vec::with_capacity(rows),
+            born_ns: Vec::with_capacity(rows),
             digest_hex: Vec::with_capacity(rows * DIGEST_HEX),
             has_digest: Vec::with_capacity(rows),
             ids: Vec::with_capacity(rows),
@@ -240,7 +244,7 @@ impl PrevState {
 
     /// Copy one batch of catalog rows in (`path_bytes`, `dev`, `inode`, `size`,
     /// `mtime_ns`, optionally `ctime_ns` and `nlink`, `blake3`, `media_id`, `present`,
-    /// optionally `followed` and `seen_ns`).
+    /// optionally `followed`, `seen_ns` and `btime_ns`).
     pub fn add_batch(&mut self, b: &RecordBatch) -> Result<()> {
         let rows = b.num_rows();
         if self.len() + rows > u32::MAX as usize {
@@ -271,6 +275,9 @@ impl PrevState {
         let seen_ns = b
             .column_by_name("seen_ns")
             .and_then(|c| c.as_primitive_opt::<Int64Type>());
+        let born_ns = b
+            .column_by_name("btime_ns")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>());
         if self.path_bytes.capacity() == 0 && rows > 0 {
             // Paths of the first batch tell how long the rest will be, give or take.
             let first: usize = (0..rows).map(|i| bytes_at(path, i).map_or(0, <[u8]>::len)).sum();
@@ -284,6 +291,7 @@ impl PrevState {
         self.followed.reserve(rows);
         self.seen.reserve(rows);
         self.seen_ns.reserve(rows);
+        self.born_ns.reserve(rows);
         self.digest_hex.reserve(rows * DIGEST_HEX);
         self.has_digest.reserve(rows);
         self.ids.reserve(rows);
@@ -308,6 +316,8 @@ impl PrevState {
             self.seen.push(AtomicBool::new(false));
             self.seen_ns
                 .push(seen_ns.filter(|c| !c.is_null(i)).map_or(0, |c| c.value(i)));
+            self.born_ns
+                .push(born_ns.filter(|c| !c.is_null(i)).map_or(0, |c| c.value(i)));
             match bytes_at(digest.as_ref(), i) {
                 Some(hex) if hex.len() == DIGEST_HEX => self.digest_hex.extend_from_slice(hex),
                 _ => self.digest_hex.extend_from_slice(&[b'z'; DIGEST_HEX]),
@@ -402,13 +412,21 @@ impl PrevState {
     }
 
     /// Whether row `i` has a digest (without decoding it).
-    /// Whether `born_ns` (a walked file's birth time) comes after row `i` was last seen,
-    /// by more than a second of clock slack: the file is not the one the row describes,
-    /// though it may have the row's inode number (freed by a delete, reused at once) and
-    /// even its size and mtime (`cp -p`, `tar x`). Unknown times say nothing.
+    /// Whether a walked file born at `born_ns` is not the file row `i` describes, though
+    /// it may have the row's inode number (freed by a delete, reused at once) and even its
+    /// size and mtime (`cp -p`, `tar x`): where the row keeps its file's birth time, by
+    /// any other; else by one more than a second of clock slack after the row was last
+    /// seen (which a file made while the scan that last saw the row ran, or in the second
+    /// after, passes). Unknown times say nothing.
     pub fn born_after_seen(&self, i: usize, born_ns: i64) -> bool {
         const SLACK_NS: i64 = 1_000_000_000;
-        born_ns > 0 && self.seen_ns[i] > 0 && born_ns > self.seen_ns[i].saturating_add(SLACK_NS)
+        if born_ns <= 0 {
+            return false;
+        }
+        if self.born_ns[i] > 0 {
+            return born_ns != self.born_ns[i];
+        }
+        self.seen_ns[i] > 0 && born_ns > self.seen_ns[i].saturating_add(SLACK_NS)
     }
 
     pub fn has_digest(&self, i: usize) -> bool {
@@ -678,6 +696,48 @@ mod tests {
         assert!(s.born_after_seen(0, seen + 2_000_000_000)); // made since: another file
         assert!(!s.born_after_seen(0, 0)); // a file system without birth times
         assert!(!s.born_after_seen(1, seen + 2_000_000_000)); // a row without a time
+    }
+
+    #[test]
+    fn a_file_born_at_another_time_than_its_rows_file_is_another_file() {
+        // Row 0 keeps its file's birth time; row 1 does not (written before birth times
+        // were kept), and falls back on when it was last seen.
+        let seen = 5_000_000_000_i64;
+        let born = 4_000_000_000_i64;
+        let batch = RecordBatch::try_from_iter([
+            (
+                "path_bytes",
+                Arc::new(BinaryArray::from_iter_values([b"/a/x.jpg".as_slice(), b"/a/y.jpg"])) as ArrayRef,
+            ),
+            ("dev", Arc::new(UInt64Array::from_iter_values([1, 1])) as ArrayRef),
+            ("inode", Arc::new(UInt64Array::from_iter_values([7, 8])) as ArrayRef),
+            ("size", Arc::new(UInt64Array::from_iter_values([1, 1])) as ArrayRef),
+            ("mtime_ns", Arc::new(Int64Array::from_iter_values([0, 0])) as ArrayRef),
+            ("blake3", Arc::new(StringArray::from(vec![None::<&str>; 2])) as ArrayRef),
+            (
+                "media_id",
+                Arc::new(StringArray::from_iter_values([
+                    MediaId(1).to_uuid_string(),
+                    MediaId(2).to_uuid_string(),
+                ])) as ArrayRef,
+            ),
+            ("present", Arc::new(BooleanArray::from(vec![true, true])) as ArrayRef),
+            ("seen_ns", Arc::new(Int64Array::from(vec![seen, seen])) as ArrayRef),
+            (
+                "btime_ns",
+                Arc::new(Int64Array::from(vec![Some(born), None])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let s = PrevState::from_batches(&[batch]).unwrap();
+        assert!(!s.born_after_seen(0, born)); // its own file
+                                              // Made on the freed inode number in the very second the row was last seen (during
+                                              // or just after that scan): the slack would have passed it.
+        assert!(s.born_after_seen(0, seen + 500_000_000));
+        assert!(s.born_after_seen(0, born - 1_000)); // any other birth: another file
+        assert!(!s.born_after_seen(0, 0)); // the walk got no birth time: nothing to tell
+        assert!(!s.born_after_seen(1, seen + 500_000_000)); // within the slack
+        assert!(s.born_after_seen(1, seen + 2_000_000_000));
     }
 
     #[test]
