@@ -49,8 +49,9 @@ def nothing_to_extract_after(cat: Catalog, scan_id: int) -> bool:
     no content (no file new, changed, moved, back, or read for the first time): the scan
     before it left none, by its extraction run whole. Then `pending_extraction`, a join
     of every file with every content (a third of a second per million files), is not
-    needed. No other command adds contents: `meta`, `dedupe` and the rest only take
-    some away."""
+    needed. The one other command that adds contents, `dupes` (digests of files a scan
+    could not read, found duplicates since), drops the record; `meta`, `dedupe` and the
+    rest only take some away."""
     got = cat.con.execute(
         "SELECT (SELECT value FROM meta WHERE key = ?) = (SELECT max(scan_id) FROM scans WHERE scan_id < ?)::VARCHAR",
         [EXTRACTED_THROUGH, scan_id]).fetchall()

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from .. import _core
 from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
+from ..catalog.meta_writes import EXTRACTED_THROUGH
 from ..catalog.schema import KINDS
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError
@@ -86,6 +87,8 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
                 "WHERE files.path_bytes = d.path_bytes AND files.status = 'present' AND files.blake3 IS NULL "
                 "AND files.size = d.size AND files.mtime_ns = d.mtime_ns"
             )
+            # Contents a scan has not seen: the next scan looks for contents to extract.
+            con.execute("DELETE FROM meta WHERE key = ?", [EXTRACTED_THROUGH])
     tally = pc.value_counts(verdicts.column("verdict")).to_pylist()
     by = {t["values"]: t["counts"] for t in tally}
     return dict(counts, candidates=files.num_rows, stored=found.num_rows, changed=by.get("changed", 0),
