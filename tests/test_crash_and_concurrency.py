@@ -684,4 +684,12 @@ def test_a_transaction_cut_off_before_its_rollback_does_not_block_the_work_kept_
     cat.close()
     cat = open_catalog(tmp_path / "c.duckdb")
     assert cat.con.execute("SELECT list(x ORDER BY x) FROM t").fetchone()[0] == [2, 3, 4]
+    # Without a Ctrl-C, a transaction still open is one being begun inside another: a
+    # mistake, refused before anything of the outer one is lost.
+    monkeypatch.setattr(_ctrlc, "_taken", 0)
+    with pytest.raises(RuntimeError, match="inside another"), cat.transaction() as con:
+        con.execute("INSERT INTO t VALUES (5)")
+        with cat.transaction():
+            pass
+    assert cat.con.execute("SELECT list(x ORDER BY x) FROM t").fetchone()[0] == [2, 3, 4]
     cat.close()

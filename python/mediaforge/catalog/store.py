@@ -386,7 +386,10 @@ class Catalog:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One atomic unit of work: committed on success, rolled back on any exception."""
         try:
-            self._end_left_over()  # transactions do not nest: one begun is one left over
+            if self._txn is not None:
+                if not _ctrlc.signalled():  # only a Ctrl-C leaves one over: this is one inside another
+                    raise RuntimeError("a catalog transaction was begun inside another")
+                self._end_left_over()
             self.con.execute("BEGIN TRANSACTION")
             self._txn = token = object()
             try:
@@ -399,8 +402,14 @@ class Catalog:
                     except duckdb.Error:
                         pass
                 raise
-            self.con.execute("COMMIT")
-            self._txn = None
+            try:
+                self.con.execute("COMMIT")
+            except BaseException:
+                with suppress(duckdb.Error):  # what a failed commit left, if anything
+                    self.con.execute("ROLLBACK")
+                raise
+            finally:
+                self._txn = None
         except (duckdb.Error, RuntimeError) as e:
             _reraise_unless_duckdb(e)
             if _ctrlc.signalled() and "transaction is aborted" in str(e):
