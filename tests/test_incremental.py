@@ -1612,6 +1612,19 @@ def test_the_catalogs_own_files_named_as_roots_are_left_out(tmp_path: Path) -> N
         assert_one_line_error(res.err, "is the catalog's own")
 
 
+def test_a_library_scan_leaves_out_the_catalog_below_its_root(tmp_path: Path) -> None:
+    """A review finding: `scan()` called without a walk (the library's own use) walked
+    without the catalog's path, and catalogued the catalog file and its log as media."""
+    lib = tmp_path / "Media"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 50)
+    catalog = lib / "catalog.duckdb"
+    for _ in range(2):  # made by the first, known to the second
+        s = do_scan(catalog, lib)
+        assert s.files_seen == 1, s
+    assert [r["name"] for r in rows(catalog, "SELECT name FROM files")] == ["a.jpg"]
+
+
 @pytest.mark.parametrize("hashed", [True, False])
 def test_a_gone_file_back_under_a_new_name_keeps_its_id_when_a_stranger_took_its_old_one(tmp_path: Path,
                                                                                           hashed: bool) -> None:

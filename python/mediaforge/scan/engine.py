@@ -185,7 +185,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     """
     if walk is None:
         # Into a catalog with no rows, the core decides from the start: every file is new.
-        walk = Walk(config, empty=count_files(cat) == 0)
+        # The catalog's own files (it may lie below a root) are left out, as the CLI's are.
+        walk = Walk(config, cat.path, empty=count_files(cat) == 0)
     elif walk.config != config:
         walk.close()
         raise ValueError("scan: the walk was started with another configuration")
@@ -194,7 +195,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
             # The catalog was made and filled by another scan after this walk began: the
             # walk took it for empty, so it starts again, against the real rows.
             walk.close()
-            walk = Walk(config)
+            walk = Walk(config, cat.path)
         if not walk.fresh:
             known = count_files(cat)
             with previous_state(cat) as rows:
