@@ -335,6 +335,44 @@ def test_wma_tags_and_a_wma_cut_short_and_foobars_album_artist(tmp_path: Path) -
     assert _one(catalog, "tags_audio", lib / "foobar.flac")["album_artist"] == "Foo Band"
 
 
+def test_catalogs_from_before_wma_tags_and_xmp_gps_extract_them_again(tmp_path: Path) -> None:
+    """Schema 19: the WMA contents and XMP sidecars an earlier version extracted (WMA tags
+    all empty, a cut WMA `ok`, XMP sidecars without their place) are extracted again by
+    the next scan, and found by the search."""
+    import duckdb
+    from mutagen.asf import ASF
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "rip.wma", "wmav2", "asf", 1.0, bit_rate=64000)
+    f = ASF(str(lib / "rip.wma"))
+    f["Title"], f["Author"] = "Wma Title", "Wma Artist"
+    f.save()
+    media_corpus.picture(32, 24, 1).save(lib / "geo.png")
+    (lib / "geo.png.xmp").write_bytes(_xmp_with_gps("48,51.5N", "2,17.5E"))
+    media_corpus.picture(32, 24, 2).save(lib / "other.png")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    # What the version before left: the same schema, those values empty.
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE tags_audio SET title = NULL, artist = NULL")
+        con.execute("UPDATE sidecars SET gps_lat = NULL, gps_lon = NULL")
+    assert run_cli("search", "--reindex", catalog=catalog).rc == 0  # the index as it had it
+    assert json.loads(run_cli("search", "Wma Artist", "-f", "json", catalog=catalog).out) == []
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE meta SET value = '18' WHERE key = 'schema_version'")
+    res = run_cli("scan", lib, "--no-thumbs", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["extract"]["files"] == 2  # the WMA and the XMP sidecar, not the pictures
+    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "19"}]
+    rip = _one(catalog, "tags_audio", lib / "rip.wma")
+    assert (rip["title"], rip["artist"]) == ("Wma Title", "Wma Artist")
+    x = _one(catalog, "sidecars", lib / "geo.png.xmp")
+    assert (x["gps_lat"], x["gps_lon"]) == (pytest.approx(48.858333), pytest.approx(2.291667))
+    found = json.loads(run_cli("search", "Wma Artist", "-f", "json", catalog=catalog).out)
+    assert [Path(r["path"]).name for r in found] == ["rip.wma"]
+
+
 def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     """An iPhone's MOV keeps its local time in `com.apple.quicktime.creationdate`, its
     container time in UTC: taken_at is the local one, as for the phone's photos."""

@@ -11,7 +11,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4,
                            TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -307,6 +307,15 @@ MIGRATIONS[17] = [
 FILES_V18 = _derived(FILES_V14, 14, 18, ("    name          VARCHAR   NOT NULL,\n",
                                          "    name          VARCHAR   NOT NULL USING COMPRESSION zstd,\n"))
 MIGRATIONS[18] = _rebuilt(FILES_V18, 18, FILES_STORED)
+
+# Version 19: WMA (ASF) tags were looked up by Vorbis comment names and came back empty,
+# a WMA cut short read as whole (libav measures an ASF file by what it holds), and the GPS
+# coordinates of XMP sidecars were not read. Their `media` rows go, so the next scan (whose
+# look for contents to extract runs after any migration) or `meta` extracts them again;
+# the search index takes what extractions write, as always.
+MIGRATIONS[19] = [
+    "DELETE FROM media WHERE format = 'asf' OR blake3 IN (SELECT blake3 FROM sidecars WHERE format = 'xmp')",
+]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.
