@@ -659,51 +659,8 @@ mod tests {
         PrevState::from_batches(&[batch]).unwrap()
     }
 
-    #[test]
-    fn a_file_born_after_its_row_was_seen_is_another_file() {
-        let without = state(&[b"/a/x.jpg"]);
-        assert!(!without.born_after_seen(0, i64::MAX)); // the catalog did not say
-        let mut batch_cols = vec![];
-        let seen = 5_000_000_000_i64;
-        for (name, col) in [
-            (
-                "path_bytes",
-                Arc::new(BinaryArray::from_iter_values([b"/a/x.jpg".as_slice(), b"/a/y.jpg"])) as ArrayRef,
-            ),
-            ("dev", Arc::new(UInt64Array::from_iter_values([1, 1])) as ArrayRef),
-            ("inode", Arc::new(UInt64Array::from_iter_values([7, 8])) as ArrayRef),
-            ("size", Arc::new(UInt64Array::from_iter_values([1, 1])) as ArrayRef),
-            ("mtime_ns", Arc::new(Int64Array::from_iter_values([0, 0])) as ArrayRef),
-            ("blake3", Arc::new(StringArray::from(vec![None::<&str>; 2])) as ArrayRef),
-            (
-                "media_id",
-                Arc::new(StringArray::from_iter_values([
-                    MediaId(1).to_uuid_string(),
-                    MediaId(2).to_uuid_string(),
-                ])) as ArrayRef,
-            ),
-            ("present", Arc::new(BooleanArray::from(vec![true, true])) as ArrayRef),
-            (
-                "seen_ns",
-                Arc::new(Int64Array::from(vec![Some(seen), None])) as ArrayRef,
-            ),
-        ] {
-            batch_cols.push((name, col));
-        }
-        let s = PrevState::from_batches(&[RecordBatch::try_from_iter(batch_cols).unwrap()]).unwrap();
-        assert!(!s.born_after_seen(0, seen - 10)); // made before it was seen: maybe this file
-        assert!(!s.born_after_seen(0, seen + 500_000_000)); // within the clock's slack
-        assert!(s.born_after_seen(0, seen + 2_000_000_000)); // made since: another file
-        assert!(!s.born_after_seen(0, 0)); // a file system without birth times
-        assert!(!s.born_after_seen(1, seen + 2_000_000_000)); // a row without a time
-    }
-
-    #[test]
-    fn a_file_born_at_another_time_than_its_rows_file_is_another_file() {
-        // Row 0 keeps its file's birth time; row 1 does not (written before birth times
-        // were kept), and falls back on when it was last seen.
-        let seen = 5_000_000_000_i64;
-        let born = 4_000_000_000_i64;
+    /// Two rows, /a/x.jpg and /a/y.jpg, with these last-seen and birth times.
+    fn two_rows_with_times(seen: [Option<i64>; 2], born: [Option<i64>; 2]) -> PrevState {
         let batch = RecordBatch::try_from_iter([
             (
                 "path_bytes",
@@ -722,14 +679,34 @@ mod tests {
                 ])) as ArrayRef,
             ),
             ("present", Arc::new(BooleanArray::from(vec![true, true])) as ArrayRef),
-            ("seen_ns", Arc::new(Int64Array::from(vec![seen, seen])) as ArrayRef),
-            (
-                "btime_ns",
-                Arc::new(Int64Array::from(vec![Some(born), None])) as ArrayRef,
-            ),
+            ("seen_ns", Arc::new(Int64Array::from(seen.to_vec())) as ArrayRef),
+            ("btime_ns", Arc::new(Int64Array::from(born.to_vec())) as ArrayRef),
         ])
         .unwrap();
-        let s = PrevState::from_batches(&[batch]).unwrap();
+        PrevState::from_batches(&[batch]).unwrap()
+    }
+
+    #[test]
+    fn a_file_born_after_its_row_was_seen_is_another_file() {
+        let without = state(&[b"/a/x.jpg"]);
+        assert!(!without.born_after_seen(0, i64::MAX)); // the catalog did not say
+        let seen = 5_000_000_000_i64;
+        // Rows that keep no birth time (written before birth times were kept).
+        let s = two_rows_with_times([Some(seen), None], [None, None]);
+        assert!(!s.born_after_seen(0, seen - 10)); // made before it was seen: maybe this file
+        assert!(!s.born_after_seen(0, seen + 500_000_000)); // within the clock's slack
+        assert!(s.born_after_seen(0, seen + 2_000_000_000)); // made since: another file
+        assert!(!s.born_after_seen(0, 0)); // a file system without birth times
+        assert!(!s.born_after_seen(1, seen + 2_000_000_000)); // a row without a time
+    }
+
+    #[test]
+    fn a_file_born_at_another_time_than_its_rows_file_is_another_file() {
+        // Row 0 keeps its file's birth time; row 1 does not, and falls back on when it was
+        // last seen.
+        let seen = 5_000_000_000_i64;
+        let born = 4_000_000_000_i64;
+        let s = two_rows_with_times([Some(seen), Some(seen)], [Some(born), None]);
         assert!(!s.born_after_seen(0, born)); // its own file
                                               // Made on the freed inode number in the very second the row was last seen (during
                                               // or just after that scan): the slack would have passed it.
