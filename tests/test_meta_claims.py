@@ -140,6 +140,13 @@ def test_a_wav_claiming_65535_channels_has_no_channel_count(tmp_path: Path) -> N
     assert media["channels"] is None and (media["bitrate"] or 0) < 10_000_000, media  # not 0, not 46 Gb/s
     assert all(s["channels"] is None and (s["bitrate"] or 0) < 10_000_000
                for s in _streams(catalog, root / "many.wav"))
+    # Its fingerprint's decode: libav will not open a decoder on such a header, and says so
+    # in its own words (`'avcodec_open2("pcm_s16le", {})' returned 22`), given here in ours.
+    res = run_cli("meta", "--json", catalog=catalog)
+    assert res.rc == 0 and "Traceback" not in res.err, res.err
+    messages = [r["message"] for r in rows(catalog, "SELECT message FROM meta_errors WHERE stage = 'fingerprint'")]
+    assert messages == ["the pcm_s16le decoder refuses the stream's parameters (invalid argument): its header is "
+                        "damaged or hostile"], messages
 
 
 def _apng_claiming(path: Path, claimed: int) -> None:

@@ -77,8 +77,15 @@ def message_of(e: BaseException) -> str:
         origin = type(e).__module__.split(".")[0]
         named = type(e).__name__ if origin == "builtins" else f"{origin} {type(e).__name__}"
         return f"{named}, with no reason given"
+    if m := _DECODER_OPEN.search(str(e)):  # libav's call, as PyAV words it
+        why = f" ({m.group(1).lower()})" if m.group(1) else ""
+        return f"the {m.group(2)} decoder refuses the stream's parameters{why}: its header is damaged or hostile"
     return plain_paths(f"{type(e).__name__}: {first_line(e)}")[:500]
 
+
+# PyAV's words when libav will not open a decoder on what the header claims (65535
+# channels, a zero sample rate): `Invalid argument: 'avcodec_open2("pcm_s16le", {})' returned 22`.
+_DECODER_OPEN = re.compile(r"(?:([A-Za-z][\w ]*?): )?'?avcodec_open2\(\"([\w-]+)\"")
 
 # A path given to a library as bytes, as its message shows it: b'/photos/a.jpg' (always
 # absolute here; other bytes a message shows, such as b'RIFF', stay as they are).
