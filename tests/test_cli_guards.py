@@ -201,20 +201,29 @@ def test_a_relative_xdg_data_home_is_ignored(tmp_path: Path) -> None:
     assert (home / "xdg" / "mediaforge" / "catalog.duckdb").is_file()
 
 
-def test_thumbs_without_a_thumbnail_folder_fails_once_and_keeps_every_reference(tmp_path: Path,
-                                                                                small_catalog: Path) -> None:
+@pytest.mark.parametrize("in_the_way", ["thumbs", "thumbs/256"])
+def test_thumbs_without_a_thumbnail_folder_fails_once_and_keeps_every_reference(tmp_path: Path, small_catalog: Path,
+                                                                                in_the_way: str) -> None:
     """`thumbs` when its folder cannot be made reported every file failed, exit 0, and
-    cleared every content's thumbnail reference."""
+    cleared every content's thumbnail reference. A file where the folder (or its folder
+    of one size) goes is named, not taken for a folder that refuses writes."""
     import shutil
 
     assert rows(small_catalog, "SELECT count(thumb) AS n FROM media") == [{"n": 1}]
-    thumbs = small_catalog.parent / "thumbs"
-    shutil.rmtree(thumbs)
-    thumbs.write_text("a file where the folder goes")
+    shutil.rmtree(small_catalog.parent / "thumbs")
+    blocker = small_catalog.parent / in_the_way
+    blocker.parent.mkdir(exist_ok=True)
+    blocker.write_text("a file where the folder goes")
     res = run_cli("thumbs", catalog=small_catalog)
     assert res.rc == 3
-    assert_one_line_error(res.err, "cannot create the thumbnail folder", str(thumbs))
+    assert_one_line_error(res.err, "the thumbnail folder", f"{blocker} is a file, not a folder; move it away")
     assert rows(small_catalog, "SELECT count(thumb) AS n FROM media") == [{"n": 1}]
+    # A scan goes on without them, each error naming the file in the way.
+    other = tmp_path / "other.duckdb"
+    res = run_cli("scan", "--json", tmp_path / "lib", catalog=other)
+    assert res.rc == 0, res.err
+    assert rows(other, "SELECT stage, message FROM meta_errors WHERE stage = 'thumb'") == [
+        {"stage": "thumb", "message": f"thumbnail not written: {blocker} is a file, not a folder; move it away"}]
 
 
 def test_a_search_index_left_by_another_catalog_is_rebuilt_not_searched(tmp_path: Path) -> None:

@@ -51,6 +51,20 @@ def from_cwd(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:
     return os.path.join(cwd, p)  # type: ignore[arg-type]
 
 
+def file_in_the_way(folder: AnyStr) -> AnyStr | None:
+    """The nearest of `folder` and the folders above it that exists and is not a folder
+    (a file, or a link to one), which stops `folder` from being made; None if none does."""
+    at = folder
+    while True:
+        with contextlib.suppress(OSError):
+            if not stat.S_ISDIR(os.stat(at).st_mode):
+                return at
+        up = os.path.dirname(at)
+        if up == at:
+            return None
+        at = up
+
+
 def absolute(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:
     """`os.path.abspath` of a user's path (see `from_cwd`)."""
     return os.path.normpath(from_cwd(path))

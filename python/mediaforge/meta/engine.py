@@ -12,6 +12,7 @@ before it compares.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, no
                                    write_thumbs)
 from ..config import DEFAULT_THUMB_SIZE, check_timeout, min_free_bytes, thumbs_dir, worker_count, worker_memory
 from ..errors import InvalidInputError, PathIOError
+from ..fsops import file_in_the_way
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
 
@@ -296,7 +298,11 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
     root = thumbs_dir(cat.path)
     try:
         root.mkdir(parents=True, exist_ok=True)
+        (root / str(config.thumb_size)).mkdir(exist_ok=True)
     except OSError as e:  # the whole point of the command: one clear line, nothing touched
+        if e.errno in (errno.ENOTDIR, errno.EEXIST) and (blocker := file_in_the_way(e.filename or str(root))):
+            what = "is" if blocker == e.filename else f"cannot be made: {blocker} is"
+            raise PathIOError(f"the thumbnail folder {e.filename} {what} a file, not a folder; move it away") from None
         raise PathIOError(f"cannot create the thumbnail folder {root}: {e.strerror}") from None
     short = space_short(root, min_free_bytes())
     if short:  # not one could be written: say so once, and leave the catalog as it is

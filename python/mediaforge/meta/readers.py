@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import first_line, path_text
-from ..fsops import time_ns
+from ..fsops import file_in_the_way, time_ns
 from . import LONGEST_S
 
 # How a meta_errors message that records no failure starts: a flat picture or video has
@@ -170,6 +170,11 @@ class _Result:
                 # Its folder not writable (read-only, another user's, a file in its place):
                 # said once after the run, as a full disk is.
                 self.thumb_refused = True
+                blocker = file_in_the_way(os.fsencode(e.filename)) if e.errno in _FILE_IN_WAY and e.filename else None
+                if blocker:
+                    self.fail("thumb", f"thumbnail not written: {path_text(blocker)} is a file, not a folder; "
+                                       "move it away")
+                    return
                 where = f" ({path_text(os.fsencode(e.filename))})" if e.filename else ""
                 self.fail("thumb", f"thumbnail not written: {e.strerror}{where}")
                 return
@@ -724,6 +729,8 @@ def _no_time_scale(path: bytes, media: dict[str, Any]) -> bool:
 # What a thumbnail folder answers when it may not be written (read-only, another user's,
 # a file where a folder goes).
 _REFUSED = frozenset((errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR))
+# Of those, what a file where a folder of the thumbnails' should be gives.
+_FILE_IN_WAY = frozenset((errno.ENOTDIR, errno.EEXIST))
 
 
 FASTEST_VIDEO_BPS = 100_000_000_000
