@@ -25,6 +25,7 @@ from PIL import Image, ImageChops, ImageStat
 
 import media_corpus
 from conftest import assert_one_line_error, cli_cmd, cli_env, rows, run_cli
+from mediaforge.catalog.schema import SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -335,6 +336,59 @@ def test_wma_tags_and_a_wma_cut_short_and_foobars_album_artist(tmp_path: Path) -
     assert _one(catalog, "tags_audio", lib / "foobar.flac")["album_artist"] == "Foo Band"
 
 
+def test_an_mp3s_apev2_tag_fills_what_its_id3_tag_leaves_empty(tmp_path: Path) -> None:
+    """A QA finding: an MP3 whose only tag is the APEv2 one mp3gain writes at its end had
+    no ReplayGain: it was read only beside an ID3 tag. foobar2000 can write all its tags
+    there; ffmpeg's ID3 tag of one `TSSE` frame leaves them all to it."""
+    import duckdb
+    from mutagen.apev2 import APEv2
+    from mutagen.id3 import ID3, TIT2, TPE1
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("gain.mp3", "foobar.mp3", "both.mp3"):
+        media_corpus._audio(lib / name, "libmp3lame", "mp3", 0.5)
+    ID3(str(lib / "gain.mp3")).delete()  # mp3gain on an untagged rip: no ID3 at all
+    ape = APEv2()
+    ape["REPLAYGAIN_TRACK_GAIN"], ape["REPLAYGAIN_TRACK_PEAK"] = "-4.20 dB", "0.600000"
+    ape.save(str(lib / "gain.mp3"))
+    assert "TSSE" in ID3(str(lib / "foobar.mp3"))  # the encoder's frame, and nothing else
+    ape = APEv2()
+    ape["Title"], ape["Artist"], ape["Track"], ape["Year"] = "Ape Title", "Ape Artist", "4/9", "2001"
+    ape.save(str(lib / "foobar.mp3"))
+    # Both tags: ID3 first; APEv2's gains only as a set, none beside ID3's.
+    t = ID3(str(lib / "both.mp3"))
+    t.add(TIT2(encoding=3, text="Id3 Title"))
+    t.add(TPE1(encoding=3, text="Id3 Artist"))
+    t.save()
+    ape = APEv2()
+    ape["Title"], ape["Album"], ape["REPLAYGAIN_ALBUM_GAIN"] = "Ape Title", "Ape Album", "-2.0 dB"
+    ape.save(str(lib / "both.mp3"))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", "--no-fingerprints", catalog=catalog).rc == 0
+    keys = ("title", "artist", "album", "track", "track_total", "year", "rg_track_gain", "rg_track_peak",
+            "rg_album_gain")
+    got = {name: {k: _one(catalog, "tags_audio", lib / name)[k] for k in keys}
+           for name in ("gain.mp3", "foobar.mp3", "both.mp3")}
+    assert got == {
+        "gain.mp3": dict.fromkeys(keys) | {"rg_track_gain": pytest.approx(-4.2), "rg_track_peak": pytest.approx(0.6)},
+        "foobar.mp3": dict.fromkeys(keys) | {"title": "Ape Title", "artist": "Ape Artist", "track": 4,
+                                             "track_total": 9, "year": 2001},
+        "both.mp3": dict.fromkeys(keys) | {"title": "Id3 Title", "artist": "Id3 Artist", "album": "Ape Album",
+                                           "rg_album_gain": pytest.approx(-2.0)}}
+    assert all(_media(catalog, lib / name)["status"] == "ok" for name in got)
+    # Schema 20: what the version before stored for them (nothing from APEv2) is read again,
+    # for the untitled MP3s only.
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE tags_audio SET title = NULL, artist = NULL, track = NULL, track_total = NULL, "
+                    "year = NULL, rg_track_gain = NULL, rg_track_peak = NULL WHERE title IS DISTINCT FROM 'Id3 Title'")
+        con.execute("UPDATE meta SET value = '19' WHERE key = 'schema_version'")
+    res = run_cli("scan", lib, "--no-thumbs", "--no-fingerprints", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["extract"]["files"] == 2
+    assert {name: {k: _one(catalog, "tags_audio", lib / name)[k] for k in keys} for name in got} == got
+
+
 def test_catalogs_from_before_wma_tags_and_xmp_gps_extract_them_again(tmp_path: Path) -> None:
     """Schema 19: the WMA contents and XMP sidecars an earlier version extracted (WMA tags
     all empty, a cut WMA `ok`, XMP sidecars without their place) are extracted again by
@@ -364,7 +418,7 @@ def test_catalogs_from_before_wma_tags_and_xmp_gps_extract_them_again(tmp_path: 
     res = run_cli("scan", lib, "--no-thumbs", "--json", catalog=catalog)
     assert res.rc == 0, res.err
     assert json.loads(res.out)["extract"]["files"] == 2  # the WMA and the XMP sidecar, not the pictures
-    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": "19"}]
+    assert rows(catalog, "SELECT value FROM meta WHERE key = 'schema_version'") == [{"value": str(SCHEMA_VERSION)}]
     rip = _one(catalog, "tags_audio", lib / "rip.wma")
     assert (rip["title"], rip["artist"]) == ("Wma Title", "Wma Artist")
     x = _one(catalog, "sidecars", lib / "geo.png.xmp")

@@ -11,7 +11,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4,
                            TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 20
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -315,6 +315,15 @@ MIGRATIONS[18] = _rebuilt(FILES_V18, 18, FILES_STORED)
 # the search index takes what extractions write, as always.
 MIGRATIONS[19] = [
     "DELETE FROM media WHERE format = 'asf' OR blake3 IN (SELECT blake3 FROM sidecars WHERE format = 'xmp')",
+]
+
+# Version 20: an MP3's APEv2 tag (mp3gain's ReplayGain, foobar2000's tags) was read only
+# for its gains, and only beside an ID3 tag: an MP3 with no ID3 tag lost them, and one
+# whose ID3 tag holds no title (ffmpeg's, of one `TSSE` frame) the tags APEv2 held. The
+# `media` rows of MP3 contents with no title go, to be extracted again as for version 19;
+# a titled one's ID3 tag was read, and its gains taken from APEv2 where it had none.
+MIGRATIONS[20] = [
+    "DELETE FROM media WHERE format = 'mp3' AND blake3 NOT IN (SELECT blake3 FROM tags_audio WHERE title IS NOT NULL)",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

@@ -151,18 +151,15 @@ def _gain_from_r128(tags: Any, row: dict[str, Any]) -> None:
             row[f"rg_{which}_gain"] = round(int(value) / 256 + 5.0, 2)
 
 
-def _gain_from_ape(path: str | bytes, row: dict[str, Any]) -> None:
-    """mp3gain writes its results as an APEv2 tag at the end of the MP3, not in ID3."""
+def _ape_tags(path: str | bytes) -> Any:
+    """An MP3's APEv2 tag at its end, or None: where mp3gain writes its results, and
+    foobar2000 its tags when told to, without touching (or adding) an ID3 tag."""
     from mutagen.apev2 import APEv2, APENoHeaderError
 
     try:
-        ape = APEv2(path)
+        return APEv2(path)
     except (APENoHeaderError, OSError, mutagen.MutagenError):
-        return
-    for key in ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak"):
-        if row[key] is None:
-            value = ape.get(_VORBIS[key])  # APEv2 keys are case-insensitive
-            row[key] = _float(str(value)) if value is not None else None
+        return None
 
 
 def _readers(container: str | None) -> list[Any] | None:
@@ -237,16 +234,43 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     format libav found in the file (`mp3`, `flac`, `ogg`, `m4a` ...), which picks the tag
     reader whatever the file is named."""
     f = _open(path, container)
+    row = _tag_row(f.tags) if f is not None and f.tags is not None else None
+    if container == "mp3" and (ape := _ape_tags(path)) is not None:
+        row = _with_ape(row, _tag_row(ape))
     info = _wav_info(path) if container == "wav" else {}
-    if f is None or f.tags is None:
+    if row is None:
         if not info:
             return None, _cover(f) if f is not None else None
         row = dict.fromkeys(_ROW_KEYS)
-        _fill_from_info(row, info)
-        row["year"] = year_of(row["date"])
-        row["has_cover"] = False
-        return row, None
-    tags = f.tags
+    _fill_from_info(row, info)  # a WAV file's ID3 chunk first, its RIFF INFO for the rest
+    for key in ("rg_track_peak", "rg_album_peak"):
+        if row[key] is not None and row[key] < 0:  # a peak is an amplitude: never below 0
+            row[key] = None
+    row["year"] = year_of(row["date"])
+    cover = _cover(f)
+    row["has_cover"] = cover is not None
+    return row, cover
+
+
+_GAINS = ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak")
+
+
+def _with_ape(row: dict[str, Any] | None, ape: dict[str, Any]) -> dict[str, Any]:
+    """An MP3's ID3 row (None: no ID3 tag) with what its APEv2 tag holds and ID3 leaves
+    empty: mp3gain's ReplayGain, or the tags foobar2000 wrote there. The gains come as a
+    set, from one tag or the other, never a track gain from one beside an album gain from
+    the other."""
+    if row is None:
+        return ape
+    gains_in_id3 = any(row[key] is not None for key in _GAINS)
+    for key, value in ape.items():
+        if row[key] is None and (key not in _GAINS or not gains_in_id3):
+            row[key] = value
+    return row
+
+
+def _tag_row(tags: Any) -> dict[str, Any]:
+    """The `tags_audio` columns one tag holds (not `year`, `has_cover`, `lossless`)."""
     family = _family(tags)
     row: dict[str, Any] = {}
     for key in _TEXT_KEYS:
@@ -280,18 +304,9 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
         row[key] = _float(_first(_raw(tags, family, key)))
     if family is _ID3:
         _gain_from_rva2(tags, row)
-        if row["rg_track_gain"] is None and row["rg_album_gain"] is None:
-            _gain_from_ape(path, row)
     elif family is _VORBIS:
         _gain_from_r128(tags, row)
-    _fill_from_info(row, info)  # a WAV file's ID3 chunk first, its RIFF INFO for the rest
-    for key in ("rg_track_peak", "rg_album_peak"):
-        if row[key] is not None and row[key] < 0:  # a peak is an amplitude: never below 0
-            row[key] = None
-    row["year"] = year_of(row["date"])
-    cover = _cover(f)
-    row["has_cover"] = cover is not None
-    return row, cover
+    return row
 
 
 # The row's columns read as text, then all of them (`year`, `has_cover` come last).
