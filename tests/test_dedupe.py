@@ -1023,6 +1023,34 @@ def test_sigterm_stops_dedupe_and_undo_as_cleanly_as_ctrl_c(lib, command: str) -
     assert run_cli("dedupe", "--undo", next((catalog.parent / "journal").iterdir()), catalog=catalog).rc == 0
 
 
+@pytest.mark.parametrize("action", ["hardlink", "symlink"])
+def test_an_apply_stopped_by_ctrl_c_and_run_again_finishes_without_skips(lib, action: str) -> None:
+    """A QA finding: the rerun an interrupted apply asks for found each copy the first run
+    had linked "changed since the scan (rescan first)" (the catalog still has it as the
+    scan saw it), and exited 8. It is what the action makes of it: counted apart."""
+    root, catalog = lib
+    p = _run_driver(_SIGTERM_ON_SECOND_STEP.replace("SIGTERM", "SIGINT"), catalog, "dedupe", "--apply", "--action",
+                    action)
+    assert p.returncode == 130, p.stderr
+    res = run_cli("dedupe", "--apply", "--action", action, "--json", catalog=catalog)
+    assert res.rc == 0, res.out
+    out = json.loads(res.out)
+    assert (out["done"], out["already_linked"], out["skipped"]) == (1, 2, []), out
+    kept = {"photo copy.jpg": "a/photo.jpg", "photo (2).jpg": "a/photo.jpg", "song.mp3": "a/song.mp3"}
+    for name, keep in kept.items():
+        assert os.path.samefile(root / "b" / name, root / keep)
+        assert (root / "b" / name).is_symlink() == (action == "symlink")
+    # What the dry run says of them, and the text summary.
+    dry = run_cli("dedupe", "--action", action, catalog=catalog)
+    assert dry.rc == 0 and dry.out.count("already a ") == 3, dry.out
+    again = run_cli("dedupe", "--apply", "--action", action, catalog=catalog)
+    assert again.rc == 0 and "0 files " in again.out and "(3 linked before this run)" in again.out, again.out
+    # Each run's journal undoes what that run did, newest first.
+    for journal in sorted((catalog.parent / "journal").iterdir(), reverse=True):
+        assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+    assert all(not os.path.samefile(root / "b" / name, root / keep) for name, keep in kept.items())
+
+
 def _three_linked_copies(tmp_path: Path, *apply_args: str) -> tuple[Path, Path, dict, bytes]:
     """A kept file and three hard links of one copy of it, hard-linked to the kept file
     by a dedupe (or as `apply_args` say): (library, catalog, the dedupe's summary, the

@@ -1087,7 +1087,7 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  
         # What was done, file by file: the steps of an --apply, the paths an undo restored.
         done = {"restored": [render.path_fields("path", p) for p in out.restored]} if verb == "restored" \
             else {"steps": _step_rows(out.done_steps, action or verb, out.dest)}
-        render.dump_json({"done": out.done, **({"already_restored": out.already} if verb == "restored" else {}),
+        render.dump_json({"done": out.done, ("already_restored" if verb == "restored" else "already_linked"): out.already,
                           "bytes": out.bytes_freed, "journal": str(out.journal),
                           "tags_carried": out.tags_carried,
                           "collections_carried": out.collections_carried,
@@ -1096,7 +1096,8 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  
     for p, why in out.skipped:
         print(f"skipped {path_text(p)}: {why}")
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
-          + (f" ({out.already} restored by an earlier undo)" if out.already else "") + f"; journal {out.journal}")
+          + (f" ({out.already} {'restored by an earlier undo' if verb == 'restored' else 'linked before this run'})"
+             if out.already else "") + f"; journal {out.journal}")
     if verb == "trashed":
         print(f"the space comes back once you delete {Path(out.journal).parent.parent / TRASH_DIR} (or its dated "
               "folders): it is not your desktop's Trash, and nothing empties it for you")

@@ -475,7 +475,8 @@ class Outcome:
     tags_carried: int = 0
     collections_carried: int = 0
     interrupted: bool = False
-    # Files an earlier undo of the journal restored (an undo run again after it stopped).
+    # Files an earlier undo of the journal restored (an undo run again after it stopped);
+    # for an apply, copies already linked to their kept file (see `ALREADY_LINKED`).
     already: int = 0
     # What this undo restored, in order.
     restored: list[bytes] = field(default_factory=list)
@@ -558,7 +559,10 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
                 why = _check(s, plan.similar, plan.action, stop)
                 if stop.requested:
                     break
-                if why is None:
+                if why in _ALREADY:
+                    out.already += 1
+                    why = None
+                elif why is None:
                     why = _act(plan.action, s, dest, journal, out)
                 if why:
                     out.skipped.append((s.victim, why))
@@ -986,6 +990,18 @@ def preview(plan: Plan) -> dict[bytes, str]:
     return out
 
 
+# What `_look` finds of a copy that already is what a link action makes of it: one an
+# earlier run stopped by a Ctrl-C linked (the catalog has it as it was until the next
+# scan), or another tool did. Neither done nor skipped: counted apart.
+ALREADY_LINKED = "already a hard link of the kept file"
+ALREADY_SYMLINKED = "already a symbolic link to the kept file"
+_ALREADY = (ALREADY_LINKED, ALREADY_SYMLINKED)
+
+
+def _same_inode(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_result, os.stat_result]:
     """Why this step must not run, as the two files' `lstat` and attributes tell; else
     their `lstat`s."""
@@ -1001,6 +1017,10 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
             return "gone since the scan"
         if not stat.S_ISREG(kst.st_mode):
             return f"the kept file {kept} is not a regular file"
+        if action == "hardlink" and (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
+            return ALREADY_LINKED
+        if action == "symlink" and stat.S_ISLNK(vst.st_mode) and _same_inode(os.stat(s.victim), kst):
+            return ALREADY_SYMLINKED
         if not stat.S_ISREG(vst.st_mode):
             return "not a regular file any more"
         if (vst.st_size, time_ns(vst.st_mtime_ns), vst.st_ino) != (s.size, s.mtime_ns, s.inode):
