@@ -494,6 +494,33 @@ def test_exact_reclaimable_is_what_dedupe_frees_with_a_link_outside_the_library(
     assert reclaimable == json.loads(res.out)["reclaimable"] == (0 if older == "k.jpg" else 50_000)
 
 
+def test_a_link_out_of_the_library_is_no_copy_for_dupes_as_for_dedupe(tmp_path: Path) -> None:
+    """A QA finding: with `scan -L`, a link in the library to a file on another disk was a
+    third copy for `dupes` (400 KB reclaimable) where `dedupe`, which neither keeps nor
+    acts on such a file, freed 200 KB. A link to a file inside the library is that file."""
+    lib, outside = tmp_path / "lib", tmp_path / "usb"
+    (lib / "a").mkdir(parents=True)
+    (lib / "b").mkdir()
+    outside.mkdir()
+    data = os.urandom(20_000)
+    for p in (lib / "a" / "x.jpg", lib / "b" / "x.jpg", outside / "e.jpg"):
+        p.write_bytes(data)
+    os.utime(outside / "e.jpg", (1_000_000_000, 1_000_000_000))  # the oldest: kept, were it the library's
+    (lib / "usb.jpg").symlink_to(outside / "e.jpg")
+    (lib / "inside.jpg").symlink_to(lib / "a" / "x.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "-L", "--no-meta", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    found = json.loads(res.out)
+    assert sorted(Path(r["path"]).relative_to(lib).as_posix() for r in found) == ["a/x.jpg", "b/x.jpg", "inside.jpg"]
+    assert {(r["group"], r["copies"], r["reclaimable"]) for r in found} == {(1, 3, 20_000)}
+    res = run_cli("dedupe", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    plan = json.loads(res.out)
+    assert plan["reclaimable"] == 20_000 and [s["group"] for s in plan["steps"]] == [1]
+
+
 def test_best_counts_a_raw_of_unknown_mode_as_colour_and_groups_a_jpeg_with_its_preview(tmp_path: Path) -> None:
     """Review findings: a RAW has no Pillow mode, and the colour-over-grey rule ranked it
     under its camera JPEG of the same pixels, so `--keep best` trashed the RAW; and a JPEG

@@ -195,13 +195,13 @@ def _check_outside_library(cat: Catalog, target: Path | None) -> None:
                                     "folder")
 
 
-def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links: Any = None) -> list[tuple[Any, ...]]:
     """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
     victim blake3, keep id, victim id, keep size, keep mtime, keep blake3, victim nlink) for
     `source`, a query of (grp, f.*) rows, ranked by the keep rule. A path that leads through
-    a link (see `_links`) is given as where it leads, and one that leads out of the library
+    a link (see `links_of`; `links`: that table for `source`'s paths, if made already) is given as where it leads, and one that leads out of the library
     is left out."""
-    links = _links(cat, source, params)
+    links = links_of(cat, source, params) if links is None else links
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
         given = keep.split(":", 1)[1]
@@ -245,9 +245,12 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
     where, of_file = NOT_BY_DEFAULT, NOT_BY_DEFAULT.replace("kind", "f.kind")
     if kind is not None:
         (where, of_file), params["kind"] = ("AND kind = $kind", "AND f.kind = $kind"), kind
+    # The groups as `dupes` numbers them: without the paths that lead out of the library.
+    links = links_of(cat, f"""SELECT f.path_bytes FROM files f WHERE f.status = 'present' AND f.blake3 IS NOT NULL
+                              AND f.size > 0 {of_file}""", params)
     rows = _ranked(cat, keep, f"""
-        SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where)}) g
-        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {of_file}""", params)
+        SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where, "mf_links")}) g
+        JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {of_file}""", params, links)
     steps = _steps(rows)
     return Plan(action, target, steps, names=_inode_names(cat, steps) if action == "move-to" else {})
 
@@ -270,7 +273,7 @@ def _inode_names(cat: Catalog, steps: list[Step]) -> dict[tuple[int, int], list[
     return {k: v for k, v in names.items() if len(v) > 1}
 
 
-def _links(cat: Catalog, source: str, params: dict[str, Any]) -> Any:
+def links_of(cat: Catalog, source: str, params: dict[str, Any] | list[Any]) -> Any:
     """A path a scan with `-L` found (or one from before scans recorded that) may be a
     symbolic link, or lie below one, and carries the inode of the file it leads to: it
     stands for that file. For such paths of `source`: (path_bytes, real: where it leads,

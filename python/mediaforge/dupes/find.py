@@ -95,18 +95,22 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
                 failed=by.get("failed", 0))
 
 
-def numbered_groups_sql(where: str = "") -> str:
+def numbered_groups_sql(where: str = "", links: str | None = None) -> str:
     """SQL: every content present more than once (`where`: more of the condition on
     `files`), with its copies, reclaimable bytes and its group number, biggest savings
     first: the numbers `dupes` and `dedupe` both show. Reclaimable is what `dedupe` with
     its default keep rule (the oldest copy) frees, as it counts it: each inode once, never
     the kept file's, and one that keeps a name outside the catalog (a hard link elsewhere)
     not at all. Empty files are none: they hold nothing to save, and are often
-    placeholders (a `.nomedia`, a lock) whose names matter, of any kind."""
+    placeholders (a `.nomedia`, a lock) whose names matter, of any kind. `links`: the
+    name of a registered table of the paths that lead through a symbolic link
+    (`dedupe.links_of`): one that leads out of the library is no copy of the library's,
+    as `dedupe` neither keeps nor acts on it."""
+    outside = f"AND path_bytes NOT IN (SELECT path_bytes FROM {links} WHERE outside)" if links else ""
     return f"""
         WITH d AS (
             SELECT blake3, kind, size, dev, inode, nlink, mtime_ns, path, path_bytes FROM files
-            WHERE status = 'present' AND blake3 IS NOT NULL AND size > 0 {where}
+            WHERE status = 'present' AND blake3 IS NOT NULL AND size > 0 {where} {outside}
         ),
         named AS (
             SELECT *, row_number() OVER (PARTITION BY blake3 ORDER BY mtime_ns, length(path), path_bytes) = 1 AS kept
@@ -127,18 +131,24 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
     """One row per copy of every content present more than once, biggest savings first:
     group, blake3, kind, size, copies, reclaimable, width, height, path, path_raw (the exact
     bytes of a path that is not valid UTF-8, else null), dev, inode."""
+    from .dedupe import links_of
+
     where, params = _kind_filter(kind)
-    return cat.con.sql(
-        f"""
-        WITH numbered AS ({numbered_groups_sql(where)})
-        SELECT n.grp AS "group", n.blake3, n.kind, n.size, n.copies, n.reclaimable, m.width, m.height,
-               f.path, f.path_raw, f.dev, f.inode
-        FROM numbered n JOIN files f ON f.blake3 = n.blake3 AND f.status = 'present'
-        LEFT JOIN media m ON m.blake3 = n.blake3
-        ORDER BY n.grp, f.path
-        """,
-        params=params,
-    ).to_arrow_table()
+    links = links_of(cat, "SELECT path_bytes FROM files WHERE status = 'present' AND blake3 IS NOT NULL AND size > 0 "
+                          + where, params)
+    with cat.registered("mf_links", links):
+        return cat.con.sql(
+            f"""
+            WITH numbered AS ({numbered_groups_sql(where, "mf_links")})
+            SELECT n.grp AS "group", n.blake3, n.kind, n.size, n.copies, n.reclaimable, m.width, m.height,
+                   f.path, f.path_raw, f.dev, f.inode
+            FROM numbered n JOIN files f ON f.blake3 = n.blake3 AND f.status = 'present'
+            LEFT JOIN media m ON m.blake3 = n.blake3
+            WHERE f.path_bytes NOT IN (SELECT path_bytes FROM mf_links WHERE outside)
+            ORDER BY n.grp, f.path
+            """,
+            params=params,
+        ).to_arrow_table()
 
 
 # Two videos are near-duplicates when their durations agree (within 2%, at least 1 s)
