@@ -1149,6 +1149,10 @@ mod tests {
     fn prefix_typo_and_accents_match() {
         let (_dir, index) = library();
         assert_eq!(ids(&index, "ipho"), ["lyon"]);
+        // One letter is a whole word, never a prefix (it would expand to a good part of
+        // the index's words): `i` does not find iPhone.
+        assert_eq!(ids(&index, "ip"), ["lyon"]);
+        assert_eq!(ids(&index, "i"), Vec::<String>::new());
         assert_eq!(ids(&index, "holday"), ["beach"]);
         assert_eq!(ids(&index, "cafe"), ["cafe"]);
         assert_eq!(ids(&index, "CAFÉ flore"), ["cafe"]);
