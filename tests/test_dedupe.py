@@ -702,6 +702,13 @@ def test_keep_rules_in_sql_are_checked(lib) -> None:
     for bad in ("sql:no_such_column", "sql:f.size; DROP TABLE files", "sql:"):
         res = run_cli("dedupe", "--keep", bad, catalog=catalog)
         assert res.rc == 2 and res.err.count("\n") == 1 and "--keep" in res.err, res.err
+    # A QA finding: a comment was refused with DuckDB's "syntax error at or near FROM".
+    for bad in ("sql:f.path DESC --", "sql:f.size /* biggest */ DESC"):
+        res = run_cli("dedupe", "--keep", bad, catalog=catalog)
+        assert res.rc == 2, res.err
+        assert_one_line_error(res.err, "a comment (-- or /*) is not taken in a keep rule")
+    res = run_cli("dedupe", "--json", "--keep", "sql:f.path LIKE '%--%' DESC, f.size", catalog=catalog)
+    assert res.rc == 0, res.err  # within quotes, a string
     assert rows(catalog, "SELECT count(*) AS n FROM files")[0]["n"] == 6
 
 
@@ -1312,11 +1319,31 @@ def test_a_journal_that_fills_its_disk_stops_the_run_there(lib, tmp_path: Path) 
     assert all((root / "b" / n).stat().st_nlink == 1 for n in os.listdir(root / "b"))
 
 
+def test_a_trash_run_that_moved_nothing_points_at_no_trash_folder(lib) -> None:
+    """A QA finding: every copy skipped (gone since the scan), the summary still said the
+    space comes back once the trash folder, never made, is deleted."""
+    root, catalog = lib
+    for name in ("photo copy.jpg", "photo (2).jpg", "song.mp3"):
+        (root / "b" / name).unlink()
+    res = run_cli("dedupe", "--apply", "--action", "trash", catalog=catalog)
+    assert res.rc == 8, res.err
+    assert "0 files trashed" in res.out and "the space comes back" not in res.out, res.out
+    assert not (catalog.parent / "trash").exists()  # the dated folder made for it goes again, empty
+
+
 def test_an_empty_plan_writes_no_journal_and_a_missing_prefix_folder_is_refused(lib) -> None:
     root, catalog = lib
     res = run_cli("dedupe", "--keep", f"prefix:{root / 'nosuch'}", catalog=catalog)
     assert res.rc == 3
     assert_one_line_error(res.err, "no such folder")
+    # A file, or nothing, where the folder goes: a usage error, said as such (QA findings:
+    # "no such folder" of a file there, exit 3 for nothing given).
+    res = run_cli("dedupe", "--keep", f"prefix:{root / 'a' / 'photo.jpg'}", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "that is a file, not a folder")
+    res = run_cli("dedupe", "--keep", "prefix:", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "give the folder whose copies to keep")
     assert run_cli("dedupe", "--apply", catalog=catalog).rc == 0
     journals = set(os.listdir(catalog.parent / "journal"))
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0

@@ -164,6 +164,14 @@ def test_bulk_tagging_and_the_tag_tree(lib) -> None:
     res = run_cli("tag", "add", "x", "/no/such/folder/*.jpg", catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "no such folder: /no/such/folder, for /no/such/folder/*.jpg (nor in the catalog)")
+    # A glob in a folder that is there: whether a file on disk matches it (QA finding: "scan
+    # it first" where nothing on disk matched either).
+    res = run_cli("tag", "add", "x", str(root / "nothere*.jpg"), catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, f"no file matches {root / 'nothere*.jpg'}, on disk or in the catalog")
+    res = run_cli("tag", "add", "x", str(root / "ne?.jpg"), catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, f"not in the catalog: {root / 'ne?.jpg'} (scan it first)")
     # A glob through a linked folder matches the files the scan catalogued by real path.
     (root.parent / "link").symlink_to(root / "2019 Paris")
     res = run_cli("tag", "add", "linked", str(root.parent / "link" / "*.jpg"), "--json", catalog=catalog)
@@ -503,8 +511,15 @@ def test_xmp_export_leaves_links_fifos_read_only_and_deep_sidecars_alone(tmp_pat
     lib = tmp_path / "lib"
     lib.mkdir()
     plain = f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>'
-    for name in ("link", "fifo", "ro", "deep", "fine"):
+    for name in ("link", "fifo", "ro", "deep", "fine", "utf16", "latin"):
         picture(64, 48, 1).save(lib / f"{name}.jpg")
+    # Declarations that do not tell the truth (QA finding: "not an XMP packet" of the
+    # first): UTF-8 bytes declared UTF-16, Latin-1 bytes declared UTF-8.
+    declared = '<?xml version="1.0" encoding="{}"?>' + plain.replace('rdf:about=""', 'rdf:about="" dc:title="{}" '
+                                                                     'xmlns:dc="http://purl.org/dc/elements/1.1/"')
+    (lib / "utf16.jpg.xmp").write_bytes(declared.format("UTF-16", "t").encode())
+    latin = declared.format("UTF-8", "caf\xe9").encode("latin-1")
+    (lib / "latin.jpg.xmp").write_bytes(latin)
     (tmp_path / "elsewhere.xmp").write_text(plain)
     (lib / "link.jpg.xmp").symlink_to(tmp_path / "elsewhere.xmp")
     os.mkfifo(lib / "fifo.jpg.xmp")
@@ -521,7 +536,11 @@ def test_xmp_export_leaves_links_fifos_read_only_and_deep_sidecars_alone(tmp_pat
     why = {os.path.basename(f["path"]): f["why"] for f in out["failed"]}
     assert why == {"link.jpg.xmp": "a symbolic link: left alone (export into the file it points to by hand)",
                    "fifo.jpg.xmp": "not a regular file: left alone", "ro.jpg.xmp": "read-only: left alone",
-                   "deep.jpg.xmp": "nested too deeply to rewrite: left alone"}
+                   "deep.jpg.xmp": "nested too deeply to rewrite: left alone",
+                   "utf16.jpg.xmp": "its XML declaration says 'UTF-16', but the file is written a byte a character: "
+                                    "the declaration is wrong; left alone",
+                   "latin.jpg.xmp": f"not UTF-8 text, as its XML declaration says (byte {latin.index(bytes([0xE9])):,} is "
+                                    "not): left alone"}
     assert [os.path.basename(w["path"]) for w in out["written"]] == ["fine.jpg.xmp"]
     assert (lib / "link.jpg.xmp").is_symlink() and (tmp_path / "elsewhere.xmp").read_text() == plain
     assert (lib / "ro.jpg.xmp").read_text() == plain

@@ -1098,7 +1098,7 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
           + (f" ({out.already} {'restored by an earlier undo' if verb == 'restored' else 'linked before this run'})"
              if out.already else "") + f"; journal {out.journal}")
-    if verb == "trashed":
+    if verb == "trashed" and out.done:  # (none moved: no trash folder to speak of)
         print(f"the space comes back once you delete {Path(out.journal).parent.parent / TRASH_DIR} (or its dated "
               "folders): it is not your desktop's Trash, and nothing empties it for you")
     if verb != "restored":

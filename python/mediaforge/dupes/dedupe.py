@@ -32,6 +32,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -138,6 +139,11 @@ def _order(rule: str) -> str:
         order = rule[4:].strip()
         if not order or ";" in order:
             raise InvalidInputError(f"--keep {rule!r}: give one ORDER BY expression list, e.g. sql:m.bitrate DESC")
+        bare = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "''", order)  # what lies outside quotes
+        if "--" in bare or "/*" in bare:
+            # Else it reads as cut short where the comment starts, and DuckDB's error
+            # names a word of the statement around it.
+            raise InvalidInputError(f"--keep {rule!r}: a comment (-- or /*) is not taken in a keep rule; leave it out")
     elif rule in RULE_ORDERS:
         order = RULE_ORDERS[rule]
     else:
@@ -205,9 +211,13 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links:
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
         given = keep.split(":", 1)[1]
-        if not given or not os.path.isdir(os.fsencode(given)):  # a typo must not quietly keep by age
-            raise PathNotFoundError(f"--keep prefix:{given}: no such folder" if given
-                                    else "--keep prefix: give the folder whose copies to keep")
+        if not given:
+            raise InvalidInputError("--keep prefix: give the folder whose copies to keep (prefix:FOLDER)")
+        if os.path.exists(os.fsencode(given)) and not os.path.isdir(os.fsencode(given)):
+            raise InvalidInputError(f"--keep prefix:{given}: that is a file, not a folder; give the folder whose "
+                                    "copies to keep")
+        if not os.path.isdir(os.fsencode(given)):  # a typo must not quietly keep by age
+            raise PathNotFoundError(f"--keep prefix:{given}: no such folder")
         folder = absolute(os.fsencode(given)).rstrip(b"/")
         real = os.path.realpath(folder).rstrip(b"/")
         params["prefix"], params["prefix_end"] = folder + b"/", folder + b"0"
@@ -578,6 +588,11 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
         with contextlib.suppress(JournalError):
             journal.write(kind="end")
         journal.close()
+        # Folders made for the moves that none came into (every file skipped): gone again,
+        # as the undo would take them. One that holds a move is not empty, and stays.
+        for folder in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
     return out
 
 

@@ -75,6 +75,14 @@ def glob_regex(pattern: str) -> str:
     return "".join(out)
 
 
+def _matches_on_disk(pattern: bytes) -> bool:
+    """Whether a file or folder on disk matches the glob (hidden names too, as in the
+    catalog)."""
+    import glob
+
+    return next(glob.iglob(os.fsdecode(pattern), include_hidden=True), None) is not None
+
+
 def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str | None = None,
                     collection: str | None = None) -> list[str]:
     """Media ids of present files named by `paths` (a file, everything under a folder, or
@@ -121,6 +129,8 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
             if glob and not os.path.isdir(_glob_folder(p)):
                 raise InvalidInputError(f"no such folder: {path_text(_glob_folder(p))}, for {text} (nor in the "
                                         "catalog)")
+            if glob and not _matches_on_disk(p):  # scanning would not help either
+                raise InvalidInputError(f"no file matches {text}, on disk or in the catalog")
             raise InvalidInputError(f"not in the catalog: {text} (scan it first)")
         ids.update((r[0], None) for r in rows)
     if where is not None:

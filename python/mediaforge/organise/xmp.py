@@ -302,10 +302,18 @@ def _decode(data: bytes) -> tuple[str, str]:
     m = _DECLARED.match(data)
     encoding = m.group(1).decode("ascii") if m else "utf-8"
     try:
-        codecs.lookup(encoding)
+        info = codecs.lookup(encoding)
     except LookupError:
         raise InvalidInputError(f"unknown encoding {encoding!r} in the XML declaration: left alone") from None
-    return data.decode(encoding), encoding
+    if m and info.name.startswith(("utf-16", "utf-32")):
+        # The declaration was read a byte a character: the file is not in that encoding.
+        raise InvalidInputError(f"its XML declaration says {encoding!r}, but the file is written a byte a character: "
+                                "the declaration is wrong; left alone")
+    try:
+        return data.decode(encoding), encoding
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"not {encoding} text, as its XML declaration says (byte {e.start:,} is not): "
+                                "left alone") from None
 
 
 def _parse(body: str) -> ET.Element:
