@@ -719,6 +719,10 @@ def test_sidecars_parsed_and_linked(corpus) -> None:
     assert links == {(str(paths["xmp"]), str(paths["jpeg"])), (str(paths["takeout"]), str(paths["takeout_img"]))}
 
 
+# `PXL_20230809_203449253.LONG_EXPOSURE-02.ORIGINAL.jpg` as Takeout names the photo.
+_CUT = "PXL_20230809_203449253.LONG_EXPOSURE-02.ORIGINA"
+
+
 def test_google_takeout_and_other_sidecar_names_link_to_their_photo(tmp_path: Path) -> None:
     """The names Google Takeout gives JSON sidecars: a copy's number after the extension
     (`photo.jpg(1).json` is `photo(1).jpg`'s), names cut to 51 characters (the photo's
@@ -741,6 +745,11 @@ def test_google_takeout_and_other_sidecar_names_link_to_their_photo(tmp_path: Pa
         "caf\u00e9.jpg": unicodedata.normalize("NFD", "caf\u00e9.xmp"),
         "IMG_9.jpg": "IMG_9.xmp",
         "IMG_8.jpg": "IMG_8.jpg.xmp",
+        # A long name Takeout cut (the photo's own too), and a second photo whose name cut
+        # alike got a copy number: it goes after the cut JSON name, never cut itself (QA
+        # finding: the first JSON described both photos, the second neither).
+        f"{_CUT}.jpg": f"{_CUT}.jpg.supplemental-metadata"[:46] + ".json",
+        f"{_CUT}(1).jpg": f"{_CUT}.jpg.supplemental-metadata"[:46] + "(1).json",
     }
     for i, (photo, sidecar) in enumerate(pairs.items()):
         media_corpus.picture(32, 24, i).save(lib / photo, "JPEG")

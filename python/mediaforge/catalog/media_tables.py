@@ -150,11 +150,29 @@ def _sidecar_keys(n: str) -> str:
 
 def _media_keys(n: str) -> str:
     """The names (lower-case) a media file named `n` goes by, for `_sidecar_keys`."""
+    return (f"[{n}, regexp_replace({n}, '\\.[^.]*$', ''), {_cut_key(n)}, "
+            f"CASE WHEN {_unedited(n)} <> {n} THEN 'e:' || {_unedited(n)} END]")
+
+
+def _unedited(n: str) -> str:
+    return f"regexp_replace({n}, '{_EDITED}(\\.[^.]*)$', '\\1')"
+
+
+# A copy number Takeout gave a photo, before its extension: `(1)` of `photo(1).jpg`.
+_NUMBERED = "^(.*)(\\(\\d+\\))(\\.[^.]*)$"
+
+
+def _cut_key(n: str) -> str:
+    """The name Takeout cuts to 46 characters for the JSON of the media file named `n`
+    (NULL when it is shorter): `<name>.supplemental-metadata` cut there. A copy number is
+    never cut: it follows the cut name of the original (`<46 characters>(1).json`), so a
+    copy whose number the cut would drop goes by that name, not by the original's."""
     long = f"{n} || '.supplemental-metadata'"
-    unedited = f"regexp_replace({n}, '{_EDITED}(\\.[^.]*)$', '\\1')"
-    return (f"[{n}, regexp_replace({n}, '\\.[^.]*$', ''), "
-            f"CASE WHEN length({long}) > 46 THEN left({long}, 46) END, "
-            f"CASE WHEN {unedited} <> {n} THEN 'e:' || {unedited} END]")
+    number = f"regexp_extract({n}, '{_NUMBERED}', 2)"
+    unnumbered = f"regexp_replace({n}, '{_NUMBERED}', '\\1\\3') || '.supplemental-metadata'"
+    return (f"CASE WHEN length({long}) <= 46 THEN NULL "
+            f"WHEN {number} <> '' AND NOT contains(left({long}, 46), {number}) "
+            f"THEN left({unnumbered}, 46) || {number} ELSE left({long}, 46) END")
 
 
 def links_sql(sidecars: str) -> str:

@@ -322,8 +322,12 @@ MIGRATIONS[19] = [
 # whose ID3 tag holds no title (ffmpeg's, of one `TSSE` frame) the tags APEv2 held. The
 # `media` rows of MP3 contents with no title go, to be extracted again as for version 19;
 # a titled one's ID3 tag was read, and its gains taken from APEv2 where it had none.
+# It also makes `sidecar_links` anew: a photo with a copy number Takeout gave it after
+# cutting its long name (`<cut>(1).jpg`) goes by the JSON name `<46 characters>(1).json`,
+# not by its original's, whose JSON described both while its own described neither.
 MIGRATIONS[20] = [
     "DELETE FROM media WHERE format = 'mp3' AND blake3 NOT IN (SELECT blake3 FROM tags_audio WHERE title IS NOT NULL)",
+    SIDECAR_LINKS_VIEW,
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
