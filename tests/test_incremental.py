@@ -1413,6 +1413,53 @@ def test_a_file_made_right_after_a_scan_on_a_deleted_files_inode_is_another_file
     assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id)") == [{"name": "A.jpg"}]
 
 
+def test_without_birth_times_a_moved_file_is_read_again_and_a_stranger_on_its_inode_is_another_file(
+        tmp_path: Path) -> None:
+    """A QA finding, on ext2 (no birth times): a file made on a deleted file's inode number
+    with its size and mtime, and moved, took the deleted file's id, tags and digest (its
+    change time no later than its folder's told no write). Where no birth time tells them
+    apart (here rows from before the catalog kept them), a moved file is read again: the
+    same bytes, a move; other bytes, another file, and the row goes missing with its tags."""
+    import duckdb
+
+    lib, scratch = tmp_path / "lib", tmp_path / "scratch"
+    (lib / "a").mkdir(parents=True)
+    (lib / "b").mkdir()
+    scratch.mkdir()
+    (lib / "a" / "A.jpg").write_bytes(b"AAAA1111")
+    (lib / "a" / "M.jpg").write_bytes(b"MMMM")
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    for name in ("A.jpg", "M.jpg"):
+        assert run_cli("tag", "add", name, lib / "a" / name, catalog=catalog).rc == 0
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE files SET btime_ns = NULL")
+    (lib / "a" / "M.jpg").rename(lib / "b" / "M2.jpg")  # a real move
+    st = (lib / "a" / "A.jpg").stat()
+    (lib / "a" / "A.jpg").unlink()
+    for i in range(200):  # ext4 gives the freed number to one of the next files made
+        made = lib / "a" / f"{i}.tmp"
+        made.write_bytes(b"BBBB2222")
+        if made.stat().st_ino == st.st_ino:
+            break
+        made.rename(scratch / made.name)
+    else:
+        pytest.fail("the file system never gave the freed inode number again")
+    os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
+    made.rename(lib / "b" / "B.jpg")
+    got = scanned(catalog, lib)
+    assert (got["new"], got["moved"], got["missing"], got["changed"]) == (1, 1, 1, 0), got
+    assert rows(catalog, "SELECT name, status, blake3 FROM files ORDER BY name") == [
+        {"name": "A.jpg", "status": "missing", "blake3": blake3.blake3(b"AAAA1111").hexdigest()},
+        {"name": "B.jpg", "status": "present", "blake3": blake3.blake3(b"BBBB2222").hexdigest()},
+        {"name": "M2.jpg", "status": "present", "blake3": blake3.blake3(b"MMMM").hexdigest()}]
+    assert rows(catalog, "SELECT t.tag, f.name FROM tags t JOIN files f USING (media_id) ORDER BY 1") == [
+        {"tag": "A.jpg", "name": "A.jpg"}, {"tag": "M.jpg", "name": "M2.jpg"}]
+    # The next scan settles: nothing moves again.
+    again = scanned(catalog, lib)
+    assert (again["new"], again["moved"], again["missing"], again["changed"]) == (0, 0, 0, 0), again
+
+
 @pytest.mark.parametrize("hashed", [False, True])
 def test_a_new_file_takes_over_a_gone_row_only_if_made_before_it_was_last_seen(tmp_path: Path, hashed: bool) -> None:
     """A file deleted and another made in the library that got its inode number (ext4

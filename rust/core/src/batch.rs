@@ -36,10 +36,13 @@ pub enum Change {
     /// A known file (same device, inode, size, mtime) under a new path: it keeps its id.
     Moved,
     /// A known file under a new path whose change time says it was also written (see
-    /// `written_as_well` in scan.rs): hashed again and compared with the digest it had.
-    /// Settled after hashing: `Changed` (its id kept) if the bytes differ, else `Moved`;
-    /// never written as such.
-    MovedRecheck(Digest),
+    /// `written_as_well` in scan.rs), or whose birth time cannot tell it from another file
+    /// made on the row's freed inode number: hashed again and compared with the digest it
+    /// had (`Digest`), the row's (`u32`). Settled after hashing: `Moved` if the bytes are
+    /// the same; if they differ, `Changed` (its id kept) where its birth time is the row's
+    /// (`true`: the same file, edited and moved), else `New` (another file, with an id of
+    /// its own; the row is then not seen, and goes missing). Never written as such.
+    MovedRecheck(Digest, u32, bool),
     /// A known, unchanged file whose link count or inode change time moved (a hard link
     /// added or removed, a chmod): only those two columns are refreshed.
     Touched,
@@ -52,7 +55,7 @@ impl Change {
             Change::Changed => "changed",
             Change::Hashed | Change::Recheck(_) => "hashed",
             Change::Revived | Change::Recover(_) => "revived",
-            Change::Moved | Change::MovedRecheck(_) => "moved",
+            Change::Moved | Change::MovedRecheck(..) => "moved",
             Change::Touched => "touched",
         }
     }

@@ -429,6 +429,13 @@ impl PrevState {
         self.seen_ns[i] > 0 && born_ns > self.seen_ns[i].saturating_add(SLACK_NS)
     }
 
+    /// Whether a walked file born at `born_ns` is known to be born when row `i`'s file
+    /// was: both times known, and equal. Unknown on a file system that keeps none, and for
+    /// a row from before the catalog kept them.
+    pub fn same_birth(&self, i: usize, born_ns: i64) -> bool {
+        born_ns > 0 && self.born_ns[i] == born_ns
+    }
+
     pub fn has_digest(&self, i: usize) -> bool {
         self.has_digest[i]
     }

@@ -540,16 +540,20 @@ fn resolve_deferred(
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
     let folder_times = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<i64>>::new());
     // A moved file takes its row's digest, unless it was also written (see
-    // `written_as_well`): then it is read again, and counted changed if its bytes differ.
+    // `written_as_well`), or no birth time tells it from another file that got the row's
+    // freed inode number, size and mtime (a file system that keeps none; a row from before
+    // they were kept): then it is read again, and its bytes tell (see `Change::MovedRecheck`).
     let moved = |k: u32, f: &WalkedFile, digest: Option<Digest>| match digest {
-        Some(was) if written_as_well(prev, k as usize, f, &folder_times) => (
-            if want_hash {
-                Change::MovedRecheck(was)
-            } else {
-                Change::Moved
-            },
-            None,
-        ),
+        Some(was) if !prev.same_birth(k as usize, f.born_ns) || written_as_well(prev, k as usize, f, &folder_times) => {
+            (
+                if want_hash {
+                    Change::MovedRecheck(was, k, prev.same_birth(k as usize, f.born_ns))
+                } else {
+                    Change::Moved
+                },
+                None,
+            )
+        }
         _ => (Change::Moved, digest),
     };
     let mut displaced = Vec::new();
@@ -990,7 +994,7 @@ impl Counts {
             Change::Changed => &self.changed,
             Change::Hashed => &self.hashed,
             // Counted once hashed (see `settle`).
-            Change::Recheck(_) | Change::Recover(_) | Change::MovedRecheck(_) => return None,
+            Change::Recheck(_) | Change::Recover(_) | Change::MovedRecheck(..) => return None,
             Change::Revived => &self.revived,
             Change::Moved => &self.moved,
             Change::Touched => &self.unchanged,
@@ -1011,7 +1015,7 @@ impl Counts {
             Change::Changed => &self.changed,
             Change::Hashed => &self.hashed,
             // Counted once hashed (see `settle`).
-            Change::Recheck(_) | Change::Recover(_) | Change::MovedRecheck(_) => return,
+            Change::Recheck(_) | Change::Recover(_) | Change::MovedRecheck(..) => return,
             Change::Revived => &self.revived,
             Change::Moved => &self.moved,
             Change::Touched => &self.unchanged,
@@ -1077,6 +1081,8 @@ struct Outlets<'a> {
     /// Whether the walk follows symbolic links (`-L`): else a file is never read through
     /// a link put at its name since it was listed.
     follow: bool,
+    /// Rows a moved file took, given up once its bytes showed it is another file.
+    released: &'a Mutex<Vec<u32>>,
 }
 
 /// Send planned files on: rows that need no reading to the batcher, small files to hash
@@ -1174,6 +1180,7 @@ fn run(
     let hash_errors = AtomicU64::new(0);
     let batcher = Batcher::new(tx, opts.batch_rows.max(1));
     let (mtx, mrx) = bounded::<Msg>(1024);
+    let released = Mutex::new(Vec::new());
     progress.phase.store(phase::WALK, Relaxed);
 
     let (walk_res, collect_res) = std::thread::scope(|s| {
@@ -1188,6 +1195,7 @@ fn run(
                 unstable: &unstable,
                 hash_errors: &hash_errors,
                 follow: opts.walk.follow_symlinks,
+                released: &released,
             };
             let plan = |d: DirFiles, prev: &PrevState, just_listed: bool| {
                 plan_dir(d, prev, opts.hash, &out, &deferred, just_listed)
@@ -1274,6 +1282,9 @@ fn run(
         return Err(Error::Cancelled);
     }
     let prev = slot.state.get().ok_or(Error::Cancelled)?;
+    for row in released.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        prev.seen[row as usize].store(false, Relaxed); // its file is elsewhere, or gone
+    }
 
     // Vanished rows: present ones under the roots the walk did not see, never at or below
     // a path it could not read or was told to leave out, never after a cut-short walk.
@@ -1353,14 +1364,25 @@ enum Unseen {
 /// here, not when planned); unchanged if they did not, or if no digest came (unstable or
 /// unreadable, which its error row says). A file at the path of a gone row (`Recover`):
 /// that row come back if it holds the same bytes, else a new file, without the row's id.
-fn settle(change: Change, digest: Option<Digest>, id: Option<MediaId>, counts: &Counts) -> (Change, Option<MediaId>) {
+/// A moved file found to be another (see `Change::MovedRecheck`) lets its row go: `released`.
+fn settle(
+    change: Change,
+    digest: Option<Digest>,
+    id: Option<MediaId>,
+    counts: &Counts,
+    released: &Mutex<Vec<u32>>,
+) -> (Change, Option<MediaId>) {
     let settled = match change {
         Change::Recheck(was) if digest.is_some_and(|d| d != was) => (Change::Changed, id),
         Change::Recheck(_) => (Change::Hashed, id),
         Change::Recover(was) if digest == Some(was) => (Change::Revived, id),
         Change::Recover(_) => (Change::New, None),
-        Change::MovedRecheck(was) if digest.is_some_and(|d| d != was) => (Change::Changed, id),
-        Change::MovedRecheck(_) => (Change::Moved, id),
+        Change::MovedRecheck(was, _, true) if digest.is_some_and(|d| d != was) => (Change::Changed, id),
+        Change::MovedRecheck(was, row, false) if digest.is_some_and(|d| d != was) => {
+            released.lock().unwrap_or_else(|e| e.into_inner()).push(row);
+            (Change::New, None)
+        }
+        Change::MovedRecheck(..) => (Change::Moved, id),
         _ => return (change, id),
     };
     counts.add(settled.0);
@@ -1761,7 +1783,7 @@ fn settle_hashed(
         progress.hash_files_done.fetch_add(1, Relaxed);
         return Continue(());
     }
-    let (change, id) = settle(change, digest, id, out.counts);
+    let (change, id) = settle(change, digest, id, out.counts, out.released);
     rows.push(FileRow::of(f, class, digest, id, change));
     progress.hash_files_done.fetch_add(1, Relaxed);
     Continue(())
@@ -2093,7 +2115,7 @@ mod tests {
         let (counts, progress) = (Counts::default(), Progress::default());
         let (unstable, errors, cancel) = (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
         let (tx, rx) = crossbeam_channel::unbounded();
-        let jobs = Mutex::new(Vec::new());
+        let (jobs, released) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
         let out = Outlets {
             counts: &counts,
             mtx: &tx,
@@ -2103,6 +2125,7 @@ mod tests {
             unstable: &unstable,
             hash_errors: &errors,
             follow: false,
+            released: &released,
         };
         let dir: Arc<[u8]> = dir.as_os_str().as_encoded_bytes().into();
         let files: Vec<_> = files.into_iter().map(|f| (f, None, Change::New)).collect();
