@@ -9,6 +9,7 @@ import os
 import struct
 import shutil
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -199,6 +200,21 @@ def test_a_relative_xdg_data_home_is_ignored(tmp_path: Path) -> None:
     p = subprocess.run(cli_cmd("scan", home / "lib", "--no-meta"), env=env, capture_output=True, cwd=elsewhere)
     assert p.returncode == 0, p.stderr
     assert (home / "xdg" / "mediaforge" / "catalog.duckdb").is_file()
+
+
+def test_an_empty_home_is_the_users_home_not_the_root_folder() -> None:
+    """A QA finding: `HOME=` (set, empty) made `~` the root folder: the catalog went to
+    `/.local/share/mediaforge/`. The user's entry in the password database says where."""
+    import pwd
+
+    env = cli_env(HOME="")
+    for key in ("MEDIAFORGE_CATALOG", "XDG_DATA_HOME"):
+        env.pop(key, None)
+    code = "from mediaforge.config import default_catalog_path; print(default_catalog_path())"
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    want = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".local" / "share" / "mediaforge" / "catalog.duckdb"
+    assert p.stdout.strip() == str(want)
 
 
 @pytest.mark.parametrize("in_the_way", ["thumbs", "thumbs/256"])

@@ -703,10 +703,11 @@ def test_keep_rules_in_sql_are_checked(lib) -> None:
         res = run_cli("dedupe", "--keep", bad, catalog=catalog)
         assert res.rc == 2 and res.err.count("\n") == 1 and "--keep" in res.err, res.err
     # A QA finding: a comment was refused with DuckDB's "syntax error at or near FROM".
-    for bad in ("sql:f.path DESC --", "sql:f.size /* biggest */ DESC"):
+    for bad in ("sql:f.path DESC --", "sql:f.size DESC /* biggest"):
         res = run_cli("dedupe", "--keep", bad, catalog=catalog)
         assert res.rc == 2, res.err
-        assert_one_line_error(res.err, "a comment (-- or /*) is not taken in a keep rule")
+        assert_one_line_error(res.err, "a comment (--, or /* left open) is not taken in a keep rule")
+    assert run_cli("dedupe", "--keep", "sql:f.size /* biggest */ DESC", catalog=catalog).rc == 0
     res = run_cli("dedupe", "--json", "--keep", "sql:f.path LIKE '%--%' DESC, f.size", catalog=catalog)
     assert res.rc == 0, res.err  # within quotes, a string
     assert rows(catalog, "SELECT count(*) AS n FROM files")[0]["n"] == 6
@@ -1049,7 +1050,10 @@ def test_an_apply_stopped_by_ctrl_c_and_run_again_finishes_without_skips(lib, ac
         assert (root / "b" / name).is_symlink() == (action == "symlink")
     # What the dry run says of them, and the text summary.
     dry = run_cli("dedupe", "--action", action, catalog=catalog)
-    assert dry.rc == 0 and dry.out.count("already a ") == 3, dry.out
+    assert dry.rc == 0 and dry.out.count("already linked to it") == 3 and "skip" not in dry.out, dry.out
+    assert "0 files would be" in dry.out and "; 3 already linked;" in dry.out, dry.out
+    dry = json.loads(run_cli("dedupe", "--action", action, "--json", catalog=catalog).out)
+    assert (dry["already_linked"], dry["steps"], dry["skipped"], dry["reclaimable"]) == (3, [], [], 0), dry
     again = run_cli("dedupe", "--apply", "--action", action, catalog=catalog)
     assert again.rc == 0 and "0 files " in again.out and "(3 linked before this run)" in again.out, again.out
     # Each run's journal undoes what that run did, newest first.
@@ -1353,7 +1357,7 @@ def test_an_empty_plan_writes_no_journal_and_a_missing_prefix_folder_is_refused(
     res = run_cli("dedupe", catalog=catalog)  # the dry run says so too
     assert res.rc == 0 and res.out.strip() == "nothing to do: no duplicates to hardlink"
     res = run_cli("dedupe", "--apply", "--json", catalog=catalog)  # every documented field, steps too
-    assert json.loads(res.out) == {"done": 0, "bytes": 0, "journal": None, "tags_carried": 0,
+    assert json.loads(res.out) == {"done": 0, "already_linked": 0, "bytes": 0, "journal": None, "tags_carried": 0,
                                    "collections_carried": 0, "skipped": [], "steps": []}
     # Options an undo cannot take are refused, not ignored; so is a move onto itself.
     res = run_cli("dedupe", "--undo", next((catalog.parent / "journal").iterdir()), "--apply", "--keep", "newest",

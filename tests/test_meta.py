@@ -9,6 +9,7 @@ import io
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -341,8 +342,8 @@ def test_an_mp3s_apev2_tag_fills_what_its_id3_tag_leaves_empty(tmp_path: Path) -
     no ReplayGain: it was read only beside an ID3 tag. foobar2000 can write all its tags
     there; ffmpeg's ID3 tag of one `TSSE` frame leaves them all to it."""
     import duckdb
-    from mutagen.apev2 import APEv2
-    from mutagen.id3 import ID3, TIT2, TPE1
+    from mutagen.apev2 import BINARY, APEv2, APEValue
+    from mutagen.id3 import ID3, TIT2, TPE1, TRCK, TXXX
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -364,8 +365,36 @@ def test_an_mp3s_apev2_tag_fills_what_its_id3_tag_leaves_empty(tmp_path: Path) -
     ape = APEv2()
     ape["Title"], ape["Album"], ape["REPLAYGAIN_ALBUM_GAIN"] = "Ape Title", "Ape Album", "-2.0 dB"
     ape.save(str(lib / "both.mp3"))
+    # Review findings: foobar2000's other layout, APEv2 then ID3v1, whose 30 characters cut
+    # the title; a number and its total, a gain and its peak, each from one tag; a binary
+    # APEv2 item under a text key.
+    media_corpus._audio(lib / "v1.mp3", "libmp3lame", "mp3", 0.5)
+    ID3(str(lib / "v1.mp3")).delete()
+    ape = APEv2()
+    ape["Title"] = "A title cut short by ID3v1 here, whole in APEv2"
+    ape.save(str(lib / "v1.mp3"))
+    v1 = b"TAG" + b"A title cut short by ID3v1 here".ljust(30, b"\0")[:30] + b"V1 Artist".ljust(30, b"\0")
+    with open(lib / "v1.mp3", "ab") as f:  # after APEv2, the file's last 128 bytes
+        f.write(v1 + b"".ljust(30, b"\0") + b"1999" + b"".ljust(30, b"\0") + b"\xff")
+    media_corpus._audio(lib / "mixed.mp3", "libmp3lame", "mp3", 0.5)
+    t = ID3(str(lib / "mixed.mp3"))
+    t.add(TRCK(encoding=3, text="4"))
+    t.add(TXXX(encoding=3, desc="replaygain_track_peak", text="0.5"))
+    t.save()
+    ape = APEv2()
+    ape["Track"], ape["REPLAYGAIN_TRACK_GAIN"], ape["REPLAYGAIN_TRACK_PEAK"] = "5/12", "-3.0 dB", "0.9"
+    ape["Album"] = APEValue(b"\x00\x01binary", BINARY)
+    ape.save(str(lib / "mixed.mp3"))
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", "--no-fingerprints", catalog=catalog).rc == 0
+    v1_row, mixed = _one(catalog, "tags_audio", lib / "v1.mp3"), _one(catalog, "tags_audio", lib / "mixed.mp3")
+    assert (v1_row["title"], v1_row["artist"], v1_row["year"]) == (
+        "A title cut short by ID3v1 here, whole in APEv2", "V1 Artist", 1999)
+    assert (mixed["track"], mixed["track_total"], mixed["album"]) == (4, None, None)
+    assert (mixed["rg_track_gain"], mixed["rg_track_peak"]) == (pytest.approx(-3.0), pytest.approx(0.9))
+    for name in ("v1.mp3", "mixed.mp3"):
+        (lib / name).unlink()
+    assert run_cli("scan", lib, "--no-thumbs", "--no-fingerprints", "--prune", catalog=catalog).rc == 0
     keys = ("title", "artist", "album", "track", "track_total", "year", "rg_track_gain", "rg_track_peak",
             "rg_album_gain")
     got = {name: {k: _one(catalog, "tags_audio", lib / name)[k] for k in keys}
@@ -723,6 +752,13 @@ def test_sidecars_parsed_and_linked(corpus) -> None:
 _CUT = "PXL_20230809_203449253.LONG_EXPOSURE-02.ORIGINA"
 
 
+def _takeout_json(photo: str) -> str:
+    """The JSON name Takeout gives `photo`: `<name>.supplemental-metadata` cut to 46
+    characters, then a copy number it gave (never cut), then `.json`."""
+    stem, number, ext = re.fullmatch(r"(.*?)(\(\d+\))?(\.[^.]*)", photo).groups()
+    return f"{stem}{ext}.supplemental-metadata"[:46] + (number or "") + ".json"
+
+
 def test_google_takeout_and_other_sidecar_names_link_to_their_photo(tmp_path: Path) -> None:
     """The names Google Takeout gives JSON sidecars: a copy's number after the extension
     (`photo.jpg(1).json` is `photo(1).jpg`'s), names cut to 51 characters (the photo's
@@ -750,6 +786,17 @@ def test_google_takeout_and_other_sidecar_names_link_to_their_photo(tmp_path: Pa
         # finding: the first JSON described both photos, the second neither).
         f"{_CUT}.jpg": f"{_CUT}.jpg.supplemental-metadata"[:46] + ".json",
         f"{_CUT}(1).jpg": f"{_CUT}.jpg.supplemental-metadata"[:46] + "(1).json",
+        # A number after a space is the name's own (a browser's second download): cut
+        # with the name. One twice in a name: the last, before the extension, is Takeout's.
+        "Screenshot_20220207_102421_com.snapchat.android (1).jpg":
+            "Screenshot_20220207_102421_com.snapchat.androi.json",
+        "Trip (1) to the mountains with the whole family(1).jpg":
+            "Trip (1) to the mountains with the whole family.jpg.supplemental-metadata"[:46] + "(1).json",
+        "Trip (1) to the mountains with the whole family.jpg":
+            "Trip (1) to the mountains with the whole family.jpg.supplemental-metadata"[:46] + ".json",
+        # Around the cut: `<name>.supplemental-metadata` of 45 to 48 characters.
+        **{name: _takeout_json(name) for length in (19, 20, 21, 22)
+           for stem in [f"S{length}" + "y" * (length - 3)] for name in (f"{stem}.jpg", f"{stem}(1).jpg")},
     }
     for i, (photo, sidecar) in enumerate(pairs.items()):
         media_corpus.picture(32, 24, i).save(lib / photo, "JPEG")

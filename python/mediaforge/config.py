@@ -36,8 +36,22 @@ def default_catalog_path() -> Path:
     # catalog in whatever folder each command is run from.
     data = os.path.expanduser(os.environ.get("XDG_DATA_HOME", ""))  # a `~` as a shell would not expand it
     if not os.path.isabs(data):
-        data = str(Path.home() / ".local" / "share")
+        data = str(Path(_home()) / ".local" / "share")
     return catalog_path(Path(data) / "mediaforge" / "catalog.duckdb")
+
+
+def _home() -> str:
+    """The home folder: `$HOME`, or the user's entry in the password database where it is
+    unset or empty (`HOME=` made `~` the root folder, and the catalog `/.local/...`)."""
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home):
+        return home
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir or "/"
+    except KeyError:  # a user the database does not know (a container's random uid)
+        return "/"
 
 
 def catalog_path(given: os.PathLike[str] | str) -> Path:

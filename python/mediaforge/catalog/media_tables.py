@@ -158,21 +158,22 @@ def _unedited(n: str) -> str:
     return f"regexp_replace({n}, '{_EDITED}(\\.[^.]*)$', '\\1')"
 
 
-# A copy number Takeout gave a photo, before its extension: `(1)` of `photo(1).jpg`.
-_NUMBERED = "^(.*)(\\(\\d+\\))(\\.[^.]*)$"
+# A copy number Takeout gave a photo, right before its extension: `(1)` of `photo(1).jpg`.
+# One after a space (`photo (1).jpg`, a browser's download of a second copy) is the name's
+# own, uploaded so: Takeout cuts its JSON name as any other.
+_NUMBERED = "^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$"
 
 
 def _cut_key(n: str) -> str:
     """The name Takeout cuts to 46 characters for the JSON of the media file named `n`
-    (NULL when it is shorter): `<name>.supplemental-metadata` cut there. A copy number is
-    never cut: it follows the cut name of the original (`<46 characters>(1).json`), so a
-    copy whose number the cut would drop goes by that name, not by the original's."""
+    (NULL when it is shorter): `<name>.supplemental-metadata` cut there. A copy number
+    Takeout gave is never cut: it follows the cut of the name without it, as in
+    `<46 characters>(1).json`."""
     long = f"{n} || '.supplemental-metadata'"
     number = f"regexp_extract({n}, '{_NUMBERED}', 2)"
     unnumbered = f"regexp_replace({n}, '{_NUMBERED}', '\\1\\3') || '.supplemental-metadata'"
-    return (f"CASE WHEN length({long}) <= 46 THEN NULL "
-            f"WHEN {number} <> '' AND NOT contains(left({long}, 46), {number}) "
-            f"THEN left({unnumbered}, 46) || {number} ELSE left({long}, 46) END")
+    return (f"CASE WHEN {number} <> '' THEN CASE WHEN length({unnumbered}) > 46 "
+            f"THEN left({unnumbered}, 46) || {number} END WHEN length({long}) > 46 THEN left({long}, 46) END")
 
 
 def links_sql(sidecars: str) -> str:

@@ -442,8 +442,17 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
     stages = _rows(
         cat,
         """
-        SELECT 'scan' AS step, stage, count(*) AS errors FROM scan_errors
-        WHERE scan_id IN (SELECT max(scan_id) FROM scans GROUP BY list_sort(roots), list_sort(roots_raw))
+        WITH r AS (  -- the folders each completed scan looked at, as bytes
+            SELECT scan_id, root, CASE WHEN root = '/'::BLOB THEN root ELSE root || '/'::BLOB END AS below,
+                   CASE WHEN root = '/'::BLOB THEN '0'::BLOB ELSE root || '0'::BLOB END AS below_end
+            FROM (SELECT scan_id, unnest(coalesce(roots_raw, list_transform(roots, lambda x: encode(x)))) AS root
+                  FROM scans WHERE status = 'completed')
+        )
+        -- A scan's errors, but those of a path a later scan looked at again: it found the
+        -- problem there again (its own row), or fixed.
+        SELECT 'scan' AS step, stage, count(*) AS errors FROM scan_errors e
+        WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.scan_id > e.scan_id
+                          AND (e.path_bytes = r.root OR e.path_bytes >= r.below AND e.path_bytes < r.below_end))
         GROUP BY stage
         UNION ALL
         SELECT 'extract', stage, count(*) FROM meta_errors

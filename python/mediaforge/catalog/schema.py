@@ -328,6 +328,10 @@ MIGRATIONS[19] = [
 MIGRATIONS[20] = [
     "DELETE FROM media WHERE format = 'mp3' AND blake3 NOT IN (SELECT blake3 FROM tags_audio WHERE title IS NOT NULL)",
     SIDECAR_LINKS_VIEW,
+    # The search index compares every document again at its next update (a relinked
+    # photo's year may come from another JSON now), where the catalog holds any JSON.
+    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE kind = 'sidecar' "
+    "AND lower(ext) = 'json')",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

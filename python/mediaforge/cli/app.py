@@ -827,8 +827,8 @@ def dedupe_cmd(
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
     from ..dupes import DEFAULT_RADIUS
-    from ..dupes.dedupe import (DEFAULT_KEEP, JournalError, apply, carry_over, has_carry, media_notes, phash_apart,
-                                plan_exact, plan_similar, preview, similar_made)
+    from ..dupes.dedupe import (DEFAULT_KEEP, LINKED_BEFORE, JournalError, apply, carry_over, has_carry, media_notes,
+                                phash_apart, plan_exact, plan_similar, preview, similar_made)
     from ..dupes.find import AUDIO_MAX_BER
     from . import _to_stderr
     from ..stop import Stop
@@ -891,13 +891,18 @@ def dedupe_cmd(
         # What a look at the files already tells apply would skip: shown as such, and
         # neither counted nor reclaimed.
         blocked = preview(plan)
-        doable = replace(plan, steps=[s for s in plan.steps if s.victim not in blocked])
+        # Copies already what the action makes of them (an --apply stopped part way): not
+        # skips, and nothing to reclaim.
+        linked = {v for v, why in blocked.items() if why in LINKED_BEFORE}
+        blocked = {v: why for v, why in blocked.items() if v not in linked}
+        doable = replace(plan, steps=[s for s in plan.steps if s.victim not in blocked and s.victim not in linked])
         steps = _step_rows(doable.steps, action, target)
         if apart:  # pictures: how far each is from the kept one, in pHash bits
             for row, s in zip(steps, doable.steps, strict=True):
                 row["phash_bits"] = apart.get((s.keep_blake3 or "", s.blake3 or ""))
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": doable.reclaimable, "steps": steps,
+                              "already_linked": len(linked),
                               **({"groups_left_out": plan.stale} if plan.similar else {}),
                               "skipped": [{**render.path_fields("path", v), "why": why} for v, why in blocked.items()]})
             return
@@ -907,6 +912,9 @@ def dedupe_cmd(
         for s in plan.steps:
             if s.victim in blocked:
                 print(f"[{s.group}] keep {path_text(s.keep)}\n      skip {path_text(s.victim)}: {blocked[s.victim]}")
+                continue
+            if s.victim in linked:
+                print(f"[{s.group}] keep {path_text(s.keep)}\n      done {path_text(s.victim)}: already linked to it")
                 continue
             if plan.similar:  # what differs between the copies: why this one stays
                 kept, gone = notes.get(s.keep_blake3 or "", ""), notes.get(s.blake3 or "", "")
@@ -924,12 +932,13 @@ def dedupe_cmd(
         where = {"trash": " once the trash folder is emptied", "move-to": " from this disk if DIR is on another"}
         print(f"dry run: {render.counted(len(steps), 'file')} would be {DONE.get(action, action)}, "
               f"{render.human_bytes(doable.reclaimable)} reclaimed{where.get(action, '')}"
+              + (f"; {len(linked):,} already linked" if linked else "")
               + (f"; {len(blocked):,} would be skipped (see above)" if blocked else "") + "; add --apply to do it")
         return
     if not plan.steps:  # no journal, no trash folder, no undo command for nothing
         if as_json:
-            render.dump_json({"done": 0, "bytes": 0, "journal": None, "tags_carried": 0, "collections_carried": 0,
-                              "skipped": [], "steps": []})
+            render.dump_json({"done": 0, "already_linked": 0, "bytes": 0, "journal": None, "tags_carried": 0,
+                              "collections_carried": 0, "skipped": [], "steps": []})
         else:
             print(f"nothing to do: no duplicates to {action}")
         return

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import errno
 import os
+import sys
 import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -219,13 +220,17 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
     batches = (b.select(picked) if len(picked) < b.num_columns else b for b in rows)
     width = out_console.width
     shown_rows: list[dict[str, Any]] = []
-    dicts = _dicts(batches)
-    for row in dicts:
-        for n, v in row.items():  # every text shown as `ls -b` shows a name (see `cell_text`)
-            row[n] = _path_cell(v, row[paths[n]]) if n in paths else cell_text(v)
-        for r in extra:
-            del row[r]
-        shown_rows.append(row)
+    more = 0
+    for batch in batches:
+        # Rows made into Python values only as far as the table shows them.
+        take = min(batch.num_rows, limit - len(shown_rows))
+        for row in _dicts(iter([batch.slice(0, take)])) if take else ():
+            for n, v in row.items():  # every text shown as `ls -b` shows a name (see `cell_text`)
+                row[n] = _path_cell(v, row[paths[n]]) if n in paths else cell_text(v)
+            for r in extra:
+                del row[r]
+            shown_rows.append(row)
+        more += batch.num_rows - take
         if len(shown_rows) >= limit:
             break
     # Printed before the rest is counted: a statement that fails further on has shown
@@ -239,12 +244,27 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
         for row in shown_rows:
             t.add_row(*[shown(_table_cell(v)) for v in row.values()])
         out_console.print(t)
-    more = sum(1 for _ in dicts)  # the rest of the batch it was in
-    more += sum(b.num_rows for b in batches)  # and the batches after it
+    for b in batches:  # the batches after it, counted while someone reads the table
+        if _reader_gone():  # `| head` took its lines and left: the count is for no one
+            return
+        more += b.num_rows
     if more:
         err_console.print(f"[dim]{more:,} more rows not shown; use --format csv or --output[/]")
 
 
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (a write would fail
+    with EPIPE): `poll` says so at once, without writing."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _fd, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no descriptor (a test's capture), or closed
+        return False
 
 
 def cell_text(v: Any) -> Any:

@@ -49,7 +49,7 @@ from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
 from ..fsops import absolute, give_back, may_give, new_tmp, sweep_stale, time_ns, xattrs
 from ..stop import Stop
-from .find import BEST_ORDER, NOT_BY_DEFAULT, numbered_groups_sql
+from .find import BEST_ORDER, NOT_BY_DEFAULT, copies_sql, numbered_groups_sql
 
 ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
 SIMILAR_ACTIONS = ("move-to", "trash")
@@ -140,10 +140,11 @@ def _order(rule: str) -> str:
         if not order or ";" in order:
             raise InvalidInputError(f"--keep {rule!r}: give one ORDER BY expression list, e.g. sql:m.bitrate DESC")
         bare = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "''", order)  # what lies outside quotes
-        if "--" in bare or "/*" in bare:
+        if "--" in bare or "/*" in re.sub(r"/\*.*?\*/", "", bare, flags=re.S):  # a closed /* */ is harmless
             # Else it reads as cut short where the comment starts, and DuckDB's error
             # names a word of the statement around it.
-            raise InvalidInputError(f"--keep {rule!r}: a comment (-- or /*) is not taken in a keep rule; leave it out")
+            raise InvalidInputError(f"--keep {rule!r}: a comment (--, or /* left open) is not taken in a keep rule; "
+                                    "leave it out")
     elif rule in RULE_ORDERS:
         order = RULE_ORDERS[rule]
     else:
@@ -256,8 +257,7 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
     if kind is not None:
         (where, of_file), params["kind"] = ("AND kind = $kind", "AND f.kind = $kind"), kind
     # The groups as `dupes` numbers them: without the paths that lead out of the library.
-    links = links_of(cat, f"""SELECT f.path_bytes FROM files f WHERE f.status = 'present' AND f.blake3 IS NOT NULL
-                              AND f.size > 0 {of_file}""", params)
+    links = links_of(cat, copies_sql(where), params)
     rows = _ranked(cat, keep, f"""
         SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where, "mf_links")}) g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {of_file}""", params, links)
@@ -572,7 +572,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
                 why = _check(s, plan.similar, plan.action, stop)
                 if stop.requested:
                     break
-                if why in _ALREADY:
+                if why in LINKED_BEFORE:
                     out.already += 1
                     why = None
                 elif why is None:
@@ -580,7 +580,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
                 if why:
                     out.skipped.append((s.victim, why))
                 if on_step is not None:
-                    on_step(out.done + len(out.skipped), len(plan.steps), len(out.skipped))
+                    on_step(out.done + out.already + len(out.skipped), len(plan.steps), len(out.skipped))
             out.interrupted = stop.requested
     except JournalError as e:  # a full disk: not one more step that could not be undone
         out.journal_failed = str(e)
@@ -1013,11 +1013,16 @@ def preview(plan: Plan) -> dict[bytes, str]:
 # scan), or another tool did. Neither done nor skipped: counted apart.
 ALREADY_LINKED = "already a hard link of the kept file"
 ALREADY_SYMLINKED = "already a symbolic link to the kept file"
-_ALREADY = (ALREADY_LINKED, ALREADY_SYMLINKED)
+LINKED_BEFORE = (ALREADY_LINKED, ALREADY_SYMLINKED)
 
 
-def _same_inode(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+def _leads_to(link: bytes, kst: os.stat_result) -> bool:
+    """Whether the symbolic link `link` leads to the file of `kst` (a dangling one: no)."""
+    try:
+        st = os.stat(link)
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (kst.st_dev, kst.st_ino)
 
 
 def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_result, os.stat_result]:
@@ -1037,7 +1042,7 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
             return f"the kept file {kept} is not a regular file"
         if action == "hardlink" and (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
             return ALREADY_LINKED
-        if action == "symlink" and stat.S_ISLNK(vst.st_mode) and _same_inode(os.stat(s.victim), kst):
+        if action == "symlink" and stat.S_ISLNK(vst.st_mode) and _leads_to(s.victim, kst):
             return ALREADY_SYMLINKED
         if not stat.S_ISREG(vst.st_mode):
             return "not a regular file any more"

@@ -95,6 +95,15 @@ def hash_candidates(cat: Catalog, kind: str | None = None) -> dict[str, Any]:
                 failed=by.get("failed", 0))
 
 
+def copies_sql(where: str = "") -> str:
+    """SQL: the paths (`path_bytes`) of present files whose content another present file
+    holds too (`where`: more of the condition on `files`, given twice): the files whose
+    links `numbered_groups_sql` may need resolved, a few among a million."""
+    present = f"status = 'present' AND blake3 IS NOT NULL AND size > 0 {where}"
+    return (f"SELECT path_bytes FROM files WHERE {present} AND blake3 IN "
+            f"(SELECT blake3 FROM files WHERE {present} GROUP BY blake3 HAVING count(*) > 1)")
+
+
 def numbered_groups_sql(where: str = "", links: str | None = None) -> str:
     """SQL: every content present more than once (`where`: more of the condition on
     `files`), with its copies, reclaimable bytes and its group number, biggest savings
@@ -134,8 +143,7 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
     from .dedupe import links_of
 
     where, params = _kind_filter(kind)
-    links = links_of(cat, "SELECT path_bytes FROM files WHERE status = 'present' AND blake3 IS NOT NULL AND size > 0 "
-                          + where, params)
+    links = links_of(cat, copies_sql(where), params + params)
     with cat.registered("mf_links", links):
         return cat.con.sql(
             f"""

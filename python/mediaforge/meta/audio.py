@@ -77,6 +77,8 @@ def _first(v: Any) -> str | None:
         return None
     if isinstance(v, list):
         v = v[0] if v else None
+    if type(v).__name__ == "APEBinaryValue":  # a picture or a blob under a text's key: no text
+        return None
     if hasattr(v, "text") and not isinstance(v, (str, bytes)):  # an ID3 text frame
         v = v.text[0] if v.text else None
         if type(v).__name__ == "ID3TimeStamp":
@@ -235,8 +237,14 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     reader whatever the file is named."""
     f = _open(path, container)
     row = _tag_row(f.tags) if f is not None and f.tags is not None else None
-    if container == "mp3" and (ape := _ape_tags(path)) is not None:
-        row = _with_ape(row, _tag_row(ape))
+    mp3 = container == "mp3" or (container is None and type(f).__name__ == "MP3")  # (libav could not tell)
+    if mp3 and (ape := _ape_tags(path)) is not None:
+        if row is not None and getattr(f.tags, "version", (2,)) < (2,):
+            # ID3v1 beside APEv2, foobar2000's layout: its fields hold 30 characters, cut
+            # from APEv2's whole values, which come first.
+            row = _with_ape(_tag_row(ape), row)
+        else:
+            row = _with_ape(row, _tag_row(ape))
     info = _wav_info(path) if container == "wav" else {}
     if row is None:
         if not info:
@@ -255,18 +263,29 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
 _GAINS = ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak")
 
 
-def _with_ape(row: dict[str, Any] | None, ape: dict[str, Any]) -> dict[str, Any]:
-    """An MP3's ID3 row (None: no ID3 tag) with what its APEv2 tag holds and ID3 leaves
-    empty: mp3gain's ReplayGain, or the tags foobar2000 wrote there. The gains come as a
-    set, from one tag or the other, never a track gain from one beside an album gain from
-    the other."""
+def _with_ape(row: dict[str, Any] | None, other: dict[str, Any]) -> dict[str, Any]:
+    """An MP3's row from one tag (None: none) with what its other tag holds and the first
+    leaves empty: mp3gain's ReplayGain, or the tags foobar2000 wrote in APEv2. The gains
+    come as a set, from one tag or the other, never a track gain from one beside an album
+    gain from the other (a peak alone is no gain); so do a number and its total."""
     if row is None:
-        return ape
-    gains_in_id3 = any(row[key] is not None for key in _GAINS)
-    for key, value in ape.items():
-        if row[key] is None and (key not in _GAINS or not gains_in_id3):
+        return other
+    gains = any(row[key] is not None for key in ("rg_track_gain", "rg_album_gain"))
+    numbered = {key: row[key] is not None for key in ("track", "disc")}
+    for key, value in other.items():
+        if key in _GAINS:
+            if not gains:
+                row[key] = value if value is not None else row[key]
+        elif key in _PAIRED:
+            if not numbered[_PAIRED[key]] and row[key] is None:
+                row[key] = value
+        elif row[key] is None:
             row[key] = value
     return row
+
+
+# A number and its total come from one tag (ID3 `TRCK=4`, APEv2 `5/12` is not 4/12).
+_PAIRED = {"track": "track", "track_total": "track", "disc": "disc", "disc_total": "disc"}
 
 
 def _tag_row(tags: Any) -> dict[str, Any]:

@@ -78,8 +78,11 @@ def message_of(e: BaseException) -> str:
         named = type(e).__name__ if origin == "builtins" else f"{origin} {type(e).__name__}"
         return f"{named}, with no reason given"
     if m := _DECODER_OPEN.search(str(e)):  # libav's call, as PyAV words it
-        why = f" ({m.group(1).lower()})" if m.group(1) else ""
-        return f"the {m.group(2)} decoder refuses the stream's parameters{why}: its header is damaged or hostile"
+        if getattr(e, "errno", None) == errno.EINVAL:
+            return (f"the {m.group(2)} decoder refuses the stream's parameters (invalid argument): its header is "
+                    "damaged or hostile")
+        why = f": {m.group(1).lower()}" if m.group(1) else ""
+        return f"the {m.group(2)} decoder could not be opened{why}"
     return plain_paths(f"{type(e).__name__}: {first_line(e)}")[:500]
 
 

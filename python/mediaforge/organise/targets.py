@@ -76,11 +76,18 @@ def glob_regex(pattern: str) -> str:
 
 
 def _matches_on_disk(pattern: bytes) -> bool:
-    """Whether a file or folder on disk matches the glob (hidden names too, as in the
-    catalog)."""
-    import glob
-
-    return next(glob.iglob(os.fsdecode(pattern), include_hidden=True), None) is not None
+    """Whether a file or folder on disk matches the glob as the catalog's paths are
+    matched (`glob_regex`: `**`, `[!...]` and `[^...]`, hidden names), looking no deeper
+    than the pattern reaches."""
+    rx = re.compile(glob_regex(os.fsdecode(pattern)), re.S)
+    top = _glob_folder(pattern)
+    depth = None if b"**" in pattern else pattern[len(top):].strip(b"/").count(b"/") + 1
+    for folder, dirs, files in os.walk(top):
+        if any(rx.fullmatch(os.fsdecode(os.path.join(folder, name))) for name in (*files, *dirs)):
+            return True
+        if depth is not None and folder[len(top):].count(b"/") + 1 >= depth:
+            dirs.clear()  # what lies below cannot match
+    return False
 
 
 def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str | None = None,

@@ -312,8 +312,8 @@ def _decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode(encoding), encoding
     except UnicodeDecodeError as e:
-        raise InvalidInputError(f"not {encoding} text, as its XML declaration says (byte {e.start:,} is not): "
-                                "left alone") from None
+        said = "as its XML declaration says" if m else "as XML that names no encoding must be"
+        raise InvalidInputError(f"not {encoding} text, {said} (byte {e.start:,} is not): left alone") from None
 
 
 def _parse(body: str) -> ET.Element:
