@@ -188,3 +188,13 @@ def test_lists_holding_time_or_uhugeint_go_into_parquet(catalog: Path, tmp_path:
     res = run_cli("query", f"SELECT a, c, s.t AS t FROM '{out}'", "-f", "json", catalog=catalog)
     assert res.rc == 0, res.err
     assert json.loads(res.out) == [{"a": ["24:00:00"], "c": ["1", str(BIG), None], "t": "01:02:03.5"}]
+
+
+def test_a_name_duckdb_quotes_back_in_an_error_keeps_its_newline_escaped(catalog: Path, tmp_path: Path) -> None:
+    """A QA finding: a newline in a name DuckDB's error quotes back read as a space, so
+    `new\\nline.txt` looked like a file `new line.txt`; our own messages write it `\\n`."""
+    odd = tmp_path / "new\nline.txt"
+    odd.write_bytes(b"x")
+    res = run_cli("query", f"SELECT * FROM read_parquet('{odd}')", catalog=catalog)
+    assert res.rc != 0
+    assert_one_line_error(res.err, f"'{tmp_path}/new\\nline.txt' too small")

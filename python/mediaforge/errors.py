@@ -30,13 +30,20 @@ _INSTALL = re.compile(r"Please try installing and loading the \w+ extension by r
 _SET_OPTION = re.compile(r"Use \"?SET \w+ TO \w+\"? to increase the maximum[^.]*\.?")
 
 
+# A quoted span that a line break cuts, short of DuckDB's own next line (`LINE 1: ...`).
+_QUOTED_BREAK = re.compile(r"'[^'\n]*(?:\r?\n(?!LINE \d+: )[^'\n]*)+'")
+
+
 def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> str:
     """DuckDB's error as one line, keeping what its further lines say: the suggestion
     ("Did you mean ..."), the candidates, the reason a download failed, and where in
     the statement a syntax error is (as line and column, for the caret cannot point;
     `where` False: not at all). Lines end at a newline only: a U+2028 in the statement
     quoted back is part of its line."""
-    raw = [ln for ln in str(e).split("\n") if ln.strip()]
+    # A name DuckDB quotes back ('lib/new\nline.txt') holds its newline as `\n`, as our
+    # own messages show one: else it would read as a space, and as another name.
+    message = _QUOTED_BREAK.sub(lambda m: m.group(0).replace("\n", "\\n").replace("\r", "\\r"), str(e))
+    raw = [ln for ln in message.split("\n") if ln.strip()]
     if not raw:
         return first_line(e)
     text = ""

@@ -264,6 +264,9 @@ class FinishCounts:
     # Of `moved`, those whose new row an earlier scan added (one cut short before it could
     # pair them): this scan counted them unchanged, not new.
     moved_earlier: int = 0
+    # Of those, the ones whose new row this scan walked, and so counted unchanged (not
+    # one the options left out, or outside its roots): what `unchanged` gives back.
+    moved_earlier_walked: int = 0
     # The ids those earlier new rows had, now gone (the search index still holds them).
     retired: tuple[str, ...] = ()
     # Ids of rows gone before this scan that a file it found took over (`_pair_gone_before`,
@@ -373,6 +376,25 @@ IGNORE_FILE_HELD = "; its folder is left as it was"
 # scan_errors stages of paths the walk could not look into: what the catalog knows below
 # them is left as it was.
 _HELD = "('walk', 'stat', 'vanished')"
+
+# Missing rows holding a tag or a collection place that no present file with their content
+# holds: what pruning them would lose.
+_ONLY_HERE = """
+CREATE OR REPLACE TEMP TABLE mf_only_here AS
+WITH missing AS (SELECT media_id, blake3 FROM files WHERE status = 'missing'),
+held AS (  -- (content, tag or collection) that present files hold
+    SELECT DISTINCT f.blake3, 't:' || t.tag AS what FROM files f JOIN tags t USING (media_id)
+    WHERE f.status = 'present' AND f.blake3 IS NOT NULL
+    UNION SELECT DISTINCT f.blake3, 'c:' || c.collection_id FROM files f JOIN collection_items c USING (media_id)
+    WHERE f.status = 'present' AND f.blake3 IS NOT NULL
+),
+theirs AS (
+    SELECT m.media_id, m.blake3, 't:' || t.tag AS what FROM missing m JOIN tags t USING (media_id)
+    UNION ALL SELECT m.media_id, m.blake3, 'c:' || c.collection_id FROM missing m JOIN collection_items c USING (media_id)
+)
+SELECT DISTINCT media_id FROM theirs x
+WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.blake3 = x.blake3 AND h.what = x.what)
+"""
 
 
 def _name_key(t: str) -> str:
@@ -950,6 +972,24 @@ def finish_scan(
           cat.transaction() as con):
         under, params = under_roots(con, roots)
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
+        # A file the walk listed but found gone as it looked (a `vanished` error) was, as
+        # often as not, renamed or moved as the scan ran: listed in one folder, gone when
+        # looked at, and already passed in the folder it went to, so the walk never saw it.
+        # A row at that path, or of that name (a move keeps it), is left as it was until the
+        # next scan, as documented: never marked missing, nor pruned with its tags, on a
+        # sighting the scan itself knows to be stale.
+        con.execute("CREATE OR REPLACE TEMP TABLE mf_glimpsed (media_id UUID)")
+        if con.execute("SELECT count(*) FROM scan_errors WHERE scan_id = ? AND stage = 'vanished'",
+                       [scan_id]).fetchone()[0]:
+            # (Two hash joins: an OR in one join would compare every row with every error.)
+            con.execute(
+                """INSERT INTO mf_glimpsed
+                    WITH e AS (SELECT path_bytes, regexp_extract(path, '[^/]*$') AS name FROM scan_errors
+                               WHERE scan_id = ? AND stage = 'vanished')
+                    SELECT f.media_id FROM files f JOIN e ON f.path_bytes = e.path_bytes
+                    UNION SELECT f.media_id FROM files f JOIN e ON f.name = e.name""",
+                [scan_id])
+        con.execute("DELETE FROM mf_gone WHERE media_id IN (SELECT media_id FROM mf_glimpsed)")
         # Replaced by a link: missing, but never a move's old row (its file may be behind the
         # link, and an -L scan brings the row back there; a copy found elsewhere is new).
         con.execute(
@@ -969,6 +1009,10 @@ def finish_scan(
             "SELECT m.new_id::VARCHAR FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
             "WHERE f.first_scan_id <> ?", [scan_id]).fetchall()) if moved else ()
         earlier = len(retired)
+        walked = con.execute(
+            f"SELECT count(*) FROM mf_moves m JOIN files f ON f.media_id = m.new_id WHERE f.first_scan_id <> ? "
+            f"AND {under} AND m.new_id NOT IN (SELECT media_id::UUID FROM mf_kept)",
+            [scan_id, *params]).fetchone()[0] if retired else 0
         if retired:
             _carry_over(con)
         if moved:
@@ -1023,7 +1067,22 @@ def finish_scan(
         # Nor does it prune a row at or below a link it did not follow (marked missing just
         # now, or earlier): the file may be behind the link, and an -L scan finds it there.
         if prune and not totals.get("excluded"):
-            behind = "AND media_id NOT IN (SELECT media_id::UUID FROM mf_linked)"
+            # Nor a row this very scan found gone (or glimpsed gone: see `mf_glimpsed`) that
+            # holds a tag or a collection place no present copy of its content holds: a file
+            # moved as the scan ran, into a folder the walk had passed, was not seen at all
+            # (no error tells), and the next scan gives it its row back. Nor one whose file a
+            # present row has (same device, inode, size and mtime), which a scan that could
+            # not read it whole did not pair with it. Such a row waits for a second scan to
+            # find it gone. (A copy a dedupe removed, its tags carried to the kept file,
+            # goes at once.)
+            behind = """AND media_id NOT IN (SELECT media_id::UUID FROM mf_linked)
+                        AND NOT ((media_id IN (SELECT media_id FROM mf_gone)
+                                  OR media_id IN (SELECT media_id FROM mf_glimpsed)
+                                  OR EXISTS (SELECT 1 FROM files n WHERE n.status = 'present' AND n.dev = files.dev
+                                             AND n.inode = files.inode AND n.size = files.size
+                                             AND n.mtime_ns = files.mtime_ns))
+                                 AND media_id IN (SELECT media_id FROM mf_only_here))"""
+            con.execute(_ONLY_HERE)
             (pruned,) = con.execute(
                 f"SELECT count(*) FROM files WHERE status = 'missing' AND {under} {behind}", params
             ).fetchone()
@@ -1045,7 +1104,7 @@ def finish_scan(
             [
                 now, totals["files_seen"], totals["bytes_seen"], totals["new"] - (moved - earlier),
                 totals["changed"], moved - len(back) + totals["moved"], missing, totals["revived"] + len(back),
-                max(0, totals["unchanged"] + totals["hashed"] - earlier), totals["hashed_files"],
+                max(0, totals["unchanged"] + totals["hashed"] - walked), totals["hashed_files"],
                 totals["hashed_bytes"], pruned,
                 totals["errors"], seconds, scan_id,
             ],
@@ -1054,6 +1113,7 @@ def finish_scan(
         con.execute("DROP TABLE IF EXISTS mf_gone")
         con.execute("DROP TABLE IF EXISTS mf_link_gone")
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
+                        moved_earlier_walked=int(walked),
                         retired=retired, taken=tuple(taken), back=len(back))
 
 
