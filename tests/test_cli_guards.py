@@ -210,11 +210,13 @@ def test_an_empty_home_is_the_users_home_not_the_root_folder() -> None:
     env = cli_env(HOME="")
     for key in ("MEDIAFORGE_CATALOG", "XDG_DATA_HOME"):
         env.pop(key, None)
-    code = "from mediaforge.config import default_catalog_path; print(default_catalog_path())"
+    code = ("from mediaforge.config import catalog_path, default_catalog_path; "
+            "print(default_catalog_path()); print(catalog_path('~/c.duckdb'))")
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    want = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".local" / "share" / "mediaforge" / "catalog.duckdb"
-    assert p.stdout.strip() == str(want)
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    assert p.stdout.split() == [str(home / ".local" / "share" / "mediaforge" / "catalog.duckdb"),
+                                str(home / "c.duckdb")]
 
 
 @pytest.mark.parametrize("in_the_way", ["thumbs", "thumbs/256"])

@@ -181,6 +181,23 @@ def test_a_tagged_row_a_scan_found_gone_waits_for_a_second_scan_to_be_pruned(tmp
     assert rows(catalog, "SELECT name FROM files ORDER BY name") == [{"name": "kept.jpg"}]
 
 
+def test_a_tagged_hard_link_gone_is_pruned_by_the_second_scan_though_its_twin_stays(tmp_path: Path) -> None:
+    """A review finding: a row whose inode, size and mtime a present row has was held from
+    `--prune` for good when the two were hard links of one file (one name deleted, the
+    other kept): only a row made since it was last seen stands for its file."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "x.jpg").write_bytes(b"linked" * 10)
+    os.link(lib / "x.jpg", lib / "y.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    assert run_cli("tag", "add", "T", lib / "y.jpg", catalog=catalog).rc == 0
+    (lib / "y.jpg").unlink()
+    got = [scanned(catalog, lib, "--prune") for _ in range(3)]
+    assert [(g["missing"], g["pruned"]) for g in got] == [(1, 0), (0, 1), (0, 0)], got
+    assert rows(catalog, "SELECT name FROM files") == [{"name": "x.jpg"}]
+
+
 def test_a_move_paired_with_a_row_the_scan_left_out_takes_nothing_from_unchanged(tmp_path: Path) -> None:
     """A QA finding: a row an earlier scan added for a moved file (its old row left out
     then) takes the old row's id once a scan finds the old path gone. The summary took
@@ -1499,6 +1516,15 @@ def test_without_birth_times_a_moved_file_is_read_again_and_a_stranger_on_its_in
     # The next scan settles: nothing moves again.
     again = scanned(catalog, lib)
     assert (again["new"], again["moved"], again["missing"], again["changed"]) == (0, 0, 0, 0), again
+    # A scan that does not hash cannot tell: a move keeps its digest, as a rename's (a
+    # review finding: every such move lost its digest).
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE files SET btime_ns = NULL")
+    (lib / "b" / "M2.jpg").rename(lib / "a" / "M3.jpg")
+    got = scanned(catalog, lib, "--no-hash")
+    assert got["moved"] == 1, got
+    assert rows(catalog, "SELECT blake3 FROM files WHERE name = 'M3.jpg'") == [
+        {"blake3": blake3.blake3(b"MMMM").hexdigest()}]
 
 
 @pytest.mark.parametrize("hashed", [False, True])

@@ -34,10 +34,18 @@ def default_catalog_path() -> Path:
         return catalog_path(env)
     # A relative XDG_DATA_HOME is not valid (the XDG spec: it is ignored): it would put a
     # catalog in whatever folder each command is run from.
-    data = os.path.expanduser(os.environ.get("XDG_DATA_HOME", ""))  # a `~` as a shell would not expand it
+    data = expand_home(os.environ.get("XDG_DATA_HOME", ""))  # a `~` as a shell would not expand it
     if not os.path.isabs(data):
         data = str(Path(_home()) / ".local" / "share")
     return catalog_path(Path(data) / "mediaforge" / "catalog.duckdb")
+
+
+def expand_home(path: str) -> str:
+    """`path` with a leading `~` (alone, or before a `/`) made the home folder (`_home`);
+    `~user` as the password database has it."""
+    if path == "~" or path.startswith("~/"):
+        return _home() + path[1:]
+    return os.path.expanduser(path)
 
 
 def _home() -> str:
@@ -61,7 +69,7 @@ def catalog_path(given: os.PathLike[str] | str) -> Path:
     place whatever the working folder."""
     from .fsops import from_cwd
 
-    return Path(from_cwd(os.path.expanduser(os.fspath(given))))
+    return Path(from_cwd(expand_home(os.fspath(given))))
 
 
 # Thumbnails' long side in px where neither the command nor the catalog says otherwise.

@@ -442,11 +442,13 @@ def stats(cat: Catalog, top: int = 10) -> Stats:
     stages = _rows(
         cat,
         """
-        WITH r AS (  -- the folders each completed scan looked at, as bytes
-            SELECT scan_id, root, CASE WHEN root = '/'::BLOB THEN root ELSE root || '/'::BLOB END AS below,
+        WITH r AS (  -- each folder completed scans looked at, as bytes, with the last of them
+            SELECT max(scan_id) AS scan_id, root,
+                   CASE WHEN root = '/'::BLOB THEN root ELSE root || '/'::BLOB END AS below,
                    CASE WHEN root = '/'::BLOB THEN '0'::BLOB ELSE root || '0'::BLOB END AS below_end
             FROM (SELECT scan_id, unnest(coalesce(roots_raw, list_transform(roots, lambda x: encode(x)))) AS root
                   FROM scans WHERE status = 'completed')
+            GROUP BY root
         )
         -- A scan's errors, but those of a path a later scan looked at again: it found the
         -- problem there again (its own row), or fixed.

@@ -390,7 +390,8 @@ held AS (  -- (content, tag or collection) that present files hold
 ),
 theirs AS (
     SELECT m.media_id, m.blake3, 't:' || t.tag AS what FROM missing m JOIN tags t USING (media_id)
-    UNION ALL SELECT m.media_id, m.blake3, 'c:' || c.collection_id FROM missing m JOIN collection_items c USING (media_id)
+    UNION ALL
+    SELECT m.media_id, m.blake3, 'c:' || c.collection_id FROM missing m JOIN collection_items c USING (media_id)
 )
 SELECT DISTINCT media_id FROM theirs x
 WHERE NOT EXISTS (SELECT 1 FROM held h WHERE h.blake3 = x.blake3 AND h.what = x.what)
@@ -974,22 +975,32 @@ def finish_scan(
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
         # A file the walk listed but found gone as it looked (a `vanished` error) was, as
         # often as not, renamed or moved as the scan ran: listed in one folder, gone when
-        # looked at, and already passed in the folder it went to, so the walk never saw it.
-        # A row at that path, or of that name (a move keeps it), is left as it was until the
-        # next scan, as documented: never marked missing, nor pruned with its tags, on a
-        # sighting the scan itself knows to be stale.
+        # looked at, and perhaps already passed in the folder it went to, so the walk never
+        # saw it. The row at that path is left as it was until the next scan, as
+        # documented. Those of that name elsewhere (a move keeps it), last seen by one of
+        # the last two scans, are only held from `--prune` (`mf_glimpsed`): a name that
+        # vanishes at every scan (a file saved over again and again) holds none for long.
         con.execute("CREATE OR REPLACE TEMP TABLE mf_glimpsed (media_id UUID)")
         if con.execute("SELECT count(*) FROM scan_errors WHERE scan_id = ? AND stage = 'vanished'",
                        [scan_id]).fetchone()[0]:
+            con.execute(
+                """DELETE FROM mf_gone WHERE media_id IN (
+                    SELECT f.media_id FROM files f JOIN scan_errors e ON f.path_bytes = e.path_bytes
+                    WHERE e.scan_id = ? AND e.stage = 'vanished' AND f.status = 'present')""",
+                [scan_id])
             # (Two hash joins: an OR in one join would compare every row with every error.)
             con.execute(
                 """INSERT INTO mf_glimpsed
                     WITH e AS (SELECT path_bytes, regexp_extract(path, '[^/]*$') AS name FROM scan_errors
-                               WHERE scan_id = ? AND stage = 'vanished')
-                    SELECT f.media_id FROM files f JOIN e ON f.path_bytes = e.path_bytes
-                    UNION SELECT f.media_id FROM files f JOIN e ON f.name = e.name""",
-                [scan_id])
-        con.execute("DELETE FROM mf_gone WHERE media_id IN (SELECT media_id FROM mf_glimpsed)")
+                               WHERE scan_id = ? AND stage = 'vanished'),
+                    recent AS (SELECT min(scan_id) AS since FROM (
+                        SELECT scan_id FROM scans WHERE scan_id < ? AND status = 'completed'
+                        ORDER BY scan_id DESC LIMIT 2)),
+                    f AS (SELECT media_id, path_bytes, name FROM files
+                          WHERE last_scan_id >= coalesce((SELECT since FROM recent), 0))
+                    SELECT f.media_id FROM f JOIN e ON f.path_bytes = e.path_bytes
+                    UNION SELECT f.media_id FROM f JOIN e ON f.name = e.name""",
+                [scan_id, scan_id])
         # Replaced by a link: missing, but never a move's old row (its file may be behind the
         # link, and an -L scan brings the row back there; a copy found elsewhere is new).
         con.execute(
@@ -1080,9 +1091,12 @@ def finish_scan(
                                   OR media_id IN (SELECT media_id FROM mf_glimpsed)
                                   OR EXISTS (SELECT 1 FROM files n WHERE n.status = 'present' AND n.dev = files.dev
                                              AND n.inode = files.inode AND n.size = files.size
-                                             AND n.mtime_ns = files.mtime_ns))
+                                             AND n.mtime_ns = files.mtime_ns
+                                             AND n.first_scan_id > files.last_scan_id))
                                  AND media_id IN (SELECT media_id FROM mf_only_here))"""
-            con.execute(_ONLY_HERE)
+            (missing_here,) = con.execute(
+                f"SELECT count(*) FROM files WHERE status = 'missing' AND {under}", params).fetchone()
+            con.execute(_ONLY_HERE if missing_here else "CREATE OR REPLACE TEMP TABLE mf_only_here (media_id UUID)")
             (pruned,) = con.execute(
                 f"SELECT count(*) FROM files WHERE status = 'missing' AND {under} {behind}", params
             ).fetchone()

@@ -206,8 +206,8 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links:
     """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
     victim blake3, keep id, victim id, keep size, keep mtime, keep blake3, victim nlink) for
     `source`, a query of (grp, f.*) rows, ranked by the keep rule. A path that leads through
-    a link (see `links_of`; `links`: that table for `source`'s paths, if made already) is given as where it leads, and one that leads out of the library
-    is left out."""
+    a link (see `links_of`; `links`: that table for `source`'s paths, if made already) is
+    given as where it leads, and one that leads out of the library is left out."""
     links = links_of(cat, source, params) if links is None else links
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.

@@ -540,21 +540,26 @@ fn resolve_deferred(
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
     let folder_times = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<i64>>::new());
     // A moved file takes its row's digest, unless it was also written (see
-    // `written_as_well`), or no birth time tells it from another file that got the row's
-    // freed inode number, size and mtime (a file system that keeps none; a row from before
-    // they were kept): then it is read again, and its bytes tell (see `Change::MovedRecheck`).
-    let moved = |k: u32, f: &WalkedFile, digest: Option<Digest>| match digest {
-        Some(was) if !prev.same_birth(k as usize, f.born_ns) || written_as_well(prev, k as usize, f, &folder_times) => {
-            (
+    // `written_as_well`): then it is read again (a scan that does not hash drops the
+    // digest, for the next one that does). A scan that hashes also reads it again where
+    // no birth time tells it from another file that got the row's freed inode number,
+    // size and mtime (a file system that keeps none; a row from before they were kept),
+    // and its bytes tell (see `Change::MovedRecheck`); one that does not hash cannot tell,
+    // and keeps the digest, as a rename's.
+    let moved = |k: u32, f: &WalkedFile, digest: Option<Digest>| {
+        let same_birth = prev.same_birth(k as usize, f.born_ns);
+        match digest {
+            Some(was) if written_as_well(prev, k as usize, f, &folder_times) => (
                 if want_hash {
-                    Change::MovedRecheck(was, k, prev.same_birth(k as usize, f.born_ns))
+                    Change::MovedRecheck(was, k, same_birth)
                 } else {
                     Change::Moved
                 },
                 None,
-            )
+            ),
+            Some(was) if want_hash && !same_birth => (Change::MovedRecheck(was, k, false), None),
+            _ => (Change::Moved, digest),
         }
-        _ => (Change::Moved, digest),
     };
     let mut displaced = Vec::new();
     let mut out: Vec<(WalkedFile, Plan)> = Vec::with_capacity(deferred.len());
