@@ -181,6 +181,51 @@ def test_a_tagged_row_a_scan_found_gone_waits_for_a_second_scan_to_be_pruned(tmp
     assert rows(catalog, "SELECT name FROM files ORDER BY name") == [{"name": "kept.jpg"}]
 
 
+def test_a_row_a_scan_glimpsed_in_motion_is_held_from_the_next_prune_of_its_root(tmp_path: Path) -> None:
+    """A QA finding: a file renamed to and fro without pause can be missed whole by one
+    scan, right after the scan that glimpsed it in motion (its inode listed under a name it
+    had left) found its row gone: `--prune` took the row and its tag. The rows a scan
+    glimpsed (`glimpsed:<scan_id>` in `meta`, as the core reports them) are held from the
+    prune of the next scan of their root, however many scans of other roots come between;
+    a value that does not read as ids holds nothing."""
+    from mediaforge import open_catalog
+
+    lib, other, aside = tmp_path / "lib", tmp_path / "other", tmp_path / "aside"
+    for d in (lib, other, aside):
+        d.mkdir()
+    (lib / "x.jpg").write_bytes(b"x" * 100)
+    (lib / "z.jpg").write_bytes(b"z" * 100)  # a root left empty prunes nothing
+    (other / "y.jpg").write_bytes(b"y" * 100)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    scanned(catalog, other)
+    assert run_cli("tag", "add", "mine", lib / "x.jpg", catalog=catalog).rc == 0
+    (lib / "x.jpg").rename(aside / "x.jpg")
+    first = scanned(catalog, lib, "--prune")
+    assert (first["missing"], first["pruned"]) == (1, 0), first  # gone this scan: held
+    (x_id,) = rows(catalog, "SELECT media_id::VARCHAR AS id FROM files WHERE name = 'x.jpg'")[0].values()
+
+    def glimpsed(value: str) -> None:  # as the core's report of a file glimpsed in motion
+        with open_catalog(catalog) as cat:
+            cat.con.execute("DELETE FROM meta WHERE starts_with(key, 'glimpsed:')")
+            cat.con.execute("INSERT INTO meta VALUES ('glimpsed:' || (SELECT max(scan_id) FROM scans), ?)", [value])
+
+    glimpsed(json.dumps([x_id]))
+    assert scanned(catalog, other, "--prune")["pruned"] == 0
+    assert scanned(catalog, lib, "--prune")["pruned"] == 0  # held: glimpsed before, root not scanned since
+    assert rows(catalog, "SELECT count(*) AS n FROM meta WHERE starts_with(key, 'glimpsed:')") == [{"n": 0}]
+    assert scanned(catalog, lib, "--prune")["pruned"] == 1  # nothing of it two scans in a row
+    assert rows(catalog, "SELECT count(*) AS n FROM tags") == [{"n": 0}]
+    for junk in ("[[[[" * 400 + "]]]]" * 400, '{"a": 1}', "not json", '["not-an-id"]'):
+        (aside / "x.jpg").rename(lib / "x.jpg")
+        scanned(catalog, lib)
+        assert run_cli("tag", "add", "mine", lib / "x.jpg", catalog=catalog).rc == 0
+        (lib / "x.jpg").rename(aside / "x.jpg")
+        assert scanned(catalog, lib, "--prune")["pruned"] == 0
+        glimpsed(junk)
+        assert scanned(catalog, lib, "--prune")["pruned"] == 1, junk
+
+
 def test_a_tagged_hard_link_gone_is_pruned_by_the_second_scan_though_its_twin_stays(tmp_path: Path) -> None:
     """A review finding: a row whose inode, size and mtime a present row has was held from
     `--prune` for good when the two were hard links of one file (one name deleted, the

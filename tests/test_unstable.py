@@ -11,7 +11,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from conftest import do_scan, files_by_path, rows
+from conftest import do_scan, files_by_path, rows, run_cli
 
 MIB = 1024 * 1024
 
@@ -294,3 +294,45 @@ def test_a_file_mounted_over_a_catalogued_file_is_that_file_not_a_race(tmp_path:
         subprocess.run(["umount", str(root / "x" / "cover.jpg")], check=False)
     assert (s.errors, s.changed) == (0, 1), s
     assert (cover["status"], cover["blake3"]) == ("present", want)
+
+
+def test_a_tagged_file_renamed_to_and_fro_through_pruning_scans_keeps_one_row_and_its_tag(tmp_path: Path) -> None:
+    """A QA finding: a file renamed between two folders without pause while `scan --prune`
+    ran again and again was now and then in neither folder as the walk listed them. Its
+    row went missing, a second such scan pruned it with its tag, and the next found the
+    file as new; or it got a second, untagged row beside its own. A row whose path holds
+    its file once the walk is done is seen there, one inode at two names of one mount is
+    a move caught half-way, and a row whose inode a scan glimpsed on its way (listed, then
+    gone when looked at) is not pruned by that scan."""
+    root = tmp_path / "lib"
+    for d in range(1, 6):
+        (root / f"d{d}").mkdir(parents=True)
+        for i in range(200):
+            (root / f"d{d}" / f"f{i}.jpg").write_bytes(os.urandom(100))
+    x = root / "d1" / "x.jpg"
+    x.write_bytes(os.urandom(500))
+    catalog = tmp_path / "cat.duckdb"
+    do_scan(catalog, root)
+    assert run_cli("tag", "add", "keep", x, catalog=catalog).rc == 0
+    stop = threading.Event()
+
+    def mover() -> None:
+        a, b = x, root / "d4" / "x.jpg"
+        while not stop.is_set():
+            os.rename(a, b)
+            a, b = b, a
+
+    t = threading.Thread(target=mover, daemon=True)
+    t.start()
+    ids = "SELECT media_id FROM files WHERE name = 'x.jpg'"
+    try:
+        for _ in range(20):
+            do_scan(catalog, root, prune=True)
+            assert len(rows(catalog, ids)) == 1  # never a second row, nor none
+    finally:
+        stop.set()
+        t.join()
+    do_scan(catalog, root)
+    got = rows(catalog, "SELECT f.status, count(t.tag) AS tags FROM files f LEFT JOIN tags t USING (media_id) "
+                        "WHERE f.name = 'x.jpg' GROUP BY ALL")
+    assert got == [{"status": "present", "tags": 1}]

@@ -13,6 +13,7 @@ import bisect
 import json
 import os
 import stat
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -533,6 +534,7 @@ _GONE_BEFORE_LEFT = _GONE_BEFORE_LEFT.format(in_window=_IN_WINDOW)
 
 
 DISKS_SEEN = "disks_seen:"  # + scan_id, in `meta`: see `_record_disks_seen`
+GLIMPSED = "glimpsed:"  # + scan_id, in `meta`: see `_keep_glimpses`
 
 
 def _disks_seen(con, under: str, held: str, params: list) -> list[tuple[int, int]]:  # noqa: ANN001
@@ -556,6 +558,37 @@ def _disks_seen(con, under: str, held: str, params: list) -> list[tuple[int, int
           AND EXISTS (SELECT 1 FROM files WHERE files.dev = g.dev AND files.last_scan_id = g.last_scan_id
                       AND files.status = 'present' AND {under} {held})
         ORDER BY ALL""", params).fetchall()]
+
+
+def _glimpses_before(con) -> list[str]:  # noqa: ANN001
+    """The ids an earlier scan kept in `meta` (`_keep_glimpses`): rows whose file it
+    glimpsed in motion and found nowhere, not yet looked at again by a scan of their root.
+    A value that does not read as a list of ids holds nothing."""
+    ids: list[str] = []
+    for (value,) in con.execute(f"SELECT value FROM meta WHERE starts_with(key, '{GLIMPSED}')").fetchall():
+        try:
+            ids += [str(uuid.UUID(str(i))) for i in json.loads(value)]
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            continue
+    return ids
+
+
+def _keep_glimpses(con, scan_id: int, before: list[str], under: str, params: list) -> None:  # noqa: ANN001
+    """Keep in `meta` the ids of the missing rows whose file this scan glimpsed in motion
+    (the core's `glimpsed`, not rows held for a name alone), and those an earlier scan kept
+    that are outside this scan's roots and still missing: a file renamed to and fro without
+    pause can be missed whole by one scan, so `--prune` drops such a row only once a scan
+    of its root after the one that glimpsed it saw nothing of it either."""
+    keep = {str(r[0]) for r in con.execute(
+        "SELECT media_id FROM files WHERE status = 'missing' "
+        "AND media_id IN (SELECT media_id::UUID FROM mf_glimpsed_ids)").fetchall()}
+    if before:
+        keep |= {str(r[0]) for r in con.execute(
+            f"SELECT media_id FROM files WHERE status = 'missing' AND media_id IN (SELECT unnest(?::UUID[])) "
+            f"AND NOT ({under})", [before, *params]).fetchall()}
+    con.execute(f"DELETE FROM meta WHERE starts_with(key, '{GLIMPSED}')")
+    if keep:
+        con.execute("INSERT INTO meta VALUES (?, ?)", [f"{GLIMPSED}{scan_id}", json.dumps(sorted(keep))])
 
 
 def _record_disks_seen(con, scan_id: int, seen: list[tuple[int, int]]) -> None:  # noqa: ANN001
@@ -948,6 +981,7 @@ def finish_scan(
     kept: pa.Table | None = None,
     linked: pa.Table | None = None,
     first_hashed: pa.ChunkedArray | None = None,
+    glimpsed: pa.Table | None = None,
 ) -> FinishCounts:
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
     `kept`: media ids of rows the walk did not see but that are not gone (below a folder
@@ -956,7 +990,9 @@ def finish_scan(
     gone when the scan that last found it did not follow links either (a file replaced by
     a link), else (found through the link by an `-L` scan) left as it was. None of them is
     pruned: the file may be behind the link. `first_hashed`: media ids of known rows this
-    scan read for the first time (`Written.first_hashed`)."""
+    scan read for the first time (`Written.first_hashed`). `glimpsed`: media ids of rows
+    not seen whose inode the walk found under another name it then left (renamed as the
+    scan ran): held from `--prune` this time."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     # Rows the walk could not read, or the options left out, under the roots: a file moved
@@ -970,6 +1006,7 @@ def finish_scan(
           cat.registered("mf_linked", linked if linked is not None else none),
           cat.registered("mf_first_hashed", pa.table({"media_id": first_hashed}) if first_hashed is not None
                          else none),
+          cat.registered("mf_glimpsed_ids", glimpsed if glimpsed is not None else none),
           cat.transaction() as con):
         under, params = under_roots(con, roots)
         con.execute("CREATE OR REPLACE TEMP TABLE mf_gone AS SELECT media_id::UUID AS media_id FROM mf_vanished")
@@ -980,7 +1017,10 @@ def finish_scan(
         # documented. Those of that name elsewhere (a move keeps it), last seen by one of
         # the last two scans, are only held from `--prune` (`mf_glimpsed`): a name that
         # vanishes at every scan (a file saved over again and again) holds none for long.
-        con.execute("CREATE OR REPLACE TEMP TABLE mf_glimpsed (media_id UUID)")
+        # So are the rows whose inode, size and mtime the walk found under another name
+        # that the file had left by the time it was looked at (`glimpsed`).
+        con.execute("CREATE OR REPLACE TEMP TABLE mf_glimpsed AS "
+                    "SELECT media_id::UUID AS media_id FROM mf_glimpsed_ids")
         if con.execute("SELECT count(*) FROM scan_errors WHERE scan_id = ? AND stage = 'vanished'",
                        [scan_id]).fetchone()[0]:
             con.execute(
@@ -1071,6 +1111,10 @@ def finish_scan(
             f"WHERE status = 'present' AND last_scan_id <> ? AND {under} {held}",
             [now, scan_id, scan_id, *params],
         )
+        # Rows an earlier scan glimpsed in motion: held from this scan's prune too.
+        before = _glimpses_before(con)
+        if before:
+            con.execute("INSERT INTO mf_glimpsed SELECT unnest(?::UUID[])", [before])
         pruned = 0
         # A scan that excluded paths (a pattern, another file system) prunes nothing: a
         # file gone from its place may have moved into what it did not look at, and its
@@ -1106,6 +1150,7 @@ def finish_scan(
             for table in ("tags", "collection_items", "xmp_imports"):
                 con.execute(f"DELETE FROM {table} t WHERE NOT EXISTS "
                             "(SELECT 1 FROM files f WHERE f.media_id = t.media_id)")
+        _keep_glimpses(con, scan_id, before, under, params)
         _record_disks_seen(con, scan_id, seen)
         con.execute(
             """

@@ -212,6 +212,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     vanished: list[pa.RecordBatch] = []
     kept: list[pa.RecordBatch] = []  # not seen, not gone: unreadable or left out by the options
     linked: list[pa.RecordBatch] = []  # not seen, at or below a link not followed: see finish_scan
+    glimpsed: list[pa.RecordBatch] = []  # not seen, their inode found renamed again as the scan ran
     touched: list[pa.Array] = []
     first_hashed: list[pa.Array] = []  # known rows read for the first time: see finish_scan
     totals: dict[str, int] | None = None
@@ -258,6 +259,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 kept.append(pa.record_batch(payload))
             elif kind in ("linked", "link_held"):  # present ones first, then those already missing
                 linked.append(pa.record_batch(payload))
+            elif kind == "glimpsed":
+                glimpsed.append(pa.record_batch(payload))
             elif kind == "done":
                 totals = payload
         if totals is None:
@@ -271,7 +274,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
                              config.prune and not empty, kept=held,
                              linked=pa.Table.from_batches(linked) if linked else None,
-                             first_hashed=pa.chunked_array(first_hashed, pa.string()) if first_hashed else None)
+                             first_hashed=pa.chunked_array(first_hashed, pa.string()) if first_hashed else None,
+                             glimpsed=pa.Table.from_batches(glimpsed) if glimpsed else None)
     except BaseException as e:
         scanner.close()
         # DuckDB reports a Ctrl-C during a query as its own error: treat it as one.

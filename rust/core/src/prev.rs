@@ -535,6 +535,17 @@ impl PrevState {
         out
     }
 
+    /// Every row with this device and inode, whatever its size and mtime.
+    pub fn rows_with_id(&self, id: &FileId) -> Vec<u32> {
+        let idx = self.id_index();
+        idx.first
+            .get(id)
+            .into_iter()
+            .chain(idx.more.get(id).into_iter().flatten())
+            .copied()
+            .collect()
+    }
+
     fn id_index(&self) -> &IdIndex {
         self.by_id.get_or_init(|| {
             let mut first: HashMap<FileId, u32> = HashMap::with_capacity(self.len());

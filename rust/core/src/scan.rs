@@ -134,6 +134,11 @@ pub enum Event {
     /// their files may be behind the link, so `--prune` leaves them (as it leaves the
     /// `Linked` ones this scan marks missing).
     LinkHeld(RecordBatch),
+    /// Ids of rows whose file the scan glimpsed in motion, so `--prune` leaves them: rows
+    /// not seen (or gone before, and not read back) whose inode, size and mtime the walk
+    /// found under another name; rows with the device and inode of a file listed but gone
+    /// when looked at, or with the inode, size and mtime of one gone when read.
+    Glimpsed(RecordBatch),
     Done(ScanTotals),
     Failed(Error),
 }
@@ -516,7 +521,11 @@ fn resolve_deferred(
     follow: bool,
     unlooked: &(dyn Fn(usize) -> bool + Sync),
     under_roots: &(dyn Fn(usize) -> bool + Sync),
-) -> Vec<(WalkedFile, Plan)> {
+) -> (Vec<(WalkedFile, Plan)>, Vec<u32>) {
+    // The rows of each inode found under a new name (its row's or another): where the
+    // file did not stay there, `found_at_own_path` looks for it at theirs, and a row
+    // still unseen once the scan ends was glimpsed (see `Event::Glimpsed`).
+    let mut sighted = Vec::new();
     let reused: hashbrown::HashSet<u32> = deferred
         .iter()
         .filter_map(|(_, d)| match d {
@@ -539,6 +548,7 @@ fn resolve_deferred(
     // many rows per folder to check.
     let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
     let folder_times = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, Option<i64>>::new());
+    let listings = Listings::default();
     // A moved file takes its row's digest, unless it was also written (see
     // `written_as_well`): then it is read again (a scan that does not hash drops the
     // digest, for the next one that does). A scan that hashes also reads it again where
@@ -573,6 +583,19 @@ fn resolve_deferred(
             Deferred::SameInodeAs(j) => (Some(j), None),
             Deferred::PathReused(i) => (prev.find_same_inode(&f.stat), Some(i)),
         };
+        if let Some(j) = same {
+            sighted.extend(prev.same_identity(j));
+        }
+        // Whether a row's path holds this inode (under its exact name: see `Listings`),
+        // looked at once per file: a file renamed to and fro as the scan runs must not be
+        // there for one test and gone for the next.
+        let holds = std::cell::RefCell::new(hashbrown::HashMap::<u32, bool>::new());
+        let holds = |k: u32| {
+            *holds.borrow_mut().entry(k).or_insert_with(|| {
+                let ku = k as usize;
+                still_holds(prev, ku, &real) && listings.names_exactly(prev.path(ku))
+            })
+        };
         // Of the rows with this identity (hard links have one each), one whose path no
         // longer holds it and no other file took. A present row first (the file that moved
         // is one the last scan saw, and its tags go with it; a missing row was gone
@@ -596,7 +619,7 @@ fn resolve_deferred(
                 && !taken.contains_key(k)
                 && (prev.present[ku] || !reused.contains(k) || Some(*k) == reused_row || strangers.contains(k))
                 && !(prev.present[ku] && !prev.seen[ku].load(Relaxed) && unlooked(ku))
-                && (Some(*k) == reused_row || !still_holds(prev, ku, &real))
+                && (Some(*k) == reused_row || !holds(*k))
         };
         let folder = &f.path[..f.name_start as usize];
         let pick = same.and_then(|j| {
@@ -615,10 +638,15 @@ fn resolve_deferred(
         if let (None, Some(j), false, 1) = (pick, same, follow, f.stat.nlink) {
             // Where the walk also found this inode: a row's own path that still held it,
             // or the path of a file that took a row by a move in this loop.
+            // Or a row's own path the walk passed (before the file came back to it) that
+            // holds it now: this name saw it on its way (`found_at_own_path` settles the row).
             let elsewhere = |k: u32| -> Option<&[u8]> {
                 let ku = k as usize;
                 if prev.seen[ku].load(Relaxed) && !reused.contains(&k) && !taken.contains_key(&k) {
                     return (!prev.followed[ku]).then(|| prev.path(ku));
+                }
+                if !prev.seen[ku].load(Relaxed) && !taken.contains_key(&k) && !prev.followed[ku] && holds(k) {
+                    return Some(prev.path(ku));
                 }
                 taken.get(&k).map(|&at| &*out[at].0.path)
             };
@@ -723,7 +751,154 @@ fn resolve_deferred(
             prev.unmark_seen(i);
         }
     }
-    out
+    (out, sighted)
+}
+
+/// Rows under the roots the walk did not see whose own path holds their file now (same
+/// device, inode, size and mtime): renamed away and back, or moved into a folder the walk
+/// had passed, as the scan ran. Seen where they are, as the walk would have seen them,
+/// never left to go missing (and lose their tags to a `--prune`) for a race. `also`:
+/// rows of any status whose inode the walk found under another name.
+fn found_at_own_path(
+    prev: &PrevState,
+    want_hash: bool,
+    mut also: Vec<u32>,
+    looked_at: &(dyn Fn(usize) -> bool + Sync),
+    cancel: &AtomicBool,
+) -> Vec<(WalkedFile, Plan)> {
+    let unseen = |k: usize| !prev.seen[k].load(Relaxed) && !prev.followed[k] && looked_at(k);
+    also.retain(|&k| unseen(k as usize));
+    also.sort_unstable();
+    also.dedup();
+    let mut rows: Vec<u32> = (0..prev.len())
+        .into_par_iter()
+        .filter(|&i| prev.present[i] && unseen(i))
+        .map(|i| i as u32)
+        .collect();
+    rows.append(&mut also);
+    rows.sort_unstable();
+    rows.dedup();
+    let found: Vec<(u32, FileStat, i64)> = rows
+        .into_par_iter()
+        .filter_map(|k| {
+            if cancel.load(Relaxed) {
+                return None;
+            }
+            let ku = k as usize;
+            let c = CString::new(prev.path(ku)).ok()?;
+            let (mode, stat, born_ns) =
+                crate::walk::stat_born(CWD, c.as_c_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()?;
+            let old = &prev.stat[ku];
+            let same = rustix::fs::FileType::from_raw_mode(mode) == rustix::fs::FileType::RegularFile
+                && (stat.id, stat.len, stat.mtime_ns) == (old.id, old.len, old.mtime_ns);
+            same.then_some((k, stat, born_ns))
+        })
+        .collect();
+    // A path a scan without -L records runs through no link, and names the file exactly.
+    let listings = Listings::default();
+    let real = std::cell::RefCell::new(hashbrown::HashMap::<Vec<u8>, bool>::new());
+    found
+        .into_iter()
+        .filter(|&(k, ..)| {
+            let folder = prev.folder(k as usize);
+            *real
+                .borrow_mut()
+                .entry_ref(folder)
+                .or_insert_with(|| real_folder(folder))
+                && listings.names_exactly(prev.path(k as usize))
+        })
+        .filter_map(|(k, stat, born_ns)| {
+            let ku = k as usize;
+            let path = prev.path(ku);
+            let f = WalkedFile {
+                path: path.into(),
+                name_start: (path.len() - prev.name(ku).len()) as u32,
+                stat,
+                born_ns,
+            };
+            match plan_file(&f, Some(k), prev, want_hash) {
+                Plan::Defer(_) => {
+                    prev.unmark_seen(k); // another row of its inode to settle: left as it was
+                    None
+                }
+                plan => Some((f, plan)),
+            }
+        })
+        .collect()
+}
+
+/// Whether a path names its file exactly, where a file system that folds case finds a
+/// file under a name it does not hold (an `IMG.JPG` row's path finds the `img.jpg` it was
+/// renamed to, and `DIR/a.jpg` the `dir/a.jpg` of a folder renamed so). A name with its
+/// ASCII letters' case swapped that finds the same file tells such a file system; there
+/// each part of the path is looked for in its folder's names, each folder listed once.
+#[derive(Default)]
+struct Listings(std::cell::RefCell<hashbrown::HashMap<Vec<u8>, Option<Names>>>);
+
+type Names = hashbrown::HashSet<Vec<u8>>;
+
+impl Listings {
+    fn names_exactly(&self, path: &[u8]) -> bool {
+        if !path.starts_with(b"/") {
+            return true;
+        }
+        // The parts of the path, as (start, end) within it.
+        let mut parts = Vec::new();
+        let mut start = 1;
+        while start < path.len() {
+            let end = path[start..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(path.len(), |i| start + i);
+            if end > start {
+                parts.push((start, end));
+            }
+            start = end + 1;
+        }
+        // The deepest part with a letter, its case swapped: the same file found so tells
+        // a file system that folds case.
+        let Some(&(a, b)) = parts
+            .iter()
+            .rev()
+            .find(|&&(a, b)| path[a..b].iter().any(u8::is_ascii_alphabetic))
+        else {
+            return true;
+        };
+        let id = |p: &[u8]| {
+            let c = CString::new(p).ok()?;
+            rustix::fs::lstat(c.as_c_str())
+                .ok()
+                .map(|st| FileStat::from_stat(&st).id)
+        };
+        let mut other = path[..b].to_vec();
+        other[a..]
+            .iter_mut()
+            .filter(|c| c.is_ascii_alphabetic())
+            .for_each(|c| *c ^= 0x20);
+        let here = id(&path[..b]);
+        if here.is_none() || here != id(&other) {
+            return true; // the swapped name is another file, or none: case counts here
+        }
+        parts.iter().all(|&(a, b)| self.holds(&path[..a], &path[a..b]))
+    }
+
+    fn holds(&self, folder: &[u8], name: &[u8]) -> bool {
+        let mut all = self.0.borrow_mut();
+        let names = all.entry_ref(folder).or_insert_with(|| {
+            let c = CString::new(folder).ok()?;
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(CWD, c.as_c_str(), flags, Mode::empty()).ok()?;
+            let mut names = hashbrown::HashSet::new();
+            let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
+            let mut dir = rustix::fs::RawDir::new(&fd, &mut buf);
+            while let Some(ent) = dir.next() {
+                names.insert(ent.ok()?.file_name().to_bytes().to_vec());
+            }
+            Some(names)
+        });
+        // A folder that cannot be listed cannot tell: the path is taken as it is.
+        names.as_ref().is_none_or(|n| n.contains(name))
+    }
 }
 
 /// Whether row `i`'s path holds the row's file (device and inode) now. A link on the way
@@ -754,17 +929,35 @@ fn still_holds(prev: &PrevState, i: usize, real: &std::cell::RefCell<hashbrown::
 }
 
 /// Whether file `f` and the path `other`, which held `f`'s inode when the walk passed,
-/// are one file reached two ways (a folder or a file mounted twice): both hold it now.
-/// Else, as a file with one link has one name, the inode moved from one to the other as
-/// the walk ran.
+/// are one file reached two ways (a folder or a file mounted twice; a hard link a file
+/// system shows with one link, as sshfs does): both hold it now, on two mounts, or with
+/// the change time the walk saw (a rename sets it). Else, as a file with one link has one
+/// name on a mount (and the paths of a scan without -L run through no link), the inode
+/// moved from one to the other as the walk ran, perhaps to and fro between the looks.
 fn one_file_two_ways(other: &[u8], f: &WalkedFile) -> bool {
-    let holds = |path: &[u8]| {
-        CString::new(path)
-            .ok()
-            .and_then(|c| rustix::fs::lstat(c.as_c_str()).ok())
-            .is_some_and(|st| FileStat::from_stat(&st).id == f.stat.id)
+    use rustix::fs::{AtFlags, StatxFlags};
+    // (mount id where the kernel names it, change time) of the path, if it holds the inode.
+    let look = |path: &[u8]| -> Option<(Option<u64>, i64)> {
+        let c = CString::new(path).ok()?;
+        let flags = StatxFlags::BASIC_STATS | StatxFlags::MNT_ID;
+        match rustix::fs::statx(CWD, c.as_c_str(), AtFlags::SYMLINK_NOFOLLOW, flags) {
+            Ok(st) => {
+                let (stat, _) = FileStat::from_statx(&st);
+                let mnt = (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id);
+                (stat.id == f.stat.id).then_some((mnt, stat.ctime_ns))
+            }
+            Err(rustix::io::Errno::NOSYS) => {
+                let st = FileStat::from_stat(&rustix::fs::lstat(c.as_c_str()).ok()?);
+                (st.id == f.stat.id).then_some((None, st.ctime_ns))
+            }
+            Err(_) => None,
+        }
     };
-    holds(other) && holds(&f.path)
+    match (look(other), look(&f.path)) {
+        (Some((Some(a), _)), Some((Some(b), _))) if a != b => true,
+        (Some((_, t)), Some((_, u))) => t == f.stat.ctime_ns && u == f.stat.ctime_ns,
+        _ => false,
+    }
 }
 
 /// How much later than its folder's mtime a renamed file's change time may be: a rename
@@ -1088,6 +1281,17 @@ struct Outlets<'a> {
     follow: bool,
     /// Rows a moved file took, given up once its bytes showed it is another file.
     released: &'a Mutex<Vec<u32>>,
+    /// The stats the walk took of files gone from their names by the time they were
+    /// read: see `WalkOutput::glimpsed`.
+    glimpsed: &'a Mutex<Vec<FileStat>>,
+}
+
+impl Outlets<'_> {
+    fn glimpse(&self, f: &WalkedFile) {
+        if !f.stat.is_unknown() {
+            self.glimpsed.lock().unwrap_or_else(|e| e.into_inner()).push(f.stat);
+        }
+    }
 }
 
 /// Send planned files on: rows that need no reading to the batcher, small files to hash
@@ -1186,6 +1390,8 @@ fn run(
     let batcher = Batcher::new(tx, opts.batch_rows.max(1));
     let (mtx, mrx) = bounded::<Msg>(1024);
     let released = Mutex::new(Vec::new());
+    let glimpsed_ids = Mutex::new(Vec::new());
+    let sighted: Mutex<Vec<u32>> = Mutex::new(Vec::new());
     progress.phase.store(phase::WALK, Relaxed);
 
     let (walk_res, collect_res) = std::thread::scope(|s| {
@@ -1201,6 +1407,7 @@ fn run(
                 hash_errors: &hash_errors,
                 follow: opts.walk.follow_symlinks,
                 released: &released,
+                glimpsed: &glimpsed_ids,
             };
             let plan = |d: DirFiles, prev: &PrevState, just_listed: bool| {
                 plan_dir(d, prev, opts.hash, &out, &deferred, just_listed)
@@ -1241,14 +1448,33 @@ fn run(
                 };
                 let under_roots = |k: usize| at_or_below_any(prev.path(k), &root_set);
                 let deferred = std::mem::take(&mut *deferred.lock().unwrap());
-                resolve_deferred(
+                let (mut settled, seen_elsewhere) = resolve_deferred(
                     deferred,
                     prev,
                     opts.hash,
                     opts.walk.follow_symlinks,
                     &unlooked,
                     &under_roots,
-                )
+                );
+                // Not the paths the walk passes by on purpose: the catalog's own files, and
+                // the temporaries MediaForge renames into place.
+                let skipped: HashSet<&[u8]> = opts.walk.skip.iter().map(|p| trim_trailing_slashes(p)).collect();
+                let looked_at = |k: usize| {
+                    under_roots(k)
+                        && !unlooked(k)
+                        && !at_or_below_any(prev.path(k), &skipped)
+                        && !crate::walk::is_own_temporary(prev.name(k))
+                };
+                let back = found_at_own_path(prev, opts.hash, seen_elsewhere.clone(), &looked_at, cancel);
+                // Files seen, as the walk would have counted them.
+                progress.walk.files.fetch_add(back.len() as u64, Relaxed);
+                progress
+                    .walk
+                    .bytes
+                    .fetch_add(back.iter().map(|(f, _)| f.stat.len.0).sum(), Relaxed);
+                settled.extend(back);
+                *sighted.lock().unwrap() = seen_elsewhere;
+                settled
             };
             for (f, plan) in settled {
                 let dir = f.path[..(f.name_start as usize).saturating_sub(1).max(1)].to_vec();
@@ -1321,6 +1547,28 @@ fn run(
     }
     if !linked.is_empty() {
         tx.send(Event::Linked(ids_batch(&linked)?))
+            .map_err(|_| Error::Cancelled)?;
+    }
+    // Rows whose inode, with their size and mtime, the walk found under another name,
+    // not seen where they are (renamed again as the scan ran), or gone before this scan
+    // and perhaps not back after all (a file found at its own path, then gone before it
+    // was read): the file is somewhere.
+    // So are those of a file listed but gone when looked at (`WalkOutput::glimpsed`).
+    let mut glimpsed = sighted.into_inner().unwrap_or_else(|e| e.into_inner());
+    for id in &walked.glimpsed {
+        glimpsed.extend(prev.rows_with_id(id));
+    }
+    // And the rows with the inode, size and mtime of a file gone when it was read.
+    for st in glimpsed_ids.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let same = |&k: &u32| prev.stat[k as usize].len == st.len && prev.stat[k as usize].mtime_ns == st.mtime_ns;
+        glimpsed.extend(prev.rows_with_id(&st.id).into_iter().filter(same));
+    }
+    glimpsed.retain(|&k| !prev.present[k as usize] || !prev.seen[k as usize].load(Relaxed));
+    glimpsed.sort_unstable();
+    glimpsed.dedup();
+    if !glimpsed.is_empty() {
+        let ids: Vec<MediaId> = glimpsed.iter().map(|&k| prev.media_id(k as usize)).collect();
+        tx.send(Event::Glimpsed(ids_batch(&ids)?))
             .map_err(|_| Error::Cancelled)?;
     }
     if !links.is_empty() {
@@ -1438,6 +1686,9 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
             for (f, _, change) in &job.files {
                 // No row for any of them (a file of a folder that cannot be opened keeps
                 // its catalog row as it was).
+                if gone {
+                    out.glimpse(f);
+                }
                 out.counts.gone(*change);
                 progress.hash_files_done.fetch_add(1, Relaxed);
                 fail(
@@ -1709,6 +1960,7 @@ fn settle_hashed(
             .ok()
             .and_then(|name| replaced_by(dirfd, &name, out.follow));
         if let Some(what) = what {
+            out.glimpse(&f);
             fail(
                 errs,
                 &f.path,
@@ -1721,16 +1973,44 @@ fn settle_hashed(
             return Continue(());
         }
     }
-    if matches!(&hashed, Outcome::Unstable(now) | Outcome::Busy(crate::hash::Busy { now, .. }) if now.id != f.stat.id) {
+    // Changing as it was read, and no longer at its name (renamed or deleted meanwhile,
+    // which also moves the change time): not a file in the middle of being written at
+    // this path but one gone from it, as the next case.
+    // (Through a link at the name where the scan follows links, as it was read.)
+    let at_name = |flags| {
+        CString::new(f.name())
+            .ok()
+            .and_then(|name| rustix::fs::statat(dirfd, name.as_c_str(), flags).ok())
+            .map(|st| FileStat::from_stat(&st).id)
+    };
+    let flags = if out.follow {
+        rustix::fs::AtFlags::empty()
+    } else {
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW
+    };
+    let left = |now: &FileStat| now.id != f.stat.id || at_name(flags) != Some(f.stat.id);
+    if matches!(&hashed, Outcome::Unstable(now) | Outcome::Busy(crate::hash::Busy { now, .. }) if left(now)) {
         // Another inode at the name than the walk listed (files swapped or renamed over
-        // as the scan ran): what the walk saw there is gone. Its row, if any, stays as
+        // as the scan ran), or none: what the walk saw there is gone. Its row, if any, stays as
         // it was, never tied to an inode that passed through the name; the next scan
         // sees where each file is.
+        out.glimpse(&f);
+        // Another inode there now, read or at the name: replaced; none: renamed or deleted.
+        let read_another = match &hashed {
+            Outcome::Unstable(now) | Outcome::Busy(crate::hash::Busy { now, .. }) => now.id != f.stat.id,
+            _ => false,
+        };
+        let swapped = read_another || at_name(flags).is_some();
         fail(
             errs,
             &f.path,
             "vanished",
-            "replaced by another file since it was listed".into(),
+            if swapped {
+                "replaced by another file since it was listed"
+            } else {
+                "renamed or deleted as it was read"
+            }
+            .into(),
             None,
         );
         out.counts.gone(change);
@@ -1772,6 +2052,7 @@ fn settle_hashed(
                 Some(e.raw_os_error()),
             );
             if gone {
+                out.glimpse(&f);
                 out.counts.gone(change);
                 progress.hash_files_done.fetch_add(1, Relaxed);
                 return Continue(());
@@ -2036,7 +2317,14 @@ mod tests {
         }
         folder_and_fifo(d.path());
         std::os::unix::fs::symlink("kept.jpg", d.path().join("link.jpg")).unwrap();
+        let ids: Vec<FileStat> = listed.iter().map(|f| f.stat).collect();
         let r = run_job(d.path(), listed);
+        // Where each inode is, the catalog's rows of it must not be pruned for it.
+        let mut glimpsed = r.glimpsed.clone();
+        glimpsed.sort_by_key(|st| st.id.ino);
+        let mut want: Vec<_> = [0, 1, 2, 4].map(|i| ids[i]).to_vec();
+        want.sort_by_key(|st| st.id.ino);
+        assert_eq!(glimpsed, want);
         // The four gone before their read are no new files: one row, one new.
         assert_eq!(r.counts.new.load(Relaxed), 1);
         assert_eq!(r.counts.gone_before_read.load(Relaxed), 4);
@@ -2071,6 +2359,103 @@ mod tests {
         }
     }
 
+    /// Catalog rows for `files` (path, present) as their stats are now, each with a digest.
+    fn rows_of(files: &[(&std::path::Path, bool)]) -> PrevState {
+        use arrow_array::{ArrayRef, BinaryArray, BooleanArray, Int64Array, StringArray, UInt64Array};
+        let stats: Vec<FileStat> = files
+            .iter()
+            .map(|(p, _)| FileStat::from_stat(&rustix::fs::stat(*p).unwrap()))
+            .collect();
+        let n = files.len();
+        let u = |f: &dyn Fn(&FileStat) -> u64| Arc::new(UInt64Array::from_iter_values(stats.iter().map(f))) as ArrayRef;
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "path_bytes",
+                Arc::new(BinaryArray::from_iter_values(
+                    files.iter().map(|(p, _)| p.as_os_str().as_encoded_bytes()),
+                )) as ArrayRef,
+            ),
+            ("dev", u(&|s| s.id.dev)),
+            ("inode", u(&|s| s.id.ino)),
+            ("size", u(&|s| s.len.0)),
+            (
+                "mtime_ns",
+                Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.mtime_ns))) as ArrayRef,
+            ),
+            (
+                "blake3",
+                Arc::new(StringArray::from(vec![Some("ab".repeat(32)); n])) as ArrayRef,
+            ),
+            (
+                "media_id",
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| MediaId(i as u128 + 1).to_uuid_string()),
+                )) as ArrayRef,
+            ),
+            (
+                "present",
+                Arc::new(BooleanArray::from(files.iter().map(|(_, p)| *p).collect::<Vec<_>>())) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        PrevState::from_batches(&[batch]).unwrap()
+    }
+
+    /// A QA finding: a file renamed to and fro as the scan ran can be in no folder as the
+    /// walk lists it, and was marked missing (a `--prune` then dropped its tags). A row
+    /// the walk did not see whose path holds its file once the walk is done is seen there.
+    #[test]
+    fn rows_the_walk_missed_are_seen_where_their_files_are_now() {
+        let d = tempfile::tempdir().unwrap();
+        let path = |n: &str| d.path().join(n);
+        for n in [
+            "back.jpg",
+            "here.jpg",
+            "gone.jpg",
+            "swapped.jpg",
+            "other.jpg",
+            "left-out.jpg",
+        ] {
+            std::fs::write(path(n), n.as_bytes()).unwrap();
+        }
+        let prev = rows_of(&[
+            (&path("here.jpg"), true),
+            (&path("back.jpg"), false),
+            (&path("gone.jpg"), true),
+            (&path("swapped.jpg"), true),
+            (&path("left-out.jpg"), true),
+            (&path("other.jpg"), true),
+        ]);
+        std::fs::remove_file(path("gone.jpg")).unwrap();
+        std::fs::remove_file(path("swapped.jpg")).unwrap();
+        std::fs::write(path("swapped.jpg"), b"swapped.jpg").unwrap(); // another inode now
+        prev.mark_seen(5); // other.jpg: the walk saw it
+                           // A missing row is looked at where the walk found its inode under another name.
+        let got = found_at_own_path(&prev, true, vec![1, 1], &|k| k != 4, &AtomicBool::new(false));
+        let mut got: Vec<(String, String)> = got
+            .into_iter()
+            .map(|(f, plan)| {
+                let what = match plan {
+                    Plan::Skip => "unchanged".to_string(),
+                    Plan::Row { change, digest, .. } => format!("{change:?} {}", digest.is_some()),
+                    _ => "other".to_string(),
+                };
+                (String::from_utf8_lossy(f.name()).into_owned(), what)
+            })
+            .collect();
+        got.sort();
+        let want = [("back.jpg", "Revived true"), ("here.jpg", "unchanged")];
+        assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
+        assert!(prev.seen[0].load(Relaxed) && prev.seen[1].load(Relaxed));
+        // A file system that does not fold case names each file exactly; a folder's names
+        // are its own, byte for byte.
+        let l = Listings::default();
+        let folder = d.path().as_os_str().as_encoded_bytes();
+        assert!(l.names_exactly(path("here.jpg").as_os_str().as_encoded_bytes()));
+        assert!(l.holds(folder, b"here.jpg") && !l.holds(folder, b"HERE.JPG"));
+        assert!(!prev.seen[2].load(Relaxed) && !prev.seen[3].load(Relaxed) && !prev.seen[4].load(Relaxed));
+    }
+
     /// A folder `dir.jpg` and a FIFO `fifo.jpg` in `dir`: names no regular file holds.
     fn folder_and_fifo(dir: &std::path::Path) {
         std::fs::create_dir(dir.join("dir.jpg")).unwrap();
@@ -2091,6 +2476,7 @@ mod tests {
         counts: Counts,
         progress: Progress,
         jobs: Vec<HashJob>,
+        glimpsed: Vec<FileStat>,
     }
 
     impl JobRun {
@@ -2121,6 +2507,7 @@ mod tests {
         let (unstable, errors, cancel) = (AtomicU64::new(0), AtomicU64::new(0), AtomicBool::new(false));
         let (tx, rx) = crossbeam_channel::unbounded();
         let (jobs, released) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+        let glimpsed = Mutex::new(Vec::new());
         let out = Outlets {
             counts: &counts,
             mtx: &tx,
@@ -2131,6 +2518,7 @@ mod tests {
             hash_errors: &errors,
             follow: false,
             released: &released,
+            glimpsed: &glimpsed,
         };
         let dir: Arc<[u8]> = dir.as_os_str().as_encoded_bytes().into();
         let files: Vec<_> = files.into_iter().map(|f| (f, None, Change::New)).collect();
@@ -2154,6 +2542,7 @@ mod tests {
             counts,
             progress,
             jobs: jobs.into_inner().unwrap(),
+            glimpsed: glimpsed.into_inner().unwrap(),
         }
     }
 

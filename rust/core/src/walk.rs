@@ -156,6 +156,10 @@ pub struct WalkOutput {
     /// Of `left_out`, those excluded by a pattern (`--exclude`, `.mediaforgeignore`) or
     /// on another file system (`-x`): places a file may have moved to within the tree.
     pub excluded: u64,
+    /// Files listed but gone when looked at (`vanished`): their device and inode as the
+    /// listing gave them (the folder's device). Renamed as the walk ran, as often as not:
+    /// the catalog's rows of those inodes describe files that exist somewhere.
+    pub glimpsed: Vec<crate::types::FileId>,
 }
 
 /// A chain of ignore matchers from the root down to the current folder.
@@ -257,10 +261,19 @@ impl Ctx<'_> {
 
     /// A file that could not be stat-ed: gone (ENOENT) is an ordinary error; anything else
     /// (EACCES in a folder we may list but not enter) means we do not know, so the
-    /// catalog's row for it must not be taken as deleted.
-    fn stat_failed(&self, path: &[u8], e: Errno) {
+    /// catalog's row for it must not be taken as deleted. `listed`: its folder, and the
+    /// inode number the listing gave (see `WalkOutput::glimpsed`).
+    fn stat_failed(&self, path: &[u8], e: Errno, listed: (BorrowedFd<'_>, u64)) {
         if e == Errno::NOENT {
-            self.error(PathError::from_errno(path, "vanished", e));
+            let (dir, ino) = listed;
+            let id = rustix::fs::fstat(dir).map(|st| crate::types::FileId {
+                dev: st.st_dev as u64,
+                ino,
+            });
+            let mut out = self.sink.lock().unwrap();
+            out.errors.push(PathError::from_errno(path, "vanished", e));
+            out.glimpsed.extend(id.ok());
+            self.counters.errors.fetch_add(1, Relaxed);
         } else {
             self.unreadable(path, PathError::from_errno(path, "stat", e));
         }
@@ -295,7 +308,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 
 /// A temporary file MediaForge writes beside its target and renames into place
 /// (`.mediaforge-<16 hex digits>.tmp`): one left by a crash is not a media file to catalog.
-fn is_own_temporary(name: &[u8]) -> bool {
+pub(crate) fn is_own_temporary(name: &[u8]) -> bool {
     name.len() == 32
         && name.starts_with(b".mediaforge-")
         && name.ends_with(b".tmp")
@@ -678,7 +691,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     // Names go into one buffer (NUL-terminated, as `fstatat` wants them): no allocation
     // per entry.
     let mut names: Vec<u8> = Vec::new();
-    let mut entries: Vec<(u32, FileType)> = Vec::new();
+    let mut entries: Vec<(u32, FileType, u64)> = Vec::new();
     let mut has_ignore_file = false;
     {
         let mut buf = [MaybeUninit::<u8>::uninit(); DIRENT_BUF];
@@ -693,7 +706,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     if &name[..name.len() - 1] == IGNORE_FILE.as_bytes() {
                         has_ignore_file = true;
                     }
-                    entries.push((names.len() as u32, ent.file_type()));
+                    entries.push((names.len() as u32, ent.file_type(), ent.ino()));
                     names.extend_from_slice(name);
                 }
                 Err(e) => {
@@ -784,7 +797,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     let mut links_left_out: Vec<Box<[u8]>> = Vec::new();
     let mut excluded = 0u64;
     let mut bytes = 0u64;
-    for (start, mut ft) in entries {
+    for (start, mut ft, ino) in entries {
         if ctx.cancel.load(Relaxed) {
             return;
         }
@@ -806,7 +819,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     pre_stat = Some(st);
                 }
                 Err(e) => {
-                    ctx.stat_failed(&join(&task.path, &name), e);
+                    ctx.stat_failed(&join(&task.path, &name), e, (fd.as_fd(), ino));
                     continue;
                 }
             }
@@ -901,7 +914,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     Ok((mode, stat, born)) if FileType::from_raw_mode(mode) == FileType::RegularFile => (stat, born),
                     Ok(_) => continue, // replaced by something else since readdir
                     Err(e) => {
-                        ctx.stat_failed(&child, e);
+                        ctx.stat_failed(&child, e, (fd.as_fd(), ino));
                         continue;
                     }
                 };

@@ -278,6 +278,7 @@ impl Scanner {
                 Event::Kept(b) => ("kept".into(), wrap(py, b)?),
                 Event::Linked(b) => ("linked".into(), wrap(py, b)?),
                 Event::LinkHeld(b) => ("link_held".into(), wrap(py, b)?),
+                Event::Glimpsed(b) => ("glimpsed".into(), wrap(py, b)?),
                 Event::Done(t) => {
                     let d = PyDict::new(py);
                     d.set_item("files_seen", t.files_seen)?;
