@@ -181,13 +181,40 @@ def test_a_tagged_row_a_scan_found_gone_waits_for_a_second_scan_to_be_pruned(tmp
     assert rows(catalog, "SELECT name FROM files ORDER BY name") == [{"name": "kept.jpg"}]
 
 
+def test_a_file_back_at_a_name_another_file_took_since_gets_one_row(tmp_path: Path) -> None:
+    """A review finding: a file moved out, another saved under its name, then that one
+    moved away and the first put back (a restore from the desktop trash). The walk gave
+    the path's present row the file; the step that sees rows at their paths once the
+    walk is done also brought back the first file's missing row there: two present rows
+    of one path and inode, for good. A path the walk settled keeps one row."""
+    lib, aside = tmp_path / "lib", tmp_path / "aside"
+    lib.mkdir()
+    aside.mkdir()
+    (lib / "p.jpg").write_bytes(b"first" * 100)
+    (lib / "q.jpg").write_bytes(b"q" * 100)
+    catalog = tmp_path / "cat.duckdb"
+    scanned(catalog, lib)
+    (lib / "p.jpg").rename(aside / "p.jpg")
+    assert scanned(catalog, lib)["missing"] == 1
+    (lib / "p.jpg").write_bytes(b"second" * 100)
+    assert scanned(catalog, lib)["new"] == 1
+    (lib / "p.jpg").rename(aside / "second.jpg")
+    (aside / "p.jpg").rename(lib / "p.jpg")
+    for _ in range(2):
+        got = scanned(catalog, lib)
+        assert got["files_seen"] == 2, got
+        assert rows(catalog, "SELECT status, count(*) AS n FROM files WHERE name = 'p.jpg' GROUP BY ALL ORDER BY 1") \
+            == [{"status": "missing", "n": 1}, {"status": "present", "n": 1}]
+
+
 def test_a_row_a_scan_glimpsed_in_motion_is_held_from_the_next_prune_of_its_root(tmp_path: Path) -> None:
     """A QA finding: a file renamed to and fro without pause can be missed whole by one
     scan, right after the scan that glimpsed it in motion (its inode listed under a name it
     had left) found its row gone: `--prune` took the row and its tag. The rows a scan
     glimpsed (`glimpsed:<scan_id>` in `meta`, as the core reports them) are held from the
     prune of the next scan of their root, however many scans of other roots come between;
-    a value that does not read as ids holds nothing."""
+    a scan that leaves paths out keeps them held; a value that does not read as ids holds
+    nothing."""
     from mediaforge import open_catalog
 
     lib, other, aside = tmp_path / "lib", tmp_path / "other", tmp_path / "aside"
@@ -212,6 +239,7 @@ def test_a_row_a_scan_glimpsed_in_motion_is_held_from_the_next_prune_of_its_root
 
     glimpsed(json.dumps([x_id]))
     assert scanned(catalog, other, "--prune")["pruned"] == 0
+    scanned(catalog, lib, "--prune", "-e", "z.jpg")  # left a path out: its roots not looked at whole
     assert scanned(catalog, lib, "--prune")["pruned"] == 0  # held: glimpsed before, root not scanned since
     assert rows(catalog, "SELECT count(*) AS n FROM meta WHERE starts_with(key, 'glimpsed:')") == [{"n": 0}]
     assert scanned(catalog, lib, "--prune")["pruned"] == 1  # nothing of it two scans in a row

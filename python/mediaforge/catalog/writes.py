@@ -576,16 +576,17 @@ def _glimpses_before(con) -> list[str]:  # noqa: ANN001
 def _keep_glimpses(con, scan_id: int, before: list[str], under: str, params: list) -> None:  # noqa: ANN001
     """Keep in `meta` the ids of the missing rows whose file this scan glimpsed in motion
     (the core's `glimpsed`, not rows held for a name alone), and those an earlier scan kept
-    that are outside this scan's roots and still missing: a file renamed to and fro without
+    that are still missing and that this scan did not look at (`under`: its roots, or
+    `false` where it did not look at them whole): a file renamed to and fro without
     pause can be missed whole by one scan, so `--prune` drops such a row only once a scan
     of its root after the one that glimpsed it saw nothing of it either."""
     keep = {str(r[0]) for r in con.execute(
         "SELECT media_id FROM files WHERE status = 'missing' "
         "AND media_id IN (SELECT media_id::UUID FROM mf_glimpsed_ids)").fetchall()}
-    if before:
+    if before:  # (nor those below a folder this scan could not read: `mf_kept`)
         keep |= {str(r[0]) for r in con.execute(
             f"SELECT media_id FROM files WHERE status = 'missing' AND media_id IN (SELECT unnest(?::UUID[])) "
-            f"AND NOT ({under})", [before, *params]).fetchall()}
+            f"AND (NOT ({under}) OR media_id IN (SELECT media_id::UUID FROM mf_kept))", [before, *params]).fetchall()}
     con.execute(f"DELETE FROM meta WHERE starts_with(key, '{GLIMPSED}')")
     if keep:
         con.execute("INSERT INTO meta VALUES (?, ?)", [f"{GLIMPSED}{scan_id}", json.dumps(sorted(keep))])
@@ -982,6 +983,7 @@ def finish_scan(
     linked: pa.Table | None = None,
     first_hashed: pa.ChunkedArray | None = None,
     glimpsed: pa.Table | None = None,
+    looked_whole: bool = True,
 ) -> FinishCounts:
     """Settle moves, mark vanished rows missing, stamp last_seen, close the scan row.
     `kept`: media ids of rows the walk did not see but that are not gone (below a folder
@@ -992,7 +994,8 @@ def finish_scan(
     pruned: the file may be behind the link. `first_hashed`: media ids of known rows this
     scan read for the first time (`Written.first_hashed`). `glimpsed`: media ids of rows
     not seen whose inode the walk found under another name it then left (renamed as the
-    scan ran): held from `--prune` this time."""
+    scan ran): held from `--prune` this time. `looked_whole`: False where a root was found
+    empty (an unmounted disk), which says nothing of the files below it."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
     # Rows the walk could not read, or the options left out, under the roots: a file moved
@@ -1150,7 +1153,10 @@ def finish_scan(
             for table in ("tags", "collection_items", "xmp_imports"):
                 con.execute(f"DELETE FROM {table} t WHERE NOT EXISTS "
                             "(SELECT 1 FROM files f WHERE f.media_id = t.media_id)")
-        _keep_glimpses(con, scan_id, before, under, params)
+        # A scan that left paths out, or found a root empty, did not look at all of its
+        # roots: the rows an earlier scan glimpsed wait for one that does.
+        whole = looked_whole and not totals.get("excluded")
+        _keep_glimpses(con, scan_id, before, under if whole else "false", params if whole else [])
         _record_disks_seen(con, scan_id, seen)
         con.execute(
             """

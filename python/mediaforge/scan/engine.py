@@ -272,7 +272,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         held = pa.Table.from_batches(kept) if kept else None
         empty = _empty_folders(roots_b)
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
-                             config.prune and not empty, kept=held,
+                             config.prune and not empty, kept=held, looked_whole=not empty,
                              linked=pa.Table.from_batches(linked) if linked else None,
                              first_hashed=pa.chunked_array(first_hashed, pa.string()) if first_hashed else None,
                              glimpsed=pa.Table.from_batches(glimpsed) if glimpsed else None)

@@ -645,7 +645,8 @@ fn resolve_deferred(
                 if prev.seen[ku].load(Relaxed) && !reused.contains(&k) && !taken.contains_key(&k) {
                     return (!prev.followed[ku]).then(|| prev.path(ku));
                 }
-                if !prev.seen[ku].load(Relaxed) && !taken.contains_key(&k) && !prev.followed[ku] && holds(k) {
+                let unseen = !prev.seen[ku].load(Relaxed) && !taken.contains_key(&k) && !prev.followed[ku];
+                if unseen && prev.path(ku) != &*f.path && holds(k) {
                     return Some(prev.path(ku));
                 }
                 taken.get(&k).map(|&at| &*out[at].0.path)
@@ -758,15 +759,26 @@ fn resolve_deferred(
 /// device, inode, size and mtime): renamed away and back, or moved into a folder the walk
 /// had passed, as the scan ran. Seen where they are, as the walk would have seen them,
 /// never left to go missing (and lose their tags to a `--prune`) for a race. `also`:
-/// rows of any status whose inode the walk found under another name.
+/// rows of any status whose inode the walk found under another name. Never a row of a
+/// path the walk found and settled (`settled`, or another row of that path it saw): that
+/// file has its row, and a gone file's row sharing its path stays as it was.
 fn found_at_own_path(
     prev: &PrevState,
     want_hash: bool,
     mut also: Vec<u32>,
     looked_at: &(dyn Fn(usize) -> bool + Sync),
+    settled: &HashSet<&[u8]>,
     cancel: &AtomicBool,
 ) -> Vec<(WalkedFile, Plan)> {
     let unseen = |k: usize| !prev.seen[k].load(Relaxed) && !prev.followed[k] && looked_at(k);
+    let path_walked = |k: usize| {
+        let name = prev.name(k);
+        settled.contains(prev.path(k))
+            || prev
+                .folder_rows(prev.folder(k))
+                .iter()
+                .any(|&j| j as usize != k && prev.name(j as usize) == name && prev.seen[j as usize].load(Relaxed))
+    };
     also.retain(|&k| unseen(k as usize));
     also.sort_unstable();
     also.dedup();
@@ -781,10 +793,10 @@ fn found_at_own_path(
     let found: Vec<(u32, FileStat, i64)> = rows
         .into_par_iter()
         .filter_map(|k| {
+            let ku = k as usize;
             if cancel.load(Relaxed) {
                 return None;
             }
-            let ku = k as usize;
             let c = CString::new(prev.path(ku)).ok()?;
             let (mode, stat, born_ns) =
                 crate::walk::stat_born(CWD, c.as_c_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok()?;
@@ -800,6 +812,10 @@ fn found_at_own_path(
     found
         .into_iter()
         .filter(|&(k, ..)| {
+            // (Looked at only for the few rows whose file is at their path.)
+            if path_walked(k as usize) {
+                return false;
+            }
             let folder = prev.folder(k as usize);
             *real
                 .borrow_mut()
@@ -1465,7 +1481,8 @@ fn run(
                         && !at_or_below_any(prev.path(k), &skipped)
                         && !crate::walk::is_own_temporary(prev.name(k))
                 };
-                let back = found_at_own_path(prev, opts.hash, seen_elsewhere.clone(), &looked_at, cancel);
+                let paths: HashSet<&[u8]> = settled.iter().map(|(f, _)| &*f.path).collect();
+                let back = found_at_own_path(prev, opts.hash, seen_elsewhere.clone(), &looked_at, &paths, cancel);
                 // Files seen, as the walk would have counted them.
                 progress.walk.files.fetch_add(back.len() as u64, Relaxed);
                 progress
@@ -2415,6 +2432,8 @@ mod tests {
             "swapped.jpg",
             "other.jpg",
             "left-out.jpg",
+            "shared.jpg",
+            "settled.jpg",
         ] {
             std::fs::write(path(n), n.as_bytes()).unwrap();
         }
@@ -2425,13 +2444,22 @@ mod tests {
             (&path("swapped.jpg"), true),
             (&path("left-out.jpg"), true),
             (&path("other.jpg"), true),
+            (&path("shared.jpg"), false),
+            (&path("shared.jpg"), true),
+            (&path("settled.jpg"), false),
         ]);
         std::fs::remove_file(path("gone.jpg")).unwrap();
         std::fs::remove_file(path("swapped.jpg")).unwrap();
         std::fs::write(path("swapped.jpg"), b"swapped.jpg").unwrap(); // another inode now
         prev.mark_seen(5); // other.jpg: the walk saw it
-                           // A missing row is looked at where the walk found its inode under another name.
-        let got = found_at_own_path(&prev, true, vec![1, 1], &|k| k != 4, &AtomicBool::new(false));
+        prev.mark_seen(7); // the present row of shared.jpg: the walk saw its path
+                           // A missing row is looked at where the walk found its inode under another name,
+                           // unless the walk found its path and gave it a row (another row of that path, or
+                           // a file the deferred step settled there, as settled.jpg is).
+        let settled = path("settled.jpg");
+        let settled: HashSet<&[u8]> = [settled.as_os_str().as_encoded_bytes()].into_iter().collect();
+        let cancel = AtomicBool::new(false);
+        let got = found_at_own_path(&prev, true, vec![1, 1, 6, 8], &|k| k != 4, &settled, &cancel);
         let mut got: Vec<(String, String)> = got
             .into_iter()
             .map(|(f, plan)| {
@@ -2454,6 +2482,7 @@ mod tests {
         assert!(l.names_exactly(path("here.jpg").as_os_str().as_encoded_bytes()));
         assert!(l.holds(folder, b"here.jpg") && !l.holds(folder, b"HERE.JPG"));
         assert!(!prev.seen[2].load(Relaxed) && !prev.seen[3].load(Relaxed) && !prev.seen[4].load(Relaxed));
+        assert!(!prev.seen[6].load(Relaxed) && !prev.seen[8].load(Relaxed));
     }
 
     /// A folder `dir.jpg` and a FIFO `fifo.jpg` in `dir`: names no regular file holds.
