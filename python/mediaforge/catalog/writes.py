@@ -993,8 +993,8 @@ def finish_scan(
     a link), else (found through the link by an `-L` scan) left as it was. None of them is
     pruned: the file may be behind the link. `first_hashed`: media ids of known rows this
     scan read for the first time (`Written.first_hashed`). `glimpsed`: media ids of rows
-    not seen whose inode the walk found under another name it then left (renamed as the
-    scan ran): held from `--prune` this time. `looked_whole`: False where a root was found
+    whose file the scan glimpsed in motion (the core's `Event::Glimpsed`): held from
+    `--prune` this time and, where still missing, by the next scan (`_keep_glimpses`). `looked_whole`: False where a root was found
     empty (an unmounted disk), which says nothing of the files below it."""
     now = utcnow()
     none = pa.table({"media_id": pa.array([], pa.string())})
