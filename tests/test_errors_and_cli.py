@@ -1005,9 +1005,10 @@ def test_query_takes_a_pivot_and_refuses_an_empty_statement_as_a_usage_error(cat
                   catalog=catalog_path)
     assert res.rc == 0, res.err
     assert json.loads(res.out)[0]["image"] >= 1
-    res = run_cli("query", "  ", catalog=catalog_path)
-    assert res.rc == ExitCode.USAGE
-    assert_one_line_error(res.err, "empty SQL statement")
+    for blank in ("  ", ";", " ; ;", "-- a comment", "/* a comment */;"):
+        res = run_cli("query", blank, catalog=catalog_path)
+        assert res.rc == ExitCode.USAGE, (blank, res.err)
+        assert_one_line_error(res.err, "empty SQL statement")
 
 
 def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_the_work(cataloged: MediaTree,

@@ -198,3 +198,12 @@ def test_a_name_duckdb_quotes_back_in_an_error_keeps_its_newline_escaped(catalog
     res = run_cli("query", f"SELECT * FROM read_parquet('{odd}')", catalog=catalog)
     assert res.rc != 0
     assert_one_line_error(res.err, f"'{tmp_path}/new\\nline.txt' too small")
+    # An apostrophe in the name, or a double-quoted name, changes nothing; DuckDB's own
+    # line breaks between its sentences stay apart.
+    res = run_cli("query", "SELECT \"it's\nodd\" FROM files", catalog=catalog)
+    assert res.rc == 6
+    assert_one_line_error(res.err, '"it\'s\\nodd" not found', "FROM clause! Candidate bindings: ")
+    odd = tmp_path / "it's\nnew.csv"
+    res = run_cli("query", "SELECT * FROM read_csv('" + str(odd).replace("'", "''") + "')", catalog=catalog)
+    assert res.rc == 6
+    assert_one_line_error(res.err, f'"{tmp_path}/it\'s\\nnew.csv"')

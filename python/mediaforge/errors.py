@@ -30,8 +30,41 @@ _INSTALL = re.compile(r"Please try installing and loading the \w+ extension by r
 _SET_OPTION = re.compile(r"Use \"?SET \w+ TO \w+\"? to increase the maximum[^.]*\.?")
 
 
-# A quoted span that a line break cuts, short of DuckDB's own next line (`LINE 1: ...`).
-_QUOTED_BREAK = re.compile(r"'[^'\n]*(?:\r?\n(?!LINE \d+: )[^'\n]*)+'")
+# DuckDB's own line that shows where in the statement an error is.
+_LINE_START = re.compile(r"\r?\nLINE \d+: ")
+
+
+def _quoted_breaks_escaped(message: str) -> str:
+    """A line break inside a name DuckDB quotes back ('new\\nline.txt', "it's\\nodd")
+    written `\\n`, as our own messages write one: else it reads as a space, and as
+    another name. A quote opens a span after a non-word character (the apostrophe of
+    "can't" opens none) and the same quote closes it before one, so an apostrophe
+    inside a double-quoted name, or one inside a single-quoted name before a letter
+    (`'it's'`), is part of the name; a span that does not close before DuckDB's
+    `LINE n:` line, or at all, is not a name, and its breaks stay line breaks."""
+    out: list[str] = []
+    k = done = 0
+    while k < len(message):
+        q = message[k]
+        if q not in "'\"" or (k and (message[k - 1].isalnum() or message[k - 1] == "_")):
+            k += 1
+            continue
+        end = k + 1
+        while True:
+            end = message.find(q, end)
+            if end < 0 or end + 1 == len(message) or not (message[end + 1].isalnum() or message[end + 1] == "_"):
+                break
+            end += 1
+        span = message[k:end + 1]
+        if end < 0 or _LINE_START.search(span):
+            k += 1
+            continue
+        if "\n" not in span:  # a name on one line: its closing quote opens nothing
+            k = end + 1
+            continue
+        out += [message[done:k], span.replace("\r", "\\r").replace("\n", "\\n")]
+        k = done = end + 1
+    return "".join(out) + message[done:]
 
 
 def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> str:
@@ -40,9 +73,7 @@ def sql_error_text(e: BaseException, limit: int = 400, where: bool = True) -> st
     the statement a syntax error is (as line and column, for the caret cannot point;
     `where` False: not at all). Lines end at a newline only: a U+2028 in the statement
     quoted back is part of its line."""
-    # A name DuckDB quotes back ('lib/new\nline.txt') holds its newline as `\n`, as our
-    # own messages show one: else it would read as a space, and as another name.
-    message = _QUOTED_BREAK.sub(lambda m: m.group(0).replace("\n", "\\n").replace("\r", "\\r"), str(e))
+    message = _quoted_breaks_escaped(str(e))
     raw = [ln for ln in message.split("\n") if ln.strip()]
     if not raw:
         return first_line(e)

@@ -267,6 +267,9 @@ def run_query(cat: Catalog, sql: str, for_parquet: bool = False) -> QueryResult:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
         raise QueryError(f"SQL error: {sql_error_text(e)}") from None
+    if not statements:  # only semicolons and comments: as empty as a blank argument
+        raise InvalidInputError(f"empty SQL statement: {' '.join(sql.split())[:60]!r} holds none (only "
+                                f"semicolons or comments)")
     if len(statements) != 1:
         raise QueryError(f"give one SQL statement, not {len(statements)}")
     try:
