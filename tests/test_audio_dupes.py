@@ -117,6 +117,25 @@ def test_catalogs_from_before_fingerprints_catch_up(music, tmp_path: Path) -> No
     assert (out["files"], out["fingerprinted"]) == (0, 0)
 
 
+def test_contents_a_migration_extracts_again_keep_their_fingerprints(music, tmp_path: Path) -> None:
+    """Migration 20 drops the `media` rows of untitled MP3s to read their tags again; their
+    fingerprints depend on the bytes alone and stay, not made anew by a second decode (the
+    frame counts, moved out of reach here, show which), and the reading ends as it did."""
+    before = rows(music[1], "SELECT f.name, m.status, m.duration, m.audio_codec FROM files f JOIN media m USING (blake3) ORDER BY 1")
+    old = _changed_copy(music[1], tmp_path, "UPDATE audio_hashes SET frames = frames + 100000; "
+                                            "UPDATE meta SET value = '19' WHERE key = 'schema_version'")
+    hashes = rows(old, "SELECT blake3, fingerprint, frames FROM audio_hashes ORDER BY 1")
+    res = run_cli("meta", "--json", catalog=old)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert (out["files"], out["fingerprinted"]) == (2, 0), out  # song.mp3 and song part.mp3
+    assert rows(old, "SELECT blake3, fingerprint, frames FROM audio_hashes ORDER BY 1") == hashes
+    assert rows(old, "SELECT f.name, m.status, m.duration, m.audio_codec FROM files f JOIN media m USING (blake3) ORDER BY 1") == before
+    assert rows(old, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"] != "19"
+    out = json.loads(run_cli("meta", "--json", catalog=old).out)
+    assert (out["files"], out["fingerprinted"]) == (0, 0)
+
+
 def test_a_file_gone_from_the_library_is_in_no_group(music, tmp_path: Path) -> None:
     gone = _changed_copy(music[1], tmp_path, "UPDATE files SET status = 'missing' WHERE name = 'song.m4a'")
     found = json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=gone).out)

@@ -3,6 +3,7 @@ writes of extraction results (one transaction per flush, keyed by BLAKE3)."""
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import pyarrow as pa
@@ -17,19 +18,25 @@ EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
 
 def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
     """One row per present content with no `media` row yet: blake3, a path that has it
-    (the smallest, so runs are repeatable), and its kind. `retry_failed`: also those whose
+    (the smallest, so runs are repeatable), and its kind; `fingerprinted`: whether its
+    near-duplicate fingerprint is there already (a content a migration has extracted
+    again, as version 20 does untitled MP3s: a fingerprint depends on the bytes alone, and
+    an audio or video one costs a decode of its own). `retry_failed`: also those whose
     extraction did not read them whole (any status but `ok`)."""
     retry = "OR m.status <> 'ok'" if retry_failed else ""
     return cat.con.sql(
         f"""
-        SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
-               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
-               arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns
-        FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
-        WHERE f.status = 'present' AND f.blake3 IS NOT NULL
-          AND f.kind IN {EXTRACTABLE}
-          AND (m.blake3 IS NULL {retry})
-        GROUP BY f.blake3 ORDER BY path_bytes
+        SELECT *, blake3 IN (SELECT blake3 FROM image_hashes UNION ALL SELECT blake3 FROM video_hashes
+                             UNION ALL SELECT blake3 FROM audio_hashes) AS fingerprinted
+        FROM (SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
+                     arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
+                     arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns
+              FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
+              WHERE f.status = 'present' AND f.blake3 IS NOT NULL
+                AND f.kind IN {EXTRACTABLE}
+                AND (m.blake3 IS NULL {retry})
+              GROUP BY f.blake3)
+        ORDER BY path_bytes
         """
     ).to_arrow_table()
 
@@ -218,16 +225,17 @@ def _conformed(r: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes],
-                  keep_thumbs: bool = False, keep_fingerprints: bool = False) -> int:
+                  keep_thumbs: bool = False, keep_fingerprints: bool | Container[str] = False) -> int:
     """Replace the metadata of these contents with `results`, in one transaction. A value
     that does not fit its column is stored as NULL, with an error row, never a failed batch.
     For an extraction that makes no thumbnails or no fingerprints, of contents extracted
     before (`meta --retry-failed --no-thumbs`, `--no-fingerprints`): with `keep_thumbs` a
-    content's thumbnail stays where the result has none; with `keep_fingerprints` its
-    fingerprints stay, with what their making found (their errors, and a video's pictures
-    that end early, which keeps it `partial`). Returns how many results read `ok` are
-    `partial` in the catalog for what it kept, or for a value that did not fit (whose error
-    entry is added to the result's `errors`)."""
+    content's thumbnail stays where the result has none; with `keep_fingerprints` (True,
+    or the contents it holds: those whose tasks made none) its fingerprints stay, with
+    what their making found (their errors, and a video's pictures that end early, which
+    keeps it `partial`). Returns how many results read `ok` are `partial` in the catalog
+    for what it kept, or for a value that did not fit (whose error entry is added to the
+    result's `errors`)."""
     if not results:
         return 0
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in _RESULT_TABLES}
@@ -249,13 +257,16 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
         batches["meta_errors"] = _error_rows(results, paths)
     # Contents whose fingerprints (and what their making found) stay: read again (not timed
     # out, not failed), the result made none.
-    kept = [r["blake3"] for r in results if keep_fingerprints and _read(r) and not r["hashes"]
+    def keeps(blake3: str) -> bool:
+        return keep_fingerprints if isinstance(keep_fingerprints, bool) else blake3 in keep_fingerprints
+
+    kept = [r["blake3"] for r in results if keeps(r["blake3"]) and _read(r) and not r["hashes"]
             and not r["video_hashes"] and not r["audio_hash"]
             and not any(_found_by_fingerprint(stage, m) for stage, m in r["errors"])]
     thumbed = [r["blake3"] for r in results if keep_thumbs and _read(r) and not r.get("thumb")]
     # With neither, no picture was decoded: what an earlier decode found stays too (pixels
     # that do not decode), unless this reading found something of that stage itself.
-    undecoded = [r["blake3"] for r in results if keep_thumbs and keep_fingerprints and _read(r)
+    undecoded = [r["blake3"] for r in results if keep_thumbs and keeps(r["blake3"]) and _read(r)
                  and not any(stage == "decode" for stage, _m in r["errors"])]
     with cat.registered("mf_keys", _keys(results)), cat.registered("mf_kept", pa.table({
             "blake3": pa.array(kept, pa.string())})), cat.registered("mf_thumbed", pa.table({

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import itertools
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -117,11 +118,15 @@ def _tasks(rows: pa.Table, config: ExtractConfig, root: str, min_free: int,
            paths: dict[str, bytes]) -> Iterator[Task]:
     """One task a row, made as the workers need them; each one's path goes in `paths`
     (content -> path, for the error rows) until its result is written."""
+    made = "fingerprinted" in rows.column_names  # contents whose fingerprint is there already
     for batch in rows.to_batches(max_chunksize=10_000):
         columns = ("blake3", "path_bytes", "kind", "size", "mtime_ns", "ctime_ns")
-        for h, p, k, size, mtime, ctime in zip(*(batch.column(c).to_pylist() for c in columns)):
+        done = batch.column("fingerprinted").to_pylist() if made else itertools.repeat(False)
+        for (h, p, k, size, mtime, ctime), fingerprinted in zip(zip(*(batch.column(c).to_pylist() for c in columns)),
+                                                                 done):
             paths[h] = p
-            yield Task(h, p, k, meta=config.meta, thumbs=config.thumbs, fingerprints=config.fingerprints,
+            yield Task(h, p, k, meta=config.meta, thumbs=config.thumbs,
+                       fingerprints=config.fingerprints and not fingerprinted,
                        thumb_size=config.thumb_size, thumbs_root=root, size=size, mtime_ns=mtime, ctime_ns=ctime,
                        min_free=min_free)
 
@@ -228,15 +233,20 @@ def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None 
     recorded as leaving nothing when run whole."""
     if not config.fingerprints:
         set_fingerprints_pending(cat, True)
+    # Contents whose fingerprints are there already: their tasks make none, and they stay.
+    fingerprinted: set[str] = set()
+
     def write(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> int:
         return write_results(cat, results, paths, keep_thumbs=not config.thumbs,
-                             keep_fingerprints=not config.fingerprints)
+                             keep_fingerprints=fingerprinted if config.fingerprints else True)
 
     def select() -> pa.Table:
         if after_scan is not None and not after_scan[1] and not config.retry_failed \
                 and nothing_to_extract_after(cat, after_scan[0]):
             return pa.table({})
-        return pending_extraction(cat, config.retry_failed)
+        rows = pending_extraction(cat, config.retry_failed)
+        fingerprinted.update(rows.filter(rows.column("fingerprinted")).column("blake3").to_pylist())
+        return rows
 
     summary = _run(cat, select, config, write, on_progress, prestart=prestart)
     if after_scan is not None and not summary.changed:
