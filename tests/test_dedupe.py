@@ -449,6 +449,15 @@ def test_refused_destinations_and_journals_change_nothing(lib, tmp_path: Path, u
     a_file.write_bytes(b"x")
     res = run_cli("dedupe", "--action", "move-to", "--to", a_file, "--apply", catalog=catalog)
     assert res.rc == 2 and "not a folder" in res.err and res.err.count("\n") == 1
+    # A --to that is, or lies below, a link to nothing (a disk not mounted): nothing made
+    # behind it, dry run included.
+    (tmp_path / "usb").symlink_to(tmp_path / "mnt" / "usb")
+    for to in (tmp_path / "usb", tmp_path / "usb" / "dupes"):
+        for apply in ([], ["--apply"]):
+            res = run_cli("dedupe", "--action", "move-to", "--to", to, *apply, catalog=catalog)
+            assert res.rc == 3, res.err
+            assert_one_line_error(res.err, "a link to", "mnt/usb, which is not there")
+    assert not (tmp_path / "mnt").exists()
     res = run_cli("dedupe", "--to", tmp_path / "d", catalog=catalog)  # --to without move-to
     assert res.rc == 2 and "--to" in res.err
     # A --to the journal cannot record as text: refused before a folder or journal is made.
@@ -475,6 +484,16 @@ def test_refused_destinations_and_journals_change_nothing(lib, tmp_path: Path, u
         assert p.returncode in (3, 7), p.stderr
         assert "Traceback" not in p.stderr and p.stderr.count("\n") == 1
     assert "journal" in moved.stderr and os.listdir(tmp_path / "away") == []  # the --to it made is gone again
+    # An existing --to it may not write into: refused before any file (not a skip each),
+    # and the folder it made below it for that is gone again.
+    (tmp_path / "away" / "ro").mkdir()
+    os.chmod(tmp_path / "away" / "ro", 0o555)
+    res = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--apply", "--action", "move-to",
+                          "--to", str(tmp_path / "away" / "ro")], capture_output=True, text=True,
+                         env=cli_env(catalog), timeout=120, **unprivileged.popen)
+    assert res.returncode == 3, res.stderr
+    assert_one_line_error(res.stderr, "cannot write into", "away/ro", "nothing was changed")
+    assert not (catalog.parent / "journal").exists() and os.listdir(tmp_path / "away" / "ro") == []
     assert _state(root) == before
 
 
@@ -500,6 +519,32 @@ def test_a_report_that_cannot_be_written_still_names_the_journal(lib, as_json: b
     assert p.returncode == 0 and err.decode() == f"mediaforge: the reader of the report left: 3 files restored; " \
         f"journal {journal}\n", err
     assert len({p.stat().st_ino for p in root.rglob("*") if p.is_file()}) == 6
+
+
+def test_a_journal_with_an_odd_path_is_named_on_one_line_and_its_undo_command_pastes(tmp_path: Path) -> None:
+    """A QA finding: a catalog folder named with a newline split the report's journal and
+    undo lines. The journal line escapes it as every path in a report does; the undo
+    command quotes it for the shell."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "a.bin").write_bytes(os.urandom(9_000))
+    shutil.copy2(root / "a.bin", root / "b.bin")
+    state = os.fsencode(tmp_path) + "/it's\nodd\t\u00e9".encode()  # a catalog path is UTF-8 text (DuckDB's)
+    os.mkdir(state)
+    catalog = Path(os.fsdecode(state + b"/cat.duckdb"))
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--apply", "--action", "trash", catalog=catalog)
+    assert res.rc == 0, res.err
+    journal = next(Path(os.fsdecode(state + b"/journal")).glob("dedupe-*.jsonl"))
+    lines = res.out.splitlines()
+    assert f"journal {tmp_path}/it's\\nodd\\t\u00e9/journal/{journal.name}" in lines[0], lines
+    assert f"delete {tmp_path}/it's\\nodd\\t\u00e9/trash " in lines[1], lines
+    word = lines[-1].removeprefix("undo with: mediaforge dedupe --undo ").removesuffix("; rescan to update the catalog")
+    assert len(lines) == 3 and word.startswith("$'"), lines
+    pasted = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
+    assert pasted == os.fsencode(journal)
+    assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+    assert (root / "b.bin").read_bytes() == (root / "a.bin").read_bytes()
 
 
 def test_an_apply_whose_reader_left_still_exits_8_for_its_skips(lib) -> None:
@@ -1401,6 +1446,20 @@ def test_a_journal_with_times_out_of_range_is_refused(lib, tmp_path: Path) -> No
     res = run_cli("dedupe", "--undo", bad, catalog=catalog)
     assert res.rc == 2
     assert_one_line_error(res.err, "out of range")
+    # A mode that is no regular file's (its bits would go onto the restored copy: 0o377 of
+    # 99999999, writable by everyone), numbers that are not whole, a path that is none.
+    victims = _state(root)
+    for field, wrong in (("mode", 99999999), ("mode", 0o40755), ("mode", 0o100644 | 0o1000000), ("mode", "33188"),
+                         ("mode", 33188.0), ("atime_ns", "0"), ("victim", ""), ("victim", "YQ=="), ("keep", "")):
+        for e in lines:
+            if "mtime_ns" in e:
+                e["mtime_ns"], e[field] = 0, wrong
+        bad.write_text("".join(json.dumps(e) + "\n" for e in lines))
+        res = run_cli("dedupe", "--undo", bad, catalog=catalog)
+        assert res.rc == 2, (field, wrong, res.err)
+        assert_one_line_error(res.err, "not a valid MediaForge dedupe journal")
+        lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert _state(root) == victims
     # The inode each copy had before (to link hard links again on undo): whole numbers only.
     for wrong in (1.5, True, "5", 2**64, -1):
         for e in lines:
@@ -1423,6 +1482,26 @@ def test_a_move_to_folder_inside_the_library_is_refused(lib) -> None:
         assert res.rc == 2
         assert_one_line_error(res.err, "inside", "choose a folder outside it")
     assert _state(root) == before and not (root / "dupes").exists()
+
+
+def test_a_move_to_folder_among_the_catalogs_own_is_refused(lib) -> None:
+    """A QA finding: copies moved into the search index's folder were deleted by the next
+    `search --reindex`, and their undo found them gone. The thumbnail folder, the journals
+    and the trash beside the catalog are refused too, dry run included, through a link too."""
+    from mediaforge.config import search_dir, thumbs_dir
+
+    root, catalog = lib
+    assert run_cli("search", "--reindex", "photo", catalog=catalog).rc in (0, 1)
+    before = _state(root)
+    (catalog.parent / "link").symlink_to(search_dir(catalog))
+    for to in (search_dir(catalog), search_dir(catalog) / "x", thumbs_dir(catalog), catalog.parent / "journal",
+               catalog.parent / "trash" / "sub", catalog.parent / "link" / "y"):
+        for apply in ([], ["--apply"]):
+            res = run_cli("dedupe", "--action", "move-to", "--to", to, *apply, catalog=catalog)
+            assert res.rc == 2, (to, res.err)
+            assert_one_line_error(res.err, "inside the catalog's own folders")
+    assert _state(root) == before
+    assert not (catalog.parent / "journal").exists() and not (search_dir(catalog) / "x").exists()
 
 
 def test_a_full_disk_while_journalling_the_carried_tags_keeps_the_journal(lib, tmp_path: Path) -> None:

@@ -117,6 +117,29 @@ def path_text(raw: bytes) -> str:
     return printable(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
+_SHELL_SAFE = re.compile(rb"[\w@%+=:,./-]+", re.ASCII)
+
+
+def shell_word(raw: bytes) -> str:
+    """A raw path as one word a POSIX shell reads back as those bytes, on one line: as it
+    is when nothing in it is special, else quoted; a path with bytes that are not UTF-8 or
+    control characters (a newline) in bash's `$'...'` form, with them as `\\xNN`."""
+    if _SHELL_SAFE.fullmatch(raw):
+        return raw.decode("ascii")
+    text = raw.decode("utf-8", "surrogateescape")
+    if text.isprintable() and is_text(text):
+        return "'" + text.replace("'", "'\\''") + "'"
+    out = []
+    for c in text:
+        if c in "\\'":
+            out.append("\\" + c)
+        elif c.isprintable() and is_text(c):
+            out.append(c)
+        else:  # a control character, or a byte that is not UTF-8 (U+DC80...)
+            out.append("".join(f"\\x{b:02x}" for b in c.encode("utf-8", "surrogateescape")))
+    return "$'" + "".join(out) + "'"
+
+
 def raw_b64(raw: bytes) -> str | None:
     """The exact bytes of a path whose text cannot hold them (not UTF-8), base64, for
     JSON's `*_raw` fields; None for a path that is UTF-8."""

@@ -23,7 +23,8 @@ from .. import __version__, catalog, meta
 from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_timeout, default_catalog_path,
                       thumbs_dir)
 from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, Interrupted, InvalidInputError, MediaForgeError,
-                      PathIOError, PathNotFoundError, first_line, is_text, path_text, printable)
+                      PathIOError, PathNotFoundError, first_line, is_text, path_text, printable,
+                      shell_word)
 from ..fsops import absolute, from_cwd, real
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
@@ -539,6 +540,33 @@ def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
         raise InvalidInputError(f"{what} {output} would overwrite the catalog or its files: choose another path")
 
 
+def _check_no_dangling_link(to: Path) -> None:
+    """Refuse a --to that is, or lies below, a link to nothing (a disk not mounted, say):
+    a folder made behind it would fill the disk the link is on."""
+    p = Path(absolute(to))
+    for q in (p, *p.parents):
+        if q.is_symlink() and not q.exists():
+            what = " is" if q == p else f": its folder {path_text(os.fsencode(q))} is"
+            raise PathNotFoundError(f"--to {path_text(os.fsencode(to))}{what} a link to "
+                                    f"{path_text(os.fsencode(os.readlink(q)))}, which is not there (a disk not "
+                                    "mounted?); nothing was done")
+
+
+def _check_move_to(to: Path, target: Path, catalog: Path) -> None:
+    """Refuse a --to among the catalog's own folders (its thumbnails, search index, and
+    dedupe's journals and trash beside it): a search index made again, or thumbnails
+    made anew, would delete the copies moved there."""
+    from ..config import JOURNAL_DIR, TRASH_DIR, catalog_files
+
+    beside = Path(real(catalog)).parent
+    own = {os.path.realpath(os.fsdecode(p)) for p in catalog_files(catalog)[2:]}
+    own |= {str(beside / JOURNAL_DIR), str(beside / TRASH_DIR)}
+    if any(str(target) == d or str(target).startswith(d + os.sep) for d in own):
+        raise InvalidInputError(f"--to {path_text(os.fsencode(to))} is inside the catalog's own folders (thumbnails, "
+                                "search index, journals, trash), which MediaForge rewrites: choose a folder outside "
+                                "them")
+
+
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -843,6 +871,8 @@ def dedupe_cmd(
     action = action or ("trash" if similar else "hardlink")
     if to is not None and action != "move-to":
         raise InvalidInputError(f"--to is for --action move-to, not {action}")
+    if to is not None:
+        _check_no_dangling_link(to)
     if to is not None and os.path.lexists(to) and not os.path.isdir(to):  # the dry run says so too
         raise InvalidInputError(f"--to {path_text(os.fsencode(to))}: not a folder")
     if to is not None and not is_text(str(to)):  # before a folder or journal is made
@@ -854,6 +884,8 @@ def dedupe_cmd(
     target = Path(real(to)) if to is not None else None
     if target is not None and target == Path("/"):  # a file's place below / is where it is
         raise InvalidInputError("--to /: each file would be moved onto itself; choose a folder outside the library")
+    if target is not None:
+        _check_move_to(to, target, g.catalog)
     apart: dict[tuple[str, str], int] = {}
     if similar:
         method = SIMILAR_KINDS.get(kind or "image")
@@ -1070,8 +1102,9 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> 
         from . import _to_stderr
 
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is buffered cannot be written
-        line = (f"{render.counted(out.done, 'file')} {verb}; journal {out.journal}"
-                + (f"; undo with: mediaforge dedupe --undo {out.journal}" if verb != "restored" else ""))
+        line = (f"{render.counted(out.done, 'file')} {verb}; journal {_journal_text(out.journal)}"
+                + (f"; undo with: mediaforge dedupe --undo {_journal_word(out.journal)}" if verb != "restored"
+                   else ""))
         if out.skipped:  # their reasons were in the report
             line += f"; {render.counted(len(out.skipped), 'file')} skipped"
         if out.journal_failed:  # why it stopped there
@@ -1091,6 +1124,16 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> 
         raise KeyboardInterrupt
 
 
+def _journal_text(journal: os.PathLike[str] | str) -> str:
+    """A journal's path on one line of a report (see `path_text`)."""
+    return path_text(os.fsencode(journal))
+
+
+def _journal_word(journal: os.PathLike[str] | str) -> str:
+    """A journal's path as the shell reads it back, for an undo command to paste."""
+    return shell_word(os.fsencode(journal))
+
+
 def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  # noqa: ANN001
     if as_json:
         # What was done, file by file: the steps of an --apply, the paths an undo restored.
@@ -1106,12 +1149,13 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  
         print(f"skipped {path_text(p)}: {why}")
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
           + (f" ({out.already} {'restored by an earlier undo' if verb == 'restored' else 'linked before this run'})"
-             if out.already else "") + f"; journal {out.journal}")
+             if out.already else "") + f"; journal {_journal_text(out.journal)}")
     if verb == "trashed" and out.done:  # (none moved: no trash folder to speak of)
-        print(f"the space comes back once you delete {Path(out.journal).parent.parent / TRASH_DIR} (or its dated "
+        trash = path_text(os.fsencode(Path(out.journal).parent.parent / TRASH_DIR))
+        print(f"the space comes back once you delete {trash} (or its dated "
               "folders): it is not your desktop's Trash, and nothing empties it for you")
     if verb != "restored":
-        print(f"undo with: mediaforge dedupe --undo {out.journal}; rescan to update the catalog")
+        print(f"undo with: mediaforge dedupe --undo {_journal_word(out.journal)}; rescan to update the catalog")
 
 
 @command("sample")

@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,7 +47,7 @@ from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it
 import duckdb
 
 from ..catalog import Catalog
-from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text
+from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text, shell_word
 from ..fsops import absolute, give_back, may_give, new_tmp, sweep_stale, time_ns, xattrs
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, copies_sql, numbered_groups_sql
@@ -455,7 +456,8 @@ class Journal:
                 raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; "
                                    "nothing was changed") from None
             raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; stopped there: what "
-                               f"was done is in it, undo with `mediaforge dedupe --undo {self.path}`") from None
+                               f"was done is in it, undo with `mediaforge dedupe --undo {shell_word(os.fsencode(self.path))}`"
+                               ) from None
         self.lines += 1
 
     def close(self) -> None:
@@ -476,6 +478,20 @@ def _unb64(s: Any) -> bytes:
     return base64.b64decode(s, validate=True)
 
 
+def _whole(entry: dict[str, Any], key: str) -> int:
+    """A journal line's number `key`, as the dedupe wrote it: a whole number, not "5" or 1.5."""
+    value = entry[key]
+    if type(value) is not int:
+        raise TypeError(f"its {key} is not a whole number")
+    return value
+
+
+def _file_path(entry: dict[str, Any], key: str) -> bytes:
+    """A journal line's file path `key`: absolute, as the dedupe wrote it."""
+    path = _unb64(entry[key])
+    if not path.startswith(b"/") or b"\0" in path:
+        raise ValueError(f"its {key} is not an absolute path")
+    return path
 
 
 @dataclass
@@ -540,7 +556,16 @@ def _destination(plan: Plan, trash_root: Path, stamp: str) -> tuple[Path | None,
         try:
             os.makedirs(dest, exist_ok=True)
         except OSError as e:
-            raise PathIOError(f"cannot create {dest}: {e.strerror}; nothing was changed") from None
+            raise PathIOError(f"cannot create {path_text(os.fsencode(dest))}: {e.strerror}; nothing was changed"
+                              ) from None
+        try:  # a folder it may not write into (read-only, immutable, another user's): before any file
+            tempfile.TemporaryFile(dir=dest).close()
+        except OSError as e:
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+            raise PathIOError(f"cannot write into {path_text(os.fsencode(dest))}: {e.strerror}; nothing was changed"
+                              ) from None
     return dest, made
 
 
@@ -1421,13 +1446,14 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
             kind = e["kind"]
             if kind in ("intent", "done"):
                 opt = lambda k: _unb64(e[k]) if e.get(k) is not None else None  # noqa: E731
-                num = lambda k: int(e[k]) if e.get(k) is not None else None  # noqa: E731
+                num = lambda k: _whole(e, k) if e.get(k) is not None else None  # noqa: E731
                 blake3 = e.get("blake3")
                 if blake3 is not None and not isinstance(blake3, str):
                     raise TypeError("blake3 is not a string")
                 r = _Record(
-                    _unb64(e["victim"]), _unb64(e["keep"]), int(e["mode"]), int(e["atime_ns"]), int(e["mtime_ns"]),
-                    blake3, opt("moved_to"), opt("target"), num("dev"), num("ino"), kind == "done")
+                    _file_path(e, "victim"), _file_path(e, "keep"), _whole(e, "mode"), _whole(e, "atime_ns"),
+                    _whole(e, "mtime_ns"), blake3, opt("moved_to"), opt("target"), num("dev"), num("ino"),
+                    kind == "done")
                 was_dev, was_ino = e.get("was_dev"), e.get("was_ino")
                 if was_dev is not None or was_ino is not None:
                     if not all(type(v) is int for v in (was_dev, was_ino)):  # not 1.7, true or "5"
@@ -1435,7 +1461,10 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                     r.was = (was_dev, was_ino)
                 r.owner, r.xattrs = _owner(e), _xattrs(e)
                 # Times as `os.stat` gave them: past 2262 too (ext4 keeps dates to 2446).
-                if not (0 <= r.mode < 1 << 32 and all(-_TIME_T <= t < _TIME_T for t in (r.atime_ns, r.mtime_ns))
+                # A mode is a regular file's, as the dedupe found it: its permission bits
+                # go back onto the restored file.
+                if not (stat.S_ISREG(r.mode) and r.mode & ~(stat.S_IFMT(r.mode) | 0o7777) == 0
+                        and all(-_TIME_T <= t < _TIME_T for t in (r.atime_ns, r.mtime_ns))
                         and all(v is None or 0 <= v < 1 << 64 for v in (r.dev, r.ino, was_dev, was_ino))):
                     raise ValueError("a mode, time, device or inode out of range")
                 records[e["victim"]] = r
