@@ -1664,6 +1664,28 @@ dedupe._act = act
 """
 
 
+def test_carried_tags_and_places_are_dated_in_utc_in_any_time_zone(lib) -> None:
+    """`tags.added_at` and `collection_items.added_at` of what a dedupe carries over are
+    UTC, as the docs say, on a machine whose clock is set to another zone too."""
+    from datetime import datetime, timezone
+
+    from conftest import cli_env
+
+    root, catalog = lib
+    copy = root / "b" / "song.mp3"
+    assert run_cli("tag", "add", "mix", copy, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Album", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Album", copy, catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--apply", "--action", "trash", "--keep", "prefix:" + str(root / "a"),
+                  env=cli_env(catalog, TZ="Pacific/Kiritimati"))  # UTC+14
+    assert res.rc == 0, res.err
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    got = rows(catalog, "SELECT t.added_at FROM tags t JOIN files f USING (media_id) WHERE f.path LIKE '%/a/song.mp3' "
+                        "UNION ALL SELECT i.added_at FROM collection_items i JOIN files f USING (media_id) "
+                        "WHERE f.path LIKE '%/a/song.mp3'")
+    assert len(got) == 2 and all(abs((r["added_at"] - now).total_seconds()) < 600 for r in got), (got, now)
+
+
 @pytest.mark.parametrize("prune", [False, True])
 def test_undo_takes_back_a_carried_tag_only_while_the_copy_still_holds_it(lib, prune: bool) -> None:
     """A tag and a collection place carried to the kept file are taken back by the undo

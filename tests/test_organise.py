@@ -1226,6 +1226,55 @@ def test_keywords_another_program_took_out_of_the_sidecar_come_off_here_too(tmp_
     assert res.rc == 0 and json.loads(res.out)["removed"] == 0
 
 
+@pytest.mark.parametrize("other_program", ["adds a comment", "takes the tag out"])
+def test_a_sidecar_content_written_again_is_the_last_one_known(tmp_path: Path, other_program: str) -> None:
+    """A QA finding: tag added, exported, removed, exported, added, exported: the third
+    export wrote the first's bytes again, whose import record kept its first date, so the
+    second content counted as the last known. A tag removed after another program touched
+    the sidecar then stayed in it and came back at the next scan; a keyword the other
+    program took out stayed on the file, and the next export put it back."""
+    lib, sidecar = _photo_and_sidecar(tmp_path, "a.jpg", _subject_xmp("birds"))
+    catalog = tmp_path / "cat.duckdb"
+    photo = lib / "a.jpg"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for verb in ("add", "remove", "add"):
+        assert run_cli("tag", verb, "t", photo, catalog=catalog).rc == 0
+        assert run_cli("xmp", "export", photo, catalog=catalog).rc == 0
+    text = sidecar.read_text()
+    assert "<rdf:li>t</rdf:li>" in text
+    if other_program == "adds a comment":
+        sidecar.write_text(text.replace("</dc:subject>", "</dc:subject><!-- other app -->"))
+        assert run_cli("tag", "remove", "t", photo, catalog=catalog).rc == 0
+        res = run_cli("xmp", "export", photo, "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        assert "<rdf:li>t</rdf:li>" not in sidecar.read_text() and "other app" in sidecar.read_text()
+    else:
+        sidecar.write_text(text.replace("<rdf:li>t</rdf:li>", ""))
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")] == ["birds"]
+    plan = json.loads(run_cli("xmp", "export", photo, "--dry-run", "--json", catalog=catalog).out)
+    assert plan["would_write"] == [] and plan["unchanged"] == 1, plan  # nothing plans to put `t` back
+    assert "<rdf:li>t</rdf:li>" not in sidecar.read_text()
+
+
+def test_import_times_are_utc_in_any_time_zone(tmp_path: Path) -> None:
+    """`xmp_imports.imported_at` is UTC, as the docs say, on a machine whose clock is set
+    to another zone too (DuckDB's `now()` cast to TIMESTAMP gave local time there)."""
+    from datetime import datetime, timezone
+
+    from conftest import cli_env
+
+    lib, _sidecar = _photo_and_sidecar(tmp_path, "a.jpg", _subject_xmp("birds"))
+    catalog = tmp_path / "cat.duckdb"
+    env = cli_env(catalog, TZ="Pacific/Kiritimati")  # UTC+14
+    assert run_cli("scan", lib, env=env).rc == 0
+    assert run_cli("tag", "add", "t", lib / "a.jpg", env=env).rc == 0
+    assert run_cli("xmp", "export", lib / "a.jpg", env=env).rc == 0
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    for r in rows(catalog, "SELECT imported_at FROM xmp_imports"):
+        assert abs((r["imported_at"] - now).total_seconds()) < 600, (r, now)
+
+
 def test_export_writes_no_sidecar_for_a_file_moved_deleted_or_replaced_since_the_scan(tmp_path: Path) -> None:
     """A tagged photo renamed, another deleted, a third replaced by a new file of the same
     name since the scan: export writes no sidecar at their old names (a camera reusing

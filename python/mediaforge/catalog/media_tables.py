@@ -349,7 +349,7 @@ MIGRATION_5 = [ddl(t) for t in TABLES_V5] + [LIBRARY_VIEW]
 # imported, so upgrading brings back nothing a user has since removed.
 MIGRATION_6 = [ddl(t) for t in TABLES_V6] + ["""
     INSERT INTO xmp_imports
-    SELECT DISTINCT l.media_id, l.sidecar_blake3, now()::TIMESTAMP
+    SELECT DISTINCT l.media_id, l.sidecar_blake3, (now() AT TIME ZONE 'UTC')
     FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE s.format = 'xmp'
     """]
 

@@ -833,7 +833,7 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
             WHERE NOT EXISTS (SELECT 1 FROM tags k WHERE k.media_id = m.keep::UUID AND k.tag = t.tag)
             GROUP BY ALL ORDER BY ALL""").fetchall()
         if tags:
-            con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, now()::TIMESTAMP FROM "
+            con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, (now() AT TIME ZONE 'UTC') FROM "
                         "(SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS t)",
                         [who(), [k for k, _, _ in tags], [t for _, t, _ in tags]])
         items = con.execute("""
@@ -849,7 +849,7 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                 SELECT x.cid, x.keep::UUID,
                        (SELECT coalesce(max(position), 0) FROM collection_items c WHERE c.collection_id = x.cid)
                            + row_number() OVER (PARTITION BY x.cid ORDER BY x.keep),
-                       ?, now()::TIMESTAMP
+                       ?, (now() AT TIME ZONE 'UTC')
                 FROM x""", [[k for k, _, _ in items], [int(c) for _, c, _ in items], who()])
         # Journalled before the commit: what undo cannot find in the journal is not added.
         # The kept files' paths too: a later scan can hand a kept row an older id (a file it

@@ -72,12 +72,24 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
     so a tag the user removed stays removed until the sidecar itself changes; `everything`
     imports every linked sidecar again. Nothing doubles."""
     repaired = _untwin(cat)
+    # A file's one sidecar put back, since the last content MediaForge knew for it was
+    # recorded, at a content imported or written before (another program, or a backup,
+    # restoring what an export had replaced) is a new content to it: imported again, so
+    # keywords taken out since come off here too. Its change time tells it from a sidecar
+    # an export rewrote since the scan that read it. (With several sidecars, the last
+    # content may be another one's.)
     pending = "" if everything else """
-        AND NOT EXISTS (SELECT 1 FROM xmp_imports x
-                        WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)"""
+        AND (NOT EXISTS (SELECT 1 FROM xmp_imports x
+                         WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)
+             OR l.media_id IN (SELECT media_id FROM links GROUP BY media_id HAVING count(DISTINCT sidecar_id) = 1)
+                AND l.sidecar_blake3 <> (SELECT arg_max(x.sidecar_blake3, x.imported_at) FROM xmp_imports x
+                                         WHERE x.media_id = l.media_id)
+                AND (SELECT ctime_ns FROM files f WHERE f.media_id = l.sidecar_id)
+                    > (SELECT epoch_ns(max(x.imported_at)) FROM xmp_imports x WHERE x.media_id = l.media_id))"""
     pairs = cat.con.sql(f"""
+        WITH links AS ({_XMP_LINKS})
         SELECT DISTINCT l.media_id::VARCHAR AS media_id, l.sidecar_blake3, s.keywords, s.hierarchical_keywords
-        FROM ({_XMP_LINKS}) l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+        FROM links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
         WHERE s.format = 'xmp' {pending}""").to_arrow_table()
     if not pairs.num_rows:
         return Imported(0, sorted(repaired), sum(repaired.values()))
@@ -674,10 +686,16 @@ def _collection_of(keyword: str) -> str | None:
 
 def _mark_imported(cat: Catalog, done: pa.Table) -> None:
     """Record (media_id, sidecar_blake3) pairs as imported: that sidecar content brings
-    nothing back to that file again."""
+    nothing back to that file again. A pair recorded before is dated now: the latest
+    pair is the content MediaForge last knew for the file (an export that wrote the same
+    bytes as two exports ago), which an edit by another program is compared with."""
     with cat.registered("mf_xmp_done", done), cat.transaction() as con:
         con.execute("""
+            UPDATE xmp_imports SET imported_at = (now() AT TIME ZONE 'UTC')
+            FROM (SELECT DISTINCT media_id::UUID AS media_id, sidecar_blake3 FROM mf_xmp_done) d
+            WHERE xmp_imports.media_id = d.media_id AND xmp_imports.sidecar_blake3 = d.sidecar_blake3""")
+        con.execute("""
             INSERT INTO xmp_imports
-            SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, now()::TIMESTAMP FROM mf_xmp_done d
+            SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, (now() AT TIME ZONE 'UTC') FROM mf_xmp_done d
             WHERE NOT EXISTS (SELECT 1 FROM xmp_imports x
                               WHERE x.media_id = d.media_id::UUID AND x.sidecar_blake3 = d.sidecar_blake3)""")
