@@ -866,6 +866,63 @@ def test_a_failed_export_leaves_the_earlier_one_whole_and_no_litter(cataloged: M
     assert after == {**{n: b for n, b in before.items() if n != "tags.parquet"}, ".files.parquet.partial": b"mine"}
 
 
+def _set_immutable(path: Path, on: bool) -> None:
+    """`chattr +i` / `-i` (FS_IOC_SETFLAGS): a file no one may change, rename or replace."""
+    import array
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        flags = array.array("l", [0])
+        fcntl.ioctl(fd, 0x80086601, flags, True)  # FS_IOC_GETFLAGS
+        flags[0] = flags[0] | 0x10 if on else flags[0] & ~0x10  # FS_IMMUTABLE_FL
+        fcntl.ioctl(fd, 0x40086602, flags)  # FS_IOC_SETFLAGS
+    finally:
+        os.close(fd)
+
+
+def test_an_export_that_cannot_replace_one_file_replaces_none(cataloged: MediaTree, catalog_path: Path,
+                                                                tmp_path: Path) -> None:
+    """A QA finding: an earlier export's last file could not be replaced (immutable; or
+    another user's in a sticky folder), and the files renamed into place before it stayed
+    new: a mix of two exports. Now every file is as it was, and nothing is left over."""
+    out = tmp_path / "export"
+    assert run_cli("export", out, catalog=catalog_path).rc == 0
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    do_scan(catalog_path, cataloged.root, prune=True)  # a second scans row: the new export would differ
+    _set_immutable(out / "xmp_imports.parquet", True)
+    try:
+        res = run_cli("export", out, catalog=catalog_path)
+    finally:
+        _set_immutable(out / "xmp_imports.parquet", False)
+    assert res.rc == 3, res.err
+    assert_one_line_error(res.err, "xmp_imports.parquet", "the files there are as they were")
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
+    assert run_cli("export", out, catalog=catalog_path).rc == 0
+    assert {n for n in os.listdir(out)} == set(before) and (out / "scans.parquet").read_bytes() != before["scans.parquet"]
+
+
+def test_replace_all_puts_back_what_it_renamed_when_a_later_rename_fails(tmp_path: Path) -> None:
+    """`fsops.replace_all`: the renames of the first targets are undone when the last one
+    fails (its temporary is gone here), a target new to the folder goes again, and the
+    hidden copies kept of the old files go too."""
+    from mediaforge.fsops import replace_all
+
+    for name, data in (("a", b"old a"), ("b", b"old b")):
+        (tmp_path / name).write_bytes(data)
+        (tmp_path / f"{name}.new").write_bytes(b"new " + name.encode())
+    (tmp_path / "c.new").write_bytes(b"new c")
+    pairs = [(os.fsencode(tmp_path / f"{n}.new"), os.fsencode(tmp_path / n)) for n in ("a", "c", "b", "d")]
+    with pytest.raises(OSError) as err:
+        replace_all(pairs)  # d.new does not exist
+    assert err.value.filename == str(tmp_path / "d")
+    assert sorted(os.listdir(tmp_path)) == ["a", "b"]  # the temporaries renamed in are gone with their targets
+    assert (tmp_path / "a").read_bytes() == b"old a" and (tmp_path / "b").read_bytes() == b"old b"
+    (tmp_path / "a.new").write_bytes(b"new a")
+    replace_all([(os.fsencode(tmp_path / "a.new"), os.fsencode(tmp_path / "a"))])
+    assert sorted(os.listdir(tmp_path)) == ["a", "b"] and (tmp_path / "a").read_bytes() == b"new a"
+
+
 def _created_in(folder: Path) -> Callable[[], list[str]]:
     """Watch `folder` (inotify): the returned call lists the names made there since."""
     import ctypes  # noqa: PLC0415

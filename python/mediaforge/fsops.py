@@ -138,6 +138,67 @@ def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
     raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(folder))
 
 
+def replace_all(pairs: list[tuple[bytes, bytes]]) -> None:
+    """Rename each finished temporary over its target, all of them or none: each target
+    there is first kept under a fresh hidden name (a hard link beside it, so a reader
+    always finds it; where the file system makes none, the file itself moved aside), and
+    a rename that fails (an immutable file, another user's in a sticky folder) puts every
+    target back as it was before the error is raised. The temporaries are the caller's
+    to remove on an error. (A kill -9 part way leaves some targets new, and the kept ones
+    under hidden names that a later sweep removes.)"""
+    kept: list[tuple[bytes, bytes, bool]] = []  # (target, its old file's hidden name, moved aside)
+    renamed: list[bytes] = []
+
+    def put_back() -> None:
+        had = set()
+        for target, old, moved in kept:
+            had.add(target)
+            with contextlib.suppress(OSError):
+                if moved or target in renamed:
+                    os.replace(old, target)
+                else:  # still the old file: its hidden link goes
+                    os.unlink(old)
+        for target in renamed:
+            if target not in had:
+                with contextlib.suppress(OSError):
+                    os.unlink(target)  # there was none before
+
+    target = b""
+    try:
+        for _tmp, target in pairs:
+            if not os.path.lexists(target):
+                continue
+            try:
+                kept.append((target, new_tmp(target, lambda name: os.link(target, name, follow_symlinks=False)),
+                             False))
+            except FileExistsError:
+                raise
+            except OSError:  # no hard links here (FAT), or none of this file (immutable)
+                old = new_tmp(target, _create_empty)
+                try:
+                    os.replace(target, old)
+                except OSError:
+                    os.unlink(old)
+                    raise
+                kept.append((target, old, True))
+        for tmp, target in pairs:
+            os.replace(tmp, target)
+            renamed.append(target)
+    except OSError as e:  # named by the target it failed on
+        put_back()
+        raise OSError(e.errno, e.strerror, os.fsdecode(target)) from e
+    except BaseException:
+        put_back()
+        raise
+    for _target, old, _moved in kept:
+        with contextlib.suppress(OSError):
+            os.unlink(old)
+
+
+def _create_empty(path: bytes) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def replace_atomically(target: bytes, data: bytes) -> None:
     """Write `data` to `target` through a fresh temporary file, synced, then renamed over
     it: readers see the old bytes or the new ones, never a part. An existing target's

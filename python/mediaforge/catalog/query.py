@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, QueryError, first_line, is_text, quoted, sql_error_text
-from ..fsops import new_tmp
+from ..fsops import new_tmp, replace_all
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
 from .store import Catalog, damaged, is_corruption, is_interrupt, streamed, tells_of_corruption
@@ -350,11 +350,12 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
                 if is_corruption(e):
                     raise damaged(e, cat.path) from None
                 raise PathIOError(f"export of {t} to {target} failed: {first_line(e)}") from None
-        for tmp, target in done:
-            try:
-                tmp.replace(target)
-            except OSError as e:
-                raise PathIOError(f"cannot write {target}: {e.strerror or first_line(e)}") from None
+        try:  # all or none: a rename that fails puts back the files renamed before it
+            replace_all([(os.fsencode(tmp), os.fsencode(target)) for tmp, target in done])
+        except OSError as e:
+            where = os.fsdecode(e.filename) if e.filename else str(out_dir)
+            raise PathIOError(f"cannot write {where}: {e.strerror or first_line(e)}; the files there are as they "
+                              "were") from None
     except BaseException:
         for tmp, _target in done:
             with contextlib.suppress(OSError):
