@@ -1257,6 +1257,53 @@ def test_a_sidecar_content_written_again_is_the_last_one_known(tmp_path: Path, o
     assert "<rdf:li>t</rdf:li>" not in sidecar.read_text()
 
 
+def test_a_missing_files_tags_and_places_can_be_listed_and_taken_off(tmp_path: Path) -> None:
+    """A QA finding: a file gone from disk but still in the catalog (missing, not pruned)
+    could not have its tags listed or taken off by its path, nor be taken out of a
+    collection. Those work now; adding to it is still refused, in one line."""
+    lib, _sidecar = _photo_and_sidecar(tmp_path, "a.jpg", _subject_xmp("birds"))
+    picture(40, 30, 7).save(lib / "b.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name in ("a.jpg", "b.jpg"):
+        assert run_cli("tag", "add", "trip", lib / name, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Album", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Album", lib / "a.jpg", lib / "b.jpg", catalog=catalog).rc == 0
+    (lib / "a.jpg").unlink()
+    assert json.loads(run_cli("scan", lib, "--json", catalog=catalog).out)["missing"] == 1
+    listed = json.loads(run_cli("tag", "list", lib / "a.jpg", "-f", "json", catalog=catalog).out)
+    assert sorted(r["tag"] for r in listed) == ["birds", "trip"] and listed[0]["path"] == str(lib / "a.jpg")
+    res = run_cli("tag", "remove", "trip", lib / "a.jpg", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["removed"] == 1, res.err
+    res = run_cli("collection", "remove", "Album", lib / "a.jpg", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert rows(catalog, "SELECT f.name, t.tag FROM tags t JOIN files f USING (media_id) ORDER BY ALL") == [
+        {"name": "a.jpg", "tag": "birds"}, {"name": "b.jpg", "tag": "trip"}]
+    assert [r["name"] for r in rows(catalog, "SELECT f.name FROM collection_items JOIN files f USING (media_id)")] \
+        == ["b.jpg"]
+    res = run_cli("tag", "add", "more", lib / "a.jpg", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "is missing since the last scan")
+    res = run_cli("search", "trip", "-f", "json", catalog=catalog)
+    assert res.rc == 0 and [Path(r["path"]).name for r in json.loads(res.out)] == ["b.jpg"], res.out
+
+
+def test_export_names_a_sidecars_bad_spot_as_the_scan_does(tmp_path: Path) -> None:
+    """A QA finding: after an XML declaration line, export counted lines from the packet,
+    not the file: "line 1, column 207" where the scan (meta_errors, info) said line 2."""
+    body = (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}>&#1;<rdf:Description rdf:about=""/></rdf:RDF></x:xmpmeta>\n')
+    lib, _sidecar = _photo_and_sidecar(tmp_path, "a.jpg", b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                                       + body.encode())
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    scan_said = rows(catalog, "SELECT message FROM meta_errors WHERE stage = 'sidecar'")[0]["message"]
+    where = re.search(r"line \d+, column \d+", scan_said).group(0)
+    assert where.startswith("line 2,"), scan_said
+    assert run_cli("tag", "add", "t", lib / "a.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "a.jpg", catalog=catalog)
+    assert res.rc == 8 and f"invalid character number: {where}" in res.err, res.err
+
+
 def test_import_times_are_utc_in_any_time_zone(tmp_path: Path) -> None:
     """`xmp_imports.imported_at` is UTC, as the docs say, on a machine whose clock is set
     to another zone too (DuckDB's `now()` cast to TIMESTAMP gave local time there)."""

@@ -118,7 +118,7 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        ids = resolve_targets(cat, paths or [], where, collection)
+        ids = resolve_targets(cat, paths or [], where, collection, missing_too=True)
         with IndexFollows(cat, g.catalog) as follow:
             n = remove_tags(cat, ids, [tag])
             follow.done(ids, later=True)
@@ -151,7 +151,7 @@ def tag_list(ctx: typer.Context, paths: PathsArg = None,
     g = _globals(ctx)
     check_output_args(fmt, output, g.catalog)
     with open_catalog(g.catalog, read_only=True) as cat:
-        table = tags_of(cat, resolve_targets(cat, paths)) if paths else tag_counts(cat)
+        table = tags_of(cat, resolve_targets(cat, paths, missing_too=True)) if paths else tag_counts(cat)
     if fmt is Format.table and output is None:
         render.print_table(table, hide=("path_raw",), exact=("path",))
     else:
@@ -193,7 +193,7 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         collection.manual(cat, name, adding)  # a name that will not do is refused before any path is looked up
-        ids = resolve_targets(cat, paths or [], where, other)
+        ids = resolve_targets(cat, paths or [], where, other, missing_too=not adding)
         with IndexFollows(cat, g.catalog) as follow:
             n = (collection.add if adding else collection.remove)(cat, name, ids)
             follow.done(ids, later=True)

@@ -283,5 +283,5 @@ def tags_of(cat: Catalog, media_ids: Sequence[str]) -> pa.Table:
     with cat.registered("mf_ids", ids):
         return cat.con.sql("""
             SELECT f.path, t.tag, t.source, t.added_by, t.added_at, f.path_raw FROM tags t
-            JOIN files f ON f.media_id = t.media_id AND f.status = 'present'
+            JOIN files f ON f.media_id = t.media_id
             WHERE t.media_id IN (SELECT media_id::UUID FROM mf_ids) ORDER BY f.path, t.tag""").to_arrow_table()

@@ -91,11 +91,13 @@ def _matches_on_disk(pattern: bytes) -> bool:
 
 
 def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str | None = None,
-                    collection: str | None = None) -> list[str]:
+                    collection: str | None = None, missing_too: bool = False) -> list[str]:
     """Media ids of present files named by `paths` (a file, everything under a folder, or
     a glob matched against catalog paths), matching `where`, or in `collection`; their
     union, in path order. A path the catalog does not know is an error, so a typo never
-    silently tags nothing."""
+    silently tags nothing. `missing_too`: a file path the catalog has as missing names
+    that row (to list or take off its tags, or its collection places, before a prune);
+    else it is refused as missing."""
     if not paths and where is None and collection is None:
         raise InvalidInputError("say what to act on: PATH..., --where CONDITION or --collection NAME")
     ids: dict[str, None] = {}
@@ -127,10 +129,14 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
                     break
             text = path_text(p)
         if not rows:
-            missing = not glob and cat.con.execute(
-                "SELECT 1 FROM files WHERE path_bytes = ? AND status = 'missing'", [p]).fetchall()
+            missing = [] if glob else cat.con.execute(
+                "SELECT media_id::VARCHAR FROM files WHERE path_bytes = ? AND status = 'missing'", [p]).fetchall()
+            if missing and missing_too:
+                ids.update((r[0], None) for r in missing)
+                continue
             if missing:
-                raise InvalidInputError(f"{text} is missing since the last scan: the catalog has it, but not on disk")
+                raise InvalidInputError(f"{text} is missing since the last scan: the catalog has it, but not on disk "
+                                        "(its tags can be listed and taken off; `scan --prune` drops its row)")
             if not glob and not os.path.lexists(p):  # a typo: scanning would not help
                 raise InvalidInputError(f"no such file or folder: {text} (nor in the catalog)")
             if glob and not os.path.isdir(_glob_folder(p)):

@@ -399,7 +399,16 @@ def _nfc(text: str) -> str:
 def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[str],
            drop: Sequence[str]) -> bytes | None:
     head, body, tail = root_text
-    root = _parse(body)
+    try:
+        root = _parse(body)
+    except ET.ParseError as e:  # where in the file, as a scan says: the packet starts after `head`
+        line, column = e.position
+        before = head.count("\n")
+        if line == 1:
+            column += len(head) - (head.rfind("\n") + 1)
+        err = ET.ParseError(re.sub(r"line \d+, column \d+", f"line {line + before}, column {column}", str(e)))
+        err.code, err.position = e.code, (line + before, column)
+        raise err from None
     rdf = root if root.tag == f"{RDF}RDF" else root.find(f"{RDF}RDF")
     if rdf is None:
         raise InvalidInputError("XMP without rdf:RDF")
