@@ -1790,7 +1790,8 @@ def test_search_folds_greek_and_turkish_case_reads_escaped_quotes_and_says_what_
     assert names("σας") == names("σασ") == ["ΣΑΣ.txt"]
     assert names(r'collection:"say \"hi\""') == names(r'tag:quote\"d') == ["a.txt"]
     assert names('kind:"other" a.txt') == ["a.txt"]
-    for q, fragment in ((r'collection:""', "filter collection: needs a value"),
+    for q, fragment in ((r'collection:""', "filter collection: needs a value"), ('tag:""', "filter tag: needs a value"),
+                        ("tag:/", "names no tag"), ('tag:" / "', "names no tag"),
                         ('collection:"two words"', "differ in letter case"),
                         ('tag:"open', "not closed"),
                         ("foo:bar", 'goes in quotes: "foo:...'),

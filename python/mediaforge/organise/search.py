@@ -390,8 +390,10 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError("--limit must be at least 1")
     words = _core.search_words(query)  # (as typed, value, key): the index's own reading
     for _, value, key in words:
-        if key in ("kind", "collection") and not value:
+        if key in ("kind", "collection", "tag") and not value:
             raise InvalidInputError(f"filter {key}: needs a value")
+        if key == "tag" and not value.replace("/", "").strip():  # `tag:/` names no tag: it would match nothing
+            raise InvalidInputError(f"filter tag: {quoted(value)} names no tag (a tag's parts are separated by /)")
         if key == "kind" and value.lower() not in KINDS:
             raise InvalidInputError(f"unknown kind {quoted(value)} in the search: one of {', '.join(KINDS)}")
     folder = index_dir(catalog_path)
