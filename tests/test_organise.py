@@ -1288,6 +1288,31 @@ def test_a_missing_files_tags_and_places_can_be_listed_and_taken_off(tmp_path: P
     assert res.rc == 0 and [Path(r["path"]).name for r in json.loads(res.out)] == ["b.jpg"], res.out
 
 
+def test_a_file_named_too_long_for_name_ext_xmp_gets_name_xmp(tmp_path: Path) -> None:
+    """A QA finding: a file whose name is 252 bytes or more got no sidecar (`NAME.EXT.xmp`
+    is over 255 bytes: "File name too long"). It gets `NAME.xmp`, which the scan links to
+    it; a second file `NAME.png` then gets none (that sidecar would describe both), in one
+    clear line."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    stem = "L" * 251
+    picture(40, 30, 7).save(lib / f"{stem}.jpg")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "long", lib / f"{stem}.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / f"{stem}.jpg", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert "<rdf:li>long</rdf:li>" in (lib / f"{stem}.xmp").read_text()
+    shutil.copy(lib / f"{stem}.jpg", lib / f"{stem}.png")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM sidecar_links") == [{"n": 2}]  # one sidecar, two files by name
+    assert run_cli("tag", "add", "other", lib / f"{stem}.png", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / f"{stem}.png", "--json", catalog=catalog)
+    assert res.rc == 8
+    assert "would describe" in json.loads(res.out)["failed"][0]["why"], res.out
+    assert "other" not in (lib / f"{stem}.xmp").read_text()
+
+
 def test_export_names_a_sidecars_bad_spot_as_the_scan_does(tmp_path: Path) -> None:
     """A QA finding: after an XML declaration line, export counted lines from the packet,
     not the file: "line 1, column 207" where the scan (meta_errors, info) said line 2."""

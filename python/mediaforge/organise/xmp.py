@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from ..catalog import Catalog
 from ..catalog.media_tables import links_sql
-from ..errors import InvalidInputError, first_line
+from ..errors import InvalidInputError, first_line, path_text
 from ..fsops import replace_atomically
 from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS, declares_entities
 from .tags import COLLECTIONS_ROOT, add_tag_pairs, normalize_tag
@@ -510,7 +510,13 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
         if why is not None:
             out.failed.append((path, why))
             continue
-        for target in sidecars or [path + b".xmp"]:  # every sidecar of its own: none is left stale
+        if not sidecars:
+            new, why = _new_sidecar(path)
+            if new is None:
+                out.failed.append((path, why))
+                continue
+            sidecars = [new]
+        for target in sidecars:  # every sidecar of its own: none is left stale
             _export_one(cat, out, written, m, target, keywords, contents, dry_run)
     if written and not dry_run:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
@@ -518,6 +524,30 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
         _mark_imported(cat, _linked_media(cat, written))
         _remember_contents(cat, contents)
     return out
+
+
+_NAME_MAX = 255  # bytes in one name, on Linux's file systems
+
+
+def _new_sidecar(path: bytes) -> tuple[bytes | None, str]:
+    """The sidecar to make for a file that has none: `NAME.EXT.xmp`; for a name too long
+    for that (over 251 bytes), `NAME.xmp`, which a scan links to the file as well, unless
+    another file in its folder goes by `NAME.` too (a RAW and JPEG pair), which it would
+    describe as well. (None, why) when neither will do."""
+    folder, name = os.path.split(path)
+    if len(name) + 4 <= _NAME_MAX:
+        return path + b".xmp", ""
+    stem = name.rsplit(b".", 1)[0] if b"." in name.lstrip(b".") else name
+    if len(stem) + 4 > _NAME_MAX:
+        return None, "its sidecar's name would be over 255 bytes: left alone"
+    try:
+        others = [n for n in os.listdir(folder or b".") if n.startswith(stem + b".") and n not in (name, stem + b".xmp")]
+    except OSError as e:
+        return None, f"cannot list its folder: {e.strerror}"
+    if others:
+        return None, (f"its name is too long for a sidecar `NAME.EXT.xmp`, and `NAME.xmp` would describe "
+                      f"{path_text(others[0])} too: left alone")
+    return os.path.join(folder, stem + b".xmp"), ""
 
 
 def _not_as_catalogued(cat: Catalog, media_id: str, path: bytes) -> str | None:
