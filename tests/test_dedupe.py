@@ -494,6 +494,16 @@ def test_refused_destinations_and_journals_change_nothing(lib, tmp_path: Path, u
     assert res.returncode == 3, res.stderr
     assert_one_line_error(res.stderr, "cannot write into", "away/ro", "nothing was changed")
     assert not (catalog.parent / "journal").exists() and os.listdir(tmp_path / "away" / "ro") == []
+    # Below a folder this user may not look into: a plain dry run, and a clear refusal to
+    # apply (not a PermissionError as an internal error).
+    (tmp_path / "locked").mkdir(mode=0o700)
+    os.chown(tmp_path / "locked", 54321, 54321)
+    for apply in ([], ["--apply"]):
+        res = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--action", "move-to", "--to",
+                              str(tmp_path / "locked" / "sub"), *apply], capture_output=True, text=True,
+                             env=cli_env(catalog), timeout=120, **unprivileged.popen)
+        assert res.returncode == (3 if apply else 0), res.stderr
+        assert "internal error" not in res.stderr and "Traceback" not in res.stderr
     assert _state(root) == before
 
 
@@ -1500,6 +1510,13 @@ def test_a_move_to_folder_among_the_catalogs_own_is_refused(lib) -> None:
             res = run_cli("dedupe", "--action", "move-to", "--to", to, *apply, catalog=catalog)
             assert res.rc == 2, (to, res.err)
             assert_one_line_error(res.err, "inside the catalog's own folders")
+    # trash/ beside the catalog a link to another disk: refused there too.
+    (tmp_path := catalog.parent.parent / "big").mkdir()
+    (catalog.parent / "trash").symlink_to(tmp_path)
+    res = run_cli("dedupe", "--action", "move-to", "--to", catalog.parent / "trash" / "x", catalog=catalog)
+    assert res.rc == 2 and "inside the catalog's own folders" in res.err, res.err
+    res = run_cli("dedupe", "--action", "move-to", "--to", tmp_path / "y", catalog=catalog)
+    assert res.rc == 2 and "inside the catalog's own folders" in res.err, res.err
     assert _state(root) == before
     assert not (catalog.parent / "journal").exists() and not (search_dir(catalog) / "x").exists()
 

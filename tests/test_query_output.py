@@ -207,3 +207,21 @@ def test_a_name_duckdb_quotes_back_in_an_error_keeps_its_newline_escaped(catalog
     res = run_cli("query", "SELECT * FROM read_csv('" + str(odd).replace("'", "''") + "')", catalog=catalog)
     assert res.rc == 6
     assert_one_line_error(res.err, f'"{tmp_path}/it\'s\\nnew.csv"')
+
+
+@pytest.mark.parametrize("message, want", [
+    ('Binder Error: column "it\'s\nodd" not found!\nCandidate bindings: "range"',
+     'Binder Error: column "it\'s\\nodd" not found!\nCandidate bindings: "range"'),
+    ("IO Error: File '/tmp/new\nline.txt' too small", "IO Error: File '/tmp/new\\nline.txt' too small"),
+    ("E: 'a\r\nb' and 'c\nd' then\n'e'", "E: 'a\\r\\nb' and 'c\\nd' then\n'e'"),
+    ("Error: '/a/it's\nx' too small\nLINE 1: select 'b'", "Error: '/a/it's\\nx' too small\nLINE 1: select 'b'"),
+    # DuckDB's own line breaks between quoted names, a quote left open, a prose apostrophe.
+    ('Binder Error: column "x." not found!\nCandidate bindings: "y"', None),
+    ("Catalog Error: Table with name 'x' does not exist!\nDid you mean 'y'?", None),
+    ("Parser Error: can't parse\nLINE 1: select 'a\n", None),
+    ("Invalid Input Error:" + " 'a" * 20000 + "\nmore", None),
+])
+def test_line_breaks_inside_quoted_names_only_are_escaped(message: str, want: str | None) -> None:
+    from mediaforge.errors import _quoted_breaks_escaped
+
+    assert _quoted_breaks_escaped(message) == (message if want is None else want)

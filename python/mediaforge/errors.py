@@ -6,6 +6,7 @@ onto the classes marked "core" below), so callers catch one hierarchy.
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 
@@ -41,29 +42,38 @@ def _quoted_breaks_escaped(message: str) -> str:
     "can't" opens none) and the same quote closes it before one, so an apostrophe
     inside a double-quoted name, or one inside a single-quoted name before a letter
     (`'it's'`), is part of the name; a span that does not close before DuckDB's
-    `LINE n:` line, or at all, is not a name, and its breaks stay line breaks."""
+    `LINE n:` line, or at all, is not a name, and its breaks stay line breaks. Each
+    quote is looked at once (the closing ones, breaks and `LINE` lines found up front):
+    a message quoting back a statement of thousands of quotes costs no more than its length."""
+    if "\n" not in message:
+        return message
+
+    def word(k: int) -> bool:
+        return 0 <= k < len(message) and (message[k].isalnum() or message[k] == "_")
+
+    quotes = [k for k, c in enumerate(message) if c in "'\""]
+    closers = {q: [k for k in quotes if message[k] == q and not word(k + 1)] for q in "'\""}
+    breaks = [k for k, c in enumerate(message) if c == "\n"]
+    lines = [m.start() for m in _LINE_START.finditer(message)]
+
+    def between(points: list[int], a: int, b: int) -> bool:  # any point in (a, b)
+        k = bisect.bisect_right(points, a)
+        return k < len(points) and points[k] < b
+
     out: list[str] = []
-    k = done = 0
-    while k < len(message):
-        q = message[k]
-        if q not in "'\"" or (k and (message[k - 1].isalnum() or message[k - 1] == "_")):
-            k += 1
+    done = past = 0
+    for k in quotes:
+        if k < past or word(k - 1):
             continue
-        end = k + 1
-        while True:
-            end = message.find(q, end)
-            if end < 0 or end + 1 == len(message) or not (message[end + 1].isalnum() or message[end + 1] == "_"):
-                break
-            end += 1
-        span = message[k:end + 1]
-        if end < 0 or _LINE_START.search(span):
-            k += 1
-            continue
-        if "\n" not in span:  # a name on one line: its closing quote opens nothing
-            k = end + 1
-            continue
-        out += [message[done:k], span.replace("\r", "\\r").replace("\n", "\\n")]
-        k = done = end + 1
+        ends = closers[message[k]]
+        at = bisect.bisect_right(ends, k)
+        if at == len(ends) or between(lines, k - 1, ends[at]):
+            continue  # never closed, or not before DuckDB's own line: no name
+        end = ends[at]
+        if between(breaks, k, end):
+            out += [message[done:k], message[k:end + 1].replace("\r", "\\r").replace("\n", "\\n")]
+            done = end + 1
+        past = end + 1  # its closing quote opens nothing
     return "".join(out) + message[done:]
 
 

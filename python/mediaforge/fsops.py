@@ -139,48 +139,48 @@ def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
 
 
 def replace_all(pairs: list[tuple[bytes, bytes]]) -> None:
-    """Rename each finished temporary over its target, all of them or none: each target
-    there is first kept under a fresh hidden name (a hard link beside it, so a reader
-    always finds it; where the file system makes none, the file itself moved aside), and
-    a rename that fails (an immutable file, another user's in a sticky folder) puts every
-    target back as it was before the error is raised. The temporaries are the caller's
-    to remove on an error. (A kill -9 part way leaves some targets new, and the kept ones
-    under hidden names that a later sweep removes.)"""
-    kept: list[tuple[bytes, bytes, bool]] = []  # (target, its old file's hidden name, moved aside)
+    """Rename each finished temporary over its target, all of them or none: a hard link
+    to each target there is made first under a fresh hidden name (a reader always finds
+    the target), and a rename that fails puts every target back as it was before the
+    error is raised. A target that takes no link where the temporary beside it does
+    (immutable, another user's in a sticky folder) would not be replaced either: it is
+    the error, before anything is renamed. On a file system with no hard links at all
+    (FAT), the targets are replaced one by one, as they can be. The temporaries are the
+    caller's to remove on an error. (A kill -9 part way leaves some targets new, and
+    the links kept of the old ones under hidden names that a later sweep removes.)"""
+    kept: dict[bytes, bytes] = {}  # target -> a hidden link to its old file
     renamed: list[bytes] = []
+    existed: set[bytes] = set()
+    links = True
 
     def put_back() -> None:
-        had = set()
-        for target, old, moved in kept:
-            had.add(target)
+        for target, old in kept.items():
             with contextlib.suppress(OSError):
-                if moved or target in renamed:
+                if target in renamed:
                     os.replace(old, target)
                 else:  # still the old file: its hidden link goes
                     os.unlink(old)
         for target in renamed:
-            if target not in had:
+            if target not in existed:
                 with contextlib.suppress(OSError):
                     os.unlink(target)  # there was none before
 
     target = b""
     try:
-        for _tmp, target in pairs:
-            if not os.path.lexists(target):
+        for tmp, target in pairs:
+            if not os.path.lexists(target) or target in kept:
+                continue
+            existed.add(target)
+            if not links:
                 continue
             try:
-                kept.append((target, new_tmp(target, lambda name: os.link(target, name, follow_symlinks=False)),
-                             False))
+                kept[target] = new_tmp(target, lambda name: os.link(target, name, follow_symlinks=False))
             except FileExistsError:
                 raise
-            except OSError:  # no hard links here (FAT), or none of this file (immutable)
-                old = new_tmp(target, _create_empty)
-                try:
-                    os.replace(target, old)
-                except OSError:
-                    os.unlink(old)
+            except OSError:
+                if _takes_links(tmp):
                     raise
-                kept.append((target, old, True))
+                links = False  # no hard links here: replaced one by one
         for tmp, target in pairs:
             os.replace(tmp, target)
             renamed.append(target)
@@ -190,9 +190,18 @@ def replace_all(pairs: list[tuple[bytes, bytes]]) -> None:
     except BaseException:
         put_back()
         raise
-    for _target, old, _moved in kept:
+    for old in kept.values():
         with contextlib.suppress(OSError):
             os.unlink(old)
+
+
+def _takes_links(path: bytes) -> bool:
+    """Whether a hard link to `path` (a file of ours) can be made beside it."""
+    try:
+        os.unlink(new_tmp(path, lambda name: os.link(path, name)))
+    except OSError:
+        return False
+    return True
 
 
 def _create_empty(path: bytes) -> None:

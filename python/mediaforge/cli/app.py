@@ -544,8 +544,8 @@ def _check_no_dangling_link(to: Path) -> None:
     """Refuse a --to that is, or lies below, a link to nothing (a disk not mounted, say):
     a folder made behind it would fill the disk the link is on."""
     p = Path(absolute(to))
-    for q in (p, *p.parents):
-        if q.is_symlink() and not q.exists():
+    for q in (p, *p.parents):  # (os.path's: a folder it may not look into is no link to nothing)
+        if os.path.islink(q) and not os.path.exists(q):
             what = " is" if q == p else f": its folder {path_text(os.fsencode(q))} is"
             raise PathNotFoundError(f"--to {path_text(os.fsencode(to))}{what} a link to "
                                     f"{path_text(os.fsencode(os.readlink(q)))}, which is not there (a disk not "
@@ -560,7 +560,7 @@ def _check_move_to(to: Path, target: Path, catalog: Path) -> None:
 
     beside = Path(real(catalog)).parent
     own = {os.path.realpath(os.fsdecode(p)) for p in catalog_files(catalog)[2:]}
-    own |= {str(beside / JOURNAL_DIR), str(beside / TRASH_DIR)}
+    own |= {os.path.realpath(beside / JOURNAL_DIR), os.path.realpath(beside / TRASH_DIR)}
     if any(str(target) == d or str(target).startswith(d + os.sep) for d in own):
         raise InvalidInputError(f"--to {path_text(os.fsencode(to))} is inside the catalog's own folders (thumbnails, "
                                 "search index, journals, trash), which MediaForge rewrites: choose a folder outside "

@@ -123,14 +123,17 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
                 if rows:
                     break
         else:
+            tried = []
             for p in as_catalogued(arg):  # the link's path first, then the resolved one
+                tried.append(p)
                 rows = _under(cat, p)
                 if rows:
                     break
             text = path_text(p)
         if not rows:
             missing = [] if glob else cat.con.execute(
-                "SELECT media_id::VARCHAR FROM files WHERE path_bytes = ? AND status = 'missing'", [p]).fetchall()
+                "SELECT media_id::VARCHAR FROM files WHERE path_bytes IN (SELECT unnest(?::BLOB[])) "
+                "AND status = 'missing' ORDER BY path_bytes", [tried]).fetchall()
             if missing and missing_too:
                 ids.update((r[0], None) for r in missing)
                 continue

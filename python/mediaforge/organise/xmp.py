@@ -72,24 +72,12 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
     so a tag the user removed stays removed until the sidecar itself changes; `everything`
     imports every linked sidecar again. Nothing doubles."""
     repaired = _untwin(cat)
-    # A file's one sidecar put back, since the last content MediaForge knew for it was
-    # recorded, at a content imported or written before (another program, or a backup,
-    # restoring what an export had replaced) is a new content to it: imported again, so
-    # keywords taken out since come off here too. Its change time tells it from a sidecar
-    # an export rewrote since the scan that read it. (With several sidecars, the last
-    # content may be another one's.)
     pending = "" if everything else """
-        AND (NOT EXISTS (SELECT 1 FROM xmp_imports x
-                         WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)
-             OR l.media_id IN (SELECT media_id FROM links GROUP BY media_id HAVING count(DISTINCT sidecar_id) = 1)
-                AND l.sidecar_blake3 <> (SELECT arg_max(x.sidecar_blake3, x.imported_at) FROM xmp_imports x
-                                         WHERE x.media_id = l.media_id)
-                AND (SELECT ctime_ns FROM files f WHERE f.media_id = l.sidecar_id)
-                    > (SELECT epoch_ns(max(x.imported_at)) FROM xmp_imports x WHERE x.media_id = l.media_id))"""
+        AND NOT EXISTS (SELECT 1 FROM xmp_imports x
+                        WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)"""
     pairs = cat.con.sql(f"""
-        WITH links AS ({_XMP_LINKS})
         SELECT DISTINCT l.media_id::VARCHAR AS media_id, l.sidecar_blake3, s.keywords, s.hierarchical_keywords
-        FROM links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+        FROM ({_XMP_LINKS}) l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
         WHERE s.format = 'xmp' {pending}""").to_arrow_table()
     if not pairs.num_rows:
         return Imported(0, sorted(repaired), sum(repaired.values()))
