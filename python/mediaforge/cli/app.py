@@ -556,7 +556,7 @@ def _check_move_to(to: Path, target: Path, catalog: Path) -> None:
     """Refuse a --to among the catalog's own folders (its thumbnails, search index, and
     dedupe's journals and trash beside it): a search index made again, or thumbnails
     made anew, would delete the copies moved there."""
-    from ..config import JOURNAL_DIR, TRASH_DIR, catalog_files
+    from ..config import catalog_files
 
     beside = Path(real(catalog)).parent
     own = {os.path.realpath(os.fsdecode(p)) for p in catalog_files(catalog)[2:]}
