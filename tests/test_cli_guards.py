@@ -244,6 +244,26 @@ def test_thumbs_without_a_thumbnail_folder_fails_once_and_keeps_every_reference(
         {"stage": "thumb", "message": f"thumbnail not written: {blocker} is a file, not a folder; move it away"}]
 
 
+def test_a_thumbnail_folder_linked_to_a_disk_not_mounted_is_named_so(tmp_path: Path, small_catalog: Path) -> None:
+    """A QA finding: `thumbs/` a link to nothing (a disk not mounted) said "File exists",
+    in `thumbs` and in every file's error row of a scan; now it names the link."""
+    import shutil
+
+    shutil.rmtree(small_catalog.parent / "thumbs")
+    (small_catalog.parent / "thumbs").symlink_to(tmp_path / "usb" / "thumbs")
+    res = run_cli("thumbs", catalog=small_catalog)
+    assert res.rc == 3
+    assert_one_line_error(res.err, "the thumbnail folder", "is a link to", "usb/thumbs, which is not there")
+    assert not (tmp_path / "usb").exists()
+    other = small_catalog.parent / "other.duckdb"  # its thumbnails go in the same folder
+    assert run_cli("scan", tmp_path / "lib", catalog=other).rc == 0
+    (got,) = rows(other, "SELECT message FROM meta_errors WHERE stage = 'thumb'")
+    link = small_catalog.parent / "thumbs"
+    assert got["message"] == f"thumbnail not written: {link} is a link to {tmp_path / 'usb' / 'thumbs'}, " \
+                             "which is not there (a disk not mounted?)"
+    assert not (tmp_path / "usb").exists()
+
+
 def test_a_search_index_left_by_another_catalog_is_rebuilt_not_searched(tmp_path: Path) -> None:
     """The index lives at `<stem>.search` beside the catalog: a catalog moved aside (as
     the docs advise for a damaged one) left it to the next catalog of that name, whose
@@ -686,6 +706,10 @@ def test_info_of_a_file_name_with_a_trailing_slash_is_no_such_folder(small_catal
     assert run_cli("info", photo, catalog=small_catalog).rc == 0
     res = run_cli("info", f"{photo.parent}/", catalog=small_catalog)  # a folder, with or without its /
     assert res.rc == 2 and "is a folder" in res.err, res.err
+    # A name below the file: no trailing / to blame (a QA finding), the file in the way named.
+    res = run_cli("info", f"{photo}/x", catalog=small_catalog)
+    assert res.rc == 3, res.err
+    assert_one_line_error(res.err, f"no such file: {photo}/x ({photo} is a file, not a folder)")
     # Deleted since its scan, the file is in the catalog alone: still no folder.
     photo.unlink()
     for given in (f"{photo}/", f"{photo}/."):

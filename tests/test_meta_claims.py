@@ -196,8 +196,20 @@ def test_gps_parts_past_their_range_and_unknown_references_are_no_place(tmp_path
                                        3: "EW", 4: (r(5, 1), r(0, 1), r(0, 1))})
     _jpeg_with_gps(root / "good.jpg", {1: "S", 2: (r(10, 1), r(30, 1), r(0, 1)),
                                        3: "W", 4: (r(5, 1), r(15, 1), r(0, 1))})
+    # One number each, negative beside N and E references (a QA finding: stored as a
+    # southern and western place).
+    ex = Image.Exif()
+    ex[0x010F] = "Canon"
+    ex[0x8825] = {1: "N", 2: r(335, 10), 3: "E", 4: r(15121, 100)}
+    data = bytearray(ex.tobytes())  # b"Exif\0\0", then big-endian TIFF ("MM"): made SRATIONAL, negative
+    for tag in (2, 4):
+        at = data.find(struct.pack(">HHI", tag, 5, 1))
+        value = 6 + struct.unpack_from(">I", data, at + 8)[0]
+        struct.pack_into(">H", data, at + 2, 10)
+        struct.pack_into(">i", data, value, -struct.unpack_from(">i", data, value)[0])
+    Image.new("RGB", (64, 48)).save(root / "lone.jpg", exif=bytes(data))
     catalog, _ = _scanned(root, tmp_path)
-    for name in ("minutes.jpg", "ref.jpg", "both.jpg"):
+    for name in ("minutes.jpg", "ref.jpg", "both.jpg", "lone.jpg"):
         exif = _row(catalog, "exif", root / name)
         assert (exif["gps_lat"], exif["gps_lon"]) == (None, None), (name, exif)
     good = _row(catalog, "exif", root / "good.jpg")

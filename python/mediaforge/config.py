@@ -22,7 +22,7 @@ WORKER_MEMORY_ENV = "MEDIAFORGE_WORKER_MEMORY"
 # small enough that a hostile file ends in MemoryError in its worker rather than swapping
 # the machine. A worker needs about 140 MiB to start; below the floor none would.
 DEFAULT_WORKER_MEMORY = 8 << 30
-MIN_WORKER_MEMORY = 256 << 20
+MIN_WORKER_MEMORY = 512 << 20  # a worker with its decoders loaded takes about 250 MiB; a video decode, more
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 

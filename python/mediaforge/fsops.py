@@ -65,6 +65,20 @@ def file_in_the_way(folder: AnyStr) -> AnyStr | None:
         at = up
 
 
+def link_to_nothing(folder: AnyStr) -> AnyStr | None:
+    """The nearest of `folder` and the folders above it that is a symbolic link to nothing
+    (a disk not mounted), which stops `folder` from being made ("File exists"); None if
+    none is."""
+    at = folder
+    while True:
+        if os.path.islink(at) and not os.path.exists(at):
+            return at
+        up = os.path.dirname(at)
+        if up == at:
+            return None
+        at = up
+
+
 def absolute(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:
     """`os.path.abspath` of a user's path (see `from_cwd`)."""
     return os.path.normpath(from_cwd(path))

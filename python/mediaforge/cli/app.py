@@ -407,8 +407,14 @@ def info_cmd(
     def not_a_folder() -> PathNotFoundError:
         # `photo.jpg/` (or `photo.jpg/.`) names a folder that is not there, as `ls` says,
         # not the file: whether the file is there or only in the catalog.
-        return PathNotFoundError(f"not a folder: {path_text(os.fsencode(from_cwd(given)))} (a file's name ends "
-                                 "without a /)")
+        whole = os.fsencode(from_cwd(given))
+        if not whole.endswith((b"/", b"/.")):  # `photo.jpg/x`: a file where a folder on its way goes
+            from ..fsops import file_in_the_way
+
+            blocker = file_in_the_way(os.path.dirname(whole)) or os.path.dirname(whole)
+            return PathNotFoundError(f"no such file: {path_text(whole)} ({path_text(blocker)} is a file, not a "
+                                     "folder)")
+        return PathNotFoundError(f"not a folder: {path_text(whole)} (a file's name ends without a /)")
 
     try:
         os.stat(given)

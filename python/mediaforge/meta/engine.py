@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import itertools
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, no
                                    write_thumbs)
 from ..config import DEFAULT_THUMB_SIZE, check_timeout, min_free_bytes, thumbs_dir, worker_count, worker_memory
 from ..errors import InvalidInputError, PathIOError
-from ..fsops import file_in_the_way
+from ..fsops import file_in_the_way, link_to_nothing
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
 
@@ -310,6 +311,9 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         root.mkdir(parents=True, exist_ok=True)
         (root / str(config.thumb_size)).mkdir(exist_ok=True)
     except OSError as e:  # the whole point of the command: one clear line, nothing touched
+        if e.errno in (errno.ENOTDIR, errno.EEXIST) and (dangling := link_to_nothing(e.filename or str(root))):
+            raise PathIOError(f"cannot create the thumbnail folder {root}: {dangling} is a link to "
+                              f"{os.readlink(dangling)}, which is not there (a disk not mounted?)") from None
         if e.errno in (errno.ENOTDIR, errno.EEXIST) and (blocker := file_in_the_way(e.filename or str(root))):
             what = "is" if blocker == e.filename else f"cannot be made: {blocker} is"
             raise PathIOError(f"the thumbnail folder {e.filename} {what} a file, not a folder; move it away") from None

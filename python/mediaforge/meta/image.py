@@ -490,7 +490,7 @@ def _gps_coord(value: Any, ref: Any, refs: str) -> float | None:
         deg = d + m / 60 + sec / 3600  # type: ignore[operator]
     else:
         deg = _num(value)  # type: ignore[assignment]
-        if deg is None:
+        if deg is None or deg < 0:  # the reference gives the side: a negative number is broken too
             return None
     if side in ("S", "W"):
         deg = -abs(deg)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import first_line, path_text
-from ..fsops import file_in_the_way, time_ns
+from ..fsops import file_in_the_way, link_to_nothing, time_ns
 from . import LONGEST_S
 
 # How a meta_errors message that records no failure starts: a flat picture or video has
@@ -174,6 +174,11 @@ class _Result:
                 # said once after the run, as a full disk is.
                 self.thumb_refused = True
                 blocker = file_in_the_way(os.fsencode(e.filename)) if e.errno in _FILE_IN_WAY and e.filename else None
+                dangling = link_to_nothing(os.fsencode(e.filename)) if e.errno in _FILE_IN_WAY and e.filename else None
+                if dangling:
+                    self.fail("thumb", f"thumbnail not written: {path_text(dangling)} is a link to "
+                                       f"{path_text(os.readlink(dangling))}, which is not there (a disk not mounted?)")
+                    return
                 if blocker:
                     self.fail("thumb", f"thumbnail not written: {path_text(blocker)} is a file, not a folder; "
                                        "move it away")

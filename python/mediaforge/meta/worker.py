@@ -7,6 +7,7 @@ exits when the socket closes, so a parent killed with -9 leaves no worker behind
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -44,6 +45,21 @@ def _worker_main(fd: int, parent: int | None = None) -> None:
     # Decoders warn about what they meet (odd EXIF, unknown formats); what matters is
     # recorded in meta_errors, and the user's terminal stays clean.
     warnings.simplefilter("ignore")
+    # One worker a core: numpy's BLAS needs no threads of its own here, and each would
+    # reserve tens of MiB of address space under the limit below.
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    register_plugins()
+    # Load the decoders now, not inside the first file's timeout, and before the limit:
+    # what they reserve as they load (numpy's BLAS buffers) is no file's to fail on.
+    import av  # noqa: F401
+    import mutagen  # noqa: F401
+    from PIL import Image
+
+    with contextlib.suppress(ImportError):  # the fingerprints' arithmetic
+        import numpy  # noqa: F401
+    Image.preinit()  # the common formats first, so they are tried first
+    Image.init()  # then every other plugin, rather than on the first file Pillow cannot guess
     try:
         import resource
 
@@ -53,14 +69,6 @@ def _worker_main(fd: int, parent: int | None = None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
         pass
-    register_plugins()
-    # Load the decoders now, not inside the first file's timeout.
-    import av  # noqa: F401
-    import mutagen  # noqa: F401
-    from PIL import Image
-
-    Image.preinit()  # the common formats first, so they are tried first
-    Image.init()  # then every other plugin, rather than on the first file Pillow cannot guess
 
     conn = Connection(fd)
     try:
