@@ -218,10 +218,6 @@ def _takes_links(path: bytes) -> bool:
     return True
 
 
-def _create_empty(path: bytes) -> None:
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
 def replace_atomically(target: bytes, data: bytes) -> None:
     """Write `data` to `target` through a fresh temporary file, synced, then renamed over
     it: readers see the old bytes or the new ones, never a part. An existing target's
