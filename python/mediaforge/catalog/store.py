@@ -34,6 +34,7 @@ from ..errors import (
     is_text,
     quoted,
 )
+from ..fsops import link_to_nothing
 from .schema import ALL_TABLES, APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VERSION
 
 _LOCK = re.compile(r"Could not set lock on file|Conflicting lock", re.I)
@@ -203,13 +204,13 @@ class Catalog:
             raise InvalidInputError(f"the catalog path {quoted(str(path))} is not valid UTF-8: DuckDB cannot open it; "
                                     "choose a catalog path of UTF-8 text")
         try:
-            for p in (path, *path.parents):
-                if p.is_symlink() and not p.exists():
-                    # A catalog (or its folder) on a disk not mounted, say: never a new
-                    # catalog made behind the link, nor an empty one reported on.
-                    what = "it" if p == path else f"its folder {p}"
-                    raise CatalogMissingError(f"no catalog at {path}: {what} is a link to {os.readlink(p)}, which is "
-                                              "not there (a disk not mounted?)")
+            dangling = link_to_nothing(str(path))
+            if dangling is not None:
+                # A catalog (or its folder) on a disk not mounted, say: never a new
+                # catalog made behind the link, nor an empty one reported on.
+                what = "it" if dangling == str(path) else f"its folder {dangling}"
+                raise CatalogMissingError(f"no catalog at {path}: {what} is a link to {os.readlink(dangling)}, which "
+                                          "is not there (a disk not mounted?)")
             if read_only and not path.exists():
                 raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
             if path.exists() and path.is_dir():
