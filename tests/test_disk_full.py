@@ -335,9 +335,10 @@ def test_thumbnails_that_meet_a_full_disk_with_the_floor_off_are_held_back_and_s
 
 def test_a_catalog_on_a_read_only_disk_is_read_and_writers_say_why(tmp_path: Path) -> None:
     """A catalog on a read-only medium (a backup disk mounted read-only): commands that
-    read it work; one that writes it (a scan, a tag, the first search, which builds the
-    index) says the file system is read-only, exit 3, not "cannot open catalog" (exit 5,
-    which reads as a damaged catalog)."""
+    read it work (an `xmp export --dry-run` too, which writes nothing); one that writes it
+    (a scan, a tag, the first search, which builds the index) says the file system is
+    read-only, exit 3, not "cannot open catalog" (exit 5, which reads as a damaged
+    catalog)."""
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
@@ -347,7 +348,7 @@ def test_a_catalog_on_a_read_only_disk_is_read_and_writers_say_why(tmp_path: Pat
         catalog = disk / "cat.duckdb"
         assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", str(lib)).returncode == 0
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        for args in (("stats",), ("query", "SELECT count(*) FROM files")):
+        for args in (("stats",), ("query", "SELECT count(*) FROM files"), ("xmp", "export", "--all", "--dry-run")):
             r = _cli("--catalog", str(catalog), *args)
             assert r.returncode == 0, r.stderr
         for args in (("scan", str(lib)), ("tag", "add", "x", str(lib / "a.jpg")), ("search", "a")):
@@ -505,3 +506,141 @@ def test_a_scan_committed_before_its_extraction_met_a_full_disk_still_prints_its
         finally:
             subprocess.run(["umount", str(disk)], check=False)
     assert cut_in_extraction, "no disk size held the scan but not its extraction"
+
+
+def test_a_carry_over_cut_short_by_a_full_disk_is_given_by_the_next_scan(tmp_path: Path) -> None:
+    """A QA finding: the journal's `carried` line, too long for what the disk had left,
+    was written in part; the catalog rolled the tags back, but the next scans took the
+    part line for a carry-over done, and `scan --prune` then deleted the copies' rows with
+    the only rows of their tags. The line is cut away now, and the next scan carries
+    them. A journal whose last line a crash cut short is added to after its last whole
+    line (an undo's lines went on the end of the part line, which made it invalid)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(10):
+        (lib / f"img{i}.jpg").write_bytes(b"\xff\xd8\xff" + bytes([i]) * 3000)
+        (lib / f"copy{i}.jpg").write_bytes(b"\xff\xd8\xff" + bytes([i]) * 3000)
+        os.utime(lib / f"img{i}.jpg", (1_500_000_000, 1_500_000_000))  # the older: kept
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "16m")
+    try:
+        catalog = disk / "c.duckdb"
+        _scan_bare(catalog, lib)
+        con = duckdb.connect(str(catalog))  # 300 tags on each copy: a carried line of ~250 KB
+        con.execute("INSERT INTO tags SELECT f.media_id, 'a-long-tag-name-to-make-the-carried-line-long/' || t, "
+                    "'user', 'me', now()::TIMESTAMP FROM files f, range(300) r(t) WHERE f.name LIKE 'copy%'")
+        con.close()
+        _leave_free(disk, disk / "fill", 120_000)
+        res = _cli("--catalog", str(catalog), "dedupe", "--action", "move-to", "--to", str(tmp_path / "moved"),
+                   "--apply")
+        assert res.returncode == 3 and "cannot write the dedupe journal" in res.stderr, res.stderr
+        assert len(list((tmp_path / "moved").rglob("copy*.jpg"))) == 10
+        (journal,) = (disk / "journal").glob("dedupe-*.jsonl")
+        text = journal.read_bytes()
+        assert text.endswith(b"\n") and b'"carried"' not in text
+        (disk / "fill").unlink()
+        for _ in range(2):
+            _scan_bare(catalog, lib)
+        pruned = _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", "--prune", str(lib))
+        assert pruned.returncode == 0, pruned.stderr
+        con = duckdb.connect(str(catalog))
+        got = con.execute("SELECT f.name, count(*) FROM tags t JOIN files f USING (media_id) "
+                          "GROUP BY ALL ORDER BY ALL").fetchall()
+        con.close()
+        assert got == [(f"img{i}.jpg", 300) for i in range(10)], got
+        # A last line a crash cut short: the undo's own lines go after the last whole one.
+        with open(journal, "ab") as f:
+            f.write(b'{"kind": "done", "victim": "cut sh')
+        undo = _cli("--catalog", str(catalog), "dedupe", "--undo", str(journal), "--json")
+        assert undo.returncode == 0, undo.stderr
+        # The copies' rows were pruned: the kept files keep the only tags left.
+        assert json.loads(undo.stdout)["done"] == 10 and json.loads(undo.stdout)["tags_carried"] == 0
+        assert all(json.loads(line) for line in journal.read_bytes().splitlines())
+        assert b"cut sh" not in journal.read_bytes()
+        assert sorted(p.name for p in lib.iterdir()) == sorted(f"{n}{i}.jpg" for n in ("img", "copy") for i in range(10))
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_sidecars_an_export_wrote_before_the_catalog_disk_filled_are_recorded_by_the_next(tmp_path: Path) -> None:
+    """A QA finding: `xmp export` wrote the sidecars, then could not record them (the
+    catalog's disk full, exit 7); run again, it found them up to date and recorded
+    nothing, so the next scan imported them as another program's edit and brought back a
+    tag removed since. The rerun records them now."""
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(lib / f"p{i}.jpg")
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "16m")
+    try:
+        catalog = disk / "c.duckdb"
+        _scan_bare(catalog, lib)
+        for t in ("Places/Paris", "keep"):
+            assert _cli("-q", "--catalog", str(catalog), "tag", "add", t, *map(str, lib.glob("*.jpg"))).returncode == 0
+        _leave_free(disk, disk / "fill", 0)
+        full = _cli("--catalog", str(catalog), "xmp", "export", "--all")
+        assert full.returncode == 7 and len(full.stderr.strip().splitlines()) == 1, full.stderr
+        assert len(list(lib.glob("*.jpg.xmp"))) == 6
+        (disk / "fill").unlink()
+        again = _cli("--catalog", str(catalog), "xmp", "export", "--all", "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["unchanged"] == 6, again.stdout
+        assert _cli("-q", "--catalog", str(catalog), "tag", "remove", "keep", str(lib / "p0.jpg")).returncode == 0
+        assert _cli("-q", "--catalog", str(catalog), "scan", "--no-index", str(lib)).returncode == 0
+        con = duckdb.connect(str(catalog))
+        got = con.execute("SELECT f.name, list(t.tag ORDER BY t.tag) FROM tags t JOIN files f USING (media_id) "
+                          "GROUP BY ALL ORDER BY ALL").fetchall()
+        con.close()
+        assert got == [("p0.jpg", ["Places/Paris"])] + [(f"p{i}.jpg", ["Places/Paris", "keep"]) for i in range(1, 6)]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_reindex_the_catalog_cannot_record_keeps_the_index_it_had(tmp_path: Path) -> None:
+    """A QA finding: `search --reindex` with a catalog it may not write (its folder
+    read-only to the user) deleted the index before it found that out, and every search
+    after tried to build it again and failed. It keeps the index now, and search works."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "holiday.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    home = tmp_path / "cat"
+    home.mkdir()
+    catalog = home / "c.duckdb"
+    assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", str(lib)).returncode == 0
+    before = sorted(p.name for p in (home / "c.search").iterdir())
+    home.chmod(0o555)
+    try:
+        # Root without the right to pass permission bits: as a user for whom the folder is read-only.
+        as_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all",
+                   sys.executable, "-m", "mediaforge", "--catalog", str(catalog)]
+        env = {**os.environ, "MEDIAFORGE_DEBUG": ""}
+        r = subprocess.run([*as_user, "search", "--reindex"], capture_output=True, text=True, env=env)
+        assert r.returncode == 5 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert sorted(p.name for p in (home / "c.search").iterdir()) == before
+        r = subprocess.run([*as_user, "search", "holiday", "--format", "json"], capture_output=True, text=True, env=env)
+        assert r.returncode == 0 and "holiday.jpg" in r.stdout, r.stderr
+    finally:
+        home.chmod(0o755)
+
+
+def test_an_export_to_a_full_disk_says_why_in_plain_words(tmp_path: Path) -> None:
+    """A QA finding: the one line of an export that met a full disk held DuckDB's error
+    as JSON (`Async write failed for range [...]: {"exception_type":"IO",...}`)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(300):
+        (lib / f"f{i}.txt").write_text(f"file {i}\n")
+    catalog = tmp_path / "c.duckdb"
+    _scan_bare(catalog, lib)
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "64k")
+    try:
+        r = _cli("--catalog", str(catalog), "export", str(disk / "out"))
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 3 and len(lines) == 1, r.stderr
+        assert "No space left on device" in lines[0] and "exception_type" not in lines[0] and "{" not in lines[0]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

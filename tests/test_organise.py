@@ -665,7 +665,8 @@ def test_the_upgrade_to_schema_16_takes_back_a_twins_keywords_imported_before(tm
     upper = con.execute("SELECT media_id FROM files WHERE name = 'Pic.jpg'").fetchone()[0]
     lower_xmp = con.execute("SELECT blake3 FROM files WHERE name = 'pic.jpg.xmp'").fetchone()[0]
     con.execute("INSERT INTO tags VALUES (?, 'kwLower', 'xmp', 'x', now()::TIMESTAMP)", [upper])
-    con.execute("INSERT INTO xmp_imports VALUES (?, ?, now()::TIMESTAMP)", [upper, lower_xmp])
+    con.execute("INSERT INTO xmp_imports (media_id, sidecar_blake3, imported_at) VALUES (?, ?, now()::TIMESTAMP)",
+                [upper, lower_xmp])
     con.execute("UPDATE meta SET value = '15' WHERE key = 'schema_version'")
     con.close()
     assert run_cli("scan", lib, catalog=catalog).rc == 0
@@ -1249,6 +1250,146 @@ def test_a_sidecar_content_written_again_is_the_last_one_known(tmp_path: Path) -
     assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")] == ["birds"]
     plan = json.loads(run_cli("xmp", "export", photo, "--dry-run", "--json", catalog=catalog).out)
     assert plan["would_write"] == [] and plan["unchanged"] == 1, plan  # nothing plans to put `t` back
+
+
+def test_a_sidecar_put_back_at_an_older_content_is_imported_again(tmp_path: Path) -> None:
+    """Another program adds `cats` to a sidecar; the user restores the old sidecar from a
+    backup, byte for byte: the next scan takes `cats` off (before schema 21 the old content
+    was known, so nothing was imported). An export between scans is not taken for such a
+    restore, and an unchanged sidecar brings back no tag the user removed."""
+    old = _subject_xmp("birds")
+    lib, sidecar = _photo_and_sidecar(tmp_path, "a.jpg", old)
+    catalog = tmp_path / "cat.duckdb"
+    photo = lib / "a.jpg"
+
+    def tags() -> list[str]:
+        return [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")]
+
+    def scan() -> None:
+        res = run_cli("scan", lib, catalog=catalog)
+        assert res.rc == 0, res.err
+
+    scan()
+    assert tags() == ["birds"]
+    sidecar.write_bytes(_subject_xmp("birds", "cats"))
+    scan()
+    assert tags() == ["birds", "cats"]
+    sidecar.write_bytes(old)
+    scan()
+    assert tags() == ["birds"]
+    # A tag added and exported, then `xmp import` before any scan read the new sidecar:
+    # the catalog's row of it is the restored content still, which is not a restore again.
+    assert run_cli("tag", "add", "dogs", photo, catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", photo, catalog=catalog).rc == 0
+    res = run_cli("xmp", "import", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out) == {"added": 0, "removed": 0}, res.out
+    assert tags() == ["birds", "dogs"]
+    assert run_cli("tag", "remove", "birds", photo, catalog=catalog).rc == 0
+    scan()
+    scan()
+    assert tags() == ["dogs"]
+
+
+def _as_schema_20(catalog: Path) -> None:
+    """The catalog as schema 20 held it: `xmp_imports` without `sidecar_id` and `scan_id`."""
+    import duckdb
+
+    con = duckdb.connect(str(catalog))
+    con.execute("ALTER TABLE xmp_imports DROP COLUMN sidecar_id")
+    con.execute("ALTER TABLE xmp_imports DROP COLUMN scan_id")
+    con.execute("UPDATE meta SET value = '20' WHERE key = 'schema_version'")
+    con.close()
+
+
+def test_a_sidecar_deleted_then_put_back_or_replaced_by_another(tmp_path: Path) -> None:
+    """Review findings: a sidecar deleted (a scan found it missing) then restored from a
+    backup is a new file, and still counts as put back at its older content; a sidecar
+    deleted and another made in its place (`a.xmp` for `a.jpg.xmp`) takes nothing off,
+    for the new one never held what the old one did."""
+    old = _subject_xmp("birds")
+    lib, sidecar = _photo_and_sidecar(tmp_path, "a.jpg", old)
+    catalog = tmp_path / "cat.duckdb"
+
+    def tags() -> list[str]:
+        return [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")]
+
+    def scan(*args: str) -> None:
+        res = run_cli("scan", lib, *args, catalog=catalog)
+        assert res.rc == 0, res.err
+
+    scan()
+    sidecar.write_bytes(_subject_xmp("birds", "cats"))
+    scan()
+    sidecar.unlink()
+    scan()
+    sidecar.write_bytes(old)
+    scan()
+    assert tags() == ["birds"]
+    sidecar.write_bytes(_subject_xmp("birds", "cats"))
+    scan()
+    sidecar.unlink()
+    scan()
+    (lib / "a.xmp").write_bytes(_subject_xmp("one"))
+    scan()
+    assert tags() == ["birds", "cats", "one"]
+
+
+def test_the_upgrade_to_schema_21_brings_back_no_tag_removed_after_an_export(tmp_path: Path) -> None:
+    """A review finding: an export no scan had read yet, the upgrade, then a tag removed:
+    the upgrade took the catalog's older row of the sidecar for its last content, so the
+    next scan took the exported one for a restore and brought the tag back."""
+    lib, _sidecar = _photo_and_sidecar(tmp_path, "a.jpg", _subject_xmp("birds"))
+    catalog = tmp_path / "cat.duckdb"
+    photo = lib / "a.jpg"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "dogs", photo, catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", photo, catalog=catalog).rc == 0
+    _as_schema_20(catalog)
+    assert run_cli("tag", "remove", "dogs", photo, catalog=catalog).rc == 0
+    res = run_cli("xmp", "import", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out) == {"added": 0, "removed": 0}, res.out
+    for _ in range(2):
+        assert run_cli("scan", lib, catalog=catalog).rc == 0
+        assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")] == ["birds"]
+
+
+def test_each_of_two_sidecars_is_compared_with_its_own_last_content(tmp_path: Path) -> None:
+    """A file with Lightroom's `b.xmp` and darktable's `b.jpg.xmp`: a keyword darktable
+    takes out comes off (the other sidecar does not hold it), and darktable's sidecar put
+    back at its old content brings it back; the upgrade from schema 20 gives each sidecar
+    its current content as the last known, so a restore after it is seen too."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(40, 30, 7).save(lib / "b.jpg")
+    (lib / "b.xmp").write_bytes(_subject_xmp("one"))
+    dt = lib / "b.jpg.xmp"
+    dt.write_bytes(_subject_xmp("two", "three"))
+    catalog = tmp_path / "cat.duckdb"
+
+    def tags() -> list[str]:
+        return [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")]
+
+    def scan() -> None:
+        res = run_cli("scan", lib, catalog=catalog)
+        assert res.rc == 0, res.err
+
+    scan()
+    assert tags() == ["one", "three", "two"]
+    dt.write_bytes(_subject_xmp("two"))
+    scan()
+    assert tags() == ["one", "two"]
+    dt.write_bytes(_subject_xmp("two", "three"))
+    scan()
+    assert tags() == ["one", "three", "two"]
+    _as_schema_20(catalog)
+    scan()
+    assert rows(catalog, "SELECT count(*) AS n FROM xmp_imports WHERE sidecar_id IS NOT NULL") == [{"n": 2}]
+    dt.write_bytes(_subject_xmp("two", "four"))
+    scan()
+    assert tags() == ["four", "one", "two"]
+    dt.write_bytes(_subject_xmp("two", "three"))
+    scan()
+    assert tags() == ["one", "three", "two"]
 
 
 def test_a_missing_files_tags_and_places_can_be_listed_and_taken_off(tmp_path: Path) -> None:

@@ -13,11 +13,37 @@ import unicodedata
 
 def first_line(e: BaseException | str) -> str:
     """The first non-empty line of an error's text (DuckDB's run to several lines), or
-    its class name when it has none: what a one-line message can hold."""
+    its class name when it has none: what a one-line message can hold. An error DuckDB
+    wraps as JSON (`Async write failed ...: {"exception_type": ...}`) is told by the
+    message inside."""
     text = str(e).strip()
     if not text:
         return type(e).__name__ if isinstance(e, BaseException) else "error"
+    text = _unwrapped(text)
     return text.split("\n")[0].rstrip("\r")
+
+
+_ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]{0,40} Error: ")
+
+
+def _unwrapped(text: str) -> str:
+    """`IO Error: Async write failed for range [...]: {"exception_type":"IO",
+    "exception_message":"Could not write file ...",...}` as `IO Error: Could not write
+    file ...`; any other text as it is."""
+    import json
+
+    at = text.find('{"exception_type"')
+    if at < 0:
+        return text
+    try:
+        inner, _end = json.JSONDecoder().raw_decode(text, at)
+    except ValueError:
+        return text
+    message = inner.get("exception_message") if isinstance(inner, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return text
+    kind = _ERROR_KIND.match(text)
+    return (kind.group(0) if kind else "") + message.strip()
 
 
 _CARET = re.compile(r"\^+")

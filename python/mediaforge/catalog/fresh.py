@@ -4,7 +4,7 @@ DuckDB DDL. Generated from the migrations by `python scripts/fresh_schema.py`, n
 edited by hand; tests/test_fresh_schema.py checks that it is in step with them and
 that a catalog made from it equals one migrated from empty, object by object."""
 
-VERSION = 20
+VERSION = 21
 
 STATEMENTS = (
     'CREATE TABLE meta("key" VARCHAR PRIMARY KEY, "value" VARCHAR NOT NULL);',
@@ -58,7 +58,7 @@ STATEMENTS = (
     'BIGINT NOT NULL, added_by VARCHAR NOT NULL, added_at TIMESTAMP NOT NULL);',
     'CREATE TABLE search_docs(media_id UUID NOT NULL, digest UBIGINT NOT NULL);',
     'CREATE TABLE xmp_imports(media_id UUID NOT NULL, sidecar_blake3 VARCHAR NOT NULL, imported_at TI'
-    'MESTAMP NOT NULL);',
+    'MESTAMP NOT NULL, sidecar_id UUID, scan_id BIGINT);',
     "CREATE TABLE files(media_id UUID NOT NULL, path VARCHAR GENERATED ALWAYS AS(CASE  WHEN ((dir = '"
     '\')) THEN ("name") WHEN ((dir = \'/\')) THEN ((\'/\' || "name")) ELSE ((dir || \'/\') || "name") END), '
     'path_bytes BLOB GENERATED ALWAYS AS(COALESCE(path_raw, encode(CASE  WHEN ((dir = \'\')) THEN ("nam'
@@ -145,5 +145,5 @@ STATEMENTS = (
     ' arg_min(s.gps_lon, (s.gps_lat IS NULL)) AS gps_lon FROM (sidecar_links AS l INNER JOIN sidecars'
     ' AS s ON ((s.blake3 = l.sidecar_blake3))) GROUP BY l.media_id) AS x ON ((x.media_id = f.media_id'
     "))) WHERE (f.status = 'present');",
-    "INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '20')",
+    "INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '21')",
 )

@@ -360,3 +360,15 @@ MIGRATION_6 = [ddl(t) for t in TABLES_V6] + ["""
 MEDIA_V14 = ("thumb_bytes", "BIGINT")
 MIGRATION_14_MEDIA = f"ALTER TABLE media ADD COLUMN IF NOT EXISTS {MEDIA_V14[0]} {MEDIA_V14[1]}"
 _ALL["media"] = [*TABLES["media"], MEDIA_V14]
+
+# Version 21 records which sidecar file each `xmp_imports` content was (`sidecar_id`, the
+# sidecar's `files.media_id`; NULL for rows from before, and for an export's new sidecar
+# no scan has catalogued yet), and the latest scan when it was recorded (`scan_id`): a
+# sidecar put back at a content it held before is told from one left as it was by
+# comparing what a later scan found with the last content recorded for that sidecar.
+XMP_IMPORTS_V21 = [("sidecar_id", "UUID"), ("scan_id", "BIGINT")]
+# Rows from before get the latest scan begun when they were dated.
+MIGRATION_21_XMP = [
+    *(f"ALTER TABLE xmp_imports ADD COLUMN IF NOT EXISTS {name} {typ}" for name, typ in XMP_IMPORTS_V21),
+    "UPDATE xmp_imports SET scan_id = (SELECT max(scan_id) FROM scans WHERE started_at <= xmp_imports.imported_at)"]
+_ALL["xmp_imports"] = [*TABLES_V6["xmp_imports"], *XMP_IMPORTS_V21]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 
-from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDIA, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
-                           MIGRATION_6, SIDECAR_LINKS_VIEW, SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4,
-                           TABLES_V5, TABLES_V6)
+from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDIA, MIGRATION_2, MIGRATION_3,
+                           MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, SIDECAR_LINKS_VIEW,
+                           SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 20
+SCHEMA_VERSION = 21
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -333,6 +333,11 @@ MIGRATIONS[20] = [
     f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE kind = 'sidecar' "
     "AND lower(ext) = 'json')",
 ]
+
+# Version 21: `xmp_imports.sidecar_id`, the sidecar file a recorded content was, and
+# `xmp_imports.scan_id`. Rows from before name no sidecar; a scan's import gives a sidecar
+# with no rows of its own the ones of its current content (see `organise.xmp._adopt`).
+MIGRATIONS[21] = MIGRATION_21_XMP
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

@@ -959,16 +959,19 @@ def _carry_over(con) -> None:  # noqa: ANN001
     """A new row that an earlier scan found (one cut short, or one that did not look where
     the old row was) has had an id of its own, which the user may have tagged, put in a
     collection, or imported a sidecar for. All that moves to the id the row takes over;
-    what the old id has already is not doubled."""
+    what the old id has already is not doubled. (A sidecar's id is also each
+    `xmp_imports.sidecar_id` naming it.)"""
     for table, columns, key in (("tags", "tag, source, added_by, added_at", "tag"),
                                 ("collection_items", "collection_id, position, added_by, added_at", "collection_id"),
-                                ("xmp_imports", "sidecar_blake3, imported_at", "sidecar_blake3")):
+                                ("xmp_imports", "sidecar_blake3, imported_at, sidecar_id, scan_id", "sidecar_blake3")):
         picked = ", ".join(f"t.{c.strip()}" for c in columns.split(","))
+        same = " AND x.sidecar_id IS NOT DISTINCT FROM t.sidecar_id" if table == "xmp_imports" else ""
         con.execute(f"""
             INSERT INTO {table} (media_id, {columns})
             SELECT m.old_id, {picked} FROM {table} t JOIN mf_moves m ON t.media_id = m.new_id
-            WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.media_id = m.old_id AND x.{key} = t.{key})""")
+            WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.media_id = m.old_id AND x.{key} = t.{key}{same})""")
         con.execute(f"DELETE FROM {table} WHERE media_id IN (SELECT new_id FROM mf_moves)")
+    con.execute("UPDATE xmp_imports SET sidecar_id = m.old_id FROM mf_moves m WHERE xmp_imports.sidecar_id = m.new_id")
 
 
 def finish_scan(

@@ -306,7 +306,9 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
     from ..organise.xmp import export_xmp
 
     g = _globals(ctx)
-    with open_catalog(g.catalog) as cat:  # writes: what it wrote counts as imported
+    # Writes (what it wrote counts as imported); a dry run only reads, also where the
+    # catalog is on a read-only disk.
+    with open_catalog(g.catalog, read_only=dry_run) as cat:
         if all_:
             # Tagged files, and those whose sidecar MediaForge imported or wrote: a tag
             # taken off since may have to leave it.

@@ -427,7 +427,10 @@ class JournalError(PathIOError):
 
 
 class Journal:
-    """Append-only JSON lines, each flushed and fsynced before the next step."""
+    """Append-only JSON lines, each written whole and fsynced before the next step. A line
+    that could not be written whole (a full disk) is cut away again, and a journal opened
+    to add to it first loses a last line a crash cut short, so every line it holds but
+    the last is whole."""
 
     def __init__(self, path: Path, appending: bool = False) -> None:
         """`appending`: the journal of a run, opened again to add to it: a failed write
@@ -437,21 +440,48 @@ class Journal:
         self.failed = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         except OSError as e:
             raise PathIOError(f"cannot write the dedupe journal in {path.parent}: {e.strerror}; "
                               "nothing was changed") from None
+        if appending:
+            with contextlib.suppress(OSError):  # left as it is: the next line is refused then
+                self._end_whole()
 
-    def write(self, **entry: Any) -> None:
+    def _end_whole(self) -> None:
+        """Cut off a last line without its end (a crash as it was written): the undo reads
+        such a line as never written, and a line added after it would make it invalid."""
+        size = os.fstat(self.fd).st_size
+        if not size or os.pread(self.fd, 1, size - 1) == b"\n":
+            return
+        start = max(0, size - 65536)
+        while True:
+            tail = os.pread(self.fd, size - start, start)
+            end = tail.rfind(b"\n")
+            if end >= 0 or start == 0:
+                os.ftruncate(self.fd, start + end + 1)
+                os.fsync(self.fd)
+                return
+            start = max(0, start - 65536)
+
+    def write(self, **entry: Any) -> int:
+        """Append one line; returns where it starts, for `cut`."""
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        start = -1
         try:
-            self.f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self.f.flush()
-            os.fsync(self.f.fileno())
+            start = os.fstat(self.fd).st_size
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self.fd, view):]
+            os.fsync(self.fd)
         except OSError as e:  # a full disk: stop before the next step, which it could not record
             self.failed = True
-            if not self.lines:  # not even the first line: nothing was done, leave nothing behind
+            if start >= 0:
                 with contextlib.suppress(OSError):
-                    self.f.close()
+                    self.cut(start)
+            if not self.lines:  # not even the first line: nothing was done, leave nothing behind
+                self.close()
+                with contextlib.suppress(OSError):
                     self.path.unlink()
                 raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; "
                                    "nothing was changed") from None
@@ -459,13 +489,17 @@ class Journal:
                                f"was done is in it, undo with `mediaforge dedupe --undo {shell_word(os.fsencode(self.path))}`"
                                ) from None
         self.lines += 1
+        return start
+
+    def cut(self, start: int) -> None:
+        """Take back the lines from byte `start` on (what they say did not happen)."""
+        os.ftruncate(self.fd, start)
+        os.fsync(self.fd)
 
     def close(self) -> None:
-        try:
-            self.f.close()  # the file is closed even when this last flush fails
-        except OSError as e:
-            if not self.failed:  # else already reported, with what was done
-                raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}") from None
+        if self.fd >= 0:
+            os.close(self.fd)  # nothing is buffered: every line was written and fsynced
+            self.fd = -1
 
 
 def _b64(p: bytes) -> str:
@@ -825,44 +859,55 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
 
     moves = pa.table({"victim": pa.array([v for v, _ in pairs], pa.string()),
                       "keep": pa.array([k for _, k in pairs], pa.string())})
-    with cat.registered("mf_moves", moves), cat.transaction() as con:
-        # Each with the copies it came from: undo takes it back only once they all hold it again.
-        tags = con.execute("""
-            SELECT m.keep, t.tag, list(DISTINCT m.victim ORDER BY m.victim) FROM mf_moves m
-            JOIN tags t ON t.media_id = m.victim::UUID
-            WHERE NOT EXISTS (SELECT 1 FROM tags k WHERE k.media_id = m.keep::UUID AND k.tag = t.tag)
-            GROUP BY ALL ORDER BY ALL""").fetchall()
-        if tags:
-            con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, (now() AT TIME ZONE 'UTC') FROM "
-                        "(SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS t)",
-                        [who(), [k for k, _, _ in tags], [t for _, t, _ in tags]])
-        items = con.execute("""
-            SELECT m.keep, i.collection_id, list(DISTINCT m.victim ORDER BY m.victim) FROM mf_moves m
-            JOIN collection_items i ON i.media_id = m.victim::UUID
-            WHERE NOT EXISTS (SELECT 1 FROM collection_items k WHERE k.media_id = m.keep::UUID
-                              AND k.collection_id = i.collection_id)
-            GROUP BY ALL ORDER BY ALL""").fetchall()
-        if items:  # one insert: each collection's new members go after its current last one
-            con.execute("""
-                WITH x AS (SELECT unnest(?::VARCHAR[]) AS keep, unnest(?::BIGINT[]) AS cid)
-                INSERT INTO collection_items
-                SELECT x.cid, x.keep::UUID,
-                       (SELECT coalesce(max(position), 0) FROM collection_items c WHERE c.collection_id = x.cid)
-                           + row_number() OVER (PARTITION BY x.cid ORDER BY x.keep),
-                       ?, (now() AT TIME ZONE 'UTC')
-                FROM x""", [[k for k, _, _ in items], [int(c) for _, c, _ in items], who()])
-        # Journalled before the commit: what undo cannot find in the journal is not added.
-        # The kept files' paths too: a later scan can hand a kept row an older id (a file it
-        # took for moved), and undo then finds the row by its path.
-        kept_at = {s.keep_id: [_b64(s.keep), s.keep_blake3 or s.blake3 or ""] for s in out.done_steps if s.keep_id}
-        journal = Journal(out.journal, appending=True)
-        try:
-            journal.write(kind="carried", tags=[[k, t] for k, t, _ in tags],
-                          collections=[[k, int(c)] for k, c, _ in items],
-                          tags_from=[list(v) for _, _, v in tags], collections_from=[list(v) for _, _, v in items],
-                          kept_at={k: kept_at[k] for k in {k for k, _, _ in tags} | {k for k, _, _ in items}
-                                   if k in kept_at})
-        finally:
+    journal: Journal | None = None
+    line = -1
+    try:
+        with cat.registered("mf_moves", moves), cat.transaction() as con:
+            # Each with the copies it came from: undo takes it back only once they all hold it again.
+            tags = con.execute("""
+                SELECT m.keep, t.tag, list(DISTINCT m.victim ORDER BY m.victim) FROM mf_moves m
+                JOIN tags t ON t.media_id = m.victim::UUID
+                WHERE NOT EXISTS (SELECT 1 FROM tags k WHERE k.media_id = m.keep::UUID AND k.tag = t.tag)
+                GROUP BY ALL ORDER BY ALL""").fetchall()
+            if tags:
+                con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, (now() AT TIME ZONE 'UTC') FROM "
+                            "(SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS t)",
+                            [who(), [k for k, _, _ in tags], [t for _, t, _ in tags]])
+            items = con.execute("""
+                SELECT m.keep, i.collection_id, list(DISTINCT m.victim ORDER BY m.victim) FROM mf_moves m
+                JOIN collection_items i ON i.media_id = m.victim::UUID
+                WHERE NOT EXISTS (SELECT 1 FROM collection_items k WHERE k.media_id = m.keep::UUID
+                                  AND k.collection_id = i.collection_id)
+                GROUP BY ALL ORDER BY ALL""").fetchall()
+            if items:  # one insert: each collection's new members go after its current last one
+                con.execute("""
+                    WITH x AS (SELECT unnest(?::VARCHAR[]) AS keep, unnest(?::BIGINT[]) AS cid)
+                    INSERT INTO collection_items
+                    SELECT x.cid, x.keep::UUID,
+                           (SELECT coalesce(max(position), 0) FROM collection_items c WHERE c.collection_id = x.cid)
+                               + row_number() OVER (PARTITION BY x.cid ORDER BY x.keep),
+                           ?, (now() AT TIME ZONE 'UTC')
+                    FROM x""", [[k for k, _, _ in items], [int(c) for _, c, _ in items], who()])
+            # Journalled before the commit: what undo cannot find in the journal is not added.
+            # The kept files' paths too: a later scan can hand a kept row an older id (a file it
+            # took for moved), and undo then finds the row by its path.
+            kept_at = {s.keep_id: [_b64(s.keep), s.keep_blake3 or s.blake3 or ""] for s in out.done_steps if s.keep_id}
+            journal = Journal(out.journal, appending=True)
+            line = journal.write(kind="carried", tags=[[k, t] for k, t, _ in tags],
+                                 collections=[[k, int(c)] for k, c, _ in items],
+                                 tags_from=[list(v) for _, _, v in tags],
+                                 collections_from=[list(v) for _, _, v in items],
+                                 kept_at={k: kept_at[k] for k in {k for k, _, _ in tags} | {k for k, _, _ in items}
+                                          if k in kept_at})
+    except BaseException:
+        # Not carried after all (the commit failed: a full disk under the catalog): the line
+        # goes, so the next scan carries them (`carry_unfinished`) before a prune loses them.
+        if journal is not None and line >= 0:
+            with contextlib.suppress(OSError):
+                journal.cut(line)
+        raise
+    finally:
+        if journal is not None:
             journal.close()
     out.tags_carried = len(tags)
     out.collections_carried = len(items)

@@ -187,7 +187,8 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     _check_folder(folder)
     fresh = rebuild or not _ours(cat, folder)
     if fresh:  # rebuilt, deleted, or another catalog's: start from nothing
-        shutil.rmtree(folder, ignore_errors=True)
+        # The catalog first: one that cannot be written (read-only, a full disk) leaves the
+        # index as it was, still there to search, rather than deleted and never rebuilt.
         with cat.transaction() as con:
             # Not in step until this rebuild ends: if it is cut short (kill -9), the next
             # scan or search sees that and indexes every document again.
@@ -195,6 +196,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             con.execute("DELETE FROM search_docs")
             con.execute("INSERT INTO meta SELECT ?, uuid()::VARCHAR WHERE NOT EXISTS "
                         "(SELECT 1 FROM meta WHERE key = ?)", [CATALOG_ID, CATALOG_ID])
+        shutil.rmtree(folder, ignore_errors=True)
         only = None
     try:
         index = _core.SearchIndex(folder)

@@ -5,10 +5,11 @@ travel as hierarchical keywords under `MediaForge Collections|<name>`.
 
 Import reads what the scan already parsed (the `sidecars` table through the
 `sidecar_links` view), so it costs no file reads; it runs after every scan, for the
-sidecar contents it has not imported before (`xmp_imports`). Export writes
-`<file>.xmp` beside each file, or merges into the sidecar the file already has, replaced
-atomically; every other element is kept. Keywords removed here are taken out only of a
-sidecar whose content MediaForge imported or wrote, and only those it could store.
+sidecar contents it has not imported before, or that a sidecar was put back at
+(`xmp_imports`). Export writes `<file>.xmp` beside each file, or merges into the sidecar
+the file already has, replaced atomically; every other element is kept. Keywords removed
+here are taken out only of a sidecar whose content MediaForge imported or wrote, and only
+those it could store.
 """
 
 from __future__ import annotations
@@ -66,34 +67,57 @@ _XMP_LINKS = links_sql(
     "AND blake3 IN (SELECT blake3 FROM sidecars WHERE format = 'xmp')")
 
 
+# The last content recorded for each file and sidecar (`xmp_imports.sidecar_id`): several
+# rows of a pair when one `_mark_imported` recorded them together.
+_LATEST_OF_SIDECAR = """
+    SELECT media_id, sidecar_id, sidecar_blake3, scan_id FROM xmp_imports WHERE sidecar_id IS NOT NULL
+    QUALIFY imported_at = max(imported_at) OVER (PARTITION BY media_id, sidecar_id)"""
+
+
 def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
     """Tags (source 'xmp') and manual collection memberships from the keywords of linked
-    XMP sidecars: only sidecar contents not imported before for that file (`xmp_imports`),
-    so a tag the user removed stays removed until the sidecar itself changes; `everything`
-    imports every linked sidecar again. Nothing doubles."""
+    XMP sidecars: only a sidecar content not imported before for that file (`xmp_imports`),
+    or one the sidecar held before and was put back at (a scan since the last content
+    recorded for that sidecar found another), so a tag the user removed stays removed
+    until the sidecar itself changes; `everything` imports every linked sidecar again.
+    Nothing doubles."""
     repaired = _untwin(cat)
-    pending = "" if everything else """
-        AND NOT EXISTS (SELECT 1 FROM xmp_imports x
-                        WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)"""
-    pairs = cat.con.sql(f"""
-        SELECT DISTINCT l.media_id::VARCHAR AS media_id, l.sidecar_blake3, s.keywords, s.hierarchical_keywords
-        FROM ({_XMP_LINKS}) l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
-        WHERE s.format = 'xmp' {pending}""").to_arrow_table()
-    if not pairs.num_rows:
-        return Imported(0, sorted(repaired), sum(repaired.values()))
-    removed = (0 if everything else _take_off_removed(cat, pairs)) + sum(repaired.values())
-    by_tag: dict[str, list[str]] = {}
-    by_coll: dict[str, list[str]] = {}
+    cat.con.execute(f"CREATE OR REPLACE TEMP TABLE mf_xmp_links AS {_XMP_LINKS}")
+    try:
+        _adopt(cat)
+        pending = "" if everything else """
+            AND (NOT EXISTS (SELECT 1 FROM xmp_imports x
+                             WHERE x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3)
+                 -- Found by a scan after the sidecar's last recorded content: the catalog's
+                 -- row of a sidecar an export has written since is not what it holds.
+                 OR (EXISTS (SELECT 1 FROM latest x JOIN files sf ON sf.media_id = x.sidecar_id
+                             WHERE x.media_id = l.media_id AND x.sidecar_id = l.sidecar_id
+                               AND sf.last_scan_id > coalesce(x.scan_id, 0))
+                     AND NOT EXISTS (SELECT 1 FROM latest x WHERE x.media_id = l.media_id
+                                     AND x.sidecar_id = l.sidecar_id AND x.sidecar_blake3 = l.sidecar_blake3)))"""
+        pairs = cat.con.sql(f"""
+            WITH latest AS ({_LATEST_OF_SIDECAR})
+            SELECT DISTINCT l.media_id::VARCHAR AS media_id, l.sidecar_id::VARCHAR AS sidecar_id, l.sidecar_blake3,
+                   s.keywords, s.hierarchical_keywords
+            FROM mf_xmp_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+            WHERE s.format = 'xmp' {pending}""").to_arrow_table()
+        if not pairs.num_rows:
+            return Imported(0, sorted(repaired), sum(repaired.values()))
+        removed = (0 if everything else _take_off_removed(cat, pairs)) + sum(repaired.values())
+    finally:
+        cat.con.execute("DROP TABLE IF EXISTS mf_xmp_links")
+    by_tag: dict[str, dict[str, None]] = {}
+    by_coll: dict[str, dict[str, None]] = {}
     rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "keywords", "hierarchical_keywords")))
     for media_id, flat, tree in rows:
         for t in _keywords(flat or [], tree or []):
             coll = _collection_of(t)
             if coll is not None:
                 if coll:
-                    by_coll.setdefault(coll, []).append(media_id)
+                    by_coll.setdefault(coll, {})[media_id] = None
                 continue
             try:
-                by_tag.setdefault(normalize_tag(t), []).append(media_id)
+                by_tag.setdefault(normalize_tag(t), {})[media_id] = None
             except InvalidInputError:
                 continue  # a keyword we cannot store as a tag (control characters): left alone
     # One transaction for them all: a sidecar may hold thousands of keywords.
@@ -107,11 +131,41 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
             except InvalidInputError:
                 pass  # already there (or a name we refuse)
             try:
-                collection.add(cat, name, ids)
+                collection.add(cat, name, list(ids))
             except InvalidInputError:
                 continue
-    _mark_imported(cat, pairs.select(["media_id", "sidecar_blake3"]))
+    _mark_imported(cat, pairs.select(["media_id", "sidecar_id", "sidecar_blake3"]))
     return Imported(added, sorted(set(pairs.column("media_id").to_pylist()) | set(repaired)), removed)
+
+
+def _adopt(cat: Catalog) -> None:
+    """Rows for the linked sidecars (`mf_xmp_links`) with none of their own for a file.
+    A sidecar that came back as a new file where a missing one was (deleted, then put back
+    from a backup) takes that one's rows. Else, once a scan has read it since the file's
+    last recorded content (rows recorded before schema 21, or by an export of a sidecar no
+    scan had catalogued, or copied from another sidecar), a sidecar whose content is
+    recorded for that file takes that content as the last it held: from then on it is put
+    back at an older content only by an edit."""
+    with cat.transaction() as con:
+        con.execute("""
+            UPDATE xmp_imports SET sidecar_id = o.sidecar_id
+            FROM (SELECT l.media_id, l.sidecar_id, gone.media_id AS old_id
+                  FROM mf_xmp_links l JOIN files n ON n.media_id = l.sidecar_id
+                  JOIN (SELECT media_id, path_bytes FROM files WHERE status = 'missing'
+                        QUALIFY row_number() OVER (PARTITION BY path_bytes ORDER BY last_seen DESC) = 1) gone
+                    ON gone.path_bytes = n.path_bytes AND gone.media_id <> n.media_id
+                  WHERE NOT EXISTS (SELECT 1 FROM xmp_imports y
+                                    WHERE y.media_id = l.media_id AND y.sidecar_id = l.sidecar_id)) o
+            WHERE xmp_imports.media_id = o.media_id AND xmp_imports.sidecar_id = o.old_id""")
+        con.execute("""
+            INSERT INTO xmp_imports (media_id, sidecar_blake3, imported_at, sidecar_id, scan_id)
+            SELECT l.media_id, l.sidecar_blake3, max(x.imported_at), l.sidecar_id, max(x.scan_id)
+            FROM mf_xmp_links l JOIN xmp_imports x ON x.media_id = l.media_id AND x.sidecar_blake3 = l.sidecar_blake3
+            JOIN files sf ON sf.media_id = l.sidecar_id
+            WHERE NOT EXISTS (SELECT 1 FROM xmp_imports y WHERE y.media_id = l.media_id AND y.sidecar_id = l.sidecar_id)
+              AND sf.last_scan_id > (SELECT coalesce(max(y.scan_id), 0) FROM xmp_imports y
+                                     WHERE y.media_id = l.media_id)
+            GROUP BY l.media_id, l.sidecar_blake3, l.sidecar_id""")
 
 
 # `meta` key set by the upgrade to schema 16 (see `schema.MIGRATIONS[16]`): imports made
@@ -177,27 +231,31 @@ def _untwin(cat: Catalog) -> dict[str, int]:
 
 def _take_off_removed(cat: Catalog, pairs: pa.Table) -> int:
     """Keywords another program took out of a sidecar come off here too: for each file
-    whose one XMP sidecar has a new content, the tags and collection places the content
-    last imported or written for it held, and the new one does not. (With several
-    sidecars, what the last content held may be another sidecar's: nothing is taken off.)
-    Returns the tags and places taken off."""
+    whose XMP sidecar has a new content, the tags and collection places the content last
+    recorded for that sidecar held (for a file with one sidecar and none recorded for it,
+    the last recorded for the file), and the new one does not, unless another sidecar of
+    the file holds them now. Returns the tags and places taken off. Reads `mf_xmp_links`."""
     from . import collection
     from .tags import folded_sql
 
     ids = pa.table({"media_id": pa.array(sorted(set(pairs.column("media_id").to_pylist())), pa.string())})
     with cat.registered("mf_ids", ids):
-        single = {r[0] for r in cat.con.sql("""
-            SELECT l.media_id::VARCHAR FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
-            WHERE s.format = 'xmp' AND l.media_id IN (SELECT media_id::UUID FROM mf_ids)
-            GROUP BY l.media_id HAVING count(DISTINCT l.sidecar_id) = 1""").fetchall()}
+        held: dict[str, dict[str, set[str]]] = {}  # media id -> sidecar id -> its keywords now
+        for media_id, sidecar_id, flat, tree in cat.con.sql("""
+                SELECT l.media_id::VARCHAR, l.sidecar_id::VARCHAR, s.keywords, s.hierarchical_keywords
+                FROM mf_xmp_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+                WHERE s.format = 'xmp' AND l.media_id IN (SELECT media_id::UUID FROM mf_ids)""").fetchall():
+            held.setdefault(media_id, {}).setdefault(sidecar_id, set()).update(
+                _storable_keywords((flat or [], tree or [])))
     gone_tags: list[tuple[str, str]] = []
     gone_places: list[tuple[str, str]] = []
-    rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "keywords", "hierarchical_keywords")))
-    for media_id, flat, tree in rows:
-        before = _last_import(cat, media_id) if media_id in single else None
+    rows = zip(*(pairs.column(c).to_pylist() for c in ("media_id", "sidecar_id", "keywords", "hierarchical_keywords")))
+    for media_id, sidecar_id, flat, tree in rows:
+        others = {k for sid, kws in held.get(media_id, {}).items() if sid != sidecar_id for k in kws}
+        before = _last_known(cat, media_id, sidecar_id, whole_file=len(held.get(media_id, {})) <= 1)
         if before is None:
             continue
-        now = set(_storable_keywords((flat or [], tree or [])))
+        now = set(_storable_keywords((flat or [], tree or []))) | others
         for k in _storable_keywords(before):
             if k in now:
                 continue
@@ -218,13 +276,24 @@ def _take_off_removed(cat: Catalog, pairs: pa.Table) -> int:
     return int(n)
 
 
-def _last_import(cat: Catalog, media_id: str) -> tuple[list[str], list[str]] | None:
-    """(flat, hierarchical) keywords of the content last imported or written for a file;
-    None when there is none, or its parsed row is gone (what it held is not known)."""
+def _last_known(cat: Catalog, media_id: str, sidecar_id: str | None,
+                whole_file: bool = True) -> tuple[list[str], list[str]] | None:
+    """(flat, hierarchical) keywords of the content last recorded for a file's sidecar
+    (`xmp_imports`), else, with `whole_file` (a file with that one sidecar), the content
+    last recorded for the file naming no sidecar (from before schema 21, or an export's
+    new sidecar); None when there is none, or its parsed row is gone (what it held is not
+    known). Another sidecar's rows are never taken: it may be one deleted since."""
     rows = cat.con.execute("""
         SELECT s.blake3, s.keywords, s.hierarchical_keywords FROM xmp_imports x
         LEFT JOIN sidecars s ON s.blake3 = x.sidecar_blake3
-        WHERE x.media_id = ?::UUID ORDER BY x.imported_at DESC LIMIT 1""", [media_id]).fetchall()
+        WHERE x.media_id = ?::UUID AND x.sidecar_id IS NOT DISTINCT FROM ?::UUID
+        ORDER BY x.imported_at DESC LIMIT 1""", [media_id, sidecar_id]).fetchall() if sidecar_id else []
+    if not rows and whole_file:
+        rows = cat.con.execute("""
+            SELECT s.blake3, s.keywords, s.hierarchical_keywords FROM xmp_imports x
+            LEFT JOIN sidecars s ON s.blake3 = x.sidecar_blake3
+            WHERE x.media_id = ?::UUID AND x.sidecar_id IS NULL
+            ORDER BY x.imported_at DESC LIMIT 1""", [media_id]).fetchall()
     if not rows or rows[0][0] is None:
         return None
     return rows[0][1] or [], rows[0][2] or []
@@ -243,9 +312,10 @@ class ExportResult:
     changes: dict[bytes, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
-def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, list[bytes], list[str], str]]:
-    """media_id -> (path_bytes, its own sidecars' path_bytes (none, or several: Lightroom's
-    `IMG_1.xmp` beside darktable's `IMG_1.jpg.xmp`), hierarchical keywords, kind).
+def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[bytes, list[tuple[bytes, str]], list[str],
+                                                                            str]]:
+    """media_id -> (path_bytes, its own sidecars' (path_bytes, media_id) (none, or several:
+    Lightroom's `IMG_1.xmp` beside darktable's `IMG_1.jpg.xmp`), hierarchical keywords, kind).
     A sidecar other media files share by stem (IMG_1.xmp beside IMG_1.jpg and IMG_1.png)
     is used only by the one RAW among them (Lightroom keeps a RAW's keywords there); the
     others get a sidecar of their own (`IMG_1.jpg.xmp`), never one that would give their
@@ -273,12 +343,13 @@ def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[byt
                 WHERE s.n = 1 OR (s.raws = 1 AND l.kind = 'raw')
             )
             SELECT f.media_id::VARCHAR, any_value(f.path_bytes),
-                   (SELECT list(s.path_bytes ORDER BY s.path_bytes) FROM own o JOIN files s ON s.media_id = o.sidecar_id
+                   (SELECT list({{'p': s.path_bytes, 'id': s.media_id::VARCHAR}} ORDER BY s.path_bytes)
+                    FROM own o JOIN files s ON s.media_id = o.sidecar_id
                     WHERE o.media_id = f.media_id AND lower(s.ext) = 'xmp'),
                    list(DISTINCT kw.kw ORDER BY kw.kw), any_value(f.kind)
             FROM files f JOIN want USING (media_id) LEFT JOIN kw ON kw.media_id = f.media_id
             WHERE f.status = 'present' GROUP BY f.media_id""").fetchall()
-    return {m: (bytes(p), [bytes(x) for x in s or []], [k for k in kws if k is not None], kind)
+    return {m: (bytes(p), [(bytes(x["p"]), x["id"]) for x in s or []], [k for k in kws if k is not None], kind)
             for m, p, s, kws, kind in rows}
 
 
@@ -483,35 +554,57 @@ def _read_sidecar(target: bytes) -> bytes | None:
 def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) -> ExportResult:
     """Write each file's tags and collections into its XMP sidecar (see the module doc).
     Keywords taken off in MediaForge are taken out of the sidecar too: those of the
-    sidecar's content when MediaForge wrote or imported it, else (edited elsewhere since)
-    those of the last content it knew for the file. What it writes counts as imported,
+    sidecar's content when it is the one MediaForge last wrote or imported from it, else
+    (edited elsewhere since, or put back at an older content) those of that last one. What it writes counts as imported,
     for every file the sidecar's name links it to, so no sibling takes its keywords."""
     out = ExportResult()
     wanted = _keywords_for(cat, media_ids)
-    written: list[tuple[bytes, str]] = []
+    written: list[tuple[bytes, str, str | None]] = []
     contents: dict[str, bytes] = {}
-    for m, (path, sidecars, keywords, kind) in wanted.items():
-        if kind == "sidecar":
-            out.sidecars_skipped += 1
-            continue
-        why = _not_as_catalogued(cat, m, path)
-        if why is not None:
-            out.failed.append((path, why))
-            continue
-        if not sidecars:
-            new, why = _new_sidecar(path)
-            if new is None:
-                out.failed.append((path, why))
-                continue
-            sidecars = [new]
-        for target in sidecars:  # every sidecar of its own: none is left stale
-            _export_one(cat, out, written, m, target, keywords, contents, dry_run)
-    if written and not dry_run:
+
+    def record() -> None:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
         # but brings back nothing (a removed tag stays removed), to no file it links.
-        _mark_imported(cat, _linked_media(cat, written))
-        _remember_contents(cat, contents)
+        if written and not dry_run:
+            _mark_imported(cat, _linked_media(cat, written))
+            _remember_contents(cat, contents)
+        written.clear()
+        contents.clear()
+
+    # Recorded as it goes, and on the way out of a stop (Ctrl-C, a sidecar's error): a
+    # sidecar written but not recorded would be imported as another program's edit, and
+    # bring back a tag removed before the next scan. (Where the catalog's own disk is
+    # full, those since the last record are recorded by the next export, which finds them
+    # as it would write them.)
+    try:
+        for m, (path, sidecars, keywords, kind) in wanted.items():
+            if kind == "sidecar":
+                out.sidecars_skipped += 1
+                continue
+            why = _not_as_catalogued(cat, m, path)
+            if why is not None:
+                out.failed.append((path, why))
+                continue
+            if not sidecars:
+                new, why = _new_sidecar(path)
+                if new is None:
+                    out.failed.append((path, why))
+                    continue
+                sidecars = [(new, None)]
+            for target, sidecar_id in sidecars:  # every sidecar of its own: none is left stale
+                _export_one(cat, out, written, m, (target, sidecar_id), keywords, contents, dry_run)
+            if len(written) >= _RECORD_EVERY:
+                record()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            record()
+        raise
+    record()
     return out
+
+
+# Sidecars an export writes between two records of what it wrote.
+_RECORD_EVERY = 500
 
 
 _NAME_MAX = 255  # bytes in one name, on Linux's file systems
@@ -582,25 +675,34 @@ def _remember_contents(cat: Catalog, contents: dict[str, bytes]) -> None:
                     "WHERE NOT EXISTS (SELECT 1 FROM sidecars s WHERE s.blake3 = w.blake3)")
 
 
-def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]], m: str, target: bytes,
-                keywords: list[str], contents: dict[str, bytes], dry_run: bool = False) -> None:
-    """Bring one sidecar (`target`) of the file `m` in step with its `keywords`."""
+def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str, str | None]], m: str,
+                sidecar: tuple[bytes, str | None], keywords: list[str], contents: dict[str, bytes],
+                dry_run: bool = False) -> None:
+    """Bring one sidecar of the file `m` (its path, and its `media_id` when catalogued) in
+    step with its `keywords`."""
     from .. import _core
+
+    target, sidecar_id = sidecar
 
     try:
         data = _read_sidecar(target)
-        known = data is None or _imported(cat, m, data)
+        known = data is None or _imported(cat, m, sidecar_id, data)
         if data is None:
             drop: list[str] = []
         elif known:
             drop = _storable_keywords(_parsed_keywords(data))
         else:  # edited elsewhere since: what this file last had from it, not the new keywords
-            drop = _storable_keywords(_last_known_keywords(cat, m))
+            drop = _storable_keywords(_last_known(cat, m, sidecar_id) or ([], []))
         if not keywords and not drop:
             out.unchanged += 1
             return
         merged = merge_keywords(data, keywords, drop)
         if merged is None:
+            if data is not None and not known and not dry_run and _holds_just(data, keywords):
+                # As this export would write it, but not recorded: written by one the
+                # catalog's full disk stopped before it could record it.
+                written.append((target, _core.hash_bytes(data), sidecar_id))
+                contents[written[-1][1]] = data
             out.unchanged += 1
             return
         if len(merged) > MAX_SIDECAR_BYTES:  # a scan would refuse to read it back
@@ -614,7 +716,7 @@ def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str]
         replace_atomically(target, merged)
         out.written.append(target)
         if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
-            written.append((target, _core.hash_bytes(merged)))
+            written.append((target, _core.hash_bytes(merged), sidecar_id))
             contents[written[-1][1]] = merged
     except RecursionError:
         out.failed.append((target, "nested too deeply to rewrite: left alone"))
@@ -630,28 +732,46 @@ def _is_utf8(b: bytes) -> bool:
     return True
 
 
-def _linked_media(cat: Catalog, written: Sequence[tuple[bytes, str]]) -> pa.Table:
-    """(media_id, sidecar_blake3) for every present file the name of each written sidecar
-    links it to (as the `sidecar_links` view will once a scan has catalogued it): a RAW's
-    IMG_1.xmp is the JPEG's too, IMG_3.jpg.xmp is IMG_3.JPG's too."""
+def _linked_media(cat: Catalog, written: Sequence[tuple[bytes, str, str | None]]) -> pa.Table:
+    """(media_id, sidecar_id, sidecar_blake3) for every present file the name of each
+    written sidecar (path, content, its own `media_id` when catalogued) links it to (as the
+    `sidecar_links` view will once a scan has catalogued it): a RAW's IMG_1.xmp is the
+    JPEG's too, IMG_3.jpg.xmp is IMG_3.JPG's too."""
     # As the catalog keeps `dir` and `name`: text, a byte that is not UTF-8 as U+FFFD,
     # with the raw bytes in `path_raw` then.
-    names = pa.table({"name": [os.path.basename(t).decode("utf-8", "replace") for t, _ in written],
-                      "dir": [os.path.dirname(t).decode("utf-8", "replace") for t, _ in written],
-                      "path_raw": pa.array([None if _is_utf8(t) else t for t, _ in written], pa.binary()),
-                      "sidecar_blake3": [h for _, h in written]})
+    names = pa.table({"name": [os.path.basename(t).decode("utf-8", "replace") for t, _, _ in written],
+                      "dir": [os.path.dirname(t).decode("utf-8", "replace") for t, _, _ in written],
+                      "path_raw": pa.array([None if _is_utf8(t) else t for t, _, _ in written], pa.binary()),
+                      "sidecar_blake3": [h for _, h, _ in written],
+                      "sidecar_id": pa.array([i for _, _, i in written], pa.string())})
     with cat.registered("mf_written", names):
-        links = links_sql("SELECT NULL::UUID AS media_id, NULL::VARCHAR AS path, sidecar_blake3 AS blake3, dir, name, "
-                          "path_raw FROM mf_written")
-        return cat.con.sql(f"SELECT DISTINCT media_id::VARCHAR AS media_id, sidecar_blake3 FROM ({links})").to_arrow_table()
+        links = links_sql("SELECT sidecar_id::UUID AS media_id, NULL::VARCHAR AS path, sidecar_blake3 AS blake3, dir, "
+                          "name, path_raw FROM mf_written")
+        return cat.con.sql(f"SELECT DISTINCT media_id::VARCHAR AS media_id, sidecar_id::VARCHAR AS sidecar_id, "
+                           f"sidecar_blake3 FROM ({links})").to_arrow_table()
 
 
-def _imported(cat: Catalog, media_id: str, data: bytes) -> bool:
-    """Whether this sidecar content is one MediaForge imported or wrote for this file."""
+def _imported(cat: Catalog, media_id: str, sidecar_id: str | None, data: bytes) -> bool:
+    """Whether this sidecar content is the one MediaForge last imported or wrote for this
+    file from this sidecar (`sidecar_id`, its `files.media_id`), or, for a sidecar with
+    none recorded, one it imported or wrote for the file: not a content the sidecar held
+    before and was put back at since, which the next scan imports."""
     from .. import _core
 
+    digest = _core.hash_bytes(data)
+    if sidecar_id is not None:
+        latest = cat.con.execute(f"""
+            SELECT sidecar_blake3 FROM ({_LATEST_OF_SIDECAR}) WHERE media_id = ?::UUID AND sidecar_id = ?::UUID""",
+                                 [media_id, sidecar_id]).fetchall()
+        if latest:
+            return digest in {r[0] for r in latest}
     return bool(cat.con.execute("SELECT 1 FROM xmp_imports WHERE media_id = ?::UUID AND sidecar_blake3 = ? LIMIT 1",
-                                [media_id, _core.hash_bytes(data)]).fetchall())
+                                [media_id, digest]).fetchall())
+
+
+def _holds_just(data: bytes, keywords: list[str]) -> bool:
+    """Whether sidecar bytes hold, of the keywords an import stores, these and no other."""
+    return {_nfc(k) for k in _storable_keywords(_parsed_keywords(data))} == {_nfc(k) for k in keywords}
 
 
 def _parsed_keywords(data: bytes) -> tuple[list[str], list[str]]:
@@ -663,14 +783,6 @@ def _parsed_keywords(data: bytes) -> tuple[list[str], list[str]]:
     except SidecarError:
         return [], []
     return parsed["keywords"] or [], parsed["hierarchical_keywords"] or []
-
-
-def _last_known_keywords(cat: Catalog, media_id: str) -> tuple[list[str], list[str]]:
-    """(flat, hierarchical) keywords of the sidecar content last imported for a file."""
-    rows = cat.con.execute("""
-        SELECT s.keywords, s.hierarchical_keywords FROM xmp_imports x JOIN sidecars s ON s.blake3 = x.sidecar_blake3
-        WHERE x.media_id = ?::UUID ORDER BY x.imported_at DESC LIMIT 1""", [media_id]).fetchall()
-    return (rows[0][0] or [], rows[0][1] or []) if rows else ([], [])
 
 
 def _storable_keywords(keywords: tuple[list[str], list[str]]) -> list[str]:
@@ -712,17 +824,26 @@ def _collection_of(keyword: str) -> str | None:
 
 
 def _mark_imported(cat: Catalog, done: pa.Table) -> None:
-    """Record (media_id, sidecar_blake3) pairs as imported: that sidecar content brings
-    nothing back to that file again. A pair recorded before is dated now: the latest
-    pair is the content MediaForge last knew for the file (an export that wrote the same
-    bytes as two exports ago), which an edit by another program is compared with."""
+    """Record (media_id, sidecar_id, sidecar_blake3) rows: that content of that sidecar
+    brings nothing back to that file again. A row recorded before is dated anew, after
+    every other row of the file (whatever the clock says): the latest row of a sidecar is
+    the content MediaForge last knew it to hold (an export that wrote the same bytes as
+    two exports ago), which an edit by another program is compared with."""
     with cat.registered("mf_xmp_done", done), cat.transaction() as con:
         con.execute("""
-            UPDATE xmp_imports SET imported_at = (now() AT TIME ZONE 'UTC')
-            FROM (SELECT DISTINCT media_id::UUID AS media_id, sidecar_blake3 FROM mf_xmp_done) d
-            WHERE xmp_imports.media_id = d.media_id AND xmp_imports.sidecar_blake3 = d.sidecar_blake3""")
+            CREATE OR REPLACE TEMP TABLE mf_xmp_marks AS
+            SELECT DISTINCT media_id::UUID AS media_id, sidecar_id::UUID AS sidecar_id, sidecar_blake3
+            FROM mf_xmp_done""")
         con.execute("""
-            INSERT INTO xmp_imports
-            SELECT DISTINCT d.media_id::UUID, d.sidecar_blake3, (now() AT TIME ZONE 'UTC') FROM mf_xmp_done d
-            WHERE NOT EXISTS (SELECT 1 FROM xmp_imports x
-                              WHERE x.media_id = d.media_id::UUID AND x.sidecar_blake3 = d.sidecar_blake3)""")
+            DELETE FROM xmp_imports x USING mf_xmp_marks d
+            WHERE x.media_id = d.media_id AND x.sidecar_id IS NOT DISTINCT FROM d.sidecar_id
+              AND x.sidecar_blake3 = d.sidecar_blake3""")
+        con.execute("""
+            INSERT INTO xmp_imports (media_id, sidecar_blake3, imported_at, sidecar_id, scan_id)
+            SELECT d.media_id, d.sidecar_blake3,
+                   greatest(now() AT TIME ZONE 'UTC', coalesce(max(x.imported_at) + INTERVAL 1 MICROSECOND,
+                                                              now() AT TIME ZONE 'UTC')),
+                   d.sidecar_id, (SELECT max(scan_id) FROM scans)
+            FROM mf_xmp_marks d LEFT JOIN xmp_imports x ON x.media_id = d.media_id
+            GROUP BY d.media_id, d.sidecar_id, d.sidecar_blake3""")
+        con.execute("DROP TABLE mf_xmp_marks")
