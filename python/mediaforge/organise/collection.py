@@ -12,7 +12,7 @@ import pyarrow as pa
 from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
-from ..errors import InvalidInputError, is_text, quoted
+from ..errors import InvalidInputError, first_line, is_text, quoted
 from .predicate import check_predicate, count_predicate, run_predicate
 from .tags import BAD_NAME_CHARS, fold_spaces, folded_sql, has_invisible, who
 
@@ -90,7 +90,8 @@ def manual(cat: Catalog, name: str, adding: bool = True) -> int:
     (callers check this before resolving a million paths)."""
     cid, kind, _pred = _get(cat, name)
     if kind == "smart":
-        why = "its members are whatever its condition matches" if adding else "change its condition instead"
+        why = ("its members are whatever its condition matches" if adding else
+               "its members are whatever its condition matches (delete it and create it again with another)")
         raise InvalidInputError(f"{quoted(name)} is a smart collection: {why}")
     return cid
 
@@ -126,16 +127,25 @@ def members(cat: Catalog, name: str, any_case: bool = False) -> list[str]:
     `any_case` as for `_get`."""
     cid, kind, pred = _get(cat, name, any_case)
     if kind == "smart":
-        return run_predicate(cat, check_predicate(cat, pred or ""), f"smart collection {quoted(name)}: its condition")
+        return run_predicate(cat, _checked(cat, name, pred), f"smart collection {quoted(name)}: its condition")
     return [r[0] for r in cat.con.sql(
         """SELECT c.media_id::VARCHAR FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
            WHERE c.collection_id = $cid ORDER BY c.position""", params={"cid": cid}).fetchall()]
 
 
-def _count(cat: Catalog, cid: int, kind: str, pred: str | None) -> int:
+def _checked(cat: Catalog, name: str, pred: str | None) -> str:
+    """A smart collection's saved condition, checked again (the `library` view may have
+    changed since it was saved): refused naming the collection."""
+    try:
+        return check_predicate(cat, pred or "")
+    except InvalidInputError as e:
+        raise InvalidInputError(f"smart collection {quoted(name)}: {first_line(e)}") from None
+
+
+def _count(cat: Catalog, cid: int, kind: str, pred: str | None, name: str = "") -> int:
     """How many present members, counted in SQL (`members` without the list)."""
     if kind == "smart":
-        return count_predicate(cat, check_predicate(cat, pred or ""))
+        return count_predicate(cat, _checked(cat, name, pred), f"smart collection {quoted(name)}: its condition")
     return int(cat.con.sql(
         """SELECT count(*) FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
            WHERE c.collection_id = $cid""", params={"cid": cid}).fetchall()[0][0])
@@ -159,7 +169,7 @@ def listing(cat: Catalog) -> list[dict]:
             "SELECT collection_id, name, kind, predicate, created_by, created_at FROM collections ORDER BY name"
     ).fetchall():
         try:
-            files: int | None = _count(cat, int(cid), kind, pred)
+            files: int | None = _count(cat, int(cid), kind, pred, name)
         except InvalidInputError:  # a smart condition the current files make fail: listed, not fatal
             files = None
         out.append({"name": name, "kind": kind, "condition": pred, "files": files,

@@ -26,13 +26,29 @@ WRAP = "SELECT media_id::VARCHAR FROM library WHERE ({predicate}\n)"
 
 
 def _walk(node: Any) -> Any:
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
+    """Every dict in a parsed tree, without recursion (a condition may nest deep)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            yield n
+            stack.extend(n.values())
+        elif isinstance(n, list):
+            stack.extend(n)
+
+
+def _parsed(cat: Catalog, sql: str, pred: str) -> dict[str, Any]:
+    """DuckDB's parse tree of `sql`, as JSON."""
+    (raw,) = cat.con.sql("SELECT json_serialize_sql($q)", params={"q": sql}).fetchall()[0]
+    try:
+        return json.loads(raw)
+    except RecursionError:  # nested deeper than Python's JSON reader goes
+        raise InvalidInputError(f"condition nested too deeply: {_shown(pred)}") from None
+
+
+def _shown(pred: str) -> str:
+    """A condition as an error line quotes it: a long one cut short."""
+    return repr(pred) if len(pred) <= 200 else repr(pred[:200]) + "..."
 
 
 def check_predicate(cat: Catalog, predicate: str) -> str:
@@ -44,8 +60,7 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     if not is_text(pred):
         raise InvalidInputError("the condition holds bytes that are not valid UTF-8")
     sql = WRAP.format(predicate=pred)
-    (raw,) = cat.con.sql("SELECT json_serialize_sql($q)", params={"q": sql}).fetchall()[0]
-    tree = json.loads(raw)
+    tree = _parsed(cat, sql, pred)
     if tree.get("error"):
         raise InvalidInputError(f"not a SQL condition: {pred!r} ({first_line(tree.get('error_message', ''))})")
     statements = tree.get("statements") or []
@@ -62,13 +77,16 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     )
     # It must read as a condition without the parentheses around it as well: in
     # `x) OR (y` the wrapper's own parentheses would close and open it.
-    (bare,) = cat.con.sql("SELECT json_serialize_sql($q)",
-                          params={"q": f"SELECT 1 FROM library WHERE {pred}\n"}).fetchall()[0]
-    if not plain or json.loads(bare).get("error"):
+    if not plain or _parsed(cat, f"SELECT 1 FROM library WHERE {pred}\n", pred).get("error"):
         raise InvalidInputError(f"not a single condition: {pred!r} (one WHERE condition over the library's columns, "
                                 "no ';', UNION, ORDER BY or LIMIT, its parentheses balanced)")
-    if any(n.get("class") == "SUBQUERY" or n.get("type") == "SUBQUERY" for n in _walk(node.get("where_clause"))):
+    where = list(_walk(node.get("where_clause")))
+    if any(n.get("class") == "SUBQUERY" or n.get("type") == "SUBQUERY" for n in where):
         raise InvalidInputError(f"subqueries are not allowed in a condition: {pred!r}")
+    if any(n.get("class") == "STAR" for n in where):
+        # COLUMNS(*), COLUMNS('regex'), *: columns picked when it runs, so what a saved
+        # condition means would change with the library's columns, unchecked.
+        raise InvalidInputError(f"name the columns in a condition: {pred!r} (no *, COLUMNS(...))")
     try:
         cat.con.sql(f"SELECT count(*) FROM ({sql} LIMIT 0)").fetchall()
     except duckdb.Error as e:

@@ -405,8 +405,10 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError(f"the search index at {folder} is another catalog's or another version's: run "
                                 "`mediaforge search --reindex`")
     restrict: list[str] | None = None
+    named: set[str] = set()
     for _, value, key in words:
-        if key == "collection":
+        if key == "collection" and value not in named:  # each once: a smart one runs its condition
+            named.add(value)
             ids = members(cat, value, any_case=True)
             keep = set(ids)
             restrict = ids if restrict is None else [i for i in restrict if i in keep]
