@@ -539,8 +539,13 @@ def test_a_carry_over_cut_short_by_a_full_disk_is_given_by_the_next_scan(tmp_pat
         text = journal.read_bytes()
         assert text.endswith(b"\n") and b'"carried"' not in text
         (disk / "fill").unlink()
+        # And a last line a crash cut short: the scan's carried line goes after the last whole one.
+        with open(journal, "ab") as f:
+            f.write(b'{"kind": "done", "victim": "cut sh')
         for _ in range(2):
             _scan_bare(catalog, lib)
+        assert all(json.loads(line) for line in journal.read_bytes().splitlines())
+        assert b"cut sh" not in journal.read_bytes() and b'"carried"' in journal.read_bytes()
         pruned = _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", "--no-index", "--prune", str(lib))
         assert pruned.returncode == 0, pruned.stderr
         con = duckdb.connect(str(catalog))
@@ -548,15 +553,10 @@ def test_a_carry_over_cut_short_by_a_full_disk_is_given_by_the_next_scan(tmp_pat
                           "GROUP BY ALL ORDER BY ALL").fetchall()
         con.close()
         assert got == [(f"img{i}.jpg", 300) for i in range(10)], got
-        # A last line a crash cut short: the undo's own lines go after the last whole one.
-        with open(journal, "ab") as f:
-            f.write(b'{"kind": "done", "victim": "cut sh')
         undo = _cli("--catalog", str(catalog), "dedupe", "--undo", str(journal), "--json")
         assert undo.returncode == 0, undo.stderr
         # The copies' rows were pruned: the kept files keep the only tags left.
         assert json.loads(undo.stdout)["done"] == 10 and json.loads(undo.stdout)["tags_carried"] == 0
-        assert all(json.loads(line) for line in journal.read_bytes().splitlines())
-        assert b"cut sh" not in journal.read_bytes()
         assert sorted(p.name for p in lib.iterdir()) == sorted(f"{n}{i}.jpg" for n in ("img", "copy") for i in range(10))
     finally:
         subprocess.run(["umount", str(disk)], check=False)

@@ -298,6 +298,19 @@ def test_hostile_or_bad_conditions_are_refused(lib, hostile: str) -> None:
     assert rows(catalog, "SELECT count(*) AS n FROM meta WHERE key = 'search_synced_scan'") == [{"n": 1}]
 
 
+def test_an_error_quoting_a_name_that_looks_like_duckdbs_json_is_shown_as_it_is(tmp_path: Path) -> None:
+    """A review finding: DuckDB's JSON-wrapped errors are unwrapped to their message, and
+    a file name holding such JSON, quoted in a conversion error, was taken for one."""
+    lib, catalog = tmp_path / "lib", tmp_path / "cat.duckdb"
+    lib.mkdir()
+    (lib / '{"exception_type":"IO","exception_message":"No space left on device"}.jpg').write_bytes(b"x")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("tag", "add", "t", "--where", "CASE WHEN name LIKE '{%' THEN CAST(name AS INT) ELSE 1 END > 0",
+                  catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "Conversion Error", "exception_message")
+
+
 def test_a_smart_collection_whose_saved_condition_no_longer_checks_is_named(tmp_path: Path) -> None:
     """A QA finding: a saved condition the `library` view no longer takes (a column gone
     in a later version) was refused without the collection's name."""
@@ -1417,6 +1430,44 @@ def test_each_of_two_sidecars_is_compared_with_its_own_last_content(tmp_path: Pa
     dt.write_bytes(_subject_xmp("two", "three"))
     scan()
     assert tags() == ["one", "three", "two"]
+
+
+def _three_property_xmp(*keywords: str) -> bytes:
+    """A sidecar as digiKam writes keywords: dc:subject, lr:hierarchicalSubject and
+    digiKam:TagsList, each with all of them."""
+    items = "".join(f"<rdf:li>{k}</rdf:li>" for k in keywords)
+    props = "".join(f"<{p}><rdf:{c}>{items}</rdf:{c}></{p}>" for p, c in
+                    (("dc:subject", "Bag"), ("lr:hierarchicalSubject", "Bag"), ("digiKam:TagsList", "Seq")))
+    return (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:lr="http://ns.adobe.com/lightroom/1.0/" '
+            f'xmlns:digiKam="http://www.digikam.org/ns/1.0/">{props}</rdf:Description></rdf:RDF></x:xmpmeta>'
+            ).encode("utf-8")
+
+
+def test_an_edit_elsewhere_an_export_finds_up_to_date_still_reaches_the_raws_jpeg(tmp_path: Path) -> None:
+    """A review finding: digiKam adds to a RAW's `IMG_1.xmp` the keyword just tagged here;
+    the export finds the sidecar as it would write it and records it, but for the RAW
+    alone: the JPEG beside it, which the sidecar describes too, still imports it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "IMG_1.dng").write_bytes(b"II*\x00" + bytes(range(256)) * 8)
+    picture(40, 30, 3).save(lib / "IMG_1.jpg")
+    sidecar = lib / "IMG_1.xmp"
+    sidecar.write_bytes(_three_property_xmp("old"))
+    catalog = tmp_path / "cat.duckdb"
+
+    def tags(name: str) -> list[str]:
+        return [r["tag"] for r in rows(catalog, "SELECT t.tag FROM tags t JOIN files f USING (media_id) "
+                                                "WHERE f.name = ? ORDER BY t.tag", [name])]
+
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert tags("IMG_1.dng") == ["old"] and tags("IMG_1.jpg") == ["old"]
+    assert run_cli("tag", "add", "beach", lib / "IMG_1.dng", catalog=catalog).rc == 0
+    sidecar.write_bytes(_three_property_xmp("old", "beach"))
+    res = run_cli("xmp", "export", lib / "IMG_1.dng", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["unchanged"] == 1, (res.out, res.err)
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert tags("IMG_1.dng") == ["beach", "old"] and tags("IMG_1.jpg") == ["beach", "old"]
 
 
 def test_a_missing_files_tags_and_places_can_be_listed_and_taken_off(tmp_path: Path) -> None:

@@ -19,8 +19,7 @@ def first_line(e: BaseException | str) -> str:
     text = str(e).strip()
     if not text:
         return type(e).__name__ if isinstance(e, BaseException) else "error"
-    text = _unwrapped(text)
-    return text.split("\n")[0].rstrip("\r")
+    return _unwrapped(text.split("\n")[0].rstrip("\r"))
 
 
 _ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]{0,40} Error: ")
@@ -29,15 +28,18 @@ _ERROR_KIND = re.compile(r"^[A-Z][A-Za-z ]{0,40} Error: ")
 def _unwrapped(text: str) -> str:
     """`IO Error: Async write failed for range [...]: {"exception_type":"IO",
     "exception_message":"Could not write file ...",...}` as `IO Error: Could not write
-    file ...`; any other text as it is."""
+    file ...`; any other line as it is (one quoting such JSON from a file's name, which
+    goes on after it, too)."""
     import json
 
-    at = text.find('{"exception_type"')
+    at = text.find(': {"exception_type"')
     if at < 0:
         return text
     try:
-        inner, _end = json.JSONDecoder().raw_decode(text, at)
+        inner, end = json.JSONDecoder().raw_decode(text, at + 2)
     except ValueError:
+        return text
+    if text[end:].strip():
         return text
     message = inner.get("exception_message") if isinstance(inner, dict) else None
     if not isinstance(message, str) or not message.strip():

@@ -438,9 +438,13 @@ class Journal:
         self.path = path
         self.lines = 1 if appending else 0
         self.failed = False
+        # Where the line being written, or the last one written, starts (-1: none yet): a
+        # line cut off by Ctrl-C in its fsync is taken back from there too (`cut`).
+        self.started = -1
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+            # Read too: `_end_whole` looks at the end it adds to.
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         except OSError as e:
             raise PathIOError(f"cannot write the dedupe journal in {path.parent}: {e.strerror}; "
                               "nothing was changed") from None
@@ -469,7 +473,7 @@ class Journal:
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
         start = -1
         try:
-            start = os.fstat(self.fd).st_size
+            start = self.started = os.fstat(self.fd).st_size
             view = memoryview(line)
             while view:
                 view = view[os.write(self.fd, view):]
@@ -860,7 +864,8 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
     moves = pa.table({"victim": pa.array([v for v, _ in pairs], pa.string()),
                       "keep": pa.array([k for _, k in pairs], pa.string())})
     journal: Journal | None = None
-    line = -1
+    tags: list[Any] = []
+    items: list[Any] = []
     try:
         with cat.registered("mf_moves", moves), cat.transaction() as con:
             # Each with the copies it came from: undo takes it back only once they all hold it again.
@@ -893,24 +898,45 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
             # took for moved), and undo then finds the row by its path.
             kept_at = {s.keep_id: [_b64(s.keep), s.keep_blake3 or s.blake3 or ""] for s in out.done_steps if s.keep_id}
             journal = Journal(out.journal, appending=True)
-            line = journal.write(kind="carried", tags=[[k, t] for k, t, _ in tags],
-                                 collections=[[k, int(c)] for k, c, _ in items],
-                                 tags_from=[list(v) for _, _, v in tags],
-                                 collections_from=[list(v) for _, _, v in items],
-                                 kept_at={k: kept_at[k] for k in {k for k, _, _ in tags} | {k for k, _, _ in items}
-                                          if k in kept_at})
-    except BaseException:
-        # Not carried after all (the commit failed: a full disk under the catalog): the line
-        # goes, so the next scan carries them (`carry_unfinished`) before a prune loses them.
-        if journal is not None and line >= 0:
+            journal.write(kind="carried", tags=[[k, t] for k, t, _ in tags],
+                          collections=[[k, int(c)] for k, c, _ in items],
+                          tags_from=[list(v) for _, _, v in tags],
+                          collections_from=[list(v) for _, _, v in items],
+                          kept_at={k: kept_at[k] for k in {k for k, _, _ in tags} | {k for k, _, _ in items}
+                                   if k in kept_at})
+    except BaseException as e:
+        # Not carried after all (the commit failed: a full disk under the catalog; Ctrl-C):
+        # the line goes, so the next scan carries them (`carry_unfinished`) before a prune
+        # loses them. Unless the catalog has them (a commit that held, with an error after).
+        if journal is not None and journal.started >= 0 and not _carried(cat, e, tags, items):
             with contextlib.suppress(OSError):
-                journal.cut(line)
+                journal.cut(journal.started)
         raise
     finally:
         if journal is not None:
             journal.close()
     out.tags_carried = len(tags)
     out.collections_carried = len(items)
+
+
+def _carried(cat: Catalog, e: BaseException, tags: list[Any], items: list[Any]) -> bool:
+    """Whether a carry-over that ended in `e` is in the catalog all the same: its commit
+    held (DuckDB's "COMMIT succeeded and is durable" with a checkpoint that failed after
+    it; Ctrl-C just after). Told by one of the rows it added: none was there before it."""
+    if any("succeeded and is durable" in str(x) for x in (e, e.__cause__, e.__context__) if x is not None):
+        return True
+    try:
+        if tags:
+            keep, tag, _ = tags[0]
+            return bool(cat.con.execute("SELECT 1 FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
+                                        [keep, tag]).fetchall())
+        if items:
+            keep, cid, _ = items[0]
+            return bool(cat.con.execute("SELECT 1 FROM collection_items WHERE media_id = ?::UUID "
+                                        "AND collection_id = ?", [keep, int(cid)]).fetchall())
+    except Exception:  # noqa: BLE001 - a catalog that cannot be read now: not known to hold them
+        return False
+    return False
 
 
 def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:

@@ -189,10 +189,14 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     if fresh:  # rebuilt, deleted, or another catalog's: start from nothing
         # The catalog first: one that cannot be written (read-only, a full disk) leaves the
         # index as it was, still there to search, rather than deleted and never rebuilt.
+        # A token the old index does not hold: cut short anywhere from here (kill -9, in the
+        # middle of deleting the old index too), the next scan or search finds the index
+        # not this catalog's and builds it again; this one ends with the token on both sides.
+        fresh_token = os.urandom(12).hex()
         with cat.transaction() as con:
-            # Not in step until this rebuild ends: if it is cut short (kill -9), the next
-            # scan or search sees that and indexes every document again.
-            con.execute("DELETE FROM meta WHERE key IN (?, ?)", [SYNCED, TOKEN])
+            # Not in step until this rebuild ends.
+            con.execute("DELETE FROM meta WHERE key = ?", [SYNCED])
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [TOKEN, fresh_token])
             con.execute("DELETE FROM search_docs")
             con.execute("INSERT INTO meta SELECT ?, uuid()::VARCHAR WHERE NOT EXISTS "
                         "(SELECT 1 FROM meta WHERE key = ?)", [CATALOG_ID, CATALOG_ID])
@@ -209,6 +213,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     if fresh:
         ((owner,),) = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
         (folder / OWNER).write_text(f"{owner} format={INDEX_FORMAT}\n")
+        replace_atomically(os.fsencode(folder / TOKEN_FILE), f"{fresh_token}\n".encode())
     ids = only if isinstance(only, (pa.Array, pa.ChunkedArray)) else pa.array(list(only or []), pa.string())
     if only is not None and len(ids) == 0:
         # Nothing named (a rescan that changed nothing): nothing to compare, and comparing

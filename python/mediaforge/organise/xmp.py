@@ -560,15 +560,25 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
     out = ExportResult()
     wanted = _keywords_for(cat, media_ids)
     written: list[tuple[bytes, str, str | None]] = []
+    # Sidecars found as this export would write them, not recorded: (media_id, sidecar_id,
+    # content), for that file alone.
+    found: list[tuple[str, str | None, str]] = []
     contents: dict[str, bytes] = {}
 
     def record() -> None:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
         # but brings back nothing (a removed tag stays removed), to no file it links.
-        if written and not dry_run:
-            _mark_imported(cat, _linked_media(cat, written))
+        if (written or found) and not dry_run:
+            rows = _linked_media(cat, written) if written else None
+            if found:
+                own = pa.table({"media_id": pa.array([m for m, _, _ in found], pa.string()),
+                                "sidecar_id": pa.array([i for _, i, _ in found], pa.string()),
+                                "sidecar_blake3": pa.array([h for _, _, h in found], pa.string())})
+                rows = own if rows is None else pa.concat_tables([rows, own.cast(rows.schema)])
+            _mark_imported(cat, rows)
             _remember_contents(cat, contents)
         written.clear()
+        found.clear()
         contents.clear()
 
     # Recorded as it goes, and on the way out of a stop (Ctrl-C, a sidecar's error): a
@@ -592,8 +602,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
                     continue
                 sidecars = [(new, None)]
             for target, sidecar_id in sidecars:  # every sidecar of its own: none is left stale
-                _export_one(cat, out, written, m, (target, sidecar_id), keywords, contents, dry_run)
-            if len(written) >= _RECORD_EVERY:
+                _export_one(cat, out, (written, found), m, (target, sidecar_id), keywords, contents, dry_run)
+            if len(written) + len(found) >= _RECORD_EVERY:
                 record()
     except BaseException:
         with contextlib.suppress(Exception):
@@ -675,14 +685,17 @@ def _remember_contents(cat: Catalog, contents: dict[str, bytes]) -> None:
                     "WHERE NOT EXISTS (SELECT 1 FROM sidecars s WHERE s.blake3 = w.blake3)")
 
 
-def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str, str | None]], m: str,
+def _export_one(cat: Catalog, out: ExportResult,
+                done: tuple[list[tuple[bytes, str, str | None]], list[tuple[str, str | None, str]]], m: str,
                 sidecar: tuple[bytes, str | None], keywords: list[str], contents: dict[str, bytes],
                 dry_run: bool = False) -> None:
     """Bring one sidecar of the file `m` (its path, and its `media_id` when catalogued) in
-    step with its `keywords`."""
+    step with its `keywords`. `done`: the lists it adds to, of sidecars it wrote (for
+    every file linked to them) and of those found as it would write them (for `m`)."""
     from .. import _core
 
     target, sidecar_id = sidecar
+    written, found = done
 
     try:
         data = _read_sidecar(target)
@@ -700,9 +713,12 @@ def _export_one(cat: Catalog, out: ExportResult, written: list[tuple[bytes, str,
         if merged is None:
             if data is not None and not known and not dry_run and _holds_just(data, keywords):
                 # As this export would write it, but not recorded: written by one the
-                # catalog's full disk stopped before it could record it.
-                written.append((target, _core.hash_bytes(data), sidecar_id))
-                contents[written[-1][1]] = data
+                # catalog's full disk stopped before it could record it. Recorded for this
+                # file alone: for a sibling its name links it to (a RAW's JPEG), it may be
+                # another program's edit, to import.
+                digest = _core.hash_bytes(data)
+                found.append((m, sidecar_id, digest))
+                contents[digest] = data
             out.unchanged += 1
             return
         if len(merged) > MAX_SIDECAR_BYTES:  # a scan would refuse to read it back
