@@ -1175,6 +1175,13 @@ def test_info_shows_everything_for_one_file(corpus) -> None:
     unscanned = run_cli("info", paths["jpeg"].parent / "new.jpg", catalog=catalog)
     assert unscanned.rc == 3 and "not in the catalog" in unscanned.err and "scan its folder first" in unscanned.err
     (paths["jpeg"].parent / "new.jpg").unlink()
+    # What no scan catalogues is not sent to one (a QA finding): a FIFO, a device, a link to nothing.
+    os.mkfifo(paths["jpeg"].parent / "pipe")
+    (paths["jpeg"].parent / "dangling").symlink_to(paths["jpeg"].parent / "gone")
+    for odd, why in (("pipe", "not a regular file"), ("dangling", "a link that leads to no file")):
+        res = run_cli("info", paths["jpeg"].parent / odd, catalog=catalog)
+        (paths["jpeg"].parent / odd).unlink()
+        assert res.rc == 3 and res.err.count("\n") == 1 and why in res.err and "scan its folder" not in res.err
 
 
 def test_rescan_extracts_nothing_and_copies_share_metadata(tmp_path: Path, media_blobs) -> None:

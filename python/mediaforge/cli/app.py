@@ -438,6 +438,14 @@ def info_cmd(
         # Named as given (made absolute), not as a link resolves: a broken link names nowhere.
         if not os.path.lexists(tried[0]):  # a typo: scanning would not help
             raise PathNotFoundError(f"no such file: {path_text(tried[0])} (nor in the catalog)")
+        try:
+            st = os.stat(tried[0])
+        except OSError as e:  # a link to nothing, a link loop: no file a scan would catalogue
+            raise PathNotFoundError(f"not in the catalog: {path_text(tried[0])} (a link that leads to no file: "
+                                    f"{e.strerror})") from None
+        if not stat.S_ISREG(st.st_mode):  # a FIFO, a device, a socket: scans catalogue files only
+            raise PathNotFoundError(f"not in the catalog: {path_text(tried[0])} (not a regular file: scans "
+                                    "catalogue files only)")
         raise PathNotFoundError(f"not in the catalog: {path_text(tried[0])} (scan its folder first)")
     if info["media"] and info["media"].get("thumb"):
         thumb = thumbs_dir(g.catalog) / info["media"]["thumb"]
