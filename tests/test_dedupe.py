@@ -766,6 +766,15 @@ def test_keep_rules_in_sql_are_checked(lib) -> None:
     res = run_cli("dedupe", "--json", "--keep", "sql:f.path LIKE '%--%' DESC, f.size", catalog=catalog)
     assert res.rc == 0, res.err  # within quotes, a string
     assert rows(catalog, "SELECT count(*) AS n FROM files")[0]["n"] == 6
+    # A QA finding: a subquery ran, as a `--where` condition's would not (here, reading a
+    # file through a table function); and an ORDER BY that is not one.
+    for bad, why in (("sql:(SELECT count(*) FROM read_text('/etc/hostname'))", "subqueries are not allowed"),
+                     ("sql:f.size IN (SELECT size FROM files)", "subqueries are not allowed"),
+                     ("sql:length(f.path) DESC) x", "give one ORDER BY expression list"),
+                     ("sql:" + "+".join(["f.size"] * 400), "nested too deeply")):
+        res = run_cli("dedupe", "--keep", bad, catalog=catalog)
+        assert res.rc == 2, res.err
+        assert_one_line_error(res.err, why)
 
 
 def test_reflink_clones_or_says_why_not(lib) -> None:

@@ -153,6 +153,24 @@ def _order(rule: str) -> str:
     return f"{order}, length(f.path), f.path_bytes"
 
 
+def _check_keep_sql(cat: Catalog, keep: str) -> None:
+    """A `sql:` keep rule is an ORDER BY over the group's files and their metadata, as
+    DuckDB's parser reads it: no subquery (which could read any table, or a file through a
+    table function), as a `--where` condition has none."""
+    from ..organise.predicate import parse_tree, walk
+
+    tree = parse_tree(cat, f"SELECT 1 FROM files f, media m ORDER BY {_order(keep)}\n",
+                      f"--keep {keep!r}: nested too deeply")
+    statements = tree.get("statements") or []
+    node = statements[0].get("node", {}) if len(statements) == 1 and not tree.get("error") else {}
+    modifiers = node.get("modifiers") or []
+    if (node.get("type") != "SELECT_NODE" or len(modifiers) != 1 or modifiers[0].get("type") != "ORDER_MODIFIER"
+            or node.get("where_clause") is not None):
+        raise InvalidInputError(f"--keep {keep!r}: give one ORDER BY expression list, e.g. sql:m.bitrate DESC")
+    if any(n.get("class") == "SUBQUERY" or n.get("type") == "SUBQUERY" for n in walk(modifiers)):
+        raise InvalidInputError(f"--keep {keep!r}: subqueries are not allowed in a keep rule")
+
+
 def _check_action(action: str, target: Path | None, allowed: tuple[str, ...]) -> None:
     if action not in allowed:
         raise InvalidInputError(f"action {action!r} does not apply here: one of {', '.join(allowed)}")
@@ -210,6 +228,8 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links:
     a link (see `links_of`; `links`: that table for `source`'s paths, if made already) is
     given as where it leads, and one that leads out of the library is left out."""
     links = links_of(cat, source, params) if links is None else links
+    if keep.startswith("sql:"):
+        _check_keep_sql(cat, keep)
     if keep.startswith("prefix:"):
         # A folder, matched whole: prefix:/photos/b keeps /photos/b/x, never /photos/bb/x.
         given = keep.split(":", 1)[1]

@@ -25,7 +25,7 @@ from ..errors import InvalidInputError, first_line, is_text
 WRAP = "SELECT media_id::VARCHAR FROM library WHERE ({predicate}\n)"
 
 
-def _walk(node: Any) -> Any:
+def walk(node: Any) -> Any:
     """Every dict in a parsed tree, without recursion (a condition may nest deep)."""
     stack = [node]
     while stack:
@@ -37,13 +37,14 @@ def _walk(node: Any) -> Any:
             stack.extend(n)
 
 
-def _parsed(cat: Catalog, sql: str, pred: str) -> dict[str, Any]:
-    """DuckDB's parse tree of `sql`, as JSON."""
+def parse_tree(cat: Catalog, sql: str, too_deep: str) -> dict[str, Any]:
+    """DuckDB's parse tree of `sql`, as JSON; `too_deep`: the error when it nests deeper
+    than Python's JSON reader goes."""
     (raw,) = cat.con.sql("SELECT json_serialize_sql($q)", params={"q": sql}).fetchall()[0]
     try:
         return json.loads(raw)
-    except RecursionError:  # nested deeper than Python's JSON reader goes
-        raise InvalidInputError(f"condition nested too deeply: {_shown(pred)}") from None
+    except RecursionError:
+        raise InvalidInputError(too_deep) from None
 
 
 def _shown(pred: str) -> str:
@@ -60,7 +61,8 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     if not is_text(pred):
         raise InvalidInputError("the condition holds bytes that are not valid UTF-8")
     sql = WRAP.format(predicate=pred)
-    tree = _parsed(cat, sql, pred)
+    deep = f"condition nested too deeply: {_shown(pred)}"
+    tree = parse_tree(cat, sql, deep)
     if tree.get("error"):
         raise InvalidInputError(f"not a SQL condition: {pred!r} ({first_line(tree.get('error_message', ''))})")
     statements = tree.get("statements") or []
@@ -77,10 +79,10 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     )
     # It must read as a condition without the parentheses around it as well: in
     # `x) OR (y` the wrapper's own parentheses would close and open it.
-    if not plain or _parsed(cat, f"SELECT 1 FROM library WHERE {pred}\n", pred).get("error"):
+    if not plain or parse_tree(cat, f"SELECT 1 FROM library WHERE {pred}\n", deep).get("error"):
         raise InvalidInputError(f"not a single condition: {pred!r} (one WHERE condition over the library's columns, "
                                 "no ';', UNION, ORDER BY or LIMIT, its parentheses balanced)")
-    where = list(_walk(node.get("where_clause")))
+    where = list(walk(node.get("where_clause")))
     if any(n.get("class") == "SUBQUERY" or n.get("type") == "SUBQUERY" for n in where):
         raise InvalidInputError(f"subqueries are not allowed in a condition: {pred!r}")
     if any(n.get("class") == "STAR" for n in where):
