@@ -1292,6 +1292,16 @@ def test_a_sidecar_content_written_again_is_the_last_one_known(tmp_path: Path) -
     assert plan["would_write"] == [] and plan["unchanged"] == 1, plan  # nothing plans to put `t` back
 
 
+def _all_tags(catalog: Path) -> list[str]:
+    """Every tag of the catalog, sorted."""
+    return [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")]
+
+
+def _scan_ok(lib: Path, catalog: Path) -> None:
+    res = run_cli("scan", lib, catalog=catalog)
+    assert res.rc == 0, res.err
+
+
 def test_a_sidecar_put_back_at_an_older_content_is_imported_again(tmp_path: Path) -> None:
     """Another program adds `cats` to a sidecar; the user restores the old sidecar from a
     backup, byte for byte: the next scan takes `cats` off (before schema 21 the old content
@@ -1302,32 +1312,25 @@ def test_a_sidecar_put_back_at_an_older_content_is_imported_again(tmp_path: Path
     catalog = tmp_path / "cat.duckdb"
     photo = lib / "a.jpg"
 
-    def tags() -> list[str]:
-        return [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")]
-
-    def scan() -> None:
-        res = run_cli("scan", lib, catalog=catalog)
-        assert res.rc == 0, res.err
-
-    scan()
-    assert tags() == ["birds"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["birds"]
     sidecar.write_bytes(_subject_xmp("birds", "cats"))
-    scan()
-    assert tags() == ["birds", "cats"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["birds", "cats"]
     sidecar.write_bytes(old)
-    scan()
-    assert tags() == ["birds"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["birds"]
     # A tag added and exported, then `xmp import` before any scan read the new sidecar:
     # the catalog's row of it is the restored content still, which is not a restore again.
     assert run_cli("tag", "add", "dogs", photo, catalog=catalog).rc == 0
     assert run_cli("xmp", "export", photo, catalog=catalog).rc == 0
     res = run_cli("xmp", "import", "--json", catalog=catalog)
     assert res.rc == 0 and json.loads(res.out) == {"added": 0, "removed": 0}, res.out
-    assert tags() == ["birds", "dogs"]
+    assert _all_tags(catalog) == ["birds", "dogs"]
     assert run_cli("tag", "remove", "birds", photo, catalog=catalog).rc == 0
-    scan()
-    scan()
-    assert tags() == ["dogs"]
+    _scan_ok(lib, catalog)
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["dogs"]
 
 
 def _as_schema_20(catalog: Path) -> None:
@@ -1350,28 +1353,21 @@ def test_a_sidecar_deleted_then_put_back_or_replaced_by_another(tmp_path: Path) 
     lib, sidecar = _photo_and_sidecar(tmp_path, "a.jpg", old)
     catalog = tmp_path / "cat.duckdb"
 
-    def tags() -> list[str]:
-        return [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")]
-
-    def scan(*args: str) -> None:
-        res = run_cli("scan", lib, *args, catalog=catalog)
-        assert res.rc == 0, res.err
-
-    scan()
+    _scan_ok(lib, catalog)
     sidecar.write_bytes(_subject_xmp("birds", "cats"))
-    scan()
+    _scan_ok(lib, catalog)
     sidecar.unlink()
-    scan()
+    _scan_ok(lib, catalog)
     sidecar.write_bytes(old)
-    scan()
-    assert tags() == ["birds"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["birds"]
     sidecar.write_bytes(_subject_xmp("birds", "cats"))
-    scan()
+    _scan_ok(lib, catalog)
     sidecar.unlink()
-    scan()
+    _scan_ok(lib, catalog)
     (lib / "a.xmp").write_bytes(_subject_xmp("one"))
-    scan()
-    assert tags() == ["birds", "cats", "one"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["birds", "cats", "one"]
 
 
 def test_the_upgrade_to_schema_21_brings_back_no_tag_removed_after_an_export(tmp_path: Path) -> None:
@@ -1406,30 +1402,23 @@ def test_each_of_two_sidecars_is_compared_with_its_own_last_content(tmp_path: Pa
     dt.write_bytes(_subject_xmp("two", "three"))
     catalog = tmp_path / "cat.duckdb"
 
-    def tags() -> list[str]:
-        return [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")]
-
-    def scan() -> None:
-        res = run_cli("scan", lib, catalog=catalog)
-        assert res.rc == 0, res.err
-
-    scan()
-    assert tags() == ["one", "three", "two"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["one", "three", "two"]
     dt.write_bytes(_subject_xmp("two"))
-    scan()
-    assert tags() == ["one", "two"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["one", "two"]
     dt.write_bytes(_subject_xmp("two", "three"))
-    scan()
-    assert tags() == ["one", "three", "two"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["one", "three", "two"]
     _as_schema_20(catalog)
-    scan()
+    _scan_ok(lib, catalog)
     assert rows(catalog, "SELECT count(*) AS n FROM xmp_imports WHERE sidecar_id IS NOT NULL") == [{"n": 2}]
     dt.write_bytes(_subject_xmp("two", "four"))
-    scan()
-    assert tags() == ["four", "one", "two"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["four", "one", "two"]
     dt.write_bytes(_subject_xmp("two", "three"))
-    scan()
-    assert tags() == ["one", "three", "two"]
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["one", "three", "two"]
 
 
 def _three_property_xmp(*keywords: str) -> bytes:
