@@ -128,6 +128,57 @@ def test_western_longitude_and_altitude_below_sea_level(corpus) -> None:
                                                           pytest.approx(-74.0445, abs=1e-5), pytest.approx(-12.5))
 
 
+def test_uncompressed_tiffs_turned_by_exif_and_a_tiff_cut_after_its_first_page(tmp_path: Path) -> None:
+    """QA findings: Pillow turns a TIFF upright as it loads it, and an uncompressed one it
+    had memory-mapped from its path came out scrambled and unturned (orientations 5 to 8),
+    status ok; a multi-page TIFF cut after its first page lost everything ("Missing
+    dimensions" counting its pages) where page 1 and a `partial` row are what it holds."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    stored = Image.new("RGB", (120, 80), (30, 30, 220))
+    stored.paste((220, 30, 30), (0, 0, 60, 80))  # the left half red: it must end at the top for 5 and 6
+    for o in (5, 6, 7, 8):
+        for mode in ("L", "CMYK"):
+            ex = Image.Exif()
+            ex[0x0112] = o
+            stored.convert(mode).save(lib / f"{mode}_o{o}.tif", exif=ex)
+    pages = [Image.new("RGB", (64, 48), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    whole = io.BytesIO()
+    pages[0].save(whole, "TIFF", save_all=True, append_images=pages[1:])
+    (lib / "cut.tif").write_bytes(whole.getvalue()[:len(whole.getvalue()) * 2 // 3])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for o in (5, 6, 7, 8):
+        for mode in ("L", "CMYK"):
+            m = _media(catalog, lib / f"{mode}_o{o}.tif")
+            assert m["status"] == "ok" and (m["width"], m["height"]) == (120, 80)
+            with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
+                grey = im.convert("L")
+                assert grey.size == (80, 120)
+                top = ImageStat.Stat(grey.crop((0, 0, 80, 40))).mean[0]
+                bottom = ImageStat.Stat(grey.crop((0, 80, 80, 120))).mean[0]
+                red_on_top = o in (5, 6)
+                assert (top > bottom + 20) if red_on_top else (bottom > top + 20), (mode, o, top, bottom)
+    cut = _media(catalog, lib / "cut.tif")
+    assert cut["status"] == "partial" and (cut["width"], cut["height"]) == (64, 48) and cut["thumb"]
+    assert any("cut short" in message for _, message in _errors(catalog, lib / "cut.tif"))
+
+
+def test_gps_as_degrees_and_minutes_and_exiftools_sixty_seconds(tmp_path: Path) -> None:
+    """QA findings: a position as two rationals (degrees, minutes) was read as one
+    fraction, 10/30; exiftool writes some positions with 60 seconds (`151/1 11/1 60/1`),
+    which was refused as broken."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    ex = Image.Exif()
+    ex.get_ifd(0x8825).update({1: "N", 2: (10.0, 30.0), 3: "E", 4: (151.0, 11.0, 60.0)})
+    media_corpus.picture(64, 48, 1).save(lib / "gps.jpg", "JPEG", exif=ex.tobytes())
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    e = _one(catalog, "exif", lib / "gps.jpg")
+    assert (e["gps_lat"], e["gps_lon"]) == (pytest.approx(10.5), pytest.approx(151.2))
+
+
 def test_jpeg_thumbnails_decode_at_reduced_dct_scale(tmp_path: Path) -> None:
     from mediaforge.meta.thumbs import reduce_image
 

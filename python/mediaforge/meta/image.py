@@ -85,6 +85,10 @@ def open_image(path: str | bytes, large: bool = False) -> Image.Image:
         im = Image.open(path)
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+    if im.format == "TIFF":
+        # Not memory-mapped: Pillow turns a TIFF upright as it loads it (EXIF orientation),
+        # and an uncompressed one mapped from its file comes out scrambled, 5 to 8 unturned.
+        im.filename = ""
     problem = None if large else too_large(im)
     if problem:
         im.close()
@@ -332,8 +336,13 @@ def tiff_cut_short(path: str | bytes) -> str | None:
 
 
 def image_info(im: Image.Image) -> dict[str, Any]:
-    """The `media` columns an image fills."""
-    frames = getattr(im, "n_frames", 1) or 1
+    """The `media` columns an image fills. A page count that cannot be read (a TIFF cut
+    short, or its next page's pointer past the end) counts the first page: the picture
+    is still read, and the file found cut short by its ends."""
+    try:
+        frames = getattr(im, "n_frames", 1) or 1
+    except (TypeError, ValueError, OSError, EOFError, struct.error):
+        frames = 1
     width, height = stored_size(im)
     return {
         "format": (im.format or "").lower() or None,
@@ -473,19 +482,21 @@ def exif_datetime(v: Any, subsec: Any = None) -> datetime | None:
 
 
 def _gps_coord(value: Any, ref: Any, refs: str) -> float | None:
-    """Degrees from EXIF's (degrees, minutes, seconds) or a lone number, signed by the
-    reference (S and W, in either case, are negative) whatever form the value takes. None
-    for a broken field: minutes or seconds of 60 and more or below 0, negative degrees,
-    a reference that is not one of `refs` ("NS" or "EW"; none at all reads as N or E)."""
+    """Degrees from EXIF's (degrees, minutes, seconds), (degrees, minutes) or a lone
+    number, signed by the reference (S and W, in either case, are negative) whatever form
+    the value takes. None for a broken field: minutes or seconds over 60 or below 0
+    (exactly 60, as exiftool writes some values, `151/1 11/1 60/1`, carries into the unit
+    above), negative degrees, a reference that is not one of `refs` ("NS" or "EW"; none
+    at all reads as N or E). A pair of plain integers is one (numerator, denominator)."""
     side = (_text(ref) or "").strip().upper()
     if side and side not in tuple(refs):
         return None
-    if isinstance(value, tuple) and len(value) == 3:
+    if isinstance(value, tuple) and (len(value) == 3 or len(value) == 2 and not all(type(x) is int for x in value)):
         parts = [_num(x) for x in value]
         if any(p is None for p in parts):
             return None
-        d, m, sec = parts
-        if d < 0 or not 0 <= m < 60 or not 0 <= sec < 60:  # type: ignore[operator]
+        d, m, sec = (*parts, 0.0) if len(parts) == 2 else parts
+        if d < 0 or not 0 <= m <= 60 or not 0 <= sec <= 60:  # type: ignore[operator]
             return None
         deg = d + m / 60 + sec / 3600  # type: ignore[operator]
     else:
