@@ -179,6 +179,42 @@ def test_gps_as_degrees_and_minutes_and_exiftools_sixty_seconds(tmp_path: Path) 
     assert (e["gps_lat"], e["gps_lon"]) == (pytest.approx(10.5), pytest.approx(151.2))
 
 
+def _bare_mp3(seconds: float, bitrate: int, seed: int) -> bytes:
+    """MP3 frames alone, encoded by LAME: no ID3 tag, no Xing frame (which states a length)."""
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp3", options={"write_xing": "0", "id3v2_version": "0", "write_id3v1": "0"}) as c:
+        s = c.add_stream("libmp3lame", rate=44100, layout="stereo")
+        s.bit_rate = bitrate
+        n = int(seconds * 44100)
+        t = np.arange(n) / 44100
+        noise = np.random.default_rng(seed).standard_normal((2, n))
+        pcm = (0.3 * np.sin(2 * np.pi * 440 * t)[None, :].repeat(2, 0) + 0.05 * noise).astype(np.float32)
+        for i in range(0, n, 1152):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i:i + 1152]), format="fltp", layout="stereo")
+            f.rate, f.pts = 44100, i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return buf.getvalue()
+
+
+def test_an_mp3_whose_header_states_no_length_gets_the_length_it_plays(tmp_path: Path) -> None:
+    """A QA finding: an MP3 without a Xing frame whose bitrate changes (a VBR encode made
+    without one, or streams joined) was given libav's guess from its first frame's
+    bitrate: 7 s for a file that plays 12. Its packets' times are read instead."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "vbr.mp3").write_bytes(_bare_mp3(6, 192_000, 1) + _bare_mp3(6, 32_000, 2))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, lib / "vbr.mp3")
+    assert m["status"] == "ok" and m["duration"] == pytest.approx(12.07, abs=0.1), m
+
+
 def test_jpeg_thumbnails_decode_at_reduced_dct_scale(tmp_path: Path) -> None:
     from mediaforge.meta.thumbs import reduce_image
 

@@ -751,6 +751,27 @@ class CannotDecode(Exception):
     """The file's sound has a decoder libav cannot open."""
 
 
+def demuxed_length(path: str | bytes, by_content: bool = False) -> float | None:
+    """Seconds the one sound stream's packets span, read without decoding: the length of
+    an MP3 whose header states none (no Xing, Info or VBRI frame), where libav's own is
+    the file's size over its first frame's bitrate, wrong for a variable bitrate. None
+    when it cannot be told (several sound streams, packets without times)."""
+    name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
+    with _container(path, name, by_content) as c:
+        if len(c.streams.audio) != 1:
+            return None
+        stream = c.streams.audio[0]
+        start = end = None
+        for packet in c.demux(stream):
+            if packet.pts is None or not packet.duration:
+                continue
+            start = packet.pts if start is None else min(start, packet.pts)
+            end = packet.pts + packet.duration if end is None else max(end, packet.pts + packet.duration)
+        if start is None or end is None or not stream.time_base:
+            return None
+        return float((end - start) * stream.time_base)
+
+
 def sound_end(path: str | bytes, claimed: float, by_content: bool = False) -> float | None:
     """Where the sound of a file whose header claims `claimed` seconds ends, when that is
     well before (a download or copy that stopped); None when it plays to about its end,

@@ -578,8 +578,8 @@ def _raw_exif(r: _Result) -> None:
 def _av(r: _Result, fallback: bool = False) -> bool:
     import av
 
-    from .probe import (CannotDecode, UnknownLength, audio_fingerprint, length_in_header, probe, sound_end,
-                        video_fingerprint)
+    from .probe import (CannotDecode, UnknownLength, audio_fingerprint, demuxed_length, length_in_header, probe,
+                        sound_end, video_fingerprint)
     from .thumbs import fit
 
     t = r.task
@@ -693,6 +693,12 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.fail("decode", f"the sound ends at {ended:.1f} s of the {claimed:.1f} s the file claims: cut short?")
     elif t.meta and media.get("audio_codec") and not media.get("video_codec") and media.get("format") in ("wav", "ogg"):
         _framing_end(r, media)
+    elif t.meta and claimed and media.get("format") == "mp3" and not media.get("video_codec"):
+        # No length in its header: libav's is a guess from the first frame's bitrate.
+        with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+            measured = demuxed_length(t.path, by_content)
+            if measured and abs(measured - claimed) > max(0.5, claimed / 200):
+                r.media["duration"] = round(measured, 3)
     if t.meta and not any(stage == "decode" and "cut short" in message for stage, message in r.errors):
         # An MP4/MOV with its index first opens whole when the end of its media data is
         # lost: its boxes tell, whether or not its fingerprint's frames reached the cut.
