@@ -3704,6 +3704,9 @@ def test_fingerprint_positions_too_far_past_their_keyframe_are_left_out_not_the_
 @pytest.mark.parametrize(("name", "date", "want"), [
     ("tagged.mkv", "2019-05-04T10:11:12", "2019-05-04 10:11:12"),  # read back as Matroska's DATE
     ("dated.mp4", "2019-05-04", "2019-05-04 00:00:00"),  # a day without a time
+    ("kiribati.mkv", "2019-05-04T10:11:12+14:00", "2019-05-03 20:11:12"),  # the offset, to UTC
+    # A QA finding: an offset no zone has (past -12:00) moved it to the next day.
+    ("nowhere.mkv", "2019-05-04T10:11:12-14:30", "2019-05-04 10:11:12"),
 ])
 def test_a_video_date_tag_in_any_case_or_without_a_time_is_its_creation_time(tmp_path: Path, name: str, date: str,
                                                                                want: str) -> None:

@@ -81,15 +81,17 @@ def _written_time(s: str | None) -> tuple[datetime, str | None] | None:
 
 
 def _utc_offset(zone: str | None) -> timedelta | None:
-    """`Z`, `+02:00` or `-0530` as an offset from UTC; None for none, or one no zone has."""
+    """`Z`, `+02:00` or `-0530` as an offset from UTC; None for none, or one no zone has
+    (outside -12:00 to +14:00, the range EXIF and XMP offsets are kept in too)."""
     if not zone:
         return None
     if zone in "zZ":
         return timedelta(0)
     hours, minutes = int(zone[1:3]), int(zone.replace(":", "")[3:] or 0)
-    if hours > 14 or minutes > 59:
+    offset = (-1 if zone[0] == "-" else 1) * timedelta(hours=hours, minutes=minutes)
+    if minutes > 59 or not timedelta(hours=-12) <= offset <= timedelta(hours=14):
         return None
-    return (-1 if zone[0] == "-" else 1) * timedelta(hours=hours, minutes=minutes)
+    return offset
 
 
 def _wall_time(s: str | None) -> datetime | None:
