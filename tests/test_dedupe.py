@@ -1118,8 +1118,12 @@ def test_an_apply_stopped_by_ctrl_c_and_run_again_finishes_without_skips(lib, ac
     assert "0 files would be" in dry.out and "; 3 already linked;" in dry.out, dry.out
     dry = json.loads(run_cli("dedupe", "--action", action, "--json", catalog=catalog).out)
     assert (dry["already_linked"], dry["steps"], dry["skipped"], dry["reclaimable"]) == (3, [], [], 0), dry
+    journals = sorted((catalog.parent / "journal").iterdir())
     again = run_cli("dedupe", "--apply", "--action", action, catalog=catalog)
     assert again.rc == 0 and "0 files " in again.out and "(3 linked before this run)" in again.out, again.out
+    # A QA finding: a run that acted on nothing left a journal and an undo command for it.
+    assert "journal" not in again.out and "undo" not in again.out, again.out
+    assert sorted((catalog.parent / "journal").iterdir()) == journals
     # Each run's journal undoes what that run did, newest first.
     for journal in sorted((catalog.parent / "journal").iterdir(), reverse=True):
         assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0

@@ -1117,9 +1117,9 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> 
         from . import _to_stderr
 
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is buffered cannot be written
-        line = (f"{render.counted(out.done, 'file')} {verb}; journal {_journal_text(out.journal)}"
-                + (f"; undo with: mediaforge dedupe --undo {_journal_word(out.journal)}" if verb != "restored"
-                   else ""))
+        line = (f"{render.counted(out.done, 'file')} {verb}" + (f"; journal {_journal_text(out.journal)}" + (
+            f"; undo with: mediaforge dedupe --undo {_journal_word(out.journal)}" if verb != "restored" else "")
+            if out.journal is not None else ""))
         if out.skipped:  # their reasons were in the report
             line += f"; {render.counted(len(out.skipped), 'file')} skipped"
         if out.journal_failed:  # why it stopped there
@@ -1155,7 +1155,7 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  
         done = {"restored": [render.path_fields("path", p) for p in out.restored]} if verb == "restored" \
             else {"steps": _step_rows(out.done_steps, action or verb, out.dest)}
         render.dump_json({"done": out.done, ("already_restored" if verb == "restored" else "already_linked"): out.already,
-                          "bytes": out.bytes_freed, "journal": str(out.journal),
+                          "bytes": out.bytes_freed, "journal": None if out.journal is None else str(out.journal),
                           "tags_carried": out.tags_carried,
                           "collections_carried": out.collections_carried,
                           "skipped": [{**render.path_fields("path", p), "why": w} for p, w in out.skipped], **done})
@@ -1164,12 +1164,12 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  
         print(f"skipped {path_text(p)}: {why}")
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
           + (f" ({out.already} {'restored by an earlier undo' if verb == 'restored' else 'linked before this run'})"
-             if out.already else "") + f"; journal {_journal_text(out.journal)}")
+             if out.already else "") + (f"; journal {_journal_text(out.journal)}" if out.journal is not None else ""))
     if verb == "trashed" and out.done:  # (none moved: no trash folder to speak of)
         trash = path_text(os.fsencode(Path(out.journal).parent.parent / TRASH_DIR))
         print(f"the space comes back once you delete {trash} (or its dated "
               "folders): it is not your desktop's Trash, and nothing empties it for you")
-    if verb != "restored":
+    if verb != "restored" and out.journal is not None:
         print(f"undo with: mediaforge dedupe --undo {_journal_word(out.journal)}; rescan to update the catalog")
 
 

@@ -668,9 +668,17 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
     except JournalError as e:  # a full disk: not one more step that could not be undone
         out.journal_failed = str(e)
     finally:
-        with contextlib.suppress(JournalError):
-            journal.write(kind="end")
-        journal.close()
+        if journal.lines == 1 and not out.journal_failed:
+            # Not one file acted on (each linked before this run, or refused by its check):
+            # no journal, and no undo command, for nothing.
+            journal.close()
+            with contextlib.suppress(OSError):
+                journal.path.unlink()
+                out.journal = None
+        else:
+            with contextlib.suppress(JournalError):
+                journal.write(kind="end")
+            journal.close()
         # Folders made for the moves that none came into (every file skipped): gone again,
         # as the undo would take them. One that holds a move is not empty, and stays.
         for folder in made:
