@@ -146,6 +146,19 @@ def test_uncompressed_tiffs_turned_by_exif_and_a_tiff_cut_after_its_first_page(t
     whole = io.BytesIO()
     pages[0].save(whole, "TIFF", save_all=True, append_images=pages[1:])
     (lib / "cut.tif").write_bytes(whole.getvalue()[:len(whole.getvalue()) * 2 // 3])
+    # A review finding: the page count stopped on page 2, which the size guard never saw:
+    # here a forged 196-megapixel one, behind a first page of 64x48.
+    forged = io.BytesIO()
+    Image.new("L", (64, 48), 128).save(forged, "TIFF", save_all=True, compression="tiff_adobe_deflate",
+                                       append_images=[Image.new("L", (14000, 14000)), Image.new("L", (8, 8))])
+    data, dirs, at = forged.getvalue(), [], struct.unpack("<I", forged.getvalue()[4:8])[0]
+    while at and at < len(data):
+        n = struct.unpack("<H", data[at:at + 2])[0]
+        dirs.append((at, at + 2 + 12 * n))
+        at = struct.unpack("<I", data[at + 2 + 12 * n:at + 6 + 12 * n])[0]
+    cut_forged = bytearray(data[:dirs[2][0]])
+    cut_forged[dirs[1][1]:dirs[1][1] + 4] = struct.pack("<I", len(cut_forged) + 999)  # page 3 past the end
+    (lib / "forged.tif").write_bytes(bytes(cut_forged))
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     for o in (5, 6, 7, 8):
@@ -161,6 +174,10 @@ def test_uncompressed_tiffs_turned_by_exif_and_a_tiff_cut_after_its_first_page(t
                 assert (top > bottom + 20) if red_on_top else (bottom > top + 20), (mode, o, top, bottom)
     cut = _media(catalog, lib / "cut.tif")
     assert cut["status"] == "partial" and (cut["width"], cut["height"]) == (64, 48) and cut["thumb"]
+    with Image.open(catalog.parent / "thumbs" / cut["thumb"]) as im:  # page 1, red (a review finding: page 2)
+        r, g, b = ImageStat.Stat(im.convert("RGB")).mean
+        assert r > 200 and g < 60 and b < 60, (r, g, b)
+    assert (_media(catalog, lib / "forged.tif")["width"], _media(catalog, lib / "forged.tif")["height"]) == (64, 48)
     assert any("cut short" in message for _, message in _errors(catalog, lib / "cut.tif"))
 
 
@@ -213,6 +230,11 @@ def test_an_mp3_whose_header_states_no_length_gets_the_length_it_plays(tmp_path:
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     m = _media(catalog, lib / "vbr.mp3")
     assert m["status"] == "ok" and m["duration"] == pytest.approx(12.07, abs=0.1), m
+    # Its stream's length and the bitrate (the first frame's, 192 kbit/s) follow: the average.
+    size = (lib / "vbr.mp3").stat().st_size
+    assert m["bitrate"] == pytest.approx(size * 8 / m["duration"], rel=0.01) and m["bitrate"] < 150_000
+    (stream,) = rows(catalog, "SELECT duration, bitrate FROM streams WHERE type = 'audio'")
+    assert (stream["duration"], stream["bitrate"]) == (m["duration"], m["bitrate"])
 
 
 def test_jpeg_thumbnails_decode_at_reduced_dct_scale(tmp_path: Path) -> None:

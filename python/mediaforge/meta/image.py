@@ -342,7 +342,10 @@ def image_info(im: Image.Image) -> dict[str, Any]:
     try:
         frames = getattr(im, "n_frames", 1) or 1
     except (TypeError, ValueError, OSError, EOFError, struct.error):
+        # Pillow went through the pages to count them and stopped on a later one: back to
+        # the first, whose size the guard checked (a later one may be forged far larger).
         frames = 1
+        im.seek(0)
     width, height = stored_size(im)
     return {
         "format": (im.format or "").lower() or None,
@@ -487,11 +490,11 @@ def _gps_coord(value: Any, ref: Any, refs: str) -> float | None:
     the value takes. None for a broken field: minutes or seconds over 60 or below 0
     (exactly 60, as exiftool writes some values, `151/1 11/1 60/1`, carries into the unit
     above), negative degrees, a reference that is not one of `refs` ("NS" or "EW"; none
-    at all reads as N or E). A pair of plain integers is one (numerator, denominator)."""
+    at all reads as N or E)."""
     side = (_text(ref) or "").strip().upper()
     if side and side not in tuple(refs):
         return None
-    if isinstance(value, tuple) and (len(value) == 3 or len(value) == 2 and not all(type(x) is int for x in value)):
+    if isinstance(value, tuple) and len(value) in (2, 3):
         parts = [_num(x) for x in value]
         if any(p is None for p in parts):
             return None

@@ -694,11 +694,17 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     elif t.meta and media.get("audio_codec") and not media.get("video_codec") and media.get("format") in ("wav", "ogg"):
         _framing_end(r, media)
     elif t.meta and claimed and media.get("format") == "mp3" and not media.get("video_codec"):
-        # No length in its header: libav's is a guess from the first frame's bitrate.
+        # No length in its header: libav's is a guess from the first frame's bitrate, and
+        # so is its bitrate (the first frame's).
         with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
             measured = demuxed_length(t.path, by_content)
             if measured and abs(measured - claimed) > max(0.5, claimed / 200):
                 r.media["duration"] = round(measured, 3)
+                with contextlib.suppress(OSError):
+                    r.media["bitrate"] = round(os.stat(t.path).st_size * 8 / measured)
+                for s in r.streams:
+                    if s.get("type") == "audio":
+                        s["duration"], s["bitrate"] = r.media["duration"], r.media.get("bitrate")
     if t.meta and not any(stage == "decode" and "cut short" in message for stage, message in r.errors):
         # An MP4/MOV with its index first opens whole when the end of its media data is
         # lost: its boxes tell, whether or not its fingerprint's frames reached the cut.
