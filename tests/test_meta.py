@@ -237,6 +237,25 @@ def test_an_mp3_whose_header_states_no_length_gets_the_length_it_plays(tmp_path:
     assert (stream["duration"], stream["bitrate"]) == (m["duration"], m["bitrate"])
 
 
+def test_a_webp_cut_short_says_so_and_a_sound_of_no_length_has_none(tmp_path: Path) -> None:
+    """QA findings: a WebP cut in half was stored with Pillow's "could not create decoder
+    object"; a WAV whose header claims 65,535 channels, a sample each, got duration 0.0."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    webp = io.BytesIO()
+    media_corpus.picture(200, 150, 1).save(webp, "WEBP", quality=80)
+    (lib / "cut.webp").write_bytes(webp.getvalue()[:len(webp.getvalue()) // 2])
+    data = bytes(65535 * 2)  # one sample of each channel
+    fmt = struct.pack("<IHHIIHH", 16, 1, 65535, 8000, (8000 * 65535 * 2) & 0xFFFFFFFF, (65535 * 2) & 0xFFFF, 16)
+    (lib / "many.wav").write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + fmt + b"data"
+                                   + struct.pack("<I", len(data)) + data)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert _media(catalog, lib / "cut.webp")["status"] == "error"
+    assert ("image", "the WebP data does not decode: cut short or damaged") in _errors(catalog, lib / "cut.webp")
+    assert _media(catalog, lib / "many.wav")["duration"] is None
+
+
 def test_jpeg_thumbnails_decode_at_reduced_dct_scale(tmp_path: Path) -> None:
     from mediaforge.meta.thumbs import reduce_image
 

@@ -136,7 +136,9 @@ def _duration(container: Any, stream: Any = None) -> float | None:
         d = container.duration / av.time_base
     else:
         return None
-    return round(d, 3) if d >= 0 else None
+    # Under half a millisecond (a header that claims 65,535 channels leaves a few samples
+    # each) is no length to tell: NULL, not 0.0.
+    return round(d, 3) if d >= 0.0005 else None
 
 
 def _tagged_duration(stream: Any) -> float | None:

@@ -83,6 +83,8 @@ def message_of(e: BaseException) -> str:
                     "damaged or hostile")
         why = f": {m.group(1).lower()}" if m.group(1) else ""
         return f"the {m.group(2)} decoder could not be opened{why}"
+    if isinstance(e, OSError) and str(e) == "could not create decoder object":  # Pillow's WebP reader
+        return "the WebP data does not decode: cut short or damaged"
     return plain_paths(f"{type(e).__name__}: {first_line(e)}")[:500]
 
 
