@@ -171,6 +171,11 @@ def _ours(cat: Catalog, folder: Path) -> bool:
     return held == (token[0][0] if token else None)
 
 
+def _write_token(folder: Path, token: str) -> None:
+    """The index's side of the token `_ours` compares with the catalog's."""
+    replace_atomically(os.fsencode(folder / TOKEN_FILE), f"{token}\n".encode())
+
+
 def _check_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise PathIOError(f"the search index's place {folder} is taken by a file: move it away (or rename the "
@@ -213,7 +218,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     if fresh:
         ((owner,),) = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
         (folder / OWNER).write_text(f"{owner} format={INDEX_FORMAT}\n")
-        replace_atomically(os.fsencode(folder / TOKEN_FILE), f"{fresh_token}\n".encode())
+        _write_token(folder, fresh_token)
     ids = only if isinstance(only, (pa.Array, pa.ChunkedArray)) else pa.array(list(only or []), pa.string())
     if only is not None and len(ids) == 0:
         # Nothing named (a rescan that changed nothing): nothing to compare, and comparing
@@ -254,7 +259,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
                     con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [TOKEN, old_token[0][0]])
             raise
         token = os.urandom(12).hex()
-        replace_atomically(os.fsencode(folder / TOKEN_FILE), f"{token}\n".encode())
+        _write_token(folder, token)
         gone_t = pa.table({"media_id": pa.array(gone, pa.string())})
         with cat.registered("mf_state", state), cat.registered("mf_gone", gone_t), cat.transaction() as con:
             con.execute("DELETE FROM search_docs WHERE media_id IN (SELECT media_id::UUID FROM mf_state) "

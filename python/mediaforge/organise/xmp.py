@@ -286,14 +286,9 @@ def _last_known(cat: Catalog, media_id: str, sidecar_id: str | None,
     rows = cat.con.execute("""
         SELECT s.blake3, s.keywords, s.hierarchical_keywords FROM xmp_imports x
         LEFT JOIN sidecars s ON s.blake3 = x.sidecar_blake3
-        WHERE x.media_id = ?::UUID AND x.sidecar_id IS NOT DISTINCT FROM ?::UUID
-        ORDER BY x.imported_at DESC LIMIT 1""", [media_id, sidecar_id]).fetchall() if sidecar_id else []
-    if not rows and whole_file:
-        rows = cat.con.execute("""
-            SELECT s.blake3, s.keywords, s.hierarchical_keywords FROM xmp_imports x
-            LEFT JOIN sidecars s ON s.blake3 = x.sidecar_blake3
-            WHERE x.media_id = ?::UUID AND x.sidecar_id IS NULL
-            ORDER BY x.imported_at DESC LIMIT 1""", [media_id]).fetchall()
+        WHERE x.media_id = $m AND (x.sidecar_id = $sid OR $whole AND x.sidecar_id IS NULL)
+        ORDER BY x.sidecar_id IS NULL, x.imported_at DESC LIMIT 1""",
+                           {"m": media_id, "sid": sidecar_id, "whole": whole_file}).fetchall()
     if not rows or rows[0][0] is None:
         return None
     return rows[0][1] or [], rows[0][2] or []
