@@ -440,6 +440,9 @@ def test_near_duplicate_pictures_leave_out_animations_and_tiny_ones_and_keep_col
     assert [(Path(s["keep"]).name, Path(s["trash"]).name) for s in steps] == [("colour.jpg", "grey16.png")], steps
     res = run_cli("dupes", "--threshold", "4", catalog=catalog)
     assert res.rc == 2 and "--threshold is for --similar" in res.err, res.err
+    for both in (("--exact", "--similar"), ("--similar", "--exact")):  # neither silently wins
+        res = run_cli("dupes", *both, catalog=catalog)
+        assert res.rc == 2 and "give one of them" in res.err, res.err
 
 
 def test_a_group_whose_leader_is_gone_is_left_out_of_the_plan(tmp_path: Path) -> None:

@@ -799,9 +799,10 @@ def _hash_candidates(catalog: Path, kind: str | None, quiet: bool) -> None:
 @command("dupes")
 def dupes_cmd(
     ctx: typer.Context,
-    similar: Annotated[bool, typer.Option("--similar/--exact",
+    similar: Annotated[bool, typer.Option("--similar",
                                           help="Near-duplicates (pictures, videos or sound) instead of exact copies.")]
     = False,
+    exact: Annotated[bool, typer.Option("--exact", help="Exact copies by BLAKE3 (the default).")] = False,
     kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind (image, video, audio, ...).")] = None,
     threshold: Annotated[Optional[int], typer.Option(
         "--threshold", help="For --similar: most differing hash bits (pictures, videos; default 8) or percent of "
@@ -814,6 +815,8 @@ def dupes_cmd(
     from ..dupes.find import AUDIO_MAX_BER
 
     g = _globals(ctx)
+    if similar and exact:  # else the last of the two would win, and the user never learns which ran
+        raise InvalidInputError("--exact and --similar ask for different groups: give one of them")
     check_output_args(fmt, output, g.catalog)
     if threshold is not None and not similar:  # else a user who left out --similar thinks near copies were sought
         raise InvalidInputError("--threshold is for --similar: exact copies have no threshold")
