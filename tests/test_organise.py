@@ -1776,7 +1776,8 @@ def test_names_typed_composed_or_decomposed_are_one_tag_and_one_collection(lib) 
     assert run_cli("collection", "add", decomposed, paris, catalog=catalog).rc == 0
     listed = json.loads(run_cli("collection", "list", "--json", catalog=catalog).out)
     assert [(c["name"], c["files"]) for c in listed] == [(composed, 1)]
-    for bad in ("a\u200bb", "\u00adsoft", "rtl\u202e", "alm\u061cx", "emoji\u200d", "hangul\u3164filler"):
+    for bad in ("a\u200bb", "\u00adsoft", "rtl\u202e", "alm\u061cx", "emoji\u200d", "hangul\u3164filler",
+                "\u0301", "\u0301accent"):  # a combining mark with no letter under it
         assert run_cli("tag", "add", bad, paris, catalog=catalog).rc == 2
         assert run_cli("collection", "create", bad, catalog=catalog).rc == 2
     # A tag an earlier version stored decomposed is removed and renamed by either form; a
@@ -1836,7 +1837,9 @@ def test_characters_that_draw_nothing_are_refused_unless_they_join_or_select() -
               "t\u3164x", "t\u115fx", "t\uffa0x", "t\u200bx", "t\u2065x", "t\U0001d173x",
               # Joiners and selectors where no script or emoji uses them: they draw nothing.
               "a\u200cb", "a\u200db", "a\ufe0fb", "a\ufe0eb", "a\U000e0100b", "a\u180bb", "t\u034fx",
-              "\U0001f3f4\U000e007a\U000e007a\U000e007f", "Paris\u2800", "a\u2800b"]
+              "\U0001f3f4\U000e007a\U000e007a\U000e007f", "Paris\u2800", "a\u2800b",
+              # A mark that starts a name lands on what is shown before it.
+              "\u0301", "\u0301x", "\u20e3"]
     assert [w for w in hidden if not has_invisible(w)] == []
 
 

@@ -118,7 +118,11 @@ def has_invisible(name: str) -> bool:
     """Whether `name` (a tag level, or a collection's name) holds a character that draws
     nothing where it stands, so that it would look like another name. Known to pass:
     a joiner between two emoji that form no sequence, a flag of a region code that is
-    none; both draw as what they hold, without the joiner or tags."""
+    none; both draw as what they hold, without the joiner or tags. A name that starts
+    with a combining mark (an accent with no letter under it) counts too: the mark lands
+    on whatever is shown before the name, a quote or the tag level above."""
+    if name and unicodedata.category(name[0]).startswith("M"):
+        return True
     if _INVISIBLE.search(name) or _TAG_CHAR.search(_FLAG_TAGS.sub("", name)):
         return True
     if "\u2800" in name and not _BRAILLE.search(name):
