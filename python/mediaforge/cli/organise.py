@@ -175,9 +175,8 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
             count = 0
         else:
             with IndexFollows(cat, g.catalog) as follow:  # its name is a search word for the files it matches
-                collection.create(cat, name, smart)
+                _, ids = collection.create(cat, name, smart)
                 name = collection.stored_name(name)
-                ids = collection.members(cat, name)
                 count = len(ids)
                 follow.done(ids, later=True)
     _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}"

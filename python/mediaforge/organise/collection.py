@@ -64,18 +64,19 @@ def _get(cat: Catalog, name: str, any_case: bool = False) -> tuple[int, str, str
     return int(cid), kind, pred
 
 
-def create(cat: Catalog, name: str, smart: str | None = None) -> int:
+def create(cat: Catalog, name: str, smart: str | None = None) -> tuple[int, list[str]]:
+    """The new collection's id, and the media_ids of its members now (a smart one's
+    condition runs once, over today's files: one that fails on them is refused)."""
     name = _check_name(name)
     pred = check_predicate(cat, smart) if smart is not None else None
-    if pred is not None:  # run once over today's files: one that fails on them is refused
-        run_predicate(cat, pred, "the condition")
+    ids = run_predicate(cat, pred, "the condition") if pred is not None else []
     with cat.transaction() as con:
         if con.execute(f"SELECT 1 FROM collections WHERE {folded_sql('name')} = ?", [name]).fetchall():
             raise InvalidInputError(f"a collection named {quoted(name)} already exists")
         (cid,) = con.execute("SELECT coalesce(max(collection_id), 0) + 1 FROM collections").fetchall()[0]
         con.execute(f"INSERT INTO collections ({', '.join(columns('collections'))}) VALUES (?, ?, ?, ?, ?, ?)",
                     [cid, name, "smart" if pred else "manual", pred, who(), utcnow()])
-    return int(cid)
+    return int(cid), ids
 
 
 def delete(cat: Catalog, name: str) -> None:
