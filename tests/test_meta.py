@@ -621,6 +621,44 @@ def _with_riff_info(path: Path, fields: dict[bytes, bytes]) -> None:
     path.write_bytes(data[:4] + (len(data) - 8).to_bytes(4, "little") + data[8:])
 
 
+def test_sound_has_the_bit_depth_it_was_recorded_at(tmp_path: Path) -> None:
+    """PCM's bits come from its codec, a lossless codec's from its header (a 24-bit FLAC,
+    which libav decodes to 32-bit samples, is 24); lossy sound has none. A catalog from
+    before schema 22 gets them: PCM rows at once, lossless contents extracted again."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    made = {"s24.flac": ("flac", "flac", "s32"), "s16.flac": ("flac", "flac", "s16"),
+            "s16.m4a": ("alac", "ipod", "s16p"), "s16.wv": ("wavpack", "wv", "s16p"),
+            "s24.wav": ("pcm_s24le", "wav", "s32"), "f32.wav": ("pcm_f32le", "wav", "flt"),
+            "law.wav": ("pcm_mulaw", "wav", "s16"),
+            "lossy.mp3": ("libmp3lame", "mp3", None), "lossy.m4a": ("aac", "ipod", None)}
+    for name, (codec, fmt, sample_fmt) in made.items():
+        media_corpus._audio(lib / name, codec, fmt, 0.3, sample_fmt=sample_fmt)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    want = {"s24.flac": 24, "s16.flac": 16, "s16.m4a": 16, "s16.wv": 16, "s24.wav": 24, "f32.wav": 32,
+            "law.wav": None, "lossy.mp3": None, "lossy.m4a": None}
+    query = """SELECT f.name, m.bit_depth, s.bit_depth AS stream_bits, m.audio_codec FROM files f
+               JOIN media m USING (blake3) JOIN streams s ON s.blake3 = m.blake3 AND s.type = 'audio' ORDER BY 1"""
+    got = {r["name"]: r for r in rows(catalog, query)}
+    assert {n: got[n]["bit_depth"] for n in want} == want, got
+    assert all(r["stream_bits"] == r["bit_depth"] for r in got.values()), got
+    # A catalog of schema 21 had no depth for sound.
+    old = tmp_path / "old.duckdb"
+    shutil.copy(catalog, old)
+    with duckdb.connect(str(old)) as con:
+        con.execute("UPDATE media SET bit_depth = NULL WHERE video_codec IS NULL; "
+                    "UPDATE streams SET bit_depth = NULL WHERE type = 'audio'; "
+                    "UPDATE meta SET value = '21' WHERE key = 'schema_version'")
+    res = run_cli("meta", "--json", catalog=old)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out)["files"] == 4  # the FLACs, the ALAC and the WavPack, read again
+    assert {r["name"]: r for r in rows(old, query)} == got
+    assert rows(old, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"] == str(SCHEMA_VERSION)
+
+
 def test_a_wav_files_riff_info_tags_are_read(tmp_path: Path) -> None:
     """RIFF INFO (INAM, IART, IPRD, ICRD, IGNR, ITRK) was ignored: only an ID3 chunk was read.
     Text that is not UTF-8 is Windows' code page; an ID3 chunk's fields come first."""

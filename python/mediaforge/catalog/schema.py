@@ -11,7 +11,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 21
+SCHEMA_VERSION = 22
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -338,6 +338,22 @@ MIGRATIONS[20] = [
 # `xmp_imports.scan_id`. Rows from before name no sidecar; a scan's import gives a sidecar
 # with no rows of its own the ones of its current content (see `organise.xmp._adopt`).
 MIGRATIONS[21] = MIGRATION_21_XMP
+
+# Version 22: `media.bit_depth` and `streams.bit_depth` hold the bits per sample of sound
+# (of the sound alone for `media`: a video's is its picture's), for PCM and lossless
+# codecs. PCM states them in its codec's name, so its rows take them here; a lossless
+# codec's header holds them, so the `media` rows of sound-alone FLAC, ALAC, WavPack... go,
+# to be extracted again as for version 19.
+_PCM_BITS = ("CASE WHEN regexp_full_match({c}, 'pcm_[suf](8|16|24|32|64)(le|be|_planar|le_planar|be_planar)?') "
+             "AND {c} NOT IN ('pcm_mulaw', 'pcm_alaw', 'pcm_vidc') "
+             "THEN regexp_extract({c}, 'pcm_[suf]([0-9]+)', 1)::INTEGER END")
+MIGRATIONS[22] = [
+    "UPDATE streams SET bit_depth = " + _PCM_BITS.format(c="codec") + " WHERE type = 'audio' AND bit_depth IS NULL",
+    "UPDATE media SET bit_depth = " + _PCM_BITS.format(c="audio_codec")
+    + " WHERE video_codec IS NULL AND bit_depth IS NULL AND audio_codec LIKE 'pcm%'",
+    "DELETE FROM media WHERE video_codec IS NULL AND bit_depth IS NULL AND audio_codec IN "
+    "('flac', 'alac', 'wavpack', 'ape', 'tta', 'mlp', 'truehd', 'shorten', 'tak')",
+]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

@@ -235,7 +235,15 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     """The `tags_audio` row and the cover art bytes (or None for each). `container`: the
     format libav found in the file (`mp3`, `flac`, `ogg`, `m4a` ...), which picks the tag
     reader whatever the file is named."""
+    return read_audio(path, container)[:2]
+
+
+def read_audio(path: str | bytes,
+               container: str | None = None) -> tuple[dict[str, Any] | None, bytes | None, int | None]:
+    """`read_tags`' row and cover, and the bits per sample the stream's header states
+    (FLAC, ALAC, WavPack, Monkey's Audio, AIFF, WAV: 16, 24; None where it states none)."""
     f = _open(path, container)
+    bits = _stated_bits(f)
     row = _tag_row(f.tags) if f is not None and f.tags is not None else None
     mp3 = container == "mp3" or (container is None and type(f).__name__ == "MP3")  # (libav could not tell)
     if mp3 and (ape := _ape_tags(path)) is not None:
@@ -248,7 +256,7 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     info = _wav_info(path) if container == "wav" else {}
     if row is None:
         if not info:
-            return None, _cover(f) if f is not None else None
+            return None, _cover(f) if f is not None else None, bits
         row = dict.fromkeys(_ROW_KEYS)
     _fill_from_info(row, info)  # a WAV file's ID3 chunk first, its RIFF INFO for the rest
     for key in ("rg_track_peak", "rg_album_peak"):
@@ -257,7 +265,15 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
     row["year"] = year_of(row["date"])
     cover = _cover(f)
     row["has_cover"] = cover is not None
-    return row, cover
+    return row, cover, bits
+
+
+def _stated_bits(f: Any) -> int | None:
+    """The bits per sample mutagen read from a stream's header, where it is a plausible
+    count (1 for DSD, up to 64 for float); None when there is none. An MP4's sample entry
+    always says 16, for AAC too: the caller takes it for lossless codecs only."""
+    bits = getattr(getattr(f, "info", None), "bits_per_sample", None)
+    return bits if isinstance(bits, int) and 1 <= bits <= 64 else None
 
 
 _GAINS = ("rg_track_gain", "rg_album_gain", "rg_track_peak", "rg_album_peak")

@@ -323,8 +323,17 @@ def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]
             # A stream that names no layout has libav's placeholder ("1 channels"): none.
             channel_layout=layout.name if layout is not None and not _NO_LAYOUT.match(layout.name) else None,
             sample_rate=getattr(cc, "sample_rate", None) or None,
+            bit_depth=pcm_bits(row["codec"]),
         )
     return row
+
+
+def pcm_bits(codec: str | None) -> int | None:
+    """The bits per sample a PCM codec's name states (`pcm_s24le`: 24, `pcm_f32be`: 32);
+    None for other codecs (the caller asks the tag reader for lossless ones; lossy sound
+    has no bit depth of its own) and for companded PCM, 8 bits standing for 13 or 14."""
+    m = re.fullmatch(r"pcm_[suf](8|16|24|32|64)(?:le|be|_planar|le_planar|be_planar)?", codec or "")
+    return int(m.group(1)) if m and codec not in LOSSY_PCM else None
 
 
 def _is_cover(s: Any) -> bool:
@@ -393,7 +402,8 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
             "fps": v["fps"] if v else None,
             "rotation": v["rotation"] if v else None,
             "hdr": v["hdr"] if v else None,
-            "bit_depth": v["bit_depth"] if v else None,
+            # Of the picture where there is one, else of the sound (see `pcm_bits`).
+            "bit_depth": v["bit_depth"] if v else a["bit_depth"] if a else None,
             "audio_codec": a["codec"] if a else None,
             "channels": a["channels"] if a else None,
             "sample_rate": a["sample_rate"] if a else None,

@@ -813,12 +813,12 @@ def _framing_end(r: _Result, media: dict[str, Any]) -> None:
 
 
 def _tags(r: _Result) -> None:
-    from .audio import read_tags
+    from .audio import read_audio
     from .probe import LOSSLESS_AUDIO, LOSSY_PCM
 
     t = r.task
     try:
-        row, cover = read_tags(t.path, r.media.get("format"))
+        row, cover, bits = read_audio(t.path, r.media.get("format"))
     except Exception as e:  # noqa: BLE001 - mutagen raises MutagenError and plain errors alike
         if r.status != ERROR:  # (a file libav could not read either: its one row says so)
             r.fail("tags", e)
@@ -837,6 +837,14 @@ def _tags(r: _Result) -> None:
         r.status = PARTIAL
     codec = r.media.get("audio_codec") or ""
     lossless = codec in LOSSLESS_AUDIO or codec.startswith("pcm_") and codec not in LOSSY_PCM
+    if bits is not None and codec in LOSSLESS_AUDIO:
+        # libav keeps a lossless stream's bits (FLAC's 24) only in a field PyAV does not
+        # show, and decodes them to a wider format (s32): the header's count, from mutagen.
+        sound = next((s for s in r.streams if s.get("type") == "audio"), None)
+        if sound is not None and sound.get("bit_depth") is None:
+            sound["bit_depth"] = bits
+        if not r.media.get("video_codec") and r.media.get("bit_depth") is None:
+            r.media["bit_depth"] = bits
     r.audio = dict(row or {}, lossless=lossless) if row is not None else {"lossless": lossless, "has_cover": cover is not None}
     if cover is not None and t.thumbs:
         from .thumbs import cover_image
