@@ -237,6 +237,46 @@ def test_an_mp3_whose_header_states_no_length_gets_the_length_it_plays(tmp_path:
     assert (stream["duration"], stream["bitrate"]) == (m["duration"], m["bitrate"])
 
 
+def test_a_tag_of_thousands_of_frames_is_read_past_for_the_sound(tmp_path: Path) -> None:
+    """A QA finding: libav's reading of an ID3v2 tag grows with the square of its frames,
+    and an MP3 with 50,000 of them ran past the timeout. Past `MOST_ID3_FRAMES` the sound
+    is read from after the tag; mutagen still reads the tags. A usual tag (a few frames, a
+    big cover) is read by libav as before, in every ID3v2 version."""
+    from mutagen import id3
+
+    from mediaforge.meta.probe import MOST_ID3_FRAMES, id3_skip
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "many.mp3", "libmp3lame", "mp3", 2.0)
+    shutil.copy(lib / "many.mp3", lib / "cover.mp3")
+    tags = id3.ID3()
+    tags.add(id3.TIT2(encoding=3, text="Many frames"))
+    for i in range(MOST_ID3_FRAMES + 500):
+        tags.add(id3.TXXX(encoding=3, desc=f"key {i}", text=f"value {i}"))
+    for version in (3, 4):
+        tags.save(lib / "many.mp3", v2_version=version)
+        with open(lib / "many.mp3", "rb") as f:
+            end = id3_skip(f)
+            f.seek(end)
+            sync = f.read(2)
+        assert end > 10 * MOST_ID3_FRAMES and sync[0] == 0xFF and sync[1] & 0xE0 == 0xE0, (end, sync)  # a frame's sync
+    cover = id3.ID3()
+    cover.add(id3.TIT2(encoding=3, text="Big cover"))
+    cover.add(id3.APIC(encoding=3, mime="image/jpeg", type=3, desc="Cover", data=os.urandom(200_000)))
+    for version in (3, 4):
+        cover.save(lib / "cover.mp3", v2_version=version)
+        with open(lib / "cover.mp3", "rb") as f:
+            assert id3_skip(f) == 0
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    m = _media(catalog, lib / "many.mp3")
+    assert m["status"] == "ok" and m["duration"] == pytest.approx(2.0, abs=0.1), m
+    assert _one(catalog, "tags_audio", lib / "many.mp3")["title"] == "Many frames"
+    assert _errors(catalog, lib / "many.mp3") == []
+    assert _media(catalog, lib / "cover.mp3")["duration"] == pytest.approx(2.0, abs=0.1)
+
+
 def test_a_webp_cut_short_says_so_and_a_sound_of_no_length_has_none(tmp_path: Path) -> None:
     """QA findings: a WebP cut in half was stored with Pillow's "could not create decoder
     object"; a WAV whose header claims 65,535 channels, a sample each, got duration 0.0."""
