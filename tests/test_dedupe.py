@@ -788,10 +788,34 @@ def test_reflink_clones_or_says_why_not(lib) -> None:
         assert after == before
         assert len(out["skipped"]) == 3 and all("reflink not supported" in s["why"] for s in out["skipped"])
         assert not list(root.rglob(".mediaforge-*.tmp"))
+        # A QA finding: every step failed, leaving each copy as it was, yet a journal was
+        # written and an undo command printed, for nothing.
+        assert out["journal"] is None and not list((catalog.parent / "journal").glob("*"))
+        res = run_cli("dedupe", "--action", "reflink", "--apply", catalog=catalog)
+        assert res.rc == 8 and "undo" not in res.out + res.err, res.out
     else:  # Btrfs, XFS: same bytes and times, own inode
         assert out["done"] == 3
         for name, (ino, data, mtime) in before.items():
             assert after[name][1:] == (data, mtime)
+
+
+@pytest.mark.parametrize("action", ["hardlink", "trash"])
+def test_a_copy_open_for_writing_is_left_alone(lib, action: str) -> None:
+    """A QA finding: a copy a program held open for writing was replaced by a hard link,
+    and what the program wrote after went to an inode no name led to: lost. Such a copy
+    is now skipped (a read lease cannot be had on it), and taken once it is closed."""
+    root, catalog = lib
+    copy = root / "b" / "photo copy.jpg"
+    with open(copy, "r+b"):
+        res = run_cli("dedupe", "--apply", "--action", action, "--json", catalog=catalog)
+        out = json.loads(res.out)
+        assert res.rc == 8 and out["done"] == 2, (res.err, out)
+        assert [(Path(s["path"]).name, "open for writing" in s["why"]) for s in out["skipped"]] == \
+            [("photo copy.jpg", True)]
+        assert copy.exists() and copy.stat().st_nlink == 1
+    res = run_cli("dedupe", "--apply", "--action", action, "--json", catalog=catalog)
+    assert json.loads(res.out)["done"] == 1, res.err  # (the run before trashed the others: gone now)
+    assert not copy.exists() if action == "trash" else copy.stat().st_nlink == 3
 
 
 def test_unhashed_files_go_through_the_funnel(tmp_path: Path) -> None:

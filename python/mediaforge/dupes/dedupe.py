@@ -461,6 +461,10 @@ class Journal:
         # Where the line being written, or the last one written, starts (-1: none yet): a
         # line cut off by Ctrl-C in its fsync is taken back from there too (`cut`).
         self.started = -1
+        # Steps begun and not yet ended by a skip that left the copy untouched, and
+        # whether a line says a file was acted on: with neither, nothing to undo.
+        self.open_steps = 0
+        self.acted = appending
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Read too: `_end_whole` looks at the end it adds to.
@@ -513,7 +517,20 @@ class Journal:
                                f"was done is in it, undo with `mediaforge dedupe --undo {shell_word(os.fsencode(self.path))}`"
                                ) from None
         self.lines += 1
+        kind = entry.get("kind")
+        if kind == "intent":
+            self.open_steps += 1
+        elif kind == "skipped" and entry.get("untouched"):
+            self.open_steps -= 1
+        elif kind not in ("start", "end"):
+            self.acted = True
         return start
+
+    @property
+    def needed(self) -> bool:
+        """Whether the journal records anything to undo or to look at: a file acted on,
+        a step that ended otherwise than untouched, or one a failure cut short."""
+        return self.acted or self.open_steps != 0
 
     def cut(self, start: int) -> None:
         """Take back the lines from byte `start` on (what they say did not happen)."""
@@ -668,9 +685,9 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
     except JournalError as e:  # a full disk: not one more step that could not be undone
         out.journal_failed = str(e)
     finally:
-        if journal.lines == 1 and not out.journal_failed:
-            # Not one file acted on (each linked before this run, or refused by its check):
-            # no journal, and no undo command, for nothing.
+        if not journal.needed and not out.journal_failed:
+            # Not one file acted on (each linked before this run, refused by its check, or
+            # left untouched by a failed step): no journal, and no undo command, for nothing.
             journal.close()
             with contextlib.suppress(OSError):
                 journal.path.unlink()
@@ -687,8 +704,67 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
     return out
 
 
+class _Writing(Exception):
+    """A program has the copy open for writing."""
+
+
+WRITING = ("open for writing by a program: left alone (what it writes after the copy is replaced or moved to "
+           "another disk would go to a file no name leads to)")
+WROTE = "a program opened it for writing as it was {done}"
+
+
+@contextlib.contextmanager
+def _lease(path: bytes) -> Iterator[Callable[[], bool]]:
+    """A read lease on the copy for the time of its step (`fcntl(F_SETLEASE, F_RDLCK)`):
+    `_Writing` when a program has it open for writing now, whose later writes would go to
+    an inode no name leads to once the copy is replaced by a link, or moved to another disk
+    (copied, then unlinked). While it is held, a program that opens the copy for writing
+    waits, and the lease shows broken: yields whether it is. Where no lease is given (a
+    file of another owner without CAP_LEASE, a network file system), nothing can be told:
+    yields a check that always says no."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError:
+        yield lambda: False  # (the step says why it cannot read or act on it)
+        return
+    try:
+        _sigio_handled()
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        except OSError as e:
+            if e.errno == errno.EAGAIN:
+                raise _Writing from None
+            yield lambda: False
+            return
+        try:
+            yield lambda: fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_RDLCK
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    finally:
+        os.close(fd)
+
+
+def _sigio_handled() -> None:
+    """The kernel tells a lease's holder that a writer waits with SIGIO, whose default
+    action ends the process: where it has that default, a handler that does nothing."""
+    import signal
+
+    if signal.getsignal(signal.SIGIO) == signal.SIG_DFL:
+        signal.signal(signal.SIGIO, lambda *_: None)
+
+
 def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome) -> str | None:
     """Do one checked step, journaled before and after; the reason when it could not be done."""
+    try:
+        with _lease(s.victim) as written:
+            return _act_leased(action, s, dest, journal, out, written)
+    except _Writing:
+        return WRITING
+
+
+def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome,
+                written: Callable[[], bool]) -> str | None:
     try:
         # What a killed run left beside it first (a second name of its inode would make
         # its link count, and so the bytes it frees, look otherwise).
@@ -713,33 +789,39 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
             if made:
                 entry["made"] = [_b64(m) for m in made]
         journal.write(kind="intent", **entry)
+
+        def skipped(why: str) -> str:
+            """The skip journalled, marked `untouched` where the copy's path holds the very
+            file it did (a journal of such skips alone has nothing to undo: it goes)."""
+            try:
+                now = os.lstat(s.victim)
+                same = (_inode(now), now.st_size, now.st_mtime_ns) == (_inode(st), st.st_size, st.st_mtime_ns)
+            except OSError:
+                same = False
+            journal.write(kind="skipped", victim=entry["victim"], why=why, **({"untouched": True} if same else {}))
+            return why
+
         if action in ("hardlink", "symlink", "reflink"):
-            why = _link(action, s, st, kst)
+            why = _link(action, s, st, kst, written)
             if why:
-                journal.write(kind="skipped", victim=entry["victim"], why=why)
-                return why
+                return skipped(why)
             now = os.lstat(s.victim)
             entry["dev"], entry["ino"] = now.st_dev, now.st_ino  # what undo must find there
         else:
             target = _unb64(entry["moved_to"])
             if os.path.lexists(target):  # never written over, whatever it holds
-                why = f"{path_text(target)} is already there (left as it is)"
-                journal.write(kind="skipped", victim=entry["victim"], why=why)
-                return why
+                return skipped(f"{path_text(target)} is already there (left as it is)")
             probe = _probe(s)
             if probe is not None:
-                journal.write(kind="skipped", victim=entry["victim"], why=probe)
-                return probe
+                return skipped(probe)
             try:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                _move(s.victim, target, out.moved_names, out.destinations.get((s.dev, s.inode), ()))
+                _move(s.victim, target, out.moved_names, out.destinations.get((s.dev, s.inode), ()), written)
             except OSError as e:
                 for folder in made:  # made for this file alone, deepest first: they go again
                     with contextlib.suppress(OSError):
                         os.rmdir(folder)
-                why = f"could not move it: {e.strerror or first_line(e)}"
-                journal.write(kind="skipped", victim=entry["victim"], why=why)
-                return why
+                return skipped(f"could not move it: {e.strerror or first_line(e)}")
             with contextlib.suppress(OSError):  # where it is now: its names moved back link to it
                 entry["dev"], entry["ino"] = _inode(os.lstat(target))
             if not _kept_whole(s, kst, action):
@@ -757,9 +839,7 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
                     for folder in made:
                         with contextlib.suppress(OSError):
                             os.rmdir(folder)
-                    why += "; it was moved back"
-                    journal.write(kind="skipped", victim=entry["victim"], why=why)
-                    return why
+                    return skipped(why + "; it was moved back")
     except JournalError:
         raise
     except OSError as e:
@@ -777,7 +857,8 @@ class _Refused(Exception):
     """The file system cannot do what was asked (a reflink on ext4)."""
 
 
-def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result) -> str | None:
+def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result,
+          written: Callable[[], bool] = lambda: False) -> str | None:
     """Replace the victim by a link to (or clone of) the kept file through a temporary name
     and an atomic rename, so its path always holds the bytes; the reason when the file
     system refuses (the victim is then left exactly as it was). Until the kept file is
@@ -810,8 +891,11 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result) -> str 
         return f"{action} failed: {e.strerror}"
     if aside is None:
         return None
-    if not _kept_whole(s, kst, action):
-        why = _NOT_WHOLE.format(kept=path_text(s.keep), done="replaced")
+    # A program that opened the copy for writing meanwhile waits on its lease, and would
+    # write to the replaced inode: that is put back (see `_lease`).
+    wrote = written()
+    if wrote or not _kept_whole(s, kst, action):
+        why = WROTE.format(done="replaced") if wrote else _NOT_WHOLE.format(kept=path_text(s.keep), done="replaced")
         try:
             os.replace(aside, s.victim)  # the copy's own bytes again
         except OSError as e:
@@ -1350,7 +1434,8 @@ def _written_since(before: os.stat_result, now: os.stat_result) -> bool:
             != (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns))
 
 
-def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: Sequence[bytes] = ()) -> None:
+def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: Sequence[bytes] = (),
+          written: Callable[[], bool] = lambda: False) -> None:
     """Move `src` to the new name `dst` (never over an existing file). Across file systems:
     copied under a hidden temporary name beside `dst`, synced, verified, then given its
     name, and only then is `src` removed: a crash at any moment (kill -9, power) leaves
@@ -1370,11 +1455,11 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
         # Its last name here moves now: the inode number is free to be reused after it.
         twin = twins.pop(key, None) if st.st_nlink == 1 else twins.get(key)
         if twin is not None and _link_twin(src, twin, dst):
-            _let_go(src, dst)
+            _let_go(src, dst, written)
             return
         for there in earlier if twin is None else ():
             if there != dst and os.path.lexists(there) and _link_twin(src, there, dst):
-                _let_go(src, dst)
+                _let_go(src, dst, written)
                 if st.st_nlink > 1:
                     twins[key] = there
                 return
@@ -1386,17 +1471,23 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
                 raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
             _name_new(tmp, dst)
             _sync_folder(os.path.dirname(dst))  # the new name on disk before the old one goes
-        _let_go(src, dst)
+        _let_go(src, dst, written)
         if st.st_nlink > 1:
             twins[key] = dst
 
 
-def _let_go(src: bytes, dst: bytes) -> None:
+def _let_go(src: bytes, dst: bytes, written: Callable[[], bool] = lambda: False) -> None:
     """Remove `src` once `dst` holds its bytes on the other file system. If `src` cannot
     go (its disk read-only, its folder not ours) and is still there, `dst`, made by this
     move, goes again and the error stands: a move that cannot finish leaves no second
     copy behind. One that went all the same (a network file system's retried unlink
-    answering "no such file") leaves `dst`, now the only copy, and the move is done."""
+    answering "no such file") leaves `dst`, now the only copy, and the move is done.
+    Nor does `src` go when a program opened it for writing meanwhile (`written`, see
+    `_lease`): its writes would go to a file no name leads to."""
+    if written():
+        with contextlib.suppress(OSError):
+            os.unlink(dst)
+        raise PathIOError(WROTE.format(done="copied") + "; it is left where it was")
     before = os.lstat(src)
     try:
         os.unlink(src)
