@@ -818,6 +818,31 @@ def test_a_copy_open_for_writing_is_left_alone(lib, action: str) -> None:
     assert not copy.exists() if action == "trash" else copy.stat().st_nlink == 3
 
 
+def test_a_copy_in_the_folder_named_trash_beside_the_catalog_is_never_kept(tmp_path: Path) -> None:
+    """A QA finding: with the catalog inside the library beside a folder of the user's
+    named `trash`, dedupe kept the copy in it, trashed the other into it, and said the
+    space comes back once that folder is deleted: with it went both copies. A file in
+    the journal or trash folder beside the catalog is neither kept nor acted on."""
+    lib = tmp_path / "lib"
+    (lib / "trash").mkdir(parents=True)
+    (lib / "photos").mkdir()
+    data = os.urandom(4000)
+    for where in ("trash", "photos", "journal"):
+        (lib / where).mkdir(exist_ok=True)
+        (lib / where / "p.bin").write_bytes(data)
+    os.utime(lib / "trash" / "p.bin", (1_500_000_000, 1_500_000_000))  # the oldest: kept by default
+    (lib / "photos" / "q.bin").write_bytes(data[::-1])
+    (lib / "trash" / "q.bin").write_bytes(data[::-1])
+    catalog = lib / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    for action in ("trash", "hardlink"):
+        res = run_cli("dedupe", "--action", action, "--apply", "--json", catalog=catalog)
+        assert res.rc == 0, res.err
+        assert json.loads(res.out)["steps"] == [], res.out
+    assert all((lib / w / "p.bin").read_bytes() == data for w in ("trash", "photos", "journal"))
+    assert (lib / "photos" / "q.bin").exists() and (lib / "trash" / "q.bin").exists()
+
+
 def test_unhashed_files_go_through_the_funnel(tmp_path: Path) -> None:
     import blake3
 

@@ -244,6 +244,7 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links:
         real = os.path.realpath(folder).rstrip(b"/")
         params["prefix"], params["prefix_end"] = folder + b"/", folder + b"0"
         params["real_prefix"], params["real_prefix_end"] = real + b"/", real + b"0"
+    aside = _put_aside(cat, params)
     sql = f"""
         WITH src AS ({source}), ranked AS (
             SELECT s.grp, f.blake3, coalesce(l.real, f.path_bytes) AS path_bytes, f.size, f.mtime_ns, f.dev, f.inode,
@@ -252,7 +253,7 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links:
             FROM src s JOIN files f ON f.path_bytes = s.path_bytes AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = f.blake3
             LEFT JOIN mf_links l ON l.path_bytes = f.path_bytes
-            WHERE NOT coalesce(l.outside, false)
+            WHERE NOT coalesce(l.outside, false) AND NOT ({aside})
         )
         SELECT v.grp, k.path_bytes, v.path_bytes, v.size, v.mtime_ns, v.dev, v.inode, k.dev, k.inode, v.blake3,
                k.mid, v.mid, k.size, k.mtime_ns, k.blake3, v.nlink
@@ -267,6 +268,25 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links:
             raise InvalidInputError(f"--keep {keep!r} is not a valid ORDER BY over files f and media m: "
                                     f"{first_line(e)}") from None
         raise
+
+
+def _put_aside(cat: Catalog, params: dict[str, Any]) -> str:
+    """SQL: `f` lies in the journal or trash folder beside the catalog (by the path the
+    catalog was given, or its real one), with their bounds added to `params`. A file
+    there is neither kept nor acted on: a folder of the user's by either name becomes
+    dedupe's at its first `--apply`, which the next scan leaves out, so a copy kept there
+    would be the one the library loses sight of (and the space comes back, the report
+    says, once the trash folder is deleted)."""
+    from ..config import JOURNAL_DIR, TRASH_DIR
+
+    given = absolute(os.fsencode(cat.path))
+    folders = {os.path.join(os.path.dirname(p), name) for p in (given, os.path.realpath(given))
+               for name in (os.fsencode(JOURNAL_DIR), os.fsencode(TRASH_DIR))}
+    terms = []
+    for i, folder in enumerate(sorted(folders)):
+        params[f"aside{i}"], params[f"aside{i}_end"] = folder + b"/", folder + b"0"
+        terms.append(f"(f.path_bytes >= $aside{i} AND f.path_bytes < $aside{i}_end)")
+    return " OR ".join(terms) or "false"
 
 
 def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None, kind: str | None = None) -> Plan:
