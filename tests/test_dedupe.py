@@ -1554,6 +1554,19 @@ def test_a_move_to_folder_inside_the_library_is_refused(lib) -> None:
         assert res.rc == 2
         assert_one_line_error(res.err, "inside", "choose a folder outside it")
     assert _state(root) == before and not (root / "dupes").exists()
+    # A QA finding: the library reached through a bind mount passed (one folder, one inode).
+    view = root.parent / "view"
+    view.mkdir()
+    r = subprocess.run(["mount", "--bind", str(root), str(view)], capture_output=True, text=True)
+    assert r.returncode == 0, f"a bind mount needs root: {r.stderr}"
+    try:
+        for to in (view, view / "dupes", view / "b"):
+            res = run_cli("dedupe", "--action", "move-to", "--to", to, "--apply", catalog=catalog)
+            assert res.rc == 2, (to, res.err)
+            assert_one_line_error(res.err, "inside", "choose a folder outside it")
+    finally:
+        subprocess.run(["umount", str(view)], check=False)
+    assert _state(root) == before
 
 
 def test_a_move_to_folder_among_the_catalogs_own_is_refused(lib) -> None:

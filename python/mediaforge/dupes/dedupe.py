@@ -203,7 +203,7 @@ def _check_outside_library(cat: Catalog, target: Path | None) -> None:
     from ..catalog.writes import below
 
     library = _library(cat)
-    root = _inside(os.path.realpath(os.fsencode(target)), library)
+    root = _inside(os.path.realpath(os.fsencode(target)), library) or _mounted_inside(target, library)
     if root is not None:
         raise InvalidInputError(f"--to {path_text(os.fsencode(target))} is inside {path_text(root)}, which the catalog "
                                 "scans: the moved files would be catalogued as duplicates again; choose a folder "
@@ -219,6 +219,27 @@ def _check_outside_library(cat: Catalog, target: Path | None) -> None:
                                     f"{path_text(r)} in {path_text(landing)}, inside {path_text(root)}, which the "
                                     "catalog scans: they would be catalogued as duplicates again; choose another "
                                     "folder")
+
+
+def _mounted_inside(target: Path, library: list[bytes]) -> bytes | None:
+    """The folder of `library` that `target` lies in by another way to it than its path:
+    a bind mount of it, or of a folder above it (one folder, one device and inode number,
+    whichever mount it is reached by). `target` or the nearest folder above it that
+    exists, and each one above that, is compared."""
+    roots: dict[tuple[int, int], bytes] = {}
+    for r in library:
+        with contextlib.suppress(OSError):
+            roots.setdefault(_inode(os.stat(r)), r)
+    at = os.path.realpath(os.fsencode(target))
+    while True:
+        with contextlib.suppress(OSError):
+            found = roots.get(_inode(os.stat(at)))
+            if found is not None:
+                return found
+        up = os.path.dirname(at)
+        if up == at:
+            return None
+        at = up
 
 
 def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links: Any = None) -> list[tuple[Any, ...]]:
