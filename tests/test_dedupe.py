@@ -780,6 +780,7 @@ def test_keep_rules_in_sql_are_checked(lib) -> None:
 def test_reflink_clones_or_says_why_not(lib) -> None:
     root, catalog = lib
     before = _state(root)
+    dry = json.loads(run_cli("dedupe", "--action", "reflink", "--json", catalog=catalog).out)
     res = run_cli("dedupe", "--action", "reflink", "--apply", "--json", catalog=catalog)
     out = json.loads(res.out)
     assert res.rc == (8 if out["skipped"] else 0), res.err  # 8: every file skipped, saying why
@@ -791,6 +792,13 @@ def test_reflink_clones_or_says_why_not(lib) -> None:
         # A QA finding: every step failed, leaving each copy as it was, yet a journal was
         # written and an undo command printed, for nothing.
         assert out["journal"] is None and not list((catalog.parent / "journal").glob("*"))
+        # A QA finding: the dry run promised what --apply could not do. It knows the file
+        # systems that clone nothing (ext4, tmpfs...), and says so of each copy.
+        from mediaforge.dupes.dedupe import NO_REFLINK, _mount_types
+
+        if _mount_types().get(root.stat().st_dev) in NO_REFLINK:
+            assert dry["steps"] == [] and dry["reclaimable"] == 0, dry
+            assert [("reflink not supported" in s["why"]) for s in dry["skipped"]] == [True] * 3, dry
         res = run_cli("dedupe", "--action", "reflink", "--apply", catalog=catalog)
         assert res.rc == 8 and "undo" not in res.out + res.err, res.out
     else:  # Btrfs, XFS: same bytes and times, own inode

@@ -965,6 +965,32 @@ def _in_sight(aside: bytes, victim: bytes) -> bytes:
     return aside
 
 
+REFLINK_NONE = "reflink not supported here (needs Btrfs, XFS or bcachefs, both files on one file system)"
+# File systems that clone no file's blocks, by the type /proc/self/mountinfo names: a
+# dry run of `reflink` says so of each copy on one, as `--apply` would.
+NO_REFLINK = frozenset({"ext2", "ext3", "ext4", "tmpfs", "ramfs", "vfat", "msdos", "exfat", "ntfs", "ntfs3",
+                        "fuseblk", "hfsplus", "f2fs", "jfs", "reiserfs", "squashfs", "iso9660", "udf", "nilfs2"})
+
+
+def _mount_types() -> dict[int, str]:
+    """The file system type of each mounted device, by its number (`st_dev`), from
+    /proc/self/mountinfo; empty where it cannot be read."""
+    out: dict[int, str] = {}
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split()
+                if b"-" not in fields or len(fields) < 3:
+                    continue
+                major, _, minor = fields[2].partition(b":")
+                fs = fields[fields.index(b"-") + 1] if fields.index(b"-") + 1 < len(fields) else b""
+                with contextlib.suppress(ValueError):
+                    out.setdefault(os.makedev(int(major), int(minor)), fs.decode("ascii", "replace"))
+    except OSError:
+        return {}
+    return out
+
+
 def _reflink(keep: bytes, tmp: bytes, victim_path: bytes, victim: os.stat_result) -> None:
     """Clone `keep` to the new name `tmp` sharing its blocks, with the victim's owner,
     extended attributes, mode and times; _Refused when the file system cannot, or this
@@ -977,8 +1003,7 @@ def _reflink(keep: bytes, tmp: bytes, victim_path: bytes, victim: os.stat_result
         os.close(fd)
         os.unlink(tmp)
         if e.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EXDEV, errno.ENOSYS):
-            raise _Refused("reflink not supported here (needs Btrfs, XFS or bcachefs, both files on one file "
-                           "system)") from None
+            raise _Refused(REFLINK_NONE) from None
         raise _Refused(f"reflink failed: {e.strerror}") from None
     try:
         give_back(tmp, (victim.st_uid, victim.st_gid), xattrs(victim_path), victim.st_mode)
@@ -1247,11 +1272,16 @@ def preview(plan: Plan) -> dict[bytes, str]:
     (no byte is read): gone or changed since the scan, on two file systems, a link that
     would change who may read the copy. By victim path, with the reason."""
     out: dict[bytes, str] = {}
+    types = _mount_types() if plan.action == "reflink" else {}
     for s in plan.steps:
         why = _look(s, plan.action, plan.similar)
         if not isinstance(why, str) and plan.action == "move-to" and plan.target is not None \
                 and os.path.lexists(moved_path(s.victim, plan.target)):  # never written over
             why = f"{path_text(moved_path(s.victim, plan.target))} is already there (left as it is)"
+        if not isinstance(why, str) and plan.action == "reflink":
+            fs = types.get(why[1].st_dev)
+            if fs in NO_REFLINK:
+                why = f"{REFLINK_NONE} (this one is {fs})"
         if isinstance(why, str):
             out[s.victim] = why
     return out
