@@ -1459,6 +1459,35 @@ def test_an_edit_elsewhere_an_export_finds_up_to_date_still_reaches_the_raws_jpe
     assert tags("IMG_1.dng") == ["beach", "old"] and tags("IMG_1.jpg") == ["beach", "old"]
 
 
+def test_a_missing_file_named_like_a_glob_is_that_file(tmp_path: Path) -> None:
+    """A QA finding: once `[ab].jpg` was gone from disk, its path was read as a glob, and
+    `tag remove` and `collection remove` took the tag and places of a.jpg and b.jpg,
+    leaving the file named alone. A path the catalog has a row at is that row."""
+    lib = tmp_path / "l"
+    lib.mkdir()
+    for name in ("[ab].jpg", "a.jpg", "b.jpg"):
+        picture(20, 20, len(name)).save(lib / name)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    named = [lib / n for n in ("[ab].jpg", "a.jpg", "b.jpg")]
+    assert run_cli("tag", "add", "G", *named, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "C", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "C", *named, catalog=catalog).rc == 0
+    (lib / "[ab].jpg").unlink()
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    listed = json.loads(run_cli("tag", "list", lib / "[ab].jpg", "-f", "json", catalog=catalog).out)
+    assert [Path(r["path"]).name for r in listed] == ["[ab].jpg"], listed
+    res = run_cli("tag", "remove", "G", lib / "[ab].jpg", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["removed"] == 1, res.out
+    res = run_cli("collection", "remove", "C", lib / "[ab].jpg", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["removed"] == 1, res.out
+    assert rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id) ORDER BY 1") == [
+        {"name": "a.jpg"}, {"name": "b.jpg"}]
+    assert len(rows(catalog, "SELECT * FROM collection_items")) == 2
+    # A glob that names no row still matches the present files.
+    assert json.loads(run_cli("tag", "list", lib / "[ab]*.jpg", "-f", "json", catalog=catalog).out) != []
+
+
 def test_a_missing_files_tags_and_places_can_be_listed_and_taken_off(tmp_path: Path) -> None:
     """A QA finding: a file gone from disk but still in the catalog (missing, not pruned)
     could not have its tags listed or taken off by its path, nor be taken out of a

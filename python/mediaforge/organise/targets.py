@@ -111,6 +111,10 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
             except (OSError, ValueError):
                 pass
         p, glob = _absolute(arg)
+        if glob and _catalogued_at(cat, p):
+            # Gone from disk, but the catalog has a file (or a folder's files) at exactly
+            # that path: that is what `l/[ab].jpg` names, not `l/a.jpg` and `l/b.jpg`.
+            glob = False
         text = path_text(p)
         if glob:
             if not is_text(os.fsdecode(p)):
@@ -156,6 +160,14 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
 
         ids.update((m, None) for m in members(cat, collection))
     return list(ids)
+
+
+def _catalogued_at(cat: Catalog, p: bytes) -> bool:
+    """Whether the catalog has a row, present or missing, at `p` or below it."""
+    folder = p.rstrip(b"/")
+    return bool(cat.con.execute(
+        "SELECT 1 FROM files WHERE path_bytes = ? OR (path_bytes >= ? AND path_bytes < ?) LIMIT 1",
+        [p, folder + b"/", folder + b"0"]).fetchall())
 
 
 def _globs_catalogued(pattern: bytes) -> list[bytes]:
