@@ -1756,6 +1756,40 @@ def test_prune_over_an_empty_mount_point_prunes_nothing(tmp_path: Path) -> None:
         {"tag": "family"}]
 
 
+def test_prune_holds_for_a_disk_not_mounted_below_a_root(tmp_path: Path) -> None:
+    """A QA finding: the guard above looked only at the roots. A disk mounted on a folder
+    inside the library, then not mounted, left its files missing, and the second
+    `scan --prune` dropped their rows and tags. Its empty mount point holds the prune too."""
+    lib = tmp_path / "lib"
+    disk = lib / "disk"
+    disk.mkdir(parents=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True, text=True)
+    assert r.returncode == 0, f"a tmpfs mount needs root: {r.stderr}"
+    try:
+        (disk / "sub").mkdir()
+        (disk / "sub" / "m.jpg").write_bytes(b"\xff\xd8\xff" + b"m" * 50)
+        (lib / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 50)
+        catalog = tmp_path / "cat.duckdb"
+        scanned(catalog, lib)
+        assert run_cli("tag", "add", "far", disk / "sub" / "m.jpg", catalog=catalog).rc == 0
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    s = scanned(catalog, lib)
+    assert (s["missing"], s["empty_roots"]) == (1, [str(disk)]), s
+    for _ in range(2):
+        s = scanned(catalog, lib, "--prune")
+        assert (s["pruned"], s["prune_skipped"], s["empty_roots"]) == (0, True, [str(disk)]), s
+    assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "far"}]
+    # A folder of the same disk emptied is no mount point: its files go, and are pruned.
+    (lib / "plain").mkdir()
+    (lib / "plain" / "p.jpg").write_bytes(b"\xff\xd8\xff" + b"p" * 50)
+    scanned(catalog, lib)
+    (lib / "plain" / "p.jpg").unlink()
+    disk.rmdir()  # the mount point taken away: that disk's files are gone for good
+    s = scanned(catalog, lib, "--prune")
+    assert (s["pruned"], s["prune_skipped"], s["empty_roots"]) == (2, False, []), s
+
+
 def test_an_empty_root_is_named_without_prune_too(tmp_path: Path) -> None:
     """A disk not mounted: its files go missing, and the scan says the folder was empty
     (not only when --prune was asked for)."""

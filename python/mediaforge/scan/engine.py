@@ -3,6 +3,7 @@ the catalog one transaction at a time and reports progress through a callback.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import time
@@ -17,7 +18,7 @@ from .. import _core, _ctrlc
 from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
-                              write_errors, write_files)
+                              under_roots_sql, write_errors, write_files)
 from ..config import thread_count
 from ..errors import raw_b64
 from ..stop import Stop
@@ -271,6 +272,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         gone = pa.Table.from_batches(vanished) if vanished else None
         held = pa.Table.from_batches(kept) if kept else None
         empty = _empty_folders(roots_b)
+        empty += [f for f in _unmounted(cat, gone, roots_b if config.prune else None) if f not in empty]
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
                              config.prune and not empty, kept=held, looked_whole=not empty,
                              linked=pa.Table.from_batches(linked) if linked else None,
@@ -317,6 +319,44 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         touched=tuple(touched) + tuple(b.column("media_id") for b in vanished)
         + (pa.array(list(counts.retired + counts.taken), pa.string()),),
     )
+
+
+def _unmounted(cat: Catalog, gone: pa.Table | None, pruned: list[bytes] | None) -> list[bytes]:
+    """Empty folders below the roots where a disk's files were (`files.dev`) and that
+    disk is not now: its mount point, the disk not mounted (or mounted elsewhere). A prune
+    would take its files for deleted, as for an empty root. The rows looked at: those
+    this scan found gone, and with `pruned` (the roots of a scan that prunes) every row
+    missing below them, which the prune would drop; for each device, the nearest folder
+    that still exists above its first and last such row."""
+    if (gone is None or not gone.num_rows) and pruned is None:
+        return []
+    under, params = under_roots_sql(pruned) if pruned else ("false", [])
+    missing = f"f.status = 'missing' AND {under}"
+    with cat.registered("mf_gone", gone if gone is not None else pa.table({"media_id": pa.array([], pa.string())})):
+        rows = cat.con.execute(f"""
+            SELECT f.dev, min(f.path_bytes), max(f.path_bytes) FROM files f
+            WHERE f.media_id IN (SELECT media_id::UUID FROM mf_gone) OR ({missing}) GROUP BY f.dev""",
+                               params).fetchall()
+    out: list[bytes] = []
+    for dev, *paths in rows:
+        for path in paths:
+            folder = os.path.dirname(bytes(path))
+            while True:
+                try:
+                    st = os.stat(folder)
+                    break
+                except OSError:
+                    up = os.path.dirname(folder)
+                    if up == folder:
+                        st = None
+                        break
+                    folder = up
+            if st is None or st.st_dev == dev or folder in out:
+                continue
+            with contextlib.suppress(OSError), os.scandir(folder) as it:
+                if next(it, None) is None:
+                    out.append(folder)
+    return out
 
 
 def _empty_folders(roots: list[bytes]) -> list[bytes]:
