@@ -1804,6 +1804,14 @@ def test_an_empty_root_is_named_without_prune_too(tmp_path: Path) -> None:
         "rows and tags" in res.out, res.out
     s = scanned(catalog, root)
     assert (s["missing"], s["empty_roots"], s["prune_skipped"]) == (0, [str(root)], False)
+    # A QA finding: a folder whose name is not UTF-8 was named with U+FFFD, not `\xNN`.
+    odd = tmp_path / os.fsdecode(b"disk\xfe")
+    odd.mkdir()
+    res = run_cli("scan", "--no-meta", odd, catalog=catalog)
+    assert res.rc == 0 and f"{tmp_path}/disk\\xfe is an empty folder" in res.out, res.out
+    # And a thumbnail size out of range is a usage error with --no-meta too.
+    res = run_cli("scan", "--no-meta", root, "--thumb-size", "5", catalog=catalog)
+    assert res.rc == 2 and "16 to 2048" in res.err, res.err
 
 
 def test_the_catalogs_own_files_named_as_roots_are_left_out(tmp_path: Path) -> None:

@@ -143,6 +143,13 @@ def catalog_files(catalog: os.PathLike[str] | str | bytes) -> list[bytes]:
 MAX_THREADS = 1024  # threads, or worker processes for extraction: more is a typo, not a machine
 
 
+def check_thumb_size(size: int | None) -> int | None:
+    """A thumbnail's long side: 16 to 2048 px (None: the catalog's usual one)."""
+    if size is not None and not 16 <= size <= 2048:
+        raise InvalidInputError(f"thumbnail size must be 16 to 2048 px, got {size}")
+    return size
+
+
 def check_timeout(seconds: float) -> float:
     """A per-file extraction timeout: a positive, finite number of seconds."""
     if not 0 < seconds < float("inf"):  # NaN fails this too

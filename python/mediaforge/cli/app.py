@@ -20,7 +20,8 @@ import typer
 # The catalog, meta and scan packages load DuckDB, pyarrow and Pillow on first use, so a
 # command is running (a scan is walking) before they are loaded.
 from .. import __version__, catalog, meta
-from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_timeout, default_catalog_path,
+from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_thumb_size, check_timeout,
+                      default_catalog_path,
                       thumbs_dir)
 from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, Interrupted, InvalidInputError, MediaForgeError,
                       PathIOError, PathNotFoundError, first_line, is_text, path_text, printable,
@@ -138,6 +139,17 @@ ThumbSize = Annotated[Optional[int], typer.Option(
                          "else 256].", show_default=False)]
 
 
+def _root_text(texts: Sequence[str], raws: Sequence[str | None]) -> str:
+    """The first of a summary's roots as a message shows a path: from its exact bytes
+    (`*_raw`, base64, where the text could not hold them), so `\\xNN` for a byte that is
+    not UTF-8, never U+FFFD."""
+    if raws and raws[0] is not None:
+        import base64
+
+        return path_text(base64.b64decode(raws[0]))
+    return printable(texts[0])
+
+
 @command("scan")
 def scan_cmd(
     ctx: typer.Context,
@@ -172,7 +184,8 @@ def scan_cmd(
         ignore_files=not no_ignore, follow_symlinks=follow_symlinks,
         one_file_system=one_file_system, prune=prune,
     )
-    check_timeout(timeout)  # a usage error with --no-meta too
+    check_timeout(timeout)  # usage errors with --no-meta too
+    check_thumb_size(thumb_size)
     # Metadata is keyed by content hash: a --no-hash scan has nothing to key it by yet.
     xconfig = None if no_meta or no_hash else meta.ExtractConfig(
         thumbs=not no_thumbs, fingerprints=not no_fingerprints, thumb_size=thumb_size, workers=threads,
@@ -229,15 +242,15 @@ def scan_cmd(
     print(f"  hashed {render.counted(s.hashed_files, 'file')} ({render.human_bytes(s.hashed_bytes)})  "
           f"errors {s.errors:,}  unstable {s.unstable:,}" + (f"  pruned {s.pruned:,}" if prune else ""))
     if s.left_out_roots:
-        print(f"  left out {printable(s.left_out_roots[0])}" + (f" and {len(s.left_out_roots) - 1:,} more" if
+        print(f"  left out {_root_text(s.left_out_roots, s.left_out_roots_raw)}" + (f" and {len(s.left_out_roots) - 1:,} more" if
                                                      len(s.left_out_roots) > 1 else "")
               + ": the catalog's own (its file, thumbnails, search index or dedupe folders), not media")
     if prune and s.empty_roots:
-        print(f"  --prune did nothing: {printable(s.empty_roots[0])} is an empty folder (a disk not mounted there?), and a prune "
+        print(f"  --prune did nothing: {_root_text(s.empty_roots, s.empty_roots_raw)} is an empty folder (a disk not mounted there?), and a prune "
               "would drop every row the catalog has below it, with its tags; prune with a scan that finds the files, "
               "or of the folder above")
     elif s.empty_roots:
-        print(f"  {printable(s.empty_roots[0])} is an empty folder (a disk not mounted there?)"
+        print(f"  {_root_text(s.empty_roots, s.empty_roots_raw)} is an empty folder (a disk not mounted there?)"
               + (": the files missing keep their rows and tags" if s.missing else ""))
     elif prune and s.prune_skipped:
         print("  --prune did nothing: this scan excluded paths (--exclude, .mediaforgeignore, -x), and a missing "

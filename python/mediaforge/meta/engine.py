@@ -28,7 +28,7 @@ from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, no
                                    pending_extraction, pending_fingerprints, set_extracted_through,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
-from ..config import DEFAULT_THUMB_SIZE, check_timeout, min_free_bytes, thumbs_dir, worker_count, worker_memory
+from ..config import DEFAULT_THUMB_SIZE, check_thumb_size, check_timeout, min_free_bytes, thumbs_dir, worker_count, worker_memory
 from ..errors import InvalidInputError, PathIOError
 from ..fsops import file_in_the_way, link_to_nothing
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
@@ -52,8 +52,7 @@ class ExtractConfig:
     flush_seconds: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.thumb_size is not None and not 16 <= self.thumb_size <= 2048:
-            raise InvalidInputError(f"thumbnail size must be 16 to 2048 px, got {self.thumb_size}")
+        check_thumb_size(self.thumb_size)
         check_timeout(self.timeout)
         worker_memory()  # a bad MEDIAFORGE_WORKER_MEMORY is a usage error before any work
         if self.thumbs:
