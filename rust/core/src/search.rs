@@ -852,12 +852,21 @@ fn nfc(s: &str) -> Cow<'_, str> {
 }
 
 fn parse_year(v: &str) -> Result<(Option<i32>, Option<i32>)> {
-    let bad = || Error::InvalidInput(format!("bad year {v:?}: use year:2019 or year:2018..2020"));
+    let bad = || {
+        Error::InvalidInput(format!(
+            "bad year {v:?}: use year:2019 or year:2018..2020 (years 1 to 9999)"
+        ))
+    };
     let one = |s: &str| -> Result<Option<i32>> {
         if s.is_empty() {
             return Ok(None);
         }
-        s.parse::<i32>().map(Some).map_err(|_| bad())
+        // A year of the calendar a date is written in: year:0 or year:-5 is a typo, which
+        // would quietly find nothing.
+        match s.parse::<i32>() {
+            Ok(y) if (1..=9999).contains(&y) => Ok(Some(y)),
+            _ => Err(bad()),
+        }
     };
     let (lo, hi) = match v.split_once("..") {
         Some((a, b)) => (one(a)?, one(b)?),
@@ -1345,6 +1354,9 @@ mod tests {
         assert!(index.search(&["holiday"; 100].join(" "), 10, None).is_ok());
         assert!(msg("year:twenty").contains("bad year"));
         assert!(msg("year:2020..2018").contains("bad year"));
+        for typo in ["year:0", "year:-5", "year:10000", "year:0..2019", "year:..0"] {
+            assert!(msg(typo).contains("bad year"), "{typo}");
+        }
         assert!(msg("year:..").contains("bad year"));
         assert!(msg("kind:").contains("needs a value"));
         assert_eq!(msg("   "), "empty search query");

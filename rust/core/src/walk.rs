@@ -491,6 +491,18 @@ fn ancestor_ignores(root: &[u8]) -> std::result::Result<Option<Arc<IgnoreNode>>,
     Ok(node)
 }
 
+/// The roots of `roots` that `root` lies below (not itself), outermost first.
+fn outer_roots<'a>(roots: &'a [Vec<u8>], root: &[u8]) -> Vec<&'a [u8]> {
+    let mut out: Vec<&[u8]> = roots
+        .iter()
+        .map(|r| trim_trailing_slashes(r))
+        .filter(|r| *r != root && (*r == b"/" || (root.starts_with(r) && root.get(r.len()) == Some(&b'/'))))
+        .collect();
+    out.sort_by_key(|r| r.len());
+    out.dedup();
+    out
+}
+
 fn build_excludes(root: &[u8], patterns: &[String], above: Option<Arc<IgnoreNode>>) -> Result<Option<Arc<IgnoreNode>>> {
     if patterns.is_empty() {
         return Ok(above);
@@ -562,8 +574,15 @@ pub fn walk(
             } else {
                 None
             };
+            // The command line's patterns hold from each root above this one too, outermost
+            // first: with roots `l` and `l/sub`, `-e sub/x/` leaves out `l/sub/x` as it would
+            // were `l/sub` not named (this root itself is walked: it was named).
+            let mut chain = above;
+            for outer in outer_roots(roots, root) {
+                chain = build_excludes(outer, &opts.excludes, chain)?;
+            }
             tasks.push(DirTask {
-                ignores: build_excludes(root, &opts.excludes, above)?,
+                ignores: build_excludes(root, &opts.excludes, chain)?,
                 path: root.to_vec(),
                 ancestors: None,
                 root_dev: st.st_dev as u64,
@@ -1218,6 +1237,37 @@ mod tests {
         assert_eq!(top, vec![b"m".to_vec(), b"o".to_vec()]);
         assert_eq!(nested[&b"/m"[..]], vec![b"n".to_vec()]);
         assert_eq!(nested.len(), 2);
+    }
+
+    #[test]
+    fn the_patterns_of_a_root_above_hold_in_a_root_inside_it() {
+        // A QA finding: naming `l/sub` beside `l` brought back what `-e sub/x/` left out.
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("l/sub/x")).unwrap();
+        fs::write(r.join("l/sub/x/d.jpg"), b"1").unwrap();
+        fs::write(r.join("l/sub/e.jpg"), b"2").unwrap();
+        let bytes = |p: &Path| p.as_os_str().as_bytes().to_vec();
+        let opts = WalkOptions {
+            excludes: vec!["sub/x/".into()],
+            ..Default::default()
+        };
+        for roots in [
+            vec![bytes(&r.join("l"))],
+            vec![bytes(&r.join("l")), bytes(&r.join("l/sub/"))],
+        ] {
+            let (cancel, counters, dirs) = (AtomicBool::new(false), WalkCounters::default(), Mutex::new(Vec::new()));
+            let out = walk(&roots, &opts, &cancel, &counters, &|d| dirs.lock().unwrap().push(d)).unwrap();
+            let got = Run {
+                dirs: dirs.into_inner().unwrap(),
+                out,
+            };
+            assert_eq!(names(&got, r), vec!["l/sub/e.jpg"], "{roots:?}");
+        }
+        assert_eq!(
+            outer_roots(&[b"/".to_vec(), b"/m/".to_vec(), b"/mm".to_vec()], b"/m/n"),
+            vec![&b"/"[..], &b"/m"[..]]
+        );
     }
 
     #[test]
