@@ -225,3 +225,42 @@ def test_line_breaks_inside_quoted_names_only_are_escaped(message: str, want: st
     from mediaforge.errors import _quoted_breaks_escaped
 
     assert _quoted_breaks_escaped(message) == (message if want is None else want)
+
+
+def test_the_largest_float_prints_in_every_format(catalog: Path, tmp_path: Path) -> None:
+    """A QA finding: a FLOAT at the largest value (a common "no data" mark in Parquet
+    files) stopped `query` with an internal error, leaving `[` on stdout."""
+    sql = "SELECT 3.4028235e38::FLOAT AS x, -3.4028235e38::FLOAT AS y, [3.4028235e38::FLOAT] AS z, 1.1::FLOAT AS w"
+    res = run_cli("query", sql, "-f", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"x": 3.4028235e38, "y": -3.4028235e38, "z": [3.4028235e38], "w": 1.1}]
+    for fmt in ("csv", "table"):
+        res = run_cli("query", sql, "-f", fmt, catalog=catalog)
+        assert res.rc == 0 and "3.4028235e+38" in res.out, (fmt, res.err)
+
+
+def test_a_character_that_does_not_print_never_looks_like_a_byte() -> None:
+    """A QA finding: a no-break space (U+00A0) was shown `\\xa0`, as the byte 0xA0 of a
+    name that is not UTF-8 is: two folders looked alike. U+0080 to U+00FF show as `\\u00NN`."""
+    from mediaforge.errors import path_text, printable
+
+    assert path_text(b"caf\xa0bar") == "caf\\xa0bar"
+    assert path_text("caf\u00a0bar".encode()) == "caf\\u00a0bar"
+    assert printable("a\x85b\u00adc\nd\x1be\u200bf") == "a\\u0085b\\u00adc\\nd\\x1be\\u200bf"
+
+
+def test_an_interrupted_query_names_what_it_left(catalog: Path, tmp_path: Path) -> None:
+    """A QA finding: a query to a new file, stopped, said "what it held is kept" of a file
+    that was never there."""
+    import signal
+    import time
+
+    out = tmp_path / "new.parquet"
+    p = subprocess.Popen(cli_cmd("query", "SELECT range, md5(range::VARCHAR) FROM range(300000000)", "-o", out),
+                         env=cli_env(catalog), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(5)  # started, and into its query (300 million rows take minutes)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert f"{out} was not written" in err and "what it held" not in err, err
+    assert not out.exists()

@@ -209,7 +209,16 @@ def printable(text: str) -> str:
     move the cursor or clear the screen."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
+    return "".join(c if c.isprintable() or c == " " else _escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    """One character that does not print, as an escape: `\\n`, `\\x1b`; from U+0080 to
+    U+00FF (C1 controls, the no-break space, the soft hyphen) `\\u0085`, since `\\x85`
+    is how a byte that is not UTF-8 shows (`path_text`), and two names must never look alike."""
+    if 0x80 <= ord(c) <= 0xFF:
+        return f"\\u{ord(c):04x}"
+    return c.encode("unicode_escape").decode("ascii")
 
 
 def is_text(s: str) -> bool:

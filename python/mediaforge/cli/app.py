@@ -537,6 +537,7 @@ def query_cmd(
     check_output_args(fmt, output, g.catalog)
     if not sql.strip():
         raise InvalidInputError('empty SQL statement: give one, e.g. "SELECT kind, count(*) FROM files GROUP BY kind"')
+    was_there = output is not None and os.path.lexists(output)
     try:
         with open_catalog(g.catalog, read_only=True) as cat:
             # Streams from the catalog: written out while it is open. Parquet stores UUIDs as such.
@@ -546,8 +547,8 @@ def query_cmd(
                 return
             _write_table(rows, fmt, output, g.catalog)
     except KeyboardInterrupt:  # a reading command: the catalog is as it was
-        where = (f"{output} was not written (what it held is kept)" if output is not None
-                 else "any rows printed are only a part of the result")
+        where = (f"{output} was not written" + (" (what it held is kept)" if was_there else "")
+                 if output is not None else "any rows printed are only a part of the result")
         raise Interrupted(f"interrupted: the query was stopped; the catalog is unchanged, and {where}") from None
 
 

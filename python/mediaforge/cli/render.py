@@ -111,9 +111,19 @@ def _shortest_float32(v: float) -> float:
     want = struct.pack("<f", v)
     for digits in range(1, 10):
         short = float(f"{v:.{digits}g}")
-        if struct.pack("<f", short) == want:
+        try:
+            got = struct.pack("<f", short)
+        except OverflowError:
+            # Just past the largest FLOAT (3.4028235e38 for 3.4028234663852886e38): it
+            # rounds to it, unless a half step or more beyond it.
+            got = struct.pack("<f", math.copysign(_FLT_MAX, short)) if abs(short) < _FLT_ROUNDS_UP else b""
+        if got == want:
             return short
     return v
+
+
+_FLT_MAX = 3.4028234663852886e38
+_FLT_ROUNDS_UP = 3.4028235677973366e38  # FLT_MAX and half a step: from here on, infinity
 
 
 def _nested_values(col: pa.Array) -> list[Any]:
