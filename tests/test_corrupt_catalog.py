@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MediaTree, assert_one_line_error, do_scan, run_cli
+from mediaforge.catalog.schema import SCHEMA_VERSION
 from mediaforge.errors import ExitCode
 
 
@@ -310,3 +311,39 @@ def test_an_empty_catalog_a_process_is_making_is_not_removed(tmp_path: Path) -> 
     (tmp_path / "empty").mkdir()
     assert run_cli("scan", tmp_path / "empty", "--no-meta", catalog=stub).rc == 0  # not held: made a catalog
     assert stub.stat().st_size >= 12288
+
+
+def test_an_older_catalog_on_a_read_only_disk_is_read_upgraded_in_memory(media_tree: MediaTree,
+                                                                           tmp_path: Path) -> None:
+    """A QA finding: a catalog of an older schema kept on a read-only medium (a backup)
+    could not be read at all: every command exited 5, with a message saying commands that
+    only read it work. Those read it now from a copy upgraded in memory, saying so, and
+    the file is left as it was; a command that writes still gets its one-line error."""
+    import json
+    import subprocess
+
+    import duckdb
+
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    catalog = folder / "old.duckdb"
+    do_scan(catalog, media_tree.root)
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE meta SET value = '21' WHERE key = 'schema_version'")
+    before = catalog.read_bytes()
+    r = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True, text=True)
+    assert r.returncode == 0, f"a read-only bind mount needs root: {r.stderr}"
+    try:
+        res = run_cli("query", "SELECT count(*) AS n FROM files", "-f", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        assert json.loads(res.out) == [{"n": len(media_tree.files)}]
+        assert "upgraded in memory" in res.err and len(res.err.strip().splitlines()) == 1, res.err
+        res = run_cli("query", "SELECT value FROM meta WHERE key = 'schema_version'", "-f", "json", catalog=catalog)
+        assert json.loads(res.out) == [{"value": str(SCHEMA_VERSION)}]
+        assert run_cli("stats", catalog=catalog).rc == 0
+        res = run_cli("tag", "add", "x", media_tree.root, catalog=catalog)
+        assert res.rc != 0 and "Traceback" not in res.err
+        assert_one_line_error(res.err)
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+    assert catalog.read_bytes() == before

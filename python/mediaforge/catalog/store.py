@@ -264,9 +264,7 @@ class Catalog:
             except CatalogBusyError:
                 raise CatalogVersionError(str(e)) from None
             except MediaForgeError as why:  # a read-only medium, a folder not ours to write
-                raise CatalogVersionError(
-                    f"{e.head}, and cannot be upgraded here ({why}); run any command once where the catalog "
-                    "can be written, to upgrade it") from None
+                return cls._upgraded_in_memory(path, e, why, config)
             return cls.open(path, read_only=True, threads=threads)
         except BaseException:
             con.close()
@@ -278,6 +276,39 @@ class Catalog:
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
         ).fetchall()
         return {r[0] for r in rows}
+
+    @classmethod
+    def _upgraded_in_memory(cls, path: Path, e: _NeedsUpgrade, why: MediaForgeError,
+                            config: dict[str, Any]) -> Catalog:
+        """A catalog of an older schema that cannot be upgraded where it is (a read-only
+        medium, another user's file), for a command that only reads it: copied into
+        memory, upgraded there, and read from there (the file is left as it is). Says so
+        on stderr: the copy costs memory and time a catalog upgraded once does not."""
+        import sys
+
+        con = duckdb.connect(":memory:", config=config)
+        try:
+            con.execute("ATTACH ? AS mf_old (READ_ONLY)", [str(path)])
+            con.execute("COPY FROM DATABASE mf_old TO memory")
+            con.execute("DETACH mf_old")
+            cat = cls(path, con, False)
+            version = int(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            cat._migrate(version)
+        except duckdb.Error as err:
+            con.close()
+            _reraise_unless_duckdb(err)
+            raise CatalogVersionError(
+                f"{e.head}, and cannot be upgraded here ({why}), nor in memory ({first_line(err)}); run any "
+                "command once where the catalog can be written, to upgrade it") from None
+        except BaseException:
+            con.close()
+            raise
+        cat.read_only = True
+        _ctrlc.watch(cat)
+        print(f"mediaforge: warning: {e.head}, and cannot be upgraded here ({first_line(why)}): read from a copy "
+              "upgraded in memory; run any command once where the catalog can be written, to upgrade it for good",
+              file=sys.stderr)
+        return cat
 
     def _check_schema(self) -> None:
         try:
