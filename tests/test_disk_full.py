@@ -642,5 +642,6 @@ def test_an_export_to_a_full_disk_says_why_in_plain_words(tmp_path: Path) -> Non
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 3 and len(lines) == 1, r.stderr
         assert "No space left on device" in lines[0] and "exception_type" not in lines[0] and "{" not in lines[0]
+        assert not (disk / "out").exists()  # a QA finding: the folder it made stayed, empty
     finally:
         subprocess.run(["umount", str(disk)], check=False)

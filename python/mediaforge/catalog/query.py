@@ -317,6 +317,7 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
     temporary file behind."""
     if not is_text(str(out_dir)):  # DuckDB's COPY takes text paths only: refuse before making the folder
         raise InvalidInputError(f"cannot export into {quoted(str(out_dir))}: the path is not valid UTF-8")
+    made = not os.path.lexists(out_dir)  # made by this export: a failed one takes it away again
     try:  # the folder itself, as mkdir makes it: a typo in a folder above makes nothing
         out_dir.mkdir(exist_ok=True)
     except FileNotFoundError:
@@ -360,6 +361,9 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
         for tmp, _target in done:
             with contextlib.suppress(OSError):
                 tmp.unlink()  # made by this export (the renamed ones are gone already)
+        if made:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only while empty
         raise
     return [target for _tmp, target in done]
 
