@@ -800,3 +800,13 @@ def test_a_to_folder_that_is_not_utf8_is_named_as_ls_b_names_it(tmp_path: Path) 
     assert res.rc == 2, res
     assert_one_line_error(res.err, f"--to {tmp_path}/mv\\xff: the journal records this folder as text")
     assert "b'" not in res.err
+
+
+def test_a_catalog_path_ending_with_a_slash_is_refused(tmp_path: Path, small_catalog: Path) -> None:
+    """A QA finding: `-c cat.duckdb/` opened cat.duckdb, as if the slash were not there
+    (`info photo.jpg/` is refused); it names a folder, or is a typo for another path."""
+    for args, env in ((["-c", f"{small_catalog}/", "stats"], {}), (["stats"], {"MEDIAFORGE_CATALOG": f"{small_catalog}/"}),
+                      (["-c", f"{small_catalog}/", "scan", str(tmp_path)], {})):
+        res = subprocess.run(cli_cmd(*args), capture_output=True, text=True, env={**cli_env(small_catalog), **env})
+        assert res.returncode == 2, (args, res.stderr)
+        assert_one_line_error(res.stderr, "ends with a '/'")

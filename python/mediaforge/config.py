@@ -69,7 +69,11 @@ def catalog_path(given: os.PathLike[str] | str) -> Path:
     place whatever the working folder."""
     from .fsops import from_cwd
 
-    return Path(from_cwd(expand_home(os.fspath(given))))
+    text = os.fspath(given)
+    if text.endswith("/") and text.strip("/"):
+        # `Path` would drop the slash: `cat.duckdb/` names a folder, and a typo for another.
+        raise InvalidInputError(f"the catalog {text!r} ends with a '/': a catalog is a file (give its path without it)")
+    return Path(from_cwd(expand_home(text)))
 
 
 # Thumbnails' long side in px where neither the command nor the catalog says otherwise.

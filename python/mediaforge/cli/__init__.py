@@ -322,6 +322,8 @@ def _scan_arguments(args: list[str]):  # noqa: ANN202 - (ScanConfig, catalog pat
         follow_symlinks=bool({"--follow-symlinks", "-L"} & flags),
         one_file_system=bool({"--one-file-system", "-x"} & flags), prune="--prune" in flags,
     )
+    if catalog is not None and catalog.endswith("/"):
+        return None  # refused as the command starts (`config.catalog_path`)
     return config, (catalog_path(catalog) if catalog is not None else default_catalog_path())
 
 

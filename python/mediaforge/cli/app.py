@@ -84,8 +84,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     ctx: typer.Context,
-    catalog: Annotated[Optional[Path], typer.Option(
-        "--catalog", "-c", envvar="MEDIAFORGE_CATALOG", readable=False,  # DuckDB says why it cannot, exit 5
+    # Text as typed: a Path would drop a trailing slash, which names a folder.
+    catalog: Annotated[Optional[str], typer.Option(
+        "--catalog", "-c", envvar="MEDIAFORGE_CATALOG", metavar="<path>",  # DuckDB says why it cannot, exit 5
         help="Catalog file [default: $XDG_DATA_HOME/mediaforge/catalog.duckdb].")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
