@@ -665,7 +665,12 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
     except BrokenPipeError:
         raise  # the reader left (a FIFO, a pipe): as for `| head`, not an error
     except OSError as e:
-        raise PathIOError(f"cannot write {path_text(os.fsencode(output))}: {e.strerror or first_line(e)}") from None
+        why = e.strerror or first_line(e)
+        if e.filename is not None and os.fsencode(e.filename) != target and e.filename2 is None:
+            # The temporary file it is written to first (then renamed over it) could not be
+            # made beside it: /proc/version is there, yet "No such file" of the temporary.
+            why = f"cannot make a new file beside it ({why})"
+        raise PathIOError(f"cannot write {path_text(os.fsencode(output))}: {why}") from None
 
 
 _FD_PATH = re.compile(r"/dev/(?:std(?P<std>in|out|err)|fd/(?P<fd>\d+))|/proc/(?P<pid>self|thread-self|\d+)/fd/(?P<pfd>\d+)")
