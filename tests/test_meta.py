@@ -3192,6 +3192,31 @@ def test_sound_cut_short_past_two_minutes_is_partial_and_a_length_estimate_is_no
         assert got["estimated.mp3"]["status"] == "ok" and _errors(catalog, lib / "estimated.mp3") == []
 
 
+def test_mp3s_joined_end_to_end_each_with_its_xing_frame_are_whole(tmp_path: Path) -> None:
+    """A QA finding: two MP3s joined (`cat a.mp3 b.mp3`), each keeping its Xing frame, were
+    `partial`, "ends at 20.0 s of the 50.0 s": seeks go by the first part's table. Their
+    packets tell how far they play (a single MP3 cut short is still `partial`, above)."""
+    from mediaforge.synth import song_pcm
+
+    rate = 22050
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _mp3(tmp_path / "a.mp3", song_pcm(7, 20, rate), rate, xing=True, vbr=False)
+    _mp3(tmp_path / "b.mp3", song_pcm(8, 30, rate), rate, xing=True, vbr=False)
+    joined = (tmp_path / "a.mp3").read_bytes() + (tmp_path / "b.mp3").read_bytes()
+    (lib / "joined.mp3").write_bytes(joined)
+    (lib / "joined cut.mp3").write_bytes(joined[: len(joined) * 3 // 5])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: r for r in rows(catalog, "SELECT f.name, m.status, m.duration FROM files f "
+                                               "JOIN media m USING (blake3)")}
+    assert got["joined.mp3"]["status"] == "ok" and _errors(catalog, lib / "joined.mp3") == [], got
+    assert abs(got["joined.mp3"]["duration"] - 50) < 1, got
+    # Cut inside its second part, it states no length of the whole (the second part's Xing
+    # frame lies in the middle): its length is how far it plays.
+    assert abs(got["joined cut.mp3"]["duration"] - 30) < 2, got
+
+
 def _sound(path: Path, codec: str, seconds: int, fmt: str | None = None) -> None:
     """Stereo sound of `seconds` at 48 kHz in `codec` (a sweep, so no two frames alike)."""
     import av

@@ -690,6 +690,14 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             ended = None
         except (av.error.FFmpegError, OSError, ValueError):
             ended = None
+        if ended is not None and media.get("format") == "mp3":
+            # Seeks in an MP3 go by its Xing frame's table, which in MP3s joined end to end
+            # (each kept its own) maps the first part alone: the packets tell how far it
+            # plays (read, not decoded, and only for a file the seeks found short).
+            with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+                measured = demuxed_length(t.path, by_content)
+                if measured is not None and measured > ended + max(0.5, claimed / 200):
+                    ended = measured if measured < claimed - max(0.5, claimed / 200) else None
         if ended is not None:
             r.media["duration"] = round(ended, 3)
             r.fail("decode", f"the sound ends at {ended:.1f} s of the {claimed:.1f} s the file claims: cut short?")
