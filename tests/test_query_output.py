@@ -264,3 +264,13 @@ def test_an_interrupted_query_names_what_it_left(catalog: Path, tmp_path: Path) 
     assert p.returncode == 130, err
     assert f"{out} was not written" in err and "what it held" not in err, err
     assert not out.exists()
+
+
+def test_a_table_lines_up_where_the_output_holds_ascii_alone(catalog: Path) -> None:
+    """A QA finding: under PYTHONIOENCODING=ascii a cell's `ü` became `\\u00fc` after the
+    columns were measured, and the borders no longer lined up."""
+    res = run_cli("query", "SELECT 'ü' AS a, 'x' AS b UNION ALL SELECT 'plain', 'y'",
+                  env=cli_env(catalog, PYTHONIOENCODING="ascii"))
+    assert res.rc == 0, res.err
+    lines = [line for line in res.out.splitlines() if line.strip()]
+    assert "\\u00fc" in res.out and len({len(line) for line in lines}) == 1, res.out

@@ -52,7 +52,26 @@ def shown(value: Any) -> Text:
     """A value for a table cell or header: plain text, never rich markup (a file named
     `[red]x.jpg` is shown as named), with control characters escaped (`\\x1b`, `\\n`) so a
     name cannot move the cursor, clear the screen or split its row."""
-    return Text(printable(value if isinstance(value, str) else str(value)))
+    return Text(_held(printable(value if isinstance(value, str) else str(value))))
+
+
+def _held(text: str) -> str:
+    """`text` as the standard output's encoding holds it: where that is not UTF (ASCII,
+    Latin-1), what it cannot hold escaped before the table is measured, as the output
+    would escape it (`\\u00fc`, see `cli._escape_what_stdout_cannot_hold`), so the
+    columns line up."""
+    enc = getattr(sys.stdout, "encoding", None) or "utf-8"
+    if enc.lower().replace("-", "").startswith("utf") or text.isascii():
+        return text
+    try:
+        text.encode(enc)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        pass
+    for handler in ("mediaforge-u-escape", "backslashreplace"):
+        with contextlib.suppress(LookupError, UnicodeError):
+            return text.encode(enc, handler).decode(enc)
+    return text
 
 
 
