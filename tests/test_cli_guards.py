@@ -810,3 +810,23 @@ def test_a_catalog_path_ending_with_a_slash_is_refused(tmp_path: Path, small_cat
         res = subprocess.run(cli_cmd(*args), capture_output=True, text=True, env={**cli_env(small_catalog), **env})
         assert res.returncode == 2, (args, res.stderr)
         assert_one_line_error(res.stderr, "ends with a '/'")
+
+
+def test_a_duckdb_file_without_tables_is_no_catalog_but_to_scan(tmp_path: Path) -> None:
+    """A QA finding: `tag add` on a DuckDB database holding no tables made the whole
+    catalog in it, where with no file at all it says there is no catalog (exit 3): only a
+    scan makes a catalog."""
+    import duckdb
+
+    db = tmp_path / "empty.duckdb"
+    duckdb.connect(str(db)).close()
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.txt").write_text("a")
+    for args in (("tag", "add", "x", lib / "a.txt"), ("collection", "create", "c"), ("stats",)):
+        res = run_cli(*args, catalog=db)
+        assert res.rc == 3, (args, res.err)
+        assert_one_line_error(res.err, "run `mediaforge scan PATH` first")
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SHOW TABLES").fetchall() == []
+    assert run_cli("scan", lib, catalog=db).rc == 0

@@ -196,7 +196,8 @@ class Catalog:
     # -- opening -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path | str, *, read_only: bool = False, threads: int | None = None) -> Catalog:
+    def open(cls, path: Path | str, *, read_only: bool = False, threads: int | None = None,
+             create: bool = True) -> Catalog:
         """Open (and, for writers, create or migrate) the catalog at `path` (see
         `config.catalog_path`)."""
         path = catalog_path(path)
@@ -254,7 +255,7 @@ class Catalog:
         cat = cls(path, con, read_only)
         _ctrlc.watch(cat)
         try:
-            cat._check_schema()
+            cat._check_schema(create)
         except _NeedsUpgrade as e:
             con.close()
             # A reader of a catalog an older MediaForge wrote upgrades it first, as any
@@ -310,14 +311,14 @@ class Catalog:
               file=sys.stderr)
         return cat
 
-    def _check_schema(self) -> None:
+    def _check_schema(self, create: bool = True) -> None:
         try:
             tables = self._tables()
         except (duckdb.Error, RuntimeError) as e:
             _reraise_unless_duckdb(e)
             raise _classify_open_error(self.path, e) from None
         if not tables:
-            if self.read_only:
+            if self.read_only or not create:
                 # A first scan cut short before it wrote anything leaves an empty database.
                 raise CatalogMissingError(f"the catalog at {self.path} is empty: run `mediaforge scan PATH` first")
             self._create()
@@ -490,8 +491,11 @@ class _NeedsUpgrade(CatalogVersionError):
         self.head = head
 
 
-def open_catalog(path: Path | str | None = None, *, read_only: bool = False, threads: int | None = None) -> Catalog:
-    """Open the catalog at `path` (default: `config.default_catalog_path()`)."""
+def open_catalog(path: Path | str | None = None, *, read_only: bool = False, threads: int | None = None,
+                 create: bool = True) -> Catalog:
+    """Open the catalog at `path` (default: `config.default_catalog_path()`); `create`:
+    a writer makes the catalog's tables in a database that has none."""
     from ..config import default_catalog_path
 
-    return Catalog.open(path if path is not None else default_catalog_path(), read_only=read_only, threads=threads)
+    return Catalog.open(path if path is not None else default_catalog_path(), read_only=read_only, threads=threads,
+                        create=create)

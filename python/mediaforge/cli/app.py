@@ -120,7 +120,7 @@ def open_catalog(path: Path, *, read_only: bool = False, threads: int | None = N
     until = time.monotonic() + wait
     while True:
         try:
-            return catalog.open_catalog(path, read_only=read_only, threads=threads)
+            return catalog.open_catalog(path, read_only=read_only, threads=threads, create=create)
         except CatalogBusyError:
             if time.monotonic() >= until:
                 raise
