@@ -317,7 +317,10 @@ def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, 
     cols = list(rows[0].keys())
     for c in cols:
         # Folded, never cut with an ellipsis, where a terminal is too narrow.
-        t.add_column(shown(c), justify="right" if isinstance(rows[0][c], (int, float)) else "left", overflow="fold")
+        # Numbers to the right, judged by the first row that has a value (a scan still
+        # running, or killed, has none yet).
+        first = next((r[c] for r in rows if r[c] is not None), None)
+        t.add_column(shown(c), justify="right" if isinstance(first, (int, float)) else "left", overflow="fold")
     for r in rows:
         t.add_row(*[shown(human_bytes(r[c]) if c in byte_cols and r[c] is not None else
                           ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
