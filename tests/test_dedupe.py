@@ -1255,6 +1255,26 @@ def test_an_undo_stopped_part_way_and_run_again_goes_on_where_it_stopped(tmp_pat
     assert (third["done"], third["already_restored"], third["skipped"]) == (0, 3, [])
 
 
+def test_the_dry_run_names_copies_in_a_folder_this_user_cannot_write(lib, unprivileged: Unprivileged) -> None:
+    """A QA note: the dry run listed as "would be hard-linked" copies in a folder the user
+    may not write, which `--apply` then failed on, one by one."""
+    from conftest import cli_env
+
+    root, catalog = lib
+    unprivileged.share(catalog.parent, root)
+    os.chmod(root / "b", 0o555)
+    try:
+        res = subprocess.run([shutil.which("mediaforge") or "mediaforge", "dedupe", "--json"], capture_output=True,
+                             text=True, env=cli_env(catalog), timeout=120, **unprivileged.popen)
+    finally:
+        os.chmod(root / "b", 0o755)
+    assert res.returncode == 0, res.stderr
+    plan = json.loads(res.stdout)
+    assert plan["steps"] == [] and plan["reclaimable"] == 0, plan
+    assert sorted((Path(s["path"]).name, "not writable" in s["why"]) for s in plan["skipped"]) == [
+        ("photo (2).jpg", True), ("photo copy.jpg", True), ("song.mp3", True)]
+
+
 def test_an_undo_whose_journal_lines_were_lost_knows_the_files_it_restored(tmp_path: Path) -> None:
     """The undo restored every file, but its 'undone' lines never reached the disk (a
     crash, a full disk): run again, it finds the original files back (their mode, mtime
