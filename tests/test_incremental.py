@@ -1788,6 +1788,29 @@ def test_prune_holds_for_a_disk_not_mounted_below_a_root(tmp_path: Path) -> None
     disk.rmdir()  # the mount point taken away: that disk's files are gone for good
     s = scanned(catalog, lib, "--prune")
     assert (s["pruned"], s["prune_skipped"], s["empty_roots"]) == (2, False, []), s
+    # A review finding: a disk mounted again gets another device number. Its files seen
+    # under the new one, a folder emptied on it is a folder emptied, not a mount point.
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    try:
+        for name in ("album", "other"):
+            (disk / name).mkdir()
+            (disk / name / "f.jpg").write_bytes(b"\xff\xd8\xff" + name.encode() * 20)
+        saved = tmp_path / "saved"
+        shutil.copytree(disk, saved)
+        scanned(catalog, lib)
+        before = disk.stat().st_dev
+        # Mounted over the first (which keeps its number): the same disk, mounted again.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+        assert disk.stat().st_dev != before
+        shutil.copytree(saved, disk, dirs_exist_ok=True)
+        (disk / "album" / "f.jpg").unlink()
+        s = scanned(catalog, lib, "--prune")
+        assert (s["pruned"], s["prune_skipped"], s["empty_roots"]) == (1, False, []), s
+    finally:
+        for _ in range(2):
+            subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_an_empty_root_is_named_without_prune_too(tmp_path: Path) -> None:

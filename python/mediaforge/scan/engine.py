@@ -18,11 +18,11 @@ from .. import _core, _ctrlc
 from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
-                              under_roots_sql, write_errors, write_files)
+                              write_errors, write_files)
 from ..config import thread_count
 from ..errors import raw_b64
 from ..stop import Stop
-from .launch import ScanConfig, Walk, display
+from .launch import ScanConfig, Walk, _at_or_below, display
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         gone = pa.Table.from_batches(vanished) if vanished else None
         held = pa.Table.from_batches(kept) if kept else None
         empty = _empty_folders(roots_b)
-        empty += [f for f in _unmounted(cat, gone, roots_b if config.prune else None) if f not in empty]
+        empty += [f for f in _unmounted(cat, gone, totals.get("gone_devs", []), roots_b) if f not in empty]
         counts = finish_scan(cat, scan_id, roots_b, gone, totals, time.monotonic() - started,
                              config.prune and not empty, kept=held, looked_whole=not empty,
                              linked=pa.Table.from_batches(linked) if linked else None,
@@ -321,42 +321,72 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
     )
 
 
-def _unmounted(cat: Catalog, gone: pa.Table | None, pruned: list[bytes] | None) -> list[bytes]:
+def _unmounted(cat: Catalog, gone: pa.Table | None, gone_devs: list[int], roots: list[bytes]) -> list[bytes]:
     """Empty folders below the roots where a disk's files were (`files.dev`) and that
-    disk is not now: its mount point, the disk not mounted (or mounted elsewhere). A prune
-    would take its files for deleted, as for an empty root. The rows looked at: those
-    this scan found gone, and with `pruned` (the roots of a scan that prunes) every row
-    missing below them, which the prune would drop; for each device, the nearest folder
-    that still exists above its first and last such row."""
-    if (gone is None or not gone.num_rows) and pruned is None:
-        return []
-    under, params = under_roots_sql(pruned) if pruned else ("false", [])
-    missing = f"f.status = 'missing' AND {under}"
-    with cat.registered("mf_gone", gone if gone is not None else pa.table({"media_id": pa.array([], pa.string())})):
-        rows = cat.con.execute(f"""
-            SELECT f.dev, min(f.path_bytes), max(f.path_bytes) FROM files f
-            WHERE f.media_id IN (SELECT media_id::UUID FROM mf_gone) OR ({missing}) GROUP BY f.dev""",
-                               params).fetchall()
-    out: list[bytes] = []
-    for dev, *paths in rows:
-        for path in paths:
-            folder = os.path.dirname(bytes(path))
-            while True:
-                try:
-                    st = os.stat(folder)
-                    break
-                except OSError:
-                    up = os.path.dirname(folder)
-                    if up == folder:
-                        st = None
-                        break
-                    folder = up
-            if st is None or st.st_dev == dev or folder in out:
-                continue
-            with contextlib.suppress(OSError), os.scandir(folder) as it:
-                if next(it, None) is None:
-                    out.append(folder)
-    return out
+    disk is not now: its mount point, the disk not mounted. A prune would take its files
+    for deleted, as for an empty root. Found where this scan found rows gone on a device
+    it saw no present row of (`gone_devs`: a disk gone whole, not one renumbered as a USB
+    disk or NFS share mounted again is): the nearest folder that still exists above the
+    first and last such row of each. Each is recorded (`meta` key `unmounted_folders`), so
+    the scans after it, which find those rows missing already, hold their prune too, until
+    the folder holds files again, is on that disk again, or is gone."""
+    import base64
+    import binascii
+    import json
+
+    held: dict[bytes, int] = {}
+    with contextlib.suppress(ValueError, TypeError, binascii.Error):
+        for path, dev in json.loads(_meta(cat, "unmounted_folders") or "[]"):
+            held[base64.b64decode(path)] = int(dev)
+    found: dict[bytes, int] = {f: dev for f, dev in held.items()
+                               if _empty_elsewhere(f, dev) and any(_at_or_below(f, r) for r in roots)}
+    found.update({f: dev for f, dev in held.items() if not any(_at_or_below(f, r) for r in roots)})  # not looked at
+    if gone is not None and gone.num_rows and gone_devs:
+        with cat.registered("mf_gone", gone):
+            rows = cat.con.execute("""
+                SELECT f.dev, min(f.path_bytes), max(f.path_bytes) FROM files f
+                WHERE f.media_id IN (SELECT media_id::UUID FROM mf_gone) AND f.dev IN (SELECT unnest(?::UBIGINT[]))
+                GROUP BY f.dev""", [gone_devs]).fetchall()
+        for dev, *paths in rows:
+            for path in paths:
+                folder = _existing_above(bytes(path))
+                if folder is not None and folder not in found and _empty_elsewhere(folder, dev):
+                    found[folder] = dev
+    if found != held:
+        value = json.dumps([[base64.b64encode(f).decode("ascii"), dev] for f, dev in sorted(found.items())])
+        with cat.transaction() as con:
+            if found:
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('unmounted_folders', ?)", [value])
+            else:
+                con.execute("DELETE FROM meta WHERE key = 'unmounted_folders'")
+    return [f for f in found if any(_at_or_below(f, r) for r in roots)]
+
+
+def _meta(cat: Catalog, key: str) -> str | None:
+    rows = cat.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _existing_above(path: bytes) -> bytes | None:
+    """The nearest folder above `path` that exists."""
+    folder = os.path.dirname(path)
+    while not os.path.isdir(folder):
+        up = os.path.dirname(folder)
+        if up == folder:
+            return None
+        folder = up
+    return folder
+
+
+def _empty_elsewhere(folder: bytes, dev: int) -> bool:
+    """Whether `folder` is an empty folder on another device than `dev`."""
+    try:
+        if os.stat(folder).st_dev == dev:
+            return False
+        with os.scandir(folder) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
 
 
 def _empty_folders(roots: list[bytes]) -> list[bytes]:

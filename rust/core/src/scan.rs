@@ -111,6 +111,9 @@ pub struct ScanTotals {
     /// Files and folders excluded by a pattern or on another file system (see
     /// `WalkOutput::excluded`): a file gone from its place may have moved there.
     pub excluded: u64,
+    /// Devices (`FileId::dev`) that rows this scan found gone were on, and of which it saw
+    /// no present row: a disk gone whole, as one not mounted is.
+    pub gone_devs: Vec<u64>,
 }
 
 /// What the scan sends out, in order: any number of `Files` and `Errors`, then at most
@@ -1555,6 +1558,26 @@ fn run(
         .collect();
     let of = |what: Unseen| -> Vec<MediaId> { unseen.iter().filter(|(_, w)| *w == what).map(|(id, _)| *id).collect() };
     let (vanished, kept, linked) = (of(Unseen::Vanished), of(Unseen::Kept), of(Unseen::Linked));
+    // Devices a vanished row was on of which the walk saw no present row at all: a disk
+    // gone whole (not mounted), not one renumbered (a USB disk or NFS share mounted again
+    // gets another device number: its files are seen, under the new one).
+    let gone_devs: Vec<u64> = if unseen.iter().any(|(_, w)| *w == Unseen::Vanished) {
+        let present = (0..prev.len()).filter(|&i| prev.present[i]);
+        let mut seen_on: HashSet<u64> = HashSet::new();
+        let mut lost_on: HashSet<u64> = HashSet::new();
+        for i in present {
+            if prev.seen[i].load(Relaxed) {
+                seen_on.insert(prev.stat[i].id.dev);
+            } else if at_or_below_any(prev.path(i), &root_set) {
+                lost_on.insert(prev.stat[i].id.dev);
+            }
+        }
+        let mut gone: Vec<u64> = lost_on.difference(&seen_on).copied().collect();
+        gone.sort_unstable();
+        gone
+    } else {
+        Vec::new()
+    };
     if !vanished.is_empty() {
         tx.send(Event::Vanished(ids_batch(&vanished)?))
             .map_err(|_| Error::Cancelled)?;
@@ -1619,6 +1642,7 @@ fn run(
         unstable: unstable.load(Relaxed),
         errors: walked.errors.len() as u64 + hash_errors.load(Relaxed),
         excluded: walked.excluded,
+        gone_devs,
     })
 }
 

@@ -296,6 +296,7 @@ impl Scanner {
                     d.set_item("unstable", t.unstable)?;
                     d.set_item("errors", t.errors)?;
                     d.set_item("excluded", t.excluded)?;
+                    d.set_item("gone_devs", t.gone_devs)?;
                     ("done".into(), d.into_any().unbind())
                 }
                 Event::Failed(e) => {
