@@ -329,7 +329,13 @@ def test_an_older_catalog_on_a_read_only_disk_is_read_upgraded_in_memory(media_t
     catalog = folder / "old.duckdb"
     do_scan(catalog, media_tree.root)
     with duckdb.connect(str(catalog)) as con:
-        con.execute("UPDATE meta SET value = '21' WHERE key = 'schema_version'")
+        # As schema 21 had it: no bit depth for sound, which migration 22 drops the rows
+        # of lossless sound for, to be extracted again.
+        con.execute("INSERT INTO media (blake3, kind, status, audio_codec, extracted_at) "
+                    "SELECT blake3, 'audio', 'ok', 'flac', now()::TIMESTAMP FROM files WHERE blake3 IS NOT NULL LIMIT 2; "
+                    "UPDATE meta SET value = '21' WHERE key = 'schema_version'")
+        media_rows = con.execute("SELECT count(*) FROM media").fetchone()[0]
+    assert media_rows > 0
     before = catalog.read_bytes()
     r = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True, text=True)
     assert r.returncode == 0, f"a read-only bind mount needs root: {r.stderr}"
@@ -340,7 +346,13 @@ def test_an_older_catalog_on_a_read_only_disk_is_read_upgraded_in_memory(media_t
         assert "upgraded in memory" in res.err and len(res.err.strip().splitlines()) == 1, res.err
         res = run_cli("query", "SELECT value FROM meta WHERE key = 'schema_version'", "-f", "json", catalog=catalog)
         assert json.loads(res.out) == [{"value": str(SCHEMA_VERSION)}]
+        # A review finding: the copy lost the rows a migration drops for the next scan to
+        # extract again, which nothing extracts into a copy. Every row is kept.
+        res = run_cli("query", "SELECT count(*) AS n FROM media", "-f", "json", catalog=catalog)
+        assert json.loads(res.out) == [{"n": media_rows}], res.out
         assert run_cli("stats", catalog=catalog).rc == 0
+        res = run_cli("export", tmp_path / "out", catalog=catalog)  # opens it twice: one copy, one warning
+        assert res.rc == 0 and res.err.count("upgraded in memory") == 1, res.err
         res = run_cli("tag", "add", "x", media_tree.root, catalog=catalog)
         assert res.rc != 0 and "Traceback" not in res.err
         assert_one_line_error(res.err)

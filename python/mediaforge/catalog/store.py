@@ -283,32 +283,39 @@ class Catalog:
                             config: dict[str, Any]) -> Catalog:
         """A catalog of an older schema that cannot be upgraded where it is (a read-only
         medium, another user's file), for a command that only reads it: copied into
-        memory, upgraded there, and read from there (the file is left as it is). Says so
-        on stderr: the copy costs memory and time a catalog upgraded once does not."""
+        memory, upgraded there, and read from there (the file is left as it is). The
+        copy keeps every row: the steps that drop rows for the next scan to extract again
+        are left out, since nothing extracts into it. Made once a process (a command that
+        opens the catalog twice reads the one copy), and said so on stderr: the copy costs
+        memory and time a catalog upgraded once does not."""
         import sys
 
-        con = duckdb.connect(":memory:", config=config)
-        try:
-            con.execute("ATTACH ? AS mf_old (READ_ONLY)", [str(path)])
-            con.execute("COPY FROM DATABASE mf_old TO memory")
-            con.execute("DETACH mf_old")
-            cat = cls(path, con, False)
-            version = int(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-            cat._migrate(version)
-        except duckdb.Error as err:
-            con.close()
-            _reraise_unless_duckdb(err)
-            raise CatalogVersionError(
-                f"{e.head}, and cannot be upgraded here ({why}), nor in memory ({first_line(err)}); run any "
-                "command once where the catalog can be written, to upgrade it") from None
-        except BaseException:
-            con.close()
-            raise
-        cat.read_only = True
+        key = str(path)
+        master = _IN_MEMORY.get(key)
+        if master is None:
+            master = duckdb.connect(":memory:", config=config)
+            try:
+                master.execute("ATTACH ? AS mf_old (READ_ONLY)", [key])
+                master.execute("COPY FROM DATABASE mf_old TO memory")
+                master.execute("DETACH mf_old")
+                version = int(master.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+                cls(path, master, False)._migrate(version, keep_rows=True)
+            except (duckdb.Error, MediaForgeError) as err:
+                master.close()
+                if isinstance(err, duckdb.Error):
+                    _reraise_unless_duckdb(err)
+                raise CatalogVersionError(
+                    f"{e.head}, and cannot be upgraded here ({why}), nor in memory ({first_line(err)}); run any "
+                    "command once where the catalog can be written, to upgrade it") from None
+            except BaseException:
+                master.close()
+                raise
+            _IN_MEMORY[key] = master
+            print(f"mediaforge: warning: {e.head}, and cannot be upgraded here ({first_line(why)}): read from a "
+                  "copy upgraded in memory; run any command once where the catalog can be written, to upgrade it "
+                  "for good", file=sys.stderr)
+        cat = cls(path, master.cursor(), True)
         _ctrlc.watch(cat)
-        print(f"mediaforge: warning: {e.head}, and cannot be upgraded here ({first_line(why)}): read from a copy "
-              "upgraded in memory; run any command once where the catalog can be written, to upgrade it for good",
-              file=sys.stderr)
         return cat
 
     def _check_schema(self, create: bool = True) -> None:
@@ -364,10 +371,15 @@ class Catalog:
             for stmt in fresh.STATEMENTS:
                 self.con.execute(stmt)
 
-    def _migrate(self, current: int) -> None:
+    def _migrate(self, current: int, keep_rows: bool = False) -> None:
+        """Run the migrations from `current` on. `keep_rows`: without the steps that drop
+        rows (`DELETE FROM`: contents for the next scan to extract again, records it
+        will make anew), for a copy nothing will extract into (`_upgraded_in_memory`)."""
         with self.transaction():
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[version]:
+                    if keep_rows and _DROPS_ROWS.match(stmt):
+                        continue
                     self.con.execute(stmt)
                 self.con.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('application', ?), ('schema_version', ?)",
@@ -480,6 +492,11 @@ class Catalog:
                 self.con.unregister(name)
             except duckdb.Error:
                 pass  # the connection is already broken; keep the original error
+
+
+# The in-memory copies of older catalogs this process read (`_upgraded_in_memory`), by path.
+_IN_MEMORY: dict[str, duckdb.DuckDBPyConnection] = {}
+_DROPS_ROWS = re.compile(r"\s*DELETE\s+FROM\s", re.I)
 
 
 class _NeedsUpgrade(CatalogVersionError):
