@@ -1587,13 +1587,20 @@ def test_a_move_to_folder_inside_the_library_is_refused(lib) -> None:
     view.mkdir()
     r = subprocess.run(["mount", "--bind", str(root), str(view)], capture_output=True, text=True)
     assert r.returncode == 0, f"a bind mount needs root: {r.stderr}"
+    # A review finding: nor did a bind mount of a folder inside it (the mount is that
+    # folder, not the library's).
+    inner = root.parent / "inner view"
+    inner.mkdir()
+    r = subprocess.run(["mount", "--bind", str(root / "b"), str(inner)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     try:
-        for to in (view, view / "dupes", view / "b"):
+        for to in (view, view / "dupes", view / "b", inner, inner / "dupes"):
             res = run_cli("dedupe", "--action", "move-to", "--to", to, "--apply", catalog=catalog)
             assert res.rc == 2, (to, res.err)
             assert_one_line_error(res.err, "inside", "choose a folder outside it")
     finally:
-        subprocess.run(["umount", str(view)], check=False)
+        for mounted in (view, inner):
+            subprocess.run(["umount", str(mounted)], check=False)
     assert _state(root) == before
 
 

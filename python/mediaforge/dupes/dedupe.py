@@ -223,23 +223,78 @@ def _check_outside_library(cat: Catalog, target: Path | None) -> None:
 
 def _mounted_inside(target: Path, library: list[bytes]) -> bytes | None:
     """The folder of `library` that `target` lies in by another way to it than its path:
-    a bind mount of it, or of a folder above it (one folder, one device and inode number,
-    whichever mount it is reached by). `target` or the nearest folder above it that
-    exists, and each one above that, is compared."""
-    roots: dict[tuple[int, int], bytes] = {}
+    a bind mount of it, of a folder in it, or of a folder above it. Each is placed on its
+    file system (`_place`: the mount's device, and the path within that file system, as
+    /proc/self/mountinfo tells), which is one place whichever mount it is reached by."""
+    mounts = _mounts()
+    if not mounts:  # (no mount table to read) one folder, one device and inode number
+        roots: dict[tuple[int, int], bytes] = {}
+        for r in library:
+            with contextlib.suppress(OSError):
+                roots.setdefault(_inode(os.stat(r)), r)
+        at = os.path.realpath(os.fsencode(target))
+        while True:
+            with contextlib.suppress(OSError):
+                found = roots.get(_inode(os.stat(at)))
+                if found is not None:
+                    return found
+            up = os.path.dirname(at)
+            if up == at:
+                return None
+            at = up
+    place = _place(os.fsencode(target), mounts)
+    if place is None:
+        return None
     for r in library:
-        with contextlib.suppress(OSError):
-            roots.setdefault(_inode(os.stat(r)), r)
-    at = os.path.realpath(os.fsencode(target))
-    while True:
-        with contextlib.suppress(OSError):
-            found = roots.get(_inode(os.stat(at)))
-            if found is not None:
-                return found
-        up = os.path.dirname(at)
-        if up == at:
-            return None
-        at = up
+        there = _place(r, mounts)
+        if there is not None and there[0] == place[0] and (
+                place[1] == there[1] or place[1].startswith(there[1].rstrip(b"/") + b"/")):
+            return r
+    return None
+
+
+@dataclass(frozen=True)
+class _Mount:
+    dev: tuple[int, int]  # major, minor: one file system, whichever mount shows it
+    root: bytes  # the folder of that file system mounted here
+    point: bytes  # where
+    fstype: str
+
+
+def _mounts() -> list[_Mount]:
+    """/proc/self/mountinfo, in mount order (a later mount at the same point is on top);
+    empty where it cannot be read."""
+    out: list[_Mount] = []
+    unescape = lambda b: re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), b)  # noqa: E731
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split()
+                if b"-" not in fields or len(fields) < 5:
+                    continue
+                sep = fields.index(b"-")
+                major, _, minor = fields[2].partition(b":")
+                with contextlib.suppress(ValueError):
+                    out.append(_Mount((int(major), int(minor)), unescape(fields[3]), unescape(fields[4]),
+                                      fields[sep + 1].decode("ascii", "replace") if sep + 1 < len(fields) else ""))
+    except OSError:
+        return []
+    return out
+
+
+def _place(path: bytes, mounts: list[_Mount]) -> tuple[tuple[int, int], bytes] | None:
+    """Where `path` (links resolved; a part that does not exist yet kept as it is) lies:
+    its file system's device, and its path within that file system."""
+    real = os.path.realpath(path)
+    best = None
+    for m in mounts:
+        if real == m.point or real.startswith(m.point.rstrip(b"/") + b"/"):
+            if best is None or len(m.point) >= len(best.point):
+                best = m
+    if best is None:
+        return None
+    rest = real[len(best.point.rstrip(b"/")):]
+    return best.dev, os.path.normpath(best.root.rstrip(b"/") + rest) if rest else best.root
 
 
 def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links: Any = None) -> list[tuple[Any, ...]]:
@@ -754,8 +809,13 @@ WRITING = ("open for writing by a program: left alone (what it writes after the 
 WROTE = "a program opened it for writing as it was {done}"
 
 
+# File systems whose leases say nothing of writers: the NFS and SMB clients refuse one
+# (EAGAIN) whenever the server gave no read delegation or oplock, writer or not.
+_NO_LEASES = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "afs", "fuse")
+
+
 @contextlib.contextmanager
-def _lease(path: bytes) -> Iterator[Callable[[], bool]]:
+def _lease(path: bytes, expected: tuple[int, int] | None = None) -> Iterator[Callable[[], bool]]:
     """A read lease on the copy for the time of its step (`fcntl(F_SETLEASE, F_RDLCK)`):
     `_Writing` when a program has it open for writing now, whose later writes would go to
     an inode no name leads to once the copy is replaced by a link, or moved to another disk
@@ -769,12 +829,15 @@ def _lease(path: bytes) -> Iterator[Callable[[], bool]]:
         yield lambda: False  # (the step says why it cannot read or act on it)
         return
     try:
+        st = os.fstat(fd)
+        if expected is not None and _inode(st) != expected:
+            raise _Writing("another file is at its path now (replaced as it was looked at): left alone")
         _sigio_handled()
         try:
             fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
         except OSError as e:
-            if e.errno == errno.EAGAIN:
-                raise _Writing from None
+            if e.errno == errno.EAGAIN and not _mount_types().get(st.st_dev, "").startswith(_NO_LEASES):
+                raise _Writing(WRITING) from None
             yield lambda: False
             return
         try:
@@ -798,10 +861,10 @@ def _sigio_handled() -> None:
 def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome) -> str | None:
     """Do one checked step, journaled before and after; the reason when it could not be done."""
     try:
-        with _lease(s.victim) as written:
+        with _lease(s.victim, (s.dev, s.inode)) as written:
             return _act_leased(action, s, dest, journal, out, written)
-    except _Writing:
-        return WRITING
+    except _Writing as e:
+        return str(e)
 
 
 def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome,
@@ -918,9 +981,14 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result,
     except OSError as e:
         return f"{action} failed: {e.strerror or first_line(e)}"
     aside, why = _second_name(s)
+    if why is None and written():  # a writer came meanwhile (see `_lease`)
+        why = WROTE.format(done="about to be replaced") + "; left alone"
     if why is not None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if aside is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
         return why
     try:
         os.replace(tmp, s.victim)
@@ -973,21 +1041,10 @@ NO_REFLINK = frozenset({"ext2", "ext3", "ext4", "tmpfs", "ramfs", "vfat", "msdos
 
 
 def _mount_types() -> dict[int, str]:
-    """The file system type of each mounted device, by its number (`st_dev`), from
-    /proc/self/mountinfo; empty where it cannot be read."""
+    """The file system type of each mounted device, by its number (`st_dev`)."""
     out: dict[int, str] = {}
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            for line in f:
-                fields = line.split()
-                if b"-" not in fields or len(fields) < 3:
-                    continue
-                major, _, minor = fields[2].partition(b":")
-                fs = fields[fields.index(b"-") + 1] if fields.index(b"-") + 1 < len(fields) else b""
-                with contextlib.suppress(ValueError):
-                    out.setdefault(os.makedev(int(major), int(minor)), fs.decode("ascii", "replace"))
-    except OSError:
-        return {}
+    for m in _mounts():
+        out.setdefault(os.makedev(*m.dev), m.fstype)
     return out
 
 
