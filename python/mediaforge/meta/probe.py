@@ -396,6 +396,11 @@ def id3_skip(f: Any) -> int:
     return end
 
 
+# The last file looked at, and where its sound starts: a file's container is opened a few
+# times (probe, thumbnail, fingerprint, length), its tag looked at once.
+_LAST_SKIP: list[tuple[str | bytes, int]] = []
+
+
 def _syncsafe(b: bytes) -> int:
     """An ID3v2 size: 7 bits a byte."""
     n = 0
@@ -435,17 +440,20 @@ def _container(path: str | bytes, name: str, by_content: bool) -> Iterator[Any]:
     """The open container. libav lets a file's name pick its reader first (an MP3 named
     `.jpg` goes to the image reader); `by_content` opens a file object, which has no name.
     A file whose ID3v2 tag holds thousands of frames is read from after it (`id3_skip`)."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - kept open for libav below, closed here
-    except OSError:
-        pass  # (libav says why, as for any other file)
-    else:
-        with f:
-            skip = id3_skip(f)
-            if skip:
-                with av.open(_From(f, skip), options=OPEN_OPTIONS, metadata_errors="replace") as c:
-                    yield c
-                return
+    known = _LAST_SKIP[0][1] if _LAST_SKIP and _LAST_SKIP[0][0] == path else None
+    if known != 0:  # (a file already looked at without such a tag is opened once, by libav)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - kept open for libav below, closed here
+        except OSError:
+            pass  # (libav says why, as for any other file)
+        else:
+            with f:
+                skip = known if known is not None else id3_skip(f)
+                _LAST_SKIP[:] = [(path, skip)]
+                if skip:
+                    with av.open(_From(f, skip), options=OPEN_OPTIONS, metadata_errors="replace") as c:
+                        yield c
+                    return
     if not by_content:
         with av.open(name, options=OPEN_OPTIONS, metadata_errors="replace") as c:
             yield c

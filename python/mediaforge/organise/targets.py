@@ -163,11 +163,10 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
 
 
 def _catalogued_at(cat: Catalog, p: bytes) -> bool:
-    """Whether the catalog has a row, present or missing, at `p` or below it."""
-    folder = p.rstrip(b"/")
-    return bool(cat.con.execute(
-        "SELECT 1 FROM files WHERE path_bytes = ? OR (path_bytes >= ? AND path_bytes < ?) LIMIT 1",
-        [p, folder + b"/", folder + b"0"]).fetchall())
+    """Whether the catalog has a row, present or missing, at `p` or below it (on the
+    stored folder, as `under_roots_sql` compares: no path is built for each row)."""
+    under, params = under_roots_sql([p])
+    return bool(cat.con.execute(f"SELECT 1 FROM files WHERE {under} LIMIT 1", params).fetchall())
 
 
 def _globs_catalogued(pattern: bytes) -> list[bytes]:
