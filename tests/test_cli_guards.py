@@ -806,10 +806,11 @@ def test_a_catalog_path_ending_with_a_slash_is_refused(tmp_path: Path, small_cat
     """A QA finding: `-c cat.duckdb/` opened cat.duckdb, as if the slash were not there
     (`info photo.jpg/` is refused); it names a folder, or is a typo for another path."""
     for args, env in ((["-c", f"{small_catalog}/", "stats"], {}), (["stats"], {"MEDIAFORGE_CATALOG": f"{small_catalog}/"}),
-                      (["-c", f"{small_catalog}/", "scan", str(tmp_path)], {})):
+                      (["-c", f"{small_catalog}/", "scan", str(tmp_path)], {}), (["-c", "/", "stats"], {}),
+                      (["-c", f"{tmp_path}/.", "scan", str(tmp_path)], {})):
         res = subprocess.run(cli_cmd(*args), capture_output=True, text=True, env={**cli_env(small_catalog), **env})
         assert res.returncode == 2, (args, res.stderr)
-        assert_one_line_error(res.stderr, "ends with a '/'")
+        assert_one_line_error(res.stderr, "names a folder")
 
 
 def test_a_duckdb_file_without_tables_is_no_catalog_but_to_scan(tmp_path: Path) -> None:

@@ -796,7 +796,9 @@ def test_reflink_clones_or_says_why_not(lib) -> None:
         # systems that clone nothing (ext4, tmpfs...), and says so of each copy.
         from mediaforge.dupes.dedupe import NO_REFLINK, _mount_types
 
-        if _mount_types().get(root.stat().st_dev) in NO_REFLINK:
+        types = _mount_types()
+        assert root.stat().st_dev in types, types  # (else the check below would not run)
+        if types[root.stat().st_dev] in NO_REFLINK:
             assert dry["steps"] == [] and dry["reclaimable"] == 0, dry
             assert [("reflink not supported" in s["why"]) for s in dry["skipped"]] == [True] * 3, dry
         res = run_cli("dedupe", "--action", "reflink", "--apply", catalog=catalog)

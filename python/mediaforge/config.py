@@ -70,9 +70,12 @@ def catalog_path(given: os.PathLike[str] | str) -> Path:
     from .fsops import from_cwd
 
     text = os.fspath(given)
-    if text.endswith("/") and text.strip("/"):
+    if text.endswith(("/", "/.", "/..")) or text in (".", ".."):
         # `Path` would drop the slash: `cat.duckdb/` names a folder, and a typo for another.
-        raise InvalidInputError(f"the catalog {text!r} ends with a '/': a catalog is a file (give its path without it)")
+        from .errors import path_text
+
+        raise InvalidInputError(f"the catalog {path_text(os.fsencode(text))} names a folder (it ends with "
+                                f"{'/' if text.endswith('/') else repr(text.rsplit('/', 1)[-1])}): a catalog is a file")
     return Path(from_cwd(expand_home(text)))
 
 

@@ -25,7 +25,8 @@ def _check_name(name: str) -> str:
     "MediaForge Collections|NAME": the name would split there, and not come back whole)."""
     n = fold_spaces(unicodedata.normalize("NFC", (name or "").strip()))
     if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(n) or has_invisible(n):
-        raise InvalidInputError(f"bad collection name {quoted(name)}: 1 to {MAX_NAME} printable characters of UTF-8 text")
+        raise InvalidInputError(f"bad collection name {quoted(name)}: 1 to {MAX_NAME} printable characters of UTF-8 text, "
+                                "not starting with a combining mark")
     if "|" in n or "/" in n:
         raise InvalidInputError(f"bad collection name {quoted(name)}: '|' and '/' separate keyword levels in XMP "
                                 "sidecars")

@@ -151,7 +151,8 @@ def normalize_tag(tag: str) -> str:
     if not out:
         raise InvalidInputError(f"empty tag {quoted(tag)}")
     if _BAD.search(out) or any(has_invisible(p) for p in parts) or len(out) > MAX_TAG:
-        raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters, characters that draw nothing or '|', at most {MAX_TAG} characters")
+        raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters, characters that draw "
+                                f"nothing, a level that starts with a combining mark, or '|', at most {MAX_TAG} characters")
     if parts[0].casefold() == COLLECTIONS_ROOT.casefold():
         raise InvalidInputError(f"bad tag {quoted(tag)}: {COLLECTIONS_ROOT!r} holds collections in XMP sidecars; "
                                 "use `mediaforge collection`")
