@@ -1273,7 +1273,7 @@ def test_the_dry_run_names_copies_in_a_folder_this_user_cannot_write(lib, unpriv
     assert res.returncode == 0, res.stderr
     plan = json.loads(res.stdout)
     assert plan["steps"] == [] and plan["reclaimable"] == 0, plan
-    assert sorted((Path(s["path"]).name, "not writable" in s["why"]) for s in plan["skipped"]) == [
+    assert sorted((Path(s["path"]).name, "may not be written" in s["why"]) for s in plan["skipped"]) == [
         ("photo (2).jpg", True), ("photo copy.jpg", True), ("song.mp3", True)]
 
 

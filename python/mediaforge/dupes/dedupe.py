@@ -1399,7 +1399,8 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
             return "on a read-only file system: it cannot be replaced or moved"
         if not os.access(os.path.dirname(s.victim) or b".", os.W_OK | os.X_OK):
             # (Root passes, as its rename would.) The copy's name lives in its folder.
-            return "its folder is not writable by this user: the copy cannot be replaced or moved"
+            return "its folder may not be written here (its permissions, or an immutable flag): the copy cannot be " \
+                   "replaced or moved"
         if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
             return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
         link = {"hardlink": "a hard link", "symlink": "a symbolic link"}.get(action)
