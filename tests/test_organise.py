@@ -2096,3 +2096,52 @@ def test_a_file_named_with_a_trailing_slash_is_not_a_folder_to_tag(lib) -> None:
             assert_one_line_error(res.err, f"not a folder: {given}")
     assert rows(catalog, "SELECT count(*) AS n FROM tags WHERE tag = 'x'") == [{"n": 0}]
     assert run_cli("tag", "add", "x", f"{photo.parent}/", catalog=catalog).rc == 0  # a folder, with its /
+
+
+def test_several_collections_in_a_search_are_alternatives(lib) -> None:
+    """A QA finding: `collection:A collection:B` found the files in both, where several
+    values of a filter are alternatives (as `kind:image kind:video` are)."""
+    root, catalog = lib
+    assert run_cli("collection", "create", "CA", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "CA", root / "2019 Paris" / "paris.jpg", root / "2019 Paris" / "eiffel tower.jpg",
+                   catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "CB", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "CB", root / "2020 Beach" / "sunset.png", catalog=catalog).rc == 0
+
+    def names(query: str) -> list[str]:
+        res = run_cli("search", query, "-f", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(Path(r["path"]).name for r in json.loads(res.out))
+
+    assert names("collection:CA collection:CB") == ["eiffel tower.jpg", "paris.jpg", "sunset.png"]
+    assert names("collection:CA collection:cb collection:ca") == ["eiffel tower.jpg", "paris.jpg", "sunset.png"]
+    assert names("collection:CA collection:CB eiffel") == ["eiffel tower.jpg"]
+
+
+def test_a_smart_collection_whose_condition_fails_then_works_is_searched_as_it_is(tmp_path: Path) -> None:
+    """A QA finding: while a smart collection's condition failed on the data (a CAST of a
+    name that is not a number), documents nothing touched still held its name, those
+    indexed meanwhile lost it, and once it worked again they never got it back."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for n in ("1", "2"):
+        (lib / f"{n}.txt").write_text(n)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Numbers", "--smart", "CAST(split_part(name, '.', 1) AS INTEGER) > 0",
+                   catalog=catalog).rc == 0
+
+    def found() -> list[str]:
+        res = run_cli("search", "numbers", "-f", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(Path(r["path"]).name for r in json.loads(res.out))
+
+    assert found() == ["1.txt", "2.txt"]
+    (lib / "abc.txt").write_text("not a number")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == []  # failing: its name is left out of every document
+    assert run_cli("tag", "add", "holiday", lib / "1.txt", catalog=catalog).rc == 0
+    assert found() == []
+    (lib / "abc.txt").unlink()
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == ["1.txt", "2.txt"]  # working again: every document holds it

@@ -16,6 +16,7 @@ filters `kind:`, `ext:`, `year:2019` or `year:2018..2020`, `tag:` (a whole subtr
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import time
@@ -234,13 +235,16 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.media_id = s.media_id AND f.status = 'present')
             {within.format(col='s.media_id')}
         """).fetchall()]
+        left_out: list[str] = []  # smart collections whose condition failed on the data
         try:
             state = _stage_changed(cat, index, within, smart, gone)
         except duckdb.Error:
             index.discard_staged()
             if not smart:
                 raise
-            state = _stage_changed(cat, index, within, _working(cat, smart, within), gone)
+            working = _working(cat, smart, within)
+            left_out = sorted(name for name, _ in smart if name not in {n for n, _ in working})
+            state = _stage_changed(cat, index, within, working, gone)
         except BaseException:
             index.discard_staged()
             raise
@@ -270,7 +274,31 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
         index.discard_staged()  # empty batches alone: nothing to commit
     if only is None:  # every document compared: in step as of the latest scan
         _mark_synced(cat, cat.con.execute("SELECT max(scan_id) FROM scans").fetchall()[0][0])
+        if left_out != _left_out(cat):
+            with cat.transaction() as con:
+                con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [LEFT_OUT, json.dumps(left_out)])
+    elif left_out != _left_out(cat):
+        # A smart collection's condition began or stopped failing on the data (a file whose
+        # name its CAST cannot read came or went): every document holds its name or not,
+        # not only those this update looked at, so every document is compared.
+        whole = refresh(cat, catalog_path)
+        return RefreshResult(state.num_rows + whole.indexed, len(gone) + whole.removed, whole.total,
+                             time.perf_counter() - t0)
     return RefreshResult(state.num_rows, len(gone), int(index.num_docs()), time.perf_counter() - t0)
+
+
+# `meta` key: the smart collections whose condition failed on the data at the index's last
+# full update (a JSON list of names), which the documents then left out.
+LEFT_OUT = "search_smart_left_out"
+
+
+def _left_out(cat: Catalog) -> list[str]:
+    rows = cat.con.execute("SELECT value FROM meta WHERE key = ?", [LEFT_OUT]).fetchall()
+    try:
+        got = json.loads(rows[0][0]) if rows else []
+    except ValueError:
+        return []
+    return got if isinstance(got, list) else []
 
 
 # Documents handed to the index at a time (see `_stage_changed`).
@@ -414,14 +442,15 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
     if not _ours(cat, folder):
         raise InvalidInputError(f"the search index at {folder} is another catalog's or another version's: run "
                                 "`mediaforge search --reindex`")
+    # Several collections are alternatives, as several values of any filter are: their
+    # members together, each collection's in its order, the first's first.
     restrict: list[str] | None = None
     named: set[str] = set()
     for _, value, key in words:
         if key == "collection" and value not in named:  # each once: a smart one runs its condition
             named.add(value)
             ids = members(cat, value, any_case=True)
-            keep = set(ids)
-            restrict = ids if restrict is None else [i for i in restrict if i in keep]
+            restrict = list(dict.fromkeys([*(restrict or []), *ids]))
     # The rest goes to the index as typed (quotes and escapes for its own lexer).
     text = " ".join(raw for raw, _, key in words if key != "collection")
     if not text:  # a collection alone: its members, in its order, with their years from the catalog
