@@ -1229,14 +1229,31 @@ def test_a_thumbnail_folder_that_refuses_writes_is_said_after_the_run(tmp_path: 
                            timeout=120, **unprivileged.popen)
         text = subprocess.run(cli_cmd("meta", "--no-fingerprints", "--retry-failed"), env=cli_env(catalog),
                               capture_output=True, timeout=120, **unprivileged.popen)
+        # QA findings: a retry without thumbnails made the content `ok` and dropped what
+        # making its thumbnail had found; `thumbs` counted a refused one as failed.
+        again = subprocess.run(cli_cmd("meta", "--retry-failed", "--no-thumbs", "--json"), env=cli_env(catalog),
+                               capture_output=True, timeout=120, **unprivileged.popen)
+        os.chmod(thumbs, 0o755)  # (a `thumbs/` it cannot write stops `thumbs` before it starts)
+        (thumbs / "256").mkdir(exist_ok=True)
+        os.chmod(thumbs / "256", 0o555)
+        only = subprocess.run(cli_cmd("thumbs", "--missing-only", "--json"), env=cli_env(catalog),
+                              capture_output=True, timeout=120, **unprivileged.popen)
     finally:
         os.chmod(thumbs, 0o755)
+        if (thumbs / "256").exists():
+            os.chmod(thumbs / "256", 0o755)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["thumbs_refused"] == 1
     assert "1 thumbnail not written: their folder refused them" in text.stdout.decode(), text.stdout
     messages = [r["message"] for r in rows(catalog, "SELECT message FROM meta_errors WHERE stage = 'thumb'")]
     assert messages and all(m.startswith("thumbnail not written: Permission denied (") and str(thumbs) in m
                             for m in messages), messages
+    got = json.loads(again.stdout)
+    assert (got["files"], got["ok"], got["partial"]) == (1, 0, 1), got
+    assert rows(catalog, "SELECT m.status, count(e.blake3) AS notes FROM media m LEFT JOIN meta_errors e "
+                         "ON e.blake3 = m.blake3 AND e.stage = 'thumb' GROUP BY 1") == [{"status": "partial", "notes": 1}]
+    got = json.loads(only.stdout or b"null")
+    assert got is not None and (got["partial"], got["failed"], got["thumbs_refused"]) == (1, 0, 1), only.stderr
 
 
 @pytest.mark.parametrize(("args", "code"), [(("scan", "/no/such/folder"), ExitCode.PATH),

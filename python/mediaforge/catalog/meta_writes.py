@@ -281,12 +281,15 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
             for table in _FINGERPRINT_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM mf_keys) "
                             "AND blake3 NOT IN (SELECT blake3 FROM mf_kept)")
-        if kept or undecoded:
+        if kept or undecoded or thumbed:
+            # What making the thumbnail found (refused by its folder, held back for want
+            # of room) stays with a content this run made none for, as its fingerprints'.
             con.execute(f"DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_keys) "
                         f"AND NOT (blake3 IN (SELECT blake3 FROM mf_kept) AND ({_FOUND_BY_FP})) "
-                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_undecoded) AND stage = 'decode')", [PICTURES_END])
+                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_undecoded) AND stage = 'decode') "
+                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_thumbed) AND stage = 'thumb')", [PICTURES_END])
         _replace(con, batches, delete=tuple(t for t in batches if not (
-            kept and t in _FINGERPRINT_TABLES or (kept or undecoded) and t == "meta_errors")))
+            kept and t in _FINGERPRINT_TABLES or (kept or undecoded or thumbed) and t == "meta_errors")))
         if kept:
             kept_partial += _partial_where_fingerprint_failed(con, "mf_kept")
         if undecoded:
@@ -301,6 +304,9 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
                         f"WHERE streams.blake3 = o.blake3 AND streams.rotation IS NULL AND o.rotation IS NOT NULL "
                         f"AND {_VIDEO_STREAM}")
             con.execute("DROP TABLE mf_old_thumbs")
+            kept_partial += _changed(con.execute(
+                "UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (SELECT blake3 FROM "
+                "meta_errors WHERE stage = 'thumb' AND blake3 IN (SELECT blake3 FROM mf_thumbed))"))
     return kept_partial
 
 

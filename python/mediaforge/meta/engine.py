@@ -138,8 +138,8 @@ def _status(result: dict[str, Any], config: ExtractConfig) -> str:
     if result["media"] is not None:
         return result["media"]["status"]
     if config.thumbs:
-        if result["thumb"] is None:  # held back for want of room is not a failure
-            return PARTIAL if result.get("low_space") else ERROR
+        if result["thumb"] is None:  # held back for want of room, or refused by its folder, is not a failure
+            return PARTIAL if result.get("low_space") or result.get("thumb_refused") else ERROR
         return OK
     made = result["hashes"] or result["video_hashes"] or result["audio_hash"]
     return OK if made else ERROR
