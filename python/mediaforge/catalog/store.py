@@ -409,6 +409,11 @@ class Catalog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def meta_value(self, key: str) -> str | None:
+        """The `meta` table's value for `key`, or None."""
+        rows = self.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+        return rows[0][0] if rows else None
+
     @property
     def schema_version(self) -> int:
         return int(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])

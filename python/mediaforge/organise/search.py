@@ -293,9 +293,8 @@ LEFT_OUT = "search_smart_left_out"
 
 
 def _left_out(cat: Catalog) -> list[str]:
-    rows = cat.con.execute("SELECT value FROM meta WHERE key = ?", [LEFT_OUT]).fetchall()
     try:
-        got = json.loads(rows[0][0]) if rows else []
+        got = json.loads(cat.meta_value(LEFT_OUT) or "[]")
     except ValueError:
         return []
     return got if isinstance(got, list) else []

@@ -336,7 +336,7 @@ def _unmounted(cat: Catalog, gone: pa.Table | None, gone_devs: list[int], roots:
 
     held: dict[bytes, int] = {}
     with contextlib.suppress(ValueError, TypeError, binascii.Error):
-        for path, dev in json.loads(_meta(cat, "unmounted_folders") or "[]"):
+        for path, dev in json.loads(cat.meta_value("unmounted_folders") or "[]"):
             held[base64.b64decode(path)] = int(dev)
     found: dict[bytes, int] = {f: dev for f, dev in held.items()
                                if _empty_elsewhere(f, dev) and any(_at_or_below(f, r) for r in roots)}
@@ -360,11 +360,6 @@ def _unmounted(cat: Catalog, gone: pa.Table | None, gone_devs: list[int], roots:
             else:
                 con.execute("DELETE FROM meta WHERE key = 'unmounted_folders'")
     return [f for f in found if any(_at_or_below(f, r) for r in roots)]
-
-
-def _meta(cat: Catalog, key: str) -> str | None:
-    rows = cat.con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
-    return rows[0][0] if rows else None
 
 
 def _existing_above(path: bytes) -> bytes | None:
