@@ -392,8 +392,9 @@ def test_moves_that_fail_leave_no_folders_behind(tmp_path: Path) -> None:
 
 def test_a_move_whose_original_cannot_go_leaves_no_second_copy(tmp_path: Path) -> None:
     """A move to another file system copies, then removes the original: when that cannot
-    be removed (an immutable folder; a read-only disk), the copy made went again, and the
-    step is skipped. Each run left one more whole copy at the destination."""
+    be removed (an immutable file; a read-only disk), the copy made went again, and the
+    step is skipped. Each run left one more whole copy at the destination. (The file, not
+    its folder, is immutable: a folder that may not be written is seen before any copy.)"""
     import json
     import shutil
 
@@ -408,7 +409,7 @@ def test_a_move_whose_original_cannot_go_leaves_no_second_copy(tmp_path: Path) -
     _scan_bare(catalog, lib)
     disk = tmp_path / "disk"
     _mount_tiny(disk, "2m")
-    locked = subprocess.run(["chattr", "+i", str(lib / "b")], capture_output=True)
+    locked = subprocess.run(["chattr", "+i", str(lib / "b" / "x.bin")], capture_output=True)
     if locked.returncode != 0:
         subprocess.run(["umount", str(disk)], check=False)
         pytest.skip("this file system has no immutable flag")
@@ -418,14 +419,11 @@ def test_a_move_whose_original_cannot_go_leaves_no_second_copy(tmp_path: Path) -
                        "--apply", "--json")
             out = json.loads(res.stdout)
             assert res.returncode == 8 and out["done"] == 0, (res.stderr, out)
-            # Looked at before anything is copied (an immutable folder may not be written),
-            # else found when the original would not go.
-            assert [("could not move it" in s["why"] or "may not be written" in s["why"])
-                    for s in out["skipped"]] == [True], out
+            assert ["could not move it" in s["why"] for s in out["skipped"]] == [True], out
             assert [f for _, _, fs in os.walk(disk / "o") for f in fs] == []
         assert (lib / "b" / "x.bin").read_bytes() == b"\x02" * 50_000
     finally:
-        subprocess.run(["chattr", "-i", str(lib / "b")], check=False)
+        subprocess.run(["chattr", "-i", str(lib / "b" / "x.bin")], check=False)
         subprocess.run(["umount", str(disk)], check=False)
     # The library on a disk mounted read-only: the dry run already says so.
     ro = tmp_path / "ro"

@@ -373,8 +373,8 @@ class Catalog:
 
     def _migrate(self, current: int, keep_rows: bool = False) -> None:
         """Run the migrations from `current` on. `keep_rows`: without the steps that drop
-        rows (`DELETE FROM`: contents for the next scan to extract again, records it
-        will make anew), for a copy nothing will extract into (`_upgraded_in_memory`)."""
+        `media` rows for the next scan to extract again, for a copy nothing will extract
+        into (`_upgraded_in_memory`)."""
         with self.transaction():
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[version]:
@@ -501,7 +501,9 @@ class Catalog:
 
 # The in-memory copies of older catalogs this process read (`_upgraded_in_memory`), by path.
 _IN_MEMORY: dict[str, duckdb.DuckDBPyConnection] = {}
-_DROPS_ROWS = re.compile(r"\s*DELETE\s+FROM\s", re.I)
+# The steps that drop `media` rows for the next scan to extract again (versions 19, 20,
+# 22); other deletions (fingerprints and groups made wrong, marks) run in a copy too.
+_DROPS_ROWS = re.compile(r"\s*DELETE\s+FROM\s+media\s", re.I)
 
 
 class _NeedsUpgrade(CatalogVersionError):

@@ -285,10 +285,14 @@ def _mounts() -> list[_Mount]:
 def _place(path: bytes, mounts: list[_Mount]) -> tuple[tuple[int, int], bytes] | None:
     """Where `path` (links resolved; a part that does not exist yet kept as it is) lies:
     its file system's device, and its path within that file system."""
+    def at_or_below(p: bytes, folder: bytes) -> bool:
+        return p == folder or p.startswith(folder.rstrip(b"/") + b"/")
+
     real = os.path.realpath(path)
     best = None
-    for m in mounts:
-        if real == m.point or real.startswith(m.point.rstrip(b"/") + b"/"):
+    for i, m in enumerate(mounts):
+        # A mount made later at it or at a folder above it hides it.
+        if at_or_below(real, m.point) and not any(at_or_below(m.point, later.point) for later in mounts[i + 1:]):
             if best is None or len(m.point) >= len(best.point):
                 best = m
     if best is None:
@@ -815,7 +819,7 @@ _NO_LEASES = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "afs", "fuse
 
 
 @contextlib.contextmanager
-def _lease(path: bytes, expected: tuple[int, int] | None = None) -> Iterator[Callable[[], bool]]:
+def _lease(path: bytes, expected: int | None = None) -> Iterator[Callable[[], bool]]:
     """A read lease on the copy for the time of its step (`fcntl(F_SETLEASE, F_RDLCK)`):
     `_Writing` when a program has it open for writing now, whose later writes would go to
     an inode no name leads to once the copy is replaced by a link, or moved to another disk
@@ -830,7 +834,9 @@ def _lease(path: bytes, expected: tuple[int, int] | None = None) -> Iterator[Cal
         return
     try:
         st = os.fstat(fd)
-        if expected is not None and _inode(st) != expected:
+        # By inode number, as `_look` compares (a disk mounted again may show another
+        # device number than the scan saw).
+        if expected is not None and st.st_ino != expected:
             raise _Writing("another file is at its path now (replaced as it was looked at): left alone")
         _sigio_handled()
         try:
@@ -861,7 +867,7 @@ def _sigio_handled() -> None:
 def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome) -> str | None:
     """Do one checked step, journaled before and after; the reason when it could not be done."""
     try:
-        with _lease(s.victim, (s.dev, s.inode)) as written:
+        with _lease(s.victim, s.inode) as written:
             return _act_leased(action, s, dest, journal, out, written)
     except _Writing as e:
         return str(e)

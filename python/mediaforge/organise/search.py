@@ -248,6 +248,25 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
         except BaseException:
             index.discard_staged()
             raise
+        if only is not None and left_out != _left_out(cat):
+            # A smart collection's condition began or stopped failing on the data, as this
+            # update's documents show: whether it does is a matter of every file (a name
+            # its CAST cannot read came or went), so it is asked of every file.
+            every = _working(cat, smart, "") if smart else []
+            left_out = sorted(name for name, _ in smart if name not in {n for n, _ in every})
+            index.discard_staged()
+            state = None
+            if left_out == _left_out(cat):
+                try:  # as it was: these documents staged with the collections that work on every file
+                    state = _stage_changed(cat, index, within, every, gone)
+                except BaseException:
+                    index.discard_staged()
+                    raise
+    if state is None:
+        # Every document holds its name or not, not only those this update looked at:
+        # every document is compared (which marks the index in step by itself).
+        whole = refresh(cat, catalog_path)
+        return RefreshResult(whole.indexed, whole.removed, whole.total, time.perf_counter() - t0)
     if state.num_rows or gone:
         # The token goes first: a crash before the new one is recorded on both sides
         # leaves them apart, and the index is rebuilt. A commit that fails (a full disk,
@@ -277,13 +296,6 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
         if left_out != _left_out(cat):
             with cat.transaction() as con:
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [LEFT_OUT, json.dumps(left_out)])
-    elif left_out != _left_out(cat):
-        # A smart collection's condition began or stopped failing on the data (a file whose
-        # name its CAST cannot read came or went): every document holds its name or not,
-        # not only those this update looked at, so every document is compared.
-        whole = refresh(cat, catalog_path)
-        return RefreshResult(state.num_rows + whole.indexed, len(gone) + whole.removed, whole.total,
-                             time.perf_counter() - t0)
     return RefreshResult(state.num_rows, len(gone), int(index.num_docs()), time.perf_counter() - t0)
 
 
@@ -368,8 +380,8 @@ def refresh_changed(cat: Catalog, catalog_path: Path, ids: Sequence[str] | None,
     marks the index in step as of the latest scan by itself."""
     if index_dir(catalog_path).exists():
         refresh(cat, catalog_path, only=ids)
-    if held is not None and ids is not None:
-        unhold_step(cat, held)
+    if held is not None and ids is not None and cat.meta_value(SYNCED) is None:
+        unhold_step(cat, held)  # (a refresh that compared every document marked it in step itself)
 
 
 def unhold_step(cat: Catalog, held: str) -> None:
