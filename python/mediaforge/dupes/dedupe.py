@@ -226,6 +226,8 @@ def _mounted_inside(target: Path, library: list[bytes]) -> bytes | None:
     a bind mount of it, of a folder in it, or of a folder above it. Each is placed on its
     file system (`_place`: the mount's device, and the path within that file system, as
     /proc/self/mountinfo tells), which is one place whichever mount it is reached by."""
+    from ..catalog.writes import below
+
     mounts = _mounts()
     if not mounts:  # (no mount table to read) one folder, one device and inode number
         roots: dict[tuple[int, int], bytes] = {}
@@ -247,8 +249,7 @@ def _mounted_inside(target: Path, library: list[bytes]) -> bytes | None:
         return None
     for r in library:
         there = _place(r, mounts)
-        if there is not None and there[0] == place[0] and (
-                place[1] == there[1] or place[1].startswith(there[1].rstrip(b"/") + b"/")):
+        if there is not None and there[0] == place[0] and below(place[1], [there[1]]):
             return r
     return None
 
@@ -285,14 +286,13 @@ def _mounts() -> list[_Mount]:
 def _place(path: bytes, mounts: list[_Mount]) -> tuple[tuple[int, int], bytes] | None:
     """Where `path` (links resolved; a part that does not exist yet kept as it is) lies:
     its file system's device, and its path within that file system."""
-    def at_or_below(p: bytes, folder: bytes) -> bool:
-        return p == folder or p.startswith(folder.rstrip(b"/") + b"/")
+    from ..catalog.writes import below
 
     real = os.path.realpath(path)
     best = None
     for i, m in enumerate(mounts):
         # A mount made later at it or at a folder above it hides it.
-        if at_or_below(real, m.point) and not any(at_or_below(m.point, later.point) for later in mounts[i + 1:]):
+        if below(real, [m.point]) and not below(m.point, [later.point for later in mounts[i + 1:]]):
             if best is None or len(m.point) >= len(best.point):
                 best = m
     if best is None:

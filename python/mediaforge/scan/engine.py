@@ -18,11 +18,11 @@ from .. import _core, _ctrlc
 from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
-                              write_errors, write_files)
+                              below, write_errors, write_files)
 from ..config import thread_count
 from ..errors import raw_b64
 from ..stop import Stop
-from .launch import ScanConfig, Walk, _at_or_below, display
+from .launch import ScanConfig, Walk, display
 
 
 @dataclass(frozen=True)
@@ -339,8 +339,8 @@ def _unmounted(cat: Catalog, gone: pa.Table | None, gone_devs: list[int], roots:
         for path, dev in json.loads(cat.meta_value("unmounted_folders") or "[]"):
             held[base64.b64decode(path)] = int(dev)
     found: dict[bytes, int] = {f: dev for f, dev in held.items()
-                               if _empty_elsewhere(f, dev) and any(_at_or_below(f, r) for r in roots)}
-    found.update({f: dev for f, dev in held.items() if not any(_at_or_below(f, r) for r in roots)})  # not looked at
+                               if _empty_elsewhere(f, dev) and below(f, roots)}
+    found.update({f: dev for f, dev in held.items() if not below(f, roots)})  # not looked at
     if gone is not None and gone.num_rows and gone_devs:
         with cat.registered("mf_gone", gone):
             rows = cat.con.execute("""
@@ -359,7 +359,7 @@ def _unmounted(cat: Catalog, gone: pa.Table | None, gone_devs: list[int], roots:
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('unmounted_folders', ?)", [value])
             else:
                 con.execute("DELETE FROM meta WHERE key = 'unmounted_folders'")
-    return [f for f in found if any(_at_or_below(f, r) for r in roots)]
+    return [f for f in found if below(f, roots)]
 
 
 def _existing_above(path: bytes) -> bytes | None:
