@@ -146,6 +146,12 @@ def test_an_empty_catalog_file_is_made_a_catalog_and_other_files_are_named(media
     res = run_cli("scan", media_tree.root, "--no-meta", catalog=tmp_path / "w.duckdb")
     assert res.rc == ExitCode.CATALOG_INVALID
     assert_one_line_error(res.err, "w.duckdb.wal is a folder")
+    # A file whose size says 0 but which holds text (procfs) is no empty catalog: it is
+    # named as no catalog, and neither read as empty nor removed by a scan.
+    for args in (("stats",), ("scan", media_tree.root, "--no-meta")):
+        res = run_cli(*args, catalog="/proc/self/status")
+        assert res.rc == ExitCode.CATALOG_INVALID, (args, res)
+        assert_one_line_error(res.err, "not a readable DuckDB catalog")
 
 
 @pytest.mark.parametrize("cut", [8192, 0])

@@ -62,6 +62,9 @@ def empty_catalog(path: Path | str) -> str | None:
     size = os.stat(path).st_size
     wal = f"{path}.wal"
     if size == 0:
+        with open(path, "rb") as f:
+            if f.read(1):  # a file whose size says nothing (procfs, sysfs): it is no catalog
+                return None
         if os.path.isfile(wal) and os.path.getsize(wal) > 0:
             raise CatalogInvalidError(
                 f"the catalog file {path} is empty but its log {wal} holds changes: the file was emptied after it "
