@@ -244,7 +244,7 @@ def test_a_tag_of_thousands_of_frames_is_read_past_for_the_sound(tmp_path: Path)
     big cover) is read by libav as before, in every ID3v2 version."""
     from mutagen import id3
 
-    from mediaforge.meta.probe import MOST_ID3_FRAMES, id3_skip
+    from mediaforge.meta.id3 import MOST_ID3_FRAMES, id3_skip
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -275,6 +275,69 @@ def test_a_tag_of_thousands_of_frames_is_read_past_for_the_sound(tmp_path: Path)
     assert _one(catalog, "tags_audio", lib / "many.mp3")["title"] == "Many frames"
     assert _errors(catalog, lib / "many.mp3") == []
     assert _media(catalog, lib / "cover.mp3")["duration"] == pytest.approx(2.0, abs=0.1)
+
+
+def _tagged_mp3(path: Path, version: int, patches: list[tuple[bytes, bytes]], unsync: bool = False) -> None:
+    """An MP3 whose ID3v2 tag mutagen wrote, then had bytes of its frames changed (each
+    patch the same length, so the frame sizes stay true); `unsync`: the whole tag written
+    again unsynchronised (ID3v2.3's flag 0x80, every 0xFF followed by a 0x00)."""
+    from mutagen import id3
+
+    media_corpus._audio(path, "libmp3lame", "mp3", 1.0)
+    tags = id3.ID3()
+    tags.add(id3.TIT2(encoding=3, text="Caf\u00e9!"))
+    tags.add(id3.TPE1(encoding=3, text="Artist"))
+    tags.add(id3.TALB(encoding=3, text="Album"))
+    tags.add(id3.TCON(encoding=3, text="Rock"))
+    tags.add(id3.TXXX(encoding=3, desc="REPLAYGAIN_TRACK_GAIN", text="-6.50 dB"))
+    tags.save(path, v2_version=version, padding=lambda info: 0)
+    data = path.read_bytes()
+    for old, new in patches:
+        assert len(old) == len(new) and data.count(old) == 1, old
+        data = data.replace(old, new)
+    if unsync:
+        size = int.from_bytes(data[6:10], "big")
+        size = sum(((size >> (8 * k)) & 0x7F) << (7 * k) for k in range(4))
+        body = data[10:10 + size].replace(b"\xff", b"\xff\x00")
+        n = len(body)
+        head = data[:5] + bytes([data[5] | 0x80]) + bytes((n >> s) & 0x7F for s in (21, 14, 7, 0))
+        data = head + body + data[10 + size:]
+    path.write_bytes(data)
+
+
+def test_id3_text_frames_mutagen_drops_are_read_as_their_bytes_most_likely_are(tmp_path: Path) -> None:
+    """A QA finding: mutagen drops an ID3 text frame whole when its text does not decode
+    as its encoding byte says (Windows bytes in a frame marked UTF-8, an encoding byte
+    that names none), and the title, album or a user text went missing without a word.
+    They are read again from the tag's bytes; frames mutagen read are left as it read
+    them, and an unsynchronised ID3v2.3 tag is read after its 0x00s are taken out."""
+    import mutagen
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    cp1252 = [(b"\x03Caf\xc3\xa9!", b"\x03Caf\xe9!!"), (b"\x03Album", b"\x05Album"),
+              (b"\x03REPLAYGAIN", b"\x06REPLAYGAIN")]
+    _tagged_mp3(lib / "v24.mp3", 4, cp1252)
+    # ID3v2.3 writes UTF-16 with a byte-order mark: an encoding byte that names none, and
+    # one frame's text as UTF-16 with no mark (which decodes: that frame mutagen reads).
+    bad_bytes = [(b"\x01\xff\xfeA\x00l\x00b", b"\x07\xff\xfeA\x00l\x00b"),
+                 (b"\x01\xff\xfeC\x00a\x00f\x00", b"\x09\xff\xfeC\x00a\x00f\x00")]
+    _tagged_mp3(lib / "v23.mp3", 3, bad_bytes)
+    _tagged_mp3(lib / "v23u.mp3", 3, bad_bytes, unsync=True)
+    _tagged_mp3(lib / "fine.mp3", 4, [])
+    for name in ("v24.mp3", "v23.mp3", "v23u.mp3"):  # what the fix is for: mutagen drops them
+        assert "TALB" not in mutagen.File(lib / name).tags, name
+    assert not mutagen.File(lib / "v24.mp3").tags.getall("TXXX")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = {name: _one(catalog, "tags_audio", lib / name) for name in ("v24.mp3", "v23.mp3", "v23u.mp3", "fine.mp3")}
+    assert {k: got["v24.mp3"][k] for k in ("title", "artist", "album", "genre", "rg_track_gain")} == {
+        "title": "Caf\u00e9!!", "artist": "Artist", "album": "Album", "genre": "Rock", "rg_track_gain": -6.5}, got["v24.mp3"]
+    for name in ("v23.mp3", "v23u.mp3"):
+        assert {k: got[name][k] for k in ("title", "artist", "album", "genre")} == {
+            "title": "Caf\u00e9!", "artist": "Artist", "album": "Album", "genre": "Rock"}, (name, got[name])
+    assert {k: got["fine.mp3"][k] for k in ("title", "album")} == {"title": "Caf\u00e9!", "album": "Album"}
+
 
 
 def test_a_webp_cut_short_says_so_and_a_sound_of_no_length_has_none(tmp_path: Path) -> None:

@@ -4,12 +4,15 @@ embedded cover art."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 from typing import Any
 
 import mutagen
+
+from .id3 import text_frames
 
 # Our column -> the key in each tag family. ID3 uses frame ids (TXXX:desc for user
 # text), Vorbis comments are case-insensitive names, MP4 uses atom names.
@@ -244,6 +247,8 @@ def read_audio(path: str | bytes,
     (FLAC, ALAC, WavPack, Monkey's Audio, AIFF, WAV: 16, 24; None where it states none)."""
     f = _open(path, container)
     bits = _stated_bits(f)
+    if f is not None and type(f.tags).__name__ == "ID3" and (container == "mp3" or type(f).__name__ == "MP3"):
+        _mend_id3(path, f.tags)
     row = _tag_row(f.tags) if f is not None and f.tags is not None else None
     mp3 = container == "mp3" or (container is None and type(f).__name__ == "MP3")  # (libav could not tell)
     if mp3 and (ape := _ape_tags(path)) is not None:
@@ -266,6 +271,23 @@ def read_audio(path: str | bytes,
     cover = _cover(f)
     row["has_cover"] = cover is not None
     return row, cover, bits
+
+
+def _mend_id3(path: str | bytes, tags: Any) -> None:
+    """Puts back into mutagen's ID3 `tags` (of the tag at the start of an MP3) the text
+    frames it dropped because their text did not decode as their encoding byte says."""
+    from mutagen.id3 import Frames
+
+    have: dict[str, int] = {}
+    for frame in tags.values():
+        have[frame.FrameID] = have.get(frame.FrameID, 0) + 1
+    for fid, values in text_frames(path, have):
+        key = f"TXXX:{values[0]}" if fid == "TXXX" else fid
+        if fid not in Frames or key in tags or (fid == "TXXX" and len(values) < 2):
+            continue
+        with contextlib.suppress(ValueError, TypeError):  # (a date that is none, say)
+            text = values[1:] if fid == "TXXX" else values
+            tags.add(Frames[fid](encoding=3, text=text, **({"desc": values[0]} if fid == "TXXX" else {})))
 
 
 def _stated_bits(f: Any) -> int | None:

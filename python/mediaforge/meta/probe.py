@@ -21,6 +21,7 @@ from typing import Any
 import av
 
 from . import AUDIO_FINGERPRINT_SECONDS, LONGEST_S
+from .id3 import id3_skip
 
 # libav's enums (AVColorTransferCharacteristic, AVColorPrimaries), the values seen in the field.
 _TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 13: "iec61966-2-1",
@@ -359,54 +360,9 @@ def attached_cover(path: str | bytes) -> bytes | None:
     return None
 
 
-# More ID3v2 frames than a tag holds in use (a few dozen, a few hundred with lyrics or
-# chapters): libav adds each to its tag dictionary by a look through those before it, so
-# a hostile tag of 50,000 frames takes it half a minute. Past this many the sound is read
-# from after the tag (mutagen reads the tags, in a fraction of a second).
-MOST_ID3_FRAMES = 2000
-
-
-def id3_skip(f: Any) -> int:
-    """Where the sound starts in the open file `f` (at its start) when an ID3v2 tag there
-    holds more than `MOST_ID3_FRAMES` frames; 0 otherwise (no tag, or a usual one). The
-    frames are counted by their headers alone, seeking past each one's body."""
-    head = f.read(10)
-    if len(head) < 10 or head[:3] != b"ID3" or head[3] not in (2, 3, 4) or any(b & 0x80 for b in head[6:10]):
-        return 0
-    version, flags = head[3], head[5]
-    end = 10 + _syncsafe(head[6:10]) + (10 if version == 4 and flags & 0x10 else 0)
-    if end < 11 * MOST_ID3_FRAMES:  # too small to hold that many
-        return 0
-    pos = 10
-    if flags & 0x40 and version in (3, 4):  # an extended header first
-        ext = f.read(4)
-        if len(ext) < 4:
-            return 0
-        pos += _syncsafe(ext) if version == 4 else 4 + int.from_bytes(ext, "big")
-    size_at, head_len = (3, 6) if version == 2 else (4, 10)
-    for _ in range(MOST_ID3_FRAMES + 1):
-        f.seek(pos)
-        frame = f.read(head_len)
-        if len(frame) < head_len or frame[0] == 0:  # the tag's end, or its padding
-            return 0
-        raw = frame[size_at:size_at + (3 if version == 2 else 4)]
-        pos += head_len + (_syncsafe(raw) if version == 4 else int.from_bytes(raw, "big"))
-        if pos > end:
-            return 0
-    return end
-
-
 # The last file looked at, and where its sound starts: a file's container is opened a few
 # times (probe, thumbnail, fingerprint, length), its tag looked at once.
 _LAST_SKIP: list[tuple[str | bytes, int]] = []
-
-
-def _syncsafe(b: bytes) -> int:
-    """An ID3v2 size: 7 bits a byte."""
-    n = 0
-    for x in b:
-        n = (n << 7) | (x & 0x7F)
-    return n
 
 
 class _From:
