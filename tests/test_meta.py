@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import random
 import re
@@ -689,17 +690,24 @@ def test_catalogs_from_before_wma_tags_and_xmp_gps_extract_them_again(tmp_path: 
 
 def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     """An iPhone's MOV keeps its local time in `com.apple.quicktime.creationdate`, its
-    container time in UTC: taken_at is the local one, as for the phone's photos."""
+    container time in UTC: taken_at is the local one, as for the phone's photos. A
+    fraction of a second written in a tag is kept (a QA finding: it was dropped)."""
     lib = tmp_path / "lib"
     lib.mkdir()
     _clip_with_metadata_keys(lib / "IMG_0001.MOV", "mov",
                              {"com.apple.quicktime.creationdate": "2019-05-04T10:00:00+0200",
                               "creation_time": "2019-05-04T08:00:00.000000Z"})
+    _clip_with_metadata_keys(lib / "IMG_0002.MOV", "mov",
+                             {"com.apple.quicktime.creationdate": "2021-06-15T14:34:56.789+0530"})
+    _clip_with_metadata_keys(lib / "clip.mkv", "matroska", {"DATE": "2019-05-04T10:00:00.5+02:00"})
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
     m = _media(catalog, lib / "IMG_0001.MOV")
     assert (m["format"], str(m["created_at"]), str(m["taken_at"])) == ("mov", "2019-05-04 08:00:00",
                                                                        "2019-05-04 10:00:00")
+    assert str(_media(catalog, lib / "IMG_0002.MOV")["taken_at"]) == "2021-06-15 14:34:56.789000"
+    m = _media(catalog, lib / "clip.mkv")
+    assert (str(m["created_at"]), str(m["taken_at"])) == ("2019-05-04 08:00:00.500000", "2019-05-04 10:00:00.500000")
 
 
 def test_a_sound_stream_that_names_no_layout_has_none(tmp_path: Path) -> None:
@@ -1660,6 +1668,10 @@ def test_each_exif_time_keeps_its_own_offset_and_placeholder_numbers_are_null() 
                    {5: 0, 6: TiffImagePlugin.IFDRational(0, 1)})
     assert {k: real[k] for k in ("exposure_time", "f_number", "focal_length", "iso", "gps_alt")} == {
         "exposure_time": 0.004, "f_number": 2.8, "focal_length": 50.0, "iso": 409600, "gps_alt": 0.0}
+    # 0 m below sea level, 0 degrees south and west: 0, not -0.0 (a QA finding).
+    zero = TiffImagePlugin.IFDRational(0, 1)
+    nowhere = exif_of({}, {}, {1: "S", 2: (zero, zero, zero), 3: "W", 4: (zero, zero, zero), 5: b"\x01", 6: zero})
+    assert [math.copysign(1.0, nowhere[k]) for k in ("gps_lat", "gps_lon", "gps_alt")] == [1.0, 1.0, 1.0], nowhere
 
 
 def test_a_huge_worker_count_is_cut_to_what_the_machine_can_run(tmp_path: Path) -> None:

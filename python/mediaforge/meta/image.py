@@ -507,7 +507,7 @@ def _gps_coord(value: Any, ref: Any, refs: str) -> float | None:
         if deg is None or deg < 0:  # the reference gives the side: a negative number is broken too
             return None
     if side in ("S", "W"):
-        deg = -abs(deg)
+        deg = -abs(deg) or 0.0  # (0 south is 0, not -0.0)
     return round(deg, 7)
 
 
@@ -570,7 +570,7 @@ def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[s
         lat = lon = None
     alt = _plausible(_num(gps.get(6)), 0, 1e6)
     if alt is not None and gps.get(5) in (1, b"\x01"):
-        alt = -alt
+        alt = -alt or 0.0  # (0 below sea level is 0, not -0.0)
     orientation = orientation_as_stored if orientation_as_stored is not None else ex.get(0x0112)
     iso = sub.get(0x8827)
     if isinstance(iso, tuple):

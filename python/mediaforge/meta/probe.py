@@ -61,9 +61,9 @@ def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
         return None
 
 
-# A date, and maybe a time, and maybe its offset from UTC (`2019-05-04`,
-# `2019-05-04T10:00:00+0200`, `2019-07-14T08:30:05.000000Z`); a fraction of a second is left.
-_WALL_TIME = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d*)?"
+# A date, and maybe a time with a fraction of a second, and maybe its offset from UTC
+# (`2019-05-04`, `2019-05-04T10:00:00.500+0200`, `2019-07-14T08:30:05.000000Z`).
+_WALL_TIME = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d*))?)?"
                         r"\s*([zZ]|[+-]\d{2}(?::?\d{2})?(?!\d))?)?")
 
 
@@ -75,10 +75,10 @@ def _written_time(s: str | None) -> tuple[datetime, str | None] | None:
     if not m:
         return None
     try:
-        t = datetime(*(int(x or 0) for x in m.groups()[:6]))
+        t = datetime(*(int(x or 0) for x in m.groups()[:6]), int((m.group(7) or "")[:6].ljust(6, "0")))
     except ValueError:
         return None
-    return None if t.year < 1971 else (t, m.group(7))
+    return None if t.year < 1971 else (t, m.group(8))
 
 
 def _utc_offset(zone: str | None) -> timedelta | None:
