@@ -928,6 +928,8 @@ def test_similar_pictures_keep_the_largest(tmp_path: Path) -> None:
                   catalog=catalog)
     out = json.loads(res.out)
     assert out["done"] == 1 and not (root / "small.jpg").exists() and (root / "full.jpg").exists()
+    # The steps done in the dry run's form (a QA finding: `phash_bits` was missing).
+    assert (out["steps"][0]["phash_bits"], out["groups_left_out"]) == (bits, 0), out
     assert run_cli("dedupe", "--undo", out["journal"], catalog=catalog).rc == 0
     assert (root / "small.jpg").exists()
     # Changed in place after the comparison, size and times kept: the hash check catches it.

@@ -934,7 +934,7 @@ def dedupe_cmd(
             plan = plan_similar(cat, keep, action, target, method)
             made = similar_made(cat, method)
             notes = media_notes(cat, plan.steps) if not do_apply and not as_json else {}
-            apart = phash_apart(cat, plan.steps) if not do_apply and method == "phash" else {}
+            apart = phash_apart(cat, plan.steps) if method == "phash" else {}
         if made is None and not as_json:  # not "no duplicates": none found, or none looked for yet
             print(f"nothing to do: no near-duplicate groups of {SIMILAR_NAMES[method]}; "
                   f"`mediaforge dupes --similar --kind {kind or 'image'}` finds them")
@@ -951,8 +951,8 @@ def dedupe_cmd(
                            "before --apply")
         if plan.stale:
             _to_stderr(f"mediaforge: warning: {render.counted(plan.stale, 'group')} left out: the file each was found "
-                       f"around is gone since; `mediaforge dupes --similar --kind {kind or 'image'}` groups the rest "
-                       "again")
+                       "around is gone since; `mediaforge scan` of its folder, then "
+                       f"`mediaforge dupes --similar --kind {kind or 'image'}`, groups the rest again")
     else:
         _hash_candidates(g.catalog, kind, g.quiet or as_json)
         with open_catalog(g.catalog, read_only=True) as cat:
@@ -1005,10 +1005,11 @@ def dedupe_cmd(
               + (f"; {len(linked):,} already linked" if linked else "")
               + (f"; {len(blocked):,} would be skipped (see above)" if blocked else "") + "; add --apply to do it")
         return
+    left_out = {"groups_left_out": plan.stale} if plan.similar else {}
     if not plan.steps:  # no journal, no trash folder, no undo command for nothing
         if as_json:
             render.dump_json({"done": 0, "already_linked": 0, "bytes": 0, "journal": None, "tags_carried": 0,
-                              "collections_carried": 0, "skipped": [], "steps": []})
+                              "collections_carried": 0, "skipped": [], "steps": [], **left_out})
         else:
             print(f"nothing to do: no duplicates to {action}")
         return
@@ -1047,7 +1048,7 @@ def dedupe_cmd(
             raise
         later_error = later_error or e
     with Stop():  # a second Ctrl-C (`timeout` signals the command, then its group) waits for the report
-        _print_outcome(out, DONE[action], as_json, action)
+        _print_outcome(out, DONE[action], as_json, action, apart, left_out)
     if out.journal_failed:  # after the report of what was done: exit 3 with the reason
         raise PathIOError(out.journal_failed)
     if later_error is not None:
@@ -1128,13 +1129,16 @@ def _step_rows(steps, action: str, dest: Path | None = None) -> list[dict]:  # n
              "size": s.size} for s in steps]
 
 
-def _print_outcome(out, verb: str, as_json: bool, action: str | None = None) -> None:  # noqa: ANN001
+def _print_outcome(out, verb: str, as_json: bool, action: str | None = None,  # noqa: ANN001
+                   apart: dict[tuple[str, str], int] | None = None, left_out: dict[str, int] | None = None) -> None:
     """The report of an --apply or --undo. Output that cannot be written (a full disk, a
     reader gone) still leaves, on stderr, what was done and the journal to undo it. With
     the reader gone, the command goes on to its own exit code (8 for skipped files, 3 for
-    a journal that could not be finished), as it would have with the report read."""
+    a journal that could not be finished), as it would have with the report read. `apart`
+    and `left_out`: a near-duplicate plan's pHash bits by pair and its groups left out,
+    for `--json`, as the dry run gives them."""
     try:
-        _write_outcome(out, verb, as_json, action)
+        _write_outcome(out, verb, as_json, action, apart or {}, left_out or {})
         sys.stdout.flush()
     except OSError as e:
         from . import _to_stderr
@@ -1172,12 +1176,16 @@ def _journal_word(journal: os.PathLike[str] | str) -> str:
     return shell_word(os.fsencode(journal))
 
 
-def _write_outcome(out, verb: str, as_json: bool, action: str | None) -> None:  # noqa: ANN001
+def _write_outcome(out, verb: str, as_json: bool, action: str | None,  # noqa: ANN001
+                   apart: dict[tuple[str, str], int], left_out: dict[str, int]) -> None:
     if as_json:
         # What was done, file by file: the steps of an --apply, the paths an undo restored.
         done = {"restored": [render.path_fields("path", p) for p in out.restored]} if verb == "restored" \
             else {"steps": _step_rows(out.done_steps, action or verb, out.dest)}
-        render.dump_json({"done": out.done, ("already_restored" if verb == "restored" else "already_linked"): out.already,
+        if apart:  # pictures: how far each is from the kept one, as in the dry run
+            for row, s in zip(done["steps"], out.done_steps, strict=True):
+                row["phash_bits"] = apart.get((s.keep_blake3 or "", s.blake3 or ""))
+        render.dump_json({**left_out, "done": out.done, ("already_restored" if verb == "restored" else "already_linked"): out.already,
                           "bytes": out.bytes_freed, "journal": None if out.journal is None else str(out.journal),
                           "tags_carried": out.tags_carried,
                           "collections_carried": out.collections_carried,

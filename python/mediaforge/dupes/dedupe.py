@@ -479,8 +479,34 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
             WHERE g.method = ? AND NOT {led} GROUP BY g.group_id HAVING count(DISTINCT f.path_bytes) > 1)""",
                                   [method]).fetchall()
     steps = _steps(rows)
-    return Plan(action, target, steps, similar=True, stale=int(stale),
+    # A leader the catalog has as present may be gone from its disk since the last scan:
+    # its group is left out all the same.
+    gone = _leaders_gone(cat, method, {s.group for s in steps})
+    steps = [s for s in steps if s.group not in gone]
+    return Plan(action, target, steps, similar=True, stale=int(stale) + len(gone),
                 names=_inode_names(cat, steps) if action == "move-to" else {})
+
+
+def _leaders_gone(cat: Catalog, method: str, groups: set[int]) -> set[int]:
+    """Of these groups of the method, those whose leader has no path on its disk as the
+    catalog knows it (a regular file of its size and mtime)."""
+    if not groups:
+        return set()
+    there: dict[int, bool] = {}
+    for g, path, size, mtime in cat.con.execute("""
+            SELECT DISTINCT g.group_id, f.path_bytes, f.size, f.mtime_ns FROM similar_groups g
+            JOIN files f ON f.blake3 = g.leader AND f.status = 'present'
+            WHERE g.method = ? AND g.group_id IN (SELECT unnest(?::BIGINT[]))""",
+                                                [method, sorted(groups)]).fetchall():
+        if there.get(g):
+            continue
+        try:
+            st = os.stat(bytes(path))
+        except (OSError, ValueError):
+            there[g] = False
+            continue
+        there[g] = stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns) == (size, mtime)
+    return {g for g in groups if not there.get(g)}
 
 
 def similar_made(cat: Catalog, method: str) -> tuple[int, datetime] | None:
