@@ -1742,6 +1742,7 @@ def test_prune_over_an_empty_mount_point_prunes_nothing(tmp_path: Path) -> None:
     root.mkdir()  # the bare mount point
     res = run_cli("scan", "--no-meta", "--prune", root, catalog=catalog)
     assert res.rc == 0 and "--prune did nothing" in res.out and "empty folder" in res.out, res.out
+    assert "once that disk is gone for good, remove the empty folder and prune again" in res.out, res.out
     s = scanned(catalog, root, "--prune")
     assert (s["missing"], s["pruned"], s["prune_skipped"]) == (0, 0, True)
     assert s["empty_roots"] == [str(root)]

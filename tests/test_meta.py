@@ -1985,6 +1985,33 @@ def test_a_worker_that_hangs_as_it_starts_is_stopped(tmp_path: Path, monkeypatch
     assert pool.failed_starts == 3 and not _workers(children_only=True)
 
 
+def test_workers_that_cannot_be_started_end_a_scan_after_its_summary(tmp_path: Path) -> None:
+    """A QA finding: an interpreter the user may not run (a venv linked into another
+    user's home) made a scan exit 3, for a path, with no `--json` summary, though its
+    walk was committed. It is now exit 1, as for workers that die as they start, after
+    the summary, whose `extract` holds the error; the walk stays in the catalog."""
+    site = tmp_path / "site"
+    site.mkdir()
+    blocked = tmp_path / "python"
+    blocked.write_bytes(b"")
+    blocked.chmod(0o644)  # no one may run it, root included
+    (site / "sitecustomize.py").write_text(f"import sys\nsys.executable = {str(blocked)!r}\n")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(40, 30, 2).save(lib / "a.png")
+    catalog = tmp_path / "c.duckdb"
+    env = cli_env(catalog, PYTHONPATH=f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    res = run_cli("scan", lib, "--json", catalog=catalog, env=env)
+    assert res.rc == 1, res
+    out = json.loads(res.out)
+    assert (out["new"], out["extract"]["error"].startswith("cannot start the extraction workers")) == (1, True), out
+    assert_one_line_error(res.err, f"cannot start the extraction workers ({blocked}: Permission denied)")
+    res = run_cli("meta", catalog=catalog, env=env)
+    assert res.rc == 1 and "cannot start the extraction workers" in res.err, res
+    assert rows(catalog, "SELECT count(*) AS n FROM files") == [{"n": 1}]
+    assert run_cli("meta", catalog=catalog).rc == 0
+
+
 @contextlib.contextmanager
 def _fed_fifos(tmp_path: Path, *names: str) -> Iterator[tuple[list[Path], list[threading.Event]]]:
     """FIFOs in `tmp_path`, and for each an event: once it is set, a small PNG takes the

@@ -23,8 +23,8 @@ from .. import __version__, catalog, meta
 from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_thumb_size, check_timeout,
                       default_catalog_path,
                       thumbs_dir)
-from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, Interrupted, InvalidInputError, MediaForgeError,
-                      PathIOError, PathNotFoundError, first_line, is_text, path_text, printable,
+from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, InternalError, Interrupted, InvalidInputError,
+                      MediaForgeError, PathIOError, PathNotFoundError, first_line, is_text, path_text, printable,
                       shell_word)
 from ..fsops import absolute, from_cwd, real
 from ..scan.launch import ScanConfig, claim_walk
@@ -215,7 +215,9 @@ def scan_cmd(
                                      summary.hashed_files))
                         xsummary = meta.extract(cat, xconfig, on_progress=xbar.update, prestart=False,
                                                 after_scan=(summary.scan_id, wrote))
-                except CatalogWriteError as e:  # a full disk: the scan is committed, its summary still printed
+                except (CatalogWriteError, InternalError) as e:
+                    # A full disk, or workers that cannot start: the scan is committed, its
+                    # summary still printed.
                     extract_error = e
             try:
                 indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried)
@@ -249,7 +251,7 @@ def scan_cmd(
     if prune and s.empty_roots:
         print(f"  --prune did nothing: {_root_text(s.empty_roots, s.empty_roots_raw)} is an empty folder (a disk not mounted there?), and a prune "
               "would drop every row the catalog has below it, with its tags; prune with a scan that finds the files, "
-              "or of the folder above")
+              "or, once that disk is gone for good, remove the empty folder and prune again")
     elif s.empty_roots:
         print(f"  {_root_text(s.empty_roots, s.empty_roots_raw)} is an empty folder (a disk not mounted there?)"
               + (": the files missing keep their rows and tags" if s.missing else ""))

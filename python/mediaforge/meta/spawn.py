@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 
-from ..errors import PathIOError
+from ..errors import InternalError
 
 
 def spawn() -> tuple[subprocess.Popen[bytes], socket.socket]:
@@ -32,7 +32,8 @@ def spawn() -> tuple[subprocess.Popen[bytes], socket.socket]:
         )
     except OSError as e:  # the interpreter cannot be run by this user, too many processes ...
         parent.close()
-        raise PathIOError(f"cannot start the extraction workers ({sys.executable}: {e.strerror})") from None
+        # Exit 1, as for workers that die as they start: the install, not the library.
+        raise InternalError(f"cannot start the extraction workers ({sys.executable}: {e.strerror})") from None
     finally:
         child.close()
     return proc, parent
