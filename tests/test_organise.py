@@ -298,6 +298,22 @@ def test_hostile_or_bad_conditions_are_refused(lib, hostile: str) -> None:
     assert rows(catalog, "SELECT count(*) AS n FROM meta WHERE key = 'search_synced_scan'") == [{"n": 1}]
 
 
+@pytest.mark.parametrize(("condition", "said"), [
+    ("kind = ", "not a SQL condition: 'kind =' (syntax error at or near \"=\")"),
+    ("NOT " * 3000 + "true", "condition nested too deeply: 'NOT NOT "),
+    ("(" * 3000 + "true" + ")" * 3000, "condition nested too deeply: '((("),
+])
+def test_a_bad_conditions_error_speaks_of_what_was_typed(lib, condition: str, said: str) -> None:
+    """A QA finding: a cut-short condition's syntax error pointed at the ")" of the SQL
+    wrapped around it, and one nested past DuckDB's depth limit echoed the whole 12 KB
+    condition with DuckDB's hint to `SET` a limit, which is refused everywhere."""
+    _root, catalog = lib
+    res = run_cli("tag", "add", "t", "--where", condition, catalog=catalog)
+    assert res.rc == 2, res
+    assert_one_line_error(res.err, said)
+    assert len(res.err) < 400 and "SET" not in res.err and '")"' not in res.err, res.err
+
+
 def test_an_error_quoting_a_name_that_looks_like_duckdbs_json_is_shown_as_it_is(tmp_path: Path) -> None:
     """A review finding: DuckDB's JSON-wrapped errors are unwrapped to their message, and
     a file name holding such JSON, quoted in a conversion error, was taken for one."""
@@ -919,6 +935,9 @@ def test_a_tag_stored_before_a_naming_rule_can_still_be_removed_and_renamed(tmp_
     ("tag", "add", "u\uffff", "{photo}"), ("tag", "add", "MediaForge Collections/fake", "{photo}"),
     ("collection", "create", "del\x7fx"), ("collection", "create", "nel\x85x"), ("collection", "create", "ls\u2028x"),
     ("collection", "create", "ff\uffffx"), ("collection", "create", "trips/2019"),
+    # At either end too, where they were trimmed as spaces (a QA finding).
+    ("tag", "add", "abc\x1f", "{photo}"), ("tag", "add", "\u2029xyz", "{photo}"), ("tag", "add", "a/\u2028", "{photo}"),
+    ("tag", "add", "\u2028", "{photo}"), ("collection", "create", "Coll\u2028"), ("collection", "create", "\tTab"),
 ])
 def test_names_an_xmp_sidecar_cannot_carry_back_are_refused(tmp_path: Path, args: tuple[str, ...]) -> None:
     lib, catalog = _scanned_photo(tmp_path)
@@ -2145,3 +2164,87 @@ def test_a_smart_collection_whose_condition_fails_then_works_is_searched_as_it_i
     (lib / "abc.txt").unlink()
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert found() == ["1.txt", "2.txt"]  # working again: every document holds it
+
+
+def test_repeated_where_and_collection_options_are_a_union(tmp_path: Path) -> None:
+    """A QA finding: `--collection A --collection B` (and `--where` twice) kept the last
+    one alone, silently, in `tag`, `collection add|remove` and `xmp export`; the docs
+    promise the union of everything named."""
+    root = tmp_path / "lib"
+    for folder, n in (("a", 2), ("b", 3), ("c", 1)):
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            picture(64, 48, 10 * n + i).save(root / folder / f"{folder}{i}.jpg", quality=80)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    for name, folder in (("A", "a"), ("B", "b")):
+        assert run_cli("collection", "create", name, "--smart", f"dir LIKE '%/{folder}'", catalog=catalog).rc == 0
+
+    def tagged(*args: str) -> int:
+        res = run_cli("tag", "add", *args, "--json", catalog=catalog)
+        assert res.rc == 0, res
+        return json.loads(res.out)["files"]
+
+    assert tagged("t1", "--collection", "A", "--collection", "B") == 5
+    assert tagged("t2", "--where", "dir LIKE '%/a'", "--where", "dir LIKE '%/c'") == 3
+    assert tagged("t3", "--where", "dir LIKE '%/c'", "--collection", "A", "--collection", "B") == 6
+    assert run_cli("collection", "create", "M", catalog=catalog).rc == 0
+    res = run_cli("collection", "add", "M", "--collection", "A", "--collection", "B", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["added"] == 5, res
+    res = run_cli("xmp", "export", "--collection", "A", "--where", "dir LIKE '%/c'", "--dry-run", "--json",
+                  catalog=catalog)
+    assert res.rc == 0, res
+    assert len(json.loads(res.out)["would_write"]) == 3, res.out
+
+
+def test_a_folder_or_glob_of_missing_files_names_them(tmp_path: Path) -> None:
+    """A QA finding: a folder (or glob) whose files were all deleted or moved away since
+    the last scan was "not in the catalog (scan it first)", though the catalog holds
+    them, with their tags: listing and taking tags off reach them, as by their own
+    paths; adding is refused as for one missing file, saying so."""
+    root = tmp_path / "lib"
+    (root / "Video").mkdir(parents=True)
+    (root / "keep").mkdir()
+    picture(64, 48, 1).save(root / "Video" / "clip.jpg", quality=80)
+    picture(64, 48, 2).save(root / "Video" / "other.jpg", quality=80)
+    picture(64, 48, 3).save(root / "keep" / "k.jpg", quality=80)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "old", root / "Video", catalog=catalog).rc == 0
+    shutil.move(root / "Video", tmp_path / "away")
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    for target in (root / "Video", f"{root}/Video/*.jpg"):
+        res = run_cli("tag", "list", target, "--format", "json", catalog=catalog)
+        assert res.rc == 0 and sorted(Path(r["path"]).name for r in json.loads(res.out)) == ["clip.jpg", "other.jpg"]
+        res = run_cli("tag", "add", "new", target, catalog=catalog)
+        assert res.rc == 2, res
+        assert_one_line_error(res.err, "2 files", "are all missing since the last scan")
+    res = run_cli("tag", "remove", "old", f"{root}/Video/*", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["removed"] == 2, res
+    assert rows(catalog, "SELECT count(*) AS n FROM tags") == [{"n": 0}]
+
+
+def test_an_export_dry_run_names_what_it_would_do_and_why_a_sidecar_fails(tmp_path: Path) -> None:
+    """QA findings: a sidecar holding its keywords in digiKam's TagsList alone was listed
+    by `xmp export --dry-run` with nothing after its name (the export fills dc:subject
+    and lr:hierarchicalSubject); a sidecar cut short was "not an XMP packet (no
+    x:xmpmeta or rdf:RDF)", though it had both, where a scan names the parse error."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "a.jpg", quality=80)
+    picture(64, 48, 2).save(lib / "t.jpg", quality=80)
+    (lib / "a.jpg.xmp").write_text(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description xmlns:digiKam="http://www.digikam.org/ns/1.0/"><digiKam:TagsList><rdf:Seq>'
+        '<rdf:li>people/alice</rdf:li></rdf:Seq></digiKam:TagsList></rdf:Description></rdf:RDF></x:xmpmeta>')
+    (lib / "t.jpg.xmp").write_text('<?xml version="1.0" encoding="UTF-8"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF')
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "people/alice"}]
+    res = run_cli("xmp", "export", lib / "a.jpg", "--dry-run", catalog=catalog)
+    assert res.rc == 0 and f"{lib / 'a.jpg.xmp'}: its keywords written into its other keyword lists" in res.out, res
+    assert run_cli("tag", "add", "x", lib / "t.jpg", catalog=catalog).rc == 0
+    res = run_cli("xmp", "export", lib / "t.jpg", catalog=catalog)
+    assert res.rc == 8, res
+    assert f"failed {lib / 't.jpg.xmp'}: not well-formed XMP: unclosed token: line 2" in res.err, res.err
+    assert "rescan" not in res.out, res.out  # nothing written: nothing to catalog

@@ -29,8 +29,11 @@ def sub(group: typer.Typer, name: str):  # noqa: ANN201
 
 PathsArg = Annotated[Optional[list[str]], typer.Argument(help="Files, folders or globs (quoted) from the catalog.",
                                                          show_default=False)]
-WhereOpt = Annotated[Optional[str], typer.Option("--where", help="A SQL condition over the `library` view.")]
-CollOpt = Annotated[Optional[str], typer.Option("--collection", help="The members of this collection.")]
+# Each may be given more than once: the files named are the union of all.
+WhereOpt = Annotated[Optional[list[str]], typer.Option("--where", help="A SQL condition over the `library` view "
+                                                                       "(again: either).", show_default=False)]
+CollOpt = Annotated[Optional[list[str]], typer.Option("--collection", help="The members of this collection "
+                                                                           "(again: of either).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 
@@ -184,8 +187,8 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
             name=name, kind="smart" if smart else "manual", files=count)
 
 
-def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, where: str | None,
-                    other: str | None, as_json: bool, adding: bool) -> None:
+def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, where: list[str] | None,
+                    other: list[str] | None, as_json: bool, adding: bool) -> None:
     from ..organise import collection
     from ..organise.targets import resolve_targets
 
@@ -314,7 +317,7 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
             ids = [str(r[0]) for r in cat.con.sql(
                 "SELECT DISTINCT media_id FROM tags UNION SELECT DISTINCT media_id FROM collection_items "
                 "UNION SELECT DISTINCT media_id FROM xmp_imports").fetchall()]
-        elif not paths and where is None and collection is None:
+        elif not paths and not where and not collection:
             raise InvalidInputError("say what to act on: PATH..., --where CONDITION, --collection NAME or --all")
         else:
             ids = resolve_targets(cat, paths or [], where, collection)
@@ -329,8 +332,8 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
         for p, why in out.failed:
             print(f"failed {path_text(p)}: {why}", file=sys.stderr)
         skipped = f", {out.sidecars_skipped:,} tagged sidecars skipped" if out.sidecars_skipped else ""
-        print(f"{render.counted(len(out.written), 'sidecar')} written, {out.unchanged:,} already up to date{skipped}; "
-              "rescan to catalog them")
+        print(f"{render.counted(len(out.written), 'sidecar')} written, {out.unchanged:,} already up to date{skipped}"
+              + ("; rescan to catalog them" if out.written else ""))
     if out.failed:
         raise typer.Exit(ExitCode.PARTIAL)
 
@@ -348,7 +351,10 @@ def _print_export_plan(out, as_json: bool) -> None:  # noqa: ANN001
         print(f"failed {path_text(p)}: {why}", file=sys.stderr)
     for p in out.written:
         add, remove = out.changes[p]
-        print(f"{path_text(p)}: " + " ".join([f"+{k}" for k in add] + [f"-{k}" for k in remove]))
+        # Neither gained nor lost: a keyword it holds in one list (digiKam's alone, say)
+        # goes into the others.
+        print(f"{path_text(p)}: " + (" ".join([f"+{k}" for k in add] + [f"-{k}" for k in remove])
+                                    or "its keywords written into its other keyword lists"))
     print(f"dry run: {render.counted(len(out.written), 'sidecar')} would be written, {out.unchanged:,} already up "
           "to date; run without --dry-run to write them")
 

@@ -24,7 +24,8 @@ def _check_name(name: str) -> str:
     others XML cannot carry, and '|' or '/' (XMP keeps a collection as the keyword
     "MediaForge Collections|NAME": the name would split there, and not come back whole)."""
     n = fold_spaces(unicodedata.normalize("NFC", (name or "").strip()))
-    if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(n) or has_invisible(n):
+    # (Looked for in the name as given: one at either end would be trimmed as a space.)
+    if not n or len(n) > MAX_NAME or not is_text(n) or BAD_NAME_CHARS.search(name or "") or has_invisible(n):
         raise InvalidInputError(f"bad collection name {quoted(name)}: 1 to {MAX_NAME} printable characters of UTF-8 text, "
                                 "not starting with a combining mark")
     if "|" in n or "/" in n:

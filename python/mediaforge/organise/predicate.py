@@ -64,7 +64,13 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     deep = f"condition nested too deeply: {_shown(pred)}"
     tree = parse_tree(cat, sql, deep)
     if tree.get("error"):
-        raise InvalidInputError(f"not a SQL condition: {pred!r} ({first_line(tree.get('error_message', ''))})")
+        # Said of the condition alone, not of the wrapper's parentheses around it (`kind =`
+        # is cut short at its end, not "at or near )").
+        alone = parse_tree(cat, f"SELECT 1 FROM library WHERE {pred}\n", deep)
+        why = alone.get("error_message") if alone.get("error") else tree.get("error_message")
+        if "expression depth" in (why or ""):  # (its hint, a SET, is refused everywhere)
+            raise InvalidInputError(deep)
+        raise InvalidInputError(f"not a SQL condition: {_shown(pred)} ({first_line(why or '')})")
     statements = tree.get("statements") or []
     node = statements[0].get("node", {}) if len(statements) == 1 else {}
     plain = (
@@ -80,20 +86,22 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     # It must read as a condition without the parentheses around it as well: in
     # `x) OR (y` the wrapper's own parentheses would close and open it.
     if not plain or parse_tree(cat, f"SELECT 1 FROM library WHERE {pred}\n", deep).get("error"):
-        raise InvalidInputError(f"not a single condition: {pred!r} (one WHERE condition over the library's columns, "
+        raise InvalidInputError(f"not a single condition: {_shown(pred)} (one WHERE condition over the library's columns, "
                                 "no ';', UNION, ORDER BY or LIMIT, its parentheses balanced)")
     where = list(walk(node.get("where_clause")))
     if any(n.get("class") == "SUBQUERY" or n.get("type") == "SUBQUERY" for n in where):
-        raise InvalidInputError(f"subqueries are not allowed in a condition: {pred!r}")
+        raise InvalidInputError(f"subqueries are not allowed in a condition: {_shown(pred)}")
     if any(n.get("class") == "STAR" for n in where):
         # COLUMNS(*), COLUMNS('regex'), *: columns picked when it runs, so what a saved
         # condition means would change with the library's columns, unchecked.
-        raise InvalidInputError(f"name the columns in a condition: {pred!r} (no *, COLUMNS(...))")
+        raise InvalidInputError(f"name the columns in a condition: {_shown(pred)} (no *, COLUMNS(...))")
     try:
         cat.con.sql(f"SELECT count(*) FROM ({sql} LIMIT 0)").fetchall()
     except duckdb.Error as e:
         _unless_damaged(cat, e)
-        raise InvalidInputError(f"bad condition {pred!r}: {first_line(e)} (columns: see the `library` view in "
+        if "expression depth" in str(e):  # (its hint, a SET, is refused everywhere)
+            raise InvalidInputError(deep) from None
+        raise InvalidInputError(f"bad condition {_shown(pred)}: {first_line(e)} (columns: see the `library` view in "
                                 "docs/catalog.md)") from None
     return pred
 

@@ -148,11 +148,13 @@ def normalize_tag(tag: str) -> str:
     parts = [p.strip() for p in fold_spaces(unicodedata.normalize("NFC", tag or "")).split("/")]
     parts = [p for p in parts if p]
     out = "/".join(parts)
-    if not out:
-        raise InvalidInputError(f"empty tag {quoted(tag)}")
-    if _BAD.search(out) or any(has_invisible(p) for p in parts) or len(out) > MAX_TAG:
+    # (Control characters and line separators looked for in the tag as given: at either
+    # end `strip` would trim them as spaces.)
+    if _BAD.search(tag or "") or any(has_invisible(p) for p in parts) or len(out) > MAX_TAG:
         raise InvalidInputError(f"bad tag {quoted(tag)}: UTF-8 text without control characters, characters that draw "
                                 f"nothing, a level that starts with a combining mark, or '|', at most {MAX_TAG} characters")
+    if not out:
+        raise InvalidInputError(f"empty tag {quoted(tag)}")
     if parts[0].casefold() == COLLECTIONS_ROOT.casefold():
         raise InvalidInputError(f"bad tag {quoted(tag)}: {COLLECTIONS_ROOT!r} holds collections in XMP sidecars; "
                                 "use `mediaforge collection`")

@@ -90,15 +90,18 @@ def _matches_on_disk(pattern: bytes) -> bool:
     return False
 
 
-def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str | None = None,
-                    collection: str | None = None, missing_too: bool = False) -> list[str]:
+def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequence[str] | str | None = None,
+                    collection: Sequence[str] | str | None = None, missing_too: bool = False) -> list[str]:
     """Media ids of present files named by `paths` (a file, everything under a folder, or
-    a glob matched against catalog paths), matching `where`, or in `collection`; their
-    union, in path order. A path the catalog does not know is an error, so a typo never
-    silently tags nothing. `missing_too`: a file path the catalog has as missing names
-    that row (to list or take off its tags, or its collection places, before a prune);
-    else it is refused as missing."""
-    if not paths and where is None and collection is None:
+    a glob matched against catalog paths), matching a `where` condition, or in a
+    `collection` (one, or several); their union, in path order. A path the catalog does
+    not know is an error, so a typo never silently tags nothing. `missing_too`: a path
+    where the catalog has only files missing since the last scan names those rows (to
+    list or take off their tags, or their collection places, before a prune); else it is
+    refused as missing."""
+    wheres = [where] if isinstance(where, str) else list(where or [])
+    collections = [collection] if isinstance(collection, str) else list(collection or [])
+    if not paths and not wheres and not collections:
         raise InvalidInputError("say what to act on: PATH..., --where CONDITION or --collection NAME")
     ids: dict[str, None] = {}
     for arg in paths:
@@ -119,11 +122,9 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
         if glob:
             if not is_text(os.fsdecode(p)):
                 raise InvalidInputError(f"a pattern must be UTF-8 text: {text} (give the file or folder itself)")
-            for pattern in _globs_catalogued(p):  # as given, then through its folder's links resolved
-                rows = cat.con.sql(
-                    "SELECT media_id::VARCHAR FROM files WHERE status = 'present' AND regexp_full_match(path, $re) "
-                    "ORDER BY path",
-                    params={"re": glob_regex(os.fsdecode(pattern))}).fetchall()
+            patterns = _globs_catalogued(p)  # as given, then through its folder's links resolved
+            for pattern in patterns:
+                rows = _matching(cat, pattern, "present")
                 if rows:
                     break
         else:
@@ -135,15 +136,23 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
                     break
             text = path_text(p)
         if not rows:
-            missing = [] if glob else cat.con.execute(
-                "SELECT media_id::VARCHAR FROM files WHERE path_bytes IN (SELECT unnest(?::BLOB[])) "
-                "AND status = 'missing' ORDER BY path_bytes", [tried]).fetchall()
+            # Files the catalog has there, all missing since the last scan (a folder moved
+            # away, files deleted): named all the same where their rows may be acted on.
+            missing = next(filter(None, (_matching(cat, q, "missing") for q in patterns)), []) if glob else \
+                next(filter(None, (_under(cat, q, "missing") for q in tried)), [])
             if missing and missing_too:
                 ids.update((r[0], None) for r in missing)
                 continue
-            if missing:
+            if missing and not glob and _is_row(cat, tried):
                 raise InvalidInputError(f"{text} is missing since the last scan: the catalog has it, but not on disk "
                                         "(its tags can be listed and taken off; `scan --prune` drops its row)")
+            if missing:
+                one = len(missing) == 1
+                raise InvalidInputError(
+                    f"the catalog's {len(missing):,} file{'' if one else 's'} {'matching' if glob else 'below'} {text} "
+                    f"{'is' if one else 'are all'} missing since the last scan: not on disk ("
+                    + ("its tags can be listed and taken off; `scan --prune` drops its row)" if one else
+                       "their tags can be listed and taken off; `scan --prune` drops their rows)"))
             if not glob and not os.path.lexists(p):  # a typo: scanning would not help
                 raise InvalidInputError(f"no such file or folder: {text} (nor in the catalog)")
             if glob and not os.path.isdir(_glob_folder(p)):
@@ -153,13 +162,27 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: str 
                 raise InvalidInputError(f"no file matches {text}, on disk or in the catalog")
             raise InvalidInputError(f"not in the catalog: {text} (scan it first)")
         ids.update((r[0], None) for r in rows)
-    if where is not None:
-        ids.update((m, None) for m in matching(cat, where))
-    if collection is not None:
+    for condition in wheres:
+        ids.update((m, None) for m in matching(cat, condition))
+    if collections:
         from .collection import members
 
-        ids.update((m, None) for m in members(cat, collection))
+        for name in collections:
+            ids.update((m, None) for m in members(cat, name))
     return list(ids)
+
+
+def _matching(cat: Catalog, pattern: bytes, status: str) -> list[tuple[str]]:
+    """The files of this status whose paths a glob matches, in path order."""
+    return cat.con.sql(f"SELECT media_id::VARCHAR FROM files WHERE status = '{status}' AND "
+                       "regexp_full_match(path, $re) ORDER BY path",
+                       params={"re": glob_regex(os.fsdecode(pattern))}).fetchall()
+
+
+def _is_row(cat: Catalog, paths: list[bytes]) -> bool:
+    """Whether the catalog has a file at exactly one of `paths` (not only files below it)."""
+    return bool(cat.con.execute("SELECT 1 FROM files WHERE path_bytes IN (SELECT unnest(?::BLOB[])) LIMIT 1",
+                                [paths]).fetchall())
 
 
 def _catalogued_at(cat: Catalog, p: bytes) -> bool:
@@ -187,9 +210,10 @@ def _glob_folder(pattern: bytes) -> bytes:
     return b"/".join(parts[:fixed]) or b"/"
 
 
-def _under(cat: Catalog, p: bytes) -> list[tuple[str]]:
-    """The file at `p`, or every present file below the folder `p`, matched on exact bytes
-    (so two folders whose names differ only in bytes that are not UTF-8 stay apart)."""
+def _under(cat: Catalog, p: bytes, status: str = "present") -> list[tuple[str]]:
+    """The file at `p`, or every file below the folder `p`, of this status, matched on
+    exact bytes (so two folders whose names differ only in bytes that are not UTF-8 stay
+    apart)."""
     under, params = under_roots_sql([p])
-    return cat.con.execute(f"SELECT media_id::VARCHAR FROM files WHERE status = 'present' AND {under} ORDER BY path",
+    return cat.con.execute(f"SELECT media_id::VARCHAR FROM files WHERE status = '{status}' AND {under} ORDER BY path",
                            params).fetchall()

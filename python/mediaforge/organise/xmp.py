@@ -437,6 +437,11 @@ def merge_keywords(data: bytes | None, keywords: Sequence[str], drop: Sequence[s
             head, body, tail = text[:a], text[a:b + len(close_tag)], text[b + len(close_tag):]
             break
     else:
+        if "<x:xmpmeta" in text or "<rdf:RDF" in text:  # begun, never closed: cut short, say where
+            try:
+                ET.fromstring(text)  # (not `_parse`: no prefix of it registered)
+            except ET.ParseError as e:
+                raise InvalidInputError(f"not well-formed XMP: {e}") from None
         raise InvalidInputError("not an XMP packet (no x:xmpmeta or rdf:RDF)")
     saved = dict(ET._namespace_map)  # type: ignore[attr-defined]  # this packet's prefixes, for this packet only
     try:
