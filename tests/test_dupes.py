@@ -217,7 +217,7 @@ def test_an_older_catalogs_fingerprints_of_deep_and_flat_pictures_are_dropped(tm
     con.execute("DELETE FROM meta_errors")
     con.execute("DELETE FROM image_hashes WHERE blake3 <> ?", [ids["photo.jpg"]])
     for name, phash in (("scan16.png", 2**64 - 1), ("blank.png", 0)):  # what the old code stored
-        con.execute("INSERT INTO image_hashes VALUES (?, ?, ?)", [ids[name], phash, phash])
+        con.execute("INSERT INTO image_hashes (blake3, phash, dhash) VALUES (?, ?, ?)", [ids[name], phash, phash])
     con.execute("INSERT INTO similar_groups SELECT 1, blake3, ?, 0, 'phash', 8, now()::TIMESTAMP FROM image_hashes",
                 [ids["blank.png"]])
     con.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
@@ -417,8 +417,9 @@ def test_static_clips_of_three_lengths_never_chain_a_cut_to_its_whole(tmp_path: 
 
 def test_near_duplicate_pictures_leave_out_animations_and_tiny_ones_and_keep_colour(tmp_path: Path) -> None:
     """QA findings: an animation whose first frame is a photo was trashed as a copy of the
-    photo; 2x2 and 3x3 pictures of random pixels grouped; `--keep best` kept a grey copy
-    (bigger, 16-bit) over the colour original, which pHash and pixel counts tie with."""
+    photo; 2x2 and 3x3 pictures of random pixels grouped, and so did strips one or two
+    pixels tall of unrelated random walks; `--keep best` kept a grey copy (bigger,
+    16-bit) over the colour original, which pHash and pixel counts tie with."""
     lib = tmp_path / "lib"
     lib.mkdir()
     photo = _photo(3)
@@ -431,6 +432,14 @@ def test_near_duplicate_pictures_leave_out_animations_and_tiny_ones_and_keep_col
         side = 2 + i % 2
         Image.frombytes("RGB", (side, side), bytes(rnd.randrange(256) for _ in range(3 * side * side))).save(
             lib / f"tiny{i}.png")
+    for i in range(30):  # 2000x1 and 1000x2: no two alike
+        walk = [0.0]
+        for _ in range(1999):
+            walk.append(walk[-1] + rnd.gauss(0, 1))
+        lo, hi = min(walk), max(walk)
+        row = bytes(int(255 * (v - lo) / (hi - lo)) for v in walk)
+        size = (2000, 1) if i % 2 else (1000, 2)
+        Image.frombytes("L", size, row).save(lib / f"strip{i}.png")
     catalog = tmp_path / "cat.duckdb"
     groups = _scanned_groups(lib, catalog, "image")
     assert list(groups.values()) == [{"colour.jpg", "grey16.png"}], groups
@@ -443,6 +452,77 @@ def test_near_duplicate_pictures_leave_out_animations_and_tiny_ones_and_keep_col
     for both in (("--exact", "--similar"), ("--similar", "--exact")):  # neither silently wins
         res = run_cli("dupes", *both, catalog=catalog)
         assert res.rc == 2 and "give one of them" in res.err, res.err
+
+
+def test_a_black_and_white_photo_saved_in_colour_is_grey_to_keep_best(tmp_path: Path) -> None:
+    """A QA finding: a black-and-white copy saved as RGB (as editors and phone filters
+    save one), a bigger file, was kept over the colour original: grey was told by the
+    mode alone. It is measured on the pixels the hash's decode holds; a sepia copy is
+    colour. A picture hashed from a grey decode alone (no thumbnails) is not measured."""
+    from PIL import ImageOps
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _photo(21).resize((1280, 960))
+    photo.save(lib / "IMG_0001.jpg", quality=85)
+    bw = ImageOps.grayscale(photo)
+    bw.convert("RGB").save(lib / "IMG_0001_bw.jpg", quality=100)
+    ImageOps.colorize(bw, (40, 20, 0), (255, 240, 200)).save(lib / "IMG_0001_sepia.png")
+    assert (lib / "IMG_0001_bw.jpg").stat().st_size > (lib / "IMG_0001.jpg").stat().st_size
+    catalog = tmp_path / "cat.duckdb"
+    groups = _scanned_groups(lib, catalog, "image")
+    assert list(groups.values()) == [{"IMG_0001.jpg", "IMG_0001_bw.jpg", "IMG_0001_sepia.png"}], groups
+    grey = {r["name"]: r["grey"] for r in rows(catalog, "SELECT f.name, h.grey FROM files f JOIN image_hashes h "
+                                                        "USING (blake3)")}
+    assert grey == {"IMG_0001.jpg": False, "IMG_0001_bw.jpg": True, "IMG_0001_sepia.png": False}, grey
+    plan = json.loads(run_cli("dedupe", "--similar", "--keep", "best", "--json", catalog=catalog).out)
+    assert {Path(s["keep"]).name for s in plan["steps"]} != {"IMG_0001_bw.jpg"}, plan
+    assert "IMG_0001_bw.jpg" in {Path(s["trash"]).name for s in plan["steps"]}, plan
+    # Hashed from a grey decode alone: not measured, and the mode (RGB) tells, as before.
+    bare = tmp_path / "bare.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=bare).rc == 0
+    grey = {r["name"]: r["grey"] for r in rows(bare, "SELECT f.name, h.grey FROM files f JOIN image_hashes h "
+                                                     "USING (blake3)")}
+    assert grey == dict.fromkeys(("IMG_0001.jpg", "IMG_0001_bw.jpg", "IMG_0001_sepia.png")), grey
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    photo.convert("L").save(lone / "grey_mode.png")
+    assert run_cli("scan", lone, "--no-thumbs", catalog=bare).rc == 0
+    assert rows(bare, "SELECT h.grey FROM files f JOIN image_hashes h USING (blake3) WHERE f.name = 'grey_mode.png'") \
+        == [{"grey": True}]
+
+
+def test_pictures_whose_colours_lie_apart_are_no_near_copies(tmp_path: Path) -> None:
+    """A QA finding: a red and a blue gradient (pHash 6 bits apart) and a photo with a
+    green disc painted over its middle (4 bits from the photo) grouped at the default
+    threshold, and `dedupe --similar` would have trashed one: pHash sees brightness
+    alone. Each picture's 3x3 colour layout is kept beside its hash, and a picture whose
+    colours lie clearly apart from its group's leader's is left out; a brightened copy
+    and a grey one still group with their photo."""
+    from PIL import ImageDraw, ImageEnhance
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    photo = _photo(31).resize((1600, 1200))
+    photo.save(lib / "photo.jpg", quality=90)
+    ImageEnhance.Brightness(photo).enhance(1.2).save(lib / "brighter.jpg", quality=90)
+    photo.convert("L").save(lib / "grey.png")
+    disc = photo.copy()
+    ImageDraw.Draw(disc).ellipse((600, 400, 1000, 800), fill=(40, 200, 60))
+    disc.save(lib / "painted.jpg", quality=90)
+    ramp = Image.linear_gradient("L").resize((800, 600)).rotate(90)
+    dark = Image.new("L", ramp.size, 0)
+    Image.merge("RGB", (ramp, dark, dark)).save(lib / "red.png")
+    Image.merge("RGB", (dark, dark, ramp)).save(lib / "blue.png")
+    catalog = tmp_path / "cat.duckdb"
+    groups = _scanned_groups(lib, catalog, "image")
+    assert sorted(groups.values(), key=len) == [{"photo.jpg", "brighter.jpg", "grey.png"}], groups
+    ph = {r["name"]: r for r in rows(catalog, "SELECT f.name, h.phash, h.chroma FROM files f "
+                                              "JOIN image_hashes h USING (blake3)")}
+    assert all(len(r["chroma"]) == 18 for r in ph.values()), ph
+    # What the guard is for: these lie within the default threshold by pHash alone.
+    assert bin(ph["red.png"]["phash"] ^ ph["blue.png"]["phash"]).count("1") <= 8
+    assert bin(ph["painted.jpg"]["phash"] ^ ph["photo.jpg"]["phash"]).count("1") <= 8
 
 
 def test_a_group_whose_leader_is_gone_is_left_out_of_the_plan(tmp_path: Path) -> None:
@@ -548,6 +628,8 @@ def test_best_counts_a_raw_of_unknown_mode_as_colour_and_groups_a_jpeg_with_its_
 
     con = duckdb.connect()
     con.execute("CREATE TABLE tags_audio (blake3 VARCHAR, lossless BOOLEAN)")
+    con.execute("CREATE TABLE image_hashes (blake3 VARCHAR, grey BOOLEAN)")  # (none measured)
+    con.execute("CREATE TABLE meta_errors (blake3 VARCHAR, stage VARCHAR)")
     con.execute("CREATE TABLE f AS SELECT * FROM (VALUES ('r', 'raw', 25000000, 1, 'IMG_1.CR2'), "
                 "('j', 'image', 9000000, 2, 'IMG_1.JPG'), ('g', 'image', 30000000, 3, 'IMG_1 grey.png')) "
                 "t(blake3, kind, size, mtime_ns, path)")

@@ -2693,6 +2693,47 @@ def test_bytes_after_the_sound_keep_the_audio_fingerprint(tmp_path: Path) -> Non
     assert got == [{"name": n, "status": "ok", "n": 1} for n in ("a.mp3", "b.mp3", "c.mp3", "d.mp3")]
 
 
+def test_sound_whose_frames_do_not_decode_before_its_end_is_partial(tmp_path: Path) -> None:
+    """A QA finding: a FLAC with bytes damaged a third or two thirds in (its frames fail
+    their CRC) was `ok`, and `dedupe --similar --keep best` kept it, lossless, over an
+    intact MP3 of the song; its fingerprint stopped at the damage without a word. It is
+    now partial, saying where, and the fingerprint's decode goes on past the damage."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "song.flac", "flac", "flac", 30.0)
+    whole = (lib / "song.flac").read_bytes()
+    for name, at in (("two_thirds.flac", 0.6), ("one_third.flac", 0.33)):
+        data = bytearray(whole)
+        for o in range(int(len(data) * at), int(len(data) * at) + 3000, 301):
+            data[o] ^= 0xFF
+        (lib / name).write_bytes(bytes(data))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: r for r in rows(catalog, "SELECT f.name, m.status, a.seconds, (SELECT list(e.message) FROM "
+                                               "meta_errors e WHERE e.blake3 = f.blake3) AS why FROM files f JOIN media m "
+                                               "USING (blake3) LEFT JOIN audio_hashes a USING (blake3)")}
+    assert (got["song.flac"]["status"], got["song.flac"]["why"]) == ("ok", None), got["song.flac"]
+    for name, near in (("two_thirds.flac", 18), ("one_third.flac", 10)):
+        r = got[name]
+        assert r["status"] == "partial" and len(r["why"]) == 1, r
+        m = re.fullmatch(r"(\d+) frames? of the sound (?:does|do) not decode, the first at ([\d.]+) s of 30\.0 s: "
+                         r"damaged\?", r["why"][0])
+        assert m and abs(float(m.group(2)) - near) < 3, r
+        assert r["seconds"] > 28, r  # decoded on, past the damage
+    # Beside the whole song, the damaged copy is the one to go, though it is the older.
+    two = tmp_path / "two"
+    two.mkdir()
+    shutil.copy(lib / "two_thirds.flac", two / "damaged.flac")
+    shutil.copy(lib / "song.flac", two / "whole.flac")
+    os.utime(two / "damaged.flac", (1e9, 1e9))
+    other = tmp_path / "two.duckdb"
+    assert run_cli("scan", two, "--no-thumbs", catalog=other).rc == 0
+    res = run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=other)
+    assert res.rc == 0 and {Path(r["path"]).name for r in json.loads(res.out)} == {"damaged.flac", "whole.flac"}, res
+    plan = json.loads(run_cli("dedupe", "--similar", "--kind", "audio", "--json", catalog=other).out)
+    assert [(Path(s["keep"]).name, Path(s["trash"]).name) for s in plan["steps"]] == [("whole.flac", "damaged.flac")]
+
+
 def test_an_mp3_named_like_a_picture_is_read_as_sound(tmp_path: Path) -> None:
     """libav lets the name pick its reader first: an MP3 with a tagger's ID3 block, named
     .jpg, was read as a one-frame MJPEG "video" of 0.04 s, status ok, no fingerprint."""

@@ -4,7 +4,7 @@ DuckDB DDL. Generated from the migrations by `python scripts/fresh_schema.py`, n
 edited by hand; tests/test_fresh_schema.py checks that it is in step with them and
 that a catalog made from it equals one migrated from empty, object by object."""
 
-VERSION = 22
+VERSION = 23
 
 STATEMENTS = (
     'CREATE TABLE meta("key" VARCHAR PRIMARY KEY, "value" VARCHAR NOT NULL);',
@@ -42,7 +42,7 @@ STATEMENTS = (
     'CREATE TABLE meta_errors(blake3 VARCHAR NOT NULL, path VARCHAR NOT NULL, path_bytes BLOB NOT NUL'
     'L, stage VARCHAR NOT NULL, message VARCHAR NOT NULL, logged_at TIMESTAMP NOT NULL);',
     'CREATE TABLE image_hashes(blake3 VARCHAR NOT NULL, phash UBIGINT NOT NULL, dhash UBIGINT NOT NUL'
-    'L);',
+    'L, grey BOOLEAN, chroma BLOB);',
     'CREATE TABLE video_hashes(blake3 VARCHAR NOT NULL, k UTINYINT NOT NULL, "position" DOUBLE NOT NU'
     'LL, phash UBIGINT NOT NULL);',
     'CREATE TABLE similar_groups(group_id UINTEGER NOT NULL, blake3 VARCHAR NOT NULL, leader VARCHAR '
@@ -145,5 +145,5 @@ STATEMENTS = (
     ' arg_min(s.gps_lon, (s.gps_lat IS NULL)) AS gps_lon FROM (sidecar_links AS l INNER JOIN sidecars'
     ' AS s ON ((s.blake3 = l.sidecar_blake3))) GROUP BY l.media_id) AS x ON ((x.media_id = f.media_id'
     "))) WHERE (f.status = 'present');",
-    "INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '22')",
+    "INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '23')",
 )

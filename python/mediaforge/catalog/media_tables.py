@@ -372,3 +372,17 @@ MIGRATION_21_XMP = [
     *(f"ALTER TABLE xmp_imports ADD COLUMN IF NOT EXISTS {name} {typ}" for name, typ in XMP_IMPORTS_V21),
     "UPDATE xmp_imports SET scan_id = (SELECT max(scan_id) FROM scans WHERE started_at <= xmp_imports.imported_at)"]
 _ALL["xmp_imports"] = [*TABLES_V6["xmp_imports"], *XMP_IMPORTS_V21]
+
+# Version 23 records whether a picture has no colour (`image_hashes.grey`), measured on
+# its pixels: a black-and-white photo saved in colour (RGB), as editors and phone filters
+# save one, has the mode of a colour one, and `dedupe --similar` kept such a copy over
+# the colour original it came from. NULL for rows from before, and where the pixels
+# decoded held no colour to look at (decoded in grey for the hash alone, with no
+# thumbnail made): the mode tells then.
+# With it, the picture's colour layout (`image_hashes.chroma`): the mean Cb and Cr of each
+# cell of a 3x3 grid. pHash sees brightness alone, so a red and a blue version of one
+# layout, or a photo with a shape painted over it, lay a few bits apart: near-duplicate
+# groups leave out a picture whose colours lie clearly apart from its leader's.
+IMAGE_HASHES_V23 = [("grey", "BOOLEAN"), ("chroma", "BLOB")]
+MIGRATION_23 = [f"ALTER TABLE image_hashes ADD COLUMN IF NOT EXISTS {name} {typ}" for name, typ in IMAGE_HASHES_V23]
+_ALL["image_hashes"] = [*TABLES_V3["image_hashes"], *IMAGE_HASHES_V23]

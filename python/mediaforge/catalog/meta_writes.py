@@ -422,7 +422,7 @@ def _record_thumbs(cat: Catalog) -> None:
     """`write_thumbs`'s transaction, with its batches registered."""
     with cat.transaction() as con:
         con.execute("DELETE FROM image_hashes WHERE blake3 IN (SELECT blake3 FROM mf_hashes)")
-        con.execute("INSERT INTO image_hashes SELECT blake3, phash, dhash FROM mf_hashes")
+        con.execute(f"INSERT INTO image_hashes SELECT {', '.join(columns('image_hashes'))} FROM mf_hashes")
         con.execute(
             "UPDATE media SET thumb = t.thumb, thumb_width = t.w, thumb_height = t.h, thumb_bytes = t.n "
             # A remake that failed (a full disk, a folder that cannot be written) keeps

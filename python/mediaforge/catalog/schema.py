@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 
 from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDIA, MIGRATION_2, MIGRATION_3,
-                           MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, SIDECAR_LINKS_VIEW,
+                           MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 22
+SCHEMA_VERSION = 23
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -354,6 +354,11 @@ MIGRATIONS[22] = [
     "DELETE FROM media WHERE video_codec IS NULL AND bit_depth IS NULL AND audio_codec IN "
     "('flac', 'alac', 'wavpack', 'ape', 'tta', 'mlp', 'truehd', 'shorten', 'tak')",
 ]
+
+# Version 23: `image_hashes.grey`, whether a picture has no colour, by its pixels, and
+# `image_hashes.chroma`, its colour layout (see `media_tables.IMAGE_HASHES_V23`).
+# Pictures hashed before keep NULL: the mode tells, and no colours are compared.
+MIGRATIONS[23] = MIGRATION_23
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

@@ -26,6 +26,7 @@ from ..catalog.schema import KINDS
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError
 from ..meta import AUDIO_FINGERPRINT_SECONDS
+from ..meta.readers import GREY_MODES
 
 DEFAULT_RADIUS = 8
 
@@ -270,19 +271,21 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
 
 
 # Which copy of a near-duplicate group is best kept (`dedupe --similar`'s default keep
-# rule, and what `reclaimable` assumes stays), as an ORDER BY over files f and media m: the
-# one with the most in it, first by pixels (pictures and video; an audio file's cover art
+# rule, and what `reclaimable` assumes stays), as an ORDER BY over files f and media m: a
+# whole file before one whose data did not all decode (a `decode` note: damaged frames,
+# a file cut short), then the one with the most in it, first by pixels (pictures and video; an audio file's cover art
 # does not count), then colour over grey (pictures: pHash sees brightness alone, so a
-# grey copy ties with the colour one it came from; a RAW, whose mode is unknown, counts
-# as colour), then a lossless sound over a lossy one, then bitrate, then length (a
-# version cut shorter loses to the whole one), then size (the less compressed of two
-# equal pictures), then age, then the shortest path. For exact copies every media column
-# ties, and it keeps the oldest.
-# Pillow's modes of pictures without colour: black and white, grey (with alpha), and grey
-# of 16 and 32 bits.
-GREY_MODES = "('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')"
-BEST_ORDER = ("CASE WHEN f.kind IN ('image', 'raw', 'video') THEN m.width::BIGINT * m.height END DESC NULLS LAST, "
-              f"CASE WHEN f.kind IN ('image', 'raw') THEN coalesce(m.mode IN {GREY_MODES}, false) END NULLS LAST, "
+# grey copy ties with the colour one it came from; grey by its pixels, which the hash's
+# decode measured, else by its mode: a black-and-white photo saved as RGB is grey; a RAW
+# not measured counts as colour), then a lossless sound over a lossy one, then bitrate,
+# then length (a version cut shorter loses to the whole one), then size (the less
+# compressed of two equal pictures), then age, then the shortest path. For exact copies
+# every media column ties, and it keeps the oldest.
+_GREY_MODES = "(" + ", ".join(f"'{mode}'" for mode in sorted(GREY_MODES)) + ")"
+BEST_ORDER = ("EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = f.blake3 AND e.stage = 'decode'), "
+              "CASE WHEN f.kind IN ('image', 'raw', 'video') THEN m.width::BIGINT * m.height END DESC NULLS LAST, "
+              "CASE WHEN f.kind IN ('image', 'raw') THEN coalesce((SELECT h.grey FROM image_hashes h "
+              f"WHERE h.blake3 = f.blake3), m.mode IN {_GREY_MODES}, false) END NULLS LAST, "
               "(SELECT a.lossless FROM tags_audio a WHERE a.blake3 = f.blake3) DESC NULLS LAST, "
               "m.bitrate DESC NULLS LAST, m.duration DESC NULLS LAST, f.size DESC, f.mtime_ns")
 
@@ -330,19 +333,22 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {radius}")
     hashes = cat.con.sql(
         """
-        SELECT h.blake3, h.phash FROM image_hashes h LEFT JOIN media m USING (blake3)
+        SELECT h.blake3, h.phash, h.grey, h.chroma FROM image_hashes h LEFT JOIN media m USING (blake3)
         WHERE EXISTS (SELECT 1 FROM files f WHERE f.blake3 = h.blake3 AND f.status = 'present')
           -- An animation's pHash is its first frame's (a multi-page TIFF's, its first page's):
           -- a still of that frame is no copy of it. A JPEG's second frame is a preview or a
           -- gain map (MPO, Ultra HDR) of the one picture.
           AND (coalesce(m.frames, 1) <= 1 OR m.format IN ('mpo', 'jpeg'))
-          -- A picture of a few pixels holds too little to tell it from another one.
+          -- A picture of a few pixels holds too little to tell it from another one; nor
+          -- does a strip a few pixels across (a rule, a spacer): its hash's 8x8 lowest
+          -- frequencies want 8 a side, and below twice that they are mostly its noise.
           AND coalesce(m.width::BIGINT * m.height, 1024) >= 1024
+          AND coalesce(least(m.width, m.height), 16) >= 16
         ORDER BY h.blake3
         """
     ).to_arrow_table()
     members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash")), radius)
-    m = pa.record_batch(members)
+    m = _same_colours(pa.record_batch(members), hashes.column("grey").to_pylist(), hashes.column("chroma").to_pylist())
     ids = hashes.column("blake3")
     rows = pa.table({
         "group_id": pc.add(m.column("group"), 1).cast(pa.uint32()),
@@ -354,6 +360,39 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         "created_at": pa.array([utcnow()] * m.num_rows, pa.timestamp("us")),
     }).cast(arrow_schema("similar_groups"))
     return _store_and_show(cat, rows, "phash")
+
+
+# How far (0-255) the mean Cb or Cr of one cell of two pictures' 3x3 colour layouts
+# (`image_hashes.chroma`) may lie apart in copies of one picture: recompressed, resized,
+# cropped by a tenth, brightened, saturated or darkened by a third stay within about 20;
+# a red and a blue gradient lie 90 apart, a photo with a shape painted over a third of
+# its middle 35 and more.
+CHROMA_APART = 28
+
+
+def _same_colours(m: pa.RecordBatch, grey: list[bool | None], chroma: list[bytes | None]) -> pa.RecordBatch:
+    """The members (index, group, leader, distance) of pHash groups less those whose
+    colours lie clearly apart from their leader's, and less the groups that leaves one
+    file; groups numbered again from 0. A grey picture (the copy of a colour one) and one
+    not measured are compared by pHash alone."""
+    def apart(a: int, b: int) -> bool:
+        x, y = chroma[a], chroma[b]
+        if grey[a] or grey[b] or x is None or y is None or len(x) != len(y):
+            return False
+        return max(abs(p - q) for p, q in zip(x, y, strict=True)) > CHROMA_APART
+
+    index, leader, group = (m.column(c).to_pylist() for c in ("index", "leader", "group"))
+    keep = [i == lead or not apart(i, lead) for i, lead in zip(index, leader, strict=True)]
+    size: dict[int, int] = {}
+    for g, k in zip(group, keep, strict=True):
+        size[g] = size.get(g, 0) + k
+    kept = [k and size[g] > 1 for g, k in zip(group, keep, strict=True)]
+    if all(kept):
+        return m
+    m = m.filter(pa.array(kept))
+    number = {g: n for n, g in enumerate(sorted(set(m.column("group").to_pylist())))}
+    groups = pa.array([number[g] for g in m.column("group").to_pylist()], m.schema.field("group").type)
+    return m.set_column(m.schema.get_field_index("group"), "group", groups)
 
 
 def _u64_bytes(column: pa.ChunkedArray) -> bytes:

@@ -735,15 +735,25 @@ def video_fingerprint(path: str | bytes, duration: float | None,
 AFP_RATE = 11025  # what the Rust fingerprint expects
 
 
+# Frames that fail to decode after which a fingerprint's decode gives up: bytes past the
+# sound (a LYRICS tag, padding) fail a few times before the file ends.
+_MOST_BAD_FRAMES = 64
+
+
 def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, Any]:
     """The audio fingerprint (Rust core) of the first two minutes, decoded with PyAV and
-    resampled to mono float at 11,025 Hz: fingerprint bytes, frames, seconds covered."""
+    resampled to mono float at 11,025 Hz: fingerprint bytes, frames, seconds covered; and
+    `bad_at`, the seconds decoded before the first frame that would not (a damaged
+    stretch, or bytes past the sound), None when every one did, with `bad_frames`, how
+    many did not. A frame that does not decode is passed by, and the decode goes on."""
     from .. import _core
 
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     chunks: list[bytes] = []
     need = AUDIO_FINGERPRINT_SECONDS * AFP_RATE * 4
     got = 0
+    bad_at: float | None = None
+    bad = 0
     with _container(path, name, by_content) as c:
         if not c.streams.audio:
             raise ValueError("no audio stream")
@@ -756,11 +766,16 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
             except StopIteration:
                 break
             except av.error.FFmpegError:
-                # Bytes past the sound that do not decode (a LYRICS tag, padding): the
-                # fingerprint of what came before stands; with nothing before, the error does.
+                # With nothing decoded before, the error stands; else the decode goes on
+                # from the next packet (the fingerprint of what did decode stands).
                 if not got:
                     raise
-                break
+                bad += 1
+                bad_at = got / 4 / AFP_RATE if bad_at is None else bad_at
+                if bad >= _MOST_BAD_FRAMES:
+                    break
+                frames = c.decode(stream)
+                continue
             for out in resampler.resample(frame):
                 b = bytes(out.planes[0])[: out.samples * 4]
                 chunks.append(b)
@@ -770,7 +785,8 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
                 chunks.append(bytes(out.planes[0])[: out.samples * 4])
     pcm = b"".join(chunks)[:need]
     fp = _core.audio_fingerprint(pcm)
-    return {"fingerprint": fp, "frames": len(fp) // 4, "seconds": round(len(pcm) / 4 / AFP_RATE, 3)}
+    return {"fingerprint": fp, "frames": len(fp) // 4, "seconds": round(len(pcm) / 4 / AFP_RATE, 3),
+            "bad_at": bad_at, "bad_frames": bad}
 
 
 # Containers whose header states the length (sample counts, an index), so a sound ending

@@ -119,6 +119,31 @@ def plain_paths(text: str) -> str:
 
 # The grey standard deviation (0-255) under which a picture counts as one flat colour.
 IMAGE_FLAT_STDDEV = 2.0
+# Pillow's modes of pictures without colour: black and white, grey (with alpha), and grey
+# of 16 and 32 bits.
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+# How far from neutral (128) a pixel's Cb or Cr may lie in a picture without colour: a
+# grey picture saved as a colour JPEG or WebP comes back a level or two off.
+_GREY_CHROMA = 4
+# The share of pixels that may lie further (a speck of dust, a coloured date stamp).
+_GREY_OUTLIERS = 0.001
+
+
+def colour_of(picture: Any) -> tuple[bool, bytes]:
+    """Of the decoded `picture`: whether it has no colour to speak of, whatever its mode
+    (every pixel grey, within what a lossy colour format's rounding leaves; a sepia print
+    is colour), and its colour layout: the mean Cb and Cr of each cell of a 3x3 grid, 18
+    bytes, row by row (`dupes.find.CHROMA_APART` compares them)."""
+    from PIL import Image
+
+    ycc = picture.convert("RGB").convert("YCbCr")
+    _, cb, cr = ycc.split()
+    chroma = bytes(v for px in ycc.resize((3, 3), Image.Resampling.BOX).getdata() for v in px[1:])
+    if picture.mode in GREY_MODES:
+        return True, chroma
+    low, high = 128 - _GREY_CHROMA, 128 + _GREY_CHROMA + 1
+    off = sum(sum(h[:low]) + sum(h[high:]) for h in (cb.histogram(), cr.histogram()))
+    return off <= _GREY_OUTLIERS * picture.width * picture.height, chroma
 
 
 class _Result:
@@ -207,9 +232,11 @@ class _Result:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
 
-    def image_hashes(self, picture: Any) -> None:
+    def image_hashes(self, picture: Any, source_mode: str | None = None) -> None:
         """pHash and dHash (in the Rust core) of the decoded, upright picture: the decode
-        that made the thumbnail, not a second one."""
+        that made the thumbnail, not a second one; and whether it has no colour.
+        `source_mode`: the file's own mode, where `picture` was decoded in grey alone (its
+        colour, if any, never decoded: a grey source is grey, another unknown)."""
         from PIL import ImageStat
 
         from .. import _core
@@ -222,7 +249,12 @@ class _Result:
             self.errors.append(("fingerprint", NO_FINGERPRINT + "the picture is one flat colour"))
             return
         p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
-        self.hashes = {"phash": p, "dhash": d}
+        chroma: bytes | None = None
+        if source_mode is None:
+            no_colour, chroma = colour_of(picture)
+        else:
+            no_colour = True if source_mode in GREY_MODES else None
+        self.hashes = {"phash": p, "dhash": d, "grey": no_colour, "chroma": chroma}
 
     def as_dict(self) -> dict[str, Any]:
         media = dict(self.media)
@@ -443,7 +475,8 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             # No thumbnail wanted: the hash alone, from a grey decode (JPEG: luma only).
             stage = "decode" if t.meta else "fingerprint"
             try:
-                r.image_hashes(reduce_grey(im, t.thumb_size))
+                mode = im.mode  # (before a grey draft changes it)
+                r.image_hashes(reduce_grey(im, t.thumb_size), source_mode=mode)
             except Image.DecompressionBombError as e:
                 r.fail(stage, e)
             except (OSError, ValueError, SyntaxError, MemoryError) as e:
@@ -675,6 +708,16 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             r.audio_hash = audio_fingerprint(t.path, by_content)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
+        else:
+            bad_at, bad = r.audio_hash.pop("bad_at"), r.audio_hash.pop("bad_frames")
+            length = media.get("duration")
+            # Frames that do not decode before the sound's end (a FLAC whose frames fail
+            # their CRC, bytes damaged in a copy): the file is not whole, whatever its
+            # header says, and must not pass for the whole song in a dedupe. Past its
+            # end they are bytes after the sound (a LYRICS tag, padding).
+            if t.meta and bad_at is not None and length and bad_at < length - max(1.0, length / 100):
+                r.fail("decode", f"{bad:,} frame{' of the sound does' if bad == 1 else 's of the sound do'} not decode, the first at "
+                                 f"{bad_at:.1f} s of {length:.1f} s: damaged?")
     # Sound whose header states its length and that ends well before it was cut short (a
     # download or copy that stopped): it must not pass for the whole song, in a near-
     # duplicate group or a dedupe. Its duration is how far it plays.
