@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from .media_tables import arrow_schema, columns
 from .store import Catalog
-from ..meta.readers import CUT_SHORT, NO_FINGERPRINT, PICTURES_END
+from ..meta.readers import CUT_SHORT, FINGERPRINT_NOTES, NO_FINGERPRINT
 from .writes import utcnow
 
 EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
@@ -287,7 +287,7 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
             con.execute(f"DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_keys) "
                         f"AND NOT (blake3 IN (SELECT blake3 FROM mf_kept) AND ({_FOUND_BY_FP})) "
                         f"AND NOT (blake3 IN (SELECT blake3 FROM mf_undecoded) AND stage = 'decode') "
-                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_thumbed) AND stage = 'thumb')", [PICTURES_END])
+                        f"AND NOT (blake3 IN (SELECT blake3 FROM mf_thumbed) AND stage = 'thumb')", list(FINGERPRINT_NOTES))
         _replace(con, batches, delete=tuple(t for t in batches if not (
             kept and t in _FINGERPRINT_TABLES or (kept or undecoded or thumbed) and t == "meta_errors")))
         if kept:
@@ -328,21 +328,24 @@ def _partial_where_fingerprint_failed(con: Any, keys: str) -> int:
     return _changed(con.execute(f"""
         UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (
             SELECT blake3 FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM {keys})
-              AND (stage = 'fingerprint' AND NOT starts_with(message, $2)
-                   OR stage = 'decode' AND starts_with(message, $1)))""", [PICTURES_END, NO_FINGERPRINT]))
+              AND (stage = 'fingerprint' AND NOT starts_with(message, $3)
+                   OR stage = 'decode' AND (starts_with(message, $1) OR starts_with(message, $2))))""",
+        [*FINGERPRINT_NOTES, NO_FINGERPRINT]))
 
 
 _THUMB_COLUMNS = ("thumb", "thumb_width", "thumb_height", "thumb_bytes")
 _VIDEO_STREAM = "streams.type = 'video' AND NOT coalesce(streams.is_cover, FALSE)"
 _FINGERPRINT_TABLES = ("image_hashes", "video_hashes", "audio_hashes")
 # The `meta_errors` rows that making a fingerprint writes: its own, and a video's pictures
-# found to end early (`$1`: `PICTURES_END`).
-_FOUND_BY_FP = "stage = 'fingerprint' OR stage = 'decode' AND starts_with(message, $1)"
+# found to end early or sound that stops decoding (`$1`, `$2`: `FINGERPRINT_NOTES`).
+_FOUND_BY_FP = "stage = 'fingerprint' OR stage = 'decode' AND (starts_with(message, $1) OR starts_with(message, $2))"
+if len(FINGERPRINT_NOTES) != 2:
+    raise RuntimeError("_FOUND_BY_FP names two fingerprint notes")
 
 
 def _found_by_fingerprint(stage: str, message: str) -> bool:
     """`_FOUND_BY_FP` of one error."""
-    return stage == "fingerprint" or stage == "decode" and message.startswith(PICTURES_END)
+    return stage == "fingerprint" or stage == "decode" and message.startswith(FINGERPRINT_NOTES)
 
 
 def write_fingerprints(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, bytes]) -> None:
@@ -361,7 +364,7 @@ def write_fingerprints(cat: Catalog, results: list[dict[str, Any]], paths: dict[
     }
     with cat.registered("mf_keys", _keys(results)), cat.transaction() as con:
         con.execute(f"DELETE FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM mf_keys) AND ({_FOUND_BY_FP})",
-                    [PICTURES_END])
+                    list(FINGERPRINT_NOTES))
         _replace(con, batches, delete=_FINGERPRINT_TABLES)
         # What only these frames or this decode tell (an extraction made without
         # fingerprints: pixels that do not decode, a video whose pictures end early).

@@ -855,6 +855,8 @@ def dupes_cmd(
             else:
                 find = similar_videos if kind == "video" else similar_groups
                 table = find(cat, DEFAULT_RADIUS if threshold is None else threshold)
+                if kind == "image":
+                    _colours_unmeasured(cat)
     else:
         _hash_candidates(g.catalog, kind, g.quiet)
         with open_catalog(g.catalog, read_only=True) as cat:
@@ -867,6 +869,22 @@ def dupes_cmd(
         print(f"{render.counted(groups, 'group')}" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))
         return
     _write_table(table, fmt, output, g.catalog)
+
+
+def _colours_unmeasured(cat) -> None:  # noqa: ANN001 - a Catalog
+    """A note on stderr when pictures of the groups just made were hashed without their
+    colours being measured (before schema 23, or from a grey decode under --no-thumbs):
+    those were grouped by pHash alone, and `--keep best` tells their grey by their mode."""
+    from . import _to_stderr
+
+    ((n,),) = cat.con.execute("""
+        SELECT count(DISTINCT g.blake3) FROM similar_groups g JOIN image_hashes h USING (blake3)
+        WHERE g.method = 'phash' AND h.chroma IS NULL AND h.grey IS NOT TRUE""").fetchall()
+    if n:
+        _to_stderr(f"mediaforge: note: {render.counted(n, 'picture')} of these groups "
+                   f"{'was' if n == 1 else 'were'} fingerprinted without measuring colour (catalogued before this "
+                   "version, or with --no-thumbs): grouped by pHash alone; `mediaforge thumbs` measures them, "
+                   "then run this again")
 
 
 @command("dedupe")
@@ -953,7 +971,8 @@ def dedupe_cmd(
                            "before --apply")
         if plan.stale:
             _to_stderr(f"mediaforge: warning: {render.counted(plan.stale, 'group')} left out: the file each was found "
-                       "around is gone since; `mediaforge scan` of its folder, then "
+                       "around is gone since (moved, deleted, or acted on by an earlier dedupe); `mediaforge scan` of its "
+                       "folder, then "
                        f"`mediaforge dupes --similar --kind {kind or 'image'}`, groups the rest again")
     else:
         _hash_candidates(g.catalog, kind, g.quiet or as_json)

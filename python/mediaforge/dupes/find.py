@@ -347,8 +347,7 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         ORDER BY h.blake3
         """
     ).to_arrow_table()
-    members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash")), radius)
-    m = _same_colours(pa.record_batch(members), hashes.column("grey").to_pylist(), hashes.column("chroma").to_pylist())
+    m = _colour_groups(hashes, radius)
     ids = hashes.column("blake3")
     rows = pa.table({
         "group_id": pc.add(m.column("group"), 1).cast(pa.uint32()),
@@ -370,29 +369,68 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
 CHROMA_APART = 28
 
 
-def _same_colours(m: pa.RecordBatch, grey: list[bool | None], chroma: list[bytes | None]) -> pa.RecordBatch:
-    """The members (index, group, leader, distance) of pHash groups less those whose
-    colours lie clearly apart from their leader's, and less the groups that leaves one
-    file; groups numbered again from 0. A grey picture (the copy of a colour one) and one
-    not measured are compared by pHash alone."""
-    def apart(a: int, b: int) -> bool:
-        x, y = chroma[a], chroma[b]
-        if grey[a] or grey[b] or x is None or y is None or len(x) != len(y):
-            return False
-        return max(abs(p - q) for p, q in zip(x, y, strict=True)) > CHROMA_APART
+def _colour_groups(hashes: pa.Table, radius: int) -> pa.RecordBatch:
+    """The members (index, group, leader, distance: indexes into `hashes`) of the pHash
+    groups (`_core.similar_groups`) whose colour members agree: in each group, a colour
+    picture whose layout lies apart from the group's reference colour picture (its leader,
+    when that is in colour, else the colour member nearest it) leaves; a grey picture,
+    the copy of a colour one, and one not measured stay. Those who left, and the members
+    of groups they left with one file, are grouped again among themselves, until no
+    group changes: a red and a blue pair of one layout make two groups."""
+    pending = pa.array(range(len(hashes)), pa.uint32())
+    done: list[pa.RecordBatch] = []
+    groups = 0
+    while len(pending) >= 2:
+        members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash").take(pending)), radius)
+        m = pa.record_batch(members)
+        if m.num_rows == 0:
+            break
+        # Back to indexes into `hashes`, and the colours of these members alone.
+        index, leader = pending.take(m.column("index")), pending.take(m.column("leader"))
+        keep = _agreeing(m.column("group").to_pylist(), index.to_pylist(), leader.to_pylist(),
+                         m.column("distance").to_pylist(), hashes.column("grey").take(index).to_pylist(),
+                         hashes.column("chroma").take(index).to_pylist())
+        kept = m.filter(pa.array(keep))
+        if kept.num_rows:
+            number = {g: groups + n for n, g in enumerate(sorted(set(kept.column("group").to_pylist())))}
+            groups += len(number)
+            mask = pa.array(keep)
+            done.append(pa.record_batch({
+                "index": index.filter(mask), "leader": leader.filter(mask),
+                "group": pa.array([number[g] for g in kept.column("group").to_pylist()], pa.uint32()),
+                "distance": kept.column("distance")}))
+        left = index.filter(pa.array([not k for k in keep]))
+        if len(left) == len(pending):  # (nothing settled: grouped alike again)
+            break
+        pending = left
+    if not done:
+        return pa.record_batch({"index": pa.array([], pa.uint32()), "leader": pa.array([], pa.uint32()),
+                                "group": pa.array([], pa.uint32()), "distance": pa.array([], pa.uint8())})
+    return pa.Table.from_batches(done).combine_chunks().to_batches()[0]
 
-    index, leader, group = (m.column(c).to_pylist() for c in ("index", "leader", "group"))
-    keep = [i == lead or not apart(i, lead) for i, lead in zip(index, leader, strict=True)]
+
+def _agreeing(group: list[int], index: list[int], leader: list[int], distance: list[int],
+              grey: list[bool | None], chroma: list[bytes | None]) -> list[bool]:
+    """For each member (of `_colour_groups`' lists), whether it stays in its group: its
+    colours agree with the group's reference colour picture, and the group keeps two."""
+    colour = {i: c for i, g, c in zip(index, grey, chroma, strict=True) if not g and c is not None}
+    reference: dict[int, int] = {}
+    for g, i, lead, d in sorted(zip(group, index, leader, distance, strict=True),
+                                key=lambda r: (r[0], r[1] != r[2], r[3], r[1])):
+        if g not in reference and i in colour:  # the leader first, then the nearest
+            reference[g] = i
+
+    def apart(i: int, g: int) -> bool:
+        ref = reference.get(g)
+        if ref is None or i not in colour or len(colour[i]) != len(colour[ref]):
+            return False
+        return max(abs(p - q) for p, q in zip(colour[i], colour[ref], strict=True)) > CHROMA_APART
+
+    stays = [not apart(i, g) for g, i in zip(group, index, strict=True)]
     size: dict[int, int] = {}
-    for g, k in zip(group, keep, strict=True):
-        size[g] = size.get(g, 0) + k
-    kept = [k and size[g] > 1 for g, k in zip(group, keep, strict=True)]
-    if all(kept):
-        return m
-    m = m.filter(pa.array(kept))
-    number = {g: n for n, g in enumerate(sorted(set(m.column("group").to_pylist())))}
-    groups = pa.array([number[g] for g in m.column("group").to_pylist()], m.schema.field("group").type)
-    return m.set_column(m.schema.get_field_index("group"), "group", groups)
+    for g, st in zip(group, stays, strict=True):
+        size[g] = size.get(g, 0) + st
+    return [st and size[g] > 1 for g, st in zip(group, stays, strict=True)]
 
 
 def _u64_bytes(column: pa.ChunkedArray) -> bytes:

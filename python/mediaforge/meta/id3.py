@@ -22,10 +22,13 @@ from typing import BinaryIO
 MOST_ID3_FRAMES = 2000
 # A text frame's bytes read at most: titles and names are short; lyrics are no text frame.
 _MOST_TEXT = 64 << 10
-# A whole tag read at most to undo its unsynchronisation (ID3v2.3 sets it for the tag).
-_MOST_UNSYNCED_TAG = 16 << 20
+# A whole tag read at most to undo its unsynchronisation (ID3v2.3 sets it for the tag):
+# read for every such MP3, so a tag with a big cover is passed by.
+_MOST_UNSYNCED_TAG = 1 << 20
 # ID3v2.3 frames ID3v2.4 has under another name, as mutagen renames them as it reads.
 _RENAMED = {"TYER": "TDRC", "TORY": "TDOR"}
+# ID3v2.3 frames mutagen folds into others (the day and time into TDRC) or drops.
+_FOLDED = frozenset({"TDAT", "TIME", "TRDA", "TSIZ"})
 
 
 def syncsafe(b: bytes) -> int:
@@ -92,7 +95,10 @@ def _decoded(raw: bytes, encoding: int) -> list[str]:
     bom = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
     if encoding in (1, 2) or (encoding > 3 and bom):
         raw = raw[:len(raw) & ~1]
-        text = raw.decode("utf-16" if bom else "utf-16-be" if encoding == 2 else "utf-16-le", "replace")
+        # Without a mark, the order its zero bytes tell (Latin text: every other byte),
+        # else Windows' (little-endian).
+        big = encoding == 2 or raw[0::2].count(0) > raw[1::2].count(0)
+        text = raw.decode("utf-16" if bom else "utf-16-be" if big else "utf-16-le", "replace")
     elif encoding == 0:
         text = raw.decode("latin-1")
     else:  # UTF-8, or an encoding byte that names none
@@ -100,8 +106,12 @@ def _decoded(raw: bytes, encoding: int) -> list[str]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("cp1252", "replace")
-    # (UTF-16 values each begin with their own mark.)
-    return [value.lstrip("\ufeff") for value in text.split("\x00")]
+    # (UTF-16 values each begin with their own mark; a text ended by a NUL leaves an
+    # empty value after it.)
+    values = [value.lstrip("\ufeff") for value in text.split("\x00")]
+    while len(values) > 1 and not values[-1]:
+        values.pop()
+    return values
 
 
 def text_frames(path: str | bytes, have: dict[str, int]) -> list[tuple[str, list[str]]]:
@@ -125,7 +135,7 @@ def text_frames(path: str | bytes, have: dict[str, int]) -> list[tuple[str, list
                 src = io.BytesIO(f.read(end).replace(b"\xff\x00", b"\xff"))
             heads = [(_RENAMED.get(fid.decode("latin-1"), fid.decode("latin-1")), fl, at, size)
                      for fid, fl, at, size in itertools.islice(_frames(src, version, end, pos), MOST_ID3_FRAMES)
-                     if fid[:1] == b"T" and fid.isalnum() and fid.isupper()]
+                     if fid[:1] == b"T" and fid.isalnum() and fid.isupper() and fid.decode("latin-1") not in _FOLDED]
             counts: dict[str, int] = {}
             for fid, *_ in heads:
                 counts[fid] = counts.get(fid, 0) + 1
@@ -139,7 +149,7 @@ def text_frames(path: str | bytes, have: dict[str, int]) -> list[tuple[str, list
                 body = src.read(min(size, _MOST_TEXT))
                 if version == 4:
                     body = body[(1 if fl & 0x40 else 0) + (4 if fl & 0x01 else 0):]  # group byte, length
-                    if fl & 0x02:
+                    if fl & 0x02 or flags & 0x80:  # the frame unsynchronised, or the whole tag
                         body = body.replace(b"\xff\x00", b"\xff")
                 elif fl & 0x20:  # a group byte
                     body = body[1:]

@@ -745,7 +745,9 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
     resampled to mono float at 11,025 Hz: fingerprint bytes, frames, seconds covered; and
     `bad_at`, the seconds decoded before the first frame that would not (a damaged
     stretch, or bytes past the sound), None when every one did, with `bad_frames`, how
-    many did not. A frame that does not decode is passed by, and the decode goes on."""
+    many did not; and `to_end`, whether the decode reached the sound's end (then
+    `seconds` is all of it). A frame that does not decode is passed by, and the decode
+    goes on."""
     from .. import _core
 
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
@@ -786,7 +788,7 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
     pcm = b"".join(chunks)[:need]
     fp = _core.audio_fingerprint(pcm)
     return {"fingerprint": fp, "frames": len(fp) // 4, "seconds": round(len(pcm) / 4 / AFP_RATE, 3),
-            "bad_at": bad_at, "bad_frames": bad}
+            "bad_at": bad_at, "bad_frames": bad, "to_end": got < need}
 
 
 # Containers whose header states the length (sample counts, an index), so a sound ending
@@ -871,20 +873,25 @@ def sound_end(path: str | bytes, claimed: float, by_content: bool = False) -> fl
             except (av.error.FFmpegError, OverflowError):
                 return None
             end = None
-            try:
-                for frame in c.decode(stream):
-                    if frame.pts is not None and frame.sample_rate:
-                        end = float(frame.pts * frame.time_base) - start + frame.samples / frame.sample_rate
-                        if not whole:
-                            break
-            except av.error.FFmpegError as e:
-                if not getattr(stream.codec_context, "is_open", True):
-                    # The decoder would not open (HE-AAC v2 from FFmpeg's own encoder: "SBR+PS
-                    # not implemented"): nothing of the sound can be told, least of all that it
-                    # was cut short.
-                    raise CannotDecode(f"libav cannot decode this {stream.codec_context.name} sound "
-                                       f"({e.strerror or e})") from None
-                # Else the bytes end mid-frame: what decoded before stands.
+            for _ in range(_MOST_BAD_FRAMES):
+                try:
+                    for frame in c.decode(stream):
+                        if frame.pts is not None and frame.sample_rate:
+                            end = float(frame.pts * frame.time_base) - start + frame.samples / frame.sample_rate
+                            if not whole:
+                                return end
+                    return end
+                except av.error.FFmpegError as e:
+                    if not getattr(stream.codec_context, "is_open", True):
+                        # The decoder would not open (HE-AAC v2 from FFmpeg's own encoder: "SBR+PS
+                        # not implemented"): nothing of the sound can be told, least of all that it
+                        # was cut short.
+                        raise CannotDecode(f"libav cannot decode this {stream.codec_context.name} sound "
+                                           f"({e.strerror or e})") from None
+                    if not whole:
+                        return end
+                    # The bytes end mid-frame (a cut: nothing decodes after), or a damaged
+                    # stretch (the sound goes on after it, and is no cut): decoded on.
             return end
 
         slack = max(1.5, claimed / 200)

@@ -35,6 +35,16 @@ NO_FINGERPRINT = "no fingerprint: "
 # The start of the `decode` error of a video whose pictures end well before its stated
 # length, which only the fingerprint's frames tell: a fingerprint catch-up records it too.
 PICTURES_END = "the pictures end at "
+# The start of the `decode` error of sound whose frames stop decoding before its end (a
+# FLAC whose frames fail their CRC, bytes damaged in a copy), which only the fingerprint's
+# decode tells: a fingerprint catch-up records it too.
+SOUND_BREAKS = "the sound does not decode "
+# The `decode` notes a fingerprint's decode makes (see `found_by_fingerprint`).
+FINGERPRINT_NOTES = (PICTURES_END, SOUND_BREAKS)
+# Sound codecs whose streams carry frames that fail to decode in whole files: an MP3's
+# Xing or Info frame where MP3s were joined end to end, an ID3 tag between them, junk a
+# tagger left; and an MP3 without a Xing frame has only a guess at its length to compare.
+_LENIENT_SOUND = frozenset({"mp1", "mp2", "mp3", "mp3float", "mp3adu"})
 # How every `decode` note of a file whose end is missing ends (a GIF without its trailer,
 # sound or pictures that end early, a TIFF cut short): what is there decodes, so such a
 # file can still be fingerprinted (see `pending_fingerprints`).
@@ -320,7 +330,7 @@ def extract_one(task: Task) -> dict[str, Any]:
         # so that later catch-ups do not pick the content again.
         # All but the finding that a video's pictures end early, which makes it `partial`
         # as a full extraction would (`write_fingerprints`).
-        r.errors = [(stage if stage == "decode" and message.startswith(PICTURES_END) else "fingerprint", message)
+        r.errors = [(stage if stage == "decode" and message.startswith(FINGERPRINT_NOTES) else "fingerprint", message)
                     for stage, message in r.errors]
         if not r.errors and r.hashes is None and not r.video_hashes and r.audio_hash is None:
             r.fail("fingerprint", "no picture or sound to fingerprint", ERROR)
@@ -703,21 +713,16 @@ def _av(r: _Result, fallback: bool = False) -> bool:
                        else "every sampled frame is black or flat" if looked_at else "no frame could be decoded")
                 r.errors.append(("fingerprint", NO_FINGERPRINT + why))
     # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
+    broken: tuple[float | None, int, float | None] = (None, 0, None)
     if t.fingerprints and media.get("audio_codec") and not media.get("video_codec"):
         try:
             r.audio_hash = audio_fingerprint(t.path, by_content)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
         else:
-            bad_at, bad = r.audio_hash.pop("bad_at"), r.audio_hash.pop("bad_frames")
-            length = media.get("duration")
-            # Frames that do not decode before the sound's end (a FLAC whose frames fail
-            # their CRC, bytes damaged in a copy): the file is not whole, whatever its
-            # header says, and must not pass for the whole song in a dedupe. Past its
-            # end they are bytes after the sound (a LYRICS tag, padding).
-            if t.meta and bad_at is not None and length and bad_at < length - max(1.0, length / 100):
-                r.fail("decode", f"{bad:,} frame{' of the sound does' if bad == 1 else 's of the sound do'} not decode, the first at "
-                                 f"{bad_at:.1f} s of {length:.1f} s: damaged?")
+            to_end = r.audio_hash.pop("to_end")
+            broken = (r.audio_hash.pop("bad_at"), r.audio_hash.pop("bad_frames"),
+                      r.audio_hash["seconds"] if to_end else None)
     # Sound whose header states its length and that ends well before it was cut short (a
     # download or copy that stopped): it must not pass for the whole song, in a near-
     # duplicate group or a dedupe. Its duration is how far it plays.
@@ -769,8 +774,39 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             short = None
         if short:
             r.fail("decode", short)
+    _sound_breaks(r, media, *broken)
     _settle_lengths(r)
     return True
+
+
+# How much shorter than its stated length sound decoded to its end may come out whole:
+# codecs' priming and padding move it by a few hundredths of a second.
+_DECODED_SLACK = 0.05
+
+
+def _sound_breaks(r: _Result, media: dict[str, Any], bad_at: float | None, bad: int,
+                  decoded: float | None) -> None:
+    """The note on sound whose frames did not decode (`bad` of them, the first after
+    `bad_at` seconds) well before its end, or that decoded to its end (`decoded`
+    seconds, None when the fingerprint stopped first) shorter than it lasts (frames a
+    damaged stretch lost without an error: a FLAC's or an Ogg page's): the file is not
+    whole, whatever its header says, and must not pass for the whole song in a dedupe.
+    Bytes that fail past the end are bytes after the sound (a LYRICS tag, padding); a
+    file already found cut short says so."""
+    length = media.get("duration")
+    if not length or (media.get("audio_codec") or "") in _LENIENT_SOUND \
+            or any(stage == "decode" for stage, _ in r.errors):
+        return
+    # Several sound streams: the fingerprint's is the first, the length the longest's. ASF
+    # states a length its preroll and padding count in.
+    several = sum(1 for s in r.streams if s.get("type") == "audio") > 1
+    if several or media.get("format") == "asf":
+        decoded = None
+    if bad_at is not None and bad_at < length - max(1.0, length / 100):
+        r.fail("decode", f"{SOUND_BREAKS}at {bad_at:.1f} s of the {length:.1f} s it lasts ({bad:,} frame"
+                         f"{'' if bad == 1 else 's'} lost): damaged?")
+    elif decoded is not None and decoded < length - _DECODED_SLACK:
+        r.fail("decode", f"{SOUND_BREAKS}whole: {decoded:.2f} s of the {length:.2f} s it lasts: damaged?")
 
 
 def _asf_length(path: bytes) -> float | None:
