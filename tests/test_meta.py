@@ -340,6 +340,46 @@ def test_id3_text_frames_mutagen_drops_are_read_as_their_bytes_most_likely_are(t
     assert {k: got["fine.mp3"][k] for k in ("title", "album")} == {"title": "Caf\u00e9!", "album": "Album"}
 
 
+def test_dropped_id3_text_frames_are_read_in_wav_and_aiff_chunks_and_past_many_frames(tmp_path: Path) -> None:
+    """QA findings on the recovery above: a WAV's or AIFF's ID3 chunk was not looked in,
+    and a dropped frame after the 2,000th frame of a tag was not found."""
+    from mutagen import id3
+    from mutagen.aiff import AIFF
+    from mutagen.wave import WAVE
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._audio(lib / "t.wav", "pcm_s16le", "wav", 1.0)
+    media_corpus._audio(lib / "t.aiff", "pcm_s16be", "aiff", 1.0)
+    for name, kind in (("t.wav", WAVE), ("t.aiff", AIFF)):
+        f = kind(lib / name)
+        f.add_tags()
+        f.tags.add(id3.TIT2(encoding=0, text="Caf\u00e9 Chunk"))
+        f.tags.add(id3.TPE1(encoding=3, text="Chunk Artist"))
+        f.save()
+        data = (lib / name).read_bytes()
+        (lib / name).write_bytes(data.replace(b"\x00Caf\xe9 Chunk", b"\x03Caf\xe9 Chunk", 1))  # Latin-1 marked UTF-8
+        assert "TIT2" not in kind(lib / name).tags
+    def syncsafe(n: int) -> bytes:
+        return bytes((n >> shift) & 0x7F for shift in (21, 14, 7, 0))
+
+    def frame(fid: bytes, body: bytes) -> bytes:
+        return fid + syncsafe(len(body)) + b"\x00\x00" + body
+
+    media_corpus._audio(lib / "many.mp3", "libmp3lame", "mp3", 1.0)
+    frames = b"".join(frame(b"TXXX", b"\x03k%d\x00v" % i) for i in range(3000))
+    frames += frame(b"TALB", b"\x05Album") + frame(b"TIT2", b"\x03Title")  # an encoding byte that names none
+    (lib / "many.mp3").write_bytes(b"ID3\x04\x00\x00" + syncsafe(len(frames)) + frames + (lib / "many.mp3").read_bytes())
+    assert "TALB" not in id3.ID3(lib / "many.mp3")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    for name in ("t.wav", "t.aiff"):
+        row = _one(catalog, "tags_audio", lib / name)
+        assert (row["title"], row["artist"]) == ("Caf\u00e9 Chunk", "Chunk Artist"), (name, row)
+    row = _one(catalog, "tags_audio", lib / "many.mp3")
+    assert (row["title"], row["album"]) == ("Title", "Album"), row
+
+
 
 def test_a_webp_cut_short_says_so_and_a_sound_of_no_length_has_none(tmp_path: Path) -> None:
     """QA findings: a WebP cut in half was stored with Pillow's "could not create decoder

@@ -247,7 +247,8 @@ def read_audio(path: str | bytes,
     (FLAC, ALAC, WavPack, Monkey's Audio, AIFF, WAV: 16, 24; None where it states none)."""
     f = _open(path, container)
     bits = _stated_bits(f)
-    if f is not None and type(f.tags).__name__ == "ID3" and (container == "mp3" or type(f).__name__ == "MP3"):
+    if f is not None and (type(f.tags).__name__ == "ID3" and (container == "mp3" or type(f).__name__ == "MP3")
+                          or type(f.tags).__name__ in ("_WaveID3", "_IFFID3")):
         _mend_id3(path, f.tags)
     row = _tag_row(f.tags) if f is not None and f.tags is not None else None
     mp3 = container == "mp3" or (container is None and type(f).__name__ == "MP3")  # (libav could not tell)
@@ -274,8 +275,9 @@ def read_audio(path: str | bytes,
 
 
 def _mend_id3(path: str | bytes, tags: Any) -> None:
-    """Puts back into mutagen's ID3 `tags` (of the tag at the start of an MP3) the text
-    frames it dropped because their text did not decode as their encoding byte says."""
+    """Puts back into mutagen's ID3 `tags` (of the tag at the start of an MP3, or a WAV
+    or AIFF file's ID3 chunk) the text frames it dropped because their text did not
+    decode as their encoding byte says."""
     from mutagen.id3 import Frames
 
     have: dict[str, int] = {}

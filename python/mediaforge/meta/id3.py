@@ -27,6 +27,10 @@ _MOST_TEXT = 64 << 10
 _MOST_UNSYNCED_TAG = 1 << 20
 # ID3v2.3 frames ID3v2.4 has under another name, as mutagen renames them as it reads.
 _RENAMED = {"TYER": "TDRC", "TORY": "TDOR"}
+# Frame headers walked at most looking for dropped text frames (a tenth of a second).
+_MOST_WALKED = 100_000
+# An ID3 chunk of a WAV or AIFF file read at most.
+_MOST_CHUNK = 16 << 20
 # ID3v2.3 frames mutagen folds into others (the day and time into TDRC) or drops.
 _FOLDED = frozenset({"TDAT", "TIME", "TRDA", "TSIZ"})
 
@@ -114,15 +118,37 @@ def _decoded(raw: bytes, encoding: int) -> list[str]:
     return values
 
 
+def _chunk(f: BinaryIO) -> BinaryIO | None:
+    """The ID3 chunk of a WAV (RIFF, `id3 ` or `ID3 `) or AIFF (IFF, `ID3 `) file open as
+    `f`, as a file of its own; None when it has none (or it is too big to read)."""
+    f.seek(0)
+    head = f.read(12)
+    little = head[:4] == b"RIFF" and head[8:12] == b"WAVE"
+    if not little and not (head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC")):
+        return None
+    at = 12
+    for _ in range(10_000):
+        f.seek(at)
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return None
+        n = int.from_bytes(chunk[4:], "little" if little else "big")
+        if chunk[:4] in (b"id3 ", b"ID3 "):
+            return io.BytesIO(f.read(n)) if n <= _MOST_CHUNK else None
+        at += 8 + n + (n & 1)
+    return None
+
+
 def text_frames(path: str | bytes, have: dict[str, int]) -> list[tuple[str, list[str]]]:
     """The text frames (`T...`, ID3v2.3 ones by their ID3v2.4 names) of the ID3v2.3 or
-    2.4 tag at the start of the file at `path` that a reader missed: of each frame id,
-    all frames once the tag holds more than `have` says the reader found. A `TXXX`
-    frame's values start with its description. Unreadable, compressed and encrypted
-    frames are passed by."""
+    2.4 tag at the start of the file at `path` (or in a WAV or AIFF file's ID3 chunk)
+    that a reader missed: of each frame id, all frames once the tag holds more than
+    `have` says the reader found. A `TXXX` frame's values start with its description.
+    Unreadable, compressed and encrypted frames are passed by."""
     out: list[tuple[str, list[str]]] = []
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as file:
+            f = _chunk(file) or file
             tag = _tag(f)
             if tag is None or tag[0] == 2:
                 return out
@@ -134,7 +160,7 @@ def text_frames(path: str | bytes, have: dict[str, int]) -> list[tuple[str, list
                 f.seek(0)
                 src = io.BytesIO(f.read(end).replace(b"\xff\x00", b"\xff"))
             heads = [(_RENAMED.get(fid.decode("latin-1"), fid.decode("latin-1")), fl, at, size)
-                     for fid, fl, at, size in itertools.islice(_frames(src, version, end, pos), MOST_ID3_FRAMES)
+                     for fid, fl, at, size in itertools.islice(_frames(src, version, end, pos), _MOST_WALKED)
                      if fid[:1] == b"T" and fid.isalnum() and fid.isupper() and fid.decode("latin-1") not in _FOLDED]
             counts: dict[str, int] = {}
             for fid, *_ in heads:
