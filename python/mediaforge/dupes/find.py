@@ -377,16 +377,18 @@ def _colour_groups(hashes: pa.Table, radius: int) -> pa.RecordBatch:
     the copy of a colour one, and one not measured stay. Those who left, and the members
     of groups they left with one file, are grouped again among themselves, until no
     group changes: a red and a blue pair of one layout make two groups."""
-    pending = pa.array(range(len(hashes)), pa.uint32())
+    pending: pa.Array | None = None  # (None: all of them, without a million indexes made)
     done: list[pa.RecordBatch] = []
     groups = 0
-    while len(pending) >= 2:
-        members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash").take(pending)), radius)
+    while pending is None or len(pending) >= 2:
+        phash = hashes.column("phash") if pending is None else hashes.column("phash").take(pending)
+        members, _pairs = _core.similar_groups(_u64_bytes(phash), radius)
         m = pa.record_batch(members)
         if m.num_rows == 0:
             break
         # Back to indexes into `hashes`, and the colours of these members alone.
-        index, leader = pending.take(m.column("index")), pending.take(m.column("leader"))
+        index, leader = (m.column("index"), m.column("leader")) if pending is None else \
+            (pending.take(m.column("index")), pending.take(m.column("leader")))
         keep = _agreeing(m.column("group").to_pylist(), index.to_pylist(), leader.to_pylist(),
                          m.column("distance").to_pylist(), hashes.column("grey").take(index).to_pylist(),
                          hashes.column("chroma").take(index).to_pylist())
@@ -400,7 +402,7 @@ def _colour_groups(hashes: pa.Table, radius: int) -> pa.RecordBatch:
                 "group": pa.array([number[g] for g in kept.column("group").to_pylist()], pa.uint32()),
                 "distance": kept.column("distance")}))
         left = index.filter(pa.array([not k for k in keep]))
-        if len(left) == len(pending):  # (nothing settled: grouped alike again)
+        if not kept.num_rows:  # (nothing settled: grouped alike again)
             break
         pending = left
     if not done:
