@@ -4602,3 +4602,29 @@ def test_a_lossless_jpeg_is_decoded_by_libav(tmp_path: Path) -> None:
         assert small.size == ref.size
         diff = ImageStat.Stat(ImageChops.difference(small.convert("RGB"), ref.convert("RGB"))).mean
         assert max(diff) < 12, diff  # the same picture
+
+
+def test_stats_classes_a_video_by_its_lines_as_well_as_its_width(tmp_path: Path) -> None:
+    """A QA finding: `stats` classed video by its long side alone, so 1440x1080 HDV was
+    720p and 960x720 DV was SD. The higher of the two sides' classes counts: a scope
+    film of 1920x800 stays 1080p, and a phone's upright 1080x1920 is 1080p too."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sizes = {"hdv.mp4": (1440, 1080), "dv.mp4": (960, 720), "scope.mp4": (1920, 800), "upright.mp4": (1080, 1920),
+             "sd.mp4": (640, 480)}
+    for name, (w, h) in sizes.items():
+        with av.open(str(lib / name), "w") as out:
+            st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+            st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+            frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), 90, np.uint8), format="rgb24")
+            out.mux(st.encode(frame))
+            out.mux(st.encode())
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", "--no-fingerprints", catalog=catalog).rc == 0
+    res = run_cli("stats", "--json", catalog=catalog)
+    assert res.rc == 0, res
+    got = {r["resolution"]: r["files"] for r in json.loads(res.out)["by_resolution"] if r["kind"] == "video"}
+    assert got == {"1080p": 3, "720p": 1, "SD": 1}, got

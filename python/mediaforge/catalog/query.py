@@ -487,12 +487,14 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
             GROUP BY ALL ORDER BY bytes DESC, codec LIMIT ?""", [top]),
         "by_resolution": _rows(cat, f"""
             SELECT m.kind, CASE
+                -- A class by its long side (1920x800 scope film is 1080p) or its short
+                -- side, its lines (1440x1080 HDV is 1080p, 960x720 DV 720p): the higher.
                 WHEN m.kind = 'video' THEN CASE
-                    WHEN greatest(m.width, m.height) >= 7680 THEN '8K'
-                    WHEN greatest(m.width, m.height) >= 3840 THEN '4K'
-                    WHEN greatest(m.width, m.height) >= 2560 THEN '1440p'
-                    WHEN greatest(m.width, m.height) >= 1920 THEN '1080p'
-                    WHEN greatest(m.width, m.height) >= 1280 THEN '720p'
+                    WHEN greatest(m.width, m.height) >= 7680 OR least(m.width, m.height) >= 4320 THEN '8K'
+                    WHEN greatest(m.width, m.height) >= 3840 OR least(m.width, m.height) >= 2160 THEN '4K'
+                    WHEN greatest(m.width, m.height) >= 2560 OR least(m.width, m.height) >= 1440 THEN '1440p'
+                    WHEN greatest(m.width, m.height) >= 1920 OR least(m.width, m.height) >= 1080 THEN '1080p'
+                    WHEN greatest(m.width, m.height) >= 1280 OR least(m.width, m.height) >= 720 THEN '720p'
                     ELSE 'SD' END
                 ELSE CASE
                     WHEN m.width::BIGINT * m.height >= 32e6 THEN '32+ MP'
