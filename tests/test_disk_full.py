@@ -205,6 +205,12 @@ def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path:
         assert len(lines) == 1 and "change is saved" in lines[0], lines
         assert "No space left on device" in lines[0] or "disk full" in lines[0], lines
         assert "IoError {" not in lines[0] and "invalid input" not in lines[0]
+        # The index named, and its disk (a QA finding: a search said the standard output
+        # could not be written, a tag change gave a bare "[Errno 28]").
+        assert str(index) in lines[0] and "[Errno" not in lines[0], lines
+        found = _cli("-q", "--catalog", str(catalog), "search", "x")
+        assert found.returncode == 3 and str(index) in found.stderr and "No space left" in found.stderr, found.stderr
+        assert "standard output" not in found.stderr, found.stderr
         assert full.stdout.startswith("tagged 300 files with x/y"), full.stdout  # what it did, first
         # With --json, the summary (a script learns what was done) with the index's error.
         import json
@@ -229,6 +235,36 @@ def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path:
         assert len(json.loads(found.stdout)) == 300
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_search_index_rebuilt_on_a_full_disk_is_named_not_the_standard_output(tmp_path: Path) -> None:
+    """A QA finding: a search whose index, rebuilt on a disk of a few kilobytes, could not
+    be written said "cannot write the standard output" (a file on a disk with room); a tag
+    change said a bare "[Errno 28] No space left on device". Both name the index now."""
+    import shutil
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(30):
+        (lib / f"walrus_{i:02d}.jpg").write_bytes(b"\xff\xd8\xff" + i.to_bytes(2, "big") * 50)
+    catalog = tmp_path / "cat.duckdb"
+    assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", str(lib)).returncode == 0
+    index = tmp_path / "cat.search"
+    shutil.rmtree(index)
+    _mount_tiny(index, "12k")
+    try:
+        out = tmp_path / "out.txt"
+        with open(out, "w") as f:
+            found = subprocess.run([sys.executable, "-m", "mediaforge", "-q", "--catalog", str(catalog), "search",
+                                    "walrus"], stdout=f, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert found.returncode == 3, found.stderr
+        assert found.stderr.startswith(f"mediaforge: error: cannot write the search index {index} (its disk is "
+                                       "full)"), found.stderr
+        tagged = _cli("-q", "--catalog", str(catalog), "tag", "add", "x", "--where", "true")
+        assert tagged.returncode == 3 and "[Errno" not in tagged.stderr, tagged.stderr
+        assert f"cannot write the search index {index}" in tagged.stderr, tagged.stderr
+    finally:
+        subprocess.run(["umount", str(index)], check=False)
 
 
 def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path: Path) -> None:

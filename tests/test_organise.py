@@ -2248,3 +2248,21 @@ def test_an_export_dry_run_names_what_it_would_do_and_why_a_sidecar_fails(tmp_pa
     assert res.rc == 8, res
     assert f"failed {lib / 't.jpg.xmp'}: not well-formed XMP: unclosed token: line 2" in res.err, res.err
     assert "rescan" not in res.out, res.out  # nothing written: nothing to catalog
+
+
+def test_a_search_index_place_that_links_to_nothing_is_named_so(tmp_path: Path) -> None:
+    """A QA finding: the search index's folder as a link to a disk not mounted gave
+    "File exists (os error 17)"; it is named as such a link, as the catalog's path is."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / "walrus.jpg", quality=80)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    shutil.rmtree(tmp_path / "cat.search")
+    (tmp_path / "cat.search").symlink_to(tmp_path / "not-mounted" / "idx")
+    for args, saved in ((("search", "walrus"), ""), (("scan", lib, "--no-meta"), "; the scan is saved")):
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == 3, res
+        assert_one_line_error(res.err, f"the search index's place {tmp_path / 'cat.search'} is a link to "
+                                       f"{tmp_path / 'not-mounted' / 'idx'}, which is not there (a disk not mounted?)"
+                                       + saved)

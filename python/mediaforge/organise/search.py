@@ -16,6 +16,7 @@ filters `kind:`, `ext:`, `year:2019` or `year:2018..2020`, `tag:` (a whole subtr
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -35,8 +36,8 @@ from ..catalog.media_tables import links_sql, taken_sql
 from ..catalog.schema import KINDS, SEARCH_SYNCED
 from ..catalog.store import streamed
 from ..config import search_dir
-from ..errors import InvalidInputError, PathIOError, quoted
-from ..fsops import replace_atomically
+from ..errors import InvalidInputError, MediaForgeError, PathIOError, quoted
+from ..fsops import link_to_nothing, replace_atomically
 
 # A file's year, as the `library` view has it: of its date taken (`taken_sql`; `sd`: its
 # linked sidecars' date), else of its mtime.
@@ -181,16 +182,32 @@ def _check_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise PathIOError(f"the search index's place {folder} is taken by a file: move it away (or rename the "
                           "catalog)")
+    dangling = link_to_nothing(str(folder))
+    if dangling is not None:
+        raise PathIOError(f"the search index's place {folder} is a link to {os.readlink(dangling)}, which is not "
+                          "there (a disk not mounted?)")
 
 
 def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
             only: Sequence[str] | pa.Array | pa.ChunkedArray | None = None) -> RefreshResult:
     """Bring the index in step with the catalog: only changed documents (all of them,
     from an empty index, with `rebuild`). `only`: the media ids a command just changed
-    (tags, collections), so the others need not be compared at all."""
-    t0 = time.perf_counter()
+    (tags, collections), so the others need not be compared at all. An index that cannot
+    be written (its disk full, read-only) is a `PathIOError` naming it."""
     folder = index_dir(catalog_path)
     _check_folder(folder)
+    try:
+        return _refresh(cat, catalog_path, folder, rebuild, only)
+    except MediaForgeError:
+        raise
+    except OSError as e:  # (from the index's own writes: the catalog's are its own errors)
+        full = " (its disk is full)" if e.errno == errno.ENOSPC or "No space left" in str(e) else ""
+        raise PathIOError(f"cannot write the search index {folder}{full}: {e.strerror or e}") from None
+
+
+def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
+             only: Sequence[str] | pa.Array | pa.ChunkedArray | None) -> RefreshResult:
+    t0 = time.perf_counter()
     fresh = rebuild or not _ours(cat, folder)
     if fresh:  # rebuilt, deleted, or another catalog's: start from nothing
         # The catalog first: one that cannot be written (read-only, a full disk) leaves the
