@@ -2266,3 +2266,20 @@ def test_a_search_index_place_that_links_to_nothing_is_named_so(tmp_path: Path) 
         assert_one_line_error(res.err, f"the search index's place {tmp_path / 'cat.search'} is a link to "
                                        f"{tmp_path / 'not-mounted' / 'idx'}, which is not there (a disk not mounted?)"
                                        + saved)
+
+
+def test_a_long_accented_name_is_found_typed_without_its_accents(tmp_path: Path) -> None:
+    """A QA finding: names were cut to 40 bytes before their accents were folded, so 30
+    é were 20 e in the index and 30 e typed found nothing, nor a long German word typed
+    without its umlauts; typing more of a word found less."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(64, 48, 1).save(lib / ("\u00e9" * 30 + ".jpg"), quality=80)
+    picture(64, 48, 2).save(lib / "M\u00fcllerstra\u00dfenverkehrs\u00fcberwachungsbeh\u00f6rde.jpg", quality=80)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    for query, name in (("e" * 30, "\u00e9" * 30 + ".jpg"), ("e" * 20, "\u00e9" * 30 + ".jpg"),
+                        ("mullerstrassenverkehrsuberwachungsbehorde",
+                         "M\u00fcllerstra\u00dfenverkehrs\u00fcberwachungsbeh\u00f6rde.jpg")):
+        res = run_cli("search", query, "--format", "json", catalog=catalog)
+        assert res.rc == 0 and [Path(r["path"]).name for r in json.loads(res.out)] == [name], (query, res)

@@ -147,8 +147,9 @@ TOKEN_FILE = "token"
 # What the index's documents are made of, written after the catalog id in `OWNER`: an
 # index another version wrote is rebuilt by the next search or scan, as if it were another
 # catalog's. (Before 2, words were not Unicode-normalised; before 3, a final sigma, Turkish
-# `İ` and the accents of Greek and Cyrillic were not folded, nor ties in a fixed order.)
-INDEX_FORMAT = 3
+# `İ` and the accents of Greek and Cyrillic were not folded, nor ties in a fixed order;
+# before 4, long words were cut to 40 bytes before their accents were folded.)
+INDEX_FORMAT = 4
 # What opening an index whose files are not what this version writes says (search.rs).
 DAMAGED = "is damaged or from another version"
 
