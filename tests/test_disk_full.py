@@ -34,6 +34,18 @@ def _scan_bare(catalog: Path, lib: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def _scanned_fakes(tmp_path: Path, stem: str, n: int) -> Path:
+    """A catalog (tmp_path/cat.duckdb, its search index beside it) of `n` small files
+    named like photos (STEM_0001.jpg ...) in tmp_path/lib, scanned without metadata."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(n):
+        (lib / f"{stem}_{i:04d}.jpg").write_bytes(b"\xff\xd8\xff" + i.to_bytes(2, "big") * 50)
+    catalog = tmp_path / "cat.duckdb"
+    assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", str(lib)).returncode == 0
+    return catalog
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mediaforge", *args], capture_output=True, text=True,
                           env={**os.environ, "MEDIAFORGE_DEBUG": ""})
@@ -177,12 +189,7 @@ def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path:
     input" (exit 2), and no later search or scan brought the index up to date."""
     import shutil
 
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    for i in range(300):
-        (lib / f"IMG_{i:04d}.jpg").write_bytes(b"\xff\xd8\xff" + i.to_bytes(2, "big") * 50)
-    catalog = tmp_path / "cat.duckdb"
-    assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", str(lib)).returncode == 0
+    catalog = _scanned_fakes(tmp_path, "IMG", 300)
     disk = tmp_path / "disk"
     _mount_tiny(disk, "2m")
     try:
@@ -243,12 +250,7 @@ def test_a_search_index_rebuilt_on_a_full_disk_is_named_not_the_standard_output(
     change said a bare "[Errno 28] No space left on device". Both name the index now."""
     import shutil
 
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    for i in range(30):
-        (lib / f"walrus_{i:02d}.jpg").write_bytes(b"\xff\xd8\xff" + i.to_bytes(2, "big") * 50)
-    catalog = tmp_path / "cat.duckdb"
-    assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", str(lib)).returncode == 0
+    catalog = _scanned_fakes(tmp_path, "walrus", 30)
     index = tmp_path / "cat.search"
     shutil.rmtree(index)
     _mount_tiny(index, "12k")
