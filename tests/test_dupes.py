@@ -553,6 +553,12 @@ def test_pictures_whose_colours_lie_apart_are_no_near_copies(tmp_path: Path) -> 
     assert all(not {"red.png", "blue.png"} <= g and not {"red_copy.jpg", "blue_copy.jpg"} <= g for g in got.values()), got
     assert any({"red.png", "red_copy.jpg"} <= g for g in got.values()), got
     assert any({"blue.png", "blue_copy.jpg"} <= g for g in got.values()), got
+    # A review finding: a leader alone in its colour took its group's others with it.
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    for name in ("red.png", "blue.png", "blue_copy.jpg"):
+        shutil.copy(ramps / name, lone / name)
+    assert list(_scanned_groups(lone, tmp_path / "lone.duckdb", "image").values()) == [{"blue.png", "blue_copy.jpg"}]
 
 
 def test_a_group_whose_leader_is_gone_is_left_out_of_the_plan(tmp_path: Path) -> None:

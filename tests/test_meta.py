@@ -2781,6 +2781,18 @@ def test_sound_whose_frames_do_not_decode_before_its_end_is_partial(tmp_path: Pa
     assert run_cli("dupes", "--similar", "--kind", "audio", catalog=late).rc == 0
     assert [(r["name"], r["status"], r["notes"]) for r in rows(late, status)] == [
         ("damaged.flac", "partial", 1), ("whole.flac", "ok", 0)]
+    # A review finding: a file cut short, its note made by `meta`, got a second note,
+    # "damaged", from the catch-up; a cut fails at its end alone, and is no damage.
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "cut.flac").write_bytes(whole[:len(whole) // 2])
+    media_corpus._audio(cut / "adts.aac", "aac", "adts", 7.3)  # (a length libav estimates)
+    media_corpus._audio(cut / "low.m4a", "aac", "ipod", 10.0, rate=22050)  # (AAC's priming, a tenth of a second)
+    third = tmp_path / "cut.duckdb"
+    assert run_cli("scan", cut, "--no-thumbs", "--no-fingerprints", catalog=third).rc == 0
+    assert run_cli("dupes", "--similar", "--kind", "audio", catalog=third).rc == 0
+    assert [(r["name"], r["status"], r["notes"]) for r in rows(third, status)] == [
+        ("adts.aac", "ok", 0), ("cut.flac", "partial", 1), ("low.m4a", "ok", 0)]
 
 
 @pytest.mark.parametrize(("codec", "fmt", "name", "rate"), [

@@ -371,68 +371,66 @@ CHROMA_APART = 28
 
 def _colour_groups(hashes: pa.Table, radius: int) -> pa.RecordBatch:
     """The members (index, group, leader, distance: indexes into `hashes`) of the pHash
-    groups (`_core.similar_groups`) whose colour members agree: in each group, a colour
-    picture whose layout lies apart from the group's reference colour picture (its leader,
-    when that is in colour, else the colour member nearest it) leaves; a grey picture,
-    the copy of a colour one, and one not measured stay. Those who left, and the members
-    of groups they left with one file, are grouped again among themselves, until no
-    group changes: a red and a blue pair of one layout make two groups."""
-    pending: pa.Array | None = None  # (None: all of them, without a million indexes made)
-    done: list[pa.RecordBatch] = []
-    groups = 0
-    while pending is None or len(pending) >= 2:
-        phash = hashes.column("phash") if pending is None else hashes.column("phash").take(pending)
-        members, _pairs = _core.similar_groups(_u64_bytes(phash), radius)
-        m = pa.record_batch(members)
-        if m.num_rows == 0:
-            break
-        # Back to indexes into `hashes`, and the colours of these members alone.
-        index, leader = (m.column("index"), m.column("leader")) if pending is None else \
-            (pending.take(m.column("index")), pending.take(m.column("leader")))
-        keep = _agreeing(m.column("group").to_pylist(), index.to_pylist(), leader.to_pylist(),
-                         m.column("distance").to_pylist(), hashes.column("grey").take(index).to_pylist(),
-                         hashes.column("chroma").take(index).to_pylist())
-        kept = m.filter(pa.array(keep))
-        if kept.num_rows:
-            number = {g: groups + n for n, g in enumerate(sorted(set(kept.column("group").to_pylist())))}
-            groups += len(number)
-            mask = pa.array(keep)
-            done.append(pa.record_batch({
-                "index": index.filter(mask), "leader": leader.filter(mask),
-                "group": pa.array([number[g] for g in kept.column("group").to_pylist()], pa.uint32()),
-                "distance": kept.column("distance")}))
-        left = index.filter(pa.array([not k for k in keep]))
-        if not kept.num_rows:  # (nothing settled: grouped alike again)
-            break
-        pending = left
-    if not done:
-        return pa.record_batch({"index": pa.array([], pa.uint32()), "leader": pa.array([], pa.uint32()),
-                                "group": pa.array([], pa.uint32()), "distance": pa.array([], pa.uint8())})
-    return pa.Table.from_batches(done).combine_chunks().to_batches()[0]
+    groups (`_core.similar_groups`, in one pass), each split by colour (`_by_colour`)."""
+    members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash")), radius)
+    m = pa.record_batch(members)
+    index = m.column("index")
+    rows = _by_colour(m.column("group").to_pylist(), index.to_pylist(), m.column("leader").to_pylist(),
+                      hashes.column("phash").take(index).to_pylist(), hashes.column("grey").take(index).to_pylist(),
+                      hashes.column("chroma").take(index).to_pylist(), radius)
+    return pa.record_batch({"index": pa.array([r[0] for r in rows], pa.uint32()),
+                            "group": pa.array([r[1] for r in rows], pa.uint32()),
+                            "leader": pa.array([r[2] for r in rows], pa.uint32()),
+                            "distance": pa.array([r[3] for r in rows], pa.uint8())})
 
 
-def _agreeing(group: list[int], index: list[int], leader: list[int], distance: list[int],
-              grey: list[bool | None], chroma: list[bytes | None]) -> list[bool]:
-    """For each member (of `_colour_groups`' lists), whether it stays in its group: its
-    colours agree with the group's reference colour picture, and the group keeps two."""
-    colour = {i: c for i, g, c in zip(index, grey, chroma, strict=True) if not g and c is not None}
-    reference: dict[int, int] = {}
-    for g, i, lead, d in sorted(zip(group, index, leader, distance, strict=True),
-                                key=lambda r: (r[0], r[1] != r[2], r[3], r[1])):
-        if g not in reference and i in colour:  # the leader first, then the nearest
-            reference[g] = i
+def _by_colour(group: list[int], index: list[int], leader: list[int], phash: list[int],
+               grey: list[bool | None], chroma: list[bytes | None], radius: int) -> list[tuple[int, int, int, int]]:
+    """(index, group, leader, distance) of each member that stays, the groups numbered
+    from 0. A group's colour members (not grey, colours measured) are split into sets
+    that agree (`CHROMA_APART`): the first set around its leader, when that is in colour,
+    else around the colour member nearest it; each further set around the nearest of
+    those left. The grey and unmeasured members (the grey copy of a colour picture) stay
+    with the first set. A set that is not the leader's is led by its own first picture,
+    and keeps only members within `radius` of it; a set of one file is no group."""
+    by_group: dict[int, list[int]] = {}
+    for k, g in enumerate(group):
+        by_group.setdefault(g, []).append(k)
 
-    def apart(i: int, g: int) -> bool:
-        ref = reference.get(g)
-        if ref is None or i not in colour or len(colour[i]) != len(colour[ref]):
-            return False
-        return max(abs(p - q) for p, q in zip(colour[i], colour[ref], strict=True)) > CHROMA_APART
+    def bits(a: int, b: int) -> int:
+        return (phash[a] ^ phash[b]).bit_count()
 
-    stays = [not apart(i, g) for g, i in zip(group, index, strict=True)]
-    size: dict[int, int] = {}
-    for g, st in zip(group, stays, strict=True):
-        size[g] = size.get(g, 0) + st
-    return [st and size[g] > 1 for g, st in zip(group, stays, strict=True)]
+    def agree(a: int, b: int) -> bool:
+        x, y = chroma[a], chroma[b]
+        return x is None or y is None or len(x) != len(y) or \
+            max(abs(p - q) for p, q in zip(x, y, strict=True)) <= CHROMA_APART
+
+    out: list[tuple[int, int, int, int]] = []
+    number = 0
+    for g in sorted(by_group):
+        ks = by_group[g]
+        lead = next(k for k in ks if index[k] == leader[k])
+        # The leader first, then by distance to it, then by index: a fixed order.
+        ks = sorted(ks, key=lambda k: (k != lead, bits(k, lead), index[k]))
+        colour = [k for k in ks if not grey[k] and chroma[k] is not None]
+        sets: list[list[int]] = []
+        while colour:
+            ref = colour[0]
+            sets.append([k for k in colour if agree(k, ref)])
+            colour = [k for k in colour if k not in sets[-1]]
+        rest = [k for k in ks if grey[k] or chroma[k] is None]
+        if sets:
+            sets[0] += rest
+        else:
+            sets = [rest]
+        for n, members in enumerate(sets):
+            head = lead if lead in members else members[0]
+            kept = [k for k in members if k == head or bits(k, head) <= radius] if n or head != lead else members
+            if len(kept) < 2:
+                continue
+            out += [(index[k], number, index[head], bits(k, head)) for k in sorted(kept, key=lambda k: index[k])]
+            number += 1
+    return out
 
 
 def _u64_bytes(column: pa.ChunkedArray) -> bytes:

@@ -744,10 +744,11 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
     """The audio fingerprint (Rust core) of the first two minutes, decoded with PyAV and
     resampled to mono float at 11,025 Hz: fingerprint bytes, frames, seconds covered; and
     `bad_at`, the seconds decoded before the first frame that would not (a damaged
-    stretch, or bytes past the sound), None when every one did, with `bad_frames`, how
-    many did not; and `to_end`, whether the decode reached the sound's end (then
-    `seconds` is all of it). A frame that does not decode is passed by, and the decode
-    goes on."""
+    stretch), None when every one did or none decoded after them (a file cut short, bytes
+    past the sound), with `bad_frames`, how many did not; and `lost`, the seconds the
+    decoded frames' timestamps span beyond the sound they hold (frames lost in between
+    without an error: a damaged FLAC's, Ogg pages that fail their CRC). A frame that does
+    not decode is passed by, and the decode goes on."""
     from .. import _core
 
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
@@ -756,6 +757,11 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
     got = 0
     bad_at: float | None = None
     bad = 0
+    after_bad = False  # (frames decoded after the first that would not: not the sound's end)
+    # The time the decoded frames span, by their own timestamps, and the sound they hold:
+    # fewer seconds of sound than of span are frames lost in between without an error.
+    first: float | None = None
+    last = held = 0.0
     with _container(path, name, by_content) as c:
         if not c.streams.audio:
             raise ValueError("no audio stream")
@@ -778,6 +784,12 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
                     break
                 frames = c.decode(stream)
                 continue
+            after_bad = after_bad or bad_at is not None
+            if frame.pts is not None and frame.sample_rate and frame.time_base:
+                at = float(frame.pts * frame.time_base)
+                first = at if first is None else first
+                last = max(last, at + frame.samples / frame.sample_rate)
+                held += frame.samples / frame.sample_rate
             for out in resampler.resample(frame):
                 b = bytes(out.planes[0])[: out.samples * 4]
                 chunks.append(b)
@@ -788,7 +800,8 @@ def audio_fingerprint(path: str | bytes, by_content: bool = False) -> dict[str, 
     pcm = b"".join(chunks)[:need]
     fp = _core.audio_fingerprint(pcm)
     return {"fingerprint": fp, "frames": len(fp) // 4, "seconds": round(len(pcm) / 4 / AFP_RATE, 3),
-            "bad_at": bad_at, "bad_frames": bad, "to_end": got < need}
+            "bad_at": bad_at if after_bad else None, "bad_frames": bad,
+            "lost": max(0.0, (last - first) - held) if first is not None else 0.0}
 
 
 # Containers whose header states the length (sample counts, an index), so a sound ending

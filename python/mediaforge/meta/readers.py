@@ -713,16 +713,14 @@ def _av(r: _Result, fallback: bool = False) -> bool:
                        else "every sampled frame is black or flat" if looked_at else "no frame could be decoded")
                 r.errors.append(("fingerprint", NO_FINGERPRINT + why))
     # Sound alone (music, recordings): an audio fingerprint for near-duplicate search.
-    broken: tuple[float | None, int, float | None] = (None, 0, None)
+    broken: tuple[float | None, int, float] = (None, 0, 0.0)
     if t.fingerprints and media.get("audio_codec") and not media.get("video_codec"):
         try:
             r.audio_hash = audio_fingerprint(t.path, by_content)
         except (av.error.FFmpegError, OSError, ValueError) as e:
             r.fail("fingerprint", e)
         else:
-            to_end = r.audio_hash.pop("to_end")
-            broken = (r.audio_hash.pop("bad_at"), r.audio_hash.pop("bad_frames"),
-                      r.audio_hash["seconds"] if to_end else None)
+            broken = (r.audio_hash.pop("bad_at"), r.audio_hash.pop("bad_frames"), r.audio_hash.pop("lost"))
     # Sound whose header states its length and that ends well before it was cut short (a
     # download or copy that stopped): it must not pass for the whole song, in a near-
     # duplicate group or a dedupe. Its duration is how far it plays.
@@ -779,34 +777,26 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     return True
 
 
-# How much shorter than its stated length sound decoded to its end may come out whole:
-# codecs' priming and padding move it by a few hundredths of a second.
-_DECODED_SLACK = 0.05
+# Seconds of timestamps frames may span beyond the sound they hold in a whole file: codecs'
+# priming and padding, and timestamps rounded to a container's time base.
+_LOST_SLACK = 0.05
 
 
-def _sound_breaks(r: _Result, media: dict[str, Any], bad_at: float | None, bad: int,
-                  decoded: float | None) -> None:
-    """The note on sound whose frames did not decode (`bad` of them, the first after
-    `bad_at` seconds) well before its end, or that decoded to its end (`decoded`
-    seconds, None when the fingerprint stopped first) shorter than it lasts (frames a
-    damaged stretch lost without an error: a FLAC's or an Ogg page's): the file is not
-    whole, whatever its header says, and must not pass for the whole song in a dedupe.
-    Bytes that fail past the end are bytes after the sound (a LYRICS tag, padding); a
-    file already found cut short says so."""
-    length = media.get("duration")
-    if not length or (media.get("audio_codec") or "") in _LENIENT_SOUND \
-            or any(stage == "decode" for stage, _ in r.errors):
+def _sound_breaks(r: _Result, media: dict[str, Any], bad_at: float | None, bad: int, lost: float) -> None:
+    """The note on sound damaged in its middle: frames that did not decode (`bad` of
+    them, the first after `bad_at` seconds) with sound decoded after them, or frames lost
+    in between without an error (`lost` seconds of timestamps with no sound): the file
+    is not whole, whatever its header says, and must not pass for the whole song in a
+    dedupe. A file cut short, or with bytes after its sound, fails at its end alone."""
+    if (media.get("audio_codec") or "") in _LENIENT_SOUND or any(stage == "decode" for stage, _ in r.errors):
         return
-    # Several sound streams: the fingerprint's is the first, the length the longest's. ASF
-    # states a length its preroll and padding count in.
-    several = sum(1 for s in r.streams if s.get("type") == "audio") > 1
-    if several or media.get("format") == "asf":
-        decoded = None
-    if bad_at is not None and bad_at < length - max(1.0, length / 100):
-        r.fail("decode", f"{SOUND_BREAKS}at {bad_at:.1f} s of the {length:.1f} s it lasts ({bad:,} frame"
-                         f"{'' if bad == 1 else 's'} lost): damaged?")
-    elif decoded is not None and decoded < length - _DECODED_SLACK:
-        r.fail("decode", f"{SOUND_BREAKS}whole: {decoded:.2f} s of the {length:.2f} s it lasts: damaged?")
+    length = media.get("duration")
+    of = f" of the {length:.1f} s it lasts" if length else ""
+    if bad_at is not None:
+        r.fail("decode", f"{SOUND_BREAKS}at {bad_at:.1f} s{of} ({bad:,} frame{'' if bad == 1 else 's'} lost): "
+                         "damaged?")
+    elif lost > _LOST_SLACK:
+        r.fail("decode", f"{SOUND_BREAKS}whole: {lost:.2f} s{of} lost: damaged?")
 
 
 def _asf_length(path: bytes) -> float | None:
