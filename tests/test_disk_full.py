@@ -216,7 +216,9 @@ def test_a_full_disk_under_the_search_index_keeps_the_tags_and_says_so(tmp_path:
         # could not be written, a tag change gave a bare "[Errno 28]").
         assert str(index) in lines[0] and "[Errno" not in lines[0], lines
         found = _cli("-q", "--catalog", str(catalog), "search", "x")
-        assert found.returncode == 3 and str(index) in found.stderr and "No space left" in found.stderr, found.stderr
+        assert found.returncode == 3 and str(index) in found.stderr, found.stderr
+        # (Which of the index's threads meets the full disk first decides the words.)
+        assert any(w in found.stderr for w in ("No space left", "disk is full", "is the disk full")), found.stderr
         assert "standard output" not in found.stderr, found.stderr
         assert full.stdout.startswith("tagged 300 files with x/y"), full.stdout  # what it did, first
         # With --json, the summary (a script learns what was done) with the index's error.
