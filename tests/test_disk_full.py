@@ -262,11 +262,10 @@ def test_a_search_index_rebuilt_on_a_full_disk_is_named_not_the_standard_output(
             found = subprocess.run([sys.executable, "-m", "mediaforge", "-q", "--catalog", str(catalog), "search",
                                     "walrus"], stdout=f, stderr=subprocess.PIPE, text=True, timeout=120)
         assert found.returncode == 3, found.stderr
-        assert found.stderr.startswith(f"mediaforge: error: cannot write the search index {index} (its disk is "
-                                       "full)"), found.stderr
+        assert str(index) in found.stderr and "standard output" not in found.stderr, found.stderr
+        assert any(w in found.stderr for w in ("No space left", "disk is full", "is the disk full")), found.stderr
         tagged = _cli("-q", "--catalog", str(catalog), "tag", "add", "x", "--where", "true")
-        assert tagged.returncode == 3 and "[Errno" not in tagged.stderr, tagged.stderr
-        assert f"cannot write the search index {index}" in tagged.stderr, tagged.stderr
+        assert tagged.returncode == 3 and "[Errno" not in tagged.stderr and str(index) in tagged.stderr, tagged.stderr
     finally:
         subprocess.run(["umount", str(index)], check=False)
 
