@@ -40,10 +40,17 @@ def _one(path: str) -> tuple[str, int, int]:
             p = int(str(imagehash.phash(im)), 16)
             return path, p, (int(str(imagehash.dhash(im)), 16) if _mode == "imagehash" else 0)
     from mediaforge import _core
-    from mediaforge.meta.thumbs import reduce_grey, reduce_image
+    from mediaforge.meta.readers import colour_of
+    from mediaforge.meta.thumbs import reduce_for_hash, reduce_image
 
     with Image.open(path) as im:
-        grey = reduce_grey(im, 256) if _mode == "mediaforge" else reduce_image(im, 256).convert("L")
+        if _mode == "mediaforge":  # as a scan without thumbnails: grey, and the colour measured beside it
+            grey, colour = reduce_for_hash(im, 256)
+        else:
+            colour = reduce_image(im, 256)
+            grey = colour.convert("L")
+    if colour is not None:
+        colour_of(colour)
     p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
     return path, p, d
 

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from mediaforge import _core
-from mediaforge.meta.thumbs import reduce_grey
+from mediaforge.meta.readers import colour_of
+from mediaforge.meta.thumbs import reduce_for_hash, reduce_grey, reduce_image
 
 
 def _scene(w: int, h: int, seed: int) -> Image.Image:
@@ -56,6 +57,12 @@ def _libjpeg_eighth(data: bytes) -> tuple[bytes, int, int] | None:
 
 
 def _fast(tmp_path: Path, data: bytes, name: str = "p.jpg") -> tuple[bytes, int, int] | None:
+    """The fast path's luma, width and height."""
+    got = _fast_all(tmp_path, data, name)
+    return None if got is None else got[:3]
+
+
+def _fast_all(tmp_path: Path, data: bytes, name: str = "p.jpg") -> tuple[bytes, int, int, bytes | None, bytes | None] | None:
     p = tmp_path / name
     p.write_bytes(data)
     with open(p, "rb") as f:
@@ -85,6 +92,72 @@ def test_same_pixels_as_libjpeg(tmp_path: Path, kw: dict, size: tuple[int, int])
     assert got is not None, "a baseline JPEG was left to libjpeg"
     assert got[1:] == want[1:]
     assert got[0] == want[0]
+
+
+@pytest.mark.parametrize("kw", LAYOUTS)
+@pytest.mark.parametrize("size", [(200, 152), (203, 157), (17, 9)])
+def test_chroma_planes_against_libjpeg(tmp_path: Path, kw: dict, size: tuple[int, int]) -> None:
+    """The chroma planes, from the chroma blocks' DC coefficients: libjpeg's own at 1/8
+    without subsampling; with it, libjpeg gives 2x2 values or more a block at that scale,
+    whose mean the one value is, within rounding (and the luma's pixels each take their
+    block's value)."""
+    data = _encode(_scene(*size, seed=size[0] * 3 + size[1]), **kw)
+    got = _fast_all(tmp_path, data)
+    assert got is not None and got[3] is not None and got[4] is not None
+    w, h = got[1:3]
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("YCbCr", (max(1, size[0] // 8), max(1, size[1] // 8)))
+        im.load()
+        assert im.mode == "YCbCr" and im.size == (w, h)
+        _, cb, cr = im.split()
+    assert got[0] == im.split()[0].tobytes()  # the same luma in a YCbCr decode
+    mine = (Image.frombytes("L", (w, h), got[3]), Image.frombytes("L", (w, h), got[4]))
+    if kw.get("subsampling") == 0:
+        assert (mine[0].tobytes(), mine[1].tobytes()) == (cb.tobytes(), cr.tobytes())
+    else:  # compared over each chroma block's 2x2 luma blocks (4:2:2 has 2x1: the mean over 2x2 holds too)
+        for a, b in zip(mine, (cb, cr), strict=True):
+            if w < 2 or h < 2:
+                continue
+            pa_, pb = a.reduce(2).tobytes(), b.reduce(2).tobytes()
+            assert sum(abs(x - y) for x, y in zip(pa_, pb, strict=True)) / len(pa_) < 2.0, kw
+
+
+def test_grey_jpeg_has_no_chroma(tmp_path: Path) -> None:
+    got = _fast_all(tmp_path, _encode(_scene(64, 48, seed=3).convert("L"), quality=88))
+    assert got is not None and got[3:] == (None, None)
+
+
+@pytest.mark.parametrize("name, kw", [
+    ("baseline.jpg", dict(quality=90)),  # the Rust core's path
+    ("progressive.jpg", dict(quality=90, progressive=True)),  # libjpeg's, in YCbCr
+    ("small.jpg", dict(quality=90)),  # scale 1/4: libjpeg's
+    ("photo.png", {}),
+    ("photo.webp", dict(quality=90)),
+])
+def test_reduce_for_hash_same_grey_and_the_thumbnail_s_colour(tmp_path: Path, name: str, kw: dict) -> None:
+    """Without a thumbnail, the hash's grey picture is `reduce_grey`'s, pixel for pixel,
+    and the colour measured beside it agrees with the thumbnail's decode: grey or not the
+    same, the 3x3 layout within a few levels, EXIF orientation applied to both."""
+    size = (1400, 1000) if name == "small.jpg" else (2400, 2100)
+    im = _scene(*size, seed=31)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    p = tmp_path / name
+    im.save(p, exif=exif, **kw)
+    with Image.open(p) as a:
+        grey, colour = reduce_for_hash(a, 256)
+    with Image.open(p) as b:
+        assert grey.tobytes() == reduce_grey(b, 256).tobytes()
+    with Image.open(p) as c:
+        thumb = reduce_image(c, 256)
+    assert colour is not None and colour.size == thumb.size == grey.size, (colour, thumb.size, grey.size)
+    (g1, c1), (g2, c2) = colour_of(colour), colour_of(thumb)
+    assert g1 == g2 is False
+    assert max(abs(x - y) for x, y in zip(c1, c2, strict=True)) <= 3, (c1, c2)
+    # A black-and-white photo saved in colour is grey by either decode.
+    im.convert("L").convert("RGB").save(p, exif=exif, **kw)
+    with Image.open(p) as a:
+        assert colour_of(reduce_for_hash(a, 256)[1])[0] is True
 
 
 @pytest.mark.parametrize("size", [(200, 152), (31, 47)])

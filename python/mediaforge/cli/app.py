@@ -873,8 +873,9 @@ def dupes_cmd(
 
 def _colours_unmeasured(cat) -> None:  # noqa: ANN001 - a Catalog
     """A note on stderr when pictures of the groups just made were hashed without their
-    colours being measured (before schema 23, or from a grey decode under --no-thumbs):
-    those were grouped by pHash alone, and `--keep best` tells their grey by their mode."""
+    colours being measured (by a version before schema 23's, or one that measured none
+    under --no-thumbs): those were grouped by pHash alone, and `--keep best` tells their
+    grey by their mode."""
     from . import _to_stderr
 
     ((n,),) = cat.con.execute("""
@@ -882,8 +883,8 @@ def _colours_unmeasured(cat) -> None:  # noqa: ANN001 - a Catalog
         WHERE g.method = 'phash' AND h.chroma IS NULL AND h.grey IS NOT TRUE""").fetchall()
     if n:
         _to_stderr(f"mediaforge: note: {render.counted(n, 'picture')} of these groups "
-                   f"{'was' if n == 1 else 'were'} fingerprinted without measuring colour (catalogued before this "
-                   "version, or with --no-thumbs): grouped by pHash alone; `mediaforge thumbs` measures them, "
+                   f"{'was' if n == 1 else 'were'} fingerprinted without measuring colour (by an older version of "
+                   "MediaForge): grouped by pHash alone; `mediaforge thumbs` measures them, "
                    "then run this again")
 
 

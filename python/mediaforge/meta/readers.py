@@ -148,7 +148,8 @@ def colour_of(picture: Any) -> tuple[bool, bytes]:
 
     ycc = picture.convert("RGB").convert("YCbCr")
     _, cb, cr = ycc.split()
-    chroma = bytes(v for px in ycc.resize((3, 3), Image.Resampling.BOX).getdata() for v in px[1:])
+    cells = ycc.resize((3, 3), Image.Resampling.BOX).tobytes()  # Y, Cb, Cr of each cell
+    chroma = b"".join(cells[i + 1:i + 3] for i in range(0, 27, 3))
     if picture.mode in GREY_MODES:
         return True, chroma
     low, high = 128 - _GREY_CHROMA, 128 + _GREY_CHROMA + 1
@@ -242,11 +243,12 @@ class _Result:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
 
-    def image_hashes(self, picture: Any, source_mode: str | None = None) -> None:
+    def image_hashes(self, picture: Any, source_mode: str | None = None, colour: Any = None) -> None:
         """pHash and dHash (in the Rust core) of the decoded, upright picture: the decode
         that made the thumbnail, not a second one; and whether it has no colour.
-        `source_mode`: the file's own mode, where `picture` was decoded in grey alone (its
-        colour, if any, never decoded: a grey source is grey, another unknown)."""
+        `source_mode`: the file's own mode, where `picture` is a grey decode (a grey
+        source is grey); `colour` then, where there is one, a small colour copy of the
+        same decode to measure its colour on (without it, its colour is unknown)."""
         from PIL import ImageStat
 
         from .. import _core
@@ -260,8 +262,8 @@ class _Result:
             return
         p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
         chroma: bytes | None = None
-        if source_mode is None:
-            no_colour, chroma = colour_of(picture)
+        if source_mode is None or colour is not None:
+            no_colour, chroma = colour_of(picture if colour is None else colour)
         else:
             no_colour = True if source_mode in GREY_MODES else None
         self.hashes = {"phash": p, "dhash": d, "grey": no_colour, "chroma": chroma}
@@ -401,7 +403,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
 
     from .image import (BrokenPicture, apng_frames, gif_complete, image_info, jpeg_cut_short, jpeg_lossless,
                         open_image, read_exif, too_large, unsupported_reason)
-    from .thumbs import reduce_grey, reduce_image
+    from .thumbs import reduce_for_hash, reduce_image
 
     t = r.task
     try:
@@ -482,11 +484,13 @@ def _image(r: _Result, fallback: bool = False) -> bool:
                 # A truncated or corrupt image: its header fields are known, its pixels are not.
                 r.fail("decode", e, ERROR if not t.meta else PARTIAL)
         elif t.fingerprints:
-            # No thumbnail wanted: the hash alone, from a grey decode (JPEG: luma only).
+            # No thumbnail wanted: the hash alone, from a grey decode (JPEG: its luma, with
+            # its chroma's DC alone beside it), and the colour measured on a small copy.
             stage = "decode" if t.meta else "fingerprint"
             try:
-                mode = im.mode  # (before a grey draft changes it)
-                r.image_hashes(reduce_grey(im, t.thumb_size), source_mode=mode)
+                mode = im.mode  # (before a draft changes it)
+                grey, colour = reduce_for_hash(im, t.thumb_size)
+                r.image_hashes(grey, source_mode=mode, colour=colour)
             except Image.DecompressionBombError as e:
                 r.fail(stage, e)
             except (OSError, ValueError, SyntaxError, MemoryError) as e:

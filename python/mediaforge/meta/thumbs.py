@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageMode, ImageOps
 
 WEBP_QUALITY = 80
 
@@ -81,32 +81,69 @@ def reduce_grey(im: Image.Image, size: int = 256) -> Image.Image:
     """Like `reduce_image` but grey, for the perceptual hash when no thumbnail is made:
     JPEGs decode only their luma plane (no chroma upsampling, no colour conversion), and
     at 1/8 scale from their DC coefficients alone (`_jpeg_eighth`)."""
+    return reduce_for_hash(im, size, colour=False)[0]
+
+
+def reduce_for_hash(im: Image.Image, size: int = 256, colour: bool = True) -> tuple[Image.Image, Image.Image | None]:
+    """`reduce_grey`'s picture, the same pixels, and with `colour` a small upright colour
+    copy of the same decode to measure its colour on (None for a picture whose mode has
+    none). A JPEG decodes in YCbCr, which leaves its luma as a grey decode gives it: its
+    chroma comes at little cost (from the DC coefficients too on the fast path). Another
+    format's decode is reduced by a whole factor before it is turned to RGB."""
     orientation = _orientation(im)
     eighth = None
+    chroma = None
     if im.format == "JPEG":
         full = im.size
-        im.draft("L", (size, size))
-        eighth = _jpeg_eighth(im, full)
+        im.draft("YCbCr" if colour and im.mode == "RGB" else "L", (size, size))
+        got = _jpeg_eighth(im, full)
+        if got is not None:
+            eighth, chroma = got
     if eighth is not None:
         im = eighth
     else:
         im.load()
         im = eight_bit(im)
+        if colour and ImageMode.getmode(im.mode).basemode != "L":  # not a grey mode
+            chroma = _colour_copy(im, size)
     if im.mode != "L":
         im = im.convert("L")
     _shrink(im, size)
+    if chroma is not None:
+        if chroma.mode not in ("RGB", "YCbCr"):
+            chroma = chroma.convert("RGB")
+        _shrink(chroma, size)
     if orientation and orientation != 1:
         im = _apply_orientation(im, orientation)
-    return im
+        if chroma is not None:
+            chroma = _apply_orientation(chroma, orientation)
+    return im, chroma
 
 
-def _jpeg_eighth(im: Image.Image, full: tuple[int, int]) -> Image.Image | None:
-    """When Pillow's draft chose scale 1/8 in grey, the same pixels from the Rust core's
-    DC-only decode, which walks the entropy-coded data without dequantising or
-    transforming a single AC coefficient (about twice as fast as libjpeg). None when
-    the draft chose another scale or the core leaves the file to libjpeg (progressive,
-    CMYK, damaged, ...): the caller then decodes as usual, with the same result."""
-    if im.mode != "L" or im.size != ((full[0] + 7) // 8, (full[1] + 7) // 8):
+def _colour_copy(im: Image.Image, size: int) -> Image.Image | None:
+    """A copy of the decoded picture `im` in RGB (or YCbCr, as decoded), its short side
+    cut to about twice `size` by a whole factor first (cheap, and no 100-megapixel
+    palette picture is turned to RGB whole); None for a mode Pillow cannot turn to RGB."""
+    factor = max(1, min(im.size) // (2 * size))
+    try:
+        if factor > 1:
+            if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
+                im = im.reduce(factor)
+            else:
+                im = im.resize((max(1, im.width // factor), max(1, im.height // factor)), Image.Resampling.NEAREST)
+        return im.copy() if im.mode == "YCbCr" else im.convert("RGB")
+    except (ValueError, OSError):
+        return None
+
+
+def _jpeg_eighth(im: Image.Image, full: tuple[int, int]) -> tuple[Image.Image, Image.Image | None] | None:
+    """When Pillow's draft chose scale 1/8 in grey or YCbCr, the same luma from the Rust
+    core's DC-only decode, which walks the entropy-coded data without dequantising or
+    transforming a single AC coefficient (about twice as fast as libjpeg), and for YCbCr
+    the picture in colour (its chroma from the DC coefficients too). None when the draft
+    chose another scale or the core leaves the file to libjpeg (progressive, CMYK,
+    damaged, ...): the caller then decodes as usual, with the same luma."""
+    if im.mode not in ("L", "YCbCr") or im.size != ((full[0] + 7) // 8, (full[1] + 7) // 8):
         return None
     try:
         from mediaforge import _core  # not at the top: the thumbnail bench loads this file alone
@@ -115,9 +152,12 @@ def _jpeg_eighth(im: Image.Image, full: tuple[int, int]) -> Image.Image | None:
     except (ImportError, AttributeError, OSError, ValueError):
         return None
     got = _core.jpeg_luma_eighth(fd)
-    if got is None or got[1:] != im.size:
+    if got is None or got[1:3] != im.size or (im.mode == "YCbCr" and got[3] is None):
         return None
-    return Image.frombytes("L", im.size, got[0])
+    luma = Image.frombytes("L", im.size, got[0])
+    if im.mode == "L" or got[3] is None:
+        return luma, None
+    return luma, Image.merge("YCbCr", (luma, Image.frombytes("L", im.size, got[3]), Image.frombytes("L", im.size, got[4])))
 
 
 def turned_on_load(im: Image.Image) -> bool:

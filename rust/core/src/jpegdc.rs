@@ -13,6 +13,12 @@
 //! (`jpeg_idct_1x1`, range limit included), so a hash made from them equals the hash made
 //! from Pillow's `draft("L", ...)` decode at that scale.
 //!
+//! The chroma blocks' DC coefficients come almost for free on the way (their codes are
+//! read anyway): each colour picture's Cb and Cr planes are given too, one value a
+//! block, repeated over the luma blocks each covers. Those are libjpeg's at 1/8 for a
+//! picture without chroma subsampling; with it, libjpeg gives each chroma block 2x2 or
+//! more values at that scale, whose mean this one value is within rounding.
+//!
 //! Anything outside the common case (progressive or arithmetic coding, 12-bit samples,
 //! CMYK or RGB-coded pictures, luma not at the highest sampling, a damaged or truncated
 //! stream) is refused with a reason; the caller then decodes the usual way, so this
@@ -21,12 +27,15 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// A grey picture, one byte a pixel, rows top to bottom.
+/// A grey picture, one byte a pixel, rows top to bottom; for a colour picture, its Cb
+/// and Cr planes too, at the same size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Luma {
     pub width: usize,
     pub height: usize,
     pub pixels: Vec<u8>,
+    /// Cb then Cr, `width * height` bytes each; None for a grey JPEG.
+    pub chroma: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Why a JPEG is left to the full decoder.
@@ -532,13 +541,13 @@ pub fn luma_eighth(data: &[u8]) -> Result<Luma, Refusal> {
                 if comps[0].h != hmax || comps[0].v != vmax {
                     return Err("luma is not at the highest sampling");
                 }
-                let q = quant[comps[0].tq].ok_or("no quantisation table for luma")?; // checked above
                 let mut tables = Vec::with_capacity(ns);
                 for &(ci, td, ta) in &in_scan {
                     let dc: &Huff = dc_tables[td].as_deref().ok_or("missing Huffman table")?;
                     let ac: &Huff = ac_tables[ta].as_deref().ok_or("missing Huffman table")?;
                     let (hb, vb) = if ns == 1 { (1, 1) } else { (comps[ci].h, comps[ci].v) };
-                    tables.push((ci, hb, vb, dc, ac));
+                    let q = quant[comps[ci].tq].ok_or("no quantisation table")?; // checked above
+                    tables.push((ci, hb, vb, dc, ac, q));
                 }
                 let geo = Geometry {
                     width: *w,
@@ -547,7 +556,7 @@ pub fn luma_eighth(data: &[u8]) -> Result<Luma, Refusal> {
                     vmax,
                     single: ns == 1,
                 };
-                return decode_scan(data, pos, &geo, &tables, restart, q);
+                return decode_scan(data, pos, &geo, &tables, restart);
             }
             _ => {}
         }
@@ -575,17 +584,11 @@ struct Geometry {
     single: bool,
 }
 
-/// (component index, blocks across and down in an MCU, DC table, AC table) per scan component.
-type ScanTable<'t> = (usize, usize, usize, &'t Huff, &'t Huff);
+/// (component index, blocks across and down in an MCU, DC table, AC table, DC
+/// quantisation step) per scan component.
+type ScanTable<'t> = (usize, usize, usize, &'t Huff, &'t Huff, u16);
 
-fn decode_scan(
-    data: &[u8],
-    pos: usize,
-    geo: &Geometry,
-    tables: &[ScanTable],
-    restart: usize,
-    q: u16,
-) -> Result<Luma, Refusal> {
+fn decode_scan(data: &[u8], pos: usize, geo: &Geometry, tables: &[ScanTable], restart: usize) -> Result<Luma, Refusal> {
     // Luma is at full sampling, so its blocks match the 1/8 picture one to one.
     let (bw, bh) = (geo.width.div_ceil(8), geo.height.div_ceil(8));
     let (mcus_x, mcus_y) = if geo.single {
@@ -594,6 +597,14 @@ fn decode_scan(
         (geo.width.div_ceil(8 * geo.hmax), geo.height.div_ceil(8 * geo.vmax))
     };
     let mut pixels = vec![0u8; bw * bh];
+    // Each chroma component's blocks, as its MCUs lay them out (cut to the picture below).
+    let colour = tables.len() == 3;
+    let (cw, ch) = if colour {
+        (mcus_x * geo.hmax, mcus_y * geo.vmax)
+    } else {
+        (0, 0)
+    };
+    let mut planes = [vec![0u8; cw * ch], vec![0u8; cw * ch]];
     let mut bits = Bits::new(data, pos);
     let mut pred = [0i32; 4];
     let total = mcus_x * mcus_y;
@@ -605,32 +616,32 @@ fn decode_scan(
             pred = [0; 4];
         }
         let (mx, my) = (m % mcus_x, m / mcus_x);
-        for (slot, &(ci, hb, vb, dc, ac)) in tables.iter().enumerate() {
+        for (slot, &(ci, hb, vb, dc, ac, q)) in tables.iter().enumerate() {
             for by in 0..vb {
                 for bx in 0..hb {
                     bits.need();
                     let (len, s) = dc.decode(&bits).ok_or("damaged data (bad DC code)")?;
-                    if ci == 0 {
-                        bits.drop_bits(len);
-                        let s = s as u32;
-                        let diff = if s == 0 {
-                            0
+                    bits.drop_bits(len);
+                    let s = s as u32;
+                    let diff = if s == 0 {
+                        0
+                    } else {
+                        let r = bits.peek(s) as i32;
+                        bits.drop_bits(s);
+                        if r < 1 << (s - 1) {
+                            r - (1 << s) + 1
                         } else {
-                            let r = bits.peek(s) as i32;
-                            bits.drop_bits(s);
-                            if r < 1 << (s - 1) {
-                                r - (1 << s) + 1
-                            } else {
-                                r
-                            }
-                        };
-                        pred[slot] = pred[slot].wrapping_add(diff);
-                        let (x, y) = (mx * hb + bx, my * vb + by);
+                            r
+                        }
+                    };
+                    pred[slot] = pred[slot].wrapping_add(diff);
+                    let (x, y) = (mx * hb + bx, my * vb + by);
+                    if ci == 0 {
                         if x < bw && y < bh {
                             pixels[y * bw + x] = idct_1x1(pred[slot] as i16, q);
                         }
-                    } else {
-                        bits.drop_bits(len + s as u32);
+                    } else if colour && x < cw && y < ch {
+                        planes[ci - 1][y * cw + x] = idct_1x1(pred[slot] as i16, q);
                     }
                     skip_ac(&mut bits, ac)?;
                 }
@@ -642,10 +653,25 @@ fn decode_scan(
     if bits.n < 0 || skip_entropy(data, bits.pos) >= data.len() {
         return Err("truncated data");
     }
+    let chroma = colour.then(|| {
+        // Each luma block takes the value of the chroma block over it: a component
+        // sampled h of hmax across has one block for every hmax / h luma blocks.
+        let spread = |ci: usize, plane: &[u8]| -> Vec<u8> {
+            let (h, v) = tables.iter().find(|t| t.0 == ci).map_or((1, 1), |t| (t.1, t.2));
+            let mut out = Vec::with_capacity(bw * bh);
+            for y in 0..bh {
+                let row = &plane[(y * v / geo.vmax) * cw..];
+                out.extend((0..bw).map(|x| row[x * h / geo.hmax]));
+            }
+            out
+        };
+        (spread(1, &planes[0]), spread(2, &planes[1]))
+    });
     Ok(Luma {
         width: bw,
         height: bh,
         pixels,
+        chroma,
     })
 }
 

@@ -400,11 +400,12 @@ fn image_hashes(gray: &[u8], width: usize, height: usize) -> PyResult<(u64, u64)
 }
 
 /// The luma plane at 1/8 scale of the JPEG open on file descriptor `fd` (read whole with
-/// `pread`, so the caller's file position is untouched), as (pixels, width, height); `None`
+/// `pread`, so the caller's file position is untouched), as (pixels, width, height, Cb,
+/// Cr): the chroma planes at the same size, or `None` for a grey JPEG. `None` in all
 /// when the file is not a JPEG this fast path takes, so the caller decodes it as usual.
 /// `fd` must be open for the whole call (the caller holds the file object).
 #[pyfunction]
-fn jpeg_luma_eighth(py: Python<'_>, fd: i32) -> Option<(Py<pyo3::types::PyBytes>, usize, usize)> {
+fn jpeg_luma_eighth(py: Python<'_>, fd: i32) -> Option<JpegEighth> {
     if fd < 0 {
         return None;
     }
@@ -417,12 +418,22 @@ fn jpeg_luma_eighth(py: Python<'_>, fd: i32) -> Option<(Py<pyo3::types::PyBytes>
             .ok()
             .flatten()
     })?;
-    Some((
-        pyo3::types::PyBytes::new(py, &luma.pixels).unbind(),
-        luma.width,
-        luma.height,
-    ))
+    let bytes = |b: &[u8]| pyo3::types::PyBytes::new(py, b).unbind();
+    let (cb, cr) = match &luma.chroma {
+        Some((cb, cr)) => (Some(bytes(cb)), Some(bytes(cr))),
+        None => (None, None),
+    };
+    Some((bytes(&luma.pixels), luma.width, luma.height, cb, cr))
 }
+
+/// `jpeg_luma_eighth`'s answer: luma, width, height, Cb, Cr.
+type JpegEighth = (
+    Py<pyo3::types::PyBytes>,
+    usize,
+    usize,
+    Option<Py<pyo3::types::PyBytes>>,
+    Option<Py<pyo3::types::PyBytes>>,
+);
 
 /// Little-endian u64 values from a bytes-like buffer.
 fn u64s(raw: &[u8]) -> Result<Vec<u64>, Error> {
