@@ -2327,6 +2327,61 @@ def test_a_dedupe_killed_after_its_files_gets_its_carry_over_from_the_next_scan(
     assert [(Path(r["dir"]).name, r["name"]) for r in carried] == [("a", "photo.jpg"), ("a", "song.mp3")]
 
 
+# Killed once the `carried` line is in the journal, before the catalog's commit; or
+# after the commit, before the `committed` line.
+_KILLED_BEFORE_THE_CARRY_COMMIT = """
+real = dedupe.Journal.write
+def write(self, **entry):
+    start = real(self, **entry)
+    if entry.get("kind") == "carried":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return start
+dedupe.Journal.write = write
+"""
+_KILLED_AFTER_THE_CARRY_COMMIT = """
+real = dedupe.Journal.write
+def write(self, **entry):
+    if entry.get("kind") == "committed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(self, **entry)
+dedupe.Journal.write = write
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_kill_around_the_carry_over_commit_loses_no_tag(lib, when: str) -> None:
+    """A QA finding: the `carried` line is journalled before the catalog commits, and a
+    kill -9 between the two left a journal that said the tags went over where the
+    catalog never got them: no scan carried them again, and `scan --prune` deleted them
+    with the copies' rows (3 kills in 6). A `committed` line now follows the commit; a
+    journal without it is looked at by the next scan, which carries them again, or,
+    the commit having held, adds the line."""
+    root, catalog = lib
+    assert run_cli("tag", "add", "keepme", root / "b", catalog=catalog).rc == 0
+    prelude = _KILLED_BEFORE_THE_CARRY_COMMIT if when == "before" else _KILLED_AFTER_THE_CARRY_COMMIT
+    p = _run_driver(prelude, catalog, "dedupe", "--apply", "--action", "trash", "--keep", "prefix:" + str(root / "a"))
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    (journal,) = (catalog.parent / "journal").glob("dedupe-*.jsonl")
+    assert '"commit": "follows"' in journal.read_text() and '"committed"' not in journal.read_text()
+    carried_sql = ("SELECT f.dir, f.name FROM files f JOIN tags t USING (media_id) WHERE t.source = 'dedupe' "
+                   "AND f.status = 'present' ORDER BY 2")
+    assert (rows(catalog, carried_sql) == []) == (when == "before")
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    carried = rows(catalog, carried_sql)
+    assert [(Path(r["dir"]).name, r["name"]) for r in carried] == [("a", "photo.jpg"), ("a", "song.mp3")]
+    lines = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert [x["kind"] for x in lines if x["kind"] in ("carried", "committed")] == ["carried", "committed"], lines
+    # Looked at once: the next scan leaves it as it is.
+    before = journal.read_bytes()
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    assert journal.read_bytes() == before
+    # The undo takes them back, as for a run never killed (the copies' rows went with
+    # the prune: their tags are on the kept files alone, and stay).
+    res = run_cli("dedupe", "--undo", str(journal), "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert all((root / "b" / n).exists() for n in ("photo copy.jpg", "photo (2).jpg", "song.mp3"))
+
+
 def test_undo_brings_back_a_move_whose_destination_keeps_times_more_coarsely(lib) -> None:
     """A move to a disk with coarser times (FAT's 2 s, ext4's whole second with small
     inodes) keeps the mtime only so far: undo took the file there for another one and

@@ -485,14 +485,26 @@ def test_a_black_and_white_photo_saved_in_colour_is_grey_to_keep_best(tmp_path: 
     plan = json.loads(run_cli("dedupe", "--similar", "--keep", "best", "--json", catalog=catalog).out)
     assert [(Path(s["keep"]).name, Path(s["trash"]).name) for s in plan["steps"]] == [("IMG_0001.jpg",
                                                                                        "IMG_0001_bw.jpg")], plan
-    # Hashed from a grey decode alone: not measured, and the mode (RGB) tells, as before.
+    # Hashed without a thumbnail, from a grey decode: the colour is measured all the same
+    # (the last session's note: it was not, and groups went by pHash alone), from the
+    # chroma's DC coefficients on the Rust core's path, and agrees with the thumbnail's.
     bare = tmp_path / "bare.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=bare).rc == 0
-    grey = {r["name"]: r["grey"] for r in rows(bare, "SELECT f.name, h.grey FROM files f JOIN image_hashes h "
-                                                     "USING (blake3)")}
-    assert grey == dict.fromkeys(("IMG_0001.jpg", "IMG_0001_bw.jpg")), grey
-    # Said where it matters: the groups hold pictures whose colours were not measured,
-    # which `thumbs` measures (a review finding: nothing said so).
+    measured = {r["name"]: (r["grey"], r["chroma"]) for r in rows(
+        bare, "SELECT f.name, h.grey, h.chroma FROM files f JOIN image_hashes h USING (blake3)")}
+    assert {n: g for n, (g, _) in measured.items()} == {"IMG_0001.jpg": False, "IMG_0001_bw.jpg": True}, measured
+    thumbed = {r["name"]: r["chroma"] for r in rows(catalog, "SELECT f.name, h.chroma FROM files f "
+                                                             "JOIN image_hashes h USING (blake3)")}
+    for name, (_, chroma) in measured.items():
+        assert max(abs(a - b) for a, b in zip(chroma, thumbed[name], strict=True)) <= 3, (name, chroma, thumbed[name])
+    res = run_cli("dupes", "--similar", catalog=bare)
+    assert res.rc == 0 and "without measuring colour" not in res.err, res
+    # Hashed by a version before schema 23 (or by one that measured no colour under
+    # --no-thumbs): grouped by pHash alone, and the mode (RGB) tells, as before.
+    import duckdb
+
+    with duckdb.connect(str(bare)) as con:
+        con.execute("UPDATE image_hashes SET grey = NULL, chroma = NULL")
     res = run_cli("dupes", "--similar", catalog=bare)
     assert res.rc == 0 and "2 pictures of these groups were fingerprinted without measuring colour" in res.err, res
     assert run_cli("thumbs", catalog=bare).rc == 0
@@ -603,6 +615,59 @@ def test_a_group_whose_leader_is_gone_is_left_out_of_the_plan(tmp_path: Path) ->
     assert run_cli("dupes", "--similar", catalog=catalog).rc == 0
     res = run_cli("dedupe", "--similar", "--json", catalog=catalog)
     assert res.rc == 0 and "left out" not in res.err, res.err
+
+
+def test_a_dedupe_run_again_goes_on_with_groups_whose_leader_it_moved(tmp_path: Path) -> None:
+    """The last session's note: an `--apply` run again after it stopped part way left out
+    each group whose leader the first run had moved to the trash, though that was the
+    plan it was carrying out. It goes on now, while it keeps the file the first run kept;
+    a plan that would keep another, or a journal undone, leaves the group out as before."""
+    lib = tmp_path / "lib"
+    photo = _photo(23).resize((1600, 1200))
+    for folder, size, quality in (("a", (1600, 1200), 92), ("b", (1200, 900), 88), ("c", (800, 600), 85)):
+        (lib / folder).mkdir(parents=True)
+        photo.resize(size).save(lib / folder / "p.jpg", quality=quality)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    res = run_cli("dupes", "--similar", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    got = json.loads(res.out)
+    assert len(got) == 3, got
+    (leader,) = [Path(r["path"]).parent.name for r in got if r["leader"]]
+    kept, other = [f for f in "abc" if f != leader]
+    keep = f"prefix:{lib / kept}"
+    # The first run moves the leader and stops before the other (here: the other's bytes
+    # differ while it runs, so it is skipped; a Ctrl-C leaves the same behind).
+    victim = lib / other / "p.jpg"
+    before, st = victim.read_bytes(), victim.stat()
+    victim.write_bytes(before[:-100] + bytes(100))
+    res = run_cli("dedupe", "--similar", "--keep", keep, "--apply", "--json", catalog=catalog)
+    assert res.rc == 8, res.err
+    first = json.loads(res.out)
+    assert (first["done"], len(first["skipped"])) == (1, 1), first
+    assert not (lib / leader / "p.jpg").exists()
+    victim.write_bytes(before)
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # A plan that keeps another file than the first run kept: left out, as before.
+    res = run_cli("dedupe", "--similar", "--keep", f"prefix:{lib / other}", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert (json.loads(res.out)["steps"], json.loads(res.out)["groups_left_out"]) == ([], 1), res.out
+    for apply in ((), ("--apply",)):
+        res = run_cli("dedupe", "--similar", "--keep", keep, "--json", *apply, catalog=catalog)
+        out = json.loads(res.out)
+        assert res.rc == 0, (out["skipped"], res.err)
+        assert out["groups_left_out"] == 0 and "left out" not in res.err, (out, res.err)
+        assert [Path(s["keep"]).parent.name for s in out["steps"]] == [kept], out
+        assert [Path(s["trash"]).parent.name for s in out["steps"]] == [other], out
+    assert sorted(p.parent.name for p in lib.rglob("*.jpg")) == [kept]
+    # Both runs undone, the last first: every file back. A journal undone is no plan to
+    # go on with: with the other file out of place again, its group is left out.
+    for journal in (out["journal"], first["journal"]):
+        assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+    assert sorted(p.parent.name for p in lib.rglob("*.jpg")) == ["a", "b", "c"]
+    shutil.move(lib / leader / "p.jpg", tmp_path / "away.jpg")
+    res = run_cli("dedupe", "--similar", "--keep", keep, "--json", catalog=catalog)
+    assert (res.rc, json.loads(res.out)["groups_left_out"]) == (0, 1), res
 
 
 @pytest.mark.parametrize("older", ["k.jpg", "v.jpg"])

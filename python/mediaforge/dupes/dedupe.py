@@ -467,24 +467,79 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
     (say largest-resolution or highest-bitrate), move the others away."""
     _check_action(action, target, SIMILAR_ACTIONS)
     _check_outside_library(cat, target)
-    led = "EXISTS (SELECT 1 FROM files l WHERE l.blake3 = g.leader AND l.status = 'present')"
-    rows = _ranked(cat, keep, f"""
+    rows = _ranked(cat, keep, """
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
-        WHERE g.method = $method AND {led}""", {"method": method})
-    # (Only groups with something left to do: two members still present.)
-    ((stale,),) = cat.con.execute(f"""
-        SELECT count(*) FROM (
-            SELECT g.group_id FROM similar_groups g JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
-            WHERE g.method = ? AND NOT {led} GROUP BY g.group_id HAVING count(DISTINCT f.path_bytes) > 1)""",
-                                  [method]).fetchall()
+        WHERE g.method = $method""", {"method": method})
     steps = _steps(rows)
-    # A leader the catalog has as present may be gone from its disk since the last scan:
-    # its group is left out all the same.
+    # A group whose leader is gone (from the catalog, or from its disk since the last
+    # scan) is left out: its members were near the leader, not always near each other.
+    # Unless an earlier run of this plan moved the leader away itself.
     gone = _leaders_gone(cat, method, {s.group for s in steps})
-    steps = [s for s in steps if s.group not in gone]
-    return Plan(action, target, steps, similar=True, stale=int(stale) + len(gone),
+    moved = _moved_by_dedupe(cat) if gone else _Moved()
+    resumed = _resumed(cat, method, steps, gone, moved)
+    gone -= resumed
+    # (What that run moved is done: neither a step nor a skip now.)
+    steps = [s for s in steps if s.group not in gone and not (s.group in resumed and s.victim in moved.paths
+                                                               and not os.path.lexists(s.victim))]
+    return Plan(action, target, steps, similar=True, stale=len(gone),
                 names=_inode_names(cat, steps) if action == "move-to" else {})
+
+
+@dataclass
+class _Moved:
+    """What the dedupe journals beside a catalog moved away (to the trash, `--to`): by
+    BLAKE3, the contents kept in their place; and the paths they were moved from."""
+
+    kept: dict[str, set[str]] = field(default_factory=dict)
+    paths: set[bytes] = field(default_factory=set)
+
+
+def _resumed(cat: Catalog, method: str, steps: Sequence[Step], gone: set[int], moved: _Moved) -> set[int]:
+    """Of the groups whose leader is gone, those an earlier `dedupe --similar --apply`
+    stopped part way (Ctrl-C, a kill, a skip) was acting on: a journal of it beside the
+    catalog, never undone, has the leader's content moved away as a copy of the very file
+    this plan keeps in its group. Run again, it goes on with that run's plan."""
+    if not gone or not moved.kept:
+        return set()
+    leaders = dict(cat.con.execute("""
+        SELECT DISTINCT group_id, leader FROM similar_groups
+        WHERE method = ? AND group_id IN (SELECT unnest(?::BIGINT[]))""", [method, sorted(gone)]).fetchall())
+    kept = {s.group: s.keep_blake3 for s in steps}
+    return {g for g in gone if kept.get(g) and kept[g] in moved.kept.get(leaders.get(g), ())}
+
+
+def _moved_by_dedupe(cat: Catalog) -> _Moved:
+    """What the dedupe journals beside the catalog moved away. A journal undone, in part
+    or whole, or one that cannot be read, counts for nothing."""
+    from ..config import JOURNAL_DIR
+
+    given = absolute(os.fsencode(cat.path))
+    folders = {Path(os.fsdecode(os.path.dirname(p))) / JOURNAL_DIR for p in (given, os.path.realpath(given))}
+    moved = _Moved()
+    for path in sorted({j for folder in folders for j in _journals(folder)}):
+        try:
+            entries = list(_entries(path))
+        except (InvalidInputError, PathIOError):
+            continue
+        if any(e["kind"] == "undone" for e in entries):
+            continue
+        for e in _done_or_moved(entries):
+            victim, kept = e.get("blake3"), e.get("keep_blake3")
+            if not e.get("moved_to") or not isinstance(victim, str) or not isinstance(kept, str) or victim == kept:
+                continue
+            with contextlib.suppress(TypeError, ValueError, binascii.Error):
+                moved.paths.add(_unb64(e["victim"]))
+                moved.kept.setdefault(victim, set()).add(kept)
+    return moved
+
+
+def _journals(folder: Path) -> list[Path]:
+    """The dedupe journals in this folder, oldest first (none when it cannot be read)."""
+    try:
+        return sorted(p for p in folder.glob("dedupe-*.jsonl") if p.is_file())
+    except OSError:
+        return []
 
 
 def _leaders_gone(cat: Catalog, method: str, groups: set[int]) -> set[int]:
@@ -1162,7 +1217,9 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                     FROM x""", [[k for k, _, _ in items], [int(c) for _, c, _ in items], who()])
             # Journalled before the commit: what undo cannot find in the journal is not added.
             # The kept files' paths too: a later scan can hand a kept row an older id (a file it
-            # took for moved), and undo then finds the row by its path.
+            # took for moved), and undo then finds the row by its path. A `committed` line
+            # follows the commit: a run killed between the two (the line says what the
+            # catalog never got) is told by its absence, and carried again.
             kept_at = {s.keep_id: [_b64(s.keep), s.keep_blake3 or s.blake3 or ""] for s in out.done_steps if s.keep_id}
             journal = Journal(out.journal, appending=True)
             journal.write(kind="carried", tags=[[k, t] for k, t, _ in tags],
@@ -1170,11 +1227,16 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                           tags_from=[list(v) for _, _, v in tags],
                           collections_from=[list(v) for _, _, v in items],
                           kept_at={k: kept_at[k] for k in {k for k, _, _ in tags} | {k for k, _, _ in items}
-                                   if k in kept_at})
+                                   if k in kept_at},
+                          **({"commit": "follows"} if tags or items else {}))
+        if tags or items:
+            with contextlib.suppress(JournalError):  # missing, it is written by the next scan's look
+                journal.write(kind="committed")
     except BaseException as e:
         # Not carried after all (the commit failed: a full disk under the catalog; Ctrl-C):
         # the line goes, so the next scan carries them (`carry_unfinished`) before a prune
         # loses them. Unless the catalog has them (a commit that held, with an error after).
+        # (Held, its `committed` line may be missing: the next scan's look adds it.)
         if journal is not None and journal.started >= 0 and not _carried(cat, e, tags, items):
             with contextlib.suppress(OSError):
                 journal.cut(journal.started)
@@ -1214,18 +1276,14 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
     copies it removed are not left on rows a `scan --prune` would delete. A journal an
     undo has worked on is left alone. Returns the kept files' media ids that got some."""
     touched: list[str] = []
-    try:
-        journals = sorted(journal_dir.glob("dedupe-*.jsonl"))
-    except OSError:
-        return touched
-    for path in journals:
+    for path in _journals(journal_dir):
         if not _unfinished(path):
             continue
         try:
             entries = list(_entries(path))
         except (InvalidInputError, PathIOError):
             continue
-        if any(e["kind"] in ("undone", "carried") for e in entries):
+        if _carry_done(cat, path, entries):
             continue
         out = Outcome(journal=path)
         for e in _done_or_moved(entries):
@@ -1280,10 +1338,61 @@ def _done_or_moved(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _carry_done(cat: Catalog, path: Path, entries: list[dict[str, Any]]) -> bool:
+    """Whether a journal's carry-over is done, or an undo has worked on it. A `carried`
+    line whose commit was to follow without its `committed` line (a kill between the
+    two) is looked for in the catalog: there, the line that says so is added; not there,
+    the line is cut away (it says what never happened) and False returned, for
+    `carry_unfinished` to carry them again."""
+    if any(e["kind"] in ("undone", "committed") for e in entries):
+        return True
+    carried = [e for e in entries if e["kind"] == "carried"]
+    if not carried:
+        return False
+    if any(e.get("commit") != "follows" for e in carried):
+        return True  # (a journal from before `committed` lines, or with nothing to commit)
+    try:
+        held = _line_held(cat, carried[-1])
+    except (TypeError, ValueError, IndexError, duckdb.Error):
+        return True  # a line that cannot be checked: left as it is
+    try:
+        journal = Journal(path, appending=True)
+    except PathIOError:
+        return True
+    try:
+        if held:
+            journal.write(kind="committed")
+            return True
+        data = path.read_bytes()
+        at = data.rfind(b'\n{"kind": "carried"')
+        if at < 0:
+            return True
+        journal.cut(at + 1)
+        return False
+    except (JournalError, OSError):
+        return True  # tried again next time
+    finally:
+        journal.close()
+
+
+def _line_held(cat: Catalog, line: dict[str, Any]) -> bool:
+    """Whether the catalog holds the first tag or collection place a `carried` line
+    lists, on the kept file's row as it is now (`_current_ids`)."""
+    ids = _current_ids(cat.con, line)
+    for (keep, tag) in line.get("tags", [])[:1]:
+        return any(cat.con.execute("SELECT 1 FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
+                                   [mid, tag]).fetchall() for mid in ids.get(keep, [keep]))
+    for (keep, cid) in line.get("collections", [])[:1]:
+        return any(cat.con.execute("SELECT 1 FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?",
+                                   [mid, int(cid)]).fetchall() for mid in ids.get(keep, [keep]))
+    return True
+
+
 def _unfinished(path: Path) -> bool:
     """Whether a journal may lack its carry-over (its run stopped first), told cheaply
-    from its end: neither `carried` nor an undo's `undone` there. (`carry_unfinished`
-    reads it whole to be sure.)"""
+    from its end: neither a whole `carried` (one without a commit to follow, or with its
+    `committed` line) nor an undo's `undone` there. (`carry_unfinished` reads it whole
+    to be sure.)"""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -1291,7 +1400,9 @@ def _unfinished(path: Path) -> bool:
             tail = f.read()
     except OSError:
         return False
-    return not any(f'"kind": "{k}"'.encode() in tail for k in ("carried", "undone"))
+    if any(f'"kind": "{k}"'.encode() in tail for k in ("committed", "undone")):
+        return False
+    return b'"kind": "carried"' not in tail or b'"commit": "follows"' in tail
 
 
 def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
