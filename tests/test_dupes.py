@@ -659,6 +659,8 @@ def test_a_dedupe_run_again_goes_on_with_groups_whose_leader_it_moved(tmp_path: 
         assert out["groups_left_out"] == 0 and "left out" not in res.err, (out, res.err)
         assert [Path(s["keep"]).parent.name for s in out["steps"]] == [kept], out
         assert [Path(s["trash"]).parent.name for s in out["steps"]] == [other], out
+        # The leader the first run moved: done before this run, neither a step nor a skip.
+        assert (out["already_linked"], out["skipped"]) == (1, []), out
     assert sorted(p.parent.name for p in lib.rglob("*.jpg")) == [kept]
     # Both runs undone, the last first: every file back. A journal undone is no plan to
     # go on with: with the other file out of place again, its group is left out.

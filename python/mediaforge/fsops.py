@@ -302,11 +302,20 @@ def may_give(owner: tuple[int, int]) -> bool:
     uid, gid = owner
     if uid == os.geteuid() and (gid == os.getegid() or gid in os.getgroups()):
         return True
-    try:  # CAP_CHOWN, bit 0 of the effective capabilities (root has it, unless dropped)
+    return has_capability(CAP_CHOWN)
+
+
+CAP_CHOWN, CAP_FOWNER = 0, 3
+
+
+def has_capability(bit: int) -> bool:
+    """Whether this process holds the capability `bit` in its effective set (root has
+    them all, unless dropped); where /proc cannot tell, whether it is root."""
+    try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) & 1)
+                    return bool(int(line.split()[1], 16) >> bit & 1)
     except (OSError, ValueError, IndexError):
         pass
     return os.geteuid() == 0

@@ -1006,7 +1006,8 @@ def dedupe_cmd(
                 print(f"[{s.group}] keep {path_text(s.keep)}\n      skip {path_text(s.victim)}: {blocked[s.victim]}")
                 continue
             if s.victim in linked:
-                print(f"[{s.group}] keep {path_text(s.keep)}\n      done {path_text(s.victim)}: already linked to it")
+                print(f"[{s.group}] keep {path_text(s.keep)}\n      done {path_text(s.victim)}: "
+                      + ("already moved away by an earlier run" if action in MOVES else "already linked to it"))
                 continue
             if plan.similar:  # what differs between the copies: why this one stays
                 kept, gone = notes.get(s.keep_blake3 or "", ""), notes.get(s.blake3 or "", "")
@@ -1024,7 +1025,7 @@ def dedupe_cmd(
         where = {"trash": " once the trash folder is emptied", "move-to": " from this disk if DIR is on another"}
         print(f"dry run: {render.counted(len(steps), 'file')} would be {DONE.get(action, action)}, "
               f"{render.human_bytes(doable.reclaimable)} reclaimed{where.get(action, '')}"
-              + (f"; {len(linked):,} already linked" if linked else "")
+              + (f"; {len(linked):,} already {'moved' if action in MOVES else 'linked'}" if linked else "")
               + (f"; {len(blocked):,} would be skipped (see above)" if blocked else "") + "; add --apply to do it")
         return
     left_out = {"groups_left_out": plan.stale} if plan.similar else {}
@@ -1198,6 +1199,17 @@ def _journal_word(journal: os.PathLike[str] | str) -> str:
     return shell_word(os.fsencode(journal))
 
 
+# The actions that move the copies away.
+MOVES = ("trash", "move-to")
+
+
+def _before(verb: str, action: str | None) -> str:
+    """What the files an earlier run did already were: restored, moved or linked."""
+    if verb == "restored":
+        return "restored by an earlier undo"
+    return "moved before this run" if action in MOVES else "linked before this run"
+
+
 def _write_outcome(out, verb: str, as_json: bool, action: str | None,  # noqa: ANN001
                    apart: dict[tuple[str, str], int], left_out: dict[str, int]) -> None:
     if as_json:
@@ -1216,7 +1228,7 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None,  # noqa: A
     for p, why in out.skipped:
         print(f"skipped {path_text(p)}: {why}")
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
-          + (f" ({out.already} {'restored by an earlier undo' if verb == 'restored' else 'linked before this run'})"
+          + (f" ({out.already} {_before(verb, action)})"
              if out.already else "") + (f"; journal {_journal_text(out.journal)}" if out.journal is not None else ""))
     if verb == "trashed" and out.done:  # (none moved: no trash folder to speak of)
         trash = path_text(os.fsencode(Path(out.journal).parent.parent / TRASH_DIR))

@@ -37,7 +37,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text, shell_word
-from ..fsops import absolute, give_back, may_give, new_tmp, sweep_stale, time_ns, xattrs
+from ..fsops import CAP_FOWNER, absolute, give_back, has_capability, may_give, new_tmp, sweep_stale, time_ns, xattrs
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, copies_sql, numbered_groups_sql
 
@@ -101,6 +101,8 @@ class Step:
     # The victim's hard link count as the last scan saw it: its bytes are freed only when
     # every name of its inode goes.
     nlink: int = 1
+    # Gone from its path, moved away by an earlier dedupe (`_moves_before`).
+    moved_before: bool = False
 
 
 @dataclass
@@ -382,8 +384,20 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
     rows = _ranked(cat, keep, f"""
         SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where, "mf_links")}) g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {of_file}""", params, links)
-    steps = _steps(rows)
+    steps = _moves_before(cat, _steps(rows))
     return Plan(action, target, steps, names=_inode_names(cat, steps) if action == "move-to" else {})
+
+
+def _moves_before(cat: Catalog, steps: list[Step], moved: _Moved | None = None) -> list[Step]:
+    """The steps, those whose copy is gone from its path marked `moved_before` where a
+    dedupe journal beside the catalog, never undone, moved it away: a run stopped part
+    way (Ctrl-C, a kill) and run again before a scan counts them as done before it, as
+    it counts the copies it linked, neither done again nor skipped."""
+    gone = {s.victim for s in steps if not os.path.lexists(s.victim)}
+    if not gone:
+        return steps
+    moved = moved if moved is not None else _moved_by_dedupe(cat)
+    return [replace(s, moved_before=True) if s.victim in gone and s.victim in moved.paths else s for s in steps]
 
 
 def _inode_names(cat: Catalog, steps: list[Step]) -> dict[tuple[int, int], list[bytes]]:
@@ -476,12 +490,10 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
     # scan) is left out: its members were near the leader, not always near each other.
     # Unless an earlier run of this plan moved the leader away itself.
     gone = _leaders_gone(cat, method, {s.group for s in steps})
-    moved = _moved_by_dedupe(cat) if gone else _Moved()
-    resumed = _resumed(cat, method, steps, gone, moved)
-    gone -= resumed
-    # (What that run moved is done: neither a step nor a skip now.)
-    steps = [s for s in steps if s.group not in gone and not (s.group in resumed and s.victim in moved.paths
-                                                               and not os.path.lexists(s.victim))]
+    moved = _moved_by_dedupe(cat) if gone else None
+    if moved is not None:
+        gone -= _resumed(cat, method, steps, gone, moved)
+    steps = _moves_before(cat, [s for s in steps if s.group not in gone], moved)
     return Plan(action, target, steps, similar=True, stale=len(gone),
                 names=_inode_names(cat, steps) if action == "move-to" else {})
 
@@ -525,11 +537,12 @@ def _moved_by_dedupe(cat: Catalog) -> _Moved:
         if any(e["kind"] == "undone" for e in entries):
             continue
         for e in _done_or_moved(entries):
-            victim, kept = e.get("blake3"), e.get("keep_blake3")
-            if not e.get("moved_to") or not isinstance(victim, str) or not isinstance(kept, str) or victim == kept:
+            if not e.get("moved_to"):
                 continue
             with contextlib.suppress(TypeError, ValueError, binascii.Error):
                 moved.paths.add(_unb64(e["victim"]))
+            victim, kept = e.get("blake3"), e.get("keep_blake3")
+            if isinstance(victim, str) and isinstance(kept, str) and victim != kept:  # near-duplicates
                 moved.kept.setdefault(victim, set()).add(kept)
     return moved
 
@@ -624,7 +637,11 @@ def same_bytes(a: bytes, b: bytes, stop: Stop | None = None) -> bool:
 
 class JournalError(PathIOError):
     """The journal could not be written: nothing more may be done, for it could not be
-    undone."""
+    undone. `reason`: the system's words for why."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Journal:
@@ -693,10 +710,10 @@ class Journal:
                 with contextlib.suppress(OSError):
                     self.path.unlink()
                 raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; "
-                                   "nothing was changed") from None
+                                   "nothing was changed", str(e.strerror)) from None
             raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; stopped there: what "
-                               f"was done is in it, undo with `mediaforge dedupe --undo {shell_word(os.fsencode(self.path))}`"
-                               ) from None
+                               f"was done is in it, undo with `mediaforge dedupe --undo {shell_word(os.fsencode(self.path))}`",
+                               str(e.strerror)) from None
         self.lines += 1
         kind = entry.get("kind")
         if kind == "intent":
@@ -865,10 +882,13 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
             out.interrupted = stop.requested
     except JournalError as e:  # a full disk: not one more step that could not be undone
         out.journal_failed = str(e)
+        if not journal.needed:  # (its lines say nothing was done: it goes, below)
+            out.journal_failed = f"cannot write the dedupe journal {journal.path}: {e.reason}; nothing was changed"
     finally:
-        if not journal.needed and not out.journal_failed:
+        if not journal.needed:
             # Not one file acted on (each linked before this run, refused by its check, or
-            # left untouched by a failed step): no journal, and no undo command, for nothing.
+            # left untouched by a failed step, or the journal full before the first): no
+            # journal, and no undo command, for nothing.
             journal.close()
             with contextlib.suppress(OSError):
                 journal.path.unlink()
@@ -1200,6 +1220,17 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                 con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, (now() AT TIME ZONE 'UTC') FROM "
                             "(SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS t)",
                             [who(), [k for k, _, _ in tags], [t for _, t, _ in tags]])
+            # What the copies had that an earlier dedupe already gave the kept file: the undo
+            # of that one leaves it where this one relies on it (`_relied_on`).
+            relied = con.execute("""
+                SELECT DISTINCT m.keep, t.tag FROM mf_moves m JOIN tags t ON t.media_id = m.victim::UUID
+                JOIN tags k ON k.media_id = m.keep::UUID AND k.tag = t.tag AND k.source = 'dedupe'
+                ORDER BY ALL""").fetchall()
+            relied_items = con.execute("""
+                SELECT DISTINCT m.keep, i.collection_id FROM mf_moves m
+                JOIN collection_items i ON i.media_id = m.victim::UUID
+                JOIN collection_items k ON k.media_id = m.keep::UUID AND k.collection_id = i.collection_id
+                ORDER BY ALL""").fetchall()
             items = con.execute("""
                 SELECT m.keep, i.collection_id, list(DISTINCT m.victim ORDER BY m.victim) FROM mf_moves m
                 JOIN collection_items i ON i.media_id = m.victim::UUID
@@ -1228,6 +1259,8 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                           collections_from=[list(v) for _, _, v in items],
                           kept_at={k: kept_at[k] for k in {k for k, _, _ in tags} | {k for k, _, _ in items}
                                    if k in kept_at},
+                          **({"tags_relied": [[k, t] for k, t in relied]} if relied else {}),
+                          **({"collections_relied": [[k, int(c)] for k, c in relied_items]} if relied_items else {}),
                           **({"commit": "follows"} if tags or items else {}))
         if tags or items:
             with contextlib.suppress(JournalError):  # missing, it is written by the next scan's look
@@ -1415,6 +1448,7 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
     touched: set[str] = set()
     taken = {"tags": 0, "collections": 0}
     entries = list(_entries(path))
+    relied = _relied_on(path)
     undone = {e["victim"] for e in entries if e.get("kind") == "undone"}
     restored = {e.get("victim_id") for e in entries if e.get("kind") in ("intent", "done") and e.get("victim") in undone}
     kept_rows: dict[str, bool] = {}
@@ -1436,6 +1470,8 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
                 for n, (keep, value) in enumerate(e.get(what, [])):
                     if froms is not None and not all(v in restored and row_kept(con, v) for v in froms[n]):
                         continue
+                    if (what, keep, value) in relied:
+                        continue
                     for mid in ids.get(keep, [keep]):
                         gone = con.execute(sql, [mid, value]).fetchall()[0][0]
                         if gone:
@@ -1444,6 +1480,32 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
     if out is not None:
         out.tags_carried, out.collections_carried = taken["tags"], taken["collections"]
     return sorted(touched)
+
+
+def _relied_on(path: Path) -> set[tuple[str, str, Any]]:
+    """The tags and collection places, as ("tags" or "collections", kept id, value), that
+    later dedupes beside the journal at `path`, never undone, found on a kept file already
+    (carried there by an earlier one) and did not carry again for their own copies: the
+    undo of that earlier one leaves them, or those copies' would be lost."""
+    out: set[tuple[str, str, Any]] = set()
+    for other in _journals(path.parent):
+        if other.name == path.name:
+            continue
+        try:
+            entries = list(_entries(other))
+        except (InvalidInputError, PathIOError):
+            continue
+        if any(e["kind"] == "undone" for e in entries):
+            continue
+        for e in entries:
+            if e["kind"] != "carried":
+                continue
+            for what in ("tags", "collections"):
+                for pair in e.get(f"{what}_relied", []):
+                    if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) \
+                            and isinstance(pair[1], (str, int)):
+                        out.add((what, pair[0], pair[1]))
+    return out
 
 
 def _current_ids(con: Any, entry: dict[str, Any]) -> dict[str, list[str]]:
@@ -1492,7 +1554,8 @@ def preview(plan: Plan) -> dict[bytes, str]:
 # scan), or another tool did. Neither done nor skipped: counted apart.
 ALREADY_LINKED = "already a hard link of the kept file"
 ALREADY_SYMLINKED = "already a symbolic link to the kept file"
-LINKED_BEFORE = (ALREADY_LINKED, ALREADY_SYMLINKED)
+MOVED_BEFORE = "already moved away by an earlier run"
+LINKED_BEFORE = (ALREADY_LINKED, ALREADY_SYMLINKED, MOVED_BEFORE)
 
 
 def _leads_to(link: bytes, kst: os.stat_result) -> bool:
@@ -1516,7 +1579,7 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
         try:
             vst = os.lstat(s.victim)
         except FileNotFoundError:
-            return "gone since the scan"
+            return MOVED_BEFORE if s.moved_before else "gone since the scan"
         if not stat.S_ISREG(kst.st_mode):
             return f"the kept file {kept} is not a regular file"
         if action == "hardlink" and (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
@@ -1544,6 +1607,9 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
             # (Root passes, as its rename would.) The copy's name lives in its folder.
             return "its folder may not be written here (its permissions, or an immutable flag): the copy cannot be " \
                    "replaced or moved"
+        if _sticky_refuses(s.victim, vst):
+            return (f"its folder is sticky (as /tmp is) and the copy is another user's ({vst.st_uid}:{vst.st_gid}): "
+                    "only its owner, the folder's or root may replace or move it")
         if action in ("hardlink", "reflink") and kst.st_dev != vst.st_dev:
             return f"on another file system than the kept file: a {action} cannot cross it (try --action symlink)"
         link = {"hardlink": "a hard link", "symlink": "a symbolic link"}.get(action)
@@ -1696,6 +1762,20 @@ def _unreadable(s: Step, e: OSError) -> str:
     if e.filename is not None and os.fsencode(e.filename) == s.keep:
         return f"cannot read the kept file {path_text(s.keep)}: {e.strerror or first_line(e)}"
     return f"cannot check it: {e.strerror or first_line(e)}"
+
+
+def _sticky_refuses(path: bytes, st: os.stat_result) -> bool:
+    """Whether the folder of `path` is sticky and this process may not rename or remove
+    the file of `st` in it: it is neither the file's owner nor the folder's, and lacks
+    CAP_FOWNER, which root has (`os.access` leaves the sticky bit out)."""
+    euid = os.geteuid()
+    if st.st_uid == euid:
+        return False
+    try:
+        folder = os.stat(os.path.dirname(path) or b".")
+    except OSError:
+        return False
+    return bool(folder.st_mode & stat.S_ISVTX) and folder.st_uid != euid and not has_capability(CAP_FOWNER)
 
 
 def _mode_owner(st: os.stat_result) -> str:
