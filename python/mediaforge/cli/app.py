@@ -972,7 +972,7 @@ def dedupe_cmd(
                            "before --apply")
         if plan.stale:
             _to_stderr(f"mediaforge: warning: {render.counted(plan.stale, 'group')} left out: the file each was found "
-                       "around is gone since (moved, deleted, or acted on by an earlier dedupe); `mediaforge scan` of its "
+                       "around is gone or changed since (moved, deleted, edited, or acted on by an earlier dedupe); `mediaforge scan` of its "
                        "folder, then "
                        f"`mediaforge dupes --similar --kind {kind or 'image'}`, groups the rest again")
     else:

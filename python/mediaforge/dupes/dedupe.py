@@ -2297,6 +2297,7 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
                 moved_back.setdefault(r.undone_from, r.victim)
     _end_last_line(path)
     journal = Journal(path, appending=True)
+    put_back: set[tuple[int, int]] = set()
     try:
         with Stop() as stop:
             for n, r in enumerate(reversed(records)):
@@ -2325,7 +2326,9 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
                     st = os.lstat(r.victim)
                     if why is None:
                         out.done += 1
-                        out.bytes_freed += st.st_size  # for an undo: the bytes it put back
+                        if _inode(st) not in put_back:  # for an undo: the bytes it put back, once an inode
+                            put_back.add(_inode(st))
+                            out.bytes_freed += st.st_size
                         out.restored.append(r.victim)
                     else:
                         out.already += 1
