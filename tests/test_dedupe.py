@@ -1327,6 +1327,30 @@ def test_an_undo_whose_journal_lines_were_lost_knows_the_files_it_restored(tmp_p
     assert len(set(_inodes(root))) == 1
 
 
+@pytest.mark.parametrize("swapped", ["k", "v"])
+def test_a_folder_swapped_for_a_link_to_the_other_is_no_link_made_before(tmp_path: Path, swapped: str) -> None:
+    """A QA finding: the kept file's folder replaced by a link to the copy's (or the
+    copy's by a link to the kept file's) made both paths one file, one name: "2 linked
+    before this run", where nothing was linked. It is said as it is, and skipped."""
+    root = tmp_path / "lib"
+    for folder in ("k", "v"):
+        (root / folder).mkdir(parents=True)
+        for name in ("x.jpg", "y.jpg"):
+            (root / folder / name).write_bytes(name.encode() * 5000)
+    os.utime(root / "k" / "x.jpg", (1, 1))
+    os.utime(root / "k" / "y.jpg", (1, 1))
+    catalog = tmp_path / "state" / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    other = "v" if swapped == "k" else "k"
+    (root / swapped).rename(root / f"{swapped}.old")
+    (root / swapped).symlink_to(other)
+    res = run_cli("dedupe", "--apply", "--json", catalog=catalog)
+    assert res.rc == 8, res.err
+    out = json.loads(res.out)
+    assert (out["done"], out["already_linked"], len(out["skipped"])) == (0, 0, 2), out
+    assert all("is now this very file, by one name" in s["why"] for s in out["skipped"]), out
+
+
 def test_an_undo_counts_the_bytes_it_puts_back_once_an_inode(tmp_path: Path) -> None:
     """A QA finding: three names of one copy, restored as one inode again, counted three
     times in the undo's `bytes` (54 KB put back where the dedupe freed 27 KB)."""

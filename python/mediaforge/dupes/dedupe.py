@@ -1583,6 +1583,9 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
         if not stat.S_ISREG(kst.st_mode):
             return f"the kept file {kept} is not a regular file"
         if action == "hardlink" and (kst.st_dev, kst.st_ino) == (vst.st_dev, vst.st_ino):
+            if os.path.realpath(s.keep) == os.path.realpath(s.victim):  # one name, not two
+                return (f"the kept file {kept} is now this very file, by one name (a folder replaced by a link "
+                        "since the scan?): left alone (rescan first)")
             return ALREADY_LINKED
         if action == "symlink" and stat.S_ISLNK(vst.st_mode) and _leads_to(s.victim, kst):
             return ALREADY_SYMLINKED
