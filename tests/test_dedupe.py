@@ -2507,6 +2507,43 @@ def test_a_kill_around_the_carry_over_commit_loses_no_tag(lib, when: str) -> Non
     assert all((root / "b" / n).exists() for n in ("photo copy.jpg", "photo (2).jpg", "song.mp3"))
 
 
+# Ctrl-C while the `carried` line is synced to disk (its bytes written, the catalog's
+# transaction not yet committed).
+_CTRL_C_IN_THE_CARRIED_LINE_S_FSYNC = """
+real_write, real_fsync = dedupe.Journal.write, os.fsync
+now = {}
+def write(self, **entry):
+    now["carried"] = entry.get("kind") == "carried"
+    return real_write(self, **entry)
+def fsync(fd):
+    if now.pop("carried", False):
+        raise KeyboardInterrupt
+    return real_fsync(fd)
+dedupe.Journal.write = write
+os.fsync = fsync
+"""
+
+
+def test_a_ctrl_c_in_the_carried_line_s_fsync_takes_the_line_back(lib) -> None:
+    """The last session's note listed this path as untested: Ctrl-C as the `carried` line
+    is synced. The files are done and reported (exit 130); the catalog's transaction
+    rolls back, so the line, which says what it never got, is taken back; the next scan
+    carries the tags over."""
+    root, catalog = lib
+    assert run_cli("tag", "add", "keepme", root / "b", catalog=catalog).rc == 0
+    p = _run_driver(_CTRL_C_IN_THE_CARRIED_LINE_S_FSYNC, catalog, "dedupe", "--apply", "--action", "trash",
+                    "--keep", "prefix:" + str(root / "a"))
+    assert p.returncode == 130, (p.stdout, p.stderr)
+    assert b"3 files trashed" in p.stdout and b"Traceback" not in p.stderr, (p.stdout, p.stderr)
+    (journal,) = (catalog.parent / "journal").glob("dedupe-*.jsonl")
+    assert '"carried"' not in journal.read_text() and journal.read_text().endswith("\n")
+    carried_sql = "SELECT f.name FROM files f JOIN tags t USING (media_id) WHERE t.source = 'dedupe' ORDER BY 1"
+    assert rows(catalog, carried_sql) == []
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    assert rows(catalog, carried_sql) == [{"name": "photo.jpg"}, {"name": "song.mp3"}]
+    assert [json.loads(x)["kind"] for x in journal.read_text().splitlines()][-2:] == ["carried", "committed"]
+
+
 def test_undo_brings_back_a_move_whose_destination_keeps_times_more_coarsely(lib) -> None:
     """A move to a disk with coarser times (FAT's 2 s, ext4's whole second with small
     inodes) keeps the mtime only so far: undo took the file there for another one and
