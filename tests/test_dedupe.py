@@ -1351,6 +1351,37 @@ def test_a_folder_swapped_for_a_link_to_the_other_is_no_link_made_before(tmp_pat
     assert all("is now this very file, by one name" in s["why"] for s in out["skipped"]), out
 
 
+@pytest.mark.parametrize("action", ["hardlink", "move-to"])
+@pytest.mark.parametrize("order", ["newest first", "oldest first"])
+def test_undoing_a_stopped_run_and_its_rerun_makes_the_names_one_inode_again(tmp_path: Path, order: str,
+                                                                             action: str) -> None:
+    """A QA finding: three hard links of one copy; the dedupe (a move to another disk)
+    killed after two, run again for the third; both journals undone: the first two came
+    back one inode, the third a copy of its own (the space doubled, the link lost). Each
+    undo links to the names the other's restored, as within one journal."""
+    root, catalog, data = _three_linked_copies_scanned(tmp_path)
+    args = ["--action", action]
+    away = _elsewhere(tmp_path, "mf-rerun-") if action == "move-to" else None
+    if away is not None:
+        args += ["--to", str(away)]
+    try:
+        p = _run_driver(_KILL_AFTER_TWO_STEPS, catalog, "dedupe", "--apply", *args)
+        assert p.returncode == -signal.SIGKILL, p.stderr
+        again = _apply(catalog, *args)
+        assert (again["done"], again["already_linked"]) == (1, 2), again
+        journals = sorted((catalog.parent / "journal").iterdir(), reverse=order == "newest first")
+        assert len(journals) == 2
+        for journal in journals:
+            assert _undo(catalog, str(journal))["skipped"] == []
+    finally:
+        if away is not None:
+            shutil.rmtree(away)
+    inodes = _inodes(root)
+    assert len(set(inodes)) == 1 and os.stat(root / "b" / "c1.jpg").st_nlink == 3, inodes
+    assert inodes[0] != os.stat(root / "a" / "keep.jpg").st_ino
+    assert (root / "b" / "c3.jpg").read_bytes() == data
+
+
 def test_an_undo_counts_the_bytes_it_puts_back_once_an_inode(tmp_path: Path) -> None:
     """A QA finding: three names of one copy, restored as one inode again, counted three
     times in the undo's `bytes` (54 KB put back where the dedupe freed 27 KB)."""

@@ -2273,6 +2273,21 @@ def _end_last_line(path: Path) -> None:
         raise PathIOError(f"cannot write the dedupe journal {path}: {e.strerror}; nothing was changed") from None
 
 
+def _restored_before(records: list[_Record], restored: dict[tuple[int, int], tuple[bytes, int, int]],
+                     moved_back: dict[tuple[int, int], bytes]) -> None:
+    """Add to `restored` (by the inode each had before its dedupe) and `moved_back` (by
+    the inode it was moved back from) the files of `records` an undo restored that are
+    still where it put them."""
+    for r in records:
+        with contextlib.suppress(OSError):
+            if r.undone is None or _inode(os.lstat(r.victim)) != r.undone:
+                continue
+            if r.was is not None:
+                restored.setdefault(r.was, (r.victim, *r.undone))
+            if r.undone_from is not None:
+                moved_back.setdefault(r.undone_from, r.victim)
+
+
 def check_journal(path: Path) -> None:
     """Refuse (exit code 2 or 3) a file that is not a whole, valid dedupe journal."""
     _records(path)
@@ -2290,14 +2305,15 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
     out = Outcome(journal=path)
     restored: dict[tuple[int, int], tuple[bytes, int, int]] = {}
     moved_back: dict[tuple[int, int], bytes] = {}  # see `_move`
-    for r in records:  # what an earlier undo restored, where it still is, for twins to link to
-        with contextlib.suppress(OSError):
-            if r.undone is None or _inode(os.lstat(r.victim)) != r.undone:
-                continue
-            if r.was is not None:
-                restored.setdefault(r.was, (r.victim, *r.undone))
-            if r.undone_from is not None:
-                moved_back.setdefault(r.undone_from, r.victim)
+    # What an earlier undo restored, where it still is, for twins to link to: of this
+    # journal, then of the others beside it (a run stopped part way and run again left
+    # two journals over one inode's names: undone one after the other, the names are one
+    # inode again). A twin is linked to only while it holds the bytes (`_twin`, `_move`).
+    _restored_before(records, restored, moved_back)
+    for other in _journals(path.parent):
+        if other.name != path.name:
+            with contextlib.suppress(InvalidInputError, PathIOError):
+                _restored_before(_records(other)[1], restored, moved_back)
     _end_last_line(path)
     journal = Journal(path, appending=True)
     put_back: set[tuple[int, int]] = set()
