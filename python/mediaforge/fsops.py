@@ -19,6 +19,7 @@ from .errors import PathNotFoundError
 # form a scan knows to skip; the pid tells a sweep whether its writer is still alive.
 _OWN_TMP = re.compile(rb"\.mediaforge-([0-9a-f]{8})[0-9a-f]{8}\.tmp")
 _swept: set[bytes] = set()
+_swept_known: set[bytes] = set()
 
 
 # The range of the catalog's ns times (i64: years 1677 to 2262).
@@ -105,24 +106,28 @@ def alive(pid: int) -> bool:
 STALE_AFTER_S = 600.0
 
 
-def stale(path: bytes | str, pid: int) -> bool:
+def stale(path: bytes | str, pid: int, known: frozenset[int] = frozenset()) -> bool:
     """Whether a temporary its writer (`pid`) left is safe to remove: a regular file or a
-    link (never a folder), untouched for `STALE_AFTER_S`, and its writer gone."""
+    link (never a folder), untouched for `STALE_AFTER_S` (at once for a writer in `known`,
+    one a journal says ran this very work on this machine), and its writer gone."""
     try:
         st = os.lstat(path)
     except OSError:
         return False
     kind_ok = stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
-    return kind_ok and time.time() - st.st_mtime > STALE_AFTER_S and not alive(pid)
+    return kind_ok and (pid in known or time.time() - st.st_mtime > STALE_AFTER_S) and not alive(pid)
 
 
-def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP, base: int = 16) -> None:
+def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP, base: int = 16,
+                known: frozenset[int] = frozenset()) -> None:
     """Remove from `folder` the temporaries a MediaForge process killed outright (kill -9,
-    a power cut) left there (`stale`): names matching `pattern`, whose first group is the
-    writer's pid (in `base`). Each folder once per process."""
-    if folder in _swept:
+    a power cut) left there (`stale`, `known` as there): names matching `pattern`, whose
+    first group is the writer's pid (in `base`). Each folder once per process (and once
+    more with writers `known`)."""
+    done = _swept_known if known else _swept
+    if folder in done:
         return
-    _swept.add(folder)
+    done.add(folder)
     try:
         names = os.listdir(folder or b".")
     except OSError:
@@ -130,7 +135,7 @@ def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP, base: int 
     for name in names:
         m = pattern.fullmatch(name)
         path = os.path.join(folder, name)
-        if m is not None and stale(path, int(m.group(1), base)):
+        if m is not None and stale(path, int(m.group(1), base), known):
             with contextlib.suppress(OSError):
                 os.unlink(path)
 

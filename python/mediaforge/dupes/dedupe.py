@@ -534,7 +534,7 @@ def _moved_by_dedupe(cat: Catalog) -> _Moved:
             entries = list(_entries(path))
         except (InvalidInputError, PathIOError):
             continue
-        if any(e["kind"] == "undone" for e in entries):
+        if any(e["kind"] in UNDO_LINES for e in entries):
             continue
         for e in _done_or_moved(entries):
             if not e.get("moved_to"):
@@ -633,6 +633,11 @@ def same_bytes(a: bytes, b: bytes, stop: Stop | None = None) -> bool:
                 return False
             if not x:
                 return True
+
+
+# The lines an undo writes: its start (`undoing`, with its pid) and each file it put
+# back (`undone`). A journal with either is one an undo has worked on.
+UNDO_LINES = ("undoing", "undone")
 
 
 class JournalError(PathIOError):
@@ -852,8 +857,9 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
     dest, made = _destination(plan, trash_root, stamp)
     try:
         journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl")
+        # (The pid names this run's temporaries: an undo removes those a kill left at once.)
         journal.write(kind="start", action=plan.action, dest=str(dest) if dest is not None else None,
-                      **({"made": [_b64(m) for m in made]} if made else {}))
+                      pid=os.getpid(), **({"made": [_b64(m) for m in made]} if made else {}))
     except PathIOError:  # nothing was done: the folders made for it go again
         for folder in made:
             with contextlib.suppress(OSError):
@@ -1377,7 +1383,7 @@ def _carry_done(cat: Catalog, path: Path, entries: list[dict[str, Any]]) -> bool
     two) is looked for in the catalog: there, the line that says so is added; not there,
     the line is cut away (it says what never happened) and False returned, for
     `carry_unfinished` to carry them again."""
-    if any(e["kind"] in ("undone", "committed") for e in entries):
+    if any(e["kind"] in (*UNDO_LINES, "committed") for e in entries):
         return True
     carried = [e for e in entries if e["kind"] == "carried"]
     if not carried:
@@ -1433,7 +1439,7 @@ def _unfinished(path: Path) -> bool:
             tail = f.read()
     except OSError:
         return False
-    if any(f'"kind": "{k}"'.encode() in tail for k in ("committed", "undone")):
+    if any(f'"kind": "{k}"'.encode() in tail for k in ("committed", *UNDO_LINES)):
         return False
     return b'"kind": "carried"' not in tail or b'"commit": "follows"' in tail
 
@@ -1495,7 +1501,7 @@ def _relied_on(path: Path) -> set[tuple[str, str, Any]]:
             entries = list(_entries(other))
         except (InvalidInputError, PathIOError):
             continue
-        if any(e["kind"] == "undone" for e in entries):
+        if any(e["kind"] in UNDO_LINES for e in entries):
             continue
         for e in entries:
             if e["kind"] != "carried":
@@ -2273,6 +2279,12 @@ def _end_last_line(path: Path) -> None:
         raise PathIOError(f"cannot write the dedupe journal {path}: {e.strerror}; nothing was changed") from None
 
 
+def _writers(path: Path) -> frozenset[int]:
+    """The pids of the runs a journal names (the dedupe's, its undos'), this one's aside."""
+    pids = {e.get("pid") for e in _entries(path) if e["kind"] in ("start", "undoing")}
+    return frozenset(p for p in pids if type(p) is int and 0 < p < 1 << 31 and p != os.getpid())
+
+
 def _restored_before(records: list[_Record], restored: dict[tuple[int, int], tuple[bytes, int, int]],
                      moved_back: dict[tuple[int, int], bytes]) -> None:
     """Add to `restored` (by the inode each had before its dedupe) and `moved_back` (by
@@ -2318,6 +2330,13 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
     journal = Journal(path, appending=True)
     put_back: set[tuple[int, int]] = set()
     try:
+        # The temporaries an earlier run of this journal, or an undo of it, left when
+        # killed (a whole hidden copy, maybe) go now, not ten minutes after: their writers
+        # are known. This run says who it is first, for the next to do the same.
+        known = _writers(path)
+        journal.write(kind="undoing", pid=os.getpid())
+        for folder in sorted({os.path.dirname(p) for r in records for p in (r.victim, r.moved_to) if p}):
+            sweep_stale(folder, known=known)
         with Stop() as stop:
             for n, r in enumerate(reversed(records)):
                 if on_step is not None:
