@@ -154,13 +154,15 @@ def test_an_empty_catalog_file_is_made_a_catalog_and_other_files_are_named(media
         assert_one_line_error(res.err, "not a readable DuckDB catalog")
 
 
-@pytest.mark.parametrize("cut", [8192, 0])
+@pytest.mark.parametrize("cut", [8192, 4096, 0])
 def test_a_catalog_cut_short_after_it_held_data_is_damaged_not_made_anew(media_tree: MediaTree, tmp_path: Path,
                                                                         cut: int) -> None:
     """A QA finding: a catalog cut to under three header blocks (8 KiB), or emptied with
     its log of changes beside it, was taken for one whose making stopped: removed and made
     anew by the next scan, its tags gone without a word. Its header counts checkpoints, and
-    a log holds changes: it held data, and it is left as it is for the user to restore."""
+    a log holds changes: it held data, and it is left as it is for the user to restore.
+    A later one: cut to its first header block (4 KiB), where no checkpoint is counted,
+    its search index beside it tells it held data."""
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", media_tree.root, "--no-meta", catalog=catalog).rc == 0
     assert run_cli("tag", "add", "keep", "--where", "true", catalog=catalog).rc == 0
@@ -244,13 +246,16 @@ def _commit_left_in_the_log(catalog: Path) -> None:
     assert Path(f"{catalog}.wal").stat().st_size > 0
 
 
-@pytest.mark.parametrize("how", ["damaged", "newer"])
+@pytest.mark.parametrize("how", ["damaged", "newer", "head zeroed", "all zeroed", "a checkpoint behind"])
 def test_a_log_that_cannot_be_replayed_is_named_not_the_catalog(media_tree: MediaTree, tmp_path: Path,
                                                                  how: str) -> None:
     """A QA finding: a damaged write-ahead log (or one newer than a catalog restored from
     a backup beside it) was reported as the catalog "not a readable DuckDB catalog", with
     the advice to move the catalog aside and scan again, which throws away every tag and
-    id of a sound catalog. The log is named, and moving it aside is the advice."""
+    id of a sound catalog. The log is named, and moving it aside is the advice. Later QA
+    findings: a log damaged at its start (zeroed, as a crash leaves it) was skipped by
+    DuckDB without a word, its commits lost and the log deleted by the next writer; and a
+    log one checkpoint behind the catalog got DuckDB's words, not the log's name."""
     catalog = tmp_path / "cat.duckdb"
     do_scan(catalog, media_tree.root)
     assert run_cli("tag", "add", "keep", "--where", "true", catalog=catalog).rc == 0
@@ -260,6 +265,15 @@ def test_a_log_that_cannot_be_replayed_is_named_not_the_catalog(media_tree: Medi
         with open(wal, "r+b") as f:
             f.seek(wal.stat().st_size // 2)
             f.write(b"\xff\xff\xff\xff")
+    elif how in ("head zeroed", "all zeroed"):
+        _commit_left_in_the_log(catalog)
+        with open(wal, "r+b") as f:
+            f.write(bytes(4 if how == "head zeroed" else wal.stat().st_size))
+    elif how == "a checkpoint behind":
+        _commit_left_in_the_log(catalog)
+        wal.rename(tmp_path / "old.wal")
+        assert run_cli("tag", "add", "later", "--where", "true", catalog=catalog).rc == 0
+        shutil.copyfile(tmp_path / "old.wal", wal)
     else:
         backup = tmp_path / "backup.duckdb"
         shutil.copyfile(catalog, backup)
@@ -365,3 +379,43 @@ def test_an_older_catalog_on_a_read_only_disk_is_read_upgraded_in_memory(media_t
     finally:
         subprocess.run(["umount", str(folder)], check=False)
     assert catalog.read_bytes() == before
+
+
+def test_a_database_of_another_program_s_schemas_is_no_catalog_to_write_into(tmp_path: Path) -> None:
+    """A QA finding: a DuckDB file whose tables all lie outside `main` was called an empty
+    catalog, and a scan wrote MediaForge's tables beside them."""
+    import duckdb
+
+    db = tmp_path / "u.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE SCHEMA s; CREATE TABLE s.precious AS SELECT 42 AS a")
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.txt").write_bytes(b"x")
+    for args in (("stats",), ("scan", lib)):
+        res = run_cli(*args, catalog=db)
+        assert res.rc == ExitCode.CATALOG_INVALID, (args, res)
+        assert_one_line_error(res.err, "a DuckDB database but not a MediaForge catalog")
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM information_schema.tables").fetchall() == [(1,)]
+
+
+def test_a_catalog_removed_while_a_command_wrote_it_is_an_error(tmp_path: Path) -> None:
+    """A QA finding: the catalog deleted as a scan ran, the scan reported success (exit 0)
+    of what went with the file. A writer that finds another file, or none, at its path as
+    it ends says so, exit 7."""
+    from mediaforge.catalog import open_catalog
+    from mediaforge.errors import CatalogWriteError
+
+    for how in ("removed", "replaced"):
+        path = tmp_path / f"{how}.duckdb"
+        open_catalog(path).close()
+        with pytest.raises(CatalogWriteError, match="was removed or replaced while this command wrote it"):
+            with open_catalog(path) as cat:
+                cat.con.execute("INSERT INTO meta VALUES ('mine', 'x')")
+                path.unlink()
+                if how == "replaced":
+                    path.write_bytes(b"")
+        assert CatalogWriteError.exit_code == ExitCode.CATALOG_WRITE == 7
+    with open_catalog(tmp_path / "kept.duckdb") as cat:  # and one left where it is: no error
+        cat.con.execute("INSERT INTO meta VALUES ('mine', 'x')")

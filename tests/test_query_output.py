@@ -160,6 +160,17 @@ def test_export_onto_a_file_says_it_is_not_a_folder(catalog: Path, tmp_path: Pat
     assert res.rc == 3
     assert_one_line_error(res.err, f"{afile}: it is not a folder")
     assert afile.read_text() == "mine\n"
+    # A QA note: a link to nothing (a disk not mounted) was "not a folder" too.
+    (tmp_path / "usb").symlink_to(tmp_path / "mnt" / "usb")
+    res = run_cli("export", tmp_path / "usb", catalog=catalog)
+    assert res.rc == 3
+    assert_one_line_error(res.err, "usb: it is a link to", "which is not there")
+    assert not (tmp_path / "mnt").exists()
+    # And a file where the catalog's folder goes: it says so, not "File exists".
+    (tmp_path / "mnt0").mkdir()
+    res = run_cli("scan", tmp_path / "mnt0", catalog=afile / "c.duckdb")
+    assert res.rc == 5
+    assert_one_line_error(res.err, f"cannot create the catalog's folder {afile}: it, or a folder above it, is a file")
 
 
 BIG = 340282366920938463463374607431768211455  # UHUGEINT's largest: past 2^127, a DECIMAL in Arrow goes negative

@@ -322,7 +322,10 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
         out_dir.mkdir(exist_ok=True)
     except FileNotFoundError:
         raise PathNotFoundError(f"cannot export into {out_dir}: no such folder {out_dir.parent}") from None
-    except FileExistsError:  # a file, or a link to one, is there
+    except FileExistsError:  # a file, or a link to one, or a link to nothing, is there
+        if os.path.islink(out_dir) and not os.path.exists(out_dir):
+            raise PathNotFoundError(f"cannot export into {out_dir}: it is a link to {os.readlink(out_dir)}, which is "
+                                    "not there (a disk not mounted?)") from None
         raise PathIOError(f"cannot export into {out_dir}: it is not a folder") from None
     except OSError as e:
         raise PathIOError(f"cannot create {out_dir}: {e.strerror}") from None

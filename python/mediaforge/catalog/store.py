@@ -20,7 +20,7 @@ from .. import _ctrlc, _dbload  # noqa: F401 - _dbload before duckdb: holds Ctrl
 import duckdb
 import pyarrow as pa
 
-from ..config import catalog_path
+from ..config import catalog_path, search_dir
 from ..errors import (
     CatalogBusyError,
     CatalogInvalidError,
@@ -41,7 +41,7 @@ _LOCK = re.compile(r"Could not set lock on file|Conflicting lock", re.I)
 _NOT_DB = re.compile(r"not a valid DuckDB database|Corrupt database file|database file.*corrupt|"
                      r"invalid (storage|block|database)|checksum|Could not read enough bytes", re.I)
 _HOLDER = re.compile(r"held in (.+?) \(PID (\d+)\)")
-_WAL = re.compile(r"while replaying WAL file", re.I)
+_WAL = re.compile(r"while replaying WAL file|This WAL was created for|WAL checkpoint iteration", re.I)
 _FULL = re.compile(r"No space left on device|Disk quota exceeded", re.I)
 # What fails a log's replay without any fault in the log: it replays once this is fixed.
 _NOT_THE_LOG = re.compile(_FULL.pattern + r"|Permission denied|could not allocate|Out of Memory|File too large", re.I)
@@ -49,6 +49,29 @@ _NOT_THE_LOG = re.compile(_FULL.pattern + r"|Permission denied|could not allocat
 # before any data: a shorter file was cut short as it was made, and holds no table.
 _DUCK_MAGIC = (8, b"DUCK")
 _DUCK_HEADERS = 3 * 4096
+# A DuckDB write-ahead log opens with its version entry: field 100 (two bytes, little
+# endian), the entry type WAL_VERSION (98). The entry, with the database's identifier,
+# ends before byte 48; a log longer than that which does not open so is damaged, and
+# DuckDB reads such a log as empty: the commits only it holds would be lost unsaid.
+_WAL_HEAD = b"\x64\x00\x62"
+_WAL_HEAD_ENTRY = 48
+
+
+def check_log(path: Path | str) -> None:
+    """Refuse (`CatalogInvalidError`) a catalog whose write-ahead log beside it is damaged
+    at its start (zeroed by a crash, overwritten), which DuckDB would skip without a word.
+    A log short enough to be one cut as it was begun holds no commit: left to DuckDB."""
+    wal = f"{path}.wal"
+    try:
+        with open(wal, "rb") as f:
+            head = f.read(_WAL_HEAD_ENTRY + 1)
+    except FileNotFoundError:
+        return
+    if len(head) > _WAL_HEAD_ENTRY and not head.startswith(_WAL_HEAD):
+        raise CatalogInvalidError(
+            f"the catalog's write-ahead log {wal} is damaged at its start (DuckDB would skip it, and the changes "
+            f"only it holds with it); restore it from a backup, or move {wal} aside (not the catalog) and run this "
+            "again: the catalog opens as it was saved last")
 
 
 def empty_catalog(path: Path | str) -> str | None:
@@ -84,6 +107,13 @@ def empty_catalog(path: Path | str) -> str | None:
         raise CatalogInvalidError(
             f"the catalog file {path} is damaged (cut short to {size:,} bytes after it held data); restore it from "
             "a backup, or move it aside and scan again")
+    # Cut short within its first header: its search index beside it tells it held data.
+    index = search_dir(path)
+    with suppress(OSError):
+        if index.is_dir() and any(index.iterdir()):
+            raise CatalogInvalidError(
+                f"the catalog file {path} is damaged (cut short to {size:,} bytes, though its search index {index} "
+                "shows it held data); restore it from a backup, or move it aside and scan again")
     return "a first scan stopped as it made it: no table in it"
 
 
@@ -195,6 +225,9 @@ class Catalog:
         self.read_only = read_only
         # The transaction `transaction` began and has not ended, as a token of its own.
         self._txn: object | None = None
+        # The file opened (device, inode): a writer that finds another, or none, at its
+        # path when it ends wrote into a file no name leads to (`__exit__`).
+        self._file: tuple[int, int] | None = None
 
     # -- opening -------------------------------------------------------------------
 
@@ -225,6 +258,8 @@ class Catalog:
                     raise CatalogInvalidError(f"{p} is a folder, not the catalog's write-ahead log: move it away")
                 if p.exists() and not p.is_file():
                     raise CatalogInvalidError(f"{p} is not a regular file (a FIFO, socket or device): not a catalog")
+            if path.exists():
+                check_log(path)
             empty = path.exists() and empty_catalog(path)
             if empty:
                 # Nothing in it: a first scan killed as it made the file, or one that met a
@@ -242,6 +277,9 @@ class Catalog:
         if not read_only:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):  # a file where a folder on the way goes
+                raise CatalogInvalidError(f"cannot create the catalog's folder {path.parent}: it, or a folder above "
+                                          "it, is a file, not a folder") from None
             except OSError as e:
                 raise CatalogInvalidError(f"cannot create the catalog's folder {path.parent}: {e.strerror}") from None
         # Nothing is downloaded at run time: a query naming sqlite_scan or an https:// file
@@ -256,6 +294,9 @@ class Catalog:
                 raise KeyboardInterrupt from None
             raise _classify_open_error(path, e) from None
         cat = cls(path, con, read_only)
+        with suppress(OSError):
+            st = os.stat(path)
+            cat._file = (st.st_dev, st.st_ino)
         _ctrlc.watch(cat)
         try:
             cat._check_schema(create)
@@ -274,6 +315,14 @@ class Catalog:
             con.close()
             raise
         return cat
+
+    def _foreign(self) -> bool:
+        """Whether the database holds schemas, tables or views outside `main`: another
+        program's, never made into a catalog beside them."""
+        ((n,),) = self.con.execute("""
+            SELECT count(*) FROM duckdb_schemas()
+            WHERE database_name = current_database() AND NOT internal AND schema_name <> 'main'""").fetchall()
+        return n > 0
 
     def _tables(self) -> set[str]:
         rows = self.con.execute(
@@ -327,6 +376,9 @@ class Catalog:
         except (duckdb.Error, RuntimeError) as e:
             _reraise_unless_duckdb(e)
             raise _classify_open_error(self.path, e) from None
+        if not tables and self._foreign():
+            raise CatalogInvalidError(f"{self.path} is a DuckDB database but not a MediaForge catalog (it holds "
+                                      "schemas or tables of its own)")
         if not tables:
             if self.read_only or not create:
                 # A first scan cut short before it wrote anything leaves an empty database.
@@ -411,6 +463,15 @@ class Catalog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+        if exc[0] is None and not self.read_only and self._file is not None:
+            try:
+                st = os.stat(self.path)
+                there = (st.st_dev, st.st_ino) == self._file
+            except OSError:
+                there = False
+            if not there:
+                raise CatalogWriteError(f"the catalog {self.path} was removed or replaced while this command wrote it: "
+                                        "what it wrote went with the file that was there; run it again")
 
     def meta_value(self, key: str) -> str | None:
         """The `meta` table's value for `key`, or None."""
