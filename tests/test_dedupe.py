@@ -2510,6 +2510,54 @@ def test_the_undo_of_an_earlier_dedupe_leaves_a_tag_a_later_one_relies_on(lib) -
     assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
     assert not later.exists()
     assert rows(catalog, tags_sql, [os.fsencode(kept)]) == [{"tag": "trip"}]
+    # Each line lists what it relied on alone, not what it carried itself (a review finding).
+    def carried(out: dict) -> dict:
+        (line,) = [json.loads(x) for x in Path(out["journal"]).read_text().splitlines() if '"carried"' in x]
+        return line
+
+    assert ([t for _, t in carried(first)["tags"]], carried(first).get("tags_relied")) == (["trip"], None)
+    assert (carried(second)["tags"], [t for _, t in carried(second)["tags_relied"]]) == ([], ["trip"])
+
+
+def test_an_old_journal_is_no_run_to_go_on_with(lib) -> None:
+    """A review finding: any journal never undone, of any age, made a copy gone from its
+    path "moved before this run". Only a run begun since the last scan is one whose
+    moves the catalog has not seen: a copy trashed long ago, put back by hand, scanned,
+    then deleted again is gone since the scan."""
+    root, catalog = lib
+    copy = root / "b" / "photo copy.jpg"
+    data = copy.read_bytes()
+    first = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
+    assert first["done"] == 3
+    copy.write_bytes(data)  # put back by hand, scanned, then deleted again
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    copy.unlink()
+    res = run_cli("dedupe", "--action", "trash", "--json", "--keep", f"prefix:{root / 'a'}", catalog=catalog)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert (out["already_linked"], [s["why"] for s in out["skipped"]]) == (0, ["gone since the scan"]), out
+
+
+def test_undoing_both_journals_oldest_first_leaves_no_carried_tag(lib) -> None:
+    """A review finding: journal 1 carried a tag to the kept file, journal 2 relied on it;
+    undone oldest first, journal 1's undo left the tag for journal 2, whose own undo did
+    not take it (it never carried it): the kept file kept a `dedupe` tag for good."""
+    root, catalog = lib
+    kept = root / "a" / "photo.jpg"
+    assert run_cli("tag", "add", "trip", root / "b" / "photo copy.jpg", catalog=catalog).rc == 0
+    first = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
+    later = root / "c" / "new copy.jpg"
+    later.parent.mkdir()
+    shutil.copy2(kept, later)
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "trip", later, catalog=catalog).rc == 0
+    second = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
+    tags_sql = "SELECT t.tag FROM tags t JOIN files f USING (media_id) WHERE f.path_bytes = ?"
+    assert _undo(catalog, first["journal"])["done"] == 3
+    assert rows(catalog, tags_sql, [os.fsencode(kept)]) == [{"tag": "trip"}]  # journal 2 stands on it
+    assert _undo(catalog, second["journal"])["done"] == 1
+    assert rows(catalog, tags_sql, [os.fsencode(kept)]) == []
+    assert rows(catalog, tags_sql, [os.fsencode(later)]) == [{"tag": "trip"}]
 
 
 # Killed once the `carried` line is in the journal, before the catalog's commit; or
@@ -2551,6 +2599,13 @@ def test_a_kill_around_the_carry_over_commit_loses_no_tag(lib, when: str) -> Non
     carried_sql = ("SELECT f.dir, f.name FROM files f JOIN tags t USING (media_id) WHERE t.source = 'dedupe' "
                    "AND f.status = 'present' ORDER BY 2")
     assert (rows(catalog, carried_sql) == []) == (when == "before")
+    # Another catalog in the same folder shares `journal/`: its scan leaves this journal
+    # alone (a review finding: it judged the line by its own rows, and cut it).
+    (root.parent / "other").mkdir()
+    (root.parent / "other" / "x.bin").write_bytes(b"x" * 100)
+    before = journal.read_bytes()
+    assert run_cli("scan", root.parent / "other", "--no-meta", catalog=catalog.parent / "b.duckdb").rc == 0
+    assert journal.read_bytes() == before
     assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
     carried = rows(catalog, carried_sql)
     assert [(Path(r["dir"]).name, r["name"]) for r in carried] == [("a", "photo.jpg"), ("a", "song.mp3")]

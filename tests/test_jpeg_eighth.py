@@ -98,9 +98,9 @@ def test_same_pixels_as_libjpeg(tmp_path: Path, kw: dict, size: tuple[int, int])
 @pytest.mark.parametrize("size", [(200, 152), (203, 157), (17, 9)])
 def test_chroma_planes_against_libjpeg(tmp_path: Path, kw: dict, size: tuple[int, int]) -> None:
     """The chroma planes, from the chroma blocks' DC coefficients: libjpeg's own at 1/8
-    without subsampling; with it, libjpeg gives 2x2 values or more a block at that scale,
-    whose mean the one value is, within rounding (and the luma's pixels each take their
-    block's value)."""
+    without subsampling and with 4:2:2; with 4:2:0, libjpeg gives 2x2 values a block at
+    that scale, whose mean the one value is, within rounding (and the luma's pixels each
+    take their block's value)."""
     data = _encode(_scene(*size, seed=size[0] * 3 + size[1]), **kw)
     got = _fast_all(tmp_path, data)
     assert got is not None and got[3] is not None and got[4] is not None
@@ -112,7 +112,7 @@ def test_chroma_planes_against_libjpeg(tmp_path: Path, kw: dict, size: tuple[int
         _, cb, cr = im.split()
     assert got[0] == im.split()[0].tobytes()  # the same luma in a YCbCr decode
     mine = (Image.frombytes("L", (w, h), got[3]), Image.frombytes("L", (w, h), got[4]))
-    if kw.get("subsampling") == 0:
+    if kw.get("subsampling") in (0, 1):  # 4:4:4, and 4:2:2, whose one value libjpeg repeats across
         assert (mine[0].tobytes(), mine[1].tobytes()) == (cb.tobytes(), cr.tobytes())
     else:  # compared over each chroma block's 2x2 luma blocks (4:2:2 has 2x1: the mean over 2x2 holds too)
         for a, b in zip(mine, (cb, cr), strict=True):
@@ -270,3 +270,23 @@ def test_reduce_grey_uses_the_fast_path_with_the_same_result(tmp_path: Path) -> 
     assert fast.tobytes() == slow.tobytes()
     with open(p, "rb") as f:
         assert _core.jpeg_luma_eighth(f.fileno()) is not None
+
+
+def test_an_rgb_coded_jpeg_still_hashes_without_a_thumbnail(tmp_path: Path) -> None:
+    """A review finding: an RGB-coded JPEG (Adobe transform 0) was drafted in YCbCr,
+    which libjpeg cannot make of RGB ("broken data stream"): under --no-thumbs it lost
+    its pHash and left `dupes --similar`. It is decoded in grey, its colour unknown."""
+    from conftest import rows, run_cli
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _scene(900, 700, seed=4).save(lib / "rgb.jpg", quality=90, keep_rgb=True)
+    with Image.open(lib / "rgb.jpg") as im:
+        assert im.info.get("adobe_transform") == 0
+        grey, colour = reduce_for_hash(im, 256)
+    assert colour is None and grey.mode == "L"
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT m.status, h.phash IS NOT NULL AS hashed FROM media m JOIN image_hashes h "
+                         "USING (blake3)") == [{"status": "ok", "hashed": True}]
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]

@@ -884,7 +884,7 @@ def _colours_unmeasured(cat) -> None:  # noqa: ANN001 - a Catalog
     if n:
         _to_stderr(f"mediaforge: note: {render.counted(n, 'picture')} of these groups "
                    f"{'was' if n == 1 else 'were'} fingerprinted without measuring colour (by an older version of "
-                   "MediaForge): grouped by pHash alone; `mediaforge thumbs` measures them, "
+                   "MediaForge, or a JPEG whose colour libjpeg reads only whole): grouped by pHash alone; `mediaforge thumbs` measures them, "
                    "then run this again")
 
 
@@ -914,8 +914,8 @@ def dedupe_cmd(
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
     from ..dupes import DEFAULT_RADIUS
-    from ..dupes.dedupe import (DEFAULT_KEEP, LINKED_BEFORE, JournalError, apply, carry_over, has_carry, media_notes,
-                                phash_apart, plan_exact, plan_similar, preview, similar_made)
+    from ..dupes.dedupe import (DEFAULT_KEEP, LINKED_BEFORE, MOVED_BEFORE, JournalError, apply, carry_over, has_carry,
+                                media_notes, phash_apart, plan_exact, plan_similar, preview, similar_made)
     from ..dupes.find import AUDIO_MAX_BER
     from . import _to_stderr
     from ..stop import Stop
@@ -985,7 +985,8 @@ def dedupe_cmd(
         blocked = preview(plan)
         # Copies already what the action makes of them (an --apply stopped part way): not
         # skips, and nothing to reclaim.
-        linked = {v for v, why in blocked.items() if why in LINKED_BEFORE}
+        linked = {v: why for v, why in blocked.items() if why in LINKED_BEFORE}
+        moved_before = sum(why == MOVED_BEFORE for why in linked.values())
         blocked = {v: why for v, why in blocked.items() if v not in linked}
         doable = replace(plan, steps=[s for s in plan.steps if s.victim not in blocked and s.victim not in linked])
         steps = _step_rows(doable.steps, action, target)
@@ -1007,7 +1008,7 @@ def dedupe_cmd(
                 continue
             if s.victim in linked:
                 print(f"[{s.group}] keep {path_text(s.keep)}\n      done {path_text(s.victim)}: "
-                      + ("already moved away by an earlier run" if action in MOVES else "already linked to it"))
+                      + (MOVED_BEFORE if linked[s.victim] == MOVED_BEFORE else "already linked to it"))
                 continue
             if plan.similar:  # what differs between the copies: why this one stays
                 kept, gone = notes.get(s.keep_blake3 or "", ""), notes.get(s.blake3 or "", "")
@@ -1025,7 +1026,8 @@ def dedupe_cmd(
         where = {"trash": " once the trash folder is emptied", "move-to": " from this disk if DIR is on another"}
         print(f"dry run: {render.counted(len(steps), 'file')} would be {DONE.get(action, action)}, "
               f"{render.human_bytes(doable.reclaimable)} reclaimed{where.get(action, '')}"
-              + (f"; {len(linked):,} already {'moved' if action in MOVES else 'linked'}" if linked else "")
+              + (f"; {len(linked) - moved_before:,} already linked" if len(linked) > moved_before else "")
+              + (f"; {moved_before:,} already moved" if moved_before else "")
               + (f"; {len(blocked):,} would be skipped (see above)" if blocked else "") + "; add --apply to do it")
         return
     left_out = {"groups_left_out": plan.stale} if plan.similar else {}

@@ -397,7 +397,8 @@ def _moves_before(cat: Catalog, steps: list[Step], moved: _Moved | None = None) 
     if not gone:
         return steps
     moved = moved if moved is not None else _moved_by_dedupe(cat)
-    return [replace(s, moved_before=True) if s.victim in gone and s.victim in moved.paths else s for s in steps]
+    return [replace(s, moved_before=True) if s.victim in gone and s.blake3 is not None
+            and moved.by_path.get(s.victim, ("",))[0] == s.blake3 else s for s in steps]
 
 
 def _inode_names(cat: Catalog, steps: list[Step]) -> dict[tuple[int, int], list[bytes]]:
@@ -490,7 +491,7 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
     # scan) is left out: its members were near the leader, not always near each other.
     # Unless an earlier run of this plan moved the leader away itself.
     gone = _leaders_gone(cat, method, {s.group for s in steps})
-    moved = _moved_by_dedupe(cat) if gone else None
+    moved = _moved_by_dedupe(cat, method) if gone else None
     if moved is not None:
         gone -= _resumed(cat, method, steps, gone, moved)
     steps = _moves_before(cat, [s for s in steps if s.group not in gone], moved)
@@ -501,35 +502,50 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
 @dataclass
 class _Moved:
     """What the dedupe journals beside a catalog moved away (to the trash, `--to`): by
-    BLAKE3, the contents kept in their place; and the paths they were moved from."""
+    the path each was moved from, its content and the kept file's, by BLAKE3."""
 
-    kept: dict[str, set[str]] = field(default_factory=dict)
-    paths: set[bytes] = field(default_factory=set)
+    by_path: dict[bytes, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 def _resumed(cat: Catalog, method: str, steps: Sequence[Step], gone: set[int], moved: _Moved) -> set[int]:
     """Of the groups whose leader is gone, those an earlier `dedupe --similar --apply`
     stopped part way (Ctrl-C, a kill, a skip) was acting on: a journal of it beside the
-    catalog, never undone, has the leader's content moved away as a copy of the very file
-    this plan keeps in its group. Run again, it goes on with that run's plan."""
-    if not gone or not moved.kept:
+    catalog (`_moved_by_dedupe`) has the leader, at a path the catalog has it at, moved
+    away as a copy of the very file this plan keeps in its group. Run again, it goes on
+    with that run's plan."""
+    if not gone or not moved.by_path:
         return set()
     leaders = dict(cat.con.execute("""
         SELECT DISTINCT group_id, leader FROM similar_groups
         WHERE method = ? AND group_id IN (SELECT unnest(?::BIGINT[]))""", [method, sorted(gone)]).fetchall())
+    paths: dict[str, list[bytes]] = {}
+    for digest, path in cat.con.execute(
+            "SELECT blake3, path_bytes FROM files WHERE blake3 IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(set(leaders.values()))]).fetchall():
+        paths.setdefault(digest, []).append(bytes(path))
     kept = {s.group: s.keep_blake3 for s in steps}
-    return {g for g in gone if kept.get(g) and kept[g] in moved.kept.get(leaders.get(g), ())}
+    return {g for g in gone if kept.get(g) and leaders.get(g)
+            and any(moved.by_path.get(p) == (leaders[g], kept[g]) for p in paths.get(leaders[g], []))}
 
 
-def _moved_by_dedupe(cat: Catalog) -> _Moved:
-    """What the dedupe journals beside the catalog moved away. A journal undone, in part
-    or whole, or one that cannot be read, counts for nothing."""
+def _moved_by_dedupe(cat: Catalog, method: str | None = None) -> _Moved:
+    """What the dedupe journals beside the catalog moved away, of those begun since the
+    catalog's last scan began (and, for near-duplicates of `method`, since the groups
+    were made): a run stopped since, whose moves the catalog has not seen. A journal
+    undone, in part or whole, or one that cannot be read, counts for nothing."""
     from ..config import JOURNAL_DIR
 
+    ((since,),) = cat.con.execute("SELECT max(started_at) FROM scans").fetchall()
+    made = similar_made(cat, method) if method is not None else None
+    if made is not None and (since is None or made[1] > since):
+        since = made[1]
     given = absolute(os.fsencode(cat.path))
     folders = {Path(os.fsdecode(os.path.dirname(p))) / JOURNAL_DIR for p in (given, os.path.realpath(given))}
     moved = _Moved()
     for path in sorted({j for folder in folders for j in _journals(folder)}):
+        begun = _journal_begun(path)
+        if begun is None or (since is not None and begun < since):
+            continue
         try:
             entries = list(_entries(path))
         except (InvalidInputError, PathIOError):
@@ -539,12 +555,23 @@ def _moved_by_dedupe(cat: Catalog) -> _Moved:
         for e in _done_or_moved(entries):
             if not e.get("moved_to"):
                 continue
-            with contextlib.suppress(TypeError, ValueError, binascii.Error):
-                moved.paths.add(_unb64(e["victim"]))
             victim, kept = e.get("blake3"), e.get("keep_blake3")
-            if isinstance(victim, str) and isinstance(kept, str) and victim != kept:  # near-duplicates
-                moved.kept.setdefault(victim, set()).add(kept)
+            with contextlib.suppress(TypeError, ValueError, binascii.Error):
+                moved.by_path[_unb64(e["victim"])] = (victim if isinstance(victim, str) else None,
+                                                      kept if isinstance(kept, str) else None)
     return moved
+
+
+def _journal_begun(path: Path) -> datetime | None:
+    """When the dedupe of a journal began, in UTC (naive, as the catalog keeps times), by
+    its name; None for a name not as `apply` gives it."""
+    m = re.fullmatch(r"dedupe-(\d{8}T\d{12})Z\.jsonl", path.name)
+    if m is None:
+        return None
+    try:
+        return datetime.strptime(m.group(1), "%Y%m%dT%H%M%S%f")
+    except ValueError:
+        return None
 
 
 def _journals(folder: Path) -> list[Path]:
@@ -1222,12 +1249,9 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                 JOIN tags t ON t.media_id = m.victim::UUID
                 WHERE NOT EXISTS (SELECT 1 FROM tags k WHERE k.media_id = m.keep::UUID AND k.tag = t.tag)
                 GROUP BY ALL ORDER BY ALL""").fetchall()
-            if tags:
-                con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, (now() AT TIME ZONE 'UTC') FROM "
-                            "(SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS t)",
-                            [who(), [k for k, _, _ in tags], [t for _, t, _ in tags]])
             # What the copies had that an earlier dedupe already gave the kept file: the undo
-            # of that one leaves it where this one relies on it (`_relied_on`).
+            # of that one leaves it where this one relies on it (`_other_carries`). (Before
+            # this one's own rows go in.)
             relied = con.execute("""
                 SELECT DISTINCT m.keep, t.tag FROM mf_moves m JOIN tags t ON t.media_id = m.victim::UUID
                 JOIN tags k ON k.media_id = m.keep::UUID AND k.tag = t.tag AND k.source = 'dedupe'
@@ -1237,6 +1261,10 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
                 JOIN collection_items i ON i.media_id = m.victim::UUID
                 JOIN collection_items k ON k.media_id = m.keep::UUID AND k.collection_id = i.collection_id
                 ORDER BY ALL""").fetchall()
+            if tags:
+                con.execute("INSERT INTO tags SELECT k::UUID, t, 'dedupe', ?, (now() AT TIME ZONE 'UTC') FROM "
+                            "(SELECT unnest(?::VARCHAR[]) AS k, unnest(?::VARCHAR[]) AS t)",
+                            [who(), [k for k, _, _ in tags], [t for _, t, _ in tags]])
             items = con.execute("""
                 SELECT m.keep, i.collection_id, list(DISTINCT m.victim ORDER BY m.victim) FROM mf_moves m
                 JOIN collection_items i ON i.media_id = m.victim::UUID
@@ -1294,16 +1322,29 @@ def _carried(cat: Catalog, e: BaseException, tags: list[Any], items: list[Any]) 
     if any("succeeded and is durable" in str(x) for x in (e, e.__cause__, e.__context__) if x is not None):
         return True
     try:
-        if tags:
-            keep, tag, _ = tags[0]
-            return bool(cat.con.execute("SELECT 1 FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
-                                        [keep, tag]).fetchall())
-        if items:
-            keep, cid, _ = items[0]
-            return bool(cat.con.execute("SELECT 1 FROM collection_items WHERE media_id = ?::UUID "
-                                        "AND collection_id = ?", [keep, int(cid)]).fetchall())
+        return _holds(cat, [(k, t) for k, t, _ in tags], [(k, c) for k, c, _ in items])
     except Exception:  # noqa: BLE001 - a catalog that cannot be read now: not known to hold them
         return False
+
+
+# How many of a carry-over's rows `_holds` looks for, at most: one would tell (a commit
+# is whole), but a user may have removed some since.
+_HELD_LOOKS = 1000
+
+
+def _holds(cat: Catalog, tags: Sequence[Any], items: Sequence[Any], ids: dict[str, list[str]] | None = None) -> bool:
+    """Whether the catalog holds any of these carried tags (`source` 'dedupe') or
+    collection places, as (kept id, value) pairs, on the kept files' rows (`ids`: each
+    kept id's rows now, see `_current_ids`). None of them was there before the carry-over
+    that added them."""
+    ids = ids or {}
+    for what, pairs, sql in (
+            ("tags", tags, "SELECT 1 FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'"),
+            ("collections", items, "SELECT 1 FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?")):
+        for keep, value in list(pairs)[:_HELD_LOOKS]:
+            value = int(value) if what == "collections" else str(value)
+            if any(cat.con.execute(sql, [mid, value]).fetchall() for mid in ids.get(keep, [keep])):
+                return True
     return False
 
 
@@ -1322,7 +1363,7 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
             entries = list(_entries(path))
         except (InvalidInputError, PathIOError):
             continue
-        if _carry_done(cat, path, entries):
+        if any(e["kind"] in UNDO_LINES for e in entries):
             continue
         out = Outcome(journal=path)
         for e in _done_or_moved(entries):
@@ -1331,6 +1372,14 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
                     out.done_steps.append(Step(0, _unb64(e["keep"]), _unb64(e["victim"]), 0, 0, 0, 0,
                                                blake3=e.get("blake3"), keep_id=e["keep_id"],
                                                victim_id=e["victim_id"], keep_blake3=e.get("keep_blake3")))
+        ids = [i for s in out.done_steps for i in (s.victim_id, s.keep_id)]
+        if ids and not cat.con.execute("SELECT count(*) FROM files WHERE media_id IN (SELECT unnest(?::UUID[]))",
+                                       [ids]).fetchall()[0][0]:
+            # Another catalog's, beside this one in the same folder: its own scan carries
+            # it, and its `carried` line is never judged by this catalog's rows.
+            continue
+        if _carry_done(cat, path, entries):
+            continue
         if not out.done_steps:  # nothing to carry (every step skipped, or a journal from before ids were kept)
             with contextlib.suppress(PathIOError):  # marked so, not read whole at every scan again
                 journal = Journal(path, appending=True)
@@ -1339,10 +1388,6 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
                 finally:
                     journal.close()
             continue
-        ids = [i for s in out.done_steps for i in (s.victim_id, s.keep_id)]
-        if not cat.con.execute("SELECT count(*) FROM files WHERE media_id IN (SELECT unnest(?::UUID[]))",
-                               [ids]).fetchall()[0][0]:
-            continue  # another catalog's, beside this one in the same folder: its own scan carries it
         try:
             carry_over(cat, out)
         except JournalError:
@@ -1415,16 +1460,12 @@ def _carry_done(cat: Catalog, path: Path, entries: list[dict[str, Any]]) -> bool
 
 
 def _line_held(cat: Catalog, line: dict[str, Any]) -> bool:
-    """Whether the catalog holds the first tag or collection place a `carried` line
-    lists, on the kept file's row as it is now (`_current_ids`)."""
-    ids = _current_ids(cat.con, line)
-    for (keep, tag) in line.get("tags", [])[:1]:
-        return any(cat.con.execute("SELECT 1 FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'",
-                                   [mid, tag]).fetchall() for mid in ids.get(keep, [keep]))
-    for (keep, cid) in line.get("collections", [])[:1]:
-        return any(cat.con.execute("SELECT 1 FROM collection_items WHERE media_id = ?::UUID AND collection_id = ?",
-                                   [mid, int(cid)]).fetchall() for mid in ids.get(keep, [keep]))
-    return True
+    """Whether the catalog holds any tag or collection place a `carried` line lists, on
+    the kept files' rows as they are now (`_current_ids`)."""
+    tags, items = line.get("tags", []), line.get("collections", [])
+    if not tags and not items:
+        return True
+    return _holds(cat, [tuple(p) for p in tags], [tuple(p) for p in items], _current_ids(cat.con, line))
 
 
 def _unfinished(path: Path) -> bool:
@@ -1450,11 +1491,14 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
     its `tags_carried` and `collections_carried`. One is taken back only once every copy
     it came from is restored (an undo stopped part way leaves the kept file standing for
     the others) and still has its row in the catalog: a copy whose row a `scan --prune`
-    deleted lost its tags with it, and the kept file keeps the only ones left."""
+    deleted lost its tags with it, and the kept file keeps the only ones left. One a
+    later dedupe, never undone, relies on stays (`_other_carries`); and one this journal
+    relied on, which an earlier journal's undo left for it, goes once this one is undone
+    whole and no other stands on it."""
     touched: set[str] = set()
     taken = {"tags": 0, "collections": 0}
     entries = list(_entries(path))
-    relied = _relied_on(path)
+    others = _other_carries(path)
     undone = {e["victim"] for e in entries if e.get("kind") == "undone"}
     restored = {e.get("victim_id") for e in entries if e.get("kind") in ("intent", "done") and e.get("victim") in undone}
     kept_rows: dict[str, bool] = {}
@@ -1476,7 +1520,18 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
                 for n, (keep, value) in enumerate(e.get(what, [])):
                     if froms is not None and not all(v in restored and row_kept(con, v) for v in froms[n]):
                         continue
-                    if (what, keep, value) in relied:
+                    if (what, keep, value) in others.relied:
+                        continue
+                    for mid in ids.get(keep, [keep]):
+                        gone = con.execute(sql, [mid, value]).fetchall()[0][0]
+                        if gone:
+                            touched.add(mid)
+                            taken[what] += gone
+                if not {e["victim"] for e in entries if e.get("kind") == "done"} <= undone:
+                    continue  # (copies still away: what they relied on stays for them)
+                for keep, value in _pairs(e.get(f"{what}_relied")):
+                    pair = (what, keep, value)
+                    if pair in others.relied or pair in others.standing or pair not in others.undone:
                         continue
                     for mid in ids.get(keep, [keep]):
                         gone = con.execute(sql, [mid, value]).fetchall()[0][0]
@@ -1488,12 +1543,22 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
     return sorted(touched)
 
 
-def _relied_on(path: Path) -> set[tuple[str, str, Any]]:
-    """The tags and collection places, as ("tags" or "collections", kept id, value), that
-    later dedupes beside the journal at `path`, never undone, found on a kept file already
-    (carried there by an earlier one) and did not carry again for their own copies: the
-    undo of that earlier one leaves them, or those copies' would be lost."""
-    out: set[tuple[str, str, Any]] = set()
+@dataclass
+class _Carries:
+    """What the other dedupe journals beside one carried over, as ("tags" or
+    "collections", kept id, value): those never undone (`standing`), what they found on
+    a kept file already and did not carry again for their own copies (`relied`), and
+    what the undone ones had carried (`undone`)."""
+
+    standing: set[tuple[str, str, Any]] = field(default_factory=set)
+    relied: set[tuple[str, str, Any]] = field(default_factory=set)
+    undone: set[tuple[str, str, Any]] = field(default_factory=set)
+
+
+def _other_carries(path: Path) -> _Carries:
+    """`_Carries` of the journals beside the one at `path`. The undo of an earlier one
+    leaves what a later one relies on, or those copies' would be lost."""
+    out = _Carries()
     for other in _journals(path.parent):
         if other.name == path.name:
             continue
@@ -1501,17 +1566,23 @@ def _relied_on(path: Path) -> set[tuple[str, str, Any]]:
             entries = list(_entries(other))
         except (InvalidInputError, PathIOError):
             continue
-        if any(e["kind"] in UNDO_LINES for e in entries):
-            continue
+        was_undone = any(e["kind"] in UNDO_LINES for e in entries)
         for e in entries:
             if e["kind"] != "carried":
                 continue
             for what in ("tags", "collections"):
-                for pair in e.get(f"{what}_relied", []):
-                    if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) \
-                            and isinstance(pair[1], (str, int)):
-                        out.add((what, pair[0], pair[1]))
+                (out.undone if was_undone else out.standing).update((what, k, v) for k, v in _pairs(e.get(what)))
+                if not was_undone:
+                    out.relied.update((what, k, v) for k, v in _pairs(e.get(f"{what}_relied")))
     return out
+
+
+def _pairs(value: Any) -> list[tuple[str, Any]]:
+    """A journal line's list of (kept id, tag or collection id) pairs, those well formed."""
+    if not isinstance(value, list):
+        return []
+    return [(p[0], p[1]) for p in value if isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+            and isinstance(p[1], (str, int))]
 
 
 def _current_ids(con: Any, entry: dict[str, Any]) -> dict[str, list[str]]:

@@ -403,7 +403,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
 
     from .image import (BrokenPicture, apng_frames, gif_complete, image_info, jpeg_cut_short, jpeg_lossless,
                         open_image, read_exif, too_large, unsupported_reason)
-    from .thumbs import reduce_for_hash, reduce_image
+    from .thumbs import reduce_for_hash, reduce_grey, reduce_image
 
     t = r.task
     try:
@@ -489,7 +489,19 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             stage = "decode" if t.meta else "fingerprint"
             try:
                 mode = im.mode  # (before a draft changes it)
-                grey, colour = reduce_for_hash(im, t.thumb_size)
+                try:
+                    grey, colour = reduce_for_hash(im, t.thumb_size)
+                except (OSError, ValueError, SyntaxError):
+                    if im.format != "JPEG":
+                        raise
+                    # A JPEG libjpeg decodes in grey and not in YCbCr (RGB-coded without
+                    # saying so, a sampling it cannot upsample): grey alone, its colour
+                    # unknown, as before colour was measured here.
+                    again = open_image(t.path, large=True)
+                    try:
+                        grey, colour = reduce_grey(again, t.thumb_size), None
+                    finally:
+                        again.close()
                 r.image_hashes(grey, source_mode=mode, colour=colour)
             except Image.DecompressionBombError as e:
                 r.fail(stage, e)

@@ -95,7 +95,9 @@ def reduce_for_hash(im: Image.Image, size: int = 256, colour: bool = True) -> tu
     chroma = None
     if im.format == "JPEG":
         full = im.size
-        im.draft("YCbCr" if colour and im.mode == "RGB" else "L", (size, size))
+        # (An RGB-coded JPEG, Adobe's transform 0, is no YCbCr to libjpeg: grey alone.)
+        ycc = colour and im.mode == "RGB" and im.info.get("adobe_transform", 1) != 0
+        im.draft("YCbCr" if ycc else "L", (size, size))
         got = _jpeg_eighth(im, full)
         if got is not None:
             eighth, chroma = got

@@ -16,8 +16,10 @@
 //! The chroma blocks' DC coefficients come almost for free on the way (their codes are
 //! read anyway): each colour picture's Cb and Cr planes are given too, one value a
 //! block, repeated over the luma blocks each covers. Those are libjpeg's at 1/8 for a
-//! picture without chroma subsampling; with it, libjpeg gives each chroma block 2x2 or
-//! more values at that scale, whose mean this one value is within rounding.
+//! picture without chroma subsampling or with 4:2:2 (libjpeg repeats its one value
+//! across); with 4:2:0, libjpeg gives each chroma block 2x2 values at that scale, whose
+//! mean this one value is within rounding (so a colour spot of a few blocks weighs a
+//! little less here in `grey`'s count than in libjpeg's decode).
 //!
 //! Anything outside the common case (progressive or arithmetic coding, 12-bit samples,
 //! CMYK or RGB-coded pictures, luma not at the highest sampling, a damaged or truncated
