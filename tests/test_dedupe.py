@@ -2066,15 +2066,22 @@ def test_tags_of_copies_a_killed_dedupe_removed_reach_the_kept_files(lib, then: 
     assert again == kept
 
 
-# Killed between a copy's move to the trash and its `done` line.
-_KILL_BEFORE_THE_FIRST_DONE_LINE = """
+def _kill_at_line(kind: str, written: bool = False) -> str:
+    """A driver prelude: kill -9 as the journal's first line of `kind` is to be written,
+    or (`written`) once it is."""
+    return f"""
 real = dedupe.Journal.write
 def write(self, **entry):
-    if entry.get("kind") == "done":
+    start = real(self, **entry) if {written} else None
+    if entry.get("kind") == "{kind}":
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(self, **entry)
+    return start if {written} else real(self, **entry)
 dedupe.Journal.write = write
 """
+
+
+# Killed between a copy's move to the trash and its `done` line.
+_KILL_BEFORE_THE_FIRST_DONE_LINE = _kill_at_line("done")
 
 
 def test_tags_of_a_copy_moved_just_before_the_kill_reach_the_kept_file(lib) -> None:
@@ -2486,6 +2493,25 @@ def test_a_dedupe_killed_after_its_files_gets_its_carry_over_from_the_next_scan(
     assert [(Path(r["dir"]).name, r["name"]) for r in carried] == [("a", "photo.jpg"), ("a", "song.mp3")]
 
 
+_TAGS_OF = "SELECT t.tag FROM tags t JOIN files f USING (media_id) WHERE f.path_bytes = ?"
+
+
+def _two_dedupes_one_tag(lib: tuple[Path, Path]) -> tuple[Path, Path, dict, dict]:
+    """A copy tagged `trip` trashed (its tag carried to the kept file), then a later copy
+    with the same tag trashed too: (kept file, later copy, first run, second run)."""
+    root, catalog = lib
+    kept = root / "a" / "photo.jpg"
+    assert run_cli("tag", "add", "trip", root / "b" / "photo copy.jpg", catalog=catalog).rc == 0
+    first = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
+    later = root / "c" / "new copy.jpg"
+    later.parent.mkdir()
+    shutil.copy2(kept, later)
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "trip", later, catalog=catalog).rc == 0
+    second = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
+    return kept, later, first, second
+
+
 def test_the_undo_of_an_earlier_dedupe_leaves_a_tag_a_later_one_relies_on(lib) -> None:
     """A QA finding: a copy's tag went to the kept file (journal 1); a later copy with the
     same tag was trashed (journal 2), its tag not carried, the kept file having it; the
@@ -2493,23 +2519,14 @@ def test_the_undo_of_an_earlier_dedupe_leaves_a_tag_a_later_one_relies_on(lib) -
     pruned, its tag was nowhere. Journal 2 records the tags it relied on; the undo of
     journal 1 leaves them while journal 2 stands."""
     root, catalog = lib
-    kept = root / "a" / "photo.jpg"
-    assert run_cli("tag", "add", "trip", root / "b" / "photo copy.jpg", catalog=catalog).rc == 0
-    first = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
+    kept, later, first, second = _two_dedupes_one_tag(lib)
     assert first["tags_carried"] == 1, first
-    later = root / "c" / "new copy.jpg"
-    later.parent.mkdir()
-    shutil.copy2(kept, later)
-    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
-    assert run_cli("tag", "add", "trip", later, catalog=catalog).rc == 0
-    second = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
     assert (second["done"], second["tags_carried"]) == (1, 0), second
-    tags_sql = "SELECT t.tag FROM tags t JOIN files f USING (media_id) WHERE f.path_bytes = ?"
     assert _undo(catalog, first["journal"])["done"] == 3
-    assert rows(catalog, tags_sql, [os.fsencode(kept)]) == [{"tag": "trip"}]
+    assert rows(catalog, _TAGS_OF, [os.fsencode(kept)]) == [{"tag": "trip"}]
     assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
     assert not later.exists()
-    assert rows(catalog, tags_sql, [os.fsencode(kept)]) == [{"tag": "trip"}]
+    assert rows(catalog, _TAGS_OF, [os.fsencode(kept)]) == [{"tag": "trip"}]
     # Each line lists what it relied on alone, not what it carried itself (a review finding).
     def carried(out: dict) -> dict:
         (line,) = [json.loads(x) for x in Path(out["journal"]).read_text().splitlines() if '"carried"' in x]
@@ -2543,42 +2560,18 @@ def test_undoing_both_journals_oldest_first_leaves_no_carried_tag(lib) -> None:
     undone oldest first, journal 1's undo left the tag for journal 2, whose own undo did
     not take it (it never carried it): the kept file kept a `dedupe` tag for good."""
     root, catalog = lib
-    kept = root / "a" / "photo.jpg"
-    assert run_cli("tag", "add", "trip", root / "b" / "photo copy.jpg", catalog=catalog).rc == 0
-    first = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
-    later = root / "c" / "new copy.jpg"
-    later.parent.mkdir()
-    shutil.copy2(kept, later)
-    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
-    assert run_cli("tag", "add", "trip", later, catalog=catalog).rc == 0
-    second = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
-    tags_sql = "SELECT t.tag FROM tags t JOIN files f USING (media_id) WHERE f.path_bytes = ?"
+    kept, later, first, second = _two_dedupes_one_tag(lib)
     assert _undo(catalog, first["journal"])["done"] == 3
-    assert rows(catalog, tags_sql, [os.fsencode(kept)]) == [{"tag": "trip"}]  # journal 2 stands on it
+    assert rows(catalog, _TAGS_OF, [os.fsencode(kept)]) == [{"tag": "trip"}]  # journal 2 stands on it
     assert _undo(catalog, second["journal"])["done"] == 1
-    assert rows(catalog, tags_sql, [os.fsencode(kept)]) == []
-    assert rows(catalog, tags_sql, [os.fsencode(later)]) == [{"tag": "trip"}]
+    assert rows(catalog, _TAGS_OF, [os.fsencode(kept)]) == []
+    assert rows(catalog, _TAGS_OF, [os.fsencode(later)]) == [{"tag": "trip"}]
 
 
 # Killed once the `carried` line is in the journal, before the catalog's commit; or
 # after the commit, before the `committed` line.
-_KILLED_BEFORE_THE_CARRY_COMMIT = """
-real = dedupe.Journal.write
-def write(self, **entry):
-    start = real(self, **entry)
-    if entry.get("kind") == "carried":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return start
-dedupe.Journal.write = write
-"""
-_KILLED_AFTER_THE_CARRY_COMMIT = """
-real = dedupe.Journal.write
-def write(self, **entry):
-    if entry.get("kind") == "committed":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(self, **entry)
-dedupe.Journal.write = write
-"""
+_KILLED_BEFORE_THE_CARRY_COMMIT = _kill_at_line("carried", written=True)
+_KILLED_AFTER_THE_CARRY_COMMIT = _kill_at_line("committed")
 
 
 @pytest.mark.parametrize("when", ["before", "after"])

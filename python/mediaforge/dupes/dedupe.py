@@ -544,15 +544,8 @@ def _moved_by_dedupe(cat: Catalog, method: str | None = None) -> _Moved:
     moved = _Moved()
     for path in sorted({j for folder in folders for j in _journals(folder)}):
         begun = _journal_begun(path)
-        if begun is None or (since is not None and begun < since):
-            continue
-        try:
-            entries = list(_entries(path))
-        except (InvalidInputError, PathIOError):
-            continue
-        if any(e["kind"] in UNDO_LINES for e in entries):
-            continue
-        for e in _done_or_moved(entries):
+        entries = _standing(path) if begun is not None and (since is None or begun >= since) else None
+        for e in _done_or_moved(entries or []):
             if not e.get("moved_to"):
                 continue
             victim, kept = e.get("blake3"), e.get("keep_blake3")
@@ -560,6 +553,15 @@ def _moved_by_dedupe(cat: Catalog, method: str | None = None) -> _Moved:
                 moved.by_path[_unb64(e["victim"])] = (victim if isinstance(victim, str) else None,
                                                       kept if isinstance(kept, str) else None)
     return moved
+
+
+def _standing(path: Path) -> list[dict[str, Any]] | None:
+    """A journal's lines; None for one that cannot be read, or that an undo worked on."""
+    try:
+        entries = list(_entries(path))
+    except (InvalidInputError, PathIOError):
+        return None
+    return None if any(e["kind"] in UNDO_LINES for e in entries) else entries
 
 
 def _journal_begun(path: Path) -> datetime | None:
@@ -1357,13 +1359,8 @@ def carry_unfinished(cat: Catalog, journal_dir: Path) -> list[str]:
     undo has worked on is left alone. Returns the kept files' media ids that got some."""
     touched: list[str] = []
     for path in _journals(journal_dir):
-        if not _unfinished(path):
-            continue
-        try:
-            entries = list(_entries(path))
-        except (InvalidInputError, PathIOError):
-            continue
-        if any(e["kind"] in UNDO_LINES for e in entries):
+        entries = _standing(path) if _unfinished(path) else None
+        if entries is None:
             continue
         out = Outcome(journal=path)
         for e in _done_or_moved(entries):
@@ -1508,6 +1505,7 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
             kept_rows[victim] = bool(con.execute("SELECT 1 FROM files WHERE media_id = ?::UUID", [victim]).fetchall())
         return kept_rows[victim]
 
+    all_back = {e["victim"] for e in entries if e.get("kind") == "done"} <= undone
     with cat.transaction() as con:
         for e in entries:
             if e.get("kind") != "carried":
@@ -1516,28 +1514,24 @@ def uncarry(cat: Catalog, path: Path, out: Outcome | None = None) -> list[str]:
             for what, sql in (("tags", "DELETE FROM tags WHERE media_id = ?::UUID AND tag = ? AND source = 'dedupe'"),
                               ("collections", "DELETE FROM collection_items WHERE media_id = ?::UUID "
                                               "AND collection_id = ?")):
+
+                def take(keep: str, value: Any, what: str = what, sql: str = sql, ids: dict = ids) -> None:
+                    for mid in ids.get(keep, [keep]):
+                        gone = con.execute(sql, [mid, value]).fetchall()[0][0]
+                        if gone:
+                            touched.add(mid)
+                            taken[what] += gone
+
                 froms = e.get(f"{what}_from")  # (journals from before it was recorded: none)
                 for n, (keep, value) in enumerate(e.get(what, [])):
                     if froms is not None and not all(v in restored and row_kept(con, v) for v in froms[n]):
                         continue
-                    if (what, keep, value) in others.relied:
-                        continue
-                    for mid in ids.get(keep, [keep]):
-                        gone = con.execute(sql, [mid, value]).fetchall()[0][0]
-                        if gone:
-                            touched.add(mid)
-                            taken[what] += gone
-                if not {e["victim"] for e in entries if e.get("kind") == "done"} <= undone:
-                    continue  # (copies still away: what they relied on stays for them)
-                for keep, value in _pairs(e.get(f"{what}_relied")):
-                    pair = (what, keep, value)
-                    if pair in others.relied or pair in others.standing or pair not in others.undone:
-                        continue
-                    for mid in ids.get(keep, [keep]):
-                        gone = con.execute(sql, [mid, value]).fetchall()[0][0]
-                        if gone:
-                            touched.add(mid)
-                            taken[what] += gone
+                    if (what, keep, value) not in others.relied:
+                        take(keep, value)
+                for keep, value in _pairs(e.get(f"{what}_relied")) if all_back else ():
+                    pair = (what, keep, value)  # (copies still away: what they relied on stays for them)
+                    if pair in others.undone and pair not in others.relied and pair not in others.standing:
+                        take(keep, value)
     if out is not None:
         out.tags_carried, out.collections_carried = taken["tags"], taken["collections"]
     return sorted(touched)
