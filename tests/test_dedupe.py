@@ -2536,6 +2536,29 @@ def test_the_undo_of_an_earlier_dedupe_leaves_a_tag_a_later_one_relies_on(lib) -
     assert (carried(second)["tags"], [t for _, t in carried(second)["tags_relied"]]) == ([], ["trip"])
 
 
+_CTRL_C_AS_THE_END_LINE_IS_WRITTEN = """
+real = dedupe.Journal.write
+def write(self, **entry):
+    start = real(self, **entry)
+    if entry.get("kind") == "end":
+        os.kill(os.getpid(), signal.SIGINT)
+    return start
+dedupe.Journal.write = write
+"""
+
+
+def test_a_ctrl_c_as_the_journal_ends_still_reports_what_was_done(lib) -> None:
+    """A QA finding: Ctrl-C as the journal's `end` line was written (every file moved)
+    left nothing on stdout: no summary, no journal, no undo command (5 runs in 40)."""
+    root, catalog = lib
+    p = _run_driver(_CTRL_C_AS_THE_END_LINE_IS_WRITTEN, catalog, "dedupe", "--apply", "--action", "trash",
+                    "--keep", "prefix:" + str(root / "a"))
+    assert p.returncode == 130, (p.stdout, p.stderr)
+    out = p.stdout.decode()
+    (journal,) = (catalog.parent / "journal").glob("dedupe-*.jsonl")
+    assert "3 files trashed" in out and str(journal) in out and "--undo" in out, (out, p.stderr)
+
+
 def test_an_old_journal_is_no_run_to_go_on_with(lib) -> None:
     """A review finding: any journal never undone, of any age, made a copy gone from its
     path "moved before this run". Only a run begun since the last scan is one whose

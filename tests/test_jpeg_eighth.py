@@ -275,18 +275,49 @@ def test_reduce_grey_uses_the_fast_path_with_the_same_result(tmp_path: Path) -> 
 def test_an_rgb_coded_jpeg_still_hashes_without_a_thumbnail(tmp_path: Path) -> None:
     """A review finding: an RGB-coded JPEG (Adobe transform 0) was drafted in YCbCr,
     which libjpeg cannot make of RGB ("broken data stream"): under --no-thumbs it lost
-    its pHash and left `dupes --similar`. It is decoded in grey, its colour unknown."""
+    its pHash and left `dupes --similar`. It is decoded in RGB: the same grey as a grey
+    decode (libjpeg's weights and rounding are Pillow's), and its colour measured (a
+    QA finding: it was left unknown)."""
     from conftest import rows, run_cli
 
     lib = tmp_path / "lib"
     lib.mkdir()
-    _scene(900, 700, seed=4).save(lib / "rgb.jpg", quality=90, keep_rgb=True)
+    _scene(2400, 2100, seed=4).save(lib / "rgb.jpg", quality=90, keep_rgb=True)
     with Image.open(lib / "rgb.jpg") as im:
         assert im.info.get("adobe_transform") == 0
         grey, colour = reduce_for_hash(im, 256)
-    assert colour is None and grey.mode == "L"
+    with Image.open(lib / "rgb.jpg") as im:  # libjpeg's grey, within a level of rounding here and there
+        before = reduce_grey(im, 256)
+    assert max(abs(a - b) for a, b in zip(grey.tobytes(), before.tobytes(), strict=True)) <= 1
+    assert _core.image_hashes(grey.tobytes(), *grey.size) == _core.image_hashes(before.tobytes(), *before.size)
+    with Image.open(lib / "rgb.jpg") as im:
+        thumb = reduce_image(im, 256)
+    assert colour is not None and colour_of(colour)[0] is False
+    assert max(abs(a - b) for a, b in zip(colour_of(colour)[1], colour_of(thumb)[1], strict=True)) <= 2
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
-    assert rows(catalog, "SELECT m.status, h.phash IS NOT NULL AS hashed FROM media m JOIN image_hashes h "
-                         "USING (blake3)") == [{"status": "ok", "hashed": True}]
+    assert rows(catalog, "SELECT m.status, h.phash IS NOT NULL AS hashed, h.grey FROM media m JOIN image_hashes h "
+                         "USING (blake3)") == [{"status": "ok", "hashed": True, "grey": False}]
     assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+
+
+def test_a_palette_picture_s_thin_coloured_lines_count_without_a_thumbnail(tmp_path: Path) -> None:
+    """A QA finding: a palette PNG or GIF of a grey scene with two coloured lines of one
+    pixel was colour by the thumbnail's decode and grey under --no-thumbs: its indexes
+    were reduced by picking one pixel in many, and the lines fell between."""
+    import numpy as np
+
+    w, h = 3000, 2000
+    x, y = np.linspace(0, 1, w)[None, :], np.linspace(0, 1, h)[:, None]
+    grey = (40 + 150 * x + 50 * y + np.random.default_rng(9).normal(0, 6, (h, w))).clip(0, 255).astype("uint8")
+    im = Image.fromarray(grey).convert("RGB")
+    d = ImageDraw.Draw(im)
+    d.line([(0, 300), (w, 300)], fill=(220, 30, 30))
+    d.line([(300, 0), (300, h)], fill=(30, 30, 220))
+    for name, picture in (("pal.png", im.quantize(256)), ("lines.gif", im)):
+        picture.save(tmp_path / name)
+        with Image.open(tmp_path / name) as a:
+            _, colour = reduce_for_hash(a, 256)
+        with Image.open(tmp_path / name) as b:
+            thumb = reduce_image(b, 256)
+        assert colour_of(colour)[0] is colour_of(thumb)[0] is False, name

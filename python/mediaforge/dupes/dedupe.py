@@ -897,8 +897,11 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
     out = Outcome(journal=journal.path, dest=dest)
     if dest is not None:
         out.destinations = {k: [moved_path(p, dest) for p in ps] for k, ps in plan.names.items()}
-    try:
-        with Stop() as stop:
+    # One Stop over the steps and the journal's end: a Ctrl-C as the `end` line is
+    # written or the journal closed still leaves `out` to report (what was done, the
+    # journal, the undo command).
+    with Stop() as stop:
+        try:
             for s in plan.steps:
                 if stop.requested:
                     break
@@ -914,29 +917,29 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
                     out.skipped.append((s.victim, why))
                 if on_step is not None:
                     on_step(out.done + out.already + len(out.skipped), len(plan.steps), len(out.skipped))
-            out.interrupted = stop.requested
-    except JournalError as e:  # a full disk: not one more step that could not be undone
-        out.journal_failed = str(e)
-        if not journal.needed:  # (its lines say nothing was done: it goes, below)
-            out.journal_failed = f"cannot write the dedupe journal {journal.path}: {e.reason}; nothing was changed"
-    finally:
-        if not journal.needed:
-            # Not one file acted on (each linked before this run, refused by its check, or
-            # left untouched by a failed step, or the journal full before the first): no
-            # journal, and no undo command, for nothing.
-            journal.close()
-            with contextlib.suppress(OSError):
-                journal.path.unlink()
-                out.journal = None
-        else:
-            with contextlib.suppress(JournalError):
-                journal.write(kind="end")
-            journal.close()
-        # Folders made for the moves that none came into (every file skipped): gone again,
-        # as the undo would take them. One that holds a move is not empty, and stays.
-        for folder in made:
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
+        except JournalError as e:  # a full disk: not one more step that could not be undone
+            out.journal_failed = str(e)
+            if not journal.needed:  # (its lines say nothing was done: it goes, below)
+                out.journal_failed = f"cannot write the dedupe journal {journal.path}: {e.reason}; nothing was changed"
+        finally:
+            if not journal.needed:
+                # Not one file acted on (each linked before this run, refused by its check, or
+                # left untouched by a failed step, or the journal full before the first): no
+                # journal, and no undo command, for nothing.
+                journal.close()
+                with contextlib.suppress(OSError):
+                    journal.path.unlink()
+                    out.journal = None
+            else:
+                with contextlib.suppress(JournalError):
+                    journal.write(kind="end")
+                journal.close()
+            # Folders made for the moves that none came into (every file skipped): gone again,
+            # as the undo would take them. One that holds a move is not empty, and stays.
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+        out.interrupted = stop.requested
     return out
 
 

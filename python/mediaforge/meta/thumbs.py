@@ -95,9 +95,10 @@ def reduce_for_hash(im: Image.Image, size: int = 256, colour: bool = True) -> tu
     chroma = None
     if im.format == "JPEG":
         full = im.size
-        # (An RGB-coded JPEG, Adobe's transform 0, is no YCbCr to libjpeg: grey alone.)
-        ycc = colour and im.mode == "RGB" and im.info.get("adobe_transform", 1) != 0
-        im.draft("YCbCr" if ycc else "L", (size, size))
+        # An RGB-coded JPEG (Adobe's transform 0) is no YCbCr to libjpeg: decoded in RGB,
+        # its grey made as libjpeg makes it (the same weights and rounding).
+        rgb_coded = im.info.get("adobe_transform", 1) == 0
+        im.draft(("RGB" if rgb_coded else "YCbCr") if colour and im.mode == "RGB" else "L", (size, size))
         got = _jpeg_eighth(im, full)
         if got is not None:
             eighth, chroma = got
@@ -124,15 +125,16 @@ def reduce_for_hash(im: Image.Image, size: int = 256, colour: bool = True) -> tu
 
 def _colour_copy(im: Image.Image, size: int) -> Image.Image | None:
     """A copy of the decoded picture `im` in RGB (or YCbCr, as decoded), its short side
-    cut to about twice `size` by a whole factor first (cheap, and no 100-megapixel
-    palette picture is turned to RGB whole); None for a mode Pillow cannot turn to RGB."""
+    cut to about twice `size` by a whole factor (a box average: cheap, and every pixel
+    counts); None for a mode Pillow cannot turn to RGB."""
     factor = max(1, min(im.size) // (2 * size))
     try:
+        if im.mode not in ("RGB", "RGBA", "CMYK", "YCbCr"):
+            # (A palette picture in RGB first, as the thumbnail's decode has it: a
+            # reduction of its indexes would drop a line of one pixel.)
+            im = im.convert("RGB")
         if factor > 1:
-            if im.mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
-                im = im.reduce(factor)
-            else:
-                im = im.resize((max(1, im.width // factor), max(1, im.height // factor)), Image.Resampling.NEAREST)
+            im = im.reduce(factor)
         return im.copy() if im.mode == "YCbCr" else im.convert("RGB")
     except (ValueError, OSError):
         return None
