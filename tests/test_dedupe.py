@@ -2578,6 +2578,32 @@ def test_an_old_journal_is_no_run_to_go_on_with(lib) -> None:
     assert (out["already_linked"], [s["why"] for s in out["skipped"]]) == (0, ["gone since the scan"]), out
 
 
+def test_a_later_dedupe_undone_in_part_still_holds_the_tag_it_relied_on(lib) -> None:
+    """The last note's "left" list: a journal an undo had worked on counted for nothing,
+    so with its undo stopped part way, the earlier journal's undo took off the kept file
+    a tag the copies still away relied on."""
+    root, catalog = lib
+    kept = root / "a" / "photo.jpg"
+    assert run_cli("tag", "add", "trip", root / "b" / "photo copy.jpg", catalog=catalog).rc == 0
+    first = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
+    later = [root / "c" / f"copy {i}.jpg" for i in range(3)]
+    later[0].parent.mkdir()
+    for p in later:
+        shutil.copy2(kept, p)
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "trip", root / "c", catalog=catalog).rc == 0
+    second = _apply(catalog, "--action", "trash", "--keep", f"prefix:{root / 'a'}")
+    assert (second["done"], second["tags_carried"]) == (3, 0), second
+    step = _SIGTERM_ON_SECOND_STEP.replace("dedupe._act", "dedupe._unmove")
+    p = _run_driver(step, catalog, "dedupe", "--undo", second["journal"])
+    assert p.returncode == 143 and b"2 files restored" in p.stdout, (p.stdout, p.stderr)
+    assert _undo(catalog, first["journal"])["done"] == 3
+    assert rows(catalog, _TAGS_OF, [os.fsencode(kept)]) == [{"tag": "trip"}]  # one copy of journal 2 still away
+    assert _undo(catalog, second["journal"])["done"] == 1
+    assert rows(catalog, _TAGS_OF, [os.fsencode(kept)]) == []
+    assert all(rows(catalog, _TAGS_OF, [os.fsencode(p)]) == [{"tag": "trip"}] for p in later)
+
+
 def test_undoing_both_journals_oldest_first_leaves_no_carried_tag(lib) -> None:
     """A review finding: journal 1 carried a tag to the kept file, journal 2 relied on it;
     undone oldest first, journal 1's undo left the tag for journal 2, whose own undo did

@@ -1554,7 +1554,8 @@ class _Carries:
 
 def _other_carries(path: Path) -> _Carries:
     """`_Carries` of the journals beside the one at `path`. The undo of an earlier one
-    leaves what a later one relies on, or those copies' would be lost."""
+    leaves what a later one relies on while any of its copies is away, or those copies'
+    would be lost."""
     out = _Carries()
     for other in _journals(path.parent):
         if other.name == path.name:
@@ -1564,12 +1565,16 @@ def _other_carries(path: Path) -> _Carries:
         except (InvalidInputError, PathIOError):
             continue
         was_undone = any(e["kind"] in UNDO_LINES for e in entries)
+        # Copies of its still away (never undone, or an undo stopped part way): what they
+        # relied on stays for them.
+        away = not was_undone or not ({e.get("victim") for e in entries if e["kind"] == "done"}
+                                      <= {e.get("victim") for e in entries if e["kind"] == "undone"})
         for e in entries:
             if e["kind"] != "carried":
                 continue
             for what in ("tags", "collections"):
                 (out.undone if was_undone else out.standing).update((what, k, v) for k, v in _pairs(e.get(what)))
-                if not was_undone:
+                if away:
                     out.relied.update((what, k, v) for k, v in _pairs(e.get(f"{what}_relied")))
     return out
 
