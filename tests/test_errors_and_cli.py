@@ -115,6 +115,44 @@ def test_unreadable_file_keeps_its_row_without_a_digest(tmp_path: Path, catalog_
     assert errs == [{"stage": "hash", "errno": errno.EACCES, "path": str(secret)}]
 
 
+def test_a_scan_that_could_not_read_a_folder_prunes_nothing(tmp_path: Path, catalog_path: Path,
+                                                            unprivileged: Unprivileged) -> None:
+    """A QA finding: `--prune` deleted a missing row below a folder the scan could not read,
+    and, a scan later, the row (and tag) of a file moved into it. Such a scan prunes
+    nothing, as one that left paths out, and says why; once the folder reads again, the
+    moved file keeps its id and tag, and a prune takes what is really gone."""
+    lib = tmp_path / "lib"
+    (lib / "d").mkdir(parents=True)
+    (lib / "d" / "a.jpg").write_bytes(b"\xff\xd8\xff a")
+    (lib / "x.jpg").write_bytes(b"\xff\xd8\xff x")
+    do_scan(catalog_path, lib)
+    (lib / "d" / "a.jpg").unlink()
+    do_scan(catalog_path, lib)
+    assert run_cli("tag", "add", "keep", lib / "x.jpg", catalog=catalog_path).rc == 0
+    ids = {r["name"]: r["media_id"] for r in rows(catalog_path, "SELECT name, media_id::VARCHAR AS media_id FROM files")}
+    os.rename(lib / "x.jpg", lib / "d" / "x.jpg")
+    os.chmod(lib / "d", 0o000)
+    try:
+        unprivileged.share(catalog_path.parent)
+        for _ in range(2):
+            p = subprocess.run(cli_cmd("scan", lib, "--prune", "--json"), env=cli_env(catalog_path),
+                               capture_output=True, timeout=120, **unprivileged.popen)
+            assert p.returncode == 0, p.stderr
+            got = json.loads(p.stdout)
+            assert (got["pruned"], got["prune_skipped"], got["prune_skipped_why"]) == (0, True, "unread"), got
+        p = subprocess.run(cli_cmd("scan", lib, "--prune"), env=cli_env(catalog_path), capture_output=True,
+                           timeout=120, **unprivileged.popen)
+        assert "--prune did nothing: this scan could not read a folder" in p.stdout.decode(), p.stdout
+        assert {r["name"] for r in rows(catalog_path, "SELECT name FROM files")} == {"a.jpg", "x.jpg"}
+    finally:
+        os.chmod(lib / "d", 0o755)
+    got = json.loads(run_cli("scan", lib, "--prune", "--json", catalog=catalog_path).out)
+    assert (got["pruned"], got["prune_skipped"], got["prune_skipped_why"]) == (1, False, ""), got
+    (row,) = rows(catalog_path, "SELECT path, status, media_id::VARCHAR AS media_id FROM files")
+    assert row == {"path": str(lib / "d" / "x.jpg"), "status": "present", "media_id": ids["x.jpg"]}
+    assert [r["tag"] for r in rows(catalog_path, "SELECT tag FROM tags")] == ["keep"]
+
+
 # --------------------------------------------------------------------------------------
 # Exit codes and one-line errors.
 # --------------------------------------------------------------------------------------

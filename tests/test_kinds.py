@@ -208,3 +208,43 @@ def test_schema_17_files_sound_alone_that_earlier_scans_called_video_as_audio(tm
     assert rows(catalog_path, media_kind) == []
     assert run_cli("scan", lib, "--no-thumbs", "--no-fingerprints", catalog=catalog_path).rc == 0
     assert rows(catalog_path, media_kind) == [{"kind": "audio"}]
+
+
+def test_a_video_named_as_another_formats_sound_is_a_video_and_schema_24_refiles_it(
+        tmp_path: Path, catalog_path: Path) -> None:
+    """A QA finding: an MP4 named `.flac` and a Matroska file named `.mp3` were filed as
+    `audio` (any sound name made a container sound), and so got no thumbnail and no
+    fingerprint. Only a container's own names for sound count. A catalog an earlier
+    version filed them in says `video` after its upgrade, and they are extracted again."""
+    import duckdb
+
+    from conftest import _encode_audio, _encode_video
+    from mediaforge.catalog.schema import SCHEMA_VERSION
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _encode_video(tmp_path / "clip.mp4", frames=48)
+    _encode_video(tmp_path / "clip.mkv", frames=48)
+    os.rename(tmp_path / "clip.mp4", lib / "video.flac")
+    os.rename(tmp_path / "clip.mkv", lib / "video.mp3")
+    _encode_audio(lib / "live.mka", "flac", "matroska")  # sound alone, by its own name: sound
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    query = """SELECT f.name, f.kind, f.mime, m.kind AS media_kind, m.thumb IS NOT NULL AS thumb,
+                      EXISTS (SELECT 1 FROM video_hashes h WHERE h.blake3 = f.blake3) AS fingerprint
+               FROM files f JOIN media m USING (blake3) ORDER BY 1"""
+    want = [{"name": "live.mka", "kind": "audio", "mime": "audio/x-matroska", "media_kind": "audio", "thumb": False,
+             "fingerprint": False},
+            {"name": "video.flac", "kind": "video", "mime": "video/mp4", "media_kind": "video", "thumb": True,
+             "fingerprint": True},
+            {"name": "video.mp3", "kind": "video", "mime": "video/x-matroska", "media_kind": "video", "thumb": True,
+             "fingerprint": True}]
+    assert rows(catalog_path, query) == want
+    with duckdb.connect(str(catalog_path)) as con:  # as schema 23 left them
+        con.execute("UPDATE files SET kind = 'audio', mime = 'audio/mp4' WHERE ext = 'flac'")
+        con.execute("UPDATE files SET kind = 'audio', mime = 'audio/x-matroska' WHERE ext = 'mp3'")
+        con.execute("UPDATE media SET kind = 'audio', thumb = NULL WHERE video_codec IS NOT NULL")
+        con.execute("DELETE FROM video_hashes")
+        con.execute("UPDATE meta SET value = '23' WHERE key = 'schema_version'")
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    assert rows(catalog_path, query) == want
+    assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"] == str(SCHEMA_VERSION)

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, QueryError, first_line, is_text, quoted, sql_error_text
 from ..fsops import new_tmp, replace_all
+from .media_tables import taken_sql
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
 from .store import Catalog, damaged, is_corruption, is_interrupt, streamed, tells_of_corruption
@@ -517,13 +518,13 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
             GROUP BY ALL ORDER BY files DESC, camera LIMIT ?""", [top]),
         # Pictures and videos by the year they were taken, their own date first, else a
         # linked sidecar's (as `library.taken_at`); the sidecars are not counted themselves.
-        "by_year": _rows(cat, """
-            SELECT year(coalesce(m.taken_at, sd.taken_at)) AS year, count(*) AS files, sum(f.size) AS bytes
+        "by_year": _rows(cat, f"""
+            SELECT year({taken_sql('m', 'sd')}) AS year, count(*) AS files, sum(f.size) AS bytes
             FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
             LEFT JOIN (SELECT l.media_id, min(s.taken_at) AS taken_at FROM sidecar_links l
                        JOIN sidecars s ON s.blake3 = l.sidecar_blake3 GROUP BY l.media_id) sd ON sd.media_id = f.media_id
             WHERE f.status = 'present' AND f.kind IN ('image', 'raw', 'video')
-              AND coalesce(m.taken_at, sd.taken_at) IS NOT NULL
+              AND {taken_sql('m', 'sd')} IS NOT NULL
             GROUP BY ALL ORDER BY year"""),
         # `without_fingerprint`: extracted with --no-fingerprints and not fingerprinted since,
         # or no fingerprint could be made (a flat picture: see meta_errors).

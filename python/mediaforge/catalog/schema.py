@@ -11,7 +11,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 23
+SCHEMA_VERSION = 24
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -359,6 +359,31 @@ MIGRATIONS[22] = [
 # `image_hashes.chroma`, its colour layout (see `media_tables.IMAGE_HASHES_V23`).
 # Pictures hashed before keep NULL: the mode tells, and no colours are compared.
 MIGRATIONS[23] = MIGRATION_23
+
+# Version 24 (a QA pass): a video named as another format's sound (an MP4 named `.flac`, a
+# Matroska file `.mp3`) was filed as `audio`, with no thumbnail nor fingerprint: a
+# container is sound by its own names alone now (`.m4a`, `.mka`, `.weba`, `.wma`). Its rows
+# say `video` (an MP4's where its `media` row shows pictures: its brands are not in the
+# catalog), and its `media` rows go, to be extracted again as for version 19, thumbnail and
+# fingerprint included; the search index compares every document again. The `media` rows
+# of FLAC and ALAC sound with no bit depth (in Matroska, which the tag reader does not
+# read) go too, as do those of MP3s called cut short for holding more than their first
+# part's Xing frame states (MP3s joined end to end).
+_MISNAMED_VIDEO = """(kind = 'audio' AND (
+    mime IN ('audio/x-matroska', 'audio/webm') AND lower(ext) NOT IN ('mka', 'weba')
+    OR mime = 'audio/x-ms-wma' AND lower(ext) <> 'wma'
+    OR mime = 'audio/mp4' AND lower(ext) NOT IN ('m4a', 'm4b', 'm4p', 'm4r', 'alac')
+       AND blake3 IN (SELECT blake3 FROM media WHERE video_codec IS NOT NULL)))"""
+MIGRATIONS[24] = [
+    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE {_MISNAMED_VIDEO})",
+    f"""UPDATE files SET kind = 'video', mime = CASE mime WHEN 'audio/x-matroska' THEN 'video/x-matroska'
+        WHEN 'audio/webm' THEN 'video/webm' WHEN 'audio/x-ms-wma' THEN 'video/x-ms-wmv' ELSE 'video/mp4' END
+        WHERE {_MISNAMED_VIDEO}""",
+    "DELETE FROM media WHERE kind = 'audio' AND blake3 IN (SELECT blake3 FROM files WHERE kind = 'video')",
+    "DELETE FROM media WHERE video_codec IS NULL AND bit_depth IS NULL AND audio_codec IN ('flac', 'alac')",
+    "DELETE FROM media WHERE format = 'mp3' AND status = 'partial' AND blake3 IN (SELECT blake3 FROM meta_errors "
+    "WHERE stage = 'decode' AND message LIKE 'the sound ends at % s the file claims: cut short?')",
+]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

@@ -276,6 +276,8 @@ class FinishCounts:
     # Of `moved`, rows whose bytes came back at their own path (`_back_at_their_path`):
     # revived, not moved.
     back: int = 0
+    # --prune was asked for and held back: a folder under the roots could not be read.
+    prune_held: bool = False
 
 
 def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
@@ -1127,7 +1129,14 @@ def finish_scan(
         # row (media_id, tags) must wait for a scan that looks everywhere.
         # Nor does it prune a row at or below a link it did not follow (marked missing just
         # now, or earlier): the file may be behind the link, and an -L scan finds it there.
-        if prune and not totals.get("excluded"):
+        # Nor does one that could not read a folder under its roots (or its ignore file):
+        # a row below it was not looked for, and a file gone from its place anywhere may
+        # have moved in there, as for a path left out.
+        (unread_folders,) = con.execute(
+            "SELECT count(*) FROM scan_errors WHERE scan_id = ? AND (stage = 'walk' OR stage = 'ignore-file' "
+            "AND ends_with(message, ?))", [scan_id, IGNORE_FILE_HELD]).fetchone() if prune else (0,)
+        prune_held = bool(prune and not totals.get("excluded") and (unread_folders or unlooked))
+        if prune and not totals.get("excluded") and not prune_held:
             # Nor a row this very scan found gone (or glimpsed gone: see `mf_glimpsed`) that
             # holds a tag or a collection place no present copy of its content holds: a file
             # moved as the scan ran, into a folder the walk had passed, was not seen at all
@@ -1182,7 +1191,7 @@ def finish_scan(
         con.execute("DROP TABLE IF EXISTS mf_link_gone")
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
                         moved_earlier_walked=int(walked),
-                        retired=retired, taken=tuple(taken), back=len(back))
+                        retired=retired, taken=tuple(taken), back=len(back), prune_held=prune_held)
 
 
 def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float) -> None:

@@ -255,6 +255,9 @@ def scan_cmd(
     elif s.empty_roots:
         print(f"  {_root_text(s.empty_roots, s.empty_roots_raw)} is an empty folder (a disk not mounted there?)"
               + (": the files missing keep their rows and tags" if s.missing else ""))
+    elif prune and s.prune_skipped_why == "unread":
+        print("  --prune did nothing: this scan could not read a folder under its roots (see errors), and a missing "
+              "file may have moved there; prune with a scan that reads every folder")
     elif prune and s.prune_skipped:
         print("  --prune did nothing: this scan excluded paths (--exclude, .mediaforgeignore, -x), and a missing "
               "file may have moved there; prune with a scan that excludes nothing")

@@ -166,3 +166,128 @@ def asf_length(path: str | bytes) -> float | None:
                 return max(0.0, play / 1e7 - preroll / 1e3)
             at += size
     return None
+
+
+# MPEG audio: samples a frame holds by (version, layer), and sample rates by version, as
+# the header's bits give them (version 3: MPEG-1, 2: MPEG-2, 0: MPEG-2.5; layer 3: I,
+# 2: II, 1: III).
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+# A file whose MPEG data is within this of its length frame's byte count is whole: the
+# frame counts itself or not, as its encoder chose, and some pad the last frame.
+_MP3_BYTES_SLACK = 4096
+
+
+@dataclass(frozen=True)
+class Mp3Stated:
+    """What an MP3's Xing, Info or VBRI frame states: its frames' length in seconds, and
+    their bytes (None when the frame does not say), beside the bytes of MPEG data the file
+    holds from that frame on, tags at its end left out."""
+
+    seconds: float | None
+    stated_bytes: int | None
+    present: int
+
+    @property
+    def cut(self) -> bool:
+        """Fewer bytes than stated: a download or copy that stopped."""
+        return self.stated_bytes is not None and self.present < self.stated_bytes - self.slack
+
+    @property
+    def more_after(self) -> bool:
+        """More bytes than stated: MP3s joined end to end, each with its own length frame
+        (which states its first part alone), or frames an editor appended."""
+        return self.stated_bytes is not None and self.present > self.stated_bytes + self.slack
+
+    @property
+    def slack(self) -> int:
+        return max(_MP3_BYTES_SLACK, (self.stated_bytes or 0) // 200)
+
+
+def _id3v2_end(f: BinaryIO) -> int:
+    """Where the ID3v2 tags at the start of the MP3 open as `f` end (0 when none)."""
+    at = 0
+    while True:
+        f.seek(at)
+        head = f.read(10)
+        if len(head) < 10 or head[:3] != b"ID3":
+            return at
+        # Its size, 4 bytes of 7 bits, and a footer when flagged.
+        at += 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7
+                    | (head[9] & 0x7F)) + (10 if head[5] & 0x10 else 0)
+
+
+def _tags_at_end(f: BinaryIO, size: int) -> int:
+    """Where the tags at the end of an MP3 open as `f` begin: an ID3v1 tag, an APEv2 tag
+    and a Lyrics3 v2 block before it, in whichever order taggers left them."""
+    end = size
+    for _ in range(4):
+        if end >= 128:
+            f.seek(end - 128)
+            if f.read(3) == b"TAG":
+                end -= 128
+                continue
+        if end >= 32:
+            f.seek(end - 32)
+            footer = f.read(32)
+            if footer[:8] == b"APETAGEX":
+                n = int.from_bytes(footer[12:16], "little") + (32 if footer[23] & 0x80 else 0)
+                if 32 <= n <= end:
+                    end -= n
+                    continue
+        if end >= 15:
+            f.seek(end - 15)
+            tail = f.read(15)
+            if tail[6:] == b"LYRICS200" and tail[:6].isdigit() and int(tail[:6]) + 15 <= end:
+                end -= int(tail[:6]) + 15
+                continue
+        break
+    return end
+
+
+def mp3_stated(path: str | bytes) -> Mp3Stated | None:
+    """The length an MP3's Xing, Info or VBRI frame states (the first frame after any
+    ID3v2 tags and padding), beside what the file holds; None where there is no such
+    frame. libav turns to the file's size over its first frame's bitrate when the two
+    disagree, which is no length at all for MP3s joined end to end."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        start = _id3v2_end(f)
+        f.seek(start)
+        data = f.read(65536)
+        at = next((i for i in range(len(data) - 3) if data[i] == 0xFF and data[i + 1] & 0xE0 == 0xE0), None)
+        if at is None or len(data) < at + 4:
+            return None
+        b1, b2, b3 = data[at + 1], data[at + 2], data[at + 3]
+        version, layer, rate_index = (b1 >> 3) & 3, (b1 >> 1) & 3, (b2 >> 2) & 3
+        if version == 1 or layer == 0 or rate_index == 3:
+            return None
+        rate = _MPEG_RATES[version][rate_index]
+        samples = 384 if layer == 3 else 1152 if layer == 2 or version == 3 else 576
+        mono = b3 >> 6 == 3
+        side = (17 if mono else 32) if version == 3 else (9 if mono else 17)
+        frames = stated_bytes = None
+        trimmed = 0  # samples the encoder put before and after the sound (LAME's tag says)
+        xing = data[at + 4 + side:at + 4 + side + 160]
+        vbri = data[at + 36:at + 36 + 18]
+        if xing[:4] in (b"Xing", b"Info") and len(xing) >= 8:
+            flags = int.from_bytes(xing[4:8], "big")
+            pos = 8
+            if flags & 1 and len(xing) >= pos + 4:
+                frames = int.from_bytes(xing[pos:pos + 4], "big")
+            at_bytes = pos + 4 * (flags & 1)
+            if flags & 2 and len(xing) >= at_bytes + 4:
+                stated_bytes = int.from_bytes(xing[at_bytes:at_bytes + 4], "big") or None
+            # After the frame and byte counts, the seek table and quality, when flagged:
+            # then LAME's tag (its encoder's name, LAME or libav's), whose bytes 21 to 23
+            # hold the encoder delay and the padding, 12 bits each.
+            pos += 4 * (flags & 1) + 4 * (flags >> 1 & 1) + 100 * (flags >> 2 & 1) + 4 * (flags >> 3 & 1)
+            lame = xing[pos:pos + 24]
+            if len(lame) == 24 and lame[:4].isalpha():
+                trimmed = (lame[21] << 4 | lame[22] >> 4) + ((lame[22] & 0x0F) << 8 | lame[23])
+        elif vbri[:4] == b"VBRI" and len(vbri) >= 18:
+            stated_bytes = int.from_bytes(vbri[10:14], "big") or None
+            frames = int.from_bytes(vbri[14:18], "big")
+        else:
+            return None
+        present = max(0, _tags_at_end(f, size) - start - at)
+    return Mp3Stated(max(0, frames * samples - trimmed) / rate if frames else None, stated_bytes, present)

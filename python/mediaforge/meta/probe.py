@@ -248,8 +248,8 @@ def _format_name(c: Any, path: str | bytes, name: str) -> str | None:
     names = c.format.name.split(",")
     if names[0] == "mov":
         branded = _brand_format(_head(path))
-        if branded == "mp4" and not any(not _is_cover(v) for v in c.streams.video):
-            return "m4a"  # sound alone in an MP4 file: what every player calls m4a
+        if branded == "mp4" and c.streams.audio and not any(not _is_cover(v) for v in c.streams.video):
+            return "m4a"  # sound alone in an MP4 file: what every player calls m4a (not one with no streams)
         if branded:
             return branded
     if names[0] == "matroska":
@@ -324,9 +324,27 @@ def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]
             # A stream that names no layout has libav's placeholder ("1 channels"): none.
             channel_layout=layout.name if layout is not None and not _NO_LAYOUT.match(layout.name) else None,
             sample_rate=getattr(cc, "sample_rate", None) or None,
-            bit_depth=pcm_bits(row["codec"]),
+            bit_depth=pcm_bits(row["codec"]) or header_bits(row["codec"], getattr(cc, "extradata", None)),
         )
     return row
+
+
+def header_bits(codec: str | None, extradata: bytes | None) -> int | None:
+    """The bits per sample a FLAC or ALAC stream's own header (libav's extradata) states:
+    FLAC's STREAMINFO (bare, or after `fLaC` and a block header), ALAC's magic cookie.
+    libav keeps them in a field PyAV does not show, and the tag reader knows no Matroska."""
+    data = extradata or b""
+    if codec == "flac":
+        if data[:4] == b"fLaC":
+            data = data[8:]
+        # Two block sizes (2 bytes each), two frame sizes (3 each), then 20 bits of sample
+        # rate, 3 of channels less one, 5 of bits per sample less one.
+        return ((data[12] & 1) << 4 | data[13] >> 4) + 1 if len(data) >= 34 else None
+    if codec == "alac" and len(data) >= 24 and data[4:8] == b"alac":
+        # The cookie's size and `alac` tag, a version, then the frame length (4 bytes), the
+        # compatible version (1) and the bit depth (1).
+        return data[17] or None
+    return None
 
 
 def pcm_bits(codec: str | None) -> int | None:

@@ -23,11 +23,14 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import first_line, path_text
 from ..fsops import file_in_the_way, link_to_nothing, time_ns
 from . import LONGEST_S
+
+if TYPE_CHECKING:
+    from .ends import Mp3Stated
 
 # How a meta_errors message that records no failure starts: a flat picture or video has
 # no fingerprint to make, and says so (its status stays as it was).
@@ -743,8 +746,18 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     claimed = media.get("duration")
     if claimed and media.get("format") == "asf":
         claimed = max(claimed, _asf_length(t.path) or 0.0)  # libav's is what a cut file holds
-    if t.meta and claimed and media.get("audio_codec") and not media.get("video_codec") \
+    stated = _mp3_stated(t.path) if t.meta and media.get("format") == "mp3" and not media.get("video_codec") \
+        else None
+    if stated is not None and stated.stated_bytes is not None and not stated.cut:
+        # All the bytes its Xing, Info or VBRI frame states are there: whole. MP3s joined
+        # end to end, each with its own such frame, hold more, and play on past the first
+        # part's length: libav's is then a guess from the first frame's bitrate.
+        if stated.more_after:
+            _measured_length(r, t.path, by_content, claimed)
+    elif t.meta and claimed and media.get("audio_codec") and not media.get("video_codec") \
             and length_in_header(media.get("format"), t.path):
+        if stated is not None and stated.seconds and stated.seconds > claimed + max(0.5, claimed / 200):
+            claimed = stated.seconds  # libav's is a guess from the bitrate, not the header's, for a cut file
         try:
             ended = sound_end(t.path, claimed, by_content)
         except CannotDecode as e:
@@ -768,15 +781,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     elif t.meta and claimed and media.get("format") == "mp3" and not media.get("video_codec"):
         # No length in its header: libav's is a guess from the first frame's bitrate, and
         # so is its bitrate (the first frame's).
-        with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
-            measured = demuxed_length(t.path, by_content)
-            if measured and abs(measured - claimed) > max(0.5, claimed / 200):
-                r.media["duration"] = round(measured, 3)
-                with contextlib.suppress(OSError):
-                    r.media["bitrate"] = round(os.stat(t.path).st_size * 8 / measured)
-                for s in r.streams:
-                    if s.get("type") == "audio":
-                        s["duration"], s["bitrate"] = r.media["duration"], r.media.get("bitrate")
+        _measured_length(r, t.path, by_content, claimed)
     if t.meta and not any(stage == "decode" and "cut short" in message for stage, message in r.errors):
         # An MP4/MOV with its index first opens whole when the end of its media data is
         # lost: its boxes tell, whether or not its fingerprint's frames reached the cut.
@@ -813,6 +818,34 @@ def _sound_breaks(r: _Result, media: dict[str, Any], bad_at: float | None, bad: 
                          "damaged?")
     elif lost > _LOST_SLACK:
         r.fail("decode", f"{SOUND_BREAKS}whole: {lost:.2f} s{of} lost: damaged?")
+
+
+def _measured_length(r: _Result, path: bytes, by_content: bool, claimed: float | None) -> None:
+    """An MP3's length and bitrate as its packets tell (read, not decoded), in place of
+    libav's guess from its first frame's bitrate, where the two differ."""
+    import av
+
+    from .probe import demuxed_length
+
+    with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+        measured = demuxed_length(path, by_content)
+        if measured and (not claimed or abs(measured - claimed) > max(0.5, claimed / 200)):
+            r.media["duration"] = round(measured, 3)
+            with contextlib.suppress(OSError):
+                r.media["bitrate"] = round(os.stat(path).st_size * 8 / measured)
+            for s in r.streams:
+                if s.get("type") == "audio":
+                    s["duration"], s["bitrate"] = r.media["duration"], r.media.get("bitrate")
+
+
+def _mp3_stated(path: bytes) -> Mp3Stated | None:
+    """What an MP3's length frame states (`ends.mp3_stated`), None where unread."""
+    from .ends import mp3_stated
+
+    try:
+        return mp3_stated(path)
+    except OSError:
+        return None
 
 
 def _asf_length(path: bytes) -> float | None:

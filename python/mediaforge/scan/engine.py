@@ -65,9 +65,11 @@ class ScanSummary:
     pruned: int
     seconds: float
     catalog: str = field(default="")
-    # --prune was asked for but this scan excluded paths, or a root was an empty folder, so
-    # nothing was pruned.
+    # --prune was asked for but this scan excluded paths, could not read a folder under its
+    # roots, or found a root an empty folder, so nothing was pruned.
     prune_skipped: bool = False
+    # Why, where paths were left out or a folder could not be read: "excluded" or "unread".
+    prune_skipped_why: str = ""
     # The roots that were empty folders (nothing at all in them): a disk not mounted there?
     # Its files are only `missing`, and with --prune nothing is pruned.
     empty_roots: tuple[str, ...] = ()
@@ -308,7 +310,9 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         unstable=totals["unstable"],
         errors=totals["errors"],
         pruned=counts.pruned,
-        prune_skipped=bool(config.prune and (totals.get("excluded") or empty)),
+        prune_skipped=bool(config.prune and (totals.get("excluded") or empty or counts.prune_held)),
+        prune_skipped_why="excluded" if config.prune and totals.get("excluded") else
+        "unread" if counts.prune_held else "",
         empty_roots=tuple(display(r) for r in empty),  # as `roots` gives them
         left_out_roots=tuple(display(r) for r in walk.left_out),
         roots_raw=tuple(raw_b64(r) for r in roots_b),

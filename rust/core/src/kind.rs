@@ -165,17 +165,33 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
 
 /// Whether an ISO BMFF `ftyp` box at the start of `h` lists an audio-only brand among
 /// its compatible brands (after the major brand and its version), and no video one.
-fn mp4_audio_brand(h: &[u8]) -> bool {
+/// An ISO media file's compatible brands (after the major brand and its version), as
+/// many as its `ftyp` box lists within `h`.
+fn mp4_brands(h: &[u8]) -> impl Iterator<Item = &[u8]> {
     let size = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
-    let brands = h.get(16..size.min(h.len())).unwrap_or(&[]);
-    let has = |f: fn(&[u8]) -> bool| brands.chunks_exact(4).any(f);
-    has(|b| matches!(b, b"M4A " | b"M4B " | b"M4P "))
-        && !has(|b| {
-            matches!(
-                b,
-                b"M4V " | b"M4VH" | b"M4VP" | b"avc1" | b"hvc1" | b"hev1" | b"av01" | b"qt  "
-            )
-        })
+    h.get(16..size.min(h.len())).unwrap_or(&[]).chunks_exact(4)
+}
+
+/// Whether an ISO media file lists a video brand among its compatible ones.
+fn mp4_video_brand(h: &[u8]) -> bool {
+    mp4_brands(h).any(|b| {
+        matches!(
+            b,
+            b"M4V " | b"M4VH" | b"M4VP" | b"avc1" | b"hvc1" | b"hev1" | b"av01" | b"qt  "
+        )
+    })
+}
+
+/// Whether an ISO media file lists an audio brand among its compatible ones.
+fn mp4_audio_brand(h: &[u8]) -> bool {
+    mp4_brands(h).any(|b| matches!(b, b"M4A " | b"M4B " | b"M4P "))
+}
+
+/// Whether `ext` is one of `names`, the names a container takes when it holds sound alone
+/// (`.m4a` for ISO media, `.mka` for Matroska): another format's sound name (a video
+/// named `.flac` or `.mp3`) is a wrong name, which says nothing of what the file holds.
+fn named_as(ext: &[u8], names: &[&[u8]]) -> bool {
+    names.iter().any(|n| ext.eq_ignore_ascii_case(n))
 }
 
 fn is_raw_tiff_ext(ext: &[u8]) -> bool {
@@ -220,10 +236,12 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
             b"M4V " | b"M4VH" | b"M4VP" => c(Video, "video/mp4"),
             b"3gp4" | b"3gp5" | b"3gp6" | b"3ge6" | b"3gs7" => c(Video, "video/3gpp"),
             b"3g2a" => c(Video, "video/3gpp2"),
-            // A generic brand (`isom`, `mp42`...): sound alone when the file lists an
-            // audio brand among its compatible ones, or is named as sound (`.m4a`, as
-            // ffmpeg's plain mp4 muxer writes one); else a video, as most are.
-            _ if mp4_audio_brand(h) || matches!(from_extension(ext), Some(Class { kind: Audio, .. })) => {
+            // A generic brand (`isom`, `mp42`...): a video when the file lists a video
+            // brand among its compatible ones; else sound alone when it lists an audio
+            // one, or is named as ISO sound (`.m4a`, as ffmpeg's plain mp4 muxer writes
+            // one); else a video, as most are.
+            _ if mp4_video_brand(h) => c(Video, "video/mp4"),
+            _ if mp4_audio_brand(h) || named_as(ext, &[b"m4a", b"m4b", b"m4p", b"m4r", b"alac"]) => {
                 c(Audio, "audio/mp4")
             }
             _ => c(Video, "video/mp4"),
@@ -232,8 +250,8 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
     if at(0, b"\x1A\x45\xDF\xA3") {
         let webm = h.windows(4).take(64).any(|w| w == b"webm");
         // Matroska and WebM hold sound alone as well as video: the header cannot tell
-        // which without reading the tracks, so a name that says sound (`.mka`, `.weba`) decides.
-        let sound = matches!(from_extension(ext), Some(Class { kind: Audio, .. }));
+        // which without reading the tracks, so their name for sound (`.mka`, `.weba`) decides.
+        let sound = named_as(ext, &[b"mka", b"weba"]);
         return Some(match (webm, sound) {
             (true, false) => c(Video, "video/webm"),
             (true, true) => c(Audio, "audio/webm"),
@@ -287,9 +305,9 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
         return Some(c(Image, "image/bmp"));
     }
     if at(0, b"\x30\x26\xB2\x75\x8E\x66\xCF\x11") {
-        // ASF holds sound alone (WMA) as well as video (WMV), as Matroska does: a name
-        // that says sound decides.
-        return Some(if matches!(from_extension(ext), Some(Class { kind: Audio, .. })) {
+        // ASF holds sound alone (WMA) as well as video (WMV), as Matroska does: its name
+        // for sound decides.
+        return Some(if named_as(ext, &[b"wma"]) {
             c(Audio, "audio/x-ms-wma")
         } else {
             c(Video, "video/x-ms-wmv")
@@ -573,6 +591,43 @@ mod tests {
         assert_eq!(classify(b"", Some(mkv)).kind, Kind::Video);
         // A Matroska file named as a photo is still no photo.
         assert_eq!(classify(b"jpg", Some(mkv)).kind, Kind::Video);
+    }
+
+    #[test]
+    fn a_video_named_as_another_formats_sound_is_a_video() {
+        // A QA finding: any sound name made a container sound, so `v.flac` holding an
+        // H.264 MP4 got no thumbnail and no fingerprint.
+        let mp4 = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41";
+        let mkv = b"\x1A\x45\xDF\xA3\x9f\x42\x86\x81\x01\x42\x82\x88matroska";
+        let webm = b"\x1A\x45\xDF\xA3\x9f\x42\x86\x81\x01\x42\x82\x84webm";
+        let asf = b"\x30\x26\xB2\x75\x8E\x66\xCF\x11\xA6\xD9\x00\xAA\x00\x62\xCE\x6C";
+        for ext in [
+            &b"flac"[..],
+            b"mp3",
+            b"wav",
+            b"ogg",
+            b"opus",
+            b"aac",
+            b"wma",
+            b"mka",
+            b"weba",
+        ] {
+            assert_eq!(classify(ext, Some(mp4)).mime, "video/mp4");
+        }
+        // With a video brand listed, even its own sound name does not make it sound.
+        assert_eq!(classify(b"m4a", Some(mp4)).mime, "video/mp4");
+        for ext in [&b"flac"[..], b"mp3", b"m4a", b"wma"] {
+            assert_eq!(classify(ext, Some(mkv)).mime, "video/x-matroska");
+            assert_eq!(classify(ext, Some(webm)).mime, "video/webm");
+        }
+        for ext in [&b"mp3"[..], b"m4a", b"mka"] {
+            assert_eq!(classify(ext, Some(asf)).mime, "video/x-ms-wmv");
+        }
+        // Sound alone under a generic brand, named as ISO sound, is still sound.
+        let plain = b"\0\0\0\x1cftypisom\0\0\x02\0isomiso2mp41";
+        assert_eq!(classify(b"M4A", Some(plain)).mime, "audio/mp4");
+        assert_eq!(classify(b"m4b", Some(plain)).mime, "audio/mp4");
+        assert_eq!(classify(b"flac", Some(plain)).mime, "video/mp4");
     }
 
     #[test]
