@@ -153,6 +153,53 @@ def test_a_scan_that_could_not_read_a_folder_prunes_nothing(tmp_path: Path, cata
     assert [r["tag"] for r in rows(catalog_path, "SELECT tag FROM tags")] == ["keep"]
 
 
+
+def test_a_folder_no_scan_could_read_holds_back_only_what_may_have_moved_in(tmp_path: Path, catalog_path: Path,
+                                                                            unprivileged: Unprivileged) -> None:
+    """A folder no scan could ever read (`lost+found`, root's alone at the top of every ext4
+    disk) must not hold back every prune: a row last seen after its last change is pruned.
+    A file moved into such a folder since it was last seen changed the folder's times: its
+    row and tag wait."""
+    lib = tmp_path / "lib"
+    (lib / "lost+found").mkdir(parents=True)
+    os.chmod(lib / "lost+found", 0o000)
+    old = time.time() - 86_400
+    os.utime(lib / "lost+found", (old, old))
+    for name in ("gone.jpg", "kept.jpg"):
+        (lib / name).write_bytes(b"\xff\xd8\xff " + name.encode())
+    unprivileged.share(catalog_path.parent)
+
+    def scan(*args: str) -> dict:
+        p = subprocess.run(cli_cmd("scan", lib, "--json", *args), env=cli_env(catalog_path), capture_output=True,
+                           timeout=120, **unprivileged.popen)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    try:
+        assert scan()["errors"] == 1
+        assert run_cli("tag", "add", "keep", lib / "kept.jpg", catalog=catalog_path).rc == 0
+        os.unlink(lib / "gone.jpg")
+        assert scan()["missing"] == 1
+        got = scan("--prune")
+        assert (got["pruned"], got["prune_skipped"]) == (1, False), got
+        # Moved into a folder no scan can read: it changes that folder's times.
+        (lib / "private").mkdir()
+        os.rename(lib / "kept.jpg", lib / "private" / "kept.jpg")
+        os.chmod(lib / "private", 0o000)
+        for _ in range(2):
+            got = scan("--prune")
+            assert (got["pruned"], got["missing"] + got["errors"] > 0) == (0, True), got
+        assert [r["tag"] for r in rows(catalog_path, "SELECT tag FROM tags")] == ["keep"]
+    finally:
+        os.chmod(lib / "lost+found", 0o755)
+        if (lib / "private").exists():
+            os.chmod(lib / "private", 0o755)
+    got = json.loads(run_cli("scan", lib, "--prune", "--json", catalog=catalog_path).out)
+    assert got["pruned"] == 0, got
+    assert rows(catalog_path, "SELECT f.path, f.status, t.tag FROM files f JOIN tags t USING (media_id)") == [
+        {"path": str(lib / "private" / "kept.jpg"), "status": "present", "tag": "keep"}]
+
+
 # --------------------------------------------------------------------------------------
 # Exit codes and one-line errors.
 # --------------------------------------------------------------------------------------

@@ -2896,3 +2896,27 @@ def test_a_root_given_twice_in_other_spellings_is_one_root(tmp_path: Path) -> No
     out = json.loads(res.out)
     assert out["roots"] == out["empty_roots"] == [str(tmp_path / "e")], out
     assert rows(tmp_path / "cat.duckdb", "SELECT roots FROM scans") == [{"roots": [str(tmp_path / "e")]}]
+
+
+def test_a_hard_link_renamed_in_its_folder_keeps_its_row_when_another_link_is_made(tmp_path: Path) -> None:
+    """A QA finding: of two hard links, one deleted (its row missing, tag `tx`), the other
+    renamed in its folder while a new link was made in the deleted one's folder: the
+    renamed file got the deleted name's row and tag, and the new link the renamed one's.
+    A rename in its own folder takes that folder's present row first."""
+    lib = tmp_path / "lib"
+    (lib / "a").mkdir(parents=True)
+    (lib / "b").mkdir()
+    (lib / "a" / "x.jpg").write_bytes(b"\xff\xd8\xff data")
+    os.link(lib / "a" / "x.jpg", lib / "b" / "y.jpg")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    for tag, name in (("tx", "a/x.jpg"), ("ty", "b/y.jpg")):
+        assert run_cli("tag", "add", tag, lib / name, catalog=catalog).rc == 0
+    os.unlink(lib / "a" / "x.jpg")
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    os.rename(lib / "b" / "y.jpg", lib / "b" / "z.jpg")
+    os.link(lib / "b" / "z.jpg", lib / "a" / "w.jpg")
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    got = {(r["path"][len(str(lib)) + 1:], r["status"]): r["tag"] for r in rows(
+        catalog, "SELECT f.path, f.status, t.tag FROM files f LEFT JOIN tags t USING (media_id)")}
+    assert got == {("b/z.jpg", "present"): "ty", ("a/w.jpg", "present"): "tx"}, got

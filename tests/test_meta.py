@@ -3494,6 +3494,21 @@ def test_mp3s_joined_whatever_their_bitrates_play_whole(tmp_path: Path) -> None:
     assert got["cut.mp3"]["status"] == "partial" and abs(got["cut.mp3"]["duration"] - 30) < 1.5, got
     ((stage, message),) = _errors(catalog, lib / "cut.mp3")
     assert stage == "decode" and re.search(r"of the 60\.[01] s the file claims: cut short\?", message), message
+    # A catalog of schema 23 that called a join cut short extracts it again (and the cut
+    # one: the catalog cannot tell them apart).
+    import duckdb
+
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE media SET status = 'partial', duration = 10.1 WHERE blake3 IN "
+                    "(SELECT blake3 FROM files WHERE name = 'vbr then cbr.mp3')")
+        con.execute("INSERT INTO meta_errors SELECT blake3, path, path_bytes, 'decode', 'the sound ends at 10.1 s of "
+                    "the 13.1 s the file claims: cut short?', now() FROM files WHERE name = 'vbr then cbr.mp3'")
+        con.execute("UPDATE meta SET value = '23' WHERE key = 'schema_version'")
+    res = run_cli("meta", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["files"] == 2, res
+    after = {r["name"]: r for r in rows(catalog, "SELECT f.name, m.status, m.duration FROM files f "
+                                                 "JOIN media m USING (blake3)")}
+    assert after == got and _errors(catalog, lib / "vbr then cbr.mp3") == [], after
 
 def _sound(path: Path, codec: str, seconds: int, fmt: str | None = None) -> None:
     """Stereo sound of `seconds` at 48 kHz in `codec` (a sweep, so no two frames alike)."""
@@ -4432,7 +4447,8 @@ def test_a_video_whose_header_gives_no_length_is_fingerprinted(tmp_path: Path) -
     """A WebM without its Duration (as a browser's MediaRecorder writes it), and one whose
     Duration is not a number: every frame decodes, but no fingerprint was made, "no frame
     could be decoded" was recorded, and as the status stayed `ok` nothing could retry it.
-    The length the timestamps span is used; the duration column stays NULL."""
+    The length the timestamps span is used; the duration column is its track's length (the
+    `DURATION` tag ffmpeg's muxer writes per track), and NULL without one."""
     import av
     import numpy as np
 
@@ -4460,10 +4476,19 @@ def test_a_video_whose_header_gives_no_length_is_fingerprinted(tmp_path: Path) -
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     got = rows(catalog, "SELECT f.name, m.status, m.duration, (SELECT count(*) FROM video_hashes v "
                         "WHERE v.blake3 = m.blake3) AS hashes FROM files f JOIN media m USING (blake3) ORDER BY 1")
-    assert [(r["name"], r["status"], r["duration"]) for r in got] == [("nan_duration.webm", "ok", None),
-                                                                      ("no_duration.webm", "ok", None)], got
+    assert [(r["name"], r["status"], r["duration"]) for r in got] == [("nan_duration.webm", "ok", 2.0),
+                                                                      ("no_duration.webm", "ok", 2.0)], got
     assert all(r["hashes"] >= 5 for r in got), got
     assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+    # As a browser writes it: no track length either.
+    tagless = data.replace(b"DURATION", b"XURATION")
+    assert tagless != data
+    (lib / "no_duration.webm").write_bytes(tagless[:at] + b"\xec\x89" + b"\0" * 9 + tagless[at + 11:])
+    (lib / "nan_duration.webm").unlink()
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = rows(catalog, "SELECT m.status, m.duration, (SELECT count(*) FROM video_hashes v WHERE v.blake3 = m.blake3) "
+                        "AS hashes FROM files f JOIN media m USING (blake3) WHERE f.status = 'present'")
+    assert [(r["status"], r["duration"]) for r in got] == [("ok", None)] and got[0]["hashes"] >= 5, got
 
 
 def test_thumbs_keeps_the_notes_only_the_metadata_reading_finds(tmp_path: Path) -> None:
@@ -4680,3 +4705,24 @@ def test_stats_classes_a_video_by_its_lines_as_well_as_its_width(tmp_path: Path)
     assert res.rc == 0, res
     got = {r["resolution"]: r["files"] for r in json.loads(res.out)["by_resolution"] if r["kind"] == "video"}
     assert got == {"1080p": 3, "720p": 1, "SD": 1}, got
+
+
+def test_a_matroska_length_past_belief_falls_back_to_its_streams(tmp_path: Path) -> None:
+    """A QA finding: a Matroska `Duration` of 1e300 left `media.duration` NULL (libav gives
+    none), though its track's length was stored: the longest stream's length stands in."""
+    import struct
+
+    from conftest import _encode_video
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _encode_video(lib / "clip.mkv", frames=48)  # 2 s at 24 frames a second
+    data = (lib / "clip.mkv").read_bytes()
+    at = data.index(b"\x44\x89\x88")  # the segment's Duration, an 8-byte float
+    (lib / "clip.mkv").write_bytes(data[:at + 3] + struct.pack(">d", 1e300) + data[at + 11:])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    (m,) = rows(catalog, "SELECT m.duration, s.duration AS stream FROM media m JOIN streams s USING (blake3) "
+                         "WHERE s.type = 'video'")
+    assert m["stream"] is not None and abs(m["stream"] - 2) < 0.1, m
+    assert m["duration"] == m["stream"], m

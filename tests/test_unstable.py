@@ -336,3 +336,60 @@ def test_a_tagged_file_renamed_to_and_fro_through_pruning_scans_keeps_one_row_an
     got = rows(catalog, "SELECT f.status, count(t.tag) AS tags FROM files f LEFT JOIN tags t USING (media_id) "
                         "WHERE f.name = 'x.jpg' GROUP BY ALL")
     assert got == [{"status": "present", "tags": 1}]
+
+
+@pytest.fixture
+def whole_second_disk(tmp_path: Path):  # noqa: ANN201
+    """An ext4 file system with 128-byte inodes, which keeps file times in whole seconds
+    (as FAT, HFS+ and many network file systems do), mounted from a loop image."""
+    import shutil
+    import subprocess
+
+    if shutil.which("mkfs.ext4") is None or os.geteuid() != 0:
+        pytest.skip("needs root and mkfs.ext4 (e2fsprogs)")
+    img, mnt = tmp_path / "disk.img", tmp_path / "disk"
+    mnt.mkdir()
+    with open(img, "wb") as f:
+        f.truncate(32 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-I", "128", "-O", "^has_journal", str(img)], check=True)
+    r = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a loop device here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_file_rewritten_in_the_second_it_was_read_is_read_again(whole_second_disk: Path, tmp_path: Path) -> None:
+    """A QA finding: on a file system whose times are whole seconds, a file rewritten at
+    the same size in the second its scan read it kept the old digest for good: its size
+    and times were the ones the scan saw. A digest read in the tick of the file's last
+    change is not kept (`unstable`); a scan once the tick is past reads it."""
+    lib = whole_second_disk / "lib"
+    lib.mkdir()
+    photo = lib / "photo.jpg"
+    catalog = tmp_path / "c.duckdb"
+    for _ in range(20):
+        # Written early in a second (by the file's own time, the kernel's coarse clock):
+        # most of that second is ahead, for the scan to read it and the rewrite to land in.
+        photo.write_bytes(b"\xff\xd8\xff" + b"A" * 1000)
+        st = os.stat(photo)
+        assert st.st_mtime_ns % 1_000_000_000 == 0 and st.st_ctime_ns % 1_000_000_000 == 0, "times not whole seconds"
+        if time.time() < st.st_mtime_ns / 1e9 + 0.1:
+            break
+        time.sleep(1.02 - time.time() % 1)
+    else:
+        pytest.fail("could not write the file early in a second")
+    do_scan(catalog, lib)
+    photo.write_bytes(b"\xff\xd8\xff" + b"B" * 1000)  # the same size
+    if (os.stat(photo).st_mtime_ns, os.stat(photo).st_ctime_ns) != (st.st_mtime_ns, st.st_ctime_ns):
+        pytest.skip("the scan did not end within the second the file was written in (a slow machine)")
+    (row,) = files_by_path(catalog).values()
+    assert row["blake3"] is None
+    (err,) = rows(catalog, "SELECT stage, message FROM scan_errors")
+    assert err["stage"] == "unstable" and "time resolution" in err["message"], err
+    time.sleep(max(0.0, st.st_mtime_ns / 1e9 + 2.05 - time.time()))
+    do_scan(catalog, lib)
+    (row,) = files_by_path(catalog).values()
+    assert row["blake3"] == blake3.blake3(photo.read_bytes()).hexdigest()

@@ -363,8 +363,8 @@ MIGRATIONS[23] = MIGRATION_23
 # Version 24 (a QA pass): a video named as another format's sound (an MP4 named `.flac`, a
 # Matroska file `.mp3`) was filed as `audio`, with no thumbnail nor fingerprint: a
 # container is sound by its own names alone now (`.m4a`, `.mka`, `.weba`, `.wma`). Its rows
-# say `video` (an MP4's where its `media` row shows pictures: its brands are not in the
-# catalog), and its `media` rows go, to be extracted again as for version 19, thumbnail and
+# say `video` (an MP4's where its `media` row shows pictures, whatever its name: its
+# brands are not in the catalog), and its `media` rows go, to be extracted again as for version 19, thumbnail and
 # fingerprint included; the search index compares every document again. The `media` rows
 # of FLAC and ALAC sound with no bit depth (in Matroska, which the tag reader does not
 # read) go too, as do those of MP3s called cut short for holding more than their first
@@ -372,8 +372,7 @@ MIGRATIONS[23] = MIGRATION_23
 _MISNAMED_VIDEO = """(kind = 'audio' AND (
     mime IN ('audio/x-matroska', 'audio/webm') AND lower(ext) NOT IN ('mka', 'weba')
     OR mime = 'audio/x-ms-wma' AND lower(ext) <> 'wma'
-    OR mime = 'audio/mp4' AND lower(ext) NOT IN ('m4a', 'm4b', 'm4p', 'm4r', 'alac')
-       AND blake3 IN (SELECT blake3 FROM media WHERE video_codec IS NOT NULL)))"""
+    OR mime = 'audio/mp4' AND blake3 IN (SELECT blake3 FROM media WHERE video_codec IS NOT NULL)))"""
 MIGRATIONS[24] = [
     f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE {_MISNAMED_VIDEO})",
     f"""UPDATE files SET kind = 'video', mime = CASE mime WHEN 'audio/x-matroska' THEN 'video/x-matroska'

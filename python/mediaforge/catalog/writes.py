@@ -1129,13 +1129,13 @@ def finish_scan(
         # row (media_id, tags) must wait for a scan that looks everywhere.
         # Nor does it prune a row at or below a link it did not follow (marked missing just
         # now, or earlier): the file may be behind the link, and an -L scan finds it there.
-        # Nor does one that could not read a folder under its roots (or its ignore file):
-        # a row below it was not looked for, and a file gone from its place anywhere may
-        # have moved in there, as for a path left out.
-        (unread_folders,) = con.execute(
-            "SELECT count(*) FROM scan_errors WHERE scan_id = ? AND (stage = 'walk' OR stage = 'ignore-file' "
-            "AND ends_with(message, ?))", [scan_id, IGNORE_FILE_HELD]).fetchone() if prune else (0,)
-        prune_held = bool(prune and not totals.get("excluded") and (unread_folders or unlooked))
+        # Nor does one that could not read a folder under its roots (or its ignore file)
+        # below which the catalog knows files: they were not looked for, and a file gone
+        # from its place anywhere may have moved in there, as for a path left out. One it
+        # never could read (`lost+found`) holds back only the rows that could have moved
+        # in since they were last seen (`_unread_hold`).
+        unread = _unread_hold(con, scan_id, unlooked) if prune and not totals.get("excluded") else ""
+        prune_held = unread is None
         if prune and not totals.get("excluded") and not prune_held:
             # Nor a row this very scan found gone (or glimpsed gone: see `mf_glimpsed`) that
             # holds a tag or a collection place no present copy of its content holds: a file
@@ -1145,7 +1145,7 @@ def finish_scan(
             # not read it whole did not pair with it. Such a row waits for a second scan to
             # find it gone. (A copy a dedupe removed, its tags carried to the kept file,
             # goes at once.)
-            behind = """AND media_id NOT IN (SELECT media_id::UUID FROM mf_linked)
+            behind = unread + """ AND media_id NOT IN (SELECT media_id::UUID FROM mf_linked)
                         AND NOT ((media_id IN (SELECT media_id FROM mf_gone)
                                   OR media_id IN (SELECT media_id FROM mf_glimpsed)
                                   OR EXISTS (SELECT 1 FROM files n WHERE n.status = 'present' AND n.dev = files.dev
@@ -1192,6 +1192,50 @@ def finish_scan(
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
                         moved_earlier_walked=int(walked),
                         retired=retired, taken=tuple(taken), back=len(back), prune_held=prune_held)
+
+
+# The most folders a scan could not read that `_unread_hold` looks at one by one; past
+# that, --prune holds back.
+_UNREAD_LOOKED_AT = 64
+
+
+def _unread_hold(con: duckdb.DuckDBPyConnection, scan_id: int, unlooked: bool) -> str | None:
+    """What the folders this scan could not read (`walk` errors, and ignore files it could
+    not read) hold back from `--prune`: None for every row, where the catalog knows files
+    below one (they were not looked for, and a file may have moved in beside them), or one
+    cannot be looked at itself; else SQL (`AND ...`, "" for none) that holds the missing
+    rows last seen by a scan begun before the latest change of such a folder, less a
+    minute (a file moved in changes its folder's times). So a folder no scan could ever
+    read, such as `lost+found`, does not hold back a prune forever. A link the walk could
+    not follow (a loop) is no folder. One case is beyond this: a file moved straight into
+    a folder below such a folder (which changes that folder's times alone, and it cannot
+    be looked at)."""
+    folders = [bytes(r[0]) for r in con.execute(
+        "SELECT DISTINCT path_bytes FROM scan_errors WHERE scan_id = ? AND path_bytes IS NOT NULL "
+        "AND (stage = 'walk' OR stage = 'ignore-file' AND ends_with(message, ?))",
+        [scan_id, IGNORE_FILE_HELD]).fetchall()]
+    if not folders:
+        return ""
+    if unlooked or len(folders) > _UNREAD_LOOKED_AT:
+        return None
+    latest: int | None = None
+    for folder in folders:
+        try:
+            st = os.lstat(folder)
+        except FileNotFoundError:
+            continue  # gone since: nothing is in it
+        except OSError:
+            return None
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        below, params = under_roots_sql([folder])
+        if con.execute(f"SELECT count(*) FROM files WHERE {below}", params).fetchone()[0]:
+            return None
+        latest = max(latest or st.st_mtime_ns, st.st_mtime_ns, st.st_ctime_ns)
+    if latest is None:
+        return ""
+    return (" AND last_scan_id NOT IN (SELECT scan_id FROM scans WHERE started_at <= "
+            f"make_timestamp({latest // 1000}) + INTERVAL 1 MINUTE)")
 
 
 def end_scan(cat: Catalog, scan_id: int | None, status: str, seconds: float) -> None:

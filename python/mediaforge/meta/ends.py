@@ -11,6 +11,7 @@ whole page without that flag, stopped before its end.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -204,9 +205,10 @@ class Mp3Stated:
 
 
 def _id3v2_end(f: BinaryIO) -> int:
-    """Where the ID3v2 tags at the start of the MP3 open as `f` end (0 when none)."""
+    """Where the ID3v2 tags at the start of the MP3 open as `f` end (0 when none; at most
+    64 of them are skipped: a file of empty tag headers end to end is no MP3)."""
     at = 0
-    while True:
+    for _ in range(64):
         f.seek(at)
         head = f.read(10)
         if len(head) < 10 or head[:3] != b"ID3":
@@ -214,6 +216,10 @@ def _id3v2_end(f: BinaryIO) -> int:
         # Its size, 4 bytes of 7 bits, and a footer when flagged.
         at += 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7
                     | (head[9] & 0x7F)) + (10 if head[5] & 0x10 else 0)
+    return at
+
+
+_FRAME_SYNC = re.compile(rb"\xff[\xe0-\xff]")
 
 
 def _tags_at_end(f: BinaryIO, size: int) -> int:
@@ -254,9 +260,10 @@ def mp3_stated(path: str | bytes) -> Mp3Stated | None:
         start = _id3v2_end(f)
         f.seek(start)
         data = f.read(65536)
-        at = next((i for i in range(len(data) - 3) if data[i] == 0xFF and data[i + 1] & 0xE0 == 0xE0), None)
-        if at is None or len(data) < at + 4:
+        sync = _FRAME_SYNC.search(data)
+        if sync is None or len(data) < sync.start() + 4:
             return None
+        at = sync.start()
         b1, b2, b3 = data[at + 1], data[at + 2], data[at + 3]
         version, layer, rate_index = (b1 >> 3) & 3, (b1 >> 1) & 3, (b2 >> 2) & 3
         if version == 1 or layer == 0 or rate_index == 3:

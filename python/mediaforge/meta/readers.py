@@ -748,12 +748,11 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         claimed = max(claimed, _asf_length(t.path) or 0.0)  # libav's is what a cut file holds
     stated = _mp3_stated(t.path) if t.meta and media.get("format") == "mp3" and not media.get("video_codec") \
         else None
-    if stated is not None and stated.stated_bytes is not None and not stated.cut:
-        # All the bytes its Xing, Info or VBRI frame states are there: whole. MP3s joined
-        # end to end, each with its own such frame, hold more, and play on past the first
-        # part's length: libav's is then a guess from the first frame's bitrate.
-        if stated.more_after:
-            _measured_length(r, t.path, by_content, claimed)
+    if stated is not None and stated.more_after:
+        # More bytes than its Xing, Info or VBRI frame states: MP3s joined end to end, each
+        # with its own such frame, which play on past the first part's length (libav's is
+        # then a guess from the first frame's bitrate): their packets tell how far.
+        _measured_length(r, t.path, by_content, claimed)
     elif t.meta and claimed and media.get("audio_codec") and not media.get("video_codec") \
             and length_in_header(media.get("format"), t.path):
         if stated is not None and stated.seconds and stated.seconds > claimed + max(0.5, claimed / 200):
@@ -844,7 +843,7 @@ def _mp3_stated(path: bytes) -> Mp3Stated | None:
 
     try:
         return mp3_stated(path)
-    except OSError:
+    except (OSError, ValueError, IndexError):  # (a file cut as it is read)
         return None
 
 
@@ -895,6 +894,12 @@ def _settle_lengths(r: _Result) -> None:
         r.media["duration"] = None
         r.fail("probe", f"the file's header claims {whole:.0f} s: not plausible, not stored")
         whole = None
+    elif whole is None:
+        # No length of its own that libav gives (a Matroska `Duration` of 1e300, or none,
+        # as a browser's recording has): its longest stream's, where one is plausible.
+        lengths = [s["duration"] for s in r.streams if 0 < (s.get("duration") or 0) <= LONGEST_S]
+        if lengths:
+            r.media["duration"] = whole = max(lengths)
     for s in r.streams:
         length = s.get("duration")
         if length is None:

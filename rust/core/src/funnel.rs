@@ -109,6 +109,11 @@ fn probe(c: &Candidate, from_end: bool, read: &AtomicU64) -> Result<Digest, Verd
         }
     }
     read.fetch_add(n, Relaxed);
+    if n == c.len && hash::racy(&st) {
+        // Read whole, so its digest may be kept: not one read in the tick of a coarse file
+        // system's clock in which it last changed (see `hash::racy`).
+        return Err(Verdict::Changed);
+    }
     Ok(Digest(*blake3::hash(&buf).as_bytes()))
 }
 
@@ -244,8 +249,8 @@ pub fn run(files: &[Candidate], cancel: &AtomicBool) -> Result<(Vec<Verdict>, Fu
                 nlink: 1,
             };
             let v = match hash::hash_file_at(None, name.as_c_str(), &expected, buf, cancel, &read) {
-                Ok(Hashed::Stable { digest, .. }) => Verdict::Digest(digest),
-                Ok(Hashed::Unstable { .. } | Hashed::Busy(_)) => Verdict::Changed,
+                Ok(Hashed::Stable { digest, .. }) if !hash::racy(&expected) => Verdict::Digest(digest),
+                Ok(Hashed::Stable { .. } | Hashed::Unstable { .. } | Hashed::Busy(_)) => Verdict::Changed,
                 Err(HashError::Cancelled) => Verdict::Failed("interrupted".into()),
                 Err(HashError::Io(e)) => io_verdict(e),
             };

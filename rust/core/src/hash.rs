@@ -76,6 +76,10 @@ pub enum Unsettled {
     /// No lease could be taken to tell (`EACCES`: another owner's file, without
     /// `CAP_LEASE`; `EINVAL`: leases off): not read.
     NoLease(Errno),
+    /// Read whole, but its times fall in the tick of its file system's clock in which the
+    /// read ended (see `racy`): a write just after it would leave them as they are, and
+    /// the digest could go stale unseen. Kept for the next scan to read (a scan's alone).
+    SameTick,
 }
 
 impl Unsettled {
@@ -96,6 +100,10 @@ impl Unsettled {
                  here (no read lease: {})",
                 std::io::Error::from(e)
             ),
+            Unsettled::SameTick => "the file changed within its file system's time resolution (whole seconds \
+                 or hundredths, as on FAT or exFAT) of when it was read: a write just after the read would leave its \
+                 times unchanged, so the next scan reads it again"
+                .into(),
         }
     }
 
@@ -104,7 +112,7 @@ impl Unsettled {
         match self {
             Unsettled::Writer => Some(Errno::AGAIN.raw_os_error()),
             Unsettled::NoLease(e) => Some(e.raw_os_error()),
-            Unsettled::Waited | Unsettled::Unwatched => None,
+            Unsettled::Waited | Unsettled::Unwatched | Unsettled::SameTick => None,
         }
     }
 }
@@ -203,17 +211,55 @@ pub const UNKNOWN_CTIME: i64 = i64::MIN;
 /// seconds spans the 2-second times of FAT, and a file system's clock a little ahead.
 pub const SETTLE_NS: i64 = 10_000_000_000;
 
-/// Whether `st` shows a change within `SETTLE_NS` of now, by the clock the kernel stamps
-/// file times from (the coarse one: a stamp is never later than it).
-fn settling(st: &FileStat) -> bool {
+/// Now, by the clock the kernel stamps file times from (the coarse one: a stamp is never
+/// later than it); `None` where it cannot be read.
+fn coarse_now() -> Option<i64> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid place for the time.
     if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
-        return true;
+        return None;
     }
-    let now = crate::types::time_ns(ts.tv_sec, ts.tv_nsec);
+    Some(crate::types::time_ns(ts.tv_sec, ts.tv_nsec))
+}
+
+/// Whether `st` shows a change within `SETTLE_NS` of now.
+fn settling(st: &FileStat) -> bool {
+    let Some(now) = coarse_now() else { return true };
     let near = |t: i64| t != UNKNOWN_CTIME && t > now - SETTLE_NS && t < now + SETTLE_NS;
     near(st.ctime_ns) || near(st.mtime_ns)
+}
+
+/// Whether a digest just read of a file that `st` (its stat, as the read found it
+/// unchanged) describes may go stale unseen (see `same_tick`): not to be kept in a
+/// catalog, which trusts unchanged times, but one compared at once may be used. Only a
+/// file changed within `SETTLE_NS`: a time ahead of the clock (a camera's) does not keep
+/// a file from ever being read.
+pub fn racy(st: &FileStat) -> bool {
+    settling(st) && same_tick(st, coarse_now())
+}
+
+/// Whether a write made at `now` (just after a read) could leave the file's times as `st`
+/// shows them, on a file system that keeps coarse times: a time in whole seconds is taken
+/// to be cut to two (FAT's mtime; ext4 with small inodes, HFS+ and many network file
+/// systems keep one), one in whole hundredths to those (exFAT). As git does for an index
+/// written in the same second as a file it lists: such a digest is read again, not
+/// trusted. Times in nanoseconds are not: the kernel (from 6.13) stamps a change made
+/// after a stat of its file finer than the coarse clock, so a write after the read shows;
+/// an older one could miss a write within the same clock tick, a few milliseconds.
+fn same_tick(st: &FileStat, now: Option<i64>) -> bool {
+    let racy = |t: i64| {
+        let tick = if t == UNKNOWN_CTIME {
+            return false;
+        } else if t % 1_000_000_000 == 0 {
+            2_000_000_000
+        } else if t % 10_000_000 == 0 {
+            10_000_000
+        } else {
+            return false;
+        };
+        now.is_none_or(|now| now < t - t.rem_euclid(tick) + tick)
+    };
+    racy(st.mtime_ns) || racy(st.ctime_ns)
 }
 
 /// A read lease on an open file (`fcntl(F_SETLEASE, F_RDLCK)`). The kernel grants it only
@@ -608,6 +654,34 @@ pub fn hash_path(path: &[u8], cancel: &AtomicBool) -> crate::error::Result<Diges
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_in_the_tick_of_the_last_change_is_not_trusted() {
+        let s = 1_700_000_001_000_000_000i64; // an odd whole second
+        let at = |mtime_ns: i64, ctime_ns: i64| FileStat {
+            mtime_ns,
+            ctime_ns,
+            ..FileStat::UNKNOWN
+        };
+        // Whole seconds: cut to two, so until the next even second is past.
+        assert!(same_tick(&at(s, s), Some(s + 999_000_000)));
+        assert!(!same_tick(&at(s, s), Some(s + 1_000_000_000)));
+        let even = s - 1_000_000_000;
+        assert!(same_tick(&at(even, even), Some(even + 1_999_000_000)));
+        assert!(!same_tick(&at(even, even), Some(even + 2_000_000_000)));
+        // The change time alone in the tick (an mtime put back: `touch -r`, `exiftool -P`).
+        assert!(same_tick(&at(s - 86_400_000_000_000, s), Some(s + 500_000_000)));
+        // exFAT's hundredths.
+        assert!(same_tick(&at(s + 30_000_000, s + 30_000_000), Some(s + 39_000_000)));
+        assert!(!same_tick(&at(s + 30_000_000, s + 30_000_000), Some(s + 40_000_000)));
+        // Nanoseconds: trusted (see `same_tick`).
+        let t = s + 123_456_789;
+        assert!(!same_tick(&at(t, t), Some(t)));
+        assert!(!same_tick(&at(t, UNKNOWN_CTIME), Some(t + 1)));
+        // No clock: coarse times are not trusted.
+        assert!(same_tick(&at(s, s), None));
+        assert!(!same_tick(&at(t, t), None));
+    }
     use std::io::Write;
 
     fn digest_of(bytes: &[u8]) -> Digest {

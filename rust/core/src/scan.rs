@@ -578,9 +578,30 @@ fn resolve_deferred(
     let mut out: Vec<(WalkedFile, Plan)> = Vec::with_capacity(deferred.len());
     let mut later = Vec::new();
     // In path order, not in the order the walk threads happened to list folders: two new
-    // names of one inode competing for one row get the same answer on every run.
-    let mut deferred = deferred;
-    deferred.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
+    // names of one inode competing for one row get the same answer on every run. Names in
+    // a folder where a present row of their inode was, and is no longer (its path did not
+    // hold it), go first: a rename there takes that row, before another new name of the
+    // inode elsewhere (a hard link made as well) would take it as a present row moved, and
+    // leave the renamed file a gone name's row.
+    let renamed_in_place = |f: &WalkedFile, d: &Deferred| {
+        let same = match d {
+            Deferred::SameInodeAs(j) => Some(*j),
+            Deferred::PathReused(_) => prev.find_same_inode(&f.stat),
+        };
+        let folder = &f.path[..f.name_start as usize];
+        same.is_some_and(|j| {
+            prev.same_identity(j).into_iter().any(|k| {
+                let ku = k as usize;
+                prev.present[ku] && !prev.seen[ku].load(Relaxed) && prev.folder(ku) == folder
+            })
+        })
+    };
+    let mut keyed: Vec<(bool, (WalkedFile, Deferred))> = deferred
+        .into_iter()
+        .map(|x| (!renamed_in_place(&x.0, &x.1), x))
+        .collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1 .0.path.cmp(&b.1 .0.path)));
+    let deferred = keyed.into_iter().map(|(_, x)| x);
     for (f, d) in deferred {
         let (same, reused_row) = match d {
             Deferred::SameInodeAs(j) => (Some(j), None),
@@ -1811,10 +1832,27 @@ fn hash_job_in(job: HashJob, out: &Outlets<'_>, room: (&mut Vec<u8>, &mut Vec<u8
                 Ok(file) => file,
                 Err(e) => return Got::Done(Err(e.into())),
             };
+            // A digest read within a coarse file system's time resolution of the file's
+            // last change is not kept: a write just after the read would go unseen.
+            let same_tick = || {
+                Hashed::Busy(crate::hash::Busy {
+                    now: *expected,
+                    why: crate::hash::Unsettled::SameTick,
+                })
+            };
             if len as usize > crate::lanes::LANES_MAX {
-                return Got::Done(hash_file(&file, expected, buf, cancel, &progress.hash_bytes_done));
+                return Got::Done(
+                    match hash_file(&file, expected, buf, cancel, &progress.hash_bytes_done) {
+                        Ok(Hashed::Stable { .. }) if crate::hash::racy(expected) => Ok(same_tick()),
+                        other => other,
+                    },
+                );
             }
             match crate::hash::read_small(&file, expected, arena, &progress.hash_bytes_done) {
+                Ok(Held::Read { start, .. }) if crate::hash::racy(expected) => {
+                    arena.truncate(start);
+                    Got::Done(Ok(same_tick()))
+                }
                 Ok(Held::Read { start, len }) => {
                     inputs.push((start, len));
                     Got::Held(inputs.len() - 1)
