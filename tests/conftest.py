@@ -411,6 +411,29 @@ class Unprivileged:
             os.chown(p, self.uid, -1)
 
 
+
+def loop_disk(tmp_path: Path, name: str, size: int, mkfs: list[str], needs: str) -> Iterator[Path]:
+    """A file system that `mkfs` (its command; the image's path goes last) makes on a
+    `size`-byte image, loop-mounted at `tmp_path / name` and unmounted after: for a
+    fixture to yield from. Skips without root or the tool (`needs` says what installs
+    it), or where loop devices cannot be mounted."""
+    import shutil
+
+    if shutil.which(mkfs[0]) is None or os.geteuid() != 0:
+        pytest.skip(f"needs root and {mkfs[0]} ({needs})")
+    img, mnt = tmp_path / f"{name}.img", tmp_path / name
+    with open(img, "wb") as f:
+        f.truncate(size)
+    mnt.mkdir()
+    subprocess.run([*mkfs, str(img)], check=True)
+    r = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a loop device here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
 @pytest.fixture
 def unprivileged() -> Unprivileged:
     if os.geteuid() != 0:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Unprivileged, assert_one_line_error, rows, run_cli
+from conftest import Unprivileged, assert_one_line_error, loop_disk, rows, run_cli
 
 
 def _state(root: Path) -> dict[str, tuple[int, bytes, int]]:
@@ -998,20 +998,8 @@ def test_similar_pictures_keep_the_largest(tmp_path: Path) -> None:
 @pytest.fixture
 def xfs(tmp_path: Path):  # noqa: ANN201
     """A small XFS file system (reflink on) mounted from a loop image."""
-    if shutil.which("mkfs.xfs") is None or os.geteuid() != 0:
-        pytest.skip("needs root and mkfs.xfs (scripts/test.sh installs xfsprogs)")
-    img, mnt = tmp_path / "xfs.img", tmp_path / "xfs"
-    with open(img, "wb") as f:
-        f.truncate(320 * 2**20)
-    mnt.mkdir()
-    subprocess.run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(img)], check=True)
-    r = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a loop device here: {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    yield from loop_disk(tmp_path, "xfs", 320 * 2**20, ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"],
+                         "scripts/test.sh installs xfsprogs")
 
 
 def test_reflink_on_xfs_clones_and_undo_restores(xfs: Path) -> None:

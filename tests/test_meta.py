@@ -395,9 +395,56 @@ def test_a_webp_cut_short_says_so_and_a_sound_of_no_length_has_none(tmp_path: Pa
                                    + struct.pack("<I", len(data)) + data)
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    assert _media(catalog, lib / "cut.webp")["status"] == "error"
+    # (Cut after its header: `partial`, with the size its header states, as other pictures
+    # cut short are: a later QA finding.)
+    cut = _media(catalog, lib / "cut.webp")
+    assert (cut["status"], cut["format"], cut["width"], cut["height"]) == ("partial", "webp", 200, 150), cut
     assert ("image", "the WebP data does not decode: cut short or damaged") in _errors(catalog, lib / "cut.webp")
     assert _media(catalog, lib / "many.wav")["duration"] is None
+
+
+def test_a_webp_of_any_kind_cut_short_keeps_its_headers_size_and_a_png_failing_a_crc_is_partial(
+        tmp_path: Path) -> None:
+    """QA findings: a lossless or animated WebP cut short was `error`, with no size, where
+    other pictures cut after their header are `partial`; a PNG whose chunk fails its CRC
+    (Pillow will not open it) was `ok` by libav's decode, with no note, and its thumbnail
+    lost its transparency."""
+    import numpy as np
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    pic = media_corpus.picture(320, 240, 3)
+    for name, options in (("lossless.webp", {"lossless": True}),
+                          ("animated.webp", {"save_all": True, "append_images": [media_corpus.picture(320, 240, 4)],
+                                             "duration": 100})):
+        out = io.BytesIO()
+        pic.save(out, "WEBP", **options)
+        (lib / name).write_bytes(out.getvalue()[:len(out.getvalue()) * 2 // 3])
+    rgba = np.zeros((240, 320, 4), np.uint8)
+    rgba[..., 1], rgba[..., 3] = 200, 255
+    rgba[:, :80, 3] = 0  # its left quarter transparent
+    out = io.BytesIO()
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "scanned")
+    Image.fromarray(rgba, "RGBA").save(out, "PNG", pnginfo=info)
+    png = bytearray(out.getvalue())
+    at = png.index(b"tEXt")
+    png[at + 4 + struct.unpack(">I", png[at - 4:at])[0]] ^= 0xFF  # the text chunk's CRC, broken
+    (lib / "crc.png").write_bytes(png)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name in ("lossless.webp", "animated.webp"):
+        m = _media(catalog, lib / name)
+        assert (m["status"], m["format"], m["width"], m["height"]) == ("partial", "webp", 320, 240), (name, m)
+    m = _media(catalog, lib / "crc.png")
+    assert m["status"] == "partial" and m["thumb"], m
+    assert any(stage == "image" and "Pillow will not open this PNG" in message and "damaged?" in message
+               for stage, message in _errors(catalog, lib / "crc.png")), _errors(catalog, lib / "crc.png")
+    with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
+        assert im.mode == "RGBA" and im.getpixel((5, 5))[3] == 0 and im.getpixel((im.width - 5, 5))[3] == 255
 
 
 def test_jpeg_thumbnails_decode_at_reduced_dct_scale(tmp_path: Path) -> None:
@@ -4726,3 +4773,33 @@ def test_a_matroska_length_past_belief_falls_back_to_its_streams(tmp_path: Path)
                          "WHERE s.type = 'video'")
     assert m["stream"] is not None and abs(m["stream"] - 2) < 0.1, m
     assert m["duration"] == m["stream"], m
+
+
+def test_an_mpeg_ts_videos_thumbnail_is_about_ten_percent_in(tmp_path: Path) -> None:
+    """A QA finding: in MPEG-TS, libav's seek lands on the keyframe after the time asked
+    for, so the thumbnail came a whole group of pictures late (2 s into a 10 s clip)."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(lib / "clip.ts"), "w", format="mpegts") as out:  # 10 s at 24 a second, a keyframe every 2 s
+        st = out.add_stream("libx264", rate=24)
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        st.options = {"preset": "ultrafast", "g": "48", "keyint_min": "48", "sc_threshold": "0"}
+        for i in range(240):
+            a = np.zeros((48, 64, 3), np.uint8)
+            a[..., 0], a[:24, :, 1], a[24:, :32, 2] = 10 + i, 200, 120  # red tells the frame
+            frame = av.VideoFrame.from_ndarray(a, format="rgb24")
+            frame.pts = i
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, lib / "clip.ts")
+    with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
+        at = (im.convert("RGB").getpixel((2, im.height - 2))[0] - 10) / 24
+    assert 0.5 <= at <= 1.5, at

@@ -11,7 +11,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from conftest import do_scan, files_by_path, rows, run_cli
+from conftest import do_scan, files_by_path, loop_disk, rows, run_cli
 
 MIB = 1024 * 1024
 
@@ -342,23 +342,8 @@ def test_a_tagged_file_renamed_to_and_fro_through_pruning_scans_keeps_one_row_an
 def whole_second_disk(tmp_path: Path):  # noqa: ANN201
     """An ext4 file system with 128-byte inodes, which keeps file times in whole seconds
     (as FAT, HFS+ and many network file systems do), mounted from a loop image."""
-    import shutil
-    import subprocess
-
-    if shutil.which("mkfs.ext4") is None or os.geteuid() != 0:
-        pytest.skip("needs root and mkfs.ext4 (e2fsprogs)")
-    img, mnt = tmp_path / "disk.img", tmp_path / "disk"
-    mnt.mkdir()
-    with open(img, "wb") as f:
-        f.truncate(32 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-I", "128", "-O", "^has_journal", str(img)], check=True)
-    r = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a loop device here: {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    yield from loop_disk(tmp_path, "disk", 32 << 20, ["mkfs.ext4", "-q", "-I", "128", "-O", "^has_journal"],
+                         "e2fsprogs")
 
 
 def test_a_file_rewritten_in_the_second_it_was_read_is_read_again(whole_second_disk: Path, tmp_path: Path) -> None:

@@ -1204,8 +1204,8 @@ def _unread_hold(con: duckdb.DuckDBPyConnection, scan_id: int, unlooked: bool) -
     not read) hold back from `--prune`: None for every row, where the catalog knows files
     below one (they were not looked for, and a file may have moved in beside them), or one
     cannot be looked at itself; else SQL (`AND ...`, "" for none) that holds the missing
-    rows last seen by a scan begun before the latest change of such a folder, less a
-    minute (a file moved in changes its folder's times). So a folder no scan could ever
+    rows last seen by a scan begun before the latest change of such a folder's list of
+    names (its mtime: a file moved in sets it), less a minute. So a folder no scan could ever
     read, such as `lost+found`, does not hold back a prune forever. A link the walk could
     not follow (a loop) is no folder. One case is beyond this: a file moved straight into
     a folder below such a folder (which changes that folder's times alone, and it cannot
@@ -1231,7 +1231,7 @@ def _unread_hold(con: duckdb.DuckDBPyConnection, scan_id: int, unlooked: bool) -
         below, params = under_roots_sql([folder])
         if con.execute(f"SELECT count(*) FROM files WHERE {below}", params).fetchone()[0]:
             return None
-        latest = max(latest or st.st_mtime_ns, st.st_mtime_ns, st.st_ctime_ns)
+        latest = max(latest or st.st_mtime_ns, st.st_mtime_ns)
     if latest is None:
         return ""
     return (" AND last_scan_id NOT IN (SELECT scan_id FROM scans WHERE started_at <= "

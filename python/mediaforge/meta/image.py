@@ -335,6 +335,29 @@ def tiff_cut_short(path: str | bytes) -> str | None:
     return f"the TIFF's {what} ends {end - size:,} byte{'s' if end - size > 1 else ''} past the end of the file: cut short?"
 
 
+def webp_header(path: str | bytes) -> tuple[int, int, bool] | None:
+    """A WebP file's size as its header states it, and whether it is animated: the first
+    chunk, a lossy frame's (`VP8 `), a lossless one's (`VP8L`) or the extended header's
+    canvas (`VP8X`). None for a file that states none."""
+    with open(path, "rb") as f:
+        head = f.read(30)
+    if len(head) < 30 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    kind, data = head[12:16], head[20:30]
+    if kind == b"VP8 " and data[3:6] == b"\x9d\x01\x2a":
+        w, h = int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF
+        animated = False
+    elif kind == b"VP8L" and data[0] == 0x2F:
+        bits = int.from_bytes(data[1:5], "little")
+        w, h, animated = (bits & 0x3FFF) + 1, (bits >> 14 & 0x3FFF) + 1, False
+    elif kind == b"VP8X":
+        w, h = int.from_bytes(data[4:7], "little") + 1, int.from_bytes(data[7:10], "little") + 1
+        animated = bool(data[0] & 0x02)
+    else:
+        return None
+    return (w, h, animated) if w and h else None
+
+
 def image_info(im: Image.Image) -> dict[str, Any]:
     """The `media` columns an image fills. A page count that cannot be read (a TIFF cut
     short, or its next page's pointer past the end) counts the first page: the picture

@@ -263,6 +263,22 @@ def _format_name(c: Any, path: str | bytes, name: str) -> str | None:
     return ext if names[0] == "mov" and ext in ("avif", "heic", "heif") else names[0]
 
 
+# Pixel formats that may carry transparency (a palette's may): such a frame is turned to
+# RGBA, not RGB, so a transparent PNG or AVIF that only libav decodes keeps it.
+_ALPHA_FORMATS = re.compile(r"(rgba|bgra|argb|abgr|ya8|ya16|yuva|gbrap|pal8)")
+
+
+def _picture_of(frame: Any, w: int, h: int) -> Any:
+    """A decoded frame as a Pillow picture `w` x `h`: RGBA where it has transparency
+    (some pixel not opaque), else RGB."""
+    if not _ALPHA_FORMATS.match(frame.format.name):
+        return frame.to_image(width=w, height=h)
+    from PIL import Image
+
+    img = Image.fromarray(frame.reformat(width=w, height=h, format="rgba").to_ndarray(), "RGBA")
+    return img if img.getextrema()[3][0] < 255 else img.convert("RGB")
+
+
 def _sample_aspect(s: Any) -> Fraction:
     """The pixel shape: the container's sample aspect ratio, else the codec's, else square."""
     for sar in (getattr(s, "sample_aspect_ratio", None), getattr(s.codec_context, "sample_aspect_ratio", None)):
@@ -550,6 +566,21 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
             seeked = False
     frames = iter(c.decode(stream))
     frame = next(frames, None)  # the keyframe the seek found
+    if frame is not None and seeked and frame.time is not None:
+        # MPEG-TS's seek lands on the keyframe after the time asked for (a whole group of
+        # pictures late): seek that much earlier, and decode on to the time.
+        want = _start(stream) + duration * 0.1  # type: ignore[operator]
+        late = frame.time - want
+        if late > max(0.5, duration * 0.02):  # type: ignore[operator]
+            try:
+                c.seek(int(max(_start(stream), want - late - 1.0) / stream.time_base), stream=stream, backward=True,
+                       any_frame=False)
+                frames = iter(c.decode(stream))
+                nearer = _next_at(frames, want, [FP_MAX_DECODE])
+            except av.error.FFmpegError:
+                nearer = None
+            if nearer is not None and nearer.time is not None and abs(nearer.time - want) < late:
+                frame = nearer
     if frame is None and seeked:  # nothing decodes after it (see `_frames_from_start`)
         frames = _frames_from_start(c, stream)
         frame = _next_at(frames, _start(stream) + duration * 0.1, [FP_MAX_DECODE])
@@ -565,7 +596,7 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
     # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
     w, h = _scaled(max(1, round(frame.width * _sample_aspect(stream))), frame.height, size)
     img = (_sdr_picture(frame, w, h) if getattr(frame, "color_trc", None) in (_TRC_PQ, _TRC_HLG)
-           else frame.to_image(width=w, height=h))
+           else _picture_of(frame, w, h))
     if mirrored:  # flipped left to right, then turned (see `mp4.matrix_turn`)
         from PIL import Image
 

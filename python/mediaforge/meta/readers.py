@@ -80,6 +80,28 @@ class Task:
     min_free: int = 0
 
 
+# What Pillow's WebP reader says, in other words, of data its decoder will not take.
+WEBP_UNDECODED = "the WebP data does not decode: cut short or damaged"
+
+
+def _webp_header_read(r: _Result) -> bool:
+    """A WebP Pillow would not open (its decoder takes the whole file at once): the size
+    its header states, kept, and the file `partial`, as a picture cut short after its
+    header is. False where the header states none."""
+    from .image import webp_header
+
+    try:
+        got = webp_header(r.task.path)
+    except OSError:
+        return False
+    if got is None:
+        return False
+    w, h, animated = got
+    r.media.update(format="webp", width=w, height=h)
+    r.fail("image", WEBP_UNDECODED + ("" if not animated else " (animated)"), PARTIAL)
+    return True
+
+
 def message_of(e: BaseException) -> str:
     """An exception as one line of a `meta_errors` message."""
     if _chunk_bomb(e):
@@ -97,7 +119,7 @@ def message_of(e: BaseException) -> str:
         why = f": {m.group(1).lower()}" if m.group(1) else ""
         return f"the {m.group(2)} decoder could not be opened{why}"
     if isinstance(e, OSError) and str(e) == "could not create decoder object":  # Pillow's WebP reader
-        return "the WebP data does not decode: cut short or damaged"
+        return WEBP_UNDECODED
     return plain_paths(f"{type(e).__name__}: {first_line(e)}")[:500]
 
 
@@ -426,6 +448,8 @@ def _image(r: _Result, fallback: bool = False) -> bool:
         elif t.kind == "raw":
             r.errors.clear()  # what rawpy said is the reason; Pillow was only the fallback
             r.fail("raw", f"unsupported RAW format ({r.raw_problem or 'no reader'})", UNSUPPORTED)
+        elif message_of(e) == WEBP_UNDECODED and _webp_header_read(r):
+            return True  # cut short after its header: that much is read
         else:
             r.fail("image", e, ERROR)
         return False
@@ -639,6 +663,11 @@ def _raw_exif(r: _Result) -> None:
         r.media["taken_at"] = r.exif["taken_at"]
 
 
+# Still formats Pillow reads, by libav's name for their image reader less `_pipe`: one it
+# would not open is damaged (see `_av`).
+_PILLOW_READS = frozenset({"png", "apng", "jpeg", "webp", "gif", "bmp", "tiff"})
+
+
 def _av(r: _Result, fallback: bool = False) -> bool:
     import av
 
@@ -685,8 +714,15 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         # container, AVIF's, that reads and is cut short is read as far as it goes.)
         return False
     if fallback:
+        refused = next((message for stage, message in r.errors if stage == "image"), None)
         r.errors.clear()
         r.status = OK
+        pipe = str(media["format"]).removesuffix("_pipe")
+        if still and image_reader and pipe in _PILLOW_READS and refused is not None:
+            # Pillow knows the format and would not open it (a PNG chunk that fails its
+            # CRC): damaged, though libav, which checks less, decodes its pixels.
+            r.fail("image", f"Pillow will not open this {pipe.upper()} ({refused}): damaged? libav decoded it",
+                   PARTIAL)
     local = media.pop("taken_at", None)
     r.media.update(media)
     r.streams = streams
