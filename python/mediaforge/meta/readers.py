@@ -344,6 +344,8 @@ def extract_one(task: Task) -> dict[str, Any]:
             # the file's structure tells (None for a file that is no TIFF).
             short = tiff_cut_short(task.path)
             if short:
+                # (The reason Pillow would not open it: no more a note of its own.)
+                r.errors = [(stage, m) for stage, m in r.errors if not m.startswith(PILLOW_REFUSED)]
                 r.fail("decode", short)
     elif task.kind in ("video", "audio"):
         _av(r) or _image(r, fallback=True)
@@ -664,7 +666,8 @@ def _raw_exif(r: _Result) -> None:
 
 
 # Still formats Pillow reads, by libav's name for their image reader less `_pipe`: one it
-# would not open is damaged (see `_av`).
+# would not open is damaged (see `_av`), as its note says.
+PILLOW_REFUSED = "Pillow will not open this "
 _PILLOW_READS = frozenset({"png", "apng", "jpeg", "webp", "gif", "bmp", "tiff"})
 
 
@@ -721,8 +724,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         if still and image_reader and pipe in _PILLOW_READS and refused is not None:
             # Pillow knows the format and would not open it (a PNG chunk that fails its
             # CRC): damaged, though libav, which checks less, decodes its pixels.
-            r.fail("image", f"Pillow will not open this {pipe.upper()} ({refused}): damaged? libav decoded it",
-                   PARTIAL)
+            r.fail("image", f"{PILLOW_REFUSED}{pipe.upper()} ({refused}): damaged? libav decoded it", PARTIAL)
     local = media.pop("taken_at", None)
     r.media.update(media)
     r.streams = streams
