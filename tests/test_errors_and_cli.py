@@ -1352,3 +1352,37 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path: Path, args:
     assert res.rc == code, res
     assert "Traceback" in res.err
     assert res.err.rstrip("\n").splitlines()[-1].startswith("mediaforge: error: "), res.err
+
+
+@pytest.mark.parametrize("shut", ["ignore file", "list only"])
+def test_a_file_moved_where_the_scan_cannot_look_keeps_its_tag_through_prunes(
+        tmp_path: Path, catalog_path: Path, unprivileged: Unprivileged, shut: str) -> None:
+    """A QA finding: a tagged file moved into a folder whose `.mediaforgeignore` cannot be
+    read, or into one that may be listed and not entered (its file found, not looked at),
+    lost its row and tag to the next prunes, as a move into a folder that cannot be read
+    at all did not."""
+    lib = tmp_path / "lib"
+    (lib / "a").mkdir(parents=True)
+    (lib / "q").mkdir()
+    (lib / "a" / "t.jpg").write_bytes(b"\xff\xd8\xff t")
+    if shut == "ignore file":
+        (lib / "q" / ".mediaforgeignore").write_text("*.tmp\n")
+    unprivileged.share(catalog_path.parent)
+
+    def scan(*args: str) -> dict:
+        p = subprocess.run(cli_cmd("scan", lib, "--json", *args), env=cli_env(catalog_path), capture_output=True,
+                           timeout=120, **unprivileged.popen)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    scan()
+    assert run_cli("tag", "add", "keep", lib / "a" / "t.jpg", catalog=catalog_path).rc == 0
+    os.rename(lib / "a" / "t.jpg", lib / "q" / "t.jpg")
+    shut_path = lib / "q" / ".mediaforgeignore" if shut == "ignore file" else lib / "q"
+    os.chmod(shut_path, 0o000 if shut == "ignore file" else 0o444)
+    try:
+        for _ in range(3):
+            assert scan("--prune")["pruned"] == 0
+    finally:
+        os.chmod(shut_path, 0o644 if shut == "ignore file" else 0o755)
+    assert [r["tag"] for r in rows(catalog_path, "SELECT tag FROM tags")] == ["keep"]

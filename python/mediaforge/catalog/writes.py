@@ -1207,13 +1207,16 @@ def _unread_hold(con: duckdb.DuckDBPyConnection, scan_id: int, unlooked: bool) -
     rows last seen by a scan begun before the latest change of such a folder's list of
     names (its mtime: a file moved in sets it), less a minute. So a folder no scan could ever
     read, such as `lost+found`, does not hold back a prune forever. A link the walk could
-    not follow (a loop) is no folder. One case is beyond this: a file moved straight into
-    a folder below such a folder (which changes that folder's times alone, and it cannot
-    be looked at)."""
-    folders = [bytes(r[0]) for r in con.execute(
-        "SELECT DISTINCT path_bytes FROM scan_errors WHERE scan_id = ? AND path_bytes IS NOT NULL "
-        "AND (stage = 'walk' OR stage = 'ignore-file' AND ends_with(message, ?))",
-        [scan_id, IGNORE_FILE_HELD]).fetchall()]
+    not follow (a loop) is no folder. Two cases are beyond this: a file moved straight
+    into a folder below such a folder (which changes that folder's times alone, and it
+    cannot be looked at), and a folder whose mtime was put back after the move."""
+    # A folder it could not list; the folder of an ignore file it could not read; the
+    # folder of a file it listed and could not look at (a folder it may list and not
+    # enter: the file there may be one that moved).
+    folders = sorted({bytes(path) if stage == "walk" else os.path.dirname(bytes(path)) for stage, path in con.execute(
+        "SELECT stage, path_bytes FROM scan_errors WHERE scan_id = ? AND path_bytes IS NOT NULL "
+        "AND (stage IN ('walk', 'stat') OR stage = 'ignore-file' AND ends_with(message, ?))",
+        [scan_id, IGNORE_FILE_HELD]).fetchall()})
     if not folders:
         return ""
     if unlooked or len(folders) > _UNREAD_LOOKED_AT:
