@@ -247,18 +247,22 @@ pub fn racy(st: &FileStat) -> bool {
 /// after a stat of its file finer than the coarse clock, so a write after the read shows;
 /// an older one could miss a write within the same clock tick, a few milliseconds.
 fn same_tick(st: &FileStat, now: Option<i64>) -> bool {
-    let racy = |t: i64| {
-        let tick = if t == UNKNOWN_CTIME {
-            return false;
-        } else if t % 1_000_000_000 == 0 {
-            2_000_000_000
-        } else if t % 10_000_000 == 0 {
-            10_000_000
-        } else {
-            return false;
-        };
-        now.is_none_or(|now| now < t - t.rem_euclid(tick) + tick)
+    // The file system's resolution, by the change time, which only the kernel sets (an
+    // mtime in whole seconds may be a copy's, `cp -p` from a FAT card): by the mtime
+    // where the change time is not known.
+    let basis = if st.ctime_ns != UNKNOWN_CTIME {
+        st.ctime_ns
+    } else {
+        st.mtime_ns
     };
+    let tick = if basis % 1_000_000_000 == 0 {
+        2_000_000_000
+    } else if basis % 10_000_000 == 0 {
+        10_000_000
+    } else {
+        return false;
+    };
+    let racy = |t: i64| t != UNKNOWN_CTIME && now.is_none_or(|now| now < t - t.rem_euclid(tick) + tick);
     racy(st.mtime_ns) || racy(st.ctime_ns)
 }
 
@@ -674,6 +678,9 @@ mod tests {
         // exFAT's hundredths.
         assert!(same_tick(&at(s + 30_000_000, s + 30_000_000), Some(s + 39_000_000)));
         assert!(!same_tick(&at(s + 30_000_000, s + 30_000_000), Some(s + 40_000_000)));
+        // An mtime in whole seconds on a file system that keeps nanoseconds (a copy's, made
+        // with `cp -p` from a FAT card): its change time tells.
+        assert!(!same_tick(&at(s, s + 123_456_789), Some(s + 500_000_000)));
         // Nanoseconds: trusted (see `same_tick`).
         let t = s + 123_456_789;
         assert!(!same_tick(&at(t, t), Some(t)));
