@@ -42,10 +42,18 @@ from mediaforge.errors import ExitCode
 # --------------------------------------------------------------------------------------
 
 
-def _scan_unprivileged(unprivileged: Unprivileged, catalog: Path, root: Path) -> subprocess.CompletedProcess:
+def _scan_unprivileged(unprivileged: Unprivileged, catalog: Path, root: Path,
+                       *args: str) -> subprocess.CompletedProcess:
     unprivileged.share(catalog.parent)
-    return subprocess.run(cli_cmd("scan", root, "--json"), env=cli_env(catalog), capture_output=True,
+    return subprocess.run(cli_cmd("scan", root, "--json", *args), env=cli_env(catalog), capture_output=True,
                           timeout=120, **unprivileged.popen)
+
+
+def _scan_unprivileged_json(unprivileged: Unprivileged, catalog: Path, root: Path, *args: str) -> dict:
+    """An unprivileged scan that must end well: its JSON summary."""
+    p = _scan_unprivileged(unprivileged, catalog, root, *args)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
 
 
 @pytest.fixture
@@ -170,10 +178,7 @@ def test_a_folder_no_scan_could_read_holds_back_only_what_may_have_moved_in(tmp_
     unprivileged.share(catalog_path.parent)
 
     def scan(*args: str) -> dict:
-        p = subprocess.run(cli_cmd("scan", lib, "--json", *args), env=cli_env(catalog_path), capture_output=True,
-                           timeout=120, **unprivileged.popen)
-        assert p.returncode == 0, p.stderr
-        return json.loads(p.stdout)
+        return _scan_unprivileged_json(unprivileged, catalog_path, lib, *args)
 
     try:
         assert scan()["errors"] == 1
@@ -1370,10 +1375,7 @@ def test_a_file_moved_where_the_scan_cannot_look_keeps_its_tag_through_prunes(
     unprivileged.share(catalog_path.parent)
 
     def scan(*args: str) -> dict:
-        p = subprocess.run(cli_cmd("scan", lib, "--json", *args), env=cli_env(catalog_path), capture_output=True,
-                           timeout=120, **unprivileged.popen)
-        assert p.returncode == 0, p.stderr
-        return json.loads(p.stdout)
+        return _scan_unprivileged_json(unprivileged, catalog_path, lib, *args)
 
     scan()
     assert run_cli("tag", "add", "keep", lib / "a" / "t.jpg", catalog=catalog_path).rc == 0
