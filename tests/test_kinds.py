@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import (JSON_SIDECAR, SRT, XMP, MediaBlobs, MediaTree, do_scan, files_by_path, rows, run_cli,
                       write_bytes_path)
@@ -245,6 +246,52 @@ def test_a_video_named_as_another_formats_sound_is_a_video_and_schema_24_refiles
         con.execute("UPDATE media SET kind = 'audio', thumb = NULL WHERE video_codec IS NOT NULL")
         con.execute("DELETE FROM video_hashes")
         con.execute("UPDATE meta SET value = '23' WHERE key = 'schema_version'")
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    assert rows(catalog_path, query) == want
+    assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"] == str(SCHEMA_VERSION)
+
+
+def test_a_matroska_video_named_as_sound_is_a_video_and_schema_25_refiles_it(
+        tmp_path: Path, catalog_path: Path) -> None:
+    """`.mka` made a Matroska file sound whatever it held: a video saved under that name
+    got no thumbnail and no fingerprint. Its tracks (in its first bytes, as `ffmpeg`
+    writes them) tell now; sound alone stays sound. A catalog an earlier version filed it
+    in says `video` after its upgrade, and it is extracted again; a still that only libav
+    read loses the `_pipe` of its reader's name."""
+    import duckdb
+
+    from conftest import _encode_audio, _encode_video
+    from mediaforge.catalog.schema import SCHEMA_VERSION
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _encode_video(tmp_path / "clip.mkv", frames=48)
+    os.rename(tmp_path / "clip.mkv", lib / "video.mka")
+    _encode_audio(lib / "live.mka", "flac", "matroska")
+    Image.new("RGB", (32, 24), (200, 40, 40)).save(lib / "still.jpg")
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    query = """SELECT f.name, f.kind, f.mime, m.kind AS media_kind, m.thumb IS NOT NULL AS thumb,
+                      EXISTS (SELECT 1 FROM video_hashes h WHERE h.blake3 = f.blake3) AS fingerprint
+               FROM files f JOIN media m USING (blake3) WHERE f.ext = 'mka' ORDER BY 1"""
+    want = [{"name": "live.mka", "kind": "audio", "mime": "audio/x-matroska", "media_kind": "audio", "thumb": False,
+             "fingerprint": False},
+            {"name": "video.mka", "kind": "video", "mime": "video/x-matroska", "media_kind": "video", "thumb": True,
+             "fingerprint": True}]
+    assert rows(catalog_path, query) == want
+    with duckdb.connect(str(catalog_path)) as con:  # as schema 24 left them
+        con.execute("UPDATE files SET kind = 'audio', mime = 'audio/x-matroska' WHERE name = 'video.mka'")
+        con.execute("UPDATE media SET kind = 'audio', thumb = NULL WHERE video_codec IS NOT NULL")
+        con.execute("DELETE FROM video_hashes")
+        con.execute("UPDATE media SET format = 'png_pipe' WHERE audio_codec = 'flac'")
+        con.execute("UPDATE media SET format = 'image2', video_codec = 'mjpeg' WHERE kind = 'image'")
+        con.execute("UPDATE meta SET value = '24' WHERE key = 'schema_version'")
+    assert run_cli("stats", catalog=catalog_path).rc == 0  # any command upgrades it
+    assert rows(catalog_path, "SELECT format FROM media WHERE audio_codec = 'flac' AND video_codec IS NULL") == [
+        {"format": "png"}]
+    assert rows(catalog_path, "SELECT format FROM media WHERE kind = 'image'") == [{"format": "jpeg"}]
+    assert rows(catalog_path, "SELECT name, kind FROM files ORDER BY 1") == [
+        {"name": "live.mka", "kind": "audio"}, {"name": "still.jpg", "kind": "image"},
+        {"name": "video.mka", "kind": "video"}]
     assert run_cli("scan", lib, catalog=catalog_path).rc == 0
     assert rows(catalog_path, query) == want
     assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"] == str(SCHEMA_VERSION)

@@ -11,7 +11,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 24
+SCHEMA_VERSION = 25
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -382,6 +382,24 @@ MIGRATIONS[24] = [
     "DELETE FROM media WHERE video_codec IS NULL AND bit_depth IS NULL AND audio_codec IN ('flac', 'alac')",
     "DELETE FROM media WHERE format = 'mp3' AND status = 'partial' AND blake3 IN (SELECT blake3 FROM meta_errors "
     "WHERE stage = 'decode' AND message LIKE 'the sound ends at % s the file claims: cut short?')",
+]
+
+# Version 25: a Matroska or WebM file named as sound (`.mka`, `.weba`) whose tracks list a
+# video is a video (the scan reads its tracks where its first bytes hold them, as `ffmpeg`
+# writes them), and an ISO file named `.m4a` whose `media` row shows pictures is one
+# too, as version 24 refiled: its rows say `video`, its `media` rows go, to be extracted
+# again with thumbnail and fingerprint. A still read by libav's image reader has the
+# format's own name (`png`, `jpeg`), not the reader's (`png_pipe`, `image2`).
+_SOUND_NAMED_VIDEO = """(kind = 'audio' AND mime IN ('audio/x-matroska', 'audio/webm', 'audio/mp4')
+    AND blake3 IN (SELECT blake3 FROM media WHERE video_codec IS NOT NULL))"""
+MIGRATIONS[25] = [
+    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE {_SOUND_NAMED_VIDEO})",
+    f"""UPDATE files SET kind = 'video', mime = CASE mime WHEN 'audio/x-matroska' THEN 'video/x-matroska'
+        WHEN 'audio/webm' THEN 'video/webm' ELSE 'video/mp4' END WHERE {_SOUND_NAMED_VIDEO}""",
+    "DELETE FROM media WHERE kind = 'audio' AND blake3 IN (SELECT blake3 FROM files WHERE kind = 'video')",
+    "UPDATE media SET format = regexp_replace(format, '_pipe$', '') WHERE format LIKE '%\\_pipe' ESCAPE '\\'",
+    "UPDATE media SET format = CASE video_codec WHEN 'mjpeg' THEN 'jpeg' ELSE video_codec END "
+    "WHERE format = 'image2' AND kind IN ('image', 'raw') AND video_codec IS NOT NULL",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

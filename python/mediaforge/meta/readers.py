@@ -725,6 +725,12 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             # Pillow knows the format and would not open it (a PNG chunk that fails its
             # CRC): damaged, though libav, which checks less, decodes its pixels.
             r.fail("image", f"{PILLOW_REFUSED}{pipe.upper()} ({refused}): damaged? libav decoded it", PARTIAL)
+    if still and image_reader:
+        # The format's own name (`jpeg`, as Pillow's), not that of libav's reader for it
+        # (`jpeg_pipe`), nor of its reader by name (`image2`): that is its codec's.
+        codec = media.get("video_codec")
+        media["format"] = (str(media["format"]).removesuffix("_pipe") if media["format"] != "image2"
+                           else {"mjpeg": "jpeg"}.get(codec, codec) or "image2")
     local = media.pop("taken_at", None)
     r.media.update(media)
     r.streams = streams

@@ -194,6 +194,85 @@ fn named_as(ext: &[u8], names: &[&[u8]]) -> bool {
     names.iter().any(|n| ext.eq_ignore_ascii_case(n))
 }
 
+/// An EBML variable-length number at the start of `h`: its value (with the length marker
+/// kept for an element ID, dropped for a size) and its length; `None` past the end. An
+/// unknown size (all value bits set) reads as `u64::MAX`.
+fn ebml_vint(h: &[u8], keep_marker: bool) -> Option<(u64, usize)> {
+    let first = *h.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 || h.len() < len {
+        return None;
+    }
+    let mut v = if keep_marker {
+        first as u64
+    } else {
+        (first as u64) & (0xFF >> len)
+    };
+    for &b in &h[1..len] {
+        v = (v << 8) | b as u64;
+    }
+    let all_ones = (1u64 << (7 * len)) - 1;
+    Some((if !keep_marker && v == all_ones { u64::MAX } else { v }, len))
+}
+
+/// Whether a Matroska or WebM file lists a video track (`TrackType` 1, or a `V_` codec
+/// ID), read from its first bytes `h`: `Some(false)` when its `Tracks` element is there
+/// whole and lists none, `None` when the bytes end first (`mkvmerge` leaves room for a
+/// large seek head before it; `ffmpeg` writes it within the first few hundred bytes).
+fn matroska_lists_video(h: &[u8]) -> Option<bool> {
+    const SEGMENT: u64 = 0x1853_8067;
+    const TRACKS: u64 = 0x1654_AE6B;
+    const TRACK_ENTRY: u64 = 0xAE;
+    const TRACK_TYPE: u64 = 0x83;
+    const CODEC_ID: u64 = 0x86;
+    const CLUSTER: u64 = 0x1F43_B675;
+    // One element: its ID, where its data starts and its size.
+    let element = |at: usize| -> Option<(u64, usize, u64)> {
+        let (id, a) = ebml_vint(h.get(at..)?, true)?;
+        let (size, b) = ebml_vint(h.get(at + a..)?, false)?;
+        Some((id, at + a + b, size))
+    };
+    let end_of = |data: usize, size: u64| usize::try_from(size).ok().and_then(|s| data.checked_add(s));
+    // The EBML header, then the segment's children until the tracks.
+    let (_, data, size) = element(0)?;
+    let (id, mut at, _) = element(end_of(data, size)?)?;
+    if id != SEGMENT {
+        return None;
+    }
+    loop {
+        let (id, data, size) = element(at)?;
+        match id {
+            TRACKS => break,
+            CLUSTER => return None,
+            _ => at = end_of(data, size)?,
+        }
+    }
+    let (_, data, size) = element(at)?;
+    let tracks_end = end_of(data, size)?;
+    let mut at = data;
+    while at < tracks_end {
+        let (id, data, size) = element(at)?;
+        let entry_end = end_of(data, size)?;
+        if id == TRACK_ENTRY {
+            let mut inner = data;
+            while inner < entry_end {
+                let (id, data, size) = element(inner)?;
+                let field = h.get(data..end_of(data, size)?);
+                match (id, field) {
+                    (TRACK_TYPE, Some(v)) if v.last() == Some(&1) && v.iter().rev().skip(1).all(|&b| b == 0) => {
+                        return Some(true)
+                    }
+                    (CODEC_ID, Some(v)) if v.starts_with(b"V_") => return Some(true),
+                    _ => {}
+                }
+                inner = end_of(data, size)?;
+            }
+        }
+        at = entry_end;
+    }
+    (tracks_end <= h.len()).then_some(false)
+}
+
 fn is_raw_tiff_ext(ext: &[u8]) -> bool {
     matches!(from_extension(ext), Some(Class { kind: Kind::Raw, .. }))
 }
@@ -249,9 +328,10 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
     }
     if at(0, b"\x1A\x45\xDF\xA3") {
         let webm = h.windows(4).take(64).any(|w| w == b"webm");
-        // Matroska and WebM hold sound alone as well as video: the header cannot tell
-        // which without reading the tracks, so their name for sound (`.mka`, `.weba`) decides.
-        let sound = named_as(ext, &[b"mka", b"weba"]);
+        // Matroska and WebM hold sound alone as well as video: named as sound (`.mka`,
+        // `.weba`), a file is sound unless its tracks, where its first bytes hold them,
+        // list a video one.
+        let sound = named_as(ext, &[b"mka", b"weba"]) && matroska_lists_video(h) != Some(true);
         return Some(match (webm, sound) {
             (true, false) => c(Video, "video/webm"),
             (true, true) => c(Audio, "audio/webm"),
@@ -591,6 +671,38 @@ mod tests {
         assert_eq!(classify(b"", Some(mkv)).kind, Kind::Video);
         // A Matroska file named as a photo is still no photo.
         assert_eq!(classify(b"jpg", Some(mkv)).kind, Kind::Video);
+    }
+
+    #[test]
+    fn matroska_named_as_sound_with_a_video_track_is_a_video() {
+        // A Matroska file as `ffmpeg` writes one: the EBML header, a segment of unknown
+        // size, a seek head, then the tracks.
+        let file = |entries: &[&[u8]]| -> Vec<u8> {
+            let mut v = b"\x1A\x45\xDF\xA3\x8f\x42\x86\x81\x01\x42\x82\x88matroska".to_vec();
+            v.extend_from_slice(b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff");
+            v.extend_from_slice(b"\x11\x4D\x9B\x74\x84\xEC\x82\x00\x00"); // a seek head holding a void
+            let body: Vec<u8> = entries
+                .iter()
+                .flat_map(|e| [&[0xAE, 0x80 | e.len() as u8][..], e].concat())
+                .collect();
+            v.extend_from_slice(b"\x16\x54\xAE\x6B");
+            v.push(0x80 | body.len() as u8);
+            v.extend_from_slice(&body);
+            v
+        };
+        let sound: &[u8] = b"\xD7\x81\x01\x83\x81\x02\x86\x86A_FLAC";
+        let video: &[u8] = b"\xD7\x81\x02\x83\x81\x01\x86\x8fV_MPEG4/ISO/ASP";
+        let untyped_video: &[u8] = b"\xD7\x81\x02\x86\x85V_VP9";
+        assert_eq!(classify(b"mka", Some(&file(&[sound]))).mime, "audio/x-matroska");
+        assert_eq!(classify(b"mka", Some(&file(&[sound, video]))).mime, "video/x-matroska");
+        assert_eq!(classify(b"mka", Some(&file(&[untyped_video]))).kind, Kind::Video);
+        // Tracks that run past the bytes read: the name decides.
+        let mut cut = file(&[sound, video]);
+        cut.truncate(cut.len() - 21);
+        assert_eq!(classify(b"mka", Some(&cut)).kind, Kind::Audio);
+        assert_eq!(matroska_lists_video(&cut), None);
+        assert_eq!(matroska_lists_video(&file(&[sound])), Some(false));
+        assert_eq!(matroska_lists_video(b"\x1A\x45\xDF\xA3\xff"), None);
     }
 
     #[test]
