@@ -368,6 +368,8 @@ def test_thumbnails_that_meet_a_full_disk_with_the_floor_off_are_held_back_and_s
         con.close()
         assert messages == {"thumbnail not written: its disk is full (No space left on device)"}, messages
         assert thumbs == (6,)  # the thumbnails there before stay
+        # Nor do they leave empty shard folders behind.
+        assert sorted(p.name for p in disk.rglob("*") if p.is_dir()) == [], list(disk.rglob("*"))
     finally:
         subprocess.run(["umount", str(disk)], check=False)
 

@@ -255,11 +255,23 @@ def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tmp_name(target, os.getpid()))
     try:
-        im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=wide_profile(im))
+        try:
+            im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=wide_profile(im))
+        except FileNotFoundError:
+            # Its shard, empty, removed by another worker whose thumbnail failed (below).
+            target.parent.mkdir(parents=True, exist_ok=True)
+            im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=wide_profile(im))
         length = os.stat(tmp).st_size
     except BaseException:
         if tmp.exists():
             tmp.unlink()
+        # A thumbnail not written (a full disk) leaves no empty shard, nor size folder,
+        # behind: removed while empty (another worker that finds its shard gone makes it again).
+        for folder in (target.parent, target.parent.parent):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
     return im.size[0], im.size[1], length, tmp
 
