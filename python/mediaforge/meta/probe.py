@@ -295,6 +295,22 @@ def _display_aspect(w: int | None, h: int | None, sar: Fraction) -> str | None:
     return f"{dar.numerator}:{dar.denominator}" if dar.numerator < 10_000 and dar.denominator < 10_000 else None
 
 
+def _indexed_bitrate(s: Any) -> int | None:
+    """A stream without a codec context (an MP4 chapter or timecode track): its bit rate
+    from its samples' sizes in the container's index over its length, as ffprobe gives
+    it. None for any other stream, and where the index or length is not known."""
+    if s.codec_context is not None or not (s.duration and s.time_base):
+        return None
+    try:
+        entries = s.index_entries
+        if not entries or len(entries) > 100_000:
+            return None
+        seconds = float(s.duration * s.time_base)
+        return round(sum(e.size for e in entries) * 8 / seconds) if seconds > 0 else None
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return None
+
+
 def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]]) -> dict[str, Any]:
     # A stream whose codec libav does not know has no codec context (None): the row keeps
     # what the container says and leaves the codec's fields empty.
@@ -305,7 +321,7 @@ def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]
         "type": s.type,
         "codec": _codec_name(s),
         "profile": s.profile,
-        "bitrate": int(cc.bit_rate) if getattr(cc, "bit_rate", 0) else None,
+        "bitrate": int(cc.bit_rate) if getattr(cc, "bit_rate", 0) else _indexed_bitrate(s),
         "duration": _duration(container, s),
         "language": meta.get("language") if meta.get("language") not in (None, "und") else None,
     }
