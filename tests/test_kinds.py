@@ -269,6 +269,7 @@ def test_a_matroska_video_named_as_sound_is_a_video_and_schema_25_refiles_it(
     os.rename(tmp_path / "clip.mkv", lib / "video.mka")
     _encode_audio(lib / "live.mka", "flac", "matroska")
     Image.new("RGB", (32, 24), (200, 40, 40)).save(lib / "still.jpg")
+    _encode_audio(lib / "talk.ogg", "flac", "ogg")
     assert run_cli("scan", lib, catalog=catalog_path).rc == 0
     query = """SELECT f.name, f.kind, f.mime, m.kind AS media_kind, m.thumb IS NOT NULL AS thumb,
                       EXISTS (SELECT 1 FROM video_hashes h WHERE h.blake3 = f.blake3) AS fingerprint
@@ -282,16 +283,20 @@ def test_a_matroska_video_named_as_sound_is_a_video_and_schema_25_refiles_it(
         con.execute("UPDATE files SET kind = 'audio', mime = 'audio/x-matroska' WHERE name = 'video.mka'")
         con.execute("UPDATE media SET kind = 'audio', thumb = NULL WHERE video_codec IS NOT NULL")
         con.execute("DELETE FROM video_hashes")
-        con.execute("UPDATE media SET format = 'png_pipe' WHERE audio_codec = 'flac'")
+        con.execute("UPDATE media SET format = 'png_pipe' WHERE format = 'matroska' AND video_codec IS NULL")
         con.execute("UPDATE media SET format = 'image2', video_codec = 'mjpeg' WHERE kind = 'image'")
+        # An Ogg file whose Theora stream came after its sound, as an earlier scan filed it.
+        con.execute("UPDATE media SET video_codec = 'theora' WHERE format = 'ogg'")
         con.execute("UPDATE meta SET value = '24' WHERE key = 'schema_version'")
     assert run_cli("stats", catalog=catalog_path).rc == 0  # any command upgrades it
     assert rows(catalog_path, "SELECT format FROM media WHERE audio_codec = 'flac' AND video_codec IS NULL") == [
         {"format": "png"}]
     assert rows(catalog_path, "SELECT format FROM media WHERE kind = 'image'") == [{"format": "jpeg"}]
-    assert rows(catalog_path, "SELECT name, kind FROM files ORDER BY 1") == [
-        {"name": "live.mka", "kind": "audio"}, {"name": "still.jpg", "kind": "image"},
-        {"name": "video.mka", "kind": "video"}]
+    assert rows(catalog_path, "SELECT name, kind, mime FROM files ORDER BY 1") == [
+        {"name": "live.mka", "kind": "audio", "mime": "audio/x-matroska"},
+        {"name": "still.jpg", "kind": "image", "mime": "image/jpeg"},
+        {"name": "talk.ogg", "kind": "video", "mime": "video/ogg"},
+        {"name": "video.mka", "kind": "video", "mime": "video/x-matroska"}]
     assert run_cli("scan", lib, catalog=catalog_path).rc == 0
     assert rows(catalog_path, query) == want
     assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"] == str(SCHEMA_VERSION)

@@ -386,16 +386,19 @@ MIGRATIONS[24] = [
 
 # Version 25: a Matroska or WebM file named as sound (`.mka`, `.weba`) whose tracks list a
 # video is a video (the scan reads its tracks where its first bytes hold them, as `ffmpeg`
-# writes them), and an ISO file named `.m4a` whose `media` row shows pictures is one
+# writes them), and an ISO file named `.m4a`, or an Ogg file whose first stream is not
+# its video (a Skeleton track, the sound first), whose `media` row shows pictures is one
 # too, as version 24 refiled: its rows say `video`, its `media` rows go, to be extracted
 # again with thumbnail and fingerprint. A still read by libav's image reader has the
 # format's own name (`png`, `jpeg`), not the reader's (`png_pipe`, `image2`).
-_SOUND_NAMED_VIDEO = """(kind = 'audio' AND mime IN ('audio/x-matroska', 'audio/webm', 'audio/mp4')
+_SOUND_NAMED_VIDEO = """(kind = 'audio' AND mime IN ('audio/x-matroska', 'audio/webm', 'audio/mp4', 'audio/ogg',
+                                               'audio/opus')
     AND blake3 IN (SELECT blake3 FROM media WHERE video_codec IS NOT NULL))"""
 MIGRATIONS[25] = [
     f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE {_SOUND_NAMED_VIDEO})",
     f"""UPDATE files SET kind = 'video', mime = CASE mime WHEN 'audio/x-matroska' THEN 'video/x-matroska'
-        WHEN 'audio/webm' THEN 'video/webm' ELSE 'video/mp4' END WHERE {_SOUND_NAMED_VIDEO}""",
+        WHEN 'audio/webm' THEN 'video/webm' WHEN 'audio/ogg' THEN 'video/ogg' WHEN 'audio/opus' THEN 'video/ogg'
+        ELSE 'video/mp4' END WHERE {_SOUND_NAMED_VIDEO}""",
     "DELETE FROM media WHERE kind = 'audio' AND blake3 IN (SELECT blake3 FROM files WHERE kind = 'video')",
     "UPDATE media SET format = regexp_replace(format, '_pipe$', '') WHERE format LIKE '%\\_pipe' ESCAPE '\\'",
     "UPDATE media SET format = CASE video_codec WHEN 'mjpeg' THEN 'jpeg' ELSE video_codec END "

@@ -273,6 +273,27 @@ fn matroska_lists_video(h: &[u8]) -> Option<bool> {
     (tracks_end <= h.len()).then_some(false)
 }
 
+/// The starts of the packets on an Ogg file's beginning-of-stream pages (one per stream,
+/// all before any other page), as far as `h` holds them.
+fn ogg_first_packets(h: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while h.get(at..at + 4) == Some(b"OggS") && h.len() > at + 27 {
+        if h[at + 5] & 0x02 == 0 {
+            break; // not a first page: the streams' first pages are over
+        }
+        let segments = h[at + 26] as usize;
+        let Some(table) = h.get(at + 27..at + 27 + segments) else {
+            break;
+        };
+        let body = at + 27 + segments;
+        let len: usize = table.iter().map(|&b| b as usize).sum();
+        out.push(&h[body.min(h.len())..(body + len).min(h.len())]);
+        at = body + len;
+    }
+    out
+}
+
 fn is_raw_tiff_ext(ext: &[u8]) -> bool {
     matches!(from_extension(ext), Some(Class { kind: Kind::Raw, .. }))
 }
@@ -343,11 +364,16 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
         return Some(c(Audio, "audio/flac"));
     }
     if at(0, b"OggS") {
-        if at(28, b"OpusHead") {
-            return Some(c(Audio, "audio/opus"));
-        }
-        if at(28, b"\x80theora") {
+        // Each stream's first page comes before any other page: the file is a video when
+        // one of them starts a video stream, whatever comes first (a Skeleton track, the
+        // sound).
+        let firsts = ogg_first_packets(h);
+        let video: [&[u8]; 4] = [b"\x80theora", b"\x80daala", b"BBCD\0", b"OVP80"];
+        if at(28, b"\x80theora") || firsts.iter().any(|p| video.iter().any(|v| p.starts_with(v))) {
             return Some(c(Video, "video/ogg"));
+        }
+        if at(28, b"OpusHead") || firsts.iter().any(|p| p.starts_with(b"OpusHead")) {
+            return Some(c(Audio, "audio/opus"));
         }
         return Some(c(Audio, "audio/ogg"));
     }
@@ -765,6 +791,34 @@ mod tests {
         opus.resize(28, 0);
         opus.extend_from_slice(b"OpusHead");
         assert_eq!(classify(b"ogg", Some(&opus)).mime, "audio/opus");
+        // Theora after another stream's first page (a Skeleton track's, the sound's).
+        let page = |packet: &[u8]| -> Vec<u8> {
+            let mut p = b"OggS\0\x02".to_vec();
+            p.resize(26, 0);
+            p.push(1);
+            p.push(packet.len() as u8);
+            p.extend_from_slice(packet);
+            p
+        };
+        let opus_head: &[u8] = b"OpusHead\x01\x02\x38\x01\x80\xbb\0\0\0\0\0";
+        let theora: &[u8] = b"\x80theora\x03\x02\x01\0\x0a\0\x08";
+        let skeleton: &[u8] = b"fishead\0\x03\0\0\0";
+        for first in [opus_head, skeleton] {
+            let file = [page(first), page(theora)].concat();
+            assert_eq!(classify(b"ogv", Some(&file)).mime, "video/ogg");
+            assert_eq!(classify(b"ogg", Some(&file)).kind, Kind::Video);
+        }
+        assert_eq!(
+            classify(b"ogg", Some(&[page(skeleton), page(opus_head)].concat())).mime,
+            "audio/opus"
+        );
+        // A later page that is no stream's first says nothing of the kind.
+        let mut later = page(theora);
+        later[5] = 0;
+        assert_eq!(
+            classify(b"ogg", Some(&[page(opus_head), later].concat())).mime,
+            "audio/opus"
+        );
         assert_eq!(classify(b"xmp", Some(b"  <x:xmpmeta xmlns:x=")).kind, Kind::Sidecar);
         assert_eq!(classify(b"json", Some(b"{\"title\": 1}")).kind, Kind::Sidecar);
     }
