@@ -1258,6 +1258,38 @@ def test_xmp_sidecars_give_their_gps_coordinates(tmp_path: Path) -> None:
         assert _errors(catalog, lib / f"{name}.png.xmp") == []
 
 
+def test_xmp_dates_fall_back_past_an_unreadable_one_and_nested_keywords_cost_their_size(tmp_path: Path) -> None:
+    """QA findings: a camera's `0000:00:00 00:00:00` DateTimeOriginal hid a valid
+    CreateDate after it, and an impossible date left its offset behind without it. An
+    XMP nesting `dc:subject` in itself 90,000 deep (2 MB, under the size cap) was walked
+    once per level, and timed out every scan; its keyword came out once per level."""
+    import time
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    head = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:exif="http://ns.adobe.com/exif/1.0/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" ')
+    tail = "</rdf:RDF></x:xmpmeta>"
+    sidecars = {
+        "placeholder": head + 'exif:DateTimeOriginal="0000:00:00 00:00:00" xmp:CreateDate="2018-06-01T12:00:00+02:00"/>',
+        "impossible": head + 'xmp:CreateDate="2019-02-30T10:00:00+02:00"/>',
+        "nested": head + ">" + "<dc:subject>" * 90_000 + "<rdf:li>x</rdf:li>" + "</dc:subject>" * 90_000
+                  + '<dc:subject><rdf:Bag><rdf:li>y</rdf:li><rdf:li>x</rdf:li></rdf:Bag></dc:subject></rdf:Description>',
+    }
+    for i, (name, text) in enumerate(sidecars.items()):
+        media_corpus.picture(32, 24, i).save(lib / f"{name}.png")
+        (lib / f"{name}.png.xmp").write_text(text + tail)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0  # within the timeout, which it met
+    got = {n: _one(catalog, "sidecars", lib / f"{n}.png.xmp") for n in sidecars}
+    assert (str(got["placeholder"]["taken_at"]), got["placeholder"]["taken_offset"]) == ("2018-06-01 12:00:00",
+                                                                                          "+02:00")
+    assert (got["impossible"]["taken_at"], got["impossible"]["taken_offset"]) == (None, None)
+    assert got["nested"]["keywords"] == ["x", "y"]
+    assert all(_errors(catalog, lib / f"{n}.png.xmp") == [] for n in sidecars)
+
+
 def test_a_photo_without_exif_takes_its_date_place_and_rating_from_its_sidecar(tmp_path: Path) -> None:
     """A Google Takeout photo stripped of its EXIF, its mtime the download's: the `library`
     view, `--where` and the search take the date, place and rating its JSON gives; a

@@ -120,6 +120,8 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
     except ET.ParseError as e:
         raise SidecarError(f"not well-formed XMP: {e}") from None
 
+    from .image import exif_datetime  # Pillow, which a scan that reads no XMP never needs
+
     def prop(name: str) -> str | None:
         prefix, local = name.split(":")
         ns = "{" + _NS[prefix] + "}" + local
@@ -135,14 +137,34 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
                     return li.text.strip()
         return None
 
-    def bag(name: str) -> list[str]:
-        prefix, local = name.split(":")
-        out: list[str] = []
-        for el in root.iter("{" + _NS[prefix] + "}" + local):
-            out += [li.text.strip() for li in el.iterfind(".//rdf:li", _NS) if li.text and li.text.strip()]
-        return out
+    li_tag = "{" + _NS["rdf"] + "}li"
 
-    date_s = prop("exif:DateTimeOriginal") or prop("photoshop:DateCreated") or prop("xmp:CreateDate")
+    def bag(name: str) -> list[str]:
+        """The items (`rdf:li`) anywhere under the property's elements, each once, in
+        document order: one walk of the tree, so a hostile nesting of the property in
+        itself costs no more than its size."""
+        prefix, local = name.split(":")
+        tag = "{" + _NS[prefix] + "}" + local
+        out: dict[str, None] = {}
+        stack: list[tuple[ET.Element, bool]] = [(root, False)]
+        while stack:
+            el, inside = stack.pop()
+            inside = inside or el.tag == tag
+            if inside and el.tag == li_tag and el.text and el.text.strip():
+                out[el.text.strip()] = None
+            stack.extend((child, inside) for child in reversed(el))
+        return list(out)
+
+    # The first of the date properties that reads as a date: a camera's placeholder
+    # (`0000:00:00 00:00:00`) or an impossible date gives way to the next, and its offset
+    # goes with it.
+    date_s, taken = None, None
+    for name in ("exif:DateTimeOriginal", "photoshop:DateCreated", "xmp:CreateDate"):
+        text = prop(name)
+        when = (_iso_local(text) or exif_datetime(text)) if text else None
+        if when:
+            date_s, taken = text, when
+            break
     rating = prop("xmp:Rating")
     try:
         rating_v = int(float(rating)) if rating is not None else None
@@ -155,14 +177,12 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
     lightroom = bag("lr:hierarchicalSubject")
     hierarchical = ([k.replace("|", "/") for k in lightroom if "/" not in k] if lightroom
                     else bag("digiKam:TagsList"))
-    from .image import exif_datetime  # Pillow, which a scan that reads no XMP never needs
-
     lat, lon = xmp_coordinate(prop("exif:GPSLatitude"), "lat"), xmp_coordinate(prop("exif:GPSLongitude"), "lon")
 
     return {
         "format": "xmp",
-        "taken_at": _iso_local(date_s) or exif_datetime(date_s),
-        "taken_offset": _offset(date_s),
+        "taken_at": taken,
+        "taken_offset": _offset(date_s) if date_s else None,
         "rating": rating_v if rating_v is None or -1 <= rating_v <= 5 else None,
         "title": prop("dc:title"),
         "description": prop("dc:description"),
