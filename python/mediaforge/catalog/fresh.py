@@ -101,33 +101,61 @@ STATEMENTS = (
     '"((n || \'.supplemental-metadata\'), 46)) ELSE NULL END, CASE  WHEN ((regexp_replace(n, \'-(?:edite'
     "d|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1') != n)) THE"
     "N (('e:' || regexp_replace(n, '-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigera"
-    'd|muokattu)(\\.[^.]*)$\', \'\\1\'))) ELSE NULL END)) AS k FROM mn), "exact" AS (SELECT DISTINCT s.sid'
-    ", m.media_id FROM ((SELECT sid, folder, unnest(list_distinct(list_value(regexp_replace(x, '\\.[^."
-    "]*$', ''), regexp_replace(x, '\\.s(?:u(?:p(?:p(?:l(?:e(?:m(?:e(?:n(?:t(?:a(?:l(?:-(?:m(?:e(?:t(?:"
-    "a(?:d(?:a(?:t(?:a)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?(\\(\\d+\\))?\\.json$', '\\1'), regexp_repla"
-    "ce(regexp_replace(x, '\\.[^.]*$', ''), '^(.+)(\\.[^.]+)\\((\\d+)\\)$', '\\1(\\3)\\2'), regexp_replace(re"
-    "gexp_replace(x, '\\.s(?:u(?:p(?:p(?:l(?:e(?:m(?:e(?:n(?:t(?:a(?:l(?:-(?:m(?:e(?:t(?:a(?:d(?:a(?:t"
-    "(?:a)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?(\\(\\d+\\))?\\.json$', '\\1'), '^(.+)(\\.[^.]+)\\((\\d+)\\)$"
-    "', '\\1(\\3)\\2'), CASE  WHEN ((x ~~ '%.json')) THEN (('e:' || regexp_replace(regexp_replace(x, '\\."
-    's(?:u(?:p(?:p(?:l(?:e(?:m(?:e(?:n(?:t(?:a(?:l(?:-(?:m(?:e(?:t(?:a(?:d(?:a(?:t(?:a)?)?)?)?)?)?)?)'
-    "?)?)?)?)?)?)?)?)?)?)?)?)?(\\(\\d+\\))?\\.json$', '\\1'), '^(.+)(\\.[^.]+)\\((\\d+)\\)$', '\\1(\\3)\\2'))) EL"
-    "SE NULL END, CASE  WHEN ((x ~~ '%.json')) THEN (('e:' || regexp_replace(regexp_replace(x, '\\.[^."
-    "]*$', ''), '^(.+)(\\.[^.]+)\\((\\d+)\\)$', '\\1(\\3)\\2'))) ELSE NULL END))) AS k FROM sn) AS s INNER J"
-    "OIN (SELECT media_id, folder, unnest(list_value(x, regexp_replace(x, '\\.[^.]*$', ''), CASE  WHEN"
-    " ((regexp_extract(x, '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', 2) != '')) THEN (CASE  WHEN ((length((regex"
-    "p_replace(x, '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', '\\1\\3') || '.supplemental-metadata')) > 46)) THEN ("
-    '("left"((regexp_replace(x, \'^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$\', \'\\1\\3\') || \'.supplemental-metadata\'),'
-    " 46) || regexp_extract(x, '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', 2))) ELSE NULL END) WHEN ((length((x |"
-    '| \'.supplemental-metadata\')) > 46)) THEN ("left"((x || \'.supplemental-metadata\'), 46)) ELSE NULL'
-    " END, CASE  WHEN ((regexp_replace(x, '-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|r"
-    "edigerad|muokattu)(\\.[^.]*)$', '\\1') != x)) THEN (('e:' || regexp_replace(x, '-(?:edited|bearbei"
-    "tet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1'))) ELSE NULL END)) A"
-    'S k FROM mn) AS m ON (((m.folder = s.folder) AND (m.k = s.k))))), twins AS (SELECT DISTINCT e.si'
-    'd, m.folder, m.n FROM ("exact" AS e INNER JOIN mn AS m USING (media_id))) SELECT DISTINCT s.medi'
-    'a_id AS sidecar_id, s.path AS sidecar_path, s.blake3 AS sidecar_blake3, m.media_id, m.path, m.bl'
-    'ake3 FROM (sk AS s INNER JOIN mk AS m ON (((m.folder = s.folder) AND (m.k = s.k)))) WHERE ((NOT '
-    '("row"(s.sid, m.folder, m.n) = ANY(SELECT "row"(sid, folder, n) FROM twins))) OR ("row"(s.sid, m'
-    '.media_id) = ANY(SELECT "row"(sid, media_id) FROM "exact")));',
+    "d|muokattu)(\\.[^.]*)$', '\\1'))) ELSE NULL END, CASE  WHEN ((regexp_replace(n, '-(?:edited|bearbe"
+    "itet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1') != n)) THEN (('e:'"
+    " || CASE  WHEN ((regexp_extract(regexp_replace(n, '-(?:edited|bearbeitet|modifié|editado|modific"
+    "ato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1'), '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', 2) != '')) TH"
+    "EN (CASE  WHEN ((length((regexp_replace(regexp_replace(n, '-(?:edited|bearbeitet|modifié|editado"
+    "|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1'), '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', '\\1\\3"
+    '\') || \'.supplemental-metadata\')) > 46)) THEN (("left"((regexp_replace(regexp_replace(n, \'-(?:edi'
+    "ted|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1'), '^(.*[^"
+    " ])(\\(\\d+\\))(\\.[^.]*)$', '\\1\\3') || '.supplemental-metadata'), 46) || regexp_extract(regexp_repl"
+    "ace(n, '-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$',"
+    " '\\1'), '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', 2))) ELSE NULL END) WHEN ((length((regexp_replace(n, '-("
+    "?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1') || "
+    '\'.supplemental-metadata\')) > 46)) THEN ("left"((regexp_replace(n, \'-(?:edited|bearbeitet|modifié'
+    "|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1') || '.supplemental-metadata'), "
+    '46)) ELSE NULL END)) ELSE NULL END)) AS k FROM mn), "exact" AS (SELECT DISTINCT s.sid, m.media_i'
+    "d FROM ((SELECT sid, folder, unnest(list_distinct(list_value(regexp_replace(x, '\\.[^.]*$', ''), "
+    "regexp_replace(x, '\\.s(?:u(?:p(?:p(?:l(?:e(?:m(?:e(?:n(?:t(?:a(?:l(?:-(?:m(?:e(?:t(?:a(?:d(?:a(?"
+    ":t(?:a)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?(\\(\\d+\\))?\\.json$', '\\1'), regexp_replace(regexp_r"
+    "eplace(x, '\\.[^.]*$', ''), '^(.+)(\\.[^.]+)\\((\\d+)\\)$', '\\1(\\3)\\2'), regexp_replace(regexp_replac"
+    "e(x, '\\.s(?:u(?:p(?:p(?:l(?:e(?:m(?:e(?:n(?:t(?:a(?:l(?:-(?:m(?:e(?:t(?:a(?:d(?:a(?:t(?:a)?)?)?)"
+    "?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?)?(\\(\\d+\\))?\\.json$', '\\1'), '^(.+)(\\.[^.]+)\\((\\d+)\\)$', '\\1(\\3)\\"
+    "2'), CASE  WHEN ((x ~~ '%.json')) THEN (('e:' || regexp_replace(regexp_replace(x, '\\.s(?:u(?:p(?"
+    ':p(?:l(?:e(?:m(?:e(?:n(?:t(?:a(?:l(?:-(?:m(?:e(?:t(?:a(?:d(?:a(?:t(?:a)?)?)?)?)?)?)?)?)?)?)?)?)?'
+    ")?)?)?)?)?)?)?(\\(\\d+\\))?\\.json$', '\\1'), '^(.+)(\\.[^.]+)\\((\\d+)\\)$', '\\1(\\3)\\2'))) ELSE NULL END"
+    ", CASE  WHEN ((x ~~ '%.json')) THEN (('e:' || regexp_replace(regexp_replace(x, '\\.[^.]*$', ''), "
+    "'^(.+)(\\.[^.]+)\\((\\d+)\\)$', '\\1(\\3)\\2'))) ELSE NULL END))) AS k FROM sn) AS s INNER JOIN (SELECT"
+    " media_id, folder, unnest(list_value(x, regexp_replace(x, '\\.[^.]*$', ''), CASE  WHEN ((regexp_e"
+    "xtract(x, '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', 2) != '')) THEN (CASE  WHEN ((length((regexp_replace(x"
+    ', \'^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$\', \'\\1\\3\') || \'.supplemental-metadata\')) > 46)) THEN (("left"((re'
+    "gexp_replace(x, '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', '\\1\\3') || '.supplemental-metadata'), 46) || reg"
+    "exp_extract(x, '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', 2))) ELSE NULL END) WHEN ((length((x || '.supplem"
+    'ental-metadata\')) > 46)) THEN ("left"((x || \'.supplemental-metadata\'), 46)) ELSE NULL END, CASE '
+    " WHEN ((regexp_replace(x, '-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|mu"
+    "okattu)(\\.[^.]*)$', '\\1') != x)) THEN (('e:' || regexp_replace(x, '-(?:edited|bearbeitet|modifié"
+    "|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1'))) ELSE NULL END, CASE  WHEN (("
+    "regexp_replace(x, '-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)("
+    "\\.[^.]*)$', '\\1') != x)) THEN (('e:' || CASE  WHEN ((regexp_extract(regexp_replace(x, '-(?:edite"
+    "d|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1'), '^(.*[^ ]"
+    ")(\\(\\d+\\))(\\.[^.]*)$', 2) != '')) THEN (CASE  WHEN ((length((regexp_replace(regexp_replace(x, '-"
+    "(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', '\\1'), '"
+    '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$\', \'\\1\\3\') || \'.supplemental-metadata\')) > 46)) THEN (("left"((regex'
+    "p_replace(regexp_replace(x, '-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|"
+    "muokattu)(\\.[^.]*)$', '\\1'), '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', '\\1\\3') || '.supplemental-metadata'"
+    "), 46) || regexp_extract(regexp_replace(x, '-(?:edited|bearbeitet|modifié|editado|modificato|bew"
+    "erkt|redigerad|muokattu)(\\.[^.]*)$', '\\1'), '^(.*[^ ])(\\(\\d+\\))(\\.[^.]*)$', 2))) ELSE NULL END) "
+    "WHEN ((length((regexp_replace(x, '-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redig"
+    'erad|muokattu)(\\.[^.]*)$\', \'\\1\') || \'.supplemental-metadata\')) > 46)) THEN ("left"((regexp_repla'
+    "ce(x, '-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)(\\.[^.]*)$', "
+    "'\\1') || '.supplemental-metadata'), 46)) ELSE NULL END)) ELSE NULL END)) AS k FROM mn) AS m ON ("
+    '((m.folder = s.folder) AND (m.k = s.k))))), twins AS (SELECT DISTINCT e.sid, m.folder, m.n FROM '
+    '("exact" AS e INNER JOIN mn AS m USING (media_id))) SELECT DISTINCT s.media_id AS sidecar_id, s.'
+    'path AS sidecar_path, s.blake3 AS sidecar_blake3, m.media_id, m.path, m.blake3 FROM (sk AS s INN'
+    'ER JOIN mk AS m ON (((m.folder = s.folder) AND (m.k = s.k)))) WHERE ((NOT ("row"(s.sid, m.folder'
+    ', m.n) = ANY(SELECT "row"(sid, folder, n) FROM twins))) OR ("row"(s.sid, m.media_id) = ANY(SELEC'
+    'T "row"(sid, media_id) FROM "exact")));',
     'CREATE VIEW library AS SELECT f.media_id, f.path, f.dir, f."name", f.ext, f.size, f.mtime_ns, f.'
     'kind, f.mime, f.blake3, f.first_seen, f.last_seen, m.format, m.width, m.height, m.duration, m.bi'
     'trate, m.video_codec, m.audio_codec, COALESCE(m.video_codec, m.audio_codec) AS codec, m.fps, m.r'

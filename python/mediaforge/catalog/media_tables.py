@@ -113,7 +113,8 @@ SIDECAR_LINKS_VIEW_V11 = "CREATE OR REPLACE " + _SIDECAR_LINKS.format(match=_SID
 # A media file goes by its name, its stem (`IMG_1` of `IMG_1.CR2`), the first 46
 # characters of `<name>.supplemental-metadata` (Google Takeout cuts its JSON names to 51
 # characters, `.json` included) and, as the original's edit, by its name without
-# `-edited` (Takeout's `photo-edited.jpg` shares `photo.jpg.json`; JSON sidecars only).
+# `-edited` (Takeout's `photo-edited.jpg` shares `photo.jpg.json`, and the JSON cut to 51
+# characters of a long name's original; JSON sidecars only).
 _SUPPLEMENTAL = "\\.s" + "".join(f"(?:{c}" for c in "upplemental-metadata") + ")?" * len("upplemental-metadata")
 _EDITED = "-(?:edited|bearbeitet|modifié|editado|modificato|bewerkt|redigerad|muokattu)"
 
@@ -151,7 +152,8 @@ def _sidecar_keys(n: str) -> str:
 def _media_keys(n: str) -> str:
     """The names (lower-case) a media file named `n` goes by, for `_sidecar_keys`."""
     return (f"[{n}, regexp_replace({n}, '\\.[^.]*$', ''), {_cut_key(n)}, "
-            f"CASE WHEN {_unedited(n)} <> {n} THEN 'e:' || {_unedited(n)} END]")
+            f"CASE WHEN {_unedited(n)} <> {n} THEN 'e:' || {_unedited(n)} END, "
+            f"CASE WHEN {_unedited(n)} <> {n} THEN 'e:' || {_cut_key(_unedited(n))} END]")
 
 
 def _unedited(n: str) -> str:

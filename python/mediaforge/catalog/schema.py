@@ -403,6 +403,11 @@ MIGRATIONS[25] = [
     "UPDATE media SET format = regexp_replace(format, '_pipe$', '') WHERE format LIKE '%\\_pipe' ESCAPE '\\'",
     "UPDATE media SET format = CASE video_codec WHEN 'mjpeg' THEN 'jpeg' ELSE video_codec END "
     "WHERE format = 'image2' AND kind IN ('image', 'raw') AND video_codec IS NOT NULL",
+    # An edit's copy of a long name (`<name>-edited.jpg`) shares its original's JSON when
+    # Takeout cut that JSON's name, too; the search index compares every document again.
+    SIDECAR_LINKS_VIEW,
+    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE kind = 'sidecar' "
+    "AND lower(ext) = 'json')",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
