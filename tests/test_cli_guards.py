@@ -462,6 +462,23 @@ def test_info_names_copies_whose_names_differ_only_in_undecodable_bytes_apart(tm
     assert res.rc == 0 and (fields["dir"], fields["name"]) == (f"{lib}/sub\\xfe", "c\\xfd.jpg"), res.out
 
 
+def test_info_lists_no_copies_of_an_empty_file(tmp_path: Path) -> None:
+    """A QA finding: every empty file shares the empty contents' digest, so `info` of an
+    empty `.mp4` listed an empty `.xmp` and `.jpg` beside it as its copies."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a.jpg.xmp", "b.mp4", "c.jpg"):
+        (lib / name).write_bytes(b"")
+    Image.new("RGB", (16, 16), (0, 0, 200)).save(lib / "d.jpg")
+    shutil.copy(lib / "d.jpg", lib / "e.jpg")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    info = json.loads(run_cli("info", lib / "b.mp4", "--json", catalog=catalog).out)
+    assert (info["file"]["kind"], info["copies"]) == ("video", []), info
+    info = json.loads(run_cli("info", lib / "d.jpg", "--json", catalog=catalog).out)
+    assert info["copies"] == [str(lib / "e.jpg")], info
+
+
 def test_info_gives_the_exact_bytes_of_sidecars_and_of_what_a_sidecar_describes(tmp_path: Path) -> None:
     """`info --json` named a photo's sidecars, and the photo a sidecar describes, by their
     display text alone: in a folder whose name is not UTF-8 a script could not open them,

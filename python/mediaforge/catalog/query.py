@@ -562,8 +562,9 @@ def file_info(cat: Catalog, path_bytes: bytes) -> dict[str, Any] | None:
         return None
     info: dict[str, Any] = {"file": found[0]}
     h = found[0]["blake3"]
+    # (Empty files are no copies of one another: they hold nothing to keep twice.)
     copies = _rows(cat, "SELECT path, path_bytes FROM files WHERE blake3 = ? AND path_bytes <> ? "
-                        "AND status = 'present' ORDER BY path_bytes", [h, path_bytes]) if h else []
+                        "AND status = 'present' AND size > 0 ORDER BY path_bytes", [h, path_bytes]) if h else []
     # The paths as text, and their exact bytes where the text cannot hold them (base64 in
     # JSON, as `path_raw` elsewhere; null otherwise): two copies whose names differ only
     # in such bytes stay apart.
