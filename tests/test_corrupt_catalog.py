@@ -154,6 +154,26 @@ def test_an_empty_catalog_file_is_made_a_catalog_and_other_files_are_named(media
         assert_one_line_error(res.err, "not a readable DuckDB catalog")
 
 
+@pytest.mark.parametrize("name", ["rows.csv", "rows.parquet", "rows.json"])
+def test_a_data_file_given_as_the_catalog_is_named_not_a_duckdb_file(media_tree: MediaTree, tmp_path: Path,
+                                                                     name: str) -> None:
+    """A QA finding: DuckDB opens a CSV, Parquet or JSON file given as its database as an
+    in-memory one with views over it, so a reading command said "Cannot launch in-memory
+    database in read-only mode" and a scan "a DuckDB database but not a MediaForge
+    catalog". The file is left as it was."""
+    import duckdb
+
+    data = tmp_path / name
+    fmt = {"csv": "(FORMAT csv)", "parquet": "(FORMAT parquet)", "json": "(FORMAT json)"}[name.split(".")[1]]
+    duckdb.sql(f"COPY (SELECT 1 AS a, 'x' AS b) TO '{data}' {fmt}")
+    before = data.read_bytes()
+    for args in (("stats",), ("query", "SELECT 1"), ("scan", media_tree.root, "--no-meta")):
+        res = run_cli(*args, catalog=data)
+        assert res.rc == ExitCode.CATALOG_INVALID, (args, res)
+        assert_one_line_error(res.err, "not a readable DuckDB catalog: it is not a DuckDB file")
+    assert data.read_bytes() == before
+
+
 @pytest.mark.parametrize("cut", [8192, 4096, 0])
 def test_a_catalog_cut_short_after_it_held_data_is_damaged_not_made_anew(media_tree: MediaTree, tmp_path: Path,
                                                                         cut: int) -> None:

@@ -270,8 +270,14 @@ class Catalog:
                 _unlink_unless_held(path)
             elif path.is_file():
                 with open(path, "rb") as f:
-                    if f.read(16) == b"SQLite format 3\x00":
-                        raise CatalogInvalidError(f"{path} is an SQLite database, not a DuckDB catalog")
+                    head = f.read(16)
+                if head == b"SQLite format 3\x00":
+                    raise CatalogInvalidError(f"{path} is an SQLite database, not a DuckDB catalog")
+                if head[8:12] != b"DUCK":
+                    # DuckDB opens a CSV, Parquet or JSON file named as the database as an
+                    # in-memory one with views over it, and says nothing of the file.
+                    raise CatalogInvalidError(f"{path} is not a readable DuckDB catalog: it is not a DuckDB file "
+                                              "(a CSV, Parquet or JSON file, or other data?)")
         except OSError as e:  # a folder on the way that may not be entered, a name too long ...
             raise CatalogInvalidError(f"cannot open catalog {path}: {e.strerror}") from None
         if not read_only:
