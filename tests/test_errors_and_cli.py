@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -954,6 +955,29 @@ def test_a_failed_export_leaves_the_earlier_one_whole_and_no_litter(cataloged: M
     assert_one_line_error(res.err, "tags.parquet", "folder")
     after = {n: (out / n).read_bytes() for n in os.listdir(out) if (out / n).is_file()}
     assert after == {**{n: b for n, b in before.items() if n != "tags.parquet"}, ".files.parquet.partial": b"mine"}
+
+
+def test_an_export_keeps_the_permissions_of_the_files_it_replaces(cataloged: MediaTree, catalog_path: Path,
+                                                                   tmp_path: Path) -> None:
+    """A QA finding: each export wrote fresh 0644 files over the old ones, so a user's
+    `chmod 600` on a dump of every path they own was undone by the next export. A new
+    table's file gets the usual 0644 less the umask."""
+    out = tmp_path / "export"
+    assert run_cli("export", out, catalog=catalog_path).rc == 0
+    os.chmod(out / "files.parquet", 0o600)
+    os.chmod(out / "scans.parquet", 0o640)
+    (out / "tags.parquet").unlink()
+    do_scan(catalog_path, cataloged.root)  # a second scans row: the new export differs
+    assert run_cli("export", out, catalog=catalog_path).rc == 0
+    modes = {n: stat.S_IMODE(os.stat(out / n).st_mode) for n in ("files.parquet", "scans.parquet", "tags.parquet")}
+    assert modes == {"files.parquet": 0o600, "scans.parquet": 0o640, "tags.parquet": 0o644 & ~_umask()}, modes
+    assert pq.read_table(out / "scans.parquet").num_rows == 2
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _set_immutable(path: Path, on: bool) -> None:

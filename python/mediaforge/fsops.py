@@ -230,6 +230,19 @@ def replace_atomically(target: bytes, data: bytes) -> None:
     replace_with(target, lambda f: f.write(data))
 
 
+def stand_in(fd: int, old: os.stat_result, attrs: dict[bytes, bytes]) -> None:
+    """Give the new file open as `fd`, about to be renamed over a file whose stat was
+    `old` and extended attributes `attrs`, that file's permission bits, ACL and other
+    attributes, and its owner and group where this process may set them."""
+    if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+        with contextlib.suppress(OSError):  # not ours to give away: it stays ours
+            os.fchown(fd, old.st_uid, old.st_gid)
+    # Its ACL and other extended attributes too: with an ACL, the mode's group bits are
+    # the ACL's mask, and on a file without one they would be the group's own rights
+    # (widened, and the users the ACL names shut out).
+    give_back(fd, None, attrs, old.st_mode)
+
+
 def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
     """`replace_atomically`, with the new content written by `fill` into the open file: a
     `fill` that fails (a full disk, bad data) leaves the target as it was, and no
@@ -246,13 +259,7 @@ def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
     try:
         with open(fds[0], "wb") as f:
             if old is not None:
-                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
-                    with contextlib.suppress(OSError):  # not ours to give away: it stays ours
-                        os.fchown(f.fileno(), old.st_uid, old.st_gid)
-                # Its ACL and other extended attributes too: with an ACL, the mode's group
-                # bits are the ACL's mask, and on a file without one they would be the
-                # group's own rights (widened, and the users the ACL names shut out).
-                give_back(f.fileno(), None, attrs, old.st_mode)
+                stand_in(f.fileno(), old, attrs)
             fill(f)
             f.flush()
             os.fsync(f.fileno())

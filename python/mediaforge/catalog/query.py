@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, QueryError, first_line, is_text, quoted, sql_error_text
-from ..fsops import new_tmp, replace_all
+from ..fsops import new_tmp, replace_all, stand_in, xattrs
 from .media_tables import taken_sql
 from .meta_writes import LACKS_FINGERPRINT
 from .schema import ALL_TABLES
@@ -355,6 +355,19 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
                 if is_corruption(e):
                     raise damaged(e, cat.path) from None
                 raise PathIOError(f"export of {t} to {target} failed: {first_line(e)}") from None
+            try:  # a file it replaces keeps its permission bits (a user's `chmod 600`), owner and ACL
+                old, attrs = os.stat(target), xattrs(os.fsencode(target))
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise PathIOError(f"cannot read {target}: {e.strerror}") from None
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                stand_in(fd, old, attrs)
+            except OSError as e:
+                raise PathIOError(f"cannot give {target}'s permissions to its new copy: {e.strerror or e}") from None
+            finally:
+                os.close(fd)
         try:  # all or none: a rename that fails puts back the files renamed before it
             replace_all([(os.fsencode(tmp), os.fsencode(target)) for tmp, target in done])
         except OSError as e:
