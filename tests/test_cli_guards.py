@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import shutil
 import subprocess
@@ -556,14 +557,15 @@ def test_only_querys_sql_opening_with_a_comment_is_moved_after_the_options(args:
 
 
 
-def _on_a_terminal(*args: str | os.PathLike, catalog: Path, ctrl_c_at: bytes | None = None) -> tuple[int, str]:
+def _on_a_terminal(*args: str | os.PathLike, catalog: Path, ctrl_c_at: bytes | None = None,
+                   columns: int = 120) -> tuple[int, str]:
     """Run `mediaforge ARGS...` with stdin, stdout and stderr on a pseudo-terminal, as a
     person typing it: the progress bars draw. With `ctrl_c_at`, SIGINT goes to its process
     group (as Ctrl-C sends it) the moment that text is drawn. (rc, everything it wrote)."""
     import signal
 
     master, slave = os.openpty()
-    env = cli_env(catalog, TERM="xterm-256color", COLUMNS="120", LINES="40")
+    env = cli_env(catalog, TERM="xterm-256color", COLUMNS=str(columns), LINES="40")
     p = subprocess.Popen(cli_cmd(*args), stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
                          start_new_session=True)
     os.close(slave)
@@ -581,6 +583,27 @@ def _on_a_terminal(*args: str | os.PathLike, catalog: Path, ctrl_c_at: bytes | N
             ctrl_c_at = None
     os.close(master)
     return p.wait(timeout=300), out.decode("utf-8", "replace")
+
+
+def test_stats_on_a_narrow_terminal_never_breaks_a_number_nor_drops_a_column(tmp_path: Path) -> None:
+    """A QA finding: on an 80-column terminal `stats` folded the last scans' file count
+    `12,000` as `12,00` over `0` (two numbers, to a reader), and `completed` and dates
+    likewise; at 40 columns the `errors` column shrank to nothing, blank on every row.
+    A table too wide is shown one record at a time, as `query` shows one."""
+    lib = tmp_path / "lib" / "d"
+    lib.mkdir(parents=True)
+    for i in range(12_000):
+        (lib / f"f{i}").write_bytes(b"%d" % i)
+    (lib.parent / ".mediaforgeignore").write_bytes(b"bad\xffpattern\n")  # one error each scan
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib.parent, "--no-meta", catalog=catalog).rc == 0
+    for columns in (80, 40):
+        rc, out = _on_a_terminal("stats", catalog=catalog, columns=columns)
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+        assert rc == 0 and "12,001" in text and "completed" in text, text
+        assert re.search(r"errors +\| 1\r?$", text, re.M) or re.search(r"│ +1 │\r?$", text, re.M), text
+        # Tables fit; a record's long value (a folder) runs on as the terminal wraps it.
+        assert max(len(line.rstrip()) for line in text.splitlines() if set(line) & set("│┃━─")) <= columns, text
 
 
 def test_every_long_command_draws_its_progress_on_a_terminal(tmp_path: Path) -> None:

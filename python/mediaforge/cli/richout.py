@@ -309,33 +309,47 @@ def _path_cell(text: Any, raw: Any) -> Any:
 _NO_COMMAS = ("year", "id")
 
 
+# A text column of `print_records` wider than this may fold onto more lines; narrower
+# ones (and numbers, dates) are kept whole.
+_FOLDED_OVER = 24
+
+
 def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, ...] = ("bytes",)) -> None:
     """A small list of dicts as a table, with byte counts humanised."""
     if not rows:
         return
-    t = Table(title=shown(title), header_style="bold", title_justify="left")
+    from rich.cells import cell_len
+
     cols = list(rows[0].keys())
-    for c in cols:
-        # Folded, never cut with an ellipsis, where a terminal is too narrow.
+    cells = [[human_bytes(r[c]) if c in byte_cols and r[c] is not None else
+              ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
+               else str(plain(cell_text(r[c])))) for c in cols] for r in rows]
+    # Into a file or a pipe the table takes the width it needs (up to 200 columns), not
+    # the 80 rich assumes: a saved report keeps every date and status on one line.
+    width = out_console.width if out_console.is_terminal else max(out_console.width, 200)
+    # Numbers, dates and other short values are never broken across lines (`60,00` over
+    # `0` reads as two numbers); long text (a folder) folds, never cut with an ellipsis.
+    natural = [max([cell_len(c)] + [cell_len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    folds = [n > _FOLDED_OVER and any(isinstance(r[c], str) for r in rows) for c, n in zip(cols, natural)]
+    least = sum(_FOLDED_OVER if f else n for f, n in zip(folds, natural)) + 3 * len(cols) + 1
+    if least > width:
+        # Too narrow for the table: one record at a time, as `query` does.
+        _print_expanded([str(c) for c in cols], [dict(zip(cols, row)) for row in cells], title, width)
+        return
+    t = Table(title=shown(title), header_style="bold", title_justify="left")
+    for c, n, fold in zip(cols, natural, folds):
         # Numbers to the right, judged by the first row that has a value (a scan still
         # running, or killed, has none yet).
         first = next((r[c] for r in rows if r[c] is not None), None)
-        t.add_column(shown(c), justify="right" if isinstance(first, (int, float)) else "left", overflow="fold")
-    for r in rows:
-        t.add_row(*[shown(human_bytes(r[c]) if c in byte_cols and r[c] is not None else
-                          ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
-                           else plain(cell_text(r[c]))))
-                    for c in cols])
-    # Into a file or a pipe the table takes the width it needs (up to 200 columns), not
-    # the 80 rich assumes: a saved report keeps every date and status on one line.
-    if out_console.is_terminal:
-        out_console.print(t)
-        return
-    width = out_console.width
-    out_console.width = max(width, 200)
+        t.add_column(shown(c), justify="right" if isinstance(first, (int, float)) else "left",
+                     overflow="fold", no_wrap=not fold, min_width=None if fold else n)
+    for row in cells:
+        t.add_row(*[shown(v) for v in row])
+    saved = out_console.width
+    out_console.width = width
     try:
         out_console.print(t)
     finally:
-        out_console.width = width
+        out_console.width = saved
 
 
