@@ -422,6 +422,21 @@ def test_an_output_path_with_a_newline_is_named_whole(small_catalog: Path, tmp_p
     assert_one_line_error(res.err, "no\\nsuch/x.csv", "no such folder")
 
 
+def test_an_output_below_a_file_or_a_link_to_nothing_names_it(small_catalog: Path, tmp_path: Path) -> None:
+    """A QA finding: `-o existing.csv/x.csv` said "no such folder .../existing.csv",
+    though the file is there: what stands in the way is named."""
+    (tmp_path / "e.csv").write_text("x\n")
+    os.symlink(tmp_path / "nowhere", tmp_path / "gone")
+    for out, words in ((tmp_path / "e.csv" / "x.csv", (f"{tmp_path}/e.csv is a file, not a folder",)),
+                       (tmp_path / "e.csv" / "a" / "x.csv", (f"{tmp_path}/e.csv is a file, not a folder",)),
+                       (tmp_path / "gone" / "x.csv", (f"{tmp_path}/gone is a link to", "which is not there")),
+                       (tmp_path / "no" / "x.csv", (f"no such folder {tmp_path}/no",))):
+        res = run_cli("query", "SELECT 1", "-o", out, catalog=small_catalog)
+        assert res.rc == 3, (out, res)
+        assert_one_line_error(res.err, *words)
+    assert (tmp_path / "e.csv").read_text() == "x\n"
+
+
 def test_a_closed_or_read_only_stdout_and_a_fifo_reader_that_leaves(small_catalog: Path, tmp_path: Path) -> None:
     with open(os.devnull, "rb") as ro:
         p = subprocess.run(cli_cmd("query", "SELECT 1", "-f", "csv"), env=cli_env(small_catalog), stdout=ro,
@@ -734,6 +749,30 @@ def test_a_carriage_return_in_a_name_is_quoted_in_csv(tmp_path: Path) -> None:
     res = run_cli("query", "SELECT chr(57344) || 'mediaforge:cr' || chr(57344) || chr(10) || 't' AS v, "
                   "union_value(t := 'a' || chr(13) || 'b') AS u", "-f", "csv", catalog=catalog)
     assert list(csv.reader(io.StringIO(res.out, newline=""))) == [["v", "u"], ["\ue000mediaforge:cr\ue000\nt", "a\rb"]]
+
+
+def test_info_of_a_file_whose_path_is_over_path_max_says_so_not_that_it_is_missing(tmp_path: Path,
+                                                                                      small_catalog: Path) -> None:
+    """A QA finding: `info` of a file that is there, at a path longer than the system
+    takes (4,096 bytes), said "no such file ... a typo"."""
+    fd = os.open(tmp_path, os.O_RDONLY)
+    depth = 0
+    try:
+        while depth * 201 < 4_300:
+            name = f"{depth:03d}" + "d" * 197
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, depth = inner, depth + 1
+        os.close(os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    deep = os.path.join(str(tmp_path), *(f"{k:03d}" + "d" * 197 for k in range(depth)), "deep.jpg")
+    assert len(os.fsencode(deep)) > 4_096
+    res = run_cli("info", deep, catalog=small_catalog)
+    assert res.rc == 3, res
+    assert_one_line_error(res.err, "not in the catalog", "File name too long")
+    assert "no such file" not in res.err
 
 
 def test_info_of_a_file_name_with_a_trailing_slash_is_no_such_folder(small_catalog: Path) -> None:

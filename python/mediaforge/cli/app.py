@@ -455,8 +455,13 @@ def info_cmd(
             raise InvalidInputError(f"{path_text(raw)} is a folder: info shows one file (for a folder, try "
                                     "mediaforge search or query)")
         # Named as given (made absolute), not as a link resolves: a broken link names nowhere.
-        if not os.path.lexists(tried[0]):  # a typo: scanning would not help
-            raise PathNotFoundError(f"no such file: {path_text(tried[0])} (nor in the catalog)")
+        try:
+            os.lstat(tried[0])
+        except (FileNotFoundError, NotADirectoryError):  # a typo: scanning would not help
+            raise PathNotFoundError(f"no such file: {path_text(tried[0])} (nor in the catalog)") from None
+        except OSError as e:  # a path over PATH_MAX, a folder on the way not to be entered
+            raise PathNotFoundError(f"not in the catalog: {path_text(tried[0])} (the system cannot look at it: "
+                                    f"{e.strerror})") from None
         try:
             st = os.stat(tried[0])
         except OSError as e:  # a link to nothing, a link loop: no file a scan would catalogue
@@ -615,6 +620,15 @@ def check_output_args(fmt: Format, output: Optional[Path], catalog: Path) -> Non
         _check_output(output, catalog)
         folder = os.path.dirname(absolute(output))
         if not os.path.isdir(folder):
+            # The nearest part of the way that is there: a file where a folder goes is named.
+            above = folder
+            while above != os.path.dirname(above) and not os.path.lexists(above):
+                above = os.path.dirname(above)
+            if os.path.islink(above) and not os.path.exists(above):
+                raise PathNotFoundError(f"--output {output}: {above} is a link to {os.readlink(above)}, which is not "
+                                        "there (a disk not mounted?)")
+            if os.path.lexists(above) and not os.path.isdir(above):
+                raise PathNotFoundError(f"--output {output}: {above} is a file, not a folder")
             raise PathNotFoundError(f"--output {output}: no such folder {folder}")
     if fmt is Format.parquet and output is None:
         raise InvalidInputError("--format parquet needs --output FILE")
