@@ -1280,6 +1280,10 @@ def test_xmp_dates_fall_back_past_an_unreadable_one_and_nested_keywords_cost_the
         "impossible": head + 'xmp:CreateDate="2019-02-30T10:00:00+02:00"/>',
         "nested": head + ">" + "<dc:subject>" * 90_000 + "<rdf:li>x</rdf:li>" + "</dc:subject>" * 90_000
                   + '<dc:subject><rdf:Bag><rdf:li>y</rdf:li><rdf:li>x</rdf:li></rdf:Bag></dc:subject></rdf:Description>',
+        # And a title nesting descriptions in itself (a review finding: read as deep).
+        "titled": head + ">" + "<dc:title><rdf:Description>" * 60_000 + "</rdf:Description></dc:title>" * 60_000
+                  + '</rdf:Description><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>'
+                    '<rdf:Alt><rdf:li xml:lang="x-default">Dune</rdf:li></rdf:Alt></dc:title></rdf:Description>',
     }
     for i, (name, text) in enumerate(sidecars.items()):
         media_corpus.picture(32, 24, i).save(lib / f"{name}.png")
@@ -1291,6 +1295,7 @@ def test_xmp_dates_fall_back_past_an_unreadable_one_and_nested_keywords_cost_the
                                                                                           "+02:00")
     assert (got["impossible"]["taken_at"], got["impossible"]["taken_offset"]) == (None, None)
     assert got["nested"]["keywords"] == ["x", "y"]
+    assert got["titled"]["title"] == "Dune"
     assert all(_errors(catalog, lib / f"{n}.png.xmp") == [] for n in sidecars)
 
 

@@ -132,7 +132,10 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
             if child is not None:
                 if child.text and child.text.strip():
                     return child.text.strip()
-                li = child.find(".//rdf:li", _NS)
+                # Where XMP puts a value: in an `rdf:Alt`, `rdf:Seq` or `rdf:Bag` (a
+                # language alternative): not anywhere below, which a hostile nesting of
+                # descriptions in the property would make quadratic.
+                li = child.find("rdf:*/rdf:li", _NS)
                 if li is not None and li.text:
                     return li.text.strip()
         return None
