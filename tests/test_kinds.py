@@ -4,6 +4,7 @@ was read (a JPEG named .png is a JPEG), else by extension; sidecars are sidecars
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -277,7 +278,14 @@ def test_a_matroska_video_named_as_sound_is_a_video_and_schema_25_refiles_it(
     _encode_audio(lib / "live.mka", "flac", "matroska")
     Image.new("RGB", (32, 24), (200, 40, 40)).save(lib / "still.jpg")
     _encode_audio(lib / "talk.ogg", "flac", "ogg")
+    # Sound alone in an MP4, named as sound and as video: `audio` and `video` rows of one
+    # content, which the upgrade leaves as they are, `media` row included.
+    _encode_audio(lib / "song.m4a", "aac", "mp4")
+    shutil.copy(lib / "song.m4a", lib / "song.mp4")
     assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    song = "SELECT m.kind, m.extracted_at FROM media m JOIN files f USING (blake3) WHERE f.name = 'song.m4a'"
+    song_before = rows(catalog_path, song)
+    assert len(song_before) == 1
     want = [_filed("live.mka", "audio", "audio/x-matroska"), _filed("video.mka", "video", "video/x-matroska")]
     assert _kinds_and_extraction(catalog_path, "f.ext = 'mka'") == want
     with duckdb.connect(str(catalog_path)) as con:  # as schema 24 left them
@@ -290,14 +298,38 @@ def test_a_matroska_video_named_as_sound_is_a_video_and_schema_25_refiles_it(
         con.execute("UPDATE media SET video_codec = 'theora' WHERE format = 'ogg'")
         con.execute("UPDATE meta SET value = '24' WHERE key = 'schema_version'")
     assert run_cli("stats", catalog=catalog_path).rc == 0  # any command upgrades it
+    assert rows(catalog_path, song) == song_before
     assert rows(catalog_path, "SELECT format FROM media WHERE audio_codec = 'flac' AND video_codec IS NULL") == [
         {"format": "png"}]
     assert rows(catalog_path, "SELECT format FROM media WHERE kind = 'image'") == [{"format": "jpeg"}]
     assert rows(catalog_path, "SELECT name, kind, mime FROM files ORDER BY 1") == [
         {"name": "live.mka", "kind": "audio", "mime": "audio/x-matroska"},
+        {"name": "song.m4a", "kind": "audio", "mime": "audio/mp4"},
+        {"name": "song.mp4", "kind": "video", "mime": "video/mp4"},
         {"name": "still.jpg", "kind": "image", "mime": "image/jpeg"},
         {"name": "talk.ogg", "kind": "video", "mime": "video/ogg"},
         {"name": "video.mka", "kind": "video", "mime": "video/x-matroska"}]
     assert run_cli("scan", lib, catalog=catalog_path).rc == 0
     assert _kinds_and_extraction(catalog_path, "f.ext = 'mka'") == want
     assert rows(catalog_path, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"] == str(SCHEMA_VERSION)
+
+
+def test_schema_25_renames_a_libav_readers_format_and_has_the_search_index_compare_again(
+        tmp_path: Path, catalog_path: Path) -> None:
+    """Documents in the search index hold the format: one renamed by the upgrade alone
+    (`png_pipe` to `png`) has every document compared again at the next update."""
+    import duckdb
+
+    from mediaforge.catalog.schema import SEARCH_SYNCED
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    Image.new("RGB", (32, 24), (20, 140, 40)).save(lib / "leaf.png")
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    with duckdb.connect(str(catalog_path)) as con:  # as schema 24 left a damaged PNG that libav read
+        con.execute("UPDATE media SET format = 'png_pipe'")
+        con.execute("UPDATE meta SET value = '24' WHERE key = 'schema_version'")
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", [SEARCH_SYNCED])
+    assert run_cli("stats", catalog=catalog_path).rc == 0
+    assert rows(catalog_path, "SELECT format FROM media") == [{"format": "png"}]
+    assert rows(catalog_path, "SELECT value FROM meta WHERE key = ?", [SEARCH_SYNCED]) == []

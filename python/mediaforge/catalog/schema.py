@@ -384,30 +384,32 @@ MIGRATIONS[24] = [
     "WHERE stage = 'decode' AND message LIKE 'the sound ends at % s the file claims: cut short?')",
 ]
 
-# Version 25: a Matroska or WebM file named as sound (`.mka`, `.weba`) whose tracks list a
-# video is a video (the scan reads its tracks where its first bytes hold them, as `ffmpeg`
-# writes them), and an ISO file named `.m4a`, or an Ogg file whose first stream is not
-# its video (a Skeleton track, the sound first), whose `media` row shows pictures is one
-# too, as version 24 refiled: its rows say `video`, its `media` rows go, to be extracted
-# again with thumbnail and fingerprint. A still read by libav's image reader has the
-# format's own name (`png`, `jpeg`), not the reader's (`png_pipe`, `image2`).
+# Version 25: an ISO, Matroska or WebM file filed as sound by its brands or its name
+# (`.m4a`, `.mka`, `.weba`) whose tracks list a video is a video (the scan reads its
+# tracks), as is an Ogg file whose first stream is not its video (a Skeleton track, the
+# sound first): where its `media` row shows pictures, its rows say `video`, and its
+# `media` rows (those of the contents refiled, no others) go, to be extracted again with
+# thumbnail and fingerprint. A still read by libav's image reader has the format's own
+# name (`png`, `jpeg`), not the reader's (`png_pipe`, `image2`). An edit's copy of a long
+# name (`<name>-edited.jpg`) shares its original's JSON when Takeout cut that JSON's
+# name, too. The search index compares every document again where any of these changed.
 _SOUND_NAMED_VIDEO = """(kind = 'audio' AND mime IN ('audio/x-matroska', 'audio/webm', 'audio/mp4', 'audio/ogg',
                                                'audio/opus')
     AND blake3 IN (SELECT blake3 FROM media WHERE video_codec IS NOT NULL))"""
+_READER_NAMED = "(format LIKE '%\\_pipe' ESCAPE '\\' OR format = 'image2' AND kind IN ('image', 'raw'))"
 MIGRATIONS[25] = [
-    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE {_SOUND_NAMED_VIDEO})",
+    f"CREATE OR REPLACE TEMP TABLE refiled_25 AS SELECT DISTINCT blake3 FROM files WHERE {_SOUND_NAMED_VIDEO}",
+    f"""DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND (EXISTS (SELECT 1 FROM refiled_25)
+        OR EXISTS (SELECT 1 FROM media WHERE {_READER_NAMED})
+        OR EXISTS (SELECT 1 FROM files WHERE kind = 'sidecar' AND lower(ext) = 'json'))""",
     f"""UPDATE files SET kind = 'video', mime = CASE mime WHEN 'audio/x-matroska' THEN 'video/x-matroska'
         WHEN 'audio/webm' THEN 'video/webm' WHEN 'audio/ogg' THEN 'video/ogg' WHEN 'audio/opus' THEN 'video/ogg'
         ELSE 'video/mp4' END WHERE {_SOUND_NAMED_VIDEO}""",
-    "DELETE FROM media WHERE kind = 'audio' AND blake3 IN (SELECT blake3 FROM files WHERE kind = 'video')",
-    "UPDATE media SET format = regexp_replace(format, '_pipe$', '') WHERE format LIKE '%\\_pipe' ESCAPE '\\'",
-    "UPDATE media SET format = CASE video_codec WHEN 'mjpeg' THEN 'jpeg' ELSE video_codec END "
-    "WHERE format = 'image2' AND kind IN ('image', 'raw') AND video_codec IS NOT NULL",
-    # An edit's copy of a long name (`<name>-edited.jpg`) shares its original's JSON when
-    # Takeout cut that JSON's name, too; the search index compares every document again.
+    "DELETE FROM media WHERE blake3 IN (SELECT blake3 FROM refiled_25)",
+    "DROP TABLE refiled_25",
+    f"""UPDATE media SET format = CASE WHEN format = 'image2' THEN CASE video_codec WHEN 'mjpeg' THEN 'jpeg'
+        ELSE coalesce(video_codec, format) END ELSE regexp_replace(format, '_pipe$', '') END WHERE {_READER_NAMED}""",
     SIDECAR_LINKS_VIEW,
-    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM files WHERE kind = 'sidecar' "
-    "AND lower(ext) = 'json')",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
