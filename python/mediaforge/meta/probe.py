@@ -296,10 +296,13 @@ def _display_aspect(w: int | None, h: int | None, sar: Fraction) -> str | None:
 
 
 def _indexed_bitrate(s: Any) -> int | None:
-    """A stream without a codec context (an MP4 chapter or timecode track): its bit rate
-    from its samples' sizes in the container's index over its length, as ffprobe gives
-    it. None for any other stream, and where the index or length is not known."""
+    """A stream without a codec context in an MP4 or MOV file (a chapter or timecode
+    track): its bit rate from its samples' sizes in the file's sample table over its
+    length, as ffprobe gives it. None for any other stream (another container's index,
+    Matroska's cues, lists a few samples, not all), and where the length is not known."""
     if s.codec_context is not None or not (s.duration and s.time_base):
+        return None
+    if not s.container.format.name.startswith("mov,"):
         return None
     try:
         entries = s.index_entries
