@@ -318,7 +318,7 @@ def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, 
     """A small list of dicts as a table, with byte counts humanised."""
     if not rows:
         return
-    from rich.cells import cell_len
+    import datetime
 
     cols = list(rows[0].keys())
     cells = [[human_bytes(r[c]) if c in byte_cols and r[c] is not None else
@@ -329,8 +329,12 @@ def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, 
     width = out_console.width if out_console.is_terminal else max(out_console.width, 200)
     # Numbers, dates and other short values are never broken across lines (`60,00` over
     # `0` reads as two numbers); long text (a folder) folds, never cut with an ellipsis.
-    natural = [max([cell_len(c)] + [cell_len(row[i]) for row in cells]) for i, c in enumerate(cols)]
-    folds = [n > _FOLDED_OVER and any(isinstance(r[c], str) for r in rows) for c, n in zip(cols, natural)]
+    # Measured as shown (escaped for the output's encoding, `\xc9` for an `É` in ASCII).
+    natural = [max([shown(c).cell_len] + [shown(row[i]).cell_len for row in cells]) for i, c in enumerate(cols)]
+    # Folding: text (a folder, as text or as bytes), never a number, date or byte count.
+    folds = [n > _FOLDED_OVER and c not in byte_cols
+             and not any(isinstance(r[c], (int, float, datetime.date, datetime.time)) for r in rows)
+             for c, n in zip(cols, natural)]
     least = sum(_FOLDED_OVER if f else n for f, n in zip(folds, natural)) + 3 * len(cols) + 1
     if least > width:
         # Too narrow for the table: one record at a time, as `query` does.
