@@ -333,3 +333,66 @@ def test_schema_25_renames_a_libav_readers_format_and_has_the_search_index_compa
     assert run_cli("stats", catalog=catalog_path).rc == 0
     assert rows(catalog_path, "SELECT format FROM media") == [{"format": "png"}]
     assert rows(catalog_path, "SELECT value FROM meta WHERE key = ?", [SEARCH_SYNCED]) == []
+
+
+def _mpeg4_clip(path: Path, fmt: str, vorbis_first: bool = False) -> None:
+    """An MPEG-4 Part 2 clip: ffmpeg's MP4 muxer lists no video brand for it (as for HEVC
+    or VP9), only `isom iso2 mp41`. With `vorbis_first`, a Vorbis track before it, whose
+    codec headers (about 3.5 KB) put the video's track entry past the first 512 bytes."""
+    import av
+    import numpy as np
+
+    from conftest import _picture
+
+    with av.open(str(path), "w", format=fmt) as out:
+        sound = None
+        if vorbis_first:
+            sound = out.add_stream("vorbis", rate=44100)
+            sound.codec_context.options = {"strict": "experimental"}  # libav's own Vorbis encoder
+        st = out.add_stream("mpeg4", rate=24)
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for i in range(48):
+            frame = av.VideoFrame.from_image(_picture(64, 48, i))
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+        if sound is not None:
+            silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            silence.sample_rate = 44100
+            for p in [*sound.encode(silence), *sound.encode()]:
+                out.mux(p)
+
+
+def test_a_video_in_a_container_branded_or_named_as_sound_is_told_by_its_tracks(
+        tmp_path: Path, catalog_path: Path) -> None:
+    """A review finding: an MP4 named `.m4a` that lists no video brand (MPEG-4 Part 2, HEVC
+    or VP9 from ffmpeg), and a Matroska file named `.mka` whose tracks come after its first
+    512 bytes (a long title before them, or `mkvmerge`'s room for its seek head), were
+    filed as sound, with no thumbnail and no fingerprint, though they hold a video. Their
+    tracks are read; sound alone stays sound, and so does a file renamed to a sound name."""
+    from conftest import _encode_audio
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _mpeg4_clip(tmp_path / "clip.mp4", "mp4")
+    os.rename(tmp_path / "clip.mp4", lib / "clip.m4a")
+    _mpeg4_clip(tmp_path / "film.mkv", "matroska", vorbis_first=True)
+    assert (tmp_path / "film.mkv").read_bytes().find(b"V_MPEG4") > 512  # the video's track entry
+    os.rename(tmp_path / "film.mkv", lib / "film.mka")
+    _encode_audio(lib / "song.m4a", "aac", "mp4")
+    _encode_audio(lib / "live.mka", "flac", "matroska")
+    _mpeg4_clip(lib / "renamed.mp4", "mp4")
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    assert _kinds_and_extraction(catalog_path) == [
+        _filed("clip.m4a", "video", "video/mp4"), _filed("film.mka", "video", "video/x-matroska"),
+        _filed("live.mka", "audio", "audio/x-matroska"), _filed("renamed.mp4", "video", "video/mp4"),
+        _filed("song.m4a", "audio", "audio/mp4")]
+    # Renamed to a sound name, a file is judged again from its bytes: its tracks too.
+    os.rename(lib / "renamed.mp4", lib / "renamed.m4a")
+    os.rename(lib / "song.m4a", lib / "song.mp4")
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    assert rows(catalog_path, "SELECT name, kind, mime FROM files WHERE name LIKE '%renamed%' OR name LIKE 'song%' "
+                              "ORDER BY 1") == [
+        {"name": "renamed.m4a", "kind": "video", "mime": "video/mp4"},
+        {"name": "song.mp4", "kind": "video", "mime": "video/mp4"}]  # sound alone named .mp4: as documented

@@ -201,7 +201,8 @@ def _classify_renamed(con, ids: list) -> None:  # noqa: ANN001
             [ids]).fetchall():
         # One that cannot be read now is judged by its name, as a first scan would.
         head = _head(bytes(path))
-        kind, mime = _core.classify(os.fsencode(name) if isinstance(name, str) else bytes(name), head)
+        kind, mime = _core.classify(os.fsencode(name) if isinstance(name, str) else bytes(name), head,
+                                    bytes(path) if head is not None else None)
         for column, value in (("media_id", media_id), ("kind", kind), ("mime", mime)):
             fixed[column].append(value)
     if fixed["media_id"]:

@@ -294,6 +294,112 @@ fn ogg_first_packets(h: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// Reads bytes of a file at an offset into a buffer: how many it read (fewer at its end),
+/// `None` when the read fails.
+pub type ReadAt<'a> = &'a dyn Fn(u64, &mut [u8]) -> Option<usize>;
+
+fn read_full(read: ReadAt<'_>, at: u64, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match read(at + got as u64, &mut buf[got..]) {
+            Some(n) if n > 0 => got += n,
+            _ => break,
+        }
+    }
+    got
+}
+
+/// Whether a class says sound for a container's brands or name alone (an ISO file branded
+/// or named as sound, `.m4a`; Matroska or WebM named `.mka`, `.weba`), which its tracks,
+/// read from the file (`tracks_list_video`), may overturn.
+pub fn tracks_may_tell(class: Class) -> bool {
+    matches!(class.mime, "audio/mp4" | "audio/x-matroska" | "audio/webm")
+}
+
+/// The video class of a container `tracks_may_tell` of.
+pub fn as_video(class: Class) -> Class {
+    match class.mime {
+        "audio/mp4" => c(Kind::Video, "video/mp4"),
+        "audio/webm" => c(Kind::Video, "video/webm"),
+        "audio/x-matroska" => c(Kind::Video, "video/x-matroska"),
+        _ => class,
+    }
+}
+
+/// How far into a Matroska file its tracks are looked for (`mkvmerge` reserves a few
+/// kilobytes for its seek head before them).
+const MATROSKA_TRACKS_WITHIN: usize = 64 << 10;
+
+/// Whether the file (read through `read`) of a container `tracks_may_tell` of lists a
+/// video track: an ISO file a track whose handler is `vide` (cover art is no track), a
+/// Matroska file a `TrackType` 1 or `V_` codec within its first 64 KiB.
+pub fn tracks_list_video(class: Class, read: ReadAt<'_>) -> bool {
+    if class.mime == "audio/mp4" {
+        return iso_lists_video(read) == Some(true);
+    }
+    let mut buf = vec![0u8; MATROSKA_TRACKS_WITHIN];
+    let n = read_full(read, 0, &mut buf);
+    matroska_lists_video(&buf[..n]) == Some(true)
+}
+
+/// The boxes of type `want` among the ISO boxes from `start` to `end`: where each one's
+/// body starts and where it ends; only the first with `first`. At most 4,096 boxes are
+/// looked at (a fragmented file has thousands at its top); a size that cannot be (under
+/// its header's) ends the list.
+fn iso_boxes(read: ReadAt<'_>, start: u64, end: u64, want: &[u8; 4], first: bool) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut at = start;
+    for _ in 0..4096 {
+        let mut h = [0u8; 16];
+        if at.checked_add(8).is_none_or(|e| e > end) || read_full(read, at, &mut h) < 8 {
+            break;
+        }
+        let (size, header) = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
+            1 => (
+                u64::from_be_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
+                16,
+            ),
+            0 => (end - at, 8), // to the end of what holds it
+            n => (n as u64, 8),
+        };
+        if size < header {
+            break;
+        }
+        if &h[4..8] == want {
+            out.push((at + header, at.saturating_add(size).min(end)));
+            if first {
+                break;
+            }
+        }
+        match at.checked_add(size) {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    out
+}
+
+/// Whether an ISO media file's `moov` box lists a video track; `None` without one.
+fn iso_lists_video(read: ReadAt<'_>) -> Option<bool> {
+    let (start, end) = *iso_boxes(read, 0, u64::MAX, b"moov", true).first()?;
+    let video = iso_boxes(read, start, end, b"trak", false)
+        .into_iter()
+        .any(|(start, end)| {
+            iso_boxes(read, start, end, b"mdia", true)
+                .first()
+                .is_some_and(|&(start, end)| {
+                    iso_boxes(read, start, end, b"hdlr", true)
+                        .first()
+                        .is_some_and(|&(body, _)| {
+                            // Version and flags, a field of zeros, then the handler's type.
+                            let mut h = [0u8; 12];
+                            read_full(read, body, &mut h) == 12 && &h[8..12] == b"vide"
+                        })
+                })
+        });
+    Some(video)
+}
+
 fn is_raw_tiff_ext(ext: &[u8]) -> bool {
     matches!(from_extension(ext), Some(Class { kind: Kind::Raw, .. }))
 }
@@ -729,6 +835,55 @@ mod tests {
         assert_eq!(matroska_lists_video(&cut), None);
         assert_eq!(matroska_lists_video(&file(&[sound])), Some(false));
         assert_eq!(matroska_lists_video(b"\x1A\x45\xDF\xA3\xff"), None);
+    }
+
+    #[test]
+    fn an_iso_file_branded_as_sound_whose_tracks_list_a_video_is_a_video() {
+        fn b(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+            [&((body.len() + 8) as u32).to_be_bytes()[..], kind, body].concat()
+        }
+        let hdlr = |handler: &[u8; 4]| b(b"hdlr", &[&[0u8; 8][..], handler, &[0u8; 13]].concat());
+        let trak = |handler: &[u8; 4]| b(b"trak", &b(b"mdia", &[b(b"mdhd", &[0; 24]), hdlr(handler)].concat()));
+        let file = |handlers: &[&[u8; 4]], moov_first: bool| -> Vec<u8> {
+            let ftyp = b(b"ftyp", b"M4A \0\0\0\0M4A isom");
+            let moov = b(
+                b"moov",
+                &[
+                    b(b"mvhd", &[0; 100]),
+                    handlers.iter().map(|h| trak(h)).collect::<Vec<_>>().concat(),
+                ]
+                .concat(),
+            );
+            let mdat = b(b"mdat", &[7; 3000]);
+            if moov_first {
+                [ftyp, moov, mdat].concat()
+            } else {
+                [ftyp, mdat, moov].concat()
+            }
+        };
+        let lists = |bytes: &[u8]| {
+            let read = |at: u64, buf: &mut [u8]| {
+                let at = (at as usize).min(bytes.len());
+                let n = buf.len().min(bytes.len() - at);
+                buf[..n].copy_from_slice(&bytes[at..at + n]);
+                Some(n)
+            };
+            tracks_list_video(classify(b"m4a", Some(&bytes[..HEAD.min(bytes.len())])), &read)
+        };
+        const HEAD: usize = 512;
+        let song = file(&[b"soun"], false);
+        assert_eq!(classify(b"m4a", Some(&song[..HEAD])).mime, "audio/mp4");
+        assert!(!lists(&song));
+        assert!(lists(&file(&[b"soun", b"vide"], false)));
+        assert!(lists(&file(&[b"vide", b"text"], true)));
+        assert!(!lists(&file(&[b"soun", b"text"], true)));
+        // Cut short before its `moov`, or a box whose size cannot be: no video said.
+        let cut = file(&[b"vide"], false);
+        assert!(!lists(&cut[..cut.len() - 40]));
+        let mut bad = file(&[b"vide"], true);
+        bad[24..28].copy_from_slice(&3u32.to_be_bytes()); // the moov box's size
+        assert!(!lists(&bad));
+        assert_eq!(as_video(classify(b"m4a", Some(&song[..HEAD]))).mime, "video/mp4");
     }
 
     #[test]

@@ -1063,6 +1063,29 @@ fn sniff(path: &[u8]) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// A file its first bytes file as sound for its container's brands or name alone (see
+/// `kind::tracks_may_tell`), with its tracks read: a video where they list one. A file that
+/// cannot be opened again keeps what its first bytes said.
+fn tracks_read(class: Class, dirfd: BorrowedFd<'_>, name: &[u8], follow: bool) -> Class {
+    if !kind::tracks_may_tell(class) {
+        return class;
+    }
+    let Ok(c) = CString::new(name) else {
+        return class;
+    };
+    let nofollow = if follow { OFlags::empty() } else { OFlags::NOFOLLOW };
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | nofollow;
+    let Ok(fd) = rustix::fs::openat(dirfd, c.as_c_str(), flags, Mode::empty()) else {
+        return class;
+    };
+    let read = |at: u64, buf: &mut [u8]| rustix::io::pread(&fd, buf, at).ok();
+    if kind::tracks_list_video(class, &read) {
+        kind::as_video(class)
+    } else {
+        class
+    }
+}
+
 fn classify_unread(f: &WalkedFile) -> Class {
     let ext = kind::extension(f.name());
     match kind::from_extension(ext) {
@@ -2097,7 +2120,10 @@ fn settle_hashed(
         return Continue(());
     }
     let (digest, class) = match hashed {
-        Outcome::Stable(digest, head) => (Some(digest), kind::classify(ext, Some(head))),
+        Outcome::Stable(digest, head) => (
+            Some(digest),
+            tracks_read(kind::classify(ext, Some(head)), dirfd, f.name(), out.follow),
+        ),
         Outcome::Unstable(_) => {
             unstable.fetch_add(1, Relaxed);
             fail(

@@ -383,12 +383,24 @@ fn search_words(py: Python<'_>, query: &str) -> PyResult<Vec<(String, String, Op
     Ok(words.into_iter().map(|w| (w.raw, w.value, w.key)).collect())
 }
 
-/// Kind and MIME of a file name and (optionally) its first bytes.
+/// Kind and MIME of a file name and (optionally) its first bytes; with `path`, the file
+/// there, whose tracks are read where its container's brands or name alone say sound.
 #[pyfunction]
-#[pyo3(signature = (name, head=None))]
-fn classify(name: Vec<u8>, head: Option<Vec<u8>>) -> (String, String) {
-    let ext = mediaforge_core::kind::extension(&name);
-    let c = mediaforge_core::kind::classify(ext, head.as_deref());
+#[pyo3(signature = (name, head=None, path=None))]
+fn classify(name: Vec<u8>, head: Option<Vec<u8>>, path: Option<Vec<u8>>) -> (String, String) {
+    use mediaforge_core::kind;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileExt;
+
+    let mut c = kind::classify(kind::extension(&name), head.as_deref());
+    if kind::tracks_may_tell(c) {
+        if let Some(file) = path.and_then(|p| std::fs::File::open(std::ffi::OsStr::from_bytes(&p)).ok()) {
+            let read = |at: u64, buf: &mut [u8]| file.read_at(buf, at).ok();
+            if kind::tracks_list_video(c, &read) {
+                c = kind::as_video(c);
+            }
+        }
+    }
     (c.kind.as_str().to_string(), c.mime.to_string())
 }
 
