@@ -311,9 +311,14 @@ fn read_full(read: ReadAt<'_>, at: u64, buf: &mut [u8]) -> usize {
 
 /// Whether a class says sound for a container's brands or name alone (an ISO file branded
 /// or named as sound, `.m4a`; Matroska or WebM named `.mka`, `.weba`), which its tracks,
-/// read from the file (`tracks_list_video`), may overturn.
-pub fn tracks_may_tell(class: Class) -> bool {
-    matches!(class.mime, "audio/mp4" | "audio/x-matroska" | "audio/webm")
+/// read from the file (`tracks_list_video`), may overturn: only where its first bytes
+/// `head` are that container's (not other bytes under such a name).
+pub fn tracks_may_tell(class: Class, head: &[u8]) -> bool {
+    match class.mime {
+        "audio/mp4" => head.get(4..8) == Some(b"ftyp"),
+        "audio/x-matroska" | "audio/webm" => head.starts_with(b"\x1A\x45\xDF\xA3"),
+        _ => false,
+    }
 }
 
 /// The video class of a container `tracks_may_tell` of.
@@ -868,7 +873,8 @@ mod tests {
                 buf[..n].copy_from_slice(&bytes[at..at + n]);
                 Some(n)
             };
-            tracks_list_video(classify(b"m4a", Some(&bytes[..HEAD.min(bytes.len())])), &read)
+            let class = classify(b"m4a", Some(&bytes[..HEAD.min(bytes.len())]));
+            tracks_may_tell(class, bytes) && tracks_list_video(class, &read)
         };
         const HEAD: usize = 512;
         let song = file(&[b"soun"], false);

@@ -1066,8 +1066,8 @@ fn sniff(path: &[u8]) -> Option<Vec<u8>> {
 /// A file its first bytes file as sound for its container's brands or name alone (see
 /// `kind::tracks_may_tell`), with its tracks read: a video where they list one. A file that
 /// cannot be opened again keeps what its first bytes said.
-fn tracks_read(class: Class, dirfd: BorrowedFd<'_>, name: &[u8], follow: bool) -> Class {
-    if !kind::tracks_may_tell(class) {
+fn tracks_read(class: Class, head: &[u8], dirfd: BorrowedFd<'_>, name: &[u8], follow: bool) -> Class {
+    if !kind::tracks_may_tell(class, head) {
         return class;
     }
     let Ok(c) = CString::new(name) else {
@@ -2122,7 +2122,7 @@ fn settle_hashed(
     let (digest, class) = match hashed {
         Outcome::Stable(digest, head) => (
             Some(digest),
-            tracks_read(kind::classify(ext, Some(head)), dirfd, f.name(), out.follow),
+            tracks_read(kind::classify(ext, Some(head)), head, dirfd, f.name(), out.follow),
         ),
         Outcome::Unstable(_) => {
             unstable.fetch_add(1, Relaxed);

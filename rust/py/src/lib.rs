@@ -393,7 +393,7 @@ fn classify(name: Vec<u8>, head: Option<Vec<u8>>, path: Option<Vec<u8>>) -> (Str
     use std::os::unix::fs::FileExt;
 
     let mut c = kind::classify(kind::extension(&name), head.as_deref());
-    if kind::tracks_may_tell(c) {
+    if kind::tracks_may_tell(c, head.as_deref().unwrap_or_default()) {
         if let Some(file) = path.and_then(|p| std::fs::File::open(std::ffi::OsStr::from_bytes(&p)).ok()) {
             let read = |at: u64, buf: &mut [u8]| file.read_at(buf, at).ok();
             if kind::tracks_list_video(c, &read) {
