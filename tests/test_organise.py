@@ -561,6 +561,29 @@ def test_xmp_export_keeps_what_it_does_not_own(tmp_path: Path) -> None:
         "Caf\u00e9", "K\u00f6ln/Dom", "smile \U0001f600"]
 
 
+def test_xmp_export_takes_a_removed_tag_out_of_every_description_that_lists_it(tmp_path: Path) -> None:
+    """A QA finding: with `dc:subject` in two `rdf:Description`s (a scan imports both),
+    a tag removed in MediaForge was taken out of the first only, and `--dry-run` then
+    called the sidecar up to date; the next import put the tag back."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    picture(8, 8, 1).save(lib / "p.jpg")
+    desc = ('<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag>'
+            '<rdf:li>{}</rdf:li></rdf:Bag></dc:subject></rdf:Description>')
+    (lib / "p.jpg.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+                                   '02/22-rdf-syntax-ns#">' + desc.format("First") + desc.format("Second")
+                                   + "</rdf:RDF></x:xmpmeta>")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY 1")] == ["First", "Second"]
+    assert run_cli("tag", "remove", "Second", lib / "p.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", lib / "p.jpg", catalog=catalog).rc == 0
+    assert re.findall(r"<rdf:li>([^<]*)", (lib / "p.jpg.xmp").read_text()) == ["First", "First", "First"]
+    assert "1 already up to date" in run_cli("xmp", "export", lib / "p.jpg", "--dry-run", catalog=catalog).out
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY 1")] == ["First"]
+
+
 def test_xmp_export_leaves_links_fifos_read_only_and_deep_sidecars_alone(tmp_path: Path) -> None:
     """A sidecar that is a symbolic link, a FIFO (which blocked export for good), a
     read-only file or one nested too deeply to rewrite (an internal error once) is listed
@@ -1030,6 +1053,37 @@ def test_a_damaged_search_index_is_built_again_by_whatever_comes_first(lib) -> N
     assert run_cli("scan", root, catalog=catalog).rc == 0
     res = run_cli("search", "tag:trip", "--format", "json", catalog=catalog)
     assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["paris.jpg"], res
+
+
+@pytest.mark.parametrize(("ext", "start", "end"), [("fast", 0.25, 0.5), ("term", 0.5, 0.6), ("store", 0.0, 0.1)])
+def test_an_index_whose_segment_files_are_damaged_is_built_again_without_a_panic(lib, ext: str, start: float,
+                                                                                  end: float) -> None:
+    """A QA finding: bytes damaged inside a segment's `.fast` file made tantivy assert, and
+    `search`, `scan` and `tag add` each ended in a Rust panic and a Python traceback; in a
+    `.term` or `.store` file, every search failed on one line ("Unsupported dictionary
+    type", exit 3) and no command rebuilt the index. Each command builds it again."""
+    root, catalog = lib
+    index = catalog.with_name("cat.search")
+    assert run_cli("search", "paris", catalog=catalog).rc == 0
+
+    def damage() -> None:
+        for f in index.glob(f"*.{ext}"):
+            data = bytearray(f.read_bytes())
+            for i in range(int(len(data) * start), int(len(data) * end), 3):
+                data[i] ^= 0xFF
+            f.write_bytes(bytes(data))
+
+    for args in (("scan", root, "--json"), ("tag", "add", "trip", root / "2019 Paris" / "paris.jpg", "--json"),
+                 ("search", "tag:trip", "--format", "json")):
+        damage()
+        res = run_cli(*args, catalog=catalog)
+        assert res.rc == 0 and "panicked" not in res.err and "Traceback" not in res.err, (args, res)
+        assert json.loads(res.out), (args, res)
+        damage()
+        res = run_cli("search", "tag:trip", "--format", "json", catalog=catalog)
+        assert res.rc == 0 and "panicked" not in res.err, (args, res)
+        want = ["paris.jpg"] if args[0] != "scan" else []
+        assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == want, (args, res)
 
 
 def test_a_catalog_or_index_put_back_on_its_own_gets_the_index_rebuilt(lib, tmp_path: Path) -> None:

@@ -198,7 +198,14 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     folder = index_dir(catalog_path)
     _check_folder(folder)
     try:
-        return _refresh(cat, catalog_path, folder, rebuild, only)
+        try:
+            return _refresh(cat, catalog_path, folder, rebuild, only)
+        except InvalidInputError as e:
+            if rebuild or DAMAGED not in str(e):
+                raise
+        # Files damaged past what opening it checks, met as it was read or written: built
+        # again from the catalog (once this block has let go of the handle that met them).
+        return _refresh(cat, catalog_path, folder, True, None)
     except MediaForgeError:
         raise
     except OSError as e:  # (from the index's own writes: the catalog's are its own errors)

@@ -491,28 +491,36 @@ def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[st
     for prop, kind, form in _TARGETS:
         prefix, local = prop.split(":")
         qname = f"{{{_NS[prefix]}}}{local}"
-        # The property wherever a Description holds it, in whatever container it has.
-        el = next((e for d in descs for e in d.findall(qname)), None)
-        if el is None:
+        # The property wherever a Description holds it (most often once; a scan reads each
+        # one's keywords), in whatever container it has.
+        els = [e for d in descs for e in d.findall(qname)]
+        if not els:
             el = ET.Element(qname)
             _append(descs[0], el, depth_of[descs[0]], unit)
             depth_of[el] = depth_of[descs[0]] + 1
-        bag = next((c for c in el if c.tag in {f"{RDF}{n}" for n in _CONTAINERS}), None)
-        if bag is None and (el.text or "").strip():
-            raise InvalidInputError(f"{prop} holds text, not a list (rdf:Bag): left alone")
-        if bag is None:
-            bag = ET.Element(f"{RDF}{kind}")
-            _append(el, bag, depth_of[el], unit)
-            depth_of[bag] = depth_of[el] + 1
+            els = [el]
+        bags = []
+        for el in els:
+            held = next((c for c in el if c.tag in {f"{RDF}{n}" for n in _CONTAINERS}), None)
+            if held is None and (el.text or "").strip():
+                raise InvalidInputError(f"{prop} holds text, not a list (rdf:Bag): left alone")
+            bags.append(held)
+        if bags[0] is None:
+            bags[0] = ET.Element(f"{RDF}{kind}")
+            _append(els[0], bags[0], depth_of[els[0]], unit)
+            depth_of[bags[0]] = depth_of[els[0]] + 1
+        bags = [b for b in bags if b is not None]
+        bag = bags[0]  # where keywords are added
         # Compared as a scan reads them: trimmed (`<rdf:li> Padded </rdf:li>` is "Padded"),
         # and in one Unicode form, as tags are stored (a keyword a Mac wrote decomposed is
-        # the tag, and stays as it was written).
+        # the tag, and stays as it was written). A keyword dropped goes from every list.
         want = {_nfc(form(k)) for k in keywords}
         gone = {_nfc(form(k)) for k in drop} - want
-        for li in [li for li in bag.findall(f"{RDF}li") if _nfc((li.text or "").strip()) in gone]:
-            bag.remove(li)
-            changed = True
-        have = {_nfc((li.text or "").strip()) for li in bag.findall(f"{RDF}li")}
+        for held in bags:
+            for li in [li for li in held.findall(f"{RDF}li") if _nfc((li.text or "").strip()) in gone]:
+                held.remove(li)
+                changed = True
+        have = {_nfc((li.text or "").strip()) for held in bags for li in held.findall(f"{RDF}li")}
         for k in keywords:
             v = form(k)
             if _nfc(v) not in have:

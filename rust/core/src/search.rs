@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -284,6 +285,14 @@ fn io_cause(e: &TantivyError) -> Option<(std::io::ErrorKind, String)> {
         }
         _ => return None,
     };
+    if io.raw_os_error().is_none() && !matches!(io.kind(), std::io::ErrorKind::StorageFull) {
+        // Not the system's error but tantivy's own, of bytes that do not read as what they
+        // should be (`Unsupported dictionary type`): told apart as `InvalidData`.
+        let text = Some(io.to_string())
+            .filter(|t| !t.contains('{'))
+            .unwrap_or_else(|| io.kind().to_string());
+        return Some((std::io::ErrorKind::InvalidData, text));
+    }
     let text = match (io.raw_os_error(), io.kind()) {
         (Some(code), _) => std::io::Error::from_raw_os_error(code).to_string(),
         (None, std::io::ErrorKind::StorageFull) => "No space left on device".to_string(),
@@ -302,9 +311,38 @@ fn damaged(dir: &Path) -> Error {
     ))
 }
 
+/// Panics met inside `guarded` work, which are the index's damage, not the program's: the
+/// panic hook stays quiet for them (tantivy's own threads run part of a search).
+static GUARDED: AtomicUsize = AtomicUsize::new(0);
+static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+
+/// Runs work on the index in `dir`: a panic inside it (tantivy meeting files damaged in a
+/// way its checks miss, and asserting) is the error of a damaged index, which the caller
+/// rebuilds, not a crash with a backtrace.
+pub fn guarded<T>(dir: &Path, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    QUIET_HOOK.call_once(|| {
+        let before = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.load(Ordering::SeqCst) == 0 {
+                before(info);
+            }
+        }));
+    });
+    GUARDED.fetch_add(1, Ordering::SeqCst);
+    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+    GUARDED.fetch_sub(1, Ordering::SeqCst);
+    got.unwrap_or_else(|_| Err(damaged(dir)))
+}
+
 /// Map a tantivy error met while reading or writing an index that opened fine.
 fn index_err(dir: &Path, e: TantivyError) -> Error {
     if let Some((kind, text)) = io_cause(&e) {
+        // Bytes that do not read as what they should be (`Unsupported dictionary type`), or a
+        // file of it gone: its files are damaged, not the disk.
+        use std::io::ErrorKind::{InvalidData, NotFound, UnexpectedEof};
+        if matches!(kind, InvalidData | UnexpectedEof | NotFound) {
+            return damaged(dir);
+        }
         return Error::from_io(dir, std::io::Error::new(kind, text));
     }
     match e {
@@ -319,7 +357,9 @@ fn index_err(dir: &Path, e: TantivyError) -> Error {
             dir,
             std::io::Error::other(format!("the index writer stopped ({e}); is the disk full?")),
         ),
-        e => Error::InvalidInput(format!("search index {}: {e}", dir.display())),
+        // Anything else (`Deserialize error`, a schema that does not hold): its files are not
+        // what this version writes, and a rebuild is the fix, as for a failed open.
+        _ => damaged(dir),
     }
 }
 
@@ -732,6 +772,18 @@ fn folders<'a>(path: &'a str, name: &str) -> &'a str {
 }
 
 /// `Places/France/Paris` gives `places`, `places/france`, `places/france/paris`.
+/// A tag as indexed, whole (the last of `tag_prefixes`, made without the others: a query's
+/// `tag:` value may be of any length).
+fn tag_key(tag: &str) -> String {
+    let parts: Vec<String> = tag
+        .split('/')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(fold_case)
+        .collect();
+    parts.join("/")
+}
+
 fn tag_prefixes(tag: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut acc = String::new();
@@ -792,9 +844,9 @@ pub fn query_words(query: &str) -> Result<Vec<QueryWord>> {
     fn finish(raw: &str, word: &str, colon: Option<usize>) -> QueryWord {
         let filter = colon
             .map(|i| (&word[..i], &word[i + 1..]))
-            .filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphabetic()));
+            .filter(|(k, _)| !k.is_empty() && k.chars().all(char::is_alphabetic));
         let (key, value) = match filter {
-            Some((k, v)) => (Some(k.to_ascii_lowercase()), v),
+            Some((k, v)) => (Some(k.to_lowercase()), v),
             None => (None, word),
         };
         QueryWord {
@@ -910,7 +962,7 @@ fn parse(query: &str) -> Result<Parsed> {
             "kind" => p.kinds.push(fold_case(value)),
             "ext" => p.exts.push(ext_key(value)),
             "year" => p.years.push(parse_year(value)?),
-            "tag" => p.tags.push(tag_prefixes(value).pop().unwrap_or_default()),
+            "tag" => p.tags.push(tag_key(value)),
             _ => p.collections.push(fold_case(value)),
         }
     }
@@ -1278,6 +1330,13 @@ mod tests {
         assert_eq!(query_words(&again).unwrap(), got);
         assert!(query_words("tag:\"open").is_err());
         assert!(query_words("   ").unwrap().is_empty());
+        // A key of letters beyond ASCII is a filter's too (one no search knows, to refuse).
+        let accented = query_words("Café:x").unwrap();
+        assert_eq!(
+            (accented[0].key.as_deref(), accented[0].value.as_str()),
+            (Some("café"), "x")
+        );
+        assert!(parse("café:x").is_err() && parse("\"café:x\"").is_ok());
     }
 
     #[test]
@@ -1499,6 +1558,11 @@ mod tests {
     #[test]
     fn tag_prefixes_and_folders() {
         assert_eq!(tag_prefixes("A/B/C"), ["a", "a/b", "a/b/c"]);
+        assert_eq!(tag_key(" A / /B/C/"), "a/b/c");
+        assert_eq!(tag_key(" A / /B/C/"), tag_prefixes(" A / /B/C/").pop().unwrap());
+        assert_eq!(tag_key("//"), "");
+        // A query's value of any depth, in time and memory its length takes.
+        assert_eq!(tag_key(&"a/".repeat(200_000)).len(), 399_999);
         assert_eq!(folders("/x/y/IMG.JPG", "IMG.JPG"), "/x/y/");
         assert_eq!(folders("/x/y", "IMG.JPG"), "/x/y");
         assert_eq!(folders("/x/AIMG.JPG", "IMG.JPG"), "/x/AIMG.JPG");

@@ -666,7 +666,7 @@ impl SearchIndex {
     #[new]
     fn new(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
         let index = py
-            .allow_threads(|| search::SearchIndex::open_or_create(&path))
+            .allow_threads(|| search::guarded(&path, || search::SearchIndex::open_or_create(&path)))
             .map_err(|e| to_py_err(py, e))?;
         Ok(SearchIndex {
             inner: Arc::new(RwLock::new(index)),
@@ -681,18 +681,20 @@ impl SearchIndex {
     fn stage(&self, py: Python<'_>, docs: &Bound<'_, PyAny>, deletes: Vec<String>) -> PyResult<usize> {
         let batches = read_stream(py, docs)?;
         let inner = self.inner.clone();
+        let dir = read_lock(&inner).dir().to_path_buf();
         detached(py, Arc::new(AtomicBool::new(false)), move || {
             let docs = search::docs_from_batches(&batches)?;
             drop(batches);
-            write_lock(&inner).stage(&docs, &deletes)
+            search::guarded(&dir, || write_lock(&inner).stage(&docs, &deletes))
         })
     }
 
     /// Commit what `stage` staged.
     fn commit_staged(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.clone();
+        let dir = read_lock(&inner).dir().to_path_buf();
         detached(py, Arc::new(AtomicBool::new(false)), move || {
-            write_lock(&inner).commit_staged()
+            search::guarded(&dir, || write_lock(&inner).commit_staged())
         })
     }
 
@@ -704,7 +706,10 @@ impl SearchIndex {
     /// Remove every document.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.clone();
-        detached(py, Arc::new(AtomicBool::new(false)), move || write_lock(&inner).clear())
+        let dir = read_lock(&inner).dir().to_path_buf();
+        detached(py, Arc::new(AtomicBool::new(false)), move || {
+            search::guarded(&dir, || write_lock(&inner).clear())
+        })
     }
 
     /// Ranked hits, best first, as an Arrow batch (media_id, score). `restrict` keeps only
@@ -713,7 +718,8 @@ impl SearchIndex {
     fn search(&self, py: Python<'_>, query: &str, limit: usize, restrict: Option<Vec<String>>) -> PyResult<PyObject> {
         let batch = py
             .allow_threads(|| {
-                let hits = read_lock(&self.inner).search(query, limit, restrict.as_deref())?;
+                let index = read_lock(&self.inner);
+                let hits = search::guarded(index.dir(), || index.search(query, limit, restrict.as_deref()))?;
                 search::hits_batch(&hits)
             })
             .map_err(|e| to_py_err(py, e))?;
