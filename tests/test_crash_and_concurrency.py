@@ -618,6 +618,20 @@ def test_temporaries_of_a_killed_writer_are_swept_by_the_next_one(tmp_path: Path
         os.utime(f, (old, old))
     assert run_cli("thumbs", catalog=catalog_path).rc == 0
     assert not left.exists() and other.exists() and target.is_file()
+    # A QA finding: one left in a shard no thumbnail is written to again stayed for good
+    # (only a thumbnail written into its shard swept it). `meta` and `thumbs
+    # --missing-only` sweep every shard; a young one stays, its writer maybe still at it.
+    for command in (("meta",), ("thumbs", "--missing-only")):
+        shard = catalog_path.parent / "thumbs" / thumb["thumb"].split("/")[0] / "0f"
+        shard.mkdir(parents=True, exist_ok=True)
+        left = shard / f".{'0f' * 32}.webp.{dead.pid}.tmp"
+        young = shard / f".{'0e' * 32}.webp.{dead.pid}.tmp"
+        for f in (left, young):
+            f.write_bytes(b"RIFF")
+        os.utime(left, (old, old))
+        assert run_cli(*command, catalog=catalog_path).rc == 0
+        assert (left.exists(), young.exists()) == (False, True), command
+        young.unlink()
 
 
 # A SIGTERM whose KeyboardInterrupt lands inside a callback Python runs for itself (an

@@ -88,6 +88,30 @@ def thumbs_dir(catalog: os.PathLike[str] | str) -> Path:
     return Path(catalog).resolve().parent / "thumbs"
 
 
+# What `meta.thumbs.tmp_name` makes (the pid in decimal): for `fsops.sweep_stale` to find
+# the temporaries of workers killed outright.
+THUMB_TMP_PATTERN = re.compile(rb"\.[0-9a-f]{64}\.webp\.([0-9]+)\.tmp")
+
+
+def sweep_thumb_temporaries(root: Path) -> None:
+    """Remove from every shard of the thumbnail folder `root` the temporaries that workers
+    killed outright (kill -9, a power cut) left, once untouched for `fsops.STALE_AFTER_S`:
+    a shard the killed run wrote no thumbnail into again would keep them for good."""
+    from .fsops import sweep_stale
+
+    try:
+        sizes = [e.path for e in os.scandir(root) if e.is_dir(follow_symlinks=False) and e.name.isdigit()]
+    except OSError:
+        return
+    for size in sizes:
+        try:
+            shards = [e.path for e in os.scandir(size) if e.is_dir(follow_symlinks=False) and len(e.name) == 2]
+        except OSError:
+            continue
+        for shard in shards:
+            sweep_stale(os.fsencode(shard), THUMB_TMP_PATTERN, 10)
+
+
 def thumb_whole(path: os.PathLike[str] | str, length: int | None = None) -> bool:
     """Whether a thumbnail file is there and whole: a regular file of the `length` the
     catalog recorded when it was written (one stat: a zero-byte file, or one cut short by

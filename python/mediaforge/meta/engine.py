@@ -28,7 +28,8 @@ from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, no
                                    pending_extraction, pending_fingerprints, set_extracted_through,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
-from ..config import DEFAULT_THUMB_SIZE, check_thumb_size, check_timeout, min_free_bytes, thumbs_dir, worker_count, worker_memory
+from ..config import (DEFAULT_THUMB_SIZE, check_thumb_size, check_timeout, min_free_bytes, sweep_thumb_temporaries,
+                      thumbs_dir, worker_count, worker_memory)
 from ..errors import InvalidInputError, PathIOError
 from ..fsops import file_in_the_way, link_to_nothing
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
@@ -246,6 +247,9 @@ def extract(cat: Catalog, config: ExtractConfig, on_progress: ProgressFn | None 
             return pa.table({})
         rows = pending_extraction(cat, config.retry_failed)
         fingerprinted.update(rows.filter(rows.column("fingerprinted")).column("blake3").to_pylist())
+        if config.thumbs and (after_scan is None or rows.num_rows):
+            # `meta`, or a scan with contents to extract: what killed runs left goes.
+            sweep_thumb_temporaries(thumbs_dir(cat.path))
         return rows
 
     summary = _run(cat, select, config, write, on_progress, prestart=prestart)
@@ -317,6 +321,7 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
             what = "is" if blocker == e.filename else f"cannot be made: {blocker} is"
             raise PathIOError(f"the thumbnail folder {e.filename} {what} a file, not a folder; move it away") from None
         raise PathIOError(f"cannot create the thumbnail folder {root}: {e.strerror}") from None
+    sweep_thumb_temporaries(root)  # what killed runs left, in shards no thumbnail is written to again
     short = space_short(root, min_free_bytes())
     if short:  # not one could be written: say so once, and leave the catalog as it is
         raise PathIOError(f"no thumbnail made: {short}; free some space, or lower MEDIAFORGE_MIN_FREE")

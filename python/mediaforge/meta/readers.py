@@ -209,9 +209,10 @@ class _Result:
             self.status = status
 
     def save_thumb(self, picture: Any) -> None:
+        from ..config import THUMB_TMP_PATTERN
         from ..fsops import sweep_stale
         from .space import space_short
-        from .thumbs import TMP_PATTERN, save_thumb, thumb_relpath
+        from .thumbs import save_thumb, thumb_relpath
 
         short = space_short(self.task.thumbs_root, self.task.min_free)
         if short:
@@ -220,7 +221,7 @@ class _Result:
             return
         rel = thumb_relpath(self.task.blake3, self.task.thumb_size)
         # What workers killed with their parent (kill -9) left in this shard.
-        sweep_stale(os.fsencode(os.path.join(self.task.thumbs_root, os.path.dirname(rel))), TMP_PATTERN, 10)
+        sweep_stale(os.fsencode(os.path.join(self.task.thumbs_root, os.path.dirname(rel))), THUMB_TMP_PATTERN, 10)
         try:
             w, h, n, self.thumb_tmp = save_thumb(picture, Path(self.task.thumbs_root), rel)
             self.thumb_wh = (w, h, n)

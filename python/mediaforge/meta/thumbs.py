@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import re
 from pathlib import Path
 
 from PIL import Image, ImageMode, ImageOps
@@ -225,10 +224,6 @@ def tmp_name(target: os.PathLike[str] | str, pid: int) -> str:
     folder, name = os.path.split(os.fspath(target))
     return os.path.join(folder, f".{name}.{pid}.tmp")
 
-
-# What `tmp_name` makes (the pid in decimal): for `fsops.sweep_stale` to find the
-# temporaries of workers killed outright.
-TMP_PATTERN = re.compile(rb"\.[0-9a-f]{64}\.webp\.([0-9]+)\.tmp")
 
 
 def wide_profile(im: Image.Image) -> bytes | None:
