@@ -661,6 +661,20 @@ fn write_lock(inner: &RwLock<search::SearchIndex>) -> RwLockWriteGuard<'_, searc
     inner.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Work that writes the index, off the GIL on a thread of its own (Ctrl-C waits for it): a
+/// panic inside it is a damaged index's error (`search::guarded`), for the caller to rebuild.
+fn index_write<T: Send + 'static>(
+    py: Python<'_>,
+    inner: &Arc<RwLock<search::SearchIndex>>,
+    work: impl FnOnce(&mut search::SearchIndex) -> Result<T, Error> + Send + 'static,
+) -> PyResult<T> {
+    let inner = inner.clone();
+    let dir = read_lock(&inner).dir().to_path_buf();
+    detached(py, Arc::new(AtomicBool::new(false)), move || {
+        search::guarded(&dir, || work(&mut write_lock(&inner)))
+    })
+}
+
 #[pymethods]
 impl SearchIndex {
     #[new]
@@ -680,22 +694,16 @@ impl SearchIndex {
     #[pyo3(signature = (docs, deletes=vec![]))]
     fn stage(&self, py: Python<'_>, docs: &Bound<'_, PyAny>, deletes: Vec<String>) -> PyResult<usize> {
         let batches = read_stream(py, docs)?;
-        let inner = self.inner.clone();
-        let dir = read_lock(&inner).dir().to_path_buf();
-        detached(py, Arc::new(AtomicBool::new(false)), move || {
+        index_write(py, &self.inner, move |index| {
             let docs = search::docs_from_batches(&batches)?;
             drop(batches);
-            search::guarded(&dir, || write_lock(&inner).stage(&docs, &deletes))
+            index.stage(&docs, &deletes)
         })
     }
 
     /// Commit what `stage` staged.
     fn commit_staged(&self, py: Python<'_>) -> PyResult<()> {
-        let inner = self.inner.clone();
-        let dir = read_lock(&inner).dir().to_path_buf();
-        detached(py, Arc::new(AtomicBool::new(false)), move || {
-            search::guarded(&dir, || write_lock(&inner).commit_staged())
-        })
+        index_write(py, &self.inner, |index| index.commit_staged())
     }
 
     /// Drop what `stage` staged.
@@ -705,11 +713,7 @@ impl SearchIndex {
 
     /// Remove every document.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        let inner = self.inner.clone();
-        let dir = read_lock(&inner).dir().to_path_buf();
-        detached(py, Arc::new(AtomicBool::new(false)), move || {
-            search::guarded(&dir, || write_lock(&inner).clear())
-        })
+        index_write(py, &self.inner, |index| index.clear())
     }
 
     /// Ranked hits, best first, as an Arrow batch (media_id, score). `restrict` keeps only
