@@ -209,8 +209,6 @@ class _Result:
             self.status = status
 
     def save_thumb(self, picture: Any) -> None:
-        from ..config import THUMB_TMP_PATTERN
-        from ..fsops import sweep_stale
         from .space import space_short
         from .thumbs import save_thumb, thumb_relpath
 
@@ -220,8 +218,7 @@ class _Result:
             self.fail("thumb", f"thumbnail not written: {short}")
             return
         rel = thumb_relpath(self.task.blake3, self.task.thumb_size)
-        # What workers killed with their parent (kill -9) left in this shard.
-        sweep_stale(os.fsencode(os.path.join(self.task.thumbs_root, os.path.dirname(rel))), THUMB_TMP_PATTERN, 10)
+        # What killed workers left in the shard the run's parent swept before it began.
         try:
             w, h, n, self.thumb_tmp = save_thumb(picture, Path(self.task.thumbs_root), rel)
             self.thumb_wh = (w, h, n)
