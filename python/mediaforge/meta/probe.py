@@ -781,7 +781,9 @@ def video_fingerprint(path: str | bytes, duration: float | None,
             if frame is None:
                 continue
             decoded += 1
-            if frame.time is not None and frame.time < t0 + t - slack:  # the pictures stop before t
+            if frame.time is not None and frame.time + _shown_for(frame, vs) < t0 + t - slack:
+                # The pictures stop before t: the last one, shown for as long as it lasts
+                # (a slideshow's or a time-lapse's for seconds), does not reach it.
                 ended = float(frame.time - t0)
                 break
             w = 64
@@ -798,6 +800,17 @@ def video_fingerprint(path: str | bytes, duration: float | None,
                         "phash": phash})
     # Pictures that end before a length the header did not give say nothing of a cut.
     return out, None if measured else ended, decoded
+
+
+def _shown_for(frame: Any, vs: Any) -> float:
+    """Seconds a decoded frame stays on screen: its own duration where the file gives one,
+    else the stream's average frame interval, else 0."""
+    tb = frame.time_base or vs.time_base
+    d = getattr(frame, "duration", None)
+    if d and d > 0 and tb:
+        return float(d * tb)
+    rate = vs.average_rate or vs.guessed_rate
+    return float(1 / rate) if rate and rate > 0 else 0.0
 
 
 AFP_RATE = 11025  # what the Rust fingerprint expects
