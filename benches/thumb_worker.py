@@ -2,7 +2,8 @@
 
 Runs with whatever Pillow the interpreter has (pillow-simd in the project's venv, stock
 Pillow in the bench's), so the same code can be timed on both. Loads MediaForge's
-`thumbs.py` straight from the source tree: it needs only Pillow.
+`thumbs.py` (and the `exif.py` beside it) straight from the source tree: they need only
+Pillow.
 
     python thumb_worker.py --mode mediaforge|plain --list FILES.txt --out DIR --procs 2
 Prints the seconds from pool start to the last file written.
@@ -15,17 +16,24 @@ import importlib.util
 import os
 import sys
 import time
+import types
 from multiprocessing import Pool
 from pathlib import Path
 
-THUMBS = Path(__file__).resolve().parent.parent / "python" / "mediaforge" / "meta" / "thumbs.py"
+META = Path(__file__).resolve().parent.parent / "python" / "mediaforge" / "meta"
 _mod = None
 _args: argparse.Namespace | None = None
 
 
 def _load():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location("mf_thumbs", THUMBS)
+    # A package of the source tree's `meta` folder alone, so that `thumbs.py`'s relative
+    # import of `exif` resolves there without importing the rest of MediaForge.
+    package = types.ModuleType("mf_meta")
+    package.__path__ = [str(META)]
+    sys.modules["mf_meta"] = package
+    spec = importlib.util.spec_from_file_location("mf_meta.thumbs", META / "thumbs.py")
     mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["mf_meta.thumbs"] = mod
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     return mod
 

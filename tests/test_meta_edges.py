@@ -6,16 +6,21 @@ is set or patched."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import struct
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import rows, run_cli
+from conftest import _encode_audio, cli_env, rows, run_cli
 
 
 def _scanned(root: Path, tmp_path: Path, *flags: str) -> Path:
@@ -66,3 +71,266 @@ def test_a_slideshow_whose_last_picture_is_held_is_whole(tmp_path: Path, name: s
     # Its fingerprint has the positions past 15 s too: the held picture is at each.
     positions = [r["position"] for r in rows(catalog, "SELECT position FROM video_hashes ORDER BY k")]
     assert positions and max(positions) == 15.0, positions
+
+
+def _exif_block(main: list[tuple], sub: list[tuple] = (), gps: list[tuple] = (), *, big: bool = False) -> bytes:
+    """A TIFF-structured EXIF block: directories of (tag, type, count, value bytes), or
+    (tag, type, count, offset) for an entry whose value lies where `offset` says (past
+    the end, say). Values over 4 bytes are laid out after the directories."""
+    end = ">" if big else "<"
+    pack = lambda fmt, *v: struct.pack(end + fmt, *v)  # noqa: E731
+    dirs = [list(main), list(sub), list(gps)]
+    if sub:
+        dirs[0].append((0x8769, 4, 1, None))
+    if gps:
+        dirs[0].append((0x8825, 4, 1, None))
+    sizes = [2 + 12 * len(d) + 4 for d in dirs]
+    at = [8, 8 + sizes[0], 8 + sizes[0] + sizes[1]]
+    data_at = 8 + sum(sizes)
+    data = b""
+    out = b""
+    for k, d in enumerate(dirs):
+        table = pack("H", len(d))
+        for tag, typ, count, value in sorted(d, key=lambda e: e[0]):
+            if value is None:  # the pointer to the Exif or GPS directory
+                value = pack("L", at[1] if tag == 0x8769 else at[2])
+            if isinstance(value, int):
+                table += pack("HHLL", tag, typ, count, value)
+            elif len(value) <= 4:
+                table += pack("HHL", tag, typ, count) + value.ljust(4, b"\0")
+            else:
+                table += pack("HHLL", tag, typ, count, data_at + len(data))
+                data += value + b"\0" * (len(value) % 2)
+        out += table + pack("L", 0)
+    return (b"MM\0*" if big else b"II*\0") + pack("L", 8) + out + data
+
+
+def _ascii(text: str) -> tuple[int, int, bytes]:
+    raw = text.encode() + b"\0"
+    return 2, len(raw), raw
+
+
+def _rational(*pairs: tuple[int, int], signed: bool = False, big: bool = False) -> tuple[int, int, bytes]:
+    fmt = (">" if big else "<") + ("l" if signed else "L") * 2
+    return 10 if signed else 5, len(pairs), b"".join(struct.pack(fmt, *p) for p in pairs)
+
+
+def _short(v: int, big: bool = False) -> tuple[int, int, bytes]:
+    return 3, 1, struct.pack((">" if big else "<") + "H", v)
+
+
+def _long(v: int, big: bool = False) -> tuple[int, int, bytes]:
+    return 4, 1, struct.pack((">" if big else "<") + "L", v)
+
+
+def _picture(w: int = 64, h: int = 48) -> Image.Image:
+    return Image.linear_gradient("L").resize((w, h)).convert("RGB")
+
+
+def _exif_rows(catalog: Path) -> dict[str, dict]:
+    return {r["name"]: r for r in rows(catalog, "SELECT f.name, e.* FROM files f JOIN exif e USING (blake3)")}
+
+
+def test_entries_that_claim_one_megabyte_each_of_the_same_bytes_are_not_copied(tmp_path: Path) -> None:
+    """4,000 EXIF entries that all point at one 1 MiB run of bytes: Pillow's reader copied
+    each entry's value, 4 GB from a 1 MB PNG, and the worker ran out of memory (or the
+    machine did). The PNG's picture and its one real tag are read in a worker held to
+    1 GiB; a TIFF whose own first directory is built so is refused in one line, never
+    handed to libav (which copies each entry too)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    n, blob = 4000, 1 << 20
+    # Orientation 6, then the entries that all point at the run of bytes after the directory.
+    table = struct.pack("<HHLHH", 0x0112, 3, 1, 6, 0) + b"".join(
+        struct.pack("<HHLL", 0xC000 + i, 7, blob, 8 + 2 + 12 * (n + 1) + 4) for i in range(n))
+    block = b"II*\0" + struct.pack("<LH", 8, n + 1) + table + b"\0" * 4 + b"\xab" * blob
+    _picture().save(lib / "bomb.png", exif=b"Exif\0\0" + block)
+    tiff = io.BytesIO()
+    _picture().save(tiff, "TIFF")
+    d = bytearray(tiff.getvalue())
+    first = struct.unpack("<L", d[4:8])[0]
+    count = struct.unpack("<H", d[first:first + 2])[0]
+    own = [bytes(d[first + 2 + 12 * k:first + 14 + 12 * k]) for k in range(count)]
+    at = len(d)
+    d += b"\xcd" * blob
+    many = own + [struct.pack("<HHLL", 0xC000 + i, 7, blob, at) for i in range(n)]
+    d[4:8] = struct.pack("<L", len(d))
+    d += struct.pack("<H", len(many)) + b"".join(sorted(many, key=lambda e: e[:2][::-1])) + b"\0" * 4
+    (lib / "bomb.tif").write_bytes(bytes(d))
+    catalog = tmp_path / "c.duckdb"
+    res = run_cli("scan", lib, "--json", catalog=catalog, env=cli_env(catalog, MEDIAFORGE_WORKER_MEMORY="1G"))
+    assert res.rc == 0 and "Traceback" not in res.err, res.err
+    got = _media(catalog)
+    png, tif = got["bomb.png"], got["bomb.tif"]
+    assert (png["status"], png["width"], png["height"], png["errors"]) == ("ok", 64, 48, []), png
+    assert _exif_rows(catalog)["bomb.png"]["orientation"] == 6
+    assert tif["status"] == "error" and [s for s, _ in tif["errors"]] == ["decode"], tif
+    claimed = re.fullmatch(r"its first TIFF directory claims ([\d,]+) bytes of values in a file of ([\d,]+) bytes "
+                           r"\(entries pointing at the same bytes over and over\): not read", tif["errors"][0][1])
+    assert claimed is not None, tif["errors"]
+    assert n * blob < int(claimed.group(1).replace(",", "")) < n * blob + 1000
+    assert claimed.group(2) == f"{len(d):,}"
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["little-endian", "big-endian"])
+def test_an_entry_pointing_past_the_end_loses_only_itself(tmp_path: Path, big: bool) -> None:
+    """A Make whose value lies past the end of the block, and a MakerNote so (common in
+    edited photos): Pillow gave up the rest of the directory, so the first lost the
+    orientation (the thumbnail came out unturned), the date, ISO and lens, the second
+    the sub-second, lens and 35 mm focal length. Each loses only itself. With them: an
+    ISO past 65535 given in ISOSpeed (ISOSpeedRatings holding its 65535 placeholder), a
+    sub-second of ten digits, a GPS altitude reference written as the text "1", and a
+    latitude of four numbers (exiftool's reading: the first three)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    far = 0x7FFF0000
+    block = _exif_block(
+        [(0x010F, 2, 40, far), (0x0110, *_ascii("Cam X")), (0x0112, *_short(6, big))],
+        [(0x8827, *_short(65535, big)), (0x8833, *_long(102400, big)), (0x9003, *_ascii("2021:06:07 08:09:10")),
+         (0x9291, *_ascii("1234567890")), (0x927C, 7, 300, far), (0xA405, *_short(35, big)),
+         (0xA434, *_ascii("XF23mm"))],
+        [(1, *_ascii("S")), (2, *_rational((33, 1), (51, 1), (36, 1), (7, 1), big=big)), (3, *_ascii("E")),
+         (4, *_rational((151, 1), (12, 1), (0, 1), big=big)), (5, *_ascii("1")), (6, *_rational((100, 1), big=big))],
+        big=big)
+    _picture(96, 64).save(lib / "edited.jpg", exif=b"Exif\0\0" + block)
+    catalog = _scanned(lib, tmp_path)
+    got = _exif_rows(catalog)["edited.jpg"]
+    assert (got["make"], got["model"], got["orientation"], got["lens"], got["focal_length_35mm"], got["iso"]) == \
+        (None, "Cam X", 6, "XF23mm", 35, 102400), got
+    assert got["taken_at"] == datetime(2021, 6, 7, 8, 9, 10, 123456), got
+    assert (got["gps_lat"], got["gps_lon"], got["gps_alt"]) == (-33.86, 151.2, -100.0), got
+    media = _media(catalog)["edited.jpg"]
+    with Image.open(catalog.parent / "thumbs" / media["thumb"]) as thumb:
+        assert thumb.size == (64, 96)  # turned upright, as orientation 6 says
+
+
+def test_a_gps_altitude_written_negative_is_below_sea_level(tmp_path: Path) -> None:
+    """An altitude written as a negative SRATIONAL with no reference (the Dead Sea's
+    shore) was dropped; 0 stays 0 (not -0.0) and one past any mine's floor is none."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, alt in (("shore.jpg", (-430, 1)), ("sea.jpg", (0, 1)), ("deep.jpg", (-50_000, 1))):
+        gps = [(2, *_rational((31, 1), (30, 1), (0, 1))), (4, *_rational((35, 1), (30, 1), (0, 1))),
+               (6, *_rational(alt, signed=True))]
+        _picture().save(lib / name, exif=b"Exif\0\0" + _exif_block([(0x0110, *_ascii("Cam"))], [], gps))
+    got = _exif_rows(_scanned(lib, tmp_path))
+    assert {k: (v["gps_lat"], v["gps_alt"]) for k, v in got.items()} == {
+        "shore.jpg": (31.5, -430.0), "sea.jpg": (31.5, 0.0), "deep.jpg": (31.5, None)}
+    assert str(got["sea.jpg"]["gps_alt"]) == "0.0"
+
+
+def _syncsafe(n: int) -> bytes:
+    return bytes([(n >> 21) & 127, (n >> 14) & 127, (n >> 7) & 127, n & 127])
+
+
+@pytest.mark.parametrize("written, year", [("05/01/2024", 2024), ("99", None), ("May 1st, 2024", 2024), ("0", None),
+                                           ("1e9", None), ("2024-05-01", 2024), ("2024", 2024)])
+def test_an_id3_date_is_kept_as_written(tmp_path: Path, written: str, year: int | None) -> None:
+    """An ID3v2.4 TDRC frame's text as the tagger wrote it (exiftool and ffprobe show it
+    so): mutagen reads it as a timestamp and gave back what it made of it, `05/01/2024`
+    as `0005-01-2024` (year 5), `99` as `0099`, `0` as `0000`, and no date at all for
+    `May 1st, 2024`. An ID3v2.3 tag's year, day and time (TYER, TDAT, TIME) are still
+    put together as one date."""
+    from mutagen import id3
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    song = lib / "song.mp3"
+    _encode_audio(song, "libmp3lame", "mp3")
+    frames = b""
+    for fid, text in ((b"TIT2", b"\x03Song"), (b"TDRC", b"\x00" + written.encode("latin-1"))):
+        frames += fid + _syncsafe(len(text)) + b"\0\0" + text
+    song.write_bytes(b"ID3\x04\0\0" + _syncsafe(len(frames)) + frames + song.read_bytes())
+    older = lib / "older.mp3"
+    _encode_audio(older, "libmp3lame", "mp3")
+    tags = id3.ID3()
+    for frame in (id3.TYER(encoding=0, text="2024"), id3.TDAT(encoding=0, text="0105"),
+                  id3.TIME(encoding=0, text="1030")):
+        tags.add(frame)
+    tags.save(str(older), v2_version=3)
+    got = {r["name"]: r for r in rows(_scanned(lib, tmp_path, "--no-fingerprints"),
+                                      "SELECT f.name, t.* FROM files f JOIN tags_audio t USING (blake3)")}
+    assert (got["song.mp3"]["title"], got["song.mp3"]["date"], got["song.mp3"]["year"]) == ("Song", written, year)
+    assert (got["older.mp3"]["date"], got["older.mp3"]["year"]) == ("2024-05-01T10:30:00", 2024)
+
+
+class _Pipe:
+    """A file that can only be written on, as a pipe is: a muxer cannot go back to put
+    the length in the header (`ffmpeg ... -f webm pipe:1`, a browser's MediaRecorder)."""
+
+    def __init__(self, f: io.BufferedWriter) -> None:
+        self.f = f
+
+    def write(self, b: bytes) -> int:
+        return self.f.write(b)
+
+
+def test_a_length_no_header_gives_is_what_the_packets_span(tmp_path: Path) -> None:
+    """A WebM recorded to a pipe (3 s of video and sound) and a FLAC whose STREAMINFO
+    sample count is 0 ("unknown", as streaming encoders write it) had no duration and no
+    bit rate: a `duration > x` filter passed them by. Their packets tell both."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with open(lib / "recording.webm", "wb") as raw, av.open(_Pipe(raw), "w", format="webm") as c:
+        v = c.add_stream("libvpx-vp9", rate=25)
+        v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
+        a = c.add_stream("libopus", rate=48000)
+        for i in range(75):
+            f = av.VideoFrame.from_ndarray((np.random.default_rng(i).random((120, 160, 3)) * 255).astype(np.uint8),
+                                           format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        for k in range(150):
+            s = av.AudioFrame.from_ndarray(np.zeros((1, 960), dtype=np.float32), format="flt", layout="mono")
+            s.sample_rate, s.pts = 48000, k * 960
+            for p in a.encode(s):
+                c.mux(p)
+        for p in a.encode():
+            c.mux(p)
+    _encode_audio(lib / "streamed.flac", "flac", "flac", seconds=6.0)
+    b = bytearray((lib / "streamed.flac").read_bytes())
+    b[21] &= 0xF0  # the 36-bit sample count, after the rate, channels and bits per sample
+    b[22:26] = bytes(4)
+    (lib / "streamed.flac").write_bytes(bytes(b))
+    for name in ("recording.webm", "streamed.flac"):
+        with av.open(str(lib / name)) as c:  # libav itself gives no length for either
+            assert c.duration is None and all(s.duration is None for s in c.streams), name
+    catalog = _scanned(lib, tmp_path)
+    got = _media(catalog)
+    webm, flac = got["recording.webm"], got["streamed.flac"]
+    assert (webm["status"], flac["status"], webm["errors"], flac["errors"]) == ("ok", "ok", [], [])
+    assert 3.0 <= webm["duration"] <= 3.03, webm
+    assert flac["duration"] == round(230 * 1152 / 44100, 3)  # the encoder's 230 frames of 1,152 samples
+    for name, row in (("recording.webm", webm), ("streamed.flac", flac)):
+        assert row["bitrate"] == pytest.approx((lib / name).stat().st_size * 8 / row["duration"], rel=1e-3), row
+    streams = rows(catalog, "SELECT f.name, s.type, s.duration FROM files f JOIN streams s USING (blake3) "
+                            "ORDER BY f.name, s.stream_index")
+    assert [(r["name"], r["type"], r["duration"] is not None) for r in streams] == [
+        ("recording.webm", "video", True), ("recording.webm", "audio", True), ("streamed.flac", "audio", True)]
+
+
+def test_an_mp4_text_atom_in_windows_code_page_is_read(tmp_path: Path) -> None:
+    """A `©nam` atom holding `Café Tac` in Windows' code page (the é one byte, 0xE9):
+    mutagen sets such an atom aside, and the title was lost (exiftool and ffprobe show
+    it). It is read as an ID3 frame of such bytes is; the atoms beside it as before."""
+    from mutagen.mp4 import MP4
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    song = lib / "song.m4a"
+    _encode_audio(song, "aac", "ipod")
+    tags = MP4(str(song))
+    tags["\xa9nam"], tags["\xa9ART"], tags["trkn"] = ["Caf\u00e9 Tac"], ["Artist"], [(3, 9)]
+    tags.save()
+    data = song.read_bytes()
+    utf8, cp = "Caf\u00e9 Tac".encode(), "Caf\u00e9 Tac".encode("cp1252")
+    assert data.count(utf8) == 1
+    at = data.index(utf8)
+    song.write_bytes(data[:at] + cp + b" " + data[at + len(utf8):])  # the same length: a space pads it
+    assert "\xa9nam" not in (MP4(str(song)).tags or {})  # mutagen itself gives no title
+    got = rows(_scanned(lib, tmp_path, "--no-fingerprints"),
+               "SELECT t.title, t.artist, t.track, t.track_total FROM files f JOIN tags_audio t USING (blake3)")
+    assert got == [{"title": "Caf\u00e9 Tac", "artist": "Artist", "track": 3, "track_total": 9}]

@@ -8,11 +8,12 @@ import contextlib
 import math
 import os
 import re
+import struct
 from typing import Any
 
 import mutagen
 
-from .id3 import text_frames
+from .id3 import decode_text, text_frames
 
 # Our column -> the key in each tag family. ID3 uses frame ids (TXXX:desc for user
 # text), Vorbis comments are case-insensitive names, MP4 uses atom names.
@@ -251,6 +252,8 @@ def read_audio(path: str | bytes,
                           or type(f.tags).__name__ in ("_WaveID3", "_IFFID3")):
         _mend_id3(path, f.tags)
     row = _tag_row(f.tags) if f is not None and f.tags is not None else None
+    if row is not None and _family(f.tags) is _ID3:
+        row["date"] = _id3_date_as_written(path, row["date"])
     mp3 = container == "mp3" or (container is None and type(f).__name__ == "MP3")  # (libav could not tell)
     if mp3 and (ape := _ape_tags(path)) is not None:
         if row is not None and getattr(f.tags, "version", (2,)) < (2,):
@@ -292,6 +295,17 @@ def _mend_id3(path: str | bytes, tags: Any) -> None:
             tags.add(Frames[fid](encoding=3, text=text, **({"desc": values[0]} if fid == "TXXX" else {})))
 
 
+def _id3_date_as_written(path: str | bytes, read: str | None) -> str | None:
+    """An ID3 date as its frame holds it: mutagen reads TDRC (and TYER) as a timestamp and
+    writes back what it made of it (`05/01/2024` as `0005-01-2024`, `99` as `0099`). Its
+    text is kept where it is the frame's, or the frame's year with the day and time an
+    ID3v2.3 tag gives in TDAT and TIME (`2024` with `0105` is `2024-05-01`)."""
+    written = next((values[0] for _fid, values in text_frames(path, {}, frozenset({"TDRC"})) if values), None)
+    written = written.strip() if written else None
+    return read if not written or read is not None and (read == written or read.startswith(written + "-")) \
+        else written
+
+
 def _stated_bits(f: Any) -> int | None:
     """The bits per sample mutagen read from a stream's header, where it is a plausible
     count (1 for DSD, up to 64 for float); None when there is none. An MP4's sample entry
@@ -324,6 +338,31 @@ def _with_ape(row: dict[str, Any] | None, other: dict[str, Any]) -> dict[str, An
     return row
 
 
+def _mp4_undecoded(tags: Any, row: dict[str, Any]) -> None:
+    """Text atoms mutagen set aside because their bytes are no UTF-8 (a tagger that wrote
+    Windows' code page, `Caf\xe9`), read as an ID3 frame of such bytes is: each `data`
+    atom of an implicit or UTF-8 type, as UTF-8 where it is, else that code page."""
+    failed = getattr(tags, "_failed_atoms", None)  # mutagen keeps them to write them back
+    if not isinstance(failed, dict):
+        return
+    for key in _TEXT_KEYS:
+        if row.get(key) is not None or _MP4.get(key) not in failed:
+            continue
+        for data in failed[_MP4[key]]:
+            values: list[str] = []
+            at = 0
+            while at + 16 <= len(data):
+                length, name, kind = struct.unpack(">I4sI", data[at:at + 12])
+                if length < 16 or name != b"data":
+                    break
+                if kind & 0xFFFFFF in (0, 1):  # implicit, UTF-8
+                    values += decode_text(data[at + 16:at + length], 3)
+                at += length
+            row[key] = _first(values)
+            if row[key] is not None:
+                break
+
+
 # A number and its total come from one tag (ID3 `TRCK=4`, APEv2 `5/12` is not 4/12).
 _PAIRED = {"track": "track", "track_total": "track", "disc": "disc", "disc_total": "disc"}
 
@@ -340,6 +379,7 @@ def _tag_row(tags: Any) -> dict[str, Any]:
         row["album_artist"] = next(filter(None, (_first(_raw(tags, {"album_artist": name}, "album_artist"))
                                                  for name in _VORBIS_ALBUM_ARTIST)), None)
     if family is _MP4:
+        _mp4_undecoded(tags, row)
         trkn, disk = tags.get("trkn"), tags.get("disk")
         row["track"], row["track_total"] = (trkn[0] if trkn else (None, None))
         row["disc"], row["disc_total"] = (disk[0] if disk else (None, None))

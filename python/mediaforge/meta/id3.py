@@ -91,7 +91,7 @@ def id3_skip(f: BinaryIO) -> int:
     return end if count > MOST_ID3_FRAMES else 0
 
 
-def _decoded(raw: bytes, encoding: int) -> list[str]:
+def decode_text(raw: bytes, encoding: int) -> list[str]:
     """A text frame's values (NUL-separated) as its encoding byte says, or else as such
     bytes most likely are: UTF-16 without a byte-order mark in Windows' order, bytes that
     are no UTF-8 in Windows' code page; under an encoding byte that names none, UTF-16
@@ -139,12 +139,13 @@ def _chunk(f: BinaryIO) -> BinaryIO | None:
     return None
 
 
-def text_frames(path: str | bytes, have: dict[str, int]) -> list[tuple[str, list[str]]]:
+def text_frames(path: str | bytes, have: dict[str, int],
+                only: frozenset[str] | None = None) -> list[tuple[str, list[str]]]:
     """The text frames (`T...`, ID3v2.3 ones by their ID3v2.4 names) of the ID3v2.3 or
     2.4 tag at the start of the file at `path` (or in a WAV or AIFF file's ID3 chunk)
     that a reader missed: of each frame id, all frames once the tag holds more than
-    `have` says the reader found. A `TXXX` frame's values start with its description.
-    Unreadable, compressed and encrypted frames are passed by."""
+    `have` says the reader found (`only`: of those ids alone). A `TXXX` frame's values
+    start with its description. Unreadable, compressed and encrypted frames are passed by."""
     out: list[tuple[str, list[str]]] = []
     try:
         with open(path, "rb") as file:
@@ -166,7 +167,7 @@ def text_frames(path: str | bytes, have: dict[str, int]) -> list[tuple[str, list
             for fid, *_ in heads:
                 counts[fid] = counts.get(fid, 0) + 1
             for fid, fl, at, size in heads:
-                if counts[fid] <= have.get(fid, 0):
+                if counts[fid] <= have.get(fid, 0) or only is not None and fid not in only:
                     continue
                 # Compressed or encrypted: (ID3v2.4) 0x08, 0x04; (ID3v2.3) 0x80, 0x40.
                 if fl & (0x0C if version == 4 else 0xC0):
@@ -180,7 +181,7 @@ def text_frames(path: str | bytes, have: dict[str, int]) -> list[tuple[str, list
                 elif fl & 0x20:  # a group byte
                     body = body[1:]
                 if body:
-                    out.append((fid, _decoded(body[1:], body[0])))
+                    out.append((fid, decode_text(body[1:], body[0])))
     except OSError:
         pass
     return out

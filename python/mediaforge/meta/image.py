@@ -16,7 +16,10 @@ from typing import Any
 
 from PIL import Image, ImageFile
 
+from .exif import Tags, claimed_bytes, guard_pillow, orientation, parse, tags_of
 from .sidecar import utc_offset
+
+guard_pillow()  # before any file is opened here
 
 # Pillow refuses images over twice this many pixels (a decompression bomb) and warns
 # above it; the warning is an error under our test settings, so the guard is explicit.
@@ -29,11 +32,34 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 # A truncated JPEG still yields its header fields; decoding it then fails loudly.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
-
 
 class TooLarge(Exception):
     """The image claims more pixels than MAX_PIXELS: never decoded."""
+
+
+class HostileDirectory(ValueError):
+    """A TIFF's first directory claims more bytes of values than the file holds: entries
+    that point at the same bytes over and over, which every reader (Pillow, libav) copies
+    once per entry, gigabytes from a file of a megabyte. Never read."""
+
+
+def _check_tiff_directory(path: str | bytes) -> None:
+    """Raise HostileDirectory for a TIFF-structured file (TIFF, DNG, NEF ...) whose first
+    directory's values claim more than the file's length (and a little slack)."""
+    if not isinstance(path, (str, bytes)):
+        return
+    with open(path, "rb") as f:
+        head = f.read(16)
+        if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return
+        end = "<" if head[:2] == b"II" else ">"
+        bigtiff = head[2:4] in (b"+\x00", b"\x00+")
+        at = struct.unpack(end + ("Q" if bigtiff else "L"), head[8:16] if bigtiff else head[4:8])[0]
+        claimed = claimed_bytes(f, at, bigtiff, end)
+        length = os.fstat(f.fileno()).st_size
+    if claimed > length + (64 << 10):
+        raise HostileDirectory(f"its first TIFF directory claims {claimed:,} bytes of values in a file of "
+                               f"{length:,} bytes (entries pointing at the same bytes over and over): not read")
 
 
 PLUGINS: set[str] = set()
@@ -79,6 +105,7 @@ def unsupported_reason(name: bytes) -> str | None:
 def open_image(path: str | bytes, large: bool = False) -> Image.Image:
     """Open an image (header only). Raises TooLarge before any pixel is decoded, unless
     `large`: then the caller asks `too_large` and decodes only what it allows."""
+    _check_tiff_directory(path)
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # the guard is ours, below: Pillow's refuses the header too
     try:
@@ -418,10 +445,7 @@ def _heif_quarter_turned(im: Image.Image) -> bool:
 
 def _turns_sideways(im: Image.Image) -> bool:
     """Whether `im`'s EXIF orientation swaps width and height (5 to 8)."""
-    try:
-        return im.getexif().get(0x0112) in (5, 6, 7, 8)
-    except Exception:  # noqa: BLE001
-        return False
+    return orientation(im) in (5, 6, 7, 8)
 
 
 def _stored_bits(im: Image.Image) -> int | None:
@@ -503,7 +527,7 @@ def exif_datetime(v: Any, subsec: Any = None) -> datetime | None:
         when = datetime(*(int(x) for x in m.groups()))
     except ValueError:
         return None  # 0000:00:00 00:00:00 and other placeholders
-    digits = re.match(r"\s*(\d{1,9})\s*$", _text(subsec, 16) or "")
+    digits = re.match(r"\s*(\d+)\s*$", _text(subsec, 16) or "")
     return when.replace(microsecond=int(digits.group(1)[:6].ljust(6, "0"))) if digits else when
 
 
@@ -517,8 +541,8 @@ def _gps_coord(value: Any, ref: Any, refs: str) -> float | None:
     side = (_text(ref) or "").strip().upper()
     if side and side not in tuple(refs):
         return None
-    if isinstance(value, tuple) and len(value) in (2, 3):
-        parts = [_num(x) for x in value]
+    if isinstance(value, tuple) and len(value) >= 2:
+        parts = [_num(x) for x in value[:3]]  # a fourth number (some writers') is no part of it
         if any(p is None for p in parts):
             return None
         d, m, sec = (*parts, 0.0) if len(parts) == 2 else parts
@@ -544,15 +568,17 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
     chunk after its pixels, and a later load hands back what it got, half black."""
     had_tiles = bool(getattr(im, "tile", None))
     try:
-        ex = im.getexif()
+        tags = tags_of(im)
     except Exception as e:  # noqa: BLE001 - a broken EXIF block is not a broken image
         if had_tiles and not getattr(im, "tile", None):
             raise BrokenPicture(f"{type(e).__name__}: {e}") from e
         return None
+    if tags is None:
+        return None
     # A HEIF's orientation as stored, valid or not (a broken one is no orientation, never
     # the 1 pillow-heif puts in its place).
     stored = im.info.get("original_orientation") if isinstance(getattr(im, "info", None), dict) else None
-    return exif_row(ex, stored if isinstance(stored, int) else None)
+    return exif_row(tags, stored if isinstance(stored, int) else None)
 
 
 def exif_of_heif(path: str | bytes) -> dict[str, Any] | None:
@@ -563,22 +589,29 @@ def exif_of_heif(path: str | bytes) -> dict[str, Any] | None:
 
         with open(path, "rb") as f:  # a file, not the path: pillow-heif takes bytes for data
             raw = open_heif(f).info.get("exif")
-        if not raw:
-            return None
-        ex = Image.Exif()
-        ex.load(raw[6:] if raw.startswith(b"Exif\x00\x00") else raw)
-        return exif_row(ex, None)
+        tags = parse(raw) if raw else None
+        return exif_row(tags, None) if tags is not None else None
     except Exception:  # noqa: BLE001 - no pillow-heif, no EXIF item, a broken one: no row
         return None
 
 
-def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[str, Any] | None:
-    """The `exif` row of an EXIF block (None when it says nothing). `orientation_as_stored`:
+def _iso(sub: dict[int, Any]) -> int | None:
+    """ISO speed: ISOSpeedRatings, else (where that holds 65535, a SHORT's all-ones
+    placeholder that cameras past ISO 65535 write, or nothing) the LONG that EXIF 2.3
+    gives for it: ISOSpeed, else RecommendedExposureIndex."""
+    for tag in (0x8827, 0x8833, 0x8832):
+        v = sub.get(tag)
+        if isinstance(v, tuple):
+            v = v[0] if v else None
+        if isinstance(v, int) and 0 < v <= 10_000_000 and not (tag == 0x8827 and v == 65535):
+            return v
+    return None
+
+
+def exif_row(tags: Tags, orientation_as_stored: int | None = None) -> dict[str, Any] | None:
+    """The `exif` row of an EXIF block's tags (None when they say nothing). `orientation_as_stored`:
     the file's orientation where the reader has reset the block's (HEIF)."""
-    if not ex:
-        return None
-    sub = _ifd(ex, _EXIF_IFD)
-    gps = _ifd(ex, _GPS_IFD)
+    ex, sub, gps = tags
     # Each time has its own offset: DateTimeOriginal's is OffsetTimeOriginal; DateTime's
     # (OffsetTime) stands in only for the time it belongs to, or one equal to it.
     original = exif_datetime(sub.get(0x9003), sub.get(0x9291))  # with SubSecTimeOriginal
@@ -591,13 +624,12 @@ def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[s
     lon = _gps_coord(gps.get(4), gps.get(3), "EW")
     if lat is not None and not -90 <= lat <= 90 or lon is not None and not -180 <= lon <= 180:
         lat = lon = None
-    alt = _plausible(_num(gps.get(6)), 0, 1e6)
-    if alt is not None and gps.get(5) in (1, b"\x01"):
-        alt = -alt or 0.0  # (0 below sea level is 0, not -0.0)
+    # Below sea level: a reference of 1 (a BYTE, as written; some write it as the text "1"),
+    # or a negative SRATIONAL (the Dead Sea's shore is -430 m, a mine's floor -4,000 m).
+    alt = _plausible(_num(gps.get(6)), -12_000, 1e6)
+    if alt is not None and alt > 0 and gps.get(5) in (1, b"\x01", "1"):
+        alt = -alt
     orientation = orientation_as_stored if orientation_as_stored is not None else ex.get(0x0112)
-    iso = sub.get(0x8827)
-    if isinstance(iso, tuple):
-        iso = iso[0] if iso else None
     row = {
         "make": _text(ex.get(0x010F)),
         "model": _text(ex.get(0x0110)),
@@ -607,15 +639,14 @@ def exif_row(ex: Image.Exif, orientation_as_stored: int | None = None) -> dict[s
         "taken_offset": utc_offset(offset),
         "exposure_time": _plausible(_num(sub.get(0x829A)), 1e-7, 1e8),  # solargraphs run for months
         "f_number": _plausible(_num(sub.get(0x829D)), 0.5, 1_024),
-        # 65535 is a SHORT's all-ones placeholder: cameras past ISO 65535 write it there.
-        "iso": int(iso) if isinstance(iso, int) and 0 < iso <= 10_000_000 and iso != 65535 else None,
+        "iso": _iso(sub),
         "focal_length": _plausible(_num(sub.get(0x920A)), 0.1, 100_000),
         "focal_length_35mm": int(sub[0xA405]) if isinstance(sub.get(0xA405), int) and 0 < sub[0xA405] <= 100_000
         and sub[0xA405] != 65535 else None,  # the SHORT's all-ones placeholder, as for ISO
         "orientation": int(orientation) if isinstance(orientation, int) and 1 <= orientation <= 8 else None,
         "gps_lat": lat if lon is not None else None,
         "gps_lon": lon if lat is not None else None,
-        "gps_alt": alt,
+        "gps_alt": alt if alt != 0 else 0.0,  # (0 below sea level is 0, not -0.0)
     }
     # A TIFF's directory holds only its layout (size, compression, strips) when nothing
     # wrote EXIF into it: no row, as for a PNG without EXIF.
@@ -627,10 +658,3 @@ def _plausible(v: float | None, low: float, high: float) -> float | None:
     word (4294967295), a negative or zero aperture or exposure is a broken or placeholder
     field, not a fact to sort by."""
     return v if v is not None and low <= v <= high else None
-
-
-def _ifd(ex: Image.Exif, tag: int) -> dict[int, Any]:
-    try:
-        return dict(ex.get_ifd(tag))
-    except Exception:  # noqa: BLE001
-        return {}

@@ -945,6 +945,32 @@ def demuxed_length(path: str | bytes, by_content: bool = False) -> float | None:
         return float((end - start) * stream.time_base)
 
 
+def packet_spans(path: str | bytes, by_content: bool = False) -> dict[int, float]:
+    """Seconds each audio and video stream's packets span (cover pictures aside), by
+    stream index: every packet read, none decoded. A packet without a duration (a
+    Matroska SimpleBlock) lasts a frame at the stream's average rate. Streams whose
+    packets carry no times are left out; damage further on leaves the spans read so far."""
+    name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
+    spans: dict[int, list[int]] = {}
+    with _container(path, name, by_content) as c:
+        streams = [s for s in c.streams if s.type in ("audio", "video") and s.time_base and not _is_cover(s)]
+        if not streams:
+            return {}
+        frame = {s.index: int(1 / (s.average_rate * s.time_base)) if s.type == "video" and s.average_rate else 0
+                 for s in streams}
+        bases = {s.index: s.time_base for s in streams}
+        try:
+            for packet in c.demux(streams):
+                if packet.pts is None:
+                    continue
+                end = packet.pts + (packet.duration or frame[packet.stream_index])
+                span = spans.setdefault(packet.stream_index, [packet.pts, end])
+                span[0], span[1] = min(span[0], packet.pts), max(span[1], end)
+        except av.error.FFmpegError:
+            pass
+    return {k: float((hi - lo) * bases[k]) for k, (lo, hi) in spans.items() if hi > lo}
+
+
 def sound_end(path: str | bytes, claimed: float, by_content: bool = False) -> float | None:
     """Where the sound of a file whose header claims `claimed` seconds ends, when that is
     well before (a download or copy that stopped); None when it plays to about its end,

@@ -106,6 +106,8 @@ def message_of(e: BaseException) -> str:
     """An exception as one line of a `meta_errors` message."""
     if _chunk_bomb(e):
         return _CHUNK_BOMB.format(mb=_text_limit() >> 20)
+    if _never_to_libav(e):  # a hostile TIFF directory, in our own words
+        return str(e)
     if isinstance(e, MemoryError):  # the worker's address-space cap, met by a hostile file
         return "out of memory decoding it (the worker's limit, MEDIAFORGE_WORKER_MEMORY)"
     if not str(e).strip():  # mutagen's bare `error()` read "error: error"
@@ -434,10 +436,9 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     try:
         im = open_image(t.path, large=True)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        if _chunk_bomb(e):
-            # A PNG chunk (an ICC profile, compressed text) that inflates past Pillow's
-            # limit: a decompression bomb, refused here rather than handed to libav, which
-            # inflates the whole chunk (gigabytes from a file of a few megabytes).
+        if _never_to_libav(e):
+            # A decompression bomb (gigabytes from a file of a few megabytes): refused here
+            # rather than handed to libav.
             r.fail("decode", e, ERROR)
             return True
         if fallback:
@@ -547,6 +548,15 @@ def _chunk_bomb(e: BaseException) -> bool:
     return isinstance(e, ValueError) and str(e).startswith("Decompressed data too large")
 
 
+def _never_to_libav(e: BaseException) -> bool:
+    """What Pillow refused for a bomb's sake, which libav would read all the same: a PNG
+    chunk that inflates past Pillow's limit (libav inflates the whole chunk), a TIFF
+    directory whose entries claim the same bytes over and over (libav copies each)."""
+    from .image import HostileDirectory
+
+    return _chunk_bomb(e) or isinstance(e, HostileDirectory)
+
+
 def _text_limit() -> int:
     from PIL import PngImagePlugin
 
@@ -634,13 +644,14 @@ def _raw_preview(raw: Any, size: int, flip: int) -> Any:
     import rawpy
     from PIL import Image
 
+    from .exif import orientation
     from .image import open_image
     from .thumbs import reduce_image
 
     thumb = raw.extract_thumb()
     if thumb.format == rawpy.ThumbFormat.JPEG:
         im = open_image(io.BytesIO(bytes(thumb.data)))  # type: ignore[arg-type]
-        has_orientation = im.getexif().get(0x0112, 1) != 1
+        has_orientation = orientation(im) not in (None, 1)
     else:
         im = Image.fromarray(thumb.data)
         has_orientation = False
@@ -700,7 +711,8 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             else:
                 r.fail("probe", e, ERROR)
         return False
-    if _no_time_scale(t.path, media):
+    timeless = _no_time_scale(t.path, media)
+    if timeless:
         # Counted in whole seconds by libav: lengths, rates and bit rates all wrong.
         media.update(duration=None, fps=None, bitrate=None)
         for s in streams:
@@ -835,8 +847,37 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         if short:
             r.fail("decode", short)
     _sound_breaks(r, media, *broken)
+    if t.meta and not still and not timeless:  # (a time scale of 0 gives packets no times either)
+        _length_from_packets(r, by_content)
     _settle_lengths(r)
     return True
+
+
+def _length_from_packets(r: _Result, by_content: bool) -> None:
+    """The length of a file whose header gives none, neither its own nor any stream's (a
+    browser's MediaRecorder WebM, a FLAC streamed with a sample count of 0): what its
+    packets span, and the bit rate that makes. Every packet is read, none decoded."""
+    import av
+
+    from .probe import packet_spans
+
+    if r.media.get("duration") is not None or any(0 < (s.get("duration") or 0) <= LONGEST_S for s in r.streams):
+        return
+    if not r.media.get("video_codec") and not r.media.get("audio_codec"):
+        return
+    try:
+        spans = packet_spans(r.task.path, by_content)
+    except (av.error.FFmpegError, OSError, ValueError):
+        return
+    for s in r.streams:
+        if s.get("duration") is None and s.get("stream_index") in spans:
+            s["duration"] = round(spans[s["stream_index"]], 3)
+    longest = max(spans.values(), default=0.0)
+    if 0 < longest <= LONGEST_S:
+        r.media["duration"] = round(longest, 3)
+        if r.media.get("bitrate") is None:
+            with contextlib.suppress(OSError):
+                r.media["bitrate"] = round(os.stat(r.task.path).st_size * 8 / longest)
 
 
 # Seconds of timestamps frames may span beyond the sound they hold in a whole file: codecs'

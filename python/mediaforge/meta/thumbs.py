@@ -2,7 +2,8 @@
 
 Layout beside the catalog: `thumbs/<size>/<first two hex digits>/<blake3>.webp`, so a
 copy or a moved file shares one thumbnail and a folder never holds more than 1/256 of
-them. Only Pillow is imported here (the benchmark loads this file on its own).
+them. Only Pillow and `exif` (which needs only Pillow) are imported here: the benchmark
+loads these two files from the source tree without the rest of the package.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 from pathlib import Path
 
 from PIL import Image, ImageMode, ImageOps
+
+from .exif import orientation
 
 WEBP_QUALITY = 80
 
@@ -180,11 +183,7 @@ def _orientation(im: Image.Image) -> int | None:
         # decode error there is the picture's, never one to pass over with the orientation
         # (its half-filled picture then "loaded" without complaint).
         im.load()
-    try:
-        o = im.getexif().get(0x0112)
-    except Exception:  # noqa: BLE001
-        return None
-    return o if isinstance(o, int) and 1 <= o <= 8 else None
+    return orientation(im)
 
 
 _TRANSPOSE = {
