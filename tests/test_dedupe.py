@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import stat
 import signal
@@ -583,7 +584,8 @@ def test_a_journal_with_an_odd_path_is_named_on_one_line_and_its_undo_command_pa
     journal = next(Path(os.fsdecode(state + b"/journal")).glob("dedupe-*.jsonl"))
     lines = res.out.splitlines()
     assert f"journal {tmp_path}/it's\\nodd\\t\u00e9/journal/{journal.name}" in lines[0], lines
-    assert f"delete {tmp_path}/it's\\nodd\\t\u00e9/trash " in lines[1], lines
+    shown = f"delete {tmp_path}/it's\\nodd\\t\u00e9/trash/"
+    assert shown in lines[1] and re.match(r"\d{8}T\d{12}Z \(this run's trash\)", lines[1].split(shown)[1]), lines
     word = lines[-1].removeprefix("undo with: mediaforge dedupe --undo ").removesuffix("; rescan to update the catalog")
     assert len(lines) == 3 and word.startswith("$'"), lines
     pasted = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
@@ -1033,6 +1035,43 @@ def test_reflink_on_xfs_clones_and_undo_restores(xfs: Path) -> None:
     assert (copy.stat().st_uid, os.getxattr(copy, "user.xdg.tags")) == (65534, b"keep")
 
 
+def test_a_reflink_run_stopped_part_way_and_run_again_counts_its_clones_as_done(xfs: Path) -> None:
+    """A QA finding: a reflink --apply stopped (Ctrl-C, SIGTERM) part way, run again
+    before a scan, listed every copy the first run cloned as "changed since the scan
+    (rescan first)" and exited 8 (a clone is a new inode). They count as done before it,
+    as the copies a hard-link run linked do; a clone edited since is still skipped."""
+    root = xfs / "lib"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    for n in range(4):
+        data = os.urandom(200_000)
+        (root / "a" / f"{n}.mov").write_bytes(data)
+        (root / "b" / f"{n}.mov").write_bytes(data)
+        os.utime(root / "a" / f"{n}.mov", (1_500_000_000, 1_500_000_000))
+    catalog = xfs / "state" / "cat.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    p = _run_driver(_SIGTERM_ON_SECOND_STEP, catalog, "dedupe", "--apply", "--action", "reflink")
+    assert p.returncode == 143 and "2 files reflinked" in p.stdout.decode(), (p.stdout, p.stderr)
+    first = _journal_done(xfs / "state" / "journal")
+    assert len(first) == 2
+    edited = root / "b" / first[0]
+    st = edited.stat()
+    with open(edited, "r+b") as f:  # an edit in place, its times put back: still skipped
+        f.write(b"\0" * 16)
+    os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    out = _apply(catalog, "--action", "reflink")
+    assert (out["done"], out["already_linked"]) == (2, 1), out
+    assert [(Path(s["path"]).name, s["why"]) for s in out["skipped"]] == [
+        (first[0], "changed since the scan (rescan first)")], out
+
+
+def _journal_done(folder: Path) -> list[str]:
+    """The names of the copies the one journal in `folder` says were done, in order."""
+    (journal,) = folder.glob("dedupe-*.jsonl")
+    done = [json.loads(line) for line in journal.read_text().splitlines()]
+    return [os.path.basename(base64.b64decode(e["victim"])).decode() for e in done if e["kind"] == "done"]
+
+
 def test_dry_run_names_stay_distinct_and_one_line_each(tmp_path: Path) -> None:
     root = tmp_path / "lib"
     root.mkdir()
@@ -1398,6 +1437,32 @@ def test_an_undo_killed_in_a_copy_leaves_no_hidden_copy_once_run_again(lib) -> N
     assert all((root / "b" / n).stat().st_nlink == 1 for n in os.listdir(root / "b"))
     # A journal an undo began is one an undo worked on: no carry-over at the next scan.
     assert '"kind": "undoing"' in Path(out["journal"]).read_text()
+
+
+# Killed once the first copy is replaced, before its old inode (kept under a hidden name
+# until the kept file is seen whole) goes.
+_KILL_ONCE_A_COPY_IS_REPLACED = """
+dedupe._kept_whole = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("action", ["hardlink", "symlink"])
+def test_a_rerun_after_a_kill_sweeps_the_hidden_copy_the_killed_run_left(lib, action: str) -> None:
+    """A QA finding: kill -9 of an --apply right after a copy was replaced left its old
+    inode under a hidden `.mediaforge-*.tmp` name beside it (a whole copy's bytes); the
+    rerun, finding that copy done, wrote no temporary there, so nothing swept it, not
+    even ten minutes on. The next --apply removes what killed runs its journals name
+    left, as their undo would."""
+    root, catalog = lib
+    p = _run_driver(_KILL_ONCE_A_COPY_IS_REPLACED, catalog, "dedupe", "--apply", "--action", action)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert list(root.rglob(".mediaforge-*.tmp")), list(root.rglob("*"))
+    again = _apply(catalog, "--action", action)
+    assert again["skipped"] == [], again
+    assert not list(root.rglob(".mediaforge-*.tmp")), list(root.rglob("*"))
+    # Every content is still there, once at least, outside the trash.
+    for name, size in (("photo.jpg", 40_000), ("song.mp3", 9_000), ("unique.png", 500)):
+        assert (root / "a" / name).stat().st_size == size
 
 
 def test_an_undo_counts_the_bytes_it_puts_back_once_an_inode(tmp_path: Path) -> None:
@@ -2097,7 +2162,7 @@ def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_trash_and_journals_
     """`scan ~` with the catalog under ~: the duplicates trashed beside the catalog are
     not found again as files (nor moved ones, nor dupes to act on again), nor are the
     journals; a folder of the user's named `trash` beside a catalog that never deduped
-    is scanned as any other."""
+    is scanned as any other, and no --apply takes it over while it holds their file."""
     lib = tmp_path / "home"
     for d in ("a", "b", "trash"):
         (lib / d).mkdir(parents=True)
@@ -2108,15 +2173,18 @@ def test_a_scan_of_the_folder_holding_the_catalog_leaves_the_trash_and_journals_
     catalog = lib / "cat.duckdb"
     assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
     assert rows(catalog, "SELECT count(*) AS n FROM files WHERE name = 'mine.txt'") == [{"n": 1}]
-    res = run_cli("dedupe", "--action", "trash", "--keep", "prefix:" + str(lib / "a"), "--apply", "--json",
-                  catalog=catalog)
+    apply = ("dedupe", "--action", "trash", "--keep", "prefix:" + str(lib / "a"), "--apply", "--json")
+    assert run_cli(*apply, catalog=catalog).rc == 2
+    (lib / "trash" / "mine.txt").rename(lib / "mine.txt")
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    res = run_cli(*apply, catalog=catalog)
     assert res.rc == 0 and json.loads(res.out)["done"] == 1, res.out + res.err
     res = run_cli("scan", lib, "--no-meta", "--json", catalog=catalog)
     got = json.loads(res.out)
     assert got["new"] == 0 and got["moved"] == 0, res.out
     assert rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present' AND "
                          f"(starts_with(path, '{lib / 'trash'}/') OR starts_with(path, '{lib / 'journal'}/'))") \
-        == [{"n": 0}]  # the user's own file too: the folder is dedupe's now (see docs/cli.md)
+        == [{"n": 0}]  # the folders are dedupe's now (see docs/cli.md)
     assert json.loads(run_cli("dupes", "-f", "json", catalog=catalog).out) == []
 
 
@@ -2850,3 +2918,39 @@ def test_copies_on_two_disks_with_times_in_whole_seconds_are_not_taken_for_one_f
     finally:
         for mnt in disks:
             subprocess.run(["umount", str(mnt)], capture_output=True, check=False)
+
+
+def test_a_trash_or_journal_folder_of_the_user_s_beside_the_catalog_is_never_taken_over(tmp_path: Path) -> None:
+    """A QA finding: a `trash/` of the user's beside the catalog, holding a photo of
+    theirs, became dedupe's at its first --apply (of any action: the journal it wrote
+    makes scans leave `trash/` out), and the report said to delete `trash/` for the
+    space: with it went the photo. An --apply refuses, naming the file, until the folder
+    holds only dedupe's own; then the report names only the run's dated folder."""
+    lib = tmp_path / "lib"
+    (lib / "photos").mkdir(parents=True)
+    data = os.urandom(4000)
+    (lib / "photos" / "a.bin").write_bytes(data)
+    (lib / "photos" / "b.bin").write_bytes(data)
+    os.utime(lib / "photos" / "a.bin", (1_500_000_000, 1_500_000_000))
+    catalog = lib / "c.duckdb"
+    for folder in ("trash", "journal"):
+        (lib / folder).mkdir()
+        (lib / folder / "mine.jpg").write_bytes(os.urandom(500))
+        assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+        for action in ("trash", "hardlink"):
+            res = run_cli("dedupe", "--action", action, "--apply", catalog=catalog)
+            assert res.rc == 2, (folder, action, res.out, res.err)
+            assert_one_line_error(res.err, f"{lib / folder} beside the catalog holds mine.jpg, which dedupe did "
+                                           "not put there", "nothing was changed")
+            assert os.listdir(lib / folder) == ["mine.jpg"]
+            assert not (lib / "journal").exists() or os.listdir(lib / "journal") == ["mine.jpg"]  # no journal
+            assert (lib / "photos" / "b.bin").stat().st_nlink == 1
+        (lib / folder / "mine.jpg").rename(lib / "photos" / f"mine-{folder}.jpg")
+        if folder == "trash":
+            (lib / folder).rmdir()
+    res = run_cli("dedupe", "--action", "trash", "--apply", catalog=catalog)
+    assert res.rc == 0, res.err
+    (dated,) = os.listdir(lib / "trash")
+    assert f"the space comes back once you delete {lib / 'trash' / dated} (this run's trash)" in res.out, res.out
+    (trashed,) = (lib / "trash" / dated).rglob("b.bin")
+    assert trashed.read_bytes() == data and (lib / "photos" / "a.bin").read_bytes() == data

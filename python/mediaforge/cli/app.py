@@ -1249,10 +1249,9 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None,  # noqa: A
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
           + (f" ({out.already} {_before(verb, action)})"
              if out.already else "") + (f"; journal {_journal_text(out.journal)}" if out.journal is not None else ""))
-    if verb == "trashed" and out.done:  # (none moved: no trash folder to speak of)
-        trash = path_text(os.fsencode(Path(out.journal).parent.parent / TRASH_DIR))
-        print(f"the space comes back once you delete {trash} (or its dated "
-              "folders): it is not your desktop's Trash, and nothing empties it for you")
+    if verb == "trashed" and out.done and out.dest is not None:  # (none moved: no trash folder to speak of)
+        print(f"the space comes back once you delete {path_text(os.fsencode(out.dest))} (this run's trash): it is "
+              "not your desktop's Trash, and nothing empties it for you")
     if verb != "restored" and out.journal is not None:
         print(f"undo with: mediaforge dedupe --undo {_journal_word(out.journal)}; rescan to update the catalog")
 

@@ -103,6 +103,8 @@ class Step:
     nlink: int = 1
     # Gone from its path, moved away by an earlier dedupe (`_moves_before`).
     moved_before: bool = False
+    # The (device, inode) an earlier reflink dedupe's clone took at its path (`_moves_before`).
+    cloned_as: tuple[int, int] | None = None
 
 
 @dataclass
@@ -384,21 +386,27 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
     rows = _ranked(cat, keep, f"""
         SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where, "mf_links")}) g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {of_file}""", params, links)
-    steps = _moves_before(cat, _steps(rows))
+    steps = _moves_before(cat, _steps(rows), reflink=action == "reflink")
     return Plan(action, target, steps, names=_inode_names(cat, steps) if action == "move-to" else {})
 
 
-def _moves_before(cat: Catalog, steps: list[Step], moved: _Moved | None = None) -> list[Step]:
+def _moves_before(cat: Catalog, steps: list[Step], moved: _Moved | None = None, reflink: bool = False) -> list[Step]:
     """The steps, those whose copy is gone from its path marked `moved_before` where a
     dedupe journal beside the catalog, never undone, moved it away: a run stopped part
     way (Ctrl-C, a kill) and run again before a scan counts them as done before it, as
-    it counts the copies it linked, neither done again nor skipped."""
+    it counts the copies it linked, neither done again nor skipped. For a `reflink` run,
+    the clones such a run made are marked so (`cloned_as`): a clone is a new inode, which
+    the catalog's row does not know."""
     gone = {s.victim for s in steps if not os.path.lexists(s.victim)}
-    if not gone:
+    if not gone and not reflink:
         return steps
     moved = moved if moved is not None else _moved_by_dedupe(cat)
-    return [replace(s, moved_before=True) if s.victim in gone and s.blake3 is not None
-            and moved.by_path.get(s.victim, ("",))[0] == s.blake3 else s for s in steps]
+    steps = [replace(s, moved_before=True) if s.victim in gone and s.blake3 is not None
+             and moved.by_path.get(s.victim, ("",))[0] == s.blake3 else s for s in steps]
+    if reflink and moved.cloned:
+        steps = [replace(s, cloned_as=moved.cloned[s.victim][:2])
+                 if s.victim in moved.cloned and moved.cloned[s.victim][2] == s.blake3 else s for s in steps]
+    return steps
 
 
 def _inode_names(cat: Catalog, steps: list[Step]) -> dict[tuple[int, int], list[bytes]]:
@@ -505,6 +513,8 @@ class _Moved:
     the path each was moved from, its content and the kept file's, by BLAKE3."""
 
     by_path: dict[bytes, tuple[str | None, str | None]] = field(default_factory=dict)
+    # The clones reflink runs made: by path, the (device, inode) each took and its BLAKE3.
+    cloned: dict[bytes, tuple[int, int, str]] = field(default_factory=dict)
 
 
 def _resumed(cat: Catalog, method: str, steps: Sequence[Step], gone: set[int], moved: _Moved) -> set[int]:
@@ -545,7 +555,12 @@ def _moved_by_dedupe(cat: Catalog, method: str | None = None) -> _Moved:
     for path in sorted({j for folder in folders for j in _journals(folder)}):
         begun = _journal_begun(path)
         entries = _standing(path) if begun is not None and (since is None or begun >= since) else None
+        reflinked = bool(entries) and entries[0].get("action") == "reflink"  # type: ignore[index]
         for e in _done_or_moved(entries or []):
+            if reflinked and e.get("done") and type(e.get("dev")) is int and type(e.get("ino")) is int \
+                    and isinstance(e.get("blake3"), str):
+                with contextlib.suppress(TypeError, ValueError, binascii.Error):
+                    moved.cloned[_unb64(e["victim"])] = (e["dev"], e["ino"], e["blake3"])
             if not e.get("moved_to"):
                 continue
             victim, kept = e.get("blake3"), e.get("keep_blake3")
@@ -880,8 +895,43 @@ def _destination(plan: Plan, trash_root: Path, stamp: str) -> tuple[Path | None,
 StepFn = Callable[[int, int, int], None]
 
 
+# What dedupe itself puts in the journal and trash folders beside the catalog: a run's
+# journal, the dated folder of a run's trash, and temporaries a killed writer left.
+_OWN_JOURNAL_NAME = re.compile(r"dedupe-\d{8}T\d{12}Z\.jsonl|\.mediaforge-[0-9a-f]+\.tmp")
+_OWN_TRASH_NAME = re.compile(r"\d{8}T\d{12}Z|\.mediaforge-[0-9a-f]+\.tmp")
+
+
+def _foreign(folder: Path, own: re.Pattern[str]) -> str | None:
+    """The first name (sorted) in `folder` that dedupe did not put there; None when it
+    holds only dedupe's, is empty or is not there."""
+    try:
+        names = sorted(os.listdir(os.fsencode(folder)))
+    except OSError:
+        return None
+    return next((os.fsdecode(n) for n in names if not own.fullmatch(os.fsdecode(n))), None)
+
+
+def check_own_folders(journal_dir: Path, trash_root: Path) -> None:
+    """Refuse to take over a journal or trash folder beside the catalog that holds files
+    of the user's, whatever the action: dedupe writes into them, and once its first
+    journal is there scans leave both out, so a photo of the user's in a `trash/` of
+    theirs would drop out of the library (and the report's advice, to delete the trash's
+    dated folders, is for dedupe's own)."""
+    for folder, own in ((journal_dir, _OWN_JOURNAL_NAME), (trash_root, _OWN_TRASH_NAME)):
+        name = _foreign(folder, own)
+        if name is not None:
+            where = path_text(os.fsencode(folder))
+            raise InvalidInputError(
+                f"{where} beside the catalog holds {path_text(os.fsencode(name))}, which dedupe did not put there: "
+                f"dedupe keeps its {'journals' if own is _OWN_JOURNAL_NAME else 'trash'} in that folder, and scans "
+                f"leave it out; move what is yours out of it (or the catalog elsewhere), or use --action move-to "
+                f"--to DIR; nothing was changed")
+
+
 def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | None = None) -> Outcome:
     """Carry out the plan, checking each file first; see the module docstring."""
+    check_own_folders(journal_dir, trash_root)
+    sweep_killed_runs(journal_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     dest, made = _destination(plan, trash_root, stamp)
     try:
@@ -1468,6 +1518,31 @@ def _line_held(cat: Catalog, line: dict[str, Any]) -> bool:
     return _holds(cat, [tuple(p) for p in tags], [tuple(p) for p in items], _current_ids(cat.con, line))
 
 
+def sweep_killed_runs(journal_dir: Path) -> None:
+    """Remove the temporaries that dedupes killed outright (kill -9, a power cut) left
+    beside the files they worked on, a whole hidden copy maybe, as an undo of their
+    journal would: their writers are known, so at once, not ten minutes after, and a rerun
+    that finds those files already done (it writes no temporary there) sweeps them too.
+    Journals whose run ended (told from their last bytes) are passed over."""
+    for path in _journals(journal_dir):
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 65536))
+                tail = f.read()
+        except OSError:
+            continue
+        if b'"kind": "end"' in tail or any(f'"kind": "{k}"'.encode() in tail for k in UNDO_LINES):
+            continue
+        try:
+            known = _writers(path)
+            records = _records(path)[1]
+        except (InvalidInputError, PathIOError):
+            continue
+        for folder in sorted({os.path.dirname(p) for r in records for p in (r.victim, r.moved_to) if p}):
+            sweep_stale(folder, known=known)
+
+
 def _unfinished(path: Path) -> bool:
     """Whether a journal may lack its carry-over (its run stopped first), told cheaply
     from its end: neither a whole `carried` (one without a commit to follow, or with its
@@ -1633,8 +1708,9 @@ def preview(plan: Plan) -> dict[bytes, str]:
 # scan), or another tool did. Neither done nor skipped: counted apart.
 ALREADY_LINKED = "already a hard link of the kept file"
 ALREADY_SYMLINKED = "already a symbolic link to the kept file"
+ALREADY_CLONED = "already a clone of the kept file, made by an earlier run"
 MOVED_BEFORE = "already moved away by an earlier run"
-LINKED_BEFORE = (ALREADY_LINKED, ALREADY_SYMLINKED, MOVED_BEFORE)
+LINKED_BEFORE = (ALREADY_LINKED, ALREADY_SYMLINKED, ALREADY_CLONED, MOVED_BEFORE)
 
 
 def _leads_to(link: bytes, kst: os.stat_result) -> bool:
@@ -1670,6 +1746,9 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
             return ALREADY_SYMLINKED
         if not stat.S_ISREG(vst.st_mode):
             return "not a regular file any more"
+        if action == "reflink" and s.cloned_as == (vst.st_dev, vst.st_ino) \
+                and (vst.st_size, time_ns(vst.st_mtime_ns)) == (s.size, s.mtime_ns):
+            return ALREADY_CLONED  # its clone, untouched since (it took the copy's times)
         if (vst.st_size, time_ns(vst.st_mtime_ns), vst.st_ino) != (s.size, s.mtime_ns, s.inode):
             return "changed since the scan (rescan first)"
         # The kept file as the scan saw it: for near-duplicates nothing compares its bytes
