@@ -1744,6 +1744,26 @@ def test_undo_with_the_catalog_busy_touches_no_file(lib) -> None:
     assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
 
 
+def test_a_journal_missing_a_field_or_with_a_value_not_base64_says_which(lib, tmp_path: Path) -> None:
+    """A QA finding: such a journal was refused, but in Python's words ("Only base64 data
+    is allowed", "'atime_ns'"). The reason names what is wrong."""
+    root, catalog = lib
+    assert run_cli("dedupe", "--apply", catalog=catalog).rc == 0
+    journal = next((catalog.parent / "journal").iterdir())
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    bad = tmp_path / "bad.jsonl"
+    for change, said in ((lambda e: e.update(victim="!!!"), "a path or value that is not base64 ('!!!')"),
+                         (lambda e: e.pop("atime_ns"), "a line without its 'atime_ns' field")):
+        edited = [dict(e) for e in lines]
+        for e in edited:
+            if e["kind"] == "done":
+                change(e)
+        bad.write_text("".join(json.dumps(e) + "\n" for e in edited))
+        res = run_cli("dedupe", "--undo", bad, catalog=catalog)
+        assert res.rc == 2, res.err
+        assert_one_line_error(res.err, f"{bad} is not a valid MediaForge dedupe journal: {said}")
+
+
 def test_a_journal_with_times_out_of_range_is_refused(lib, tmp_path: Path) -> None:
     root, catalog = lib
     assert run_cli("dedupe", "--apply", catalog=catalog).rc == 0
@@ -2954,3 +2974,39 @@ def test_a_trash_or_journal_folder_of_the_user_s_beside_the_catalog_is_never_tak
     assert f"the space comes back once you delete {lib / 'trash' / dated} (this run's trash)" in res.out, res.out
     (trashed,) = (lib / "trash" / dated).rglob("b.bin")
     assert trashed.read_bytes() == data and (lib / "photos" / "a.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("action", ["hardlink", "trash"])
+def test_an_apply_that_acts_on_nothing_leaves_no_empty_folders_beside_the_catalog(lib, action: str) -> None:
+    """A QA finding: an --apply whose every copy was skipped (here, changed since the
+    scan) left an empty `journal/` folder beside the catalog (the journal itself, of
+    nothing, went)."""
+    root, catalog = lib
+    for copy in ("photo copy.jpg", "photo (2).jpg", "song.mp3"):
+        with open(root / "b" / copy, "ab") as f:
+            f.write(b"saved since")
+    res = run_cli("dedupe", "--apply", "--action", action, "--json", catalog=catalog)
+    out = json.loads(res.out)
+    assert res.rc == 8 and out["done"] == 0 and len(out["skipped"]) == 3, res.out
+    assert sorted(os.listdir(catalog.parent)) == ["cat.duckdb", "cat.search"], os.listdir(catalog.parent)
+
+
+def test_an_undo_given_no_catalog_restores_the_files_and_says_the_tags_stay(lib, tmp_path: Path) -> None:
+    """A QA finding: `dedupe --undo J -c` naming no catalog restored the files and exited
+    0, silent on the tags the dedupe had carried over to the kept file. It says so (exit
+    3); the undo run again with the right catalog takes them back."""
+    root, catalog = lib
+    assert run_cli("tag", "add", "trip", root / "b" / "song.mp3", catalog=catalog).rc == 0
+    out = _apply(catalog, "--action", "trash")
+    tagged = "SELECT f.path, t.tag FROM tags t JOIN files f USING (media_id) WHERE f.status = 'present'"
+    assert {(r["path"], r["tag"]) for r in rows(catalog, tagged)} == {(str(root / w / "song.mp3"), "trip")
+                                                                      for w in "ab"}  # carried to the kept file
+    elsewhere = tmp_path / "nowhere" / "cat.duckdb"
+    res = run_cli("dedupe", "--undo", out["journal"], catalog=elsewhere)
+    assert res.rc == 3 and (root / "b" / "song.mp3").exists(), res.err
+    assert_one_line_error(res.err, f"no catalog at {elsewhere}: the files are restored, but the tags the dedupe "
+                                   "carried over were not taken back")
+    assert not elsewhere.parent.exists()
+    again = _undo(catalog, out["journal"])
+    assert again["already_restored"] == 3 and again["tags_carried"] == 1, again
+    assert rows(catalog, tagged) == [{"path": str(root / "b" / "song.mp3"), "tag": "trip"}]

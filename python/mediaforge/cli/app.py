@@ -1111,7 +1111,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
     opened otherwise (damaged) does not keep the files from coming back: they are
     restored, and the error says the tags were not taken back."""
     from ..catalog import Catalog
-    from ..dupes.dedupe import check_journal, uncarry, undo
+    from ..dupes.dedupe import carried_anything, check_journal, uncarry, undo
     from ..errors import CatalogBusyError, CatalogError, CatalogMissingError
     from ..stop import Stop
 
@@ -1123,8 +1123,11 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
         cat = open_catalog(catalog_path)
     except CatalogBusyError:
         raise
-    except CatalogMissingError:
-        pass  # no catalog: no tags to take back, the files come back all the same
+    except CatalogMissingError as e:
+        # No catalog there: the files come back all the same; tags the dedupe carried
+        # over (into another catalog, then) are not taken back, and that is said.
+        if carried_anything(journal):
+            problem = e
     except CatalogError as e:
         problem = e
     try:
@@ -1153,7 +1156,11 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
     if out.journal_failed:  # after the report of what was restored: exit 3 with the reason
         raise PathIOError(out.journal_failed)
     if problem is not None:
-        if not tags_back:
+        if not tags_back and isinstance(problem, CatalogMissingError):
+            problem.args = (f"no catalog at {path_text(os.fsencode(catalog_path))}: the files are restored, but the "
+                            "tags the dedupe carried over were not taken back: run the undo again with -c naming "
+                            "the catalog the dedupe used",)
+        elif not tags_back:
             problem.args = (f"{first_line(problem)}; the files are restored, but the tags the dedupe carried over "
                             "were not taken back: run the undo again once that is fixed",)
         raise problem

@@ -797,7 +797,10 @@ def _b64(p: bytes) -> str:
 def _unb64(s: Any) -> bytes:
     if not isinstance(s, str):
         raise TypeError("a path is not a string")
-    return base64.b64decode(s, validate=True)
+    try:
+        return base64.b64decode(s, validate=True)
+    except binascii.Error:
+        raise ValueError(f"a path or value that is not base64 ({s[:40]!r})") from None
 
 
 def _whole(entry: dict[str, Any], key: str) -> int:
@@ -932,6 +935,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
     """Carry out the plan, checking each file first; see the module docstring."""
     check_own_folders(journal_dir, trash_root)
     sweep_killed_runs(journal_dir)
+    journal_existed = journal_dir.is_dir()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     dest, made = _destination(plan, trash_root, stamp)
     try:
@@ -980,6 +984,8 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
                 with contextlib.suppress(OSError):
                     journal.path.unlink()
                     out.journal = None
+                    if not journal_existed:  # the folder made for it, empty: gone too
+                        journal_dir.rmdir()
             else:
                 with contextlib.suppress(JournalError):
                     journal.write(kind="end")
@@ -1516,6 +1522,15 @@ def _line_held(cat: Catalog, line: dict[str, Any]) -> bool:
     if not tags and not items:
         return True
     return _holds(cat, [tuple(p) for p in tags], [tuple(p) for p in items], _current_ids(cat.con, line))
+
+
+def carried_anything(path: Path) -> bool:
+    """Whether a journal's dedupe carried tags or collection places over to kept files
+    (its `carried` lines name some)."""
+    try:
+        return any(e["kind"] == "carried" and (e.get("tags") or e.get("collections")) for e in _entries(path))
+    except (InvalidInputError, PathIOError):
+        return False
 
 
 def sweep_killed_runs(journal_dir: Path) -> None:
@@ -2203,7 +2218,8 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                         for v in kept_at.values()):
                     raise TypeError("the kept files' paths are not a map of [path, digest]")
     except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as err:  # OverflowError: int(1e400)
-        raise InvalidInputError(f"{path} is not a valid MediaForge dedupe journal: {first_line(err)}") from None
+        why = f"a line without its {err.args[0]!r} field" if isinstance(err, KeyError) else first_line(err)
+        raise InvalidInputError(f"{path} is not a valid MediaForge dedupe journal: {why}") from None
     return action, list(records.values())
 
 
