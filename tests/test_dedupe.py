@@ -3010,3 +3010,25 @@ def test_an_undo_given_no_catalog_restores_the_files_and_says_the_tags_stay(lib,
     again = _undo(catalog, out["journal"])
     assert again["already_restored"] == 3 and again["tags_carried"] == 1, again
     assert rows(catalog, tagged) == [{"path": str(root / "b" / "song.mp3"), "tag": "trip"}]
+
+
+def test_an_undo_s_skip_says_what_is_in_the_way_or_gone(lib) -> None:
+    """A QA finding: an undo of a trash run with a folder made at a copy's path said "a
+    file is back at the original path"; one of a symlink run whose kept file was deleted
+    said the copy was "gone since the dedupe", though its link is there and the file it
+    would be restored from is what went."""
+    root, catalog = lib
+    out = _apply(catalog, "--action", "trash", "--keep", "prefix:" + str(root / "a"))
+    (root / "b" / "song.mp3").mkdir()
+    back = _undo(catalog, out["journal"])
+    assert {Path(s["path"]).name: s["why"] for s in back["skipped"]} == {
+        "song.mp3": "a folder is back at the original path"}, back
+    (root / "b" / "song.mp3").rmdir()
+    assert _undo(catalog, out["journal"])["done"] == 1
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    out = _apply(catalog, "--action", "symlink", "--keep", "prefix:" + str(root / "a"))
+    (root / "a" / "song.mp3").unlink()
+    back = _undo(catalog, out["journal"])
+    assert {Path(s["path"]).name: s["why"] for s in back["skipped"]} == {
+        "song.mp3": f"{root / 'a' / 'song.mp3'}, which it is restored from, is gone since the dedupe"}, back
+    assert os.path.islink(root / "b" / "song.mp3")  # left as it was

@@ -2379,6 +2379,17 @@ def _moved_there(r: _Record, lst: os.stat_result) -> bool:
         return False
 
 
+def _back_there(path: bytes) -> str:
+    """What stands at a path an undo would restore a file to, in words."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "something is back at the original path"
+    what = ("a folder" if stat.S_ISDIR(mode) else "a symbolic link" if stat.S_ISLNK(mode)
+            else "a file" if stat.S_ISREG(mode) else "something that is no file")
+    return f"{what} is back at the original path"
+
+
 def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
     """Move a file back from the trash or the --to folder (None, a reason or "", as for
     `_unlink`); `twins` as for `_move`."""
@@ -2386,14 +2397,14 @@ def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
         return "the journal does not say where it went" if r.certain else ""
     if os.path.lexists(r.victim):
         if not _is_original(r, r.victim, os.lstat(r.victim)):
-            return "a file is back at the original path" if r.certain else ""
+            return _back_there(r.victim) if r.certain else ""
         if os.path.lexists(r.moved_to) and _moved_there(r, os.lstat(r.moved_to)):
             # Both whole: a move across disks (the dedupe's, or this undo's) killed after
             # its copy was made and before the original went. The copy goes, once known
             # to hold the very bytes the original path holds again.
             os.unlink(r.moved_to)
         elif os.path.lexists(r.moved_to):
-            return "a file is back at the original path" if r.certain else ""
+            return _back_there(r.victim) if r.certain else ""
         return ALREADY if r.certain else ""
     if not os.path.lexists(r.moved_to):
         return f"not found at {path_text(r.moved_to)} any more" if r.certain else ""
@@ -2524,8 +2535,12 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
                         why = _unmove(r, moved_back)
                     else:
                         why = _unlink(r, action, restored)
-                except FileNotFoundError:
-                    why = "gone since the dedupe" if r.certain else ""
+                except FileNotFoundError as err:
+                    # The file the undo reads from (the kept one a link or clone shares) gone,
+                    # rather than the copy's own path.
+                    gone = os.fsencode(err.filename) if err.filename is not None else r.victim
+                    why = ("" if not r.certain else "gone since the dedupe" if gone == r.victim
+                           else f"{path_text(gone)}, which it is restored from, is gone since the dedupe")
                 except OSError as err:
                     why = err.strerror or first_line(err)
                 if why is None or why == ALREADY:
