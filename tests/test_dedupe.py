@@ -3032,3 +3032,30 @@ def test_an_undo_s_skip_says_what_is_in_the_way_or_gone(lib) -> None:
     assert {Path(s["path"]).name: s["why"] for s in back["skipped"]} == {
         "song.mp3": f"{root / 'a' / 'song.mp3'}, which it is restored from, is gone since the dedupe"}, back
     assert os.path.islink(root / "b" / "song.mp3")  # left as it was
+
+
+@pytest.mark.parametrize("action", ["trash", "move-to"])
+def test_a_copy_an_earlier_symlink_dedupe_links_to_is_not_moved(lib, tmp_path: Path, action: str) -> None:
+    """A QA finding: after a symlink dedupe (copy -> kept file) and a rescan that found an
+    older copy, a trash or move-to run kept the older one and moved the file the links
+    led to: they led nowhere, and the plan said nothing. It is skipped, saying why, in
+    the dry run and the apply; once that dedupe is undone it goes as any copy."""
+    root, catalog = lib
+    linked = _apply(catalog, "--action", "symlink", "--keep", "prefix:" + str(root / "a"))
+    assert os.path.islink(root / "b" / "song.mp3")
+    older = root / "old.mp3"
+    shutil.copy2(root / "a" / "song.mp3", older)
+    os.utime(older, (1_000_000_000, 1_000_000_000))
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    extra = ("--to", str(tmp_path / "moved")) if action == "move-to" else ()
+    why = (f"the symbolic link {root / 'b' / 'song.mp3'}, made by an earlier dedupe, leads to it: moved, it would "
+           "leave that link leading nowhere (undo that dedupe first, or keep this file)")
+    plan = json.loads(run_cli("dedupe", "--action", action, *extra, "--json", catalog=catalog).out)
+    assert {Path(s["path"]).name: s["why"] for s in plan["skipped"]} == {"song.mp3": why}, plan
+    out = _apply(catalog, "--action", action, *extra)
+    assert (root / "a" / "song.mp3").exists() and (root / "b" / "song.mp3").read_bytes() == older.read_bytes()
+    assert [s["why"] for s in out["skipped"]] == [why], out
+    assert _undo(catalog, linked["journal"])["done"] == 3
+    assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
+    plan = json.loads(run_cli("dedupe", "--action", action, *extra, "--json", catalog=catalog).out)
+    assert plan["skipped"] == [] and any(Path(s["keep"]) == older for s in plan["steps"]), plan

@@ -105,6 +105,9 @@ class Step:
     moved_before: bool = False
     # The (device, inode) an earlier reflink dedupe's clone took at its path (`_moves_before`).
     cloned_as: tuple[int, int] | None = None
+    # The symbolic links earlier symlink dedupes made to this copy, which a move would
+    # leave leading nowhere (`_links_to`).
+    linked_from: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -387,6 +390,8 @@ def plan_exact(cat: Catalog, keep: str, action: str, target: Path | None = None,
         SELECT g.grp, f.path_bytes FROM ({numbered_groups_sql(where, "mf_links")}) g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present' {of_file}""", params, links)
     steps = _moves_before(cat, _steps(rows), reflink=action == "reflink")
+    if action in SIMILAR_ACTIONS:
+        steps = _links_to(cat, steps)
     return Plan(action, target, steps, names=_inode_names(cat, steps) if action == "move-to" else {})
 
 
@@ -502,9 +507,32 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
     moved = _moved_by_dedupe(cat, method) if gone else None
     if moved is not None:
         gone -= _resumed(cat, method, steps, gone, moved)
-    steps = _moves_before(cat, [s for s in steps if s.group not in gone], moved)
+    steps = _links_to(cat, _moves_before(cat, [s for s in steps if s.group not in gone], moved))
     return Plan(action, target, steps, similar=True, stale=len(gone),
                 names=_inode_names(cat, steps) if action == "move-to" else {})
+
+
+def _links_to(cat: Catalog, steps: list[Step]) -> list[Step]:
+    """The steps, each copy marked with the symbolic links that symlink dedupes beside
+    the catalog, never undone, made to it (`linked_from`): the catalog's scans skip
+    links, so only their journals know them."""
+    from ..config import JOURNAL_DIR
+
+    given = absolute(os.fsencode(cat.path))
+    folders = {Path(os.fsdecode(os.path.dirname(p))) / JOURNAL_DIR for p in (given, os.path.realpath(given))}
+    links: dict[bytes, list[bytes]] = {}
+    for path in sorted({j for folder in folders for j in _journals(folder)}):
+        entries = _standing(path)
+        if not entries or entries[0].get("action") != "symlink":
+            continue
+        for e in _done_or_moved(entries):
+            with contextlib.suppress(TypeError, ValueError, binascii.Error):
+                if e.get("done") and e.get("target"):
+                    links.setdefault(os.path.realpath(_unb64(e["target"])), []).append(_unb64(e["victim"]))
+    if not links:
+        return steps
+    return [replace(s, linked_from=tuple(links[real])) if (real := os.path.realpath(s.victim)) in links else s
+            for s in steps]
 
 
 @dataclass
@@ -1761,6 +1789,12 @@ def _look(s: Step, action: str, similar: bool = False) -> str | tuple[os.stat_re
             return ALREADY_SYMLINKED
         if not stat.S_ISREG(vst.st_mode):
             return "not a regular file any more"
+        leading = [link for link in s.linked_from if _leads_to(link, vst)]
+        if leading and action in SIMILAR_ACTIONS:
+            more = f" and {len(leading) - 1} more" if len(leading) > 1 else ""
+            return (f"the symbolic link {path_text(leading[0])}{more}, made by an earlier dedupe, leads to it: moved, "
+                    f"it would leave {'them' if more else 'that link'} leading nowhere (undo that dedupe first, or "
+                    "keep this file)")
         if action == "reflink" and s.cloned_as == (vst.st_dev, vst.st_ino) \
                 and (vst.st_size, time_ns(vst.st_mtime_ns)) == (s.size, s.mtime_ns):
             return ALREADY_CLONED  # its clone, untouched since (it took the copy's times)
