@@ -334,3 +334,29 @@ def test_an_mp4_text_atom_in_windows_code_page_is_read(tmp_path: Path) -> None:
     got = rows(_scanned(lib, tmp_path, "--no-fingerprints"),
                "SELECT t.title, t.artist, t.track, t.track_total FROM files f JOIN tags_audio t USING (blake3)")
     assert got == [{"title": "Caf\u00e9 Tac", "artist": "Artist", "track": 3, "track_total": 9}]
+
+
+@pytest.mark.parametrize("date, created", [("1969-07-20T20:17:00+00:00", datetime(1969, 7, 20, 20, 17)),
+                                           ("1970-01-01T00:00:00Z", None), ("1969-12-31T19:00:00-05:00", None),
+                                           ("1888-10-14", datetime(1888, 10, 14)), ("1700-01-01", None)])
+def test_a_matroska_date_before_1971_is_kept_unless_it_is_a_placeholder(tmp_path: Path, date: str,
+                                                                         created: datetime | None) -> None:
+    """A QA finding: every date before 1971 was dropped as "not set", so a film digitised
+    with the day it was shot (1969-07-20) had none. Only the placeholders are: the epoch
+    (as a zone west of UTC shows it too), 1904-01-01, and years before any camera."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(lib / "film.mkv"), "w") as c:
+        c.metadata["DATE"] = date
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            f = av.VideoFrame.from_ndarray((np.random.default_rng(i).random((48, 64, 3)) * 255).astype(np.uint8),
+                                           format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    got = _media(_scanned(lib, tmp_path, "--no-fingerprints"))["film.mkv"]
+    assert (got["created_at"], got["taken_at"]) == (created, created), got

@@ -69,8 +69,10 @@ _WALL_TIME = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(
 
 def _written_time(s: str | None) -> tuple[datetime, str | None] | None:
     """A tag's date and time as written (a date alone is that day at midnight), and the
-    offset written after it (`Z`, `+02:00`) or None; None for 1904-01-01 and 1970-01-01,
-    "not set" in MP4 and in many muxers."""
+    offset written after it (`Z`, `+02:00`) or None; None for 1904-01-01 and 1970-01-01
+    (and the day before each, as a zone west of UTC shows them), "not set" in MP4 and in
+    many muxers, and for a year before 1850, before any camera. A film digitised with the
+    day it was shot, 1969-07-20, keeps it."""
     m = _WALL_TIME.match(s or "")
     if not m:
         return None
@@ -78,7 +80,8 @@ def _written_time(s: str | None) -> tuple[datetime, str | None] | None:
         t = datetime(*(int(x or 0) for x in m.groups()[:6]), int((m.group(7) or "")[:6].ljust(6, "0")))
     except ValueError:
         return None
-    return None if t.year < 1971 else (t, m.group(8))
+    unset = {(1904, 1, 1), (1903, 12, 31), (1970, 1, 1), (1969, 12, 31)}
+    return None if t.year < 1850 or (t.year, t.month, t.day) in unset else (t, m.group(8))
 
 
 def _utc_offset(zone: str | None) -> timedelta | None:
