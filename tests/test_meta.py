@@ -791,8 +791,12 @@ def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     _clip_with_metadata_keys(lib / "IMG_0002.MOV", "mov",
                              {"com.apple.quicktime.creationdate": "2021-06-15T14:34:56.789+0530"})
     _clip_with_metadata_keys(lib / "clip.mkv", "matroska", {"DATE": "2019-05-04T10:00:00.5+02:00"})
+    # Written as EXIF writes dates, as some phone apps do (a QA finding: it was ignored).
+    _clip_with_metadata_keys(lib / "VID_0003.MOV", "mov", {"com.apple.quicktime.creationdate": "2020:08:09 07:06:05",
+                                                           "creation_time": "2020-08-09T05:06:05.000000Z"})
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert str(_media(catalog, lib / "VID_0003.MOV")["taken_at"]) == "2020-08-09 07:06:05"
     m = _media(catalog, lib / "IMG_0001.MOV")
     assert (m["format"], str(m["created_at"]), str(m["taken_at"])) == ("mov", "2019-05-04 08:00:00",
                                                                        "2019-05-04 10:00:00")

@@ -62,8 +62,10 @@ def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
 
 
 # A date, and maybe a time with a fraction of a second, and maybe its offset from UTC
-# (`2019-05-04`, `2019-05-04T10:00:00.500+0200`, `2019-07-14T08:30:05.000000Z`).
-_WALL_TIME = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d*))?)?"
+# (`2019-05-04`, `2019-05-04T10:00:00.500+0200`, `2019-07-14T08:30:05.000000Z`); the
+# date as ISO 8601 writes it, or as EXIF does (`2019:05:04 10:00:00`, which some phone
+# apps put in QuickTime's creation date too).
+_WALL_TIME = re.compile(r"^\s*(\d{4})([-:])(\d{2})\2(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d*))?)?"
                         r"\s*([zZ]|[+-]\d{2}(?::?\d{2})?(?!\d))?)?")
 
 
@@ -76,12 +78,14 @@ def _written_time(s: str | None) -> tuple[datetime, str | None] | None:
     m = _WALL_TIME.match(s or "")
     if not m:
         return None
+    year, _sep, month, day, hour, minute, second, fraction, zone = m.groups()
     try:
-        t = datetime(*(int(x or 0) for x in m.groups()[:6]), int((m.group(7) or "")[:6].ljust(6, "0")))
+        t = datetime(*(int(x or 0) for x in (year, month, day, hour, minute, second)),
+                     int((fraction or "")[:6].ljust(6, "0")))
     except ValueError:
         return None
     unset = {(1904, 1, 1), (1903, 12, 31), (1970, 1, 1), (1969, 12, 31)}
-    return None if t.year < 1850 or (t.year, t.month, t.day) in unset else (t, m.group(8))
+    return None if t.year < 1850 or (t.year, t.month, t.day) in unset else (t, zone)
 
 
 def _utc_offset(zone: str | None) -> timedelta | None:
