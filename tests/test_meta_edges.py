@@ -360,3 +360,50 @@ def test_a_matroska_date_before_1971_is_kept_unless_it_is_a_placeholder(tmp_path
             c.mux(p)
     got = _media(_scanned(lib, tmp_path, "--no-fingerprints"))["film.mkv"]
     assert (got["created_at"], got["taken_at"]) == (created, created), got
+
+
+def test_an_id3_picture_that_is_a_link_is_no_cover(tmp_path: Path) -> None:
+    """A QA finding: an APIC frame whose MIME type is `-->` (its data a URL, as ID3 allows)
+    was taken for cover art: `has_cover` true, and the file `partial` for a thumbnail that
+    would not decode. A real front cover beside it is still the one used."""
+    from mutagen import id3
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    jpeg = io.BytesIO()
+    _picture(32, 32).save(jpeg, "JPEG")
+    for name, frames in (("linked.mp3", [("-->", b"http://example.com/cover.jpg", 3)]),
+                         ("both.mp3", [("-->", b"http://example.com/cover.jpg", 3), ("image/jpeg", jpeg.getvalue(), 3)])):
+        _encode_audio(lib / name, "libmp3lame", "mp3")
+        tags = id3.ID3()
+        tags.add(id3.TIT2(encoding=3, text=name))
+        for k, (mime, data, kind) in enumerate(frames):
+            tags.add(id3.APIC(encoding=3, mime=mime, type=kind, desc=f"d{k}", data=data))
+        tags.save(str(lib / name))
+    catalog = _scanned(lib, tmp_path, "--no-fingerprints")
+    got = _media(catalog)
+    covers = {r["name"]: r["has_cover"] for r in rows(catalog, "SELECT f.name, t.has_cover FROM files f "
+                                                               "JOIN tags_audio t USING (blake3)")}
+    assert covers == {"linked.mp3": False, "both.mp3": True}
+    assert (got["linked.mp3"]["status"], got["linked.mp3"]["errors"], got["linked.mp3"]["thumb"]) == ("ok", [], None)
+    assert (got["both.mp3"]["status"], got["both.mp3"]["errors"]) == ("ok", []) and got["both.mp3"]["thumb"]
+
+
+def test_an_id3_tag_with_no_sound_after_it_is_read(tmp_path: Path) -> None:
+    """A QA finding: an MP3 that is only its ID3 tag (the sound lost, or never written)
+    was `error` and its title lost, though exiftool reads it: mutagen's MP3 reader wants
+    a frame to sync to. Its tag is read (`partial`), and libav's note is one plain line."""
+    from mutagen import id3
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    tags = id3.ID3()
+    tags.add(id3.TIT2(encoding=3, text="Only a tag"))
+    tags.add(id3.TPE1(encoding=3, text="Someone"))
+    (lib / "tag.mp3").write_bytes(b"")
+    tags.save(str(lib / "tag.mp3"))
+    catalog = _scanned(lib, tmp_path)
+    got = _media(catalog)["tag.mp3"]
+    assert got["status"] == "partial", got
+    assert got["errors"] == [("probe", "libav cannot read it: invalid data (corrupt, or not what its name says?)")]
+    assert rows(catalog, "SELECT title, artist FROM tags_audio") == [{"title": "Only a tag", "artist": "Someone"}]

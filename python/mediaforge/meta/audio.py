@@ -222,10 +222,30 @@ def _readers(container: str | None) -> list[Any] | None:
 _UNTAGGED = frozenset({"matroska", "webm", "avi", "mpegts", "mpeg", "flv", "caf", "au", "w64", "rm", "amr"})
 
 
+class _TagOnly:
+    """An ID3 tag with no sound after it that mutagen's MP3 reader would sync to (an
+    empty or damaged stream; what a tagger leaves of a file whose sound is lost): its
+    tags, and nothing of a stream."""
+
+    def __init__(self, tags: Any) -> None:
+        self.tags = tags
+        self.info = None
+
+
 def _open(path: str | bytes, container: str | None) -> Any:
     readers = _readers(container)
     if readers is None:
-        return mutagen.File(path)
+        try:
+            return mutagen.File(path)
+        except mutagen.MutagenError:
+            # No stream mutagen knows, but an ID3 tag at the start: the tag is still read.
+            from mutagen.id3 import ID3, ID3NoHeaderError
+
+            try:
+                return _TagOnly(ID3(path))
+            except (ID3NoHeaderError, mutagen.MutagenError, OSError):
+                pass
+            raise
     if not readers:
         return None
     if len(readers) == 1:
@@ -506,6 +526,8 @@ def _cover(f: Any) -> bytes | None:
 
 def _front(pictures: list[Any]) -> bytes | None:
     """The front cover (picture type 3) of ID3 or FLAC pictures, else the first one: a
-    back cover or a booklet page stored first is not the album's face."""
+    back cover or a booklet page stored first is not the album's face. A picture whose
+    MIME type is `-->` holds a link to one (ID3's and FLAC's way), not a picture: none."""
+    pictures = [p for p in pictures if str(getattr(p, "mime", "")).strip() != "-->"]
     front = [p for p in pictures if getattr(p, "type", None) == 3]
     return bytes((front or pictures)[0].data) if pictures else None

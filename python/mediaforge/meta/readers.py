@@ -122,6 +122,9 @@ def message_of(e: BaseException) -> str:
         return f"the {m.group(2)} decoder could not be opened{why}"
     if isinstance(e, OSError) and str(e) == "could not create decoder object":  # Pillow's WebP reader
         return WEBP_UNDECODED
+    if type(e).__name__ == "InvalidDataError" and type(e).__module__.startswith("av"):
+        # PyAV's words carry libav's error number and the path: the reason is all they say.
+        return "libav cannot read it: invalid data (corrupt, or not what its name says?)"
     return plain_paths(f"{type(e).__name__}: {first_line(e)}")[:500]
 
 
