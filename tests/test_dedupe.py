@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Unprivileged, assert_one_line_error, loop_disk, rows, run_cli
+from conftest import Unprivileged, assert_one_line_error, cli_env, loop_disk, rows, run_cli
 
 
 def _state(root: Path) -> dict[str, tuple[int, bytes, int]]:
@@ -3059,3 +3059,24 @@ def test_a_copy_an_earlier_symlink_dedupe_links_to_is_not_moved(lib, tmp_path: P
     assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0
     plan = json.loads(run_cli("dedupe", "--action", action, *extra, "--json", catalog=catalog).out)
     assert plan["skipped"] == [] and any(Path(s["keep"]) == older for s in plan["steps"]), plan
+
+
+def test_names_that_differ_only_in_how_unicode_composes_them_do_not_look_alike(tmp_path: Path) -> None:
+    """A QA finding: `café.jpg` with é as one character and as e and a combining accent
+    showed alike in the plan ("keep .../café.jpg", "hardlink .../café.jpg", as if on the
+    kept file itself) and in `dupes`. Such a pair is spelled out; other names are not."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    data, other = os.urandom(999), os.urandom(500)
+    for name, content in (("caf\u00e9.jpg", data), ("cafe\u0301.jpg", data), ("r\u00e9sum\u00e9.txt", other),
+                          ("r\u00e9sum\u00e9 copy.txt", other)):
+        (lib / name).write_bytes(content)
+    os.utime(lib / "caf\u00e9.jpg", (1_500_000_000, 1_500_000_000))
+    os.utime(lib / "r\u00e9sum\u00e9.txt", (1_500_000_000, 1_500_000_000))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    plan = run_cli("dedupe", catalog=catalog).out.splitlines()
+    assert f"keep {lib}/caf\\u00e9.jpg" in plan[0] and plan[1].strip() == f"hardlink {lib}/cafe\\u0301.jpg", plan
+    assert f"keep {lib}/r\u00e9sum\u00e9.txt" in plan[2] and f"hardlink {lib}/r\u00e9sum\u00e9 copy.txt" in plan[3]
+    table = run_cli("dupes", catalog=catalog, env=cli_env(catalog, COLUMNS="400")).out
+    assert "caf\\u00e9.jpg" in table and "cafe\\u0301.jpg" in table and "r\u00e9sum\u00e9 copy.txt" in table, table

@@ -155,6 +155,27 @@ def path_text(raw: bytes) -> str:
     return printable(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
+def path_text_spelled(raw: bytes) -> str:
+    """`path_text`, with every character outside ASCII spelled out as `\\uXXXX`: for two
+    paths that `path_text` shows alike, names that differ only in how Unicode composes
+    them (`é` as one character, U+00E9, or as `e` and a combining accent, U+0301)."""
+    return "".join(c if ord(c) < 0x80 else f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+                   for c in path_text(raw))
+
+
+def paths_apart(raws: list[bytes]) -> list[str]:
+    """`path_text` of each path, those that would show alike though their bytes differ
+    spelled out (`path_text_spelled`), so that no two look the same."""
+    import unicodedata
+
+    texts = [path_text(r) for r in raws]
+    looks = [unicodedata.normalize("NFC", t) for t in texts]  # what shows: é either way
+    seen: dict[str, set[bytes]] = {}
+    for look, r in zip(looks, raws):
+        seen.setdefault(look, set()).add(r)
+    return [path_text_spelled(r) if len(seen[look]) > 1 else t for t, look, r in zip(texts, looks, raws)]
+
+
 _SHELL_SAFE = re.compile(rb"[\w@%+=:,./-]+", re.ASCII)
 
 

@@ -1019,12 +1019,16 @@ def dedupe_cmd(
         if not plan.steps:
             print(f"nothing to do: no duplicates to {action}")
             return
+        # A group's paths as `ls -b` shows them; two that would look alike (é composed, or
+        # e and an accent) spelled out.
+        shown_as = _paths_shown(plan.steps)
         for s in plan.steps:
+            keep, victim = shown_as[s.keep], shown_as[s.victim]
             if s.victim in blocked:
-                print(f"[{s.group}] keep {path_text(s.keep)}\n      skip {path_text(s.victim)}: {blocked[s.victim]}")
+                print(f"[{s.group}] keep {keep}\n      skip {victim}: {blocked[s.victim]}")
                 continue
             if s.victim in linked:
-                print(f"[{s.group}] keep {path_text(s.keep)}\n      done {path_text(s.victim)}: "
+                print(f"[{s.group}] keep {keep}\n      done {victim}: "
                       + (MOVED_BEFORE if linked[s.victim] == MOVED_BEFORE else "already linked to it"))
                 continue
             if plan.similar:  # what differs between the copies: why this one stays
@@ -1033,11 +1037,11 @@ def dedupe_cmd(
                 if bits is not None:
                     gone += (", " if gone else "") + ("same pHash as the kept" if bits == 0 else
                                                       f"pHash {render.counted(bits, 'bit')} from the kept")
-                print(f"[{s.group}] keep {path_text(s.keep)} ({kept + ', ' if kept else ''}"
-                      f"{render.human_bytes(s.keep_size)})\n      {action} {path_text(s.victim)} "
+                print(f"[{s.group}] keep {keep} ({kept + ', ' if kept else ''}"
+                      f"{render.human_bytes(s.keep_size)})\n      {action} {victim} "
                       f"({gone + ', ' if gone else ''}{render.human_bytes(s.size)})")
             else:
-                print(f"[{s.group}] keep {path_text(s.keep)}\n      {action} {path_text(s.victim)}")
+                print(f"[{s.group}] keep {keep}\n      {action} {victim}")
         # Moved files free their space only where they go: the trash once emptied, or
         # another disk.
         where = {"trash": " once the trash folder is emptied", "move-to": " from this disk if DIR is on another"}
@@ -1165,6 +1169,20 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
                             "were not taken back: run the undo again once that is fixed",)
         raise problem
     _done_in_part(out)
+
+
+def _paths_shown(steps) -> dict[bytes, str]:  # noqa: ANN001
+    """Each path of a plan's groups as a report shows it: `path_text`, and where two of a
+    group would look alike though their bytes differ (names that differ only in how
+    Unicode composes them), spelled out (`paths_apart`)."""
+    from ..errors import paths_apart
+
+    groups: dict[int, list[bytes]] = {}
+    for s in steps:
+        for p in (s.keep, s.victim):
+            if p not in groups.setdefault(s.group, []):
+                groups[s.group].append(p)
+    return {p: t for paths in groups.values() for p, t in zip(paths, paths_apart(paths))}
 
 
 def _step_rows(steps, action: str, dest: Path | None = None) -> list[dict]:  # noqa: ANN001

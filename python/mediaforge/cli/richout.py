@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Ta
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import path_text, printable
+from ..errors import path_text, paths_apart, printable
 from ..stop import Stop
 from .render import _MIN_CELL, Rows, _dicts, _print_expanded, _table_cell, batches_of, human_bytes, plain
 
@@ -239,12 +239,15 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
     batches = (b.select(picked) if len(picked) < b.num_columns else b for b in rows)
     width = out_console.width
     shown_rows: list[dict[str, Any]] = []
+    raws: dict[str, list[bytes | None]] = {}  # each path column's exact bytes, row by row
     more = 0
     for batch in batches:
         # Rows made into Python values only as far as the table shows them.
         take = min(batch.num_rows, limit - len(shown_rows))
         for row in _dicts(iter([batch.slice(0, take)])) if take else ():
             for n, v in row.items():  # every text shown as `ls -b` shows a name (see `cell_text`)
+                if n in paths:
+                    raws.setdefault(n, []).append(_path_bytes(v, row[paths[n]]))
                 row[n] = _path_cell(v, row[paths[n]]) if n in paths else cell_text(v)
             for r in extra:
                 del row[r]
@@ -252,6 +255,12 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
         more += batch.num_rows - take
         if len(shown_rows) >= limit:
             break
+    # Two paths that would look alike though their bytes differ (names that differ only in
+    # how Unicode composes them) are spelled out.
+    for n, column in raws.items():
+        for row, raw, text in zip(shown_rows, column, paths_apart([r or b"" for r in column])):
+            if raw is not None:
+                row[n] = text
     # Printed before the rest is counted: a statement that fails further on has shown
     # its first rows.
     if len(names) * (_MIN_CELL + 3) + 1 > width:
@@ -295,15 +304,22 @@ def cell_text(v: Any) -> Any:
     return path_text(v.encode("utf-8", "surrogateescape")) if isinstance(v, str) else v
 
 
-def _path_cell(text: Any, raw: Any) -> Any:
-    """A path for a table (`path_text`), from its exact bytes where the text cannot hold
-    them (`raw`: bytes, or base64 as JSON gives them)."""
+def _path_bytes(text: Any, raw: Any) -> bytes | None:
+    """A path cell's exact bytes (`raw`: bytes, or base64 as JSON gives them; else the
+    text's); None for a cell that holds no path."""
     if not isinstance(text, str):
-        return text
+        return None
     if isinstance(raw, str):
         with contextlib.suppress(ValueError):
             raw = base64.b64decode(raw, validate=True)
-    return path_text(raw if isinstance(raw, bytes) else text.encode("utf-8", "surrogateescape"))
+    return raw if isinstance(raw, bytes) else text.encode("utf-8", "surrogateescape")
+
+
+def _path_cell(text: Any, raw: Any) -> Any:
+    """A path for a table (`path_text`), from its exact bytes where the text cannot hold
+    them (`raw`: bytes, or base64 as JSON gives them)."""
+    exact = _path_bytes(text, raw)
+    return text if exact is None else path_text(exact)
 
 
 _NO_COMMAS = ("year", "id")
