@@ -407,3 +407,22 @@ def test_an_id3_tag_with_no_sound_after_it_is_read(tmp_path: Path) -> None:
     assert got["status"] == "partial", got
     assert got["errors"] == [("probe", "libav cannot read it: invalid data (corrupt, or not what its name says?)")]
     assert rows(catalog, "SELECT title, artist FROM tags_audio") == [{"title": "Only a tag", "artist": "Someone"}]
+
+
+def test_info_shows_a_backslash_and_a_line_break_apart(tmp_path: Path) -> None:
+    """A QA finding: `info` showed a tag holding `C:\\new` (a backslash and an n) and one
+    holding a line break alike, `C:\\new`; `query` doubles the backslash, as `ls -b`
+    shows names. `info` does too."""
+    from mutagen.flac import FLAC
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _encode_audio(lib / "a.flac", "flac", "flac")
+    tags = FLAC(str(lib / "a.flac"))
+    tags["ALBUM"], tags["TITLE"] = "C:\\new\\file", "line\nbreak"
+    tags.save()
+    catalog = _scanned(lib, tmp_path, "--no-fingerprints")
+    out = run_cli("info", lib / "a.flac", env=cli_env(catalog, COLUMNS="200")).out
+    lines = {ln.split(None, 1)[0]: ln.split(None, 1)[1].strip() for ln in out.splitlines() if ln.strip()
+             and ln.split(None, 1)[0] in ("album", "title")}
+    assert lines == {"album": "C:\\\\new\\\\file", "title": "line\\nbreak"}, out

@@ -178,7 +178,8 @@ class ExtractProgressBar(_Bar):
 
 def print_info(info: dict[str, Any]) -> None:
     """`mediaforge info`: one section per table, empty fields left out."""
-    def section(title: str, row: dict[str, Any] | None) -> None:
+    def section(title: str, row: dict[str, Any] | None, shown_already: bool = False) -> None:
+        """`shown_already`: the row's values are paths made text by `path_text` already."""
         if not row:
             return
         t = Table(title=shown(title), show_header=False, title_justify="left", box=None, padding=(0, 2))
@@ -191,7 +192,13 @@ def print_info(info: dict[str, Any]) -> None:
             if k in ("path", "dir", "name") and isinstance(exact, bytes):
                 # The exact bytes: U+FFFD would hide which.
                 v = path_text({"path": exact, "dir": os.path.dirname(exact), "name": os.path.basename(exact)}[k])
-            t.add_row(shown(k), shown(human_bytes(v) if k == "size" else plain(v)))
+            elif k == "size":
+                v = human_bytes(v)
+            elif not shown_already:
+                # A text as a name is shown (a backslash doubled): a tag's `C:\new` and
+                # one holding a line break (`\n`) never look alike.
+                v = cell_text(plain(v)) if isinstance(plain(v), str) else plain(v)
+            t.add_row(shown(k), shown(v))
         out_console.print(t)
         out_console.print()
 
@@ -207,16 +214,17 @@ def print_info(info: dict[str, Any]) -> None:
         section("Collections", {c["name"]: c["kind"] for c in info["collections"]})
     for s in info["sidecars"]:
         s = dict(s)
-        s["path"] = path_text(s.pop("path_bytes"))
+        s["path"] = path_bytes = s.pop("path_bytes")
+        s["path_bytes"] = path_bytes  # shown from its exact bytes, as a file's path is
         section("Sidecar", s)
     section("Sidecar contents", info.get("sidecar"))
     if info.get("describes"):
-        section("Describes", {str(i + 1): path_text(b) for i, b in enumerate(info["describes_bytes"])})
+        section("Describes", {str(i + 1): path_text(b) for i, b in enumerate(info["describes_bytes"])}, True)
     if info.get("thumbnail_file"):
         missing = " (missing: `mediaforge thumbs --missing-only` makes it again)" if info.get("thumbnail_missing") else ""
-        section("Thumbnail", {"file": info["thumbnail_file"] + missing})
+        section("Thumbnail", {"file": info["thumbnail_file"] + missing}, True)
     if info["copies"]:
-        section("Other copies", {str(i + 1): path_text(b) for i, b in enumerate(info["copies_bytes"])})
+        section("Other copies", {str(i + 1): path_text(b) for i, b in enumerate(info["copies_bytes"])}, True)
     for e in info["errors"]:
         section("Error", e)
 
