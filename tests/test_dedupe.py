@@ -3080,3 +3080,37 @@ def test_names_that_differ_only_in_how_unicode_composes_them_do_not_look_alike(t
     assert f"keep {lib}/r\u00e9sum\u00e9.txt" in plan[2] and f"hardlink {lib}/r\u00e9sum\u00e9 copy.txt" in plan[3]
     table = run_cli("dupes", catalog=catalog, env=cli_env(catalog, COLUMNS="400")).out
     assert "caf\\u00e9.jpg" in table and "cafe\\u0301.jpg" in table and "r\u00e9sum\u00e9 copy.txt" in table, table
+
+
+@pytest.mark.parametrize("flag, where, said", [
+    ("+i", "file", "it is immutable (chattr +i): it cannot be replaced, moved or removed"),
+    ("+a", "folder", "its folder is append-only (chattr +a): no name in it can be replaced or removed")])
+@pytest.mark.parametrize("action", ["hardlink", "trash"])
+def test_a_copy_whose_flags_forbid_the_step_is_a_skip_in_the_dry_run_too(tmp_path: Path, flag: str, where: str,
+                                                                         said: str, action: str) -> None:
+    """A QA finding: an immutable copy (or one in an append-only folder) passed the dry
+    run, and the apply then skipped it with "hardlink failed: Operation not permitted",
+    exit 8, leaving a temporary in the append-only folder. Both say why, alike, and the
+    apply reads no byte of it and leaves nothing behind."""
+    if shutil.which("chattr") is None:
+        pytest.skip("needs chattr (e2fsprogs)")
+    lib = tmp_path / "lib"
+    (lib / "b").mkdir(parents=True)
+    data = os.urandom(3000)
+    (lib / "keep.bin").write_bytes(data)
+    (lib / "b" / "copy.bin").write_bytes(data)
+    os.utime(lib / "keep.bin", (1_500_000_000, 1_500_000_000))
+    catalog = tmp_path / "state" / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    target = lib / "b" / "copy.bin" if where == "file" else lib / "b"
+    if subprocess.run(["chattr", flag, str(target)], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no such flag")
+    try:
+        plan = json.loads(run_cli("dedupe", "--action", action, "--json", catalog=catalog).out)
+        assert (plan["steps"], [s["why"] for s in plan["skipped"]]) == ([], [said]), plan
+        res = run_cli("dedupe", "--action", action, "--apply", "--json", catalog=catalog)
+        out = json.loads(res.out)
+        assert res.rc == 8 and out["done"] == 0 and [s["why"] for s in out["skipped"]] == [said], res.out
+        assert sorted(os.listdir(lib / "b")) == ["copy.bin"]
+    finally:
+        subprocess.run(["chattr", "-" + flag[1:], str(target)], check=False)

@@ -999,7 +999,7 @@ def dedupe_cmd(
     if not do_apply:
         # What a look at the files already tells apply would skip: shown as such, and
         # neither counted nor reclaimed.
-        blocked = preview(plan)
+        blocked = preview(plan, Path(g.catalog).resolve().parent / TRASH_DIR)
         # Copies already what the action makes of them (an --apply stopped part way): not
         # skips, and nothing to reclaim.
         linked = {v: why for v, why in blocked.items() if why in LINKED_BEFORE}

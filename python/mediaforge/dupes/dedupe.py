@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -1726,17 +1727,55 @@ def _current_ids(con: Any, entry: dict[str, Any]) -> dict[str, list[str]]:
 
 
 
-def preview(plan: Plan) -> dict[bytes, str]:
+# Linux's flags (`chattr`) that keep a file from being renamed over, moved or removed, or
+# a folder from having a name in it changed: FS_IOC_GETFLAGS, FS_IMMUTABLE_FL, FS_APPEND_FL.
+_GETFLAGS, _IMMUTABLE, _APPEND_ONLY = 0x80086601, 0x10, 0x20
+_PATH_MAX = 4096  # bytes of a path the kernel takes, its closing NUL counted
+_STAMP_LENGTH = len("20261206T130102951059Z")  # a trash folder's name, as `apply` dates it
+
+
+def _frozen(path: bytes) -> str | None:
+    """Why a copy's file or folder forbids the step (its immutable or append-only flag,
+    as `chattr +i`, `+a` set it), else None (also where the flags cannot be read)."""
+    for what, at, then in (("it is", path, "it cannot be replaced, moved or removed"),
+                           ("its folder is", os.path.dirname(path) or b".", "no name in it can be replaced or removed")):
+        try:
+            fd = os.open(at, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            flags = struct.unpack("l", fcntl.ioctl(fd, _GETFLAGS, bytes(8)))[0]
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if flags & _IMMUTABLE:
+            return f"{what} immutable (chattr +i): {then}"
+        if flags & _APPEND_ONLY:
+            return f"{what} append-only (chattr +a): {then}"
+    return None
+
+
+def preview(plan: Plan, trash_root: Path | None = None) -> dict[bytes, str]:
     """The steps of a plan that `apply` would skip for what a look at the two files tells
     (no byte is read): gone or changed since the scan, on two file systems, a link that
-    would change who may read the copy. By victim path, with the reason."""
+    would change who may read the copy, a file or folder whose flags forbid the change, a
+    destination path past the system's limit (`trash_root`: where a trash goes). By
+    victim path, with the reason."""
     out: dict[bytes, str] = {}
     types = _mount_types() if plan.action == "reflink" else {}
+    dest = plan.target if plan.action == "move-to" else \
+        trash_root / ("X" * _STAMP_LENGTH) if plan.action == "trash" and trash_root is not None else None
     for s in plan.steps:
         why = _look(s, plan.action, plan.similar)
         if not isinstance(why, str) and plan.action == "move-to" and plan.target is not None \
                 and os.path.lexists(moved_path(s.victim, plan.target)):  # never written over
             why = f"{path_text(moved_path(s.victim, plan.target))} is already there (left as it is)"
+        if not isinstance(why, str) and dest is not None and len(moved_path(s.victim, dest)) >= _PATH_MAX:
+            why = (f"its path under {path_text(os.fsencode(dest.parent if plan.action == 'trash' else dest))} would "
+                   f"be {len(moved_path(s.victim, dest)):,} bytes, past the system's limit of {_PATH_MAX - 1:,}")
+        if not isinstance(why, str):
+            why = _frozen(s.victim) or why
         if not isinstance(why, str) and plan.action == "reflink":
             fs = types.get(why[1].st_dev)
             if fs in NO_REFLINK:
@@ -1930,6 +1969,9 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
     if isinstance(looked, str):
         return looked
     kst, vst = looked
+    frozen = _frozen(s.victim)  # before its bytes are read: they would be for nothing
+    if frozen is not None:
+        return frozen
     try:
         if similar:
             from .. import _core
