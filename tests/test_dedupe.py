@@ -3114,3 +3114,30 @@ def test_a_copy_whose_flags_forbid_the_step_is_a_skip_in_the_dry_run_too(tmp_pat
         assert sorted(os.listdir(lib / "b")) == ["copy.bin"]
     finally:
         subprocess.run(["chattr", "-" + flag[1:], str(target)], check=False)
+
+
+def test_a_copy_whose_path_in_the_trash_would_be_too_long_is_a_skip_in_the_dry_run_too(tmp_path: Path) -> None:
+    """A QA finding: a copy whose path under the trash would pass PATH_MAX passed the dry
+    run; the apply skipped it with "File name too long". Both give the length and the
+    limit, and the apply leaves no empty trash or journal folder."""
+    lib = tmp_path / "lib"
+    deep = str(lib)
+    while len(deep) < 4000:
+        deep += "/" + "d" * 200
+    deep = deep[:4080].rstrip("/")
+    os.makedirs(deep)
+    data = os.urandom(100)
+    (lib / "keep.bin").write_bytes(data)
+    with open(os.path.join(deep, "c"), "wb") as f:
+        f.write(data)
+    os.utime(lib / "keep.bin", (1_500_000_000, 1_500_000_000))
+    catalog = tmp_path / "state" / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    length = len(str(tmp_path / "state" / "trash")) + 1 + len("20261206T130102951059Z") + len(deep) + len("/c")
+    said = (f"its path under {tmp_path / 'state' / 'trash'} would be {length:,} bytes, past the system's limit "
+            "of 4,095")
+    plan = json.loads(run_cli("dedupe", "--action", "trash", "--json", catalog=catalog).out)
+    assert [s["why"] for s in plan["skipped"]] == [said], plan
+    res = run_cli("dedupe", "--action", "trash", "--apply", "--json", catalog=catalog)
+    assert res.rc == 8 and [s["why"] for s in json.loads(res.out)["skipped"]] == [said], res.out
+    assert sorted(os.listdir(catalog.parent)) == ["c.duckdb", "c.search"]

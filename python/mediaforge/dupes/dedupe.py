@@ -1116,6 +1116,9 @@ def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: 
             entry["target"] = _b64(os.fsencode(os.path.abspath(s.keep)))
         elif action in ("move-to", "trash"):
             assert dest is not None
+            too_long = _past_path_limit(s.victim, dest, dest.parent if action == "trash" else dest)
+            if too_long:
+                return too_long  # (nothing done, nothing journalled)
             entry["moved_to"] = _b64(moved_path(s.victim, dest))
             # The folders the move makes, journalled before it makes them: what the undo
             # takes away again once empty, whatever became of the move (a kill -9 in it).
@@ -1756,6 +1759,16 @@ def _frozen(path: bytes) -> str | None:
     return None
 
 
+def _past_path_limit(victim: bytes, dest: Path, named: Path) -> str | None:
+    """Why a copy cannot be moved under `dest` (named as `named`: the trash, not its dated
+    folder): its path there would be past the system's limit."""
+    length = len(moved_path(victim, dest))
+    if length < _PATH_MAX:
+        return None
+    return (f"its path under {path_text(os.fsencode(named))} would be {length:,} bytes, past the system's limit "
+            f"of {_PATH_MAX - 1:,}")
+
+
 def preview(plan: Plan, trash_root: Path | None = None) -> dict[bytes, str]:
     """The steps of a plan that `apply` would skip for what a look at the two files tells
     (no byte is read): gone or changed since the scan, on two file systems, a link that
@@ -1771,9 +1784,8 @@ def preview(plan: Plan, trash_root: Path | None = None) -> dict[bytes, str]:
         if not isinstance(why, str) and plan.action == "move-to" and plan.target is not None \
                 and os.path.lexists(moved_path(s.victim, plan.target)):  # never written over
             why = f"{path_text(moved_path(s.victim, plan.target))} is already there (left as it is)"
-        if not isinstance(why, str) and dest is not None and len(moved_path(s.victim, dest)) >= _PATH_MAX:
-            why = (f"its path under {path_text(os.fsencode(dest.parent if plan.action == 'trash' else dest))} would "
-                   f"be {len(moved_path(s.victim, dest)):,} bytes, past the system's limit of {_PATH_MAX - 1:,}")
+        if not isinstance(why, str) and dest is not None:
+            why = _past_path_limit(s.victim, dest, dest.parent if plan.action == "trash" else dest) or why
         if not isinstance(why, str):
             why = _frozen(s.victim) or why
         if not isinstance(why, str) and plan.action == "reflink":
