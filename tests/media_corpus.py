@@ -100,12 +100,12 @@ def _surround_stream(out: Any, codec: str) -> Any:
     return st
 
 
-def _silence(out: Any, st: Any, seconds: float) -> None:
+def _silence(out: Any, st: Any, seconds: float, layout: str = "5.1") -> None:
     import av
 
     n = st.codec_context.frame_size or 1024
     for k in range(int(seconds * 48000) // n + 1):
-        frame = av.AudioFrame(format=st.format.name, layout="5.1", samples=n)
+        frame = av.AudioFrame(format=st.format.name, layout=layout, samples=n)
         for plane in frame.planes:
             plane.update(b"\0" * plane.buffer_size)
         frame.sample_rate, frame.pts, frame.time_base = 48000, k * n, Fraction(1, 48000)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import media_corpus
 from conftest import _encode_audio, cli_env, rows, run_cli
 
 
@@ -275,6 +276,7 @@ def test_a_length_no_header_gives_is_what_the_packets_span(tmp_path: Path) -> No
         v = c.add_stream("libvpx-vp9", rate=25)
         v.width, v.height, v.pix_fmt = 160, 120, "yuv420p"
         a = c.add_stream("libopus", rate=48000)
+        a.layout = "mono"
         for i in range(75):
             f = av.VideoFrame.from_ndarray((np.random.default_rng(i).random((120, 160, 3)) * 255).astype(np.uint8),
                                            format="rgb24")
@@ -283,13 +285,7 @@ def test_a_length_no_header_gives_is_what_the_packets_span(tmp_path: Path) -> No
                 c.mux(p)
         for p in v.encode():
             c.mux(p)
-        for k in range(150):
-            s = av.AudioFrame.from_ndarray(np.zeros((1, 960), dtype=np.float32), format="flt", layout="mono")
-            s.sample_rate, s.pts = 48000, k * 960
-            for p in a.encode(s):
-                c.mux(p)
-        for p in a.encode():
-            c.mux(p)
+        media_corpus._silence(c, a, 3.0, "mono")
     _encode_audio(lib / "streamed.flac", "flac", "flac", seconds=6.0)
     b = bytearray((lib / "streamed.flac").read_bytes())
     b[21] &= 0xF0  # the 36-bit sample count, after the rate, channels and bits per sample
@@ -346,18 +342,7 @@ def test_a_matroska_date_before_1971_is_kept_unless_it_is_a_placeholder(tmp_path
     (as a zone west of UTC shows it too), 1904-01-01, and years before any camera."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    with av.open(str(lib / "film.mkv"), "w") as c:
-        c.metadata["DATE"] = date
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(10):
-            f = av.VideoFrame.from_ndarray((np.random.default_rng(i).random((48, 64, 3)) * 255).astype(np.uint8),
-                                           format="rgb24")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    media_corpus._video(lib / "film.mkv", "libx264", None, (64, 48), 10, rate=10, metadata={"DATE": date})
     got = _media(_scanned(lib, tmp_path, "--no-fingerprints"))["film.mkv"]
     assert (got["created_at"], got["taken_at"]) == (created, created), got
 

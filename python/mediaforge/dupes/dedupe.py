@@ -1572,14 +1572,8 @@ def sweep_killed_runs(journal_dir: Path) -> None:
     that finds those files already done (it writes no temporary there) sweeps them too.
     Journals whose run ended (told from their last bytes) are passed over."""
     for path in _journals(journal_dir):
-        try:
-            with open(path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 65536))
-                tail = f.read()
-        except OSError:
-            continue
-        if b'"kind": "end"' in tail or any(f'"kind": "{k}"'.encode() in tail for k in UNDO_LINES):
+        tail = _journal_tail(path)
+        if tail is None or b'"kind": "end"' in tail or any(f'"kind": "{k}"'.encode() in tail for k in UNDO_LINES):
             continue
         try:
             known = _writers(path)
@@ -1590,17 +1584,24 @@ def sweep_killed_runs(journal_dir: Path) -> None:
             sweep_stale(folder, known=known)
 
 
+def _journal_tail(path: Path) -> bytes | None:
+    """A journal's last 64 KiB, where a run's closing lines are (None: unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            return f.read()
+    except OSError:
+        return None
+
+
 def _unfinished(path: Path) -> bool:
     """Whether a journal may lack its carry-over (its run stopped first), told cheaply
     from its end: neither a whole `carried` (one without a commit to follow, or with its
     `committed` line) nor an undo's `undone` there. (`carry_unfinished` reads it whole
     to be sure.)"""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 65536))
-            tail = f.read()
-    except OSError:
+    tail = _journal_tail(path)
+    if tail is None:
         return False
     if any(f'"kind": "{k}"'.encode() in tail for k in ("committed", *UNDO_LINES)):
         return False
