@@ -268,12 +268,15 @@ def read_audio(path: str | bytes,
     (FLAC, ALAC, WavPack, Monkey's Audio, AIFF, WAV: 16, 24; None where it states none)."""
     f = _open(path, container)
     bits = _stated_bits(f)
+    written: list[str] | None = None  # an ID3 tag's TDRC text as written, once read
     if f is not None and (type(f.tags).__name__ == "ID3" and (container == "mp3" or type(f).__name__ == "MP3")
                           or type(f.tags).__name__ in ("_WaveID3", "_IFFID3")):
-        _mend_id3(path, f.tags)
+        written = _mend_id3(path, f.tags)
     row = _tag_row(f.tags) if f is not None and f.tags is not None else None
     if row is not None and _family(f.tags) is _ID3:
-        row["date"] = _id3_date_as_written(path, row["date"])
+        if written is None:  # (an ID3 tag no mending read: one of a file with no sound)
+            written = [v[0] for fid, v in text_frames(path, {}, frozenset({"TDRC"})) if v]
+        row["date"] = _id3_date_as_written(written[0] if written else None, row["date"])
     mp3 = container == "mp3" or (container is None and type(f).__name__ == "MP3")  # (libav could not tell)
     if mp3 and (ape := _ape_tags(path)) is not None:
         if row is not None and getattr(f.tags, "version", (2,)) < (2,):
@@ -297,30 +300,34 @@ def read_audio(path: str | bytes,
     return row, cover, bits
 
 
-def _mend_id3(path: str | bytes, tags: Any) -> None:
+def _mend_id3(path: str | bytes, tags: Any) -> list[str]:
     """Puts back into mutagen's ID3 `tags` (of the tag at the start of an MP3, or a WAV
     or AIFF file's ID3 chunk) the text frames it dropped because their text did not
-    decode as their encoding byte says."""
+    decode as their encoding byte says. Returns the TDRC frames' first values as written
+    (read in the same pass; see `_id3_date_as_written`)."""
     from mutagen.id3 import Frames
 
     have: dict[str, int] = {}
     for frame in tags.values():
         have[frame.FrameID] = have.get(frame.FrameID, 0) + 1
-    for fid, values in text_frames(path, have):
+    dates: list[str] = []
+    for fid, values in text_frames(path, have, also=frozenset({"TDRC"})):
+        if fid == "TDRC" and values:
+            dates.append(values[0])
         key = f"TXXX:{values[0]}" if fid == "TXXX" else fid
         if fid not in Frames or key in tags or (fid == "TXXX" and len(values) < 2):
             continue
         with contextlib.suppress(ValueError, TypeError):  # (a date that is none, say)
             text = values[1:] if fid == "TXXX" else values
             tags.add(Frames[fid](encoding=3, text=text, **({"desc": values[0]} if fid == "TXXX" else {})))
+    return dates
 
 
-def _id3_date_as_written(path: str | bytes, read: str | None) -> str | None:
+def _id3_date_as_written(written: str | None, read: str | None) -> str | None:
     """An ID3 date as its frame holds it: mutagen reads TDRC (and TYER) as a timestamp and
     writes back what it made of it (`05/01/2024` as `0005-01-2024`, `99` as `0099`). Its
     text is kept where it is the frame's, or the frame's year with the day and time an
     ID3v2.3 tag gives in TDAT and TIME (`2024` with `0105` is `2024-05-01`)."""
-    written = next((values[0] for _fid, values in text_frames(path, {}, frozenset({"TDRC"})) if values), None)
     written = written.strip() if written else None
     return read if not written or read is not None and (read == written or read.startswith(written + "-")) \
         else written

@@ -140,12 +140,13 @@ def _chunk(f: BinaryIO) -> BinaryIO | None:
 
 
 def text_frames(path: str | bytes, have: dict[str, int],
-                only: frozenset[str] | None = None) -> list[tuple[str, list[str]]]:
+                also: frozenset[str] = frozenset()) -> list[tuple[str, list[str]]]:
     """The text frames (`T...`, ID3v2.3 ones by their ID3v2.4 names) of the ID3v2.3 or
     2.4 tag at the start of the file at `path` (or in a WAV or AIFF file's ID3 chunk)
     that a reader missed: of each frame id, all frames once the tag holds more than
-    `have` says the reader found (`only`: of those ids alone). A `TXXX` frame's values
-    start with its description. Unreadable, compressed and encrypted frames are passed by."""
+    `have` says the reader found; and those of the ids `also`, whatever it found. A
+    `TXXX` frame's values start with its description. Unreadable, compressed and
+    encrypted frames are passed by."""
     out: list[tuple[str, list[str]]] = []
     try:
         with open(path, "rb") as file:
@@ -167,7 +168,7 @@ def text_frames(path: str | bytes, have: dict[str, int],
             for fid, *_ in heads:
                 counts[fid] = counts.get(fid, 0) + 1
             for fid, fl, at, size in heads:
-                if counts[fid] <= have.get(fid, 0) or only is not None and fid not in only:
+                if counts[fid] <= have.get(fid, 0) and fid not in also:
                     continue
                 # Compressed or encrypted: (ID3v2.4) 0x08, 0x04; (ID3v2.3) 0x80, 0x40.
                 if fl & (0x0C if version == 4 else 0xC0):
