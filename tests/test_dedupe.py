@@ -1460,6 +1460,15 @@ def test_a_rerun_after_a_kill_sweeps_the_hidden_copy_the_killed_run_left(lib, ac
     again = _apply(catalog, "--action", action)
     assert again["skipped"] == [], again
     assert not list(root.rglob(".mediaforge-*.tmp")), list(root.rglob("*"))
+    # The killed run's journal is marked swept (not read whole at every --apply again),
+    # and its undo still puts every copy back.
+    (killed,) = [j for j in (catalog.parent / "journal").glob("*.jsonl") if j.name != Path(again["journal"]).name]
+    assert json.loads(killed.read_text().splitlines()[-1]) == {"kind": "swept"}
+    assert _undo(catalog, again["journal"])["skipped"] == []
+    undone = _undo(catalog, str(killed))
+    assert undone["skipped"] == [] and undone["done"] >= 1, undone
+    assert sorted(p.name for p in (root / "b").iterdir()) == ["photo (2).jpg", "photo copy.jpg", "song.mp3"]
+    assert all((root / "b" / n).stat().st_nlink == 1 for n in os.listdir(root / "b"))
     # Every content is still there, once at least, outside the trash.
     for name, size in (("photo.jpg", 40_000), ("song.mp3", 9_000), ("unique.png", 500)):
         assert (root / "a" / name).stat().st_size == size
@@ -2956,21 +2965,23 @@ def test_a_trash_or_journal_folder_of_the_user_s_beside_the_catalog_is_never_tak
     for folder in ("trash", "journal"):
         (lib / folder).mkdir()
         (lib / folder / "mine.jpg").write_bytes(os.urandom(500))
+        (lib / folder / ".DS_Store").write_bytes(b"Bud1")  # what Finder leaves: no file of the user's
         assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+        dry = run_cli("dedupe", catalog=catalog)  # the dry run says it already
+        assert dry.rc == 0 and dry.err.startswith(f"mediaforge: note: --apply will refuse to start: {lib / folder} "
+                                                  "beside the catalog holds mine.jpg"), dry.err
         for action in ("trash", "hardlink"):
             res = run_cli("dedupe", "--action", action, "--apply", catalog=catalog)
             assert res.rc == 2, (folder, action, res.out, res.err)
             assert_one_line_error(res.err, f"{lib / folder} beside the catalog holds mine.jpg, which dedupe did "
                                            "not put there", "nothing was changed")
-            assert os.listdir(lib / folder) == ["mine.jpg"]
-            assert not (lib / "journal").exists() or os.listdir(lib / "journal") == ["mine.jpg"]  # no journal
+            assert sorted(os.listdir(lib / folder)) == [".DS_Store", "mine.jpg"]
+            assert not (lib / "journal").exists() or sorted(os.listdir(lib / "journal")) == [".DS_Store", "mine.jpg"]
             assert (lib / "photos" / "b.bin").stat().st_nlink == 1
         (lib / folder / "mine.jpg").rename(lib / "photos" / f"mine-{folder}.jpg")
-        if folder == "trash":
-            (lib / folder).rmdir()
     res = run_cli("dedupe", "--action", "trash", "--apply", catalog=catalog)
     assert res.rc == 0, res.err
-    (dated,) = os.listdir(lib / "trash")
+    (dated,) = set(os.listdir(lib / "trash")) - {".DS_Store"}
     assert f"the space comes back once you delete {lib / 'trash' / dated} (this run's trash)" in res.out, res.out
     (trashed,) = (lib / "trash" / dated).rglob("b.bin")
     assert trashed.read_bytes() == data and (lib / "photos" / "a.bin").read_bytes() == data
@@ -3052,6 +3063,10 @@ def test_a_copy_an_earlier_symlink_dedupe_links_to_is_not_moved(lib, tmp_path: P
            "leave that link leading nowhere (undo that dedupe first, or keep this file)")
     plan = json.loads(run_cli("dedupe", "--action", action, *extra, "--json", catalog=catalog).out)
     assert {Path(s["path"]).name: s["why"] for s in plan["skipped"]} == {"song.mp3": why}, plan
+    # An undo of that dedupe begun and stopped before it restored anything (its first
+    # line written, as a Ctrl-C then leaves it): the links it did not take back still count.
+    with open(linked["journal"], "a") as f:
+        f.write(json.dumps({"kind": "undoing", "pid": 1}) + "\n")
     out = _apply(catalog, "--action", action, *extra)
     assert (root / "a" / "song.mp3").exists() and (root / "b" / "song.mp3").read_bytes() == older.read_bytes()
     assert [s["why"] for s in out["skipped"]] == [why], out

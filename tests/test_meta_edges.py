@@ -14,6 +14,7 @@ import struct
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -334,9 +335,11 @@ def test_an_mp4_text_atom_in_windows_code_page_is_read(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("date, created", [("1969-07-20T20:17:00+00:00", datetime(1969, 7, 20, 20, 17)),
                                            ("1970-01-01T00:00:00Z", None), ("1969-12-31T19:00:00-05:00", None),
+                                           ("1969-12-31T22:00:00+01:00", (datetime(1969, 12, 31, 21, 0),
+                                                                          datetime(1969, 12, 31, 22, 0))),
+                                           ("1969-12-31T19:00:00", None), ("1969-12-31T09:00:00", datetime(1969, 12, 31, 9)),
                                            ("1888-10-14", datetime(1888, 10, 14)), ("1700-01-01", None)])
-def test_a_matroska_date_before_1971_is_kept_unless_it_is_a_placeholder(tmp_path: Path, date: str,
-                                                                         created: datetime | None) -> None:
+def test_a_matroska_date_before_1971_is_kept_unless_it_is_a_placeholder(tmp_path: Path, date: str, created: Any) -> None:
     """A QA finding: every date before 1971 was dropped as "not set", so a film digitised
     with the day it was shot (1969-07-20) had none. Only the placeholders are: the epoch
     (as a zone west of UTC shows it too), 1904-01-01, and years before any camera."""
@@ -344,7 +347,8 @@ def test_a_matroska_date_before_1971_is_kept_unless_it_is_a_placeholder(tmp_path
     lib.mkdir()
     media_corpus._video(lib / "film.mkv", "libx264", None, (64, 48), 10, rate=10, metadata={"DATE": date})
     got = _media(_scanned(lib, tmp_path, "--no-fingerprints"))["film.mkv"]
-    assert (got["created_at"], got["taken_at"]) == (created, created), got
+    # (`created_at` in UTC; `taken_at` on the clock it was written with, its offset dropped.)
+    assert (got["created_at"], got["taken_at"]) == (created if isinstance(created, tuple) else (created, created)), got
 
 
 def test_an_id3_picture_that_is_a_link_is_no_cover(tmp_path: Path) -> None:
@@ -411,3 +415,89 @@ def test_info_shows_a_backslash_and_a_line_break_apart(tmp_path: Path) -> None:
     lines = {ln.split(None, 1)[0]: ln.split(None, 1)[1].strip() for ln in out.splitlines() if ln.strip()
              and ln.split(None, 1)[0] in ("album", "title")}
     assert lines == {"album": "C:\\\\new\\\\file", "title": "line\\nbreak"}, out
+
+
+def _tiff_with_exif(path: Path, *, big: bool = False) -> None:
+    """A 64x32 TIFF whose first directory holds a make, orientation 6 and a date."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112], exif[0x0132] = "Maker", 6, "2022:03:04 05:06:07"
+    _picture(64, 32).save(path, "TIFF", exif=exif, **({"big_tiff": True} if big else {}))
+
+
+def _patch_count(path: Path, tag: int, count: int) -> None:
+    """Set the value count of `tag` in a little-endian TIFF's first directory to `count`,
+    its offset as it was."""
+    d = bytearray(path.read_bytes())
+    at = struct.unpack("<L", d[4:8])[0]
+    n = struct.unpack("<H", d[at:at + 2])[0]
+    e = next(at + 2 + 12 * k for k in range(n) if struct.unpack("<H", d[at + 2 + 12 * k:at + 4 + 12 * k])[0] == tag)
+    struct.pack_into("<L", d, e + 4, count)
+    path.write_bytes(bytes(d))
+
+
+def test_a_tiff_with_one_count_past_its_end_is_read_as_far_as_it_goes(tmp_path: Path) -> None:
+    """A review finding: the guard against overlapping claims summed every entry's whole
+    claim, so one corrupt count (a DateTime of 2,000,000 bytes) or a MakerNote an editor
+    moved past the end made a TIFF "hostile": `error`, nothing read. A value past the end
+    is copied by no reader: the first stays `partial` (the directory runs past the file's
+    end), the second `ok` with its thumbnail, and the other tags are read."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _tiff_with_exif(lib / "count.tif")
+    _patch_count(lib / "count.tif", 0x0132, 2_000_000)
+    # An Exif directory (Pillow's TIFF writer makes none) whose MakerNote's 2,000,000
+    # bytes are said to lie past the end, before the lens model.
+    _tiff_with_exif(lib / "maker.tif")
+    d = bytearray((lib / "maker.tif").read_bytes())
+    first = struct.unpack("<L", d[4:8])[0]
+    n = struct.unpack("<H", d[first:first + 2])[0]
+    own = [bytes(d[first + 2 + 12 * k:first + 14 + 12 * k]) for k in range(n)]
+    date, lens = b"2022:03:04 05:06:07\0", b"XF23mm\0\0"
+    values = len(d)
+    d += date + lens
+    sub = len(d)
+    d += struct.pack("<H", 3) + struct.pack("<HHLL", 0x9003, 2, len(date), values) \
+        + struct.pack("<HHLL", 0x927C, 7, 2_000_000, 0x7FFF0000) \
+        + struct.pack("<HHLL", 0xA434, 2, len(lens), values + len(date)) + bytes(4)
+    main = sorted(own + [struct.pack("<HHLL", 0x8769, 4, 1, sub)], key=lambda e: struct.unpack("<H", e[:2])[0])
+    d[4:8] = struct.pack("<L", len(d))
+    d += struct.pack("<H", len(main)) + b"".join(main) + bytes(4)
+    (lib / "maker.tif").write_bytes(bytes(d))
+    catalog = _scanned(lib, tmp_path)
+    got = _media(catalog)
+    assert got["count.tif"]["status"] == "partial" and got["count.tif"]["thumb"], got["count.tif"]
+    assert [s for s, _ in got["count.tif"]["errors"]] == ["decode"], got["count.tif"]
+    assert (got["maker.tif"]["status"], got["maker.tif"]["errors"]) == ("ok", []) and got["maker.tif"]["thumb"]
+    exif_rows = _exif_rows(catalog)
+    assert (exif_rows["maker.tif"]["make"], exif_rows["maker.tif"]["orientation"], exif_rows["maker.tif"]["lens"],
+            exif_rows["maker.tif"]["taken_at"]) == ("Maker", 6, "XF23mm", datetime(2022, 3, 4, 5, 6, 7))
+    assert (exif_rows["count.tif"]["make"], exif_rows["count.tif"]["orientation"]) == ("Maker", 6)
+
+
+def test_a_bigtiff_s_exif_is_read(tmp_path: Path) -> None:
+    """A review finding: the tag reader knew classic TIFF only, so a BigTIFF lost its EXIF
+    row, and with its orientation 6 its width and height came out swapped."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _tiff_with_exif(lib / "big.tif", big=True)
+    assert (lib / "big.tif").read_bytes()[:4] == b"II+\0"
+    catalog = _scanned(lib, tmp_path)
+    row = _exif_rows(catalog)["big.tif"]
+    assert (row["make"], row["orientation"], row["taken_at"]) == ("Maker", 6, datetime(2022, 3, 4, 5, 6, 7)), row
+    media = _media(catalog)["big.tif"]
+    assert (media["status"], media["width"], media["height"]) == ("ok", 64, 32), media
+
+
+def test_an_orientation_only_the_xmp_packet_gives_is_in_the_exif_row(tmp_path: Path) -> None:
+    """A review finding: Pillow's reader took `tiff:Orientation` from the XMP packet where
+    the EXIF block has none, and the row had it; the bounded reader lost it (the thumbnail
+    kept it). It is read so again, for a JPEG with no EXIF at all too."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    _picture(96, 64).save(lib / "xmp.jpg", "JPEG", xmp=xmp)
+    catalog = _scanned(lib, tmp_path)
+    assert _exif_rows(catalog)["xmp.jpg"]["orientation"] == 6
+    with Image.open(catalog.parent / "thumbs" / _media(catalog)["xmp.jpg"]["thumb"]) as thumb:
+        assert thumb.size == (64, 96)

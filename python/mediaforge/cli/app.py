@@ -931,8 +931,9 @@ def dedupe_cmd(
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
     from ..dupes import DEFAULT_RADIUS
-    from ..dupes.dedupe import (DEFAULT_KEEP, LINKED_BEFORE, MOVED_BEFORE, JournalError, apply, carry_over, has_carry,
-                                media_notes, phash_apart, plan_exact, plan_similar, preview, similar_made)
+    from ..dupes.dedupe import (DEFAULT_KEEP, LINKED_BEFORE, MOVED_BEFORE, JournalError, apply, carry_over,
+                                check_own_folders, has_carry, media_notes, phash_apart, plan_exact, plan_similar,
+                                preview, similar_made)
     from ..dupes.find import AUDIO_MAX_BER
     from . import _to_stderr
     from ..stop import Stop
@@ -999,7 +1000,13 @@ def dedupe_cmd(
     if not do_apply:
         # What a look at the files already tells apply would skip: shown as such, and
         # neither counted nor reclaimed.
-        blocked = preview(plan, Path(g.catalog).resolve().parent / TRASH_DIR)
+        beside = Path(g.catalog).resolve().parent
+        blocked = preview(plan, beside / TRASH_DIR)
+        if plan.steps:
+            try:  # what --apply would refuse to start over: said now
+                check_own_folders(beside / JOURNAL_DIR, beside / TRASH_DIR)
+            except InvalidInputError as e:
+                _to_stderr(f"mediaforge: note: --apply will refuse to start: {first_line(e).removesuffix('; nothing was changed')}")
         # Copies already what the action makes of them (an --apply stopped part way): not
         # skips, and nothing to reclaim.
         linked = {v: why for v, why in blocked.items() if why in LINKED_BEFORE}

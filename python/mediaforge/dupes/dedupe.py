@@ -36,6 +36,7 @@ import re
 import shutil
 import stat
 import struct
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -49,7 +50,8 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text, shell_word
-from ..fsops import CAP_FOWNER, absolute, give_back, has_capability, may_give, new_tmp, sweep_stale, time_ns, xattrs
+from ..fsops import (CAP_FOWNER, absolute, alive, give_back, has_capability, may_give, new_tmp, sweep_stale, time_ns,
+                     xattrs)
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, copies_sql, numbered_groups_sql
 
@@ -523,13 +525,17 @@ def _links_to(cat: Catalog, steps: list[Step]) -> list[Step]:
     folders = {Path(os.fsdecode(os.path.dirname(p))) / JOURNAL_DIR for p in (given, os.path.realpath(given))}
     links: dict[bytes, list[bytes]] = {}
     for path in sorted({j for folder in folders for j in _journals(folder)}):
-        entries = _standing(path)
-        if not entries or entries[0].get("action") != "symlink":
+        if _journal_action(path) != "symlink":  # (its first line: no other journal is read)
             continue
-        for e in _done_or_moved(entries):
-            with contextlib.suppress(TypeError, ValueError, binascii.Error):
-                if e.get("done") and e.get("target"):
-                    links.setdefault(os.path.realpath(_unb64(e["target"])), []).append(_unb64(e["victim"]))
+        try:
+            records = _records(path)[1]
+        except (InvalidInputError, PathIOError):
+            continue
+        # Every link it made that no undo took back (an undo stopped part way, or one that
+        # skipped files, leaves the others): `_look` asks each whether it still leads there.
+        for r in records:
+            if r.certain and r.undone is None and r.target:
+                links.setdefault(os.path.realpath(r.target), []).append(r.victim)
     if not links:
         return steps
     return [replace(s, linked_from=tuple(links[real])) if (real := os.path.realpath(s.victim)) in links else s
@@ -929,8 +935,12 @@ StepFn = Callable[[int, int, int], None]
 
 # What dedupe itself puts in the journal and trash folders beside the catalog: a run's
 # journal, the dated folder of a run's trash, and temporaries a killed writer left.
-_OWN_JOURNAL_NAME = re.compile(r"dedupe-\d{8}T\d{12}Z\.jsonl|\.mediaforge-[0-9a-f]+\.tmp")
-_OWN_TRASH_NAME = re.compile(r"\d{8}T\d{12}Z|\.mediaforge-[0-9a-f]+\.tmp")
+# And what file browsers and NAS indexers leave in any folder they show (Finder's
+# `.DS_Store` and `._` files, Windows' `Thumbs.db` and `desktop.ini`, KDE's `.directory`,
+# Synology's `@eaDir`): none of it a file of the user's.
+_CLUTTER = r"|\.DS_Store|\._.*|Thumbs\.db|desktop\.ini|\.directory|@eaDir"
+_OWN_JOURNAL_NAME = re.compile(r"dedupe-\d{8}T\d{12}Z\.jsonl|\.mediaforge-[0-9a-f]+\.tmp" + _CLUTTER)
+_OWN_TRASH_NAME = re.compile(r"\d{8}T\d{12}Z|\.mediaforge-[0-9a-f]+\.tmp" + _CLUTTER)
 
 
 def _foreign(folder: Path, own: re.Pattern[str]) -> str | None:
@@ -956,8 +966,7 @@ def check_own_folders(journal_dir: Path, trash_root: Path) -> None:
             raise InvalidInputError(
                 f"{where} beside the catalog holds {path_text(os.fsencode(name))}, which dedupe did not put there: "
                 f"dedupe keeps its {'journals' if own is _OWN_JOURNAL_NAME else 'trash'} in that folder, and scans "
-                f"leave it out; move what is yours out of it (or the catalog elsewhere), or use --action move-to "
-                f"--to DIR; nothing was changed")
+                f"leave it out; move what is yours out of it, or keep the catalog elsewhere; nothing was changed")
 
 
 def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | None = None) -> Outcome:
@@ -988,7 +997,9 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
             for s in plan.steps:
                 if stop.requested:
                     break
-                why = _check(s, plan.similar, plan.action, stop)
+                # (A move its destination's path refuses: said before any byte is compared.)
+                why = (dest is not None and _past_path_limit(s.victim, dest, dest.parent if plan.action == "trash"
+                                                             else dest)) or _check(s, plan.similar, plan.action, stop)
                 if stop.requested:
                     break
                 if why in LINKED_BEFORE:
@@ -1565,6 +1576,10 @@ def carried_anything(path: Path) -> bool:
         return False
 
 
+# The line `sweep_killed_runs` adds to a killed run's journal once it swept what that run left.
+SWEPT = "swept"
+
+
 def sweep_killed_runs(journal_dir: Path) -> None:
     """Remove the temporaries that dedupes killed outright (kill -9, a power cut) left
     beside the files they worked on, a whole hidden copy maybe, as an undo of their
@@ -1573,7 +1588,7 @@ def sweep_killed_runs(journal_dir: Path) -> None:
     Journals whose run ended (told from their last bytes) are passed over."""
     for path in _journals(journal_dir):
         tail = _journal_tail(path)
-        if tail is None or b'"kind": "end"' in tail or any(f'"kind": "{k}"'.encode() in tail for k in UNDO_LINES):
+        if tail is None or any(f'"kind": "{k}"'.encode() in tail for k in ("end", SWEPT, *UNDO_LINES)):
             continue
         try:
             known = _writers(path)
@@ -1582,6 +1597,26 @@ def sweep_killed_runs(journal_dir: Path) -> None:
             continue
         for folder in sorted({os.path.dirname(p) for r in records for p in (r.victim, r.moved_to) if p}):
             sweep_stale(folder, known=known)
+        if known and not any(alive(pid) for pid in known):
+            # Its writers are all gone, and what they left with them: marked so, not read
+            # whole at every --apply again. (A run still going is left unmarked.)
+            with contextlib.suppress(PathIOError, JournalError, OSError):
+                _end_last_line(path)  # (a line the kill cut short goes first)
+                journal = Journal(path, appending=True)
+                try:
+                    journal.write(kind=SWEPT)
+                finally:
+                    journal.close()
+
+
+def _journal_action(path: Path) -> str | None:
+    """The action a journal's first line names (None: none, or unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            first = json.loads(f.readline(1 << 16).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return first.get("action") if isinstance(first, dict) and first.get("kind") == "start" else None
 
 
 def _journal_tail(path: Path) -> bytes | None:
@@ -1748,7 +1783,8 @@ def _frozen(path: bytes) -> str | None:
         except OSError:
             continue
         try:
-            flags = struct.unpack("l", fcntl.ioctl(fd, _GETFLAGS, bytes(8)))[0]
+            # (The kernel writes an int, whatever the ioctl's name says: its first 4 bytes.)
+            flags = int.from_bytes(fcntl.ioctl(fd, _GETFLAGS, bytes(8))[:4], sys.byteorder)
         except OSError:
             continue
         finally:

@@ -328,7 +328,7 @@ def _id3_date_as_written(written: str | None, read: str | None) -> str | None:
     writes back what it made of it (`05/01/2024` as `0005-01-2024`, `99` as `0099`). Its
     text is kept where it is the frame's, or the frame's year with the day and time an
     ID3v2.3 tag gives in TDAT and TIME (`2024` with `0105` is `2024-05-01`)."""
-    written = written.strip() if written else None
+    written = written.strip()[:512] if written else None  # (as `_first` cuts every text)
     return read if not written or read is not None and (read == written or read.startswith(written + "-")) \
         else written
 

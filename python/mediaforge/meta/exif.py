@@ -20,7 +20,7 @@ import contextlib
 import os
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any, NamedTuple
 
 from PIL import Image
@@ -72,44 +72,85 @@ def _value(typ: int, count: int, raw: bytes, end: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-def _directory(read: Reader, at: Any, end: str, wanted: frozenset[int]) -> dict[int, Any]:
+class _Layout(NamedTuple):
+    """How a TIFF structure lays its directories out: byte order, and for BigTIFF the
+    8-byte counts, offsets and inline values of its 20-byte entries."""
+
+    end: str
+    big: bool
+
+    @property
+    def count(self) -> str:  # a directory's entry count, an entry's value count, an offset
+        return "Q" if self.big else "H"
+
+    @property
+    def entry(self) -> int:
+        return 20 if self.big else 12
+
+    @property
+    def inline(self) -> int:
+        return 8 if self.big else 4
+
+
+def _layout(head: bytes) -> _Layout | None:
+    """The layout a TIFF header (its first 16 bytes) names; None for none."""
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _Layout("<" if head[:2] == b"II" else ">", False)
+    if head[:4] in (b"II+\x00", b"MM\x00+") and len(head) >= 16:
+        return _Layout("<" if head[:2] == b"II" else ">", True)
+    return None
+
+
+def _first_directory(head: bytes, layout: _Layout) -> int:
+    return struct.unpack(layout.end + ("Q" if layout.big else "L"), head[8:16] if layout.big else head[4:8])[0]
+
+
+def _entries(read: Reader, at: int, layout: _Layout, most: int) -> Iterator[tuple[int, int, int, bytes]]:
+    """(tag, type, count, value field) of the first `most` entries of the directory at `at`."""
+    head = read(at, 8 if layout.big else 2)
+    if len(head) < (8 if layout.big else 2):
+        return
+    (n,) = struct.unpack(layout.end + layout.count, head)
+    size = layout.entry
+    table = read(at + len(head), size * min(n, most))
+    shape = layout.end + ("HHQ" if layout.big else "HHL")
+    for k in range(0, len(table) - size + 1, size):
+        tag, typ, count = struct.unpack(shape, table[k:k + (12 if layout.big else 8)])
+        yield tag, typ, count, table[k + size - layout.inline:k + size]
+
+
+def _directory(read: Reader, at: Any, layout: _Layout, wanted: frozenset[int]) -> dict[int, Any]:
     """The `wanted` tags of the directory at `at` (nothing for an offset that is no number
     or points nowhere). An entry of an unknown type, a value past the end or too big to
     be one we keep is left out; the others are read all the same."""
     if not isinstance(at, int) or at < 8:
         return {}
-    head = read(at, 2)
-    if len(head) < 2:
-        return {}
-    (n,) = struct.unpack(end + "H", head)
-    table = read(at + 2, 12 * min(n, MAX_ENTRIES))
     out: dict[int, Any] = {}
-    for k in range(0, len(table) - 11, 12):
-        tag, typ, count = struct.unpack(end + "HHL", table[k:k + 8])
+    for tag, typ, count, field in _entries(read, at, layout, MAX_ENTRIES):
         if tag not in wanted or typ not in _UNIT or tag in out or count == 0:
             continue
         size = count * _UNIT[typ]
         if size > MAX_VALUE or typ not in (2, 7) and count > MAX_COUNT:
             continue
-        if size <= 4:
-            raw = table[k + 8:k + 8 + size]
+        if size <= layout.inline:
+            raw = field[:size]
         else:
-            raw = read(struct.unpack(end + "L", table[k + 8:k + 12])[0], size)
+            raw = read(struct.unpack(layout.end + ("Q" if layout.big else "L"), field)[0], size)
         if len(raw) != size:
             continue  # its value lies past the end: this entry says nothing, the rest may
         with contextlib.suppress(struct.error, ValueError, ZeroDivisionError):
-            out[tag] = _value(typ, count, raw, end)
+            out[tag] = _value(typ, count, raw, layout.end)
     return out
 
 
 def _tags(read: Reader) -> Tags | None:
-    head = read(0, 8)
-    if len(head) < 8 or head[:4] not in (b"II*\x00", b"MM\x00*"):
+    head = read(0, 16)
+    layout = _layout(head)
+    if layout is None:
         return None
-    end = "<" if head[:2] == b"II" else ">"
-    main = _directory(read, struct.unpack(end + "L", head[4:8])[0], end, MAIN_TAGS)
-    return Tags(main, _directory(read, main.get(EXIF_IFD), end, SUB_TAGS),
-                _directory(read, main.get(GPS_IFD), end, GPS_TAGS))
+    main = _directory(read, _first_directory(head, layout), layout, MAIN_TAGS)
+    return Tags(main, _directory(read, main.get(EXIF_IFD), layout, SUB_TAGS),
+                _directory(read, main.get(GPS_IFD), layout, GPS_TAGS))
 
 
 def parse(block: bytes) -> Tags | None:
@@ -186,24 +227,25 @@ def orientation(im: Image.Image, tags: Tags | None = None) -> int | None:
 
 
 def claimed_bytes(fp: IO[bytes], at: int, bigtiff: bool, end: str) -> int:
-    """Bytes the values of the directory at `at` claim beyond its entries (each counted
-    once per entry that points at it), the stream's position left where it was."""
+    """Bytes the values of the directory at `at` would have a reader copy: each entry's
+    (once per entry that points at them), as far as the stream goes, for a value whose
+    claim runs past its end is not copied at all. The stream's position is left where
+    it was."""
     here = fp.tell()
     try:
-        fp.seek(at)
-        wide = 8 if bigtiff else 2
-        head = fp.read(wide)
-        if len(head) < wide:
-            return 0
-        (n,) = struct.unpack(end + ("Q" if bigtiff else "H"), head)
-        entry, inline = (20, 8) if bigtiff else (12, 4)
-        table = fp.read(entry * min(n, 1 << 16))
+        length = fp.seek(0, os.SEEK_END)
+
+        def read(offset: int, n: int) -> bytes:
+            fp.seek(offset)
+            return fp.read(n)
+
+        layout = _Layout(end, bigtiff)
         total = 0
-        for k in range(0, len(table) - entry + 1, entry):
-            typ, count = struct.unpack(end + ("HQ" if bigtiff else "HL"), table[k + 2:k + (12 if bigtiff else 8)])
+        for _tag, typ, count, field in _entries(read, at, layout, 1 << 16):
             size = count * _UNIT.get(typ, 0)
-            if size > inline:
-                total += size
+            if size > layout.inline:
+                offset = struct.unpack(end + ("Q" if bigtiff else "L"), field)[0]
+                total += size if offset + size <= length else 0
         return total
     finally:
         fp.seek(here)

@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image, ImageFile
 
-from .exif import Tags, claimed_bytes, guard_pillow, orientation, parse, tags_of
+from .exif import ORIENTATION, Tags, _first_directory, _layout, claimed_bytes, guard_pillow, orientation, parse, tags_of
 from .sidecar import utc_offset
 
 guard_pillow()  # before any file is opened here
@@ -37,29 +37,25 @@ class TooLarge(Exception):
     """The image claims more pixels than MAX_PIXELS: never decoded."""
 
 
-class HostileDirectory(ValueError):
-    """A TIFF's first directory claims more bytes of values than the file holds: entries
-    that point at the same bytes over and over, which every reader (Pillow, libav) copies
-    once per entry, gigabytes from a file of a megabyte. Never read."""
-
-
-def _check_tiff_directory(path: str | bytes) -> None:
-    """Raise HostileDirectory for a TIFF-structured file (TIFF, DNG, NEF ...) whose first
-    directory's values claim more than the file's length (and a little slack)."""
-    if not isinstance(path, (str, bytes)):
-        return
-    with open(path, "rb") as f:
-        head = f.read(16)
-        if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-            return
-        end = "<" if head[:2] == b"II" else ">"
-        bigtiff = head[2:4] in (b"+\x00", b"\x00+")
-        at = struct.unpack(end + ("Q" if bigtiff else "L"), head[8:16] if bigtiff else head[4:8])[0]
-        claimed = claimed_bytes(f, at, bigtiff, end)
-        length = os.fstat(f.fileno()).st_size
-    if claimed > length + (64 << 10):
-        raise HostileDirectory(f"its first TIFF directory claims {claimed:,} bytes of values in a file of "
-                               f"{length:,} bytes (entries pointing at the same bytes over and over): not read")
+def hostile_tiff(path: str | bytes) -> str | None:
+    """Why a TIFF-structured file (TIFF, DNG, NEF ...) is never to be read: its first
+    directory's values would have a reader copy more bytes than the file holds (entries
+    pointing at the same bytes over and over, which Pillow's guard refuses and libav
+    would copy once each: gigabytes from a file of a megabyte). None for any other file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            layout = _layout(head)
+            if layout is None:
+                return None
+            claimed = claimed_bytes(f, _first_directory(head, layout), layout.big, layout.end)
+            length = os.fstat(f.fileno()).st_size
+    except (OSError, struct.error):
+        return None
+    if claimed <= length + (64 << 10):
+        return None
+    return (f"its first TIFF directory claims {claimed:,} bytes of values in a file of {length:,} bytes "
+            "(entries pointing at the same bytes over and over): not read")
 
 
 PLUGINS: set[str] = set()
@@ -105,7 +101,6 @@ def unsupported_reason(name: bytes) -> str | None:
 def open_image(path: str | bytes, large: bool = False) -> Image.Image:
     """Open an image (header only). Raises TooLarge before any pixel is decoded, unless
     `large`: then the caller asks `too_large` and decodes only what it allows."""
-    _check_tiff_directory(path)
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # the guard is ours, below: Pillow's refuses the header too
     try:
@@ -391,8 +386,9 @@ def image_info(im: Image.Image) -> dict[str, Any]:
     is still read, and the file found cut short by its ends."""
     try:
         frames = getattr(im, "n_frames", 1) or 1
-    except (TypeError, ValueError, OSError, EOFError, struct.error):
-        # Pillow went through the pages to count them and stopped on a later one: back to
+    except (TypeError, ValueError, OSError, EOFError, struct.error, SyntaxError):
+        # Pillow went through the pages to count them and stopped on a later one (its
+        # directory refused by the guard, `exif.guard_pillow`, among others): back to
         # the first, whose size the guard checked (a later one may be forged far larger).
         frames = 1
         im.seek(0)
@@ -573,12 +569,13 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
         if had_tiles and not getattr(im, "tile", None):
             raise BrokenPicture(f"{type(e).__name__}: {e}") from e
         return None
-    if tags is None:
-        return None
     # A HEIF's orientation as stored, valid or not (a broken one is no orientation, never
-    # the 1 pillow-heif puts in its place).
+    # the 1 pillow-heif puts in its place); else, where the EXIF gives none, the one the
+    # XMP packet gives (`tiff:Orientation`), as Pillow and the thumbnail read it.
     stored = im.info.get("original_orientation") if isinstance(getattr(im, "info", None), dict) else None
-    return exif_row(tags, stored if isinstance(stored, int) else None)
+    if not isinstance(stored, int) and (tags is None or ORIENTATION not in tags.main):
+        stored = orientation(im, tags or Tags({}, {}, {}))
+    return exif_row(tags or Tags({}, {}, {}), stored if isinstance(stored, int) else None)
 
 
 def exif_of_heif(path: str | bytes) -> dict[str, Any] | None:
@@ -626,9 +623,10 @@ def exif_row(tags: Tags, orientation_as_stored: int | None = None) -> dict[str, 
         lat = lon = None
     # Below sea level: a reference of 1 (a BYTE, as written; some write it as the text "1"),
     # or a negative SRATIONAL (the Dead Sea's shore is -430 m, a mine's floor -4,000 m).
-    alt = _plausible(_num(gps.get(6)), -12_000, 1e6)
+    alt = _num(gps.get(6))
     if alt is not None and alt > 0 and gps.get(5) in (1, b"\x01", "1"):
         alt = -alt
+    alt = _plausible(alt, -12_000, 1e6)
     orientation = orientation_as_stored if orientation_as_stored is not None else ex.get(0x0112)
     row = {
         "make": _text(ex.get(0x010F)),

@@ -84,8 +84,19 @@ def _written_time(s: str | None) -> tuple[datetime, str | None] | None:
                      int((fraction or "")[:6].ljust(6, "0")))
     except ValueError:
         return None
-    unset = {(1904, 1, 1), (1903, 12, 31), (1970, 1, 1), (1969, 12, 31)}
-    return None if t.year < 1850 or (t.year, t.month, t.day) in unset else (t, zone)
+    if t.year < 1850:
+        return None
+    offset = _utc_offset(zone)
+    if offset is not None:  # the instant itself: the epoch's day in UTC is unset, 1969-12-31T22:00+01:00 is not
+        utc = t - offset
+        return None if (utc.year, utc.month, utc.day) in _UNSET_DAYS else (t, zone)
+    # No zone: the day as written, or the one before as a clock west of UTC shows it.
+    before = (t + timedelta(hours=12)).date()  # (UTC-12, the westmost zone, shows the epoch at noon)
+    return None if {(t.year, t.month, t.day), (before.year, before.month, before.day)} & _UNSET_DAYS else (t, zone)
+
+
+# The days MP4's and many muxers' "not set" times fall on (the epochs of 1904 and 1970).
+_UNSET_DAYS = frozenset({(1904, 1, 1), (1970, 1, 1)})
 
 
 def _utc_offset(zone: str | None) -> timedelta | None:
@@ -952,11 +963,20 @@ def demuxed_length(path: str | bytes, by_content: bool = False) -> float | None:
         return float((end - start) * stream.time_base)
 
 
-def packet_spans(path: str | bytes, by_content: bool = False) -> dict[int, float]:
+# Seconds `packet_spans` reads for: a file of hours on a slow disk is left without a
+# length rather than run into the per-file timeout (30 s by default) and lose the rest.
+SPAN_BUDGET_S = 10.0
+
+
+def packet_spans(path: str | bytes, by_content: bool = False, budget_s: float = SPAN_BUDGET_S) -> dict[int, float]:
     """Seconds each audio and video stream's packets span (cover pictures aside), by
     stream index: every packet read, none decoded. A packet without a duration (a
     Matroska SimpleBlock) lasts a frame at the stream's average rate. Streams whose
-    packets carry no times are left out; damage further on leaves the spans read so far."""
+    packets carry no times are left out; damage further on leaves the spans read so far;
+    none at all when reading them takes over `budget_s` seconds."""
+    import time
+
+    deadline = time.monotonic() + budget_s
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     spans: dict[int, list[int]] = {}
     with _container(path, name, by_content) as c:
@@ -967,7 +987,9 @@ def packet_spans(path: str | bytes, by_content: bool = False) -> dict[int, float
                  for s in streams}
         bases = {s.index: s.time_base for s in streams}
         try:
-            for packet in c.demux(streams):
+            for n, packet in enumerate(c.demux(streams)):
+                if n % 4096 == 0 and time.monotonic() > deadline:
+                    return {}
                 if packet.pts is None:
                     continue
                 end = packet.pts + (packet.duration or frame[packet.stream_index])

@@ -106,8 +106,6 @@ def message_of(e: BaseException) -> str:
     """An exception as one line of a `meta_errors` message."""
     if _chunk_bomb(e):
         return _CHUNK_BOMB.format(mb=_text_limit() >> 20)
-    if _never_to_libav(e):  # a hostile TIFF directory, in our own words
-        return str(e)
     if isinstance(e, MemoryError):  # the worker's address-space cap, met by a hostile file
         return "out of memory decoding it (the worker's limit, MEDIAFORGE_WORKER_MEMORY)"
     if not str(e).strip():  # mutagen's bare `error()` read "error: error"
@@ -431,18 +429,20 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import (BrokenPicture, apng_frames, gif_complete, image_info, jpeg_cut_short, jpeg_lossless,
-                        open_image, read_exif, too_large, unsupported_reason)
+    from .image import (BrokenPicture, apng_frames, gif_complete, hostile_tiff, image_info, jpeg_cut_short,
+                        jpeg_lossless, open_image, read_exif, too_large, unsupported_reason)
     from .thumbs import reduce_for_hash, reduce_grey, reduce_image
 
     t = r.task
     try:
         im = open_image(t.path, large=True)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        if _never_to_libav(e):
+        hostile = hostile_tiff(t.path) if not _chunk_bomb(e) else None
+        if _chunk_bomb(e) or hostile:
             # A decompression bomb (gigabytes from a file of a few megabytes): refused here
-            # rather than handed to libav.
-            r.fail("decode", e, ERROR)
+            # rather than handed to libav, which inflates a PNG's whole chunk, or copies
+            # each of a TIFF directory's overlapping values.
+            r.fail("decode", hostile or e, ERROR)
             return True
         if fallback:
             return False
@@ -551,13 +551,6 @@ def _chunk_bomb(e: BaseException) -> bool:
     return isinstance(e, ValueError) and str(e).startswith("Decompressed data too large")
 
 
-def _never_to_libav(e: BaseException) -> bool:
-    """What Pillow refused for a bomb's sake, which libav would read all the same: a PNG
-    chunk that inflates past Pillow's limit (libav inflates the whole chunk), a TIFF
-    directory whose entries claim the same bytes over and over (libav copies each)."""
-    from .image import HostileDirectory
-
-    return _chunk_bomb(e) or isinstance(e, HostileDirectory)
 
 
 def _text_limit() -> int:
