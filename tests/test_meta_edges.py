@@ -501,3 +501,45 @@ def test_an_orientation_only_the_xmp_packet_gives_is_in_the_exif_row(tmp_path: P
     assert _exif_rows(catalog)["xmp.jpg"]["orientation"] == 6
     with Image.open(catalog.parent / "thumbs" / _media(catalog)["xmp.jpg"]["thumb"]) as thumb:
         assert thumb.size == (64, 96)
+
+
+def test_a_retry_that_times_out_keeps_what_was_read_and_a_thumbnail_s_place_held_by_a_folder_is_refused(
+        tmp_path: Path) -> None:
+    """QA findings: a `meta --retry-failed` of `partial` contents (their thumbnails held
+    back for want of room) that timed out deleted their size, EXIF and fingerprints; a
+    `thumbs` run that timed out left `timeout` rows on contents that keep a good
+    thumbnail, which no later run takes away; and a folder where a thumbnail file goes
+    failed with Python's words ("IsADirectoryError: ...") and counted as `failed`."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(2):
+        exif = Image.Exif()
+        exif[0x0110] = f"cam{i}"
+        _picture(1600, 1200).rotate(i * 90).save(lib / f"p{i}.jpg", quality=85, exif=exif)
+    media_corpus.slow_jpeg(lib / "slow.jpg", repeats=6_000)  # a second or more to decode: past 0.3 s
+    catalog = tmp_path / "c.duckdb"
+    res = run_cli("scan", lib, "--json", catalog=catalog, env=cli_env(catalog, MEDIAFORGE_MIN_FREE="1000T"))
+    assert res.rc == 0, res.err
+    query = ("SELECT f.name, m.status, m.width, e.model, (SELECT count(*) FROM image_hashes h WHERE h.blake3 = m.blake3) "
+             "AS hashes FROM files f JOIN media m USING (blake3) LEFT JOIN exif e USING (blake3) ORDER BY 1")
+    before = rows(catalog, query)
+    assert [r["status"] for r in before] == ["partial"] * 3, before
+    assert [(r["width"], r["hashes"]) for r in before] == [(1600, 1), (1600, 1), (2000, 0)], before  # (slow: flat)
+    out = json.loads(run_cli("meta", "--retry-failed", "--timeout", "0.3", "--json", catalog=catalog).out)
+    assert (out["ok"], out["failed"]) == (2, 1), out  # slow.jpg timed out
+    after = rows(catalog, query)
+    assert [(r["name"], r["status"], r["width"], r["model"], r["hashes"]) for r in after] == [
+        ("p0.jpg", "ok", 1600, "cam0", 1), ("p1.jpg", "ok", 1600, "cam1", 1), ("slow.jpg", "partial", 2000, None, 0)]
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors WHERE stage = 'fingerprint'") == [{"n": 1}]  # kept
+    assert run_cli("thumbs", catalog=catalog).rc == 0  # every thumbnail made
+    res = run_cli("thumbs", "--timeout", "0.3", "--json", catalog=catalog)
+    assert json.loads(res.out)["failed"] == 1, res.out
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors WHERE stage IN ('timeout', 'crash')") == [{"n": 0}]
+    assert all(r["status"] == "ok" for r in rows(catalog, query))
+    thumb = catalog.parent / "thumbs" / rows(catalog, "SELECT thumb FROM media ORDER BY blake3 LIMIT 1")[0]["thumb"]
+    thumb.unlink()
+    thumb.mkdir()
+    out = json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)
+    assert (out["failed"], out["thumbs_refused"]) == (0, 1), out
+    assert rows(catalog, "SELECT message FROM meta_errors WHERE stage = 'thumb'") == [
+        {"message": f"thumbnail not written: {thumb} is a folder, not a file; move it away"}]

@@ -238,6 +238,18 @@ def write_results(cat: Catalog, results: list[dict[str, Any]], paths: dict[str, 
     result's `errors`)."""
     if not results:
         return 0
+    # A content read before (`ok` or `partial`) whose extraction timed out or crashed its
+    # worker this time (a `meta --retry-failed` on a slower disk, a tighter --timeout)
+    # keeps what was read: its size, EXIF, streams and fingerprints are no less true. It
+    # stays as it was, to be tried again (the run's counts say it timed out).
+    lost = [r["blake3"] for r in results if (r["media"] or {}).get("status") in ("timeout", "crashed")]
+    if lost:
+        read_before = {b for (b,) in cat.con.execute(
+            "SELECT blake3 FROM media WHERE status IN ('ok', 'partial') AND blake3 IN (SELECT unnest(?::VARCHAR[]))",
+            [lost]).fetchall()}
+        results = [r for r in results if r["blake3"] not in read_before]
+        if not results:
+            return 0
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in _RESULT_TABLES}
     for r in results:
         for table, table_rows in _result_rows(r).items():
@@ -454,7 +466,12 @@ def _record_thumbs(cat: Catalog) -> None:
             "OR EXISTS (SELECT 1 FROM mf_thumb_errors e WHERE e.blake3 = meta_errors.blake3 "
             "AND e.stage = meta_errors.stage AND (e.stage <> 'decode' OR e.message = meta_errors.message)))"
         )
-        con.execute(f"INSERT INTO meta_errors SELECT {', '.join(columns('meta_errors'))} FROM mf_thumb_errors")
+        # A remake that timed out or crashed its worker, of a content that keeps its
+        # thumbnail: nothing is wrong with the content, and no later `thumbs --missing-only`
+        # or `meta --retry-failed` would take such a row away (the run's counts say it).
+        con.execute(f"INSERT INTO meta_errors SELECT {', '.join(columns('meta_errors'))} FROM mf_thumb_errors e "
+                    "WHERE NOT (e.stage IN ('timeout', 'crash') AND e.blake3 IN "
+                    "(SELECT blake3 FROM media WHERE thumb IS NOT NULL))")
         # 'partial' means some step failed; when the thumbnail was what failed and now
         # succeeded, no failure is left (a flat picture's note that it has no fingerprint
         # is none) and the content is whole again.

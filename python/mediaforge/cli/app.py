@@ -335,7 +335,7 @@ def _print_extract(x: ExtractSummary, what: str, remake: bool = False) -> None:
               f"mediaforge thumbs --size {x.thumb_size}{'' if remake else ' --missing-only'}")
     if x.thumbs_refused:
         print(f"  {render.counted(x.thumbs_refused, 'thumbnail')} not written: their folder refused them (see "
-              "meta_errors: read-only, another user's, a file in its place?); once it can be written, run "
+              "meta_errors: read-only, another user's, a file or folder in its place?); once it can be written, run "
               f"mediaforge thumbs --size {x.thumb_size}{'' if remake else ' --missing-only'}")
     if x.errors:
         print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")

@@ -259,13 +259,21 @@ class _Result:
         tmp, self.thumb_tmp = self.thumb_tmp, None
         if tmp is None:
             return
+        final = os.path.join(self.task.thumbs_root, self.thumb or "")
         try:
             if keep:
-                os.replace(tmp, os.path.join(self.task.thumbs_root, self.thumb or ""))
+                os.replace(tmp, final)
                 return
         except OSError as e:
             self.thumb, self.thumb_wh = None, None
-            self.fail("thumb", e)
+            if e.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST) and os.path.isdir(final):
+                # A folder where the thumbnail file goes: refused, as a file where its
+                # folder goes is, and said once after the run.
+                self.thumb_refused = True
+                self.fail("thumb", f"thumbnail not written: {path_text(os.fsencode(final))} is a folder, not a "
+                                   "file; move it away")
+            else:
+                self.fail("thumb", e)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
 
