@@ -1037,6 +1037,35 @@ def test_replace_all_puts_back_what_it_renamed_when_a_later_rename_fails(tmp_pat
     assert sorted(os.listdir(tmp_path)) == ["a", "b"] and (tmp_path / "a").read_bytes() == b"new a"
 
 
+def test_replace_all_finishes_what_it_began_through_a_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A QA finding: a Ctrl-C as `export` removed the old files' hidden links, after the
+    new files were in place, left those links (whole copies of the old export) behind and
+    made the command say it was interrupted. Once the renames begin, a Ctrl-C (a real
+    SIGINT here, sent as each link goes) waits for them and the links to be done."""
+    import signal
+
+    from mediaforge.fsops import replace_all
+
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(b"old " + name.encode())
+        (tmp_path / f"{name}.new").write_bytes(b"new " + name.encode())
+    real = os.unlink
+    sent = []
+
+    def unlink(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if b"/.mediaforge-" in os.fsencode(path):
+            sent.append(path)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    replace_all([(os.fsencode(tmp_path / f"{n}.new"), os.fsencode(tmp_path / n)) for n in ("a", "b")])
+    monkeypatch.undo()
+    assert len(sent) == 2  # (the links kept of the two old files)
+    assert sorted(os.listdir(tmp_path)) == ["a", "b"]
+    assert [(tmp_path / n).read_bytes() for n in ("a", "b")] == [b"new a", b"new b"]
+
+
 def _created_in(folder: Path) -> Callable[[], list[str]]:
     """Watch `folder` (inotify): the returned call lists the names made there since."""
     import ctypes  # noqa: PLC0415

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import AnyStr, BinaryIO
 
 from .errors import PathNotFoundError
+from .stop import Stop
 
 
 # `.mediaforge-<8 hex: the writer's pid><8 hex: random>.tmp`: 16 hex digits in all, the
@@ -200,18 +201,22 @@ def replace_all(pairs: list[tuple[bytes, bytes]]) -> None:
                 if _takes_links(tmp):
                     raise
                 links = False  # no hard links here: replaced one by one
-        for tmp, target in pairs:
-            os.replace(tmp, target)
-            renamed.append(target)
+        # The renames and the old files' hidden links going after them, once begun, are
+        # not cut by a Ctrl-C (a few calls): one between them left the old files' links
+        # behind, hidden, with the new files whole and the command saying it was stopped.
+        with Stop():
+            for tmp, target in pairs:
+                os.replace(tmp, target)
+                renamed.append(target)
+            for old in kept.values():
+                with contextlib.suppress(OSError):
+                    os.unlink(old)
     except OSError as e:  # named by the target it failed on
         put_back()
         raise OSError(e.errno, e.strerror, os.fsdecode(target)) from e
     except BaseException:
         put_back()
         raise
-    for old in kept.values():
-        with contextlib.suppress(OSError):
-            os.unlink(old)
 
 
 def _takes_links(path: bytes) -> bool:
