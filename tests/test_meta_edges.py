@@ -543,3 +543,29 @@ def test_a_retry_that_times_out_keeps_what_was_read_and_a_thumbnail_s_place_held
     assert (out["failed"], out["thumbs_refused"]) == (0, 1), out
     assert rows(catalog, "SELECT message FROM meta_errors WHERE stage = 'thumb'") == [
         {"message": f"thumbnail not written: {thumb} is a folder, not a file; move it away"}]
+
+
+def test_thumbs_missing_only_leaves_a_cut_webp_and_broken_cover_art_alone(tmp_path: Path) -> None:
+    """A QA finding: `thumbs --missing-only` passes by pictures whose pixels do not decode,
+    but not a WebP cut short after its header (its note is the reader's, stage `image`)
+    nor an MP3 whose cover art is no picture (stage `thumb`): both were tried on every
+    run and counted `failed`. Plain `thumbs` still tries them."""
+    from mutagen import id3
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    whole = io.BytesIO()
+    _picture(600, 300).save(whole, "WEBP")
+    (lib / "cut.webp").write_bytes(whole.getvalue()[:40])
+    _encode_audio(lib / "cover.mp3", "libmp3lame", "mp3")
+    tags = id3.ID3()
+    tags.add(id3.APIC(encoding=3, mime="image/jpeg", type=3, desc="front", data=b"\xff\xd8\xff\xe0" + bytes(5000)))
+    tags.save(str(lib / "cover.mp3"))
+    catalog = _scanned(lib, tmp_path, "--no-fingerprints")
+    assert {r["name"]: [s for s, _ in r["errors"]] for r in _media(catalog).values()} == {
+        "cut.webp": ["image"], "cover.mp3": ["thumb"]}
+    for _ in range(2):
+        out = json.loads(run_cli("thumbs", "--missing-only", "--json", catalog=catalog).out)
+        assert (out["files"], out["failed"]) == (0, 0), out
+    out = json.loads(run_cli("thumbs", "--json", catalog=catalog).out)
+    assert (out["files"], out["failed"]) == (2, 2), out

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from .media_tables import arrow_schema, columns
 from .store import Catalog
-from ..meta.readers import CUT_SHORT, FINGERPRINT_NOTES, NO_FINGERPRINT
+from ..meta.readers import COVER_UNDECODED, CUT_SHORT, FINGERPRINT_NOTES, NO_FINGERPRINT, WEBP_UNDECODED
 from .writes import utcnow
 
 EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
@@ -129,13 +129,16 @@ def thumb_candidates(cat: Catalog, missing_only: bool = False) -> pa.Table:
     (`error`, `unsupported`, `timeout`, `crashed`) are left out: `meta --retry-failed`
     tries those again, and their thumbnails come with it. `missing_only`: nor those with
     none because their pixels do not decode (a `decode` error that is no note of a missing
-    end, or a picture's failed fingerprint): the same bytes decode the same way, and each
+    end, a picture's failed fingerprint, a WebP whose data does not decode after its
+    header, cover art that is no picture): the same bytes decode the same way, and each
     run failed on them again."""
     undecodable = (f"""AND NOT (m.thumb IS NULL AND m.blake3 IN (SELECT blake3 FROM meta_errors
                        WHERE stage = 'decode' AND NOT ends_with(message, '{CUT_SHORT}')
                           -- a picture's fingerprint fails on the same pixels
                           OR stage = 'fingerprint' AND NOT starts_with(message, '{NO_FINGERPRINT}')
-                             AND m.kind IN ('image', 'raw')))""" if missing_only else "")
+                             AND m.kind IN ('image', 'raw')
+                          OR stage = 'image' AND starts_with(message, '{WEBP_UNDECODED}')
+                          OR stage = 'thumb' AND starts_with(message, '{COVER_UNDECODED}')))""" if missing_only else "")
     return cat.con.sql(
         f"""
         SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,

@@ -82,6 +82,9 @@ class Task:
 
 # What Pillow's WebP reader says, in other words, of data its decoder will not take.
 WEBP_UNDECODED = "the WebP data does not decode: cut short or damaged"
+# How a `thumb` note on cover art that does not decode begins (`thumbs --missing-only`
+# does not try it again).
+COVER_UNDECODED = "embedded cover art: "
 
 
 def _webp_header_read(r: _Result) -> bool:
@@ -1072,7 +1075,7 @@ def _tags(r: _Result) -> None:
         except Exception as e:  # noqa: BLE001 - broken cover art is a thumbnail error
             # Pillow names the in-memory file (`<_io.BytesIO object at 0x...>`): say what it was.
             why = "not a picture Pillow can read" if "cannot identify image file" in str(e) else message_of(e)
-            r.fail("thumb", f"embedded cover art: {why}")
+            r.fail("thumb", f"{COVER_UNDECODED}{why}")
         else:
             r.save_thumb(picture)
 
