@@ -123,10 +123,12 @@ def message_of(e: BaseException) -> str:
         return f"the {m.group(2)} decoder could not be opened{why}"
     if isinstance(e, OSError) and str(e) == "could not create decoder object":  # Pillow's WebP reader
         return WEBP_UNDECODED
-    if type(e).__name__ == "InvalidDataError" and type(e).__module__.startswith("av"):
-        # PyAV's words carry libav's error number and the path: the reason is all they say.
-        return "libav cannot read it: invalid data (corrupt, or not what its name says?)"
-    return plain_paths(f"{type(e).__name__}: {first_line(e)}")[:500]
+    text = first_line(e)
+    if type(e).__module__.startswith("av"):
+        # PyAV's words lead with libav's error number (`[Errno 1094995529]`), which says
+        # nothing the words after it do not.
+        text = re.sub(r"^\[Errno -?\d+\] ", "", text)
+    return plain_paths(f"{type(e).__name__}: {text}")[:500]
 
 
 # PyAV's words when libav will not open a decoder on what the header claims (65535
