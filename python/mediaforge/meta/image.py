@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image, ImageFile
 
-from .exif import ORIENTATION, Tags, _first_directory, _layout, claimed_bytes, guard_pillow, orientation, parse, tags_of
+from .exif import ORIENTATION, Tags, guard_pillow, orientation, parse, tags_of
 from .sidecar import utc_offset
 
 guard_pillow()  # before any file is opened here
@@ -35,27 +35,6 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 class TooLarge(Exception):
     """The image claims more pixels than MAX_PIXELS: never decoded."""
-
-
-def hostile_tiff(path: str | bytes) -> str | None:
-    """Why a TIFF-structured file (TIFF, DNG, NEF ...) is never to be read: its first
-    directory's values would have a reader copy more bytes than the file holds (entries
-    pointing at the same bytes over and over, which Pillow's guard refuses and libav
-    would copy once each: gigabytes from a file of a megabyte). None for any other file."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-            layout = _layout(head)
-            if layout is None:
-                return None
-            claimed = claimed_bytes(f, _first_directory(head, layout), layout.big, layout.end)
-            length = os.fstat(f.fileno()).st_size
-    except (OSError, struct.error):
-        return None
-    if claimed <= length + (64 << 10):
-        return None
-    return (f"its first TIFF directory claims {claimed:,} bytes of values in a file of {length:,} bytes "
-            "(entries pointing at the same bytes over and over): not read")
 
 
 PLUGINS: set[str] = set()

@@ -442,8 +442,9 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     """Pillow (plus pillow-heif and rawpy when present). True when the file was read."""
     from PIL import Image, UnidentifiedImageError
 
-    from .image import (BrokenPicture, apng_frames, gif_complete, hostile_tiff, image_info, jpeg_cut_short,
-                        jpeg_lossless, open_image, read_exif, too_large, unsupported_reason)
+    from .exif import hostile_tiff
+    from .image import (BrokenPicture, apng_frames, gif_complete, image_info, jpeg_cut_short, jpeg_lossless,
+                        open_image, read_exif, too_large, unsupported_reason)
     from .thumbs import reduce_for_hash, reduce_grey, reduce_image
 
     t = r.task
