@@ -2354,12 +2354,52 @@ def test_a_file_changed_since_the_scan_is_left_alone_not_filed_under_the_old_con
     res = run_cli("meta", "--json", "--timeout", "60", catalog=catalog)
     assert res.rc == 0, res.err
     summary = json.loads(res.out)
-    assert summary["changed"] == 2 and summary["files"] == 0 and summary["seconds"] < 30
-    assert rows(catalog, "SELECT * FROM media") == []
+    # a.jpg's content is read from its untouched copy; b.jpg's, with none, is left alone.
+    assert summary["changed"] == 1 and summary["files"] == 1 and summary["seconds"] < 30
+    assert rows(catalog, "SELECT m.format, m.width, m.height, f.name FROM media m JOIN files f USING (blake3) "
+                         "ORDER BY f.name") == [{"format": "jpeg", "width": 80, "height": 60, "name": "a.jpg"},
+                                                {"format": "jpeg", "width": 80, "height": 60, "name": "copy_of_a.jpg"}]
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     got = {r["name"]: (r["format"], r["width"]) for r in rows(
         catalog, "SELECT f.name, m.format, m.width FROM files f JOIN media m USING (blake3) WHERE f.status = 'present'")}
     assert got == {"a.jpg": ("png", 123), "copy_of_a.jpg": ("jpeg", 80)}
+
+
+def test_meta_thumbs_and_fingerprints_read_another_copy_when_the_first_changed_since_the_scan(
+        tmp_path: Path) -> None:
+    """`meta`, `thumbs` and the fingerprint catch-up read the copy with the smallest path;
+    when that one was gone or changed since the scan, the content was left to the next
+    scan though untouched copies of it were there. They now read the next copy."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus.picture(80, 60, 1).save(lib / "a.jpg", quality=90)
+    for name in ("b.jpg", "c.jpg", "d.jpg", "e.jpg"):
+        shutil.copy(lib / "a.jpg", lib / name)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    (lib / "a.jpg").unlink()  # gone
+    media_corpus.picture(40, 30, 2).save(lib / "b.jpg", format="PNG")  # another content
+    res = run_cli("meta", "--json", "--no-thumbs", "--no-fingerprints", catalog=catalog)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert (out["files"], out["ok"], out["changed"]) == (1, 1, 0), out
+    assert rows(catalog, "SELECT format, width, height FROM media") == [{"format": "jpeg", "width": 80, "height": 60}]
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+    (lib / "c.jpg").unlink()
+    assert rows(catalog, "SELECT * FROM image_hashes") == []
+    res = run_cli("meta", "--json", "--no-thumbs", catalog=catalog)  # the fingerprint catch-up: d.jpg
+    assert res.rc == 0, res.err
+    assert (json.loads(res.out)["fingerprinted"], json.loads(res.out)["changed"]) == (1, 0), res.out
+    assert len(rows(catalog, "SELECT * FROM image_hashes")) == 1
+    (lib / "d.jpg").unlink()  # now e.jpg is the last copy there
+    res = run_cli("thumbs", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    out = json.loads(res.out)
+    assert (out["thumbs"], out["changed"]) == (1, 0), out
+    (lib / "e.jpg").unlink()  # no copy left: left to the next scan, nothing filed
+    res = run_cli("thumbs", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["changed"] == 1, res.out + res.err
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
 
 
 def test_bad_text_in_tags_or_a_lone_gps_rational_keep_fingerprints_and_signs(tmp_path: Path) -> None:
@@ -3267,10 +3307,12 @@ def test_a_copy_deleted_or_renamed_since_the_scan_marks_no_content_broken(tmp_pa
     res = run_cli("meta", "--json", catalog=catalog)
     assert res.rc == 0, res.err
     out = json.loads(res.out)
-    assert (out["files"], out["failed"], out["changed"]) == (0, 0, 2)
-    assert rows(catalog, "SELECT * FROM media") == [] and rows(catalog, "SELECT * FROM meta_errors") == []
+    # a.jpg's content is read from b.jpg, its other copy; c.jpg's has none.
+    assert (out["files"], out["ok"], out["failed"], out["changed"]) == (1, 1, 0, 1)
+    assert rows(catalog, "SELECT width FROM media") == [{"width": 80}]
+    assert rows(catalog, "SELECT * FROM meta_errors") == []
     res = run_cli("meta", catalog=catalog)
-    assert "left alone 2 (changed, gone or now a link since the scan" in res.out
+    assert "left alone 1 (changed, gone or now a link since the scan" in res.out
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     got = rows(catalog, "SELECT f.name, m.status, m.width FROM files f JOIN media m USING (blake3) "
                         "WHERE f.status = 'present' ORDER BY f.name")

@@ -95,6 +95,35 @@ LACKS_FINGERPRINT = {
 FINGERPRINTED_KINDS = tuple(LACKS_FINGERPRINT)
 
 
+def other_copies(cat: Catalog, tried: dict[str, set[bytes]], fingerprinted: bool) -> pa.Table:
+    """For each content in `tried` (content -> the paths read for it, each found changed,
+    gone or replaced since the scan), the next present copy the catalog lists, the
+    smallest path not tried yet, in the columns of `pending_extraction` (`fingerprinted`
+    only when asked). A content with no copy left has no row."""
+    pairs = pa.table({"blake3": pa.array([h for h, ps in tried.items() for _ in ps], pa.string()),
+                      "path_bytes": pa.array([p for ps in tried.values() for p in ps], pa.binary())})
+    made = (", blake3 IN (SELECT blake3 FROM image_hashes UNION ALL SELECT blake3 FROM video_hashes "
+            "UNION ALL SELECT blake3 FROM audio_hashes) AS fingerprinted") if fingerprinted else ""
+    cat.con.register("mf_tried_paths", pairs)
+    try:
+        return cat.con.sql(
+            f"""
+            SELECT *{made}
+            FROM (SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
+                         arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
+                         arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns
+                  FROM files f SEMI JOIN mf_tried_paths t ON t.blake3 = f.blake3
+                  WHERE f.status = 'present' AND f.kind IN {EXTRACTABLE}
+                    AND NOT EXISTS (SELECT 1 FROM mf_tried_paths t
+                                    WHERE t.blake3 = f.blake3 AND t.path_bytes = f.path_bytes)
+                  GROUP BY f.blake3)
+            ORDER BY path_bytes
+            """
+        ).to_arrow_table()
+    finally:
+        cat.con.unregister("mf_tried_paths")
+
+
 def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KINDS,
                          retry_failed: bool = False) -> pa.Table:
     """Extracted contents (status ok or partial, with a present path) that lack their

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ..catalog import Catalog
 from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, nothing_to_extract_after,
-                                   pending_extraction, pending_fingerprints, set_extracted_through,
+                                   other_copies, pending_extraction, pending_fingerprints, set_extracted_through,
                                    set_fingerprints_pending, thumb_candidates, write_fingerprints, write_results,
                                    write_thumbs)
 from ..config import (DEFAULT_THUMB_SIZE, check_thumb_size, check_timeout, min_free_bytes, sweep_thumb_temporaries,
@@ -110,6 +110,10 @@ class ExtractSummary:
 
 
 ProgressFn = Callable[[ExtractProgress], None]
+# How many copies of one content a run reads, at most, before it leaves the content to the
+# next scan: the first one the catalog lists, then others when each in turn turns out to
+# be changed, gone or replaced since the scan.
+COPIES_TRIED = 16
 # Writes a batch of results; returns how many read `ok` the catalog keeps `partial` (for
 # what an earlier extraction found that this one did not look at), or None.
 _Writer = Callable[[Catalog, list[dict[str, Any]], dict[str, bytes]], int | None]
@@ -185,32 +189,44 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
             if rows is None:
                 rows = select()
             total = rows.num_rows
-            for result in pool.map(_tasks(rows, config, str(thumbs_dir(cat.path)), min_free, paths), total):
-                if result.get("stale"):  # changed since the scan: the next scan sees to it
-                    skipped += 1
-                    paths.pop(result["blake3"], None)
-                    continue
-                pending.append(result)
-                done += 1
-                errors += len(result["errors"])
-                thumbs += result["thumb"] is not None
-                low_space += bool(result.get("low_space"))
-                refused += bool(result.get("thumb_refused"))
-                status = _status(result, config)
-                counts[status] = counts.get(status, 0) + 1
-                now = time.monotonic()
-                if len(pending) >= config.flush_rows or now - last_flush >= config.flush_seconds:
-                    errors += _written(cat, write, pending, paths, counts)
-                    pending, last_flush = [], now
-                if on_progress is not None and now - last_report >= 0.1:
-                    on_progress(ExtractProgress(done, total, errors, now - started))
-                    last_report = now
+            fingerprinted = "fingerprinted" in rows.column_names
+            # Contents whose path was changed, gone or replaced since the scan -> the paths
+            # tried: another present copy of the same bytes is read in the next round.
+            tried: dict[str, set[bytes]] = {}
+            while rows.num_rows:
+                stale: set[str] = set()
+                for result in pool.map(_tasks(rows, config, str(thumbs_dir(cat.path)), min_free, paths),
+                                       rows.num_rows):
+                    if result.get("stale"):
+                        h = result["blake3"]
+                        tried.setdefault(h, set()).add(paths.pop(h, b""))
+                        stale.add(h)
+                        continue
+                    pending.append(result)
+                    done += 1
+                    errors += len(result["errors"])
+                    thumbs += result["thumb"] is not None
+                    low_space += bool(result.get("low_space"))
+                    refused += bool(result.get("thumb_refused"))
+                    status = _status(result, config)
+                    counts[status] = counts.get(status, 0) + 1
+                    now = time.monotonic()
+                    if len(pending) >= config.flush_rows or now - last_flush >= config.flush_seconds:
+                        errors += _written(cat, write, pending, paths, counts)
+                        pending, last_flush = [], now
+                    if on_progress is not None and now - last_report >= 0.1:
+                        on_progress(ExtractProgress(done, total - skipped, errors, now - started))
+                        last_report = now
+                again = {h: tried[h] for h in stale if len(tried[h]) < COPIES_TRIED}
+                rows = other_copies(cat, again, fingerprinted) if again else pa.table({})
+                # One with no copy left to read: the next scan sees to it.
+                skipped += len(stale) - rows.num_rows
     finally:
         # Whatever stopped the run (Ctrl-C, a full disk), keep every finished result.
         if pending:
             errors += _written(cat, write, pending, paths, counts)
     if on_progress is not None:
-        on_progress(ExtractProgress(done, total, errors, time.monotonic() - started))
+        on_progress(ExtractProgress(done, total - skipped, errors, time.monotonic() - started))
     return ExtractSummary(
         files=done, ok=counts[OK], partial=counts[PARTIAL], unsupported=counts[UNSUPPORTED],
         failed=counts[ERROR] + counts[TIMEOUT] + counts[CRASHED], thumbs=thumbs, errors=errors,
