@@ -9,8 +9,10 @@ import os
 import re
 import struct
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -662,6 +664,58 @@ def test_sample_into_a_path_it_cannot_write_is_one_line_not_an_internal_error(tm
         res = run_cli("sample", dest)
         assert res.rc == 3 and res.out == "", (res.rc, res.err)
         assert_one_line_error(res.err, f"cannot make the sample library in {dest}", why)
+
+
+def test_sample_stopped_or_met_by_files_of_its_names_leaves_none_cut_short_and_says_so(tmp_path: Path) -> None:
+    """`sample` wrote each file at its name and skipped any name taken: a Ctrl-C or a full
+    disk left a song cut short (no tags) that the next run kept and listed as made; a
+    junk file, a folder, or a link leading out of the folder (written through) were
+    listed as made too. Each file now takes its name whole, what holds a name already is
+    left as it is unless it is the sample's file, and the paths printed are escaped."""
+    lib = tmp_path / "lib"
+    songs = lib / "Music" / "Sample Artist"
+    songs.mkdir(parents=True)
+    (songs / "01 Sine Song.mp3").write_bytes(b"ID3 cut short")
+    (lib / "Video").mkdir()
+    os.symlink(tmp_path / "outside.mp4", lib / "Video" / "clip.mp4")
+    (lib / "Photos" / "2019 Paris" / "IMG_0002.jpg").mkdir(parents=True)
+    res = run_cli("sample", lib)
+    assert res.rc == 8, (res.rc, res.err)
+    assert not (tmp_path / "outside.mp4").exists()
+    assert (songs / "01 Sine Song.mp3").read_bytes() == b"ID3 cut short"
+    taken = sorted(line.split(" is there already")[0].removeprefix("mediaforge: ") for line in res.err.splitlines())
+    assert taken == sorted(str(p) for p in (songs / "01 Sine Song.mp3", lib / "Video" / "clip.mp4",
+                                            lib / "Photos" / "2019 Paris" / "IMG_0002.jpg")), res.err
+    assert sorted(res.out.splitlines()) == sorted(str(p) for p in (
+        lib / "Photos" / "2019 Paris" / "IMG_0001.jpg", lib / "Photos" / "2019 Paris" / "IMG_0003.jpg",
+        lib / "Photos" / "2019 Paris" / "map.png", songs / "02 Second Song.flac")), res.out
+    assert not [p for p in lib.rglob(".mediaforge-*")]
+    # What an earlier run made is the sample's: kept, listed, exit 0 once the names are free.
+    (songs / "01 Sine Song.mp3").unlink()
+    (lib / "Video" / "clip.mp4").unlink()
+    (lib / "Photos" / "2019 Paris" / "IMG_0002.jpg").rmdir()
+    first = (songs / "02 Second Song.flac").stat()
+    res = run_cli("sample", lib)
+    assert res.rc == 0 and res.err == "" and len(res.out.splitlines()) == 7, (res.rc, res.err)
+    assert (songs / "02 Second Song.flac").stat().st_ino == first.st_ino
+    import mutagen
+
+    assert mutagen.File(songs / "01 Sine Song.mp3")["TIT2"].text == ["Sine Song"]
+    # A Ctrl-C midway leaves no file cut short and no temporary; the next run makes the rest.
+    odd = tmp_path / "e\x1b[31m\nnl"
+    p = subprocess.Popen(cli_cmd("sample", odd), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not list(odd.rglob("*.mp4")) and not list(odd.rglob(".mediaforge-*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode in (0, 130) and b"Traceback" not in err, err
+    assert not [q for q in odd.rglob(".mediaforge-*")]
+    res = run_cli("sample", odd)
+    assert res.rc == 0, res.err
+    assert "\\x1b" in res.out and "\x1b" not in res.out and len(res.out.splitlines()) == 7, res.out
+    for q in odd.rglob("*.*"):
+        assert q.read_bytes() == (lib / q.relative_to(odd)).read_bytes(), q
 
 
 def test_output_never_overwrites_dedupes_journals_or_trash(tmp_path: Path) -> None:

@@ -465,6 +465,51 @@ def test_xmp_export_skips_tagged_sidecars_reports_failures_and_leaves_other_file
     assert "2 tagged sidecars skipped" in res.out
 
 
+def test_qa_odd_globs_untagged_sidecars_collection_places_and_reindex_json(lib) -> None:
+    """Found by QA: `**` did not reach a name holding a line break; a glob holding `[[`
+    printed Python's FutureWarning; `xmp export --where` counted untagged sidecars as
+    "tagged sidecars skipped"; `xmp import` did not count the collection places it made;
+    `search --reindex -f json` printed nothing; `collection add` echoed a name as typed,
+    not as stored."""
+    root, catalog = lib
+    odd = root / "odd"
+    shutil.copy(root / "2019 Paris" / "paris.jpg", odd / "line\nbreak.jpg")
+    shutil.copy(root / "2019 Paris" / "paris.jpg", odd / "[x].jpg")
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    res = run_cli("tag", "add", "--json", "Odd", f"{odd}/**", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["files"] == 3, res.out + res.err
+    res = run_cli("tag", "add", "--json", "Bracket", f"{odd}/[[]*", catalog=catalog)
+    assert res.rc == 0 and res.err == "" and json.loads(res.out)["files"] == 1, res.out + res.err
+    # Untagged sidecars a condition picks are no "tagged sidecars skipped".
+    res = run_cli("xmp", "export", "--where", "1=1", "--json", catalog=catalog)
+    assert json.loads(res.out)["sidecars_skipped"] == 0, res.out
+    # Collection places an import brings back are counted.
+    assert run_cli("collection", "create", "Trip", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Trip", root / "2020 Beach" / "sunset.png", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", root / "2020 Beach" / "sunset.png", catalog=catalog).rc == 0
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    assert run_cli("collection", "delete", "Trip", catalog=catalog).rc == 0
+    res = run_cli("xmp", "import", "--all", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["placed"] == 1, res.out
+    res = run_cli("xmp", "import", "--all", catalog=catalog)
+    assert "collection place" not in res.out, res.out  # nothing twice
+    assert run_cli("collection", "delete", "Trip", catalog=catalog).rc == 0
+    assert "and 1 collection place from XMP" in run_cli("xmp", "import", "--all", catalog=catalog).out
+    # A name typed with a no-break space is reported as stored.
+    res = run_cli("collection", "add", "Trip", root / "Videos" / "surf.mp4", catalog=catalog)
+    assert res.rc == 0 and res.out.strip() == "added 1 file to 'Trip'", res.out
+    assert run_cli("collection", "create", "My Trip", catalog=catalog).rc == 0
+    res = run_cli("collection", "add", "My\u00a0Trip", root / "Videos" / "surf.mp4", catalog=catalog)
+    assert res.rc == 0 and res.out.strip() == "added 1 file to 'My Trip'", res.out
+    # --reindex alone: its summary as JSON with -f json; nothing to write elsewhere.
+    res = run_cli("search", "--reindex", "-f", "json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["total"] >= 8, res.out + res.err
+    for args in (("-f", "csv"), ("-f", "json", "-o", root.parent / "out.json")):
+        res = run_cli("search", "--reindex", *args, catalog=catalog)
+        assert res.rc == 2 and not (root.parent / "out.json").exists(), res.err
+        assert_one_line_error(res.err, "--reindex with no search writes no results")
+
+
 def test_removed_xmp_tags_stay_removed_until_the_sidecar_changes(lib) -> None:
     root, catalog = lib
     photo, sidecar = root / "2019 Paris" / "paris.jpg", root / "2019 Paris" / "paris.jpg.xmp"
@@ -1398,7 +1443,7 @@ def test_a_sidecar_put_back_at_an_older_content_is_imported_again(tmp_path: Path
     assert run_cli("tag", "add", "dogs", photo, catalog=catalog).rc == 0
     assert run_cli("xmp", "export", photo, catalog=catalog).rc == 0
     res = run_cli("xmp", "import", "--json", catalog=catalog)
-    assert res.rc == 0 and json.loads(res.out) == {"added": 0, "removed": 0}, res.out
+    assert res.rc == 0 and json.loads(res.out) == {"added": 0, "placed": 0, "removed": 0}, res.out
     assert _all_tags(catalog) == ["birds", "dogs"]
     assert run_cli("tag", "remove", "birds", photo, catalog=catalog).rc == 0
     _scan_ok(lib, catalog)
@@ -1456,7 +1501,7 @@ def test_the_upgrade_to_schema_21_brings_back_no_tag_removed_after_an_export(tmp
     _as_schema_20(catalog)
     assert run_cli("tag", "remove", "dogs", photo, catalog=catalog).rc == 0
     res = run_cli("xmp", "import", "--json", catalog=catalog)
-    assert res.rc == 0 and json.loads(res.out) == {"added": 0, "removed": 0}, res.out
+    assert res.rc == 0 and json.loads(res.out) == {"added": 0, "placed": 0, "removed": 0}, res.out
     for _ in range(2):
         assert run_cli("scan", lib, catalog=catalog).rc == 0
         assert [r["tag"] for r in rows(catalog, "SELECT tag FROM tags ORDER BY tag")] == ["birds"]

@@ -7,7 +7,12 @@ queries. Needs the `media` extra (av, pillow, mutagen).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
+import os
+import stat
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -68,7 +73,7 @@ def _photo(path: Path, seed: int, make: str, model: str, taken: str, gps: tuple[
 
 def _video(path: Path, seconds: float = 2.0) -> None:
     av = _need("av")
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=24)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         stream.options = {"preset": "ultrafast"}
@@ -140,40 +145,94 @@ def _tag_flac(path: Path, title: str, artist: str, album: str, track: int) -> No
     f.save()
 
 
+class SampleConflict(MediaForgeError):
+    """Files of the sample's names that were there already and are not the sample's: each
+    was left as it was."""
+
+    def __init__(self, made: list[Path], others: list[Path]) -> None:
+        super().__init__(f"{len(others)} of the sample's files already exist with other contents")
+        self.made, self.others = made, others
+
+
+def _same_file(path: Path, tmp: bytes) -> bool:
+    """Whether `path` is a regular file (not a link) holding `tmp`'s bytes."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != os.stat(tmp).st_size:
+            return False
+        with open(path, "rb") as a, open(tmp, "rb") as b:
+            return a.read() == b.read()
+    except OSError:
+        return False
+
+
+def _make(path: Path, write: Callable[[str], None]) -> bool:
+    """Make one sample file: written whole to a temporary beside it, then linked to its
+    name, which never replaces what is there (a file, a folder, a link, even one leading
+    nowhere, is never written through). True when the file is the sample's (made now, or
+    made by an earlier run: the same bytes), False when something else has its name."""
+    from .fsops import new_tmp
+
+    target = os.fsencode(path)
+    tmp = new_tmp(target, lambda t: os.close(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)))
+    try:
+        try:
+            write(os.fsdecode(tmp))
+        except OSError as e:  # Pillow's and libav's errors may name no file: this one
+            if e.filename is None:
+                e.filename = str(path)
+            raise
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return _same_file(path, tmp)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV) or os.path.lexists(target):
+                raise
+            os.rename(tmp, target)  # a file system with no hard links (FAT, exFAT)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def make_sample_library(dest: Path) -> list[Path]:
-    """Create the sample library under `dest` and return the files made."""
+    """Create the sample library under `dest` and return its files. Each is written whole
+    before it takes its name: a run stopped midway (Ctrl-C, a full disk) leaves no file cut
+    short, and a second run makes the rest. A file of the sample's name that is there
+    already is kept when it holds the sample's bytes; otherwise it is left as it is and
+    `SampleConflict` says so, once every other file is made."""
+    Image = _need("PIL.Image")
     dest = Path(dest)
     photos, video, music = dest / "Photos" / "2019 Paris", dest / "Video", dest / "Music" / "Sample Artist"
     for d in (photos, video, music):
         d.mkdir(parents=True, exist_ok=True)
-    made = []
     shots = [
         ("IMG_0001.jpg", 0, "Canon", "Canon EOS 5D Mark IV", "2019:07:14 10:00:00", (48.8584, 2.2945)),
         ("IMG_0002.jpg", 1, "Canon", "Canon EOS 5D Mark IV", "2019:07:14 10:05:00", (48.8606, 2.3376)),
         ("IMG_0003.jpg", 2, "Apple", "iPhone 11", "2019:07:15 18:30:00", None),
     ]
-    for name, seed, make, model, taken, gps in shots:
-        p = photos / name
-        if not p.exists():
-            _photo(p, seed, make, model, taken, gps)
-        made.append(p)
-    png = photos / "map.png"
-    if not png.exists():
-        Image = _need("PIL.Image")
-        Image.new("RGB", (200, 100), (30, 90, 160)).save(png)
-    made.append(png)
-    mp4 = video / "clip.mp4"
-    if not mp4.exists():
-        _video(mp4)
-    made.append(mp4)
-    mp3 = music / "01 Sine Song.mp3"
-    if not mp3.exists():
-        _audio(mp3, "libmp3lame", "mp3", freq=440.0)
-        _tag_mp3(mp3, "Sine Song", "Sample Artist", "Sample Album", 1)
-    made.append(mp3)
-    fl = music / "02 Second Song.flac"
-    if not fl.exists():
-        _audio(fl, "flac", "flac", freq=660.0)
-        _tag_flac(fl, "Second Song", "Sample Artist", "Sample Album", 2)
-    made.append(fl)
+    files: list[tuple[Path, Callable[[str], None]]] = [
+        (photos / name, lambda p, a=(seed, make, model, taken, gps): _photo(Path(p), *a))
+        for name, seed, make, model, taken, gps in shots]
+
+    def mp3(p: str) -> None:
+        _audio(Path(p), "libmp3lame", "mp3", freq=440.0)
+        _tag_mp3(Path(p), "Sine Song", "Sample Artist", "Sample Album", 1)
+
+    def flac(p: str) -> None:
+        _audio(Path(p), "flac", "flac", freq=660.0)
+        _tag_flac(Path(p), "Second Song", "Sample Artist", "Sample Album", 2)
+
+    files += [
+        (photos / "map.png", lambda p: Image.new("RGB", (200, 100), (30, 90, 160)).save(p, "PNG")),
+        (video / "clip.mp4", lambda p: _video(Path(p))),
+        (music / "01 Sine Song.mp3", mp3),
+        (music / "02 Second Song.flac", flac),
+    ]
+    made, others = [], []
+    for path, write in files:
+        (made if _make(path, write) else others).append(path)
+    if others:
+        raise SampleConflict(made, others)
     return made

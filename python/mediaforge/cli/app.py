@@ -1293,16 +1293,24 @@ def sample_cmd(
     dest: Annotated[Path, typer.Argument(help="Folder to create the sample library in.")],
 ) -> None:
     """Make a small sample library with real encoders (photos, a video, songs)."""
-    from ..sample import make_sample_library
+    from ..sample import SampleConflict, make_sample_library
 
+    others: list[Path] = []
     try:
         made = make_sample_library(Path(from_cwd(dest)))
+    except SampleConflict as e:
+        made, others = e.made, e.others
     except OSError as e:  # a file where a folder goes, a folder that cannot be written, a full disk
-        where = path_text(os.fsencode(e.filename)) if e.filename is not None else str(dest)
-        raise PathIOError(f"cannot make the sample library in {dest}: {where}: "
+        where = path_text(os.fsencode(e.filename)) if e.filename is not None else path_text(os.fsencode(dest))
+        raise PathIOError(f"cannot make the sample library in {path_text(os.fsencode(dest))}: {where}: "
                           f"{e.strerror or first_line(e)}") from None
     for p in made:
-        print(p)
+        print(path_text(os.fsencode(p)))
+    for p in others:
+        print(f"mediaforge: {path_text(os.fsencode(p))} is there already and is not the sample's file: "
+              "left as it is (move it away to have the sample's)", file=sys.stderr)
+    if others:
+        raise typer.Exit(ExitCode.PARTIAL)
 
 
 from . import organise  # noqa: E402,F401 - registers tag, collection, xmp and search

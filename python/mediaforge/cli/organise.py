@@ -194,7 +194,9 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        collection.manual(cat, name, adding)  # a name that will not do is refused before any path is looked up
+        # A name that will not do is refused before any path is looked up; the report names
+        # it as stored (a no-break space typed is a space, NFD is NFC).
+        name = collection.name_of(cat, collection.manual(cat, name, adding))
         ids = resolve_targets(cat, paths or [], where, other, missing_too=not adding)
         with IndexFollows(cat, g.catalog) as follow:
             n = (collection.add if adding else collection.remove)(cat, name, ids)
@@ -290,8 +292,9 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
             got = import_xmp(cat, everything=all_)
             follow.done(later=True)
     gone = f"; took off {render.counted(got.removed, 'tag')} their sidecars no longer hold" if got.removed else ""
-    _report(as_json, f"imported {render.counted(got.tags, 'tag')} from XMP sidecars{gone}", follow, added=got.tags,
-            removed=got.removed)
+    placed = f" and {render.counted(got.placed, 'collection place')}" if got.placed else ""
+    _report(as_json, f"imported {render.counted(got.tags, 'tag')}{placed} from XMP sidecars{gone}", follow,
+            added=got.tags, placed=got.placed, removed=got.removed)
 
 
 @sub(xmp_app, "export")
@@ -380,6 +383,9 @@ def search_cmd(
     check_output_args(fmt, output, g.catalog)
     if query is not None and not is_text(query):  # checked before any indexing
         raise InvalidInputError("the search holds bytes that are not valid UTF-8")
+    if query is None and reindex and (output is not None or fmt not in (Format.table, Format.json)):
+        raise InvalidInputError("--reindex with no search writes no results: give a search to write them "
+                                "(or --format json alone for the index's summary)")
     # Searches started together may find the index behind: one catches it up while the
     # others wait for it (a few seconds at most), then they all read.
     wait = SEARCH_WAIT_S
@@ -389,7 +395,9 @@ def search_cmd(
     if reindex or stale:
         with open_catalog(g.catalog, wait=wait) as cat:
             r = refresh(cat, g.catalog, rebuild=reindex)
-        if query is None or fmt is Format.table:
+        if query is None and fmt is Format.json:
+            render.dump_json({"indexed": r.indexed, "total": r.total, "seconds": r.seconds})
+        elif query is None or fmt is Format.table:
             import sys
 
             print(f"indexed {render.counted(r.indexed, 'file')} in {r.seconds:.1f} s ({r.total:,} in the index)", file=sys.stderr)

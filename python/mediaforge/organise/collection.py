@@ -88,6 +88,11 @@ def delete(cat: Catalog, name: str) -> None:
         con.execute("DELETE FROM collections WHERE collection_id = ?", [cid])
 
 
+def name_of(cat: Catalog, cid: int) -> str:
+    """The name collection `cid` is stored under."""
+    return str(cat.con.execute("SELECT name FROM collections WHERE collection_id = ?", [cid]).fetchall()[0][0])
+
+
 def manual(cat: Catalog, name: str, adding: bool = True) -> int:
     """The id of the manual collection `name`; refused when there is none or it is smart
     (callers check this before resolving a million paths)."""

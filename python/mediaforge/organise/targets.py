@@ -37,8 +37,9 @@ def _absolute(arg: str | bytes) -> tuple[bytes, bool]:
 
 def glob_regex(pattern: str) -> str:
     """A shell glob as a regular expression over whole paths: `*` and `?` stay within one
-    folder, `[...]` is a character class (`[!...]` negated), `**` spans folders."""
-    out, i, n = [], 0, len(pattern)
+    folder, `[...]` is a character class (`[!...]` negated), `**` spans folders, a name
+    holding a line break among them (`(?s)`: RE2's `.`, as Python's, stops at one)."""
+    out, i, n = ["(?s)"], 0, len(pattern)
     while i < n:
         c = pattern[i]
         if pattern.startswith("**/", i):
@@ -66,7 +67,11 @@ def glob_regex(pattern: str) -> str:
             else:
                 body = pattern[i + 1:j]
                 negated = body[:1] in ("!", "^")
-                body = (body[1:] if negated else body).replace("\\", "\\\\")
+                body = body[1:] if negated else body
+                # Every character of the set as itself (bar a range's dash): a `[`, `&&` or
+                # `~~` in it is no nested set or set operation, to RE2 or Python alike.
+                body = "".join(f"\\{ch}" if ch in "[]\\&~|^" or ch == "-" and body[k - 1:k] == "-" else ch
+                               for k, ch in enumerate(body))
                 out.append(("[^/" if negated else "[") + body + "]")
                 i = j
         else:

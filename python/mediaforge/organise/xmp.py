@@ -57,6 +57,8 @@ class Imported:
     # Tags and collection places taken off because another program took their keywords
     # out of the sidecar.
     removed: int = 0
+    # Manual collection places added (`MediaForge Collections|NAME` keywords).
+    placed: int = 0
 
 
 # `sidecar_links` of XMP sidecars alone: linked here rather than through the view, which
@@ -122,6 +124,7 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
                 continue  # a keyword we cannot store as a tag (control characters): left alone
     # One transaction for them all: a sidecar may hold thousands of keywords.
     added = add_tag_pairs(cat, [(m, tag) for tag, ids in by_tag.items() for m in ids], source="xmp")
+    placed = 0
     if by_coll:
         from . import collection
 
@@ -131,11 +134,11 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
             except InvalidInputError:
                 pass  # already there (or a name we refuse)
             try:
-                collection.add(cat, name, list(ids))
+                placed += collection.add(cat, name, list(ids))
             except InvalidInputError:
                 continue
     _mark_imported(cat, pairs.select(["media_id", "sidecar_id", "sidecar_blake3"]))
-    return Imported(added, sorted(set(pairs.column("media_id").to_pylist()) | set(repaired)), removed)
+    return Imported(added, sorted(set(pairs.column("media_id").to_pylist()) | set(repaired)), removed, placed)
 
 
 def _adopt(cat: Catalog) -> None:
@@ -596,8 +599,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
     # as it would write them.)
     try:
         for m, (path, sidecars, keywords, kind) in wanted.items():
-            if kind == "sidecar":
-                out.sidecars_skipped += 1
+            if kind == "sidecar":  # counted when tagged (one a --where picked with no tag, silently)
+                out.sidecars_skipped += bool(keywords)
                 continue
             why = _not_as_catalogued(cat, m, path)
             if why is not None:
