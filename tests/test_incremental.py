@@ -1865,6 +1865,32 @@ def test_the_catalogs_own_files_named_as_roots_are_left_out(tmp_path: Path) -> N
         assert_one_line_error(res.err, "is the catalog's own")
 
 
+def test_the_catalog_under_another_name_is_left_out_and_a_looping_catalog_link_is_named(tmp_path: Path) -> None:
+    """QA: a hard link to the catalog in the tree (or a symbolic one, with -L) became a
+    row, read on every scan as it changed; a catalog path that is a loop of links was an
+    internal error (exit 1), and a link into a loop was said to lead to nothing there."""
+    lib = tmp_path / "lib"
+    (lib / "photos").mkdir(parents=True)
+    (lib / "photos" / "p.jpg").write_bytes(b"\xff\xd8\xff" + b"p" * 50)
+    catalog = lib / "cat.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    os.link(catalog, lib / "photos" / "hard.duckdb")
+    os.symlink("../cat.duckdb", lib / "photos" / "soft.duckdb")
+    for args in ((), ("-L",)):
+        res = run_cli("scan", lib, "--no-meta", "--json", *args, catalog=catalog)
+        assert res.rc == 0, res.err
+        s = json.loads(res.out)
+        assert (s["files_seen"], s["new"], s["unstable"]) == (1, 0, 0), s
+    assert [r["name"] for r in rows(catalog, "SELECT name FROM files")] == ["p.jpg"]
+    os.symlink("loop-b", tmp_path / "loop-a")
+    os.symlink("loop-a", tmp_path / "loop-b")
+    for cat, args in ((tmp_path / "loop-a", ("scan", lib)), (tmp_path / "loop-a", ("stats",)),
+                      (tmp_path / "loop-a" / "c.duckdb", ("scan", lib))):
+        res = run_cli(*args, catalog=cat)
+        assert res.rc == 3, (args, res.rc, res.err)
+        assert_one_line_error(res.err, f"no catalog at {cat}", "is a link to loop-b, which leads round in a loop")
+
+
 def test_a_library_scan_leaves_out_the_catalog_below_its_root(tmp_path: Path) -> None:
     """A review finding: `scan()` called without a walk (the library's own use) walked
     without the catalog's path, and catalogued the catalog file and its log as media."""

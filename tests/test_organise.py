@@ -510,6 +510,31 @@ def test_qa_odd_globs_untagged_sidecars_collection_places_and_reindex_json(lib) 
         assert_one_line_error(res.err, "--reindex with no search writes no results")
 
 
+def test_a_dot_dot_after_a_linked_folder_names_the_file_the_kernel_opens(tmp_path: Path) -> None:
+    """QA: `info`, `tag add` and `collection add` took `lib/album/../x.jpg` by its text,
+    `lib/x.jpg`, though `album` is a link elsewhere and the kernel opens `else/x.jpg`."""
+    lib, other = tmp_path / "lib", tmp_path / "else"
+    (other / "album").mkdir(parents=True)
+    lib.mkdir()
+    os.symlink(other / "album", lib / "album")
+    (lib / "x.jpg").write_bytes(b"\xff\xd8\xff lexical")
+    (other / "x.jpg").write_bytes(b"\xff\xd8\xff physical")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", "--no-meta", lib, other, catalog=catalog).rc == 0
+    odd = f"{lib}/album/../x.jpg"
+    res = run_cli("info", "--json", odd, catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["file"]["path"] == str(other / "x.jpg"), res.out + res.err
+    assert run_cli("tag", "add", "which", odd, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "C", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "C", odd, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT f.name, f.dir FROM tags t JOIN files f USING (media_id)") == [
+        {"name": "x.jpg", "dir": str(other)}]
+    assert rows(catalog, "SELECT f.dir FROM collection_items JOIN files f USING (media_id)") == [{"dir": str(other)}]
+    # Without a link on the way, `..` is the folder above, as before.
+    res = run_cli("info", "--json", f"{lib}/../lib/x.jpg", catalog=catalog)
+    assert json.loads(res.out)["file"]["path"] == str(lib / "x.jpg"), res.out
+
+
 def test_removed_xmp_tags_stay_removed_until_the_sidecar_changes(lib) -> None:
     root, catalog = lib
     photo, sidecar = root / "2019 Paris" / "paris.jpg", root / "2019 Paris" / "paris.jpg.xmp"

@@ -84,8 +84,9 @@ DEFAULT_THUMB_SIZE = 256
 
 
 def thumbs_dir(catalog: os.PathLike[str] | str) -> Path:
-    """The thumbnail folder of a catalog: `thumbs/` beside the catalog file."""
-    return Path(catalog).resolve().parent / "thumbs"
+    """The thumbnail folder of a catalog: `thumbs/` beside the catalog file (a link's
+    target's; a link that loops is left as it is: opening the catalog says so)."""
+    return Path(os.path.realpath(catalog)).parent / "thumbs"
 
 
 # What `meta.thumbs.tmp_name` makes (the pid in decimal): for `fsops.sweep_stale` to find
@@ -169,6 +170,20 @@ def catalog_files(catalog: os.PathLike[str] | str | bytes) -> list[bytes]:
     if ours:
         out += [journal, real.parent / TRASH_DIR]
     return [os.fsencode(p) for p in out]
+
+
+def catalog_file_ids(paths: list[bytes]) -> list[tuple[int, int]]:
+    """(device, inode) of each of `paths` (`catalog_files`) that exists: the walk leaves
+    them out under any other name too (a hard link to the catalog in the tree, a bind
+    mount, a link followed with `-L`)."""
+    ids = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        ids.append((st.st_dev, st.st_ino))
+    return ids
 
 
 MAX_THREADS = 1024  # threads, or worker processes for extraction: more is a typo, not a machine

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import AnyStr, BinaryIO
 
-from .errors import PathNotFoundError
+from .errors import PathNotFoundError, path_text
 from .stop import Stop
 
 
@@ -81,9 +81,33 @@ def link_to_nothing(folder: AnyStr) -> AnyStr | None:
         at = up
 
 
+def leads_nowhere(link: AnyStr) -> str:
+    """What a link `link_to_nothing` found is, for a message: a link to a target that is
+    not there (a disk not mounted?), or one that leads round in a loop."""
+    target = path_text(os.fsencode(os.readlink(link)))
+    try:
+        os.stat(link)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return f"a link to {target}, which leads round in a loop of links"
+    return f"a link to {target}, which is not there (a disk not mounted?)"
+
+
 def absolute(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:
-    """`os.path.abspath` of a user's path (see `from_cwd`)."""
-    return os.path.normpath(from_cwd(path))
+    """A user's path made absolute (see `from_cwd`), its links kept, `.` and doubled
+    slashes dropped. A `..` goes up from where the kernel is at that point: the part up to
+    the last `..` has its links resolved (`album/..`, with `album` a link to another
+    folder, is that folder's parent, not the folder `album` sits in); the rest is kept as
+    typed."""
+    p = from_cwd(path)
+    sep, up = (b"/", b"..") if isinstance(p, bytes) else ("/", "..")
+    parts = p.split(sep)  # type: ignore[arg-type]
+    if up not in parts:
+        return os.path.normpath(p)
+    last = len(parts) - 1 - parts[::-1].index(up)
+    head = os.path.realpath(sep.join(parts[:last + 1]))  # type: ignore[arg-type]
+    rest = sep.join(parts[last + 1:])  # type: ignore[arg-type]
+    return os.path.normpath(os.path.join(head, rest)) if rest else head
 
 
 def real(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:

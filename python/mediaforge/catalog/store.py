@@ -34,7 +34,7 @@ from ..errors import (
     is_text,
     quoted,
 )
-from ..fsops import link_to_nothing
+from ..fsops import leads_nowhere, link_to_nothing
 from .schema import ALL_TABLES, APPLICATION, CORE_TABLES, MIGRATIONS, SCHEMA_VERSION
 
 _LOCK = re.compile(r"Could not set lock on file|Conflicting lock", re.I)
@@ -246,8 +246,7 @@ class Catalog:
                 # A catalog (or its folder) on a disk not mounted, say: never a new
                 # catalog made behind the link, nor an empty one reported on.
                 what = "it" if dangling == str(path) else f"its folder {dangling}"
-                raise CatalogMissingError(f"no catalog at {path}: {what} is a link to {os.readlink(dangling)}, which "
-                                          "is not there (a disk not mounted?)")
+                raise CatalogMissingError(f"no catalog at {path}: {what} is {leads_nowhere(dangling)}")
             if read_only and not path.exists():
                 raise CatalogMissingError(f"no catalog at {path}: run `mediaforge scan PATH` first")
             if path.exists() and path.is_dir():

@@ -582,14 +582,13 @@ def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
 def _check_no_dangling_link(to: Path) -> None:
     """Refuse a --to that is, or lies below, a link to nothing (a disk not mounted, say):
     a folder made behind it would fill the disk the link is on."""
-    from ..fsops import link_to_nothing
+    from ..fsops import leads_nowhere, link_to_nothing
 
     p = os.fsencode(absolute(to))
     q = link_to_nothing(p)
     if q is not None:
         what = " is" if q == p else f": its folder {path_text(q)} is"
-        raise PathNotFoundError(f"--to {path_text(os.fsencode(to))}{what} a link to {path_text(os.readlink(q))}, "
-                                "which is not there (a disk not mounted?); nothing was done")
+        raise PathNotFoundError(f"--to {path_text(os.fsencode(to))}{what} {leads_nowhere(q)}; nothing was done")
 
 
 def _check_move_to(to: Path, target: Path, catalog: Path) -> None:

@@ -31,7 +31,7 @@ from ..catalog.meta_writes import (FINGERPRINTED_KINDS, fingerprints_pending, no
 from ..config import (DEFAULT_THUMB_SIZE, check_thumb_size, check_timeout, min_free_bytes, sweep_thumb_temporaries,
                       thumbs_dir, worker_count, worker_memory)
 from ..errors import InvalidInputError, PathIOError
-from ..fsops import file_in_the_way, link_to_nothing
+from ..fsops import file_in_the_way, leads_nowhere, link_to_nothing
 from .readers import CRASHED, ERROR, OK, PARTIAL, TIMEOUT, UNSUPPORTED, Task
 from .pool import WorkerPool
 
@@ -331,8 +331,8 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         (root / str(config.thumb_size)).mkdir(exist_ok=True)
     except OSError as e:  # the whole point of the command: one clear line, nothing touched
         if e.errno in (errno.ENOTDIR, errno.EEXIST) and (dangling := link_to_nothing(e.filename or str(root))):
-            raise PathIOError(f"cannot create the thumbnail folder {root}: {dangling} is a link to "
-                              f"{os.readlink(dangling)}, which is not there (a disk not mounted?)") from None
+            raise PathIOError(f"cannot create the thumbnail folder {root}: {dangling} is "
+                              f"{leads_nowhere(dangling)}") from None
         if e.errno in (errno.ENOTDIR, errno.EEXIST) and (blocker := file_in_the_way(e.filename or str(root))):
             what = "is" if blocker == e.filename else f"cannot be made: {blocker} is"
             raise PathIOError(f"the thumbnail folder {e.filename} {what} a file, not a folder; move it away") from None

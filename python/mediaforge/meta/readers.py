@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import first_line, path_text
-from ..fsops import file_in_the_way, link_to_nothing, time_ns
+from ..fsops import file_in_the_way, leads_nowhere, link_to_nothing, time_ns
 from . import LONGEST_S
 
 if TYPE_CHECKING:
@@ -245,8 +245,7 @@ class _Result:
                 blocker = file_in_the_way(os.fsencode(e.filename)) if e.errno in _FILE_IN_WAY and e.filename else None
                 dangling = link_to_nothing(os.fsencode(e.filename)) if e.errno in _FILE_IN_WAY and e.filename else None
                 if dangling:
-                    self.fail("thumb", f"thumbnail not written: {path_text(dangling)} is a link to "
-                                       f"{path_text(os.readlink(dangling))}, which is not there (a disk not mounted?)")
+                    self.fail("thumb", f"thumbnail not written: {path_text(dangling)} is {leads_nowhere(dangling)}")
                     return
                 if blocker:
                     self.fail("thumb", f"thumbnail not written: {path_text(blocker)} is a file, not a folder; "

@@ -37,7 +37,7 @@ from ..catalog.schema import KINDS, SEARCH_SYNCED
 from ..catalog.store import streamed
 from ..config import search_dir
 from ..errors import InvalidInputError, MediaForgeError, PathIOError, quoted
-from ..fsops import link_to_nothing, replace_atomically
+from ..fsops import leads_nowhere, link_to_nothing, replace_atomically
 
 # A file's year, as the `library` view has it: of its date taken (`taken_sql`; `sd`: its
 # linked sidecars' date), else of its mtime.
@@ -185,8 +185,7 @@ def _check_folder(folder: Path) -> None:
                           "catalog)")
     dangling = link_to_nothing(str(folder))
     if dangling is not None:
-        raise PathIOError(f"the search index's place {folder} is a link to {os.readlink(dangling)}, which is not "
-                          "there (a disk not mounted?)")
+        raise PathIOError(f"the search index's place {folder} is {leads_nowhere(dangling)}")
 
 
 def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,

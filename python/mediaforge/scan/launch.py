@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .. import _core
-from ..config import catalog_files, thread_count
+from ..config import catalog_file_ids, catalog_files, thread_count
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, PathPermissionError, path_text
 from ..fsops import real as resolved
 
@@ -126,7 +126,8 @@ class Walk:
             batch_rows=config.batch_rows,
             flush_seconds=config.flush_seconds,
             previous_later=not self.fresh,
-            skip=[] if catalog is None else catalog_files(catalog),
+            skip=skip,
+            skip_ids=catalog_file_ids(skip),
         )
 
     def close(self) -> None:

@@ -45,6 +45,10 @@ pub struct WalkOptions {
     /// Absolute paths (files or folders) left out wherever the walk meets them: the
     /// catalog's own files, which a scan of the folder holding them would otherwise list.
     pub skip: Vec<Vec<u8>>,
+    /// (device, inode) of files and folders left out wherever the walk meets them, under
+    /// any name: the catalog's own, reached through a hard link, a bind mount, or (with
+    /// `follow_symlinks`) a symbolic link, which `skip`'s paths do not name.
+    pub skip_ids: Vec<(u64, u64)>,
     /// List regular files by name only, their `stat` left `FileStat::UNKNOWN`: for a
     /// caller that opens every file anyway (a first scan that hashes), and takes the stat
     /// from the open file. A `statx` by name looks the name up once more than an `fstat`
@@ -62,6 +66,7 @@ impl Default for WalkOptions {
             follow_symlinks: false,
             one_file_system: false,
             skip: Vec::new(),
+            skip_ids: Vec::new(),
             defer_file_stat: false,
         }
     }
@@ -889,6 +894,20 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 }
             }
         }
+        if !opts.skip_ids.is_empty() {
+            // The entry's inode number (its target's, for a link followed) first: a stat
+            // only for the rare name that shares one with the catalog's own files.
+            let seen_ino = pre_stat.as_ref().map_or(ino, |st| st.st_ino as u64);
+            if opts.skip_ids.iter().any(|&(_, i)| i == seen_ino) {
+                let st = match pre_stat {
+                    Some(st) => Some(st),
+                    None => rustix::fs::statat(&fd, cname, AtFlags::SYMLINK_NOFOLLOW).ok(),
+                };
+                if st.is_some_and(|st| opts.skip_ids.contains(&(st.st_dev as u64, st.st_ino as u64))) {
+                    continue;
+                }
+            }
+        }
         match ft {
             FileType::Directory => {
                 let child = join(&task.path, &name);
@@ -1204,6 +1223,43 @@ mod tests {
             out.out.errors.iter().any(|e| e.message.contains("loop")),
             "{:?}",
             out.out.errors
+        );
+    }
+
+    #[test]
+    fn files_left_out_by_device_and_inode_are_left_out_under_every_name() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("d")).unwrap();
+        fs::write(r.join("cat.duckdb"), b"catalog").unwrap();
+        fs::write(r.join("d/a.jpg"), b"a").unwrap();
+        fs::hard_link(r.join("cat.duckdb"), r.join("d/hard.duckdb")).unwrap();
+        std::os::unix::fs::symlink("../cat.duckdb", r.join("d/soft.duckdb")).unwrap();
+        let m = fs::metadata(r.join("cat.duckdb")).unwrap();
+        for follow_symlinks in [false, true] {
+            for defer_file_stat in [false, true] {
+                let opts = WalkOptions {
+                    skip_ids: vec![(m.dev(), m.ino())],
+                    follow_symlinks,
+                    defer_file_stat,
+                    ..Default::default()
+                };
+                assert_eq!(
+                    names(&run(r, &opts), r),
+                    vec!["d/a.jpg"],
+                    "{follow_symlinks} {defer_file_stat}"
+                );
+            }
+        }
+        // Another device's file of that inode number is no catalog.
+        let other = WalkOptions {
+            skip_ids: vec![(m.dev() + 1, m.ino())],
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&run(r, &other), r),
+            vec!["cat.duckdb", "d/a.jpg", "d/hard.duckdb"]
         );
     }
 

@@ -189,7 +189,8 @@ impl Scanner {
     #[new]
     #[pyo3(signature = (roots, previous=None, *, hash=true, threads=0, excludes=vec![], ignore_files=true,
                         include_hidden=true, follow_symlinks=false, one_file_system=false,
-                        batch_rows=245_760, flush_seconds=2.0, previous_later=false, skip=vec![]))]
+                        batch_rows=245_760, flush_seconds=2.0, previous_later=false, skip=vec![],
+                        skip_ids=vec![]))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -206,6 +207,7 @@ impl Scanner {
         flush_seconds: f64,
         previous_later: bool,
         skip: Vec<Vec<u8>>,
+        skip_ids: Vec<(u64, u64)>,
     ) -> PyResult<Self> {
         let prev = match (previous, previous_later) {
             (Some(_), true) => {
@@ -225,6 +227,7 @@ impl Scanner {
                 follow_symlinks,
                 one_file_system,
                 skip,
+                skip_ids,
                 defer_file_stat: false, // the scan decides
             },
             hash,
