@@ -187,7 +187,7 @@ def test_a_folder_no_scan_could_read_holds_back_only_what_may_have_moved_in(tmp_
         os.unlink(lib / "gone.jpg")
         assert scan()["missing"] == 1
         got = scan("--prune")
-        assert (got["pruned"], got["prune_skipped"]) == (1, False), got
+        assert (got["pruned"], got["prune_skipped"], got["prune_kept"]) == (1, False, 0), got
         # Moved into a folder no scan can read: it changes that folder's times.
         (lib / "private").mkdir()
         os.rename(lib / "kept.jpg", lib / "private" / "kept.jpg")
@@ -195,6 +195,8 @@ def test_a_folder_no_scan_could_read_holds_back_only_what_may_have_moved_in(tmp_
         for _ in range(2):
             got = scan("--prune")
             assert (got["pruned"], got["missing"] + got["errors"] > 0) == (0, True), got
+            # Held back, and said so: the whole prune, or the one row.
+            assert got["prune_skipped"] or got["prune_kept"] == 1, got
         assert [r["tag"] for r in rows(catalog_path, "SELECT tag FROM tags")] == ["keep"]
     finally:
         os.chmod(lib / "lost+found", 0o755)

@@ -1865,6 +1865,44 @@ def test_the_catalogs_own_files_named_as_roots_are_left_out(tmp_path: Path) -> N
         assert_one_line_error(res.err, "is the catalog's own")
 
 
+def test_a_file_written_to_or_touched_then_moved_keeps_its_row_by_its_birth_time(tmp_path: Path) -> None:
+    """QA: an empty file touched then renamed lost its media_id and tags (no content pairs
+    an empty file, and its mtime had changed); so did any file written to in place and
+    then renamed. The same inode born at the same instant is the same file."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "empty.jpg").write_bytes(b"")
+    (lib / "edited.jpg").write_bytes(b"\xff\xd8\xff before")
+    (lib / "other.jpg").write_bytes(b"\xff\xd8\xff other")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", "--no-meta", lib, catalog=catalog).rc == 0
+    if rows(catalog, "SELECT count(*) AS n FROM files WHERE btime_ns IS NULL")[0]["n"]:
+        pytest.skip("this file system keeps no birth times")
+    before = {r["name"]: r["media_id"] for r in rows(catalog, "SELECT name, media_id::VARCHAR AS media_id FROM files")}
+    assert run_cli("tag", "add", "keep", lib / "empty.jpg", lib / "edited.jpg", catalog=catalog).rc == 0
+    time.sleep(0.02)
+    os.utime(lib / "empty.jpg")
+    with open(lib / "edited.jpg", "r+b") as f:  # in place: the same inode
+        f.write(b"\xff\xd8\xff after, and longer")
+    os.rename(lib / "empty.jpg", lib / "empty2.jpg")
+    os.rename(lib / "edited.jpg", lib / "edited2.jpg")
+    # A new file on a freed inode number is not the old one, whatever its size and mtime.
+    st = (lib / "other.jpg").stat()
+    (lib / "other.jpg").unlink()
+    (lib / "new.jpg").write_bytes(b"\xff\xd8\xff OTHER")  # `cp -p` of another file: same size and mtime
+    os.utime(lib / "new.jpg", ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = run_cli("scan", "--no-meta", "--json", lib, catalog=catalog)
+    assert res.rc == 0, res.err
+    s = json.loads(res.out)
+    assert (s["moved"], s["missing"], s["new"]) == (2, 1, 1), s
+    got = {r["name"]: r for r in rows(catalog, "SELECT name, media_id::VARCHAR AS media_id, blake3, status FROM files")}
+    assert got["empty2.jpg"]["media_id"] == before["empty.jpg"] and got["edited2.jpg"]["media_id"] == before["edited.jpg"]
+    assert got["edited2.jpg"]["blake3"] == blake3.blake3(b"\xff\xd8\xff after, and longer").hexdigest()
+    assert got["new.jpg"]["media_id"] != before["other.jpg"]
+    assert sorted(r["name"] for r in rows(catalog, "SELECT f.name FROM tags JOIN files f USING (media_id)")) == [
+        "edited2.jpg", "empty2.jpg"]
+
+
 def test_the_catalog_under_another_name_is_left_out_and_a_looping_catalog_link_is_named(tmp_path: Path) -> None:
     """QA: a hard link to the catalog in the tree (or a symbolic one, with -L) became a
     row, read on every scan as it changed; a catalog path that is a loop of links was an

@@ -312,6 +312,32 @@ def test_what_a_rescan_leaves_out_is_not_marked_missing_nor_pruned(tmp_path: Pat
     assert scan("-L")["missing"] == 1 and status()["link/s.jpg"][0] == "missing"  # followed again: gone
 
 
+def test_what_an_ignore_file_leaves_out_does_not_hold_a_prune(tmp_path: Path) -> None:
+    """QA: any `.mediaforgeignore` that left something out held every `--prune` back for
+    good, and the way out (`--no-ignore`) catalogued what it leaves out. Its rules bound
+    the library for every scan: a file gone past them has left it, as one moved out of
+    the roots has. `--exclude` (a one-off) still holds the prune."""
+    root = tmp_path / "lib"
+    (root / "cache").mkdir(parents=True)
+    (root / "cache" / "c.jpg").write_bytes(b"cache")
+    (root / "a.jpg").write_bytes(b"a photo")
+    (root / "b.jpg").write_bytes(b"b photo")
+    (root / ".mediaforgeignore").write_bytes(b"cache/\n")
+    cat = tmp_path / "cat.duckdb"
+    assert run_cli("scan", "--no-meta", root, catalog=cat).rc == 0
+    assert run_cli("tag", "add", "fav", root / "a.jpg", catalog=cat).rc == 0
+    (root / "a.jpg").unlink()
+    (root / "b.jpg").rename(root / "cache" / "b.jpg")  # moved past the rules: out of the library
+    res = run_cli("scan", "--no-meta", "--json", "--exclude", "*.png", "--prune", root, catalog=cat)
+    got = json.loads(res.out)
+    assert (got["missing"], got["pruned"], got["prune_skipped"], got["prune_skipped_why"]) == (2, 0, True, "excluded")
+    res = run_cli("scan", "--no-meta", "--json", "--prune", root, catalog=cat)
+    got = json.loads(res.out)
+    assert (got["pruned"], got["prune_skipped"], got["prune_kept"]) == (2, False, 0), got
+    assert rows(cat, "SELECT name FROM files ORDER BY name") == [{"name": ".mediaforgeignore"}]
+    assert rows(cat, "SELECT * FROM tags") == []
+
+
 def test_an_ignore_file_that_cannot_be_read_leaves_its_folder_as_it_was(tmp_path: Path) -> None:
     """A FIFO named .mediaforgeignore blocked the walk for good, and one linked to
     /dev/zero filled memory; then each was one `ignore-file` error and the folder was

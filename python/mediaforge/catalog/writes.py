@@ -279,6 +279,9 @@ class FinishCounts:
     back: int = 0
     # --prune was asked for and held back: a folder under the roots could not be read.
     prune_held: bool = False
+    # Missing rows under the roots a prune that ran left in place (see `prune_kept` in
+    # `ScanSummary`).
+    prune_kept: int = 0
 
 
 def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
@@ -848,12 +851,17 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
                    CASE WHEN n.name_key = o.name_key THEN 0 ELSE 1 END AS renamed, n.path_bytes AS new_path,
                    o.path_bytes AS old_path
             FROM mf_gone_rows o JOIN mf_new_rows n
-              ON n.dev = o.dev AND n.inode = o.inode AND n.size = o.size AND n.mtime_ns = o.mtime_ns
+              ON n.dev = o.dev AND n.inode = o.inode
              AND n.first_scan_id > o.last_scan_id AND NOT n.second_name
              AND n.new_id NOT IN (SELECT new_id FROM mf_moves)
-             -- Read, and found to hold other bytes: another file that got the freed inode
-             -- number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
-             AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
+             AND (n.size = o.size AND n.mtime_ns = o.mtime_ns
+                  -- Read, and found to hold other bytes: another file that got the freed
+                  -- inode number (and the size and mtime: `cp -p`, `tar x`), not this one moved.
+                  AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
+                  -- Or born at the very instant the old row's file was (both times kept):
+                  -- that file, written to (or touched) as well as moved. An empty file,
+                  -- which no content pairs, keeps its row and tags so too.
+                  OR n.btime_ns = o.old_btime)
              -- Born at another time than the old row's file, where it was kept, else made
              -- after the old row was last seen (by more than the clock's second of slack),
              -- as the walk judges: another file, whatever its inode, size and mtime.
@@ -1124,10 +1132,11 @@ def finish_scan(
         before = _glimpses_before(con)
         if before:
             con.execute("INSERT INTO mf_glimpsed SELECT unnest(?::UUID[])", [before])
-        pruned = 0
-        # A scan that excluded paths (a pattern, another file system) prunes nothing: a
-        # file gone from its place may have moved into what it did not look at, and its
-        # row (media_id, tags) must wait for a scan that looks everywhere.
+        pruned = kept = 0
+        # A scan whose options excluded paths (`--exclude`, `-x`) prunes nothing: a file
+        # gone from its place may have moved into what it did not look at, and its row
+        # (media_id, tags) must wait for a scan that looks everywhere. (What ignore files
+        # leave out is outside the library for every scan, as what lies outside the roots.)
         # Nor does it prune a row at or below a link it did not follow (marked missing just
         # now, or earlier): the file may be behind the link, and an -L scan finds it there.
         # Nor does one that could not read a folder under its roots (or its ignore file)
@@ -1135,9 +1144,10 @@ def finish_scan(
         # from its place anywhere may have moved in there, as for a path left out. One it
         # never could read (`lost+found`) holds back only the rows that could have moved
         # in since they were last seen (`_unread_hold`).
-        unread = _unread_hold(con, scan_id, unlooked) if prune and not totals.get("excluded") else ""
+        optioned = totals.get("excluded_by_options", totals.get("excluded"))  # see `scan.engine`
+        unread = _unread_hold(con, scan_id, unlooked) if prune and not optioned else ""
         prune_held = unread is None
-        if prune and not totals.get("excluded") and not prune_held:
+        if prune and not optioned and not prune_held:
             # Nor a row this very scan found gone (or glimpsed gone: see `mf_glimpsed`) that
             # holds a tag or a collection place no present copy of its content holds: a file
             # moved as the scan ran, into a folder the walk had passed, was not seen at all
@@ -1161,6 +1171,10 @@ def finish_scan(
                 f"SELECT count(*) FROM files WHERE status = 'missing' AND {under} {behind}", params
             ).fetchone()
             con.execute(f"DELETE FROM files WHERE status = 'missing' AND {under} {behind}", params)
+            # What the prune held back: rows that may have moved where no scan could look,
+            # or that hold tags or places only they have and wait for a second scan.
+            (kept,) = con.execute(f"SELECT count(*) FROM files WHERE status = 'missing' AND {under}",
+                                  params).fetchone()
             # What was attached to the ids pruned (by this prune, or by one before this
             # version) goes with them: no file can take an id a prune dropped.
             for table in ("tags", "collection_items", "xmp_imports"):
@@ -1192,7 +1206,8 @@ def finish_scan(
         con.execute("DROP TABLE IF EXISTS mf_link_gone")
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
                         moved_earlier_walked=int(walked),
-                        retired=retired, taken=tuple(taken), back=len(back), prune_held=prune_held)
+                        retired=retired, taken=tuple(taken), back=len(back), prune_held=prune_held,
+                        prune_kept=int(kept))
 
 
 # The most folders a scan could not read that `_unread_hold` looks at one by one; past

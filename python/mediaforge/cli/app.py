@@ -259,8 +259,12 @@ def scan_cmd(
         print("  --prune did nothing: this scan could not read a folder under its roots (see errors), and a missing "
               "file may have moved there; prune with a scan that reads every folder")
     elif prune and s.prune_skipped:
-        print("  --prune did nothing: this scan excluded paths (--exclude, .mediaforgeignore, -x), and a missing "
-              "file may have moved there; prune with a scan that excludes nothing")
+        print("  --prune did nothing: this scan's options excluded paths (--exclude, -x), and a missing "
+              "file may have moved there; prune with a scan without them")
+    elif prune and s.prune_kept:
+        print(f"  --prune kept {render.counted(s.prune_kept, 'missing row')}: their files may have moved into a folder "
+              "no scan could read, or they hold tags or collection places no present copy holds and were found gone "
+              "just now (the next scan prunes those)")
     if s.errors:
         print(f"  see errors: mediaforge query \"SELECT * FROM scan_errors WHERE scan_id = {s.scan_id}\"")
     if xsummary is not None:

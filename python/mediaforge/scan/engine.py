@@ -70,6 +70,10 @@ class ScanSummary:
     prune_skipped: bool = False
     # Why, where paths were left out or a folder could not be read: "excluded" or "unread".
     prune_skipped_why: str = ""
+    # Of the rows missing under the roots, those a prune that ran kept: they may have moved
+    # into a folder no scan could read, or hold tags or collection places that no present
+    # copy holds and this scan found gone (a second scan prunes them).
+    prune_kept: int = 0
     # The roots that were empty folders (nothing at all in them): a disk not mounted there?
     # Its files are only `missing`, and with --prune nothing is pruned.
     empty_roots: tuple[str, ...] = ()
@@ -268,6 +272,12 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 totals = payload
         if totals is None:
             raise RuntimeError("the scan ended without reporting its totals")
+        # Paths this scan's options left out (`--exclude`, `-x`): a file missing from its
+        # place may have moved there, and the next scan without them finds it, so they hold
+        # a prune back. What `.mediaforgeignore` files leave out does not: they mark the
+        # library's bounds for every scan, and a file moved past them has left it, as one
+        # moved out of the roots has.
+        totals["excluded_by_options"] = totals.get("excluded", 0) if (config.excludes or config.one_file_system) else 0
         writers.drain()
         if on_progress is not None:
             on_progress(_snapshot(scanner, started, phase="write"))
@@ -310,9 +320,10 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         unstable=totals["unstable"],
         errors=totals["errors"],
         pruned=counts.pruned,
-        prune_skipped=bool(config.prune and (totals.get("excluded") or empty or counts.prune_held)),
-        prune_skipped_why="excluded" if config.prune and totals.get("excluded") else
+        prune_skipped=bool(config.prune and (totals["excluded_by_options"] or empty or counts.prune_held)),
+        prune_skipped_why="excluded" if config.prune and totals["excluded_by_options"] else
         "unread" if counts.prune_held else "",
+        prune_kept=counts.prune_kept,
         empty_roots=tuple(display(r) for r in empty),  # as `roots` gives them
         left_out_roots=tuple(display(r) for r in walk.left_out),
         roots_raw=tuple(raw_b64(r) for r in roots_b),
