@@ -1894,7 +1894,7 @@ def test_a_file_written_to_or_touched_then_moved_keeps_its_row_by_its_birth_time
     res = run_cli("scan", "--no-meta", "--json", lib, catalog=catalog)
     assert res.rc == 0, res.err
     s = json.loads(res.out)
-    assert (s["moved"], s["missing"], s["new"]) == (2, 1, 1), s
+    assert (s["moved"], s["changed"], s["missing"], s["new"]) == (1, 1, 1, 1), s  # edited2.jpg: changed
     got = {r["name"]: r for r in rows(catalog, "SELECT name, media_id::VARCHAR AS media_id, blake3, status FROM files")}
     assert got["empty2.jpg"]["media_id"] == before["empty.jpg"] and got["edited2.jpg"]["media_id"] == before["edited.jpg"]
     assert got["edited2.jpg"]["blake3"] == blake3.blake3(b"\xff\xd8\xff after, and longer").hexdigest()

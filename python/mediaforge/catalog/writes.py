@@ -282,6 +282,9 @@ class FinishCounts:
     # Missing rows under the roots a prune that ran left in place (see `prune_kept` in
     # `ScanSummary`).
     prune_kept: int = 0
+    # Of `moved`, files whose bytes are not their row's (written to in place, then moved):
+    # counted changed.
+    edited: int = 0
 
 
 def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
@@ -1072,6 +1075,11 @@ def finish_scan(
         back, taken = _pair_moves(con, scan_id, under, params)
         taken = back + taken
         (moved,) = con.execute("SELECT count(*) FROM mf_moves").fetchone()
+        # Of those, files that hold other bytes than their row's (a file written to in place
+        # and moved, paired by its birth time): changed, not moved.
+        (edited,) = con.execute(
+            "SELECT count(*) FROM mf_moves m JOIN files o ON o.media_id = m.old_id JOIN files n ON n.media_id = m.new_id "
+            "WHERE o.size <> n.size OR o.blake3 <> n.blake3").fetchone() if moved else (0,)
         # New rows an earlier scan added that take over a vanished row's id: theirs retire.
         retired: tuple[str, ...] = tuple(r[0] for r in con.execute(
             "SELECT m.new_id::VARCHAR FROM mf_moves m JOIN files f ON f.media_id = m.new_id "
@@ -1195,7 +1203,8 @@ def finish_scan(
             """,
             [
                 now, totals["files_seen"], totals["bytes_seen"], totals["new"] - (moved - earlier),
-                totals["changed"], moved - len(back) + totals["moved"], missing, totals["revived"] + len(back),
+                totals["changed"] + edited, moved - edited - len(back) + totals["moved"], missing,
+                totals["revived"] + len(back),
                 max(0, totals["unchanged"] + totals["hashed"] - walked), totals["hashed_files"],
                 totals["hashed_bytes"], pruned,
                 totals["errors"], seconds, scan_id,
@@ -1207,7 +1216,7 @@ def finish_scan(
     return FinishCounts(moved=int(moved), missing=int(missing), pruned=int(pruned), moved_earlier=int(earlier),
                         moved_earlier_walked=int(walked),
                         retired=retired, taken=tuple(taken), back=len(back), prune_held=prune_held,
-                        prune_kept=int(kept))
+                        prune_kept=int(kept), edited=int(edited))
 
 
 # The most folders a scan could not read that `_unread_hold` looks at one by one; past
