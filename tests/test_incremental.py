@@ -1903,6 +1903,25 @@ def test_a_file_written_to_or_touched_then_moved_keeps_its_row_by_its_birth_time
         "edited2.jpg", "empty2.jpg"]
 
 
+def test_a_prune_that_keeps_rows_says_how_many_and_why(tmp_path: Path) -> None:
+    """A row whose file was replaced by a link is kept by every prune (an -L scan may find
+    it behind the link): `--prune` said nothing of it ("pruned 0")."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"\xff\xd8\xff a")
+    (lib / "b.jpg").write_bytes(b"\xff\xd8\xff b")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", "--no-meta", lib, catalog=catalog).rc == 0
+    (lib / "a.jpg").rename(tmp_path / "a.jpg")
+    os.symlink(tmp_path / "a.jpg", lib / "a.jpg")
+    (lib / "b.jpg").unlink()
+    for pruned in (1, 0):
+        s = json.loads(run_cli("scan", "--no-meta", "--json", "--prune", lib, catalog=catalog).out)
+        assert (s["pruned"], s["prune_kept"], s["prune_skipped"]) == (pruned, 1, False), s
+    res = run_cli("scan", "--no-meta", "--prune", lib, catalog=catalog)
+    assert "--prune kept 1 missing row: a file may be where this scan did not look (behind a link" in res.out, res.out
+
+
 def test_the_catalog_under_another_name_is_left_out_and_a_looping_catalog_link_is_named(tmp_path: Path) -> None:
     """QA: a hard link to the catalog in the tree (or a symbolic one, with -L) became a
     row, read on every scan as it changed; a catalog path that is a loop of links was an

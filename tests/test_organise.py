@@ -535,6 +535,45 @@ def test_a_dot_dot_after_a_linked_folder_names_the_file_the_kernel_opens(tmp_pat
     assert json.loads(res.out)["file"]["path"] == str(lib / "x.jpg"), res.out
 
 
+@pytest.mark.parametrize("pattern", ["[!-_]*", "[--0]*", "[a-c-e]*", "[z-a]*", "x[z-a]", "[!z-a]*", "[]a]*",
+                                     "[!]a]*", "[a-]*", "[&&b]*", "[[]*", "[\\\\]*", "[!--0]*", "[~~|]*"])
+def test_glob_sets_match_as_the_shell_reads_them_in_sql_and_on_disk(pattern: str) -> None:
+    """Review: `[!-_]` read as "not `/` to `_`" (its dash made a range from the `/` put
+    before it), `[!--0]` was an internal error, and `[--0]` lost its range."""
+    import fnmatch
+
+    import duckdb
+
+    from mediaforge.organise.targets import glob_regex
+
+    rx = glob_regex(pattern)
+    for name in ("-x", "A1", "5a", ".x", "_q", "a", "b", "c", "d", "e", "-", "0", "[", "]", "&", "|", "~", "\\",
+                 "z", "xz", "ab"):
+        want = fnmatch.fnmatchcase(name, pattern)
+        assert bool(re.fullmatch(rx, name)) == want, (pattern, rx, name)
+        assert duckdb.execute("SELECT regexp_full_match(?, ?)", [name, rx]).fetchone()[0] == want, (pattern, rx, name)
+
+
+def test_dot_dot_and_doubled_slashes_in_paths_given_to_tag(tmp_path: Path) -> None:
+    """Review: a `//` after the last `..` went to the root (`Photos/..//Photos/x` tagged
+    nothing: "no such folder: /Photos"), and every link before a `..` was resolved, so a
+    file an -L scan catalogued at a link's path was not found by `link/sub/../x.jpg`."""
+    lib, other = tmp_path / "lib", tmp_path / "else"
+    (other / "album" / "sub").mkdir(parents=True)
+    (lib / "Photos").mkdir(parents=True)
+    os.symlink(other / "album", lib / "link")
+    (other / "album" / "x.jpg").write_bytes(b"\xff\xd8\xff x")
+    (lib / "Photos" / "p.jpg").write_bytes(b"\xff\xd8\xff p")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", "-L", "--no-meta", lib, catalog=catalog).rc == 0
+    res = run_cli("tag", "add", "--json", "A", f"{lib}/Photos/..//Photos/*.jpg", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["files"] == 1, res.out + res.err
+    res = run_cli("tag", "add", "--json", "B", f"{lib}/link/sub/../x.jpg", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["files"] == 1, res.out + res.err
+    assert rows(catalog, "SELECT f.path, t.tag FROM tags t JOIN files f USING (media_id) ORDER BY t.tag") == [
+        {"path": str(lib / "Photos" / "p.jpg"), "tag": "A"}, {"path": str(lib / "link" / "x.jpg"), "tag": "B"}]
+
+
 def test_removed_xmp_tags_stay_removed_until_the_sidecar_changes(lib) -> None:
     root, catalog = lib
     photo, sidecar = root / "2019 Paris" / "paris.jpg", root / "2019 Paris" / "paris.jpg.xmp"

@@ -328,10 +328,13 @@ def test_what_an_ignore_file_leaves_out_does_not_hold_a_prune(tmp_path: Path) ->
     assert run_cli("tag", "add", "fav", root / "a.jpg", catalog=cat).rc == 0
     (root / "a.jpg").unlink()
     (root / "b.jpg").rename(root / "cache" / "b.jpg")  # moved past the rules: out of the library
+    # --exclude that leaves a file out holds the whole prune; one that leaves out nothing, none.
+    (root / "x.png").write_bytes(b"png")
     res = run_cli("scan", "--no-meta", "--json", "--exclude", "*.png", "--prune", root, catalog=cat)
     got = json.loads(res.out)
     assert (got["missing"], got["pruned"], got["prune_skipped"], got["prune_skipped_why"]) == (2, 0, True, "excluded")
-    res = run_cli("scan", "--no-meta", "--json", "--prune", root, catalog=cat)
+    (root / "x.png").unlink()
+    res = run_cli("scan", "--no-meta", "--json", "--exclude", "*.gif", "--prune", root, catalog=cat)
     got = json.loads(res.out)
     assert (got["pruned"], got["prune_skipped"], got["prune_kept"]) == (2, False, 0), got
     assert rows(cat, "SELECT name FROM files ORDER BY name") == [{"name": ".mediaforgeignore"}]

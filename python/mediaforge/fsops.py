@@ -95,19 +95,26 @@ def leads_nowhere(link: AnyStr) -> str:
 
 def absolute(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:
     """A user's path made absolute (see `from_cwd`), its links kept, `.` and doubled
-    slashes dropped. A `..` goes up from where the kernel is at that point: the part up to
-    the last `..` has its links resolved (`album/..`, with `album` a link to another
-    folder, is that folder's parent, not the folder `album` sits in); the rest is kept as
-    typed."""
+    slashes dropped, and each `..` taken as the kernel takes it: up from where the path
+    has got to, which is a link's target where the name before it is a link (`album/..`,
+    with `album` a link to another folder, is that folder's parent, not the folder `album`
+    sits in); only that link is resolved, the others keep their names."""
     p = from_cwd(path)
-    sep, up = (b"/", b"..") if isinstance(p, bytes) else ("/", "..")
-    parts = p.split(sep)  # type: ignore[arg-type]
-    if up not in parts:
-        return os.path.normpath(p)
-    last = len(parts) - 1 - parts[::-1].index(up)
-    head = os.path.realpath(sep.join(parts[:last + 1]))  # type: ignore[arg-type]
-    rest = sep.join(parts[last + 1:])  # type: ignore[arg-type]
-    return os.path.normpath(os.path.join(head, rest)) if rest else head
+    sep, up, here = (b"/", b"..", b".") if isinstance(p, bytes) else ("/", "..", ".")
+    out: list = []  # the components so far, below the root
+    for part in p.split(sep):  # type: ignore[arg-type]
+        if not part or part == here:
+            continue
+        if part != up:
+            out.append(part)
+            continue
+        if not out:
+            continue  # `/..` is `/`
+        at = sep + sep.join(out)
+        if os.path.islink(at):
+            out = [c for c in os.path.realpath(at).split(sep) if c]
+        out.pop() if out else None
+    return sep + sep.join(out)
 
 
 def real(path: AnyStr | os.PathLike[AnyStr]) -> AnyStr:

@@ -187,7 +187,8 @@ def _make(path: Path, write: Callable[[str], None]) -> bool:
         except FileExistsError:
             return _same_file(path, tmp)
         except OSError as e:
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV) or os.path.lexists(target):
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV) \
+                    or os.path.lexists(target):
                 raise
             os.rename(tmp, target)  # a file system with no hard links (FAT, exFAT)
         return True

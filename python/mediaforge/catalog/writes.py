@@ -863,8 +863,10 @@ def _pair_gone_now(con, scan_id: int, under: str, params: list) -> None:  # noqa
                   AND (n.blake3 IS NULL OR o.blake3 IS NULL OR n.blake3 = o.blake3)
                   -- Or born at the very instant the old row's file was (both times kept):
                   -- that file, written to (or touched) as well as moved. An empty file,
-                  -- which no content pairs, keeps its row and tags so too.
-                  OR n.btime_ns = o.old_btime)
+                  -- which no content pairs, keeps its row and tags so too. Not a time of
+                  -- whole milliseconds: FAT and exFAT keep 10 ms or 2 s (and hand inode
+                  -- numbers out again at each mount), and copy tools set birth times.
+                  OR n.btime_ns = o.old_btime AND n.btime_ns % 1000000 <> 0)
              -- Born at another time than the old row's file, where it was kept, else made
              -- after the old row was last seen (by more than the clock's second of slack),
              -- as the walk judges: another file, whatever its inode, size and mtime.
@@ -1152,7 +1154,7 @@ def finish_scan(
         # from its place anywhere may have moved in there, as for a path left out. One it
         # never could read (`lost+found`) holds back only the rows that could have moved
         # in since they were last seen (`_unread_hold`).
-        optioned = totals.get("excluded_by_options", totals.get("excluded"))  # see `scan.engine`
+        optioned = totals.get("excluded_by_options", totals.get("excluded"))
         unread = _unread_hold(con, scan_id, unlooked) if prune and not optioned else ""
         prune_held = unread is None
         if prune and not optioned and not prune_held:
@@ -1179,10 +1181,10 @@ def finish_scan(
                 f"SELECT count(*) FROM files WHERE status = 'missing' AND {under} {behind}", params
             ).fetchone()
             con.execute(f"DELETE FROM files WHERE status = 'missing' AND {under} {behind}", params)
-            # What the prune held back: rows that may have moved where no scan could look,
-            # or that hold tags or places only they have and wait for a second scan.
-            (kept,) = con.execute(f"SELECT count(*) FROM files WHERE status = 'missing' AND {under}",
-                                  params).fetchone()
+            # What the prune held back: rows whose files may be where no scan looked (behind
+            # a link, in a folder none could read), or that hold tags or places only they
+            # have and wait for a second scan.
+            kept = missing_here - pruned
             # What was attached to the ids pruned (by this prune, or by one before this
             # version) goes with them: no file can take an id a prune dropped.
             for table in ("tags", "collection_items", "xmp_imports"):

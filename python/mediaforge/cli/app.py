@@ -262,9 +262,9 @@ def scan_cmd(
         print("  --prune did nothing: this scan's options excluded paths (--exclude, -x), and a missing "
               "file may have moved there; prune with a scan without them")
     elif prune and s.prune_kept:
-        print(f"  --prune kept {render.counted(s.prune_kept, 'missing row')}: their files may have moved into a folder "
-              "no scan could read, or they hold tags or collection places no present copy holds and were found gone "
-              "just now (the next scan prunes those)")
+        print(f"  --prune kept {render.counted(s.prune_kept, 'missing row')}: a file may be where this scan did not "
+              "look (behind a link it did not follow, in a folder no scan could read), or a row found gone just now "
+              "holds tags or collection places no present copy holds (a second scan prunes that); see docs/cli.md")
     if s.errors:
         print(f"  see errors: mediaforge query \"SELECT * FROM scan_errors WHERE scan_id = {s.scan_id}\"")
     if xsummary is not None:

@@ -193,7 +193,9 @@ def _run(cat: Catalog, select: Callable[[], pa.Table], config: ExtractConfig, wr
             # Contents whose path was changed, gone or replaced since the scan -> the paths
             # tried: another present copy of the same bytes is read in the next round.
             tried: dict[str, set[bytes]] = {}
-            while rows.num_rows:
+            for _ in range(COPIES_TRIED):  # each round reads another copy of each content left
+                if not rows.num_rows:
+                    break
                 stale: set[str] = set()
                 for result in pool.map(_tasks(rows, config, str(thumbs_dir(cat.path)), min_free, paths),
                                        rows.num_rows):

@@ -35,6 +35,27 @@ def _absolute(arg: str | bytes) -> tuple[bytes, bool]:
     return absolute(raw), any(c in os.fsdecode(raw) for c in GLOB_CHARS)
 
 
+def _class_items(body: str) -> str:
+    """A glob's character set (`[...]`, its `!` taken off) as a regular expression's:
+    its characters and `lo-hi` ranges as fnmatch reads them (a `-` first or last is
+    itself), every end escaped, so no `[`, `&&`, `~~` or leading `^` reads as a nested
+    set or a set operation, to RE2 or Python alike. A range that runs backwards holds
+    nothing, as for fnmatch."""
+    def esc(ch: str) -> str:
+        return "\\" + ch if ch in "[]\\&~|^-" else ch
+
+    out, k = [], 0
+    while k < len(body):
+        if k + 2 < len(body) and body[k + 1] == "-":
+            if body[k] <= body[k + 2]:
+                out.append(f"{esc(body[k])}-{esc(body[k + 2])}")
+            k += 3
+        else:
+            out.append(esc(body[k]))
+            k += 1
+    return "".join(out)
+
+
 def glob_regex(pattern: str) -> str:
     """A shell glob as a regular expression over whole paths: `*` and `?` stay within one
     folder, `[...]` is a character class (`[!...]` negated), `**` spans folders, a name
@@ -67,12 +88,11 @@ def glob_regex(pattern: str) -> str:
             else:
                 body = pattern[i + 1:j]
                 negated = body[:1] in ("!", "^")
-                body = body[1:] if negated else body
-                # Every character of the set as itself (bar a range's dash): a `[`, `&&` or
-                # `~~` in it is no nested set or set operation, to RE2 or Python alike.
-                body = "".join(f"\\{ch}" if ch in "[]\\&~|^" or ch == "-" and body[k - 1:k] == "-" else ch
-                               for k, ch in enumerate(body))
-                out.append(("[^/" if negated else "[") + body + "]")
+                items = _class_items(body[1:] if negated else body)
+                if negated:
+                    out.append("[^/" + items + "]")
+                else:
+                    out.append("[" + items + "]" if items else "[^\\s\\S]")  # a set of nothing matches nothing
                 i = j
         else:
             out.append(re.escape(c))

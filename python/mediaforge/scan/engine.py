@@ -272,12 +272,6 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
                 totals = payload
         if totals is None:
             raise RuntimeError("the scan ended without reporting its totals")
-        # Paths this scan's options left out (`--exclude`, `-x`): a file missing from its
-        # place may have moved there, and the next scan without them finds it, so they hold
-        # a prune back. What `.mediaforgeignore` files leave out does not: they mark the
-        # library's bounds for every scan, and a file moved past them has left it, as one
-        # moved out of the roots has.
-        totals["excluded_by_options"] = totals.get("excluded", 0) if (config.excludes or config.one_file_system) else 0
         writers.drain()
         if on_progress is not None:
             on_progress(_snapshot(scanner, started, phase="write"))
@@ -320,6 +314,8 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         unstable=totals["unstable"],
         errors=totals["errors"],
         pruned=counts.pruned,
+        # Only what the options left out (`--exclude`, `-x`) holds a prune: what ignore files
+        # leave out is outside the library for every scan (see `finish_scan`).
         prune_skipped=bool(config.prune and (totals["excluded_by_options"] or empty or counts.prune_held)),
         prune_skipped_why="excluded" if config.prune and totals["excluded_by_options"] else
         "unread" if counts.prune_held else "",

@@ -111,6 +111,8 @@ pub struct ScanTotals {
     /// Files and folders excluded by a pattern or on another file system (see
     /// `WalkOutput::excluded`): a file gone from its place may have moved there.
     pub excluded: u64,
+    /// Of `excluded`, those the options left out (`WalkOutput::excluded_by_options`).
+    pub excluded_by_options: u64,
     /// Devices (`FileId::dev`) that rows this scan found gone were on, and of which it saw
     /// no present row: a disk gone whole, as one not mounted is.
     pub gone_devs: Vec<u64>,
@@ -1686,6 +1688,7 @@ fn run(
         unstable: unstable.load(Relaxed),
         errors: walked.errors.len() as u64 + hash_errors.load(Relaxed),
         excluded: walked.excluded,
+        excluded_by_options: walked.excluded_by_options,
         gone_devs,
     })
 }

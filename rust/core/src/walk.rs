@@ -161,6 +161,9 @@ pub struct WalkOutput {
     /// Of `left_out`, those excluded by a pattern (`--exclude`, `.mediaforgeignore`) or
     /// on another file system (`-x`): places a file may have moved to within the tree.
     pub excluded: u64,
+    /// Of `excluded`, those the walk's options left out (`--exclude`, `-x`), not an ignore
+    /// file: a one-off, after which a file moved there is found again.
+    pub excluded_by_options: u64,
     /// Files listed but gone when looked at (`vanished`): their device and inode as the
     /// listing gave them (the folder's device). Renamed as the walk ran, as often as not:
     /// the catalog's rows of those inodes describe files that exist somewhere.
@@ -177,17 +180,19 @@ struct IgnoreNode {
 }
 
 impl IgnoreNode {
-    fn is_ignored(node: &Option<Arc<IgnoreNode>>, path: &Path, is_dir: bool) -> bool {
+    /// Whether `path` is left out, and by what: `Some(true)` by the command line's
+    /// patterns, `Some(false)` by an ignore file's.
+    fn ignored_by(node: &Option<Arc<IgnoreNode>>, path: &Path, is_dir: bool) -> Option<bool> {
         let nodes = || std::iter::successors(node.as_deref(), |n| n.parent.as_deref());
         // The command line's patterns, then the ignore files, nearest first.
         for n in nodes().filter(|n| n.cli).chain(nodes().filter(|n| !n.cli)) {
             match n.matcher.matched(path, is_dir) {
-                Match::Ignore(_) => return true,
-                Match::Whitelist(_) => return false,
+                Match::Ignore(_) => return Some(n.cli),
+                Match::Whitelist(_) => return None,
                 Match::None => {}
             }
         }
-        false
+        None
     }
 }
 
@@ -675,16 +680,22 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     };
     ctx.counters.dirs.fetch_add(1, Relaxed);
 
-    // Identity of this folder: needed for loop detection and --one-file-system only.
+    // Identity of this folder: needed for loop detection, --one-file-system, and to know
+    // a folder of the catalog's own mounted here (a bind mount of its thumbnails: the
+    // entry's inode number is that of the folder mounted over).
     let mut ancestors = task.ancestors.clone();
-    if opts.follow_symlinks || opts.one_file_system {
+    if opts.follow_symlinks || opts.one_file_system || !opts.skip_ids.is_empty() {
         match rustix::fs::fstat(&fd) {
             Ok(st) => {
                 let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
+                if opts.skip_ids.contains(&(dev, ino)) {
+                    return;
+                }
                 if opts.one_file_system && dev != task.root_dev {
                     let mut out = ctx.sink.lock().unwrap();
                     out.left_out.push(task.path.into());
                     out.excluded += 1;
+                    out.excluded_by_options += 1;
                     return;
                 }
                 if opts.follow_symlinks {
@@ -820,6 +831,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
     let mut left_out: Vec<Box<[u8]>> = Vec::new();
     let mut links_left_out: Vec<Box<[u8]>> = Vec::new();
     let mut excluded = 0u64;
+    let mut by_options = 0u64;
     let mut bytes = 0u64;
     for (start, mut ft, ino) in entries {
         if ctx.cancel.load(Relaxed) {
@@ -854,12 +866,16 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 // Excluded by a pattern (as a file or as a folder: which, only the link's
                 // target could say) counts as excluded, whatever it points at.
                 let path = join(&task.path, name);
-                if ignores.is_some()
-                    && (IgnoreNode::is_ignored(&ignores, os(&path), false)
-                        || IgnoreNode::is_ignored(&ignores, os(&path), true))
-                {
+                let by = if ignores.is_some() {
+                    IgnoreNode::ignored_by(&ignores, os(&path), false)
+                        .or_else(|| IgnoreNode::ignored_by(&ignores, os(&path), true))
+                } else {
+                    None
+                };
+                if let Some(cli) = by {
                     left_out.push(path.into());
                     excluded += 1;
+                    by_options += u64::from(cli);
                 } else {
                     links_left_out.push(path.into());
                 }
@@ -911,9 +927,10 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         match ft {
             FileType::Directory => {
                 let child = join(&task.path, &name);
-                if ignores.is_some() && IgnoreNode::is_ignored(&ignores, os(&child), true) {
+                if let Some(cli) = IgnoreNode::ignored_by(&ignores, os(&child), true) {
                     left_out.push(child.into());
                     excluded += 1;
+                    by_options += u64::from(cli);
                     continue;
                 }
                 let t = DirTask {
@@ -930,9 +947,10 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                     continue; // a file only: a folder of that name is the user's
                 }
                 let child = join(&task.path, &name);
-                if ignores.is_some() && IgnoreNode::is_ignored(&ignores, os(&child), false) {
+                if let Some(cli) = IgnoreNode::ignored_by(&ignores, os(&child), false) {
                     left_out.push(child.into());
                     excluded += 1;
+                    by_options += u64::from(cli);
                     continue;
                 }
                 if pre_stat.is_none() && opts.defer_file_stat && !opts.one_file_system {
@@ -959,6 +977,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 if opts.one_file_system && stat.id.dev != task.root_dev {
                     left_out.push(child.into());
                     excluded += 1;
+                    by_options += 1;
                     continue;
                 }
                 bytes += stat.len.0;
@@ -978,6 +997,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
         out.left_out.append(&mut left_out);
         out.links_left_out.append(&mut links_left_out);
         out.excluded += excluded;
+        out.excluded_by_options += by_options;
     }
     if !files.is_empty() {
         ctx.counters.files.fetch_add(files.len() as u64, Relaxed);
@@ -1224,6 +1244,25 @@ mod tests {
             "{:?}",
             out.out.errors
         );
+    }
+
+    #[test]
+    fn exclusions_by_the_options_are_counted_apart_from_the_ignore_files() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("cache")).unwrap();
+        fs::write(r.join("cache/c.jpg"), b"c").unwrap();
+        fs::write(r.join("a.tmp"), b"a").unwrap();
+        fs::write(r.join("b.png"), b"b").unwrap();
+        fs::write(r.join(".mediaforgeignore"), b"cache/\n*.tmp\n").unwrap();
+        let opts = WalkOptions {
+            excludes: vec!["*.png".into()],
+            ..Default::default()
+        };
+        let got = run(r, &opts);
+        assert_eq!((got.out.excluded, got.out.excluded_by_options), (3, 1));
+        let got = run(r, &WalkOptions::default());
+        assert_eq!((got.out.excluded, got.out.excluded_by_options), (2, 0));
     }
 
     #[test]

@@ -299,6 +299,7 @@ impl Scanner {
                     d.set_item("unstable", t.unstable)?;
                     d.set_item("errors", t.errors)?;
                     d.set_item("excluded", t.excluded)?;
+                    d.set_item("excluded_by_options", t.excluded_by_options)?;
                     d.set_item("gone_devs", t.gone_devs)?;
                     ("done".into(), d.into_any().unbind())
                 }
