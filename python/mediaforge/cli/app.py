@@ -819,6 +819,20 @@ def _fingerprint_missing(cat: Catalog, kind: str, quiet: bool) -> None:
     if got.files and not quiet:
         print(f"fingerprinted {got.ok:,} {kind} files extracted without fingerprints in {got.seconds:.2f} s"
               + (f"; {got.failed:,} could not be (see meta_errors)" if got.failed else ""), file=sys.stderr)
+    # Files no extraction has read (`scan --no-meta`), or not hashed (`--no-hash`): not
+    # compared, which an empty result would not say.
+    kinds = ("image", "raw") if kind == "image" else (kind,)
+    ((unhashed, unread),) = cat.con.execute(f"""
+        SELECT count(*) FILTER (WHERE f.blake3 IS NULL),
+               count(DISTINCT f.blake3) FILTER (WHERE f.blake3 IS NOT NULL AND m.blake3 IS NULL)
+        FROM files f LEFT JOIN media m USING (blake3)
+        WHERE f.status = 'present' AND f.kind IN ({", ".join("?" * len(kinds))})""", list(kinds)).fetchall()
+    if (unhashed or unread) and not quiet:
+        what = " and ".join(x for x in (
+            f"{unread:,} {'has' if unread == 1 else 'have'} no metadata yet (`mediaforge meta` reads them)" if unread else "",
+            f"{unhashed:,} {'is' if unhashed == 1 else 'are'} not hashed (a `--no-hash` scan: scan again without it)"
+            if unhashed else "") if x)
+        print(f"mediaforge: note: of the {kind} files, {what}: they are not compared", file=sys.stderr)
 
 
 def _hash_candidates(catalog: Path, kind: str | None, quiet: bool) -> None:

@@ -367,6 +367,9 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
 # a red and a blue gradient lie 90 apart, a photo with a shape painted over a third of
 # its middle 35 and more.
 CHROMA_APART = 28
+# The most colour pictures of one group whose set is found around the one that agrees with
+# the most others (`_by_colour`), a count that takes pairs of them all.
+_MOST_WEIGHED = 256
 
 
 def _colour_groups(hashes: pa.Table, radius: int) -> pa.RecordBatch:
@@ -388,9 +391,8 @@ def _by_colour(group: list[int], index: list[int], leader: list[int], phash: lis
                grey: list[bool | None], chroma: list[bytes | None], radius: int) -> list[tuple[int, int, int, int]]:
     """(index, group, leader, distance) of each member that stays, the groups numbered
     from 0. A group's colour members (not grey, colours measured) are split into sets
-    that agree (`CHROMA_APART`): the first set around its leader, when that is in colour,
-    else around the colour member nearest it; each further set around the nearest of
-    those left. The grey and unmeasured members (the grey copy of a colour picture) stay
+    that agree (`CHROMA_APART`): each set around the colour member that agrees with the
+    most of those left (in a tie the leader, then the nearest to it). The grey and unmeasured members (the grey copy of a colour picture) stay
     with the first set. A set that is not the leader's is led by its own first picture,
     and keeps only members within `radius` of it; a set of one file is no group."""
     by_group: dict[int, list[int]] = {}
@@ -415,7 +417,12 @@ def _by_colour(group: list[int], index: list[int], leader: list[int], phash: lis
         colour = [k for k in ks if not grey[k] and chroma[k] is not None]
         sets: list[list[int]] = []
         while colour:
-            ref = colour[0]
+            # Around the picture that agrees with the most of those left (the first in the
+            # order above, of those that tie): the original among its edits, which agree
+            # with it though opposite ones (a third brighter, a third darker) may not agree
+            # with each other; a group of thousands goes around its first, in linear time.
+            ref = colour[0] if len(colour) > _MOST_WEIGHED else max(
+                colour, key=lambda r: sum(agree(k, r) for k in colour))
             sets.append([k for k in colour if agree(k, ref)])
             colour = [k for k in colour if k not in sets[-1]]
         rest = [k for k in ks if grey[k] or chroma[k] is None]
