@@ -291,21 +291,37 @@ def test_identical_images_hash_equal(tmp_path: Path) -> None:
         _core.image_hashes(b"\x00" * 10, 4, 4)
 
 
-def _clip(path: Path, seeds: list[int], size: tuple[int, int], crf: str, fps: int = 12) -> None:
-    """A clip showing picture `seeds[i]` during its i-th half second."""
+def _clip(path: Path, seeds: list[int], size: tuple[int, int], crf: str, fps: int = 12,
+          sound_seconds: float = 0.0) -> None:
+    """A clip showing picture `seeds[i]` during its i-th half second; with
+    `sound_seconds`, an AAC track of that length beside it."""
     import av
+    import numpy as np
 
     frames = {s: media_corpus.picture(160, 120, s).resize(size) for s in set(seeds)}
     with av.open(str(path), "w") as out:
         st = out.add_stream("libx264", rate=fps)
         st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
         st.options = {"preset": "ultrafast", "crf": crf}
+        sound = out.add_stream("aac", rate=48000, layout="mono") if sound_seconds else None
         for s in seeds:
             for _ in range(fps // 2):
                 for p in st.encode(av.VideoFrame.from_image(frames[s])):
                     out.mux(p)
         for p in st.encode():
             out.mux(p)
+        if sound is not None:
+            total, pts = int(sound_seconds * 48000), 0
+            while pts < total:
+                n = min(1024, total - pts)
+                tone = (0.2 * np.sin(2 * np.pi * 440 * (pts + np.arange(n)) / 48000)).astype(np.float32)
+                frame = av.AudioFrame.from_ndarray(tone[None, :], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 48000, pts
+                for p in sound.encode(frame):
+                    out.mux(p)
+                pts += n
+            for p in sound.encode():
+                out.mux(p)
 
 
 def test_similar_videos_group_reencodes_but_not_shared_intros(tmp_path: Path) -> None:
@@ -317,15 +333,19 @@ def test_similar_videos_group_reencodes_but_not_shared_intros(tmp_path: Path) ->
     _clip(lib / "b_same_intro.mp4", a[:6] + [300 + i for i in range(18)], (160, 120), "20")  # shares 3 s
     _clip(lib / "c_other.mp4", [500 + i for i in range(24)], (160, 120), "20")
     _clip(lib / "d_first_half.mp4", a[:12], (160, 120), "20")  # same start, half as long
+    # QA: its sound running 4 s past its pictures kept it apart (the container's length).
+    _clip(lib / "a_longer_sound.mp4", a, (160, 120), "24", sound_seconds=16.0)
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    assert rows(catalog, "SELECT count(DISTINCT blake3) AS n FROM video_hashes") == [{"n": 5}]
+    assert rows(catalog, "SELECT count(DISTINCT blake3) AS n FROM video_hashes") == [{"n": 6}]
+    assert rows(catalog, "SELECT round(m.duration) AS d FROM media m JOIN files f USING (blake3) "
+                         "WHERE f.name = 'a_longer_sound.mp4'") == [{"d": 16.0}]
     res = run_cli("dupes", "--similar", "--kind", "video", "--format", "json", catalog=catalog)
     assert res.rc == 0, res.err
     groups: dict[int, set[str]] = {}
     for r in json.loads(res.out):
         groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
-    assert list(groups.values()) == [{"a.mp4", "a_reencoded_small.mp4"}]
+    assert list(groups.values()) == [{"a.mp4", "a_reencoded_small.mp4", "a_longer_sound.mp4"}]
 
 
 def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:

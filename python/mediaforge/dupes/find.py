@@ -174,8 +174,13 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {radius}")
     pairs = cat.con.sql(
         """
-        WITH v AS (
-            SELECT h.blake3, h.k, h.phash, m.duration FROM video_hashes h JOIN media m USING (blake3)
+        WITH pictures AS (  -- the picture's length, where its stream gives one (the sound may run on)
+            SELECT blake3, max(duration) AS duration FROM streams
+            WHERE type = 'video' AND NOT coalesce(is_cover, false) AND duration > 0 GROUP BY blake3
+        ),
+        v AS (
+            SELECT h.blake3, h.k, h.phash, coalesce(p.duration, m.duration) AS duration
+            FROM video_hashes h JOIN media m USING (blake3) LEFT JOIN pictures p USING (blake3)
             WHERE EXISTS (SELECT 1 FROM files f WHERE f.blake3 = h.blake3 AND f.status = 'present')
         )
         SELECT a.blake3 AS a, b.blake3 AS b,
