@@ -14,6 +14,15 @@ from ..meta.readers import COVER_UNDECODED, CUT_SHORT, FINGERPRINT_NOTES, NO_FIN
 from .writes import utcnow
 
 EXTRACTABLE = ("image", "raw", "video", "audio", "sidecar")
+# The columns a task needs of the copy of a content that extraction reads (files `f`,
+# grouped by content): its smallest path (so runs are repeatable) and that file's kind,
+# size and times.
+_FIRST_COPY = ("min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind, "
+               "arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns, "
+               "arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns")
+# Whether a content's near-duplicate fingerprint is there already.
+_FINGERPRINTED = ("blake3 IN (SELECT blake3 FROM image_hashes UNION ALL SELECT blake3 FROM video_hashes "
+                  "UNION ALL SELECT blake3 FROM audio_hashes) AS fingerprinted")
 
 
 def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
@@ -26,11 +35,8 @@ def pending_extraction(cat: Catalog, retry_failed: bool = False) -> pa.Table:
     retry = "OR m.status <> 'ok'" if retry_failed else ""
     return cat.con.sql(
         f"""
-        SELECT *, blake3 IN (SELECT blake3 FROM image_hashes UNION ALL SELECT blake3 FROM video_hashes
-                             UNION ALL SELECT blake3 FROM audio_hashes) AS fingerprinted
-        FROM (SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
-                     arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
-                     arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns
+        SELECT *, {_FINGERPRINTED}
+        FROM (SELECT f.blake3, {_FIRST_COPY}
               FROM files f LEFT JOIN media m ON m.blake3 = f.blake3
               WHERE f.status = 'present' AND f.blake3 IS NOT NULL
                 AND f.kind IN {EXTRACTABLE}
@@ -102,16 +108,13 @@ def other_copies(cat: Catalog, tried: dict[str, set[bytes]], fingerprinted: bool
     only when asked). A content with no copy left has no row."""
     pairs = pa.table({"blake3": pa.array([h for h, ps in tried.items() for _ in ps], pa.string()),
                       "path_bytes": pa.array([p for ps in tried.values() for p in ps], pa.binary())})
-    made = (", blake3 IN (SELECT blake3 FROM image_hashes UNION ALL SELECT blake3 FROM video_hashes "
-            "UNION ALL SELECT blake3 FROM audio_hashes) AS fingerprinted") if fingerprinted else ""
+    made = f", {_FINGERPRINTED}" if fingerprinted else ""
     cat.con.register("mf_tried_paths", pairs)
     try:
         return cat.con.sql(
             f"""
             SELECT *{made}
-            FROM (SELECT f.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
-                         arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
-                         arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns
+            FROM (SELECT f.blake3, {_FIRST_COPY}
                   FROM files f SEMI JOIN mf_tried_paths t ON t.blake3 = f.blake3
                   WHERE f.status = 'present' AND f.kind IN {EXTRACTABLE}
                     AND NOT EXISTS (SELECT 1 FROM mf_tried_paths t
@@ -141,9 +144,7 @@ def pending_fingerprints(cat: Catalog, kinds: tuple[str, ...] = FINGERPRINTED_KI
                                       f"AND NOT ends_with(e.message, '{CUT_SHORT}')))")
     return cat.con.sql(
         f"""
-        SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
-               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
-               arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns
+        SELECT m.blake3, {_FIRST_COPY}
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
         WHERE m.status IN ('ok', 'partial') {failed} AND ({' OR '.join(f'({w})' for w in want)})
         GROUP BY m.blake3 ORDER BY path_bytes
@@ -170,9 +171,7 @@ def thumb_candidates(cat: Catalog, missing_only: bool = False) -> pa.Table:
                           OR stage = 'thumb' AND starts_with(message, '{COVER_UNDECODED}')))""" if missing_only else "")
     return cat.con.sql(
         f"""
-        SELECT m.blake3, min(f.path_bytes) AS path_bytes, arg_min(f.kind, f.path_bytes) AS kind,
-               arg_min(f.size, f.path_bytes) AS size, arg_min(f.mtime_ns, f.path_bytes) AS mtime_ns,
-               arg_min(f.ctime_ns, f.path_bytes) AS ctime_ns, any_value(m.thumb) AS thumb,
+        SELECT m.blake3, {_FIRST_COPY}, any_value(m.thumb) AS thumb,
                any_value(m.thumb_bytes) AS thumb_bytes
         FROM media m JOIN files f ON f.blake3 = m.blake3 AND f.status = 'present'
         WHERE m.status NOT IN ('error', 'unsupported', 'timeout', 'crashed')
