@@ -83,6 +83,8 @@ def test_strict_threshold_and_keep_highest_bitrate(music) -> None:
     assert json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--threshold", "1", "--format", "json",
                               catalog=catalog).out) == []
     assert run_cli("dupes", "--similar", "--kind", "audio", "--threshold", "60", catalog=catalog).rc == 2
+    assert "is loose (over 35 percent)" in run_cli("dupes", "--similar", "--kind", "audio", "--threshold", "36",
+                                                   catalog=catalog).err
     assert run_cli("dupes", "--similar", "--kind", "audio", catalog=catalog).rc == 0
     plan = json.loads(run_cli("dedupe", "--similar", "--kind", "audio", "--keep", "highest-bitrate", "--action",
                               "trash", "--json", catalog=catalog).out)

@@ -252,7 +252,12 @@ def test_the_command_line_runs_without_loading_numpy(library) -> None:
 
 def test_similar_threshold_zero_and_bad_values(library) -> None:
     _lib, catalog = library
-    assert run_cli("dupes", "--similar", "--threshold", "40", catalog=catalog).rc == 2
+    res = run_cli("dupes", "--similar", "--threshold", "40", catalog=catalog)
+    assert res.rc == 2 and res.err.strip() == "mediaforge: error: --threshold must be 0 to 32 bits, got 40", res.err
+    # Past 16 bits a group may join unrelated pictures: said on stderr, and the groups come.
+    res = run_cli("dupes", "--similar", "--threshold", "17", "--format", "json", catalog=catalog)
+    assert res.rc == 0 and "--threshold 17 is loose (over 16 bits)" in res.err and json.loads(res.out), res.err
+    assert "loose" not in run_cli("dupes", "--similar", "--threshold", "16", catalog=catalog).err
     res = run_cli("dupes", "--kind", "spreadsheet", catalog=catalog)
     assert res.rc == 2 and "unknown kind" in res.err
 

@@ -170,8 +170,7 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
     intro are not grouped, since fingerprints skip the first seconds and durations must
     agree. Writes `similar_groups` rows with method 'video' (distance: the median frame
     distance to the leader) and returns one row per present file of each group."""
-    if not 0 <= radius <= 32:
-        raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {radius}")
+    check_threshold("image", radius)
     pairs = cat.con.sql(
         """
         WITH pictures AS (  -- the picture's length, where its stream gives one (the sound may run on)
@@ -244,14 +243,30 @@ def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
 # music 0.48-0.50 (see docs/benchmarks.md).
 AUDIO_MAX_BER = 25
 
+# Thresholds past which a group may well join unrelated files, and `dupes` says so: two
+# unrelated pictures' 64-bit pHashes differ in about 32 bits, and past 16 the chance
+# ones within reach grow fast; unrelated music differs in about half its fingerprint bits.
+LOOSE_RADIUS = 16
+LOOSE_BER = 35
+
+
+def check_threshold(kind: str, threshold: int) -> None:
+    """Refuses a `--threshold` out of its range: bits of a 64-bit hash for pictures and
+    video (past 32, unrelated ones are nearer than that), percent of differing bits for
+    sound (past 50, further than chance)."""
+    if kind == "audio":
+        if not 0 <= threshold <= 50:
+            raise InvalidInputError(f"--threshold for audio is a percentage of differing bits, 0 to 50; got {threshold}")
+    elif not 0 <= threshold <= 32:
+        raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {threshold}")
+
 
 def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Table:
     """Near-duplicate sound (re-encodes, other bitrates or formats of one recording):
     audio fingerprints compared in the Rust core within the duration guard. Writes
     `similar_groups` rows with method 'audio' (distance: percent of bits differing from
     the leader) and returns one row per present file of each group."""
-    if not 0 <= max_ber_percent <= 50:
-        raise InvalidInputError(f"--threshold for audio is a percentage of differing bits, 0 to 50; got {max_ber_percent}")
+    check_threshold("audio", max_ber_percent)
     # The duration guard takes the length the fingerprint decoded when that was the whole
     # sound (under its two minutes): a file cut short claims the full song's length in its
     # header, and its fingerprint, the song's start, matches the song's.
@@ -334,8 +349,7 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
     """Near-duplicate image groups within `radius` bits of pHash; writes them to
     `similar_groups` and returns one row per present file of each group: group, blake3,
     distance (to the group's leader), leader, width, height, size, path, path_raw."""
-    if not 0 <= radius <= 32:
-        raise InvalidInputError(f"--threshold must be 0 to 32 bits, got {radius}")
+    check_threshold("image", radius)
     hashes = cat.con.sql(
         """
         SELECT h.blake3, h.phash, h.grey, h.chroma FROM image_hashes h LEFT JOIN media m USING (blake3)
