@@ -903,6 +903,14 @@ def test_unhashed_files_go_through_the_funnel(tmp_path: Path) -> None:
     (root / "three.mov").write_bytes(bytes(ends))
     (root / "lonely.mov").write_bytes(os.urandom(1234))
     (root / "changed.mov").write_bytes(same)
+    # Names of one inode, with no other file of their size (one of them: another start
+    # of the same size): a group that frees nothing, as a hashed scan shows it.
+    linked = os.urandom(200_000)
+    (root / "linked.mov").write_bytes(linked)
+    os.link(root / "linked.mov", root / "linked too.mov")
+    (root / "other start.mov").write_bytes(b"\0" + linked[1:])
+    (root / "tiny.mov").write_bytes(b"tiny")
+    os.link(root / "tiny.mov", root / "tiny too.mov")
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", root, "--no-hash", catalog=catalog).rc == 0
     (root / "changed.mov").write_bytes(same[::-1])  # rewritten after the scan
@@ -910,14 +918,19 @@ def test_unhashed_files_go_through_the_funnel(tmp_path: Path) -> None:
     res = run_cli("dupes", "--exact", catalog=catalog)
     assert res.rc == 0, res.err
     assert "1 changed since the scan" in res.err
+    assert "9 unhashed files share a size with another: 5 hashed in full" in res.err, res.err  # one read an inode
     res = run_cli("dupes", "--exact", "--format", "json", catalog=catalog)
     groups = json.loads(res.out)
-    assert sorted(os.path.basename(r["path"]) for r in groups) == ["one.mov", "two.mov"]
+    assert sorted(os.path.basename(r["path"]) for r in groups) == [
+        "linked too.mov", "linked.mov", "one.mov", "tiny too.mov", "tiny.mov", "two.mov"]
+    assert {r["reclaimable"] for r in groups if "linked" in r["path"] or "tiny" in r["path"]} == {0}
     got = {os.path.basename(r["path"]): r["blake3"] for r in rows(catalog, "SELECT path, blake3 FROM files")}
     want = blake3.blake3(same).hexdigest()
     assert got["one.mov"] == got["two.mov"] == want
     assert got["three.mov"] == blake3.blake3(bytes(ends)).hexdigest()
+    assert got["linked.mov"] == got["linked too.mov"] == blake3.blake3(linked).hexdigest()
     assert got["lonely.mov"] is None and got["changed.mov"] is None  # never read / not trusted
+    assert got["other start.mov"] is None  # parted by its first 4 KiB
 
 
 def test_similar_pictures_keep_the_largest(tmp_path: Path) -> None:
