@@ -452,7 +452,23 @@ def test_an_unreadable_ignore_file_above_a_root_leaves_the_root_as_it_was(tmp_pa
     assert json.loads(res.out)["new"] == 0 and _names(cat, root) == set()
     [err] = rows(cat, "SELECT path, message FROM scan_errors WHERE stage = 'ignore-file'")
     assert err["path"] == str(root / ".mediaforgeignore")
-    assert err["message"] == "not a regular file (a FIFO, device or folder); its folder is left as it was", err
+    assert err["message"] == "not a regular file (a FIFO, socket or device); its folder is left as it was", err
+
+
+def test_a_folder_named_like_the_ignore_file_holds_no_rules(tmp_path: Path) -> None:
+    """A folder named .mediaforgeignore (or a link to one) left its parent as it was,
+    with an error row, as an unreadable rules file does: no one wrote rules in a folder,
+    so it holds none, and it is walked as the folder it is."""
+    root = tmp_path / "lib"
+    _tree(root, {"a/.mediaforgeignore/inside.jpg": b"1", "a/beside.part": b"2", "b/x.jpg": b"3",
+                 "c/.mediaforgeignore": b"*.part\n", "c/y.part": b"4"})
+    (root / "b" / ".mediaforgeignore").symlink_to(root / "a" / ".mediaforgeignore")
+    cat = tmp_path / "c.duckdb"
+    for _ in range(2):
+        res = run_cli("scan", root, "--no-meta", "--json", catalog=cat)
+        assert res.rc == 0 and json.loads(res.out)["errors"] == 0, (res.out, res.err)
+        assert _names(cat, root) == {"a/.mediaforgeignore/inside.jpg", "a/beside.part", "b/x.jpg",
+                                     "c/.mediaforgeignore"}  # a link is no file unless -L
 
 
 def test_roots_below_one_unreadable_ignore_file_get_one_error_row(tmp_path: Path) -> None:

@@ -337,14 +337,18 @@ pub const IGNORE_FILE_MAX: u64 = 1 << 20;
 
 /// The bytes of the `.mediaforgeignore` in the folder `dir`: a regular file (through a
 /// symlink too) of at most `IGNORE_FILE_MAX` bytes. A FIFO there would block the walk
-/// and `/dev/zero` would fill memory, so anything else is refused with a message.
+/// and `/dev/zero` would fill memory, so anything else is refused with a message; but a
+/// folder of that name (or a link to one) is no rules file anyone wrote: it holds no
+/// rules, and is walked as the folder it is.
 fn read_ignore_file(dir: BorrowedFd<'_>) -> std::result::Result<Vec<u8>, (String, Option<i32>)> {
     let io = |e: Errno| (describe_io(&e.into()), Some(e.raw_os_error()));
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
     let fd = rustix::fs::openat(dir, IGNORE_FILE, flags, Mode::empty()).map_err(io)?;
     let st = rustix::fs::fstat(&fd).map_err(io)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(("not a regular file (a FIFO, device or folder)".into(), None));
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Directory => return Ok(Vec::new()),
+        _ => return Err(("not a regular file (a FIFO, socket or device)".into(), None)),
     }
     if st.st_size as u64 > IGNORE_FILE_MAX {
         return Err((
