@@ -2338,6 +2338,33 @@ def test_a_move_whose_original_went_all_the_same_keeps_the_copy(tmp_path: Path, 
         shutil.rmtree(other)
 
 
+@pytest.mark.parametrize("kernel_checks", [True, False])
+def test_a_move_never_replaces_a_file_made_at_its_destination(tmp_path: Path, monkeypatch, kernel_checks: bool) -> None:  # noqa: ANN001
+    """`dedupe` looks that nothing is at a copy's new place (the trash, `--to`, its old
+    path for an undo) before it moves it there; a file another program made there after
+    that look was replaced by the rename, and lost. The rename itself now refuses to
+    replace (`RENAME_NOREPLACE`); where the kernel cannot, a check just before it."""
+    from mediaforge import fsops
+    from mediaforge.dupes import dedupe
+
+    if not kernel_checks:
+        monkeypatch.setattr(fsops, "_renameat2", lambda: None)
+    src, dst = tmp_path / "copy.jpg", tmp_path / "trash" / "copy.jpg"
+    dst.parent.mkdir()
+    src.write_bytes(b"the copy")
+    dst.write_bytes(b"made there meanwhile")
+    with pytest.raises(FileExistsError):
+        dedupe._move(os.fsencode(src), os.fsencode(dst), {})
+    assert (src.read_bytes(), dst.read_bytes()) == (b"the copy", b"made there meanwhile")
+    dst.unlink()
+    dst.symlink_to(tmp_path / "nowhere")  # a link that leads nowhere is a name taken too
+    with pytest.raises(FileExistsError):
+        fsops.rename_new(os.fsencode(src), os.fsencode(dst))
+    dst.unlink()
+    dedupe._move(os.fsencode(src), os.fsencode(dst), {})
+    assert not src.exists() and dst.read_bytes() == b"the copy"
+
+
 @pytest.mark.parametrize("action", ["symlink", "trash"])
 def test_one_file_seen_through_two_mounts_is_never_its_own_duplicate(tmp_path: Path, action: str) -> None:
     """An overlay over a folder shows its files on another device with the same inode

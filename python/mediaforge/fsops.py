@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import stat
@@ -187,6 +188,44 @@ def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
             continue
         return tmp
     raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(folder))
+
+
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2  # glibc 2.28 and later
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def rename_new(src: bytes, dst: bytes) -> None:
+    """Rename `src` to `dst`, never over a file there: `FileExistsError` when `dst` exists,
+    checked by the kernel in the rename itself (`RENAME_NOREPLACE`), so a file another
+    program makes at `dst` meanwhile is never replaced. Where the kernel or the file
+    system cannot (a libc without `renameat2`, some FUSE and network file systems), a
+    check just before the rename, which leaves that one instant open. Other errors
+    (`EXDEV` across file systems) as `os.rename` raises them."""
+    import ctypes
+
+    fn = _renameat2()
+    if fn is not None:
+        if fn(_AT_FDCWD, src, _AT_FDCWD, dst, _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), os.fsdecode(src), None, os.fsdecode(dst)) if err != errno.EEXIST \
+                else FileExistsError(err, os.strerror(err), os.fsdecode(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(dst))
+    os.rename(src, dst)
 
 
 def replace_all(pairs: list[tuple[bytes, bytes]]) -> None:

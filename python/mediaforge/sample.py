@@ -171,7 +171,7 @@ def _make(path: Path, write: Callable[[str], None]) -> bool:
     name, which never replaces what is there (a file, a folder, a link, even one leading
     nowhere, is never written through). True when the file is the sample's (made now, or
     made by an earlier run: the same bytes), False when something else has its name."""
-    from .fsops import new_tmp
+    from .fsops import new_tmp, rename_new
 
     target = os.fsencode(path)
     tmp = new_tmp(target, lambda t: os.close(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)))
@@ -187,10 +187,12 @@ def _make(path: Path, write: Callable[[str], None]) -> bool:
         except FileExistsError:
             return _same_file(path, tmp)
         except OSError as e:
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV) \
-                    or os.path.lexists(target):
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV):
                 raise
-            os.rename(tmp, target)  # a file system with no hard links (FAT, exFAT)
+            try:
+                rename_new(tmp, target)  # a file system with no hard links (FAT, exFAT)
+            except FileExistsError:
+                return _same_file(path, tmp)
         return True
     finally:
         with contextlib.suppress(OSError):

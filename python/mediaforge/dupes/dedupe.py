@@ -50,8 +50,8 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text, shell_word
-from ..fsops import (CAP_FOWNER, absolute, alive, give_back, has_capability, may_give, new_tmp, sweep_stale, time_ns,
-                     xattrs)
+from ..fsops import (CAP_FOWNER, absolute, alive, give_back, has_capability, may_give, new_tmp, rename_new,
+                     sweep_stale, time_ns, xattrs)
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, copies_sql, numbered_groups_sql
 
@@ -2103,7 +2103,7 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
     stopped, is such a twin too."""
     st = os.lstat(src)
     try:
-        os.rename(src, dst)
+        rename_new(src, dst)  # a file another program made at `dst` since it was looked at stays
     except OSError as e:
         if e.errno != errno.EXDEV:  # another file system: copy, verify, then remove
             raise
@@ -2188,15 +2188,13 @@ def _sync_folder(folder: bytes) -> None:
 
 def _name_new(tmp: bytes, dst: bytes) -> None:
     """Give the file at `tmp` the name `dst`, failing if `dst` exists (a hard link does
-    not replace; a file system without hard links gets a rename after a check)."""
+    not replace; a file system without hard links gets a rename that does not either)."""
     try:
         os.link(tmp, dst)
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
             raise
-        if os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, "already present", os.fsdecode(dst)) from None
-        os.rename(tmp, dst)
+        rename_new(tmp, dst)
         return
     os.unlink(tmp)
 
