@@ -353,6 +353,57 @@ def test_similar_videos_group_reencodes_but_not_shared_intros(tmp_path: Path) ->
     assert list(groups.values()) == [{"a.mp4", "a_reencoded_small.mp4", "a_longer_sound.mp4"}]
 
 
+def test_a_portrait_clip_groups_with_its_re_encode_turned_upright(tmp_path: Path) -> None:
+    """A phone stores a portrait clip on its side with a display rotation; a re-encode
+    (FFmpeg's default) turns its pixels upright and drops the rotation. The fingerprint
+    hashed the stored frames, about 30 bits from the re-encode's: they never grouped. It
+    now hashes frames as players show them. A catalog of schema 25 loses the fingerprints
+    of turned videos (and their groups), and the next `dupes --similar` makes them again."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+
+    def frame(i: int, turned: bool = False) -> Image.Image:
+        img = media_corpus.picture(160, 120, 700 + i // 6)
+        return img.rotate(90, expand=True) if turned else img
+
+    media_corpus._video(lib / "phone.mp4", "libx264", "mp4", (160, 120), 72, rate=6, rotation=90,
+                        options={"preset": "ultrafast"}, frame_picture=frame)
+    media_corpus._video(lib / "upright.mp4", "libx264", "mp4", (120, 160), 72, rate=6,
+                        options={"preset": "ultrafast", "crf": "30"}, frame_picture=lambda i: frame(i, True))
+    media_corpus._video(lib / "sideways.mkv", "libx264", "matroska", (160, 120), 72, rate=6,
+                        options={"preset": "ultrafast"}, frame_picture=frame)  # no rotation: another picture
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT f.name, m.rotation FROM media m JOIN files f USING (blake3) ORDER BY 1") == [
+        {"name": "phone.mp4", "rotation": 90}, {"name": "sideways.mkv", "rotation": 0},
+        {"name": "upright.mp4", "rotation": 0}]
+
+    def grouped() -> list[set[str]]:
+        res = run_cli("dupes", "--similar", "--kind", "video", "--format", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        groups: dict[int, set[str]] = {}
+        for r in json.loads(res.out):
+            groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+        return list(groups.values())
+
+    assert grouped() == [{"phone.mp4", "upright.mp4"}]
+    phashes = "SELECT f.name, v.k, v.phash FROM video_hashes v JOIN files f USING (blake3) ORDER BY ALL"
+    made = rows(catalog, phashes)
+    # As schema 25 left it: the turned clip's frames hashed as stored.
+    con = duckdb.connect(str(catalog))
+    con.execute("UPDATE video_hashes SET phash = xor(phash, 4095) WHERE blake3 IN "
+                "(SELECT blake3 FROM files WHERE name = 'phone.mp4')")
+    con.execute("UPDATE meta SET value = '25' WHERE key = 'schema_version'")
+    con.close()
+    assert run_cli("stats", catalog=catalog).rc == 0  # opening it upgrades it
+    assert {r["name"] for r in rows(catalog, phashes)} == {"sideways.mkv", "upright.mp4"}
+    assert rows(catalog, "SELECT count(*) AS n FROM similar_groups") == [{"n": 0}]
+    assert grouped() == [{"phone.mp4", "upright.mp4"}]
+    assert rows(catalog, phashes) == made
+
+
 def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:
     """`--no-fingerprints` reads metadata only; `dupes --similar` fingerprints what its
     kind lacks, `meta` the rest, with the same hashes a default extraction stores. A

@@ -11,7 +11,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 25
+SCHEMA_VERSION = 26
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -410,6 +410,23 @@ MIGRATIONS[25] = [
     f"""UPDATE media SET format = CASE WHEN format = 'image2' THEN CASE video_codec WHEN 'mjpeg' THEN 'jpeg'
         ELSE coalesce(video_codec, format) END ELSE regexp_replace(format, '_pipe$', '') END WHERE {_READER_NAMED}""",
     SIDECAR_LINKS_VIEW,
+]
+
+# Version 26 drops the fingerprints of videos shown turned (a display matrix or `rotate`
+# tag: a phone's portrait clip, stored on its side) or whose turn is not known (extracted
+# without a thumbnail from a container that keeps no track matrix), made before frames
+# were turned as players show them: a re-encode that turned its pixels upright (as FFmpeg
+# does by default) lay about 30 bits from its original. With them go their `fingerprint`
+# notes and the near-duplicate groups holding one; the next scan, `meta` or
+# `dupes --similar` makes them again (`fingerprints_pending`), as for version 15.
+_TURNED = ("SELECT blake3 FROM media WHERE kind = 'video' AND rotation IS DISTINCT FROM 0 "
+           "AND blake3 IN (SELECT blake3 FROM video_hashes)")
+MIGRATIONS[26] = [
+    f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({_TURNED})",
+    f"""DELETE FROM similar_groups WHERE method = 'video' AND group_id IN (
+        SELECT group_id FROM similar_groups WHERE method = 'video' AND blake3 IN ({_TURNED}))""",
+    f"DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN ({_TURNED})",
+    f"DELETE FROM video_hashes WHERE blake3 IN ({_TURNED})",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

@@ -350,12 +350,9 @@ def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]
         w, h = getattr(cc, "width", None) or None, getattr(cc, "height", None) or None
         trc, prim = getattr(cc, "color_trc", None), getattr(cc, "color_primaries", None)
         fmt = getattr(cc, "format", None)
-        rot = next((v.strip() for k, v in meta.items() if k.lower() == "rotate"), None)
-        # A `rotate` tag (Matroska's is `ROTATE`), else the track header's matrix: right
-        # angles only, as the thumbnail turns (`_upright`); None when neither says. FFmpeg's
-        # legacy tag counts clockwise (an iPhone's portrait clip: `rotate` 90, display
-        # matrix -90); the column, as libav's matrix, counter-clockwise.
-        turn = -int(rot) if rot and re.fullmatch(r"-?[0-9]{1,9}", rot) else None
+        # A `rotate` tag, else the track header's matrix: right angles only, as the
+        # thumbnail turns (`_upright`); None when neither says.
+        turn = _rotate_tag(meta)
         if turn is None and s.id in orientations:
             turn = _upright(*orientations[s.id])[0]
         row.update(
@@ -549,6 +546,14 @@ def _track_orientations(path: str | bytes) -> dict[int, tuple[int, bool]]:
         return track_orientations(path)
     except (OSError, ValueError, struct.error):
         return {}
+
+
+def _rotate_tag(meta: Any) -> int | None:
+    """A stream's `rotate` tag (Matroska's is `ROTATE`) as a counter-clockwise turn, as
+    libav's display matrix counts; None when it has none. FFmpeg's legacy tag counts
+    clockwise (an iPhone's portrait clip: `rotate` 90, display matrix -90)."""
+    rot = next((str(v).strip() for k, v in dict(meta or {}).items() if k.lower() == "rotate"), None)
+    return -int(rot) if rot and re.fullmatch(r"-?[0-9]{1,9}", rot) else None
 
 
 def _upright(turn: int, mirrored: bool) -> tuple[int, bool]:
@@ -763,6 +768,7 @@ def video_fingerprint(path: str | bytes, duration: float | None,
         if vs is None or not vs.time_base:
             return [], None, 0
         vs.thread_type = "AUTO"
+        tagged = _rotate_tag(vs.metadata) or 0  # for frames that carry no display matrix
         measured = not _believable(duration)
         if measured:
             # No length in the header (a browser's MediaRecorder WebM), or none to believe:
@@ -804,13 +810,24 @@ def video_fingerprint(path: str | bytes, duration: float | None,
                 # (a slideshow's or a time-lapse's for seconds), does not reach it.
                 ended = float(frame.time - t0)
                 break
-            w = 64
-            h = max(8, round(64 * frame.height / max(frame.width, 1)))
+            # The frame as players show it, turned by its display matrix (else the stream's
+            # `rotate` tag), as the thumbnail is: a phone's portrait clip, stored on its
+            # side, and a re-encode that turned its pixels upright (as FFmpeg does) hashed
+            # about 30 bits apart (schema 26). 64 pixels wide once turned.
+            rot, mirrored = _frame_turn(frame) or (_right_angle(tagged), False)
+            across = rot in (90, 270)
+            w, h = (64, max(8, round(64 * frame.height / max(frame.width, 1)))) if not across else \
+                (max(8, round(64 * frame.width / max(frame.height, 1))), 64)
             # An HDR frame as an SDR screen shows it, as its thumbnail: its signal read as
             # SDR lay further from an SDR copy's frame (see schema 15).
             grey = (np.asarray(_sdr_picture(frame, w, h).convert("L"))
                     if getattr(frame, "color_trc", None) in (_TRC_PQ, _TRC_HLG)
                     else frame.reformat(width=w, height=h, format="gray").to_ndarray())
+            if mirrored:  # flipped left to right, then turned (see `mp4.matrix_turn`)
+                grey = np.fliplr(grey)
+            if rot:  # counter-clockwise, a quarter at a time
+                grey = np.rot90(grey, rot // 90)
+            h, w = grey.shape
             if float(np.std(grey)) < FP_FLAT_STDDEV:
                 continue  # black or flat: says nothing about the content
             phash, _ = _core.image_hashes(np.ascontiguousarray(grey).tobytes(), w, h)
