@@ -82,6 +82,33 @@ def test_exact_groups_count_hard_links_once(library) -> None:
     assert copy["width"] > 0 and copy["height"] > 0  # the resolution of pictures
 
 
+def test_kind_limits_the_rows_and_each_row_has_its_own_kind(tmp_path: Path) -> None:
+    """QA: `dupes --kind image` listed the `.txt` files holding a photo's bytes too (the
+    rows joined every copy back), all said `image`, `copies` disagreed with the rows, and
+    the group's kind, any copy's, changed from run to run. Each row now has its file's
+    kind, `--kind` keeps only its own (as `dedupe --kind` acts), and the output is stable."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("a.jpg", "d.jpg", "b.txt", "c.txt", "e.xmp"):
+        (lib / name).write_bytes(b"same bytes\n")
+    os.utime(lib / "b.txt", (1e9, 1e9))  # the oldest: the kept copy of the whole group
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+
+    def listed(*args: str) -> list[tuple[str, str, int]]:
+        res = run_cli("dupes", *args, "-f", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return [(Path(r["path"]).name, r["kind"], r["copies"]) for r in json.loads(res.out)]
+
+    assert listed("--kind", "image") == [("a.jpg", "image", 2), ("d.jpg", "image", 2)]
+    assert listed("--kind", "other") == [("b.txt", "other", 2), ("c.txt", "other", 2)]
+    whole = listed()  # sidecars only with --kind sidecar
+    assert whole == [("a.jpg", "image", 4), ("b.txt", "other", 4), ("c.txt", "other", 4), ("d.jpg", "image", 4)]
+    assert all(listed() == whole for _ in range(3))
+    plan = json.loads(run_cli("dedupe", "--kind", "image", "--json", catalog=catalog).out)
+    assert [(Path(s["keep"]).name, Path(s["hardlink"]).name) for s in plan["steps"]] == [("a.jpg", "d.jpg")]
+
+
 def test_empty_files_are_no_duplicates(tmp_path: Path) -> None:
     """Zero-byte files of any kind (an empty JPEG, an empty MP4) made one group of "video"
     in `dupes`, under no `--kind`, and `dedupe` planned to hard-link them, saving nothing:

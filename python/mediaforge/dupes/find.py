@@ -115,7 +115,8 @@ def numbered_groups_sql(where: str = "", links: str | None = None) -> str:
     placeholders (a `.nomedia`, a lock) whose names matter, of any kind. `links`: the
     name of a registered table of the paths that lead through a symbolic link
     (`dedupe.links_of`): one that leads out of the library is no copy of the library's,
-    as `dedupe` neither keeps nor acts on it."""
+    as `dedupe` neither keeps nor acts on it. `kind`: the kept copy's (copies of one
+    content may be of several kinds: a `.txt` holding a `.jpg`'s bytes)."""
     outside = f"AND path_bytes NOT IN (SELECT path_bytes FROM {links} WHERE outside)" if links else ""
     return f"""
         WITH d AS (
@@ -127,12 +128,13 @@ def numbered_groups_sql(where: str = "", links: str | None = None) -> str:
             FROM d WHERE blake3 IN (SELECT blake3 FROM d GROUP BY blake3 HAVING count(*) > 1)
         ),
         inodes AS (
-            SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, count(*) AS names,
+            SELECT blake3, any_value(kind) FILTER (WHERE kept) AS kind, any_value(size) AS size, count(*) AS names,
                    coalesce(any_value(nlink), 1) AS nlink, bool_or(kept) AS kept
             FROM named GROUP BY blake3, dev, inode
         )
         SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM (
-            SELECT blake3, any_value(kind) AS kind, any_value(size) AS size, sum(names)::BIGINT AS copies,
+            SELECT blake3, any_value(kind) FILTER (WHERE kept) AS kind, any_value(size) AS size,
+                   sum(names)::BIGINT AS copies,
                    coalesce(sum(size) FILTER (NOT kept AND names >= nlink), 0)::UBIGINT AS reclaimable
             FROM inodes GROUP BY blake3)"""
 
@@ -145,18 +147,21 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
 
     where, params = _kind_filter(kind)
     links = links_of(cat, copies_sql(where), params + params)
+    # Each copy's row with its own kind, and only the copies of the kind asked for (or no
+    # sidecar), as the groups count them: a `.txt` holding a `.jpg`'s bytes is no row of
+    # `--kind image`, as `dedupe --kind image` never acts on it.
     with cat.registered("mf_links", links):
         return cat.con.sql(
             f"""
             WITH numbered AS ({numbered_groups_sql(where, "mf_links")})
-            SELECT n.grp AS "group", n.blake3, n.kind, n.size, n.copies, n.reclaimable, m.width, m.height,
+            SELECT n.grp AS "group", n.blake3, f.kind, n.size, n.copies, n.reclaimable, m.width, m.height,
                    f.path, f.path_raw, f.dev, f.inode
-            FROM numbered n JOIN files f ON f.blake3 = n.blake3 AND f.status = 'present'
+            FROM numbered n JOIN files f ON f.blake3 = n.blake3 AND f.status = 'present' {where.replace("kind", "f.kind")}
             LEFT JOIN media m ON m.blake3 = n.blake3
             WHERE f.path_bytes NOT IN (SELECT path_bytes FROM mf_links WHERE outside)
             ORDER BY n.grp, f.path
             """,
-            params=params,
+            params=params + params,
         ).to_arrow_table()
 
 
