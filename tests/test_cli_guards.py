@@ -964,3 +964,25 @@ def test_a_duckdb_file_without_tables_is_no_catalog_but_to_scan(tmp_path: Path) 
     with duckdb.connect(str(db)) as con:
         assert con.execute("SHOW TABLES").fetchall() == []
     assert run_cli("scan", lib, catalog=db).rc == 0
+
+
+def test_text_into_a_pipe_keeps_each_path_and_digest_on_its_line(tmp_path: Path) -> None:
+    """QA: into a pipe or a file, `info` and `dupes` folded at the 80 columns rich assumes:
+    `info F | grep blake3` got 59 of the 64 digits, and a saved `dupes` report cut each
+    path into pieces. Piped output is as wide as it needs; a width asked for (`COLUMNS`)
+    still holds."""
+    deep = tmp_path / ("a long folder name " * 4).strip() / "and another one below it"
+    deep.mkdir(parents=True)
+    for name in ("first copy of the picture.jpg", "second copy of the picture.jpg"):
+        Image.new("RGB", (16, 16), (0, 90, 200)).save(deep / name)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", deep, "--no-meta", catalog=catalog).rc == 0
+    env = {k: v for k, v in cli_env(catalog).items() if k != "COLUMNS"}
+    info = run_cli("info", deep / "first copy of the picture.jpg", env=env).out
+    digest = next(ln.split()[1] for ln in info.splitlines() if ln.split()[:1] == ["blake3"])
+    assert len(digest) == 64, info
+    report = run_cli("dupes", env=env).out
+    for name in ("first copy of the picture.jpg", "second copy of the picture.jpg"):
+        assert str(deep / name) in report, report
+    narrow = run_cli("info", deep / "first copy of the picture.jpg", env=dict(env, COLUMNS="60")).out
+    assert max(map(len, narrow.splitlines())) <= 60 and digest not in narrow

@@ -48,6 +48,32 @@ for _c in (err_console, out_console):
         _c.width = 80
 
 
+# The widest a table printed into a file or a pipe may grow: every line whole for `grep`,
+# short of a width whose layout costs more than the rows (rich lays out each line).
+_PIPED_MAX = 4000
+
+
+def _piped() -> bool:
+    """Output into a file or a pipe, with no width asked for (`COLUMNS`): lines are not
+    folded at the 80 columns rich assumes, so a path or a digest stays whole on its line."""
+    return not out_console.is_terminal and not os.environ.get("COLUMNS")
+
+
+def _print_wide(renderable: Any) -> None:
+    """Print at the terminal's width; into a file or a pipe, as wide as `renderable`
+    needs (see `_piped`)."""
+    if not _piped():
+        out_console.print(renderable)
+        return
+    need = out_console.measure(renderable, options=out_console.options.update(max_width=_PIPED_MAX)).maximum
+    saved = out_console.width
+    out_console.width = max(saved, min(need, _PIPED_MAX))
+    try:
+        out_console.print(renderable)
+    finally:
+        out_console.width = saved
+
+
 def shown(value: Any) -> Text:
     """A value for a table cell or header: plain text, never rich markup (a file named
     `[red]x.jpg` is shown as named), with control characters escaped (`\\x1b`, `\\n`) so a
@@ -199,7 +225,7 @@ def print_info(info: dict[str, Any]) -> None:
                 # one holding a line break (`\n`) never look alike.
                 v = cell_text(plain(v)) if isinstance(plain(v), str) else plain(v)
             t.add_row(shown(k), shown(v))
-        out_console.print(t)
+        _print_wide(t)
         out_console.print()
 
     section("File", info["file"])
@@ -271,7 +297,7 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
                 row[n] = text
     # Printed before the rest is counted: a statement that fails further on has shown
     # its first rows.
-    if len(names) * (_MIN_CELL + 3) + 1 > width:
+    if len(names) * (_MIN_CELL + 3) + 1 > (_PIPED_MAX if _piped() else width):
         _print_expanded(names, shown_rows, title, width)
     else:
         t = Table(title=shown(title) if title else None, show_lines=False, header_style="bold")
@@ -279,7 +305,7 @@ def print_table(data: pa.Table | Rows, title: str | None = None, limit: int = 10
             t.add_column(shown(name), overflow="fold")
         for row in shown_rows:
             t.add_row(*[shown(_table_cell(v)) for v in row.values()])
-        out_console.print(t)
+        _print_wide(t)
     for b in batches:  # the batches after it, counted while someone reads the table
         if _reader_gone():  # `| head` took its lines and left: the count is for no one
             return
