@@ -285,3 +285,40 @@ def test_a_table_lines_up_where_the_output_holds_ascii_alone(catalog: Path) -> N
     assert res.rc == 0, res.err
     lines = [line for line in res.out.splitlines() if line.strip()]
     assert "\\u00fc" in res.out and len({len(line) for line in lines}) == 1, res.out
+
+
+_SIGINT_IN = """
+import os, signal, sys
+import mediaforge.catalog as catalog
+from mediaforge._entry import main
+
+def stop(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    signal.sigtimedwait([], 5)  # the handler raises KeyboardInterrupt here
+for name in sys.argv.pop(1).split(","):
+    setattr(catalog, name, stop)
+sys.argv = ["mediaforge", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(("args", "stopped_in", "said"), [
+    (("export", "{out}"), "export_parquet", "the export was stopped; nothing was written"),
+    (("stats",), "stats", "the catalog is unchanged"),
+])
+def test_a_ctrl_c_in_a_command_that_changes_nothing_says_so(catalog: Path, tmp_path: Path, args: tuple[str, ...],
+                                                             stopped_in: str, said: str) -> None:
+    """QA: `export`, `stats` and `info`, stopped by a Ctrl-C, said "what was already done
+    (and committed) is kept; run the command again to finish": an export is all or none,
+    and none of them changes anything."""
+    import sys
+
+    args = tuple(a.format(out=tmp_path / "exported") for a in args)
+    env = {k: v for k, v in cli_env(catalog).items() if not k.startswith("MEDIAFORGE_")}
+    env["MEDIAFORGE_CATALOG"] = str(catalog)
+    p = subprocess.run([sys.executable, "-c", _SIGINT_IN, stopped_in, *args], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert p.returncode == 130, p.stderr
+    assert p.stderr == f"mediaforge: error: interrupted: {said}" + p.stderr.split(said, 1)[1], p.stderr
+    assert "run the command again" not in p.stderr and p.stderr.count("\n") == 1
+    assert not (tmp_path / "exported").exists()

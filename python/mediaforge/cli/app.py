@@ -45,9 +45,11 @@ app = typer.Typer(
 )
 
 
-def command(name: str, group: typer.Typer | None = None):  # noqa: ANN201
+def command(name: str, group: typer.Typer | None = None, stopped: str | None = None):  # noqa: ANN201
     """Register a command (on `group`, else the app) whose Ctrl-C ends in our exit code
-    130, not click's "Aborted!"."""
+    130, not click's "Aborted!". `stopped`: what its Ctrl-C message says instead of the
+    general one ("what was already done is kept; run the command again"), for a command
+    that changes nothing, where that would mislead."""
 
     def deco(fn):  # noqa: ANN001, ANN202
         @functools.wraps(fn)
@@ -57,7 +59,15 @@ def command(name: str, group: typer.Typer | None = None):  # noqa: ANN201
             except KeyboardInterrupt:
                 from . import INTERRUPTED
 
-                raise Interrupted(INTERRUPTED) from None
+                raise Interrupted(stopped or INTERRUPTED) from None
+            except Exception as e:
+                # DuckDB's own word for a query a Ctrl-C stopped.
+                if stopped and "duckdb" in sys.modules:
+                    from ..catalog.store import is_interrupt
+
+                    if is_interrupt(e):
+                        raise Interrupted(stopped) from None
+                raise
             except BrokenPipeError:
                 # Typer would turn this into a bare exit 1; the CLI's entry makes it exit 0.
                 from . import OutputClosed
@@ -416,7 +426,7 @@ def thumbs_cmd(
                     threads, as_json, remake=not missing_only)
 
 
-@command("info")
+@command("info", stopped="interrupted: the catalog is unchanged")
 def info_cmd(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="A file in the catalog.", show_default=False)],
@@ -500,7 +510,7 @@ def info_cmd(
 _EXACT_ONLY = ("started_at", "finished_at", "seconds")
 
 
-@command("stats")
+@command("stats", stopped="interrupted: the catalog is unchanged")
 def stats_cmd(
     ctx: typer.Context,
     top: Annotated[int, typer.Option("--top", min=1, max=100_000, help="How many rows the folder, codec and camera tables list.")] = 10,
@@ -788,7 +798,8 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
     text.detach()  # `f` stays open for its owner
 
 
-@command("export")
+@command("export", stopped="interrupted: the export was stopped; nothing was written (an "
+                           "earlier export there is kept as it was), and the catalog is unchanged")
 def export_cmd(
     ctx: typer.Context,
     out_dir: Annotated[Path, typer.Argument(help="Folder to write <table>.parquet files into.")],
