@@ -675,7 +675,7 @@ def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> N
         if gz and fmt is not Format.parquet:
             import gzip
 
-            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as z:
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0, compresslevel=6) as z:
                 _write_into(table, fmt, z)  # type: ignore[arg-type]
         else:
             _write_into(table, fmt, f)
