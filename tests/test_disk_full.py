@@ -687,3 +687,35 @@ def test_an_export_to_a_full_disk_says_why_in_plain_words(tmp_path: Path) -> Non
         assert not (disk / "out").exists()  # a QA finding: the folder it made stayed, empty
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("size", ["60k", "90k", "120k"])
+def test_sample_on_a_full_disk_leaves_no_file_cut_short(tmp_path: Path, size: str) -> None:
+    """QA: on a disk that filled as a photo was written, Pillow's JPEG encoder (it writes
+    to the file's descriptor itself) took the short write for a whole one: `sample` gave
+    the cut file its name, and every later run refused it as "not the sample's". Each file
+    is now encoded in memory and written by Python, which fails on a short write; the
+    files that are there are whole, and a run with room makes the rest."""
+    from PIL import Image
+
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, size)
+    try:
+        r = _cli("sample", str(disk / "s"))
+        assert r.returncode == 3 and r.stderr.count("\n") == 1 and "No space left" in r.stderr, r.stderr
+        made = [p for p in (disk / "s").rglob("*") if p.is_file()]
+        for p in made:
+            if p.suffix in (".jpg", ".png"):
+                with Image.open(p) as im:
+                    im.load()  # whole: a cut one raises "image file is truncated"
+        subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)
+        r = _cli("sample", str(disk / "s"))
+        assert r.returncode == 0, r.stderr
+        fresh = tmp_path / "fresh"
+        assert _cli("sample", str(fresh)).returncode == 0
+        for p in fresh.rglob("*"):
+            if p.is_file():
+                assert (disk / "s" / p.relative_to(fresh)).read_bytes() == p.read_bytes(), p
+        assert not [p for p in (disk / "s").rglob(".mediaforge-*")]
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

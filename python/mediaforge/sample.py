@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import math
 import os
 import stat
@@ -47,7 +48,7 @@ def _picture(w: int, h: int, seed: int, shift: int = 0):  # noqa: ANN202
     return img
 
 
-def _photo(path: Path, seed: int, make: str, model: str, taken: str, gps: tuple[float, float] | None) -> None:
+def _photo(seed: int, make: str, model: str, taken: str, gps: tuple[float, float] | None) -> bytes:
     Image = _need("PIL.Image")
     img = _picture(640, 480, seed)
     exif = Image.Exif()
@@ -68,12 +69,26 @@ def _photo(path: Path, seed: int, make: str, model: str, taken: str, gps: tuple[
         g[2] = dms(gps[0])
         g[3] = "E" if gps[1] >= 0 else "W"
         g[4] = dms(gps[1])
-    img.save(path, "JPEG", quality=88, exif=exif)
+    return _saved(img, "JPEG", quality=88, exif=exif)
 
 
-def _video(path: Path, seconds: float = 2.0) -> None:
+def _saved(img, fmt: str, **options: object) -> bytes:  # noqa: ANN001 - a PIL image
+    """The picture encoded in memory: Pillow's JPEG encoder writes to a file's descriptor
+    itself and takes a short write (a disk that fills) for a whole one, leaving a file
+    cut short with no error."""
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def _video(seconds: float = 2.0) -> bytes:
+    import io
+
     av = _need("av")
-    with av.open(str(path), "w", format="mp4") as out:
+    buf = io.BytesIO()  # in memory, as `_saved` says
+    with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=24)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         stream.options = {"preset": "ultrafast"}
@@ -83,12 +98,14 @@ def _video(path: Path, seconds: float = 2.0) -> None:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    return buf.getvalue()
 
 
-def _audio(path: Path, codec: str, fmt: str, seconds: float = 2.0, freq: float = 440.0) -> None:
+def _audio(codec: str, fmt: str, seconds: float = 2.0, freq: float = 440.0) -> io.BytesIO:
     av = _need("av")
     rate = 44100
-    with av.open(str(path), "w", format=fmt) as out:
+    buf = io.BytesIO()  # in memory, as `_saved` says
+    with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.layout = "mono"
         frame_len = 1152
@@ -106,6 +123,8 @@ def _audio(path: Path, codec: str, fmt: str, seconds: float = 2.0, freq: float =
             pts += n
         for packet in stream.encode():
             out.mux(packet)
+    buf.seek(0)
+    return buf
 
 
 def _audio_frame(av, vals: list[float], sample_fmt: str, rate: int):  # noqa: ANN001, ANN202
@@ -126,7 +145,7 @@ def _audio_frame(av, vals: list[float], sample_fmt: str, rate: int):  # noqa: AN
     return frame
 
 
-def _tag_mp3(path: Path, title: str, artist: str, album: str, track: int) -> None:
+def _tag_mp3(path: io.BytesIO, title: str, artist: str, album: str, track: int) -> bytes:
     id3 = _need("mutagen.id3")
     tags = id3.ID3()
     tags.add(id3.TIT2(encoding=3, text=title))
@@ -134,15 +153,18 @@ def _tag_mp3(path: Path, title: str, artist: str, album: str, track: int) -> Non
     tags.add(id3.TALB(encoding=3, text=album))
     tags.add(id3.TRCK(encoding=3, text=str(track)))
     tags.add(id3.TDRC(encoding=3, text="2019"))
-    tags.save(str(path))
+    tags.save(path)
+    return path.getvalue()
 
 
-def _tag_flac(path: Path, title: str, artist: str, album: str, track: int) -> None:
+def _tag_flac(path: io.BytesIO, title: str, artist: str, album: str, track: int) -> bytes:
     flac = _need("mutagen.flac")
-    f = flac.FLAC(str(path))
+    f = flac.FLAC(path)
     f["title"], f["artist"], f["album"] = title, artist, album
     f["tracknumber"], f["date"] = str(track), "2019"
-    f.save()
+    path.seek(0)
+    f.save(path)
+    return path.getvalue()
 
 
 class SampleConflict(MediaForgeError):
@@ -166,21 +188,23 @@ def _same_file(path: Path, tmp: bytes) -> bool:
         return False
 
 
-def _make(path: Path, write: Callable[[str], None]) -> bool:
-    """Make one sample file: written whole to a temporary beside it, then linked to its
-    name, which never replaces what is there (a file, a folder, a link, even one leading
-    nowhere, is never written through). True when the file is the sample's (made now, or
-    made by an earlier run: the same bytes), False when something else has its name."""
+def _make(path: Path, encode: Callable[[], bytes]) -> bool:
+    """Make one sample file: encoded in memory, written whole to a temporary beside it (by
+    Python, which fails on a short write), then linked to its name, which never replaces
+    what is there (a file, a folder, a link, even one leading nowhere, is never written
+    through). True when the file is the sample's (made now, or made by an earlier run:
+    the same bytes), False when something else has its name."""
     from .fsops import new_tmp, rename_new
 
     target = os.fsencode(path)
+    data = encode()
     tmp = new_tmp(target, lambda t: os.close(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)))
     try:
         try:
-            write(os.fsdecode(tmp))
-        except OSError as e:  # Pillow's and libav's errors may name no file: this one
-            if e.filename is None:
-                e.filename = str(path)
+            with open(tmp, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            e.filename = str(path)  # the file being made, not its hidden temporary
             raise
         try:
             os.link(tmp, target)
@@ -215,23 +239,16 @@ def make_sample_library(dest: Path) -> list[Path]:
         ("IMG_0002.jpg", 1, "Canon", "Canon EOS 5D Mark IV", "2019:07:14 10:05:00", (48.8606, 2.3376)),
         ("IMG_0003.jpg", 2, "Apple", "iPhone 11", "2019:07:15 18:30:00", None),
     ]
-    files: list[tuple[Path, Callable[[str], None]]] = [
-        (photos / name, lambda p, a=(seed, make, model, taken, gps): _photo(Path(p), *a))
+    files: list[tuple[Path, Callable[[], bytes]]] = [
+        (photos / name, lambda a=(seed, make, model, taken, gps): _photo(*a))
         for name, seed, make, model, taken, gps in shots]
-
-    def mp3(p: str) -> None:
-        _audio(Path(p), "libmp3lame", "mp3", freq=440.0)
-        _tag_mp3(Path(p), "Sine Song", "Sample Artist", "Sample Album", 1)
-
-    def flac(p: str) -> None:
-        _audio(Path(p), "flac", "flac", freq=660.0)
-        _tag_flac(Path(p), "Second Song", "Sample Artist", "Sample Album", 2)
-
     files += [
-        (photos / "map.png", lambda p: Image.new("RGB", (200, 100), (30, 90, 160)).save(p, "PNG")),
-        (video / "clip.mp4", lambda p: _video(Path(p))),
-        (music / "01 Sine Song.mp3", mp3),
-        (music / "02 Second Song.flac", flac),
+        (photos / "map.png", lambda: _saved(Image.new("RGB", (200, 100), (30, 90, 160)), "PNG")),
+        (video / "clip.mp4", _video),
+        (music / "01 Sine Song.mp3", lambda: _tag_mp3(_audio("libmp3lame", "mp3", freq=440.0), "Sine Song",
+                                                      "Sample Artist", "Sample Album", 1)),
+        (music / "02 Second Song.flac", lambda: _tag_flac(_audio("flac", "flac", freq=660.0), "Second Song",
+                                                          "Sample Artist", "Sample Album", 2)),
     ]
     made, others = [], []
     for path, write in files:
