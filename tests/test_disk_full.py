@@ -325,8 +325,8 @@ def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path:
         made = len(list((disk / "thumbs" / "128").rglob("*.webp")))
         assert 0 < made < 80
         assert (f"ok {made}  partial {80 - made}  unsupported 0  failed 0  thumbnails {made}\n  {80 - made} "
-                "thumbnails not written: their disk has under 1.0 MiB free (MEDIAFORGE_MIN_FREE); free some space, "
-                "then run mediaforge thumbs --size 128\n") in remake.stdout, remake.stdout
+                "thumbnails not written: their disk has under 1.0 MiB free (MEDIAFORGE_MIN_FREE); the ones they "
+                "had are kept; free some space, then run mediaforge thumbs --size 128\n") in remake.stdout, remake.stdout
     finally:
         subprocess.run(["umount", str(disk)], check=False)
 
@@ -360,8 +360,8 @@ def test_thumbnails_that_meet_a_full_disk_with_the_floor_off_are_held_back_and_s
         x = json.loads(res.stdout)
         assert (x["files"], x["thumbs"], x["thumbs_low_space"], x["failed"], x["partial"]) == (6, 0, 6, 0, 6), x
         res = subprocess.run(args, capture_output=True, text=True, env=env)
-        assert ("6 thumbnails not written: their disk is full; free some space, then run mediaforge thumbs --size 128"
-                in res.stdout), res.stdout
+        assert ("6 thumbnails not written: their disk is full; the ones they had are kept; free some space, "
+                "then run mediaforge thumbs --size 128" in res.stdout), res.stdout
         con = duckdb.connect(str(catalog), read_only=True)
         messages = {r[0] for r in con.execute("SELECT message FROM meta_errors WHERE stage = 'thumb'").fetchall()}
         thumbs = con.execute("SELECT count(*) FROM media WHERE thumb LIKE '256/%'").fetchone()

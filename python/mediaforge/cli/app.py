@@ -344,8 +344,8 @@ def _print_extract(x: ExtractSummary, what: str, remake: bool = False) -> None:
           + (f"  left alone {x.changed:,} (changed, gone or now a link since the scan: scan again, with -L to follow links)" if x.changed else ""))
     if x.thumbs_low_space:
         room = f"has under {binary_size(x.min_free)} free (MEDIAFORGE_MIN_FREE)" if x.min_free else "is full"
-        print(f"  {render.counted(x.thumbs_low_space, 'thumbnail')} not written: their disk {room}; free some "
-              "space, then run "
+        print(f"  {render.counted(x.thumbs_low_space, 'thumbnail')} not written: their disk {room}"
+              f"{'; the ones they had are kept' if remake else ''}; free some space, then run "
               f"mediaforge thumbs --size {x.thumb_size}{'' if remake else ' --missing-only'}")
     if x.thumbs_refused:
         print(f"  {render.counted(x.thumbs_refused, 'thumbnail')} not written: their folder refused them (see "
