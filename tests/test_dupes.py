@@ -431,6 +431,26 @@ def test_a_portrait_clip_groups_with_its_re_encode_turned_upright(tmp_path: Path
     assert rows(catalog, phashes) == made
 
 
+def test_frames_with_no_display_matrix_turn_by_the_track_header(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Where libav hands frames no display matrix (an older FFmpeg), the fingerprint turns
+    them by the stream's own turn as the thumbnail does: the MP4 track header's matrix."""
+    from mediaforge.meta import probe
+
+    def frame(i: int, turned: bool = False) -> Image.Image:
+        img = media_corpus.picture(160, 120, 900 + i // 6)
+        return img.rotate(270, expand=True) if turned else img
+
+    media_corpus._video(tmp_path / "phone.mp4", "libx264", "mp4", (160, 120), 48, rate=6, rotation=270,
+                        options={"preset": "ultrafast"}, frame_picture=frame)
+    media_corpus._video(tmp_path / "upright.mp4", "libx264", "mp4", (120, 160), 48, rate=6,
+                        options={"preset": "ultrafast"}, frame_picture=lambda i: frame(i, True))
+    upright, _, _ = probe.video_fingerprint(str(tmp_path / "upright.mp4"), 8.0)
+    monkeypatch.setattr(probe, "_frame_turn", lambda f: None)
+    phone, _, _ = probe.video_fingerprint(str(tmp_path / "phone.mp4"), 8.0)
+    assert len(phone) == len(upright) > 3
+    assert all(bin(a["phash"] ^ b["phash"]).count("1") <= 4 for a, b in zip(phone, upright)), (phone, upright)
+
+
 def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:
     """`--no-fingerprints` reads metadata only; `dupes --similar` fingerprints what its
     kind lacks, `meta` the rest, with the same hashes a default extraction stores. A

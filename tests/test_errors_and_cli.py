@@ -1327,6 +1327,33 @@ def test_an_ignore_file_this_user_cannot_read_holds_its_folder_with_its_errno(tm
     assert err["message"].endswith("; its folder is left as it was"), err
 
 
+def test_a_folder_named_like_the_ignore_file_this_user_cannot_open_holds_no_rules(
+        tmp_path: Path, catalog_path: Path, unprivileged: Unprivileged) -> None:
+    """Review: a folder named .mediaforgeignore holds no rules, but one the scanning user
+    may not open failed its open, and its parent was left as it was. A dangling link of
+    that name in a folder above the root was taken for no file at all: the root walked
+    with none of its rules; it is a rules file that cannot be read, as in the walk."""
+    lib = tmp_path / "lib"
+    (lib / "sub" / ".mediaforgeignore").mkdir(parents=True)
+    (lib / "sub" / "a.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    unprivileged.share(lib)
+    os.chmod(lib / "sub" / ".mediaforgeignore", 0)
+    p = _scan_unprivileged(unprivileged, catalog_path, lib)
+    os.chmod(lib / "sub" / ".mediaforgeignore", 0o755)
+    assert p.returncode == 0, p.stderr.decode()
+    assert set(files_by_path(catalog_path)) == {os.fsencode(lib / "sub" / "a.jpg")}
+    assert rows(catalog_path, "SELECT stage FROM scan_errors WHERE stage = 'ignore-file'") == []
+    (tmp_path / "above").mkdir()
+    (tmp_path / "above" / ".mediaforgeignore").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "above" / "root").mkdir()
+    (tmp_path / "above" / "root" / "b.jpg").write_bytes(b"\xff\xd8\xff" + b"b" * 100)
+    other = tmp_path / "other.duckdb"
+    res = run_cli("scan", tmp_path / "above" / "root", "--no-meta", "--json", catalog=other)
+    assert res.rc == 0 and json.loads(res.out)["new"] == 0, (res.out, res.err)
+    [err] = rows(other, "SELECT path, message FROM scan_errors WHERE stage = 'ignore-file'")
+    assert err["path"] == str(tmp_path / "above" / ".mediaforgeignore"), err
+
+
 def test_a_catalog_folder_this_user_cannot_write_is_exit_5_not_a_failed_write(tmp_path: Path,
                                                                                unprivileged: Unprivileged) -> None:
     """A QA finding: a catalog file the user may write in a folder they may not (so no

@@ -206,7 +206,7 @@ def _renameat2() -> Callable[..., int] | None:
     return fn
 
 
-def rename_new(src: bytes, dst: bytes) -> None:
+def rename_new(src: bytes | str, dst: bytes | str) -> None:
     """Rename `src` to `dst`, never over a file there: `FileExistsError` when `dst` exists,
     checked by the kernel in the rename itself (`RENAME_NOREPLACE`), so a file another
     program makes at `dst` meanwhile is never replaced. Where the kernel or the file
@@ -215,12 +215,17 @@ def rename_new(src: bytes, dst: bytes) -> None:
     (`EXDEV` across file systems) as `os.rename` raises them."""
     import ctypes
 
+    src, dst = os.fsencode(src), os.fsencode(dst)
+    if b"\0" in src or b"\0" in dst:  # C would end the path there: another file's name
+        raise ValueError("embedded null byte")
     fn = _renameat2()
     if fn is not None:
         if fn(_AT_FDCWD, src, _AT_FDCWD, dst, _RENAME_NOREPLACE) == 0:
             return
         err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        # (EPERM: a seccomp filter that refuses system calls it does not know, as older
+        # container runtimes had; a rename the file system refuses says so again below.)
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
             raise OSError(err, os.strerror(err), os.fsdecode(src), None, os.fsdecode(dst)) if err != errno.EEXIST \
                 else FileExistsError(err, os.strerror(err), os.fsdecode(dst))
     if os.path.lexists(dst):

@@ -76,16 +76,12 @@ def _saved(img, fmt: str, **options: object) -> bytes:  # noqa: ANN001 - a PIL i
     """The picture encoded in memory: Pillow's JPEG encoder writes to a file's descriptor
     itself and takes a short write (a disk that fills) for a whole one, leaving a file
     cut short with no error."""
-    import io
-
     buf = io.BytesIO()
     img.save(buf, fmt, **options)
     return buf.getvalue()
 
 
 def _video(seconds: float = 2.0) -> bytes:
-    import io
-
     av = _need("av")
     buf = io.BytesIO()  # in memory, as `_saved` says
     with av.open(buf, "w", format="mp4") as out:
@@ -102,6 +98,7 @@ def _video(seconds: float = 2.0) -> bytes:
 
 
 def _audio(codec: str, fmt: str, seconds: float = 2.0, freq: float = 440.0) -> io.BytesIO:
+    """The sound encoded in memory (see `_saved`), to be tagged there."""
     av = _need("av")
     rate = 44100
     buf = io.BytesIO()  # in memory, as `_saved` says
@@ -145,7 +142,7 @@ def _audio_frame(av, vals: list[float], sample_fmt: str, rate: int):  # noqa: AN
     return frame
 
 
-def _tag_mp3(path: io.BytesIO, title: str, artist: str, album: str, track: int) -> bytes:
+def _tag_mp3(sound: io.BytesIO, title: str, artist: str, album: str, track: int) -> bytes:
     id3 = _need("mutagen.id3")
     tags = id3.ID3()
     tags.add(id3.TIT2(encoding=3, text=title))
@@ -153,18 +150,18 @@ def _tag_mp3(path: io.BytesIO, title: str, artist: str, album: str, track: int) 
     tags.add(id3.TALB(encoding=3, text=album))
     tags.add(id3.TRCK(encoding=3, text=str(track)))
     tags.add(id3.TDRC(encoding=3, text="2019"))
-    tags.save(path)
-    return path.getvalue()
+    tags.save(sound)
+    return sound.getvalue()
 
 
-def _tag_flac(path: io.BytesIO, title: str, artist: str, album: str, track: int) -> bytes:
+def _tag_flac(sound: io.BytesIO, title: str, artist: str, album: str, track: int) -> bytes:
     flac = _need("mutagen.flac")
-    f = flac.FLAC(path)
+    f = flac.FLAC(sound)
     f["title"], f["artist"], f["album"] = title, artist, album
     f["tracknumber"], f["date"] = str(track), "2019"
-    path.seek(0)
-    f.save(path)
-    return path.getvalue()
+    sound.seek(0)
+    f.save(sound)
+    return sound.getvalue()
 
 
 class SampleConflict(MediaForgeError):

@@ -354,6 +354,8 @@ def export_parquet(cat: Catalog, out_dir: Path, tables: tuple[str, ...] = ALL_TA
             except duckdb.Error as e:
                 if is_corruption(e):
                     raise damaged(e, cat.path) from None
+                if is_interrupt(e):  # a Ctrl-C mid-COPY: a stop, not a failed write
+                    raise
                 raise PathIOError(f"export of {t} to {target} failed: {first_line(e)}") from None
             try:  # a file it replaces keeps its permission bits (a user's `chmod 600`), owner and ACL
                 old, attrs = os.stat(target), xattrs(os.fsencode(target))

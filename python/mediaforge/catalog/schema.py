@@ -413,13 +413,15 @@ MIGRATIONS[25] = [
 ]
 
 # Version 26 drops the fingerprints of videos shown turned (a display matrix or `rotate`
-# tag: a phone's portrait clip, stored on its side) or whose turn is not known (extracted
-# without a thumbnail from a container that keeps no track matrix), made before frames
-# were turned as players show them: a re-encode that turned its pixels upright (as FFmpeg
-# does by default) lay about 30 bits from its original. With them go their `fingerprint`
-# notes and the near-duplicate groups holding one; the next scan, `meta` or
-# `dupes --similar` makes them again (`fingerprints_pending`), as for version 15.
-_TURNED = ("SELECT blake3 FROM media WHERE kind = 'video' AND rotation IS DISTINCT FROM 0 "
+# tag: a phone's portrait clip, stored on its side), made before frames were turned as
+# players show them: a re-encode that turned its pixels upright (as FFmpeg does by
+# default) lay about 30 bits from its original. With them go their `fingerprint` notes
+# and the near-duplicate groups holding one; the next scan, `meta` or `dupes --similar`
+# makes them again (`fingerprints_pending`), as for version 15. A turn not known (NULL:
+# Matroska, WebM, AVI extracted without a thumbnail) is none: such a file has no `rotate`
+# tag, which the extraction reads, and a display matrix in them is rare; nor is a flip
+# with no turn (rotation 0) stored anywhere: those keep their fingerprints.
+_TURNED = ("SELECT blake3 FROM media WHERE kind = 'video' AND rotation <> 0 "
            "AND blake3 IN (SELECT blake3 FROM video_hashes)")
 MIGRATIONS[26] = [
     f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({_TURNED})",

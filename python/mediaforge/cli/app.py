@@ -19,7 +19,7 @@ import typer
 
 # The catalog, meta and scan packages load DuckDB, pyarrow and Pillow on first use, so a
 # command is running (a scan is walking) before they are loaded.
-from .. import __version__, catalog, meta
+from .. import __version__, _ctrlc, catalog, meta
 from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_thumb_size, check_timeout,
                       default_catalog_path,
                       thumbs_dir)
@@ -60,19 +60,20 @@ def command(name: str, group: typer.Typer | None = None, stopped: str | None = N
                 from . import INTERRUPTED
 
                 raise Interrupted(stopped or INTERRUPTED) from None
-            except Exception as e:
-                # DuckDB's own word for a query a Ctrl-C stopped.
-                if stopped and "duckdb" in sys.modules:
-                    from ..catalog.store import is_interrupt
-
-                    if is_interrupt(e):
-                        raise Interrupted(stopped) from None
-                raise
             except BrokenPipeError:
                 # Typer would turn this into a bare exit 1; the CLI's entry makes it exit 0.
                 from . import OutputClosed
 
                 raise OutputClosed from None
+            except Exception as e:
+                # DuckDB's own word for a query a Ctrl-C stopped (only after one: its text
+                # alone could be a file's name).
+                if stopped and not isinstance(e, MediaForgeError) and "duckdb" in sys.modules and _ctrlc.signalled():
+                    from ..catalog.store import is_interrupt
+
+                    if is_interrupt(e):
+                        raise Interrupted(stopped) from None
+                raise
 
         return (group or app).command(name)(run)
 
@@ -426,7 +427,7 @@ def thumbs_cmd(
                     threads, as_json, remake=not missing_only)
 
 
-@command("info", stopped="interrupted: the catalog is unchanged")
+@command("info", stopped="interrupted: `info` only reads the catalog; run it again")
 def info_cmd(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="A file in the catalog.", show_default=False)],
@@ -510,7 +511,7 @@ def info_cmd(
 _EXACT_ONLY = ("started_at", "finished_at", "seconds")
 
 
-@command("stats", stopped="interrupted: the catalog is unchanged")
+@command("stats", stopped="interrupted: `stats` only reads the catalog; run it again")
 def stats_cmd(
     ctx: typer.Context,
     top: Annotated[int, typer.Option("--top", min=1, max=100_000, help="How many rows the folder, codec and camera tables list.")] = 10,
@@ -798,8 +799,8 @@ def _write_into(table, fmt: Format, f: BinaryIO) -> None:  # noqa: ANN001
     text.detach()  # `f` stays open for its owner
 
 
-@command("export", stopped="interrupted: the export was stopped; nothing was written (an "
-                           "earlier export there is kept as it was), and the catalog is unchanged")
+@command("export", stopped="interrupted: an export's files take their names all at once, so the folder "
+                           "holds this export whole or what it held before; run it again")
 def export_cmd(
     ctx: typer.Context,
     out_dir: Annotated[Path, typer.Argument(help="Folder to write <table>.parquet files into.")],

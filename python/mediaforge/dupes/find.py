@@ -46,14 +46,16 @@ def _kind_filter(kind: str | None) -> tuple[str, list[Any]]:
 
 
 def _funnel_candidates(columns: str, kind: str | None) -> tuple[str, list[Any]]:
-    """SQL over present files sharing a size with another present file, where at least
-    one of that size has no digest yet: what the exact funnel looks at."""
+    """SQL over present files sharing a size with another present file (another inode:
+    the names of one file are no copies, and hard-linked trees, as media servers make
+    them, would be read whole for nothing), where at least one of that size has no digest
+    yet: what the exact funnel looks at."""
     where, params = _kind_filter(kind)
     return f"""
         SELECT {columns} FROM files
         WHERE status = 'present' {where} AND size > 0 AND size IN (
             SELECT size FROM files WHERE status = 'present' {where} GROUP BY size
-            HAVING count(*) > 1 AND count(*) FILTER (WHERE blake3 IS NULL) > 0)
+            HAVING count(DISTINCT (dev, inode)) > 1 AND count(*) FILTER (WHERE blake3 IS NULL) > 0)
         """, params + params
 
 

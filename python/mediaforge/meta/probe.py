@@ -768,7 +768,21 @@ def video_fingerprint(path: str | bytes, duration: float | None,
         if vs is None or not vs.time_base:
             return [], None, 0
         vs.thread_type = "AUTO"
-        tagged = _rotate_tag(vs.metadata) or 0  # for frames that carry no display matrix
+        turn_of_stream: list[tuple[int, bool]] = []  # for frames that carry no display matrix
+
+        def stream_turn() -> tuple[int, bool]:
+            """The stream's turn as the extraction reads it (its `rotate` tag, else its MP4
+            track header's matrix), as the thumbnail falls back to it; read once."""
+            if not turn_of_stream:
+                tag = _rotate_tag(vs.metadata)
+                if tag is not None:
+                    turn_of_stream.append((_right_angle(tag), False))
+                elif c.format and c.format.name.startswith("mov,"):
+                    turn_of_stream.append(_upright(*_track_orientations(path).get(vs.id, (0, False))))
+                else:
+                    turn_of_stream.append((0, False))
+            return turn_of_stream[0]
+
         measured = not _believable(duration)
         if measured:
             # No length in the header (a browser's MediaRecorder WebM), or none to believe:
@@ -814,7 +828,7 @@ def video_fingerprint(path: str | bytes, duration: float | None,
             # `rotate` tag), as the thumbnail is: a phone's portrait clip, stored on its
             # side, and a re-encode that turned its pixels upright (as FFmpeg does) hashed
             # about 30 bits apart (schema 26). 64 pixels wide once turned.
-            rot, mirrored = _frame_turn(frame) or (_right_angle(tagged), False)
+            rot, mirrored = _frame_turn(frame) or stream_turn()
             across = rot in (90, 270)
             w, h = (64, max(8, round(64 * frame.height / max(frame.width, 1)))) if not across else \
                 (max(8, round(64 * frame.width / max(frame.height, 1))), 64)
@@ -825,7 +839,7 @@ def video_fingerprint(path: str | bytes, duration: float | None,
                     else frame.reformat(width=w, height=h, format="gray").to_ndarray())
             if mirrored:  # flipped left to right, then turned (see `mp4.matrix_turn`)
                 grey = np.fliplr(grey)
-            if rot:  # counter-clockwise, a quarter at a time
+            if rot:  # `rot` counts counter-clockwise, as `np.rot90` turns
                 grey = np.rot90(grey, rot // 90)
             h, w = grey.shape
             if float(np.std(grey)) < FP_FLAT_STDDEV:

@@ -2,10 +2,7 @@
 //! (the funnel fclones made popular): files are grouped by size; hard links to one inode
 //! count once; then each surviving group is split by a BLAKE3 of the first 4 KiB, then of
 //! the last 4 KiB, and only files still sharing a group are hashed in full. A file that
-//! ends up alone at any stage is unique and is never read further. The names of one
-//! inode that end up with no other file beside them (hard links with no copy) are hashed
-//! once in full, as a scan would: they are one content under several names, and `dupes`
-//! shows them as a group that frees nothing, whether the scan hashed or not.
+//! ends up alone at any stage is unique and is never read further.
 //!
 //! Files that already have a digest (from an earlier scan) may take part: they are read
 //! for the prefix and suffix like any other but never hashed again, so a new file can be
@@ -124,13 +121,11 @@ fn io_verdict(e: Errno) -> Verdict {
     Verdict::Failed(std::io::Error::from(e).to_string())
 }
 
-/// Keep only the groups holding at least two distinct files (dev, inode); a group left
-/// with several names of one inode and nothing else goes to `linked`.
+/// Keep only the groups holding at least two distinct files (dev, inode).
 fn split<K: std::hash::Hash + Eq>(
     groups: Vec<Vec<usize>>,
     files: &[Candidate],
     key: impl Fn(usize) -> Option<K> + Sync,
-    linked: &mut Vec<usize>,
 ) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
     for g in groups {
@@ -146,8 +141,6 @@ fn split<K: std::hash::Hash + Eq>(
             ids.dedup();
             if ids.len() > 1 {
                 out.push(v);
-            } else if v.len() > 1 && files[v[0]].len > 0 {
-                linked.extend(v);
             }
         }
     }
@@ -185,8 +178,7 @@ pub fn run(files: &[Candidate], cancel: &AtomicBool) -> Result<(Vec<Verdict>, Fu
     for (i, f) in files.iter().enumerate() {
         by_size.entry(f.len).or_default().push(i);
     }
-    let mut linked = Vec::new();
-    let groups = split(by_size.into_values().collect(), files, |_| Some(()), &mut linked);
+    let groups = split(by_size.into_values().collect(), files, |_| Some(()));
     stats.by_size = groups.iter().map(Vec::len).sum();
 
     // One read per (dev, inode): hard links share whatever their first path learns.
@@ -219,18 +211,13 @@ pub fn run(files: &[Candidate], cancel: &AtomicBool) -> Result<(Vec<Verdict>, Fu
         };
     let empty = hash::empty_digest();
     let prefix = probe_all(&groups, false, &mut verdict)?;
-    let groups = split(
-        groups,
-        files,
-        |i| {
-            if files[i].len == 0 {
-                Some(empty)
-            } else {
-                prefix.get(&i).copied()
-            }
-        },
-        &mut linked,
-    );
+    let groups = split(groups, files, |i| {
+        if files[i].len == 0 {
+            Some(empty)
+        } else {
+            prefix.get(&i).copied()
+        }
+    });
     stats.by_prefix = groups.iter().map(Vec::len).sum();
     // Files no longer than the probe were read whole: the prefix digest is the full one.
     let (small, big): (Vec<Vec<usize>>, Vec<Vec<usize>>) = groups.into_iter().partition(|g| files[g[0]].len <= PROBE);
@@ -240,10 +227,10 @@ pub fn run(files: &[Candidate], cancel: &AtomicBool) -> Result<(Vec<Verdict>, Fu
         }
     }
     let suffix = probe_all(&big, true, &mut verdict)?;
-    let groups = split(big, files, |i| suffix.get(&i).copied(), &mut linked);
+    let groups = split(big, files, |i| suffix.get(&i).copied());
     stats.by_suffix = groups.iter().map(Vec::len).sum::<usize>() + small.iter().map(Vec::len).sum::<usize>();
 
-    let (todo, twins) = one_per_inode(groups.into_iter().flatten().chain(linked), files);
+    let (todo, twins) = one_per_inode(groups.into_iter().flatten(), files);
     let mut full: Vec<(usize, Verdict)> = todo
         .par_iter()
         .map_init(Vec::new, |buf, &i| {
@@ -340,30 +327,6 @@ mod tests {
         assert_eq!(v[7], Verdict::Digest(hash::empty_digest()));
         assert_eq!(stats.hashed_in_full, 3); // a, b and c; the hard link shares a's read
         assert!(stats.bytes_read < 5 * 200_000);
-    }
-
-    #[test]
-    fn names_of_one_inode_with_no_copy_are_hashed_once() {
-        let d = tempfile::tempdir().unwrap();
-        let big: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 251) as u8).collect();
-        let mut other = big.clone();
-        other[0] ^= 1; // same size, another start: parted from `l1` by the prefix
-        std::fs::write(d.path().join("l1"), &big).unwrap();
-        std::fs::hard_link(d.path().join("l1"), d.path().join("l2")).unwrap();
-        std::fs::write(d.path().join("o"), &other).unwrap();
-        std::fs::write(d.path().join("s1"), b"tiny").unwrap();
-        std::fs::hard_link(d.path().join("s1"), d.path().join("s2")).unwrap();
-        std::fs::write(d.path().join("lone"), b"x").unwrap();
-        let names = ["l1", "l2", "o", "s1", "s2", "lone"];
-        let cands: Vec<Candidate> = names.iter().map(|n| cand(&d.path().join(n), None)).collect();
-        let (v, stats) = run(&cands, &AtomicBool::new(false)).unwrap();
-        let want = Digest(*blake3::hash(&big).as_bytes());
-        assert_eq!((&v[0], &v[1]), (&Verdict::Digest(want), &Verdict::Digest(want)));
-        assert_eq!(v[2], Verdict::Unique, "a copy of nothing is never read in full");
-        let tiny = Verdict::Digest(Digest(*blake3::hash(b"tiny").as_bytes()));
-        assert_eq!((&v[3], &v[4]), (&tiny, &tiny), "one size, one inode: its names");
-        assert_eq!(v[5], Verdict::Unique);
-        assert_eq!(stats.hashed_in_full, 2, "one read per inode");
     }
 
     #[test]

@@ -343,7 +343,14 @@ pub const IGNORE_FILE_MAX: u64 = 1 << 20;
 fn read_ignore_file(dir: BorrowedFd<'_>) -> std::result::Result<Vec<u8>, (String, Option<i32>)> {
     let io = |e: Errno| (describe_io(&e.into()), Some(e.raw_os_error()));
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let fd = rustix::fs::openat(dir, IGNORE_FILE, flags, Mode::empty()).map_err(io)?;
+    let fd = match rustix::fs::openat(dir, IGNORE_FILE, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        // A folder this user may not open is a folder all the same.
+        Err(e) => match rustix::fs::statat(dir, IGNORE_FILE, AtFlags::empty()) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => return Ok(Vec::new()),
+            _ => return Err(io(e)),
+        },
+    };
     let st = rustix::fs::fstat(&fd).map_err(io)?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {}
@@ -472,8 +479,10 @@ fn ancestor_ignores(root: &[u8]) -> std::result::Result<Option<Arc<IgnoreNode>>,
         ) else {
             continue;
         };
+        // Not followed: a link there that leads nowhere is an ignore file that cannot be
+        // read, as in the walk, not none.
         if matches!(
-            rustix::fs::statat(&fd, IGNORE_FILE, AtFlags::empty()),
+            rustix::fs::statat(&fd, IGNORE_FILE, AtFlags::SYMLINK_NOFOLLOW),
             Err(Errno::NOENT)
         ) {
             continue;
