@@ -431,24 +431,33 @@ def test_a_portrait_clip_groups_with_its_re_encode_turned_upright(tmp_path: Path
     assert rows(catalog, phashes) == made
 
 
-def test_frames_with_no_display_matrix_turn_by_the_track_header(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    """Where libav hands frames no display matrix (an older FFmpeg), the fingerprint turns
-    them by the stream's own turn as the thumbnail does: the MP4 track header's matrix."""
+def test_a_matroska_clip_turned_by_its_rotate_tag_groups_with_its_upright_copy(tmp_path: Path) -> None:
+    """Matroska keeps no track matrix: a `rotate` tag on the track (counted clockwise, as
+    mkvmerge and old FFmpeg write it) turns its frames, for the fingerprint as for the
+    thumbnail, read without the frames' side data (which held each frame in memory)."""
+    import av
+
     from mediaforge.meta import probe
 
     def frame(i: int, turned: bool = False) -> Image.Image:
         img = media_corpus.picture(160, 120, 900 + i // 6)
-        return img.rotate(270, expand=True) if turned else img
+        return img.rotate(90, expand=True) if turned else img  # 90 counter-clockwise: `rotate` 270
 
-    media_corpus._video(tmp_path / "phone.mp4", "libx264", "mp4", (160, 120), 48, rate=6, rotation=270,
-                        options={"preset": "ultrafast"}, frame_picture=frame)
+    with av.open(str(tmp_path / "tagged.mkv"), "w", format="matroska") as out:
+        st = out.add_stream("libx264", rate=6)
+        st.width, st.height, st.pix_fmt, st.options = 160, 120, "yuv420p", {"preset": "ultrafast"}
+        st.metadata["rotate"] = "270"
+        for i in range(48):
+            for p in st.encode(av.VideoFrame.from_image(frame(i))):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
     media_corpus._video(tmp_path / "upright.mp4", "libx264", "mp4", (120, 160), 48, rate=6,
                         options={"preset": "ultrafast"}, frame_picture=lambda i: frame(i, True))
     upright, _, _ = probe.video_fingerprint(str(tmp_path / "upright.mp4"), 8.0)
-    monkeypatch.setattr(probe, "_frame_turn", lambda f: None)
-    phone, _, _ = probe.video_fingerprint(str(tmp_path / "phone.mp4"), 8.0)
-    assert len(phone) == len(upright) > 3
-    assert all(bin(a["phash"] ^ b["phash"]).count("1") <= 4 for a, b in zip(phone, upright)), (phone, upright)
+    tagged, _, _ = probe.video_fingerprint(str(tmp_path / "tagged.mkv"), 8.0)
+    assert len(tagged) == len(upright) > 3
+    assert all(bin(a["phash"] ^ b["phash"]).count("1") <= 4 for a, b in zip(tagged, upright)), (tagged, upright)
 
 
 def test_metadata_first_then_fingerprints_on_demand(tmp_path: Path) -> None:

@@ -526,7 +526,8 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
         picture = None
         if want_frame and video and video[0]["codec"] is not None:
             try:
-                picture = _frame_at(c, c.streams[video[0]["stream_index"]], media["duration"], media, thumb_size)
+                picture = _frame_at(c, c.streams[video[0]["stream_index"]], media["duration"], media, thumb_size,
+                                    orientations)
             except (av.error.FFmpegError, OSError, EOFError):
                 # The header read, the pictures not (a file cut after its header: libav's
                 # seeks fail with EPERM or EIO). What the header says stands; the caller
@@ -563,20 +564,21 @@ def _upright(turn: int, mirrored: bool) -> tuple[int, bool]:
     return (rot, mirrored) if rot == turn % 360 else (0, False)
 
 
-def _frame_turn(frame: Any) -> tuple[int, bool] | None:
-    """(Counter-clockwise right angle, mirrored) of a decoded frame's display matrix, as
-    `_upright` takes it; None when the frame has none."""
-    from .mp4 import matrix_turn
-
-    try:
-        data = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
-        m = struct.unpack("=9i", bytes(memoryview(data))) if data is not None else None
-    except (AttributeError, TypeError, ValueError, struct.error):  # a PyAV without side data access
-        m = None
-    if m is None:
-        angle = getattr(frame, "rotation", 0)
-        return (_right_angle(angle), False) if angle else None
-    return _upright(*matrix_turn(m[0] / 65536, m[1] / 65536, m[3] / 65536, m[4] / 65536))
+def _shown_turn(frame: Any, stream: Any, orientations: dict[int, tuple[int, bool]]) -> tuple[int, bool]:
+    """(Counter-clockwise right angle, mirrored) by which players show a video stream's
+    frames: an MP4/MOV track header's matrix (`orientations`, what libav hands its frames
+    as their display matrix), else the frame's display matrix (its turn), else the
+    stream's `rotate` tag. Never through the frame's `side_data`, which ties the frame and
+    its container into a reference cycle: the frame, and the decoder buffers it holds,
+    stayed until the garbage collector's next full pass (a worker under its memory limit
+    failed to scale the next frame: "Resource temporarily unavailable")."""
+    if stream.id in orientations:
+        return _upright(*orientations[stream.id])
+    angle = getattr(frame, "rotation", 0)
+    if angle:
+        return _right_angle(angle), False
+    tag = _rotate_tag(stream.metadata)
+    return (_right_angle(tag), False) if tag is not None else (0, False)
 
 
 def _right_angle(angle: Any) -> int:
@@ -594,9 +596,10 @@ def _right_angle(angle: Any) -> int:
     return round(turn / 90) * 90 % 360
 
 
-def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any], size: int) -> Any:
-    """A picture about 10% into the video, via a keyframe seek, as players show it (its
-    display matrix, else the stream's `rotate` tag, applied); None if nothing decodes."""
+def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any], size: int,
+              orientations: dict[int, tuple[int, bool]]) -> Any:
+    """A picture about 10% into the video, via a keyframe seek, as players show it (turned
+    and flipped as `_shown_turn` says); None if nothing decodes."""
     stream.thread_type = "AUTO"
     seeked = bool(duration and duration > 1 and stream.time_base)
     if seeked:
@@ -631,8 +634,7 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
         return None
     if _dull(frame):  # a black intro, a fade-in, a title on black: a later picture shows more
         frame = _livelier(c, stream, frames, duration if seeked else None) or frame
-    # The frame's own matrix, else what the stream said (a `rotate` tag, which never flips).
-    rot, mirrored = _frame_turn(frame) or (media.get("rotation") or 0, False)
+    rot, mirrored = _shown_turn(frame, stream, orientations)
     if media.get("rotation") is None:
         media["rotation"] = rot
     # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
@@ -768,21 +770,7 @@ def video_fingerprint(path: str | bytes, duration: float | None,
         if vs is None or not vs.time_base:
             return [], None, 0
         vs.thread_type = "AUTO"
-        turn_of_stream: list[tuple[int, bool]] = []  # for frames that carry no display matrix
-
-        def stream_turn() -> tuple[int, bool]:
-            """The stream's turn as the extraction reads it (its `rotate` tag, else its MP4
-            track header's matrix), as the thumbnail falls back to it; read once."""
-            if not turn_of_stream:
-                tag = _rotate_tag(vs.metadata)
-                if tag is not None:
-                    turn_of_stream.append((_right_angle(tag), False))
-                elif c.format and c.format.name.startswith("mov,"):
-                    turn_of_stream.append(_upright(*_track_orientations(path).get(vs.id, (0, False))))
-                else:
-                    turn_of_stream.append((0, False))
-            return turn_of_stream[0]
-
+        orientations = _track_orientations(path) if c.format and c.format.name.startswith("mov,") else {}
         measured = not _believable(duration)
         if measured:
             # No length in the header (a browser's MediaRecorder WebM), or none to believe:
@@ -824,11 +812,10 @@ def video_fingerprint(path: str | bytes, duration: float | None,
                 # (a slideshow's or a time-lapse's for seconds), does not reach it.
                 ended = float(frame.time - t0)
                 break
-            # The frame as players show it, turned by its display matrix (else the stream's
-            # `rotate` tag), as the thumbnail is: a phone's portrait clip, stored on its
-            # side, and a re-encode that turned its pixels upright (as FFmpeg does) hashed
-            # about 30 bits apart (schema 26). 64 pixels wide once turned.
-            rot, mirrored = _frame_turn(frame) or stream_turn()
+            # The frame as players show it, turned as the thumbnail is: a phone's portrait
+            # clip, stored on its side, and a re-encode that turned its pixels upright (as
+            # FFmpeg does) hashed about 30 bits apart (schema 26). 64 pixels wide once turned.
+            rot, mirrored = _shown_turn(frame, vs, orientations)
             across = rot in (90, 270)
             w, h = (64, max(8, round(64 * frame.height / max(frame.width, 1)))) if not across else \
                 (max(8, round(64 * frame.width / max(frame.height, 1))), 64)
