@@ -266,13 +266,23 @@ FILES_STORED = FILES_STORED_V8 + ", btime_ns"
 # them, and near-duplicate groups holding one (no `dedupe --similar` acts on them); the
 # next scan, `meta` or `dupes --similar` fingerprints them again (`fingerprints_pending`).
 _REFINGERPRINT = "SELECT blake3 FROM media WHERE kind = 'video' AND (hdr OR duration > 5.9 AND duration < 9.1)"
-MIGRATIONS[15] = [
-    f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({_REFINGERPRINT})",
-    f"""DELETE FROM similar_groups WHERE method = 'video' AND group_id IN (
-        SELECT group_id FROM similar_groups WHERE method = 'video' AND blake3 IN ({_REFINGERPRINT}))""",
-    f"DELETE FROM video_hashes WHERE blake3 IN ({_REFINGERPRINT})",
-    f"DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN ({_REFINGERPRINT})",
-]
+
+
+def _video_fingerprints_again(picked: str) -> list[str]:
+    """Statements that drop the video fingerprints of the contents `picked` (SQL giving
+    their `blake3`), with their `fingerprint` notes and the near-duplicate groups holding
+    one, and mark fingerprints pending: the next scan, `meta` or `dupes --similar` makes
+    them again. The fingerprints go last: `picked` may read them."""
+    return [
+        f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({picked})",
+        f"""DELETE FROM similar_groups WHERE method = 'video' AND group_id IN (
+        SELECT group_id FROM similar_groups WHERE method = 'video' AND blake3 IN ({picked}))""",
+        f"DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN ({picked})",
+        f"DELETE FROM video_hashes WHERE blake3 IN ({picked})",
+    ]
+
+
+MIGRATIONS[15] = _video_fingerprints_again(_REFINGERPRINT)
 
 # Version 16: a sidecar whose name matches a file's exactly describes only the files it
 # matches so. Names compare whatever their case and Unicode form, and `Pic.jpg.xmp` beside
@@ -423,13 +433,7 @@ MIGRATIONS[25] = [
 # with no turn (rotation 0) stored anywhere: those keep their fingerprints.
 _TURNED = ("SELECT blake3 FROM media WHERE kind = 'video' AND rotation <> 0 "
            "AND blake3 IN (SELECT blake3 FROM video_hashes)")
-MIGRATIONS[26] = [
-    f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({_TURNED})",
-    f"""DELETE FROM similar_groups WHERE method = 'video' AND group_id IN (
-        SELECT group_id FROM similar_groups WHERE method = 'video' AND blake3 IN ({_TURNED}))""",
-    f"DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN ({_TURNED})",
-    f"DELETE FROM video_hashes WHERE blake3 IN ({_TURNED})",
-]
+MIGRATIONS[26] = _video_fingerprints_again(_TURNED)
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.
