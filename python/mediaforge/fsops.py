@@ -226,8 +226,7 @@ def rename_new(src: bytes | str, dst: bytes | str) -> None:
         # (EPERM: a seccomp filter that refuses system calls it does not know, as older
         # container runtimes had; a rename the file system refuses says so again below.)
         if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
-            raise OSError(err, os.strerror(err), os.fsdecode(src), None, os.fsdecode(dst)) if err != errno.EEXIST \
-                else FileExistsError(err, os.strerror(err), os.fsdecode(dst))
+            raise OSError(err, os.strerror(err), os.fsdecode(src), None, os.fsdecode(dst))  # EEXIST: FileExistsError
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(dst))
     os.rename(src, dst)

@@ -117,8 +117,8 @@ def numbered_groups_sql(where: str = "", links: str | None = None) -> str:
     placeholders (a `.nomedia`, a lock) whose names matter, of any kind. `links`: the
     name of a registered table of the paths that lead through a symbolic link
     (`dedupe.links_of`): one that leads out of the library is no copy of the library's,
-    as `dedupe` neither keeps nor acts on it. `kind`: the kept copy's (copies of one
-    content may be of several kinds: a `.txt` holding a `.jpg`'s bytes)."""
+    as `dedupe` neither keeps nor acts on it. No kind: copies of one content may be of
+    several (a `.txt` holding a `.jpg`'s bytes); each file's row has its own."""
     outside = f"AND path_bytes NOT IN (SELECT path_bytes FROM {links} WHERE outside)" if links else ""
     return f"""
         WITH d AS (
@@ -130,13 +130,12 @@ def numbered_groups_sql(where: str = "", links: str | None = None) -> str:
             FROM d WHERE blake3 IN (SELECT blake3 FROM d GROUP BY blake3 HAVING count(*) > 1)
         ),
         inodes AS (
-            SELECT blake3, any_value(kind) FILTER (WHERE kept) AS kind, any_value(size) AS size, count(*) AS names,
+            SELECT blake3, any_value(size) AS size, count(*) AS names,
                    coalesce(any_value(nlink), 1) AS nlink, bool_or(kept) AS kept
             FROM named GROUP BY blake3, dev, inode
         )
         SELECT *, row_number() OVER (ORDER BY reclaimable DESC, blake3) AS grp FROM (
-            SELECT blake3, any_value(kind) FILTER (WHERE kept) AS kind, any_value(size) AS size,
-                   sum(names)::BIGINT AS copies,
+            SELECT blake3, any_value(size) AS size, sum(names)::BIGINT AS copies,
                    coalesce(sum(size) FILTER (NOT kept AND names >= nlink), 0)::UBIGINT AS reclaimable
             FROM inodes GROUP BY blake3)"""
 
