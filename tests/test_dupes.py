@@ -257,6 +257,76 @@ def test_an_older_catalogs_fingerprints_of_deep_and_flat_pictures_are_dropped(tm
     assert ids["scan16.png"] in got and got[ids["scan16.png"]] != 2**64 - 1 and ids["blank.png"] not in got
 
 
+def test_transparent_pictures_hash_as_shown_with_a_thumbnail_or_without(tmp_path: Path) -> None:
+    """A transparent picture is hashed as a viewer shows it: over white, or over black
+    where on white it would be flat (a white logo). It hashed over black where a thumbnail
+    was made (Pillow scales transparency premultiplied) and over the colours hidden under
+    its transparent pixels where not: a logo matched neither its copy hashed the other way
+    nor its copy flattened on white. A catalog of schema 26 loses the fingerprints of
+    pictures that may be transparent (and their groups); `dupes --similar` makes them
+    again, as a new extraction does."""
+    import duckdb
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    rgb = np.asarray(_photo(11))
+    yy, xx = np.mgrid[0:480, 0:640]
+    alpha = np.where((xx - 320) ** 2 + (yy - 240) ** 2 < 200 ** 2, 255, 0).astype(np.uint8)
+    hidden = alpha == 0
+
+    def logo(under: np.ndarray, name: str, picture: np.ndarray = rgb) -> None:
+        shown = picture.copy()
+        shown[hidden] = under[hidden]
+        Image.fromarray(np.dstack([shown, alpha]), "RGBA").save(lib / name)
+
+    logo(np.random.default_rng(5).integers(0, 256, rgb.shape, dtype=np.uint8), "noise_under.png")
+    logo(np.zeros_like(rgb), "black_under.png")
+    Image.open(lib / "black_under.png").resize((320, 240), Image.Resampling.LANCZOS).save(lib / "half.png")
+    Image.open(lib / "noise_under.png").convert("P", palette=Image.Palette.ADAPTIVE).save(lib / "palette.png")
+    on_white = rgb.copy()
+    on_white[hidden] = 255
+    Image.fromarray(on_white).save(lib / "flat_on_white.jpg", quality=90)
+    on_black = rgb.copy()
+    on_black[hidden] = 0
+    Image.fromarray(on_black).save(lib / "flat_on_black.jpg", quality=90)  # another picture
+    white = np.full_like(rgb, 255)
+    logo(np.full_like(rgb, 255), "white_logo.png", white)  # on white: flat
+    light = white.copy()
+    light[hidden] = 0
+    Image.fromarray(light).save(lib / "white_logo_on_black.jpg", quality=90)
+    _photo(12).save(lib / "other.jpg", quality=90)
+    want = [{"black_under.png", "flat_on_white.jpg", "half.png", "noise_under.png", "palette.png"},
+            {"white_logo.png", "white_logo_on_black.jpg"}]
+    phashes = "SELECT f.name, i.phash FROM image_hashes i JOIN files f USING (blake3) ORDER BY 1"
+    made = {}
+    for how in ((), ("--no-thumbs",)):
+        catalog = tmp_path / f"c{len(how)}.duckdb"
+        assert run_cli("scan", *how, lib, catalog=catalog).rc == 0
+        res = run_cli("dupes", "--similar", "--kind", "image", "--format", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        groups: dict[int, set[str]] = {}
+        for r in json.loads(res.out):
+            groups.setdefault(r["group"], set()).add(Path(r["path"]).name)
+        assert sorted(groups.values(), key=len, reverse=True) == want, how
+        made[how] = {r["name"]: r["phash"] for r in rows(catalog, phashes)}
+    pngs = {n for n in made[()] if n.endswith(".png")}
+    assert {n: made[()][n] for n in pngs} == {n: made[("--no-thumbs",)][n] for n in pngs}
+
+    catalog = tmp_path / "c0.duckdb"
+    con = duckdb.connect(str(catalog))  # as schema 26 left it: hashed another way
+    con.execute("UPDATE image_hashes SET phash = xor(phash, 4095)")
+    con.execute("UPDATE meta SET value = '26' WHERE key = 'schema_version'")
+    con.close()
+    assert run_cli("stats", catalog=catalog).rc == 0  # opening it upgrades it
+    assert {r["name"] for r in rows(catalog, phashes)} == {
+        "flat_on_white.jpg", "flat_on_black.jpg", "white_logo_on_black.jpg", "other.jpg"}
+    assert rows(catalog, "SELECT count(*) AS n FROM similar_groups WHERE method = 'phash'") == [{"n": 0}]
+    assert run_cli("dupes", "--similar", "--kind", "image", catalog=catalog).rc == 0
+    assert {r["name"]: r["phash"] for r in rows(catalog, phashes) if r["name"].endswith(".png")} == \
+        {n: made[()][n] for n in pngs}
+
+
 def test_the_command_line_runs_without_loading_numpy(library) -> None:
     """The CLI loads pyarrow as if numpy were absent (numpy's import is 0.05-0.1 s of CPU at
     every start); the pHash grouping reads the hashes from Arrow's buffer instead, and the

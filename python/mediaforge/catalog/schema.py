@@ -11,7 +11,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 26
+SCHEMA_VERSION = 27
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -268,21 +268,21 @@ FILES_STORED = FILES_STORED_V8 + ", btime_ns"
 _REFINGERPRINT = "SELECT blake3 FROM media WHERE kind = 'video' AND (hdr OR duration > 5.9 AND duration < 9.1)"
 
 
-def _video_fingerprints_again(picked: str) -> list[str]:
-    """Statements that drop the video fingerprints of the contents `picked` (SQL giving
-    their `blake3`), with their `fingerprint` notes and the near-duplicate groups holding
-    one, and mark fingerprints pending: the next scan, `meta` or `dupes --similar` makes
-    them again. The fingerprints go last: `picked` may read them."""
+def _fingerprints_again(picked: str, table: str = "video_hashes", method: str = "video") -> list[str]:
+    """Statements that drop the fingerprints (rows of `table`) of the contents `picked`
+    (SQL giving their `blake3`), with their `fingerprint` notes and the near-duplicate
+    groups (of `method`) holding one, and mark fingerprints pending: the next scan, `meta`
+    or `dupes --similar` makes them again. The fingerprints go last: `picked` may read them."""
     return [
         f"INSERT OR REPLACE INTO meta SELECT 'fingerprints_pending', '1' WHERE EXISTS ({picked})",
-        f"""DELETE FROM similar_groups WHERE method = 'video' AND group_id IN (
-        SELECT group_id FROM similar_groups WHERE method = 'video' AND blake3 IN ({picked}))""",
+        f"""DELETE FROM similar_groups WHERE method = '{method}' AND group_id IN (
+        SELECT group_id FROM similar_groups WHERE method = '{method}' AND blake3 IN ({picked}))""",
         f"DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN ({picked})",
-        f"DELETE FROM video_hashes WHERE blake3 IN ({picked})",
+        f"DELETE FROM {table} WHERE blake3 IN ({picked})",
     ]
 
 
-MIGRATIONS[15] = _video_fingerprints_again(_REFINGERPRINT)
+MIGRATIONS[15] = _fingerprints_again(_REFINGERPRINT)
 
 # Version 16: a sidecar whose name matches a file's exactly describes only the files it
 # matches so. Names compare whatever their case and Unicode form, and `Pic.jpg.xmp` beside
@@ -433,7 +433,19 @@ MIGRATIONS[25] = [
 # with no turn (rotation 0) stored anywhere: those keep their fingerprints.
 _TURNED = ("SELECT blake3 FROM media WHERE kind = 'video' AND rotation <> 0 "
            "AND blake3 IN (SELECT blake3 FROM video_hashes)")
-MIGRATIONS[26] = _video_fingerprints_again(_TURNED)
+MIGRATIONS[26] = _fingerprints_again(_TURNED)
+
+# Version 27 drops the fingerprints of pictures that may be transparent (a mode with
+# alpha, or a palette, whose transparent colour the catalog does not keep), made before
+# such a picture was hashed as a viewer shows it (over white, or over black where on white
+# it would be flat): they were hashed over black where a thumbnail was made and over the
+# colours hidden under their transparent pixels where not, so a logo matched neither its
+# copy hashed the other way nor one flattened on white. With them go their `fingerprint`
+# notes (a picture found flat may not be so now) and near-duplicate groups holding one,
+# as for version 15. A grey or RGB PNG with a transparent colour (tRNS) has no alpha mode
+# to tell it by: `mediaforge thumbs` hashes it again.
+_SEE_THROUGH = "SELECT blake3 FROM media WHERE kind = 'image' AND mode IN ('RGBA', 'RGBa', 'LA', 'La', 'PA', 'P')"
+MIGRATIONS[27] = _fingerprints_again(_SEE_THROUGH, "image_hashes", "phash")
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

@@ -160,8 +160,6 @@ def plain_paths(text: str) -> str:
     return _SURROGATE_REPR.sub(r"\1\\x\2", _BYTES_REPR.sub(plain, text))
 
 
-# The grey standard deviation (0-255) under which a picture counts as one flat colour.
-IMAGE_FLAT_STDDEV = 2.0
 # Pillow's modes of pictures without colour: black and white, grey (with alpha), and grey
 # of 16 and 32 bits.
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -290,9 +288,11 @@ class _Result:
         from PIL import ImageStat
 
         from .. import _core
+        from .thumbs import FLAT_STDDEV, opaque
 
+        picture = opaque(picture)  # (a thumbnail's copy keeps its transparency)
         grey = picture.convert("L")
-        if ImageStat.Stat(grey).stddev[0] < IMAGE_FLAT_STDDEV:
+        if ImageStat.Stat(grey).stddev[0] < FLAT_STDDEV:
             # One colour (a black frame grab, a blank scan, a 1x1 pixel): every such
             # picture hashes alike, so it would be "similar" to all the others. Recorded,
             # as for a video of flat frames, so that no catch-up tries again.

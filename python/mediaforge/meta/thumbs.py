@@ -13,11 +13,16 @@ import math
 import os
 from pathlib import Path
 
-from PIL import Image, ImageMode, ImageOps
+from PIL import Image, ImageMode, ImageOps, ImageStat
 
 from .exif import orientation
 
 WEBP_QUALITY = 80
+# The grey standard deviation (0-255) under which a picture counts as one flat colour.
+FLAT_STDDEV = 2.0
+# Pillow's modes with an alpha channel (a palette's or a PNG's transparent colour is in
+# `im.info["transparency"]` instead).
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
 def thumb_relpath(blake3: str, size: int) -> str:
@@ -109,6 +114,13 @@ def reduce_for_hash(im: Image.Image, size: int = 256, colour: bool = True) -> tu
     else:
         im.load()
         im = eight_bit(im)
+        if see_through(im):
+            # Scaled with its transparency (premultiplied, as the thumbnail's copy is), then
+            # shown on its background: the pixels a viewer shows, not the colours hidden
+            # under transparent ones.
+            im = im.convert("RGBA")
+            _shrink(im, size)
+            im = opaque(im)
         if colour and ImageMode.getmode(im.mode).basemode != "L":  # not a grey mode
             chroma = _colour_copy(im, size)
     if im.mode != "L":
@@ -123,6 +135,34 @@ def reduce_for_hash(im: Image.Image, size: int = 256, colour: bool = True) -> tu
         if chroma is not None:
             chroma = _apply_orientation(chroma, orientation)
     return im, chroma
+
+
+def see_through(im: Image.Image) -> bool:
+    """Whether the picture `im` may have transparent pixels: its mode has alpha, or it
+    names a transparent colour (a GIF's or a palette PNG's index, a PNG's tRNS colour)."""
+    return im.mode in _ALPHA_MODES or "transparency" in im.info
+
+
+def opaque(im: Image.Image) -> Image.Image:
+    """The picture `im` as a viewer shows it, for its hashes and colour: what is transparent
+    over white, as editors flatten a logo for JPEG (or over black where on white it would
+    be one flat colour: a white logo on nothing, which a dark viewer shows); a picture
+    with no transparent pixel as it is. In grey ("L") where `im` is grey, else RGB.
+
+    Without it, a transparent picture hashed over black when its thumbnail was made
+    (Pillow scales transparency premultiplied, which zeroes what is hidden) and over the
+    colours hidden under its transparent pixels when it was not: the same logo hashed two
+    ways, and neither matched its copy flattened on white."""
+    if not see_through(im):
+        return im
+    base = "L" if ImageMode.getmode(im.mode).basemode == "L" else "RGB"
+    rgba = im.convert("RGBA")
+    if rgba.getextrema()[3][0] == 255:  # every pixel opaque: the colours as they are
+        return rgba.convert(base)
+    shown = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert(base)
+    if ImageStat.Stat(shown.convert("L")).stddev[0] < FLAT_STDDEV:
+        shown = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert(base)
+    return shown
 
 
 def _colour_copy(im: Image.Image, size: int) -> Image.Image | None:
