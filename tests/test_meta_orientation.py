@@ -67,13 +67,15 @@ def _with_matrix(src: Path, dst: Path, matrix: tuple[int, int, int, int]) -> Non
 
 
 def _mkv_with_tags(path: Path, stream_tags: dict[str, str], pts_ms: list[int], rate: int = 10,
-                   file_tags: dict[str, str] | None = None, muxer: bytes | None = None) -> None:
+                   file_tags: dict[str, str] | None = None, muxer: bytes | None = None,
+                   turn: int | None = None) -> None:
     """A Matroska video with frames at `pts_ms` and these tags on its track, as mkvmerge
     and old FFmpeg builds write them; `muxer`: its muxing and writing apps say so, as
-    mkvmerge's (libav writes its own name there, `Lavf...`)."""
+    mkvmerge's (libav writes its own name there, `Lavf...`); `turn`: a display matrix
+    turning it so far counter-clockwise (libav writes it as the track's projection)."""
     import av
 
-    _write_mkv(path, stream_tags, pts_ms, rate, file_tags)
+    _write_mkv(path, stream_tags, pts_ms, rate, file_tags, turn)
     if muxer is not None:
         data = path.read_bytes()
         head = data[:4096]
@@ -85,7 +87,7 @@ def _mkv_with_tags(path: Path, stream_tags: dict[str, str], pts_ms: list[int], r
 
 
 def _write_mkv(path: Path, stream_tags: dict[str, str], pts_ms: list[int], rate: int,
-               file_tags: dict[str, str] | None) -> None:
+               file_tags: dict[str, str] | None, turn: int | None = None) -> None:
     import av
 
     with av.open(str(path), "w", format="matroska") as out:
@@ -95,6 +97,8 @@ def _write_mkv(path: Path, stream_tags: dict[str, str], pts_ms: list[int], rate:
         st.options = {"preset": "ultrafast"}
         st.codec_context.time_base = st.time_base = Fraction(1, 1000)
         st.metadata.update(stream_tags)
+        if turn is not None:
+            st.set_display_rotation(turn)
         for t in pts_ms:
             frame = av.VideoFrame.from_image(_quarters()).reformat(format="yuv420p")
             frame.pts, frame.time_base = t, Fraction(1, 1000)
@@ -121,6 +125,8 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _mkv_with_tags(lib / "rotate-tag.mkv", {"rotate": "90"}, [i * 100 for i in range(6)])
     # A whole turn more: FFmpeg reads it as 90 too.
     _mkv_with_tags(lib / "rotate-450.mkv", {"rotate": "450"}, [i * 100 for i in range(7)])
+    # A stale tag saying 0 beside a display matrix that turns the frames.
+    _mkv_with_tags(lib / "stale-tag.mkv", {"rotate": "0"}, [i * 100 for i in range(8)], turn=90)
     # mkvmerge's statistics; ones copied from a longer source (a cut with -c copy); and
     # ones FFmpeg copied into a re-encode (another frame count, the same length).
     stats = {"_STATISTICS_WRITING_APP-eng": "mkvmerge v80.0 ('Roundabout') 64-bit"}
@@ -185,6 +191,18 @@ def test_a_rotate_tag_counts_clockwise_in_any_case(scanned) -> None:
         thumb = _thumb(catalog, m)
         assert thumb.height > thumb.width
         assert _corners(thumb) == _corners(_quarters().transpose(Image.Transpose.ROTATE_270))
+
+
+def test_the_rotation_is_the_turn_players_show_over_a_stale_rotate_tag(scanned) -> None:
+    """A Matroska file whose `rotate` tag says 0 and whose display matrix turns its
+    frames: players, the thumbnail and the fingerprint turn it, and the column said 0
+    (the tag came first)."""
+    lib, catalog = scanned
+    m = _media(catalog, lib / "stale-tag.mkv")
+    assert (m["rotation"], m["stream_rotations"]) == (90, [90])
+    thumb = _thumb(catalog, m)
+    assert thumb.height > thumb.width
+    assert _corners(thumb) == _corners(_quarters().transpose(Image.Transpose.ROTATE_90))
 
 
 def test_a_matroska_frame_rate_is_its_average_by_its_statistics_tags(scanned) -> None:

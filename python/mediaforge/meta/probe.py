@@ -350,11 +350,10 @@ def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]
         w, h = getattr(cc, "width", None) or None, getattr(cc, "height", None) or None
         trc, prim = getattr(cc, "color_trc", None), getattr(cc, "color_primaries", None)
         fmt = getattr(cc, "format", None)
-        # A `rotate` tag, else the track header's matrix: right angles only, as the
-        # thumbnail turns (`_upright`); None when neither says.
-        turn = _rotate_tag(meta)
-        if turn is None and s.id in orientations:
-            turn = _upright(*orientations[s.id])[0]
+        # The track header's matrix, else a `rotate` tag: right angles only, as the
+        # thumbnail turns (`_upright`); None when neither says. A decoded frame's display
+        # matrix, where one is decoded, has the last word (`_frame_at`).
+        turn = _upright(*orientations[s.id])[0] if s.id in orientations else _rotate_tag(meta)
         row.update(
             width=w, height=h,
             display_aspect=_display_aspect(w, h, _sample_aspect(s)),
@@ -533,8 +532,7 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
                 # seeks fail with EPERM or EIO). What the header says stands; the caller
                 # records that no frame could be decoded.
                 picture = None
-            if video[0]["rotation"] is None:
-                video[0]["rotation"] = media["rotation"]
+            video[0]["rotation"] = media["rotation"]
     return media, streams, picture
 
 
@@ -635,8 +633,7 @@ def _frame_at(c: Any, stream: Any, duration: float | None, media: dict[str, Any]
     if _dull(frame):  # a black intro, a fade-in, a title on black: a later picture shows more
         frame = _livelier(c, stream, frames, duration if seeked else None) or frame
     rot, mirrored = _shown_turn(frame, stream, orientations)
-    if media.get("rotation") is None:
-        media["rotation"] = rot
+    media["rotation"] = rot  # as players show it, and the thumbnail and fingerprint turn it
     # Non-square pixels (anamorphic DVD and HDV video) are stretched to their shown shape.
     w, h = _scaled(max(1, round(frame.width * _sample_aspect(stream))), frame.height, size)
     img = (_sdr_picture(frame, w, h) if getattr(frame, "color_trc", None) in (_TRC_PQ, _TRC_HLG)
