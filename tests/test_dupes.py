@@ -131,6 +131,21 @@ def test_empty_files_are_no_duplicates(tmp_path: Path) -> None:
             ("a.jpg", "b.jpg")], steps
 
 
+def test_no_groups_print_the_count_alone(tmp_path: Path) -> None:
+    """With nothing found, the table said so twice: an empty table (or "(0 rows of 9
+    columns: ...)") above "0 groups". JSON and CSV keep their empty array and header."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _photo(1).save(lib / "one.jpg")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for similar in ((), ("--similar",)):
+        res = run_cli("dupes", *similar, catalog=catalog)
+        assert (res.rc, res.out) == (0, "0 groups, 0 B reclaimable\n"), res
+        assert json.loads(run_cli("dupes", *similar, "-f", "json", catalog=catalog).out) == []
+        assert run_cli("dupes", *similar, "-f", "csv", catalog=catalog).out.startswith("group,")
+
+
 def test_dupes_json_and_csv_give_the_exact_bytes_of_undecodable_names(tmp_path: Path) -> None:
     """A script acting on `dupes --format json` needs the real name of a copy whose name
     is not UTF-8 (`path` shows U+FFFD): `path_raw` carries its bytes, null otherwise."""

@@ -918,7 +918,8 @@ def dupes_cmd(
             table = exact_groups(cat, kind)
     if fmt is Format.table and output is None:
         groups = len(set(table.column("group").to_pylist()))
-        render.print_table(table, hide=("dev", "inode", "blake3", "path_raw"), exact=("path",))
+        if table.num_rows:  # (none: the count line alone says so, with no empty table above it)
+            render.print_table(table, hide=("dev", "inode", "blake3", "path_raw"), exact=("path",))
         saved = sum({r["group"]: r["reclaimable"] for r in table.select(["group", "reclaimable"]).to_pylist()}.values()) \
             if "reclaimable" in table.column_names else None
         print(f"{render.counted(groups, 'group')}" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))
