@@ -49,11 +49,17 @@ def classify(name: bytes, head: bytes | None = None) -> tuple[str, str]: ...
 def image_hashes(gray: bytes, width: int, height: int) -> tuple[int, int]:
     """(pHash, dHash) of a grey image of width x height bytes."""
 
+def fine_hash(gray: bytes, width: int, height: int) -> bytes:
+    """The finer 256-bit pHash (32 bytes) of a grey image of width x height bytes."""
+
 def near_pairs(hashes: bytes, radius: int, brute: bool = False) -> ArrowBatch:
     """Pairs (a, b, distance), a < b, of little-endian u64 hashes within `radius` bits."""
 
-def similar_groups(hashes: bytes, radius: int) -> tuple[ArrowBatch, int]:
-    """Members (index, group, leader, distance) of near-duplicate groups, and the pair count."""
+def similar_groups(hashes: bytes, radius: int, fine: bytes | None = None, known: bytes | None = None,
+                   fine_radius: int = 256) -> tuple[ArrowBatch, int]:
+    """Members (index, group, leader, distance) of near-duplicate groups, and the pair count;
+    pairs whose finer hashes (32 bytes each, `known` 1 where one is) lie more than
+    `fine_radius` bits apart are none."""
 
 def exact_funnel(files: Any, threads: int = 0) -> tuple[ArrowBatch, dict[str, int]]:
     """Verdicts (index, blake3, verdict, error) for an Arrow stream of files (path_bytes, size,

@@ -42,7 +42,7 @@ STATEMENTS = (
     'CREATE TABLE meta_errors(blake3 VARCHAR NOT NULL, path VARCHAR NOT NULL, path_bytes BLOB NOT NUL'
     'L, stage VARCHAR NOT NULL, message VARCHAR NOT NULL, logged_at TIMESTAMP NOT NULL);',
     'CREATE TABLE image_hashes(blake3 VARCHAR NOT NULL, phash UBIGINT NOT NULL, dhash UBIGINT NOT NUL'
-    'L, grey BOOLEAN, chroma BLOB);',
+    'L, grey BOOLEAN, chroma BLOB, phash256 BLOB);',
     'CREATE TABLE video_hashes(blake3 VARCHAR NOT NULL, k UTINYINT NOT NULL, "position" DOUBLE NOT NU'
     'LL, phash UBIGINT NOT NULL);',
     'CREATE TABLE similar_groups(group_id UINTEGER NOT NULL, blake3 VARCHAR NOT NULL, leader VARCHAR '

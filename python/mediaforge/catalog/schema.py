@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 
 from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDIA, MIGRATION_2, MIGRATION_3,
-                           MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, SIDECAR_LINKS_VIEW,
+                           MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, MIGRATION_27_FINE,
+                           SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
 SCHEMA_VERSION = 27
@@ -445,7 +446,7 @@ MIGRATIONS[26] = _fingerprints_again(_TURNED)
 # as for version 15. A grey or RGB PNG with a transparent colour (tRNS) has no alpha mode
 # to tell it by: `mediaforge thumbs` hashes it again.
 _SEE_THROUGH = "SELECT blake3 FROM media WHERE kind = 'image' AND mode IN ('RGBA', 'RGBa', 'LA', 'La', 'PA', 'P')"
-MIGRATIONS[27] = _fingerprints_again(_SEE_THROUGH, "image_hashes", "phash")
+MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_hashes", "phash")]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

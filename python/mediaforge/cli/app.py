@@ -911,7 +911,7 @@ def dupes_cmd(
                 find = similar_videos if kind == "video" else similar_groups
                 table = find(cat, DEFAULT_RADIUS if threshold is None else threshold)
                 if kind == "image":
-                    _colours_unmeasured(cat)
+                    _pictures_compared_less(cat)
     else:
         _hash_candidates(g.catalog, kind, g.quiet)
         with open_catalog(g.catalog, read_only=True) as cat:
@@ -927,21 +927,28 @@ def dupes_cmd(
     _write_table(table, fmt, output, g.catalog)
 
 
-def _colours_unmeasured(cat) -> None:  # noqa: ANN001 - a Catalog
-    """A note on stderr when pictures of the groups just made were hashed without their
+def _pictures_compared_less(cat) -> None:  # noqa: ANN001 - a Catalog
+    """Notes on stderr when pictures of the groups just made were hashed without their
     colours being measured (by a version before schema 23's, or one that measured none
     under --no-thumbs): those were grouped by pHash alone, and `--keep best` tells their
-    grey by their mode."""
+    grey by their mode; and when some have no finer pHash (hashed before schema 27):
+    their pairs were not checked by it."""
     from . import _to_stderr
 
-    ((n,),) = cat.con.execute("""
-        SELECT count(DISTINCT g.blake3) FROM similar_groups g JOIN image_hashes h USING (blake3)
-        WHERE g.method = 'phash' AND h.chroma IS NULL AND h.grey IS NOT TRUE""").fetchall()
+    ((n, coarse),) = cat.con.execute("""
+        SELECT count(DISTINCT g.blake3) FILTER (WHERE h.chroma IS NULL AND h.grey IS NOT TRUE),
+               count(DISTINCT g.blake3) FILTER (WHERE h.phash256 IS NULL)
+        FROM similar_groups g JOIN image_hashes h USING (blake3) WHERE g.method = 'phash'""").fetchall()
     if n:
         _to_stderr(f"mediaforge: note: {render.counted(n, 'picture')} of these groups "
                    f"{'was' if n == 1 else 'were'} fingerprinted without measuring colour (by an older version of "
                    "MediaForge, or a JPEG whose colour libjpeg reads only whole): grouped by pHash alone; `mediaforge thumbs` measures them, "
                    "then run this again")
+    if coarse:
+        _to_stderr(f"mediaforge: note: {render.counted(coarse, 'picture')} of these groups "
+                   f"{'was' if coarse == 1 else 'were'} fingerprinted by a MediaForge older than schema 27, with no "
+                   "finer pHash to check its pairs: pages of one layout or screenshots of one app may be grouped; "
+                   "`mediaforge thumbs` fingerprints them again, then run this again")
 
 
 @command("dedupe")

@@ -28,7 +28,20 @@ from ..errors import InvalidInputError
 from ..meta import AUDIO_FINGERPRINT_SECONDS
 from ..meta.readers import GREY_MODES
 
+# Bytes of the finer pHash (`image_hashes.phash256`).
+FINE_BYTES = 32
+
 DEFAULT_RADIUS = 8
+
+
+def fine_radius(radius: int) -> int:
+    """How many of the 256 bits of the finer pHash (`image_hashes.phash256`) two pictures
+    within `radius` bits of the 64-bit one may differ in and still be a pair: 56 at the
+    default 8. A copy recompressed, resized, brightened or darkened by a third stays
+    within about 30, one cropped by 2% a side within about 50; pages of one layout and
+    screenshots of one app, a few bits apart in 64, lie about 70 apart here, unrelated
+    pictures about 128. It grows with `radius`, so a loose threshold stays loose."""
+    return 24 + 4 * radius
 
 
 # Sidecars are left out unless asked for by kind: two photos tagged alike get sidecars
@@ -358,7 +371,7 @@ def similar_groups(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
     check_threshold("image", radius)
     hashes = cat.con.sql(
         """
-        SELECT h.blake3, h.phash, h.grey, h.chroma FROM image_hashes h LEFT JOIN media m USING (blake3)
+        SELECT h.blake3, h.phash, h.grey, h.chroma, h.phash256 FROM image_hashes h LEFT JOIN media m USING (blake3)
         WHERE EXISTS (SELECT 1 FROM files f WHERE f.blake3 = h.blake3 AND f.status = 'present')
           -- An animation's pHash is its first frame's (a multi-page TIFF's, its first page's):
           -- a still of that frame is no copy of it. A JPEG's second frame is a preview or a
@@ -400,12 +413,17 @@ _MOST_WEIGHED = 256
 def _colour_groups(hashes: pa.Table, radius: int) -> pa.RecordBatch:
     """The members (index, group, leader, distance: indexes into `hashes`) of the pHash
     groups (`_core.similar_groups`, in one pass), each split by colour (`_by_colour`)."""
-    members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash")), radius)
+    fine = hashes.column("phash256").to_pylist()
+    known = bytes(f is not None and len(f) == FINE_BYTES for f in fine)
+    members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash")), radius,
+                                           b"".join(f if k else bytes(FINE_BYTES) for f, k in zip(fine, known)),
+                                           known, fine_radius(radius))
     m = pa.record_batch(members)
     index = m.column("index")
     rows = _by_colour(m.column("group").to_pylist(), index.to_pylist(), m.column("leader").to_pylist(),
                       hashes.column("phash").take(index).to_pylist(), hashes.column("grey").take(index).to_pylist(),
-                      hashes.column("chroma").take(index).to_pylist(), radius)
+                      hashes.column("chroma").take(index).to_pylist(), radius,
+                      [fine[i] if known[i] else None for i in index.to_pylist()])
     return pa.record_batch({"index": pa.array([r[0] for r in rows], pa.uint32()),
                             "group": pa.array([r[1] for r in rows], pa.uint32()),
                             "leader": pa.array([r[2] for r in rows], pa.uint32()),
@@ -413,19 +431,28 @@ def _colour_groups(hashes: pa.Table, radius: int) -> pa.RecordBatch:
 
 
 def _by_colour(group: list[int], index: list[int], leader: list[int], phash: list[int],
-               grey: list[bool | None], chroma: list[bytes | None], radius: int) -> list[tuple[int, int, int, int]]:
+               grey: list[bool | None], chroma: list[bytes | None], radius: int,
+               fine: list[bytes | None]) -> list[tuple[int, int, int, int]]:
     """(index, group, leader, distance) of each member that stays, the groups numbered
     from 0. A group's colour members (not grey, colours measured) are split into sets
     that agree (`CHROMA_APART`): each set around the colour member that agrees with the
     most of those left (in a tie the leader, then the nearest to it). The grey and unmeasured members (the grey copy of a colour picture) stay
     with the first set. A set that is not the leader's is led by its own first picture,
-    and keeps only members within `radius` of it; a set of one file is no group."""
+    and keeps only members within `radius` of it (and within `fine_radius` of its finer
+    pHash, where both have one: `fine`); a set of one file is no group."""
     by_group: dict[int, list[int]] = {}
     for k, g in enumerate(group):
         by_group.setdefault(g, []).append(k)
 
     def bits(a: int, b: int) -> int:
         return (phash[a] ^ phash[b]).bit_count()
+
+    most = fine_radius(radius)
+
+    def near(a: int, b: int) -> bool:
+        x, y = fine[a], fine[b]
+        return bits(a, b) <= radius and (x is None or y is None
+                                         or (int.from_bytes(x) ^ int.from_bytes(y)).bit_count() <= most)
 
     def agree(a: int, b: int) -> bool:
         x, y = chroma[a], chroma[b]
@@ -457,7 +484,7 @@ def _by_colour(group: list[int], index: list[int], leader: list[int], phash: lis
             sets = [rest]
         for n, members in enumerate(sets):
             head = lead if lead in members else members[0]
-            kept = [k for k in members if k == head or bits(k, head) <= radius] if n or head != lead else members
+            kept = [k for k in members if k == head or near(k, head)] if n or head != lead else members
             if len(kept) < 2:
                 continue
             out += [(index[k], number, index[head], bits(k, head)) for k in sorted(kept, key=lambda k: index[k])]

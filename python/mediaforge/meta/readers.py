@@ -280,7 +280,7 @@ class _Result:
             os.unlink(tmp)
 
     def image_hashes(self, picture: Any, source_mode: str | None = None, colour: Any = None) -> None:
-        """pHash and dHash (in the Rust core) of the decoded, upright picture: the decode
+        """pHash, dHash and the finer pHash (in the Rust core) of the decoded, upright picture: the decode
         that made the thumbnail, not a second one; and whether it has no colour.
         `source_mode`: the file's own mode, where `picture` is a grey decode (a grey
         source is grey); `colour` then, where there is one, a small colour copy of the
@@ -298,13 +298,15 @@ class _Result:
             # as for a video of flat frames, so that no catch-up tries again.
             self.errors.append(("fingerprint", NO_FINGERPRINT + "the picture is one flat colour"))
             return
-        p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
+        pixels = grey.tobytes()
+        p, d = _core.image_hashes(pixels, grey.width, grey.height)
+        fine = _core.fine_hash(pixels, grey.width, grey.height)
         chroma: bytes | None = None
         if source_mode is None or colour is not None:
             no_colour, chroma = colour_of(picture if colour is None else colour)
         else:
             no_colour = True if source_mode in GREY_MODES else None
-        self.hashes = {"phash": p, "dhash": d, "grey": no_colour, "chroma": chroma}
+        self.hashes = {"phash": p, "dhash": d, "grey": no_colour, "chroma": chroma, "phash256": fine}
 
     def as_dict(self) -> dict[str, Any]:
         media = dict(self.media)

@@ -1,5 +1,6 @@
 //! Perceptual hashes of images: pHash (the low frequencies of a DCT) and dHash (the sign of
-//! horizontal gradients), 64 bits each, computed from grey pixels.
+//! horizontal gradients), 64 bits each, and a finer 256-bit pHash that checks the pairs the
+//! 64-bit one finds, computed from grey pixels.
 //!
 //! The caller decodes as cheaply as it can (a JPEG at a reduced DCT scale, EXIF orientation
 //! applied) and hands over grey pixels of any size; both hashes start with an area-average
@@ -93,30 +94,65 @@ const KEEP: usize = 8;
 /// pHash: a 32x32 area-average, its 2-D DCT-II, and the 8x8 lowest frequencies compared
 /// with their median (bit set = above the median; first coefficient is the top bit).
 pub fn phash(g: &Gray<'_>) -> PerceptualHash {
-    let small = resize_area(g, DCT_N, DCT_N);
-    let mut cos = [[0f32; DCT_N]; KEEP];
-    for (u, row) in cos.iter_mut().enumerate() {
-        for (x, c) in row.iter_mut().enumerate() {
-            *c = (std::f32::consts::PI * (2 * x + 1) as f32 * u as f32 / (2 * DCT_N) as f32).cos();
+    let coef = low_frequencies(g, DCT_N, KEEP);
+    PerceptualHash(bits(above_median(&coef)))
+}
+
+/// Size of the finer hash in bytes (256 bits).
+pub const FINE_BYTES: usize = 32;
+
+/// The finer pHash that checks a pair the 64-bit one found: a 64x64 area-average, its
+/// 2-D DCT-II, and the 16x16 lowest frequencies against their median, 256 bits, first
+/// coefficient the top bit of the first byte. Pages of one layout (a scanned book,
+/// screenshots of one app) differ in frequencies the 64-bit pHash leaves out: such pairs
+/// lie about 8 bits apart there and 70 of 256 here, where a recompressed, resized or
+/// brightened copy stays within about 30.
+pub fn fine_hash(g: &Gray<'_>) -> [u8; FINE_BYTES] {
+    let coef = low_frequencies(g, 2 * DCT_N, 2 * KEEP);
+    let mut out = [0u8; FINE_BYTES];
+    for (i, b) in above_median(&coef).enumerate() {
+        out[i / 8] |= (b as u8) << (7 - i % 8);
+    }
+    out
+}
+
+/// Number of differing bits between two finer hashes.
+pub fn fine_distance(a: &[u8], b: &[u8]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
+/// The `keep` x `keep` lowest frequencies of the 2-D DCT-II of an `n` x `n` area-average
+/// of `g`, row by row.
+fn low_frequencies(g: &Gray<'_>, n: usize, keep: usize) -> Vec<f32> {
+    let small = resize_area(g, n, n);
+    let cos: Vec<f32> = (0..keep)
+        .flat_map(|u| {
+            (0..n).map(move |x| (std::f32::consts::PI * (2 * x + 1) as f32 * u as f32 / (2 * n) as f32).cos())
+        })
+        .collect();
+    // Rows first (only the lowest frequencies are needed), then columns.
+    let mut tmp = vec![0f32; n * keep];
+    for y in 0..n {
+        for u in 0..keep {
+            tmp[y * keep + u] = (0..n).map(|x| small[y * n + x] * cos[u * n + x]).sum();
         }
     }
-    // Rows first (only the 8 lowest frequencies are needed), then columns.
-    let mut tmp = [[0f32; KEEP]; DCT_N];
-    for y in 0..DCT_N {
-        for u in 0..KEEP {
-            tmp[y][u] = (0..DCT_N).map(|x| small[y * DCT_N + x] * cos[u][x]).sum();
+    let mut coef = vec![0f32; keep * keep];
+    for v in 0..keep {
+        for u in 0..keep {
+            coef[v * keep + u] = (0..n).map(|y| tmp[y * keep + u] * cos[v * n + y]).sum();
         }
     }
-    let mut coef = [0f32; KEEP * KEEP];
-    for v in 0..KEEP {
-        for u in 0..KEEP {
-            coef[v * KEEP + u] = (0..DCT_N).map(|y| tmp[y][u] * cos[v][y]).sum();
-        }
-    }
-    let mut sorted = coef;
+    coef
+}
+
+/// Whether each coefficient lies above the median of them all (an even count).
+fn above_median(coef: &[f32]) -> impl Iterator<Item = bool> + '_ {
+    let mut sorted = coef.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
-    let median = (sorted[31] + sorted[32]) / 2.0;
-    PerceptualHash(bits(coef.iter().map(|&c| c > median)))
+    let half = sorted.len() / 2;
+    let median = (sorted[half - 1] + sorted[half]) / 2.0;
+    coef.iter().map(move |&c| c > median)
 }
 
 /// dHash: a 9x8 area-average; a bit per pair of horizontal neighbours, set when the right
@@ -193,6 +229,24 @@ mod tests {
         let n = Gray::new(400, 300, &negative).unwrap();
         assert!(phash(&g).distance(phash(&n)) > 40);
         assert!(dhash(&g).distance(dhash(&n)) > 40);
+    }
+
+    #[test]
+    fn the_fine_hash_keeps_a_resized_copy_near_and_tells_pictures_apart() {
+        let big = picture(400, 300, 3);
+        let g = Gray::new(400, 300, &big).unwrap();
+        let fine = fine_hash(&g);
+        assert_eq!(fine, fine_hash(&Gray::new(400, 300, &big).unwrap()));
+        assert_eq!(fine.iter().map(|b| b.count_ones()).sum::<u32>(), 128); // half above the median
+        let half = picture(200, 150, 3);
+        let near = fine_distance(&fine, &fine_hash(&Gray::new(200, 150, &half).unwrap()));
+        assert!(near <= 24, "{near}");
+        let other = picture(400, 300, 6);
+        let far = fine_distance(&fine, &fine_hash(&Gray::new(400, 300, &other).unwrap()));
+        assert!(far > 64, "{far}");
+        // The 64-bit pHash is the same computation at 32x32 and 8x8.
+        let coef = low_frequencies(&g, DCT_N, KEEP);
+        assert_eq!(phash(&g).0, bits(above_median(&coef)));
     }
 
     #[test]

@@ -415,6 +415,14 @@ fn image_hashes(gray: &[u8], width: usize, height: usize) -> PyResult<(u64, u64)
     Ok((phash::phash(&g).0, phash::dhash(&g).0))
 }
 
+/// The finer 256-bit pHash (32 bytes) of a grey image of `width` x `height` bytes, which
+/// checks the pairs the 64-bit pHash finds (see `similar_groups`).
+#[pyfunction]
+fn fine_hash(py: Python<'_>, gray: &[u8], width: usize, height: usize) -> PyResult<Vec<u8>> {
+    let g = Gray::new(width, height, gray).map_err(|e| to_py_err(py, e))?;
+    Ok(phash::fine_hash(&g).to_vec())
+}
+
 /// The luma plane at 1/8 scale of the JPEG open on file descriptor `fd` (read whole with
 /// `pread`, so the caller's file position is untouched), as (pixels, width, height, Cb,
 /// Cr): the chroma planes at the same size, or `None` for a grey JPEG. `None` in all
@@ -501,13 +509,44 @@ fn near_pairs(py: Python<'_>, hashes: &[u8], radius: u32, brute: bool) -> PyResu
 /// Near-duplicate groups: the pairs within `radius`, then groups in which every member is
 /// within `radius` of its group's leader (no chaining). Returns an Arrow batch of members
 /// (index, group, leader index, distance to the leader) and the number of pairs found.
+/// `fine`: each hash's finer 256-bit pHash (32 bytes each, in the same order), all zeros
+/// where `known` (a byte per hash) is 0; a pair of two known ones more than
+/// `fine_radius` bits apart there is no pair.
 #[pyfunction]
-fn similar_groups(py: Python<'_>, hashes: &[u8], radius: u32) -> PyResult<(PyObject, usize)> {
+#[pyo3(signature = (hashes, radius, fine=None, known=None, fine_radius=256))]
+fn similar_groups(
+    py: Python<'_>,
+    hashes: &[u8],
+    radius: u32,
+    fine: Option<&[u8]>,
+    known: Option<&[u8]>,
+    fine_radius: u32,
+) -> PyResult<(PyObject, usize)> {
     let values = u64s(hashes).map_err(|e| to_py_err(py, e))?;
+    let fine = match (fine, known) {
+        (Some(f), Some(k)) if f.len() == values.len() * phash::FINE_BYTES && k.len() == values.len() => {
+            Some((f.to_vec(), k.to_vec()))
+        }
+        (None, None) => None,
+        _ => {
+            return Err(to_py_err(
+                py,
+                Error::InvalidInput(format!("fine hashes do not match {} hashes", values.len())),
+            ))
+        }
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     let c2 = cancel.clone();
     let (batch, npairs) = detached(py, cancel, move || {
-        let pairs = near::near_pairs(&values, radius, &c2)?;
+        let mut pairs = near::near_pairs(&values, radius, &c2)?;
+        if let Some((fine, known)) = &fine {
+            let at = |i: u32| &fine[i as usize * phash::FINE_BYTES..(i as usize + 1) * phash::FINE_BYTES];
+            pairs.retain(|p| {
+                known[p.a as usize] == 0
+                    || known[p.b as usize] == 0
+                    || phash::fine_distance(at(p.a), at(p.b)) <= fine_radius
+            });
+        }
         let (gid, leaders) = near::group(values.len(), &pairs);
         let members: Vec<u32> = (0..values.len() as u32)
             .filter(|&i| gid[i as usize] != u32::MAX)
@@ -750,6 +789,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(search_words, m)?)?;
     m.add_function(wrap_pyfunction!(classify, m)?)?;
     m.add_function(wrap_pyfunction!(image_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(fine_hash, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_luma_eighth, m)?)?;
     m.add_function(wrap_pyfunction!(near_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(similar_groups, m)?)?;
