@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import signal
@@ -557,7 +558,7 @@ def test_a_report_that_cannot_be_written_still_names_the_journal(lib, as_json: b
     journal = next((catalog.parent / "journal").glob("dedupe-*.jsonl"))
     assert p.returncode == 3
     assert_one_line_error(p.stderr.decode(), "cannot write the standard output", "No space left", "3 files hard-linked",
-                          f"undo with: mediaforge dedupe --undo {journal}")
+                          f"undo with: mediaforge -c {catalog} dedupe --undo {journal}")
     p = subprocess.Popen(cli_cmd("dedupe", "--undo", journal, *json_arg), env=cli_env(catalog),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.close()  # the reader is gone before the first byte
@@ -586,11 +587,20 @@ def test_a_journal_with_an_odd_path_is_named_on_one_line_and_its_undo_command_pa
     assert f"journal {tmp_path}/it's\\nodd\\t\u00e9/journal/{journal.name}" in lines[0], lines
     shown = f"delete {tmp_path}/it's\\nodd\\t\u00e9/trash/"
     assert shown in lines[1] and re.match(r"\d{8}T\d{12}Z \(this run's trash\)", lines[1].split(shown)[1]), lines
-    word = lines[-1].removeprefix("undo with: mediaforge dedupe --undo ").removesuffix("; rescan to update the catalog")
-    assert len(lines) == 3 and word.startswith("$'"), lines
-    pasted = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
-    assert pasted == os.fsencode(journal)
-    assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+    command = lines[-1].removeprefix("undo with: ").removesuffix("; rescan to update the catalog")
+    assert len(lines) == 3 and command.startswith("mediaforge -c $'") and " dedupe --undo $'" in command, lines
+    pasted = subprocess.run(["bash", "-c", f"printf '%s\\0' {command}"], capture_output=True, check=True).stdout
+    assert pasted.split(b"\0")[:-1] == [b"mediaforge", b"-c", os.fsencode(catalog), b"dedupe", b"--undo",
+                                        os.fsencode(journal)]
+    # Pasted as printed, with no MEDIAFORGE_CATALOG to fall back on, it undoes the run in
+    # its catalog (the default one is elsewhere).
+    from conftest import cli_cmd, cli_env
+
+    env = cli_env(XDG_DATA_HOME=str(tmp_path / "default"))
+    runner = " ".join(shlex.quote(w) for w in cli_cmd())
+    done = subprocess.run(["bash", "-c", command.replace("mediaforge", runner, 1)], env=env, capture_output=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
     assert (root / "b.bin").read_bytes() == (root / "a.bin").read_bytes()
 
 
@@ -607,7 +617,7 @@ def test_an_apply_whose_reader_left_still_exits_8_for_its_skips(lib) -> None:
     _out, err = p.communicate(timeout=120)
     journal = next((catalog.parent / "journal").glob("dedupe-*.jsonl"))
     assert p.returncode == 8 and err.decode() == f"mediaforge: the reader of the report left: 2 files hard-linked; " \
-        f"journal {journal}; undo with: mediaforge dedupe --undo {journal}; 1 file skipped\n", err
+        f"journal {journal}; undo with: mediaforge -c {catalog} dedupe --undo {journal}; 1 file skipped\n", err
 
 
 def test_a_malformed_journal_is_refused_in_one_line(lib, tmp_path: Path) -> None:

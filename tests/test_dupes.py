@@ -829,10 +829,12 @@ def test_edits_a_third_brighter_darker_or_more_saturated_stay_with_their_photo(t
         holding = [g for g in groups.values() if g & names]
         assert holding == [names], (seed, holding)
     # Files not compared are said: those no extraction read yet.
+    # Files, not contents, are counted (a copy is a file the user looks for).
     (lib / "later.jpg").write_bytes((lib / "s0_orig.jpg").read_bytes() + b"\0")
+    shutil.copy(lib / "later.jpg", lib / "later_copy.jpg")
     assert run_cli("scan", "--no-meta", lib, catalog=catalog).rc == 0
     res = run_cli("dupes", "--similar", catalog=catalog)
-    assert res.rc == 0 and ("mediaforge: note: of the image files, 1 has no metadata yet (`mediaforge meta` reads "
+    assert res.rc == 0 and ("mediaforge: note: of the image files, 2 have no metadata yet (`mediaforge meta` reads "
                             "them): they are not compared") in res.err, res.err
 
 

@@ -24,8 +24,7 @@ from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_t
                       default_catalog_path,
                       thumbs_dir)
 from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, InternalError, Interrupted, InvalidInputError,
-                      MediaForgeError, PathIOError, PathNotFoundError, first_line, is_text, path_text, printable,
-                      shell_word)
+                      MediaForgeError, PathIOError, PathNotFoundError, first_line, is_text, path_text, printable)
 from ..fsops import absolute, from_cwd, real
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
@@ -98,7 +97,8 @@ def _main(
     # Text as typed: a Path would drop a trailing slash, which names a folder.
     catalog: Annotated[Optional[str], typer.Option(
         "--catalog", "-c", envvar="MEDIAFORGE_CATALOG", metavar="<path>",  # DuckDB says why it cannot, exit 5
-        help="Catalog file [default: $XDG_DATA_HOME/mediaforge/catalog.duckdb].")] = None,
+        help="Catalog file [default: $XDG_DATA_HOME/mediaforge/catalog.duckdb, else "
+             "~/.local/share/mediaforge/catalog.duckdb].")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
@@ -147,8 +147,8 @@ NoFingerprints = Annotated[bool, typer.Option(
     "--no-fingerprints", help="Metadata only: no near-duplicate fingerprints (made later by `meta` or "
                               "`dupes --similar`).")]
 ThumbSize = Annotated[Optional[int], typer.Option(
-    "--thumb-size", help="Thumbnail long side in px [default: the size most of the catalog's thumbnails have, "
-                         "else 256].", show_default=False)]
+    "--thumb-size", help="Thumbnail long side in px, 16 to 2048 [default: the size most of the catalog's "
+                         "thumbnails have, else 256].", show_default=False)]
 
 
 def _root_text(texts: Sequence[str], raws: Sequence[str | None]) -> str:
@@ -412,8 +412,8 @@ def thumbs_cmd(
     missing_only: Annotated[bool, typer.Option("--missing-only",
                                                help="Only contents with no thumbnail file yet.")] = False,
     size: Annotated[Optional[int], typer.Option(
-        "--size", help="Thumbnail long side in px [default: the size most of the catalog's thumbnails have, "
-                       "else 256].", show_default=False)] = None,
+        "--size", help="Thumbnail long side in px, 16 to 2048 [default: the size most of the catalog's "
+                       "thumbnails have, else 256].", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
@@ -829,14 +829,15 @@ def _fingerprint_missing(cat: Catalog, kind: str, quiet: bool) -> None:
     with render.ExtractProgressBar(not quiet and sys.stderr.isatty(), "fingerprint") as bar:
         got = meta.fingerprint(cat, meta.ExtractConfig(thumbs=False), kinds=(kind,), on_progress=bar.update)
     if got.files and not quiet:
-        print(f"fingerprinted {got.ok:,} {kind} files extracted without fingerprints in {got.seconds:.2f} s"
+        print(f"fingerprinted {got.ok:,} distinct {kind} files (copies once) extracted without fingerprints in "
+              f"{got.seconds:.2f} s"
               + (f"; {got.failed:,} could not be (see meta_errors)" if got.failed else ""), file=sys.stderr)
     # Files no extraction has read (`scan --no-meta`), or not hashed (`--no-hash`): not
     # compared, which an empty result would not say.
     kinds = ("image", "raw") if kind == "image" else (kind,)
     ((unhashed, unread),) = cat.con.execute(f"""
         SELECT count(*) FILTER (WHERE f.blake3 IS NULL),
-               count(DISTINCT f.blake3) FILTER (WHERE f.blake3 IS NOT NULL AND m.blake3 IS NULL)
+               count(*) FILTER (WHERE f.blake3 IS NOT NULL AND m.blake3 IS NULL)
         FROM files f LEFT JOIN media m USING (blake3)
         WHERE f.status = 'present' AND f.kind IN ({", ".join("?" * len(kinds))})""", list(kinds)).fetchall()
     if (unhashed or unread) and not quiet:
@@ -873,8 +874,8 @@ def dupes_cmd(
     exact: Annotated[bool, typer.Option("--exact", help="Exact copies by BLAKE3 (the default).")] = False,
     kind: Annotated[Optional[str], typer.Option("--kind", help="Only this kind (image, video, audio, ...).")] = None,
     threshold: Annotated[Optional[int], typer.Option(
-        "--threshold", help="For --similar: most differing hash bits (pictures, videos; default 8) or percent of "
-                            "differing fingerprint bits (audio; default 25).")] = None,
+        "--threshold", help="For --similar: most differing pHash bits, 0 to 32 (pictures, videos; default 8), or "
+                            "percent of differing fingerprint bits, 0 to 50 (audio; default 25).")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
@@ -1097,7 +1098,8 @@ def dedupe_cmd(
                 print(f"[{s.group}] keep {keep}\n      {action} {victim}")
         # Moved files free their space only where they go: the trash once emptied, or
         # another disk.
-        where = {"trash": " once the trash folder is emptied", "move-to": " from this disk if DIR is on another"}
+        where = {"trash": " once the trash folder is emptied",
+                 "move-to": f" from this disk if {path_text(os.fsencode(to)) if to else 'the --to folder'} is on another"}
         print(f"dry run: {render.counted(len(steps), 'file')} would be {DONE.get(action, action)}, "
               f"{render.human_bytes(doable.reclaimable)} reclaimed{where.get(action, '')}"
               + (f"; {len(linked) - moved_before:,} already linked" if len(linked) > moved_before else "")
@@ -1122,7 +1124,7 @@ def dedupe_cmd(
         with open_catalog(g.catalog) as cat:
             replayed = _carry_unfinished(cat, g.catalog)  # an earlier dedupe killed before its carry-over
             with render.ExtractProgressBar(not g.quiet and sys.stderr.isatty(), "dedupe", "skipped") as bar:
-                out = apply(plan, root / JOURNAL_DIR, root / TRASH_DIR, bar.step)
+                out = apply(plan, root / JOURNAL_DIR, root / TRASH_DIR, bar.step, catalog=g.catalog)
             from .organise import IndexFollows
 
             try:
@@ -1257,6 +1259,8 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None,  # 
     a journal that could not be finished), as it would have with the report read. `apart`
     and `left_out`: a near-duplicate plan's pHash bits by pair and its groups left out,
     for `--json`, as the dry run gives them."""
+    from ..dupes.dedupe import undo_command
+
     try:
         _write_outcome(out, verb, as_json, action, apart or {}, left_out or {})
         sys.stdout.flush()
@@ -1265,7 +1269,7 @@ def _print_outcome(out, verb: str, as_json: bool, action: str | None = None,  # 
 
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is buffered cannot be written
         line = (f"{render.counted(out.done, 'file')} {verb}" + (f"; journal {_journal_text(out.journal)}" + (
-            f"; undo with: mediaforge dedupe --undo {_journal_word(out.journal)}" if verb != "restored" else "")
+            f"; undo with: {undo_command(out.journal, out.catalog)}" if verb != "restored" else "")
             if out.journal is not None else ""))
         if out.skipped:  # their reasons were in the report
             line += f"; {render.counted(len(out.skipped), 'file')} skipped"
@@ -1291,11 +1295,6 @@ def _journal_text(journal: os.PathLike[str] | str) -> str:
     return path_text(os.fsencode(journal))
 
 
-def _journal_word(journal: os.PathLike[str] | str) -> str:
-    """A journal's path as the shell reads it back, for an undo command to paste."""
-    return shell_word(os.fsencode(journal))
-
-
 # The actions that move the copies away.
 MOVES = ("trash", "move-to")
 
@@ -1309,6 +1308,8 @@ def _before(verb: str, action: str | None) -> str:
 
 def _write_outcome(out, verb: str, as_json: bool, action: str | None,  # noqa: ANN001
                    apart: dict[tuple[str, str], int], left_out: dict[str, int]) -> None:
+    from ..dupes.dedupe import undo_command
+
     if as_json:
         # What was done, file by file: the steps of an --apply, the paths an undo restored.
         done = {"restored": [render.path_fields("path", p) for p in out.restored]} if verb == "restored" \
@@ -1331,7 +1332,7 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None,  # noqa: A
         print(f"the space comes back once you delete {path_text(os.fsencode(out.dest))} (this run's trash): it is "
               "not your desktop's Trash, and nothing empties it for you")
     if verb != "restored" and out.journal is not None:
-        print(f"undo with: mediaforge dedupe --undo {_journal_word(out.journal)}; rescan to update the catalog")
+        print(f"undo with: {undo_command(out.journal, out.catalog)}; rescan to update the catalog")
 
 
 @command("sample")

@@ -728,16 +728,25 @@ class JournalError(PathIOError):
         self.reason = reason
 
 
+def undo_command(journal: Path, catalog: Path | None) -> str:
+    """The command that undoes the run of `journal`, to paste into a shell: naming the
+    catalog the run used (`catalog`, where known), which need not be the default one."""
+    named = f"-c {shell_word(os.fsencode(catalog))} " if catalog is not None else ""
+    return f"mediaforge {named}dedupe --undo {shell_word(os.fsencode(journal))}"
+
+
 class Journal:
     """Append-only JSON lines, each written whole and fsynced before the next step. A line
     that could not be written whole (a full disk) is cut away again, and a journal opened
     to add to it first loses a last line a crash cut short, so every line it holds but
     the last is whole."""
 
-    def __init__(self, path: Path, appending: bool = False) -> None:
+    def __init__(self, path: Path, appending: bool = False, catalog: Path | None = None) -> None:
         """`appending`: the journal of a run, opened again to add to it: a failed write
-        then never removes it (only a journal with nothing in it is removed)."""
+        then never removes it (only a journal with nothing in it is removed). `catalog`:
+        the one the run uses, for the undo command an error gives."""
         self.path = path
+        self.catalog = catalog
         self.lines = 1 if appending else 0
         self.failed = False
         # Where the line being written, or the last one written, starts (-1: none yet): a
@@ -796,7 +805,7 @@ class Journal:
                 raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; "
                                    "nothing was changed", str(e.strerror)) from None
             raise JournalError(f"cannot write the dedupe journal {self.path}: {e.strerror}; stopped there: what "
-                               f"was done is in it, undo with `mediaforge dedupe --undo {shell_word(os.fsencode(self.path))}`",
+                               f"was done is in it, undo with `{undo_command(self.path, self.catalog)}`",
                                str(e.strerror)) from None
         self.lines += 1
         kind = entry.get("kind")
@@ -861,6 +870,7 @@ class Outcome:
     bytes_freed: int = 0
     journal: Path | None = None
     done_steps: list[Step] = field(default_factory=list)
+    catalog: Path | None = None  # the catalog of the run, for its undo command
     tags_carried: int = 0
     collections_carried: int = 0
     interrupted: bool = False
@@ -969,15 +979,17 @@ def check_own_folders(journal_dir: Path, trash_root: Path) -> None:
                 f"leave it out; move what is yours out of it, or keep the catalog elsewhere; nothing was changed")
 
 
-def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | None = None) -> Outcome:
-    """Carry out the plan, checking each file first; see the module docstring."""
+def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | None = None,
+          catalog: Path | None = None) -> Outcome:
+    """Carry out the plan, checking each file first; see the module docstring. `catalog`:
+    the one the plan came from, named in the undo command the outcome gives."""
     check_own_folders(journal_dir, trash_root)
     sweep_killed_runs(journal_dir)
     journal_existed = journal_dir.is_dir()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     dest, made = _destination(plan, trash_root, stamp)
     try:
-        journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl")
+        journal = Journal(journal_dir / f"dedupe-{stamp}.jsonl", catalog=catalog)
         # (The pid names this run's temporaries: an undo removes those a kill left at once.)
         journal.write(kind="start", action=plan.action, dest=str(dest) if dest is not None else None,
                       pid=os.getpid(), **({"made": [_b64(m) for m in made]} if made else {}))
@@ -986,7 +998,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
         raise
-    out = Outcome(journal=journal.path, dest=dest)
+    out = Outcome(journal=journal.path, dest=dest, catalog=catalog)
     if dest is not None:
         out.destinations = {k: [moved_path(p, dest) for p in ps] for k, ps in plan.names.items()}
     # One Stop over the steps and the journal's end: a Ctrl-C as the `end` line is
