@@ -178,3 +178,28 @@ def test_cuts_of_different_lengths_are_no_group(tmp_path: Path) -> None:
         groups.setdefault(r["group"], set()).add(os.path.basename(r["path"]))
     assert {"cut4.flac", "cut4.mp3"} in groups.values(), groups
     assert not any({"cut2.flac", "cut4.flac"} <= g or {"cut2.flac", "cut4.mp3"} <= g for g in groups.values())
+
+
+def test_adts_aac_is_measured_and_groups_with_its_other_copies(tmp_path: Path) -> None:
+    """A QA finding: ADTS AAC (`.aac`) states no length; libav guesses one from its first
+    frames' bitrate (a 180 s song read 192 s; one with a near-silent start 168 s for 150,
+    one with a silent start 2,657 s), past the 2% the near-duplicate search allows, so it
+    grouped with none of its copies longer than the two minutes the fingerprint covers.
+    Its packets tell."""
+    import av
+
+    song = song_pcm(4, 150.0, RATE)
+    song[: 25 * RATE] *= 0.001  # a near-silent start: the first frames' bitrate is no song's
+    write_audio(tmp_path / "song.aac", song, RATE, "aac", "adts", 96_000)
+    write_audio(tmp_path / "song.m4a", song, RATE, "aac", "ipod", 128_000)
+    with av.open(str(tmp_path / "song.aac")) as c:
+        guessed = c.duration / av.time_base
+    assert abs(guessed - 150.0) > 3.0, guessed  # (what libav makes of it)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", tmp_path, "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: r for r in rows(catalog, "SELECT f.name, m.duration, m.bitrate, m.status FROM files f "
+                                               "JOIN media m USING (blake3)")}
+    assert abs(got["song.aac"]["duration"] - 150.0) < 0.1 and got["song.aac"]["status"] == "ok", got
+    assert 90_000 < got["song.aac"]["bitrate"] < 110_000, got
+    found = json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=catalog).out)
+    assert sorted(os.path.basename(r["path"]) for r in found) == ["song.aac", "song.m4a"], found

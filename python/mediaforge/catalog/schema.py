@@ -445,8 +445,13 @@ MIGRATIONS[26] = _fingerprints_again(_TURNED)
 # notes (a picture found flat may not be so now) and near-duplicate groups holding one,
 # as for version 15. A grey or RGB PNG with a transparent colour (tRNS) has no alpha mode
 # to tell it by: `mediaforge thumbs` hashes it again.
+# It also drops the `media` rows of sound in a bare stream with no stated length (ADTS
+# AAC, raw AC-3, E-AC-3, DTS), whose length was libav's guess from the first frames'
+# bitrate (a 150 s song with a near-silent start read 168 s; one with a silent start
+# 2,657 s), to be extracted again as for version 19: their packets tell now.
 _SEE_THROUGH = "SELECT blake3 FROM media WHERE kind = 'image' AND mode IN ('RGBA', 'RGBa', 'LA', 'La', 'PA', 'P')"
-MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_hashes", "phash")]
+MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_hashes", "phash"),
+                  "DELETE FROM media WHERE format IN ('aac', 'ac3', 'eac3', 'dts') AND video_codec IS NULL"]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.
