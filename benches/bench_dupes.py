@@ -1,7 +1,7 @@
 """Duplicate-finding benchmarks: accuracy and speed of MediaForge's perceptual hashing
 against imagehash, and its near-duplicate search against a brute-force numpy scan.
 
-    python benches/bench_dupes.py [--families 200] [--singles 200] [--photos 500]
+    python benches/bench_dupes.py [--families 200] [--singles 200] [--screens 100] [--photos 500]
                                   [--videos 20] [--songs 24] [--tracks 10000]
                                   [--megapixels 12] [--hashes 1000000] [--planted 10000]
                                   [--radius 8] [--data-dir bench-data] [--doc docs/benchmarks.md]
@@ -11,7 +11,10 @@ against imagehash, and its near-duplicate search against a brute-force numpy sca
    plus `--singles` distinct pictures. MediaForge's hashes come from a real `mediaforge
    scan` (the catalog's `image_hashes`); imagehash's from `imagehash.phash`/`dhash` on the
    same files. Precision and recall of "within the radius" against "same picture", for
-   several radii.
+   several radii, with and without the finer pHash's check `dupes --similar` makes. And
+   `--screens` screenshots of one app (same window, other text), a JPEG copy of every
+   fourth: the pairs the 64-bit pHash finds among different ones, and those left after
+   the check.
    Audio: `--songs` synthesised songs in four encodings (FLAC, MP3, AAC, Opus) plus cut
    versions, grouped by a real `mediaforge dupes --similar --kind audio`; and the audio
    search timed over `--tracks` random fingerprints with planted re-encodes.
@@ -50,6 +53,8 @@ from bench_scan import NPROC, CpuWatch, git_state, hardware, load, sh  # noqa: E
 
 START, END = "<!-- bench:dupes:start -->", "<!-- bench:dupes:end -->"
 VARIANTS = ("orig", "half", "q60", "crop5", "bright10", "exifrot", "png")
+# The 64-bit pHash's pairs confirmed by the finer 256-bit one: what `dupes --similar` groups.
+CHECKED = "MediaForge pHash + finer check"
 
 
 def _family(job: tuple[str, int, bool]) -> list[str]:
@@ -88,6 +93,43 @@ def build_accuracy_set(root: Path, families: int, singles: int) -> Path:
     jobs = [(str(root), i, False) for i in range(families)] + [(str(root), 100_000 + i, True) for i in range(singles)]
     with Pool(NPROC) as pool:
         for _ in pool.imap_unordered(_family, jobs):
+            pass
+    done.touch()
+    return root
+
+
+def _screen(job: tuple[str, int]) -> None:
+    """One app's window (title bar, side bar) around lines of words that differ by seed:
+    `<seed>_orig.png`, and for every fourth seed its JPEG copy `<seed>_copy.jpg`."""
+    import random
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    folder, seed = job
+    rnd = random.Random(seed)
+    words = "the of and to in is that for it as was with be by on not this are or from at which but have".split()
+    im = Image.new("RGB", (1280, 800), (245, 245, 245))
+    d = ImageDraw.Draw(im)
+    d.rectangle((0, 0, 1280, 60), fill=(40, 60, 120))
+    d.rectangle((0, 60, 240, 800), fill=(225, 228, 235))
+    font = ImageFont.load_default(size=18)
+    for i in range(12):
+        d.text((20, 80 + i * 40), rnd.choice(words).title(), fill=(30, 30, 30), font=font)
+    for i in range(18):
+        d.text((270, 90 + i * 36), " ".join(rnd.choice(words) for _ in range(rnd.randrange(4, 12))),
+               fill=(20, 20, 20), font=font)
+    im.save(os.path.join(folder, f"{seed:05d}_orig.png"))
+    if seed % 4 == 0:
+        im.save(os.path.join(folder, f"{seed:05d}_copy.jpg"), quality=70)
+
+
+def build_screens_set(root: Path, count: int) -> Path:
+    done = root / ".complete"
+    if done.exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with Pool(NPROC) as pool:
+        for _ in pool.imap_unordered(_screen, [(str(root), i) for i in range(count)]):
             pass
     done.touch()
     return root
@@ -164,16 +206,27 @@ def build_audio_set(root: Path, count: int) -> Path:
     return root
 
 
-def precision_recall(paths: list[str], hashes: list[int], radius: int) -> tuple[float, float, int]:
-    """Pairs within `radius` against pairs of the same family (file name prefix)."""
+def fine_apart(x: bytes | None, y: bytes | None) -> int:
+    """Bits apart of two finer pHashes (`image_hashes.phash256`); 0 where one is missing."""
+    return 0 if x is None or y is None else (int.from_bytes(x) ^ int.from_bytes(y)).bit_count()
+
+
+def precision_recall(paths: list[str], hashes: list[int], radius: int,
+                     fine: list[bytes | None] | None = None) -> tuple[float, float, int]:
+    """Pairs within `radius` against pairs of the same family (file name prefix); with
+    `fine`, only the pairs the finer pHash confirms, as `dupes --similar` takes them."""
     import numpy as np
 
     from mediaforge import _core
+    from mediaforge.dupes.find import fine_radius
     import pyarrow as pa
 
     fam = [Path(p).name.split("_")[0] for p in paths]
     pairs = pa.record_batch(_core.near_pairs(np.array(hashes, dtype="<u8").tobytes(), radius))
     a, b = pairs.column("a").to_pylist(), pairs.column("b").to_pylist()
+    if fine is not None:
+        kept = [(i, j) for i, j in zip(a, b) if fine_apart(fine[i], fine[j]) <= fine_radius(radius)]
+        a, b = [i for i, _ in kept], [j for _, j in kept]
     tp = sum(fam[i] == fam[j] for i, j in zip(a, b))
     by: dict[str, int] = {}
     for f in fam:
@@ -187,6 +240,7 @@ def main() -> int:
     ap.add_argument("--families", type=int, default=200)
     ap.add_argument("--singles", type=int, default=200)
     ap.add_argument("--photos", type=int, default=500)
+    ap.add_argument("--screens", type=int, default=100, help="screenshots of one app in the screenshot set")
     ap.add_argument("--videos", type=int, default=20, help="clips in the video accuracy set")
     ap.add_argument("--songs", type=int, default=24, help="songs in the audio accuracy set")
     ap.add_argument("--tracks", type=int, default=10_000, help="fingerprints in the audio search timing")
@@ -221,6 +275,7 @@ def main() -> int:
 
     con = duckdb.connect(str(cat), read_only=True)
     mf_hash = dict(con.execute("SELECT f.path, h.phash FROM files f JOIN image_hashes h USING (blake3)").fetchall())
+    mf_fine = dict(con.execute("SELECT f.path, h.phash256 FROM files f JOIN image_hashes h USING (blake3)").fetchall())
     con.close()
     # The hash-only path (no thumbnails: grey decode) must agree with it.
     cat2 = work / "accuracy-nothumbs.duckdb"
@@ -242,16 +297,20 @@ def main() -> int:
         raise SystemExit(f"bench: mediaforge has no hash for {len(missing)} files, e.g. {missing[0]}")
     radii = sorted({4, 6, args.radius, 10, 12})
     acc_rows = []
-    for name, hs in (("MediaForge pHash", [mf_hash[f] for f in files]),
-                     ("MediaForge pHash, hash only", [mf_grey[f] for f in files]),
-                     ("imagehash phash", [ih[f][0] for f in files]),
-                     ("imagehash dhash", [ih[f][1] for f in files])):
+    fines = [mf_fine.get(f) for f in files]
+    for name, hs, fine in ((CHECKED, [mf_hash[f] for f in files], fines),
+                           ("MediaForge pHash", [mf_hash[f] for f in files], None),
+                           ("MediaForge pHash, hash only", [mf_grey[f] for f in files], None),
+                           ("imagehash phash", [ih[f][0] for f in files], None),
+                           ("imagehash dhash", [ih[f][1] for f in files], None)):
         for r in radii:
-            p, rc, n = precision_recall(files, hs, r)
+            p, rc, n = precision_recall(files, hs, r, fine)
             acc_rows.append((name, r, p, rc, n))
             log(f"  accuracy {name} r={r}: precision {p:.4f} recall {rc:.4f} ({n} pairs)")
     # Recall per variant for the chosen radius: which edits each method survives.
-    def per_variant(hs: dict[str, int]) -> dict[str, float]:
+    def per_variant(hs: dict[str, int], fine: dict[str, bytes | None] | None = None) -> dict[str, float]:
+        from mediaforge.dupes.find import fine_radius
+
         out = {}
         for v in VARIANTS[1:]:
             got = total = 0
@@ -260,16 +319,33 @@ def main() -> int:
                     other = f.replace("_orig.jpg", f"_{v}.png" if v == "png" else f"_{v}.jpg")
                     if other in hs:
                         total += 1
-                        got += bin(hs[f] ^ hs[other]).count("1") <= args.radius
+                        got += bin(hs[f] ^ hs[other]).count("1") <= args.radius and (
+                            fine is None or fine_apart(fine.get(f), fine.get(other)) <= fine_radius(args.radius))
             out[v] = got / total if total else float("nan")
         return out
 
     variant = {
+        CHECKED: per_variant(mf_hash, mf_fine),
         "MediaForge pHash": per_variant(mf_hash),
         "MediaForge pHash, hash only": per_variant(mf_grey),
         "imagehash phash": per_variant({f: ih[f][0] for f in files}),
         "imagehash dhash": per_variant({f: ih[f][1] for f in files}),
     }
+
+    # 1a. Screenshots of one app: pairs the 64-bit pHash finds among different ones.
+    scr = build_screens_set(data / f"dupes-screens-{args.screens}", args.screens)
+    scat = work / "screens.duckdb"
+    scat.unlink(missing_ok=True)
+    subprocess.run([mf, "-q", "-c", str(scat), "scan", str(scr), "--json"], check=True, stdout=subprocess.DEVNULL)
+    con = duckdb.connect(str(scat), read_only=True)
+    got_s = con.execute("SELECT f.path, h.phash, h.phash256 FROM files f JOIN image_hashes h USING (blake3) "
+                        "ORDER BY 1").fetchall()
+    con.close()
+    s_paths = [r[0] for r in got_s]
+    screens = {how: precision_recall(s_paths, [r[1] for r in got_s], args.radius, fine)
+               for how, fine in (("MediaForge pHash", None), (CHECKED, [r[2] for r in got_s]))}
+    for how, (p, rc, n) in screens.items():
+        log(f"  screens {how}: precision {p:.4f} recall {rc:.4f} ({n} pairs)")
 
     # 1b. Video accuracy: re-encodes must group with their original, intro-sharers must not.
     vids = build_video_set(data / f"dupes-videos-{args.videos}", args.videos)
@@ -415,11 +491,12 @@ def main() -> int:
     best = {name: max((r for r in acc_rows if r[0] == name and r[2] >= 0.99), key=lambda r: r[3], default=None)
             for name in variant}
     chosen = {(r[0], r[1]): r for r in acc_rows}
-    mf_p, mf_r = chosen[("MediaForge pHash", args.radius)][2:4]
+    mf_p, mf_r = chosen[(CHECKED, args.radius)][2:4]
     lines = [
         "## Duplicates: perceptual hashing and near-duplicate search",
         "",
         f"Generated by `python benches/bench_dupes.py --families {args.families} --singles {args.singles} "
+        f"--screens {args.screens} "
         f"--videos {args.videos} --songs {args.songs} --tracks {args.tracks} --photos {args.photos} --megapixels {args.megapixels:g} --hashes {args.hashes} --planted {args.planted} "
         f"--radius {args.radius}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
         "",
@@ -434,7 +511,9 @@ def main() -> int:
         "",
         "Versions: " + ", ".join(VARIANTS) + ". A pair counts as a true duplicate when both files come from the same "
         "picture. MediaForge's hashes are the ones a real `mediaforge scan` stored (from the thumbnail's decode), "
-        "and, for \"hash only\", a real `mediaforge scan --no-thumbs` (grey decode). The two paths differ by "
+        "and, for \"hash only\", a real `mediaforge scan --no-thumbs` (grey decode). \"+ finer check\" keeps the "
+        "pairs whose finer 256-bit pHashes (`image_hashes.phash256`) lie within 24 + 4 x radius bits, as "
+        "`dupes --similar` does. The two paths differ by "
         f"{path_bits[len(path_bits) // 2]} bits at the median, {path_bits[int(len(path_bits) * 0.99)]} at the 99th "
         f"percentile, {path_bits[-1]} at most.",
         "",
@@ -447,6 +526,17 @@ def main() -> int:
     lines += [f"| {m} | " + " | ".join(f"{v[x]:.3f}" for x in VARIANTS[1:]) + " |" for m, v in variant.items()]
     lines += ["", "Best recall with precision >= 0.99: " + "; ".join(
         f"{m}: {'none' if b is None else f'radius {b[1]}, recall {b[3]:.4f}'}" for m, b in best.items()), ""]
+    lines += [
+        f"### Screenshots of one app: {args.screens} different ones (the same window, other text), with a JPEG copy "
+        f"of every fourth",
+        "",
+        f"Pairs within radius {args.radius} after a real scan. Only the screenshot and its copy are the same picture.",
+        "",
+        "| method | precision | recall | pairs reported |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {m} | {p:.4f} | {rc:.4f} | {k:,} |" for m, (p, rc, k) in screens.items()]
+    lines += [""]
     lines += [
         f"### Video accuracy: {args.videos} clips of 12 s, each with a re-encode (192x144, CRF 34 against 320x240, "
         f"CRF 20) and a clip sharing only its first 3 s",
@@ -501,6 +591,8 @@ def main() -> int:
         f"{'pass' if mf_p >= 0.99 else '**MISSED**'} |",
         f"| image recall, MediaForge, radius {args.radius} | {mf_r:.4f} | >= 0.95 | "
         f"{'pass' if mf_r >= 0.95 else '**MISSED**'} |",
+        f"| screenshots of one app: precision, MediaForge, radius {args.radius} | {screens[CHECKED][0]:.4f} | — | "
+        f"info (64-bit pHash alone: {screens['MediaForge pHash'][0]:.4f}) |",
         "| hashing photos/s, MediaForge hash only (pHash + dHash) / imagehash.phash alone | "
         f"{hash_ratio:.2f} | >= 6 | "
         f"{'pass' if hash_ratio >= 6 else '**MISSED**'} |",

@@ -1153,7 +1153,8 @@ def test_ctrl_c_after_the_files_were_acted_on_still_reports_the_journal(lib, as_
         report = json.loads(out)
         assert (report["done"], report["journal"]) == (3, str(journal))
     else:
-        assert "3 files hard-linked" in out and str(journal) in out and f"mediaforge dedupe --undo {journal}" in out
+        assert "3 files hard-linked" in out and str(journal) in out and \
+            f"mediaforge -c {catalog} dedupe --undo {journal}" in out
     # The undo it names puts every file back.
     assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
     assert len({(root / "b" / n).stat().st_ino for n in ("photo copy.jpg", "photo (2).jpg")}
@@ -2599,7 +2600,7 @@ def test_a_full_disk_as_the_tags_follow_still_reports_the_files_and_the_undo(lib
         assert p.returncode == 7, err
         assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err, err
         journal = next((disk / "journal").iterdir())
-        assert "3 files hard-linked" in out and f"mediaforge dedupe --undo {journal}" in out, out
+        assert "3 files hard-linked" in out and f"mediaforge -c {catalog} dedupe --undo {journal}" in out, out
         (disk / "filler").unlink()
         # The rescan it asks for carries the tags over, and the undo puts every file back.
         assert run_cli("scan", root, "--no-meta", catalog=catalog).rc == 0

@@ -443,13 +443,15 @@ MIGRATIONS[26] = _fingerprints_again(_TURNED)
 # colours hidden under their transparent pixels where not, so a logo matched neither its
 # copy hashed the other way nor one flattened on white. With them go their `fingerprint`
 # notes (a picture found flat may not be so now) and near-duplicate groups holding one,
-# as for version 15. A grey or RGB PNG with a transparent colour (tRNS) has no alpha mode
-# to tell it by: `mediaforge thumbs` hashes it again.
+# as for version 15; so do the stills libav decoded (AVIF or HEIC without Pillow's plugin:
+# no mode), whose transparency came the same way. A grey or RGB PNG with a transparent
+# colour (tRNS) has no alpha mode to tell it by: `mediaforge thumbs` hashes it again.
 # It also drops the `media` rows of sound in a bare stream with no stated length (ADTS
 # AAC, raw AC-3, E-AC-3, DTS), whose length was libav's guess from the first frames'
 # bitrate (a 150 s song with a near-silent start read 168 s; one with a silent start
 # 2,657 s), to be extracted again as for version 19: their packets tell now.
-_SEE_THROUGH = "SELECT blake3 FROM media WHERE kind = 'image' AND mode IN ('RGBA', 'RGBa', 'LA', 'La', 'PA', 'P')"
+_SEE_THROUGH = ("SELECT blake3 FROM media WHERE kind = 'image' AND (mode IN ('RGBA', 'RGBa', 'LA', 'La', 'PA', 'P') "
+                "OR mode IS NULL AND video_codec IS NOT NULL)")
 MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_hashes", "phash"),
                   "DELETE FROM media WHERE format IN ('aac', 'ac3', 'eac3', 'dts') AND video_codec IS NULL"]
 

@@ -829,7 +829,7 @@ def _fingerprint_missing(cat: Catalog, kind: str, quiet: bool) -> None:
     with render.ExtractProgressBar(not quiet and sys.stderr.isatty(), "fingerprint") as bar:
         got = meta.fingerprint(cat, meta.ExtractConfig(thumbs=False), kinds=(kind,), on_progress=bar.update)
     if got.files and not quiet:
-        print(f"fingerprinted {got.ok:,} distinct {kind} files (copies once) extracted without fingerprints in "
+        print(f"fingerprinted {got.ok:,} distinct {kind} files extracted without fingerprints in "
               f"{got.seconds:.2f} s"
               + (f"; {got.failed:,} could not be (see meta_errors)" if got.failed else ""), file=sys.stderr)
     # Files no extraction has read (`scan --no-meta`), or not hashed (`--no-hash`): not

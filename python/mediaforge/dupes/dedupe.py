@@ -1402,7 +1402,7 @@ def carry_over(cat: Catalog, out: Outcome) -> None:
             # follows the commit: a run killed between the two (the line says what the
             # catalog never got) is told by its absence, and carried again.
             kept_at = {s.keep_id: [_b64(s.keep), s.keep_blake3 or s.blake3 or ""] for s in out.done_steps if s.keep_id}
-            journal = Journal(out.journal, appending=True)
+            journal = Journal(out.journal, appending=True, catalog=out.catalog)
             journal.write(kind="carried", tags=[[k, t] for k, t, _ in tags],
                           collections=[[k, int(c)] for k, c, _ in items],
                           tags_from=[list(v) for _, _, v in tags],

@@ -413,17 +413,15 @@ _MOST_WEIGHED = 256
 def _colour_groups(hashes: pa.Table, radius: int) -> pa.RecordBatch:
     """The members (index, group, leader, distance: indexes into `hashes`) of the pHash
     groups (`_core.similar_groups`, in one pass), each split by colour (`_by_colour`)."""
-    fine = hashes.column("phash256").to_pylist()
-    known = bytes(f is not None and len(f) == FINE_BYTES for f in fine)
-    members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash")), radius,
-                                           b"".join(f if k else bytes(FINE_BYTES) for f, k in zip(fine, known)),
-                                           known, fine_radius(radius))
+    fine, known, filled = _fine_bytes(hashes.column("phash256"))
+    members, _pairs = _core.similar_groups(_u64_bytes(hashes.column("phash")), radius, fine, known,
+                                           fine_radius(radius))
     m = pa.record_batch(members)
     index = m.column("index")
     rows = _by_colour(m.column("group").to_pylist(), index.to_pylist(), m.column("leader").to_pylist(),
                       hashes.column("phash").take(index).to_pylist(), hashes.column("grey").take(index).to_pylist(),
                       hashes.column("chroma").take(index).to_pylist(), radius,
-                      [fine[i] if known[i] else None for i in index.to_pylist()])
+                      filled.take(index).to_pylist())
     return pa.record_batch({"index": pa.array([r[0] for r in rows], pa.uint32()),
                             "group": pa.array([r[1] for r in rows], pa.uint32()),
                             "leader": pa.array([r[2] for r in rows], pa.uint32()),
@@ -490,6 +488,23 @@ def _by_colour(group: list[int], index: list[int], leader: list[int], phash: lis
             out += [(index[k], number, index[head], bits(k, head)) for k in sorted(kept, key=lambda k: index[k])]
             number += 1
     return out
+
+
+def _fine_bytes(column: pa.ChunkedArray) -> tuple[bytes, bytes, pa.Array]:
+    """The finer pHashes of an `image_hashes.phash256` column as the Rust core takes them:
+    32 bytes each (zeros where there is none), a byte each saying where there is one, and
+    the column as fixed-size binary with NULL where there is none. Arrow's buffers, with
+    no Python object per row (a million pictures)."""
+    col = column.combine_chunks() if column.num_chunks else pa.array([], pa.binary())
+    if len(col) == 0:
+        return b"", b"", pa.array([], pa.binary(FINE_BYTES))
+    ok = pc.fill_null(pc.equal(pc.binary_length(col), FINE_BYTES), False)  # (NULL before schema 27)
+    zeros = pc.if_else(ok, col, pa.scalar(bytes(FINE_BYTES), pa.binary())).cast(pa.binary(FINE_BYTES))
+    start = zeros.offset * FINE_BYTES
+    fine = zeros.buffers()[1][start:start + len(zeros) * FINE_BYTES].to_pybytes()
+    known = pc.cast(ok, pa.uint8())
+    flags = known.buffers()[1][known.offset:known.offset + len(known)].to_pybytes()
+    return fine, flags, pc.if_else(ok, zeros, None)
 
 
 def _u64_bytes(column: pa.ChunkedArray) -> bytes:

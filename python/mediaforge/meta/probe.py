@@ -957,18 +957,24 @@ class CannotDecode(Exception):
     """The file's sound has a decoder libav cannot open."""
 
 
-def demuxed_length(path: str | bytes, by_content: bool = False) -> float | None:
+def demuxed_length(path: str | bytes, by_content: bool = False, budget_s: float | None = None) -> float | None:
     """Seconds the one sound stream's packets span, read without decoding: the length of
     an MP3 whose header states none (no Xing, Info or VBRI frame), where libav's own is
     the file's size over its first frame's bitrate, wrong for a variable bitrate. None
-    when it cannot be told (several sound streams, packets without times)."""
+    when it cannot be told (several sound streams, packets without times), or reading
+    them takes over `budget_s` seconds (a film's DTS track of gigabytes on a slow disk)."""
+    import time
+
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     with _container(path, name, by_content) as c:
         if len(c.streams.audio) != 1:
             return None
         stream = c.streams.audio[0]
         start = end = None
-        for packet in c.demux(stream):
+        for n, packet in enumerate(c.demux(stream)):
+            if deadline is not None and n % 4096 == 0 and time.monotonic() > deadline:
+                return None
             if packet.pts is None or not packet.duration:
                 continue
             start = packet.pts if start is None else min(start, packet.pts)

@@ -160,6 +160,9 @@ def plain_paths(text: str) -> str:
     return _SURROGATE_REPR.sub(r"\1\\x\2", _BYTES_REPR.sub(plain, text))
 
 
+# The shortest side, in pixels, of a picture the finer pHash (`image_hashes.phash256`) is
+# made from.
+FINE_MIN_SIDE = 32
 # Pillow's modes of pictures without colour: black and white, grey (with alpha), and grey
 # of 16 and 32 bits.
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
@@ -300,7 +303,10 @@ class _Result:
             return
         pixels = grey.tobytes()
         p, d = _core.image_hashes(pixels, grey.width, grey.height)
-        fine = _core.fine_hash(pixels, grey.width, grey.height)
+        # The finer hash wants 64x64 of the picture: from a thumbnail of a few dozen pixels
+        # (`--thumb-size 16`) it is mostly the scaling's noise, and none is made (its pairs
+        # are taken on the 64-bit pHash, as a picture hashed before schema 27's).
+        fine = _core.fine_hash(pixels, grey.width, grey.height) if min(grey.size) >= FINE_MIN_SIDE else None
         chroma: bytes | None = None
         if source_mode is None or colour is not None:
             no_colour, chroma = colour_of(picture if colour is None else colour)
@@ -924,10 +930,10 @@ def _measured_length(r: _Result, path: bytes, by_content: bool, claimed: float |
     libav's guess from its first frame's bitrate, where the two differ."""
     import av
 
-    from .probe import demuxed_length
+    from .probe import SPAN_BUDGET_S, demuxed_length
 
     with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
-        measured = demuxed_length(path, by_content)
+        measured = demuxed_length(path, by_content, SPAN_BUDGET_S)  # (else libav's guess stands)
         if measured and (not claimed or abs(measured - claimed) > max(0.5, claimed / 200)):
             r.media["duration"] = round(measured, 3)
             with contextlib.suppress(OSError):

@@ -20,9 +20,9 @@ from .exif import orientation
 WEBP_QUALITY = 80
 # The grey standard deviation (0-255) under which a picture counts as one flat colour.
 FLAT_STDDEV = 2.0
-# Pillow's modes with an alpha channel (a palette's or a PNG's transparent colour is in
-# `im.info["transparency"]` instead).
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# Pillow's modes with an alpha channel that files open in (a palette's or a PNG's
+# transparent colour is in `im.info["transparency"]` instead).
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA"})
 
 
 def thumb_relpath(blake3: str, size: int) -> str:
@@ -42,8 +42,12 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
     orientation = _orientation(im)
     im.load()
     im = eight_bit(im)
-    if im.mode not in ("RGB", "RGBA"):
-        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+    if see_through(im) and im.mode != "RGBA":
+        # (An RGB picture with a transparent colour too: shrunk first, its edges would
+        # blend that colour into others, and the hash differ from the grey decode's.)
+        im = im.convert("RGBA")
+    elif im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGB")
     _shrink(im, size)
     if orientation and orientation != 1:
         im = _apply_orientation(im, orientation)
