@@ -51,7 +51,9 @@ def _one(path: str) -> tuple[str, int, int]:
             grey = colour.convert("L")
     if colour is not None:
         colour_of(colour)
-    p, d = _core.image_hashes(grey.tobytes(), grey.width, grey.height)
+    pixels = grey.tobytes()
+    p, d = _core.image_hashes(pixels, grey.width, grey.height)
+    _core.fine_hash(pixels, grey.width, grey.height)  # (stored beside them since schema 27)
     return path, p, d
 
 
