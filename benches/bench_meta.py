@@ -98,17 +98,17 @@ def build_corpus(root: Path, photos: int, videos: int, songs: int, megapixels: f
             pass
     (root / "videos").mkdir()
     for i in range(videos):
-        _video(root / "videos" / f"clip_{i:03d}.mp4", seconds=2.0 + i / 8)  # distinct lengths: distinct contents
+        # (The sample's encoders work in memory and hand back the file's bytes.)
+        (root / "videos" / f"clip_{i:03d}.mp4").write_bytes(_video(seconds=2.0 + i / 8))  # distinct lengths
     (root / "music").mkdir()
     for i in range(songs):
+        tags = (f"Song {i}", f"Artist {i % 5}", f"Album {i % 3}", i)
         if i % 2:
-            p = root / "music" / f"{i:02d} Song.flac"
-            _audio(p, "flac", "flac", seconds=5.0, freq=220.0 + i * 10)
-            _tag_flac(p, f"Song {i}", f"Artist {i % 5}", f"Album {i % 3}", i)
+            sound = _audio("flac", "flac", seconds=5.0, freq=220.0 + i * 10)
+            (root / "music" / f"{i:02d} Song.flac").write_bytes(_tag_flac(sound, *tags))
         else:
-            p = root / "music" / f"{i:02d} Song.mp3"
-            _audio(p, "libmp3lame", "mp3", seconds=5.0, freq=220.0 + i * 10)
-            _tag_mp3(p, f"Song {i}", f"Artist {i % 5}", f"Album {i % 3}", i)
+            sound = _audio("libmp3lame", "mp3", seconds=5.0, freq=220.0 + i * 10)
+            (root / "music" / f"{i:02d} Song.mp3").write_bytes(_tag_mp3(sound, *tags))
     done.touch()
     return root
 
