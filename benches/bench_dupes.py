@@ -99,25 +99,12 @@ def build_accuracy_set(root: Path, families: int, singles: int) -> Path:
 
 
 def _screen(job: tuple[str, int]) -> None:
-    """One app's window (title bar, side bar) around lines of words that differ by seed:
-    `<seed>_orig.png`, and for every fourth seed its JPEG copy `<seed>_copy.jpg`."""
-    import random
-
-    from PIL import Image, ImageDraw, ImageFont
+    """One app's screenshot (`synth.screenshot`) `<seed>_orig.png`, and for every fourth
+    seed its JPEG copy `<seed>_copy.jpg`."""
+    from mediaforge.synth import screenshot
 
     folder, seed = job
-    rnd = random.Random(seed)
-    words = "the of and to in is that for it as was with be by on not this are or from at which but have".split()
-    im = Image.new("RGB", (1280, 800), (245, 245, 245))
-    d = ImageDraw.Draw(im)
-    d.rectangle((0, 0, 1280, 60), fill=(40, 60, 120))
-    d.rectangle((0, 60, 240, 800), fill=(225, 228, 235))
-    font = ImageFont.load_default(size=18)
-    for i in range(12):
-        d.text((20, 80 + i * 40), rnd.choice(words).title(), fill=(30, 30, 30), font=font)
-    for i in range(18):
-        d.text((270, 90 + i * 36), " ".join(rnd.choice(words) for _ in range(rnd.randrange(4, 12))),
-               fill=(20, 20, 20), font=font)
+    im = screenshot(seed)
     im.save(os.path.join(folder, f"{seed:05d}_orig.png"))
     if seed % 4 == 0:
         im.save(os.path.join(folder, f"{seed:05d}_copy.jpg"), quality=70)

@@ -342,25 +342,6 @@ def test_transparent_pictures_hash_as_shown_with_a_thumbnail_or_without(tmp_path
         {n: made[()][n] for n in pngs}
 
 
-def _screenshot(seed: int) -> Image.Image:
-    """One app's window (title bar, side bar) around lines of words that differ by seed."""
-    from PIL import ImageDraw, ImageFont
-
-    rnd = random.Random(seed)
-    words = "the of and to in is that for it as was with be by on not this are or from at which but have".split()
-    im = Image.new("RGB", (1280, 800), (245, 245, 245))
-    d = ImageDraw.Draw(im)
-    d.rectangle((0, 0, 1280, 60), fill=(40, 60, 120))
-    d.rectangle((0, 60, 240, 800), fill=(225, 228, 235))
-    font = ImageFont.load_default(size=18)
-    for i in range(12):
-        d.text((20, 80 + i * 40), rnd.choice(words).title(), fill=(30, 30, 30), font=font)
-    for i in range(18):
-        d.text((270, 90 + i * 36), " ".join(rnd.choice(words) for _ in range(rnd.randrange(4, 12))),
-               fill=(20, 20, 20), font=font)
-    return im
-
-
 def test_screenshots_of_one_app_are_told_apart_by_the_finer_phash(tmp_path: Path) -> None:
     """Screenshots of one app (its window the same, its text not) lie a few bits apart in
     the 64-bit pHash: one in five pairs of these within the default 8, so `dedupe
@@ -370,13 +351,15 @@ def test_screenshots_of_one_app_are_told_apart_by_the_finer_phash(tmp_path: Path
     grouped as before, with a note saying how to check them too."""
     import duckdb
 
+    from mediaforge.synth import screenshot
+
     lib = tmp_path / "lib"
     lib.mkdir()
     for seed in range(12):
-        _screenshot(seed).save(lib / f"s{seed:02d}.png")
+        screenshot(seed).save(lib / f"s{seed:02d}.png")
     for seed in range(3):
-        _screenshot(seed).save(lib / f"s{seed:02d}_copy.jpg", quality=70)
-        _screenshot(seed).resize((640, 400), Image.Resampling.LANCZOS).save(lib / f"s{seed:02d}_half.png")
+        screenshot(seed).save(lib / f"s{seed:02d}_copy.jpg", quality=70)
+        screenshot(seed).resize((640, 400), Image.Resampling.LANCZOS).save(lib / f"s{seed:02d}_half.png")
     catalog = tmp_path / "c.duckdb"
     groups = _scanned_groups(lib, catalog, "image")
     assert sorted(groups.values(), key=sorted) == [{f"s{i:02d}.png", f"s{i:02d}_copy.jpg", f"s{i:02d}_half.png"}

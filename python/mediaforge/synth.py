@@ -1,6 +1,7 @@
 """Music-like signals made with numpy and encoded with PyAV's real encoders: the songs
 the audio fingerprint tests and benchmark use. Each seed is a different tune (tempo,
-key, chords, melody, drums); the same seed always gives the same samples.
+key, chords, melody, drums); the same seed always gives the same samples. And
+screenshots of one app, which the near-duplicate tests and benchmark tell apart.
 """
 
 from __future__ import annotations
@@ -10,6 +11,28 @@ from pathlib import Path
 from typing import Any
 
 SCALES = ([0, 2, 4, 5, 7, 9, 11], [0, 2, 3, 5, 7, 8, 10])
+
+
+def screenshot(seed: int) -> Any:
+    """A Pillow picture of one app's window (title bar, side bar, 1280x800) around lines of
+    words that differ by seed: screenshots of one app, alike in their 64-bit pHash."""
+    import random
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    rnd = random.Random(seed)
+    words = "the of and to in is that for it as was with be by on not this are or from at which but have".split()
+    im = Image.new("RGB", (1280, 800), (245, 245, 245))
+    d = ImageDraw.Draw(im)
+    d.rectangle((0, 0, 1280, 60), fill=(40, 60, 120))
+    d.rectangle((0, 60, 240, 800), fill=(225, 228, 235))
+    font = ImageFont.load_default(size=18)
+    for i in range(12):
+        d.text((20, 80 + i * 40), rnd.choice(words).title(), fill=(30, 30, 30), font=font)
+    for i in range(18):
+        d.text((270, 90 + i * 36), " ".join(rnd.choice(words) for _ in range(rnd.randrange(4, 12))),
+               fill=(20, 20, 20), font=font)
+    return im
 
 
 def song_pcm(seed: int, seconds: float, rate: int = 44100) -> Any:
