@@ -204,3 +204,31 @@ def test_adts_aac_is_measured_and_groups_with_its_other_copies(tmp_path: Path) -
     assert 90_000 < got["song.aac"]["bitrate"] < 110_000, got
     found = json.loads(run_cli("dupes", "--similar", "--kind", "audio", "--format", "json", catalog=catalog).out)
     assert sorted(os.path.basename(r["path"]) for r in found) == ["song.aac", "song.m4a"], found
+
+
+def test_a_catalog_of_schema_26_extracts_its_bare_streams_again(tmp_path: Path) -> None:
+    """Schema 27 drops the `media` rows of sound in a bare stream with no stated length
+    (ADTS AAC here), whose length was libav's guess: the next scan extracts them again,
+    measured by their packets. Other sound keeps its rows, and its fingerprints."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    song = song_pcm(5, 6.0, RATE)
+    write_audio(lib / "song.aac", song, RATE, "aac", "adts", 96_000)
+    write_audio(lib / "song.m4a", song, RATE, "aac", "ipod", 96_000)
+    write_audio(lib / "song.flac", song, RATE, "flac", "flac")
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    media = "SELECT f.name, m.duration FROM files f JOIN media m USING (blake3) ORDER BY 1"
+    made = rows(catalog, media)
+    assert [r["name"] for r in made] == ["song.aac", "song.flac", "song.m4a"]
+    con = duckdb.connect(str(catalog))  # as schema 26 left it: the guess
+    con.execute("UPDATE media SET duration = 99.0 WHERE blake3 IN (SELECT blake3 FROM files WHERE name = 'song.aac')")
+    con.execute("UPDATE meta SET value = '26' WHERE key = 'schema_version'")
+    con.close()
+    assert run_cli("stats", catalog=catalog).rc == 0  # opening it upgrades it
+    assert [r["name"] for r in rows(catalog, media)] == ["song.flac", "song.m4a"]
+    assert rows(catalog, "SELECT count(*) AS n FROM audio_hashes") == [{"n": 3}]
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert rows(catalog, media) == made
