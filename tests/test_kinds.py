@@ -396,3 +396,104 @@ def test_a_video_in_a_container_branded_or_named_as_sound_is_told_by_its_tracks(
                               "ORDER BY 1") == [
         {"name": "renamed.m4a", "kind": "video", "mime": "video/mp4"},
         {"name": "song.mp4", "kind": "video", "mime": "video/mp4"}]  # sound alone named .mp4: as documented
+
+
+def _still_by_libav(path: Path, codec: str, pix_fmt: str) -> None:
+    """A picture written by one of libav's image encoders (OpenEXR, Radiance HDR)."""
+    import av
+    import numpy as np
+
+    ramp = (np.indices((48, 64)).sum(0) * 3 % 256).astype(np.uint8)
+    picture = av.VideoFrame.from_ndarray(np.stack([ramp, 255 - ramp, ramp // 2], -1), format="rgb24")
+    with av.open(str(path), "w", format="image2") as out:
+        st = out.add_stream(codec, rate=1)
+        st.width, st.height, st.pix_fmt = 64, 48, pix_fmt
+        for p in [*st.encode(picture.reformat(format=pix_fmt)), *st.encode()]:
+            out.mux(p)
+
+
+def _mpeg2_stream(path: Path) -> None:
+    """An MPEG-2 video elementary stream (`.m2v`), as DVD authoring tools keep one."""
+    import av
+
+    from conftest import _picture
+
+    with av.open(str(path), "w", format="mpeg2video") as out:
+        st = out.add_stream("mpeg2video", rate=25)
+        st.width, st.height, st.pix_fmt = 160, 120, "yuv420p"
+        for i in range(40):
+            frame = av.VideoFrame.from_image(_picture(160, 120, i))
+            for p in st.encode(frame):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+
+
+def test_formats_known_by_name_alone_are_read_and_schema_28_refiles_them(tmp_path: Path, catalog_path: Path) -> None:
+    """A QA finding: formats that start with no signature the scan sniffs went by their
+    names alone, and names it did not know made them `other`, never read: raw AC-3 (a
+    film's soundtrack pulled out of it), CAF, TTA, PPM, Targa, QOI, OpenEXR, Radiance HDR,
+    an MPEG-2 elementary stream. They are read now, with a scan that hashes or not; and a
+    TIFF-based RAW of a make the scan did not know (Epson's `.erf`) was a TIFF picture. A
+    catalog an earlier version filed them in takes their kinds on its upgrade (the RAW's
+    extraction as a TIFF goes), and the next scan extracts them."""
+    import duckdb
+    import numpy as np
+
+    from mediaforge.catalog.schema import SCHEMA_VERSION, SEARCH_SYNCED
+    from mediaforge.synth import write_audio
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, codec, fmt, pitch in (("score.ac3", "ac3", "ac3", 220.0), ("memo.caf", "pcm_s16le", "caf", 660.0),
+                                    ("rip.tta", "tta", "tta", 330.0)):
+        tone = np.sin(np.arange(4 * 44100) * (2 * np.pi * pitch / 44100)) * np.linspace(0.1, 0.5, 4 * 44100)
+        write_audio(lib / name, tone.astype(np.float32), 44100, codec, fmt)
+    ramp = Image.linear_gradient("L").resize((96, 64)).convert("RGB")
+    for ext in ("ppm", "tga", "qoi"):
+        ramp.rotate({"ppm": 0, "tga": 90, "qoi": 180}[ext], expand=True).save(lib / f"scan.{ext}")
+    _still_by_libav(lib / "render.exr", "exr", "gbrpf32le")
+    _still_by_libav(lib / "sky.hdr", "hdr", "gbrpf32le")
+    _mpeg2_stream(lib / "dvd.m2v")
+    ramp.save(lib / "old.erf", format="TIFF")  # a TIFF, as Epson's RAWs are
+    extracted = """SELECT f.name, f.kind, f.mime, m.kind AS media_kind, m.status,
+                          EXISTS (SELECT 1 FROM image_hashes h WHERE h.blake3 = f.blake3) AS picture_hash,
+                          EXISTS (SELECT 1 FROM audio_hashes h WHERE h.blake3 = f.blake3) AS sound_hash,
+                          EXISTS (SELECT 1 FROM video_hashes h WHERE h.blake3 = f.blake3) AS video_hash
+                   FROM files f LEFT JOIN media m USING (blake3) ORDER BY 1"""
+    filed = {"dvd.m2v": ("video", "video/mpeg"), "memo.caf": ("audio", "audio/x-caf"),
+             "old.erf": ("raw", "image/x-epson-erf"), "render.exr": ("image", "image/x-exr"),
+             "rip.tta": ("audio", "audio/x-tta"), "scan.ppm": ("image", "image/x-portable-pixmap"),
+             "scan.qoi": ("image", "image/qoi"), "scan.tga": ("image", "image/x-tga"),
+             "score.ac3": ("audio", "audio/ac3"), "sky.hdr": ("image", "image/vnd.radiance")}
+    # (The RAW reader takes no plain TIFF: only its preview is read.)
+    want = [{"name": n, "kind": k, "mime": m, "media_kind": k, "status": "partial" if k == "raw" else "ok",
+             "picture_hash": k in ("image", "raw"), "sound_hash": k == "audio", "video_hash": k == "video"}
+            for n, (k, m) in sorted(filed.items())]
+    bare = tmp_path / "bare.duckdb"
+    assert run_cli("scan", "--no-hash", lib, catalog=bare).rc == 0
+    assert rows(bare, "SELECT name, kind, mime FROM files ORDER BY 1") == [
+        {"name": n, "kind": k, "mime": m} for n, (k, m) in sorted(filed.items())]
+    res = run_cli("scan", lib, catalog=catalog_path)
+    assert res.rc == 0, res.err
+    assert rows(catalog_path, extracted) == want
+    assert rows(catalog_path, "SELECT count(*) AS n FROM meta_errors WHERE message NOT LIKE 'only the embedded%'") == [
+        {"n": 0}]
+
+    with duckdb.connect(str(catalog_path)) as con:  # as schema 27 filed them
+        con.execute("UPDATE files SET kind = 'image', mime = 'image/tiff' WHERE ext = 'erf'")
+        con.execute("UPDATE media SET kind = 'image', status = 'ok' WHERE blake3 IN (SELECT blake3 FROM files "
+                    "WHERE ext = 'erf')")
+        for table in ("media", "image_hashes", "audio_hashes", "video_hashes"):
+            con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM files WHERE ext <> 'erf')")
+        con.execute("UPDATE files SET kind = 'other', mime = 'application/octet-stream' WHERE ext <> 'erf'")
+        con.execute("UPDATE meta SET value = '27' WHERE key = 'schema_version'")
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", [SEARCH_SYNCED])
+    assert run_cli("stats", catalog=catalog_path).rc == 0  # any command upgrades it
+    assert rows(catalog_path, "SELECT name, kind, mime FROM files ORDER BY 1") == [
+        {"name": n, "kind": k, "mime": m} for n, (k, m) in sorted(filed.items())]
+    assert rows(catalog_path, "SELECT count(*) AS n FROM media") == [{"n": 0}]
+    meta = {r["key"]: r["value"] for r in rows(catalog_path, "SELECT key, value FROM meta")}
+    assert meta["schema_version"] == str(SCHEMA_VERSION) and SEARCH_SYNCED not in meta
+    assert run_cli("scan", lib, catalog=catalog_path).rc == 0
+    assert rows(catalog_path, extracted) == want

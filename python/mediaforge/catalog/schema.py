@@ -12,7 +12,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDI
                            SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 27
+SCHEMA_VERSION = 28
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -454,6 +454,53 @@ _SEE_THROUGH = ("SELECT blake3 FROM media WHERE kind = 'image' AND (mode IN ('RG
                 "OR mode IS NULL AND video_codec IS NOT NULL)")
 MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_hashes", "phash"),
                   "DELETE FROM media WHERE format IN ('aac', 'ac3', 'eac3', 'dts') AND video_codec IS NULL"]
+
+# Version 28 knows more names (see `rust/core/src/kind.rs`): formats that start with no
+# signature the scan sniffs were `other` (`application/octet-stream`) and never read:
+# raw AC-3, E-AC-3, DTS and TrueHD sound (a film's soundtrack pulled out of it), AMR, CAF,
+# TTA, Musepack, Sun audio, Wave64, RealAudio; DV, MPEG-2 elementary streams, RealMedia;
+# PPM and its kin, Targa, PCX, QOI, DDS, OpenEXR, Radiance HDR, JPEG XR; Minolta's RAW.
+# Their rows take the kind and MIME type their names give now (the next scan extracts
+# them); so do the TIFF-based RAWs of Epson, Kodak, Leaf, Mamiya, Hasselblad and GoPro,
+# filed as `image/tiff` until now, whose `media` rows (their first TIFF page's) go, to be
+# extracted again as RAWs as for version 19. The search index compares every document
+# again where any row changed. (Names of formats the scan tells by their first bytes, an
+# `.m4r` or `.f4v` MP4 say, were filed rightly whenever the file was read.)
+_NAMED_28 = (
+    ("ac3", "audio", "audio/ac3"), ("eac3", "audio", "audio/eac3"), ("ec3", "audio", "audio/eac3"),
+    ("dts", "audio", "audio/vnd.dts"), ("dtshd", "audio", "audio/vnd.dts"), ("thd", "audio", "audio/vnd.dolby.mlp"),
+    ("mlp", "audio", "audio/vnd.dolby.mlp"), ("amr", "audio", "audio/amr"), ("awb", "audio", "audio/amr-wb"),
+    ("caf", "audio", "audio/x-caf"), ("tta", "audio", "audio/x-tta"), ("mpc", "audio", "audio/x-musepack"),
+    ("au", "audio", "audio/basic"), ("w64", "audio", "audio/x-w64"), ("ra", "audio", "audio/x-pn-realaudio"),
+    ("m4r", "audio", "audio/mp4"), ("spx", "audio", "audio/ogg"),
+    ("dv", "video", "video/x-dv"), ("m2v", "video", "video/mpeg"), ("mpe", "video", "video/mpeg"),
+    ("rm", "video", "application/vnd.rn-realmedia"), ("rmvb", "video", "application/vnd.rn-realmedia"),
+    ("f4v", "video", "video/mp4"), ("insv", "video", "video/mp4"), ("lrv", "video", "video/mp4"),
+    ("mk3d", "video", "video/x-matroska"), ("divx", "video", "video/x-msvideo"), ("ogm", "video", "video/ogg"),
+    ("apng", "image", "image/apng"), ("heics", "image", "image/heic-sequence"),
+    ("heifs", "image", "image/heif-sequence"), ("avifs", "image", "image/avif"), ("tga", "image", "image/x-tga"),
+    ("pcx", "image", "image/x-pcx"), ("ppm", "image", "image/x-portable-pixmap"),
+    ("pgm", "image", "image/x-portable-graymap"), ("pbm", "image", "image/x-portable-bitmap"),
+    ("pnm", "image", "image/x-portable-anymap"), ("pfm", "image", "image/x-portable-floatmap"),
+    ("qoi", "image", "image/qoi"), ("dds", "image", "image/vnd.ms-dds"), ("exr", "image", "image/x-exr"),
+    ("hdr", "image", "image/vnd.radiance"), ("jxr", "image", "image/jxr"), ("wdp", "image", "image/jxr"),
+    ("hdp", "image", "image/jxr"),
+    ("rwl", "raw", "image/x-leica-rwl"), ("mrw", "raw", "image/x-minolta-mrw"), ("erf", "raw", "image/x-epson-erf"),
+    ("kdc", "raw", "image/x-kodak-kdc"), ("dcr", "raw", "image/x-kodak-dcr"), ("mos", "raw", "image/x-leaf-mos"),
+    ("mef", "raw", "image/x-mamiya-mef"), ("fff", "raw", "image/x-hasselblad-fff"),
+    ("gpr", "raw", "image/x-gopro-gpr"),
+)
+_REFILED_28 = """(SELECT f.blake3, n.kind, n.mime, f.mime AS was FROM files f JOIN named_28 n USING (ext)
+    WHERE f.mime = 'application/octet-stream' OR n.kind = 'raw' AND f.mime = 'image/tiff')"""
+MIGRATIONS[28] = [
+    "CREATE OR REPLACE TEMP TABLE named_28 (ext VARCHAR, kind VARCHAR, mime VARCHAR)",
+    "INSERT INTO named_28 VALUES " + ", ".join(str(row) for row in _NAMED_28),
+    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS {_REFILED_28}",
+    f"DELETE FROM media WHERE blake3 IN (SELECT blake3 FROM {_REFILED_28} WHERE was = 'image/tiff')",
+    """UPDATE files SET kind = n.kind, mime = n.mime FROM named_28 n WHERE files.ext = n.ext
+       AND (files.mime = 'application/octet-stream' OR n.kind = 'raw' AND files.mime = 'image/tiff')""",
+    "DROP TABLE named_28",
+]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
 # DuckDB file.

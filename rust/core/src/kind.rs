@@ -58,11 +58,14 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
     Some(match e {
         b"jpg" | b"jpeg" | b"jpe" | b"jfif" => c(Image, "image/jpeg"),
         b"png" => c(Image, "image/png"),
+        b"apng" => c(Image, "image/apng"),
         b"gif" => c(Image, "image/gif"),
         b"webp" => c(Image, "image/webp"),
         b"heic" => c(Image, "image/heic"),
+        b"heics" => c(Image, "image/heic-sequence"),
         b"heif" | b"hif" => c(Image, "image/heif"),
-        b"avif" => c(Image, "image/avif"),
+        b"heifs" => c(Image, "image/heif-sequence"),
+        b"avif" | b"avifs" => c(Image, "image/avif"),
         b"tif" | b"tiff" => c(Image, "image/tiff"),
         b"bmp" => c(Image, "image/bmp"),
         b"jxl" => c(Image, "image/jxl"),
@@ -72,6 +75,18 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"svg" => c(Image, "image/svg+xml"),
         b"ico" => c(Image, "image/vnd.microsoft.icon"),
         b"psd" => c(Image, "image/vnd.adobe.photoshop"),
+        b"tga" => c(Image, "image/x-tga"),
+        b"pcx" => c(Image, "image/x-pcx"),
+        b"ppm" => c(Image, "image/x-portable-pixmap"),
+        b"pgm" => c(Image, "image/x-portable-graymap"),
+        b"pbm" => c(Image, "image/x-portable-bitmap"),
+        b"pnm" => c(Image, "image/x-portable-anymap"),
+        b"pfm" => c(Image, "image/x-portable-floatmap"),
+        b"qoi" => c(Image, "image/qoi"),
+        b"dds" => c(Image, "image/vnd.ms-dds"),
+        b"exr" => c(Image, "image/x-exr"),
+        b"hdr" => c(Image, "image/vnd.radiance"),
+        b"jxr" | b"wdp" | b"hdp" => c(Image, "image/jxr"),
         b"cr2" => c(Raw, "image/x-canon-cr2"),
         b"cr3" => c(Raw, "image/x-canon-cr3"),
         b"crw" => c(Raw, "image/x-canon-crw"),
@@ -86,25 +101,50 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"x3f" => c(Raw, "image/x-sigma-x3f"),
         b"3fr" => c(Raw, "image/x-hasselblad-3fr"),
         b"iiq" => c(Raw, "image/x-phaseone-iiq"),
-        b"mp4" | b"m4v" => c(Video, "video/mp4"),
+        b"rwl" => c(Raw, "image/x-leica-rwl"),
+        b"mrw" => c(Raw, "image/x-minolta-mrw"),
+        b"erf" => c(Raw, "image/x-epson-erf"),
+        b"kdc" => c(Raw, "image/x-kodak-kdc"),
+        b"dcr" => c(Raw, "image/x-kodak-dcr"),
+        b"mos" => c(Raw, "image/x-leaf-mos"),
+        b"mef" => c(Raw, "image/x-mamiya-mef"),
+        b"fff" => c(Raw, "image/x-hasselblad-fff"),
+        b"gpr" => c(Raw, "image/x-gopro-gpr"),
+        // `.insv` (Insta360) and `.lrv` (a GoPro's low-resolution copy) are MP4 files.
+        b"mp4" | b"m4v" | b"f4v" | b"insv" | b"lrv" => c(Video, "video/mp4"),
         b"mov" | b"qt" => c(Video, "video/quicktime"),
-        b"mkv" => c(Video, "video/x-matroska"),
+        b"mkv" | b"mk3d" => c(Video, "video/x-matroska"),
         b"webm" => c(Video, "video/webm"),
-        b"avi" => c(Video, "video/x-msvideo"),
+        b"avi" | b"divx" => c(Video, "video/x-msvideo"),
         b"wmv" | b"asf" => c(Video, "video/x-ms-wmv"),
-        b"mpg" | b"mpeg" | b"vob" => c(Video, "video/mpeg"),
+        b"mpg" | b"mpeg" | b"mpe" | b"vob" | b"m2v" => c(Video, "video/mpeg"),
         b"ts" | b"m2ts" | b"mts" => c(Video, "video/mp2t"),
         b"3gp" => c(Video, "video/3gpp"),
         b"3g2" => c(Video, "video/3gpp2"),
         b"flv" => c(Video, "video/x-flv"),
-        b"ogv" => c(Video, "video/ogg"),
+        b"ogv" | b"ogm" => c(Video, "video/ogg"),
+        b"dv" => c(Video, "video/x-dv"),
+        b"rm" | b"rmvb" => c(Video, "application/vnd.rn-realmedia"),
         b"mxf" => c(Video, "application/mxf"),
         b"mp3" | b"mp2" | b"mp1" | b"mpa" | b"m2a" | b"mpga" => c(Audio, "audio/mpeg"),
         b"flac" => c(Audio, "audio/flac"),
         b"ogg" | b"oga" => c(Audio, "audio/ogg"),
         b"opus" => c(Audio, "audio/opus"),
-        b"m4a" | b"m4b" | b"alac" => c(Audio, "audio/mp4"),
+        b"m4a" | b"m4b" | b"m4r" | b"alac" => c(Audio, "audio/mp4"),
         b"aac" => c(Audio, "audio/aac"),
+        b"ac3" => c(Audio, "audio/ac3"),
+        b"eac3" | b"ec3" => c(Audio, "audio/eac3"),
+        b"dts" | b"dtshd" => c(Audio, "audio/vnd.dts"),
+        b"thd" | b"mlp" => c(Audio, "audio/vnd.dolby.mlp"),
+        b"amr" => c(Audio, "audio/amr"),
+        b"awb" => c(Audio, "audio/amr-wb"),
+        b"caf" => c(Audio, "audio/x-caf"),
+        b"tta" => c(Audio, "audio/x-tta"),
+        b"mpc" => c(Audio, "audio/x-musepack"),
+        b"spx" => c(Audio, "audio/ogg"),
+        b"au" => c(Audio, "audio/basic"),
+        b"w64" => c(Audio, "audio/x-w64"),
+        b"ra" => c(Audio, "audio/x-pn-realaudio"),
         b"wav" => c(Audio, "audio/wav"),
         b"aif" | b"aiff" | b"aifc" => c(Audio, "audio/aiff"),
         b"wma" => c(Audio, "audio/x-ms-wma"),
@@ -944,6 +984,44 @@ mod tests {
         let tiff = b"II*\0\x08\0\0\0";
         assert_eq!(classify(b"nef", Some(tiff)).kind, Kind::Raw);
         assert_eq!(classify(b"tif", Some(tiff)).mime, "image/tiff");
+        // The TIFF-based RAWs of Epson, Kodak, Leaf, Mamiya, Hasselblad and GoPro too.
+        for ext in [&b"erf"[..], b"kdc", b"DCR", b"mos", b"mef", b"fff", b"gpr"] {
+            assert_eq!(classify(ext, Some(tiff)).kind, Kind::Raw);
+        }
+    }
+
+    #[test]
+    fn formats_with_no_magic_go_by_their_names() {
+        // A QA finding: raw AC-3, E-AC-3 and DTS (a film's soundtrack pulled out of it),
+        // a Minolta RAW, a PPM or an OpenEXR picture were `other` and never read. None of
+        // these starts with a signature the sniffing knows, so the name decides.
+        let ac3 = b"\x0B\x77\x2B\x3C\x14\x40\xE1\x01";
+        for (ext, kind, mime) in [
+            (&b"ac3"[..], Kind::Audio, "audio/ac3"),
+            (b"EAC3", Kind::Audio, "audio/eac3"),
+            (b"ec3", Kind::Audio, "audio/eac3"),
+            (b"dts", Kind::Audio, "audio/vnd.dts"),
+            (b"dtshd", Kind::Audio, "audio/vnd.dts"),
+            (b"thd", Kind::Audio, "audio/vnd.dolby.mlp"),
+            (b"amr", Kind::Audio, "audio/amr"),
+            (b"caf", Kind::Audio, "audio/x-caf"),
+            (b"mrw", Kind::Raw, "image/x-minolta-mrw"),
+            (b"ppm", Kind::Image, "image/x-portable-pixmap"),
+            (b"exr", Kind::Image, "image/x-exr"),
+            (b"tga", Kind::Image, "image/x-tga"),
+            (b"dv", Kind::Video, "video/x-dv"),
+            (b"m2v", Kind::Video, "video/mpeg"),
+            (b"rmvb", Kind::Video, "application/vnd.rn-realmedia"),
+        ] {
+            assert_eq!(classify(ext, None), c(kind, mime));
+            assert_eq!(classify(ext, Some(ac3)), c(kind, mime));
+        }
+        // Named as MP4's others, ISO media goes by its brands as any MP4 does.
+        let plain = b"\0\0\0\x1cftypisom\0\0\x02\0isomiso2mp41";
+        assert_eq!(classify(b"lrv", Some(plain)).mime, "video/mp4");
+        assert_eq!(classify(b"insv", None).mime, "video/mp4");
+        assert_eq!(classify(b"m4r", Some(plain)).mime, "audio/mp4");
+        assert_eq!(classify(b"m4r", None).mime, "audio/mp4");
     }
 
     #[test]
