@@ -415,6 +415,37 @@ def test_similar_threshold_zero_and_bad_values(library) -> None:
     assert res.rc == 2 and "unknown kind" in res.err
 
 
+def test_a_colour_set_apart_from_its_leader_checks_each_member_by_the_finer_phash() -> None:
+    """A pHash group split by colour (`find._by_colour`): the set that is not the leader's
+    is led by its own first picture and keeps only members near it in both pHashes; one
+    within the 64-bit radius but far in the finer one (a screenshot of other text) goes,
+    one with no finer pHash (hashed before schema 27) stays, as its pairs are taken."""
+    from mediaforge.dupes.find import _by_colour, fine_radius
+
+    red, blue = bytes([90, 200] * 9), bytes([200, 90] * 9)
+    near = bytes(32)
+    far = (2**(fine_radius(8) + 1) - 1).to_bytes(32)  # one bit past the finer radius from `near`
+    edge = (2**fine_radius(8) - 1).to_bytes(32)  # at the finer radius: still near
+    # Members: 0 the leader (red), 1 its red copy; 2 the blue set's head, 3 and 6 near it,
+    # 4 far from it in the finer pHash, 5 with none.
+    phash = [0, 0b1, 0b11, 0b111, 0b1011, 0b10011, 0b100011]
+    fine: list[bytes | None] = [near, near, near, near, far, None, edge]
+    chroma = [red, red, blue, blue, blue, blue, blue]
+    n = len(phash)
+    out = _by_colour([7] * n, list(range(n)), [0] * n, phash, [False] * n, chroma, 8, fine)
+    groups: dict[int, set[int]] = {}
+    for index, group, leader, distance in out:
+        groups.setdefault(group, set()).add(index)
+        assert distance == (phash[index] ^ phash[leader]).bit_count()
+        assert leader == (0 if index < 2 else 2)
+    assert sorted(groups.values(), key=min) == [{0, 1}, {2, 3, 5, 6}]
+    # Within the 64-bit radius of the head but not of the set's other members: kept, as
+    # the head is what each is compared with.
+    phash[6] = 0b11 ^ (0xFF << 8)  # 8 bits from the head, 9 from member 3
+    out = _by_colour([7] * n, list(range(n)), [0] * n, phash, [False] * n, chroma, 8, fine)
+    assert {r[0] for r in out if r[2] == 2} == {2, 3, 5, 6}
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(0, 2**64 - 1), min_size=0, max_size=300), st.integers(0, 16),
        st.lists(st.tuples(st.integers(0, 299), st.integers(0, 63)), max_size=200))
