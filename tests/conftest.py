@@ -61,15 +61,18 @@ def make_png(seed: int = 2) -> bytes:
     return buf.getvalue()
 
 
-def _encode_video(path: Path, frames: int = 12) -> None:
+def _encode_video(path: Path, frames: int = 12, codec: str = "libx264", fmt: str | None = None,
+                  size: tuple[int, int] = (64, 48)) -> None:
+    """A moving picture encoded by `codec` (H.264 by default) into `fmt` (by the name)."""
     import av
 
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=24)
-        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
-        st.options = {"preset": "ultrafast"}
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream(codec, rate=24)
+        st.width, st.height, st.pix_fmt = *size, "yuv420p"
+        if codec == "libx264":
+            st.options = {"preset": "ultrafast"}
         for i in range(frames):
-            frame = av.VideoFrame.from_image(_picture(64, 48, i))
+            frame = av.VideoFrame.from_image(_picture(*size, i))
             for p in st.encode(frame):
                 out.mux(p)
         for p in st.encode():

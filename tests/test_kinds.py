@@ -412,23 +412,6 @@ def _still_by_libav(path: Path, codec: str, pix_fmt: str) -> None:
             out.mux(p)
 
 
-def _mpeg2_stream(path: Path) -> None:
-    """An MPEG-2 video elementary stream (`.m2v`), as DVD authoring tools keep one."""
-    import av
-
-    from conftest import _picture
-
-    with av.open(str(path), "w", format="mpeg2video") as out:
-        st = out.add_stream("mpeg2video", rate=25)
-        st.width, st.height, st.pix_fmt = 160, 120, "yuv420p"
-        for i in range(40):
-            frame = av.VideoFrame.from_image(_picture(160, 120, i))
-            for p in st.encode(frame):
-                out.mux(p)
-        for p in st.encode():
-            out.mux(p)
-
-
 def test_formats_known_by_name_alone_are_read_and_schema_28_refiles_them(tmp_path: Path, catalog_path: Path) -> None:
     """A QA finding: formats that start with no signature the scan sniffs went by their
     names alone, and names it did not know made them `other`, never read: raw AC-3 (a
@@ -440,6 +423,7 @@ def test_formats_known_by_name_alone_are_read_and_schema_28_refiles_them(tmp_pat
     import duckdb
     import numpy as np
 
+    from conftest import _encode_video
     from mediaforge.catalog.schema import SCHEMA_VERSION, SEARCH_SYNCED
     from mediaforge.synth import write_audio
 
@@ -454,7 +438,7 @@ def test_formats_known_by_name_alone_are_read_and_schema_28_refiles_them(tmp_pat
         ramp.rotate({"ppm": 0, "tga": 90, "qoi": 180}[ext], expand=True).save(lib / f"scan.{ext}")
     _still_by_libav(lib / "render.exr", "exr", "gbrpf32le")
     _still_by_libav(lib / "sky.hdr", "hdr", "gbrpf32le")
-    _mpeg2_stream(lib / "dvd.m2v")
+    _encode_video(lib / "dvd.m2v", 40, "mpeg2video", "mpeg2video", (160, 120))  # as DVD authoring keeps one
     ramp.save(lib / "old.erf", format="TIFF")  # a TIFF, as Epson's RAWs are
     extracted = """SELECT f.name, f.kind, f.mime, m.kind AS media_kind, m.status,
                           EXISTS (SELECT 1 FROM image_hashes h WHERE h.blake3 = f.blake3) AS picture_hash,
