@@ -880,7 +880,7 @@ def dupes_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Duplicate groups: exact copies by BLAKE3, or with --similar near-duplicates."""
-    from ..dupes import DEFAULT_RADIUS, exact_groups, similar_audio, similar_groups, similar_videos
+    from ..dupes import DEFAULT_RADIUS, exact_groups, similar_audio, similar_groups, similar_videos, still_videos
     from ..dupes.find import AUDIO_MAX_BER, LOOSE_BER, LOOSE_RADIUS, check_threshold
     from . import _to_stderr
 
@@ -913,6 +913,11 @@ def dupes_cmd(
                 table = find(cat, DEFAULT_RADIUS if threshold is None else threshold)
                 if kind == "image":
                     _pictures_compared_less(cat)
+                elif still := still_videos(cat, DEFAULT_RADIUS if threshold is None else threshold):
+                    _to_stderr(f"mediaforge: note: {render.counted(still, 'video')} whose frames barely change (a "
+                               "still with sound, a static shot) left out: their fingerprint cannot tell a copy from "
+                               "another stretch or recording of the same scene (exact copies are found without "
+                               "--similar)")
     else:
         _hash_candidates(g.catalog, kind, g.quiet)
         with open_catalog(g.catalog, read_only=True) as cat:

@@ -5,7 +5,7 @@ hashes and audio fingerprints searched in the Rust core."""
 from __future__ import annotations
 
 from .find import (DEFAULT_RADIUS, exact_groups, hash_candidates, similar_audio, similar_groups, similar_videos,
-                   unhashed)
+                   still_videos, unhashed)
 
 __all__ = ["DEFAULT_RADIUS", "exact_groups", "hash_candidates", "similar_audio", "similar_groups", "similar_videos",
-           "unhashed"]
+           "still_videos", "unhashed"]

@@ -13,6 +13,7 @@ queried with SQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -182,6 +183,39 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
 # Two videos are near-duplicates when their durations agree (within 2%, at least 1 s)
 # and most fingerprint frames at the same fractions are within the radius.
 VIDEO_MIN_MATCH = 0.7
+# How far the pictures' lengths of two copies of one video may lie apart: a quarter of a
+# second (a few frames: a remux, a frame-rate change, a re-encode's first or last frame),
+# or a thousandth of the longer (2 hours: 7 s), whichever is more. Frames are taken at
+# fractions of the length, so in footage that changes little (a talking head, a slide, a
+# static shot) a copy cut a second shorter, or another stretch of one length, shows the
+# same frames: under 2% (at least 1 s, the rule for sound) a clip cut by a second grouped
+# with its whole original, and `dedupe --similar` would have kept the cut one for its
+# bitrate. (A header's length that is an estimate, off by more, misses its copies.)
+VIDEO_SLACK_S = 0.25
+VIDEO_SLACK_SHARE = 0.001
+
+
+# Videos whose fingerprint frames all lie within the threshold of one another: a still
+# with sound (a song's cover, a podcast), a static shot (a security camera, a talking head,
+# a slide). Their fingerprint is one picture, which says nothing of which stretch of the
+# footage, or which recording of that scene, each holds: two minutes of one camera's
+# empty hallway, or two songs over one cover, grouped, and `dedupe --similar` would have
+# trashed all but one. They are left out of the near-duplicate search (their exact copies
+# are found by content as any file's); `dupes` counts them on stderr.
+_STILL_VIDEOS = """
+    SELECT a.blake3 FROM video_hashes a JOIN video_hashes b ON a.blake3 = b.blake3 AND a.k < b.k
+    GROUP BY a.blake3 HAVING count(*) >= 3 AND max(bit_count(xor(a.phash, b.phash))) <= $r"""
+
+
+def still_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> int:
+    """How many present videos `similar_videos` leaves out as stills (`_STILL_VIDEOS`)."""
+    return cat.con.execute(f"""SELECT count(*) FROM ({_STILL_VIDEOS}) s WHERE EXISTS (
+        SELECT 1 FROM files f WHERE f.blake3 = s.blake3 AND f.status = 'present')""", {"r": radius}).fetchone()[0]
+
+
+def video_lengths_agree(a: float, b: float) -> bool:
+    """Whether two videos' lengths (seconds) agree as copies' do (`VIDEO_SLACK_S`)."""
+    return abs(a - b) <= max(VIDEO_SLACK_S, VIDEO_SLACK_SHARE * max(a, b))
 
 
 def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
@@ -191,7 +225,7 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
     distance to the leader) and returns one row per present file of each group."""
     check_threshold("image", radius)
     pairs = cat.con.sql(
-        """
+        f"""
         WITH pictures AS (  -- the picture's length, where its stream gives one (the sound may run on)
             SELECT blake3, max(duration) AS duration FROM streams
             WHERE type = 'video' AND NOT coalesce(is_cover, false) AND duration > 0 GROUP BY blake3
@@ -200,6 +234,7 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
             SELECT h.blake3, h.k, h.phash, coalesce(p.duration, m.duration) AS duration
             FROM video_hashes h JOIN media m USING (blake3) LEFT JOIN pictures p USING (blake3)
             WHERE EXISTS (SELECT 1 FROM files f WHERE f.blake3 = h.blake3 AND f.status = 'present')
+              AND h.blake3 NOT IN ({_STILL_VIDEOS})
         )
         SELECT a.blake3 AS a, b.blake3 AS b,
                count(*) FILTER (WHERE bit_count(xor(a.phash, b.phash)) <= $r) AS close,
@@ -207,26 +242,29 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
                median(bit_count(xor(a.phash, b.phash)))::INTEGER AS distance,
                any_value(a.duration) AS a_secs, any_value(b.duration) AS b_secs
         FROM v a JOIN v b ON a.k = b.k AND a.blake3 < b.blake3
-             AND abs(a.duration - b.duration) <= greatest(1.0, 0.02 * greatest(a.duration, b.duration))
+             AND abs(a.duration - b.duration) <= greatest($slack, $share * greatest(a.duration, b.duration))
         GROUP BY ALL
         HAVING count(*) >= 3 AND close >= $min_match * count(*)
         """,
-        params={"r": radius, "min_match": VIDEO_MIN_MATCH},
+        params={"r": radius, "min_match": VIDEO_MIN_MATCH, "slack": VIDEO_SLACK_S, "share": VIDEO_SLACK_SHARE},
     ).fetchall()
-    # The guard holds between every two members, not only each one and the leader: a 2 s
-    # cut and the 4 s clip it came from, each within a second of a 3 s one, stay apart.
+    # The guard holds between every two members, not only each one and the leader: a clip
+    # 0.4 s shorter than another and one 0.4 s longer, each within reach of it, stay apart.
     durations = {h: float(s) for row in pairs for h, s in ((row[0], row[5]), (row[1], row[6]))}
     return _store_and_show(cat, _leader_rows([(a, b, d) for a, b, _close, _n, d, _sa, _sb in pairs], "video", radius,
-                                             durations), "video")
+                                             durations, video_lengths_agree), "video")
 
 
 def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
-                 durations: dict[str, float] | None = None) -> pa.Table:
+                 durations: dict[str, float] | None = None,
+                 agree: Callable[[float, float], bool] | None = None) -> pa.Table:
     """Leader grouping, as for pictures: every member matches its group's leader (no
     chaining); the busiest content leads first. With `durations`, the lengths of every
-    two members of a group agree too (the core's duration guard), not only each one's with the
-    leader's: a 2 s cut and the 4 s clip it came from, each within a second of a 3 s
-    one, are not one group. Members closest to the leader join first. `similar_groups` rows."""
+    two members of a group agree too (`agree`, else the core's guard for sound), not only
+    each one's with the leader's: a 2 s cut and the 4 s clip it came from, each within a
+    second of a 3 s one, are not one group. Members closest to the leader join first.
+    `similar_groups` rows."""
+    agree = agree or _core.durations_agree
     neighbours: dict[str, dict[str, int]] = {}
     for a, b, d in pairs:
         neighbours.setdefault(a, {})[b] = d
@@ -240,7 +278,7 @@ def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
         for m, d in sorted(neighbours[lead].items(), key=lambda p: (p[1], p[0])):
             if m in group_of:
                 continue
-            if durations is not None and not all(_core.durations_agree(durations[m], durations[x]) for x, _ in members):
+            if durations is not None and not all(agree(durations[m], durations[x]) for x, _ in members):
                 continue
             members.append((m, d))
         if not members:
