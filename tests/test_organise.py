@@ -912,6 +912,20 @@ def test_a_raw_and_jpeg_pair_keeps_lightrooms_sidecar_for_the_raw(tmp_path: Path
     res = run_cli("xmp", "export", "--all", "--json", catalog=catalog)
     assert sorted(os.path.basename(w["path"]) for w in json.loads(res.out)["written"]) == ["IMG_1.JPG.xmp", "IMG_1.xmp"]
     assert "raw tag" in (lib / "IMG_1.xmp").read_text() and "jpeg tag" not in (lib / "IMG_1.xmp").read_text()
+    # A QA finding: a catalog made again from the sidecars gave the JPEG the RAW's
+    # keywords beside its own (IMG_1.xmp is linked to both by stem). A JPEG with a
+    # sidecar of its own takes that alone (one with none takes the RAW's, as the test of
+    # digiKam's edit below has it); a RAW with none gets IMG_2.CR2.xmp, its JPEG none.
+    (lib / "IMG_2.CR2").write_bytes(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(range(255)) * 8)
+    picture(64, 48, 2).save(lib / "IMG_2.JPG")  # no keywords of its own: no IMG_2.JPG.xmp
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "raw tag 2", lib / "IMG_2.CR2", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
+    again = tmp_path / "again.duckdb"
+    assert run_cli("scan", lib, catalog=again).rc == 0
+    assert sorted((r["name"], r["tag"]) for r in rows(again, "SELECT f.name, t.tag FROM tags t JOIN files f "
+                                                            "USING (media_id)")) == [
+        ("IMG_1.CR2", "raw tag"), ("IMG_1.JPG", "jpeg tag"), ("IMG_2.CR2", "raw tag 2")]
 
 
 def test_paths_catalogued_through_followed_links_are_acted_on_as_catalogued(tmp_path: Path) -> None:

@@ -69,6 +69,27 @@ _XMP_LINKS = links_sql(
     "AND blake3 IN (SELECT blake3 FROM sidecars WHERE format = 'xmp')")
 
 
+# Which of the links of `links` (sidecar_id, media_id and kind) a sidecar's keywords are
+# its file's: a sidecar of one media file; one shared by stem (IMG_1.xmp beside IMG_1.CR2
+# and IMG_1.JPG, Lightroom's for a RAW+JPEG pair) is the RAW's. Export writes the others a
+# sidecar of their own (IMG_1.JPG.xmp). On import (`importing`) a file with a sidecar of
+# its own takes its keywords from that alone, so a catalog made again from the sidecars
+# never gives the JPEG of a pair the RAW's keywords beside its own; a file with none of
+# its own takes the RAW's (the pair is one photo to Lightroom). A sidecar that several
+# files share with no one RAW among them is every one's on import (another program's:
+# nothing tells whose), none's on export.
+def _own_links(links: str, importing: bool) -> str:
+    also = """ OR s.raws <> 1 OR NOT EXISTS (
+                   SELECT 1 FROM links o JOIN shares x USING (sidecar_id) WHERE o.media_id = l.media_id AND x.n = 1)"""
+    return f"""
+        WITH links AS ({links}),
+        shares AS (SELECT sidecar_id, count(DISTINCT media_id) AS n,
+                          count(DISTINCT media_id) FILTER (WHERE kind = 'raw') AS raws
+                   FROM links GROUP BY sidecar_id)
+        SELECT l.* FROM links l JOIN shares s USING (sidecar_id)
+        WHERE s.n = 1 OR (s.raws = 1 AND l.kind = 'raw'){also if importing else ''}"""
+
+
 # The last content recorded for each file and sidecar (`xmp_imports.sidecar_id`): several
 # rows of a pair when one `_mark_imported` recorded them together.
 _LATEST_OF_SIDECAR = """
@@ -84,7 +105,8 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
     until the sidecar itself changes; `everything` imports every linked sidecar again.
     Nothing doubles."""
     repaired = _untwin(cat)
-    cat.con.execute(f"CREATE OR REPLACE TEMP TABLE mf_xmp_links AS {_XMP_LINKS}")
+    linked = f"SELECT l.*, m.kind FROM ({_XMP_LINKS}) l JOIN files m USING (media_id)"
+    cat.con.execute(f"CREATE OR REPLACE TEMP TABLE mf_xmp_links AS {_own_links(linked, importing=True)}")
     try:
         _adopt(cat)
         pending = "" if everything else """
@@ -328,18 +350,8 @@ def _keywords_for(cat: Catalog, media_ids: Sequence[str]) -> dict[str, tuple[byt
                 SELECT i.media_id, '{COLLECTIONS_ROOT}/' || c.name FROM collection_items i
                 JOIN collections c USING (collection_id) JOIN want USING (media_id)
             ),
-            links AS (
-                SELECT l.sidecar_id, l.media_id, m.kind FROM sidecar_links l JOIN files m USING (media_id)
-            ),
-            shares AS (
-                SELECT sidecar_id, count(DISTINCT media_id) AS n,
-                       count(DISTINCT media_id) FILTER (WHERE kind = 'raw') AS raws
-                FROM links GROUP BY sidecar_id
-            ),
-            own AS (  -- a sidecar of one media file, or the RAW's among a RAW+JPEG pair (Lightroom's)
-                SELECT l.sidecar_id, l.media_id FROM links l JOIN shares s USING (sidecar_id)
-                WHERE s.n = 1 OR (s.raws = 1 AND l.kind = 'raw')
-            )
+            own AS ({_own_links("SELECT l.sidecar_id, l.media_id, m.kind FROM sidecar_links l "
+                                "JOIN files m USING (media_id)", importing=False)})
             SELECT f.media_id::VARCHAR, any_value(f.path_bytes),
                    (SELECT list({{'p': s.path_bytes, 'id': s.media_id::VARCHAR}} ORDER BY s.path_bytes)
                     FROM own o JOIN files s ON s.media_id = o.sidecar_id
