@@ -2461,3 +2461,37 @@ def test_a_long_accented_name_is_found_typed_without_its_accents(tmp_path: Path)
                          "M\u00fcllerstra\u00dfenverkehrs\u00fcberwachungsbeh\u00f6rde.jpg")):
         res = run_cli("search", query, "--format", "json", catalog=catalog)
         assert res.rc == 0 and [Path(r["path"]).name for r in json.loads(res.out)] == [name], (query, res)
+
+
+def test_tagging_a_folder_or_a_glob_tags_its_media_not_their_sidecars(tmp_path: Path) -> None:
+    """A QA finding: `tag add T folder` tagged every `.xmp` beside the photos too (half of
+    a `tag:T` search was sidecars, which export then skipped). A folder or a glob names its
+    media files; a sidecar named itself, or a folder of nothing but sidecars, is still
+    tagged; `collection add` goes the same way."""
+    lib = tmp_path / "lib"
+    (lib / "notes").mkdir(parents=True)
+    for k in range(2):
+        picture(40, 30, k).save(lib / f"p{k}.jpg")
+        (lib / f"p{k}.jpg.xmp").write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/>'
+                                           '</rdf:RDF></x:xmpmeta>')
+    (lib / "notes" / "n.xmp").write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}/></x:xmpmeta>')
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+
+    def tagged(tag: str) -> list[str]:
+        return [r["name"] for r in rows(catalog, "SELECT f.name FROM tags t JOIN files f USING (media_id) "
+                                                 "WHERE t.tag = ? ORDER BY 1", [tag])]
+
+    assert run_cli("tag", "add", "trip", lib, catalog=catalog).rc == 0
+    assert tagged("trip") == ["p0.jpg", "p1.jpg"]
+    assert run_cli("tag", "add", "glob", str(lib / "p*"), catalog=catalog).rc == 0
+    assert tagged("glob") == ["p0.jpg", "p1.jpg"]
+    assert run_cli("tag", "add", "one", lib / "p0.jpg.xmp", lib / "notes", catalog=catalog).rc == 0
+    assert tagged("one") == ["n.xmp", "p0.jpg.xmp"]
+    assert run_cli("collection", "create", "Trip", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Trip", lib, catalog=catalog).rc == 0
+    assert [r["name"] for r in rows(catalog, "SELECT f.name FROM collection_items i JOIN files f USING (media_id) "
+                                             "ORDER BY 1")] == ["p0.jpg", "p1.jpg"]
+    # Taking a tag off a folder takes it off its sidecars too (tagged by an older version).
+    assert run_cli("tag", "remove", "one", lib, catalog=catalog).rc == 0
+    assert tagged("one") == []

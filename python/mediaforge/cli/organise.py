@@ -103,7 +103,7 @@ def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; 
     g = _globals(ctx)
     tag = normalize_tag(tag)  # as stored: `/places/ paris` is places/paris
     with open_catalog(g.catalog) as cat:
-        ids = resolve_targets(cat, paths or [], where, collection)
+        ids = resolve_targets(cat, paths or [], where, collection, sidecars_below=False)
         with IndexFollows(cat, g.catalog) as follow:
             n = add_tags(cat, ids, [tag])
             follow.done(ids, later=True)
@@ -197,7 +197,7 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
         # A name that will not do is refused before any path is looked up; the report names
         # it as stored (a no-break space typed is a space, NFD is NFC).
         name = collection.name_of(cat, collection.manual(cat, name, adding))
-        ids = resolve_targets(cat, paths or [], where, other, missing_too=not adding)
+        ids = resolve_targets(cat, paths or [], where, other, missing_too=not adding, sidecars_below=not adding)
         with IndexFollows(cat, g.catalog) as follow:
             n = (collection.add if adding else collection.remove)(cat, name, ids)
             follow.done(ids, later=True)

@@ -116,14 +116,17 @@ def _matches_on_disk(pattern: bytes) -> bool:
 
 
 def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequence[str] | str | None = None,
-                    collection: Sequence[str] | str | None = None, missing_too: bool = False) -> list[str]:
+                    collection: Sequence[str] | str | None = None, missing_too: bool = False,
+                    sidecars_below: bool = True) -> list[str]:
     """Media ids of present files named by `paths` (a file, everything under a folder, or
     a glob matched against catalog paths), matching a `where` condition, or in a
     `collection` (one, or several); their union, in path order. A path the catalog does
     not know is an error, so a typo never silently tags nothing. `missing_too`: a path
     where the catalog has only files missing since the last scan names those rows (to
     list or take off their tags, or their collection places, before a prune); else it is
-    refused as missing."""
+    refused as missing. Without `sidecars_below`, a folder or a glob names the media
+    files it holds, not their sidecars (`tag add` on a folder tags its photos, not the
+    `.xmp` beside each), unless it holds nothing else; a sidecar named itself is named."""
     wheres = [where] if isinstance(where, str) else list(where or [])
     collections = [collection] if isinstance(collection, str) else list(collection or [])
     if not paths and not wheres and not collections:
@@ -186,6 +189,9 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequ
             if glob and not _matches_on_disk(p):  # scanning would not help either
                 raise InvalidInputError(f"no file matches {text}, on disk or in the catalog")
             raise InvalidInputError(f"not in the catalog: {text} (scan it first)")
+        if not sidecars_below and len(rows) > 1:
+            media = [r for r in rows if r[1] != "sidecar" or r[2] == p]
+            rows = media or rows
         ids.update((r[0], None) for r in rows)
     for condition in wheres:
         ids.update((m, None) for m in matching(cat, condition))
@@ -197,9 +203,10 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequ
     return list(ids)
 
 
-def _matching(cat: Catalog, pattern: bytes, status: str) -> list[tuple[str]]:
-    """The files of this status whose paths a glob matches, in path order."""
-    return cat.con.sql(f"SELECT media_id::VARCHAR FROM files WHERE status = '{status}' AND "
+def _matching(cat: Catalog, pattern: bytes, status: str) -> list[tuple[str, str, bytes]]:
+    """The files of this status whose paths a glob matches, in path order: media id, kind
+    and path."""
+    return cat.con.sql(f"SELECT media_id::VARCHAR, kind, path_bytes FROM files WHERE status = '{status}' AND "
                        "regexp_full_match(path, $re) ORDER BY path",
                        params={"re": glob_regex(os.fsdecode(pattern))}).fetchall()
 
@@ -235,10 +242,11 @@ def _glob_folder(pattern: bytes) -> bytes:
     return b"/".join(parts[:fixed]) or b"/"
 
 
-def _under(cat: Catalog, p: bytes, status: str = "present") -> list[tuple[str]]:
+def _under(cat: Catalog, p: bytes, status: str = "present") -> list[tuple[str, str, bytes]]:
     """The file at `p`, or every file below the folder `p`, of this status, matched on
     exact bytes (so two folders whose names differ only in bytes that are not UTF-8 stay
-    apart)."""
+    apart): media id, kind and path."""
     under, params = under_roots_sql([p])
-    return cat.con.execute(f"SELECT media_id::VARCHAR FROM files WHERE status = '{status}' AND {under} ORDER BY path",
+    return cat.con.execute(f"SELECT media_id::VARCHAR, kind, path_bytes FROM files WHERE status = '{status}' AND {under} "
+                           "ORDER BY path",
                            params).fetchall()
