@@ -431,8 +431,8 @@ def test_xmp_round_trip_with_digikam_keywords(lib, tmp_path: Path) -> None:
 
 
 def test_xmp_export_skips_tagged_sidecars_reports_failures_and_leaves_other_files_alone(lib) -> None:
-    """A folder tag lands on the sidecars in it too: they get no sidecar of their own. A
-    sidecar that is not XMP is listed as failed (exit 8) while the others are written,
+    """A tagged sidecar (named itself: a folder's tag goes to its media files alone) gets
+    no sidecar of its own. A sidecar that is not XMP is listed as failed (exit 8) while the others are written,
     with their permissions kept; a user's file with the old temporary name is untouched;
     a name that is not UTF-8 gets its sidecar."""
     root, catalog = lib
@@ -441,7 +441,7 @@ def test_xmp_export_skips_tagged_sidecars_reports_failures_and_leaves_other_file
     broken.write_text("not xmp at all", encoding="utf-8")
     os.chmod(paris / "paris.jpg.xmp", 0o640)
     assert run_cli("scan", root, catalog=catalog).rc == 0
-    assert run_cli("tag", "add", "Trips/Paris", paris, catalog=catalog).rc == 0
+    assert run_cli("tag", "add", "Trips/Paris", paris, paris / "paris.jpg.xmp", broken, catalog=catalog).rc == 0
     assert run_cli("tag", "add", "Odd", root / "odd", catalog=catalog).rc == 0
     bystander = paris / "paris.jpg.xmp.mediaforge-tmp"
     bystander.write_bytes(b"a user's own file")

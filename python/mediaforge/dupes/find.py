@@ -180,8 +180,8 @@ def exact_groups(cat: Catalog, kind: str | None = None) -> pa.Table:
         ).to_arrow_table()
 
 
-# Two videos are near-duplicates when their durations agree (within 2%, at least 1 s)
-# and most fingerprint frames at the same fractions are within the radius.
+# Two videos are near-duplicates when their durations agree (`video_lengths_agree`) and
+# most fingerprint frames at the same fractions are within the radius.
 VIDEO_MIN_MATCH = 0.7
 # How far the pictures' lengths of two copies of one video may lie apart: a quarter of a
 # second (a few frames: a remux, a frame-rate change, a re-encode's first or last frame),
