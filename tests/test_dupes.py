@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 import random
 import shutil
 from pathlib import Path
@@ -481,13 +482,13 @@ def test_identical_images_hash_equal(tmp_path: Path) -> None:
 
 
 def _clip(path: Path, seeds: list[int], size: tuple[int, int], crf: str, fps: int = 12,
-          sound_seconds: float = 0.0) -> None:
-    """A clip showing picture `seeds[i]` during its i-th half second; with
-    `sound_seconds`, an AAC track of that length beside it."""
+          sound_seconds: float = 0.0, look: Callable[[Image.Image], Image.Image] | None = None) -> None:
+    """A clip showing picture `seeds[i]` during its i-th half second (through `look`,
+    where given); with `sound_seconds`, an AAC track of that length beside it."""
     import av
     import numpy as np
 
-    frames = {s: media_corpus.picture(160, 120, s).resize(size) for s in set(seeds)}
+    frames = {s: (look or (lambda im: im))(media_corpus.picture(160, 120, s).resize(size)) for s in set(seeds)}
     with av.open(str(path), "w") as out:
         st = out.add_stream("libx264", rate=fps)
         st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
@@ -611,8 +612,8 @@ def test_a_matroska_clip_turned_by_its_rotate_tag_groups_with_its_upright_copy(t
             out.mux(p)
     media_corpus._video(tmp_path / "upright.mp4", "libx264", "mp4", (120, 160), 48, rate=6,
                         options={"preset": "ultrafast"}, frame_picture=lambda i: frame(i, True))
-    upright, _, _ = probe.video_fingerprint(str(tmp_path / "upright.mp4"), 8.0)
-    tagged, _, _ = probe.video_fingerprint(str(tmp_path / "tagged.mkv"), 8.0)
+    upright, _, _, _ = probe.video_fingerprint(str(tmp_path / "upright.mp4"), 8.0)
+    tagged, _, _, _ = probe.video_fingerprint(str(tmp_path / "tagged.mkv"), 8.0)
     assert len(tagged) == len(upright) > 3
     assert all(bin(a["phash"] ^ b["phash"]).count("1") <= 4 for a, b in zip(tagged, upright)), (tagged, upright)
 
@@ -717,6 +718,91 @@ def test_a_clip_cut_by_a_second_and_still_footage_never_group(tmp_path: Path) ->
     res = run_cli("dedupe", "--similar", "--kind", "video", "--json", catalog=catalog)
     assert res.rc == 0, res.err
     assert [Path(s["trash"]).name for s in json.loads(res.out)["steps"]] == ["scenes_again.mp4"]
+
+
+def test_a_copy_damaged_in_the_middle_groups_with_its_whole_original_which_stays(tmp_path: Path) -> None:
+    """A QA finding: a stretch of a copy overwritten (a bad sector, a broken transfer) made
+    libav's decoder refuse the data on the way to one fingerprint frame, and the whole
+    fingerprint was lost: the damaged copy never grouped with its whole original. That
+    position is left out now, the extraction notes where (`decode`, so `partial`), and
+    `dedupe --similar` keeps the whole one."""
+    lib = tmp_path / "videos"
+    lib.mkdir()
+    _clip(lib / "whole.mp4", list(range(60, 100)), (320, 240), "18")
+    data = bytearray((lib / "whole.mp4").read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + len(data) // 8] = random.Random(7).randbytes(len(data) // 8)
+    (lib / "damaged.mp4").write_bytes(bytes(data))
+    catalog = tmp_path / "cat.duckdb"
+    groups = _scanned_groups(lib, catalog, "video")
+    assert list(groups.values()) == [{"whole.mp4", "damaged.mp4"}]
+    got = {r["name"]: r for r in rows(catalog, """SELECT f.name, m.status, (SELECT count(*) FROM video_hashes h
+                                                  WHERE h.blake3 = f.blake3) AS frames FROM files f JOIN media m
+                                                  USING (blake3)""")}
+    assert got["whole.mp4"]["status"] == "ok" and got["whole.mp4"]["frames"] == 9, got
+    assert got["damaged.mp4"]["status"] == "partial" and 3 <= got["damaged.mp4"]["frames"] < 9, got
+    res = run_cli("dedupe", "--similar", "--kind", "video", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert [(Path(s["keep"]).name, Path(s["trash"]).name) for s in json.loads(res.out)["steps"]] == [
+        ("whole.mp4", "damaged.mp4")]
+
+
+def test_clips_of_one_layout_in_other_colours_never_group_but_a_grey_copy_does(tmp_path: Path) -> None:
+    """A QA finding: video fingerprints are the pHashes of frames, which see brightness
+    alone: clips of one layout in other colours (one title style, one app's screen
+    recordings) lay a few bits apart and grouped, and `dedupe --similar` would have
+    trashed all but one. Each frame's colours are kept now, as a picture's are, and most
+    frames must agree; a grey copy says nothing of colour and groups with its original,
+    but never joins a clip of other colours to it, whichever leads."""
+    from PIL import ImageOps
+
+    def tint(colour: str) -> Callable[[Image.Image], Image.Image]:
+        return lambda im: ImageOps.colorize(im.convert("L"), "black", colour)
+
+    lib = tmp_path / "videos"
+    lib.mkdir()
+    seeds = [31, 32, 33, 34, 35, 36, 37, 38, 39, 40] * 2
+    _clip(lib / "red.mp4", seeds, (160, 120), "20", look=tint("#ff6060"))
+    _clip(lib / "red_again.mp4", seeds, (160, 120), "34", look=tint("#ff6060"))
+    _clip(lib / "cyan.mp4", seeds, (160, 120), "20", look=tint("#30c0c0"))
+    _clip(lib / "grey.mp4", seeds, (160, 120), "24", look=lambda im: im.convert("L").convert("RGB"))
+    catalog = tmp_path / "cat.duckdb"
+    groups = _scanned_groups(lib, catalog, "video")
+    assert sorted(groups.values(), key=len) == [{"grey.mp4", "red.mp4", "red_again.mp4"}] or \
+        sorted(groups.values(), key=len) == [{"cyan.mp4", "grey.mp4"}, {"red.mp4", "red_again.mp4"}], groups
+    near = rows(catalog, """SELECT count(*) AS n FROM video_hashes a JOIN video_hashes b USING (k)
+                            JOIN files fa ON fa.blake3 = a.blake3 JOIN files fb ON fb.blake3 = b.blake3
+                            WHERE fa.name = 'red.mp4' AND fb.name = 'cyan.mp4'
+                              AND bit_count(xor(a.phash, b.phash)) <= 8""")[0]["n"]
+    assert near >= 7, near  # the pHash alone would have grouped them
+    assert rows(catalog, "SELECT count(*) FILTER (WHERE grey) AS grey, count(chroma) AS measured, count(*) AS n "
+                         "FROM video_hashes JOIN files f USING (blake3) WHERE f.name = 'grey.mp4'") == [
+        {"grey": 9, "measured": 9, "n": 9}]
+    # A catalog of schema 27 (no colours) drops the fingerprints of the videos its last
+    # search grouped (red's group here), and their groups; the next search makes them
+    # again, with colours, and those of the others that pair with any video (each does).
+    import duckdb
+
+    grouped = next(g for g in groups.values() if "red.mp4" in g)
+    con = duckdb.connect(str(catalog))
+    con.execute("UPDATE video_hashes SET grey = NULL, chroma = NULL")
+    con.execute("""DELETE FROM similar_groups WHERE method = 'video' AND group_id <> (
+                   SELECT group_id FROM similar_groups JOIN files f USING (blake3) WHERE f.name = 'red.mp4')""")
+    con.execute("UPDATE meta SET value = '27' WHERE key = 'schema_version'")
+    con.close()
+    assert run_cli("stats", catalog=catalog).rc == 0  # opening it upgrades it
+    kept = {r["name"] for r in rows(catalog, "SELECT DISTINCT f.name FROM video_hashes JOIN files f USING (blake3)")}
+    assert kept == {"red.mp4", "red_again.mp4", "cyan.mp4", "grey.mp4"} - grouped
+    assert rows(catalog, "SELECT count(*) AS n FROM similar_groups WHERE method = 'video'") == [{"n": 0}]
+    res = run_cli("dupes", "--similar", "--kind", "video", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert f"{len(kept)} video{'' if len(kept) == 1 else 's'} fingerprinted by an older MediaForge" in res.err, res.err
+    again: dict[int, set[str]] = {}
+    for r in json.loads(res.out):
+        again.setdefault(r["group"], set()).add(Path(r["path"]).name)
+    assert again == groups
+    assert rows(catalog, "SELECT count(*) FILTER (WHERE grey IS NULL) AS old, count(*) AS n FROM video_hashes") == [
+        {"old": 0, "n": 36}]
 
 
 def test_near_duplicate_pictures_leave_out_animations_and_tiny_ones_and_keep_colour(tmp_path: Path) -> None:

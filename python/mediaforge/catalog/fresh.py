@@ -44,7 +44,7 @@ STATEMENTS = (
     'CREATE TABLE image_hashes(blake3 VARCHAR NOT NULL, phash UBIGINT NOT NULL, dhash UBIGINT NOT NUL'
     'L, grey BOOLEAN, chroma BLOB, phash256 BLOB);',
     'CREATE TABLE video_hashes(blake3 VARCHAR NOT NULL, k UTINYINT NOT NULL, "position" DOUBLE NOT NU'
-    'LL, phash UBIGINT NOT NULL);',
+    'LL, phash UBIGINT NOT NULL, grey BOOLEAN, chroma BLOB);',
     'CREATE TABLE similar_groups(group_id UINTEGER NOT NULL, blake3 VARCHAR NOT NULL, leader VARCHAR '
     'NOT NULL, "distance" UTINYINT NOT NULL, "method" VARCHAR NOT NULL, radius UTINYINT NOT NULL, cre'
     'ated_at TIMESTAMP NOT NULL);',

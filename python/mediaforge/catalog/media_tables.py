@@ -397,3 +397,11 @@ _ALL["image_hashes"] = [*TABLES_V3["image_hashes"], *IMAGE_HASHES_V23]
 IMAGE_HASHES_V27 = [("phash256", "BLOB")]
 MIGRATION_27_FINE = [f"ALTER TABLE image_hashes ADD COLUMN IF NOT EXISTS {name} {typ}" for name, typ in IMAGE_HASHES_V27]
 _ALL["image_hashes"] = [*_ALL["image_hashes"], *IMAGE_HASHES_V27]
+
+# Version 28 adds each video fingerprint frame's colours, as pictures have them
+# (`image_hashes.grey`, `image_hashes.chroma`): pHash sees brightness alone, and clips of
+# one layout in other colours (a title style, one app's screen recordings) lay a few bits
+# apart. NULL for rows from before: their pairs are taken on the pHash alone.
+VIDEO_HASHES_V28 = [("grey", "BOOLEAN"), ("chroma", "BLOB")]
+MIGRATION_28_VIDEO = [f"ALTER TABLE video_hashes ADD COLUMN IF NOT EXISTS {name} {typ}" for name, typ in VIDEO_HASHES_V28]
+_ALL["video_hashes"] = [*TABLES_V3["video_hashes"], *VIDEO_HASHES_V28]

@@ -371,8 +371,8 @@ def _partial_where_fingerprint_failed(con: Any, keys: str) -> int:
     return _changed(con.execute(f"""
         UPDATE media SET status = 'partial' WHERE status = 'ok' AND blake3 IN (
             SELECT blake3 FROM meta_errors WHERE blake3 IN (SELECT blake3 FROM {keys})
-              AND (stage = 'fingerprint' AND NOT starts_with(message, $3)
-                   OR stage = 'decode' AND (starts_with(message, $1) OR starts_with(message, $2))))""",
+              AND (stage = 'fingerprint' AND NOT starts_with(message, ${len(FINGERPRINT_NOTES) + 1})
+                   OR stage = 'decode' AND ({_NOTED_BY_FP})))""",
         [*FINGERPRINT_NOTES, NO_FINGERPRINT]))
 
 
@@ -380,10 +380,10 @@ _THUMB_COLUMNS = ("thumb", "thumb_width", "thumb_height", "thumb_bytes")
 _VIDEO_STREAM = "streams.type = 'video' AND NOT coalesce(streams.is_cover, FALSE)"
 _FINGERPRINT_TABLES = ("image_hashes", "video_hashes", "audio_hashes")
 # The `meta_errors` rows that making a fingerprint writes: its own, and a video's pictures
-# found to end early or sound that stops decoding (`$1`, `$2`: `FINGERPRINT_NOTES`).
-_FOUND_BY_FP = "stage = 'fingerprint' OR stage = 'decode' AND (starts_with(message, $1) OR starts_with(message, $2))"
-if len(FINGERPRINT_NOTES) != 2:
-    raise RuntimeError("_FOUND_BY_FP names two fingerprint notes")
+# found to end early or not to decode, or sound that stops decoding (`$1`, `$2`...:
+# `FINGERPRINT_NOTES`, the query's first parameters).
+_NOTED_BY_FP = " OR ".join(f"starts_with(message, ${i + 1})" for i in range(len(FINGERPRINT_NOTES)))
+_FOUND_BY_FP = f"stage = 'fingerprint' OR stage = 'decode' AND ({_NOTED_BY_FP})"
 
 
 def _found_by_fingerprint(stage: str, message: str) -> bool:

@@ -9,6 +9,7 @@ import re
 
 from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDIA, MIGRATION_2, MIGRATION_3,
                            MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, MIGRATION_27_FINE,
+                           MIGRATION_28_VIDEO,
                            SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
@@ -466,6 +467,13 @@ MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_
 # extracted again as RAWs as for version 19. The search index compares every document
 # again where any row changed. (Names of formats the scan tells by their first bytes, an
 # `.m4r` or `.f4v` MP4 say, were filed rightly whenever the file was read.)
+# It also adds the colours of each video fingerprint frame (`video_hashes.grey`,
+# `video_hashes.chroma`, see `media_tables.VIDEO_HASHES_V28`) and drops the fingerprints
+# of the videos the last `dupes --similar --kind video` grouped, with those groups, as for
+# version 15, so the next scan, `meta` or `dupes --similar` makes them again with their
+# colours: clips of one layout in other colours grouped. Others keep theirs (NULL
+# colours: their pairs are taken as before), as making every video's again would cost
+# hours on a large library.
 _NAMED_28 = (
     ("ac3", "audio", "audio/ac3"), ("eac3", "audio", "audio/eac3"), ("ec3", "audio", "audio/eac3"),
     ("dts", "audio", "audio/vnd.dts"), ("dtshd", "audio", "audio/vnd.dts"), ("thd", "audio", "audio/vnd.dolby.mlp"),
@@ -500,6 +508,11 @@ MIGRATIONS[28] = [
     """UPDATE files SET kind = n.kind, mime = n.mime FROM named_28 n WHERE files.ext = n.ext
        AND (files.mime = 'application/octet-stream' OR n.kind = 'raw' AND files.mime = 'image/tiff')""",
     "DROP TABLE named_28",
+    *MIGRATION_28_VIDEO,
+    # (Kept aside: the groups go before the fingerprints, which `picked` then finds.)
+    "CREATE OR REPLACE TEMP TABLE grouped_28 AS SELECT DISTINCT blake3 FROM similar_groups WHERE method = 'video'",
+    *_fingerprints_again("SELECT blake3 FROM grouped_28"),
+    "DROP TABLE grouped_28",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

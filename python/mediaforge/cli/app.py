@@ -880,7 +880,8 @@ def dupes_cmd(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
 ) -> None:
     """Duplicate groups: exact copies by BLAKE3, or with --similar near-duplicates."""
-    from ..dupes import DEFAULT_RADIUS, exact_groups, similar_audio, similar_groups, similar_videos, still_videos
+    from ..dupes import (DEFAULT_RADIUS, drop_colourless_pairs, exact_groups, similar_audio, similar_groups,
+                         similar_videos, still_videos)
     from ..dupes.find import AUDIO_MAX_BER, LOOSE_BER, LOOSE_RADIUS, check_threshold
     from . import _to_stderr
 
@@ -906,14 +907,20 @@ def dupes_cmd(
         # Writes the groups to the catalog's similar_groups table, so it needs the write lock.
         with open_catalog(g.catalog) as cat:
             _fingerprint_missing(cat, kind, g.quiet)
+            radius = DEFAULT_RADIUS if threshold is None else threshold
+            if kind == "video" and (old := drop_colourless_pairs(cat, radius)):
+                if not g.quiet:  # (fingerprinted before schema 28: their colours are measured now)
+                    print(f"{render.counted(old, 'video')} fingerprinted by an older MediaForge, without colours, "
+                          "pair with another: fingerprinting them again", file=sys.stderr)
+                _fingerprint_missing(cat, kind, g.quiet)
             if kind == "audio":
                 table = similar_audio(cat, AUDIO_MAX_BER if threshold is None else threshold)
             else:
                 find = similar_videos if kind == "video" else similar_groups
-                table = find(cat, DEFAULT_RADIUS if threshold is None else threshold)
+                table = find(cat, radius)
                 if kind == "image":
                     _pictures_compared_less(cat)
-                elif still := still_videos(cat, DEFAULT_RADIUS if threshold is None else threshold):
+                elif still := still_videos(cat, radius):
                     _to_stderr(f"mediaforge: note: {render.counted(still, 'video')} whose frames barely change (a "
                                "still with sound, a static shot) left out: their fingerprint cannot tell a copy from "
                                "another stretch or recording of the same scene (exact copies are found without "

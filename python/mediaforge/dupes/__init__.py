@@ -4,8 +4,8 @@ hashes and audio fingerprints searched in the Rust core."""
 
 from __future__ import annotations
 
-from .find import (DEFAULT_RADIUS, exact_groups, hash_candidates, similar_audio, similar_groups, similar_videos,
-                   still_videos, unhashed)
+from .find import (DEFAULT_RADIUS, drop_colourless_pairs, exact_groups, hash_candidates, similar_audio,
+                   similar_groups, similar_videos, still_videos, unhashed)
 
-__all__ = ["DEFAULT_RADIUS", "exact_groups", "hash_candidates", "similar_audio", "similar_groups", "similar_videos",
-           "still_videos", "unhashed"]
+__all__ = ["DEFAULT_RADIUS", "drop_colourless_pairs", "exact_groups", "hash_candidates", "similar_audio",
+           "similar_groups", "similar_videos", "still_videos", "unhashed"]

@@ -224,7 +224,23 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
     agree. Writes `similar_groups` rows with method 'video' (distance: the median frame
     distance to the leader) and returns one row per present file of each group."""
     check_threshold("image", radius)
-    pairs = cat.con.sql(
+    pairs = _video_pairs(cat, radius)
+    same_colours = _colours_of_frames(cat, pairs)
+    pairs = [p for p in pairs if same_colours(p[0], p[1])]
+    # Lengths and colours agree between every two members, not only each one and the
+    # leader: a clip 0.4 s shorter than another and one 0.4 s longer, each within reach of
+    # it, stay apart; so do a red and a blue clip of one layout around their grey copy.
+    durations = {h: float(s) for row in pairs for h, s in ((row[0], row[5]), (row[1], row[6]))}
+    return _store_and_show(cat, _leader_rows(
+        [(a, b, d) for a, b, _close, _n, d, _sa, _sb in pairs], "video", radius,
+        lambda m, x: video_lengths_agree(durations[m], durations[x]) and same_colours(m, x)), "video")
+
+
+def _video_pairs(cat: Catalog, radius: int) -> list[tuple]:
+    """The pairs of present videos (not stills) whose lengths agree and whose fingerprint
+    frames match: (a, b, close frames, frames compared, median distance, a's length,
+    b's length)."""
+    return cat.con.sql(
         f"""
         WITH pictures AS (  -- the picture's length, where its stream gives one (the sound may run on)
             SELECT blake3, max(duration) AS duration FROM streams
@@ -248,23 +264,61 @@ def similar_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> pa.Table:
         """,
         params={"r": radius, "min_match": VIDEO_MIN_MATCH, "slack": VIDEO_SLACK_S, "share": VIDEO_SLACK_SHARE},
     ).fetchall()
-    # The guard holds between every two members, not only each one and the leader: a clip
-    # 0.4 s shorter than another and one 0.4 s longer, each within reach of it, stay apart.
-    durations = {h: float(s) for row in pairs for h, s in ((row[0], row[5]), (row[1], row[6]))}
-    return _store_and_show(cat, _leader_rows([(a, b, d) for a, b, _close, _n, d, _sa, _sb in pairs], "video", radius,
-                                             durations, video_lengths_agree), "video")
+
+
+def drop_colourless_pairs(cat: Catalog, radius: int = DEFAULT_RADIUS) -> int:
+    """Drop the fingerprints of the videos fingerprinted before schema 28 (no colours)
+    that pair with another (`_video_pairs`), with their `fingerprint` notes, so that the
+    caller makes them again with their colours before `similar_videos` compares them; how
+    many. Only those: making every old video's again would cost hours on a large library."""
+    ids = pa.table({"blake3": pa.array(sorted({h for p in _video_pairs(cat, radius) for h in p[:2]}), pa.string())})
+    with cat.registered("mf_pair_ids", ids), cat.transaction() as con:
+        con.execute("""CREATE OR REPLACE TEMP TABLE mf_colourless AS SELECT DISTINCT blake3 FROM video_hashes
+                       JOIN mf_pair_ids USING (blake3) WHERE grey IS NULL""")
+        try:
+            con.execute("DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN (SELECT blake3 FROM mf_colourless)")
+            con.execute("DELETE FROM video_hashes WHERE blake3 IN (SELECT blake3 FROM mf_colourless)")
+            return con.execute("SELECT count(*) FROM mf_colourless").fetchone()[0]
+        finally:
+            con.execute("DROP TABLE mf_colourless")
+
+
+def _colours_of_frames(cat: Catalog, pairs: list[tuple]) -> Callable[[str, str], bool]:
+    """Whether two of the videos of `pairs` (a, b, ...) agree in colours: at the fractions
+    where both fingerprint frames have colour (`video_hashes.chroma`, not grey), no more
+    of them lie apart (`colours_agree`) than agree. pHash sees brightness alone: two clips
+    of one layout in other colours lay a few bits apart. A grey copy of a colour clip, and
+    frames fingerprinted before schema 28 (no colours), say nothing."""
+    ids = pa.table({"blake3": pa.array(sorted({h for p in pairs for h in p[:2]}), pa.string())})
+    with cat.registered("mf_pair_ids", ids):
+        frames = cat.con.execute("""SELECT blake3, k, chroma FROM video_hashes JOIN mf_pair_ids USING (blake3)
+                                    WHERE chroma IS NOT NULL AND NOT grey""").fetchall()
+    colours: dict[str, dict[int, bytes]] = {}
+    for h, k, chroma in frames:
+        colours.setdefault(h, {})[k] = chroma
+
+    def agree(x: str, y: str) -> bool:
+        a, b = colours.get(x, {}), colours.get(y, {})
+        both = [k for k in a if k in b]
+        return 2 * sum(not colours_agree(a[k], b[k]) for k in both) <= len(both)
+
+    return agree
+
+
+def colours_agree(x: bytes | None, y: bytes | None) -> bool:
+    """Whether two colour layouts (`chroma`: mean Cb and Cr of a 3x3 grid) agree, as
+    copies' do (`CHROMA_APART`); a layout not measured agrees with any."""
+    return x is None or y is None or len(x) != len(y) or \
+        max(abs(p - q) for p, q in zip(x, y, strict=True)) <= CHROMA_APART
 
 
 def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
-                 durations: dict[str, float] | None = None,
-                 agree: Callable[[float, float], bool] | None = None) -> pa.Table:
+                 fits: Callable[[str, str], bool] | None = None) -> pa.Table:
     """Leader grouping, as for pictures: every member matches its group's leader (no
-    chaining); the busiest content leads first. With `durations`, the lengths of every
-    two members of a group agree too (`agree`, else the core's guard for sound), not only
-    each one's with the leader's: a 2 s cut and the 4 s clip it came from, each within a
-    second of a 3 s one, are not one group. Members closest to the leader join first.
-    `similar_groups` rows."""
-    agree = agree or _core.durations_agree
+    chaining); the busiest content leads first. With `fits`, every two members of a group
+    fit each other too (their lengths agree, say), not only each one the leader: a 2 s
+    cut and the 4 s clip it came from, each within a second of a 3 s one, are not one
+    group. Members closest to the leader join first. `similar_groups` rows."""
     neighbours: dict[str, dict[str, int]] = {}
     for a, b, d in pairs:
         neighbours.setdefault(a, {})[b] = d
@@ -278,7 +332,7 @@ def _leader_rows(pairs: list[tuple[str, str, int]], method: str, radius: int,
         for m, d in sorted(neighbours[lead].items(), key=lambda p: (p[1], p[0])):
             if m in group_of:
                 continue
-            if durations is not None and not all(agree(durations[m], durations[x]) for x, _ in members):
+            if fits is not None and not all(fits(m, x) for x, _ in members):
                 continue
             members.append((m, d))
         if not members:
@@ -343,8 +397,9 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
     ids = [h for h, _, _ in fps]
     pairs = [(ids[a], ids[b], round(ber * 100)) for a, b, ber in zip(
         found.column("a").to_pylist(), found.column("b").to_pylist(), found.column("ber").to_pylist(), strict=True)]
+    lengths = {h: float(d) for h, _, d in fps}
     return _store_and_show(cat, _leader_rows(pairs, "audio", max_ber_percent,
-                                             {h: float(d) for h, _, d in fps}), "audio")
+                                             lambda m, x: _core.durations_agree(lengths[m], lengths[x])), "audio")
 
 
 # Which copy of a near-duplicate group is best kept (`dedupe --similar`'s default keep
@@ -491,9 +546,7 @@ def _by_colour(group: list[int], index: list[int], leader: list[int], phash: lis
                                          or (int.from_bytes(x) ^ int.from_bytes(y)).bit_count() <= most)
 
     def agree(a: int, b: int) -> bool:
-        x, y = chroma[a], chroma[b]
-        return x is None or y is None or len(x) != len(y) or \
-            max(abs(p - q) for p, q in zip(x, y, strict=True)) <= CHROMA_APART
+        return colours_agree(chroma[a], chroma[b])
 
     out: list[tuple[int, int, int, int]] = []
     number = 0

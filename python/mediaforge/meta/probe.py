@@ -737,6 +737,10 @@ def _livelier(c: Any, stream: Any, frames: Iterator[Any], duration: float | None
 FP_FRACTIONS = tuple(k / 10 for k in range(1, 10))
 FP_SKIP_START = 3.0
 FP_FLAT_STDDEV = 6.0
+# The size (landscape; turned for a portrait frame) a fingerprint frame's colours are
+# measured at: a 3x3 layout wants a few dozen pixels a side, and this costs well under a
+# millisecond a frame.
+FP_COLOUR_SIZE = (48, 27)
 FP_MAX_DECODE = 240  # frames decoded after a keyframe seek to reach the wanted time
 # Frames decoded in all from the start of a file whose keyframe seeks decode nothing (an
 # MPEG-TS clip with one keyframe): about 80 s of 25 fps video; positions past it are left out.
@@ -744,28 +748,33 @@ FP_LINEAR_MAX = 2000
 
 
 def video_fingerprint(path: str | bytes, duration: float | None,
-                      by_content: bool = False) -> tuple[list[dict[str, Any]], float | None, int]:
-    """(k, position, pHash) of frames at fixed fractions of the duration, via keyframe
-    seeks; the pHash is computed in the Rust core from a small grey frame. Second: where
-    the pictures end when that is well before the duration the header claims (a file cut
-    short), else None; positions past it are left out rather than all given its last frame.
-    Third: how many frames were decoded and looked at (0: none could be). Where the header
+                      by_content: bool = False) -> tuple[list[dict[str, Any]], float | None, int, float | None]:
+    """(k, position, pHash, grey, chroma) of frames at fixed fractions of the duration, via
+    keyframe seeks; the pHash is computed in the Rust core from a small grey frame. Second:
+    where the pictures end when that is well before the duration the header claims (a file
+    cut short), else None; positions past it are left out rather than all given its last
+    frame. Third: how many frames were decoded and looked at (0: none could be). Fourth:
+    the first time sought whose way there held data that would not decode (damage in the
+    middle: that position is left out), else None. Where the header
     gives no length to believe (`duration` None, 0, infinite, past a year), the video
     stream's is taken, else the one its packets' timestamps span; with none of them,
     UnknownLength says so."""
     import numpy as np
+    from PIL import Image
 
     from .. import _core
+    from .readers import colour_of
 
     name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
     out: list[dict[str, Any]] = []
     ended: float | None = None
+    damaged: float | None = None
     decoded = 0
     slack = 0.5  # a frame is found at or after its target, unless the pictures stop first
     with _container(path, name, by_content) as c:
         vs = next((s for s in c.streams.video if not _is_cover(s)), None)
         if vs is None or not vs.time_base:
-            return [], None, 0
+            return [], None, 0, None
         vs.thread_type = "AUTO"
         orientations = _track_orientations(path) if c.format and c.format.name.startswith("mov,") else {}
         measured = not _believable(duration)
@@ -790,6 +799,9 @@ def video_fingerprint(path: str | bytes, duration: float | None,
             t = max(start, f * duration)
             frame = _frame_after(c, vs, t) if linear is None else None
             if frame is OUT_OF_REACH:  # too far past its keyframe: left out, the next one may be near one
+                continue
+            if frame is DAMAGED:  # left out too; the extraction says where (a `decode` note)
+                damaged = t if damaged is None else damaged
                 continue
             if frame is None and linear is None and not decoded:
                 # Not one seek has decoded anything: decode on from the start instead. (Once
@@ -818,21 +830,32 @@ def video_fingerprint(path: str | bytes, duration: float | None,
                 (max(8, round(64 * frame.width / max(frame.height, 1))), 64)
             # An HDR frame as an SDR screen shows it, as its thumbnail: its signal read as
             # SDR lay further from an SDR copy's frame (see schema 15).
-            grey = (np.asarray(_sdr_picture(frame, w, h).convert("L"))
-                    if getattr(frame, "color_trc", None) in (_TRC_PQ, _TRC_HLG)
-                    else frame.reformat(width=w, height=h, format="gray").to_ndarray())
-            if mirrored:  # flipped left to right, then turned (see `mp4.matrix_turn`)
-                grey = np.fliplr(grey)
-            if rot:  # `rot` counts counter-clockwise, as `np.rot90` turns
-                grey = np.rot90(grey, rot // 90)
+            hdr = getattr(frame, "color_trc", None) in (_TRC_PQ, _TRC_HLG)
+
+            def shown(a: Any) -> Any:
+                if mirrored:  # flipped left to right, then turned (see `mp4.matrix_turn`)
+                    a = np.fliplr(a)
+                if rot:  # `rot` counts counter-clockwise, as `np.rot90` turns
+                    a = np.rot90(a, rot // 90)
+                return np.ascontiguousarray(a)
+
+            grey = shown(np.asarray(_sdr_picture(frame, w, h).convert("L")) if hdr
+                         else frame.reformat(width=w, height=h, format="gray").to_ndarray())
             h, w = grey.shape
             if float(np.std(grey)) < FP_FLAT_STDDEV:
                 continue  # black or flat: says nothing about the content
-            phash, _ = _core.image_hashes(np.ascontiguousarray(grey).tobytes(), w, h)
+            phash, _ = _core.image_hashes(grey.tobytes(), w, h)
+            # Its colours, as for pictures (`colour_of`): pHash sees brightness alone, and two
+            # clips of one layout in other colours (one app's screen recordings, one title
+            # style) lay a few bits apart (since schema 28).
+            cw, ch = FP_COLOUR_SIZE if frame.width >= frame.height else FP_COLOUR_SIZE[::-1]
+            colour = shown(np.asarray(_sdr_picture(frame, cw, ch)) if hdr
+                           else frame.reformat(width=cw, height=ch, format="rgb24").to_ndarray())
+            no_colour, chroma = colour_of(Image.fromarray(colour))
             out.append({"k": k, "position": round(float(frame.time - t0 if frame.time is not None else t), 3),
-                        "phash": phash})
+                        "phash": phash, "grey": no_colour, "chroma": chroma})
     # Pictures that end before a length the header did not give say nothing of a cut.
-    return out, None if measured else ended, decoded
+    return out, None if measured else ended, decoded, damaged
 
 
 def _shown_for(frame: Any, vs: Any) -> float:
@@ -1097,7 +1120,13 @@ def _frame_after(c: Any, stream: Any, t: float) -> Any:
         c.seek(int(t / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True, any_frame=False)
     except av.error.FFmpegError:
         return None
-    return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE], settle=OUT_OF_REACH)
+    try:
+        return _next_at(c.decode(stream), _start(stream) + t, [FP_MAX_DECODE], settle=OUT_OF_REACH)
+    except av.error.InvalidDataError:
+        # Damaged data on the way to `t` (a stretch of the file overwritten): this position
+        # is left out, and the others still make the fingerprint. (It raised, and the whole
+        # fingerprint was lost: a damaged copy never grouped with its whole original.)
+        return DAMAGED
 
 
 class UnknownLength(ValueError):
@@ -1141,6 +1170,8 @@ def _frames_from_start(c: Any, stream: Any) -> Iterator[Any]:
 
 # What `_frame_after` gives for a time too far past the keyframe to decode to.
 OUT_OF_REACH = object()
+# What `_frame_after` gives where the data on the way to the wanted time does not decode.
+DAMAGED = object()
 
 
 def _next_at(frames: Iterator[Any], at: float, budget: list[int], settle: Any = True) -> Any:

@@ -42,8 +42,11 @@ PICTURES_END = "the pictures end at "
 # FLAC whose frames fail their CRC, bytes damaged in a copy), which only the fingerprint's
 # decode tells: a fingerprint catch-up records it too.
 SOUND_BREAKS = "the sound does not decode "
+# The start of the `decode` error of a video whose data on the way to a fingerprint frame
+# does not decode (a stretch overwritten), which only the fingerprint's decode tells.
+PICTURES_DAMAGED = "the pictures do not decode on the way to "
 # The `decode` notes a fingerprint's decode makes (see `found_by_fingerprint`).
-FINGERPRINT_NOTES = (PICTURES_END, SOUND_BREAKS)
+FINGERPRINT_NOTES = (PICTURES_END, SOUND_BREAKS, PICTURES_DAMAGED)
 # Sound codecs whose streams carry frames that fail to decode in whole files: an MP3's
 # Xing or Info frame where MP3s were joined end to end, an ID3 tag between them, junk a
 # tagger left; and an MP3 without a Xing frame has only a guess at its length to compare.
@@ -787,7 +790,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
     # Frames at fixed fractions of the duration: the video's near-duplicate fingerprint.
     if t.fingerprints and t.kind == "video" and media.get("video_codec"):
         try:
-            r.video_hashes, ended, looked_at = video_fingerprint(t.path, media.get("duration"), by_content)
+            r.video_hashes, ended, looked_at, damaged = video_fingerprint(t.path, media.get("duration"), by_content)
         except UnknownLength as e:
             # Nothing to fingerprint by, as for a flat video (below): the extraction is fine.
             r.errors.append(("fingerprint", NO_FINGERPRINT + str(e)))
@@ -797,6 +800,10 @@ def _av(r: _Result, fallback: bool = False) -> bool:
             if ended is not None:
                 r.fail("decode", f"{PICTURES_END}{ended:.1f} s of the {media['duration']:.1f} s the file "
                                  "claims: cut short?")
+            if damaged is not None:
+                # A damaged copy groups with its whole original now; this note makes it
+                # `partial`, so `dedupe --keep best` keeps the whole one.
+                r.fail("decode", f"{PICTURES_DAMAGED}{damaged:.1f} s")
             if not r.video_hashes:
                 # Recorded (the extraction itself is fine) so that no catch-up tries again.
                 why = ("the pictures end before the first time sampled" if ended is not None
