@@ -1300,6 +1300,47 @@ def test_xmp_dates_fall_back_past_an_unreadable_one_and_nested_keywords_cost_the
     assert all(_errors(catalog, lib / f"{n}.png.xmp") == [] for n in sidecars)
 
 
+def test_a_songs_year_is_its_release_year_in_the_library_view_and_the_search(tmp_path: Path) -> None:
+    """A QA finding: a song tagged 1999, ripped or downloaded in 2024, had the year its
+    file was written (`year:1999 kind:audio` found nothing). A song's year is its tags'
+    now, in `library` and in the search index; a recording with no year in its tags keeps
+    its file's; a catalog of schema 27 has every document compared again."""
+    import duckdb
+    from mutagen import id3
+
+    from conftest import _encode_audio
+    from mediaforge.catalog.schema import SEARCH_SYNCED
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _encode_audio(lib / "song.mp3", "libmp3lame", "mp3", 1.0)
+    tags = id3.ID3()
+    tags.add(id3.TIT2(encoding=3, text="Old Song"))
+    tags.add(id3.TDRC(encoding=3, text="1999"))
+    tags.save(str(lib / "song.mp3"))
+    _encode_audio(lib / "memo.mp3", "libmp3lame", "mp3", 1.0, freq=660.0)
+    day = 1714867200  # 2024-05-05
+    for name in ("song.mp3", "memo.mp3"):
+        os.utime(lib / name, (day, day))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT name, year FROM library ORDER BY 1") == [
+        {"name": "memo.mp3", "year": 2024}, {"name": "song.mp3", "year": 1999}]
+
+    def found(query: str) -> list[str]:
+        res = run_cli("search", query, "-f", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(Path(r["path"]).name for r in json.loads(res.out))
+
+    assert found("year:1999 kind:audio") == ["song.mp3"]
+    assert found("year:2024") == ["memo.mp3"]
+    with duckdb.connect(str(catalog)) as con:  # as schema 27 left it: an index in step
+        con.execute("UPDATE meta SET value = '27' WHERE key = 'schema_version'")
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", [SEARCH_SYNCED])
+    assert run_cli("stats", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT value FROM meta WHERE key = ?", [SEARCH_SYNCED]) == []
+
+
 def test_a_photo_without_exif_takes_its_date_place_and_rating_from_its_sidecar(tmp_path: Path) -> None:
     """A Google Takeout photo stripped of its EXIF, its mtime the download's: the `library`
     view, `--where` and the search take the date, place and rating its JSON gives; a

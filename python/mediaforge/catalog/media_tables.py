@@ -324,6 +324,24 @@ if LIBRARY_VIEW_V13.count(_V13_TAKEN) != 2 or not taken_sql("m", "x").endswith("
     raise RuntimeError("schema 14's view is derived from schema 13's text, which no longer reads as expected")
 LIBRARY_VIEW_V14 = LIBRARY_VIEW_V13.replace(_V13_TAKEN, taken_sql("m", "x")[:-1])
 
+
+def year_sql(media: str, sidecar: str, audio: str) -> str:
+    """A file's year, for `library` and the search index: of its date taken (`taken_sql`),
+    but for sound, its tags' year (the release's: `tags_audio.year`) before the time its
+    container was written (an album of 1999 ripped in 2015 is of 1999); else of its mtime."""
+    m, x, a = media, sidecar, audio
+    return (f"coalesce(year(nullif({m}.taken_at, {m}.created_at)), year({x}.taken_at), "
+            f"CASE WHEN {a}.year BETWEEN 1 AND 9999 THEN {a}.year END, year({m}.taken_at), year({m}.created_at), "
+            "year(make_timestamp(f.mtime_ns // 1000)))")
+
+
+# Version 28: a song's year is its tags' (see `year_sql`), in the view as in the search
+# index: `year:2019 kind:audio` found songs by the day their files were written.
+_V14_YEAR = f"year({taken_sql('m', 'x')[:-1]}, make_timestamp(f.mtime_ns // 1000))) AS year"
+if LIBRARY_VIEW_V14.count(_V14_YEAR) != 1:
+    raise RuntimeError("schema 28's view is derived from schema 14's text, which no longer reads as expected")
+LIBRARY_VIEW_V28 = LIBRARY_VIEW_V14.replace(_V14_YEAR, f"{year_sql('m', 'x', 'a')} AS year")
+
 _ALL = {**TABLES, **TABLES_V3, **TABLES_V4, **TABLES_V5, **TABLES_V6}
 
 

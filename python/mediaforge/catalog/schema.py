@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, MIGRATION_14_MEDIA, MIGRATION_2, MIGRATION_3,
+from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, LIBRARY_VIEW_V28, MIGRATION_14_MEDIA, MIGRATION_2, MIGRATION_3,
                            MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_21_XMP, MIGRATION_23, MIGRATION_27_FINE,
                            MIGRATION_28_VIDEO,
                            SIDECAR_LINKS_VIEW,
@@ -472,8 +472,9 @@ MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_
 # of the videos the last `dupes --similar --kind video` grouped, with those groups, as for
 # version 15, so the next scan, `meta` or `dupes --similar` makes them again with their
 # colours: clips of one layout in other colours grouped. Others keep theirs (NULL
-# colours: their pairs are taken as before), as making every video's again would cost
-# hours on a large library.
+# colours) until `dupes --similar` finds them in a pair, as making every video's again
+# would cost hours on a large library. And a song's `year` in `library` and in the search
+# index is its tags' (`media_tables.year_sql`), not the year its file was written.
 _NAMED_28 = (
     ("ac3", "audio", "audio/ac3"), ("eac3", "audio", "audio/eac3"), ("ec3", "audio", "audio/eac3"),
     ("dts", "audio", "audio/vnd.dts"), ("dtshd", "audio", "audio/vnd.dts"), ("thd", "audio", "audio/vnd.dolby.mlp"),
@@ -513,6 +514,8 @@ MIGRATIONS[28] = [
     "CREATE OR REPLACE TEMP TABLE grouped_28 AS SELECT DISTINCT blake3 FROM similar_groups WHERE method = 'video'",
     *_fingerprints_again("SELECT blake3 FROM grouped_28"),
     "DROP TABLE grouped_28",
+    LIBRARY_VIEW_V28,
+    f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM tags_audio WHERE year IS NOT NULL)",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

@@ -32,16 +32,16 @@ import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
-from ..catalog.media_tables import links_sql, taken_sql
+from ..catalog.media_tables import links_sql, year_sql
 from ..catalog.schema import KINDS, SEARCH_SYNCED
 from ..catalog.store import streamed
 from ..config import search_dir
 from ..errors import InvalidInputError, MediaForgeError, PathIOError, quoted
 from ..fsops import leads_nowhere, link_to_nothing, replace_atomically
 
-# A file's year, as the `library` view has it: of its date taken (`taken_sql`; `sd`: its
-# linked sidecars' date), else of its mtime.
-YEAR = f"year(coalesce({taken_sql('m', 'sd')}, make_timestamp(f.mtime_ns // 1000)))::INTEGER"
+# A file's year, as the `library` view has it (`year_sql`; `sd`: its linked sidecars'
+# date, `a`: its sound's tags).
+YEAR = f"({year_sql('m', 'sd', 'a')})::INTEGER"
 # The date taken its linked sidecars give each file (for `YEAR`).
 SIDECAR_DATES = """(SELECT l.media_id, min(s.taken_at) AS taken_at FROM sidecar_links l
                    JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE TRUE {only} GROUP BY l.media_id) sd"""
@@ -502,7 +502,7 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
     # tags and metadata to keep twenty of them. The index knows each hit's year, so the
     # metadata tables are read only for a collection listed without words.
     year, media = ("h.year", "") if text else (
-        YEAR, "LEFT JOIN media m ON m.blake3 = f.blake3 LEFT JOIN "
+        YEAR, "LEFT JOIN media m ON m.blake3 = f.blake3 LEFT JOIN tags_audio a ON a.blake3 = f.blake3 LEFT JOIN "
         + SIDECAR_DATES.format(only="AND l.media_id IN (SELECT media_id FROM h)") + " ON sd.media_id = f.media_id")
     with cat.registered("mf_hits", ranked):
         return cat.con.sql(f"""
