@@ -2495,3 +2495,25 @@ def test_tagging_a_folder_or_a_glob_tags_its_media_not_their_sidecars(tmp_path: 
     # Taking a tag off a folder takes it off its sidecars too (tagged by an older version).
     assert run_cli("tag", "remove", "one", lib, catalog=catalog).rc == 0
     assert tagged("one") == []
+
+
+def test_a_collection_made_again_from_sidecars_is_in_path_order(tmp_path: Path) -> None:
+    """A QA finding: XMP keeps a file's collections, not their order; a catalog made again
+    from the sidecars put a collection's files in no order at all (not the same twice).
+    They come in path order now, which the docs say."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    names = [f"{c}.jpg" for c in "dbeca"]
+    for k, name in enumerate(names):
+        picture(40, 30, k).save(lib / name)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Trip", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "Trip", *(lib / n for n in names), catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", "--collection", "Trip", catalog=catalog).rc == 0
+    for k in range(2):
+        again = tmp_path / f"again{k}.duckdb"
+        assert run_cli("scan", lib, catalog=again).rc == 0
+        res = run_cli("collection", "show", "Trip", "-f", "json", catalog=again)
+        assert res.rc == 0, res.err
+        assert [Path(r["path"]).name for r in json.loads(res.out)] == sorted(names)

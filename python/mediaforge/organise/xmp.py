@@ -119,12 +119,14 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
                                AND sf.last_scan_id > coalesce(x.scan_id, 0))
                      AND NOT EXISTS (SELECT 1 FROM latest x WHERE x.media_id = l.media_id
                                      AND x.sidecar_id = l.sidecar_id AND x.sidecar_blake3 = l.sidecar_blake3)))"""
+        # In path order: a collection place a sidecar gives is taken in that order (XMP
+        # keeps no order of a collection: one made again from sidecars is in path order).
         pairs = cat.con.sql(f"""
             WITH latest AS ({_LATEST_OF_SIDECAR})
             SELECT DISTINCT l.media_id::VARCHAR AS media_id, l.sidecar_id::VARCHAR AS sidecar_id, l.sidecar_blake3,
-                   s.keywords, s.hierarchical_keywords
+                   s.keywords, s.hierarchical_keywords, l.path
             FROM mf_xmp_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
-            WHERE s.format = 'xmp' {pending}""").to_arrow_table()
+            WHERE s.format = 'xmp' {pending} ORDER BY l.path, sidecar_id""").to_arrow_table()
         if not pairs.num_rows:
             return Imported(0, sorted(repaired), sum(repaired.values()))
         removed = (0 if everything else _take_off_removed(cat, pairs)) + sum(repaired.values())
