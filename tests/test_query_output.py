@@ -181,6 +181,29 @@ def test_csv_made_column_by_column_reads_back_as_each_value(rows: list, batch: i
                              for v, c in zip(r, "tnb") if c in columns] for r in rows]
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.text(alphabet=st.sampled_from(
+                              list('ab "\\/\r\n\t\x00\x1f\x7fé東\u2028') + ["\U0001f600"]), max_size=6)),
+                          st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)), st.one_of(st.none(), st.booleans())),
+                max_size=40),
+       st.integers(1, 7))
+def test_json_made_column_by_column_is_what_json_dumps_writes(rows: list, batch: int) -> None:
+    """JSON is made in Arrow a batch at a time: every value reads back as itself, and each
+    object is the text `json.dumps` writes for it (escapes, NULL as null, booleans)."""
+    import pyarrow as pa
+
+    from mediaforge.cli.render import write_json
+
+    table = pa.table({"t": pa.array([r[0] for r in rows], pa.string()), "n": pa.array([r[1] for r in rows], pa.int64()),
+                      "b": pa.array([r[2] for r in rows], pa.bool_())})
+    out = io.StringIO()
+    write_json(pa.Table.from_batches(table.to_batches(max_chunksize=batch), table.schema), out)
+    want = [{"t": t, "n": n, "b": b} for t, n, b in rows]
+    assert json.loads(out.getvalue()) == want
+    lines = out.getvalue().split("\n")[1:-2]
+    assert [line.strip().rstrip(",") for line in lines] == [json.dumps(w, ensure_ascii=False) for w in want]
+
+
 def test_export_onto_a_file_says_it_is_not_a_folder(catalog: Path, tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("mine\n")
