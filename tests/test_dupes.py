@@ -762,10 +762,10 @@ def test_clips_of_one_layout_in_other_colours_never_group_but_a_grey_copy_does(t
     lib = tmp_path / "videos"
     lib.mkdir()
     seeds = [31, 32, 33, 34, 35, 36, 37, 38, 39, 40] * 2
-    _clip(lib / "red.mp4", seeds, (160, 120), "20", look=tint("#ff6060"))
-    _clip(lib / "red_again.mp4", seeds, (160, 120), "34", look=tint("#ff6060"))
-    _clip(lib / "cyan.mp4", seeds, (160, 120), "20", look=tint("#30c0c0"))
-    _clip(lib / "grey.mp4", seeds, (160, 120), "24", look=lambda im: im.convert("L").convert("RGB"))
+    _clip(lib / "red.mp4", seeds, (160, 120), "30", look=tint("#ff6060"))
+    _clip(lib / "red_again.mp4", seeds, (160, 120), "36", look=tint("#ff6060"))
+    _clip(lib / "cyan.mp4", seeds, (160, 120), "30", look=tint("#30c0c0"))
+    _clip(lib / "grey.mp4", seeds, (160, 120), "8", look=lambda im: im.convert("L").convert("RGB"))
     catalog = tmp_path / "cat.duckdb"
     groups = _scanned_groups(lib, catalog, "video")
     assert sorted(groups.values(), key=len) == [{"grey.mp4", "red.mp4", "red_again.mp4"}] or \
@@ -778,6 +778,12 @@ def test_clips_of_one_layout_in_other_colours_never_group_but_a_grey_copy_does(t
     assert rows(catalog, "SELECT count(*) FILTER (WHERE grey) AS grey, count(chroma) AS measured, count(*) AS n "
                          "FROM video_hashes JOIN files f USING (blake3) WHERE f.name = 'grey.mp4'") == [
         {"grey": 9, "measured": 9, "n": 9}]
+    # The grey copy has the highest bitrate; `--keep best` keeps a colour one all the same.
+    res = run_cli("dedupe", "--similar", "--kind", "video", "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    steps = json.loads(res.out)["steps"]
+    assert {Path(s["trash"]).name for s in steps} >= {"grey.mp4"}
+    assert "grey.mp4" not in {Path(s["keep"]).name for s in steps}
     # A catalog of schema 27 (no colours) drops the fingerprints of the videos its last
     # search grouped (red's group here), and their groups; the next search makes them
     # again, with colours, and those of the others that pair with any video (each does).

@@ -406,10 +406,11 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
 # rule, and what `reclaimable` assumes stays), as an ORDER BY over files f and media m: a
 # whole file before one whose data did not all decode (a `decode` note: damaged frames,
 # a file cut short), then the one with the most in it, first by pixels (pictures and video; an audio file's cover art
-# does not count), then colour over grey (pictures: pHash sees brightness alone, so a
-# grey copy ties with the colour one it came from; grey by its pixels, which the hash's
-# decode measured, else by its mode: a black-and-white photo saved as RGB is grey; a RAW
-# not measured counts as colour), then a lossless sound over a lossy one, then bitrate,
+# does not count), then colour over grey (pHash sees brightness alone, so a grey copy
+# ties with the colour one it came from; a picture is grey by its pixels, which the
+# hash's decode measured, else by its mode: a black-and-white photo saved as RGB is grey;
+# a RAW not measured counts as colour; a video is grey when every fingerprint frame is,
+# and counts as colour when fingerprinted before schema 28), then a lossless sound over a lossy one, then bitrate,
 # then length (a version cut shorter loses to the whole one), then size (the less
 # compressed of two equal pictures), then age, then the shortest path. For exact copies
 # every media column ties, and it keeps the oldest.
@@ -417,7 +418,9 @@ _GREY_MODES = "(" + ", ".join(f"'{mode}'" for mode in sorted(GREY_MODES)) + ")"
 BEST_ORDER = ("EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = f.blake3 AND e.stage = 'decode'), "
               "CASE WHEN f.kind IN ('image', 'raw', 'video') THEN m.width::BIGINT * m.height END DESC NULLS LAST, "
               "CASE WHEN f.kind IN ('image', 'raw') THEN coalesce((SELECT h.grey FROM image_hashes h "
-              f"WHERE h.blake3 = f.blake3), m.mode IN {_GREY_MODES}, false) END NULLS LAST, "
+              f"WHERE h.blake3 = f.blake3), m.mode IN {_GREY_MODES}, false) "
+              "WHEN f.kind = 'video' THEN coalesce((SELECT bool_and(h.grey) FROM video_hashes h "
+              "WHERE h.blake3 = f.blake3), false) END NULLS LAST, "
               "(SELECT a.lossless FROM tags_audio a WHERE a.blake3 = f.blake3) DESC NULLS LAST, "
               "m.bitrate DESC NULLS LAST, m.duration DESC NULLS LAST, f.size DESC, f.mtime_ns")
 
