@@ -2517,3 +2517,19 @@ def test_a_collection_made_again_from_sidecars_is_in_path_order(tmp_path: Path) 
         res = run_cli("collection", "show", "Trip", "-f", "json", catalog=again)
         assert res.rc == 0, res.err
         assert [Path(r["path"]).name for r in json.loads(res.out)] == sorted(names)
+
+
+def test_a_search_of_several_arguments_is_one_and_one_without_letters_says_so(lib) -> None:
+    """QA findings: `search eiffel tower` (no quotes) was refused as extra arguments; and
+    `search ...`, `search '*'` or an emoji found nothing with exit 0 (beside a filter, the
+    emoji was left out unsaid, and every picture came back), where `search ""` said the
+    search was empty. Several arguments are one search; a word with no letter or digit
+    is exit code 2, saying why."""
+    _root, catalog = lib
+    res = run_cli("search", "eiffel", "tower", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["eiffel tower.jpg"]
+    for query in ("...", "*", "\U0001f389", "kind:image \U0001f389"):
+        res = run_cli("search", query, catalog=catalog)
+        assert res.rc == 2, (query, res.err)
+        assert_one_line_error(res.err, "holds no letter or digit to search for")

@@ -369,8 +369,9 @@ SEARCH_WAIT_S = 10.0
 @command("search")
 def search_cmd(
     ctx: typer.Context,
-    query: Annotated[Optional[str], typer.Argument(
-        help="Words and filters: kind:video ext:jpg year:2019 year:2018..2020 tag:family collection:NAME.")] = None,
+    words: Annotated[Optional[list[str]], typer.Argument(
+        help="Words and filters: kind:video ext:jpg year:2019 year:2018..2020 tag:family collection:NAME "
+             "(one argument or several).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="Most results.")] = 20,
     reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the index from the catalog first.")] = False,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
@@ -381,6 +382,8 @@ def search_cmd(
 
     g = _globals(ctx)
     check_output_args(fmt, output, g.catalog)
+    # Several arguments are one search (`search paris 2019`, as typed without quotes).
+    query = " ".join(words) if words else None
     if query is not None and not is_text(query):  # checked before any indexing
         raise InvalidInputError("the search holds bytes that are not valid UTF-8")
     if query is None and reindex and (output is not None or fmt not in (Format.table, Format.json)):

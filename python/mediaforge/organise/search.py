@@ -471,6 +471,11 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
             raise InvalidInputError(f"filter tag: {quoted(value)} names no tag (a tag's parts are separated by /)")
         if key == "kind" and value.lower() not in KINDS:
             raise InvalidInputError(f"unknown kind {quoted(value)} in the search: one of {', '.join(KINDS)}")
+        if key is None and not any(c.isalnum() for c in value):
+            # Words are runs of letters and digits: `...`, `*` or an emoji matches none, and
+            # the search found nothing (or, beside a filter, was left out unsaid).
+            raise InvalidInputError(f"{quoted(value)} holds no letter or digit to search for (words are runs of "
+                                    "letters and digits; punctuation, symbols and emoji are left out)")
     folder = index_dir(catalog_path)
     if not folder.exists():
         raise InvalidInputError(f"no search index at {folder}: run `mediaforge search --reindex` (or a scan) first")
