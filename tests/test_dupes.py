@@ -715,6 +715,10 @@ def test_a_clip_cut_by_a_second_and_still_footage_never_group(tmp_path: Path) ->
     assert list(groups.values()) == [{"scenes.mp4", "scenes_again.mp4"}]
     res = run_cli("dupes", "--similar", "--kind", "video", catalog=catalog)
     assert res.rc == 0 and "4 videos whose frames barely change" in res.err, res.err
+    # (A QA finding: with no --kind, "0 groups" said nothing of the videos not compared.)
+    res = run_cli("dupes", "--similar", catalog=catalog)
+    assert res.rc == 0 and res.out == "0 groups, 0 B reclaimable\n", res.out
+    assert "the catalog's videos and sound (7 files) are compared with --kind video" in res.err, res.err
     res = run_cli("dedupe", "--similar", "--kind", "video", "--json", catalog=catalog)
     assert res.rc == 0, res.err
     assert [Path(s["trash"]).name for s in json.loads(res.out)["steps"]] == ["scenes_again.mp4"]

@@ -891,8 +891,9 @@ def dupes_cmd(
     check_output_args(fmt, output, g.catalog)
     if threshold is not None and not similar:  # else a user who left out --similar thinks near copies were sought
         raise InvalidInputError("--threshold is for --similar: exact copies have no threshold")
+    others = 0  # with --similar and no --kind: the videos and sound not compared, for a hint
     if similar:
-        kind = kind or "image"
+        defaulted, kind = kind is None, kind or "image"
         if kind not in SIMILAR_KINDS:
             raise InvalidInputError("--similar compares pictures (--kind image, the default, RAW files included), "
                                     "videos (--kind video) or sound (--kind audio)")
@@ -920,6 +921,9 @@ def dupes_cmd(
                 table = find(cat, radius)
                 if kind == "image":
                     _pictures_compared_less(cat)
+                    if defaulted and not table.num_rows:
+                        others = cat.con.execute("SELECT count(*) FROM files WHERE status = 'present' "
+                                                 "AND kind IN ('video', 'audio')").fetchone()[0]
                 elif still := still_videos(cat, radius):
                     _to_stderr(f"mediaforge: note: {render.counted(still, 'video')} whose frames barely change (a "
                                "still with sound, a static shot) left out: their fingerprint cannot tell a copy from "
@@ -936,6 +940,10 @@ def dupes_cmd(
         saved = sum({r["group"]: r["reclaimable"] for r in table.select(["group", "reclaimable"]).to_pylist()}.values()) \
             if "reclaimable" in table.column_names else None
         print(f"{render.counted(groups, 'group')}" + (f", {render.human_bytes(saved)} reclaimable" if saved is not None else ""))
+        if others:
+            _to_stderr(f"mediaforge: note: --similar compares pictures unless told otherwise; the catalog's "
+                       f"videos and sound ({render.counted(others, 'file')}) are compared with --kind video or "
+                       "--kind audio")
         return
     _write_table(table, fmt, output, g.catalog)
 

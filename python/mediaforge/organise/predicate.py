@@ -70,6 +70,8 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
         why = alone.get("error_message") if alone.get("error") else tree.get("error_message")
         if "expression depth" in (why or ""):  # (its hint, a SET, is refused everywhere)
             raise InvalidInputError(deep)
+        if "Only SELECT statements can be serialized" in (why or ""):  # a `;` and another statement after it
+            why = "one condition, not statements: it holds a ';' and more after it"
         raise InvalidInputError(f"not a SQL condition: {_shown(pred)} ({first_line(why or '')})")
     statements = tree.get("statements") or []
     node = statements[0].get("node", {}) if len(statements) == 1 else {}
