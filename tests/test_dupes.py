@@ -749,6 +749,21 @@ def test_a_copy_damaged_in_the_middle_groups_with_its_whole_original_which_stays
     assert res.rc == 0, res.err
     assert [(Path(s["keep"]).name, Path(s["trash"]).name) for s in json.loads(res.out)["steps"]] == [
         ("whole.mp4", "damaged.mp4")]
+    # A catalog of schema 27 holds the failure: its upgrade has the next scan try again.
+    import duckdb
+
+    damaged = "SELECT blake3 FROM files WHERE name = 'damaged.mp4'"
+    con = duckdb.connect(str(catalog))
+    con.execute(f"DELETE FROM video_hashes WHERE blake3 IN ({damaged})")
+    con.execute(f"DELETE FROM meta_errors WHERE blake3 IN ({damaged})")
+    message = "InvalidDataError: Invalid data found when processing input: 'avcodec_send_packet()'"
+    con.execute("INSERT INTO meta_errors SELECT blake3, path, path_bytes, 'fingerprint', ?, now() FROM files "
+                "WHERE name = 'damaged.mp4'", [message])
+    con.execute("DELETE FROM similar_groups")
+    con.execute("UPDATE meta SET value = '27' WHERE key = 'schema_version'")
+    con.close()
+    assert _scanned_groups(lib, catalog, "video") == groups
+    assert rows(catalog, f"SELECT stage FROM meta_errors WHERE blake3 IN ({damaged})") == [{"stage": "decode"}]
 
 
 def test_clips_of_one_layout_in_other_colours_never_group_but_a_grey_copy_does(tmp_path: Path) -> None:

@@ -474,7 +474,8 @@ MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_
 # colours: clips of one layout in other colours grouped. Others keep theirs (NULL
 # colours) until `dupes --similar` finds them in a pair, as making every video's again
 # would cost hours on a large library. And a song's `year` in `library` and in the search
-# index is its tags' (`media_tables.year_sql`), not the year its file was written.
+# index is its tags' (`media_tables.year_sql`), not the year its file was written. And
+# the videos whose fingerprint failed on data libav refused are fingerprinted again.
 _NAMED_28 = (
     ("ac3", "audio", "audio/ac3"), ("eac3", "audio", "audio/eac3"), ("ec3", "audio", "audio/eac3"),
     ("dts", "audio", "audio/vnd.dts"), ("dtshd", "audio", "audio/vnd.dts"), ("thd", "audio", "audio/vnd.dolby.mlp"),
@@ -516,6 +517,13 @@ MIGRATIONS[28] = [
     "DROP TABLE grouped_28",
     LIBRARY_VIEW_V28,
     f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS (SELECT 1 FROM tags_audio WHERE year IS NOT NULL)",
+    # Videos whose fingerprint failed on data libav refused (a stretch overwritten): made
+    # again, that frame left out (see `probe._frame_after`).
+    """CREATE OR REPLACE TEMP TABLE refused_28 AS SELECT DISTINCT blake3 FROM meta_errors
+       WHERE stage = 'fingerprint' AND message LIKE 'InvalidDataError:%'
+         AND blake3 IN (SELECT blake3 FROM media WHERE kind = 'video')""",
+    *_fingerprints_again("SELECT blake3 FROM refused_28"),
+    "DROP TABLE refused_28",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
