@@ -1194,6 +1194,7 @@ def test_best_counts_a_raw_of_unknown_mode_as_colour_and_groups_a_jpeg_with_its_
     con = duckdb.connect()
     con.execute("CREATE TABLE tags_audio (blake3 VARCHAR, lossless BOOLEAN)")
     con.execute("CREATE TABLE image_hashes (blake3 VARCHAR, grey BOOLEAN)")  # (none measured)
+    con.execute("CREATE TABLE video_hashes (blake3 VARCHAR, grey BOOLEAN)")
     con.execute("CREATE TABLE meta_errors (blake3 VARCHAR, stage VARCHAR)")
     con.execute("CREATE TABLE f AS SELECT * FROM (VALUES ('r', 'raw', 25000000, 1, 'IMG_1.CR2'), "
                 "('j', 'image', 9000000, 2, 'IMG_1.JPG'), ('g', 'image', 30000000, 3, 'IMG_1 grey.png')) "

@@ -440,6 +440,9 @@ def test_formats_known_by_name_alone_are_read_and_schema_28_refiles_them(tmp_pat
     _still_by_libav(lib / "sky.hdr", "hdr", "gbrpf32le")
     _encode_video(lib / "dvd.m2v", 40, "mpeg2video", "mpeg2video", (160, 120))  # as DVD authoring keeps one
     ramp.save(lib / "old.erf", format="TIFF")  # a TIFF, as Epson's RAWs are
+    # Names text files share: a Device Tree source, an ENVI header (a review finding).
+    (lib / "board.dts").write_text('/dts-v1/;\n/ {\n\tmodel = "board";\n};\n')
+    (lib / "cube.hdr").write_text("ENVI\nsamples = 64\nlines = 48\nbands = 3\n")
     extracted = """SELECT f.name, f.kind, f.mime, m.kind AS media_kind, m.status,
                           EXISTS (SELECT 1 FROM image_hashes h WHERE h.blake3 = f.blake3) AS picture_hash,
                           EXISTS (SELECT 1 FROM audio_hashes h WHERE h.blake3 = f.blake3) AS sound_hash,
@@ -449,9 +452,11 @@ def test_formats_known_by_name_alone_are_read_and_schema_28_refiles_them(tmp_pat
              "old.erf": ("raw", "image/x-epson-erf"), "render.exr": ("image", "image/x-exr"),
              "rip.tta": ("audio", "audio/x-tta"), "scan.ppm": ("image", "image/x-portable-pixmap"),
              "scan.qoi": ("image", "image/qoi"), "scan.tga": ("image", "image/x-tga"),
-             "score.ac3": ("audio", "audio/ac3"), "sky.hdr": ("image", "image/vnd.radiance")}
+             "score.ac3": ("audio", "audio/ac3"), "sky.hdr": ("image", "image/vnd.radiance"),
+             "board.dts": ("other", "application/octet-stream"), "cube.hdr": ("other", "application/octet-stream")}
     # (The RAW reader takes no plain TIFF: only its preview is read.)
-    want = [{"name": n, "kind": k, "mime": m, "media_kind": k, "status": "partial" if k == "raw" else "ok",
+    want = [{"name": n, "kind": k, "mime": m, "media_kind": None if k == "other" else k,
+             "status": None if k == "other" else "partial" if k == "raw" else "ok",
              "picture_hash": k in ("image", "raw"), "sound_hash": k == "audio", "video_hash": k == "video"}
             for n, (k, m) in sorted(filed.items())]
     bare = tmp_path / "bare.duckdb"
@@ -468,15 +473,18 @@ def test_formats_known_by_name_alone_are_read_and_schema_28_refiles_them(tmp_pat
         con.execute("UPDATE files SET kind = 'image', mime = 'image/tiff' WHERE ext = 'erf'")
         con.execute("UPDATE media SET kind = 'image', status = 'ok' WHERE blake3 IN (SELECT blake3 FROM files "
                     "WHERE ext = 'erf')")
+        # (A Radiance `.hdr` was never `other` once read: its signature is new, not its
+        # name, which text files share, so the upgrade leaves `.hdr` and `.dts` rows alone.)
+        named = "ext NOT IN ('erf', 'hdr', 'dts')"
         for table in ("media", "image_hashes", "audio_hashes", "video_hashes"):
-            con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM files WHERE ext <> 'erf')")
-        con.execute("UPDATE files SET kind = 'other', mime = 'application/octet-stream' WHERE ext <> 'erf'")
+            con.execute(f"DELETE FROM {table} WHERE blake3 IN (SELECT blake3 FROM files WHERE {named})")
+        con.execute(f"UPDATE files SET kind = 'other', mime = 'application/octet-stream' WHERE {named}")
         con.execute("UPDATE meta SET value = '27' WHERE key = 'schema_version'")
         con.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", [SEARCH_SYNCED])
     assert run_cli("stats", catalog=catalog_path).rc == 0  # any command upgrades it
     assert rows(catalog_path, "SELECT name, kind, mime FROM files ORDER BY 1") == [
         {"name": n, "kind": k, "mime": m} for n, (k, m) in sorted(filed.items())]
-    assert rows(catalog_path, "SELECT count(*) AS n FROM media") == [{"n": 0}]
+    assert rows(catalog_path, "SELECT f.name FROM media JOIN files f USING (blake3)") == [{"name": "sky.hdr"}]
     meta = {r["key"]: r["value"] for r in rows(catalog_path, "SELECT key, value FROM meta")}
     assert meta["schema_version"] == str(SCHEMA_VERSION) and SEARCH_SYNCED not in meta
     assert run_cli("scan", lib, catalog=catalog_path).rc == 0

@@ -2477,6 +2477,7 @@ def test_tagging_a_folder_or_a_glob_tags_its_media_not_their_sidecars(tmp_path: 
         (lib / f"p{k}.jpg.xmp").write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about=""/>'
                                            '</rdf:RDF></x:xmpmeta>')
     (lib / "notes" / "n.xmp").write_text(f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}/></x:xmpmeta>')
+    (lib / "notes" / "README.txt").write_text("notes for the trip\n")
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
 
@@ -2485,15 +2486,15 @@ def test_tagging_a_folder_or_a_glob_tags_its_media_not_their_sidecars(tmp_path: 
                                                  "WHERE t.tag = ? ORDER BY 1", [tag])]
 
     assert run_cli("tag", "add", "trip", lib, catalog=catalog).rc == 0
-    assert tagged("trip") == ["p0.jpg", "p1.jpg"]
+    assert tagged("trip") == ["README.txt", "p0.jpg", "p1.jpg"]  # (no sidecar of a photo: a note is no sidecar)
     assert run_cli("tag", "add", "glob", str(lib / "p*"), catalog=catalog).rc == 0
     assert tagged("glob") == ["p0.jpg", "p1.jpg"]
     assert run_cli("tag", "add", "one", lib / "p0.jpg.xmp", lib / "notes", catalog=catalog).rc == 0
-    assert tagged("one") == ["n.xmp", "p0.jpg.xmp"]
+    assert tagged("one") == ["README.txt", "n.xmp", "p0.jpg.xmp"]  # a folder with no media file: all of it
     assert run_cli("collection", "create", "Trip", catalog=catalog).rc == 0
     assert run_cli("collection", "add", "Trip", lib, catalog=catalog).rc == 0
     assert [r["name"] for r in rows(catalog, "SELECT f.name FROM collection_items i JOIN files f USING (media_id) "
-                                             "ORDER BY 1")] == ["p0.jpg", "p1.jpg"]
+                                             "ORDER BY 1")] == ["README.txt", "p0.jpg", "p1.jpg"]
     # Taking a tag off a folder takes it off its sidecars too (tagged by an older version).
     assert run_cli("tag", "remove", "one", lib, catalog=catalog).rc == 0
     assert tagged("one") == []
@@ -2531,6 +2532,11 @@ def test_a_search_of_several_arguments_is_one_and_one_without_letters_says_so(li
     res = run_cli("search", "eiffel", "tower", "--format", "json", catalog=catalog)
     assert res.rc == 0, res.err
     assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["eiffel tower.jpg"]
+    # A filter's value the shell kept whole stays whole (a review finding).
+    assert run_cli("tag", "add", "places/new york", lib[0] / "2019 Paris" / "paris.jpg", catalog=catalog).rc == 0
+    res = run_cli("search", "tag:places/new york", "paris", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["paris.jpg"]
     for query in ("...", "*", "\U0001f389", "kind:image \U0001f389"):
         res = run_cli("search", query, catalog=catalog)
         assert res.rc == 2, (query, res.err)

@@ -204,6 +204,28 @@ def test_json_made_column_by_column_is_what_json_dumps_writes(rows: list, batch:
     assert [line.strip().rstrip(",") for line in lines] == [json.dumps(w, ensure_ascii=False) for w in want]
 
 
+def test_a_batch_whose_text_passes_what_arrow_holds_is_written_in_halves() -> None:
+    """A review finding: a batch's CSV or JSON is one Arrow string array, which holds up to
+    2 GiB; a batch of very large cells is made in halves (and theirs) instead, in order."""
+    import pyarrow as pa
+
+    from mediaforge.cli.render import _in_parts
+
+    batch = pa.record_batch({"n": list(range(10))})
+    tried: list[int] = []
+
+    def build(part: pa.RecordBatch) -> str:
+        tried.append(part.num_rows)
+        if part.num_rows > 3:
+            raise pa.ArrowCapacityError("array cannot contain more than 2147483646 bytes")
+        return "".join(f"{n}," for n in part.column(0).to_pylist())
+
+    assert "".join(_in_parts(batch, build)) == "".join(f"{n}," for n in range(10))
+    assert tried == [10, 5, 2, 3, 5, 2, 3]
+    with pytest.raises(pa.ArrowCapacityError):
+        list(_in_parts(batch.slice(0, 1), lambda part: build(pa.record_batch({"n": list(range(4))}))))
+
+
 def test_export_onto_a_file_says_it_is_not_a_folder(catalog: Path, tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("mine\n")

@@ -458,9 +458,12 @@ MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_
 
 # Version 28 knows more names (see `rust/core/src/kind.rs`): formats that start with no
 # signature the scan sniffs were `other` (`application/octet-stream`) and never read:
-# raw AC-3, E-AC-3, DTS and TrueHD sound (a film's soundtrack pulled out of it), AMR, CAF,
-# TTA, Musepack, Sun audio, Wave64, RealAudio; DV, MPEG-2 elementary streams, RealMedia;
-# PPM and its kin, Targa, PCX, QOI, DDS, OpenEXR, Radiance HDR, JPEG XR; Minolta's RAW.
+# raw AC-3, E-AC-3, DTS-HD and TrueHD sound (a film's soundtrack pulled out of it), AMR,
+# CAF, TTA, Musepack, Sun audio, Wave64, RealAudio; DV, MPEG-2 elementary streams,
+# RealMedia; PPM and its kin, Targa, PCX, QOI, DDS, OpenEXR, JPEG XR; Minolta's RAW.
+# (Raw DTS `.dts`, Radiance `.hdr` and float PFM `.pfm` share their names with text and
+# other files: they go by their signatures, and a row filed before stays as it is until
+# its file changes.)
 # Their rows take the kind and MIME type their names give now (the next scan extracts
 # them); so do the TIFF-based RAWs of Epson, Kodak, Leaf, Mamiya, Hasselblad and GoPro,
 # filed as `image/tiff` until now, whose `media` rows (their first TIFF page's) go, to be
@@ -478,7 +481,7 @@ MIGRATIONS[27] = [*MIGRATION_27_FINE, *_fingerprints_again(_SEE_THROUGH, "image_
 # the videos whose fingerprint failed on data libav refused are fingerprinted again.
 _NAMED_28 = (
     ("ac3", "audio", "audio/ac3"), ("eac3", "audio", "audio/eac3"), ("ec3", "audio", "audio/eac3"),
-    ("dts", "audio", "audio/vnd.dts"), ("dtshd", "audio", "audio/vnd.dts"), ("thd", "audio", "audio/vnd.dolby.mlp"),
+    ("dtshd", "audio", "audio/vnd.dts"), ("thd", "audio", "audio/vnd.dolby.mlp"),
     ("mlp", "audio", "audio/vnd.dolby.mlp"), ("amr", "audio", "audio/amr"), ("awb", "audio", "audio/amr-wb"),
     ("caf", "audio", "audio/x-caf"), ("tta", "audio", "audio/x-tta"), ("mpc", "audio", "audio/x-musepack"),
     ("au", "audio", "audio/basic"), ("w64", "audio", "audio/x-w64"), ("ra", "audio", "audio/x-pn-realaudio"),
@@ -491,24 +494,28 @@ _NAMED_28 = (
     ("heifs", "image", "image/heif-sequence"), ("avifs", "image", "image/avif"), ("tga", "image", "image/x-tga"),
     ("pcx", "image", "image/x-pcx"), ("ppm", "image", "image/x-portable-pixmap"),
     ("pgm", "image", "image/x-portable-graymap"), ("pbm", "image", "image/x-portable-bitmap"),
-    ("pnm", "image", "image/x-portable-anymap"), ("pfm", "image", "image/x-portable-floatmap"),
+    ("pnm", "image", "image/x-portable-anymap"),
     ("qoi", "image", "image/qoi"), ("dds", "image", "image/vnd.ms-dds"), ("exr", "image", "image/x-exr"),
-    ("hdr", "image", "image/vnd.radiance"), ("jxr", "image", "image/jxr"), ("wdp", "image", "image/jxr"),
+    ("jxr", "image", "image/jxr"), ("wdp", "image", "image/jxr"),
     ("hdp", "image", "image/jxr"),
     ("rwl", "raw", "image/x-leica-rwl"), ("mrw", "raw", "image/x-minolta-mrw"), ("erf", "raw", "image/x-epson-erf"),
     ("kdc", "raw", "image/x-kodak-kdc"), ("dcr", "raw", "image/x-kodak-dcr"), ("mos", "raw", "image/x-leaf-mos"),
     ("mef", "raw", "image/x-mamiya-mef"), ("fff", "raw", "image/x-hasselblad-fff"),
     ("gpr", "raw", "image/x-gopro-gpr"),
 )
-_REFILED_28 = """(SELECT f.blake3, n.kind, n.mime, f.mime AS was FROM files f JOIN named_28 n USING (ext)
-    WHERE f.mime = 'application/octet-stream' OR n.kind = 'raw' AND f.mime = 'image/tiff')"""
+# Which rows of `f` take their name's class: those no signature told (`.dcr` is Kodak's
+# RAW only when it is a TIFF: a Shockwave movie shares the name), and TIFF-based RAWs.
+_NAMED_WHERE_28 = ("({f}.mime = 'application/octet-stream' AND n.ext <> 'dcr' "
+                   "OR n.kind = 'raw' AND {f}.mime = 'image/tiff')")
+_REFILED_28 = f"""(SELECT f.blake3, n.kind, n.mime, f.mime AS was FROM files f JOIN named_28 n USING (ext)
+    WHERE {_NAMED_WHERE_28.format(f="f")})"""
 MIGRATIONS[28] = [
     "CREATE OR REPLACE TEMP TABLE named_28 (ext VARCHAR, kind VARCHAR, mime VARCHAR)",
     "INSERT INTO named_28 VALUES " + ", ".join(str(row) for row in _NAMED_28),
     f"DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS {_REFILED_28}",
     f"DELETE FROM media WHERE blake3 IN (SELECT blake3 FROM {_REFILED_28} WHERE was = 'image/tiff')",
-    """UPDATE files SET kind = n.kind, mime = n.mime FROM named_28 n WHERE files.ext = n.ext
-       AND (files.mime = 'application/octet-stream' OR n.kind = 'raw' AND files.mime = 'image/tiff')""",
+    "UPDATE files SET kind = n.kind, mime = n.mime FROM named_28 n WHERE files.ext = n.ext AND "
+    + _NAMED_WHERE_28.format(f="files"),
     "DROP TABLE named_28",
     *MIGRATION_28_VIDEO,
     # (Kept aside: the groups go before the fingerprints, which `picked` then finds.)

@@ -923,7 +923,7 @@ def dupes_cmd(
                     _pictures_compared_less(cat)
                     if defaulted and not table.num_rows:
                         others = cat.con.execute("SELECT count(*) FROM files WHERE status = 'present' "
-                                                 "AND kind IN ('video', 'audio')").fetchone()[0]
+                                                 "AND kind IN ('video', 'audio')").fetchall()[0][0]
                 elif still := still_videos(cat, radius):
                     _to_stderr(f"mediaforge: note: {render.counted(still, 'video')} whose frames barely change (a "
                                "still with sound, a static shot) left out: their fingerprint cannot tell a copy from "

@@ -366,6 +366,16 @@ def _print_export_plan(out, as_json: bool) -> None:  # noqa: ANN001
 SEARCH_WAIT_S = 10.0
 
 
+def _filter_kept_whole(arg: str) -> str:
+    """One argument of several, as the search reads it: a `key:value` whose value holds
+    spaces (the shell's quotes gone) quoted again, else as it is."""
+    key, colon, value = arg.partition(":")
+    if key.lower() not in ("tag", "collection", "kind", "ext", "year") or not colon or value.startswith('"') \
+            or not any(c.isspace() for c in value):
+        return arg
+    return f'{key}:"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @command("search")
 def search_cmd(
     ctx: typer.Context,
@@ -382,8 +392,9 @@ def search_cmd(
 
     g = _globals(ctx)
     check_output_args(fmt, output, g.catalog)
-    # Several arguments are one search (`search paris 2019`, as typed without quotes).
-    query = " ".join(words) if words else None
+    # Several arguments are one search (`search paris 2019`, as typed without quotes); a
+    # filter's value the shell kept whole (`tag:"new york"`) stays whole.
+    query = (words[0] if len(words) == 1 else " ".join(map(_filter_kept_whole, words))) if words else None
     if query is not None and not is_text(query):  # checked before any indexing
         raise InvalidInputError("the search holds bytes that are not valid UTF-8")
     if query is None and reindex and (output is not None or fmt not in (Format.table, Format.json)):

@@ -11,7 +11,7 @@ import math
 import struct
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..errors import printable, raw_b64
@@ -321,20 +321,20 @@ def write_json(data: pa.Table | Rows, out: IO[str]) -> None:
     out.write("[")
     first = True
     keys: list[str] | None = None
+
+    def objects(batch: pa.RecordBatch) -> str:
+        if not keys:  # no column: an empty object a row
+            return ",\n  ".join(["{}"] * batch.num_rows)
+        pairs = [pc.binary_join_element_wise(k, _json_cells(c), "") for k, c in zip(keys, batch.columns)]
+        fields = pc.binary_join_element_wise(*pairs, ", ") if len(pairs) > 1 else pairs[0]
+        return _joined(pc.binary_join_element_wise("{", fields, "}", ""), ",\n  ")
+
     for batch in batches_of(data):
         if keys is None:
             keys = [_JSON(n) + ": " for n in unique_names(batch.schema.names)]
-        if not batch.num_rows:
-            continue
-        if keys:
-            pairs = [pc.binary_join_element_wise(k, _json_cells(c), "") for k, c in zip(keys, batch.columns)]
-            fields = pc.binary_join_element_wise(*pairs, ", ") if len(pairs) > 1 else pairs[0]
-            objects = pc.binary_join_element_wise("{", fields, "}", "")
-            text = _joined(objects, ",\n  ")
-        else:  # no column: an empty object a row
-            text = ",\n  ".join(["{}"] * batch.num_rows)
-        out.write(("\n  " if first else ",\n  ") + text)
-        first = False
+        for text in _in_parts(batch, objects):
+            out.write(("\n  " if first else ",\n  ") + text)
+            first = False
     out.write("\n]\n" if not first else "]\n")
 
 
@@ -408,9 +408,8 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
     `""`; booleans `true` and `false`, as in JSON. A cell holding a comma, a quote or a
     line break is quoted, its quotes doubled (as Python's csv module writes it). Each
     batch is made in Arrow, column by column: a million rows took 15 s one row at a time."""
-    import pyarrow.compute as pc  # noqa: PLC0415
-
     import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
 
     rows = batches_of(data)
     names = rows.schema.names
@@ -420,15 +419,33 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
             out.write("\n" * batch.num_rows)
         return
     null = '""' if len(names) == 1 else ""  # (a blank line would be a lost row to many readers)
-    for batch in rows:
-        if not batch.num_rows:
-            continue
+
+    def lines(batch: pa.RecordBatch) -> str:
         cells = [_csv_cells(c).fill_null(null) for c in batch.columns]
-        lines = pc.binary_join_element_wise(*cells, ",") if len(cells) > 1 else cells[0]
-        lines = pc.binary_join_element_wise(lines, "", "\n")  # each line and its end, one buffer
-        _, offsets, data = lines.buffers()
-        first, last = memoryview(offsets).cast("i")[lines.offset], memoryview(offsets).cast("i")[lines.offset + len(lines)]
-        out.write(memoryview(data)[first:last].tobytes().decode("utf-8"))
+        return _joined(pc.binary_join_element_wise(*cells, ",") if len(cells) > 1 else cells[0], "\n") + "\n"
+
+    for batch in rows:
+        for text in _in_parts(batch, lines):
+            out.write(text)
+
+
+def _in_parts(batch: pa.RecordBatch, build: Callable[[pa.RecordBatch], str]) -> Iterator[str]:
+    """`build` of a batch with rows, or of its halves (and theirs) where one text would
+    pass the 2 GiB an Arrow string array holds (cells of tens of megabytes)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    if not batch.num_rows:
+        return
+    try:
+        text = build(batch)
+    except (pa.ArrowCapacityError, pa.ArrowInvalid):
+        if batch.num_rows < 2:
+            raise
+        half = batch.num_rows // 2
+        yield from _in_parts(batch.slice(0, half), build)
+        yield from _in_parts(batch.slice(half), build)
+        return
+    yield text
 
 
 # A cell the csv module quotes: one holding the delimiter, the quote or a line break.

@@ -210,7 +210,7 @@ _STILL_VIDEOS = """
 def still_videos(cat: Catalog, radius: int = DEFAULT_RADIUS) -> int:
     """How many present videos `similar_videos` leaves out as stills (`_STILL_VIDEOS`)."""
     return cat.con.execute(f"""SELECT count(*) FROM ({_STILL_VIDEOS}) s WHERE EXISTS (
-        SELECT 1 FROM files f WHERE f.blake3 = s.blake3 AND f.status = 'present')""", {"r": radius}).fetchone()[0]
+        SELECT 1 FROM files f WHERE f.blake3 = s.blake3 AND f.status = 'present')""", {"r": radius}).fetchall()[0][0]
 
 
 def video_lengths_agree(a: float, b: float) -> bool:
@@ -258,6 +258,8 @@ def _video_pairs(cat: Catalog, radius: int) -> list[tuple]:
                median(bit_count(xor(a.phash, b.phash)))::INTEGER AS distance,
                any_value(a.duration) AS a_secs, any_value(b.duration) AS b_secs
         FROM v a JOIN v b ON a.k = b.k AND a.blake3 < b.blake3
+             -- (a range that holds every pair of lengths that agree, which the join can use)
+             AND b.duration BETWEEN (a.duration - $slack) * (1 - $share) AND (a.duration + $slack) / (1 - $share)
              AND abs(a.duration - b.duration) <= greatest($slack, $share * greatest(a.duration, b.duration))
         GROUP BY ALL
         HAVING count(*) >= 3 AND close >= $min_match * count(*)
@@ -270,7 +272,12 @@ def drop_colourless_pairs(cat: Catalog, radius: int = DEFAULT_RADIUS) -> int:
     """Drop the fingerprints of the videos fingerprinted before schema 28 (no colours)
     that pair with another (`_video_pairs`), with their `fingerprint` notes, so that the
     caller makes them again with their colours before `similar_videos` compares them; how
-    many. Only those: making every old video's again would cost hours on a large library."""
+    many. Only those: making every old video's again would cost hours on a large library.
+    (The pair search runs only where some fingerprint has no colours.)"""
+    from ..catalog.meta_writes import FINGERPRINTS_PENDING
+
+    if not cat.con.execute("SELECT EXISTS (SELECT 1 FROM video_hashes WHERE grey IS NULL)").fetchall()[0][0]:
+        return 0
     ids = pa.table({"blake3": pa.array(sorted({h for p in _video_pairs(cat, radius) for h in p[:2]}), pa.string())})
     with cat.registered("mf_pair_ids", ids), cat.transaction() as con:
         con.execute("""CREATE OR REPLACE TEMP TABLE mf_colourless AS SELECT DISTINCT blake3 FROM video_hashes
@@ -278,7 +285,10 @@ def drop_colourless_pairs(cat: Catalog, radius: int = DEFAULT_RADIUS) -> int:
         try:
             con.execute("DELETE FROM meta_errors WHERE stage = 'fingerprint' AND blake3 IN (SELECT blake3 FROM mf_colourless)")
             con.execute("DELETE FROM video_hashes WHERE blake3 IN (SELECT blake3 FROM mf_colourless)")
-            return con.execute("SELECT count(*) FROM mf_colourless").fetchone()[0]
+            dropped = con.execute("SELECT count(*) FROM mf_colourless").fetchall()[0][0]
+            if dropped:  # (the next scan makes them, should this run stop before it does)
+                con.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", [FINGERPRINTS_PENDING])
+            return dropped
         finally:
             con.execute("DROP TABLE mf_colourless")
 

@@ -115,6 +115,10 @@ def _matches_on_disk(pattern: bytes) -> bool:
     return False
 
 
+# The kinds whose files have sidecars (`sidecars_below`).
+MEDIA_KINDS = frozenset({"image", "raw", "video", "audio"})
+
+
 def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequence[str] | str | None = None,
                     collection: Sequence[str] | str | None = None, missing_too: bool = False,
                     sidecars_below: bool = True) -> list[str]:
@@ -124,9 +128,10 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequ
     not know is an error, so a typo never silently tags nothing. `missing_too`: a path
     where the catalog has only files missing since the last scan names those rows (to
     list or take off their tags, or their collection places, before a prune); else it is
-    refused as missing. Without `sidecars_below`, a folder or a glob names the media
-    files it holds, not their sidecars (`tag add` on a folder tags its photos, not the
-    `.xmp` beside each), unless it holds nothing else; a sidecar named itself is named."""
+    refused as missing. Without `sidecars_below`, a folder or a glob that holds media
+    files names them and the other files, not the sidecars (`tag add` on a folder tags
+    its photos, not the `.xmp` beside each); one that holds no media file names all it
+    holds; a sidecar named itself is named."""
     wheres = [where] if isinstance(where, str) else list(where or [])
     collections = [collection] if isinstance(collection, str) else list(collection or [])
     if not paths and not wheres and not collections:
@@ -189,9 +194,9 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequ
             if glob and not _matches_on_disk(p):  # scanning would not help either
                 raise InvalidInputError(f"no file matches {text}, on disk or in the catalog")
             raise InvalidInputError(f"not in the catalog: {text} (scan it first)")
-        if not sidecars_below and len(rows) > 1:
-            media = [r for r in rows if r[1] != "sidecar" or r[2] == p]
-            rows = media or rows
+        if not sidecars_below and any(r[1] in MEDIA_KINDS for r in rows):
+            # (A folder of subtitles and a README: all of it, as it holds no media file.)
+            rows = [r for r in rows if r[1] != "sidecar" or r[2] == p]
         ids.update((r[0], None) for r in rows)
     for condition in wheres:
         ids.update((m, None) for m in matching(cat, condition))

@@ -81,11 +81,9 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"pgm" => c(Image, "image/x-portable-graymap"),
         b"pbm" => c(Image, "image/x-portable-bitmap"),
         b"pnm" => c(Image, "image/x-portable-anymap"),
-        b"pfm" => c(Image, "image/x-portable-floatmap"),
         b"qoi" => c(Image, "image/qoi"),
         b"dds" => c(Image, "image/vnd.ms-dds"),
         b"exr" => c(Image, "image/x-exr"),
-        b"hdr" => c(Image, "image/vnd.radiance"),
         b"jxr" | b"wdp" | b"hdp" => c(Image, "image/jxr"),
         b"cr2" => c(Raw, "image/x-canon-cr2"),
         b"cr3" => c(Raw, "image/x-canon-cr3"),
@@ -105,7 +103,6 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"mrw" => c(Raw, "image/x-minolta-mrw"),
         b"erf" => c(Raw, "image/x-epson-erf"),
         b"kdc" => c(Raw, "image/x-kodak-kdc"),
-        b"dcr" => c(Raw, "image/x-kodak-dcr"),
         b"mos" => c(Raw, "image/x-leaf-mos"),
         b"mef" => c(Raw, "image/x-mamiya-mef"),
         b"fff" => c(Raw, "image/x-hasselblad-fff"),
@@ -134,7 +131,7 @@ pub fn from_extension(ext: &[u8]) -> Option<Class> {
         b"aac" => c(Audio, "audio/aac"),
         b"ac3" => c(Audio, "audio/ac3"),
         b"eac3" | b"ec3" => c(Audio, "audio/eac3"),
-        b"dts" | b"dtshd" => c(Audio, "audio/vnd.dts"),
+        b"dtshd" => c(Audio, "audio/vnd.dts"),
         b"thd" | b"mlp" => c(Audio, "audio/vnd.dolby.mlp"),
         b"amr" => c(Audio, "audio/amr"),
         b"awb" => c(Audio, "audio/amr-wb"),
@@ -446,7 +443,33 @@ fn iso_lists_video(read: ReadAt<'_>) -> Option<bool> {
 }
 
 fn is_raw_tiff_ext(ext: &[u8]) -> bool {
-    matches!(from_extension(ext), Some(Class { kind: Kind::Raw, .. }))
+    matches!(from_extension(ext), Some(Class { kind: Kind::Raw, .. })) || named_as(ext, &[b"dcr"])
+}
+
+/// Formats whose names other files share (a Device Tree source `.dts`, an ENVI header
+/// `.hdr`, printer font metrics `.pfm`, a Shockwave movie `.dcr`): not known by the name
+/// alone (`from_extension` says nothing, so a `--no-hash` scan reads their first bytes
+/// too), only with their own signature.
+fn signed_by_name(h: &[u8], ext: &[u8]) -> Option<Class> {
+    use Kind::*;
+    let at = |sig: &[u8]| h.starts_with(sig);
+    // DTS: the core's sync word, big- or little-endian, 16- or 14-bit words.
+    let dts = [
+        &b"\x7F\xFE\x80\x01"[..],
+        b"\xFE\x7F\x01\x80",
+        b"\x1F\xFF\xE8\x00",
+        b"\xFF\x1F\x00\xE8",
+    ];
+    if named_as(ext, &[b"dts"]) && dts.iter().any(|s| at(s)) {
+        return Some(c(Audio, "audio/vnd.dts"));
+    }
+    if named_as(ext, &[b"hdr"]) && (at(b"#?RADIANCE") || at(b"#?RGBE")) {
+        return Some(c(Image, "image/vnd.radiance"));
+    }
+    if named_as(ext, &[b"pfm"]) && (at(b"PF\n") || at(b"Pf\n") || at(b"PF\r") || at(b"Pf\r")) {
+        return Some(c(Image, "image/x-portable-floatmap"));
+    }
+    None
 }
 
 /// Classify by magic bytes (the first few hundred bytes of the file). `None` when the
@@ -455,6 +478,9 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
     use Kind::*;
     let h = head;
     let at = |off: usize, sig: &[u8]| h.len() >= off + sig.len() && &h[off..off + sig.len()] == sig;
+    if let Some(class) = signed_by_name(h, ext) {
+        return Some(class);
+    }
     if at(0, b"\xFF\xD8\xFF") {
         return Some(c(Image, "image/jpeg"));
     }
@@ -519,7 +545,8 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
         // one of them starts a video stream, whatever comes first (a Skeleton track, the
         // sound).
         let firsts = ogg_first_packets(h);
-        let video: [&[u8]; 4] = [b"\x80theora", b"\x80daala", b"BBCD\0", b"OVP80"];
+        // (`\x01video`: the DirectShow-style header of an OGM file's video stream.)
+        let video: [&[u8]; 5] = [b"\x80theora", b"\x80daala", b"BBCD\0", b"OVP80", b"\x01video"];
         if at(28, b"\x80theora") || firsts.iter().any(|p| video.iter().any(|v| p.starts_with(v))) {
             return Some(c(Video, "video/ogg"));
         }
@@ -537,7 +564,7 @@ pub fn from_magic(head: &[u8], ext: &[u8]) -> Option<Class> {
     if at(0, b"II*\0") || at(0, b"MM\0*") {
         // Most RAW formats are TIFF containers: trust a RAW extension over plain TIFF.
         if is_raw_tiff_ext(ext) {
-            return from_extension(ext);
+            return from_extension(ext).or(Some(c(Raw, "image/x-kodak-dcr")));
         }
         return Some(c(Image, "image/tiff"));
     }
@@ -988,6 +1015,38 @@ mod tests {
         for ext in [&b"erf"[..], b"kdc", b"DCR", b"mos", b"mef", b"fff", b"gpr"] {
             assert_eq!(classify(ext, Some(tiff)).kind, Kind::Raw);
         }
+        assert_eq!(classify(b"dcr", Some(tiff)).mime, "image/x-kodak-dcr");
+    }
+
+    #[test]
+    fn names_other_files_share_want_their_signature() {
+        // A review finding: a Device Tree source (`board.dts`), an ENVI header (`.hdr`),
+        // printer font metrics (`.pfm`) and a Shockwave movie (`.dcr`) were filed as sound,
+        // pictures and a RAW by their names, and failed extraction at every scan.
+        let text = b"/dts-v1/;\n/ {\n\tmodel = \"board\";\n};\n";
+        for ext in [&b"dts"[..], b"hdr", b"pfm", b"dcr"] {
+            assert_eq!(classify(ext, Some(text)), OCTET);
+            assert_eq!(from_extension(ext), None); // so a `--no-hash` scan reads its first bytes
+        }
+        assert_eq!(classify(b"dcr", Some(b"XFIR\x00\x10\x00\x00MV93")), OCTET);
+        let dts = b"\x7F\xFE\x80\x01\xFC\x3C\xD2\x07";
+        assert_eq!(classify(b"dts", Some(dts)), c(Kind::Audio, "audio/vnd.dts"));
+        assert_eq!(classify(b"DTS", Some(b"\xFE\x7F\x01\x80\x00\x00")).kind, Kind::Audio);
+        assert_eq!(
+            classify(b"hdr", Some(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n")).mime,
+            "image/vnd.radiance"
+        );
+        assert_eq!(
+            classify(b"pfm", Some(b"PF\n64 48\n-1.0\n")).mime,
+            "image/x-portable-floatmap"
+        );
+        // An OGM file's video stream (DirectShow-style header) makes it a video.
+        let mut ogm = b"OggS\x00\x02".to_vec();
+        ogm.resize(28, 0);
+        ogm[26] = 1;
+        ogm[27] = 9;
+        ogm.extend_from_slice(b"\x01video\x00");
+        assert_eq!(classify(b"ogm", Some(&ogm)).mime, "video/ogg");
     }
 
     #[test]
@@ -1000,7 +1059,6 @@ mod tests {
             (&b"ac3"[..], Kind::Audio, "audio/ac3"),
             (b"EAC3", Kind::Audio, "audio/eac3"),
             (b"ec3", Kind::Audio, "audio/eac3"),
-            (b"dts", Kind::Audio, "audio/vnd.dts"),
             (b"dtshd", Kind::Audio, "audio/vnd.dts"),
             (b"thd", Kind::Audio, "audio/vnd.dolby.mlp"),
             (b"amr", Kind::Audio, "audio/amr"),
