@@ -2337,11 +2337,23 @@ mod tests {
     fn while_the_state_loads_two_walk_threads_wait_and_a_close_frees_them() {
         let (_d, mut opts) = tree(300);
         opts.threads = 4;
+        // How many walk threads wait, once `want` do or after 5 s (a busy machine: CI
+        // failed a fixed 200 ms wait for the second scan's threads to get there).
+        let held_once = |h: &ScanHandle, want: usize| {
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let held = h.prev.waiting.lock().unwrap().walkers_held;
+                if held == want || std::time::Instant::now() > until {
+                    return held;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
         let h = start(opts.clone(), None).unwrap();
         h.previous_loading();
-        std::thread::sleep(Duration::from_millis(200));
-        let held = h.prev.waiting.lock().unwrap().walkers_held;
-        assert_eq!(held, 2, "2 of 4 threads wait");
+        assert_eq!(held_once(&h, 2), 2, "2 of 4 threads wait");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(h.prev.waiting.lock().unwrap().walkers_held, 2, "and only 2");
         // On 2 threads, one goes on.
         let h2 = start(
             ScanOptions {
@@ -2352,9 +2364,9 @@ mod tests {
         )
         .unwrap();
         h2.previous_loading();
-        std::thread::sleep(Duration::from_millis(200));
-        let held = h2.prev.waiting.lock().unwrap().walkers_held;
-        assert_eq!(held, 1, "1 of 2 threads waits");
+        assert_eq!(held_once(&h2, 1), 1, "1 of 2 threads waits");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(h2.prev.waiting.lock().unwrap().walkers_held, 1, "and only 1");
         h2.set_previous(PrevState::empty()).unwrap();
         assert_eq!(drain(&h2).0, 300);
         h.set_previous(PrevState::empty()).unwrap();
