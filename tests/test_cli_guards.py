@@ -4,6 +4,9 @@ closed stdout or stderr, and extraction results whose values do not fit their co
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import json
 import os
 import re
@@ -416,6 +419,39 @@ def test_hostile_or_odd_statements_end_in_one_line(small_catalog: Path, sql: str
     assert "line 3" not in res.err
     assert not (Path.home() / ".duckdb" / "extensions").exists() or not any(
         "sqlite" in str(p) for p in (Path.home() / ".duckdb" / "extensions").rglob("*"))
+
+
+def test_a_column_named_as_a_writing_word_is_read(small_catalog: Path) -> None:
+    """A QA finding: `SELECT 1 AS delete FROM range(1)` was refused as a DELETE."""
+    res = run_cli("query", "SELECT 1 AS delete, 2 AS insert, 3 AS update FROM range(1) AS t", "-f", "json",
+                  catalog=small_catalog)
+    assert res.rc == 0, res.err
+    assert json.loads(res.out) == [{"delete": 1, "insert": 2, "update": 3}]
+
+
+def test_an_output_link_to_a_file_in_no_folder_names_it(small_catalog: Path, tmp_path: Path) -> None:
+    """A QA finding: `-o d.csv`, a link to `nowhere/x.csv`, said it could not make a new file
+    beside it: the link and the missing folder are named."""
+    os.symlink("nowhere/x.csv", tmp_path / "d.csv")
+    res = run_cli("query", "SELECT 1", "-o", tmp_path / "d.csv", catalog=small_catalog)
+    assert res.rc == 3
+    assert_one_line_error(res.err, "is a link to nowhere/x.csv", f"folder {tmp_path}/nowhere is not there")
+
+
+def test_big_cells_stream_out_in_parts(small_catalog: Path, tmp_path: Path) -> None:
+    """A QA finding: 800 files of 3 MB read whole (`read_blob`, sorted) passed the 2 GiB an
+    Arrow batch's regular text buffer holds (exit 6), and, below that, CSV built one text of
+    a whole batch's escapes (killed for memory). Smaller here: 40 cells of 1 MB, more
+    than one part holds."""
+    for i in range(40):
+        (tmp_path / f"b{i:02}.bin").write_bytes(bytes([i]) * (1 << 20))
+    sql = f"SELECT filename, content FROM read_blob('{tmp_path}/b*.bin') ORDER BY filename"
+    res = run_cli("query", sql, "-f", "csv", catalog=small_catalog)
+    assert res.rc == 0, res.err
+    csv.field_size_limit(sys.maxsize)
+    rows = list(csv.reader(io.StringIO(res.out)))[1:]
+    assert [r[0] for r in rows] == [f"{tmp_path}/b{i:02}.bin" for i in range(40)]
+    assert all(base64.b64decode(r[1]) == bytes([i]) * (1 << 20) for i, r in enumerate(rows))
 
 
 def test_an_output_path_with_a_newline_is_named_whole(small_catalog: Path, tmp_path: Path) -> None:

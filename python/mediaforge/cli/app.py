@@ -644,6 +644,10 @@ def check_output_args(fmt: Format, output: Optional[Path], catalog: Path) -> Non
             if os.path.lexists(above) and not os.path.isdir(above):
                 raise PathNotFoundError(f"--output {output}: {above} is a file, not a folder")
             raise PathNotFoundError(f"--output {output}: no such folder {folder}")
+        into = os.path.dirname(real(output))  # a link to a file to be made: its folder must be there
+        if os.path.islink(absolute(output)) and not os.path.isdir(into):
+            raise PathNotFoundError(f"--output {output}: it is a link to {os.readlink(absolute(output))}, whose "
+                                    f"folder {into} is not there")
     if fmt is Format.parquet and output is None:
         raise InvalidInputError("--format parquet needs --output FILE")
 

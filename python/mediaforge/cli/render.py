@@ -429,18 +429,30 @@ def write_csv(data: pa.Table | Rows, out: IO[str]) -> None:
             out.write(text)
 
 
+# The most bytes of values one text is built from, unless they are one row's: its text
+# (a BLOB's escapes take four characters a byte) and the Python objects made on the way
+# stay a few hundred megabytes, where a batch of 20,000 big cells (files read whole by
+# `read_blob`) is gigabytes.
+_PART_BYTES = 32 << 20
+
+
 def _in_parts(batch: pa.RecordBatch, build: Callable[[pa.RecordBatch], str]) -> Iterator[str]:
-    """`build` of a batch with rows, or of its halves (and theirs) where one text would
-    pass the 2 GiB an Arrow string array holds (cells of tens of megabytes)."""
+    """`build` of a batch with rows, or of its halves (and theirs) where it holds more
+    than `_PART_BYTES`, or where one text would pass the 2 GiB an Arrow string array
+    holds (cells of tens of megabytes)."""
     import pyarrow as pa  # noqa: PLC0415
 
     if not batch.num_rows:
         return
-    try:
-        text = build(batch)
-    except (pa.ArrowCapacityError, pa.ArrowInvalid):
-        if batch.num_rows < 2:
-            raise
+    halves = batch.num_rows > 1 and batch.nbytes > _PART_BYTES
+    if not halves:
+        try:
+            text = build(batch)
+        except (pa.ArrowCapacityError, pa.ArrowInvalid):
+            if batch.num_rows < 2:
+                raise
+            halves = True
+    if halves:
         half = batch.num_rows // 2
         yield from _in_parts(batch.slice(0, half), build)
         yield from _in_parts(batch.slice(half), build)
@@ -505,7 +517,9 @@ _MIN_CELL = 6
 def _print_expanded(names: list[str], rows: list[dict[str, Any]], title: str | None, width: int) -> None:
     """Each row as `column | value` lines under a `-[ RECORD n ]-` rule."""
     names = [printable(n) for n in names]
-    pad = min(max(map(len, names), default=0), width // 3)
+    # Every value under the one before it, on a narrow terminal too (its lines wrap);
+    # only names of over 40 characters, or a third of a wide terminal, stick out.
+    pad = min(max(map(len, names), default=0), max(width // 3, 40))
     lines = [printable(title)] if title else []
     for count, row in enumerate(rows, 1):
         lines.append(f"-[ RECORD {count} ]" + "-" * max(0, min(width, 40) - 13 - len(str(count))))

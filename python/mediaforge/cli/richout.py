@@ -375,8 +375,9 @@ def print_records(rows: list[dict[str, Any]], title: str, byte_cols: tuple[str, 
               ("" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) and c not in _NO_COMMAS
                else str(plain(cell_text(r[c])))) for c in cols] for r in rows]
     # Into a file or a pipe the table takes the width it needs (up to 200 columns), not
-    # the 80 rich assumes: a saved report keeps every date and status on one line.
-    width = out_console.width if out_console.is_terminal else max(out_console.width, 200)
+    # the 80 rich assumes: a saved report keeps every date and status on one line. A
+    # width asked for (`COLUMNS`) is kept, as the other tables keep it.
+    width = max(out_console.width, 200) if _piped() else out_console.width
     # Numbers, dates and other short values are never broken across lines (`60,00` over
     # `0` reads as two numbers); long text (a folder) folds, never cut with an ellipsis.
     # Measured as shown (escaped for the output's encoding, `\xc9` for an `É` in ASCII).

@@ -51,7 +51,7 @@ import duckdb
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text, shell_word
 from ..fsops import (CAP_FOWNER, absolute, alive, give_back, has_capability, may_give, new_tmp, rename_new,
-                     sweep_stale, time_ns, xattrs)
+                     sweep_stale, sync_folder, time_ns, xattrs)
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, copies_sql, numbered_groups_sql
 
@@ -2138,7 +2138,7 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
             if not same_bytes(src, tmp):
                 raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
             _name_new(tmp, dst)
-            _sync_folder(os.path.dirname(dst))  # the new name on disk before the old one goes
+            sync_folder(os.path.dirname(dst))  # the new name on disk before the old one goes
         _let_go(src, dst, written)
         if st.st_nlink > 1:
             twins[key] = dst
@@ -2182,20 +2182,8 @@ def _link_twin(src: bytes, twin: bytes, dst: bytes) -> bool:
         raise
     except OSError:
         return False  # gone, a file system without hard links, too many links: a copy then
-    _sync_folder(os.path.dirname(dst))
+    sync_folder(os.path.dirname(dst))
     return True
-
-
-def _sync_folder(folder: bytes) -> None:
-    """fsync a folder, so the names made in it survive a power cut."""
-    fd = os.open(folder or b".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.EROFS):  # a file system that cannot sync a folder
-            raise
-    finally:
-        os.close(fd)
 
 
 def _name_new(tmp: bytes, dst: bytes) -> None:

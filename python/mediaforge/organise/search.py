@@ -148,8 +148,9 @@ TOKEN_FILE = "token"
 # index another version wrote is rebuilt by the next search or scan, as if it were another
 # catalog's. (Before 2, words were not Unicode-normalised; before 3, a final sigma, Turkish
 # `İ` and the accents of Greek and Cyrillic were not folded, nor ties in a fixed order;
-# before 4, long words were cut to 40 bytes before their accents were folded.)
-INDEX_FORMAT = 4
+# before 4, long words were cut to 40 bytes before their accents were folded; before 5,
+# words run together were not split into their parts, nor `tag:` keys' accents folded.)
+INDEX_FORMAT = 5
 # What opening an index whose files are not what this version writes says (search.rs).
 DAMAGED = "is damaged or from another version"
 

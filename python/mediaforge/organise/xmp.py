@@ -21,7 +21,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
@@ -30,7 +30,7 @@ import pyarrow as pa
 from ..catalog import Catalog
 from ..catalog.media_tables import links_sql
 from ..errors import InvalidInputError, first_line, path_text
-from ..fsops import replace_atomically
+from ..fsops import Replacements
 from ..meta.sidecar import MAX_SIDECAR_BYTES, _NS, declares_entities
 from .tags import COLLECTIONS_ROOT, add_tag_pairs, normalize_tag
 RDF = "{" + _NS["rdf"] + "}"
@@ -583,6 +583,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
     sidecar's content when it is the one MediaForge last wrote or imported from it, else
     (edited elsewhere since, or put back at an older content) those of that last one. What it writes counts as imported,
     for every file the sidecar's name links it to, so no sibling takes its keywords."""
+    from .. import _core
+
     out = ExportResult()
     wanted = _keywords_for(cat, media_ids)
     # What the catalog knows of each file and of its imports, read once for them all (a
@@ -594,8 +596,34 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
     # content), for that file alone.
     found: list[tuple[str, str | None, str]] = []
     contents: dict[str, bytes] = {}
+    # The sidecars written but not yet synced and renamed into place, all together (one
+    # sync for many: see `Replacements`): what each one's landing records.
+    batch = Replacements()
+    putting: dict[bytes, tuple[str | None, bytes, bool]] = {}
+
+    def put(target: bytes, sidecar_id: str | None, merged: bytes, known: bool) -> None:
+        if target in putting:  # its new content must be read back by the next merge
+            flush()
+        batch.put(target, lambda f: f.write(merged))
+        putting[target] = (sidecar_id, merged, known)
+
+    def landed(target: bytes, error: OSError | None) -> None:
+        sidecar_id, merged, known = putting.pop(target)
+        if error is not None:
+            out.failed.append((target, error.strerror or first_line(error)))
+            return
+        out.written.append(target)
+        if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
+            digest = _core.hash_bytes(merged)
+            written.append((target, digest, sidecar_id))
+            contents[digest] = merged
+
+    def flush() -> None:
+        if len(batch):
+            batch.commit(landed)
 
     def record() -> None:
+        flush()
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
         # but brings back nothing (a removed tag stays removed), to no file it links.
         if (written or found) and not dry_run:
@@ -633,11 +661,15 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
                     continue
                 sidecars = [(new, None)]
             for target, sidecar_id in sidecars:  # every sidecar of its own: none is left stale
-                _export_one(cat, imports, out, (written, found), m, (target, sidecar_id), keywords, contents,
+                _export_one(cat, imports, out, (put, found), m, (target, sidecar_id), keywords, contents,
                             dry_run)
+            if len(batch) >= Replacements.FULL:
+                flush()
             if len(written) + len(found) >= _RECORD_EVERY:
                 record()
     except BaseException:
+        batch.discard()  # not written: the stop came first
+        putting.clear()
         with contextlib.suppress(Exception):
             record()
         raise
@@ -727,16 +759,17 @@ def _remember_contents(cat: Catalog, contents: dict[str, bytes]) -> None:
 
 
 def _export_one(cat: Catalog, imports: _Imports, out: ExportResult,
-                done: tuple[list[tuple[bytes, str, str | None]], list[tuple[str, str | None, str]]], m: str,
-                sidecar: tuple[bytes, str | None], keywords: list[str], contents: dict[str, bytes],
+                done: tuple[Callable[[bytes, str | None, bytes, bool], None], list[tuple[str, str | None, str]]],
+                m: str, sidecar: tuple[bytes, str | None], keywords: list[str], contents: dict[str, bytes],
                 dry_run: bool = False) -> None:
     """Bring one sidecar of the file `m` (its path, and its `media_id` when catalogued) in
-    step with its `keywords`. `done`: the lists it adds to, of sidecars it wrote (for
-    every file linked to them) and of those found as it would write them (for `m`)."""
+    step with its `keywords`. `done`: where it puts a sidecar's new content (to be written
+    with others, and recorded for every file linked to it), and the list of those found as
+    it would write them (for `m`)."""
     from .. import _core
 
     target, sidecar_id = sidecar
-    written, found = done
+    put, found = done
 
     try:
         data = _read_sidecar(target)
@@ -770,11 +803,7 @@ def _export_one(cat: Catalog, imports: _Imports, out: ExportResult,
             out.written.append(target)
             out.changes[target] = (sorted(after - before), sorted(before - after))
             return
-        replace_atomically(target, merged)
-        out.written.append(target)
-        if known:  # a sidecar edited elsewhere since stays to be imported by the next scan
-            written.append((target, _core.hash_bytes(merged), sidecar_id))
-            contents[written[-1][1]] = merged
+        put(target, sidecar_id, merged, known)
     except RecursionError:
         out.failed.append((target, "nested too deeply to rewrite: left alone"))
     except (OSError, ET.ParseError, UnicodeError, InvalidInputError) as e:

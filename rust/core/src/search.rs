@@ -33,7 +33,7 @@ use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, SimpleTokenizer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+    AsciiFoldingFilter, RawTokenizer, SimpleTokenizer, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{
     DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader, TantivyDocument,
@@ -103,12 +103,161 @@ fn threads() -> usize {
         .min(MAX_THREADS)
 }
 
+/// The analyzer of the indexed text: each word whole, and the parts of a word run
+/// together (see `parts`), so `trip` finds `BeachTrip.jpg` and `01234` finds `DSC01234`.
 fn mf_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(WithParts)
+        .filter(EachToken(fold_token))
+        .filter(AsciiFoldingFilter)
+        .filter(EachToken(truncate_token))
+        .build()
+}
+
+/// The analyzer of a query's free words: each word whole, never split (a word typed
+/// run together finds the same run in a name; its parts would also find every file that
+/// holds them apart).
+fn query_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(EachToken(fold_token))
         .filter(AsciiFoldingFilter)
         .filter(EachToken(truncate_token))
         .build()
+}
+
+/// Words run together in a name split apart: at a change from a lower-case letter to an
+/// upper-case one (`beachTrip`), before the last capital of a run followed by lower case
+/// (`HTMLFile`: `HTML`, `File`), and between letters and digits (`DSC01234`,
+/// `2019Paris`). Parts of one character are left out, and so is every part of a word cut
+/// in more than `MAX_PARTS` (a word of letters and digits mixed at random: an id), or of
+/// a run of 16 or more hex digits (a hash): their parts would be noise in the index.
+/// Empty when the word is one part.
+fn parts(word: &str) -> Vec<(usize, usize)> {
+    const MAX_PARTS: usize = 6;
+    #[derive(PartialEq, Clone, Copy)]
+    enum Class {
+        Lower,
+        Upper,
+        Digit,
+        Other,
+    }
+    let class = |c: char| {
+        if c.is_numeric() {
+            Class::Digit
+        } else if c.is_uppercase() {
+            Class::Upper
+        } else if c.is_lowercase() {
+            Class::Lower
+        } else {
+            Class::Other
+        }
+    };
+    if word.len() >= 16 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Vec::new();
+    }
+    let chars: Vec<(usize, char)> = word.char_indices().collect();
+    let mut cuts = vec![0];
+    for i in 1..chars.len() {
+        let (a, b) = (class(chars[i - 1].1), class(chars[i].1));
+        let next = chars.get(i + 1).map(|&(_, c)| class(c));
+        let cut = match (a, b) {
+            (Class::Digit, x) | (x, Class::Digit) if x != Class::Digit => true,
+            (Class::Lower, Class::Upper) => true,
+            (Class::Upper, Class::Upper) => next == Some(Class::Lower),
+            _ => false,
+        };
+        if cut {
+            cuts.push(chars[i].0);
+        }
+    }
+    if cuts.len() < 2 || cuts.len() > MAX_PARTS {
+        return Vec::new();
+    }
+    cuts.push(word.len());
+    cuts.windows(2)
+        .map(|w| (w[0], w[1]))
+        .filter(|&(a, b)| word[a..b].chars().nth(1).is_some())
+        .collect()
+}
+
+/// A token filter that follows each token by its `parts`, at its position.
+#[derive(Clone, Copy)]
+struct WithParts;
+
+impl TokenFilter for WithParts {
+    type Tokenizer<T: Tokenizer> = WithPartsTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, inner: T) -> WithPartsTokenizer<T> {
+        WithPartsTokenizer { inner }
+    }
+}
+
+#[derive(Clone)]
+struct WithPartsTokenizer<T> {
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for WithPartsTokenizer<T> {
+    type TokenStream<'a> = WithPartsStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        WithPartsStream {
+            tail: self.inner.token_stream(text),
+            queued: Vec::new(),
+            part: Token::default(),
+        }
+    }
+}
+
+struct WithPartsStream<S> {
+    tail: S,
+    /// Parts of the last whole token still to give, last first.
+    queued: Vec<Token>,
+    part: Token,
+}
+
+impl<S: TokenStream> TokenStream for WithPartsStream<S> {
+    fn advance(&mut self) -> bool {
+        if let Some(t) = self.queued.pop() {
+            self.part = t;
+            return true;
+        }
+        if !self.tail.advance() {
+            return false;
+        }
+        let whole = self.tail.token();
+        self.queued = parts(&whole.text)
+            .into_iter()
+            .rev()
+            .map(|(a, b)| Token {
+                offset_from: whole.offset_from + a,
+                offset_to: whole.offset_from + b,
+                position: whole.position,
+                text: whole.text[a..b].to_string(),
+                position_length: 1,
+            })
+            .collect();
+        // The whole token first: `token` shows it until a part is taken.
+        self.part.text.clear();
+        self.part.position = usize::MAX;
+        true
+    }
+
+    fn token(&self) -> &Token {
+        if self.part.position == usize::MAX {
+            self.tail.token()
+        } else {
+            &self.part
+        }
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        if self.part.position == usize::MAX {
+            self.tail.token_mut()
+        } else {
+            &mut self.part
+        }
+    }
 }
 
 /// A token cut to at most `MAX_TOKEN_LEN` bytes, at a character boundary.
@@ -428,7 +577,7 @@ impl SearchIndex {
             reader,
             searcher,
             fields,
-            analyzer: mf_analyzer(),
+            analyzer: query_analyzer(),
             staged: None,
         })
     }
@@ -774,12 +923,30 @@ fn folders<'a>(path: &'a str, name: &str) -> &'a str {
 /// `Places/France/Paris` gives `places`, `places/france`, `places/france/paris`.
 /// A tag as indexed, whole (the last of `tag_prefixes`, made without the others: a query's
 /// `tag:` value may be of any length).
+/// A tag's level as `tag:` compares it: folded as the words are, case and accents
+/// (`tag:cafe` finds `Café`, `tag:ostersund` finds `Östersund`).
+fn fold_key(part: &str) -> String {
+    thread_local! {
+        static KEY: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(
+            TextAnalyzer::builder(RawTokenizer::default())
+                .filter(EachToken(fold_token))
+                .filter(AsciiFoldingFilter)
+                .build(),
+        );
+    }
+    KEY.with(|k| {
+        let mut k = k.borrow_mut();
+        let mut stream = k.token_stream(part);
+        stream.next().map(|t| t.text.clone()).unwrap_or_default()
+    })
+}
+
 fn tag_key(tag: &str) -> String {
     let parts: Vec<String> = tag
         .split('/')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(fold_case)
+        .map(fold_key)
         .collect();
     parts.join("/")
 }
@@ -791,7 +958,7 @@ fn tag_prefixes(tag: &str) -> Vec<String> {
         if !acc.is_empty() {
             acc.push('/');
         }
-        acc.push_str(&fold_case(part));
+        acc.push_str(&fold_key(part));
         out.push(acc.clone());
     }
     out
@@ -1380,6 +1547,58 @@ mod tests {
         assert_eq!(exact[0].media_id, "nfd");
         assert_eq!(ids(&index, "tag:cafe\u{301}"), ["tagged"]);
         assert_eq!(ids(&index, "collection:\"caf\u{e9} nights\""), ["tagged"]);
+    }
+
+    #[test]
+    fn words_run_together_split_into_parts() {
+        let cut = |w: &str| -> Vec<String> { parts(w).into_iter().map(|(a, b)| w[a..b].to_string()).collect() };
+        assert_eq!(cut("BeachTrip"), ["Beach", "Trip"]);
+        assert_eq!(cut("DSC01234"), ["DSC", "01234"]);
+        assert_eq!(cut("HTMLFile"), ["HTML", "File"]);
+        assert_eq!(cut("iPhone"), ["Phone"]); // a part of one letter is left out
+        assert_eq!(cut("2019Paris"), ["2019", "Paris"]);
+        assert_eq!(cut("東京2020"), ["東京", "2020"]);
+        assert_eq!(cut("ÉtéÀParis"), ["Été", "Paris"]);
+        assert!(cut("holiday").is_empty() && cut("HOLIDAY").is_empty() && cut("Paris").is_empty());
+        assert!(cut("9f86d081884c7d659a2feaa0c55ad015").is_empty()); // a hash
+        assert!(cut("a1b2c3d4e5").is_empty()); // an id: cut in ten
+        let docs = vec![
+            doc("camel", "BeachTripWithMom.jpg"),
+            doc("dsc", "DSC01234.JPG"),
+            doc("apart", "beach_trip.jpg"),
+            doc("hash", "9f86d081884c7d659a2feaa0c55ad015.jpg"),
+        ];
+        let (_dir, index) = indexed(&docs);
+        assert_eq!(sorted(ids(&index, "trip")), ["apart", "camel"]);
+        assert_eq!(ids(&index, "mom"), ["camel"]);
+        assert_eq!(ids(&index, "01234"), ["dsc"]);
+        assert_eq!(ids(&index, "dsc01234"), ["dsc"]);
+        // A word typed run together is one word: it finds the run, not the parts apart.
+        assert_eq!(ids(&index, "BeachTripWithMom"), ["camel"]);
+        assert_eq!(ids(&index, "beachtrip"), ["camel"]);
+        assert_eq!(ids(&index, "9f86d081884c7d659a2feaa0c55ad015"), ["hash"]);
+        assert_eq!(ids(&index, "86"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn tag_filters_fold_accents_as_words_do() {
+        let docs = vec![
+            Doc {
+                tags: vec!["Places/Café/Östersund".into(), "Straße".into()],
+                ..doc("tagged", "IMG_0001.JPG")
+            },
+            doc("other", "IMG_0002.JPG"),
+        ];
+        let (_dir, index) = indexed(&docs);
+        for q in [
+            "tag:places/cafe",
+            "tag:PLACES/CAFÉ/ostersund",
+            "tag:strasse",
+            "tag:Straße",
+        ] {
+            assert_eq!(ids(&index, q), ["tagged"], "{q}");
+        }
+        assert_eq!(ids(&index, "tag:places/caf"), Vec::<String>::new());
     }
 
     #[test]
