@@ -286,14 +286,15 @@ def _plain_column(col: pa.Array) -> list[Any]:
 
 
 def _iso_stamps(col: pa.Array) -> pa.Array | None:
-    """A TIMESTAMP column (microseconds, no zone) as `datetime.isoformat` writes each
-    value, made by Arrow rather than one datetime at a time (a string array); None for
-    other columns, and for years outside 1000..9999, which `_values` handles."""
+    """A TIMESTAMP column (microseconds, no zone) or a DATE column as `isoformat` writes
+    each value, made by Arrow rather than one datetime at a time (a string array); None
+    for other columns, and for years outside 1000..9999, which `_values` handles."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.compute as pc  # noqa: PLC0415
 
     t = col.type
-    if not (pa.types.is_timestamp(t) and t.unit == "us" and t.tz is None):
+    day = pa.types.is_date32(t)
+    if not (day or (pa.types.is_timestamp(t) and t.unit == "us" and t.tz is None)):
         return None
     if col.null_count < len(col):
         lo, hi = pc.min_max(col).values()
@@ -302,6 +303,8 @@ def _iso_stamps(col: pa.Array) -> pa.Array | None:
                 return None
         except (OverflowError, ValueError):  # past what Python's datetime holds (infinity)
             return None
+    if day:  # (1000-01-01 to 9999-12-31: four digits of year, as isoformat writes them)
+        return col.cast(pa.string())
     # Arrow's text of a timestamp has its microseconds, after a space: isoformat puts a T
     # there, and leaves them out when they are all zero. (A cast: strftime took 30 times
     # as long.)
