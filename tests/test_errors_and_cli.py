@@ -1137,6 +1137,47 @@ def test_replacements_finish_their_renames_through_a_ctrl_c(tmp_path: Path, monk
     assert sorted(os.listdir(tmp_path)) == ["a", "b", "c"]
 
 
+def test_replacements_know_a_file_they_hold_by_another_path(tmp_path: Path) -> None:
+    """A review finding: one file put twice in a batch, by two paths (a link to its
+    folder), lost the second content to a false "changed by another program": `holds`
+    tells the caller to commit first."""
+    from mediaforge.fsops import Replacements
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "x").write_bytes(b"old")
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    with Replacements() as batch:
+        assert not batch.holds(os.fsencode(tmp_path / "real" / "x"))
+        batch.put(os.fsencode(tmp_path / "link" / "x"), lambda f: f.write(b"first"))
+        batch.put(os.fsencode(tmp_path / "new"), lambda f: f.write(b"made"))
+        assert batch.holds(os.fsencode(tmp_path / "real" / "x")) and batch.holds(os.fsencode(tmp_path / "new"))
+        assert not batch.holds(os.fsencode(tmp_path / "other"))
+        assert [e for _, e in batch.commit()] == [None, None]
+        assert not batch.holds(os.fsencode(tmp_path / "real" / "x"))
+        batch.put(os.fsencode(tmp_path / "real" / "x"), lambda f: f.write(b"second"))
+        assert [e for _, e in batch.commit()] == [None]
+    assert (tmp_path / "real" / "x").read_bytes() == b"second"
+
+
+def test_query_results_in_large_buffers_come_back_in_regular_ones_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results are read from DuckDB in Arrow's large buffers (a batch of big cells passes
+    2 GiB) and handed on in the regular types, a batch split where it holds more than a
+    part may (2 GiB at most; 1 MB here)."""
+    import pyarrow as pa
+
+    from mediaforge.catalog import query
+
+    monkeypatch.setattr(query, "_CAST_PART_BYTES", 1 << 20)
+    cells = [bytes([i]) * 300_000 for i in range(10)]
+    big = pa.record_batch({"n": pa.array(range(10)), "b": pa.array(cells, pa.large_binary()),
+                           "l": pa.array([["x"]] * 10, pa.large_list(pa.large_string()))})
+    out = query._regular_buffers(pa.RecordBatchReader.from_batches(big.schema, [big]))
+    assert out.schema.field("b").type == pa.binary() and out.schema.field("l").type == pa.list_(pa.string())
+    parts = list(out)
+    assert len(parts) > 3 and all(p.nbytes <= 1 << 20 for p in parts)
+    assert pa.Table.from_batches(parts).column("b").to_pylist() == cells
+
+
 def _created_in(folder: Path) -> Callable[[], list[str]]:
     """Watch `folder` (inotify): the returned call lists the names made there since."""
     import ctypes  # noqa: PLC0415

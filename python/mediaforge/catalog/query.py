@@ -262,6 +262,10 @@ def _regular(t: pa.DataType) -> pa.DataType:
     return t
 
 
+# The most bytes of values cast back to regular buffers at once (those hold 2 GiB).
+_CAST_PART_BYTES = 1 << 30
+
+
 def _regular_buffers(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
     """DuckDB's batches, read in Arrow's large buffers (a batch of big cells passes the
     2 GiB a regular one holds), in the regular types a result had before: the types
@@ -271,14 +275,27 @@ def _regular_buffers(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         return reader
 
     def cast(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-        try:
-            yield batch.cast(schema)
-        except pa.ArrowCapacityError:
-            if batch.num_rows < 2:
-                raise QueryError("SQL error: the result holds a value of over 2 GiB, which cannot be read out") from None
-            half = batch.num_rows // 2
-            yield from cast(batch.slice(0, half))
-            yield from cast(batch.slice(half))
+        if batch.num_rows > 1 and batch.nbytes > _CAST_PART_BYTES:
+            fits = None
+        else:
+            try:
+                fits = batch.cast(schema)
+            except (pa.ArrowCapacityError, pa.ArrowInvalid) as e:  # "input array too large"
+                if batch.num_rows > 1:
+                    fits = None
+                elif batch.nbytes >= 2**31 - 1:
+                    raise QueryError("SQL error: the result holds a value of 2 GiB or more, which cannot be read "
+                                     "out") from None
+                else:
+                    raise QueryError(f"SQL error: the result cannot be read out ({first_line(e)})") from None
+        if fits is not None:
+            yield fits
+            return
+        half = batch.num_rows // 2
+        for part in (batch.slice(0, half), batch.slice(half)):
+            # Copied out: a cast judges a slice by the whole buffer under it.
+            yield from cast(pa.RecordBatch.from_arrays([pa.concat_arrays([c]) for c in part.columns],
+                                                       schema=part.schema))
 
     def batches() -> Iterator[pa.RecordBatch]:
         with contextlib.closing(reader):

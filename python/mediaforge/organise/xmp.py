@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import io
 import os
 import re
@@ -601,10 +602,19 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
     batch = Replacements()
     putting: dict[bytes, tuple[str | None, bytes, bool]] = {}
 
-    def put(target: bytes, sidecar_id: str | None, merged: bytes, known: bool) -> None:
-        if target in putting:  # its new content must be read back by the next merge
+    def ready(target: bytes) -> None:
+        """Before a sidecar is read: its new content, if one is waiting, written first."""
+        if batch.holds(target):
             flush()
-        batch.put(target, lambda f: f.write(merged))
+
+    def put(target: bytes, sidecar_id: str | None, merged: bytes, known: bool) -> None:
+        try:
+            batch.put(target, lambda f: f.write(merged))
+        except OSError as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE) or not len(batch):
+                raise
+            flush()  # out of file descriptors (a low `ulimit -n`): those waiting written first
+            batch.put(target, lambda f: f.write(merged))
         putting[target] = (sidecar_id, merged, known)
 
     def landed(target: bytes, error: OSError | None) -> None:
@@ -623,7 +633,12 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
             batch.commit(landed)
 
     def record() -> None:
-        flush()
+        try:
+            flush()
+        finally:  # what a Ctrl-C let land before it stopped the batch is recorded too
+            record_written()
+
+    def record_written() -> None:
         # What MediaForge wrote counts as imported: the next scan reads the new sidecar
         # but brings back nothing (a removed tag stays removed), to no file it links.
         if (written or found) and not dry_run:
@@ -661,19 +676,19 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
                     continue
                 sidecars = [(new, None)]
             for target, sidecar_id in sidecars:  # every sidecar of its own: none is left stale
-                _export_one(cat, imports, out, (put, found), m, (target, sidecar_id), keywords, contents,
-                            dry_run)
-            if len(batch) >= Replacements.FULL:
+                _export_one(cat, imports, out, (ready, put, found), m, (target, sidecar_id), keywords,
+                            contents, dry_run)
+            if len(batch) >= batch.full:
                 flush()
             if len(written) + len(found) >= _RECORD_EVERY:
                 record()
+        record()
     except BaseException:
         batch.discard()  # not written: the stop came first
         putting.clear()
         with contextlib.suppress(Exception):
             record()
         raise
-    record()
     return out
 
 
@@ -759,19 +774,23 @@ def _remember_contents(cat: Catalog, contents: dict[str, bytes]) -> None:
 
 
 def _export_one(cat: Catalog, imports: _Imports, out: ExportResult,
-                done: tuple[Callable[[bytes, str | None, bytes, bool], None], list[tuple[str, str | None, str]]],
+                done: tuple[Callable[[bytes], None], Callable[[bytes, str | None, bytes, bool], None],
+                            list[tuple[str, str | None, str]]],
                 m: str, sidecar: tuple[bytes, str | None], keywords: list[str], contents: dict[str, bytes],
                 dry_run: bool = False) -> None:
     """Bring one sidecar of the file `m` (its path, and its `media_id` when catalogued) in
-    step with its `keywords`. `done`: where it puts a sidecar's new content (to be written
-    with others, and recorded for every file linked to it), and the list of those found as
-    it would write them (for `m`)."""
+    step with its `keywords`. `done`: what readies a sidecar to be read (its new content
+    written, if one waits), where it puts a sidecar's new content (to be written with
+    others, and recorded for every file linked to it), and the list of those found as it
+    would write them (for `m`)."""
     from .. import _core
 
     target, sidecar_id = sidecar
-    put, found = done
+    ready, put, found = done
 
     try:
+        if not dry_run:
+            ready(target)
         data = _read_sidecar(target)
         known = data is None or imports.imported(m, sidecar_id, data)
         if data is None:

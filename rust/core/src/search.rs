@@ -130,7 +130,8 @@ fn query_analyzer() -> TextAnalyzer {
 /// (`HTMLFile`: `HTML`, `File`), and between letters and digits (`DSC01234`,
 /// `2019Paris`). Parts of one character are left out, and so is every part of a word cut
 /// in more than `MAX_PARTS` (a word of letters and digits mixed at random: an id), or of
-/// a run of 16 or more hex digits (a hash): their parts would be noise in the index.
+/// a run of 8 or more hex digits (a hash, a piece of a UUID): their parts would be noise
+/// in the index. A part found twice is given once.
 /// Empty when the word is one part.
 fn parts(word: &str) -> Vec<(usize, usize)> {
     const MAX_PARTS: usize = 6;
@@ -152,7 +153,7 @@ fn parts(word: &str) -> Vec<(usize, usize)> {
             Class::Other
         }
     };
-    if word.len() >= 16 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if word.len() >= 8 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Vec::new();
     }
     let chars: Vec<(usize, char)> = word.char_indices().collect();
@@ -174,9 +175,11 @@ fn parts(word: &str) -> Vec<(usize, usize)> {
         return Vec::new();
     }
     cuts.push(word.len());
+    // Each part once (`TripTripTrip` is no more about trips than `Trip`).
+    let mut seen = HashSet::new();
     cuts.windows(2)
         .map(|w| (w[0], w[1]))
-        .filter(|&(a, b)| word[a..b].chars().nth(1).is_some())
+        .filter(|&(a, b)| word[a..b].chars().nth(1).is_some() && seen.insert(word[a..b].to_lowercase()))
         .collect()
 }
 
@@ -934,11 +937,19 @@ fn fold_key(part: &str) -> String {
                 .build(),
         );
     }
-    KEY.with(|k| {
+    let folded = KEY.with(|k| {
         let mut k = k.borrow_mut();
         let mut stream = k.token_stream(part);
         stream.next().map(|t| t.text.clone()).unwrap_or_default()
-    })
+    });
+    // A level is never folded into two (`AC⁄DC`, whose fraction slash ASCII folding makes
+    // a `/`) nor into none (a level of combining marks alone): such a one keeps its case
+    // folding alone.
+    if folded.is_empty() || folded.contains('/') {
+        fold_case(part)
+    } else {
+        folded
+    }
 }
 
 fn tag_key(tag: &str) -> String {
@@ -1562,6 +1573,8 @@ mod tests {
         assert!(cut("holiday").is_empty() && cut("HOLIDAY").is_empty() && cut("Paris").is_empty());
         assert!(cut("9f86d081884c7d659a2feaa0c55ad015").is_empty()); // a hash
         assert!(cut("a1b2c3d4e5").is_empty()); // an id: cut in ten
+        assert!(cut("550e8400").is_empty()); // a UUID's first group
+        assert_eq!(cut("TripTripTrip"), ["Trip"]);
         let docs = vec![
             doc("camel", "BeachTripWithMom.jpg"),
             doc("dsc", "DSC01234.JPG"),
@@ -1599,6 +1612,21 @@ mod tests {
             assert_eq!(ids(&index, q), ["tagged"], "{q}");
         }
         assert_eq!(ids(&index, "tag:places/caf"), Vec::<String>::new());
+        // A slash that only looks like one never makes a level of a tag: AC⁄DC is one.
+        let docs = vec![
+            Doc {
+                tags: vec!["AC\u{2044}DC".into()],
+                ..doc("flat", "a.jpg")
+            },
+            Doc {
+                tags: vec!["AC/DC".into()],
+                ..doc("tree", "b.jpg")
+            },
+        ];
+        let (_dir2, index) = indexed(&docs);
+        assert_eq!(ids(&index, "tag:ac/dc"), ["tree"]);
+        assert_eq!(ids(&index, "tag:ac\u{2044}dc"), ["flat"]);
+        assert_eq!(fold_key("\u{301}"), "\u{301}");
     }
 
     #[test]
