@@ -466,7 +466,7 @@ def test_xmp_export_skips_tagged_sidecars_reports_failures_and_leaves_other_file
     assert not [n for n in os.listdir(paris) if n.endswith(".xmp.xmp") or n.startswith(".mediaforge-")]
     res = run_cli("xmp", "export", "--all", catalog=catalog)
     assert res.rc == 8 and "failed" in res.err and "eiffel tower.jpg.xmp" in res.err
-    assert "2 tagged sidecars skipped" in res.out
+    assert "2 tagged sidecars skipped, 1 failed (listed above)" in res.out
 
 
 def test_qa_odd_globs_untagged_sidecars_collection_places_and_reindex_json(lib) -> None:
@@ -2603,3 +2603,28 @@ def test_an_export_under_a_low_open_file_limit_writes_every_sidecar(tmp_path: Pa
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["failed"] == []
     assert len(list(lib.glob("*.xmp"))) == 300
+
+
+def test_the_library_of_some_files_is_the_librarys_rows_for_them(lib) -> None:
+    """`library_within`, which a one-file index update reads smart collections through
+    (the view filtered from outside linked every sidecar of the library first: 0.8 s for
+    each smart collection with 60,000 sidecars), gives the view's own rows, sidecar date
+    and rating included, for one file, some, and all."""
+    import pyarrow as pa
+
+    from mediaforge.catalog import open_catalog
+    from mediaforge.catalog.media_tables import library_within
+
+    root, catalog = lib
+    assert run_cli("tag", "add", "x/y", root / "2019 Paris" / "paris.jpg", catalog=catalog).rc == 0
+    within = "AND {col} IN (SELECT media_id::UUID FROM mf_scope)"
+    with open_catalog(catalog, read_only=True) as cat:
+        ids = [r[0] for r in cat.con.sql("SELECT media_id::VARCHAR FROM files ORDER BY path").fetchall()]
+        rated = cat.con.sql("SELECT media_id::VARCHAR FROM library WHERE rating = 4").fetchall()
+        assert len(rated) == 1  # paris.jpg, by its sidecar
+        for scope in [[i] for i in ids] + [ids[::2], ids]:
+            with cat.registered("mf_scope", pa.table({"media_id": pa.array(scope, pa.string())})):
+                want = cat.con.sql("SELECT * FROM library WHERE media_id IN (SELECT media_id::UUID FROM mf_scope) "
+                                   "ORDER BY media_id").fetchall()
+                got = cat.con.sql(f"SELECT * FROM {library_within(within)} library ORDER BY media_id").fetchall()
+                assert got == want

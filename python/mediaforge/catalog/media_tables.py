@@ -342,6 +342,32 @@ if LIBRARY_VIEW_V14.count(_V14_YEAR) != 1:
     raise RuntimeError("schema 28's view is derived from schema 14's text, which no longer reads as expected")
 LIBRARY_VIEW_V28 = LIBRARY_VIEW_V14.replace(_V14_YEAR, f"{year_sql('m', 'x', 'a')} AS year")
 
+# The view's text as a SELECT, with a place for a condition on its files and one on its
+# sidecars' files (see `library_within`).
+_LIBRARY_HEAD = "CREATE OR REPLACE VIEW library AS\n"
+_LIBRARY_LINKS = "FROM sidecar_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3 GROUP BY l.media_id"
+_LIBRARY_FILES = "WHERE f.status = 'present'\n"
+if not (LIBRARY_VIEW_V28.strip().startswith(_LIBRARY_HEAD.strip()) and LIBRARY_VIEW_V28.count(_LIBRARY_LINKS) == 1
+        and LIBRARY_VIEW_V28.endswith(_LIBRARY_FILES)):
+    raise RuntimeError("the library view's text no longer reads as `library_within` expects")
+
+
+def library_within(within: str) -> str:
+    """The `library` view's rows for some files alone, as a subquery to name `library`:
+    `within` is a condition on `{col}` (`AND {col} IN (...)`). The view filtered from
+    outside links every sidecar of the library to its files first (`sidecar_links`: 0.8 s
+    on a library of 60,000 sidecars, for each smart collection a one-file update looks
+    at); this one links only the sidecars in those files' folders, where theirs are."""
+    body = LIBRARY_VIEW_V28.strip()[len(_LIBRARY_HEAD.strip()):]
+    links = links_sql("SELECT media_id, path, blake3, dir, name, path_raw FROM files WHERE kind = 'sidecar' "
+                      "AND status = 'present' AND dir IN (SELECT dir FROM files WHERE TRUE "
+                      f"{within.format(col='media_id')})")
+    narrowed = _LIBRARY_LINKS.replace("FROM sidecar_links l", f"FROM ({links}\n) l").replace(
+        " GROUP BY", f" WHERE TRUE {within.format(col='l.media_id')} GROUP BY")
+    body = body.replace(_LIBRARY_LINKS, narrowed)
+    return f"({body} {within.format(col='f.media_id')}\n)"
+
+
 _ALL = {**TABLES, **TABLES_V3, **TABLES_V4, **TABLES_V5, **TABLES_V6}
 
 

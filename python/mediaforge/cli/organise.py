@@ -335,8 +335,9 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
         for p, why in out.failed:
             print(f"failed {path_text(p)}: {why}", file=sys.stderr)
         skipped = f", {out.sidecars_skipped:,} tagged sidecars skipped" if out.sidecars_skipped else ""
+        failed = f", {len(out.failed):,} failed (listed above)" if out.failed else ""
         print(f"{render.counted(len(out.written), 'sidecar')} written, {out.unchanged:,} already up to date{skipped}"
-              + ("; rescan to catalog them" if out.written else ""))
+              f"{failed}" + ("; rescan to catalog them" if out.written else ""))
     if out.failed:
         raise typer.Exit(ExitCode.PARTIAL)
 

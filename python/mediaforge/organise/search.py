@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
-from ..catalog.media_tables import links_sql, year_sql
+from ..catalog.media_tables import library_within, links_sql, year_sql
 from ..catalog.schema import KINDS, SEARCH_SYNCED
 from ..catalog.store import streamed
 from ..config import search_dir
@@ -80,13 +80,15 @@ FROM docs
 """
 
 
-def docs_sql(within: str = "", smart: Sequence[tuple[str, str]] = ()) -> str:
+def docs_sql(within: str = "", smart: Sequence[tuple[str, str]] = (), library: str = "library") -> str:
     """The documents query; `within` is a condition on `{col}` (empty: every file).
     `smart`: (name, checked predicate) of smart collections, whose names join the
-    collection names of the files they match, evaluated now."""
+    collection names of the files they match, evaluated now over `library` (the view, or
+    a table of its rows for the files of `within`: see `_stage_changed`)."""
+    library = f"{library} library" if library != "library" else "library"
     members = "".join(
-        "\n           UNION ALL SELECT media_id, '" + name.replace("'", "''") + "' FROM library WHERE ("
-        + pred + "\n) " + within.format(col="media_id") for name, pred in smart)
+        "\n           UNION ALL SELECT media_id, '" + name.replace("'", "''") + f"' FROM {library} WHERE ("
+        + pred + "\n)" for name, pred in smart)
     return DOCS.format(only=within.format(col="f.media_id"), only_tg=within.format(col="media_id"),
                        only_co=within.format(col="i.media_id"), smart=members,
                        sidecar_dates=SIDECAR_DATES.format(only=within.format(col="l.media_id")))
@@ -111,7 +113,8 @@ def _working(cat: Catalog, smart: list[tuple[str, str]], within: str) -> list[tu
     ok = []
     for name, pred in smart:
         try:
-            cat.con.sql(f"SELECT count(*) FROM library WHERE ({pred}\n) {within.format(col='media_id')}").fetchall()
+            library = f"{library_within(within)} library" if within else "library"
+            cat.con.sql(f"SELECT count(*) FROM {library} WHERE ({pred}\n)").fetchall()
         except duckdb.Error:
             continue
         ok.append((name, pred))
@@ -346,7 +349,14 @@ def _stage_changed(cat: Catalog, index: _core.SearchIndex, within: str, smart: l
     """Stage the changed documents in the index, as DuckDB streams them, PART at a time,
     and the removal of `gone`: a command that touches a million files never holds all
     their documents at once. Returns (media_id, digest) of what was staged."""
-    cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart)}")
+    library = "library"
+    if within and smart:
+        # The view's rows for these files, made once for every smart collection: the view
+        # filtered from outside links every sidecar of the library first (0.8 s a smart
+        # collection, for a one-file update of a library of 60,000 sidecars).
+        cat.con.execute(f"CREATE OR REPLACE TEMP TABLE mf_library AS SELECT * FROM {library_within(within)} library")
+        library = "mf_library"
+    cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart, library)}")
     try:
         reader = cat.con.sql("""
             SELECT d.* FROM mf_docs d
@@ -364,6 +374,7 @@ def _stage_changed(cat: Catalog, index: _core.SearchIndex, within: str, smart: l
             return pa.concat_tables(states)
     finally:
         cat.con.execute("DROP VIEW IF EXISTS mf_docs")
+        cat.con.execute("DROP TABLE IF EXISTS mf_library")
 
 
 def in_step(cat: Catalog, catalog_path: Path) -> bool:
