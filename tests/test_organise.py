@@ -2628,3 +2628,28 @@ def test_the_library_of_some_files_is_the_librarys_rows_for_them(lib) -> None:
                                    "ORDER BY media_id").fetchall()
                 got = cat.con.sql(f"SELECT * FROM {library_within(within)} library ORDER BY media_id").fetchall()
                 assert got == want
+
+
+def test_many_paths_named_one_by_one_keep_their_order_and_their_errors(lib) -> None:
+    """Five or more paths are looked up together where a file is catalogued at exactly
+    its path (1,000 took a minute one at a time on 700,000 files): the order given stays
+    (a folder's files in path order where the folder stands), a link finds its target,
+    a name that is not UTF-8 is found by its bytes, and a path the catalog lacks is still
+    refused."""
+    root, catalog = lib
+    odd = os.path.join(os.fsencode(root / "odd"), b"caf\xe9 \xff.jpg")
+    os.symlink(root / "2020 Beach" / "sunset.png", root / "link.png")
+    args = [root / "Videos" / "short.mp4", odd, root / "2019 Paris", root / "link.png",
+            root / "2020 Beach" / "paris hotel receipt.jpg", root / "Videos" / "surf.mp4"]
+    assert run_cli("collection", "create", "many", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "many", *args, catalog=catalog).rc == 0
+    shown = json.loads(run_cli("collection", "show", "many", "--format", "json", catalog=catalog).out)
+    paths = [base64.b64decode(r["path_raw"]) if r["path_raw"] else os.fsencode(r["path"]) for r in shown]
+    assert paths == [os.fsencode(root / "Videos" / "short.mp4"), odd,
+                     os.fsencode(root / "2019 Paris" / "eiffel tower.jpg"), os.fsencode(root / "2019 Paris" / "paris.jpg"),
+                     os.fsencode(root / "2020 Beach" / "sunset.png"),
+                     os.fsencode(root / "2020 Beach" / "paris hotel receipt.jpg"),
+                     os.fsencode(root / "Videos" / "surf.mp4")]
+    res = run_cli("tag", "add", "t", *args, root / "2019 Paris" / "nope.jpg", catalog=catalog)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "no such file or folder", "nope.jpg")

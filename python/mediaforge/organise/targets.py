@@ -137,6 +137,10 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequ
     if not paths and not wheres and not collections:
         raise InvalidInputError("say what to act on: PATH..., --where CONDITION or --collection NAME")
     ids: dict[str, None] = {}
+    # Many files named one by one (`find ... | xargs mediaforge tag add T`): each looked up
+    # alone read the files table once (1,000 paths took a minute on 700,000 files); those
+    # catalogued at exactly their path are found together first.
+    exact = _exact_files(cat, [q for arg in paths for q in as_catalogued(arg)]) if len(paths) > 4 else {}
     for arg in paths:
         raw = os.fsencode(arg)
         if raw.endswith(b"/") or raw.endswith(b"/."):
@@ -164,7 +168,7 @@ def resolve_targets(cat: Catalog, paths: Sequence[str | bytes] = (), where: Sequ
             tried = []
             for p in as_catalogued(arg):  # the link's path first, then the resolved one
                 tried.append(p)
-                rows = _under(cat, p)
+                rows = [exact[p]] if p in exact else _under(cat, p)
                 if rows:
                     break
             text = path_text(p)
@@ -214,6 +218,28 @@ def _matching(cat: Catalog, pattern: bytes, status: str) -> list[tuple[str, str,
     return cat.con.sql(f"SELECT media_id::VARCHAR, kind, path_bytes FROM files WHERE status = '{status}' AND "
                        "regexp_full_match(path, $re) ORDER BY path",
                        params={"re": glob_regex(os.fsdecode(pattern))}).fetchall()
+
+
+def _exact_files(cat: Catalog, paths: list[bytes]) -> dict[bytes, tuple[str, str, bytes]]:
+    """The present files catalogued at exactly these paths (those of UTF-8 text), by path:
+    media id, kind and path, in one pass over the files table."""
+    import pyarrow as pa
+
+    dirs, names = [], []
+    for p in paths:
+        try:
+            folder, _, name = p.decode("utf-8").rpartition("/")
+        except UnicodeDecodeError:
+            continue  # (looked up alone, by its raw bytes)
+        dirs.append(folder or "/")
+        names.append(name)
+    if not dirs:
+        return {}
+    with cat.registered("mf_exact", pa.table({"dir": pa.array(dirs, pa.string()), "name": pa.array(names, pa.string())})):
+        rows = cat.con.execute("SELECT f.media_id::VARCHAR, f.kind, f.path_bytes FROM files f "
+                               "JOIN (SELECT DISTINCT dir, name FROM mf_exact) e ON f.dir = e.dir AND f.name = e.name "
+                               "WHERE f.status = 'present' AND f.path_raw IS NULL").fetchall()
+    return {r[2]: r for r in rows}
 
 
 def _is_row(cat: Catalog, paths: list[bytes]) -> bool:
