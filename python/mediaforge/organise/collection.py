@@ -13,7 +13,7 @@ from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError, first_line, is_text, quoted
-from .predicate import check_predicate, count_predicate, run_predicate
+from .predicate import check_predicate, count_predicate, refuse_volatile, run_predicate
 from .tags import BAD_NAME_CHARS, fold_spaces, folded_sql, has_invisible, who
 
 MAX_NAME = 200
@@ -71,6 +71,8 @@ def create(cat: Catalog, name: str, smart: str | None = None) -> tuple[int, list
     condition runs once, over today's files: one that fails on them is refused)."""
     name = _check_name(name)
     pred = check_predicate(cat, smart) if smart is not None else None
+    if pred is not None:
+        refuse_volatile(cat, pred)
     ids = run_predicate(cat, pred, "the condition") if pred is not None else []
     with cat.transaction() as con:
         if con.execute(f"SELECT 1 FROM collections WHERE {folded_sql('name')} = ?", [name]).fetchall():

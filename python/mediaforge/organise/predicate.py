@@ -108,6 +108,26 @@ def check_predicate(cat: Catalog, predicate: str) -> str:
     return pred
 
 
+def refuse_volatile(cat: Catalog, pred: str) -> None:
+    """A smart collection's condition must give the same files each time it runs over the
+    same catalog: one calling a function DuckDB calls volatile (`random()`, `setseed`,
+    `uuid()`) is refused. (`now()` and `current_date` hold through a query: "taken in
+    the last 30 days" is a fair condition.)"""
+    tree = parse_tree(cat, WRAP.format(predicate=pred), f"condition nested too deeply: {_shown(pred)}")
+    names = sorted({n["function_name"].lower() for n in walk(tree) if n.get("class") == "FUNCTION"
+                    and isinstance(n.get("function_name"), str)})
+    if not names:
+        return
+    volatile = [r[0] for r in cat.con.execute(
+        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE stability = 'VOLATILE' "
+        "AND lower(function_name) IN (SELECT unnest(?::VARCHAR[])) ORDER BY 1", [names]).fetchall()]
+    if volatile:
+        raise InvalidInputError(f"a smart collection's condition must give the same files each time: "
+                                f"{'(), '.join(volatile)}() is volatile, another answer (or a changed state) on each run "
+                                f"({_shown(pred)}); "
+                                "use --where with `tag add` or `collection add` for a one-off pick")
+
+
 def run_predicate(cat: Catalog, pred: str, what: str = "the condition") -> list[str]:
     """The media_ids of present files matching a checked predicate, in path order. A
     condition can still fail on the data (a CAST of a name that is not a number):
