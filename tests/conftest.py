@@ -461,3 +461,30 @@ def unprivileged() -> Unprivileged:
         return Unprivileged({"preexec_fn": as_user}, uid)
     return Unprivileged({"preexec_fn": _drop_dac_capabilities}, None)
 
+
+def on_a_terminal(*args: str | os.PathLike, catalog: Path, ctrl_c_at: bytes | None = None,
+                  columns: int = 120) -> tuple[int, str]:
+    """Run `mediaforge ARGS...` with stdin, stdout and stderr on a pseudo-terminal, as a
+    person typing it: the progress bars draw. With `ctrl_c_at`, SIGINT goes to its process
+    group (as Ctrl-C sends it) the moment that text is drawn. (rc, everything it wrote)."""
+    import signal
+
+    master, slave = os.openpty()
+    env = cli_env(catalog, TERM="xterm-256color", COLUMNS=str(columns), LINES="40")
+    p = subprocess.Popen(cli_cmd(*args), stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+                         start_new_session=True)
+    os.close(slave)
+    out = bytearray()
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+        if ctrl_c_at is not None and ctrl_c_at in out:
+            os.killpg(p.pid, signal.SIGINT)
+            ctrl_c_at = None
+    os.close(master)
+    return p.wait(timeout=300), out.decode("utf-8", "replace")

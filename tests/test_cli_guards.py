@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import assert_one_line_error, cli_cmd, cli_env, rows, run_cli
+from conftest import assert_one_line_error, cli_cmd, cli_env, on_a_terminal, rows, run_cli
 
 
 @pytest.fixture
@@ -610,34 +610,6 @@ def test_only_querys_sql_opening_with_a_comment_is_moved_after_the_options(args:
 
 
 
-def _on_a_terminal(*args: str | os.PathLike, catalog: Path, ctrl_c_at: bytes | None = None,
-                   columns: int = 120) -> tuple[int, str]:
-    """Run `mediaforge ARGS...` with stdin, stdout and stderr on a pseudo-terminal, as a
-    person typing it: the progress bars draw. With `ctrl_c_at`, SIGINT goes to its process
-    group (as Ctrl-C sends it) the moment that text is drawn. (rc, everything it wrote)."""
-    import signal
-
-    master, slave = os.openpty()
-    env = cli_env(catalog, TERM="xterm-256color", COLUMNS=str(columns), LINES="40")
-    p = subprocess.Popen(cli_cmd(*args), stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
-                         start_new_session=True)
-    os.close(slave)
-    out = bytearray()
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-        if ctrl_c_at is not None and ctrl_c_at in out:
-            os.killpg(p.pid, signal.SIGINT)
-            ctrl_c_at = None
-    os.close(master)
-    return p.wait(timeout=300), out.decode("utf-8", "replace")
-
-
 def test_stats_on_a_narrow_terminal_never_breaks_a_number_nor_drops_a_column(tmp_path: Path) -> None:
     """A QA finding: on an 80-column terminal `stats` folded the last scans' file count
     `12,000` as `12,00` over `0` (two numbers, to a reader), and `completed` and dates
@@ -651,7 +623,7 @@ def test_stats_on_a_narrow_terminal_never_breaks_a_number_nor_drops_a_column(tmp
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib.parent, "--no-meta", catalog=catalog).rc == 0
     for columns in (80, 40):
-        rc, out = _on_a_terminal("stats", catalog=catalog, columns=columns)
+        rc, out = on_a_terminal("stats", catalog=catalog, columns=columns)
         text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
         assert rc == 0 and "12,001" in text and "completed" in text, text
         assert re.search(r"errors +\| 1\r?$", text, re.M) or re.search(r"│ +1 │\r?$", text, re.M), text
@@ -668,14 +640,22 @@ def test_every_long_command_draws_its_progress_on_a_terminal(tmp_path: Path) -> 
     shutil.copy2(next(lib.rglob("*.jpg")), lib / "a copy.jpg")
     for args in (("scan", lib), ("meta", "--retry-failed"), ("thumbs",), ("dupes", "--similar"),
                  ("dupes", "--similar", "--kind", "video"), ("dupes", "--similar", "--kind", "audio"), ("dupes",),
-                 ("dedupe",), ("dedupe", "--apply"), ("search", "--reindex")):
-        rc, out = _on_a_terminal(*args, catalog=catalog)
+                 ("dedupe",), ("dedupe", "--apply"), ("search", "--reindex"), ("tag", "add", "trip", lib),
+                 ("scan", lib), ("xmp", "export", "--all")):  # (after a rescan: dedupe put links in place)
+        rc, out = on_a_terminal(*args, catalog=catalog)
         assert rc == 0 and "mediaforge: error" not in out and "Traceback" not in out, (args, out[-2000:])
         if args == ("dedupe", "--apply"):  # its bar (steps done) cleared, then the report
             assert "1 file hard-linked" in out and out.rfind("\x1b[?25h") > out.rfind("\x1b[?25l"), out[-2000:]
+        if args[0] in ("search", "tag"):  # the search index's update: its count, then its commit (the last frame)
+            text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+            files = rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present'")[0]["n"]
+            assert f"{files}/{files} files" in text and "commit" in text, text[-2000:]
+        if args[0] == "xmp":  # a sidecar for each file tagged: its bar's last frame
+            text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+            assert re.search(r"export +\S* *(\d+)/\1 files .* 0 failed", text), text[-2000:]
     assert rows(catalog, "SELECT count(*) AS n FROM media")[0]["n"] > 0
     journal = next((catalog.parent / "journal").iterdir())
-    rc, out = _on_a_terminal("dedupe", "--undo", journal, catalog=catalog)
+    rc, out = on_a_terminal("dedupe", "--undo", journal, catalog=catalog)
     assert rc == 0 and "1 file restored" in out and "\x1b[?25h" in out, out[-2000:]
 
 
@@ -687,7 +667,7 @@ def test_ctrl_c_as_the_progress_bar_starts_gives_the_cursor_back(tmp_path: Path)
     lib.mkdir()
     for i in range(3000):
         (lib / f"f{i:04d}.bin").write_bytes(b"x" * (i % 7 + 1))
-    rc, out = _on_a_terminal("scan", lib, "--no-meta", catalog=catalog, ctrl_c_at=b"\x1b[?25l")
+    rc, out = on_a_terminal("scan", lib, "--no-meta", catalog=catalog, ctrl_c_at=b"\x1b[?25l")
     assert rc == 130 and "Traceback" not in out, out[-2000:]
     assert out.rfind("\x1b[?25h") > out.rfind("\x1b[?25l"), out[-2000:]
 

@@ -1300,6 +1300,65 @@ def test_index_updates_touch_only_the_changed_documents(lib) -> None:
         assert refresh(cat, catalog).indexed == 0
 
 
+def test_index_updates_report_their_progress(lib) -> None:
+    """A rebuild counts every present file as it is indexed, then commits; an update
+    of some files counts out of those; a full comparison, with nothing known to do,
+    counts what it finds changed (here nothing, so no commit)."""
+    from mediaforge import open_catalog
+    from mediaforge.organise.search import refresh
+    from mediaforge.organise.tags import add_tags
+
+    _root, catalog = lib
+    with open_catalog(catalog) as cat:
+        files = cat.con.sql("SELECT count(*) FROM files WHERE status = 'present'").fetchall()[0][0]
+        seen: list = []
+        got = refresh(cat, catalog, rebuild=True, on_progress=seen.append)
+        assert got.indexed == files
+        assert [(p.phase, p.done, p.total) for p in seen] == [("index", 0, files), ("index", files, files),
+                                                            ("commit", files, files)]
+        assert all(a.elapsed <= b.elapsed for a, b in zip(seen, seen[1:]))
+        ids = [r[0] for r in cat.con.sql("SELECT media_id::VARCHAR FROM files WHERE kind = 'video'").fetchall()]
+        add_tags(cat, ids, ["trips/surfing"])
+        seen.clear()
+        refresh(cat, catalog, only=ids, on_progress=seen.append)
+        assert [(p.phase, p.done, p.total) for p in seen] == [("index", 0, 2), ("index", 2, 2), ("commit", 2, 2)]
+        seen.clear()
+        refresh(cat, catalog, on_progress=seen.append)
+        assert [(p.phase, p.done, p.total) for p in seen] == [("index", 0, None)]
+
+
+def test_a_search_stopped_as_it_prints_says_its_output_is_a_part(tmp_path: Path) -> None:
+    """A QA finding: Ctrl-C while `search` (or `dupes`, `tag list`, `collection show`)
+    wrote its results said "what was already done (and committed) is kept; run the
+    command again to finish", as a command that changes the catalog says; what it left is
+    a part of its output, as `query` says."""
+    import signal
+    import time
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(3_000):  # 400 kB of results: more than a pipe holds
+        (lib / f"trip {i}.jpg").write_bytes(b"%d" % i)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    p = subprocess.Popen(cli_cmd("search", "trip", "--limit", "100000", "-f", "csv"), env=cli_env(catalog),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        # Until it waits for the pipe it writes its rows into (never read so far).
+        while "pipe_write" not in Path(f"/proc/{p.pid}/wchan").read_text():  # (anon_pipe_write on newer kernels)
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert_one_line_error(err.decode(), "interrupted: any rows printed are only a part of the result")
+    assert out.startswith(b"score,") and 0 < out.count(b"\n") < 3_001
+
+
 def test_scans_update_only_the_documents_they_changed(lib) -> None:
     root, catalog = lib
 

@@ -142,6 +142,11 @@ def _globals(ctx: typer.Context) -> Globals:
     return ctx.obj if isinstance(ctx.obj, Globals) else Globals(default_catalog_path(), False)
 
 
+def shows_bars(g: Globals, as_json: bool = False) -> bool:
+    """Progress bars are drawn on a terminal, not with -q or --json."""
+    return not g.quiet and not as_json and sys.stderr.isatty()
+
+
 # `scan` and `meta`: metadata without the decodes that only near-duplicate search needs.
 NoFingerprints = Annotated[bool, typer.Option(
     "--no-fingerprints", help="Metadata only: no near-duplicate fingerprints (made later by `meta` or "
@@ -202,7 +207,7 @@ def scan_cmd(
     xconfig = None if no_meta or no_hash else meta.ExtractConfig(
         thumbs=not no_thumbs, fingerprints=not no_fingerprints, thumb_size=thumb_size, workers=threads,
         timeout=timeout, retry_failed=retry_failed)
-    show = not g.quiet and not as_json and sys.stderr.isatty()
+    show = shows_bars(g, as_json)
     xsummary = None
     # The walk starts before DuckDB and pyarrow load and the catalog opens. `scan` closes
     # it; so does the `finally` if anything (a Ctrl-C in an import, a busy catalog) comes
@@ -231,7 +236,8 @@ def scan_cmd(
                     # summary still printed.
                     extract_error = e
             try:
-                indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried)
+                indexed = _organise_after_scan(cat, g.catalog, xsummary is not None, not no_index, summary, carried,
+                                               show)
             except IndexBehind as e:  # the scan is committed: its summary is still printed
                 index_error = e
             except CatalogWriteError as e:  # (a full disk, as the extraction may have met)
@@ -302,9 +308,10 @@ def _carry_unfinished(cat: Catalog, catalog_path: Path) -> list[str]:
 
 
 def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, index: bool,  # noqa: ANN202
-                         summary: ScanSummary | None = None, more: Sequence[str] = ()):
+                         summary: ScanSummary | None = None, more: Sequence[str] = (), show: bool = False):
     """After new metadata: XMP keywords become tags; then the search index catches up
-    (after a scan, on just the files it can have changed, and `more`)."""
+    (after a scan, on just the files it can have changed, and `more`), with a progress
+    bar when `show`."""
     tagged: list[str] = list(more)
     if extracted:
         from ..organise.search import hold_step
@@ -324,9 +331,11 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
     from ..organise.search import refresh, refresh_after_scan
 
     try:
-        if summary is None:
-            return refresh(cat, catalog_path)
-        return refresh_after_scan(cat, catalog_path, summary.scan_id, summary.touched, tagged)
+        with render.IndexProgressBar(show) as bar:
+            if summary is None:
+                return refresh(cat, catalog_path, on_progress=bar.update)
+            return refresh_after_scan(cat, catalog_path, summary.scan_id, summary.touched, tagged,
+                                      on_progress=bar.update)
     except (PathIOError, OSError) as e:  # a read-only or full disk where the index lives
         why = first_line(e) if isinstance(e, MediaForgeError) else str(e)
         raise IndexBehind(f"{why}; the {'scan' if summary else 'metadata'} is saved in the catalog, and the next "
@@ -386,7 +395,7 @@ def _run_extraction(ctx: typer.Context, label: str, what: str,
     summary. After new `metadata`, XMP keywords become tags and an existing search index
     catches up, as after a scan."""
     g = _globals(ctx)
-    show = not g.quiet and not as_json and sys.stderr.isatty()
+    show = shows_bars(g, as_json)
     with open_catalog(g.catalog, threads=threads) as cat:
         with render.ExtractProgressBar(show, label) as bar:
             summary = run(cat, bar.update)
@@ -395,7 +404,7 @@ def _run_extraction(ctx: typer.Context, label: str, what: str,
             from ..organise.search import index_dir
 
             try:
-                _organise_after_scan(cat, g.catalog, True, index_dir(g.catalog).exists())
+                _organise_after_scan(cat, g.catalog, True, index_dir(g.catalog).exists(), show=show)
             except IndexBehind as e:  # the metadata is committed: its summary is still printed
                 index_error = e
     if as_json:
@@ -571,11 +580,17 @@ def query_cmd(
             if fmt is Format.table and output is None:
                 render.print_table(rows)
                 return
-            _write_table(rows, fmt, output, g.catalog)
+            _write_out(rows, fmt, output, g.catalog)
     except KeyboardInterrupt:  # a reading command: the catalog is as it was
-        where = (f"{output} was not written" + (" (what it held is kept)" if was_there else "")
-                 if output is not None else "any rows printed are only a part of the result")
-        raise Interrupted(f"interrupted: the query was stopped; the catalog is unchanged, and {where}") from None
+        raise Interrupted("interrupted: the query was stopped; the catalog is unchanged, and "
+                          f"{_left_output(output, was_there)}") from None
+
+
+def _left_output(output: Optional[Path], was_there: bool) -> str:
+    """What a Ctrl-C left of an output (`was_there`: the file existed before)."""
+    if output is None:
+        return "any rows printed are only a part of the result"
+    return f"{output} was not written" + (" (what it held is kept)" if was_there else "")
 
 
 def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
@@ -662,6 +677,15 @@ def _written_as(fmt: Format, output: Optional[Path]) -> Format:
 
 
 def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
+    """`_write_out`, where a Ctrl-C says what it left of the output."""
+    was_there = output is not None and os.path.lexists(output)
+    try:
+        _write_out(table, fmt, output, catalog)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {_left_output(output, was_there)}") from None
+
+
+def _write_out(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
     """A result (an Arrow table or `render.Rows`) as csv or json (stdout or a file), or
     parquet into a file. A file is written beside its target under a temporary name and
     renamed over it once whole: a failed write leaves what was there before."""
@@ -1027,7 +1051,7 @@ def dedupe_cmd(
         raise InvalidInputError(f"--to {path_text(os.fsencode(to))}: the journal records this folder as text, and its "
                                 "path is not valid UTF-8; choose another folder")
     if undo_journal is not None:
-        _undo(undo_journal, g.catalog, as_json, not g.quiet and sys.stderr.isatty())
+        _undo(undo_journal, g.catalog, as_json, shows_bars(g))
         return
     target = Path(real(to)) if to is not None else None
     if target is not None and target == Path("/"):  # a file's place below / is where it is
@@ -1147,12 +1171,12 @@ def dedupe_cmd(
     try:
         with open_catalog(g.catalog) as cat:
             replayed = _carry_unfinished(cat, g.catalog)  # an earlier dedupe killed before its carry-over
-            with render.ExtractProgressBar(not g.quiet and sys.stderr.isatty(), "dedupe", "skipped") as bar:
+            with render.ExtractProgressBar(shows_bars(g), "dedupe", "skipped") as bar:
                 out = apply(plan, root / JOURNAL_DIR, root / TRASH_DIR, bar.step, catalog=g.catalog)
             from .organise import IndexFollows
 
             try:
-                follow = IndexFollows(cat, g.catalog) if has_carry(cat, out) or replayed else None
+                follow = IndexFollows(cat, g.catalog, shows_bars(g)) if has_carry(cat, out) or replayed else None
                 try:
                     carry_over(cat, out)
                 except JournalError as e:  # tags left where they were; the files' report still follows
@@ -1220,7 +1244,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
             from .organise import IndexFollows
 
             try:
-                with IndexFollows(cat, catalog_path) as follow:
+                with IndexFollows(cat, catalog_path, show_bar) as follow:
                     taken = uncarry(cat, journal, out)
                     tags_back = True  # committed: what may fail next is the search index alone
                     follow.done(taken)

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import ExitCode, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, path_text, quoted
 from . import render
-from .app import Format, _globals, _write_table, app, check_output_args, command, open_catalog
+from .app import Format, _globals, _write_table, app, check_output_args, command, open_catalog, shows_bars
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -43,10 +43,10 @@ class IndexFollows:
     index is left marked behind, and the next search or scan brings it up to date; a
     change refused as bad input before it was made leaves the mark as it was."""
 
-    def __init__(self, cat: Catalog, catalog_path: Path) -> None:
+    def __init__(self, cat: Catalog, catalog_path: Path, show: bool = False) -> None:
         from ..organise.search import hold_step
 
-        self.cat, self.catalog_path = cat, catalog_path
+        self.cat, self.catalog_path, self.show = cat, catalog_path, show
         self.held = hold_step(cat, catalog_path)
         self.finished = False
         self.failure: MediaForgeError | None = None
@@ -69,7 +69,8 @@ class IndexFollows:
 
         self.finished = True
         try:
-            refresh_changed(self.cat, self.catalog_path, ids, self.held)
+            with render.IndexProgressBar(self.show) as bar:
+                refresh_changed(self.cat, self.catalog_path, ids, self.held, bar.update)
         except (MediaForgeError, OSError) as e:
             saved = "the change is saved in the catalog"
             if isinstance(e, InvalidInputError):  # a damaged index: its own message says what to run
@@ -104,7 +105,7 @@ def tag_add(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A tag; 
     tag = normalize_tag(tag)  # as stored: `/places/ paris` is places/paris
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, collection, sidecars_below=False)
-        with IndexFollows(cat, g.catalog) as follow:
+        with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:
             n = add_tags(cat, ids, [tag])
             follow.done(ids, later=True)
     _report(as_json, f"tagged {render.counted(n, 'file')} with {tag} ({len(ids) - n:,} had it already)", follow,
@@ -122,7 +123,7 @@ def tag_remove(ctx: typer.Context, tag: Annotated[str, typer.Argument(help="A ta
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         ids = resolve_targets(cat, paths or [], where, collection, missing_too=True)
-        with IndexFollows(cat, g.catalog) as follow:
+        with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:
             n = remove_tags(cat, ids, [tag])
             follow.done(ids, later=True)
     _report(as_json, f"removed {render.counted(n, 'tag')}", follow, tag=tag_name(tag), removed=n)
@@ -136,7 +137,7 @@ def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag 
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        with IndexFollows(cat, g.catalog) as follow:
+        with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:
             n = rename_tag(cat, old, new)
             follow.done(later=True)
     _report(as_json, f"renamed {render.counted(n, 'tag')}", follow, renamed=n)
@@ -177,7 +178,7 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
             name = collection.stored_name(name)  # as stored: trimmed
             count = 0
         else:
-            with IndexFollows(cat, g.catalog) as follow:  # its name is a search word for the files it matches
+            with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:  # its name is a search word for the files it matches
                 _, ids = collection.create(cat, name, smart)
                 name = collection.stored_name(name)
                 count = len(ids)
@@ -198,7 +199,7 @@ def _change_members(ctx: typer.Context, name: str, paths: list[str] | None, wher
         # it as stored (a no-break space typed is a space, NFD is NFC).
         name = collection.name_of(cat, collection.manual(cat, name, adding))
         ids = resolve_targets(cat, paths or [], where, other, missing_too=not adding, sidecars_below=not adding)
-        with IndexFollows(cat, g.catalog) as follow:
+        with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:
             n = (collection.add if adding else collection.remove)(cat, name, ids)
             follow.done(ids, later=True)
     verb = "added" if adding else "removed"
@@ -271,7 +272,7 @@ def coll_delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A 
             ids: list[str] | None = collection.members(cat, name)
         except InvalidInputError:  # a smart condition that fails on today's files: compare every document
             ids = None
-        with IndexFollows(cat, g.catalog) as follow:
+        with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:
             collection.delete(cat, name)
             follow.done(ids, later=True)
     _report(as_json, f"deleted collection {quoted(name)}", follow, name=name, deleted=True)
@@ -288,7 +289,7 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
-        with IndexFollows(cat, g.catalog) as follow:
+        with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:
             got = import_xmp(cat, everything=all_)
             follow.done(later=True)
     gone = f"; took off {render.counted(got.removed, 'tag')} their sidecars no longer hold" if got.removed else ""
@@ -324,7 +325,8 @@ def xmp_export(ctx: typer.Context, paths: PathsArg = None, where: WhereOpt = Non
             raise InvalidInputError("say what to act on: PATH..., --where CONDITION, --collection NAME or --all")
         else:
             ids = resolve_targets(cat, paths or [], where, collection)
-        out = export_xmp(cat, ids, dry_run=dry_run)
+        with render.ExtractProgressBar(shows_bars(g, as_json), "export", "failed") as bar:
+            out = export_xmp(cat, ids, dry_run=dry_run, on_progress=bar.step)
     if dry_run:
         _print_export_plan(out, as_json)
     elif as_json:
@@ -408,8 +410,8 @@ def search_cmd(
         with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
             stale = not in_step(cat, g.catalog)
     if reindex or stale:
-        with open_catalog(g.catalog, wait=wait) as cat:
-            r = refresh(cat, g.catalog, rebuild=reindex)
+        with open_catalog(g.catalog, wait=wait) as cat, render.IndexProgressBar(shows_bars(g)) as bar:
+            r = refresh(cat, g.catalog, rebuild=reindex, on_progress=bar.update)
         if query is None and fmt is Format.json:
             render.dump_json({"indexed": r.indexed, "total": r.total, "seconds": r.seconds})
         elif query is None or fmt is Format.table:
@@ -428,8 +430,8 @@ def search_cmd(
             raise
         # Its files are not what this version writes (a crash in the middle of a write, a
         # hand edit): built again from the catalog, as a missing one is, then searched.
-        with open_catalog(g.catalog, wait=wait) as cat:
-            refresh(cat, g.catalog, rebuild=True)
+        with open_catalog(g.catalog, wait=wait) as cat, render.IndexProgressBar(shows_bars(g)) as bar:
+            refresh(cat, g.catalog, rebuild=True, on_progress=bar.update)
         with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
             table = search(cat, g.catalog, query, limit)
     if fmt is Format.table and output is None:

@@ -70,6 +70,15 @@ def _decimal(v: decimal.Decimal) -> int | float | str:
     return f if decimal.Decimal(repr(f)) == v else str(v)
 
 
+def decimal_text(v: decimal.Decimal) -> str:
+    """A DECIMAL as CSV and tables show it: the value JSON gets (`_decimal`), in digits
+    (0.00001, where a float is written 1e-05)."""
+    got = _decimal(v)
+    if isinstance(got, float):
+        return format(decimal.Decimal(repr(got)), "f")
+    return format(v, "f") if isinstance(got, str) and v.is_finite() else str(got)
+
+
 def _values(col: pa.Array) -> list[Any]:
     """A column's Python values. DuckDB's infinite dates and timestamps (and others past
     year 9999) have no Python form: they become text, `infinity` or the ISO value."""
@@ -479,6 +488,8 @@ def _csv_cells(col: pa.Array) -> pa.Array:
         return col.cast(pa.string())
     if _texts(t) or pa.types.is_string_view(t):
         text = col.cast(pa.string())
+    elif pa.types.is_decimal(t):
+        text = pa.array([None if v is None else decimal_text(v) for v in col.to_pylist()], pa.string())
     else:
         stamps = _iso_stamps(col)
         if stamps is not None:
@@ -506,7 +517,7 @@ _CELL_MAX = 2000
 
 
 def _table_cell(v: Any) -> str:
-    text = "" if v is None else str(_cell(plain(v)))
+    text = "" if v is None else decimal_text(v) if isinstance(v, decimal.Decimal) else str(_cell(plain(v)))
     if len(text) <= _CELL_MAX:
         return text
     return f"{text[:_CELL_MAX]}… ({len(text) - _CELL_MAX:,} more characters: use --format csv or json)"
@@ -570,6 +581,15 @@ def ExtractProgressBar(enabled: bool, label: str, what: str = "errors") -> Any: 
     from .richout import ExtractProgressBar as bar
 
     return bar(enabled, label, what)
+
+
+def IndexProgressBar(enabled: bool) -> Any:  # noqa: N802
+    """A search index update's progress (see `richout.IndexProgressBar`), or none."""
+    if not enabled:
+        return _NoBar()
+    from .richout import IndexProgressBar as bar
+
+    return bar(enabled)
 
 
 def print_info(info: dict[str, Any]) -> None:

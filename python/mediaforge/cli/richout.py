@@ -202,6 +202,28 @@ class ExtractProgressBar(_Bar):
 
 
 
+class IndexProgressBar(_Bar):
+    """A search index update: documents staged (of those to stage, when known), then
+    the commit (drawn on stderr)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description:<8}"), BarColumn(bar_width=24),
+            TextColumn("{task.fields[count]}  {task.fields[rate]:,.0f} files/s", style="progress.data.speed"),
+            TimeRemainingColumn(), console=err_console, transient=True, disable=not (enabled and BARS_FIT),
+        )
+        self.task = self.progress.add_task("index", total=None, rate=0.0, count="0 files")
+
+    def update(self, p: Any) -> None:
+        """From a `search.IndexProgress`."""
+        count = f"{p.done:,} files" if p.total is None else f"{p.done:,}/{p.total:,} files"
+        # The commit has no count of its own: its bar pulses (total None) until it ends.
+        committing = p.phase == "commit"
+        self.progress.update(self.task, description=p.phase, total=None if committing else p.total,
+                             completed=0 if committing else p.done, count=count,
+                             rate=p.done / p.elapsed if p.elapsed > 0 else 0.0)
+
+
 def print_info(info: dict[str, Any]) -> None:
     """`mediaforge info`: one section per table, empty fields left out."""
     def section(title: str, row: dict[str, Any] | None, shown_already: bool = False) -> None:

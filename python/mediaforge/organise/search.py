@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +134,22 @@ class RefreshResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class IndexProgress:
+    """Where an index update stands, for a progress bar: `phase` "index" while documents
+    are made and handed to the index (`done` of `total`: every present file for a
+    rebuild, the files named for an update of some, None when all are compared and only
+    the changed ones count), then "commit" while the index writes them."""
+
+    phase: str
+    done: int
+    total: int | None
+    elapsed: float
+
+
+OnProgress = Callable[[IndexProgress], None] | None
+
+
 # `meta` key: the last scan after which the index was brought in step with the catalog.
 SYNCED = SEARCH_SYNCED
 # `meta` key: the catalog's own id, also written into its index folder (`OWNER`): an index
@@ -193,22 +209,24 @@ def _check_folder(folder: Path) -> None:
 
 
 def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
-            only: Sequence[str] | pa.Array | pa.ChunkedArray | None = None) -> RefreshResult:
+            only: Sequence[str] | pa.Array | pa.ChunkedArray | None = None,
+            on_progress: OnProgress = None) -> RefreshResult:
     """Bring the index in step with the catalog: only changed documents (all of them,
     from an empty index, with `rebuild`). `only`: the media ids a command just changed
     (tags, collections), so the others need not be compared at all. An index that cannot
-    be written (its disk full, read-only) is a `PathIOError` naming it."""
+    be written (its disk full, read-only) is a `PathIOError` naming it. `on_progress`
+    gets an `IndexProgress` as documents are staged and as they are committed."""
     folder = index_dir(catalog_path)
     _check_folder(folder)
     try:
         try:
-            return _refresh(cat, catalog_path, folder, rebuild, only)
+            return _refresh(cat, catalog_path, folder, rebuild, only, on_progress)
         except InvalidInputError as e:
             if rebuild or DAMAGED not in str(e):
                 raise
         # Files damaged past what opening it checks, met as it was read or written: built
         # again from the catalog (once this block has let go of the handle that met them).
-        return _refresh(cat, catalog_path, folder, True, None)
+        return _refresh(cat, catalog_path, folder, True, None, on_progress)
     except MediaForgeError:
         raise
     except OSError as e:  # (from the index's own writes: the catalog's are its own errors)
@@ -217,7 +235,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
 
 
 def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
-             only: Sequence[str] | pa.Array | pa.ChunkedArray | None) -> RefreshResult:
+             only: Sequence[str] | pa.Array | pa.ChunkedArray | None, on_progress: OnProgress) -> RefreshResult:
     t0 = time.perf_counter()
     fresh = rebuild or not _ours(cat, folder)
     if fresh:  # rebuilt, deleted, or another catalog's: start from nothing
@@ -243,7 +261,7 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
             raise
         # Its files are not what this version writes (a crash in the middle of a write, a
         # hand edit): built again from the catalog, as a missing index is.
-        return refresh(cat, catalog_path, rebuild=True)
+        return refresh(cat, catalog_path, rebuild=True, on_progress=on_progress)
     if fresh:
         ((owner,),) = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
         (folder / OWNER).write_text(f"{owner} format={INDEX_FORMAT}\n")
@@ -255,6 +273,13 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
         index.discard_staged()
         return RefreshResult(0, 0, int(index.num_docs()), time.perf_counter() - t0)
     scope = pa.table({"media_id": ids})
+    if only is not None:
+        total: int | None = len(ids)
+    elif fresh:
+        total = int(cat.con.execute("SELECT count(*) FROM files WHERE status = 'present'").fetchall()[0][0])
+    else:
+        total = None
+    staging = _Staging(on_progress, total, t0)
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
         smart = smart_collections(cat)
@@ -265,14 +290,14 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
         """).fetchall()]
         left_out: list[str] = []  # smart collections whose condition failed on the data
         try:
-            state = _stage_changed(cat, index, within, smart, gone)
+            state = _stage_changed(cat, index, within, smart, gone, staging)
         except duckdb.Error:
             index.discard_staged()
             if not smart:
                 raise
             working = _working(cat, smart, within)
             left_out = sorted(name for name, _ in smart if name not in {n for n, _ in working})
-            state = _stage_changed(cat, index, within, working, gone)
+            state = _stage_changed(cat, index, within, working, gone, staging)
         except BaseException:
             index.discard_staged()
             raise
@@ -286,14 +311,14 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
             state = None
             if left_out == _left_out(cat):
                 try:  # as it was: these documents staged with the collections that work on every file
-                    state = _stage_changed(cat, index, within, every, gone)
+                    state = _stage_changed(cat, index, within, every, gone, staging)
                 except BaseException:
                     index.discard_staged()
                     raise
     if state is None:
         # Every document holds its name or not, not only those this update looked at:
         # every document is compared (which marks the index in step by itself).
-        whole = refresh(cat, catalog_path)
+        whole = refresh(cat, catalog_path, on_progress=on_progress)
         return RefreshResult(whole.indexed, whole.removed, whole.total, time.perf_counter() - t0)
     if state.num_rows or gone:
         # The token goes first: a crash before the new one is recorded on both sides
@@ -302,6 +327,7 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
         old_token = cat.con.execute("SELECT value FROM meta WHERE key = ?", [TOKEN]).fetchall()
         with cat.transaction() as con:
             con.execute("DELETE FROM meta WHERE key = ?", [TOKEN])
+        staging.committing()
         try:
             index.commit_staged()
         except BaseException:
@@ -344,8 +370,31 @@ def _left_out(cat: Catalog) -> list[str]:
 PART = 100_000
 
 
+class _Staging:
+    """The progress of one update, reported to its `on_progress` (if any)."""
+
+    def __init__(self, on_progress: OnProgress, total: int | None, t0: float) -> None:
+        self.on_progress, self.total, self.t0, self.done = on_progress, total, t0, 0
+
+    def _say(self, phase: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(IndexProgress(phase, self.done, self.total, time.perf_counter() - self.t0))
+
+    def restart(self) -> None:
+        """Staging begins (again, after a failed try was discarded)."""
+        self.done = 0
+        self._say("index")
+
+    def staged(self, n: int) -> None:
+        self.done += n
+        self._say("index")
+
+    def committing(self) -> None:
+        self._say("commit")
+
+
 def _stage_changed(cat: Catalog, index: _core.SearchIndex, within: str, smart: list[tuple[str, str]],
-                   gone: list[str]) -> pa.Table:
+                   gone: list[str], staging: _Staging) -> pa.Table:
     """Stage the changed documents in the index, as DuckDB streams them, PART at a time,
     and the removal of `gone`: a command that touches a million files never holds all
     their documents at once. Returns (media_id, digest) of what was staged."""
@@ -357,6 +406,7 @@ def _stage_changed(cat: Catalog, index: _core.SearchIndex, within: str, smart: l
         cat.con.execute(f"CREATE OR REPLACE TEMP TABLE mf_library AS SELECT * FROM {library_within(within)} library")
         library = "mf_library"
     cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart, library)}")
+    staging.restart()
     try:
         reader = cat.con.sql("""
             SELECT d.* FROM mf_docs d
@@ -371,6 +421,7 @@ def _stage_changed(cat: Catalog, index: _core.SearchIndex, within: str, smart: l
                 part = pa.Table.from_batches([batch])
                 index.stage(part.drop_columns(["digest"]))
                 states.append(part.select(["media_id", "digest"]))
+                staging.staged(part.num_rows)
             return pa.concat_tables(states)
     finally:
         cat.con.execute("DROP VIEW IF EXISTS mf_docs")
@@ -410,12 +461,13 @@ def hold_step(cat: Catalog, catalog_path: Path) -> str | None:
     return got[0][0]
 
 
-def refresh_changed(cat: Catalog, catalog_path: Path, ids: Sequence[str] | None, held: str | None) -> None:
+def refresh_changed(cat: Catalog, catalog_path: Path, ids: Sequence[str] | None, held: str | None,
+                    on_progress: OnProgress = None) -> None:
     """After tags or collections changed: the documents of `ids`, then the in-step mark
     `hold_step` took off put back; or, with `ids` None, every document by digest, which
     marks the index in step as of the latest scan by itself."""
     if index_dir(catalog_path).exists():
-        refresh(cat, catalog_path, only=ids)
+        refresh(cat, catalog_path, only=ids, on_progress=on_progress)
     if held is not None and ids is not None and cat.meta_value(SYNCED) is None:
         unhold_step(cat, held)  # (a refresh that compared every document marked it in step itself)
 
@@ -441,7 +493,7 @@ _EXTRACTED_SIDECARS_LINKS = links_sql(
 
 
 def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: Sequence[pa.Array] = (),
-                       more: Sequence[str] = ()) -> RefreshResult:
+                       more: Sequence[str] = (), on_progress: OnProgress = None) -> RefreshResult:
     """After scan `scan_id`. When the index was in step right before it (no scan since its
     last update: none ran with --no-index or was cut short), only the documents the scan
     can have changed: files it added, rewrote or found gone (`touched`), files whose
@@ -450,7 +502,7 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
     synced = cat.con.execute("SELECT value FROM meta WHERE key = ?", [SYNCED]).fetchall()
     ((before,),) = cat.con.execute("SELECT max(scan_id) FROM scans WHERE scan_id < ?", [scan_id]).fetchall()
     if not _ours(cat, index_dir(catalog_path)) or not synced or before is None or synced[0][0] != str(before):
-        return refresh(cat, catalog_path)
+        return refresh(cat, catalog_path, on_progress=on_progress)
     given = pa.table({"media_id": pa.chunked_array([*touched, pa.array(list(more), pa.string())], pa.string())})
     with cat.registered("mf_touched", given):
         ids = cat.con.sql("""
@@ -461,7 +513,7 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
             UNION SELECT media_id::VARCHAR FROM (""" + _EXTRACTED_SIDECARS_LINKS + """)
             UNION SELECT media_id::VARCHAR FROM (""" + _TOUCHED_SIDECARS_LINKS + """)
             """, params={"sid": scan_id}).to_arrow_table().column(0)
-    result = refresh(cat, catalog_path, only=ids)
+    result = refresh(cat, catalog_path, only=ids, on_progress=on_progress)
     _mark_synced(cat, scan_id)
     return result
 

@@ -578,8 +578,10 @@ def _read_sidecar(target: bytes) -> bytes | None:
         return f.read(MAX_SIDECAR_BYTES + 1)
 
 
-def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) -> ExportResult:
+def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False,
+               on_progress: Callable[[int, int, int], object] | None = None) -> ExportResult:
     """Write each file's tags and collections into its XMP sidecar (see the module doc).
+    `on_progress(done, total, failed)` is told of each file as it is done.
     Keywords taken off in MediaForge are taken out of the sidecar too: those of the
     sidecar's content when it is the one MediaForge last wrote or imported from it, else
     (edited elsewhere since, or put back at an older content) those of that last one. What it writes counts as imported,
@@ -661,7 +663,9 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
     # full, those since the last record are recorded by the next export, which finds them
     # as it would write them.)
     try:
-        for m, (path, sidecars, keywords, kind) in wanted.items():
+        for done, (m, (path, sidecars, keywords, kind)) in enumerate(wanted.items()):
+            if on_progress is not None:
+                on_progress(done, len(wanted), len(out.failed))
             if kind == "sidecar":  # counted when tagged (one a --where picked with no tag, silently)
                 out.sidecars_skipped += bool(keywords)
                 continue
@@ -683,6 +687,8 @@ def export_xmp(cat: Catalog, media_ids: Sequence[str], dry_run: bool = False) ->
             if len(written) + len(found) >= _RECORD_EVERY:
                 record()
         record()
+        if on_progress is not None:
+            on_progress(len(wanted), len(wanted), len(out.failed))
     except BaseException:
         batch.discard()  # not written: the stop came first
         putting.clear()
