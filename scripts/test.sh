@@ -15,4 +15,5 @@ echo "== cargo test (rust/core)" >&2
 # compile tantivy and the rest a second time).
 cargo test --release -p mediaforge-core --lib --quiet
 echo "== pytest" >&2
-python -m pytest "$@"
+# One process per core (pytest-xdist); `-n 0` among the arguments runs them in this one.
+python -m pytest -n auto "$@"

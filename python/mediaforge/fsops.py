@@ -449,7 +449,10 @@ class Replacements:
                 except OSError as e:
                     error = e
                 finally:
-                    os.close(fd)
+                    # (Synced already: a close that fails loses nothing, and must not keep
+                    # the temporary from going.)
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
                     if not renamed:
                         with contextlib.suppress(OSError):
                             os.unlink(tmp)
@@ -468,7 +471,8 @@ class Replacements:
         self._held.clear()
         while self.pending:
             _, tmp, fd, _ = self.pending.pop()
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
 
