@@ -44,6 +44,10 @@ def test_query_table_shows_each_column_as_itself(catalog: Path) -> None:
     assert res.rc == 0, res.err
     path_cell = res.out.splitlines()[3].split("│")[1]
     assert path_cell.strip().endswith("/plain.jpg"), res.out
+    # Booleans and DECIMALs as CSV has them (and DuckDB shows them): not Python's True, nor 1e-05.
+    res = run_cli("query", "SELECT true AS yes, false AS no, 0.00001::DECIMAL(10,5) AS d", env=wide)
+    assert res.rc == 0, res.err
+    assert [c.strip() for c in res.out.splitlines()[3].split("│")[1:4]] == ["true", "false", "0.00001"], res.out
 
 
 def test_command_tables_still_show_paths_by_their_exact_bytes(catalog: Path, tmp_path: Path) -> None:

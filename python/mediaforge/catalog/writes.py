@@ -287,6 +287,13 @@ class FinishCounts:
     edited: int = 0
 
 
+def stored_dir_name(text: str) -> tuple[str, str]:
+    """The folder and name the scan stores for a path (as text): a file in `/` has
+    folder `/`."""
+    folder, _, name = text.rpartition("/")
+    return ((folder or "/") if text.startswith("/") else folder), name
+
+
 def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
     """A predicate for "path_bytes is a root or below one", comparing raw bytes, so two
     folders whose names differ only in undecodable bytes are never confused.
@@ -310,11 +317,7 @@ def under_roots_sql(roots: Sequence[bytes]) -> tuple[str, list[bytes | str]]:
             parts.append(f"(path_raw IS NOT NULL AND {raw})")
             params += raw_params
             continue
-        # The root itself, as a file: the folder and name the scan stores for it (a file
-        # in `/` has folder `/`).
-        folder, _, name = text.rpartition("/")
-        if text.startswith("/") and not folder:
-            folder = "/"
+        folder, name = stored_dir_name(text)  # the root itself, as a file
         parts.append(f"(CASE WHEN path_raw IS NULL THEN dir = ? OR (dir >= ? AND dir < ?) OR (dir = ? AND name = ?) "
                      f"ELSE {raw} END)")
         params += [text, text + "/", text + "0", folder, name, *raw_params]

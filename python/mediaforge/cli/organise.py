@@ -138,8 +138,8 @@ def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag 
     g = _globals(ctx)
     with open_catalog(g.catalog) as cat:
         with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:
-            n = rename_tag(cat, old, new)
-            follow.done(later=True)
+            n, ids = rename_tag(cat, old, new)
+            follow.done(ids, later=True)  # only the files that had the tag: not a comparison of every document
     _report(as_json, f"renamed {render.counted(n, 'tag')}", follow, renamed=n)
 
 
@@ -291,7 +291,7 @@ def xmp_import(ctx: typer.Context, as_json: JsonOpt = False,
     with open_catalog(g.catalog) as cat:
         with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:
             got = import_xmp(cat, everything=all_)
-            follow.done(later=True)
+            follow.done(got.media_ids, later=True)  # the files whose sidecars it read, as after a scan
     gone = f"; took off {render.counted(got.removed, 'tag')} their sidecars no longer hold" if got.removed else ""
     placed = f" and {render.counted(got.placed, 'collection place')}" if got.placed else ""
     _report(as_json, f"imported {render.counted(got.tags, 'tag')}{placed} from XMP sidecars{gone}", follow,

@@ -517,6 +517,8 @@ _CELL_MAX = 2000
 
 
 def _table_cell(v: Any) -> str:
+    if isinstance(v, bool):  # as CSV and JSON write it (and DuckDB shows it), not Python's True
+        return "true" if v else "false"
     text = "" if v is None else decimal_text(v) if isinstance(v, decimal.Decimal) else str(_cell(plain(v)))
     if len(text) <= _CELL_MAX:
         return text

@@ -232,11 +232,12 @@ def remove_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str]) -> 
     return int(removed)
 
 
-def rename_tag(cat: Catalog, old: str, new: str) -> int:
+def rename_tag(cat: Catalog, old: str, new: str) -> tuple[int, list[str]]:
     """Rename a tag and its subtree (`places/paris` -> `places/france/paris`) on every file;
     where a file already has a new name, the two become one row. Returns the tag rows
-    renamed (merged ones included). A tag no file has (a typo) is refused, as `mv` refuses
-    a name that is not there: renaming nothing must not look done."""
+    renamed (merged ones included), and the media ids of the files they are on (whose
+    search documents change). A tag no file has (a typo) is refused, as `mv` refuses a
+    name that is not there: renaming nothing must not look done."""
     old, new = tag_name(old), normalize_tag(new)
     # On a file the catalog has (present or missing): a tag left on an id that `scan
     # --prune` dropped (by a version that left those) is on no file.
@@ -244,7 +245,7 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
                            "LIMIT 1", {"old": old}).fetchall():
         raise InvalidInputError(f"no tag {quoted(old)} on any file: nothing to rename (see `mediaforge tag list`)")
     if old == new:
-        return 0
+        return 0, []
     longest = cat.con.execute(f"SELECT max(length({folded_sql('tag')})) FROM tags WHERE {matches_sql('$old')}",
                               {"old": old}).fetchall()
     if longest[0][0] is not None and len(new) - len(old) + longest[0][0] > MAX_TAG:
@@ -259,7 +260,7 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
             SELECT media_id, $new || substr({folded_sql('tag')}, length($old) + 1) AS tag, source, added_by, added_at
             FROM tags WHERE {subtree}""", params={"old": old, "new": new}).to_arrow_table()
         if moved.num_rows == 0:
-            return 0
+            return 0, []
         con.execute(f"DELETE FROM tags WHERE {subtree}", {"old": old}).fetchall()
         with cat.registered("mf_renamed", moved):
             con.execute(f"""
@@ -267,7 +268,9 @@ def rename_tag(cat: Catalog, old: str, new: str) -> int:
                     SELECT *, row_number() OVER (PARTITION BY media_id, tag ORDER BY added_at) AS k FROM mf_renamed) m
                 WHERE k = 1 AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.media_id = m.media_id AND t.tag = m.tag)
                 """).fetchall()
-    return moved.num_rows
+    import pyarrow.compute as pc
+
+    return moved.num_rows, [str(m) for m in pc.unique(moved.column("media_id")).to_pylist()]
 
 
 def tag_counts(cat: Catalog) -> pa.Table:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 
 from ..catalog import Catalog
-from ..catalog.writes import under_roots_sql
+from ..catalog.writes import stored_dir_name, under_roots_sql
 from ..errors import InvalidInputError, is_text, path_text
 from ..fsops import absolute, from_cwd, real
 from .predicate import matching
@@ -228,10 +228,10 @@ def _exact_files(cat: Catalog, paths: list[bytes]) -> dict[bytes, tuple[str, str
     dirs, names = [], []
     for p in paths:
         try:
-            folder, _, name = p.decode("utf-8").rpartition("/")
+            folder, name = stored_dir_name(p.decode("utf-8"))
         except UnicodeDecodeError:
             continue  # (looked up alone, by its raw bytes)
-        dirs.append(folder or "/")
+        dirs.append(folder)
         names.append(name)
     if not dirs:
         return {}
