@@ -2036,8 +2036,11 @@ def test_a_flat_pictures_remade_thumbnail_makes_it_whole_again(tmp_path: Path) -
 # -- the worker pool ---------------------------------------------------------------------
 
 
-def _workers(children_only: bool = False) -> list[int]:
-    """Live extraction worker processes (of this process only, with `children_only`)."""
+def _workers(children_only: bool = False, marked: str | None = None) -> list[int]:
+    """Live extraction worker processes: of this process only, with `children_only`; with
+    `marked`, those whose environment has MF_TEST_MARK=`marked` (started by the commands
+    a test ran with it: pytest-xdist runs other tests beside it, whose workers are none
+    of its business, and a worker that outlived its command is no longer its child)."""
     found = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -2049,6 +2052,12 @@ def _workers(children_only: bool = False) -> list[int]:
             continue
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
         if b"mediaforge.meta.worker" in cmd and state != "Z" and (not children_only or int(ppid) == os.getpid()):
+            if marked is not None:
+                try:
+                    if f"MF_TEST_MARK={marked}".encode() not in (d / "environ").read_bytes().split(b"\0"):
+                        continue
+                except OSError:
+                    continue
             found.append(int(d.name))
     return found
 
@@ -3167,18 +3176,18 @@ def test_ctrl_c_during_extraction_keeps_finished_results_and_leaves_no_worker(tm
 
 
 def test_workers_started_early_by_the_cli_never_outlive_it(tmp_path: Path) -> None:
-    before = set(_workers())
-    res = run_cli("scan", tmp_path / "no such folder", catalog=tmp_path / "cat.duckdb")
+    mark = os.urandom(8).hex()
+    res = run_cli("scan", tmp_path / "no such folder", env=cli_env(tmp_path / "cat.duckdb", MF_TEST_MARK=mark))
     assert res.rc == 3 and res.err.count("\n") == 1
     busy = tmp_path / "busy.duckdb"
     lib = tmp_path / "lib"
     lib.mkdir()
     media_corpus.picture(16, 16, 1).save(lib / "a.png")
-    assert run_cli("scan", lib, catalog=busy).rc == 0
+    assert run_cli("scan", lib, env=cli_env(busy, MF_TEST_MARK=mark)).rc == 0
     deadline = time.monotonic() + 5
-    while set(_workers()) - before and time.monotonic() < deadline:
+    while _workers(marked=mark) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert set(_workers()) - before == set()
+    assert _workers(marked=mark) == []
 
 
 def test_track_header_reader_survives_cut_and_garbled_files(tmp_path: Path) -> None:

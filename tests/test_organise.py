@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -1325,6 +1326,52 @@ def test_index_updates_report_their_progress(lib) -> None:
         seen.clear()
         refresh(cat, catalog, on_progress=seen.append)
         assert [(p.phase, p.done, p.total) for p in seen] == [("index", 0, None)]
+
+        # A Ctrl-C as the bar draws the commit (a callback that raises): the update is not
+        # made, and the index stays this catalog's, so the next one is of that file alone
+        # (it was taken for another catalog's, and rebuilt whole).
+        def stop(p: object) -> None:
+            if p.phase == "commit":
+                raise KeyboardInterrupt
+
+        add_tags(cat, ids[:1], ["trips/again"])
+        with pytest.raises(KeyboardInterrupt):
+            refresh(cat, catalog, only=ids[:1], on_progress=stop)
+        again = refresh(cat, catalog, only=ids[:1])
+        assert (again.indexed, again.total) == (1, files)
+
+
+def test_results_stopped_as_they_go_into_a_fifo_are_said_to_be_a_part(tmp_path: Path) -> None:
+    """Rows written into a FIFO (or a device, or /dev/stdout) go out as they come: a Ctrl-C
+    there said the output "was not written (what it held is kept)"."""
+    import signal
+    import time
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for i in range(3_000):
+        (lib / f"trip {i}.jpg").write_bytes(b"%d" % i)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # there, never reading: the writer fills the pipe
+    try:
+        p = subprocess.Popen(cli_cmd("search", "trip", "--limit", "100000", "-o", fifo), env=cli_env(catalog),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while "pipe_write" not in Path(f"/proc/{p.pid}/wchan").read_text():
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        os.close(reader)
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert_one_line_error(err.decode(), f"interrupted: what was written into {fifo} is only a part of the result")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 def test_a_tag_rename_and_an_xmp_import_update_the_documents_of_their_files_alone(lib) -> None:

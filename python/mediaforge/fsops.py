@@ -404,7 +404,8 @@ class Replacements:
         except BaseException:
             if not (self.pending and made and self.pending[-1][1] == made[0]):  # not the batch's yet
                 for fd in fds:
-                    os.close(fd)
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
                 for tmp in made:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp)  # made above by this call

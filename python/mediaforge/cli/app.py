@@ -143,7 +143,8 @@ def _globals(ctx: typer.Context) -> Globals:
 
 
 def shows_bars(g: Globals, as_json: bool = False) -> bool:
-    """Progress bars are drawn on a terminal, not with -q or --json."""
+    """Progress bars are drawn on a terminal, not with -q, nor for a command's `--json`
+    (`as_json`) summary."""
     return not g.quiet and not as_json and sys.stderr.isatty()
 
 
@@ -572,7 +573,7 @@ def query_cmd(
     check_output_args(fmt, output, g.catalog)
     if not sql.strip():
         raise InvalidInputError('empty SQL statement: give one, e.g. "SELECT kind, count(*) FROM files GROUP BY kind"')
-    was_there = output is not None and os.path.lexists(output)
+    before = _output_before(output)
     try:
         with open_catalog(g.catalog, read_only=True) as cat:
             # Streams from the catalog: written out while it is open. Parquet stores UUIDs as such.
@@ -583,14 +584,28 @@ def query_cmd(
             _write_out(rows, fmt, output, g.catalog)
     except KeyboardInterrupt:  # a reading command: the catalog is as it was
         raise Interrupted("interrupted: the query was stopped; the catalog is unchanged, and "
-                          f"{_left_output(output, was_there)}") from None
+                          f"{_left_output(output, before)}") from None
 
 
-def _left_output(output: Optional[Path], was_there: bool) -> str:
-    """What a Ctrl-C left of an output (`was_there`: the file existed before)."""
+def _output_before(output: Optional[Path]) -> os.stat_result | None:
+    """What is at an --output path before a command writes it (for `_left_output`)."""
+    try:
+        return os.stat(output) if output is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _left_output(output: Optional[Path], before: os.stat_result | None) -> str:
+    """What a Ctrl-C left of an output, `before` being `_output_before` it."""
     if output is None:
         return "any rows printed are only a part of the result"
-    return f"{output} was not written" + (" (what it held is kept)" if was_there else "")
+    if _descriptor(output) is not None or (before is not None and not stat.S_ISREG(before.st_mode)):
+        # Written in place (a descriptor, a FIFO, a device): rows went out as they came.
+        return f"what was written into {output} is only a part of the result"
+    now = _output_before(output)
+    if now is not None and (before is None or (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino)):
+        return f"{output} was written whole before it stopped"  # (the stop came as it was renamed into place)
+    return f"{output} was not written" + (" (what it held is kept)" if before is not None else "")
 
 
 def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
@@ -678,11 +693,11 @@ def _written_as(fmt: Format, output: Optional[Path]) -> Format:
 
 def _write_table(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001
     """`_write_out`, where a Ctrl-C says what it left of the output."""
-    was_there = output is not None and os.path.lexists(output)
+    before = _output_before(output)
     try:
         _write_out(table, fmt, output, catalog)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted: {_left_output(output, was_there)}") from None
+        raise Interrupted(f"interrupted: {_left_output(output, before)}") from None
 
 
 def _write_out(table, fmt: Format, output: Optional[Path], catalog: Path) -> None:  # noqa: ANN001

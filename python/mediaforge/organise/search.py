@@ -137,9 +137,10 @@ class RefreshResult:
 @dataclass(frozen=True)
 class IndexProgress:
     """Where an index update stands, for a progress bar: `phase` "index" while documents
-    are made and handed to the index (`done` of `total`: every present file for a
-    rebuild, the files named for an update of some, None when all are compared and only
-    the changed ones count), then "commit" while the index writes them."""
+    are made and handed to the index (`done` of `total`: the present files, those named
+    for an update of some, of which the unchanged are passed over, so `done` may end
+    short of it; None when every document is compared, few of which are expected to
+    change), then "commit" while the index writes them."""
 
     phase: str
     done: int
@@ -273,15 +274,14 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
         index.discard_staged()
         return RefreshResult(0, 0, int(index.num_docs()), time.perf_counter() - t0)
     scope = pa.table({"media_id": ids})
-    if only is not None:
-        total: int | None = len(ids)
-    elif fresh:
-        total = int(cat.con.execute("SELECT count(*) FROM files WHERE status = 'present'").fetchall()[0][0])
-    else:
-        total = None
-    staging = _Staging(on_progress, total, t0)
     within = "AND {col} IN (SELECT media_id::UUID FROM mf_only)" if only is not None else ""
     with cat.registered("mf_only", scope):
+        # The bar's total: the documents there can be (present files; of those named, for
+        # an update of some), of which those unchanged are passed over. None when every
+        # document is compared and few are expected to have changed.
+        total = None if only is None and not fresh else int(cat.con.execute(
+            f"SELECT count(*) FROM files WHERE status = 'present' {within.format(col='media_id')}").fetchall()[0][0])
+        staging = _Staging(on_progress, total, t0)
         smart = smart_collections(cat)
         gone = [str(r[0]) for r in cat.con.sql(f"""
             SELECT s.media_id FROM search_docs s
@@ -297,7 +297,11 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
                 raise
             working = _working(cat, smart, within)
             left_out = sorted(name for name, _ in smart if name not in {n for n, _ in working})
-            state = _stage_changed(cat, index, within, working, gone, staging)
+            try:
+                state = _stage_changed(cat, index, within, working, gone, staging)
+            except BaseException:
+                index.discard_staged()
+                raise
         except BaseException:
             index.discard_staged()
             raise
@@ -321,13 +325,17 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
         whole = refresh(cat, catalog_path, on_progress=on_progress)
         return RefreshResult(whole.indexed, whole.removed, whole.total, time.perf_counter() - t0)
     if state.num_rows or gone:
+        try:
+            staging.committing()
+        except BaseException:  # (a Ctrl-C as the bar draws): nothing changed yet
+            index.discard_staged()
+            raise
         # The token goes first: a crash before the new one is recorded on both sides
         # leaves them apart, and the index is rebuilt. A commit that fails (a full disk,
         # Ctrl-C) leaves the index as it was, and the token is put back.
         old_token = cat.con.execute("SELECT value FROM meta WHERE key = ?", [TOKEN]).fetchall()
         with cat.transaction() as con:
             con.execute("DELETE FROM meta WHERE key = ?", [TOKEN])
-        staging.committing()
         try:
             index.commit_staged()
         except BaseException:
@@ -406,8 +414,8 @@ def _stage_changed(cat: Catalog, index: _core.SearchIndex, within: str, smart: l
         cat.con.execute(f"CREATE OR REPLACE TEMP TABLE mf_library AS SELECT * FROM {library_within(within)} library")
         library = "mf_library"
     cat.con.execute(f"CREATE OR REPLACE TEMP VIEW mf_docs AS {docs_sql(within, smart, library)}")
-    staging.restart()
     try:
+        staging.restart()
         reader = cat.con.sql("""
             SELECT d.* FROM mf_docs d
             WHERE NOT EXISTS (SELECT 1 FROM search_docs s WHERE s.media_id = d.media_id::UUID
