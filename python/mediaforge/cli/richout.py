@@ -217,11 +217,14 @@ class IndexProgressBar(_Bar):
     def update(self, p: Any) -> None:
         """From a `search.IndexProgress`."""
         count = f"{p.done:,} files" if p.total is None else f"{p.done:,}/{p.total:,} files"
-        # The commit has no count of its own: its bar pulses (total None) until it ends.
-        committing = p.phase == "commit"
-        self.progress.update(self.task, description=p.phase, total=None if committing else p.total,
-                             completed=0 if committing else p.done, count=count,
-                             rate=p.done / p.elapsed if p.elapsed > 0 else 0.0)
+        rate = p.done / p.elapsed if p.elapsed > 0 else 0.0
+        if p.phase == "commit":
+            # No count of its own: its bar pulses (no total) until it ends. Reset, for a
+            # bar that reached its total is drawn finished (no spinner) from then on.
+            self.progress.reset(self.task, total=None, completed=0, description=p.phase, count=count, rate=rate)
+        else:
+            self.progress.update(self.task, description=p.phase, total=p.total, completed=p.done, count=count,
+                                 rate=rate)
 
 
 def print_info(info: dict[str, Any]) -> None:
