@@ -2460,6 +2460,22 @@ def test_several_collections_in_a_search_are_alternatives(lib) -> None:
     assert names("collection:CA collection:cb collection:ca") == ["eiffel tower.jpg", "paris.jpg", "sunset.png"]
     assert names("collection:CA collection:CB eiffel") == ["eiffel tower.jpg"]
 
+    # Listed without words: each collection's members in its order, the first's first,
+    # each file once, cut at --limit (a collection's first members stand in for more).
+    assert run_cli("collection", "create", "CC", catalog=catalog).rc == 0
+    assert run_cli("collection", "add", "CC", root / "2020 Beach" / "sunset.png", root / "2019 Paris" / "paris.jpg",
+                   catalog=catalog).rc == 0
+
+    def listed(query: str, limit: int) -> list[str]:
+        res = run_cli("search", query, "--limit", str(limit), "-f", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return [Path(r["path"]).name for r in json.loads(res.out)]
+
+    assert listed("collection:CC collection:CA", 2) == ["sunset.png", "paris.jpg"]
+    assert listed("collection:CC collection:CA", 3) == ["sunset.png", "paris.jpg", "eiffel tower.jpg"]
+    assert listed("collection:CA collection:CC", 3) == ["paris.jpg", "eiffel tower.jpg", "sunset.png"]
+    assert listed("collection:CA collection:CC", 1) == ["paris.jpg"]
+
 
 def test_a_smart_collection_whose_condition_fails_then_works_is_searched_as_it_is(tmp_path: Path) -> None:
     """A QA finding: while a smart collection's condition failed on the data (a CAST of a

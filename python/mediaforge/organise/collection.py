@@ -13,7 +13,7 @@ from ..catalog import Catalog
 from ..catalog.media_tables import arrow_schema, columns
 from ..catalog.writes import utcnow
 from ..errors import InvalidInputError, first_line, is_text, quoted
-from .predicate import check_predicate, count_predicate, refuse_volatile, run_predicate
+from .predicate import check_predicate, count_predicate, predicate_ids, refuse_volatile, run_predicate
 from .tags import BAD_NAME_CHARS, fold_spaces, folded_sql, has_invisible, who
 
 MAX_NAME = 200
@@ -132,15 +132,28 @@ def remove(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
     return int(n)
 
 
-def members(cat: Catalog, name: str, any_case: bool = False) -> list[str]:
-    """Media ids of the present members, in the collection's order (smart: path order);
-    `any_case` as for `_get`."""
+# A manual collection's present members (`{order}`: how they are listed).
+_MANUAL = """SELECT c.media_id::VARCHAR FROM collection_items c JOIN files f ON f.media_id = c.media_id
+             AND f.status = 'present' WHERE c.collection_id = $cid {order}"""
+
+
+def members(cat: Catalog, name: str, any_case: bool = False, limit: int | None = None) -> list[str]:
+    """Media ids of the present members, in the collection's order (smart: path order),
+    the first `limit` of them if given; `any_case` as for `_get`."""
     cid, kind, pred = _get(cat, name, any_case)
     if kind == "smart":
-        return run_predicate(cat, _checked(cat, name, pred), f"smart collection {quoted(name)}: its condition")
-    return [r[0] for r in cat.con.sql(
-        """SELECT c.media_id::VARCHAR FROM collection_items c JOIN files f ON f.media_id = c.media_id AND f.status = 'present'
-           WHERE c.collection_id = $cid ORDER BY c.position""", params={"cid": cid}).fetchall()]
+        return run_predicate(cat, _checked(cat, name, pred), f"smart collection {quoted(name)}: its condition", limit)
+    cut = f" LIMIT {int(limit)}" if limit is not None else ""
+    return [r[0] for r in cat.con.sql(_MANUAL.format(order="ORDER BY c.position" + cut), params={"cid": cid}).fetchall()]
+
+
+def member_ids(cat: Catalog, name: str, any_case: bool = False) -> pa.Array:
+    """`members` in no order, as Arrow (a search's restriction)."""
+    cid, kind, pred = _get(cat, name, any_case)
+    if kind == "smart":
+        return predicate_ids(cat, _checked(cat, name, pred), f"smart collection {quoted(name)}: its condition")
+    col = cat.con.sql(_MANUAL.format(order=""), params={"cid": cid}).to_arrow_table().column(0)
+    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
 def _checked(cat: Catalog, name: str, pred: str | None) -> str:

@@ -11,11 +11,13 @@ so nothing can write or drop through one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .. import _dbload  # noqa: F401 - before duckdb: holds Ctrl-C back while it loads
 
 import duckdb
+import pyarrow as pa
 
 from ..catalog import Catalog
 from ..catalog.store import damaged, is_corruption
@@ -128,11 +130,21 @@ def refuse_volatile(cat: Catalog, pred: str) -> None:
                                 "use --where with `tag add` or `collection add` for a one-off pick")
 
 
-def run_predicate(cat: Catalog, pred: str, what: str = "the condition") -> list[str]:
-    """The media_ids of present files matching a checked predicate, in path order. A
-    condition can still fail on the data (a CAST of a name that is not a number):
-    `InvalidInputError` naming `what` then, never an internal error."""
-    return [r[0] for r in _on_data(cat, WRAP.format(predicate=pred) + " ORDER BY path", pred, what)]
+def run_predicate(cat: Catalog, pred: str, what: str = "the condition", limit: int | None = None) -> list[str]:
+    """The media_ids of present files matching a checked predicate, in path order (the
+    first `limit` of them, if given). A condition can still fail on the data (a CAST of a
+    name that is not a number): `InvalidInputError` naming `what` then, never an internal
+    error."""
+    cut = f" LIMIT {int(limit)}" if limit is not None else ""
+    return [r[0] for r in _on_data(cat, WRAP.format(predicate=pred) + " ORDER BY path" + cut, pred, what)]
+
+
+def predicate_ids(cat: Catalog, pred: str, what: str = "the condition") -> pa.Array:
+    """`run_predicate`'s media_ids in no order, as Arrow: a search's restriction, where
+    half a million of them as Python strings, sorted, took a second."""
+    col = _on_data(cat, WRAP.format(predicate=pred), pred, what,
+                   fetch=lambda rel: rel.to_arrow_table().column(0))
+    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
 def count_predicate(cat: Catalog, pred: str, what: str = "the condition") -> int:
@@ -140,9 +152,10 @@ def count_predicate(cat: Catalog, pred: str, what: str = "the condition") -> int
     return int(_on_data(cat, f"SELECT count(*) FROM ({WRAP.format(predicate=pred)})", pred, what)[0][0])
 
 
-def _on_data(cat: Catalog, sql: str, pred: str, what: str) -> list[tuple]:
+def _on_data(cat: Catalog, sql: str, pred: str, what: str, fetch: Callable[[Any], Any] = lambda rel: rel.fetchall()
+             ) -> Any:
     try:
-        return cat.con.sql(sql).fetchall()
+        return fetch(cat.con.sql(sql))
     except duckdb.Error as e:
         _unless_damaged(cat, e)
         raise InvalidInputError(f"{what} {pred!r} fails on this catalog: {first_line(e)}") from None

@@ -529,7 +529,7 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
 def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.Table:
     """Ranked results: score, path, kind, year, tags, media_id, path_raw (the exact bytes
     of a path that is not valid UTF-8, else null)."""
-    from .collection import members
+    from .collection import member_ids, members
 
     if not (query or "").strip():
         raise InvalidInputError("empty search: give words and/or filters, e.g. \"paris 2019 kind:image\"")
@@ -555,22 +555,22 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError(f"the search index at {folder} is another catalog's or another version's: run "
                                 "`mediaforge search --reindex`")
     # Several collections are alternatives, as several values of any filter are: their
-    # members together, each collection's in its order, the first's first.
-    restrict: list[str] | None = None
-    named: set[str] = set()
-    for _, value, key in words:
-        if key == "collection" and value not in named:  # each once: a smart one runs its condition
-            named.add(value)
-            ids = members(cat, value, any_case=True)
-            restrict = list(dict.fromkeys([*(restrict or []), *ids]))
-    # The rest goes to the index as typed (quotes and escapes for its own lexer).
+    # members together. The rest goes to the index as typed (quotes and escapes for its
+    # own lexer).
+    named = list(dict.fromkeys(value for _, value, key in words if key == "collection"))  # each once
     text = " ".join(raw for raw, _, key in words if key != "collection")
-    if not text:  # a collection alone: its members, in its order, with their years from the catalog
-        ids = (restrict or [])[:limit]
+    if not text:
+        # Collections alone: their members, each collection's in its order, the first's
+        # first, with their years from the catalog. The first `limit` of each are enough:
+        # those of the ones before it stand for at most as many of its own.
+        ids = list(dict.fromkeys(m for name in named for m in members(cat, name, any_case=True, limit=limit)))[:limit]
         hits = pa.record_batch({"media_id": pa.array(ids, pa.string()),
                                 "score": pa.array([1.0] * len(ids), pa.float32()),
                                 "year": pa.array([None] * len(ids), pa.int32())})
     else:
+        # Ranked by the index among the members, which it takes as a set.
+        restrict = pa.table({"media_id": pa.concat_arrays([member_ids(cat, name, any_case=True).cast(pa.string())
+                                                          for name in named])}) if named else None
         hits = pa.record_batch(_core.SearchIndex(folder).search(text, limit, restrict))
     ranked = pa.table({"rank": pa.array(range(1, hits.num_rows + 1), pa.int32()),
                        "media_id": hits.column("media_id"), "score": hits.column("score"),

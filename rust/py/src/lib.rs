@@ -760,9 +760,27 @@ impl SearchIndex {
     }
 
     /// Ranked hits, best first, as an Arrow batch (media_id, score). `restrict` keeps only
-    /// these media ids.
+    /// these media ids: a list of them, or an Arrow table (anything with
+    /// `__arrow_c_stream__`) whose `media_id` column holds them.
     #[pyo3(signature = (query, limit=20, restrict=None))]
-    fn search(&self, py: Python<'_>, query: &str, limit: usize, restrict: Option<Vec<String>>) -> PyResult<PyObject> {
+    fn search(
+        &self,
+        py: Python<'_>,
+        query: &str,
+        limit: usize,
+        restrict: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let restrict: Option<Vec<String>> = match restrict {
+            None => None,
+            Some(obj) if obj.hasattr("__arrow_c_stream__")? => {
+                let batches = read_stream(py, obj)?;
+                Some(
+                    py.allow_threads(|| search::ids_from_batches(&batches))
+                        .map_err(|e| to_py_err(py, e))?,
+                )
+            }
+            Some(obj) => Some(obj.extract()?),
+        };
         let batch = py
             .allow_threads(|| {
                 let index = read_lock(&self.inner);
