@@ -267,6 +267,48 @@ def test_smart_collections_match_their_sql(lib) -> None:
     assert words("wide shots") == []
 
 
+def test_a_smart_collection_reading_the_clock_is_searched_live(lib) -> None:
+    """Files "changed in the last 30 days" change by the day, with no document of the index
+    touched: such a collection's name held on to files that had left it. Its name is no
+    search word; `collection:NAME` runs its condition live."""
+    from mediaforge import open_catalog
+    from mediaforge.organise.predicate import reads_clock
+
+    root, catalog = lib
+    with open_catalog(catalog) as cat:
+        for cond, clock in (("mtime_ns > epoch_ns(now() - INTERVAL 30 DAY)", True),
+                            ("taken_at > current_date - 30", True), ("age(taken_at) < INTERVAL 1 YEAR", True),
+                            ("taken_at > CURRENT_TIMESTAMP - INTERVAL 1 DAY", True),
+                            ("year(taken_at) = 2019 AND age(taken_at, TIMESTAMP '2020-01-01') > INTERVAL 1 DAY", False),
+                            ("kind = 'video' AND size > 10", False)):
+            assert reads_clock(cat, cond) is clock, cond
+    recent = root / "2019 Paris" / "paris.jpg"
+    old = 1_000_000_000  # 2001
+    for f in root.rglob("*"):
+        if f.is_file() and f != recent:
+            os.utime(f, (old, old))
+    assert run_cli("scan", root, catalog=catalog).rc == 0
+    cond = "mtime_ns > epoch_ns(now() - INTERVAL 30 DAY)"
+    assert run_cli("collection", "create", "Fresh picks", "--smart", cond, catalog=catalog).rc == 0
+    assert run_cli("collection", "create", "Parisian", "--smart", "path LIKE '%Paris%'", catalog=catalog).rc == 0
+
+    def names(q: str) -> list[str]:
+        res = run_cli("search", q, "--format", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(Path(r["path"]).name for r in json.loads(res.out))
+
+    assert names("collection:\"fresh picks\"") == ["paris.jpg"]
+    assert names("fresh picks") == []  # not a word of its files
+    assert "paris.jpg" in names("parisian")  # (a condition not reading the clock is)
+    # The file leaves it with time (here: its time set back, as a month passing would, but
+    # unseen by any scan), and the search follows at once.
+    os.utime(recent, (old, old))
+    with open_catalog(catalog) as cat, cat.transaction() as con:
+        con.execute("UPDATE files SET mtime_ns = ? WHERE name = 'paris.jpg'", [old * 10**9])
+    assert names("collection:\"fresh picks\"") == []
+    assert names("collection:\"fresh picks\" paris") == []
+
+
 @pytest.mark.parametrize("hostile", [
     "1=1; DROP TABLE files",
     "1=1) UNION SELECT media_id FROM files WHERE (1=1",

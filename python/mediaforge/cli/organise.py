@@ -178,11 +178,14 @@ def coll_create(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Th
             name = collection.stored_name(name)  # as stored: trimmed
             count = 0
         else:
+            from ..organise.predicate import check_predicate, reads_clock
+
             with IndexFollows(cat, g.catalog, shows_bars(g, as_json)) as follow:  # its name is a search word for the files it matches
                 _, ids = collection.create(cat, name, smart)
                 name = collection.stored_name(name)
                 count = len(ids)
-                follow.done(ids, later=True)
+                # (Unless it reads the clock: see `smart_collections`.)
+                follow.done([] if reads_clock(cat, check_predicate(cat, smart)) else ids, later=True)
     _report(as_json, f"created {'smart ' if smart else ''}collection {quoted(name)}"
             + (f": {render.counted(count, 'file')} now" if smart else ""), follow,
             name=name, kind="smart" if smart else "manual", files=count)

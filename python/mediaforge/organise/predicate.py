@@ -130,6 +130,29 @@ def refuse_volatile(cat: Catalog, pred: str) -> None:
                                 "use --where with `tag add` or `collection add` for a one-off pick")
 
 
+# What reads the clock: functions, and the SQL keywords DuckDB parses as bare names.
+CLOCK_FUNCTIONS = {"now", "today", "get_current_time", "get_current_timestamp", "transaction_timestamp",
+                   "current_date", "current_time", "current_timestamp", "current_localtime",
+                   "current_localtimestamp"}
+CLOCK_WORDS = {"current_date", "current_time", "current_timestamp", "localtime", "localtimestamp"}
+
+
+def reads_clock(cat: Catalog, pred: str) -> bool:
+    """Whether a checked condition's answer moves with the time it runs at (`now()`,
+    `current_date`, `age(x)` of one argument), so the files it matches change with no
+    change to the catalog."""
+    tree = parse_tree(cat, WRAP.format(predicate=pred), f"condition nested too deeply: {_shown(pred)}")
+    for n in walk(tree):
+        if n.get("class") == "FUNCTION" and isinstance(n.get("function_name"), str):
+            name = n["function_name"].lower()
+            if name in CLOCK_FUNCTIONS or (name == "age" and len(n.get("arguments") or n.get("children") or []) == 1):
+                return True
+        elif n.get("class") == "COLUMN_REF" and [str(c).lower() for c in n.get("column_names") or []] in (
+                [w] for w in CLOCK_WORDS):
+            return True
+    return False
+
+
 def run_predicate(cat: Catalog, pred: str, what: str = "the condition", limit: int | None = None) -> list[str]:
     """The media_ids of present files matching a checked predicate, in path order (the
     first `limit` of them, if given). A condition can still fail on the data (a CAST of a

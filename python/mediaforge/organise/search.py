@@ -95,15 +95,20 @@ def docs_sql(within: str = "", smart: Sequence[tuple[str, str]] = (), library: s
 
 
 def smart_collections(cat: Catalog) -> list[tuple[str, str]]:
-    """(name, predicate) of every smart collection whose predicate still passes its checks."""
-    from .predicate import check_predicate
+    """(name, predicate) of every smart collection whose name is a search word for the
+    files it matches: its predicate still passes its checks, and does not read the clock.
+    (The files "taken in the last 30 days" change by the day, with no document touched:
+    their names would hold on to files that left. `collection:NAME` runs them live.)"""
+    from .predicate import check_predicate, reads_clock
 
     out = []
     for name, pred in cat.con.sql("SELECT name, predicate FROM collections WHERE kind = 'smart' ORDER BY name").fetchall():
         try:
-            out.append((name, check_predicate(cat, pred)))
+            checked = check_predicate(cat, pred)
         except InvalidInputError:
             continue  # `collection show` says what is wrong with it; the index goes on without it
+        if not reads_clock(cat, checked):
+            out.append((name, checked))
     return out
 
 
@@ -169,8 +174,9 @@ TOKEN_FILE = "token"
 # catalog's. (Before 2, words were not Unicode-normalised; before 3, a final sigma, Turkish
 # `İ` and the accents of Greek and Cyrillic were not folded, nor ties in a fixed order;
 # before 4, long words were cut to 40 bytes before their accents were folded; before 5,
-# words run together were not split into their parts, nor `tag:` keys' accents folded.)
-INDEX_FORMAT = 5
+# words run together were not split into their parts, nor `tag:` keys' accents folded;
+# before 6, the names of smart collections reading the clock were words of their files.)
+INDEX_FORMAT = 6
 # What opening an index whose files are not what this version writes says (search.rs).
 DAMAGED = "is damaged or from another version"
 
