@@ -110,8 +110,12 @@ def add(cat: Catalog, name: str, media_ids: Sequence[str]) -> int:
     """Append media to a manual collection, in the given order, skipping members."""
     cid = manual(cat, name)
     now, by = utcnow(), who()
-    rows = pa.Table.from_pylist([{"collection_id": cid, "media_id": m, "position": i, "added_by": by, "added_at": now}
-                                 for i, m in enumerate(media_ids)], schema=arrow_schema("collection_items"))
+    n, schema = len(media_ids), arrow_schema("collection_items")
+    rows = pa.Table.from_arrays([pa.array([cid] * n, schema.field("collection_id").type),
+                                 pa.array(list(media_ids), pa.string()),
+                                 pa.array(range(n), schema.field("position").type),
+                                 pa.array([by] * n, pa.string()),
+                                 pa.array([now] * n, schema.field("added_at").type)], schema=schema)
     with cat.registered("mf_items", rows), cat.transaction() as con:
         (base,) = con.execute("SELECT coalesce(max(position), 0) FROM collection_items WHERE collection_id = ?",
                               [cid]).fetchall()[0]

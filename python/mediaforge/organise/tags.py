@@ -192,20 +192,27 @@ def add_tags(cat: Catalog, media_ids: Sequence[str], tags: Iterable[str], source
     """Attach every tag to every media id (once: existing pairs are kept as they were).
     Returns the rows added."""
     names = [normalize_tag(t) for t in tags]
-    return add_tag_pairs(cat, [(m, t) for m in media_ids for t in names], source, by)
+    ids = list(media_ids)
+    return _add_rows(cat, [m for _ in names for m in ids], [t for t in names for _ in ids], source, by)
 
 
 def add_tag_pairs(cat: Catalog, pairs: Sequence[tuple[str, str]], source: str = "user", by: str | None = None) -> int:
     """Attach each (media id, normalized tag) pair, all in one transaction (once: existing
     pairs are kept as they were, but one a dedupe carried over that the user now adds
     becomes the user's: undoing the dedupe leaves it). Returns the rows added."""
-    if not pairs:
+    return _add_rows(cat, [m for m, _ in pairs], [t for _, t in pairs], source, by)
+
+
+def _add_rows(cat: Catalog, media_ids: list[str], tags: list[str], source: str, by: str | None) -> int:
+    """`add_tag_pairs` of (media_ids[i], tags[i]), its rows made a column at a time (as
+    rows, 600,000 of them took a second)."""
+    if not media_ids:
         return 0
-    now, by = utcnow(), by or who()
-    rows = pa.Table.from_pylist(
-        [{"media_id": m, "tag": t, "source": source, "added_by": by, "added_at": now} for m, t in pairs],
-        schema=arrow_schema("tags"),
-    )
+    now, by, n = utcnow(), by or who(), len(media_ids)
+    schema = arrow_schema("tags")
+    rows = pa.Table.from_arrays([pa.array(media_ids, pa.string()), pa.array(tags, pa.string()),
+                                 pa.array([source] * n, pa.string()), pa.array([by] * n, pa.string()),
+                                 pa.array([now] * n, schema.field("added_at").type)], schema=schema)
     with cat.registered("mf_tags", rows), cat.transaction() as con:
         before = con.execute("SELECT count(*) FROM tags").fetchall()[0][0]
         con.execute(f"""
