@@ -2476,6 +2476,12 @@ def replace(src, dst, *a, **k):
         raise PermissionError(13, "Permission denied")
     return real_replace(src, dst, *a, **k)
 os.replace = replace
+real_exchange = dedupe.exchange
+def exchange(a, b):
+    if armed and os.fsencode(b) == armed[-1]:
+        raise PermissionError(13, "Permission denied")
+    return real_exchange(a, b)
+dedupe.exchange = exchange
 """
 
 
@@ -3209,3 +3215,157 @@ def test_a_copy_whose_path_in_the_trash_would_be_too_long_is_a_skip_in_the_dry_r
     res = run_cli("dedupe", "--action", "trash", "--apply", "--json", catalog=catalog)
     assert res.rc == 8 and [s["why"] for s in json.loads(res.out)["skipped"]] == [said], res.out
     assert sorted(os.listdir(catalog.parent)) == ["c.duckdb", "c.search"]
+
+
+# Another program saves a copy the way editors and sync tools do, a new file renamed over
+# it, at a chosen moment of its step (`SAVE_AT`: after which function of the dedupe).
+_SAVED_OVER_AT = """
+import itertools
+saved = []
+def save_over(path):
+    path = os.fsencode(path)
+    new = path + b".swp"
+    with open(new, "wb") as f:
+        f.write(b"SAVED " + path)
+    os.rename(new, path)
+    saved.append(path)
+victim = os.fsencode(os.environ["VICTIM"])
+name = os.environ["SAVE_AT"]
+real = getattr(dedupe, name)
+def hooked(*a, **k):
+    got = real(*a, **k)
+    if not saved and os.path.lexists(victim):
+        save_over(victim)
+    return got
+setattr(dedupe, name, hooked)
+"""
+
+
+@pytest.mark.parametrize(("action", "at"), [
+    ("hardlink", "sweep_stale"),  # as its step begins
+    ("hardlink", "_second_name"),  # right before the link is swapped in
+    ("symlink", "_second_name"),
+    ("hardlink", "no-exchange"),  # as _second_name, where names cannot be swapped in one step
+    ("trash", "_probe"),  # right before the move
+    ("trash", "_inode"),  # between the move's last look and its rename (the first `_inode` after the probe)
+    ("move-to", "_name_new"),  # across file systems: copied, then saved over before the original goes
+])
+def test_a_copy_saved_over_through_a_new_file_as_it_is_acted_on_is_kept(lib, tmp_path: Path, action: str,
+                                                                           at: str) -> None:
+    """A QA finding: a copy saved by writing a new file and renaming it over the old one,
+    just after dedupe compared it, was replaced by a link (or moved away) all the same:
+    every step after the check worked on the path, not on the file it compared, and the
+    new save was lost. The compared file is now held open through the step, every name
+    acted on is checked to lead to it, and names are swapped in one step, so what a swap
+    took out is looked at before anything goes."""
+    root, catalog = lib
+    for name in ("photo copy.jpg", "photo (2).jpg"):
+        (root / "b" / name).unlink()
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    copy = root / "b" / "song.mp3"
+    args = ["--action", action]
+    other = None
+    if action == "move-to":
+        other = _elsewhere(tmp_path, "mf-saved-")
+        args += ["--to", str(other / "moved")]
+    os.environ["VICTIM"], os.environ["SAVE_AT"] = str(copy), "_second_name" if at == "no-exchange" else at
+    try:
+        prelude = _SAVED_OVER_AT + ("dedupe.exchange = lambda a, b: False\n" if at == "no-exchange" else "")
+        if at == "_inode":  # armed by the probe: the next look at an inode is the move's
+            prelude = prelude.replace("real = getattr(dedupe, name)", "real = getattr(dedupe, name)\narmed = []") \
+                .replace("    got = real(*a, **k)\n    if not saved", "    got = real(*a, **k)\n    if armed and not saved") \
+                + "\nreal_probe = dedupe._probe\ndef probe(s):\n    got = real_probe(s)\n    armed.append(1)\n" \
+                  "    return got\ndedupe._probe = probe\n"
+        p = _run_driver(prelude, catalog, "dedupe", *args, "--apply", "--json")
+    finally:
+        del os.environ["VICTIM"], os.environ["SAVE_AT"]
+    try:
+        assert p.returncode == 8, p.stderr
+        out = json.loads(p.stdout)
+        assert out["done"] == 0, out
+        [skip] = out["skipped"]
+        assert "replaced by another program as it was acted on" in skip["why"], skip
+        # The save is at the copy's path, whole, and nothing of the run is left about.
+        assert not copy.is_symlink() and copy.read_bytes() == b"SAVED " + os.fsencode(copy)
+        assert not [n for n in os.listdir(root / "b") if n.startswith(".mediaforge-")]
+        assert (root / "a" / "song.mp3").stat().st_nlink == 1
+        if other is not None:
+            assert not [f for f in other.rglob("*") if f.is_file()]
+        trash = [f for f in (catalog.parent).rglob("*") if f.is_file() and "trash" in str(f)]
+        assert not [f for f in trash if f.name == "song.mp3"]
+    finally:
+        if other is not None:
+            shutil.rmtree(other, ignore_errors=True)
+
+
+# The kept file saved over (same size and time, other bytes) once the copy was compared
+# with it: `SAVE_AT` as above, for the kept file.
+_KEPT_SAVED_OVER_AT = """
+saved = []
+kept = os.fsencode(os.environ["KEPT"])
+name = os.environ["SAVE_AT"]
+real = getattr(dedupe, name)
+def hooked(*a, **k):
+    got = real(*a, **k)
+    if not saved:
+        st = os.stat(kept)
+        new = kept + b".swp"
+        with open(new, "wb") as f:
+            f.write(bytes(b ^ 0xFF for b in open(kept, "rb").read()))
+        os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.rename(new, kept)
+        saved.append(kept)
+    return got
+setattr(dedupe, name, hooked)
+"""
+
+
+@pytest.mark.parametrize(("action", "at"), [("hardlink", "_check"), ("hardlink", "sweep_stale"),
+                                            ("symlink", "_check"), ("trash", "_check")])
+def test_a_kept_file_saved_over_after_the_comparison_is_not_linked_to(lib, action: str, at: str) -> None:
+    """A QA finding: the kept file saved over through a new file after the comparison,
+    with the same size and modification time (a program that keeps them), was taken for
+    the compared one: the copy became a link to bytes it never held. The kept file is
+    held open from the step's start, and must be the very file compared (its change time
+    too)."""
+    root, catalog = lib
+    for name in ("photo copy.jpg", "photo (2).jpg"):
+        (root / "b" / name).unlink()
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    copy, kept = root / "b" / "song.mp3", root / "a" / "song.mp3"
+    before = copy.read_bytes()
+    os.environ["KEPT"], os.environ["SAVE_AT"] = str(kept), at
+    try:
+        p = _run_driver(_KEPT_SAVED_OVER_AT, catalog, "dedupe", "--action", action, "--apply", "--json")
+    finally:
+        del os.environ["KEPT"], os.environ["SAVE_AT"]
+    assert p.returncode == 8, p.stderr
+    out = json.loads(p.stdout)
+    assert out["done"] == 0, out
+    [skip] = out["skipped"]
+    assert f"the kept file {kept}" in skip["why"] and "since it was compared" in skip["why"], skip
+    assert not copy.is_symlink() and copy.read_bytes() == before and copy.stat().st_nlink == 1
+    assert kept.read_bytes() == bytes(b ^ 0xFF for b in before)
+    assert not [n for n in os.listdir(root / "b") if n.startswith(".mediaforge-")]
+
+
+def test_a_journal_with_a_field_of_another_type_is_refused_in_one_line(lib, tmp_path: Path) -> None:
+    """A QA finding: `"dest": 5` in a start line, `"pid": []` or `"victim_id": {}` ended an
+    undo in "internal error: TypeError" (exit 1). Every field's type is checked as the
+    journal is read: exit 2, naming the line and field."""
+    root, catalog = lib
+    assert run_cli("dedupe", "--action", "trash", "--apply", catalog=catalog).rc == 0
+    journal = next((catalog.parent / "journal").iterdir())
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    bad = tmp_path / "bad.jsonl"
+    for kind, field, wrong in (("start", "dest", 5), ("start", "pid", []), ("intent", "victim_id", {}),
+                               ("done", "victim_id", []), ("done", "moved_to", None), ("start", "pid", True)):
+        edited = [dict(e) for e in lines]
+        at = next(n for n, e in enumerate(edited, 1) if e["kind"] == kind)
+        edited[at - 1][field] = wrong
+        bad.write_text("".join(json.dumps(e) + "\n" for e in edited))
+        res = run_cli("dedupe", "--undo", bad, catalog=catalog)
+        assert res.rc == 2, (field, wrong, res.err)
+        assert_one_line_error(res.err, f"{bad} is not a valid MediaForge dedupe journal: line {at}'s {field} is a")
+    assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0  # the journal itself still undoes
+    assert (root / "b" / "song.mp3").exists()

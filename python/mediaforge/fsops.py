@@ -190,7 +190,7 @@ def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
     raise FileExistsError(errno.EEXIST, "no free temporary name", os.fsdecode(folder))
 
 
-_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+_AT_FDCWD, _RENAME_NOREPLACE, _RENAME_EXCHANGE = -100, 1, 2
 
 
 @functools.cache
@@ -230,6 +230,26 @@ def rename_new(src: bytes | str, dst: bytes | str) -> None:
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fsdecode(dst))
     os.rename(src, dst)
+
+
+def exchange(a: bytes, b: bytes) -> bool:
+    """Swap the files at two names in one step (`RENAME_EXCHANGE`): each name then leads to
+    what the other did, so what a rename would have replaced is still there to look at.
+    False, with nothing done, where the kernel or the file system cannot (a libc without
+    `renameat2`, some FUSE and network file systems); other errors raised."""
+    import ctypes
+
+    if b"\0" in a or b"\0" in b:
+        raise ValueError("embedded null byte")
+    fn = _renameat2()
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, a, _AT_FDCWD, b, _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), os.fsdecode(a), None, os.fsdecode(b))
 
 
 def replace_all(pairs: list[tuple[bytes, bytes]]) -> None:

@@ -50,7 +50,7 @@ import duckdb
 
 from ..catalog import Catalog
 from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_line, path_text, shell_word
-from ..fsops import (CAP_FOWNER, absolute, alive, give_back, has_capability, may_give, new_tmp, rename_new,
+from ..fsops import (CAP_FOWNER, absolute, alive, exchange, give_back, has_capability, may_give, new_tmp, rename_new,
                      sweep_stale, sync_folder, time_ns, xattrs)
 from ..stop import Stop
 from .find import BEST_ORDER, NOT_BY_DEFAULT, copies_sql, numbered_groups_sql
@@ -1010,15 +1010,19 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
                 if stop.requested:
                     break
                 # (A move its destination's path refuses: said before any byte is compared.)
-                why = (dest is not None and _past_path_limit(s.victim, dest, dest.parent if plan.action == "trash"
-                                                             else dest)) or _check(s, plan.similar, plan.action, stop)
+                why = dest is not None and _past_path_limit(s.victim, dest, dest.parent if plan.action == "trash"
+                                                            else dest)
+                seen = None
+                if not why:
+                    checked = _check(s, plan.similar, plan.action, stop)
+                    why, seen = (checked, None) if isinstance(checked, str) else (None, checked)
                 if stop.requested:
                     break
                 if why in LINKED_BEFORE:
                     out.already += 1
                     why = None
-                elif why is None:
-                    why = _act(plan.action, s, dest, journal, out)
+                elif seen is not None:
+                    why = _act(plan.action, s, dest, journal, out, seen)
                 if why:
                     out.skipped.append((s.victim, why))
                 if on_step is not None:
@@ -1066,19 +1070,19 @@ _NO_LEASES = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "afs", "fuse
 
 
 @contextlib.contextmanager
-def _lease(path: bytes, expected: int | None = None) -> Iterator[Callable[[], bool]]:
+def _lease(path: bytes, expected: int | None = None) -> Iterator[tuple[Callable[[], bool], os.stat_result]]:
     """A read lease on the copy for the time of its step (`fcntl(F_SETLEASE, F_RDLCK)`):
     `_Writing` when a program has it open for writing now, whose later writes would go to
     an inode no name leads to once the copy is replaced by a link, or moved to another disk
     (copied, then unlinked). While it is held, a program that opens the copy for writing
-    waits, and the lease shows broken: yields whether it is. Where no lease is given (a
-    file of another owner without CAP_LEASE, a network file system), nothing can be told:
-    yields a check that always says no."""
+    waits, and the lease shows broken: yields whether it is, with the `fstat` of the file
+    held open (which keeps its inode number from going to another file meanwhile). Where
+    no lease is given (a file of another owner without CAP_LEASE, a network file system),
+    nothing can be told: the check yielded always says no."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError:
-        yield lambda: False  # (the step says why it cannot read or act on it)
-        return
+    except OSError as e:
+        raise _Writing(f"cannot open it to act on it: {e.strerror or first_line(e)}") from None
     try:
         st = os.fstat(fd)
         # By inode number, as `_look` compares (a disk mounted again may show another
@@ -1091,10 +1095,10 @@ def _lease(path: bytes, expected: int | None = None) -> Iterator[Callable[[], bo
         except OSError as e:
             if e.errno == errno.EAGAIN and not _mount_types().get(st.st_dev, "").startswith(_NO_LEASES):
                 raise _Writing(WRITING) from None
-            yield lambda: False
+            yield (lambda: False), st
             return
         try:
-            yield lambda: fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_RDLCK
+            yield (lambda: fcntl.fcntl(fd, fcntl.F_GETLEASE) != fcntl.F_RDLCK), st
         finally:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
@@ -1111,23 +1115,54 @@ def _sigio_handled() -> None:
         signal.signal(signal.SIGIO, lambda *_: None)
 
 
-def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome) -> str | None:
-    """Do one checked step, journaled before and after; the reason when it could not be done."""
+REPLACED = ("replaced by another program as it was acted on (saved through a new file, as editors do): left as "
+            "that program left it")
+
+
+@contextlib.contextmanager
+def _pinned(keep: bytes) -> Iterator[tuple[int, os.stat_result]]:
+    """The kept file held open for the time of a step, and its `fstat`: while it is, its
+    inode number cannot go to another file, so a name found to lead to that number leads
+    to the file that was compared."""
     try:
-        with _lease(s.victim, s.inode) as written:
-            return _act_leased(action, s, dest, journal, out, written)
+        fd = os.open(keep, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as e:
+        raise _Writing(f"cannot read the kept file {path_text(keep)}: {e.strerror or first_line(e)}") from None
+    try:
+        yield fd, os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome,
+         seen: tuple[os.stat_result, os.stat_result]) -> str | None:
+    """Do one checked step, journaled before and after; the reason when it could not be
+    done. `seen`: the kept file's and the copy's `lstat` as they were compared. Both are
+    held open through the step, and every name acted on is checked to lead to them: a file
+    saved over either since (a new file renamed into its place) is never taken for it."""
+    try:
+        with _lease(s.victim, s.inode) as (written, held), _pinned(s.keep) as (kfd, kheld):
+            if _written_since(seen[1], held):
+                return "changed since it was compared (rescan first)"
+            if _written_since(seen[0], kheld):
+                return f"the kept file {path_text(s.keep)} changed since it was compared (rescan first)"
+            return _act_leased(action, s, dest, journal, out, written, _inode(held), kfd)
     except _Writing as e:
         return str(e)
 
 
 def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome,
-                written: Callable[[], bool]) -> str | None:
+                written: Callable[[], bool], pinned: tuple[int, int], kfd: int) -> str | None:
     try:
         # What a killed run left beside it first (a second name of its inode would make
         # its link count, and so the bytes it frees, look otherwise).
         sweep_stale(os.path.dirname(s.victim))
         st = os.lstat(s.victim)
         kst = os.lstat(s.keep)
+        if _inode(st) != pinned:
+            return REPLACED
+        if _inode(kst) != _inode(os.fstat(kfd)):
+            return f"the kept file {path_text(s.keep)} was replaced since it was compared (rescan first)"
         entry: dict[str, Any] = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode,
                                  "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "blake3": s.blake3,
                                  "was_dev": st.st_dev, "was_ino": st.st_ino, "uid": st.st_uid, "gid": st.st_gid,
@@ -1162,7 +1197,7 @@ def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: 
             return why
 
         if action in ("hardlink", "symlink", "reflink"):
-            why = _link(action, s, st, kst, written)
+            why = _link(action, s, st, kst, written, pinned, kfd)
             if why:
                 return skipped(why)
             now = os.lstat(s.victim)
@@ -1176,7 +1211,8 @@ def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: 
                 return skipped(probe)
             try:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                _move(s.victim, target, out.moved_names, out.destinations.get((s.dev, s.inode), ()), written)
+                _move(s.victim, target, out.moved_names, out.destinations.get((s.dev, s.inode), ()), written,
+                      pinned)
             except OSError as e:
                 for folder in made:  # made for this file alone, deepest first: they go again
                     with contextlib.suppress(OSError):
@@ -1218,10 +1254,11 @@ class _Refused(Exception):
 
 
 def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result,
-          written: Callable[[], bool] = lambda: False) -> str | None:
-    """Replace the victim by a link to (or clone of) the kept file through a temporary name
-    and an atomic rename, so its path always holds the bytes; the reason when the file
-    system refuses (the victim is then left exactly as it was). Until the kept file is
+          written: Callable[[], bool], pinned: tuple[int, int], kfd: int) -> str | None:
+    """Replace the victim (the file `pinned`) by a link to (or clone of) the kept file
+    (held open as `kfd`) through a temporary name swapped into its place, so its path
+    always holds the bytes; the reason when the file system refuses (the victim is then
+    left exactly as it was), or when another file took its path. Until the kept file is
     seen whole after it (`_kept_whole`), a hard link keeps the victim's bytes at a second,
     hidden name, to put them back if it is not."""
     try:
@@ -1231,29 +1268,33 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result,
             target = os.path.abspath(s.keep)
             tmp = new_tmp(s.victim, lambda t: os.symlink(target, t))
         else:
-            tmp = new_tmp(s.victim, lambda t: _reflink(s.keep, t, s.victim, st))
+            tmp = new_tmp(s.victim, lambda t: _reflink(kfd, t, s.victim, st))
     except _Refused as e:
         return str(e)
     except OSError as e:
         return f"{action} failed: {e.strerror or first_line(e)}"
-    aside, why = _second_name(s)
-    if why is None and written():  # a writer came meanwhile (see `_lease`)
-        why = WROTE.format(done="about to be replaced") + "; left alone"
-    if why is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if aside is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(aside)
-        return why
+    aside: bytes | None = None
     try:
-        os.replace(tmp, s.victim)
+        ours = _inode(os.lstat(tmp))
+        if action == "hardlink" and ours != _inode(kst):  # (the name `keep` led to another file a moment)
+            why: str | None = f"the kept file {path_text(s.keep)} was replaced as it was linked: left alone (rescan first)"
+        else:
+            aside, why = _second_name(s)
+            if why is None and aside is not None and _inode(os.lstat(aside)) != pinned:
+                why = REPLACED
+        if why is None and written():  # a writer came meanwhile (see `_lease`)
+            why = WROTE.format(done="about to be replaced") + "; left alone"
+        if why is None:
+            why = _swap_in(tmp, s.victim, pinned, ours)
+            tmp = None  # (its name is the swap's to take away, whatever came of it)
     except OSError as e:
+        why = f"{action} failed: {e.strerror or first_line(e)}"
+    if why is not None:
         for made in (tmp, aside):  # made above by this run
             if made is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(made)
-        return f"{action} failed: {e.strerror}"
+        return why
     if aside is None:
         return None
     # A program that opened the copy for writing meanwhile waits on its lease, and would
@@ -1262,13 +1303,47 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result,
     if wrote or not _kept_whole(s, kst, action):
         why = WROTE.format(done="replaced") if wrote else _NOT_WHOLE.format(kept=path_text(s.keep), done="replaced")
         try:
-            os.replace(aside, s.victim)  # the copy's own bytes again
+            back = _swap_in(aside, s.victim, ours, pinned)  # the copy's own bytes again
         except OSError as e:
             return f"{why}; its bytes are at {path_text(_in_sight(aside, s.victim))} (could not put them back: " \
                    f"{e.strerror})"
-        return why + "; it was put back"
+        return why + ("; it was put back" if back is None else f"; then {back}")
     with contextlib.suppress(OSError):
         os.unlink(aside)
+    return None
+
+
+def _swap_in(new: bytes, path: bytes, expect: tuple[int, int], made: tuple[int, int]) -> str | None:
+    """Put the file at `new` (whose inode is `made`) at `path` in place of the file
+    `expect` there, and take `new`'s name away: None. When another file took `path`
+    since (a program saved over it through a new file), that file is left there, or put
+    back, and `new` goes: `REPLACED`. Names are swapped in one step where the file system
+    can, so what the swap took out is looked at before anything is removed; elsewhere a
+    look right before a plain rename leaves that instant open. Raises only when nothing
+    was done, `new` then still there."""
+    if exchange(new, path):
+        try:
+            out = _inode(os.lstat(new))
+        except OSError:
+            out = None
+        if out == expect:
+            with contextlib.suppress(OSError):  # a name of the file replaced (as a rename takes it away)
+                os.unlink(new)
+            return None
+        try:
+            exchange(new, path)  # the other program's file back at its path
+            ok = _inode(os.lstat(new)) == made
+        except OSError:
+            ok = False
+        if not ok:  # (a second save meanwhile, or no way back): no file is removed
+            return f"{REPLACED}; another of its files is at {path_text(_in_sight(new, path))}"
+        with contextlib.suppress(OSError):
+            os.unlink(new)
+        return REPLACED
+    if _inode(os.lstat(path)) != expect:
+        os.unlink(new)
+        return REPLACED
+    os.replace(new, path)
     return None
 
 
@@ -1304,14 +1379,14 @@ def _mount_types() -> dict[int, str]:
     return out
 
 
-def _reflink(keep: bytes, tmp: bytes, victim_path: bytes, victim: os.stat_result) -> None:
-    """Clone `keep` to the new name `tmp` sharing its blocks, with the victim's owner,
-    extended attributes, mode and times; _Refused when the file system cannot, or this
-    process may not give the clone the victim's owner (a file of another user, not root)."""
+def _reflink(keep: int, tmp: bytes, victim_path: bytes, victim: os.stat_result) -> None:
+    """Clone the kept file (open as `keep`) to the new name `tmp` sharing its blocks, with
+    the victim's owner, extended attributes, mode and times; _Refused when the file system
+    cannot, or this process may not give the clone the victim's owner (a file of another
+    user, not root)."""
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with open(keep, "rb") as src:
-            fcntl.ioctl(fd, FICLONE, src.fileno())
+        fcntl.ioctl(fd, FICLONE, keep)
     except OSError as e:
         os.close(fd)
         os.unlink(tmp)
@@ -2023,8 +2098,10 @@ def _probe(s: Step) -> str | None:
     return why
 
 
-def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None) -> str | None:
-    """Why this step must not run, or None."""
+def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None = None
+           ) -> str | tuple[os.stat_result, os.stat_result]:
+    """Why this step must not run; else the kept file's and the copy's `lstat` as they
+    were compared."""
     kept = path_text(s.keep)
     looked = _look(s, action, similar)
     if isinstance(looked, str):
@@ -2058,7 +2135,7 @@ def _check(s: Step, similar: bool = False, action: str = "", stop: Stop | None =
             return f"the kept file {kept} changed while it was being compared (rescan first)"
     except OSError as e:
         return _unreadable(s, e)
-    return None
+    return kst, vst
 
 
 def _read_only(path: bytes) -> bool:
@@ -2103,7 +2180,7 @@ def _written_since(before: os.stat_result, now: os.stat_result) -> bool:
 
 
 def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: Sequence[bytes] = (),
-          written: Callable[[], bool] = lambda: False) -> None:
+          written: Callable[[], bool] = lambda: False, pinned: tuple[int, int] | None = None) -> None:
     """Move `src` to the new name `dst` (never over an existing file). Across file systems:
     copied under a hidden temporary name beside `dst`, synced, verified, then given its
     name, and only then is `src` removed: a crash at any moment (kill -9, power) leaves
@@ -2112,50 +2189,87 @@ def _move(src: bytes, dst: bytes, twins: dict[tuple[int, int], bytes], earlier: 
     run. Another name of one of them becomes a hard link of it there (its bytes compared
     first), not a second copy, so hard links stay hard links. `earlier`: where the
     inode's other names go (the plan's); one already there, moved by an earlier run that
-    stopped, is such a twin too."""
+    stopped, is such a twin too. `pinned`: the file (device, inode) to move, held open by
+    the caller; another file found at `src` (saved over it since) stays where it is, and
+    the move is refused."""
     st = os.lstat(src)
+    if pinned is not None and _inode(st) != pinned:
+        raise OSError(errno.EAGAIN, REPLACED)
     try:
         rename_new(src, dst)  # a file another program made at `dst` since it was looked at stays
     except OSError as e:
         if e.errno != errno.EXDEV:  # another file system: copy, verify, then remove
             raise
-        key = (st.st_dev, st.st_ino)
-        # Its last name here moves now: the inode number is free to be reused after it.
-        twin = twins.pop(key, None) if st.st_nlink == 1 else twins.get(key)
-        if twin is not None and _link_twin(src, twin, dst):
-            _let_go(src, dst, written)
+    else:
+        if pinned is not None and _inode(os.lstat(dst)) != pinned:  # saved over since the look above
+            try:
+                rename_new(dst, src)
+            except OSError:
+                raise OSError(errno.EAGAIN, f"{REPLACED}, but the file it saved was moved to {path_text(dst)} "
+                                            "and could not go back") from None
+            raise OSError(errno.EAGAIN, REPLACED)
+        return
+    key = (st.st_dev, st.st_ino)
+    # Its last name here moves now: the inode number is free to be reused after it.
+    twin = twins.pop(key, None) if st.st_nlink == 1 else twins.get(key)
+    if twin is not None and _link_twin(src, twin, dst):
+        _let_go(src, dst, written, pinned)
+        return
+    for there in earlier if twin is None else ():
+        if there != dst and os.path.lexists(there) and _link_twin(src, there, dst):
+            _let_go(src, dst, written, pinned)
+            if st.st_nlink > 1:
+                twins[key] = there
             return
-        for there in earlier if twin is None else ():
-            if there != dst and os.path.lexists(there) and _link_twin(src, there, dst):
-                _let_go(src, dst, written)
-                if st.st_nlink > 1:
-                    twins[key] = there
-                return
-        tmp = new_tmp(dst, lambda t: _copy_new(src, t))
-        with _removed_on_error(tmp):
-            give_back(tmp, (st.st_uid, st.st_gid), xattrs(src), st.st_mode)
-            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
-            if not same_bytes(src, tmp):
-                raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
-            _name_new(tmp, dst)
-            sync_folder(os.path.dirname(dst))  # the new name on disk before the old one goes
-        _let_go(src, dst, written)
-        if st.st_nlink > 1:
-            twins[key] = dst
+    tmp = new_tmp(dst, lambda t: _copy_new(src, t))
+    with _removed_on_error(tmp):
+        give_back(tmp, (st.st_uid, st.st_gid), xattrs(src), st.st_mode)
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if not same_bytes(src, tmp):
+            raise PathIOError(f"copy to {path_text(dst)} did not verify; the original is kept")
+        _name_new(tmp, dst)
+        sync_folder(os.path.dirname(dst))  # the new name on disk before the old one goes
+    _let_go(src, dst, written, pinned)
+    if st.st_nlink > 1:
+        twins[key] = dst
 
 
-def _let_go(src: bytes, dst: bytes, written: Callable[[], bool] = lambda: False) -> None:
+def _let_go(src: bytes, dst: bytes, written: Callable[[], bool] = lambda: False,
+            pinned: tuple[int, int] | None = None) -> None:
     """Remove `src` once `dst` holds its bytes on the other file system. If `src` cannot
     go (its disk read-only, its folder not ours) and is still there, `dst`, made by this
     move, goes again and the error stands: a move that cannot finish leaves no second
     copy behind. One that went all the same (a network file system's retried unlink
     answering "no such file") leaves `dst`, now the only copy, and the move is done.
     Nor does `src` go when a program opened it for writing meanwhile (`written`, see
-    `_lease`): its writes would go to a file no name leads to."""
+    `_lease`): its writes would go to a file no name leads to. With `pinned` (see
+    `_move`), `src` is first renamed to a hidden name in one step, and removed there only
+    if that is the pinned file: another program's file saved at `src` since goes back."""
     if written():
         with contextlib.suppress(OSError):
             os.unlink(dst)
         raise PathIOError(WROTE.format(done="copied") + "; it is left where it was")
+    name = src
+    if pinned is not None:
+        try:
+            src = new_tmp(name, lambda t: rename_new(name, t))  # the name taken away in one step
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(dst)
+            raise
+        try:
+            ours = _inode(os.lstat(src)) == pinned
+        except OSError:
+            ours = False
+        if not ours:  # another program saved over it since: its file goes back
+            with contextlib.suppress(OSError):
+                os.unlink(dst)
+            try:
+                rename_new(src, name)
+            except OSError:
+                raise OSError(errno.EAGAIN, f"{REPLACED}; the file it saved is at {path_text(_in_sight(src, name))}"
+                              ) from None
+            raise OSError(errno.EAGAIN, REPLACED)
     before = os.lstat(src)
     try:
         os.unlink(src)
@@ -2168,6 +2282,9 @@ def _let_go(src: bytes, dst: bytes, written: Callable[[], bool] = lambda: False)
             return
         with contextlib.suppress(OSError):
             os.unlink(dst)
+        if src != name:
+            with contextlib.suppress(OSError):
+                rename_new(src, name)  # its own name again
         raise
 
 
@@ -2199,6 +2316,23 @@ def _name_new(tmp: bytes, dst: bytes) -> None:
     os.unlink(tmp)
 
 
+_NONE = type(None)
+# The types of a journal line's fields as the dedupe writes them (bool is not an int
+# here): a line holding another (a hand edit, a damaged file) makes the journal
+# unreadable, said in one line, never met later as a TypeError.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    **dict.fromkeys(("victim", "keep", "target", "moved_to"), (str,)),
+    **dict.fromkeys(("action", "dest", "blake3", "victim_id", "keep_id", "keep_blake3", "why", "commit"),
+                    (str, _NONE)),
+    **dict.fromkeys(("pid", "mode", "mtime_ns", "atime_ns", "was_dev", "was_ino", "uid", "gid", "dev", "ino",
+                     "from_dev", "from_ino"), (int,)),
+    **dict.fromkeys(("made", "xattrs", "tags", "collections", "tags_from", "collections_from", "tags_relied",
+                     "collections_relied"), (list,)),
+    "kept_at": (dict,),
+    "untouched": (bool,),
+}
+
+
 def _entries(path: Path) -> Iterator[dict[str, Any]]:
     if path.exists() and not path.is_file():  # a FIFO would block the read for ever
         raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (not a regular file)")
@@ -2222,6 +2356,10 @@ def _entries(path: Path) -> Iterator[dict[str, Any]]:
             raise InvalidInputError(f"journal {path} line {n} is not valid JSON") from None
         if not isinstance(e, dict) or not isinstance(e.get("kind"), str):
             raise InvalidInputError(f"{path} is not a MediaForge dedupe journal (line {n})")
+        for key, value in e.items():
+            if type(value) not in _FIELD_TYPES.get(key, (type(value),)):
+                raise InvalidInputError(f"{path} is not a valid MediaForge dedupe journal: line {n}'s {key} is a "
+                                        f"{type(value).__name__}, not what a dedupe writes there")
         yield e
 
 
