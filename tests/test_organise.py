@@ -2870,3 +2870,56 @@ def test_a_smart_collection_of_a_volatile_condition_is_refused(lib) -> None:
                   catalog=catalog)
     assert res.rc == 0, res.err
     assert run_cli("tag", "add", "pick", "--where", "random() < 2", catalog=catalog).rc == 0
+
+
+_XMP_1998 = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+             '<rdf:Description rdf:about="" xmlns:exif="http://ns.adobe.com/exif/1.0/" '
+             'exif:DateTimeOriginal="1998-04-05T06:07:08"/></rdf:RDF></x:xmpmeta>')
+
+
+def test_a_file_whose_twin_takes_its_sidecar_is_searched_as_it_is_now(tmp_path: Path) -> None:
+    """A QA finding: `IMG_1.xmp` dated `img_1.png`; then `IMG_1.png` came, which the sidecar
+    matches exactly, so it stopped dating its twin `img_1.png` (names that differ only in
+    case). The scan indexed the new file alone: `year:1998` still found `img_1.png`, and
+    once `IMG_1.png` went again, no longer did, though the catalog said 1998 each time."""
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    catalog = tmp_path / "cat.duckdb"
+    Image.new("RGB", (8, 8)).save(lib / "img_1.png")
+    (lib / "IMG_1.xmp").write_text(_XMP_1998)
+
+    def years() -> dict[str, int | None]:
+        return {r["name"]: r["year"] for r in rows(catalog, "SELECT name, year FROM library WHERE kind = 'image'")}
+
+    def found() -> list[str]:
+        res = run_cli("search", "year:1998 kind:image", "--format", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(Path(r["path"]).name for r in json.loads(res.out))
+
+    def in_1998() -> list[str]:
+        return sorted(n for n, y in years().items() if y == 1998)
+
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == in_1998() == ["img_1.png"]
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(lib / "IMG_1.png")  # its twin comes: the sidecar is the twin's
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == in_1998() == ["IMG_1.png"]
+    (lib / "IMG_1.png").rename(lib / "other.png")  # goes by another name: the sidecar dates img_1.png again
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == in_1998() == ["img_1.png"]
+    (lib / "other.png").rename(lib / "IMG_1.png")  # back, by a move the scan pairs
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == in_1998() == ["IMG_1.png"]
+    (lib / "sub").mkdir()  # moved to another folder as a copy, then deleted: paired by content
+    shutil.copy2(lib / "IMG_1.png", lib / "sub" / "IMG_1.png")
+    (lib / "IMG_1.png").unlink()
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == in_1998() == ["img_1.png"]
+    (lib / "sub" / "IMG_1.png").rename(lib / "IMG_1.png")
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == in_1998() == ["IMG_1.png"]
+    (lib / "IMG_1.png").unlink()  # gone
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert found() == in_1998() == ["img_1.png"]

@@ -210,6 +210,27 @@ WHERE (s.sid, m.folder, m.n) NOT IN (SELECT (sid, folder, n) FROM twins)
    OR (s.sid, m.media_id) IN (SELECT (sid, media_id) FROM exact)"""
 
 
+def twins_sql(of: str) -> str:
+    """SQL: the media_id (as text) of each present media file whose name differs only in
+    case or Unicode form from that of a file of `of` (a query of media_ids) in its folder:
+    its twins, which a sidecar matching that file's name exactly stops describing when
+    the file comes, and describes again when it goes (see `links_sql`)."""
+    # (The files of `of` keyed first, then only the files of their folders.)
+    return f"""
+SELECT media_id FROM (
+    WITH o AS MATERIALIZED (
+        SELECT f.media_id, f.dir, {_folder('f')} AS folder, {_key_name('f')} AS n FROM files f
+        WHERE f.media_id IN ({of})
+    ),
+    t AS (
+        SELECT f.media_id, {_folder('f')} AS folder, {_key_name('f')} AS n FROM files f
+        WHERE f.status = 'present' AND f.kind IN ('image', 'raw', 'video', 'audio') AND f.dir IN (SELECT dir FROM o)
+    )
+    SELECT DISTINCT t.media_id::VARCHAR AS media_id FROM t JOIN o
+        ON t.folder = o.folder AND t.n = o.n AND t.media_id <> o.media_id
+)"""
+
+
 SIDECAR_LINKS_VIEW = "CREATE OR REPLACE VIEW sidecar_links AS " + links_sql(
     "SELECT media_id, path, blake3, dir, name, path_raw FROM files WHERE kind = 'sidecar' AND status = 'present'")
 

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 import duckdb
 import pyarrow as pa
 
-from .media_tables import links_sql
+from .media_tables import links_sql, twins_sql
 from .schema import FILES_STORED
 from .store import Catalog
 
@@ -114,6 +114,11 @@ _OLD_LINKS = "SELECT DISTINCT media_id::VARCHAR FROM (" + links_sql(
     "(SELECT prev_media_id::UUID FROM mf_batch WHERE prev_media_id IS NOT NULL AND change <> 'touched')") + ")"
 
 
+# The twins of the files the batch moves, at their old places (see `twins_sql`): a sidecar
+# there that the moved file matched exactly describes them again.
+_OLD_TWINS = twins_sql("SELECT prev_media_id::UUID FROM mf_batch WHERE change = 'moved'")
+
+
 # Known rows the batch gives their first digest (found by a scan without hashing): for
 # the pairing at the scan's end, as good as new (see `_pair_gone_before`).
 _FIRST_HASHED = """
@@ -125,7 +130,8 @@ _FIRST_HASHED = """
 @dataclass(frozen=True)
 class Written:
     # The media ids of the media files that the sidecars the batch rewrote or moved
-    # described at their old places (see `_OLD_LINKS`).
+    # described at their old places (see `_OLD_LINKS`), and of the twins of the files it
+    # moved there (`_OLD_TWINS`).
     described: list[str]
     # Known rows that got their first digest (see `_FIRST_HASHED`), when asked for.
     first_hashed: pa.ChunkedArray | None = None
@@ -155,6 +161,8 @@ def write_files(cat: Catalog, batch: pa.RecordBatch, scan_id: int, first_hashed:
             if first_hashed and "hashed" in changes:
                 hashed = con.sql(_FIRST_HASHED).to_arrow_table().column(0)
             renamed = [r[0] for r in con.execute(_RENAMED).fetchall()] if "moved" in changes else []
+            if "moved" in changes:
+                described += [r[0] for r in con.execute(_OLD_TWINS).fetchall()]
             _update_known(con, now, scan_id)
             if renamed:
                 _classify_renamed(con, renamed)

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from .. import _core
 from ..catalog import Catalog
-from ..catalog.media_tables import library_within, links_sql, year_sql
+from ..catalog.media_tables import library_within, links_sql, twins_sql, year_sql
 from ..catalog.schema import KINDS, SEARCH_SYNCED
 from ..catalog.store import streamed
 from ..config import search_dir
@@ -511,8 +511,9 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
     """After scan `scan_id`. When the index was in step right before it (no scan since its
     last update: none ran with --no-index or was cut short), only the documents the scan
     can have changed: files it added, rewrote or found gone (`touched`), files whose
-    metadata was extracted since it started, and `more` (files whose tags an XMP import
-    changed). Otherwise every document, by digest."""
+    metadata was extracted since it started, `more` (files whose tags an XMP import
+    changed), and the twins of the files added or touched (`twins_sql`: a sidecar may
+    have gone from them to the file, or back). Otherwise every document, by digest."""
     synced = cat.con.execute("SELECT value FROM meta WHERE key = ?", [SYNCED]).fetchall()
     ((before,),) = cat.con.execute("SELECT max(scan_id) FROM scans WHERE scan_id < ?", [scan_id]).fetchall()
     if not _ours(cat, index_dir(catalog_path)) or not synced or before is None or synced[0][0] != str(before):
@@ -526,6 +527,8 @@ def refresh_after_scan(cat: Catalog, catalog_path: Path, scan_id: int, touched: 
                   WHERE m.extracted_at >= (SELECT started_at FROM scans WHERE scan_id = $sid)
             UNION SELECT media_id::VARCHAR FROM (""" + _EXTRACTED_SIDECARS_LINKS + """)
             UNION SELECT media_id::VARCHAR FROM (""" + _TOUCHED_SIDECARS_LINKS + """)
+            UNION """ + twins_sql("SELECT media_id::UUID FROM mf_touched UNION SELECT media_id FROM files "
+                                  "WHERE first_scan_id = $sid") + """
             """, params={"sid": scan_id}).to_arrow_table().column(0)
     result = refresh(cat, catalog_path, only=ids, on_progress=on_progress)
     _mark_synced(cat, scan_id)

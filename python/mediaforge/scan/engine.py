@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from .. import _core, _ctrlc
 from ..catalog import Catalog
+from ..catalog.media_tables import twins_sql
 from ..catalog.store import damaged, is_corruption, is_interrupt, tells_of_corruption
 from ..catalog.writes import (begin_scan, count_files, end_scan, finish_scan, gone_with_digests, previous_state,
                               below, write_errors, write_files)
@@ -276,6 +277,12 @@ def scan(cat: Catalog, config: ScanConfig, on_progress: ProgressFn | None = None
         if on_progress is not None:
             on_progress(_snapshot(scanner, started, phase="write"))
         gone = pa.Table.from_batches(vanished) if vanished else None
+        if gone is not None and gone.num_rows:
+            # Their twins where they were, before their rows move or go missing (see
+            # `twins_sql`): the search documents of those take a sidecar back.
+            with cat.registered("mf_gone_ids", gone.select(["media_id"])):
+                touched.append(cat.con.sql(twins_sql("SELECT media_id::UUID FROM mf_gone_ids")).to_arrow_table()
+                               .column(0).combine_chunks().cast(pa.string()))
         held = pa.Table.from_batches(kept) if kept else None
         empty = _empty_folders(roots_b)
         empty += [f for f in _unmounted(cat, gone, totals.get("gone_devs", []), roots_b) if f not in empty]
