@@ -247,8 +247,8 @@ def test_an_undo_that_may_not_give_back_the_owner_leaves_the_link_and_says_so(li
     assert p.returncode == 8, p.stderr  # done in part
     undone = json.loads(p.stdout)
     assert undone["done"] == 2 and [(os.path.basename(s["path"]), s["why"]) for s in undone["skipped"]] == \
-        [("song.mp3", "cannot give it its owner 65534:65534 back: Operation not permitted (only root gives a file "
-                      "away)")], undone
+        [("song.mp3", "could not restore it: cannot give it its owner 65534:65534 back: Operation not permitted "
+                      "(only root gives a file away)")], undone
     assert copy.is_symlink() and not list(root.rglob(".mediaforge-*.tmp"))
     again = _undo(catalog, out["journal"])
     assert (again["done"], again["already_restored"]) == (1, 2), again
@@ -3369,3 +3369,36 @@ def test_a_journal_with_a_field_of_another_type_is_refused_in_one_line(lib, tmp_
         assert_one_line_error(res.err, f"{bad} is not a valid MediaForge dedupe journal: line {at}'s {field} is a")
     assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0  # the journal itself still undoes
     assert (root / "b" / "song.mp3").exists()
+
+
+def test_a_link_run_after_a_trash_run_says_the_copies_were_moved(lib) -> None:
+    """A QA finding: a hardlink run after a trash run (the catalog not scanned since) said
+    the trashed copies were "linked before this run"."""
+    root, catalog = lib
+    assert run_cli("dedupe", "--action", "trash", "--apply", catalog=catalog).rc == 0
+    res = run_cli("dedupe", "--action", "hardlink", "--apply", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert "(3 moved before this run)" in res.out and "linked before" not in res.out, res.out
+
+
+@pytest.mark.parametrize("action", ["hardlink", "trash"])
+def test_an_undo_its_folder_refuses_says_what_and_where(lib, action: str) -> None:
+    """A QA finding: an undo into a folder made immutable since said only "Operation not
+    permitted". It says that it could not restore the file, why, and where."""
+    if shutil.which("chattr") is None:
+        pytest.skip("needs chattr (e2fsprogs)")
+    root, catalog = lib
+    out = _apply(catalog, "--action", action)
+    assert out["done"] == 3
+    folder = root / "b"
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no such flag")
+    try:
+        res = run_cli("dedupe", "--undo", out["journal"], "--json", catalog=catalog)
+        assert res.rc == 8, res.err
+        whys = [s["why"] for s in json.loads(res.out)["skipped"]]
+        assert whys == [f"could not restore it: Operation not permitted (in {folder})"] * 3, whys
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+    again = _undo(catalog, out["journal"])
+    assert again["done"] == 3, again

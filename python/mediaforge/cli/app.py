@@ -1358,15 +1358,14 @@ def _journal_text(journal: os.PathLike[str] | str) -> str:
     return path_text(os.fsencode(journal))
 
 
-# The actions that move the copies away.
-MOVES = ("trash", "move-to")
-
-
-def _before(verb: str, action: str | None) -> str:
-    """What the files an earlier run did already were: restored, moved or linked."""
+def _before(out, verb: str) -> str:  # noqa: ANN001
+    """What the files an earlier run did already were: restored, moved or linked (a run
+    of a link action finds the copies an earlier move took away too)."""
     if verb == "restored":
-        return "restored by an earlier undo"
-    return "moved before this run" if action in MOVES else "linked before this run"
+        return f"{out.already} restored by an earlier undo"
+    linked, moved = out.already - out.already_moved, out.already_moved
+    return "; ".join(part for n, part in ((linked, f"{linked} linked before this run"),
+                                          (moved, f"{moved} moved before this run")) if n)
 
 
 def _write_outcome(out, verb: str, as_json: bool, action: str | None,  # noqa: ANN001
@@ -1389,8 +1388,7 @@ def _write_outcome(out, verb: str, as_json: bool, action: str | None,  # noqa: A
     for p, why in out.skipped:
         print(f"skipped {path_text(p)}: {why}")
     print(f"{render.counted(out.done, 'file')} {verb}" + (f", {render.human_bytes(out.bytes_freed)}" if out.bytes_freed else "")
-          + (f" ({out.already} {_before(verb, action)})"
-             if out.already else "") + (f"; journal {_journal_text(out.journal)}" if out.journal is not None else ""))
+          + (f" ({_before(out, verb)})" if out.already else "") + (f"; journal {_journal_text(out.journal)}" if out.journal is not None else ""))
     if verb == "trashed" and out.done and out.dest is not None:  # (none moved: no trash folder to speak of)
         print(f"the space comes back once you delete {path_text(os.fsencode(out.dest))} (this run's trash): it is "
               "not your desktop's Trash, and nothing empties it for you")

@@ -877,6 +877,8 @@ class Outcome:
     # Files an earlier undo of the journal restored (an undo run again after it stopped);
     # for an apply, copies already linked to their kept file (see `ALREADY_LINKED`).
     already: int = 0
+    # Of those, the ones an earlier run of a move moved away (`MOVED_BEFORE`).
+    already_moved: int = 0
     # What this undo restored, in order.
     restored: list[bytes] = field(default_factory=list)
     # Why the run stopped early because its journal could not be written (then nothing
@@ -1020,6 +1022,7 @@ def apply(plan: Plan, journal_dir: Path, trash_root: Path, on_step: StepFn | Non
                     break
                 if why in LINKED_BEFORE:
                     out.already += 1
+                    out.already_moved += why == MOVED_BEFORE
                     why = None
                 elif seen is not None:
                     why = _act(plan.action, s, dest, journal, out, seen)
@@ -2494,6 +2497,18 @@ def _copy_new(src: bytes, dst: bytes) -> None:
         os.fsync(out.fileno())
 
 
+def _where(err: OSError) -> str:
+    """Where an undo's step failed, as its reason ends: the folder a file was to be
+    renamed or made in (immutable or read-only, say), else the file; nothing if unknown."""
+    name = err.filename2 if err.filename2 is not None else err.filename
+    if name is None:
+        return ""
+    path = os.fsencode(name)
+    if err.filename2 is not None or os.path.basename(path).startswith(b".mediaforge-"):
+        return f" (in {path_text(os.path.dirname(path))})"  # (not a name of this run's own)
+    return f" ({path_text(path)})"
+
+
 def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -> str | None:
     """Give a linked, symlinked or cloned path its own copy of the bytes again, if the path
     still holds what the dedupe put there. None when done; else the reason it was left
@@ -2803,7 +2818,7 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
                     why = ("" if not r.certain else "gone since the dedupe" if gone == r.victim
                            else f"{path_text(gone)}, which it is restored from, is gone since the dedupe")
                 except OSError as err:
-                    why = err.strerror or first_line(err)
+                    why = f"could not restore it: {err.strerror or first_line(err)}{_where(err)}"
                 if why is None or why == ALREADY:
                     st = os.lstat(r.victim)
                     if why is None:
