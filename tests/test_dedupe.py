@@ -3246,6 +3246,8 @@ setattr(dedupe, name, hooked)
     ("hardlink", "_second_name"),  # right before the link is swapped in
     ("symlink", "_second_name"),
     ("hardlink", "no-exchange"),  # as _second_name, where names cannot be swapped in one step
+    ("hardlink", "_swap_in"),  # right after the link went in: the copy's own bytes are not put back over it
+    ("symlink", "_swap_in"),
     ("trash", "_probe"),  # right before the move
     ("trash", "_inode"),  # between the move's last look and its rename (the first `_inode` after the probe)
     ("move-to", "_name_new"),  # across file systems: copied, then saved over before the original goes
@@ -3402,3 +3404,69 @@ def test_an_undo_its_folder_refuses_says_what_and_where(lib, action: str) -> Non
         subprocess.run(["chattr", "-i", str(folder)], check=False)
     again = _undo(catalog, out["journal"])
     assert again["done"] == 3, again
+
+
+# A save landing at the copy's path right before the link is swapped in, and the run
+# killed (kill -9) with the saved file at the name the swap put it at.
+_SAVED_THEN_KILLED = """
+victim = os.fsencode(os.environ["VICTIM"])
+real = dedupe.exchange
+def exchange(a, b):
+    if b == victim:
+        new = victim + b".swp"
+        with open(new, "wb") as f:
+            f.write(b"SAVED AT THE LAST MOMENT")
+        os.rename(new, victim)
+        real(a, b)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(a, b)
+dedupe.exchange = exchange
+"""
+
+
+def test_a_save_a_killed_swap_took_out_is_given_a_name_in_sight_not_swept(lib) -> None:
+    """A review finding: the file a swap took out of the copy's path sat at a hidden name
+    a later run's sweep of killed runs' temporaries removes: a kill -9 right after a save
+    landed there lost the save. That name is one the sweep never removes while it is a
+    file's only name: it is given a name in sight, `mediaforge-recovered-...`."""
+    root, catalog = lib
+    for name in ("photo copy.jpg", "photo (2).jpg"):
+        (root / "b" / name).unlink()
+    assert run_cli("scan", root, "--no-meta", "--prune", catalog=catalog).rc == 0
+    os.environ["VICTIM"] = str(root / "b" / "song.mp3")
+    try:
+        p = _run_driver(_SAVED_THEN_KILLED, catalog, "dedupe", "--action", "hardlink", "--apply")
+    finally:
+        del os.environ["VICTIM"]
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    [journal] = (catalog.parent / "journal").iterdir()
+    assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc in (0, 8)  # sweeps the killed run's names at once
+    names = sorted(os.listdir(root / "b"))
+    saved = [n for n in names if (root / "b" / n).read_bytes() == b"SAVED AT THE LAST MOMENT"]
+    assert len(saved) == 1 and saved[0].startswith("mediaforge-recovered-"), names
+    assert not [n for n in names if n.startswith(".mediaforge-")], names
+
+
+def test_a_killed_runs_hold_names_are_swept_into_sight_or_away(tmp_path: Path) -> None:
+    """A hold name (`.mediaforge-hold-<pid>...`) a killed run left: the only name of a file
+    is renamed into sight; one whose file has another name, or a link, goes."""
+    from mediaforge.fsops import sweep_stale
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    dead = p.pid
+    folder = tmp_path / "f"
+    folder.mkdir()
+
+    def hold(n: int) -> Path:
+        return folder / f".mediaforge-hold-{dead:08x}{n:08x}.tmp"
+
+    hold(1).write_bytes(b"only name")
+    (folder / "kept").write_bytes(b"two names")
+    os.link(folder / "kept", hold(2))
+    os.symlink(folder / "kept", hold(3))
+    sweep_stale(os.fsencode(folder), known=frozenset({dead}))
+    names = sorted(os.listdir(folder))
+    assert len(names) == 2 and names[0] == "kept" and names[1].startswith("mediaforge-recovered-"), names
+    assert (folder / names[1]).read_bytes() == b"only name"
+    assert (folder / "kept").stat().st_nlink == 1

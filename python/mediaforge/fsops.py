@@ -20,6 +20,10 @@ from .stop import Stop
 # `.mediaforge-<8 hex: the writer's pid><8 hex: random>.tmp`: 16 hex digits in all, the
 # form a scan knows to skip; the pid tells a sweep whether its writer is still alive.
 _OWN_TMP = re.compile(rb"\.mediaforge-([0-9a-f]{8})[0-9a-f]{8}\.tmp")
+# A name that may hold another program's file for a moment (what a dedupe's swap took out
+# of a copy's path, before it is looked at): a killed writer's is never removed while it
+# is a file's only name, but given a name in sight (see `sweep_stale`).
+_OWN_HOLD = re.compile(rb"\.mediaforge-hold-([0-9a-f]{8})[0-9a-f]{8}\.tmp")
 _swept: set[bytes] = set()
 _swept_known: set[bytes] = set()
 
@@ -171,17 +175,39 @@ def sweep_stale(folder: bytes, pattern: re.Pattern[bytes] = _OWN_TMP, base: int 
         if m is not None and stale(path, int(m.group(1), base), known):
             with contextlib.suppress(OSError):
                 os.unlink(path)
+        held = _OWN_HOLD.fullmatch(name) if pattern is _OWN_TMP else None
+        if held is not None and stale(path, int(held.group(1), 16), known):
+            with contextlib.suppress(OSError):
+                _recover(path)
 
 
-def new_tmp(beside: bytes, create: Callable[[bytes], None]) -> bytes:
+def _recover(path: bytes) -> None:
+    """A killed writer's hold name (`_OWN_HOLD`) let go of: removed where another name
+    holds its file (or it is a link), else renamed to `mediaforge-recovered-<random>` in
+    its folder, in sight."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.unlink(path)
+        return
+    for _ in range(16):
+        try:
+            rename_new(path, os.path.join(os.path.dirname(path), b"mediaforge-recovered-" + os.urandom(4).hex().encode()))
+            return
+        except FileExistsError:
+            continue
+
+
+def new_tmp(beside: bytes, create: Callable[[bytes], None], hold: bool = False) -> bytes:
     """Create a fresh temporary name in `beside`'s folder with `create`, which must fail
     with FileExistsError on a taken name (link, symlink, O_EXCL): a user's file is never
     overwritten or removed, and the short name fits where a 255-byte name sits. What
-    killed writers left in that folder is swept first."""
+    killed writers left in that folder is swept first. `hold`: a name that may hold
+    another program's file for a moment (`_OWN_HOLD`)."""
     folder = os.path.dirname(beside)
     sweep_stale(folder)
+    head = b".mediaforge-hold-" if hold else b".mediaforge-"
     for _ in range(16):
-        tmp = os.path.join(folder, b".mediaforge-%08x" % os.getpid() + os.urandom(4).hex().encode() + b".tmp")
+        tmp = os.path.join(folder, head + b"%08x" % os.getpid() + os.urandom(4).hex().encode() + b".tmp")
         try:
             create(tmp)
         except FileExistsError:

@@ -1152,6 +1152,10 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
             return _act_leased(action, s, dest, journal, out, written, _inode(held), kfd)
     except _Writing as e:
         return str(e)
+    except JournalError:
+        raise
+    except OSError as e:  # (an fstat of a held file failing: an I/O error)
+        return f"cannot act on it: {e.strerror or first_line(e)}"
 
 
 def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome,
@@ -1200,11 +1204,11 @@ def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: 
             return why
 
         if action in ("hardlink", "symlink", "reflink"):
-            why = _link(action, s, st, kst, written, pinned, kfd)
+            made: list[tuple[int, int]] = []
+            why = _link(action, s, st, kst, written, pinned, kfd, made)
             if why:
                 return skipped(why)
-            now = os.lstat(s.victim)
-            entry["dev"], entry["ino"] = now.st_dev, now.st_ino  # what undo must find there
+            entry["dev"], entry["ino"] = made[-1]  # what undo must find there: what the swap put there
         else:
             target = _unb64(entry["moved_to"])
             if os.path.lexists(target):  # never written over, whatever it holds
@@ -1257,13 +1261,13 @@ class _Refused(Exception):
 
 
 def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result,
-          written: Callable[[], bool], pinned: tuple[int, int], kfd: int) -> str | None:
+          written: Callable[[], bool], pinned: tuple[int, int], kfd: int, made: list[tuple[int, int]]) -> str | None:
     """Replace the victim (the file `pinned`) by a link to (or clone of) the kept file
     (held open as `kfd`) through a temporary name swapped into its place, so its path
     always holds the bytes; the reason when the file system refuses (the victim is then
     left exactly as it was), or when another file took its path. Until the kept file is
     seen whole after it (`_kept_whole`), a hard link keeps the victim's bytes at a second,
-    hidden name, to put them back if it is not."""
+    hidden name, to put them back if it is not. `made` gets the inode put at the path."""
     try:
         if action == "hardlink":
             tmp = new_tmp(s.victim, lambda t: os.link(s.keep, t))
@@ -1288,8 +1292,13 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result,
         if why is None and written():  # a writer came meanwhile (see `_lease`)
             why = WROTE.format(done="about to be replaced") + "; left alone"
         if why is None:
+            # What the swap takes out of the copy's path lands at a name a killed run's
+            # sweep never removes while it is a file's only name (`new_tmp`'s `hold`).
+            link = tmp
+            tmp = new_tmp(s.victim, lambda h: rename_new(link, h), hold=True)
             why = _swap_in(tmp, s.victim, pinned, ours)
             tmp = None  # (its name is the swap's to take away, whatever came of it)
+            made.append(ours)
     except OSError as e:
         why = f"{action} failed: {e.strerror or first_line(e)}"
     if why is not None:
@@ -1304,16 +1313,25 @@ def _link(action: str, s: Step, st: os.stat_result, kst: os.stat_result,
     # write to the replaced inode: that is put back (see `_lease`).
     wrote = written()
     if wrote or not _kept_whole(s, kst, action):
-        why = WROTE.format(done="replaced") if wrote else _NOT_WHOLE.format(kept=path_text(s.keep), done="replaced")
+        why = WROTE.format(done="replaced") if wrote else REPLACED if _kept_whole(s, kst, "") and not _leads(
+            s.victim, ours) else _NOT_WHOLE.format(kept=path_text(s.keep), done="replaced")
         try:
             back = _swap_in(aside, s.victim, ours, pinned)  # the copy's own bytes again
         except OSError as e:
             return f"{why}; its bytes are at {path_text(_in_sight(aside, s.victim))} (could not put them back: " \
                    f"{e.strerror})"
-        return why + ("; it was put back" if back is None else f"; then {back}")
+        return why + ("; it was put back" if back is None else "" if back == why else f"; then {back}")
     with contextlib.suppress(OSError):
         os.unlink(aside)
     return None
+
+
+def _leads(path: bytes, inode: tuple[int, int]) -> bool:
+    """Whether `path` is the file `inode` (itself, not what a link there leads to)."""
+    try:
+        return _inode(os.lstat(path)) == inode
+    except OSError:
+        return False
 
 
 def _swap_in(new: bytes, path: bytes, expect: tuple[int, int], made: tuple[int, int]) -> str | None:
@@ -1354,13 +1372,21 @@ def _in_sight(aside: bytes, victim: bytes) -> bytes:
     """The copy's bytes, left at their hidden name when they could not be put back, given
     a name of their own beside it (`<name>.mediaforge-copy`, or a short one where that is
     too long): a later run's sweep of killed writers' temporaries would take the hidden
-    one. That name, or the hidden one where none can be given."""
+    one. That name, or the hidden one where none can be given. (Renamed where no hard link
+    can be made: a file system without them, another user's file under
+    `fs.protected_hardlinks`.)"""
     for name in (victim + b".mediaforge-copy", os.path.join(os.path.dirname(victim),
                                                              b"mediaforge-copy-" + os.urandom(4).hex().encode())):
         try:
             os.link(aside, name)
-        except OSError:
+        except FileExistsError:
             continue
+        except OSError:
+            try:
+                rename_new(aside, name)
+            except OSError:
+                continue
+            return name
         with contextlib.suppress(OSError):
             os.unlink(aside)
         return name
@@ -2255,7 +2281,7 @@ def _let_go(src: bytes, dst: bytes, written: Callable[[], bool] = lambda: False,
     name = src
     if pinned is not None:
         try:
-            src = new_tmp(name, lambda t: rename_new(name, t))  # the name taken away in one step
+            src = new_tmp(name, lambda t: rename_new(name, t), hold=True)  # the name taken away in one step
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(dst)
@@ -2283,11 +2309,15 @@ def _let_go(src: bytes, dst: bytes, written: Callable[[], bool] = lambda: False,
             still = False
         if not still:
             return
+        if src != name:
+            try:
+                rename_new(src, name)  # its own name again
+            except OSError as back:  # both kept: the verified copy, and the file at a name in sight
+                raise OSError(back.errno, f"it could not be removed after it was copied, nor given its name back "
+                                          f"({back.strerror}): it is at {path_text(_in_sight(src, name))}, and "
+                                          f"its copy at {path_text(dst)}") from None
         with contextlib.suppress(OSError):
             os.unlink(dst)
-        if src != name:
-            with contextlib.suppress(OSError):
-                rename_new(src, name)  # its own name again
         raise
 
 
