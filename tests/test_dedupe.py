@@ -3470,3 +3470,28 @@ def test_a_killed_runs_hold_names_are_swept_into_sight_or_away(tmp_path: Path) -
     assert len(names) == 2 and names[0] == "kept" and names[1].startswith("mediaforge-recovered-"), names
     assert (folder / names[1]).read_bytes() == b"only name"
     assert (folder / "kept").stat().st_nlink == 1
+
+
+@pytest.mark.parametrize("action", ["hardlink", "symlink"])
+def test_an_undo_leaves_a_file_saved_over_the_link_as_it_is_restored(lib, action: str) -> None:
+    """A review finding: an undo looked at the link, then renamed the restored copy over
+    it: a file another program saved there in between was lost. The copy is swapped in
+    as a dedupe's links are, and that file stays."""
+    root, catalog = lib
+    out = _apply(catalog, "--action", action)
+    assert out["done"] == 3
+    song = root / "b" / "song.mp3"
+    os.environ["VICTIM"], os.environ["SAVE_AT"] = str(song), "_removed_on_error"
+    try:
+        prelude = _SAVED_OVER_AT.replace("if not saved and os.path.lexists(victim):",
+                                         "if not saved and os.path.lexists(victim) and a and a[0].startswith(victim "
+                                         "[:victim.rfind(b'/') + 1] + b'.mediaforge-hold-'):")
+        p = _run_driver(prelude, catalog, "dedupe", "--undo", out["journal"], "--json")
+    finally:
+        del os.environ["VICTIM"], os.environ["SAVE_AT"]
+    assert p.returncode == 8, p.stderr
+    undone = json.loads(p.stdout)
+    assert undone["done"] == 2 and [os.path.basename(s["path"]) for s in undone["skipped"]] == ["song.mp3"], undone
+    assert "another program saved it" in undone["skipped"][0]["why"]
+    assert not song.is_symlink() and song.read_bytes() == b"SAVED " + os.fsencode(song)
+    assert not [n for n in os.listdir(root / "b") if n.startswith(".mediaforge-")]

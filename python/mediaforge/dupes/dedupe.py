@@ -2590,7 +2590,15 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
         if (now.st_dev, now.st_ino, now.st_mode) != (lst.st_dev, lst.st_ino, lst.st_mode):
             os.unlink(tmp)
             return "changed while it was being restored; left as it is"
-        os.replace(tmp, r.victim)
+        # Swapped in as a dedupe swaps its links (`_swap_in`): a file another program saved
+        # at the path since the look above stays there.
+        made = _inode(os.lstat(tmp))
+        copy = tmp
+        tmp = new_tmp(r.victim, lambda h: rename_new(copy, h), hold=True)
+        with _removed_on_error(tmp):  # (`_swap_in` raises only with nothing done)
+            why = _swap_in(tmp, r.victim, _inode(lst), made)
+        if why is not None:
+            return "changed while it was being restored (another program saved it); left as it is"
     if r.was is not None and twin is None:  # the inode its twins link to from now on
         done = os.lstat(r.victim)
         restored[r.was] = (r.victim, done.st_dev, done.st_ino)
