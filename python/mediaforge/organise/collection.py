@@ -151,13 +151,12 @@ def members(cat: Catalog, name: str, any_case: bool = False, limit: int | None =
     return [r[0] for r in cat.con.sql(_MANUAL.format(order="ORDER BY c.position" + cut), params={"cid": cid}).fetchall()]
 
 
-def member_ids(cat: Catalog, name: str, any_case: bool = False) -> pa.Array:
+def member_ids(cat: Catalog, name: str, any_case: bool = False) -> pa.ChunkedArray:
     """`members` in no order, as Arrow (a search's restriction)."""
     cid, kind, pred = _get(cat, name, any_case)
     if kind == "smart":
         return predicate_ids(cat, _checked(cat, name, pred), f"smart collection {quoted(name)}: its condition")
-    col = cat.con.sql(_MANUAL.format(order=""), params={"cid": cid}).to_arrow_table().column(0)
-    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return cat.con.sql(_MANUAL.format(order=""), params={"cid": cid}).to_arrow_table().column(0)
 
 
 def _checked(cat: Catalog, name: str, pred: str | None) -> str:

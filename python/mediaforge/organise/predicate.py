@@ -162,12 +162,10 @@ def run_predicate(cat: Catalog, pred: str, what: str = "the condition", limit: i
     return [r[0] for r in _on_data(cat, WRAP.format(predicate=pred) + " ORDER BY path" + cut, pred, what)]
 
 
-def predicate_ids(cat: Catalog, pred: str, what: str = "the condition") -> pa.Array:
+def predicate_ids(cat: Catalog, pred: str, what: str = "the condition") -> pa.ChunkedArray:
     """`run_predicate`'s media_ids in no order, as Arrow: a search's restriction, where
     half a million of them as Python strings, sorted, took a second."""
-    col = _on_data(cat, WRAP.format(predicate=pred), pred, what,
-                   fetch=lambda rel: rel.to_arrow_table().column(0))
-    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    return _on_data(cat, WRAP.format(predicate=pred), pred, what, fetch=lambda rel: rel.to_arrow_table().column(0))
 
 
 def count_predicate(cat: Catalog, pred: str, what: str = "the condition") -> int:

@@ -578,8 +578,9 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
                                 "year": pa.array([None] * len(ids), pa.int32())})
     else:
         # Ranked by the index among the members, which it takes as a set.
-        restrict = pa.table({"media_id": pa.concat_arrays([member_ids(cat, name, any_case=True).cast(pa.string())
-                                                          for name in named])}) if named else None
+        restrict = pa.table({"media_id": pa.chunked_array(
+            [c for name in named for c in member_ids(cat, name, any_case=True).cast(pa.string()).chunks],
+            pa.string())}) if named else None
         hits = pa.record_batch(_core.SearchIndex(folder).search(text, limit, restrict))
     ranked = pa.table({"rank": pa.array(range(1, hits.num_rows + 1), pa.int32()),
                        "media_id": hits.column("media_id"), "score": hits.column("score"),
