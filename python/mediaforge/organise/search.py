@@ -46,13 +46,19 @@ YEAR = f"({year_sql('m', 'sd', 'a')})::INTEGER"
 SIDECAR_DATES = """(SELECT l.media_id, min(s.taken_at) AS taken_at FROM sidecar_links l
                    JOIN sidecars s ON s.blake3 = l.sidecar_blake3 WHERE TRUE {only} GROUP BY l.media_id) sd"""
 
+# A group's distinct values of `{col}`, sorted, a line each: what `string_agg(DISTINCT
+# col, '\n' ORDER BY col)` gives (so the digests are those of earlier versions), in less
+# time: its sort of each group cost the most (700,000 files with 2.8 million tags and 2.1
+# million collection items: collections 0.9 s, not 2.2 s; tags 1.8 s, not 2.1 s).
+LINES = "array_to_string(list_sort(list_distinct(list({col}))), '\n')"
+
 # {only} narrows the documents to some media ids (a SQL condition on `{col}`, or nothing);
 # the tag and collection aggregates are narrowed the same way, so updating a thousand
 # documents never aggregates a million files' tags.
 DOCS = """
-WITH tg AS (SELECT media_id, string_agg(DISTINCT tag, '\n' ORDER BY tag) AS tags FROM tags
+WITH tg AS (SELECT media_id, """ + LINES.format(col="tag") + """ AS tags FROM tags
             WHERE TRUE {only_tg} GROUP BY media_id),
-co AS (SELECT media_id, string_agg(DISTINCT name, '\n' ORDER BY name) AS collections FROM (
+co AS (SELECT media_id, """ + LINES.format(col="name") + """ AS collections FROM (
            SELECT i.media_id, c.name FROM collection_items i JOIN collections c USING (collection_id)
            WHERE TRUE {only_co}{smart}
        ) GROUP BY media_id),
