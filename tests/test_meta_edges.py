@@ -399,6 +399,44 @@ def test_an_id3_tag_with_no_sound_after_it_is_read(tmp_path: Path) -> None:
     assert rows(catalog, "SELECT title, artist FROM tags_audio") == [{"title": "Only a tag", "artist": "Someone"}]
 
 
+def test_the_date_of_an_id3_tag_with_no_sound_is_its_tdrc_frame_not_its_title(tmp_path: Path) -> None:
+    """A QA finding: an ID3 tag read without its stream's help (an MP3 whose sound is
+    lost) took its first text frame's value as its date: a title of "1999 Remix" gave the
+    song the date "1999 Remix" and the year 1999, though its TDRC frame says 2015. And a
+    catalog of schema 28 that stored such a date extracts the song again; a song read
+    right keeps its row."""
+    import duckdb
+    from mutagen import id3
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    tags = id3.ID3()
+    tags.add(id3.TIT2(encoding=3, text="1999 Remix"))
+    tags.add(id3.TPE1(encoding=3, text="Some Artist"))
+    tags.add(id3.TDRC(encoding=3, text="2015"))
+    (lib / "lost.mp3").write_bytes(bytes(4096))
+    tags.save(str(lib / "lost.mp3"))
+    _encode_audio(lib / "song.mp3", "libmp3lame", "mp3", seconds=1.0)
+    catalog = _scanned(lib, tmp_path)
+    assert _media(catalog)["lost.mp3"]["status"] == "partial"
+    dated = "SELECT f.name, t.date, t.year FROM files f JOIN tags_audio t USING (blake3) ORDER BY f.name"
+    assert rows(catalog, dated)[0] == {"name": "lost.mp3", "date": "2015", "year": 2015}
+    assert rows(catalog, "SELECT year FROM library WHERE name = 'lost.mp3'") == [{"year": 2015}]
+
+    # The date as versions before stored it, in a catalog of schema 28.
+    before = {r["name"]: r["extracted_at"] for r in rows(catalog, "SELECT f.name, m.extracted_at FROM files f "
+                                                                  "JOIN media m USING (blake3)")}
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE tags_audio SET date = title, year = 1999 WHERE title = '1999 Remix'")
+        con.execute("UPDATE meta SET value = '28' WHERE key = 'schema_version'")
+    res = run_cli("scan", lib, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 1, (res.out, res.err)
+    assert rows(catalog, dated)[0] == {"name": "lost.mp3", "date": "2015", "year": 2015}
+    after = {r["name"]: r["extracted_at"] for r in rows(catalog, "SELECT f.name, m.extracted_at FROM files f "
+                                                                 "JOIN media m USING (blake3)")}
+    assert after["song.mp3"] == before["song.mp3"] and after["lost.mp3"] != before["lost.mp3"]
+
+
 def test_info_shows_a_backslash_and_a_line_break_apart(tmp_path: Path) -> None:
     """A QA finding: `info` showed a tag holding `C:\\new` (a backslash and an n) and one
     holding a line break alike, `C:\\new`; `query` doubles the backslash, as `ls -b`
@@ -492,16 +530,26 @@ def test_a_bigtiff_s_exif_is_read(tmp_path: Path) -> None:
 def test_an_orientation_only_the_xmp_packet_gives_is_in_the_exif_row(tmp_path: Path) -> None:
     """A review finding: Pillow's reader took `tiff:Orientation` from the XMP packet where
     the EXIF block has none, and the row had it; the bounded reader lost it (the thumbnail
-    kept it). It is read so again, for a JPEG with no EXIF at all too."""
+    kept it). It is read so again, for a JPEG with no EXIF at all too. A QA finding: only
+    its first digit was read, so "60" turned the picture as 6 does; a value out of 1-8,
+    as an attribute or an element, is none."""
     lib = tmp_path / "lib"
     lib.mkdir()
-    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
-    _picture(96, 64).save(lib / "xmp.jpg", "JPEG", xmp=xmp)
+    said = {"attr6": ' tiff:Orientation="6"/>', "attr60": ' tiff:Orientation="60"/>',
+            "elem8": '><tiff:Orientation> 8 </tiff:Orientation></rdf:Description>',
+            "elem12": '><tiff:Orientation>12</tiff:Orientation></rdf:Description>'}
+    for name, text in said.items():
+        xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+               '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/"' + text + '</rdf:RDF></x:xmpmeta>')
+        _picture(96, 64).save(lib / f"{name}.jpg", "JPEG", xmp=xmp.encode())
     catalog = _scanned(lib, tmp_path)
-    assert _exif_rows(catalog)["xmp.jpg"]["orientation"] == 6
-    with Image.open(catalog.parent / "thumbs" / _media(catalog)["xmp.jpg"]["thumb"]) as thumb:
-        assert thumb.size == (64, 96)
+    exif = _exif_rows(catalog)  # (a picture with nothing to say has no row)
+    got = {name: exif.get(f"{name}.jpg", {}).get("orientation") for name in said}
+    assert got == {"attr6": 6, "attr60": None, "elem8": 8, "elem12": None}, got
+    media = _media(catalog)
+    for name, size in (("attr6", (64, 96)), ("attr60", (96, 64)), ("elem8", (64, 96)), ("elem12", (96, 64))):
+        with Image.open(catalog.parent / "thumbs" / media[f"{name}.jpg"]["thumb"]) as thumb:
+            assert thumb.size == size, name
 
 
 def test_a_retry_that_times_out_keeps_what_was_read_and_a_thumbnail_s_place_held_by_a_folder_is_refused(

@@ -13,7 +13,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, LIBRARY_VIEW_V28,
                            SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 28
+SCHEMA_VERSION = 29
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -531,6 +531,17 @@ MIGRATIONS[28] = [
          AND blake3 IN (SELECT blake3 FROM media WHERE kind = 'video')""",
     *_fingerprints_again("SELECT blake3 FROM refused_28"),
     "DROP TABLE refused_28",
+]
+
+# Version 29: a sound whose ID3 tag was read with no help from its stream (an MP3 whose
+# sound is lost, an ADTS AAC file) took its first text frame's value as its date (its
+# title, say "1999 Remix": year 1999), not its `TDRC` frame's. The `media` rows of
+# sound whose date is another of its tags, or does not start with a year, go, to be
+# extracted again as for version 19 (the few others this takes read as they did).
+MIGRATIONS[29] = [
+    r"""DELETE FROM media WHERE blake3 IN (SELECT blake3 FROM tags_audio WHERE date IS NOT NULL
+       AND (date IN (title, artist, album, album_artist, genre, composer)
+            OR NOT regexp_matches(date, '^\s*[0-9]{4}')))""",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

@@ -275,7 +275,8 @@ def read_audio(path: str | bytes,
     row = _tag_row(f.tags) if f is not None and f.tags is not None else None
     if row is not None and _family(f.tags) is _ID3:
         if written is None:  # (an ID3 tag no mending read: one of a file with no sound)
-            written = [v[0] for fid, v in text_frames(path, {}, frozenset({"TDRC"})) if v]
+            # (With nothing `have`, every text frame comes back: the title's is not a date.)
+            written = [v[0] for fid, v in text_frames(path, {}, frozenset({"TDRC"})) if v and fid == "TDRC"]
         row["date"] = _id3_date_as_written(written[0] if written else None, row["date"])
     mp3 = container == "mp3" or (container is None and type(f).__name__ == "MP3")  # (libav could not tell)
     if mp3 and (ape := _ape_tags(path)) is not None:

@@ -207,12 +207,14 @@ def tags_of(im: Image.Image) -> Tags | None:
     return None
 
 
-_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)([0-9])')
+# The value whole (Pillow takes its first digit: "60" would turn a picture as 6 does).
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)\s*([0-9]{1,9})\s*(?:"|<)')
 
 
 def orientation(im: Image.Image, tags: Tags | None = None) -> int | None:
     """The EXIF orientation of an opened image (1 to 8), else the one its XMP packet gives
-    (`tiff:Orientation`, as Pillow reads it); None when neither says."""
+    (`tiff:Orientation`, where Pillow looks for it); None when neither says (or says a
+    value out of that range)."""
     if tags is None:
         with contextlib.suppress(OSError, ValueError, SyntaxError):
             tags = tags_of(im)
