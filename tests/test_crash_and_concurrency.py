@@ -472,6 +472,31 @@ def test_ctrl_c_while_the_command_starts_ends_in_130(tmp_path: Path) -> None:
             assert_one_line_error(err, "interrupted")
 
 
+def test_a_ctrl_c_before_a_reading_command_began_says_nothing_was_done(tmp_path: Path) -> None:
+    """A QA finding: a Ctrl-C in the first few tenths of a second of `stats` or `query`
+    (Python starting, the options read) said "what was already done (and committed) is
+    kept; run the command again to finish", a writer's words. Before the command began
+    it says nothing was done; after, the command's own words."""
+    catalog = _one_file_catalog(tmp_path)
+    said = set()
+    for k in range(16):
+        p = subprocess.Popen(cli_cmd("stats"), env=cli_env(catalog), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.02 * k)
+            p.send_signal(signal.SIGINT)
+            _out, err = p.communicate(timeout=60)
+        finally:
+            stop(p)
+        text = err.decode("utf-8", "replace")
+        if p.returncode == 0 or _before_our_entry_point(p.returncode, text):
+            continue
+        assert p.returncode == 130, text
+        assert_one_line_error(text, "interrupted")
+        said.add(text.strip().split(": ", 2)[-1])
+    assert said and said <= {"interrupted before the command began: nothing was done",
+                              "interrupted: `stats` only reads the catalog; run it again"}, said
+
+
 # Sends a real signal (SIGINT, SIGTERM) `delay` seconds after the interpreter first looks
 # for DuckDB's extension, then runs the CLI: a Ctrl-C or a stop that lands while the
 # extension starts.

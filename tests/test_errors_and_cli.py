@@ -1333,6 +1333,22 @@ def test_an_output_in_a_folder_that_does_not_exist_is_refused_before_the_work(ca
         assert_one_line_error(res.err, "no such folder")
 
 
+def test_an_output_that_ends_in_a_slash_is_refused_not_written_over_the_file_so_named(
+        cataloged: MediaTree, catalog_path: Path, tmp_path: Path) -> None:
+    """A QA finding: `-o keep.txt/` (or `keep.txt/.`) dropped the slash and wrote over the
+    file `keep.txt`, exit 0; `-o new/` made a file named `new`. Each command that takes
+    --output refuses it, exit 2, and leaves what is there."""
+    keep = tmp_path / "keep.txt"
+    keep.write_text("precious\n")
+    for args in (["query", "SELECT 42 AS answer"], ["dupes"], ["tag", "list"], ["collection", "show", "x"],
+                 ["search", "a"]):
+        for given in (f"{keep}/", f"{keep}/.", f"{tmp_path / 'new'}/"):
+            res = run_cli(*args, "-o", given, catalog=catalog_path)
+            assert res.rc == ExitCode.USAGE, (args, given, res.err)
+            assert_one_line_error(res.err, "names a folder")
+    assert keep.read_text() == "precious\n" and not (tmp_path / "new").exists()
+
+
 def test_an_error_duckdb_meets_after_the_first_batch_comes_out_as_duckdbs() -> None:
     """Arrow passes an error met mid-stream on as an OSError: `streamed` gives it back
     as the duckdb.Error it is (what the search index's smart-collection fallback and

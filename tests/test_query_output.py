@@ -126,10 +126,14 @@ def test_relative_paths_in_a_deleted_current_folder_exit_3(catalog: Path, tmp_pa
     "EXPLAIN WITH d AS (SELECT 1) PIVOT files ON kind USING count(*)",
     "SELECT update, set FROM (SELECT 1 AS update, 2 AS set)",
     "SELECT (update) AS u, set FROM (SELECT 1 AS update, 2 AS set)",
+    'SELECT delete FROM (SELECT 1 AS "delete")',
+    'SELECT insert or false FROM (SELECT true AS "insert")',
+    'SELECT 1 AS a, merge FROM (SELECT 2 AS "merge") WHERE merge IN (SELECT 2)',
 ])
 def test_reading_statements_run(catalog: Path, sql: str) -> None:
     """What docs/cli.md lets `query` run: an EXPLAIN of a PIVOT, a PIVOT after a WITH,
-    columns named `update` and `set`."""
+    columns named `update` and `set`; and (a QA finding, refused as writes) named `delete`
+    or `insert` before `FROM` or `OR`."""
     res = run_cli("query", sql, "-f", "json", catalog=catalog)
     assert res.rc == 0, res.err
     assert json.loads(res.out)

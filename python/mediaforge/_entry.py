@@ -17,11 +17,26 @@ import os
 import _signal
 
 INTERRUPTED = "interrupted: what was already done (and committed) is kept; run the command again to finish"
+# Before the command itself ran (Python starting, the command line read): nothing of it.
+NOT_BEGUN = "interrupted before the command began: nothing was done"
 INTERRUPTED_EXIT = 130  # ExitCode.INTERRUPTED, without importing it
+_begun = False
+
+
+def begin() -> None:
+    """The command itself runs from here on (see `stopped`)."""
+    global _begun
+    _begun = True
+
+
+def stopped() -> str:
+    """What a Ctrl-C that no command took in its own words left: nothing, before the
+    command began."""
+    return INTERRUPTED if _begun else NOT_BEGUN
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    os.write(2, f"mediaforge: error: {INTERRUPTED}\n".encode())
+    os.write(2, f"mediaforge: error: {NOT_BEGUN}\n".encode())
     os._exit(INTERRUPTED_EXIT)
 
 

@@ -106,7 +106,10 @@ def _writes_inside(words: list[tuple[int, str]]) -> bool:
     table SET, MERGE INTO, UPDATE EXTENSIONS), as a data-modifying CTE does."""
     up = [w.upper() for _, w in words]
     for k, w in enumerate(up):
-        if k and up[k - 1] in ("AS", "."):  # a name: `SELECT 1 AS delete FROM t`, `t.delete`
+        # A clause starts the statement, or a CTE's body (`AS (`, or after the body's own
+        # WITH list: `)`); elsewhere the word is a name: `SELECT 1 AS delete`, `t.delete`,
+        # `SELECT delete FROM (SELECT 1 AS "delete")`, `SELECT insert OR false FROM ...`.
+        if k and up[k - 1] not in ("(", ")"):
             continue
         after = up[k + 1:k + 6]
         if ((w == "DELETE" and after[:1] == ["FROM"]) or (w == "INSERT" and after[:1] in (["INTO"], ["OR"]))

@@ -200,8 +200,14 @@ def tells_of_corruption(e: BaseException) -> bool:
     return bool(_NOT_DB.search(str(e)))
 
 
+# The catalog this process opened last: the one a damaged block met anywhere is in.
+_opened: Path | None = None
+
+
 def damaged(e: BaseException, path: Path | str | None = None) -> CatalogInvalidError:
-    """The one message for a catalog whose file turned out damaged while in use."""
+    """The one message for a catalog whose file turned out damaged while in use (`path`:
+    else the catalog this process opened last)."""
+    path = path if path is not None else _opened
     where = f" {path}" if path is not None else ""
     return CatalogInvalidError(f"the catalog file{where} is damaged ({first_line(e)}); restore it from a backup, "
                                "or move it aside and scan again")
@@ -236,7 +242,8 @@ class Catalog:
              create: bool = True) -> Catalog:
         """Open (and, for writers, create or migrate) the catalog at `path` (see
         `config.catalog_path`)."""
-        path = catalog_path(path)
+        global _opened
+        path = _opened = catalog_path(path)
         if not is_text(str(path)):
             raise InvalidInputError(f"the catalog path {quoted(str(path))} is not valid UTF-8: DuckDB cannot open it; "
                                     "choose a catalog path of UTF-8 text")
@@ -400,6 +407,9 @@ class Catalog:
         except (TypeError, ValueError):
             raise CatalogInvalidError(f"catalog {self.path} is damaged: its schema_version "
                                       f"{meta['schema_version']!r} is not a number") from None
+        if version < 1:  # (every catalog ever written says 1 or more)
+            raise CatalogInvalidError(f"catalog {self.path} is damaged: its schema_version "
+                                      f"{meta['schema_version']!r} is no version (they start at 1)")
         if version > SCHEMA_VERSION:
             raise CatalogVersionError(
                 f"catalog {self.path} has schema version {version}, newer than this MediaForge "

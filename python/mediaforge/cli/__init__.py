@@ -15,7 +15,8 @@ import signal
 import sys
 from typing import NoReturn
 
-from .._entry import INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, owns_process, was_terminated
+from .._entry import (INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, owns_process, stopped,
+                      was_terminated)
 from ..errors import ExitCode, MediaForgeError, is_text, text_of
 
 
@@ -101,13 +102,13 @@ def main(argv: list[str] | None = None) -> None:
         gc.freeze()  # what start-up made lives as long as the process: never scan it again
         gc.enable()
     except KeyboardInterrupt:  # Ctrl-C while starting: nothing was done yet
-        _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        _fail(stopped(), ExitCode.INTERRUPTED)
     except Exception as e:
         # An ImportError (a C extension's start-up cut short) or, on Python 3.11, the
         # RuntimeError a class being made wraps it in (`__set_name__`, as `platform` runs
         # while rich loads), the KeyboardInterrupt its cause.
         if _caused_by_interrupt(e):
-            _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+            _fail(stopped(), ExitCode.INTERRUPTED)
         raise
 
     debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
@@ -116,11 +117,11 @@ def main(argv: list[str] | None = None) -> None:
         if was_terminated():
             # A SIGTERM whose KeyboardInterrupt Python swallowed (raised inside a callback
             # it runs for itself, such as an import lock's weakref): stopped all the same.
-            _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+            _fail(stopped(), ExitCode.INTERRUPTED)
     except typer.Exit as e:
         _exit(e.exit_code)
     except typer.Abort:
-        _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        _fail(stopped(), ExitCode.INTERRUPTED)
     except typer.TyperException as e:
         fmt = getattr(e, "format_message", None)
         text = fmt() if callable(fmt) else str(e)
@@ -144,14 +145,14 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
-        _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        _fail(stopped(), ExitCode.INTERRUPTED)
     except (BrokenPipeError, OutputClosed):
         # `mediaforge query ... | head`: the reader left; not an error worth a message.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         _exit(ExitCode.OK)
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if _caused_by_interrupt(e):
-            _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+            _fail(stopped(), ExitCode.INTERRUPTED)
         if isinstance(e, OSError) and (e.errno in _FULL or (e.errno == errno.EBADF and not e.filename)):
             # Output that could not be written (stdout on a full disk, `--output` there):
             # the catalog's own writes report their failures as exit 7 before this.
@@ -163,8 +164,12 @@ def main(argv: list[str] | None = None) -> None:
             from ..catalog.store import damaged, is_corruption, is_interrupt
 
             if is_interrupt(e):
-                _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+                _fail(stopped(), ExitCode.INTERRUPTED)
             if is_corruption(e):
+                if debug:  # where it was met, above the line, as for every error
+                    import traceback  # noqa: PLC0415
+
+                    traceback.print_exc()
                 _fail(str(damaged(e)), ExitCode.CATALOG_INVALID)
         if isinstance(e, UnicodeEncodeError) and "surrogate" in str(e) and _has_undecodable(args):
             # An argument holding bytes that are not UTF-8 (paths may; names, tags, SQL and
@@ -177,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     if rv == ExitCode.INTERRUPTED:
         # Typer turns a Ctrl-C outside the command itself (while it parses the options or
         # runs the app's callback) into a silent return of 130.
-        _fail(INTERRUPTED, ExitCode.INTERRUPTED)
+        _fail(stopped(), ExitCode.INTERRUPTED)
     _exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 

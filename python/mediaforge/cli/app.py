@@ -53,6 +53,9 @@ def command(name: str, group: typer.Typer | None = None, stopped: str | None = N
     def deco(fn):  # noqa: ANN001, ANN202
         @functools.wraps(fn)
         def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            from .._entry import begin
+
+            begin()
             try:
                 return fn(*args, **kwargs)
             except KeyboardInterrupt:
@@ -560,12 +563,28 @@ class Format(str, enum.Enum):
     parquet = "parquet"
 
 
+def _output_path(text: str) -> Path:
+    """An --output as typed: one that ends in `/` (or `/.`) names a folder, and a typo for
+    another name; `Path` would drop the slash and write a file there, over one so named."""
+    if text.endswith(("/", "/.", "/..")) or text in (".", ".."):
+        end = "/" if text.endswith("/") else repr(text.rsplit("/", 1)[-1])
+        raise typer.BadParameter(f"{path_text(os.fsencode(text))} names a folder (it ends with {end}): give the path "
+                                 "of a file")
+    return Path(text)
+
+
+# The options of every command that writes a result.
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+OutputOption = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.",
+                                                      metavar="<path>", parser=_output_path)]
+
+
 @command("query")
 def query_cmd(
     ctx: typer.Context,
     sql: Annotated[str, typer.Argument(help="One SQL statement over the catalog (read-only).")],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
 ) -> None:
     """Run SQL over the catalog: its tables (files, media, exif, tags, ...) and views
     (library, sidecar_links), documented in docs/catalog.md."""
@@ -919,8 +938,8 @@ def dupes_cmd(
     threshold: Annotated[Optional[int], typer.Option(
         "--threshold", help="For --similar: most differing pHash bits, 0 to 32 (pictures, videos; default 8), or "
                             "percent of differing fingerprint bits, 0 to 50 (audio; default 25).")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
 ) -> None:
     """Duplicate groups: exact copies by BLAKE3, or with --similar near-duplicates."""
     from ..dupes import (DEFAULT_RADIUS, drop_colourless_pairs, exact_groups, similar_audio, similar_groups,

@@ -10,7 +10,8 @@ import typer
 
 from ..errors import ExitCode, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, path_text, quoted
 from . import render
-from .app import Format, _globals, _write_table, app, check_output_args, command, open_catalog, shows_bars
+from .app import (Format, FormatOption, OutputOption, _globals, _write_table, app, check_output_args, command,
+                  open_catalog, shows_bars)
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -145,8 +146,8 @@ def tag_rename(ctx: typer.Context, old: Annotated[str, typer.Argument(help="Tag 
 
 @sub(tag_app, "list")
 def tag_list(ctx: typer.Context, paths: PathsArg = None,
-             fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-             output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+             fmt: FormatOption = Format.table,
+             output: OutputOption = None,
              ) -> None:
     """Every tag with its file counts, or the tags of the files given."""
     from ..organise.tags import tag_counts, tags_of
@@ -246,8 +247,8 @@ def coll_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 @sub(coll_app, "show")
 def coll_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="A collection.")],
-              fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-              output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+              fmt: FormatOption = Format.table,
+              output: OutputOption = None,
               ) -> None:
     """The files of a collection, in order (smart ones: evaluated now)."""
     from ..organise import collection
@@ -390,8 +391,8 @@ def search_cmd(
              "(one argument or several).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="Most results.")] = 20,
     reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the index from the catalog first.")] = False,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file.")] = None,
+    fmt: FormatOption = Format.table,
+    output: OutputOption = None,
 ) -> None:
     """Full-text search over names, folders, tags, collections and metadata, ranked."""
     from ..organise.search import DAMAGED, in_step, refresh, search
