@@ -437,6 +437,42 @@ def test_the_date_of_an_id3_tag_with_no_sound_is_its_tdrc_frame_not_its_title(tm
     assert after["song.mp3"] == before["song.mp3"] and after["lost.mp3"] != before["lost.mp3"]
 
 
+def test_a_flac_whose_header_states_no_sample_rate_keeps_its_tags_cover_and_length(tmp_path: Path) -> None:
+    """A QA finding: a FLAC whose stream header states a sample rate of 0 (damaged) lost
+    its tags and cover, for mutagen refuses the whole file, and its length was stored as
+    1.56 s of its 3 s (libav's timestamps then run at a rate of their own). Its tags and
+    cover are read from the blocks after the header, with a note, and its length is what
+    it decodes to."""
+    from mutagen.flac import FLAC, Picture
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    whole = lib / "whole.flac"
+    _encode_audio(whole, "flac", "flac", seconds=3.0)
+    f = FLAC(whole)
+    f["TITLE"], f["ARTIST"], f["DATE"] = "My Song", "Me", "2001"
+    cover = Picture()
+    cover.type, cover.mime, cover.data = 3, "image/jpeg", media_corpus.cover_jpeg()
+    f.add_picture(cover)
+    f.save()
+    data = bytearray(whole.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first: its rate, 20 bits at byte 18
+    data[18], data[19], data[20] = 0, 0, data[20] & 0x0F
+    (lib / "rate0.flac").write_bytes(bytes(data))
+    catalog = _scanned(lib, tmp_path)
+    media = _media(catalog)
+    assert media["whole.flac"]["status"] == "ok" and media["whole.flac"]["errors"] == []
+    got = media["rate0.flac"]
+    assert got["status"] == "partial", got
+    assert got["errors"] == [("tags", "the stream's header is damaged (A sample rate value of 0 is invalid): the "
+                                      "tags were read from the blocks after it")], got["errors"]
+    assert abs(got["duration"] - 3.0) < 0.05 and got["thumb"], got
+    tags = rows(catalog, "SELECT f.name, t.title, t.artist, t.date, t.has_cover FROM files f JOIN tags_audio t "
+                         "USING (blake3) ORDER BY f.name")
+    assert [{k: v for k, v in t.items() if k != "name"} for t in tags] == \
+        [{"title": "My Song", "artist": "Me", "date": "2001", "has_cover": True}] * 2, tags
+
+
 def test_info_shows_a_backslash_and_a_line_break_apart(tmp_path: Path) -> None:
     """A QA finding: `info` showed a tag holding `C:\\new` (a backslash and an n) and one
     holding a line break alike, `C:\\new`; `query` doubles the backslash, as `ls -b`

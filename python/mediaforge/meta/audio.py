@@ -232,6 +232,55 @@ class _TagOnly:
         self.info = None
 
 
+class _FlacBlocks:
+    """A FLAC file whose stream header mutagen refuses (a sample rate of 0: a damaged or
+    half-written file), whose metadata blocks after it are whole: its Vorbis comments and
+    pictures, read from those blocks, and nothing of its stream; `refused`, why mutagen
+    would not read it."""
+
+    # Blocks read at most, and bytes of them: a file of garbage after the signature is
+    # given up on, not walked through.
+    MOST_BLOCKS, MOST_BYTES = 1024, 64 << 20
+
+    def __init__(self, path: str | bytes, refused: str) -> None:
+        from mutagen.flac import Picture, VCFLACDict
+
+        self.tags: Any = None
+        self.pictures: list[Any] = []
+        self.info = None
+        self.refused = refused
+        with open(path, "rb") as f:
+            head = f.read(10)
+            at = 0
+            if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag some rippers put first
+                at = 10 + (head[6] & 0x7F) * 2**21 + (head[7] & 0x7F) * 2**14 + (head[8] & 0x7F) * 2**7 + (head[9] & 0x7F)
+            f.seek(at)
+            if f.read(4) != b"fLaC":
+                raise ValueError("no FLAC signature")
+            read = 0
+            for _ in range(self.MOST_BLOCKS):
+                block = f.read(4)
+                if len(block) < 4:
+                    break
+                last, kind, size = block[0] & 0x80, block[0] & 0x7F, int.from_bytes(block[1:4], "big")
+                read += size
+                if read > self.MOST_BYTES:
+                    break
+                if kind in (4, 6):
+                    data = f.read(size)
+                    if len(data) < size:
+                        break
+                    with contextlib.suppress(mutagen.MutagenError, ValueError, struct.error, IndexError):
+                        if kind == 4 and self.tags is None:
+                            self.tags = VCFLACDict(data)
+                        elif kind == 6:
+                            self.pictures.append(Picture(data))
+                else:
+                    f.seek(size, os.SEEK_CUR)
+                if last:
+                    break
+
+
 def _open(path: str | bytes, container: str | None) -> Any:
     readers = _readers(container)
     if readers is None:
@@ -251,7 +300,18 @@ def _open(path: str | bytes, container: str | None) -> Any:
     if len(readers) == 1:
         # The reader itself, not mutagen's guess among one: the guess scores by the name
         # and by a tag at the start, and an MP3 with neither would be no file at all.
-        return readers[0](path)
+        try:
+            return readers[0](path)
+        except mutagen.MutagenError as e:
+            if container != "flac":
+                raise
+            try:  # its comments and pictures, where they are whole (libav read the stream)
+                blocks = _FlacBlocks(path, str(e))
+            except (OSError, ValueError):
+                raise e from None
+            if blocks.tags is None and not blocks.pictures:
+                raise
+            return blocks
     return mutagen.File(path, options=readers)
 
 
@@ -263,10 +323,14 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
 
 
 def read_audio(path: str | bytes,
-               container: str | None = None) -> tuple[dict[str, Any] | None, bytes | None, int | None]:
-    """`read_tags`' row and cover, and the bits per sample the stream's header states
-    (FLAC, ALAC, WavPack, Monkey's Audio, AIFF, WAV: 16, 24; None where it states none)."""
+               container: str | None = None) -> tuple[dict[str, Any] | None, bytes | None, int | None, str | None]:
+    """`read_tags`' row and cover, the bits per sample the stream's header states (FLAC,
+    ALAC, WavPack, Monkey's Audio, AIFF, WAV: 16, 24; None where it states none), and a
+    note where the tags were read without the stream's header, which the reader refused
+    (`_FlacBlocks`), else None."""
     f = _open(path, container)
+    note = f"the stream's header is damaged ({f.refused}): the tags were read from the blocks after it" \
+        if isinstance(f, _FlacBlocks) else None
     bits = _stated_bits(f)
     written: list[str] | None = None  # an ID3 tag's TDRC text as written, once read
     if f is not None and (type(f.tags).__name__ == "ID3" and (container == "mp3" or type(f).__name__ == "MP3")
@@ -289,7 +353,7 @@ def read_audio(path: str | bytes,
     info = _wav_info(path) if container == "wav" else {}
     if row is None:
         if not info:
-            return None, _cover(f) if f is not None else None, bits
+            return None, _cover(f) if f is not None else None, bits, note
         row = dict.fromkeys(_ROW_KEYS)
     _fill_from_info(row, info)  # a WAV file's ID3 chunk first, its RIFF INFO for the rest
     for key in ("rg_track_peak", "rg_album_peak"):
@@ -298,7 +362,7 @@ def read_audio(path: str | bytes,
     row["year"] = year_of(row["date"])
     cover = _cover(f)
     row["has_cover"] = cover is not None
-    return row, cover, bits
+    return row, cover, bits, note
 
 
 def _mend_id3(path: str | bytes, tags: Any) -> list[str]:

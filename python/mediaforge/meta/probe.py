@@ -1012,6 +1012,30 @@ def demuxed_length(path: str | bytes, by_content: bool = False, budget_s: float 
 SPAN_BUDGET_S = 10.0
 
 
+def decoded_length(path: str | bytes, by_content: bool = False, budget_s: float = SPAN_BUDGET_S) -> float | None:
+    """Seconds of sound the one sound stream decodes to, counted in samples: the length of
+    a file whose header and timestamps cannot be trusted (a FLAC whose header states no
+    sample rate: libav's timestamps then run at a rate of its own). None when it cannot
+    be told (several sound streams, nothing decodes) or decoding takes over `budget_s`."""
+    import time
+
+    deadline = time.monotonic() + budget_s
+    name = path if isinstance(path, str) else path.decode("utf-8", "surrogateescape")
+    seconds = 0.0
+    with _container(path, name, by_content) as c:
+        if len(c.streams.audio) != 1:
+            return None
+        try:
+            for n, frame in enumerate(c.decode(c.streams.audio[0])):
+                if n % 1024 == 0 and time.monotonic() > deadline:
+                    return None
+                if frame.sample_rate:
+                    seconds += frame.samples / frame.sample_rate
+        except av.error.FFmpegError:
+            pass  # damage further on: what decoded before it
+    return seconds or None
+
+
 def packet_spans(path: str | bytes, by_content: bool = False, budget_s: float = SPAN_BUDGET_S) -> dict[int, float]:
     """Seconds each audio and video stream's packets span (cover pictures aside), by
     stream index: every packet read, none decoded. A packet without a duration (a

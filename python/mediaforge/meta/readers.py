@@ -212,6 +212,7 @@ class _Result:
         self.raw_problem: str | None = None  # why rawpy did not read a RAW file
         self.low_space = False  # the thumbnail was not written: its disk is under min_free
         self.thumb_refused = False  # the thumbnail was not written: its folder refused it
+        self.by_content = False  # libav had to read the file by its content, not its name
         self.thumb_tmp: Path | None = None  # written, not yet in its place (`settle_thumb`)
 
     def fail(self, stage: str, e: BaseException | str, status: str = PARTIAL) -> None:
@@ -719,7 +720,7 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         if media["format"] == "image2" and t.kind in ("audio", "video"):
             # The name chose libav's image reader for what the scan found to be sound or
             # video (an MP3 named .jpg): read it again by its content.
-            by_content = True
+            by_content = r.by_content = True
             media, streams, picture = probe(t.path, want_picture, t.thumb_size, by_content=True)
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError, IndexError, ZeroDivisionError) as e:
         if not fallback:
@@ -932,6 +933,24 @@ def _sound_breaks(r: _Result, media: dict[str, Any], bad_at: float | None, bad: 
         r.fail("decode", f"{SOUND_BREAKS}whole: {lost:.2f} s{of} lost: damaged?")
 
 
+def _decoded_length(r: _Result, path: bytes) -> None:
+    """The length of sound whose header is damaged, as many seconds as it decodes to (its
+    packets' times may run at a rate of their own), in place of what they spanned."""
+    import av
+
+    from .probe import decoded_length
+
+    with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+        seconds = decoded_length(path, by_content=r.by_content)
+        if seconds is not None:
+            r.media["duration"] = round(seconds, 3)
+            with contextlib.suppress(OSError):
+                r.media["bitrate"] = round(os.stat(path).st_size * 8 / seconds)
+            for s in r.streams:
+                if s.get("type") == "audio":
+                    s["duration"], s["bitrate"] = r.media["duration"], r.media.get("bitrate")
+
+
 def _measured_length(r: _Result, path: bytes, by_content: bool, claimed: float | None) -> None:
     """An MP3's length and bitrate as its packets tell (read, not decoded), in place of
     libav's guess from its first frame's bitrate, where the two differ."""
@@ -1062,11 +1081,15 @@ def _tags(r: _Result) -> None:
 
     t = r.task
     try:
-        row, cover, bits = read_audio(t.path, r.media.get("format"))
+        row, cover, bits, note = read_audio(t.path, r.media.get("format"))
     except Exception as e:  # noqa: BLE001 - mutagen raises MutagenError and plain errors alike
         if r.status != ERROR:  # (a file libav could not read either: its one row says so)
             r.fail("tags", e)
         return
+    if note is not None:  # a FLAC whose header mutagen refused, its tags read after it
+        r.fail("tags", note)
+        if t.meta and r.status != ERROR:
+            _decoded_length(r, t.path)
     if cover is None and any(s.get("is_cover") for s in r.streams):
         # A cover libav sees that the tag reader does not (a Matroska attachment).
         from .probe import attached_cover
