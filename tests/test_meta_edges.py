@@ -472,6 +472,21 @@ def test_a_flac_whose_header_states_no_sample_rate_keeps_its_tags_cover_and_leng
     assert [{k: v for k, v in t.items() if k != "name"} for t in tags] == \
         [{"title": "My Song", "artist": "Me", "date": "2001", "has_cover": True}] * 2, tags
 
+    # As versions before read it, in a catalog of schema 28: the next scan reads it again.
+    import duckdb
+
+    with duckdb.connect(str(catalog)) as con:
+        (damaged,) = con.execute("SELECT blake3 FROM files WHERE name = 'rate0.flac'").fetchone()
+        con.execute("DELETE FROM tags_audio WHERE blake3 = ?", [damaged])
+        con.execute("UPDATE media SET duration = 1.561 WHERE blake3 = ?", [damaged])
+        con.execute("UPDATE meta_errors SET message = 'A sample rate value of 0 is invalid' WHERE blake3 = ?",
+                    [damaged])
+        con.execute("UPDATE meta SET value = '28' WHERE key = 'schema_version'")
+    res = run_cli("scan", lib, "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 1, (res.out, res.err)
+    assert _media(catalog)["rate0.flac"]["duration"] == got["duration"]
+    assert rows(catalog, "SELECT title FROM tags_audio WHERE blake3 = ?", [damaged]) == [{"title": "My Song"}]
+
 
 def test_info_shows_a_backslash_and_a_line_break_apart(tmp_path: Path) -> None:
     """A QA finding: `info` showed a tag holding `C:\\new` (a backslash and an n) and one

@@ -537,11 +537,15 @@ MIGRATIONS[28] = [
 # sound is lost, an ADTS AAC file) took its first text frame's value as its date (its
 # title, say "1999 Remix": year 1999), not its `TDRC` frame's. The `media` rows of
 # sound whose date is another of its tags, or does not start with a year, go, to be
-# extracted again as for version 19 (the few others this takes read as they did).
+# extracted again as for version 19 (the few others this takes read as they did). So do
+# those of FLAC contents whose tags could not be read (mutagen refuses a whole file whose
+# stream header states a sample rate of 0): their tags and cover are read now from the
+# blocks after the header, and their length is what they decode to.
 MIGRATIONS[29] = [
     r"""DELETE FROM media WHERE blake3 IN (SELECT blake3 FROM tags_audio WHERE date IS NOT NULL
        AND (date IN (title, artist, album, album_artist, genre, composer)
             OR NOT regexp_matches(date, '^\s*[0-9]{4}')))""",
+    "DELETE FROM media WHERE format = 'flac' AND blake3 IN (SELECT blake3 FROM meta_errors WHERE stage = 'tags')",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another
