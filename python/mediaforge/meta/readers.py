@@ -943,12 +943,18 @@ def _decoded_length(r: _Result, path: bytes) -> None:
     with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
         seconds = decoded_length(path, by_content=r.by_content)
         if seconds is not None:
-            r.media["duration"] = round(seconds, 3)
-            with contextlib.suppress(OSError):
-                r.media["bitrate"] = round(os.stat(path).st_size * 8 / seconds)
-            for s in r.streams:
-                if s.get("type") == "audio":
-                    s["duration"], s["bitrate"] = r.media["duration"], r.media.get("bitrate")
+            _sound_lasts(r, path, seconds)
+
+
+def _sound_lasts(r: _Result, path: bytes, seconds: float) -> None:
+    """Sound alone lasts `seconds`: its length, and the bitrate that makes, in its row and
+    its sound stream's."""
+    r.media["duration"] = round(seconds, 3)
+    with contextlib.suppress(OSError):
+        r.media["bitrate"] = round(os.stat(path).st_size * 8 / seconds)
+    for s in r.streams:
+        if s.get("type") == "audio":
+            s["duration"], s["bitrate"] = r.media["duration"], r.media.get("bitrate")
 
 
 def _measured_length(r: _Result, path: bytes, by_content: bool, claimed: float | None) -> None:
@@ -961,12 +967,7 @@ def _measured_length(r: _Result, path: bytes, by_content: bool, claimed: float |
     with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
         measured = demuxed_length(path, by_content, SPAN_BUDGET_S)  # (else libav's guess stands)
         if measured and (not claimed or abs(measured - claimed) > max(0.5, claimed / 200)):
-            r.media["duration"] = round(measured, 3)
-            with contextlib.suppress(OSError):
-                r.media["bitrate"] = round(os.stat(path).st_size * 8 / measured)
-            for s in r.streams:
-                if s.get("type") == "audio":
-                    s["duration"], s["bitrate"] = r.media["duration"], r.media.get("bitrate")
+            _sound_lasts(r, path, measured)
 
 
 def _mp3_stated(path: bytes) -> Mp3Stated | None:
