@@ -48,11 +48,12 @@ def test_a_truncated_catalog_gives_exit_5(media_tree: MediaTree, tmp_path: Path,
     assert bad.read_bytes() == before  # left as it was, for recovery
 
 
-@pytest.mark.parametrize("version", ["seven", "-1", "0"])
+@pytest.mark.parametrize("version", ["seven", "-1", "0", " 1", "\u0661\u0662"])
 def test_a_schema_version_that_is_not_a_number_gives_exit_5(media_tree: MediaTree, tmp_path: Path,
                                                            version: str) -> None:
     """And one below 1 (a QA finding: "internal error: KeyError: 0", exit 1, from every
-    command; 0 was a doubled line from a read, and exit 7 from a scan)."""
+    command; 0 was a doubled line from a read, and exit 7 from a scan), or not in ASCII
+    digits alone (a review finding: Arabic-Indic "12" ran the migrations from 12 again)."""
     import duckdb
 
     cat = tmp_path / "cat.duckdb"

@@ -3,6 +3,7 @@ catalog that opens, holds no duplicates, and is completed by the next scan."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -495,6 +496,24 @@ def test_a_ctrl_c_before_a_reading_command_began_says_nothing_was_done(tmp_path:
         said.add(text.strip().split(": ", 2)[-1])
     assert said and said <= {"interrupted before the command began: nothing was done",
                               "interrupted: `stats` only reads the catalog; run it again"}, said
+
+
+def test_a_ctrl_c_ignored_from_the_start_stays_ignored(tmp_path: Path) -> None:
+    """A review finding: a command started with Ctrl-C ignored (a script's `mediaforge ...
+    &`, which the shell shields from the terminal's Ctrl-C so) took it back as it started,
+    and a Ctrl-C meant for the script stopped it. It runs on to its end."""
+    catalog = _one_file_catalog(tmp_path)
+    for delay in (0.02, 0.3):
+        p = subprocess.Popen(cli_cmd("query", "SELECT count(*) AS n FROM range(300000000) t(x) WHERE x % 7 = 1",
+                                     "-f", "json"), env=cli_env(catalog), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            time.sleep(delay)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=120)
+        finally:
+            stop(p)
+        assert p.returncode == 0 and json.loads(out) == [{"n": 42857143}], (delay, err)
 
 
 # Sends a real signal (SIGINT, SIGTERM) `delay` seconds after the interpreter first looks

@@ -437,6 +437,17 @@ def test_the_date_of_an_id3_tag_with_no_sound_is_its_tdrc_frame_not_its_title(tm
     assert after["song.mp3"] == before["song.mp3"] and after["lost.mp3"] != before["lost.mp3"]
 
 
+def _picture_claims_too_much(flac: bytes) -> bytes:
+    """The FLAC file `flac` with its picture block's MIME type claiming 4 GiB."""
+    at = 4
+    while True:
+        kind, size = flac[at] & 0x7F, int.from_bytes(flac[at + 1:at + 4], "big")
+        if kind == 6:  # PICTURE: its type (4 bytes), then the MIME type's length
+            return flac[:at + 8] + (0xFFFFFFF0).to_bytes(4, "big") + flac[at + 12:]
+        assert not flac[at] & 0x80, "no picture block"
+        at += 4 + size
+
+
 def test_a_flac_whose_header_states_no_sample_rate_keeps_its_tags_cover_and_length(tmp_path: Path) -> None:
     """A QA finding: a FLAC whose stream header states a sample rate of 0 (damaged) lost
     its tags and cover, for mutagen refuses the whole file, and its length was stored as
@@ -457,22 +468,31 @@ def test_a_flac_whose_header_states_no_sample_rate_keeps_its_tags_cover_and_leng
     f.save()
     data = bytearray(whole.read_bytes())
     assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first: its rate, 20 bits at byte 18
+    (lib / "badpicture.flac").write_bytes(_picture_claims_too_much(bytes(data)))
     data[18], data[19], data[20] = 0, 0, data[20] & 0x0F
     (lib / "rate0.flac").write_bytes(bytes(data))
     catalog = _scanned(lib, tmp_path)
     media = _media(catalog)
+    # A picture block that claims more than the file holds loses the picture alone.
+    bad = media.pop("badpicture.flac")
+    assert bad["status"] == "partial" and abs(bad["duration"] - 3.0) < 0.05, bad
+    assert [(stage, re.sub("read [0-9]+ bytes", "read N bytes", m)) for stage, m in bad["errors"]] == [
+        ("tags", "file said 4294967280 bytes, read N bytes: the tags were read from the blocks that are whole")]
+    assert rows(catalog, "SELECT title, has_cover FROM tags_audio WHERE blake3 = ?", [bad["blake3"]]) == \
+        [{"title": "My Song", "has_cover": False}]
     assert media["whole.flac"]["status"] == "ok" and media["whole.flac"]["errors"] == []
     got = media["rate0.flac"]
     assert got["status"] == "partial", got
-    assert got["errors"] == [("tags", "the stream's header is damaged (A sample rate value of 0 is invalid): the "
-                                      "tags were read from the blocks after it")], got["errors"]
+    assert got["errors"] == [("tags", "A sample rate value of 0 is invalid: the tags were read from the blocks "
+                                      "that are whole")], got["errors"]
     assert abs(got["duration"] - 3.0) < 0.05 and got["thumb"], got
     tags = rows(catalog, "SELECT f.name, t.title, t.artist, t.date, t.has_cover FROM files f JOIN tags_audio t "
-                         "USING (blake3) ORDER BY f.name")
+                         "USING (blake3) WHERE f.name <> 'badpicture.flac' ORDER BY f.name")
     assert [{k: v for k, v in t.items() if k != "name"} for t in tags] == \
         [{"title": "My Song", "artist": "Me", "date": "2001", "has_cover": True}] * 2, tags
 
-    # As versions before read it, in a catalog of schema 28: the next scan reads it again.
+    # As versions before read it, in a catalog of schema 28: the next scan reads it again
+    # (and the other FLAC whose tags have a note).
     import duckdb
 
     with duckdb.connect(str(catalog)) as con:
@@ -483,7 +503,7 @@ def test_a_flac_whose_header_states_no_sample_rate_keeps_its_tags_cover_and_leng
                     [damaged])
         con.execute("UPDATE meta SET value = '28' WHERE key = 'schema_version'")
     res = run_cli("scan", lib, "--json", catalog=catalog)
-    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 1, (res.out, res.err)
+    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 2, (res.out, res.err)
     assert _media(catalog)["rate0.flac"]["duration"] == got["duration"]
     assert rows(catalog, "SELECT title FROM tags_audio WHERE blake3 = ?", [damaged]) == [{"title": "My Song"}]
 

@@ -129,6 +129,7 @@ def test_relative_paths_in_a_deleted_current_folder_exit_3(catalog: Path, tmp_pa
     'SELECT delete FROM (SELECT 1 AS "delete")',
     'SELECT insert or false FROM (SELECT true AS "insert")',
     'SELECT 1 AS a, merge FROM (SELECT 2 AS "merge") WHERE merge IN (SELECT 2)',
+    'SELECT (copy), truncate FROM (SELECT 1 AS "copy", 2 AS "truncate")',
 ])
 def test_reading_statements_run(catalog: Path, sql: str) -> None:
     """What docs/cli.md lets `query` run: an EXPLAIN of a PIVOT, a PIVOT after a WITH,
@@ -147,6 +148,12 @@ def test_reading_statements_run(catalog: Path, sql: str) -> None:
     "WITH d AS (DELETE FROM files RETURNING *) PIVOT d ON kind USING count(*)",
     "WITH d AS (WITH e AS (SELECT 1) DELETE FROM files RETURNING *) SELECT 1",
     "WITH d AS (INSERT INTO tags SELECT * FROM tags RETURNING *) SELECT 1",
+    # (A review finding: a CTE's COPY wrote a file, past the read-only catalog.)
+    "WITH d AS (COPY (SELECT path FROM files) TO 'leak.csv') SELECT 1",
+    "WITH d AS (COPY files TO 'leak.csv') SELECT 1",
+    "WITH d AS (COPY files TO 'leak.parquet' (FORMAT parquet)) FROM files LIMIT 1",
+    "EXPLAIN ANALYZE WITH d AS (COPY files TO 'leak.csv') SELECT 1",
+    "WITH d AS (TRUNCATE media) SELECT 1",
     "WITH d AS (SELECT 1) UPDATE files SET size = 2",
     "EXPLAIN ANALYZE DELETE FROM files",
     "EXPLAIN ANALYZE UPDATE files SET size = 0",
@@ -155,12 +162,28 @@ def test_reading_statements_run(catalog: Path, sql: str) -> None:
     "CREATE TABLE x (a INT)", "DROP TABLE files", "COPY files TO 'x.csv'", "ATTACH 'other.duckdb'",
     "SET threads = 1", "PRAGMA threads = 1", "CHECKPOINT",
 ])
-def test_writing_statements_are_refused(catalog: Path, sql: str) -> None:
-    """Every statement that writes, however it is dressed, is refused before it runs."""
-    res = run_cli("query", sql, catalog=catalog)
+def test_writing_statements_are_refused(catalog: Path, sql: str, tmp_path: Path) -> None:
+    """Every statement that writes, however it is dressed, is refused before it runs (and
+    writes no file where it runs)."""
+    here = tmp_path / "here"
+    here.mkdir()
+    res = run_cli("query", sql, catalog=catalog, cwd=here)
+    assert list(here.iterdir()) == []
     assert res.rc == 6, res.err
     assert_one_line_error(res.err)
     assert "refused" in res.err or "Parser Error" in res.err, res.err
+
+
+@pytest.mark.parametrize("sql", ["SELECT error('checksum mismatch in my data')",
+                                 "SELECT 'Corrupt database file checksum.jpg'::INT"])
+def test_a_statement_s_own_error_about_a_checksum_is_no_damaged_catalog(catalog: Path, sql: str) -> None:
+    """A review finding: an error was called a damaged catalog (exit 5, "move it aside and
+    scan again") by its text alone, a query's own `error()` or a value it quotes (a file
+    named `checksum.jpg` a CAST could not read) too. Those are SQL errors, exit 6."""
+    res = run_cli("query", sql, catalog=catalog)
+    assert res.rc == 6, res.err
+    assert_one_line_error(res.err, "SQL error")
+    assert "damaged" not in res.err
 
 
 def test_csv_keeps_an_empty_blob_apart_from_null(catalog: Path) -> None:

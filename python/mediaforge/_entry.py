@@ -42,7 +42,10 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
 
 def take_ctrl_c_while_starting() -> None:
     try:
-        _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+        # One ignored from the start stays so (a script's `mediaforge ... &`, which the
+        # shell shields from the terminal's Ctrl-C so).
+        if _signal.getsignal(_signal.SIGINT) != _signal.SIG_IGN:
+            _signal.signal(_signal.SIGINT, _interrupted_while_starting)
     except ValueError:  # not the main thread: signals are not ours to set
         pass
 

@@ -103,7 +103,8 @@ def _main_word(words: list[tuple[int, str]]) -> int | None:
 
 def _writes_inside(words: list[tuple[int, str]]) -> bool:
     """Whether the tokens hold a writing clause anywhere (DELETE FROM, INSERT INTO, UPDATE
-    table SET, MERGE INTO, UPDATE EXTENSIONS), as a data-modifying CTE does."""
+    table SET, MERGE INTO, UPDATE EXTENSIONS, COPY, TRUNCATE), as a data-modifying CTE
+    does (a `COPY ... TO` there writes a file, past the catalog's read-only opening)."""
     up = [w.upper() for _, w in words]
     for k, w in enumerate(up):
         # A clause starts the statement, or a CTE's body (`AS (`, or after the body's own
@@ -114,6 +115,7 @@ def _writes_inside(words: list[tuple[int, str]]) -> bool:
         after = up[k + 1:k + 6]
         if ((w == "DELETE" and after[:1] == ["FROM"]) or (w == "INSERT" and after[:1] in (["INTO"], ["OR"]))
                 or (w == "MERGE" and after[:1] == ["INTO"])
+                or (w in ("COPY", "TRUNCATE") and bool(after) and (_name(after[0]) or after[0] == "("))
                 or (w == "UPDATE" and (after[:1] == ["EXTENSIONS"] or _sets(up[k + 1:k + 12])))):
             return True
     return False

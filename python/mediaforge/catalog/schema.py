@@ -535,8 +535,9 @@ MIGRATIONS[28] = [
 
 # Version 29: a sound whose ID3 tag was read with no help from its stream (an MP3 whose
 # sound is lost, an ADTS AAC file) took its first text frame's value as its date (its
-# title, say "1999 Remix": year 1999), not its `TDRC` frame's. The `media` rows of
-# sound whose date is another of its tags, or does not start with a year, go, to be
+# title, say "1999 Remix": year 1999; or its length, `TLEN` "215000": year 2150), not its
+# `TDRC` frame's. The `media` rows of sound whose date is another of its tags, or is no
+# date as ID3 writes one (2019, 2019-05, 2019-05-04, 2019-05-04T10:00), go, to be
 # extracted again as for version 19 (the few others this takes read as they did). So do
 # those of FLAC contents whose tags could not be read (mutagen refuses a whole file whose
 # stream header states a sample rate of 0): their tags and cover are read now from the
@@ -544,7 +545,7 @@ MIGRATIONS[28] = [
 MIGRATIONS[29] = [
     r"""DELETE FROM media WHERE blake3 IN (SELECT blake3 FROM tags_audio WHERE date IS NOT NULL
        AND (date IN (title, artist, album, album_artist, genre, composer)
-            OR NOT regexp_matches(date, '^\s*[0-9]{4}')))""",
+            OR NOT regexp_full_match(trim(date), '[0-9]{4}(-[0-9]{2}(-[0-9]{2}([T ][0-9]{2}(:[0-9]{2}){0,2})?)?)?')))""",
     "DELETE FROM media WHERE format = 'flac' AND blake3 IN (SELECT blake3 FROM meta_errors WHERE stage = 'tags')",
 ]
 

@@ -194,10 +194,20 @@ def is_corruption(e: BaseException) -> bool:
     return isinstance(e, (duckdb.Error, RuntimeError)) and tells_of_corruption(e)
 
 
+# Errors of a statement and its data, never of the file: a query's own `error('...')`, a
+# value that does not convert, a name not bound; whatever their text says.
+_STATEMENT_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.BinderException,
+                     duckdb.ParserException, duckdb.CatalogException, duckdb.ConstraintException)
+
+
 def tells_of_corruption(e: BaseException) -> bool:
     """Whether an error's text is DuckDB's about a damaged file, whoever passed it on (the
-    Rust core, reading the catalog's rows through Arrow, wraps it in its own error)."""
-    return bool(_NOT_DB.search(str(e)))
+    Rust core, reading the catalog's rows through Arrow, wraps it in its own error). Not
+    in the values it quotes (a file named `checksum.jpg` a CAST could not read), nor in a
+    statement's own errors."""
+    if isinstance(e, _STATEMENT_ERRORS):
+        return False
+    return bool(_NOT_DB.search(re.sub(r"'(?:[^']|'')*'", "''", str(e))))
 
 
 # The catalog this process opened last: the one a damaged block met anywhere is in.
@@ -402,11 +412,11 @@ class Catalog:
         meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("application") != APPLICATION or "schema_version" not in meta:
             raise CatalogInvalidError(f"{self.path} is a DuckDB database but not a MediaForge catalog")
-        try:
-            version = int(meta["schema_version"])
-        except (TypeError, ValueError):
+        # ASCII digits as written, alone (`int` would take " 28" and Arabic-Indic digits).
+        if not re.fullmatch("[0-9]{1,9}", meta["schema_version"] or ""):
             raise CatalogInvalidError(f"catalog {self.path} is damaged: its schema_version "
-                                      f"{meta['schema_version']!r} is not a number") from None
+                                      f"{meta['schema_version']!r} is not a number")
+        version = int(meta["schema_version"])
         if version < 1:  # (every catalog ever written says 1 or more)
             raise CatalogInvalidError(f"catalog {self.path} is damaged: its schema_version "
                                       f"{meta['schema_version']!r} is no version (they start at 1)")

@@ -233,10 +233,11 @@ class _TagOnly:
 
 
 class _FlacBlocks:
-    """A FLAC file whose stream header mutagen refuses (a sample rate of 0: a damaged or
-    half-written file), whose metadata blocks after it are whole: its Vorbis comments and
-    pictures, read from those blocks, and nothing of its stream; `refused`, why mutagen
-    would not read it."""
+    """A FLAC file mutagen refuses whole for one damaged block (a stream header stating a
+    sample rate of 0, a picture block claiming more bytes than the file holds): its
+    Vorbis comments and pictures, read from the blocks that are whole, and nothing of its
+    stream; `refused`, why mutagen would not read it; `no_rate`, whether its stream
+    header states no sample rate (or is not there), so its packets' times are no clock."""
 
     # Blocks read at most, and bytes of them: a file of garbage after the signature is
     # given up on, not walked through.
@@ -249,11 +250,13 @@ class _FlacBlocks:
         self.pictures: list[Any] = []
         self.info = None
         self.refused = refused
+        self.no_rate = True
         with open(path, "rb") as f:
             head = f.read(10)
             at = 0
             if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag some rippers put first
                 at = 10 + (head[6] & 0x7F) * 2**21 + (head[7] & 0x7F) * 2**14 + (head[8] & 0x7F) * 2**7 + (head[9] & 0x7F)
+                at += 10 if head[5] & 0x10 else 0  # its footer
             f.seek(at)
             if f.read(4) != b"fLaC":
                 raise ValueError("no FLAC signature")
@@ -266,7 +269,10 @@ class _FlacBlocks:
                 read += size
                 if read > self.MOST_BYTES:
                     break
-                if kind in (4, 6):
+                if kind == 0 and size >= 18:  # STREAMINFO: the sample rate, 20 bits at byte 10
+                    info = f.read(size)
+                    self.no_rate = len(info) < 13 or int.from_bytes(info[10:13], "big") >> 4 == 0
+                elif kind in (4, 6):
                     data = f.read(size)
                     if len(data) < size:
                         break
@@ -323,14 +329,14 @@ def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str
 
 
 def read_audio(path: str | bytes,
-               container: str | None = None) -> tuple[dict[str, Any] | None, bytes | None, int | None, str | None]:
+               container: str | None = None) -> tuple[dict[str, Any] | None, bytes | None, int | None, Any]:
     """`read_tags`' row and cover, the bits per sample the stream's header states (FLAC,
-    ALAC, WavPack, Monkey's Audio, AIFF, WAV: 16, 24; None where it states none), and a
-    note where the tags were read without the stream's header, which the reader refused
-    (`_FlacBlocks`), else None."""
+    ALAC, WavPack, Monkey's Audio, AIFF, WAV: 16, 24; None where it states none), and,
+    where mutagen refused a FLAC file whose tags were then read block by block, those
+    blocks (`_FlacBlocks`: why it was refused, whether the header states a rate); else
+    None."""
     f = _open(path, container)
-    note = f"the stream's header is damaged ({f.refused}): the tags were read from the blocks after it" \
-        if isinstance(f, _FlacBlocks) else None
+    flac = f if isinstance(f, _FlacBlocks) else None
     bits = _stated_bits(f)
     written: list[str] | None = None  # an ID3 tag's TDRC text as written, once read
     if f is not None and (type(f.tags).__name__ == "ID3" and (container == "mp3" or type(f).__name__ == "MP3")
@@ -353,7 +359,7 @@ def read_audio(path: str | bytes,
     info = _wav_info(path) if container == "wav" else {}
     if row is None:
         if not info:
-            return None, _cover(f) if f is not None else None, bits, note
+            return None, _cover(f) if f is not None else None, bits, flac
         row = dict.fromkeys(_ROW_KEYS)
     _fill_from_info(row, info)  # a WAV file's ID3 chunk first, its RIFF INFO for the rest
     for key in ("rg_track_peak", "rg_album_peak"):
@@ -362,7 +368,7 @@ def read_audio(path: str | bytes,
     row["year"] = year_of(row["date"])
     cover = _cover(f)
     row["has_cover"] = cover is not None
-    return row, cover, bits, note
+    return row, cover, bits, flac
 
 
 def _mend_id3(path: str | bytes, tags: Any) -> list[str]:

@@ -1026,8 +1026,8 @@ def decoded_length(path: str | bytes, by_content: bool = False, budget_s: float 
         if len(c.streams.audio) != 1:
             return None
         try:
-            for n, frame in enumerate(c.decode(c.streams.audio[0])):
-                if n % 1024 == 0 and time.monotonic() > deadline:
+            for frame in c.decode(c.streams.audio[0]):
+                if time.monotonic() > deadline:  # (each frame: one may hold 65,535 samples of 8 channels)
                     return None
                 if frame.sample_rate:
                     seconds += frame.samples / frame.sample_rate

@@ -1082,14 +1082,14 @@ def _tags(r: _Result) -> None:
 
     t = r.task
     try:
-        row, cover, bits, note = read_audio(t.path, r.media.get("format"))
+        row, cover, bits, flac = read_audio(t.path, r.media.get("format"))
     except Exception as e:  # noqa: BLE001 - mutagen raises MutagenError and plain errors alike
         if r.status != ERROR:  # (a file libav could not read either: its one row says so)
             r.fail("tags", e)
         return
-    if note is not None:  # a FLAC whose header mutagen refused, its tags read after it
-        r.fail("tags", note)
-        if t.meta and r.status != ERROR:
+    if flac is not None:  # a FLAC mutagen refused, its tags read block by block
+        r.fail("tags", f"{flac.refused}: the tags were read from the blocks that are whole")
+        if flac.no_rate and t.meta and r.status != ERROR:
             _decoded_length(r, t.path)
     if cover is None and any(s.get("is_cover") for s in r.streams):
         # A cover libav sees that the tag reader does not (a Matroska attachment).
