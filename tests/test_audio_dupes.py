@@ -162,6 +162,39 @@ def test_the_default_keep_of_near_duplicates_is_the_best_copy(music) -> None:
     assert "song.flac (0:20.0, lossless," in res.out and "kb/s" in res.out.split("song.mp3", 1)[1].split("\n")[0]
 
 
+def test_cover_art_does_not_make_a_lower_bitrate_copy_best(tmp_path: Path) -> None:
+    """A QA finding: a 128 kb/s MP3 holding a 3.5 MB cover read as 595 kb/s (the file's
+    size over its length), and `--keep best` (and `highest-bitrate`) kept it over the
+    320 kb/s copy, which the dry run then trashed. The sound's own bitrate is compared,
+    and shown."""
+    import io
+
+    import numpy as np
+    from mutagen.id3 import APIC, ID3
+    from PIL import Image
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    song = song_pcm(3, 30.0, RATE)
+    write_audio(lib / "song 320.mp3", song, RATE, "libmp3lame", "mp3", 320_000)
+    write_audio(lib / "song 128 cover.mp3", song, RATE, "libmp3lame", "mp3", 128_000)
+    cover = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(cover, "JPEG", quality=98)
+    tags = ID3()
+    tags.add(APIC(encoding=3, mime="image/jpeg", type=3, desc="Cover", data=cover.getvalue()))
+    tags.save(str(lib / "song 128 cover.mp3"))
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert run_cli("dupes", "--similar", "--kind", "audio", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT max(bitrate) > 500000 AS inflated FROM media") == [{"inflated": True}]
+    for keep in ([], ["--keep", "highest-bitrate"]):
+        res = run_cli("dedupe", "--similar", "--kind", "audio", *keep, catalog=catalog)
+        assert res.rc == 0, res.err
+        assert "keep " + str(lib / "song 320.mp3") + " (0:30.0, 320 kb/s" in res.out, res.out
+        assert str(lib / "song 128 cover.mp3") + " (0:30.0, 128 kb/s" in res.out, res.out
+
+
 def test_cuts_of_different_lengths_are_no_group(tmp_path: Path) -> None:
     """Each of a 2 s and a 4 s cut of one song is within the guard's second of a 3 s cut,
     but not of each other: they never share a group (whose dedupe would keep one cut and

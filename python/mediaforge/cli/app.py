@@ -944,7 +944,7 @@ def dupes_cmd(
     """Duplicate groups: exact copies by BLAKE3, or with --similar near-duplicates."""
     from ..dupes import (DEFAULT_RADIUS, drop_colourless_pairs, exact_groups, similar_audio, similar_groups,
                          similar_videos, still_videos)
-    from ..dupes.find import AUDIO_MAX_BER, LOOSE_BER, LOOSE_RADIUS, check_threshold
+    from ..dupes.find import AUDIO_MAX_BER, LOOSE_BER, LOOSE_PICTURE_RADIUS, LOOSE_RADIUS, check_threshold
     from . import _to_stderr
 
     g = _globals(ctx)
@@ -959,14 +959,14 @@ def dupes_cmd(
         if kind not in SIMILAR_KINDS:
             raise InvalidInputError("--similar compares pictures (--kind image, the default, RAW files included), "
                                     "videos (--kind video) or sound (--kind audio)")
-        loose = LOOSE_BER if kind == "audio" else LOOSE_RADIUS
+        loose = {"audio": LOOSE_BER, "image": LOOSE_PICTURE_RADIUS}.get(kind, LOOSE_RADIUS)
         if threshold is not None:
             check_threshold(kind, threshold)
         if threshold is not None and threshold > loose:  # checked before the (long) fingerprinting
+            what = {"audio": "recordings", "image": "pictures (pages of one layout, screenshots of one app)"}
             _to_stderr(f"mediaforge: warning: --threshold {threshold} is loose (over {loose}"
                        f"{' percent' if kind == 'audio' else ' bits'}): groups may join unrelated "
-                       f"{'recordings' if kind == 'audio' else 'pictures' if kind == 'image' else 'videos'}; "
-                       "check them before `dedupe --similar --apply`")
+                       f"{what.get(kind, 'videos')}; check them before `dedupe --similar --apply`")
         # Writes the groups to the catalog's similar_groups table, so it needs the write lock.
         with open_catalog(g.catalog) as cat:
             _fingerprint_missing(cat, kind, g.quiet)

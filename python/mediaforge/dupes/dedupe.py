@@ -53,7 +53,7 @@ from ..errors import InvalidInputError, PathIOError, PathNotFoundError, first_li
 from ..fsops import (CAP_FOWNER, absolute, alive, exchange, give_back, has_capability, may_give, new_tmp, rename_new,
                      sweep_stale, sync_folder, time_ns, xattrs)
 from ..stop import Stop
-from .find import BEST_ORDER, NOT_BY_DEFAULT, copies_sql, numbered_groups_sql
+from .find import BEST_ORDER, NOT_BY_DEFAULT, RATE, copies_sql, numbered_groups_sql
 
 ACTIONS = ("hardlink", "symlink", "reflink", "move-to", "trash")
 SIMILAR_ACTIONS = ("move-to", "trash")
@@ -65,7 +65,7 @@ RULE_ORDERS = {
     "shortest-path": "length(f.path)",
     "longest-path": "length(f.path) DESC",
     "largest-resolution": "m.width::BIGINT * m.height DESC NULLS LAST, f.size DESC",
-    "highest-bitrate": "m.bitrate DESC NULLS LAST, f.size DESC",
+    "highest-bitrate": f"{RATE} DESC NULLS LAST, f.size DESC",
     "oldest-taken": "coalesce(m.taken_at, m.created_at) NULLS LAST, f.mtime_ns",
     "biggest": "f.size DESC",
     "best": BEST_ORDER,  # the default with --similar
@@ -666,14 +666,19 @@ def similar_made(cat: Catalog, method: str) -> tuple[int, datetime] | None:
 
 def media_notes(cat: Catalog, steps: Sequence[Step]) -> dict[str, str]:
     """A few words on each content of a near-duplicate plan, by BLAKE3, for the user to
-    see why one stays: pixels, length, bitrate, lossless sound."""
+    see why one stays: pixels, the camera its EXIF names, length, bitrate, lossless
+    sound."""
     digests = sorted({d for s in steps for d in (s.blake3, s.keep_blake3) if d})
     notes: dict[str, str] = {}
-    for digest, kind, w, h, secs, rate, lossless in cat.con.execute("""
-            SELECT m.blake3, m.kind, m.width, m.height, m.duration, m.bitrate, a.lossless
+    for digest, kind, w, h, secs, rate, lossless, camera in cat.con.execute(f"""
+            SELECT m.blake3, m.kind, m.width, m.height, m.duration, {RATE}, a.lossless,
+                   (SELECT coalesce(e.model, e.make, CASE WHEN e.taken_at IS NOT NULL THEN 'camera EXIF' END)
+                    FROM exif e WHERE e.blake3 = m.blake3)
             FROM media m LEFT JOIN tags_audio a USING (blake3)
             WHERE m.blake3 IN (SELECT unnest(?::VARCHAR[]))""", [digests]).fetchall():
         words = [f"{w}x{h}"] if w and h and kind in ("image", "raw", "video") else []
+        if kind in ("image", "raw"):  # (a copy that lost its camera's EXIF is a copy)
+            words.append(camera or "no camera EXIF")
         if secs and kind in ("video", "audio"):
             words.append(f"{int(secs // 60)}:{secs % 60:04.1f}")
         if lossless:

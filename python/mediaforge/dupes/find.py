@@ -366,8 +366,11 @@ AUDIO_MAX_BER = 25
 
 # Thresholds past which a group may well join unrelated files, and `dupes` says so: two
 # unrelated pictures' 64-bit pHashes differ in about 32 bits, and past 16 the chance
-# ones within reach grow fast; unrelated music differs in about half its fingerprint bits.
+# ones within reach grow fast; past 11, the finer pHash's check (`fine_radius`: 72 bits
+# at 12) lets through pages of one layout and screenshots of one app, about 70 apart;
+# unrelated music differs in about half its fingerprint bits.
 LOOSE_RADIUS = 16
+LOOSE_PICTURE_RADIUS = 11
 LOOSE_BER = 35
 
 
@@ -420,19 +423,32 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
 # ties with the colour one it came from; a picture is grey by its pixels, which the
 # hash's decode measured, else by its mode: a black-and-white photo saved as RGB is grey;
 # a RAW not measured counts as colour; a video is grey when every fingerprint frame is,
-# and counts as colour when fingerprinted before schema 28), then a lossless sound over a lossy one, then bitrate,
+# and counts as colour when fingerprinted before schema 28), then a picture holding its camera's EXIF over one
+# without (`CAMERA`: of two with the same pixels, the one that lost it is the copy), then a lossless sound over
+# a lossy one, then bitrate,
 # then length (a version cut shorter loses to the whole one), then size (the less
 # compressed of two equal pictures), then age, then the shortest path. For exact copies
 # every media column ties, and it keeps the oldest.
 _GREY_MODES = "(" + ", ".join(f"'{mode}'" for mode in sorted(GREY_MODES)) + ")"
+# A content's bitrate as a keep rule compares it, over media m: for sound, its sound
+# stream's (the file's own counts its cover art: a 128 kb/s MP3 holding a 3.5 MB cover
+# read as 595 kb/s, over a 320 kb/s copy), else the file's as a whole.
+RATE = ("CASE WHEN m.kind = 'audio' THEN coalesce((SELECT max(s.bitrate) FROM streams s WHERE s.blake3 = m.blake3 "
+        "AND s.type = 'audio' AND s.bitrate > 0), m.bitrate) ELSE m.bitrate END")
+# Whether a picture's content holds what its camera wrote (a make, a model or a date
+# taken): a copy of the same pixels without it (a PNG export, a re-save at a higher
+# quality, a filtered copy) came from it and lost it.
+CAMERA = ("EXISTS (SELECT 1 FROM exif e WHERE e.blake3 = f.blake3 "
+          "AND (e.make IS NOT NULL OR e.model IS NOT NULL OR e.taken_at IS NOT NULL))")
 BEST_ORDER = ("EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = f.blake3 AND e.stage = 'decode'), "
               "CASE WHEN f.kind IN ('image', 'raw', 'video') THEN m.width::BIGINT * m.height END DESC NULLS LAST, "
               "CASE WHEN f.kind IN ('image', 'raw') THEN coalesce((SELECT h.grey FROM image_hashes h "
               f"WHERE h.blake3 = f.blake3), m.mode IN {_GREY_MODES}, false) "
               "WHEN f.kind = 'video' THEN coalesce((SELECT bool_and(h.grey) FROM video_hashes h "
               "WHERE h.blake3 = f.blake3), false) END NULLS LAST, "
+              f"CASE WHEN f.kind IN ('image', 'raw') THEN {CAMERA} END DESC NULLS LAST, "
               "(SELECT a.lossless FROM tags_audio a WHERE a.blake3 = f.blake3) DESC NULLS LAST, "
-              "m.bitrate DESC NULLS LAST, m.duration DESC NULLS LAST, f.size DESC, f.mtime_ns")
+              f"{RATE} DESC NULLS LAST, m.duration DESC NULLS LAST, f.size DESC, f.mtime_ns")
 
 
 def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
