@@ -2923,3 +2923,74 @@ def test_a_file_whose_twin_takes_its_sidecar_is_searched_as_it_is_now(tmp_path: 
     (lib / "IMG_1.png").unlink()  # gone
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     assert found() == in_1998() == ["img_1.png"]
+
+
+_LIGHTROOM = (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+              'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:lr="http://ns.adobe.com/lightroom/1.0/" '
+              'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="3">'
+              '<dc:subject><rdf:Bag><rdf:li>Paris</rdf:li><rdf:li>France</rdf:li><rdf:li>Places</rdf:li>'
+              '<rdf:li>Lyon</rdf:li><rdf:li>Music</rdf:li><rdf:li>AC/DC</rdf:li><rdf:li>Vacation</rdf:li>'
+              '</rdf:Bag></dc:subject>'
+              '<lr:hierarchicalSubject><rdf:Bag><rdf:li>Places|France|Paris</rdf:li><rdf:li>Places|France|Lyon'
+              '</rdf:li><rdf:li>Music|AC/DC</rdf:li><rdf:li>Vacation</rdf:li></rdf:Bag></lr:hierarchicalSubject>'
+              '</rdf:Description></rdf:RDF></x:xmpmeta>')
+
+
+def test_a_lightroom_keyword_taken_off_takes_its_parents_out_of_the_flat_keywords(tmp_path: Path) -> None:
+    """A QA finding: Lightroom writes each level of `Places|France|Paris` as a flat keyword
+    too; export took out `Paris` alone, and `France` and `Places` became tags of their own
+    at the next import (and to Lightroom, keywords at the top). The levels no hierarchical
+    keyword left in the sidecar holds go with it; those another still holds stay."""
+    from mediaforge.meta.sidecar import parse_xmp
+
+    lib, sidecar = _photo_and_sidecar(tmp_path, "IMG_1.jpg", _LIGHTROOM.encode())
+    catalog = tmp_path / "cat.duckdb"
+    _scan_ok(lib, catalog)
+    # (`Music|AC/DC` has a level no tag can hold: left alone, and its flat `Music` a tag.)
+    assert _all_tags(catalog) == ["Music", "Places/France/Lyon", "Places/France/Paris", "Vacation"]
+    assert run_cli("tag", "remove", "Places/France/Paris", lib / "IMG_1.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
+    got = parse_xmp(sidecar.read_bytes())
+    assert sorted(got["keywords"]) == ["AC/DC", "France", "Lyon", "Music", "Places", "Vacation"], got
+    # Lyon gone too: France and Places have no keyword left under them; Music stays with AC/DC.
+    assert run_cli("tag", "remove", "Places/France/Lyon", lib / "IMG_1.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
+    got = parse_xmp(sidecar.read_bytes())
+    assert sorted(got["keywords"]) == ["AC/DC", "Music", "Vacation"], got
+    assert 'xmp:Rating="3"' in sidecar.read_text()
+    _scan_ok(lib, catalog)
+    assert run_cli("xmp", "import", "--all", catalog=catalog).rc == 0
+    assert _all_tags(catalog) == ["Music", "Vacation"]
+    res = run_cli("xmp", "export", "--all", "--dry-run", "--json", catalog=catalog)
+    assert json.loads(res.out)["would_write"] == [], res.out
+
+
+def test_keywords_of_embedded_documents_and_darktables_own_tags_are_no_tags(tmp_path: Path) -> None:
+    """QA findings: the keywords of a document a packet embeds (Photoshop's `xmpMM:Pantry`)
+    became the photo's tags, which no export could take off; and darktable's own tags
+    (`darktable|format|cr2`) became tags, which export then wrote as plain keywords. A
+    catalog of schema 28 that made such tags loses those from darktable."""
+    import duckdb
+
+    packet = (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
+              'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:lr="http://ns.adobe.com/lightroom/1.0/" '
+              'xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/" xmlns:exif="http://ns.adobe.com/exif/1.0/">'
+              '<dc:subject><rdf:Bag><rdf:li>mine</rdf:li></rdf:Bag></dc:subject>'
+              '<lr:hierarchicalSubject><rdf:Bag><rdf:li>mine</rdf:li><rdf:li>darktable|format|cr2</rdf:li>'
+              '<rdf:li>darktable|changed</rdf:li></rdf:Bag></lr:hierarchicalSubject>'
+              '<xmpMM:Pantry><rdf:Bag><rdf:li><rdf:Description exif:DateTimeOriginal="1999-01-01T00:00:00">'
+              '<dc:subject><rdf:Bag><rdf:li>placed</rdf:li></rdf:Bag></dc:subject>'
+              '</rdf:Description></rdf:li></rdf:Bag></xmpMM:Pantry>'
+              '</rdf:Description></rdf:RDF></x:xmpmeta>')
+    lib, _sidecar = _photo_and_sidecar(tmp_path, "IMG_1.jpg", packet.encode())
+    catalog = tmp_path / "cat.duckdb"
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["mine"]
+    assert rows(catalog, "SELECT taken_at FROM sidecars") == [{"taken_at": None}]
+    # As versions before made them, in a catalog of schema 28: gone, with the search's word.
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("INSERT INTO tags SELECT media_id, 'darktable/format/cr2', 'xmp', added_by, added_at FROM tags")
+        con.execute("UPDATE meta SET value = '28' WHERE key = 'schema_version'")
+    _scan_ok(lib, catalog)
+    assert _all_tags(catalog) == ["mine"]
+    assert json.loads(run_cli("search", "cr2", "-f", "json", catalog=catalog).out) == []

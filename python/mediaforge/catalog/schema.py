@@ -541,8 +541,16 @@ MIGRATIONS[28] = [
 # extracted again as for version 19 (the few others this takes read as they did). So do
 # those of FLAC contents whose tags could not be read (mutagen refuses a whole file whose
 # stream header states a sample rate of 0): their tags and cover are read now from the
-# blocks after the header, and their length is what they decode to.
+# blocks after the header, and their length is what they decode to. And those of XMP
+# sidecars, as for version 19: the keywords and dates of documents a packet embeds
+# (Photoshop's `xmpMM:Pantry`) were read as the photo's, and darktable's own tags
+# (`darktable|format|cr2`) as keywords; the tags those made (`darktable/...`, from XMP)
+# go, and the search index compares every document again where any did.
 MIGRATIONS[29] = [
+    f"""DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS
+        (SELECT 1 FROM tags WHERE source = 'xmp' AND starts_with(tag, 'darktable/'))""",
+    "DELETE FROM tags WHERE source = 'xmp' AND starts_with(tag, 'darktable/')",
+    "DELETE FROM media WHERE blake3 IN (SELECT blake3 FROM sidecars WHERE format = 'xmp')",
     r"""DELETE FROM media WHERE blake3 IN (SELECT blake3 FROM tags_audio WHERE date IS NOT NULL
        AND (date IN (title, artist, album, album_artist, genre, composer)
             OR NOT regexp_full_match(trim(date), '[0-9]{4}(-[0-9]{2}(-[0-9]{2}([T ][0-9]{2}(:[0-9]{2}){0,2})?)?)?')))""",

@@ -122,10 +122,15 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
 
     from .image import exif_datetime  # Pillow, which a scan that reads no XMP never needs
 
+    # The packet's own descriptions: those of rdf:RDF, not those of documents it embeds
+    # (Photoshop's `xmpMM:Pantry` holds each placed file's, keywords and dates too).
+    rdf_ns = "{" + _NS["rdf"] + "}"
+    top = [d for rdf in root.iter(rdf_ns + "RDF") for d in rdf.findall(rdf_ns + "Description")]
+
     def prop(name: str) -> str | None:
         prefix, local = name.split(":")
         ns = "{" + _NS[prefix] + "}" + local
-        for el in root.iter("{" + _NS["rdf"] + "}Description"):
+        for el in top:
             if ns in el.attrib:
                 return el.attrib[ns]
             child = el.find(ns)
@@ -143,19 +148,18 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
     li_tag = "{" + _NS["rdf"] + "}li"
 
     def bag(name: str) -> list[str]:
-        """The items (`rdf:li`) anywhere under the property's elements, each once, in
-        document order: one walk of the tree, so a hostile nesting of the property in
-        itself costs no more than its size."""
+        """The items (`rdf:li`) anywhere under the property's elements in the packet's own
+        descriptions, each once, in document order: one walk of each, so a hostile
+        nesting of the property in itself costs no more than its size."""
         prefix, local = name.split(":")
         tag = "{" + _NS[prefix] + "}" + local
         out: dict[str, None] = {}
-        stack: list[tuple[ET.Element, bool]] = [(root, False)]
+        stack: list[ET.Element] = [el for d in reversed(top) for el in reversed(d.findall(tag))]
         while stack:
-            el, inside = stack.pop()
-            inside = inside or el.tag == tag
-            if inside and el.tag == li_tag and el.text and el.text.strip():
+            el = stack.pop()
+            if el.tag == li_tag and el.text and el.text.strip():
                 out[el.text.strip()] = None
-            stack.extend((child, inside) for child in reversed(el))
+            stack.extend(reversed(el))
         return list(out)
 
     # The first of the date properties that reads as a date: a camera's placeholder
@@ -177,9 +181,11 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
     # Lightroom puts `|` between levels, digiKam `/`. A Lightroom level that holds `/`
     # itself (`Music|AC/DC`) cannot be written with `/` between levels: it is left out
     # here, so no tag is made of it and export never touches it.
-    lightroom = bag("lr:hierarchicalSubject")
+    # darktable's own tags (`darktable|format|cr2`, `darktable|changed`), which it keeps
+    # there for itself, are no keywords of the photo.
+    lightroom = [k for k in bag("lr:hierarchicalSubject") if k.split("|", 1)[0] != "darktable"]
     hierarchical = ([k.replace("|", "/") for k in lightroom if "/" not in k] if lightroom
-                    else bag("digiKam:TagsList"))
+                    else [k for k in bag("digiKam:TagsList") if k.split("/", 1)[0] != "darktable"])
     lat, lon = xmp_coordinate(prop("exif:GPSLatitude"), "lat"), xmp_coordinate(prop("exif:GPSLongitude"), "lon")
 
     return {

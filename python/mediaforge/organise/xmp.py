@@ -474,6 +474,27 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def _parents_to_drop(descs: list[ET.Element], keywords: Sequence[str], drop: Sequence[str]) -> set[str]:
+    """The flat keywords (dc:subject) that go with the hierarchical keywords `drop` takes
+    out: Lightroom writes each level of `Places|France|Paris` as a flat keyword too
+    (`Places`, `France`), which an import reads as levels, not tags. Left behind, they
+    would come back as tags of their own. A level still in a hierarchical keyword the
+    sidecar keeps (another program's too: `Music|AC/DC`) or that this export writes stays."""
+    gone = {_nfc(k) for k in drop} - {_nfc(k) for k in keywords}
+    if not gone:
+        return set()
+    kept = [k.split("/") for k in keywords]
+    for prop, sep in (("lr:hierarchicalSubject", "|"), ("digiKam:TagsList", "/")):
+        prefix, local = prop.split(":")
+        for d in descs:
+            for li in d.iterfind(f"{{{_NS[prefix]}}}{local}/*/{RDF}li"):
+                text = _nfc((li.text or "").strip())
+                if text and text.replace("|", "/") not in gone:
+                    kept.append(text.split(sep))
+    needed = {_nfc(level) for levels in kept for level in levels}
+    return {_nfc(level) for k in gone for level in k.split("/")[:-1]} - needed
+
+
 def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[str],
            drop: Sequence[str]) -> bytes | None:
     head, body, tail = root_text
@@ -506,6 +527,7 @@ def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[st
         descs = [desc]
     unit = None if "\n" not in body else _indent_unit(root, depth_of, descs[0])
     keywords = [k for k in keywords if not _NOT_XML.search(k)]
+    parents = _parents_to_drop(descs, keywords, drop)
     changed = False
     for prop, kind, form in _TARGETS:
         prefix, local = prop.split(":")
@@ -534,7 +556,7 @@ def _merge(root_text: tuple[str, str, str], encoding: str, keywords: Sequence[st
         # and in one Unicode form, as tags are stored (a keyword a Mac wrote decomposed is
         # the tag, and stays as it was written). A keyword dropped goes from every list.
         want = {_nfc(form(k)) for k in keywords}
-        gone = {_nfc(form(k)) for k in drop} - want
+        gone = ({_nfc(form(k)) for k in drop} | (parents if prop == "dc:subject" else set())) - want
         for held in bags:
             for li in [li for li in held.findall(f"{RDF}li") if _nfc((li.text or "").strip()) in gone]:
                 held.remove(li)
