@@ -2994,3 +2994,20 @@ def test_keywords_of_embedded_documents_and_darktables_own_tags_are_no_tags(tmp_
     _scan_ok(lib, catalog)
     assert _all_tags(catalog) == ["mine"]
     assert json.loads(run_cli("search", "cr2", "-f", "json", catalog=catalog).out) == []
+
+
+def test_import_all_after_an_export_no_scan_has_read_takes_the_sidecar_as_written(tmp_path: Path) -> None:
+    """A QA finding: `xmp import --all` run after an export, before a scan read what it
+    wrote, imported the sidecar's content from before the export (the scan's row), and a
+    tag the export took out came back; the next export would write it in again."""
+    lib, _sidecar, catalog = _photo_with_subjects(tmp_path, "a.jpg", "<rdf:li>keep</rdf:li><rdf:li>drop</rdf:li>")
+    _scan_ok(lib, catalog)
+    assert run_cli("tag", "remove", "drop", lib / "a.jpg", catalog=catalog).rc == 0
+    assert run_cli("xmp", "export", "--all", catalog=catalog).rc == 0
+    assert run_cli("xmp", "import", "--all", catalog=catalog).rc == 0
+    assert _all_tags(catalog) == ["keep"]
+    assert json.loads(run_cli("xmp", "export", "--all", "--dry-run", "--json", catalog=catalog).out)["would_write"] == []
+    # Once a scan has read it, as it reads it.
+    _scan_ok(lib, catalog)
+    assert run_cli("xmp", "import", "--all", catalog=catalog).rc == 0
+    assert _all_tags(catalog) == ["keep"]

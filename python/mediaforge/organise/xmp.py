@@ -121,13 +121,21 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
                                AND sf.last_scan_id > coalesce(x.scan_id, 0))
                      AND NOT EXISTS (SELECT 1 FROM latest x WHERE x.media_id = l.media_id
                                      AND x.sidecar_id = l.sidecar_id AND x.sidecar_blake3 = l.sidecar_blake3)))"""
+        # `everything`: each sidecar as it is now, which is what an export wrote into it
+        # where no scan has read it since (the scan's row still holds the content before:
+        # a tag the export took out would come back).
+        now = "l.sidecar_blake3" if not everything else """coalesce((
+            SELECT x.sidecar_blake3 FROM latest x JOIN files sf ON sf.media_id = x.sidecar_id
+            WHERE x.media_id = l.media_id AND x.sidecar_id = l.sidecar_id AND sf.last_scan_id <= x.scan_id
+              AND EXISTS (SELECT 1 FROM sidecars w WHERE w.blake3 = x.sidecar_blake3)), l.sidecar_blake3)"""
         # In path order: a collection place a sidecar gives is taken in that order (XMP
         # keeps no order of a collection: one made again from sidecars is in path order).
         pairs = cat.con.sql(f"""
-            WITH latest AS ({_LATEST_OF_SIDECAR.format(files="TRUE")})
-            SELECT DISTINCT l.media_id::VARCHAR AS media_id, l.sidecar_id::VARCHAR AS sidecar_id, l.sidecar_blake3,
-                   s.keywords, s.hierarchical_keywords, l.path
-            FROM mf_xmp_links l JOIN sidecars s ON s.blake3 = l.sidecar_blake3
+            WITH latest AS ({_LATEST_OF_SIDECAR.format(files="TRUE")}),
+            now AS (SELECT l.*, {now} AS content FROM mf_xmp_links l)
+            SELECT DISTINCT l.media_id::VARCHAR AS media_id, l.sidecar_id::VARCHAR AS sidecar_id,
+                   l.content AS sidecar_blake3, s.keywords, s.hierarchical_keywords, l.path
+            FROM now l JOIN sidecars s ON s.blake3 = l.content
             WHERE s.format = 'xmp' {pending} ORDER BY l.path, sidecar_id""").to_arrow_table()
         if not pairs.num_rows:
             return Imported(0, sorted(repaired), sum(repaired.values()))
