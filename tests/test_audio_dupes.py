@@ -265,3 +265,20 @@ def test_a_catalog_of_schema_26_extracts_its_bare_streams_again(tmp_path: Path) 
     assert rows(catalog, "SELECT count(*) AS n FROM audio_hashes") == [{"n": 3}]
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
     assert rows(catalog, media) == made
+
+
+def test_of_contents_as_busy_the_one_nearest_its_neighbours_leads() -> None:
+    """A QA finding: copies of one recording went into two groups, and a bit-identical
+    twin into the other one: a copy cut 0.6 s at its start, 21% from each whole copy (the
+    others 0-6% apart), led first, as busy as they were (by name), and the lengths every
+    two members must agree in kept some whole copies out of its group. Of leaders as
+    busy, the one nearest its neighbours leads: a whole copy, in reach of them all."""
+    from mediaforge.dupes.find import _leader_rows
+
+    whole = ["a_flac", "b_320", "c_320_tail_cut", "d_aac"]
+    pairs = [(x, y, 0 if {x, y} == {"b_320", "c_320_tail_cut"} else 6) for i, x in enumerate(whole)
+             for y in whole[i + 1:]]
+    pairs += [("0_lead_cut", x, 21) for x in whole]  # (first by name: it led before)
+    got = _leader_rows(pairs, "audio", 25).to_pylist()
+    assert {r["group_id"] for r in got} == {1} and len(got) == 5, got
+    assert {r["leader"] for r in got} == {"b_320"}, got

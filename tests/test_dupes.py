@@ -1228,12 +1228,14 @@ def test_best_counts_a_raw_of_unknown_mode_as_colour_and_groups_a_jpeg_with_its_
     con.execute("CREATE TABLE image_hashes (blake3 VARCHAR, grey BOOLEAN)")  # (none measured)
     con.execute("CREATE TABLE video_hashes (blake3 VARCHAR, grey BOOLEAN)")
     con.execute("CREATE TABLE meta_errors (blake3 VARCHAR, stage VARCHAR)")
+    con.execute("CREATE TABLE exif (blake3 VARCHAR, make VARCHAR, model VARCHAR, taken_at TIMESTAMP)")  # (none)
+    con.execute("CREATE TABLE streams (blake3 VARCHAR, type VARCHAR, bitrate BIGINT)")
     con.execute("CREATE TABLE f AS SELECT * FROM (VALUES ('r', 'raw', 25000000, 1, 'IMG_1.CR2'), "
                 "('j', 'image', 9000000, 2, 'IMG_1.JPG'), ('g', 'image', 30000000, 3, 'IMG_1 grey.png')) "
                 "t(blake3, kind, size, mtime_ns, path)")
-    con.execute("CREATE TABLE m AS SELECT * FROM (VALUES ('r', 6000, 4000, NULL, NULL, NULL), "
-                "('j', 6000, 4000, 'RGB', NULL, NULL), ('g', 6000, 4000, 'L', NULL, NULL)) "
-                "t(blake3, width, height, mode, bitrate, duration)")
+    con.execute("CREATE TABLE m AS SELECT * FROM (VALUES ('r', 'raw', 6000, 4000, NULL, NULL, NULL), "
+                "('j', 'image', 6000, 4000, 'RGB', NULL, NULL), ('g', 'image', 6000, 4000, 'L', NULL, NULL)) "
+                "t(blake3, kind, width, height, mode, bitrate, duration)")
     ranked = con.sql(f"SELECT f.path FROM f JOIN m USING (blake3) ORDER BY {BEST_ORDER}").fetchall()
     assert [p for (p,) in ranked] == ["IMG_1.CR2", "IMG_1.JPG", "IMG_1 grey.png"]
     lib = tmp_path / "lib"
