@@ -184,6 +184,19 @@ def test_cover_art_does_not_make_a_lower_bitrate_copy_best(tmp_path: Path) -> No
     tags = ID3()
     tags.add(APIC(encoding=3, mime="image/jpeg", type=3, desc="Cover", data=cover.getvalue()))
     tags.save(str(lib / "song 128 cover.mp3"))
+    # (A review finding: an Opus stream states no bitrate: its file's, cover and all, was
+    # taken, 1,336 kb/s.)
+    import base64
+
+    from mutagen.flac import Picture
+    from mutagen.oggopus import OggOpus
+
+    write_audio(lib / "song 64 cover.opus", song, RATE, "libopus", "ogg", 64_000, out_rate=48_000)
+    picture = Picture()
+    picture.type, picture.mime, picture.data = 3, "image/jpeg", cover.getvalue()
+    opus = OggOpus(lib / "song 64 cover.opus")
+    opus["metadata_block_picture"] = [base64.b64encode(picture.write()).decode("ascii")]
+    opus.save()
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
     assert run_cli("dupes", "--similar", "--kind", "audio", catalog=catalog).rc == 0
@@ -193,6 +206,7 @@ def test_cover_art_does_not_make_a_lower_bitrate_copy_best(tmp_path: Path) -> No
         assert res.rc == 0, res.err
         assert "keep " + str(lib / "song 320.mp3") + " (0:30.0, 320 kb/s" in res.out, res.out
         assert str(lib / "song 128 cover.mp3") + " (0:30.0, 128 kb/s" in res.out, res.out
+        assert str(lib / "song 64 cover.opus") + " (0:30.0, 5.0 MB)" in res.out, res.out  # (no bitrate: none shown)
 
 
 def test_cuts_of_different_lengths_are_no_group(tmp_path: Path) -> None:

@@ -1213,6 +1213,14 @@ def test_best_keeps_the_camera_s_original_over_a_copy_of_its_pixels_that_lost_it
     assert res.rc == 0, res.err
     assert "IMG_0001.jpg (1200x800, Canon EOS R5," in res.out, res.out
     assert "export.png (1200x800, no camera EXIF," in res.out, res.out
+    # A re-save whose editor wrote only its own name and a date is no camera's.
+    edited = Image.Exif()
+    edited[0x0131], edited[0x0132] = "GIMP 2.10.34", "2024:03:01 12:00:00"
+    with Image.open(lib / "IMG_0001.jpg") as im:
+        im.save(lib / "resaved.jpg", quality=98, exif=edited)
+    assert _scanned_groups(lib, catalog, "image") == {1: {"IMG_0001.jpg", "export.png", "resaved.jpg"}}
+    plan = json.loads(run_cli("dedupe", "--similar", "--json", catalog=catalog).out)
+    assert {Path(s["keep"]).name for s in plan["steps"]} == {"IMG_0001.jpg"}, plan
 
 
 def test_best_counts_a_raw_of_unknown_mode_as_colour_and_groups_a_jpeg_with_its_preview(tmp_path: Path) -> None:
@@ -1224,11 +1232,14 @@ def test_best_counts_a_raw_of_unknown_mode_as_colour_and_groups_a_jpeg_with_its_
     from mediaforge.dupes.find import BEST_ORDER
 
     con = duckdb.connect()
-    con.execute("CREATE TABLE tags_audio (blake3 VARCHAR, lossless BOOLEAN)")
+    con.execute("CREATE TABLE tags_audio (blake3 VARCHAR, lossless BOOLEAN, has_cover BOOLEAN)")
     con.execute("CREATE TABLE image_hashes (blake3 VARCHAR, grey BOOLEAN)")  # (none measured)
     con.execute("CREATE TABLE video_hashes (blake3 VARCHAR, grey BOOLEAN)")
     con.execute("CREATE TABLE meta_errors (blake3 VARCHAR, stage VARCHAR)")
-    con.execute("CREATE TABLE exif (blake3 VARCHAR, make VARCHAR, model VARCHAR, taken_at TIMESTAMP)")  # (none)
+    con.execute("CREATE TABLE exif (blake3 VARCHAR, make VARCHAR, model VARCHAR, taken_at TIMESTAMP)")
+    # (A review finding: a RAW whose EXIF the catalog does not hold, a CR3 or RAF, lost to
+    # its camera JPEG, whose EXIF names the camera: a RAW is as the camera wrote it.)
+    con.execute("INSERT INTO exif VALUES ('j', 'Canon', 'Canon EOS R5', '2019-07-14 10:30:05')")
     con.execute("CREATE TABLE streams (blake3 VARCHAR, type VARCHAR, bitrate BIGINT)")
     con.execute("CREATE TABLE f AS SELECT * FROM (VALUES ('r', 'raw', 25000000, 1, 'IMG_1.CR2'), "
                 "('j', 'image', 9000000, 2, 'IMG_1.JPG'), ('g', 'image', 30000000, 3, 'IMG_1 grey.png')) "

@@ -2975,7 +2975,9 @@ def test_keywords_of_embedded_documents_and_darktables_own_tags_are_no_tags(tmp_
     packet = (f'<x:xmpmeta {_NS}><rdf:RDF {_RDF}><rdf:Description rdf:about="" '
               'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:lr="http://ns.adobe.com/lightroom/1.0/" '
               'xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/" xmlns:exif="http://ns.adobe.com/exif/1.0/">'
-              '<dc:subject><rdf:Bag><rdf:li>mine</rdf:li></rdf:Bag></dc:subject>'
+              # (`cr2`, `changed`: as exports that took darktable's tags for tags wrote them.)
+              '<dc:subject><rdf:Bag><rdf:li>mine</rdf:li><rdf:li>cr2</rdf:li><rdf:li>changed</rdf:li>'
+              '</rdf:Bag></dc:subject>'
               '<lr:hierarchicalSubject><rdf:Bag><rdf:li>mine</rdf:li><rdf:li>darktable|format|cr2</rdf:li>'
               '<rdf:li>darktable|changed</rdf:li></rdf:Bag></lr:hierarchicalSubject>'
               '<xmpMM:Pantry><rdf:Bag><rdf:li><rdf:Description exif:DateTimeOriginal="1999-01-01T00:00:00">'
@@ -2994,6 +2996,8 @@ def test_keywords_of_embedded_documents_and_darktables_own_tags_are_no_tags(tmp_
     _scan_ok(lib, catalog)
     assert _all_tags(catalog) == ["mine"]
     assert json.loads(run_cli("search", "cr2", "-f", "json", catalog=catalog).out) == []
+    assert run_cli("xmp", "import", "--all", catalog=catalog).rc == 0
+    assert _all_tags(catalog) == ["mine"]
 
 
 def test_import_all_after_an_export_no_scan_has_read_takes_the_sidecar_as_written(tmp_path: Path) -> None:

@@ -672,13 +672,12 @@ def media_notes(cat: Catalog, steps: Sequence[Step]) -> dict[str, str]:
     notes: dict[str, str] = {}
     for digest, kind, w, h, secs, rate, lossless, camera in cat.con.execute(f"""
             SELECT m.blake3, m.kind, m.width, m.height, m.duration, {RATE}, a.lossless,
-                   (SELECT coalesce(e.model, e.make, CASE WHEN e.taken_at IS NOT NULL THEN 'camera EXIF' END)
-                    FROM exif e WHERE e.blake3 = m.blake3)
+                   (SELECT coalesce(e.model, e.make) FROM exif e WHERE e.blake3 = m.blake3)
             FROM media m LEFT JOIN tags_audio a USING (blake3)
             WHERE m.blake3 IN (SELECT unnest(?::VARCHAR[]))""", [digests]).fetchall():
         words = [f"{w}x{h}"] if w and h and kind in ("image", "raw", "video") else []
         if kind in ("image", "raw"):  # (a copy that lost its camera's EXIF is a copy)
-            words.append(camera or "no camera EXIF")
+            words.append(camera or ("RAW" if kind == "raw" else "no camera EXIF"))
         if secs and kind in ("video", "audio"):
             words.append(f"{int(secs // 60)}:{secs % 60:04.1f}")
         if lossless:

@@ -425,23 +425,28 @@ def similar_audio(cat: Catalog, max_ber_percent: int = AUDIO_MAX_BER) -> pa.Tabl
 # ties with the colour one it came from; a picture is grey by its pixels, which the
 # hash's decode measured, else by its mode: a black-and-white photo saved as RGB is grey;
 # a RAW not measured counts as colour; a video is grey when every fingerprint frame is,
-# and counts as colour when fingerprinted before schema 28), then a picture holding its camera's EXIF over one
-# without (`CAMERA`: of two with the same pixels, the one that lost it is the copy), then a lossless sound over
-# a lossy one, then bitrate,
+# and counts as colour when fingerprinted before schema 28), then a picture as its camera wrote it over one
+# not (`CAMERA`: of two with the same pixels, the one that lost its EXIF is the copy), then a lossless sound
+# over a lossy one, then bitrate,
 # then length (a version cut shorter loses to the whole one), then size (the less
 # compressed of two equal pictures), then age, then the shortest path. For exact copies
 # every media column ties, and it keeps the oldest.
 _GREY_MODES = "(" + ", ".join(f"'{mode}'" for mode in sorted(GREY_MODES)) + ")"
 # A content's bitrate as a keep rule compares it, over media m: for sound, its sound
 # stream's (the file's own counts its cover art: a 128 kb/s MP3 holding a 3.5 MB cover
-# read as 595 kb/s, over a 320 kb/s copy), else the file's as a whole.
+# read as 595 kb/s, over a 320 kb/s copy); where its stream states none, the file's, if it
+# holds no cover (else none: a 64 kb/s Opus with a cover is not 1,336 kb/s); else the
+# file's as a whole.
 RATE = ("CASE WHEN m.kind = 'audio' THEN coalesce((SELECT max(s.bitrate) FROM streams s WHERE s.blake3 = m.blake3 "
-        "AND s.type = 'audio' AND s.bitrate > 0), m.bitrate) ELSE m.bitrate END")
-# Whether a picture's content holds what its camera wrote (a make, a model or a date
-# taken): a copy of the same pixels without it (a PNG export, a re-save at a higher
-# quality, a filtered copy) came from it and lost it.
-CAMERA = ("EXISTS (SELECT 1 FROM exif e WHERE e.blake3 = f.blake3 "
-          "AND (e.make IS NOT NULL OR e.model IS NOT NULL OR e.taken_at IS NOT NULL))")
+        "AND s.type = 'audio' AND s.bitrate > 0), CASE WHEN NOT coalesce((SELECT a.has_cover FROM tags_audio a "
+        "WHERE a.blake3 = m.blake3), false) THEN m.bitrate END) ELSE m.bitrate END")
+# Whether a picture is as its camera wrote it: a RAW (whose EXIF the catalog holds for
+# TIFF-based ones alone: a CR3 or RAF has none there), or one whose EXIF names the camera
+# (a make or a model; not a date, which an editor's re-save writes too). A copy of the
+# same pixels without (a PNG export, a re-save at a higher quality, a filtered copy) came
+# from it and lost it.
+CAMERA = ("(f.kind = 'raw' OR EXISTS (SELECT 1 FROM exif e WHERE e.blake3 = f.blake3 "
+          "AND (e.make IS NOT NULL OR e.model IS NOT NULL)))")
 BEST_ORDER = ("EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = f.blake3 AND e.stage = 'decode'), "
               "CASE WHEN f.kind IN ('image', 'raw', 'video') THEN m.width::BIGINT * m.height END DESC NULLS LAST, "
               "CASE WHEN f.kind IN ('image', 'raw') THEN coalesce((SELECT h.grey FROM image_hashes h "

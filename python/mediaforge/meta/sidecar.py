@@ -177,15 +177,21 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
         rating_v = int(float(rating)) if rating is not None else None
     except (ValueError, OverflowError):  # not a number, or 1e400
         rating_v = None
-    keywords = bag("dc:subject")
+    flat = bag("dc:subject")
     # Lightroom puts `|` between levels, digiKam `/`. A Lightroom level that holds `/`
     # itself (`Music|AC/DC`) cannot be written with `/` between levels: it is left out
     # here, so no tag is made of it and export never touches it.
     # darktable's own tags (`darktable|format|cr2`, `darktable|changed`), which it keeps
-    # there for itself, are no keywords of the photo.
-    lightroom = [k for k in bag("lr:hierarchicalSubject") if k.split("|", 1)[0] != "darktable"]
+    # there for itself, are no keywords of the photo; nor are their levels as flat keywords
+    # (`cr2`, which exports of versions that took them for tags wrote there).
+    lightroom, digikam = bag("lr:hierarchicalSubject"), bag("digiKam:TagsList")
+    darktable = {level for k in lightroom for level in k.split("|") if k.split("|", 1)[0] == "darktable"}
+    darktable |= {level for k in digikam for level in k.split("/") if k.split("/", 1)[0] == "darktable"}
+    lightroom = [k for k in lightroom if k.split("|", 1)[0] != "darktable"]
     hierarchical = ([k.replace("|", "/") for k in lightroom if "/" not in k] if lightroom
-                    else [k for k in bag("digiKam:TagsList") if k.split("/", 1)[0] != "darktable"])
+                    else [k for k in digikam if k.split("/", 1)[0] != "darktable"])
+    levels = {level for k in hierarchical for level in k.split("/")}
+    keywords = [k for k in flat if k not in darktable or k in levels]
     lat, lon = xmp_coordinate(prop("exif:GPSLatitude"), "lat"), xmp_coordinate(prop("exif:GPSLongitude"), "lon")
 
     return {

@@ -125,7 +125,7 @@ def import_xmp(cat: Catalog, everything: bool = False) -> Imported:
         # where no scan has read it since (the scan's row still holds the content before:
         # a tag the export took out would come back).
         now = "l.sidecar_blake3" if not everything else """coalesce((
-            SELECT x.sidecar_blake3 FROM latest x JOIN files sf ON sf.media_id = x.sidecar_id
+            SELECT max(x.sidecar_blake3) FROM latest x JOIN files sf ON sf.media_id = x.sidecar_id
             WHERE x.media_id = l.media_id AND x.sidecar_id = l.sidecar_id AND sf.last_scan_id <= x.scan_id
               AND EXISTS (SELECT 1 FROM sidecars w WHERE w.blake3 = x.sidecar_blake3)), l.sidecar_blake3)"""
         # In path order: a collection place a sidecar gives is taken in that order (XMP
