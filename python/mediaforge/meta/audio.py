@@ -13,7 +13,7 @@ from typing import Any
 
 import mutagen
 
-from .id3 import decode_text, text_frames
+from .id3 import decode_text, syncsafe, text_frames
 
 # Our column -> the key in each tag family. ID3 uses frame ids (TXXX:desc for user
 # text), Vorbis comments are case-insensitive names, MP4 uses atom names.
@@ -254,9 +254,8 @@ class _FlacBlocks:
         with open(path, "rb") as f:
             head = f.read(10)
             at = 0
-            if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag some rippers put first
-                at = 10 + (head[6] & 0x7F) * 2**21 + (head[7] & 0x7F) * 2**14 + (head[8] & 0x7F) * 2**7 + (head[9] & 0x7F)
-                at += 10 if head[5] & 0x10 else 0  # its footer
+            if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag some rippers put first, and its footer
+                at = 10 + syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
             f.seek(at)
             if f.read(4) != b"fLaC":
                 raise ValueError("no FLAC signature")
