@@ -791,6 +791,10 @@ def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     _clip_with_metadata_keys(lib / "IMG_0002.MOV", "mov",
                              {"com.apple.quicktime.creationdate": "2021-06-15T14:34:56.789+0530"})
     _clip_with_metadata_keys(lib / "clip.mkv", "matroska", {"DATE": "2019-05-04T10:00:00.5+02:00"})
+    # Matroska's recording date, in a file remuxed later (its creation time is the remux's:
+    # a QA finding, it was taken for the day the clip was shot).
+    _clip_with_metadata_keys(lib / "remux.mkv", "matroska", {"DATE_RECORDED": "2017-08-09T10:11:12+02:00",
+                                                             "creation_time": "2026-12-07T14:45:00.000000Z"})
     # Written as EXIF writes dates, as some phone apps do (a QA finding: it was ignored).
     _clip_with_metadata_keys(lib / "VID_0003.MOV", "mov", {"com.apple.quicktime.creationdate": "2020:08:09 07:06:05",
                                                            "creation_time": "2020-08-09T05:06:05.000000Z"})
@@ -803,6 +807,22 @@ def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     assert str(_media(catalog, lib / "IMG_0002.MOV")["taken_at"]) == "2021-06-15 14:34:56.789000"
     m = _media(catalog, lib / "clip.mkv")
     assert (str(m["created_at"]), str(m["taken_at"])) == ("2019-05-04 08:00:00.500000", "2019-05-04 10:00:00.500000")
+    m = _media(catalog, lib / "remux.mkv")
+    assert (str(m["created_at"]), str(m["taken_at"])) == ("2017-08-09 08:11:12", "2017-08-09 10:11:12")
+
+    # As versions before 30 stored it: a rescan after the migration extracts the Matroska
+    # videos again, not the others.
+    import duckdb
+
+    kept = _media(catalog, lib / "IMG_0001.MOV")["extracted_at"]
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE media SET created_at = TIMESTAMP '2026-12-07 14:45:00', "
+                    "taken_at = TIMESTAMP '2026-12-07 14:45:00' WHERE format = 'matroska'")
+        con.execute("UPDATE meta SET value = '29' WHERE key = 'schema_version'")
+    res = run_cli("scan", lib, "--no-thumbs", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 2, (res.out, res.err)
+    assert str(_media(catalog, lib / "remux.mkv")["taken_at"]) == "2017-08-09 10:11:12"
+    assert _media(catalog, lib / "IMG_0001.MOV")["extracted_at"] == kept
 
 
 def test_a_sound_stream_that_names_no_layout_has_none(tmp_path: Path) -> None:
@@ -1567,6 +1587,37 @@ def test_a_jpeg_whose_reduced_decode_is_still_over_the_guard_is_refused(tmp_path
         assert stage == "decode" and needle in message, (name, message)
     with open_image(io.BytesIO(_claiming((65535, 4095), False)), large=True) as strip:  # type: ignore[arg-type]
         assert too_large(strip, 2048) and too_large(strip) and not too_large(strip, 256)
+
+
+def test_arithmetic_coded_jpegs_are_read_whole(tmp_path: Path) -> None:
+    """JPEGs coded with arithmetic coding (`jpegtran -arithmetic`, some scanners) are
+    valid and libjpeg decodes them: a blank page of 211 bytes for 6000x4000 pixels was
+    called cut short (arithmetic coding spends a fraction of a bit on a block like the
+    last), and a scanned page over 64 KiB failed with "broken data stream" (Pillow fed
+    the decoder in pieces, which its arithmetic decoder cannot resume from)."""
+    import shutil as sh
+
+    if sh.which("jpegtran") is None:
+        pytest.skip("needs jpegtran (scripts/test.sh installs libjpeg-turbo-progs)")
+    lib, src = tmp_path / "lib", tmp_path / "src"
+    lib.mkdir()
+    src.mkdir()
+    Image.new("RGB", (6000, 4000), "white").save(src / "white.jpg", quality=90)
+    page = Image.new("L", (2480, 3508), 255)
+    for y in range(300, 3200, 60):  # ruled lines, dark on white
+        page.paste(0, (200, y, 2200, y + 3))
+    page.save(src / "page.jpg", quality=90)
+    for name in ("white.jpg", "page.jpg"):
+        subprocess.run(["jpegtran", "-arithmetic", "-outfile", str(lib / name), str(src / name)], check=True)
+    assert (lib / "white.jpg").stat().st_size < 1000 and (lib / "page.jpg").stat().st_size > 65536
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name, size in (("white.jpg", (6000, 4000)), ("page.jpg", (2480, 3508))):
+        m = _media(catalog, lib / name)
+        assert (m["status"], m["width"], m["height"]) == ("ok", *size), (name, m)
+        assert m["thumb"] and not [e for e in _errors(catalog, lib / name) if e[0] != "fingerprint"], name
+    with Image.open(catalog.parent / "thumbs" / _media(catalog, lib / "page.jpg")["thumb"]) as thumb:
+        assert ImageStat.Stat(thumb.convert("L")).extrema[0][0] < 200  # its lines show
 
 
 def test_raw_read_by_libraw_with_preview_thumbnail_and_exif(corpus) -> None:
@@ -3481,9 +3532,17 @@ def test_the_front_cover_is_the_thumbnail_when_a_back_cover_comes_first(tmp_path
     opus = OggOpus(str(lib / "covers.opus"))
     opus["metadata_block_picture"] = [base64.b64encode(p.write()).decode("ascii") for p in pictures()]
     opus.save()
+    # The `COVERART` comment older taggers wrote (the image's bytes in base64): a QA
+    # finding, it was no cover.
+    media_corpus._audio(lib / "legacy.ogg", "libopus", "ogg", 0.5, rate=48000)
+    legacy = OggOpus(str(lib / "legacy.ogg"))
+    legacy["COVERART"], legacy["COVERARTMIME"] = base64.b64encode(pictures()[1].data).decode("ascii"), "image/png"
+    legacy.save()
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    for name in ("covers.flac", "covers.opus"):
+    assert rows(catalog, "SELECT has_cover FROM tags_audio JOIN files USING (blake3) WHERE name = 'legacy.ogg'") \
+        == [{"has_cover": True}]
+    for name in ("covers.flac", "covers.opus", "legacy.ogg"):
         m = _media(catalog, lib / name)
         with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
             r, g, b = im.convert("RGB").getpixel((im.width // 2, im.height // 2))

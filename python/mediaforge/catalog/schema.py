@@ -13,7 +13,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, LIBRARY_VIEW_V28,
                            SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 29
+SCHEMA_VERSION = 30
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -555,6 +555,20 @@ MIGRATIONS[29] = [
        AND (date IN (title, artist, album, album_artist, genre, composer)
             OR NOT regexp_full_match(trim(date), '[0-9]{4}(-[0-9]{2}(-[0-9]{2}([T ][0-9]{2}(:[0-9]{2}){0,2})?)?)?')))""",
     "DELETE FROM media WHERE format = 'flac' AND blake3 IN (SELECT blake3 FROM meta_errors WHERE stage = 'tags')",
+]
+
+# Version 30: the `media` rows of videos in Matroska (and WebM) go, to be extracted again
+# as for version 19: their `DATE_RECORDED` tag, the day a clip was shot, was not read, and
+# a file mkvmerge remuxed took the day of the remux (its creation time) for it. So do
+# those of arithmetic-coded JPEGs refused as cut short or failed as "broken data stream"
+# (they are read whole now), and of Ogg sound with no cover, whose older `COVERART`
+# comment was not read.
+MIGRATIONS[30] = [
+    "DELETE FROM media WHERE kind = 'video' AND format IN ('matroska', 'webm')",
+    """DELETE FROM media WHERE format = 'jpeg' AND status = 'partial' AND blake3 IN
+       (SELECT blake3 FROM meta_errors WHERE stage = 'decode'
+        AND (message LIKE '%bytes are too few for%' OR message LIKE '%broken data stream%'))""",
+    "DELETE FROM media WHERE format = 'ogg' AND blake3 IN (SELECT blake3 FROM tags_audio WHERE NOT has_cover)",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

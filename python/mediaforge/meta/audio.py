@@ -571,7 +571,7 @@ def _family(tags: Any) -> dict[str, str]:
 
 def _cover(f: Any) -> bytes | None:
     """Front cover (or any picture) from APIC frames, FLAC pictures, MP4 covr, or Ogg's
-    METADATA_BLOCK_PICTURE."""
+    METADATA_BLOCK_PICTURE, else its older `COVERART` comment."""
     if f is None:
         return None
     pics = getattr(f, "pictures", None)
@@ -597,7 +597,20 @@ def _cover(f: Any) -> bytes | None:
                 pictures.append(Picture(base64.b64decode(block)))
             except Exception:  # noqa: BLE001 - a malformed block is no picture
                 continue
-        return _front(pictures)
+        if pictures:
+            return _front(pictures)
+    legacy = tags.get("coverart") if hasattr(tags, "get") else None
+    if legacy:  # the Vorbis comment older taggers wrote: base64 image bytes (`COVERARTMIME` beside)
+        import base64
+        import binascii
+
+        for text in legacy:
+            try:
+                data = base64.b64decode(text)
+            except (binascii.Error, ValueError):
+                continue
+            if data:
+                return data
     return None
 
 

@@ -86,6 +86,11 @@ def open_image(path: str | bytes, large: bool = False) -> Image.Image:
         im = Image.open(path)
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+    if im.format == "JPEG" and isinstance(path, (str, bytes)) and jpeg_frame(path) in _ARITHMETIC_SOF:
+        # libjpeg's arithmetic decoder cannot stop where its input runs out and go on when
+        # more comes, as Pillow feeds it (64 KiB at a time): "broken data stream". Such a
+        # file (rare: `jpegtran -arithmetic`, some scanners) is handed over in one read.
+        im.decodermaxblock = max(im.decodermaxblock, os.path.getsize(path) + 1)
     if im.format == "TIFF":
         # Not memory-mapped: Pillow turns a TIFF upright as it loads it (EXIF orientation),
         # and an uncompressed one mapped from its file comes out scrambled, 5 to 8 unturned.
@@ -116,43 +121,52 @@ def jpeg_cut_short(im: Image.Image, length: int) -> str | None:
     end of block), so fewer bytes than a quarter of its blocks is a file cut short or a
     forged header. libjpeg decodes such a file without an error, the rest grey; Pillow
     says nothing. None when it may be whole (a progressive JPEG codes runs of empty blocks
-    in a few bits: not judged)."""
+    in a few bits, and an arithmetic-coded one a run of like blocks in a fraction of a bit
+    each: not judged)."""
     if im.format != "JPEG" or im.info.get("progressive") or im.info.get("progression"):
         return None
     blocks = _jpeg_blocks(im)
-    if length * 4 >= blocks:
+    if length * 4 >= blocks or (im.filename and jpeg_frame(im.filename) in _ARITHMETIC_SOF):
         return None
     w, h = im.size
     return f"its {length:,} bytes are too few for {w}x{h} pixels: cut short, or a forged header"
 
 
-# Start-of-frame markers of the lossless JPEG processes (SOF3, SOF7, SOF11, SOF15), and
-# every start-of-frame marker (0xC0-0xCF but DHT, JPG and DAC).
+# Start-of-frame markers of the lossless JPEG processes (SOF3, SOF7, SOF11, SOF15), of the
+# arithmetic-coded ones (SOF9-SOF11, SOF13-SOF15), and every start-of-frame marker
+# (0xC0-0xCF but DHT, JPG and DAC).
 _LOSSLESS_SOF = {0xC3, 0xC7, 0xCB, 0xCF}
+_ARITHMETIC_SOF = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def jpeg_lossless(path: str | bytes) -> bool:
-    """Whether a JPEG file's frame is coded losslessly (as some scanners, medical and
-    archival tools write): libjpeg, as Pillow builds it, decodes none of those. Read from
-    its markers up to the frame header: a few small reads, past segments it skips."""
+def jpeg_frame(path: str | bytes) -> int | None:
+    """A JPEG file's start-of-frame marker (0xC0 baseline ... 0xCF), read from its markers
+    up to the frame header: a few small reads, past segments it skips. None where none
+    is found."""
     with open(path, "rb") as f:
         f.seek(2)
         for _ in range(1000):  # far more segments than precede any frame header
             head = f.read(2)
             if len(head) < 2 or head[0] != 0xFF:
-                return False
+                return None
             marker = head[1]
             if marker == 0xFF:  # a fill byte: the marker follows
                 f.seek(-1, os.SEEK_CUR)
             elif marker in _SOF:
-                return marker in _LOSSLESS_SOF
+                return marker
             elif marker != 0x01 and not 0xD0 <= marker <= 0xD8:  # those have no length
                 size = f.read(2)
                 if len(size) < 2:
-                    return False
+                    return None
                 f.seek(struct.unpack(">H", size)[0] - 2, os.SEEK_CUR)
-    return False
+    return None
+
+
+def jpeg_lossless(path: str | bytes) -> bool:
+    """Whether a JPEG file's frame is coded losslessly (as some scanners, medical and
+    archival tools write): libjpeg, as Pillow builds it, decodes none of those."""
+    return jpeg_frame(path) in _LOSSLESS_SOF
 
 
 def too_large(im: Image.Image, size: int | None = None) -> str | None:

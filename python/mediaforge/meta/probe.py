@@ -44,14 +44,18 @@ def _rate(r: Fraction | None) -> float | None:
 
 
 def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
-    """When the file was made, in UTC: the container's creation time (libav gives it in
-    UTC), else, for video, a `date` tag, converted to UTC where it gives its offset
-    (Matroska's `DATE` 2019-05-04T10:00:00+02:00 is 08:00), as written where it gives none."""
+    """When the file was made, in UTC: for video, Matroska's `DATE_RECORDED` first (its
+    container's creation time is when it was muxed: mkvmerge writes the day of a remux),
+    then the container's creation time (libav gives it in UTC), then a `date` tag;
+    converted to UTC where it gives its offset (Matroska's `DATE` 2019-05-04T10:00:00+02:00
+    is 08:00), as written where it gives none."""
     # A `date` tag is when a video was recorded, but a song's release date: only the
     # container's own creation time counts for sound. Tag names in any case: Matroska's
     # are upper case (`DATE`).
     meta = {k.lower(): v for k, v in meta.items()}
-    written = _written_time(meta.get("creation_time") or (meta.get("date") if video else None))
+    written = _written_time(meta.get("date_recorded")) if video else None
+    if written is None:
+        written = _written_time(meta.get("creation_time") or (meta.get("date") if video else None))
     if written is None:
         return None
     offset = _utc_offset(written[1])
@@ -128,12 +132,13 @@ def _local_capture_time(meta: dict[str, str]) -> datetime | None:
     else a `date` tag that gives its offset (Matroska's `DATE` 2019-05-04T10:00:00+02:00),
     the offset dropped, as a photo's EXIF time is kept (10:00). The container's creation
     time is UTC, and so is `created_at` made from such a tag (08:00). A `date` in UTC (`Z`:
-    an iTunes release date) says nothing of a local clock."""
+    an iTunes release date) says nothing of a local clock. Matroska's `DATE_RECORDED`
+    goes before `DATE`, as it does for `created_at`."""
     meta = {k.lower(): v for k, v in meta.items()}
     phone = _wall_time(meta.get("com.apple.quicktime.creationdate"))
     if phone is not None:
         return phone
-    dated = _written_time(meta.get("date"))
+    dated = _written_time(meta.get("date_recorded")) or _written_time(meta.get("date"))
     if dated is None or dated[1] is None or dated[1] in "zZ" or _utc_offset(dated[1]) is None:
         return None
     return dated[0]
