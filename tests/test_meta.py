@@ -4372,6 +4372,37 @@ def test_a_video_opening_on_black_in_one_long_group_of_pictures_is_whole_with_a_
     assert ks[:3] == [0, 1, 2] and len(ks) >= 5, ks
 
 
+def test_a_clip_fading_in_from_black_has_its_picture_as_thumbnail_not_the_first_frame_out_of_black(
+        tmp_path: Path) -> None:
+    """A 12 s clip with a 3 s fade-in and its second keyframe at 10 s (a QA finding): the
+    seek to 10% lands on the black first frame, and the thumbnail was the first frame past
+    the dark threshold, hardly less dark (mean grey 16 of the picture's 127). Decoding now
+    goes on while the picture brightens."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    card = np.asarray(media_corpus.picture(160, 120, 7).convert("RGB"), np.float32)
+    with av.open(str(lib / "fade.mp4"), "w") as out:
+        st = out.add_stream("libx264", rate=10)
+        st.width, st.height, st.pix_fmt = 160, 120, "yuv420p"
+        st.options = {"preset": "ultrafast", "x264-params": "keyint=100:min-keyint=100:scenecut=0"}
+        for i in range(120):
+            pixels = (card * min(1.0, i / 30)).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = i
+            out.mux(st.encode(frame))
+        out.mux(st.encode())
+    cat = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=cat).rc == 0
+    (m,) = rows(cat, "SELECT status, thumb FROM media")
+    with Image.open(cat.parent / "thumbs" / m["thumb"]) as im:
+        mean = ImageStat.Stat(im.convert("L")).mean[0]
+    whole = ImageStat.Stat(Image.fromarray(card.astype(np.uint8)).convert("L")).mean[0]
+    assert mean > whole * 0.85, (mean, whole)
+
+
 def test_fingerprint_positions_too_far_past_their_keyframe_are_left_out_not_the_rest(tmp_path: Path) -> None:
     """A 400 s clip with a keyframe every 50 s: the first position (40 s) is 400 frames past
     its keyframe, out of the decoding budget. That was taken for "seeks decode nothing", and

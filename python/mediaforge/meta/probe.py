@@ -700,30 +700,56 @@ THUMB_MAX_DECODE = 120
 THUMB_LATER = (0.25, 0.5, 0.75)
 
 
-def _dull(frame: Any) -> bool:
-    """Whether a frame is near black or one flat colour (its grey at 64 px)."""
+# Decoding on from the first frame that is not dull, while the picture still brightens (a
+# fade-in, a phone's exposure settling): a frame brighter by THUMB_RISE (grey mean) than the
+# one kept replaces it; THUMB_SETTLED frames in a row with no such rise end the fade.
+THUMB_RISE = 2.0
+THUMB_SETTLED = 6
+
+
+def _grey(frame: Any) -> tuple[float, float]:
+    """A frame's grey mean and standard deviation, at 64 px."""
     from PIL import ImageStat
 
     h = max(1, round(64 * frame.height / max(frame.width, 1)))
     st = ImageStat.Stat(frame.reformat(width=64, height=h, format="gray").to_image())
-    return st.mean[0] < THUMB_DULL_MEAN or st.stddev[0] < FP_FLAT_STDDEV
+    return st.mean[0], st.stddev[0]
+
+
+def _dull(frame: Any, grey: tuple[float, float] | None = None) -> bool:
+    """Whether a frame is near black or one flat colour (its grey at 64 px)."""
+    mean, stddev = grey or _grey(frame)
+    return mean < THUMB_DULL_MEAN or stddev < FP_FLAT_STDDEV
 
 
 def _livelier(c: Any, stream: Any, frames: Iterator[Any], duration: float | None) -> Any:
-    """The first frame that is not dull: decoding on from the dull one, then from
-    keyframes further in (`duration`: None when keyframe seeks do not work); None if none
-    (or a later part does not decode: the dull frame stays). Decoding on costs as much as
-    THUMB_MAX_DECODE frames of 1080p at the most (a quarter as many of 4K)."""
+    """A frame that is not dull: decoding on from the dull one (on past the first that is
+    not, while the picture brightens: the first out of a fade from black is hardly less
+    dark), then from keyframes further in (`duration`: None when keyframe seeks do not
+    work); None if none (or a later part does not decode: the dull frame stays). Decoding
+    on costs as much as THUMB_MAX_DECODE frames of 1080p at the most (a quarter as many of
+    4K)."""
     budget = float(THUMB_MAX_DECODE)
+    kept, level, flat = None, 0.0, 0
     try:
         for frame in frames:
-            if not _dull(frame):
-                return frame
+            grey = _grey(frame)
+            if kept is None:
+                if not _dull(frame, grey):
+                    kept, level = frame, grey[0]
+            elif grey[0] >= level + THUMB_RISE and not _dull(frame, grey):
+                kept, level, flat = frame, grey[0], 0
+            else:
+                flat += 1
+                if flat >= THUMB_SETTLED:
+                    return kept
             budget -= max(1.0, frame.width * frame.height / (1920 * 1080))
             if budget <= 0:
                 break
     except av.error.FFmpegError:
-        return None
+        return kept
+    if kept is not None:
+        return kept
     for f in THUMB_LATER if duration else ():
         try:
             c.seek(int(duration * f / stream.time_base) + (stream.start_time or 0), stream=stream, backward=True,
