@@ -20,4 +20,5 @@ echo "== cargo test (rust/core)" >&2
 cargo test --release -p mediaforge-core --lib --quiet
 echo "== pytest" >&2
 # One process per core (pytest-xdist); `-n 0` among the arguments runs them in this one.
-python -m pytest -n auto "$@"
+# The slowest tests are listed at the end, to keep the whole run short.
+python -m pytest -n auto --durations=25 "$@"
