@@ -1620,6 +1620,23 @@ def test_arithmetic_coded_jpegs_are_read_whole(tmp_path: Path) -> None:
         assert ImageStat.Stat(thumb.convert("L")).extrema[0][0] < 200  # its lines show
 
 
+def test_a_panoramas_thumbnail_a_few_pixels_thin_keeps_its_colours(tmp_path: Path) -> None:
+    """A 12000x80 strip, red above and blue below, has a 256x2 thumbnail: lossy WebP,
+    which keeps colour at half the resolution, made both rows purple (a QA finding)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    strip = Image.new("RGB", (12000, 80), (230, 20, 20))
+    strip.paste((20, 20, 230), (0, 40, 12000, 80))
+    strip.save(lib / "pano.jpg", quality=95)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    m = _media(catalog, lib / "pano.jpg")
+    assert (m["thumb_width"], m["thumb_height"]) == (256, 2), m
+    with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
+        top, bottom = im.convert("RGB").getpixel((128, 0)), im.convert("RGB").getpixel((128, 1))
+    assert top[0] > 180 and top[2] < 80 and bottom[2] > 180 and bottom[0] < 80, (top, bottom)
+
+
 def test_raw_read_by_libraw_with_preview_thumbnail_and_exif(corpus) -> None:
     paths, catalog, _ = corpus
     m = _media(catalog, paths["dng"])

@@ -281,6 +281,10 @@ def wide_profile(im: Image.Image) -> bytes | None:
     return None if b"sRGB" in icc or "sRGB".encode("utf-16-be") in icc else icc
 
 
+# Thumbnails thinner than this (pixels) are stored as lossless WebP.
+THUMB_THIN = 16
+
+
 def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int, Path]:
     """Write under a temporary name beside its place, for the caller to rename into place
     (`os.replace`) once it knows the file it came from did not change while it was read,
@@ -292,13 +296,18 @@ def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tmp_name(target, os.getpid()))
+    # Lossy WebP keeps colour at half the resolution: a picture a few pixels thin (the
+    # thumbnail of a 30000x200 panorama, 256x2) would come out in the average of its
+    # halves' colours. Such a small one is stored losslessly.
+    options = ({"lossless": True} if min(im.size) < THUMB_THIN
+               else {"quality": WEBP_QUALITY, "method": 4})
     try:
         try:
-            im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=wide_profile(im))
+            im.save(tmp, "WEBP", **options, icc_profile=wide_profile(im))
         except FileNotFoundError:
             # Its shard, empty, removed by another worker whose thumbnail failed (below).
             target.parent.mkdir(parents=True, exist_ok=True)
-            im.save(tmp, "WEBP", quality=WEBP_QUALITY, method=4, icc_profile=wide_profile(im))
+            im.save(tmp, "WEBP", **options, icc_profile=wide_profile(im))
         length = os.stat(tmp).st_size
     except BaseException:
         if tmp.exists():
