@@ -1361,6 +1361,38 @@ def test_a_songs_year_is_its_release_year_in_the_library_view_and_the_search(tmp
     assert rows(catalog, "SELECT value FROM meta WHERE key = ?", [SEARCH_SYNCED]) == []
 
 
+def test_a_photo_with_no_exif_capture_time_is_dated_by_exif_createdate_or_its_own_xmp(tmp_path: Path) -> None:
+    """A QA finding: only EXIF DateTimeOriginal, else DateTime, dated a photo, so a scan or a
+    copy with EXIF CreateDate (DateTimeDigitized) alone, and an export whose date is in its
+    XMP packet (Adobe's PNG and stripped JPEGs), took the year of their file's mtime."""
+    from PIL import PngImagePlugin
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0x9004: "2012:03:04 05:06:07", 0x9012: "+01:00"})
+    media_corpus.picture(96, 64, 1).save(lib / "scan.jpg", exif=exif)
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" '
+           'photoshop:DateCreated="2016-05-06T07:08:09+03:00"/></rdf:RDF></x:xmpmeta>')
+    media_corpus.picture(96, 64, 2).save(lib / "export.jpg", xmp=xmp.encode())
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    media_corpus.picture(96, 64, 3).save(lib / "export.png", pnginfo=info)
+    # A picture whose XMP holds no well-formed date, and one that is no XML: no date.
+    media_corpus.picture(96, 64, 4).save(lib / "broken.jpg", xmp=xmp.replace("2016", "20x6").encode())
+    media_corpus.picture(96, 64, 5).save(lib / "junk.jpg", xmp=b"<x:xmpmeta Date <<<")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: (str(r["taken_at"]), r["year"]) for r in rows(catalog, "SELECT name, taken_at, year FROM library")}
+    now = time.gmtime().tm_year
+    assert got == {"scan.jpg": ("2012-03-04 05:06:07", 2012), "export.jpg": ("2016-05-06 07:08:09", 2016),
+                   "export.png": ("2016-05-06 07:08:09", 2016), "broken.jpg": ("None", now),
+                   "junk.jpg": ("None", now)}, got
+    assert rows(catalog, "SELECT e.taken_offset FROM exif e JOIN files f USING (blake3) WHERE f.name = 'scan.jpg'") \
+        == [{"taken_offset": "+01:00"}]
+
+
 def test_a_photo_without_exif_takes_its_date_place_and_rating_from_its_sidecar(tmp_path: Path) -> None:
     """A Google Takeout photo stripped of its EXIF, its mtime the download's: the `library`
     view, `--where` and the search take the date, place and rating its JSON gives; a

@@ -280,7 +280,11 @@ def test_a_smart_collection_reading_the_clock_is_searched_live(lib) -> None:
                             ("taken_at > current_date - 30", True), ("age(taken_at) < INTERVAL 1 YEAR", True),
                             ("taken_at > CURRENT_TIMESTAMP - INTERVAL 1 DAY", True),
                             ("year(taken_at) = 2019 AND age(taken_at, TIMESTAMP '2020-01-01') > INTERVAL 1 DAY", False),
-                            ("kind = 'video' AND size > 10", False)):
+                            ("kind = 'video' AND size > 10", False),
+                            # Every scan moves `last_seen` on, files unchanged (a QA finding:
+                            # "seen since ..." kept the files of the scan before in the index).
+                            ("last_seen > TIMESTAMP '2026-01-01'", True), ("library.last_seen IS NULL", True),
+                            ("first_seen > TIMESTAMP '2026-01-01'", False)):
             assert reads_clock(cat, cond) is clock, cond
     recent = root / "2019 Paris" / "paris.jpg"
     old = 1_000_000_000  # 2001

@@ -562,8 +562,16 @@ MIGRATIONS[29] = [
 # a file mkvmerge remuxed took the day of the remux (its creation time) for it. So do
 # those of arithmetic-coded JPEGs refused as cut short or failed as "broken data stream"
 # (they are read whole now), and of Ogg sound with no cover, whose older `COVERART`
-# comment was not read.
+# comment was not read. And of pictures whose EXIF gave no date, which EXIF's
+# DateTimeDigitized may give now. (A picture with no EXIF whose own XMP packet gives a date
+# keeps no date until its content is extracted again: to look for one, every undated
+# picture, screenshots and all, would be read again.)
 MIGRATIONS[30] = [
+    # A smart collection over `last_seen` is no search word now (every scan moves it on for
+    # files it does not index again): the index compares every document again.
+    f"""DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS
+        (SELECT 1 FROM collections WHERE kind = 'smart' AND predicate ILIKE '%last_seen%')""",
+    "DELETE FROM media WHERE kind = 'image' AND blake3 IN (SELECT blake3 FROM exif WHERE taken_at IS NULL)",
     "DELETE FROM media WHERE kind = 'video' AND format IN ('matroska', 'webm')",
     """DELETE FROM media WHERE format = 'jpeg' AND status = 'partial' AND blake3 IN
        (SELECT blake3 FROM meta_errors WHERE stage = 'decode'

@@ -571,6 +571,24 @@ def read_exif(im: Image.Image) -> dict[str, Any] | None:
     return exif_row(tags or Tags({}, {}, {}), stored if isinstance(stored, int) else None)
 
 
+def embedded_xmp_date(im: Image.Image) -> datetime | None:
+    """The capture time a picture's own XMP packet gives (`exif:DateTimeOriginal`,
+    `photoshop:DateCreated`, `xmp:CreateDate`, read as a sidecar's are), for a picture
+    whose EXIF gives none; None without a packet, or one that is not well-formed."""
+    from .sidecar import SidecarError, parse_xmp
+
+    xmp = im.info.get("XML:com.adobe.xmp") or im.info.get("xmp") if isinstance(getattr(im, "info", None), dict) \
+        else None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8", "replace")
+    if not isinstance(xmp, bytes) or b"Date" not in xmp:
+        return None
+    try:
+        return parse_xmp(xmp.strip(b"\0 \t\r\n"))["taken_at"]
+    except (SidecarError, ValueError):
+        return None
+
+
 def exif_of_heif(path: str | bytes) -> dict[str, Any] | None:
     """The `exif` row of a HEIF-family still (AVIF) that Pillow cannot decode here: libheif
     reads the container's EXIF item without decoding the picture. None when there is none."""
@@ -602,13 +620,18 @@ def exif_row(tags: Tags, orientation_as_stored: int | None = None) -> dict[str, 
     """The `exif` row of an EXIF block's tags (None when they say nothing). `orientation_as_stored`:
     the file's orientation where the reader has reset the block's (HEIF)."""
     ex, sub, gps = tags
-    # Each time has its own offset: DateTimeOriginal's is OffsetTimeOriginal; DateTime's
-    # (OffsetTime) stands in only for the time it belongs to, or one equal to it.
+    # The capture time: DateTimeOriginal, else DateTimeDigitized (`CreateDate`: a scan's
+    # or a stripped copy's), else DateTime. Each has its own offset: OffsetTimeOriginal,
+    # OffsetTimeDigitized; DateTime's (OffsetTime) stands in only for the time it belongs
+    # to, or one equal to it.
     original = exif_datetime(sub.get(0x9003), sub.get(0x9291))  # with SubSecTimeOriginal
+    digitized = exif_datetime(sub.get(0x9004), sub.get(0x9292))  # with SubSecTimeDigitized
     modified = exif_datetime(ex.get(0x0132), sub.get(0x9290))  # with SubSecTime
-    offset = _text(sub.get(0x9011)) if original is not None else None
-    if offset is None and modified is not None and (
-            original is None or original.replace(microsecond=0) == modified.replace(microsecond=0)):
+    taken = original or digitized or modified
+    offset = (_text(sub.get(0x9011)) if original is not None
+              else _text(sub.get(0x9012)) if digitized is not None else None)
+    if offset is None and modified is not None and taken is not None and (
+            taken.replace(microsecond=0) == modified.replace(microsecond=0)):
         offset = _text(sub.get(0x9010))
     lat = _gps_coord(gps.get(2), gps.get(1), "NS")
     lon = _gps_coord(gps.get(4), gps.get(3), "EW")
@@ -626,7 +649,7 @@ def exif_row(tags: Tags, orientation_as_stored: int | None = None) -> dict[str, 
         "model": _text(ex.get(0x0110)),
         "lens": _text(sub.get(0xA434)),
         "software": _text(ex.get(0x0131)),
-        "taken_at": original or modified,
+        "taken_at": taken,
         "taken_offset": utc_offset(offset),
         "exposure_time": _plausible(_num(sub.get(0x829A)), 1e-7, 1e8),  # solargraphs run for months
         "f_number": _plausible(_num(sub.get(0x829D)), 0.5, 1_024),

@@ -454,8 +454,8 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     from PIL import Image, UnidentifiedImageError
 
     from .exif import hostile_tiff
-    from .image import (BrokenPicture, apng_frames, gif_complete, image_info, jpeg_cut_short, jpeg_lossless,
-                        open_image, read_exif, too_large, unsupported_reason)
+    from .image import (BrokenPicture, apng_frames, embedded_xmp_date, gif_complete, image_info, jpeg_cut_short,
+                        jpeg_lossless, open_image, read_exif, too_large, unsupported_reason)
     from .thumbs import reduce_for_hash, reduce_grey, reduce_image
 
     t = r.task
@@ -518,6 +518,8 @@ def _image(r: _Result, fallback: bool = False) -> bool:
                 return True
             if r.exif and r.exif.get("taken_at"):
                 r.media["taken_at"] = r.exif["taken_at"]
+            else:  # no EXIF date: the picture's own XMP packet's, as an export that dropped EXIF keeps it
+                r.media["taken_at"] = embedded_xmp_date(im)
         # A JPEG whose pixels libjpeg does not decode may be a lossless one, which libav
         # decodes (the caller's fallback): looked at only then, off the common path. Its
         # header's fields and EXIF are kept; what libav makes of it replaces this.

@@ -140,17 +140,23 @@ CLOCK_WORDS = {"current_date", "current_time", "current_timestamp", "localtime",
 def reads_clock(cat: Catalog, pred: str) -> bool:
     """Whether a checked condition's answer moves with the time it runs at (`now()`,
     `current_date`, `age(x)` of one argument), so the files it matches change with no
-    change to the catalog."""
+    change to the catalog; or with the time of the last scan (`last_seen`, which every
+    scan moves on for every file it finds, changed or not)."""
     tree = parse_tree(cat, WRAP.format(predicate=pred), f"condition nested too deeply: {_shown(pred)}")
     for n in walk(tree):
         if n.get("class") == "FUNCTION" and isinstance(n.get("function_name"), str):
             name = n["function_name"].lower()
             if name in CLOCK_FUNCTIONS or (name == "age" and len(n.get("arguments") or n.get("children") or []) == 1):
                 return True
-        elif n.get("class") == "COLUMN_REF" and [str(c).lower() for c in n.get("column_names") or []] in (
-                [w] for w in CLOCK_WORDS):
-            return True
+        elif n.get("class") == "COLUMN_REF":
+            names = [str(c).lower() for c in n.get("column_names") or []]
+            if names in ([w] for w in CLOCK_WORDS) or names[-1:] == [SCAN_CLOCK]:
+                return True
     return False
+
+
+# The `library` column every scan sets anew on each file it finds.
+SCAN_CLOCK = "last_seen"
 
 
 def run_predicate(cat: Catalog, pred: str, what: str = "the condition", limit: int | None = None) -> list[str]:
