@@ -52,9 +52,11 @@ def _get(cat: Catalog, name: str, any_case: bool = False) -> tuple[int, str, str
     rows = cat.con.sql(f"SELECT collection_id, kind, predicate FROM collections WHERE {folded_sql('name')} = $n "
                        "ORDER BY name = $typed DESC, name = $n DESC LIMIT 1", params=params).fetchall()
     if not rows and any_case:
-        rows = cat.con.sql(f"SELECT collection_id, kind, predicate, name FROM collections "
-                           f"WHERE lower({folded_sql('name')}) = lower($n) ORDER BY name",
-                           params={"n": params["n"]}).fetchall()
+        # Letter case as the search's words compare it (Python's case folding, not SQL's
+        # lower(): a Greek final sigma is a sigma, `ß` is `ss`, Turkish `İ` is `i`).
+        want = _case_folded(params["n"])
+        rows = [r for r in cat.con.sql(f"SELECT collection_id, kind, predicate, {folded_sql('name')} AS n "
+                                       "FROM collections ORDER BY name").fetchall() if _case_folded(r[3]) == want]
         if len(rows) > 1:
             names = ", ".join(quoted(r[3]) for r in rows)
             raise InvalidInputError(f"{quoted(name)} names {len(rows)} collections that differ in letter case "
@@ -64,6 +66,10 @@ def _get(cat: Catalog, name: str, any_case: bool = False) -> tuple[int, str, str
         raise InvalidInputError(f"no collection named {quoted(name)} (see `mediaforge collection list`)")
     cid, kind, pred = rows[0]
     return int(cid), kind, pred
+
+
+def _case_folded(name: str) -> str:
+    return unicodedata.normalize("NFC", name.replace("\u0130", "i").casefold())
 
 
 def create(cat: Catalog, name: str, smart: str | None = None) -> tuple[int, list[str]]:
