@@ -2525,6 +2525,11 @@ def test_several_collections_in_a_search_are_alternatives(lib) -> None:
     assert listed("collection:CC collection:CA", 3) == ["sunset.png", "paris.jpg", "eiffel tower.jpg"]
     assert listed("collection:CA collection:CC", 3) == ["paris.jpg", "eiffel tower.jpg", "sunset.png"]
     assert listed("collection:CA collection:CC", 1) == ["paris.jpg"]
+    # The table says --limit cut the results only where it did (a QA finding: 3 results of
+    # 3 said "the best 3: --limit shows more").
+    for limit, note in ((2, "2 results (the best 2: --limit shows more)"), (3, "3 results"), (4, "3 results")):
+        res = run_cli("search", "collection:CA collection:CC", "--limit", str(limit), catalog=catalog)
+        assert res.rc == 0 and res.out.strip().splitlines()[-1] == note, (limit, res.out)
 
 
 def test_a_smart_collection_whose_condition_fails_then_works_is_searched_as_it_is(tmp_path: Path) -> None:

@@ -426,9 +426,11 @@ def search_cmd(
         if not reindex:
             raise InvalidInputError("give a search, e.g. mediaforge search \"paris 2019 kind:image\"")
         return
+    # A table says whether --limit cut the results: one more is asked for to tell.
+    wanted = limit + 1 if fmt is Format.table and output is None else limit
     try:
         with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
-            table = search(cat, g.catalog, query, limit)
+            table = search(cat, g.catalog, query, wanted)
     except InvalidInputError as e:
         if DAMAGED not in str(e):
             raise
@@ -437,11 +439,13 @@ def search_cmd(
         with open_catalog(g.catalog, wait=wait) as cat, render.IndexProgressBar(shows_bars(g)) as bar:
             refresh(cat, g.catalog, rebuild=True, on_progress=bar.update)
         with open_catalog(g.catalog, read_only=True, wait=wait) as cat:
-            table = search(cat, g.catalog, query, limit)
+            table = search(cat, g.catalog, query, wanted)
     if fmt is Format.table and output is None:
+        cut = table.num_rows > limit
+        table = table.slice(0, limit)
         if table.num_rows:
             render.print_table(table, hide=("media_id", "path_raw"), exact=("path",))
-        more = f" (the best {limit:,}: --limit shows more)" if table.num_rows == limit else ""
+        more = f" (the best {limit:,}: --limit shows more)" if cut else ""
         print(f"{render.counted(table.num_rows, 'result')}{more}")
     else:
         _write_table(table, fmt, output, g.catalog)
