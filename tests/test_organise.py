@@ -2752,6 +2752,11 @@ def test_a_search_of_several_arguments_is_one_and_one_without_letters_says_so(li
     res = run_cli("search", "tag:places/new york", "paris", "--format", "json", catalog=catalog)
     assert res.rc == 0, res.err
     assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["paris.jpg"]
+    # So does one holding a quote or a backslash (a QA finding: "a quote ... is not closed").
+    assert run_cli("tag", "add", 'quote"d\\x', lib[0] / "2019 Paris" / "paris.jpg", catalog=catalog).rc == 0
+    res = run_cli("search", 'tag:quote"d\\x', "paris", "--format", "json", catalog=catalog)
+    assert res.rc == 0, res.err
+    assert [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["paris.jpg"]
     for query in ("...", "*", "\U0001f389", "kind:image \U0001f389"):
         res = run_cli("search", query, catalog=catalog)
         assert res.rc == 2, (query, res.err)

@@ -375,10 +375,11 @@ SEARCH_WAIT_S = 10.0
 
 def _filter_kept_whole(arg: str) -> str:
     """One argument of several, as the search reads it: a `key:value` whose value holds
-    spaces (the shell's quotes gone) quoted again, else as it is."""
+    spaces (the shell's quotes gone), a quote or a backslash quoted again, so it is read
+    as the shell passed it; else as it is (and a value in quotes of its own)."""
     key, colon, value = arg.partition(":")
     if key.lower() not in ("tag", "collection", "kind", "ext", "year") or not colon or value.startswith('"') \
-            or not any(c.isspace() for c in value):
+            or not any(c.isspace() or c in '"\\' for c in value):
         return arg
     return f'{key}:"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
