@@ -100,11 +100,12 @@ def docs_sql(within: str = "", smart: Sequence[tuple[str, str]] = (), library: s
                        sidecar_dates=SIDECAR_DATES.format(only=within.format(col="l.media_id")))
 
 
-def smart_collections(cat: Catalog) -> list[tuple[str, str]]:
+def smart_collections(cat: Catalog, refused: list[str] | None = None) -> list[tuple[str, str]]:
     """(name, predicate) of every smart collection whose name is a search word for the
     files it matches: its predicate still passes its checks, and does not read the clock.
     (The files "taken in the last 30 days" change by the day, with no document touched:
-    their names would hold on to files that left. `collection:NAME` runs them live.)"""
+    their names would hold on to files that left. `collection:NAME` runs them live.)
+    `refused`, where given, gets the names of those whose predicate no longer passes."""
     from .predicate import check_predicate, reads_clock
 
     out = []
@@ -112,7 +113,10 @@ def smart_collections(cat: Catalog) -> list[tuple[str, str]]:
         try:
             checked = check_predicate(cat, pred)
         except InvalidInputError:
-            continue  # `collection show` says what is wrong with it; the index goes on without it
+            # `collection show` says what is wrong with it; the index goes on without it.
+            if refused is not None:
+                refused.append(name)
+            continue
         if not reads_clock(cat, checked):
             out.append((name, checked))
     return out
@@ -294,13 +298,16 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
         total = None if only is None and not fresh else int(cat.con.execute(
             f"SELECT count(*) FROM files WHERE status = 'present' {within.format(col='media_id')}").fetchall()[0][0])
         staging = _Staging(on_progress, total, t0)
-        smart = smart_collections(cat)
+        refused: list[str] = []  # smart collections whose condition no longer passes its checks
+        smart = smart_collections(cat, refused)
         gone = [str(r[0]) for r in cat.con.sql(f"""
             SELECT s.media_id FROM search_docs s
             WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.media_id = s.media_id AND f.status = 'present')
             {within.format(col='s.media_id')}
         """).fetchall()]
-        left_out: list[str] = []  # smart collections whose condition failed on the data
+        # Smart collections whose condition failed on the data, or its checks (a column a
+        # later version's `library` view no longer has): names no document holds.
+        left_out: list[str] = sorted(refused)
         try:
             state = _stage_changed(cat, index, within, smart, gone, staging)
         except duckdb.Error:
@@ -308,7 +315,7 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
             if not smart:
                 raise
             working = _working(cat, smart, within)
-            left_out = sorted(name for name, _ in smart if name not in {n for n, _ in working})
+            left_out = sorted({*refused, *(name for name, _ in smart if name not in {n for n, _ in working})})
             try:
                 state = _stage_changed(cat, index, within, working, gone, staging)
             except BaseException:
@@ -322,7 +329,7 @@ def _refresh(cat: Catalog, catalog_path: Path, folder: Path, rebuild: bool,
             # update's documents show: whether it does is a matter of every file (a name
             # its CAST cannot read came or went), so it is asked of every file.
             every = _working(cat, smart, "") if smart else []
-            left_out = sorted(name for name, _ in smart if name not in {n for n, _ in every})
+            left_out = sorted({*refused, *(name for name, _ in smart if name not in {n for n, _ in every})})
             index.discard_staged()
             state = None
             if left_out == _left_out(cat):
