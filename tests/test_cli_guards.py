@@ -781,6 +781,14 @@ def test_a_catalog_reached_by_a_link_has_one_search_index(tmp_path: Path) -> Non
             res = run_cli("query", "SELECT 1", "-f", "csv", "-o", tmp_path / folder / "x.csv", catalog=name)
             assert res.rc == 2, (name, folder, res.err)
             assert_one_line_error(res.err, "would overwrite the catalog or its files")
+    # A hard link has no other name to follow: its tag commands find no index beside it,
+    # and the index beside the first name compares every document at its next search (a
+    # QA finding: it stayed marked in step, and never found the tag).
+    hard = tmp_path / "hard.duckdb"
+    os.link(catalog, hard)
+    assert run_cli("tag", "add", "viahard", lib / "b.jpg", catalog=hard).rc == 0
+    res = run_cli("search", "tag:viahard", "--format", "json", catalog=catalog)
+    assert res.rc == 0 and [Path(r["path"]).name for r in json.loads(res.out)] == ["b.jpg"], res.out + res.err
 
 
 def _two_file_catalog(tmp_path: Path, *names: str) -> tuple[Path, Path]:

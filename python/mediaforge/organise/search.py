@@ -477,15 +477,16 @@ def hold_step(cat: Catalog, catalog_path: Path) -> str | None:
     """Before tags or collections change: take the index's in-step mark off (and return
     it, for `refresh_changed` to put back). A command cut short between its change and
     the index's update (kill -9, a full disk) so leaves the index marked behind, and the
-    next search or scan compares every document."""
-    if not index_dir(catalog_path).exists():
-        return None
+    next search or scan compares every document. With no index beside this name of the
+    catalog (one reached through a hard link, whose index is beside its other name), the
+    mark is taken off for good: that index, which this command cannot update, compares
+    every document at its next search."""
     got = cat.con.execute("SELECT value FROM meta WHERE key = ?", [SYNCED]).fetchall()
     if not got:
         return None
     with cat.transaction() as con:
         con.execute("DELETE FROM meta WHERE key = ?", [SYNCED])
-    return got[0][0]
+    return got[0][0] if index_dir(catalog_path).exists() else None
 
 
 def refresh_changed(cat: Catalog, catalog_path: Path, ids: Sequence[str] | None, held: str | None,
