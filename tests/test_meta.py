@@ -1024,6 +1024,36 @@ def test_anamorphic_video_aspect_and_thumbnail(corpus) -> None:
     assert (m["thumb_width"], m["thumb_height"]) == (256, 144)
 
 
+def test_a_shown_shape_a_hair_off_a_common_one_is_stored_as_it(tmp_path: Path) -> None:
+    """854x480 (web video) and a DVD rip mkvmerge gave a display size of 853x480 were
+    `427:240` and `853:480`, which `display_aspect = '16:9'` missed (a QA finding): a
+    shape within 0.5% of a common one, not in small numbers of its own, is that one. A
+    catalog of version 29 has its streams' shapes so corrected."""
+    import av
+    import duckdb
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(lib / "web.mp4"), "w") as out:
+        st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+        st.width, st.height, st.pix_fmt = 854, 480, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((480, 854, 3), i * 40, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(st.encode(frame))
+        out.mux(st.encode())
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    shape = "SELECT display_aspect FROM streams WHERE type = 'video'"
+    assert rows(catalog, shape) == [{"display_aspect": "16:9"}]
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE streams SET display_aspect = '853:480' WHERE type = 'video'")
+        con.execute("UPDATE meta SET value = '29' WHERE key = 'schema_version'")
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert rows(catalog, shape) == [{"display_aspect": "16:9"}]
+
+
 def test_video_thumbnail_is_the_keyframe_at_a_tenth_of_the_duration(corpus) -> None:
     paths, catalog, _ = corpus
     m = _media(catalog, paths["colours"])

@@ -566,7 +566,23 @@ MIGRATIONS[29] = [
 # DateTimeDigitized may give now. (A picture with no EXIF whose own XMP packet gives a date
 # keeps no date until its content is extracted again: to look for one, every undated
 # picture, screenshots and all, would be read again.)
+_ASPECTS_30 = ((1, 1), (5, 4), (4, 3), (3, 2), (8, 5), (16, 9), (37, 20), (2, 1), (64, 27), (7, 3), (12, 5))
+_RATIO_30 = "(TRY_CAST(split_part({c}, ':', 1) AS DOUBLE) / TRY_CAST(split_part({c}, ':', 2) AS DOUBLE))"
 MIGRATIONS[30] = [
+    # A stream's shown shape within 0.5% of a common one, not in small numbers of its own
+    # (853:480, mkvmerge's 16:9 for a DVD rip), is that one (see `probe.COMMON_ASPECTS`).
+    "CREATE OR REPLACE TEMP TABLE aspects_30 (a INTEGER, b INTEGER)",
+    "INSERT INTO aspects_30 VALUES " + ", ".join(f"({a}, {b}), ({b}, {a})" for a, b in _ASPECTS_30 if a != b) + ", (1, 1)",
+    f"""UPDATE streams SET display_aspect = (
+            SELECT a || ':' || b FROM aspects_30
+            WHERE abs({_RATIO_30.format(c="streams.display_aspect")} / (a / b) - 1) < 0.005
+            ORDER BY abs({_RATIO_30.format(c="streams.display_aspect")} / (a / b) - 1) LIMIT 1)
+        WHERE regexp_full_match(display_aspect, '[0-9]+:[1-9][0-9]*')
+          AND greatest(TRY_CAST(split_part(display_aspect, ':', 1) AS DOUBLE),
+                       TRY_CAST(split_part(display_aspect, ':', 2) AS DOUBLE)) > 100
+          AND EXISTS (SELECT 1 FROM aspects_30
+                      WHERE abs({_RATIO_30.format(c="streams.display_aspect")} / (a / b) - 1) < 0.005)""",
+    "DROP TABLE aspects_30",
     # A smart collection over `last_seen` is no search word now (every scan moves it on for
     # files it does not index again): the index compares every document again.
     f"""DELETE FROM meta WHERE key = '{SEARCH_SYNCED}' AND EXISTS

@@ -310,11 +310,23 @@ def _sample_aspect(s: Any) -> Fraction:
     return Fraction(1)
 
 
+# The shapes pictures are made to (and each turned upright): a shape within 0.5% of one,
+# not in small numbers of its own (853:480, mkvmerge's 16:9 for a 720x480 DVD rip; 427:240,
+# 854x480 video), is stored as it (16:9), so `display_aspect = '16:9'` finds them all.
+COMMON_ASPECTS = ((1, 1), (5, 4), (4, 3), (3, 2), (8, 5), (16, 9), (37, 20), (2, 1), (64, 27), (7, 3), (12, 5))
+_ASPECT_NEAR = 0.005
+
+
 def _display_aspect(w: int | None, h: int | None, sar: Fraction) -> str | None:
     """Width:height of the picture as shown (16:9), square pixels or not."""
     if not w or not h:
         return None
     dar = Fraction(w, h) * sar
+    if max(dar.numerator, dar.denominator) > 100:
+        for a, b in COMMON_ASPECTS + tuple((b, a) for a, b in COMMON_ASPECTS):
+            if abs(float(dar) / (a / b) - 1) < _ASPECT_NEAR:
+                dar = Fraction(a, b)
+                break
     return f"{dar.numerator}:{dar.denominator}" if dar.numerator < 10_000 and dar.denominator < 10_000 else None
 
 
