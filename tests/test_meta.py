@@ -825,6 +825,58 @@ def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     assert _media(catalog, lib / "IMG_0001.MOV")["extracted_at"] == kept
 
 
+def test_a_phone_videos_camera_and_place_are_catalogued_as_a_photos(tmp_path: Path) -> None:
+    """A QA finding: an iPhone's MOV names its make, model and place (QuickTime keys, the
+    place in ISO 6709) and an Android phone's MP4 its place (`©xyz`), but `library` had no
+    camera or GPS for any video. They make an `exif` row, as a photo's EXIF does, with the
+    capture time's offset; a video that says none of it has none."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _clip_with_metadata_keys(lib / "IMG_0001.MOV", "mov", {
+        "com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 15 Pro",
+        "com.apple.quicktime.software": "17.5.1", "com.apple.quicktime.location.ISO6709": "-33.8688+151.2093+012.500/",
+        "com.apple.quicktime.creationdate": "2023-07-01T10:00:00+1000"})
+    with av.open(str(lib / "VID_0002.mp4"), "w") as out:  # as Android's MediaRecorder writes its place
+        out.metadata["location"] = "+4042.768-07400.360/"  # (ISO 6709's degrees and minutes)
+        st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(st.encode(frame))
+        out.mux(st.encode())
+    _clip_with_metadata_keys(lib / "plain.mp4", "mp4", {"title": "no camera", "location": "+95.0+10.0/"})
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: r for r in rows(catalog, "SELECT name, camera_make, camera_model, gps_lat, gps_lon FROM library")}
+    assert (got["IMG_0001.MOV"]["camera_make"], got["IMG_0001.MOV"]["camera_model"]) == ("Apple", "iPhone 15 Pro")
+    assert (got["IMG_0001.MOV"]["gps_lat"], got["IMG_0001.MOV"]["gps_lon"]) == (-33.8688, 151.2093)
+    assert got["VID_0002.mp4"]["gps_lat"] == pytest.approx(40.7128) and got["VID_0002.mp4"]["gps_lon"] == \
+        pytest.approx(-74.006)
+    assert [got["plain.mp4"][k] for k in ("camera_make", "gps_lat")] == [None, None]  # (a place off the globe)
+    e = _one(catalog, "exif", lib / "IMG_0001.MOV")
+    assert (e["software"], e["gps_alt"], str(e["taken_at"]), e["taken_offset"]) == (
+        "17.5.1", 12.5, "2023-07-01 10:00:00", "+10:00")
+    # (The others match the test's folder, `..._phone_...`, one letter off.)
+    res = run_cli("search", "iphone", "-f", "json", catalog=catalog)
+    assert [Path(r["path"]).name for r in json.loads(res.out)][0] == "IMG_0001.MOV", res.out + res.err
+    # A catalog of version 29 had no such row: the phone's video (its own capture time)
+    # is extracted again, not the others.
+    import duckdb
+
+    kept = _media(catalog, lib / "plain.mp4")["extracted_at"]
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("DELETE FROM exif")
+        con.execute("UPDATE meta SET value = '29' WHERE key = 'schema_version'")
+    res = run_cli("scan", lib, "--no-thumbs", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 1, (res.out, res.err)
+    assert _one(catalog, "exif", lib / "IMG_0001.MOV")["model"] == "iPhone 15 Pro"
+    assert _media(catalog, lib / "plain.mp4")["extracted_at"] == kept
+
+
 def test_a_sound_stream_that_names_no_layout_has_none(tmp_path: Path) -> None:
     """PCM in AVI names no channel layout: libav's placeholder ("1 channels") is no layout."""
     lib = tmp_path / "lib"

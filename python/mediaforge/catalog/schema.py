@@ -589,6 +589,12 @@ MIGRATIONS[30] = [
         (SELECT 1 FROM collections WHERE kind = 'smart' AND predicate ILIKE '%last_seen%')""",
     "DELETE FROM media WHERE kind = 'image' AND blake3 IN (SELECT blake3 FROM exif WHERE taken_at IS NULL)",
     "DELETE FROM media WHERE kind = 'video' AND format IN ('matroska', 'webm')",
+    # Phone videos: their make, model and place make an `exif` row now. Those with a
+    # capture time of their phone's own (QuickTime's; it differs from the UTC creation
+    # time) are extracted again; other videos have no row until their content is.
+    """DELETE FROM media WHERE kind = 'video' AND format IN ('mov', 'mp4') AND taken_at IS DISTINCT FROM created_at
+       AND taken_at IS NOT NULL
+       AND blake3 NOT IN (SELECT blake3 FROM exif)""",
     """DELETE FROM media WHERE format = 'jpeg' AND status = 'partial' AND blake3 IN
        (SELECT blake3 FROM meta_errors WHERE stage = 'decode'
         AND (message LIKE '%bytes are too few for%' OR message LIKE '%broken data stream%'))""",

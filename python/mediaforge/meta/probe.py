@@ -144,6 +144,79 @@ def _local_capture_time(meta: dict[str, str]) -> datetime | None:
     return dated[0]
 
 
+# ISO 6709 as phones write a place into MP4/MOV (`+37.3349-122.0090+030.000/`): latitude,
+# longitude, maybe altitude. Each in degrees, or degrees and minutes (DDMM.M, DDDMM.M), or
+# degrees, minutes and seconds, as its count of whole digits says.
+_ISO6709 = re.compile(r"^\s*([+-]\d+(?:\.\d*)?)([+-]\d+(?:\.\d*)?)([+-]\d+(?:\.\d*)?)?(?:CRS[^/]*)?/?\s*$")
+
+
+def _iso6709_part(text: str, degree_digits: int) -> float | None:
+    sign = -1.0 if text[0] == "-" else 1.0
+    whole, _, fraction = text[1:].partition(".")
+    # Whole digits past the degrees' (a longitude's may come without its leading 0, as
+    # libav writes `-7400.3599`): 0, degrees; up to 2, and minutes; up to 4, and seconds.
+    past = len(whole) - degree_digits
+    if past <= 0:
+        return sign * float(text[1:])
+    extra = 2 if past <= 2 else 4 if past <= 4 else 0
+    if not extra or len(whole) <= extra:
+        return None
+    degrees = int(whole[:-extra])
+    minutes = float(whole[-extra:][:2] + ("" if extra == 4 else "." + fraction if fraction else ""))
+    seconds = float(whole[-2:] + ("." + fraction if fraction else "")) if extra == 4 else 0.0
+    if minutes >= 60 or seconds >= 60:
+        return None
+    return sign * (degrees + minutes / 60 + seconds / 3600)
+
+
+def iso6709(text: str | None) -> tuple[float, float, float | None] | None:
+    """(latitude, longitude, altitude or None) from an ISO 6709 string; None for one that
+    is not, or a place off the globe."""
+    m = _ISO6709.match(text or "")
+    if not m:
+        return None
+    lat, lon = _iso6709_part(m.group(1), 2), _iso6709_part(m.group(2), 3)
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    alt = float(m.group(3)) if m.group(3) else None
+    return lat, lon, alt if alt is None or -12_000 <= alt <= 1e6 else None
+
+
+def container_camera(meta: dict[str, str]) -> dict[str, Any] | None:
+    """What a video's container says of the camera that shot it, as an `exif` row: the
+    make, model and software phones write into MP4/MOV (QuickTime's `com.apple.quicktime.*`
+    keys; Android's `com.android.manufacturer` and `.model`; `©mak`, `©mod`), and its place (QuickTime's
+    ISO 6709 location; `©xyz`, which Android writes, libav's `location`), and its capture
+    time with the offset it gives. None when it says none of these."""
+    meta = {k.lower(): v for k, v in meta.items()}
+
+    def text(*keys: str) -> str | None:
+        for key in keys:
+            v = str(meta.get(key) or "").strip().replace("\0", "")
+            if v:
+                return v[:256]
+        return None
+
+    place = iso6709(text("com.apple.quicktime.location.iso6709", "location", "location-eng"))
+    row: dict[str, Any] = {
+        "make": text("com.apple.quicktime.make", "com.android.manufacturer", "make"),
+        "model": text("com.apple.quicktime.model", "com.android.model", "model"),
+        "software": text("com.apple.quicktime.software"),
+        "gps_lat": place[0] if place else None,
+        "gps_lon": place[1] if place else None,
+        "gps_alt": place[2] if place else None,
+    }
+    if not any(v is not None for v in row.values()):
+        return None
+    written = _written_time(meta.get("com.apple.quicktime.creationdate"))
+    offset = _utc_offset(written[1]) if written and written[1] and written[1] not in "zZ" else None
+    row["taken_at"] = written[0] if written else None
+    if offset is not None:
+        minutes = int(offset.total_seconds()) // 60
+        row["taken_offset"] = f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return row
+
+
 def _bit_depth(cc: Any) -> int | None:
     fmt = getattr(cc, "format", None)
     comps = getattr(fmt, "components", None) if fmt is not None else None
@@ -525,6 +598,7 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
             "bitrate": int(c.bit_rate) if c.bit_rate else None,
             "created_at": _creation_time(dict(c.metadata or {}), video=bool(video)),
             "taken_at": _local_capture_time(dict(c.metadata or {})) if video else None,
+            "camera": container_camera(dict(c.metadata or {})) if video else None,
             "stream_count": len(streams),
             "chapters": chapters,
             "video_codec": v["codec"] if v else None,

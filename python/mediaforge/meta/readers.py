@@ -765,6 +765,9 @@ def _av(r: _Result, fallback: bool = False) -> bool:
         media["format"] = (str(media["format"]).removesuffix("_pipe") if media["format"] != "image2"
                            else {"mjpeg": "jpeg"}.get(codec, codec) or "image2")
     local = media.pop("taken_at", None)
+    camera = media.pop("camera", None)
+    if camera is not None and not still and media.get("video_codec") and t.kind != "audio":
+        r.exif = camera  # a phone's make, model and place, as a photo's EXIF gives them
     r.media.update(media)
     r.streams = streams
     if (local or media["created_at"]) is not None and media.get("video_codec") and t.kind != "audio":
