@@ -2775,6 +2775,34 @@ def test_a_search_of_several_arguments_is_one_and_one_without_letters_says_so(li
         assert_one_line_error(res.err, "holds no letter or digit to search for")
 
 
+def test_a_word_or_filter_after_a_dash_is_left_out_of_the_results(lib) -> None:
+    """A QA finding: `sine -song` found the very file the user meant to leave out (the
+    `-` was dropped as punctuation). A `-` before a word or filter, outside quotes,
+    excludes the files that hold it; `"-word"` is the word; a search of exclusions alone
+    is every other file."""
+    root, catalog = lib
+
+    def names(*args: str) -> list[str]:
+        res = run_cli("search", "--format", "json", "--limit", "100", *args, catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(os.path.basename(r["path"]) for r in json.loads(res.out))
+
+    assert names("paris") == ["eiffel tower.jpg", "paris hotel receipt.jpg", "paris.jpg", "paris.jpg.xmp"]
+    assert names("paris -receipt") == ["eiffel tower.jpg", "paris.jpg", "paris.jpg.xmp"]
+    assert names("paris -ext:xmp -EIFFEL") == ["paris hotel receipt.jpg", "paris.jpg"]
+    assert names("paris -kind:image") == ["paris.jpg.xmp"]
+    # (paris.jpg's sidecar tags it `places/...`; as an argument of its own after `--`,
+    # the filter keeps its value whole.)
+    assert "paris.jpg" not in names("paris -tag:places") and "paris.jpg" in names("paris")
+    assert names("paris", "--", "-tag:places") == names("paris -tag:places")
+    others = names("--", "-paris")  # (the odd one's name is not UTF-8)
+    assert len(others) == 4 and others[1:] == ["short.mp4", "sunset.png", "surf.mp4"], others
+    assert names("--", "-year:1..9999") == []
+    assert names('"-receipt"') == ["paris hotel receipt.jpg"]
+    res = run_cli("search", "paris -collection:x", catalog=catalog)
+    assert res.rc == 2 and "-collection: is not taken" in res.err, res.err
+
+
 def test_an_export_stopped_as_its_sidecars_land_records_them_and_leaves_no_temporary(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A review finding: a Ctrl-C (a real SIGINT, sent at the first rename) as an export's

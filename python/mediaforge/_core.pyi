@@ -43,8 +43,9 @@ class Scanner:
 
 def hash_file(path: bytes, threads: int = 0) -> str: ...
 def hash_bytes(data: bytes) -> str: ...
-def search_words(query: str) -> list[tuple[str, str, str | None]]:
-    """A search query's words as the index reads them: (as typed, value, filter key or None)."""
+def search_words(query: str) -> list[tuple[str, str, str | None, bool]]:
+    """A search query's words as the index reads them: (as typed, value, filter key or None,
+    whether it excludes: `-word`)."""
 def classify(name: bytes, head: bytes | None = None) -> tuple[str, str]: ...
 def image_hashes(gray: bytes, width: int, height: int) -> tuple[int, int]:
     """(pHash, dHash) of a grey image of width x height bytes."""

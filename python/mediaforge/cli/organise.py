@@ -378,7 +378,8 @@ def _filter_kept_whole(arg: str) -> str:
     spaces (the shell's quotes gone), a quote or a backslash quoted again, so it is read
     as the shell passed it; else as it is (and a value in quotes of its own)."""
     key, colon, value = arg.partition(":")
-    if key.lower() not in ("tag", "collection", "kind", "ext", "year") or not colon or value.startswith('"') \
+    if key.lower().removeprefix("-") not in ("tag", "collection", "kind", "ext", "year") or not colon \
+            or value.startswith('"') \
             or not any(c.isspace() or c in '"\\' for c in value):
         return arg
     return f'{key}:"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -558,8 +558,8 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         raise InvalidInputError("empty search: give words and/or filters, e.g. \"paris 2019 kind:image\"")
     if limit < 1:
         raise InvalidInputError("--limit must be at least 1")
-    words = _core.search_words(query)  # (as typed, value, key): the index's own reading
-    for _, value, key in words:
+    words = _core.search_words(query)  # (as typed, value, key, excluding): the index's own reading
+    for _, value, key, _excluding in words:
         if key in ("kind", "collection", "tag") and not value:
             raise InvalidInputError(f"filter {key}: needs a value")
         if key == "tag" and not value.replace("/", "").strip():  # `tag:/` names no tag: it would match nothing
@@ -580,8 +580,10 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
     # Several collections are alternatives, as several values of any filter are: their
     # members together. The rest goes to the index as typed (quotes and escapes for its
     # own lexer).
-    named = list(dict.fromkeys(value for _, value, key in words if key == "collection"))  # each once
-    text = " ".join(raw for raw, _, key in words if key != "collection")
+    # (An excluded collection goes to the index, which says it cannot exclude one.)
+    named = list(dict.fromkeys(value for _, value, key, excluding in words
+                               if key == "collection" and not excluding))  # each once
+    text = " ".join(raw for raw, _, key, excluding in words if key != "collection" or excluding)
     if not text:
         # Collections alone: their members, each collection's in its order, the first's
         # first, with their years from the catalog. The first `limit` of each are enough:

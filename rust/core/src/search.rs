@@ -27,7 +27,8 @@ use tantivy::directory::error::{LockError, OpenDirectoryError, OpenReadError, Op
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
+    TermSetQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED, STRING,
@@ -769,16 +770,22 @@ impl SearchIndex {
     pub fn search(&self, query: &str, limit: usize, restrict: Option<&[String]>) -> Result<Vec<Hit>> {
         let parsed = parse(&nfc(query))?;
         let tokens = self.tokens(&parsed.words);
-        if tokens.len() > MAX_WORDS {
+        let excluded = self.tokens(&parsed.not.words);
+        if tokens.len() + excluded.len() > MAX_WORDS {
             return Err(Error::InvalidInput(format!(
                 "the search has {} different words; it takes at most {MAX_WORDS} (each one must match)",
-                tokens.len()
+                tokens.len() + excluded.len()
             )));
         }
         // A long list of ids filters the matches by their `tiebreak` hash instead of
         // joining the query as a term set (see `RESTRICT_TERMS`).
         let long = restrict.filter(|ids| ids.len() > RESTRICT_TERMS);
-        let Some(q) = self.build(&parsed, &tokens, if long.is_some() { None } else { restrict }) else {
+        let Some(q) = self.build(
+            &parsed,
+            &tokens,
+            &excluded,
+            if long.is_some() { None } else { restrict },
+        ) else {
             return Ok(Vec::new());
         };
         if limit == 0 {
@@ -801,7 +808,7 @@ impl SearchIndex {
         // A file not asked for shares a hash with one that was (about one chance in
         // 2^64 / ids): the slow, exact way.
         let q = self
-            .build(&parsed, &tokens, restrict)
+            .build(&parsed, &tokens, &excluded, restrict)
             .expect("the same query, restricted");
         self.ranked(&q, limit, None)
     }
@@ -908,9 +915,16 @@ impl SearchIndex {
         Box::new(BooleanQuery::new(should))
     }
 
-    fn build(&self, p: &Parsed, tokens: &[String], restrict: Option<&[String]>) -> Option<Box<dyn Query>> {
+    fn build(
+        &self,
+        p: &Parsed,
+        tokens: &[String],
+        excluded: &[String],
+        restrict: Option<&[String]>,
+    ) -> Option<Box<dyn Query>> {
         let f = &self.fields;
-        if tokens.is_empty() && !p.has_filters() {
+        let only_excluding = tokens.is_empty() && !p.has_filters();
+        if only_excluding && excluded.is_empty() && p.not.is_empty() {
             // Only punctuation: nothing can match.
             return None;
         }
@@ -937,22 +951,45 @@ impl SearchIndex {
                 })
                 .collect()
         };
-        let years = p
-            .years
-            .iter()
-            .map(|&(lo, hi)| {
-                let bound = |y: Option<i32>| {
-                    y.map_or(Bound::Unbounded, |y| {
-                        Bound::Included(Term::from_field_i64(f.year, y.into()))
-                    })
-                };
-                Box::new(RangeQuery::new(bound(lo), bound(hi))) as Box<dyn Query>
-            })
-            .collect();
+        let years = |ranges: &[(Option<i32>, Option<i32>)]| -> Vec<Box<dyn Query>> {
+            ranges
+                .iter()
+                .map(|&(lo, hi)| {
+                    let bound = |y: Option<i32>| {
+                        y.map_or(Bound::Unbounded, |y| {
+                            Bound::Included(Term::from_field_i64(f.year, y.into()))
+                        })
+                    };
+                    Box::new(RangeQuery::new(bound(lo), bound(hi))) as Box<dyn Query>
+                })
+                .collect()
+        };
+        // A file that holds any word or filter value excluded is left out: each word as a
+        // whole word (no prefix, no typo) in any text field.
+        let mut out: Vec<Box<dyn Query>> = Vec::new();
+        for t in excluded {
+            for (field, _) in f.text() {
+                out.push(Box::new(TermQuery::new(
+                    Term::from_field_text(field, t),
+                    IndexRecordOption::Basic,
+                )));
+            }
+        }
+        out.extend(terms(f.kind, &p.not.kinds));
+        out.extend(terms(f.ext, &p.not.exts));
+        out.extend(years(&p.not.years));
+        out.extend(terms(f.tag_paths, &p.not.tags));
+        for q in out {
+            clauses.push((Occur::MustNot, q));
+        }
+        if only_excluding {
+            // Every file but those excluded.
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+        }
         let filters = [
             terms(f.kind, &p.kinds),
             terms(f.ext, &p.exts),
-            years,
+            years(&p.years),
             terms(f.tag_paths, &p.tags),
             terms(f.collection_keys, &p.collections),
         ];
@@ -1043,7 +1080,8 @@ fn ext_key(ext: &str) -> String {
     fold_case(ext.trim().trim_start_matches('.'))
 }
 
-/// A query split into its free words and its filters (values normalised as indexed).
+/// A query split into its free words and its filters (values normalised as indexed), and
+/// those the query excludes (`-word`, `-kind:video`).
 #[derive(Debug, Default, PartialEq)]
 struct Parsed {
     words: Vec<String>,
@@ -1053,6 +1091,27 @@ struct Parsed {
     years: Vec<(Option<i32>, Option<i32>)>,
     tags: Vec<String>,
     collections: Vec<String>,
+    not: Box<Excluded>,
+}
+
+/// What a query's `-` words exclude: a file holding any of them is left out.
+#[derive(Debug, Default, PartialEq)]
+struct Excluded {
+    words: Vec<String>,
+    kinds: Vec<String>,
+    exts: Vec<String>,
+    years: Vec<(Option<i32>, Option<i32>)>,
+    tags: Vec<String>,
+}
+
+impl Excluded {
+    fn is_empty(&self) -> bool {
+        self.words.is_empty()
+            && self.kinds.is_empty()
+            && self.exts.is_empty()
+            && self.years.is_empty()
+            && self.tags.is_empty()
+    }
 }
 
 impl Parsed {
@@ -1076,14 +1135,25 @@ pub struct QueryWord {
     pub key: Option<String>,
     /// The filter's value, or the plain word, quotes out, escapes resolved, trimmed.
     pub value: String,
+    /// The word excludes what it names: typed with a `-` before it, outside quotes
+    /// (`-draft`, `-kind:video`; `"-draft"` is the word itself).
+    pub negated: bool,
 }
 
 /// Split on whitespace outside double quotes; quotes go, and `\"` and `\\` are a quote
 /// and a backslash that belong to the word (`collection:"Say \"hi\""`). A word whose
-/// first colon outside quotes follows a key of letters is a `key:value` filter. A quote
-/// left open is an error: what it was to hold is unclear.
+/// first colon outside quotes follows a key of letters is a `key:value` filter. A word
+/// that starts with `-` outside quotes, with more after it, excludes what the rest names.
+/// A quote left open is an error: what it was to hold is unclear.
 pub fn query_words(query: &str) -> Result<Vec<QueryWord>> {
     fn finish(raw: &str, word: &str, colon: Option<usize>) -> QueryWord {
+        // `-` then more, outside quotes: the rest, excluded (a lone `-` is the word `-`).
+        let negated = raw.starts_with('-') && word.len() > 1;
+        let (word, colon) = if negated {
+            (&word[1..], colon.map(|i| i - 1))
+        } else {
+            (word, colon)
+        };
         let filter = colon
             .map(|i| (&word[..i], &word[i + 1..]))
             .filter(|(k, _)| !k.is_empty() && k.chars().all(char::is_alphabetic));
@@ -1095,6 +1165,7 @@ pub fn query_words(query: &str) -> Result<Vec<QueryWord>> {
             raw: raw.to_string(),
             key,
             value: value.trim().to_string(),
+            negated,
         }
     }
     let mut out = Vec::new();
@@ -1183,10 +1254,17 @@ fn parse(query: &str) -> Result<Parsed> {
         return Err(Error::InvalidInput("empty search query".into()));
     }
     let mut p = Parsed::default();
-    for QueryWord { key, value, .. } in words {
+    for QueryWord {
+        key, value, negated, ..
+    } in words
+    {
         let Some(key) = key else {
             if !value.is_empty() {
-                p.words.push(value);
+                if negated {
+                    p.not.words.push(value);
+                } else {
+                    p.words.push(value);
+                }
             }
             continue;
         };
@@ -1199,6 +1277,22 @@ fn parse(query: &str) -> Result<Parsed> {
         }
         if value.is_empty() {
             return Err(Error::InvalidInput(format!("filter {key}: needs a value")));
+        }
+        if negated {
+            match key.as_str() {
+                "kind" => p.not.kinds.push(fold_case(value)),
+                "ext" => p.not.exts.push(ext_key(value)),
+                "year" => p.not.years.push(parse_year(value)?),
+                "tag" => p.not.tags.push(tag_key(value)),
+                _ => {
+                    return Err(Error::InvalidInput(
+                        "-collection: is not taken: a search excludes words, kinds, extensions, years and tags \
+                         (`mediaforge collection show` lists a collection's files)"
+                            .into(),
+                    ))
+                }
+            }
+            continue;
         }
         match key.as_str() {
             "kind" => p.kinds.push(fold_case(value)),
@@ -1594,6 +1688,35 @@ mod tests {
             (Some("café"), "x")
         );
         assert!(parse("café:x").is_err() && parse("\"café:x\"").is_ok());
+        // A `-` before a word or filter, outside quotes, excludes it; in quotes, or alone,
+        // it is part of the word.
+        let excluding = query_words("-draft -KIND:video \"-x\" - a-b -tag:\"a b\"").unwrap();
+        let seen: Vec<(Option<&str>, &str, bool)> = excluding
+            .iter()
+            .map(|w| (w.key.as_deref(), w.value.as_str(), w.negated))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (None, "draft", true),
+                (Some("kind"), "video", true),
+                (None, "-x", false),
+                (None, "-", false),
+                (None, "a-b", false),
+                (Some("tag"), "a b", true),
+            ]
+        );
+        let p = parse("paris -draft -kind:video -year:2019..").unwrap();
+        assert_eq!(
+            (p.words, p.not.words, p.not.kinds, p.not.years),
+            (
+                vec!["paris".to_string()],
+                vec!["draft".to_string()],
+                vec!["video".to_string()],
+                vec![(Some(2019), None)]
+            )
+        );
+        assert!(parse("-collection:x").is_err());
     }
 
     #[test]
@@ -1852,7 +1975,12 @@ mod tests {
         assert!(only.len() > RESTRICT_TERMS);
         let long = index.search("paris", 40, Some(&only)).unwrap();
         let q = index
-            .build(&parse("paris").unwrap(), &index.tokens(&["paris".into()]), Some(&only))
+            .build(
+                &parse("paris").unwrap(),
+                &index.tokens(&["paris".into()]),
+                &[],
+                Some(&only),
+            )
             .unwrap();
         let terms = index.ranked(q.as_ref(), 40, None).unwrap();
         let key = |h: &Vec<Hit>| h.iter().map(|h| (h.media_id.clone(), h.score)).collect::<Vec<_>>();

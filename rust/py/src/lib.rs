@@ -382,9 +382,9 @@ fn hash_bytes(data: &[u8]) -> String {
 
 /// A search query's words as the index reads them: (as typed, value, filter key or None).
 #[pyfunction]
-fn search_words(py: Python<'_>, query: &str) -> PyResult<Vec<(String, String, Option<String>)>> {
+fn search_words(py: Python<'_>, query: &str) -> PyResult<Vec<(String, String, Option<String>, bool)>> {
     let words = search::query_words(query).map_err(|e| to_py_err(py, e))?;
-    Ok(words.into_iter().map(|w| (w.raw, w.value, w.key)).collect())
+    Ok(words.into_iter().map(|w| (w.raw, w.value, w.key, w.negated)).collect())
 }
 
 /// Kind and MIME of a file name and (optionally) its first bytes; with `path`, the file
