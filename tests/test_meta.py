@@ -3680,6 +3680,23 @@ def test_the_front_cover_is_the_thumbnail_when_a_back_cover_comes_first(tmp_path
         assert r > 200 and b < 60, (name, (r, g, b))
 
 
+def test_an_animations_duration_is_the_sum_of_its_frames_delays(tmp_path: Path) -> None:
+    """A QA finding: animated GIF, WebP and PNG files had their frame count and no length.
+    `duration` is the sum of their frames' delays, as exiftool gives it; a still has none."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    frames = [media_corpus.picture(80, 60, i) for i in range(5)]
+    for name, fmt in (("anim.gif", "GIF"), ("anim.webp", "WEBP"), ("anim.png", "PNG")):
+        frames[0].save(lib / name, fmt, save_all=True, append_images=frames[1:],
+                       duration=[100, 200, 300, 400, 500], loop=0)
+    frames[0].save(lib / "still.gif")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    got = {r["name"]: (r["frames"], r["duration"]) for r in rows(
+        catalog, "SELECT f.name, m.frames, m.duration FROM files f JOIN media m USING (blake3)")}
+    assert got == {"anim.gif": (5, 1.5), "anim.webp": (5, 1.5), "anim.png": (5, 1.5), "still.gif": (1, None)}, got
+
+
 def test_an_animated_gif_cut_short_is_partial(tmp_path: Path) -> None:
     """Pillow reads the frames before the cut and says nothing: the missing trailer marks
     the file `partial`; the whole GIF is `ok` with all its frames, also with bytes after

@@ -199,10 +199,11 @@ def too_large(im: Image.Image, size: int | None = None) -> str | None:
     return f"{w}x{h} pixels is over the {MAX_PIXELS:,}-pixel guard (decompression bomb)"
 
 
-def apng_frames(path: str | bytes) -> int | None:
+def apng_frames(path: str | bytes, delays: list[float] | None = None) -> int | None:
     """The frames an animated PNG holds: one per frame control chunk (`fcTL`), plus its
     default image when that is no frame of the animation (its `IDAT` before any `fcTL`).
-    Pillow takes the count its `acTL` chunk claims. None when the chunks cannot be read."""
+    Pillow takes the count its `acTL` chunk claims. None when the chunks cannot be read.
+    `delays`, where given, gets each frame's delay in seconds."""
     import struct
 
     controls, default_apart = 0, False
@@ -217,6 +218,13 @@ def apng_frames(path: str | bytes) -> int | None:
                 length, kind = struct.unpack(">I4s", head)
                 if kind == b"fcTL":
                     controls += 1
+                    if delays is not None and length >= 26:
+                        # sequence, size, offset (20 bytes), then the delay's numerator and
+                        # denominator (0 is hundredths, as the specification says)
+                        num, den = struct.unpack(">HH", f.read(24)[20:24].rjust(4, b"\0"))
+                        delays.append(num / (den or 100))
+                        f.seek(length - 24 + 4, os.SEEK_CUR)
+                        continue
                 elif kind == b"IDAT" and controls == 0:
                     default_apart = True
                 elif kind == b"IEND":
@@ -227,12 +235,13 @@ def apng_frames(path: str | bytes) -> int | None:
     return controls + default_apart if controls else None
 
 
-def gif_complete(path: str | bytes) -> bool:
+def gif_complete(path: str | bytes, delays: list[float] | None = None) -> bool:
     """Whether a GIF's blocks run whole up to its trailer (0x3B): the screen descriptor
     and colour table, then extensions and images, each a chain of sub-blocks ended by a
     zero. Bytes after the trailer (padding some tools add) do not matter, nor stray zero
     bytes between blocks (an encoder's extra chain end, which decoders skip); a file that
-    ends first was cut short. False when it cannot be read."""
+    ends first was cut short. False when it cannot be read. `delays`, where given, gets
+    the delay (seconds) of each graphic control extension met."""
     import mmap
 
     try:
@@ -249,6 +258,8 @@ def gif_complete(path: str | bytes) -> bool:
                     i += 1
                     continue
                 if block == 0x21:  # extension: label, then sub-blocks
+                    if delays is not None and i + 6 <= n and m[i + 1] == 0xF9 and m[i + 2] == 4:
+                        delays.append((m[i + 4] | m[i + 5] << 8) / 100)  # (hundredths)
                     i += 2
                 elif block == 0x2C:  # image: descriptor, local colours, LZW code size, sub-blocks
                     if i + 10 > n:
@@ -348,6 +359,35 @@ def tiff_cut_short(path: str | bytes) -> str | None:
     if end <= size:
         return None
     return f"the TIFF's {what} ends {end - size:,} byte{'s' if end - size > 1 else ''} past the end of the file: cut short?"
+
+
+def webp_delays(path: str | bytes) -> list[float]:
+    """The delay (seconds) of each frame of an animated WebP: its `ANMF` chunks' durations
+    (milliseconds, 24 bits). Empty when there are none, or the chunks cannot be read."""
+    import struct
+
+    out: list[float] = []
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+                return []
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    break
+                kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if kind == b"ANMF" and size >= 16:
+                    frame = f.read(16)
+                    if len(frame) < 16:
+                        break
+                    out.append(int.from_bytes(frame[12:15], "little") / 1000)
+                    f.seek(size - 16 + (size & 1), os.SEEK_CUR)
+                else:
+                    f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return []
+    return out
 
 
 def webp_header(path: str | bytes) -> tuple[int, int, bool] | None:

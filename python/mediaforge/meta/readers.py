@@ -455,7 +455,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
 
     from .exif import hostile_tiff
     from .image import (BrokenPicture, apng_frames, embedded_xmp_date, gif_complete, image_info, jpeg_cut_short,
-                        jpeg_lossless, open_image, read_exif, too_large, unsupported_reason)
+                        jpeg_lossless, open_image, read_exif, too_large, unsupported_reason, webp_delays)
     from .thumbs import reduce_for_hash, reduce_grey, reduce_image
 
     t = r.task
@@ -500,16 +500,21 @@ def _image(r: _Result, fallback: bool = False) -> bool:
             r.fail("raw", f"only the embedded preview was read ({r.raw_problem or 'no reader'})")
         if t.meta:
             r.media.update(image_info(im))
-            if im.format == "GIF" and not gif_complete(t.path):
+            delays: list[float] = []  # an animation's frames' (its `duration` is their sum)
+            if im.format == "GIF" and not gif_complete(t.path, delays):
                 # Pillow counts the frames it can read: a GIF cut short loses the rest
                 # without a word, and only its missing trailer tells.
                 r.fail("decode", f"the GIF ends before its trailer ({r.media['frames']} frames read): cut short?")
             elif im.format == "PNG" and r.media["frames"] > 1:
-                held = apng_frames(t.path)
+                held = apng_frames(t.path, delays)
                 if held is None or held < r.media["frames"]:
                     r.fail("decode", f"the animated PNG claims {r.media['frames']} frames and holds "
                                      f"{'none that can be counted' if held is None else held}")
                     r.media["frames"] = held
+            elif im.format == "WEBP" and r.media["frames"] > 1:
+                delays = webp_delays(t.path)
+            if (r.media["frames"] or 0) > 1 and sum(delays) > 0:
+                r.media["duration"] = round(sum(delays), 3)
             try:
                 r.exif = read_exif(im)
             except BrokenPicture as e:
