@@ -3495,3 +3495,42 @@ def test_an_undo_leaves_a_file_saved_over_the_link_as_it_is_restored(lib, action
     assert "another program saved it" in undone["skipped"][0]["why"]
     assert not song.is_symlink() and song.read_bytes() == b"SAVED " + os.fsencode(song)
     assert not [n for n in os.listdir(root / "b") if n.startswith(".mediaforge-")]
+
+
+def test_an_undo_while_the_librarys_disk_is_not_mounted_puts_nothing_under_its_mount_point(tmp_path: Path) -> None:
+    """A QA finding: an undo run while the library's disk was unplugged made its folders
+    anew inside the empty mount point and put the trashed copy there, said "1 file
+    restored" and emptied the trash; mounted again, the disk hid it. Now a file whose
+    folder is gone, with the folder above it on another disk than the file was, stays
+    where it is, and the undo says why; once the disk is back, it is restored."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    catalog = tmp_path / "cat" / "c.duckdb"
+    try:
+        (disk / "photos").mkdir()
+        data = os.urandom(4000)
+        (disk / "photos" / "a.jpg").write_bytes(data)
+        os.utime(disk / "photos" / "a.jpg", (1_500_000_000, 1_500_000_000))
+        (disk / "photos" / "b.jpg").write_bytes(data)
+        assert run_cli("scan", disk, "--no-meta", catalog=catalog).rc == 0
+        assert run_cli("dedupe", "--action", "trash", "--apply", catalog=catalog).rc == 0
+        journal = next((catalog.parent / "journal").iterdir())
+        held = subprocess.run(["tar", "-C", str(disk), "-cf", str(tmp_path / "disk.tar"), "."], check=True)
+        assert held.returncode == 0
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    res = run_cli("dedupe", "--undo", journal, catalog=catalog)  # the disk unplugged
+    assert res.rc == 8 and "is its disk not mounted?" in res.out, (res.rc, res.out, res.err)  # done in part
+    assert list(disk.iterdir()) == []  # nothing made under the mount point
+    assert len([p for p in (catalog.parent / "trash").rglob("*") if p.is_file()]) == 1
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    try:
+        subprocess.run(["tar", "-C", str(disk), "-xf", str(tmp_path / "disk.tar")], check=True)
+        res = run_cli("dedupe", "--undo", journal, catalog=catalog)
+        assert res.rc == 0, res.err
+        assert (disk / "photos" / "b.jpg").read_bytes() == data
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

@@ -2728,9 +2728,32 @@ def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
         return f"not found at {path_text(r.moved_to)} any more" if r.certain else ""
     if not _moved_there(r, os.lstat(r.moved_to)):
         return f"{path_text(r.moved_to)} holds another file since the dedupe; left as it is" if r.certain else ""
+    # (`was`: the device the file had in the library; journals from before it was kept lack it.)
+    unmounted = _folder_on_another_disk(os.path.dirname(r.victim), r.was[0]) if r.was is not None else None
+    if unmounted is not None:
+        return unmounted if r.certain else ""
     os.makedirs(os.path.dirname(r.victim), exist_ok=True)
     _move(r.moved_to, r.victim, twins)
     return None
+
+
+def _folder_on_another_disk(folder: bytes, dev: int) -> str | None:
+    """Why a file of device `dev` is not put back into `folder`, which is gone, when the
+    nearest folder above it that is there lies on another device: its disk is not mounted
+    (the folders made anew would land in the empty mount point, hidden once it is mounted
+    again). None when the folder is there, or the one above it is on the file's disk (a
+    folder the user removed once the dedupe had emptied it is made again)."""
+    missing = _missing_folders(folder)
+    if not missing:
+        return None
+    above = os.path.dirname(missing[-1])
+    try:
+        if os.stat(above).st_dev == dev:
+            return None
+    except OSError:
+        return None
+    return (f"its folder {path_text(folder)} is missing, and {path_text(above)} is on another disk than the file "
+            "was: is its disk not mounted? Left where it is; mount it and undo again")
 
 
 def _end_last_line(path: Path) -> None:
