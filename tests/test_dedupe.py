@@ -3534,3 +3534,27 @@ def test_an_undo_while_the_librarys_disk_is_not_mounted_puts_nothing_under_its_m
         assert (disk / "photos" / "b.jpg").read_bytes() == data
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_another_catalogs_trash_in_the_library_is_never_kept_nor_acted_on(tmp_path: Path) -> None:
+    """A QA finding: a catalog kept in the library trashed a copy into its `trash/`; a
+    second catalog scanning the library then kept that trashed copy (`--keep
+    longest-path`) and trashed, or linked, the library's own; deleting the first's trash,
+    as its report advises, lost the photo; and files of the first's search index that
+    were alike were trashed. Files in the journal, trash, thumbnail and index folders of
+    a catalog the scans found are neither kept nor acted on."""
+    lib = tmp_path / "lib"
+    (lib / "photos").mkdir(parents=True)
+    data = os.urandom(3000)
+    (lib / "photos" / "a.jpg").write_bytes(data)
+    os.utime(lib / "photos" / "a.jpg", (1_500_000_000, 1_500_000_000))
+    (lib / "photos" / "b.jpg").write_bytes(data)
+    inner, outer = lib / ".mf" / "c1.duckdb", tmp_path / "c2.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=inner).rc == 0
+    assert run_cli("dedupe", "--action", "trash", "--apply", catalog=inner).rc == 0
+    assert run_cli("scan", lib, "--no-meta", catalog=outer).rc == 0
+    for action in ("trash", "symlink"):
+        res = run_cli("dedupe", "--keep", "longest-path", "--action", action, "--apply", catalog=outer)
+        assert res.rc == 0 and "nothing to do" in res.out, (action, res.out, res.err)
+    shutil.rmtree(lib / ".mf" / "trash")
+    assert (lib / "photos" / "a.jpg").read_bytes() == data and not (lib / "photos" / "a.jpg").is_symlink()

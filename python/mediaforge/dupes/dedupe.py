@@ -362,16 +362,35 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links:
 
 def _put_aside(cat: Catalog, params: dict[str, Any]) -> str:
     """SQL: `f` lies in the journal or trash folder beside the catalog (by the path the
-    catalog was given, or its real one), with their bounds added to `params`. A file
+    catalog was given, or its real one), or the folders of another catalog the scans
+    found (its journal, trash, thumbnails and search index), with their bounds added to
+    `params`. A file
     there is neither kept nor acted on: a folder of the user's by either name becomes
     dedupe's at its first `--apply`, which the next scan leaves out, so a copy kept there
     would be the one the library loses sight of (and the space comes back, the report
     says, once the trash folder is deleted)."""
     from ..config import JOURNAL_DIR, TRASH_DIR
 
+    from ..organise.search import OWNER
+
     given = absolute(os.fsencode(cat.path))
     folders = {os.path.join(os.path.dirname(p), name) for p in (given, os.path.realpath(given))
                for name in (os.fsencode(JOURNAL_DIR), os.fsencode(TRASH_DIR))}
+    # Another catalog's too, where this one's scans found it (a catalog kept in the
+    # library, scanned by a second one), by its dedupe journals or its search index's id:
+    # a copy kept in its trash would go with that trash when its report's advice is taken
+    # (a QA finding), one acted on there would be lost to its undo, and its index's and
+    # thumbnails' files are no copies of the user's.
+    for path, name in cat.con.execute(
+            "SELECT path_bytes, name FROM files WHERE status = 'present' "
+            "AND (name LIKE 'dedupe-%.jsonl' OR name = $owner)", {"owner": OWNER}).fetchall():
+        folder = os.path.dirname(bytes(path))
+        if name == OWNER and folder.endswith(b".search"):
+            folders.add(folder)
+        elif not (os.path.basename(folder) == os.fsencode(JOURNAL_DIR) and _OWN_JOURNAL_NAME.fullmatch(name)):
+            continue
+        beside = os.path.dirname(folder)
+        folders.update(os.path.join(beside, n) for n in (os.fsencode(JOURNAL_DIR), os.fsencode(TRASH_DIR), b"thumbs"))
     terms = []
     for i, folder in enumerate(sorted(folders)):
         params[f"aside{i}"], params[f"aside{i}_end"] = folder + b"/", folder + b"0"
