@@ -3558,3 +3558,24 @@ def test_another_catalogs_trash_in_the_library_is_never_kept_nor_acted_on(tmp_pa
         assert res.rc == 0 and "nothing to do" in res.out, (action, res.out, res.err)
     shutil.rmtree(lib / ".mf" / "trash")
     assert (lib / "photos" / "a.jpg").read_bytes() == data and not (lib / "photos" / "a.jpg").is_symlink()
+
+
+def test_an_undo_given_another_catalog_restores_the_files_and_says_the_tags_stay(lib, tmp_path: Path) -> None:
+    """A QA finding: `dedupe --undo JOURNAL -c OTHER` (a journal from beside another
+    catalog) restored the files and said nothing, exit 0, while the tag the dedupe had
+    carried over stayed on the kept file in the catalog it came from. Now it says the
+    tags were not taken back (exit 3); the undo run again with the right catalog does it."""
+    root, catalog = lib
+    assert run_cli("tag", "add", "keepme", root / "b" / "song.mp3", catalog=catalog).rc == 0
+    assert run_cli("dedupe", "--action", "trash", "--apply", catalog=catalog).rc == 0
+    journal = next((catalog.parent / "journal").iterdir())
+    other = tmp_path / "other" / "c2.duckdb"
+    assert run_cli("scan", root, "--no-meta", catalog=other).rc == 0
+    res = run_cli("dedupe", "--undo", journal, catalog=other)
+    assert res.rc == 3 and "were not taken back" in res.err and "is not beside the catalog" in res.err, res.err
+    assert (root / "b" / "song.mp3").exists()
+    carried = "SELECT count(*) AS n FROM tags WHERE source = 'dedupe'"
+    assert rows(catalog, carried) == [{"n": 1}]
+    res = run_cli("dedupe", "--undo", journal, catalog=catalog)
+    assert res.rc == 0, res.err
+    assert rows(catalog, carried) == [{"n": 0}]

@@ -1271,6 +1271,18 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
             problem = e
     except CatalogError as e:
         problem = e
+    # A journal from beside another catalog: its files come back all the same, but the
+    # tags its dedupe carried over are that catalog's, which this one cannot take back (a
+    # QA finding: it said nothing, exit 0).
+    if cat is not None and carried_anything(journal) and (
+            Path(os.path.realpath(journal)).parent != Path(os.path.realpath(catalog_path)).parent / JOURNAL_DIR):
+        problem = PathIOError(
+            f"the journal {path_text(os.fsencode(journal))} is not beside the catalog "
+            f"{path_text(os.fsencode(catalog_path))} (in its {JOURNAL_DIR}/ folder): the files are restored, but the "
+            "tags the dedupe carried over were not taken back: run the undo again with -c naming the catalog the "
+            "dedupe used")
+        cat.close()
+        cat = None
     try:
         with render.ExtractProgressBar(show_bar, "undo", "skipped") as bar:
             out = undo(journal, bar.step)
@@ -1301,7 +1313,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
             problem.args = (f"no catalog at {path_text(os.fsencode(catalog_path))}: the files are restored, but the "
                             "tags the dedupe carried over were not taken back: run the undo again with -c naming "
                             "the catalog the dedupe used",)
-        elif not tags_back:
+        elif not tags_back and "were not taken back" not in str(problem):
             problem.args = (f"{first_line(problem)}; the files are restored, but the tags the dedupe carried over "
                             "were not taken back: run the undo again once that is fixed",)
         raise problem
