@@ -1271,18 +1271,10 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
             problem = e
     except CatalogError as e:
         problem = e
-    # A journal from beside another catalog: its files come back all the same, but the
-    # tags its dedupe carried over are that catalog's, which this one cannot take back (a
-    # QA finding: it said nothing, exit 0).
-    if cat is not None and carried_anything(journal) and (
-            Path(os.path.realpath(journal)).parent != Path(os.path.realpath(catalog_path)).parent / JOURNAL_DIR):
-        problem = PathIOError(
-            f"the journal {path_text(os.fsencode(journal))} is not beside the catalog "
-            f"{path_text(os.fsencode(catalog_path))} (in its {JOURNAL_DIR}/ folder): the files are restored, but the "
-            "tags the dedupe carried over were not taken back: run the undo again with -c naming the catalog the "
-            "dedupe used")
-        cat.close()
-        cat = None
+    # A journal from beside another catalog, whose tags this one does not hold: its files
+    # come back all the same, and that is said (a QA finding: it said nothing, exit 0).
+    elsewhere = cat is not None and carried_anything(journal) and (
+        Path(os.path.realpath(journal)).parent != Path(os.path.realpath(catalog_path)).parent / JOURNAL_DIR)
     try:
         with render.ExtractProgressBar(show_bar, "undo", "skipped") as bar:
             out = undo(journal, bar.step)
@@ -1294,6 +1286,13 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
                     taken = uncarry(cat, journal, out)
                     tags_back = True  # committed: what may fail next is the search index alone
                     follow.done(taken)
+                if elsewhere and not taken:
+                    tags_back = False
+                    problem = PathIOError(
+                        f"the journal {path_text(os.fsencode(journal))} is not beside the catalog "
+                        f"{path_text(os.fsencode(catalog_path))} (in its {JOURNAL_DIR}/ folder), which holds none of "
+                        "the files it carried tags to: the files are restored, but the tags the dedupe carried over "
+                        "were not taken back: run the undo again with -c naming the catalog the dedupe used")
             except KeyboardInterrupt:  # the files are back: say so (the next undo takes the tags back)
                 out.interrupted = True
             except MediaForgeError as e:  # a full disk under the catalog: the report first
