@@ -519,18 +519,21 @@ def test_video_with_sound_language_and_chapters(corpus) -> None:
     assert a["bitrate"] > 0 and a["duration"] == pytest.approx(1.0, abs=0.1)
 
 
-def _clip_with_metadata_keys(path: Path, fmt: str, metadata: dict[str, str]) -> None:
-    """Three H.264 frames in `fmt` (mp4, mov), with `metadata` written as QuickTime keys
-    (`-movflags use_metadata_tags`), as phones and remuxes keep them."""
+def _clip_with_metadata_keys(path: Path, fmt: str, metadata: dict[str, str], keys: bool = True,
+                             size: tuple[int, int] = (64, 48)) -> None:
+    """Three H.264 frames of `size` in `fmt` (mp4, mov), with `metadata` written as
+    QuickTime keys (`-movflags use_metadata_tags`), as phones and remuxes keep them; or,
+    not `keys`, as the muxer writes each (`location` as `©xyz`, as Android does)."""
     import av
     import numpy as np
 
-    with av.open(str(path), "w", format=fmt, options={"movflags": "use_metadata_tags"}) as out:
+    w, h = size
+    with av.open(str(path), "w", format=fmt, options={"movflags": "use_metadata_tags"} if keys else {}) as out:
         out.metadata.update(metadata)
         st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
-        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
         for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), i * 40, np.uint8), format="rgb24")
             frame.pts = i
             out.mux(st.encode(frame))
         out.mux(st.encode())
@@ -811,18 +814,16 @@ def test_a_phone_video_is_taken_at_the_phones_own_time(tmp_path: Path) -> None:
     assert (str(m["created_at"]), str(m["taken_at"])) == ("2017-08-09 08:11:12", "2017-08-09 10:11:12")
 
     # As versions before 30 stored it: a rescan after the migration extracts the Matroska
-    # videos again, not the others.
+    # videos again (and the phone videos, whose make, model and place it now reads).
     import duckdb
 
-    kept = _media(catalog, lib / "IMG_0001.MOV")["extracted_at"]
     with duckdb.connect(str(catalog)) as con:
         con.execute("UPDATE media SET created_at = TIMESTAMP '2026-12-07 14:45:00', "
                     "taken_at = TIMESTAMP '2026-12-07 14:45:00' WHERE format = 'matroska'")
         con.execute("UPDATE meta SET value = '29' WHERE key = 'schema_version'")
     res = run_cli("scan", lib, "--no-thumbs", "--json", catalog=catalog)
-    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 2, (res.out, res.err)
+    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 5, (res.out, res.err)
     assert str(_media(catalog, lib / "remux.mkv")["taken_at"]) == "2017-08-09 10:11:12"
-    assert _media(catalog, lib / "IMG_0001.MOV")["extracted_at"] == kept
 
 
 def test_a_phone_videos_camera_and_place_are_catalogued_as_a_photos(tmp_path: Path) -> None:
@@ -839,15 +840,8 @@ def test_a_phone_videos_camera_and_place_are_catalogued_as_a_photos(tmp_path: Pa
         "com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 15 Pro",
         "com.apple.quicktime.software": "17.5.1", "com.apple.quicktime.location.ISO6709": "-33.8688+151.2093+012.500/",
         "com.apple.quicktime.creationdate": "2023-07-01T10:00:00+1000"})
-    with av.open(str(lib / "VID_0002.mp4"), "w") as out:  # as Android's MediaRecorder writes its place
-        out.metadata["location"] = "+4042.768-07400.360/"  # (ISO 6709's degrees and minutes)
-        st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
-        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(st.encode(frame))
-        out.mux(st.encode())
+    # As Android's MediaRecorder writes its place (here in ISO 6709's degrees and minutes).
+    _clip_with_metadata_keys(lib / "VID_0002.mp4", "mp4", {"location": "+4042.768-07400.360/"}, keys=False)
     _clip_with_metadata_keys(lib / "plain.mp4", "mp4", {"title": "no camera", "location": "+95.0+10.0/"})
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
@@ -1087,14 +1081,7 @@ def test_a_shown_shape_a_hair_off_a_common_one_is_stored_as_it(tmp_path: Path) -
 
     lib = tmp_path / "lib"
     lib.mkdir()
-    with av.open(str(lib / "web.mp4"), "w") as out:
-        st = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
-        st.width, st.height, st.pix_fmt = 854, 480, "yuv420p"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((480, 854, 3), i * 40, np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(st.encode(frame))
-        out.mux(st.encode())
+    _clip_with_metadata_keys(lib / "web.mp4", "mp4", {}, keys=False, size=(854, 480))
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
     shape = "SELECT display_aspect FROM streams WHERE type = 'video'"
