@@ -130,7 +130,8 @@ def test_contents_a_migration_extracts_again_keep_their_fingerprints(music, tmp_
     res = run_cli("meta", "--json", catalog=old)
     assert res.rc == 0, res.err
     out = json.loads(res.out)
-    assert (out["files"], out["fingerprinted"]) == (2, 0), out  # song.mp3 and song part.mp3
+    # song.mp3 and song part.mp3; and song.opus, Ogg with no cover, for schema 30's COVERART
+    assert (out["files"], out["fingerprinted"]) == (3, 0), out
     assert rows(old, "SELECT blake3, fingerprint, frames FROM audio_hashes ORDER BY 1") == hashes
     assert rows(old, "SELECT f.name, m.status, m.duration, m.audio_codec FROM files f JOIN media m USING (blake3) ORDER BY 1") == before
     assert rows(old, "SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"] != "19"
