@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -314,24 +316,18 @@ def test_a_tagged_file_renamed_to_and_fro_through_pruning_scans_keeps_one_row_an
     catalog = tmp_path / "cat.duckdb"
     do_scan(catalog, root)
     assert run_cli("tag", "add", "keep", x, catalog=catalog).rc == 0
-    stop = threading.Event()
-
-    def mover() -> None:
-        a, b = x, root / "d4" / "x.jpg"
-        while not stop.is_set():
-            os.rename(a, b)
-            a, b = b, a
-
-    t = threading.Thread(target=mover, daemon=True)
-    t.start()
+    # The renames run in a process of their own: a thread of this one would hold the GIL
+    # from the scans' Python between its renames (the test took 5 minutes on a busy machine).
+    mover = subprocess.Popen([sys.executable, "-c", "import os, sys\na, b = sys.argv[1:]\nwhile True:\n"
+                              "    os.rename(a, b)\n    a, b = b, a\n", str(x), str(root / "d4" / "x.jpg")])
     ids = "SELECT media_id FROM files WHERE name = 'x.jpg'"
     try:
         for _ in range(20):
             do_scan(catalog, root, prune=True)
             assert len(rows(catalog, ids)) == 1  # never a second row, nor none
     finally:
-        stop.set()
-        t.join()
+        mover.kill()
+        mover.wait()
     do_scan(catalog, root)
     got = rows(catalog, "SELECT f.status, count(t.tag) AS tags FROM files f LEFT JOIN tags t USING (media_id) "
                         "WHERE f.name = 'x.jpg' GROUP BY ALL")
