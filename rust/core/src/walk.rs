@@ -229,7 +229,16 @@ struct Ctx<'a> {
     /// walk passes them by, for each is walked as a root of its own, with its own
     /// excludes, ignore files and file system.
     claimed: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// With `-L`: how many routes have reached each folder (device, inode) so far.
+    routes: Mutex<HashMap<(u64, u64), u32>>,
 }
+
+/// With `-L`, a folder is walked once per route of links that reaches it (as `find -L`
+/// does), up to this many: links that fork and join again level after level (a link
+/// farm: two links in each folder to the next) reach the deepest folders by 2^depth
+/// routes, which would never end. Past it, the folder is an error row, held as one that
+/// cannot be read.
+pub const MAX_ROUTES: u32 = 256;
 
 /// The roots that lie inside another root, as (folder holding one, its names there).
 fn nested_roots(roots: &[Vec<u8>]) -> HashMap<Vec<u8>, Vec<Vec<u8>>> {
@@ -564,6 +573,7 @@ pub fn walk(
         counters,
         sink: Mutex::new(WalkOutput::default()),
         claimed: nested_roots(roots),
+        routes: Mutex::new(HashMap::new()),
     };
     let mut tasks = Vec::new();
     let mut held_above: HashSet<Box<[u8]>> = HashSet::new();
@@ -719,6 +729,27 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                             message: "symbolic link loop: folder already visited above".into(),
                             errno: Some(Errno::LOOP.raw_os_error()),
                         });
+                        return;
+                    }
+                    let routes = {
+                        let mut seen = ctx.routes.lock().unwrap();
+                        let n = seen.entry((dev, ino)).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    if routes > MAX_ROUTES {
+                        ctx.unreadable(
+                            &task.path,
+                            PathError {
+                                path: task.path.clone().into(),
+                                stage: "walk",
+                                message: format!(
+                                    "folder reached through symbolic links by more than {MAX_ROUTES} routes: \
+                                     left out here (links that fork and join again?)"
+                                ),
+                                errno: Some(Errno::LOOP.raw_os_error()),
+                            },
+                        );
                         return;
                     }
                     ancestors = Some(Arc::new(Ancestor {
@@ -1256,6 +1287,41 @@ mod tests {
             out.out.errors.iter().any(|e| e.message.contains("loop")),
             "{:?}",
             out.out.errors
+        );
+    }
+
+    #[test]
+    fn links_that_fork_and_join_again_are_followed_a_bounded_number_of_times() {
+        // l0 .. l12, each with a file and two links to the next: the last is reached by
+        // 4,096 routes (a QA finding: at depth 25 the walk never ended). Each folder is
+        // walked by at most MAX_ROUTES of them; past that, an error row that holds it.
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let depth = 12;
+        for k in 0..=depth {
+            fs::create_dir_all(r.join(format!("l{k}"))).unwrap();
+            fs::write(r.join(format!("l{k}/f.jpg")), b"x").unwrap();
+            if k < depth {
+                for link in ["a", "b"] {
+                    symlink(format!("../l{}", k + 1), r.join(format!("l{k}/{link}"))).unwrap();
+                }
+            }
+        }
+        let follow = WalkOptions {
+            follow_symlinks: true,
+            ..Default::default()
+        };
+        let out = run(r, &follow);
+        // Folder l<k> holds one file and is reached by 2^(k+1) - 1 routes (from the root,
+        // and through each folder before it): all of them up to l7, then MAX_ROUTES each,
+        // 1,782 files of 16,369.
+        let routes = |k: u32| (1usize << (k + 1)) - 1;
+        let want: usize = (0..=depth).map(|k| routes(k).min(MAX_ROUTES as usize)).sum();
+        assert_eq!((names(&out, r).len(), want), (1782, 1782));
+        assert!(
+            out.out.errors.iter().any(|e| e.message.contains("routes")),
+            "{:?}",
+            &out.out.errors[..3.min(out.out.errors.len())]
         );
     }
 
