@@ -1252,7 +1252,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
     opened otherwise (damaged) does not keep the files from coming back: they are
     restored, and the error says the tags were not taken back."""
     from ..catalog import Catalog
-    from ..dupes.dedupe import carried_anything, check_journal, uncarry, undo
+    from ..dupes.dedupe import carried_anything, check_journal, holds_kept_files, uncarry, undo
     from ..errors import CatalogBusyError, CatalogError, CatalogMissingError
     from ..stop import Stop
 
@@ -1271,10 +1271,12 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
             problem = e
     except CatalogError as e:
         problem = e
-    # A journal from beside another catalog, whose tags this one does not hold: its files
-    # come back all the same, and that is said (a QA finding: it said nothing, exit 0).
+    # A journal from beside another catalog, none of whose kept files this one holds: its
+    # files come back all the same, and the tags are said to stay (a QA finding: it said
+    # nothing, exit 0).
     elsewhere = cat is not None and carried_anything(journal) and (
-        Path(os.path.realpath(journal)).parent != Path(os.path.realpath(catalog_path)).parent / JOURNAL_DIR)
+        Path(os.path.realpath(journal)).parent != Path(os.path.realpath(catalog_path)).parent / JOURNAL_DIR
+    ) and not holds_kept_files(cat, journal)
     try:
         with render.ExtractProgressBar(show_bar, "undo", "skipped") as bar:
             out = undo(journal, bar.step)
@@ -1286,7 +1288,7 @@ def _undo(journal: Path, catalog_path: Path, as_json: bool, show_bar: bool = Fal
                     taken = uncarry(cat, journal, out)
                     tags_back = True  # committed: what may fail next is the search index alone
                     follow.done(taken)
-                if elsewhere and not taken:
+                if elsewhere:
                     tags_back = False
                     problem = PathIOError(
                         f"the journal {path_text(os.fsencode(journal))} is not beside the catalog "

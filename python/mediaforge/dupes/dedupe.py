@@ -1715,6 +1715,18 @@ def carried_anything(path: Path) -> bool:
         return False
 
 
+def holds_kept_files(cat: Catalog, path: Path) -> bool:
+    """Whether the catalog holds any of the files a journal's dedupe kept (their rows, by
+    id): a journal of another catalog's names none of this one's."""
+    try:
+        kept = sorted({e["keep_id"] for e in _entries(path) if e.get("kind") == "done" and isinstance(
+            e.get("keep_id"), str)})
+    except (InvalidInputError, PathIOError):
+        return False
+    return bool(kept) and bool(cat.con.execute(
+        "SELECT 1 FROM files WHERE media_id::VARCHAR IN (SELECT unnest(?::VARCHAR[])) LIMIT 1", [kept]).fetchall())
+
+
 # The line `sweep_killed_runs` adds to a killed run's journal once it swept what that run left.
 SWEPT = "swept"
 
@@ -2748,7 +2760,8 @@ def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
     if not _moved_there(r, os.lstat(r.moved_to)):
         return f"{path_text(r.moved_to)} holds another file since the dedupe; left as it is" if r.certain else ""
     # (`was`: the device the file had in the library; journals from before it was kept lack it.)
-    unmounted = _folder_on_another_disk(os.path.dirname(r.victim), r.was[0]) if r.was is not None else None
+    unmounted = (_folder_on_another_disk(os.path.dirname(r.victim), r.was[0], r.keep) if r.was is not None
+                 else None)
     if unmounted is not None:
         return unmounted if r.certain else ""
     os.makedirs(os.path.dirname(r.victim), exist_ok=True)
@@ -2756,23 +2769,28 @@ def _unmove(r: _Record, twins: dict[tuple[int, int], bytes]) -> str | None:
     return None
 
 
-def _folder_on_another_disk(folder: bytes, dev: int) -> str | None:
-    """Why a file of device `dev` is not put back into `folder`, which is gone, when the
-    nearest folder above it that is there lies on another device: its disk is not mounted
-    (the folders made anew would land in the empty mount point, hidden once it is mounted
-    again). None when the folder is there, or the one above it is on the file's disk (a
-    folder the user removed once the dedupe had emptied it is made again)."""
+def _folder_on_another_disk(folder: bytes, dev: int, keep: bytes) -> str | None:
+    """Why a file that was on device `dev` is not put back into `folder`: its disk looks
+    unmounted. The folder, or the nearest one above it that is there, is an empty folder
+    on another device than the file was, and the kept file is not on that device either
+    (a disk mounted again under a new device number holds its kept copies, in a dedupe
+    within one disk): files put there would land in the empty mount point, hidden once
+    the disk is mounted. None otherwise (a folder the user removed once the dedupe had
+    emptied it is made again)."""
     missing = _missing_folders(folder)
-    if not missing:
-        return None
-    above = os.path.dirname(missing[-1])
+    here = os.path.dirname(missing[-1]) if missing else folder
     try:
-        if os.stat(above).st_dev == dev:
+        st = os.stat(here)
+        if st.st_dev == dev or os.listdir(here):
             return None
     except OSError:
         return None
-    return (f"its folder {path_text(folder)} is missing, and {path_text(above)} is on another disk than the file "
-            "was: is its disk not mounted? Left where it is; mount it and undo again")
+    with contextlib.suppress(OSError):
+        if os.stat(keep).st_dev == st.st_dev:
+            return None
+    return (f"its folder {path_text(folder)} is {'missing' if missing else 'empty'}, and {path_text(here)} is an empty "
+            "folder on another disk than the file was: is its disk not mounted? Left where it is; mount it and undo "
+            "again")
 
 
 def _end_last_line(path: Path) -> None:

@@ -606,12 +606,16 @@ def _cover(f: Any) -> bytes | None:
 
         for text in legacy:
             try:
-                data = base64.b64decode(text)
+                data = base64.b64decode("".join(str(text).split()), validate=True)
             except (binascii.Error, ValueError):
                 continue
-            if data:
+            if data.startswith(_PICTURE_STARTS):  # a picture, not a word that happens to be base64
                 return data
     return None
+
+
+# How the pictures covers are stored as start: JPEG, PNG, GIF, BMP, WebP (in RIFF).
+_PICTURE_STARTS = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF")
 
 
 def _front(pictures: list[Any]) -> bytes | None:

@@ -89,8 +89,9 @@ def open_image(path: str | bytes, large: bool = False) -> Image.Image:
     if im.format == "JPEG" and isinstance(path, (str, bytes)) and jpeg_frame(path) in _ARITHMETIC_SOF:
         # libjpeg's arithmetic decoder cannot stop where its input runs out and go on when
         # more comes, as Pillow feeds it (64 KiB at a time): "broken data stream". Such a
-        # file (rare: `jpegtran -arithmetic`, some scanners) is handed over in one read.
-        im.decodermaxblock = max(im.decodermaxblock, os.path.getsize(path) + 1)
+        # file (rare: `jpegtran -arithmetic`, some scanners) is handed over in one read, up
+        # to 256 MiB (past that, a forged one: it fails as before).
+        im.decodermaxblock = max(im.decodermaxblock, min(os.path.getsize(path) + 1, 256 << 20))
     if im.format == "TIFF":
         # Not memory-mapped: Pillow turns a TIFF upright as it loads it (EXIF orientation),
         # and an uncompressed one mapped from its file comes out scrambled, 5 to 8 unturned.

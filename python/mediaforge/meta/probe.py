@@ -53,9 +53,12 @@ def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
     # container's own creation time counts for sound. Tag names in any case: Matroska's
     # are upper case (`DATE`).
     meta = {k.lower(): v for k, v in meta.items()}
+    created = _written_time(meta.get("creation_time") or (meta.get("date") if video else None))
     written = _written_time(meta.get("date_recorded")) if video else None
-    if written is None:
-        written = _written_time(meta.get("creation_time") or (meta.get("date") if video else None))
+    if written is not None and created is not None and not _TIMED.search(str(meta.get("date_recorded"))) \
+            and written[0].date() == created[0].date():
+        written = None  # a recording day alone, the day of the creation time, which says more
+    written = written or created
     if written is None:
         return None
     offset = _utc_offset(written[1])
@@ -71,6 +74,10 @@ def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
 # apps put in QuickTime's creation date too).
 _WALL_TIME = re.compile(r"^\s*(\d{4})([-:])(\d{2})\2(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d*))?)?"
                         r"\s*([zZ]|[+-]\d{2}(?::?\d{2})?(?!\d))?)?")
+
+
+# A date with a time of day after it (`2019-05-04T10:00`, `2019:05:04 10:00`).
+_TIMED = re.compile(r"\d[T ]\d")
 
 
 def _written_time(s: str | None) -> tuple[datetime, str | None] | None:
@@ -156,7 +163,7 @@ def _iso6709_part(text: str, degree_digits: int) -> float | None:
     # Whole digits past the degrees' (a longitude's may come without its leading 0, as
     # libav writes `-7400.3599`): 0, degrees; up to 2, and minutes; up to 4, and seconds.
     past = len(whole) - degree_digits
-    if past <= 0:
+    if past <= 0 or past == 1 and whole[0] == "0":  # (`+037.5`: degrees with a leading 0)
         return sign * float(text[1:])
     extra = 2 if past <= 2 else 4 if past <= 4 else 0
     if not extra or len(whole) <= extra:
@@ -176,8 +183,8 @@ def iso6709(text: str | None) -> tuple[float, float, float | None] | None:
     if not m:
         return None
     lat, lon = _iso6709_part(m.group(1), 2), _iso6709_part(m.group(2), 3)
-    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        return None
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180) or lat == lon == 0:
+        return None  # (0, 0: what some phones write with no fix)
     alt = float(m.group(3)) if m.group(3) else None
     return lat, lon, alt if alt is None or -12_000 <= alt <= 1e6 else None
 

@@ -119,6 +119,8 @@ def parse_xmp(data: bytes) -> dict[str, Any]:
         root = ET.fromstring(data)
     except ET.ParseError as e:
         raise SidecarError(f"not well-formed XMP: {e}") from None
+    except LookupError as e:  # an encoding no codec has (`encoding="x-bogus"`)
+        raise SidecarError(f"XMP in an unknown encoding: {e}") from None
 
     from .image import exif_datetime  # Pillow, which a scan that reads no XMP never needs
 

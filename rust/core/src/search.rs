@@ -770,11 +770,19 @@ impl SearchIndex {
     pub fn search(&self, query: &str, limit: usize, restrict: Option<&[String]>) -> Result<Vec<Hit>> {
         let parsed = parse(&nfc(query))?;
         let tokens = self.tokens(&parsed.words);
-        let excluded = self.tokens(&parsed.not.words);
-        if tokens.len() + excluded.len() > MAX_WORDS {
+        // Each excluded word's tokens together: `-IMG_1234` leaves out the files holding
+        // both `img` and `1234`, not every file holding either.
+        let excluded: Vec<Vec<String>> = parsed
+            .not
+            .words
+            .iter()
+            .map(|w| self.tokens(std::slice::from_ref(w)))
+            .filter(|t| !t.is_empty())
+            .collect();
+        let words = tokens.len() + excluded.iter().map(Vec::len).sum::<usize>();
+        if words > MAX_WORDS {
             return Err(Error::InvalidInput(format!(
-                "the search has {} different words; it takes at most {MAX_WORDS} (each one must match)",
-                tokens.len() + excluded.len()
+                "the search has {words} different words; it takes at most {MAX_WORDS} (each one must match)"
             )));
         }
         // A long list of ids filters the matches by their `tiebreak` hash instead of
@@ -919,12 +927,12 @@ impl SearchIndex {
         &self,
         p: &Parsed,
         tokens: &[String],
-        excluded: &[String],
+        excluded: &[Vec<String>],
         restrict: Option<&[String]>,
     ) -> Option<Box<dyn Query>> {
         let f = &self.fields;
         let only_excluding = tokens.is_empty() && !p.has_filters();
-        if only_excluding && excluded.is_empty() && p.not.is_empty() {
+        if only_excluding && excluded.is_empty() && !p.not.has_filters() {
             // Only punctuation: nothing can match.
             return None;
         }
@@ -967,13 +975,29 @@ impl SearchIndex {
         // A file that holds any word or filter value excluded is left out: each word as a
         // whole word (no prefix, no typo) in any text field.
         let mut out: Vec<Box<dyn Query>> = Vec::new();
-        for t in excluded {
-            for (field, _) in f.text() {
-                out.push(Box::new(TermQuery::new(
-                    Term::from_field_text(field, t),
-                    IndexRecordOption::Basic,
-                )));
-            }
+        let anywhere = |t: &String| -> Box<dyn Query> {
+            Box::new(BooleanQuery::new(
+                f.text()
+                    .into_iter()
+                    .map(|(field, _)| {
+                        (
+                            Occur::Should,
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(field, t),
+                                IndexRecordOption::Basic,
+                            )) as Box<dyn Query>,
+                        )
+                    })
+                    .collect(),
+            ))
+        };
+        for word in excluded {
+            out.push(match word.as_slice() {
+                [t] => anywhere(t),
+                all => Box::new(BooleanQuery::new(
+                    all.iter().map(|t| (Occur::Must, anywhere(t))).collect(),
+                )),
+            });
         }
         out.extend(terms(f.kind, &p.not.kinds));
         out.extend(terms(f.ext, &p.not.exts));
@@ -1105,12 +1129,9 @@ struct Excluded {
 }
 
 impl Excluded {
-    fn is_empty(&self) -> bool {
-        self.words.is_empty()
-            && self.kinds.is_empty()
-            && self.exts.is_empty()
-            && self.years.is_empty()
-            && self.tags.is_empty()
+    /// Whether any filter value is excluded (`-kind:video`), words aside.
+    fn has_filters(&self) -> bool {
+        !(self.kinds.is_empty() && self.exts.is_empty() && self.years.is_empty() && self.tags.is_empty())
     }
 }
 
@@ -1717,6 +1738,25 @@ mod tests {
             )
         );
         assert!(parse("-collection:x").is_err());
+    }
+
+    #[test]
+    fn an_excluded_word_leaves_out_the_files_holding_all_its_parts() {
+        let docs = [
+            doc("a", "IMG_1234.jpg"),
+            doc("b", "IMG_5678.jpg"),
+            doc("c", "new_delhi.jpg"),
+            doc("d", "york_minster.jpg"),
+            doc("e", "new york.jpg"),
+        ];
+        let (_dir, index) = indexed(&docs);
+        let mut got = ids(&index, "jpg -IMG_1234 -new_york");
+        got.sort();
+        assert_eq!(got, ["b", "c", "d"]);
+        assert_eq!(ids(&index, "-york").len(), 3);
+        assert_eq!(ids(&index, "-kind:image").len(), 0);
+        // An excluded word with no letter or digit excludes nothing, and is no search.
+        assert!(ids(&index, "-!").is_empty());
     }
 
     #[test]

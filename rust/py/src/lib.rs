@@ -380,7 +380,8 @@ fn hash_bytes(data: &[u8]) -> String {
     mediaforge_core::hash::hash_bytes(data).to_hex()
 }
 
-/// A search query's words as the index reads them: (as typed, value, filter key or None).
+/// A search query's words as the index reads them: (as typed, value, filter key or None,
+/// whether it excludes: `-word`).
 #[pyfunction]
 fn search_words(py: Python<'_>, query: &str) -> PyResult<Vec<(String, String, Option<String>, bool)>> {
     let words = search::query_words(query).map_err(|e| to_py_err(py, e))?;
