@@ -851,6 +851,13 @@ def test_a_phone_videos_camera_and_place_are_catalogued_as_a_photos(tmp_path: Pa
     assert got["VID_0002.mp4"]["gps_lat"] == pytest.approx(40.7128) and got["VID_0002.mp4"]["gps_lon"] == \
         pytest.approx(-74.006)
     assert [got["plain.mp4"][k] for k in ("camera_make", "gps_lat")] == [None, None]  # (a place off the globe)
+    from mediaforge.meta.probe import _creation_time, iso6709
+
+    # Degrees with a leading 0, and the (0, 0) phones write with no fix (a review finding).
+    assert iso6709("+037.5+007.5/") == (37.5, 7.5, None) and iso6709("+00.0000+000.0000/") is None
+    # A recording day alone gives way to a creation time of that day, which says more.
+    assert str(_creation_time({"DATE_RECORDED": "2019-05-04", "creation_time": "2019-05-04T10:00:00Z"},
+                              video=True)) == "2019-05-04 10:00:00"
     e = _one(catalog, "exif", lib / "IMG_0001.MOV")
     assert (e["software"], e["gps_alt"], str(e["taken_at"]), e["taken_offset"]) == (
         "17.5.1", 12.5, "2023-07-01 10:00:00", "+10:00")
@@ -1451,13 +1458,17 @@ def test_a_photo_with_no_exif_capture_time_is_dated_by_exif_createdate_or_its_ow
     # A picture whose XMP holds no well-formed date, and one that is no XML: no date.
     media_corpus.picture(96, 64, 4).save(lib / "broken.jpg", xmp=xmp.replace("2016", "20x6").encode())
     media_corpus.picture(96, 64, 5).save(lib / "junk.jpg", xmp=b"<x:xmpmeta Date <<<")
+    # One in an encoding no codec has (a review finding: the picture failed whole).
+    bogus = '<?xml version="1.0" encoding="x-bogus"?>' + xmp
+    media_corpus.picture(96, 64, 6).save(lib / "bogus.jpg", xmp=bogus.encode())
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
     got = {r["name"]: (str(r["taken_at"]), r["year"]) for r in rows(catalog, "SELECT name, taken_at, year FROM library")}
     now = time.gmtime().tm_year
     assert got == {"scan.jpg": ("2012-03-04 05:06:07", 2012), "export.jpg": ("2016-05-06 07:08:09", 2016),
                    "export.png": ("2016-05-06 07:08:09", 2016), "broken.jpg": ("None", now),
-                   "junk.jpg": ("None", now)}, got
+                   "junk.jpg": ("None", now), "bogus.jpg": ("None", now)}, got
+    assert rows(catalog, "SELECT DISTINCT status FROM media") == [{"status": "ok"}]
     assert rows(catalog, "SELECT e.taken_offset FROM exif e JOIN files f USING (blake3) WHERE f.name = 'scan.jpg'") \
         == [{"taken_offset": "+01:00"}]
 
@@ -3656,10 +3667,16 @@ def test_the_front_cover_is_the_thumbnail_when_a_back_cover_comes_first(tmp_path
     legacy = OggOpus(str(lib / "legacy.ogg"))
     legacy["COVERART"], legacy["COVERARTMIME"] = base64.b64encode(pictures()[1].data).decode("ascii"), "image/png"
     legacy.save()
+    # A word that happens to be base64 is no cover (a review finding: `none` was 3 bytes of one).
+    media_corpus._audio(lib / "none.ogg", "libopus", "ogg", 0.5, rate=48000)
+    none = OggOpus(str(lib / "none.ogg"))
+    none["COVERART"] = "none"
+    none.save()
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    assert rows(catalog, "SELECT has_cover FROM tags_audio JOIN files USING (blake3) WHERE name = 'legacy.ogg'") \
-        == [{"has_cover": True}]
+    assert rows(catalog, "SELECT name, has_cover FROM tags_audio JOIN files USING (blake3) WHERE ext = 'ogg' "
+                         "ORDER BY name") == [{"name": "legacy.ogg", "has_cover": True}, {"name": "none.ogg",
+                                                                                          "has_cover": False}]
     for name in ("covers.flac", "covers.opus", "legacy.ogg"):
         m = _media(catalog, lib / name)
         with Image.open(catalog.parent / "thumbs" / m["thumb"]) as im:
