@@ -1431,6 +1431,12 @@ def test_usage_errors_point_to_the_commands_help_and_global_options_go_first(cat
     res = run_cli("--bogus", catalog=catalog_path)
     assert res.rc == 2
     assert_one_line_error(res.err, "No such option: --bogus (see mediaforge --help)")
+    res = run_cli("search", "x", "--limit", "abc", catalog=catalog_path)  # not click's "valid int range"
+    assert res.rc == 2
+    assert_one_line_error(res.err, "'abc' is not a whole number. (see mediaforge search --help)")
+    res = run_cli("meta", "--timeout", "soon", catalog=catalog_path)
+    assert res.rc == 2
+    assert_one_line_error(res.err, "'soon' is not a number. (see mediaforge meta --help)")
 
 
 def test_an_ignore_file_this_user_cannot_read_holds_its_folder_with_its_errno(tmp_path: Path, catalog_path: Path,

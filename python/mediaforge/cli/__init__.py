@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> None:
             _exit(ExitCode.USAGE)
         # Usage errors (unknown option, bad value): one line, with a pointer to the help
         # of the command it is about (`mediaforge scan --help`).
+        # (click calls a value that is no number "not a valid int range" when the option
+        # has bounds: said plainly.)
+        text = re.sub(r"is not a valid (?:int range|integer)\b", "is not a whole number", text)
+        text = re.sub(r"is not a valid (?:float range|float)\b", "is not a number", text)
         where = getattr(getattr(e, "ctx", None), "command_path", None) or "mediaforge"
         option = getattr(e, "option_name", None)
         if option in _GLOBAL_OPTIONS and where != "mediaforge":
