@@ -1434,6 +1434,10 @@ def test_usage_errors_point_to_the_commands_help_and_global_options_go_first(cat
     res = run_cli("search", "x", "--limit", "abc", catalog=catalog_path)  # not click's "valid int range"
     assert res.rc == 2
     assert_one_line_error(res.err, "'abc' is not a whole number. (see mediaforge search --help)")
+    res = run_cli("search", "sine", "-song", catalog=catalog_path)  # a word to leave out, taken for an option
+    assert res.rc == 2
+    assert_one_line_error(res.err, "No such option: -s (a word to leave out, given as an argument of its own, comes "
+                                   "after --: mediaforge search paris -- -receipt) (see mediaforge search --help)")
     res = run_cli("meta", "--timeout", "soon", catalog=catalog_path)
     assert res.rc == 2
     assert_one_line_error(res.err, "'soon' is not a number. (see mediaforge meta --help)")

@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> None:
             value = " PATH" if option in ("--catalog", "-c") else ""
             text += f" ({option} is an option of mediaforge itself, given before the command: mediaforge {option}" \
                     f"{value} {where.split(' ', 1)[1]} ...)"
+        elif where == "mediaforge search" and type(e).__name__ == "NoSuchOption":
+            # `search paris -receipt`: a word to leave out, which click took for an option.
+            text += " (a word to leave out, given as an argument of its own, comes after --: " \
+                    "mediaforge search paris -- -receipt)"
         _fail(f"{text} (see {where} --help)", ExitCode.USAGE)
     except MediaForgeError as e:
         if debug:
