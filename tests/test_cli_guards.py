@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import re
 import struct
 import shutil
@@ -489,6 +490,38 @@ def test_a_closed_or_read_only_stdout_and_a_fifo_reader_that_leaves(small_catalo
     assert (res.rc, res.err) == (0, "")
 
 
+def test_help_and_version_whose_reader_left_exit_0(tmp_path: Path) -> None:
+    """A QA finding: `mediaforge --version | true` and `scan --help | true` exited 1 (click
+    ends its own output's EPIPE so), where every command's output exits 0."""
+    for args in (("--version",), ("--help",), ("scan", "--help")):
+        with subprocess.Popen(cli_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+            assert p.stdout is not None and p.stderr is not None
+            p.stdout.close()  # the reader leaves before anything is printed
+            err = p.stderr.read()
+            assert (p.wait(timeout=60), err) == (0, b""), args
+
+
+def test_hints_name_the_catalog_given_and_its_path_is_escaped(tmp_path: Path) -> None:
+    """QA findings: a "see errors" line gave `mediaforge query ...` with no `-c`, which read
+    the default catalog; the summary printed a catalog path with a newline on two lines;
+    a non-UTF-8 `--exclude` was not named in its error."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
+    catalog = tmp_path / "a\nb.duckdb"
+    res = run_cli("-c", catalog, "scan", lib, env=cli_env())
+    assert res.rc == 0, res.err
+    hint = next(ln for ln in res.out.splitlines() if "see errors" in ln)
+    command = hint.split("see errors: ", 1)[1]
+    p = subprocess.run(["bash", "-c", command.replace("mediaforge", shlex.join(cli_cmd()), 1) + " -f json"],
+                       capture_output=True, env=cli_env(), timeout=60)
+    assert p.returncode == 0 and json.loads(p.stdout)[0]["path"] == str(lib / "bad.jpg"), (command, p.stderr)
+    assert res.out.splitlines()[0].endswith(f"into {tmp_path}/a\\nb.duckdb"), res.out
+    res = run_cli("-c", catalog, "scan", lib, "-e", b"x\xff", env=cli_env())
+    assert res.rc == 2
+    assert_one_line_error(res.err, "-e 'x\\xff' holds bytes that are not valid UTF-8")
+
+
 def test_info_names_copies_whose_names_differ_only_in_undecodable_bytes_apart(tmp_path: Path) -> None:
     import base64
 
@@ -755,6 +788,15 @@ def test_output_never_overwrites_dedupes_journals_or_trash(tmp_path: Path) -> No
         assert_one_line_error(res.err, "would overwrite the catalog or its files")
     assert journal.read_bytes() == before and sorted(p.name for p in (tmp_path / "journal").iterdir()) == [journal.name]
     assert run_cli("dedupe", "--undo", journal, catalog=catalog).rc == 0
+    # Before any dedupe too (a QA finding): an export into `journal/` made every later
+    # `dedupe --apply` refuse to start, the folder holding files dedupe did not put there.
+    fresh = tmp_path / "fresh" / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=fresh).rc == 0
+    for args in (("export", fresh.parent / "journal"), ("query", "SELECT 1", "-o", fresh.parent / "trash" / "x.csv")):
+        res = run_cli(*args, catalog=fresh)
+        assert res.rc == 2, (args, res.rc, res.err)
+        assert_one_line_error(res.err, "would overwrite the catalog or its files")
+    assert sorted(p.name for p in fresh.parent.iterdir()) == ["c.duckdb", "c.search"]
 
 
 def test_a_catalog_reached_by_a_link_has_one_search_index(tmp_path: Path) -> None:

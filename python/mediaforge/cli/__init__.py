@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from .._entry import (INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, owns_process, stopped,
                       was_terminated)
-from ..errors import ExitCode, MediaForgeError, is_text, text_of
+from ..errors import ExitCode, MediaForgeError, is_text, quoted, text_of
 
 
 def _buffer_stdout() -> None:
@@ -120,6 +120,14 @@ def main(argv: list[str] | None = None) -> None:
             _fail(stopped(), ExitCode.INTERRUPTED)
     except typer.Exit as e:
         _exit(e.exit_code)
+    except SystemExit as e:
+        # click ends a run whose reader left (EPIPE) with exit 1, having wrapped stdout so
+        # (`mediaforge --help | true`: its own help and `--version` print outside our
+        # commands): the reader leaving is no error, as for every command's output.
+        if e.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            _exit(ExitCode.OK)
+        raise
     except typer.Abort:
         _fail(stopped(), ExitCode.INTERRUPTED)
     except typer.TyperException as e:
@@ -182,8 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(e, UnicodeEncodeError) and "surrogate" in str(e) and _has_undecodable(args):
             # An argument holding bytes that are not UTF-8 (paths may; names, tags, SQL and
             # the catalog's own path may not), met where text was needed.
-            _fail("an argument holds bytes that are not valid UTF-8; only the paths of files to scan or act on "
-                  "may", ExitCode.USAGE)
+            _fail(f"{_undecodable_argument(args)} holds bytes that are not valid UTF-8; only the paths of files to "
+                  "scan or act on may", ExitCode.USAGE)
         if debug:
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set MEDIAFORGE_DEBUG=1 for details)", ExitCode.INTERNAL)
@@ -404,6 +412,20 @@ _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 def _has_undecodable(args: list[str]) -> bool:
     """Whether an argument held bytes that are not UTF-8 (Python keeps them as surrogates)."""
     return any(isinstance(a, str) and not is_text(a) for a in args)
+
+
+def _undecodable_argument(args: list[str]) -> str:
+    """The first argument holding bytes that are not UTF-8, for a message: its value as
+    the user gave it (`'\\xff'`), with the option it was given to (`-e '\\xff'`)."""
+    i = next(i for i, a in enumerate(args) if isinstance(a, str) and not is_text(a))
+    option, value = args[i], None
+    if option.startswith("--") and "=" in option:
+        option, value = option.split("=", 1)
+    elif i and args[i - 1].startswith("-") and args[i - 1] != "--":
+        option, value = args[i - 1], args[i]
+    if value is None or not is_text(option):
+        return f"the argument {quoted(args[i])}"
+    return f"{option} {quoted(value)}"
 
 
 def _to_stderr(line: str) -> None:

@@ -24,7 +24,8 @@ from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_t
                       default_catalog_path,
                       thumbs_dir)
 from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, InternalError, Interrupted, InvalidInputError,
-                      MediaForgeError, PathIOError, PathNotFoundError, first_line, is_text, path_text, printable)
+                      MediaForgeError, PathIOError, PathNotFoundError, first_line, is_text, path_text, printable,
+                      shell_word)
 from ..fsops import absolute, from_cwd, real
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
@@ -88,6 +89,19 @@ class Globals:
     quiet: bool
 
 
+# The catalog as `--catalog` gave it to this run, where that is neither MEDIAFORGE_CATALOG's
+# nor the default: a command a message gives to run next must name it (`_next`).
+_named_catalog: list[str] = []
+
+
+def _next(command: str) -> str:
+    """`mediaforge COMMAND`, as a message gives it to paste into a shell: with `-c PATH`
+    where this run's catalog was given so, or the command would read another catalog."""
+    if _named_catalog:
+        return f"mediaforge -c {shell_word(os.fsencode(_named_catalog[-1]))} {command}"
+    return f"mediaforge {command}"
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"mediaforge {__version__}")
@@ -106,6 +120,8 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
+    if catalog and catalog != os.environ.get("MEDIAFORGE_CATALOG"):
+        _named_catalog[:] = [catalog]
     ctx.obj = Globals(catalog=catalog_path(catalog) if catalog else default_catalog_path(), quiet=quiet)
 
 
@@ -260,7 +276,7 @@ def scan_cmd(
     s = summary
     rate = s.files_seen / s.seconds if s.seconds else 0.0
     print(f"scanned {render.counted(s.files_seen, 'file')} ({render.human_bytes(s.bytes_seen)}) in {s.seconds:.2f} s "
-          f"({rate:,.0f} files/s) into {s.catalog}")
+          f"({rate:,.0f} files/s) into {path_text(os.fsencode(s.catalog))}")
     print(f"  new {s.new:,}  changed {s.changed:,}  moved {s.moved:,}  missing {s.missing:,}  "
           f"revived {s.revived:,}  unchanged {s.unchanged:,}")
     print(f"  hashed {render.counted(s.hashed_files, 'file')} ({render.human_bytes(s.hashed_bytes)})  "
@@ -287,7 +303,7 @@ def scan_cmd(
               "look (behind a link it did not follow, in a folder no scan could read), or a row found gone just now "
               "holds tags or collection places no present copy holds (a second scan prunes that); see docs/cli.md")
     if s.errors:
-        print(f"  see errors: mediaforge query \"SELECT * FROM scan_errors WHERE scan_id = {s.scan_id}\"")
+        print("  see errors: " + _next(f'query "SELECT * FROM scan_errors WHERE scan_id = {s.scan_id}"'))
     if xsummary is not None:
         _print_extract(xsummary, "metadata")
     if indexed is not None:
@@ -360,13 +376,13 @@ def _print_extract(x: ExtractSummary, what: str, remake: bool = False) -> None:
         room = f"has under {binary_size(x.min_free)} free (MEDIAFORGE_MIN_FREE)" if x.min_free else "is full"
         print(f"  {render.counted(x.thumbs_low_space, 'thumbnail')} not written: their disk {room}"
               f"{'; the ones they had are kept' if remake else ''}; free some space, then run "
-              f"mediaforge thumbs --size {x.thumb_size}{'' if remake else ' --missing-only'}")
+              f"{_next(f'thumbs --size {x.thumb_size}' + ('' if remake else ' --missing-only'))}")
     if x.thumbs_refused:
         print(f"  {render.counted(x.thumbs_refused, 'thumbnail')} not written: their folder refused them (see "
               "meta_errors: read-only, another user's, a file or folder in its place?); once it can be written, run "
-              f"mediaforge thumbs --size {x.thumb_size}{'' if remake else ' --missing-only'}")
+              f"{_next(f'thumbs --size {x.thumb_size}' + ('' if remake else ' --missing-only'))}")
     if x.errors:
-        print("  see errors: mediaforge query \"SELECT * FROM meta_errors ORDER BY logged_at DESC\"")
+        print("  see errors: " + _next('query "SELECT * FROM meta_errors ORDER BY logged_at DESC"'))
 
 
 @command("meta")
@@ -634,10 +650,13 @@ def _check_output(output: Path, catalog: Path, what: str = "--output") -> None:
     from ..config import catalog_files
 
     out, cat = real(output), real(catalog)
-    # Its thumbnails, search index (named after the catalog as given), and dedupe's journals
-    # and trash beside it (once it has written one there): a journal overwritten cannot be
-    # undone.
+    # Its thumbnails, search index (named after the catalog as given), and dedupe's journal
+    # and trash folders beside it, whether or not a dedupe has written there yet: a journal
+    # overwritten cannot be undone, and a file of another's there holds up every
+    # `dedupe --apply` (it refuses a journal folder holding what it did not put there).
     folders = [os.path.realpath(os.fsdecode(p)) for p in catalog_files(catalog)[2:]]
+    folders += [os.path.realpath(os.path.join(os.path.dirname(c), d)) for c in (os.fspath(absolute(catalog)), cat)
+                for d in (JOURNAL_DIR, TRASH_DIR)]
     if (out in (cat, cat + ".wal") or any(out == d or out.startswith(d + os.sep) for d in folders)
             or any(_same_file(out, p) for p in (cat, cat + ".wal"))):
         raise InvalidInputError(f"{what} {output} would overwrite the catalog or its files: choose another path")
@@ -1105,7 +1124,7 @@ def dedupe_cmd(
             apart = phash_apart(cat, plan.steps) if method == "phash" else {}
         if made is None and not as_json:  # not "no duplicates": none found, or none looked for yet
             print(f"nothing to do: no near-duplicate groups of {SIMILAR_NAMES[method]}; "
-                  f"`mediaforge dupes --similar --kind {kind or 'image'}` finds them")
+                  "`" + _next(f"dupes --similar --kind {kind or 'image'}") + "` finds them")
             return
         if made is not None:
             radius, made_at = made

@@ -458,25 +458,23 @@ BEST_ORDER = ("EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = f.blake3 AND
               f"{RATE} DESC NULLS LAST, m.duration DESC NULLS LAST, f.size DESC, f.mtime_ns")
 
 
-def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
-    with cat.registered("mf_similar", rows), cat.transaction() as con:
-        con.execute("DELETE FROM similar_groups WHERE method = ?", [method])
-        con.execute(f"INSERT INTO similar_groups SELECT {', '.join(columns('similar_groups'))} FROM mf_similar")
-    return cat.con.sql(
-        f"""
-        WITH member AS (
+def _members_sql(groups: str) -> str:
+    """SQL: the CTEs `member` (each present file of the groups in table `groups` of
+    `$method`, the one `dedupe --similar` keeps by default marked `kept`) and `freed` (per
+    group, the bytes keeping only that file frees, as dedupe counts it: each inode once,
+    never the kept file's, and one that keeps a name the group leaves, a hard link
+    elsewhere, not at all)."""
+    return f"""
+        member AS (
             SELECT g.group_id AS "group", g.blake3, g.distance, g.blake3 = g.leader AS leader,
                    m.width, m.height, m.duration, f.size, f.path, f.path_raw, f.dev, f.inode, f.nlink,
                    row_number() OVER (PARTITION BY g.group_id
                                       ORDER BY {BEST_ORDER}, length(f.path), f.path_bytes) = 1 AS kept
-            FROM similar_groups g
+            FROM {groups} g
             JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = g.blake3
             WHERE g.method = $method
         ),
-        -- What keeping only the file `dedupe --similar` keeps by default frees, as dedupe
-        -- counts it: each inode once, never the kept file's, and one that keeps a name
-        -- the group leaves (a hard link elsewhere) not at all.
         inode AS (
             SELECT "group", dev, inode, any_value(size) AS size, count(*) AS names, any_value(nlink) AS nlink,
                    bool_or(kept) AS kept
@@ -484,7 +482,31 @@ def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
         ),
         freed AS (
             SELECT "group", sum(size) FILTER (NOT kept AND names >= nlink) AS bytes FROM inode GROUP BY ALL
-        )
+        )"""
+
+
+def _store_and_show(cat: Catalog, rows: pa.Table, method: str) -> pa.Table:
+    """Store the groups, numbered biggest savings first (as `dupes` lists exact groups;
+    ties in the order found), and return their rows."""
+    with cat.registered("mf_similar", rows):
+        order = cat.con.sql(
+            f"""
+            WITH {_members_sql("mf_similar")}
+            SELECT g.group_id FROM (SELECT DISTINCT group_id FROM mf_similar) g
+            LEFT JOIN freed f ON f."group" = g.group_id
+            ORDER BY coalesce(f.bytes, 0) DESC, g.group_id
+            """,
+            params={"method": method},
+        ).to_arrow_table().column(0)
+    if len(order):
+        numbered = pc.add(pc.index_in(rows.column("group_id"), value_set=order), 1).cast(pa.uint32())
+        rows = rows.set_column(rows.schema.get_field_index("group_id"), "group_id", numbered)
+    with cat.registered("mf_similar", rows), cat.transaction() as con:
+        con.execute("DELETE FROM similar_groups WHERE method = ?", [method])
+        con.execute(f"INSERT INTO similar_groups SELECT {', '.join(columns('similar_groups'))} FROM mf_similar")
+    return cat.con.sql(
+        f"""
+        WITH {_members_sql("similar_groups")}
         SELECT m.* EXCLUDE (kept, dev, inode, nlink), coalesce(f.bytes, 0)::UBIGINT AS reclaimable
         FROM member m JOIN freed f USING ("group")
         ORDER BY "group", distance, path
