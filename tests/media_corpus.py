@@ -443,3 +443,74 @@ def build(root: Path) -> dict[str, Path]:
         picture(128, 96, 5).save(p["heic"], "HEIF", exif=ex.tobytes(), quality=60)
     return p
 
+
+
+# --------------------------------------------------------------------------------------
+# ICC colour profiles, written by hand (the machine has no profile files): real ones that
+# LittleCMS reads and converts with, not headers alone.
+# --------------------------------------------------------------------------------------
+
+D50 = (0.9642, 1.0, 0.8249)
+# RGB colourants (XYZ, adapted to D50) as the profiles of these spaces give them.
+ADOBE_RGB = ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446))
+DISPLAY_P3 = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))
+SRGB = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+
+
+def _s15(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def _xyz_tag(xyz: tuple[float, float, float]) -> bytes:
+    return b"XYZ " + bytes(4) + b"".join(_s15(v) for v in xyz)
+
+
+def _desc_tag(text: str) -> bytes:
+    ascii_ = text.encode("ascii") + b"\0"
+    # textDescriptionType: ASCII, then empty Unicode and ScriptCode parts (67 bytes).
+    return b"desc" + bytes(4) + struct.pack(">I", len(ascii_)) + ascii_ + bytes(4 + 4 + 2 + 1 + 67)
+
+
+def _profile(cls: bytes, space: bytes, pcs: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """An ICC version 2.1 profile of `tags` (signature, data)."""
+    at = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += bytes(-len(data) % 4)
+        table += sig + struct.pack(">II", at + len(body), len(data))
+        body += data
+    size = at + len(body)
+    header = (struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + cls + space + pcs
+              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + bytes(4 + 4 + 4 + 4 + 8 + 4)
+              + b"".join(_s15(v) for v in D50) + bytes(4 + 16 + 28))
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def rgb_icc(description: str, colourants: tuple[tuple[float, float, float], ...] = ADOBE_RGB,
+            gamma: float = 2.2) -> bytes:
+    """A display profile of RGB `colourants` (the XYZ of red, green and blue) and one gamma."""
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256))
+    tags = [(b"desc", _desc_tag(description)), (b"wtpt", _xyz_tag(D50))]
+    tags += [(sig, _xyz_tag(c)) for sig, c in zip((b"rXYZ", b"gXYZ", b"bXYZ"), colourants)]
+    tags += [(sig, curve) for sig in (b"rTRC", b"gTRC", b"bTRC")]
+    return _profile(b"mntr", b"RGB ", b"XYZ ", tags)
+
+
+def cmyk_icc(description: str) -> bytes:
+    """A print profile whose inks are unlike Pillow's plain CMYK to RGB (255 - C - K ...):
+    weaker cyan, a warm magenta, a brown black (its A2B0 a 2-point CLUT to Lab)."""
+    clut = b""
+    for c in (0, 1):  # the first input varies slowest
+        for m in (0, 1):
+            for y in (0, 1):
+                for k in (0, 1):
+                    lightness = max(8.0, 92 - 25 * c - 40 * m - 8 * y - 60 * k)
+                    a = max(-127.0, min(127.0, -20 * c + 70 * m + 5 * y + 12 * k))
+                    b = max(-127.0, min(127.0, -30 * c + 20 * m + 75 * y + 18 * k))
+                    clut += bytes((round(lightness * 255 / 100), round(a + 128), round(b + 128)))
+    ramp = bytes(range(256))
+    lut = (b"mft1" + bytes(4) + bytes((4, 3, 2, 0)) + b"".join(_s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+           + ramp * 4 + clut + ramp * 3)
+    return _profile(b"prtr", b"CMYK", b"Lab ", [(b"desc", _desc_tag(description)), (b"wtpt", _xyz_tag(D50)),
+                                                (b"A2B0", lut)])

@@ -3426,39 +3426,129 @@ def _icc(space: bytes, description: str, utf16: bool = False) -> bytes:
     return header + struct.pack(">I", 1) + b"desc" + struct.pack(">II", body_at, len(tag)) + tag
 
 
-def test_a_wide_gamut_pictures_thumbnail_keeps_its_colour_profile(tmp_path: Path) -> None:
-    """An Adobe RGB or Display P3 photo's thumbnail had no colour profile: its values,
-    read as sRGB, showed dull colours (a P3 red 40 levels off). The profile now goes with
-    the thumbnail; none for sRGB (what viewers assume), nor for a CMYK photo's, which no
-    longer describes the RGB thumbnail."""
+def _mean_error(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of two pictures' RGB values, `b` resized to `a`'s size."""
+    a, b = a.convert("RGB"), b.convert("RGB").resize(a.size, Image.Resampling.LANCZOS)
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def test_thumbnails_of_cmyk_lab_and_wide_gamut_pictures_are_converted_to_srgb(tmp_path: Path) -> None:
+    """QA findings: a print CMYK JPEG with its own profile (as Photoshop saves one) got a
+    thumbnail of Pillow's plain CMYK to RGB, the profile ignored (neon greens, crushed
+    shadows); a Lab TIFF got none (an error); an Adobe RGB or Display P3 photo's thumbnail
+    carried its profile (a ProPhoto one, 19 KB of a 21 KB thumbnail) and lossy WebP's errors
+    grew through it; a profile that only names sRGB in a translation (e-sRGB, colord's
+    Rec709) was dropped as sRGB's. Each is now converted to sRGB with LittleCMS, and its
+    thumbnail carries no profile."""
+    import io as _io
+
+    from PIL import ImageCms
+
     lib = tmp_path / "lib"
     lib.mkdir()
-    adobe, p3 = _icc(b"RGB ", "Adobe RGB (1998)"), _icc(b"RGB ", "Display P3", utf16=True)
-    picture = media_corpus.picture(320, 240, 3)
-    picture.save(lib / "adobe.jpg", "JPEG", icc_profile=adobe)
-    picture.save(lib / "p3.png", "PNG", icc_profile=p3)
-    picture.save(lib / "srgb.jpg", "JPEG", icc_profile=_icc(b"RGB ", "sRGB IEC61966-2.1"))
-    picture.save(lib / "srgb4.jpg", "JPEG", icc_profile=_icc(b"RGB ", "sRGB", utf16=True))
-    picture.convert("CMYK").save(lib / "cmyk.jpg", "JPEG", icc_profile=_icc(b"CMYK", "Coated FOGRA39"))
+    picture = media_corpus.picture(480, 360, 3)
+    srgb = ImageCms.createProfile("sRGB")
+    press = media_corpus.cmyk_icc("Test press")
+    profiles = {"adobe.jpg": media_corpus.rgb_icc("Adobe RGB (1998)"),
+                "p3.png": media_corpus.rgb_icc("Display P3", media_corpus.DISPLAY_P3),
+                "esrgb.jpg": media_corpus.rgb_icc("e-sRGB", gamma=1.0)}
+    for name, icc in profiles.items():
+        picture.save(lib / name, icc_profile=icc)
+    picture.save(lib / "srgb.jpg", icc_profile=media_corpus.rgb_icc("sRGB IEC61966-2.1", media_corpus.SRGB))
+    # The same inks, the one read through the press's profile, the other with none.
+    inks = picture.convert("CMYK")
+    inks.save(lib / "cmyk.jpg", quality=95, icc_profile=press)
+    inks.save(lib / "plain_cmyk.jpg", quality=95)
+    lab = ImageCms.profileToProfile(picture, srgb, ImageCms.createProfile("LAB"), outputMode="LAB")
+    lab.save(lib / "lab.tif")
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
-    got = {}
+    thumbs = {}
     for r in rows(catalog, "SELECT f.name, m.thumb, m.status FROM files f JOIN media m USING (blake3)"):
         assert r["status"] == "ok", r
         with Image.open(catalog.parent / "thumbs" / r["thumb"]) as im:
-            got[r["name"]] = (im.size, im.info.get("icc_profile"))
-    assert got == {"adobe.jpg": ((256, 192), adobe), "p3.png": ((256, 192), p3), "srgb.jpg": ((256, 192), None),
-                   "srgb4.jpg": ((256, 192), None), "cmyk.jpg": ((256, 192), None)}
+            assert im.size == (256, 192) and im.info.get("icc_profile") is None, (r["name"], im.info)
+            thumbs[r["name"]] = im.convert("RGB")
+
+    def through(im: Image.Image, icc: bytes, mode: str = "RGB") -> Image.Image:
+        return ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(_io.BytesIO(icc)), srgb, outputMode="RGB")
+
+    shown = {"cmyk.jpg": through(inks, press), "lab.tif": picture, "srgb.jpg": picture,
+             **{name: through(picture, icc) for name, icc in profiles.items()}}
+    for name, want in shown.items():
+        assert _mean_error(thumbs[name], want) < 6, name
+    # Unlike what Pillow's own conversion shows: the test tells the two apart.
+    assert _mean_error(thumbs["cmyk.jpg"], inks.convert("RGB")) > 25
+    assert _mean_error(thumbs["plain_cmyk.jpg"], inks.convert("RGB")) < 6  # no profile: as before
+    assert _mean_error(thumbs["esrgb.jpg"], picture) > 25
+
+
+def test_an_interlaced_clip_s_thumbnail_is_not_combed_and_untagged_hd_is_bt709(tmp_path: Path) -> None:
+    """QA findings: libswscale scales a frame flagged interlaced one field at a time, so a
+    moving edge stayed combed (black and white lines) in the thumbnail; HD video with no
+    colour tags was read as BT.601, not BT.709 as players read it (reds and magentas
+    darker by up to 17 levels)."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    with av.open(str(lib / "interlaced.mp4"), "w") as out:
+        st = out.add_stream("libx264", rate=25, options={"flags": "+ildct+ilme", "x264-params": "tff=1", "crf": "14"})
+        st.width, st.height, st.pix_fmt = 720, 576, "yuv420p"
+        for i in range(50):
+            fields = []
+            for half in (0, 1):  # a white bar moving 24 pixels a field, on dark grey
+                field = np.full((576, 720, 3), 32, np.uint8)
+                x = (i * 48 + half * 24) % 500
+                field[100:476, x:x + 200] = 255
+                fields.append(field)
+            frame = fields[0].copy()
+            frame[1::2] = fields[1][1::2]
+            out.mux(st.encode(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")))
+        out.mux(st.encode(None))
+    # Untagged HD: colour patches turned to YUV with BT.709's matrix, no colour tag written.
+    patches = Image.new("RGB", (1280, 720))
+    for i, colour in enumerate([(180, 80, 160), (200, 40, 60), (60, 160, 90), (90, 70, 200)]):
+        patches.paste(colour, (i * 320, 0, i * 320 + 320, 720))
+    with av.open(str(lib / "untagged_hd.mp4"), "w") as out:
+        st = out.add_stream("libx264", rate=25, options={"crf": "10"})
+        st.width, st.height, st.pix_fmt = 1280, 720, "yuv420p"
+        for _ in range(25):
+            out.mux(st.encode(av.VideoFrame.from_image(patches).reformat(format="yuv420p", dst_colorspace="ITU709")))
+        out.mux(st.encode(None))
+    with av.open(str(lib / "interlaced.mp4")) as c:
+        assert next(c.decode(video=0)).interlaced_frame  # (what the test is about)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    thumbs = {r["name"]: catalog.parent / "thumbs" / r["thumb"]
+              for r in rows(catalog, "SELECT f.name, m.thumb FROM files f JOIN media m USING (blake3)")}
+    with Image.open(thumbs["interlaced.mp4"]) as im:
+        grey = np.asarray(im.convert("L"), np.float32)
+    # The largest mean step from one line to the next down any column: ~146 combed.
+    assert np.abs(np.diff(grey, axis=0)).mean(axis=0).max() < 30
+    with Image.open(thumbs["untagged_hd.mp4"]) as im:
+        got = im.convert("RGB")
+    for i, colour in enumerate([(180, 80, 160), (200, 40, 60), (60, 160, 90), (90, 70, 200)]):
+        x = round((i * 320 + 160) * got.width / 1280)
+        assert max(abs(a - b) for a, b in zip(got.getpixel((x, got.height // 2)), colour)) <= 6, (colour, i)
 
 
 def test_a_flat_16_bit_pictures_thumbnail_is_its_grey_not_black(tmp_path: Path) -> None:
-    """16-bit grey pictures are stretched from their darkest to their brightest value; a
-    flat one has no range, and its thumbnail was black whatever its value (a white page
-    scanned at 16 bits)."""
+    """A flat 16-bit grey picture's thumbnail was black whatever its value (a white page
+    scanned at 16 bits). 16-bit grey thumbnails show each sample over 257, as viewers do
+    (a QA finding: they were stretched from the darkest value to the brightest, so a dark
+    12-bit scan came out black to white and a nearly flat one as noise); their hashes keep
+    the stretch. Float pictures have no such common reading: theirs are stretched."""
+    import numpy as np
+
     lib = tmp_path / "lib"
     lib.mkdir()
     for name, value in (("white.png", 65535), ("mid.png", 32768), ("black.png", 0)):
         Image.new("I;16", (300, 200), value).save(lib / name)
+    Image.fromarray(np.tile(np.linspace(0, 8191, 300), (200, 1)).astype(np.uint16)).save(lib / "dark.png")
+    noise = np.random.default_rng(1).integers(-3, 4, (200, 300))
+    Image.fromarray((30000 + noise).astype(np.uint16)).save(lib / "nearly_flat.png")
     Image.new("F", (300, 200), 0.5).save(lib / "half.tif")
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
@@ -3466,7 +3556,12 @@ def test_a_flat_16_bit_pictures_thumbnail_is_its_grey_not_black(tmp_path: Path) 
     for r in rows(catalog, "SELECT f.name, m.thumb FROM files f JOIN media m USING (blake3)"):
         with Image.open(catalog.parent / "thumbs" / r["thumb"]) as im:
             got[r["name"]] = im.convert("L").getextrema()
+    dark, nearly_flat = got.pop("dark.png"), got.pop("nearly_flat.png")
     assert got == {"white.png": (255, 255), "mid.png": (128, 128), "black.png": (0, 0), "half.tif": (128, 128)}, got
+    # (Through lossy WebP: within a level or two of 8191 / 257 and 30000 / 257.)
+    assert dark[0] <= 2 and 30 <= dark[1] <= 34 and 115 <= nearly_flat[0] <= nearly_flat[1] <= 119, (dark, nearly_flat)
+    assert rows(catalog, "SELECT count(*) AS n FROM image_hashes h JOIN files f USING (blake3) "
+                         "WHERE f.name = 'dark.png'")[0]["n"] == 1  # hashed, stretched
 
 
 def test_raw_without_rawpy_says_what_to_install(tmp_path: Path) -> None:

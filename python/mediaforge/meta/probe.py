@@ -371,15 +371,33 @@ def _format_name(c: Any, path: str | bytes, name: str) -> str | None:
 _ALPHA_FORMATS = re.compile(r"(rgba|bgra|argb|abgr|ya8|ya16|yuva|gbrap|pal8)")
 
 
+# libav's colour space number for none given (AVCOL_SPC_UNSPECIFIED).
+_SPC_UNSPECIFIED = 2
+
+
 def _picture_of(frame: Any, w: int, h: int) -> Any:
     """A decoded frame as a Pillow picture `w` x `h`: RGBA where it has transparency
-    (some pixel not opaque), else RGB."""
-    if not _ALPHA_FORMATS.match(frame.format.name):
-        return frame.to_image(width=w, height=h)
+    (some pixel not opaque), else RGB.
+
+    HD video that does not say its colour space (a screen recorder's, many encoders') is
+    read as BT.709, as players and browsers read it (libswscale's default, BT.601, made
+    its reds and magentas darker). An interlaced frame is turned to RGB whole and then
+    scaled by Pillow: libswscale scales such a frame one field at a time, which kept
+    moving edges combed, line by line, in the thumbnail."""
     from PIL import Image
 
-    img = Image.fromarray(frame.reformat(width=w, height=h, format="rgba").to_ndarray(), "RGBA")
-    return img if img.getextrema()[3][0] < 255 else img.convert("RGB")
+    options: dict[str, Any] = {}
+    if frame.format.name.startswith("yuv") and frame.colorspace == _SPC_UNSPECIFIED \
+            and (frame.width >= 1280 or frame.height > 576):
+        options["src_colorspace"] = "ITU709"
+    interlaced = bool(getattr(frame, "interlaced_frame", False))
+    size = {} if interlaced else {"width": w, "height": h}
+    if not _ALPHA_FORMATS.match(frame.format.name):
+        img = frame.to_image(**size, **options)
+    else:
+        img = Image.fromarray(frame.reformat(**size, format="rgba", **options).to_ndarray(), "RGBA")
+        img = img if img.getextrema()[3][0] < 255 else img.convert("RGB")
+    return img.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=2.0) if img.size != (w, h) else img
 
 
 def _sample_aspect(s: Any) -> Fraction:

@@ -8,9 +8,11 @@ loads these two files from the source tree without the rest of the package.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageMode, ImageOps, ImageStat
@@ -41,17 +43,51 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
         im.draft("RGB", (size, size))
     orientation = _orientation(im)
     im.load()
+    shown = _deep_as_shown(im)
     im = eight_bit(im)
     if see_through(im) and im.mode != "RGBA":
         # (An RGB picture with a transparent colour too: shrunk first, its edges would
         # blend that colour into others, and the hash differ from the grey decode's.)
         im = im.convert("RGBA")
+    elif im.mode in ("CMYK", "LAB") and (cms := _colour_transform(im)) is not None:
+        # Print CMYK (a Photoshop file's own profile) and Lab: their inks' colours as
+        # the profile says, shrunk first (fewer pixels to convert). Pillow's own CMYK
+        # to RGB takes no profile: greens came out neon, shadows crushed.
+        _shrink(im, size)
+        im = cms(im)
     elif im.mode not in ("RGB", "RGBA"):
         im = im.convert("RGB")
     _shrink(im, size)
     if orientation and orientation != 1:
         im = _apply_orientation(im, orientation)
+    if shown is not None:  # the thumbnail's pixels: see `_deep_as_shown`
+        shown = shown.convert("RGBA" if im.mode == "RGBA" else "RGB")
+        _shrink(shown, size)
+        if orientation and orientation != 1:
+            shown = _apply_orientation(shown, orientation)
+        if im.mode == "RGBA":
+            shown.putalpha(im.getchannel("A"))
+        im.info[_SHOWN] = shown
     return im
+
+
+# Where `reduce_image` leaves a deep grey picture's thumbnail (see `_deep_as_shown`).
+_SHOWN = "mediaforge-shown"
+
+
+def _deep_as_shown(im: Image.Image) -> Image.Image | None:
+    """A 16-bit grey picture in 8 bits as viewers show it (each sample over 257, rounded: a dark
+    12-bit scan stays dark, a nearly flat one flat), for its thumbnail; its hashes take
+    `eight_bit`'s stretched range, which keeps the detail a hash needs. None for other
+    pictures (float and 32-bit ones, which have no such common reading, are thumbnailed
+    stretched too)."""
+    if im.mode not in _DEEP_MODES or im.mode == "F":
+        return None
+    grey = im if im.mode == "I" else im.convert("I")
+    lo, hi = grey.getextrema()
+    if lo < 0 or hi > 65535:
+        return None
+    return grey.point(lambda v: v / 257 + 0.5).convert("L")
 
 
 def _shrink(im: Image.Image, size: int) -> None:
@@ -269,6 +305,62 @@ def tmp_name(target: os.PathLike[str] | str, pid: int) -> str:
 
 
 
+# A profile of this size or more is no display's or camera's (those are a few KB, ProPhoto's
+# and print profiles a few hundred): not parsed.
+_ICC_MAX = 4 << 20
+
+
+def _colour_transform(im: Image.Image) -> Callable[[Image.Image], Image.Image] | None:
+    """What turns `im` (CMYK or RGB with its ICC profile, or Lab) into sRGB, RGB or RGBA as
+    it is (its alpha kept); None for an RGB picture in sRGB already or with no profile, a
+    profile LittleCMS cannot read, or a Pillow built without LittleCMS."""
+    icc = im.info.get("icc_profile")
+    base = "RGB" if im.mode == "RGBA" else im.mode
+    if im.mode == "LAB":
+        icc = b""  # (Pillow's Lab is CIELAB D50, which needs no profile)
+    elif not isinstance(icc, bytes) or not 132 <= len(icc) < _ICC_MAX or base not in ("RGB", "CMYK"):
+        return None
+    transform = _to_srgb(icc, base)
+    if transform is None:
+        return None
+    if im.mode != "RGBA":
+        return transform
+    return lambda rgba: Image.merge("RGBA", (*transform(rgba.convert("RGB")).split(), rgba.getchannel("A")))
+
+
+@functools.lru_cache(maxsize=16)
+def _to_srgb(icc: bytes, mode: str) -> Callable[[Image.Image], Image.Image] | None:
+    """A LittleCMS transform from the profile `icc` (b"" for Lab) of pictures in `mode` to
+    sRGB, with the profile's own rendering intent; None where none is needed or none can be
+    made (see `_colour_transform`). The photos of one camera share one profile: each is
+    parsed once per process."""
+    try:
+        from PIL import ImageCms
+    except ImportError:  # Pillow built without LittleCMS: Pillow's own conversions
+        return None
+    try:
+        source = ImageCms.createProfile("LAB") if mode == "LAB" else ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if mode == "RGB" and ImageCms.getProfileDescription(source).strip().startswith("sRGB"):
+            return None  # sRGB's own (a camera's, libjpeg's, GIMP's built-in): as it is
+        intent = ImageCms.getDefaultIntent(source) if mode != "LAB" else ImageCms.Intent.PERCEPTUAL
+        transform = ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), mode, "RGB",
+                                            renderingIntent=intent)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError, ImportError):
+        return None
+    return lambda im: ImageCms.applyTransform(im, transform)
+
+
+def in_srgb(im: Image.Image) -> tuple[Image.Image, bytes | None]:
+    """A thumbnail `im` ready to save: an RGB(A) one whose profile is not sRGB (Adobe RGB,
+    Display P3, ProPhoto) converted to sRGB, with no profile to carry (a ProPhoto profile
+    was 19 KB of a 21 KB thumbnail, and lossy WebP's errors grew when shown through it);
+    where Pillow has no LittleCMS, as it is with its profile (`wide_profile`), for viewers
+    to convert."""
+    if im.mode in ("RGB", "RGBA") and (cms := _colour_transform(im)) is not None:
+        return cms(im), None
+    return im, wide_profile(im)
+
+
 def wide_profile(im: Image.Image) -> bytes | None:
     """The picture's ICC colour profile when a viewer needs it to show the thumbnail's
     colours: an RGB profile (Adobe RGB, Display P3, ProPhoto) on an RGB picture. None for
@@ -289,10 +381,11 @@ def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int
     """Write under a temporary name beside its place, for the caller to rename into place
     (`os.replace`) once it knows the file it came from did not change while it was read,
     or to remove: a crash never leaves half a file under the final name, and a content's
-    thumbnail is never replaced by one of other bytes. A wide-gamut picture's colour
-    profile goes with it (its pixels are not converted: Pillow here is built without
-    LittleCMS), so viewers show its colours, not the dull ones its values mean in sRGB.
+    thumbnail is never replaced by one of other bytes. A wide-gamut picture's thumbnail
+    is converted to sRGB (`in_srgb`), so viewers show its colours, not the dull ones its
+    values mean in sRGB.
     Returns the thumbnail's width, height, length in bytes and temporary path."""
+    im, icc = in_srgb(im.info.get(_SHOWN, im))
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tmp_name(target, os.getpid()))
@@ -303,11 +396,11 @@ def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int
                else {"quality": WEBP_QUALITY, "method": 4})
     try:
         try:
-            im.save(tmp, "WEBP", **options, icc_profile=wide_profile(im))
+            im.save(tmp, "WEBP", **options, icc_profile=icc)
         except FileNotFoundError:
             # Its shard, empty, removed by another worker whose thumbnail failed (below).
             target.parent.mkdir(parents=True, exist_ok=True)
-            im.save(tmp, "WEBP", **options, icc_profile=wide_profile(im))
+            im.save(tmp, "WEBP", **options, icc_profile=icc)
         length = os.stat(tmp).st_size
     except BaseException:
         if tmp.exists():
