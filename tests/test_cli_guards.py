@@ -476,6 +476,18 @@ def test_an_output_below_a_file_or_a_link_to_nothing_names_it(small_catalog: Pat
     assert (tmp_path / "e.csv").read_text() == "x\n"
 
 
+def test_a_long_query_run_from_python_c_prints_no_progress_bar_into_its_results(small_catalog: Path) -> None:
+    """A QA finding: run from `python -c` (as a program embedding the CLI runs it), DuckDB
+    took the process for an interactive shell and drew its progress bar into stdout, into
+    the JSON, once a statement ran past 2 seconds."""
+    code = "import sys; sys.argv[0] = 'mediaforge'; from mediaforge._entry import main; sys.exit(main())"
+    p = subprocess.run([sys.executable, "-c", code, "-q", "query", "-f", "json",
+                        "SELECT count(*) AS n FROM range(700000000) t(x) WHERE x % 7 = 3"],
+                       env=cli_env(small_catalog), capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [{"n": 100000000}], p.stdout[:200]
+
+
 def test_a_closed_or_read_only_stdout_and_a_fifo_reader_that_leaves(small_catalog: Path, tmp_path: Path) -> None:
     with open(os.devnull, "rb") as ro:
         p = subprocess.run(cli_cmd("query", "SELECT 1", "-f", "csv"), env=cli_env(small_catalog), stdout=ro,
@@ -797,6 +809,35 @@ def test_output_never_overwrites_dedupes_journals_or_trash(tmp_path: Path) -> No
         assert res.rc == 2, (args, res.rc, res.err)
         assert_one_line_error(res.err, "would overwrite the catalog or its files")
     assert sorted(p.name for p in fresh.parent.iterdir()) == ["c.duckdb", "c.search"]
+
+
+def test_catalogs_of_one_stem_in_one_folder_have_their_own_search_indexes(tmp_path: Path) -> None:
+    """A QA finding: `x.duckdb` and `x.db` side by side shared `x.search/`: each command
+    rebuilt it for its own catalog, and two at once failed with "damaged", "another
+    catalog's" or "being written by another process". A catalog not named `.duckdb` has
+    `<name>.search-index/`; one an older version indexed at `<stem>.search/` has that
+    folder moved to its place, not built again."""
+    libs = {}
+    for name in ("walrus", "narwhal"):
+        libs[name] = tmp_path / name
+        libs[name].mkdir()
+        (libs[name] / f"{name}.jpg").write_bytes(b"\xff\xd8\xff\xe0 " + name.encode() * 50)
+    duck, db = tmp_path / "x.duckdb", tmp_path / "x.db"
+    assert run_cli("scan", libs["walrus"], "--no-meta", catalog=duck).rc == 0
+    assert run_cli("scan", libs["narwhal"], "--no-meta", catalog=db).rc == 0
+    assert (tmp_path / "x.search").is_dir() and (tmp_path / "x.db.search-index").is_dir()
+    for catalog, word in ((duck, "walrus"), (db, "narwhal"), (duck, "walrus")):
+        res = run_cli("scan", libs[word], "--no-meta", "--json", catalog=catalog)
+        assert res.rc == 0 and json.loads(res.out)["index"]["indexed"] == 0, res.out  # in step: none rebuilt
+        res = run_cli("search", word, "-f", "json", catalog=catalog)
+        assert res.rc == 0 and [Path(r["path"]).name for r in json.loads(res.out)] == [f"{word}.jpg"], res.out
+    # The layout an older version left: `x.db`'s index at `x.search` (the other one gone).
+    shutil.rmtree(tmp_path / "x.search")
+    duck.unlink()
+    (tmp_path / "x.db.search-index").rename(tmp_path / "x.search")
+    res = run_cli("scan", libs["narwhal"], "--no-meta", "--json", catalog=db)
+    assert res.rc == 0 and json.loads(res.out)["index"]["indexed"] == 0, res.out  # taken over, not rebuilt
+    assert (tmp_path / "x.db.search-index").is_dir() and not (tmp_path / "x.search").exists()
 
 
 def test_a_catalog_reached_by_a_link_has_one_search_index(tmp_path: Path) -> None:

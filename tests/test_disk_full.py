@@ -326,7 +326,8 @@ def test_thumbnails_stop_short_of_a_full_disk_and_the_metadata_is_kept(tmp_path:
         assert 0 < made < 80
         assert (f"ok {made}  partial {80 - made}  unsupported 0  failed 0  thumbnails {made}\n  {80 - made} "
                 "thumbnails not written: their disk has under 1.0 MiB free (MEDIAFORGE_MIN_FREE); the ones they "
-                "had are kept; free some space, then run mediaforge thumbs --size 128\n") in remake.stdout, remake.stdout
+                f"had are kept; free some space, then run mediaforge -c {catalog} thumbs --size 128\n"  # (-c: as given)
+                ) in remake.stdout, remake.stdout
     finally:
         subprocess.run(["umount", str(disk)], check=False)
 
@@ -361,7 +362,7 @@ def test_thumbnails_that_meet_a_full_disk_with_the_floor_off_are_held_back_and_s
         assert (x["files"], x["thumbs"], x["thumbs_low_space"], x["failed"], x["partial"]) == (6, 0, 6, 0, 6), x
         res = subprocess.run(args, capture_output=True, text=True, env=env)
         assert ("6 thumbnails not written: their disk is full; the ones they had are kept; free some space, "
-                "then run mediaforge thumbs --size 128" in res.stdout), res.stdout
+                f"then run mediaforge -c {catalog} thumbs --size 128" in res.stdout), res.stdout
         con = duckdb.connect(str(catalog), read_only=True)
         messages = {r[0] for r in con.execute("SELECT message FROM meta_errors WHERE stage = 'thumb'").fetchall()}
         thumbs = con.execute("SELECT count(*) FROM media WHERE thumb LIKE '256/%'").fetchone()
@@ -398,6 +399,27 @@ def test_a_catalog_on_a_read_only_disk_is_read_and_writers_say_why(tmp_path: Pat
             lines = r.stderr.strip().splitlines()
             assert lines == [f"mediaforge: error: cannot write the catalog {catalog}: it is on a read-only file "
                              "system (commands that only read it, such as query and stats, work)"], lines
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_search_index_in_step_on_a_read_only_disk_says_to_copy_it(tmp_path: Path) -> None:
+    """Reading the index takes tantivy's lock file in its folder: on a read-only disk a
+    search said only "...cat.search: Read-only file system (os error 30)" (a QA finding),
+    not what to do, as the docs have it."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "walrus.jpg").write_bytes(b"\xff\xd8\xff" + b"a" * 100)
+    disk = tmp_path / "disk"
+    _mount_tiny(disk, "8m")
+    try:
+        catalog = disk / "cat.duckdb"
+        assert _cli("-q", "--catalog", str(catalog), "scan", "--no-meta", str(lib)).returncode == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        r = _cli("--catalog", str(catalog), "search", "walrus")
+        assert r.returncode == 3, r.stderr
+        [line] = r.stderr.strip().splitlines()
+        assert str(disk / "cat.search") in line and "copy the catalog and its .search folder somewhere writable" in line
     finally:
         subprocess.run(["umount", str(disk)], check=False)
 
@@ -719,3 +741,36 @@ def test_sample_on_a_full_disk_leaves_no_file_cut_short(tmp_path: Path, size: st
         assert not [p for p in (disk / "s").rglob(".mediaforge-*")]
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_search_index_that_a_full_disk_stops_building_is_no_damaged_one(tmp_path: Path) -> None:
+    """A QA finding: an index that ran out of room as it was built from nothing (a first
+    search, `--reindex`, a scan after the old index was lost) was "damaged or from another
+    version; run `mediaforge search --reindex`" (exit 2), and the reindex failed the same
+    way. It is a full disk now: exit 3, and a scan still prints its summary."""
+    import random
+    import shutil
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    r = random.Random(1)
+    for i in range(6000):  # long names of many words: an index of about 2 MB
+        words = "_".join("".join(r.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8)) for _ in range(6))
+        (lib / f"{words}_{i}.txt").write_bytes(b"x")
+    catalog = tmp_path / "cat.duckdb"
+    _scan_bare(catalog, lib)
+    index = tmp_path / "cat.search"
+    shutil.rmtree(index, ignore_errors=True)
+    _mount_tiny(index, "1m")
+    try:
+        for args in (("search", "abc"), ("search", "--reindex"), ("scan", "--no-meta", str(lib))):
+            res = _cli("-q", "--catalog", str(catalog), *args)
+            assert res.returncode == 3, (args, res.stderr)
+            err = res.stderr.strip().splitlines()
+            assert len(err) == 1 and str(index) in err[-1] and "damaged" not in err[-1], (args, err)
+            assert any(w in err[-1] for w in ("is it full", "disk is full", "is the disk full", "No space left")), err
+        assert res.stdout.startswith("scanned 6,000 files"), res.stdout  # what it did, first
+    finally:
+        subprocess.run(["umount", str(index)], check=False)
+    found = _cli("-q", "--catalog", str(catalog), "search", "--reindex")
+    assert found.returncode == 0, found.stderr

@@ -141,10 +141,19 @@ def thumb_whole(path: os.PathLike[str] | str, length: int | None = None) -> bool
 
 
 def search_dir(catalog: os.PathLike[str] | str) -> Path:
-    """Where the search index of a catalog lives: beside it, `<name>.search/`, named after
-    the catalog file itself (links resolved): one catalog, reached by any name, has one."""
+    """Where the search index of a catalog lives: beside it, named after the catalog file
+    itself (links resolved: one catalog, reached by any name, has one): `<stem>.search/`
+    for `<stem>.duckdb`, else `<name>.search-index/`. Two catalogs in one folder never
+    share one (`x.duckdb` and `x.db` did: each rebuilt it for itself, a QA finding)."""
     p = Path(os.path.realpath(catalog))
-    return p.with_name(p.stem + ".search")
+    return p.with_name(p.stem + ".search") if p.suffix == ".duckdb" else p.with_name(p.name + ".search-index")
+
+
+def old_search_dir(catalog: os.PathLike[str] | str) -> Path | None:
+    """Where an older version kept the index of a catalog not named `.duckdb` (`<stem>.search`,
+    taken over by `search.refresh` where it holds this catalog's index); None for others."""
+    p = Path(os.path.realpath(catalog))
+    return None if p.suffix == ".duckdb" else p.with_name(p.stem + ".search")
 
 
 # Beside the catalog, `dedupe --apply` writes its journals here and `--action trash`

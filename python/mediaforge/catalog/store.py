@@ -239,6 +239,9 @@ class Catalog:
         self.path = path
         self.con = con
         self.read_only = read_only
+        # DuckDB draws its own progress bar where it takes the process for an interactive
+        # shell (a program run by `python -c`, a notebook), into the results on stdout.
+        con.execute("SET enable_progress_bar = false")
         # The transaction `transaction` began and has not ended, as a token of its own.
         self._txn: object | None = None
         # The file opened (device, inode): a writer that finds another, or none, at its

@@ -385,7 +385,7 @@ def _put_aside(cat: Catalog, params: dict[str, Any]) -> str:
             "SELECT path_bytes, name FROM files WHERE status = 'present' "
             "AND (name LIKE 'dedupe-%.jsonl' OR name = $owner)", {"owner": OWNER}).fetchall():
         folder = os.path.dirname(bytes(path))
-        if name == OWNER and folder.endswith(b".search"):
+        if name == OWNER and folder.endswith((b".search", b".search-index")):
             folders.add(folder)
         elif not (os.path.basename(folder) == os.fsencode(JOURNAL_DIR) and _OWN_JOURNAL_NAME.fullmatch(name)):
             continue

@@ -338,7 +338,7 @@ def make_thumbs(cat: Catalog, config: ExtractConfig, missing_only: bool = False,
         if e.errno in (errno.ENOTDIR, errno.EEXIST) and (blocker := file_in_the_way(e.filename or str(root))):
             what = "is" if blocker == e.filename else f"cannot be made: {blocker} is"
             raise PathIOError(f"the thumbnail folder {e.filename} {what} a file, not a folder; move it away") from None
-        raise PathIOError(f"cannot create the thumbnail folder {root}: {e.strerror}") from None
+        raise PathIOError(f"cannot create the thumbnail folder {e.filename or root}: {e.strerror}") from None
     sweep_thumb_temporaries(root)  # what killed runs left, in shards no thumbnail is written to again
     short = space_short(root, min_free_bytes())
     if short:  # not one could be written: say so once, and leave the catalog as it is

@@ -14,6 +14,16 @@ def space_short(root: os.PathLike[str] | str, min_free: int) -> str | None:
     nearest one above it that does is asked."""
     if min_free <= 0:
         return None
+    free = free_bytes(root)
+    if free is None or free >= min_free:
+        return None
+    return (f"{binary_size(free)} free on the disk of {os.fspath(root)}, "
+            f"under the {binary_size(min_free)} kept free (MEDIAFORGE_MIN_FREE)")
+
+
+def free_bytes(root: os.PathLike[str] | str) -> int | None:
+    """Bytes free for this user on the disk of `root`, or of the nearest folder above it
+    that exists; None where it cannot be asked (the write itself says what is wrong)."""
     folder = os.fspath(root)
     while True:
         try:
@@ -24,13 +34,9 @@ def space_short(root: os.PathLike[str] | str, min_free: int) -> str | None:
             if up == folder:
                 return None
             folder = up
-        except OSError:  # cannot be asked: the write itself says what is wrong
+        except OSError:
             return None
-    free = st.f_bavail * st.f_frsize
-    if free >= min_free:
-        return None
-    return (f"{binary_size(free)} free on the disk of {os.fspath(root)}, "
-            f"under the {binary_size(min_free)} kept free (MEDIAFORGE_MIN_FREE)")
+    return st.f_bavail * st.f_frsize
 
 
 def binary_size(n: int) -> str:

@@ -35,9 +35,9 @@ from ..catalog import Catalog
 from ..catalog.media_tables import library_within, links_sql, twins_sql, year_sql
 from ..catalog.schema import KINDS, SEARCH_SYNCED
 from ..catalog.store import streamed
-from ..config import search_dir
-from ..errors import InvalidInputError, MediaForgeError, PathIOError, quoted
-from ..fsops import leads_nowhere, link_to_nothing, replace_atomically
+from ..config import old_search_dir, search_dir
+from ..errors import InvalidInputError, MediaForgeError, PathIOError, first_line, quoted
+from ..fsops import leads_nowhere, link_to_nothing, rename_new, replace_atomically
 
 # A file's year, as the `library` view has it (`year_sql`; `sd`: its linked sidecars'
 # date, `a`: its sound's tags).
@@ -137,8 +137,25 @@ def _working(cat: Catalog, smart: list[tuple[str, str]], within: str) -> list[tu
 
 
 def index_dir(catalog_path: Path) -> Path:
-    """Where the index of a catalog lives: beside it, `<name>.search/`."""
+    """Where the index of a catalog lives: beside it (see `config.search_dir`)."""
     return search_dir(catalog_path)
+
+
+def _take_over_old_folder(cat: Catalog, catalog_path: Path, folder: Path) -> None:
+    """The index an older version kept at `<stem>.search` for a catalog not named
+    `.duckdb` (where another catalog of that stem might share it), renamed to this one's
+    place when it holds this catalog's index (its id), so it is not built again."""
+    old = old_search_dir(catalog_path)
+    if old is None or os.path.lexists(folder) or not old.is_dir():
+        return
+    got = cat.con.execute("SELECT value FROM meta WHERE key = ?", [CATALOG_ID]).fetchall()
+    try:
+        ours = bool(got) and (old / OWNER).read_text().split()[:1] == [got[0][0]]
+    except (OSError, UnicodeDecodeError):
+        return
+    if ours:
+        with contextlib.suppress(OSError):  # (taken meanwhile, or not ours to rename: built anew)
+            rename_new(old, folder)
 
 
 @dataclass
@@ -234,6 +251,7 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
     be written (its disk full, read-only) is a `PathIOError` naming it. `on_progress`
     gets an `IndexProgress` as documents are staged and as they are committed."""
     folder = index_dir(catalog_path)
+    _take_over_old_folder(cat, catalog_path, folder)
     _check_folder(folder)
     try:
         try:
@@ -244,6 +262,18 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
         # Files damaged past what opening it checks, met as it was read or written: built
         # again from the catalog (once this block has let go of the handle that met them).
         return _refresh(cat, catalog_path, folder, True, None, on_progress)
+    except InvalidInputError as e:
+        if DAMAGED not in str(e):
+            raise
+        # Built from nothing and still "damaged": its own writes failed, tantivy's threads
+        # dying on a full disk (a QA finding: "damaged, run search --reindex", exit 2,
+        # which failed the same way).
+        from ..meta.space import binary_size, free_bytes
+
+        free = free_bytes(folder)
+        room = f"{binary_size(free)} free on its disk" if free is not None else "its disk"
+        raise PathIOError(f"cannot write the search index {folder}: building it from the catalog failed ({room}: "
+                          "is it full?)") from None
     except MediaForgeError:
         raise
     except OSError as e:  # (from the index's own writes: the catalog's are its own errors)
@@ -597,7 +627,15 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         restrict = pa.table({"media_id": pa.chunked_array(
             [c for name in named for c in member_ids(cat, name, any_case=True).cast(pa.string()).chunks],
             pa.string())}) if named else None
-        hits = pa.record_batch(_core.SearchIndex(folder).search(text, limit, restrict))
+        try:
+            hits = pa.record_batch(_core.SearchIndex(folder).search(text, limit, restrict))
+        except PathIOError as e:
+            if "os error 30" not in str(e):  # EROFS
+                raise
+            # Even reading takes tantivy's lock file in the folder.
+            raise PathIOError(f"{first_line(e)}: the search index cannot be read where it cannot be written (its "
+                              "lock file); copy the catalog and its .search folder somewhere writable to search "
+                              "them") from None
     ranked = pa.table({"rank": pa.array(range(1, hits.num_rows + 1), pa.int32()),
                        "media_id": hits.column("media_id"), "score": hits.column("score"),
                        "year": hits.column("year")})

@@ -535,9 +535,11 @@ fn index_err(dir: &Path, e: TantivyError) -> Error {
         TantivyError::DataCorruption(_) | TantivyError::IncompatibleIndex(_) => damaged(dir),
         // The writer's threads died on an I/O error they do not pass on: a full disk, most
         // likely. An I/O error of the folder, not bad input.
-        e @ TantivyError::ErrorInThread(_) => Error::from_io(
+        // (Its own text, "An index writer was killed.. A worker thread encountered an
+        // error (io::Error most likely) or panicked.", says nothing more to a user.)
+        TantivyError::ErrorInThread(_) => Error::from_io(
             dir,
-            std::io::Error::other(format!("the index writer stopped ({e}); is the disk full?")),
+            std::io::Error::other("the index writer stopped on an error writing its files; is the disk full?"),
         ),
         // Anything else (`Deserialize error`, a schema that does not hold): its files are not
         // what this version writes, and a rebuild is the fix, as for a failed open.
