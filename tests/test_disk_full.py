@@ -396,7 +396,7 @@ def test_a_catalog_on_a_read_only_disk_is_read_and_writers_say_why(tmp_path: Pat
         r = _cli("--catalog", str(indexed), "search", "a")
         assert r.returncode == 3, r.stderr
         [line] = r.stderr.strip().splitlines()
-        assert str(disk / "indexed.search") in line and "copy the catalog and its .search folder somewhere" in line
+        assert str(disk / "indexed.search") in line and "copy the catalog and its indexed.search folder somewhere" in line
         for args in (("stats",), ("query", "SELECT count(*) FROM files"), ("xmp", "export", "--all", "--dry-run")):
             r = _cli("--catalog", str(catalog), *args)
             assert r.returncode == 0, r.stderr

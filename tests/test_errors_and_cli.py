@@ -1438,6 +1438,12 @@ def test_usage_errors_point_to_the_commands_help_and_global_options_go_first(cat
     assert res.rc == 2
     assert_one_line_error(res.err, "No such option: -s (a word to leave out, given as an argument of its own, comes "
                                    "after --: mediaforge search paris -- -receipt) (see mediaforge search --help)")
+    res = run_cli("dupes", "--similar", "--threshold", "abc", catalog=catalog_path)  # click's plain "valid int"
+    assert res.rc == 2
+    assert_one_line_error(res.err, "'abc' is not a whole number. (see mediaforge dupes --help)")
+    res = run_cli("search", "--limt", "5", "paris", catalog=catalog_path)  # a mistyped option: no hint of words
+    assert res.rc == 2
+    assert_one_line_error(res.err, "No such option: --limt (Possible options: --limit) (see mediaforge search --help)")
     res = run_cli("meta", "--timeout", "soon", catalog=catalog_path)
     assert res.rc == 2
     assert_one_line_error(res.err, "'soon' is not a number. (see mediaforge meta --help)")

@@ -3481,6 +3481,11 @@ def test_thumbnails_of_cmyk_lab_and_wide_gamut_pictures_are_converted_to_srgb(tm
     assert _mean_error(thumbs["cmyk.jpg"], inks.convert("RGB")) > 25
     assert _mean_error(thumbs["plain_cmyk.jpg"], inks.convert("RGB")) < 6  # no profile: as before
     assert _mean_error(thumbs["esrgb.jpg"], picture) > 25
+    # Without thumbnails, Lab is hashed too (Pillow has no Lab to RGB of its own).
+    bare = tmp_path / "bare.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=bare).rc == 0
+    assert rows(bare, "SELECT count(*) AS n FROM image_hashes JOIN files USING (blake3) WHERE name = 'lab.tif'") == [
+        {"n": 1}]
 
 
 def test_an_interlaced_clip_s_thumbnail_is_not_combed_and_untagged_hd_is_bt709(tmp_path: Path) -> None:
@@ -3550,6 +3555,8 @@ def test_a_flat_16_bit_pictures_thumbnail_is_its_grey_not_black(tmp_path: Path) 
     noise = np.random.default_rng(1).integers(-3, 4, (200, 300))
     Image.fromarray((30000 + noise).astype(np.uint16)).save(lib / "nearly_flat.png")
     Image.new("F", (300, 200), 0.5).save(lib / "half.tif")
+    # 32-bit integers of 0 to 255 (a review finding: read as 16 bits, its thumbnail was black).
+    Image.fromarray(np.tile(np.arange(300) * 255 // 299, (200, 1)).astype(np.int32), "I").save(lib / "int32.tif")
     catalog = tmp_path / "c.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     got = {}
@@ -3557,6 +3564,8 @@ def test_a_flat_16_bit_pictures_thumbnail_is_its_grey_not_black(tmp_path: Path) 
         with Image.open(catalog.parent / "thumbs" / r["thumb"]) as im:
             got[r["name"]] = im.convert("L").getextrema()
     dark, nearly_flat = got.pop("dark.png"), got.pop("nearly_flat.png")
+    low, high = got.pop("int32.tif")
+    assert low <= 2 and high >= 252, (low, high)  # stretched (through lossy WebP)
     assert got == {"white.png": (255, 255), "mid.png": (128, 128), "black.png": (0, 0), "half.tif": (128, 128)}, got
     # (Through lossy WebP: within a level or two of 8191 / 257 and 30000 / 257.)
     assert dark[0] <= 2 and 30 <= dark[1] <= 34 and 115 <= nearly_flat[0] <= nearly_flat[1] <= 119, (dark, nearly_flat)

@@ -371,6 +371,7 @@ class Catalog:
         master = _IN_MEMORY.get(key)
         if master is None:
             master = duckdb.connect(":memory:", config=config)
+            master.execute("SET enable_progress_bar = false")  # (the copy below: see `__init__`)
             try:
                 master.execute("ATTACH ? AS mf_old (READ_ONLY)", [key])
                 master.execute("COPY FROM DATABASE mf_old TO memory")

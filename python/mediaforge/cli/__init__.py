@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         # of the command it is about (`mediaforge scan --help`).
         # (click calls a value that is no number "not a valid int range" when the option
         # has bounds: said plainly.)
-        text = re.sub(r"is not a valid (?:int range|integer)\b", "is not a whole number", text)
+        text = re.sub(r"is not a valid (?:int range|integer|int)\b", "is not a whole number", text)
         text = re.sub(r"is not a valid (?:float range|float)\b", "is not a number", text)
         where = getattr(getattr(e, "ctx", None), "command_path", None) or "mediaforge"
         option = getattr(e, "option_name", None)
@@ -148,8 +148,10 @@ def main(argv: list[str] | None = None) -> None:
             value = " PATH" if option in ("--catalog", "-c") else ""
             text += f" ({option} is an option of mediaforge itself, given before the command: mediaforge {option}" \
                     f"{value} {where.split(' ', 1)[1]} ...)"
-        elif where == "mediaforge search" and type(e).__name__ == "NoSuchOption":
-            # `search paris -receipt`: a word to leave out, which click took for an option.
+        elif (where == "mediaforge search" and type(e).__name__ == "NoSuchOption" and option
+              and not option.startswith("--") and "Possible options" not in text):
+            # `search paris -receipt`: a word to leave out, which click took for an option
+            # (not a long option mistyped, `--limt`, which click suggests another for).
             text += " (a word to leave out, given as an argument of its own, comes after --: " \
                     "mediaforge search paris -- -receipt)"
         _fail(f"{text} (see {where} --help)", ExitCode.USAGE)
@@ -415,17 +417,16 @@ def _has_undecodable(args: list[str]) -> bool:
 
 
 def _undecodable_argument(args: list[str]) -> str:
-    """The first argument holding bytes that are not UTF-8, for a message: its value as
-    the user gave it (`'\\xff'`), with the option it was given to (`-e '\\xff'`)."""
-    i = next(i for i, a in enumerate(args) if isinstance(a, str) and not is_text(a))
-    option, value = args[i], None
-    if option.startswith("--") and "=" in option:
-        option, value = option.split("=", 1)
-    elif i and args[i - 1].startswith("-") and args[i - 1] != "--":
-        option, value = args[i - 1], args[i]
-    if value is None or not is_text(option):
-        return f"the argument {quoted(args[i])}"
-    return f"{option} {quoted(value)}"
+    """An argument holding bytes that are not UTF-8, for a message, as the user gave it
+    (`'\\xff'`), with the option before it (`'\\xff' (after -e)`): the first that names
+    no file there (a path to scan or act on may hold such bytes; what failed did not)."""
+    bad = [i for i, a in enumerate(args) if isinstance(a, str) and not is_text(a)]
+    i = next((i for i in bad if not os.path.lexists(os.fsencode(args[i]))), bad[0])
+    arg = args[i]
+    if arg.startswith("--") and "=" in arg and is_text(arg.split("=", 1)[0]):
+        return f"{arg.split('=', 1)[0]} {quoted(arg.split('=', 1)[1])}"
+    after = args[i - 1] if i and args[i - 1].startswith("-") and args[i - 1] != "--" else None
+    return f"the argument {quoted(arg)}" + (f" (after {after})" if after is not None and is_text(after) else "")
 
 
 def _to_stderr(line: str) -> None:

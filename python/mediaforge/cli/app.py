@@ -923,7 +923,7 @@ def _fingerprint_missing(cat: Catalog, kind: str, quiet: bool) -> None:
         WHERE f.status = 'present' AND f.kind IN ({", ".join("?" * len(kinds))})""", list(kinds)).fetchall()
     if (unhashed or unread) and not quiet:
         what = " and ".join(x for x in (
-            f"{unread:,} {'has' if unread == 1 else 'have'} no metadata yet (`mediaforge meta` reads them)" if unread else "",
+            f"{unread:,} {'has' if unread == 1 else 'have'} no metadata yet (`{_next('meta')}` reads them)" if unread else "",
             f"{unhashed:,} {'is' if unhashed == 1 else 'are'} not hashed (a `--no-hash` scan: scan again without it)"
             if unhashed else "") if x)
         print(f"mediaforge: note: of the {kind} files, {what}: they are not compared", file=sys.stderr)
@@ -1044,13 +1044,13 @@ def _pictures_compared_less(cat) -> None:  # noqa: ANN001 - a Catalog
     if n:
         _to_stderr(f"mediaforge: note: {render.counted(n, 'picture')} of these groups "
                    f"{'was' if n == 1 else 'were'} fingerprinted without measuring colour (by an older version of "
-                   "MediaForge, or a JPEG whose colour libjpeg reads only whole): grouped by pHash alone; `mediaforge thumbs` measures them, "
+                   "MediaForge, or a JPEG whose colour libjpeg reads only whole): grouped by pHash alone; `" + _next("thumbs") + "` measures them, "
                    "then run this again")
     if coarse:
         _to_stderr(f"mediaforge: note: {render.counted(coarse, 'picture')} of these groups "
                    f"{'was' if coarse == 1 else 'were'} fingerprinted by a MediaForge older than schema 27, with no "
                    "finer pHash to check its pairs: pages of one layout or screenshots of one app may be grouped; "
-                   "`mediaforge thumbs` fingerprints them again, then run this again")
+                   "`" + _next("thumbs") + "` fingerprints them again, then run this again")
 
 
 @command("dedupe")
@@ -1138,9 +1138,9 @@ def dedupe_cmd(
                            "before --apply")
         if plan.stale:
             _to_stderr(f"mediaforge: warning: {render.counted(plan.stale, 'group')} left out: the file each was found "
-                       "around is gone or changed since (moved, deleted, edited, or acted on by an earlier dedupe); `mediaforge scan` of its "
+                       "around is gone or changed since (moved, deleted, edited, or acted on by an earlier dedupe); `" + _next("scan") + "` of its "
                        "folder, then "
-                       f"`mediaforge dupes --similar --kind {kind or 'image'}`, groups the rest again")
+                       "`" + _next(f"dupes --similar --kind {kind or 'image'}") + "`, groups the rest again")
     else:
         _hash_candidates(g.catalog, kind, g.quiet or as_json)
         with open_catalog(g.catalog, read_only=True) as cat:

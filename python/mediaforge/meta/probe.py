@@ -375,21 +375,31 @@ _ALPHA_FORMATS = re.compile(r"(rgba|bgra|argb|abgr|ya8|ya16|yuva|gbrap|pal8)")
 _SPC_UNSPECIFIED = 2
 
 
+# Pixel formats of RGB, grey or a palette: no colour space of YUV to read them by.
+_NOT_YUV = re.compile(r"(rgb|bgr|argb|abgr|0rgb|0bgr|gbr|gray|ya8|ya16|pal8|monow|monob|x2rgb|x2bgr)")
+
+
+def _colour_space(frame: Any) -> dict[str, Any]:
+    """`reformat`'s options for a frame of HD video (1280 wide or over 576 lines) whose YUV
+    gives no colour space: BT.709, as players and browsers read it (libswscale's default,
+    BT.601, made its reds and magentas darker). Nothing for others: libswscale reads a
+    frame's own colour space."""
+    if frame.colorspace == _SPC_UNSPECIFIED and (frame.width >= 1280 or frame.height > 576) \
+            and not _NOT_YUV.match(frame.format.name):
+        return {"src_colorspace": "ITU709"}
+    return {}
+
+
 def _picture_of(frame: Any, w: int, h: int) -> Any:
     """A decoded frame as a Pillow picture `w` x `h`: RGBA where it has transparency
     (some pixel not opaque), else RGB.
 
-    HD video that does not say its colour space (a screen recorder's, many encoders') is
-    read as BT.709, as players and browsers read it (libswscale's default, BT.601, made
-    its reds and magentas darker). An interlaced frame is turned to RGB whole and then
-    scaled by Pillow: libswscale scales such a frame one field at a time, which kept
-    moving edges combed, line by line, in the thumbnail."""
+    Untagged HD video is read as BT.709 (`_colour_space`). An interlaced frame is turned
+    to RGB whole and then scaled by Pillow: libswscale scales such a frame one field at a
+    time, which kept moving edges combed, line by line, in the thumbnail."""
     from PIL import Image
 
-    options: dict[str, Any] = {}
-    if frame.format.name.startswith("yuv") and frame.colorspace == _SPC_UNSPECIFIED \
-            and (frame.width >= 1280 or frame.height > 576):
-        options["src_colorspace"] = "ITU709"
+    options = _colour_space(frame)
     interlaced = bool(getattr(frame, "interlaced_frame", False))
     size = {} if interlaced else {"width": w, "height": h}
     if not _ALPHA_FORMATS.match(frame.format.name):
@@ -992,7 +1002,8 @@ def video_fingerprint(path: str | bytes, duration: float | None,
             # style) lay a few bits apart (since schema 28).
             cw, ch = FP_COLOUR_SIZE if frame.width >= frame.height else FP_COLOUR_SIZE[::-1]
             colour = shown(np.asarray(_sdr_picture(frame, cw, ch)) if hdr
-                           else frame.reformat(width=cw, height=ch, format="rgb24").to_ndarray())
+                           else frame.reformat(width=cw, height=ch, format="rgb24",
+                                               **_colour_space(frame)).to_ndarray())
             no_colour, chroma = colour_of(Image.fromarray(colour))
             out.append({"k": k, "position": round(float(frame.time - t0 if frame.time is not None else t), 3),
                         "phash": phash, "grey": no_colour, "chroma": chroma})

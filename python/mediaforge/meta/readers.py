@@ -674,7 +674,7 @@ def _raw_preview(raw: Any, size: int, flip: int) -> Any:
 
     from .exif import orientation
     from .image import open_image
-    from .thumbs import reduce_image
+    from .thumbs import SHOWN, reduce_image
 
     thumb = raw.extract_thumb()
     if thumb.format == rawpy.ThumbFormat.JPEG:
@@ -685,7 +685,10 @@ def _raw_preview(raw: Any, size: int, flip: int) -> Any:
         has_orientation = False
     small = reduce_image(im, size)
     if flip in _FLIP_ROTATE and not has_orientation:
+        shown = small.info.get(SHOWN)  # (a 16-bit preview's thumbnail: turned with it)
         small = small.rotate(_FLIP_ROTATE[flip], expand=True)
+        if shown is not None:
+            small.info[SHOWN] = shown.rotate(_FLIP_ROTATE[flip], expand=True)
     return small
 
 

@@ -43,7 +43,10 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
         im.draft("RGB", (size, size))
     orientation = _orientation(im)
     im.load()
-    shown = _deep_as_shown(im)
+    shown = None
+    if im.mode.startswith("I;16"):
+        im = im.convert("I")  # (once, for both below)
+        shown = _deep_as_shown(im)
     im = eight_bit(im)
     if see_through(im) and im.mode != "RGBA":
         # (An RGB picture with a transparent colour too: shrunk first, its edges would
@@ -67,23 +70,20 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
             shown = _apply_orientation(shown, orientation)
         if im.mode == "RGBA":
             shown.putalpha(im.getchannel("A"))
-        im.info[_SHOWN] = shown
+        im.info[SHOWN] = shown
     return im
 
 
 # Where `reduce_image` leaves a deep grey picture's thumbnail (see `_deep_as_shown`).
-_SHOWN = "mediaforge-shown"
+SHOWN = "mediaforge-shown"
 
 
-def _deep_as_shown(im: Image.Image) -> Image.Image | None:
-    """A 16-bit grey picture in 8 bits as viewers show it (each sample over 257, rounded: a dark
-    12-bit scan stays dark, a nearly flat one flat), for its thumbnail; its hashes take
-    `eight_bit`'s stretched range, which keeps the detail a hash needs. None for other
-    pictures (float and 32-bit ones, which have no such common reading, are thumbnailed
-    stretched too)."""
-    if im.mode not in _DEEP_MODES or im.mode == "F":
-        return None
-    grey = im if im.mode == "I" else im.convert("I")
+def _deep_as_shown(grey: Image.Image) -> Image.Image | None:
+    """A 16-bit grey picture (`grey`, turned to mode "I") in 8 bits as viewers show it
+    (each sample over 257, rounded: a dark 12-bit scan stays dark, a nearly flat one flat),
+    for its thumbnail; its hashes take `eight_bit`'s stretched range, which keeps the detail
+    a hash needs. (Float and 32-bit pictures have no such common reading: they are
+    thumbnailed stretched too.)"""
     lo, hi = grey.getextrema()
     if lo < 0 or hi > 65535:
         return None
@@ -154,6 +154,10 @@ def reduce_for_hash(im: Image.Image, size: int = 256, colour: bool = True) -> tu
     else:
         im.load()
         im = eight_bit(im)
+        if im.mode in ("CMYK", "LAB") and (cms := _colour_transform(im)) is not None:
+            # As `reduce_image` turns them (and Pillow has no Lab to RGB of its own).
+            _shrink(im, size)
+            im = cms(im)
         if see_through(im):
             # Scaled with its transparency (premultiplied, as the thumbnail's copy is), then
             # shown on its background: the pixels a viewer shows, not the colours hidden
@@ -385,7 +389,7 @@ def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int
     is converted to sRGB (`in_srgb`), so viewers show its colours, not the dull ones its
     values mean in sRGB.
     Returns the thumbnail's width, height, length in bytes and temporary path."""
-    im, icc = in_srgb(im.info.get(_SHOWN, im))
+    im, icc = in_srgb(im.info.get(SHOWN, im))
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tmp_name(target, os.getpid()))

@@ -271,9 +271,10 @@ def refresh(cat: Catalog, catalog_path: Path, rebuild: bool = False,
         from ..meta.space import binary_size, free_bytes
 
         free = free_bytes(folder)
-        room = f"{binary_size(free)} free on its disk" if free is not None else "its disk"
-        raise PathIOError(f"cannot write the search index {folder}: building it from the catalog failed ({room}: "
-                          "is it full?)") from None
+        room = ("is its disk full?" if free is None else f"{binary_size(free)} free on its disk"
+                + (": is it full?" if free < 1 << 30 else ""))
+        raise PathIOError(f"cannot write the search index {folder}: building it from the catalog failed "
+                          f"({room})") from None
     except MediaForgeError:
         raise
     except OSError as e:  # (from the index's own writes: the catalog's are its own errors)
@@ -630,12 +631,12 @@ def search(cat: Catalog, catalog_path: Path, query: str, limit: int = 20) -> pa.
         try:
             hits = pa.record_batch(_core.SearchIndex(folder).search(text, limit, restrict))
         except PathIOError as e:
-            if "os error 30" not in str(e):  # EROFS
+            if not any(f"os error {n})" in str(e) for n in (errno.EROFS, errno.EACCES, errno.EPERM)):
                 raise
             # Even reading takes tantivy's lock file in the folder.
             raise PathIOError(f"{first_line(e)}: the search index cannot be read where it cannot be written (its "
-                              "lock file); copy the catalog and its .search folder somewhere writable to search "
-                              "them") from None
+                              f"lock file); copy the catalog and its {folder.name} folder somewhere writable to "
+                              "search them") from None
     ranked = pa.table({"rank": pa.array(range(1, hits.num_rows + 1), pa.int32()),
                        "media_id": hits.column("media_id"), "score": hits.column("score"),
                        "year": hits.column("year")})
