@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import os
 import re
@@ -172,10 +173,11 @@ def catalog_files(catalog: os.PathLike[str] | str | bytes) -> list[bytes]:
     real = Path(os.path.realpath(path))
     out = [real, real.with_name(real.name + ".wal"), thumbs_dir(real), search_dir(real)]
     old = old_search_dir(real)
-    if old is not None and (old / "catalog-id").is_file():
-        # An index an older version kept there (this catalog's, until a search or scan
-        # takes it over; else another catalog's of this stem): no files of the library.
-        out.append(old)
+    with contextlib.suppress(OSError):  # (a name too long for the system: no such folder either)
+        if old is not None and (old / "catalog-id").is_file():
+            # An index an older version kept there (this catalog's, until a search or scan
+            # takes it over; else another catalog's of this stem): no files of the library.
+            out.append(old)
     journal = real.parent / JOURNAL_DIR
     try:
         ours = journal.is_dir() and any(journal.glob("dedupe-*.jsonl"))
