@@ -213,7 +213,8 @@ def test_cover_art_does_not_make_a_lower_bitrate_copy_best(tmp_path: Path) -> No
 def test_cuts_of_different_lengths_are_no_group(tmp_path: Path) -> None:
     """Each of a 2 s and a 4 s cut of one song is within the guard's second of a 3 s cut,
     but not of each other: they never share a group (whose dedupe would keep one cut and
-    trash the longer one)."""
+    trash the longer one). The 3 s cut may join either (which one is the fingerprints'
+    closer match, and differs between FFmpeg releases); the two 4 s copies group."""
     song = song_pcm(3, 6.0, RATE)
     for secs in (2, 3, 4):
         write_audio(tmp_path / f"cut{secs}.flac", song[: secs * RATE], RATE, "flac", "flac")
@@ -224,7 +225,7 @@ def test_cuts_of_different_lengths_are_no_group(tmp_path: Path) -> None:
     groups: dict[int, set[str]] = {}
     for r in found:
         groups.setdefault(r["group"], set()).add(os.path.basename(r["path"]))
-    assert {"cut4.flac", "cut4.mp3"} in groups.values(), groups
+    assert any({"cut4.flac", "cut4.mp3"} <= g for g in groups.values()), groups
     assert not any({"cut2.flac", "cut4.flac"} <= g or {"cut2.flac", "cut4.mp3"} <= g for g in groups.values())
 
 

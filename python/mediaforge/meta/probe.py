@@ -493,14 +493,25 @@ def _stream_row(container: Any, s: Any, orientations: dict[int, tuple[int, bool]
     elif s.type == "audio":
         layout = getattr(cc, "layout", None)
         row.update(
-            # (0 is no count: a header's 65535 channels reads as none here)
-            channels=(getattr(cc, "channels", None) or (len(layout.channels) if layout is not None else None)) or None,
+            channels=_channel_count(cc, layout),
             # A stream that names no layout has libav's placeholder ("1 channels"): none.
             channel_layout=layout.name if layout is not None and not _NO_LAYOUT.match(layout.name) else None,
             sample_rate=getattr(cc, "sample_rate", None) or None,
             bit_depth=pcm_bits(row["codec"]) or header_bits(row["codec"], getattr(cc, "extradata", None)),
         )
     return row
+
+
+# libav's own bound on a decoder's channels (FF_SANE_NB_CHANNELS). Real recordings stay far
+# below it (7th-order Ambisonics is 64 channels); a header's 65535 is damage or hostility.
+MOST_CHANNELS = 512
+
+
+def _channel_count(cc: Any, layout: Any) -> int | None:
+    """The channels a stream's header states; None for none (0) and for a count past
+    `MOST_CHANNELS` (FFmpeg before 8.1.3 read a WAV's 65535 as 0, later ones keep it)."""
+    n = getattr(cc, "channels", None) or (len(layout.channels) if layout is not None else None)
+    return n if n and n <= MOST_CHANNELS else None
 
 
 def header_bits(codec: str | None, extradata: bytes | None) -> int | None:
