@@ -751,3 +751,29 @@ def test_a_transaction_cut_off_before_its_rollback_does_not_block_the_work_kept_
             pass
     assert cat.con.execute("SELECT list(x ORDER BY x) FROM t").fetchone()[0] == [2, 3, 4]
     cat.close()
+
+
+def test_a_search_index_another_process_writes_is_waited_for_then_busy(tmp_path: Path) -> None:
+    """tantivy's writer lock held by another process (its commit running) was exit code 2,
+    a usage error, at once. A write now waits for it (up to 10 s), and past that says the
+    index is busy (exit code 4), the change itself saved."""
+    import fcntl
+    import threading
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a.jpg").write_bytes(b"not really a jpeg")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", "--no-meta", lib, catalog=catalog).rc == 0
+    with open(tmp_path / "c.search" / ".tantivy-writer.lock", "r+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        res = run_cli("tag", "add", "kept", lib / "a.jpg", catalog=catalog)
+        assert res.rc == ExitCode.CATALOG_BUSY == 4, res
+        assert_one_line_error(res.err, f"search index {tmp_path / 'c.search'} is being written by another process "
+                                       "(a scan or tag running now); the change is saved in the catalog")
+        assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "kept"}]
+        # Let go a second into the next write: it waits, then runs.
+        threading.Timer(1.0, fcntl.flock, (lock, fcntl.LOCK_UN)).start()
+        assert run_cli("tag", "add", "later", lib / "a.jpg", catalog=catalog).rc == 0
+    res = run_cli("search", "tag:later", "--format", "json", catalog=catalog)
+    assert res.rc == 0 and [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["a.jpg"], res

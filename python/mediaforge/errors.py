@@ -313,6 +313,11 @@ class CatalogBusyError(CatalogError):
     exit_code = ExitCode.CATALOG_BUSY
 
 
+class IndexBusyError(CatalogBusyError):
+    """Another process is writing the catalog's search index (its writer lock stayed
+    held past the wait)."""
+
+
 class CatalogInvalidError(CatalogError):
     """The file is not a DuckDB database, is damaged, or is not a MediaForge catalog."""
 

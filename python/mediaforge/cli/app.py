@@ -23,9 +23,9 @@ from .. import __version__, _ctrlc, catalog, meta
 from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_thumb_size, check_timeout,
                       default_catalog_path,
                       thumbs_dir)
-from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, InternalError, Interrupted, InvalidInputError,
-                      MediaForgeError, PathIOError, PathNotFoundError, first_line, is_text, path_text, printable,
-                      shell_word)
+from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, IndexBusyError, InternalError, Interrupted,
+                      InvalidInputError, MediaForgeError, PathIOError, PathNotFoundError, first_line, is_text,
+                      path_text, printable, shell_word)
 from ..fsops import absolute, from_cwd, real
 from ..scan.launch import ScanConfig, claim_walk
 from . import render
@@ -356,10 +356,13 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
                 return refresh(cat, catalog_path, on_progress=bar.update)
             return refresh_after_scan(cat, catalog_path, summary.scan_id, summary.touched, tagged,
                                       on_progress=bar.update)
-    except (PathIOError, OSError) as e:  # a read-only or full disk where the index lives
+    except (PathIOError, IndexBusyError, OSError) as e:  # a read-only or full disk where the index lives
         why = first_line(e) if isinstance(e, MediaForgeError) else str(e)
-        raise IndexBehind(f"{why}; the {'scan' if summary else 'metadata'} is saved in the catalog, and the next "
-                          "search or scan brings the search index up to date") from None
+        behind = IndexBehind(f"{why}; the {'scan' if summary else 'metadata'} is saved in the catalog, and the next "
+                             "search or scan brings the search index up to date")
+        if isinstance(e, IndexBusyError):
+            behind.exit_code = e.exit_code
+        raise behind from None
 
 
 def _print_extract(x: ExtractSummary, what: str, remake: bool = False) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..errors import ExitCode, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, path_text, quoted
+from ..errors import ExitCode, IndexBusyError, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, path_text, quoted
 from . import render
 from .app import (Format, FormatOption, OutputOption, _globals, _write_table, app, check_output_args, command,
                   open_catalog, shows_bars)
@@ -76,6 +76,9 @@ class IndexFollows:
             saved = "the change is saved in the catalog"
             if isinstance(e, InvalidInputError):  # a damaged index: its own message says what to run
                 self.failure = type(e)(f"{first_line(e)}; {saved}")
+            elif isinstance(e, IndexBusyError):  # another process writes the index: exit code 4
+                self.failure = IndexBusyError(f"{first_line(e)}; {saved}, and the next search or scan "
+                                              "brings the search index up to date")
             else:
                 self.failure = PathIOError(f"{first_line(e) if isinstance(e, MediaForgeError) else e}; {saved}, "
                                            "and the next search or scan brings the search index up to date")

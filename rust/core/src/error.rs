@@ -23,6 +23,10 @@ pub enum Error {
     /// with the wrong columns).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// Something another process holds (a search index it is writing) stayed held past
+    /// the wait; running again once that process ends is the fix.
+    #[error("{0}")]
+    Busy(String),
     /// The work was cancelled (Ctrl-C) before it finished.
     #[error("interrupted")]
     Cancelled,

@@ -15,8 +15,9 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int16Type, Int32Type, Int64Type};
@@ -72,6 +73,9 @@ const TOKENIZER: &str = "mf";
 const MAX_TOKEN_LEN: usize = 40;
 const WRITER_MEMORY: usize = 200 << 20;
 const MAX_THREADS: usize = 4;
+/// How long a write waits for the folder's writer lock that another process holds (a tag
+/// committing, a scan bringing the index up to date) before it is a `Busy` error.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 // Per-field boosts of a free word: a hit in the name says most about the file, the folder
 // names least (a whole shoot shares them).
@@ -486,6 +490,13 @@ fn io_cause(e: &TantivyError) -> Option<(std::io::ErrorKind, String)> {
     Some((io.kind(), text))
 }
 
+fn busy(dir: &Path) -> Error {
+    Error::Busy(format!(
+        "search index {} is being written by another process (a scan or tag running now)",
+        dir.display()
+    ))
+}
+
 fn damaged(dir: &Path) -> Error {
     Error::InvalidInput(format!(
         "search index {} is damaged or from another version; run `mediaforge search --reindex`",
@@ -528,10 +539,7 @@ fn index_err(dir: &Path, e: TantivyError) -> Error {
         return Error::from_io(dir, std::io::Error::new(kind, text));
     }
     match e {
-        TantivyError::LockFailure(..) => Error::InvalidInput(format!(
-            "search index {} is being written by another process",
-            dir.display()
-        )),
+        TantivyError::LockFailure(..) => busy(dir),
         TantivyError::DataCorruption(_) | TantivyError::IncompatibleIndex(_) => damaged(dir),
         // The writer's threads died on an I/O error they do not pass on: a full disk, most
         // likely. An I/O error of the folder, not bad input.
@@ -558,6 +566,8 @@ pub struct SearchIndex {
     analyzer: TextAnalyzer,
     /// The writer of an update staged part by part (`stage`), not committed yet.
     staged: Option<IndexWriter>,
+    /// Set by the caller to stop a wait for the writer lock (Ctrl-C).
+    cancel: Arc<AtomicBool>,
 }
 
 impl SearchIndex {
@@ -614,6 +624,7 @@ impl SearchIndex {
             fields,
             analyzer: query_analyzer(),
             staged: None,
+            cancel: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -631,6 +642,15 @@ impl SearchIndex {
         index_err(&self.dir, e)
     }
 
+    /// The flag that stops a wait for the writer lock (`writer`): the caller sets it on
+    /// Ctrl-C, and it is cleared as each write starts.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// A writer, once the folder's writer lock is free: another process's write (a tag's
+    /// commit) is waited for, up to `LOCK_WAIT`; past that it is a `Busy` error, as it is
+    /// at once when the wait is cancelled (`cancel_flag`).
     fn writer(&self) -> Result<IndexWriter> {
         let threads = threads();
         let options = IndexWriterOptions::builder()
@@ -638,7 +658,20 @@ impl SearchIndex {
             .num_merge_threads(threads)
             .memory_budget_per_thread(WRITER_MEMORY / threads)
             .build();
-        self.index.writer_with_options(options).map_err(|e| self.err(e))
+        let started = Instant::now();
+        loop {
+            match self.index.writer_with_options(options.clone()) {
+                Err(TantivyError::LockFailure(LockError::LockBusy, _))
+                    if started.elapsed() < LOCK_WAIT && !self.cancel.load(Ordering::Relaxed) =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(TantivyError::LockFailure(LockError::LockBusy, _)) if self.cancel.load(Ordering::Relaxed) => {
+                    return Err(Error::Cancelled)
+                }
+                got => return got.map_err(|e| self.err(e)),
+            }
+        }
     }
 
     /// Commit, let the merges it started finish (fewer segments, faster searches), and move

@@ -39,6 +39,7 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
         Error::PermissionDenied(_) => "PathPermissionError",
         Error::Io { .. } => "PathIOError",
         Error::InvalidInput(_) => "InvalidInputError",
+        Error::Busy(_) => "IndexBusyError",
         Error::Cancelled => return pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
         Error::Arrow(_) => "InternalError",
     };
@@ -713,8 +714,12 @@ fn index_write<T: Send + 'static>(
     work: impl FnOnce(&mut search::SearchIndex) -> Result<T, Error> + Send + 'static,
 ) -> PyResult<T> {
     let inner = inner.clone();
-    let dir = read_lock(&inner).dir().to_path_buf();
-    detached(py, Arc::new(AtomicBool::new(false)), move || {
+    let (dir, cancel) = {
+        let index = read_lock(&inner);
+        (index.dir().to_path_buf(), index.cancel_flag())
+    };
+    cancel.store(false, Relaxed);
+    detached(py, cancel, move || {
         search::guarded(&dir, || work(&mut write_lock(&inner)))
     })
 }
