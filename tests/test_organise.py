@@ -308,6 +308,13 @@ def test_a_smart_collection_reading_the_clock_is_searched_live(lib) -> None:
     assert names("collection:\"fresh picks\"") == ["paris.jpg"]
     assert names("fresh picks") == []  # not a word of its files
     assert "paris.jpg" in names("parisian")  # (a condition not reading the clock is)
+
+    def in_info() -> list[str]:  # what `info` says the file is in: one reading the clock too (a QA finding)
+        res = run_cli("info", "--json", recent, catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(c["name"] for c in json.loads(res.out)["collections"])
+
+    assert in_info() == ["Fresh picks", "Parisian"]
     # The file leaves it with time (here: its time set back, as a month passing would, but
     # unseen by any scan), and the search follows at once.
     os.utime(recent, (old, old))
@@ -315,6 +322,7 @@ def test_a_smart_collection_reading_the_clock_is_searched_live(lib) -> None:
         con.execute("UPDATE files SET mtime_ns = ? WHERE name = 'paris.jpg'", [old * 10**9])
     assert names("collection:\"fresh picks\"") == []
     assert names("collection:\"fresh picks\" paris") == []
+    assert in_info() == ["Parisian"]
 
 
 @pytest.mark.parametrize("hostile", [

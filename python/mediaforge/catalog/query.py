@@ -628,12 +628,13 @@ def _media_breakdowns(cat: Catalog, top: int) -> dict[str, list[dict[str, Any]]]
 
 
 def _smart_of(cat: Catalog, media_id: Any) -> list[dict[str, Any]]:
-    """The smart collections whose condition the file's `library` row matches now (one
-    whose condition fails on this catalog is left out, as `collection list` shows it)."""
+    """The smart collections whose condition the file's `library` row matches now, those
+    that read the clock included (one whose condition fails on this catalog is left out,
+    as `collection list` shows it)."""
     from ..organise.search import smart_collections
 
     out = []
-    for name, pred in smart_collections(cat):
+    for name, pred in smart_collections(cat, clock=True):
         try:
             if cat.con.execute(f"SELECT 1 FROM library WHERE media_id = ? AND ({pred}\n)", [media_id]).fetchall():
                 out.append({"name": name, "kind": "smart"})

@@ -100,12 +100,14 @@ def docs_sql(within: str = "", smart: Sequence[tuple[str, str]] = (), library: s
                        sidecar_dates=SIDECAR_DATES.format(only=within.format(col="l.media_id")))
 
 
-def smart_collections(cat: Catalog, refused: list[str] | None = None) -> list[tuple[str, str]]:
+def smart_collections(cat: Catalog, refused: list[str] | None = None,
+                      clock: bool = False) -> list[tuple[str, str]]:
     """(name, predicate) of every smart collection whose name is a search word for the
     files it matches: its predicate still passes its checks, and does not read the clock.
     (The files "taken in the last 30 days" change by the day, with no document touched:
     their names would hold on to files that left. `collection:NAME` runs them live.)
-    `refused`, where given, gets the names of those whose predicate no longer passes."""
+    `refused`, where given, gets the names of those whose predicate no longer passes.
+    `clock`: those that read the clock too, for a caller that runs them now (`info`)."""
     from .predicate import check_predicate, reads_clock
 
     out = []
@@ -117,7 +119,7 @@ def smart_collections(cat: Catalog, refused: list[str] | None = None) -> list[tu
             if refused is not None:
                 refused.append(name)
             continue
-        if not reads_clock(cat, checked):
+        if clock or not reads_clock(cat, checked):
             out.append((name, checked))
     return out
 
