@@ -473,6 +473,32 @@ def test_ctrl_c_while_the_command_starts_ends_in_130(tmp_path: Path) -> None:
             assert_one_line_error(err, "interrupted")
 
 
+@pytest.mark.parametrize("sig, code, said", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated (SIGTERM)")])
+def test_a_stop_that_escapes_the_command_line_still_ends_in_one_line(sig: str, code: int, said: str) -> None:
+    """A helper's finding: a second Ctrl-C landing outside every handler of the command
+    line (between its start-up block and the command's, or as the first one's message
+    began) ended in a traceback and a death by SIGINT. Whatever escapes it now ends as a
+    stop does: one line, exit code 130 (143 for SIGTERM), what it printed before kept.
+    The escape is made by hand: the command line is replaced by one that prints and is
+    then stopped."""
+    script = ("import os, signal, sys, time\n"
+              "import mediaforge.cli as cli\n"
+              "import mediaforge._entry as entry\n"
+              "def stopped_at_once():\n"
+              "    entry.give_ctrl_c_back()\n"
+              "    entry.begin()\n"
+              "    sys.stdout.write('results so far')\n"
+              f"    os.kill(os.getpid(), signal.{sig})\n"
+              "    time.sleep(5)\n"
+              "cli.main = stopped_at_once\n"
+              "entry.main()\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    err = res.stderr.decode()
+    assert res.returncode == code and "Traceback" not in err, (res.returncode, err)
+    assert_one_line_error(err, said)
+    assert res.stdout == b"results so far"
+
+
 def test_a_ctrl_c_before_a_reading_command_began_says_nothing_was_done(tmp_path: Path) -> None:
     """A QA finding: a Ctrl-C in the first few tenths of a second of `stats` or `query`
     (Python starting, the options read) said "what was already done (and committed) is

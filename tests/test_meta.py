@@ -3631,6 +3631,27 @@ def test_ctrl_c_twice_while_thumbnails_are_written_leaves_no_temporary_file(tmp_
     assert 130 in codes, codes
 
 
+def test_closing_the_pool_is_bounded_when_a_ctrl_c_left_a_workers_wait_lock_taken() -> None:
+    """The CI hang above, found by a helper: a Ctrl-C raised inside Popen's `poll` or
+    `wait` just after they take their private lock (before the `try` that gives it back)
+    leaves it taken, and the pool's next untimed `wait()` blocked on it for ever. That state
+    is made here by hand; closing the pool must still end, in seconds."""
+    from mediaforge.meta.pool import WorkerPool
+
+    pool = WorkerPool(2, 30.0)
+    pool.start()
+    stuck = pool.workers[0].proc
+    assert stuck._waitpid_lock.acquire(False)  # as the Ctrl-C left it
+    done = threading.Event()
+    closer = threading.Thread(target=lambda: (pool.close(force=True), done.set()), daemon=True)
+    t0 = time.monotonic()
+    closer.start()
+    assert done.wait(30), "close() hung on the worker whose wait lock is taken"
+    assert time.monotonic() - t0 < 15 and pool.workers == []
+    stuck._waitpid_lock.release()
+    assert stuck.wait(timeout=10) is not None  # it was killed: only the lock kept it unreaped
+
+
 def test_a_copy_deleted_or_renamed_since_the_scan_marks_no_content_broken(tmp_path: Path) -> None:
     """`meta` read the path the scan saw; a copy deleted (another copy still there) or a
     file renamed since was filed as an `error` of its content, for good: the surviving

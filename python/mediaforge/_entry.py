@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 import _signal
 
@@ -105,4 +106,35 @@ def main() -> None:
     gc.disable()
     from .cli import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+    except KeyboardInterrupt:
+        # A second Ctrl-C (`timeout -s INT` signals the command, then its group) that
+        # landed as the command line began to say the first one's stop, before its words
+        # were out: the same stop, said once, never a traceback.
+        _last_stop()
+
+
+def ignore_stops() -> None:
+    """Ignore Ctrl-C and SIGTERM from here on: one already on its way, raised as this
+    runs, is taken and the ignoring goes on."""
+    while True:
+        try:
+            _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+            _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
+            return
+        except KeyboardInterrupt:
+            continue
+        except ValueError:  # not the main thread: signals are not ours to set
+            return
+
+
+def _last_stop() -> None:
+    ignore_stops()
+    try:
+        sys.stdout.flush()  # what the command wrote before the stop (results so far)
+    except Exception:  # noqa: BLE001, S110 - a reader gone, a full disk: nothing more to save
+        pass
+    said = TERMINATED if _terminated else stopped()
+    os.write(2, f"mediaforge: error: {said}\n".encode())
+    os._exit(TERMINATED_EXIT if _terminated else INTERRUPTED_EXIT)

@@ -11,12 +11,11 @@ import errno
 import gc
 import os
 import re
-import signal
 import sys
 from typing import NoReturn
 
-from .._entry import (INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, owns_process, stopped,
-                      was_terminated)
+from .._entry import (INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, ignore_stops, owns_process,
+                      stopped, was_terminated)
 from ..errors import ExitCode, MediaForgeError, is_text, quoted, text_of
 
 
@@ -101,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
 
         gc.freeze()  # what start-up made lives as long as the process: never scan it again
         gc.enable()
+        # (Here, not between this block and the next: a Ctrl-C outside both, in that
+        # call, ended in a traceback.)
+        debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
     except KeyboardInterrupt:  # Ctrl-C while starting: nothing was done yet
         _fail(stopped(), ExitCode.INTERRUPTED)
     except Exception as e:
@@ -110,8 +112,6 @@ def main(argv: list[str] | None = None) -> None:
         if _caused_by_interrupt(e):
             _fail(stopped(), ExitCode.INTERRUPTED)
         raise
-
-    debug = bool(os.environ.get("MEDIAFORGE_DEBUG"))
     try:
         rv = app(args=args, prog_name="mediaforge", standalone_mode=False)
         if was_terminated():
@@ -379,12 +379,9 @@ def _unraisable(hook_args: object) -> None:
 def _fail(message: str, code: int) -> NoReturn:
     if code == ExitCode.INTERRUPTED:
         # Stopping already: a second Ctrl-C (`timeout` signals the process, then its
-        # group) must not break the message and the exit code with a traceback.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                signal.signal(sig, signal.SIG_IGN)
-            except ValueError:  # not the main thread
-                pass
+        # group) must not break the message and the exit code with a traceback (one
+        # raised as the ignoring is set is taken too).
+        ignore_stops()
     if code == ExitCode.INTERRUPTED and was_terminated():
         # A command's own word on the stop (a query writes nothing) is kept, as SIGTERM's.
         own = message != INTERRUPTED and message.startswith("interrupted")
@@ -463,14 +460,7 @@ def _exit(code: int) -> NoReturn:
     is settled, and CPython resets SIGINT to its default action late in its shutdown,
     so a Ctrl-C then would end a finished command by SIGINT, with no message."""
     code = _flush_output(code)
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    except KeyboardInterrupt:  # one that was already on its way: the outcome still stands
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals are not ours to set
-        pass
+    ignore_stops()  # (one that was already on its way: the outcome still stands)
     if owns_process() and not _other_threads():
         _leave(code)
     sys.exit(code)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from multiprocessing.connection import Connection, wait
 
+from ..config import cores
 from ..errors import InternalError
 from .readers import CRASHED, TIMEOUT, Task, failed, moved_on
 from .spawn import PRESTARTED, spawn
@@ -56,6 +57,22 @@ class _Worker:
     born: float = field(default_factory=time.monotonic)
     ready: bool = False
     dead: bool = False
+
+
+def _reap(proc: subprocess.Popen[bytes], grace: float, stop: Any = None) -> None:
+    """Wait up to `grace` seconds for a worker to end (cut short by a Ctrl-C that `stop`,
+    a `Stop`, held back), then kill it and wait at most 5 s more: never without bound (a
+    process stuck in the kernel, or a Popen whose lock a Ctrl-C left taken, is left)."""
+    end, killed = time.monotonic() + grace, False
+    while proc.poll() is None:
+        now = time.monotonic()
+        if not killed and (now >= end or (stop is not None and stop.requested)):
+            with contextlib.suppress(OSError):
+                proc.kill()
+            killed, end = True, now + 5.0
+        elif killed and now >= end:
+            return
+        time.sleep(0.002)
 
 
 def _sweep(w: _Worker) -> None:
@@ -94,17 +111,27 @@ class WorkerPool:
     def close(self, force: bool = False) -> None:
         """Stop every worker and sweep what it left. A Ctrl-C during this (`timeout -s INT`
         signals the process and then its group: two can come) stops the waiting, never
-        the sweeping; it is raised once all is clean."""
-        interrupted: KeyboardInterrupt | None = None
+        the sweeping; it is raised once all is clean.
+
+        Ctrl-C is held back meanwhile (`Stop`), not raised: one raised inside Popen's
+        `poll` or `wait`, just after they take their private lock and before the `try`
+        that gives it back, leaves the lock taken, and the next `wait()` waited for it
+        forever (a CI run hung so after two back to back). The waits are bounded too."""
+        from ..stop import Stop
+
+        interrupted = False
         while self.workers:
             try:
-                self._close(force)
-            except KeyboardInterrupt as e:
-                interrupted, force = e, True
-        if interrupted is not None:
-            raise interrupted
+                with Stop() as stop:
+                    self._close(force, stop)
+                interrupted = interrupted or stop.requested
+            except KeyboardInterrupt:  # (landed before `Stop` took the signal)
+                interrupted = True
+            force = force or interrupted
+        if interrupted:
+            raise KeyboardInterrupt
 
-    def _close(self, force: bool) -> None:
+    def _close(self, force: bool, stop: Any) -> None:
         for w in self.workers:
             try:
                 # An idle worker holds nothing half-done (thumbnails are renamed into place
@@ -118,11 +145,7 @@ class WorkerPool:
                 pass
         while self.workers:
             w = self.workers[0]
-            try:
-                w.proc.wait(timeout=2 if not force else 1)
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.proc.wait()
+            _reap(w.proc, 2 if not force else 1, stop)
             _sweep(w)
             w.conn.close()
             _REAPED.append(w.proc)
@@ -132,7 +155,7 @@ class WorkerPool:
         """Start workers now, so they boot while the caller does other work: as many as
         there are cores at most, since the task count is not known yet (`map` starts the
         rest, if the tasks need them)."""
-        while len(self.workers) < min(self.size, os.cpu_count() or 1):
+        while len(self.workers) < min(self.size, cores()):
             self.workers.append(self._start())
 
     def _feed(self, w: _Worker, queue: _Queue) -> None:
@@ -191,7 +214,8 @@ class WorkerPool:
                 if not (w.dead or late or stuck):
                     continue
                 w.proc.kill()
-                code = w.proc.wait()
+                _reap(w.proc, 0)
+                code = w.proc.returncode if w.proc.returncode is not None else -9
                 _sweep(w)
                 if not w.ready:
                     self._failed_start(code, stuck and not w.dead)
