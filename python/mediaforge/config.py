@@ -225,11 +225,16 @@ def worker_count(option: int | None) -> int:
     256 MiB of available memory (a worker decoding a 50-megapixel photo or a 4K frame
     holds about that): `-j 1024` would otherwise start a thousand interpreters."""
     wanted = thread_count(option)
+    return max(1, min(wanted, 4 * cores(), _available_memory() // (256 << 20)))
+
+
+def cores() -> int:
+    """The CPUs this process may use: its affinity (`taskset`, a container's cpuset), not
+    the machine's count."""
     try:
-        cores = len(os.sched_getaffinity(0))  # the CPUs this process may use (a container's share)
+        return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(wanted, 4 * cores, _available_memory() // (256 << 20)))
+        return os.cpu_count() or 1
 
 
 def _available_memory() -> int:
@@ -256,7 +261,7 @@ def thread_count(option: int | None) -> int:
         except ValueError:
             raise InvalidInputError(f"{THREADS_ENV}={raw!r} is not a whole number") from None
     else:
-        return os.cpu_count() or 1
+        return cores()
     if not 1 <= value <= MAX_THREADS:
         raise InvalidInputError(f"thread count must be 1 to {MAX_THREADS}, got {value}")
     return value

@@ -194,7 +194,7 @@ def scan_cmd(
     paths: Annotated[list[str], typer.Argument(help="Folders (or files) to scan.", show_default=False)],
     no_hash: Annotated[bool, typer.Option("--no-hash", help="Walk and stat only; no BLAKE3.")] = False,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker threads (walk, hashing) and extraction processes [default: all cores].")] = None,
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker threads (walk, hashing) and extraction processes [default: all cores this process may use].")] = None,
     exclude: Annotated[Optional[list[str]], typer.Option(
         "--exclude", "-e", help="Gitignore-style pattern to skip; repeatable.")] = None,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", "-L",
@@ -395,7 +395,7 @@ def meta_cmd(
     no_fingerprints: NoFingerprints = False,
     thumb_size: ThumbSize = None,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores this process may use].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Extract again files whose extraction "
                                                "failed, was partial, timed out, crashed or was unsupported.")] = False,
@@ -447,7 +447,7 @@ def thumbs_cmd(
         "--size", help="Thumbnail long side in px, 16 to 2048 [default: the size most of the catalog's "
                        "thumbnails have, else 256].", show_default=False)] = None,
     threads: Annotated[Optional[int], typer.Option(
-        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores].")] = None,
+        "--threads", "-j", envvar="MEDIAFORGE_THREADS", min=1, max=MAX_THREADS, help="Worker processes [default: all cores this process may use].")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per file.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
