@@ -2036,6 +2036,17 @@ def test_each_exif_time_keeps_its_own_offset_and_placeholder_numbers_are_null() 
     assert [math.copysign(1.0, nowhere[k]) for k in ("gps_lat", "gps_lon", "gps_alt")] == [1.0, 1.0, 1.0], nowhere
 
 
+def test_the_default_thread_count_is_the_cores_this_process_may_use() -> None:
+    """A QA finding: under `taskset` (or a container's cpuset) the walk, the hashing and
+    the extraction took the machine's core count, not the cores the process may run on."""
+    one = min(os.sched_getaffinity(0))
+    code = (f"import os; os.sched_setaffinity(0, {{{one}}}); from mediaforge.config import thread_count, "
+            "worker_count; print(thread_count(None), worker_count(None))")
+    env = {k: v for k, v in os.environ.items() if k != "MEDIAFORGE_THREADS"}
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert got.stdout.split() == ["1", "1"], got
+
+
 def test_a_huge_worker_count_is_cut_to_what_the_machine_can_run(tmp_path: Path) -> None:
     """`-j 1024` (or MEDIAFORGE_THREADS=1024) starts at most four workers per core, not a
     thousand interpreters; the extraction still runs."""
