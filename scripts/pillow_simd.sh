@@ -40,5 +40,5 @@ python -m pip uninstall -q -y pillow >/dev/null 2>&1 || true
 python -m pip install -q --force-reinstall --no-deps "$wheel"
 python -c "from PIL import features; assert all(features.check(f) for f in ('jpg', 'webp', 'libtiff', 'jpg_2000', 'littlecms2'))" \
     || { echo "pillow-simd: built without JPEG, WebP, libtiff, OpenJPEG or LittleCMS; going back to Pillow" >&2
-         python -m pip install -q --force-reinstall "pillow>=10"; exit 1; }
+         python -m pip install -q --force-reinstall -c scripts/constraints.txt "pillow>=10"; exit 1; }
 echo "pillow-simd: $(python -c 'import PIL; print(PIL.__version__)') installed" >&2

@@ -16,17 +16,18 @@ fi
 source "$VENV/bin/activate"
 
 # Python dependencies, re-installed only when pyproject.toml or these scripts change.
-stamp="$VENV/.deps-$(cat pyproject.toml scripts/setup.sh scripts/pillow_simd.sh | sha256sum | cut -c1-16)"
+# The versions installed are those in scripts/constraints.txt (the ones last tested).
+stamp="$VENV/.deps-$(cat pyproject.toml scripts/setup.sh scripts/pillow_simd.sh scripts/constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "setup: installing Python dependencies" >&2
     python -m pip install -q --upgrade pip
-    python -m pip install -q "maturin>=1.5,<2" \
+    python -m pip install -q -c scripts/constraints.txt "maturin>=1.5,<2" \
         "duckdb>=1.1" "pyarrow>=18" "typer>=0.12,<0.29" "rich>=13" \
         "av>=12" "pillow>=10" "mutagen>=1.47" "rawpy>=0.19" \
         "pytest>=8" "pytest-xdist>=3.5" "hypothesis>=6.100" "blake3>=0.4"
     # pillow-heif declares a dependency on Pillow; --no-deps keeps pip from putting
     # Pillow back over pillow-simd below.
-    python -m pip install -q --no-deps "pillow-heif>=0.18"
+    python -m pip install -q --no-deps -c scripts/constraints.txt "pillow-heif>=0.18"
     bash scripts/pillow_simd.sh || echo "setup: pillow-simd did not build; keeping Pillow (thumbnails still work, slower)" >&2
     rm -f "$VENV"/.deps-*
     touch "$stamp"
