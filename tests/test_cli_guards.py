@@ -682,7 +682,7 @@ def test_every_long_command_draws_its_progress_on_a_terminal(tmp_path: Path) -> 
     with metadata ended in an internal error after the walk (pipes never showed it)."""
     lib, catalog = tmp_path / "lib", tmp_path / "c.duckdb"
     assert run_cli("sample", lib, catalog=catalog).rc == 0
-    shutil.copy2(next(lib.rglob("*.jpg")), lib / "a copy.jpg")
+    shutil.copy2(next(lib.rglob("*.jpg")), lib / "a copy.jpg")  # (beside the copy the sample holds)
     for args in (("scan", lib), ("meta", "--retry-failed"), ("thumbs",), ("dupes", "--similar"),
                  ("dupes", "--similar", "--kind", "video"), ("dupes", "--similar", "--kind", "audio"), ("dupes",),
                  ("dedupe",), ("dedupe", "--apply"), ("search", "--reindex"), ("tag", "add", "trip", lib),
@@ -690,7 +690,7 @@ def test_every_long_command_draws_its_progress_on_a_terminal(tmp_path: Path) -> 
         rc, out = on_a_terminal(*args, catalog=catalog)
         assert rc == 0 and "mediaforge: error" not in out and "Traceback" not in out, (args, out[-2000:])
         if args == ("dedupe", "--apply"):  # its bar (steps done) cleared, then the report
-            assert "1 file hard-linked" in out and out.rfind("\x1b[?25h") > out.rfind("\x1b[?25l"), out[-2000:]
+            assert "2 files hard-linked" in out and out.rfind("\x1b[?25h") > out.rfind("\x1b[?25l"), out[-2000:]
         if args[0] in ("search", "tag"):  # the search index's update: its count, then its commit (the last frame)
             text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
             files = rows(catalog, "SELECT count(*) AS n FROM files WHERE status = 'present'")[0]["n"]
@@ -701,7 +701,7 @@ def test_every_long_command_draws_its_progress_on_a_terminal(tmp_path: Path) -> 
     assert rows(catalog, "SELECT count(*) AS n FROM media")[0]["n"] > 0
     journal = next((catalog.parent / "journal").iterdir())
     rc, out = on_a_terminal("dedupe", "--undo", journal, catalog=catalog)
-    assert rc == 0 and "1 file restored" in out and "\x1b[?25h" in out, out[-2000:]
+    assert rc == 0 and "2 files restored" in out and "\x1b[?25h" in out, out[-2000:]
 
 
 def test_ctrl_c_as_the_progress_bar_starts_gives_the_cursor_back(tmp_path: Path) -> None:
@@ -749,6 +749,7 @@ def test_sample_stopped_or_met_by_files_of_its_names_leaves_none_cut_short_and_s
                                             lib / "Photos" / "2019 Paris" / "IMG_0002.jpg")), res.err
     assert sorted(res.out.splitlines()) == sorted(str(p) for p in (
         lib / "Photos" / "2019 Paris" / "IMG_0001.jpg", lib / "Photos" / "2019 Paris" / "IMG_0003.jpg",
+        lib / "Photos" / "2019 Paris" / "IMG_0001 (small).jpg", lib / "Backup" / "IMG_0002.jpg",
         lib / "Photos" / "2019 Paris" / "map.png", songs / "02 Second Song.flac")), res.out
     assert not [p for p in lib.rglob(".mediaforge-*")]
     # What an earlier run made is the sample's: kept, listed, exit 0 once the names are free.
@@ -757,7 +758,7 @@ def test_sample_stopped_or_met_by_files_of_its_names_leaves_none_cut_short_and_s
     (lib / "Photos" / "2019 Paris" / "IMG_0002.jpg").rmdir()
     first = (songs / "02 Second Song.flac").stat()
     res = run_cli("sample", lib)
-    assert res.rc == 0 and res.err == "" and len(res.out.splitlines()) == 7, (res.rc, res.err)
+    assert res.rc == 0 and res.err == "" and len(res.out.splitlines()) == 9, (res.rc, res.err)
     assert (songs / "02 Second Song.flac").stat().st_ino == first.st_ino
     import mutagen
 
@@ -774,7 +775,7 @@ def test_sample_stopped_or_met_by_files_of_its_names_leaves_none_cut_short_and_s
     assert not [q for q in odd.rglob(".mediaforge-*")]
     res = run_cli("sample", odd)
     assert res.rc == 0, res.err
-    assert "\\x1b" in res.out and "\x1b" not in res.out and len(res.out.splitlines()) == 7, res.out
+    assert "\\x1b" in res.out and "\x1b" not in res.out and len(res.out.splitlines()) == 9, res.out
     for q in odd.rglob("*.*"):
         assert q.read_bytes() == (lib / q.relative_to(odd)).read_bytes(), q
 

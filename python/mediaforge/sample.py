@@ -72,6 +72,19 @@ def _photo(seed: int, make: str, model: str, taken: str, gps: tuple[float, float
     return _saved(img, "JPEG", quality=88, exif=exif)
 
 
+def _map() -> bytes:
+    """A small map: sea, a coast, a river and a route (not one flat colour, which has no
+    fingerprint and would be the sample's one error)."""
+    Image = _need("PIL.Image")
+    ImageDraw = _need("PIL.ImageDraw")
+    img = Image.new("RGB", (200, 100), (30, 90, 160))
+    d = ImageDraw.Draw(img)
+    d.polygon([(0, 0), (140, 0), (120, 30), (150, 60), (110, 100), (0, 100)], fill=(90, 150, 70))
+    d.line([(0, 70), (40, 55), (70, 62), (118, 45)], fill=(60, 120, 200), width=4)
+    d.line([(20, 20), (60, 40), (90, 30), (100, 80)], fill=(200, 40, 40), width=2)
+    return _saved(img, "PNG")
+
+
 def _saved(img, fmt: str, **options: object) -> bytes:  # noqa: ANN001 - a PIL image
     """The picture encoded in memory: Pillow's JPEG encoder writes to a file's descriptor
     itself and takes a short write (a disk that fills) for a whole one, leaving a file
@@ -238,7 +251,7 @@ def make_sample_library(dest: Path) -> list[Path]:
     Image = _need("PIL.Image")
     dest = Path(dest)
     photos, video, music = dest / "Photos" / "2019 Paris", dest / "Video", dest / "Music" / "Sample Artist"
-    for d in (photos, video, music):
+    for d in (photos, video, music, dest / "Backup"):
         d.mkdir(parents=True, exist_ok=True)
     shots = [
         ("IMG_0001.jpg", 0, "Canon", "Canon EOS 5D Mark IV", "2019:07:14 10:00:00", (48.8584, 2.2945)),
@@ -249,7 +262,13 @@ def make_sample_library(dest: Path) -> list[Path]:
         (photos / name, lambda a=(seed, make, model, taken, gps): _photo(*a))
         for name, seed, make, model, taken, gps in shots]
     files += [
-        (photos / "map.png", lambda: _saved(Image.new("RGB", (200, 100), (30, 90, 160)), "PNG")),
+        # A copy made smaller, as a phone's share sheet does: `dupes --similar` finds it.
+        (photos / "IMG_0001 (small).jpg", lambda: _saved(
+            Image.open(io.BytesIO(_photo(*shots[0][1:]))).resize((320, 240), Image.Resampling.LANCZOS),
+            "JPEG", quality=80)),
+        (photos / "map.png", _map),
+        # The same bytes twice: `dupes` and `dedupe` have a copy to show.
+        (dest / "Backup" / "IMG_0002.jpg", lambda: _photo(*shots[1][1:])),
         (video / "clip.mp4", _video),
         (music / "01 Sine Song.mp3", lambda: _tag_mp3(_audio("libmp3lame", "mp3", freq=440.0), "Sine Song",
                                                       "Sample Artist", "Sample Album", 1)),
