@@ -1109,6 +1109,9 @@ def test_dry_run_names_stay_distinct_and_one_line_each(tmp_path: Path) -> None:
     assert res.rc == 0, res.err
     acted = [line.split(" ", 1)[1] for line in res.out.splitlines() if line.startswith("      hardlink ")]
     assert sorted(os.path.basename(a) for a in acted) == ["bad\\xfe.bin", "bad\\xff.bin", "two\\nlines.bin"]
+    # The kept file heads its group once, each other copy under it (a QA finding: the
+    # heading was repeated before every copy).
+    assert [line for line in res.out.splitlines() if line.startswith("[")] == [f"[1] keep {root}/a.bin"], res.out
 
 
 # Runs the CLI with a real SIGINT sent to itself as the tags start to follow the kept

@@ -1180,26 +1180,30 @@ def dedupe_cmd(
         # A group's paths as `ls -b` shows them; two that would look alike (é composed, or
         # e and an accent) spelled out.
         shown_as = _paths_shown(plan.steps)
+        heading = None
         for s in plan.steps:
             keep, victim = shown_as[s.keep], shown_as[s.victim]
-            if s.victim in blocked:
-                print(f"[{s.group}] keep {keep}\n      skip {victim}: {blocked[s.victim]}")
-                continue
-            if s.victim in linked:
-                print(f"[{s.group}] keep {keep}\n      done {victim}: "
-                      + (MOVED_BEFORE if linked[s.victim] == MOVED_BEFORE else "already linked to it"))
-                continue
+            about_kept = ""
             if plan.similar:  # what differs between the copies: why this one stays
-                kept, gone = notes.get(s.keep_blake3 or "", ""), notes.get(s.blake3 or "", "")
+                kept = notes.get(s.keep_blake3 or "", "")
+                about_kept = f" ({kept + ', ' if kept else ''}{render.human_bytes(s.keep_size)})"
+            if s.victim in blocked:
+                line = f"skip {victim}: {blocked[s.victim]}"
+            elif s.victim in linked:
+                line = f"done {victim}: " + (MOVED_BEFORE if linked[s.victim] == MOVED_BEFORE else "already linked to it")
+            elif plan.similar:
+                gone = notes.get(s.blake3 or "", "")
                 bits = apart.get((s.keep_blake3 or "", s.blake3 or ""))
                 if bits is not None:
                     gone += (", " if gone else "") + ("same pHash as the kept" if bits == 0 else
                                                       f"pHash {render.counted(bits, 'bit')} from the kept")
-                print(f"[{s.group}] keep {keep} ({kept + ', ' if kept else ''}"
-                      f"{render.human_bytes(s.keep_size)})\n      {action} {victim} "
-                      f"({gone + ', ' if gone else ''}{render.human_bytes(s.size)})")
+                line = f"{action} {victim} ({gone + ', ' if gone else ''}{render.human_bytes(s.size)})"
             else:
-                print(f"[{s.group}] keep {keep}\n      {action} {victim}")
+                line = f"{action} {victim}"
+            if heading != (s.group, s.keep):  # the kept file once, then each other copy under it
+                heading = (s.group, s.keep)
+                print(f"[{s.group}] keep {keep}{about_kept}")
+            print(f"      {line}")
         # Moved files free their space only where they go: the trash once emptied, or
         # another disk.
         where = {"trash": " once the trash folder is emptied",
