@@ -676,6 +676,34 @@ def test_stats_on_a_narrow_terminal_never_breaks_a_number_nor_drops_a_column(tmp
         assert max(len(line.rstrip()) for line in text.splitlines() if set(line) & set("│┃━─")) <= columns, text
 
 
+def test_the_sample_scans_clean_and_shows_its_copies_and_json_draws_no_bar(tmp_path: Path) -> None:
+    """The sample library, as the README's first command makes it: no error (a QA finding:
+    its flat map had no fingerprint, the one error a newcomer saw), an exact copy for
+    `dupes` and a smaller copy for `dupes --similar`. And `dedupe --apply --json` and
+    `--undo --json` on a terminal print their JSON alone (a review finding: their
+    progress bars drew, unlike every other command's with --json)."""
+    lib, catalog = tmp_path / "lib", tmp_path / "c.duckdb"
+    assert run_cli("sample", lib, catalog=catalog).rc == 0
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors") == [{"n": 0}]
+    assert rows(catalog, "SELECT count(*) AS n FROM scan_errors") == [{"n": 0}]
+
+    def grouped(*args: str) -> list[list[str]]:
+        res = run_cli("dupes", *args, "-f", "json", catalog=catalog)
+        assert res.rc == 0, res.err
+        groups: dict[int, list[str]] = {}
+        for r in json.loads(res.out):
+            groups.setdefault(r["group"], []).append(os.path.relpath(r["path"], lib))
+        return sorted(sorted(g) for g in groups.values())
+
+    assert grouped() == [["Backup/IMG_0002.jpg", "Photos/2019 Paris/IMG_0002.jpg"]]
+    assert grouped("--similar") == [["Photos/2019 Paris/IMG_0001 (small).jpg", "Photos/2019 Paris/IMG_0001.jpg"]]
+    rc, out = on_a_terminal("dedupe", "--apply", "--json", catalog=catalog)
+    assert rc == 0 and "\x1b" not in out and json.loads(out)["done"] == 1, out
+    rc, out = on_a_terminal("dedupe", "--undo", json.loads(out)["journal"], "--json", catalog=catalog)
+    assert rc == 0 and "\x1b" not in out and json.loads(out)["done"] == 1, out
+
+
 def test_every_long_command_draws_its_progress_on_a_terminal(tmp_path: Path) -> None:
     """Run as a person runs them, on a terminal, where the progress bars draw: the
     extraction bar's count failed to format before its total was known, and every scan

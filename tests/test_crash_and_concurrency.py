@@ -784,7 +784,6 @@ def test_a_search_index_another_process_writes_is_waited_for_then_busy(tmp_path:
     a usage error, at once. A write now waits for it (up to 10 s), and past that says the
     index is busy (exit code 4), the change itself saved."""
     import fcntl
-    import threading
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -798,8 +797,18 @@ def test_a_search_index_another_process_writes_is_waited_for_then_busy(tmp_path:
         assert_one_line_error(res.err, f"search index {tmp_path / 'c.search'} is being written by another process "
                                        "(a scan or tag running now); the change is saved in the catalog")
         assert rows(catalog, "SELECT tag FROM tags") == [{"tag": "kept"}]
-        # Let go a second into the next write: it waits, then runs.
-        threading.Timer(1.0, fcntl.flock, (lock, fcntl.LOCK_UN)).start()
-        assert run_cli("tag", "add", "later", lib / "a.jpg", catalog=catalog).rc == 0
+        # Let go while the next write waits for it: it runs then.
+        t0 = time.monotonic()
+        p = subprocess.Popen(cli_cmd("tag", "add", "later", lib / "a.jpg"), env=cli_env(catalog),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(4.0)  # (the command starts, tags, and waits for the index)
+            assert p.poll() is None, p.communicate()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            _out, err = p.communicate(timeout=60)
+        finally:
+            stop(p)
+        assert p.returncode == 0 and err == b"", err
+        assert time.monotonic() - t0 >= 4.0
     res = run_cli("search", "tag:later", "--format", "json", catalog=catalog)
     assert res.rc == 0 and [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["a.jpg"], res

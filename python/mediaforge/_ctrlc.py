@@ -163,9 +163,4 @@ def _run(r: int) -> None:
 def _force(signum: int) -> None:
     """The second signal: end now, as a `kill -9` would, but with the message."""
     text, code = _STOPPING[signum]
-    with contextlib.suppress(OSError):
-        cursor = "\x1b[?25h\n" if os.isatty(2) else ""  # a progress bar may have hidden it
-        os.write(2, f"{cursor}mediaforge: error: {text} (stopped at once by a second signal)\n".encode())
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    os._exit(code)
+    _entry.leave_now(f"{text} (stopped at once by a second signal)", code)

@@ -129,12 +129,35 @@ def ignore_stops() -> None:
             return
 
 
+# The exit code of a command that has ended, set as its output is flushed (`settle`).
+_settled: int | None = None
+
+
+def settle(code: int) -> None:
+    """The command has ended with `code`: a Ctrl-C from here on (as its last output is
+    flushed to a slow reader) ends the process with it, saying nothing more."""
+    global _settled
+    _settled = code
+
+
 def _last_stop() -> None:
     ignore_stops()
+    if _settled is not None:  # the command had ended: its outcome stands
+        os._exit(_settled)
+    leave_now(TERMINATED if _terminated else stopped(), TERMINATED_EXIT if _terminated else INTERRUPTED_EXIT)
+
+
+def leave_now(said: str, code: int) -> None:
+    """Say why on stderr (showing the cursor again where a progress bar on a terminal
+    may have hidden it), pass on what the command wrote so far, and end the process at
+    once with `code`."""
     try:
-        sys.stdout.flush()  # what the command wrote before the stop (results so far)
+        cursor = "\x1b[?25h\n" if os.isatty(2) else ""
+        os.write(2, f"{cursor}mediaforge: error: {said}\n".encode())
+    except OSError:
+        pass
+    try:
+        sys.stdout.flush()  # (results so far)
     except Exception:  # noqa: BLE001, S110 - a reader gone, a full disk: nothing more to save
         pass
-    said = TERMINATED if _terminated else stopped()
-    os.write(2, f"mediaforge: error: {said}\n".encode())
-    os._exit(TERMINATED_EXIT if _terminated else INTERRUPTED_EXIT)
+    os._exit(code)

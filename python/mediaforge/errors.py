@@ -313,9 +313,12 @@ class CatalogBusyError(CatalogError):
     exit_code = ExitCode.CATALOG_BUSY
 
 
-class IndexBusyError(CatalogBusyError):
+class IndexBusyError(MediaForgeError):
     """Another process is writing the catalog's search index (its writer lock stayed
-    held past the wait)."""
+    held past the wait). Busy, as a catalog is, but not one: what waits for a busy
+    catalog to open does not wait for this."""
+
+    exit_code = ExitCode.CATALOG_BUSY
 
 
 class CatalogInvalidError(CatalogError):

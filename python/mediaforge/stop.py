@@ -21,9 +21,17 @@ class Stop:
 
     def __enter__(self) -> Stop:
         _ctrlc.hold()
-        with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours to take
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._request)
+        try:
+            with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours to take
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    if signal.getsignal(sig) == signal.SIG_IGN:
+                        continue  # ignored (a script's `mediaforge ... &`): it stays so
+                    self._old[sig] = signal.signal(sig, self._request)
+        except BaseException:
+            # A Ctrl-C already on its way is raised as the first handler is set (Python
+            # runs pending handlers first): before the block, so nothing is held back.
+            self.__exit__()
+            raise
         return self
 
     def _request(self, signum: int, _frame: Any) -> None:

@@ -15,7 +15,7 @@ import sys
 from typing import NoReturn
 
 from .._entry import (INTERRUPTED, TERMINATED, TERMINATED_EXIT, give_ctrl_c_back, ignore_stops, owns_process,
-                      stopped, was_terminated)
+                      settle, stopped, was_terminated)
 from ..errors import ExitCode, MediaForgeError, is_text, quoted, text_of
 
 
@@ -377,11 +377,11 @@ def _unraisable(hook_args: object) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    if code == ExitCode.INTERRUPTED:
-        # Stopping already: a second Ctrl-C (`timeout` signals the process, then its
-        # group) must not break the message and the exit code with a traceback (one
-        # raised as the ignoring is set is taken too).
-        ignore_stops()
+    # The command has ended (stopped, or on an error): a Ctrl-C from here on, a second one
+    # as `timeout` sends them (it signals the process, then its group), must not break the
+    # message and the exit code with a traceback (one raised as the ignoring is set is
+    # taken too).
+    ignore_stops()
     if code == ExitCode.INTERRUPTED and was_terminated():
         # A command's own word on the stop (a query writes nothing) is kept, as SIGTERM's.
         own = message != INTERRUPTED and message.startswith("interrupted")
@@ -458,8 +458,12 @@ def _flush_output(code: int) -> int:
 def _exit(code: int) -> NoReturn:
     """End the process with `code`, ignoring Ctrl-C from here on: the command's outcome
     is settled, and CPython resets SIGINT to its default action late in its shutdown,
-    so a Ctrl-C then would end a finished command by SIGINT, with no message."""
+    so a Ctrl-C then would end a finished command by SIGINT, with no message. One during
+    the last flush of the output (a slow reader) ends it without the rest, with `code`
+    all the same (`_entry.settle`)."""
+    settle(code)
     code = _flush_output(code)
+    settle(code)
     ignore_stops()  # (one that was already on its way: the outcome still stands)
     if owns_process() and not _other_threads():
         _leave(code)

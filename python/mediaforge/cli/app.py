@@ -316,6 +316,18 @@ def scan_cmd(
 class IndexBehind(PathIOError):
     """The search index could not be brought up to date after work that is committed."""
 
+    @classmethod
+    def after(cls, e: BaseException, saved: str) -> IndexBehind:
+        """Why the index is behind (`e`, the error its update met), then that `saved` (the
+        scan, the change) is in the catalog: with the exit code of a busy index where
+        another process held it, else that of a path that cannot be written."""
+        why = first_line(e) if isinstance(e, MediaForgeError) else str(e)
+        behind = cls(f"{why}; {saved} is saved in the catalog, and the next search or scan brings the search "
+                     "index up to date")
+        if isinstance(e, IndexBusyError):
+            behind.exit_code = e.exit_code
+        return behind
+
 
 def _carry_unfinished(cat: Catalog, catalog_path: Path) -> list[str]:
     """`dedupe.carry_unfinished` for the dedupe journals beside the catalog, if any."""
@@ -357,12 +369,7 @@ def _organise_after_scan(cat: Catalog, catalog_path: Path, extracted: bool, inde
             return refresh_after_scan(cat, catalog_path, summary.scan_id, summary.touched, tagged,
                                       on_progress=bar.update)
     except (PathIOError, IndexBusyError, OSError) as e:  # a read-only or full disk where the index lives
-        why = first_line(e) if isinstance(e, MediaForgeError) else str(e)
-        behind = IndexBehind(f"{why}; the {'scan' if summary else 'metadata'} is saved in the catalog, and the next "
-                             "search or scan brings the search index up to date")
-        if isinstance(e, IndexBusyError):
-            behind.exit_code = e.exit_code
-        raise behind from None
+        raise IndexBehind.after(e, f"the {'scan' if summary else 'metadata'}") from None
 
 
 def _print_extract(x: ExtractSummary, what: str, remake: bool = False) -> None:
@@ -1107,7 +1114,7 @@ def dedupe_cmd(
         raise InvalidInputError(f"--to {path_text(os.fsencode(to))}: the journal records this folder as text, and its "
                                 "path is not valid UTF-8; choose another folder")
     if undo_journal is not None:
-        _undo(undo_journal, g.catalog, as_json, shows_bars(g))
+        _undo(undo_journal, g.catalog, as_json, shows_bars(g, as_json))
         return
     target = Path(real(to)) if to is not None else None
     if target is not None and target == Path("/"):  # a file's place below / is where it is
@@ -1231,12 +1238,12 @@ def dedupe_cmd(
     try:
         with open_catalog(g.catalog) as cat:
             replayed = _carry_unfinished(cat, g.catalog)  # an earlier dedupe killed before its carry-over
-            with render.ExtractProgressBar(shows_bars(g), "dedupe", "skipped") as bar:
+            with render.ExtractProgressBar(shows_bars(g, as_json), "dedupe", "skipped") as bar:
                 out = apply(plan, root / JOURNAL_DIR, root / TRASH_DIR, bar.step, catalog=g.catalog)
             from .organise import IndexFollows
 
             try:
-                follow = IndexFollows(cat, g.catalog, shows_bars(g)) if has_carry(cat, out) or replayed else None
+                follow = IndexFollows(cat, g.catalog, shows_bars(g, as_json)) if has_carry(cat, out) or replayed else None
                 try:
                     carry_over(cat, out)
                 except JournalError as e:  # tags left where they were; the files' report still follows

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..errors import ExitCode, IndexBusyError, InvalidInputError, MediaForgeError, PathIOError, first_line, is_text, path_text, quoted
+from ..errors import ExitCode, InvalidInputError, MediaForgeError, first_line, is_text, path_text, quoted
 from . import render
-from .app import (Format, FormatOption, OutputOption, _globals, _write_table, app, check_output_args, command,
-                  open_catalog, shows_bars)
+from .app import (Format, FormatOption, IndexBehind, OutputOption, _globals, _write_table, app, check_output_args,
+                  command, open_catalog, shows_bars)
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -73,15 +73,10 @@ class IndexFollows:
             with render.IndexProgressBar(self.show) as bar:
                 refresh_changed(self.cat, self.catalog_path, ids, self.held, bar.update)
         except (MediaForgeError, OSError) as e:
-            saved = "the change is saved in the catalog"
             if isinstance(e, InvalidInputError):  # a damaged index: its own message says what to run
-                self.failure = type(e)(f"{first_line(e)}; {saved}")
-            elif isinstance(e, IndexBusyError):  # another process writes the index: exit code 4
-                self.failure = IndexBusyError(f"{first_line(e)}; {saved}, and the next search or scan "
-                                              "brings the search index up to date")
-            else:
-                self.failure = PathIOError(f"{first_line(e) if isinstance(e, MediaForgeError) else e}; {saved}, "
-                                           "and the next search or scan brings the search index up to date")
+                self.failure = type(e)(f"{first_line(e)}; the change is saved in the catalog")
+            else:  # (a busy index keeps its exit code, 4)
+                self.failure = IndexBehind.after(e, "the change")
             if not later:
                 raise self.failure from None
 

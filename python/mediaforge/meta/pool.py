@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection, wait
 
 from ..config import cores
 from ..errors import InternalError
+from ..stop import Stop
 from .readers import CRASHED, TIMEOUT, Task, failed, moved_on
 from .spawn import PRESTARTED, spawn
 
@@ -41,7 +42,7 @@ def _wrap(proc: subprocess.Popen[bytes], sock: socket.socket) -> _Worker:
     return _Worker(proc, Connection(sock.detach()))
 
 
-# Workers stopped and waited for. Kept, not dropped: dropping one runs Popen.__del__, and a
+# Workers stopped and waited for (or, stuck past the wait, left). Kept, not dropped: dropping one runs Popen.__del__, and a
 # Ctrl-C that lands inside it (a second one, as `timeout -s INT` sends) is swallowed with an
 # "Exception ignored ... KeyboardInterrupt" traceback on stderr. They go at the process's
 # exit, once Ctrl-C is ignored (a few per run).
@@ -59,19 +60,22 @@ class _Worker:
     dead: bool = False
 
 
-def _reap(proc: subprocess.Popen[bytes], grace: float, stop: Any = None) -> None:
-    """Wait up to `grace` seconds for a worker to end (cut short by a Ctrl-C that `stop`,
-    a `Stop`, held back), then kill it and wait at most 5 s more: never without bound (a
-    process stuck in the kernel, or a Popen whose lock a Ctrl-C left taken, is left)."""
+def _reap(procs: list[subprocess.Popen[bytes]], grace: float, stop: Any = None) -> None:
+    """Wait up to `grace` seconds for workers to end (cut short by a Ctrl-C that `stop`,
+    a `Stop`, held back), then kill those left and wait at most 5 s more, for them all at
+    once: never without bound (a process stuck in the kernel, or a Popen whose lock a
+    Ctrl-C left taken, is left as it is)."""
     end, killed = time.monotonic() + grace, False
-    while proc.poll() is None:
+    while True:
+        alive = [p for p in procs if p.poll() is None]
         now = time.monotonic()
-        if not killed and (now >= end or (stop is not None and stop.requested)):
-            with contextlib.suppress(OSError):
-                proc.kill()
-            killed, end = True, now + 5.0
-        elif killed and now >= end:
+        if not alive or (killed and now >= end):
             return
+        if not killed and (now >= end or (stop is not None and stop.requested)):
+            for p in alive:
+                with contextlib.suppress(OSError):
+                    p.kill()
+            killed, end = True, now + 5.0
         time.sleep(0.002)
 
 
@@ -117,8 +121,6 @@ class WorkerPool:
         `poll` or `wait`, just after they take their private lock and before the `try`
         that gives it back, leaves the lock taken, and the next `wait()` waited for it
         forever (a CI run hung so after two back to back). The waits are bounded too."""
-        from ..stop import Stop
-
         interrupted = False
         while self.workers:
             try:
@@ -143,9 +145,9 @@ class WorkerPool:
                     w.conn.send(None)
             except (OSError, ValueError):
                 pass
+        _reap([w.proc for w in self.workers], 2 if not force else 1, stop)
         while self.workers:
             w = self.workers[0]
-            _reap(w.proc, 2 if not force else 1, stop)
             _sweep(w)
             w.conn.close()
             _REAPED.append(w.proc)
@@ -214,7 +216,7 @@ class WorkerPool:
                 if not (w.dead or late or stuck):
                     continue
                 w.proc.kill()
-                _reap(w.proc, 0)
+                _reap([w.proc], 0)
                 code = w.proc.returncode if w.proc.returncode is not None else -9
                 _sweep(w)
                 if not w.ready:

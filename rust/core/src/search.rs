@@ -649,8 +649,8 @@ impl SearchIndex {
     }
 
     /// A writer, once the folder's writer lock is free: another process's write (a tag's
-    /// commit) is waited for, up to `LOCK_WAIT`; past that it is a `Busy` error, as it is
-    /// at once when the wait is cancelled (`cancel_flag`).
+    /// commit) is waited for, up to `LOCK_WAIT`; past that it is a `Busy` error. A wait
+    /// cancelled (`cancel_flag`: Ctrl-C) ends at once as `Cancelled`.
     fn writer(&self) -> Result<IndexWriter> {
         let threads = threads();
         let options = IndexWriterOptions::builder()
