@@ -812,3 +812,36 @@ def test_a_search_index_another_process_writes_is_waited_for_then_busy(tmp_path:
         assert time.monotonic() - t0 >= 4.0
     res = run_cli("search", "tag:later", "--format", "json", catalog=catalog)
     assert res.rc == 0 and [os.path.basename(r["path"]) for r in json.loads(res.out)] == ["a.jpg"], res
+
+
+def test_stop_leaves_an_ignored_ctrl_c_ignored_and_undoes_itself_when_one_lands_as_it_starts(monkeypatch) -> None:
+    """Review findings on `Stop`: it took Ctrl-C even where it was ignored (a script's
+    `mediaforge ... &`), so a background job stopped on it; and a Ctrl-C raised as it set
+    its handlers (`signal.signal` runs a pending handler first) left Ctrl-C held back,
+    and SIGINT bound to a `Stop` gone, for the rest of the process."""
+    from mediaforge import _ctrlc
+    from mediaforge.stop import Stop
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with Stop():
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        holds, real, calls = _ctrlc._holds, signal.signal, []
+
+        def pending_ctrl_c_on_the_second(sig: int, handler: object) -> object:
+            calls.append(sig)
+            if len(calls) == 2:  # (SIGTERM's): the Ctrl-C on its way is raised here
+                raise KeyboardInterrupt
+            return real(sig, handler)
+
+        monkeypatch.setattr(signal, "signal", pending_ctrl_c_on_the_second)
+        with pytest.raises(KeyboardInterrupt), Stop():
+            pytest.fail("the Ctrl-C already on its way was not raised")
+        monkeypatch.undo()
+        assert len(calls) == 3  # SIGINT's set, SIGTERM's raised, SIGINT's put back
+        assert _ctrlc._holds == holds and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
