@@ -2047,6 +2047,19 @@ def test_the_default_thread_count_is_the_cores_this_process_may_use() -> None:
     assert got.stdout.split() == ["1", "1"], got
 
 
+def test_a_containers_cpu_quota_counts_as_its_cores(tmp_path: Path) -> None:
+    """A container given 1.5 CPUs (`docker --cpus 1.5`: cgroup v2 `cpu.max` "150000
+    100000") has 2 cores to use, as the Rust core counts them, not the host's."""
+    from mediaforge.config import quota_cores
+
+    cases = {"150000 100000\n": 2, "100000 100000\n": 1, "50000 100000\n": 1, "max 100000\n": 1 << 30,
+             "": 1 << 30, "garbage\n": 1 << 30}
+    for text, want in cases.items():
+        (tmp_path / "cpu.max").write_text(text)
+        assert quota_cores(str(tmp_path / "cpu.max")) == want, text
+    assert quota_cores(str(tmp_path / "none")) == 1 << 30
+
+
 def test_a_huge_worker_count_is_cut_to_what_the_machine_can_run(tmp_path: Path) -> None:
     """`-j 1024` (or MEDIAFORGE_THREADS=1024) starts at most four workers per core, not a
     thousand interpreters; the extraction still runs."""

@@ -229,12 +229,27 @@ def worker_count(option: int | None) -> int:
 
 
 def cores() -> int:
-    """The CPUs this process may use: its affinity (`taskset`, a container's cpuset), not
-    the machine's count."""
+    """The CPUs this process may use: its affinity (`taskset`, a container's cpuset), and
+    a container's CPU quota (cgroup v2 `cpu.max`, as `docker --cpus` sets), not the
+    machine's count; as the Rust core counts them (`available_parallelism`)."""
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        n = len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    return min(n, quota_cores())
+
+
+def quota_cores(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The whole CPUs a cgroup v2 quota allows (`150000 100000`: 2), rounded up; a very
+    large number where there is no quota (`max`), or no such file."""
+    try:
+        with open(cpu_max, "rb") as f:
+            quota, period = f.read().split()[:2]
+        if quota != b"max" and int(period) > 0:
+            return max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return 1 << 30
 
 
 def _available_memory() -> int:
