@@ -2814,6 +2814,31 @@ def test_a_word_or_filter_after_a_dash_is_left_out_of_the_results(lib) -> None:
     assert res.rc == 2 and "-collection: is not taken" in res.err, res.err
 
 
+def test_or_between_words_finds_files_holding_either(lib) -> None:
+    """`OR` in capitals between two words makes them alternatives (an old low: the search
+    had no OR, so `paris OR surf` asked for files holding both, and "OR"). Misplaced, it
+    is one line and exit code 2; quoted or in lower case it is the word itself."""
+    root, catalog = lib
+
+    def names(*args: str) -> list[str]:
+        res = run_cli("search", "--format", "json", "--limit", "100", *args, catalog=catalog)
+        assert res.rc == 0, res.err
+        return sorted(os.path.basename(r["path"]) for r in json.loads(res.out))
+
+    paris, surf = names("paris"), names("surf")
+    assert paris and surf and not set(paris) & set(surf)
+    assert names("paris OR surf") == sorted(paris + surf)
+    assert names("paris", "OR", "surf") == names("paris OR surf")
+    assert names("paris OR surf -receipt kind:image") == sorted(
+        n for n in paris + surf if "receipt" not in n and not n.endswith((".xmp", ".mp4")))
+    assert names("paris or surf") == names('paris "OR" surf') == []
+    for bad in ("OR paris", "paris OR", "paris OR OR surf", "paris OR -surf", "paris OR kind:video",
+                "collection:x OR paris"):
+        res = run_cli("search", bad, catalog=catalog)
+        assert res.rc == 2, (bad, res.err)
+        assert_one_line_error(res.err, "OR ")
+
+
 def test_an_export_stopped_as_its_sidecars_land_records_them_and_leaves_no_temporary(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A review finding: a Ctrl-C (a real SIGINT, sent at the first rename) as an export's

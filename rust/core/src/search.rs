@@ -9,7 +9,8 @@
 //! (`collection:"summer 2019"`). `kind:`, `ext:`, `year:` (`2019`, `2018..2020`, `2018..`,
 //! `..2020`), `tag:` (a tag and everything below it) and `collection:` filter; several values
 //! of one key are OR-ed, different keys AND-ed. Every free word must match somewhere, exactly,
-//! as a prefix or within a typo or two; an exact file name ranks first.
+//! as a prefix or within a typo or two; an exact file name ranks first. `OR` in capitals
+//! between free words makes them alternatives (`paris OR london beach`: a beach in either).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -805,6 +806,19 @@ impl SearchIndex {
     pub fn search(&self, query: &str, limit: usize, restrict: Option<&[String]>) -> Result<Vec<Hit>> {
         let parsed = parse(&nfc(query))?;
         let tokens = self.tokens(&parsed.words);
+        // Each alternative's tokens together, as one word's: `new_york OR paris`.
+        let either: Vec<Vec<Vec<String>>> = parsed
+            .either
+            .iter()
+            .map(|group| {
+                group
+                    .iter()
+                    .map(|w| self.tokens(std::slice::from_ref(w)))
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|g| !g.is_empty())
+            .collect();
         // Each excluded word's tokens together: `-IMG_1234` leaves out the files holding
         // both `img` and `1234`, not every file holding either.
         let excluded: Vec<Vec<String>> = parsed
@@ -814,7 +828,9 @@ impl SearchIndex {
             .map(|w| self.tokens(std::slice::from_ref(w)))
             .filter(|t| !t.is_empty())
             .collect();
-        let words = tokens.len() + excluded.iter().map(Vec::len).sum::<usize>();
+        let words = tokens.len()
+            + either.iter().flatten().map(Vec::len).sum::<usize>()
+            + excluded.iter().map(Vec::len).sum::<usize>();
         if words > MAX_WORDS {
             return Err(Error::InvalidInput(format!(
                 "the search has {words} different words; it takes at most {MAX_WORDS} (each one must match)"
@@ -826,6 +842,7 @@ impl SearchIndex {
         let Some(q) = self.build(
             &parsed,
             &tokens,
+            &either,
             &excluded,
             if long.is_some() { None } else { restrict },
         ) else {
@@ -851,7 +868,7 @@ impl SearchIndex {
         // A file not asked for shares a hash with one that was (about one chance in
         // 2^64 / ids): the slow, exact way.
         let q = self
-            .build(&parsed, &tokens, &excluded, restrict)
+            .build(&parsed, &tokens, &either, &excluded, restrict)
             .expect("the same query, restricted");
         self.ranked(&q, limit, None)
     }
@@ -962,11 +979,13 @@ impl SearchIndex {
         &self,
         p: &Parsed,
         tokens: &[String],
+        either: &[Vec<Vec<String>>],
         excluded: &[Vec<String>],
         restrict: Option<&[String]>,
     ) -> Option<Box<dyn Query>> {
         let f = &self.fields;
-        let only_excluding = tokens.is_empty() && !p.has_filters();
+        let free = !(tokens.is_empty() && either.is_empty());
+        let only_excluding = !free && !p.has_filters();
         if only_excluding && excluded.is_empty() && !p.not.has_filters() {
             // Only punctuation: nothing can match.
             return None;
@@ -975,9 +994,33 @@ impl SearchIndex {
         for t in tokens {
             clauses.push((Occur::Must, self.token_query(t)));
         }
-        if !tokens.is_empty() {
-            let whole = fold_case(&p.words.join(" "));
-            let exact = TermQuery::new(Term::from_field_text(f.name_key, &whole), IndexRecordOption::Basic);
+        for group in either {
+            let alternatives = group
+                .iter()
+                .map(|alt| {
+                    let q: Box<dyn Query> = match alt.as_slice() {
+                        [t] => self.token_query(t),
+                        all => Box::new(BooleanQuery::new(
+                            all.iter().map(|t| (Occur::Must, self.token_query(t))).collect(),
+                        )),
+                    };
+                    (Occur::Should, q)
+                })
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
+        }
+        // The whole query a file's exact name: the words, or with one `OR` group alone,
+        // any of its alternatives.
+        let names = match (tokens.is_empty(), &p.either[..]) {
+            (false, []) => vec![p.words.join(" ")],
+            (true, [group]) => group.clone(),
+            _ => Vec::new(),
+        };
+        for name in names {
+            let exact = TermQuery::new(
+                Term::from_field_text(f.name_key, &fold_case(&name)),
+                IndexRecordOption::Basic,
+            );
             clauses.push((
                 Occur::Should,
                 Box::new(BoostQuery::new(Box::new(exact), BOOST_EXACT_NAME)),
@@ -1066,7 +1109,7 @@ impl SearchIndex {
             clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(Box::new(set), 0.0))));
         }
         let q = Box::new(BooleanQuery::new(clauses));
-        Some(if tokens.is_empty() {
+        Some(if !free {
             Box::new(ConstScoreQuery::new(q, 1.0))
         } else {
             q
@@ -1144,6 +1187,8 @@ fn ext_key(ext: &str) -> String {
 #[derive(Debug, Default, PartialEq)]
 struct Parsed {
     words: Vec<String>,
+    /// Words joined by `OR`: each group is one word that must match, any of its own.
+    either: Vec<Vec<String>>,
     kinds: Vec<String>,
     exts: Vec<String>,
     /// Inclusive bounds; `None` is open.
@@ -1260,7 +1305,42 @@ pub fn query_words(query: &str) -> Result<Vec<QueryWord>> {
     if let Some(s) = start {
         out.push(finish(&query[s..], &word, colon));
     }
+    for (i, w) in out.iter().enumerate() {
+        if !w.is_or() {
+            continue;
+        }
+        let sides = [i.checked_sub(1).map(|j| &out[j]), out.get(i + 1)];
+        let bad = |why: &str| {
+            Err(Error::InvalidInput(format!(
+                "OR {why}: write `paris OR london` (a quoted \"OR\" is the word itself)"
+            )))
+        };
+        for side in sides {
+            match side {
+                None => return bad("needs a word on each side"),
+                Some(s) if s.is_or() => return bad("twice in a row"),
+                Some(s) if s.negated => {
+                    return bad("joins words to find, not a `-` word, which leaves its files out wherever it stands")
+                }
+                Some(s) if s.key.is_some() => {
+                    return bad(
+                        "joins words, not filters: several values of one filter are already alternatives \
+                         (`kind:image kind:video`)",
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+    }
     Ok(out)
+}
+
+impl QueryWord {
+    /// The word `OR` typed in capitals, outside quotes: the words on its sides are
+    /// alternatives.
+    pub fn is_or(&self) -> bool {
+        self.raw == "OR"
+    }
 }
 
 /// Text in Unicode's composed form (NFC), as documents are indexed and queries read: a
@@ -1310,18 +1390,25 @@ fn parse(query: &str) -> Result<Parsed> {
         return Err(Error::InvalidInput("empty search query".into()));
     }
     let mut p = Parsed::default();
-    for QueryWord {
-        key, value, negated, ..
-    } in words
-    {
+    // Free words, each a group of the alternatives `OR` joins (the lexer has checked that
+    // an `OR` stands between two free words).
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut join = false;
+    for w in words {
+        if w.is_or() {
+            join = true;
+            continue;
+        }
+        let QueryWord {
+            key, value, negated, ..
+        } = w;
         let Some(key) = key else {
-            if !value.is_empty() {
-                if negated {
-                    p.not.words.push(value);
-                } else {
-                    p.words.push(value);
-                }
+            match groups.last_mut() {
+                _ if negated => p.not.words.extend((!value.is_empty()).then_some(value)),
+                Some(last) if join => last.push(value),
+                _ => groups.push(vec![value]),
             }
+            join = false;
             continue;
         };
         let value = value.as_str();
@@ -1356,6 +1443,14 @@ fn parse(query: &str) -> Result<Parsed> {
             "year" => p.years.push(parse_year(value)?),
             "tag" => p.tags.push(tag_key(value)),
             _ => p.collections.push(fold_case(value)),
+        }
+    }
+    for mut group in groups {
+        group.retain(|w| !w.is_empty());
+        match group.len() {
+            0 => {}
+            1 => p.words.extend(group),
+            _ => p.either.push(group),
         }
     }
     Ok(p)
@@ -1776,6 +1871,50 @@ mod tests {
     }
 
     #[test]
+    fn or_joins_free_words_into_alternatives() {
+        let docs = [
+            doc("pb", "paris beach.jpg"),
+            doc("lb", "london beach.jpg"),
+            doc("rb", "madrid beach.jpg"),
+            doc("pm", "paris museum.jpg"),
+            doc("ny", "new_york beach.jpg"),
+            doc("or", "OR.jpg"),
+        ];
+        let (_dir, index) = indexed(&docs);
+        assert_eq!(sorted(ids(&index, "paris OR london beach")), ["lb", "pb"]);
+        assert_eq!(
+            sorted(ids(&index, "beach paris OR london OR madrid")),
+            ["lb", "pb", "rb"]
+        );
+        // An alternative of several parts needs them all; prefixes and typos hold as for any word.
+        assert_eq!(sorted(ids(&index, "new_york OR madr")), ["ny", "rb"]);
+        assert_eq!(sorted(ids(&index, "londno OR museum")), ["lb", "pm"]);
+        // Beside exclusions and filters.
+        assert_eq!(sorted(ids(&index, "paris OR london -museum ext:jpg")), ["lb", "pb"]);
+        // An exact name among the alternatives ranks first.
+        assert_eq!(ids(&index, "museum OR \"madrid beach.jpg\"")[0], "rb");
+        // Lower case, or quoted, it is the word itself.
+        assert_eq!(ids(&index, "\"OR\""), ["or"]);
+        assert!(ids(&index, "paris or london").is_empty());
+        let p = parse("a OR b c d OR e OR f").unwrap();
+        assert_eq!(p.words, ["c"]);
+        assert_eq!(p.either, [vec!["a", "b"], vec!["d", "e", "f"]]);
+        for bad in [
+            "OR paris",
+            "paris OR",
+            "a OR OR b",
+            "a OR -b",
+            "-a OR b",
+            "a OR kind:video",
+            "tag:x OR a",
+            "OR",
+        ] {
+            let e = query_words(bad).unwrap_err().to_string();
+            assert!(e.contains("OR"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn an_excluded_word_leaves_out_the_files_holding_all_its_parts() {
         let docs = [
             doc("a", "IMG_1234.jpg"),
@@ -2053,6 +2192,7 @@ mod tests {
             .build(
                 &parse("paris").unwrap(),
                 &index.tokens(&["paris".into()]),
+                &[],
                 &[],
                 Some(&only),
             )
