@@ -2220,6 +2220,45 @@ def test_a_thumbnail_remade_after_it_was_held_back_keeps_what_only_the_reading_f
     assert rows(catalog, "SELECT status, thumb IS NOT NULL AS t FROM media") == [{"status": "partial", "t": True}]
 
 
+def test_an_animated_gif_cut_short_anywhere_keeps_its_whole_frames_and_thumbnail(tmp_path: Path) -> None:
+    """A QA finding: Pillow's frame count stops on most cuts of an animated GIF with an
+    IndexError, which failed the whole file (`error`, a bare "IndexError: index out of
+    range"), and on others counted one frame of thousands. A GIF cut short is `partial`:
+    its header's size, a thumbnail of its first frame, its whole frames counted and their
+    delays summed, and the note that its trailer is missing."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    frames = [media_corpus.picture(32, 24, i).convert("P") for i in range(20)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=50, optimize=False)
+    data = buf.getvalue()
+    cuts = {f"cut{pct:02d}.gif": int(len(data) * pct / 100) for pct in (10, 25, 40, 60, 75, 97)}
+    for name, at in cuts.items():
+        (lib / name).write_bytes(data[:at])
+    (lib / "whole.gif").write_bytes(data)
+    catalog = tmp_path / "cat.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    got = {r["name"]: r for r in rows(catalog, """
+        SELECT f.name, m.status, m.frames, m.duration, m.width, m.height, m.thumb IS NOT NULL AS thumb,
+               list(e.message) FILTER (WHERE e.message IS NOT NULL) AS notes
+        FROM files f JOIN media m USING (blake3) LEFT JOIN meta_errors e USING (blake3)
+        GROUP BY ALL""")}
+    assert got["whole.gif"]["status"] == "ok" and got["whole.gif"]["frames"] == 20
+    assert got["whole.gif"]["duration"] == pytest.approx(1.0)
+    counts = []
+    for name in cuts:
+        r = got[name]
+        assert (r["status"], r["width"], r["height"], r["thumb"]) == ("partial", 32, 24, True), r
+        n = r["frames"]
+        assert r["notes"] == [f"the GIF ends before its trailer ({n} whole frames read): cut short?"], r
+        assert r["duration"] == pytest.approx(0.05 * n), r
+        # Each frame is about as long as the next: a cut at p% holds about p% of them whole.
+        pct = int(name[3:5])
+        assert abs(n - 20 * pct / 100) <= 2, (name, n)
+        counts.append(n)
+    assert counts == sorted(counts) and counts[-1] == 19
+
+
 def test_a_flat_pictures_remade_thumbnail_makes_it_whole_again(tmp_path: Path) -> None:
     """A flat picture's note that it has no fingerprint is no failure: once its failed
     thumbnail was made, its status stayed 'partial' for that note."""

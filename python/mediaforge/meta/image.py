@@ -236,45 +236,50 @@ def apng_frames(path: str | bytes, delays: list[float] | None = None) -> int | N
     return controls + default_apart if controls else None
 
 
-def gif_complete(path: str | bytes, delays: list[float] | None = None) -> bool:
-    """Whether a GIF's blocks run whole up to its trailer (0x3B): the screen descriptor
-    and colour table, then extensions and images, each a chain of sub-blocks ended by a
-    zero. Bytes after the trailer (padding some tools add) do not matter, nor stray zero
-    bytes between blocks (an encoder's extra chain end, which decoders skip); a file that
-    ends first was cut short. False when it cannot be read. `delays`, where given, gets
-    the delay (seconds) of each graphic control extension met."""
+def gif_blocks(path: str | bytes) -> tuple[bool, int, list[float]]:
+    """Whether a GIF's blocks run whole up to its trailer (0x3B), how many of its images
+    are whole, and the delay (seconds) of each graphic control extension met before the
+    end or the cut. Its blocks: the screen descriptor and colour table, then extensions
+    and images, each a chain of sub-blocks ended by a zero. Bytes after the trailer
+    (padding some tools add) do not matter, nor stray zero bytes between blocks (an
+    encoder's extra chain end, which decoders skip); a file that ends first was cut
+    short. Not whole, with what was counted, when it cannot be read."""
     import mmap
 
+    images, delays = 0, []
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             n = len(m)
             if n < 13:
-                return False
+                return False, 0, delays
             i = 13 + (3 << ((m[10] & 7) + 1) if m[10] & 0x80 else 0)  # header, screen, global colours
             while i < n:
                 block = m[i]
                 if block == 0x3B:
-                    return True
+                    return True, images, delays
                 if block == 0:
                     i += 1
                     continue
                 if block == 0x21:  # extension: label, then sub-blocks
-                    if delays is not None and i + 6 <= n and m[i + 1] == 0xF9 and m[i + 2] == 4:
+                    if i + 6 <= n and m[i + 1] == 0xF9 and m[i + 2] == 4:
                         delays.append((m[i + 4] | m[i + 5] << 8) / 100)  # (hundredths)
                     i += 2
                 elif block == 0x2C:  # image: descriptor, local colours, LZW code size, sub-blocks
                     if i + 10 > n:
-                        return False
+                        break
                     flags = m[i + 9]
                     i += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1
                 else:
-                    return False  # not a block: the data is broken here
+                    break  # not a block: the data is broken here
                 while i < n and m[i]:
                     i += m[i] + 1
+                if i >= n:
+                    break  # its chain cut short
                 i += 1  # the zero that ends the chain
-            return False
+                images += block == 0x2C
     except (OSError, ValueError):
-        return False
+        pass
+    return False, images, delays
 
 
 # TIFF field types: the size of one value, by type number (BYTE, ASCII, SHORT, LONG,
@@ -417,10 +422,11 @@ def webp_header(path: str | bytes) -> tuple[int, int, bool] | None:
 def image_info(im: Image.Image) -> dict[str, Any]:
     """The `media` columns an image fills. A page count that cannot be read (a TIFF cut
     short, or its next page's pointer past the end) counts the first page: the picture
-    is still read, and the file found cut short by its ends."""
+    is still read, and the file found cut short by its ends (a GIF's whole images are
+    counted by `gif_blocks`)."""
     try:
         frames = getattr(im, "n_frames", 1) or 1
-    except (TypeError, ValueError, OSError, EOFError, struct.error, SyntaxError):
+    except (TypeError, ValueError, OSError, EOFError, struct.error, SyntaxError, IndexError):
         # Pillow went through the pages to count them and stopped on a later one (its
         # directory refused by the guard, `exif.guard_pillow`, among others): back to
         # the first, whose size the guard checked (a later one may be forged far larger).

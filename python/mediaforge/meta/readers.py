@@ -454,7 +454,7 @@ def _image(r: _Result, fallback: bool = False) -> bool:
     from PIL import Image, UnidentifiedImageError
 
     from .exif import hostile_tiff
-    from .image import (BrokenPicture, apng_frames, embedded_xmp_date, gif_complete, image_info, jpeg_cut_short,
+    from .image import (BrokenPicture, apng_frames, embedded_xmp_date, gif_blocks, image_info, jpeg_cut_short,
                         jpeg_lossless, open_image, read_exif, too_large, unsupported_reason, webp_delays)
     from .thumbs import reduce_for_hash, reduce_grey, reduce_image
 
@@ -501,10 +501,16 @@ def _image(r: _Result, fallback: bool = False) -> bool:
         if t.meta:
             r.media.update(image_info(im))
             delays: list[float] = []  # an animation's frames' (its `duration` is their sum)
-            if im.format == "GIF" and not gif_complete(t.path, delays):
-                # Pillow counts the frames it can read: a GIF cut short loses the rest
-                # without a word, and only its missing trailer tells.
-                r.fail("decode", f"the GIF ends before its trailer ({r.media['frames']} frames read): cut short?")
+            whole = True
+            if im.format == "GIF":
+                whole, images, delays = gif_blocks(t.path)
+            if not whole:
+                # Pillow counts the frames it can read, or stops on the cut with an error
+                # (then counts one): a GIF cut short loses the rest without a word, and
+                # only its missing trailer tells. Its whole images are what was read.
+                r.media["frames"] = max(images, 1)
+                del delays[r.media["frames"]:]
+                r.fail("decode", f"the GIF ends before its trailer ({images} whole frames read): cut short?")
             elif im.format == "PNG" and r.media["frames"] > 1:
                 held = apng_frames(t.path, delays)
                 if held is None or held < r.media["frames"]:
