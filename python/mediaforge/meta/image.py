@@ -519,7 +519,10 @@ _ALL_ONES = 0xFFFFFFFF
 
 def _num(v: Any) -> float | None:
     """EXIF rationals, ints and (numerator, denominator) pairs as a finite float; None
-    for a rational with an all-ones word (4294967295/4294967295 is no 1.0)."""
+    for a rational with an all-ones word (4294967295/4294967295 is no 1.0). Of several
+    values (a tag written with a count of 2 or more) the first, as exiftool reads it."""
+    if isinstance(v, tuple) and v and not all(isinstance(x, int) for x in v):
+        v = v[0]
     parts = v if isinstance(v, tuple) and len(v) == 2 else \
         (getattr(v, "numerator", None), getattr(v, "denominator", None)) if not isinstance(v, int) else ()
     if _ALL_ONES in parts:
