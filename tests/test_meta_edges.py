@@ -225,6 +225,25 @@ def test_a_rational_written_with_two_values_is_read_as_its_first(tmp_path: Path)
     assert (got["gps_lat"], got["gps_lon"]) == (pytest.approx(10.5), pytest.approx(20.0)), got
 
 
+def test_a_frame_rate_that_rounds_to_nothing_is_none(tmp_path: Path) -> None:
+    """A QA finding: an MP4 whose first frame lasts 2^31 ticks (a broken `stts` table)
+    was stored with a frame rate of 0.0, as if that meant something. A rate that rounds
+    to 0 is NULL, as one past 10,000 is."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    media_corpus._video(lib / "src.mp4", "libx264", "mp4", (64, 48), 48)
+    data = bytearray((lib / "src.mp4").read_bytes())
+    at = data.find(b"stts")
+    assert at > 0 and struct.unpack(">L", data[at + 8:at + 12])[0] >= 1  # (version and flags, then the count)
+    struct.pack_into(">L", data, at + 16, 0x7FFFFFFF)  # the first entry's delta
+    (lib / "src.mp4").unlink()
+    (lib / "long_first_frame.mp4").write_bytes(bytes(data))
+    catalog = _scanned(lib, tmp_path)
+    got = _media(catalog)["long_first_frame.mp4"]
+    assert got["fps"] is None, got
+    assert [r["fps"] for r in rows(catalog, "SELECT fps FROM streams WHERE type = 'video'")] == [None]
+
+
 def test_a_gps_altitude_written_negative_is_below_sea_level(tmp_path: Path) -> None:
     """An altitude written as a negative SRATIONAL with no reference (the Dead Sea's
     shore) was dropped; 0 stays 0 (not -0.0) and one past any mine's floor is none."""

@@ -39,8 +39,8 @@ OPEN_OPTIONS = {"probesize": "2000000", "analyzeduration": "2000000"}
 def _rate(r: Fraction | None) -> float | None:
     if not r:
         return None
-    v = float(r)
-    return round(v, 3) if 0 < v < 10_000 else None
+    v = round(float(r), 3)  # (a rate that rounds to 0, one frame in 2^31 ticks, is none either)
+    return v if 0 < v < 10_000 else None
 
 
 def _creation_time(meta: dict[str, str], video: bool) -> datetime | None:
