@@ -408,6 +408,35 @@ fn held_back(file: Vec<u8>, why: &str, errno: Option<i32>) -> PathError {
     }
 }
 
+/// Why a pattern cannot be given to the matcher as git reads it: a `[` with no `]` after
+/// it, which git's matcher takes for a pattern matching nothing (the glob library would
+/// match the character itself).
+fn unclosed_class(line: &str) -> Option<String> {
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' => {
+                for first in ['!', '^', ']'] {
+                    if chars.peek() == Some(&first) {
+                        chars.next();
+                    }
+                }
+                if !chars.by_ref().any(|d| d == ']') {
+                    return Some(
+                        "a `[` with no `]` after it matches nothing, as in git (write `\\[` for the character itself)"
+                            .into(),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// A gitignore line as the matcher must be given it: git takes `{` and `}` literally (a
 /// folder `Album {2019}/`), where the glob library reads them as alternatives (`{a,b}`);
 /// each one not already escaped gets a backslash.
@@ -503,7 +532,9 @@ fn ancestor_ignores(root: &[u8]) -> std::result::Result<Option<Arc<IgnoreNode>>,
                 // Problems with its lines are reported by the scan that walks that folder.
                 for (_, line) in ignore_file_lines(&text) {
                     if let Ok(line) = line {
-                        let _ = b.add_line(Some(os(&file).to_path_buf()), &literal_braces(line));
+                        if unclosed_class(line).is_none() {
+                            let _ = b.add_line(Some(os(&file).to_path_buf()), &literal_braces(line));
+                        }
                     }
                 }
             }
@@ -541,6 +572,9 @@ fn build_excludes(root: &[u8], patterns: &[String], above: Option<Arc<IgnoreNode
     }
     let mut b = GitignoreBuilder::new(os(root));
     for p in patterns {
+        if let Some(why) = unclosed_class(p) {
+            return Err(Error::InvalidInput(format!("bad exclude pattern {p:?}: {why}")));
+        }
         b.add_line(None, &literal_braces(p))
             .map_err(|e| Error::InvalidInput(format!("bad exclude pattern {p:?}: {e}")))?;
     }
@@ -807,7 +841,14 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 for (n, line) in ignore_file_lines(&text) {
                     match line {
                         Ok(line) => {
-                            if let Err(e) = b.add_line(Some(os(&file).to_path_buf()), &literal_braces(line)) {
+                            let added = match unclosed_class(line) {
+                                Some(why) => Err(why),
+                                None => b
+                                    .add_line(Some(os(&file).to_path_buf()), &literal_braces(line))
+                                    .map(|_| ())
+                                    .map_err(|e| e.to_string()),
+                            };
+                            if let Err(e) = added {
                                 problems.push(format!("line {}: {e} (the line is left out)", n + 1));
                             }
                         }
@@ -1504,6 +1545,39 @@ mod tests {
         let msg = &out.out.errors[0].message;
         assert!(msg.contains("line 20 holds") && !msg.contains("line 21 holds"), "{msg}");
         assert!(msg.ends_with("; and 4980 more such lines"), "{msg}");
+    }
+
+    #[test]
+    fn an_unclosed_bracket_matches_nothing_as_in_git() {
+        // git's matcher takes `[` with no `]` for a pattern that matches nothing; the glob
+        // library matched the character. On the command line it is refused, in an ignore
+        // file its line is named in the row and left out.
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for n in ["[", "a[b", "ab", "[x].jpg", "x.jpg", "]"] {
+            fs::write(r.join(n), b"1").unwrap();
+        }
+        for bad in ["[", "a[b", "x[!", "[]", "[^]"] {
+            let e = check_excludes(&[bad.into()]).unwrap_err().to_string();
+            assert!(e.contains("a `[` with no `]` after it matches nothing"), "{bad}: {e}");
+        }
+        for good in [r"\[", r"a\[b", "[[]", "[]]", "[!]]x", "]", "[x].jpg"] {
+            assert!(check_excludes(&[good.into()]).is_ok(), "{good}");
+        }
+        fs::write(r.join(".mediaforgeignore"), b"[\na[b\n\\[x].jpg\n").unwrap();
+        let out = run(r, &WalkOptions::default());
+        let msgs: Vec<&str> = out.out.errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("line 1: a `[` with no `]` after it matches nothing")
+                && msgs[0].contains("; line 2: a `[`"),
+            "{msgs:?}"
+        );
+        // Only the escaped `\[x].jpg` leaves out a file: the one of that very name.
+        assert_eq!(
+            names(&out, r),
+            vec![".mediaforgeignore", "[", "]", "a[b", "ab", "x.jpg"]
+        );
     }
 
     #[test]
