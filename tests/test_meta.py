@@ -1749,6 +1749,31 @@ def test_a_panoramas_thumbnail_a_few_pixels_thin_keeps_its_colours(tmp_path: Pat
     assert top[0] > 180 and top[2] < 80 and bottom[2] > 180 and bottom[0] < 80, (top, bottom)
 
 
+def test_a_small_picture_at_its_own_size_keeps_every_pixel_in_its_thumbnail(tmp_path: Path) -> None:
+    """An icon of 48x48 pixels in a red and blue check, thumbnailed at its own size: lossy
+    WebP keeps colour at half the resolution, and its checks came out purple (a mean
+    error of 55 levels a channel). A picture of up to 128x128 pixels that is not reduced
+    is stored losslessly; a larger one, or one reduced, stays lossy."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    icon = Image.new("RGB", (48, 48))
+    icon.putdata([(230, 20, 20) if (x // 2 + y // 2) % 2 else (20, 20, 230) for y in range(48) for x in range(48)])
+    icon.save(lib / "icon.png")
+    icon.resize((480, 480), Image.Resampling.NEAREST).save(lib / "big.png")
+    icon.resize((200, 200), Image.Resampling.NEAREST).save(lib / "mid.png")
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, catalog=catalog).rc == 0
+    for name, size, lossless in (("icon.png", (48, 48), True), ("big.png", (256, 256), False),
+                                 ("mid.png", (200, 200), False)):
+        m = _media(catalog, lib / name)
+        assert (m["thumb_width"], m["thumb_height"]) == size, m
+        path = catalog.parent / "thumbs" / m["thumb"]
+        assert (path.read_bytes()[12:16] == b"VP8L") == lossless, name
+        if lossless:
+            with Image.open(path) as im:
+                assert im.convert("RGB").tobytes() == icon.tobytes()
+
+
 def test_raw_read_by_libraw_with_preview_thumbnail_and_exif(corpus) -> None:
     paths, catalog, _ = corpus
     m = _media(catalog, paths["dng"])

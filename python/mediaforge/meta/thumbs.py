@@ -43,6 +43,7 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
         im.draft("RGB", (size, size))
     orientation = _orientation(im)
     im.load()
+    native = max(im.size) <= size  # shown at its own size (a JPEG's draft keeps such a one whole)
     shown = None
     if im.mode.startswith("I;16"):
         im = im.convert("I")  # (once, for both below)
@@ -71,11 +72,15 @@ def reduce_image(im: Image.Image, size: int) -> Image.Image:
         if im.mode == "RGBA":
             shown.putalpha(im.getchannel("A"))
         im.info[SHOWN] = shown
+    if native:
+        im.info[NATIVE] = True
     return im
 
 
 # Where `reduce_image` leaves a deep grey picture's thumbnail (see `_deep_as_shown`).
 SHOWN = "mediaforge-shown"
+# Set by `reduce_image` on a thumbnail that is the picture at its own size (not reduced).
+NATIVE = "mediaforge-native"
 
 
 def _deep_as_shown(grey: Image.Image) -> Image.Image | None:
@@ -379,6 +384,9 @@ def wide_profile(im: Image.Image) -> bytes | None:
 
 # Thumbnails thinner than this (pixels) are stored as lossless WebP.
 THUMB_THIN = 16
+# A picture of at most this many pixels, thumbnailed at its own size (an icon, pixel art,
+# a sprite), is stored as lossless WebP too: each of its pixels counts, and it stays small.
+THUMB_EXACT_PIXELS = 128 * 128
 
 
 def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int, Path]:
@@ -389,15 +397,17 @@ def save_thumb(im: Image.Image, root: Path, relpath: str) -> tuple[int, int, int
     is converted to sRGB (`in_srgb`), so viewers show its colours, not the dull ones its
     values mean in sRGB.
     Returns the thumbnail's width, height, length in bytes and temporary path."""
+    native = bool(im.info.get(NATIVE))
     im, icc = in_srgb(im.info.get(SHOWN, im))
     target = root / relpath
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tmp_name(target, os.getpid()))
     # Lossy WebP keeps colour at half the resolution: a picture a few pixels thin (the
     # thumbnail of a 30000x200 panorama, 256x2) would come out in the average of its
-    # halves' colours. Such a small one is stored losslessly.
-    options = ({"lossless": True} if min(im.size) < THUMB_THIN
-               else {"quality": WEBP_QUALITY, "method": 4})
+    # halves' colours, and a small icon shown at its own size with its colours bled
+    # into each other. Such small ones are stored losslessly.
+    exact = min(im.size) < THUMB_THIN or native and im.size[0] * im.size[1] <= THUMB_EXACT_PIXELS
+    options = {"lossless": True} if exact else {"quality": WEBP_QUALITY, "method": 4}
     try:
         try:
             im.save(tmp, "WEBP", **options, icc_profile=icc)
