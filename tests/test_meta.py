@@ -968,6 +968,26 @@ def test_a_wav_files_riff_info_tags_are_read(tmp_path: Path) -> None:
     assert (both["title"], both["artist"]) == ("Id3 title", "Info artist")
 
 
+def test_a_streamed_wav_whose_riff_size_was_left_open_is_whole(tmp_path: Path) -> None:
+    """A QA finding: a WAV whose RIFF size says 0 (a writer that streamed and never went
+    back to fill it in) was `partial` for the tag reader's refusal, "Container chunk data
+    size < 4", though its sound reads whole and its RIFF INFO is there to read."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, size in (("zero.wav", b"\0\0\0\0"), ("open.wav", b"\xff\xff\xff\xff")):
+        media_corpus._audio(lib / name, "pcm_s24le", "wav", 0.5, sample_fmt="s32")
+        _with_riff_info(lib / name, {b"INAM": b"Streamed take"})
+        data = (lib / name).read_bytes()
+        (lib / name).write_bytes(data[:4] + size + data[8:])
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    for name in ("zero.wav", "open.wav"):
+        m = _media(catalog, lib / name)
+        assert (m["status"], m["duration"], m["bit_depth"]) == ("ok", pytest.approx(0.5, abs=0.02), 24), (name, m)
+        assert _errors(catalog, lib / name) == []
+        assert _one(catalog, "tags_audio", lib / name)["title"] == "Streamed take"
+
+
 def test_hostile_variants_end_in_the_right_status_and_a_clean_terminal(tmp_path: Path) -> None:
     """Found by fuzzing: a PNG whose pixel data is corrupt (its CRC made right) was `ok`
     with a half-black thumbnail (the EXIF lookup decoded it and swallowed the error);

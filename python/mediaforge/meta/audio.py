@@ -308,6 +308,10 @@ def _open(path: str | bytes, container: str | None) -> Any:
         try:
             return readers[0](path)
         except mutagen.MutagenError as e:
+            if container == "wav" and _riff_size_left_open(path):
+                # A WAV a writer streamed, its RIFF size left 0 for want of seeking back
+                # (mutagen refuses it): its RIFF INFO is read on its own, its sound by libav.
+                return None
             if container != "flac":
                 raise
             try:  # its comments and pictures, where they are whole (libav read the stream)
@@ -318,6 +322,17 @@ def _open(path: str | bytes, container: str | None) -> Any:
                 raise
             return blocks
     return mutagen.File(path, options=readers)
+
+
+def _riff_size_left_open(path: str | bytes) -> bool:
+    """Whether a RIFF WAVE file's header gives its size as 0 or 0xFFFFFFFF, as writers
+    that stream (a pipe, a recorder cut off) leave it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:12] == b"WAVE" and head[4:8] in (b"\0\0\0\0", b"\xff\xff\xff\xff")
 
 
 def read_tags(path: str | bytes, container: str | None = None) -> tuple[dict[str, Any] | None, bytes | None]:
