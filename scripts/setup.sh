@@ -23,7 +23,7 @@ if [ ! -f "$stamp" ]; then
     python -m pip install -q --upgrade pip
     python -m pip install -q -c scripts/constraints.txt "maturin>=1.5,<2" \
         "duckdb>=1.1" "pyarrow>=18" "typer>=0.12,<0.29" "rich>=13" \
-        "av>=12" "pillow>=10" "mutagen>=1.47" "rawpy>=0.19" \
+        "av>=12" "pillow>=10" "mutagen>=1.47" "rawpy>=0.19" "timezonefinder>=6" "tzdata" \
         "pytest>=8" "pytest-xdist>=3.5" "hypothesis>=6.100" "blake3>=0.4"
     # pillow-heif declares a dependency on Pillow; --no-deps keeps pip from putting
     # Pillow back over pillow-simd below.

@@ -878,6 +878,59 @@ def test_a_phone_videos_camera_and_place_are_catalogued_as_a_photos(tmp_path: Pa
     assert _media(catalog, lib / "plain.mp4")["extracted_at"] == kept
 
 
+def test_an_android_phones_video_is_dated_on_the_clock_of_its_place(tmp_path: Path) -> None:
+    """An old low: Android's recorder writes no capture time of its own, only the MP4's
+    creation time, in UTC, so a clip shot at 20:00 on New Year's Eve in New York was dated
+    01:00 on New Year's Day, and filed under the next year, beside photos dated on the
+    phone's clock. A video from an Android phone that gives its place is dated on that
+    place's clock (its time zone, summer time included), with the offset in `exif`; one
+    without a place, or from another device, keeps its UTC time. A catalog of version 30
+    extracts such videos again."""
+    import duckdb
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    android = {"com.android.version": "13", "com.android.manufacturer": "Google", "com.android.model": "Pixel 7"}
+    ny, sydney = "+40.7128-074.0060/", "-33.8688+151.2093/"
+    clips = {
+        "VID_NYE.mp4": ({**android, "creation_time": "2021-01-01T01:00:00Z", "location": ny},
+                        "2020-12-31 20:00:00", "-05:00", 2020),
+        "VID_JULY.mp4": ({**android, "creation_time": "2021-07-04T23:00:00Z", "location": ny},
+                         "2021-07-04 19:00:00", "-04:00", 2021),
+        "VID_SYD.mp4": ({**android, "creation_time": "2023-06-30T20:00:00Z", "location": sydney},
+                        "2023-07-01 06:00:00", "+10:00", 2023),
+        "VID_NOWHERE.mp4": ({**android, "creation_time": "2021-01-01T01:00:00Z"}, "2021-01-01 01:00:00", None, 2021),
+        "OTHER.mp4": ({"creation_time": "2021-01-01T01:00:00Z", "location": ny}, "2021-01-01 01:00:00", None, 2021),
+    }
+    for name, (metadata, *_) in clips.items():
+        _clip_with_metadata_keys(lib / name, "mp4", metadata)
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    query = """SELECT l.name, l.taken_at, l.year, m.created_at, e.taken_at AS exif_taken_at, e.taken_offset
+               FROM library l JOIN media m USING (blake3) LEFT JOIN exif e USING (blake3)"""
+
+    def check() -> None:
+        got = {r["name"]: r for r in rows(catalog, query)}
+        for name, (_, taken, offset, year) in clips.items():
+            r = got[name]
+            assert (str(r["taken_at"]), r["taken_offset"], r["year"]) == (taken, offset, year), r
+            assert str(r["created_at"]) == clips[name][0]["creation_time"].replace("T", " ").rstrip("Z"), r
+            if offset is not None:
+                assert str(r["exif_taken_at"]) == taken, r
+
+    check()
+    assert run_cli("search", "year:2020", "-f", "json", catalog=catalog).rc == 0
+    # A catalog of version 30 dated them in UTC: those with a place and no capture time are
+    # extracted again (the other device's too, which comes out as it was).
+    with duckdb.connect(str(catalog)) as con:
+        con.execute("UPDATE media SET taken_at = created_at WHERE kind = 'video'")
+        con.execute("UPDATE exif SET taken_at = NULL, taken_offset = NULL")
+        con.execute("UPDATE meta SET value = '30' WHERE key = 'schema_version'")
+    res = run_cli("scan", lib, "--no-thumbs", "--json", catalog=catalog)
+    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 4, (res.out, res.err)
+    check()
+
+
 def test_a_sound_stream_that_names_no_layout_has_none(tmp_path: Path) -> None:
     """PCM in AVI names no channel layout: libav's placeholder ("1 channels") is no layout."""
     lib = tmp_path / "lib"

@@ -4,7 +4,7 @@ DuckDB DDL. Generated from the migrations by `python scripts/fresh_schema.py`, n
 edited by hand; tests/test_fresh_schema.py checks that it is in step with them and
 that a catalog made from it equals one migrated from empty, object by object."""
 
-VERSION = 30
+VERSION = 31
 
 STATEMENTS = (
     'CREATE TABLE meta("key" VARCHAR PRIMARY KEY, "value" VARCHAR NOT NULL);',
@@ -174,5 +174,5 @@ STATEMENTS = (
     'S gps_lat, arg_min(s.gps_lon, (s.gps_lat IS NULL)) AS gps_lon FROM (sidecar_links AS l INNER JOI'
     'N sidecars AS s ON ((s.blake3 = l.sidecar_blake3))) GROUP BY l.media_id) AS x ON ((x.media_id = '
     "f.media_id))) WHERE (f.status = 'present');",
-    "INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '30')",
+    "INSERT INTO meta VALUES ('application', 'mediaforge'), ('schema_version', '31')",
 )

@@ -13,7 +13,7 @@ from .media_tables import (LIBRARY_VIEW_V13, LIBRARY_VIEW_V14, LIBRARY_VIEW_V28,
                            SIDECAR_LINKS_VIEW,
                            SIDECAR_LINKS_VIEW_V11, TABLES, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6)
 
-SCHEMA_VERSION = 30
+SCHEMA_VERSION = 31
 APPLICATION = "mediaforge"
 # The `meta` key recording the last scan the search index is in step with.
 SEARCH_SYNCED = "search_synced_scan"
@@ -599,6 +599,16 @@ MIGRATIONS[30] = [
        (SELECT blake3 FROM meta_errors WHERE stage = 'decode'
         AND (message LIKE '%bytes are too few for%' OR message LIKE '%broken data stream%'))""",
     "DELETE FROM media WHERE format = 'ogg' AND blake3 IN (SELECT blake3 FROM tags_audio WHERE NOT has_cover)",
+]
+
+# Version 31: an Android phone's video that gives its place is dated on the clock of that
+# place (see `probe.android_local_time`), where its creation time, UTC, stood for its
+# capture time. The `media` rows of MP4 and MOV videos with a place and no capture time of
+# their own go, to be extracted again as for version 19 (those of other devices come out
+# as they were).
+MIGRATIONS[31] = [
+    """DELETE FROM media WHERE kind = 'video' AND format IN ('mov', 'mp4') AND taken_at = created_at
+       AND blake3 IN (SELECT blake3 FROM exif WHERE gps_lat IS NOT NULL AND taken_at IS NULL)""",
 ]
 
 # Tables every version-1+ catalog has; used to tell a MediaForge catalog from another

@@ -14,7 +14,7 @@ import math
 import re
 import struct
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
@@ -219,9 +219,64 @@ def container_camera(meta: dict[str, str]) -> dict[str, Any] | None:
     offset = _utc_offset(written[1]) if written and written[1] and written[1] not in "zZ" else None
     row["taken_at"] = written[0] if written else None
     if offset is not None:
-        minutes = int(offset.total_seconds()) // 60
-        row["taken_offset"] = f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+        row["taken_offset"] = _offset_text(offset)
     return row
+
+
+def _offset_text(offset: timedelta) -> str:
+    """An offset from UTC as `exif.taken_offset` holds it: `+02:00`, `-05:30`."""
+    minutes = int(offset.total_seconds()) // 60
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+_ZONES: Any = None  # timezonefinder's finder, made once a process, or False where it is missing
+
+
+def place_zone(lat: float, lon: float) -> Any:
+    """The time zone (a `zoneinfo.ZoneInfo`) in force at a place on land or at sea, by
+    timezonefinder's map of the world's zones; None where that package or the zone's
+    rules are missing."""
+    global _ZONES
+    if _ZONES is None:
+        try:
+            from timezonefinder import TimezoneFinder
+
+            _ZONES = TimezoneFinder()
+        except Exception:  # noqa: BLE001 - missing, or its data unreadable: no zone to give
+            _ZONES = False
+    if _ZONES is False:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        name = _ZONES.timezone_at(lng=lon, lat=lat)
+        return ZoneInfo(name) if name else None
+    except Exception:  # noqa: BLE001 - a place off the map, a zone the tz database lacks
+        return None
+
+
+def android_local_time(meta: dict[str, str], created: datetime | None,
+                       camera: dict[str, Any] | None) -> tuple[datetime, str] | None:
+    """An Android phone's video shot where it says: its capture time on the clock of that
+    place, with the offset. Android's recorder writes no capture time of its own, only the
+    container's creation time, in UTC as MP4 defines it (a photo's EXIF time is the
+    phone's clock): a clip shot at 23:30 on New Year's Eve in New York would be dated
+    04:30 on New Year's Day, beside the photos of that evening. Its place's time zone
+    (`place_zone`) gives the clock. None for other videos, without a place, or where the
+    zone is unknown."""
+    keys = {k.lower() for k in meta}
+    if created is None or camera is None or "creation_time" not in keys \
+            or not any(k.startswith("com.android.") for k in keys):
+        return None
+    lat, lon = camera.get("gps_lat"), camera.get("gps_lon")
+    zone = place_zone(lat, lon) if lat is not None and lon is not None else None
+    if zone is None:
+        return None
+    try:
+        there = created.replace(tzinfo=timezone.utc).astimezone(zone)
+    except (OverflowError, ValueError):
+        return None
+    return there.replace(tzinfo=None), _offset_text(there.utcoffset() or timedelta(0))
 
 
 def _bit_depth(cc: Any) -> int | None:
@@ -659,6 +714,11 @@ def probe(path: str | bytes, want_frame: bool, thumb_size: int,
             "channels": a["channels"] if a else None,
             "sample_rate": a["sample_rate"] if a else None,
         }
+        if video and media["taken_at"] is None:
+            placed = android_local_time(dict(c.metadata or {}), media["created_at"], media["camera"])
+            if placed is not None:
+                media["taken_at"] = media["camera"]["taken_at"] = placed[0]
+                media["camera"]["taken_offset"] = placed[1]
         picture = None
         if want_frame and video and video[0]["codec"] is not None:
             try:
