@@ -2334,6 +2334,10 @@ def test_an_animated_gif_cut_short_anywhere_keeps_its_whole_frames_and_thumbnail
     for name, at in cuts.items():
         (lib / name).write_bytes(data[:at])
     (lib / "whole.gif").write_bytes(data)
+    # A byte that starts no block before the second frame (a review finding: it was said
+    # to end before its trailer, which it holds).
+    second = data.find(b"\x21\xf9\x04", data.find(b"\x21\xf9\x04") + 1)
+    (lib / "junk.gif").write_bytes(data[:second] + b"\x01" + data[second:])
     catalog = tmp_path / "cat.duckdb"
     assert run_cli("scan", lib, catalog=catalog).rc == 0
     got = {r["name"]: r for r in rows(catalog, """
@@ -2343,6 +2347,10 @@ def test_an_animated_gif_cut_short_anywhere_keeps_its_whole_frames_and_thumbnail
         GROUP BY ALL""")}
     assert got["whole.gif"]["status"] == "ok" and got["whole.gif"]["frames"] == 20
     assert got["whole.gif"]["duration"] == pytest.approx(1.0)
+    junk = got["junk.gif"]
+    assert (junk["status"], junk["thumb"]) == ("partial", True), junk
+    assert junk["notes"] == ["the GIF's blocks are broken after 1 whole frames: damaged?"], junk
+    assert junk["frames"] in (1, 20) and (junk["duration"] is None) == (junk["frames"] != 1), junk
     counts = []
     for name in cuts:
         r = got[name]

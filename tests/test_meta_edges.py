@@ -208,14 +208,14 @@ def test_an_entry_pointing_past_the_end_loses_only_itself(tmp_path: Path, big: b
 
 def test_a_rational_written_with_two_values_is_read_as_its_first(tmp_path: Path) -> None:
     """A QA finding: an exposure, aperture, focal length or altitude written as two
-    rationals was read as one fraction, the first over the second (1/250 and 1/125 became
-    an exposure of 0.5 s). Its first value is read, as exiftool reads it."""
+    rationals (or integers) was read as one fraction, the first over the second (1/250
+    and 1/125 became an exposure of 0.5 s). Its first value is read, as exiftool reads it."""
     lib = tmp_path / "lib"
     lib.mkdir()
     block = _exif_block(
         [(0x010F, *_ascii("X"))],
         [(0x829A, *_rational((1, 250), (1, 125))), (0x829D, *_rational((56, 10), (28, 10))),
-         (0x920A, *_rational((50, 1), (25, 1)))],
+         (0x920A, 3, 2, struct.pack("<HH", 50, 25))],  # (as two integers: the first too)
         [(1, *_ascii("N")), (2, *_rational((10, 1), (30, 1), (0, 1))), (3, *_ascii("E")),
          (4, *_rational((20, 1), (0, 1), (0, 1))), (6, *_rational((100, 1), (50, 1)))])
     _picture().save(lib / "two.jpg", exif=b"Exif\0\0" + block)

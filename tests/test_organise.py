@@ -2829,6 +2829,10 @@ def test_or_between_words_finds_files_holding_either(lib) -> None:
     assert paris and surf and not set(paris) & set(surf)
     assert names("paris OR surf") == sorted(paris + surf)
     assert names("paris", "OR", "surf") == names("paris OR surf")
+    # An argument of words the shell kept whole is one alternative (a review finding: only
+    # its last word was).
+    assert names("paris hotel", "OR", "surf") == names('"paris hotel" OR surf') == sorted(
+        ["paris hotel receipt.jpg", *surf])
     assert names("paris OR surf -receipt kind:image") == sorted(
         n for n in paris + surf if "receipt" not in n and not n.endswith((".xmp", ".mp4")))
     assert names("paris or surf") == names('paris "OR" surf') == []

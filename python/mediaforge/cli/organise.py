@@ -383,6 +383,21 @@ def _filter_kept_whole(arg: str) -> str:
     return f'{key}:"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _args_as_words(args: list[str]) -> list[str]:
+    """Several arguments as the search reads them joined (`_filter_kept_whole`); and an
+    argument of words with spaces beside an `OR` of its own (`search 'new york' OR
+    paris`) is one alternative, quoted again: joined as it is, only its last word would
+    be one (`new` and either `york` or `paris`)."""
+    out = []
+    for k, arg in enumerate(args):
+        beside_or = "OR" in args[max(k - 1, 0):k] + args[k + 1:k + 2]
+        if arg != "OR" and beside_or and any(c.isspace() for c in arg) and '"' not in arg:
+            out.append('"' + arg.replace("\\", "\\\\") + '"')
+        else:
+            out.append(_filter_kept_whole(arg))
+    return out
+
+
 @command("search")
 def search_cmd(
     ctx: typer.Context,
@@ -401,7 +416,7 @@ def search_cmd(
     check_output_args(fmt, output, g.catalog)
     # Several arguments are one search (`search paris 2019`, as typed without quotes); a
     # filter's value the shell kept whole (`tag:"new york"`) stays whole.
-    query = (words[0] if len(words) == 1 else " ".join(map(_filter_kept_whole, words))) if words else None
+    query = (words[0] if len(words) == 1 else " ".join(_args_as_words(words))) if words else None
     if query is not None and not is_text(query):  # checked before any indexing
         raise InvalidInputError("the search holds bytes that are not valid UTF-8")
     if query is None and reindex and (output is not None or fmt not in (Format.table, Format.json)):

@@ -236,27 +236,28 @@ def apng_frames(path: str | bytes, delays: list[float] | None = None) -> int | N
     return controls + default_apart if controls else None
 
 
-def gif_blocks(path: str | bytes) -> tuple[bool, int, list[float]]:
-    """Whether a GIF's blocks run whole up to its trailer (0x3B), how many of its images
-    are whole, and the delay (seconds) of each graphic control extension met before the
-    end or the cut. Its blocks: the screen descriptor and colour table, then extensions
-    and images, each a chain of sub-blocks ended by a zero. Bytes after the trailer
-    (padding some tools add) do not matter, nor stray zero bytes between blocks (an
-    encoder's extra chain end, which decoders skip); a file that ends first was cut
-    short. Not whole, with what was counted, when it cannot be read."""
+def gif_blocks(path: str | bytes) -> tuple[str | None, int, list[float]]:
+    """How a GIF's blocks end: None when they run whole up to its trailer (0x3B), "cut"
+    when the file ends first (cut short), "broken" at a byte that starts no block; with
+    how many of its images are whole before that, and the delay (seconds) of each graphic
+    control extension met. Its blocks: the screen descriptor and colour table, then
+    extensions and images, each a chain of sub-blocks ended by a zero. Bytes after the
+    trailer (padding some tools add) do not matter, nor stray zero bytes between blocks
+    (an encoder's extra chain end, which decoders skip). "cut", with what was counted,
+    when it cannot be read."""
     import mmap
 
-    images, delays = 0, []
+    images, delays, end = 0, [], "cut"
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             n = len(m)
             if n < 13:
-                return False, 0, delays
+                return end, 0, delays
             i = 13 + (3 << ((m[10] & 7) + 1) if m[10] & 0x80 else 0)  # header, screen, global colours
             while i < n:
                 block = m[i]
                 if block == 0x3B:
-                    return True, images, delays
+                    return None, images, delays
                 if block == 0:
                     i += 1
                     continue
@@ -270,7 +271,8 @@ def gif_blocks(path: str | bytes) -> tuple[bool, int, list[float]]:
                     flags = m[i + 9]
                     i += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1
                 else:
-                    break  # not a block: the data is broken here
+                    end = "broken"  # not a block: the data is broken here
+                    break
                 while i < n and m[i]:
                     i += m[i] + 1
                 if i >= n:
@@ -279,7 +281,7 @@ def gif_blocks(path: str | bytes) -> tuple[bool, int, list[float]]:
                 images += block == 0x2C
     except (OSError, ValueError):
         pass
-    return False, images, delays
+    return end, images, delays
 
 
 # TIFF field types: the size of one value, by type number (BYTE, ASCII, SHORT, LONG,
@@ -518,20 +520,17 @@ _ALL_ONES = 0xFFFFFFFF
 
 
 def _num(v: Any) -> float | None:
-    """EXIF rationals, ints and (numerator, denominator) pairs as a finite float; None
-    for a rational with an all-ones word (4294967295/4294967295 is no 1.0). Of several
-    values (a tag written with a count of 2 or more) the first, as exiftool reads it."""
-    if isinstance(v, tuple) and v and not all(isinstance(x, int) for x in v):
+    """An EXIF rational or number as a finite float; None for a rational with an all-ones
+    word (4294967295/4294967295 is no 1.0). Of several values (a tag written with a count
+    of 2 or more, rationals or integers) the first, as exiftool reads it."""
+    if isinstance(v, tuple):
+        if not v:
+            return None
         v = v[0]
-    parts = v if isinstance(v, tuple) and len(v) == 2 else \
-        (getattr(v, "numerator", None), getattr(v, "denominator", None)) if not isinstance(v, int) else ()
-    if _ALL_ONES in parts:
+    if not isinstance(v, int) and _ALL_ONES in (getattr(v, "numerator", None), getattr(v, "denominator", None)):
         return None
     try:
-        if isinstance(v, tuple) and len(v) == 2:
-            f = float(v[0]) / float(v[1]) if float(v[1]) else math.nan
-        else:
-            f = float(v)
+        f = float(v)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
     return f if math.isfinite(f) else None

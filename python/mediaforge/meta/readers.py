@@ -501,16 +501,22 @@ def _image(r: _Result, fallback: bool = False) -> bool:
         if t.meta:
             r.media.update(image_info(im))
             delays: list[float] = []  # an animation's frames' (its `duration` is their sum)
-            whole = True
+            end = None
             if im.format == "GIF":
-                whole, images, delays = gif_blocks(t.path)
-            if not whole:
+                end, images, delays = gif_blocks(t.path)
+            if end == "cut":
                 # Pillow counts the frames it can read, or stops on the cut with an error
                 # (then counts one): a GIF cut short loses the rest without a word, and
                 # only its missing trailer tells. Its whole images are what was read.
                 r.media["frames"] = max(images, 1)
                 del delays[r.media["frames"]:]
                 r.fail("decode", f"the GIF ends before its trailer ({images} whole frames read): cut short?")
+            elif end == "broken":
+                # A byte that starts no block: browsers stop there; Pillow reads on past it
+                # where it can, and its count stands.
+                r.fail("decode", f"the GIF's blocks are broken after {images} whole frames: damaged?")
+                if r.media["frames"] != images:
+                    delays.clear()  # those of its frames past the break are unknown: no length
             elif im.format == "PNG" and r.media["frames"] > 1:
                 held = apng_frames(t.path, delays)
                 if held is None or held < r.media["frames"]:

@@ -408,30 +408,60 @@ fn held_back(file: Vec<u8>, why: &str, errno: Option<i32>) -> PathError {
     }
 }
 
-/// Why a pattern cannot be given to the matcher as git reads it: a `[` with no `]` after
-/// it, which git's matcher takes for a pattern matching nothing (the glob library would
-/// match the character itself).
-fn unclosed_class(line: &str) -> Option<String> {
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
+/// Whether an ignore file's line is a comment (`#` first; `\\#` is a pattern) or blank,
+/// which holds no pattern to check.
+fn is_comment(line: &str) -> bool {
+    line.starts_with('#') || line.trim().is_empty()
+}
+
+/// Where the bracket expression opened by the `[` at `open` closes, read as git's matcher
+/// reads it: one `!` or `^` may negate it, its first member may be `]` (`[]a]`, `[!]a]`),
+/// a `\\` takes the character after it (`[\\]]`), and `[:alpha:]` is one member. None
+/// when no `]` closes it: git then takes the whole pattern for one that matches nothing.
+fn class_end(c: &[char], open: usize) -> Option<usize> {
+    let mut j = open + 1;
+    if matches!(c.get(j), Some('!' | '^')) {
+        j += 1;
+    }
+    let mut first = true;
+    loop {
+        match c.get(j)? {
+            ']' if !first => return Some(j),
+            '\\' => j += 2,
+            '[' if c.get(j + 1) == Some(&':') => {
+                // `[:name:]` to its `]`; a `[:` with no `:]` after it is a `[` as any member.
+                let close = j + 2 + c.get(j + 2..)?.iter().position(|&d| d == ']')?;
+                j = if close > j + 2 && c[close - 1] == ':' {
+                    close + 1
+                } else {
+                    j + 1
+                };
             }
+            _ => j += 1,
+        }
+        first = false;
+    }
+}
+
+/// Why a pattern cannot be given to the matcher as git reads it: a `[` that no `]` closes
+/// (see `class_end`), which git's matcher takes for a pattern matching nothing (the glob
+/// library would match the character itself).
+fn unclosed_class(line: &str) -> Option<String> {
+    let c: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
+            '\\' => i += 2,
             '[' => {
-                for first in ['!', '^', ']'] {
-                    if chars.peek() == Some(&first) {
-                        chars.next();
-                    }
-                }
-                if !chars.by_ref().any(|d| d == ']') {
-                    return Some(
+                match class_end(&c, i) {
+                    Some(end) => i = end + 1,
+                    None => return Some(
                         "a `[` with no `]` after it matches nothing, as in git (write `\\[` for the character itself)"
                             .into(),
-                    );
+                    ),
                 }
             }
-            _ => {}
+            _ => i += 1,
         }
     }
     None
@@ -439,50 +469,38 @@ fn unclosed_class(line: &str) -> Option<String> {
 
 /// A gitignore line as the matcher must be given it: git takes `{` and `}` literally (a
 /// folder `Album {2019}/`), where the glob library reads them as alternatives (`{a,b}`);
-/// each one not already escaped gets a backslash.
+/// each one not already escaped gets a backslash. A bracket expression (`class_end`) is
+/// left as it stands: a brace there is already a character.
 fn literal_braces(line: &str) -> std::borrow::Cow<'_, str> {
     if !line.contains(['{', '}']) {
         return line.into();
     }
+    let c: Vec<char> = line.chars().collect();
     let mut out = String::with_capacity(line.len() + 4);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
             '\\' => {
-                out.push(c);
-                out.extend(chars.next());
+                out.extend(&c[i..(i + 2).min(c.len())]);
+                i += 2;
+                continue;
             }
             '{' | '}' => {
                 out.push('\\');
-                out.push(c);
+                out.push(c[i]);
             }
-            // A bracket expression as it stands (a backslash there is a character): up
-            // to its `]`, which may not be its first character (`[]a]`, `[!]a]`).
             '[' => {
-                out.push(c);
-                let mut class = String::new();
-                for first in ['!', '^', ']'] {
-                    if chars.peek() == Some(&first) {
-                        class.extend(chars.next());
-                    }
+                if let Some(end) = class_end(&c, i) {
+                    out.extend(&c[i..=end]);
+                    i = end + 1;
+                    continue;
                 }
-                let mut closed = false;
-                for d in chars.by_ref() {
-                    class.push(d);
-                    if d == ']' {
-                        closed = true;
-                        break;
-                    }
-                }
-                if closed {
-                    out.push_str(&class);
-                } else {
-                    // Unclosed: not a class; what follows is read as any text is.
-                    out.push_str(&literal_braces(&class));
-                }
+                // Unclosed (refused before it gets here): what follows is read as any text is.
+                out.push('[');
             }
-            _ => out.push(c),
+            d => out.push(d),
         }
+        i += 1;
     }
     out.into()
 }
@@ -532,7 +550,7 @@ fn ancestor_ignores(root: &[u8]) -> std::result::Result<Option<Arc<IgnoreNode>>,
                 // Problems with its lines are reported by the scan that walks that folder.
                 for (_, line) in ignore_file_lines(&text) {
                     if let Ok(line) = line {
-                        if unclosed_class(line).is_none() {
+                        if is_comment(line) || unclosed_class(line).is_none() {
                             let _ = b.add_line(Some(os(&file).to_path_buf()), &literal_braces(line));
                         }
                     }
@@ -841,7 +859,7 @@ fn visit_dir<'s>(scope: &rayon::Scope<'s>, ctx: &'s Ctx<'s>, task: DirTask) {
                 for (n, line) in ignore_file_lines(&text) {
                     match line {
                         Ok(line) => {
-                            let added = match unclosed_class(line) {
+                            let added = match unclosed_class(line).filter(|_| !is_comment(line)) {
                                 Some(why) => Err(why),
                                 None => b
                                     .add_line(Some(os(&file).to_path_buf()), &literal_braces(line))
@@ -1557,20 +1575,37 @@ mod tests {
         for n in ["[", "a[b", "ab", "[x].jpg", "x.jpg", "]"] {
             fs::write(r.join(n), b"1").unwrap();
         }
-        for bad in ["[", "a[b", "x[!", "[]", "[^]"] {
+        for bad in ["[", "a[b", "x[!", "[]", "[^]", r"[\]", "[[:alpha:]", "[a]b[c"] {
             let e = check_excludes(&[bad.into()]).unwrap_err().to_string();
             assert!(e.contains("a `[` with no `]` after it matches nothing"), "{bad}: {e}");
         }
-        for good in [r"\[", r"a\[b", "[[]", "[]]", "[!]]x", "]", "[x].jpg"] {
+        for good in [
+            r"\[",
+            r"a\[b",
+            "[[]",
+            "[]]",
+            "[!]]x",
+            "]",
+            "[x].jpg",
+            "[!^]x",
+            r"[\]]",
+            "[[:alpha:]]",
+            "[[:x]",
+        ] {
             assert!(check_excludes(&[good.into()]).is_ok(), "{good}");
         }
-        fs::write(r.join(".mediaforgeignore"), b"[\na[b\n\\[x].jpg\n").unwrap();
+        fs::write(
+            r.join(".mediaforgeignore"),
+            b"# old drafts [see the wiki\n[\na[b\n\\[x].jpg\n\n",
+        )
+        .unwrap();
         let out = run(r, &WalkOptions::default());
         let msgs: Vec<&str> = out.out.errors.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(msgs.len(), 1, "{msgs:?}");
         assert!(
-            msgs[0].starts_with("line 1: a `[` with no `]` after it matches nothing")
-                && msgs[0].contains("; line 2: a `[`"),
+            msgs[0].starts_with("line 2: a `[` with no `]` after it matches nothing")
+                && msgs[0].contains("; line 3: a `[`")
+                && !msgs[0].contains("line 1"),
             "{msgs:?}"
         );
         // Only the escaped `\[x].jpg` leaves out a file: the one of that very name.
