@@ -875,6 +875,34 @@ def test_a_copy_open_for_writing_is_left_alone(lib, action: str) -> None:
     assert not copy.exists() if action == "trash" else copy.stat().st_nlink == 3
 
 
+@pytest.mark.parametrize("action", ["hardlink", "symlink", "trash"])
+def test_a_kept_file_open_for_writing_gets_no_link(lib, action: str) -> None:
+    """A QA finding: with the kept file open for writing in a program, its copies were
+    hard-linked to it, and what the program wrote then changed their bytes too; the undo
+    refused (edited since), and the bytes they had were nowhere. A link to a kept file
+    open for writing is not made; a trash or move, which leaves no name on its bytes, is."""
+    root, catalog = lib
+    kept = root / "a" / "photo.jpg"
+    data = kept.read_bytes()
+    with open(kept, "r+b") as writer:
+        res = run_cli("dedupe", "--apply", "--action", action, "--json", catalog=catalog)
+        out = json.loads(res.out)
+        if action == "trash":
+            assert res.rc == 0 and out["done"] == 3, (res.err, out)
+        else:
+            assert res.rc == 8 and out["done"] == 1, (res.err, out)  # the song's copy only
+            assert sorted((Path(s["path"]).name, "the kept file" in s["why"] and "open for writing" in s["why"])
+                          for s in out["skipped"]) == [("photo (2).jpg", True), ("photo copy.jpg", True)], out
+            for name in ("photo copy.jpg", "photo (2).jpg"):
+                copy = root / "b" / name
+                assert not copy.is_symlink() and copy.stat().st_nlink == 1 and copy.read_bytes() == data
+        writer.write(b"edited")  # the program saves: its copies, if any are left, keep their bytes
+    if action != "trash":
+        res = run_cli("dedupe", "--apply", "--action", action, "--json", catalog=catalog)
+        assert res.rc == 8 and json.loads(res.out)["done"] == 0, res.out  # (edited since the scan now)
+        assert (root / "b" / "photo copy.jpg").read_bytes() == data
+
+
 def test_a_copy_in_the_folder_named_trash_beside_the_catalog_is_never_kept(tmp_path: Path) -> None:
     """A QA finding: with the catalog inside the library beside a folder of the user's
     named `trash`, dedupe kept the copy in it, trashed the other into it, and said the

@@ -1145,18 +1145,38 @@ REPLACED = ("replaced by another program as it was acted on (saved through a new
             "that program left it")
 
 
+KEPT_WRITING = ("the kept file {keep} is open for writing by a program: left alone (linked to it, the copy's "
+                "bytes would change with what that program writes)")
+
+
 @contextlib.contextmanager
-def _pinned(keep: bytes) -> Iterator[tuple[int, os.stat_result]]:
+def _pinned(keep: bytes, linking: bool = False) -> Iterator[tuple[int, os.stat_result]]:
     """The kept file held open for the time of a step, and its `fstat`: while it is, its
     inode number cannot go to another file, so a name found to lead to that number leads
-    to the file that was compared."""
+    to the file that was compared. `linking` (a hard or symbolic link to it is to take the
+    copy's place): a read lease on it too, as on the copy (`_lease`), refused while a
+    program has it open for writing, whose writes would then change the copy's bytes, the
+    only others like them gone (a QA finding): such a step is skipped."""
     try:
         fd = os.open(keep, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as e:
         raise _Writing(f"cannot read the kept file {path_text(keep)}: {e.strerror or first_line(e)}") from None
+    leased = False
     try:
-        yield fd, os.fstat(fd)
+        st = os.fstat(fd)
+        if linking:
+            _sigio_handled()
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+                leased = True
+            except OSError as e:
+                if e.errno == errno.EAGAIN and not _mount_types().get(st.st_dev, "").startswith(_NO_LEASES):
+                    raise _Writing(KEPT_WRITING.format(keep=path_text(keep))) from None
+        yield fd, st
     finally:
+        if leased:
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
         os.close(fd)
 
 
@@ -1167,7 +1187,8 @@ def _act(action: str, s: Step, dest: Path | None, journal: Journal, out: Outcome
     held open through the step, and every name acted on is checked to lead to them: a file
     saved over either since (a new file renamed into its place) is never taken for it."""
     try:
-        with _lease(s.victim, s.inode) as (written, held), _pinned(s.keep) as (kfd, kheld):
+        with _lease(s.victim, s.inode) as (written, held), \
+                _pinned(s.keep, linking=action in ("hardlink", "symlink")) as (kfd, kheld):
             if _written_since(seen[1], held):
                 return "changed since it was compared (rescan first)"
             if _written_since(seen[0], kheld):
