@@ -3610,3 +3610,71 @@ def test_an_undo_given_another_catalog_restores_the_files_and_says_the_tags_stay
     res = run_cli("dedupe", "--undo", journal, catalog=catalog)
     assert res.rc == 0, res.err
     assert rows(catalog, carried) == [{"n": 0}]
+
+
+def _blurred_shapes(seed: int) -> "Image.Image":
+    import random
+
+    from PIL import Image, ImageDraw, ImageFilter
+
+    r = random.Random(seed)
+    im = Image.new("RGB", (1200, 900), (r.randrange(256), r.randrange(256), r.randrange(256)))
+    d = ImageDraw.Draw(im)
+    for _ in range(60):
+        x, y, s = r.randrange(1200), r.randrange(900), r.randrange(20, 300)
+        d.ellipse((x, y, x + s, y + s), fill=(r.randrange(256), r.randrange(256), r.randrange(256)))
+    return im.filter(ImageFilter.GaussianBlur(3))
+
+
+def test_similar_keeps_a_whole_copy_over_a_larger_one_whose_jpeg_data_is_damaged(tmp_path: Path) -> None:
+    """A QA finding: a photo saved at quality 97 with bytes zeroed (or flipped) in the
+    middle of its data decodes without an error, grey or smeared past that point, so it
+    had no `decode` note; near its whole quality-80 copy, `--keep best` kept it (more bytes)
+    and trashed the whole one. The file a rule would keep is read through first: damaged,
+    it is noted (`decode`, `partial`), said, and a whole copy is kept, whatever the rule."""
+    import io
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for seed, at, how in ((4, 0.85, "flip"), (5, 0.95, "zero")):
+        im = _blurred_shapes(seed)
+        im.save(lib / f"p{seed}_whole.jpg", quality=80)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=97)
+        data = bytearray(buf.getvalue())
+        n = int(len(data) * at)
+        if how == "zero":
+            data[n:n + 4000] = bytes(4000)
+        else:
+            for i in range(n, n + 60, 3):
+                data[i] ^= 0x55
+        (lib / f"p{seed}_damaged.jpg").write_bytes(bytes(data))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-thumbs", catalog=catalog).rc == 0
+    assert rows(catalog, "SELECT count(*) AS n FROM meta_errors WHERE stage = 'decode'") == [{"n": 0}]
+    assert run_cli("dupes", "--similar", catalog=catalog).rc == 0
+    damaged = sorted(str(lib / f"p{s}_damaged.jpg") for s in (4, 5))
+
+    def plan(*args: str) -> dict:
+        res = run_cli("dedupe", "--similar", "--json", *args, catalog=catalog)
+        assert res.rc == 0, res.err
+        return json.loads(res.out)
+
+    first = plan()
+    assert sorted((Path(s["keep"]).name, Path(s["trash"]).name) for s in first["steps"]) == [
+        ("p4_whole.jpg", "p4_damaged.jpg"), ("p5_whole.jpg", "p5_damaged.jpg")], first
+    assert sorted(d["path"] for d in first["damaged"]) == damaged, first
+    assert all(d["why"] in ("a code no Huffman table holds", "a restart marker out of its order",
+                            "its codes run out before the picture's last block",
+                            "bytes of data left over after the picture's last block") for d in first["damaged"]), first
+    noted = rows(catalog, """SELECT f.path, m.status, e.message FROM meta_errors e JOIN files f USING (blake3)
+                             JOIN media m USING (blake3) WHERE e.stage = 'decode' ORDER BY 1""")
+    assert [(r["path"], r["status"]) for r in noted] == [(p, "partial") for p in damaged], noted
+    assert all(r["message"].startswith("its JPEG data is damaged (") for r in noted), noted
+    # Noted once: not read again, and a whole copy is kept by any rule.
+    for args in ((), ("--keep", "biggest"), ("--keep", "newest")):
+        again = plan(*args)
+        assert again["damaged"] == [] and {Path(s["keep"]).name for s in again["steps"]} == {
+            "p4_whole.jpg", "p5_whole.jpg"}, (args, again)
+    res = run_cli("dedupe", "--similar", catalog=catalog)
+    assert res.rc == 0 and f"keep {lib / 'p4_whole.jpg'}" in res.out and f"keep {lib / 'p5_whole.jpg'}" in res.out

@@ -50,6 +50,7 @@ def classify(name: bytes, head: bytes | None = None) -> tuple[str, str]: ...
 def image_hashes(gray: bytes, width: int, height: int) -> tuple[int, int]:
     """(pHash, dHash) of a grey image of width x height bytes."""
 
+def jpeg_damage(paths: list[bytes]) -> list[str | None]: ...
 def fine_hash(gray: bytes, width: int, height: int) -> bytes:
     """The finer 256-bit pHash (32 bytes) of a grey image of width x height bytes."""
 

@@ -23,7 +23,7 @@ from .. import __version__, _ctrlc, catalog, meta
 from ..config import (JOURNAL_DIR, MAX_THREADS, TRASH_DIR, catalog_path, check_thumb_size, check_timeout,
                       default_catalog_path,
                       thumbs_dir)
-from ..errors import (CatalogMissingError, CatalogWriteError, ExitCode, IndexBusyError, InternalError, Interrupted,
+from ..errors import (CatalogBusyError, CatalogMissingError, CatalogWriteError, ExitCode, IndexBusyError, InternalError, Interrupted,
                       InvalidInputError, MediaForgeError, PathIOError, PathNotFoundError, first_line, is_text,
                       path_text, printable, shell_word)
 from ..fsops import absolute, from_cwd, real
@@ -1089,9 +1089,9 @@ def dedupe_cmd(
     for exact copies, content hash for near-duplicates), never touches the kept file, and
     writes a journal that --undo reverses."""
     from ..dupes import DEFAULT_RADIUS
-    from ..dupes.dedupe import (DEFAULT_KEEP, LINKED_BEFORE, MOVED_BEFORE, JournalError, apply, carry_over,
-                                check_own_folders, has_carry, media_notes, phash_apart, plan_exact, plan_similar,
-                                preview, similar_made)
+    from ..dupes.dedupe import (DAMAGED, DEFAULT_KEEP, LINKED_BEFORE, MOVED_BEFORE, JournalError, apply, carry_over,
+                                check_own_folders, has_carry, media_notes, note_damaged, phash_apart, plan_exact,
+                                plan_similar, preview, similar_made)
     from ..dupes.find import AUDIO_MAX_BER
     from . import _to_stderr
     from ..stop import Stop
@@ -1132,6 +1132,14 @@ def dedupe_cmd(
             made = similar_made(cat, method)
             notes = media_notes(cat, plan.steps) if not do_apply and not as_json else {}
             apart = phash_apart(cat, plan.steps) if method == "phash" else {}
+        if plan.damaged:
+            # Recorded where the catalog can be written now (else found again next time).
+            with contextlib.suppress(CatalogBusyError), open_catalog(g.catalog) as cat:
+                note_damaged(cat, plan.damaged)
+            if not as_json:
+                for path, why in plan.damaged.values():
+                    _to_stderr(f"mediaforge: warning: {path_text(path)}: {DAMAGED.format(why=why)}; a whole copy of "
+                               "its group is kept instead")
         if made is None and not as_json:  # not "no duplicates": none found, or none looked for yet
             print(f"nothing to do: no near-duplicate groups of {SIMILAR_NAMES[method]}; "
                   "`" + _next(f"dupes --similar --kind {kind or 'image'}") + "` finds them")
@@ -1178,7 +1186,9 @@ def dedupe_cmd(
         if as_json:
             render.dump_json({"dry_run": True, "action": action, "reclaimable": doable.reclaimable, "steps": steps,
                               "already_linked": len(linked),
-                              **({"groups_left_out": plan.stale} if plan.similar else {}),
+                              **({"groups_left_out": plan.stale, "damaged": [
+                                  {**render.path_fields("path", p), "why": why} for p, why in plan.damaged.values()]}
+                                 if plan.similar else {}),
                               "skipped": [{**render.path_fields("path", v), "why": why} for v, why in blocked.items()]})
             return
         if not plan.steps:

@@ -124,6 +124,9 @@ class Plan:
     stale: int = 0
     # For `move-to`: every path the catalog knows (present or gone) of each victim's inode.
     names: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)
+    # Near-duplicate pictures the keep rule would have kept whose JPEG data proved damaged
+    # (`_damaged_kept`): content -> (a path of it, why); each group keeps a whole copy.
+    damaged: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
     @property
     def reclaimable(self) -> int:
@@ -311,13 +314,21 @@ def _place(path: bytes, mounts: list[_Mount]) -> tuple[tuple[int, int], bytes] |
     return best.dev, os.path.normpath(best.root.rstrip(b"/") + rest) if rest else best.root
 
 
-def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links: Any = None) -> list[tuple[Any, ...]]:
+def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links: Any = None,
+            worse: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
     """Rows (group, keep path, victim path, size, mtime, dev, inode, keep dev, keep inode,
     victim blake3, keep id, victim id, keep size, keep mtime, keep blake3, victim nlink) for
     `source`, a query of (grp, f.*) rows, ranked by the keep rule. A path that leads through
     a link (see `links_of`; `links`: that table for `source`'s paths, if made already) is
-    given as where it leads, and one that leads out of the library is left out."""
+    given as where it leads, and one that leads out of the library is left out. With
+    `worse` (near-duplicate groups), whatever the rule, a whole file comes before one whose
+    data did not all decode (a `decode` note) or whose content is in `worse`."""
     links = links_of(cat, source, params) if links is None else links
+    first = ""
+    if worse is not None:
+        params = {**params, "worse": list(worse)}
+        first = ("(EXISTS (SELECT 1 FROM meta_errors e WHERE e.blake3 = f.blake3 AND e.stage = 'decode') "
+                 "OR list_contains($worse, f.blake3)), ")
     if keep.startswith("sql:"):
         _check_keep_sql(cat, keep)
     if keep.startswith("prefix:"):
@@ -339,7 +350,7 @@ def _ranked(cat: Catalog, keep: str, source: str, params: dict[str, Any], links:
         WITH src AS ({source}), ranked AS (
             SELECT s.grp, f.blake3, coalesce(l.real, f.path_bytes) AS path_bytes, f.size, f.mtime_ns, f.dev, f.inode,
                    f.nlink, f.media_id::VARCHAR AS mid,
-                   row_number() OVER (PARTITION BY s.grp ORDER BY {_order(keep)}) AS rank
+                   row_number() OVER (PARTITION BY s.grp ORDER BY {first}{_order(keep)}) AS rank
             FROM src s JOIN files f ON f.path_bytes = s.path_bytes AND f.status = 'present'
             LEFT JOIN media m ON m.blake3 = f.blake3
             LEFT JOIN mf_links l ON l.path_bytes = f.path_bytes
@@ -517,10 +528,12 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
     (say largest-resolution or highest-bitrate), move the others away."""
     _check_action(action, target, SIMILAR_ACTIONS)
     _check_outside_library(cat, target)
-    rows = _ranked(cat, keep, """
+    source = """
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
-        WHERE g.method = $method""", {"method": method})
+        WHERE g.method = $method"""
+    damaged = _damaged_kept(cat, keep, source, method) if method == "phash" else {}
+    rows = _ranked(cat, keep, source, {"method": method}, worse=list(damaged))
     steps = _steps(rows)
     # A group whose leader is gone (from the catalog, or from its disk since the last
     # scan) is left out: its members were near the leader, not always near each other.
@@ -531,7 +544,54 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
         gone -= _resumed(cat, method, steps, gone, moved)
     steps = _links_to(cat, _moves_before(cat, [s for s in steps if s.group not in gone], moved))
     return Plan(action, target, steps, similar=True, stale=len(gone),
-                names=_inode_names(cat, steps) if action == "move-to" else {})
+                names=_inode_names(cat, steps) if action == "move-to" else {}, damaged=damaged)
+
+
+def _damaged_kept(cat: Catalog, keep: str, source: str, method: str) -> dict[str, tuple[bytes, str]]:
+    """The JPEGs the keep rule would keep of near-duplicate groups whose compressed data is
+    damaged (`_core.jpeg_damage`: a run of bytes zeroed or flipped in the middle, which
+    libjpeg decodes without an error, grey or smeared past it, so it has no `decode` note):
+    content -> (its path, why). A QA finding: `--keep best` kept such a copy, the larger,
+    over the whole one it trashed. Each one found, the groups are ranked again without it,
+    and the file kept next is checked in turn; only the files that would be kept are read."""
+    from .. import _core
+
+    damaged: dict[str, tuple[bytes, str]] = {}
+    checked: set[str] = set()
+    while True:
+        kept = {r[14]: r[1] for r in _ranked(cat, keep, source, {"method": method}, worse=list(damaged))}
+        todo = [b for b in kept if b not in checked]
+        checked.update(todo)
+        jpegs = [r[0] for r in cat.con.execute(
+            "SELECT blake3 FROM media m WHERE list_contains($todo, m.blake3) AND m.format = 'jpeg' AND NOT EXISTS "
+            "(SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 AND e.stage = 'decode')",
+            {"todo": todo}).fetchall()] if todo else []
+        if not jpegs:
+            return damaged
+        found = {b: (kept[b], why) for b, why in zip(jpegs, _core.jpeg_damage([kept[b] for b in jpegs]), strict=True)
+                 if why}
+        if not found:
+            return damaged
+        damaged.update(found)
+
+
+DAMAGED = "its JPEG data is damaged ({why}): a viewer shows the picture grey or smeared past that point"
+
+
+def note_damaged(cat: Catalog, damaged: dict[str, tuple[bytes, str]]) -> None:
+    """Record what `_damaged_kept` found, as extraction records a picture whose data did
+    not all decode: a `decode` note, and the content `partial`, so `info`, `stats` and
+    every later keep rule know it without reading it again."""
+    from ..catalog.writes import utcnow
+
+    now = utcnow()
+    with cat.transaction() as con:
+        for blake3, (path, why) in damaged.items():
+            con.execute("""INSERT INTO meta_errors (blake3, path, path_bytes, stage, message, logged_at)
+                           SELECT $b, f.path, f.path_bytes, 'decode', $msg, $now FROM files f
+                           WHERE f.blake3 = $b ORDER BY f.path_bytes = $p DESC, f.status = 'present' DESC LIMIT 1""",
+                        {"b": blake3, "p": path, "msg": DAMAGED.format(why=why), "now": now})
+            con.execute("UPDATE media SET status = 'partial' WHERE blake3 = $b AND status = 'ok'", {"b": blake3})
 
 
 def _links_to(cat: Catalog, steps: list[Step]) -> list[Step]:

@@ -38,6 +38,11 @@ pub struct Luma {
     pub pixels: Vec<u8>,
     /// Cb then Cr, `width * height` bytes each; None for a grey JPEG.
     pub chroma: Option<(Vec<u8>, Vec<u8>)>,
+    /// Whole bytes of data left between the picture's last block and the marker that
+    /// ends its scan: none from an encoder (its last byte is padded with ones, and fill
+    /// bytes of 0xFF are no data); many when the codes fell out of step (libjpeg warns of
+    /// "extraneous bytes", and decodes on).
+    pub left_over: usize,
 }
 
 /// Why a JPEG is left to the full decoder.
@@ -379,6 +384,26 @@ pub fn luma_eighth_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<Luma, Refusal> 
 }
 
 /// Decode the luma plane of a baseline JPEG at 1/8 scale, or say why not.
+/// Why a JPEG's compressed picture data is damaged, where this walk can tell: a code no
+/// Huffman table holds, a restart marker out of its order, or data that runs out before
+/// the picture's last block (a run of bytes zeroed or flipped in the middle throws the
+/// codes out of step, so they run out early; libjpeg decodes such a file without an
+/// error, filling the rest grey or smeared, and Pillow says nothing). None for a whole
+/// stream, and for one this walk does not take (progressive, arithmetic, ...).
+pub fn damage(data: &[u8]) -> Option<&'static str> {
+    match luma_eighth(data) {
+        Ok(l) if l.left_over > LEFT_OVER_SLACK => Some("bytes of data left over after the picture's last block"),
+        Err("damaged data (bad DC code)" | "damaged data (bad AC code)") => Some("a code no Huffman table holds"),
+        Err("damaged data (restart marker)") => Some("a restart marker out of its order"),
+        Err("truncated data") => Some("its codes run out before the picture's last block"),
+        _ => None,
+    }
+}
+
+/// Bytes left over after the last block (`Luma::left_over`) that a damaged stream is told
+/// by: encoders leave none, but a few writers pad the data before the end marker.
+const LEFT_OVER_SLACK: usize = 16;
+
 pub fn luma_eighth(data: &[u8]) -> Result<Luma, Refusal> {
     if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
         return Err("not a JPEG");
@@ -652,9 +677,21 @@ fn decode_scan(data: &[u8], pos: usize, geo: &Geometry, tables: &[ScanTable], re
     }
     // libjpeg reads on to the marker that ends the scan; a file cut before it is
     // truncated to libjpeg (and Pillow), so it is to this decoder too.
-    if bits.n < 0 || skip_entropy(data, bits.pos) >= data.len() {
+    let end = skip_entropy(data, bits.pos);
+    if bits.n < 0 || end >= data.len() {
         return Err("truncated data");
     }
+    // The whole bytes held but not used, and those not yet read (a stuffed 0xFF 0x00 is
+    // one byte of data; fill bytes of 0xFF before the marker are none).
+    let tail = &data[bits.pos..end];
+    let unread = (0..tail.len())
+        .filter(|&i| match tail[i] {
+            0xFF => tail.get(i + 1) == Some(&0),
+            0 => i == 0 || tail[i - 1] != 0xFF,
+            _ => true,
+        })
+        .count();
+    let left_over = (bits.n as usize) / 8 + unread;
     let chroma = colour.then(|| {
         // Each luma block takes the value of the chroma block over it: a component
         // sampled h of hmax across has one block for every hmax / h luma blocks.
@@ -674,6 +711,7 @@ fn decode_scan(data: &[u8], pos: usize, geo: &Geometry, tables: &[ScanTable], re
         height: bh,
         pixels,
         chroma,
+        left_over,
     })
 }
 

@@ -452,6 +452,33 @@ fn jpeg_luma_eighth(py: Python<'_>, fd: i32) -> Option<JpegEighth> {
     Some((bytes(&luma.pixels), luma.width, luma.height, cb, cr))
 }
 
+/// For each JPEG file at `paths` (exact bytes), why its compressed data is damaged
+/// (`jpegdc::damage`), or None: whole, not a JPEG this check reads, or not readable. The
+/// files are read in parallel on the core's pool; Ctrl-C stops the call.
+#[pyfunction]
+fn jpeg_damage(py: Python<'_>, paths: Vec<Vec<u8>>) -> PyResult<Vec<Option<String>>> {
+    use rayon::prelude::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stop = cancel.clone();
+    detached(py, cancel, move || {
+        Ok(paths
+            .par_iter()
+            .map(|p| {
+                if stop.load(Relaxed) {
+                    return None;
+                }
+                let data = std::fs::read(std::ffi::OsStr::from_bytes(p)).ok()?;
+                std::panic::catch_unwind(|| mediaforge_core::jpegdc::damage(&data))
+                    .ok()
+                    .flatten()
+                    .map(str::to_string)
+            })
+            .collect())
+    })
+}
+
 /// `jpeg_luma_eighth`'s answer: luma, width, height, Cb, Cr.
 type JpegEighth = (
     Py<pyo3::types::PyBytes>,
@@ -815,6 +842,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(image_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(fine_hash, m)?)?;
     m.add_function(wrap_pyfunction!(jpeg_luma_eighth, m)?)?;
+    m.add_function(wrap_pyfunction!(jpeg_damage, m)?)?;
     m.add_function(wrap_pyfunction!(near_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(similar_groups, m)?)?;
     m.add_function(wrap_pyfunction!(exact_funnel, m)?)?;
