@@ -3678,3 +3678,47 @@ def test_similar_keeps_a_whole_copy_over_a_larger_one_whose_jpeg_data_is_damaged
             "p4_whole.jpg", "p5_whole.jpg"}, (args, again)
     res = run_cli("dedupe", "--similar", catalog=catalog)
     assert res.rc == 0 and f"keep {lib / 'p4_whole.jpg'}" in res.out and f"keep {lib / 'p5_whole.jpg'}" in res.out
+
+
+def test_an_undo_never_links_a_file_to_one_whose_freed_inode_number_it_got(tmp_path: Path) -> None:
+    """A QA finding: an undo links each restored name to the ones that shared its inode
+    before the dedupe, which it knew by that inode's number, from its own journal and the
+    others beside it. A file made after an earlier dedupe freed that number (ext4 hands
+    freed numbers out again) and deduped later was restored as a hard link of the earlier
+    dedupe's file: an edit of one changed both. Twins share their inode's mtime too, and
+    an inode of one name had no twin; a file that shares neither gets a copy of its own."""
+    lib = tmp_path / "lib"
+    (lib / "a").mkdir(parents=True)
+    (lib / "b").mkdir()
+    data = os.urandom(20_000)
+    (lib / "a" / "k.bin").write_bytes(data)
+    (lib / "b" / "x.bin").write_bytes(data)
+    os.utime(lib / "b" / "x.bin", ns=(1_577_836_800 * 10**9, 1_577_836_800 * 10**9))
+    catalog = tmp_path / "c.duckdb"
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    first = json.loads(run_cli("dedupe", "--keep", f"prefix:{lib / 'a'}", "--apply", "--json", catalog=catalog).out)
+    assert first["done"] == 1
+    assert run_cli("dedupe", "--undo", first["journal"], catalog=catalog).rc == 0
+    lines = [json.loads(line) for line in Path(first["journal"]).read_text().splitlines()]
+    was = next((e["was_dev"], e["was_ino"]) for e in lines if e.get("kind") == "done")
+    (lib / "a" / "y.bin").write_bytes(data)  # a new copy, with a time of its own
+    assert run_cli("scan", lib, "--no-meta", catalog=catalog).rc == 0
+    second = json.loads(run_cli("dedupe", "--keep", f"prefix:{lib / 'b'}", "--apply", "--json",
+                                catalog=catalog).out)
+    assert second["done"] == 2 and os.stat(lib / "a" / "y.bin").st_ino == os.stat(lib / "b" / "x.bin").st_ino
+    # As if y had been given x's freed number: its journal says so.
+    path = Path(second["journal"])
+    y = base64.b64encode(os.fsencode(lib / "a" / "y.bin")).decode()
+    edited = []
+    for line in path.read_text().splitlines():
+        e = json.loads(line)
+        if e.get("victim") == y and e.get("was_ino") is not None:
+            e["was_dev"], e["was_ino"] = was
+        edited.append(json.dumps(e))
+    path.write_text("\n".join(edited) + "\n")
+    y_mtime = next(e["mtime_ns"] for e in map(json.loads, edited) if e.get("victim") == y and "mtime_ns" in e)
+    res = run_cli("dedupe", "--undo", str(path), "--json", catalog=catalog)
+    assert res.rc == 0, res.err
+    x, yst = os.stat(lib / "b" / "x.bin"), os.stat(lib / "a" / "y.bin")
+    assert x.st_ino != yst.st_ino and x.st_nlink == yst.st_nlink == 1, (x, yst)
+    assert yst.st_mtime_ns == y_mtime and (lib / "a" / "y.bin").read_bytes() == data

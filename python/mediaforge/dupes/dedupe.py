@@ -1276,7 +1276,8 @@ def _act_leased(action: str, s: Step, dest: Path | None, journal: Journal, out: 
             return f"the kept file {path_text(s.keep)} was replaced since it was compared (rescan first)"
         entry: dict[str, Any] = {"victim": _b64(s.victim), "keep": _b64(s.keep), "mode": st.st_mode,
                                  "mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns, "blake3": s.blake3,
-                                 "was_dev": st.st_dev, "was_ino": st.st_ino, "uid": st.st_uid, "gid": st.st_gid,
+                                 "was_dev": st.st_dev, "was_ino": st.st_ino, "nlink": st.st_nlink,
+                                 "uid": st.st_uid, "gid": st.st_gid,
                                  # For the tags' carry-over, replayed if the run is killed first.
                                  "victim_id": s.victim_id, "keep_id": s.keep_id, "keep_blake3": s.keep_blake3}
         # What undo gives a copy of its own again, and nothing else (none: none).
@@ -2512,6 +2513,11 @@ def _entries(path: Path) -> Iterator[dict[str, Any]]:
         yield e
 
 
+# The files an undo restored, by what their twins share with them (`_Record.twin_key`):
+# (where it is, its device and inode now, its names before the dedupe where known).
+Restored = dict[tuple[int, int, int], tuple[bytes, int, int, "int | None"]]
+
+
 @dataclass
 class _Record:
     """One file a journal says was acted on (`certain`), or was about to be when the
@@ -2540,6 +2546,16 @@ class _Record:
     # versions lack them): a copy of its own gets them back.
     owner: tuple[int, int] | None = None
     xattrs: dict[bytes, bytes] | None = None
+    # The victim's names before the dedupe (journals from earlier versions lack it): an
+    # inode of one name had no twin, and its number, freed, may be a new file's since.
+    nlink: int | None = None
+
+    @property
+    def twin_key(self) -> tuple[int, int, int] | None:
+        """What a name that shared the victim's inode before the dedupe shares with it:
+        that inode, and its mtime then (one inode's names show one mtime; a new file that
+        got the number since has its own)."""
+        return (*self.was, self.mtime_ns) if self.was is not None else None
 
 
 def _owner(e: dict[str, Any]) -> tuple[int, int] | None:
@@ -2590,7 +2606,7 @@ def _records(path: Path) -> tuple[str, list[_Record]]:
                     if not all(type(v) is int for v in (was_dev, was_ino)):  # not 1.7, true or "5"
                         raise TypeError("an inode that is not a whole number")
                     r.was = (was_dev, was_ino)
-                r.owner, r.xattrs = _owner(e), _xattrs(e)
+                r.owner, r.xattrs, r.nlink = _owner(e), _xattrs(e), num("nlink")
                 # Times as `os.stat` gave them: past 2262 too (ext4 keeps dates to 2446).
                 # A mode is a regular file's, as the dedupe found it: its permission bits
                 # go back onto the restored file.
@@ -2655,7 +2671,7 @@ def _where(err: OSError) -> str:
     return f" ({path_text(path)})"
 
 
-def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -> str | None:
+def _unlink(r: _Record, action: str, restored: Restored) -> str | None:
     """Give a linked, symlinked or cloned path its own copy of the bytes again, if the path
     still holds what the dedupe put there. None when done; else the reason it was left
     alone, or "" for a file the journal only meant to act on and that was never touched.
@@ -2715,9 +2731,9 @@ def _unlink(r: _Record, action: str, restored: dict[tuple[int, int], tuple[bytes
             why = _swap_in(tmp, r.victim, _inode(lst), made)
         if why is not None:
             return "changed while it was being restored (another program saved it); left as it is"
-    if r.was is not None and twin is None:  # the inode its twins link to from now on
+    if r.twin_key is not None and twin is None:  # the inode its twins link to from now on
         done = os.lstat(r.victim)
-        restored[r.was] = (r.victim, done.st_dev, done.st_ino)
+        restored[r.twin_key] = (r.victim, done.st_dev, done.st_ino, r.nlink)
     return None
 
 
@@ -2776,16 +2792,19 @@ def _is_original(r: _Record, path: bytes, lst: os.stat_result) -> bool:
         return False
 
 
-def _twin(r: _Record, restored: dict[tuple[int, int], tuple[bytes, int, int]]) -> bytes | None:
+def _twin(r: _Record, restored: Restored) -> bytes | None:
     """A path holding, now, the inode the victim shared before the dedupe with another
     victim this undo restored. (Never the kept file: a copy that was a hard link of it is
-    not acted on, and an inode number seen there now may be a new file's.)"""
-    got = restored.get(r.was) if r.was is not None else None
-    if got is None:
-        return None
+    not acted on, and an inode number seen there now may be a new file's.) Not when each
+    name was its inode's only one as it was deduped: that number, freed by the first
+    dedupe, went to a new file that a later dedupe met (a QA finding: an undo made that
+    file a hard link of another)."""
+    got = restored.get(r.twin_key) if r.twin_key is not None else None
+    if got is None or got[3] is not None and r.nlink is not None and max(got[3], r.nlink) < 2:
+        return None  # (the last of several names to go shows one name left: the other's count tells)
     with contextlib.suppress(OSError):
         st = os.lstat(got[0])
-        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == got[1:]:
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == got[1:3]:
             return got[0]
     return None
 
@@ -2923,8 +2942,7 @@ def _writers(path: Path) -> frozenset[int]:
     return frozenset(p for p in pids if type(p) is int and 0 < p < 1 << 31 and p != os.getpid())
 
 
-def _restored_before(records: list[_Record], restored: dict[tuple[int, int], tuple[bytes, int, int]],
-                     moved_back: dict[tuple[int, int], bytes]) -> None:
+def _restored_before(records: list[_Record], restored: Restored, moved_back: dict[tuple[int, int], bytes]) -> None:
     """Add to `restored` (by the inode each had before its dedupe) and `moved_back` (by
     the inode it was moved back from) the files of `records` an undo restored that are
     still where it put them."""
@@ -2932,8 +2950,8 @@ def _restored_before(records: list[_Record], restored: dict[tuple[int, int], tup
         with contextlib.suppress(OSError):
             if r.undone is None or _inode(os.lstat(r.victim)) != r.undone:
                 continue
-            if r.was is not None:
-                restored.setdefault(r.was, (r.victim, *r.undone))
+            if r.twin_key is not None:
+                restored.setdefault(r.twin_key, (r.victim, *r.undone, r.nlink))
             if r.undone_from is not None:
                 moved_back.setdefault(r.undone_from, r.victim)
 
@@ -2953,7 +2971,7 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
     refused before anything is touched."""
     action, records = _records(path)
     out = Outcome(journal=path)
-    restored: dict[tuple[int, int], tuple[bytes, int, int]] = {}
+    restored: Restored = {}
     moved_back: dict[tuple[int, int], bytes] = {}  # see `_move`
     # What an earlier undo restored, where it still is, for twins to link to: of this
     # journal, then of the others beside it (a run stopped part way and run again left
@@ -3012,8 +3030,8 @@ def undo(path: Path, on_step: StepFn | None = None) -> Outcome:
                         out.restored.append(r.victim)
                     else:
                         out.already += 1
-                        if r.was is not None:
-                            restored.setdefault(r.was, (r.victim, st.st_dev, st.st_ino))
+                        if r.twin_key is not None:
+                            restored.setdefault(r.twin_key, (r.victim, st.st_dev, st.st_ino, r.nlink))
                         if r.dev is not None and r.ino is not None and action in ("move-to", "trash"):
                             moved_back.setdefault((r.dev, r.ino), r.victim)
                     journal.write(kind="undone", victim=_b64(r.victim), dev=st.st_dev, ino=st.st_ino, **came_from)
