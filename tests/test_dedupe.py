@@ -3686,7 +3686,8 @@ def test_an_undo_never_links_a_file_to_one_whose_freed_inode_number_it_got(tmp_p
     others beside it. A file made after an earlier dedupe freed that number (ext4 hands
     freed numbers out again) and deduped later was restored as a hard link of the earlier
     dedupe's file: an edit of one changed both. Twins share their inode's mtime too, and
-    an inode of one name had no twin; a file that shares neither gets a copy of its own."""
+    two names each their inode's only one as they were deduped were never twins; such a
+    file gets a copy of its own."""
     lib = tmp_path / "lib"
     (lib / "a").mkdir(parents=True)
     (lib / "b").mkdir()
