@@ -330,15 +330,20 @@ def test_whole_jpegs_are_never_called_damaged_and_damaged_ones_are(tmp_path: Pat
     whole baseline JPEG (each layout, several sizes) reads as whole; a run of bytes zeroed
     or flipped in the middle of its data, which Pillow mostly decodes without a word,
     mostly reads as damaged, and a file cut short always; a progressive one (not read) and no JPEG at all say
-    nothing, nor does a path that is not there."""
+    nothing, nor does a path that is not there, a FIFO (never waited on) or a symbolic
+    link."""
     paths, want = [], []
     for k, size in enumerate([(200, 152), (203, 157), (17, 9), (640, 33)]):
         data = _encode(_scene(*size, seed=k), **kw)
         sos = data.index(b"\xff\xda")
         whole = tmp_path / f"whole{k}.jpg"
         whole.write_bytes(data)
-        paths.append(whole)
-        want.append(False)
+        # Padding some writers put before the end marker: zeros, or fill bytes (a review
+        # finding: zeros read as bytes left over).
+        (tmp_path / f"zeros{k}.jpg").write_bytes(data[:-2] + bytes(40) + data[-2:])
+        (tmp_path / f"fill{k}.jpg").write_bytes(data[:-2] + b"\xff" * 40 + data[-2:])
+        paths += [whole, tmp_path / f"zeros{k}.jpg", tmp_path / f"fill{k}.jpg"]
+        want += [False, False, False]
         if size[0] * size[1] < 5000:
             continue
         middle = sos + (len(data) - sos) // 2
@@ -354,8 +359,11 @@ def test_whole_jpegs_are_never_called_damaged_and_damaged_ones_are(tmp_path: Pat
     progressive = tmp_path / "progressive.jpg"
     progressive.write_bytes(_encode(_scene(200, 152, seed=9), quality=80, progressive=True))
     (tmp_path / "not.jpg").write_bytes(b"GIF89a....")
-    got = _core.jpeg_damage([os.fsencode(p) for p in paths + [progressive, tmp_path / "not.jpg", tmp_path / "gone"]])
-    assert got[len(paths):] == [None, None, None]
+    os.mkfifo(tmp_path / "fifo.jpg")
+    (tmp_path / "link.jpg").symlink_to(paths[-1])
+    others = [progressive, tmp_path / "not.jpg", tmp_path / "gone", tmp_path / "fifo.jpg", tmp_path / "link.jpg"]
+    got = _core.jpeg_damage([os.fsencode(p) for p in paths + others])
+    assert got[len(paths):] == [None] * len(others)
     found = 0
     for p, damaged, why in zip(paths, want, got, strict=False):
         assert why is None or damaged, (p.name, why)  # a whole file: never

@@ -884,13 +884,16 @@ def test_an_android_phones_video_is_dated_on_the_clock_of_its_place(tmp_path: Pa
     01:00 on New Year's Day, and filed under the next year, beside photos dated on the
     phone's clock. A video from an Android phone that gives its place is dated on that
     place's clock (its time zone, summer time included), with the offset in `exif`; one
-    without a place, or from another device, keeps its UTC time. A catalog of version 30
+    without a place, from another device, or an app's output (an edit: no capture rate,
+    and its creation time says when it was written), keeps its UTC time. A catalog of version 30
     extracts such videos again."""
     import duckdb
 
     lib = tmp_path / "lib"
     lib.mkdir()
-    android = {"com.android.version": "13", "com.android.manufacturer": "Google", "com.android.model": "Pixel 7"}
+    android = {"com.android.version": "13", "com.android.manufacturer": "Google", "com.android.model": "Pixel 7",
+               "com.android.capture.fps": "30.000000"}
+    edit = {k: v for k, v in android.items() if k != "com.android.capture.fps"}  # an app's output: no capture rate
     ny, sydney = "+40.7128-074.0060/", "-33.8688+151.2093/"
     clips = {
         "VID_NYE.mp4": ({**android, "creation_time": "2021-01-01T01:00:00Z", "location": ny},
@@ -901,6 +904,8 @@ def test_an_android_phones_video_is_dated_on_the_clock_of_its_place(tmp_path: Pa
                         "2023-07-01 06:00:00", "+10:00", 2023),
         "VID_NOWHERE.mp4": ({**android, "creation_time": "2021-01-01T01:00:00Z"}, "2021-01-01 01:00:00", None, 2021),
         "OTHER.mp4": ({"creation_time": "2021-01-01T01:00:00Z", "location": ny}, "2021-01-01 01:00:00", None, 2021),
+        "VID_EDITED.mp4": ({**edit, "creation_time": "2021-01-01T01:00:00Z", "location": ny},
+                           "2021-01-01 01:00:00", None, 2021),
     }
     for name, (metadata, *_) in clips.items():
         _clip_with_metadata_keys(lib / name, "mp4", metadata)
@@ -927,7 +932,7 @@ def test_an_android_phones_video_is_dated_on_the_clock_of_its_place(tmp_path: Pa
         con.execute("UPDATE exif SET taken_at = NULL, taken_offset = NULL")
         con.execute("UPDATE meta SET value = '30' WHERE key = 'schema_version'")
     res = run_cli("scan", lib, "--no-thumbs", "--json", catalog=catalog)
-    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 4, (res.out, res.err)
+    assert res.rc == 0 and json.loads(res.out)["extract"]["files"] == 5, (res.out, res.err)
     check()
 
 

@@ -1134,12 +1134,14 @@ def dedupe_cmd(
             apart = phash_apart(cat, plan.steps) if method == "phash" else {}
         if plan.damaged:
             # Recorded where the catalog can be written now (else found again next time).
-            with contextlib.suppress(CatalogBusyError), open_catalog(g.catalog) as cat:
+            # (A catalog busy, read-only, another user's or on a full disk: not now. The
+            # plan stands either way.)
+            with contextlib.suppress(MediaForgeError, OSError), open_catalog(g.catalog) as cat:
                 note_damaged(cat, plan.damaged)
             if not as_json:
                 for path, why in plan.damaged.values():
-                    _to_stderr(f"mediaforge: warning: {path_text(path)}: {DAMAGED.format(why=why)}; a whole copy of "
-                               "its group is kept instead")
+                    _to_stderr(f"mediaforge: warning: {path_text(path)}: {DAMAGED.format(why=why)}; its group keeps "
+                               "a whole copy before it")
         if made is None and not as_json:  # not "no duplicates": none found, or none looked for yet
             print(f"nothing to do: no near-duplicate groups of {SIMILAR_NAMES[method]}; "
                   "`" + _next(f"dupes --similar --kind {kind or 'image'}") + "` finds them")
@@ -1231,7 +1233,8 @@ def dedupe_cmd(
               + (f"; {moved_before:,} already moved" if moved_before else "")
               + (f"; {len(blocked):,} would be skipped (see above)" if blocked else "") + "; add --apply to do it")
         return
-    left_out = {"groups_left_out": plan.stale} if plan.similar else {}
+    left_out = {"groups_left_out": plan.stale, "damaged": [
+        {**render.path_fields("path", p), "why": why} for p, why in plan.damaged.values()]} if plan.similar else {}
     if not plan.steps:  # no journal, no trash folder, no undo command for nothing
         if as_json:
             render.dump_json({"done": 0, "already_linked": 0, "bytes": 0, "journal": None, "tags_carried": 0,

@@ -532,8 +532,9 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
         SELECT g.group_id AS grp, f.path_bytes FROM similar_groups g
         JOIN files f ON f.blake3 = g.blake3 AND f.status = 'present'
         WHERE g.method = $method"""
-    damaged = _damaged_kept(cat, keep, source, method) if method == "phash" else {}
-    rows = _ranked(cat, keep, source, {"method": method}, worse=list(damaged))
+    links = links_of(cat, source, {"method": method})  # (once: each ranking below reads it)
+    damaged = _damaged_kept(cat, keep, source, method, links) if method == "phash" else {}
+    rows = _ranked(cat, keep, source, {"method": method}, links, worse=list(damaged))
     steps = _steps(rows)
     # A group whose leader is gone (from the catalog, or from its disk since the last
     # scan) is left out: its members were near the leader, not always near each other.
@@ -547,23 +548,26 @@ def plan_similar(cat: Catalog, keep: str, action: str, target: Path | None = Non
                 names=_inode_names(cat, steps) if action == "move-to" else {}, damaged=damaged)
 
 
-def _damaged_kept(cat: Catalog, keep: str, source: str, method: str) -> dict[str, tuple[bytes, str]]:
+def _damaged_kept(cat: Catalog, keep: str, source: str, method: str, links: Any) -> dict[str, tuple[bytes, str]]:
     """The JPEGs the keep rule would keep of near-duplicate groups whose compressed data is
     damaged (`_core.jpeg_damage`: a run of bytes zeroed or flipped in the middle, which
     libjpeg decodes without an error, grey or smeared past it, so it has no `decode` note):
     content -> (its path, why). A QA finding: `--keep best` kept such a copy, the larger,
     over the whole one it trashed. Each one found, the groups are ranked again without it,
-    and the file kept next is checked in turn; only the files that would be kept are read."""
+    and the file kept next is checked in turn; only the files that would be kept are read
+    (about 20 ms for a 12-megapixel photo; a file found whole is read again by the next run,
+    a damaged one is noted and not)."""
     from .. import _core
 
     damaged: dict[str, tuple[bytes, str]] = {}
     checked: set[str] = set()
     while True:
-        kept = {r[14]: r[1] for r in _ranked(cat, keep, source, {"method": method}, worse=list(damaged))}
+        kept = {r[14]: r[1] for r in _ranked(cat, keep, source, {"method": method}, links, worse=list(damaged))}
         todo = [b for b in kept if b not in checked]
         checked.update(todo)
         jpegs = [r[0] for r in cat.con.execute(
-            "SELECT blake3 FROM media m WHERE list_contains($todo, m.blake3) AND m.format = 'jpeg' AND NOT EXISTS "
+            "SELECT blake3 FROM media m WHERE list_contains($todo, m.blake3) AND m.format IN ('jpeg', 'mpo') "
+            "AND NOT EXISTS "
             "(SELECT 1 FROM meta_errors e WHERE e.blake3 = m.blake3 AND e.stage = 'decode')",
             {"todo": todo}).fetchall()] if todo else []
         if not jpegs:

@@ -257,16 +257,18 @@ def place_zone(lat: float, lon: float) -> Any:
 
 def android_local_time(meta: dict[str, str], created: datetime | None,
                        camera: dict[str, Any] | None) -> tuple[datetime, str] | None:
-    """An Android phone's video shot where it says: its capture time on the clock of that
-    place, with the offset. Android's recorder writes no capture time of its own, only the
-    container's creation time, in UTC as MP4 defines it (a photo's EXIF time is the
-    phone's clock): a clip shot at 23:30 on New Year's Eve in New York would be dated
-    04:30 on New Year's Day, beside the photos of that evening. Its place's time zone
-    (`place_zone`) gives the clock. None for other videos, without a place, or where the
-    zone is unknown."""
+    """An Android phone's recording, shot where it says: its capture time on the clock of
+    that place, with the offset. Android's camera recorder writes no capture time of its
+    own, only the container's creation time, in UTC as MP4 defines it (a photo's EXIF time
+    is the phone's clock): a clip shot at 23:30 on New Year's Eve in New York would be
+    dated 04:30 on New Year's Day, beside the photos of that evening. Its place's time zone
+    (`place_zone`) gives the clock. A recording is told by the capture rate the recorder
+    writes (`com.android.capture.fps`): a clip an app wrote on the phone (an edit, an
+    export) has Android's keys too, but its creation time is when it was written, which
+    says less than a sidecar's date (a review finding). None for other videos, without a
+    place, or where the zone is unknown."""
     keys = {k.lower() for k in meta}
-    if created is None or camera is None or "creation_time" not in keys \
-            or not any(k.startswith("com.android.") for k in keys):
+    if created is None or camera is None or "creation_time" not in keys or "com.android.capture.fps" not in keys:
         return None
     lat, lon = camera.get("gps_lat"), camera.get("gps_lon")
     zone = place_zone(lat, lon) if lat is not None and lon is not None else None

@@ -383,13 +383,12 @@ pub fn luma_eighth_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<Luma, Refusal> 
     luma_eighth(&data)
 }
 
-/// Decode the luma plane of a baseline JPEG at 1/8 scale, or say why not.
 /// Why a JPEG's compressed picture data is damaged, where this walk can tell: a code no
-/// Huffman table holds, a restart marker out of its order, or data that runs out before
-/// the picture's last block (a run of bytes zeroed or flipped in the middle throws the
-/// codes out of step, so they run out early; libjpeg decodes such a file without an
-/// error, filling the rest grey or smeared, and Pillow says nothing). None for a whole
-/// stream, and for one this walk does not take (progressive, arithmetic, ...).
+/// Huffman table holds, a restart marker out of its order, data that runs out before the
+/// picture's last block, or bytes of data left over after it (a run of bytes zeroed or
+/// flipped in the middle throws the codes out of step; libjpeg decodes such a file
+/// without an error, grey or smeared past that point, and Pillow says nothing). None for
+/// a whole stream, and for one this walk does not take (progressive, arithmetic, ...).
 pub fn damage(data: &[u8]) -> Option<&'static str> {
     match luma_eighth(data) {
         Ok(l) if l.left_over > LEFT_OVER_SLACK => Some("bytes of data left over after the picture's last block"),
@@ -401,9 +400,11 @@ pub fn damage(data: &[u8]) -> Option<&'static str> {
 }
 
 /// Bytes left over after the last block (`Luma::left_over`) that a damaged stream is told
-/// by: encoders leave none, but a few writers pad the data before the end marker.
+/// by: encoders leave none, and a run of zeros or 0xFF that some writers pad the data
+/// with before the end marker is not counted.
 const LEFT_OVER_SLACK: usize = 16;
 
+/// Decode the luma plane of a baseline JPEG at 1/8 scale, or say why not.
 pub fn luma_eighth(data: &[u8]) -> Result<Luma, Refusal> {
     if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
         return Err("not a JPEG");
@@ -683,7 +684,9 @@ fn decode_scan(data: &[u8], pos: usize, geo: &Geometry, tables: &[ScanTable], re
     }
     // The whole bytes held but not used, and those not yet read (a stuffed 0xFF 0x00 is
     // one byte of data; fill bytes of 0xFF before the marker are none).
+    // (A run of zeros or fill bytes just before the marker: padding some writers add.)
     let tail = &data[bits.pos..end];
+    let tail = &tail[..tail.len() - tail.iter().rev().take_while(|&&b| b == 0 || b == 0xFF).count()];
     let unread = (0..tail.len())
         .filter(|&i| match tail[i] {
             0xFF => tail.get(i + 1) == Some(&0),

@@ -469,7 +469,7 @@ fn jpeg_damage(py: Python<'_>, paths: Vec<Vec<u8>>) -> PyResult<Vec<Option<Strin
                 if stop.load(Relaxed) {
                     return None;
                 }
-                let data = std::fs::read(std::ffi::OsStr::from_bytes(p)).ok()?;
+                let data = read_regular(std::ffi::OsStr::from_bytes(p), JPEG_DAMAGE_MAX)?;
                 std::panic::catch_unwind(|| mediaforge_core::jpegdc::damage(&data))
                     .ok()
                     .flatten()
@@ -477,6 +477,34 @@ fn jpeg_damage(py: Python<'_>, paths: Vec<Vec<u8>>) -> PyResult<Vec<Option<Strin
             })
             .collect())
     })
+}
+
+/// The largest file `jpeg_damage` reads (a JPEG's picture data is seldom past 100 MB).
+const JPEG_DAMAGE_MAX: u64 = 1 << 30;
+
+/// A regular file's bytes, read whole, where it is one (not through a symbolic link at
+/// its last name, nor a FIFO, which would wait for a writer) of at most `max` bytes.
+fn read_regular(path: &std::ffi::OsStr, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_flags())
+        .open(path)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.file_type().is_file() || meta.len() > max {
+        return None;
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut data).ok()?;
+    Some(data)
+}
+
+/// `O_NOFOLLOW | O_NONBLOCK | O_NOCTTY` for `read_regular`.
+fn libc_flags() -> i32 {
+    libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY
 }
 
 /// `jpeg_luma_eighth`'s answer: luma, width, height, Cb, Cr.
